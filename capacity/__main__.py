@@ -1,0 +1,5 @@
+"""``python -m capacity``."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,373 @@
+"""Distributions for counts, tokens and durations.
+
+Every distribution is a thin, validated wrapper over a frozen ``scipy.stats``
+distribution: it knows its own moments (for the analytic model), samples
+vectorised from a passed-in ``numpy.random.Generator`` (for Monte Carlo) and
+can be discretised onto a lattice (for Panjer/FFT compound sums).
+
+Profiles write them as
+
+* a scalar: ``3``, ``1500``, ``150s``, ``2.5m`` -> fixed;
+* ``{uniform: [low, high]}`` (inclusive integers for counts);
+* ``{exponential: mean}``;
+* ``{lognormal: {median: m, p95: x}}`` (friendlier than mu/sigma);
+* ``{choice: {values: [...], weights: [...]}}`` (weights default to equal).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import stats
+
+Kind = Literal["fixed", "uniform", "exponential", "lognormal", "choice"]
+Quantity = Literal["duration", "tokens", "count", "number"]
+
+# z-score of the 95th percentile, used to turn (median, p95) into lognormal sigma.
+_Z95 = float(stats.norm.ppf(0.95))
+
+_DURATION_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|min|h)?\s*$")
+_UNIT_SECONDS = {None: 1.0, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Parse ``150s``, ``2.5m``, ``500ms``, ``1h`` or a bare number (seconds) into seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 150s or 2.5m, got {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION_RE.match(value)
+        if m:
+            return float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    raise ValueError(f"expected a duration such as 150s, 2.5m or 500ms, got {value!r}")
+
+
+def format_duration(seconds: float) -> str:
+    """Human form of a duration in seconds (``150s``, ``2.5m``)."""
+    if not math.isfinite(seconds):
+        return "∞"
+    if seconds >= 120 and abs(seconds / 60 - round(seconds / 60, 2)) < 1e-9:
+        return f"{seconds / 60:g}m"
+    return f"{seconds:.3g}s"
+
+
+def _scalar(value: Any, quantity: Quantity) -> float:
+    if quantity == "duration":
+        return parse_duration(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        unit = "an integer" if quantity == "count" else "a number"
+        raise ValueError(f"expected {unit}, got {value!r}")
+    if quantity == "count" and float(value) != int(value):
+        raise ValueError(f"expected an integer, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A validated non-negative distribution.
+
+    Attributes
+    ----------
+    kind : one of fixed, uniform, exponential, lognormal, choice.
+    params : kind-specific parameters (seconds for durations).
+    quantity : what it measures; ``count`` distributions are integer valued.
+    values, weights : support and probabilities for ``choice``.
+    """
+
+    kind: Kind
+    params: tuple[float, ...] = ()
+    quantity: Quantity = "number"
+    values: tuple[float, ...] = ()
+    weights: tuple[float, ...] = ()
+
+    # -- construction ---------------------------------------------------------------
+    @classmethod
+    def fixed(cls, value: float, quantity: Quantity = "number") -> Distribution:
+        """A point mass at ``value``."""
+        return cls("fixed", (float(value),), quantity)
+
+    @classmethod
+    def parse(cls, raw: Any, quantity: Quantity) -> Distribution:
+        """Parse the YAML form of a distribution, raising ``ValueError`` with the rule."""
+        if isinstance(raw, Distribution):
+            return raw
+        if not isinstance(raw, dict):
+            v = _scalar(raw, quantity)
+            if v < 0:
+                raise ValueError(f"must be ≥ 0, got {raw!r}")
+            return cls.fixed(v, quantity)
+        if len(raw) != 1:
+            raise ValueError(
+                "a distribution is a number or one of {uniform: [low, high]}, "
+                "{exponential: mean}, {lognormal: {median: .., p95: ..}}, "
+                f"{{choice: {{values: [..], weights: [..]}}}}; got keys {sorted(map(str, raw))}"
+            )
+        (kind, body), = raw.items()
+        if kind == "fixed":
+            return cls.parse(body, quantity)
+        if kind == "uniform":
+            if not isinstance(body, list) or len(body) != 2:
+                raise ValueError(f"uniform takes [low, high], got {body!r}")
+            lo, hi = (_scalar(b, quantity) for b in body)
+            if lo < 0 or hi < lo:
+                raise ValueError(f"uniform needs 0 ≤ low ≤ high, got [{body[0]}, {body[1]}]")
+            if lo == hi:
+                return cls.fixed(lo, quantity)
+            return cls("uniform", (lo, hi), quantity)
+        if kind == "exponential":
+            if quantity == "count":
+                raise ValueError("exponential is continuous; a count takes fixed, uniform or choice")
+            if isinstance(body, dict):
+                if set(body) != {"mean"}:
+                    raise ValueError(f"exponential takes a mean, got keys {sorted(map(str, body))}")
+                body = body["mean"]
+            mean = _scalar(body, quantity)
+            if mean <= 0:
+                raise ValueError(f"exponential mean must be > 0, got {body!r}")
+            return cls("exponential", (mean,), quantity)
+        if kind == "lognormal":
+            if quantity == "count":
+                raise ValueError("lognormal is continuous; a count takes fixed, uniform or choice")
+            if not isinstance(body, dict) or set(body) != {"median", "p95"}:
+                raise ValueError(f"lognormal takes {{median: .., p95: ..}}, got {body!r}")
+            med, p95 = _scalar(body["median"], quantity), _scalar(body["p95"], quantity)
+            if med <= 0 or p95 <= med:
+                raise ValueError(
+                    f"lognormal needs 0 < median < p95, got median={body['median']!r}, "
+                    f"p95={body['p95']!r}"
+                )
+            return cls("lognormal", (med, p95), quantity)
+        if kind == "choice":
+            return cls._parse_choice(body, quantity)
+        raise ValueError(
+            f"unknown distribution {kind!r}; use fixed, uniform, exponential, lognormal or choice"
+        )
+
+    @classmethod
+    def _parse_choice(cls, body: Any, quantity: Quantity) -> Distribution:
+        if not isinstance(body, dict) or "values" not in body or not set(body) <= {
+            "values", "weights"
+        }:
+            raise ValueError(f"choice takes {{values: [..], weights: [..]}}, got {body!r}")
+        vals = body["values"]
+        if not isinstance(vals, list) or not vals:
+            raise ValueError(f"choice values must be a non-empty list, got {vals!r}")
+        values = [_scalar(v, quantity) for v in vals]
+        if min(values) < 0:
+            raise ValueError(f"choice values must be ≥ 0, got {vals!r}")
+        raw_w = body.get("weights", [1.0] * len(values))
+        if not isinstance(raw_w, list) or len(raw_w) != len(values):
+            raise ValueError(f"choice needs one weight per value, got {raw_w!r}")
+        weights = [_scalar(w, "number") for w in raw_w]
+        if min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(f"choice weights must be ≥ 0 with a positive sum, got {raw_w!r}")
+        total = sum(weights)
+        return cls("choice", (), quantity, tuple(values), tuple(w / total for w in weights))
+
+    # -- scipy backing --------------------------------------------------------------
+    @cached_property
+    def _rv(self) -> Any:
+        """The frozen scipy.stats distribution behind this one."""
+        k, p = self.kind, self.params
+        if k == "fixed":
+            return None
+        if k == "uniform":
+            if self.quantity == "count":
+                return stats.randint(int(p[0]), int(p[1]) + 1)
+            return stats.uniform(loc=p[0], scale=p[1] - p[0])
+        if k == "exponential":
+            return stats.expon(scale=p[0])
+        if k == "lognormal":
+            sigma = math.log(p[1] / p[0]) / _Z95
+            return stats.lognorm(s=sigma, scale=p[0])
+        return stats.rv_discrete(values=(np.asarray(self.values), np.asarray(self.weights)))
+
+    @property
+    def is_fixed(self) -> bool:
+        """True for a point mass."""
+        return self.kind == "fixed"
+
+    @property
+    def mean(self) -> float:
+        """Expected value (same unit as the quantity)."""
+        if self.kind == "fixed":
+            return self.params[0]
+        if self.kind == "choice":
+            return float(np.dot(self.values, self.weights))
+        return float(self._rv.mean())
+
+    @property
+    def var(self) -> float:
+        """Variance."""
+        if self.kind == "fixed":
+            return 0.0
+        if self.kind == "choice":
+            v = np.asarray(self.values)
+            return float(np.dot(v * v, self.weights) - self.mean**2)
+        return float(self._rv.var())
+
+    @property
+    def scv(self) -> float:
+        """Squared coefficient of variation (nan for a zero mean)."""
+        return self.var / self.mean**2 if self.mean > 0 else math.nan
+
+    @property
+    def lower(self) -> float:
+        """Smallest value in the support."""
+        if self.kind == "fixed":
+            return self.params[0]
+        if self.kind == "choice":
+            return min(v for v, w in zip(self.values, self.weights, strict=True) if w > 0)
+        return float(self._rv.support()[0])
+
+    @property
+    def upper(self) -> float:
+        """Largest value in the support (inf when unbounded)."""
+        if self.kind == "fixed":
+            return self.params[0]
+        if self.kind == "choice":
+            return max(v for v, w in zip(self.values, self.weights, strict=True) if w > 0)
+        return float(self._rv.support()[1])
+
+    def ppf(self, q: float) -> float:
+        """Quantile function."""
+        if self.kind == "fixed":
+            return self.params[0]
+        return float(self._rv.ppf(q))
+
+    def range(self, lo_q: float = 0.05, hi_q: float = 0.95) -> tuple[float, float]:
+        """The support when bounded, otherwise the (lo_q, hi_q) quantiles."""
+        lo, hi = self.lower, self.upper
+        if not math.isfinite(hi):
+            lo, hi = self.ppf(lo_q), self.ppf(hi_q)
+        return lo, hi
+
+    def mean_clipped(self, cap: float) -> float:
+        """E[min(X, cap)]: the mean when values above ``cap`` are cut (e.g. by max_tokens)."""
+        if not math.isfinite(cap) or cap >= self.upper:
+            return self.mean
+        if self.kind == "fixed":
+            return min(self.params[0], cap)
+        if self.kind == "choice":
+            return float(np.dot(np.minimum(self.values, cap), self.weights))
+        # E[min(X,c)] = ∫_0^c S(x) dx for X ≥ 0.
+        from scipy import integrate
+
+        val, _ = integrate.quad(lambda x: float(self._rv.sf(x)), 0.0, cap, limit=200)
+        return float(val)
+
+    def sample(self, rng: np.random.Generator, size: int | tuple[int, ...]) -> NDArray[np.float64]:
+        """Draw ``size`` values using ``rng`` (counts come back integer valued)."""
+        if self.kind == "fixed":
+            return np.full(size, self.params[0], dtype=np.float64)
+        if self.kind == "choice":
+            return rng.choice(np.asarray(self.values), size=size, p=np.asarray(self.weights))
+        out = np.asarray(self._rv.rvs(size=size, random_state=rng), dtype=np.float64)
+        return out
+
+    def lattice_pmf(self, h: float, cap: float = math.inf, tail: float = 1e-12) -> NDArray[
+        np.float64
+    ]:
+        """Probabilities of ``round(min(X, cap) / h)`` on 0, 1, 2, ... (lattice of step ``h``).
+
+        Continuous distributions are discretised by rounding to the nearest lattice point
+        (cdf differences at half-steps); the tail beyond ``1 - tail`` is folded into the
+        last point so the pmf sums to one.
+        """
+        if self.kind == "fixed":
+            k = int(round(min(self.params[0], cap) / h))
+            out = np.zeros(k + 1)
+            out[k] = 1.0
+            return out
+        if self.kind == "choice":
+            idx = np.rint(np.minimum(self.values, cap) / h).astype(int)
+            out = np.zeros(int(idx.max()) + 1)
+            np.add.at(out, idx, self.weights)
+            return out
+        hi = min(cap, self.ppf(1.0 - tail) if not math.isfinite(self.upper) else self.upper)
+        kmax = int(math.ceil(hi / h))
+        if self.quantity == "count" and h == 1:
+            ks = np.arange(kmax + 1)
+            out = self._rv.pmf(ks)
+        else:
+            edges = (np.arange(kmax + 1) + 0.5) * h
+            cdf = self._rv.cdf(edges)
+            out = np.diff(np.concatenate(([0.0], cdf)))
+        out = np.clip(out, 0.0, None)
+        out[-1] += max(0.0, 1.0 - out.sum())
+        return out / out.sum()
+
+    # -- presentation ---------------------------------------------------------------
+    def describe(self) -> str:
+        """Short human form, e.g. ``uniform(120s, 180s)``."""
+        def f(x: float) -> str:
+            return format_duration(x) if self.quantity == "duration" else f"{x:g}"
+
+        if self.kind == "fixed":
+            return f(self.params[0])
+        if self.kind == "uniform":
+            return f"uniform({f(self.params[0])}, {f(self.params[1])})"
+        if self.kind == "exponential":
+            return f"exponential(mean {f(self.params[0])})"
+        if self.kind == "lognormal":
+            return f"lognormal(median {f(self.params[0])}, p95 {f(self.params[1])})"
+        pairs = ", ".join(
+            f"{f(v)}:{w:.2g}" for v, w in zip(self.values, self.weights, strict=True)
+        )
+        return f"choice({pairs})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (same shape as the YAML input, numbers in base units)."""
+        if self.kind == "fixed":
+            return {"fixed": self.params[0]}
+        if self.kind == "uniform":
+            return {"uniform": list(self.params)}
+        if self.kind == "exponential":
+            return {"exponential": self.params[0]}
+        if self.kind == "lognormal":
+            return {"lognormal": {"median": self.params[0], "p95": self.params[1]}}
+        return {"choice": {"values": list(self.values), "weights": list(self.weights)}}
+
+
+def dist_json_schema(quantity: Quantity) -> dict[str, Any]:
+    """JSON Schema of the YAML forms accepted for a distribution of ``quantity``."""
+    if quantity == "duration":
+        scalar: dict[str, Any] = {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": r"^[0-9.]+(ms|s|m|min|h)?$"},
+            ]
+        }
+    elif quantity == "count":
+        scalar = {"type": "integer", "minimum": 0}
+    else:
+        scalar = {"type": "number", "minimum": 0}
+    forms: list[dict[str, Any]] = [
+        scalar,
+        {"type": "object", "additionalProperties": False, "required": ["uniform"],
+         "properties": {"uniform": {"type": "array", "items": scalar, "minItems": 2,
+                                    "maxItems": 2}}},
+        {"type": "object", "additionalProperties": False, "required": ["choice"],
+         "properties": {"choice": {
+             "type": "object", "additionalProperties": False, "required": ["values"],
+             "properties": {"values": {"type": "array", "items": scalar},
+                            "weights": {"type": "array", "items": {"type": "number"}}}}}},
+    ]
+    if quantity != "count":
+        forms += [
+            {"type": "object", "additionalProperties": False, "required": ["exponential"],
+             "properties": {"exponential": scalar}},
+            {"type": "object", "additionalProperties": False, "required": ["lognormal"],
+             "properties": {"lognormal": {
+                 "type": "object", "additionalProperties": False,
+                 "required": ["median", "p95"],
+                 "properties": {"median": scalar, "p95": scalar}}}},
+        ]
+    return {"anyOf": forms, "description": f"a {quantity} distribution"}

@@ -1,0 +1,538 @@
+"""Profile format: typed, immutable, validated once at load.
+
+A profile describes one agent workload against one provider account:
+
+* ``models`` — latency per model (time to first token + output tokens / tokens per second);
+* ``quotas`` — named limits, each over one or more models, with dimensions
+  ``rpm``/``tpm``/``itpm``/``otpm``/``rpd``/``tpd``, how they are enforced (fixed window,
+  sliding window or token bucket) and how tokens are counted at admission;
+* ``session`` — think time (closed loop) or cadence (turn start to turn start) and a
+  weighted mix of turn types, each an ordered list of steps;
+* ``retry`` — the client's 429 policy (defaults: the official OpenAI/Anthropic SDKs);
+* ``targets`` — acceptable 429 fraction and, optionally, p95 turn latency.
+
+Validation is done by pydantic models (which also give ``capacity schema`` its JSON
+Schema); cross-references (a call naming an unknown model, a per-window allowance of
+zero, ...) are checked afterwards by :func:`_check_references`. :mod:`capacity.loader`
+turns any failure into a :class:`~capacity.errors.ProfileError` naming file, line and
+key path.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    Tag,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from .dist import Distribution, dist_json_schema, parse_duration
+
+# ---------------------------------------------------------------------------------------
+# Field types
+# ---------------------------------------------------------------------------------------
+
+
+def _dist_type(quantity: Any) -> Any:
+    return Annotated[
+        Distribution,
+        BeforeValidator(lambda v: Distribution.parse(v, quantity)),
+        PlainSerializer(lambda d: d.to_dict()),
+        WithJsonSchema(dist_json_schema(quantity)),
+    ]
+
+
+DurationDist = _dist_type("duration")
+TokenDist = _dist_type("tokens")
+CountDist = _dist_type("count")
+RateDist = _dist_type("number")
+
+
+def _duration(v: Any) -> float:
+    return parse_duration(v)
+
+
+Seconds = Annotated[
+    float,
+    BeforeValidator(_duration),
+    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0},
+                              {"type": "string", "pattern": r"^[0-9.]+(ms|s|m|min|h)?$"}],
+                    "description": "a duration: seconds, or a string such as 150s, 2.5m, 500ms"}),
+]
+
+PositiveFloat = Annotated[float, Field(gt=0, strict=True)]
+NonNegInt = Annotated[int, Field(ge=0, strict=True)]
+PositiveInt = Annotated[int, Field(gt=0, strict=True)]
+Fraction = Annotated[float, Field(ge=0, le=1, strict=True)]
+
+DIMENSIONS: tuple[str, ...] = ("rpm", "tpm", "itpm", "otpm", "rpd", "tpd")
+"""Quota dimensions: requests/tokens/input tokens/output tokens per minute, per day."""
+
+DIMENSION_PERIOD_S: dict[str, float] = {
+    "rpm": 60.0, "tpm": 60.0, "itpm": 60.0, "otpm": 60.0, "rpd": 86400.0, "tpd": 86400.0,
+}
+DIMENSION_UNIT: dict[str, str] = {
+    "rpm": "requests", "rpd": "requests", "tpm": "tokens", "tpd": "tokens",
+    "itpm": "input tokens", "otpm": "output tokens",
+}
+
+
+class Spec(BaseModel):
+    """Base of every profile object: frozen, strict about unknown keys (with a suggestion)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            allowed = [f.alias or name for name, f in cls.model_fields.items()]
+            for key in data:
+                if key not in allowed:
+                    close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    raise PydanticCustomError(
+                        "unknown_key",
+                        "unknown key {key!r}" + hint + "; allowed: {allowed}",
+                        {"key": str(key), "allowed": ", ".join(allowed)},
+                    )
+        elif data is not None and not isinstance(data, BaseModel):
+            raise PydanticCustomError(
+                "expected_mapping", "expected a mapping of keys, got {got!r}", {"got": data}
+            )
+        return data
+
+
+# ---------------------------------------------------------------------------------------
+# Models and calls
+# ---------------------------------------------------------------------------------------
+
+
+class ModelSpec(Spec):
+    """Latency of one model or deployment: ``ttft + output_tokens / tokens_per_second``."""
+
+    ttft: DurationDist = Field(default=Distribution.fixed(0.5, "duration"),
+                               description="time to first token (seconds)")
+    tokens_per_second: RateDist = Field(description="output tokens generated per second")
+    max_tokens: PositiveInt | None = Field(
+        default=None, description="default max_tokens for calls to this model")
+
+    @field_validator("tokens_per_second")
+    @classmethod
+    def _positive_rate(cls, v: Distribution) -> Distribution:
+        if v.lower <= 0:
+            raise ValueError(f"must be > 0 tokens per second, got {v.describe()}")
+        return v
+
+
+class CallSpec(Spec):
+    """One upstream LLM call."""
+
+    model: str = Field(description="a key of `models`")
+    input_tokens: TokenDist = Field(description="prompt tokens (including cached ones)")
+    cached_input_tokens: TokenDist = Field(
+        default=Distribution.fixed(0, "tokens"),
+        description="prompt tokens served from the provider's cache (part of input_tokens)")
+    output_tokens: TokenDist = Field(description="generated tokens (cut at max_tokens)")
+    max_tokens: PositiveInt | None = Field(
+        default=None, description="max_tokens sent with the call (defaults to the model's)")
+    name: str | None = Field(default=None, description="label shown in reports")
+
+
+def _step_kind(v: Any) -> str | None:
+    if isinstance(v, dict):
+        kinds = [k for k in ("call", "parallel", "optional", "repeat") if k in v]
+        if len(kinds) == 1:
+            return kinds[0]
+        if not kinds and len(v) == 1:
+            return None
+        return kinds[0] if kinds else None
+    if isinstance(v, BaseModel):
+        return {CallStep: "call", ParallelStep: "parallel", OptionalStep: "optional",
+                RepeatStep: "repeat"}.get(type(v))
+    return None
+
+
+class Block(Spec):
+    """Body of a compound step: exactly one of ``call`` or ``steps``."""
+
+    call: CallSpec | None = Field(default=None, description="a single call")
+    steps: list[Step] | None = Field(default=None, description="a sequence of steps")
+
+    @model_validator(mode="after")
+    def _one_body(self) -> Block:
+        if (self.call is None) == (self.steps is None):
+            raise PydanticCustomError("body", "give exactly one of 'call' or 'steps'")
+        if self.steps is not None and not self.steps:
+            raise PydanticCustomError("body", "'steps' must not be empty")
+        return self
+
+    @property
+    def body(self) -> tuple[Step, ...]:
+        """The body as a sequence of steps."""
+        if self.call is not None:
+            return (CallStep(call=self.call),)
+        return tuple(self.steps or ())
+
+
+class ParallelBlock(Block):
+    """``count`` copies of the body launched at the same instant (fan-out)."""
+
+    count: CountDist = Field(description="how many copies run in parallel")
+
+
+class OptionalBlock(Block):
+    """The body runs with ``probability``, otherwise it is skipped."""
+
+    probability: Fraction = Field(description="chance that the body runs (0..1)")
+
+
+class RepeatBlock(Block):
+    """The body runs ``count`` times in sequence (e.g. a tool-calling loop of 0..k calls)."""
+
+    count: CountDist = Field(description="how many times the body runs, one after another")
+
+
+class CallStep(Spec):
+    """A single call."""
+
+    call: CallSpec
+
+
+class ParallelStep(Spec):
+    """A parallel group."""
+
+    parallel: ParallelBlock
+
+
+class OptionalStep(Spec):
+    """An optional step."""
+
+    optional: OptionalBlock
+
+
+class RepeatStep(Spec):
+    """A repeated step (loop)."""
+
+    repeat: RepeatBlock
+
+
+Step = Annotated[
+    Annotated[CallStep, Tag("call")]
+    | Annotated[ParallelStep, Tag("parallel")]
+    | Annotated[OptionalStep, Tag("optional")]
+    | Annotated[RepeatStep, Tag("repeat")],
+    Discriminator(
+        _step_kind,
+        custom_error_type="step_kind",
+        custom_error_message="a step is a mapping with exactly one of: call, parallel, "
+        "optional, repeat",
+    ),
+]
+
+
+class TurnSpec(Spec):
+    """One turn type: an ordered list of steps, with its weight in the session's mix."""
+
+    weight: Annotated[float, Field(gt=0, strict=True)] = Field(
+        default=1.0, description="relative frequency of this turn type")
+    steps: list[Step] = Field(min_length=1, description="the turn's steps, in order")
+
+
+class SessionSpec(Spec):
+    """How a session paces its turns."""
+
+    think_time: DurationDist | None = Field(
+        default=None, description="closed loop: pause after a turn ends before the next")
+    cadence: DurationDist | None = Field(
+        default=None,
+        description="fixed cadence: time from one turn start to the next (a late turn "
+        "delays the next)")
+    turns: dict[str, TurnSpec] = Field(min_length=1, description="turn mix by name")
+
+    @model_validator(mode="after")
+    def _one_pacing(self) -> SessionSpec:
+        if (self.think_time is None) == (self.cadence is None):
+            raise PydanticCustomError(
+                "pacing", "give exactly one of 'think_time' (closed loop) or 'cadence'")
+        if self.cadence is not None and self.cadence.mean <= 0:
+            raise PydanticCustomError("pacing", "cadence must have a positive mean")
+        return self
+
+    @property
+    def mode(self) -> Literal["think_time", "cadence"]:
+        """``think_time`` (closed loop) or ``cadence`` (turn start to turn start)."""
+        return "think_time" if self.think_time is not None else "cadence"
+
+    @property
+    def pause(self) -> Distribution:
+        """The think time or cadence distribution (seconds)."""
+        d = self.think_time if self.think_time is not None else self.cadence
+        assert d is not None
+        return d
+
+
+# ---------------------------------------------------------------------------------------
+# Quotas
+# ---------------------------------------------------------------------------------------
+
+
+class Enforcement(Spec):
+    """How the provider checks a limit.
+
+    * ``fixed_window``: a counter per window of ``window`` seconds allows
+      ⌊Q·window/period⌋ (OpenAI "60,000 RPM as 1,000 per second"; Azure 1 s / 10 s checks).
+    * ``sliding_window``: at most ⌊Q·window/period⌋ in any interval of ``window`` seconds.
+    * ``token_bucket``: refills continuously at Q/period per second up to a depth of
+      ``burst`` seconds of refill (Anthropic).
+    """
+
+    type: Literal["fixed_window", "sliding_window", "token_bucket"] = "fixed_window"
+    window: Seconds = Field(default=60.0, description="window length for *_window types")
+    burst: Seconds = Field(default=60.0,
+                           description="token bucket depth, in seconds of refill")
+
+    @field_validator("window", "burst")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if not v > 0 or not math.isfinite(v):
+            raise ValueError(f"must be a positive duration, got {v}")
+        return v
+
+
+class LimitSpec(Spec):
+    """A limit with its own enforcement, overriding the quota's."""
+
+    limit: PositiveFloat = Field(description="requests or tokens per period")
+    enforcement: Enforcement | None = None
+
+
+def _limit(v: Any) -> Any:
+    if isinstance(v, bool):
+        raise ValueError(f"expected a positive number or {{limit: .., enforcement: ..}}, got {v}")
+    if isinstance(v, int | float):
+        if not v > 0 or not math.isfinite(v):
+            raise ValueError(f"must be > 0, got {v}")
+        return {"limit": float(v)}
+    return v
+
+
+Limit = Annotated[LimitSpec, BeforeValidator(_limit)]
+
+
+class QuotaSpec(Spec):
+    """A named provider limit shared by the calls to ``models``."""
+
+    models: list[str] = Field(min_length=1, description="models/deployments sharing it")
+    rpm: Limit | None = None
+    tpm: Limit | None = None
+    itpm: Limit | None = None
+    otpm: Limit | None = None
+    rpd: Limit | None = None
+    tpd: Limit | None = None
+    enforcement: Enforcement = Field(default_factory=Enforcement)
+    charge_max_tokens: bool = Field(
+        default=False,
+        description="OpenAI/Azure style: a call is charged prompt + max_tokens at admission")
+    cached_input_exempt: bool = Field(
+        default=False, description="Anthropic style: cached input tokens are not counted")
+    rejected_count: bool = Field(
+        default=True,
+        description="rejected attempts count against the request limits (OpenAI says so)")
+
+    @model_validator(mode="after")
+    def _some_dimension(self) -> QuotaSpec:
+        if not self.limits():
+            raise PydanticCustomError(
+                "no_limit", "a quota needs at least one of: " + ", ".join(DIMENSIONS))
+        return self
+
+    def limits(self) -> dict[str, LimitSpec]:
+        """The dimensions this quota limits, in canonical order."""
+        out = {}
+        for d in DIMENSIONS:
+            v = getattr(self, d)
+            if v is not None:
+                out[d] = v
+        return out
+
+    def enforcement_for(self, dim: str) -> Enforcement:
+        """Effective enforcement of one dimension (daily limits default to day windows)."""
+        lim = getattr(self, dim)
+        if lim is not None and lim.enforcement is not None:
+            return lim.enforcement
+        if DIMENSION_PERIOD_S[dim] > 60:
+            return Enforcement(type="fixed_window", window=DIMENSION_PERIOD_S[dim])
+        return self.enforcement
+
+
+class RetrySpec(Spec):
+    """Client behaviour on a 429 (defaults: openai-python / anthropic-sdk-python)."""
+
+    max_retries: NonNegInt = 2
+    initial_delay: Seconds = 0.5
+    max_delay: Seconds = 8.0
+    jitter: Fraction = Field(default=0.25, description="backoff is cut by up to this fraction")
+    honour_retry_after: bool = True
+    max_retry_after: Seconds = Field(
+        default=60.0, description="a longer retry-after falls back to the backoff")
+    rejection_latency: Seconds = Field(
+        default=0.05, description="time for a 429 to reach the client (seconds)")
+    on_exhausted: Literal["abort_turn", "continue"] = Field(
+        default="abort_turn",
+        description="when a call fails after its retries: abort the turn or carry on")
+
+
+class PacingSpec(Spec):
+    """Optional client-side pacing: calls wait instead of being sent into a 429."""
+
+    rpm: PositiveFloat | None = Field(default=None, description="client token bucket, calls/min")
+    burst: Seconds = Field(default=1.0, description="client bucket depth, seconds of refill")
+    concurrency: PositiveInt | None = Field(default=None, description="max calls in flight")
+
+    @model_validator(mode="after")
+    def _something(self) -> PacingSpec:
+        if self.rpm is None and self.concurrency is None:
+            raise PydanticCustomError("pacing", "give 'rpm' and/or 'concurrency'")
+        return self
+
+
+class TargetSpec(Spec):
+    """What counts as 'carrying' the load."""
+
+    max_429_fraction: Annotated[float, Field(gt=0, lt=1, strict=True)] = Field(
+        default=0.01, description="acceptable fraction of call attempts answered 429")
+    p95_turn_latency: Seconds | None = Field(
+        default=None, description="optional bound on the 95th percentile of turn latency")
+
+
+class Profile(Spec):
+    """A whole profile. Build it with :func:`capacity.loader.load_profile`."""
+
+    name: str | None = Field(default=None, description="defaults to the file name")
+    description: str | None = None
+    models: dict[str, ModelSpec] = Field(min_length=1)
+    quotas: dict[str, QuotaSpec] = Field(min_length=1)
+    session: SessionSpec
+    retry: RetrySpec = Field(default_factory=RetrySpec)
+    pacing: PacingSpec | None = None
+    targets: TargetSpec = Field(default_factory=TargetSpec)
+
+    @property
+    def title(self) -> str:
+        """The profile's display name."""
+        return self.name or "profile"
+
+    def quotas_for(self, model: str) -> list[str]:
+        """Names of the quotas that a call to ``model`` touches."""
+        return [q for q, spec in self.quotas.items() if model in spec.models]
+
+    def max_tokens_for(self, call: CallSpec) -> int | None:
+        """The call's max_tokens, falling back to the model's default."""
+        if call.max_tokens is not None:
+            return call.max_tokens
+        return self.models[call.model].max_tokens
+
+
+Block.model_rebuild()
+ParallelBlock.model_rebuild()
+OptionalBlock.model_rebuild()
+RepeatBlock.model_rebuild()
+TurnSpec.model_rebuild()
+
+
+# ---------------------------------------------------------------------------------------
+# Cross-reference checks (after the shape is valid)
+# ---------------------------------------------------------------------------------------
+
+PathT = tuple[str | int, ...]
+
+
+def iter_calls(steps: list[Step] | tuple[Step, ...], path: PathT) -> Iterator[tuple[CallSpec,
+                                                                                  PathT]]:
+    """Every call in a step list, with its key path."""
+    for i, step in enumerate(steps):
+        p = (*path, i)
+        if isinstance(step, CallStep):
+            yield step.call, (*p, "call")
+            continue
+        kind = _step_kind(step)
+        assert kind is not None
+        block: Block = getattr(step, kind)
+        if block.call is not None:
+            yield block.call, (*p, kind, "call")
+        else:
+            yield from iter_calls(block.steps or [], (*p, kind, "steps"))
+
+
+def check_references(profile: Profile) -> list[tuple[PathT, str]]:
+    """Problems that span several keys, as (key path, rule) pairs; empty when consistent."""
+    problems: list[tuple[PathT, str]] = []
+    model_names = list(profile.models)
+
+    def unknown_model(name: str) -> str:
+        close = difflib.get_close_matches(name, model_names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"unknown model {name!r}{hint}; models defined: {', '.join(model_names)}"
+
+    for qname, q in profile.quotas.items():
+        for i, m in enumerate(q.models):
+            if m not in profile.models:
+                problems.append((("quotas", qname, "models", i), unknown_model(m)))
+        for dim, lim in q.limits().items():
+            enf = q.enforcement_for(dim)
+            if enf.type == "token_bucket":
+                continue
+            allowance = math.floor(lim.limit * enf.window / DIMENSION_PERIOD_S[dim] + 1e-9)
+            if allowance < 1:
+                problems.append((
+                    ("quotas", qname, dim),
+                    f"{lim.limit:g} {dim} checked over {enf.window:g}s windows allows "
+                    f"⌊{lim.limit:g}·{enf.window:g}/{DIMENSION_PERIOD_S[dim]:g}⌋ = 0 per "
+                    "window: nothing could ever be admitted; use a longer window",
+                ))
+
+    for tname, turn in profile.session.turns.items():
+        for call, path in iter_calls(turn.steps, ("session", "turns", tname, "steps")):
+            if call.model not in profile.models:
+                problems.append(((*path, "model"), unknown_model(call.model)))
+                continue
+            mt = profile.max_tokens_for(call)
+            if mt is not None and call.output_tokens.lower > mt:
+                problems.append(((*path, "output_tokens"),
+                                 f"always exceeds max_tokens {mt} "
+                                 f"(got {call.output_tokens.describe()})"))
+            if call.cached_input_tokens.is_fixed and call.input_tokens.is_fixed and (
+                call.cached_input_tokens.mean > call.input_tokens.mean
+            ):
+                problems.append(((*path, "cached_input_tokens"),
+                                 "cannot exceed input_tokens "
+                                 f"({call.cached_input_tokens.mean:g} > "
+                                 f"{call.input_tokens.mean:g})"))
+            for qname in profile.quotas_for(call.model):
+                q = profile.quotas[qname]
+                charged = {"tpm", "otpm", "tpd"} & set(q.limits())
+                if q.charge_max_tokens and charged and mt is None:
+                    problems.append(((*path, "max_tokens"),
+                                     f"quota {qname!r} charges max_tokens at admission; set "
+                                     f"max_tokens on this call or on model {call.model!r}"))
+    if not any(
+        profile.quotas_for(call.model)
+        for turn in profile.session.turns.values()
+        for call, _ in iter_calls(turn.steps, ())
+    ):
+        problems.append((("quotas",), "no call touches any quota: nothing to compute"))
+    return problems
