@@ -123,7 +123,8 @@ class Distribution:
             return cls("uniform", (lo, hi), quantity)
         if kind == "exponential":
             if quantity == "count":
-                raise ValueError("exponential is continuous; a count takes fixed, uniform or choice")
+                raise ValueError(
+                    "exponential is continuous; a count takes fixed, uniform or choice")
             if isinstance(body, dict):
                 if set(body) != {"mean"}:
                     raise ValueError(f"exponential takes a mean, got keys {sorted(map(str, body))}")
@@ -282,7 +283,7 @@ class Distribution:
         last point so the pmf sums to one.
         """
         if self.kind == "fixed":
-            k = int(round(min(self.params[0], cap) / h))
+            k = round(min(self.params[0], cap) / h)
             out = np.zeros(k + 1)
             out[k] = 1.0
             return out
@@ -292,7 +293,7 @@ class Distribution:
             np.add.at(out, idx, self.weights)
             return out
         hi = min(cap, self.ppf(1.0 - tail) if not math.isfinite(self.upper) else self.upper)
-        kmax = int(math.ceil(hi / h))
+        kmax = math.ceil(hi / h)
         if self.quantity == "count" and h == 1:
             ks = np.arange(kmax + 1)
             out = self._rv.pmf(ks)

@@ -81,7 +81,7 @@ def _parse_yaml(text: str, source: str, loc: _Located) -> dict[str, Any]:
                            source=source)
     _record(node, (), source, loc, [0])
     try:
-        data = yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - SafeLoader
+        data = yaml.load(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as e:  # pragma: no cover - compose already parsed it
         raise ProfileError(f"invalid YAML: {e}", source=source) from None
     if not isinstance(data, dict):
@@ -173,15 +173,14 @@ def _clean_loc(loc: Sequence[Any], data: Any) -> list[str | int]:
     out: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if in_dict or in_list:
             out.append(part)
             node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            out.append(part)
-            node = node[part]
-        elif part in _TAGS or isinstance(part, str) and (
+        elif part in _TAGS or (isinstance(part, str) and (
             part.startswith("function-") or part in {"int", "float", "str", "bool"}
-        ):
+        )):
             continue  # union branch label
         else:
             out.append(part)

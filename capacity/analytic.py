@@ -1,0 +1,619 @@
+"""Analytic ceilings: mean-value (operational laws) and burst-aware (compound sums).
+
+Mean-value
+    Interactive response-time law: a closed session cycles every ``C = R + Z`` seconds
+    (think time) or ``C = E[max(cadence, R)]`` (cadence), so N sessions start
+    ``X = N / C`` turns per second [Buzen; Lazowska et al. ch. 3]. A constraint that
+    allows ``Q`` units per period ``T`` and receives ``v`` units per turn saturates at
+    ``N_mean = (Q/T) · C / v`` sessions. This is the napkin, made exact; it is necessary,
+    never sufficient.
+
+Burst-aware, fixed windows (theory.md §2.1–2.2)
+    A turn is split into launch events (one per step launch; a fan-out is one event
+    whose batch is all of its calls). Within a window of ``w`` seconds each session
+    contributes the batch of event ``e`` with probability ``p_e = w · r_e / C`` (``r_e``:
+    occurrences per turn). While ``Σ p_e ≤ 1`` a session is taken to launch at most one
+    event per window, so the window count is a compound *binomial* sum
+    ``S = Σ_{i≤K} B_i, K ~ Binomial(N, Σp_e)`` (the finite-population correction);
+    otherwise it is compound Poisson with mean ``N Σ p_e`` events. Its pmf is computed
+    exactly on a lattice by FFT (``irfft((1 - P + P·f̂)^N)`` or
+    ``irfft(exp(λ(f̂ - 1)))``) [Embrechts & Frei 2009]; :func:`panjer` gives the same by
+    recursion [Panjer 1981] and is used to cross-check. From it:
+
+    * window exceedance ``p_w = P(S > q)`` with ``q = ⌊Q·w/T⌋``;
+    * call-loss fraction ``ℓ = E[(S - q)^+] / E[S]`` (stop-loss transform), the share of
+      calls a first-come window counter answers with 429 when nothing is retried;
+    * turn-level ``P(turn sees a 429) ≈ 1 - (1 - ℓ)^{v}``.
+
+    Assumptions: stationary sessions with independent phases; events of one turn land in
+    different windows (if a turn's stages are closer than ``w`` the true count is a
+    little more clumped); no retries (they only add load).
+
+Burst-aware, token bucket (theory.md §2.5)
+    Lundberg/Cramér bound on the virtual-queue overflow of a bucket of depth ``b`` and
+    rate ``r`` fed by compound-Poisson batches: ``P(Q > b) ≤ exp(-θ* b)``, where
+    ``θ* > 0`` solves ``λ (M_B(θ) - 1) = r θ`` [Asmussen & Albrecher 2010; Kelly 1996].
+    The ceiling is the largest N with ``exp(-θ* b) ≤ ε``: slightly conservative.
+
+Sliding windows are evaluated as fixed windows of the same length (optimistic: a
+sliding counter also catches bursts that straddle a boundary); the Monte Carlo engine
+enforces them exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import optimize
+
+from . import __version__
+from .dist import Distribution, format_duration
+from .profile import Profile
+from .workload import Constraint, Workload, batch_units_mean, batch_units_pmf, batch_units_upper
+
+# Lattice points across one window's allowance when tokens are discretised.
+_TOKEN_LATTICE_POINTS = 2048
+_MAX_FFT = 1 << 22
+
+
+def _finite(x: float | None) -> float | None:
+    if x is None:
+        return None
+    return float(x) if math.isfinite(x) else None
+
+
+def _clean(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return _finite(obj)
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+# ---------------------------------------------------------------------------------------
+# Compound distributions
+# ---------------------------------------------------------------------------------------
+
+
+def panjer(a: float, b: float, p0: float, severity: NDArray[np.float64],
+           upto: int) -> NDArray[np.float64]:
+    """Compound (a,b,0) pmf ``g_0..g_upto`` by Panjer's recursion.
+
+    Parameters
+    ----------
+    a, b : the (a,b,0) parameters of the count (Poisson(λ): a=0, b=λ; Binomial(n,p):
+        a = -p/(1-p), b = (n+1)p/(1-p)).
+    p0 : P(count = 0), needed for ``g_0 = P_K(f_0)``.
+    severity : batch-size pmf f_0, f_1, ... on the lattice.
+    upto : highest lattice point wanted.
+
+    Notes
+    -----
+    ``g_s = 1/(1 - a f_0) Σ_{y=1}^{min(s,m)} (a + b y/s) f_y g_{s-y}`` [Panjer 1981].
+    This implementation assumes ``f_0 = 0`` or a Poisson count (then g_0 = exp(λ(f_0-1))).
+    """
+    f = np.asarray(severity, dtype=np.float64)
+    m = f.size - 1
+    g = np.zeros(upto + 1)
+    if a == 0.0:
+        g[0] = math.exp(b * (f[0] - 1.0))
+    else:
+        if f[0] != 0.0:
+            raise ValueError("binomial Panjer here needs f_0 = 0; fold zeros into the count")
+        g[0] = p0
+    denom = 1.0 - a * f[0]
+    for s in range(1, upto + 1):
+        y = np.arange(1, min(s, m) + 1)
+        g[s] = np.dot((a + b * y / s) * f[y], g[s - y]) / denom
+    return g
+
+
+def _fft_compound(session_pmf_hat: Any, L: int) -> NDArray[np.float64]:
+    g = np.fft.irfft(session_pmf_hat, L)
+    return np.clip(g, 0.0, None)
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    """Window-count statistics for N sessions against one allowance."""
+
+    sessions: int
+    mean_per_window: float
+    window_exceedance: float
+    loss_fraction: float
+    method: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return _clean(self.__dict__)
+
+
+@dataclass
+class _WindowModel:
+    """Precomputed per-session window contribution for one constraint."""
+
+    h: float
+    q_lat: int                      # allowance in lattice units
+    p_total: float                  # Σ p_e: chance a session launches an event in a window
+    severity: NDArray[np.float64]   # batch pmf mixed over events (lattice units)
+    mean_batch_units: float         # exact E[B] in units (not lattice)
+    var_batch_lat: float
+    mean_batch_lat: float
+
+    def stats(self, n: int) -> WindowStats:
+        """Exceedance and loss for ``n`` sessions."""
+        if n <= 0 or self.p_total <= 0:
+            return WindowStats(n, 0.0, 0.0, 0.0, "none")
+        f = self.severity
+        binomial = self.p_total <= 1.0
+        lam = n * self.p_total
+        mean_s = lam * self.mean_batch_lat
+        var_s = lam * (self.var_batch_lat + self.mean_batch_lat**2)
+        if binomial:
+            var_s = n * (self.p_total * (self.var_batch_lat + self.mean_batch_lat**2)
+                         - (self.p_total * self.mean_batch_lat) ** 2)
+        span = mean_s + 14.0 * math.sqrt(max(var_s, 1e-12)) + f.size + self.q_lat + 16
+        L = 1 << max(6, math.ceil(math.log2(span * 1.25)))
+        if L > _MAX_FFT:
+            return self._normal(n, mean_s, var_s)
+        fh = np.fft.rfft(f, L)
+        if binomial:
+            # (1 - P + P f̂)^N via exp(N log(.)) keeps it vectorised and stable.
+            base = 1.0 - self.p_total + self.p_total * fh
+            ghat = np.exp(n * np.log(base))
+            method = "compound binomial (FFT)"
+        else:
+            ghat = np.exp(lam * (fh - 1.0))
+            method = "compound Poisson (FFT)"
+        g = _fft_compound(ghat, L)
+        q = self.q_lat
+        below = g[: q + 1]
+        exceed = max(0.0, 1.0 - float(below.sum()))
+        s = np.arange(q, dtype=np.float64)
+        # E[(S-q)^+] = E[S] - q + E[(q-S)^+]: needs only g_0..g_{q-1}, so no tail aliasing.
+        short = float(np.dot(q - s, g[:q]))
+        stop_loss = max(0.0, mean_s - q + short)
+        loss = stop_loss / mean_s if mean_s > 0 else 0.0
+        return WindowStats(n, mean_s * self.h, exceed, min(loss, 1.0), method)
+
+    def _normal(self, n: int, mean_s: float, var_s: float) -> WindowStats:
+        from scipy import stats
+
+        sd = math.sqrt(max(var_s, 1e-12))
+        z = (self.q_lat + 0.5 - mean_s) / sd
+        exceed = float(stats.norm.sf(z))
+        stop_loss = sd * float(stats.norm.pdf(z)) - (self.q_lat + 0.5 - mean_s) * exceed
+        return WindowStats(n, mean_s * self.h, exceed, max(0.0, stop_loss) / mean_s,
+                           "normal approximation")
+
+
+def _event_mix(wl: Workload, c: Constraint) -> list[tuple[float, Any]]:
+    """(occurrences per turn, batch) of every launch event touching constraint ``c``."""
+    out = []
+    for t in wl.turns:
+        for ev in t.events:
+            if batch_units_mean(ev.batch, c.costs) > 0:
+                out.append((t.probability * ev.rate, ev.batch))
+    return out
+
+
+def _lattice_step(wl: Workload, c: Constraint, scale_units: float) -> float:
+    if c.unit == "requests" and scale_units <= _TOKEN_LATTICE_POINTS * 64:
+        return 1.0
+    return max(1.0, scale_units / _TOKEN_LATTICE_POINTS)
+
+
+def window_model(wl: Workload, c: Constraint, cycle_s: float) -> _WindowModel:
+    """Per-session window contribution of constraint ``c`` (windows of ``c.window_s``)."""
+    mix = _event_mix(wl, c)
+    q_units = c.allowance
+    # A lattice fine enough for both the allowance and the smallest batch.
+    mean_batches = [batch_units_mean(b, c.costs) for _, b in mix]
+    scale = min(q_units, min(mean_batches) * 16) if mean_batches else q_units
+    h = _lattice_step(wl, c, scale)
+    rates = np.array([r * c.window_s / cycle_s for r, _ in mix])
+    p_total = float(rates.sum())
+    pmfs = [batch_units_pmf(b, c.costs, h) for _, b in mix]
+    size = max(p.size for p in pmfs)
+    sev = np.zeros(size)
+    for r, p in zip(rates, pmfs, strict=True):
+        sev[: p.size] += r / p_total * p
+    # Zero-size batches (an optional call skipped) are thinning: fold them into P.
+    f0 = sev[0]
+    if f0 > 0:
+        p_total *= 1.0 - f0
+        sev[0] = 0.0
+        sev = sev / sev.sum()
+    k = np.arange(sev.size)
+    mean_b = float(np.dot(k, sev))
+    var_b = float(np.dot(k * k, sev) - mean_b**2)
+    mean_units = sum(r / cycle_s * m for (r, _), m in zip(mix, mean_batches, strict=True))
+    q_lat = math.floor(q_units / h + 1e-9)
+    return _WindowModel(h, q_lat, p_total, sev, mean_units, var_b, mean_b)
+
+
+# ---------------------------------------------------------------------------------------
+# Token bucket
+# ---------------------------------------------------------------------------------------
+
+
+def lundberg_theta(lam: float, severity: NDArray[np.float64], h: float, rate: float) -> float:
+    """Adjustment coefficient θ* > 0 solving ``λ (M_B(θ) - 1) = r θ`` (per unit).
+
+    ``severity`` is the batch pmf on a lattice of step ``h`` units, ``lam`` the batch
+    rate (1/s) and ``rate`` the refill (units/s). Returns 0 when the load is not below
+    the refill rate (no positive root: the bucket drains).
+    """
+    k = np.flatnonzero(severity > 0)
+    x = k * h
+    logf = np.log(severity[k])
+    mean = float(np.dot(severity[k], x))
+    if lam * mean >= rate:
+        return 0.0
+
+    def g(theta: float) -> float:
+        # log-sum-exp keeps M_B(θ) finite for large batches.
+        z = logf + theta * x
+        zmax = float(z.max())
+        log_m = zmax + math.log(float(np.exp(z - zmax).sum()))
+        if log_m > 700:
+            return math.inf
+        return lam * (math.exp(log_m) - 1.0) - rate * theta
+
+    hi = 1.0 / max(float(x.max()), 1e-12)
+    while g(hi) < 0:
+        hi *= 2.0
+        if hi > 1e6:
+            return math.inf  # batches too small to ever matter
+    lo = hi / 2.0
+    while g(lo) >= 0 and lo > 1e-300:
+        lo /= 2.0
+    return float(optimize.brentq(lambda t: min(g(t), 1e300), lo, hi, xtol=1e-14, rtol=1e-10))
+
+
+@dataclass
+class _BucketModel:
+    h: float
+    rate_per_session: float          # events per second per session
+    severity: NDArray[np.float64]
+    refill: float
+    depth: float
+    mean_batch_units: float
+
+    def stats(self, n: int) -> WindowStats:
+        if n <= 0:
+            return WindowStats(n, 0.0, 0.0, 0.0, "none")
+        lam = n * self.rate_per_session
+        theta = lundberg_theta(lam, self.severity, self.h, self.refill)
+        bound = 1.0 if theta == 0.0 else math.exp(-theta * self.depth)
+        return WindowStats(n, lam * self.mean_batch_units, bound, bound,
+                           "Lundberg bound (token bucket)")
+
+
+def bucket_model(wl: Workload, c: Constraint, cycle_s: float) -> _BucketModel:
+    """Compound-Poisson input to a token bucket for constraint ``c``."""
+    mix = _event_mix(wl, c)
+    means = [batch_units_mean(b, c.costs) for _, b in mix]
+    h = _lattice_step(wl, c, min(c.depth, min(means) * 16))
+    rates = np.array([r / cycle_s for r, _ in mix])
+    pmfs = [batch_units_pmf(b, c.costs, h) for _, b in mix]
+    sev = np.zeros(max(p.size for p in pmfs))
+    for r, p in zip(rates, pmfs, strict=True):
+        sev[: p.size] += r / rates.sum() * p
+    total = float(rates.sum())
+    if sev[0] > 0:
+        total *= 1.0 - sev[0]
+        sev[0] = 0.0
+        sev /= sev.sum()
+    mean_units = float(np.dot(np.arange(sev.size) * h, sev))
+    return _BucketModel(h, total, sev, c.rate_per_s, c.depth, mean_units)
+
+
+# ---------------------------------------------------------------------------------------
+# Cycle time and latency
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CycleTime:
+    """Turn latency and cycle time of one session (seconds), without throttling."""
+
+    mode: str
+    turn_latency_mean_s: float
+    turn_latency_p50_s: float
+    turn_latency_p95_s: float
+    turn_latency_p99_s: float
+    pause_mean_s: float
+    cycle_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return _clean(dict(self.__dict__))
+
+
+def cycle_time(wl: Workload, pause: Distribution | None = None) -> CycleTime:
+    """Mean cycle time: ``E[R] + E[Z]`` (think time) or ``E[max(cadence, R)]`` (cadence).
+
+    Turn latency statistics come from a fixed-seed sample of turns (no closed form for a
+    maximum over a random fan-out); ``pause`` overrides the profile's think time/cadence.
+    """
+    s = wl.profile.session
+    pause = pause or s.pause
+    lat = wl.turn_sample.latency
+    r_mean = float(lat.mean())
+    if s.mode == "think_time":
+        cycle = r_mean + pause.mean
+    elif pause.lower >= float(lat.max()):
+        cycle = pause.mean  # every turn ends before the next is due
+    else:
+        rng = np.random.default_rng(7)
+        cycle = float(np.maximum(pause.sample(rng, lat.size), lat).mean())
+    p50, p95, p99 = (float(v) for v in np.quantile(lat, [0.5, 0.95, 0.99]))
+    return CycleTime(s.mode, r_mean, p50, p95, p99, pause.mean, cycle)
+
+
+# ---------------------------------------------------------------------------------------
+# Ceilings
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConstraintResult:
+    """Ceilings of one (quota, dimension) constraint."""
+
+    quota: str
+    dimension: str
+    unit: str
+    limit: float
+    enforcement: str
+    window_s: float | None
+    allowance_per_window: int | None
+    bucket_depth: float | None
+    units_per_turn: float
+    units_per_minute_per_session: float
+    mean_ceiling: float
+    burst_ceiling: int
+    method: str
+    at_burst_ceiling: WindowStats | None
+    at_sessions: WindowStats | None = None
+    utilisation_at_sessions: float | None = None
+    binding: bool = False
+
+    @property
+    def name(self) -> str:
+        """``quota.dimension``."""
+        return f"{self.quota}.{self.dimension}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (non-finite numbers as null)."""
+        d = {k: v for k, v in self.__dict__.items()
+             if k not in ("at_burst_ceiling", "at_sessions")}
+        d["at_burst_ceiling"] = self.at_burst_ceiling.to_dict() if self.at_burst_ceiling else None
+        d["at_sessions"] = self.at_sessions.to_dict() if self.at_sessions else None
+        return _clean(d)
+
+
+def _largest_meeting(stats_fn: Any, target: float, hi: int) -> tuple[int, WindowStats | None]:
+    """Largest n in [0, hi] with loss(n) ≤ target (loss non-decreasing in n)."""
+    if hi <= 0:
+        return 0, None
+    top = stats_fn(hi)
+    if top.loss_fraction <= target:
+        return hi, top
+    lo, lo_stats = 0, None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        st = stats_fn(mid)
+        if st.loss_fraction <= target:
+            lo, lo_stats = mid, st
+        else:
+            hi = mid
+    return lo, lo_stats
+
+
+def constraint_ceiling(wl: Workload, c: Constraint, cycle_s: float, target: float,
+                       sessions: int | None = None) -> ConstraintResult:
+    """Mean-value and burst-aware ceilings of one constraint (see module docstring)."""
+    v = wl.units_per_turn(c)
+    per_session_per_s = v / cycle_s
+    mean_ceiling = c.rate_per_s / per_session_per_s if per_session_per_s > 0 else math.inf
+    cap = math.floor(mean_ceiling + 1e-9) if math.isfinite(mean_ceiling) else 1_000_000
+    model: Any
+    if c.enforcement == "token_bucket":
+        model = bucket_model(wl, c, cycle_s)
+        window = allowance = None
+        depth: float | None = c.depth
+    else:
+        model = window_model(wl, c, cycle_s)
+        window, allowance, depth = c.window_s, c.allowance, None
+    largest = max((batch_units_upper(b, c.costs) for _, b in _event_mix(wl, c)), default=0.0)
+    limit_units = c.depth if c.enforcement == "token_bucket" else c.allowance
+    if largest > limit_units:
+        # One event alone can exceed the allowance: e.g. a 3-call fan-out against 2 per
+        # second. Those calls are always (partly) rejected; the stop-loss still says how
+        # many, so the search below stays meaningful.
+        pass
+    burst, at = _largest_meeting(model.stats, target, cap)
+    at_n = model.stats(sessions) if sessions is not None else None
+    util = sessions * per_session_per_s / c.rate_per_s if sessions is not None else None
+    return ConstraintResult(
+        quota=c.quota, dimension=c.dim, unit=c.unit, limit=c.limit,
+        enforcement=c.enforcement, window_s=window, allowance_per_window=allowance,
+        bucket_depth=depth, units_per_turn=v,
+        units_per_minute_per_session=per_session_per_s * 60.0,
+        mean_ceiling=mean_ceiling, burst_ceiling=burst,
+        method=at.method if at else (model.stats(1).method), at_burst_ceiling=at,
+        at_sessions=at_n, utilisation_at_sessions=util,
+    )
+
+
+@dataclass(frozen=True)
+class PauseSensitivity:
+    """How the ceilings move across the think-time/cadence range."""
+
+    pause: str
+    low_s: float
+    high_s: float
+    mean_ceiling_low: float
+    mean_ceiling_high: float
+    burst_ceiling_low: int
+    burst_ceiling_high: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return _clean(dict(self.__dict__))
+
+
+@dataclass(frozen=True)
+class CeilingResult:
+    """Analytic answer for a profile: per-constraint ceilings and the saturation point."""
+
+    profile: str
+    targets: dict[str, Any]
+    cycle: CycleTime
+    calls_per_turn: float
+    constraints: tuple[ConstraintResult, ...]
+    mean_ceiling: float
+    burst_ceiling: int
+    binding: ConstraintResult
+    sensitivity: PauseSensitivity | None
+    sessions: int | None = None
+    simulated: Any = None
+    version: str = __version__
+
+    @property
+    def saturation_point(self) -> int:
+        """Sessions the quota carries at the targets (simulated N* when available)."""
+        if self.simulated is not None:
+            return int(self.simulated.n_star)
+        return self.burst_ceiling
+
+    @property
+    def napkin_ratio(self) -> float:
+        """Mean-value ceiling ÷ burst-aware ceiling (how far the napkin overstates)."""
+        return self.mean_ceiling / self.burst_ceiling if self.burst_ceiling > 0 else math.inf
+
+    def summary(self) -> str:
+        """One paragraph a planner understands."""
+        b = self.binding
+        mean_n = math.floor(self.mean_ceiling + 1e-9)
+        where = (f"{format_duration(b.window_s or 0)} windows of {b.allowance_per_window:,} "
+                 f"{b.unit}" if b.enforcement != "token_bucket"
+                 else f"a token bucket {b.bucket_depth:,.0f} {b.unit} deep")
+        text = (f"The napkin (quota ÷ per-session rate) says {mean_n:,} sessions. "
+                f"Enforcement over {where} on {b.name} cuts that to {self.burst_ceiling:,} "
+                f"at ≤{self.targets['max_429_fraction']:.1%} of calls answered 429")
+        if self.burst_ceiling < mean_n and self.burst_ceiling > 0:
+            text += (f": {1 - self.burst_ceiling / mean_n:.0%} fewer — the napkin overstates "
+                     f"capacity {self.napkin_ratio:.2f}×.")
+        elif self.burst_ceiling == 0:
+            text += ": not even one session fits — a single turn's burst exceeds the allowance."
+        else:
+            text += ": bursts cost nothing here; the mean rate is the limit."
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """Stable JSON form (see README); non-finite numbers are null."""
+        sim = self.simulated.to_dict() if self.simulated is not None else None
+        return _clean({
+            "version": self.version,
+            "profile": self.profile,
+            "saturation_point": self.saturation_point,
+            "binding_constraint": {"quota": self.binding.quota,
+                                   "dimension": self.binding.dimension},
+            "mean_ceiling": self.mean_ceiling,
+            "mean_ceiling_sessions": math.floor(self.mean_ceiling + 1e-9)
+            if math.isfinite(self.mean_ceiling) else None,
+            "burst_ceiling": self.burst_ceiling,
+            "napkin_ratio": self.napkin_ratio,
+            "targets": self.targets,
+            "calls_per_turn": self.calls_per_turn,
+            "cycle": self.cycle.to_dict(),
+            "sensitivity": self.sensitivity.to_dict() if self.sensitivity else None,
+            "sessions": self.sessions,
+            "constraints": [c.to_dict() for c in self.constraints],
+            "simulated": sim,
+            "summary": self.summary(),
+        })
+
+
+def _ceilings(wl: Workload, cycle_s: float, target: float,
+              sessions: int | None = None) -> list[ConstraintResult]:
+    return [constraint_ceiling(wl, c, cycle_s, target, sessions) for c in wl.constraints
+            if wl.units_per_turn(c) > 0]
+
+
+def _pick_binding(results: list[ConstraintResult]) -> ConstraintResult:
+    return min(results, key=lambda r: (r.burst_ceiling, r.mean_ceiling))
+
+
+def analyze(profile: Profile, sessions: int | None = None,
+            workload: Workload | None = None) -> CeilingResult:
+    """Mean-value and burst-aware ceilings of every constraint of ``profile``.
+
+    Parameters
+    ----------
+    profile : a validated profile.
+    sessions : optionally, evaluate utilisation and 429 fractions at this many sessions.
+
+    Returns
+    -------
+    CeilingResult : per-constraint results, the binding constraint, the saturation point
+        (largest N whose analytic 429 fraction is within ``targets.max_429_fraction``),
+        and how the ceilings move across the think-time/cadence range.
+    """
+    wl = workload or Workload.from_profile(profile)
+    target = profile.targets.max_429_fraction
+    cyc = cycle_time(wl)
+    results = _ceilings(wl, cyc.cycle_s, target, sessions)
+    binding = _pick_binding(results)
+    results = [
+        ConstraintResult(**{**r.__dict__, "binding": r is binding}) for r in results
+    ]
+    binding = next(r for r in results if r.binding)
+    mean_ceiling = min(r.mean_ceiling for r in results)
+    sens = _sensitivity(wl, target)
+    return CeilingResult(
+        profile=profile.title,
+        targets={"max_429_fraction": target,
+                 "p95_turn_latency_s": profile.targets.p95_turn_latency},
+        cycle=cyc, calls_per_turn=wl.calls_per_turn(), constraints=tuple(results),
+        mean_ceiling=mean_ceiling, burst_ceiling=binding.burst_ceiling, binding=binding,
+        sensitivity=sens, sessions=sessions,
+    )
+
+
+def _sensitivity(wl: Workload, target: float) -> PauseSensitivity | None:
+    pause = wl.profile.session.pause
+    if pause.is_fixed:
+        return None
+    lo, hi = pause.range()
+    out = []
+    for v in (lo, hi):
+        cyc = cycle_time(wl, Distribution.fixed(v, "duration"))
+        res = _ceilings(wl, cyc.cycle_s, target)
+        out.append((min(r.mean_ceiling for r in res), min(r.burst_ceiling for r in res)))
+    return PauseSensitivity(wl.profile.session.mode, lo, hi, out[0][0], out[1][0],
+                            out[0][1], out[1][1])
+
+
+__all__ = [
+    "CeilingResult",
+    "ConstraintResult",
+    "CycleTime",
+    "PauseSensitivity",
+    "WindowStats",
+    "analyze",
+    "constraint_ceiling",
+    "cycle_time",
+    "lundberg_theta",
+    "panjer",
+    "window_model",
+]
+

@@ -1,0 +1,143 @@
+"""Command line: parse → load → compute → render. Results on stdout, the rest on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from . import __version__
+from .analytic import analyze
+from .errors import CapacityError
+from .explain import explain
+from .loader import load_profile
+from .profile import Profile
+from .report import ceiling_renderable, explain_renderable, to_json
+
+app = typer.Typer(
+    name="capacity",
+    help="How many concurrent LLM-agent sessions can your provider quota really carry?",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+T = TypeVar("T")
+
+# -- shared options ---------------------------------------------------------------------
+ProfilesArg = Annotated[
+    list[Path],
+    typer.Argument(help="Profile YAML file(s); later files are merged over earlier ones.",
+                   show_default=False),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a profile value: key.path=value (repeatable).",
+                 show_default=False),
+]
+
+
+class Method(StrEnum):
+    """Which model computes the ceiling."""
+
+    analytic = "analytic"
+    simulate = "simulate"
+    both = "both"
+
+
+def _fail(message: str) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    return typer.Exit(2)
+
+
+def _run(fn: Callable[[], T]) -> T:
+    """Run a command body, turning user errors into one line on stderr and exit 2."""
+    try:
+        return fn()
+    except CapacityError as e:
+        raise _fail(str(e)) from None
+
+
+def _load(paths: list[Path], overrides: list[str] | None) -> Profile:
+    return _run(lambda: load_profile(paths, overrides or ()))
+
+
+def _emit(result: Any, as_json: bool, renderable: Callable[[Any], Any]) -> None:
+    if as_json:
+        sys.stdout.write(to_json(result) + "\n")
+    else:
+        console.print(renderable(result))
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"capacity {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """How many concurrent LLM-agent sessions can your provider quota really carry?"""
+
+
+@app.command()
+def ceiling(
+    profiles: ProfilesArg,
+    as_json: JsonOpt = False,
+    overrides: SetOpt = None,
+    sessions: Annotated[int | None, typer.Option(
+        "--sessions", min=1, help="Also evaluate 429 fraction and utilisation at N.")] = None,
+) -> None:
+    """Saturation point: mean-value and burst-aware ceilings per quota, and what binds."""
+    profile = _load(profiles, overrides)
+    result = _run(lambda: analyze(profile, sessions=sessions))
+    _emit(result, as_json, ceiling_renderable)
+
+
+@app.command(name="explain")
+def explain_cmd(profiles: ProfilesArg, as_json: JsonOpt = False,
+                overrides: SetOpt = None) -> None:
+    """Derived figures: calls, tokens and latency per turn, cycle time, per-session spend."""
+    profile = _load(profiles, overrides)
+    _emit(_run(lambda: explain(profile)), as_json, explain_renderable)
+
+
+@app.command()
+def validate(profiles: ProfilesArg, overrides: SetOpt = None) -> None:
+    """Check a profile; exit 0 if valid, 2 with one line naming file, line and key if not."""
+    profile = _load(profiles, overrides)
+    n_turns = len(profile.session.turns)
+    n_q = len(profile.quotas)
+    console.print(f"ok: {profile.title} ({n_turns} turn type{'s' * (n_turns != 1)}, "
+                      f"{n_q} quota{'s' * (n_q != 1)})")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the profile format (for editors)."""
+    from .profile import Profile
+
+    sys.stdout.write(json.dumps(Profile.model_json_schema(), indent=2) + "\n")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

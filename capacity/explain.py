@@ -1,0 +1,120 @@
+"""Derived figures of a profile: what a turn costs and how fast a session spends quota."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .analytic import CycleTime, _clean, cycle_time
+from .profile import Profile
+from .workload import TURN_SAMPLE_SEED, TURN_SAMPLE_SIZE, Workload, sample_turns
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Mean, standard deviation and 95th percentile of a per-turn quantity."""
+
+    mean: float
+    sd: float
+    p95: float
+
+    @classmethod
+    def of(cls, x: np.ndarray) -> Spread:
+        """Summarise a sample."""
+        return cls(float(x.mean()), float(x.std(ddof=1)) if x.size > 1 else 0.0,
+                   float(np.quantile(x, 0.95)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return _clean(dict(self.__dict__))
+
+
+@dataclass(frozen=True)
+class TurnFigures:
+    """Per-turn figures for one turn type (or ``all`` for the mix)."""
+
+    turn: str
+    share: float
+    calls: Spread
+    input_tokens: Spread
+    output_tokens: Spread
+    latency_s: Spread
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"turn": self.turn, "share": self.share, "calls": self.calls.to_dict(),
+                "input_tokens": self.input_tokens.to_dict(),
+                "output_tokens": self.output_tokens.to_dict(),
+                "latency_s": self.latency_s.to_dict()}
+
+
+@dataclass(frozen=True)
+class SessionRate:
+    """What one session spends on one constraint (units per minute) and its mean ceiling."""
+
+    quota: str
+    dimension: str
+    unit: str
+    units_per_turn: float
+    per_session_per_minute: float
+    limit: float
+    mean_ceiling: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return _clean(dict(self.__dict__))
+
+
+@dataclass(frozen=True)
+class ExplainResult:
+    """Everything ``capacity explain`` prints."""
+
+    profile: str
+    turns: tuple[TurnFigures, ...]
+    cycle: CycleTime
+    rates: tuple[SessionRate, ...]
+    sample_size: int
+    version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return _clean({
+            "version": self.version, "profile": self.profile,
+            "turns": [t.to_dict() for t in self.turns], "cycle": self.cycle.to_dict(),
+            "rates": [r.to_dict() for r in self.rates],
+            "sample": {"turns": self.sample_size, "seed": TURN_SAMPLE_SEED},
+        })
+
+
+def explain(profile: Profile) -> ExplainResult:
+    """Calls, tokens and latency per turn; cycle time; per-session spend per constraint.
+
+    Spreads and percentiles come from a fixed-seed sample of turns; means of calls and
+    charged units are exact (from the launch-event decomposition).
+    """
+    wl = Workload.from_profile(profile)
+    figures = []
+    rng = np.random.default_rng(TURN_SAMPLE_SEED)
+    for t in wl.turns:
+        sub = Workload(profile, (t.__class__(t.name, 1.0, t.steps, t.events),), wl.constraints)
+        s = sample_turns(sub, TURN_SAMPLE_SIZE // 4, rng)
+        figures.append(TurnFigures(t.name, t.probability, Spread.of(s.calls),
+                                   Spread.of(s.units["input_tokens"]),
+                                   Spread.of(s.units["output_tokens"]), Spread.of(s.latency)))
+    s = wl.turn_sample
+    if len(wl.turns) > 1:
+        figures.append(TurnFigures("all", 1.0, Spread.of(s.calls),
+                                   Spread.of(s.units["input_tokens"]),
+                                   Spread.of(s.units["output_tokens"]), Spread.of(s.latency)))
+    cyc = cycle_time(wl)
+    rates = []
+    for c in wl.constraints:
+        v = wl.units_per_turn(c)
+        per_min = 60.0 * v / cyc.cycle_s
+        ceiling = c.limit * 60.0 / c.period_s / per_min if per_min > 0 else math.inf
+        rates.append(SessionRate(c.quota, c.dim, c.unit, v, per_min, c.limit, ceiling))
+    return ExplainResult(profile.title, tuple(figures), cyc, tuple(rates), TURN_SAMPLE_SIZE)

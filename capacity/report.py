@@ -1,0 +1,158 @@
+"""Rendering of result objects: rich tables for people, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from .analytic import CeilingResult, ConstraintResult
+from .dist import format_duration
+from .explain import ExplainResult
+
+
+def to_json(obj: Any) -> str:
+    """Serialise a result (``to_dict()``) with non-finite numbers as null."""
+    data = obj.to_dict() if hasattr(obj, "to_dict") else obj
+    return json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False)
+
+
+def _n(x: float | None, digits: int = 1) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "∞" if x is not None else "—"
+    if float(x).is_integer():
+        return f"{int(x):,}"
+    return f"{x:,.{digits}f}"
+
+
+def _pct(x: float | None) -> str:
+    if x is None:
+        return "—"
+    if x == 0:
+        return "0%"
+    if x < 0.001:
+        return f"{x:.1e}"
+    return f"{x:.1%}" if x < 0.1 else f"{x:.0%}"
+
+
+def _enforcement(c: ConstraintResult) -> str:
+    if c.enforcement == "token_bucket":
+        return f"token bucket, depth {_n(c.bucket_depth, 0)}"
+    kind = "sliding" if c.enforcement == "sliding_window" else "fixed"
+    return f"{kind} {format_duration(c.window_s or 0)} window, {c.allowance_per_window:,} max"
+
+
+def ceiling_renderable(r: CeilingResult) -> Group:
+    """Tables and headline for ``capacity ceiling``."""
+    sim = r.simulated
+    table = Table(title=f"Ceilings for {r.profile} (sessions)", title_justify="left")
+    table.add_column("constraint")
+    table.add_column("limit", justify="right")
+    table.add_column("enforcement")
+    table.add_column("per session", justify="right")
+    table.add_column("mean-value", justify="right")
+    table.add_column("burst-aware", justify="right")
+    if sim is not None:
+        table.add_column("simulated (95% CI)", justify="right")
+    table.add_column("binds")
+    for c in r.constraints:
+        row = [
+            c.name,
+            f"{_n(c.limit)} {c.dimension}",
+            _enforcement(c),
+            f"{_n(c.units_per_minute_per_session, 2)} {c.unit}/min",
+            _n(c.mean_ceiling),
+            f"{c.burst_ceiling:,}",
+        ]
+        if sim is not None:
+            row.append(
+                f"{sim.n_star:,} [{sim.n_lo:,}–{sim.n_hi:,}]" if c.binding else "")
+        row.append("◀ binds" if c.binding else "")
+        table.add_row(*row, style="bold" if c.binding else None)
+
+    parts: list[Any] = [table]
+    head = Text()
+    head.append("Saturation point: ", style="bold")
+    head.append(f"{r.saturation_point:,} sessions", style="bold green")
+    by = "simulation" if sim is not None else "burst-aware analytic model"
+    head.append(f" (by the {by}; binding: {r.binding.name})")
+    parts.append(head)
+    parts.append(Text(r.summary()))
+    b = r.binding.at_burst_ceiling
+    over = ("windows over the allowance" if r.binding.enforcement != "token_bucket"
+            else "time the bucket runs dry (bound)")
+    if b is not None:
+        parts.append(Text(
+            f"At {b.sessions:,} sessions on {r.binding.name}: {_pct(b.loss_fraction)} of calls "
+            f"answered 429, {_pct(b.window_exceedance)} of "
+            f"{over}"
+            f" [{b.method}]."))
+    s = r.sensitivity
+    if s is not None:
+        what = "cadence" if s.pause == "cadence" else "think time"
+        parts.append(Text(
+            f"Across the {what} range {format_duration(s.low_s)}–{format_duration(s.high_s)}: "
+            f"mean-value ceiling {_n(s.mean_ceiling_low)}–{_n(s.mean_ceiling_high)}, "
+            f"burst-aware {s.burst_ceiling_low:,}–{s.burst_ceiling_high:,} sessions."))
+    cyc = r.cycle
+    parts.append(Text(
+        f"Turn latency without throttling: mean {cyc.turn_latency_mean_s:.1f}s, "
+        f"p95 {cyc.turn_latency_p95_s:.1f}s; cycle {cyc.cycle_s:.1f}s; "
+        f"{r.calls_per_turn:.2f} calls per turn."))
+    if sim is not None:
+        parts.append(simulated_text(sim, r))
+    return Group(*parts)
+
+
+def simulated_text(sim: Any, r: CeilingResult) -> Text:
+    """One paragraph on the simulated saturation point."""
+    at = sim.at_n_star
+    m = at.metrics
+    t = Text()
+    t.append("Simulated: ", style="bold")
+    t.append(
+        f"N* = {sim.n_star:,} sessions (95% CI {sim.n_lo:,}–{sim.n_hi:,}); at N*: "
+        f"{_pct(m['attempt_429_fraction'].mean)} of attempts answered 429, "
+        f"{_pct(m['failed_call_fraction'].mean)} of calls failed after retries, "
+        f"p95 turn latency {m['turn_latency_p95_s'].mean:.1f}s "
+        f"[{at.replications} replications × {format_duration(at.horizon_s)}, seed {sim.seed}].")
+    return t
+
+
+def explain_renderable(r: ExplainResult) -> Group:
+    """Tables for ``capacity explain``."""
+    t = Table(title=f"Per turn — {r.profile}", title_justify="left")
+    for col in ("turn", "share", "calls", "input tokens", "output tokens", "latency",
+                "latency p95"):
+        t.add_column(col, justify="left" if col == "turn" else "right")
+    for f in r.turns:
+        t.add_row(f.turn, f"{f.share:.0%}", f"{f.calls.mean:.2f} ± {f.calls.sd:.2f}",
+                  f"{f.input_tokens.mean:,.0f} ± {f.input_tokens.sd:,.0f}",
+                  f"{f.output_tokens.mean:,.0f} ± {f.output_tokens.sd:,.0f}",
+                  f"{f.latency_s.mean:.1f}s", f"{f.latency_s.p95:.1f}s")
+    c = r.cycle
+    cyc = Text(
+        f"Session cycle: {c.cycle_s:.1f}s = "
+        + (f"turn {c.turn_latency_mean_s:.1f}s + think {c.pause_mean_s:.1f}s"
+           if c.mode == "think_time"
+           else f"E[max(cadence {c.pause_mean_s:.1f}s, turn)]")
+        + f"; a session starts {60.0 / c.cycle_s:.3f} turns per minute.")
+    q = Table(title="Per-session spend and mean-value ceiling", title_justify="left")
+    for col in ("constraint", "per turn", "per session per min", "limit", "mean ceiling"):
+        q.add_column(col, justify="left" if col == "constraint" else "right")
+    for s in r.rates:
+        q.add_row(f"{s.quota}.{s.dimension}", f"{_n(s.units_per_turn, 2)} {s.unit}",
+                  f"{_n(s.per_session_per_minute, 3)}", f"{_n(s.limit)} {s.dimension}",
+                  _n(s.mean_ceiling))
+    note = Text(f"Spreads and p95 from {r.sample_size:,} sampled turns (fixed seed).",
+                style="dim")
+    return Group(t, cyc, q, note)
+
+
+def render(console: Console, renderable: Any) -> None:
+    """Print to the given console."""
+    console.print(renderable)

@@ -1,0 +1,513 @@
+"""Workload view of a profile: what each turn sends to each quota, and when.
+
+Two views feed the analytic model:
+
+* **events** — a turn is split into *launch events*, one per step launch (a call, or a
+  parallel fan-out whose copies land in the same instant). Each event has a rate per turn
+  (expected occurrences: optional steps and loops change it) and a *batch*: the calls it
+  launches together. This is the compound-Poisson decomposition of theory.md §2.1.
+* **per-turn samples** — a vectorised sampler of whole turns (latency, calls and metered
+  units per quota dimension), for spreads and percentiles that have no closed form
+  (e.g. the maximum of a random fan-out of random latencies).
+
+Metered units per call follow the provider's accounting (see :func:`metered`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .dist import Distribution
+from .profile import (
+    DIMENSION_UNIT,
+    CallSpec,
+    CallStep,
+    OptionalStep,
+    ParallelStep,
+    Profile,
+    QuotaSpec,
+    RepeatStep,
+    Step,
+)
+
+# ---------------------------------------------------------------------------------------
+# Metered units of one call
+# ---------------------------------------------------------------------------------------
+
+
+def _conv(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
+    if a.size == 1:
+        return b * a[0] if a.size else b
+    if b.size == 1:
+        return a * b[0]
+    if a.size * b.size > 4_000_000:
+        from scipy.signal import fftconvolve
+
+        out = np.clip(fftconvolve(a, b), 0.0, None)
+        return out / out.sum()
+    return np.convolve(a, b)
+
+
+@dataclass(frozen=True)
+class CallCost:
+    """How one call is charged against one quota dimension.
+
+    ``kind`` is ``requests`` (1 per call) or ``tokens``; token charges add up to
+    ``input`` (metered input) + ``output`` (charged output) distributions, with
+    ``output_cap`` applied to the output (max_tokens) and ``output_fixed`` set when
+    ``max_tokens`` is charged at admission.
+    """
+
+    kind: str
+    input: Distribution | None = None
+    cached: Distribution | None = None
+    output: Distribution | None = None
+    output_cap: float = math.inf
+    output_fixed: float | None = None
+
+    @property
+    def mean(self) -> float:
+        """Expected units charged per call (requests or tokens)."""
+        if self.kind == "requests":
+            return 1.0
+        total = 0.0
+        if self.input is not None:
+            total += self.input.mean
+            if self.cached is not None:
+                total -= min(self.cached.mean, self.input.mean)
+        if self.output_fixed is not None:
+            total += self.output_fixed
+        elif self.output is not None:
+            total += self.output.mean_clipped(self.output_cap)
+        return max(total, 0.0)
+
+    @property
+    def upper(self) -> float:
+        """Largest possible charge (inf when unbounded)."""
+        if self.kind == "requests":
+            return 1.0
+        total = 0.0
+        if self.input is not None:
+            total += self.input.upper
+        if self.output_fixed is not None:
+            total += self.output_fixed
+        elif self.output is not None:
+            total += min(self.output.upper, self.output_cap)
+        return total
+
+    def pmf(self, h: float) -> NDArray[np.float64]:
+        """Distribution of the charge on a lattice of step ``h`` units (index k = k·h)."""
+        if self.kind == "requests":
+            k = round(1.0 / h)
+            out = np.zeros(k + 1)
+            out[k] = 1.0
+            return out
+        acc = np.ones(1)
+        if self.input is not None:
+            p_in = self.input.lattice_pmf(h)
+            if self.cached is not None and not (self.cached.is_fixed and self.cached.mean == 0):
+                # Metered input = (input - cached)^+, cached treated as independent.
+                p_c = self.cached.lattice_pmf(h)
+                diff = np.convolve(p_in, p_c[::-1])
+                zero = p_c.size - 1
+                p_in = diff[zero:].copy()
+                p_in[0] += diff[:zero].sum()
+            acc = _conv(acc, p_in)
+        if self.output_fixed is not None:
+            acc = _conv(acc, Distribution.fixed(self.output_fixed).lattice_pmf(h))
+        elif self.output is not None:
+            acc = _conv(acc, self.output.lattice_pmf(h, cap=self.output_cap))
+        return acc
+
+
+def metered(profile: Profile, quota: QuotaSpec, dim: str, call: CallSpec) -> CallCost:
+    """How ``call`` is charged against dimension ``dim`` of ``quota``.
+
+    * rpm/rpd: one request per call;
+    * tpm/tpd: metered input + charged output;
+    * itpm: metered input; otpm: charged output;
+
+    where metered input is input minus cached input when the quota exempts cached input
+    (Anthropic), and charged output is ``max_tokens`` when the quota charges it at
+    admission (OpenAI/Azure "prompt + max_tokens"), else the generated tokens (cut at
+    max_tokens).
+    """
+    if DIMENSION_UNIT[dim] == "requests":
+        return CallCost("requests")
+    mt = profile.max_tokens_for(call)
+    cap = float(mt) if mt is not None else math.inf
+    inp = call.input_tokens if dim in ("tpm", "tpd", "itpm") else None
+    cached = call.cached_input_tokens if (inp is not None and quota.cached_input_exempt) else None
+    out = None
+    fixed = None
+    if dim in ("tpm", "tpd", "otpm"):
+        if quota.charge_max_tokens and mt is not None:
+            fixed = float(mt)
+        else:
+            out = call.output_tokens
+    return CallCost("tokens", inp, cached, out, cap, fixed)
+
+
+# ---------------------------------------------------------------------------------------
+# Launch events (compound-Poisson view)
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Calls launched in the same instant: ``children`` each repeated ``count`` times,
+    each child kept with probability ``keep`` (an optional step inside a fan-out)."""
+
+    count: Distribution
+    children: tuple[CallSpec | Batch, ...]
+    keep: float = 1.0
+
+    def calls(self) -> list[CallSpec]:
+        """Every distinct call spec in the batch."""
+        out: list[CallSpec] = []
+        for c in self.children:
+            out.extend(c.calls() if isinstance(c, Batch) else [c])
+        return out
+
+
+ONE = Distribution.fixed(1, "count")
+
+
+@dataclass(frozen=True)
+class Event:
+    """A launch event: ``rate`` occurrences per turn, each launching ``batch``."""
+
+    rate: float
+    batch: Batch
+    label: str
+
+
+def _wrap(batch: Batch, ctx: tuple[tuple[Distribution, float], ...]) -> Batch:
+    # Innermost context first: each enclosing fan-out multiplies the batch.
+    for count, keep in reversed(ctx):
+        batch = Batch(count, (batch,), keep)
+    return batch
+
+
+def _events(steps: list[Step] | tuple[Step, ...], rate: float,
+            ctx: tuple[tuple[Distribution, float], ...], label: str) -> list[Event]:
+    out: list[Event] = []
+    for i, step in enumerate(steps):
+        where = f"{label}[{i}]"
+        if isinstance(step, CallStep):
+            name = step.call.name or step.call.model
+            out.append(Event(rate, _wrap(Batch(ONE, (step.call,)), ctx), name))
+        elif isinstance(step, ParallelStep):
+            blk = step.parallel
+            out += _events(blk.body, rate, (*ctx, (blk.count, 1.0)), where + ".parallel")
+        elif isinstance(step, OptionalStep):
+            blk = step.optional
+            if ctx:
+                # Inside a fan-out each copy flips its own coin: thin the batch.
+                out += _events(blk.body, rate, (*ctx, (ONE, blk.probability)),
+                               where + ".optional")
+            else:
+                out += _events(blk.body, rate * blk.probability, ctx, where + ".optional")
+        elif isinstance(step, RepeatStep):
+            blk = step.repeat
+            # Loop iterations run one after another: each is its own launch event.
+            out += _events(blk.body, rate * blk.count.mean, ctx, where + ".repeat")
+    return out
+
+
+def turn_events(steps: list[Step]) -> list[Event]:
+    """Launch events of one turn type (theory.md §2.1)."""
+    return _events(steps, 1.0, (), "steps")
+
+
+def batch_units_pmf(batch: Batch, cost: dict[int, CallCost | None], h: float,
+                    max_len: int = 1 << 22) -> NDArray[np.float64]:
+    """Distribution of units a batch charges to one constraint, on a lattice of step h.
+
+    ``cost`` maps ``id(call)`` to its :class:`CallCost` (None: the call does not touch
+    the constraint). A fan-out of K copies is the K-fold convolution of its children,
+    mixed over the distribution of K.
+    """
+    inner = np.ones(1)
+    for child in batch.children:
+        if isinstance(child, Batch):
+            p = batch_units_pmf(child, cost, h, max_len)
+        else:
+            c = cost.get(id(child))
+            p = c.pmf(h) if c is not None else np.ones(1)
+        inner = _conv(inner, p)
+    if batch.keep < 1.0:
+        thinned = inner * batch.keep
+        thinned[0] += 1.0 - batch.keep
+        inner = thinned
+    count = batch.count
+    if count.is_fixed and count.mean == 1:
+        return inner
+    ks = np.arange(int(count.lower), int(count.upper) + 1)
+    probs = count.lattice_pmf(1.0)
+    out = np.zeros(1)
+    power = np.ones(1)
+    for k in range(int(ks[-1]) + 1):
+        pk = probs[k] if k < probs.size else 0.0
+        if pk > 0:
+            if out.size < power.size:
+                out = np.pad(out, (0, power.size - out.size))
+            out[: power.size] += pk * power
+        if k < ks[-1]:
+            power = _conv(power, inner)
+            if power.size > max_len:
+                raise ValueError("batch distribution too large for the lattice")
+    return out
+
+
+def batch_units_mean(batch: Batch, cost: dict[int, CallCost | None]) -> float:
+    """Expected units a batch charges to one constraint."""
+    inner = 0.0
+    for child in batch.children:
+        if isinstance(child, Batch):
+            inner += batch_units_mean(child, cost)
+        else:
+            c = cost.get(id(child))
+            inner += c.mean if c is not None else 0.0
+    return batch.count.mean * batch.keep * inner
+
+
+def batch_units_upper(batch: Batch, cost: dict[int, CallCost | None]) -> float:
+    """Largest units a batch can charge to one constraint (inf if unbounded)."""
+    inner = 0.0
+    for child in batch.children:
+        if isinstance(child, Batch):
+            inner += batch_units_upper(child, cost)
+        else:
+            c = cost.get(id(child))
+            inner += c.upper if c is not None else 0.0
+    return batch.count.upper * inner if inner > 0 else 0.0
+
+
+# ---------------------------------------------------------------------------------------
+# Constraints
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """One (quota, dimension) pair: a limit of ``limit`` units per ``period_s`` seconds."""
+
+    quota: str
+    dim: str
+    limit: float
+    period_s: float
+    enforcement: str
+    window_s: float
+    burst_s: float
+    costs: dict[int, CallCost | None] = field(repr=False, compare=False)
+
+    @property
+    def unit(self) -> str:
+        """``requests`` or a kind of tokens."""
+        return DIMENSION_UNIT[self.dim]
+
+    @property
+    def rate_per_s(self) -> float:
+        """Refill / allowance rate in units per second."""
+        return self.limit / self.period_s
+
+    @property
+    def allowance(self) -> int:
+        """Units admitted per window: ⌊Q·w/period⌋ (windows only)."""
+        return math.floor(self.limit * self.window_s / self.period_s + 1e-9)
+
+    @property
+    def depth(self) -> float:
+        """Token-bucket depth in units: Q·burst/period."""
+        return self.limit * self.burst_s / self.period_s
+
+    @property
+    def name(self) -> str:
+        """``quota.dim``."""
+        return f"{self.quota}.{self.dim}"
+
+
+@dataclass(frozen=True)
+class TurnType:
+    """A turn type with its mix probability and launch events."""
+
+    name: str
+    probability: float
+    steps: tuple[Step, ...]
+    events: tuple[Event, ...]
+
+
+@dataclass
+class Workload:
+    """Derived view of a profile used by the analytic model and reports."""
+
+    profile: Profile
+    turns: tuple[TurnType, ...]
+    constraints: tuple[Constraint, ...]
+
+    @classmethod
+    def from_profile(cls, profile: Profile) -> Workload:
+        """Build the workload view (turn events, constraints with per-call costs)."""
+        total = sum(t.weight for t in profile.session.turns.values())
+        turns = tuple(
+            TurnType(name, t.weight / total, tuple(t.steps), tuple(turn_events(t.steps)))
+            for name, t in profile.session.turns.items()
+        )
+        calls: list[CallSpec] = []
+        for t in turns:
+            for ev in t.events:
+                calls.extend(ev.batch.calls())
+        constraints = []
+        for qname, q in profile.quotas.items():
+            for dim, lim in q.limits().items():
+                enf = q.enforcement_for(dim)
+                costs = {
+                    id(c): (metered(profile, q, dim, c) if c.model in q.models else None)
+                    for c in calls
+                }
+                from .profile import DIMENSION_PERIOD_S
+
+                constraints.append(Constraint(
+                    qname, dim, lim.limit, DIMENSION_PERIOD_S[dim], enf.type, enf.window,
+                    enf.burst, costs))
+        return cls(profile, turns, tuple(constraints))
+
+    def units_per_turn(self, c: Constraint) -> float:
+        """Mean units a turn (averaged over the mix) charges to constraint ``c``."""
+        return sum(
+            t.probability * ev.rate * batch_units_mean(ev.batch, c.costs)
+            for t in self.turns for ev in t.events
+        )
+
+    def calls_per_turn(self) -> float:
+        """Mean calls per turn over the mix."""
+        ones = {id(call): CallCost("requests") for t in self.turns for ev in t.events
+                for call in ev.batch.calls()}
+        return sum(t.probability * ev.rate * batch_units_mean(ev.batch, ones)  # type: ignore[arg-type]
+                   for t in self.turns for ev in t.events)
+
+    @cached_property
+    def turn_sample(self) -> TurnSample:
+        """A fixed-seed sample of whole turns (for latency spreads and percentiles)."""
+        return sample_turns(self, n=TURN_SAMPLE_SIZE, rng=np.random.default_rng(TURN_SAMPLE_SEED))
+
+
+# Turn latency percentiles and E[max] of random fan-outs have no closed form: they are
+# estimated from this many sampled turns with a fixed seed, so results are reproducible.
+TURN_SAMPLE_SIZE = 1 << 17
+TURN_SAMPLE_SEED = 20261124
+
+
+@dataclass(frozen=True)
+class TurnSample:
+    """Sampled turns: latency (seconds), calls, and per turn the units charged to each
+    constraint (keyed ``quota.dim``) plus raw ``input_tokens``/``output_tokens``/
+    ``cached_input_tokens``."""
+
+    latency: NDArray[np.float64]
+    calls: NDArray[np.float64]
+    units: dict[str, NDArray[np.float64]]
+
+
+def _sample_steps(steps: tuple[Step, ...] | list[Step], profile: Profile,
+                  constraints: tuple[Constraint, ...], rng: np.random.Generator,
+                  n: int) -> tuple[NDArray[np.float64], NDArray[np.float64],
+                                   dict[str, NDArray[np.float64]]]:
+    lat = np.zeros(n)
+    calls = np.zeros(n)
+    units = {k: np.zeros(n) for k in _unit_keys(constraints)}
+    for step in steps:
+        if isinstance(step, CallStep):
+            sl, sc, su = _sample_call(step.call, profile, constraints, rng, n)
+        else:
+            kind = "parallel" if isinstance(step, ParallelStep) else (
+                "optional" if isinstance(step, OptionalStep) else "repeat")
+            blk = getattr(step, kind)
+            if kind == "optional":
+                bl, bc, bu = _sample_steps(blk.body, profile, constraints, rng, n)
+                on = rng.random(n) < blk.probability
+                sl, sc = np.where(on, bl, 0.0), np.where(on, bc, 0.0)
+                su = {k: np.where(on, v, 0.0) for k, v in bu.items()}
+            else:
+                k = blk.count.sample(rng, n).astype(np.int64)
+                kmax = int(k.max()) if n else 0
+                sl, sc = np.zeros(n), np.zeros(n)
+                su = {key: np.zeros(n) for key in _unit_keys(constraints)}
+                for j in range(kmax):
+                    active = k > j
+                    bl, bc, bu = _sample_steps(blk.body, profile, constraints, rng, n)
+                    if kind == "parallel":
+                        sl = np.where(active, np.maximum(sl, bl), sl)
+                    else:
+                        sl = sl + np.where(active, bl, 0.0)
+                    sc = sc + np.where(active, bc, 0.0)
+                    for key in su:
+                        su[key] = su[key] + np.where(active, bu[key], 0.0)
+        lat += sl
+        calls += sc
+        for key in units:
+            units[key] += su[key]
+    return lat, calls, units
+
+
+def _unit_keys(constraints: tuple[Constraint, ...]) -> list[str]:
+    # Raw token counts ride along with the per-constraint charges (names contain a dot).
+    return ["input_tokens", "output_tokens", "cached_input_tokens",
+            *(c.name for c in constraints)]
+
+
+def _sample_call(call: CallSpec, profile: Profile, constraints: tuple[Constraint, ...],
+                 rng: np.random.Generator, n: int) -> tuple[
+                     NDArray[np.float64], NDArray[np.float64], dict[str, NDArray[np.float64]]]:
+    model = profile.models[call.model]
+    mt = profile.max_tokens_for(call)
+    out = np.rint(call.output_tokens.sample(rng, n))
+    if mt is not None:
+        out = np.minimum(out, mt)
+    inp = np.rint(call.input_tokens.sample(rng, n))
+    cached = np.minimum(np.rint(call.cached_input_tokens.sample(rng, n)), inp)
+    lat = model.ttft.sample(rng, n) + out / model.tokens_per_second.sample(rng, n)
+    units: dict[str, NDArray[np.float64]] = {"input_tokens": inp, "output_tokens": out,
+                                             "cached_input_tokens": cached}
+    for c in constraints:
+        cost = c.costs.get(id(call))
+        if cost is None:
+            units[c.name] = np.zeros(n)
+        elif cost.kind == "requests":
+            units[c.name] = np.ones(n)
+        else:
+            metered_in = inp - cached if cost.cached is not None else inp
+            total = np.zeros(n)
+            if cost.input is not None:
+                total = total + metered_in
+            if cost.output_fixed is not None:
+                total = total + cost.output_fixed
+            elif cost.output is not None:
+                total = total + out
+            units[c.name] = total
+    return lat, np.ones(n), units
+
+
+def sample_turns(workload: Workload, n: int, rng: np.random.Generator) -> TurnSample:
+    """Sample ``n`` turns from the mix: latency (s), calls and units per constraint."""
+    probs = np.array([t.probability for t in workload.turns])
+    which = rng.choice(len(probs), size=n, p=probs)
+    lat = np.zeros(n)
+    calls = np.zeros(n)
+    units = {k: np.zeros(n) for k in _unit_keys(workload.constraints)}
+    for i, t in enumerate(workload.turns):
+        idx = np.flatnonzero(which == i)
+        if not idx.size:
+            continue
+        tl, tc, tu = _sample_steps(t.steps, workload.profile, workload.constraints, rng,
+                                   idx.size)
+        lat[idx], calls[idx] = tl, tc
+        for k in units:
+            units[k][idx] = tu[k]
+    return TurnSample(lat, calls, units)
