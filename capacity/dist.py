@@ -273,7 +273,7 @@ class Distribution:
         out = np.asarray(self._rv.rvs(size=size, random_state=rng), dtype=np.float64)
         return out
 
-    def lattice_pmf(self, h: float, cap: float = math.inf, tail: float = 1e-12) -> NDArray[
+    def lattice_pmf(self, h: float, cap: float = math.inf, tail: float = 1e-9) -> NDArray[
         np.float64
     ]:
         """Probabilities of ``round(min(X, cap) / h)`` on 0, 1, 2, ... (lattice of step ``h``).

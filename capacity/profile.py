@@ -106,12 +106,13 @@ class Spec(BaseModel):
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
                     raise PydanticCustomError(
                         "unknown_key",
-                        "unknown key {key!r}" + hint + "; allowed: {allowed}",
+                        "unknown key '{key}'" + hint.replace("{", "(").replace("}", ")")
+                        + "; allowed: {allowed}",
                         {"key": str(key), "allowed": ", ".join(allowed)},
                     )
         elif data is not None and not isinstance(data, BaseModel):
             raise PydanticCustomError(
-                "expected_mapping", "expected a mapping of keys, got {got!r}", {"got": data}
+                "expected_mapping", "expected a mapping of keys, got {got}", {"got": repr(data)}
             )
         return data
 
@@ -143,9 +144,9 @@ class CallSpec(Spec):
 
     model: str = Field(description="a key of `models`")
     input_tokens: TokenDist = Field(description="prompt tokens (including cached ones)")
-    cached_input_tokens: TokenDist = Field(
-        default=Distribution.fixed(0, "tokens"),
-        description="prompt tokens served from the provider's cache (part of input_tokens)")
+    cached_input_fraction: Fraction = Field(
+        default=0.0,
+        description="share of input_tokens read from the provider's prompt cache (0..1)")
     output_tokens: TokenDist = Field(description="generated tokens (cut at max_tokens)")
     max_tokens: PositiveInt | None = Field(
         default=None, description="max_tokens sent with the call (defaults to the model's)")
@@ -321,8 +322,9 @@ class LimitSpec(Spec):
 
 
 def _limit(v: Any) -> Any:
-    if isinstance(v, bool):
-        raise ValueError(f"expected a positive number or {{limit: .., enforcement: ..}}, got {v}")
+    if isinstance(v, bool) or not isinstance(v, int | float | dict):
+        raise ValueError(
+            f"expected a positive number or {{limit: .., enforcement: ..}}, got {v!r}")
     if isinstance(v, int | float):
         if not v > 0 or not math.isfinite(v):
             raise ValueError(f"must be > 0, got {v}")
@@ -515,13 +517,6 @@ def check_references(profile: Profile) -> list[tuple[PathT, str]]:
                 problems.append(((*path, "output_tokens"),
                                  f"always exceeds max_tokens {mt} "
                                  f"(got {call.output_tokens.describe()})"))
-            if call.cached_input_tokens.is_fixed and call.input_tokens.is_fixed and (
-                call.cached_input_tokens.mean > call.input_tokens.mean
-            ):
-                problems.append(((*path, "cached_input_tokens"),
-                                 "cannot exceed input_tokens "
-                                 f"({call.cached_input_tokens.mean:g} > "
-                                 f"{call.input_tokens.mean:g})"))
             for qname in profile.quotas_for(call.model):
                 q = profile.quotas[qname]
                 charged = {"tpm", "otpm", "tpd"} & set(q.limits())

@@ -41,9 +41,9 @@ def _pct(x: float | None) -> str:
 
 def _enforcement(c: ConstraintResult) -> str:
     if c.enforcement == "token_bucket":
-        return f"token bucket, depth {_n(c.bucket_depth, 0)}"
-    kind = "sliding" if c.enforcement == "sliding_window" else "fixed"
-    return f"{kind} {format_duration(c.window_s or 0)} window, {c.allowance_per_window:,} max"
+        return f"bucket ≤{_n(c.bucket_depth, 0)}"
+    kind = "sliding" if c.enforcement == "sliding_window" else "per"
+    return f"≤{c.allowance_per_window:,} {kind} {format_duration(c.window_s or 0)}"
 
 
 def ceiling_renderable(r: CeilingResult) -> Group:
@@ -52,26 +52,24 @@ def ceiling_renderable(r: CeilingResult) -> Group:
     table = Table(title=f"Ceilings for {r.profile} (sessions)", title_justify="left")
     table.add_column("constraint")
     table.add_column("limit", justify="right")
-    table.add_column("enforcement")
-    table.add_column("per session", justify="right")
-    table.add_column("mean-value", justify="right")
-    table.add_column("burst-aware", justify="right")
+    table.add_column("enforced as")
+    table.add_column("mean", justify="right")
+    table.add_column("burst", justify="right")
     if sim is not None:
-        table.add_column("simulated (95% CI)", justify="right")
+        table.add_column("simulated", justify="right")
     table.add_column("binds")
     for c in r.constraints:
         row = [
             c.name,
             f"{_n(c.limit)} {c.dimension}",
             _enforcement(c),
-            f"{_n(c.units_per_minute_per_session, 2)} {c.unit}/min",
             _n(c.mean_ceiling),
             f"{c.burst_ceiling:,}",
         ]
         if sim is not None:
             row.append(
                 f"{sim.n_star:,} [{sim.n_lo:,}–{sim.n_hi:,}]" if c.binding else "")
-        row.append("◀ binds" if c.binding else "")
+        row.append("◀" if c.binding else "")
         table.add_row(*row, style="bold" if c.binding else None)
 
     parts: list[Any] = [table]

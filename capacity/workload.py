@@ -65,7 +65,7 @@ class CallCost:
 
     kind: str
     input: Distribution | None = None
-    cached: Distribution | None = None
+    uncached: float = 1.0
     output: Distribution | None = None
     output_cap: float = math.inf
     output_fixed: float | None = None
@@ -77,9 +77,7 @@ class CallCost:
             return 1.0
         total = 0.0
         if self.input is not None:
-            total += self.input.mean
-            if self.cached is not None:
-                total -= min(self.cached.mean, self.input.mean)
+            total += self.input.mean * self.uncached
         if self.output_fixed is not None:
             total += self.output_fixed
         elif self.output is not None:
@@ -93,7 +91,7 @@ class CallCost:
             return 1.0
         total = 0.0
         if self.input is not None:
-            total += self.input.upper
+            total += self.input.upper * self.uncached
         if self.output_fixed is not None:
             total += self.output_fixed
         elif self.output is not None:
@@ -108,16 +106,9 @@ class CallCost:
             out[k] = 1.0
             return out
         acc = np.ones(1)
-        if self.input is not None:
-            p_in = self.input.lattice_pmf(h)
-            if self.cached is not None and not (self.cached.is_fixed and self.cached.mean == 0):
-                # Metered input = (input - cached)^+, cached treated as independent.
-                p_c = self.cached.lattice_pmf(h)
-                diff = np.convolve(p_in, p_c[::-1])
-                zero = p_c.size - 1
-                p_in = diff[zero:].copy()
-                p_in[0] += diff[:zero].sum()
-            acc = _conv(acc, p_in)
+        if self.input is not None and self.uncached > 0:
+            # Metered input = input × (1 - cached share): a rescaled lattice step.
+            acc = _conv(acc, self.input.lattice_pmf(h / self.uncached))
         if self.output_fixed is not None:
             acc = _conv(acc, Distribution.fixed(self.output_fixed).lattice_pmf(h))
         elif self.output is not None:
@@ -142,7 +133,7 @@ def metered(profile: Profile, quota: QuotaSpec, dim: str, call: CallSpec) -> Cal
     mt = profile.max_tokens_for(call)
     cap = float(mt) if mt is not None else math.inf
     inp = call.input_tokens if dim in ("tpm", "tpd", "itpm") else None
-    cached = call.cached_input_tokens if (inp is not None and quota.cached_input_exempt) else None
+    uncached = 1.0 - call.cached_input_fraction if quota.cached_input_exempt else 1.0
     out = None
     fixed = None
     if dim in ("tpm", "tpd", "otpm"):
@@ -150,7 +141,7 @@ def metered(profile: Profile, quota: QuotaSpec, dim: str, call: CallSpec) -> Cal
             fixed = float(mt)
         else:
             out = call.output_tokens
-    return CallCost("tokens", inp, cached, out, cap, fixed)
+    return CallCost("tokens", inp, uncached, out, cap, fixed)
 
 
 # ---------------------------------------------------------------------------------------
@@ -471,7 +462,7 @@ def _sample_call(call: CallSpec, profile: Profile, constraints: tuple[Constraint
     if mt is not None:
         out = np.minimum(out, mt)
     inp = np.rint(call.input_tokens.sample(rng, n))
-    cached = np.minimum(np.rint(call.cached_input_tokens.sample(rng, n)), inp)
+    cached = np.rint(inp * call.cached_input_fraction)
     lat = model.ttft.sample(rng, n) + out / model.tokens_per_second.sample(rng, n)
     units: dict[str, NDArray[np.float64]] = {"input_tokens": inp, "output_tokens": out,
                                              "cached_input_tokens": cached}
@@ -482,7 +473,7 @@ def _sample_call(call: CallSpec, profile: Profile, constraints: tuple[Constraint
         elif cost.kind == "requests":
             units[c.name] = np.ones(n)
         else:
-            metered_in = inp - cached if cost.cached is not None else inp
+            metered_in = inp * cost.uncached
             total = np.zeros(n)
             if cost.input is not None:
                 total = total + metered_in
