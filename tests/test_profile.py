@@ -1,0 +1,199 @@
+"""Profile loading and validation: every error names file, line and key path."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from capacity import ProfileError, load_profile
+from capacity.profile import CallStep, ParallelStep, Profile
+
+from .conftest import PROFILES, ROOT
+
+BASE = (ROOT / "profiles" / "web-research.yaml").read_text()
+
+
+def _write(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _mutate(tmp_path: Path, old: str, new: str) -> Path:
+    assert old in BASE, old
+    return _write(tmp_path, BASE.replace(old, new, 1))
+
+
+@pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.name)
+def test_shipped_profiles_validate(path: Path) -> None:
+    """Every shipped profile loads into a typed, immutable Profile."""
+    profile = load_profile(path)
+    assert isinstance(profile, Profile)
+    with pytest.raises(Exception, match="frozen"):
+        profile.name = "x"  # type: ignore[misc]
+
+
+def test_web_research_structure(web_research: Path) -> None:
+    """The founding profile is analysis -> 3 parallel synthesis -> classifier."""
+    p = load_profile(web_research)
+    steps = p.session.turns["research"].steps
+    assert [type(s) for s in steps] == [CallStep, ParallelStep, CallStep]
+    assert p.session.cadence is not None
+    assert (p.session.cadence.lower, p.session.cadence.upper) == (120.0, 180.0)
+    assert p.quotas["deployment"].rpm is not None
+    assert p.quotas["deployment"].rpm.limit == 150
+
+
+BAD_CASES = [
+    # (old, new, path fragment, message fragment)
+    ("    rpm: 150", "    rpmm: 150", "quotas.deployment.rpmm", "did you mean 'rpm'"),
+    ("    rpm: 150", "    rpm: 0", "quotas.deployment.rpm", "must be > 0"),
+    ("    rpm: 150", "    rpm: -5", "quotas.deployment.rpm", "must be > 0"),
+    ("    rpm: 150", "    rpm: lots", "quotas.deployment.rpm", "positive number"),
+    ("            count: 3", "            count: 0.5", "steps[1].parallel.count", "integer"),
+    ("            count: 3", "            count: -1", "steps[1].parallel.count", "≥ 0"),
+    ("  cadence: {uniform: [2m, 3m]}", "  cadence: {uniform: [3m, 2m]}", "session.cadence",
+     "low ≤ high"),
+    ("      window: 10s", "      window: ten", "enforcement.window", "duration"),
+    ("      window: 10s", "      window: 0s", "enforcement.window", "positive"),
+    ("      window: 10s", "      window: 100ms", "quotas.deployment.rpm", "= 0 per window"),
+    ("    tokens_per_second: 35", "    tokens_per_second: 0", "tokens_per_second", "> 0"),
+    ("  max_retries: 2", "  max_retries: true", "retry.max_retries", "integer"),
+    ("  max_retries: 2", "  max_retries: -1", "retry.max_retries", "greater than or equal"),
+    ("  max_429_fraction: 0.01", "  max_429_fraction: 1.5", "targets.max_429_fraction",
+     "less than 1"),
+    ("  max_429_fraction: 0.01", "  max_429_fraction: 0", "targets.max_429_fraction",
+     "greater than 0"),
+    ("        - call:\n            name: query", "        - cal:\n            name: query",
+     "steps[0]", "exactly one of: call, parallel"),
+    ("            model: gpt-4o\n            input_tokens: 1200",
+     "            model: gpt4o\n            input_tokens: 1200", "steps[0].call.model",
+     "did you mean 'gpt-4o'"),
+    ("            input_tokens: 1200", "            input_tokens: -1200",
+     "steps[0].call.input_tokens", "≥ 0"),
+    ("            input_tokens: 1200", "            input_tokens: {gamma: 3}",
+     "steps[0].call.input_tokens", "unknown distribution"),
+    ("            max_tokens: 50", "            max_tokens: 3", "steps[2].call.output_tokens",
+     "exceeds max_tokens"),
+    ("  cadence: {uniform: [2m, 3m]}", "  cadence: {uniform: [2m, 3m]}\n  think_time: 10s",
+     "session", "exactly one of 'think_time'"),
+    ("    models: [gpt-4o]", "    models: [gpt-4]", "quotas.deployment.models[0]",
+     "unknown model"),
+    ("  jitter: 0.25", "  jitter: 2", "retry.jitter", "less than or equal"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "where", "what"), BAD_CASES,
+                         ids=[f"{c[2]}:{c[3]}" for c in BAD_CASES])
+def test_bad_values_name_file_line_and_key(tmp_path: Path, old: str, new: str, where: str,
+                                           what: str) -> None:
+    """Each malformed value raises one ProfileError naming file, line, key path and rule."""
+    path = _mutate(tmp_path, old, new)
+    with pytest.raises(ProfileError) as info:
+        load_profile(path)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{path}:"), msg
+    assert where in msg, msg
+    assert what in msg, msg
+    # The line number points at (or just above) the edited text.
+    line = int(re.match(rf"{re.escape(str(path))}:(\d+):", msg).group(1))  # type: ignore[union-attr]
+    changed = BASE.replace(old, new, 1).splitlines()
+    first_changed = next(i for i, (a, b) in enumerate(zip(changed, BASE.splitlines(),
+                                                          strict=False)) if a != b) + 1
+    assert abs(line - first_changed) <= 12, (line, first_changed, msg)
+
+
+def test_unknown_key_lists_suggestion_and_allowed(tmp_path: Path) -> None:
+    """An unknown key gets a did-you-mean and the allowed keys."""
+    path = _mutate(tmp_path, "  max_retries: 2", "  max_retrys: 2")
+    with pytest.raises(ProfileError, match=r"retry\.max_retrys: unknown key 'max_retrys' "
+                       r"\(did you mean 'max_retries'\?\); allowed: max_retries"):
+        load_profile(path)
+
+
+@pytest.mark.parametrize(("text", "what"), [
+    ("", "empty"),
+    ("# only a comment\n", "empty"),
+    ("models: [\n", "invalid YAML"),
+    ("key: value: other\n", "invalid YAML"),
+    ("- 1\n- 2\n", "mapping"),
+    ("just a string\n", "mapping"),
+    ("models: {}\n", "at least 1 item"),
+])
+def test_structurally_bad_files(tmp_path: Path, text: str, what: str) -> None:
+    """Empty files, broken YAML and non-mappings are one-line errors."""
+    path = _write(tmp_path, text)
+    with pytest.raises(ProfileError) as info:
+        load_profile(path)
+    assert what in str(info.value)
+    assert str(info.value).startswith(str(path))
+    assert "\n" not in str(info.value)
+
+
+def test_alias_bomb_is_rejected_quickly(tmp_path: Path) -> None:
+    """A billion-laughs document is refused before it is expanded."""
+    lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    for prev, cur in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"{cur}: &{cur} [" + ",".join([f"*{prev}"] * 9) + "]")
+    path = _write(tmp_path, "\n".join(lines) + "\n")
+    with pytest.raises(ProfileError, match="alias bomb"):
+        load_profile(path)
+
+
+def test_small_aliases_are_fine(tmp_path: Path) -> None:
+    """Anchors used for reuse (a few expansions) are accepted."""
+    text = BASE.replace("    research:\n      steps:", "    research: &research\n      steps:")
+    text = text.replace("\nretry:", "    again:\n      <<: *research\n      weight: 0.5\n\nretry:")
+    profile = load_profile(_write(tmp_path, text))
+    assert set(profile.session.turns) == {"research", "again"}
+
+
+def test_missing_file() -> None:
+    """A missing file is a ProfileError, not an OSError."""
+    with pytest.raises(ProfileError, match="no such file"):
+        load_profile("does/not/exist.yaml")
+
+
+def test_overlay_merges_in_order(tmp_path: Path, web_research: Path) -> None:
+    """Later files override earlier ones key by key."""
+    overlay = _write(tmp_path, "quotas:\n  deployment:\n    rpm: 300\n", "more.yaml")
+    p = load_profile([web_research, overlay])
+    assert p.quotas["deployment"].rpm is not None
+    assert p.quotas["deployment"].rpm.limit == 300
+    assert p.quotas["deployment"].enforcement.window == 10.0
+
+
+def test_overlay_errors_name_the_overlay(tmp_path: Path, web_research: Path) -> None:
+    """An error in an overlay points at the overlay's file and line."""
+    overlay = _write(tmp_path, "# what-if\nquotas:\n  deployment:\n    rpm: 0\n", "bad.yaml")
+    with pytest.raises(ProfileError, match=rf"^{re.escape(str(overlay))}:4: "
+                       r"quotas\.deployment\.rpm: must be > 0"):
+        load_profile([web_research, overlay])
+
+
+def test_set_override_typed(web_research: Path) -> None:
+    """--set values are parsed as YAML and validated like the file."""
+    p = load_profile(web_research, ["quotas.deployment.enforcement.window=1s",
+                                    "session.turns.research.steps.1.parallel.count=2"])
+    assert p.quotas["deployment"].enforcement.window == 1.0
+    step = p.session.turns["research"].steps[1]
+    assert isinstance(step, ParallelStep)
+    assert step.parallel.count.mean == 2
+
+
+@pytest.mark.parametrize(("override", "what"), [
+    ("quotas.deploymen.rpm=3", "did you mean 'deployment'"),
+    ("quotas.deployment.rpm=0", "must be > 0"),
+    ("quotas.deployment.rpmx=10", "did you mean 'rpm'"),
+    ("session.turns.research.steps.9.call.model=x", "no such list index"),
+    ("nonsense", "key.path=value"),
+])
+def test_set_override_errors(web_research: Path, override: str, what: str) -> None:
+    """Bad overrides name the --set flag and the key."""
+    with pytest.raises(ProfileError) as info:
+        load_profile(web_research, [override])
+    assert "--set" in str(info.value)
+    assert what in str(info.value)
