@@ -133,6 +133,10 @@ def _apply_override(data: dict[str, Any], parts: list[str | int], value: Any,
                                    f"(the list has {len(node)} items)")
             node = node[part]
         elif isinstance(node, dict):
+            if parts[i + 1] == "limit" and isinstance(node.get(part), int | float):
+                # `quotas.q.tpm.limit=X` works whether tpm was written as a number or a
+                # mapping, so sizing output can always name the `.limit` path.
+                node[part] = {"limit": node[part]}
             if part not in node:
                 close = difflib.get_close_matches(str(part), [str(k) for k in node], n=1)
                 # Creating a new mapping is allowed (e.g. quotas.x.tpm=...); a typo in a
@@ -196,6 +200,8 @@ def _first_error(err: ValidationError, data: Any, loc_map: _Located) -> ProfileE
     msg = str(e["msg"])
     if e["type"] == "unknown_key":
         loc.append(e["ctx"]["key"])
+    elif e["type"] == "preset":
+        loc.append("preset")
     elif e["type"] == "missing":
         msg = "required key is missing"
     elif msg.startswith("Value error, "):

@@ -40,6 +40,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from .dist import Distribution, dist_json_schema, parse_duration
+from .presets import apply_preset
 
 # ---------------------------------------------------------------------------------------
 # Field types
@@ -98,6 +99,10 @@ class Spec(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _reject_unknown_keys(cls, data: Any) -> Any:
+        return cls._check_keys(data)
+
+    @classmethod
+    def _check_keys(cls, data: Any) -> Any:
         if isinstance(data, dict):
             allowed = [f.alias or name for name, f in cls.model_fields.items()]
             for key in data:
@@ -338,6 +343,9 @@ Limit = Annotated[LimitSpec, BeforeValidator(_limit)]
 class QuotaSpec(Spec):
     """A named provider limit shared by the calls to ``models``."""
 
+    preset: Literal["azure-standard", "openai", "anthropic"] | None = Field(
+        default=None,
+        description="provider rules filling in the fields left out (see capacity.presets)")
     models: list[str] = Field(min_length=1, description="models/deployments sharing it")
     rpm: Limit | None = None
     tpm: Limit | None = None
@@ -354,6 +362,17 @@ class QuotaSpec(Spec):
     rejected_count: bool = Field(
         default=True,
         description="rejected attempts count against the request limits (OpenAI says so)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "preset" in data:
+            try:
+                data = {**apply_preset(data), "preset": data["preset"]}
+            except ValueError as e:
+                raise PydanticCustomError("preset", str(e).replace("{", "(").replace(
+                    "}", ")")) from None
+        return cls._check_keys(data)
 
     @model_validator(mode="after")
     def _some_dimension(self) -> QuotaSpec:

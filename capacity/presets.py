@@ -1,0 +1,95 @@
+"""Quota presets: common provider rules, so a profile need not spell them out.
+
+A quota may say ``preset: NAME``; the preset fills in every field the quota leaves out
+(field by field — anything written in the profile wins). Sources are the providers'
+public documentation as summarised in ``shared/reference/provider-limits.md``; rules change,
+so each preset records the date of the text it follows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Defaults for a quota, with where they come from."""
+
+    name: str
+    summary: str
+    source: str
+    as_of: str
+    defaults: dict[str, Any]
+    dimension_enforcement: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rpm_per_1000_tpm: float | None = None
+
+
+PRESETS: dict[str, Preset] = {
+    "azure-standard": Preset(
+        name="azure-standard",
+        summary="Azure OpenAI standard deployment: RPM = 6 per 1,000 TPM (older chat models), "
+        "RPM checked over 10 s windows, TPM a per-minute counter charged prompt + max_tokens",
+        source="Microsoft Learn, 'Manage Azure OpenAI quota' (azure-ai-docs quota.md, "
+        "ms.date 11/26/2025): 'evaluates the rate of incoming requests over a small period "
+        "of time, typically 1 or 10 seconds'; 'running token count ... reset each minute'",
+        as_of="2025-11-26",
+        defaults={"charge_max_tokens": True, "cached_input_exempt": False,
+                  "rejected_count": True,
+                  "enforcement": {"type": "fixed_window", "window": "10s"}},
+        dimension_enforcement={"tpm": {"type": "fixed_window", "window": "60s"}},
+        rpm_per_1000_tpm=6.0,
+    ),
+    "openai": Preset(
+        name="openai",
+        summary="OpenAI API: per-minute limits quantised to per-second windows, TPM charged "
+        "prompt + max_tokens at admission, rejected requests count",
+        source="OpenAI Help Center 'How can I solve 429' / 'Rate limits' guide: 'may be "
+        "enforced as 1,000 requests/second'; 'unsuccessful requests contribute to your "
+        "per-minute limit'",
+        as_of="2026-06-24",
+        defaults={"charge_max_tokens": True, "cached_input_exempt": False,
+                  "rejected_count": True,
+                  "enforcement": {"type": "fixed_window", "window": "1s"}},
+    ),
+    "anthropic": Preset(
+        name="anthropic",
+        summary="Anthropic API: RPM/ITPM/OTPM token buckets refilled continuously (depth: one "
+        "minute), cached input not counted against ITPM, max_tokens not charged to OTPM",
+        source="Anthropic 'Rate limits' (platform.claude.com/docs/en/api/rate-limits, copy of "
+        "~Aug 2026): 'token bucket algorithm'; 'only uncached input tokens count'",
+        as_of="2026-08",
+        defaults={"charge_max_tokens": False, "cached_input_exempt": True,
+                  "rejected_count": False,
+                  "enforcement": {"type": "token_bucket", "burst": "60s"}},
+    ),
+}
+
+
+def apply_preset(data: dict[str, Any]) -> dict[str, Any]:
+    """Expand ``preset:`` in a raw quota mapping; raises ValueError for an unknown preset."""
+    name = data.get("preset")
+    if name is None:
+        return data
+    if name not in PRESETS:
+        import difflib
+
+        close = difflib.get_close_matches(str(name), list(PRESETS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown preset {name!r}{hint}; presets: {', '.join(PRESETS)}")
+    preset = PRESETS[name]
+    out = {k: v for k, v in data.items() if k != "preset"}
+    for key, value in preset.defaults.items():
+        out.setdefault(key, value)
+    for dim, enf in preset.dimension_enforcement.items():
+        lim = out.get(dim)
+        if isinstance(lim, int | float) and not isinstance(lim, bool):
+            out[dim] = {"limit": lim, "enforcement": enf}
+        elif isinstance(lim, dict) and "enforcement" not in lim:
+            out[dim] = {**lim, "enforcement": enf}
+    if preset.rpm_per_1000_tpm and "rpm" not in out and "tpm" in out:
+        tpm = out["tpm"]["limit"] if isinstance(out["tpm"], dict) else out["tpm"]
+        if isinstance(tpm, int | float) and not isinstance(tpm, bool) and tpm > 0:
+            out["rpm"] = math.floor(tpm / 1000.0 * preset.rpm_per_1000_tpm)
+    return out
