@@ -19,7 +19,17 @@ from .errors import CapacityError
 from .explain import explain
 from .loader import load_profile
 from .profile import Profile
-from .report import ceiling_renderable, explain_renderable, to_json
+from .report import (
+    ceiling_renderable,
+    check_text,
+    compare_renderable,
+    explain_renderable,
+    size_renderable,
+    to_json,
+)
+from .whatif import check as check_ceiling
+from .whatif import compare as compare_variants
+from .whatif import size as size_quota
 
 app = typer.Typer(
     name="capacity",
@@ -132,6 +142,74 @@ def schema() -> None:
     from .profile import Profile
 
     sys.stdout.write(json.dumps(Profile.model_json_schema(), indent=2) + "\n")
+
+
+@app.command(name="size")
+def size_cmd(
+    profiles: ProfilesArg,
+    sessions: Annotated[int, typer.Option("--sessions", min=1,
+                                          help="Sessions the quota must carry.")],
+    as_json: JsonOpt = False,
+    overrides: SetOpt = None,
+) -> None:
+    """Smallest quota per dimension that carries --sessions at the profile's targets."""
+    profile = _load(profiles, overrides)
+    _emit(_run(lambda: size_quota(profile, sessions)), as_json, size_renderable)
+
+
+class CheckMethod(StrEnum):
+    """Which ceiling a check compares against."""
+
+    mean = "mean"
+    analytic = "analytic"
+
+
+@app.command(name="check")
+def check_cmd(
+    profiles: ProfilesArg,
+    sessions: Annotated[int, typer.Option("--sessions", min=1,
+                                          help="Required sessions (launch target).")],
+    method: Annotated[CheckMethod, typer.Option(
+        help="Ceiling to compare: mean (napkin) or analytic (burst-aware).")] = (
+        CheckMethod.analytic),
+    as_json: JsonOpt = False,
+    overrides: SetOpt = None,
+) -> None:
+    """CI gate: exit 0 if the ceiling is at least --sessions, exit 1 otherwise."""
+    profile = _load(profiles, overrides)
+    result = _run(lambda: check_ceiling(analyze(profile), sessions, method.value))
+    _emit(result, as_json, check_text)
+    raise typer.Exit(0 if result.passed else 1)
+
+
+def _scenario(text: str) -> tuple[str, list[str]]:
+    name, sep, rest = text.partition(":")
+    if not sep or not name or not rest:
+        raise typer.BadParameter(f"expected NAME:key=value[,key=value...], got {text!r}",
+                                 param_hint="--scenario")
+    return name, [kv for kv in rest.split(",") if kv]
+
+
+@app.command(name="compare")
+def compare_cmd(
+    base: Annotated[Path, typer.Argument(help="Baseline profile.", show_default=False)],
+    others: Annotated[list[Path] | None, typer.Argument(
+        help="What-if overlays, each merged over the baseline.", show_default=False)] = None,
+    scenarios: Annotated[list[str] | None, typer.Option(
+        "--scenario", help="NAME:key=value,... a named variant of the baseline (repeatable).",
+        show_default=False)] = None,
+    as_json: JsonOpt = False,
+    overrides: SetOpt = None,
+) -> None:
+    """Ceilings side by side: baseline, overlays and --set scenarios, with the change."""
+    sets = overrides or []
+    variants = [(base.stem, _load([base], sets))]
+    for other in others or []:
+        variants.append((other.stem, _load([base, other], sets)))
+    for text in scenarios or []:
+        name, kvs = _scenario(text)
+        variants.append((name, _load([base], [*sets, *kvs])))
+    _emit(_run(lambda: compare_variants(variants)), as_json, compare_renderable)
 
 
 def main() -> None:

@@ -154,3 +154,64 @@ def explain_renderable(r: ExplainResult) -> Group:
 def render(console: Console, renderable: Any) -> None:
     """Print to the given console."""
     console.print(renderable)
+
+
+def size_renderable(r: Any) -> Group:
+    """Table for ``capacity size``."""
+    t = Table(title=f"Quota needed for {r.sessions:,} sessions — {r.profile} "
+              f"(≤{r.target_429_fraction:.1%} 429s)", title_justify="left")
+    for col in ("constraint", "enforced as", "current", "mean-value needs", "needs", "raise"):
+        t.add_column(col, justify="left" if col in ("constraint", "enforced as") else "right")
+    for d in r.dimensions:
+        enf = ("token bucket" if d.enforcement == "token_bucket"
+               else f"{'sliding' if d.enforcement == 'sliding_window' else 'fixed'} "
+               f"{format_duration(d.window_s or 0)}")
+        t.add_row(f"{d.quota}.{d.dimension}", enf, f"{_n(d.current_limit, 0)}",
+                  f"{_n(math.ceil(d.mean_value_limit), 0)}", f"{_n(d.required_limit, 0)}",
+                  f"{d.required_limit / d.current_limit:.2f}×" if d.raise_needed else "—",
+                  style="bold" if d.raise_needed else None)
+    parts: list[Any] = [t, Text(r.summary())]
+    if r.to_raise:
+        sets = " ".join(f"--set {d.set_path}" for d in r.to_raise)
+        parts.append(Text(f"Check it: capacity ceiling PROFILE {sets}", style="dim"))
+    return Group(*parts)
+
+
+def check_text(r: Any) -> Text:
+    """One line for ``capacity check``."""
+    verdict = "PASS" if r.passed else "FAIL"
+    style = "bold green" if r.passed else "bold red"
+    t = Text()
+    t.append(verdict, style=style)
+    sign = "+" if r.margin >= 0 else ""
+    t.append(f" {r.profile}: ceiling {r.ceiling:,} sessions ({r.method}) vs required "
+             f"{r.required:,} — margin {sign}{r.margin:,} ({sign}{r.margin / r.required:.0%}); "
+             f"binding {r.binding}")
+    return t
+
+
+def compare_renderable(r: Any) -> Table:
+    """Side-by-side table for ``capacity compare``."""
+    rows = r.rows()
+    t = Table(title="Compare (sessions; change against the first column)",
+              title_justify="left")
+    t.add_column("")
+    for row in rows:
+        t.add_column(row["name"], justify="right")
+    sim = any(row["simulated"] is not None for row in rows)
+
+    def line(label: str, fn: Any) -> None:
+        t.add_row(label, *(fn(row) for row in rows))
+
+    line("mean-value", lambda x: _n(x["mean_ceiling"]))
+    line("burst-aware", lambda x: f"{x['burst_ceiling']:,}")
+    if sim:
+        line("simulated", lambda x: "—" if x["simulated"] is None else
+             f"{x['simulated']:,} [{x['simulated_ci'][0]:,}–{x['simulated_ci'][1]:,}]")
+    line("binds", lambda x: f"{x['binding_constraint']['quota']}."
+         f"{x['binding_constraint']['dimension']}")
+    line("saturation", lambda x: f"{x['saturation_point']:,}")
+    line("change", lambda x: "—" if x is rows[0] else (
+        f"{x['change_sessions']:+,}" + (f" ({x['change_percent']:+.0f}%)"
+                                         if x["change_percent"] is not None else "")))
+    return t

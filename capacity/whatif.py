@@ -1,0 +1,270 @@
+"""What-if questions: size a quota for N sessions, check a launch target, compare variants.
+
+All functions take validated profiles and return result objects with ``to_dict()``; the
+analytic model answers, optionally confirmed by simulation where the CLI asks for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from . import __version__
+from .analytic import (
+    CeilingResult,
+    WindowStats,
+    _clean,
+    analyze,
+    bucket_model,
+    cycle_time,
+    window_model,
+)
+from .errors import CapacityError
+from .profile import Profile
+from .workload import Constraint, Workload
+
+# ---------------------------------------------------------------------------------------
+# Sizing: the inverse problem
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DimensionSize:
+    """Smallest limit of one constraint that carries the requested sessions."""
+
+    quota: str
+    dimension: str
+    unit: str
+    current_limit: float
+    required_limit: float
+    mean_value_limit: float
+    enforcement: str
+    window_s: float | None
+    at_required: WindowStats | None
+
+    @property
+    def raise_needed(self) -> bool:
+        """True when the current limit is below what is required."""
+        return self.required_limit > self.current_limit
+
+    @property
+    def set_path(self) -> str:
+        """A ``--set`` override that applies the required limit."""
+        lim = self.required_limit
+        text = str(int(lim)) if float(lim).is_integer() else repr(lim)
+        return f"quotas.{self.quota}.{self.dimension}.limit={text}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        d = {k: v for k, v in self.__dict__.items() if k != "at_required"}
+        d["at_required"] = self.at_required.to_dict() if self.at_required else None
+        d["raise_needed"] = self.raise_needed
+        d["set"] = self.set_path
+        d["factor"] = self.required_limit / self.current_limit
+        return _clean(d)
+
+
+@dataclass(frozen=True)
+class SizeResult:
+    """Quota needed per constraint for ``sessions`` sessions at the profile's targets."""
+
+    profile: str
+    sessions: int
+    target_429_fraction: float
+    dimensions: tuple[DimensionSize, ...]
+    version: str = __version__
+
+    @property
+    def to_raise(self) -> list[DimensionSize]:
+        """Constraints whose limit must go up, the largest relative raise first."""
+        out = [d for d in self.dimensions if d.raise_needed]
+        return sorted(out, key=lambda d: -d.required_limit / d.current_limit)
+
+    def summary(self) -> str:
+        """What to ask the provider for."""
+        if not self.to_raise:
+            return (f"The current quotas already carry {self.sessions:,} sessions at "
+                    f"≤{self.target_429_fraction:.1%} 429s.")
+        asks = "; ".join(
+            f"{d.quota}.{d.dimension} from {d.current_limit:,.0f} to {d.required_limit:,.0f} "
+            f"({d.required_limit / d.current_limit:.2f}×)" for d in self.to_raise)
+        first = self.to_raise[0]
+        return (f"To carry {self.sessions:,} sessions ask the provider to raise {asks}. "
+                f"The one that binds first is {first.quota}.{first.dimension}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return _clean({
+            "version": self.version, "profile": self.profile, "sessions": self.sessions,
+            "target_429_fraction": self.target_429_fraction,
+            "dimensions": [d.to_dict() for d in self.dimensions],
+            "raise": [f"{d.quota}.{d.dimension}" for d in self.to_raise],
+            "set": [d.set_path for d in self.to_raise],
+            "summary": self.summary(),
+        })
+
+
+def _stats(wl: Workload, c: Constraint, cycle_s: float, n: int) -> WindowStats:
+    model = (bucket_model(wl, c, cycle_s) if c.enforcement == "token_bucket"
+             else window_model(wl, c, cycle_s))
+    return model.stats(n)
+
+
+def _meets(wl: Workload, c: Constraint, cycle_s: float, n: int, target: float) -> bool:
+    v = wl.units_per_turn(c)
+    if n * v / cycle_s > c.rate_per_s * (1 + 1e-12):
+        return False
+    return _stats(wl, c, cycle_s, n).loss_fraction <= target
+
+
+def _limit_for_allowance(c: Constraint, q: int) -> float:
+    # Smallest Q with ⌊Q·w/T⌋ ≥ q; whole units per period, as providers quote them.
+    return float(math.ceil(q * c.period_s / c.window_s - 1e-9))
+
+
+def size_constraint(wl: Workload, c: Constraint, cycle_s: float, sessions: int,
+                    target: float) -> DimensionSize:
+    """Smallest limit of ``c`` (same enforcement) whose burst-aware ceiling ≥ ``sessions``."""
+    v = wl.units_per_turn(c)
+    mean_limit = sessions * v / cycle_s * c.period_s
+    with_limit = lambda q_lim: dataclasses.replace(c, limit=q_lim)  # noqa: E731
+
+    if c.enforcement == "token_bucket":
+        lo, hi = mean_limit, max(mean_limit, 1.0) * 2
+        while not _meets(wl, with_limit(hi), cycle_s, sessions, target):
+            hi *= 2
+        # Bisection to 0.1% — quotas are quoted in round numbers anyway.
+        while hi - lo > max(1.0, 1e-3 * hi):
+            mid = (lo + hi) / 2
+            if _meets(wl, with_limit(mid), cycle_s, sessions, target):
+                hi = mid
+            else:
+                lo = mid
+        required = float(math.ceil(hi))
+    else:
+        def ok_q(q: int) -> bool:
+            return _meets(wl, with_limit(_limit_for_allowance(c, q)), cycle_s, sessions,
+                          target)
+
+        q_lo = max(1, math.floor(mean_limit * c.window_s / c.period_s))
+        q_hi = q_lo
+        while not ok_q(q_hi):
+            q_hi *= 2
+        while q_hi - q_lo > 1:
+            mid = (q_lo + q_hi) // 2
+            if ok_q(mid):
+                q_hi = mid
+            else:
+                q_lo = mid
+        q_req = q_lo if ok_q(q_lo) else q_hi
+        required = _limit_for_allowance(c, q_req)
+    at = _stats(wl, with_limit(required), cycle_s, sessions)
+    return DimensionSize(c.quota, c.dim, c.unit, c.limit, required, mean_limit,
+                         c.enforcement, c.window_s if c.enforcement != "token_bucket" else None,
+                         at)
+
+
+def size(profile: Profile, sessions: int) -> SizeResult:
+    """Smallest quota per dimension that carries ``sessions`` at the profile's targets.
+
+    Each constraint is sized on its own (keeping its enforcement): the smallest limit whose
+    burst-aware 429 fraction at ``sessions`` is within ``targets.max_429_fraction`` and
+    whose mean utilisation is below 100%.
+    """
+    if sessions < 1:
+        raise CapacityError(f"--sessions must be ≥ 1, got {sessions}")
+    wl = Workload.from_profile(profile)
+    cyc = cycle_time(wl)
+    target = profile.targets.max_429_fraction
+    dims = tuple(size_constraint(wl, c, cyc.cycle_s, sessions, target)
+                 for c in wl.constraints if wl.units_per_turn(c) > 0)
+    return SizeResult(profile.title, sessions, target, dims)
+
+
+# ---------------------------------------------------------------------------------------
+# Check: a launch gate for CI
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Whether the ceiling (by ``method``) reaches the required sessions."""
+
+    profile: str
+    required: int
+    ceiling: int
+    method: str
+    binding: str
+    version: str = __version__
+
+    @property
+    def passed(self) -> bool:
+        """True when the ceiling is at least the required sessions."""
+        return self.ceiling >= self.required
+
+    @property
+    def margin(self) -> int:
+        """Ceiling minus required sessions (negative: short by that many)."""
+        return self.ceiling - self.required
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"version": self.version, "profile": self.profile, "required": self.required,
+                "ceiling": self.ceiling, "method": self.method, "binding": self.binding,
+                "passed": self.passed, "margin": self.margin,
+                "margin_fraction": self.margin / self.required}
+
+
+def check(result: CeilingResult, required: int, method: str) -> CheckResult:
+    """Compare a ceiling result with a required number of sessions."""
+    ceiling = {"mean": math.floor(result.mean_ceiling + 1e-9),
+               "analytic": result.burst_ceiling}.get(method, result.saturation_point)
+    return CheckResult(result.profile, required, ceiling, method, result.binding.name)
+
+
+# ---------------------------------------------------------------------------------------
+# Compare
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    """Ceilings of several variants side by side; changes against the first."""
+
+    names: tuple[str, ...]
+    results: tuple[CeilingResult, ...]
+    version: str = __version__
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per variant with its change against the first column."""
+        base = self.results[0]
+        out = []
+        for name, r in zip(self.names, self.results, strict=True):
+            sp = r.saturation_point
+            row = {
+                "name": name, "profile": r.profile, "mean_ceiling": r.mean_ceiling,
+                "burst_ceiling": r.burst_ceiling,
+                "simulated": r.simulated.n_star if r.simulated is not None else None,
+                "simulated_ci": [r.simulated.n_lo, r.simulated.n_hi]
+                if r.simulated is not None else None,
+                "saturation_point": sp,
+                "binding_constraint": {"quota": r.binding.quota,
+                                       "dimension": r.binding.dimension},
+                "change_sessions": sp - base.saturation_point,
+                "change_percent": (100.0 * (sp - base.saturation_point) / base.saturation_point
+                                   if base.saturation_point else None),
+            }
+            out.append(row)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return _clean({"version": self.version, "variants": self.rows()})
+
+
+def compare(variants: list[tuple[str, Profile]], sessions: int | None = None) -> CompareResult:
+    """Analytic ceilings for each named variant (the first is the baseline)."""
+    results = tuple(analyze(p, sessions=sessions) for _, p in variants)
+    return CompareResult(tuple(n for n, _ in variants), results)
