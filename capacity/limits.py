@@ -443,10 +443,9 @@ class LimiterArrays:
         return initial_state(self.params, log_capacity)
 
 
-def initial_state(params: NDArray[np.float64], log_capacity: int = 64) -> tuple[
-    NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]
-]:
-    """Fresh limiter state for parameter matrix ``params`` (see :class:`LimiterArrays`)."""
+@njit(cache=True, nogil=True)
+def initial_state(params, log_capacity=64):  # type: ignore[no-untyped-def]
+    """Fresh limiter state ``(S, log_t, log_u)`` for parameter matrix ``params``."""
     n = params.shape[0]
     st = np.zeros((n, 7))
     st[:, S_WIN] = np.nan
@@ -612,12 +611,7 @@ def run_attempts(P, times, units):  # type: ignore[no-untyped-def]
     """
     n = P.shape[0]
     m = times.shape[0]
-    st = np.zeros((n, 7))
-    for i in range(n):
-        st[i, S_WIN] = np.nan
-        st[i, S_LEVEL] = P[i, P_ALLOW]
-    log_t = np.zeros((n, 4))
-    log_u = np.zeros((n, 4))
+    st, log_t, log_u = initial_state(P, 4)
     admitted = np.zeros(m, dtype=np.bool_)
     retry = np.zeros(m)
     rej = np.zeros((m, n), dtype=np.int8)
