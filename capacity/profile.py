@@ -23,7 +23,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Iterator
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -56,10 +56,16 @@ def _dist_type(quantity: Any) -> Any:
     ]
 
 
-DurationDist = _dist_type("duration")
-TokenDist = _dist_type("tokens")
-CountDist = _dist_type("count")
-RateDist = _dist_type("number")
+if TYPE_CHECKING:  # to type checkers these are plain Distributions
+    DurationDist = Distribution
+    TokenDist = Distribution
+    CountDist = Distribution
+    RateDist = Distribution
+else:
+    DurationDist = _dist_type("duration")
+    TokenDist = _dist_type("tokens")
+    CountDist = _dist_type("count")
+    RateDist = _dist_type("number")
 
 
 def _duration(v: Any) -> float:

@@ -194,20 +194,20 @@ def _events(steps: list[Step] | tuple[Step, ...], rate: float,
             name = step.call.name or step.call.model
             out.append(Event(rate, _wrap(Batch(ONE, (step.call,)), ctx), name))
         elif isinstance(step, ParallelStep):
-            blk = step.parallel
-            out += _events(blk.body, rate, (*ctx, (blk.count, 1.0)), where + ".parallel")
+            par = step.parallel
+            out += _events(par.body, rate, (*ctx, (par.count, 1.0)), where + ".parallel")
         elif isinstance(step, OptionalStep):
-            blk = step.optional
+            opt = step.optional
             if ctx:
                 # Inside a fan-out each copy flips its own coin: thin the batch.
-                out += _events(blk.body, rate, (*ctx, (ONE, blk.probability)),
+                out += _events(opt.body, rate, (*ctx, (ONE, opt.probability)),
                                where + ".optional")
             else:
-                out += _events(blk.body, rate * blk.probability, ctx, where + ".optional")
+                out += _events(opt.body, rate * opt.probability, ctx, where + ".optional")
         elif isinstance(step, RepeatStep):
-            blk = step.repeat
+            rep = step.repeat
             # Loop iterations run one after another: each is its own launch event.
-            out += _events(blk.body, rate * blk.count.mean, ctx, where + ".repeat")
+            out += _events(rep.body, rate * rep.count.mean, ctx, where + ".repeat")
     return out
 
 
@@ -378,9 +378,10 @@ class Workload:
 
     def calls_per_turn(self) -> float:
         """Mean calls per turn over the mix."""
-        ones = {id(call): CallCost("requests") for t in self.turns for ev in t.events
-                for call in ev.batch.calls()}
-        return sum(t.probability * ev.rate * batch_units_mean(ev.batch, ones)  # type: ignore[arg-type]
+        ones: dict[int, CallCost | None] = {
+            id(call): CallCost("requests") for t in self.turns for ev in t.events
+            for call in ev.batch.calls()}
+        return sum(t.probability * ev.rate * batch_units_mean(ev.batch, ones)
                    for t in self.turns for ev in t.events)
 
     @cached_property
