@@ -4,8 +4,10 @@ Model (one replication)
 -----------------------
 * N sessions; each repeats: draw a turn type from the mix, run its steps, pause.
   ``think_time``: the pause starts when the turn ends (closed loop). ``cadence``: the next
-  turn starts at ``max(start + cadence, end)``. Sessions start in steady state: the first
-  turn of each begins at a uniformly random point of one mean cycle.
+  turn starts at ``max(start + cadence, end)``. Sessions start in steady state: each
+  session's first turn begins after an equilibrium residual of its pause distribution
+  (what an observer arriving at a random instant waits; exact for cadences and for
+  exponential think times — the warm-up removes what is left of the transient).
 * Steps: a call; ``parallel`` (``count`` copies of the body launched at the same instant,
   the block ends when the last copy ends); ``optional`` (the body with ``probability``);
   ``repeat`` (the body ``count`` times in sequence). A call lasts
@@ -331,7 +333,7 @@ def _compile(profile: Profile) -> _Compiled:
         site_cached.append(call.cached_input_fraction)
         mt = profile.max_tokens_for(call)
         out_mean = call.output_tokens.mean_clipped(math.inf if mt is None else mt)
-        # Mean latency, only used to place sessions' first turns and size the warm-up.
+        # Mean latency, only used to size the default warm-up.
         lat = model.ttft.mean + out_mean / model.tokens_per_second.mean
         return node(S_CALL, len(sites) - 1), 1, lat
 
@@ -479,6 +481,44 @@ def _draw(d, key, pos, dkind, dp0, dp1, doff, dlen, cval, ccum):  # type: ignore
         if u < ccum[o + i]:
             return cval[o + i]
     return cval[o + dlen[d] - 1]
+
+
+@njit(cache=True, nogil=True)
+def _draw_residual(d, key, dkind, dp0, dp1, doff, dlen, cval, ccum):  # type: ignore
+    """Equilibrium residual of distribution ``d``: ``U · X_lb`` with ``X_lb`` length-biased.
+
+    The time to the next renewal seen from a random instant (exact steady-state start
+    for cadences and for exponential think times). Uses positions 0..2 of ``key``.
+    """
+    k = dkind[d]
+    u = _unit(key, 0)
+    u1 = _unit(key, 1)
+    if k == D_FIXED:
+        return u * dp0[d]
+    if k in (D_UNIFORM, D_UNIFORM_INT):
+        a, b = dp0[d], dp1[d]
+        return u * math.sqrt(a * a + u1 * (b * b - a * a))
+    if k == D_EXPONENTIAL:
+        return -dp0[d] * math.log1p(-u)  # memoryless: the residual is the same exponential
+    if k == D_LOGNORMAL:
+        # Length-biasing a lognormal shifts log-mean by sigma^2.
+        z = math.sqrt(-2.0 * math.log1p(-u1)) * math.cos(2.0 * math.pi * _unit(key, 2))
+        sig = dp1[d]
+        return u * dp0[d] * math.exp(sig * sig + sig * z)
+    o = doff[d]
+    total = 0.0
+    for i in range(dlen[d]):
+        w = ccum[o + i] - (ccum[o + i - 1] if i > 0 else 0.0)
+        total += w * cval[o + i]
+    if total <= 0.0:
+        return 0.0
+    acc = 0.0
+    for i in range(dlen[d]):
+        w = ccum[o + i] - (ccum[o + i - 1] if i > 0 else 0.0)
+        acc += w * cval[o + i] / total
+        if u1 < acc:
+            return u * cval[o + i]
+    return u * cval[o + dlen[d] - 1]
 
 
 @njit(cache=True, nogil=True)
@@ -644,7 +684,7 @@ def _expand(root, base, tkey, turn_prog, dtab,  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def _replicate(n_sessions, rep_key, t0, t1, first_cycle, max_nodes,  # type: ignore
+def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore
                turn_prog, dtab, site_dist, site_cached, site_maxtok, coef, P, cfg):
     """Simulate one replication; returns (stats, turn latencies, utilisation units,
     exceeded windows per slot)."""
@@ -723,7 +763,10 @@ def _replicate(n_sessions, rep_key, t0, t1, first_cycle, max_nodes,  # type: ign
     for k in range(N):
         sk = _hash2(rep_key, k)
         s_key[k] = sk
-        first = _unit(_hash2(sk ^ _DOM_START, 0), 0) * first_cycle
+        # Steady-state start: the first turn begins after an equilibrium residual of the
+        # pause (think time or cadence), as seen by an observer arriving at random.
+        first = _draw_residual(pause_d, _hash2(sk ^ _DOM_START, 0), dkind, dp0, dp1, doff,
+                               dlen, cval, ccum)
         ht, hs, hp, hn = _hpush(ht, hs, hp, hn, first, seq, k * 8 + EV_TURN)
         seq += 1
 
@@ -988,7 +1031,7 @@ def _run_rep(c: _Compiled, sessions: int, child: np.random.SeedSequence, t0: flo
     clock = float(state[1] >> np.uint64(11)) * 2.0**-53 * 86400.0
     P = LimiterArrays.from_slots(c.slots, clock).params
     stats, lat, util, exc = _replicate(
-        sessions, rep_key, t0, t1, c.mean_cycle_s, c.max_nodes, c.program, c.dists,
+        sessions, rep_key, t0, t1, c.max_nodes, c.program, c.dists,
         c.site_dist, c.site_cached, c.site_maxtok, c.coef, P, c.cfg)
     # Fixed windows lying wholly inside the measured interval, per slot.
     windows = np.zeros(len(c.slots))
