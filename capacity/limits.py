@@ -453,14 +453,14 @@ def initial_state(params, log_capacity=64):  # type: ignore[no-untyped-def]
     return st, np.zeros((n, log_capacity)), np.zeros((n, log_capacity))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _ceil_ms(x: float) -> float:
     if not math.isfinite(x):
         return math.inf
     return (math.floor(x * 1000.0) + 1.0) / 1000.0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _expire(st, log_t, log_u, i, t, w):  # type: ignore[no-untyped-def]
     cap = log_t.shape[1]
     head = int(st[i, S_HEAD])
@@ -475,7 +475,7 @@ def _expire(st, log_t, log_u, i, t, w):  # type: ignore[no-untyped-def]
     st[i, S_SIZE] = size
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _wait(P, st, log_t, log_u, i, t, units):  # type: ignore[no-untyped-def]
     """Array twin of :meth:`Meter.wait_time` for slot ``i``."""
     if units <= 0.0:
@@ -521,7 +521,7 @@ def _wait(P, st, log_t, log_u, i, t, units):  # type: ignore[no-untyped-def]
     return (units - st[i, S_LEVEL]) / P[i, P_RATE]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _charge(P, st, log_t, log_u, i, t, units):  # type: ignore[no-untyped-def]
     """Array twin of :meth:`Meter.charge` (state already rolled to ``t`` by ``_wait``)."""
     kind = int(P[i, P_KIND])
@@ -539,19 +539,19 @@ def _charge(P, st, log_t, log_u, i, t, units):  # type: ignore[no-untyped-def]
         st[i, S_LEVEL] -= units
 
 
-@njit(cache=True, nogil=True)
-def ensure_log_capacity(st, log_t, log_u):  # type: ignore[no-untyped-def]
-    """Grow the sliding-window logs (doubling) so every slot has room for one more entry.
+@njit(cache=True, nogil=True, inline="always")
+def log_full(st, capacity):  # type: ignore[no-untyped-def]
+    """True when some sliding-window log has no room for one more entry."""
+    most = 0
+    for i in range(st.shape[0]):
+        most = max(most, int(st[i, S_SIZE]))
+    return most >= capacity
 
-    Returns the (possibly new) ``(log_t, log_u)``; call before :func:`limiter_attempt`.
-    """
+
+@njit(cache=True, nogil=True)
+def grow_logs(st, log_t, log_u):  # type: ignore[no-untyped-def]
+    """Copies of the sliding-window logs with twice the room (oldest entry first)."""
     n, cap = log_t.shape
-    full = False
-    for i in range(n):
-        if int(st[i, S_SIZE]) >= cap:
-            full = True
-    if not full:
-        return log_t, log_u
     new_t = np.zeros((n, 2 * cap))
     new_u = np.zeros((n, 2 * cap))
     for i in range(n):
@@ -564,6 +564,18 @@ def ensure_log_capacity(st, log_t, log_u):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
+def ensure_log_capacity(st, log_t, log_u):  # type: ignore[no-untyped-def]
+    """The logs, grown if needed so every slot has room for one more entry.
+
+    Call before :func:`limiter_attempt`. (Hot loops should test :func:`log_full` and
+    rebind the arrays only when it is true: rebinding costs reference-count updates.)
+    """
+    if log_full(st, log_t.shape[1]):
+        return grow_logs(st, log_t, log_u)
+    return log_t, log_u
+
+
+@njit(cache=True, nogil=True, inline="always")
 def limiter_attempt(P, st, log_t, log_u, t, units, rejected):  # type: ignore[no-untyped-def]
     """Array twin of :meth:`ProviderLimiter.attempt`.
 

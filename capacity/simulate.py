@@ -68,16 +68,18 @@ from .dist import Distribution
 from .errors import CapacityError
 from .limits import (
     KIND_FIXED,
+    KIND_SLIDING,
     P_KIND,
     P_OFFSET,
     P_WINDOW,
     LimiterArrays,
     LimitSlot,
     charge_coefficients,
-    ensure_log_capacity,
+    grow_logs,
     initial_state,
     limit_slots,
     limiter_attempt,
+    log_full,
 )
 from .profile import (
     Block,
@@ -228,6 +230,9 @@ _Z95 = statistics.NormalDist().inv_cdf(0.95)
 S_CALL, S_SEQ, S_PAR, S_OPT, S_REP = range(5)
 I_CALL, I_SEQ, I_PAR = range(3)
 
+# Columns of the distribution parameter table.
+DP_KIND, DP_P0, DP_P1, DP_OFF, DP_LEN = range(5)
+
 # Columns of the per-site distribution table.
 SITE_IN, SITE_OUT, SITE_TTFT, SITE_TPS = range(4)
 
@@ -282,10 +287,11 @@ class _DistTable:
         return len(self.kind) - 1
 
     def arrays(self) -> tuple[NDArray[Any], ...]:
-        return (np.asarray(self.kind, dtype=np.int64), np.asarray(self.p0),
-                np.asarray(self.p1), np.asarray(self.off, dtype=np.int64),
-                np.asarray(self.len, dtype=np.int64),
-                np.asarray(self.values or [0.0]), np.asarray(self.cum or [1.0]))
+        """``(dpar, values, cumulative weights)``; ``dpar`` has one row per distribution."""
+        dpar = np.column_stack([np.asarray(v, dtype=np.float64) for v in
+                                (self.kind, self.p0, self.p1, self.off, self.len)])
+        return (np.ascontiguousarray(dpar), np.asarray(self.values or [0.0]),
+                np.asarray(self.cum or [1.0]))
 
 
 @dataclass(frozen=True)
@@ -294,8 +300,8 @@ class _Compiled:
 
     name: str
     slots: tuple[LimitSlot, ...]
-    program: tuple[NDArray[Any], ...]  # turn_cum, turn_root, skind, sa, sb, sprob, schild
-    dists: tuple[NDArray[Any], ...]
+    program: tuple[NDArray[Any], ...]  # turn_cum, turn_root, sprog (kind, a, b), sprob, schild
+    dists: tuple[NDArray[Any], ...]  # dpar, cval, ccum
     site_dist: NDArray[np.int64]  # [site, (input, output, ttft, tps)] distribution ids
     site_cached: NDArray[np.float64]  # cached share of the input
     site_maxtok: NDArray[np.float64]
@@ -411,9 +417,9 @@ def _compile(profile: Profile) -> _Compiled:
     if pc is not None and pc.concurrency is not None:
         cfg[C_PACE_CONC] = pc.concurrency
 
-    program = (turn_cum, np.asarray(roots, dtype=np.int64), np.asarray(skind, dtype=np.int64),
-               np.asarray(sa, dtype=np.int64), np.asarray(sb, dtype=np.int64),
-               np.asarray(sprob), np.asarray(schild or [0], dtype=np.int64))
+    sprog = np.ascontiguousarray(np.column_stack([skind, sa, sb]).astype(np.int64))
+    program = (turn_cum, np.asarray(roots, dtype=np.int64), sprog, np.asarray(sprob),
+               np.asarray(schild or [0], dtype=np.int64))
     return _Compiled(
         name=profile.title, slots=slots, program=program, dists=dt.arrays(),
         site_dist=np.asarray(site_rows, dtype=np.int64).reshape(n_sites, 4),
@@ -458,75 +464,77 @@ def _unit(key, i):  # type: ignore[no-untyped-def]
     return float(_mix(key + (np.uint64(i) + _ONE) * _GAMMA) >> _S11) * _TO_UNIT
 
 
-@njit(cache=True, nogil=True)
-def _draw(d, key, pos, dkind, dp0, dp1, doff, dlen, cval, ccum):  # type: ignore[no-untyped-def]
+@njit(cache=True, nogil=True, inline="always")
+def _draw(d, key, pos, dpar, cval, ccum):  # type: ignore[no-untyped-def]
     """Sample distribution ``d`` from positions ``pos``, ``pos + 1`` of stream ``key``."""
-    k = dkind[d]
+    k = int(dpar[d, DP_KIND])
+    p0 = dpar[d, DP_P0]
     if k == D_FIXED:
-        return dp0[d]
+        return p0
     u = _unit(key, pos)
+    p1 = dpar[d, DP_P1]
     if k == D_UNIFORM:
-        return dp0[d] + u * (dp1[d] - dp0[d])
+        return p0 + u * (p1 - p0)
     if k == D_UNIFORM_INT:
-        v = dp0[d] + math.floor(u * (dp1[d] - dp0[d] + 1.0))
-        return min(v, dp1[d])
+        return min(p0 + math.floor(u * (p1 - p0 + 1.0)), p1)
     if k == D_EXPONENTIAL:
-        return -dp0[d] * math.log1p(-u)
+        return -p0 * math.log1p(-u)
     if k == D_LOGNORMAL:
-        u2 = _unit(key, pos + 1)
-        z = math.sqrt(-2.0 * math.log1p(-u)) * math.cos(2.0 * math.pi * u2)
-        return dp0[d] * math.exp(dp1[d] * z)
-    o = doff[d]
-    for i in range(dlen[d]):
+        z = math.sqrt(-2.0 * math.log1p(-u)) * math.cos(2.0 * math.pi * _unit(key, pos + 1))
+        return p0 * math.exp(p1 * z)
+    o = int(dpar[d, DP_OFF])
+    n = int(dpar[d, DP_LEN])
+    for i in range(n):
         if u < ccum[o + i]:
             return cval[o + i]
-    return cval[o + dlen[d] - 1]
+    return cval[o + n - 1]
 
 
-@njit(cache=True, nogil=True)
-def _draw_residual(d, key, dkind, dp0, dp1, doff, dlen, cval, ccum):  # type: ignore
+@njit(cache=True, nogil=True, inline="always")
+def _draw_residual(d, key, dpar, cval, ccum):  # type: ignore[no-untyped-def]
     """Equilibrium residual of distribution ``d``: ``U · X_lb`` with ``X_lb`` length-biased.
 
     The time to the next renewal seen from a random instant (exact steady-state start
     for cadences and for exponential think times). Uses positions 0..2 of ``key``.
     """
-    k = dkind[d]
+    k = int(dpar[d, DP_KIND])
+    p0 = dpar[d, DP_P0]
+    p1 = dpar[d, DP_P1]
     u = _unit(key, 0)
     u1 = _unit(key, 1)
     if k == D_FIXED:
-        return u * dp0[d]
+        return u * p0
     if k in (D_UNIFORM, D_UNIFORM_INT):
-        a, b = dp0[d], dp1[d]
-        return u * math.sqrt(a * a + u1 * (b * b - a * a))
+        return u * math.sqrt(p0 * p0 + u1 * (p1 * p1 - p0 * p0))
     if k == D_EXPONENTIAL:
-        return -dp0[d] * math.log1p(-u)  # memoryless: the residual is the same exponential
+        return -p0 * math.log1p(-u)  # memoryless: the residual is the same exponential
     if k == D_LOGNORMAL:
-        # Length-biasing a lognormal shifts log-mean by sigma^2.
+        # Length-biasing a lognormal shifts its log-mean by sigma^2.
         z = math.sqrt(-2.0 * math.log1p(-u1)) * math.cos(2.0 * math.pi * _unit(key, 2))
-        sig = dp1[d]
-        return u * dp0[d] * math.exp(sig * sig + sig * z)
-    o = doff[d]
+        return u * p0 * math.exp(p1 * p1 + p1 * z)
+    o = int(dpar[d, DP_OFF])
+    n = int(dpar[d, DP_LEN])
     total = 0.0
-    for i in range(dlen[d]):
+    for i in range(n):
         w = ccum[o + i] - (ccum[o + i - 1] if i > 0 else 0.0)
         total += w * cval[o + i]
     if total <= 0.0:
         return 0.0
     acc = 0.0
-    for i in range(dlen[d]):
+    for i in range(n):
         w = ccum[o + i] - (ccum[o + i - 1] if i > 0 else 0.0)
         acc += w * cval[o + i] / total
         if u1 < acc:
             return u * cval[o + i]
-    return u * cval[o + dlen[d] - 1]
+    return u * cval[o + n - 1]
 
 
 @njit(cache=True, nogil=True)
-def _sample_many(d, key, n, dkind, dp0, dp1, doff, dlen, cval, ccum):  # type: ignore
+def _sample_many(d, key, n, dpar, cval, ccum):  # type: ignore[no-untyped-def]
     """``n`` draws of distribution ``d`` (for tests of the sampler)."""
     out = np.empty(n)
     for i in range(n):
-        out[i] = _draw(d, key, 2 * i, dkind, dp0, dp1, doff, dlen, cval, ccum)
+        out[i] = _draw(d, key, 2 * i, dpar, cval, ccum)
     return out
 
 
@@ -544,19 +552,18 @@ def sample_distribution(dist: Distribution, n: int, seed: int) -> NDArray[np.flo
 
 EV_TURN, EV_ATTEMPT, EV_DONE, EV_REJECT, EV_PACE = range(5)
 F_429, F_FAILED, F_ABORTED, F_MEASURED = 1, 2, 4, 8
+# Columns of the instance-node tables: integers (inode) and floats (ifl).
+N_KIND, N_PARENT, N_FIRST, N_LAST, N_NEXT, N_PEND, N_SITE, N_ATT = range(8)
+X_TIN, X_TCACHED, X_TOUT, X_LAT, X_RA, X_ENQ = range(6)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _hpush(ht, hs, hp, n, t, seq, payload):  # type: ignore[no-untyped-def]
-    """Push onto the binary min-heap ordered by (time, sequence number); grows it."""
-    if n == ht.shape[0]:
-        nt = np.empty(2 * n)
-        ns = np.empty(2 * n, dtype=np.int64)
-        npl = np.empty(2 * n, dtype=np.int64)
-        nt[:n] = ht
-        ns[:n] = hs
-        npl[:n] = hp
-        ht, hs, hp = nt, ns, npl
+    """Push onto the binary min-heap ordered by (time, sequence number); returns the size.
+
+    The arrays are allocated for the most events that can be pending at once, so they
+    never grow (rebinding arrays in the hot loop would cost reference-count updates).
+    """
     i = n
     while i > 0:
         par = (i - 1) >> 1
@@ -569,10 +576,10 @@ def _hpush(ht, hs, hp, n, t, seq, payload):  # type: ignore[no-untyped-def]
     ht[i] = t
     hs[i] = seq
     hp[i] = payload
-    return ht, hs, hp, n + 1
+    return n + 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _hpop(ht, hs, hp, n):  # type: ignore[no-untyped-def]
     """Pop the earliest event: returns (time, payload, new size)."""
     t0 = ht[0]
@@ -601,95 +608,89 @@ def _hpop(ht, hs, hp, n):  # type: ignore[no-untyped-def]
     return t0, p0, n
 
 
-@njit(cache=True, nogil=True)
-def _expand(root, base, tkey, turn_prog, dtab,  # type: ignore[no-untyped-def]
-            site_dist, site_cached, site_maxtok,
-            ikind, iparent, ifirst, ilast, inext, ipend, isite, itok, ilat, ikey, iatt,
-            stack_s, stack_p):
+@njit(cache=True, nogil=True, inline="always")
+def _expand(root, base, tkey, sprog, sprob, schild, dpar, cval, ccum,  # type: ignore
+            site_dist, site_cached, site_maxtok, inode, ifl, ikey, stack):
     """Expand one turn of static program ``root`` into instance nodes from ``base``.
 
     Draws counts, branches, tokens and latencies at fixed positions of stream ``tkey``
     (depth-first order, so the same key always yields the same turn).
     """
-    _, _, skind, sa, sb, sprob, schild = turn_prog
-    dkind, dp0, dp1, doff, dlen, cval, ccum = dtab
     pos = 0
     ctr = 4  # positions 0..3 are the turn type and the pause
     ordinal = 0
     sp = 1
-    stack_s[0] = root
-    stack_p[0] = -1
+    stack[0, 0] = root
+    stack[0, 1] = -1
     while sp > 0:
         sp -= 1
-        s = stack_s[sp]
-        par = stack_p[sp]
-        k = skind[s]
+        s = stack[sp, 0]
+        par = stack[sp, 1]
+        k = sprog[s, 0]
         if k == S_OPT:
             u = _unit(tkey, ctr)
             ctr += 2
             if u < sprob[s]:
-                stack_s[sp] = sa[s]
-                stack_p[sp] = par
+                stack[sp, 0] = sprog[s, 1]
+                stack[sp, 1] = par
                 sp += 1
             continue
         idx = base + pos
         pos += 1
-        iparent[idx] = par
-        ifirst[idx] = -1
-        ilast[idx] = -1
-        inext[idx] = -1
-        ipend[idx] = 0
+        inode[idx, N_PARENT] = par
+        inode[idx, N_FIRST] = -1
+        inode[idx, N_LAST] = -1
+        inode[idx, N_NEXT] = -1
+        inode[idx, N_PEND] = 0
         if par >= 0:
-            if ifirst[par] < 0:
-                ifirst[par] = idx
+            if inode[par, N_FIRST] < 0:
+                inode[par, N_FIRST] = idx
             else:
-                inext[ilast[par]] = idx
-            ilast[par] = idx
-            ipend[par] += 1
+                inode[inode[par, N_LAST], N_NEXT] = idx
+            inode[par, N_LAST] = idx
+            inode[par, N_PEND] += 1
         if k == S_CALL:
-            site = sa[s]
-            ikind[idx] = I_CALL
-            isite[idx] = site
-            sd = site_dist[site]
-            tin = math.floor(_draw(sd[SITE_IN], tkey, ctr, dkind, dp0, dp1, doff, dlen, cval,
-                                   ccum) + 0.5)
-            tout = math.floor(_draw(sd[SITE_OUT], tkey, ctr + 2, dkind, dp0, dp1, doff, dlen,
-                                    cval, ccum) + 0.5)
-            ttft = _draw(sd[SITE_TTFT], tkey, ctr + 4, dkind, dp0, dp1, doff, dlen, cval, ccum)
-            tps = _draw(sd[SITE_TPS], tkey, ctr + 6, dkind, dp0, dp1, doff, dlen, cval, ccum)
+            site = sprog[s, 1]
+            inode[idx, N_KIND] = I_CALL
+            inode[idx, N_SITE] = site
+            inode[idx, N_ATT] = 0
+            # Whole tokens, as providers count them.
+            tin = math.floor(_draw(site_dist[site, SITE_IN], tkey, ctr, dpar, cval, ccum) + 0.5)
+            tout = math.floor(_draw(site_dist[site, SITE_OUT], tkey, ctr + 2, dpar, cval, ccum)
+                              + 0.5)
+            ttft = _draw(site_dist[site, SITE_TTFT], tkey, ctr + 4, dpar, cval, ccum)
+            tps = _draw(site_dist[site, SITE_TPS], tkey, ctr + 6, dpar, cval, ccum)
             ctr += 8
-            itok[idx, 0] = tin
-            itok[idx, 1] = math.floor(site_cached[site] * tin + 0.5)
-            itok[idx, 2] = tout
-            ilat[idx] = ttft + min(tout, site_maxtok[site]) / tps
+            ifl[idx, X_TIN] = tin
+            ifl[idx, X_TCACHED] = math.floor(site_cached[site] * tin + 0.5)
+            ifl[idx, X_TOUT] = tout
+            ifl[idx, X_LAT] = ttft + min(tout, site_maxtok[site]) / tps
             ikey[idx] = _hash2(tkey ^ _DOM_CALL, ordinal)
-            iatt[idx] = 0
             ordinal += 1
         elif k == S_SEQ:
-            ikind[idx] = I_SEQ
+            inode[idx, N_KIND] = I_SEQ
             # Push children last-first so the first is expanded (and attached) first.
-            for c in range(sb[s] - 1, -1, -1):
-                stack_s[sp] = schild[sa[s] + c]
-                stack_p[sp] = idx
+            for c in range(sprog[s, 2] - 1, -1, -1):
+                stack[sp, 0] = schild[sprog[s, 1] + c]
+                stack[sp, 1] = idx
                 sp += 1
         else:  # S_PAR or S_REP: count copies of the body
-            cnt = int(_draw(sb[s], tkey, ctr, dkind, dp0, dp1, doff, dlen, cval, ccum))
+            cnt = int(_draw(sprog[s, 2], tkey, ctr, dpar, cval, ccum))
             ctr += 2
-            ikind[idx] = I_PAR if k == S_PAR else I_SEQ
+            inode[idx, N_KIND] = I_PAR if k == S_PAR else I_SEQ
             for _ in range(cnt):
-                stack_s[sp] = sa[s]
-                stack_p[sp] = idx
+                stack[sp, 0] = sprog[s, 1]
+                stack[sp, 1] = idx
                 sp += 1
     return pos
 
 
 @njit(cache=True, nogil=True)
-def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore
-               turn_prog, dtab, site_dist, site_cached, site_maxtok, coef, P, cfg):
+def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untyped-def]
+               turn_cum, turn_root, sprog, sprob, schild, dpar, cval, ccum,
+               site_dist, site_cached, site_maxtok, coef, P, cfg):
     """Simulate one replication; returns (stats, turn latencies, utilisation units,
     exceeded windows per slot)."""
-    turn_cum, turn_root = turn_prog[0], turn_prog[1]
-    dkind, dp0, dp1, doff, dlen, cval, ccum = dtab
     N = n_sessions
     M = max_nodes
     L = P.shape[0]
@@ -708,23 +709,15 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore
     pace_depth = cfg[C_PACE_DEPTH]
     pace_conc = int(cfg[C_PACE_CONC])
     pacing = pace_rate > 0.0 or pace_conc > 0
+    sliding = False
+    for li in range(L):
+        sliding = sliding or int(P[li, P_KIND]) == KIND_SLIDING
 
-    # Instance nodes: session k owns [k*M, (k+1)*M) for its current turn.
-    ikind = np.zeros(pool, dtype=np.int8)
-    iparent = np.zeros(pool, dtype=np.int64)
-    ifirst = np.zeros(pool, dtype=np.int64)
-    ilast = np.zeros(pool, dtype=np.int64)
-    inext = np.zeros(pool, dtype=np.int64)
-    ipend = np.zeros(pool, dtype=np.int64)
-    isite = np.zeros(pool, dtype=np.int64)
-    itok = np.zeros((pool, 3))
-    ilat = np.zeros(pool)
-    ira = np.zeros(pool)
-    ienq = np.zeros(pool)
+    # Instance nodes: session k owns rows [k*M, (k+1)*M) for its current turn.
+    inode = np.zeros((pool, 8), dtype=np.int64)
+    ifl = np.zeros((pool, 6))
     ikey = np.zeros(pool, dtype=np.uint64)
-    iatt = np.zeros(pool, dtype=np.int64)
-    stack_s = np.zeros(M + 1, dtype=np.int64)
-    stack_p = np.zeros(M + 1, dtype=np.int64)
+    stack = np.zeros((M + 1, 2), dtype=np.int64)
     wop = np.zeros(2 * M + 2, dtype=np.int8)
     wnode = np.zeros(2 * M + 2, dtype=np.int64)
 
@@ -754,7 +747,9 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore
     lat = np.zeros(1024)
     n_lat = 0
 
-    hcap = 4 * N + 64
+    # Pending events: at most one per session (its next turn) or per call (its attempt,
+    # answer or retry), plus the pacer's wake-up.
+    hcap = N * M + N + 2
     ht = np.empty(hcap)
     hs = np.empty(hcap, dtype=np.int64)
     hp = np.empty(hcap, dtype=np.int64)
@@ -765,9 +760,8 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore
         s_key[k] = sk
         # Steady-state start: the first turn begins after an equilibrium residual of the
         # pause (think time or cadence), as seen by an observer arriving at random.
-        first = _draw_residual(pause_d, _hash2(sk ^ _DOM_START, 0), dkind, dp0, dp1, doff,
-                               dlen, cval, ccum)
-        ht, hs, hp, hn = _hpush(ht, hs, hp, hn, first, seq, k * 8 + EV_TURN)
+        first = _draw_residual(pause_d, _hash2(sk ^ _DOM_START, 0), dpar, cval, ccum)
+        hn = _hpush(ht, hs, hp, hn, first, seq, k * 8 + EV_TURN)
         seq += 1
 
     measured_open = 0
@@ -781,18 +775,15 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore
         sp = 0
         dispatch = False
         if ev == EV_TURN:
-            j = s_turn[x]
-            tkey = _hash2(s_key[x], j)
+            tkey = _hash2(s_key[x], s_turn[x])
             u = _unit(tkey, 0)
             tt = 0
             while tt < turn_cum.shape[0] - 1 and u >= turn_cum[tt]:
                 tt += 1
-            s_pause[x] = _draw(pause_d, tkey, 2, dkind, dp0, dp1, doff, dlen, cval, ccum)
+            s_pause[x] = _draw(pause_d, tkey, 2, dpar, cval, ccum)
             base = x * M
-            _expand(turn_root[tt], base, tkey, turn_prog, dtab, site_dist, site_cached,
-                    site_maxtok,
-                    ikind, iparent, ifirst, ilast, inext, ipend, isite, itok, ilat, ikey,
-                    iatt, stack_s, stack_p)
+            _expand(turn_root[tt], base, tkey, sprog, sprob, schild, dpar, cval, ccum,
+                    site_dist, site_cached, site_maxtok, inode, ifl, ikey, stack)
             s_start[x] = t
             s_flags[x] = 0
             if t0 <= t < t1:
@@ -804,17 +795,19 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore
         elif ev == EV_ATTEMPT:
             n = x
             s = n // M
-            site = isite[n]
+            site = inode[n, N_SITE]
+            mt = site_maxtok[site]
             for li in range(L):
-                cr = coef[site, li]
-                u_ = cr[0] + cr[1] * itok[n, 0] - cr[2] * itok[n, 1]
-                u_ += cr[3] * min(itok[n, 2], site_maxtok[site])
-                if cr[4] > 0.0:
-                    u_ += cr[4] * site_maxtok[site]
+                u_ = coef[site, li, 0] + coef[site, li, 1] * ifl[n, X_TIN]
+                u_ -= coef[site, li, 2] * ifl[n, X_TCACHED]
+                u_ += coef[site, li, 3] * min(ifl[n, X_TOUT], mt)
+                if coef[site, li, 4] > 0.0:
+                    u_ += coef[site, li, 4] * mt
                 units[li] = u_
-            log_t, log_u = ensure_log_capacity(st, log_t, log_u)
+            if sliding and log_full(st, log_t.shape[1]):
+                log_t, log_u = grow_logs(st, log_t, log_u)
             admitted, ra = limiter_attempt(P, st, log_t, log_u, t, units, rej)
-            iatt[n] += 1
+            inode[n, N_ATT] += 1
             stats[K_ATTEMPTS_ALL] += 1
             meas = (s_flags[s] & F_MEASURED) != 0
             inwin = t0 <= t < t1
@@ -824,7 +817,7 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore
                 if inwin:
                     for li in range(L):
                         util[li] += units[li]
-                ht, hs, hp, hn = _hpush(ht, hs, hp, hn, t + ilat[n], seq, n * 8 + EV_DONE)
+                hn = _hpush(ht, hs, hp, hn, t + ifl[n, X_LAT], seq, n * 8 + EV_DONE)
                 seq += 1
             else:
                 s_flags[s] |= F_429
@@ -839,8 +832,8 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore
                         if start >= t0 and start + w <= t1 and last_exc[li] != kw:
                             exceeded[li] += 1
                             last_exc[li] = kw
-                ira[n] = ra
-                ht, hs, hp, hn = _hpush(ht, hs, hp, hn, t + rej_lat, seq, n * 8 + EV_REJECT)
+                ifl[n, X_RA] = ra
+                hn = _hpush(ht, hs, hp, hn, t + rej_lat, seq, n * 8 + EV_REJECT)
                 seq += 1
         elif ev == EV_DONE:
             n = x
@@ -854,15 +847,15 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore
             sp = 1
         elif ev == EV_REJECT:
             n = x
-            k = iatt[n]  # this would be retry number k
+            k = inode[n, N_ATT]  # the next attempt would be retry number k
             if k <= max_retries:
-                ra = ira[n]
+                ra = ifl[n, X_RA]
                 if honour and 0.0 < ra <= max_ra:
                     d = ra
                 else:
                     d = min(init_delay * 2.0 ** (k - 1), max_delay)
                     d *= 1.0 - jitter * _unit(ikey[n], k)
-                ht, hs, hp, hn = _hpush(ht, hs, hp, hn, t + d, seq, n * 8 + EV_ATTEMPT)
+                hn = _hpush(ht, hs, hp, hn, t + d, seq, n * 8 + EV_ATTEMPT)
                 seq += 1
             else:
                 s = n // M
@@ -887,20 +880,20 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore
             n = wnode[sp]
             s = n // M
             if wop[sp] == 0:
-                kd = ikind[n]
+                kd = inode[n, N_KIND]
                 if kd == I_CALL:
                     if (s_flags[s] & F_MEASURED) != 0:
                         stats[K_CALLS] += 1
                     if pacing:
                         qbuf[(qhead + qn) % qbuf.shape[0]] = n
                         qn += 1
-                        ienq[n] = t
+                        ifl[n, X_ENQ] = t
                         dispatch = True
                     else:
-                        ht, hs, hp, hn = _hpush(ht, hs, hp, hn, t, seq, n * 8 + EV_ATTEMPT)
+                        hn = _hpush(ht, hs, hp, hn, t, seq, n * 8 + EV_ATTEMPT)
                         seq += 1
                 elif kd == I_SEQ:
-                    c = ifirst[n]
+                    c = inode[n, N_FIRST]
                     if c >= 0 and (s_flags[s] & F_ABORTED) == 0:
                         wop[sp] = 0
                         wnode[sp] = c
@@ -909,7 +902,7 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore
                         wnode[sp] = n
                     sp += 1
                 else:  # I_PAR: launch every copy at this instant
-                    c = ifirst[n]
+                    c = inode[n, N_FIRST]
                     if c < 0:
                         wop[sp] = 1
                         wnode[sp] = n
@@ -918,9 +911,9 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore
                         wop[sp] = 0
                         wnode[sp] = c
                         sp += 1
-                        c = inext[c]
+                        c = inode[c, N_NEXT]
             else:
-                p = iparent[n]
+                p = inode[n, N_PARENT]
                 if p < 0:  # the turn has ended
                     fl = s_flags[s]
                     if (fl & F_MEASURED) != 0:
@@ -941,10 +934,10 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore
                     # think time runs from the end; a cadence from the start (unless late)
                     nxt = t + s_pause[s] if mode == 0 else max(s_start[s] + s_pause[s], t)
                     s_turn[s] += 1
-                    ht, hs, hp, hn = _hpush(ht, hs, hp, hn, nxt, seq, s * 8 + EV_TURN)
+                    hn = _hpush(ht, hs, hp, hn, nxt, seq, s * 8 + EV_TURN)
                     seq += 1
-                elif ikind[p] == I_SEQ:
-                    nx = inext[n]
+                elif inode[p, N_KIND] == I_SEQ:
+                    nx = inode[n, N_NEXT]
                     if nx >= 0 and (s_flags[s] & F_ABORTED) == 0:
                         wop[sp] = 0
                         wnode[sp] = nx
@@ -953,8 +946,8 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore
                         wnode[sp] = p
                     sp += 1
                 else:
-                    ipend[p] -= 1
-                    if ipend[p] == 0:
+                    inode[p, N_PEND] -= 1
+                    if inode[p, N_PEND] == 0:
                         wop[sp] = 1
                         wnode[sp] = p
                         sp += 1
@@ -971,7 +964,7 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore
                     if p_level < 1.0:
                         if not wake_pending:
                             wake = t + (1.0 - p_level) / pace_rate + 1e-9
-                            ht, hs, hp, hn = _hpush(ht, hs, hp, hn, wake, seq, EV_PACE)
+                            hn = _hpush(ht, hs, hp, hn, wake, seq, EV_PACE)
                             seq += 1
                             wake_pending = True
                         break
@@ -981,8 +974,8 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore
                 qn -= 1
                 inflight += 1
                 if (s_flags[n // M] & F_MEASURED) != 0:
-                    stats[K_PACE_WAIT] += t - ienq[n]
-                ht, hs, hp, hn = _hpush(ht, hs, hp, hn, t, seq, n * 8 + EV_ATTEMPT)
+                    stats[K_PACE_WAIT] += t - ifl[n, X_ENQ]
+                hn = _hpush(ht, hs, hp, hn, t, seq, n * 8 + EV_ATTEMPT)
                 seq += 1
     return stats, lat[:n_lat].copy(), util, exceeded
 
@@ -1030,9 +1023,12 @@ def _run_rep(c: _Compiled, sessions: int, child: np.random.SeedSequence, t0: flo
     # The provider's clock at t = 0 (window phase): uniform over a day.
     clock = float(state[1] >> np.uint64(11)) * 2.0**-53 * 86400.0
     P = LimiterArrays.from_slots(c.slots, clock).params
+    # Private copies: numba reference-counts every array it is passed, and threads
+    # updating the counts of shared arrays would fight over the same cache lines.
     stats, lat, util, exc = _replicate(
-        sessions, rep_key, t0, t1, c.max_nodes, c.program, c.dists,
-        c.site_dist, c.site_cached, c.site_maxtok, c.coef, P, c.cfg)
+        sessions, rep_key, t0, t1, c.max_nodes, *(a.copy() for a in c.program),
+        *(a.copy() for a in c.dists), c.site_dist.copy(), c.site_cached.copy(),
+        c.site_maxtok.copy(), c.coef.copy(), P, c.cfg.copy())
     # Fixed windows lying wholly inside the measured interval, per slot.
     windows = np.zeros(len(c.slots))
     for i, s in enumerate(c.slots):
