@@ -153,6 +153,7 @@ def find_saturation(
     seed: int,
     progress: Callable[[int], None] | None = None,
     max_sessions: int = 100_000,
+    rel_tol: float = 0.002,
     workers: int | None = None,
 ) -> SaturationResult:
     """Find the largest N whose simulated metrics meet ``profile.targets``.
@@ -165,6 +166,9 @@ def find_saturation(
     horizon_s, warmup_s, replications, seed : as for :func:`capacity.simulate.simulate`.
     progress : called with the number of replications simulated so far (all N together).
     max_sessions : never simulate more sessions than this.
+    rel_tol : stop bisecting once a boundary is pinned to within this fraction of N
+        (and always to one session below 1/rel_tol sessions); the reported N is the
+        largest N known to meet the targets, so a coarser pin errs low.
     workers : threads per simulation (default: one per CPU).
 
     Returns
@@ -179,6 +183,8 @@ def find_saturation(
     if isinstance(lo, bool) or isinstance(hi, bool) or not (
             isinstance(lo, int) and isinstance(hi, int)):
         raise SimulationError(f"the bracket must be two integers, got ({lo!r}, {hi!r})")
+    if not 0.0 <= rel_tol < 1.0:
+        raise SimulationError(f"rel_tol must be in [0, 1), got {rel_tol}")
     if max_sessions < 1:
         raise SimulationError(f"max_sessions must be ≥ 1, got {max_sessions}")
     bracket = (lo, hi)
@@ -237,7 +243,7 @@ def find_saturation(
         b = min(fails)
         passes = [n for n in cache if n < b and holds(n, level)]
         a = max(passes) if passes else 0
-        while b - a > 1:
+        while b - a > max(1, math.floor(rel_tol * a)):
             m = (a + b) // 2
             if holds(m, level):
                 a = m
