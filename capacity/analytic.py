@@ -485,11 +485,12 @@ class CeilingResult:
     sensitivity: PauseSensitivity | None
     sessions: int | None = None
     simulated: Any = None
+    method: str = "analytic"
     version: str = __version__
 
     @property
     def saturation_point(self) -> int:
-        """Sessions the quota carries at the targets (simulated N* when available)."""
+        """Sessions the quota carries at the targets (simulated N* when simulated)."""
         if self.simulated is not None:
             return int(self.simulated.n_star)
         return self.burst_ceiling
@@ -524,6 +525,7 @@ class CeilingResult:
         return _clean({
             "version": self.version,
             "profile": self.profile,
+            "method": self.method,
             "saturation_point": self.saturation_point,
             "binding_constraint": {"quota": self.binding.quota,
                                    "dimension": self.binding.dimension},

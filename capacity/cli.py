@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from . import __version__
-from .analytic import analyze
+from .dist import parse_duration
 from .errors import CapacityError
 from .explain import explain
 from .loader import load_profile
@@ -27,6 +30,8 @@ from .report import (
     size_renderable,
     to_json,
 )
+from .whatif import SimSettings
+from .whatif import ceiling as solve_ceiling
 from .whatif import check as check_ceiling
 from .whatif import compare as compare_variants
 from .whatif import size as size_quota
@@ -64,6 +69,43 @@ class Method(StrEnum):
     analytic = "analytic"
     simulate = "simulate"
     both = "both"
+
+
+MethodOpt = Annotated[Method, typer.Option(
+    "--method", help="analytic (fast), simulate (Monte Carlo N* with CI) or both.")]
+ReplicationsOpt = Annotated[int, typer.Option(
+    "--replications", min=2, help="Independent simulation replications.")]
+HorizonOpt = Annotated[str, typer.Option(
+    "--horizon", help="Simulated time measured per replication (e.g. 1h, 30m).")]
+SeedOpt = Annotated[int | None, typer.Option(
+    "--seed", min=0, help="Seed of all randomness (default: fresh, printed).",
+    show_default=False)]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar on stderr.")]
+
+
+def _sim_settings(replications: int, horizon: str, seed: int | None) -> SimSettings:
+    try:
+        horizon_s = parse_duration(horizon)
+    except ValueError as e:
+        raise _fail(f"--horizon: {e}") from None
+    if seed is None:
+        # A fresh seed, printed in the output so the run can be reproduced.
+        seed = int(np.random.SeedSequence().entropy) % (2**63)  # type: ignore[arg-type]
+    return _run(lambda: SimSettings(seed=seed, replications=replications,
+                                    horizon_s=horizon_s))
+
+
+@contextmanager
+def _progress(label: str, quiet: bool) -> Iterator[Callable[[int], None] | None]:
+    """A rich progress display on stderr; yields the callback the core calls."""
+    if quiet:
+        yield None
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.description}"),
+               TextColumn("{task.completed:,} replications"), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done: bar.update(task, completed=done)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -111,10 +153,18 @@ def ceiling(
     overrides: SetOpt = None,
     sessions: Annotated[int | None, typer.Option(
         "--sessions", min=1, help="Also evaluate 429 fraction and utilisation at N.")] = None,
+    method: MethodOpt = Method.both,
+    replications: ReplicationsOpt = 20,
+    horizon: HorizonOpt = "1h",
+    seed: SeedOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
-    """Saturation point: mean-value and burst-aware ceilings per quota, and what binds."""
+    """Saturation point: mean-value, burst-aware and simulated ceilings, and what binds."""
     profile = _load(profiles, overrides)
-    result = _run(lambda: analyze(profile, sessions=sessions))
+    sim = _sim_settings(replications, horizon, seed)
+    with _progress("simulating", quiet or method == Method.analytic) as progress:
+        result = _run(lambda: solve_ceiling(profile, method.value, sim=sim, sessions=sessions,
+                                            progress=progress))
     _emit(result, as_json, ceiling_renderable)
 
 
@@ -162,6 +212,7 @@ class CheckMethod(StrEnum):
 
     mean = "mean"
     analytic = "analytic"
+    simulate = "simulate"
 
 
 @app.command(name="check")
@@ -170,14 +221,22 @@ def check_cmd(
     sessions: Annotated[int, typer.Option("--sessions", min=1,
                                           help="Required sessions (launch target).")],
     method: Annotated[CheckMethod, typer.Option(
-        help="Ceiling to compare: mean (napkin) or analytic (burst-aware).")] = (
+        help="Ceiling to compare: mean (napkin), analytic (burst-aware) or simulate.")] = (
         CheckMethod.analytic),
+    replications: ReplicationsOpt = 20,
+    horizon: HorizonOpt = "1h",
+    seed: SeedOpt = None,
+    quiet: QuietOpt = False,
     as_json: JsonOpt = False,
     overrides: SetOpt = None,
 ) -> None:
     """CI gate: exit 0 if the ceiling is at least --sessions, exit 1 otherwise."""
     profile = _load(profiles, overrides)
-    result = _run(lambda: check_ceiling(analyze(profile), sessions, method.value))
+    sim = _sim_settings(replications, horizon, seed)
+    how = "simulate" if method == CheckMethod.simulate else "analytic"
+    with _progress("simulating", quiet or how == "analytic") as progress:
+        solved = _run(lambda: solve_ceiling(profile, how, sim=sim, progress=progress))
+    result = _run(lambda: check_ceiling(solved, sessions, method.value))
     _emit(result, as_json, check_text)
     raise typer.Exit(0 if result.passed else 1)
 
@@ -198,6 +257,11 @@ def compare_cmd(
     scenarios: Annotated[list[str] | None, typer.Option(
         "--scenario", help="NAME:key=value,... a named variant of the baseline (repeatable).",
         show_default=False)] = None,
+    method: MethodOpt = Method.analytic,
+    replications: ReplicationsOpt = 20,
+    horizon: HorizonOpt = "1h",
+    seed: SeedOpt = None,
+    quiet: QuietOpt = False,
     as_json: JsonOpt = False,
     overrides: SetOpt = None,
 ) -> None:
@@ -209,7 +273,11 @@ def compare_cmd(
     for text in scenarios or []:
         name, kvs = _scenario(text)
         variants.append((name, _load([base], [*sets, *kvs])))
-    _emit(_run(lambda: compare_variants(variants)), as_json, compare_renderable)
+    sim = _sim_settings(replications, horizon, seed)
+    with _progress("simulating", quiet or method == Method.analytic) as progress:
+        result = _run(lambda: compare_variants(variants, method=method.value, sim=sim,
+                                               progress=progress))
+    _emit(result, as_json, compare_renderable)
 
 
 def main() -> None:

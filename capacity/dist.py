@@ -53,6 +53,8 @@ def format_duration(seconds: float) -> str:
     """Human form of a duration in seconds (``150s``, ``2.5m``)."""
     if not math.isfinite(seconds):
         return "∞"
+    if seconds >= 3600 and abs(seconds / 3600 - round(seconds / 3600, 2)) < 1e-9:
+        return f"{seconds / 3600:g}h"
     if seconds >= 120 and abs(seconds / 60 - round(seconds / 60, 2)) < 1e-9:
         return f"{seconds / 60:g}m"
     return f"{seconds:.3g}s"

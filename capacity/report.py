@@ -76,7 +76,7 @@ def ceiling_renderable(r: CeilingResult) -> Group:
     head = Text()
     head.append("Saturation point: ", style="bold")
     head.append(f"{r.saturation_point:,} sessions", style="bold green")
-    by = "simulation" if sim is not None else "burst-aware analytic model"
+    by = "Monte Carlo simulation" if sim is not None else "burst-aware analytic model"
     head.append(f" (by the {by}; binding: {r.binding.name})")
     parts.append(head)
     parts.append(Text(r.summary()))
@@ -108,16 +108,25 @@ def ceiling_renderable(r: CeilingResult) -> Group:
 
 def simulated_text(sim: Any, r: CeilingResult) -> Text:
     """One paragraph on the simulated saturation point."""
-    at = sim.at_n_star
-    m = at.metrics
+    at = sim.metric_at_n_star
     t = Text()
     t.append("Simulated: ", style="bold")
-    t.append(
-        f"N* = {sim.n_star:,} sessions (95% CI {sim.n_lo:,}–{sim.n_hi:,}); at N*: "
-        f"{_pct(m['attempt_429_fraction'].mean)} of attempts answered 429, "
-        f"{_pct(m['failed_call_fraction'].mean)} of calls failed after retries, "
-        f"p95 turn latency {m['turn_latency_p95_s'].mean:.1f}s "
-        f"[{at.replications} replications × {format_duration(at.horizon_s)}, seed {sim.seed}].")
+    t.append(f"N* = {sim.n_star:,} sessions (95% CI {sim.n_lo:,}–{sim.n_hi:,})")
+    if sim.capped:
+        t.append(" — a lower bound: the search hit its session cap")
+    if at is not None:
+        m = at.metrics
+        p95 = m["turn_latency_p95_s"]
+        t.append(
+            f"; at N*: {_pct(m['attempt_429_fraction'].mean)} of attempts answered 429, "
+            f"{_pct(m['call_failure_fraction'].mean)} of calls failed after retries, "
+            f"{m['attempts_per_call'].mean:.3f} attempts per call, "
+            f"p95 turn latency {p95.mean:.1f}s (±{(p95.hi - p95.lo) / 2:.1f}s)")
+    if sim.binding:
+        t.append(f"; N*+1 misses: {', '.join(sim.binding)}")
+    t.append(f". [{sim.replications} replications × {format_duration(sim.horizon_s)} "
+             f"after {format_duration(sim.warmup_s)} warm-up; reproduce with --seed "
+             f"{sim.seed}]")
     return t
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,58 @@ from .analytic import (
 from .errors import CapacityError
 from .profile import Profile
 from .workload import Constraint, Workload
+
+# ---------------------------------------------------------------------------------------
+# The saturation point by the chosen method
+# ---------------------------------------------------------------------------------------
+
+METHODS = ("analytic", "simulate", "both")
+
+
+@dataclass(frozen=True)
+class SimSettings:
+    """Monte Carlo settings: replications, measured horizon (s), seed, warm-up (s)."""
+
+    seed: int
+    replications: int = 20
+    horizon_s: float = 3600.0
+    warmup_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.replications < 2:
+            raise CapacityError(f"--replications must be ≥ 2 for a confidence interval, "
+                                f"got {self.replications}")
+        if not self.horizon_s > 0 or not math.isfinite(self.horizon_s):
+            raise CapacityError(f"--horizon must be a positive duration, got {self.horizon_s}")
+        if self.seed < 0:
+            raise CapacityError(f"--seed must be ≥ 0, got {self.seed}")
+
+
+def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None = None,
+            sessions: int | None = None,
+            progress: Callable[[int], None] | None = None) -> CeilingResult:
+    """Analytic ceilings and, unless ``method == "analytic"``, the simulated N* with a CI.
+
+    The simulation's saturation search is bracketed by the burst-aware and mean-value
+    ceilings (and widened if they do not bracket it).
+    """
+    if method not in METHODS:
+        raise CapacityError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    result = analyze(profile, sessions=sessions)
+    if method == "analytic":
+        return result
+    if sim is None:
+        raise CapacityError("simulation settings (a seed) are required to simulate")
+    from .search import find_saturation
+
+    mean_n = math.floor(result.mean_ceiling + 1e-9) if math.isfinite(result.mean_ceiling) \
+        else max(2 * result.burst_ceiling, 2)
+    lo = max(1, result.burst_ceiling)
+    hi = max(lo + 1, mean_n + 1)
+    sat = find_saturation(profile, lo, hi, horizon_s=sim.horizon_s, warmup_s=sim.warmup_s,
+                          replications=sim.replications, seed=sim.seed, progress=progress)
+    return dataclasses.replace(result, simulated=sat, method=method)
+
 
 # ---------------------------------------------------------------------------------------
 # Sizing: the inverse problem
@@ -264,7 +317,24 @@ class CompareResult:
         return _clean({"version": self.version, "variants": self.rows()})
 
 
-def compare(variants: list[tuple[str, Profile]], sessions: int | None = None) -> CompareResult:
-    """Analytic ceilings for each named variant (the first is the baseline)."""
-    results = tuple(analyze(p, sessions=sessions) for _, p in variants)
-    return CompareResult(tuple(n for n, _ in variants), results)
+def compare(variants: list[tuple[str, Profile]], *, method: str = "analytic",
+            sim: SimSettings | None = None, sessions: int | None = None,
+            progress: Callable[[int], None] | None = None) -> CompareResult:
+    """Ceilings for each named variant (the first is the baseline).
+
+    With simulation every variant uses the same seed: common random numbers make the
+    differences between variants sharper than their separate confidence intervals.
+    """
+    done = [0]
+
+    def tick(n: int) -> None:
+        if progress is not None:
+            progress(done[0] + n)
+
+    results = []
+    for _, p in variants:
+        r = ceiling(p, method, sim=sim, sessions=sessions, progress=tick)
+        if r.simulated is not None:
+            done[0] += len(r.simulated.evaluations) * r.simulated.replications
+        results.append(r)
+    return CompareResult(tuple(n for n, _ in variants), tuple(results))
