@@ -164,9 +164,8 @@ class _WindowModel:
             return self._normal(n, mean_s, var_s)
         fh = np.fft.rfft(f, L)
         if binomial:
-            # (1 - P + P f̂)^N via exp(N log(.)) keeps it vectorised and stable.
-            base = 1.0 - self.p_total + self.p_total * fh
-            ghat = np.exp(n * np.log(base))
+            # (1 - P + P f̂)^N; a plain complex power (log would warn where the base is 0).
+            ghat = np.power(1.0 - self.p_total + self.p_total * fh, n)
             method = "compound binomial (FFT)"
         else:
             ghat = np.exp(lam * (fh - 1.0))
@@ -203,10 +202,56 @@ def _event_mix(wl: Workload, c: Constraint) -> list[tuple[float, Any]]:
     return out
 
 
-def _lattice_step(wl: Workload, c: Constraint, scale_units: float) -> float:
+def _fixed_charges(c: Constraint) -> list[float]:
+    """Charges that are the same on every call (e.g. a fixed prompt, max_tokens)."""
+    out: list[float] = []
+    for cost in c.costs.values():
+        if cost is None:
+            continue
+        if cost.kind == "requests":
+            out.append(1.0)
+            continue
+        if cost.input is not None and cost.input.is_fixed:
+            out.append(cost.input.mean * cost.uncached)
+        if cost.output_fixed is not None:
+            out.append(cost.output_fixed)
+        elif cost.output is not None and cost.output.is_fixed:
+            out.append(min(cost.output.mean, cost.output_cap))
+    return out
+
+
+def _lattice_step(c: Constraint, scale_units: float, limit_units: float) -> float:
+    """Lattice step (units): ~2,000 points across ``scale_units``, aligned when possible.
+
+    When the limit and every fixed charge are whole numbers, the step is the largest
+    divisor of their gcd that is not coarser than needed: then 10 calls of exactly
+    1,000 tokens fill a 10,000-token window exactly instead of "exceeding" it by
+    rounding.
+    """
     if c.unit == "requests" and scale_units <= _TOKEN_LATTICE_POINTS * 64:
         return 1.0
-    return max(1.0, scale_units / _TOKEN_LATTICE_POINTS)
+    h0 = max(1.0, scale_units / _TOKEN_LATTICE_POINTS)
+    values = [*_fixed_charges(c), math.floor(limit_units)]
+    if all(v > 0 and float(v).is_integer() for v in values):
+        g = 0
+        for v in values:
+            g = math.gcd(g, int(v))
+        best = 1
+        for d in range(1, math.isqrt(g) + 1):
+            if g % d == 0:
+                for cand in (d, g // d):
+                    if best < cand <= h0:
+                        best = cand
+        if best >= h0 / 8:
+            return float(best)
+    return h0
+
+
+def _allowance_lattice(q_units: float, h: float) -> int:
+    # Exact when the step divides the allowance; otherwise round, which is unbiased where
+    # flooring would shave up to a whole step off the allowance.
+    ratio = q_units / h
+    return math.floor(ratio + 1e-9) if abs(ratio - round(ratio)) < 1e-9 else round(ratio)
 
 
 def window_model(wl: Workload, c: Constraint, cycle_s: float) -> _WindowModel:
@@ -216,7 +261,7 @@ def window_model(wl: Workload, c: Constraint, cycle_s: float) -> _WindowModel:
     # A lattice fine enough for both the allowance and the smallest batch.
     mean_batches = [batch_units_mean(b, c.costs) for _, b in mix]
     scale = min(q_units, min(mean_batches) * 16) if mean_batches else q_units
-    h = _lattice_step(wl, c, scale)
+    h = _lattice_step(c, scale, q_units)
     rates = np.array([r * c.window_s / cycle_s for r, _ in mix])
     p_total = float(rates.sum())
     pmfs = [batch_units_pmf(b, c.costs, h) for _, b in mix]
@@ -234,7 +279,7 @@ def window_model(wl: Workload, c: Constraint, cycle_s: float) -> _WindowModel:
     mean_b = float(np.dot(k, sev))
     var_b = float(np.dot(k * k, sev) - mean_b**2)
     mean_units = sum(r / cycle_s * m for (r, _), m in zip(mix, mean_batches, strict=True))
-    q_lat = math.floor(q_units / h + 1e-9)
+    q_lat = _allowance_lattice(q_units, h)
     return _WindowModel(h, q_lat, p_total, sev, mean_units, var_b, mean_b)
 
 
@@ -300,7 +345,7 @@ def bucket_model(wl: Workload, c: Constraint, cycle_s: float) -> _BucketModel:
     """Compound-Poisson input to a token bucket for constraint ``c``."""
     mix = _event_mix(wl, c)
     means = [batch_units_mean(b, c.costs) for _, b in mix]
-    h = _lattice_step(wl, c, min(c.depth, min(means) * 16))
+    h = _lattice_step(c, min(c.depth, min(means) * 16), c.depth)
     rates = np.array([r / cycle_s for r, _ in mix])
     pmfs = [batch_units_pmf(b, c.costs, h) for _, b in mix]
     sev = np.zeros(max(p.size for p in pmfs))

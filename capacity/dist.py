@@ -41,6 +41,8 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration such as 150s or 2.5m, got {value!r}")
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"expected a finite duration, got {value!r}")
         return float(value)
     if isinstance(value, str):
         m = _DURATION_RE.match(value)
@@ -66,6 +68,8 @@ def _scalar(value: Any, quantity: Quantity) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         unit = "an integer" if quantity == "count" else "a number"
         raise ValueError(f"expected {unit}, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value!r}")
     if quantity == "count" and float(value) != int(value):
         raise ValueError(f"expected an integer, got {value!r}")
     return float(value)
@@ -294,16 +298,18 @@ class Distribution:
             out = np.zeros(int(idx.max()) + 1)
             np.add.at(out, idx, self.weights)
             return out
-        hi = min(cap, self.ppf(1.0 - tail) if not math.isfinite(self.upper) else self.upper)
-        kmax = math.ceil(hi / h)
+        top = self.ppf(1.0 - tail) if not math.isfinite(self.upper) else self.upper
+        capped = cap < top
+        # Values capped at `cap` all land on round(cap/h), like round(min(X, cap)/h).
+        kmax = round(cap / h) if capped else math.ceil(top / h)
         if self.quantity == "count" and h == 1:
-            ks = np.arange(kmax + 1)
-            out = self._rv.pmf(ks)
+            out = self._rv.pmf(np.arange(kmax + 1))
         else:
             edges = (np.arange(kmax + 1) + 0.5) * h
-            cdf = self._rv.cdf(edges)
-            out = np.diff(np.concatenate(([0.0], cdf)))
+            out = np.diff(np.concatenate(([0.0], self._rv.cdf(edges))))
         out = np.clip(out, 0.0, None)
+        if capped:
+            out[-1] = 0.0
         out[-1] += max(0.0, 1.0 - out.sum())
         return out / out.sum()
 

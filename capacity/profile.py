@@ -80,7 +80,7 @@ Seconds = Annotated[
                     "description": "a duration: seconds, or a string such as 150s, 2.5m, 500ms"}),
 ]
 
-PositiveFloat = Annotated[float, Field(gt=0, strict=True)]
+PositiveFloat = Annotated[float, Field(gt=0, strict=True, allow_inf_nan=False)]
 NonNegInt = Annotated[int, Field(ge=0, strict=True)]
 PositiveInt = Annotated[int, Field(gt=0, strict=True)]
 Fraction = Annotated[float, Field(ge=0, le=1, strict=True)]
@@ -259,7 +259,7 @@ Step = Annotated[
 class TurnSpec(Spec):
     """One turn type: an ordered list of steps, with its weight in the session's mix."""
 
-    weight: Annotated[float, Field(gt=0, strict=True)] = Field(
+    weight: Annotated[float, Field(gt=0, strict=True, allow_inf_nan=False)] = Field(
         default=1.0, description="relative frequency of this turn type")
     steps: list[Step] = Field(min_length=1, description="the turn's steps, in order")
 
