@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_simulate.py                 # web-research, N = 43 and 60
-    python benchmarks/bench_simulate.py --sessions 50 --simpy-replications 10
+    python benchmarks/bench_simulate.py                 # all cross-checks and timings
+    python benchmarks/bench_simulate.py --cases web-research:50 --simpy-replications 10
 
 What it prints
 --------------
@@ -263,15 +263,16 @@ def simpy_replications(profile: Profile, sessions: int, replications: int, seed:
         per["goodput_calls_per_min"].append(t.good_window / horizon_s * 60)
         per["turn_throughput_per_s"].append(t.turns_window / horizon_s)
         assert t.util is not None
-        per["utilisation"].append(float(t.util[0] / (slots[0].limit * horizon_s
-                                                     / slots[0].period_s)))
+        for i, slot in enumerate(slots):
+            per.setdefault(f"utilisation {slot.key}", []).append(
+                float(t.util[i] / (slot.limit * horizon_s / slot.period_s)))
     return {k: Estimate.from_samples(v) for k, v in per.items()}, attempts
 
 
 METRICS = ["attempt_429_fraction", "turn_429_fraction", "call_failure_fraction",
            "turn_failure_fraction", "attempts_per_call", "calls_per_turn",
            "turn_latency_p50_s", "turn_latency_p95_s", "goodput_calls_per_min",
-           "turn_throughput_per_s", "utilisation"]
+           "turn_throughput_per_s"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -294,18 +295,18 @@ def cross_check(profile: Profile, sessions: int, args: argparse.Namespace) -> No
                                          args.seed, args.horizon, warm)
     t_simpy = time.perf_counter() - t
     ours = dict(res.metrics)
-    ours["utilisation"] = next(iter(res.utilisation.values()))
+    ours.update({f"utilisation {k}": v for k, v in res.utilisation.items()})
     print(f"\n## {profile.title}, N = {sessions}: {args.replications} (engine) / "
           f"{args.simpy_replications} (SimPy) replications × {args.horizon / 3600:g} h "
           f"after {warm:g} s warm-up")
-    print(f"{'metric':24s} {'engine mean [95% CI]':>34s} {'SimPy mean [95% CI]':>34s}  agree")
+    print(f"{'metric':30s} {'engine mean [95% CI]':>34s} {'SimPy mean [95% CI]':>34s}  agree")
     disagree = 0
-    for k in METRICS:
+    for k in sp:
         a, b = ours[k], sp[k]
         se = math.hypot(a.stderr, b.stderr)
         ok = abs(a.mean - b.mean) <= 3 * se + 1e-12
         disagree += not ok
-        print(f"{k:24s} {fmt(a):>34s} {fmt(b):>34s}  {'yes' if ok else 'NO'}")
+        print(f"{k:30s} {fmt(a):>34s} {fmt(b):>34s}  {'yes' if ok else 'NO'}")
     print(f"metrics differing by more than 3 combined standard errors: {disagree}")
     eng_rate = res.attempts_simulated / t_engine
     sp_rate = sp_attempts / t_simpy
@@ -351,21 +352,27 @@ def timings(profile: Profile, args: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--profile", default=str(ROOT / "profiles" / "web-research.yaml"))
-    ap.add_argument("--sessions", type=int, nargs="*", default=[43, 60])
+    ap.add_argument("--cases", nargs="*", default=[
+        "web-research:43", "web-research:80", "tool-agent:auto", "chat-assistant:auto"],
+        help="PROFILE:N pairs (profiles/PROFILE.yaml; N=auto: the simulated N*)")
     ap.add_argument("--replications", type=int, default=20)
     ap.add_argument("--simpy-replications", type=int, default=20)
     ap.add_argument("--horizon", type=float, default=3600.0)
     ap.add_argument("--seed", type=int, default=20240501)
     args = ap.parse_args()
-    profile = load_profile(args.profile)
+    web = load_profile(ROOT / "profiles" / "web-research.yaml")
     # Warm the numba cache (first call of a fresh checkout compiles for ~20 s).
-    simulate(profile, 5, replications=2, horizon_s=60.0, seed=0)
+    simulate(web, 5, replications=2, horizon_s=60.0, seed=0)
     print(f"# Monte Carlo engine benchmark ({os.cpu_count()} CPUs, numba "
           f"{__import__('numba').__version__}, SimPy {simpy.__version__})")
-    for n in args.sessions:
-        cross_check(profile, n, args)
-    timings(load_profile(ROOT / "profiles" / "web-research.yaml"), args)
+    for case in args.cases:
+        name, _, n = case.partition(":")
+        profile = load_profile(ROOT / "profiles" / f"{name}.yaml")
+        if n == "auto":
+            n = str(find_saturation(profile, 10, 100, replications=args.replications,
+                                    horizon_s=args.horizon, seed=args.seed).n_star)
+        cross_check(profile, int(n), args)
+    timings(web, args)
 
 
 if __name__ == "__main__":

@@ -720,6 +720,8 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untype
     stack = np.zeros((M + 1, 2), dtype=np.int64)
     wop = np.zeros(2 * M + 2, dtype=np.int8)
     wnode = np.zeros(2 * M + 2, dtype=np.int64)
+    # Calls to attempt at the current instant: one turn's launches, or the pacer's releases.
+    now = np.zeros(max(M, pool if pacing else 1) + 1, dtype=np.int64)
 
     s_key = np.zeros(N, dtype=np.uint64)
     s_turn = np.zeros(N, dtype=np.int64)
@@ -773,6 +775,7 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untype
         ev = payload & 7
         x = payload >> 3
         sp = 0
+        n_now = 0
         dispatch = False
         if ev == EV_TURN:
             tkey = _hash2(s_key[x], s_turn[x])
@@ -792,49 +795,9 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untype
             wop[0] = 0
             wnode[0] = base
             sp = 1
-        elif ev == EV_ATTEMPT:
-            n = x
-            s = n // M
-            site = inode[n, N_SITE]
-            mt = site_maxtok[site]
-            for li in range(L):
-                u_ = coef[site, li, 0] + coef[site, li, 1] * ifl[n, X_TIN]
-                u_ -= coef[site, li, 2] * ifl[n, X_TCACHED]
-                u_ += coef[site, li, 3] * min(ifl[n, X_TOUT], mt)
-                if coef[site, li, 4] > 0.0:
-                    u_ += coef[site, li, 4] * mt
-                units[li] = u_
-            if sliding and log_full(st, log_t.shape[1]):
-                log_t, log_u = grow_logs(st, log_t, log_u)
-            admitted, ra = limiter_attempt(P, st, log_t, log_u, t, units, rej)
-            inode[n, N_ATT] += 1
-            stats[K_ATTEMPTS_ALL] += 1
-            meas = (s_flags[s] & F_MEASURED) != 0
-            inwin = t0 <= t < t1
-            if meas:
-                stats[K_ATTEMPTS] += 1
-            if admitted:
-                if inwin:
-                    for li in range(L):
-                        util[li] += units[li]
-                hn = _hpush(ht, hs, hp, hn, t + ifl[n, X_LAT], seq, n * 8 + EV_DONE)
-                seq += 1
-            else:
-                s_flags[s] |= F_429
-                if meas:
-                    stats[K_REJECTED] += 1
-                for li in range(L):
-                    if rej[li] != 0 and int(P[li, P_KIND]) == KIND_FIXED:
-                        w = P[li, P_WINDOW]
-                        off = P[li, P_OFFSET]
-                        kw = math.floor((t + off) / w)
-                        start = kw * w - off
-                        if start >= t0 and start + w <= t1 and last_exc[li] != kw:
-                            exceeded[li] += 1
-                            last_exc[li] = kw
-                ifl[n, X_RA] = ra
-                hn = _hpush(ht, hs, hp, hn, t + rej_lat, seq, n * 8 + EV_REJECT)
-                seq += 1
+        elif ev == EV_ATTEMPT:  # a retry, after its backoff
+            now[0] = x
+            n_now = 1
         elif ev == EV_DONE:
             n = x
             if t0 <= t < t1:
@@ -890,8 +853,8 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untype
                         ifl[n, X_ENQ] = t
                         dispatch = True
                     else:
-                        hn = _hpush(ht, hs, hp, hn, t, seq, n * 8 + EV_ATTEMPT)
-                        seq += 1
+                        now[n_now] = n
+                        n_now += 1
                 elif kd == I_SEQ:
                     c = inode[n, N_FIRST]
                     if c >= 0 and (s_flags[s] & F_ABORTED) == 0:
@@ -975,7 +938,52 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untype
                 inflight += 1
                 if (s_flags[n // M] & F_MEASURED) != 0:
                     stats[K_PACE_WAIT] += t - ifl[n, X_ENQ]
-                hn = _hpush(ht, hs, hp, hn, t, seq, n * 8 + EV_ATTEMPT)
+                now[n_now] = n
+                n_now += 1
+
+        # Send the attempts due now (launched calls, released calls, retries), in order.
+        for ia in range(n_now):
+            n = now[ia]
+            s = n // M
+            site = inode[n, N_SITE]
+            mt = site_maxtok[site]
+            for li in range(L):
+                u_ = coef[site, li, 0] + coef[site, li, 1] * ifl[n, X_TIN]
+                u_ -= coef[site, li, 2] * ifl[n, X_TCACHED]
+                u_ += coef[site, li, 3] * min(ifl[n, X_TOUT], mt)
+                if coef[site, li, 4] > 0.0:
+                    u_ += coef[site, li, 4] * mt
+                units[li] = u_
+            if sliding and log_full(st, log_t.shape[1]):
+                log_t, log_u = grow_logs(st, log_t, log_u)
+            admitted, ra = limiter_attempt(P, st, log_t, log_u, t, units, rej)
+            inode[n, N_ATT] += 1
+            stats[K_ATTEMPTS_ALL] += 1
+            meas = (s_flags[s] & F_MEASURED) != 0
+            inwin = t0 <= t < t1
+            if meas:
+                stats[K_ATTEMPTS] += 1
+            if admitted:
+                if inwin:
+                    for li in range(L):
+                        util[li] += units[li]
+                hn = _hpush(ht, hs, hp, hn, t + ifl[n, X_LAT], seq, n * 8 + EV_DONE)
+                seq += 1
+            else:
+                s_flags[s] |= F_429
+                if meas:
+                    stats[K_REJECTED] += 1
+                for li in range(L):
+                    if rej[li] != 0 and int(P[li, P_KIND]) == KIND_FIXED:
+                        w = P[li, P_WINDOW]
+                        off = P[li, P_OFFSET]
+                        kw = math.floor((t + off) / w)
+                        start = kw * w - off
+                        if start >= t0 and start + w <= t1 and last_exc[li] != kw:
+                            exceeded[li] += 1
+                            last_exc[li] = kw
+                ifl[n, X_RA] = ra
+                hn = _hpush(ht, hs, hp, hn, t + rej_lat, seq, n * 8 + EV_REJECT)
                 seq += 1
     return stats, lat[:n_lat].copy(), util, exceeded
 
