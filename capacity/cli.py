@@ -28,8 +28,12 @@ from .report import (
     compare_renderable,
     explain_renderable,
     size_renderable,
+    sweep_renderable,
+    to_csv,
     to_json,
 )
+from .sweep import parse_sessions, plot_sweep
+from .sweep import sweep as run_sweep
 from .whatif import SimSettings
 from .whatif import ceiling as solve_ceiling
 from .whatif import check as check_ceiling
@@ -278,6 +282,41 @@ def compare_cmd(
         result = _run(lambda: compare_variants(variants, method=method.value, sim=sim,
                                                progress=progress))
     _emit(result, as_json, compare_renderable)
+
+
+@app.command(name="sweep")
+def sweep_cmd(
+    profiles: ProfilesArg,
+    sessions: Annotated[str, typer.Option(
+        "--sessions", help="Grid of N: start:stop[:step] (inclusive) or a list 10,20,50.")],
+    method: MethodOpt = Method.both,
+    replications: ReplicationsOpt = 20,
+    horizon: HorizonOpt = "1h",
+    seed: SeedOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV on stdout.")] = False,
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", help="Write the saturation curve to this PNG (needs matplotlib).",
+        show_default=False)] = None,
+    overrides: SetOpt = None,
+) -> None:
+    """One row per N: 429 fraction, failed calls, p95 turn latency, goodput, utilisation."""
+    profile = _load(profiles, overrides)
+    grid = _run(lambda: parse_sessions(sessions))
+    sim = _sim_settings(replications, horizon, seed)
+    with _progress("simulating", quiet or method == Method.analytic) as progress:
+        result = _run(lambda: run_sweep(profile, grid, method=method.value, seed=sim.seed,
+                                        replications=sim.replications,
+                                        horizon_s=sim.horizon_s, progress=progress))
+    if plot is not None:
+        _run(lambda: plot_sweep(result, str(plot)))
+        if not quiet:
+            err_console.print(f"wrote {plot}")
+    if as_csv:
+        sys.stdout.write(to_csv(result))
+    else:
+        _emit(result, as_json, sweep_renderable)
 
 
 def main() -> None:

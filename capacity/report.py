@@ -224,3 +224,47 @@ def compare_renderable(r: Any) -> Table:
         f"{x['change_sessions']:+,}" + (f" ({x['change_percent']:+.0f}%)"
                                          if x["change_percent"] is not None else "")))
     return t
+
+
+def sweep_renderable(r: Any) -> Group:
+    """Table for ``capacity sweep``; the saturation point's row is marked."""
+    sim = any(row.simulated is not None for row in r.rows)
+    t = Table(title=f"Sweep — {r.profile} (binding {r.binding})", title_justify="left")
+    t.add_column("sessions", justify="right")
+    t.add_column("429 (analytic)", justify="right")
+    if sim:
+        for col in ("429 (sim)", "failed calls", "p95 turn", "goodput/min"):
+            t.add_column(col, justify="right")
+    t.add_column("utilisation", justify="right")
+    t.add_column("")
+    sp = r.saturation_point
+    for row in r.rows:
+        cells = [f"{row.sessions:,}", _pct(row.analytic_429_fraction)]
+        if sim and row.simulated is not None:
+            s = row.simulated
+            cells += [_pct(s["attempt_429_fraction"][0]), _pct(s["call_failure_fraction"][0]),
+                      f"{s['turn_latency_p95_s'][0]:.1f}s",
+                      f"{s['goodput_calls_per_min'][0]:,.1f}"]
+        util = (row.simulated or {}).get("binding_utilisation_sim", (row.binding_utilisation,))
+        cells.append(f"{util[0]:.0%}")
+        mark = "◀ ceiling" if row.sessions == sp else ("" if row.meets_targets else "✗")
+        t.add_row(*cells, mark, style="bold" if row.sessions == sp else None)
+    by = "simulated means" if sim else "analytic model"
+    note = (f"Saturation point on this grid: {sp:,} sessions ({by})." if sp is not None
+            else "No N on this grid meets the targets.")
+    if sim:
+        note += f" Seed {r.seed}, {r.replications} replications × {format_duration(r.horizon_s)}."
+    return Group(t, Text(note))
+
+
+def to_csv(r: Any) -> str:
+    """CSV of a sweep: one row per N, header first."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=r.columns(), lineterminator="\n")
+    w.writeheader()
+    for row in r.rows:
+        w.writerow({k: ("" if v is None else v) for k, v in row.flat().items()})
+    return buf.getvalue()

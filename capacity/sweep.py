@@ -1,0 +1,222 @@
+"""Sweep N: the saturation curve (429 fraction, failures, p95 latency, goodput) per N."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import __version__
+from .analytic import _clean, bucket_model, cycle_time, window_model
+from .errors import CapacityError
+from .profile import Profile
+from .workload import Workload
+
+_RANGE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*(?::\s*(\d+)\s*)?$")
+MAX_POINTS = 1000
+
+
+def parse_sessions(text: str) -> list[int]:
+    """``10:300:10`` (start:stop[:step], inclusive) or ``10,20,50`` → sorted session counts."""
+    m = _RANGE.match(text)
+    if m:
+        start, stop, step = int(m.group(1)), int(m.group(2)), int(m.group(3) or 1)
+        if start < 1 or stop < start or step < 1:
+            raise CapacityError(f"--sessions {text!r}: need 1 ≤ start ≤ stop and step ≥ 1")
+        values = list(range(start, stop + 1, step))
+    else:
+        try:
+            values = sorted({int(v) for v in text.split(",") if v.strip()})
+        except ValueError:
+            raise CapacityError(
+                f"--sessions {text!r}: expected start:stop[:step] or a list such as 10,20,50"
+            ) from None
+        if not values or values[0] < 1:
+            raise CapacityError(f"--sessions {text!r}: session counts must be ≥ 1")
+    if len(values) > MAX_POINTS:
+        raise CapacityError(f"--sessions {text!r}: {len(values)} points; at most {MAX_POINTS}")
+    return values
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """Metrics at one N. Simulated values are replication means with 95% CIs (lo, hi)."""
+
+    sessions: int
+    analytic_429_fraction: float
+    binding_utilisation: float
+    meets_targets: bool
+    simulated: dict[str, tuple[float, float, float]] | None = None
+
+    def flat(self) -> dict[str, Any]:
+        """One flat record (CSV / JSON row)."""
+        out: dict[str, Any] = {
+            "sessions": self.sessions,
+            "analytic_429_fraction": self.analytic_429_fraction,
+            "binding_utilisation": self.binding_utilisation,
+            "meets_targets": self.meets_targets,
+        }
+        for key, (mean, lo, hi) in (self.simulated or {}).items():
+            out[key] = mean
+            out[f"{key}_lo"] = lo
+            out[f"{key}_hi"] = hi
+        return _clean(out)
+
+
+SIM_COLUMNS = ("attempt_429_fraction", "call_failure_fraction", "turn_latency_p95_s",
+               "goodput_calls_per_min", "binding_utilisation_sim")
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """The saturation curve of a profile over a grid of N."""
+
+    profile: str
+    method: str
+    binding: str
+    targets: dict[str, Any]
+    rows: tuple[SweepRow, ...]
+    seed: int | None
+    replications: int | None
+    horizon_s: float | None
+    version: str = __version__
+
+    @property
+    def saturation_point(self) -> int | None:
+        """Largest N on the grid meeting the targets, below the first N that does not."""
+        best = None
+        for r in self.rows:
+            if not r.meets_targets:
+                break
+            best = r.sessions
+        return best
+
+    def columns(self) -> list[str]:
+        """CSV header."""
+        return list(self.rows[0].flat()) if self.rows else ["sessions"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return _clean({
+            "version": self.version, "profile": self.profile, "method": self.method,
+            "binding_constraint": self.binding, "targets": self.targets,
+            "saturation_point": self.saturation_point, "seed": self.seed,
+            "replications": self.replications, "horizon_s": self.horizon_s,
+            "rows": [r.flat() for r in self.rows],
+        })
+
+
+def sweep(profile: Profile, sessions: Sequence[int], *, method: str = "analytic",
+          seed: int | None = None, replications: int = 20, horizon_s: float = 3600.0,
+          progress: Callable[[int], None] | None = None) -> SweepResult:
+    """Evaluate the profile at each N: analytic 429 fraction and, if simulating, metrics.
+
+    With simulation all N share one seed, so session k replays the same turns at every N
+    (common random numbers): the curve is smooth and its differences are meaningful.
+    ``meets_targets`` uses the simulated means when simulating, else the analytic model.
+    """
+    if method not in ("analytic", "simulate", "both"):
+        raise CapacityError(f"method must be analytic, simulate or both, got {method!r}")
+    wl = Workload.from_profile(profile)
+    cyc = cycle_time(wl)
+    active = [c for c in wl.constraints if wl.units_per_turn(c) > 0]
+    models = [(c, bucket_model(wl, c, cyc.cycle_s) if c.enforcement == "token_bucket"
+               else window_model(wl, c, cyc.cycle_s)) for c in active]
+    per_session = {c.name: wl.units_per_turn(c) / cyc.cycle_s / c.rate_per_s for c in active}
+    binding = max(active, key=lambda c: per_session[c.name])
+    target = profile.targets.max_429_fraction
+    p95_target = profile.targets.p95_turn_latency
+    simulate_too = method != "analytic"
+    if simulate_too:
+        if seed is None:
+            raise CapacityError("a seed is required to simulate")
+        from .simulate import _check_args, _compile, _simulate_compiled
+
+        _check_args(1, horizon_s, None, replications, seed)
+        compiled = _compile(profile)
+    rows = []
+    for i, n in enumerate(sessions):
+        losses = {c.name: m.stats(n).loss_fraction for c, m in models}
+        analytic = max(losses.values())
+        util = n * per_session[binding.name]
+        meets = analytic <= target and util <= 1.0
+        sim = None
+        if simulate_too:
+            res = _simulate_compiled(compiled, n, horizon_s=horizon_s, warmup_s=None,
+                                     replications=replications, seed=seed,
+                                     progress=progress, workers=None,
+                                     done_before=i * replications)
+            est = {k: res.metrics[k] for k in SIM_COLUMNS if k in res.metrics}
+            sim = {k: (e.mean, e.lo, e.hi) for k, e in est.items()}
+            u = res.utilisation.get(binding.name)
+            if u is not None:
+                sim["binding_utilisation_sim"] = (u.mean, u.lo, u.hi)
+            p95 = res.metrics["turn_latency_p95_s"].mean
+            meets = res.metrics["attempt_429_fraction"].mean <= target and (
+                p95_target is None or (math.isfinite(p95) and p95 <= p95_target))
+        rows.append(SweepRow(n, analytic, util, meets, sim))
+    return SweepResult(
+        profile.title, method, binding.name,
+        {"max_429_fraction": target, "p95_turn_latency_s": p95_target}, tuple(rows),
+        seed if simulate_too else None, replications if simulate_too else None,
+        horizon_s if simulate_too else None)
+
+
+def plot_sweep(result: SweepResult, path: str) -> None:
+    """Draw the saturation curve to a PNG: 429 fraction and p95 latency against N.
+
+    Needs matplotlib (``pip install 'capacity[plot]'``).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise CapacityError(
+            "--plot needs matplotlib, which is not installed: pip install 'capacity[plot]'"
+        ) from None
+    ns = [r.sessions for r in result.rows]
+    sim = all(r.simulated is not None for r in result.rows)
+    fig, axes = plt.subplots(2 if sim else 1, 1, figsize=(8, 7 if sim else 4), sharex=True,
+                             squeeze=False)
+    ax = axes[0][0]
+    ax.plot(ns, [100 * r.analytic_429_fraction for r in result.rows], "--", color="tab:gray",
+            label="analytic (burst-aware)")
+    if sim:
+        mean = [100 * r.simulated["attempt_429_fraction"][0] for r in result.rows]  # type: ignore[index]
+        lo = [100 * r.simulated["attempt_429_fraction"][1] for r in result.rows]  # type: ignore[index]
+        hi = [100 * r.simulated["attempt_429_fraction"][2] for r in result.rows]  # type: ignore[index]
+        ax.plot(ns, mean, "-o", ms=3, color="tab:red", label="simulated (95% CI)")
+        ax.fill_between(ns, lo, hi, color="tab:red", alpha=0.2)
+    ax.axhline(100 * result.targets["max_429_fraction"], color="k", lw=0.8, ls=":",
+               label="target")
+    ax.set_ylabel("% of calls answered 429")
+    ax.set_title(f"{result.profile}: saturation curve (binding {result.binding})")
+    sp = result.saturation_point
+    for row in axes:
+        if sp is not None:
+            row[0].axvline(sp, color="tab:green", lw=1.2, label=f"ceiling N = {sp}")
+        row[0].grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    if sim:
+        ax2 = axes[1][0]
+        vals = [r.simulated["turn_latency_p95_s"] for r in result.rows]  # type: ignore[index]
+        ax2.plot(ns, [v[0] for v in vals], "-o", ms=3, color="tab:blue", label="p95 turn latency")
+        ax2.fill_between(ns, [v[1] for v in vals], [v[2] for v in vals], color="tab:blue",
+                         alpha=0.2)
+        if result.targets.get("p95_turn_latency_s"):
+            ax2.axhline(result.targets["p95_turn_latency_s"], color="k", lw=0.8, ls=":",
+                        label="target")
+        ax2.set_ylabel("p95 turn latency (s)")
+        ax2.legend(loc="upper left", fontsize=8)
+    axes[-1][0].set_xlabel("concurrent sessions N")
+    fig.tight_layout()
+    try:
+        fig.savefig(path, dpi=110)
+    except OSError as e:
+        raise CapacityError(f"--plot {path}: cannot write: {e}") from None
+    finally:
+        plt.close(fig)
