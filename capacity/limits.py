@@ -53,6 +53,10 @@ from numpy.typing import NDArray
 from .profile import DIMENSION_PERIOD_S, CallSpec, Profile
 
 EnforcementType = Literal["fixed_window", "sliding_window", "token_bucket"]
+
+# A refusal always reports a positive wait (float rounding at a window boundary could
+# otherwise yield 0, which means "fits now"); ceil_ms makes it at least 1 ms anyway.
+MIN_WAIT = 1e-9
 REQUEST_DIMENSIONS = frozenset({"rpm", "rpd"})
 
 # Numeric codes of the enforcement types in the array form.
@@ -228,7 +232,7 @@ class Meter:
     """Interface of one slot's enforcement state. Times are seconds, non-decreasing."""
 
     def wait_time(self, t: float, units: float) -> float:
-        """0 if ``units`` fit now; else seconds until they would (``inf``: never)."""
+        """0 if ``units`` fit now; else seconds (> 0) until they would (``inf``: never)."""
         raise NotImplementedError
 
     def charge(self, t: float, units: float) -> None:
@@ -265,7 +269,7 @@ class FixedWindow(Meter):
         if units > self.allowance:
             return math.inf
         assert self.index is not None
-        return (self.index + 1) * self.window_s - self.offset_s - t
+        return max((self.index + 1) * self.window_s - self.offset_s - t, MIN_WAIT)
 
     def charge(self, t: float, units: float) -> None:
         self._roll(t)
@@ -306,7 +310,7 @@ class SlidingWindow(Meter):
         for te, u in self.log:
             remaining -= u
             if remaining + units <= self.allowance:
-                return te + self.window_s - t
+                return max(te + self.window_s - t, MIN_WAIT)
         return math.inf  # pragma: no cover - the loop always ends by emptying the log
 
     def charge(self, t: float, units: float) -> None:
@@ -341,7 +345,7 @@ class TokenBucket(Meter):
             return 0.0
         if units > self.depth:
             return math.inf
-        return (units - self.level) / self.rate
+        return max((units - self.level) / self.rate, MIN_WAIT)
 
     def charge(self, t: float, units: float) -> None:
         self._refill(t)
@@ -493,7 +497,7 @@ def _wait(P, st, log_t, log_u, i, t, units):  # type: ignore[no-untyped-def]
             return 0.0
         if units > q:
             return math.inf
-        return (k + 1) * w - off - t
+        return max((k + 1) * w - off - t, MIN_WAIT)
     if kind == KIND_SLIDING:
         w = P[i, P_WINDOW]
         _expire(st, log_t, log_u, i, t, w)
@@ -507,7 +511,7 @@ def _wait(P, st, log_t, log_u, i, t, units):  # type: ignore[no-untyped-def]
         for _ in range(int(st[i, S_SIZE])):
             remaining -= log_u[i, j]
             if remaining + units <= q:
-                return log_t[i, j] + w - t
+                return max(log_t[i, j] + w - t, MIN_WAIT)
             j = (j + 1) % cap
         return math.inf
     # token bucket
@@ -518,7 +522,7 @@ def _wait(P, st, log_t, log_u, i, t, units):  # type: ignore[no-untyped-def]
         return 0.0
     if units > q:
         return math.inf
-    return (units - st[i, S_LEVEL]) / P[i, P_RATE]
+    return max((units - st[i, S_LEVEL]) / P[i, P_RATE], MIN_WAIT)
 
 
 @njit(cache=True, nogil=True, inline="always")

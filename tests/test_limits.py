@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from capacity.limits import (
     FixedWindow,
@@ -104,6 +106,22 @@ def test_sliding_window_waits_for_the_oldest_charges_to_expire() -> None:
     assert m.wait_time(5.0, 1) == pytest.approx(6.0)  # 1.0 + 10 - 5
     assert m.wait_time(5.0, 2) == pytest.approx(9.0)  # both must go: 4.0 + 10 - 5
     assert m.wait_time(11.0, 1) == 0.0
+
+
+def test_a_charge_stops_counting_exactly_one_window_later_in_both_forms() -> None:
+    """Sliding window q = 2 per 5 s, charges at 0 s and 1 s: refused at 4.999 s, admitted
+    at exactly 5 s (the first charge has left (t − w, t])."""
+    p = _profile({"a": {"models": ["m"], "rpm": 24, "rejected_count": False,
+                        "enforcement": {"type": "sliding_window", "window": "5s"}}})
+    slots = limit_slots(p)
+    times = np.array([0.0, 1.0, 4.999, 5.0, 5.0])
+    units = np.ones((5, 1))
+    adm, _, _ = run_attempts(LimiterArrays.from_slots(slots).params, times, units)
+    lim = ProviderLimiter(slots)
+    expected = [True, True, False, True, False]
+    assert [lim.attempt(float(t), u).admitted for t, u in zip(times, units, strict=True)] == (
+        expected)
+    assert adm.tolist() == expected
 
 
 def test_retry_after_is_rounded_strictly_up_to_the_millisecond() -> None:
@@ -233,3 +251,26 @@ def test_array_form_takes_the_same_decisions_as_the_python_classes(
     assert [d.admitted for d in decisions] == adm.tolist()
     assert [d.retry_after_s for d in decisions] == retry.tolist()
     assert [d.rejected_by for d in decisions] == [tuple(np.flatnonzero(r)) for r in rej]
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    kind=st.sampled_from(["fixed_window", "sliding_window", "token_bucket"]),
+    counted=st.booleans(),
+    gaps=st.lists(st.sampled_from([0.0, 0.0, 1.25, 2.5, 5.0]), min_size=1, max_size=200),
+    sizes=st.lists(st.integers(1, 40), min_size=1, max_size=200),
+)
+def test_array_form_matches_on_adversarial_sequences(kind: str, counted: bool,
+                                                     gaps: list[float],
+                                                     sizes: list[int]) -> None:
+    """Ties and arrivals exactly on window boundaries and expiry instants: same decisions."""
+    p = _profile({"q": {"models": ["m"], "rpm": 30, "tpm": 600, "rejected_count": counted,
+                        "enforcement": {"type": kind, "window": "5s", "burst": "5s"}}})
+    slots = limit_slots(p)
+    times = np.cumsum(gaps)
+    units = np.array([[1.0, float(sizes[i % len(sizes)])] for i in range(times.size)])
+    adm, retry, _ = run_attempts(LimiterArrays.from_slots(slots, 0.0).params, times, units)
+    lim = ProviderLimiter(slots, 0.0)
+    for k in range(times.size):
+        d = lim.attempt(float(times[k]), units[k])
+        assert (d.admitted, d.retry_after_s) == (adm[k], retry[k])
