@@ -91,7 +91,8 @@ from .profile import (
     RepeatStep,
 )
 
-__all__ = ["Estimate", "SimulationError", "SimulationResult", "simulate"]
+__all__ = ["METRICS", "Estimate", "SimulationError", "SimulationResult", "default_warmup",
+           "sample_distribution", "simulate"]
 
 
 class SimulationError(CapacityError):
@@ -549,6 +550,10 @@ def sample_distribution(dist: Distribution, n: int, seed: int) -> NDArray[np.flo
 # ---------------------------------------------------------------------------------------
 # The event engine
 # ---------------------------------------------------------------------------------------
+# Note for developers: numba's on-disk cache (cache=True) is keyed to *this* file's
+# timestamp only, but the kernel inlines the limiter from capacity/limits.py. After
+# editing limits.py alone, touch this file (or delete __pycache__) so the kernel is
+# recompiled rather than loaded stale.
 
 EV_TURN, EV_ATTEMPT, EV_DONE, EV_REJECT, EV_PACE = range(5)
 F_429, F_FAILED, F_ABORTED, F_MEASURED = 1, 2, 4, 8
