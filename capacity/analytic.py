@@ -48,7 +48,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import optimize
 
 from . import __version__
 from .dist import Distribution, format_duration
@@ -182,12 +181,13 @@ class _WindowModel:
         return WindowStats(n, mean_s * self.h, exceed, min(loss, 1.0), method)
 
     def _normal(self, n: int, mean_s: float, var_s: float) -> WindowStats:
-        from scipy import stats
+        from scipy.special import ndtr
 
         sd = math.sqrt(max(var_s, 1e-12))
         z = (self.q_lat + 0.5 - mean_s) / sd
-        exceed = float(stats.norm.sf(z))
-        stop_loss = sd * float(stats.norm.pdf(z)) - (self.q_lat + 0.5 - mean_s) * exceed
+        exceed = float(ndtr(-z))
+        pdf = math.exp(-z * z / 2.0) / math.sqrt(2.0 * math.pi)
+        stop_loss = sd * pdf - (self.q_lat + 0.5 - mean_s) * exceed
         return WindowStats(n, mean_s * self.h, exceed, max(0.0, stop_loss) / mean_s,
                            "normal approximation")
 
@@ -319,6 +319,8 @@ def lundberg_theta(lam: float, severity: NDArray[np.float64], h: float, rate: fl
     lo = hi / 2.0
     while g(lo) >= 0 and lo > 1e-300:
         lo /= 2.0
+    from scipy import optimize  # lazily: importing it costs ~0.3 s
+
     return float(optimize.brentq(lambda t: min(g(t), 1e300), lo, hi, xtol=1e-14, rtol=1e-10))
 
 

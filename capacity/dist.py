@@ -24,13 +24,12 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats
 
 Kind = Literal["fixed", "uniform", "exponential", "lognormal", "choice"]
 Quantity = Literal["duration", "tokens", "count", "number"]
 
 # z-score of the 95th percentile, used to turn (median, p95) into lognormal sigma.
-_Z95 = float(stats.norm.ppf(0.95))
+_Z95 = 1.6448536269514722  # scipy.special.ndtri(0.95); a test checks it
 
 _DURATION_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|min|h)?\s*$")
 _UNIT_SECONDS = {None: 1.0, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
@@ -178,10 +177,16 @@ class Distribution:
         total = sum(weights)
         return cls("choice", (), quantity, tuple(values), tuple(w / total for w in weights))
 
-    # -- scipy backing --------------------------------------------------------------
+    # -- moments, cdf, quantiles, sampling -------------------------------------------
+    # Closed forms (scipy.special for the normal cdf/quantile) and numpy.random.Generator
+    # samplers: importing scipy.stats costs ~0.4 s, most of a CLI call. ``frozen`` gives
+    # the scipy.stats twin, which the tests use to check every formula here.
+
     @cached_property
-    def _rv(self) -> Any:
-        """The frozen scipy.stats distribution behind this one."""
+    def frozen(self) -> Any:
+        """The equivalent frozen ``scipy.stats`` distribution (None for a point mass)."""
+        from scipy import stats
+
         k, p = self.kind, self.params
         if k == "fixed":
             return None
@@ -192,9 +197,22 @@ class Distribution:
         if k == "exponential":
             return stats.expon(scale=p[0])
         if k == "lognormal":
-            sigma = math.log(p[1] / p[0]) / _Z95
-            return stats.lognorm(s=sigma, scale=p[0])
+            return stats.lognorm(s=self._sigma, scale=p[0])
         return stats.rv_discrete(values=(np.asarray(self.values), np.asarray(self.weights)))
+
+    @property
+    def _rv(self) -> Any:
+        """Short alias of :attr:`frozen` used by the tests."""
+        return self.frozen
+
+    @property
+    def _sigma(self) -> float:
+        """Lognormal sigma from (median, p95): ln(p95/median) / z_0.95."""
+        return math.log(self.params[1] / self.params[0]) / _Z95
+
+    @property
+    def _int_uniform(self) -> bool:
+        return self.kind == "uniform" and self.quantity == "count"
 
     @property
     def is_fixed(self) -> bool:
@@ -204,21 +222,34 @@ class Distribution:
     @property
     def mean(self) -> float:
         """Expected value (same unit as the quantity)."""
-        if self.kind == "fixed":
-            return self.params[0]
-        if self.kind == "choice":
-            return float(np.dot(self.values, self.weights))
-        return float(self._rv.mean())
+        k, p = self.kind, self.params
+        if k == "fixed":
+            return p[0]
+        if k == "uniform":
+            return (p[0] + p[1]) / 2.0
+        if k == "exponential":
+            return p[0]
+        if k == "lognormal":
+            return p[0] * math.exp(self._sigma**2 / 2.0)
+        return float(np.dot(self.values, self.weights))
 
     @property
     def var(self) -> float:
         """Variance."""
-        if self.kind == "fixed":
+        k, p = self.kind, self.params
+        if k == "fixed":
             return 0.0
-        if self.kind == "choice":
-            v = np.asarray(self.values)
-            return float(np.dot(v * v, self.weights) - self.mean**2)
-        return float(self._rv.var())
+        if k == "uniform":
+            width = p[1] - p[0]
+            # Discrete uniform on n = width + 1 integers: (n² - 1)/12.
+            return ((width + 1) ** 2 - 1) / 12.0 if self._int_uniform else width**2 / 12.0
+        if k == "exponential":
+            return p[0] ** 2
+        if k == "lognormal":
+            s2 = self._sigma**2
+            return (math.exp(s2) - 1.0) * p[0] ** 2 * math.exp(s2)
+        v = np.asarray(self.values)
+        return float(np.dot(v * v, self.weights) - self.mean**2)
 
     @property
     def scv(self) -> float:
@@ -228,26 +259,65 @@ class Distribution:
     @property
     def lower(self) -> float:
         """Smallest value in the support."""
-        if self.kind == "fixed":
+        if self.kind in ("fixed", "uniform"):
             return self.params[0]
         if self.kind == "choice":
             return min(v for v, w in zip(self.values, self.weights, strict=True) if w > 0)
-        return float(self._rv.support()[0])
+        return 0.0
 
     @property
     def upper(self) -> float:
         """Largest value in the support (inf when unbounded)."""
         if self.kind == "fixed":
             return self.params[0]
+        if self.kind == "uniform":
+            return self.params[1]
         if self.kind == "choice":
             return max(v for v, w in zip(self.values, self.weights, strict=True) if w > 0)
-        return float(self._rv.support()[1])
+        return math.inf
+
+    def cdf(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        """P(X ≤ x), vectorised."""
+        from scipy.special import ndtr
+
+        x = np.asarray(x, dtype=np.float64)
+        k, p = self.kind, self.params
+        if k == "fixed":
+            return (x >= p[0]).astype(np.float64)
+        if k == "uniform":
+            if self._int_uniform:
+                n = p[1] - p[0] + 1
+                return np.clip((np.floor(x) - p[0] + 1) / n, 0.0, 1.0)
+            return np.clip((x - p[0]) / (p[1] - p[0]), 0.0, 1.0)
+        if k == "exponential":
+            return -np.expm1(-np.maximum(x, 0.0) / p[0])
+        if k == "lognormal":
+            with np.errstate(divide="ignore"):
+                z = (np.log(np.maximum(x, 0.0)) - math.log(p[0])) / self._sigma
+            return np.asarray(ndtr(z), dtype=np.float64)
+        vals, w = np.asarray(self.values), np.asarray(self.weights)
+        return np.asarray((w[None, :] * (vals[None, :] <= x.reshape(-1, 1))).sum(axis=1)
+                          ).reshape(x.shape)
 
     def ppf(self, q: float) -> float:
         """Quantile function."""
-        if self.kind == "fixed":
-            return self.params[0]
-        return float(self._rv.ppf(q))
+        from scipy.special import ndtri
+
+        k, p = self.kind, self.params
+        if k == "fixed":
+            return p[0]
+        if k == "uniform":
+            if self._int_uniform:
+                n = p[1] - p[0] + 1
+                return float(max(p[0], p[0] + math.ceil(q * n) - 1))
+            return p[0] + q * (p[1] - p[0])
+        if k == "exponential":
+            return -p[0] * math.log1p(-q) if q < 1 else math.inf
+        if k == "lognormal":
+            return float(p[0] * math.exp(self._sigma * float(ndtri(q))))
+        cum = np.cumsum(np.asarray(self.weights)[np.argsort(self.values)])
+        return float(np.sort(self.values)[min(int(np.searchsorted(cum, q - 1e-12)),
+                                              len(cum) - 1)])
 
     def range(self, lo_q: float = 0.05, hi_q: float = 0.95) -> tuple[float, float]:
         """The support when bounded, otherwise the (lo_q, hi_q) quantiles."""
@@ -258,26 +328,42 @@ class Distribution:
 
     def mean_clipped(self, cap: float) -> float:
         """E[min(X, cap)]: the mean when values above ``cap`` are cut (e.g. by max_tokens)."""
+        from scipy.special import ndtr
+
+        k, p = self.kind, self.params
         if not math.isfinite(cap) or cap >= self.upper:
             return self.mean
-        if self.kind == "fixed":
-            return min(self.params[0], cap)
-        if self.kind == "choice":
-            return float(np.dot(np.minimum(self.values, cap), self.weights))
-        # E[min(X,c)] = ∫_0^c S(x) dx for X ≥ 0.
-        from scipy import integrate
-
-        val, _ = integrate.quad(lambda x: float(self._rv.sf(x)), 0.0, cap, limit=200)
-        return float(val)
+        if cap <= self.lower:
+            return cap
+        if k == "uniform":
+            if self._int_uniform:
+                ks = np.arange(int(p[0]), int(p[1]) + 1)
+                return float(np.minimum(ks, cap).mean())
+            a, b = p
+            return ((cap**2 - a**2) / 2.0 + cap * (b - cap)) / (b - a)
+        if k == "exponential":
+            return p[0] * -math.expm1(-cap / p[0])
+        if k == "lognormal":
+            mu, s = math.log(p[0]), self._sigma
+            return float(math.exp(mu + s * s / 2.0) * ndtr((math.log(cap) - mu - s * s) / s)
+                         + cap * (1.0 - ndtr((math.log(cap) - mu) / s)))
+        return float(np.dot(np.minimum(self.values, cap), self.weights))
 
     def sample(self, rng: np.random.Generator, size: int | tuple[int, ...]) -> NDArray[np.float64]:
         """Draw ``size`` values using ``rng`` (counts come back integer valued)."""
-        if self.kind == "fixed":
-            return np.full(size, self.params[0], dtype=np.float64)
-        if self.kind == "choice":
-            return rng.choice(np.asarray(self.values), size=size, p=np.asarray(self.weights))
-        out = np.asarray(self._rv.rvs(size=size, random_state=rng), dtype=np.float64)
-        return out
+        k, p = self.kind, self.params
+        if k == "fixed":
+            return np.full(size, p[0], dtype=np.float64)
+        if k == "uniform":
+            if self._int_uniform:
+                return rng.integers(int(p[0]), int(p[1]), size=size,
+                                    endpoint=True).astype(np.float64)
+            return rng.uniform(p[0], p[1], size=size)
+        if k == "exponential":
+            return rng.exponential(p[0], size=size)
+        if k == "lognormal":
+            return rng.lognormal(math.log(p[0]), self._sigma, size=size)
+        return rng.choice(np.asarray(self.values), size=size, p=np.asarray(self.weights))
 
     def lattice_pmf(self, h: float, cap: float = math.inf, tail: float = 1e-9) -> NDArray[
         np.float64
@@ -302,11 +388,8 @@ class Distribution:
         capped = cap < top
         # Values capped at `cap` all land on round(cap/h), like round(min(X, cap)/h).
         kmax = round(cap / h) if capped else math.ceil(top / h)
-        if self.quantity == "count" and h == 1:
-            out = self._rv.pmf(np.arange(kmax + 1))
-        else:
-            edges = (np.arange(kmax + 1) + 0.5) * h
-            out = np.diff(np.concatenate(([0.0], self._rv.cdf(edges))))
+        edges = (np.arange(kmax + 1) + 0.5) * h
+        out = np.diff(np.concatenate(([0.0], self.cdf(edges))))
         out = np.clip(out, 0.0, None)
         if capped:
             out[-1] = 0.0

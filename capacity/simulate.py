@@ -149,9 +149,9 @@ class Estimate:
 
 
 def _t_quantile(p: float, df: int) -> float:
-    from scipy import stats
+    from scipy.special import stdtrit  # scipy.stats.t.ppf without importing scipy.stats
 
-    return float(stats.t.ppf(p, df))
+    return float(stdtrit(df, p))
 
 
 METRICS: dict[str, str] = {

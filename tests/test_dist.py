@@ -347,3 +347,38 @@ def test_non_finite_numbers_raise_value_error(raw: Any, quantity: str) -> None:
     """YAML's .inf/.nan are rejected with a ValueError naming the value, never accepted."""
     with pytest.raises(ValueError, match=r"(?i)finite|got .*(inf|nan)"):
         parse(raw, quantity)
+
+
+@pytest.mark.parametrize("raw", [
+    {"uniform": [120, 180]}, {"exponential": 45}, {"lognormal": {"median": 350, "p95": 1200}},
+    {"choice": {"values": [0, 1, 2, 3], "weights": [0.3, 0.35, 0.2, 0.15]}},
+])
+@pytest.mark.parametrize("quantity", ["tokens", "count"])
+def test_closed_forms_match_scipy_stats(raw: Any, quantity: str) -> None:
+    """mean, var, cdf, ppf and E[min(X, c)] agree with the scipy.stats twin."""
+    from scipy import integrate
+
+    if quantity == "count" and ("exponential" in raw or "lognormal" in raw):
+        return
+    d = parse(raw, quantity)
+    rv = d.frozen
+    np.testing.assert_allclose([d.mean, d.var], [rv.mean(), rv.var()], rtol=1e-9)
+    xs = np.linspace(0, 2 * d.ppf(0.99), 57)
+    np.testing.assert_allclose(d.cdf(xs), rv.cdf(xs), atol=1e-12)
+    for q in (0.05, 0.5, 0.95):
+        assert d.ppf(q) == pytest.approx(float(rv.ppf(q)), rel=1e-9)
+    cap = d.ppf(0.7)
+    if quantity == "count" or "choice" in raw:
+        expected = float(rv.expect(lambda x: np.minimum(x, cap)))
+    else:
+        expected = integrate.quad(lambda x: float(rv.sf(x)), 0, cap, limit=200)[0]
+    assert d.mean_clipped(cap) == pytest.approx(expected, rel=1e-7)
+
+
+def test_z95_constant() -> None:
+    """The lognormal p95 z-score is scipy's normal quantile."""
+    from scipy import stats
+
+    from capacity.dist import _Z95
+
+    assert stats.norm.ppf(0.95) == pytest.approx(_Z95, rel=1e-15)
