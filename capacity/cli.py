@@ -203,12 +203,21 @@ def size_cmd(
     profiles: ProfilesArg,
     sessions: Annotated[int, typer.Option("--sessions", min=1,
                                           help="Sessions the quota must carry.")],
+    method: MethodOpt = Method.both,
+    replications: ReplicationsOpt = 20,
+    horizon: HorizonOpt = "1h",
+    seed: SeedOpt = None,
+    quiet: QuietOpt = False,
     as_json: JsonOpt = False,
     overrides: SetOpt = None,
 ) -> None:
     """Smallest quota per dimension that carries --sessions at the profile's targets."""
     profile = _load(profiles, overrides)
-    _emit(_run(lambda: size_quota(profile, sessions)), as_json, size_renderable)
+    sim = _sim_settings(replications, horizon, seed)
+    with _progress("simulating", quiet or method == Method.analytic) as progress:
+        result = _run(lambda: size_quota(profile, sessions, method=method.value, sim=sim,
+                                         progress=progress))
+    _emit(result, as_json, size_renderable)
 
 
 class CheckMethod(StrEnum):

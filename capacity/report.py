@@ -176,7 +176,8 @@ def size_renderable(r: Any) -> Group:
                else f"{'sliding' if d.enforcement == 'sliding_window' else 'fixed'} "
                f"{format_duration(d.window_s or 0)}")
         t.add_row(f"{d.quota}.{d.dimension}", enf, f"{_n(d.current_limit, 0)}",
-                  f"{_n(math.ceil(d.mean_value_limit), 0)}", f"{_n(d.required_limit, 0)}",
+                  f"{_n(math.ceil(d.mean_value_limit - 1e-9), 0)}",
+                  f"{_n(d.required_limit, 0)}",
                   f"{d.required_limit / d.current_limit:.2f}×" if d.raise_needed else "—",
                   style="bold" if d.raise_needed else None)
     parts: list[Any] = [t, Text(r.summary())]

@@ -96,6 +96,7 @@ class DimensionSize:
     enforcement: str
     window_s: float | None
     at_required: WindowStats | None
+    analytic_limit: float | None = None
 
     @property
     def raise_needed(self) -> bool:
@@ -127,6 +128,9 @@ class SizeResult:
     sessions: int
     target_429_fraction: float
     dimensions: tuple[DimensionSize, ...]
+    method: str = "analytic"
+    simulated: Any = None
+    notes: tuple[str, ...] = ()
     version: str = __version__
 
     @property
@@ -138,20 +142,23 @@ class SizeResult:
     def summary(self) -> str:
         """What to ask the provider for."""
         if not self.to_raise:
-            return (f"The current quotas already carry {self.sessions:,} sessions at "
-                    f"≤{self.target_429_fraction:.1%} 429s.")
+            return " ".join([f"The current quotas already carry {self.sessions:,} sessions at "
+                             f"≤{self.target_429_fraction:.1%} 429s.", *self.notes])
         asks = "; ".join(
             f"{d.quota}.{d.dimension} from {d.current_limit:,.0f} to {d.required_limit:,.0f} "
             f"({d.required_limit / d.current_limit:.2f}×)" for d in self.to_raise)
         first = self.to_raise[0]
-        return (f"To carry {self.sessions:,} sessions ask the provider to raise {asks}. "
+        text = (f"To carry {self.sessions:,} sessions ask the provider to raise {asks}. "
                 f"The one that binds first is {first.quota}.{first.dimension}.")
+        return " ".join([text, *self.notes])
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
         return _clean({
             "version": self.version, "profile": self.profile, "sessions": self.sessions,
-            "target_429_fraction": self.target_429_fraction,
+            "method": self.method, "target_429_fraction": self.target_429_fraction,
+            "simulated": self.simulated.to_dict() if self.simulated is not None else None,
+            "notes": list(self.notes),
             "dimensions": [d.to_dict() for d in self.dimensions],
             "raise": [f"{d.quota}.{d.dimension}" for d in self.to_raise],
             "set": [d.set_path for d in self.to_raise],
@@ -219,21 +226,126 @@ def size_constraint(wl: Workload, c: Constraint, cycle_s: float, sessions: int,
                          at)
 
 
-def size(profile: Profile, sessions: int) -> SizeResult:
+def size(profile: Profile, sessions: int, *, method: str = "analytic",
+         sim: SimSettings | None = None,
+         progress: Callable[[int], None] | None = None) -> SizeResult:
     """Smallest quota per dimension that carries ``sessions`` at the profile's targets.
 
-    Each constraint is sized on its own (keeping its enforcement): the smallest limit whose
-    burst-aware 429 fraction at ``sessions`` is within ``targets.max_429_fraction`` and
-    whose mean utilisation is below 100%.
+    Each constraint is first sized on its own analytically (keeping its enforcement): the
+    smallest limit whose burst-aware 429 fraction at ``sessions`` is within
+    ``targets.max_429_fraction`` and whose mean utilisation is below 100%.
+
+    With ``method`` ``simulate`` or ``both`` the answer is then checked by Monte Carlo
+    (retries, clumped stages, closed loop): the raised limits are scaled up together by
+    the smallest factor (to 1%) at which the simulated 429 fraction's *upper* 95%
+    confidence limit — and the p95 turn latency, if targeted — meet the targets at
+    ``sessions``, so a rerun with another seed still carries them.
     """
     if sessions < 1:
         raise CapacityError(f"--sessions must be ≥ 1, got {sessions}")
+    if method not in METHODS:
+        raise CapacityError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     wl = Workload.from_profile(profile)
     cyc = cycle_time(wl)
     target = profile.targets.max_429_fraction
     dims = tuple(size_constraint(wl, c, cyc.cycle_s, sessions, target)
                  for c in wl.constraints if wl.units_per_turn(c) > 0)
-    return SizeResult(profile.title, sessions, target, dims)
+    result = SizeResult(profile.title, sessions, target, dims)
+    if method == "analytic":
+        return result
+    if sim is None:
+        raise CapacityError("simulation settings (a seed) are required to simulate")
+    return _size_by_simulation(profile, result, cyc.turn_latency_p95_s, sim, progress)
+
+
+def _with_limits(profile: Profile, limits: dict[tuple[str, str], float]) -> Profile:
+    """A copy of ``profile`` with some (quota, dimension) limits replaced."""
+    quotas = dict(profile.quotas)
+    for (qname, dim), value in limits.items():
+        q = quotas[qname]
+        old = getattr(q, dim)
+        quotas[qname] = q.model_copy(update={dim: old.model_copy(update={"limit": value})})
+    return profile.model_copy(update={"quotas": quotas})
+
+
+def _size_by_simulation(profile: Profile, result: SizeResult, p95_unthrottled: float,
+                        sim: SimSettings,
+                        progress: Callable[[int], None] | None) -> SizeResult:
+    from .simulate import simulate
+
+    notes: list[str] = []
+    p95_target = profile.targets.p95_turn_latency
+    if p95_target is not None and p95_unthrottled > p95_target:
+        notes.append(f"The p95 turn latency target ({p95_target:g}s) is below the unthrottled "
+                     f"p95 ({p95_unthrottled:.1f}s): no quota meets it, so it was left out.")
+        p95_target = None
+    dims = {(d.quota, d.dimension): d for d in result.dimensions}
+    done = [0]
+
+    def run(factor: float, keys: list[tuple[str, str]]) -> Any:
+        limits = {k: _scaled(dims[k], factor) for k in keys}
+        res = simulate(_with_limits(profile, limits), result.sessions,
+                       horizon_s=sim.horizon_s, warmup_s=sim.warmup_s,
+                       replications=sim.replications, seed=sim.seed,
+                       progress=None if progress is None else
+                       (lambda n: progress(done[0] + n)))
+        done[0] += sim.replications
+        return res
+
+    def ok(res: Any) -> bool:
+        e = res.metrics["attempt_429_fraction"]
+        upper = e.hi if math.isfinite(e.hi) else e.mean
+        p95 = res.metrics["turn_latency_p95_s"]
+        p95_upper = p95.hi if math.isfinite(p95.hi) else p95.mean
+        return upper <= result.target_429_fraction and (
+            p95_target is None or p95_upper <= p95_target)
+
+    keys = [k for k, d in dims.items() if d.raise_needed]
+    first = run(1.0, keys)
+    if not ok(first):
+        # Constraints the simulation shows under pressure join the ones to raise.
+        for k in dims:
+            name = f"{k[0]}.{k[1]}"
+            util = first.utilisation.get(name)
+            exc = first.window_exceedance.get(name)
+            if k not in keys and ((util is not None and util.mean > 0.8)
+                                  or (exc is not None and exc.mean > 0)):
+                keys.append(k)
+        if not keys:
+            keys = list(dims)
+    lo, hi, best = 1.0, 1.0, first
+    if not ok(first):
+        lo, hi = 1.0, 1.25
+        best = run(hi, keys)
+        while not ok(best):
+            lo, hi = hi, hi * 2
+            if hi > 64:
+                raise CapacityError(
+                    f"no quota up to 64× the analytic size carries {result.sessions:,} "
+                    "sessions at the targets in simulation")
+            best = run(hi, keys)
+        while hi / lo > 1.01:
+            mid = math.sqrt(lo * hi)
+            res = run(mid, keys)
+            if ok(res):
+                hi, best = mid, res
+            else:
+                lo = mid
+    new_dims = tuple(
+        dataclasses.replace(d, required_limit=_scaled(d, hi), analytic_limit=d.required_limit)
+        if (d.quota, d.dimension) in keys else
+        dataclasses.replace(d, analytic_limit=d.required_limit)
+        for d in result.dimensions)
+    if hi > 1.0:
+        notes.insert(0, f"Simulation (retries, clumped stages) needs {hi - 1:.0%} more than "
+                     "the analytic size on the raised limits.")
+    return dataclasses.replace(result, dimensions=new_dims, method="simulate",
+                               simulated=best, notes=tuple(notes))
+
+
+def _scaled(d: DimensionSize, factor: float) -> float:
+    """The dimension's analytic requirement (at least its current limit) × factor."""
+    return float(math.ceil(max(d.required_limit, d.current_limit) * factor - 1e-9))
 
 
 # ---------------------------------------------------------------------------------------

@@ -148,3 +148,16 @@ def test_unknown_preset(tmp_path: Path) -> None:
     with pytest.raises(ProfileError, match=r"quotas\.org\.preset: unknown preset 'openia' "
                        r"\(did you mean 'openai'\?\)"):
         load_profile(path)
+
+
+@pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.name)
+def test_size_round_trip_through_the_cli_with_simulation(path: Path) -> None:
+    """`size` (default method) then `ceiling --set` (another seed) carries the sessions."""
+    fast = ["--replications", "6", "--horizon", "30m", "-q"]
+    sized = json.loads(_cli("size", str(path), "--sessions", "120", "--json", "--seed", "5",
+                            *fast).stdout)
+    assert sized["method"] == "simulate"
+    sets = [x for s in sized["set"] for x in ("--set", s)]
+    after = json.loads(_cli("ceiling", str(path), "--json", "--seed", "99", *fast,
+                            *sets).stdout)
+    assert after["saturation_point"] >= 120
