@@ -236,7 +236,7 @@ def sweep_renderable(r: Any) -> Group:
     if sim:
         for col in ("429 (sim)", "failed calls", "p95 turn", "goodput/min"):
             t.add_column(col, justify="right")
-    t.add_column("utilisation", justify="right")
+    t.add_column("util.", justify="right")
     t.add_column("")
     sp = r.saturation_point
     for row in r.rows:
