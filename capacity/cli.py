@@ -329,8 +329,16 @@ def sweep_cmd(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point (exit 3 with a traceback marks a bug, not bad input)."""
+    try:
+        app()
+    except Exception:  # noqa: BLE001 - the last line of defence: report, do not hide
+        import traceback
+
+        traceback.print_exc()
+        err_console.print("[bold red]internal error:[/] this is a bug in capacity; please "
+                          "report the traceback above")
+        sys.exit(3)
 
 
 if __name__ == "__main__":  # pragma: no cover
