@@ -332,7 +332,7 @@ def main() -> None:
     """Console-script entry point (exit 3 with a traceback marks a bug, not bad input)."""
     try:
         app()
-    except Exception:  # noqa: BLE001 - the last line of defence: report, do not hide
+    except Exception:  # the last line of defence: report it, never hide it
         import traceback
 
         traceback.print_exc()
