@@ -14,7 +14,7 @@ import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from . import __version__
 from .dist import parse_duration
@@ -100,15 +100,19 @@ def _sim_settings(replications: int, horizon: str, seed: int | None) -> SimSetti
 
 
 @contextmanager
-def _progress(label: str, quiet: bool) -> Iterator[Callable[[int], None] | None]:
-    """A rich progress display on stderr; yields the callback the core calls."""
+def _progress(label: str, quiet: bool,
+              total: int | None = None) -> Iterator[Callable[[int], None] | None]:
+    """A rich progress display on stderr (a bar when the total is known, else a spinner
+    with a count); yields the callback the core calls with replications done so far."""
     if quiet:
         yield None
         return
-    columns = (SpinnerColumn(), TextColumn("{task.description}"),
-               TextColumn("{task.completed:,} replications"), TimeElapsedColumn())
+    columns = [SpinnerColumn(), TextColumn("{task.description}")]
+    if total is not None:
+        columns.append(BarColumn())
+    columns += [TextColumn("{task.completed:,} replications"), TimeElapsedColumn()]
     with Progress(*columns, console=err_console, transient=True) as bar:
-        task = bar.add_task(label, total=None)
+        task = bar.add_task(label, total=total)
         yield lambda done: bar.update(task, completed=done)
 
 
@@ -314,7 +318,8 @@ def sweep_cmd(
     profile = _load(profiles, overrides)
     grid = _run(lambda: parse_sessions(sessions))
     sim = _sim_settings(replications, horizon, seed)
-    with _progress("simulating", quiet or method == Method.analytic) as progress:
+    with _progress("simulating", quiet or method == Method.analytic,
+                   total=len(grid) * sim.replications) as progress:
         result = _run(lambda: run_sweep(profile, grid, method=method.value, seed=sim.seed,
                                         replications=sim.replications,
                                         horizon_s=sim.horizon_s, progress=progress))
