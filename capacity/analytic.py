@@ -52,7 +52,14 @@ from numpy.typing import NDArray
 from . import __version__
 from .dist import Distribution, format_duration
 from .profile import Profile
-from .workload import Constraint, Workload, batch_units_mean, batch_units_pmf, batch_units_upper
+from .workload import (
+    Constraint,
+    Workload,
+    batch_units_mean,
+    batch_units_pmf,
+    batch_units_upper,
+    latency_moments,
+)
 
 # Lattice points across one window's allowance when tokens are discretised.
 _TOKEN_LATTICE_POINTS = 2048
@@ -144,13 +151,14 @@ class _WindowModel:
     mean_batch_units: float         # exact E[B] in units (not lattice)
     var_batch_lat: float
     mean_batch_lat: float
+    at_most_one: bool = True        # a session launches at most one event per window
 
     def stats(self, n: int) -> WindowStats:
         """Exceedance and loss for ``n`` sessions."""
         if n <= 0 or self.p_total <= 0:
             return WindowStats(n, 0.0, 0.0, 0.0, "none")
         f = self.severity
-        binomial = self.p_total <= 1.0
+        binomial = self.at_most_one and self.p_total <= 1.0
         lam = n * self.p_total
         mean_s = lam * self.mean_batch_lat
         var_s = lam * (self.var_batch_lat + self.mean_batch_lat**2)
@@ -254,8 +262,15 @@ def _allowance_lattice(q_units: float, h: float) -> int:
     return math.floor(ratio + 1e-9) if abs(ratio - round(ratio)) < 1e-9 else round(ratio)
 
 
-def window_model(wl: Workload, c: Constraint, cycle_s: float) -> _WindowModel:
-    """Per-session window contribution of constraint ``c`` (windows of ``c.window_s``)."""
+def window_model(wl: Workload, c: Constraint, cycle_s: float,
+                 min_cycle_s: float | None = None) -> _WindowModel:
+    """Per-session window contribution of constraint ``c`` (windows of ``c.window_s``).
+
+    The compound-binomial (finite-population) form is used only when a window is no
+    longer than the shortest possible cycle (theory.md §2.2: then a session starts at most
+    one turn per window); otherwise the count is compound Poisson. ``min_cycle_s=None``
+    assumes the window is short enough.
+    """
     mix = _event_mix(wl, c)
     q_units = c.allowance
     # A lattice fine enough for both the allowance and the smallest batch.
@@ -280,7 +295,8 @@ def window_model(wl: Workload, c: Constraint, cycle_s: float) -> _WindowModel:
     var_b = float(np.dot(k * k, sev) - mean_b**2)
     mean_units = sum(r / cycle_s * m for (r, _), m in zip(mix, mean_batches, strict=True))
     q_lat = _allowance_lattice(q_units, h)
-    return _WindowModel(h, q_lat, p_total, sev, mean_units, var_b, mean_b)
+    return _WindowModel(h, q_lat, p_total, sev, mean_units, var_b, mean_b,
+                        at_most_one=min_cycle_s is None or c.window_s <= min_cycle_s)
 
 
 # ---------------------------------------------------------------------------------------
@@ -378,6 +394,7 @@ class CycleTime:
     turn_latency_p99_s: float
     pause_mean_s: float
     cycle_s: float
+    min_cycle_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -393,16 +410,22 @@ def cycle_time(wl: Workload, pause: Distribution | None = None) -> CycleTime:
     s = wl.profile.session
     pause = pause or s.pause
     lat = wl.turn_sample.latency
-    r_mean = float(lat.mean())
+    # E[R] exactly where the structure allows (see workload.latency_moments).
+    moments = [latency_moments(t.steps, wl.profile) for t in wl.turns]
+    r_mean = sum(t.probability * m for t, (m, _, _) in zip(wl.turns, moments, strict=True))
+    r_min = min(lo for _, lo, _ in moments)
     if s.mode == "think_time":
         cycle = r_mean + pause.mean
+        min_cycle = r_min + pause.lower
     elif pause.lower >= float(lat.max()):
         cycle = pause.mean  # every turn ends before the next is due
+        min_cycle = pause.lower
     else:
         rng = np.random.default_rng(7)
         cycle = float(np.maximum(pause.sample(rng, lat.size), lat).mean())
+        min_cycle = max(pause.lower, r_min)
     p50, p95, p99 = (float(v) for v in np.quantile(lat, [0.5, 0.95, 0.99]))
-    return CycleTime(s.mode, r_mean, p50, p95, p99, pause.mean, cycle)
+    return CycleTime(s.mode, r_mean, p50, p95, p99, pause.mean, cycle, min_cycle)
 
 
 # ---------------------------------------------------------------------------------------
@@ -465,7 +488,8 @@ def _largest_meeting(stats_fn: Any, target: float, hi: int) -> tuple[int, Window
 
 
 def constraint_ceiling(wl: Workload, c: Constraint, cycle_s: float, target: float,
-                       sessions: int | None = None) -> ConstraintResult:
+                       sessions: int | None = None,
+                       min_cycle_s: float | None = None) -> ConstraintResult:
     """Mean-value and burst-aware ceilings of one constraint (see module docstring)."""
     v = wl.units_per_turn(c)
     per_session_per_s = v / cycle_s
@@ -477,7 +501,7 @@ def constraint_ceiling(wl: Workload, c: Constraint, cycle_s: float, target: floa
         window = allowance = None
         depth: float | None = c.depth
     else:
-        model = window_model(wl, c, cycle_s)
+        model = window_model(wl, c, cycle_s, min_cycle_s)
         window, allowance, depth = c.window_s, c.allowance, None
     largest = max((batch_units_upper(b, c.costs) for _, b in _event_mix(wl, c)), default=0.0)
     limit_units = c.depth if c.enforcement == "token_bucket" else c.allowance
@@ -592,9 +616,10 @@ class CeilingResult:
         })
 
 
-def _ceilings(wl: Workload, cycle_s: float, target: float,
+def _ceilings(wl: Workload, cyc: CycleTime, target: float,
               sessions: int | None = None) -> list[ConstraintResult]:
-    return [constraint_ceiling(wl, c, cycle_s, target, sessions) for c in wl.constraints
+    return [constraint_ceiling(wl, c, cyc.cycle_s, target, sessions, cyc.min_cycle_s)
+            for c in wl.constraints
             if wl.units_per_turn(c) > 0]
 
 
@@ -620,7 +645,7 @@ def analyze(profile: Profile, sessions: int | None = None,
     wl = workload or Workload.from_profile(profile)
     target = profile.targets.max_429_fraction
     cyc = cycle_time(wl)
-    results = _ceilings(wl, cyc.cycle_s, target, sessions)
+    results = _ceilings(wl, cyc, target, sessions)
     binding = _pick_binding(results)
     results = [
         ConstraintResult(**{**r.__dict__, "binding": r is binding}) for r in results
@@ -646,7 +671,7 @@ def _sensitivity(wl: Workload, target: float) -> PauseSensitivity | None:
     out = []
     for v in (lo, hi):
         cyc = cycle_time(wl, Distribution.fixed(v, "duration"))
-        res = _ceilings(wl, cyc.cycle_s, target)
+        res = _ceilings(wl, cyc, target)
         out.append((min(r.mean_ceiling for r in res), min(r.burst_ceiling for r in res)))
     return PauseSensitivity(wl.profile.session.mode, lo, hi, out[0][0], out[1][0],
                             out[0][1], out[1][1])

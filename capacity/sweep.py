@@ -123,7 +123,7 @@ def sweep(profile: Profile, sessions: Sequence[int], *, method: str = "analytic"
     cyc = cycle_time(wl)
     active = [c for c in wl.constraints if wl.units_per_turn(c) > 0]
     models = [(c, bucket_model(wl, c, cyc.cycle_s) if c.enforcement == "token_bucket"
-               else window_model(wl, c, cyc.cycle_s)) for c in active]
+               else window_model(wl, c, cyc.cycle_s, cyc.min_cycle_s)) for c in active]
     per_session = {c.name: wl.units_per_turn(c) / cyc.cycle_s / c.rate_per_s for c in active}
     binding = max(active, key=lambda c: per_session[c.name])
     target = profile.targets.max_429_fraction

@@ -15,6 +15,7 @@ from typing import Any
 from . import __version__
 from .analytic import (
     CeilingResult,
+    CycleTime,
     WindowStats,
     _clean,
     analyze,
@@ -166,17 +167,17 @@ class SizeResult:
         })
 
 
-def _stats(wl: Workload, c: Constraint, cycle_s: float, n: int) -> WindowStats:
-    model = (bucket_model(wl, c, cycle_s) if c.enforcement == "token_bucket"
-             else window_model(wl, c, cycle_s))
+def _stats(wl: Workload, c: Constraint, cyc: CycleTime, n: int) -> WindowStats:
+    model = (bucket_model(wl, c, cyc.cycle_s) if c.enforcement == "token_bucket"
+             else window_model(wl, c, cyc.cycle_s, cyc.min_cycle_s))
     return model.stats(n)
 
 
-def _meets(wl: Workload, c: Constraint, cycle_s: float, n: int, target: float) -> bool:
+def _meets(wl: Workload, c: Constraint, cyc: CycleTime, n: int, target: float) -> bool:
     v = wl.units_per_turn(c)
-    if n * v / cycle_s > c.rate_per_s * (1 + 1e-12):
+    if n * v / cyc.cycle_s > c.rate_per_s * (1 + 1e-12):
         return False
-    return _stats(wl, c, cycle_s, n).loss_fraction <= target
+    return _stats(wl, c, cyc, n).loss_fraction <= target
 
 
 def _limit_for_allowance(c: Constraint, q: int) -> float:
@@ -184,28 +185,28 @@ def _limit_for_allowance(c: Constraint, q: int) -> float:
     return float(math.ceil(q * c.period_s / c.window_s - 1e-9))
 
 
-def size_constraint(wl: Workload, c: Constraint, cycle_s: float, sessions: int,
+def size_constraint(wl: Workload, c: Constraint, cyc: CycleTime, sessions: int,
                     target: float) -> DimensionSize:
     """Smallest limit of ``c`` (same enforcement) whose burst-aware ceiling ≥ ``sessions``."""
     v = wl.units_per_turn(c)
-    mean_limit = sessions * v / cycle_s * c.period_s
+    mean_limit = sessions * v / cyc.cycle_s * c.period_s
     with_limit = lambda q_lim: dataclasses.replace(c, limit=q_lim)  # noqa: E731
 
     if c.enforcement == "token_bucket":
         lo, hi = mean_limit, max(mean_limit, 1.0) * 2
-        while not _meets(wl, with_limit(hi), cycle_s, sessions, target):
+        while not _meets(wl, with_limit(hi), cyc, sessions, target):
             hi *= 2
         # Bisection to 0.1% — quotas are quoted in round numbers anyway.
         while hi - lo > max(1.0, 1e-3 * hi):
             mid = (lo + hi) / 2
-            if _meets(wl, with_limit(mid), cycle_s, sessions, target):
+            if _meets(wl, with_limit(mid), cyc, sessions, target):
                 hi = mid
             else:
                 lo = mid
         required = float(math.ceil(hi))
     else:
         def ok_q(q: int) -> bool:
-            return _meets(wl, with_limit(_limit_for_allowance(c, q)), cycle_s, sessions,
+            return _meets(wl, with_limit(_limit_for_allowance(c, q)), cyc, sessions,
                           target)
 
         q_lo = max(1, math.floor(mean_limit * c.window_s / c.period_s))
@@ -220,7 +221,7 @@ def size_constraint(wl: Workload, c: Constraint, cycle_s: float, sessions: int,
                 q_lo = mid
         q_req = q_lo if ok_q(q_lo) else q_hi
         required = _limit_for_allowance(c, q_req)
-    at = _stats(wl, with_limit(required), cycle_s, sessions)
+    at = _stats(wl, with_limit(required), cyc, sessions)
     return DimensionSize(c.quota, c.dim, c.unit, c.limit, required, mean_limit,
                          c.enforcement, c.window_s if c.enforcement != "token_bucket" else None,
                          at)
@@ -248,7 +249,7 @@ def size(profile: Profile, sessions: int, *, method: str = "analytic",
     wl = Workload.from_profile(profile)
     cyc = cycle_time(wl)
     target = profile.targets.max_429_fraction
-    dims = tuple(size_constraint(wl, c, cyc.cycle_s, sessions, target)
+    dims = tuple(size_constraint(wl, c, cyc, sessions, target)
                  for c in wl.constraints if wl.units_per_turn(c) > 0)
     result = SizeResult(profile.title, sessions, target, dims)
     if method == "analytic":

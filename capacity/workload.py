@@ -486,6 +486,63 @@ def _sample_call(call: CallSpec, profile: Profile, constraints: tuple[Constraint
     return lat, np.ones(n), units
 
 
+def _call_latency_moments(call: CallSpec, profile: Profile) -> tuple[float, float, bool]:
+    """(mean, minimum, deterministic) of one call's latency: ttft + min(out, max_tokens)/tps."""
+    model = profile.models[call.model]
+    mt = profile.max_tokens_for(call)
+    cap = float(mt) if mt is not None else math.inf
+    tps = model.tokens_per_second
+    if tps.is_fixed:
+        inv_tps = 1.0 / tps.mean
+    else:
+        # E[1/S] has no closed form for every family here: a fixed-seed sample.
+        rng = np.random.default_rng(TURN_SAMPLE_SEED)
+        inv_tps = float((1.0 / tps.sample(rng, TURN_SAMPLE_SIZE)).mean())
+    mean = model.ttft.mean + call.output_tokens.mean_clipped(cap) * inv_tps
+    low = model.ttft.lower + min(call.output_tokens.lower, cap) / tps.upper
+    fixed = model.ttft.is_fixed and tps.is_fixed and (
+        call.output_tokens.is_fixed or call.output_tokens.lower >= cap)
+    return mean, low, fixed
+
+
+def latency_moments(steps: tuple[Step, ...] | list[Step], profile: Profile) -> tuple[
+        float, float, bool]:
+    """(mean, minimum, deterministic) latency of a step sequence, in seconds.
+
+    Exact for sequences, optional steps and loops (E[K]·E[body] by independence); the
+    mean of a fan-out's maximum is exact when its copies' latency is deterministic and
+    otherwise estimated from a fixed-seed sample of that block alone.
+    """
+    mean = low = 0.0
+    fixed = True
+    for step in steps:
+        if isinstance(step, CallStep):
+            m, lo, fx = _call_latency_moments(step.call, profile)
+        elif isinstance(step, OptionalStep):
+            bm, blo, bfx = latency_moments(step.optional.body, profile)
+            p = step.optional.probability
+            m, lo, fx = p * bm, (blo if p >= 1 else 0.0), bfx and p in (0.0, 1.0)
+        elif isinstance(step, RepeatStep):
+            bm, blo, bfx = latency_moments(step.repeat.body, profile)
+            k = step.repeat.count
+            m, lo, fx = k.mean * bm, k.lower * blo, bfx and k.is_fixed
+        else:
+            assert isinstance(step, ParallelStep)
+            bm, blo, bfx = latency_moments(step.parallel.body, profile)
+            k = step.parallel.count
+            lo = blo if k.lower >= 1 else 0.0
+            if k.is_fixed and (bfx or k.mean == 1):
+                m, fx = (bm if k.mean >= 1 else 0.0), bfx
+            else:
+                rng = np.random.default_rng(TURN_SAMPLE_SEED)
+                lat, _, _ = _sample_steps((step,), profile, (), rng, TURN_SAMPLE_SIZE)
+                m, fx = float(lat.mean()), False
+        mean += m
+        low += lo
+        fixed = fixed and fx
+    return mean, low, fixed
+
+
 def sample_turns(workload: Workload, n: int, rng: np.random.Generator) -> TurnSample:
     """Sample ``n`` turns from the mix: latency (s), calls and units per constraint."""
     probs = np.array([t.probability for t in workload.turns])
