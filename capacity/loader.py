@@ -51,11 +51,19 @@ def _record(node: yaml.Node, path: PathT, source: str, loc: _Located, budget: li
             source=source, line=node.start_mark.line + 1)
     loc.where.setdefault(path, (source, node.start_mark.line + 1))
     if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
         for k, v in node.value:
             key = k.value if isinstance(k, yaml.ScalarNode) else str(k.value)
             if key == "<<":
                 _record(v, path, source, loc, budget, depth + 1)
                 continue
+            if key in seen:
+                # YAML would silently keep the last one: a silently wrong profile.
+                raise ProfileError(
+                    f"duplicate key {key!r} (first defined at line {seen[key]})",
+                    source=source, line=k.start_mark.line + 1,
+                    path=_format_loc((*path, _coerce_key(key))))
+            seen[key] = k.start_mark.line + 1
             key_path = (*path, _coerce_key(key))
             loc.where[key_path] = (source, k.start_mark.line + 1)
             _record(v, key_path, source, loc, budget, depth + 1)
@@ -91,7 +99,7 @@ def _parse_yaml(text: str, source: str, loc: _Located) -> dict[str, Any]:
     for key in data:
         if not isinstance(key, str):
             raise ProfileError(f"keys must be strings, got {key!r}", source=source,
-                               line=loc.lookup((key,))[1])
+                               line=loc.lookup((str(key),))[1])
     return data
 
 
@@ -123,7 +131,10 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
 
 
 def _apply_override(data: dict[str, Any], parts: list[str | int], value: Any,
-                    text: str) -> None:
+                    text: str) -> list[tuple[tuple[str | int, ...], str]]:
+    """Set one value; returns the mappings it had to create, each with the existing key
+    its name is close to ("" if none), so a failed validation can suggest the typo."""
+    created: list[tuple[tuple[str | int, ...], str]] = []
     node: Any = data
     for i, part in enumerate(parts[:-1]):
         here = ".".join(map(str, parts[: i + 1]))
@@ -138,12 +149,10 @@ def _apply_override(data: dict[str, Any], parts: list[str | int], value: Any,
                 # mapping, so sizing output can always name the `.limit` path.
                 node[part] = {"limit": node[part]}
             if part not in node:
+                # Creating a mapping is allowed (a new quota, a new dimension); whether it
+                # was a typo is for validation to say — then with this suggestion.
                 close = difflib.get_close_matches(str(part), [str(k) for k in node], n=1)
-                # Creating a new mapping is allowed (e.g. quotas.x.tpm=...); a typo in a
-                # key that validation would reject gets its suggestion there too.
-                if close:
-                    raise ProfileError(f"--set {text!r}: no key {here!r} "
-                                       f"(did you mean {close[0]!r}?)")
+                created.append((tuple(parts[: i + 1]), close[0] if close else ""))
                 node[part] = {}
             node = node[part]
         else:
@@ -157,6 +166,7 @@ def _apply_override(data: dict[str, Any], parts: list[str | int], value: Any,
         node[last] = value
     else:
         raise ProfileError(f"--set {text!r}: cannot set a key inside a value")
+    return created
 
 
 def _format_loc(loc: Sequence[str | int]) -> str:
@@ -251,12 +261,24 @@ def load_profile(
         layer = _parse_yaml(text, source, loc)
         data = _merge(data, copy.deepcopy(layer))
         names.append(path.stem)
+    hints: list[tuple[tuple[str | int, ...], str, str]] = []
     for text in overrides:
         parts, value = parse_override(text)
-        _apply_override(data, parts, value, text)
+        for path, close in _apply_override(data, parts, value, text):
+            loc.where[path] = (f"--set {text}", None)  # type: ignore[assignment]
+            hints.append((path, close, text))
         loc.where[tuple(parts)] = (f"--set {text}", None)  # type: ignore[assignment]
     data.setdefault("name", names[0] if names else "profile")
-    return profile_from_dict(data, loc)
+    try:
+        return profile_from_dict(data, loc)
+    except ProfileError as err:
+        for path, close, text in hints:
+            if close and err.path.startswith(_format_loc(path)):
+                raise ProfileError(
+                    f"{err.rule} (--set created {_format_loc(path)!r}: did you mean "
+                    f"{close!r}?)", source=err.source, line=err.line, path=err.path,
+                ) from None
+        raise
 
 
 def profile_from_dict(data: dict[str, Any], loc: _Located | None = None) -> Profile:
@@ -267,9 +289,22 @@ def profile_from_dict(data: dict[str, Any], loc: _Located | None = None) -> Prof
     except ValidationError as err:
         raise _first_error(err, data, loc) from None
     problems = check_references(profile)
+    if not problems and not _charges_something(profile):
+        problems = [(("session", "turns"),
+                     "no call ever charges anything to a quota (every call that touches a "
+                     "quota is skipped, repeated 0 times or charged 0 units): nothing to "
+                     "compute")]
     if problems:
         path, rule = problems[0]
         source, line = loc.lookup(path)
         extra = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
         raise ProfileError(rule + extra, source=source, line=line, path=_format_loc(path))
     return profile
+
+
+def _charges_something(profile: Profile) -> bool:
+    """True when at least one quota dimension receives a positive mean charge per turn."""
+    from .workload import Workload
+
+    wl = Workload.from_profile(profile)
+    return any(wl.units_per_turn(c) > 0 for c in wl.constraints)

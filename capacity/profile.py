@@ -337,7 +337,9 @@ def _limit(v: Any) -> Any:
         raise ValueError(
             f"expected a positive number or {{limit: .., enforcement: ..}}, got {v!r}")
     if isinstance(v, int | float):
-        if not v > 0 or not math.isfinite(v):
+        if not math.isfinite(v):
+            raise ValueError(f"must be a finite number, got {v}")
+        if not v > 0:
             raise ValueError(f"must be > 0, got {v}")
         return {"limit": float(v)}
     return v

@@ -197,3 +197,40 @@ def test_set_override_errors(web_research: Path, override: str, what: str) -> No
         load_profile(web_research, [override])
     assert "--set" in str(info.value)
     assert what in str(info.value)
+
+
+def test_duplicate_keys_are_rejected(tmp_path: Path) -> None:
+    """A key given twice in one mapping is an error, not a silent last-one-wins."""
+    path = _mutate(tmp_path, "    rpm: 150", "    rpm: 150\n    rpm: 300")
+    with pytest.raises(ProfileError, match=r"quotas\.deployment\.rpm: duplicate key 'rpm' "
+                       r"\(first defined at line \d+\)"):
+        load_profile(path)
+
+
+@pytest.mark.parametrize("steps", [
+    "[{repeat: {count: 0, call: {model: m, input_tokens: 100, output_tokens: 10}}}]",
+    "[{call: {model: m, input_tokens: 100, output_tokens: 0}}]",
+    "[{optional: {probability: 0, call: {model: m, input_tokens: 1, output_tokens: 1}}}]",
+])
+def test_nothing_charged_is_an_input_error(tmp_path: Path, steps: str) -> None:
+    """A profile whose calls never charge any quota is refused with the key, not a crash."""
+    path = _write(tmp_path, "models: {m: {tokens_per_second: 100}}\n"
+                  "quotas: {q: {models: [m], otpm: 1000}}\n"
+                  f"session: {{think_time: 10s, turns: {{t: {{steps: {steps}}}}}}}\n")
+    with pytest.raises(ProfileError, match=r"session\.turns: no call ever charges"):
+        load_profile(path)
+
+
+def test_set_can_create_new_quotas_and_dimensions(web_research: Path) -> None:
+    """--set may add a quota or a dimension whose name resembles an existing one."""
+    p = load_profile(web_research, ["quotas.deployment2.models=[gpt-4o]",
+                                    "quotas.deployment2.rpm=300",
+                                    "quotas.deployment.tpm.limit=1000000"])
+    assert set(p.quotas) == {"deployment", "deployment2"}
+    assert p.quotas["deployment"].tpm is not None
+
+
+def test_set_errors_in_created_keys_blame_the_flag(web_research: Path) -> None:
+    """An incomplete quota created by --set is reported against the flag, not the file."""
+    with pytest.raises(ProfileError, match=r"^--set quotas\.new\.rpm=3: quotas\.new\.models"):
+        load_profile(web_research, ["quotas.new.rpm=3"])
