@@ -272,7 +272,7 @@ def load_profile(
     try:
         return profile_from_dict(data, loc)
     except ProfileError as err:
-        for path, close, text in hints:
+        for path, close, _text in hints:
             if close and err.path.startswith(_format_loc(path)):
                 raise ProfileError(
                     f"{err.rule} (--set created {_format_loc(path)!r}: did you mean "
