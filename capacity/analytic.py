@@ -42,6 +42,7 @@ enforces them exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -510,8 +511,17 @@ def constraint_ceiling(wl: Workload, c: Constraint, cycle_s: float, target: floa
         # second. Those calls are always (partly) rejected; the stop-loss still says how
         # many, so the search below stays meaningful.
         pass
-    burst, at = _largest_meeting(model.stats, target, cap)
-    at_n = model.stats(sessions) if sessions is not None else None
+    stats_fn = model.stats
+    if c.enforcement == "sliding_window":
+        # Evaluated as fixed windows of the same length: optimistic (a sliding counter also
+        # catches bursts straddling a boundary, and keeps counted rejections for w seconds).
+        def stats_fn(n: int, _inner: Any = model.stats) -> WindowStats:
+            st = _inner(n)
+            return dataclasses.replace(
+                st, method=st.method + "; fixed-window approximation, optimistic for a "
+                "sliding window — see the simulated column")
+    burst, at = _largest_meeting(stats_fn, target, cap)
+    at_n = stats_fn(sessions) if sessions is not None else None
     util = sessions * per_session_per_s / c.rate_per_s if sessions is not None else None
     return ConstraintResult(
         quota=c.quota, dimension=c.dim, unit=c.unit, limit=c.limit,
@@ -519,7 +529,7 @@ def constraint_ceiling(wl: Workload, c: Constraint, cycle_s: float, target: floa
         bucket_depth=depth, units_per_turn=v,
         units_per_minute_per_session=per_session_per_s * 60.0,
         mean_ceiling=mean_ceiling, burst_ceiling=burst,
-        method=at.method if at else (model.stats(1).method), at_burst_ceiling=at,
+        method=at.method if at else stats_fn(1).method, at_burst_ceiling=at,
         at_sessions=at_n, utilisation_at_sessions=util,
     )
 
@@ -535,6 +545,7 @@ class PauseSensitivity:
     mean_ceiling_high: float
     burst_ceiling_low: int
     burst_ceiling_high: int
+    bounded: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -575,19 +586,27 @@ class CeilingResult:
         """One paragraph a planner understands."""
         b = self.binding
         mean_n = math.floor(self.mean_ceiling + 1e-9)
-        where = (f"{format_duration(b.window_s or 0)} windows of {b.allowance_per_window:,} "
-                 f"{b.unit}" if b.enforcement != "token_bucket"
+        kind = "sliding " if b.enforcement == "sliding_window" else ""
+        where = (f"{format_duration(b.window_s or 0)} {kind}windows of "
+                 f"{b.allowance_per_window:,} {b.unit}" if b.enforcement != "token_bucket"
                  else f"a token bucket {b.bucket_depth:,.0f} {b.unit} deep")
         text = (f"The napkin (quota ÷ per-session rate) says {mean_n:,} sessions. "
                 f"Enforcement over {where} on {b.name} cuts that to {self.burst_ceiling:,} "
-                f"at ≤{self.targets['max_429_fraction']:.1%} of calls answered 429")
-        if self.burst_ceiling < mean_n and self.burst_ceiling > 0:
+                f"in the burst-aware model at ≤{self.targets['max_429_fraction']:.1%} of "
+                "calls answered 429")
+        if 0 < self.burst_ceiling < mean_n:
             text += (f": {1 - self.burst_ceiling / mean_n:.0%} fewer — the napkin overstates "
                      f"capacity {self.napkin_ratio:.2f}×.")
         elif self.burst_ceiling == 0:
             text += ": not even one session fits — a single turn's burst exceeds the allowance."
         else:
             text += ": bursts cost nothing here; the mean rate is the limit."
+        sim = self.simulated
+        if sim is not None:
+            text += (f" The simulation (closed loop, retries) puts it at {sim.n_star:,} "
+                     f"(95% CI {sim.n_lo:,}–{sim.n_hi:,})")
+            text += (f": {mean_n / sim.n_star:.2f}× below the napkin." if sim.n_star > 0
+                     and sim.n_star < mean_n else ".")
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -674,7 +693,7 @@ def _sensitivity(wl: Workload, target: float) -> PauseSensitivity | None:
         res = _ceilings(wl, cyc, target)
         out.append((min(r.mean_ceiling for r in res), min(r.burst_ceiling for r in res)))
     return PauseSensitivity(wl.profile.session.mode, lo, hi, out[0][0], out[1][0],
-                            out[0][1], out[1][1])
+                            out[0][1], out[1][1], math.isfinite(pause.upper))
 
 
 __all__ = [

@@ -58,6 +58,10 @@ def format_duration(seconds: float) -> str:
         return f"{seconds / 3600:g}h"
     if seconds >= 120 and abs(seconds / 60 - round(seconds / 60, 2)) < 1e-9:
         return f"{seconds / 60:g}m"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.2f}h"
+    if seconds >= 120:
+        return f"{seconds / 60:.1f}m"
     return f"{seconds:.3g}s"
 
 

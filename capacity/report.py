@@ -92,8 +92,9 @@ def ceiling_renderable(r: CeilingResult) -> Group:
     s = r.sensitivity
     if s is not None:
         what = "cadence" if s.pause == "cadence" else "think time"
+        span = "range" if s.bounded else "5th–95th percentile range"
         parts.append(Text(
-            f"Across the {what} range {format_duration(s.low_s)}–{format_duration(s.high_s)}: "
+            f"Across the {what} {span} {format_duration(s.low_s)}–{format_duration(s.high_s)}: "
             f"mean-value ceiling {_n(s.mean_ceiling_low)}–{_n(s.mean_ceiling_high)}, "
             f"burst-aware {s.burst_ceiling_low:,}–{s.burst_ceiling_high:,} sessions."))
     cyc = r.cycle
