@@ -568,6 +568,7 @@ class CeilingResult:
     sessions: int | None = None
     simulated: Any = None
     method: str = "analytic"
+    notes: tuple[str, ...] = ()
     version: str = __version__
 
     @property
@@ -631,6 +632,7 @@ class CeilingResult:
             "sessions": self.sessions,
             "constraints": [c.to_dict() for c in self.constraints],
             "simulated": sim,
+            "notes": list(self.notes),
             "summary": self.summary(),
         })
 

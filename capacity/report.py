@@ -104,6 +104,7 @@ def ceiling_renderable(r: CeilingResult) -> Group:
         f"{r.calls_per_turn:.2f} calls per turn."))
     if sim is not None:
         parts.append(simulated_text(sim, r))
+    parts.extend(Text(note, style="yellow") for note in r.notes)
     return Group(*parts)
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import __version__
-from .analytic import _clean, bucket_model, cycle_time, window_model
+from .analytic import _clean, analyze, bucket_model, cycle_time, window_model
 from .errors import CapacityError
 from .profile import Profile
 from .workload import Workload
@@ -125,7 +125,9 @@ def sweep(profile: Profile, sessions: Sequence[int], *, method: str = "analytic"
     models = [(c, bucket_model(wl, c, cyc.cycle_s) if c.enforcement == "token_bucket"
                else window_model(wl, c, cyc.cycle_s, cyc.min_cycle_s)) for c in active]
     per_session = {c.name: wl.units_per_turn(c) / cyc.cycle_s / c.rate_per_s for c in active}
-    binding = max(active, key=lambda c: per_session[c.name])
+    # The same binding constraint as `capacity ceiling` (lowest burst-aware ceiling).
+    bname = analyze(profile, workload=wl).binding.name
+    binding = next(c for c in active if c.name == bname)
     target = profile.targets.max_429_fraction
     p95_target = profile.targets.p95_turn_latency
     simulate_too = method != "analytic"
