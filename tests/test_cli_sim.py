@@ -153,3 +153,21 @@ def test_compare_both(web_research: Path) -> None:
     a, b = data["variants"]
     assert a["simulated"] is not None and b["simulated"] is not None
     assert b["simulated"] > a["simulated"]
+
+
+def test_oversized_simulation_is_skipped_with_a_note(web_research: Path) -> None:
+    """A quota so large the simulation would take minutes falls back to the analytic answer."""
+    data = json.loads(_ok("ceiling", str(web_research), "--json", "-q", "--seed", "1",
+                          "--set", "quotas.deployment.rpm=3000000").stdout)
+    assert data["simulated"] is None
+    assert data["method"] == "analytic"
+    assert data["notes"] and "Not simulated" in data["notes"][0]
+    assert data["saturation_point"] == data["burst_ceiling"]
+
+
+def test_simulated_ceiling_never_far_above_mean_value(web_research: Path) -> None:
+    """N* stays within mean ceiling / (1 - target): beyond it the target is unreachable."""
+    data = json.loads(_ok("ceiling", str(web_research), "--json", *FAST, "--set",
+                          "quotas.deployment.enforcement.type=token_bucket").stdout)
+    limit = data["mean_ceiling"] / (1 - data["targets"]["max_429_fraction"]) + 1
+    assert data["simulated"]["n_star"] <= limit
