@@ -345,7 +345,16 @@ def _limit(v: Any) -> Any:
     return v
 
 
-Limit = Annotated[LimitSpec, BeforeValidator(_limit)]
+Limit = Annotated[
+    LimitSpec,
+    BeforeValidator(_limit),
+    WithJsonSchema({"anyOf": [
+        {"type": "number", "exclusiveMinimum": 0},
+        {"type": "object", "additionalProperties": False, "required": ["limit"],
+         "properties": {"limit": {"type": "number", "exclusiveMinimum": 0},
+                        "enforcement": Enforcement.model_json_schema()}},
+    ], "description": "a limit per period, or {limit, enforcement} to override the quota's"}),
+]
 
 
 class QuotaSpec(Spec):

@@ -179,3 +179,13 @@ def test_version_matches_metadata() -> None:
     from importlib.metadata import version
 
     assert version("capacity") == __version__
+
+
+@pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.name)
+def test_shipped_profiles_match_the_json_schema(path: Path) -> None:
+    """The schema `capacity schema` prints accepts every shipped profile."""
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+
+    schema = json.loads(_invoke("schema").stdout)
+    jsonschema.validate(yaml.safe_load(path.read_text()), schema)
