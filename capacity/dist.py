@@ -392,8 +392,8 @@ class Distribution:
         capped = cap < top
         # Values capped at `cap` all land on round(cap/h), like round(min(X, cap)/h).
         kmax = round(cap / h) if capped else math.ceil(top / h)
-        edges = (np.arange(kmax + 1) + 0.5) * h
-        out = np.diff(np.concatenate(([0.0], self.cdf(edges))))
+        edges = (np.arange(kmax + 1, dtype=np.float64) + 0.5) * h
+        out = np.diff(self.cdf(edges), prepend=0.0)
         out = np.clip(out, 0.0, None)
         if capped:
             out[-1] = 0.0

@@ -264,18 +264,18 @@ def load_profile(
     hints: list[tuple[tuple[str | int, ...], str, str]] = []
     for text in overrides:
         parts, value = parse_override(text)
-        for path, close in _apply_override(data, parts, value, text):
-            loc.where[path] = (f"--set {text}", None)  # type: ignore[assignment]
-            hints.append((path, close, text))
+        for created, close in _apply_override(data, parts, value, text):
+            loc.where[created] = (f"--set {text}", None)  # type: ignore[assignment]
+            hints.append((created, close, text))
         loc.where[tuple(parts)] = (f"--set {text}", None)  # type: ignore[assignment]
     data.setdefault("name", names[0] if names else "profile")
     try:
         return profile_from_dict(data, loc)
     except ProfileError as err:
-        for path, close, _text in hints:
-            if close and err.path.startswith(_format_loc(path)):
+        for created, close, _text in hints:
+            if close and err.path.startswith(_format_loc(created)):
                 raise ProfileError(
-                    f"{err.rule} (--set created {_format_loc(path)!r}: did you mean "
+                    f"{err.rule} (--set created {_format_loc(created)!r}: did you mean "
                     f"{close!r}?)", source=err.source, line=err.line, path=err.path,
                 ) from None
         raise

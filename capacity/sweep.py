@@ -131,9 +131,11 @@ def sweep(profile: Profile, sessions: Sequence[int], *, method: str = "analytic"
     target = profile.targets.max_429_fraction
     p95_target = profile.targets.p95_turn_latency
     simulate_too = method != "analytic"
+    sim_seed = 0
     if simulate_too:
         if seed is None:
             raise CapacityError("a seed is required to simulate")
+        sim_seed = seed
         from .simulate import _check_args, _compile, _simulate_compiled
 
         _check_args(1, horizon_s, None, replications, seed)
@@ -147,7 +149,7 @@ def sweep(profile: Profile, sessions: Sequence[int], *, method: str = "analytic"
         sim = None
         if simulate_too:
             res = _simulate_compiled(compiled, n, horizon_s=horizon_s, warmup_s=None,
-                                     replications=replications, seed=seed,
+                                     replications=replications, seed=sim_seed,
                                      progress=progress, workers=None,
                                      done_before=i * replications)
             est = {k: res.metrics[k] for k in SIM_COLUMNS if k in res.metrics}
