@@ -44,7 +44,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from capacity.dist import Distribution  # noqa: E402
-from capacity.limits import ProviderLimiter, charge_coefficients, limit_slots  # noqa: E402
+from capacity.limits import (  # noqa: E402
+    LimiterArrays,
+    ProviderLimiter,
+    charge_coefficients,
+    limit_slots,
+)
 from capacity.loader import load_profile  # noqa: E402
 from capacity.profile import (  # noqa: E402
     Block,
@@ -56,7 +61,13 @@ from capacity.profile import (  # noqa: E402
     RepeatStep,
 )
 from capacity.search import find_saturation  # noqa: E402
-from capacity.simulate import Estimate, default_warmup, simulate  # noqa: E402
+from capacity.simulate import (  # noqa: E402
+    Estimate,
+    _compile,
+    _initial_use,
+    default_warmup,
+    simulate,
+)
 
 # ---------------------------------------------------------------------------------------
 # The SimPy model
@@ -124,7 +135,13 @@ class SimPyModel:
         self.t0, self.t1 = t0, t1
         clock_rng = np.random.default_rng(child.spawn(1)[0])
         self.slots = limit_slots(profile)
-        self.limiter = ProviderLimiter(self.slots, float(clock_rng.uniform(0, 86400)))
+        clock = float(clock_rng.uniform(0, 86400))
+        self.limiter = ProviderLimiter(self.slots, clock)
+        # The engine's steady-state start of the limiter (same rule, own random number).
+        c = _compile(profile)
+        self.limiter.preload(*_initial_use(
+            c, LimiterArrays.from_slots(self.slots, clock).params,
+            float(clock_rng.uniform()), c.warm.start(sessions)))
         self.coef: dict[int, Any] = {}
         self.tally = Tally(util=np.zeros(len(self.slots)))
         self.open_measured = 0

@@ -10,6 +10,10 @@ e.g. ``deployment.rpm`` — each enforced by a meter:
 * :class:`TokenBucket` — refills continuously at ``Q/period`` per second up to a depth of
   ``Q·burst/period``, starts full, admits a charge while ``units ≤ level``.
 
+Meters start fresh (buckets full, windows empty), as a provider's would for a brand-new
+key; :meth:`ProviderLimiter.preload` and :func:`loaded_state` start them part-used
+instead, which the simulator uses to start in (approximately) steady state.
+
 :class:`ProviderLimiter` combines the meters the way a provider does: a call is admitted
 only if **every** slot it touches admits it, and only then is every slot charged (all at
 admission, as OpenAI and Azure do). A rejected call is answered 429 with a retry-after
@@ -392,6 +396,26 @@ class ProviderLimiter:
         """A fresh limiter for ``profile``'s quotas."""
         return cls(limit_slots(profile), clock_offset_s)
 
+    def preload(self, bucket_deficit: NDArray[np.float64] | list[float],
+                window_used: NDArray[np.float64] | list[float], spread: int = 64) -> None:
+        """Start part-used at t = 0, exactly as :func:`loaded_state` does for the array
+        form (call before the first attempt)."""
+        for m, d, u in zip(self.meters, bucket_deficit, window_used, strict=True):
+            if isinstance(m, TokenBucket):
+                m.level = m.depth - min(max(float(d), 0.0), m.depth)
+                continue
+            used = min(max(float(u), 0.0), m.allowance)  # type: ignore[attr-defined]
+            if used <= 0.0:
+                continue
+            if isinstance(m, FixedWindow):
+                m.index = math.floor(m.offset_s / m.window_s)
+                m.count = used
+            elif isinstance(m, SlidingWindow):
+                w = m.window_s
+                m.log = deque((-w + (j + 0.5) * w / spread, used / spread)
+                              for j in range(spread))
+                m.total = used
+
     def attempt(self, t: float, units: NDArray[np.float64] | list[float]) -> Decision:
         """Admit (and charge) or reject one call at time ``t`` (seconds).
 
@@ -455,6 +479,45 @@ def initial_state(params, log_capacity=64):  # type: ignore[no-untyped-def]
     st[:, S_WIN] = np.nan
     st[:, S_LEVEL] = params[:, P_ALLOW]
     return st, np.zeros((n, log_capacity)), np.zeros((n, log_capacity))
+
+
+@njit(cache=True, nogil=True)
+def loaded_state(params, bucket_deficit, window_used, spread=64):  # type: ignore[no-untyped-def]
+    """Limiter state ``(S, log_t, log_u)`` at t = 0 of a system that has been running.
+
+    ``bucket_deficit[i]`` units are missing from token bucket ``i`` (level = depth −
+    deficit, clipped to [0, depth]). ``window_used[i]`` units (capped at the allowance)
+    have already been charged to window slot ``i``: for a fixed window, in its current
+    window ``[k·w − offset, 0]``; for a sliding window, spread evenly over ``(−w, 0]`` as
+    ``spread`` equal charges (so they expire steadily over the first ``w`` seconds).
+    Entries of the other kind are ignored. Zeros give :func:`initial_state`'s fresh state.
+    """
+    n = params.shape[0]
+    cap = 16
+    while cap < spread + 16:
+        cap *= 2
+    st, log_t, log_u = initial_state(params, cap)
+    for i in range(n):
+        kind = int(params[i, P_KIND])
+        q = params[i, P_ALLOW]
+        if kind == KIND_BUCKET:
+            st[i, S_LEVEL] = q - min(max(bucket_deficit[i], 0.0), q)
+            continue
+        used = min(max(window_used[i], 0.0), q)
+        if used <= 0.0:
+            continue
+        w = params[i, P_WINDOW]
+        if kind == KIND_FIXED:
+            st[i, S_WIN] = math.floor(params[i, P_OFFSET] / w)
+            st[i, S_COUNT] = used
+        else:
+            for j in range(spread):
+                log_t[i, j] = -w + (j + 0.5) * w / spread
+                log_u[i, j] = used / spread
+            st[i, S_HEAD] = 0.0
+            st[i, S_SIZE] = spread
+            st[i, S_SUM] = used
+    return st, log_t, log_u
 
 
 @njit(cache=True, nogil=True, inline="always")

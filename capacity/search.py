@@ -93,7 +93,9 @@ class SaturationResult:
     max_429_fraction, p95_turn_latency_s : the targets (the latter may be ``None``).
     binding : targets missed at N* + 1 (what stops the next session), when simulated.
     bracket : the ``(lo, hi)`` passed in.
-    capped : True when even ``max_sessions`` met the targets (N* is then a lower bound).
+    capped : True when the search stopped at ``max_sessions`` without confidently
+        missing the targets there: ``n_hi`` (and ``n_star`` when it equals the cap) is
+        then only a lower bound, and no N above the cap was simulated.
     """
 
     profile: str
@@ -165,7 +167,9 @@ def find_saturation(
         ceilings); widened when it does not bracket.
     horizon_s, warmup_s, replications, seed : as for :func:`capacity.simulate.simulate`.
     progress : called with the number of replications simulated so far (all N together).
-    max_sessions : never simulate more sessions than this.
+    max_sessions : never simulate more sessions than this (e.g. a little above the
+        mean-value ceiling divided by ``1 − max_429_fraction``, beyond which the targets
+        cannot hold); a result limited by it is flagged ``capped``.
     rel_tol : stop bisecting once a boundary is pinned to within this fraction of N
         (and always to one session below 1/rel_tol sessions); the reported N is the
         largest N known to meet the targets, so a coarser pin errs low.
@@ -254,6 +258,7 @@ def find_saturation(
     n_star = boundary("mean")
     n_lo = min(boundary("upper"), n_star)
     n_hi = max(boundary("lower"), n_star)
+    capped = capped or n_hi >= max_sessions
     above = cache.get(n_star + 1)
     return SaturationResult(
         profile=profile.title, n_star=n_star, n_lo=n_lo, n_hi=n_hi,

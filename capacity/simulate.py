@@ -26,6 +26,37 @@ Model (one replication)
   call's final outcome; the SDK's own retries happen inside and are not paced again.
   Time spent queued is part of the turn's latency.
 
+Steady-state start of the limiter
+---------------------------------
+A fresh limiter (full buckets, empty windows) would let the measured interval live off
+its initial allowance: near saturation a full bucket adds ``depth`` units that the load
+takes an hour or more to use up, and a day window (``rpd``/``tpd``) longer than the whole
+run is never exhausted. So each replication starts the limiter already part-used, at the
+offered load of N sessions, ``λ_u = N · units per turn / mean cycle`` (the analytic
+:func:`capacity.analytic.cycle_time`), with retries and counted rejections left out:
+
+* **Token bucket.** The deficit ``D = depth − level`` is a random walk reflected at 0
+  (full bucket) that jumps by each charge and drifts down at the refill rate ``r``. For
+  compound-Poisson input (the model of :func:`capacity.analytic.bucket_model`) its
+  stationary law has an atom ``1 − ρ`` at 0 (``ρ = λ E[B] / r``, the fraction of time the
+  bucket is not full) and a Cramér–Lundberg tail ``∝ exp(−θ* x)`` (θ* from
+  :func:`capacity.analytic.lundberg_theta`). The start draws ``D`` by inversion from
+  ``P(D ≤ x) = 1 − ρ·exp(−θ* x)``, cut at ``depth`` (exact for exponential charges; the
+  right atom and tail in general), and ``D = depth`` (empty bucket) when ``ρ ≥ 1``. One
+  uniform per replication, drawn from its own seed stream, serves every bucket (their
+  deficits are driven by the same calls, so they move together); being the same whatever
+  N is, it keeps the start a common random number across the saturation search.
+* **Fixed window.** The provider's clock phase is random per replication, so t = 0 falls
+  ``e`` seconds into the current window; its counter starts at ``min(λ_u · e, q)``, the
+  expected use since the window opened.
+* **Sliding window.** The log starts with ``min(λ_u · w, q)`` units spread as 64 equal
+  charges over ``(−w, 0]``, which then expire steadily during the first window.
+
+After that the warm-up removes what is left of the transient. For windows shorter than
+the warm-up this changes nothing measured; for day windows it is what enforces them at
+all (the measured hour then sees the daily allowance run out in a fraction of the
+replications, in proportion to where in the day it falls).
+
 Measurement
 -----------
 The run covers ``warmup_s + horizon_s`` seconds; turns that *start* in the measured
@@ -64,6 +95,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from .analytic import bucket_model, cycle_time, lundberg_theta
 from .dist import Distribution
 from .errors import CapacityError
 from .limits import (
@@ -76,9 +108,9 @@ from .limits import (
     LimitSlot,
     charge_coefficients,
     grow_logs,
-    initial_state,
     limit_slots,
     limiter_attempt,
+    loaded_state,
     log_full,
 )
 from .profile import (
@@ -90,6 +122,7 @@ from .profile import (
     Profile,
     RepeatStep,
 )
+from .workload import Workload
 
 __all__ = ["METRICS", "Estimate", "SimulationError", "SimulationResult", "default_warmup",
            "sample_distribution", "simulate"]
@@ -128,8 +161,14 @@ class Estimate:
 
     @classmethod
     def from_samples(cls, values: NDArray[np.float64] | list[float],
-                     confidence: float = 0.95) -> Estimate:
-        """t-interval over per-replication values (non-finite values are ignored)."""
+                     confidence: float = 0.95, *, lower: float = -math.inf,
+                     upper: float = math.inf) -> Estimate:
+        """t-interval over per-replication values (non-finite values are ignored).
+
+        ``lower``/``upper`` are bounds the quantity cannot leave (e.g. 0 and 1 for a
+        fraction): the interval is clipped to them, since the symmetric t-interval of a
+        quantity near a bound would otherwise extend past it.
+        """
         x = np.asarray(values, dtype=np.float64)
         x = x[np.isfinite(x)]
         n = int(x.size)
@@ -140,7 +179,7 @@ class Estimate:
             return cls(mean, math.nan, math.nan, math.nan, n)
         se = float(x.std(ddof=1)) / math.sqrt(n)
         half = _t_quantile(0.5 + confidence / 2, n - 1) * se
-        return cls(mean, mean - half, mean + half, se, n)
+        return cls(mean, max(mean - half, lower), min(mean + half, upper), se, n)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form; non-finite numbers become ``None``."""
@@ -310,6 +349,52 @@ class _Compiled:
     cfg: NDArray[np.float64]
     max_nodes: int  # upper bound on an expanded turn's nodes (and expansion stack)
     mean_cycle_s: float
+    warm: _WarmModel
+
+
+@dataclass(frozen=True)
+class _WarmModel:
+    """What the steady-state start of the limiter needs, per slot (see module docstring).
+
+    ``load_per_session`` : mean units one session charges per second (units per turn over
+    the analytic mean cycle). ``buckets`` : the compound-Poisson model of each token
+    bucket's input (``None`` for other slots or buckets nothing charges).
+    """
+
+    load_per_session: NDArray[np.float64]
+    buckets: tuple[Any, ...]
+
+    def start(self, n: int) -> tuple[NDArray[np.float64], NDArray[np.float64],
+                                       NDArray[np.float64]]:
+        """``(load, rho, theta)`` per slot at ``n`` sessions: offered units per second,
+        bucket utilisation λE[B]/r and Lundberg exponent θ* (0 when ρ ≥ 1)."""
+        load = n * self.load_per_session
+        rho = np.zeros(load.size)
+        theta = np.full(load.size, math.inf)
+        for i, bm in enumerate(self.buckets):
+            if bm is None:
+                continue
+            lam = n * bm.rate_per_session
+            rho[i] = lam * bm.mean_batch_units / bm.refill
+            theta[i] = 0.0 if rho[i] >= 1.0 else lundberg_theta(lam, bm.severity, bm.h,
+                                                                 bm.refill)
+        return load, rho, theta
+
+
+def _warm_model(profile: Profile, slots: tuple[LimitSlot, ...]) -> _WarmModel:
+    wl = Workload.from_profile(profile)
+    cycle = max(cycle_time(wl).cycle_s, 1e-3)
+    by_name = {c.name: c for c in wl.constraints}
+    load = np.zeros(len(slots))
+    buckets: list[Any] = []
+    for i, s in enumerate(slots):
+        con = by_name[s.key]
+        load[i] = wl.units_per_turn(con) / cycle
+        bm = None
+        if s.kind == "token_bucket" and load[i] > 0.0:
+            bm = bucket_model(wl, con, cycle)
+        buckets.append(bm)
+    return _WarmModel(load, tuple(buckets))
 
 
 def _compile(profile: Profile) -> _Compiled:
@@ -426,7 +511,7 @@ def _compile(profile: Profile) -> _Compiled:
         site_dist=np.asarray(site_rows, dtype=np.int64).reshape(n_sites, 4),
         site_cached=np.asarray(site_cached, dtype=np.float64), site_maxtok=site_maxtok,
         coef=coef, cfg=cfg, max_nodes=max(sizes),
-        mean_cycle_s=max(cycle, 1e-3),
+        mean_cycle_s=max(cycle, 1e-3), warm=_warm_model(profile, slots),
     )
 
 
@@ -556,6 +641,8 @@ def sample_distribution(dist: Distribution, n: int, seed: int) -> NDArray[np.flo
 # recompiled rather than loaded stale.
 
 EV_TURN, EV_ATTEMPT, EV_DONE, EV_REJECT, EV_PACE = range(5)
+# Charges a long sliding window's log starts with (its steady-state content, spread out).
+_SPREAD = 64
 F_429, F_FAILED, F_ABORTED, F_MEASURED = 1, 2, 4, 8
 # Columns of the instance-node tables: integers (inode) and floats (ifl).
 N_KIND, N_PARENT, N_FIRST, N_LAST, N_NEXT, N_PEND, N_SITE, N_ATT = range(8)
@@ -693,7 +780,8 @@ def _expand(root, base, tkey, sprog, sprob, schild, dpar, cval, ccum,  # type: i
 @njit(cache=True, nogil=True)
 def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untyped-def]
                turn_cum, turn_root, sprog, sprob, schild, dpar, cval, ccum,
-               site_dist, site_cached, site_maxtok, coef, P, cfg):
+               site_dist, site_cached, site_maxtok, coef, P, cfg, bucket_deficit,
+               window_used):
     """Simulate one replication; returns (stats, turn latencies, utilisation units,
     exceeded windows per slot)."""
     N = n_sessions
@@ -734,7 +822,7 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untype
     s_pause = np.zeros(N)
     s_flags = np.zeros(N, dtype=np.int64)
 
-    st, log_t, log_u = initial_state(P, 16)
+    st, log_t, log_u = loaded_state(P, bucket_deficit, window_used, _SPREAD)
     units = np.zeros(L)
     rej = np.zeros(L, dtype=np.int8)
     util = np.zeros(L)
@@ -1029,19 +1117,50 @@ class _RepOut:
     windows: NDArray[np.float64]
 
 
+def _initial_use(c: _Compiled, P: NDArray[np.float64], u: float,
+                 start: tuple[NDArray[np.float64], ...]) -> tuple[NDArray[np.float64],
+                                                                  NDArray[np.float64]]:
+    """``(bucket_deficit, window_used)`` per slot at t = 0 (see the module docstring).
+
+    ``u`` is the replication's uniform for the bucket deficits; ``start`` is
+    :meth:`_WarmModel.start` at this N.
+    """
+    load, rho, theta = start
+    deficit = np.zeros(len(c.slots))
+    used = np.zeros(len(c.slots))
+    for i, s in enumerate(c.slots):
+        if s.kind == "token_bucket":
+            if rho[i] <= 0.0:
+                continue
+            depth = s.allowance
+            if theta[i] == 0.0:
+                deficit[i] = depth  # load ≥ refill: the bucket runs empty
+            elif u > 1.0 - rho[i] and math.isfinite(theta[i]):
+                # Inverse of P(D ≤ x) = 1 − ρ·exp(−θ* x).
+                deficit[i] = min(math.log(rho[i] / (1.0 - u)) / theta[i], depth)
+        elif s.kind == "fixed_window":
+            # Units charged since the current window opened (P_OFFSET seconds ago).
+            used[i] = min(load[i] * P[i, P_OFFSET], s.allowance)
+        else:
+            used[i] = min(load[i] * s.window_s, s.allowance)
+    return deficit, used
+
+
 def _run_rep(c: _Compiled, sessions: int, child: np.random.SeedSequence, t0: float,
-             t1: float) -> _RepOut:
-    state = child.generate_state(2, np.uint64)
+             t1: float, start: tuple[NDArray[np.float64], ...] | None = None) -> _RepOut:
+    state = child.generate_state(3, np.uint64)
     rep_key = state[0]
     # The provider's clock at t = 0 (window phase): uniform over a day.
     clock = float(state[1] >> np.uint64(11)) * 2.0**-53 * 86400.0
     P = LimiterArrays.from_slots(c.slots, clock).params
+    u = float(state[2] >> np.uint64(11)) * 2.0**-53
+    deficit, used = _initial_use(c, P, u, c.warm.start(sessions) if start is None else start)
     # Private copies: numba reference-counts every array it is passed, and threads
     # updating the counts of shared arrays would fight over the same cache lines.
     stats, lat, util, exc = _replicate(
         sessions, rep_key, t0, t1, c.max_nodes, *(a.copy() for a in c.program),
         *(a.copy() for a in c.dists), c.site_dist.copy(), c.site_cached.copy(),
-        c.site_maxtok.copy(), c.coef.copy(), P, c.cfg.copy())
+        c.site_maxtok.copy(), c.coef.copy(), P, c.cfg.copy(), deficit, used)
     # Fixed windows lying wholly inside the measured interval, per slot.
     windows = np.zeros(len(c.slots))
     for i, s in enumerate(c.slots):
@@ -1143,15 +1262,17 @@ def _simulate_compiled(c: _Compiled, sessions: int, *, horizon_s: float,
     children = np.random.SeedSequence(seed).spawn(replications)
     n_workers = max(1, min(workers or os.cpu_count() or 1, replications))
     reps: list[_RepOut | None] = [None] * replications
+    start = c.warm.start(sessions)
     if n_workers == 1:
         for i, ch in enumerate(children):
-            reps[i] = _run_rep(c, sessions, ch, t0, t1)
+            reps[i] = _run_rep(c, sessions, ch, t0, t1, start)
             if progress is not None:
                 progress(done_before + i + 1)
     else:
         # The kernel releases the GIL, so threads run replications on separate cores.
         with ThreadPoolExecutor(max_workers=n_workers) as pool:
-            futures = [pool.submit(_run_rep, c, sessions, ch, t0, t1) for ch in children]
+            futures = [pool.submit(_run_rep, c, sessions, ch, t0, t1, start)
+                       for ch in children]
             for i, f in enumerate(futures):
                 reps[i] = f.result()
                 if progress is not None:
@@ -1161,9 +1282,13 @@ def _simulate_compiled(c: _Compiled, sessions: int, *, horizon_s: float,
     return SimulationResult(
         profile=c.name, sessions=sessions, seed=seed, replications=replications,
         horizon_s=horizon_s, warmup_s=warm,
-        metrics={k: Estimate.from_samples(v) for k, v in m.items()},
-        utilisation={k: Estimate.from_samples(v) for k, v in util.items()},
-        window_exceedance={k: Estimate.from_samples(v) for k, v in exc.items()},
+        # Every metric is non-negative; fractions are also at most 1.
+        metrics={k: Estimate.from_samples(v, lower=0.0,
+                                          upper=1.0 if k.endswith("_fraction") else math.inf)
+                 for k, v in m.items()},
+        utilisation={k: Estimate.from_samples(v, lower=0.0) for k, v in util.items()},
+        window_exceedance={k: Estimate.from_samples(v, lower=0.0, upper=1.0)
+                           for k, v in exc.items()},
         attempts_simulated=int(sum(r.stats[K_ATTEMPTS_ALL] for r in done)),
         samples={k: tuple(v) for k, v in m.items()},
     )

@@ -20,6 +20,8 @@ from capacity.limits import (
     ceil_ms,
     charge_units,
     limit_slots,
+    limiter_attempt,
+    loaded_state,
     run_attempts,
 )
 from capacity.loader import profile_from_dict
@@ -274,3 +276,41 @@ def test_array_form_matches_on_adversarial_sequences(kind: str, counted: bool,
     for k in range(times.size):
         d = lim.attempt(float(times[k]), units[k])
         assert (d.admitted, d.retry_after_s) == (adm[k], retry[k])
+
+
+def test_loaded_state_starts_part_used() -> None:
+    """A fixed window 30 s into its minute with 8 of 10 used admits 2 more, then waits
+    out the 30 s left; a sliding window preloaded with 8 over (−60, 0] frees them
+    steadily; a bucket 7 short of its depth of 10 admits 3; zeros give the fresh state."""
+    fixed, sliding, bucket = (
+        limit_slots(_profile({"a": {"models": ["m"], "rpm": 10, "rejected_count": False,
+                                    "enforcement": {"type": kind}}}))[0]
+        for kind in ("fixed_window", "sliding_window", "token_bucket"))
+    P = LimiterArrays.from_slots((fixed, sliding, bucket), 30.0).params
+    st, log_t, log_u = loaded_state(P, np.array([0.0, 0.0, 7.0]), np.array([8.0, 8.0, 0.0]),
+                                    8)
+    rej = np.zeros(3, dtype=np.int8)
+    for i in range(3):
+        units = np.zeros(3)
+        units[i] = 1.0
+        got = [limiter_attempt(P, st, log_t, log_u, 0.0, units, rej) for _ in range(4)]
+        assert [a for a, _ in got] == [True, True, False, False] if i < 2 else [
+            True, True, True, False]
+        if i == 0:
+            assert got[2][1] == pytest.approx(30.001)
+        if i == 1:
+            assert got[2][1] == pytest.approx(3.751)  # first of 8 charges leaves at 60/16 s
+    # The readable form, preloaded the same way, takes the same decisions.
+    lim = ProviderLimiter((fixed, sliding, bucket), 30.0)
+    lim.preload([0.0, 0.0, 7.0], [8.0, 8.0, 0.0], 8)
+    st, log_t, log_u = loaded_state(P, np.array([0.0, 0.0, 7.0]), np.array([8.0, 8.0, 0.0]),
+                                    8)
+    rng = np.random.default_rng(4)
+    for t in np.cumsum(rng.exponential(0.5, 300)):
+        units = rng.integers(0, 3, 3).astype(float)
+        a, r = limiter_attempt(P, st, log_t, log_u, t, units, rej)
+        d = lim.attempt(float(t), units)
+        assert (a, r) == (d.admitted, d.retry_after_s)
+    fresh = loaded_state(P, np.zeros(3), np.zeros(3), 8)
+    st0, _, _ = LimiterArrays(P).initial_state()
+    np.testing.assert_array_equal(fresh[0], st0)

@@ -130,3 +130,22 @@ def test_a_non_integer_bracket_is_a_user_error(bracket: tuple[Any, Any]) -> None
     """The bracket must be two integers."""
     with pytest.raises(CapacityError):
         find_saturation(_single_call({"rpm": 60}), *bracket, seed=1)
+
+
+def test_a_daily_limit_binds_at_its_mean_ceiling() -> None:
+    """rpd = 100,000 alone, 30 s exponential think time: the mean-value (and burst-aware)
+    ceiling is 100000 · 30.101 / 86400 ≈ 34.8 sessions; the simulated N* must be close to
+    it (it was 882 when every replication started the day window at a zero count)."""
+    p = _single_call({"rpd": 100_000}, think={"exponential": 30})
+    r = find_saturation(p, 30, 40, replications=20, horizon_s=3600, seed=3)
+    assert 0.9 * 34.8 <= r.n_star <= 1.15 * 34.8
+    assert not r.capped
+
+
+def test_a_bracket_above_the_cap_never_simulates_past_it() -> None:
+    """max_sessions bounds every evaluation, and a result stopped by it is flagged."""
+    p = _single_call({"rpm": 1e9})
+    r = find_saturation(p, 40, 80, max_sessions=12, replications=2, horizon_s=120, seed=1)
+    assert max(e.sessions for e in r.evaluations) == 12
+    assert (r.n_star, r.n_hi, r.capped) == (12, 12, True)
+    assert r.to_dict()["capped"] is True

@@ -337,3 +337,77 @@ def test_estimate_is_a_t_interval() -> None:
     half = stats.t.ppf(0.975, 3) * np.std(x, ddof=1) / 2
     assert (e.mean, e.lo, e.hi) == pytest.approx((3.5, 3.5 - half, 3.5 + half))
     assert math.isnan(Estimate.from_samples([math.nan]).mean)
+
+
+def test_estimate_is_clipped_to_the_bounds_of_the_quantity() -> None:
+    """A fraction near 0 gets lo = 0, not a negative number; near 1, hi = 1."""
+    e = Estimate.from_samples([0.0, 0.0, 0.0, 1e-3], lower=0.0, upper=1.0)
+    assert e.lo == 0.0 and e.hi > e.mean
+    e = Estimate.from_samples([1.0, 1.0, 0.999], lower=0.0, upper=1.0)
+    assert e.hi == 1.0 and e.lo < e.mean
+
+
+def test_no_simulated_lower_limit_is_negative() -> None:
+    """Rare 429s (most replications see none) give a CI that starts at 0."""
+    p = _profile(quota={"rpm": 60, "enforcement": {"type": "token_bucket", "burst": "60s"},
+                        "rejected_count": False},
+                 session={"think_time": {"exponential": 10}})
+    r = simulate(p, 10, seed=2, replications=10, horizon_s=300)
+    e = r.metrics["attempt_429_fraction"]
+    half = stats.t.ppf(0.975, 9) * e.stderr
+    assert e.mean - half < 0.0 < e.mean  # the raw t-interval would start below 0
+    for group in (r.metrics, r.utilisation, r.window_exceedance):
+        for est in group.values():
+            assert not est.lo < 0.0
+
+
+# A token bucket of 60 requests (one minute of a 60 RPM quota) and single-call sessions
+# with exponential 10 s think time: the mean ceiling is 60/60 · 10.101 ≈ 10.1 sessions.
+_BUCKET = {"rpm": 60, "enforcement": {"type": "token_bucket", "burst": "60s"},
+           "rejected_count": False}
+
+
+@pytest.mark.parametrize("n", [10, 12])
+def test_buckets_start_in_steady_state_not_full(n: int) -> None:
+    """Near and above the ceiling the admitted load cannot exceed the refill: utilisation
+    ≤ 1 within its CI (a full bucket at t = 0 gave 1.08 at N = 12), and a much longer
+    warm-up does not change the 429 fraction beyond its CI (it did: 0.085 vs 0.167)."""
+    p = _profile(quota=_BUCKET, session={"think_time": {"exponential": 10}})
+    short = simulate(p, n, seed=3, replications=20, horizon_s=600)
+    long = simulate(p, n, seed=3, replications=20, horizon_s=600, warmup_s=3000.0)
+    for r in (short, long):
+        assert r.utilisation["a.rpm"].lo <= 1.0
+    a, b = short.metrics["attempt_429_fraction"], long.metrics["attempt_429_fraction"]
+    assert abs(a.mean - b.mean) <= 3.0 * math.hypot(a.stderr, b.stderr) + 1e-3
+
+
+def test_bucket_start_is_reproducible_and_monotone_in_n() -> None:
+    """The initial deficit comes from the replication's own stream: the same for the same
+    seed, and never smaller at larger N (common random numbers across the search)."""
+    from capacity.simulate import _initial_use
+
+    p = _profile(quota=_BUCKET, session={"think_time": {"exponential": 10}})
+    c = _compile(p)
+    P = np.zeros((1, 6))
+    deficits = [_initial_use(c, P, 0.7, c.warm.start(n))[0][0] for n in (2, 8, 10, 11)]
+    assert deficits == sorted(deficits)
+    assert deficits[0] == 0.0  # ρ ≈ 0.2: u = 0.7 falls in the atom at a full bucket
+    assert deficits[-1] == 60.0  # ρ > 1: the bucket starts empty
+    assert simulate(p, 10, seed=4, replications=3, horizon_s=300).to_dict() == (
+        simulate(p, 10, seed=4, replications=3, horizon_s=300).to_dict())
+
+
+@pytest.mark.parametrize("enforcement", ["fixed_window", "sliding_window"])
+def test_day_windows_are_enforced_from_the_first_second(enforcement: str) -> None:
+    """rpd = 100,000 with 30 s think time: mean ceiling 100000 · 30.101 / 86400 ≈ 34.8.
+    The counter of the day window starts at the use since the window opened, so 40
+    sessions exhaust it in the replications whose hour falls late in the day, and 30
+    never do. (Starting at zero, 882 sessions met the 1 % target.)"""
+    p = _profile(quota={"rpm": None, "rpd": {
+                     "limit": 100_000, "enforcement": {"type": enforcement, "window": 86400}}},
+                 session={"think_time": {"exponential": 30}})
+    below = simulate(p, 30, seed=5, replications=20, horizon_s=3600)
+    above = simulate(p, 40, seed=5, replications=20, horizon_s=3600)
+    assert below.metrics["attempt_429_fraction"].mean == 0.0
+    assert above.metrics["attempt_429_fraction"].mean > 0.02
+    assert below.utilisation["a.rpd"].mean == pytest.approx(30 / 34.8, rel=0.05)
