@@ -59,7 +59,6 @@ from .workload import (
     batch_units_mean,
     batch_units_pmf,
     batch_units_upper,
-    latency_moments,
 )
 
 # Lattice points across one window's allowance when tokens are discretised.
@@ -190,7 +189,7 @@ class _WindowModel:
         return WindowStats(n, mean_s * self.h, exceed, min(loss, 1.0), method)
 
     def _normal(self, n: int, mean_s: float, var_s: float) -> WindowStats:
-        from scipy.special import ndtr
+        from .dist import _ndtr as ndtr
 
         sd = math.sqrt(max(var_s, 1e-12))
         z = (self.q_lat + 0.5 - mean_s) / sd
@@ -412,7 +411,7 @@ def cycle_time(wl: Workload, pause: Distribution | None = None) -> CycleTime:
     pause = pause or s.pause
     lat = wl.turn_sample.latency
     # E[R] exactly where the structure allows (see workload.latency_moments).
-    moments = [latency_moments(t.steps, wl.profile) for t in wl.turns]
+    moments = wl.turn_latency_moments
     r_mean = sum(t.probability * m for t, (m, _, _) in zip(wl.turns, moments, strict=True))
     r_min = min(lo for _, lo, _ in moments)
     if s.mode == "think_time":

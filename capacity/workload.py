@@ -385,6 +385,11 @@ class Workload:
                    for t in self.turns for ev in t.events)
 
     @cached_property
+    def turn_latency_moments(self) -> list[tuple[float, float, bool]]:
+        """(mean, minimum, deterministic) latency of each turn type (seconds)."""
+        return [latency_moments(t.steps, self.profile) for t in self.turns]
+
+    @cached_property
     def turn_sample(self) -> TurnSample:
         """A fixed-seed sample of whole turns (for latency spreads and percentiles)."""
         return sample_turns(self, n=TURN_SAMPLE_SIZE, rng=np.random.default_rng(TURN_SAMPLE_SEED))
