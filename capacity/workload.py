@@ -344,7 +344,22 @@ class Workload:
 
     @classmethod
     def from_profile(cls, profile: Profile) -> Workload:
-        """Build the workload view (turn events, constraints with per-call costs)."""
+        """The workload view (turn events, constraints with per-call costs) of a profile.
+
+        Profiles are immutable, so the view (with its sampled turns) is cached for the few
+        most recent profiles: the analytic model, the simulator and the search share it.
+        """
+        hit = _WORKLOADS.get(id(profile))
+        if hit is not None and hit.profile is profile:
+            return hit
+        wl = cls._build(profile)
+        if len(_WORKLOADS) >= 16:
+            _WORKLOADS.pop(next(iter(_WORKLOADS)))
+        _WORKLOADS[id(profile)] = wl
+        return wl
+
+    @classmethod
+    def _build(cls, profile: Profile) -> Workload:
         total = sum(t.weight for t in profile.session.turns.values())
         turns = tuple(
             TurnType(name, t.weight / total, tuple(t.steps), tuple(turn_events(t.steps)))
@@ -394,6 +409,10 @@ class Workload:
         """A fixed-seed sample of whole turns (for latency spreads and percentiles)."""
         return sample_turns(self, n=TURN_SAMPLE_SIZE, rng=np.random.default_rng(TURN_SAMPLE_SEED))
 
+
+# Recently built workload views by id(profile); the entry keeps its profile alive, so an
+# id is never reused while its entry exists.
+_WORKLOADS: dict[int, Workload] = {}
 
 # Turn latency percentiles and E[max] of random fan-outs have no closed form: they are
 # estimated from this many sampled turns with a fixed seed, so results are reproducible.
