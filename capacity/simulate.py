@@ -1292,3 +1292,14 @@ def _simulate_compiled(c: _Compiled, sessions: int, *, horizon_s: float,
         attempts_simulated=int(sum(r.stats[K_ATTEMPTS_ALL] for r in done)),
         samples={k: tuple(v) for k, v in m.items()},
     )
+
+
+def warm_up(profile: Profile) -> None:
+    """Load the compiled engine (numba's on-disk cache) by simulating one short session.
+
+    Loading takes a few tenths of a second; callers can run this in a thread while they
+    do other work (the CLI overlaps it with the analytic model).
+    """
+    c = _compile(profile)
+    _simulate_compiled(c, 1, horizon_s=1.0, warmup_s=0.0, replications=1, seed=0,
+                       progress=None, workers=1)

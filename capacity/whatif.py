@@ -66,7 +66,24 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
     """
     if method not in METHODS:
         raise CapacityError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    warm = None
+    if method != "analytic":
+        import threading
+
+        from .simulate import warm_up
+
+        # Load the compiled engine on the other core while the analytic model runs.
+        def _warm() -> None:
+            try:
+                warm_up(profile)
+            except Exception:  # noqa: S110 - the real run reports any error properly
+                pass
+
+        warm = threading.Thread(target=_warm, daemon=True)
+        warm.start()
     result = analyze(profile, sessions=sessions)
+    if warm is not None:
+        warm.join()
     if method == "analytic":
         return result
     if sim is None:
