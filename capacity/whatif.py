@@ -6,6 +6,7 @@ analytic model answers, optionally confirmed by simulation where the CLI asks fo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections.abc import Callable
@@ -74,10 +75,9 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
 
         # Load the compiled engine on the other core while the analytic model runs.
         def _warm() -> None:
-            try:
+            # Any error here is raised again, and reported properly, by the real run.
+            with contextlib.suppress(Exception):
                 warm_up(profile)
-            except Exception:  # noqa: S110 - the real run reports any error properly
-                pass
 
         warm = threading.Thread(target=_warm, daemon=True)
         warm.start()
