@@ -99,6 +99,13 @@ def _sim_settings(replications: int, horizon: str, seed: int | None) -> SimSetti
                                     horizon_s=horizon_s))
 
 
+def _simulating(fn: Callable[[Callable[[int], None] | None], T], *, quiet: bool,
+                total: int | None = None) -> T:
+    """Run ``fn(progress)`` under a progress display (unless quiet), as a user error edge."""
+    with _progress("simulating", quiet, total) as progress:
+        return _run(lambda: fn(progress))
+
+
 @contextmanager
 def _progress(label: str, quiet: bool,
               total: int | None = None) -> Iterator[Callable[[int], None] | None]:
@@ -170,9 +177,9 @@ def ceiling(
     """Saturation point: mean-value, burst-aware and simulated ceilings, and what binds."""
     profile = _load(profiles, overrides)
     sim = _sim_settings(replications, horizon, seed)
-    with _progress("simulating", quiet or method == Method.analytic) as progress:
-        result = _run(lambda: solve_ceiling(profile, method.value, sim=sim, sessions=sessions,
-                                            progress=progress))
+    result = _simulating(lambda progress: solve_ceiling(
+        profile, method.value, sim=sim, sessions=sessions, progress=progress),
+        quiet=quiet or method == Method.analytic)
     _emit(result, as_json, ceiling_renderable)
 
 
@@ -218,9 +225,9 @@ def size_cmd(
     """Smallest quota per dimension that carries --sessions at the profile's targets."""
     profile = _load(profiles, overrides)
     sim = _sim_settings(replications, horizon, seed)
-    with _progress("simulating", quiet or method == Method.analytic) as progress:
-        result = _run(lambda: size_quota(profile, sessions, method=method.value, sim=sim,
-                                         progress=progress))
+    result = _simulating(lambda progress: size_quota(
+        profile, sessions, method=method.value, sim=sim, progress=progress),
+        quiet=quiet or method == Method.analytic)
     _emit(result, as_json, size_renderable)
 
 
@@ -251,8 +258,9 @@ def check_cmd(
     profile = _load(profiles, overrides)
     sim = _sim_settings(replications, horizon, seed)
     how = "simulate" if method == CheckMethod.simulate else "analytic"
-    with _progress("simulating", quiet or how == "analytic") as progress:
-        solved = _run(lambda: solve_ceiling(profile, how, sim=sim, progress=progress))
+    solved = _simulating(lambda progress: solve_ceiling(profile, how, sim=sim,
+                                                         progress=progress),
+                         quiet=quiet or how == "analytic")
     result = _run(lambda: check_ceiling(solved, sessions, method.value))
     _emit(result, as_json, check_text)
     raise typer.Exit(0 if result.passed else 1)
@@ -291,9 +299,9 @@ def compare_cmd(
         name, kvs = _scenario(text)
         variants.append((name, _load([base], [*sets, *kvs])))
     sim = _sim_settings(replications, horizon, seed)
-    with _progress("simulating", quiet or method == Method.analytic) as progress:
-        result = _run(lambda: compare_variants(variants, method=method.value, sim=sim,
-                                               progress=progress))
+    result = _simulating(lambda progress: compare_variants(
+        variants, method=method.value, sim=sim, progress=progress),
+        quiet=quiet or method == Method.analytic)
     _emit(result, as_json, compare_renderable)
 
 
@@ -318,11 +326,10 @@ def sweep_cmd(
     profile = _load(profiles, overrides)
     grid = _run(lambda: parse_sessions(sessions))
     sim = _sim_settings(replications, horizon, seed)
-    with _progress("simulating", quiet or method == Method.analytic,
-                   total=len(grid) * sim.replications) as progress:
-        result = _run(lambda: run_sweep(profile, grid, method=method.value, seed=sim.seed,
-                                        replications=sim.replications,
-                                        horizon_s=sim.horizon_s, progress=progress))
+    result = _simulating(lambda progress: run_sweep(
+        profile, grid, method=method.value, seed=sim.seed, replications=sim.replications,
+        horizon_s=sim.horizon_s, progress=progress),
+        quiet=quiet or method == Method.analytic, total=len(grid) * sim.replications)
     if plot is not None:
         _run(lambda: plot_sweep(result, str(plot)))
         if not quiet:
