@@ -93,6 +93,9 @@ from typing import Any
 
 import numpy as np
 from numba import njit
+from numba.core import cgutils
+from numba.core import types as nbtypes
+from numba.extending import intrinsic
 from numpy.typing import NDArray
 
 from .analytic import bucket_model, cycle_time, lundberg_theta
@@ -649,6 +652,37 @@ N_KIND, N_PARENT, N_FIRST, N_LAST, N_NEXT, N_PEND, N_SITE, N_ATT = range(8)
 X_TIN, X_TCACHED, X_TOUT, X_LAT, X_RA, X_ENQ = range(6)
 
 
+@intrinsic
+def _borrow(typingctx, arr):  # type: ignore[no-untyped-def]
+    """A view of ``arr`` without a reference count (no meminfo, no parent object).
+
+    Numba updates an array's reference count atomically whenever a function (inlined or
+    not) receives it; in the event loop those updates cost more than the simulation.
+    The view shares ``arr``'s data, so the caller must keep ``arr`` itself alive while
+    the view is in use (a function argument is kept alive by the caller; see
+    :func:`_keep_alive` for arrays allocated in the kernel).
+    """
+    if not isinstance(arr, nbtypes.Array):
+        return None
+
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        src = context.make_array(sig.args[0])(context, builder, value=args[0])
+        dst = context.make_array(sig.return_type)(context, builder)
+        for name in ("nitems", "itemsize", "data", "shape", "strides"):
+            setattr(dst, name, getattr(src, name))
+        dst.meminfo = cgutils.get_null_value(dst.meminfo.type)
+        dst.parent = cgutils.get_null_value(dst.parent.type)
+        return dst._getvalue()
+
+    return arr(arr), codegen
+
+
+@njit(cache=True, nogil=True)
+def _keep_alive(arrays):  # type: ignore[no-untyped-def]
+    """Nothing; passing arrays here keeps them (and views borrowed from them) alive."""
+    return len(arrays)
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _hpush(ht, hs, hp, n, t, seq, payload):  # type: ignore[no-untyped-def]
     """Push onto the binary min-heap ordered by (time, sequence number); returns the size.
@@ -784,6 +818,23 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untype
                window_used):
     """Simulate one replication; returns (stats, turn latencies, utilisation units,
     exceeded windows per slot)."""
+    # Numba reference-counts arrays: every helper that takes one (inlined or not) costs
+    # an atomic increment and decrement, which dominated the event loop. The loop works
+    # on borrowed views without a reference count; the owners outlive it (the caller
+    # holds the arguments, _keep_alive holds the arrays allocated here).
+    turn_cum = _borrow(turn_cum)
+    turn_root = _borrow(turn_root)
+    sprog = _borrow(sprog)
+    sprob = _borrow(sprob)
+    schild = _borrow(schild)
+    dpar = _borrow(dpar)
+    cval = _borrow(cval)
+    ccum = _borrow(ccum)
+    site_dist = _borrow(site_dist)
+    site_cached = _borrow(site_cached)
+    site_maxtok = _borrow(site_maxtok)
+    coef = _borrow(coef)
+    P = _borrow(P)
     N = n_sessions
     M = max_nodes
     L = P.shape[0]
@@ -807,30 +858,30 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untype
         sliding = sliding or int(P[li, P_KIND]) == KIND_SLIDING
 
     # Instance nodes: session k owns rows [k*M, (k+1)*M) for its current turn.
-    inode = np.zeros((pool, 8), dtype=np.int64)
-    ifl = np.zeros((pool, 6))
-    ikey = np.zeros(pool, dtype=np.uint64)
-    stack = np.zeros((M + 1, 2), dtype=np.int64)
-    wop = np.zeros(2 * M + 2, dtype=np.int8)
-    wnode = np.zeros(2 * M + 2, dtype=np.int64)
+    inode_o = np.zeros((pool, 8), dtype=np.int64)
+    ifl_o = np.zeros((pool, 6))
+    ikey_o = np.zeros(pool, dtype=np.uint64)
+    stack_o = np.zeros((M + 1, 2), dtype=np.int64)
+    wop_o = np.zeros(2 * M + 2, dtype=np.int8)
+    wnode_o = np.zeros(2 * M + 2, dtype=np.int64)
     # Calls to attempt at the current instant: one turn's launches, or the pacer's releases.
-    now = np.zeros(max(M, pool if pacing else 1) + 1, dtype=np.int64)
+    now_o = np.zeros(max(M, pool if pacing else 1) + 1, dtype=np.int64)
 
-    s_key = np.zeros(N, dtype=np.uint64)
-    s_turn = np.zeros(N, dtype=np.int64)
-    s_start = np.zeros(N)
-    s_pause = np.zeros(N)
-    s_flags = np.zeros(N, dtype=np.int64)
+    s_key_o = np.zeros(N, dtype=np.uint64)
+    s_turn_o = np.zeros(N, dtype=np.int64)
+    s_start_o = np.zeros(N)
+    s_pause_o = np.zeros(N)
+    s_flags_o = np.zeros(N, dtype=np.int64)
 
-    st, log_t, log_u = loaded_state(P, bucket_deficit, window_used, _SPREAD)
-    units = np.zeros(L)
-    rej = np.zeros(L, dtype=np.int8)
-    util = np.zeros(L)
-    exceeded = np.zeros(L)
-    last_exc = np.full(L, -1.0e300)
+    st_o, log_t, log_u = loaded_state(P, bucket_deficit, window_used, _SPREAD)
+    units_o = np.zeros(L)
+    rej_o = np.zeros(L, dtype=np.int8)
+    util_o = np.zeros(L)
+    exceeded_o = np.zeros(L)
+    last_exc_o = np.full(L, -1.0e300)
 
     # Client pacer (fleet-wide): FIFO ring of waiting calls, bucket level, calls in flight.
-    qbuf = np.zeros(pool if pacing else 1, dtype=np.int64)
+    qbuf_o = np.zeros(pool if pacing else 1, dtype=np.int64)
     qhead = 0
     qn = 0
     p_level = pace_depth
@@ -838,16 +889,39 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untype
     inflight = 0
     wake_pending = False
 
-    stats = np.zeros(N_STATS)
+    stats_o = np.zeros(N_STATS)
     lat = np.zeros(1024)
     n_lat = 0
 
     # Pending events: at most one per session (its next turn) or per call (its attempt,
     # answer or retry), plus the pacer's wake-up.
     hcap = N * M + N + 2
-    ht = np.empty(hcap)
-    hs = np.empty(hcap, dtype=np.int64)
-    hp = np.empty(hcap, dtype=np.int64)
+    ht_o = np.empty(hcap)
+    hs_o = np.empty(hcap, dtype=np.int64)
+    hp_o = np.empty(hcap, dtype=np.int64)
+    inode = _borrow(inode_o)
+    ifl = _borrow(ifl_o)
+    ikey = _borrow(ikey_o)
+    stack = _borrow(stack_o)
+    wop = _borrow(wop_o)
+    wnode = _borrow(wnode_o)
+    now = _borrow(now_o)
+    s_key = _borrow(s_key_o)
+    s_turn = _borrow(s_turn_o)
+    s_start = _borrow(s_start_o)
+    s_pause = _borrow(s_pause_o)
+    s_flags = _borrow(s_flags_o)
+    st = _borrow(st_o)
+    units = _borrow(units_o)
+    rej = _borrow(rej_o)
+    util = _borrow(util_o)
+    exceeded = _borrow(exceeded_o)
+    last_exc = _borrow(last_exc_o)
+    qbuf = _borrow(qbuf_o)
+    stats = _borrow(stats_o)
+    ht = _borrow(ht_o)
+    hs = _borrow(hs_o)
+    hp = _borrow(hp_o)
     hn = 0
     seq = 0
     for k in range(N):
@@ -1049,7 +1123,7 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untype
                 units[li] = u_
             if sliding and log_full(st, log_t.shape[1]):
                 log_t, log_u = grow_logs(st, log_t, log_u)
-            admitted, ra = limiter_attempt(P, st, log_t, log_u, t, units, rej)
+            admitted, ra = limiter_attempt(P, st, _borrow(log_t), _borrow(log_u), t, units, rej)
             inode[n, N_ATT] += 1
             stats[K_ATTEMPTS_ALL] += 1
             meas = (s_flags[s] & F_MEASURED) != 0
@@ -1078,7 +1152,11 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untype
                 ifl[n, X_RA] = ra
                 hn = _hpush(ht, hs, hp, hn, t + rej_lat, seq, n * 8 + EV_REJECT)
                 seq += 1
-    return stats, lat[:n_lat].copy(), util, exceeded
+    # The owners of the borrowed views stay alive up to here.
+    _keep_alive((inode_o, ifl_o, ikey_o, stack_o, wop_o, wnode_o, now_o, s_key_o, s_turn_o,
+                 s_start_o, s_pause_o, s_flags_o, st_o, units_o, rej_o, util_o, exceeded_o,
+                 last_exc_o, qbuf_o, stats_o, ht_o, hs_o, hp_o))
+    return stats_o, lat[:n_lat].copy(), util_o, exceeded_o
 
 
 # ---------------------------------------------------------------------------------------
