@@ -92,6 +92,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from llvmlite import ir as llvmir
 from numba import njit
 from numba.core import cgutils
 from numba.core import types as nbtypes
@@ -666,15 +667,56 @@ def _borrow(typingctx, arr):  # type: ignore[no-untyped-def]
         return None
 
     def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
-        src = context.make_array(sig.args[0])(context, builder, value=args[0])
-        dst = context.make_array(sig.return_type)(context, builder)
-        for name in ("nitems", "itemsize", "data", "shape", "strides"):
-            setattr(dst, name, getattr(src, name))
-        dst.meminfo = cgutils.get_null_value(dst.meminfo.type)
-        dst.parent = cgutils.get_null_value(dst.parent.type)
-        return dst._getvalue()
+        return _borrow_codegen(context, builder, sig.args[0], args[0])
 
     return arr(arr), codegen
+
+
+def _borrow_codegen(context, builder, arrty, value):  # type: ignore[no-untyped-def]
+    src = context.make_array(arrty)(context, builder, value=value)
+    dst = context.make_array(arrty)(context, builder)
+    for name in ("nitems", "itemsize", "data", "shape", "strides"):
+        setattr(dst, name, getattr(src, name))
+    dst.meminfo = cgutils.get_null_value(dst.meminfo.type)
+    dst.parent = cgutils.get_null_value(dst.parent.type)
+    return dst._getvalue()
+
+
+@intrinsic
+def _detach(typingctx, arr):  # type: ignore[no-untyped-def]
+    """``(view, owner)``: a :func:`_borrow` view of ``arr`` and the address of its
+    meminfo, which now holds one extra reference. Pass ``owner`` to :func:`_release`
+    once the view is no longer used. For arrays the kernel replaces as they grow:
+    rebinding a reference-counted variable in the event loop would cost reference-count
+    updates on every pass, rebinding a view costs none.
+    """
+    if not isinstance(arr, nbtypes.Array):
+        return None
+    sig = nbtypes.Tuple((arr, nbtypes.uintp))(arr)
+
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        context.nrt.incref(builder, arr, args[0])
+        src = context.make_array(arr)(context, builder, value=args[0])
+        view = _borrow_codegen(context, builder, arr, args[0])
+        addr = builder.ptrtoint(src.meminfo, context.get_value_type(nbtypes.uintp))
+        return context.make_tuple(builder, sig.return_type, (view, addr))
+
+    return sig, codegen
+
+
+@intrinsic
+def _release(typingctx, owner):  # type: ignore[no-untyped-def]
+    """Drop the reference :func:`_detach` took (``owner`` is its meminfo address)."""
+    if not isinstance(owner, nbtypes.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        fnty = llvmir.FunctionType(llvmir.VoidType(), [cgutils.voidptr_t])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "NRT_decref")
+        builder.call(fn, [builder.inttoptr(args[0], cgutils.voidptr_t)])
+        return context.get_dummy_value()
+
+    return nbtypes.none(owner), codegen
 
 
 @njit(cache=True, nogil=True)
@@ -873,7 +915,10 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untype
     s_pause_o = np.zeros(N)
     s_flags_o = np.zeros(N, dtype=np.int64)
 
-    st_o, log_t, log_u = loaded_state(P, bucket_deficit, window_used, _SPREAD)
+    st_o, log_t0, log_u0 = loaded_state(P, bucket_deficit, window_used, _SPREAD)
+    # Arrays that can grow: held as views plus an owned reference released on growth.
+    log_t, log_t_mi = _detach(log_t0)
+    log_u, log_u_mi = _detach(log_u0)
     units_o = np.zeros(L)
     rej_o = np.zeros(L, dtype=np.int8)
     util_o = np.zeros(L)
@@ -890,7 +935,7 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untype
     wake_pending = False
 
     stats_o = np.zeros(N_STATS)
-    lat = np.zeros(1024)
+    lat, lat_mi = _detach(np.zeros(1024))
     n_lat = 0
 
     # Pending events: at most one per session (its next turn) or per call (its attempt,
@@ -1054,9 +1099,10 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untype
                         if (fl & F_FAILED) != 0:
                             stats[K_TURNS_FAILED] += 1
                         if n_lat == lat.shape[0]:
-                            nl = np.empty(2 * n_lat)
+                            nl, nl_mi = _detach(np.empty(2 * n_lat))
                             nl[:n_lat] = lat
-                            lat = nl
+                            _release(lat_mi)
+                            lat, lat_mi = nl, nl_mi
                         lat[n_lat] = t - s_start[s]
                         n_lat += 1
                     if t0 <= t < t1:
@@ -1122,8 +1168,12 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untype
                     u_ += coef[site, li, 4] * mt
                 units[li] = u_
             if sliding and log_full(st, log_t.shape[1]):
-                log_t, log_u = grow_logs(st, log_t, log_u)
-            admitted, ra = limiter_attempt(P, st, _borrow(log_t), _borrow(log_u), t, units, rej)
+                new_t, new_u = grow_logs(st, log_t, log_u)
+                _release(log_t_mi)
+                _release(log_u_mi)
+                log_t, log_t_mi = _detach(new_t)
+                log_u, log_u_mi = _detach(new_u)
+            admitted, ra = limiter_attempt(P, st, log_t, log_u, t, units, rej)
             inode[n, N_ATT] += 1
             stats[K_ATTEMPTS_ALL] += 1
             meas = (s_flags[s] & F_MEASURED) != 0
@@ -1156,7 +1206,11 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untype
     _keep_alive((inode_o, ifl_o, ikey_o, stack_o, wop_o, wnode_o, now_o, s_key_o, s_turn_o,
                  s_start_o, s_pause_o, s_flags_o, st_o, units_o, rej_o, util_o, exceeded_o,
                  last_exc_o, qbuf_o, stats_o, ht_o, hs_o, hp_o))
-    return stats_o, lat[:n_lat].copy(), util_o, exceeded_o
+    latencies = lat[:n_lat].copy()
+    _release(lat_mi)
+    _release(log_t_mi)
+    _release(log_u_mi)
+    return stats_o, latencies, util_o, exceeded_o
 
 
 # ---------------------------------------------------------------------------------------
