@@ -401,8 +401,24 @@ def _warm_model(profile: Profile, slots: tuple[LimitSlot, ...]) -> _WarmModel:
     return _WarmModel(load, tuple(buckets))
 
 
+# The most recent compiled profiles, by identity (profiles are immutable).
+_COMPILED: dict[int, tuple[Profile, _Compiled]] = {}
+
+
 def _compile(profile: Profile) -> _Compiled:
-    """Turn the profile's step trees, distributions and quotas into arrays."""
+    """Turn the profile's step trees, distributions and quotas into arrays (cached for
+    the few most recent profiles: a search or sweep simulates one profile many times)."""
+    hit = _COMPILED.get(id(profile))
+    if hit is not None and hit[0] is profile:
+        return hit[1]
+    c = _compile_uncached(profile)
+    if len(_COMPILED) >= 16:
+        _COMPILED.pop(next(iter(_COMPILED)))
+    _COMPILED[id(profile)] = (profile, c)
+    return c
+
+
+def _compile_uncached(profile: Profile) -> _Compiled:
     slots = limit_slots(profile)
     dt = _DistTable()
     skind: list[int] = []
