@@ -90,8 +90,13 @@ def _parse_yaml(text: str, source: str, loc: _Located) -> dict[str, Any]:
     _record(node, (), source, loc, [0])
     try:
         data = yaml.load(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as e:  # pragma: no cover - compose already parsed it
-        raise ProfileError(f"invalid YAML: {e}", source=source) from None
+    except yaml.YAMLError as e:  # e.g. a python/object tag, an unhashable (complex) key
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        context = getattr(e, "context", None)
+        what = f"{context}: {problem}" if context else problem
+        raise ProfileError(f"invalid YAML: {' '.join(str(what).split())}", source=source,
+                           line=mark.line + 1 if mark else None) from None
     if not isinstance(data, dict):
         raise ProfileError(
             f"a profile is a mapping of keys (models, quotas, session, ...), got "
@@ -103,8 +108,22 @@ def _parse_yaml(text: str, source: str, loc: _Located) -> dict[str, Any]:
     return data
 
 
+_DIST_KINDS = {"fixed", "uniform", "exponential", "lognormal", "choice"}
+
+
+def _is_dist(value: Any) -> bool:
+    """A distribution written as a mapping ({uniform: [...]}, {lognormal: {...}}, ...)."""
+    return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _DIST_KINDS
+
+
 def _merge(base: Any, over: Any) -> Any:
-    """Deep-merge mappings; anything else in the overlay replaces the base."""
+    """Deep-merge mappings; anything else in the overlay replaces the base.
+
+    A distribution is one value, not a mapping to merge: an overlay's
+    ``{exponential: 150s}`` replaces a base ``{uniform: [2m, 3m]}`` outright.
+    """
+    if _is_dist(base) or _is_dist(over):
+        return over
     if isinstance(base, dict) and isinstance(over, dict):
         out = dict(base)
         for k, v in over.items():
@@ -122,6 +141,7 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
     for part in key.strip().split("."):
         if not part:
             raise ProfileError(f"--set {text!r}: empty key in path {key!r}")
+        # Digits index lists; inside a mapping they are turned back into a key (below).
         parts.append(int(part) if part.isdigit() else part)
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
@@ -138,6 +158,9 @@ def _apply_override(data: dict[str, Any], parts: list[str | int], value: Any,
     node: Any = data
     for i, part in enumerate(parts[:-1]):
         here = ".".join(map(str, parts[: i + 1]))
+        if isinstance(node, dict) and isinstance(part, int):
+            part = str(part)
+            parts[i] = part
         if isinstance(node, list):
             if not isinstance(part, int) or part >= len(node):
                 raise ProfileError(f"--set {text!r}: {here}: no such list index "
@@ -158,11 +181,17 @@ def _apply_override(data: dict[str, Any], parts: list[str | int], value: Any,
         else:
             raise ProfileError(f"--set {text!r}: {here} is a value, not a mapping")
     last = parts[-1]
+    if isinstance(node, dict) and isinstance(last, int):
+        last = str(last)
+        parts[-1] = last
     if isinstance(node, list):
         if not isinstance(last, int) or last >= len(node):
             raise ProfileError(f"--set {text!r}: no such list index {last}")
         node[last] = value
     elif isinstance(node, dict):
+        if _is_dist(node) and last in _DIST_KINDS:
+            # `--set session.cadence.exponential=150s` changes the distribution's kind.
+            node.clear()
         node[last] = value
     else:
         raise ProfileError(f"--set {text!r}: cannot set a key inside a value")
@@ -186,10 +215,17 @@ _TAGS = {"call", "parallel", "optional", "repeat"}
 def _clean_loc(loc: Sequence[Any], data: Any) -> list[str | int]:
     out: list[str | int] = []
     node = data
+    after_step_index = False
     for part in loc:
+        if after_step_index and part in _TAGS:
+            # pydantic's tagged-union label right after a step's index: not a key.
+            after_step_index = False
+            continue
+        after_step_index = False
         in_dict = isinstance(node, dict) and part in node
         in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
         if in_dict or in_list:
+            after_step_index = in_list and len(out) > 0 and out[-1] == "steps"
             out.append(part)
             node = node[part]
         elif part in _TAGS or (isinstance(part, str) and (

@@ -43,8 +43,10 @@ PRESETS: dict[str, Preset] = {
     ),
     "openai": Preset(
         name="openai",
-        summary="OpenAI API: per-minute limits quantised to per-second windows, TPM charged "
-        "prompt + max_tokens at admission, rejected requests count",
+        summary="OpenAI API: RPM quantised to per-second windows, TPM a per-minute counter "
+        "charged prompt + max_tokens at admission, rejected requests count (how finely TPM "
+        "is quantised is undocumented; per-second TPM windows would refuse any request "
+        "larger than TPM/60 outright, which providers do not do)",
         source="OpenAI Help Center 'How can I solve 429' / 'Rate limits' guide: 'may be "
         "enforced as 1,000 requests/second'; 'unsuccessful requests contribute to your "
         "per-minute limit'",
@@ -52,6 +54,7 @@ PRESETS: dict[str, Preset] = {
         defaults={"charge_max_tokens": True, "cached_input_exempt": False,
                   "rejected_count": True,
                   "enforcement": {"type": "fixed_window", "window": "1s"}},
+        dimension_enforcement={"tpm": {"type": "fixed_window", "window": "60s"}},
     ),
     "anthropic": Preset(
         name="anthropic",
@@ -81,7 +84,10 @@ def apply_preset(data: dict[str, Any]) -> dict[str, Any]:
     preset = PRESETS[name]
     out = {k: v for k, v in data.items() if k != "preset"}
     for key, value in preset.defaults.items():
-        out.setdefault(key, value)
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**value, **out[key]}  # field by field: the profile's fields win
+        else:
+            out.setdefault(key, value)
     for dim, enf in preset.dimension_enforcement.items():
         lim = out.get(dim)
         if isinstance(lim, int | float) and not isinstance(lim, bool):

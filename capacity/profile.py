@@ -242,6 +242,41 @@ class RepeatStep(Spec):
     repeat: RepeatBlock
 
 
+STEP_KINDS = ("call", "parallel", "optional", "repeat")
+
+
+def _check_step(v: Any) -> Any:
+    """Name the problem with a step's keys precisely (the union alone cannot)."""
+    if isinstance(v, BaseModel):
+        return v
+    if not isinstance(v, dict):
+        raise PydanticCustomError(
+            "step_kind", "a step is a mapping with one of: call, parallel, optional, repeat; "
+            "got {got}", {"got": repr(v)})
+    kinds = [k for k in STEP_KINDS if k in v]
+    others = [str(k) for k in v if k not in STEP_KINDS]
+    if not kinds:
+        key = others[0] if others else ""
+        close = difflib.get_close_matches(key, STEP_KINDS, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise PydanticCustomError(
+            "step_kind", "unknown step '{key}'" + hint + "; a step is one of: call, parallel, "
+            "optional, repeat", {"key": key})
+    if len(kinds) > 1:
+        raise PydanticCustomError(
+            "step_kind", "a step has exactly one of call, parallel, optional, repeat; got "
+            "{got}", {"got": ", ".join(kinds)})
+    if others:
+        close = difflib.get_close_matches(others[0], ["weight", "count", "probability",
+                                                      "steps"], n=1)
+        where = (f"; '{close[0]}' belongs inside the '{kinds[0]}' block"
+                 if close and kinds[0] != "call" else "")
+        raise PydanticCustomError(
+            "step_kind", "unknown key '{key}' beside '{kind}': a step has exactly one key"
+            + where, {"key": others[0], "kind": kinds[0]})
+    return v
+
+
 Step = Annotated[
     Annotated[CallStep, Tag("call")]
     | Annotated[ParallelStep, Tag("parallel")]
@@ -253,6 +288,7 @@ Step = Annotated[
         custom_error_message="a step is a mapping with exactly one of: call, parallel, "
         "optional, repeat",
     ),
+    BeforeValidator(_check_step),
 ]
 
 

@@ -67,7 +67,7 @@ BAD_CASES = [
     ("  max_429_fraction: 0.01", "  max_429_fraction: 0", "targets.max_429_fraction",
      "greater than 0"),
     ("        - call:\n            name: query", "        - cal:\n            name: query",
-     "steps[0]", "exactly one of: call, parallel"),
+     "steps[0]", "unknown step 'cal' (did you mean 'call'?)"),
     ("            model: gpt-4o\n            input_tokens: 1200",
      "            model: gpt4o\n            input_tokens: 1200", "steps[0].call.model",
      "did you mean 'gpt-4o'"),
@@ -234,3 +234,52 @@ def test_set_errors_in_created_keys_blame_the_flag(web_research: Path) -> None:
     """An incomplete quota created by --set is reported against the flag, not the file."""
     with pytest.raises(ProfileError, match=r"^--set quotas\.new\.rpm=3: quotas\.new\.models"):
         load_profile(web_research, ["quotas.new.rpm=3"])
+
+
+def test_extra_key_beside_a_step_kind(tmp_path: Path) -> None:
+    """A stray key next to `call:` names the step, not a field inside the call."""
+    path = _mutate(tmp_path, "        - call:\n            name: query-analysis",
+                   "        - foo: 1\n          call:\n            name: query-analysis")
+    with pytest.raises(ProfileError, match=r"steps\[0\]: unknown key 'foo' beside 'call'"):
+        load_profile(path)
+
+
+def test_overlay_replaces_a_distribution(tmp_path: Path, web_research: Path) -> None:
+    """An overlay or --set can change a distribution's kind (no merging of its keys)."""
+    overlay = _write(tmp_path, "session: {cadence: {exponential: 150s}}\n", "o.yaml")
+    assert load_profile([web_research, overlay]).session.pause.kind == "exponential"
+    p = load_profile(web_research, ["session.cadence.exponential=150s"])
+    assert p.session.pause.kind == "exponential"
+
+
+def test_set_digit_keys_in_mappings(tmp_path: Path) -> None:
+    """A mapping key made of digits can be addressed by --set."""
+    path = _write(tmp_path, "models: {m: {tokens_per_second: 50}}\n"
+                  "quotas: {'7': {models: [m], rpm: 10}}\n"
+                  "session: {think_time: 10s, turns: {t: {steps: [{call: {model: m, "
+                  "input_tokens: 1, output_tokens: 1}}]}}}\n")
+    assert load_profile(path, ["quotas.7.rpm=50"]).quotas["7"].rpm.limit == 50  # type: ignore[union-attr]
+
+
+def test_preset_enforcement_merges_field_by_field(tmp_path: Path) -> None:
+    """A quota's partial enforcement keeps the preset's other fields."""
+    path = _write(tmp_path, "models: {m: {tokens_per_second: 50}}\n"
+                  "quotas: {org: {preset: anthropic, models: [m], rpm: 50, "
+                  "enforcement: {burst: 5s}}}\n"
+                  "session: {think_time: 10s, turns: {t: {steps: [{call: {model: m, "
+                  "input_tokens: 1, output_tokens: 1}}]}}}\n")
+    enf = load_profile(path).quotas["org"].enforcement
+    assert (enf.type, enf.burst) == ("token_bucket", 5.0)
+
+
+@pytest.mark.parametrize(("text", "what"), [
+    ("description: !!python/object:os.system x\n", "constructor"),
+    ("? [a, b]\n: 1\n", "unhashable key"),
+])
+def test_unsafe_or_odd_yaml_is_one_line(tmp_path: Path, text: str, what: str) -> None:
+    """Python tags and complex keys are refused in one line with a line number."""
+    path = _write(tmp_path, text)
+    with pytest.raises(ProfileError) as info:
+        load_profile(path)
+    assert "\n" not in str(info.value) and what in str(info.value)
+    assert str(info.value).startswith(f"{path}:")
