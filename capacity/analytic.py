@@ -354,7 +354,13 @@ class _BucketModel:
             return WindowStats(n, 0.0, 0.0, 0.0, "none")
         lam = n * self.rate_per_session
         theta = lundberg_theta(lam, self.severity, self.h, self.refill)
-        bound = 1.0 if theta == 0.0 else math.exp(-theta * self.depth)
+        if theta == 0.0:
+            # Load ≥ refill: no positive adjustment coefficient, the bound is 1. (The fluid
+            # loss 1 - 1/ρ would be smaller, but dropping to it at ρ = 1 would make the
+            # curve non-monotone; the bound is what the ceiling is defined on.)
+            return WindowStats(n, lam * self.mean_batch_units, 1.0, 1.0,
+                               "Lundberg bound (token bucket overloaded: load ≥ refill)")
+        bound = math.exp(-theta * self.depth)
         return WindowStats(n, lam * self.mean_batch_units, bound, bound,
                            "Lundberg bound (token bucket)")
 
@@ -454,6 +460,7 @@ class ConstraintResult:
     at_sessions: WindowStats | None = None
     utilisation_at_sessions: float | None = None
     binding: bool = False
+    one_event_exceeds: bool = False
 
     @property
     def name(self) -> str:
@@ -505,11 +512,9 @@ def constraint_ceiling(wl: Workload, c: Constraint, cycle_s: float, target: floa
         window, allowance, depth = c.window_s, c.allowance, None
     largest = max((batch_units_upper(b, c.costs) for _, b in _event_mix(wl, c)), default=0.0)
     limit_units = c.depth if c.enforcement == "token_bucket" else c.allowance
-    if largest > limit_units:
-        # One event alone can exceed the allowance: e.g. a 3-call fan-out against 2 per
-        # second. Those calls are always (partly) rejected; the stop-loss still says how
-        # many, so the search below stays meaningful.
-        pass
+    # One launch alone can exceed the allowance (a 3-call fan-out against 2 per second):
+    # those calls are always (partly) rejected; the stop-loss still says how many.
+    one_event_exceeds = largest > limit_units
     stats_fn = model.stats
     if c.enforcement == "sliding_window":
         # Evaluated as fixed windows of the same length: optimistic (a sliding counter also
@@ -529,7 +534,7 @@ def constraint_ceiling(wl: Workload, c: Constraint, cycle_s: float, target: floa
         units_per_minute_per_session=per_session_per_s * 60.0,
         mean_ceiling=mean_ceiling, burst_ceiling=burst,
         method=at.method if at else stats_fn(1).method, at_burst_ceiling=at,
-        at_sessions=at_n, utilisation_at_sessions=util,
+        at_sessions=at_n, utilisation_at_sessions=util, one_event_exceeds=one_event_exceeds,
     )
 
 
@@ -598,7 +603,8 @@ class CeilingResult:
             text += (f": {1 - self.burst_ceiling / mean_n:.0%} fewer — the napkin overstates "
                      f"capacity {self.napkin_ratio:.2f}×.")
         elif self.burst_ceiling == 0:
-            text += ": not even one session fits — a single turn's burst exceeds the allowance."
+            text += (": not even one session fits — a single launch exceeds the allowance."
+                     if b.one_event_exceeds else ": not even one session meets the target.")
         else:
             text += ": bursts cost nothing here; the mean rate is the limit."
         sim = self.simulated

@@ -94,7 +94,8 @@ def _sim_settings(replications: int, horizon: str, seed: int | None) -> SimSetti
         raise _fail(f"--horizon: {e}") from None
     if seed is None:
         # A fresh seed, printed in the output so the run can be reproduced.
-        seed = int(np.random.SeedSequence().entropy) % (2**63)  # type: ignore[arg-type]
+        # Below 2**53 so the seed survives JSON tools that read numbers as doubles (jq).
+        seed = int(np.random.SeedSequence().entropy) % (2**53)  # type: ignore[arg-type]
     return _run(lambda: SimSettings(seed=seed, replications=replications,
                                     horizon_s=horizon_s))
 
@@ -267,11 +268,20 @@ def check_cmd(
 
 
 def _scenario(text: str) -> tuple[str, list[str]]:
+    """``NAME:k=v,k=v`` → (NAME, [k=v, ...]); commas inside [..] or {..} stay in a value."""
     name, sep, rest = text.partition(":")
     if not sep or not name or not rest:
-        raise typer.BadParameter(f"expected NAME:key=value[,key=value...], got {text!r}",
-                                 param_hint="--scenario")
-    return name, [kv for kv in rest.split(",") if kv]
+        raise _fail(f"--scenario {text!r}: expected NAME:key=value[,key=value...]")
+    parts, depth, cur = [], 0, ""
+    for ch in rest:
+        depth += (ch in "[{") - (ch in "]}")
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    return name, [kv.strip() for kv in parts if kv.strip()]
 
 
 @app.command(name="compare")

@@ -20,6 +20,7 @@ key path.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from pydantic import (
     Discriminator,
     Field,
     PlainSerializer,
+    StrictBool,
     Tag,
     WithJsonSchema,
     field_validator,
@@ -369,6 +371,10 @@ class LimitSpec(Spec):
 
 
 def _limit(v: Any) -> Any:
+    if isinstance(v, str):
+        # YAML 1.1 reads `1e6` (no dot) as a string; a limit that is clearly a number is one.
+        with contextlib.suppress(ValueError):
+            v = float(v.replace("_", ""))
     if isinstance(v, bool) or not isinstance(v, int | float | dict):
         raise ValueError(
             f"expected a positive number or {{limit: .., enforcement: ..}}, got {v!r}")
@@ -407,12 +413,12 @@ class QuotaSpec(Spec):
     rpd: Limit | None = None
     tpd: Limit | None = None
     enforcement: Enforcement = Field(default_factory=Enforcement)
-    charge_max_tokens: bool = Field(
+    charge_max_tokens: StrictBool = Field(
         default=False,
         description="OpenAI/Azure style: a call is charged prompt + max_tokens at admission")
-    cached_input_exempt: bool = Field(
+    cached_input_exempt: StrictBool = Field(
         default=False, description="Anthropic style: cached input tokens are not counted")
-    rejected_count: bool = Field(
+    rejected_count: StrictBool = Field(
         default=True,
         description="rejected attempts count against the request limits (OpenAI says so)")
 
@@ -460,7 +466,7 @@ class RetrySpec(Spec):
     initial_delay: Seconds = 0.5
     max_delay: Seconds = 8.0
     jitter: Fraction = Field(default=0.25, description="backoff is cut by up to this fraction")
-    honour_retry_after: bool = True
+    honour_retry_after: StrictBool = True
     max_retry_after: Seconds = Field(
         default=60.0, description="a longer retry-after falls back to the backoff")
     rejection_latency: Seconds = Field(
@@ -491,6 +497,13 @@ class TargetSpec(Spec):
         default=0.01, description="acceptable fraction of call attempts answered 429")
     p95_turn_latency: Seconds | None = Field(
         default=None, description="optional bound on the 95th percentile of turn latency")
+
+    @field_validator("p95_turn_latency")
+    @classmethod
+    def _positive_latency(cls, v: float | None) -> float | None:
+        if v is not None and not v > 0:
+            raise ValueError(f"must be a positive duration, got {v}")
+        return v
 
 
 class Profile(Spec):

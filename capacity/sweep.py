@@ -101,7 +101,9 @@ class SweepResult:
         """JSON form."""
         return _clean({
             "version": self.version, "profile": self.profile, "method": self.method,
-            "binding_constraint": self.binding, "targets": self.targets,
+            "binding_constraint": dict(zip(("quota", "dimension"),
+                                           self.binding.rsplit(".", 1), strict=True)),
+            "targets": self.targets,
             "saturation_point": self.saturation_point, "seed": self.seed,
             "replications": self.replications, "horizon_s": self.horizon_s,
             "rows": [r.flat() for r in self.rows],
@@ -219,8 +221,10 @@ def plot_sweep(result: SweepResult, path: str) -> None:
     axes[-1][0].set_xlabel("concurrent sessions N")
     fig.tight_layout()
     try:
-        fig.savefig(path, dpi=110)
-    except OSError as e:
+        # Always PNG, at exactly this path (matplotlib would otherwise guess the format
+        # from the extension, or append ".png" to a path without one).
+        fig.savefig(path, dpi=110, format="png")
+    except (OSError, ValueError) as e:
         raise CapacityError(f"--plot {path}: cannot write: {e}") from None
     finally:
         plt.close(fig)

@@ -427,8 +427,10 @@ class CheckResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
+        quota, _, dim = self.binding.rpartition(".")
         return {"version": self.version, "profile": self.profile, "required": self.required,
                 "ceiling": self.ceiling, "method": self.method, "binding": self.binding,
+                "binding_constraint": {"quota": quota, "dimension": dim},
                 "passed": self.passed, "margin": self.margin,
                 "margin_fraction": self.margin / self.required}
 
