@@ -42,6 +42,9 @@ def _ndtr(z: Any) -> NDArray[np.float64]:
     return np.asarray(0.5 * _erfc(-np.asarray(z, dtype=np.float64) / math.sqrt(2.0)),
                       dtype=np.float64)
 
+MAX_COUNT = 1000
+"""Largest fan-out or loop count a step may have."""
+
 _DURATION_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|min|h)?\s*$")
 _UNIT_SECONDS = {None: 1.0, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
@@ -116,6 +119,14 @@ class Distribution:
     @classmethod
     def parse(cls, raw: Any, quantity: Quantity) -> Distribution:
         """Parse the YAML form of a distribution, raising ``ValueError`` with the rule."""
+        d = cls._parse(raw, quantity)
+        if quantity == "count" and d.upper > MAX_COUNT:
+            raise ValueError(f"counts above {MAX_COUNT:,} per step are not supported "
+                             f"(a fan-out or loop that large is not a turn), got {d.describe()}")
+        return d
+
+    @classmethod
+    def _parse(cls, raw: Any, quantity: Quantity) -> Distribution:
         if isinstance(raw, Distribution):
             return raw
         if not isinstance(raw, dict):
@@ -131,7 +142,7 @@ class Distribution:
             )
         (kind, body), = raw.items()
         if kind == "fixed":
-            return cls.parse(body, quantity)
+            return cls._parse(body, quantity)
         if kind == "uniform":
             if not isinstance(body, list) or len(body) != 2:
                 raise ValueError(f"uniform takes [low, high], got {body!r}")

@@ -14,6 +14,8 @@ from .errors import CapacityError
 from .profile import Profile
 from .workload import Workload
 
+# Simulated call attempts a sweep may run (×4 in all): see whatif.MAX_TOTAL_ATTEMPTS.
+MAX_SWEEP_ATTEMPTS = 1e8
 _RANGE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*(?::\s*(\d+)\s*)?$")
 MAX_POINTS = 1000
 
@@ -139,8 +141,18 @@ def sweep(profile: Profile, sessions: Sequence[int], *, method: str = "analytic"
             raise CapacityError("a seed is required to simulate")
         sim_seed = seed
         from .simulate import _check_args, _compile, _simulate_compiled
+        from .whatif import SimSettings, simulation_budget
 
         _check_args(1, horizon_s, None, replications, seed)
+        settings = SimSettings(seed=seed, replications=replications, horizon_s=horizon_s)
+        total = sum(n * wl.calls_per_turn() * horizon_s / cyc.cycle_s * replications
+                    for n in sessions)
+        skip = simulation_budget(cyc.cycle_s, wl.calls_per_turn(), max(sessions), settings)
+        if skip is not None or total > 4 * MAX_SWEEP_ATTEMPTS:
+            raise CapacityError(
+                (skip or f"Not simulated: the sweep would simulate ~{total:.1e} call attempts "
+                 f"(limit {4 * MAX_SWEEP_ATTEMPTS:.0e}); lower --replications or --horizon.")
+                + " Or use --method analytic.")
         compiled = _compile(profile)
     rows = []
     for i, n in enumerate(sessions):

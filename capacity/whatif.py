@@ -95,22 +95,51 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
     lo = max(1, result.burst_ceiling)
     hi = max(lo + 1, mean_n + 1)
     cap = max(hi, math.floor(result.mean_ceiling / (1.0 - target)) + 1)
-    attempts = (cap * result.calls_per_turn * (sim.horizon_s / result.cycle.cycle_s)
-                * sim.replications)
-    if attempts > MAX_SIMULATED_ATTEMPTS:
-        note = (f"Not simulated: up to {cap:,} sessions would mean ~{attempts:.1e} simulated "
-                f"call attempts per evaluated N (limit {MAX_SIMULATED_ATTEMPTS:.0e}); the "
-                "burst-aware figure stands. Lower --replications or --horizon to simulate.")
+    # A bisection up to `cap` evaluates about 2·log2(cap) + 6 values of N.
+    evaluations = 2 * math.ceil(math.log2(max(cap, 2))) + 6
+    skip = simulation_budget(result.cycle.cycle_s, result.calls_per_turn, cap, sim,
+                             evaluations)
+    if skip is not None:
+        return dataclasses.replace(result, method="analytic",
+                                   notes=(*result.notes, skip + " The burst-aware figure "
+                                          "stands."))
+    from .simulate import SimulationError
+
+    try:
+        sat = find_saturation(profile, lo, hi, horizon_s=sim.horizon_s,
+                              warmup_s=sim.warmup_s, replications=sim.replications,
+                              seed=sim.seed, progress=progress, max_sessions=cap)
+    except SimulationError as e:
+        note = f"Not simulated: {e}. The burst-aware figure stands."
         return dataclasses.replace(result, method="analytic", notes=(*result.notes, note))
-    sat = find_saturation(profile, lo, hi, horizon_s=sim.horizon_s, warmup_s=sim.warmup_s,
-                          replications=sim.replications, seed=sim.seed, progress=progress,
-                          max_sessions=cap)
     return dataclasses.replace(result, simulated=sat, method=method)
 
 
-# About a minute of simulation per evaluated N on this class of machine (≈2 M attempts/s
-# per core): beyond it the Monte Carlo column is skipped rather than hanging the CLI.
-MAX_SIMULATED_ATTEMPTS = 2e8
+def simulation_budget(cycle_s: float, calls_per_turn: float, sessions: int,
+                      sim: SimSettings, evaluations: int = 1) -> str | None:
+    """Why a simulation should not run (a note), or None when it fits the budget.
+
+    Raises CapacityError when the horizon is shorter than one session cycle: nothing would
+    be measured, and a zero would be silently wrong.
+    """
+    if sim.horizon_s < cycle_s:
+        raise CapacityError(
+            f"--horizon {sim.horizon_s:g}s is shorter than one session cycle "
+            f"({cycle_s:.0f}s): the simulation would measure nothing; use a longer horizon")
+    per_eval = sessions * calls_per_turn * (sim.horizon_s / cycle_s) * sim.replications
+    if per_eval > MAX_SIMULATED_ATTEMPTS or per_eval * evaluations > MAX_TOTAL_ATTEMPTS:
+        return (f"Not simulated: up to {sessions:,} sessions would mean ~{per_eval:.1e} "
+                f"simulated call attempts per evaluated N and ~{per_eval * evaluations:.1e} "
+                f"in all (limits {MAX_SIMULATED_ATTEMPTS:.0e} and {MAX_TOTAL_ATTEMPTS:.0e}); "
+                "lower --replications or --horizon to simulate.")
+    return None
+
+
+# Budgets, in simulated call attempts, at a few million attempts per second per core: about
+# 20 s for one evaluated N, about a minute for a whole search. Beyond them the Monte Carlo
+# answer is skipped with a note rather than leaving the CLI running for many minutes.
+MAX_SIMULATED_ATTEMPTS = 1e8
+MAX_TOTAL_ATTEMPTS = 4e8
 
 
 # ---------------------------------------------------------------------------------------
@@ -290,7 +319,17 @@ def size(profile: Profile, sessions: int, *, method: str = "analytic",
         return result
     if sim is None:
         raise CapacityError("simulation settings (a seed) are required to simulate")
-    return _size_by_simulation(profile, result, cyc.turn_latency_p95_s, sim, progress)
+    # The bisection over a scale factor and its confirmation take about 12 evaluations.
+    skip = simulation_budget(cyc.cycle_s, wl.calls_per_turn(), sessions, sim, 12)
+    if skip is not None:
+        return dataclasses.replace(result, notes=(skip + " The analytic size stands.",))
+    from .simulate import SimulationError
+
+    try:
+        return _size_by_simulation(profile, result, cyc.turn_latency_p95_s, sim, progress)
+    except SimulationError as e:
+        return dataclasses.replace(
+            result, notes=(f"Not simulated: {e}. The analytic size stands.",))
 
 
 def _with_limits(profile: Profile, limits: dict[tuple[str, str], float]) -> Profile:

@@ -406,8 +406,13 @@ class Workload:
 
     @cached_property
     def turn_sample(self) -> TurnSample:
-        """A fixed-seed sample of whole turns (for latency spreads and percentiles)."""
-        return sample_turns(self, n=TURN_SAMPLE_SIZE, rng=np.random.default_rng(TURN_SAMPLE_SEED))
+        """A fixed-seed sample of whole turns (for latency spreads and percentiles).
+
+        Turns with very many calls get fewer samples, so the work stays bounded.
+        """
+        most = max(_max_calls(t.steps) for t in self.turns)
+        n = int(min(TURN_SAMPLE_SIZE, max(4096, (1 << 23) // max(most, 1))))
+        return sample_turns(self, n=n, rng=np.random.default_rng(TURN_SAMPLE_SEED))
 
 
 # Recently built workload views by id(profile); the entry keeps its profile alive, so an
@@ -508,6 +513,22 @@ def _sample_call(call: CallSpec, profile: Profile, constraints: tuple[Constraint
                 total = total + out
             units[c.name] = total
     return lat, np.ones(n), units
+
+
+def _max_calls(steps: tuple[Step, ...] | list[Step]) -> int:
+    """Most calls a step sequence can make."""
+    total = 0
+    for step in steps:
+        if isinstance(step, CallStep):
+            total += 1
+        elif isinstance(step, OptionalStep):
+            total += _max_calls(step.optional.body)
+        elif isinstance(step, RepeatStep):
+            total += int(step.repeat.count.upper) * _max_calls(step.repeat.body)
+        else:
+            assert isinstance(step, ParallelStep)
+            total += int(step.parallel.count.upper) * _max_calls(step.parallel.body)
+    return total
 
 
 def _call_latency_moments(call: CallSpec, profile: Profile) -> tuple[float, float, bool]:
