@@ -89,6 +89,13 @@ def ceiling_renderable(r: CeilingResult) -> Group:
             f"answered 429, {_pct(b.window_exceedance)} of "
             f"{over}"
             f" [{b.method}]."))
+    if r.sessions is not None:
+        at_n = [c for c in r.constraints if c.at_sessions is not None]
+        text = "; ".join(
+            f"{c.name} {c.utilisation_at_sessions:.0%} used, "
+            f"{_pct(c.at_sessions.loss_fraction)} of calls answered 429"  # type: ignore[union-attr]
+            for c in at_n)
+        parts.append(Text(f"At {r.sessions:,} sessions: {text}."))
     s = r.sensitivity
     if s is not None:
         what = "cadence" if s.pause == "cadence" else "think time"
