@@ -351,9 +351,31 @@ def sweep_cmd(
 
 
 def main() -> None:
-    """Console-script entry point (exit 3 with a traceback marks a bug, not bad input)."""
+    """Console-script entry point (exit 3 with a traceback marks a bug, not bad input).
+
+    Usage errors (a bad option value, a missing argument) are printed as one ``error:``
+    line with exit 2, like profile errors, instead of the multi-line usage block.
+    """
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+
     try:
-        app()
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except NoArgsIsHelpError as e:
+        e.show()
+        sys.exit(2)
+    except UsageError as e:
+        sub = e.ctx.info_name if e.ctx is not None and e.ctx.parent is not None else ""
+        hint = f" (try 'capacity {sub} --help')" if sub else " (try 'capacity --help')"
+        message = e.format_message().replace("Value error, ", "")
+        err_console.print(f"[bold red]error:[/] {escape(message)}{escape(hint)}",
+                          soft_wrap=True)
+        sys.exit(2)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(1)
     except Exception:  # the last line of defence: report it, never hide it
         import traceback
 

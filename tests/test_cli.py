@@ -189,3 +189,31 @@ def test_shipped_profiles_match_the_json_schema(path: Path) -> None:
 
     schema = json.loads(_invoke("schema").stdout)
     jsonschema.validate(yaml.safe_load(path.read_text()), schema)
+
+
+@pytest.mark.parametrize("args", [
+    ["ceiling", "profiles/web-research.yaml", "--sessions", "0"],
+    ["ceiling", "profiles/web-research.yaml", "--method", "guess"],
+    ["sweep", "profiles/web-research.yaml"],
+    ["ceiling", "profiles/web-research.yaml", "--no-such-option"],
+    ["no-such-command"],
+])
+def test_usage_errors_are_one_line_exit_2(root: Path, args: list[str]) -> None:
+    """Bad options are one `error:` line on stderr with exit 2, like profile errors."""
+    out = subprocess.run([sys.executable, "-m", "capacity", *args], capture_output=True,
+                         text=True, cwd=root)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+    assert out.stdout == ""
+
+
+def test_check_exit_codes_through_main(root: Path) -> None:
+    """The console entry point keeps check's exit 1 and --version's exit 0."""
+    fail = subprocess.run([sys.executable, "-m", "capacity", "check",
+                           "profiles/web-research.yaml", "--sessions", "1000"],
+                          capture_output=True, text=True, cwd=root)
+    assert fail.returncode == 1
+    ver = subprocess.run([sys.executable, "-m", "capacity", "--version"],
+                         capture_output=True, text=True, cwd=root)
+    assert ver.returncode == 0 and ver.stdout.startswith("capacity ")
