@@ -464,21 +464,21 @@ def _compile_uncached(profile: Profile) -> _Compiled:
         if isinstance(step, CallStep):
             return call_node(step.call)
         if isinstance(step, ParallelStep):
-            blk = step.parallel
-            body, size, lat = body_node(blk)
-            n_max = int(blk.count.upper)
+            par = step.parallel
+            body, size, lat = body_node(par)
+            n_max = int(par.count.upper)
             # A parallel block lasts at least as long as one copy: a rough mean.
-            return (node(S_PAR, body, dt.add(blk.count)), 1 + n_max * size,
-                    lat if blk.count.mean > 0 else 0.0)
+            return (node(S_PAR, body, dt.add(par.count)), 1 + n_max * size,
+                    lat if par.count.mean > 0 else 0.0)
         if isinstance(step, OptionalStep):
-            blk = step.optional
-            body, size, lat = body_node(blk)
-            return node(S_OPT, body, -1, blk.probability), 1 + size, blk.probability * lat
+            opt = step.optional
+            body, size, lat = body_node(opt)
+            return node(S_OPT, body, -1, opt.probability), 1 + size, opt.probability * lat
         if isinstance(step, RepeatStep):
-            blk = step.repeat
-            body, size, lat = body_node(blk)
-            n_max = int(blk.count.upper)
-            return node(S_REP, body, dt.add(blk.count)), 1 + n_max * size, blk.count.mean * lat
+            rep = step.repeat
+            body, size, lat = body_node(rep)
+            n_max = int(rep.count.upper)
+            return node(S_REP, body, dt.add(rep.count)), 1 + n_max * size, rep.count.mean * lat
         raise TypeError(f"unknown step {step!r}")  # pragma: no cover - validated profile
 
     roots, weights, sizes, lats = [], [], [], []
@@ -1305,7 +1305,7 @@ def _run_rep(c: _Compiled, sessions: int, child: np.random.SeedSequence, t0: flo
     deficit, used = _initial_use(c, P, u, c.warm.start(sessions) if start is None else start)
     # Private copies: numba reference-counts every array it is passed, and threads
     # updating the counts of shared arrays would fight over the same cache lines.
-    stats, lat, util, exc = _replicate(
+    stats, lat, util, exc = _replicate(  # type: ignore[call-arg]
         sessions, rep_key, t0, t1, c.max_nodes, *(a.copy() for a in c.program),
         *(a.copy() for a in c.dists), c.site_dist.copy(), c.site_cached.copy(),
         c.site_maxtok.copy(), c.coef.copy(), P, c.cfg.copy(), deficit, used)
