@@ -112,7 +112,8 @@ def _progress(label: str, quiet: bool,
               total: int | None = None) -> Iterator[Callable[[int], None] | None]:
     """A rich progress display on stderr (a bar when the total is known, else a spinner
     with a count); yields the callback the core calls with replications done so far."""
-    if quiet:
+    if quiet or not err_console.is_terminal:
+        # Only a terminal gets the live display: piped stderr (CI logs, scripts) stays clean.
         yield None
         return
     columns = [SpinnerColumn(), TextColumn("{task.description}")]
@@ -335,6 +336,9 @@ def sweep_cmd(
     """One row per N: 429 fraction, failed calls, p95 turn latency, goodput, utilisation."""
     profile = _load(profiles, overrides)
     grid = _run(lambda: parse_sessions(sessions))
+    if plot is not None and not plot.parent.is_dir():
+        # Refuse before a long sweep, not after it.
+        raise _fail(f"--plot {plot}: cannot write: no directory {str(plot.parent)!r}")
     sim = _sim_settings(replications, horizon, seed)
     result = _simulating(lambda progress: run_sweep(
         profile, grid, method=method.value, seed=sim.seed, replications=sim.replications,
