@@ -28,10 +28,8 @@ self-sustaining). For token buckets it is taken from the bucket *only if it is t
 (the level never goes below zero): a bucket has no memory of demand beyond its level, so
 an empty bucket is not pushed into debt by the attempts it turns away.
 
-Charged units per call and slot (:func:`charge_units`): requests 1; ``tpm``/``tpd``
-input + output; ``itpm`` input; ``otpm`` output, where input excludes cached tokens if the
-quota has ``cached_input_exempt`` and output is ``max_tokens`` if the quota has
-``charge_max_tokens``, else ``min(output, max_tokens)``. A zero charge is always admitted.
+Charged units per call and slot: see :mod:`capacity.quota` (:func:`charge_units`). A zero
+charge is always admitted.
 
 The same semantics exist twice, on purpose:
 
@@ -47,21 +45,27 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-from .profile import DIMENSION_PERIOD_S, CallSpec, Profile
+from .profile import Profile
 
-EnforcementType = Literal["fixed_window", "sliding_window", "token_bucket"]
+# Slots and charging rules live in capacity.quota (no numba there, so the analytic model
+# can share them); re-exported here as part of the limiter's API.
+from .quota import REQUEST_DIMENSIONS as REQUEST_DIMENSIONS
+from .quota import ChargeCoefficients as ChargeCoefficients
+from .quota import EnforcementType as EnforcementType
+from .quota import LimitSlot as LimitSlot
+from .quota import charge_coefficients as charge_coefficients
+from .quota import charge_units as charge_units
+from .quota import limit_slots as limit_slots
 
 # A refusal always reports a positive wait (float rounding at a window boundary could
 # otherwise yield 0, which means "fits now"); ceil_ms makes it at least 1 ms anyway.
 MIN_WAIT = 1e-9
-REQUEST_DIMENSIONS = frozenset({"rpm", "rpd"})
 
 # Numeric codes of the enforcement types in the array form.
 KIND_FIXED, KIND_SLIDING, KIND_BUCKET = 0, 1, 2
@@ -79,152 +83,6 @@ def ceil_ms(seconds: float) -> float:
     if not math.isfinite(seconds):
         return math.inf
     return (math.floor(seconds * 1000.0) + 1.0) / 1000.0
-
-
-# ---------------------------------------------------------------------------------------
-# Slots: one per (quota, dimension)
-# ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class LimitSlot:
-    """One enforced (quota, dimension) pair.
-
-    Attributes
-    ----------
-    quota, dimension : names, e.g. ``deployment`` and ``rpm``.
-    kind : the enforcement type.
-    limit : the quota Q (requests or tokens per ``period_s``).
-    period_s : 60 s for per-minute dimensions, 86400 s for per-day ones.
-    window_s : window length w (seconds) for the window types.
-    burst_s : bucket depth in seconds of refill, for token buckets.
-    counts_rejected : rejected attempts cost one unit here (request dimension of a quota
-        with ``rejected_count``).
-    """
-
-    quota: str
-    dimension: str
-    kind: EnforcementType
-    limit: float
-    period_s: float
-    window_s: float
-    burst_s: float
-    counts_rejected: bool
-
-    @property
-    def key(self) -> str:
-        """``quota.dimension``, the slot's name in results."""
-        return f"{self.quota}.{self.dimension}"
-
-    @property
-    def rate(self) -> float:
-        """Long-run allowance in units per second (Q/period)."""
-        return self.limit / self.period_s
-
-    @property
-    def allowance(self) -> float:
-        """Units admitted per window (q = ⌊Q·w/period⌋), or the bucket depth (units)."""
-        if self.kind == "token_bucket":
-            return self.limit * self.burst_s / self.period_s
-        return float(math.floor(self.limit * self.window_s / self.period_s + 1e-9))
-
-    @property
-    def is_request(self) -> bool:
-        """True for the request-count dimensions (rpm, rpd)."""
-        return self.dimension in REQUEST_DIMENSIONS
-
-    def meter(self, offset_s: float = 0.0) -> Meter:
-        """A fresh meter enforcing this slot (windows shifted by ``offset_s`` seconds)."""
-        if self.kind == "fixed_window":
-            return FixedWindow(self.allowance, self.window_s, offset_s % self.window_s)
-        if self.kind == "sliding_window":
-            return SlidingWindow(self.allowance, self.window_s)
-        return TokenBucket(self.rate, self.allowance)
-
-
-def limit_slots(profile: Profile) -> tuple[LimitSlot, ...]:
-    """Every (quota, dimension) the profile enforces, in quota order then dimension order."""
-    out = []
-    for qname, q in profile.quotas.items():
-        for dim, lim in q.limits().items():
-            enf = q.enforcement_for(dim)
-            out.append(LimitSlot(
-                quota=qname, dimension=dim, kind=enf.type, limit=lim.limit,
-                period_s=DIMENSION_PERIOD_S[dim], window_s=enf.window, burst_s=enf.burst,
-                counts_rejected=q.rejected_count and dim in REQUEST_DIMENSIONS,
-            ))
-    return tuple(out)
-
-
-@dataclass(frozen=True, slots=True)
-class ChargeCoefficients:
-    """How one call site is charged on every slot: ``units = request + input·a − cached·b
-    + output·c + max_tokens·d`` with 0/1 coefficients (arrays of one value per slot).
-
-    ``output`` here is already cut at ``max_tokens``; ``max_tokens`` is 0 when unset.
-    """
-
-    request: NDArray[np.float64]
-    input: NDArray[np.float64]
-    cached: NDArray[np.float64]
-    output: NDArray[np.float64]
-    max_tokens: NDArray[np.float64]
-    max_tokens_value: float = field(default=math.inf)
-
-    def units(self, input_tokens: float, cached_input_tokens: float,
-              output_tokens: float) -> NDArray[np.float64]:
-        """Units charged on each slot for one call with these token counts."""
-        out_cut = min(output_tokens, self.max_tokens_value)
-        mt = 0.0 if math.isinf(self.max_tokens_value) else self.max_tokens_value
-        return (self.request + self.input * input_tokens - self.cached * cached_input_tokens
-                + self.output * out_cut + self.max_tokens * mt)
-
-
-def charge_coefficients(profile: Profile, call: CallSpec,
-                        slots: tuple[LimitSlot, ...] | None = None) -> ChargeCoefficients:
-    """The per-slot charging rule of ``call`` (zero on slots of quotas it does not touch)."""
-    slots = limit_slots(profile) if slots is None else slots
-    touched = set(profile.quotas_for(call.model))
-    n = len(slots)
-    req, inp, cac, out, mtk = (np.zeros(n) for _ in range(5))
-    mt = profile.max_tokens_for(call)
-    for i, s in enumerate(slots):
-        if s.quota not in touched:
-            continue
-        q = profile.quotas[s.quota]
-        if s.dimension in REQUEST_DIMENSIONS:
-            req[i] = 1.0
-            continue
-        if s.dimension in ("tpm", "tpd", "itpm"):
-            inp[i] = 1.0
-            cac[i] = 1.0 if q.cached_input_exempt else 0.0
-        if s.dimension in ("tpm", "tpd", "otpm"):
-            # Reserving max_tokens needs a max_tokens (the profile checks enforce it).
-            if q.charge_max_tokens and mt is not None:
-                mtk[i] = 1.0
-            else:
-                out[i] = 1.0
-    return ChargeCoefficients(req, inp, cac, out, mtk,
-                              math.inf if mt is None else float(mt))
-
-
-def charge_units(profile: Profile, call: CallSpec, *, input_tokens: float,
-                 cached_input_tokens: float = 0.0,
-                 output_tokens: float) -> dict[str, float]:
-    """Units one call is charged at admission, by slot key (only slots it touches).
-
-    Parameters
-    ----------
-    profile, call : the profile and one of its calls.
-    input_tokens : prompt tokens, cached ones included.
-    cached_input_tokens : prompt tokens served from the provider cache.
-    output_tokens : tokens the model would generate (cut at ``max_tokens``).
-    """
-    slots = limit_slots(profile)
-    units = charge_coefficients(profile, call, slots).units(
-        input_tokens, cached_input_tokens, output_tokens)
-    touched = set(profile.quotas_for(call.model))
-    return {s.key: float(u) for s, u in zip(slots, units, strict=True) if s.quota in touched}
 
 
 # ---------------------------------------------------------------------------------------

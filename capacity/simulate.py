@@ -388,11 +388,10 @@ class _WarmModel:
 def _warm_model(profile: Profile, slots: tuple[LimitSlot, ...]) -> _WarmModel:
     wl = Workload.from_profile(profile)
     cycle = max(cycle_time(wl).cycle_s, 1e-3)
-    by_name = {c.name: c for c in wl.constraints}
     load = np.zeros(len(slots))
     buckets: list[Any] = []
-    for i, s in enumerate(slots):
-        con = by_name[s.key]
+    # The workload's constraints are built from the same limit_slots, in the same order.
+    for i, (s, con) in enumerate(zip(slots, wl.constraints, strict=True)):
         load[i] = wl.units_per_turn(con) / cycle
         bm = None
         if s.kind == "token_bucket" and load[i] > 0.0:

@@ -10,7 +10,8 @@ Two views feed the analytic model:
   units per quota dimension), for spreads and percentiles that have no closed form
   (e.g. the maximum of a random fan-out of random latencies).
 
-Metered units per call follow the provider's accounting (see :func:`metered`).
+Metered units per call follow the provider's accounting, defined once in
+:mod:`capacity.quota` and shared with the simulator (see :func:`metered`).
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ from .profile import (
     OptionalStep,
     ParallelStep,
     Profile,
-    QuotaSpec,
     RepeatStep,
     Step,
 )
+from .quota import LimitSlot, charge_coefficients, limit_slots
 
 # ---------------------------------------------------------------------------------------
 # Metered units of one call
@@ -116,31 +117,26 @@ class CallCost:
         return acc
 
 
-def metered(profile: Profile, quota: QuotaSpec, dim: str, call: CallSpec) -> CallCost:
-    """How ``call`` is charged against dimension ``dim`` of ``quota``.
+def metered(profile: Profile, slot: LimitSlot, call: CallSpec) -> CallCost | None:
+    """How ``call`` is charged on ``slot``, as a distribution (None: it is not charged).
 
-    * rpm/rpd: one request per call;
-    * tpm/tpd: metered input + charged output;
-    * itpm: metered input; otpm: charged output;
-
-    where metered input is input minus cached input when the quota exempts cached input
-    (Anthropic), and charged output is ``max_tokens`` when the quota charges it at
-    admission (OpenAI/Azure "prompt + max_tokens"), else the generated tokens (cut at
-    max_tokens).
+    The rule itself is :func:`capacity.quota.charge_coefficients` — the simulator's —
+    read here as distributions: requests 1 per call; input tokens (less the cached share
+    when the quota exempts cached input) where the slot meters input; ``max_tokens`` where
+    the quota charges it at admission, else the generated tokens cut at max_tokens.
     """
-    if DIMENSION_UNIT[dim] == "requests":
+    coef = charge_coefficients(profile, call, (slot,))
+    request, inp_c, cached_c, out_c, mtk_c = (float(a[0]) for a in (
+        coef.request, coef.input, coef.cached, coef.output, coef.max_tokens))
+    if request:
         return CallCost("requests")
-    mt = profile.max_tokens_for(call)
-    cap = float(mt) if mt is not None else math.inf
-    inp = call.input_tokens if dim in ("tpm", "tpd", "itpm") else None
-    uncached = 1.0 - call.cached_input_fraction if quota.cached_input_exempt else 1.0
-    out = None
-    fixed = None
-    if dim in ("tpm", "tpd", "otpm"):
-        if quota.charge_max_tokens and mt is not None:
-            fixed = float(mt)
-        else:
-            out = call.output_tokens
+    if not (inp_c or out_c or mtk_c):
+        return None
+    cap = coef.max_tokens_value
+    inp = call.input_tokens if inp_c else None
+    uncached = 1.0 - call.cached_input_fraction * cached_c
+    out = call.output_tokens if out_c else None
+    fixed = cap if mtk_c else None
     return CallCost("tokens", inp, uncached, out, cap, fixed)
 
 
@@ -369,20 +365,11 @@ class Workload:
         for t in turns:
             for ev in t.events:
                 calls.extend(ev.batch.calls())
-        constraints = []
-        for qname, q in profile.quotas.items():
-            for dim, lim in q.limits().items():
-                enf = q.enforcement_for(dim)
-                costs = {
-                    id(c): (metered(profile, q, dim, c) if c.model in q.models else None)
-                    for c in calls
-                }
-                from .profile import DIMENSION_PERIOD_S
-
-                constraints.append(Constraint(
-                    qname, dim, lim.limit, DIMENSION_PERIOD_S[dim], enf.type, enf.window,
-                    enf.burst, costs))
-        return cls(profile, turns, tuple(constraints))
+        constraints = tuple(
+            Constraint(s.quota, s.dimension, s.limit, s.period_s, s.kind, s.window_s,
+                       s.burst_s, {id(c): metered(profile, s, c) for c in calls})
+            for s in limit_slots(profile))
+        return cls(profile, turns, constraints)
 
     def units_per_turn(self, c: Constraint) -> float:
         """Mean units a turn (averaged over the mix) charges to constraint ``c``."""

@@ -1,0 +1,177 @@
+"""Quota slots and charging rules: which (quota, dimension) pairs a profile enforces and
+how many units each call is charged on each of them.
+
+This is the one definition shared by the analytic model (:mod:`capacity.workload`) and
+the simulator's limiters (:mod:`capacity.limits`, which re-exports it). It imports
+neither numba nor scipy, so the analytic path stays light.
+
+Charged units per call and slot: requests 1; ``tpm``/``tpd`` input + output; ``itpm``
+input; ``otpm`` output, where input excludes cached tokens if the quota has
+``cached_input_exempt`` and output is ``max_tokens`` if the quota has
+``charge_max_tokens``, else ``min(output, max_tokens)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .profile import DIMENSION_PERIOD_S, CallSpec, Profile
+
+if TYPE_CHECKING:
+    from .limits import Meter
+
+EnforcementType = Literal["fixed_window", "sliding_window", "token_bucket"]
+REQUEST_DIMENSIONS = frozenset({"rpm", "rpd"})
+
+
+# ---------------------------------------------------------------------------------------
+# Slots: one per (quota, dimension)
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSlot:
+    """One enforced (quota, dimension) pair.
+
+    Attributes
+    ----------
+    quota, dimension : names, e.g. ``deployment`` and ``rpm``.
+    kind : the enforcement type.
+    limit : the quota Q (requests or tokens per ``period_s``).
+    period_s : 60 s for per-minute dimensions, 86400 s for per-day ones.
+    window_s : window length w (seconds) for the window types.
+    burst_s : bucket depth in seconds of refill, for token buckets.
+    counts_rejected : rejected attempts cost one unit here (request dimension of a quota
+        with ``rejected_count``).
+    """
+
+    quota: str
+    dimension: str
+    kind: EnforcementType
+    limit: float
+    period_s: float
+    window_s: float
+    burst_s: float
+    counts_rejected: bool
+
+    @property
+    def key(self) -> str:
+        """``quota.dimension``, the slot's name in results."""
+        return f"{self.quota}.{self.dimension}"
+
+    @property
+    def rate(self) -> float:
+        """Long-run allowance in units per second (Q/period)."""
+        return self.limit / self.period_s
+
+    @property
+    def allowance(self) -> float:
+        """Units admitted per window (q = ⌊Q·w/period⌋), or the bucket depth (units)."""
+        if self.kind == "token_bucket":
+            return self.limit * self.burst_s / self.period_s
+        return float(math.floor(self.limit * self.window_s / self.period_s + 1e-9))
+
+    @property
+    def is_request(self) -> bool:
+        """True for the request-count dimensions (rpm, rpd)."""
+        return self.dimension in REQUEST_DIMENSIONS
+
+    def meter(self, offset_s: float = 0.0) -> Meter:
+        """A fresh meter enforcing this slot (windows shifted by ``offset_s`` seconds)."""
+        from .limits import FixedWindow, SlidingWindow, TokenBucket
+
+        if self.kind == "fixed_window":
+            return FixedWindow(self.allowance, self.window_s, offset_s % self.window_s)
+        if self.kind == "sliding_window":
+            return SlidingWindow(self.allowance, self.window_s)
+        return TokenBucket(self.rate, self.allowance)
+
+
+def limit_slots(profile: Profile) -> tuple[LimitSlot, ...]:
+    """Every (quota, dimension) the profile enforces, in quota order then dimension order."""
+    out = []
+    for qname, q in profile.quotas.items():
+        for dim, lim in q.limits().items():
+            enf = q.enforcement_for(dim)
+            out.append(LimitSlot(
+                quota=qname, dimension=dim, kind=enf.type, limit=lim.limit,
+                period_s=DIMENSION_PERIOD_S[dim], window_s=enf.window, burst_s=enf.burst,
+                counts_rejected=q.rejected_count and dim in REQUEST_DIMENSIONS,
+            ))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeCoefficients:
+    """How one call site is charged on every slot: ``units = request + input·a − cached·b
+    + output·c + max_tokens·d`` with 0/1 coefficients (arrays of one value per slot).
+
+    ``output`` here is already cut at ``max_tokens``; ``max_tokens`` is 0 when unset.
+    """
+
+    request: NDArray[np.float64]
+    input: NDArray[np.float64]
+    cached: NDArray[np.float64]
+    output: NDArray[np.float64]
+    max_tokens: NDArray[np.float64]
+    max_tokens_value: float = field(default=math.inf)
+
+    def units(self, input_tokens: float, cached_input_tokens: float,
+              output_tokens: float) -> NDArray[np.float64]:
+        """Units charged on each slot for one call with these token counts."""
+        out_cut = min(output_tokens, self.max_tokens_value)
+        mt = 0.0 if math.isinf(self.max_tokens_value) else self.max_tokens_value
+        return (self.request + self.input * input_tokens - self.cached * cached_input_tokens
+                + self.output * out_cut + self.max_tokens * mt)
+
+
+def charge_coefficients(profile: Profile, call: CallSpec,
+                        slots: tuple[LimitSlot, ...] | None = None) -> ChargeCoefficients:
+    """The per-slot charging rule of ``call`` (zero on slots of quotas it does not touch)."""
+    slots = limit_slots(profile) if slots is None else slots
+    touched = set(profile.quotas_for(call.model))
+    n = len(slots)
+    req, inp, cac, out, mtk = (np.zeros(n) for _ in range(5))
+    mt = profile.max_tokens_for(call)
+    for i, s in enumerate(slots):
+        if s.quota not in touched:
+            continue
+        q = profile.quotas[s.quota]
+        if s.dimension in REQUEST_DIMENSIONS:
+            req[i] = 1.0
+            continue
+        if s.dimension in ("tpm", "tpd", "itpm"):
+            inp[i] = 1.0
+            cac[i] = 1.0 if q.cached_input_exempt else 0.0
+        if s.dimension in ("tpm", "tpd", "otpm"):
+            # Reserving max_tokens needs a max_tokens (the profile checks enforce it).
+            if q.charge_max_tokens and mt is not None:
+                mtk[i] = 1.0
+            else:
+                out[i] = 1.0
+    return ChargeCoefficients(req, inp, cac, out, mtk,
+                              math.inf if mt is None else float(mt))
+
+
+def charge_units(profile: Profile, call: CallSpec, *, input_tokens: float,
+                 cached_input_tokens: float = 0.0,
+                 output_tokens: float) -> dict[str, float]:
+    """Units one call is charged at admission, by slot key (only slots it touches).
+
+    Parameters
+    ----------
+    profile, call : the profile and one of its calls.
+    input_tokens : prompt tokens, cached ones included.
+    cached_input_tokens : prompt tokens served from the provider cache.
+    output_tokens : tokens the model would generate (cut at ``max_tokens``).
+    """
+    slots = limit_slots(profile)
+    units = charge_coefficients(profile, call, slots).units(
+        input_tokens, cached_input_tokens, output_tokens)
+    touched = set(profile.quotas_for(call.model))
+    return {s.key: float(u) for s, u in zip(slots, units, strict=True) if s.quota in touched}
