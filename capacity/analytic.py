@@ -42,7 +42,6 @@ enforces them exactly.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -152,6 +151,7 @@ class _WindowModel:
     var_batch_lat: float
     mean_batch_lat: float
     at_most_one: bool = True        # a session launches at most one event per window
+    sliding: bool = False           # evaluated for a sliding window (label the result)
 
     def stats(self, n: int) -> WindowStats:
         """Exceedance and loss for ``n`` sessions."""
@@ -186,6 +186,11 @@ class _WindowModel:
         short = float(np.dot(q - s, g[:q]))
         stop_loss = max(0.0, mean_s - q + short)
         loss = stop_loss / mean_s if mean_s > 0 else 0.0
+        if self.sliding:
+            # Evaluated as fixed windows of the same length: optimistic (a sliding counter
+            # also catches bursts straddling a boundary, and keeps counted rejections).
+            method += ("; fixed-window approximation, optimistic for a sliding window — "
+                       "see the simulated column")
         return WindowStats(n, mean_s * self.h, exceed, min(loss, 1.0), method)
 
     def _normal(self, n: int, mean_s: float, var_s: float) -> WindowStats:
@@ -296,7 +301,17 @@ def window_model(wl: Workload, c: Constraint, cycle_s: float,
     mean_units = sum(r / cycle_s * m for (r, _), m in zip(mix, mean_batches, strict=True))
     q_lat = _allowance_lattice(q_units, h)
     return _WindowModel(h, q_lat, p_total, sev, mean_units, var_b, mean_b,
-                        at_most_one=min_cycle_s is None or c.window_s <= min_cycle_s)
+                        at_most_one=min_cycle_s is None or c.window_s <= min_cycle_s,
+                        sliding=c.enforcement == "sliding_window")
+
+
+def constraint_model(wl: Workload, c: Constraint, cycle_s: float,
+                     min_cycle_s: float | None = None) -> _WindowModel | _BucketModel:
+    """The burst-aware model of constraint ``c``: ``.stats(n)`` gives its window
+    exceedance and 429 fraction at ``n`` sessions (windows or token bucket)."""
+    if c.enforcement == "token_bucket":
+        return bucket_model(wl, c, cycle_s)
+    return window_model(wl, c, cycle_s, min_cycle_s)
 
 
 # ---------------------------------------------------------------------------------------
@@ -502,13 +517,11 @@ def constraint_ceiling(wl: Workload, c: Constraint, cycle_s: float, target: floa
     per_session_per_s = v / cycle_s
     mean_ceiling = c.rate_per_s / per_session_per_s if per_session_per_s > 0 else math.inf
     cap = math.floor(mean_ceiling + 1e-9) if math.isfinite(mean_ceiling) else 1_000_000
-    model: Any
+    model = constraint_model(wl, c, cycle_s, min_cycle_s)
     if c.enforcement == "token_bucket":
-        model = bucket_model(wl, c, cycle_s)
         window = allowance = None
         depth: float | None = c.depth
     else:
-        model = window_model(wl, c, cycle_s, min_cycle_s)
         window, allowance, depth = c.window_s, c.allowance, None
     largest = max((batch_units_upper(b, c.costs) for _, b in _event_mix(wl, c)), default=0.0)
     limit_units = c.depth if c.enforcement == "token_bucket" else c.allowance
@@ -516,14 +529,6 @@ def constraint_ceiling(wl: Workload, c: Constraint, cycle_s: float, target: floa
     # those calls are always (partly) rejected; the stop-loss still says how many.
     one_event_exceeds = largest > limit_units
     stats_fn = model.stats
-    if c.enforcement == "sliding_window":
-        # Evaluated as fixed windows of the same length: optimistic (a sliding counter also
-        # catches bursts straddling a boundary, and keeps counted rejections for w seconds).
-        def stats_fn(n: int, _inner: Any = model.stats) -> WindowStats:
-            st = _inner(n)
-            return dataclasses.replace(
-                st, method=st.method + "; fixed-window approximation, optimistic for a "
-                "sliding window — see the simulated column")
     burst, at = _largest_meeting(stats_fn, target, cap)
     at_n = stats_fn(sessions) if sessions is not None else None
     util = sessions * per_session_per_s / c.rate_per_s if sessions is not None else None

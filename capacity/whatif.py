@@ -20,9 +20,8 @@ from .analytic import (
     WindowStats,
     _clean,
     analyze,
-    bucket_model,
+    constraint_model,
     cycle_time,
-    window_model,
 )
 from .errors import CapacityError
 from .profile import Profile
@@ -231,9 +230,7 @@ class SizeResult:
 
 
 def _stats(wl: Workload, c: Constraint, cyc: CycleTime, n: int) -> WindowStats:
-    model = (bucket_model(wl, c, cyc.cycle_s) if c.enforcement == "token_bucket"
-             else window_model(wl, c, cyc.cycle_s, cyc.min_cycle_s))
-    return model.stats(n)
+    return constraint_model(wl, c, cyc.cycle_s, cyc.min_cycle_s).stats(n)
 
 
 def _meets(wl: Workload, c: Constraint, cyc: CycleTime, n: int, target: float) -> bool:
