@@ -51,6 +51,7 @@ from numpy.typing import NDArray
 
 from . import __version__
 from .dist import Distribution, format_duration
+from .jsonsafe import clean as _clean
 from .profile import Profile
 from .workload import (
     Constraint,
@@ -63,22 +64,6 @@ from .workload import (
 # Lattice points across one window's allowance when tokens are discretised.
 _TOKEN_LATTICE_POINTS = 2048
 _MAX_FFT = 1 << 22
-
-
-def _finite(x: float | None) -> float | None:
-    if x is None:
-        return None
-    return float(x) if math.isfinite(x) else None
-
-
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return _finite(obj)
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    return obj
 
 
 # ---------------------------------------------------------------------------------------
@@ -117,11 +102,6 @@ def panjer(a: float, b: float, p0: float, severity: NDArray[np.float64],
         y = np.arange(1, min(s, m) + 1)
         g[s] = np.dot((a + b * y / s) * f[y], g[s - y]) / denom
     return g
-
-
-def _fft_compound(session_pmf_hat: Any, L: int) -> NDArray[np.float64]:
-    g = np.fft.irfft(session_pmf_hat, L)
-    return np.clip(g, 0.0, None)
 
 
 @dataclass(frozen=True)
@@ -177,7 +157,7 @@ class _WindowModel:
         else:
             ghat = np.exp(lam * (fh - 1.0))
             method = "compound Poisson (FFT)"
-        g = _fft_compound(ghat, L)
+        g = np.clip(np.fft.irfft(ghat, L), 0.0, None)
         q = self.q_lat
         below = g[: q + 1]
         exceed = max(0.0, 1.0 - float(below.sum()))

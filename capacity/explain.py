@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .analytic import CycleTime, _clean, cycle_time
+from .analytic import CycleTime, cycle_time
+from .jsonsafe import clean as _clean
 from .profile import Profile
 from .workload import TURN_SAMPLE_SEED, TURN_SAMPLE_SIZE, Workload, sample_turns
 

@@ -29,7 +29,7 @@ class _Located:
     """Where each key path came from: source name and line (1-based)."""
 
     def __init__(self) -> None:
-        self.where: dict[PathT, tuple[str, int]] = {}
+        self.where: dict[PathT, tuple[str, int | None]] = {}
 
     def lookup(self, path: Sequence[str | int]) -> tuple[str, int | None]:
         p = tuple(path)
@@ -62,18 +62,14 @@ def _record(node: yaml.Node, path: PathT, source: str, loc: _Located, budget: li
                 raise ProfileError(
                     f"duplicate key {key!r} (first defined at line {seen[key]})",
                     source=source, line=k.start_mark.line + 1,
-                    path=_format_loc((*path, _coerce_key(key))))
+                    path=_format_loc((*path, key)))
             seen[key] = k.start_mark.line + 1
-            key_path = (*path, _coerce_key(key))
+            key_path = (*path, key)
             loc.where[key_path] = (source, k.start_mark.line + 1)
             _record(v, key_path, source, loc, budget, depth + 1)
     elif isinstance(node, yaml.SequenceNode):
         for i, v in enumerate(node.value):
             _record(v, (*path, i), source, loc, budget, depth + 1)
-
-
-def _coerce_key(key: Any) -> str | int:
-    return key
 
 
 def _parse_yaml(text: str, source: str, loc: _Located) -> dict[str, Any]:
@@ -301,9 +297,9 @@ def load_profile(
     for text in overrides:
         parts, value = parse_override(text)
         for created, close in _apply_override(data, parts, value, text):
-            loc.where[created] = (f"--set {text}", None)  # type: ignore[assignment]
+            loc.where[created] = (f"--set {text}", None)
             hints.append((created, close, text))
-        loc.where[tuple(parts)] = (f"--set {text}", None)  # type: ignore[assignment]
+        loc.where[tuple(parts)] = (f"--set {text}", None)
     data.setdefault("name", names[0] if names else "profile")
     try:
         return profile_from_dict(data, loc)

@@ -6,7 +6,7 @@ import json
 import math
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
@@ -167,11 +167,6 @@ def explain_renderable(r: ExplainResult) -> Group:
     note = Text(f"Spreads and p95 from {r.sample_size:,} sampled turns (fixed seed).",
                 style="dim")
     return Group(t, cyc, q, note)
-
-
-def render(console: Console, renderable: Any) -> None:
-    """Print to the given console."""
-    console.print(renderable)
 
 
 def size_renderable(r: Any) -> Group:

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .jsonsafe import finite as _finite
 from .profile import Profile
 from .simulate import (
     Estimate,
@@ -40,10 +41,6 @@ from .simulate import (
 __all__ = ["SaturationResult", "SearchPoint", "find_saturation"]
 
 Level = Literal["upper", "mean", "lower"]
-
-
-def _finite(x: float | None) -> float | None:
-    return x if x is not None and math.isfinite(x) else None
 
 
 @dataclass(frozen=True, slots=True)

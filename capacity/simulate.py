@@ -102,6 +102,7 @@ from numpy.typing import NDArray
 from .analytic import bucket_model, cycle_time, lundberg_theta
 from .dist import Distribution
 from .errors import CapacityError
+from .jsonsafe import finite as _finite
 from .limits import (
     KIND_FIXED,
     KIND_SLIDING,
@@ -126,7 +127,7 @@ from .profile import (
     Profile,
     RepeatStep,
 )
-from .workload import Workload
+from .workload import Workload, cached_per_profile
 
 __all__ = ["METRICS", "Estimate", "SimulationError", "SimulationResult", "default_warmup",
            "sample_distribution", "simulate"]
@@ -139,10 +140,6 @@ class SimulationError(CapacityError):
 # ---------------------------------------------------------------------------------------
 # Results
 # ---------------------------------------------------------------------------------------
-
-
-def _finite(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,8 +283,8 @@ SITE_IN, SITE_OUT, SITE_TTFT, SITE_TPS = range(4)
 
 # Replication statistics vector entries.
 (K_TURNS, K_TURNS_429, K_TURNS_FAILED, K_CALLS, K_CALLS_FAILED, K_ATTEMPTS, K_REJECTED,
- K_GOOD_WINDOW, K_TURNS_WINDOW, K_PACE_WAIT, K_ATTEMPTS_ALL, K_EVENTS) = range(12)
-N_STATS = 12
+ K_GOOD_WINDOW, K_TURNS_WINDOW, K_PACE_WAIT, K_ATTEMPTS_ALL) = range(11)
+N_STATS = K_ATTEMPTS_ALL + 1
 
 
 class _DistTable:
@@ -407,14 +404,7 @@ _COMPILED: dict[int, tuple[Profile, _Compiled]] = {}
 def _compile(profile: Profile) -> _Compiled:
     """Turn the profile's step trees, distributions and quotas into arrays (cached for
     the few most recent profiles: a search or sweep simulates one profile many times)."""
-    hit = _COMPILED.get(id(profile))
-    if hit is not None and hit[0] is profile:
-        return hit[1]
-    c = _compile_uncached(profile)
-    if len(_COMPILED) >= 16:
-        _COMPILED.pop(next(iter(_COMPILED)))
-    _COMPILED[id(profile)] = (profile, c)
-    return c
+    return cached_per_profile(_COMPILED, profile, _compile_uncached)
 
 
 def _compile_uncached(profile: Profile) -> _Compiled:
@@ -998,7 +988,6 @@ def _replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untype
         t, payload, hn = _hpop(ht, hs, hp, hn)
         if t >= t1 and measured_open == 0:
             break
-        stats[K_EVENTS] += 1
         ev = payload & 7
         x = payload >> 3
         sp = 0

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import __version__
-from .analytic import _ceilings, _clean, _pick_binding, constraint_model, cycle_time
+from .analytic import _ceilings, _pick_binding, constraint_model, cycle_time
 from .errors import CapacityError
+from .jsonsafe import clean as _clean
 from .profile import Profile
 from .workload import Workload
 

@@ -18,12 +18,12 @@ from .analytic import (
     CeilingResult,
     CycleTime,
     WindowStats,
-    _clean,
     analyze,
     constraint_model,
     cycle_time,
 )
 from .errors import CapacityError
+from .jsonsafe import clean as _clean
 from .profile import Profile
 from .workload import Constraint, Workload
 

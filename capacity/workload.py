@@ -17,8 +17,10 @@ Metered units per call follow the provider's accounting, defined once in
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,7 +45,7 @@ from .quota import LimitSlot, charge_coefficients, limit_slots
 
 def _conv(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
     if a.size == 1:
-        return b * a[0] if a.size else b
+        return b * a[0]
     if b.size == 1:
         return a * b[0]
     if a.size * b.size > 4_000_000:
@@ -171,7 +173,6 @@ class Event:
 
     rate: float
     batch: Batch
-    label: str
 
 
 def _wrap(batch: Batch, ctx: tuple[tuple[Distribution, float], ...]) -> Batch:
@@ -182,34 +183,31 @@ def _wrap(batch: Batch, ctx: tuple[tuple[Distribution, float], ...]) -> Batch:
 
 
 def _events(steps: list[Step] | tuple[Step, ...], rate: float,
-            ctx: tuple[tuple[Distribution, float], ...], label: str) -> list[Event]:
+            ctx: tuple[tuple[Distribution, float], ...]) -> list[Event]:
     out: list[Event] = []
-    for i, step in enumerate(steps):
-        where = f"{label}[{i}]"
+    for step in steps:
         if isinstance(step, CallStep):
-            name = step.call.name or step.call.model
-            out.append(Event(rate, _wrap(Batch(ONE, (step.call,)), ctx), name))
+            out.append(Event(rate, _wrap(Batch(ONE, (step.call,)), ctx)))
         elif isinstance(step, ParallelStep):
             par = step.parallel
-            out += _events(par.body, rate, (*ctx, (par.count, 1.0)), where + ".parallel")
+            out += _events(par.body, rate, (*ctx, (par.count, 1.0)))
         elif isinstance(step, OptionalStep):
             opt = step.optional
             if ctx:
                 # Inside a fan-out each copy flips its own coin: thin the batch.
-                out += _events(opt.body, rate, (*ctx, (ONE, opt.probability)),
-                               where + ".optional")
+                out += _events(opt.body, rate, (*ctx, (ONE, opt.probability)))
             else:
-                out += _events(opt.body, rate * opt.probability, ctx, where + ".optional")
+                out += _events(opt.body, rate * opt.probability, ctx)
         elif isinstance(step, RepeatStep):
             rep = step.repeat
             # Loop iterations run one after another: each is its own launch event.
-            out += _events(rep.body, rate * rep.count.mean, ctx, where + ".repeat")
+            out += _events(rep.body, rate * rep.count.mean, ctx)
     return out
 
 
 def turn_events(steps: list[Step]) -> list[Event]:
     """Launch events of one turn type (theory.md §2.1)."""
-    return _events(steps, 1.0, (), "steps")
+    return _events(steps, 1.0, ())
 
 
 def batch_units_pmf(batch: Batch, cost: dict[int, CallCost | None], h: float,
@@ -235,17 +233,17 @@ def batch_units_pmf(batch: Batch, cost: dict[int, CallCost | None], h: float,
     count = batch.count
     if count.is_fixed and count.mean == 1:
         return inner
-    ks = np.arange(int(count.lower), int(count.upper) + 1)
+    k_max = int(count.upper)
     probs = count.lattice_pmf(1.0)
     out = np.zeros(1)
     power = np.ones(1)
-    for k in range(int(ks[-1]) + 1):
+    for k in range(k_max + 1):
         pk = probs[k] if k < probs.size else 0.0
         if pk > 0:
             if out.size < power.size:
                 out = np.pad(out, (0, power.size - out.size))
             out[: power.size] += pk * power
-        if k < ks[-1]:
+        if k < k_max:
             power = _conv(power, inner)
             if power.size > max_len:
                 raise ValueError("batch distribution too large for the lattice")
@@ -345,14 +343,7 @@ class Workload:
         Profiles are immutable, so the view (with its sampled turns) is cached for the few
         most recent profiles: the analytic model, the simulator and the search share it.
         """
-        hit = _WORKLOADS.get(id(profile))
-        if hit is not None and hit.profile is profile:
-            return hit
-        wl = cls._build(profile)
-        if len(_WORKLOADS) >= 16:
-            _WORKLOADS.pop(next(iter(_WORKLOADS)))
-        _WORKLOADS[id(profile)] = wl
-        return wl
+        return cached_per_profile(_WORKLOADS, profile, cls._build)
 
     @classmethod
     def _build(cls, profile: Profile) -> Workload:
@@ -402,9 +393,27 @@ class Workload:
         return sample_turns(self, n=n, rng=np.random.default_rng(TURN_SAMPLE_SEED))
 
 
-# Recently built workload views by id(profile); the entry keeps its profile alive, so an
-# id is never reused while its entry exists.
-_WORKLOADS: dict[int, Workload] = {}
+T = TypeVar("T")
+
+
+def cached_per_profile(store: dict[int, tuple[Profile, T]], profile: Profile,
+                       build: Callable[[Profile], T]) -> T:
+    """``build(profile)``, remembered for the 16 most recent profiles in ``store``.
+
+    Keyed by identity (profiles are immutable); each entry keeps its profile alive, so an
+    id is never reused while its entry exists.
+    """
+    hit = store.get(id(profile))
+    if hit is not None and hit[0] is profile:
+        return hit[1]
+    value = build(profile)
+    if len(store) >= 16:
+        store.pop(next(iter(store)))
+    store[id(profile)] = (profile, value)
+    return value
+
+
+_WORKLOADS: dict[int, tuple[Profile, Workload]] = {}
 
 # Turn latency percentiles and E[max] of random fan-outs have no closed form: they are
 # estimated from this many sampled turns with a fixed seed, so results are reproducible.

@@ -1,0 +1,24 @@
+"""JSON-safe values: results print non-finite numbers as ``null`` (strict JSON has no NaN)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def finite(x: float | None) -> float | None:
+    """``x`` as a float, or None when it is None, NaN or infinite."""
+    if x is None:
+        return None
+    return float(x) if math.isfinite(x) else None
+
+
+def clean(obj: Any) -> Any:
+    """A copy of nested dicts/lists/tuples with every float passed through :func:`finite`."""
+    if isinstance(obj, float):
+        return finite(obj)
+    if isinstance(obj, dict):
+        return {k: clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [clean(v) for v in obj]
+    return obj
