@@ -120,7 +120,9 @@ def _progress(label: str, quiet: bool,
     if total is not None:
         columns.append(BarColumn())
     columns += [TextColumn("{task.completed:,} replications"), TimeElapsedColumn()]
-    with Progress(*columns, console=err_console, transient=True) as bar:
+    # No stdout redirection: results go to stdout untouched while the display runs.
+    with Progress(*columns, console=err_console, transient=True, redirect_stdout=False,
+                  redirect_stderr=False) as bar:
         task = bar.add_task(label, total=total)
         yield lambda done: bar.update(task, completed=done)
 

@@ -171,3 +171,19 @@ def test_simulated_ceiling_never_far_above_mean_value(web_research: Path) -> Non
                           "quotas.deployment.enforcement.type=token_bucket").stdout)
     limit = data["mean_ceiling"] / (1 - data["targets"]["max_429_fraction"]) + 1
     assert data["simulated"]["n_star"] <= limit
+
+
+def test_progress_is_drawn_on_a_terminal_unless_quiet(monkeypatch: pytest.MonkeyPatch,
+                                                      web_research: Path) -> None:
+    """On a terminal the progress display appears on stderr; --quiet hides it."""
+    import capacity.cli as cli
+
+    def run(*extra: str) -> str:
+        buf = io.StringIO()
+        monkeypatch.setattr(cli, "err_console",
+                            cli.Console(file=buf, force_terminal=True, width=100))
+        _ok("ceiling", str(web_research), "--json", *FAST, *extra)
+        return buf.getvalue()
+
+    assert "simulating" in run()
+    assert run("--quiet") == ""
