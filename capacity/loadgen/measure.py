@@ -1,0 +1,163 @@
+"""Raw measurements of a load test and the metrics computed from them.
+
+The metric names and definitions are the simulator's (:data:`capacity.sim.METRICS`), so a
+measured point and a simulated one compare key by key: per-turn and per-call figures are
+over the turns that *start* in the measured interval ``[warmup, warmup + duration)``
+(model seconds) and their calls; rates count events inside that interval. A few measured
+extras have no simulated twin (``goodput_tokens_per_min``, ``sessions_in_turn_mean``,
+``calls_in_flight_mean``).
+
+Records are plain tuples of numbers so that shards (processes, Locust workers) can ship
+them to the process that summarises them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["EXTRA_METRICS", "LagStats", "Recorder", "TurnRecord", "summarise"]
+
+EXTRA_METRICS: dict[str, str] = {
+    "goodput_tokens_per_min": "prompt + completion tokens of successful calls per minute "
+                              "(from the endpoint's usage)",
+    "sessions_in_turn_mean": "sessions inside a turn, time average",
+    "calls_in_flight_mean": "calls in flight (sent, not yet answered), time average",
+}
+"""Measured metrics the simulator does not report."""
+
+
+@dataclass(slots=True)
+class TurnRecord:
+    """One turn as it happened (times in model seconds since the run's origin)."""
+
+    start: float
+    end: float
+    calls: int = 0
+    attempts: int = 0
+    rejected: int = 0
+    calls_failed: int = 0
+    pace_wait: float = 0.0
+    failed: bool = False
+
+    def as_tuple(self) -> tuple[float, float, int, int, int, int, float, bool]:
+        return (self.start, self.end, self.calls, self.attempts, self.rejected,
+                self.calls_failed, self.pace_wait, self.failed)
+
+
+@dataclass
+class Recorder:
+    """Collects what one shard of the run observed.
+
+    ``turns``: finished turns; ``open_turns``: turns started and not finished when the
+    run stopped (start times); ``successes``: (completion time, tokens) of successful
+    calls; ``occupancy``: (time, sessions in a turn, calls in flight) samples; ``lag``:
+    event-loop lag samples (wall seconds) taken inside the measured interval.
+    """
+
+    turns: list[tuple[float, float, int, int, int, int, float, bool]] = field(
+        default_factory=list)
+    open_turns: list[float] = field(default_factory=list)
+    successes: list[tuple[float, int]] = field(default_factory=list)
+    occupancy: list[tuple[float, int, int]] = field(default_factory=list)
+    lag: list[float] = field(default_factory=list)
+    usage_mismatch: int = 0
+
+    def merge(self, other: Recorder | dict[str, Any]) -> None:
+        """Add another shard's records (a Recorder or its :meth:`to_wire` form)."""
+        o = other if isinstance(other, Recorder) else Recorder.from_wire(other)
+        self.turns.extend(o.turns)
+        self.open_turns.extend(o.open_turns)
+        self.successes.extend(o.successes)
+        self.occupancy.extend(o.occupancy)
+        self.lag.extend(o.lag)
+        self.usage_mismatch += o.usage_mismatch
+
+    def to_wire(self) -> dict[str, Any]:
+        """JSON/pickle-friendly form."""
+        return {"turns": [list(t) for t in self.turns], "open_turns": self.open_turns,
+                "successes": [list(s) for s in self.successes],
+                "occupancy": [list(o) for o in self.occupancy], "lag": self.lag,
+                "usage_mismatch": self.usage_mismatch}
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> Recorder:
+        return cls([tuple(t) for t in d["turns"]], list(d["open_turns"]),  # type: ignore[misc]
+                   [tuple(s) for s in d["successes"]],  # type: ignore[misc]
+                   [tuple(o) for o in d["occupancy"]], list(d["lag"]),  # type: ignore[misc]
+                   int(d.get("usage_mismatch", 0)))
+
+
+@dataclass(frozen=True, slots=True)
+class LagStats:
+    """Event-loop lag over the measured interval (wall seconds): how late timers fired."""
+
+    p99_s: float
+    max_s: float
+    samples: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"p99_s": _fin(self.p99_s), "max_s": _fin(self.max_s), "samples": self.samples}
+
+
+def _fin(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else math.nan
+
+
+def summarise(rec: Recorder, t0: float, t1: float) -> tuple[dict[str, float], dict[str, int],
+                                                             LagStats]:
+    """Metrics over the measured interval ``[t0, t1)`` (model seconds).
+
+    Returns ``(metrics, counts, lag)``: metrics by the simulator's names plus
+    :data:`EXTRA_METRICS`; counts of measured turns, calls, attempts, 429s and turns
+    still open at the end (those are left out of the latency figures).
+    """
+    horizon = t1 - t0
+    meas = [t for t in rec.turns if t0 <= t[0] < t1]
+    turns = len(meas)
+    calls = sum(t[2] for t in meas)
+    attempts = sum(t[3] for t in meas)
+    rejected = sum(t[4] for t in meas)
+    failed_calls = sum(t[5] for t in meas)
+    pace = sum(t[6] for t in meas)
+    lat = np.asarray([t[1] - t[0] for t in meas], dtype=np.float64)
+    if lat.size:
+        p50, p95, p99 = (float(x) for x in np.percentile(lat, [50.0, 95.0, 99.0]))
+        mean = float(lat.mean())
+    else:
+        p50 = p95 = p99 = mean = math.nan
+    good = [s for s in rec.successes if t0 <= s[0] < t1]
+    m = {
+        "attempt_429_fraction": _ratio(rejected, attempts),
+        "call_failure_fraction": _ratio(failed_calls, calls),
+        "turn_429_fraction": _ratio(sum(1 for t in meas if t[4] > 0), turns),
+        "turn_failure_fraction": _ratio(sum(1 for t in meas if t[7]), turns),
+        "turn_latency_mean_s": mean,
+        "turn_latency_p50_s": p50,
+        "turn_latency_p95_s": p95,
+        "turn_latency_p99_s": p99,
+        "goodput_calls_per_min": len(good) / horizon * 60.0,
+        "turn_throughput_per_s": sum(1 for t in rec.turns if t0 <= t[1] < t1) / horizon,
+        "attempts_per_call": _ratio(attempts, calls),
+        "calls_per_turn": _ratio(calls, turns),
+        "pacing_wait_mean_s": _ratio(pace, calls),
+        "goodput_tokens_per_min": sum(s[1] for s in good) / horizon * 60.0,
+    }
+    occ = [o for o in rec.occupancy if t0 <= o[0] < t1]
+    m["sessions_in_turn_mean"] = float(np.mean([o[1] for o in occ])) if occ else math.nan
+    m["calls_in_flight_mean"] = float(np.mean([o[2] for o in occ])) if occ else math.nan
+    open_measured = sum(1 for s in rec.open_turns if t0 <= s < t1)
+    counts = {"turns": turns, "calls": calls, "attempts": attempts, "rejected": rejected,
+              "calls_failed": failed_calls, "open_turns": open_measured,
+              "usage_mismatch": rec.usage_mismatch}
+    lag = np.asarray(rec.lag, dtype=np.float64)
+    lag_stats = LagStats(float(np.percentile(lag, 99.0)) if lag.size else math.nan,
+                         float(lag.max()) if lag.size else math.nan, int(lag.size))
+    return m, counts, lag_stats

@@ -1,0 +1,201 @@
+"""Turns drawn from the profile, in distribution exactly as the simulator draws them.
+
+A session repeats: draw a turn type from the mix, run its steps, pause. This module draws
+the *plan* of one turn — a tree of sequential and parallel blocks whose leaves are calls
+with their token counts — and the pauses; the session driver executes it. The rules are
+the simulator's (:mod:`capacity.sim`, module docstring):
+
+* turn type by weight; ``optional`` body with its probability; ``parallel``: ``count``
+  copies launched together; ``repeat``: the body ``count`` times in sequence;
+* per call: input tokens, output tokens (whole tokens, ``floor(x + 0.5)``), cached input
+  ``floor(cached_input_fraction · input + 0.5)``, ``max_tokens`` (the call's or the model's);
+* pause: ``think_time`` runs from the turn's end, ``cadence`` from its start (next start
+  ``max(start + cadence, end)``); a session's first turn starts after an *equilibrium
+  residual* of the pause distribution (steady-state start).
+
+Latency (time to first token, tokens per second) is the endpoint's business, not drawn here.
+Randomness comes from a passed-in :class:`numpy.random.Generator`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass, field
+from itertools import accumulate
+
+import numpy as np
+
+from ..model.dist import Distribution
+from ..profile.schema import (
+    Block,
+    CallSpec,
+    CallStep,
+    OptionalStep,
+    ParallelStep,
+    Profile,
+    RepeatStep,
+)
+
+__all__ = ["CallPlan", "ParPlan", "SeqPlan", "TurnSampler", "draw", "draw_residual"]
+
+
+@dataclass(slots=True)
+class CallPlan:
+    """One call of a drawn turn (tokens are whole numbers)."""
+
+    name: str
+    model: str
+    input_tokens: int
+    cached_tokens: int
+    output_tokens: int
+    max_tokens: int | None
+
+
+@dataclass(slots=True)
+class SeqPlan:
+    """Children run one after another."""
+
+    children: list[CallPlan | SeqPlan | ParPlan] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ParPlan:
+    """Children launched at the same instant; the block ends when the last one ends."""
+
+    children: list[CallPlan | SeqPlan | ParPlan] = field(default_factory=list)
+
+
+Node = CallPlan | SeqPlan | ParPlan
+
+
+def draw(d: Distribution, rng: np.random.Generator) -> float:
+    """One draw of ``d`` (same parametrisation and integer rules as the simulator)."""
+    k, p = d.kind, d.params
+    if k == "fixed":
+        return p[0]
+    if k == "uniform":
+        u = rng.random()
+        if d.quantity == "count":
+            return float(min(p[0] + math.floor(u * (p[1] - p[0] + 1.0)), p[1]))
+        return p[0] + u * (p[1] - p[0])
+    if k == "exponential":
+        return -p[0] * math.log1p(-rng.random())
+    if k == "lognormal":
+        sigma = math.log(p[1] / p[0]) / _Z95
+        return p[0] * math.exp(sigma * float(rng.standard_normal()))
+    cum = list(accumulate(d.weights))
+    u = rng.random() * cum[-1]
+    i = min(bisect.bisect_right(cum, u), len(d.values) - 1)
+    return d.values[i]
+
+
+_Z95 = 1.6448536269514722
+
+
+def draw_residual(d: Distribution, rng: np.random.Generator) -> float:
+    """Equilibrium residual of ``d``: ``U · X_lb`` with ``X_lb`` length-biased (seconds).
+
+    What an observer arriving at a random instant waits for the next renewal — the
+    simulator's steady-state start of a session.
+    """
+    k, p = d.kind, d.params
+    u = rng.random()
+    if k == "fixed":
+        return u * p[0]
+    if k == "uniform":
+        u1 = rng.random()
+        return u * math.sqrt(p[0] ** 2 + u1 * (p[1] ** 2 - p[0] ** 2))
+    if k == "exponential":
+        return -p[0] * math.log1p(-u)  # memoryless
+    if k == "lognormal":
+        sigma = math.log(p[1] / p[0]) / _Z95
+        # Length-biasing a lognormal shifts its log-mean by sigma².
+        return u * p[0] * math.exp(sigma * sigma + sigma * float(rng.standard_normal()))
+    w = [wi * vi for wi, vi in zip(d.weights, d.values, strict=True)]
+    total = sum(w)
+    if total <= 0:
+        return 0.0
+    cum = list(accumulate(w))
+    i = min(bisect.bisect_right(cum, rng.random() * total), len(w) - 1)
+    return u * d.values[i]
+
+
+class TurnSampler:
+    """Draws turns and pauses of one profile."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        self.turn_names = list(profile.session.turns)
+        self._cum = list(accumulate(t.weight for t in profile.session.turns.values()))
+        self.mode = profile.session.mode
+        self.pause = profile.session.pause
+
+    def draw_turn(self, rng: np.random.Generator) -> tuple[str, SeqPlan]:
+        """The next turn: its type name and plan."""
+        u = rng.random() * self._cum[-1]
+        i = min(bisect.bisect_right(self._cum, u), len(self._cum) - 1)
+        name = self.turn_names[i]
+        return name, self._seq(self.profile.session.turns[name].steps, rng)
+
+    def draw_pause(self, rng: np.random.Generator) -> float:
+        """Think time or cadence (model seconds)."""
+        return draw(self.pause, rng)
+
+    def first_start(self, rng: np.random.Generator) -> float:
+        """Delay before a session's first turn (model seconds): the steady-state start."""
+        return draw_residual(self.pause, rng)
+
+    def next_start(self, start: float, end: float, pause: float) -> float:
+        """When the next turn starts (model seconds) given this one's start and end."""
+        if self.mode == "think_time":
+            return end + pause
+        return max(start + pause, end)
+
+    # -- the step tree -------------------------------------------------------------
+    def _seq(self, steps: list[object] | tuple[object, ...],
+             rng: np.random.Generator) -> SeqPlan:
+        seq = SeqPlan()
+        for step in steps:
+            node = self._step(step, rng)
+            if node is not None:
+                seq.children.append(node)
+        return seq
+
+    def _body(self, block: Block, rng: np.random.Generator) -> Node:
+        if block.call is not None:
+            return self._call(block.call, rng)
+        return self._seq(block.steps or [], rng)
+
+    def _step(self, step: object, rng: np.random.Generator) -> Node | None:
+        if isinstance(step, CallStep):
+            return self._call(step.call, rng)
+        if isinstance(step, ParallelStep):
+            n = int(draw(step.parallel.count, rng))
+            return ParPlan([self._body(step.parallel, rng) for _ in range(n)])
+        if isinstance(step, OptionalStep):
+            if rng.random() < step.optional.probability:
+                return self._body(step.optional, rng)
+            return None
+        if isinstance(step, RepeatStep):
+            n = int(draw(step.repeat.count, rng))
+            return SeqPlan([self._body(step.repeat, rng) for _ in range(n)])
+        raise TypeError(f"unknown step {step!r}")  # pragma: no cover - validated profile
+
+    def _call(self, call: CallSpec, rng: np.random.Generator) -> CallPlan:
+        tin = int(math.floor(draw(call.input_tokens, rng) + 0.5))
+        tout = int(math.floor(draw(call.output_tokens, rng) + 0.5))
+        return CallPlan(
+            name=call.name or call.model, model=call.model, input_tokens=tin,
+            cached_tokens=int(math.floor(call.cached_input_fraction * tin + 0.5)),
+            output_tokens=tout, max_tokens=self.profile.max_tokens_for(call))
+
+
+def iter_calls(node: Node) -> list[CallPlan]:
+    """The calls of a plan, depth first."""
+    if isinstance(node, CallPlan):
+        return [node]
+    out: list[CallPlan] = []
+    for c in node.children:
+        out.extend(iter_calls(c))
+    return out

@@ -1,0 +1,284 @@
+"""Wire format of the calls a session makes: OpenAI, Azure OpenAI and Anthropic.
+
+Each session keeps a conversation that grows as an agent's does — user message, assistant
+tool call, tool result, assistant answer — and every request is sized to the call's drawn
+input tokens (at the documented estimate of 4 characters per token, the rule
+``capacity serve`` uses when it has no tokenizer), by padding the system prompt or, once
+the history alone is larger, dropping its oldest exchanges (whole exchanges, so a tool
+result never loses the assistant message that asked for it). Every request offers one
+tool, so a protocol-aware endpoint answers with a tool call unless the last message is a
+tool result — as it would for a real agent.
+
+Requests also carry hint headers with the profile's figures for the call
+(``x-capacity-input-tokens``, ``x-capacity-cached-tokens``, ``x-capacity-output-tokens``);
+an endpoint that knows them (``capacity serve``) charges and times the call exactly as the
+simulator does; any other endpoint ignores them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..errors import CapacityError
+from .plan import CallPlan
+
+__all__ = ["CHARS_PER_TOKEN", "Conversation", "Reply", "Request", "TargetError",
+           "build_request", "parse_reply", "parse_retry_after", "normalise_target"]
+
+Provider = Literal["openai", "azure", "anthropic"]
+CHARS_PER_TOKEN = 4
+AZURE_API_VERSION = "2024-10-21"
+ANTHROPIC_VERSION = "2023-06-01"
+
+_TOOL_NAME = "lookup"
+_TOOL_SCHEMA = {"type": "object",
+                "properties": {"query": {"type": "string", "description": "what to look up"}},
+                "required": ["query"]}
+_WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel")
+
+
+class TargetError(CapacityError):
+    """The target is unreachable or does not answer like an LLM endpoint."""
+
+
+def filler(chars: int, salt: int = 0) -> str:
+    """Plain text of exactly ``chars`` characters (≈ chars / 4 tokens)."""
+    if chars <= 0:
+        return ""
+    words = []
+    n = 0
+    i = salt
+    while n < chars:
+        w = _WORDS[i % len(_WORDS)]
+        words.append(w)
+        n += len(w) + 1
+        i += 1
+    return " ".join(words)[:chars]
+
+
+def normalise_target(url: str, provider: Provider) -> str:
+    """The endpoint's base URL without a trailing slash or ``/v1`` (one line on error)."""
+    u = url.strip().rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", u):
+        raise TargetError(f"--target {url!r}: expected an http(s):// URL")
+    if u.endswith("/v1"):
+        u = u[:-3]
+    return u
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One HTTP request: path (below the base URL), headers and JSON body."""
+
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Reply:
+    """What a successful answer said: its tool calls (ids) or text, and the usage."""
+
+    tool_call_ids: list[str]
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(slots=True)
+class Conversation:
+    """A session's growing history, as provider-neutral exchanges.
+
+    An exchange is a list of messages in neutral form: ``("user", text)``,
+    ``("assistant_text", text)``, ``("assistant_tools", [ids])``, ``("tool", id, text)``.
+    """
+
+    session: int
+    exchanges: list[list[tuple[Any, ...]]] = field(default_factory=list)
+    # Tool calls of the last answer still waiting for their results.
+    pending: list[str] = field(default_factory=list)
+    counter: int = 0
+
+    def next_messages(self) -> list[tuple[Any, ...]]:
+        """The messages a new sequential call appends: tool results for the pending tool
+        calls (then the endpoint answers in text), else a new user message."""
+        self.counter += 1
+        if self.pending:
+            return [("tool", tid, filler(200, self.counter)) for tid in self.pending]
+        return [("user", f"step {self.counter}: " + filler(120, self.counter))]
+
+    def record(self, sent: list[tuple[Any, ...]], reply: Reply) -> None:
+        """Append a sequential call's messages and its answer to the history."""
+        answer: tuple[Any, ...]
+        if reply.tool_call_ids:
+            answer = ("assistant_tools", list(reply.tool_call_ids))
+        else:
+            answer = ("assistant_text", reply.text or "ok")
+        if self.pending and self.exchanges:
+            self.exchanges[-1].extend([*sent, answer])
+        else:
+            self.exchanges.append([*sent, answer])
+        self.pending = list(reply.tool_call_ids)
+        # Keep the history bounded: requests are sized to the profile anyway.
+        if len(self.exchanges) > 8:
+            del self.exchanges[: len(self.exchanges) - 8]
+
+
+def _size(m: tuple[Any, ...]) -> int:
+    if m[0] == "assistant_tools":
+        return 40 * len(m[1])
+    return len(m[-1]) if isinstance(m[-1], str) else 0
+
+
+def _fit(history: list[list[tuple[Any, ...]]], new: list[tuple[Any, ...]],
+         budget: int) -> tuple[list[tuple[Any, ...]], int]:
+    """Messages to send (oldest exchanges dropped to fit ``budget`` characters) and the
+    characters left for the system prompt."""
+    new_size = sum(_size(m) for m in new)
+    kept: list[list[tuple[Any, ...]]] = []
+    used = new_size
+    for ex in reversed(history):
+        s = sum(_size(m) for m in ex)
+        if used + s > budget:
+            break
+        kept.append(ex)
+        used += s
+    msgs = [m for ex in reversed(kept) for m in ex]
+    return msgs, max(0, budget - used)
+
+
+def build_request(provider: Provider, call: CallPlan, history: list[list[tuple[Any, ...]]],
+                  new: list[tuple[Any, ...]], *, deployment: str | None = None) -> Request:
+    """The HTTP request for ``call``: history (trimmed) + ``new`` messages, sized to the
+    call's input tokens at :data:`CHARS_PER_TOKEN` characters per token."""
+    budget = call.input_tokens * CHARS_PER_TOKEN
+    msgs, pad = _fit(history, new, budget)
+    msgs = msgs + new
+    if msgs and msgs[0][0] == "tool":  # cannot happen (exchanges are whole); be safe
+        msgs = msgs[1:]
+    system = filler(pad, call.input_tokens)
+    hints = {"x-capacity-input-tokens": str(call.input_tokens),
+             "x-capacity-cached-tokens": str(call.cached_tokens),
+             "x-capacity-output-tokens": str(call.output_tokens)}
+    if provider == "anthropic":
+        return _anthropic(call, system, msgs, hints)
+    body: dict[str, Any] = {"model": call.model, "messages": _openai_messages(system, msgs),
+                            "tools": [{"type": "function", "function": {
+                                "name": _TOOL_NAME, "description": "Look something up.",
+                                "parameters": _TOOL_SCHEMA}}],
+                            "tool_choice": "auto", "stream": False}
+    if call.max_tokens is not None:
+        body["max_tokens"] = call.max_tokens
+    headers = {"content-type": "application/json", **hints}
+    if provider == "azure":
+        dep = deployment or call.model
+        headers["api-key"] = "capacity-loadtest"
+        return Request(f"/openai/deployments/{dep}/chat/completions?api-version="
+                       f"{AZURE_API_VERSION}", headers, body)
+    headers["authorization"] = "Bearer capacity-loadtest"
+    return Request("/v1/chat/completions", headers, body)
+
+
+def _openai_messages(system: str, msgs: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [{"role": "system", "content": system or "You are an agent."}]
+    for m in msgs:
+        if m[0] == "user":
+            out.append({"role": "user", "content": m[1]})
+        elif m[0] == "assistant_text":
+            out.append({"role": "assistant", "content": m[1]})
+        elif m[0] == "assistant_tools":
+            out.append({"role": "assistant", "content": None, "tool_calls": [
+                {"id": tid, "type": "function",
+                 "function": {"name": _TOOL_NAME, "arguments": '{"query": "q"}'}}
+                for tid in m[1]]})
+        else:
+            out.append({"role": "tool", "tool_call_id": m[1], "content": m[2]})
+    return out
+
+
+def _anthropic(call: CallPlan, system: str, msgs: list[tuple[Any, ...]],
+               hints: dict[str, str]) -> Request:
+    out: list[dict[str, Any]] = []
+    for m in msgs:
+        if m[0] == "user":
+            block: dict[str, Any] = {"type": "text", "text": m[1]}
+            role = "user"
+        elif m[0] == "assistant_text":
+            block, role = {"type": "text", "text": m[1]}, "assistant"
+        elif m[0] == "assistant_tools":
+            role = "assistant"
+            blocks = [{"type": "tool_use", "id": tid, "name": _TOOL_NAME,
+                       "input": {"query": "q"}} for tid in m[1]]
+            out.append({"role": role, "content": blocks})
+            continue
+        else:
+            block = {"type": "tool_result", "tool_use_id": m[1], "content": m[2]}
+            role = "user"
+        # Consecutive messages of one role merge (Anthropic alternates roles).
+        if out and out[-1]["role"] == role:
+            out[-1]["content"].append(block)
+        else:
+            out.append({"role": role, "content": [block]})
+    if not out or out[0]["role"] != "user":
+        out.insert(0, {"role": "user", "content": [{"type": "text", "text": "start"}]})
+    body: dict[str, Any] = {
+        "model": call.model, "max_tokens": call.max_tokens or 4096,
+        # The system prompt (and so the cacheable prefix) marked for prompt caching.
+        "system": [{"type": "text", "text": system or "You are an agent.",
+                    "cache_control": {"type": "ephemeral"}}],
+        "messages": out,
+        "tools": [{"name": _TOOL_NAME, "description": "Look something up.",
+                   "input_schema": _TOOL_SCHEMA}],
+    }
+    headers = {"content-type": "application/json", "x-api-key": "capacity-loadtest",
+               "anthropic-version": ANTHROPIC_VERSION, **hints}
+    return Request("/v1/messages", headers, body)
+
+
+def parse_reply(provider: Provider, data: Any) -> Reply:
+    """Read a 2xx answer; raises :class:`TargetError` when it is not one (garbage)."""
+    try:
+        if provider == "anthropic":
+            if data.get("type") != "message":
+                raise ValueError("no 'type': 'message'")
+            ids = [b["id"] for b in data["content"] if b.get("type") == "tool_use"]
+            text = "".join(b.get("text", "") for b in data["content"]
+                           if b.get("type") == "text")
+            u = data["usage"]
+            prompt = int(u.get("input_tokens", 0)) + int(u.get("cache_read_input_tokens") or 0)
+            return Reply(ids, text, prompt, int(u["output_tokens"]))
+        msg = data["choices"][0]["message"]
+        ids = [tc["id"] for tc in (msg.get("tool_calls") or [])]
+        u = data["usage"]
+        return Reply(ids, msg.get("content") or "", int(u["prompt_tokens"]),
+                     int(u["completion_tokens"]))
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
+        shown = json.dumps(data)[:120] if not isinstance(data, str) else data[:120]
+        raise TargetError(f"the target's answer is not a {provider} completion "
+                          f"({type(e).__name__}: {e}): {shown}") from None
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    """The server's wait on a 429, wall seconds: ``retry-after-ms`` first, then
+    ``retry-after`` (seconds); None when absent or unreadable."""
+    for key, scale in (("retry-after-ms", 1e-3), ("retry-after", 1.0)):
+        v = headers.get(key)
+        if v is None:
+            continue
+        try:
+            x = float(v) * scale
+        except ValueError:
+            continue
+        if math.isfinite(x) and x >= 0:
+            return x
+    return None
+
+
+def fork(conv: Conversation) -> Conversation:
+    """A copy of the conversation for one copy of a parallel block (its own branch)."""
+    return Conversation(conv.session, [list(ex) for ex in conv.exchanges],
+                        list(conv.pending), conv.counter)

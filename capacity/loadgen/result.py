@@ -1,0 +1,188 @@
+"""Result objects of a load test: measured points beside the simulator's prediction."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..jsonsafe import clean
+
+__all__ = ["LoadPoint", "LoadtestResult", "MeasuredCeiling", "compare_metrics"]
+
+COMPARED = ("attempt_429_fraction", "call_failure_fraction", "turn_429_fraction",
+            "turn_failure_fraction", "turn_latency_mean_s", "turn_latency_p50_s",
+            "turn_latency_p95_s", "turn_latency_p99_s", "goodput_calls_per_min",
+            "turn_throughput_per_s", "attempts_per_call", "calls_per_turn",
+            "pacing_wait_mean_s")
+"""Metrics both the simulator and the load generator report (same names, same rules)."""
+
+
+def compare_metrics(measured: dict[str, float], predicted: Any) -> dict[str, dict[str, Any]]:
+    """Key-by-key comparison with a :class:`capacity.sim.SimulationResult`.
+
+    ``predicted``/``predicted_lo``/``predicted_hi``: replication mean and its 95 % CI;
+    ``run_lo``/``run_hi``: 2.5 and 97.5 percentiles of the *single* replications — where one
+    measured run of the same length is expected to fall (a measurement is one run, so its
+    noise is a replication's, not the mean's); ``within_run`` says whether it does.
+    """
+    import numpy as np
+
+    out: dict[str, dict[str, Any]] = {}
+    for k in COMPARED:
+        m = measured.get(k, math.nan)
+        est = predicted.metrics.get(k)
+        if est is None:
+            continue
+        s = np.asarray([x for x in predicted.samples.get(k, ()) if math.isfinite(x)])
+        lo, hi = ((float(np.percentile(s, 2.5)), float(np.percentile(s, 97.5))) if s.size
+                  else (math.nan, math.nan))
+        within = None
+        if math.isfinite(m) and math.isfinite(lo):
+            within = bool(lo - 1e-12 <= m <= hi + 1e-12)
+        out[k] = {"measured": m, "predicted": est.mean, "predicted_lo": est.lo,
+                  "predicted_hi": est.hi, "run_lo": lo, "run_hi": hi, "within_run": within}
+    return out
+
+
+@dataclass
+class LoadPoint:
+    """One N: what was measured, what the simulator predicts for it, and the verdict.
+
+    measured : metrics by the simulator's names plus the measured extras.
+    counts : measured turns, calls, attempts, 429s, failed calls, turns still open.
+    lag : event-loop lag over the measured interval (``p99_s``, ``max_s``; wall seconds).
+    predicted : the simulation at the same N, horizon, warm-up and seed (or None).
+    meets / violates : the measured figures against the profile's targets.
+    interrupted : the run was stopped (Ctrl-C) before its end; figures are partial.
+    """
+
+    sessions: int
+    measured: dict[str, float]
+    counts: dict[str, int]
+    lag: Any
+    measured_horizon_s: float
+    predicted: Any = None
+    meets: bool = False
+    violates: tuple[str, ...] = ()
+    interrupted: bool = False
+
+    def comparison(self) -> dict[str, dict[str, Any]]:
+        return {} if self.predicted is None else compare_metrics(self.measured, self.predicted)
+
+    def to_dict(self) -> dict[str, Any]:
+        return clean({
+            "sessions": self.sessions,
+            "interrupted": self.interrupted,
+            "measured": {"metrics": dict(self.measured), "counts": dict(self.counts),
+                         "lag": self.lag.to_dict(), "horizon_s": self.measured_horizon_s},
+            "predicted": None if self.predicted is None else self.predicted.to_dict(),
+            "compare": self.comparison(),
+            "meets": self.meets,
+            "violates": list(self.violates),
+        })
+
+
+@dataclass(frozen=True)
+class MeasuredCeiling:
+    """The measured saturation point on the grid.
+
+    n_star : largest grid N that meets every target with every smaller grid N meeting
+    them too (0 when the smallest fails); bracket : (that N, the first failing N, or
+    None); n_star_interpolated : where the violated metric crosses its target between the
+    two (linear); capped : no grid N failed (the ceiling is above the grid).
+    """
+
+    n_star: int
+    bracket: tuple[int, int | None]
+    n_star_interpolated: float
+    capped: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return clean({"n_star": self.n_star, "bracket": list(self.bracket),
+                      "n_star_interpolated": self.n_star_interpolated,
+                      "capped": self.capped})
+
+
+@dataclass
+class LoadtestResult:
+    """A load test over a grid of N, with the prediction beside each measurement."""
+
+    profile: str
+    target: str
+    provider: str
+    engine: str
+    client: str
+    time_scale: float
+    warmup_s: float
+    duration_s: float
+    seed: int
+    replications: int
+    lag_limit_s: float
+    lag_fraction: float
+    targets: dict[str, float | None]
+    points: list[LoadPoint] = field(default_factory=list)
+    measured_ceiling: MeasuredCeiling | None = None
+    predicted_ceiling: Any = None
+    interrupted: bool = False
+    agent_url: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        pc = self.predicted_ceiling
+        return clean({
+            "profile": self.profile,
+            "target": self.target,
+            "agent_url": self.agent_url,
+            "provider": self.provider,
+            "engine": self.engine,
+            "client": self.client,
+            "time_scale": self.time_scale,
+            "warmup_s": self.warmup_s,
+            "duration_s": self.duration_s,
+            "seed": self.seed,
+            "replications": self.replications,
+            "targets": dict(self.targets),
+            "lag_guard": {"fraction": self.lag_fraction, "limit_s": self.lag_limit_s},
+            "points": [p.to_dict() for p in self.points],
+            "measured_ceiling": (None if self.measured_ceiling is None
+                                 else self.measured_ceiling.to_dict()),
+            "predicted_ceiling": None if pc is None else {
+                "n_star": pc.n_star, "n_lo": pc.n_lo, "n_hi": pc.n_hi,
+                "binding": list(pc.binding), "capped": pc.capped},
+            "interrupted": self.interrupted,
+            "notes": list(self.notes),
+        })
+
+
+def measured_ceiling(points: list[LoadPoint], targets: dict[str, float | None]
+                     ) -> MeasuredCeiling | None:
+    """The measured N* from grid points (in increasing N)."""
+    pts = sorted((p for p in points if not p.interrupted), key=lambda p: p.sessions)
+    if not pts:
+        return None
+    last_ok: LoadPoint | None = None
+    first_bad: LoadPoint | None = None
+    for p in pts:
+        if p.meets:
+            last_ok = p
+        else:
+            first_bad = p
+            break
+    if first_bad is None:
+        assert last_ok is not None
+        return MeasuredCeiling(last_ok.sessions, (last_ok.sessions, None),
+                               float(last_ok.sessions), True)
+    a = last_ok.sessions if last_ok is not None else 0
+    b = first_bad.sessions
+    crossings = [float(b)]
+    for name, key in (("max_429_fraction", "attempt_429_fraction"),
+                      ("p95_turn_latency", "turn_latency_p95_s")):
+        tgt = targets.get(name)
+        if tgt is None or name not in first_bad.violates:
+            continue
+        xb = first_bad.measured.get(key, math.nan)
+        xa = last_ok.measured.get(key, math.nan) if last_ok is not None else 0.0
+        if math.isfinite(xa) and math.isfinite(xb) and xb > xa:
+            crossings.append(a + (b - a) * (tgt - xa) / (xb - xa))
+    return MeasuredCeiling(a, (a, b), max(float(a), min(crossings)), False)

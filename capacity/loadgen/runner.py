@@ -1,0 +1,260 @@
+"""Run a load test over a grid of N and put the simulator's prediction beside it."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from ..errors import CapacityError
+from ..profile.schema import DIMENSION_PERIOD_S, Profile
+from .driver import DriverConfig, SessionDriver
+from .measure import Recorder, summarise
+from .protocol import Provider, normalise_target
+from .result import LoadPoint, LoadtestResult, measured_ceiling
+
+__all__ = ["LAG_FRACTION", "LagError", "LoadtestConfig", "lag_limit_s", "run_loadtest"]
+
+LAG_FRACTION = 0.1
+"""A run is refused when the event loop's p99 lag exceeds this fraction of the smallest
+enforcement window ÷ K: a timer that fires that late moves requests across window
+boundaries often enough to change what the limiter admits."""
+
+
+class LagError(CapacityError):
+    """The load generator could not keep time: its measurement would be wrong."""
+
+
+@dataclass(frozen=True)
+class LoadtestConfig:
+    """Settings of a load test (times in model seconds unless said otherwise)."""
+
+    target: str
+    provider: Provider = "openai"
+    time_scale: float = 1.0
+    warmup_s: float = 120.0
+    duration_s: float = 600.0
+    seed: int = 0
+    replications: int = 20
+    processes: int = 1
+    drain_s: float | None = None
+    engine: Literal["builtin", "locust"] = "builtin"
+    client: Literal["raw", "openai", "anthropic"] = "raw"
+    agent_url: str | None = None
+    agent_template: str | None = None
+    workers: int = 2
+    deployments: dict[str, str] = field(default_factory=dict)
+
+
+def smallest_window_s(profile: Profile) -> float:
+    """The shortest enforcement time scale of the profile's quotas (model seconds): a
+    window's length, or a token bucket's depth in seconds of refill."""
+    out = math.inf
+    for q in profile.quotas.values():
+        for dim in q.limits():
+            enf = q.enforcement_for(dim)
+            w = enf.burst if enf.type == "token_bucket" else enf.window
+            out = min(out, w if DIMENSION_PERIOD_S[dim] >= w else DIMENSION_PERIOD_S[dim])
+    return out
+
+
+def lag_limit_s(profile: Profile, time_scale: float) -> float:
+    """Largest acceptable p99 event-loop lag, wall seconds."""
+    return LAG_FRACTION * smallest_window_s(profile) / time_scale
+
+
+def default_drain_s(profile: Profile, duration_s: float) -> float:
+    """How long to wait after the measured interval for its turns to end: the duration
+    itself, at least ten minutes (model seconds) — turns that have not ended by then are
+    reported as open (and left out of the latency figures)."""
+    return max(duration_s, 600.0)
+
+
+def _shard(profile: Profile, cfg: DriverConfig, ids: list[int], epoch: float,
+           agent: tuple[str, str | None] | None, client: str
+           ) -> tuple[dict[str, Any], bool, str | None]:
+    """One process's share of the sessions; returns (records, interrupted, error)."""
+    driver = make_driver(profile, cfg, ids, epoch, agent, client)
+    try:
+        asyncio.run(driver.run())
+        return driver.rec.to_wire(), False, None
+    except KeyboardInterrupt:
+        return driver.rec.to_wire(), True, None
+    except CapacityError as e:
+        return driver.rec.to_wire(), False, str(e)
+
+
+def make_driver(profile: Profile, cfg: DriverConfig, ids: list[int], epoch: float | None,
+                agent: tuple[str, str | None] | None, client: str) -> SessionDriver:
+    """The session driver for the chosen mode (raw client, SDK client or agent)."""
+    if agent is not None:
+        from .agent import AgentDriver
+
+        return AgentDriver(profile, cfg, ids, epoch, agent_url=agent[0], template=agent[1])
+    if client != "raw":
+        from .sdk import SdkDriver
+
+        return SdkDriver(profile, cfg, ids, epoch, sdk=client)
+    return SessionDriver(profile, cfg, ids, epoch)
+
+
+def measure(profile: Profile, cfg: LoadtestConfig, sessions: int) -> tuple[Recorder, bool,
+                                                                          float]:
+    """Run ``sessions`` sessions once; returns (records, interrupted, measured horizon s)."""
+    dcfg = DriverConfig(
+        target=normalise_target(cfg.target, cfg.provider), provider=cfg.provider,
+        time_scale=cfg.time_scale, warmup_s=cfg.warmup_s, duration_s=cfg.duration_s,
+        seed=cfg.seed, drain_s=(cfg.drain_s if cfg.drain_s is not None
+                                else default_drain_s(profile, cfg.duration_s)),
+        deployments=cfg.deployments)
+    agent = (cfg.agent_url, cfg.agent_template) if cfg.agent_url else None
+    epoch = time.time()
+    ids = list(range(sessions))
+    if cfg.processes <= 1:
+        driver = make_driver(profile, dcfg, ids, epoch, agent, cfg.client)
+        interrupted = False
+        try:
+            asyncio.run(driver.run())
+        except KeyboardInterrupt:
+            interrupted = True
+        rec = driver.rec
+    else:
+        rec, interrupted = _measure_sharded(profile, dcfg, ids, cfg.processes, agent,
+                                            cfg.client)
+    horizon = cfg.duration_s
+    if interrupted:
+        horizon = max(0.0, min(cfg.duration_s, (time.time() - epoch) * cfg.time_scale
+                               - cfg.warmup_s))
+    return rec, interrupted, horizon
+
+
+def _measure_sharded(profile: Profile, dcfg: DriverConfig, ids: list[int], processes: int,
+                     agent: tuple[str, str | None] | None, client: str
+                     ) -> tuple[Recorder, bool]:
+    import multiprocessing as mp
+
+    # Sessions k ≡ i (mod P) in process i; all share model time 0 (one wall-clock epoch,
+    # a little ahead so every process is up before it).
+    shards = [ids[i::processes] for i in range(processes) if ids[i::processes]]
+    epoch = time.time() + 1.0
+    rec = Recorder()
+    interrupted = False
+    errors: list[str] = []
+    with ProcessPoolExecutor(len(shards), mp_context=mp.get_context("spawn")) as pool:
+        futs = [pool.submit(_shard, profile, dcfg, s, epoch, agent, client) for s in shards]
+        for f in futs:
+            while True:
+                try:
+                    wire, intr, err = f.result()
+                    break
+                except KeyboardInterrupt:
+                    # The workers got the same SIGINT and return their partial records.
+                    interrupted = True
+            rec.merge(wire)
+            interrupted |= intr
+            if err:
+                errors.append(err)
+    if errors:
+        from .protocol import TargetError
+
+        raise TargetError(errors[0])
+    return rec, interrupted
+
+
+def predict(profile: Profile, sessions: int, cfg: LoadtestConfig) -> Any:
+    """The simulator at the same N, horizon, warm-up and seed."""
+    from ..sim.engine import simulate
+
+    return simulate(profile, sessions, horizon_s=cfg.duration_s, warmup_s=cfg.warmup_s,
+                    replications=cfg.replications, seed=cfg.seed, workers=1)
+
+
+def predict_ceiling(profile: Profile, cfg: LoadtestConfig) -> Any:
+    """``capacity ceiling``'s simulated N* with its CI, same horizon, warm-up and seed."""
+    from ..whatif.ceiling import SimSettings
+    from ..whatif.ceiling import ceiling as solve
+
+    res = solve(profile, "simulate", sim=SimSettings(
+        seed=cfg.seed, replications=cfg.replications, horizon_s=cfg.duration_s,
+        warmup_s=cfg.warmup_s))
+    return res.simulated
+
+
+def targets_of(profile: Profile) -> dict[str, float | None]:
+    return {"max_429_fraction": profile.targets.max_429_fraction,
+            "p95_turn_latency": profile.targets.p95_turn_latency}
+
+
+def judge(point: LoadPoint, targets: dict[str, float | None]) -> LoadPoint:
+    """Set ``meets``/``violates`` from the measured figures."""
+    bad = []
+    f429 = point.measured.get("attempt_429_fraction", math.nan)
+    if not (math.isfinite(f429) and f429 <= (targets["max_429_fraction"] or 0.0)):
+        bad.append("max_429_fraction")
+    p95 = targets.get("p95_turn_latency")
+    if p95 is not None:
+        x = point.measured.get("turn_latency_p95_s", math.nan)
+        if not (math.isfinite(x) and x <= p95):
+            bad.append("p95_turn_latency")
+    return replace(point, meets=not bad, violates=tuple(bad))
+
+
+def run_loadtest(profile: Profile, cfg: LoadtestConfig, grid: list[int], *,
+                 predicted: bool = True, ceiling: bool = True,
+                 on_point: Callable[[LoadPoint], None] | None = None,
+                 check_lag: bool = True) -> LoadtestResult:
+    """Measure every N of ``grid`` (increasing), each beside its prediction.
+
+    Raises :class:`LagError` when the event loop lagged beyond :func:`lag_limit_s` (the
+    points measured before are in the exception's ``result``), and
+    :class:`~capacity.loadgen.protocol.TargetError` for an unreachable or garbage target.
+    A Ctrl-C ends the grid early: the result is flagged ``interrupted`` and holds the
+    partial point.
+    """
+    limit = lag_limit_s(profile, cfg.time_scale)
+    targets = targets_of(profile)
+    result = LoadtestResult(
+        profile=profile.title, target=cfg.target, provider=cfg.provider, engine=cfg.engine,
+        client=cfg.client, time_scale=cfg.time_scale, warmup_s=cfg.warmup_s,
+        duration_s=cfg.duration_s, seed=cfg.seed, replications=cfg.replications,
+        lag_limit_s=limit, lag_fraction=LAG_FRACTION, targets=targets,
+        agent_url=cfg.agent_url)
+    for n in sorted(set(grid)):
+        if cfg.engine == "locust":
+            from .locust import run_locust
+
+            rec, interrupted, horizon = run_locust(profile, cfg, n)
+        else:
+            rec, interrupted, horizon = measure(profile, cfg, n)
+        t0 = cfg.warmup_s
+        metrics, counts, lag = summarise(rec, t0, t0 + max(horizon, 1e-9))
+        point = LoadPoint(n, metrics, counts, lag, horizon, interrupted=interrupted)
+        point = judge(point, targets)
+        if predicted and not interrupted:
+            point.predicted = predict(profile, n, cfg)
+        result.points.append(point)
+        if interrupted:
+            result.interrupted = True
+            break
+        if check_lag and math.isfinite(lag.p99_s) and lag.p99_s > limit:
+            err = LagError(
+                f"event-loop lag too high at N={n}: p99 {lag.p99_s * 1e3:.1f} ms > "
+                f"{LAG_FRACTION:g} × smallest enforcement window "
+                f"{smallest_window_s(profile):g}s ÷ K={cfg.time_scale:g} = "
+                f"{limit * 1e3:.1f} ms; the measurement would be wrong — lower "
+                f"--time-scale or --sessions, or add --processes")
+            err.result = result  # type: ignore[attr-defined]
+            raise err
+        if on_point is not None:
+            on_point(point)
+    result.measured_ceiling = measured_ceiling(result.points, targets)
+    if ceiling and predicted and not result.interrupted:
+        try:
+            result.predicted_ceiling = predict_ceiling(profile, cfg)
+        except CapacityError as e:
+            result.notes.append(f"predicted ceiling not computed: {e}")
+    return result
