@@ -7,7 +7,7 @@ Run from the repository root::
 
 What it prints
 --------------
-1. Cross-check: the same scenario simulated by ``capacity.simulate`` (numba event engine,
+1. Cross-check: the same scenario simulated by ``capacity.sim.engine`` (numba event engine,
    counter-based random streams) and by the SimPy model below (one process per session,
    ``env.all_of`` for fan-out, the readable :class:`capacity.limits.ProviderLimiter` as a
    shared object that rejects, numpy ``Generator`` streams per session). The two use
@@ -17,7 +17,7 @@ What it prints
 3. A full saturation search on ``profiles/web-research.yaml`` (timed, warm cache) and the
    size of the simulation it runs.
 
-The SimPy model implements the same semantics as :mod:`capacity.simulate` (see its module
+The SimPy model implements the same semantics as :mod:`capacity.sim.engine` (see its module
 docstring): turn mix, call / parallel / optional / repeat steps, latency ``ttft +
 min(output, max_tokens)/tps``, think time or cadence, 429 after ``rejection_latency``,
 retry-after or jittered exponential backoff, ``abort_turn`` / ``continue``, steady-state
@@ -43,15 +43,15 @@ import simpy
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from capacity.dist import Distribution  # noqa: E402
-from capacity.limits import (  # noqa: E402
+from capacity.limits.meters import (  # noqa: E402
     LimiterArrays,
     ProviderLimiter,
     charge_coefficients,
     limit_slots,
 )
-from capacity.loader import load_profile  # noqa: E402
-from capacity.profile import (  # noqa: E402
+from capacity.model.dist import Distribution  # noqa: E402
+from capacity.profile.loader import load_profile  # noqa: E402
+from capacity.profile.schema import (  # noqa: E402
     Block,
     CallSpec,
     CallStep,
@@ -61,7 +61,7 @@ from capacity.profile import (  # noqa: E402
     RepeatStep,
 )
 from capacity.search import find_saturation  # noqa: E402
-from capacity.simulate import (  # noqa: E402
+from capacity.sim.engine import (  # noqa: E402
     Estimate,
     _compile,
     _initial_use,

@@ -1,17 +1,31 @@
-"""capacity: how many concurrent LLM-agent sessions can a provider quota carry?"""
+"""capacity: how many concurrent LLM-agent sessions can a provider quota carry?
+
+The package is layered; data flows down once::
+
+    profile/   YAML -> validated, frozen Profile (file:line:key errors), presets
+    model/     distributions, quota slots + charging rules, workload view, client retry
+               policy, client pacing                                   (pure Python)
+    limits/    meters and the limiter: THE admit-or-429, snapshots, provider headers, clocks
+    analytic/  mean-value and burst-aware ceilings (window models, bucket bounds)
+    sim/       the compiled closed-loop engine (a twin of limits/ and model.retry), stats
+    search     the saturation point N* by simulation
+    whatif/    ceiling, size, check, compare, sweep, explain: typed results (.to_dict())
+    render/    rich tables, JSON, CSV                                  (rich only here)
+    cli/       parse -> load -> compute -> render                     (typer only here)
+
+``import capacity`` is cheap: the names below are imported on first use.
+"""
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = version("capacity")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0+unknown"
+from capacity._version import __version__
 
-from .errors import CapacityError, ProfileError
-from .loader import load_profile, profile_from_dict
-from .profile import Profile
+if TYPE_CHECKING:
+    from capacity.errors import CapacityError, ProfileError
+    from capacity.profile.loader import load_profile, profile_from_dict
+    from capacity.profile.schema import Profile
 
 __all__ = [
     "CapacityError",
@@ -21,3 +35,22 @@ __all__ = [
     "load_profile",
     "profile_from_dict",
 ]
+
+_LAZY = {
+    "CapacityError": "capacity.errors",
+    "ProfileError": "capacity.errors",
+    "load_profile": "capacity.profile.loader",
+    "profile_from_dict": "capacity.profile.loader",
+    "Profile": "capacity.profile.schema",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'capacity' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

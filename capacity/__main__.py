@@ -1,5 +1,5 @@
 """``python -m capacity``."""
 
-from .cli import main
+from capacity.cli.app import main
 
 main()

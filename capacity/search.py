@@ -27,9 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .jsonsafe import finite as _finite
-from .profile import Profile
-from .simulate import (
+from capacity.jsonsafe import finite as _finite
+from capacity.profile.schema import Profile
+from capacity.sim.engine import (
     Estimate,
     SimulationError,
     SimulationResult,
@@ -162,7 +162,7 @@ def find_saturation(
     profile : a validated profile.
     lo, hi : initial bracket on N (e.g. the analytic burst-aware and mean-value
         ceilings); widened when it does not bracket.
-    horizon_s, warmup_s, replications, seed : as for :func:`capacity.simulate.simulate`.
+    horizon_s, warmup_s, replications, seed : as for :func:`capacity.sim.engine.simulate`.
     progress : called with the number of replications simulated so far (all N together).
     max_sessions : never simulate more sessions than this (e.g. a little above the
         mean-value ceiling divided by ``1 − max_429_fraction``, beyond which the targets

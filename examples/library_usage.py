@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from capacity import load_profile
-from capacity.analytic import analyze
+from capacity.analytic.model import analyze
 from capacity.search import find_saturation
-from capacity.simulate import simulate
+from capacity.sim.engine import simulate
 
 PROFILE = Path(__file__).resolve().parents[1] / "profiles" / "web-research.yaml"
 

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from capacity import load_profile
-from capacity.analytic import analyze
-from capacity.whatif import size
+from capacity.analytic.model import analyze
+from capacity.whatif.ceiling import size
 
 PROFILES = Path(__file__).resolve().parents[1] / "profiles"
 

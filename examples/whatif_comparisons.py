@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from capacity import load_profile
-from capacity.whatif import compare
+from capacity.whatif.ceiling import compare
 
 HERE = Path(__file__).resolve().parent
 PROFILES = HERE.parent / "profiles"

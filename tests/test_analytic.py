@@ -18,10 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import optimize, stats
 
-from capacity.analytic import analyze, lundberg_theta, panjer, window_model
-from capacity.loader import load_profile, profile_from_dict
-from capacity.profile import Profile
-from capacity.workload import Workload
+from capacity.analytic.model import analyze, lundberg_theta, panjer, window_model
+from capacity.model.workload import Workload
+from capacity.profile.loader import load_profile, profile_from_dict
+from capacity.profile.schema import Profile
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,7 +79,7 @@ def fixed_window(w: float) -> dict[str, Any]:
 
 def model_of(profile: Profile, index: int = 0) -> Any:
     """The window model of one constraint, with the profile's own cycle time."""
-    from capacity.analytic import cycle_time
+    from capacity.analytic.model import cycle_time
 
     wl = Workload.from_profile(profile)
     return window_model(wl, wl.constraints[index], cycle_time(wl).cycle_s)

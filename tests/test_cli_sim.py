@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from capacity.cli import app
+from capacity.cli.app import app
 
 runner = CliRunner()
 FAST = ["--replications", "4", "--horizon", "20m", "--seed", "7"]
@@ -176,7 +176,7 @@ def test_simulated_ceiling_never_far_above_mean_value(web_research: Path) -> Non
 def test_progress_is_drawn_on_a_terminal_unless_quiet(monkeypatch: pytest.MonkeyPatch,
                                                       web_research: Path) -> None:
     """On a terminal the progress display appears on stderr; --quiet hides it."""
-    import capacity.cli as cli
+    import capacity.cli.app as cli
 
     def run(*extra: str) -> str:
         buf = io.StringIO()

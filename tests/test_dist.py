@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from capacity.dist import Distribution, parse_duration
+from capacity.model.dist import Distribution, parse_duration
 
 NAN, INF = float("nan"), float("inf")
 
@@ -379,6 +379,6 @@ def test_z95_constant() -> None:
     """The lognormal p95 z-score is scipy's normal quantile."""
     from scipy import stats
 
-    from capacity.dist import _Z95
+    from capacity.model.dist import _Z95
 
     assert stats.norm.ppf(0.95) == pytest.approx(_Z95, rel=1e-15)

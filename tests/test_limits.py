@@ -13,19 +13,16 @@ from hypothesis import strategies as st
 
 from capacity.limits import (
     FixedWindow,
-    LimiterArrays,
-    ProviderLimiter,
+    Limiter,
     SlidingWindow,
     TokenBucket,
     ceil_ms,
     charge_units,
     limit_slots,
-    limiter_attempt,
-    loaded_state,
-    run_attempts,
 )
-from capacity.loader import profile_from_dict
-from capacity.profile import Profile
+from capacity.sim.kernels import LimiterArrays, limiter_attempt, loaded_state, run_attempts
+from capacity.profile.loader import profile_from_dict
+from capacity.profile.schema import Profile
 
 
 def _profile(quotas: dict[str, Any], call: dict[str, Any] | None = None,
@@ -69,34 +66,34 @@ def test_fixed_window_admits_q_then_rejects_until_the_boundary() -> None:
     """The 26th request of a 25-per-10 s window waits exactly until the next boundary."""
     m = FixedWindow(25, 10.0, offset_s=0.0)
     for _ in range(25):
-        assert m.wait_time(3.0, 1) == 0.0
+        assert m.check(3.0, 1) == 0.0
         m.charge(3.0, 1)
-    assert m.wait_time(3.0, 1) == pytest.approx(7.0)
-    assert m.wait_time(9.999, 1) == pytest.approx(0.001)
-    assert m.wait_time(10.0, 1) == 0.0  # a new window
+    assert m.check(3.0, 1) == pytest.approx(7.0)
+    assert m.check(9.999, 1) == pytest.approx(0.001)
+    assert m.check(10.0, 1) == 0.0  # a new window
 
 
 def test_fixed_window_offset_shifts_boundaries() -> None:
     """With the clock offset by 4 s, a window ends at t = 6 s, not 10 s."""
     m = FixedWindow(1, 10.0, offset_s=4.0)
     m.charge(1.0, 1)
-    assert m.wait_time(1.0, 1) == pytest.approx(5.0)
+    assert m.check(1.0, 1) == pytest.approx(5.0)
 
 
 def test_charge_larger_than_allowance_is_never_admitted() -> None:
     """A call needing more than a whole window or bucket waits forever (retry-after inf)."""
-    assert FixedWindow(10, 1.0).wait_time(0.0, 11) == math.inf
-    assert SlidingWindow(10, 1.0).wait_time(0.0, 11) == math.inf
-    assert TokenBucket(1.0, 10.0).wait_time(0.0, 11) == math.inf
+    assert FixedWindow(10, 1.0).check(0.0, 11) == math.inf
+    assert SlidingWindow(10, 1.0).check(0.0, 11) == math.inf
+    assert TokenBucket(1.0, 10.0).check(0.0, 11) == math.inf
 
 
 def test_token_bucket_refills_continuously() -> None:
     """An empty bucket refilling at 2/s has one unit after 0.5 s and never exceeds depth."""
     b = TokenBucket(rate=2.0, depth=4.0)
     b.charge(0.0, 4.0)
-    assert b.wait_time(0.0, 1.0) == pytest.approx(0.5)
-    assert b.wait_time(0.5, 1.0) == 0.0
-    assert b.wait_time(100.0, 4.0) == 0.0
+    assert b.check(0.0, 1.0) == pytest.approx(0.5)
+    assert b.check(0.5, 1.0) == 0.0
+    assert b.check(100.0, 4.0) == 0.0
     assert b.level == pytest.approx(4.0)
 
 
@@ -105,9 +102,9 @@ def test_sliding_window_waits_for_the_oldest_charges_to_expire() -> None:
     m = SlidingWindow(2, 10.0)
     m.charge(1.0, 1)
     m.charge(4.0, 1)
-    assert m.wait_time(5.0, 1) == pytest.approx(6.0)  # 1.0 + 10 - 5
-    assert m.wait_time(5.0, 2) == pytest.approx(9.0)  # both must go: 4.0 + 10 - 5
-    assert m.wait_time(11.0, 1) == 0.0
+    assert m.check(5.0, 1) == pytest.approx(6.0)  # 1.0 + 10 - 5
+    assert m.check(5.0, 2) == pytest.approx(9.0)  # both must go: 4.0 + 10 - 5
+    assert m.check(11.0, 1) == 0.0
 
 
 def test_a_charge_stops_counting_exactly_one_window_later_in_both_forms() -> None:
@@ -119,7 +116,7 @@ def test_a_charge_stops_counting_exactly_one_window_later_in_both_forms() -> Non
     times = np.array([0.0, 1.0, 4.999, 5.0, 5.0])
     units = np.ones((5, 1))
     adm, _, _ = run_attempts(LimiterArrays.from_slots(slots).params, times, units)
-    lim = ProviderLimiter(slots)
+    lim = Limiter(slots)
     expected = [True, True, False, True, False]
     assert [lim.attempt(float(t), u).admitted for t, u in zip(times, units, strict=True)] == (
         expected)
@@ -137,7 +134,7 @@ def test_provider_sends_the_slowest_rejecting_slots_wait() -> None:
     """With RPM free in 7 s and TPM in 2 s, the 429 says 7.001 s."""
     p = _profile({"a": {"models": ["m"], "rpm": 6, "tpm": 600,
                         "enforcement": {"type": "fixed_window", "window": "10s"}}})
-    lim = ProviderLimiter.from_profile(p)
+    lim = Limiter.from_profile(p)
     units = [1.0, 100.0]  # rpm q=1, tpm q=100
     assert lim.attempt(3.0, units).admitted
     d = lim.attempt(3.0, units)
@@ -154,7 +151,7 @@ def test_a_call_is_admitted_only_if_every_quota_admits_and_then_all_are_charged(
         "org": {"models": ["m"], "rpm": 12, "rejected_count": False,
                 "enforcement": {"type": "fixed_window", "window": "10s"}},
     })
-    lim = ProviderLimiter.from_profile(p)
+    lim = Limiter.from_profile(p)
     project, org = lim.meters
     assert isinstance(project, FixedWindow) and isinstance(org, FixedWindow)
     assert [lim.attempt(1.0, [1.0, 1.0]).admitted for _ in range(3)] == [True, True, False]
@@ -166,7 +163,7 @@ def test_counted_rejection_costs_a_request_slot_of_every_touched_quota() -> None
     for counted, expected in [(True, 1.0), (False, 0.0)]:
         p = _profile({"a": {"models": ["m"], "rpm": 60, "tpm": 600, "rejected_count": counted,
                             "enforcement": {"type": "fixed_window", "window": "10s"}}})
-        lim = ProviderLimiter.from_profile(p)
+        lim = Limiter.from_profile(p)
         assert not lim.attempt(0.0, [1.0, 500.0]).admitted  # tpm q = 100
         rpm = lim.meters[0]
         assert isinstance(rpm, FixedWindow)
@@ -177,7 +174,7 @@ def test_counted_rejection_never_drives_a_bucket_below_empty() -> None:
     """Buckets lose the request unit of a counted rejection only if they hold it."""
     p = _profile({"a": {"models": ["m"], "rpm": 60, "tpm": 600,
                         "enforcement": {"type": "token_bucket", "burst": "2s"}}})
-    lim = ProviderLimiter.from_profile(p)
+    lim = Limiter.from_profile(p)
     rpm = lim.meters[0]
     assert isinstance(rpm, TokenBucket)
     assert not lim.attempt(0.0, [1.0, 50.0]).admitted  # tpm depth 20 < 50
@@ -247,7 +244,7 @@ def test_array_form_takes_the_same_decisions_as_the_python_classes(
         units[:, i] = 1.0 if s.is_request else tokens * (0.7 if s.dimension == "itpm" else 1)
     offset = 1234.5678
     adm, retry, rej = run_attempts(LimiterArrays.from_slots(slots, offset).params, times, units)
-    lim = ProviderLimiter(slots, offset)
+    lim = Limiter(slots, offset)
     decisions = [lim.attempt(float(t), u) for t, u in zip(times, units, strict=True)]
     assert 0.05 < 1 - adm.mean() < 0.95  # the sequence exercises both outcomes
     assert [d.admitted for d in decisions] == adm.tolist()
@@ -272,7 +269,7 @@ def test_array_form_matches_on_adversarial_sequences(kind: str, counted: bool,
     times = np.cumsum(gaps)
     units = np.array([[1.0, float(sizes[i % len(sizes)])] for i in range(times.size)])
     adm, retry, _ = run_attempts(LimiterArrays.from_slots(slots, 0.0).params, times, units)
-    lim = ProviderLimiter(slots, 0.0)
+    lim = Limiter(slots, 0.0)
     for k in range(times.size):
         d = lim.attempt(float(times[k]), units[k])
         assert (d.admitted, d.retry_after_s) == (adm[k], retry[k])
@@ -301,7 +298,7 @@ def test_loaded_state_starts_part_used() -> None:
         if i == 1:
             assert got[2][1] == pytest.approx(3.751)  # first of 8 charges leaves at 60/16 s
     # The readable form, preloaded the same way, takes the same decisions.
-    lim = ProviderLimiter((fixed, sliding, bucket), 30.0)
+    lim = Limiter((fixed, sliding, bucket), 30.0)
     lim.preload([0.0, 0.0, 7.0], [8.0, 8.0, 0.0], 8)
     st, log_t, log_u = loaded_state(P, np.array([0.0, 0.0, 7.0]), np.array([8.0, 8.0, 0.0]),
                                     8)

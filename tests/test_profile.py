@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from capacity import ProfileError, load_profile
-from capacity.profile import CallStep, ParallelStep, Profile
+from capacity.profile.schema import CallStep, ParallelStep, Profile
 
 from .conftest import PROFILES, ROOT
 

@@ -10,8 +10,8 @@ import pytest
 from scipy import stats
 
 from capacity.errors import CapacityError
-from capacity.loader import load_profile, profile_from_dict
-from capacity.profile import Profile
+from capacity.profile.loader import load_profile, profile_from_dict
+from capacity.profile.schema import Profile
 from capacity.search import find_saturation
 
 from .conftest import ROOT

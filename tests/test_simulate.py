@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from capacity.dist import Distribution
 from capacity.errors import CapacityError
-from capacity.loader import load_profile, profile_from_dict
-from capacity.profile import Profile
-from capacity.simulate import (
+from capacity.model.dist import Distribution
+from capacity.profile.loader import load_profile, profile_from_dict
+from capacity.profile.schema import Profile
+from capacity.sim.engine import (
     Estimate,
     SimulationError,
     _compile,
@@ -323,7 +323,7 @@ def test_progress_reports_each_replication() -> None:
 
 def test_core_never_imports_typer_or_rich() -> None:
     """The simulation, limits and search modules are UI-free."""
-    code = ("import sys, capacity.simulate, capacity.limits, capacity.search; "
+    code = ("import sys, capacity.sim.engine, capacity.limits, capacity.search; "
             "print(any(m.split('.')[0] in ('typer', 'rich') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT)
@@ -384,7 +384,7 @@ def test_buckets_start_in_steady_state_not_full(n: int) -> None:
 def test_bucket_start_is_reproducible_and_monotone_in_n() -> None:
     """The initial deficit comes from the replication's own stream: the same for the same
     seed, and never smaller at larger N (common random numbers across the search)."""
-    from capacity.simulate import _initial_use
+    from capacity.sim.engine import _initial_use
 
     p = _profile(quota=_BUCKET, session={"think_time": {"exponential": 10}})
     c = _compile(p)

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from capacity import ProfileError, load_profile
-from capacity.analytic import analyze
-from capacity.whatif import size
+from capacity.analytic.model import analyze
+from capacity.whatif.ceiling import size
 
 from .conftest import PROFILES
 
@@ -18,7 +18,7 @@ runner = CliRunner()
 
 
 def _cli(*args: str):  # type: ignore[no-untyped-def]
-    from capacity.cli import app
+    from capacity.cli.app import app
 
     return runner.invoke(app, list(args), catch_exceptions=False)
 
@@ -79,7 +79,7 @@ def test_check_bad_profile_is_2_not_1(tmp_path: Path) -> None:
     """A broken profile is exit 2, distinct from a failed check."""
     bad = tmp_path / "b.yaml"
     bad.write_text("models: [\n")
-    res = runner.invoke(__import__("capacity.cli").cli.app,
+    res = runner.invoke(__import__("capacity.cli.app").cli.app.app,
                         ["check", str(bad), "--sessions", "5"])
     assert res.exit_code == 2
 
@@ -103,7 +103,7 @@ def test_compare_scenarios_and_overlays(tmp_path: Path, web_research: Path) -> N
 
 def test_compare_bad_scenario(web_research: Path) -> None:
     """A malformed --scenario is a usage error (exit 2)."""
-    from capacity.cli import app
+    from capacity.cli.app import app
 
     res = runner.invoke(app, ["compare", str(web_research), "--scenario", "nocolon"])
     assert res.exit_code == 2

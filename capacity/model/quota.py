@@ -1,9 +1,10 @@
 """Quota slots and charging rules: which (quota, dimension) pairs a profile enforces and
 how many units each call is charged on each of them.
 
-This is the one definition shared by the analytic model (:mod:`capacity.workload`) and
-the simulator's limiters (:mod:`capacity.limits`, which re-exports it). It imports
-neither numba nor scipy, so the analytic path stays light.
+This is the one definition shared by the analytic model (:mod:`capacity.model.workload`),
+the limiter (:mod:`capacity.limits`, used by the mock server) and the simulator (whose
+compiled kernel evaluates the same coefficients; the trace-replay test checks it). It
+imports neither numba nor scipy.
 
 Charged units per call and slot: requests 1; ``tpm``/``tpd`` input + output; ``itpm``
 input; ``otpm`` output, where input excludes cached tokens if the quota has
@@ -15,15 +16,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .profile import DIMENSION_PERIOD_S, CallSpec, Profile
-
-if TYPE_CHECKING:
-    from .limits import Meter
+from capacity.profile.schema import DIMENSION_PERIOD_S, CallSpec, Profile
 
 EnforcementType = Literal["fixed_window", "sliding_window", "token_bucket"]
 REQUEST_DIMENSIONS = frozenset({"rpm", "rpd"})
@@ -81,16 +79,6 @@ class LimitSlot:
         """True for the request-count dimensions (rpm, rpd)."""
         return self.dimension in REQUEST_DIMENSIONS
 
-    def meter(self, offset_s: float = 0.0) -> Meter:
-        """A fresh meter enforcing this slot (windows shifted by ``offset_s`` seconds)."""
-        from .limits import FixedWindow, SlidingWindow, TokenBucket
-
-        if self.kind == "fixed_window":
-            return FixedWindow(self.allowance, self.window_s, offset_s % self.window_s)
-        if self.kind == "sliding_window":
-            return SlidingWindow(self.allowance, self.window_s)
-        return TokenBucket(self.rate, self.allowance)
-
 
 def limit_slots(profile: Profile) -> tuple[LimitSlot, ...]:
     """Every (quota, dimension) the profile enforces, in quota order then dimension order."""
@@ -130,14 +118,40 @@ class ChargeCoefficients:
                 + self.output * out_cut + self.max_tokens * mt)
 
 
-def charge_coefficients(profile: Profile, call: CallSpec,
-                        slots: tuple[LimitSlot, ...] | None = None) -> ChargeCoefficients:
-    """The per-slot charging rule of ``call`` (zero on slots of quotas it does not touch)."""
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One LLM request as a provider meters it.
+
+    Attributes
+    ----------
+    model : the model (or deployment) name the request is for.
+    input_tokens : prompt tokens, cached ones included.
+    output_tokens : tokens the model generates (charged at admission cut at ``max_tokens``;
+        a mock draws them before admitting, as the simulator does).
+    cached_input_tokens : prompt tokens served from the provider's cache.
+    max_tokens : the request's ``max_tokens``; ``None`` takes the model's default.
+    """
+
+    model: str
+    input_tokens: float
+    output_tokens: float = 0.0
+    cached_input_tokens: float = 0.0
+    max_tokens: float | None = None
+
+
+def request_coefficients(profile: Profile, model: str, max_tokens: float | None,
+                         slots: tuple[LimitSlot, ...] | None = None) -> ChargeCoefficients:
+    """THE charging rule: how a request to ``model`` with this ``max_tokens`` is charged on
+    every slot (zero on slots of quotas that do not cover ``model``).
+
+    ``max_tokens`` of ``None`` falls back to the model's default (none: unbounded).
+    """
     slots = limit_slots(profile) if slots is None else slots
-    touched = set(profile.quotas_for(call.model))
+    touched = set(profile.quotas_for(model))
+    if max_tokens is None and model in profile.models:
+        max_tokens = profile.models[model].max_tokens
     n = len(slots)
     req, inp, cac, out, mtk = (np.zeros(n) for _ in range(5))
-    mt = profile.max_tokens_for(call)
     for i, s in enumerate(slots):
         if s.quota not in touched:
             continue
@@ -150,12 +164,18 @@ def charge_coefficients(profile: Profile, call: CallSpec,
             cac[i] = 1.0 if q.cached_input_exempt else 0.0
         if s.dimension in ("tpm", "tpd", "otpm"):
             # Reserving max_tokens needs a max_tokens (the profile checks enforce it).
-            if q.charge_max_tokens and mt is not None:
+            if q.charge_max_tokens and max_tokens is not None:
                 mtk[i] = 1.0
             else:
                 out[i] = 1.0
     return ChargeCoefficients(req, inp, cac, out, mtk,
-                              math.inf if mt is None else float(mt))
+                              math.inf if max_tokens is None else float(max_tokens))
+
+
+def charge_coefficients(profile: Profile, call: CallSpec,
+                        slots: tuple[LimitSlot, ...] | None = None) -> ChargeCoefficients:
+    """The per-slot charging rule of a profile's ``call`` (its model, its max_tokens)."""
+    return request_coefficients(profile, call.model, profile.max_tokens_for(call), slots)
 
 
 def charge_units(profile: Profile, call: CallSpec, *, input_tokens: float,

@@ -16,13 +16,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from . import __version__
-from .dist import parse_duration
-from .errors import CapacityError
-from .explain import explain
-from .loader import load_profile
-from .profile import Profile
-from .report import (
+from capacity._version import __version__
+from capacity.errors import CapacityError
+from capacity.model.dist import parse_duration
+from capacity.profile.loader import load_profile
+from capacity.profile.schema import Profile
+from capacity.render.report import (
     ceiling_renderable,
     check_text,
     compare_renderable,
@@ -32,13 +31,14 @@ from .report import (
     to_csv,
     to_json,
 )
-from .sweep import parse_sessions, plot_sweep
-from .sweep import sweep as run_sweep
-from .whatif import SimSettings
-from .whatif import ceiling as solve_ceiling
-from .whatif import check as check_ceiling
-from .whatif import compare as compare_variants
-from .whatif import size as size_quota
+from capacity.whatif.ceiling import SimSettings
+from capacity.whatif.ceiling import ceiling as solve_ceiling
+from capacity.whatif.ceiling import check as check_ceiling
+from capacity.whatif.ceiling import compare as compare_variants
+from capacity.whatif.ceiling import size as size_quota
+from capacity.whatif.explain import explain
+from capacity.whatif.sweep import parse_sessions, plot_sweep
+from capacity.whatif.sweep import sweep as run_sweep
 
 app = typer.Typer(
     name="capacity",
@@ -208,7 +208,7 @@ def validate(profiles: ProfilesArg, overrides: SetOpt = None) -> None:
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the profile format (for editors)."""
-    from .profile import Profile
+    from capacity.profile.schema import Profile
 
     sys.stdout.write(json.dumps(Profile.model_json_schema(), indent=2) + "\n")
 

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import __version__
-from .analytic import (
+from capacity._version import __version__
+from capacity.analytic.model import (
     CeilingResult,
     CycleTime,
     WindowStats,
@@ -22,10 +22,10 @@ from .analytic import (
     constraint_model,
     cycle_time,
 )
-from .errors import CapacityError
-from .jsonsafe import clean as _clean
-from .profile import Profile
-from .workload import Constraint, Workload
+from capacity.errors import CapacityError
+from capacity.jsonsafe import clean as _clean
+from capacity.model.workload import Constraint, Workload
+from capacity.profile.schema import Profile
 
 # ---------------------------------------------------------------------------------------
 # The saturation point by the chosen method
@@ -70,7 +70,7 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
     if method != "analytic":
         import threading
 
-        from .simulate import warm_up
+        from capacity.sim.engine import warm_up
 
         # Load the compiled engine on the other core while the analytic model runs.
         def _warm() -> None:
@@ -87,7 +87,7 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
         return result
     if sim is None:
         raise CapacityError("simulation settings (a seed) are required to simulate")
-    from .search import find_saturation
+    from capacity.search import find_saturation
 
     target = profile.targets.max_429_fraction
     mean_n = math.floor(result.mean_ceiling + 1e-9)
@@ -102,7 +102,7 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
         return dataclasses.replace(result, method="analytic",
                                    notes=(*result.notes, skip + " The burst-aware figure "
                                           "stands."))
-    from .simulate import SimulationError
+    from capacity.sim.engine import SimulationError
 
     try:
         sat = find_saturation(profile, lo, hi, horizon_s=sim.horizon_s,
@@ -320,7 +320,7 @@ def size(profile: Profile, sessions: int, *, method: str = "analytic",
     skip = simulation_budget(cyc.cycle_s, wl.calls_per_turn(), sessions, sim, 12)
     if skip is not None:
         return dataclasses.replace(result, notes=(skip + " The analytic size stands.",))
-    from .simulate import SimulationError
+    from capacity.sim.engine import SimulationError
 
     try:
         return _size_by_simulation(profile, result, cyc.turn_latency_p95_s, sim, progress)
@@ -342,7 +342,7 @@ def _with_limits(profile: Profile, limits: dict[tuple[str, str], float]) -> Prof
 def _size_by_simulation(profile: Profile, result: SizeResult, p95_unthrottled: float,
                         sim: SimSettings,
                         progress: Callable[[int], None] | None) -> SizeResult:
-    from .simulate import simulate
+    from capacity.sim.engine import simulate
 
     notes: list[str] = []
     p95_target = profile.targets.p95_turn_latency

@@ -49,17 +49,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from . import __version__
-from .dist import Distribution, format_duration
-from .jsonsafe import clean as _clean
-from .profile import Profile
-from .workload import (
+from capacity._version import __version__
+from capacity.jsonsafe import clean as _clean
+from capacity.model.dist import Distribution, format_duration
+from capacity.model.workload import (
     Constraint,
     Workload,
     batch_units_mean,
     batch_units_pmf,
     batch_units_upper,
 )
+from capacity.profile.schema import Profile
 
 # Lattice points across one window's allowance when tokens are discretised.
 _TOKEN_LATTICE_POINTS = 2048
@@ -174,7 +174,7 @@ class _WindowModel:
         return WindowStats(n, mean_s * self.h, exceed, min(loss, 1.0), method)
 
     def _normal(self, n: int, mean_s: float, var_s: float) -> WindowStats:
-        from .dist import _ndtr as ndtr
+        from capacity.model.dist import _ndtr as ndtr
 
         sd = math.sqrt(max(var_s, 1e-12))
         z = (self.q_lat + 0.5 - mean_s) / sd

@@ -8,12 +8,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import __version__
-from .analytic import _ceilings, _pick_binding, constraint_model, cycle_time
-from .errors import CapacityError
-from .jsonsafe import clean as _clean
-from .profile import Profile
-from .workload import Workload
+from capacity._version import __version__
+from capacity.analytic.model import _ceilings, _pick_binding, constraint_model, cycle_time
+from capacity.errors import CapacityError
+from capacity.jsonsafe import clean as _clean
+from capacity.model.workload import Workload
+from capacity.profile.schema import Profile
 
 _RANGE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*(?::\s*(\d+)\s*)?$")
 MAX_POINTS = 1000
@@ -138,8 +138,8 @@ def sweep(profile: Profile, sessions: Sequence[int], *, method: str = "analytic"
         if seed is None:
             raise CapacityError("a seed is required to simulate")
         sim_seed = seed
-        from .simulate import _check_args, _compile, _simulate_compiled
-        from .whatif import SimSettings, simulation_budget
+        from capacity.sim.engine import _check_args, _compile, _simulate_compiled
+        from capacity.whatif.ceiling import SimSettings, simulation_budget
 
         _check_args(1, horizon_s, None, replications, seed)
         settings = SimSettings(seed=seed, replications=replications, horizon_s=horizon_s)

@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from .errors import ProfileError
-from .profile import PathT, Profile, check_references
+from capacity.errors import ProfileError
+from capacity.profile.schema import PathT, Profile, check_references
 
 # Expanded YAML nodes allowed in one document: far above any real profile, far below
 # what an alias bomb ("billion laughs") expands to.
@@ -336,7 +336,7 @@ def profile_from_dict(data: dict[str, Any], loc: _Located | None = None) -> Prof
 
 def _charges_something(profile: Profile) -> bool:
     """True when at least one quota dimension receives a positive mean charge per turn."""
-    from .workload import Workload
+    from capacity.model.workload import Workload
 
     wl = Workload.from_profile(profile)
     return any(wl.units_per_turn(c) > 0 for c in wl.constraints)

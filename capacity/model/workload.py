@@ -25,8 +25,9 @@ from typing import TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from .dist import Distribution
-from .profile import (
+from capacity.model.dist import Distribution
+from capacity.model.quota import LimitSlot, charge_coefficients, limit_slots
+from capacity.profile.schema import (
     DIMENSION_UNIT,
     CallSpec,
     CallStep,
@@ -36,7 +37,6 @@ from .profile import (
     RepeatStep,
     Step,
 )
-from .quota import LimitSlot, charge_coefficients, limit_slots
 
 # ---------------------------------------------------------------------------------------
 # Metered units of one call

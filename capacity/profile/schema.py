@@ -41,8 +41,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .dist import Distribution, dist_json_schema, parse_duration
-from .presets import apply_preset
+from capacity.model.dist import Distribution, dist_json_schema, parse_duration
+from capacity.profile.presets import apply_preset
 
 # ---------------------------------------------------------------------------------------
 # Field types

@@ -10,9 +10,9 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from .analytic import CeilingResult, ConstraintResult
-from .dist import format_duration
-from .explain import ExplainResult
+from capacity.analytic.model import CeilingResult, ConstraintResult
+from capacity.model.dist import format_duration
+from capacity.whatif.explain import ExplainResult
 
 
 def to_json(obj: Any) -> str:

@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .analytic import CycleTime, cycle_time
-from .jsonsafe import clean as _clean
-from .profile import Profile
-from .workload import TURN_SAMPLE_SEED, TURN_SAMPLE_SIZE, Workload, sample_turns
+from capacity._version import __version__
+from capacity.analytic.model import CycleTime, cycle_time
+from capacity.jsonsafe import clean as _clean
+from capacity.model.workload import TURN_SAMPLE_SEED, TURN_SAMPLE_SIZE, Workload, sample_turns
+from capacity.profile.schema import Profile
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,13 @@
+"""The installed distribution's version (one place; modules import it from here, not from the
+package root, so that importing any module never imports the whole package)."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+DISTRIBUTION = "capacity"
+
+try:
+    __version__ = version(DISTRIBUTION)
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"

@@ -1,0 +1,1 @@
+"""The command line: parse -> load -> compute -> render. Thin; typer lives only here."""
