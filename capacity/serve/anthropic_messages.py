@@ -1,0 +1,205 @@
+"""Anthropic Messages (``POST /v1/messages``), any ``anthropic-version``.
+
+Accepts what the official SDK and ``ChatAnthropic`` send: top-level ``system`` (string or
+text blocks), ``messages`` whose content is a string or a list of blocks (``text``,
+``image``, ``tool_use``, ``tool_result``, ...), ``tools`` with ``input_schema`` (server
+tools with a ``type`` are accepted and never called), ``tool_choice``
+(``auto | any | tool | none``, ``disable_parallel_tool_use``), ``max_tokens`` (required,
+as the real API requires it) and ``stream``.
+
+"Last message is a tool result" means: the last message is a ``user`` message whose
+content holds a ``tool_result`` block (``ChatAnthropic`` merges a run of tool results
+into one such message). Usage reports ``input_tokens`` without the cache reads, which go
+to ``cache_read_input_tokens``, as the real API does.
+
+Streams follow the recorded event sequence: ``message_start``, per block
+``content_block_start`` / ``content_block_delta``… / ``content_block_stop`` (a ``ping``
+after the first start), ``message_delta`` with the stop reason and output usage,
+``message_stop``; every event has its ``event:`` line; there is no ``[DONE]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from capacity.serve.behaviour import text_of
+from capacity.serve.errors import bad
+from capacity.serve.history import Reply, ToolDef, TurnView, new_id
+from capacity.serve.wire import (
+    Parsed,
+    StreamParts,
+    Usage,
+    check_type,
+    opt_bool,
+    opt_positive_int,
+    split_even,
+    sse_event,
+)
+
+STOP_REASON = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+
+
+def parse(body: Any) -> Parsed:
+    """Validate a Messages body."""
+    check_type(body, dict, "body", "a JSON object")
+    if "model" not in body:
+        raise bad("model", "Field required")
+    check_type(body["model"], str, "model", "a string")
+    if not body["model"]:
+        raise bad("model", "must not be empty")
+    max_tokens = opt_positive_int(body, "max_tokens")
+    if max_tokens is None:
+        raise bad("max_tokens", "Field required")
+    if "messages" not in body:
+        raise bad("messages", "Field required")
+    msgs = body["messages"]
+    check_type(msgs, list, "messages", "an array of messages")
+    if not msgs:
+        raise bad("messages", "at least one message is required")
+    for i, m in enumerate(msgs):
+        _check_message(m, f"messages.{i}")
+    system = body.get("system")
+    if system is not None and not isinstance(system, str):
+        check_type(system, list, "system", "a string or an array of text blocks")
+        for j, b in enumerate(system):
+            check_type(b, dict, f"system.{j}", "a text block")
+    tools = _tools(body.get("tools"))
+    choice, parallel = _tool_choice(body.get("tool_choice"), tools)
+    stream = opt_bool(body, "stream", False)
+    last = msgs[-1]
+    content = last.get("content")
+    last_tool = (last.get("role") == "user" and isinstance(content, list)
+                 and any(b.get("type") == "tool_result" for b in content))
+    view = TurnView(last_tool, tools, choice, parallel)
+    return Parsed(body["model"], stream, True, max_tokens, view)
+
+
+def _check_message(m: Any, p: str) -> None:
+    check_type(m, dict, p, "a message object")
+    role = m.get("role")
+    if role is None:
+        raise bad(f"{p}.role", "Field required")
+    if role not in ("user", "assistant"):
+        raise bad(f"{p}.role", f"Input should be 'user' or 'assistant'; got {role!r}")
+    if "content" not in m:
+        raise bad(f"{p}.content", "Field required")
+    content = m["content"]
+    if isinstance(content, str):
+        return
+    check_type(content, list, f"{p}.content", "a string or an array of content blocks")
+    for j, b in enumerate(content):
+        q = f"{p}.content.{j}"
+        check_type(b, dict, q, "a content block object")
+        check_type(b.get("type"), str, f"{q}.type", "a string")
+        if b["type"] == "tool_result":
+            check_type(b.get("tool_use_id"), str, f"{q}.tool_use_id", "a string")
+        elif b["type"] == "tool_use":
+            check_type(b.get("id"), str, f"{q}.id", "a string")
+            check_type(b.get("name"), str, f"{q}.name", "a string")
+            check_type(b.get("input"), dict, f"{q}.input", "an object")
+
+
+def _tools(raw: Any) -> tuple[ToolDef, ...]:
+    if raw is None:
+        return ()
+    check_type(raw, list, "tools", "an array")
+    out = []
+    for i, t in enumerate(raw):
+        p = f"tools.{i}"
+        check_type(t, dict, p, "a tool object")
+        check_type(t.get("name"), str, f"{p}.name", "a string")
+        if t.get("type") not in (None, "custom"):
+            continue  # a server tool (web search, ...): the provider runs it, never a call
+        schema = t.get("input_schema")
+        if schema is None:
+            raise bad(f"{p}.input_schema", "Field required")
+        check_type(schema, dict, f"{p}.input_schema", "a JSON Schema object")
+        out.append(ToolDef(t["name"], schema))
+    return tuple(out)
+
+
+def _tool_choice(raw: Any, tools: tuple[ToolDef, ...]) -> tuple[str | tuple[str, str], bool]:
+    if raw is None:
+        return ("auto" if tools else "none"), True
+    check_type(raw, dict, "tool_choice", "an object")
+    kind = raw.get("type")
+    parallel = not opt_bool(raw, "disable_parallel_tool_use", False)
+    if kind == "auto":
+        return ("auto" if tools else "none"), parallel
+    if kind == "none":
+        return "none", parallel
+    if kind == "any":
+        if not tools:
+            raise bad("tool_choice", "'any' needs at least one tool in 'tools'")
+        return "required", parallel
+    if kind == "tool":
+        name = raw.get("name")
+        check_type(name, str, "tool_choice.name", "a string")
+        if name not in {t.name for t in tools}:
+            raise bad("tool_choice.name", f"no tool named {name!r} in 'tools'")
+        return ("name", name), parallel
+    raise bad("tool_choice.type", f"must be auto, any, tool or none; got {kind!r}")
+
+
+def _usage(u: Usage, output_tokens: int) -> dict[str, Any]:
+    return {"input_tokens": u.prompt_tokens - u.cached_tokens,
+            "cache_creation_input_tokens": 0, "cache_read_input_tokens": u.cached_tokens,
+            "output_tokens": output_tokens, "service_tier": "standard"}
+
+
+def render(p: Parsed, reply: Reply, u: Usage) -> dict[str, Any]:
+    """The non-streaming ``message`` object."""
+    if reply.is_tool_call:
+        content: list[dict[str, Any]] = [
+            {"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}
+            for c in reply.calls]
+    else:
+        content = [{"type": "text", "text": text_of(0, u.completion_tokens)}]
+    return {"id": new_id("msg_"), "type": "message", "role": "assistant", "model": p.model,
+            "content": content, "stop_reason": STOP_REASON[u.finish], "stop_sequence": None,
+            "usage": _usage(u, u.completion_tokens)}
+
+
+def stream(p: Parsed, reply: Reply, u: Usage, groups: int) -> StreamParts:
+    """The events of a streamed answer, content cut into ``groups`` deltas."""
+    start = sse_event("message_start", {"type": "message_start", "message": {
+        "id": new_id("msg_"), "type": "message", "role": "assistant", "model": p.model,
+        "content": [], "stop_reason": None, "stop_sequence": None,
+        "usage": _usage(u, 1)}})
+    ping = sse_event("ping", {"type": "ping"})
+    pieces: list[bytes] = []
+    if reply.is_tool_call:
+        per_call = max(1, groups // len(reply.calls))
+        head = start
+        for i, c in enumerate(reply.calls):
+            block = sse_event("content_block_start", {
+                "type": "content_block_start", "index": i,
+                "content_block": {"type": "tool_use", "id": c.id, "name": c.name,
+                                  "input": {}}})
+            if i == 0:
+                head += block + ping
+            else:
+                pieces.append(block)
+            text = c.arguments_json
+            for a, b in split_even(len(text), per_call):
+                pieces.append(sse_event("content_block_delta", {
+                    "type": "content_block_delta", "index": i,
+                    "delta": {"type": "input_json_delta", "partial_json": text[a:b]}}))
+            pieces.append(sse_event("content_block_stop",
+                                    {"type": "content_block_stop", "index": i}))
+        tail = b""
+    else:
+        head = start + sse_event("content_block_start", {
+            "type": "content_block_start", "index": 0,
+            "content_block": {"type": "text", "text": ""}}) + ping
+        for a, b in split_even(u.completion_tokens, groups):
+            pieces.append(sse_event("content_block_delta", {
+                "type": "content_block_delta", "index": 0,
+                "delta": {"type": "text_delta", "text": text_of(a, b)}}))
+        tail = sse_event("content_block_stop", {"type": "content_block_stop", "index": 0})
+    tail += sse_event("message_delta", {
+        "type": "message_delta",
+        "delta": {"stop_reason": STOP_REASON[u.finish], "stop_sequence": None},
+        "usage": {"output_tokens": u.completion_tokens}})
+    tail += sse_event("message_stop", {"type": "message_stop"})
+    return StreamParts(head, pieces, tail)

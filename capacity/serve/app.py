@@ -1,0 +1,614 @@
+"""The mock provider: one asyncio process, a real socket, the profile's quotas enforced.
+
+Routes
+------
+* ``POST /v1/chat/completions`` — OpenAI Chat Completions (headers in ``provider``'s
+  dialect, OpenAI by default);
+* ``POST /openai/deployments/{deployment}/chat/completions?api-version=…`` — Azure: the
+  deployment names a quota of the profile (its first model answers) or a model;
+* ``POST /v1/messages`` — Anthropic Messages;
+* ``POST /v1/responses`` — OpenAI Responses;
+* ``GET /v1/models`` — the profile's models (Anthropic's shape when the request carries
+  ``anthropic-version``);
+* ``GET /metrics`` (Prometheus text), ``POST /admin/reset`` (fresh quota state; with
+  ``?metrics=true`` also zero the counters), ``GET /health``.
+
+A generation request is validated (a provider-shaped 400/404/413 naming the field
+otherwise), its behaviour drawn (:mod:`.behaviour`), its content decided by the history
+rule (:mod:`.history`), and then — at arrival — admitted or refused by
+:class:`capacity.limits.Limiter`, the simulator's own rules, at ``clock.now()`` model
+seconds. A refusal is the provider's 429 with ``retry-after`` / ``retry-after-ms`` and
+rate-limit headers from :func:`capacity.limits.render_headers`; an admitted answer
+carries the remaining/reset headers, takes ``ttft + tokens / tokens_per_second`` (÷ the
+time scale) and is settled with its actual output when it ends (also when the client
+goes away mid-stream).
+
+Why aiohttp (measured, see README "Point your agent at the mock"): on one core a minimal
+JSON endpoint runs at about the same rate on aiohttp as on starlette+uvicorn (≈ 10–12 k
+requests per CPU-second each, ``wrk``), and with a realistic agent request JSON parsing
+dominates either way; aiohttp is one dependency instead of three, gives direct control of
+the listen backlog and of handler cancellation on disconnect, and is also the load
+generator's HTTP client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from types import ModuleType, TracebackType
+from typing import Any
+
+import numpy as np
+from aiohttp import web
+
+from capacity.limits import Clock, Decision, Limiter, Request, WallClock, render_headers
+from capacity.profile.schema import Profile
+from capacity.serve import anthropic_messages, openai_chat, responses
+from capacity.serve.behaviour import ModelBehaviour, estimate_prompt_tokens
+from capacity.serve.errors import Api, ApiError, bad, error_body
+from capacity.serve.history import decide, new_id
+from capacity.serve.metrics import Metrics, retry_bucket
+from capacity.serve.wire import JSONDecodeError, Parsed, Usage, dumps, loads
+
+__all__ = ["MockServer", "ServeOptions", "ServerThread", "build_app"]
+
+log = logging.getLogger("capacity.serve")
+
+_DIM_TEXT = {"rpm": "requests per min (RPM)", "rpd": "requests per day (RPD)",
+             "tpm": "tokens per min (TPM)", "tpd": "tokens per day (TPD)",
+             "itpm": "input tokens per min (ITPM)", "otpm": "output tokens per min (OTPM)"}
+
+
+@dataclass
+class ServeOptions:
+    """How the mock runs.
+
+    Attributes
+    ----------
+    time_scale : K; the mock runs K times faster: latencies, windows, retry-after and
+        header durations are divided by K (model seconds = wall seconds × K).
+    seed : seed of the generator behind every draw (None: fresh entropy, see ``.seed``).
+    provider : header dialect (and error shape) for paths that do not imply one
+        (``/v1/chat/completions``, ``/v1/responses``).
+    tool_probability : chance that an ``auto`` turn with tools answers with a tool call.
+    tool_calls : calls per tool-call answer when parallel calls are allowed (None: the
+        profile's fan-out for the model, else 1).
+    max_body_bytes : larger request bodies get a 413.
+    stream_interval_s : wall seconds between two SSE events of one stream (tokens are
+        grouped so that a stream costs the server a few events per second, not one per
+        token).
+    backlog : listen backlog (thousands of clients may connect at once).
+    clock : the limiter's clock (model seconds); default ``WallClock(time_scale)``.
+        Tests pass a :class:`capacity.limits.ManualClock` for deterministic decisions.
+    """
+
+    time_scale: float = 1.0
+    seed: int | None = None
+    provider: str = "openai"
+    tool_probability: float = 1.0
+    tool_calls: int | None = None
+    max_body_bytes: int = 8 * 1024 * 1024
+    stream_interval_s: float = 0.05
+    backlog: int = 4096
+    clock: Clock | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not (self.time_scale > 0 and math.isfinite(self.time_scale)):
+            raise ValueError(f"time scale must be a positive number, got {self.time_scale}")
+        if self.provider not in ("openai", "azure", "anthropic"):
+            raise ValueError(f"provider must be openai, azure or anthropic, got "
+                             f"{self.provider!r}")
+        if not 0.0 <= self.tool_probability <= 1.0:
+            raise ValueError(f"tool probability must be in [0, 1], got {self.tool_probability}")
+        if self.tool_calls is not None and self.tool_calls < 1:
+            raise ValueError(f"tool calls must be >= 1, got {self.tool_calls}")
+        if self.seed is None:
+            entropy = np.random.SeedSequence().entropy
+            assert isinstance(entropy, int)
+            self.seed = entropy % (2**63)
+
+
+class _Endpoint:
+    """One generation API: its body module, error shape and header dialect."""
+
+    def __init__(self, name: str, module: ModuleType, api: Api, dialect: str) -> None:
+        self.name, self.module, self.api, self.dialect = name, module, api, dialect
+
+
+class MockProvider:
+    """The request handlers and the state they share (limiter, clock, generator, metrics)."""
+
+    def __init__(self, profile: Profile, options: ServeOptions | None = None) -> None:
+        self.profile = profile
+        self.options = options or ServeOptions()
+        self.k = float(self.options.time_scale)
+        self.clock: Clock = self.options.clock or WallClock(time_scale=self.k)
+        self.limiter = Limiter.from_profile(profile)
+        self.rng = np.random.default_rng(self.options.seed)
+        self.metrics = Metrics()
+        self.behaviours = {m: ModelBehaviour(profile, m, self.options.tool_calls)
+                           for m in profile.models}
+        p = self.options.provider
+        self.ep_chat = _Endpoint("chat", openai_chat, "azure" if p == "azure" else "openai", p)
+        self.ep_azure = _Endpoint("azure", openai_chat, "azure", "azure")
+        self.ep_messages = _Endpoint("messages", anthropic_messages, "anthropic", "anthropic")
+        self.ep_responses = _Endpoint("responses", responses,
+                                      "azure" if p == "azure" else "openai", p)
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _error(self, api: Api, err: ApiError, request: web.Request,
+               headers: dict[str, str] | None = None) -> web.Response:
+        rid = new_id("req_")
+        h = {"x-request-id": rid, **(headers or {})}
+        if api == "anthropic":
+            h["request-id"] = rid
+        if err.status != 429:
+            self.metrics.bad_requests[(api, err.status)] += 1
+            # One line per refused request, no traceback: the client's mistake, not ours.
+            log.warning("%d %s %s: %s", err.status, request.method, request.path, err.message)
+        return web.Response(status=err.status, body=dumps(error_body(api, err, rid)),
+                            content_type="application/json", headers=h)
+
+    async def _body(self, request: web.Request) -> tuple[Any, int]:
+        limit = self.options.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise ApiError(413, f"body: request too large ({request.content_length} bytes; "
+                           f"the limit is {limit})", param="body", code="request_too_large")
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise ApiError(413, f"body: request too large (the limit is {limit} bytes)",
+                           param="body", code="request_too_large") from None
+        if not raw:
+            raise bad("body", "empty; expected a JSON object")
+        try:
+            return loads(raw), len(raw)
+        except (JSONDecodeError, ValueError, UnicodeDecodeError) as e:
+            raise bad("body", f"not valid JSON ({str(e).splitlines()[0][:120]})") from None
+
+    # -- routes ------------------------------------------------------------------------
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/chat/completions``."""
+        return await self._handle(request, self.ep_chat, None)
+
+    async def azure_chat(self, request: web.Request) -> web.StreamResponse:
+        """``POST /openai/deployments/{deployment}/chat/completions``."""
+        return await self._handle(request, self.ep_azure, request.match_info["deployment"])
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/messages``."""
+        return await self._handle(request, self.ep_messages, None)
+
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/responses``."""
+        return await self._handle(request, self.ep_responses, None)
+
+    async def models(self, request: web.Request) -> web.Response:
+        """``GET /v1/models``: the profile's models."""
+        names = list(self.profile.models)
+        if "anthropic-version" in request.headers:
+            data: dict[str, Any] = {
+                "data": [{"type": "model", "id": m, "display_name": m,
+                          "created_at": "2026-01-01T00:00:00Z"} for m in names],
+                "has_more": False, "first_id": names[0], "last_id": names[-1]}
+        else:
+            data = {"object": "list", "data": [
+                {"id": m, "object": "model", "created": 0, "owned_by": "capacity-mock"}
+                for m in names]}
+        return web.Response(body=dumps(data), content_type="application/json")
+
+    async def metrics_text(self, request: web.Request) -> web.Response:
+        """``GET /metrics``."""
+        return web.Response(text=self.metrics.render(), content_type="text/plain",
+                            charset="utf-8", headers={"x-prometheus-format": "0.0.4"})
+
+    async def reset(self, request: web.Request) -> web.Response:
+        """``POST /admin/reset``: fresh quota state (and counters with ``?metrics=true``)."""
+        self.limiter.reset()
+        zero = request.query.get("metrics", "").lower() in ("1", "true", "yes")
+        if zero:
+            self.metrics.reset()
+        return web.Response(body=dumps({"reset": True, "metrics_reset": zero}),
+                            content_type="application/json")
+
+    async def health(self, request: web.Request) -> web.Response:
+        """``GET /health``."""
+        return web.Response(body=b'{"status":"ok"}', content_type="application/json")
+
+    # -- the generation path -----------------------------------------------------------
+
+    def _resolve(self, ep: _Endpoint, name: str, deployment: bool) -> str:
+        """The profile model answering for ``name`` (a 404 in the API's shape if none)."""
+        if name in self.profile.models:
+            return name
+        if deployment and name in self.profile.quotas:
+            return self.profile.quotas[name].models[0]
+        if ep.api == "anthropic":
+            raise ApiError(404, f"model: {name}", param="model")
+        if deployment:
+            raise ApiError(404, "The API deployment for this resource does not exist. If you "
+                           "created the deployment within the last 5 minutes, please wait "
+                           "a moment and try again.", param="model", code="DeploymentNotFound")
+        raise ApiError(404, f"The model `{name}` does not exist or you do not have access "
+                       "to it.", param="model", code="model_not_found")
+
+    async def _handle(self, request: web.Request, ep: _Endpoint,
+                      deployment: str | None) -> web.StreamResponse:
+        bucket = retry_bucket(request.headers.get("x-stainless-retry-count"))
+        if bucket is not None:
+            self.metrics.retry_counts[bucket] += 1
+        try:
+            if ep.api == "azure" and deployment is not None and \
+                    not request.query.get("api-version"):
+                raise bad("api-version", "the api-version query parameter (?api-version=) "
+                          "is required for all requests")
+            body, size = await self._body(request)
+            if ep.module is openai_chat:
+                parsed = openai_chat.parse(body, model=deployment)
+            else:
+                parsed = ep.module.parse(body)
+            model = self._resolve(ep, parsed.model, deployment is not None)
+        except ApiError as e:
+            return self._error(ep.api, e, request)
+        return await self._generate(request, ep, parsed, model, size)
+
+    async def _generate(self, request: web.Request, ep: _Endpoint, parsed: Parsed,
+                        model: str, size: int) -> web.StreamResponse:
+        opts = self.options
+        plan = self.behaviours[model].plan(self.rng, parsed.max_tokens)
+        reply = decide(parsed.view, self.rng, tool_probability=opts.tool_probability,
+                       n_calls=plan.tool_calls,
+                       id_prefix="toolu_" if ep.api == "anthropic" else "call_")
+        prompt = estimate_prompt_tokens(size)
+        cached = int(prompt * plan.cached_fraction)
+        finish = ("tool_calls" if reply.is_tool_call
+                  else "length" if plan.truncated else "stop")
+        usage = Usage(prompt, cached, plan.output_tokens, finish)
+        rid = new_id("req_")
+        headers = {"x-request-id": rid}
+        if ep.api == "anthropic":
+            headers["request-id"] = rid
+        elif ep.api == "azure":
+            headers["apim-request-id"] = rid
+        lreq: Request | None = None
+        if self.limiter.knows(model):
+            lreq = Request(model=model, input_tokens=float(prompt),
+                           output_tokens=float(plan.output_tokens),
+                           cached_input_tokens=float(cached),
+                           max_tokens=None if parsed.max_tokens is None
+                           else float(parsed.max_tokens))
+            d = self.limiter.admit(self.clock.now(), lreq)
+            headers.update(render_headers(d, ep.dialect, time_scale=self.k))  # type: ignore[arg-type]
+            if not d.admitted:
+                return self._rate_limited(request, ep, parsed, model, lreq, d, headers)
+            for key, units in d.charged.items():
+                self.metrics.charged[key] = self.metrics.charged.get(key, 0.0) + units
+        self.metrics.requests[(ep.name, model, 200)] += 1
+        self.metrics.tokens[(model, "prompt")] += prompt
+        self.metrics.in_flight_requests += 1
+        progress = [0.0]  # share of the output delivered, for settling a cut answer
+        try:
+            if parsed.stream:
+                return await self._stream(request, ep, parsed, reply, usage, plan.ttft_s,
+                                          plan.generation_s, headers, progress)
+            await asyncio.sleep((plan.ttft_s + plan.generation_s) / self.k)
+            progress[0] = 1.0
+            return web.Response(body=dumps(ep.module.render(parsed, reply, usage)),
+                                content_type="application/json", headers=headers)
+        finally:
+            self.metrics.in_flight_requests -= 1
+            if progress[0] < 1.0:
+                self.metrics.disconnects += 1
+            actual = float(round(plan.output_tokens * progress[0]))
+            self.metrics.tokens[(model, "completion")] += int(actual)
+            if lreq is not None:
+                self._settle(lreq, actual)
+
+    async def _stream(self, request: web.Request, ep: _Endpoint, parsed: Parsed,
+                      reply: Any, usage: Usage, ttft_s: float, gen_s: float,
+                      headers: dict[str, str], progress: list[float]) -> web.StreamResponse:
+        """Send an answer as server-sent events at the model's pace.
+
+        ``progress[0]`` tracks the share of the content written (1.0 once complete).
+        """
+        gen_wall = gen_s / self.k
+        groups = max(1, min(usage.completion_tokens,
+                            math.ceil(gen_wall / self.options.stream_interval_s)))
+        parts = ep.module.stream(parsed, reply, usage, groups)
+        resp = web.StreamResponse(status=200, headers={
+            **headers, "content-type": "text/event-stream; charset=utf-8",
+            "cache-control": "no-cache"})
+        self.metrics.in_flight_streams += 1
+        try:
+            await resp.prepare(request)
+            await asyncio.sleep(ttft_s / self.k)
+            await resp.write(parts.head)
+            n = len(parts.pieces)
+            step = gen_wall / n if n else 0.0
+            for i, piece in enumerate(parts.pieces):
+                if step > 0.0:
+                    await asyncio.sleep(step)
+                await resp.write(piece)
+                progress[0] = (i + 1) / (n + 1)
+            await resp.write(parts.tail)
+            progress[0] = 1.0
+            await resp.write_eof()
+        except (ConnectionError, RuntimeError):
+            # The client went away mid-stream (aiohttp raises ClientConnectionResetError,
+            # a ConnectionError, or RuntimeError on a closed transport): stop generating;
+            # the caller settles what was sent.
+            pass
+        finally:
+            self.metrics.in_flight_streams -= 1
+        return resp
+
+    def _settle(self, lreq: Request, actual: float) -> None:
+        if actual == lreq.output_tokens:
+            self.limiter.settle(self.clock.now(), lreq, actual)
+            return
+        before = self.limiter.charges(lreq)
+        after = self.limiter.charges(replace(lreq, output_tokens=actual))
+        self.limiter.settle(self.clock.now(), lreq, actual)
+        for key, units in after.items():
+            self.metrics.charged[key] = (self.metrics.charged.get(key, 0.0) + units
+                                         - before.get(key, 0.0))
+
+    def _rate_limited(self, request: web.Request, ep: _Endpoint, parsed: Parsed, model: str,
+                      lreq: Request, d: Decision, headers: dict[str, str]) -> web.Response:
+        for key in d.rejected_by:
+            self.metrics.rejected[key] += 1
+        self.metrics.requests[(ep.name, model, 429)] += 1
+        snaps = {s.key: s for s in d.snapshots}
+        key = d.rejected_by[0]
+        snap = snaps.get(key)
+        dim = key.rsplit(".", 1)[-1]
+        requested = self.limiter.charges(lreq).get(key, 0.0)
+        limit = snap.limit if snap is not None else 0.0
+        remaining = snap.remaining if snap is not None else 0.0
+        never = not math.isfinite(d.retry_after_s)
+        if never:
+            headers["x-should-retry"] = "false"  # it can never fit: retrying cannot help
+        wait_s = d.retry_after_s / self.k
+        if ep.api == "anthropic":
+            what = _DIM_TEXT.get(dim, dim).split(" (")[0]
+            msg = (f"This request would exceed the rate limit for your organization of "
+                   f"{limit:g} {what} (quota {key}). "
+                   + ("It can never fit: reduce its size." if never else
+                      "Please try again later or contact sales to increase your rate limit."))
+            err = ApiError(429, msg, code="rate_limit_error")
+        elif ep.api == "azure":
+            kind = "call" if dim in ("rpm", "rpd") else "token"
+            after = headers.get("retry-after", "0")
+            msg = (f"Requests to the ChatCompletions_Create Operation under Azure OpenAI API "
+                   f"version {request.query.get('api-version', '2024-10-21')} have exceeded "
+                   f"{kind} rate limit of your current OpenAI S0 pricing tier (quota {key}). "
+                   f"Please retry after {after} seconds. Please go here: "
+                   "https://aka.ms/oai/quotaincrease if you would like to further increase "
+                   "the default rate limit.")
+            err = ApiError(429, msg, code="429")
+        else:
+            if never:
+                msg = (f"Request too large for {model} in organization org-mock on "
+                       f"{_DIM_TEXT.get(dim, dim)} (quota {key}): Limit {limit:g}, Requested "
+                       f"{requested:g}. The input or output tokens must be reduced in order "
+                       "to run successfully.")
+            else:
+                msg = (f"Rate limit reached for {model} in organization org-mock on "
+                       f"{_DIM_TEXT.get(dim, dim)} (quota {key}): Limit {limit:g}, Remaining "
+                       f"{remaining:g}, Requested {requested:g}. Please try again in "
+                       f"{_human(wait_s)}. Visit https://platform.openai.com/account/"
+                       "rate-limits to learn more.")
+            err = ApiError(429, msg, code="rate_limit_exceeded")
+        return self._error(ep.api, err, request, headers)
+
+
+def _human(seconds: float) -> str:
+    """A wait as OpenAI's messages print it (``644ms``, ``26.604s``)."""
+    if seconds < 1.0:
+        return f"{max(1, math.ceil(seconds * 1000))}ms"
+    return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
+
+
+def _api_for_path(path: str) -> Api:
+    if path.startswith("/v1/messages"):
+        return "anthropic"
+    if path.startswith("/openai/"):
+        return "azure"
+    return "openai"
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def build_app(provider: MockProvider) -> web.Application:
+    """The aiohttp application serving ``provider``'s routes."""
+
+    @web.middleware
+    async def shape_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # aiohttp's own errors (unknown route, wrong method) and anything unexpected are
+        # answered in the provider's JSON shape, so an SDK raises its usual error.
+        api = _api_for_path(request.path)
+        try:
+            return await handler(request)
+        except web.HTTPException as e:
+            if e.status < 400:
+                raise
+            what = (f"unknown path {request.path}" if e.status == 404
+                    else f"method {request.method} not allowed on {request.path}"
+                    if e.status == 405 else e.reason)
+            return provider._error(api, ApiError(e.status, what), request)
+        except (asyncio.CancelledError, ConnectionError):
+            raise
+        except Exception:  # a bug of ours must not take the server down: log it, 500
+            log.exception("500 %s %s", request.method, request.path)
+            err = ApiError(500, "internal error in the capacity mock (see its log)")
+            return provider._error(api, err, request)
+
+    app = web.Application(middlewares=[shape_errors],
+                          client_max_size=provider.options.max_body_bytes)
+    app.router.add_post("/v1/chat/completions", provider.chat)
+    app.router.add_post("/chat/completions", provider.chat)  # base_url without /v1
+    app.router.add_post("/openai/deployments/{deployment}/chat/completions",
+                        provider.azure_chat)
+    app.router.add_post("/v1/messages", provider.messages)
+    app.router.add_post("/v1/responses", provider.responses)
+    app.router.add_get("/v1/models", provider.models)
+    app.router.add_get("/metrics", provider.metrics_text)
+    app.router.add_post("/admin/reset", provider.reset)
+    app.router.add_get("/health", provider.health)
+    return app
+
+
+class MockServer:
+    """The mock on a real socket, in the running event loop.
+
+    Use ``async with MockServer(profile, options) as srv:`` (or ``await srv.start()`` /
+    ``await srv.close()``); ``srv.url`` is ``http://host:port`` once started. Port 0 picks a
+    free port.
+    """
+
+    def __init__(self, profile: Profile, options: ServeOptions | None = None, *,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        self.provider = MockProvider(profile, options)
+        self.host, self.port = host, port
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def options(self) -> ServeOptions:
+        """The options the server runs with (``seed`` filled in)."""
+        return self.provider.options
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` (IPv6 hosts in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        """``base_url`` for the OpenAI SDK / ``ChatOpenAI`` (includes ``/v1``)."""
+        return self.url + "/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        """``base_url`` for the Anthropic SDK / ``ChatAnthropic`` (no ``/v1``)."""
+        return self.url
+
+    @property
+    def azure_endpoint(self) -> str:
+        """``azure_endpoint`` for ``AzureOpenAI`` / ``AzureChatOpenAI``."""
+        return self.url
+
+    async def start(self) -> MockServer:
+        """Bind and listen."""
+        runner = web.AppRunner(build_app(self.provider), handler_cancellation=True,
+                               access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, backlog=self.provider.options.backlog,
+                           reuse_address=True)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        addr = runner.addresses[0]
+        self.port = int(addr[1])
+        return self
+
+    async def close(self) -> None:
+        """Stop listening, end open answers, free the socket."""
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> MockServer:
+        return await self.start()
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+
+class ServerThread:
+    """The mock in a background thread with its own event loop (for synchronous callers:
+    tests driving sync SDK clients, notebooks).
+
+    ``with ServerThread(profile, options) as srv: ... srv.url``; or ``srv.start()`` /
+    ``srv.close()``. Attributes as :class:`MockServer`.
+    """
+
+    def __init__(self, profile: Profile, options: ServeOptions | None = None, *,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        self.server = MockServer(profile, options, host=host, port=port)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop: asyncio.Event | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("url", "openai_base_url", "anthropic_base_url", "azure_endpoint",
+                    "provider", "options", "port", "host"):
+            return getattr(self.server, name)
+        raise AttributeError(name)
+
+    def start(self) -> ServerThread:
+        """Start the thread and wait until the socket listens (errors re-raised here)."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            try:
+                await self.server.start()
+            except BaseException as e:
+                failure.append(e)
+                ready.set()
+                return
+            ready.set()
+            try:
+                await self._stop.wait()
+            finally:
+                await self.server.close()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(main())
+            finally:
+                with contextlib.suppress(Exception):
+                    loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="capacity-serve", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread.join()
+            raise failure[0]
+        return self
+
+    def close(self) -> None:
+        """Stop the server and join the thread (idempotent)."""
+        loop, thread, stop = self._loop, self._thread, self._stop
+        if thread is None:
+            return
+        if loop is not None and stop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=30)
+        self._thread = None
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

@@ -1,0 +1,126 @@
+"""The history rule: what a stateless mock answers, read from the request alone.
+
+1. The last message is a tool result (OpenAI: a ``tool`` message; Anthropic: a ``user``
+   message holding a ``tool_result`` block; Responses: a ``function_call_output`` item)
+   → a text answer (``finish_reason: stop`` / ``stop_reason: end_turn``).
+2. Otherwise, tools are offered and ``tool_choice`` is not ``none`` → tool call(s): the
+   tool ``tool_choice`` names, else tools drawn with the seeded generator; arguments
+   generated from the tool's JSON Schema (:mod:`capacity.serve.schema_args`); a fresh id
+   per call; several calls when parallel calls are allowed and the plan says so.
+   With ``tool_probability`` p < 1, an ``auto`` choice answers text with probability 1 − p
+   ("some turns use no tool"); ``required`` / a named tool always call.
+3. Otherwise → text.
+
+Because the rule reads only the last message, an agent loop always ends: a tool call is
+answered by the agent with a tool result, which the mock answers with text. A mock that
+always returns the same tool call (the founding story) loops forever; a turn-counting
+mock breaks when a turn uses no tool, or several.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from capacity.serve.schema_args import arguments_for
+
+__all__ = ["Reply", "ToolCall", "ToolDef", "TurnView", "decide", "new_id"]
+
+_PREFIX = os.urandom(5).hex()
+_COUNTER = itertools.count(1)
+
+
+def new_id(prefix: str) -> str:
+    """A unique id (``call_…``, ``toolu_…``, ``chatcmpl-…``): process-random prefix plus a
+    counter, so ids never repeat within a server and almost surely not across servers."""
+    return f"{prefix}{_PREFIX}{next(_COUNTER):014x}"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolDef:
+    """A tool offered by the request: its name and parameter schema (a dict or None)."""
+
+    name: str
+    schema: Any
+
+
+@dataclass(frozen=True, slots=True)
+class TurnView:
+    """What the rule needs from a request, whatever its protocol.
+
+    Attributes
+    ----------
+    last_is_tool_result : the last message/item is a tool result.
+    tools : tools offered, in order.
+    tool_choice : ``"auto"``, ``"none"``, ``"required"`` or ``("name", <tool name>)``.
+    parallel : several calls allowed in one answer.
+    """
+
+    last_is_tool_result: bool
+    tools: tuple[ToolDef, ...]
+    tool_choice: str | tuple[str, str]
+    parallel: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One generated call: its id, tool name, arguments (object) and their JSON text."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    arguments_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The answer's content: text (``calls`` empty) or tool calls."""
+
+    calls: tuple[ToolCall, ...] = ()
+
+    @property
+    def is_tool_call(self) -> bool:
+        """True when the answer calls tools."""
+        return bool(self.calls)
+
+
+_TEXT = Reply()
+
+
+def decide(view: TurnView, rng: np.random.Generator, *, tool_probability: float,
+           n_calls: int, id_prefix: str) -> Reply:
+    """Apply the history rule to one request.
+
+    Parameters
+    ----------
+    view : the request, seen through :class:`TurnView`.
+    rng : the server's seeded generator.
+    tool_probability : chance that an ``auto`` turn calls a tool (0..1).
+    n_calls : calls in a tool-call answer when parallel calls are allowed (≥ 1).
+    id_prefix : ``call_`` (OpenAI) or ``toolu_`` (Anthropic).
+    """
+    if view.last_is_tool_result or not view.tools or view.tool_choice == "none":
+        return _TEXT
+    choice = view.tool_choice
+    if isinstance(choice, tuple):
+        named = [t for t in view.tools if t.name == choice[1]]
+        chosen = [named[0]] if named else [view.tools[0]]
+    else:
+        if choice == "auto" and tool_probability < 1.0 and rng.random() >= tool_probability:
+            return _TEXT
+        k = max(1, n_calls) if view.parallel else 1
+        # Distinct tools first (an agent fanning out usually calls different tools),
+        # then repeats, each with its own id.
+        order = [int(i) for i in rng.permutation(len(view.tools))]
+        chosen = [view.tools[order[j % len(order)]] for j in range(k)]
+    calls = []
+    for tool in chosen:
+        args = arguments_for(tool.schema)
+        calls.append(ToolCall(new_id(id_prefix), tool.name, args,
+                              json.dumps(args, separators=(",", ":"))))
+    return Reply(tuple(calls))

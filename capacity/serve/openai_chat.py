@@ -1,0 +1,213 @@
+"""OpenAI Chat Completions (``POST /v1/chat/completions``; Azure's deployment route too).
+
+Accepts what the official SDK and LangChain's ``ChatOpenAI`` send: ``system`` and
+``developer`` roles, ``tool`` messages, assistant ``tool_calls`` with ``content: null``,
+``tools`` / ``tool_choice`` (``none | auto | required | {"type": "function", ...}``),
+``parallel_tool_calls``, ``max_tokens`` and ``max_completion_tokens`` (the smaller wins
+when both are sent), ``stream`` with ``stream_options.include_usage``. Unknown fields
+(temperature, seed, ...) are accepted and ignored, as a provider would.
+
+Streams follow the recorded wire format: a first chunk with ``role``, content (or
+``tool_calls`` deltas, each with its ``index``; the first per call carries id, type and
+name), a chunk with ``finish_reason``, then — with ``include_usage`` — a chunk with empty
+``choices`` and the usage, then ``data: [DONE]``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from capacity.serve.behaviour import text_of
+from capacity.serve.errors import bad
+from capacity.serve.history import Reply, ToolDef, TurnView, new_id
+from capacity.serve.wire import (
+    Parsed,
+    StreamParts,
+    Usage,
+    check_type,
+    opt_bool,
+    opt_positive_int,
+    split_even,
+    sse_data,
+)
+
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
+def parse(body: Any, *, model: str | None = None) -> Parsed:
+    """Validate a chat-completions body; ``model`` overrides ``body.model`` (Azure routes
+    name the deployment in the path and need no ``model`` field)."""
+    check_type(body, dict, "body", "a JSON object")
+    if model is None:
+        if "model" not in body:
+            raise bad("model", "required")
+        check_type(body["model"], str, "model", "a string")
+        if not body["model"]:
+            raise bad("model", "must not be empty")
+        model = body["model"]
+    if "messages" not in body:
+        raise bad("messages", "required")
+    msgs = body["messages"]
+    check_type(msgs, list, "messages", "an array of messages")
+    if not msgs:
+        raise bad("messages", "must contain at least one message")
+    for i, m in enumerate(msgs):
+        _check_message(m, f"messages[{i}]")
+    tools = _tools(body.get("tools"))
+    choice = _tool_choice(body.get("tool_choice"), tools)
+    stream = opt_bool(body, "stream", False)
+    so = body.get("stream_options")
+    include_usage = False
+    if so is not None:
+        check_type(so, dict, "stream_options", "an object")
+        include_usage = opt_bool(so, "include_usage", False)
+    caps = [c for c in (opt_positive_int(body, "max_tokens"),
+                        opt_positive_int(body, "max_completion_tokens")) if c is not None]
+    n = opt_positive_int(body, "n")
+    if n is not None and n != 1:
+        raise bad("n", f"the mock answers with one choice (n = 1), got {n}")
+    parallel = opt_bool(body, "parallel_tool_calls", True)
+    last = msgs[-1]
+    view = TurnView(last_is_tool_result=last.get("role") in ("tool", "function"),
+                    tools=tools, tool_choice=choice, parallel=parallel)
+    return Parsed(model, stream, include_usage, min(caps) if caps else None, view)
+
+
+def _check_message(m: Any, p: str) -> None:
+    check_type(m, dict, p, "a message object")
+    role = m.get("role")
+    if role is None:
+        raise bad(f"{p}.role", "required")
+    check_type(role, str, f"{p}.role", "a string")
+    if role not in _ROLES:
+        raise bad(f"{p}.role", f"must be one of {', '.join(sorted(_ROLES))}; got {role!r}")
+    content = m.get("content")
+    if content is None:
+        if role not in ("assistant", "function") and "content" not in m:
+            raise bad(f"{p}.content", "required")
+    elif isinstance(content, list):
+        for j, part in enumerate(content):
+            check_type(part, dict, f"{p}.content[{j}]", "a content part object")
+            check_type(part.get("type"), str, f"{p}.content[{j}].type", "a string")
+    else:
+        check_type(content, str, f"{p}.content", "a string or an array of content parts")
+    if role == "tool":
+        tcid = m.get("tool_call_id")
+        if tcid is None:
+            raise bad(f"{p}.tool_call_id", "required for role 'tool'")
+        check_type(tcid, str, f"{p}.tool_call_id", "a string")
+    calls = m.get("tool_calls")
+    if calls is not None:
+        check_type(calls, list, f"{p}.tool_calls", "an array")
+        for j, c in enumerate(calls):
+            q = f"{p}.tool_calls[{j}]"
+            check_type(c, dict, q, "a tool call object")
+            check_type(c.get("id"), str, f"{q}.id", "a string")
+            fn = c.get("function")
+            check_type(fn, dict, f"{q}.function", "an object")
+            check_type(fn.get("name"), str, f"{q}.function.name", "a string")
+            check_type(fn.get("arguments"), str, f"{q}.function.arguments", "a JSON string")
+
+
+def _tools(raw: Any) -> tuple[ToolDef, ...]:
+    if raw is None:
+        return ()
+    check_type(raw, list, "tools", "an array")
+    out = []
+    for i, t in enumerate(raw):
+        p = f"tools[{i}]"
+        check_type(t, dict, p, "a tool object")
+        if t.get("type", "function") != "function":
+            raise bad(f"{p}.type", f"the mock serves function tools only; got {t.get('type')!r}")
+        fn = t.get("function")
+        check_type(fn, dict, f"{p}.function", "an object")
+        name = fn.get("name")
+        check_type(name, str, f"{p}.function.name", "a string")
+        params = fn.get("parameters")
+        if params is not None:
+            check_type(params, dict, f"{p}.function.parameters", "a JSON Schema object")
+        out.append(ToolDef(name, params))
+    return tuple(out)
+
+
+def _tool_choice(raw: Any, tools: tuple[ToolDef, ...]) -> str | tuple[str, str]:
+    if raw is None:
+        return "auto" if tools else "none"
+    if isinstance(raw, str):
+        if raw not in ("none", "auto", "required"):
+            raise bad("tool_choice", f"must be none, auto, required or an object; got {raw!r}")
+        if raw == "required" and not tools:
+            raise bad("tool_choice", "'required' needs at least one tool in 'tools'")
+        return raw
+    check_type(raw, dict, "tool_choice", "a string or an object")
+    fn = raw.get("function")
+    check_type(fn, dict, "tool_choice.function", "an object")
+    name = fn.get("name")
+    check_type(name, str, "tool_choice.function.name", "a string")
+    if name not in {t.name for t in tools}:
+        raise bad("tool_choice.function.name", f"no tool named {name!r} in 'tools'")
+    return ("name", name)
+
+
+def _usage(u: Usage) -> dict[str, Any]:
+    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+            "total_tokens": u.prompt_tokens + u.completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": u.cached_tokens, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                                          "accepted_prediction_tokens": 0,
+                                          "rejected_prediction_tokens": 0}}
+
+
+def render(p: Parsed, reply: Reply, u: Usage) -> dict[str, Any]:
+    """The non-streaming ``chat.completion`` object."""
+    message: dict[str, Any] = {"role": "assistant", "refusal": None, "annotations": []}
+    if reply.is_tool_call:
+        message["content"] = None
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function",
+             "function": {"name": c.name, "arguments": c.arguments_json}}
+            for c in reply.calls]
+    else:
+        message["content"] = text_of(0, u.completion_tokens)
+    return {"id": new_id("chatcmpl-"), "object": "chat.completion",
+            "created": int(time.time()), "model": p.model,
+            "choices": [{"index": 0, "message": message, "logprobs": None,
+                         "finish_reason": u.finish}],
+            "usage": _usage(u), "service_tier": "default",
+            "system_fingerprint": "fp_capacity_mock"}
+
+
+def stream(p: Parsed, reply: Reply, u: Usage, groups: int) -> StreamParts:
+    """The chunks of a streamed answer, content cut into ``groups`` pieces."""
+    base = {"id": new_id("chatcmpl-"), "object": "chat.completion.chunk",
+            "created": int(time.time()), "model": p.model,
+            "system_fingerprint": "fp_capacity_mock"}
+    if p.include_usage:
+        base["usage"] = None  # "All other chunks will also include a usage field ... null"
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return sse_data({**base, "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                                             "finish_reason": finish}]})
+
+    pieces: list[bytes] = []
+    if reply.is_tool_call:
+        head = chunk({"role": "assistant", "content": None, "refusal": None, "tool_calls": [
+            {"index": i, "id": c.id, "type": "function",
+             "function": {"name": c.name, "arguments": ""}}
+            for i, c in enumerate(reply.calls)]})
+        per_call = max(1, groups // len(reply.calls))
+        for i, c in enumerate(reply.calls):
+            text = c.arguments_json
+            for a, b in split_even(len(text), per_call):
+                pieces.append(chunk({"tool_calls": [
+                    {"index": i, "function": {"arguments": text[a:b]}}]}))
+    else:
+        head = chunk({"role": "assistant", "content": "", "refusal": None})
+        for a, b in split_even(u.completion_tokens, groups):
+            pieces.append(chunk({"content": text_of(a, b)}))
+    tail = chunk({}, u.finish)
+    if p.include_usage:
+        tail += sse_data({**base, "choices": [], "usage": _usage(u)})
+    tail += b"data: [DONE]\n\n"
+    return StreamParts(head, pieces, tail)

@@ -1,0 +1,275 @@
+"""Tool-call arguments generated from a tool's JSON Schema.
+
+A mock that answers with a tool call must send arguments the agent's tool accepts:
+LangChain parses them with ``json.loads`` and validates them against the tool's schema
+(pydantic), and an invalid call ends the agent loop. So the generator aims for a value
+*valid* against the schema, not a random one:
+
+* ``const`` first, then ``default``, then ``enum[0]`` / ``examples[0]``;
+* ``$ref`` (local: ``#``, ``#/$defs/..``, ``#/definitions/..``; pydantic emits these),
+  ``allOf`` (merged), ``anyOf`` / ``oneOf`` (the first non-null branch);
+* objects fill every ``required`` property (and the optional ones too, with
+  ``fill_optional``), arrays honour ``minItems`` / ``maxItems`` / ``prefixItems`` /
+  ``uniqueItems``, numbers honour bounds and ``multipleOf``, strings honour
+  ``minLength`` / ``maxLength`` and common ``format`` values.
+
+``pattern`` is honoured only for the candidates tried (the property name, a few
+placeholders): a regex is not inverted. Recursive schemas stop at ``max_depth`` with the
+smallest value the branch allows.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+__all__ = ["arguments_for", "resolve_ref"]
+
+_FORMATS: dict[str, str] = {
+    "date": "2026-01-01",
+    "date-time": "2026-01-01T00:00:00Z",
+    "time": "12:00:00",
+    "email": "user@example.com",
+    "uri": "https://example.com/",
+    "url": "https://example.com/",
+    "uri-reference": "/example",
+    "uuid": "00000000-0000-4000-8000-000000000000",
+    "hostname": "example.com",
+    "ipv4": "127.0.0.1",
+    "ipv6": "::1",
+    "duration": "PT1M",
+}
+
+_TYPE_ORDER = ("object", "string", "integer", "number", "boolean", "array", "null")
+
+
+def resolve_ref(root: dict[str, Any], ref: str) -> dict[str, Any]:
+    """The schema a local ``$ref`` (``#`` or a JSON pointer under it) points to.
+
+    Raises ``ValueError`` for a remote or dangling reference.
+    """
+    if ref == "#":
+        return root
+    if not ref.startswith("#/"):
+        raise ValueError(f"only local $ref are supported, got {ref!r}")
+    node: Any = root
+    for part in ref[2:].split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            raise ValueError(f"dangling $ref {ref!r}")
+    if not isinstance(node, dict):
+        raise ValueError(f"$ref {ref!r} does not point to a schema")
+    return node
+
+
+def arguments_for(schema: Any, *, fill_optional: bool = True,
+                  max_depth: int = 8) -> dict[str, Any]:
+    """Arguments (a JSON object) valid against a tool's parameter ``schema``.
+
+    A missing or non-object schema (some clients send ``{}`` or nothing) gives ``{}``.
+    """
+    if not isinstance(schema, dict):
+        return {}
+    value = _Gen(schema, fill_optional, max_depth).value(schema, "", 0)
+    return value if isinstance(value, dict) else {}
+
+
+class _Gen:
+    def __init__(self, root: dict[str, Any], fill_optional: bool, max_depth: int) -> None:
+        self.root = root
+        self.fill_optional = fill_optional
+        self.max_depth = max_depth
+
+    def deref(self, s: Any, seen: int = 0) -> dict[str, Any]:
+        """Follow ``$ref`` and merge ``allOf`` into one plain schema dict."""
+        if not isinstance(s, dict):
+            return {} if s is True or s is None else {"not": {}}
+        while "$ref" in s and isinstance(s["$ref"], str) and seen < 32:
+            rest = {k: v for k, v in s.items() if k != "$ref"}
+            target: dict[str, Any] = resolve_ref(self.root, s["$ref"])
+            s = {**target, **rest}
+            seen += 1
+        if isinstance(s.get("allOf"), list):
+            merged: dict[str, Any] = {k: v for k, v in s.items() if k != "allOf"}
+            for sub in s["allOf"]:
+                sub = self.deref(sub, seen + 1)
+                for k, v in sub.items():
+                    if k == "properties" and isinstance(v, dict):
+                        merged["properties"] = {**merged.get("properties", {}), **v}
+                    elif k == "required" and isinstance(v, list):
+                        merged["required"] = [*merged.get("required", []), *v]
+                    else:
+                        merged.setdefault(k, v)
+            s = merged
+        out: dict[str, Any] = s
+        return out
+
+    def value(self, s: Any, name: str, depth: int) -> Any:
+        s = self.deref(s)
+        if "const" in s:
+            return s["const"]
+        if "default" in s:
+            return s["default"]
+        if isinstance(s.get("enum"), list) and s["enum"]:
+            return s["enum"][0]
+        for key in ("anyOf", "oneOf"):
+            branches = s.get(key)
+            if isinstance(branches, list) and branches:
+                # A nullable field (pydantic's Optional) is better filled with a real value.
+                derefd = [self.deref(b) for b in branches]
+                non_null = [b for b in derefd if b.get("type") != "null"]
+                base = {k: v for k, v in s.items() if k not in ("anyOf", "oneOf")}
+                return self.value({**base, **(non_null or derefd)[0]}, name, depth)
+        if isinstance(s.get("examples"), list) and s["examples"]:
+            return s["examples"][0]
+        typ = s.get("type")
+        if isinstance(typ, list):
+            typ = next((t for t in _TYPE_ORDER if t in typ and t != "null"),
+                       typ[0] if typ else None)
+        if typ is None:
+            typ = ("object" if "properties" in s else "array" if "items" in s
+                   else "string")
+        if typ == "object":
+            return self.obj(s, depth)
+        if typ == "array":
+            return self.array(s, name, depth)
+        if typ == "string":
+            return self.string(s, name)
+        if typ == "integer":
+            return self.number(s, integer=True)
+        if typ == "number":
+            return self.number(s, integer=False)
+        if typ == "boolean":
+            return True
+        return None
+
+    def obj(self, s: dict[str, Any], depth: int) -> dict[str, Any]:
+        props = s.get("properties") if isinstance(s.get("properties"), dict) else {}
+        assert isinstance(props, dict)
+        required = [r for r in s.get("required", []) if isinstance(r, str)]
+        out: dict[str, Any] = {}
+        deep = depth >= self.max_depth
+        for key, sub in props.items():
+            if key in required or (self.fill_optional and not deep):
+                out[key] = self.value(sub, key, depth + 1)
+        for key in required:
+            if key not in out:  # required but not described: any value will do
+                extra = s.get("additionalProperties")
+                out[key] = (self.value(extra, key, depth + 1) if isinstance(extra, dict)
+                            else f"mock {key}")
+        min_props = s.get("minProperties")
+        if isinstance(min_props, int) and len(out) < min_props:
+            extra = s.get("additionalProperties")
+            i = 0
+            while len(out) < min_props:
+                out[f"key{i}"] = (self.value(extra, "key", depth + 1)
+                                  if isinstance(extra, dict) else "mock")
+                i += 1
+        return out
+
+    def array(self, s: dict[str, Any], name: str, depth: int) -> list[Any]:
+        lo = s.get("minItems", 1 if depth < self.max_depth else 0)
+        hi = s.get("maxItems", max(lo, 1))
+        n = max(0, min(max(lo, 1 if depth < self.max_depth else 0), hi))
+        prefix = s.get("prefixItems") if isinstance(s.get("prefixItems"), list) else []
+        assert isinstance(prefix, list)
+        items = s.get("items", {})
+        out: list[Any] = [self.value(p, name, depth + 1) for p in prefix[:max(n, len(prefix))]]
+        unique = bool(s.get("uniqueItems"))
+        i = 0
+        while len(out) < n:
+            v = self.value(items if isinstance(items, dict) else {}, name, depth + 1)
+            if unique and v in out:
+                v = self._vary(v, i + len(out))
+            out.append(v)
+            i += 1
+        return out
+
+    @staticmethod
+    def _vary(v: Any, i: int) -> Any:
+        if isinstance(v, bool):
+            return not v
+        if isinstance(v, int | float):
+            return v + i
+        if isinstance(v, str):
+            return f"{v}{i}"
+        return v
+
+    def string(self, s: dict[str, Any], name: str) -> str:
+        fmt = s.get("format")
+        candidates = []
+        if isinstance(fmt, str) and fmt in _FORMATS:
+            candidates.append(_FORMATS[fmt])
+        word = name or "value"
+        candidates += [f"mock {word}", word, "mock", "a", "0", "A", "x"]
+        lo = s.get("minLength", 0) if isinstance(s.get("minLength"), int) else 0
+        hi = s.get("maxLength") if isinstance(s.get("maxLength"), int) else None
+        pattern = s.get("pattern") if isinstance(s.get("pattern"), str) else None
+        rx = None
+        if pattern is not None:
+            try:
+                rx = re.compile(pattern)
+            except re.error:
+                rx = None
+        for c in candidates:
+            c = c + "x" * max(0, lo - len(c))
+            if hi is not None:
+                c = c[:hi]
+            if rx is None or rx.search(c):
+                return c
+        c = candidates[0] + "x" * max(0, lo - len(candidates[0]))
+        return c[:hi] if hi is not None else c
+
+    @staticmethod
+    def number(s: dict[str, Any], *, integer: bool) -> int | float:
+        def num(key: str) -> float | None:
+            v = s.get(key)
+            return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+        lo, hi = num("minimum"), num("maximum")
+        xlo, xhi = num("exclusiveMinimum"), num("exclusiveMaximum")
+        step = num("multipleOf")
+        if integer:
+            step = max(1.0, step or 1.0)
+            if step != int(step):
+                step = float(math.ceil(step))
+        low = -math.inf
+        if lo is not None:
+            low = lo
+        if xlo is not None:
+            low = max(low, xlo)
+        high = math.inf
+        if hi is not None:
+            high = hi
+        if xhi is not None:
+            high = min(high, xhi)
+        # Start from 1 (a natural count) and move into [low, high].
+        v = 1.0
+        if v < low or (xlo is not None and v <= xlo):
+            v = low
+        if v > high or (xhi is not None and v >= xhi):
+            v = high
+        if step:
+            k = math.ceil(v / step)
+            v = k * step
+            if (xlo is not None and v <= xlo):
+                v += step
+            if v > high or (xhi is not None and v >= xhi):
+                v = (k - 1) * step
+        elif xlo is not None and v <= xlo:
+            v = xlo + (1 if integer else min(1.0, (high - xlo) / 2 if math.isfinite(high)
+                                             else 1.0))
+        elif xhi is not None and v >= xhi:
+            v = xhi - (1 if integer else min(1.0, (xhi - low) / 2 if math.isfinite(low)
+                                             else 1.0))
+        if integer:
+            iv = math.ceil(v) if math.isfinite(v) else 1
+            if xlo is not None and iv <= xlo:
+                iv = math.floor(xlo) + 1
+            return int(iv)
+        return float(v)

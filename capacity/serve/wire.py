@@ -1,0 +1,150 @@
+"""JSON and server-sent events on the wire, plus the pieces every protocol shares.
+
+JSON parsing dominates the cost of serving an agent's request (a few KB of history), so
+``orjson`` (in the ``serve`` extra) is used when installed, the standard library
+otherwise; both produce the same documents.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from capacity.serve.history import TurnView
+
+try:  # pragma: no cover - which branch runs depends on the install
+    import orjson
+
+    def dumps(obj: Any) -> bytes:
+        """JSON bytes of ``obj``."""
+        return orjson.dumps(obj)
+
+    loads: Callable[[bytes], Any] = orjson.loads
+    JSONDecodeError: type[ValueError] = orjson.JSONDecodeError
+except ImportError:  # pragma: no cover
+    def dumps(obj: Any) -> bytes:
+        """JSON bytes of ``obj``."""
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+    loads = json.loads
+    JSONDecodeError = ValueError
+
+
+def sse_data(obj: Any) -> bytes:
+    """One ``data:`` event (OpenAI chat streams)."""
+    return b"data: " + dumps(obj) + b"\n\n"
+
+
+def sse_event(name: str, obj: Any) -> bytes:
+    """One named event (Anthropic and Responses streams: the ``event:`` line is
+    mandatory, the SDKs dispatch on it)."""
+    return b"event: " + name.encode() + b"\ndata: " + dumps(obj) + b"\n\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A validated generation request, whatever its protocol.
+
+    Attributes
+    ----------
+    model : the requested model (or Azure deployment) name.
+    stream : answer with server-sent events.
+    include_usage : OpenAI ``stream_options.include_usage``.
+    max_tokens : the request's output cap, if it sent one.
+    view : what the history rule reads.
+    echo : protocol-specific fields a response repeats (e.g. Responses' ``tools``).
+    """
+
+    model: str
+    stream: bool
+    include_usage: bool
+    max_tokens: int | None
+    view: TurnView
+    echo: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one response and why it stopped.
+
+    ``finish``: ``stop`` (text), ``length`` (cut at max_tokens) or ``tool_calls``.
+    """
+
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+    finish: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamParts:
+    """A stream as sent: ``head`` at the first token, ``pieces`` spread over the
+    generation time, ``tail`` after the last token."""
+
+    head: bytes
+    pieces: list[bytes]
+    tail: bytes
+
+
+def split_even(n: int, groups: int) -> list[tuple[int, int]]:
+    """``[0, n)`` cut into ``groups`` contiguous non-empty ranges (fewer if ``n`` is small)."""
+    groups = max(1, min(groups, n))
+    out = []
+    for g in range(groups):
+        a, b = n * g // groups, n * (g + 1) // groups
+        if b > a:
+            out.append((a, b))
+    return out
+
+
+def check_type(value: Any, types: type | tuple[type, ...], param: str, what: str) -> None:
+    """Raise a 400 naming ``param`` unless ``value`` is of ``types`` (bools are not ints)."""
+    from capacity.serve.errors import bad
+
+    ok = isinstance(value, types)
+    if ok and isinstance(value, bool):
+        tl = types if isinstance(types, tuple) else (types,)
+        ok = bool in tl
+    if not ok:
+        raise bad(param, f"expected {what}, got {_json_type(value)}")
+
+
+def _json_type(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, int | float):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "an array"
+    if isinstance(v, dict):
+        return "an object"
+    return type(v).__name__
+
+
+def opt_positive_int(body: dict[str, Any], key: str) -> int | None:
+    """``body[key]`` as a positive integer, None if absent or null; 400 otherwise."""
+    from capacity.serve.errors import bad
+
+    v = body.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise bad(key, f"expected an integer, got {_json_type(v)}")
+    if v < 1:
+        raise bad(key, f"must be >= 1, got {v}")
+    return v
+
+
+def opt_bool(body: dict[str, Any], key: str, default: bool) -> bool:
+    """``body[key]`` as a boolean (``default`` if absent or null); 400 otherwise."""
+    v = body.get(key)
+    if v is None:
+        return default
+    check_type(v, bool, key, "a boolean")
+    return bool(v)
