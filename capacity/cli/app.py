@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from capacity._version import __version__
+from capacity.cli.serve import serve_command
 from capacity.errors import CapacityError
 from capacity.model.dist import parse_duration
 from capacity.profile.loader import load_profile
@@ -354,6 +355,9 @@ def sweep_cmd(
         sys.stdout.write(to_csv(result))
     else:
         _emit(result, as_json, sweep_renderable)
+
+
+app.command(name="serve")(serve_command)
 
 
 def main() -> None:

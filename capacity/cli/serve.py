@@ -1,0 +1,126 @@
+"""``capacity serve PROFILE``: the quota-enforcing mock provider on a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import signal
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+class Provider(StrEnum):
+    """Header dialect for paths that do not imply one."""
+
+    openai = "openai"
+    azure = "azure"
+    anthropic = "anthropic"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve_command(
+    profiles: Annotated[list[Path], typer.Argument(
+        help="Profile YAML file(s); later files are merged over earlier ones.",
+        show_default=False)],
+    overrides: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a profile value: key.path=value (repeatable).",
+        show_default=False)] = None,
+    host: Annotated[str, typer.Option(
+        "--host", help="Address to bind (default loopback only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(
+        "--port", min=0, max=65535, help="Port (0: a free one, printed).")] = 8000,
+    time_scale: Annotated[float, typer.Option(
+        "--time-scale",
+        help="Run K times faster: latencies, windows and retry-after divided by K.")] = 1.0,
+    seed: Annotated[int | None, typer.Option(
+        "--seed", min=0, help="Seed of all draws (default: fresh, printed).",
+        show_default=False)] = None,
+    provider: Annotated[Provider, typer.Option(
+        "--provider", help="Header dialect for /v1/chat/completions and /v1/responses.")
+    ] = Provider.openai,
+    tool_probability: Annotated[float, typer.Option(
+        "--tool-probability", min=0.0, max=1.0,
+        help="Chance that a turn offered tools (tool_choice auto) answers with a call.")
+    ] = 1.0,
+    tool_calls: Annotated[int | None, typer.Option(
+        "--tool-calls", min=1,
+        help="Tool calls per tool-call answer when parallel calls are allowed (default: "
+             "the profile's fan-out for the model, else 1).", show_default=False)] = None,
+) -> None:
+    """Serve the profile's provider: OpenAI, Azure and Anthropic APIs with its quotas.
+
+    A stateless, protocol-aware mock: a request whose last message is a tool result gets
+    text; otherwise offered tools get a tool call with schema-valid arguments. Every
+    request is admitted or refused (429 with retry-after and rate-limit headers) by the
+    simulator's own limiter, with the profile's latency.
+    """
+    from capacity.cli.app import _fail, _load, err_console
+
+    try:
+        from capacity.serve import MockServer, ServeOptions
+    except ImportError as e:
+        raise _fail(f"capacity serve needs the 'serve' extra ({e.name} is missing): "
+                    "pip install 'capacity[serve]'") from None
+    profile = _load(profiles, overrides)
+    try:
+        options = ServeOptions(time_scale=time_scale, seed=seed, provider=provider.value,
+                               tool_probability=tool_probability, tool_calls=tool_calls)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    server = MockServer(profile, options, host=host, port=port)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        try:
+            await server.start()
+        except OSError as e:
+            raise _fail(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError):  # SIGTERM: stop like Ctrl-C
+            loop.add_signal_handler(signal.SIGTERM, stop.set)
+        try:
+            _banner(server, profile.title, host)
+            await stop.wait()
+        finally:
+            await server.close()
+
+    def _banner(srv: MockServer, title: str, host: str) -> None:
+        out = sys.stdout
+        k = srv.options.time_scale
+        deployments = ", ".join([*profile.quotas, *profile.models])
+        out.write(f"capacity serve: profile '{title}', seed {srv.options.seed}, "
+                  f"time scale {k:g}x\n")
+        out.write(f"listening on {srv.url}"
+                  + (" (loopback only)\n" if _is_loopback(host) else "\n"))
+        out.write(f"  OpenAI     base_url={srv.openai_base_url}\n")
+        out.write(f"  Azure      azure_endpoint={srv.azure_endpoint}  "
+                  f"(deployments: {deployments})\n")
+        out.write(f"  Anthropic  base_url={srv.anthropic_base_url}\n")
+        out.write(f"  metrics    {srv.url}/metrics   reset  POST {srv.url}/admin/reset\n")
+        out.write("Ctrl-C to stop\n")
+        out.flush()
+        if not _is_loopback(host):
+            err_console.print(f"[bold yellow]warning:[/] bound to {host}, reachable from "
+                              "other machines; the mock has no authentication",
+                              soft_wrap=True)
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        sys.stdout.write("stopped\n")
+        sys.stdout.flush()
+        raise typer.Exit(130) from None
+    sys.stdout.write("stopped\n")
