@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-DISTRIBUTION = "capacity"
+# The name on the package index ("capacity" there is an unrelated project); the import
+# package and the command are both `capacity`.
+DISTRIBUTION = "llm-capacity"
 
 try:
     __version__ = version(DISTRIBUTION)

@@ -168,7 +168,7 @@ def test_version_matches_metadata() -> None:
     """__version__ comes from the installed distribution metadata."""
     from importlib.metadata import version
 
-    assert version("capacity") == __version__
+    assert version("llm-capacity") == __version__
 
 
 @pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.name)
