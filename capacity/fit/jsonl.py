@@ -54,7 +54,11 @@ _MAX_SECONDS = 1e11
 
 
 class RequestLogError(ValueError):
-    """A request-log line breaks the format; the message names the rule (not the place)."""
+    """A request-log line breaks the format: ``rule`` says how, ``line`` where (if known)."""
+
+    def __init__(self, rule: str, line: int | None = None) -> None:
+        self.rule, self.line = rule, line
+        super().__init__(rule if line is None else f"line {line}: {rule}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +209,7 @@ class RequestLogWriter:
 def iter_request_log(fh: IO[str]) -> Iterator[tuple[int, CallRecord]]:
     """Stream ``(line number, record)`` from an open log; blank lines are skipped.
 
-    Raises :class:`RequestLogError` with the line number prefixed (``line 12: ...``).
+    Raises :class:`RequestLogError` carrying the line number.
     """
     for lineno, line in enumerate(fh, 1):
         if not line.strip():
@@ -213,9 +217,10 @@ def iter_request_log(fh: IO[str]) -> Iterator[tuple[int, CallRecord]]:
         try:
             raw = json.loads(line)
         except json.JSONDecodeError as e:
-            raise RequestLogError(f"line {lineno}: malformed JSON ({e.msg} at column "
-                                  f"{e.colno})") from None
+            raise RequestLogError(f"malformed JSON ({e.msg} at column {e.colno})",
+                                  lineno) from None
         try:
-            yield lineno, CallRecord.from_dict(raw)
+            rec = CallRecord.from_dict(raw)
         except RequestLogError as e:
-            raise RequestLogError(f"line {lineno}: {e}") from None
+            raise RequestLogError(e.rule, lineno) from None
+        yield lineno, rec

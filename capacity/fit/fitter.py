@@ -1,0 +1,317 @@
+"""From read calls to fitted distributions: pacing, model latency, steps and turn types.
+
+Pacing. For consecutive turns of a session, ``busy`` is the time a turn had a call in
+flight (the sum of its stages' durations: the turn latency the profile models) and
+``s2s`` the time from its start to the next turn's start. A closed loop (think time)
+makes ``s2s − busy`` independent of ``busy``; a cadence makes ``s2s`` independent of it.
+The mode whose pause is the less correlated with ``busy`` wins (``--pacing`` overrides).
+The think time is fitted to ``s2s − busy``: idle time inside a turn (tool execution,
+agent overhead), which the profile format has no step for, is folded into the think
+time so that the cycle — what every ceiling depends on — is kept; the header says how
+much that was.
+
+Model latency. A call lasts ``ttft + output / tokens_per_second``. With ``ttft`` logged,
+it is fitted directly and ``tokens_per_second = Σ output / Σ (duration − ttft)``;
+without it (spans), ``duration = a + b·output`` by least squares gives
+``tokens_per_second = 1/b`` and ``ttft = duration − b·output``. Calls that were retried
+or failed are left out of latency fits (their duration includes back-off).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Literal
+
+import numpy as np
+
+from .families import Fit, fit_continuous, fit_count
+from .jsonl import CallRecord
+from .readers import ReadResult, TraceError
+from .structure import Element, Turn, call_labels, group_turns, turn_types
+
+PacingMode = Literal["think_time", "cadence"]
+
+
+@dataclass
+class PacingFit:
+    """The session's pause between turns."""
+
+    mode: PacingMode
+    fit: Fit
+    why: str
+    idle_mean_s: float
+    cycle_mean_s: float
+    pairs: int
+
+
+@dataclass
+class ModelFit:
+    """Latency of one model: ttft distribution and a fixed output rate."""
+
+    name: str
+    ttft: Fit
+    tokens_per_second: float
+    how: str
+    calls: int
+    weak: str = ""
+
+
+@dataclass
+class CallFit:
+    """Distributions of one step's calls."""
+
+    label: str
+    model: str
+    input_tokens: Fit
+    output_tokens: Fit
+    cached_input_fraction: float
+    max_tokens: int | None
+    calls: int
+    note: str = ""
+
+
+@dataclass
+class StepFit:
+    """One step: ``call``, ``optional``, ``repeat`` or ``parallel`` (maybe optional too)."""
+
+    kind: Literal["call", "optional", "repeat", "parallel"]
+    call: CallFit
+    count: Fit | None = None
+    probability: float | None = None
+    turns: int = 0
+
+
+@dataclass
+class TypeFit:
+    """A turn type with its weight (share of turns)."""
+
+    name: str
+    weight: float
+    turns: int
+    steps: list[StepFit]
+    signatures: int
+
+
+@dataclass
+class FitResult:
+    """Everything ``capacity fit`` learnt from the traces."""
+
+    read: ReadResult
+    sessions: int
+    turns: int
+    calls: int
+    failed_calls: int
+    pacing: PacingFit
+    models: dict[str, ModelFit]
+    types: list[TypeFit]
+    notes: list[str] = field(default_factory=list)
+
+    def weak_fits(self) -> list[tuple[str, str]]:
+        """(where in the profile, why) for every fit marked weak."""
+        out: list[tuple[str, str]] = []
+        if self.pacing.fit.weak:
+            out.append((f"session.{self.pacing.mode}", self.pacing.fit.weak))
+        for m in self.models.values():
+            if m.ttft.weak:
+                out.append((f"models.{m.name}.ttft", m.ttft.weak))
+            if m.weak:
+                out.append((f"models.{m.name}.tokens_per_second", m.weak))
+        for t in self.types:
+            for i, s in enumerate(t.steps):
+                where = f"session.turns.{t.name}.steps.{i}"
+                for what, f in (("count", s.count), ("input_tokens", s.call.input_tokens),
+                                ("output_tokens", s.call.output_tokens)):
+                    if f is not None and f.weak:
+                        out.append((f"{where} {what}", f.weak))
+        return out
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    if len(a) < 3 or np.std(a) <= 1e-12 or np.std(b) <= 1e-12:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def fit_pacing(turns: list[Turn], mode: PacingMode | None) -> PacingFit:
+    """Fit think time or cadence from consecutive turns of each session."""
+    busy, s2s, idle = [], [], []
+    for a, b in pairwise(turns):
+        if a.session != b.session:
+            continue
+        busy.append(a.busy_s)
+        s2s.append(b.start - a.start)
+        idle.append(max(0.0, (a.end - a.start) - a.busy_s))
+    if not busy:
+        raise TraceError("cannot fit the pacing: no session has two turns (record a session "
+                         "id: the JSONL 'session' key, or session.id / gen_ai.conversation.id "
+                         "on the turn span)")
+    r, c = np.asarray(busy), np.asarray(s2s)
+    think = np.maximum(c - r, 0.0)
+    overlapped = int(np.sum(c - r < -1e-6))
+    corr_cadence, corr_think = _corr(r, c), _corr(r, think)
+    if mode is None:
+        if np.std(r) <= 1e-9 * max(1.0, float(np.mean(r))):
+            mode, why = "think_time", "turn latency is constant: think time and cadence agree"
+        else:
+            mode = "cadence" if abs(corr_cadence) < abs(corr_think) else "think_time"
+            why = (f"corr(latency, start-to-start) {corr_cadence:+.2f} vs corr(latency, "
+                   f"think time) {corr_think:+.2f}: the {mode.replace('_', ' ')} is the one "
+                   "independent of the turn's latency")
+    else:
+        why = "chosen with --pacing"
+    x = c if mode == "cadence" else think
+    fit = fit_continuous(x, "duration")
+    if overlapped:
+        why += f"; {overlapped} turn(s) started before the previous one of their session ended"
+    return PacingFit(mode, fit, why, float(np.mean(idle)), float(np.mean(c)), len(busy))
+
+
+def fit_model(name: str, calls: list[CallRecord]) -> ModelFit:
+    """ttft and tokens/s of one model from its clean (not retried, succeeded) calls."""
+    clean = [c for c in calls if c.ok and c.retries == 0] or [c for c in calls if c.ok]
+    dur = np.array([c.end - c.start for c in clean])
+    out = np.array([float(c.output_tokens) for c in clean])
+    with_ttft = [c for c in clean if c.ttft is not None]
+    weak = ""
+    if len(with_ttft) >= 0.9 * len(clean):
+        tt = np.array([c.ttft for c in with_ttft], dtype=np.float64)
+        gen = np.array([c.end - c.start - (c.ttft or 0.0) for c in with_ttft])
+        o = np.array([float(c.output_tokens) for c in with_ttft])
+        ok = (gen > 1e-9) & (o > 0)
+        tps = float(o[ok].sum() / gen[ok].sum()) if ok.any() else math.inf
+        how = f"Σ output / Σ (duration − ttft) over {int(ok.sum()):,} calls"
+        ttft = fit_continuous(tt, "duration")
+    else:
+        b = 0.0
+        if len(clean) >= 3 and np.ptp(out) > 0:
+            b, _ = np.polyfit(out, dur, 1)
+        if b > 0:
+            tps = 1.0 / float(b)
+            ttft = fit_continuous(np.maximum(dur - out * b, 0.0), "duration")
+            r = np.corrcoef(out, dur)[0, 1] if np.std(dur) > 0 else 1.0
+            how = (f"duration = ttft + output/rate by least squares over {len(clean):,} calls "
+                   f"(no ttft recorded; r = {r:.2f})")
+        else:
+            tps = math.inf
+            ttft = fit_continuous(dur, "duration")
+            how = "duration does not grow with output: the whole duration is the ttft"
+    if not math.isfinite(tps) or tps <= 0:
+        tps = 1e6
+        weak = "latency could not be split into ttft and generation; ttft carries it all"
+    return ModelFit(name, ttft, tps, how, len(clean), weak)
+
+
+def _mode(values: list[int | None]) -> int | None:
+    vals = [v for v in values if v is not None]
+    return Counter(vals).most_common(1)[0][0] if vals else None
+
+
+def fit_call(el: Element, calls: list[CallRecord]) -> CallFit:
+    """Token distributions and max_tokens of one step's calls."""
+    cs = [calls[i] for i in el.calls]
+    models = Counter(c.model for c in cs)
+    model = models.most_common(1)[0][0]
+    inp = np.array([float(c.input_tokens) for c in cs])
+    outp = np.array([float(c.output_tokens) for c in cs])
+    mt = _mode([c.max_tokens for c in cs])
+    cap = float(mt) if mt is not None and np.any(outp >= mt) else None
+    total_in = float(inp.sum())
+    cached = float(sum(c.cached_input_tokens for c in cs)) / total_in if total_in > 0 else 0.0
+    notes = []
+    if len(models) > 1:
+        notes.append(f"models {dict(models)}: written as {model}")
+    if len({c.max_tokens for c in cs}) > 1:
+        notes.append(f"max_tokens varies {sorted({str(c.max_tokens) for c in cs})}: the most "
+                     "common is written")
+    return CallFit(el.label, model, fit_continuous(inp, "tokens"),
+                   fit_continuous(outp, "tokens", cap), round(cached, 4), mt, len(cs),
+                   "; ".join(notes))
+
+
+def _step(el: Element, calls: list[CallRecord]) -> StepFit:
+    call = fit_call(el, calls)
+    counts = np.asarray(el.counts)
+    ran = counts[counts > 0]
+    if el.parallel:
+        p = float(len(ran) / len(counts))
+        return StepFit("parallel", call, fit_count(ran), None if p == 1.0 else p, len(counts))
+    if np.all(counts == 1):
+        return StepFit("call", call, None, None, len(counts))
+    if set(counts.tolist()) <= {0, 1}:
+        return StepFit("optional", call, None, float(counts.mean()), len(counts))
+    return StepFit("repeat", call, fit_count(counts), None, len(counts))
+
+
+def fit_read(read: ReadResult, pacing: PacingMode | None = None) -> FitResult:
+    """Fit everything from what the readers kept; raises :class:`TraceError` on no turns."""
+    where = ", ".join(read.files) or "the input"
+    if not read.calls:
+        detail = ""
+        if read.skipped:
+            reason, n = read.skipped.most_common(1)[0]
+            detail = (f"; {sum(read.skipped.values()):,} LLM span(s) skipped, e.g. {n:,} "
+                      f"with {reason} (first at {read.skipped_at[reason]})")
+        raise TraceError(f"{where}: zero turns: no LLM call found among {read.spans:,} "
+                         f"span(s){detail}" if read.spans else f"{where}: zero turns: no "
+                         f"LLM call found{detail}")
+    ok = [c for c in read.calls if c.ok]
+    failed = len(read.calls) - len(ok)
+    if not ok:
+        raise TraceError(f"{where}: zero turns: all {failed:,} LLM calls failed")
+    notes: list[str] = []
+    if read.sessionless_turns:
+        sessions = {c.session for c in ok}
+        if sessions == {""}:
+            ok = _one_session(ok, where)
+            notes.append("no session id on any trace: the turns never overlap, so they were "
+                         "read as one session")
+        else:
+            notes.append(f"{read.sessionless_turns:,} call(s) in traces without a session id "
+                         "were grouped as their own session")
+    calls = ok
+    bounds = {k: v for k, v in read.turn_bounds.items()}
+    turns = group_turns(calls, bounds)
+    if not turns:
+        raise TraceError(f"{where}: zero turns")
+    labels = call_labels(calls)
+    types = turn_types(turns, labels)
+    pace = fit_pacing(turns, pacing)
+    by_model: dict[str, list[CallRecord]] = {}
+    for c in calls:
+        by_model.setdefault(c.model, []).append(c)
+    models = {m: fit_model(m, cs) for m, cs in sorted(by_model.items())}
+    tfits = [TypeFit(tt.name, len(tt.turns) / len(turns), len(tt.turns),
+                     [_step(el, calls) for el in tt.elements], len(tt.signatures))
+             for tt in types]
+    if failed:
+        notes.append(f"{failed:,} call(s) whose final attempt failed were left out")
+    retried = sum(1 for c in calls if c.retries)
+    if retried:
+        notes.append(f"{retried:,} call(s) were retried: left out of latency fits")
+    return FitResult(read, len({t.session for t in turns}), len(turns), len(calls), failed,
+                     pace, models, tfits, notes)
+
+
+def _one_session(calls: list[CallRecord], where: str) -> list[CallRecord]:
+    spans: dict[str, tuple[float, float]] = {}
+    for c in calls:
+        s0, s1 = spans.get(c.turn, (c.start, c.end))
+        spans[c.turn] = (min(s0, c.start), max(s1, c.end))
+    order = sorted(spans.values())
+    for (_, e0), (s1, _) in pairwise(order):
+        if s1 < e0:
+            raise TraceError(
+                f"{where}: no session id on any trace and turns overlap in time, so they "
+                "come from several sessions: set session.id (OpenInference) or "
+                "gen_ai.conversation.id on each turn's span")
+    return [CallRecord(session="session", turn=c.turn, start=c.start, end=c.end, model=c.model,
+                       input_tokens=c.input_tokens, output_tokens=c.output_tokens,
+                       cached_input_tokens=c.cached_input_tokens, max_tokens=c.max_tokens,
+                       status=c.status, retries=c.retries, name=c.name, ttft=c.ttft)
+            for c in calls]
+
+
+__all__ = ["FitResult", "fit_read"]

@@ -1,0 +1,379 @@
+"""Streaming readers: OTLP JSON trace files and JSONL request logs -> LLM call records.
+
+Both read a file a line at a time (an OTLP JSON Lines file — what the OpenTelemetry
+Collector's file exporter writes, one ``ExportTraceServiceRequest`` per line — or a JSONL
+request log) and keep only a compact record per LLM call, the root span of each trace
+and the session id seen on a trace: span payloads (prompts, messages, events, resource
+attributes) are dropped as they are read, so memory grows with the number of LLM calls
+and turns kept, not with the number or size of spans. A single pretty-printed OTLP JSON
+document is also accepted; it is parsed whole (use JSON Lines for files larger than
+memory).
+
+GenAI attribute names recognised (first match wins):
+
+============ ==================================================================
+field        attributes
+============ ==================================================================
+LLM span     ``gen_ai.operation.name`` in chat / text_completion / generate_content,
+             or ``gen_ai.system`` / ``gen_ai.provider.name`` with a model, or
+             OpenInference ``openinference.span.kind = LLM``
+model        ``gen_ai.request.model``, ``gen_ai.response.model``, ``llm.model_name``
+input        ``gen_ai.usage.input_tokens``, ``gen_ai.usage.prompt_tokens``,
+             ``llm.token_count.prompt``
+output       ``gen_ai.usage.output_tokens``, ``gen_ai.usage.completion_tokens``,
+             ``llm.token_count.completion``
+cached       ``gen_ai.usage.cache_read.input_tokens``,
+             ``gen_ai.usage.cache_read_input_tokens``,
+             ``llm.token_count.prompt_details.cache_read``
+max_tokens   ``gen_ai.request.max_tokens``, ``max_tokens`` / ``max_completion_tokens``
+             inside OpenInference's ``llm.invocation_parameters``
+session      ``session.id`` (OpenInference), ``gen_ai.conversation.id`` on any span
+             of the trace
+============ ==================================================================
+
+A **turn** is a trace: the LLM calls under one root span (the agent's turn span, or the
+request span of an agent served over HTTP). Its start and end are the root span's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from capacity.errors import CapacityError
+
+from .jsonl import CallRecord, RequestLogError, iter_request_log
+
+Format = Literal["otlp-json", "jsonl", "auto"]
+
+
+class TraceError(CapacityError):
+    """A trace file cannot be read; the message names file and line or span."""
+
+
+# A clock jump larger than this inside the input means two clocks (e.g. Unix time and a
+# monotonic clock, or seconds and milliseconds): durations across them would be garbage.
+MAX_TRACE_SPAN_S = 30 * 86400.0
+
+_LLM_OPERATIONS = {"chat", "text_completion", "generate_content", "completion"}
+_MODEL_KEYS = ("gen_ai.request.model", "gen_ai.response.model", "llm.model_name")
+_INPUT_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
+               "llm.token_count.prompt")
+_OUTPUT_KEYS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
+                "llm.token_count.completion")
+_CACHED_KEYS = ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens",
+                "llm.token_count.prompt_details.cache_read")
+_MAX_TOKENS_KEYS = ("gen_ai.request.max_tokens",)
+_SESSION_KEYS = ("session.id", "gen_ai.conversation.id")
+
+
+@dataclass
+class ReadResult:
+    """What the readers kept: LLM calls, turn boundaries and what was skipped."""
+
+    calls: list[CallRecord] = field(default_factory=list)
+    where: list[str] = field(default_factory=list)
+    """Per call: ``file:line`` (plus the span id for OTLP), for messages."""
+    turn_bounds: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    """(session, turn) -> (start, end) seconds of the turn's root span (OTLP only)."""
+    files: list[str] = field(default_factory=list)
+    spans: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    skipped_at: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    sessionless_turns: int = 0
+    _first: tuple[float, str] = (math.inf, "")
+    _last: tuple[float, str] = (-math.inf, "")
+
+    def skip(self, reason: str, where: str) -> None:
+        """Count one skipped span (the first place each reason occurred is kept)."""
+        self.skipped[reason] += 1
+        self.skipped_at.setdefault(reason, where)
+
+    def clock(self, t: float, where: str) -> None:
+        """Track the earliest and latest time seen, to catch two clocks in one input."""
+        if t < self._first[0]:
+            self._first = (t, where)
+        if t > self._last[0]:
+            self._last = (t, where)
+        if self._last[0] - self._first[0] > MAX_TRACE_SPAN_S:
+            (t0, w0), (t1, w1) = self._first, self._last
+            raise TraceError(
+                f"{w1}: mixed clocks: time {t1:.6g} s is {(t1 - t0) / 86400:.0f} days after "
+                f"{t0:.6g} s at {w0}; every file must use one clock (Unix seconds)")
+
+
+def detect_format(path: Path) -> Literal["otlp-json", "jsonl"]:
+    """``otlp-json`` when the first JSON value holds ``resourceSpans``, else ``jsonl``."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        head = fh.read(4096)
+    compact = head.replace(" ", "").replace("\n", "").replace("\t", "").replace("\r", "")
+    if compact.startswith(('{"resourceSpans"', '{"resource_spans"')) or (
+            '"resourceSpans"' in head or '"resource_spans"' in head):
+        return "otlp-json"
+    return "jsonl"
+
+
+def read_traces(paths: Iterable[str | Path], fmt: Format = "auto") -> ReadResult:
+    """Read every file into one :class:`ReadResult`; raises :class:`TraceError`."""
+    out = ReadResult()
+    for p in paths:
+        path = Path(p)
+        if not path.is_file():
+            raise TraceError(f"{path}: no such file")
+        kind = detect_format(path) if fmt == "auto" else fmt
+        out.files.append(str(path))
+        try:
+            with open(path, encoding="utf-8") as fh:
+                if kind == "jsonl":
+                    _read_jsonl(fh, str(path), out)
+                else:
+                    _read_otlp(fh, str(path), out)
+        except UnicodeDecodeError as e:
+            raise TraceError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# JSONL request logs
+# ---------------------------------------------------------------------------------------
+
+
+def _read_jsonl(fh: IO[str], name: str, out: ReadResult) -> None:
+    try:
+        for lineno, rec in iter_request_log(fh):
+            where = f"{name}:{lineno}"
+            out.clock(rec.start, where)
+            out.clock(rec.end, where)
+            out.calls.append(rec)
+            out.where.append(where)
+    except RequestLogError as e:
+        where = name if e.line is None else f"{name}:{e.line}"
+        raise TraceError(f"{where}: {e.rule}") from None
+
+
+# ---------------------------------------------------------------------------------------
+# OTLP JSON
+# ---------------------------------------------------------------------------------------
+
+
+def _iter_documents(fh: IO[str], name: str) -> Iterator[tuple[int, Any]]:
+    """Yield (line, parsed object): one per line (JSON Lines), or the whole document."""
+    first = fh.readline()
+    while first and not first.strip():
+        first = fh.readline()
+    if not first:
+        return
+    try:
+        obj = json.loads(first)
+    except json.JSONDecodeError:
+        rest = first + fh.read()
+        try:
+            yield 1, json.loads(rest)
+        except json.JSONDecodeError as e:
+            raise TraceError(f"{name}:{e.lineno}: malformed JSON ({e.msg} at column "
+                             f"{e.colno})") from None
+        return
+    yield 1, obj
+    for lineno, line in enumerate(fh, 2):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as e:
+            raise TraceError(f"{name}:{lineno}: malformed JSON ({e.msg} at column "
+                             f"{e.colno})") from None
+
+
+def _get(d: dict[str, Any], camel: str, snake: str) -> Any:
+    v = d.get(camel)
+    return d.get(snake) if v is None else v
+
+
+def _any_value(v: Any) -> Any:
+    """An OTLP AnyValue as a Python value."""
+    if not isinstance(v, dict):
+        return v
+    for k in ("stringValue", "string_value"):
+        if k in v:
+            return v[k]
+    for k in ("intValue", "int_value"):
+        if k in v:
+            try:
+                return int(v[k])
+            except (TypeError, ValueError):
+                return None
+    for k in ("doubleValue", "double_value"):
+        if k in v:
+            try:
+                return float(v[k])
+            except (TypeError, ValueError):
+                return None
+    for k in ("boolValue", "bool_value"):
+        if k in v:
+            return bool(v[k])
+    for k in ("arrayValue", "array_value"):
+        if k in v:
+            return [_any_value(x) for x in (v[k] or {}).get("values", [])]
+    return None
+
+
+def _attrs(span: dict[str, Any]) -> dict[str, Any]:
+    raw = span.get("attributes") or []
+    if isinstance(raw, dict):  # some tools write a plain mapping
+        return raw
+    out = {}
+    for kv in raw:
+        if isinstance(kv, dict) and "key" in kv:
+            out[str(kv["key"])] = _any_value(kv.get("value"))
+    return out
+
+
+def _nanos(span: dict[str, Any], camel: str, snake: str) -> float | None:
+    v = _get(span, camel, snake)
+    try:
+        ns = int(v)
+    except (TypeError, ValueError):
+        return None
+    return ns / 1e9 if ns > 0 else None
+
+
+def _first(attrs: dict[str, Any], keys: tuple[str, ...]) -> tuple[str | None, Any]:
+    for k in keys:
+        if attrs.get(k) is not None:
+            return k, attrs[k]
+    return None, None
+
+
+def _is_llm_span(attrs: dict[str, Any]) -> bool:
+    op = attrs.get("gen_ai.operation.name")
+    if op is not None:
+        return str(op) in _LLM_OPERATIONS
+    if str(attrs.get("openinference.span.kind", "")).upper() == "LLM":
+        return True
+    return (("gen_ai.system" in attrs or "gen_ai.provider.name" in attrs)
+            and _first(attrs, _MODEL_KEYS)[1] is not None)
+
+
+def _token(attrs: dict[str, Any], keys: tuple[str, ...]) -> int | None:
+    _, v = _first(attrs, keys)
+    if isinstance(v, bool) or v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return int(f) if math.isfinite(f) and f >= 0 else None
+
+
+def _max_tokens(attrs: dict[str, Any]) -> int | None:
+    mt = _token(attrs, _MAX_TOKENS_KEYS)
+    if mt is not None:
+        return mt
+    params = attrs.get("llm.invocation_parameters")
+    if isinstance(params, str):
+        try:
+            p = json.loads(params)
+        except json.JSONDecodeError:
+            return None
+        if isinstance(p, dict):
+            return _token(p, ("max_tokens", "max_completion_tokens", "max_output_tokens"))
+    return None
+
+
+def _read_otlp(fh: IO[str], name: str, out: ReadResult) -> None:
+    sessions: dict[str, str] = {}
+    pending: list[tuple[str, CallRecord, str]] = []  # (trace id, call with turn=trace, where)
+    for lineno, doc in _iter_documents(fh, name):
+        if not isinstance(doc, dict):
+            raise TraceError(f"{name}:{lineno}: expected an OTLP JSON object with "
+                             "resourceSpans")
+        rss = _get(doc, "resourceSpans", "resource_spans")
+        if rss is None:
+            raise TraceError(f"{name}:{lineno}: not OTLP JSON: no resourceSpans "
+                             "(use --format jsonl for request logs)")
+        for rs in rss or []:
+            rattrs = _attrs((rs or {}).get("resource") or {})
+            rsession = _first(rattrs, _SESSION_KEYS)[1]
+            for ss in _get(rs or {}, "scopeSpans", "scope_spans") or []:
+                for span in (ss or {}).get("spans") or []:
+                    _one_span(span, name, lineno, rsession, sessions, pending, out)
+    for trace, rec, where in pending:
+        session = sessions.get(trace)
+        if session is None:
+            out.sessionless_turns += 1
+            session = ""
+        out.calls.append(_with_session(rec, session))
+        out.where.append(where)
+    # Root-span bounds were stored under the empty session; re-key them by the session.
+    for key in [k for k in out.turn_bounds if k[0] == "" and k[1] in sessions]:
+        out.turn_bounds[(sessions[key[1]], key[1])] = out.turn_bounds.pop(key)
+
+
+def _with_session(rec: CallRecord, session: str) -> CallRecord:
+    return CallRecord(session=session, turn=rec.turn, start=rec.start, end=rec.end,
+                      model=rec.model, input_tokens=rec.input_tokens,
+                      output_tokens=rec.output_tokens,
+                      cached_input_tokens=rec.cached_input_tokens,
+                      max_tokens=rec.max_tokens, status=rec.status, retries=rec.retries,
+                      name=rec.name, ttft=rec.ttft)
+
+
+def _one_span(span: Any, name: str, lineno: int, rsession: Any, sessions: dict[str, str],
+              pending: list[tuple[str, CallRecord, str]], out: ReadResult) -> None:
+    if not isinstance(span, dict):
+        raise TraceError(f"{name}:{lineno}: a span is not a JSON object")
+    out.spans += 1
+    trace = str(_get(span, "traceId", "trace_id") or "")
+    span_id = str(_get(span, "spanId", "span_id") or "?")
+    where = f"{name}:{lineno} span {span_id}"
+    if not trace:
+        out.skip("no traceId", where)
+        return
+    attrs = _attrs(span)
+    start = _nanos(span, "startTimeUnixNano", "start_time_unix_nano")
+    end = _nanos(span, "endTimeUnixNano", "end_time_unix_nano")
+    _, sid = _first(attrs, _SESSION_KEYS)
+    if sid is None:
+        sid = rsession
+    if sid is not None and str(sid):
+        sessions.setdefault(trace, str(sid))
+    parent = _get(span, "parentSpanId", "parent_span_id")
+    if not parent and start is not None and end is not None and end >= start:
+        out.turn_bounds[("", trace)] = (start, end)
+    if not _is_llm_span(attrs):
+        return
+    if start is None or end is None:
+        out.skip("no startTimeUnixNano/endTimeUnixNano", where)
+        return
+    if end < start:
+        raise TraceError(f"{where}: end time is before start time")
+    _, model = _first(attrs, _MODEL_KEYS)
+    inp, outp = _token(attrs, _INPUT_KEYS), _token(attrs, _OUTPUT_KEYS)
+    code = (span.get("status") or {}).get("code")
+    status = 500 if code in (2, "2", "STATUS_CODE_ERROR") else 200
+    if status == 200:
+        missing = [keys[0] for keys, v in ((_MODEL_KEYS, model), (_INPUT_KEYS, inp),
+                                           (_OUTPUT_KEYS, outp)) if v is None]
+        if missing:
+            out.skip("no " + " / ".join(missing), where)
+            return
+    elif model is None:
+        out.skip("no gen_ai.request.model", where)
+        return
+    if "429" in str(attrs.get("error.type", "")) or "RateLimit" in str(attrs.get("error.type",
+                                                                              "")):
+        status = 429
+    out.clock(start, where)
+    out.clock(end, where)
+    cached = _token(attrs, _CACHED_KEYS) or 0
+    rec = CallRecord(session="", turn=trace, start=start, end=end, model=str(model),
+                     input_tokens=inp or 0, output_tokens=outp or 0,
+                     cached_input_tokens=min(cached, inp or 0), max_tokens=_max_tokens(attrs),
+                     status=status)
+    pending.append((trace, rec, where))

@@ -1,0 +1,252 @@
+"""The fitted profile as commented YAML, validated by the profile loader before it is written.
+
+The header says what the profile was fitted from (files, spans, sessions, turns, calls,
+what was skipped), how the pacing was chosen, and which fits are weak; every fitted
+distribution carries its evidence (family, AIC margin, KS distance, sample size) as an
+end-of-line comment. Quotas, retry policy, client pacing and targets are not in traces:
+they are copied from ``--quota-from PROFILE`` or, for quotas, left as a marked placeholder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from capacity import load_profile, profile_from_dict
+from capacity.errors import CapacityError
+from capacity.model.dist import Distribution
+
+from .families import KS_FLOOR
+from .fitter import CallFit, FitResult, StepFit
+
+PLACEHOLDER_RPM = 1000
+
+
+def _num(x: float, digits: int = 5) -> str:
+    if abs(x - round(x)) < 1e-9 * max(1.0, abs(x)):
+        return str(round(x))
+    return f"{float(f'{x:.{digits}g}'):g}"
+
+
+def _dur(x: float) -> str:
+    if x >= 120:
+        return f"{float(f'{x / 60:.4g}'):g}m"
+    return f"{float(f'{x:.4g}'):g}s"
+
+
+def dist_yaml(d: Distribution) -> str:
+    """A distribution in the profile's flow syntax (durations with units)."""
+    f = _dur if d.quantity == "duration" else _num
+    if d.kind == "fixed":
+        return f(d.params[0])
+    if d.kind == "uniform":
+        return f"{{uniform: [{f(d.params[0])}, {f(d.params[1])}]}}"
+    if d.kind == "exponential":
+        return f"{{exponential: {f(d.params[0])}}}"
+    if d.kind == "lognormal":
+        med, p95 = d.params
+        if float(f(p95).rstrip("smh") or 0) <= float(f(med).rstrip("smh") or 0):
+            p95 = med * 1.001  # keep p95 > median after rounding
+        return f"{{lognormal: {{median: {f(med)}, p95: {f(p95)}}}}}"
+    vals = ", ".join(f(v) for v in d.values)
+    ws = ", ".join(f"{w:.4g}" for w in d.weights)
+    return f"{{choice: {{values: [{vals}], weights: [{ws}]}}}}"
+
+
+class _Out:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def add(self, indent: int, text: str, comment: str = "") -> None:
+        line = " " * indent + text
+        if comment:
+            line = f"{line:<48} # {comment}" if len(line) < 48 else f"{line}  # {comment}"
+        self.lines.append(line)
+
+    def comment(self, indent: int, text: str) -> None:
+        self.lines.append(" " * indent + "# " + text)
+
+
+def _reference(path: Path | None) -> tuple[dict[str, Any], dict[str, int]]:
+    """(raw YAML mapping, model -> default max_tokens) of the --quota-from profile."""
+    if path is None:
+        return {}, {}
+    prof = load_profile(path)  # validates: a bad reference is an input error, exit 2
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    mts = {m: s.max_tokens for m, s in prof.models.items() if s.max_tokens is not None}
+    return raw, mts
+
+
+def _call(o: _Out, ind: int, c: CallFit, mt_default: dict[str, int]) -> list[str]:
+    notes = []
+    o.add(ind, f"name: {yaml.safe_dump(c.label, default_style=None).splitlines()[0]}",
+          f"{c.calls:,} calls" + (f"; {c.note}" if c.note else ""))
+    o.add(ind, f"model: {c.model}")
+    o.add(ind, f"input_tokens: {dist_yaml(c.input_tokens.dist)}", c.input_tokens.comment())
+    if c.cached_input_fraction > 0:
+        o.add(ind, f"cached_input_fraction: {c.cached_input_fraction:g}",
+              "Σ cached / Σ input tokens")
+    o.add(ind, f"output_tokens: {dist_yaml(c.output_tokens.dist)}", c.output_tokens.comment())
+    mt = c.max_tokens
+    if mt is None and c.model in mt_default:
+        mt = mt_default[c.model]
+        o.add(ind, f"max_tokens: {mt}", "not in the traces: the --quota-from model's default")
+    elif mt is None:
+        top = int(max(1.0, float(c.output_tokens.sample.max()) if c.output_tokens.n else 1.0))
+        mt = top
+        o.add(ind, f"max_tokens: {mt}", "PLACEHOLDER: not in the traces; the largest output "
+              "seen")
+        notes.append(f"{c.label}: max_tokens not recorded (set to the largest output, {top})")
+    else:
+        o.add(ind, f"max_tokens: {mt}")
+    return notes
+
+
+def _step(o: _Out, ind: int, s: StepFit, mt_default: dict[str, int]) -> list[str]:
+    if s.kind == "call":
+        o.add(ind, "- call:", f"in every turn ({s.turns:,})")
+        return _call(o, ind + 4, s.call, mt_default)
+    if s.kind == "optional":
+        o.add(ind, "- optional:", f"in {s.probability:.1%} of {s.turns:,} turns")
+        assert s.probability is not None
+        o.add(ind + 4, f"probability: {s.probability:.4g}")
+        o.add(ind + 4, "call:")
+        return _call(o, ind + 6, s.call, mt_default)
+    assert s.count is not None
+    if s.kind == "repeat":
+        o.add(ind, "- repeat:", "consecutive calls of one kind: a loop")
+        o.add(ind + 4, f"count: {dist_yaml(s.count.dist)}", s.count.comment())
+        o.add(ind + 4, "call:")
+        return _call(o, ind + 6, s.call, mt_default)
+    if s.probability is not None:  # a fan-out that some turns skip
+        o.add(ind, "- optional:", f"fan-out in {s.probability:.1%} of {s.turns:,} turns")
+        o.add(ind + 4, f"probability: {s.probability:.4g}")
+        o.add(ind + 4, "steps:")
+        ind += 6
+    o.add(ind, "- parallel:", "calls overlapping in time: a fan-out")
+    o.add(ind + 4, f"count: {dist_yaml(s.count.dist)}", s.count.comment())
+    o.add(ind + 4, "call:")
+    return _call(o, ind + 6, s.call, mt_default)
+
+
+def render_profile(res: FitResult, *, name: str = "fitted", quota_from: Path | None = None,
+                   sources: str = "") -> str:
+    """The commented YAML text of the fitted profile (validated; raises CapacityError)."""
+    ref, mt_default = _reference(quota_from)
+    body = _Out()
+    body.add(0, f"name: {name}")
+    body.add(0, f"description: Fitted from {res.sessions:,} sessions, {res.turns:,} turns, "
+             f"{res.calls:,} calls")
+    body.lines.append("")
+    body.add(0, "models:", "latency: ttft + output_tokens / tokens_per_second")
+    for m in res.models.values():
+        body.add(2, f"{m.name}:")
+        body.add(4, f"ttft: {dist_yaml(m.ttft.dist)}", m.ttft.comment())
+        body.add(4, f"tokens_per_second: {_num(m.tokens_per_second, 4)}",
+                 m.how + (f"; WEAK: {m.weak}" if m.weak else ""))
+    body.lines.append("")
+    notes = _quotas(body, ref, list(res.models), quota_from)
+    body.lines.append("")
+    body.add(0, "session:")
+    p = res.pacing
+    body.add(2, f"{p.mode}: {dist_yaml(p.fit.dist)}", p.fit.comment())
+    body.add(2, "turns:")
+    for t in res.types:
+        body.add(4, f"{t.name}:")
+        body.add(6, f"weight: {t.weight:.4g}", f"{t.turns:,} of {res.turns:,} turns"
+                 + (f", {t.signatures} step sequences merged" if t.signatures > 1 else ""))
+        body.add(6, "steps:")
+        for s in t.steps:
+            notes += _step(body, 8, s, mt_default)
+    for key in ("retry", "pacing", "targets"):
+        if key in ref:
+            body.lines.append("")
+            body.comment(0, f"{key}: copied from {quota_from}")
+            body.lines += yaml.safe_dump({key: ref[key]}, sort_keys=False,
+                                         default_flow_style=None).rstrip().splitlines()
+    text = "\n".join(_header(res, name, quota_from, notes, sources) + body.lines) + "\n"
+    try:
+        profile_from_dict(yaml.safe_load(text))
+    except CapacityError as e:  # a bug in the writer, not in the traces
+        raise RuntimeError(f"the fitted profile does not validate: {e}\n{text}") from e
+    return text
+
+
+def _quotas(o: _Out, ref: dict[str, Any], models: list[str], quota_from: Path | None
+            ) -> list[str]:
+    if not ref:
+        o.comment(0, "PLACEHOLDER: traces do not show your provider's limits. Replace this quota")
+        o.comment(0, "with yours, or re-run with --quota-from PROFILE to copy them.")
+        o.add(0, "quotas:")
+        o.add(2, "placeholder:", "PLACEHOLDER")
+        o.add(4, f"models: [{', '.join(models)}]")
+        o.add(4, f"rpm: {PLACEHOLDER_RPM}", "PLACEHOLDER: not from the traces")
+        return [f"quotas are a PLACEHOLDER ({PLACEHOLDER_RPM} rpm): replace them or use "
+                "--quota-from"]
+    quotas: dict[str, Any] = {}
+    uncovered = set(models)
+    for qname, q in (ref.get("quotas") or {}).items():
+        keep = [m for m in (q.get("models") or []) if m in models]
+        if keep:
+            quotas[qname] = {**q, "models": keep}
+            uncovered -= set(keep)
+    if not quotas:
+        raise CapacityError(
+            f"--quota-from {quota_from}: none of its quotas covers a model in the traces "
+            f"({', '.join(models)}); name the traced models in its quotas' models lists")
+    o.comment(0, f"quotas: copied from {quota_from} (models lists cut to the traced models)")
+    o.lines += yaml.safe_dump({"quotas": quotas}, sort_keys=False,
+                              default_flow_style=None).rstrip().splitlines()
+    if uncovered:
+        return [f"model(s) {', '.join(sorted(uncovered))} are in no quota of {quota_from}"]
+    return []
+
+
+def _header(res: FitResult, name: str, quota_from: Path | None, notes: list[str],
+            sources: str) -> list[str]:
+    r = res.read
+    h = [f"# {name} — fitted by `capacity fit` from {len(r.files)} file(s)"
+         + (f" ({r.spans:,} spans)" if r.spans else "") + (f": {sources}" if sources else ""),
+         f"#   {res.sessions:,} sessions, {res.turns:,} turns, {res.calls:,} calls.",
+         "#"]
+    if r.skipped:
+        total = sum(r.skipped.values())
+        h.append(f"# Skipped {total:,} LLM span(s) without the needed attributes:")
+        for reason, n in r.skipped.most_common():
+            h.append(f"#   {n:,} with {reason} (first at {r.skipped_at[reason]})")
+    for note in res.notes:
+        h.append(f"# Note: {note}.")
+    p = res.pacing
+    h.append(f"# Pacing: {p.mode.replace('_', ' ')} ({p.pairs:,} consecutive turn pairs): "
+             f"{p.why}.")
+    if p.mode == "think_time" and p.idle_mean_s >= 1e-3:
+        share = p.idle_mean_s / p.cycle_mean_s if p.cycle_mean_s > 0 else 0.0
+        h.append(f"#   Idle time inside turns (tool execution, agent overhead): mean "
+                 f"{p.idle_mean_s:.3g} s per turn ({share:.1%} of the cycle), folded into the "
+                 "think time so the cycle is kept; turn latencies exclude it.")
+    weak = res.weak_fits()
+    h.append("# Weak fits (check these before trusting the profile):" if weak or notes
+             else "# Weak fits: none.")
+    for where, why in weak:
+        h.append(f"#   {where}: {why}")
+    for note in notes:
+        h.append(f"#   {note}")
+    h += ["# Each distribution: the family with the best AIC among fixed, uniform, exponential,",
+          "# lognormal (counts: fixed, uniform, choice) whose Kolmogorov–Smirnov distance KS to",
+          f"# the observed values is at most max(1.63/√n, {KS_FLOOR}); else an empirical choice.",
+          ""]
+    return h
+
+
+def write_profile(res: FitResult, out: Path | None, *, quota_from: Path | None = None,
+                  name: str | None = None) -> str:
+    """Render, validate and (when ``out`` is given) write the profile; returns the text."""
+    nm = name or (out.stem if out is not None else "fitted")
+    text = render_profile(res, name=nm, quota_from=quota_from)
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+    return text
+
+
