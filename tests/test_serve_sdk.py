@@ -1,0 +1,268 @@
+"""The official SDKs, unmodified, against the mock on a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import anthropic
+import httpx2
+import jsonschema
+import openai
+import pytest
+
+from capacity.limits import ManualClock
+from tests.serve_support import (
+    CLAUDE,
+    GPT,
+    WEATHER_TOOL,
+    metric_sum,
+    metrics,
+    profile,
+    serving,
+)
+
+USER = [{"role": "user", "content": "What is the weather in Boston?"}]
+
+
+def _oai(srv, **kw) -> openai.OpenAI:
+    return openai.OpenAI(base_url=srv.openai_base_url, api_key="mock", **kw)
+
+
+def test_openai_sync_text_and_usage() -> None:
+    with serving() as srv, _oai(srv) as client:
+        r = client.chat.completions.with_raw_response.create(model=GPT, messages=USER)
+        c = r.parse()
+        assert c.choices[0].finish_reason == "stop"
+        assert c.choices[0].message.content
+        assert c.choices[0].message.tool_calls is None
+        u = c.usage
+        assert u is not None and u.prompt_tokens > 0 and 5 <= u.completion_tokens <= 40
+        assert u.total_tokens == u.prompt_tokens + u.completion_tokens
+        # One word per token: the text and the usage agree.
+        assert len(c.choices[0].message.content.split()) <= u.completion_tokens
+        assert r.headers["x-ratelimit-limit-requests"] == "100000"
+        assert int(r.headers["x-ratelimit-remaining-requests"]) > 0
+        assert r.headers["x-request-id"].startswith("req_")
+
+
+def test_openai_tool_call_then_text_after_tool_result() -> None:
+    schema = WEATHER_TOOL["function"]["parameters"]
+    with serving() as srv, _oai(srv) as client:
+        c = client.chat.completions.create(model=GPT, messages=USER, tools=[WEATHER_TOOL])
+        msg = c.choices[0].message
+        assert c.choices[0].finish_reason == "tool_calls"
+        assert msg.content is None and msg.tool_calls and len(msg.tool_calls) == 1
+        call = msg.tool_calls[0]
+        assert call.function.name == "get_weather" and call.id.startswith("call_")
+        jsonschema.validate(json.loads(call.function.arguments), schema)
+        history = [*USER,
+                   {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+                   {"role": "tool", "tool_call_id": call.id, "content": "72F"}]
+        c2 = client.chat.completions.create(model=GPT, messages=history,
+                                            tools=[WEATHER_TOOL])
+        assert c2.choices[0].finish_reason == "stop" and c2.choices[0].message.content
+        # tool_choice none, max_completion_tokens and the developer role are accepted.
+        c3 = client.chat.completions.create(
+            model=GPT, tools=[WEATHER_TOOL], tool_choice="none", max_completion_tokens=3,
+            messages=[{"role": "developer", "content": "Be brief."}, *USER])
+        assert c3.choices[0].message.tool_calls is None
+        assert c3.usage is not None and c3.usage.completion_tokens <= 3
+
+
+def test_openai_parallel_calls_have_unique_ids() -> None:
+    with serving(tool_calls=3) as srv, _oai(srv) as client:
+        ids = set()
+        for _ in range(3):
+            c = client.chat.completions.create(model=GPT, messages=USER, tools=[WEATHER_TOOL])
+            calls = c.choices[0].message.tool_calls
+            assert calls is not None and len(calls) == 3
+            ids |= {k.id for k in calls}
+        assert len(ids) == 9
+        one = client.chat.completions.create(model=GPT, messages=USER, tools=[WEATHER_TOOL],
+                                             parallel_tool_calls=False)
+        assert len(one.choices[0].message.tool_calls or []) == 1
+
+
+def test_openai_stream_text_and_tools_with_usage() -> None:
+    with serving() as srv, _oai(srv) as client:
+        chunks = list(client.chat.completions.create(
+            model=GPT, messages=USER, stream=True, stream_options={"include_usage": True}))
+        text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+        assert text
+        assert chunks[-1].choices == [] and chunks[-1].usage is not None
+        finishes = [ch.choices[0].finish_reason for ch in chunks if ch.choices]
+        assert finishes[-1] == "stop"
+        # The SDK's stream helper accumulates tool-call deltas into whole calls.
+        with client.chat.completions.stream(model=GPT, messages=USER,
+                                            tools=[WEATHER_TOOL]) as stream:
+            final = stream.get_final_completion()
+        call = final.choices[0].message.tool_calls[0]
+        assert final.choices[0].finish_reason == "tool_calls"
+        assert json.loads(call.function.arguments)["city"]
+
+
+def test_openai_async_stream_and_not() -> None:
+    async def main(url: str) -> None:
+        async with openai.AsyncOpenAI(base_url=url, api_key="mock") as client:
+            c = await client.chat.completions.create(model=GPT, messages=USER,
+                                                     tools=[WEATHER_TOOL])
+            assert c.choices[0].message.tool_calls
+            s = await client.chat.completions.create(model=GPT, messages=USER, stream=True)
+            parts = [ch.choices[0].delta.content or "" async for ch in s if ch.choices]
+            assert "".join(parts)
+            results = await asyncio.gather(*[
+                client.chat.completions.create(model=GPT, messages=USER) for _ in range(20)])
+            assert all(r.choices[0].finish_reason == "stop" for r in results)
+
+    with serving() as srv:
+        asyncio.run(main(srv.openai_base_url))
+
+
+def test_models_list_and_unknown_model_is_404() -> None:
+    with serving() as srv, _oai(srv, max_retries=0) as client:
+        assert {m.id for m in client.models.list()} == {GPT, CLAUDE}
+        with pytest.raises(openai.NotFoundError) as e:
+            client.chat.completions.create(model="nope", messages=USER)
+        assert e.value.code == "model_not_found" and e.value.param == "model"
+        with pytest.raises(openai.BadRequestError) as e2:
+            client.chat.completions.create(model=GPT, messages=[{"role": "user"}])
+        assert e2.value.param == "messages[0].content"
+
+
+def test_azure_deployment_maps_to_quota() -> None:
+    prof = profile(rpm=2, window="60s")
+    with serving(prof, clock=ManualClock(0.0), time_scale=60_000) as srv, \
+            openai.AzureOpenAI(azure_endpoint=srv.azure_endpoint, api_key="mock",
+                               api_version="2024-10-21", max_retries=0) as client:
+        r = client.chat.completions.with_raw_response.create(model="oai", messages=USER)
+        assert r.parse().choices[0].message.content
+        assert r.headers["x-ratelimit-remaining-requests"] == "1"
+        assert "x-ratelimit-limit-requests" not in r.headers  # Azure's 200 subset
+        client.chat.completions.create(model=GPT, messages=USER)  # model name works too
+        with pytest.raises(openai.RateLimitError) as e:
+            client.chat.completions.create(model="oai", messages=USER)
+        body = e.value.response.json()
+        assert body["error"]["code"] == "429" and "call rate limit" in body["error"]["message"]
+        assert "Please retry after 1 seconds" in body["error"]["message"]
+        # 60 s to the window's end, rounded up to 60.001 s (ceil_ms), / K = 1.00002 ms.
+        assert e.value.response.headers["retry-after-ms"] == "2"
+        with pytest.raises(openai.NotFoundError) as e2:
+            client.chat.completions.create(model="missing", messages=USER)
+        assert e2.value.response.json()["error"]["code"] == "DeploymentNotFound"
+
+
+def test_responses_api_function_call_round_trip() -> None:
+    tool = {"type": "function", "name": "get_weather",
+            "parameters": WEATHER_TOOL["function"]["parameters"]}
+    with serving() as srv, _oai(srv) as client:
+        r = client.responses.create(model=GPT, input="Weather in Boston?", tools=[tool])
+        calls = [o for o in r.output if o.type == "function_call"]
+        assert len(calls) == 1 and json.loads(calls[0].arguments)["city"]
+        assert r.usage is not None and r.usage.input_tokens > 0
+        r2 = client.responses.create(model=GPT, tools=[tool], input=[
+            {"role": "user", "content": "Weather in Boston?"},
+            {"type": "function_call", "call_id": calls[0].call_id, "name": "get_weather",
+             "arguments": calls[0].arguments},
+            {"type": "function_call_output", "call_id": calls[0].call_id, "output": "72F"}])
+        assert r2.output_text and not [o for o in r2.output if o.type == "function_call"]
+        with client.responses.stream(model=GPT, input="hi") as s:
+            final = s.get_final_response()
+        assert final.output_text
+        with client.responses.stream(model=GPT, input="hi", tools=[tool]) as s:
+            final = s.get_final_response()
+        assert final.output[0].type == "function_call"
+
+
+def test_anthropic_messages_tools_stream_and_not() -> None:
+    tools = [{"name": "get_weather", "description": "Weather",
+              "input_schema": WEATHER_TOOL["function"]["parameters"]}]
+    with serving() as srv, anthropic.Anthropic(base_url=srv.anthropic_base_url,
+                                               api_key="mock") as client:
+        m = client.messages.create(model=CLAUDE, max_tokens=100, messages=USER, tools=tools)
+        assert m.stop_reason == "tool_use"
+        block = m.content[0]
+        assert block.type == "tool_use" and block.id.startswith("toolu_")
+        jsonschema.validate(block.input, tools[0]["input_schema"])
+        m2 = client.messages.create(model=CLAUDE, max_tokens=100, tools=tools, messages=[
+            *USER, {"role": "assistant", "content": [block.model_dump()]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": block.id,
+                                          "content": "72F"}]}])
+        assert m2.stop_reason == "end_turn" and m2.content[0].type == "text"
+        assert m2.usage.input_tokens > 0 and m2.usage.output_tokens > 0
+        with client.messages.stream(model=CLAUDE, max_tokens=100, messages=USER,
+                                    tools=tools) as s:
+            final = s.get_final_message()
+        assert final.stop_reason == "tool_use" and final.content[0].input["city"]
+        with client.messages.stream(model=CLAUDE, max_tokens=100, system="Be brief.",
+                                    messages=USER) as s:
+            text = "".join(s.text_stream)
+            final = s.get_final_message()
+        assert text and final.stop_reason == "end_turn"
+        assert final.usage.output_tokens == len(text.split()) or final.usage.output_tokens > 0
+        raw = client.messages.with_raw_response.create(model=CLAUDE, max_tokens=5,
+                                                       messages=USER)
+        assert raw.parse().stop_reason in ("max_tokens", "end_turn")
+        assert raw.headers["anthropic-ratelimit-requests-limit"] == "100000"
+        assert raw.headers["request-id"].startswith("req_")
+
+
+def test_anthropic_429_shape_and_headers() -> None:
+    prof = profile(claude_rpm=1)
+    with serving(prof, clock=ManualClock(0.0), time_scale=60_000) as srv, \
+            anthropic.Anthropic(base_url=srv.anthropic_base_url, api_key="mock",
+                                max_retries=0) as client:
+        client.messages.create(model=CLAUDE, max_tokens=10, messages=USER)
+        with pytest.raises(anthropic.RateLimitError) as e:
+            client.messages.create(model=CLAUDE, max_tokens=10, messages=USER)
+        body = e.value.response.json()
+        assert body["type"] == "error" and body["error"]["type"] == "rate_limit_error"
+        h = e.value.response.headers
+        assert h["retry-after"] == "1"
+        assert h["anthropic-ratelimit-requests-remaining"] == "0"
+        assert h["anthropic-ratelimit-requests-reset"].endswith("Z")
+
+
+def test_sdk_retry_honours_retry_after_ms() -> None:
+    # 1 request per 60 s window, 60 s = 1.2 s of wall time at K = 50: the second call is
+    # refused with retry-after-ms ~ 1200; the SDK's own backoff would retry after
+    # 0.375-0.5 s (and be refused again). Waiting at least retry-after-ms and then
+    # succeeding on the first retry shows the SDK used the mock's header.
+    prof = profile(rpm=1, window="60s")
+    with serving(prof, time_scale=50) as srv, _oai(srv, max_retries=2) as client:
+        client.chat.completions.create(model=GPT, messages=USER)
+        t0 = time.monotonic()
+        r = client.chat.completions.with_raw_response.create(model=GPT, messages=USER)
+        elapsed = time.monotonic() - t0
+        assert r.parse().choices[0].message.content
+        m = metrics(srv.url)
+        assert metric_sum(m, "capacity_mock_requests_total", status="429") == 1
+        assert metric_sum(m, "capacity_mock_retry_count_seen_total", retry="1") == 1
+        assert m["capacity_mock_retries_seen_total"] == 1
+        assert metric_sum(m, "capacity_mock_rate_limited_total", slot="oai.rpm") == 1
+        assert elapsed >= 0.9  # at least most of the 1.2 s window, not the 0.5 s backoff
+
+
+def test_burst_beyond_quota_raises_rate_limit_error_after_retries() -> None:
+    # A frozen clock: nothing refills, so every retry is refused too.
+    prof = profile(rpm=5, window="60s")
+    with serving(prof, clock=ManualClock(0.0), time_scale=60_000) as srv, \
+            _oai(srv, max_retries=2) as client:
+        for _ in range(5):
+            client.chat.completions.create(model=GPT, messages=USER)
+        with pytest.raises(openai.RateLimitError) as e:
+            client.chat.completions.create(model=GPT, messages=USER)
+        h = e.value.response.headers
+        assert h["retry-after-ms"] == "2" and h["retry-after"] == "1"  # 60.001 s / K
+        assert h["x-ratelimit-limit-requests"] == "5"
+        assert h["x-ratelimit-remaining-requests"] == "0"
+        assert h["x-ratelimit-reset-requests"] == "1ms"
+        assert e.value.code == "rate_limit_exceeded"
+        m = metrics(srv.url)
+        assert metric_sum(m, "capacity_mock_requests_total", status="429") == 3
+        assert metric_sum(m, "capacity_mock_requests_total", status="200") == 5
+        assert m["capacity_mock_retries_seen_total"] == 2
+        # POST /admin/reset: a fresh quota admits again.
+        httpx2.post(srv.url + "/admin/reset").raise_for_status()
+        assert client.chat.completions.create(model=GPT, messages=USER).choices
