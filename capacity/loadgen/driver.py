@@ -286,7 +286,6 @@ class SessionDriver:
         new = conv.next_messages()
         req = build_request(self.cfg.provider, call, conv.exchanges, new,
                             deployment=self.cfg.deployments.get(call.model))
-        body = json.dumps(req.body)
         gate = self._gate
         if gate is not None:
             q0 = self.now()
@@ -298,7 +297,7 @@ class SessionDriver:
                 rec.attempts += 1
                 self.in_flight += 1
                 try:
-                    async with self._http.post(req.path, data=body,
+                    async with self._http.post(req.path, data=req.data,
                                                headers=req.headers) as resp:
                         status = resp.status
                         raw = await resp.read()

@@ -38,6 +38,7 @@ _TOOL_NAME = "lookup"
 _TOOL_SCHEMA = {"type": "object",
                 "properties": {"query": {"type": "string", "description": "what to look up"}},
                 "required": ["query"]}
+_PLACEHOLDER = "You are an agent."
 _WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel")
 
 
@@ -72,11 +73,12 @@ def normalise_target(url: str, provider: Provider) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """One HTTP request: path (below the base URL), headers and JSON body."""
+    """One HTTP request: path (below the base URL), headers, JSON body and its bytes."""
 
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    data: bytes
 
 
 @dataclass(slots=True)
@@ -153,14 +155,28 @@ def _fit(history: list[list[tuple[Any, ...]]], new: list[tuple[Any, ...]],
 
 def build_request(provider: Provider, call: CallPlan, history: list[list[tuple[Any, ...]]],
                   new: list[tuple[Any, ...]], *, deployment: str | None = None) -> Request:
-    """The HTTP request for ``call``: history (trimmed) + ``new`` messages, sized to the
-    call's input tokens at :data:`CHARS_PER_TOKEN` characters per token."""
-    budget = call.input_tokens * CHARS_PER_TOKEN
-    msgs, pad = _fit(history, new, budget)
-    msgs = msgs + new
-    if msgs and msgs[0][0] == "tool":  # cannot happen (exchanges are whole); be safe
-        msgs = msgs[1:]
-    system = filler(pad, call.input_tokens)
+    """The HTTP request for ``call``: history (trimmed) + ``new`` messages, its JSON body
+    exactly ``4 × input_tokens`` bytes long when the history allows (``capacity serve``
+    estimates prompt tokens as ``ceil(body bytes / 4)``; a real provider's tokenizer
+    counts roughly the same), padded in the system prompt."""
+    target = call.input_tokens * CHARS_PER_TOKEN
+    hist = list(history)
+    while True:
+        msgs, _ = _fit(hist, new, target)
+        msgs = msgs + new
+        req = _build(provider, call, "", msgs, deployment)
+        # The placeholder system prompt is replaced by the padding.
+        pad = target - len(req.data) + len(_PLACEHOLDER)
+        if pad >= len(_PLACEHOLDER) or not msgs[: len(msgs) - len(new)]:
+            break
+        hist = hist[1:]  # drop the oldest exchange and try again
+    if pad > len(_PLACEHOLDER):
+        req = _build(provider, call, filler(pad, call.input_tokens), msgs, deployment)
+    return req
+
+
+def _build(provider: Provider, call: CallPlan, system: str, msgs: list[tuple[Any, ...]],
+           deployment: str | None) -> Request:
     hints = {"x-capacity-input-tokens": str(call.input_tokens),
              "x-capacity-cached-tokens": str(call.cached_tokens),
              "x-capacity-output-tokens": str(call.output_tokens)}
@@ -178,13 +194,17 @@ def build_request(provider: Provider, call: CallPlan, history: list[list[tuple[A
         dep = deployment or call.model
         headers["api-key"] = "capacity-loadtest"
         return Request(f"/openai/deployments/{dep}/chat/completions?api-version="
-                       f"{AZURE_API_VERSION}", headers, body)
+                       f"{AZURE_API_VERSION}", headers, body, _dumps(body))
     headers["authorization"] = "Bearer capacity-loadtest"
-    return Request("/v1/chat/completions", headers, body)
+    return Request("/v1/chat/completions", headers, body, _dumps(body))
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 def _openai_messages(system: str, msgs: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = [{"role": "system", "content": system or "You are an agent."}]
+    out: list[dict[str, Any]] = [{"role": "system", "content": system or _PLACEHOLDER}]
     for m in msgs:
         if m[0] == "user":
             out.append({"role": "user", "content": m[1]})
@@ -228,7 +248,7 @@ def _anthropic(call: CallPlan, system: str, msgs: list[tuple[Any, ...]],
     body: dict[str, Any] = {
         "model": call.model, "max_tokens": call.max_tokens or 4096,
         # The system prompt (and so the cacheable prefix) marked for prompt caching.
-        "system": [{"type": "text", "text": system or "You are an agent.",
+        "system": [{"type": "text", "text": system or _PLACEHOLDER,
                     "cache_control": {"type": "ephemeral"}}],
         "messages": out,
         "tools": [{"name": _TOOL_NAME, "description": "Look something up.",
@@ -236,7 +256,7 @@ def _anthropic(call: CallPlan, system: str, msgs: list[tuple[Any, ...]],
     }
     headers = {"content-type": "application/json", "x-api-key": "capacity-loadtest",
                "anthropic-version": ANTHROPIC_VERSION, **hints}
-    return Request("/v1/messages", headers, body)
+    return Request("/v1/messages", headers, body, _dumps(body))
 
 
 def parse_reply(provider: Provider, data: Any) -> Reply:

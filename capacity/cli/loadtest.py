@@ -1,0 +1,274 @@
+"""``capacity loadtest``: measure the ceiling for real and print it beside the prediction.
+
+Exit codes: 0 a result; 2 bad input — profile, options, or a target that cannot be reached
+or does not answer like an LLM endpoint (one ``error:`` line, no traceback); 1 the load
+generator refused to report because its own event loop lagged (the run happened, but its
+figures would be wrong — like ``check``'s 1, "ran, and the answer is no"); 130 Ctrl-C
+(the partial results measured so far are printed first).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+__all__ = ["loadtest"]
+
+
+class Provider(StrEnum):
+    """Request dialect."""
+
+    openai = "openai"
+    azure = "azure"
+    anthropic = "anthropic"
+
+
+class Client(StrEnum):
+    """HTTP client of the sessions."""
+
+    raw = "raw"
+    openai = "openai"
+    anthropic = "anthropic"
+
+
+class Engine(StrEnum):
+    """Where the sessions run."""
+
+    builtin = "builtin"
+    locust = "locust"
+
+
+def loadtest(
+    profiles: Annotated[list[Path], typer.Argument(
+        help="Profile YAML file(s); later files are merged over earlier ones.",
+        show_default=False)],
+    target: Annotated[str, typer.Option(
+        "--target", help="Base URL of the OpenAI/Azure/Anthropic-compatible endpoint "
+        "(e.g. http://127.0.0.1:8000 for capacity serve).", show_default=False)],
+    sessions: Annotated[str, typer.Option(
+        "--sessions", help="N, or a grid start:stop[:step] (inclusive) or 10,20,50.",
+        show_default=False)],
+    duration: Annotated[str, typer.Option(
+        "--duration", help="Measured interval per N, model time (e.g. 10m).")] = "10m",
+    warmup: Annotated[str | None, typer.Option(
+        "--warmup", help="Discarded model time before it (default: two mean session "
+        "cycles, the simulator's default).", show_default=False)] = None,
+    time_scale: Annotated[float, typer.Option(
+        "--time-scale", min=0.001, help="K: run K× faster; must equal capacity serve's "
+        "--time-scale.")] = 1.0,
+    provider: Annotated[Provider, typer.Option(
+        "--provider", help="Request dialect.")] = Provider.openai,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV, one row per N.")] = False,
+    seed: Annotated[int | None, typer.Option(
+        "--seed", min=0, help="Seed of all randomness (default: fresh, printed).",
+        show_default=False)] = None,
+    client: Annotated[Client, typer.Option(
+        "--client", help="raw (lean aiohttp, default) or the official openai/anthropic SDK "
+        "with its own retries (time scale 1 only).")] = Client.raw,
+    processes: Annotated[int, typer.Option(
+        "--processes", min=1, help="Shard the sessions across P processes.")] = 1,
+    agent_url: Annotated[str | None, typer.Option(
+        "--agent-url", help="Post each user turn to this agent service instead of calling "
+        "the LLM; --target is then the LLM endpoint the agent uses (its /metrics are read).",
+        show_default=False)] = None,
+    agent_template: Annotated[str | None, typer.Option(
+        "--agent-template", help='JSON body posted to --agent-url; "{session}", '
+        '"{turn}" and "{message}" are filled in (default: '
+        '{"session_id": "{session}", "message": "{message}"}).', show_default=False)] = None,
+    engine: Annotated[Engine, typer.Option(
+        "--engine", help="builtin (asyncio) or locust (a local Locust master and "
+        "--workers workers).")] = Engine.builtin,
+    workers: Annotated[int, typer.Option(
+        "--workers", min=1, help="Locust workers (with --engine locust).")] = 2,
+    replications: Annotated[int, typer.Option(
+        "--replications", min=2, help="Simulation replications for the prediction.")] = 20,
+    no_predict: Annotated[bool, typer.Option(
+        "--no-predict", help="Measure only (no simulation beside it).")] = False,
+    overrides: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a profile value: key.path=value (repeatable).",
+        show_default=False)] = None,
+) -> None:
+    """Drive closed-loop sessions shaped like the profile against an endpoint; measured
+    metrics per N beside the simulator's, and the measured N* beside ceiling's."""
+    from capacity.cli.app import _fail, _load, _run, console, err_console
+    from capacity.errors import CapacityError
+    from capacity.model.dist import parse_duration
+    from capacity.whatif.sweep import parse_sessions
+
+    profile = _load(profiles, overrides)
+    grid = _run(lambda: parse_sessions(sessions))
+    try:
+        duration_s = parse_duration(duration)
+        warmup_s = None if warmup is None else parse_duration(warmup)
+    except ValueError as e:
+        raise _fail(f"--duration/--warmup: {e}") from None
+    if not duration_s > 0:
+        raise _fail(f"--duration must be positive, got {duration!r}")
+    if warmup_s is not None and warmup_s < 0:
+        raise _fail(f"--warmup must be ≥ 0, got {warmup!r}")
+    if as_json and as_csv:
+        raise _fail("give at most one of --json and --csv")
+    if client != Client.raw and time_scale != 1.0:
+        raise _fail(f"--client {client.value} runs the SDK's own retries in wall time: it "
+                    "needs --time-scale 1")
+    if client == Client.anthropic and provider != Provider.anthropic:
+        provider = Provider.anthropic
+    if processes > 1 and profile.pacing is not None:
+        raise _fail("--processes > 1 would split the profile's fleet-wide client pacing "
+                    "between processes; run it in one process")
+    if engine == Engine.locust and (agent_url or client != Client.raw or processes > 1):
+        raise _fail("--engine locust runs raw sessions only (no --agent-url, --client, "
+                    "--processes: Locust's workers are its processes)")
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        raise _fail("capacity loadtest needs the 'loadtest' extra: "
+                    "pip install 'capacity[loadtest]'") from None
+    if seed is None:
+        import numpy as np
+
+        seed = int(np.random.SeedSequence().entropy) % (2**53)  # type: ignore[arg-type]
+    from capacity.loadgen import LagError, LoadtestConfig, run_loadtest
+    from capacity.loadgen.protocol import normalise_target
+    from capacity.sim.engine import default_warmup
+
+    _run(lambda: normalise_target(target, provider.value))  # type: ignore[arg-type]
+    if agent_url is not None:
+        _run(lambda: normalise_target(agent_url, "openai"))
+    cfg = LoadtestConfig(
+        target=target, provider=provider.value,  # type: ignore[arg-type]
+        time_scale=time_scale, duration_s=duration_s,
+        warmup_s=default_warmup(profile) if warmup_s is None else warmup_s, seed=seed,
+        replications=replications, processes=processes, engine=engine.value,  # type: ignore[arg-type]
+        client=client.value, agent_url=agent_url,  # type: ignore[arg-type]
+        agent_template=agent_template, workers=workers)
+    err_console.print(
+        f"loadtest {profile.title}: N = {', '.join(map(str, grid))}; "
+        f"{cfg.warmup_s:g}s warm-up + {duration_s:g}s measured (model time) at K = "
+        f"{time_scale:g} ≈ {(cfg.warmup_s + duration_s) / time_scale * len(grid):.0f}s wall "
+        f"+ drain; seed {seed}", highlight=False, soft_wrap=True)
+
+    def progress(point: Any) -> None:
+        m = point.measured
+        err_console.print(f"  N={point.sessions}: 429 {_pct(m['attempt_429_fraction'])}, "
+                          f"p95 {m['turn_latency_p95_s']:.1f}s, "
+                          f"{m['goodput_calls_per_min']:.1f} calls/min", highlight=False)
+
+    try:
+        result = run_loadtest(profile, cfg, grid, predicted=not no_predict,
+                              on_point=progress)
+    except LagError as e:
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        raise typer.Exit(130) from None
+    except CapacityError as e:
+        raise _fail(str(e)) from None
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2, allow_nan=False,
+                                    ensure_ascii=False) + "\n")
+    elif as_csv:
+        sys.stdout.write(to_csv(result))
+    else:
+        render(result, console)
+    if result.interrupted:
+        err_console.print("interrupted: partial results above")
+        raise typer.Exit(130)
+
+
+def _pct(x: float | None) -> str:
+    if x is None or not math.isfinite(x):
+        return "—"
+    return f"{100 * x:.2f}%"
+
+
+def _pct100(x: float | None) -> str:
+    return "—" if x is None or not math.isfinite(x) else f"{100 * x:.2f}"
+
+
+def _f(x: float | None, digits: int = 1) -> str:
+    if x is None or not math.isfinite(x):
+        return "—"
+    return f"{x:,.{digits}f}"
+
+
+def to_csv(result: Any) -> str:
+    """One row per N: measured_<metric> and predicted_<metric> columns."""
+    rows = []
+    for p in result.points:
+        row: dict[str, Any] = {"sessions": p.sessions, "interrupted": p.interrupted,
+                               "meets": p.meets}
+        for k, v in p.measured.items():
+            row[f"measured_{k}"] = v
+        for k, v in p.counts.items():
+            row[f"measured_{k}"] = v
+        row["measured_lag_p99_s"] = p.lag.p99_s
+        if p.predicted is not None:
+            for k, e in p.predicted.metrics.items():
+                row[f"predicted_{k}"] = e.mean
+        rows.append({k: ("" if isinstance(v, float) and not math.isfinite(v) else v)
+                     for k, v in row.items()})
+    cols: list[str] = []
+    for r in rows:
+        cols += [c for c in r if c not in cols]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def render(result: Any, console: Console) -> None:
+    """Measured vs predicted, one row per N, then the two ceilings."""
+    t = Table(title=f"{result.profile}: measured / predicted (K = {result.time_scale:g}, "
+              f"{result.duration_s:g}s measured per N, seed {result.seed})")
+    for col in ("N", "attempts", "429 % m/p", "failed", "p50 s", "p95 s m/p",
+                "calls/min m/p", "tokens/min", "in turn", "targets"):
+        t.add_column(col, justify="right")
+    for p in result.points:
+        m = p.measured
+        pr = p.predicted.metrics if p.predicted is not None else {}
+
+        def pair(key: str, fmt: Any, m: Any = m, pr: Any = pr) -> str:
+            e = pr.get(key)
+            return f"{fmt(m[key])} / {'—' if e is None else fmt(e.mean)}"
+
+        t.add_row(
+            f"{p.sessions}{'*' if p.interrupted else ''}", f"{p.counts['attempts']:,}",
+            pair("attempt_429_fraction", _pct100), f"{p.counts['calls_failed']:,}",
+            _f(m["turn_latency_p50_s"]), pair("turn_latency_p95_s", _f),
+            pair("goodput_calls_per_min", _f), _f(m["goodput_tokens_per_min"], 0),
+            _f(m["sessions_in_turn_mean"]), "ok" if p.meets else "miss")
+    console.print(t)
+    mc, pc = result.measured_ceiling, result.predicted_ceiling
+    if mc is not None:
+        if mc.capped:
+            line = f"measured N* ≥ {mc.n_star} (every N of the grid meets the targets)"
+        elif mc.n_star == 0:
+            line = f"measured N* < {mc.bracket[1]} (the smallest N misses the targets)"
+        else:
+            line = (f"measured N* = {mc.n_star} (meets at {mc.bracket[0]}, misses at "
+                    f"{mc.bracket[1]}; crossing ≈ {mc.n_star_interpolated:.1f})")
+        console.print(line, highlight=False)
+    if pc is not None:
+        console.print(f"predicted N* = {pc.n_star} [{pc.n_lo}, {pc.n_hi}] (capacity ceiling, "
+                      f"simulated with the same horizon, warm-up and seed)", highlight=False)
+    lags = [p.lag.p99_s for p in result.points if math.isfinite(p.lag.p99_s)]
+    if lags:
+        console.print(f"event-loop lag p99 ≤ {max(lags) * 1e3:.1f} ms (limit "
+                      f"{result.lag_limit_s * 1e3:.1f} ms)", highlight=False)
+    for n in result.notes:
+        console.print(f"note: {n}", highlight=False)
