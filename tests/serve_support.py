@@ -41,9 +41,9 @@ def profile(*, rpm: float = 100_000, tpm: float = 100_000_000, window: str = "60
         },
         "session": {"think_time": "1s", "turns": {"t": {"steps": [
             {"call": {"model": GPT, "input_tokens": 1000, "output_tokens": output_tokens,
-                      "max_tokens": 256}},
+                      "max_tokens": 512}},
             {"call": {"model": CLAUDE, "input_tokens": 1000,
-                      "output_tokens": output_tokens, "max_tokens": 256}},
+                      "output_tokens": output_tokens, "max_tokens": 512}},
         ]}}},
     })
 

@@ -182,23 +182,46 @@ class _Gen:
         out: list[Any] = [self.value(p, name, depth + 1) for p in prefix[:max(n, len(prefix))]]
         unique = bool(s.get("uniqueItems"))
         i = 0
+        item_schema = self.deref(items if isinstance(items, dict) else {})
         while len(out) < n:
-            v = self.value(items if isinstance(items, dict) else {}, name, depth + 1)
+            v = self.value(item_schema, name, depth + 1)
             if unique and v in out:
-                v = self._vary(v, i + len(out))
+                v = self._vary(item_schema, v, out, i)
             out.append(v)
             i += 1
         return out
 
-    @staticmethod
-    def _vary(v: Any, i: int) -> Any:
+    def _vary(self, s: dict[str, Any], v: Any, used: list[Any], i: int) -> Any:
+        """Another value of schema ``s`` not in ``used`` (for ``uniqueItems``)."""
         if isinstance(v, bool):
             return not v
         if isinstance(v, int | float):
-            return v + i
+            integer = isinstance(v, int)
+            m = s.get("multipleOf")
+            step: float = m if isinstance(m, int | float) and m > 0 else 1
+            for k in range(1, 64):
+                for cand in (v + k * step, v - k * step):
+                    cand = int(cand) if integer else float(cand)
+                    if cand not in used and self._in_bounds(s, cand):
+                        return cand
+            return v
         if isinstance(v, str):
-            return f"{v}{i}"
+            for k in range(i, i + 64):
+                cand = self.string({**s, "minLength": s.get("minLength", 0)}, f"{v}{k}")
+                if cand not in used:
+                    return cand
         return v
+
+    @staticmethod
+    def _in_bounds(s: dict[str, Any], x: float) -> bool:
+        def num(key: str) -> float | None:
+            v = s.get(key)
+            return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+        lo, hi, xlo, xhi = (num(k) for k in ("minimum", "maximum", "exclusiveMinimum",
+                                             "exclusiveMaximum"))
+        return not ((lo is not None and x < lo) or (hi is not None and x > hi)
+                    or (xlo is not None and x <= xlo) or (xhi is not None and x >= xhi))
 
     def string(self, s: dict[str, Any], name: str) -> str:
         fmt = s.get("format")

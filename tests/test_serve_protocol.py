@@ -1,0 +1,317 @@
+"""Wire-level behaviour of the mock: validation errors, history rule, schema-valid
+arguments, time scale, SSE grouping, disconnects, metrics."""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import time
+from typing import Any, Literal
+
+import httpx2
+import jsonschema
+import numpy as np
+import pytest
+from pydantic import BaseModel, Field
+
+from capacity.serve.history import ToolDef, TurnView, decide
+from capacity.serve.schema_args import arguments_for
+from tests.serve_support import CLAUDE, GPT, WEATHER_TOOL, metric_sum, metrics, profile, serving
+
+ANTHROPIC_HEADERS = {"anthropic-version": "2023-06-01", "x-api-key": "mock"}
+OK_CHAT = {"model": GPT, "messages": [{"role": "user", "content": "hi"}]}
+OK_MSG = {"model": CLAUDE, "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
+
+
+# -- validation: provider-shaped 4xx naming the field ------------------------------------
+
+CHAT_CASES: list[tuple[Any, int, str]] = [
+    ({"messages": [{"role": "user", "content": "x"}]}, 400, "model"),
+    ({"model": 3, "messages": []}, 400, "model"),
+    ({"model": GPT}, 400, "messages"),
+    ({"model": GPT, "messages": "hi"}, 400, "messages"),
+    ({"model": GPT, "messages": []}, 400, "messages"),
+    ({"model": GPT, "messages": [3]}, 400, "messages[0]"),
+    ({"model": GPT, "messages": [{"content": "x"}]}, 400, "messages[0].role"),
+    ({"model": GPT, "messages": [{"role": "wizard", "content": "x"}]}, 400, "messages[0].role"),
+    ({"model": GPT, "messages": [{"role": "user", "content": 5}]}, 400, "messages[0].content"),
+    ({"model": GPT, "messages": [{"role": "tool", "content": "x"}]}, 400,
+     "messages[0].tool_call_id"),
+    ({**OK_CHAT, "tools": {"a": 1}}, 400, "tools"),
+    ({**OK_CHAT, "tools": [{"type": "function", "function": {"name": 1}}]}, 400,
+     "tools[0].function.name"),
+    ({**OK_CHAT, "tool_choice": "maybe"}, 400, "tool_choice"),
+    ({**OK_CHAT, "tools": [WEATHER_TOOL],
+      "tool_choice": {"type": "function", "function": {"name": "other"}}}, 400,
+     "tool_choice.function.name"),
+    ({**OK_CHAT, "stream": "yes"}, 400, "stream"),
+    ({**OK_CHAT, "max_tokens": "10"}, 400, "max_tokens"),
+    ({**OK_CHAT, "max_tokens": 0}, 400, "max_tokens"),
+    ({**OK_CHAT, "max_completion_tokens": 1.5}, 400, "max_completion_tokens"),
+    ({**OK_CHAT, "stream_options": []}, 400, "stream_options"),
+    ({**OK_CHAT, "model": "gpt-unknown"}, 404, "model"),
+    ([1, 2, 3], 400, "body"),
+]
+
+
+@pytest.fixture(name="srv", scope="module")
+def _srv() -> Any:
+    with serving() as s:
+        yield s
+
+
+@pytest.fixture(name="http", scope="module")
+def _http(srv: Any) -> Any:
+    with httpx2.Client(base_url=srv.url, timeout=30) as c:
+        yield c
+
+
+@pytest.mark.parametrize(("body", "status", "param"), CHAT_CASES)
+def test_openai_bad_requests_name_the_field(http: Any, body: Any, status: int,
+                                            param: str) -> None:
+    r = http.post("/v1/chat/completions", json=body)
+    assert r.status_code == status
+    err = r.json()["error"]
+    assert err["param"] == param and err["message"].startswith(
+        param if status == 400 else "The model")
+    assert err["type"] == "invalid_request_error"
+
+
+MSG_CASES: list[tuple[Any, int, str]] = [
+    ({k: v for k, v in OK_MSG.items() if k != "max_tokens"}, 400, "max_tokens"),
+    ({k: v for k, v in OK_MSG.items() if k != "messages"}, 400, "messages"),
+    ({**OK_MSG, "messages": [{"role": "system", "content": "x"}]}, 400, "messages.0.role"),
+    ({**OK_MSG, "messages": [{"role": "user", "content": [{"text": "x"}]}]}, 400,
+     "messages.0.content.0.type"),
+    ({**OK_MSG, "messages": [{"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": 3}]}]}, 400,
+     "messages.0.content.0.tool_use_id"),
+    ({**OK_MSG, "tools": [{"name": "t"}]}, 400, "tools.0.input_schema"),
+    ({**OK_MSG, "tool_choice": {"type": "sometimes"}}, 400, "tool_choice.type"),
+    ({**OK_MSG, "system": 5}, 400, "system"),
+    ({**OK_MSG, "model": "claude-unknown"}, 404, "model"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "param"), MSG_CASES)
+def test_anthropic_bad_requests_name_the_field(http: Any, body: Any, status: int,
+                                               param: str) -> None:
+    r = http.post("/v1/messages", json=body, headers=ANTHROPIC_HEADERS)
+    assert r.status_code == status
+    j = r.json()
+    assert j["type"] == "error" and j["request_id"].startswith("req_")
+    assert j["error"]["type"] == ("invalid_request_error" if status == 400
+                                  else "not_found_error")
+    assert j["error"]["message"].startswith(param)
+
+
+def test_body_errors_malformed_empty_too_large(srv: Any, http: Any) -> None:
+    r = http.post("/v1/chat/completions", content=b"{not json",
+                  headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "body"
+    r = http.post("/v1/chat/completions", content=b"")
+    assert r.status_code == 400 and r.json()["error"]["param"] == "body"
+    big = b'{"model": "x", "messages": [], "pad": "' + b"a" * (9 * 1024 * 1024) + b'"}'
+    r = http.post("/v1/messages", content=big, headers=ANTHROPIC_HEADERS)
+    assert r.status_code == 413 and r.json()["error"]["type"] == "request_too_large"
+    r = http.post("/v1/chat/completions", content=b"\xff\xfe\x00garbage")
+    assert r.status_code == 400
+    assert http.post("/v1/chat/completions", json=OK_CHAT).status_code == 200
+
+
+def test_unknown_paths_methods_and_azure_version(http: Any) -> None:
+    r = http.post("/v1/embeddings", json={})
+    assert r.status_code == 404 and "unknown path" in r.json()["error"]["message"]
+    r = http.get("/v1/chat/completions")
+    assert r.status_code == 405 and "error" in r.json()
+    r = http.post("/openai/deployments/oai/chat/completions", json=OK_CHAT)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "api-version"
+    r = http.post("/openai/deployments/oai/chat/completions?api-version=2024-10-21",
+                  json={"messages": OK_CHAT["messages"]})
+    assert r.status_code == 200 and r.json()["model"] == "oai"
+    r = http.get("/v1/models", headers=ANTHROPIC_HEADERS)
+    assert {m["id"] for m in r.json()["data"]} == {GPT, CLAUDE}
+    assert r.json()["data"][0]["type"] == "model"
+
+
+# -- the history rule --------------------------------------------------------------------
+
+def _view(last_tool: bool = False, choice: Any = "auto", parallel: bool = True,
+          tools: tuple[ToolDef, ...] = (ToolDef("a", None), ToolDef("b", {}))) -> TurnView:
+    return TurnView(last_tool, tools, choice, parallel)
+
+
+def test_history_rule() -> None:
+    rng = np.random.default_rng(0)
+    kw = {"tool_probability": 1.0, "n_calls": 2, "id_prefix": "call_"}
+    assert not decide(_view(last_tool=True), rng, **kw).is_tool_call
+    assert not decide(_view(choice="none"), rng, **kw).is_tool_call
+    assert not decide(_view(tools=()), rng, **kw).is_tool_call
+    r = decide(_view(), rng, **kw)
+    assert [c.name for c in r.calls] in (["a", "b"], ["b", "a"])
+    assert len(decide(_view(parallel=False), rng, **kw).calls) == 1
+    named = decide(_view(choice=("name", "b")), rng, **kw)
+    assert [c.name for c in named.calls] == ["b"]
+    # tool_probability: auto turns sometimes answer text; required always calls.
+    p = {**kw, "tool_probability": 0.3}
+    auto = [decide(_view(), rng, **p).is_tool_call for _ in range(2000)]
+    assert 0.25 < np.mean(auto) < 0.35
+    assert all(decide(_view(choice="required"), rng, **p).is_tool_call for _ in range(50))
+
+
+def test_history_rule_over_http(http: Any) -> None:
+    tool_turn = [{"role": "user", "content": "q"},
+                 {"role": "assistant", "content": None, "tool_calls": [
+                     {"id": "call_1", "type": "function",
+                      "function": {"name": "get_weather", "arguments": "{}"}}]},
+                 {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}]
+    r = http.post("/v1/chat/completions", json={**OK_CHAT, "messages": tool_turn,
+                                                "tools": [WEATHER_TOOL]}).json()
+    assert r["choices"][0]["finish_reason"] == "stop"
+    # A user message after the tool result: a new request for a tool call.
+    r = http.post("/v1/chat/completions", json={
+        **OK_CHAT, "messages": [*tool_turn, {"role": "user", "content": "again"}],
+        "tools": [WEATHER_TOOL]}).json()
+    assert r["choices"][0]["finish_reason"] == "tool_calls"
+
+
+# -- tool arguments valid against their schema ------------------------------------------
+
+class Item(BaseModel):
+    sku: str = Field(pattern=r"^[A-Z]{3}-\d+$", examples=["ABC-1"])
+    qty: int = Field(ge=1, le=9)
+    note: str | None = None
+
+
+class Tree(BaseModel):
+    label: str
+    children: list[Tree] = []
+
+
+class Order(BaseModel):
+    items: list[Item] = Field(min_length=2)
+    priority: Literal["low", "high"]
+    weight_kg: float = Field(gt=0.5, lt=0.75)
+    tags: set[str]
+    tree: Tree
+    ratio: float = Field(multiple_of=0.25, ge=3.1)
+
+
+SCHEMAS: list[dict[str, Any]] = [
+    WEATHER_TOOL["function"]["parameters"],
+    Order.model_json_schema(),
+    Tree.model_json_schema(),
+    {"type": "object", "properties": {
+        "n": {"type": "integer", "exclusiveMinimum": 10, "multipleOf": 7},
+        "s": {"type": "string", "minLength": 12, "maxLength": 14, "format": "email"},
+        "c": {"const": "fixed"},
+        "t": {"type": ["null", "number"], "maximum": -3},
+        "pair": {"type": "array", "prefixItems": [{"type": "string"}, {"type": "integer"}]},
+        "u": {"type": "array", "items": {"type": "integer", "maximum": 2},
+              "minItems": 3, "uniqueItems": True},
+        "m": {"type": "object", "additionalProperties": {"type": "boolean"},
+              "minProperties": 2},
+        "all": {"allOf": [{"type": "object", "properties": {"a": {"type": "string"}},
+                           "required": ["a"]},
+                          {"properties": {"b": {"type": "integer"}}, "required": ["b"]}]},
+        "one": {"oneOf": [{"type": "null"}, {"$ref": "#/$defs/D"}]},
+    }, "required": ["n", "s", "c", "t", "pair", "u", "m", "all", "one"],
+        "$defs": {"D": {"type": "object", "properties": {"x": {"type": "number"}},
+                        "required": ["x"]}}},
+    {},
+]
+
+
+@pytest.mark.parametrize("schema", SCHEMAS)
+def test_arguments_valid_against_schema(schema: dict[str, Any]) -> None:
+    args = arguments_for(schema)
+    assert isinstance(args, dict)
+    jsonschema.validate(args, schema, format_checker=jsonschema.FormatChecker())
+
+
+def test_pydantic_accepts_generated_order() -> None:
+    Order.model_validate(arguments_for(Order.model_json_schema()))
+
+
+# -- time scale, SSE grouping, disconnects, metrics --------------------------------------
+
+def test_time_scale_divides_latency_and_header_durations() -> None:
+    prof = profile(rpm=60, window="60s")
+    # 20 ms ttft + 5..40 tokens at 400/s: 32-120 ms model; K = 0.1 makes it 0.3-1.2 s.
+    with serving(prof, time_scale=0.1) as srv, httpx2.Client(base_url=srv.url) as http:
+        t0 = time.monotonic()
+        r = http.post("/v1/chat/completions", json=OK_CHAT)
+        elapsed = time.monotonic() - t0
+        usage = r.json()["usage"]
+        assert elapsed >= (0.02 + usage["completion_tokens"] / 400) / 0.1 * 0.95
+        # A 60 s window is 600 s of wall time at K = 0.1: "9m59.x s" or "10m0s".
+        reset = r.headers["x-ratelimit-reset-requests"]
+        assert reset.startswith(("9m5", "10m0")), reset
+
+
+def _sse_events(raw: bytes) -> list[bytes]:
+    return [e for e in raw.split(b"\n\n") if e.strip()]
+
+
+def test_stream_groups_tokens_into_few_events() -> None:
+    prof = profile(output_tokens=400)  # 400 tokens at 400/s = 1 s model
+    with serving(prof, time_scale=4.0, stream_interval_s=0.05) as srv, \
+            httpx2.Client(base_url=srv.url, timeout=30) as http:
+        body = {**OK_CHAT, "stream": True, "max_tokens": 400}
+        raw = http.post("/v1/chat/completions", json=body).content
+    events = _sse_events(raw)
+    content = [json.loads(e[6:]) for e in events if e.startswith(b"data: {")]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in content
+                   if c["choices"])
+    assert len(text.split()) <= 400 and text.startswith("The mock model")
+    # 0.25 s of wall generation in 50 ms groups: ~5 content events, not 400.
+    assert 3 <= len(content) <= 12
+    assert events[-1] == b"data: [DONE]"
+
+
+def test_client_disconnect_mid_stream_frees_and_settles() -> None:
+    # Long generation: 400 tokens at 400/s = 1 s model = 1 s wall at K = 1.
+    prof = profile(output_tokens=400)
+    with serving(prof, time_scale=1.0, stream_interval_s=0.05) as srv:
+        body = json.dumps({**OK_MSG, "max_tokens": 400, "stream": True}).encode()
+        host, port = srv.url[len("http://"):].split(":")
+        s = socket.create_connection((host, int(port)))
+        s.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\ncontent-type: application/json"
+                  b"\r\nanthropic-version: 2023-06-01\r\ncontent-length: "
+                  + str(len(body)).encode() + b"\r\n\r\n" + body)
+        got = s.recv(4096)
+        assert got.startswith(b"HTTP/1.1 200")
+        time.sleep(0.2)
+        s.close()
+        deadline = time.monotonic() + 5
+        while True:
+            m = metrics(srv.url)
+            if m["capacity_mock_in_flight_streams"] == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert m["capacity_mock_in_flight_streams"] == 0
+        assert m["capacity_mock_in_flight_requests"] == 0
+        assert m["capacity_mock_client_disconnects_total"] == 1
+        # otpm was charged 400 at admission and settled down to what was sent.
+        otpm = metric_sum(m, "capacity_mock_charged_units_total", slot="ant.otpm")
+        assert 0 <= otpm < 400
+        completion = metric_sum(m, "capacity_mock_tokens_total", kind="completion")
+        assert completion == otpm
+        # Still serving.
+        assert httpx2.post(srv.url + "/v1/messages", json=OK_MSG,
+                           headers=ANTHROPIC_HEADERS).status_code == 200
+
+
+def test_metrics_format_and_reset(srv: Any, http: Any) -> None:
+    r = http.get("/metrics")
+    assert r.headers["content-type"].startswith("text/plain")
+    assert "# TYPE capacity_mock_requests_total counter" in r.text
+    http.post("/v1/chat/completions", json=OK_CHAT, headers={"x-stainless-retry-count": "9"})
+    assert metric_sum(metrics(srv.url), "capacity_mock_retry_count_seen_total",
+                      retry="6+") >= 1
+    assert http.post("/admin/reset?metrics=true").json() == {"reset": True,
+                                                             "metrics_reset": True}
+    m = metrics(srv.url)
+    assert metric_sum(m, "capacity_mock_requests_total") == 0
+    assert math.isclose(m["capacity_mock_retries_seen_total"], 0)
