@@ -207,9 +207,9 @@ class _Gen:
             return v
         if isinstance(v, str):
             for k in range(i, i + 64):
-                cand = self.string({**s, "minLength": s.get("minLength", 0)}, f"{v}{k}")
-                if cand not in used:
-                    return cand
+                text = self.string(s, f"{v}{k}")
+                if text not in used:
+                    return text
         return v
 
     @staticmethod
