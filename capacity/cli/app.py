@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from capacity._version import __version__
+from capacity.cli.fit import fit_command
 from capacity.cli.loadtest import loadtest as loadtest_command
 from capacity.cli.serve import serve_command
 from capacity.errors import CapacityError
@@ -360,6 +361,7 @@ def sweep_cmd(
 
 app.command(name="serve")(serve_command)
 app.command(name="loadtest")(loadtest_command)
+app.command(name="fit")(fit_command)
 
 
 def main() -> None:

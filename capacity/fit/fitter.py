@@ -245,6 +245,23 @@ def _step(el: Element, calls: list[CallRecord]) -> StepFit:
     return StepFit("repeat", call, fit_count(counts), None, len(counts))
 
 
+def scale_times(read: ReadResult, k: float) -> None:
+    """Stretch every time by ``k`` in place (traces recorded against ``capacity serve
+    --time-scale K``: wall seconds × K = model seconds), around the earliest time."""
+    if k == 1.0 or not read.calls:
+        return
+    t0 = min(c.start for c in read.calls)
+
+    def f(t: float) -> float:
+        return t0 + (t - t0) * k
+
+    read.calls = [CallRecord(c.session, c.turn, f(c.start), f(c.end), c.model, c.input_tokens,
+                             c.output_tokens, c.cached_input_tokens, c.max_tokens, c.status,
+                             c.retries, c.name, None if c.ttft is None else c.ttft * k)
+                  for c in read.calls]
+    read.turn_bounds = {key: (f(a), f(b)) for key, (a, b) in read.turn_bounds.items()}
+
+
 def fit_read(read: ReadResult, pacing: PacingMode | None = None) -> FitResult:
     """Fit everything from what the readers kept; raises :class:`TraceError` on no turns."""
     where = ", ".join(read.files) or "the input"

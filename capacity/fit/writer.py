@@ -69,17 +69,22 @@ class _Out:
         self.lines.append(" " * indent + "# " + text)
 
 
-def _reference(path: Path | None) -> tuple[dict[str, Any], dict[str, int]]:
-    """(raw YAML mapping, model -> default max_tokens) of the --quota-from profile."""
+def _reference(path: Path | None) -> tuple[dict[str, Any], dict[str, int], set[str]]:
+    """(raw YAML mapping, model -> default max_tokens, models whose quotas charge
+    max_tokens) of the --quota-from profile."""
     if path is None:
-        return {}, {}
+        return {}, {}, set()
     prof = load_profile(path)  # validates: a bad reference is an input error, exit 2
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     mts = {m: s.max_tokens for m, s in prof.models.items() if s.max_tokens is not None}
-    return raw, mts
+    charging = {m for q in prof.quotas.values()
+                if q.charge_max_tokens and {"tpm", "otpm", "tpd"} & set(q.limits())
+                for m in q.models}
+    return raw, mts, charging
 
 
-def _call(o: _Out, ind: int, c: CallFit, mt_default: dict[str, int]) -> list[str]:
+def _call(o: _Out, ind: int, c: CallFit, mt_default: dict[str, int],
+          charging: set[str]) -> list[str]:
     notes = []
     o.add(ind, f"name: {yaml.safe_dump(c.label, default_style=None).splitlines()[0]}",
           f"{c.calls:,} calls" + (f"; {c.note}" if c.note else ""))
@@ -93,6 +98,8 @@ def _call(o: _Out, ind: int, c: CallFit, mt_default: dict[str, int]) -> list[str
     if mt is None and c.model in mt_default:
         mt = mt_default[c.model]
         o.add(ind, f"max_tokens: {mt}", "not in the traces: the --quota-from model's default")
+    elif mt is None and c.model not in charging:
+        o.comment(ind, "max_tokens: not in the traces, and no quota charges it")
     elif mt is None:
         top = int(max(1.0, float(c.output_tokens.sample.max()) if c.output_tokens.n else 1.0))
         mt = top
@@ -104,22 +111,23 @@ def _call(o: _Out, ind: int, c: CallFit, mt_default: dict[str, int]) -> list[str
     return notes
 
 
-def _step(o: _Out, ind: int, s: StepFit, mt_default: dict[str, int]) -> list[str]:
+def _step(o: _Out, ind: int, s: StepFit, mt_default: dict[str, int],
+          charging: set[str]) -> list[str]:
     if s.kind == "call":
         o.add(ind, "- call:", f"in every turn ({s.turns:,})")
-        return _call(o, ind + 4, s.call, mt_default)
+        return _call(o, ind + 4, s.call, mt_default, charging)
     if s.kind == "optional":
         o.add(ind, "- optional:", f"in {s.probability:.1%} of {s.turns:,} turns")
         assert s.probability is not None
         o.add(ind + 4, f"probability: {s.probability:.4g}")
         o.add(ind + 4, "call:")
-        return _call(o, ind + 6, s.call, mt_default)
+        return _call(o, ind + 6, s.call, mt_default, charging)
     assert s.count is not None
     if s.kind == "repeat":
         o.add(ind, "- repeat:", "consecutive calls of one kind: a loop")
         o.add(ind + 4, f"count: {dist_yaml(s.count.dist)}", s.count.comment())
         o.add(ind + 4, "call:")
-        return _call(o, ind + 6, s.call, mt_default)
+        return _call(o, ind + 6, s.call, mt_default, charging)
     if s.probability is not None:  # a fan-out that some turns skip
         o.add(ind, "- optional:", f"fan-out in {s.probability:.1%} of {s.turns:,} turns")
         o.add(ind + 4, f"probability: {s.probability:.4g}")
@@ -128,13 +136,13 @@ def _step(o: _Out, ind: int, s: StepFit, mt_default: dict[str, int]) -> list[str
     o.add(ind, "- parallel:", "calls overlapping in time: a fan-out")
     o.add(ind + 4, f"count: {dist_yaml(s.count.dist)}", s.count.comment())
     o.add(ind + 4, "call:")
-    return _call(o, ind + 6, s.call, mt_default)
+    return _call(o, ind + 6, s.call, mt_default, charging)
 
 
 def render_profile(res: FitResult, *, name: str = "fitted", quota_from: Path | None = None,
                    sources: str = "") -> str:
     """The commented YAML text of the fitted profile (validated; raises CapacityError)."""
-    ref, mt_default = _reference(quota_from)
+    ref, mt_default, charging = _reference(quota_from)
     body = _Out()
     body.add(0, f"name: {name}")
     body.add(0, f"description: Fitted from {res.sessions:,} sessions, {res.turns:,} turns, "
@@ -159,7 +167,7 @@ def render_profile(res: FitResult, *, name: str = "fitted", quota_from: Path | N
                  + (f", {t.signatures} step sequences merged" if t.signatures > 1 else ""))
         body.add(6, "steps:")
         for s in t.steps:
-            notes += _step(body, 8, s, mt_default)
+            notes += _step(body, 8, s, mt_default, charging)
     for key in ("retry", "pacing", "targets"):
         if key in ref:
             body.lines.append("")

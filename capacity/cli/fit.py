@@ -1,0 +1,100 @@
+"""``capacity fit TRACES...``: a commented profile from OTLP JSON spans or JSONL request logs."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+class TraceFormat(StrEnum):
+    """Trace file format."""
+
+    auto = "auto"
+    otlp_json = "otlp-json"
+    jsonl = "jsonl"
+
+
+class Pacing(StrEnum):
+    """How sessions pace their turns."""
+
+    auto = "auto"
+    think_time = "think_time"
+    cadence = "cadence"
+
+
+def fit_command(
+    traces: Annotated[list[Path], typer.Argument(
+        help="Trace files: OTLP JSON (GenAI spans; JSON Lines or one document) or JSONL "
+             "request logs.", show_default=False)],
+    fmt: Annotated[TraceFormat, typer.Option(
+        "--format", help="File format (auto: by content).")] = TraceFormat.auto,
+    quota_from: Annotated[Path | None, typer.Option(
+        "--quota-from", help="Copy quotas (and retry, pacing, targets) from this profile; "
+        "default: a marked placeholder quota.", show_default=False)] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write the profile here (default: stdout).",
+        show_default=False)] = None,
+    report: Annotated[Path | None, typer.Option(
+        "--report", help="Draw fitted vs observed distributions into this PNG (needs "
+        "matplotlib).", show_default=False)] = None,
+    pacing: Annotated[Pacing, typer.Option(
+        "--pacing", help="think_time (closed loop) or cadence; auto: the one independent of "
+        "turn latency.")] = Pacing.auto,
+    time_scale: Annotated[float, typer.Option(
+        "--time-scale", min=1e-9, help="Multiply every duration by K (traces recorded "
+        "against 'capacity serve --time-scale K').")] = 1.0,
+    name: Annotated[str | None, typer.Option(
+        "--name", help="Profile name (default: the output file's stem, else 'fitted').",
+        show_default=False)] = None,
+) -> None:
+    """Write a profile from traces: turn structure, token, latency and pacing distributions.
+
+    Calls are grouped into turns (JSONL 'turn', or the OTLP trace), stages by time
+    overlap (a fan-out), repeated calls into loops; distributions are fitted by AIC with
+    a KS distance each. The header says what it was fitted from and which fits are weak.
+    """
+    from capacity.cli.app import _fail, _run, err_console
+
+    if report is not None and not report.parent.exists():
+        raise _fail(f"--report: directory {report.parent} does not exist")
+    if output is not None and not output.parent.exists():
+        raise _fail(f"--output: directory {output.parent} does not exist")
+    from capacity.fit.fitter import PacingMode, fit_read, scale_times
+    from capacity.fit.readers import read_traces
+    from capacity.fit.writer import render_profile
+
+    def run() -> str:
+        read = read_traces(traces, fmt.value)
+        scale_times(read, time_scale)
+        mode: PacingMode | None = (None if pacing is Pacing.auto
+                                   else "cadence" if pacing is Pacing.cadence
+                                   else "think_time")
+        res = fit_read(read, mode)
+        nm = name or (output.stem if output is not None else "fitted")
+        text = render_profile(res, name=nm, quota_from=quota_from)
+        if report is not None:
+            try:
+                from capacity.fit.report import draw_report
+                draw_report(res, report, title=nm)
+            except ImportError as e:
+                raise _fail(f"--report needs matplotlib ({e.name} is missing): "
+                            "pip install 'llm-capacity[plot]'") from None
+        weak = res.weak_fits()
+        err_console.print(
+            f"fitted {res.sessions:,} sessions, {res.turns:,} turns, {res.calls:,} calls: "
+            f"{len(res.types)} turn type(s), {res.pacing.mode.replace('_', ' ')}; "
+            f"{len(weak)} weak fit(s)" + (f"; {sum(read.skipped.values()):,} span(s) skipped"
+                                          if read.skipped else "")
+            + (f"; profile -> {output}" if output else "")
+            + (f"; report -> {report}" if report else ""), soft_wrap=True, highlight=False)
+        return text
+
+    text = _run(run)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
