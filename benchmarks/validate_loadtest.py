@@ -1,0 +1,151 @@
+"""Validation: measured vs predicted ceilings, every shipped profile (issue 11, item 6).
+
+For each profile in ``profiles/``: start ``capacity serve`` (a separate process, so the
+mock and the load generator do not share a core's GIL) at time scale K ≥ 10, ask
+``capacity ceiling``'s simulation for N* (same horizon, warm-up and seed as the load
+test), then run ``capacity loadtest`` over a grid of N around it and print, per N, the
+measured and predicted 429 fraction, p95 turn latency and goodput, and the measured N*
+beside the predicted one. Goal: measured N* within 10 % of the simulated N*.
+
+    python benchmarks/validate_loadtest.py [--profiles a.yaml,b.yaml] [--duration 10m]
+                                           [--out benchmarks/validate_loadtest.md]
+
+Takes ~5 minutes of wall time per profile on a quiet 2-core machine. Writes a Markdown
+table (the README quotes it) and the full JSON of every run next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from capacity import load_profile
+from capacity.loadgen import LagError, LoadtestConfig, run_loadtest
+from capacity.loadgen.runner import predict_ceiling
+from capacity.model.dist import parse_duration
+from capacity.sim.engine import default_warmup
+
+ROOT = Path(__file__).resolve().parent.parent
+# K per profile: as fast as the lag guard allows on a busy 2-core machine (the smallest
+# enforcement window ÷ K must stay 10× above the event loop's p99 lag).
+TIME_SCALE = {"web-research": 20.0, "chat-assistant": 10.0, "tool-agent": 10.0}
+GRID = (0.7, 0.85, 1.0, 1.15, 1.3)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_mock(profile: Path, k: float, seed: int) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "capacity", "serve", str(profile),
+                             "--port", str(port), "--time-scale", str(k), "--seed",
+                             str(seed)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url + "/health", timeout=1).read()
+            return proc, url
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"capacity serve did not start: {proc.stderr.read().decode()[:300]}"
+                       if proc.stderr else "capacity serve did not start")
+
+
+def fmt(x: float | None, pct: bool = False) -> str:
+    if x is None or not math.isfinite(x):
+        return "—"
+    return f"{100 * x:.2f}%" if pct else f"{x:.1f}"
+
+
+def validate(path: Path, duration_s: float, seed: int, replications: int) -> dict:
+    profile = load_profile([path])
+    k = TIME_SCALE.get(profile.title, 10.0)
+    cfg = LoadtestConfig(target="", time_scale=k, warmup_s=default_warmup(profile),
+                         duration_s=duration_s, seed=seed, replications=replications)
+    t = time.time()
+    ceiling = predict_ceiling(profile, cfg)
+    n_star = ceiling.n_star
+    grid = sorted({max(1, round(n_star * f)) for f in GRID})
+    print(f"{profile.title}: predicted N* = {n_star} [{ceiling.n_lo}, {ceiling.n_hi}] "
+          f"({time.time() - t:.0f}s); grid {grid}; K = {k:g}", flush=True)
+    proc, url = start_mock(path, k, seed)
+    try:
+        cfg = LoadtestConfig(target=url, time_scale=k, warmup_s=cfg.warmup_s,
+                             duration_s=duration_s, seed=seed, replications=replications)
+        try:
+            res = run_loadtest(profile, cfg, grid, ceiling=False,
+                               on_point=lambda p: print(f"  N={p.sessions} measured",
+                                                        flush=True))
+            lag_error = None
+        except LagError as e:
+            res = e.result  # type: ignore[attr-defined]
+            lag_error = str(e)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    res.predicted_ceiling = ceiling
+    out = res.to_dict()
+    out["lag_error"] = lag_error
+    return out
+
+
+def table(runs: list[dict]) -> str:
+    lines = ["| profile | K | N | 429 % measured | 429 % predicted (run range) | "
+             "p95 turn s measured | p95 predicted | goodput calls/min measured | "
+             "predicted | lag p99 ms |", "|" + "---|" * 10]
+    summary = ["", "| profile | measured N* (grid) | measured N* (crossing) | predicted N* "
+               "[CI] | difference |", "|---|---|---|---|---|"]
+    for r in runs:
+        for p in r["points"]:
+            c = p["compare"]
+            a, l95, g = (c["attempt_429_fraction"], c["turn_latency_p95_s"],
+                         c["goodput_calls_per_min"])
+            lines.append(
+                f"| {r['profile']} | {r['time_scale']:g} | {p['sessions']} | "
+                f"{fmt(a['measured'], True)} | {fmt(a['predicted'], True)} "
+                f"({fmt(a['run_lo'], True)}–{fmt(a['run_hi'], True)}) | "
+                f"{fmt(l95['measured'])} | {fmt(l95['predicted'])} | {fmt(g['measured'])} | "
+                f"{fmt(g['predicted'])} | {fmt((p['measured']['lag']['p99_s'] or 0) * 1e3)} |")
+        mc, pc = r["measured_ceiling"], r["predicted_ceiling"]
+        if mc is None or pc is None:
+            summary.append(f"| {r['profile']} | — | — | — | {r.get('lag_error') or ''} |")
+            continue
+        cross = mc["n_star_interpolated"]
+        diff = (cross - pc["n_star"]) / pc["n_star"] if pc["n_star"] else math.nan
+        grid_n = (f"≥ {mc['n_star']}" if mc["capped"] else
+                  f"{mc['n_star']} (misses at {mc['bracket'][1]})")
+        summary.append(f"| {r['profile']} | {grid_n} | {cross:.1f} | {pc['n_star']} "
+                       f"[{pc['n_lo']}, {pc['n_hi']}] | {100 * diff:+.1f}% |")
+    return "\n".join(lines + summary) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profiles", default="")
+    ap.add_argument("--duration", default="10m")
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--replications", type=int, default=20)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "validate_loadtest.md"))
+    a = ap.parse_args()
+    paths = ([Path(p) for p in a.profiles.split(",") if p] if a.profiles
+             else sorted((ROOT / "profiles").glob("*.yaml")))
+    runs = [validate(p, parse_duration(a.duration), a.seed, a.replications) for p in paths]
+    md = table(runs)
+    print(md)
+    Path(a.out).write_text(md)
+    Path(a.out).with_suffix(".json").write_text(json.dumps(runs, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,241 @@
+"""capacity loadtest: the session driver against a real, in-process ``capacity serve``.
+
+The mock runs in a thread of the test process (its own event loop, a real socket on
+127.0.0.1, port 0) and is always stopped. The test profile has one call site per model,
+so the mock's token draws are exactly the profile's and measured and predicted figures
+must agree. Stated tolerance: the measured 429 fraction lies within the 2.5–97.5 %
+range of single simulated replications of the same length, widened by 0.03 (timing on a
+busy machine), and goodput within 15 % of the predicted mean.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from aiohttp import web
+
+from capacity import load_profile, profile_from_dict
+from capacity.loadgen import LoadtestConfig, run_loadtest
+from capacity.loadgen.measure import Recorder, summarise
+from capacity.loadgen.plan import TurnSampler, draw_residual, iter_calls
+from capacity.loadgen.result import COMPARED
+from capacity.serve import ServeOptions, ServerThread
+from capacity.sim.engine import METRICS
+
+K = 40.0
+
+SMALL: dict[str, Any] = {
+    "name": "small",
+    "models": {"m": {"ttft": {"uniform": ["0.2s", "0.6s"]}, "tokens_per_second": 100}},
+    "quotas": {"q": {"models": ["m"], "rpm": 60,
+                     "enforcement": {"type": "fixed_window", "window": "10s"}}},
+    "session": {"think_time": {"exponential": "6s"}, "turns": {"t": {"steps": [
+        {"repeat": {"count": {"choice": {"values": [1, 2, 3]}}, "call": {
+            "model": "m", "input_tokens": {"uniform": [200, 600]},
+            "output_tokens": {"uniform": [20, 120]}, "max_tokens": 200}}}]}}},
+    "retry": {"max_retries": 2, "initial_delay": "0.5s", "max_delay": "4s"},
+    "targets": {"max_429_fraction": 0.05},
+}
+
+
+def _small() -> Any:
+    return profile_from_dict(SMALL, "small.yaml")
+
+
+@pytest.fixture(name="mock")
+def _mock() -> Iterator[ServerThread]:
+    srv = ServerThread(_small(), ServeOptions(time_scale=K, seed=5))
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.close()
+
+
+def test_turns_are_drawn_like_the_simulator(root: Path) -> None:
+    """Calls per turn, tokens and the steady-state start have the simulator's laws."""
+    p = load_profile([root / "profiles" / "tool-agent.yaml"])
+    s = TurnSampler(p)
+    rng = np.random.default_rng(1)
+    calls = [len(iter_calls(s.draw_turn(rng)[1])) for _ in range(20000)]
+    # 0.7 × (plan + E[0..3 tool steps] = 1.2 + answer) + 0.3 × one quick answer
+    assert np.mean(calls) == pytest.approx(0.7 * 3.2 + 0.3, rel=0.02)
+    web = TurnSampler(load_profile([root / "profiles" / "web-research.yaml"]))
+    name, plan = web.draw_turn(rng)
+    flat = iter_calls(plan)
+    assert name == "research" and [c.name for c in flat] == [
+        "query-analysis", "synthesis", "synthesis", "synthesis", "follow-up-classifier"]
+    assert all(4000 <= c.input_tokens <= 9000 and c.max_tokens == 4000 for c in flat[1:4])
+    # Equilibrium residual of a uniform [120, 180] s cadence: E[X²] / (2 E[X]) = 76 s.
+    res = [draw_residual(web.pause, rng) for _ in range(40000)]
+    assert np.mean(res) == pytest.approx(76.0, rel=0.02)
+    assert web.next_start(0.0, 100.0, 150.0) == 150.0  # cadence from the start
+    assert web.next_start(0.0, 200.0, 150.0) == 200.0  # ... unless the turn ran late
+
+
+def test_summary_uses_the_simulators_metric_names() -> None:
+    rec = Recorder(turns=[(1.0, 3.0, 2, 3, 1, 0, 0.0, False), (5.0, 6.0, 1, 1, 0, 0, 0.0,
+                                                                False)],
+                   successes=[(2.0, 100), (3.0, 50), (6.0, 10)])
+    m, counts, _ = summarise(rec, 0.0, 60.0)
+    assert set(METRICS) <= set(m) and set(COMPARED) <= set(METRICS)
+    assert m["attempt_429_fraction"] == pytest.approx(0.25)
+    assert m["turn_429_fraction"] == pytest.approx(0.5)
+    assert m["goodput_calls_per_min"] == pytest.approx(3.0)
+    assert m["goodput_tokens_per_min"] == pytest.approx(160.0)
+    assert counts["turns"] == 2 and counts["calls"] == 3
+
+
+def test_measured_matches_predicted_under_and_over_saturation(mock: ServerThread) -> None:
+    p = _small()
+    cfg = LoadtestConfig(target=mock.url, time_scale=K, warmup_s=40.0, duration_s=480.0,
+                         seed=7, replications=20)
+    res = run_loadtest(p, cfg, [1, 8], ceiling=False)
+    under, over = res.points
+    assert under.counts["turns"] > 30 and over.counts["attempts"] > 300
+    assert under.counts["usage_mismatch"] == 0  # the mock read the requests' sizes right
+    for pt in (under, over):
+        c = pt.comparison()
+        a = c["attempt_429_fraction"]
+        assert a["run_lo"] - 0.03 <= a["measured"] <= a["run_hi"] + 0.03, (pt.sessions, a)
+        g = c["goodput_calls_per_min"]
+        assert g["measured"] == pytest.approx(g["predicted"], rel=0.15), (pt.sessions, g)
+        assert set(pt.to_dict()["measured"]["metrics"]) >= set(METRICS)
+    assert under.meets and not over.meets
+    assert over.measured["attempt_429_fraction"] > 0.2
+    mc = res.measured_ceiling
+    assert mc is not None and mc.bracket == (1, 8)
+
+
+# -- the command line: errors, refusal, Ctrl-C ---------------------------------------
+
+
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "capacity", "loadtest", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _write_small(tmp_path: Path) -> Path:
+    import yaml
+
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(SMALL))
+    return path
+
+
+def test_unreachable_target_is_one_line_exit_2(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = _cli(str(_write_small(tmp_path)), "--target", f"http://127.0.0.1:{port}",
+             "--sessions", "2", "--duration", "20s", "--warmup", "0s", "--time-scale", "20",
+             "--no-predict", "--seed", "1")
+    assert r.returncode == 2, r.stderr
+    err = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1 and "cannot reach the target" in err[0]
+    assert "Traceback" not in r.stderr
+
+
+class _Recording:
+    """A garbage 'LLM endpoint' on a real socket that records what it was sent."""
+
+    def __init__(self, answer: str, status: int = 200) -> None:
+        self.answer, self.status = answer, status
+        self.paths: list[str] = []
+        self.url = ""
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+
+    def __enter__(self) -> _Recording:
+        import asyncio
+
+        async def handler(request: web.Request) -> web.Response:
+            self.paths.append(request.path)
+            await request.read()
+            return web.Response(text=self.answer, status=self.status)
+
+        async def main() -> None:
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", handler)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            self.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+            self._ready.set()
+            try:
+                while not self._stop.is_set():
+                    await asyncio.sleep(0.02)
+            finally:
+                await runner.cleanup()
+
+        self._thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+@pytest.mark.parametrize("answer", ["<html>hello</html>", '{"choices": "nope"}'])
+def test_garbage_target_is_one_line_exit_2(tmp_path: Path, answer: str) -> None:
+    with _Recording(answer) as srv:
+        r = _cli(str(_write_small(tmp_path)), "--target", srv.url, "--sessions", "2",
+                 "--duration", "20s", "--warmup", "0s", "--time-scale", "20", "--no-predict",
+                 "--seed", "1")
+        # Everything the load generator sent went to the target's completion path.
+        assert srv.paths and set(srv.paths) == {"/v1/chat/completions"}
+    assert r.returncode == 2, r.stderr
+    err = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1 and "not" in err[0], r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_lag_guard_refuses_to_report(tmp_path: Path, mock: ServerThread) -> None:
+    """At K = 20000 the smallest window (10 s) is 0.5 ms of wall time: no event loop keeps
+    time to 0.05 ms, so the run is refused (exit 1) instead of printed."""
+    r = _cli(str(_write_small(tmp_path)), "--target", mock.url, "--sessions", "2",
+             "--duration", "2000s", "--warmup", "0s", "--time-scale", "20000",
+             "--no-predict", "--seed", "1")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "event-loop lag too high" in r.stderr and r.stdout == ""
+
+
+def test_ctrl_c_prints_partial_results_and_exits_130(tmp_path: Path,
+                                                      mock: ServerThread) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "capacity", "loadtest", str(_write_small(tmp_path)),
+         "--target", mock.url, "--sessions", "3", "--duration", "1h", "--warmup", "10s",
+         "--time-scale", str(K), "--seed", "2", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(6.0)  # interpreter start-up, then a few seconds of sessions
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    import json
+
+    data = json.loads(out)
+    assert data["interrupted"] is True
+    pt = data["points"][0]
+    assert pt["interrupted"] and pt["measured"]["counts"]["attempts"] > 0
+    assert "Traceback" not in err
+    assert math.isfinite(pt["measured"]["horizon_s"]) and os.name == "posix"
