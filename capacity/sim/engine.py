@@ -147,13 +147,14 @@ from capacity.sim.kernels import (
     S_PAR,
     S_REP,
     S_SEQ,
+    T_UNITS,
     LimiterArrays,
     replicate,
     sample_many,
 )
 
-__all__ = ["METRICS", "Estimate", "SimulationError", "SimulationResult", "default_warmup",
-           "sample_distribution", "simulate"]
+__all__ = ["METRICS", "AttemptTrace", "Estimate", "SimulationError", "SimulationResult",
+           "default_warmup", "sample_distribution", "simulate", "trace_attempts"]
 
 
 class SimulationError(CapacityError):
@@ -354,6 +355,7 @@ class _Compiled:
     max_nodes: int  # upper bound on an expanded turn's nodes (and expansion stack)
     mean_cycle_s: float
     warm: _WarmModel
+    sites: tuple[CallSpec, ...] = ()  # the profile call behind each call site
 
 
 @dataclass(frozen=True)
@@ -523,7 +525,7 @@ def _compile_uncached(profile: Profile) -> _Compiled:
         site_dist=np.asarray(site_rows, dtype=np.int64).reshape(n_sites, 4),
         site_cached=np.asarray(site_cached, dtype=np.float64), site_maxtok=site_maxtok,
         coef=coef, cfg=cfg, max_nodes=max(sizes),
-        mean_cycle_s=max(cycle, 1e-3), warm=_warm_model(profile, slots),
+        mean_cycle_s=max(cycle, 1e-3), warm=_warm_model(profile, slots), sites=tuple(sites),
     )
 
 
@@ -571,6 +573,7 @@ class _RepOut:
     util: NDArray[np.float64]
     exceeded: NDArray[np.float64]
     windows: NDArray[np.float64]
+    traced: int = 0
 
 
 def _initial_use(c: _Compiled, P: NDArray[np.float64], u: float,
@@ -602,8 +605,11 @@ def _initial_use(c: _Compiled, P: NDArray[np.float64], u: float,
     return deficit, used
 
 
-def _run_rep(c: _Compiled, sessions: int, child: np.random.SeedSequence, t0: float,
-             t1: float, start: tuple[NDArray[np.float64], ...] | None = None) -> _RepOut:
+def _rep_setup(c: _Compiled, sessions: int, child: np.random.SeedSequence,
+               start: tuple[NDArray[np.float64], ...] | None = None
+               ) -> tuple[np.uint64, float, NDArray[np.float64], NDArray[np.float64],
+                          NDArray[np.float64]]:
+    """A replication's key, provider clock offset, limiter parameters and starting use."""
     state = child.generate_state(3, np.uint64)
     rep_key = state[0]
     # The provider's clock at t = 0 (window phase): uniform over a day.
@@ -611,12 +617,21 @@ def _run_rep(c: _Compiled, sessions: int, child: np.random.SeedSequence, t0: flo
     P = LimiterArrays.from_slots(c.slots, clock).params
     u = float(state[2] >> np.uint64(11)) * 2.0**-53
     deficit, used = _initial_use(c, P, u, c.warm.start(sessions) if start is None else start)
+    return rep_key, clock, P, deficit, used
+
+
+def _run_rep(c: _Compiled, sessions: int, child: np.random.SeedSequence, t0: float,
+             t1: float, start: tuple[NDArray[np.float64], ...] | None = None,
+             trace: NDArray[np.float64] | None = None) -> _RepOut:
+    rep_key, _, P, deficit, used = _rep_setup(c, sessions, child, start)
+    if trace is None:
+        trace = np.zeros((0, T_UNITS + len(c.slots)))
     # Private copies: numba reference-counts every array it is passed, and threads
     # updating the counts of shared arrays would fight over the same cache lines.
-    stats, lat, util, exc = replicate(  # type: ignore[call-arg]
+    stats, lat, util, exc, n_trace = replicate(  # type: ignore[call-arg]
         sessions, rep_key, t0, t1, c.max_nodes, *(a.copy() for a in c.program),
         *(a.copy() for a in c.dists), c.site_dist.copy(), c.site_cached.copy(),
-        c.site_maxtok.copy(), c.coef.copy(), P, c.cfg.copy(), deficit, used)
+        c.site_maxtok.copy(), c.coef.copy(), P, c.cfg.copy(), deficit, used, trace)
     # Fixed windows lying wholly inside the measured interval, per slot.
     windows = np.zeros(len(c.slots))
     for i, s in enumerate(c.slots):
@@ -625,7 +640,7 @@ def _run_rep(c: _Compiled, sessions: int, child: np.random.SeedSequence, t0: flo
             k_lo = math.ceil((t0 + off) / w)
             k_hi = math.floor((t1 + off) / w) - 1
             windows[i] = max(0, k_hi - k_lo + 1)
-    return _RepOut(stats, lat, util, exc, windows)
+    return _RepOut(stats, lat, util, exc, windows, int(n_trace))
 
 
 def _ratio(a: float, b: float) -> float:
@@ -748,6 +763,56 @@ def _simulate_compiled(c: _Compiled, sessions: int, *, horizon_s: float,
         attempts_simulated=int(sum(r.stats[K_ATTEMPTS_ALL] for r in done)),
         samples={k: tuple(v) for k, v in m.items()},
     )
+
+
+@dataclass(frozen=True)
+class AttemptTrace:
+    """Every attempt of one replication, as the engine decided it (trace mode).
+
+    ``rows[k]`` is attempt ``k`` in the order the engine sent them; columns ``T_*`` of
+    :mod:`capacity.sim.kernels`: time (s), session, call instance, call site, attempt
+    number (1 = first try), input / cached / output tokens, admitted (0/1), retry-after
+    (s), the wait before the next retry (s; ``WAIT_NONE`` if admitted, ``WAIT_GAVE_UP`` if
+    the call gave up), the jitter draw, then the units charged on each slot.
+
+    Attributes
+    ----------
+    rows : the attempts (``attempts × (T_UNITS + slots)``).
+    slots : the limiter's slots, in column order.
+    sites : the profile call behind each call site (its model and max_tokens).
+    clock_offset_s : the provider's clock at t = 0 (window phase), seconds.
+    bucket_deficit, window_used : the limiter's starting use per slot.
+    """
+
+    rows: NDArray[np.float64]
+    slots: tuple[LimitSlot, ...]
+    sites: tuple[CallSpec, ...]
+    clock_offset_s: float
+    bucket_deficit: NDArray[np.float64]
+    window_used: NDArray[np.float64]
+
+
+def trace_attempts(profile: Profile, sessions: int, *, horizon_s: float = 600.0,
+                   warmup_s: float | None = None, seed: int, replication: int = 0,
+                   max_attempts: int = 1_000_000) -> AttemptTrace:
+    """Run one replication of :func:`simulate` (the same one: same seed, same index) and
+    record every attempt it makes.
+
+    Raises
+    ------
+    SimulationError : if the replication makes more than ``max_attempts`` attempts.
+    """
+    _check_args(sessions, horizon_s, warmup_s, max(2, replication + 1), seed)
+    c = _compile(profile)
+    warm = 2.0 * c.mean_cycle_s if warmup_s is None else float(warmup_s)
+    child = np.random.SeedSequence(seed).spawn(replication + 1)[replication]
+    _, clock, _, deficit, used = _rep_setup(c, sessions, child)
+    buf = np.zeros((max_attempts, T_UNITS + len(c.slots)))
+    out = _run_rep(c, sessions, child, warm, warm + horizon_s, trace=buf)
+    if out.traced > max_attempts:
+        raise SimulationError(f"the replication made more than {max_attempts} attempts; "
+                              "raise max_attempts or shorten the horizon")
+    return AttemptTrace(buf[:out.traced].copy(), c.slots, c.sites, clock, deficit, used)
 
 
 def warm_up(profile: Profile) -> None:

@@ -24,8 +24,14 @@ from numba.core import types as nbtypes
 from numba.extending import intrinsic
 from numpy.typing import NDArray
 
-from capacity.limits.meters import MIN_WAIT
 from capacity.model.quota import LimitSlot
+
+# Twin of capacity.limits.meters.MIN_WAIT, defined here (not imported) because numba
+# freezes globals into its cached machine code and keys that cache to this file only;
+# tests/test_twins.py checks the two are equal.
+MIN_WAIT = 1e-9
+# Twin of capacity.model.pacing.WAKE_EPSILON_S (the pacer wakes a hair after a token is due).
+WAKE_EPSILON_S = 1e-9
 
 # Distribution kinds in the array form.
 D_FIXED, D_UNIFORM, D_UNIFORM_INT, D_EXPONENTIAL, D_LOGNORMAL, D_CHOICE = range(6)
@@ -442,7 +448,13 @@ _SPREAD = 64
 F_429, F_FAILED, F_ABORTED, F_MEASURED = 1, 2, 4, 8
 # Columns of the instance-node tables: integers (inode) and floats (ifl).
 N_KIND, N_PARENT, N_FIRST, N_LAST, N_NEXT, N_PEND, N_SITE, N_ATT = range(8)
-X_TIN, X_TCACHED, X_TOUT, X_LAT, X_RA, X_ENQ = range(6)
+X_TIN, X_TCACHED, X_TOUT, X_LAT, X_RA, X_ENQ, X_TROW = range(7)
+# Columns of an attempt-trace row (trace mode), then one column per slot: its charge.
+(T_T, T_SESSION, T_NODE, T_SITE, T_ATTEMPT, T_TIN, T_TCACHED, T_TOUT, T_ADMITTED,
+ T_RETRY_AFTER, T_WAIT, T_JITTER) = range(12)
+T_UNITS = 12
+# T_WAIT of an admitted attempt; of a rejected one whose call gave up.
+WAIT_NONE, WAIT_GAVE_UP = -1.0, -2.0
 
 
 @intrinsic
@@ -649,7 +661,7 @@ def _expand(root, base, tkey, sprog, sprob, schild, dpar, cval, ccum,  # type: i
 def replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untyped-def]
                turn_cum, turn_root, sprog, sprob, schild, dpar, cval, ccum,
                site_dist, site_cached, site_maxtok, coef, P, cfg, bucket_deficit,
-               window_used):
+               window_used, trace):
     """Simulate one replication; returns (stats, turn latencies, utilisation units,
     exceeded windows per slot)."""
     # Numba reference-counts arrays: every helper that takes one (inlined or not) costs
@@ -669,6 +681,7 @@ def replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untyped
     site_maxtok = _borrow(site_maxtok)
     coef = _borrow(coef)
     P = _borrow(P)
+    trace = _borrow(trace)
     N = n_sessions
     M = max_nodes
     L = P.shape[0]
@@ -693,7 +706,7 @@ def replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untyped
 
     # Instance nodes: session k owns rows [k*M, (k+1)*M) for its current turn.
     inode_o = np.zeros((pool, 8), dtype=np.int64)
-    ifl_o = np.zeros((pool, 6))
+    ifl_o = np.zeros((pool, 7))
     ikey_o = np.zeros(pool, dtype=np.uint64)
     stack_o = np.zeros((M + 1, 2), dtype=np.int64)
     wop_o = np.zeros(2 * M + 2, dtype=np.int8)
@@ -761,6 +774,7 @@ def replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untyped
     hp = _borrow(hp_o)
     hn = 0
     seq = 0
+    n_tr = 0
     for k in range(N):
         sk = _hash2(rep_key, k)
         s_key[k] = sk
@@ -814,6 +828,7 @@ def replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untyped
         elif ev == EV_REJECT:
             n = x
             k = inode[n, N_ATT]  # the next attempt would be retry number k
+            row = int(ifl[n, X_TROW])
             if k <= max_retries:
                 ra = ifl[n, X_RA]
                 if honour and 0.0 < ra <= max_ra:
@@ -821,9 +836,14 @@ def replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untyped
                 else:
                     d = min(init_delay * 2.0 ** (k - 1), max_delay)
                     d *= 1.0 - jitter * _unit(ikey[n], k)
+                if row >= 0:
+                    trace[row, T_WAIT] = d
+                    trace[row, T_JITTER] = _unit(ikey[n], k)
                 hn = _hpush(ht, hs, hp, hn, t + d, seq, n * 8 + EV_ATTEMPT)
                 seq += 1
             else:
+                if row >= 0:
+                    trace[row, T_WAIT] = WAIT_GAVE_UP
                 s = n // M
                 s_flags[s] |= F_FAILED
                 if abort:
@@ -930,7 +950,7 @@ def replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untyped
                         p_last = t
                     if p_level < 1.0:
                         if not wake_pending:
-                            wake = t + (1.0 - p_level) / pace_rate + 1e-9
+                            wake = t + (1.0 - p_level) / pace_rate + WAKE_EPSILON_S
                             hn = _hpush(ht, hs, hp, hn, wake, seq, EV_PACE)
                             seq += 1
                             wake_pending = True
@@ -967,6 +987,25 @@ def replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untyped
             admitted, ra = limiter_attempt(P, st, log_t, log_u, t, units, rej)
             inode[n, N_ATT] += 1
             stats[K_ATTEMPTS_ALL] += 1
+            ifl[n, X_TROW] = -1.0
+            if n_tr < trace.shape[0]:  # trace mode: record the attempt
+                ifl[n, X_TROW] = n_tr
+                trace[n_tr, T_T] = t
+                trace[n_tr, T_SESSION] = s
+                trace[n_tr, T_NODE] = n
+                trace[n_tr, T_SITE] = site
+                trace[n_tr, T_ATTEMPT] = inode[n, N_ATT]
+                trace[n_tr, T_TIN] = ifl[n, X_TIN]
+                trace[n_tr, T_TCACHED] = ifl[n, X_TCACHED]
+                trace[n_tr, T_TOUT] = ifl[n, X_TOUT]
+                trace[n_tr, T_ADMITTED] = 1.0 if admitted else 0.0
+                trace[n_tr, T_RETRY_AFTER] = ra
+                trace[n_tr, T_WAIT] = WAIT_NONE
+                for li in range(L):
+                    trace[n_tr, T_UNITS + li] = units[li]
+                n_tr += 1
+            elif trace.shape[0] > 0:
+                n_tr = trace.shape[0] + 1  # full: the caller sees the overflow
             meas = (s_flags[s] & F_MEASURED) != 0
             inwin = t0 <= t < t1
             if meas:
@@ -1001,4 +1040,4 @@ def replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untyped
     _release(lat_mi)
     _release(log_t_mi)
     _release(log_u_mi)
-    return stats_o, latencies, util_o, exceeded_o
+    return stats_o, latencies, util_o, exceeded_o, n_tr
