@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, overload
 
 
 def finite(x: float | None) -> float | None:
@@ -11,6 +11,14 @@ def finite(x: float | None) -> float | None:
     if x is None:
         return None
     return float(x) if math.isfinite(x) else None
+
+
+@overload
+def clean(obj: dict[str, Any]) -> dict[str, Any]: ...
+
+
+@overload
+def clean(obj: Any) -> Any: ...
 
 
 def clean(obj: Any) -> Any:
