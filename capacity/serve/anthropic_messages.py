@@ -114,7 +114,7 @@ def _tools(raw: Any) -> tuple[ToolDef, ...]:
         if schema is None:
             raise bad(f"{p}.input_schema", "Field required")
         check_type(schema, dict, f"{p}.input_schema", "a JSON Schema object")
-        out.append(ToolDef(t["name"], schema))
+        out.append(ToolDef(t["name"], schema, f"{p}.input_schema"))
     return tuple(out)
 
 

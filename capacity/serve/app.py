@@ -263,9 +263,12 @@ class MockProvider:
                         model: str, size: int) -> web.StreamResponse:
         opts = self.options
         plan = self.behaviours[model].plan(self.rng, parsed.max_tokens)
-        reply = decide(parsed.view, self.rng, tool_probability=opts.tool_probability,
-                       n_calls=plan.tool_calls,
-                       id_prefix="toolu_" if ep.api == "anthropic" else "call_")
+        try:
+            reply = decide(parsed.view, self.rng, tool_probability=opts.tool_probability,
+                           n_calls=plan.tool_calls,
+                           id_prefix="toolu_" if ep.api == "anthropic" else "call_")
+        except ApiError as e:  # a tool schema no arguments can be generated for
+            return self._error(ep.api, e, request)
         prompt = estimate_prompt_tokens(size)
         cached = int(prompt * plan.cached_fraction)
         finish = ("tool_calls" if reply.is_tool_call

@@ -7,6 +7,7 @@
    tool ``tool_choice`` names, else tools drawn with the seeded generator; arguments
    generated from the tool's JSON Schema (:mod:`capacity.serve.schema_args`); a fresh id
    per call; several calls when parallel calls are allowed and the plan says so.
+   A schema no value can be generated for is a 400 naming it.
    With ``tool_probability`` p < 1, an ``auto`` choice answers text with probability 1 − p
    ("some turns use no tool"); ``required`` / a named tool always call.
 3. Otherwise → text.
@@ -27,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from capacity.serve.schema_args import arguments_for
+from capacity.serve.errors import bad
+from capacity.serve.schema_args import SchemaError, arguments_for
 
 __all__ = ["Reply", "ToolCall", "ToolDef", "TurnView", "decide", "new_id"]
 
@@ -43,10 +45,12 @@ def new_id(prefix: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ToolDef:
-    """A tool offered by the request: its name and parameter schema (a dict or None)."""
+    """A tool offered by the request: its name, parameter schema (a dict or None) and
+    where that schema sits in the request (for a 400 naming it)."""
 
     name: str
     schema: Any
+    param: str = "tools"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +124,10 @@ def decide(view: TurnView, rng: np.random.Generator, *, tool_probability: float,
         chosen = [view.tools[order[j % len(order)]] for j in range(k)]
     calls = []
     for tool in chosen:
-        args = arguments_for(tool.schema)
+        try:
+            args = arguments_for(tool.schema)
+        except SchemaError as e:
+            raise bad(tool.param, str(e)) from None
         calls.append(ToolCall(new_id(id_prefix), tool.name, args,
                               json.dumps(args, separators=(",", ":"))))
     return Reply(tuple(calls))

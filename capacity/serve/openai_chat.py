@@ -127,7 +127,7 @@ def _tools(raw: Any) -> tuple[ToolDef, ...]:
         params = fn.get("parameters")
         if params is not None:
             check_type(params, dict, f"{p}.function.parameters", "a JSON Schema object")
-        out.append(ToolDef(name, params))
+        out.append(ToolDef(name, params, f"{p}.function.parameters"))
     return tuple(out)
 
 

@@ -110,7 +110,7 @@ def _tools(raw: Any) -> tuple[ToolDef, ...]:
         params = t.get("parameters")
         if params is not None:
             check_type(params, dict, f"{p}.parameters", "a JSON Schema object")
-        out.append(ToolDef(t["name"], params))
+        out.append(ToolDef(t["name"], params, f"{p}.parameters"))
     return tuple(out)
 
 

@@ -24,7 +24,11 @@ import math
 import re
 from typing import Any
 
-__all__ = ["arguments_for", "resolve_ref"]
+__all__ = ["SchemaError", "arguments_for", "resolve_ref"]
+
+
+class SchemaError(ValueError):
+    """The schema is not one a value can be generated for (malformed, dangling $ref)."""
 
 _FORMATS: dict[str, str] = {
     "date": "2026-01-01",
@@ -40,6 +44,10 @@ _FORMATS: dict[str, str] = {
     "ipv6": "::1",
     "duration": "PT1M",
 }
+
+# Sizes a schema may demand: beyond these a request could make the server build huge
+# values (minItems: 10**9); such a schema is refused instead.
+MAX_SIZE = 1000
 
 _TYPE_ORDER = ("object", "string", "integer", "number", "boolean", "array", "null")
 
@@ -71,11 +79,17 @@ def arguments_for(schema: Any, *, fill_optional: bool = True,
                   max_depth: int = 8) -> dict[str, Any]:
     """Arguments (a JSON object) valid against a tool's parameter ``schema``.
 
-    A missing or non-object schema (some clients send ``{}`` or nothing) gives ``{}``.
+    A missing or non-object schema (some clients send ``{}`` or nothing) gives ``{}``;
+    a malformed one (``required: 3``, a dangling ``$ref``, ...) raises :class:`SchemaError`.
     """
     if not isinstance(schema, dict):
         return {}
-    value = _Gen(schema, fill_optional, max_depth).value(schema, "", 0)
+    try:
+        value = _Gen(schema, fill_optional, max_depth).value(schema, "", 0)
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, RecursionError,
+            OverflowError) as e:
+        # Whatever a client sends as a schema must end as a 400, never a crash.
+        raise SchemaError(f"not a usable JSON Schema ({type(e).__name__}: {e})") from None
     return value if isinstance(value, dict) else {}
 
 
@@ -163,6 +177,8 @@ class _Gen:
                 out[key] = (self.value(extra, key, depth + 1) if isinstance(extra, dict)
                             else f"mock {key}")
         min_props = s.get("minProperties")
+        if isinstance(min_props, int) and min_props > MAX_SIZE:
+            raise ValueError(f"minProperties {min_props} above {MAX_SIZE}")
         if isinstance(min_props, int) and len(out) < min_props:
             extra = s.get("additionalProperties")
             i = 0
@@ -174,6 +190,8 @@ class _Gen:
 
     def array(self, s: dict[str, Any], name: str, depth: int) -> list[Any]:
         lo = s.get("minItems", 1 if depth < self.max_depth else 0)
+        if not isinstance(lo, int) or lo > MAX_SIZE:
+            raise ValueError(f"minItems {lo!r}: expected an integer up to {MAX_SIZE}")
         hi = s.get("maxItems", max(lo, 1))
         n = max(0, min(max(lo, 1 if depth < self.max_depth else 0), hi))
         prefix = s.get("prefixItems") if isinstance(s.get("prefixItems"), list) else []
@@ -231,6 +249,8 @@ class _Gen:
         word = name or "value"
         candidates += [f"mock {word}", word, "mock", "a", "0", "A", "x"]
         lo = s.get("minLength", 0) if isinstance(s.get("minLength"), int) else 0
+        if lo > MAX_SIZE * 100:
+            raise ValueError(f"minLength {lo} above {MAX_SIZE * 100}")
         hi = s.get("maxLength") if isinstance(s.get("maxLength"), int) else None
         pattern = s.get("pattern") if isinstance(s.get("pattern"), str) else None
         rx = None
