@@ -80,20 +80,23 @@ def ks_limit(n: int) -> float:
     return max(_KS_C01 / math.sqrt(max(n, 1)), KS_FLOOR)
 
 
-def ks_distance(sorted_x: NDArray[np.float64], d: Distribution) -> float:
+def ks_distance(sorted_x: NDArray[np.float64], d: Distribution, n: int | None = None
+                ) -> float:
     """sup |ECDF − F| between a sorted sample and ``d`` (ties allowed).
 
     An all-integer sample (token counts, counts) is compared with ``d`` rounded to whole
     numbers, as the simulator and providers count: P(round(X) ≤ k) = F(k + ½).
+    ``n``: the full sample size when ``sorted_x`` holds only the values below a cap.
     """
-    n = len(sorted_x)
-    if n == 0:
+    m = len(sorted_x)
+    if m == 0:
         return 0.0
+    n = m if n is None else n
     if np.all(sorted_x == np.round(sorted_x)):
         hi, lo = d.cdf(sorted_x + 0.5), d.cdf(sorted_x - 0.5)
     else:
         hi = lo = d.cdf(sorted_x)
-    i = np.arange(1, n + 1, dtype=np.float64)
+    i = np.arange(1, m + 1, dtype=np.float64)
     # With ties the ECDF jumps once per distinct value: compare F with the ECDF just after
     # the last copy and just before the first copy of each value.
     last = np.r_[sorted_x[1:] != sorted_x[:-1], True]
@@ -196,7 +199,7 @@ def fit_continuous(x: NDArray[np.float64] | list[float], quantity: Quantity,
     best: Fit | None = None
     for fam in sorted(aic, key=aic.__getitem__):
         d = cands[fam][0]
-        ks = ks_distance(xb, d) if len(xb) else 0.0
+        ks = ks_distance(xb, d, n) if len(xb) else 0.0
         fit = Fit(d, fam, n, ks, aic, _weak(n), xs, cap if censored else None)
         if ks <= ks_limit(n):
             return fit

@@ -77,8 +77,6 @@ class ReadResult:
     """What the readers kept: LLM calls, turn boundaries and what was skipped."""
 
     calls: list[CallRecord] = field(default_factory=list)
-    where: list[str] = field(default_factory=list)
-    """Per call: ``file:line`` (plus the span id for OTLP), for messages."""
     turn_bounds: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     """(session, turn) -> (start, end) seconds of the turn's root span (OTLP only)."""
     files: list[str] = field(default_factory=list)
@@ -151,7 +149,6 @@ def _read_jsonl(fh: IO[str], name: str, out: ReadResult) -> None:
             out.clock(rec.start, where)
             out.clock(rec.end, where)
             out.calls.append(rec)
-            out.where.append(where)
     except RequestLogError as e:
         where = name if e.line is None else f"{name}:{e.line}"
         raise TraceError(f"{where}: {e.rule}") from None
@@ -288,7 +285,7 @@ def _max_tokens(attrs: dict[str, Any]) -> int | None:
 
 def _read_otlp(fh: IO[str], name: str, out: ReadResult) -> None:
     sessions: dict[str, str] = {}
-    pending: list[tuple[str, CallRecord, str]] = []  # (trace id, call with turn=trace, where)
+    pending: list[tuple[str, CallRecord]] = []  # (trace id, call with turn = trace)
     for lineno, doc in _iter_documents(fh, name):
         if not isinstance(doc, dict):
             raise TraceError(f"{name}:{lineno}: expected an OTLP JSON object with "
@@ -303,13 +300,12 @@ def _read_otlp(fh: IO[str], name: str, out: ReadResult) -> None:
             for ss in _get(rs or {}, "scopeSpans", "scope_spans") or []:
                 for span in (ss or {}).get("spans") or []:
                     _one_span(span, name, lineno, rsession, sessions, pending, out)
-    for trace, rec, where in pending:
+    for trace, rec in pending:
         session = sessions.get(trace)
         if session is None:
             out.sessionless_turns += 1
             session = ""
         out.calls.append(_with_session(rec, session))
-        out.where.append(where)
     # Root-span bounds were stored under the empty session; re-key them by the session.
     for key in [k for k in out.turn_bounds if k[0] == "" and k[1] in sessions]:
         out.turn_bounds[(sessions[key[1]], key[1])] = out.turn_bounds.pop(key)
@@ -325,7 +321,7 @@ def _with_session(rec: CallRecord, session: str) -> CallRecord:
 
 
 def _one_span(span: Any, name: str, lineno: int, rsession: Any, sessions: dict[str, str],
-              pending: list[tuple[str, CallRecord, str]], out: ReadResult) -> None:
+              pending: list[tuple[str, CallRecord]], out: ReadResult) -> None:
     if not isinstance(span, dict):
         raise TraceError(f"{name}:{lineno}: a span is not a JSON object")
     out.spans += 1
@@ -376,4 +372,4 @@ def _one_span(span: Any, name: str, lineno: int, rsession: Any, sessions: dict[s
                      input_tokens=inp or 0, output_tokens=outp or 0,
                      cached_input_tokens=min(cached, inp or 0), max_tokens=_max_tokens(attrs),
                      status=status)
-    pending.append((trace, rec, where))
+    pending.append((trace, rec))

@@ -1,0 +1,374 @@
+"""capacity fit: request-log format, readers and their errors, fits, structure, CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import sys
+import tracemalloc
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from capacity import load_profile, profile_from_dict
+from capacity.fit.families import fit_continuous, fit_count, ks_limit
+from capacity.fit.fitter import fit_read
+from capacity.fit.jsonl import CallRecord, RequestLogError, RequestLogWriter, iter_request_log
+from capacity.fit.readers import TraceError, read_traces
+from capacity.fit.structure import call_labels, group_turns, turn_types
+from capacity.fit.synth import synth_log
+from capacity.fit.writer import render_profile
+
+DATA = Path(__file__).parent / "data"
+
+
+def _log(path: Path, records: list[CallRecord] | list[dict]) -> Path:
+    with open(path, "w", encoding="utf-8") as fh:
+        for r in records:
+            fh.write((r.to_json() if isinstance(r, CallRecord) else json.dumps(r)) + "\n")
+    return path
+
+
+def _call(**kw: object) -> dict:
+    base = {"session": "s", "turn": 1, "start": 100.0, "end": 101.0, "model": "m",
+            "input_tokens": 10, "output_tokens": 5}
+    return {**base, **kw}
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "capacity", "fit", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+# -- the JSONL request log ------------------------------------------------------------------
+
+
+def test_request_log_round_trips_and_omits_defaults() -> None:
+    buf = io.StringIO()
+    with RequestLogWriter(buf) as w:
+        w.write_call(**_call(max_tokens=64, name="plan", ttft=0.25, retries=1, status=200))
+        w.write_call(**_call(turn="t2", cached_input_tokens=4))
+    lines = buf.getvalue().splitlines()
+    assert "status" not in lines[0] and '"retries":1' in lines[0]
+    recs = [r for _, r in iter_request_log(io.StringIO(buf.getvalue()))]
+    assert recs[0].max_tokens == 64 and recs[0].ttft == 0.25 and recs[0].turn == "1"
+    assert recs[1].cached_input_tokens == 4 and recs[1].name is None and w.count == 2
+
+
+@pytest.mark.parametrize(("record", "rule"), [
+    ({k: v for k, v in _call().items() if k != "model"}, "missing key(s) model"),
+    (_call(start=1767225600123.0, end=1767225600999.0), "looks like milliseconds"),
+    (_call(end=99.0), "is before start"),
+    (_call(output_tokens=-1), "output_tokens: expected an integer ≥ 0"),
+    (_call(cached_input_tokens=11), "exceeds input_tokens"),
+    (_call(colour="red"), "unknown key 'colour'"),
+    (_call(ttft=5.0), "longer than the call"),
+])
+def test_request_log_rejects_bad_records(record: dict, rule: str) -> None:
+    with pytest.raises(RequestLogError, match=re.escape(rule)):
+        CallRecord.from_dict(record)
+    with pytest.raises(RequestLogError, match=re.escape(rule)):
+        RequestLogWriter(io.StringIO()).write_call(**record)
+
+
+# -- bad traces: one line naming file and line or span, exit 2 --------------------------------
+
+
+def test_malformed_jsonl_names_file_and_line(tmp_path: Path) -> None:
+    p = tmp_path / "calls.jsonl"
+    p.write_text(json.dumps(_call()) + "\n" + '{"session": "s", "turn": 2,\n')
+    with pytest.raises(TraceError, match=r"calls.jsonl:2: malformed JSON"):
+        read_traces([p])
+    out = _run_cli(str(p))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().count("\n") == 0
+    assert "calls.jsonl:2: malformed JSON" in out.stderr
+
+
+def test_malformed_otlp_names_line(tmp_path: Path) -> None:
+    good = (DATA / "agent-trace.otlp.jsonl").read_text().splitlines()[0]
+    p = tmp_path / "spans.json"
+    p.write_text(good + "\n" + good[:200] + "\n")
+    with pytest.raises(TraceError, match=r"spans.json:2: malformed JSON"):
+        read_traces([p])
+
+
+def _span(trace: str, span: str, start_s: float, dur_s: float, attrs: dict,
+          parent: str | None = "p0") -> dict:
+    def val(v: object) -> dict:
+        if isinstance(v, bool):
+            return {"boolValue": v}
+        if isinstance(v, int):
+            return {"intValue": str(v)}
+        if isinstance(v, float):
+            return {"doubleValue": v}
+        return {"stringValue": str(v)}
+    s = {"traceId": trace, "spanId": span, "name": "chat",
+         "startTimeUnixNano": str(int(start_s * 1e9)),
+         "endTimeUnixNano": str(int((start_s + dur_s) * 1e9)),
+         "attributes": [{"key": k, "value": val(v)} for k, v in attrs.items()], "status": {}}
+    if parent:
+        s["parentSpanId"] = parent
+    return s
+
+
+def _otlp(path: Path, batches: list[list[dict]]) -> Path:
+    with open(path, "w") as fh:
+        for spans in batches:
+            fh.write(json.dumps({"resourceSpans": [{"resource": {"attributes": []},
+                                                    "scopeSpans": [{"spans": spans}]}]}) + "\n")
+    return path
+
+
+GENAI = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+         "gen_ai.usage.input_tokens": 1200, "gen_ai.usage.output_tokens": 150}
+
+
+def test_spans_without_needed_attributes_are_counted_and_named(tmp_path: Path) -> None:
+    spans = []
+    for t in range(6):
+        tid = f"{t:032x}"
+        spans.append(_span(tid, f"r{t}", 1000.0 + 60 * t, 5.0,
+                           {"gen_ai.conversation.id": "s1"}, parent=None))
+        spans.append(_span(tid, f"a{t}", 1000.5 + 60 * t, 2.0, GENAI, parent=f"r{t}"))
+        no_usage = {k: v for k, v in GENAI.items() if k != "gen_ai.usage.output_tokens"}
+        spans.append(_span(tid, f"b{t}", 1002.5 + 60 * t, 1.0, no_usage, parent=f"r{t}"))
+    p = _otlp(tmp_path / "t.json", [spans])
+    read = read_traces([p])
+    assert read.spans == 18 and len(read.calls) == 6
+    assert read.skipped == Counter({"no gen_ai.usage.output_tokens": 6})
+    assert read.skipped_at["no gen_ai.usage.output_tokens"].endswith("t.json:1 span b0")
+    text = render_profile(fit_read(read), name="t")
+    assert "# Skipped 6 LLM span(s) without the needed attributes:" in text
+    assert "6 with no gen_ai.usage.output_tokens (first at" in text
+
+
+def test_only_incomplete_spans_is_zero_turns_with_the_reason(tmp_path: Path) -> None:
+    no_model = {k: v for k, v in GENAI.items() if k != "gen_ai.request.model"}
+    p = _otlp(tmp_path / "t.json", [[_span("ab" * 16, f"x{i}", 1000.0 + i, 1.0, no_model)
+                                     for i in range(3)]])
+    with pytest.raises(TraceError, match=r"zero turns: no LLM call found among 3 span\(s\); "
+                       r"3 LLM span\(s\) skipped, e\.g\. 3 with no gen_ai\.request\.model"):
+        fit_read(read_traces([p]))
+    out = _run_cli(str(p))
+    assert out.returncode == 2 and "zero turns" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_mixed_clocks_are_refused(tmp_path: Path) -> None:
+    a = _log(tmp_path / "a.jsonl", [_call(start=1_767_225_600.0, end=1_767_225_601.0)])
+    b = _log(tmp_path / "b.jsonl", [_call(start=86_400.0 * 3, end=86_400.0 * 3 + 1)])
+    with pytest.raises(TraceError, match=r"a\.jsonl:1: mixed clocks.*at .*b\.jsonl:1"):
+        read_traces([b, a])
+
+
+def test_empty_and_missing_files(tmp_path: Path) -> None:
+    empty = tmp_path / "e.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(TraceError, match="zero turns"):
+        fit_read(read_traces([empty]))
+    with pytest.raises(TraceError, match="no such file"):
+        read_traces([tmp_path / "nope.jsonl"])
+
+
+def test_sessions_with_one_turn_cannot_fit_pacing(tmp_path: Path) -> None:
+    p = _log(tmp_path / "c.jsonl", [_call(session=f"s{i}") for i in range(5)])
+    with pytest.raises(TraceError, match="no session has two turns"):
+        fit_read(read_traces([p]))
+
+
+# -- distribution fits ------------------------------------------------------------------------
+
+
+def test_families_are_recovered_by_aic() -> None:
+    rng = np.random.default_rng(11)
+    u = fit_continuous(np.round(rng.uniform(4000, 9000, 4000)), "tokens")
+    e = fit_continuous(rng.exponential(45.0, 4000), "duration")
+    ln = fit_continuous(rng.lognormal(np.log(350), 0.75, 4000), "tokens")
+    assert (u.family, e.family, ln.family) == ("uniform", "exponential", "lognormal")
+    assert u.dist.params == pytest.approx((4000, 9000), abs=15)
+    assert e.dist.mean == pytest.approx(45.0, rel=0.05)
+    assert ln.dist.params[0] == pytest.approx(350, rel=0.05)
+    assert all(f.ks <= ks_limit(f.n) and not f.weak for f in (u, e, ln))
+    fixed = fit_continuous([1200.0] * 50, "tokens")
+    assert fixed.dist.is_fixed and fixed.dist.mean == 1200
+
+
+def test_censored_output_tokens_keep_the_clipped_mean() -> None:
+    rng = np.random.default_rng(5)
+    x = np.minimum(np.round(rng.lognormal(np.log(350), 0.75, 20000)), 1024)
+    f = fit_continuous(x, "tokens", cap=1024)
+    assert f.family == "lognormal" and f.cap == 1024
+    assert f.dist.mean_clipped(1024) == pytest.approx(x.mean(), rel=0.01)
+    assert f.ks <= ks_limit(f.n) and f.dist.params[0] == pytest.approx(350, rel=0.03)
+
+
+def test_no_family_fits_gives_empirical_choice_keeping_the_mean() -> None:
+    rng = np.random.default_rng(2)
+    x = np.r_[rng.normal(100, 3, 1000), rng.normal(900, 3, 1000)]
+    f = fit_continuous(x, "tokens")
+    assert f.family == "choice (empirical)" and "no family fits" in f.weak
+    assert f.dist.mean == pytest.approx(x.mean(), rel=1e-9)
+
+
+def test_counts() -> None:
+    rng = np.random.default_rng(3)
+    c = fit_count(rng.choice([0, 1, 2, 3], p=[0.3, 0.35, 0.2, 0.15], size=3000))
+    assert c.family == "choice" and c.dist.values == (0, 1, 2, 3)
+    assert np.allclose(c.dist.weights, [0.3, 0.35, 0.2, 0.15], atol=0.03)
+    u = fit_count(rng.integers(1, 9, size=3000))
+    assert u.family == "uniform" and u.dist.params == (1, 8)
+    assert fit_count([3] * 10).dist.is_fixed and "only 10 values" in fit_count([3] * 10).weak
+
+
+# -- structure -----------------------------------------------------------------------------
+
+
+def _synth(tmp_path: Path, profile: dict | Path, sessions: int, turns: int,
+           seed: int = 1, drop_names: bool = False) -> Path:
+    prof = load_profile(profile) if isinstance(profile, Path) else profile_from_dict(profile)
+    recs = list(synth_log(prof, sessions, turns, np.random.default_rng(seed)))
+    if drop_names:
+        recs = [CallRecord(**{**r.__dict__, "name": None}) if hasattr(r, "__dict__") else
+                CallRecord(r.session, r.turn, r.start, r.end, r.model, r.input_tokens,
+                           r.output_tokens, r.cached_input_tokens, r.max_tokens, r.status,
+                           r.retries, None, r.ttft) for r in recs]
+    return _log(tmp_path / "log.jsonl", recs)
+
+
+OPTIONAL_PROFILE = {
+    "models": {"a": {"tokens_per_second": 50}, "b": {"tokens_per_second": 100}},
+    "quotas": {"q": {"models": ["a", "b"], "rpm": 1000}},
+    "session": {"think_time": {"exponential": "30s"}, "turns": {
+        "t": {"steps": [
+            {"call": {"name": "first", "model": "a", "input_tokens": 500,
+                      "output_tokens": {"uniform": [50, 100]}, "max_tokens": 256}},
+            {"optional": {"probability": 0.3, "call": {
+                "name": "check", "model": "b", "input_tokens": 300, "output_tokens": 20}}},
+            {"parallel": {"count": {"uniform": [2, 5]}, "call": {
+                "name": "fan", "model": "b", "input_tokens": 800, "output_tokens": 200}}},
+        ]},
+        "u": {"weight": 0.5, "steps": [
+            {"call": {"name": "solo", "model": "a", "input_tokens": 100, "output_tokens": 10,
+                      "max_tokens": 256}}]},
+    }},
+}
+
+
+def test_optional_parallel_and_turn_mix_are_recovered(tmp_path: Path) -> None:
+    res = fit_read(read_traces([_synth(tmp_path, OPTIONAL_PROFILE, 60, 40)]))
+    by = {t.name: t for t in res.types}
+    assert set(by) == {"first", "solo"}
+    assert by["solo"].weight == pytest.approx(1 / 3, abs=0.03)
+    kinds = [s.kind for s in by["first"].steps]
+    assert kinds == ["call", "optional", "parallel"]
+    assert by["first"].steps[1].probability == pytest.approx(0.3, abs=0.03)
+    fan = by["first"].steps[2]
+    assert fan.count is not None and fan.count.dist.kind == "uniform"
+    assert fan.count.dist.params == (2, 5)
+    assert res.pacing.mode == "think_time"
+
+
+def test_unnamed_calls_are_labelled_by_model_and_max_tokens(tmp_path: Path) -> None:
+    path = _synth(tmp_path, Path("profiles/tool-agent.yaml"), 40, 30, drop_names=True)
+    read = read_traces([path])
+    labels = set(call_labels(read.calls))
+    assert labels == {"gpt-4.1 max_tokens 1024", "gpt-4.1 max_tokens 4096", "gpt-4.1-mini"}
+    types = turn_types(group_turns(read.calls), call_labels(read.calls))
+    main = types[0]
+    assert [e.label for e in main.elements] == ["gpt-4.1 max_tokens 1024",
+                                                "gpt-4.1 max_tokens 4096"]
+    # plan + 0..3 tool steps share a label: one loop of 1..4 calls
+    assert Counter(main.elements[0].counts).keys() == {1, 2, 3, 4}
+
+
+def test_fitted_profile_validates_and_says_where_it_came_from(tmp_path: Path) -> None:
+    path = _synth(tmp_path, Path("profiles/web-research.yaml"), 20, 10)
+    text = render_profile(fit_read(read_traces([path])), name="wr")
+    prof = profile_from_dict(yaml.safe_load(text))
+    assert prof.name == "wr"
+    assert "#   20 sessions, 200 turns, 1,000 calls." in text
+    assert "PLACEHOLDER" in text and "placeholder" in prof.quotas
+    assert "Pacing: cadence" in text
+
+
+def test_quota_from_copies_quotas_retry_and_targets(tmp_path: Path) -> None:
+    path = _synth(tmp_path, Path("profiles/web-research.yaml"), 20, 10)
+    out = tmp_path / "fitted.yaml"
+    png = tmp_path / "fit.png"
+    r = _run_cli(str(path), "--quota-from", "profiles/web-research.yaml", "-o", str(out),
+                 "--report", str(png))
+    assert r.returncode == 0, r.stderr
+    prof = load_profile(out)
+    ref = load_profile("profiles/web-research.yaml")
+    assert prof.quotas == ref.quotas and prof.retry == ref.retry and prof.targets == ref.targets
+    assert prof.name == "fitted" and "200 turns" in r.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    bad = _run_cli(str(path), "--quota-from", "profiles/chat-assistant.yaml")
+    assert bad.returncode == 2 and "none of its quotas covers a model" in bad.stderr
+
+
+# -- streaming --------------------------------------------------------------------------------
+
+
+def _peak_reading(path: Path, batches: int) -> tuple[int, int, int]:
+    """(file size, peak traced bytes while reading, calls) for a file of ``batches`` lines."""
+    payload = "x" * 2000
+    lines = []
+    for b in range(batches):
+        spans = []
+        for i in range(10):
+            t = b * 10 + i
+            tid = f"{t:032x}"
+            spans.append(_span(tid, f"r{t}", 1000.0 + 10 * t, 5.0,
+                               {"gen_ai.conversation.id": f"s{t % 4}", "big": payload},
+                               parent=None))
+            spans.append(_span(tid, f"c{t}", 1000.5 + 10 * t, 2.0,
+                               {**GENAI, "gen_ai.input.messages": payload}, parent=f"r{t}"))
+            spans.extend(_span(tid, f"h{t}.{k}", 1000.5 + 10 * t, 0.1, {"http": payload},
+                               parent=f"r{t}") for k in range(3))
+        lines.append(spans)
+    p = _otlp(path, lines)
+    tracemalloc.start()
+    read = read_traces([p])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert read.spans == 50 * batches
+    return p.stat().st_size, peak, len(read.calls)
+
+
+def test_reading_keeps_calls_not_span_payloads(tmp_path: Path) -> None:
+    """Memory grows with the LLM calls kept (under 1.5 kB each), not with the spans
+    read or their payloads: 4x the spans (and bytes) cost a small fraction more."""
+    small = _peak_reading(tmp_path / "small.jsonl", 20)
+    big = _peak_reading(tmp_path / "big.jsonl", 80)
+    assert big[0] > 3.9 * small[0] and big[2] == 4 * small[2] == 800
+    assert big[1] - small[1] < 1500 * (big[2] - small[2]), (small, big)
+    assert big[1] < big[0] / 4, (small, big)
+
+
+# -- the shipped real trace (produced by tests/fit_agent.py) --------------------------------
+
+
+def test_shipped_agent_trace_fits_the_serving_structure() -> None:
+    """The spans of the real instrumented agent (tests/data/agent-trace.otlp.jsonl)."""
+    read = read_traces([DATA / "agent-trace.otlp.jsonl"])
+    assert read.spans > len(read.calls) > 100 and not read.skipped
+    res = fit_read(read)
+    (tt,) = res.types
+    plan, write, judge = tt.steps
+    assert (plan.call.model, write.call.model, judge.call.model) == (
+        "mock-planner", "mock-writer", "mock-judge")
+    assert plan.kind == "repeat" and plan.count is not None
+    assert set(plan.count.dist.values) == {1, 2}
+    assert write.kind == "parallel" and write.count is not None
+    assert set(write.count.dist.values) == {2, 3, 4}
+    serve = load_profile(DATA / "agent-serve.yaml")
+    truth = {"mock-planner": 100.0, "mock-writer": 300.0, "mock-judge": 20.0}
+    assert {s.call.model: s.call.output_tokens.dist.mean for s in tt.steps} == pytest.approx(
+        truth, rel=0.05)
+    assert {m for m in serve.models} == set(res.models)
