@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -60,6 +60,9 @@ from capacity.model.workload import (
     batch_units_upper,
 )
 from capacity.profile.schema import Profile
+
+if TYPE_CHECKING:  # the search result a simulated ceiling carries (no runtime import)
+    from capacity.search import SaturationResult
 
 # Lattice points across one window's allowance when tokens are discretised.
 _TOKEN_LATTICE_POINTS = 2048
@@ -555,7 +558,7 @@ class CeilingResult:
     binding: ConstraintResult
     sensitivity: PauseSensitivity | None
     sessions: int | None = None
-    simulated: Any = None
+    simulated: SaturationResult | None = None
     method: str = "analytic"
     notes: tuple[str, ...] = ()
     version: str = __version__

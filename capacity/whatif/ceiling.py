@@ -11,7 +11,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from capacity._version import __version__
 from capacity.analytic.model import (
@@ -26,6 +26,9 @@ from capacity.errors import CapacityError
 from capacity.jsonsafe import clean as _clean
 from capacity.model.workload import Constraint, Workload
 from capacity.profile.schema import Profile
+
+if TYPE_CHECKING:
+    from capacity.sim.engine import SimulationResult
 
 # ---------------------------------------------------------------------------------------
 # The saturation point by the chosen method
@@ -192,7 +195,7 @@ class SizeResult:
     target_429_fraction: float
     dimensions: tuple[DimensionSize, ...]
     method: str = "analytic"
-    simulated: Any = None
+    simulated: SimulationResult | None = None  # the confirming simulation
     notes: tuple[str, ...] = ()
     version: str = __version__
 
