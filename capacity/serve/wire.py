@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from capacity.serve.errors import bad
 from capacity.serve.history import TurnView
 
 try:  # pragma: no cover - which branch runs depends on the install
@@ -101,12 +102,13 @@ def split_even(n: int, groups: int) -> list[tuple[int, int]]:
 
 def check_type(value: Any, types: type | tuple[type, ...], param: str, what: str) -> None:
     """Raise a 400 naming ``param`` unless ``value`` is of ``types`` (bools are not ints)."""
-    from capacity.serve.errors import bad
-
+    t = type(value)
+    # Fast path (this runs dozens of times per request): the exact type is expected.
+    if t is types or (t in types if isinstance(types, tuple) else False):
+        return
     ok = isinstance(value, types)
-    if ok and isinstance(value, bool):
-        tl = types if isinstance(types, tuple) else (types,)
-        ok = bool in tl
+    if ok and t is bool:
+        ok = bool in (types if isinstance(types, tuple) else (types,))
     if not ok:
         raise bad(param, f"expected {what}, got {_json_type(value)}")
 
@@ -129,8 +131,6 @@ def _json_type(v: Any) -> str:
 
 def opt_positive_int(body: dict[str, Any], key: str) -> int | None:
     """``body[key]`` as a positive integer, None if absent or null; 400 otherwise."""
-    from capacity.serve.errors import bad
-
     v = body.get(key)
     if v is None:
         return None
