@@ -414,7 +414,8 @@ class Distribution:
         if capped:
             out[-1] = 0.0
         out[-1] += max(0.0, 1.0 - out.sum())
-        return out / out.sum()
+        pmf: NDArray[np.float64] = out / out.sum()
+        return pmf
 
     # -- presentation ---------------------------------------------------------------
     def describe(self) -> str:

@@ -44,16 +44,19 @@ from capacity.profile.schema import (
 
 
 def _conv(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
+    out: NDArray[np.float64]
     if a.size == 1:
-        return b * a[0]
-    if b.size == 1:
-        return a * b[0]
-    if a.size * b.size > 4_000_000:
+        out = b * a[0]
+    elif b.size == 1:
+        out = a * b[0]
+    elif a.size * b.size > 4_000_000:
         from scipy.signal import fftconvolve
 
         out = np.clip(fftconvolve(a, b), 0.0, None)
-        return out / out.sum()
-    return np.convolve(a, b)
+        out = out / out.sum()
+    else:
+        out = np.convolve(a, b)
+    return out
 
 
 @dataclass(frozen=True)

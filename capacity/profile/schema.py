@@ -451,7 +451,7 @@ class QuotaSpec(Spec):
 
     def enforcement_for(self, dim: str) -> Enforcement:
         """Effective enforcement of one dimension (daily limits default to day windows)."""
-        lim = getattr(self, dim)
+        lim: LimitSpec | None = getattr(self, dim)
         if lim is not None and lim.enforcement is not None:
             return lim.enforcement
         if DIMENSION_PERIOD_S[dim] > 60:

@@ -535,7 +535,8 @@ def sample_distribution(dist: Distribution, n: int, seed: int) -> NDArray[np.flo
     t = _DistTable()
     d = t.add(dist)
     key = np.random.SeedSequence(seed).generate_state(1, np.uint64)[0]
-    return sample_many(d, key, n, *t.arrays())
+    out: NDArray[np.float64] = sample_many(d, key, n, *t.arrays())
+    return out
 
 
 

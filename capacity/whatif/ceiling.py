@@ -253,7 +253,9 @@ def size_constraint(wl: Workload, c: Constraint, cyc: CycleTime, sessions: int,
     """Smallest limit of ``c`` (same enforcement) whose burst-aware ceiling ≥ ``sessions``."""
     v = wl.units_per_turn(c)
     mean_limit = sessions * v / cyc.cycle_s * c.period_s
-    with_limit = lambda q_lim: dataclasses.replace(c, limit=q_lim)  # noqa: E731
+
+    def with_limit(q_lim: float) -> Constraint:
+        return dataclasses.replace(c, limit=q_lim)
 
     if c.enforcement == "token_bucket":
         lo, hi = mean_limit, max(mean_limit, 1.0) * 2
