@@ -100,10 +100,12 @@ def test_sweep_json_marks_saturation(web_research: Path) -> None:
 
 
 def test_sweep_table(web_research: Path) -> None:
-    """The sweep table marks the ceiling row."""
+    """The sweep table marks the ceiling row, and its legend says what the mark means."""
     out = _ok("sweep", str(web_research), "--sessions", "20:60:20", "--method",
               "analytic").stdout
-    assert "ceiling" in out
+    row = next(line for line in out.splitlines() if line.startswith("│") and " 40 " in line)
+    assert "◀" in row
+    assert "◀ saturation point on this grid" in out
 
 
 @pytest.mark.parametrize("grid", ["0:10", "10:5", "a,b", "1:100000"])
@@ -130,7 +132,7 @@ def test_sweep_plot_without_matplotlib(monkeypatch: pytest.MonkeyPatch, tmp_path
     result = runner.invoke(app, ["sweep", str(web_research), "--sessions", "10,20",
                                  "--method", "analytic", "--plot", str(tmp_path / "x.png")])
     assert result.exit_code == 2
-    assert "pip install 'capacity[plot]'" in result.stderr
+    assert "pip install 'llm-capacity[plot]'" in result.stderr
 
 
 def test_check_simulate(web_research: Path) -> None:
@@ -176,12 +178,13 @@ def test_simulated_ceiling_never_far_above_mean_value(web_research: Path) -> Non
 def test_progress_is_drawn_on_a_terminal_unless_quiet(monkeypatch: pytest.MonkeyPatch,
                                                       web_research: Path) -> None:
     """On a terminal the progress display appears on stderr; --quiet hides it."""
-    import capacity.cli.app as cli
+    import capacity.cli.common as cli
+    from rich.console import Console
 
     def run(*extra: str) -> str:
         buf = io.StringIO()
         monkeypatch.setattr(cli, "err_console",
-                            cli.Console(file=buf, force_terminal=True, width=100))
+                            Console(file=buf, force_terminal=True, width=100))
         _ok("ceiling", str(web_research), "--json", *FAST, *extra)
         return buf.getvalue()
 

@@ -1,29 +1,50 @@
-"""Command line: parse → load → compute → render. Results on stdout, the rest on stderr."""
+"""Command line: parse → load → compute → render. Results on stdout, the rest on stderr.
+
+Options are declared once in :mod:`capacity.cli.common`; each command body is parse →
+load → compute → render. Other command modules register here with one import + one line.
+"""
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
-import numpy as np
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from capacity._version import __version__
+from capacity.cli.common import (
+    CsvOpt,
+    FormatOpt,
+    HelpCommand,
+    HorizonOpt,
+    JsonOpt,
+    Method,
+    MethodOpt,
+    OutputOpt,
+    ProfilesArg,
+    QuietOpt,
+    ReplicationsOpt,
+    ReportFormatOpt,
+    SeedOpt,
+    SetOpt,
+    VerboseOpt,
+    _fail,
+    _load,
+    _run,
+    check_output,
+    console,
+    degrade_streams,
+    emit,
+    err_console,
+    output_format,
+    sim_settings,
+    simulating,
+)
 from capacity.cli.fit import fit_command
 from capacity.cli.loadtest import loadtest as loadtest_command
 from capacity.cli.serve import serve_command
-from capacity.errors import CapacityError
-from capacity.model.dist import parse_duration
-from capacity.profile.loader import load_profile
-from capacity.profile.schema import Profile
 from capacity.render.report import (
     ceiling_renderable,
     check_text,
@@ -31,127 +52,19 @@ from capacity.render.report import (
     explain_renderable,
     size_renderable,
     sweep_renderable,
-    to_csv,
-    to_json,
 )
-from capacity.whatif.ceiling import SimSettings
-from capacity.whatif.ceiling import ceiling as solve_ceiling
-from capacity.whatif.ceiling import check as check_ceiling
-from capacity.whatif.ceiling import compare as compare_variants
-from capacity.whatif.ceiling import size as size_quota
-from capacity.whatif.explain import explain
-from capacity.whatif.sweep import parse_sessions, plot_sweep
-from capacity.whatif.sweep import sweep as run_sweep
+
+__all__ = ["_fail", "_load", "_run", "app", "console", "err_console", "main"]
 
 app = typer.Typer(
     name="capacity",
-    help="How many concurrent LLM-agent sessions can your provider quota really carry?",
+    help="How many concurrent LLM-agent sessions can your provider quota really carry?\n\n"
+         "Start with `capacity profiles`, then `capacity ceiling web-research`.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
-
-T = TypeVar("T")
-
-# -- shared options ---------------------------------------------------------------------
-ProfilesArg = Annotated[
-    list[Path],
-    typer.Argument(help="Profile YAML file(s); later files are merged over earlier ones.",
-                   show_default=False),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option("--set", help="Override a profile value: key.path=value (repeatable).",
-                 show_default=False),
-]
-
-
-class Method(StrEnum):
-    """Which model computes the ceiling."""
-
-    analytic = "analytic"
-    simulate = "simulate"
-    both = "both"
-
-
-MethodOpt = Annotated[Method, typer.Option(
-    "--method", help="analytic (fast), simulate (Monte Carlo N* with CI) or both.")]
-ReplicationsOpt = Annotated[int, typer.Option(
-    "--replications", min=2, help="Independent simulation replications.")]
-HorizonOpt = Annotated[str, typer.Option(
-    "--horizon", help="Simulated time measured per replication (e.g. 1h, 30m).")]
-SeedOpt = Annotated[int | None, typer.Option(
-    "--seed", min=0, help="Seed of all randomness (default: fresh, printed).",
-    show_default=False)]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar on stderr.")]
-
-
-def _sim_settings(replications: int, horizon: str, seed: int | None) -> SimSettings:
-    try:
-        horizon_s = parse_duration(horizon)
-    except ValueError as e:
-        raise _fail(f"--horizon: {e}") from None
-    if seed is None:
-        # A fresh seed, printed in the output so the run can be reproduced.
-        # Below 2**53 so the seed survives JSON tools that read numbers as doubles (jq).
-        seed = int(np.random.SeedSequence().entropy) % (2**53)  # type: ignore[arg-type]
-    return _run(lambda: SimSettings(seed=seed, replications=replications,
-                                    horizon_s=horizon_s))
-
-
-def _simulating(fn: Callable[[Callable[[int], None] | None], T], *, quiet: bool,
-                total: int | None = None) -> T:
-    """Run ``fn(progress)`` under a progress display (unless quiet), as a user error edge."""
-    with _progress("simulating", quiet, total) as progress:
-        return _run(lambda: fn(progress))
-
-
-@contextmanager
-def _progress(label: str, quiet: bool,
-              total: int | None = None) -> Iterator[Callable[[int], None] | None]:
-    """A rich progress display on stderr (a bar when the total is known, else a spinner
-    with a count); yields the callback the core calls with replications done so far."""
-    if quiet or not err_console.is_terminal:
-        # Only a terminal gets the live display: piped stderr (CI logs, scripts) stays clean.
-        yield None
-        return
-    columns = [SpinnerColumn(), TextColumn("{task.description}")]
-    if total is not None:
-        columns.append(BarColumn())
-    columns += [TextColumn("{task.completed:,} replications"), TimeElapsedColumn()]
-    # No stdout redirection: results go to stdout untouched while the display runs.
-    with Progress(*columns, console=err_console, transient=True, redirect_stdout=False,
-                  redirect_stderr=False) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda done: bar.update(task, completed=done)
-
-
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
-    return typer.Exit(2)
-
-
-def _run(fn: Callable[[], T]) -> T:
-    """Run a command body, turning user errors into one line on stderr and exit 2."""
-    try:
-        return fn()
-    except CapacityError as e:
-        raise _fail(str(e)) from None
-
-
-def _load(paths: list[Path], overrides: list[str] | None) -> Profile:
-    return _run(lambda: load_profile(paths, overrides or ()))
-
-
-def _emit(result: Any, as_json: bool, renderable: Callable[[Any], Any]) -> None:
-    if as_json:
-        sys.stdout.write(to_json(result) + "\n")
-    else:
-        console.print(renderable(result))
 
 
 def _version(value: bool) -> None:
@@ -168,74 +81,127 @@ def _root(
     """How many concurrent LLM-agent sessions can your provider quota really carry?"""
 
 
-@app.command()
+def _html_report(profile_args: list[Path], overrides: list[str] | None, result: object,
+                 sim: object) -> str:
+    from capacity.cli.report import build_report
+
+    return build_report(profile_args, overrides, ceiling_result=result, sim=sim)
+
+
+@app.command(cls=HelpCommand, short_help="Saturation point and what binds first.",
+             epilog="Example: capacity ceiling web-research --seed 1")
 def ceiling(
     profiles: ProfilesArg,
-    as_json: JsonOpt = False,
-    overrides: SetOpt = None,
     sessions: Annotated[int | None, typer.Option(
-        "--sessions", min=1, help="Also evaluate 429 fraction and utilisation at N.")] = None,
+        "--sessions", min=1, metavar="N",
+        help="Also evaluate 429 fraction and utilisation at N.")] = None,
     method: MethodOpt = Method.both,
     replications: ReplicationsOpt = 20,
     horizon: HorizonOpt = "1h",
     seed: SeedOpt = None,
     quiet: QuietOpt = False,
+    overrides: SetOpt = None,
+    fmt: ReportFormatOpt = None,
+    as_json: JsonOpt = False,
+    output: OutputOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Saturation point: mean-value, burst-aware and simulated ceilings, and what binds."""
+    from capacity.whatif.ceiling import ceiling as solve_ceiling
+
+    how = output_format(fmt, as_json)
+    check_output(output)
     profile = _load(profiles, overrides)
-    sim = _sim_settings(replications, horizon, seed)
-    result = _simulating(lambda progress: solve_ceiling(
+    sim = sim_settings(replications, horizon, seed)
+    result = simulating(lambda progress: solve_ceiling(
         profile, method.value, sim=sim, sessions=sessions, progress=progress),
         quiet=quiet or method == Method.analytic)
-    _emit(result, as_json, ceiling_renderable)
+    emit(result, how, output, ceiling_renderable, verbose=verbose,
+         html=lambda: _html_report(profiles, overrides, result, sim))
 
 
-@app.command(name="explain")
-def explain_cmd(profiles: ProfilesArg, as_json: JsonOpt = False,
-                overrides: SetOpt = None) -> None:
+@app.command(name="explain", cls=HelpCommand,
+             short_help="Calls, tokens, latency and spend per turn.",
+             epilog="Example: capacity explain tool-agent")
+def explain_cmd(profiles: ProfilesArg, overrides: SetOpt = None, fmt: FormatOpt = None,
+                as_json: JsonOpt = False, output: OutputOpt = None,
+                verbose: VerboseOpt = False) -> None:
     """Derived figures: calls, tokens and latency per turn, cycle time, per-session spend."""
+    from capacity.whatif.explain import explain
+
+    how = output_format(fmt, as_json)
+    check_output(output)
     profile = _load(profiles, overrides)
-    _emit(_run(lambda: explain(profile)), as_json, explain_renderable)
+    emit(_run(lambda: explain(profile)), how, output, explain_renderable, verbose=verbose)
 
 
-@app.command()
-def validate(profiles: ProfilesArg, overrides: SetOpt = None) -> None:
-    """Check a profile; exit 0 if valid, 2 with one line naming file, line and key if not."""
-    profile = _load(profiles, overrides)
-    n_turns = len(profile.session.turns)
-    n_q = len(profile.quotas)
-    console.print(f"ok: {profile.title} ({n_turns} turn type{'s' * (n_turns != 1)}, "
-                      f"{n_q} quota{'s' * (n_q != 1)})")
+@app.command(cls=HelpCommand, short_help="Check profiles: one line per file.",
+             epilog="Example: capacity validate profiles/*.yaml; "
+                    "capacity validate --merge base.yaml overlay.yaml")
+def validate(
+    profiles: ProfilesArg,
+    merge: Annotated[bool, typer.Option(
+        "--merge", help="Validate the files as one stack (a base, then overlays merged "
+                        "over it) instead of each on its own.")] = False,
+    overrides: SetOpt = None,
+) -> None:
+    """Check each profile on its own (or, with --merge, the stack); exit 0 if all are
+    valid, 2 if any is not, with one line naming file, line and key."""
+    from capacity.cli.profiles import validate_files
+
+    raise typer.Exit(validate_files(profiles, merge, overrides))
 
 
-@app.command()
-def schema() -> None:
-    """Print the JSON Schema of the profile format (for editors)."""
-    from capacity.profile.schema import Profile
+@app.command(cls=HelpCommand, short_help="JSON Schema of the profile format.",
+             epilog="Example: capacity schema -o capacity.schema.json")
+def schema(
+    overlay: Annotated[bool, typer.Option(
+        "--overlay", help="The overlay variant: every key optional.")] = False,
+    output: OutputOpt = None,
+) -> None:
+    """Print the JSON Schema of the profile format (for editors and validators)."""
+    from capacity.profile.jsonschema import profile_json_schema
+    from capacity.render.report import to_json
 
-    sys.stdout.write(json.dumps(Profile.model_json_schema(), indent=2) + "\n")
+    check_output(output)
+    text = to_json(profile_json_schema(overlay=overlay)) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise _fail(f"--output {output}: cannot write: {e.strerror or e}") from None
 
 
-@app.command(name="size")
+@app.command(name="size", cls=HelpCommand, short_help="Quota needed for N sessions.",
+             epilog="Example: capacity size web-research --sessions 500 --seed 3")
 def size_cmd(
     profiles: ProfilesArg,
-    sessions: Annotated[int, typer.Option("--sessions", min=1,
+    sessions: Annotated[int, typer.Option("--sessions", min=1, metavar="N",
                                           help="Sessions the quota must carry.")],
     method: MethodOpt = Method.both,
     replications: ReplicationsOpt = 20,
     horizon: HorizonOpt = "1h",
     seed: SeedOpt = None,
     quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
     overrides: SetOpt = None,
+    fmt: FormatOpt = None,
+    as_json: JsonOpt = False,
+    output: OutputOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Smallest quota per dimension that carries --sessions at the profile's targets."""
+    from capacity.whatif.ceiling import size as size_quota
+
+    how = output_format(fmt, as_json)
+    check_output(output)
     profile = _load(profiles, overrides)
-    sim = _sim_settings(replications, horizon, seed)
-    result = _simulating(lambda progress: size_quota(
+    sim = sim_settings(replications, horizon, seed)
+    result = simulating(lambda progress: size_quota(
         profile, sessions, method=method.value, sim=sim, progress=progress),
         quiet=quiet or method == Method.analytic)
-    _emit(result, as_json, size_renderable)
+    emit(result, how, output, size_renderable, verbose=verbose)
 
 
 class CheckMethod(StrEnum):
@@ -246,30 +212,39 @@ class CheckMethod(StrEnum):
     simulate = "simulate"
 
 
-@app.command(name="check")
+@app.command(name="check", cls=HelpCommand, short_help="CI gate: exit 1 below --sessions.",
+             epilog="Example: capacity check web-research --sessions 40")
 def check_cmd(
     profiles: ProfilesArg,
-    sessions: Annotated[int, typer.Option("--sessions", min=1,
+    sessions: Annotated[int, typer.Option("--sessions", min=1, metavar="N",
                                           help="Required sessions (launch target).")],
     method: Annotated[CheckMethod, typer.Option(
+        metavar="mean|analytic|simulate",
         help="Ceiling to compare: mean (napkin), analytic (burst-aware) or simulate.")] = (
         CheckMethod.analytic),
     replications: ReplicationsOpt = 20,
     horizon: HorizonOpt = "1h",
     seed: SeedOpt = None,
     quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
     overrides: SetOpt = None,
+    fmt: FormatOpt = None,
+    as_json: JsonOpt = False,
+    output: OutputOpt = None,
 ) -> None:
     """CI gate: exit 0 if the ceiling is at least --sessions, exit 1 otherwise."""
+    from capacity.whatif.ceiling import ceiling as solve_ceiling
+    from capacity.whatif.ceiling import check as check_ceiling
+
+    how = output_format(fmt, as_json)
+    check_output(output)
     profile = _load(profiles, overrides)
-    sim = _sim_settings(replications, horizon, seed)
-    how = "simulate" if method == CheckMethod.simulate else "analytic"
-    solved = _simulating(lambda progress: solve_ceiling(profile, how, sim=sim,
-                                                         progress=progress),
-                         quiet=quiet or how == "analytic")
+    sim = sim_settings(replications, horizon, seed)
+    kind = "simulate" if method == CheckMethod.simulate else "analytic"
+    solved = simulating(lambda progress: solve_ceiling(profile, kind, sim=sim,
+                                                        progress=progress),
+                        quiet=quiet or kind == "analytic")
     result = _run(lambda: check_ceiling(solved, sessions, method.value))
-    _emit(result, as_json, check_text)
+    emit(result, how, output, check_text)
     raise typer.Exit(0 if result.passed else 1)
 
 
@@ -290,73 +265,171 @@ def _scenario(text: str) -> tuple[str, list[str]]:
     return name, [kv.strip() for kv in parts if kv.strip()]
 
 
-@app.command(name="compare")
-def compare_cmd(
-    base: Annotated[Path, typer.Argument(help="Baseline profile.", show_default=False)],
-    others: Annotated[list[Path] | None, typer.Argument(
-        help="What-if overlays, each merged over the baseline.", show_default=False)] = None,
-    scenarios: Annotated[list[str] | None, typer.Option(
-        "--scenario", help="NAME:key=value,... a named variant of the baseline (repeatable).",
-        show_default=False)] = None,
-    method: MethodOpt = Method.analytic,
-    replications: ReplicationsOpt = 20,
-    horizon: HorizonOpt = "1h",
-    seed: SeedOpt = None,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
-    overrides: SetOpt = None,
-) -> None:
-    """Ceilings side by side: baseline, overlays and --set scenarios, with the change."""
+ScenarioOpt = Annotated[list[str] | None, typer.Option(
+    "--scenario", help="NAME:key=value,... a named variant of the baseline (repeatable).",
+    show_default=False, metavar="NAME:KEY=VALUE,...")]
+
+
+def _variants(base: Path, others: list[Path] | None, scenarios: list[str] | None,
+              overrides: list[str] | None) -> list[tuple[str, object]]:
+    """The baseline, each overlay merged over it, and each named --scenario."""
     sets = overrides or []
-    variants = [(base.stem, _load([base], sets))]
+    variants: list[tuple[str, object]] = [(base.stem, _load([base], sets))]
     for other in others or []:
         variants.append((other.stem, _load([base, other], sets)))
     for text in scenarios or []:
         name, kvs = _scenario(text)
         variants.append((name, _load([base], [*sets, *kvs])))
-    sim = _sim_settings(replications, horizon, seed)
-    result = _simulating(lambda progress: compare_variants(
-        variants, method=method.value, sim=sim, progress=progress),
+    return variants
+
+
+@app.command(name="compare", cls=HelpCommand,
+             short_help="Ceilings of what-if variants side by side.",
+             epilog="Example: capacity compare web-research second-deployment "
+                    "--scenario bucket:quotas.deployment.enforcement.type=token_bucket")
+def compare_cmd(
+    base: Annotated[Path, typer.Argument(help="Baseline profile (file or shipped name).",
+                                         show_default=False, metavar="BASE")],
+    others: Annotated[list[Path] | None, typer.Argument(
+        help="What-if overlays, each merged over the baseline.", show_default=False,
+        metavar="OVERLAY")] = None,
+    scenarios: ScenarioOpt = None,
+    method: MethodOpt = Method.analytic,
+    replications: ReplicationsOpt = 20,
+    horizon: HorizonOpt = "1h",
+    seed: SeedOpt = None,
+    quiet: QuietOpt = False,
+    overrides: SetOpt = None,
+    fmt: FormatOpt = None,
+    as_json: JsonOpt = False,
+    output: OutputOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Ceilings side by side: baseline, overlays and --set scenarios, with the change."""
+    from capacity.whatif.ceiling import compare as compare_variants
+
+    how = output_format(fmt, as_json)
+    check_output(output)
+    variants = _variants(base, others, scenarios, overrides)
+    sim = sim_settings(replications, horizon, seed)
+    result = simulating(lambda progress: compare_variants(
+        variants, method=method.value, sim=sim, progress=progress),  # type: ignore[arg-type]
         quiet=quiet or method == Method.analytic)
-    _emit(result, as_json, compare_renderable)
+    emit(result, how, output, compare_renderable, verbose=verbose)
 
 
-@app.command(name="sweep")
+@app.command(name="sweep", cls=HelpCommand, short_help="The saturation curve: one row per N.",
+             epilog="Example: capacity sweep web-research --sessions 20:100:20 "
+                    "--plot curve.svg")
 def sweep_cmd(
     profiles: ProfilesArg,
     sessions: Annotated[str, typer.Option(
-        "--sessions", help="Grid of N: start:stop[:step] (inclusive) or a list 10,20,50.")],
+        "--sessions", metavar="START:STOP[:STEP]|N,N,...",
+        help="Grid of N: start:stop[:step] (inclusive) or a list 10,20,50.")],
     method: MethodOpt = Method.both,
     replications: ReplicationsOpt = 20,
     horizon: HorizonOpt = "1h",
     seed: SeedOpt = None,
     quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV on stdout.")] = False,
     plot: Annotated[Path | None, typer.Option(
-        "--plot", help="Write the saturation curve to this PNG (needs matplotlib).",
-        show_default=False)] = None,
+        "--plot", metavar="FILE.png|svg|pdf",
+        help="Also draw the saturation curve to FILE (format from its extension; needs "
+             "matplotlib).", show_default=False)] = None,
     overrides: SetOpt = None,
+    fmt: FormatOpt = None,
+    as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
+    output: OutputOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """One row per N: 429 fraction, failed calls, p95 turn latency, goodput, utilisation."""
+    from capacity.render.plot import check_plot_path, plot_sweep
+    from capacity.whatif.sweep import parse_sessions
+    from capacity.whatif.sweep import sweep as run_sweep
+
+    how = output_format(fmt, as_json, as_csv)
+    check_output(output)
     profile = _load(profiles, overrides)
     grid = _run(lambda: parse_sessions(sessions))
-    if plot is not None and not plot.parent.is_dir():
-        # Refuse before a long sweep, not after it.
-        raise _fail(f"--plot {plot}: cannot write: no directory {str(plot.parent)!r}")
-    sim = _sim_settings(replications, horizon, seed)
-    result = _simulating(lambda progress: run_sweep(
+    if plot is not None:
+        _run(lambda: check_plot_path(plot))  # refuse before a long sweep, not after it
+    sim = sim_settings(replications, horizon, seed)
+    result = simulating(lambda progress: run_sweep(
         profile, grid, method=method.value, seed=sim.seed, replications=sim.replications,
         horizon_s=sim.horizon_s, progress=progress),
         quiet=quiet or method == Method.analytic, total=len(grid) * sim.replications)
     if plot is not None:
-        _run(lambda: plot_sweep(result, str(plot)))
+        _run(lambda: plot_sweep(result, plot))
         if not quiet:
-            err_console.print(f"wrote {plot}")
-    if as_csv:
-        sys.stdout.write(to_csv(result))
-    else:
-        _emit(result, as_json, sweep_renderable)
+            err_console.print(f"wrote {plot}", markup=False)
+    emit(result, how, output, sweep_renderable, verbose=verbose)
+
+
+@app.command(name="report", cls=HelpCommand, short_help="One self-contained HTML page to share.",
+             epilog="Example: capacity report web-research -o report.html")
+def report_cmd(
+    profiles: ProfilesArg,
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Where to write the page.", metavar="FILE",
+        dir_okay=False)] = Path("report.html"),
+    sessions: Annotated[str | None, typer.Option(
+        "--sessions", metavar="START:STOP[:STEP]|N,N,...",
+        help="Grid of the saturation curve (default: around the ceiling).",
+        show_default=False)] = None,
+    compare: Annotated[list[Path] | None, typer.Option(
+        "--compare", metavar="OVERLAY", show_default=False,
+        help="A what-if overlay to compare against (repeatable).")] = None,
+    scenarios: ScenarioOpt = None,
+    method: MethodOpt = Method.both,
+    replications: ReplicationsOpt = 20,
+    horizon: HorizonOpt = "1h",
+    seed: SeedOpt = None,
+    quiet: QuietOpt = False,
+    overrides: SetOpt = None,
+) -> None:
+    """Ceilings, saturation curve, what-if comparison, inputs and the command that
+    reproduces it, in one HTML page readable offline."""
+    from capacity.cli.report import build_report
+
+    check_output(output)
+    sim = sim_settings(replications, horizon, seed)
+    page = build_report(profiles, overrides, sessions=sessions, compare=compare,
+                        scenarios=scenarios, method=method.value, sim=sim, quiet=quiet)
+    try:
+        output.write_text(page, encoding="utf-8")
+    except OSError as e:
+        raise _fail(f"--output {output}: cannot write: {e.strerror or e}") from None
+    if not quiet:
+        err_console.print(f"wrote {output}", markup=False)
+
+
+@app.command(name="profiles", cls=HelpCommand, short_help="List the shipped profiles and overlays.",
+             epilog="Example: capacity profiles")
+def profiles_cmd(fmt: FormatOpt = None, as_json: JsonOpt = False) -> None:
+    """The profiles and what-if overlays shipped with the package, one line each; any
+    command takes their names where a path is expected."""
+    from capacity.cli.profiles import list_shipped
+
+    list_shipped(output_format(fmt, as_json))
+
+
+@app.command(name="init", cls=HelpCommand, short_help="Copy a shipped profile to edit.",
+             epilog="Example: capacity init web-research my-agent.yaml")
+def init_cmd(
+    name: Annotated[str, typer.Argument(help="A shipped profile or overlay (see "
+                                             "`capacity profiles`).", metavar="NAME",
+                                        show_default=False)],
+    path: Annotated[Path | None, typer.Argument(
+        help="Where to write it (default: ./NAME.yaml; a directory: DIR/NAME.yaml).",
+        metavar="[PATH]", show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented copy of a shipped profile to edit."""
+    from capacity.profile.shipped import copy_to
+
+    target = _run(lambda: copy_to(name, path or Path.cwd(), force=force))
+    console.print(f"wrote {target}; try: capacity ceiling {target}", markup=False,
+                  soft_wrap=True)
 
 
 app.command(name="serve")(serve_command)
@@ -370,26 +443,29 @@ def main() -> None:
     Usage errors (a bad option value, a missing argument) are printed as one ``error:``
     line with exit 2, like profile errors, instead of the multi-line usage block.
     """
-    from typer._click.exceptions import NoArgsIsHelpError, UsageError
-
+    # Typer's public BadParameter derives from the usage-error class in every supported
+    # version (click's before typer 0.26, typer's vendored copy after).
+    usage_error: type[Exception] = typer.BadParameter.__mro__[1]
+    degrade_streams()
     try:
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
-    except NoArgsIsHelpError as e:
-        e.show()
-        sys.exit(2)
-    except UsageError as e:
-        sub = e.ctx.info_name if e.ctx is not None and e.ctx.parent is not None else ""
+    except usage_error as e:
+        if type(e).__name__ == "NoArgsIsHelpError":
+            e.show()  # type: ignore[attr-defined]
+            sys.exit(2)
+        ctx = getattr(e, "ctx", None)
+        sub = ctx.info_name if ctx is not None and ctx.parent is not None else ""
         hint = f" (try 'capacity {sub} --help')" if sub else " (try 'capacity --help')"
-        message = e.format_message().replace("Value error, ", "")
-        err_console.print(f"[bold red]error:[/] {escape(message)}{escape(hint)}",
-                          soft_wrap=True)
-        sys.exit(2)
+        message = e.format_message().replace("Value error, ", "")  # type: ignore[attr-defined]
+        raise SystemExit(_fail(message + hint).exit_code) from None
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort:
         err_console.print("aborted")
         sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
     except Exception:  # the last line of defence: report it, never hide it
         import traceback
 
@@ -397,7 +473,6 @@ def main() -> None:
         err_console.print("[bold red]internal error:[/] this is a bug in capacity; please "
                           "report the traceback above")
         sys.exit(3)
-
 
 if __name__ == "__main__":  # pragma: no cover
     main()

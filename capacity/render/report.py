@@ -1,121 +1,191 @@
-"""Rendering of result objects: rich tables for people, JSON for scripts."""
+"""Rendering of result objects: rich tables for people, JSON and CSV for scripts.
+
+Tables are designed to fit 80 columns (short headers, a legend line under each table);
+numbers use one format per quantity (:mod:`capacity.render.format`); plain words come
+first and the names of the methods behind a figure only with ``verbose``. Every
+user-supplied string (profile, quota, turn and variant names) is rendered as
+:class:`~rich.text.Text` after :func:`~capacity.render.format.safe`: never as markup,
+never with its control characters.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 from typing import Any
 
-from rich.console import Group
+from rich import box
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from capacity.analytic.model import CeilingResult, ConstraintResult
 from capacity.model.dist import format_duration
+from capacity.render.format import count, fewer, num, pct, safe, secs, util
 from capacity.whatif.explain import ExplainResult
 
 
 def to_json(obj: Any) -> str:
-    """Serialise a result (``to_dict()``) with non-finite numbers as null."""
+    """Serialise a result (``to_dict()``) with non-finite numbers as null; ASCII only, so
+    any terminal encoding can carry it (non-ASCII characters become ``\\u`` escapes)."""
     data = obj.to_dict() if hasattr(obj, "to_dict") else obj
-    return json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False)
+    return json.dumps(data, indent=2, allow_nan=False, ensure_ascii=True)
 
 
-def _n(x: float | None, digits: int = 1) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "∞" if x is not None else "—"
-    if float(x).is_integer():
-        return f"{int(x):,}"
-    return f"{x:,.{digits}f}"
+def cell(text: object, style: str | None = None) -> Text:
+    """User-supplied or computed text as a cell: no markup, no control characters."""
+    return Text(safe(text), style=style or "")
 
 
-def _pct(x: float | None) -> str:
-    if x is None:
-        return "—"
-    if x == 0:
-        return "0%"
-    if x < 0.001:
-        return f"{x:.1e}"
-    return f"{x:.1%}" if x < 0.1 else f"{x:.0%}"
+def _table(title: object | None = None) -> Table:
+    return Table(title=cell(title) if title is not None else None, title_justify="left",
+                 box=box.HEAVY_HEAD)
+
+
+def _num_col(t: Table, header: str) -> None:
+    # Numbers are never wrapped or cut ("8.4e…" reads as 8.4): see cli's narrow-terminal rule.
+    t.add_column(header, justify="right", no_wrap=True)
+
+
+def _text_col(t: Table, header: str) -> None:
+    t.add_column(header, overflow="fold")
+
+
+def _row(t: Table, *cells: object, style: str | None = None) -> None:
+    t.add_row(*(c if isinstance(c, Text) else cell(c) for c in cells), style=style)
+
+
+def _legend(text: str) -> Text:
+    return Text(text, style="dim")
 
 
 def _enforcement(c: ConstraintResult) -> str:
     if c.enforcement == "token_bucket":
-        return f"bucket ≤{_n(c.bucket_depth, 0)}"
+        return f"bucket ≤{count(round(c.bucket_depth or 0))}"
     kind = "sliding" if c.enforcement == "sliding_window" else "per"
     return f"≤{c.allowance_per_window:,} {kind} {format_duration(c.window_s or 0)}"
 
 
-def ceiling_renderable(r: CeilingResult) -> Group:
-    """Tables and headline for ``capacity ceiling``."""
-    sim = r.simulated
-    table = Table(title=f"Ceilings for {r.profile} (sessions)", title_justify="left")
-    table.add_column("constraint")
-    table.add_column("limit", justify="right")
-    table.add_column("enforced as")
-    table.add_column("mean", justify="right")
-    table.add_column("burst", justify="right")
-    if sim is not None:
-        table.add_column("simulated", justify="right")
-    table.add_column("binds")
-    for c in r.constraints:
-        row = [
-            c.name,
-            f"{_n(c.limit)} {c.dimension}",
-            _enforcement(c),
-            _n(c.mean_ceiling),
-            f"{c.burst_ceiling:,}",
-        ]
-        if sim is not None:
-            row.append(
-                f"{sim.n_star:,} [{sim.n_lo:,}–{sim.n_hi:,}]" if c.binding else "")
-        row.append("◀" if c.binding else "")
-        table.add_row(*row, style="bold" if c.binding else None)
+def _where(b: ConstraintResult) -> str:
+    if b.enforcement == "token_bucket":
+        return f"a token bucket {count(round(b.bucket_depth or 0))} {b.unit} deep"
+    kind = "sliding " if b.enforcement == "sliding_window" else ""
+    return (f"{format_duration(b.window_s or 0)} {kind}windows of "
+            f"{b.allowance_per_window:,} {b.unit}")
 
-    parts: list[Any] = [table]
+
+def ceiling_renderable(r: CeilingResult, verbose: bool = False) -> Group:
+    """Table, legend and plain-words summary for ``capacity ceiling``."""
+    sim = r.simulated
+    table = _table(f"Ceilings for {r.profile} (sessions)")
+    _text_col(table, "constraint")
+    for h in ("limit",):
+        _num_col(table, h)
+    _text_col(table, "enforced as")
+    _num_col(table, "mean")
+    _num_col(table, "burst")
+    if sim is not None:
+        _num_col(table, "simulated")
+    table.add_column("binds", no_wrap=True)
+    for c in r.constraints:
+        cells: list[object] = [c.name, f"{count(c.limit)} {c.dimension}", _enforcement(c),
+                               count(c.mean_ceiling), count(c.burst_ceiling)]
+        if sim is not None:
+            cells.append(f"{sim.n_star:,} [{sim.n_lo:,}–{sim.n_hi:,}]" if c.binding else "")
+        cells.append("◀" if c.binding else "")
+        _row(table, *cells, style="bold" if c.binding else None)
+    target = pct(r.targets["max_429_fraction"])
+    legend = (f"mean: quota ÷ per-session rate (the napkin); burst: with bursts, at ≤{target} "
+              "429s;")
+    legend2 = ("simulated: N* [95% CI], closed loop with retries; ◀ binds first."
+               if sim is not None else "◀ binds first.")
+    parts: list[RenderableType] = [table, _legend(legend), _legend(legend2)]
+
     head = Text()
     head.append("Saturation point: ", style="bold")
     head.append(f"{r.saturation_point:,} sessions", style="bold green")
-    by = "Monte Carlo simulation" if sim is not None else "burst-aware analytic model"
-    head.append(f" (by the {by}; binding: {r.binding.name})")
+    head.append(f" ({'simulated' if sim is not None else 'burst-aware model'}; ")
+    head.append(safe(r.binding.name))
+    head.append(" binds first)")
     parts.append(head)
-    parts.append(Text(r.summary()))
+    parts.append(cell(_summary(r)))
     b = r.binding.at_burst_ceiling
     over = ("windows over the allowance" if r.binding.enforcement != "token_bucket"
-            else "time the bucket runs dry (bound)")
+            else "time the bucket runs dry (an upper bound)")
     if b is not None:
-        parts.append(Text(
-            f"At {b.sessions:,} sessions on {r.binding.name}: {_pct(b.loss_fraction)} of calls "
-            f"answered 429, {_pct(b.window_exceedance)} of "
-            f"{over}"
-            f" [{b.method}]."))
+        parts.append(cell(f"At {b.sessions:,} sessions on {r.binding.name}: "
+                       f"{pct(b.loss_fraction)} of calls answered 429, "
+                       f"{pct(b.window_exceedance)} of {over}."))
     if r.sessions is not None:
         at_n = [c for c in r.constraints if c.at_sessions is not None]
         text = "; ".join(
-            f"{c.name} {c.utilisation_at_sessions:.0%} used, "
-            f"{_pct(c.at_sessions.loss_fraction)} of calls answered 429"  # type: ignore[union-attr]
+            f"{c.name} {util(c.utilisation_at_sessions)} used, "
+            f"{pct(c.at_sessions.loss_fraction)} of calls answered 429"  # type: ignore[union-attr]
             for c in at_n)
-        parts.append(Text(f"At {r.sessions:,} sessions: {text}."))
+        parts.append(cell(f"At {r.sessions:,} sessions: {text}."))
     s = r.sensitivity
     if s is not None:
         what = "cadence" if s.pause == "cadence" else "think time"
         span = "range" if s.bounded else "5th–95th percentile range"
-        parts.append(Text(
+        parts.append(cell(
             f"Across the {what} {span} {format_duration(s.low_s)}–{format_duration(s.high_s)}: "
-            f"mean-value ceiling {_n(s.mean_ceiling_low)}–{_n(s.mean_ceiling_high)}, "
+            f"mean-value ceiling {count(s.mean_ceiling_low)}–{count(s.mean_ceiling_high)}, "
             f"burst-aware {s.burst_ceiling_low:,}–{s.burst_ceiling_high:,} sessions."))
     cyc = r.cycle
-    parts.append(Text(
-        f"Turn latency without throttling: mean {cyc.turn_latency_mean_s:.1f}s, "
-        f"p95 {cyc.turn_latency_p95_s:.1f}s; cycle {cyc.cycle_s:.1f}s; "
+    parts.append(cell(
+        f"Turn latency without throttling: mean {secs(cyc.turn_latency_mean_s)}, "
+        f"p95 {secs(cyc.turn_latency_p95_s)}; cycle {secs(cyc.cycle_s)}; "
         f"{r.calls_per_turn:.2f} calls per turn."))
     if sim is not None:
-        parts.append(simulated_text(sim, r))
-    parts.extend(Text(note, style="yellow") for note in r.notes)
+        parts.append(simulated_text(sim, verbose))
+    parts.extend(cell(note, style="yellow") for note in r.notes)
+    if verbose:
+        parts.append(_methods(r))
     return Group(*parts)
 
 
-def simulated_text(sim: Any, r: CeilingResult) -> Text:
+def _summary(r: CeilingResult) -> str:
+    """The napkin, the burst-aware ceiling and the simulated one, in plain words."""
+    b = r.binding
+    mean_n = int(r.mean_ceiling + 1e-9) if r.mean_ceiling != float("inf") else None
+    target = pct(r.targets["max_429_fraction"])
+    napkin = count(mean_n)
+    text = (f"The napkin (quota ÷ per-session rate) says {napkin} sessions. {b.name} is "
+            f"enforced over {_where(b)}; ")
+    if r.burst_ceiling == 0:
+        text += ("not even one session fits: a single launch exceeds the allowance."
+                 if b.one_event_exceeds else "not even one session meets the target.")
+    elif mean_n is not None and r.burst_ceiling < mean_n:
+        text += (f"with bursts it carries {r.burst_ceiling:,} at ≤{target} of calls answered "
+                 f"429 ({fewer(r.burst_ceiling, mean_n)}).")
+    else:
+        text += (f"bursts cost nothing here ({r.burst_ceiling:,} at ≤{target} 429s): the mean "
+                 "rate is the limit.")
+    sim = r.simulated
+    if sim is not None:
+        text += (f" The simulation (closed loop, with retries) puts it at {sim.n_star:,} "
+                 f"(95% CI {sim.n_lo:,}–{sim.n_hi:,}")
+        if mean_n is not None and 0 < sim.n_star < mean_n:
+            text += f"; {fewer(sim.n_star, mean_n)} than the napkin"
+        text += ")."
+    return text
+
+
+def _methods(r: CeilingResult) -> Text:
+    """--verbose: which model computed each figure."""
+    lines = ["How each figure was computed:"]
+    for c in r.constraints:
+        lines.append(f"  {safe(c.name)}: burst-aware ceiling by {c.method}")
+    if r.simulated is not None:
+        lines.append("  simulated N*: bisection between the analytic ceilings on a discrete-"
+                     "event closed-loop simulation; CI by inverting the replication t-intervals")
+    lines.append("  mean-value ceiling: the interactive response-time law, (Q/60)·C/v")
+    return Text("\n".join(lines), style="dim")
+
+
+def simulated_text(sim: Any, verbose: bool = False) -> Text:
     """One paragraph on the simulated saturation point."""
     at = sim.metric_at_n_star
     t = Text()
@@ -127,149 +197,206 @@ def simulated_text(sim: Any, r: CeilingResult) -> Text:
         m = at.metrics
         p95 = m["turn_latency_p95_s"]
         t.append(
-            f"; at N*: {_pct(m['attempt_429_fraction'].mean)} of attempts answered 429, "
-            f"{_pct(m['call_failure_fraction'].mean)} of calls failed after retries, "
+            f"; at N*: {pct(m['attempt_429_fraction'].mean)} of attempts answered 429, "
+            f"{pct(m['call_failure_fraction'].mean)} of calls failed after retries, "
             f"{m['attempts_per_call'].mean:.3f} attempts per call, "
-            f"p95 turn latency {p95.mean:.1f}s (±{(p95.hi - p95.lo) / 2:.1f}s)")
+            f"p95 turn latency {secs(p95.mean)} (±{secs((p95.hi - p95.lo) / 2)})")
     if sim.binding:
-        t.append(f"; N*+1 misses: {', '.join(sim.binding)}")
-    t.append(f". [{sim.replications} replications × {format_duration(sim.horizon_s)} "
-             f"after {format_duration(sim.warmup_s)} warm-up; reproduce with --seed "
-             f"{sim.seed}]")
+        missed = ", ".join(
+            {"max_429_fraction": "the 429 target",
+             "p95_turn_latency": "the latency target"}.get(x, x) for x in sim.binding)
+        t.append(f"; one more session misses {safe(missed)}")
+    t.append(f". {sim.replications} replications × {format_duration(sim.horizon_s)} "
+             f"after a {format_duration(sim.warmup_s)} warm-up; reproduce with --seed "
+             f"{sim.seed}.")
     return t
 
 
-def explain_renderable(r: ExplainResult) -> Group:
+def explain_renderable(r: ExplainResult, verbose: bool = False) -> Group:
     """Tables for ``capacity explain``."""
-    t = Table(title=f"Per turn — {r.profile}", title_justify="left")
-    for col in ("turn", "share", "calls", "input tokens", "output tokens", "latency",
-                "latency p95"):
-        t.add_column(col, justify="left" if col == "turn" else "right")
+    t = _table(f"Per turn — {r.profile}")
+    _text_col(t, "turn")
+    for col in ("share", "calls", "input tok", "output tok", "latency", "p95"):
+        _num_col(t, col)
+
+    def ms(s: Any, digits: int) -> str:
+        return f"{num(s.mean, digits)}±{num(s.sd, digits)}"
+
     for f in r.turns:
-        t.add_row(f.turn, f"{f.share:.0%}", f"{f.calls.mean:.2f} ± {f.calls.sd:.2f}",
-                  f"{f.input_tokens.mean:,.0f} ± {f.input_tokens.sd:,.0f}",
-                  f"{f.output_tokens.mean:,.0f} ± {f.output_tokens.sd:,.0f}",
-                  f"{f.latency_s.mean:.1f}s", f"{f.latency_s.p95:.1f}s")
+        _row(t, f.turn, util(f.share), ms(f.calls, 2), ms(f.input_tokens, 0),
+             ms(f.output_tokens, 0), secs(f.latency_s.mean), secs(f.latency_s.p95))
     c = r.cycle
-    cyc = Text(
-        f"Session cycle: {c.cycle_s:.1f}s = "
-        + (f"turn {c.turn_latency_mean_s:.1f}s + think {c.pause_mean_s:.1f}s"
+    cyc = cell(
+        f"Session cycle: {secs(c.cycle_s)} = "
+        + (f"turn {secs(c.turn_latency_mean_s)} + think {secs(c.pause_mean_s)}"
            if c.mode == "think_time"
-           else f"E[max(cadence {c.pause_mean_s:.1f}s, turn)]")
+           else f"E[max(cadence {secs(c.pause_mean_s)}, turn)]")
         + f"; a session starts {60.0 / c.cycle_s:.3f} turns per minute.")
-    q = Table(title="Per-session spend and mean-value ceiling", title_justify="left")
-    for col in ("constraint", "per turn", "per session per min", "limit", "mean ceiling"):
-        q.add_column(col, justify="left" if col == "constraint" else "right")
+    q = _table("Per-session spend and mean-value ceiling")
+    _text_col(q, "constraint")
+    for col in ("per turn", "per min", "limit", "mean ceiling"):
+        _num_col(q, col)
     for s in r.rates:
-        q.add_row(f"{s.quota}.{s.dimension}", f"{_n(s.units_per_turn, 2)} {s.unit}",
-                  f"{_n(s.per_session_per_minute, 3)}", f"{_n(s.limit)} {s.dimension}",
-                  _n(s.mean_ceiling))
-    note = Text(f"Spreads and p95 from {r.sample_size:,} sampled turns (fixed seed).",
-                style="dim")
-    return Group(t, cyc, q, note)
+        _row(q, f"{s.quota}.{s.dimension}", num(s.units_per_turn, 1),
+             num(s.per_session_per_minute, 1), f"{count(s.limit)} {s.dimension}",
+             num(s.mean_ceiling, 1))
+    legend = _legend("calls and tokens: mean±sd per turn; latency: mean and p95 without "
+                     "throttling.")
+    legend2 = _legend("per turn / per min: units one session spends (requests or tokens).")
+    note = _legend(f"Spreads and p95 from {r.sample_size:,} sampled turns (fixed seed).")
+    return Group(t, legend, cyc, q, legend2, note)
 
 
-def size_renderable(r: Any) -> Group:
+def size_renderable(r: Any, verbose: bool = False) -> Group:
     """Table for ``capacity size``."""
-    t = Table(title=f"Quota needed for {r.sessions:,} sessions — {r.profile} "
-              f"(≤{r.target_429_fraction:.1%} 429s)", title_justify="left")
-    for col in ("constraint", "enforced as", "current", "mean-value needs", "needs", "raise"):
-        t.add_column(col, justify="left" if col in ("constraint", "enforced as") else "right")
+    t = _table(f"Quota needed for {r.sessions:,} sessions — {r.profile} "
+               f"(≤{pct(r.target_429_fraction)} 429s)")
+    _text_col(t, "constraint")
+    _text_col(t, "enforced as")
+    for col in ("current", "napkin needs", "needs", "raise"):
+        _num_col(t, col)
     for d in r.dimensions:
         enf = ("token bucket" if d.enforcement == "token_bucket"
                else f"{'sliding' if d.enforcement == 'sliding_window' else 'fixed'} "
                f"{format_duration(d.window_s or 0)}")
-        t.add_row(f"{d.quota}.{d.dimension}", enf, f"{_n(d.current_limit, 0)}",
-                  f"{_n(math.ceil(d.mean_value_limit - 1e-9), 0)}",
-                  f"{_n(d.required_limit, 0)}",
-                  f"{d.required_limit / d.current_limit:.2f}×" if d.raise_needed else "—",
-                  style="bold" if d.raise_needed else None)
-    parts: list[Any] = [t, Text(r.summary())]
+        _row(t, f"{d.quota}.{d.dimension}", enf, count(d.current_limit),
+             count(math.ceil(d.mean_value_limit - 1e-9)),
+             count(d.required_limit),
+             f"{d.required_limit / d.current_limit:.2f}×" if d.raise_needed else "—",
+             style="bold" if d.raise_needed else None)
+    parts: list[RenderableType] = [
+        t, _legend("napkin needs: limit at which the mean rate fits; needs: with bursts, "
+                   "at the target."),
+        cell(r.summary())]
     if r.to_raise:
         sets = " ".join(f"--set {d.set_path}" for d in r.to_raise)
-        parts.append(Text(f"Check it: capacity ceiling PROFILE {sets}", style="dim"))
+        parts.append(cell(f"Check it: capacity ceiling PROFILE {sets}", style="dim"))
     return Group(*parts)
 
 
-def check_text(r: Any) -> Text:
+def check_text(r: Any, verbose: bool = False) -> Text:
     """One line for ``capacity check``."""
     verdict = "PASS" if r.passed else "FAIL"
     style = "bold green" if r.passed else "bold red"
     t = Text()
     t.append(verdict, style=style)
     sign = "+" if r.margin >= 0 else ""
-    t.append(f" {r.profile}: ceiling {r.ceiling:,} sessions ({r.method}) vs required "
-             f"{r.required:,} — margin {sign}{r.margin:,} ({sign}{r.margin / r.required:.0%}); "
-             f"binding {r.binding}")
+    t.append(safe(f" {r.profile}: ceiling {r.ceiling:,} sessions ({r.method}) vs required "
+                  f"{r.required:,} — margin {sign}{r.margin:,} "
+                  f"({sign}{r.margin / r.required:.0%}); binding {r.binding}"))
     return t
 
 
-def compare_renderable(r: Any) -> Table:
-    """Side-by-side table for ``capacity compare``."""
+def compare_renderable(r: Any, verbose: bool = False) -> Group:
+    """One row per variant for ``capacity compare`` (fits 80 columns for any count)."""
     rows = r.rows()
-    t = Table(title="Compare (sessions; change against the first column)",
-              title_justify="left")
-    t.add_column("")
-    for row in rows:
-        t.add_column(row["name"], justify="right")
     sim = any(row["simulated"] is not None for row in rows)
+    t = _table("Compare (sessions; change against the first row)")
+    _text_col(t, "variant")
+    for col in ("mean", "burst", *(("simulated",) if sim else ()), "ceiling", "change"):
+        _num_col(t, col)
+    _text_col(t, "binds")
+    for x in rows:
+        cells: list[object] = [x["name"], count(x["mean_ceiling"]), count(x["burst_ceiling"])]
+        if sim:
+            cells.append("—" if x["simulated"] is None else
+                         f"{x['simulated']:,} [{x['simulated_ci'][0]:,}–"
+                         f"{x['simulated_ci'][1]:,}]")
+        cells.append(count(x["saturation_point"]))
+        cells.append("—" if x is rows[0] else (
+            f"{x['change_sessions']:+,}" + (f" ({x['change_percent']:+.0f}%)"
+                                             if x["change_percent"] is not None else "")))
+        cells.append(f"{x['binding_constraint']['quota']}.{x['binding_constraint']['dimension']}")
+        _row(t, *cells)
+    by = "simulated" if sim else "burst"
+    return Group(t, _legend(f"mean: the napkin; burst: with bursts; ceiling: the saturation "
+                            f"point ({by}); change: of the ceiling."))
 
-    def line(label: str, fn: Any) -> None:
-        t.add_row(label, *(fn(row) for row in rows))
 
-    line("mean-value", lambda x: _n(x["mean_ceiling"]))
-    line("burst-aware", lambda x: f"{x['burst_ceiling']:,}")
-    if sim:
-        line("simulated", lambda x: "—" if x["simulated"] is None else
-             f"{x['simulated']:,} [{x['simulated_ci'][0]:,}–{x['simulated_ci'][1]:,}]")
-    line("binds", lambda x: f"{x['binding_constraint']['quota']}."
-         f"{x['binding_constraint']['dimension']}")
-    line("saturation", lambda x: f"{x['saturation_point']:,}")
-    line("change", lambda x: "—" if x is rows[0] else (
-        f"{x['change_sessions']:+,}" + (f" ({x['change_percent']:+.0f}%)"
-                                         if x["change_percent"] is not None else "")))
-    return t
-
-
-def sweep_renderable(r: Any) -> Group:
+def sweep_renderable(r: Any, verbose: bool = False) -> Group:
     """Table for ``capacity sweep``; the saturation point's row is marked."""
     sim = any(row.simulated is not None for row in r.rows)
-    t = Table(title=f"Sweep — {r.profile} (binding {r.binding})", title_justify="left")
-    t.add_column("sessions", justify="right")
-    t.add_column("429 (analytic)", justify="right")
+    t = _table(f"Sweep — {r.profile} (binding {r.binding})")
+    _num_col(t, "sessions")
+    _num_col(t, "429 model")
     if sim:
-        for col in ("429 (sim)", "failed calls", "p95 turn", "goodput/min"):
-            t.add_column(col, justify="right")
-    t.add_column("util.", justify="right")
-    t.add_column("")
+        for col in ("429 sim", "failed", "p95 turn", "calls/min"):
+            _num_col(t, col)
+    _num_col(t, "util")
+    t.add_column("", no_wrap=True)
     sp = r.saturation_point
     for row in r.rows:
-        cells = [f"{row.sessions:,}", _pct(row.analytic_429_fraction)]
+        cells = [f"{row.sessions:,}", pct(row.analytic_429_fraction)]
         if sim and row.simulated is not None:
             s = row.simulated
-            cells += [_pct(s["attempt_429_fraction"][0]), _pct(s["call_failure_fraction"][0]),
-                      f"{s['turn_latency_p95_s'][0]:.1f}s",
-                      f"{s['goodput_calls_per_min'][0]:,.1f}"]
-        util = (row.simulated or {}).get("binding_utilisation_sim", (row.binding_utilisation,))
-        cells.append(f"{util[0]:.0%}")
-        mark = "◀ ceiling" if row.sessions == sp else ("" if row.meets_targets else "✗")
-        t.add_row(*cells, mark, style="bold" if row.sessions == sp else None)
+            cells += [pct(s["attempt_429_fraction"][0]), pct(s["call_failure_fraction"][0]),
+                      secs(s["turn_latency_p95_s"][0]), num(s["goodput_calls_per_min"][0], 1)]
+        u = (row.simulated or {}).get("binding_utilisation_sim", (row.binding_utilisation,))
+        cells.append(util(u[0]))
+        mark = "◀" if row.sessions == sp else ("" if row.meets_targets else "✗")
+        _row(t, *cells, mark, style="bold" if row.sessions == sp else None)
+    if sim:
+        legend = [_legend("429 model: calls answered 429, burst-aware model; 429 sim: "
+                          "attempts, simulated;"),
+                  _legend("failed: calls failed after retries; calls/min: answered calls; "
+                          "util: quota used.")]
+    else:
+        legend = [_legend("429 model: calls answered 429, burst-aware model; util: binding "
+                          "quota used.")]
+    legend.append(_legend("◀ saturation point on this grid; ✗ misses a target."))
     by = "simulated means" if sim else "analytic model"
     note = (f"Saturation point on this grid: {sp:,} sessions ({by})." if sp is not None
             else "No N on this grid meets the targets.")
     if sim:
-        note += f" Seed {r.seed}, {r.replications} replications × {format_duration(r.horizon_s)}."
-    return Group(t, Text(note))
+        note += (f" Seed {r.seed}, {r.replications} replications × "
+                 f"{format_duration(r.horizon_s)}.")
+    return Group(t, *legend, cell(note))
+
+
+# -- CSV -------------------------------------------------------------------------------
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    fields: list[str] = []
+    for row in rows:
+        fields += [k for k in row if k not in fields]
+    w = csv.DictWriter(buf, fieldnames=fields or ["empty"], lineterminator="\n")
+    w.writeheader()
+    for row in rows:
+        w.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        elif not isinstance(v, list):
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def to_csv(r: Any) -> str:
-    """CSV of a sweep: one row per N, header first."""
-    import csv
-    import io
+    """CSV of a result, one row per natural unit: per N (sweep), per constraint (ceiling,
+    size, explain), per variant (compare), one row (check)."""
+    from capacity.whatif.ceiling import CheckResult, CompareResult, SizeResult
+    from capacity.whatif.sweep import SweepResult
 
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=r.columns(), lineterminator="\n")
-    w.writeheader()
-    for row in r.rows:
-        w.writerow({k: ("" if v is None else v) for k, v in row.flat().items()})
-    return buf.getvalue()
+    if isinstance(r, SweepResult):
+        return _csv([row.flat() for row in r.rows])
+    d = r.to_dict()
+    if isinstance(r, CeilingResult):
+        head = {"profile": d["profile"], "saturation_point": d["saturation_point"]}
+        return _csv([{**head, **_flat(c)} for c in d["constraints"]])
+    if isinstance(r, SizeResult):
+        return _csv([{"profile": d["profile"], "sessions": d["sessions"], **_flat(x)}
+                     for x in d["dimensions"]])
+    if isinstance(r, CompareResult):
+        return _csv([_flat(v) for v in d["variants"]])
+    if isinstance(r, ExplainResult):
+        return _csv([{"profile": d["profile"], **_flat(x)} for x in d["rates"]])
+    if isinstance(r, CheckResult):
+        return _csv([_flat(d)])
+    return _csv([_flat(d)])

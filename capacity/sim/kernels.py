@@ -25,6 +25,7 @@ from numba.extending import intrinsic
 from numpy.typing import NDArray
 
 from capacity.model.quota import LimitSlot
+from capacity.sim import _cache  # noqa: F401  # a writable numba cache dir, even read-only
 
 # Twin of capacity.limits.meters.MIN_WAIT, defined here (not imported) because numba
 # freezes globals into its cached machine code and keys that cache to this file only;

@@ -1,0 +1,363 @@
+"""What every command shares: consoles, the one-line error edge, profile loading (paths,
+shipped names, ``-`` for stdin), options declared once, and output (table, JSON, CSV,
+HTML; stdout or ``-o FILE``)."""
+
+from __future__ import annotations
+
+import codecs
+import re
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console, Group, RenderableType
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
+from typer.core import TyperCommand
+
+from capacity.errors import CapacityError, ProfileError
+from capacity.profile.schema import Profile
+from capacity.render.format import ascii_fallback, safe
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+T = TypeVar("T")
+
+# Bytes read from standard input for a profile ("-"): the loader's own file-size rule
+# applies after this; this only stops an endless pipe from filling memory.
+MAX_STDIN_BYTES = 16 * 1024 * 1024
+
+codecs.register_error("capacity-ascii", ascii_fallback)
+
+
+def degrade_streams() -> None:
+    """On a terminal or pipe that cannot encode our glyphs (PYTHONIOENCODING=ascii, a
+    latin-1 locale), print ASCII look-alikes instead of failing with UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        enc = getattr(stream, "encoding", None) or "utf-8"
+        try:
+            "━◀✗×–≤±".encode(enc)
+        except (UnicodeEncodeError, LookupError):
+            reconfigure = getattr(stream, "reconfigure", None)
+            if reconfigure is not None:
+                reconfigure(errors="capacity-ascii")
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+def _fail(message: str) -> typer.Exit:
+    """Print one ``error:`` line (user text shown literally, control characters escaped)
+    on stderr; return the exit (code 2) for the caller to raise."""
+    line = Text("error:", style="bold red")
+    line.append(" " + safe(message))
+    err_console.print(line, soft_wrap=True)
+    return typer.Exit(2)
+
+
+def _run(fn: Callable[[], T]) -> T:
+    """Run a command body, turning user errors into one line on stderr and exit 2."""
+    try:
+        return fn()
+    except CapacityError as e:
+        raise _fail(str(e)) from None
+
+
+# -- profiles -----------------------------------------------------------------------------
+
+
+@contextmanager
+def _stdin_as_file(paths: Sequence[Path | str]) -> Iterator[list[str | Path]]:
+    """Replace ``-`` by a temporary file holding standard input (errors still say
+    ``<stdin>``)."""
+    import tempfile
+
+    out: list[str | Path] = []
+    tmp: Path | None = None
+    with tempfile.TemporaryDirectory(prefix="capacity-stdin-") as d:
+        for p in paths:
+            if str(p) == "-":
+                if tmp is None:
+                    data = sys.stdin.buffer.read(MAX_STDIN_BYTES + 1)
+                    if len(data) > MAX_STDIN_BYTES:
+                        raise CapacityError(f"<stdin>: more than {MAX_STDIN_BYTES:,} bytes; "
+                                            "a profile is far smaller")
+                    tmp = Path(d) / "stdin.yaml"
+                    tmp.write_bytes(data)
+                out.append(tmp)
+            else:
+                out.append(p)
+        try:
+            yield out
+        except ProfileError as e:
+            if tmp is not None and e.source == str(tmp):
+                raise ProfileError(e.rule, source="<stdin>", line=e.line,
+                                   path=e.path) from None
+            raise
+
+
+def resolve_paths(paths: Sequence[Path | str]) -> list[str | Path]:
+    """Each path as given when it exists (or is ``-``), else the shipped file of that name."""
+    from capacity.profile.shipped import resolve
+
+    return [resolve(p) for p in paths]
+
+
+def load(paths: Sequence[Path | str], overrides: Sequence[str] | None) -> Profile:
+    """Load and validate a profile (a base and overlays), as a CLI error edge."""
+    from capacity.profile.loader import load_profile
+
+    def go() -> Profile:
+        with _stdin_as_file(resolve_paths(paths)) as files:
+            return load_profile(files, list(overrides or ()))
+
+    return _run(go)
+
+
+_load = load  # the name other command modules import
+
+
+# -- options, declared once -----------------------------------------------------------------
+
+
+class Format(StrEnum):
+    """How a result is written."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class ReportFormat(StrEnum):
+    """How a result is written (commands that can also write the HTML report)."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+    html = "html"
+
+
+ProfilesArg = Annotated[
+    list[Path],
+    typer.Argument(help="Profile YAML file(s), a shipped profile's name, or - for stdin; "
+                        "later files are merged over earlier ones.",
+                   show_default=False, metavar="PROFILE"),
+]
+ProfileArg = Annotated[
+    Path, typer.Argument(help="Profile YAML file, a shipped profile's name, or - for stdin.",
+                         show_default=False, metavar="PROFILE")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a profile value: key.path=value (repeatable).",
+                 show_default=False, metavar="KEY=VALUE"),
+]
+FormatOpt = Annotated[Format | None, typer.Option(
+    "--format", "-f", help="Output format: table (default), json or csv.",
+    show_default=False, metavar="table|json|csv", case_sensitive=False)]
+ReportFormatOpt = Annotated[ReportFormat | None, typer.Option(
+    "--format", "-f", help="Output format: table (default), json, csv or html (a "
+    "self-contained report page).", show_default=False, metavar="table|json|csv|html",
+    case_sensitive=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Same as --format json.")]
+CsvOpt = Annotated[bool, typer.Option("--csv", help="Same as --format csv.")]
+OutputOpt = Annotated[Path | None, typer.Option(
+    "--output", "-o", help="Write the result to FILE instead of stdout.",
+    show_default=False, metavar="FILE", dir_okay=False)]
+VerboseOpt = Annotated[bool, typer.Option(
+    "--verbose", "-v", help="Also say which method computed each figure.")]
+
+
+class Method(StrEnum):
+    """Which model computes the ceiling."""
+
+    analytic = "analytic"
+    simulate = "simulate"
+    both = "both"
+
+
+MethodOpt = Annotated[Method, typer.Option(
+    "--method", help="analytic (fast), simulate (Monte Carlo N* with CI) or both.",
+    metavar="analytic|simulate|both")]
+ReplicationsOpt = Annotated[int, typer.Option(
+    "--replications", min=2, help="Independent simulation replications.", metavar="N")]
+HorizonOpt = Annotated[str, typer.Option(
+    "--horizon", help="Simulated time measured per replication (e.g. 1h, 30m).",
+    metavar="DURATION")]
+SeedOpt = Annotated[int | None, typer.Option(
+    "--seed", min=0, help="Seed of all randomness (default: fresh, printed).",
+    show_default=False, metavar="INT")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display on stderr.")]
+
+
+def output_format(fmt: str | None, as_json: bool, as_csv: bool = False) -> str:
+    """The one format asked for; conflicting flags are a usage error (exit 2)."""
+    asked = {f for f, on in ((fmt, fmt is not None), ("json", as_json), ("csv", as_csv)) if on}
+    if len(asked) > 1:
+        given = [f"--format {fmt}" if fmt else "", "--json" if as_json else "",
+                 "--csv" if as_csv else ""]
+        raise _fail(f"conflicting output formats: {' and '.join(g for g in given if g)}; "
+                    "give one")
+    return str(asked.pop()) if asked else "table"
+
+
+def check_output(output: Path | None) -> None:
+    """Refuse an output path that cannot be written, before any long computation."""
+    if output is None:
+        return
+    if output.is_dir():
+        raise _fail(f"--output {output}: is a directory")
+    if not output.parent.is_dir():
+        raise _fail(f"--output {output}: cannot write: no directory {str(output.parent)!r}")
+
+
+# -- output ----------------------------------------------------------------------------------
+
+_TRAILING = re.compile(r"[ \t]+((?:\x1b\[[0-9;]*m)*)$", re.MULTILINE)
+
+
+def _natural_width(target: Console, table: Table) -> int:
+    return Measurement.get(target, target.options.update(max_width=10_000), table).maximum
+
+
+def print_renderable(target: Console, renderable: RenderableType) -> None:
+    """Print a result: tables at their natural width when the terminal is narrower (a
+    number is never cut to ``8.4e…``), text wrapped to the terminal, no trailing spaces."""
+    parts = list(renderable.renderables) if isinstance(renderable, Group) else [renderable]
+    chunks = []
+    for part in parts:
+        width = target.width
+        if isinstance(part, Table) and part.box is not None:  # not a layout grid
+            width = max(width, _natural_width(target, part))
+        # Console.print never renders wider than the console: widen it for this table.
+        saved = target.__dict__.get("_width")
+        target.width = width
+        try:
+            with target.capture() as cap:
+                target.print(part, crop=False)
+        finally:
+            target.__dict__["_width"] = saved
+        chunks.append(cap.get())
+    target.file.write(_TRAILING.sub(r"\1", "".join(chunks)))
+    target.file.flush()
+
+
+def emit(result: Any, fmt: str, output: Path | None,
+         renderable: Callable[..., RenderableType], *, verbose: bool = False,
+         html: Callable[[], str] | None = None) -> None:
+    """Write ``result`` in ``fmt`` to stdout or ``output``."""
+    from capacity.render.report import to_csv, to_json
+
+    if fmt == "table":
+        text = None
+    elif fmt == "json":
+        text = to_json(result) + "\n"
+    elif fmt == "csv":
+        text = to_csv(result)
+    elif fmt == "html" and html is not None:
+        text = html()
+    else:  # pragma: no cover - the option types prevent it
+        raise _fail(f"--format {fmt}: not available here")
+    if output is None:
+        if text is None:
+            print_renderable(console, renderable(result, verbose))
+        else:
+            sys.stdout.write(text)
+        return
+    try:
+        with output.open("w", encoding="utf-8", newline="") as fh:
+            if text is None:
+                file_console = Console(file=fh, width=max(80, console.width),
+                                       highlight=False, color_system=None,
+                                       force_terminal=False)
+                print_renderable(file_console, renderable(result, verbose))
+            else:
+                fh.write(text)
+    except OSError as e:
+        raise _fail(f"--output {output}: cannot write: {e.strerror or e}") from None
+    if not err_console.is_terminal:
+        return
+    err_console.print(Text(f"wrote {safe(output)}"))
+
+
+# -- simulation settings and progress ---------------------------------------------------------
+
+
+def sim_settings(replications: int, horizon: str, seed: int | None) -> Any:
+    """Simulation settings from the shared options (a fresh seed when none is given)."""
+    import numpy as np
+
+    from capacity.model.dist import parse_duration
+    from capacity.whatif.ceiling import SimSettings
+
+    try:
+        horizon_s = parse_duration(horizon)
+    except ValueError as e:
+        raise _fail(f"--horizon: {e}") from None
+    if seed is None:
+        # A fresh seed, printed in the output so the run can be reproduced.
+        # Below 2**53 so the seed survives JSON tools that read numbers as doubles (jq).
+        seed = int(np.random.SeedSequence().entropy) % (2**53)  # type: ignore[arg-type]
+    return _run(lambda: SimSettings(seed=seed, replications=replications,
+                                    horizon_s=horizon_s))
+
+
+def simulating(fn: Callable[[Callable[[int], None] | None], T], *, quiet: bool,
+               total: int | None = None) -> T:
+    """Run ``fn(progress)`` under a progress display (unless quiet), as a user error edge."""
+    with progress_display("simulating", quiet, total) as progress:
+        return _run(lambda: fn(progress))
+
+
+COMPILING = "compiling the simulator, once (about 20 s)"
+
+
+@contextmanager
+def progress_display(label: str, quiet: bool,
+                     total: int | None = None) -> Iterator[Callable[[int], None] | None]:
+    """A rich progress display on stderr (a bar when the total is known, else a spinner
+    with a count); yields the callback the core calls with replications done so far.
+
+    The first simulation after installing compiles the engine (numba) before the first
+    replication: the display says so until the first replication is done.
+    """
+    if quiet or not err_console.is_terminal:
+        # Only a terminal gets the live display: piped stderr (CI logs, scripts) stays clean.
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from capacity.sim._cache import cache_is_warm
+
+    first = label if cache_is_warm() else COMPILING
+    columns = [SpinnerColumn(), TextColumn("{task.description}")]
+    if total is not None:
+        columns.append(BarColumn())
+    columns += [TextColumn("{task.completed:,} replications"), TimeElapsedColumn()]
+    # No stdout redirection: results go to stdout untouched while the display runs.
+    with Progress(*columns, console=err_console, transient=True, redirect_stdout=False,
+                  redirect_stderr=False) as bar:
+        task = bar.add_task(first, total=total)
+        yield lambda done: bar.update(task, completed=done, description=label)
+
+
+# -- help ----------------------------------------------------------------------------------
+
+_TYPE_TAG = re.compile(r" <(?:list\[)?(?:Path|str|int|float|bool)\]?>")
+_REQUIRED_ARG = re.compile(r"\{([A-Z][A-Z_.\[\]]*)\}")
+
+
+class HelpCommand(TyperCommand):
+    """A command whose --help shows metavars as written (``PROFILE...``), without the type
+    tags (``<list[Path]>``) and braces some Typer versions add."""
+
+    def get_help(self, ctx: Any) -> str:
+        """The help text, tidied (alignment kept: tags become spaces)."""
+        text = super().get_help(ctx)
+        text = _TYPE_TAG.sub(lambda m: " " * len(m.group()), text)
+        return _REQUIRED_ARG.sub(r"\1", text)
