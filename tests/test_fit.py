@@ -190,7 +190,7 @@ def test_families_are_recovered_by_aic() -> None:
     e = fit_continuous(rng.exponential(45.0, 4000), "duration")
     ln = fit_continuous(rng.lognormal(np.log(350), 0.75, 4000), "tokens")
     assert (u.family, e.family, ln.family) == ("uniform", "exponential", "lognormal")
-    assert u.dist.params == pytest.approx((4000, 9000), abs=15)
+    assert u.dist.params == pytest.approx((4000, 9000), abs=70)  # centred on the mean
     assert e.dist.mean == pytest.approx(45.0, rel=0.05)
     assert ln.dist.params[0] == pytest.approx(350, rel=0.05)
     assert all(f.ks <= ks_limit(f.n) and not f.weak for f in (u, e, ln))

@@ -1,8 +1,9 @@
 """Distribution fits: the profile's families by likelihood (AIC), checked by KS distance.
 
 For a continuous quantity (tokens, seconds) the candidates are the families a profile
-can write — ``uniform`` (MLE: the sample's range), ``exponential`` (MLE: the mean) and
-``lognormal`` (MLE: mean and sd of the logs) — ranked by AIC = 2k − 2·log-likelihood.
+can write — ``uniform`` (MLE: the sample's range; written unbiased and centred on the
+mean), ``exponential`` (MLE: the mean) and ``lognormal`` (MLE: mean and sd of the logs)
+— ranked by AIC = 2k − 2·log-likelihood.
 The best-ranked family whose Kolmogorov–Smirnov distance to the sample is acceptable
 wins; acceptable means at most the 1 % critical value 1.63/√n, or 0.02 when that is
 smaller (token counts are integers and durations are rounded, so a tiny, practically
@@ -164,20 +165,20 @@ def fit_continuous(x: NDArray[np.float64] | list[float], quantity: Quantity,
     if np.any(xs < 0) or not np.all(np.isfinite(xs)):
         raise ValueError("values must be finite and ≥ 0")
     mean = float(xs.mean())
-    if xs[-1] - xs[0] <= 1e-9 * max(1.0, abs(mean)):
-        return Fit(Distribution.fixed(float(xs[0]), quantity), "fixed", n, 0.0, {},
-                   _weak(n), xs)
     censored = cap is not None and bool(np.any(xs >= cap))
     below = xs < cap if censored and cap is not None else np.ones(n, dtype=bool)
     n_unc = int(below.sum())
+    if xs[-1] - xs[0] <= 1e-9 * max(1.0, abs(mean)):
+        return Fit(Distribution.fixed(float(xs[0]), quantity), "fixed", n, 0.0, {},
+                   _weak(n), xs)
     cands: dict[str, tuple[Distribution, float, int]] = {}
     lo, hi = float(xs[0]), float(xs[-1])
-    # The sample's range is the MLE; widening it by range/(n−1) at each end makes the
-    # bounds unbiased (the variance would otherwise be too small on small samples).
-    pad = (hi - lo) / (n - 1) if n > 1 else 0.0
-    ulo, uhi = max(0.0, lo - pad), hi + pad
-    if quantity != "duration":
-        ulo, uhi = float(round(ulo)), float(round(uhi))
+    # The sample's range is the MLE (its likelihood ranks the family); the bounds written
+    # are the range widened by range/(n−1) at each end (unbiased on small samples) and
+    # centred on the sample mean, which every ceiling depends on.
+    half = (hi - lo) * (n + 1) / (n - 1) / 2 if n > 1 else 0.0
+    centre = mean if not censored else (lo + hi) / 2
+    ulo, uhi = max(0.0, centre - half), centre + half
     cands["uniform"] = (Distribution("uniform", (ulo, uhi), quantity), -n * math.log(hi - lo),
                         2)
     if mean > 0 and n_unc > 0:
