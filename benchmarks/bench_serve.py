@@ -91,11 +91,15 @@ class Server:
              "--time-scale", str(time_scale), "--seed", "1", "--tool-probability", "0.5"],
             stdout=subprocess.PIPE, text=True, cwd=ROOT)
         assert self.p.stdout is not None
+        self.url = ""
         for line in self.p.stdout:
             if line.startswith("listening on"):
                 self.url = line.split()[2]
             if line.startswith("Ctrl-C"):
                 break
+        if not self.url:
+            self.p.wait()
+            raise RuntimeError("capacity serve did not start (see its error above)")
 
     def cpu_s(self) -> float:
         fields = Path(f"/proc/{self.p.pid}/stat").read_text().rsplit(")", 1)[1].split()

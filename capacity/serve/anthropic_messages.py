@@ -20,6 +20,7 @@ after the first start), ``message_delta`` with the stop reason and output usage,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from capacity.serve.behaviour import text_of
@@ -30,6 +31,7 @@ from capacity.serve.wire import (
     StreamParts,
     Usage,
     check_type,
+    n_groups,
     opt_bool,
     opt_positive_int,
     split_even,
@@ -168,6 +170,7 @@ def stream(p: Parsed, reply: Reply, u: Usage, groups: int) -> StreamParts:
         "usage": _usage(u, 1)}})
     ping = sse_event("ping", {"type": "ping"})
     pieces: list[bytes] = []
+    text_pieces: Iterable[bytes] | None = None
     if reply.is_tool_call:
         per_call = max(1, groups // len(reply.calls))
         head = start
@@ -192,14 +195,16 @@ def stream(p: Parsed, reply: Reply, u: Usage, groups: int) -> StreamParts:
         head = start + sse_event("content_block_start", {
             "type": "content_block_start", "index": 0,
             "content_block": {"type": "text", "text": ""}}) + ping
-        for a, b in split_even(u.completion_tokens, groups):
-            pieces.append(sse_event("content_block_delta", {
-                "type": "content_block_delta", "index": 0,
-                "delta": {"type": "text_delta", "text": text_of(a, b)}}))
+        text_pieces = (sse_event("content_block_delta", {
+            "type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": text_of(a, b)}})
+            for a, b in split_even(u.completion_tokens, groups))
         tail = sse_event("content_block_stop", {"type": "content_block_stop", "index": 0})
     tail += sse_event("message_delta", {
         "type": "message_delta",
         "delta": {"stop_reason": STOP_REASON[u.finish], "stop_sequence": None},
         "usage": {"output_tokens": u.completion_tokens}})
     tail += sse_event("message_stop", {"type": "message_stop"})
-    return StreamParts(head, pieces, tail)
+    if text_pieces is not None:
+        return StreamParts(head, text_pieces, n_groups(u.completion_tokens, groups), tail)
+    return StreamParts(head, pieces, len(pieces), tail)

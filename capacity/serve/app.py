@@ -333,7 +333,7 @@ class MockProvider:
             await resp.prepare(request)
             await asyncio.sleep(ttft_s / self.k)
             await resp.write(parts.head)
-            n = len(parts.pieces)
+            n = parts.n
             step = gen_wall / n if n else 0.0
             for i, piece in enumerate(parts.pieces):
                 if step > 0.0:

@@ -16,6 +16,7 @@ name), a chunk with ``finish_reason``, then — with ``include_usage`` — a chu
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from capacity.serve.behaviour import text_of
@@ -26,6 +27,7 @@ from capacity.serve.wire import (
     StreamParts,
     Usage,
     check_type,
+    n_groups,
     opt_bool,
     opt_positive_int,
     split_even,
@@ -191,6 +193,7 @@ def stream(p: Parsed, reply: Reply, u: Usage, groups: int) -> StreamParts:
                                              "finish_reason": finish}]})
 
     pieces: list[bytes] = []
+    text_pieces: Iterable[bytes] | None = None
     if reply.is_tool_call:
         head = chunk({"role": "assistant", "content": None, "refusal": None, "tool_calls": [
             {"index": i, "id": c.id, "type": "function",
@@ -204,10 +207,12 @@ def stream(p: Parsed, reply: Reply, u: Usage, groups: int) -> StreamParts:
                     {"index": i, "function": {"arguments": text[a:b]}}]}))
     else:
         head = chunk({"role": "assistant", "content": "", "refusal": None})
-        for a, b in split_even(u.completion_tokens, groups):
-            pieces.append(chunk({"content": text_of(a, b)}))
+        text_pieces = (chunk({"content": text_of(a, b)})
+                       for a, b in split_even(u.completion_tokens, groups))
     tail = chunk({}, u.finish)
     if p.include_usage:
         tail += sse_data({**base, "choices": [], "usage": _usage(u)})
     tail += b"data: [DONE]\n\n"
-    return StreamParts(head, pieces, tail)
+    if text_pieces is not None:
+        return StreamParts(head, text_pieces, n_groups(u.completion_tokens, groups), tail)
+    return StreamParts(head, pieces, len(pieces), tail)

@@ -18,6 +18,7 @@ Streams send the named events the SDK's accumulator expects: ``response.created`
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from capacity.serve.behaviour import text_of
@@ -28,6 +29,7 @@ from capacity.serve.wire import (
     StreamParts,
     Usage,
     check_type,
+    n_groups,
     opt_bool,
     opt_positive_int,
     split_even,
@@ -192,6 +194,8 @@ def stream(p: Parsed, reply: Reply, u: Usage, groups: int) -> StreamParts:
     head += ev("response.in_progress", {"response": _response(p, rid, created, "in_progress",
                                                               [], None)})
     pieces: list[bytes] = []
+    text_pieces: Iterable[bytes] | None = None
+    count = 0
     if reply.is_tool_call:
         per_call = max(1, groups // len(reply.calls))
         for i, (s, f) in enumerate(zip(start, final, strict=True)):
@@ -214,10 +218,14 @@ def stream(p: Parsed, reply: Reply, u: Usage, groups: int) -> StreamParts:
         head += ev("response.output_item.added", {"output_index": 0, "item": start[0]})
         head += ev("response.content_part.added", {"item_id": item_id, "output_index": 0,
                                                    "content_index": 0, "part": part})
-        for a, b in split_even(u.completion_tokens, groups):
-            pieces.append(ev("response.output_text.delta", {
-                "item_id": item_id, "output_index": 0, "content_index": 0,
-                "delta": text_of(a, b), "logprobs": []}))
+        count = n_groups(u.completion_tokens, groups)
+        first = seq
+        text_pieces = (sse_event("response.output_text.delta", {
+            "type": "response.output_text.delta", "sequence_number": first + j,
+            "item_id": item_id, "output_index": 0, "content_index": 0,
+            "delta": text_of(a, b), "logprobs": []})
+            for j, (a, b) in enumerate(split_even(u.completion_tokens, groups)))
+        seq += count  # the lazy deltas take the next sequence numbers
         text = text_of(0, u.completion_tokens)
         tail = ev("response.output_text.done", {"item_id": item_id, "output_index": 0,
                                                 "content_index": 0, "text": text,
@@ -229,4 +237,6 @@ def stream(p: Parsed, reply: Reply, u: Usage, groups: int) -> StreamParts:
     done = _response(p, rid, created, "completed", final, u)
     tail += ev("response.incomplete" if done["status"] == "incomplete"
                else "response.completed", {"response": done})
-    return StreamParts(head, pieces, tail)
+    if text_pieces is not None:
+        return StreamParts(head, text_pieces, count, tail)
+    return StreamParts(head, pieces, len(pieces), tail)

@@ -8,7 +8,7 @@ otherwise; both produce the same documents.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,23 +81,29 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class StreamParts:
-    """A stream as sent: ``head`` at the first token, ``pieces`` spread over the
-    generation time, ``tail`` after the last token."""
+    """A stream as sent: ``head`` at the first token, ``n`` ``pieces`` spread over the
+    generation time, ``tail`` after the last token.
+
+    ``pieces`` is consumed once and may be lazy: a long answer's events are built as they
+    are sent, so a held stream costs its connection, not its whole text.
+    """
 
     head: bytes
-    pieces: list[bytes]
+    pieces: Iterable[bytes]
+    n: int
     tail: bytes
 
 
-def split_even(n: int, groups: int) -> list[tuple[int, int]]:
-    """``[0, n)`` cut into ``groups`` contiguous non-empty ranges (fewer if ``n`` is small)."""
-    groups = max(1, min(groups, n))
-    out = []
-    for g in range(groups):
-        a, b = n * g // groups, n * (g + 1) // groups
-        if b > a:
-            out.append((a, b))
-    return out
+def n_groups(n: int, groups: int) -> int:
+    """How many ranges :func:`split_even` yields."""
+    return min(max(1, groups), n) if n > 0 else 0
+
+
+def split_even(n: int, groups: int) -> Iterator[tuple[int, int]]:
+    """``[0, n)`` cut into :func:`n_groups` contiguous non-empty ranges, lazily."""
+    g = n_groups(n, groups)
+    for i in range(g):
+        yield n * i // g, n * (i + 1) // g
 
 
 def check_type(value: Any, types: type | tuple[type, ...], param: str, what: str) -> None:
