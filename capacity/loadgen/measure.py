@@ -65,6 +65,8 @@ class Recorder:
     occupancy: list[tuple[float, int, int]] = field(default_factory=list)
     lag: list[float] = field(default_factory=list)
     usage_mismatch: int = 0
+    # Agent mode: the LLM endpoint's own counters over the measured interval.
+    llm: dict[str, float] = field(default_factory=dict)
 
     def merge(self, other: Recorder | dict[str, Any]) -> None:
         """Add another shard's records (a Recorder or its :meth:`to_wire` form)."""
@@ -75,20 +77,22 @@ class Recorder:
         self.occupancy.extend(o.occupancy)
         self.lag.extend(o.lag)
         self.usage_mismatch += o.usage_mismatch
+        for k, v in o.llm.items():
+            self.llm[k] = self.llm.get(k, 0.0) + v
 
     def to_wire(self) -> dict[str, Any]:
         """JSON/pickle-friendly form."""
         return {"turns": [list(t) for t in self.turns], "open_turns": self.open_turns,
                 "successes": [list(s) for s in self.successes],
                 "occupancy": [list(o) for o in self.occupancy], "lag": self.lag,
-                "usage_mismatch": self.usage_mismatch}
+                "usage_mismatch": self.usage_mismatch, "llm": self.llm}
 
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> Recorder:
         return cls([tuple(t) for t in d["turns"]], list(d["open_turns"]),  # type: ignore[misc]
                    [tuple(s) for s in d["successes"]],  # type: ignore[misc]
                    [tuple(o) for o in d["occupancy"]], list(d["lag"]),  # type: ignore[misc]
-                   int(d.get("usage_mismatch", 0)))
+                   int(d.get("usage_mismatch", 0)), dict(d.get("llm", {})))
 
 
 @dataclass(frozen=True, slots=True)

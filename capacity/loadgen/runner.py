@@ -232,6 +232,11 @@ def run_loadtest(profile: Profile, cfg: LoadtestConfig, grid: list[int], *,
             rec, interrupted, horizon = measure(profile, cfg, n)
         t0 = cfg.warmup_s
         metrics, counts, lag = summarise(rec, t0, t0 + max(horizon, 1e-9))
+        if cfg.agent_url:
+            from .agent import agent_metrics
+
+            agent_metrics(metrics, rec.llm, max(horizon, 1e-9), counts["turns"])
+            counts["attempts"] = int(rec.llm.get("ok", 0) + rec.llm.get("rejected", 0))
         point = LoadPoint(n, metrics, counts, lag, horizon, interrupted=interrupted)
         point = judge(point, targets)
         if predicted and not interrupted:

@@ -1,0 +1,58 @@
+"""--agent-url: the example LangGraph agent (examples/agent_service), served over HTTP and
+pointed at an in-process capacity serve, load-tested as users see it; its measured 429
+fraction (read from the mock's /metrics) beside the prediction for the profile that
+describes it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from capacity import load_profile
+from capacity.serve import ServeOptions, ServerThread
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILE = ROOT / "examples" / "agent_service" / "profile.yaml"
+K = 40.0
+
+
+@pytest.fixture(name="mock")
+def _mock() -> Iterator[ServerThread]:
+    srv = ServerThread(load_profile([PROFILE]), ServeOptions(time_scale=K, seed=4))
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.close()
+
+
+def test_langgraph_agent_under_load(mock: ServerThread) -> None:
+    sys.path.insert(0, str(ROOT / "examples" / "agent_service"))
+    try:
+        from agent import AgentServer
+    finally:
+        sys.path.pop(0)
+    with AgentServer(mock.openai_base_url) as agent:
+        r = subprocess.run(
+            [sys.executable, "-m", "capacity", "loadtest", str(PROFILE), "--target",
+             mock.url, "--agent-url", agent.url, "--sessions", "1,6", "--time-scale",
+             str(K), "--duration", "400s", "--warmup", "40s", "--seed", "3", "--json",
+             "--replications", "10"], capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    under, over = data["points"]
+    for pt in (under, over):
+        m = pt["measured"]["metrics"]
+        assert pt["measured"]["counts"]["turns"] > 10
+        # Each turn is a tool call then an answer: two successful LLM calls.
+        assert m["calls_per_turn"] == pytest.approx(2.0, abs=0.25)
+        a = pt["compare"]["attempt_429_fraction"]
+        assert a["run_lo"] - 0.05 <= a["measured"] <= a["run_hi"] + 0.05, (pt["sessions"], a)
+    assert under["meets"] and not over["meets"]
+    assert data["measured_ceiling"]["bracket"] == [1, 6]
+    assert data["predicted_ceiling"]["n_star"] >= 1
