@@ -76,7 +76,10 @@ def _reference(path: Path | None) -> tuple[dict[str, Any], dict[str, int], set[s
         return {}, {}, set()
     prof = load_profile(path)  # validates: a bad reference is an input error, exit 2
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    mts = {m: s.max_tokens for m, s in prof.models.items() if s.max_tokens is not None}
+    mts: dict[str, int] = {}
+    for m, spec in prof.models.items():
+        if spec.max_tokens is not None:
+            mts[m] = spec.max_tokens
     charging = {m for q in prof.quotas.values()
                 if q.charge_max_tokens and {"tpm", "otpm", "tpd"} & set(q.limits())
                 for m in q.models}
