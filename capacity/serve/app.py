@@ -23,12 +23,15 @@ carries the remaining/reset headers, takes ``ttft + tokens / tokens_per_second``
 time scale) and is settled with its actual output when it ends (also when the client
 goes away mid-stream).
 
-Why aiohttp (measured, see README "Point your agent at the mock"): on one core a minimal
-JSON endpoint runs at about the same rate on aiohttp as on starlette+uvicorn (≈ 10–12 k
-requests per CPU-second each, ``wrk``), and with a realistic agent request JSON parsing
-dominates either way; aiohttp is one dependency instead of three, gives direct control of
-the listen backlog and of handler cancellation on disconnect, and is also the load
-generator's HTTP client.
+Why aiohttp: measured here (one-off, 2-core machine; a POST endpoint that parses the body
+with orjson and answers JSON, 32 connections from an aiohttp client in another process),
+aiohttp 3.14 served 15.1 k tiny / 13.1 k agent-sized (4.3 KB) requests per server
+CPU-second, starlette 1.10 + uvicorn 0.54 (default install, h11 parser) 5.7 k / 5.3 k;
+``../shared/reference`` measured uvicorn with uvloop + httptools at ≈ 12 k against aiohttp +
+uvloop at 10–12 k: starlette+uvicorn is at best a tie, with three dependencies instead
+of one. aiohttp also gives direct control of the listen backlog and of handler
+cancellation when a client disconnects, and it is the load generator's HTTP client. The whole mock costs ≈ 250 µs of
+CPU per agent request (``benchmarks/bench_serve.py``), so the framework is not the limit.
 """
 
 from __future__ import annotations
