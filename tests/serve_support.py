@@ -21,7 +21,8 @@ CLAUDE = "mock-claude"
 
 def profile(*, rpm: float = 100_000, tpm: float = 100_000_000, window: str = "60s",
             claude_rpm: float = 100_000, output_tokens: Any = None,
-            extra_quotas: dict[str, Any] | None = None) -> Profile:
+            extra_quotas: dict[str, Any] | None = None,
+            charge_max_tokens: bool = False) -> Profile:
     """Two models (OpenAI-like and Anthropic-like), one quota each."""
     if output_tokens is None:
         output_tokens = {"uniform": [5, 40]}
@@ -33,7 +34,8 @@ def profile(*, rpm: float = 100_000, tpm: float = 100_000_000, window: str = "60
         },
         "quotas": {
             "oai": {"models": [GPT], "rpm": rpm, "tpm": tpm,
-                    "enforcement": {"type": "fixed_window", "window": window}},
+                    "enforcement": {"type": "fixed_window", "window": window},
+                    "charge_max_tokens": charge_max_tokens},
             "ant": {"models": [CLAUDE], "rpm": claude_rpm, "itpm": 10_000_000,
                     "otpm": 1_000_000, "cached_input_exempt": True,
                     "enforcement": {"type": "token_bucket", "burst": "60s"}},

@@ -315,3 +315,49 @@ def test_metrics_format_and_reset(srv: Any, http: Any) -> None:
     m = metrics(srv.url)
     assert metric_sum(m, "capacity_mock_requests_total") == 0
     assert math.isclose(m["capacity_mock_retries_seen_total"], 0)
+
+
+def test_provider_option_picks_header_dialect() -> None:
+    with serving(provider="anthropic") as srv, httpx2.Client(base_url=srv.url) as http:
+        r = http.post("/v1/chat/completions", json=OK_CHAT)
+        assert r.status_code == 200
+        assert r.headers["anthropic-ratelimit-requests-limit"] == "100000"
+        assert "x-ratelimit-limit-requests" not in r.headers
+    with serving(provider="azure") as srv, httpx2.Client(base_url=srv.url) as http:
+        r = http.post("/v1/chat/completions", json=OK_CHAT)
+        assert set(k for k in r.headers if k.startswith("x-ratelimit")) == {
+            "x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens"}
+
+
+def test_request_that_can_never_fit_is_not_retried() -> None:
+    import openai
+
+    # 10,000 tokens per minute; a request reserving max_tokens 20,000 can never fit.
+    with serving(profile(tpm=10_000, charge_max_tokens=True)) as srv, \
+            openai.OpenAI(base_url=srv.openai_base_url, api_key="mock") as client:
+        with pytest.raises(openai.RateLimitError) as e:
+            client.chat.completions.create(model=GPT, messages=OK_CHAT["messages"],
+                                           max_tokens=20_000)
+        h = e.value.response.headers
+        assert h["x-should-retry"] == "false" and "retry-after" not in h
+        assert "Request too large" in e.value.message
+        m = metrics(srv.url)
+    assert metric_sum(m, "capacity_mock_requests_total", status="429") == 1  # no retries
+    assert metric_sum(m, "capacity_mock_rate_limited_total", slot="oai.tpm") == 1
+
+
+def test_profile_fan_out_sets_parallel_calls() -> None:
+    from capacity import profile_from_dict
+
+    prof = profile_from_dict({
+        "models": {GPT: {"ttft": "10ms", "tokens_per_second": 1000}},
+        "quotas": {"q": {"models": [GPT], "rpm": 100_000}},
+        "session": {"think_time": "1s", "turns": {"t": {"steps": [
+            {"parallel": {"count": 4, "call": {"model": GPT, "input_tokens": 100,
+                                               "output_tokens": 10}}}]}}}})
+    with serving(prof) as srv, httpx2.Client(base_url=srv.url) as http:
+        r = http.post("/v1/chat/completions", json={**OK_CHAT, "tools": [WEATHER_TOOL]})
+        assert len(r.json()["choices"][0]["message"]["tool_calls"]) == 4
+        r = http.post("/v1/chat/completions", json={**OK_CHAT, "tools": [WEATHER_TOOL],
+                                                    "parallel_tool_calls": False})
+        assert len(r.json()["choices"][0]["message"]["tool_calls"]) == 1
