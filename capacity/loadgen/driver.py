@@ -232,7 +232,7 @@ class SessionDriver:
             raise
         except TargetError as e:
             self._fail(e)
-        except Exception as e:  # noqa: BLE001 - any other failure ends the run, reported
+        except Exception as e:
             self._fail(TargetError(_describe(e, self.cfg.target)))
 
     async def _session_loop(self, k: int) -> None:

@@ -183,11 +183,11 @@ class TurnSampler:
         raise TypeError(f"unknown step {step!r}")  # pragma: no cover - validated profile
 
     def _call(self, call: CallSpec, rng: np.random.Generator) -> CallPlan:
-        tin = int(math.floor(draw(call.input_tokens, rng) + 0.5))
-        tout = int(math.floor(draw(call.output_tokens, rng) + 0.5))
+        tin = math.floor(draw(call.input_tokens, rng) + 0.5)
+        tout = math.floor(draw(call.output_tokens, rng) + 0.5)
         return CallPlan(
             name=call.name or call.model, model=call.model, input_tokens=tin,
-            cached_tokens=int(math.floor(call.cached_input_fraction * tin + 0.5)),
+            cached_tokens=math.floor(call.cached_input_fraction * tin + 0.5),
             output_tokens=tout, max_tokens=self.profile.max_tokens_for(call))
 
 

@@ -26,8 +26,17 @@ from typing import Any, Literal
 from ..errors import CapacityError
 from .plan import CallPlan
 
-__all__ = ["CHARS_PER_TOKEN", "Conversation", "Reply", "Request", "TargetError",
-           "build_request", "parse_reply", "parse_retry_after", "normalise_target"]
+__all__ = [
+    "CHARS_PER_TOKEN",
+    "Conversation",
+    "Reply",
+    "Request",
+    "TargetError",
+    "build_request",
+    "normalise_target",
+    "parse_reply",
+    "parse_retry_after",
+]
 
 Provider = Literal["openai", "azure", "anthropic"]
 CHARS_PER_TOKEN = 4

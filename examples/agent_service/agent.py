@@ -25,7 +25,7 @@ import argparse
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any, TypedDict
+from typing import Annotated, Any, TypedDict
 
 from aiohttp import web
 from langchain_core.messages import AnyMessage, HumanMessage
@@ -34,7 +34,6 @@ from langchain_openai import ChatOpenAI
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.prebuilt import ToolNode, tools_condition
-from typing_extensions import Annotated
 
 
 @tool
@@ -76,7 +75,7 @@ def build_app(llm_base_url: str, model: str = "mock-gpt") -> web.Application:
         try:
             out = await agent.ainvoke({"messages": [HumanMessage(message)]},
                                       {"recursion_limit": 12})
-        except Exception as e:  # noqa: BLE001 - the LLM failed after the SDK's retries
+        except Exception as e:
             return web.json_response({"error": f"{type(e).__name__}: {e}"[:300]}, status=502)
         msgs = out["messages"]
         calls = sum(len(getattr(m, "tool_calls", None) or []) for m in msgs)
