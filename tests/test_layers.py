@@ -20,6 +20,7 @@ PURE_LAYERS = ("capacity.profile", "capacity.model", "capacity.limits")
 PURE_FORBIDDEN = ("numba", "scipy", "typer", "rich")
 UI_LAYERS = ("capacity.cli", "capacity.render")
 UI_LIBS = ("typer", "rich")
+ENTRY_POINTS = ("capacity.__main__", "capacity.loadgen.locustfile")
 
 
 def _modules() -> list[str]:
@@ -29,8 +30,9 @@ def _modules() -> list[str]:
             "pkgutil.walk_packages(capacity.__path__, 'capacity.'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
-    # __main__ runs the CLI when imported: it is the CLI's entry point, not a module.
-    return ["capacity", *(m for m in json.loads(out.stdout) if m != "capacity.__main__")]
+    # Entry points run a program when imported (the CLI; the locustfile Locust's own
+    # processes load with their run's settings): not modules to import alone.
+    return ["capacity", *(m for m in json.loads(out.stdout) if m not in ENTRY_POINTS)]
 
 
 def _in(name: str, layers: tuple[str, ...]) -> bool:
@@ -55,6 +57,8 @@ def _source(module: str) -> Path:
 def _top_level_imports(module: str) -> list[tuple[str, int]]:
     """Absolute names of the capacity modules ``module`` imports at load time (ignoring
     ``if TYPE_CHECKING:`` blocks and imports inside functions)."""
+    if not _source(module).exists():  # a compiled extension: no Python imports to read
+        return []
     tree = ast.parse(_source(module).read_text())
     pkg = module if _source(module).name == "__init__.py" else module.rpartition(".")[0]
     out: list[tuple[str, int]] = []
@@ -156,5 +160,6 @@ def test_walk_finds_every_source_file() -> None:
     files = {".".join(("capacity", *p.relative_to(PKG).with_suffix("").parts))
              .removesuffix(".__init__") for p in PKG.rglob("*.py")
              if "__pycache__" not in p.parts and p.name != "__main__.py"}
+    files -= set(ENTRY_POINTS)
     assert files <= set(_modules()) | {"capacity"}
     assert pkgutil.resolve_name("capacity.limits.limiter:Limiter").__name__ == "Limiter"

@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from capacity import load_profile, profile_from_dict
 from capacity.errors import CapacityError
 from capacity.model.dist import Distribution
+from capacity.profile.loader import load_profile, profile_from_dict
 
 from .families import KS_FLOOR
 from .fitter import CallFit, FitResult, StepFit
