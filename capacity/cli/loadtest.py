@@ -135,7 +135,7 @@ def loadtest(
         import aiohttp  # noqa: F401
     except ImportError:
         raise _fail("capacity loadtest needs the 'loadtest' extra: "
-                    "pip install 'capacity[loadtest]'") from None
+                    "pip install 'llm-capacity[loadtest]'") from None
     if seed is None:
         import numpy as np
 

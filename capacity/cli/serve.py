@@ -73,7 +73,7 @@ def serve_command(
         from capacity.serve import MockServer, ServeOptions
     except ImportError as e:
         raise _fail(f"capacity serve needs the 'serve' extra ({e.name} is missing): "
-                    "pip install 'capacity[serve]'") from None
+                    "pip install 'llm-capacity[serve]'") from None
     profile = _load(profiles, overrides)
     try:
         options = ServeOptions(time_scale=time_scale, seed=seed, provider=provider.value,
