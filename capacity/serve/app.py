@@ -52,7 +52,7 @@ from aiohttp import web
 from capacity.limits import Clock, Decision, Limiter, Request, WallClock, render_headers
 from capacity.profile.schema import Profile
 from capacity.serve import anthropic_messages, openai_chat, responses
-from capacity.serve.behaviour import ModelBehaviour, estimate_prompt_tokens
+from capacity.serve.behaviour import ModelBehaviour, estimate_prompt_tokens, read_hints
 from capacity.serve.errors import Api, ApiError, bad, error_body
 from capacity.serve.history import decide, new_id
 from capacity.serve.metrics import Metrics, retry_bucket
@@ -265,15 +265,28 @@ class MockProvider:
     async def _generate(self, request: web.Request, ep: _Endpoint, parsed: Parsed,
                         model: str, size: int) -> web.StreamResponse:
         opts = self.options
-        plan = self.behaviours[model].plan(self.rng, parsed.max_tokens)
+        try:
+            # A load generator's hint headers name the call's tokens (behaviour docstring).
+            hints = read_hints(request.headers)
+        except ApiError as e:
+            return self._error(ep.api, e, request)
+        plan = self.behaviours[model].plan(self.rng, parsed.max_tokens, hints.output_tokens)
         try:
             reply = decide(parsed.view, self.rng, tool_probability=opts.tool_probability,
                            n_calls=plan.tool_calls,
                            id_prefix="toolu_" if ep.api == "anthropic" else "call_")
         except ApiError as e:  # a tool schema no arguments can be generated for
             return self._error(ep.api, e, request)
-        prompt = estimate_prompt_tokens(size)
-        cached = int(prompt * plan.cached_fraction)
+        prompt = (estimate_prompt_tokens(size) if hints.input_tokens is None
+                  else hints.input_tokens)
+        if hints.cached_tokens is None:
+            cached = int(prompt * plan.cached_fraction)
+        elif hints.cached_tokens <= prompt:
+            cached = hints.cached_tokens
+        else:
+            return self._error(ep.api, bad(
+                "x-capacity-cached-tokens", f"{hints.cached_tokens} cached tokens exceed "
+                f"the request's {prompt} prompt tokens"), request)
         finish = ("tool_calls" if reply.is_tool_call
                   else "length" if plan.truncated else "stop")
         usage = Usage(prompt, cached, plan.output_tokens, finish)

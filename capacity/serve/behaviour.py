@@ -17,12 +17,22 @@ character count of your request"), applied to the whole body so that tool defini
 and message framing count too, and free to compute (no tokenizer, no second walk over
 the messages). Cached prompt tokens are that estimate times the drawn call's
 ``cached_input_fraction``.
+
+Hint headers (:func:`read_hints`): a client that knows which call of the profile a
+request stands for — ``capacity loadtest`` draws every call as the simulator does — may
+send ``x-capacity-output-tokens``, ``x-capacity-input-tokens`` and
+``x-capacity-cached-tokens`` (whole tokens). When present they replace the draws and
+estimates above (output still cut at ``max_tokens``), for latency, ``usage`` and the
+quota charge alike: the mock then times and charges the request exactly as the simulator
+does, and a retry of it carries the same tokens (a fresh draw per attempt would let a
+large request refused for its size slip in on a smaller redraw). Real clients never send
+them and get the draws.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,8 +47,8 @@ from capacity.profile.schema import (
     Step,
 )
 
-__all__ = ["DEFAULT_OUTPUT_TOKENS", "ModelBehaviour", "Plan", "estimate_prompt_tokens",
-           "text_of"]
+__all__ = ["DEFAULT_OUTPUT_TOKENS", "HINT_HEADERS", "Hints", "ModelBehaviour", "Plan",
+           "estimate_prompt_tokens", "read_hints", "text_of"]
 
 DEFAULT_OUTPUT_TOKENS = 64
 """Output tokens of a model that no call of the profile uses."""
@@ -47,6 +57,45 @@ DEFAULT_OUTPUT_TOKENS = 64
 def estimate_prompt_tokens(body_bytes: int) -> int:
     """Prompt tokens of a request whose body is ``body_bytes`` long: ``ceil(bytes / 4)``."""
     return max(1, math.ceil(body_bytes / 4))
+
+
+HINT_HEADERS = ("x-capacity-input-tokens", "x-capacity-cached-tokens",
+                "x-capacity-output-tokens")
+"""Optional request headers naming the call's tokens (see the module docstring)."""
+
+_MAX_HINT = 100_000_000  # no request is this large; bigger is a client bug, not a size
+
+
+@dataclass(frozen=True, slots=True)
+class Hints:
+    """Token counts a request's hint headers named (None: header absent)."""
+
+    input_tokens: int | None = None
+    cached_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+def read_hints(headers: Mapping[str, str]) -> Hints:
+    """The hint headers of a request; raises the 400 naming the header when one is not a
+    whole number of tokens in ``[0, 10^8]`` or the cached tokens exceed the input tokens."""
+    from capacity.serve.errors import bad
+
+    values: list[int | None] = []
+    for name in HINT_HEADERS:
+        raw = headers.get(name)
+        if raw is None:
+            values.append(None)
+            continue
+        text = raw.strip()
+        if not (text.isascii() and text.isdigit()) or int(text) > _MAX_HINT:
+            raise bad(name, f"expected a whole number of tokens from 0 to {_MAX_HINT}, "
+                            f"got {raw[:40]!r}")
+        values.append(int(text))
+    inp, cached, out = values
+    if inp is not None and cached is not None and cached > inp:
+        raise bad("x-capacity-cached-tokens", f"{cached} cached tokens exceed the "
+                  f"{inp} input tokens of x-capacity-input-tokens")
+    return Hints(inp, cached, out)
 
 
 # Generated text: one word per token, so usage and text agree in a way a reader can check.
@@ -171,11 +220,15 @@ class ModelBehaviour:
         self.fixed_tool_calls = tool_calls
         self.fanout = next((d for m, d in fanouts if m == model), None)
 
-    def plan(self, rng: np.random.Generator, max_tokens: int | None) -> Plan:
-        """Draw one response's behaviour (``max_tokens``: the request's, if it sent one)."""
+    def plan(self, rng: np.random.Generator, max_tokens: int | None,
+             output_tokens: int | None = None) -> Plan:
+        """Draw one response's behaviour (``max_tokens``: the request's, if it sent one;
+        ``output_tokens``: a hint that replaces the draw of the call and its output)."""
         cached = 0.0
         call_cap: int | None = self.default_max_tokens
-        if self.calls:
+        if output_tokens is not None:
+            drawn = float(output_tokens)
+        elif self.calls:
             i = int(rng.choice(len(self.calls), p=self.weights)) if len(self.calls) > 1 else 0
             call = self.calls[i]
             drawn = float(call.output_tokens.sample(rng, 1)[0])
