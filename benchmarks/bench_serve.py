@@ -114,7 +114,8 @@ class Server:
         return float("nan")
 
     def close(self) -> None:
-        self.p.send_signal(signal.SIGINT)
+        # SIGTERM, not SIGINT: a job started in the background (`&`) ignores SIGINT.
+        self.p.send_signal(signal.SIGTERM)
         self.p.wait(timeout=30)
         if self.p.stdout is not None:
             self.p.stdout.close()
