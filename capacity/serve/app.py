@@ -30,8 +30,9 @@ CPU-second, starlette 1.10 + uvicorn 0.54 (default install, h11 parser) 5.7 k / 
 ``../shared/reference`` measured uvicorn with uvloop + httptools at ≈ 12 k against aiohttp +
 uvloop at 10–12 k: starlette+uvicorn is at best a tie, with three dependencies instead
 of one. aiohttp also gives direct control of the listen backlog and of handler
-cancellation when a client disconnects, and it is the load generator's HTTP client. The whole mock costs ≈ 250 µs of
-CPU per agent request (``benchmarks/bench_serve.py``), so the framework is not the limit.
+cancellation when a client disconnects, and it is the load generator's HTTP client.
+The whole mock costs ≈ 250 µs of CPU per agent request (``benchmarks/bench_serve.py``),
+so the framework is not the limit.
 """
 
 from __future__ import annotations
