@@ -528,8 +528,10 @@ class MockServer:
 
     async def start(self) -> MockServer:
         """Bind and listen."""
+        # shutdown_timeout: on close, answers still running get 0.5 s, then are cut (a
+        # stream may have minutes to go; Ctrl-C must not wait for it).
         runner = web.AppRunner(build_app(self.provider), handler_cancellation=True,
-                               access_log=None)
+                               access_log=None, shutdown_timeout=0.5)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, backlog=self.provider.options.backlog,
                            reuse_address=True)
