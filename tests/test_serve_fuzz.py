@@ -281,3 +281,40 @@ def test_fuzz_leaves_server_answering_with_bounded_memory(proc: Proc) -> None:
     # few MB (a leak of even 10 KB per request would show as ~6 MB).
     assert rss_end - rss_warm < 8 * 1024, (rss_warm, rss_end)
     assert proc.popen.poll() is None
+
+
+def test_ctrl_c_does_not_wait_for_long_streams(tmp_path: Path) -> None:
+    # An 80 s answer is streaming when Ctrl-C arrives: the server cuts it and exits.
+    path = tmp_path / "slow.yaml"
+    path.write_text(PROFILE_YAML.replace("tokens_per_second: 400", "tokens_per_second: 50")
+                    .replace("max_tokens: 512", "max_tokens: 8000")
+                    .replace("{uniform: [5, 30]}", "4000"))
+    p = subprocess.Popen([sys.executable, "-m", "capacity", "serve", str(path), "--port", "0"],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout is not None
+        url = ""
+        for line in p.stdout:
+            if line.startswith("listening on"):
+                url = line.split()[2]
+            if line.startswith("Ctrl-C"):
+                break
+        proc = Proc(p, url, "")
+        body = json.dumps({"model": GPT, "stream": True, "max_tokens": 4000,
+                           "messages": [{"role": "user", "content": "hi"}]}).encode()
+        s = socket.create_connection(proc.host_port, timeout=10)
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\ncontent-type: "
+                  b"application/json\r\ncontent-length: " + str(len(body)).encode()
+                  + b"\r\n\r\n" + body)
+        assert s.recv(100).startswith(b"HTTP/1.1 200")
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=60) == 130
+        assert time.monotonic() - t0 < 20  # not the 80 s the answer had left
+        s.close()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        if p.stdout is not None:
+            p.stdout.close()
