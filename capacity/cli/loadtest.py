@@ -125,6 +125,9 @@ def loadtest(
                     "needs --time-scale 1")
     if client == Client.anthropic and provider != Provider.anthropic:
         provider = Provider.anthropic
+    if client == Client.openai and provider == Provider.anthropic:
+        raise _fail("--client openai speaks the OpenAI API: use --provider openai or azure "
+                    "(or --client anthropic)")
     if processes > 1 and profile.pacing is not None:
         raise _fail("--processes > 1 would split the profile's fleet-wide client pacing "
                     "between processes; run it in one process")
