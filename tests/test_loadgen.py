@@ -198,8 +198,10 @@ def test_garbage_target_is_one_line_exit_2(tmp_path: Path, answer: str) -> None:
         r = _cli(str(_write_small(tmp_path)), "--target", srv.url, "--sessions", "2",
                  "--duration", "20s", "--warmup", "0s", "--time-scale", "20", "--no-predict",
                  "--seed", "1")
-        # Everything the load generator sent went to the target's completion path.
-        assert srv.paths and set(srv.paths) == {"/v1/chat/completions"}
+        # Everything the load generator sent went to the target: its quota reset before
+        # the run, then its completion path.
+        assert srv.paths[0] == "/admin/reset"
+        assert set(srv.paths) == {"/admin/reset", "/v1/chat/completions"}
     assert r.returncode == 2, r.stderr
     err = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
     assert len(err) == 1 and "not" in err[0], r.stderr

@@ -113,24 +113,51 @@ def test_malformed_hint_is_a_400_naming_the_header(headers: dict[str, str],
         assert http.post("/v1/chat/completions", json=CHAT).status_code == 200
 
 
-def test_a_retry_carries_the_same_tokens() -> None:
-    """A request refused for its size is refused again on retry (no smaller redraw)."""
-    prof = profile_from_dict({
+def _otpm_profile() -> Any:
+    """One fast model (tokens are near free of time) under a 1,000 OTPM token bucket."""
+    return profile_from_dict({
         "name": "otpm", "models": {"m": {"ttft": "0s", "tokens_per_second": 100000}},
         "quotas": {"q": {"models": ["m"], "otpm": 1000,
                          "enforcement": {"type": "token_bucket", "burst": "60s"}}},
         "session": {"think_time": "1s", "turns": {"t": {"steps": [{"call": {
             "model": "m", "input_tokens": 100, "output_tokens": {"uniform": [1, 2000]},
             "max_tokens": 2000}}]}}}})
-    body = {"model": "m", "max_tokens": 2000, "messages": [{"role": "user", "content": "x"}]}
-    with serving(prof, time_scale=1.0) as srv, \
+
+
+OTPM_BODY = {"model": "m", "max_tokens": 2000,
+             "messages": [{"role": "user", "content": "x"}]}
+
+
+def test_a_retry_carries_the_same_tokens() -> None:
+    """A request refused for its size is refused again on retry (no smaller redraw)."""
+    with serving(_otpm_profile(), time_scale=1.0) as srv, \
             httpx2.Client(base_url=srv.url, timeout=30) as http:
         # 950 of the bucket's 1,000 tokens; it refills at 16.7 tokens per second.
-        assert http.post("/v1/chat/completions", json=body,
+        assert http.post("/v1/chat/completions", json=OTPM_BODY,
                          headers=hints(100, 0, 950)).status_code == 200
-        statuses = [http.post("/v1/chat/completions", json=body,
+        statuses = [http.post("/v1/chat/completions", json=OTPM_BODY,
                               headers=hints(100, 0, 600)).status_code for _ in range(5)]
         assert statuses == [429] * 5
         # One whose hinted output fits what is left is admitted.
-        assert http.post("/v1/chat/completions", json=body,
+        assert http.post("/v1/chat/completions", json=OTPM_BODY,
                          headers=hints(100, 0, 40)).status_code == 200
+
+
+def test_reset_starts_token_buckets_part_used() -> None:
+    """POST /admin/reset {"bucket_deficit": ...}: the simulator's steady-state start."""
+    with serving(_otpm_profile(), time_scale=1.0) as srv, \
+            httpx2.Client(base_url=srv.url, timeout=30) as http:
+        r = http.post("/admin/reset", json={"bucket_deficit": {"q.otpm": 1000}})
+        assert r.status_code == 200, r.text
+        r = http.post("/v1/chat/completions", json=OTPM_BODY, headers=hints(100, 0, 500))
+        assert r.status_code == 429
+        # Empty at the reset: 500 tokens refill in 30 s (1,000 per minute).
+        assert 29_000 < float(r.headers["retry-after-ms"]) <= 30_001
+        # A plain reset fills it again.
+        assert http.post("/admin/reset").status_code == 200
+        r = http.post("/v1/chat/completions", json=OTPM_BODY, headers=hints(100, 0, 900))
+        assert r.status_code == 200
+        for body in ({"bucket_deficit": {"q.rpm": 5}}, {"bucket_deficit": {"nope": 1}},
+                     {"bucket_deficit": {"q.otpm": -1}}, {"other": 1}, [1]):
+            r = http.post("/admin/reset", json=body)
+            assert r.status_code == 400 and r.json()["error"]["param"] == "bucket_deficit"

@@ -10,6 +10,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+import numpy as np
+
 from ..errors import CapacityError
 from ..profile.schema import DIMENSION_PERIOD_S, Profile
 from .driver import DriverConfig, SessionDriver
@@ -48,6 +50,7 @@ class LoadtestConfig:
     agent_template: str | None = None
     workers: int = 2
     deployments: dict[str, str] = field(default_factory=dict)
+    reset: bool = True
 
 
 def smallest_window_s(profile: Profile) -> float:
@@ -112,10 +115,10 @@ def measure(profile: Profile, cfg: LoadtestConfig, sessions: int) -> tuple[Recor
                                 else default_drain_s(profile, cfg.duration_s)),
         deployments=cfg.deployments)
     agent = (cfg.agent_url, cfg.agent_template) if cfg.agent_url else None
-    epoch = time.time()
     ids = list(range(sessions))
     if cfg.processes <= 1:
-        driver = make_driver(profile, dcfg, ids, epoch, agent, cfg.client)
+        driver = make_driver(profile, dcfg, ids, None, agent, cfg.client)
+        epoch = driver.origin_epoch
         interrupted = False
         try:
             asyncio.run(driver.run())
@@ -123,6 +126,7 @@ def measure(profile: Profile, cfg: LoadtestConfig, sessions: int) -> tuple[Recor
             interrupted = True
         rec = driver.rec
     else:
+        epoch = time.time()
         rec, interrupted = _measure_sharded(profile, dcfg, ids, cfg.processes, agent,
                                             cfg.client)
     horizon = cfg.duration_s
@@ -163,6 +167,60 @@ def _measure_sharded(profile: Profile, dcfg: DriverConfig, ids: list[int], proce
 
         raise TargetError(errors[0])
     return rec, interrupted
+
+
+def steady_start(profile: Profile, sessions: int, seed: int) -> dict[str, float]:
+    """Units missing from each token bucket when the simulator starts a replication of
+    ``sessions`` sessions (its steady-state start; 0 for buckets the load leaves full),
+    by slot key. Windows need no such start: their memory (≤ one window) is shorter than
+    any warm-up.
+
+    One draw of the simulator's own rule (``capacity.sim.engine``), seeded by (seed, N): a
+    measurement is one run, compared with the spread of single replications.
+    """
+    from ..sim.engine import _compile, _initial_use
+    from ..sim.kernels import LimiterArrays
+
+    c = _compile(profile)
+    if not any(s.kind == "token_bucket" for s in c.slots):
+        return {}
+    params = LimiterArrays.from_slots(c.slots, 0.0).params
+    u = float(np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(sessions, 1)))
+              .random())
+    deficit, _ = _initial_use(c, params, u, c.warm.start(sessions))
+    return {s.key: float(d) for s, d in zip(c.slots, deficit, strict=True)
+            if s.kind == "token_bucket"}
+
+
+def reset_target(target: str, deficit: dict[str, float], timeout_s: float = 10.0
+                 ) -> str | None:
+    """``POST /admin/reset`` to the target before an N: ``capacity serve`` then starts from
+    a fresh quota state with its token buckets at the simulator's steady-state start
+    (``deficit``), so no N inherits the previous one's state and both sides start alike.
+
+    Returns a note when the target has no such endpoint (not ``capacity serve``: its state
+    is what it is); raises :class:`TargetError` when it cannot be reached.
+    """
+    import aiohttp
+
+    from .protocol import TargetError
+
+    async def post() -> tuple[int, bytes]:
+        to = aiohttp.ClientTimeout(total=timeout_s)
+        async with aiohttp.ClientSession(timeout=to) as http, http.post(
+                target + "/admin/reset", json={"bucket_deficit": deficit}) as resp:
+            return resp.status, await resp.read()
+
+    try:
+        status, body = asyncio.run(post())
+    except (aiohttp.ClientError, OSError, TimeoutError) as e:
+        raise TargetError(f"cannot reach the target {target}: {e}") from None
+    if status == 200:
+        return None
+    if status == 400:
+        raise TargetError(f"the target refused the quota reset: {body[:200]!r}")
+    return (f"the target has no POST /admin/reset (HTTP {status}): its quota state was not "
+            "reset between N values")
 
 
 def predict(profile: Profile, sessions: int, cfg: LoadtestConfig) -> Any:
@@ -224,6 +282,11 @@ def run_loadtest(profile: Profile, cfg: LoadtestConfig, grid: list[int], *,
         lag_limit_s=limit, lag_fraction=LAG_FRACTION, targets=targets,
         agent_url=cfg.agent_url)
     for n in sorted(set(grid)):
+        if cfg.reset:
+            note = reset_target(normalise_target(cfg.target, cfg.provider),
+                                steady_start(profile, n, cfg.seed))
+            if note is not None and note not in result.notes:
+                result.notes.append(note)
         if cfg.engine == "locust":
             from .locust import run_locust
 

@@ -50,7 +50,15 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
-from capacity.limits import Clock, Decision, Limiter, Request, WallClock, render_headers
+from capacity.limits import (
+    Clock,
+    Decision,
+    Limiter,
+    Request,
+    TokenBucket,
+    WallClock,
+    render_headers,
+)
 from capacity.profile.schema import Profile
 from capacity.serve import anthropic_messages, openai_chat, responses
 from capacity.serve.behaviour import ModelBehaviour, estimate_prompt_tokens, read_hints
@@ -214,8 +222,27 @@ class MockProvider:
                             charset="utf-8", headers={"x-prometheus-format": "0.0.4"})
 
     async def reset(self, request: web.Request) -> web.Response:
-        """``POST /admin/reset``: fresh quota state (and counters with ``?metrics=true``)."""
+        """``POST /admin/reset``: fresh quota state (and counters with ``?metrics=true``).
+
+        An optional JSON body ``{"bucket_deficit": {"<slot key>": units}}`` starts token
+        buckets part-used instead of full — the simulator's steady-state start, which
+        ``capacity loadtest`` sends before each N so that both start alike (a full bucket
+        of a slow quota takes minutes of over-demand to drain, longer than a warm-up).
+        """
+        deficit: dict[str, float] = {}
+        raw = await request.read()
+        if raw.strip():
+            try:
+                deficit = _bucket_deficit(loads(raw), self.limiter)
+            except (JSONDecodeError, ValueError, UnicodeDecodeError) as e:
+                return self._error("openai", bad("bucket_deficit", str(e).splitlines()[0]
+                                                 [:200]), request)
         self.limiter.reset()
+        now = self.clock.now()
+        for slot, meter in zip(self.limiter.slots, self.limiter.meters, strict=True):
+            if slot.key in deficit and isinstance(meter, TokenBucket):
+                # A full bucket charged the deficit now: level = depth − deficit at `now`.
+                meter.charge(now, min(deficit[slot.key], meter.depth))
         zero = request.query.get("metrics", "").lower() in ("1", "true", "yes")
         if zero:
             self.metrics.reset()
@@ -427,6 +454,26 @@ class MockProvider:
                        "rate-limits to learn more.")
             err = ApiError(429, msg, code="rate_limit_exceeded")
         return self._error(ep.api, err, request, headers)
+
+
+def _bucket_deficit(body: Any, limiter: Limiter) -> dict[str, float]:
+    """The ``bucket_deficit`` of a reset body, checked (ValueError naming what is wrong)."""
+    if not isinstance(body, dict) or set(body) - {"bucket_deficit"}:
+        raise ValueError('expected {"bucket_deficit": {"<slot key>": units, ...}}')
+    d = body.get("bucket_deficit") or {}
+    if not isinstance(d, dict):
+        raise ValueError("expected an object of slot keys to units")
+    buckets = {s.key for s in limiter.slots if s.kind == "token_bucket"}
+    out: dict[str, float] = {}
+    for key, units in d.items():
+        if key not in buckets:
+            raise ValueError(f"{key!r} is not a token-bucket slot of the profile (those are: "
+                             f"{', '.join(sorted(buckets)) or 'none'})")
+        if isinstance(units, bool) or not isinstance(units, int | float) or \
+                not math.isfinite(units) or units < 0:
+            raise ValueError(f"{key}: expected a number of units ≥ 0, got {units!r}")
+        out[key] = float(units)
+    return out
 
 
 def _human(seconds: float) -> str:
