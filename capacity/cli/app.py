@@ -44,6 +44,7 @@ from capacity.cli.common import (
 )
 from capacity.cli.fit import fit_command
 from capacity.cli.loadtest import loadtest as loadtest_command
+from capacity.cli.sensitivity import sensitivity_command
 from capacity.cli.serve import serve_command
 from capacity.render.report import (
     ceiling_renderable,
@@ -435,6 +436,7 @@ def init_cmd(
 app.command(name="serve")(serve_command)
 app.command(name="loadtest")(loadtest_command)
 app.command(name="fit")(fit_command)
+app.command(name="sensitivity", cls=HelpCommand)(sensitivity_command)
 
 
 def main() -> None:
