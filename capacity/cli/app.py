@@ -433,9 +433,10 @@ def init_cmd(
                   soft_wrap=True)
 
 
-app.command(name="serve")(serve_command)
-app.command(name="loadtest")(loadtest_command)
-app.command(name="fit")(fit_command)
+app.command(name="serve", short_help="A quota-enforcing mock provider (HTTP).")(serve_command)
+app.command(name="loadtest", short_help="Drive sessions against an endpoint.")(
+    loadtest_command)
+app.command(name="fit", short_help="Write a profile from traces.")(fit_command)
 app.command(name="sensitivity", cls=HelpCommand)(sensitivity_command)
 
 

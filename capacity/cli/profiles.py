@@ -41,8 +41,7 @@ def list_shipped(fmt: str) -> None:
             grid.add_row(Text(f"  {safe(s.name)}"), Text(safe(s.description)))
     print_renderable(console, grid)
     console.print(Text("Use a name where a path is expected (capacity ceiling web-research), "
-                       "or copy one to edit: capacity init web-research", style="dim"),
-                  soft_wrap=True)
+                       "or copy one to edit: capacity init web-research", style="dim"))
 
 
 def validate_files(paths: list[Path], merge: bool, overrides: list[str] | None) -> int:

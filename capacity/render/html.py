@@ -113,7 +113,11 @@ def curve_svg(s: Any, width: int = 720, height: int = 320) -> str:
                    'stroke="#e5e5e5"/>')
         out.append(f'<text x="{left - 6}" y="{yy + 4:.1f}" font-size="11" '
                    f'text-anchor="end">{100 * 10.0 ** d:g}%</text>')
-    for n in ns if len(ns) <= 12 else ns[:: max(1, len(ns) // 10)]:
+    last = -1e9
+    for n in ns:
+        if x(n) - last < 28:  # labels closer than this would overlap
+            continue
+        last = x(n)
         out.append(f'<text x="{x(n):.1f}" y="{height - bottom + 16}" font-size="11" '
                    f'text-anchor="middle">{n}</text>')
     out.append(f'<text x="{(left + width - right) / 2:.0f}" y="{height - 6}" font-size="12" '

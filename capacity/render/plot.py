@@ -100,9 +100,9 @@ def sweep_figure(result: Any) -> Any:
         if any(r.simulated["call_failure_fraction"][0] > 0 for r in rows):
             # Why latency can dip past saturation: it is measured over every turn, and a
             # turn whose call runs out of retries is aborted early.
-            ax2.text(0.99, 0.02, "past saturation, turns aborted after their retries run "
+            ax2.text(0.01, 0.5, "past saturation, turns aborted after their retries run "
                      "out end early,\nso p95 latency can fall while failures rise",
-                     transform=ax2.transAxes, ha="right", va="bottom", fontsize=7,
+                     transform=ax2.transAxes, ha="left", va="center", fontsize=7,
                      color="0.35")
     axes[-1][0].set_xlabel("concurrent sessions N")
     fig.tight_layout()

@@ -39,9 +39,9 @@ def cell(text: object, style: str | None = None) -> Text:
     return Text(safe(text), style=style or "")
 
 
-def _table(title: object | None = None) -> Table:
-    return Table(title=cell(title) if title is not None else None, title_justify="left",
-                 box=box.HEAVY_HEAD)
+def _table(title: object) -> tuple[Text, Table]:
+    """A heading (wrapped like text, never squeezed to the table's width) and a table."""
+    return cell(title), Table(box=box.HEAVY_HEAD)
 
 
 def _num_col(t: Table, header: str) -> None:
@@ -79,7 +79,7 @@ def _where(b: ConstraintResult) -> str:
 def ceiling_renderable(r: CeilingResult, verbose: bool = False) -> Group:
     """Table, legend and plain-words summary for ``capacity ceiling``."""
     sim = r.simulated
-    table = _table(f"Ceilings for {r.profile} (sessions)")
+    head0, table = _table(f"Ceilings for {r.profile} (sessions)")
     _text_col(table, "constraint")
     for h in ("limit",):
         _num_col(table, h)
@@ -101,7 +101,7 @@ def ceiling_renderable(r: CeilingResult, verbose: bool = False) -> Group:
               "429s;")
     legend2 = ("simulated: N* [95% CI], closed loop with retries; ◀ binds first."
                if sim is not None else "◀ binds first.")
-    parts: list[RenderableType] = [table, _legend(legend), _legend(legend2)]
+    parts: list[RenderableType] = [head0, table, _legend(legend), _legend(legend2)]
 
     head = Text()
     head.append("Saturation point: ", style="bold")
@@ -214,7 +214,7 @@ def simulated_text(sim: Any, verbose: bool = False) -> Text:
 
 def explain_renderable(r: ExplainResult, verbose: bool = False) -> Group:
     """Tables for ``capacity explain``."""
-    t = _table(f"Per turn — {r.profile}")
+    t_head, t = _table(f"Per turn — {r.profile}")
     _text_col(t, "turn")
     for col in ("share", "calls", "input tok", "output tok", "latency", "p95"):
         _num_col(t, col)
@@ -232,7 +232,7 @@ def explain_renderable(r: ExplainResult, verbose: bool = False) -> Group:
            if c.mode == "think_time"
            else f"E[max(cadence {secs(c.pause_mean_s)}, turn)]")
         + f"; a session starts {60.0 / c.cycle_s:.3f} turns per minute.")
-    q = _table("Per-session spend and mean-value ceiling")
+    q_head, q = _table("Per-session spend and mean-value ceiling")
     _text_col(q, "constraint")
     for col in ("per turn", "per min", "limit", "mean ceiling"):
         _num_col(q, col)
@@ -244,12 +244,12 @@ def explain_renderable(r: ExplainResult, verbose: bool = False) -> Group:
                      "throttling.")
     legend2 = _legend("per turn / per min: units one session spends (requests or tokens).")
     note = _legend(f"Spreads and p95 from {r.sample_size:,} sampled turns (fixed seed).")
-    return Group(t, legend, cyc, q, legend2, note)
+    return Group(t_head, t, legend, cyc, q_head, q, legend2, note)
 
 
 def size_renderable(r: Any, verbose: bool = False) -> Group:
     """Table for ``capacity size``."""
-    t = _table(f"Quota needed for {r.sessions:,} sessions — {r.profile} "
+    head, t = _table(f"Quota needed for {r.sessions:,} sessions — {r.profile} "
                f"(≤{pct(r.target_429_fraction)} 429s)")
     _text_col(t, "constraint")
     _text_col(t, "enforced as")
@@ -265,7 +265,7 @@ def size_renderable(r: Any, verbose: bool = False) -> Group:
              f"{d.required_limit / d.current_limit:.2f}×" if d.raise_needed else "—",
              style="bold" if d.raise_needed else None)
     parts: list[RenderableType] = [
-        t, _legend("napkin needs: limit at which the mean rate fits; needs: with bursts, "
+        head, t, _legend("napkin needs: limit at which the mean rate fits; needs: with bursts, "
                    "at the target."),
         cell(r.summary())]
     if r.to_raise:
@@ -291,7 +291,7 @@ def compare_renderable(r: Any, verbose: bool = False) -> Group:
     """One row per variant for ``capacity compare`` (fits 80 columns for any count)."""
     rows = r.rows()
     sim = any(row["simulated"] is not None for row in rows)
-    t = _table("Compare (sessions; change against the first row)")
+    head, t = _table("Compare (sessions; change against the first row)")
     _text_col(t, "variant")
     for col in ("mean", "burst", *(("simulated",) if sim else ()), "ceiling", "change"):
         _num_col(t, col)
@@ -309,14 +309,14 @@ def compare_renderable(r: Any, verbose: bool = False) -> Group:
         cells.append(f"{x['binding_constraint']['quota']}.{x['binding_constraint']['dimension']}")
         _row(t, *cells)
     by = "simulated" if sim else "burst"
-    return Group(t, _legend(f"mean: the napkin; burst: with bursts; ceiling: the saturation "
+    return Group(head, t, _legend(f"mean: the napkin; burst: with bursts; ceiling: the saturation "
                             f"point ({by}); change: of the ceiling."))
 
 
 def sweep_renderable(r: Any, verbose: bool = False) -> Group:
     """Table for ``capacity sweep``; the saturation point's row is marked."""
     sim = any(row.simulated is not None for row in r.rows)
-    t = _table(f"Sweep — {r.profile} (binding {r.binding})")
+    head, t = _table(f"Sweep — {r.profile} (binding {r.binding})")
     _num_col(t, "sessions")
     _num_col(t, "429 model")
     if sim:
@@ -350,7 +350,7 @@ def sweep_renderable(r: Any, verbose: bool = False) -> Group:
     if sim:
         note += (f" Seed {r.seed}, {r.replications} replications × "
                  f"{format_duration(r.horizon_s)}.")
-    return Group(t, *legend, cell(note))
+    return Group(head, t, *legend, cell(note))
 
 
 # -- CSV -------------------------------------------------------------------------------
