@@ -266,3 +266,20 @@ def test_burst_beyond_quota_raises_rate_limit_error_after_retries() -> None:
         # POST /admin/reset: a fresh quota admits again.
         httpx2.post(srv.url + "/admin/reset").raise_for_status()
         assert client.chat.completions.create(model=GPT, messages=USER).choices
+
+
+def test_anthropic_async_stream_and_not() -> None:
+    async def main(url: str) -> None:
+        async with anthropic.AsyncAnthropic(base_url=url, api_key="mock") as client:
+            m = await client.messages.create(model=CLAUDE, max_tokens=50, messages=USER)
+            assert m.stop_reason == "end_turn" and m.content[0].text
+            async with client.messages.stream(model=CLAUDE, max_tokens=50,
+                                              messages=USER) as s:
+                text = "".join([t async for t in s.text_stream])
+            assert text
+            ms = await asyncio.gather(*[client.messages.create(
+                model=CLAUDE, max_tokens=50, messages=USER) for _ in range(20)])
+            assert len({x.id for x in ms}) == 20
+
+    with serving() as srv:
+        asyncio.run(main(srv.anthropic_base_url))
