@@ -1,4 +1,5 @@
-"""A real LangGraph agent (ChatOpenAI / ChatAnthropic + ToolNode) against the mock.
+"""A real LangGraph agent (ChatOpenAI on Chat Completions and on the Responses API,
+ChatAnthropic; + ToolNode) against the mock.
 
 The founding story's regression: a mock that always answers with the same tool call
 makes the agent loop until the recursion limit. With the history rule every turn ends,
@@ -70,6 +71,12 @@ def _openai(srv: Any, streaming: bool) -> ChatOpenAI:
                       max_retries=2, timeout=30, streaming=streaming, stream_usage=True)
 
 
+def _responses(srv: Any, streaming: bool) -> ChatOpenAI:
+    return ChatOpenAI(model=GPT, base_url=srv.openai_base_url, api_key="mock",
+                      max_retries=2, timeout=30, streaming=streaming,
+                      use_responses_api=True)
+
+
 def _anthropic(srv: Any, streaming: bool) -> ChatAnthropic:
     return ChatAnthropic(model=CLAUDE, base_url=srv.anthropic_base_url, api_key="mock",
                          max_retries=2, timeout=30, streaming=streaming, max_tokens=256)
@@ -98,7 +105,8 @@ def _run_turn(make: Callable[[Any, bool], Any], srv: Any, streaming: bool) -> li
     return out["messages"]
 
 
-@pytest.mark.parametrize("make", [_openai, _anthropic], ids=["ChatOpenAI", "ChatAnthropic"])
+@pytest.mark.parametrize("make", [_openai, _responses, _anthropic],
+                         ids=["ChatOpenAI", "ChatOpenAI-responses", "ChatAnthropic"])
 @pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
 @pytest.mark.parametrize(("options", "n_calls"), [
     ({"tool_probability": 0.0}, 0),
@@ -121,7 +129,8 @@ def test_agent_turn_terminates(make: Callable[[Any, bool], Any], streaming: bool
         assert len(ai[0].tool_calls) == n_calls and not ai[0].invalid_tool_calls
         assert len({c["id"] for c in ai[0].tool_calls}) == n_calls
         assert all(t.status == "success" for t in tools_run)  # arguments passed validation
-    assert metric_sum(m, "capacity_mock_requests_total", status="200") == len(ai)
+    api = {_openai: "chat", _responses: "responses", _anthropic: "messages"}[make]
+    assert metric_sum(m, "capacity_mock_requests_total", status="200", api=api) == len(ai)
 
 
 def test_many_turns_mixed_tool_use_all_terminate() -> None:
