@@ -99,6 +99,13 @@ def loadtest(
     overrides: Annotated[list[str] | None, typer.Option(
         "--set", help="Override a profile value: key.path=value (repeatable).",
         show_default=False)] = None,
+    log: Annotated[Path | None, typer.Option(
+        "--log", help="Write every call as a JSONL request log (capacity fit reads it; "
+        "wall-clock times: fit it with --time-scale K).", show_default=False)] = None,
+    reset: Annotated[bool, typer.Option(
+        "--reset/--no-reset", help="POST /admin/reset to the target before each N "
+        "(capacity serve: fresh quota state, token buckets at the simulator's "
+        "steady-state start; other targets: ignored).")] = True,
 ) -> None:
     """Drive closed-loop sessions shaped like the profile against an endpoint; measured
     metrics per N beside the simulator's, and the measured N* beside ceiling's."""
@@ -134,6 +141,10 @@ def loadtest(
     if engine == Engine.locust and (agent_url or client != Client.raw or processes > 1):
         raise _fail("--engine locust runs raw sessions only (no --agent-url, --client, "
                     "--processes: Locust's workers are its processes)")
+    if log is not None and (agent_url or engine == Engine.locust):
+        raise _fail("--log records the calls the sessions make themselves: with "
+                    "--agent-url the agent makes them (use capacity serve --log), and "
+                    "--engine locust does not write it")
     try:
         import aiohttp  # noqa: F401
     except ImportError:
@@ -156,7 +167,8 @@ def loadtest(
         warmup_s=default_warmup(profile) if warmup_s is None else warmup_s, seed=seed,
         replications=replications, processes=processes, engine=engine.value,  # type: ignore[arg-type]
         client=client.value, agent_url=agent_url,  # type: ignore[arg-type]
-        agent_template=agent_template, workers=workers)
+        agent_template=agent_template, workers=workers, reset=reset,
+        log=None if log is None else str(log))
     err_console.print(
         f"loadtest {profile.title}: N = {', '.join(map(str, grid))}; "
         f"{cfg.warmup_s:g}s warm-up + {duration_s:g}s measured (model time) at K = "

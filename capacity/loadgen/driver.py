@@ -43,6 +43,7 @@ from .plan import CallPlan, Node, ParPlan, SeqPlan, TurnSampler
 from .protocol import (
     Conversation,
     Provider,
+    Reply,
     TargetError,
     build_request,
     fork,
@@ -76,6 +77,7 @@ class DriverConfig:
     deployments: dict[str, str] = field(default_factory=dict)
     request_timeout_s: float = 600.0
     connect_timeout_s: float = 5.0
+    log_calls: bool = False
 
 
 def session_rngs(seed: int, k: int) -> tuple[np.random.Generator, np.random.Generator]:
@@ -239,11 +241,14 @@ class SessionDriver:
         rng, rng_retry = session_rngs(self.cfg.seed, k)
         await self.sleep_until(self.sampler.first_start(rng))
         conv = Conversation(k)
+        turn = 0
         while True:
             start = self.now()
             _, plan = self.sampler.draw_turn(rng)
             pause = self.sampler.draw_pause(rng)
-            rec = TurnRecord(start, math.nan)
+            rec = TurnRecord(start, math.nan, session=k, turn=turn,
+                             calls_log=[] if self.cfg.log_calls else None)
+            turn += 1
             measured = self.t0 <= start < self.t1
             if measured:
                 self.measured_open += 1
@@ -256,9 +261,36 @@ class SessionDriver:
             rec.end = self.now()
             del self._open_starts[k]
             self.rec.turns.append(rec.as_tuple())
+            if rec.calls_log is not None:
+                self.rec.calls.extend(rec.calls_log)
             if measured:
                 self.measured_open -= 1
             await self.sleep_until(self.sampler.next_start(start, rec.end, pause))
+
+    @staticmethod
+    def log_call(rec: TurnRecord, call: CallPlan, started: float, status: int,
+                 attempts: int, reply: Reply | None) -> None:
+        """One request-log line (:mod:`capacity.fit.jsonl`) for a call that has ended.
+
+        ``started``: Unix seconds of its first attempt (wall clock: at ``--time-scale K``
+        durations are K times short, read the log with ``capacity fit --time-scale K``).
+        """
+        if rec.calls_log is None:
+            return
+        line: dict[str, Any] = {
+            "session": rec.session, "turn": rec.turn, "start": started, "end": time.time(),
+            "model": call.model, "name": call.name, "status": status,
+            "retries": max(0, attempts - 1)}
+        if reply is not None:
+            line["input_tokens"] = reply.prompt_tokens
+            line["output_tokens"] = reply.completion_tokens
+            line["cached_input_tokens"] = min(reply.cached_tokens, reply.prompt_tokens)
+        else:
+            line.update(input_tokens=call.input_tokens, output_tokens=0,
+                        cached_input_tokens=call.cached_tokens)
+        if call.max_tokens is not None:
+            line["max_tokens"] = call.max_tokens
+        rec.calls_log.append(line)
 
     async def _node(self, node: Node, conv: Conversation, rec: TurnRecord,
                     rng: np.random.Generator) -> Conversation:
@@ -291,6 +323,7 @@ class SessionDriver:
             q0 = self.now()
             await gate.acquire()
             rec.pace_wait += self.now() - q0
+        started = time.time()
         try:
             k = 0
             while True:
@@ -311,6 +344,7 @@ class SessionDriver:
                     if reply.prompt_tokens != call.input_tokens:
                         self.rec.usage_mismatch += 1
                     conv.record(new, reply)
+                    self.log_call(rec, call, started, status, k + 1, reply)
                     return conv
                 if status == 429 or status >= 500:
                     if status == 429:
@@ -322,6 +356,7 @@ class SessionDriver:
                     if wait is None:
                         rec.failed = True
                         rec.calls_failed += 1
+                        self.log_call(rec, call, started, status, k, None)
                         return conv
                     await asyncio.sleep(wait / self.cfg.time_scale)
                     continue

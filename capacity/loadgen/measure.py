@@ -42,6 +42,11 @@ class TurnRecord:
     calls_failed: int = 0
     pace_wait: float = 0.0
     failed: bool = False
+    # For --log: the session and turn numbers, and the turn's calls as request-log lines
+    # (None when not logging); written only once the turn has ended.
+    session: int = 0
+    turn: int = 0
+    calls_log: list[dict[str, Any]] | None = None
 
     def as_tuple(self) -> tuple[float, float, int, int, int, int, float, bool]:
         return (self.start, self.end, self.calls, self.attempts, self.rejected,
@@ -67,6 +72,8 @@ class Recorder:
     usage_mismatch: int = 0
     # Agent mode: the LLM endpoint's own counters over the measured interval.
     llm: dict[str, float] = field(default_factory=dict)
+    # --log: one request-log line per call of every ended turn (capacity.fit.jsonl keys).
+    calls: list[dict[str, Any]] = field(default_factory=list)
 
     def merge(self, other: Recorder | dict[str, Any]) -> None:
         """Add another shard's records (a Recorder or its :meth:`to_wire` form)."""
@@ -79,20 +86,23 @@ class Recorder:
         self.usage_mismatch += o.usage_mismatch
         for k, v in o.llm.items():
             self.llm[k] = self.llm.get(k, 0.0) + v
+        self.calls.extend(o.calls)
 
     def to_wire(self) -> dict[str, Any]:
         """JSON/pickle-friendly form."""
         return {"turns": [list(t) for t in self.turns], "open_turns": self.open_turns,
                 "successes": [list(s) for s in self.successes],
                 "occupancy": [list(o) for o in self.occupancy], "lag": self.lag,
-                "usage_mismatch": self.usage_mismatch, "llm": self.llm}
+                "usage_mismatch": self.usage_mismatch, "llm": self.llm,
+                "calls": self.calls}
 
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> Recorder:
         return cls([tuple(t) for t in d["turns"]], list(d["open_turns"]),  # type: ignore[misc]
                    [tuple(s) for s in d["successes"]],  # type: ignore[misc]
                    [tuple(o) for o in d["occupancy"]], list(d["lag"]),  # type: ignore[misc]
-                   int(d.get("usage_mismatch", 0)), dict(d.get("llm", {})))
+                   int(d.get("usage_mismatch", 0)), dict(d.get("llm", {})),
+                   list(d.get("calls", [])))
 
 
 @dataclass(frozen=True, slots=True)

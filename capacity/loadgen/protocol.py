@@ -98,6 +98,7 @@ class Reply:
     text: str
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0
 
 
 @dataclass(slots=True)
@@ -278,13 +279,15 @@ def parse_reply(provider: Provider, data: Any) -> Reply:
             text = "".join(b.get("text", "") for b in data["content"]
                            if b.get("type") == "text")
             u = data["usage"]
-            prompt = int(u.get("input_tokens", 0)) + int(u.get("cache_read_input_tokens") or 0)
-            return Reply(ids, text, prompt, int(u["output_tokens"]))
+            cached = int(u.get("cache_read_input_tokens") or 0)
+            prompt = int(u.get("input_tokens", 0)) + cached
+            return Reply(ids, text, prompt, int(u["output_tokens"]), cached)
         msg = data["choices"][0]["message"]
         ids = [tc["id"] for tc in (msg.get("tool_calls") or [])]
         u = data["usage"]
+        details = u.get("prompt_tokens_details") or {}
         return Reply(ids, msg.get("content") or "", int(u["prompt_tokens"]),
-                     int(u["completion_tokens"]))
+                     int(u["completion_tokens"]), int(details.get("cached_tokens") or 0))
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
         shown = json.dumps(data)[:120] if not isinstance(data, str) else data[:120]
         raise TargetError(f"the target's answer is not a {provider} completion "

@@ -51,6 +51,7 @@ class LoadtestConfig:
     workers: int = 2
     deployments: dict[str, str] = field(default_factory=dict)
     reset: bool = True
+    log: str | None = None
 
 
 def smallest_window_s(profile: Profile) -> float:
@@ -113,7 +114,7 @@ def measure(profile: Profile, cfg: LoadtestConfig, sessions: int) -> tuple[Recor
         time_scale=cfg.time_scale, warmup_s=cfg.warmup_s, duration_s=cfg.duration_s,
         seed=cfg.seed, drain_s=(cfg.drain_s if cfg.drain_s is not None
                                 else default_drain_s(profile, cfg.duration_s)),
-        deployments=cfg.deployments)
+        deployments=cfg.deployments, log_calls=cfg.log is not None)
     agent = (cfg.agent_url, cfg.agent_template) if cfg.agent_url else None
     ids = list(range(sessions))
     if cfg.processes <= 1:
@@ -281,6 +282,38 @@ def run_loadtest(profile: Profile, cfg: LoadtestConfig, grid: list[int], *,
         duration_s=cfg.duration_s, seed=cfg.seed, replications=cfg.replications,
         lag_limit_s=limit, lag_fraction=LAG_FRACTION, targets=targets,
         agent_url=cfg.agent_url)
+    log = None
+    if cfg.log is not None:
+        from ..fit.jsonl import RequestLogWriter
+
+        try:
+            log = RequestLogWriter(cfg.log)
+        except OSError as e:
+            raise CapacityError(f"--log {cfg.log}: cannot write: {e.strerror or e}") from None
+    try:
+        _grid(profile, cfg, grid, result, limit, targets, predicted, on_point, check_lag, log)
+    finally:
+        if log is not None:
+            log.close()
+    result.measured_ceiling = measured_ceiling(result.points, targets)
+    if ceiling and predicted and not result.interrupted:
+        try:
+            result.predicted_ceiling = predict_ceiling(profile, cfg)
+        except CapacityError as e:
+            result.notes.append(f"predicted ceiling not computed: {e}")
+    return result
+
+
+def write_log(log: Any, rec: Recorder, sessions: int) -> None:
+    """The calls of one N into the request log; session ids ``N<n>-s<k>`` keep the
+    sessions of different N apart."""
+    for line in sorted(rec.calls, key=lambda c: c["start"]):
+        log.write_call(**{**line, "session": f"N{sessions}-s{line['session']}"})
+
+
+def _grid(profile: Profile, cfg: LoadtestConfig, grid: list[int], result: LoadtestResult,
+          limit: float, targets: dict[str, float | None], predicted: bool,
+          on_point: Callable[[LoadPoint], None] | None, check_lag: bool, log: Any) -> None:
     for n in sorted(set(grid)):
         if cfg.reset:
             note = reset_target(normalise_target(cfg.target, cfg.provider),
@@ -293,6 +326,8 @@ def run_loadtest(profile: Profile, cfg: LoadtestConfig, grid: list[int], *,
             rec, interrupted, horizon = run_locust(profile, cfg, n)
         else:
             rec, interrupted, horizon = measure(profile, cfg, n)
+        if log is not None:
+            write_log(log, rec, n)
         t0 = cfg.warmup_s
         metrics, counts, lag = summarise(rec, t0, t0 + max(horizon, 1e-9))
         if cfg.agent_url:
@@ -319,10 +354,3 @@ def run_loadtest(profile: Profile, cfg: LoadtestConfig, grid: list[int], *,
             raise err
         if on_point is not None:
             on_point(point)
-    result.measured_ceiling = measured_ceiling(result.points, targets)
-    if ceiling and predicted and not result.interrupted:
-        try:
-            result.predicted_ceiling = predict_ceiling(profile, cfg)
-        except CapacityError as e:
-            result.notes.append(f"predicted ceiling not computed: {e}")
-    return result

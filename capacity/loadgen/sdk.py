@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextvars
 import importlib
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -166,6 +167,7 @@ class SdkDriver(SessionDriver):
             rec.pace_wait += self.now() - q0
         att = _Attempts()
         token = _CURRENT.set(att)
+        started = time.time()
         self.in_flight += 1
         try:
             data = await self._create(req.body, hints, call)
@@ -176,6 +178,8 @@ class SdkDriver(SessionDriver):
             if failed:
                 rec.failed = True
                 rec.calls_failed += 1
+                self.log_call(rec, call, started, int(getattr(e, "status_code", 0) or 0),
+                              att.sent, None)
                 return conv
             raise
         finally:
@@ -190,6 +194,7 @@ class SdkDriver(SessionDriver):
         if reply.prompt_tokens != call.input_tokens:
             self.rec.usage_mismatch += 1
         conv.record(new, reply)
+        self.log_call(rec, call, started, 200, att.sent, reply)
         return conv
 
     async def _create(self, body: dict[str, Any], hints: dict[str, str],

@@ -1,0 +1,87 @@
+"""capacity loadtest --log: the JSONL request log of what was measured, read back by
+capacity fit (a round trip: profile -> measured calls -> fitted profile)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from capacity import load_profile
+from capacity.fit.jsonl import iter_request_log
+from capacity.profile.schema import RepeatStep
+from capacity.serve import ServeOptions, ServerThread
+from tests.test_loadgen import SMALL, K, _small
+
+
+@pytest.fixture(name="mock")
+def _mock() -> Iterator[ServerThread]:
+    srv = ServerThread(_small(), ServeOptions(time_scale=K, seed=5))
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.close()
+
+
+def test_loadtest_log_round_trips_through_fit(tmp_path: Path, mock: ServerThread) -> None:
+    prof = tmp_path / "small.yaml"
+    prof.write_text(yaml.safe_dump(SMALL))
+    log = tmp_path / "calls.jsonl"
+    url = mock.url
+    r = subprocess.run(
+        [sys.executable, "-m", "capacity", "loadtest", str(prof), "--target", url,
+         "--sessions", "2,6", "--time-scale", str(K), "--duration", "300s", "--warmup", "20s",
+         "--seed", "4", "--no-predict", "--json", "--log", str(log)],
+        capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    with log.open() as fh:
+        calls = [rec for _, rec in iter_request_log(fh)]
+    # One line per call of every ended turn, of both N (sessions kept apart).
+    assert {c.session.split("-")[0] for c in calls} == {"N2", "N6"}
+    measured_calls = sum(p["measured"]["counts"]["calls"] for p in data["points"])
+    assert len(calls) >= measured_calls
+    ok = [c for c in calls if c.ok]
+    assert ok and all(c.end >= c.start and c.model == "m" for c in calls)
+    # Tokens are the endpoint's usage: the requests were sized to the profile's draws.
+    assert all(200 <= c.input_tokens <= 600 and 20 <= c.output_tokens <= 120 for c in ok)
+    assert all(c.max_tokens == 200 for c in calls)
+    failed = [c for c in calls if not c.ok]
+    assert all(c.status == 429 and c.retries == 2 for c in failed)
+    assert any(c.retries > 0 for c in ok)  # N=6 is over the quota: retried calls
+    per_turn: dict[tuple[str, str], int] = defaultdict(int)
+    for c in calls:
+        per_turn[(c.session, c.turn)] += 1
+    assert set(per_turn.values()) <= {1, 2, 3}  # repeat count 1..3
+
+    out = tmp_path / "fitted.yaml"
+    r = subprocess.run(
+        [sys.executable, "-m", "capacity", "fit", str(log), "--time-scale", str(K),
+         "--quota-from", str(prof), "-o", str(out)],
+        capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    fitted = load_profile([out])
+    orig = _small()
+    # The structure and the laws come back from what was measured.
+    fm, om = fitted.models["m"], orig.models["m"]
+    assert fm.tokens_per_second.mean == pytest.approx(om.tokens_per_second.mean, rel=0.15)
+    # One turn type: a loop of 1..3 calls, equally likely, as the profile says.
+    (turn,) = fitted.session.turns.values()
+    (step,) = turn.steps
+    assert isinstance(step, RepeatStep)
+    count = step.repeat.count
+    assert count.kind == "choice" and list(count.values) == [1, 2, 3]
+    assert all(abs(w / sum(count.weights) - 1 / 3) < 0.12 for w in count.weights)
+    fcall, ocall = step.repeat.call, orig.session.turns["t"].steps[0].repeat.call
+    assert fcall is not None and ocall is not None
+    assert fcall.input_tokens.mean == pytest.approx(ocall.input_tokens.mean, rel=0.1)
+    assert fcall.output_tokens.mean == pytest.approx(ocall.output_tokens.mean, rel=0.1)
+    assert fcall.max_tokens == 200
+    assert fitted.session.pause.mean == pytest.approx(orig.session.pause.mean, rel=0.25)
