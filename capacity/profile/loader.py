@@ -4,12 +4,33 @@ Every failure becomes a one-line :class:`~capacity.errors.ProfileError` naming t
 the line and the key path, e.g.::
 
     profiles/web.yaml:14: quotas.azure.rpm: must be > 0, got 0
+
+Input limits (checked before any work is done on the input, so hostile input fails fast):
+
+* a profile is a regular file of at most :data:`MAX_PROFILE_BYTES` (1 MiB, hundreds of
+  times any real profile): devices (``/dev/zero``), FIFOs, sockets and directories are
+  refused without being read;
+* at most :data:`MAX_EXPANDED_NODES` YAML nodes after alias expansion (alias bombs), nested
+  at most :data:`MAX_DEPTH` levels (also through aliases), no recursive aliases.
+
+YAML is read with YAML 1.2 numbers: ``1e6`` is the number 10⁶ (YAML 1.1 would read it as
+a string), wherever it is written.
+
+Merging (overlays, then ``--set``): mappings merge key by key; anything else replaces.
+Three values are replaced whole even when written as mappings: a distribution, a step
+whose kind changes, and a list. A limit written as a plain number is shorthand for
+``{limit: N}``: a number restated over a ``{limit, enforcement}`` mapping changes the
+limit only, so restating a value never changes what it means. A ``--set`` whose value is
+a mapping merges like an overlay; ``null`` removes a key.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+import os
+import re
+import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,11 +39,33 @@ import yaml
 from pydantic import ValidationError
 
 from capacity.errors import ProfileError
-from capacity.profile.schema import PathT, Profile, check_references
+from capacity.profile.schema import DIMENSIONS, PathT, Profile, check_references
 
-# Expanded YAML nodes allowed in one document: far above any real profile, far below
-# what an alias bomb ("billion laughs") expands to.
+MAX_PROFILE_BYTES = 1 << 20
+"""Largest profile file read (1 MiB); larger files are refused before parsing."""
 MAX_EXPANDED_NODES = 100_000
+"""YAML nodes allowed in one document, aliases expanded: far above any real profile, far
+below what an alias bomb ("billion laughs") expands to."""
+MAX_DEPTH = 64
+"""Deepest nesting of YAML collections (a real profile nests about 15 levels)."""
+
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc]
+    """YAML's safe loader (libyaml when available) reading numbers as YAML 1.2 does."""
+
+
+# YAML 1.1 reads `1e6` (no dot, unsigned exponent) as a string; YAML 1.2 and JSON read a
+# number. Limits used to accept the string and token counts did not: now both are numbers.
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+_OPEN = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
+_CLOSE = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+_NODE_EVENTS = (yaml.ScalarEvent, yaml.AliasEvent, *_OPEN)
 
 
 class _Located:
@@ -40,22 +83,148 @@ class _Located:
                 return "", None
             p = p[:-1]
 
+    def drop_under(self, path: PathT) -> None:
+        """Forget every location strictly below ``path`` (its value was replaced)."""
+        n = len(path)
+        for p in [p for p in self.where if len(p) > n and p[:n] == path]:
+            del self.where[p]
 
-def _record(node: yaml.Node, path: PathT, source: str, loc: _Located, budget: list[int],
-            depth: int = 0) -> None:
-    """Record the line of every key path, counting expanded nodes (alias-bomb guard)."""
-    budget[0] += 1
-    if budget[0] > MAX_EXPANDED_NODES or depth > 200:
-        raise ProfileError(
-            f"document expands to more than {MAX_EXPANDED_NODES:,} nodes (YAML alias bomb?)",
-            source=source, line=node.start_mark.line + 1)
+
+def _line(mark: Any) -> int | None:
+    return mark.line + 1 if mark is not None else None
+
+
+def _yaml_error(e: Exception, source: str) -> ProfileError:
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    problem = getattr(e, "problem", None) or (str(e).splitlines() or ["unreadable"])[0]
+    context = getattr(e, "context", None)
+    what = f"{context}: {problem}" if context else problem
+    return ProfileError(f"invalid YAML: {' '.join(str(what).split())}", source=source,
+                        line=_line(mark))
+
+
+def read_profile_text(path: str | Path, source: str | None = None) -> str:
+    """The text of a profile file, refusing anything but a regular file of at most
+    :data:`MAX_PROFILE_BYTES` (a device or FIFO is never read, so it cannot block)."""
+    source = str(path) if source is None else source
+    # O_NONBLOCK: opening a FIFO with no writer must not hang; it is refused below.
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise ProfileError("no such file", source=source) from None
+    except IsADirectoryError:
+        raise ProfileError("is a directory, not a profile file", source=source) from None
+    except (OSError, ValueError) as e:
+        raise ProfileError(f"cannot read: {getattr(e, 'strerror', None) or e}",
+                           source=source) from None
+    chunks: list[bytes] = []
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise ProfileError("is a directory, not a profile file", source=source)
+        if not stat.S_ISREG(st.st_mode):
+            raise ProfileError("not a regular file (a device, FIFO or socket); save the "
+                               "profile to a file and pass that", source=source)
+        total = 0
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > MAX_PROFILE_BYTES:
+                raise ProfileError(f"file is larger than {MAX_PROFILE_BYTES:,} bytes (1 MiB), "
+                                   "far larger than any profile", source=source)
+            chunks.append(chunk)
+    except OSError as e:
+        raise ProfileError(f"cannot read: {e.strerror or e}", source=source) from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ProfileError(f"not UTF-8 text (byte {e.start})", source=source,
+                           line=line) from None
+
+
+def _check_events(text: str, source: str) -> None:
+    """Refuse over-large or over-deep documents from the event stream, before any tree is
+    built (libyaml's event parser is iterative; composing a deep tree recurses)."""
+    depth = nodes = 0
+    try:
+        for ev in yaml.parse(text, Loader=_Loader):
+            if isinstance(ev, _NODE_EVENTS):
+                nodes += 1
+                if nodes > MAX_EXPANDED_NODES:
+                    raise ProfileError(
+                        f"more than {MAX_EXPANDED_NODES:,} YAML nodes; a profile has a few "
+                        "hundred", source=source, line=_line(ev.start_mark))
+            if isinstance(ev, _OPEN):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise ProfileError(
+                        f"nested more than {MAX_DEPTH} levels deep; a profile needs about 15",
+                        source=source, line=_line(ev.start_mark))
+            elif isinstance(ev, _CLOSE):
+                depth -= 1
+    except yaml.YAMLError as e:
+        raise _yaml_error(e, source) from None
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for kv in node.value for n in kv]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_graph(root: yaml.Node, source: str) -> None:
+    """Size and depth of the document with aliases expanded, computed on the alias graph
+    without expanding it (iteratively: no recursion on hostile input)."""
+    memo: dict[int, tuple[int, int]] = {}
+    active: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            kids = _children(node)
+            size = 1 + sum(memo[id(k)][0] for k in kids)
+            depth = 1 + max((memo[id(k)][1] for k in kids), default=0)
+            active.discard(key)
+            if size > MAX_EXPANDED_NODES:
+                raise ProfileError(
+                    f"document expands to more than {MAX_EXPANDED_NODES:,} nodes (YAML "
+                    "alias bomb?)", source=source, line=_line(node.start_mark))
+            if depth > MAX_DEPTH:
+                raise ProfileError(
+                    f"aliases nest more than {MAX_DEPTH} levels deep", source=source,
+                    line=_line(node.start_mark))
+            memo[key] = (size, depth)
+            continue
+        if key in memo:
+            continue
+        if key in active:
+            raise ProfileError("recursive YAML alias (a value that contains itself)",
+                               source=source, line=_line(node.start_mark))
+        active.add(key)
+        stack.append((node, True))
+        stack.extend((k, False) for k in _children(node) if id(k) not in memo)
+
+
+def _record(node: yaml.Node, path: PathT, source: str, loc: _Located) -> None:
+    """Record the line of every key path; reject duplicate keys (depth and size are
+    already bounded by :func:`_check_graph`)."""
     loc.where.setdefault(path, (source, node.start_mark.line + 1))
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}
         for k, v in node.value:
             key = k.value if isinstance(k, yaml.ScalarNode) else str(k.value)
             if key == "<<":
-                _record(v, path, source, loc, budget, depth + 1)
+                _record(v, path, source, loc)
                 continue
             if key in seen:
                 # YAML would silently keep the last one: a silently wrong profile.
@@ -66,37 +235,45 @@ def _record(node: yaml.Node, path: PathT, source: str, loc: _Located, budget: li
             seen[key] = k.start_mark.line + 1
             key_path = (*path, key)
             loc.where[key_path] = (source, k.start_mark.line + 1)
-            _record(v, key_path, source, loc, budget, depth + 1)
+            _record(v, key_path, source, loc)
     elif isinstance(node, yaml.SequenceNode):
         for i, v in enumerate(node.value):
-            _record(v, (*path, i), source, loc, budget, depth + 1)
+            _record(v, (*path, i), source, loc)
+
+
+def _load_yaml(text: str, source: str, loc: _Located | None) -> Any:
+    """Parse one YAML document within the input limits; ``None`` for an empty one."""
+    _check_events(text, source)
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_graph(node, source)
+        if loc is not None:
+            _record(node, (), source, loc)
+        return loader.construct_document(node)
+    except ProfileError:
+        raise
+    except yaml.YAMLError as e:  # e.g. a python/object tag, an unhashable (complex) key
+        raise _yaml_error(e, source) from None
+    except (ValueError, TypeError, OverflowError) as e:
+        # e.g. an integer of more digits than Python converts, an impossible date
+        msg = " ".join(str(e).split()) or type(e).__name__
+        raise ProfileError(f"invalid YAML value: {msg}", source=source) from None
+    finally:
+        loader.dispose()
 
 
 def _parse_yaml(text: str, source: str, loc: _Located) -> dict[str, Any]:
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ProfileError(f"invalid YAML: {problem}", source=source,
-                           line=mark.line + 1 if mark else None) from None
-    if node is None:
+    data = _load_yaml(text, source, loc)
+    if data is None:
         raise ProfileError("file is empty; a profile needs models, quotas and session",
                            source=source)
-    _record(node, (), source, loc, [0])
-    try:
-        data = yaml.load(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as e:  # e.g. a python/object tag, an unhashable (complex) key
-        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        context = getattr(e, "context", None)
-        what = f"{context}: {problem}" if context else problem
-        raise ProfileError(f"invalid YAML: {' '.join(str(what).split())}", source=source,
-                           line=mark.line + 1 if mark else None) from None
     if not isinstance(data, dict):
         raise ProfileError(
             f"a profile is a mapping of keys (models, quotas, session, ...), got "
-            f"{type(data).__name__}", source=source, line=node.start_mark.line + 1)
+            f"{type(data).__name__}", source=source, line=loc.lookup(())[1])
     for key in data:
         if not isinstance(key, str):
             raise ProfileError(f"keys must be strings, got {key!r}", source=source,
@@ -105,6 +282,7 @@ def _parse_yaml(text: str, source: str, loc: _Located) -> dict[str, Any]:
 
 
 _DIST_KINDS = {"fixed", "uniform", "exponential", "lognormal", "choice"}
+_STEP_KINDS = ("call", "parallel", "optional", "repeat")
 
 
 def _is_dist(value: Any) -> bool:
@@ -112,45 +290,104 @@ def _is_dist(value: Any) -> bool:
     return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _DIST_KINDS
 
 
-def _merge(base: Any, over: Any) -> Any:
-    """Deep-merge mappings; anything else in the overlay replaces the base.
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | str) and not isinstance(value, bool)
 
-    A distribution is one value, not a mapping to merge: an overlay's
-    ``{exponential: 150s}`` replaces a base ``{uniform: [2m, 3m]}`` outright.
+
+def _is_limit_path(path: PathT) -> bool:
+    return len(path) == 3 and path[0] == "quotas" and path[2] in DIMENSIONS
+
+
+def _is_step_path(path: PathT) -> bool:
+    return (len(path) >= 5 and path[:2] == ("session", "turns") and path[-2] == "steps"
+            and isinstance(path[-1], int))
+
+
+def _step_kind(value: Any) -> str | None:
+    kinds = [k for k in _STEP_KINDS if isinstance(value, dict) and k in value]
+    return kinds[0] if len(kinds) == 1 else None
+
+
+def _merge(base: Any, over: Any, path: PathT, loc: _Located, over_loc: _Located) -> Any:
+    """``over`` merged into ``base`` at ``path`` (see the module docstring).
+
+    ``loc`` holds the locations of ``base`` and forgets those of replaced subtrees;
+    ``over_loc`` (the overlay's locations) is adjusted where a shorthand is expanded.
     """
-    if _is_dist(base) or _is_dist(over):
+    if _is_limit_path(path):
+        if isinstance(base, dict) and _is_number(over):
+            # `tpm: 800000` over `tpm: {limit: 800000, enforcement: ..}`: the limit only.
+            if path in over_loc.where:
+                over_loc.where[(*path, "limit")] = over_loc.where[path]
+            over = {"limit": over}
+        elif _is_number(base) and isinstance(over, dict):
+            if path in loc.where:
+                loc.where.setdefault((*path, "limit"), loc.where[path])
+            base = {"limit": base}
+    replace = _is_dist(base) or _is_dist(over) or not (
+        isinstance(base, dict) and isinstance(over, dict))
+    if not replace and _is_step_path(path):
+        replace = _step_kind(over) is not None and _step_kind(over) != _step_kind(base)
+    if replace:
+        loc.drop_under(path)
         return over
-    if isinstance(base, dict) and isinstance(over, dict):
-        out = dict(base)
-        for k, v in over.items():
-            out[k] = _merge(base[k], v) if k in base else v
-        return out
-    return over
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(base[k], v, (*path, k), loc, over_loc) if k in base else v
+    return out
+
+
+def _flag(text: str) -> str:
+    """How a ``--set`` is named in messages (long values cut, so errors stay one line)."""
+    text = " ".join(text.split())
+    return f"--set {text if len(text) <= 100 else text[:97] + '...'}"
+
+
+def _parse_value(raw: str, text: str) -> Any:
+    """The YAML value of a ``--set`` (plain text when it is not valid YAML)."""
+    if not raw.strip():
+        return None
+    try:
+        return _load_yaml(raw, _flag(text), None)
+    except ProfileError as e:
+        if e.rule.startswith("invalid YAML:"):
+            return raw
+        raise
 
 
 def parse_override(text: str) -> tuple[list[str | int], Any]:
     """Split ``key.path=value`` into a key path and a YAML-typed value."""
     if "=" not in text:
-        raise ProfileError(f"--set {text!r}: expected key.path=value")
+        raise ProfileError(f"{_flag(text)}: expected key.path=value")
     key, _, raw = text.partition("=")
     parts: list[str | int] = []
     for part in key.strip().split("."):
         if not part:
-            raise ProfileError(f"--set {text!r}: empty key in path {key!r}")
+            raise ProfileError(f"{_flag(text)}: empty key in path {key!r}")
         # Digits index lists; inside a mapping they are turned back into a key (below).
-        parts.append(int(part) if part.isdigit() else part)
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
-    return parts, value
+        parts.append(int(part) if part.isdigit() and len(part) < 10 else part)
+    return parts, _parse_value(raw, text)
+
+
+def _walk_paths(value: Any, path: PathT) -> Iterable[PathT]:
+    yield path
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _walk_paths(v, (*path, str(k)))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _walk_paths(v, (*path, i))
 
 
 def _apply_override(data: dict[str, Any], parts: list[str | int], value: Any,
-                    text: str) -> list[tuple[tuple[str | int, ...], str]]:
+                    text: str, loc: _Located) -> list[tuple[tuple[str | int, ...], str]]:
     """Set one value; returns the mappings it had to create, each with the existing key
-    its name is close to ("" if none), so a failed validation can suggest the typo."""
+    its name is close to ("" if none), so a failed validation can suggest the typo.
+
+    The value is merged like an overlay; every key path inside it is blamed on the flag.
+    """
     created: list[tuple[tuple[str | int, ...], str]] = []
+    source = _flag(text)
     node: Any = data
     for i, part in enumerate(parts[:-1]):
         here = ".".join(map(str, parts[: i + 1]))
@@ -159,38 +396,50 @@ def _apply_override(data: dict[str, Any], parts: list[str | int], value: Any,
             parts[i] = part
         if isinstance(node, list):
             if not isinstance(part, int) or part >= len(node):
-                raise ProfileError(f"--set {text!r}: {here}: no such list index "
+                raise ProfileError(f"{_flag(text)}: {here}: no such list index "
                                    f"(the list has {len(node)} items)")
             node = node[part]
         elif isinstance(node, dict):
-            if parts[i + 1] == "limit" and isinstance(node.get(part), int | float):
-                # `quotas.q.tpm.limit=X` works whether tpm was written as a number or a
-                # mapping, so sizing output can always name the `.limit` path.
+            if _is_limit_path(tuple(parts[: i + 1])) and _is_number(node.get(part)):
+                # `quotas.q.tpm.limit=X` (or `.enforcement.window=..`) works whether tpm
+                # was written as a number or a mapping: the number is `{limit: N}`.
+                if tuple(parts[: i + 1]) in loc.where:
+                    loc.where.setdefault((*parts[: i + 1], "limit"),
+                                         loc.where[tuple(parts[: i + 1])])
                 node[part] = {"limit": node[part]}
-            if part not in node:
+            if part not in node or node[part] is None:
                 # Creating a mapping is allowed (a new quota, a new dimension); whether it
                 # was a typo is for validation to say — then with this suggestion.
-                close = difflib.get_close_matches(str(part), [str(k) for k in node], n=1)
-                created.append((tuple(parts[: i + 1]), close[0] if close else ""))
+                if part not in node:
+                    close = difflib.get_close_matches(str(part), [str(k) for k in node],
+                                                      n=1)
+                    created.append((tuple(parts[: i + 1]), close[0] if close else ""))
+                    loc.where[tuple(parts[: i + 1])] = (source, None)
                 node[part] = {}
             node = node[part]
         else:
-            raise ProfileError(f"--set {text!r}: {here} is a value, not a mapping")
+            raise ProfileError(f"{_flag(text)}: {here} is a value, not a mapping")
     last = parts[-1]
     if isinstance(node, dict) and isinstance(last, int):
         last = str(last)
         parts[-1] = last
+    full = tuple(parts)
+    over_loc = _Located()
+    for p in _walk_paths(value, full):
+        over_loc.where[p] = (source, None)
     if isinstance(node, list):
         if not isinstance(last, int) or last >= len(node):
-            raise ProfileError(f"--set {text!r}: no such list index {last}")
-        node[last] = value
+            raise ProfileError(f"{_flag(text)}: no such list index {last}")
+        node[last] = _merge(node[last], value, full, loc, over_loc)
     elif isinstance(node, dict):
         if _is_dist(node) and last in _DIST_KINDS:
             # `--set session.cadence.exponential=150s` changes the distribution's kind.
             node.clear()
-        node[last] = value
+            loc.drop_under(full[:-1])
+        node[last] = _merge(node[last], value, full, loc, over_loc) if last in node else value
     else:
-        raise ProfileError(f"--set {text!r}: cannot set a key inside a value")
+        raise ProfileError(f"{_flag(text)}: cannot set a key inside a value")
+    loc.where.update(over_loc.where)
     return created
 
 
@@ -284,22 +533,19 @@ def load_profile(
     for p in paths:
         path = Path(p)
         source = str(p)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ProfileError("no such file", source=source) from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ProfileError(f"cannot read: {e}", source=source) from None
-        layer = _parse_yaml(text, source, loc)
-        data = _merge(data, copy.deepcopy(layer))
+        layer_loc = _Located()
+        layer = _parse_yaml(read_profile_text(path, source), source, layer_loc)
+        root = loc.where.get(())
+        data = _merge(data, copy.deepcopy(layer), (), loc, layer_loc)
+        loc.where.update(layer_loc.where)
+        if root is not None:
+            loc.where[()] = root
         names.append(path.stem)
     hints: list[tuple[tuple[str | int, ...], str, str]] = []
     for text in overrides:
         parts, value = parse_override(text)
-        for created, close in _apply_override(data, parts, value, text):
-            loc.where[created] = (f"--set {text}", None)
+        for created, close in _apply_override(data, parts, value, text, loc):
             hints.append((created, close, text))
-        loc.where[tuple(parts)] = (f"--set {text}", None)
     data.setdefault("name", names[0] if names else "profile")
     try:
         return profile_from_dict(data, loc)
