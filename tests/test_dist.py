@@ -220,16 +220,14 @@ def test_lattice_pmf_rounds_continuous_values_to_nearest() -> None:
     ({"exponential": 100}, 240.0, 100.0),
     ({"lognormal": {"median": 350, "p95": 1200}}, 1024.0, 48.828125),
 ])
-def test_lattice_pmf_with_cap_is_round_of_min(raw: Any, cap: float, h: float) -> None:
-    """With a cap the pmf is that of round(min(X, cap)/h), as its docstring states."""
+def test_lattice_pmf_with_cap_keeps_the_clipped_mean(raw: Any, cap: float, h: float) -> None:
+    """With a cap the pmf is that of min(X, cap) spread over the nearest lattice points:
+    its mean is exactly E[min(X, cap)] and nothing lies beyond ⌈cap/h⌉."""
     d = parse(raw, "tokens")
-    k_cap = round(cap / h)
-    # P(round(X/h) = k) for k < k_cap from cdf differences; everything else sits at k_cap.
-    cdf = np.array([d._rv.cdf((k + 0.5) * h) for k in range(k_cap)])
-    expected = np.append(np.diff(cdf, prepend=0.0), 1.0 - cdf[-1])
     p = d.lattice_pmf(h, cap=cap)
-    assert p.size == k_cap + 1
-    np.testing.assert_allclose(p, expected, atol=1e-9)
+    assert p.size <= math.ceil(cap / h) + 1
+    assert float(np.dot(np.arange(p.size), p)) * h == pytest.approx(d.mean_clipped(cap),
+                                                                     rel=1e-9)
 
 
 @pytest.mark.parametrize("cap", [240.0, 500.0])

@@ -61,7 +61,7 @@ BAD_CASES = [
     ("      window: 10s", "      window: 100ms", "quotas.deployment.rpm", "= 0 per window"),
     ("    tokens_per_second: 35", "    tokens_per_second: 0", "tokens_per_second", "> 0"),
     ("  max_retries: 2", "  max_retries: true", "retry.max_retries", "integer"),
-    ("  max_retries: 2", "  max_retries: -1", "retry.max_retries", "greater than or equal"),
+    ("  max_retries: 2", "  max_retries: -1", "retry.max_retries", "must be ≥ 0"),
     ("  max_429_fraction: 0.01", "  max_429_fraction: 1.5", "targets.max_429_fraction",
      "less than 1"),
     ("  max_429_fraction: 0.01", "  max_429_fraction: 0", "targets.max_429_fraction",

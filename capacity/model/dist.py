@@ -45,8 +45,44 @@ def _ndtr(z: Any) -> NDArray[np.float64]:
 MAX_COUNT = 1000
 """Largest fan-out or loop count a step may have."""
 
+MAX_SECONDS = 30 * 86_400.0
+"""Longest duration a profile may hold: 30 days (2,592,000 s)."""
+MAX_TOKENS = 10_000_000
+"""Most tokens one call may read or write (10M, above any model's context window)."""
+MAX_NUMBER = 1e7
+"""Largest other distributed number (e.g. tokens per second)."""
+MAX_SPREAD = {"duration": 100.0, "tokens": 1000.0, "number": 1000.0, "count": 1000.0}
+"""Largest p95/median of a lognormal, by quantity. Beyond it the mean is dominated by
+values that almost never occur (at 1,000 the mean is 6,700× the median), and a duration
+tail that long would keep a simulation running for simulated months."""
+MAX_WEIGHT = 1e9
+"""Largest choice weight (weights are relative; bounded so their sum stays finite)."""
+
+BOUNDS: dict[str, tuple[float, str]] = {
+    "duration": (MAX_SECONDS, "30 days (2,592,000 s)"),
+    "tokens": (float(MAX_TOKENS), "10,000,000 tokens"),
+    "count": (float(MAX_COUNT), "1,000"),
+    "number": (MAX_NUMBER, "10,000,000"),
+}
+"""Upper bound of every value of a distribution, by quantity (value, as said in errors)."""
+
 _DURATION_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|min|h)?\s*$")
 _UNIT_SECONDS = {None: 1.0, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def _finite_float(value: int | float) -> float | None:
+    """``float(value)`` when finite (huge integers included), else None."""
+    try:
+        x = float(value)
+    except OverflowError:
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to stay readable in a one-line error (huge integers)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def parse_duration(value: Any) -> float:
@@ -54,13 +90,17 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration such as 150s or 2.5m, got {value!r}")
     if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise ValueError(f"expected a finite duration, got {value!r}")
-        return float(value)
+        seconds = _finite_float(value)
+        if seconds is None:
+            raise ValueError(f"expected a finite duration, got {_short(value)}")
+        return seconds
     if isinstance(value, str):
         m = _DURATION_RE.match(value)
         if m:
-            return float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+            seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+            if not math.isfinite(seconds):
+                raise ValueError(f"expected a finite duration, got {value!r}")
+            return seconds
     raise ValueError(f"expected a duration such as 150s, 2.5m or 500ms, got {value!r}")
 
 
@@ -84,12 +124,13 @@ def _scalar(value: Any, quantity: Quantity) -> float:
         return parse_duration(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         unit = "an integer" if quantity == "count" else "a number"
-        raise ValueError(f"expected {unit}, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"expected a finite number, got {value!r}")
-    if quantity == "count" and float(value) != int(value):
+        raise ValueError(f"expected {unit}, got {_short(value)}")
+    x = _finite_float(value)
+    if x is None:
+        raise ValueError(f"expected a finite number, got {_short(value)}")
+    if quantity == "count" and not x.is_integer():
         raise ValueError(f"expected an integer, got {value!r}")
-    return float(value)
+    return x
 
 
 @dataclass(frozen=True)
@@ -123,7 +164,21 @@ class Distribution:
         if quantity == "count" and d.upper > MAX_COUNT:
             raise ValueError(f"counts above {MAX_COUNT:,} per step are not supported "
                              f"(a fan-out or loop that large is not a turn), got {d.describe()}")
+        d._check_bounds()
         return d
+
+    def _check_bounds(self) -> None:
+        """Every value, the mean and a lognormal's spread within the quantity's bounds."""
+        top, said = BOUNDS[self.quantity]
+        explicit = [*self.params, *self.values]
+        if self.kind == "lognormal":
+            spread = MAX_SPREAD[self.quantity]
+            if self.params[1] > spread * self.params[0]:
+                raise ValueError(
+                    f"a lognormal's p95 may be at most {spread:,.0f}× its median, got "
+                    f"{self.describe()} ({self.params[1] / self.params[0]:.3g}×)")
+        if max(explicit, default=0.0) > top or self.mean > top:
+            raise ValueError(f"values may be at most {said}, got {self.describe()}")
 
     @classmethod
     def _parse(cls, raw: Any, quantity: Quantity) -> Distribution:
@@ -198,6 +253,8 @@ class Distribution:
         if not isinstance(raw_w, list) or len(raw_w) != len(values):
             raise ValueError(f"choice needs one weight per value, got {raw_w!r}")
         weights = [_scalar(w, "number") for w in raw_w]
+        if max(weights) > MAX_WEIGHT:
+            raise ValueError(f"choice weights may be at most {MAX_WEIGHT:.0e}, got {raw_w!r}")
         if min(weights) < 0 or sum(weights) <= 0:
             raise ValueError(f"choice weights must be ≥ 0 with a positive sum, got {raw_w!r}")
         total = sum(weights)
@@ -385,37 +442,85 @@ class Distribution:
             return rng.lognormal(math.log(p[0]), self._sigma, size=size)
         return rng.choice(np.asarray(self.values), size=size, p=np.asarray(self.weights))
 
-    def lattice_pmf(self, h: float, cap: float = math.inf, tail: float = 1e-9) -> NDArray[
-        np.float64
-    ]:
-        """Probabilities of ``round(min(X, cap) / h)`` on 0, 1, 2, ... (lattice of step ``h``).
+    def partial_mean(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        """E[X; X ≤ x] (the first moment below ``x``), vectorised."""
+        x = np.asarray(x, dtype=np.float64)
+        k, p = self.kind, self.params
+        if k in ("fixed", "choice") or self._int_uniform:
+            vals, w = self._points()
+            return np.asarray((w * vals * (vals[None, :] <= x.reshape(-1, 1))).sum(axis=1)
+                              ).reshape(x.shape)
+        if k == "uniform":
+            a, b = p
+            c = np.clip(x, a, b)
+            return (c * c - a * a) / (2.0 * (b - a))
+        if k == "exponential":
+            y = np.maximum(x, 0.0) / p[0]
+            return p[0] * (-np.expm1(-y) - y * np.exp(-y))
+        mu, s = math.log(p[0]), self._sigma
+        with np.errstate(divide="ignore"):
+            z = (np.log(np.maximum(x, 0.0)) - mu - s * s) / s
+        return self.mean * _ndtr(z)
 
-        Continuous distributions are discretised by rounding to the nearest lattice point
-        (cdf differences at half-steps); the tail beyond ``1 - tail`` is folded into the
-        last point so the pmf sums to one.
-        """
+    def _points(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Support and probabilities of a discrete distribution."""
         if self.kind == "fixed":
-            k = round(min(self.params[0], cap) / h)
-            out = np.zeros(k + 1)
-            out[k] = 1.0
-            return out
-        if self.kind == "choice":
-            idx = np.rint(np.minimum(self.values, cap) / h).astype(int)
-            out = np.zeros(int(idx.max()) + 1)
-            np.add.at(out, idx, self.weights)
-            return out
-        top = self.ppf(1.0 - tail) if not math.isfinite(self.upper) else self.upper
-        capped = cap < top
-        # Values capped at `cap` all land on round(cap/h), like round(min(X, cap)/h).
-        kmax = round(cap / h) if capped else math.ceil(top / h)
-        edges = (np.arange(kmax + 1, dtype=np.float64) + 0.5) * h
-        out = np.diff(self.cdf(edges), prepend=0.0)
-        out = np.clip(out, 0.0, None)
-        if capped:
-            out[-1] = 0.0
-        out[-1] += max(0.0, 1.0 - out.sum())
-        pmf: NDArray[np.float64] = out / out.sum()
-        return pmf
+            return np.array([self.params[0]]), np.array([1.0])
+        if self._int_uniform:
+            vals = np.arange(self.params[0], self.params[1] + 1.0)
+            return vals, np.full(vals.size, 1.0 / vals.size)
+        return np.asarray(self.values, dtype=np.float64), np.asarray(self.weights)
+
+    def lattice_pmf(self, h: float, cap: float = math.inf, top: float = math.inf,
+                    tail: float = 1e-9) -> NDArray[np.float64]:
+        """Probabilities of ``min(X, cap)`` on the lattice 0, h, 2h, ... (index k is k·h).
+
+        Each value x is spread linearly over its two nearest points, ⌊x/h⌋ and ⌈x/h⌉ with
+        weights 1 − θ and θ (θ = x/h − ⌊x/h⌋): the lattice distribution has exactly the
+        mean of ``min(X, cap)``, at most h²/4 more variance (θ(1−θ)h² per value), and is a
+        mean-preserving spread of it, so every convex functional — a stop-loss
+        E[(S − q)⁺] in particular — is over-, never under-stated. Nothing rounds away:
+        a value far smaller than h keeps its weight as a small chance of one step.
+
+        Values above ``top`` (units) are gathered at the point ⌈top/h⌉ — callers pass a
+        ``top`` beyond the limit they compare with, where positions no longer matter. An
+        unbounded distribution without a ``top`` is cut at its ``1 − tail`` quantile.
+        """
+        top = min(top, cap)
+        t_idx = math.ceil(top / h - 1e-12) if math.isfinite(top) else None
+        if self.kind in ("fixed", "choice") or self._int_uniform:
+            vals, w = self._points()
+            return _spread(np.minimum(vals, cap), w, h, top, t_idx)
+        t = min(top, self.upper)
+        if t / h > _DEFAULT_POINTS:
+            # Too many points to spell out: cut at the 1 − tail quantile (at most a million
+            # points); the tail keeps its mass and, where the lattice reaches, its mean.
+            t = min(t, max(self.ppf(1.0 - tail), h), h * _DEFAULT_POINTS)
+        k_max = math.ceil(t / h - 1e-12)
+        edges = np.minimum(np.arange(k_max + 1, dtype=np.float64) * h, t)
+        dF = np.diff(self.cdf(edges), prepend=0.0)[1:]
+        dG = np.diff(self.partial_mean(edges), prepend=0.0)[1:]
+        k = np.arange(k_max, dtype=np.float64)
+        out = np.zeros(k_max + 2)
+        # Mass in [kh, (k+1)h] goes to k and k+1 in the proportions that keep its mean.
+        out[:k_max] += np.clip(((k + 1.0) * dF - dG / h), 0.0, None)
+        out[1:k_max + 1] += np.clip((dG / h - k * dF), 0.0, None)
+        above = max(0.0, 1.0 - float(self.cdf(np.array([t]))[0]))
+        if above > 0:
+            if cap <= t:  # cut by the cap: exactly the value cap
+                at = cap
+            elif t >= top:  # beyond the caller's `top`: gathered at ⌈top/h⌉
+                at = k_max * h
+            else:  # cut for size: at the tail's own mean, where the lattice reaches
+                at = (self.mean - float(self.partial_mean(np.array([t]))[0])) / above
+                at = min(max(at, t), h * _MAX_LATTICE / 4) if math.isfinite(at) else t
+            tail_pmf = _spread(np.array([at]), np.array([above]), h, math.inf, None)
+            if tail_pmf.size > out.size:
+                out = np.pad(out, (0, tail_pmf.size - out.size))
+            out[: tail_pmf.size] += tail_pmf
+        out = out[: int(np.flatnonzero(out)[-1]) + 1] if out.any() else out[:1]
+        result: NDArray[np.float64] = out / out.sum()
+        return result
 
     # -- presentation ---------------------------------------------------------------
     def describe(self) -> str:
@@ -451,17 +556,18 @@ class Distribution:
 
 def dist_json_schema(quantity: Quantity) -> dict[str, Any]:
     """JSON Schema of the YAML forms accepted for a distribution of ``quantity``."""
+    top, said = BOUNDS[quantity]
     if quantity == "duration":
         scalar: dict[str, Any] = {
             "anyOf": [
-                {"type": "number", "minimum": 0},
-                {"type": "string", "pattern": r"^[0-9.]+(ms|s|m|min|h)?$"},
+                {"type": "number", "minimum": 0, "maximum": top},
+                {"type": "string", "pattern": r"^[0-9.]+([eE][-+]?[0-9]+)?(ms|s|m|min|h)?$"},
             ]
         }
     elif quantity == "count":
-        scalar = {"type": "integer", "minimum": 0}
+        scalar = {"type": "integer", "minimum": 0, "maximum": int(top)}
     else:
-        scalar = {"type": "number", "minimum": 0}
+        scalar = {"type": "number", "minimum": 0, "maximum": top}
     forms: list[dict[str, Any]] = [
         scalar,
         {"type": "object", "additionalProperties": False, "required": ["uniform"],
@@ -483,4 +589,38 @@ def dist_json_schema(quantity: Quantity) -> dict[str, Any]:
                  "required": ["median", "p95"],
                  "properties": {"median": scalar, "p95": scalar}}}},
         ]
-    return {"anyOf": forms, "description": f"a {quantity} distribution"}
+    return {"anyOf": forms, "description": f"a {quantity} distribution: every value and "
+            f"the mean at most {said}; a lognormal's p95 at most "
+            f"{MAX_SPREAD[quantity]:,.0f}× its median"}
+
+
+_MAX_LATTICE = 1 << 24
+_DEFAULT_POINTS = 1 << 20
+
+
+def _spread(values: NDArray[np.float64], weights: NDArray[np.float64], h: float,
+            top: float, t_idx: int | None, size: int | None = None) -> NDArray[np.float64]:
+    """Point masses spread linearly over their two nearest lattice points (mean kept);
+    values above ``top`` gathered at the point ``t_idx``."""
+    pos = values / h
+    lo = np.floor(pos)
+    frac = pos - lo
+    big = values > top if t_idx is not None else np.zeros(values.size, dtype=bool)
+    hi_idx = int(lo[~big].max()) + 1 if (~big).any() else 0
+    n = max(hi_idx, t_idx if t_idx is not None and big.any() else 0) + 1
+    if size is not None:
+        n = max(n, size)
+    if n > _MAX_LATTICE:
+        raise ValueError(f"lattice of {n:,} points")
+    out = np.zeros(n)
+    keep = ~big
+    li = lo[keep].astype(np.int64)
+    np.add.at(out, li, weights[keep] * (1.0 - frac[keep]))
+    np.add.at(out, li + 1, weights[keep] * frac[keep])
+    if big.any():
+        assert t_idx is not None
+        out[t_idx] += float(weights[big].sum())
+    if size is None:
+        nz = np.flatnonzero(out)
+        out = out[: int(nz[-1]) + 1] if nz.size else out[:1]
+    return out

@@ -16,6 +16,7 @@ Metered units per call follow the provider's accounting, defined once in
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from capacity.profile.schema import (
     Profile,
     RepeatStep,
     Step,
+    max_calls,
 )
 
 # ---------------------------------------------------------------------------------------
@@ -43,8 +45,10 @@ from capacity.profile.schema import (
 # ---------------------------------------------------------------------------------------
 
 
-def _conv(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
-    out: NDArray[np.float64]
+def _conv(a: NDArray[np.float64], b: NDArray[np.float64],
+          top: int | None = None) -> NDArray[np.float64]:
+    """Distribution of the sum of two independent lattice variables; with ``top``, the
+    mass beyond index ``top`` is gathered at ``top`` (a sum that passed it stays past)."""
     if a.size == 1:
         out = b * a[0]
     elif b.size == 1:
@@ -56,7 +60,11 @@ def _conv(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]
         out = out / out.sum()
     else:
         out = np.convolve(a, b)
-    return out
+    result: NDArray[np.float64] = out
+    if top is not None and out.size > top + 1:
+        result = out[: top + 1].copy()
+        result[top] += float(out[top + 1:].sum())
+    return result
 
 
 @dataclass(frozen=True)
@@ -104,21 +112,25 @@ class CallCost:
             total += min(self.output.upper, self.output_cap)
         return total
 
-    def pmf(self, h: float) -> NDArray[np.float64]:
-        """Distribution of the charge on a lattice of step ``h`` units (index k = k·h)."""
+    def pmf(self, h: float, top: float = math.inf) -> NDArray[np.float64]:
+        """Distribution of the charge on a lattice of step ``h`` units (index k = k·h).
+
+        Mean-preserving (see :meth:`Distribution.lattice_pmf`); charges above ``top``
+        units are gathered at the point ⌈top/h⌉.
+        """
+        t_idx = math.ceil(top / h - 1e-12) if math.isfinite(top) else None
         if self.kind == "requests":
-            k = round(1.0 / h)
-            out = np.zeros(k + 1)
-            out[k] = 1.0
-            return out
+            return Distribution.fixed(1.0).lattice_pmf(h, top=top)
         acc = np.ones(1)
         if self.input is not None and self.uncached > 0:
             # Metered input = input × (1 - cached share): a rescaled lattice step.
-            acc = _conv(acc, self.input.lattice_pmf(h / self.uncached))
+            acc = _conv(acc, self.input.lattice_pmf(h / self.uncached,
+                                                    top=top / self.uncached), t_idx)
         if self.output_fixed is not None:
-            acc = _conv(acc, Distribution.fixed(self.output_fixed).lattice_pmf(h))
+            acc = _conv(acc, Distribution.fixed(self.output_fixed).lattice_pmf(h, top=top),
+                        t_idx)
         elif self.output is not None:
-            acc = _conv(acc, self.output.lattice_pmf(h, cap=self.output_cap))
+            acc = _conv(acc, self.output.lattice_pmf(h, cap=self.output_cap, top=top), t_idx)
         return acc
 
 
@@ -214,21 +226,25 @@ def turn_events(steps: list[Step]) -> list[Event]:
 
 
 def batch_units_pmf(batch: Batch, cost: dict[int, CallCost | None], h: float,
-                    max_len: int = 1 << 22) -> NDArray[np.float64]:
+                    top: float = math.inf, max_len: int = 1 << 22) -> NDArray[np.float64]:
     """Distribution of units a batch charges to one constraint, on a lattice of step h.
 
     ``cost`` maps ``id(call)`` to its :class:`CallCost` (None: the call does not touch
     the constraint). A fan-out of K copies is the K-fold convolution of its children,
-    mixed over the distribution of K.
+    mixed over the distribution of K. Every charge is spread mean-preservingly (see
+    :meth:`Distribution.lattice_pmf`), so the batch's lattice mean is exact except for
+    charges beyond ``top`` units, which are gathered at ⌈top/h⌉: pass a ``top`` past
+    the allowance and the distribution below it is all that matters.
     """
+    t_idx = math.ceil(top / h - 1e-12) if math.isfinite(top) else None
     inner = np.ones(1)
     for child in batch.children:
         if isinstance(child, Batch):
-            p = batch_units_pmf(child, cost, h, max_len)
+            p = batch_units_pmf(child, cost, h, top, max_len)
         else:
             c = cost.get(id(child))
-            p = c.pmf(h) if c is not None else np.ones(1)
-        inner = _conv(inner, p)
+            p = c.pmf(h, top) if c is not None else np.ones(1)
+        inner = _conv(inner, p, t_idx)
     if batch.keep < 1.0:
         thinned = inner * batch.keep
         thinned[0] += 1.0 - batch.keep
@@ -247,7 +263,13 @@ def batch_units_pmf(batch: Batch, cost: dict[int, CallCost | None], h: float,
                 out = np.pad(out, (0, power.size - out.size))
             out[: power.size] += pk * power
         if k < k_max:
-            power = _conv(power, inner)
+            if t_idx is not None and power.size > t_idx and power[:t_idx].sum() < 1e-15:
+                # Every longer fan-out is past `top` too: the rest of K lands there.
+                if out.size <= t_idx:
+                    out = np.pad(out, (0, t_idx + 1 - out.size))
+                out[t_idx] += float(probs[k + 1:].sum())
+                break
+            power = _conv(power, inner, t_idx)
             if power.size > max_len:
                 raise ValueError("batch distribution too large for the lattice")
     return out
@@ -380,6 +402,14 @@ class Workload:
         return sum(t.probability * ev.rate * batch_units_mean(ev.batch, ones)
                    for t in self.turns for ev in t.events)
 
+    def calls_per_turn_type(self) -> list[float]:
+        """Mean calls per turn of each turn type."""
+        ones: dict[int, CallCost | None] = {
+            id(call): CallCost("requests") for t in self.turns for ev in t.events
+            for call in ev.batch.calls()}
+        return [sum(ev.rate * batch_units_mean(ev.batch, ones) for ev in t.events)
+                for t in self.turns]
+
     @cached_property
     def turn_latency_moments(self) -> list[tuple[float, float, bool]]:
         """(mean, minimum, deterministic) latency of each turn type (seconds)."""
@@ -391,9 +421,14 @@ class Workload:
 
         Turns with very many calls get fewer samples, so the work stays bounded.
         """
-        most = max(_max_calls(t.steps) for t in self.turns)
-        n = int(min(TURN_SAMPLE_SIZE, max(4096, (1 << 23) // max(most, 1))))
+        n = turn_sample_size(self.calls_per_turn(), TURN_SAMPLE_SIZE)
         return sample_turns(self, n=n, rng=np.random.default_rng(TURN_SAMPLE_SEED))
+
+
+def turn_sample_size(mean_calls: float, cap: int) -> int:
+    """How many turns to sample: ``cap``, fewer when turns make so many calls that the
+    sample would exceed :data:`CALL_SAMPLE_BUDGET` sampled calls (at least 256)."""
+    return int(min(cap, max(256, CALL_SAMPLE_BUDGET // max(mean_calls, 1.0))))
 
 
 T = TypeVar("T")
@@ -422,6 +457,15 @@ _WORKLOADS: dict[int, tuple[Profile, Workload]] = {}
 # estimated from this many sampled turns with a fixed seed, so results are reproducible.
 TURN_SAMPLE_SIZE = 1 << 17
 TURN_SAMPLE_SEED = 20261124
+# Sampled calls per sample (a few seconds of work at most): turns of thousands of calls
+# are sampled fewer times instead of taking minutes.
+CALL_SAMPLE_BUDGET = 1 << 21
+# A loop or fan-out is sampled copy by copy for every sampled turn while that is cheap
+# (the sample stays the same as ever); beyond this many body samples every copy that
+# runs is sampled at once and reduced per turn, so the work is proportional to the calls
+# produced and the Python overhead to the steps written.
+_DENSE_LIMIT = 1 << 21
+_DENSE_COPIES = 16
 
 
 @dataclass(frozen=True)
@@ -459,7 +503,8 @@ def _sample_steps(steps: tuple[Step, ...] | list[Step], profile: Profile,
                 kmax = int(k.max()) if n else 0
                 sl, sc = np.zeros(n), np.zeros(n)
                 su = {key: np.zeros(n) for key in _unit_keys(constraints)}
-                for j in range(kmax):
+                dense = kmax <= _DENSE_COPIES and n * kmax <= _DENSE_LIMIT
+                for j in range(kmax if dense else 0):
                     active = k > j
                     bl, bc, bu = _sample_steps(blk.body, profile, constraints, rng, n)
                     if kind == "parallel":
@@ -469,6 +514,17 @@ def _sample_steps(steps: tuple[Step, ...] | list[Step], profile: Profile,
                     sc = sc + np.where(active, bc, 0.0)
                     for key in su:
                         su[key] = su[key] + np.where(active, bu[key], 0.0)
+                if not dense and kmax:
+                    # One row per copy of the body, sampled at once, then reduced per turn.
+                    pos = np.flatnonzero(k > 0)
+                    bl, bc, bu = _sample_steps(blk.body, profile, constraints, rng,
+                                               int(k.sum()))
+                    starts = np.concatenate(([0], np.cumsum(k[pos])[:-1]))
+                    reduce = np.maximum.reduceat if kind == "parallel" else np.add.reduceat
+                    sl[pos] = reduce(bl, starts)
+                    sc[pos] = np.add.reduceat(bc, starts)
+                    for key in su:
+                        su[key][pos] = np.add.reduceat(bu[key], starts)
         lat += sl
         calls += sc
         for key in units:
@@ -514,20 +570,14 @@ def _sample_call(call: CallSpec, profile: Profile, constraints: tuple[Constraint
     return lat, np.ones(n), units
 
 
-def _max_calls(steps: tuple[Step, ...] | list[Step]) -> int:
-    """Most calls a step sequence can make."""
-    total = 0
-    for step in steps:
-        if isinstance(step, CallStep):
-            total += 1
-        elif isinstance(step, OptionalStep):
-            total += _max_calls(step.optional.body)
-        elif isinstance(step, RepeatStep):
-            total += int(step.repeat.count.upper) * _max_calls(step.repeat.body)
-        else:
-            assert isinstance(step, ParallelStep)
-            total += int(step.parallel.count.upper) * _max_calls(step.parallel.body)
-    return total
+@functools.lru_cache(maxsize=256)
+def _mean_inverse(tps: Distribution) -> float:
+    """E[1/S] of a generation speed (seconds per token); once per distinct speed."""
+    if tps.is_fixed:
+        return 1.0 / tps.mean
+    # E[1/S] has no closed form for every family here: a fixed-seed sample.
+    rng = np.random.default_rng(TURN_SAMPLE_SEED)
+    return float((1.0 / tps.sample(rng, TURN_SAMPLE_SIZE)).mean())
 
 
 def _call_latency_moments(call: CallSpec, profile: Profile) -> tuple[float, float, bool]:
@@ -536,13 +586,7 @@ def _call_latency_moments(call: CallSpec, profile: Profile) -> tuple[float, floa
     mt = profile.max_tokens_for(call)
     cap = float(mt) if mt is not None else math.inf
     tps = model.tokens_per_second
-    if tps.is_fixed:
-        inv_tps = 1.0 / tps.mean
-    else:
-        # E[1/S] has no closed form for every family here: a fixed-seed sample.
-        rng = np.random.default_rng(TURN_SAMPLE_SEED)
-        inv_tps = float((1.0 / tps.sample(rng, TURN_SAMPLE_SIZE)).mean())
-    mean = model.ttft.mean + call.output_tokens.mean_clipped(cap) * inv_tps
+    mean = model.ttft.mean + call.output_tokens.mean_clipped(cap) * _mean_inverse(tps)
     low = model.ttft.lower + min(call.output_tokens.lower, cap) / tps.upper
     fixed = model.ttft.is_fixed and tps.is_fixed and (
         call.output_tokens.is_fixed or call.output_tokens.lower >= cap)
@@ -579,7 +623,9 @@ def latency_moments(steps: tuple[Step, ...] | list[Step], profile: Profile) -> t
                 m, fx = (bm if k.mean >= 1 else 0.0), bfx
             else:
                 rng = np.random.default_rng(TURN_SAMPLE_SEED)
-                lat, _, _ = _sample_steps((step,), profile, (), rng, TURN_SAMPLE_SIZE)
+                n = turn_sample_size(k.mean * max(max_calls(step.parallel.body), 1),
+                                     TURN_SAMPLE_SIZE)
+                lat, _, _ = _sample_steps((step,), profile, (), rng, n)
                 m, fx = float(lat.mean()), False
         mean += m
         low += lo

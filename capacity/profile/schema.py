@@ -41,7 +41,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from capacity.model.dist import Distribution, dist_json_schema, parse_duration
+from capacity.model.dist import (
+    MAX_SECONDS,
+    MAX_TOKENS,
+    MAX_WEIGHT,
+    Distribution,
+    dist_json_schema,
+    parse_duration,
+)
 from capacity.profile.presets import apply_preset
 
 # ---------------------------------------------------------------------------------------
@@ -70,22 +77,124 @@ else:
     RateDist = _dist_type("number")
 
 
-def _duration(v: Any) -> float:
-    return parse_duration(v)
+# ---------------------------------------------------------------------------------------
+# Bounded scalar types: one per kind of field, each stating its bounds in the JSON Schema.
+# Every number a profile holds is finite and within bounds far beyond any real workload;
+# the models downstream can rely on that (no overflow, no negative durations).
+# ---------------------------------------------------------------------------------------
+
+MAX_LIMIT = 1e12
+"""Largest quota limit (requests or tokens per period)."""
+MAX_RETRIES = 100
+"""Most retries per call."""
+MAX_CONCURRENCY = 1_000_000
+"""Largest client concurrency cap."""
+MIN_WINDOW_S = 1e-3
+"""Shortest enforcement window or bucket depth (1 ms; providers use 1 s or more)."""
+MIN_TOKENS_PER_SECOND = 1e-3
+"""Slowest generation speed accepted (a token every 1,000 s)."""
+MAX_CALLS_PER_TURN = 10_000
+"""Most calls one turn may make (repeat and parallel counts multiply)."""
 
 
-Seconds = Annotated[
-    float,
-    BeforeValidator(_duration),
-    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0},
-                              {"type": "string", "pattern": r"^[0-9.]+(ms|s|m|min|h)?$"}],
-                    "description": "a duration: seconds, or a string such as 150s, 2.5m, 500ms"}),
-]
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
-PositiveFloat = Annotated[float, Field(gt=0, strict=True, allow_inf_nan=False)]
-NonNegInt = Annotated[int, Field(ge=0, strict=True)]
-PositiveInt = Annotated[int, Field(gt=0, strict=True)]
-Fraction = Annotated[float, Field(ge=0, le=1, strict=True)]
+
+def _real(v: Any, what: str, strings: bool = False) -> float:
+    """A finite real number (not a bool); numeric strings too when ``strings``."""
+    if strings and isinstance(v, str):
+        with contextlib.suppress(ValueError):
+            v = float(v.replace("_", ""))
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ValueError(f"expected {what}, got {_short(v)}")
+    try:
+        x = float(v)
+    except OverflowError:
+        x = math.inf
+    if not math.isfinite(x):
+        raise ValueError(f"must be a finite number, got {_short(v)}")
+    return x
+
+
+def _fmt(x: float) -> str:
+    return f"{x:,.0f}" if x >= 1000 and float(x).is_integer() else f"{x:g}"
+
+
+def _seconds_type(low: float, low_open: bool, desc: str) -> Any:
+    """Seconds (a number, or a string such as 150s, 2.5m, 500ms) in [low, MAX_SECONDS]."""
+    def check(v: Any) -> float:
+        s = parse_duration(v)
+        if s < low or (low_open and s <= low) or s > MAX_SECONDS:
+            rel = ">" if low_open else "≥"
+            raise ValueError(f"must be {desc} ({rel} {_fmt(low)}s, at most 30 days = "
+                             f"{MAX_SECONDS:,.0f}s), got {_short(v)}")
+        return s
+
+    bound: dict[str, Any] = {"exclusiveMinimum": low} if low_open else {"minimum": low}
+    return Annotated[float, BeforeValidator(check), WithJsonSchema({
+        "anyOf": [{"type": "number", **bound, "maximum": MAX_SECONDS},
+                  {"type": "string",
+                   "pattern": r"^[0-9.]+([eE][-+]?[0-9]+)?(ms|s|m|min|h)?$"}],
+        "description": f"{desc}: seconds, or a string such as 150s, 2.5m, 500ms; "
+        f"{'more than' if low_open else 'at least'} {_fmt(low)}s, at most 30 days"})]
+
+
+def _number_type(low: float, high: float, low_open: bool, what: str,
+                 strings: bool = False) -> Any:
+    """A finite number in [low, high] (or (low, high])."""
+    def check(v: Any) -> float:
+        x = _real(v, what, strings)
+        if x < low or (low_open and x <= low) or x > high:
+            rel = ">" if low_open else "≥"
+            raise ValueError(f"must be {rel} {_fmt(low)} and at most {_fmt(high)}, "
+                             f"got {_short(v)}")
+        return x
+
+    bound: dict[str, Any] = {"exclusiveMinimum": low} if low_open else {"minimum": low}
+    return Annotated[float, BeforeValidator(check),
+                     WithJsonSchema({"type": "number", **bound, "maximum": high})]
+
+
+def _count_type(low: int, high: int, what: str) -> Any:
+    """A whole number in [low, high] (``3.0`` is accepted as 3, ``true`` is not)."""
+    def check(v: Any) -> int:
+        x = _real(v, what)
+        if not x.is_integer():
+            raise ValueError(f"expected {what}, got {_short(v)}")
+        if not low <= x <= high:
+            raise ValueError(f"must be ≥ {low:,} and at most {high:,}, got {_short(v)}")
+        return int(x)
+
+    return Annotated[int, BeforeValidator(check), WithJsonSchema(
+        {"type": "integer", "minimum": low, "maximum": high, "description": what})]
+
+
+if TYPE_CHECKING:  # to type checkers these are plain numbers
+    Seconds = float
+    PositiveSeconds = float
+    WindowSeconds = float
+    LimitRate = float
+    PositiveFloat = float
+    Weight = float
+    NonNegInt = int
+    PositiveInt = int
+    TokenCount = int
+else:
+    # Durations (seconds).
+    Seconds = _seconds_type(0.0, False, "a duration")
+    PositiveSeconds = _seconds_type(0.0, True, "a positive duration")
+    WindowSeconds = _seconds_type(MIN_WINDOW_S, False, "a positive duration")
+    # Rates (per period or per second) and relative weights.
+    LimitRate = _number_type(0.0, MAX_LIMIT, True, "a positive number", strings=True)
+    PositiveFloat = _number_type(0.0, MAX_LIMIT, True, "a positive number")
+    Weight = _number_type(0.0, MAX_WEIGHT, True, "a positive number")
+    # Counts and token counts.
+    NonNegInt = _count_type(0, MAX_RETRIES, "an integer")
+    PositiveInt = _count_type(1, MAX_CONCURRENCY, "an integer")
+    TokenCount = _count_type(1, MAX_TOKENS, "an integer number of tokens")
+Fraction = Annotated[float, Field(ge=0, le=1, strict=True, allow_inf_nan=False)]
 
 DIMENSIONS: tuple[str, ...] = ("rpm", "tpm", "itpm", "otpm", "rpd", "tpd")
 """Quota dimensions: requests/tokens/input tokens/output tokens per minute, per day."""
@@ -141,14 +250,15 @@ class ModelSpec(Spec):
     ttft: DurationDist = Field(default=Distribution.fixed(0.5, "duration"),
                                description="time to first token (seconds)")
     tokens_per_second: RateDist = Field(description="output tokens generated per second")
-    max_tokens: PositiveInt | None = Field(
+    max_tokens: TokenCount | None = Field(
         default=None, description="default max_tokens for calls to this model")
 
     @field_validator("tokens_per_second")
     @classmethod
     def _positive_rate(cls, v: Distribution) -> Distribution:
-        if v.lower <= 0:
-            raise ValueError(f"must be > 0 tokens per second, got {v.describe()}")
+        if v.lower < MIN_TOKENS_PER_SECOND:
+            raise ValueError(f"must be > 0: at least {MIN_TOKENS_PER_SECOND:g} tokens per "
+                             f"second (every value), got {v.describe()}")
         return v
 
 
@@ -161,7 +271,7 @@ class CallSpec(Spec):
         default=0.0,
         description="share of input_tokens read from the provider's prompt cache (0..1)")
     output_tokens: TokenDist = Field(description="generated tokens (cut at max_tokens)")
-    max_tokens: PositiveInt | None = Field(
+    max_tokens: TokenCount | None = Field(
         default=None, description="max_tokens sent with the call (defaults to the model's)")
     name: str | None = Field(default=None, description="label shown in reports")
 
@@ -297,8 +407,7 @@ Step = Annotated[
 class TurnSpec(Spec):
     """One turn type: an ordered list of steps, with its weight in the session's mix."""
 
-    weight: Annotated[float, Field(gt=0, strict=True, allow_inf_nan=False)] = Field(
-        default=1.0, description="relative frequency of this turn type")
+    weight: Weight = Field(default=1.0, description="relative frequency of this turn type")
     steps: list[Step] = Field(min_length=1, description="the turn's steps, in order")
 
 
@@ -351,49 +460,38 @@ class Enforcement(Spec):
     """
 
     type: Literal["fixed_window", "sliding_window", "token_bucket"] = "fixed_window"
-    window: Seconds = Field(default=60.0, description="window length for *_window types")
-    burst: Seconds = Field(default=60.0,
-                           description="token bucket depth, in seconds of refill")
-
-    @field_validator("window", "burst")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if not v > 0 or not math.isfinite(v):
-            raise ValueError(f"must be a positive duration, got {v}")
-        return v
+    window: WindowSeconds = Field(default=60.0,
+                                  description="window length for *_window types")
+    burst: WindowSeconds = Field(default=60.0,
+                                 description="token bucket depth, in seconds of refill")
 
 
 class LimitSpec(Spec):
     """A limit with its own enforcement, overriding the quota's."""
 
-    limit: PositiveFloat = Field(description="requests or tokens per period")
+    limit: LimitRate = Field(description="requests or tokens per period")
     enforcement: Enforcement | None = None
 
 
 def _limit(v: Any) -> Any:
-    if isinstance(v, str):
-        # YAML 1.1 reads `1e6` (no dot) as a string; a limit that is clearly a number is one.
-        with contextlib.suppress(ValueError):
-            v = float(v.replace("_", ""))
-    if isinstance(v, bool) or not isinstance(v, int | float | dict):
-        raise ValueError(
-            f"expected a positive number or {{limit: .., enforcement: ..}}, got {v!r}")
-    if isinstance(v, int | float):
-        if not math.isfinite(v):
-            raise ValueError(f"must be a finite number, got {v}")
-        if not v > 0:
-            raise ValueError(f"must be > 0, got {v}")
-        return {"limit": float(v)}
-    return v
+    """A limit: a number is shorthand for ``{limit: N}`` (numeric strings such as a quoted
+    ``"1e6"`` count as numbers)."""
+    if isinstance(v, dict | BaseModel):
+        return v
+    x = _real(v, "a positive number or {limit: .., enforcement: ..}", strings=True)
+    if not 0 < x <= MAX_LIMIT:
+        raise ValueError(f"must be > 0 and at most {_fmt(MAX_LIMIT)}, got {_short(v)}")
+    return {"limit": x}
 
 
 Limit = Annotated[
     LimitSpec,
     BeforeValidator(_limit),
     WithJsonSchema({"anyOf": [
-        {"type": "number", "exclusiveMinimum": 0},
+        {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_LIMIT},
         {"type": "object", "additionalProperties": False, "required": ["limit"],
-         "properties": {"limit": {"type": "number", "exclusiveMinimum": 0},
+         "properties": {"limit": {"type": "number", "exclusiveMinimum": 0,
+                                  "maximum": MAX_LIMIT},
                         "enforcement": Enforcement.model_json_schema()}},
     ], "description": "a limit per period, or {limit, enforcement} to override the quota's"}),
 ]
@@ -462,7 +560,7 @@ class QuotaSpec(Spec):
 class RetrySpec(Spec):
     """Client behaviour on a 429 (defaults: openai-python / anthropic-sdk-python)."""
 
-    max_retries: NonNegInt = 2
+    max_retries: NonNegInt = Field(default=2, description="retries per call after a 429")
     initial_delay: Seconds = 0.5
     max_delay: Seconds = 8.0
     jitter: Fraction = Field(default=0.25, description="backoff is cut by up to this fraction")
@@ -493,17 +591,11 @@ class PacingSpec(Spec):
 class TargetSpec(Spec):
     """What counts as 'carrying' the load."""
 
-    max_429_fraction: Annotated[float, Field(gt=0, lt=1, strict=True)] = Field(
+    max_429_fraction: Annotated[float, Field(gt=0, lt=1, strict=True,
+                                             allow_inf_nan=False)] = Field(
         default=0.01, description="acceptable fraction of call attempts answered 429")
-    p95_turn_latency: Seconds | None = Field(
+    p95_turn_latency: PositiveSeconds | None = Field(
         default=None, description="optional bound on the 95th percentile of turn latency")
-
-    @field_validator("p95_turn_latency")
-    @classmethod
-    def _positive_latency(cls, v: float | None) -> float | None:
-        if v is not None and not v > 0:
-            raise ValueError(f"must be a positive duration, got {v}")
-        return v
 
 
 class Profile(Spec):
@@ -565,6 +657,27 @@ def iter_calls(steps: list[Step] | tuple[Step, ...], path: PathT) -> Iterator[tu
             yield from iter_calls(block.steps or [], (*p, kind, "steps"))
 
 
+def max_calls(steps: list[Step] | tuple[Step, ...]) -> int:
+    """Most calls a step sequence can make (repeat and parallel counts multiply)."""
+    total = 0
+    for step in steps:
+        if isinstance(step, CallStep):
+            total += 1
+            continue
+        kind = _step_kind(step)
+        assert kind is not None
+        block: Block = getattr(step, kind)
+        times = int(block.count.upper) if isinstance(block, ParallelBlock | RepeatBlock) else 1
+        total += times * max_calls(block.body)
+    return total
+
+
+def _takes_time(steps: list[Step] | tuple[Step, ...], profile: Profile) -> bool:
+    """True when some call of the steps can take time (time to first token or output)."""
+    return any(profile.models[c.model].ttft.mean > 0 or c.output_tokens.mean > 0
+               for c, _ in iter_calls(steps, ()) if c.model in profile.models)
+
+
 def check_references(profile: Profile) -> list[tuple[PathT, str]]:
     """Problems that span several keys, as (key path, rule) pairs; empty when consistent."""
     problems: list[tuple[PathT, str]] = []
@@ -582,6 +695,13 @@ def check_references(profile: Profile) -> list[tuple[PathT, str]]:
         for dim, lim in q.limits().items():
             enf = q.enforcement_for(dim)
             if enf.type == "token_bucket":
+                depth = lim.limit * enf.burst / DIMENSION_PERIOD_S[dim]
+                if DIMENSION_UNIT[dim] == "requests" and depth < 1:
+                    problems.append((
+                        ("quotas", qname, dim),
+                        f"{lim.limit:g} {dim} in a token bucket {enf.burst:g}s deep holds "
+                        f"{depth:.3g} requests: nothing could ever be admitted; use a "
+                        "deeper bucket (burst)"))
                 continue
             allowance = math.floor(lim.limit * enf.window / DIMENSION_PERIOD_S[dim] + 1e-9)
             if allowance < 1:
@@ -593,6 +713,12 @@ def check_references(profile: Profile) -> list[tuple[PathT, str]]:
                 ))
 
     for tname, turn in profile.session.turns.items():
+        most = max_calls(turn.steps)
+        if most > MAX_CALLS_PER_TURN:
+            problems.append((("session", "turns", tname, "steps"),
+                             f"a turn of this type can make up to {most:,} calls (repeat and "
+                             f"parallel counts multiply); at most {MAX_CALLS_PER_TURN:,} per "
+                             "turn are supported"))
         for call, path in iter_calls(turn.steps, ("session", "turns", tname, "steps")):
             if call.model not in profile.models:
                 problems.append(((*path, "model"), unknown_model(call.model)))
@@ -609,6 +735,11 @@ def check_references(profile: Profile) -> list[tuple[PathT, str]]:
                     problems.append(((*path, "max_tokens"),
                                      f"quota {qname!r} charges max_tokens at admission; set "
                                      f"max_tokens on this call or on model {call.model!r}"))
+    if profile.session.pause.mean == 0 and not problems and not any(
+            _takes_time(t.steps, profile) for t in profile.session.turns.values()):
+        problems.append((("session", "think_time"),
+                         "a session cycle would take no time (zero think time and turns "
+                         "whose calls take none): give a think time or a time to first token"))
     if not any(
         profile.quotas_for(call.model)
         for turn in profile.session.turns.values()

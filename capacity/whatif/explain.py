@@ -11,7 +11,13 @@ import numpy as np
 from capacity._version import __version__
 from capacity.analytic.model import CycleTime, cycle_time
 from capacity.jsonsafe import clean as _clean
-from capacity.model.workload import TURN_SAMPLE_SEED, TURN_SAMPLE_SIZE, Workload, sample_turns
+from capacity.model.workload import (
+    TURN_SAMPLE_SEED,
+    TURN_SAMPLE_SIZE,
+    Workload,
+    sample_turns,
+    turn_sample_size,
+)
 from capacity.profile.schema import Profile
 
 
@@ -100,9 +106,11 @@ def explain(profile: Profile) -> ExplainResult:
     wl = Workload.from_profile(profile)
     figures = []
     rng = np.random.default_rng(TURN_SAMPLE_SEED)
-    for t in wl.turns:
+    for t, calls in zip(wl.turns, wl.calls_per_turn_type(), strict=True):
         sub = Workload(profile, (t.__class__(t.name, 1.0, t.steps, t.events),), wl.constraints)
-        s = sample_turns(sub, TURN_SAMPLE_SIZE // 4, rng)
+        # Fewer samples for turns of very many calls or mixes of very many turn types.
+        n = turn_sample_size(calls * max(1, len(wl.turns) // 4), TURN_SAMPLE_SIZE // 4)
+        s = sample_turns(sub, n, rng)
         figures.append(TurnFigures(t.name, t.probability, Spread.of(s.calls),
                                    Spread.of(s.units["input_tokens"]),
                                    Spread.of(s.units["output_tokens"]), Spread.of(s.latency)))
@@ -118,4 +126,5 @@ def explain(profile: Profile) -> ExplainResult:
         per_min = 60.0 * v / cyc.cycle_s
         ceiling = c.limit * 60.0 / c.period_s / per_min if per_min > 0 else math.inf
         rates.append(SessionRate(c.quota, c.dim, c.unit, v, per_min, c.limit, ceiling))
-    return ExplainResult(profile.title, tuple(figures), cyc, tuple(rates), TURN_SAMPLE_SIZE)
+    return ExplainResult(profile.title, tuple(figures), cyc, tuple(rates),
+                         int(wl.turn_sample.latency.size))
