@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -100,7 +101,7 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
     # A bisection up to `cap` evaluates about 2·log2(cap) + 6 values of N.
     evaluations = 2 * math.ceil(math.log2(max(cap, 2))) + 6
     skip = simulation_budget(result.cycle.cycle_s, result.calls_per_turn, cap, sim,
-                             evaluations)
+                             evaluations, _nodes_per_session(profile))
     if skip is not None:
         return dataclasses.replace(result, method="analytic",
                                    notes=(*result.notes, skip + " The burst-aware figure "
@@ -118,8 +119,13 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
 
 
 def simulation_budget(cycle_s: float, calls_per_turn: float, sessions: int,
-                      sim: SimSettings, evaluations: int = 1) -> str | None:
+                      sim: SimSettings, evaluations: int = 1,
+                      nodes_per_session: int = 1) -> str | None:
     """Why a simulation should not run (a note), or None when it fits the budget.
+
+    Two budgets: simulated call attempts (time) and memory. A replication holds every
+    session's expanded turn (``nodes_per_session``: calls and blocks of the largest turn)
+    in about :data:`BYTES_PER_NODE` bytes each, and one replication runs per core at once.
 
     Raises CapacityError when the horizon is shorter than one session cycle: nothing would
     be measured, and a zero would be silently wrong.
@@ -128,6 +134,12 @@ def simulation_budget(cycle_s: float, calls_per_turn: float, sessions: int,
         raise CapacityError(
             f"--horizon {sim.horizon_s:g}s is shorter than one session cycle "
             f"({cycle_s:.0f}s): the simulation would measure nothing; use a longer horizon")
+    memory = simulation_memory(sessions, nodes_per_session, sim.replications)
+    if memory > MAX_SIMULATION_BYTES:
+        return (f"Not simulated: up to {sessions:,} sessions of turns expanding to "
+                f"{nodes_per_session:,} calls and blocks would need ~{memory / 2**30:.1f} GiB "
+                f"of memory (limit {MAX_SIMULATION_BYTES / 2**30:.0f} GiB); fewer sessions "
+                "or smaller repeat/parallel counts would simulate.")
     per_eval = sessions * calls_per_turn * (sim.horizon_s / cycle_s) * sim.replications
     if per_eval > MAX_SIMULATED_ATTEMPTS or per_eval * evaluations > MAX_TOTAL_ATTEMPTS:
         return (f"Not simulated: up to {sessions:,} sessions would mean ~{per_eval:.1e} "
@@ -137,11 +149,31 @@ def simulation_budget(cycle_s: float, calls_per_turn: float, sessions: int,
     return None
 
 
+def simulation_memory(sessions: int, nodes_per_session: int, replications: int) -> float:
+    """Estimated peak memory (bytes) of a simulation: the per-replication instance pool
+    (``sessions × nodes_per_session`` nodes) times the replications running at once."""
+    at_once = max(1, min(os.cpu_count() or 1, replications))
+    return float(at_once) * sessions * max(nodes_per_session, 1) * BYTES_PER_NODE
+
+
+# The kernel keeps, per instance node: an 8-integer record, 7 floats, a key and three
+# event-heap slots (8 bytes each), plus a pacing queue slot: about 170 bytes.
+BYTES_PER_NODE = 176
+MAX_SIMULATION_BYTES = 2.0 * 2**30
+"""Memory a simulation may take (2 GiB), all replications running at once together."""
+
 # Budgets, in simulated call attempts, at a few million attempts per second per core: about
 # 20 s for one evaluated N, about a minute for a whole search. Beyond them the Monte Carlo
 # answer is skipped with a note rather than leaving the CLI running for many minutes.
 MAX_SIMULATED_ATTEMPTS = 1e8
 MAX_TOTAL_ATTEMPTS = 4e8
+
+
+def _nodes_per_session(profile: Profile) -> int:
+    """Instance nodes one simulated session holds (its largest expanded turn)."""
+    from capacity.sim.engine import _compile
+
+    return int(_compile(profile).max_nodes)
 
 
 # ---------------------------------------------------------------------------------------
@@ -322,7 +354,8 @@ def size(profile: Profile, sessions: int, *, method: str = "analytic",
     if sim is None:
         raise CapacityError("simulation settings (a seed) are required to simulate")
     # The bisection over a scale factor and its confirmation take about 12 evaluations.
-    skip = simulation_budget(cyc.cycle_s, wl.calls_per_turn(), sessions, sim, 12)
+    skip = simulation_budget(cyc.cycle_s, wl.calls_per_turn(), sessions, sim, 12,
+                             _nodes_per_session(profile))
     if skip is not None:
         return dataclasses.replace(result, notes=(skip + " The analytic size stands.",))
     from capacity.sim.engine import SimulationError

@@ -144,11 +144,12 @@ def sweep(profile: Profile, sessions: Sequence[int], *, method: str = "analytic"
         _check_args(1, horizon_s, None, replications, seed)
         settings = SimSettings(seed=seed, replications=replications, horizon_s=horizon_s)
         # Budget the sweep as its largest N evaluated once per grid point (an upper bound).
+        compiled = _compile(profile)
         skip = simulation_budget(cyc.cycle_s, wl.calls_per_turn(), max(sessions), settings,
-                                 evaluations=len(sessions))
+                                 evaluations=len(sessions),
+                                 nodes_per_session=compiled.max_nodes)
         if skip is not None:
             raise CapacityError(skip + " Or use --method analytic.")
-        compiled = _compile(profile)
     rows = []
     for i, n in enumerate(sessions):
         losses = {c.name: m.stats(n).loss_fraction for c, m in models}
