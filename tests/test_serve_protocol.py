@@ -361,3 +361,23 @@ def test_profile_fan_out_sets_parallel_calls() -> None:
         r = http.post("/v1/chat/completions", json={**OK_CHAT, "tools": [WEATHER_TOOL],
                                                     "parallel_tool_calls": False})
         assert len(r.json()["choices"][0]["message"]["tool_calls"]) == 1
+
+
+def test_library_entry_points_take_a_path_and_keywords(root: Any) -> None:
+    import asyncio
+
+    from capacity.serve import MockServer, ServerThread
+
+    with ServerThread(root / "profiles" / "tool-agent.yaml", time_scale=1000, seed=3) as s:
+        assert s.options.seed == 3 and s.port > 0
+        ids = {m["id"] for m in httpx2.get(s.url + "/v1/models").json()["data"]}
+        assert ids == {"gpt-4.1", "gpt-4.1-mini"}
+    with pytest.raises(httpx2.ConnectError):  # stopped: the port is closed
+        httpx2.get(s.url + "/health")
+
+    async def main() -> None:
+        async with MockServer(profile(), time_scale=1000) as srv:
+            assert srv.url.startswith("http://127.0.0.1:")
+            await asyncio.sleep(0)
+
+    asyncio.run(main())

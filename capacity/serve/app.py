@@ -44,6 +44,7 @@ import math
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any
 
@@ -538,11 +539,21 @@ class MockServer:
 
     Use ``async with MockServer(profile, options) as srv:`` (or ``await srv.start()`` /
     ``await srv.close()``); ``srv.url`` is ``http://host:port`` once started. Port 0 picks a
-    free port.
+    free port. ``profile`` may be a YAML path; options may be given as keywords instead of
+    a :class:`ServeOptions` (``MockServer(profile, time_scale=100, seed=1)``).
     """
 
-    def __init__(self, profile: Profile, options: ServeOptions | None = None, *,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, profile: Profile | str | Path,
+                 options: ServeOptions | None = None, *, host: str = "127.0.0.1",
+                 port: int = 0, **option_fields: Any) -> None:
+        if not isinstance(profile, Profile):
+            from capacity.profile.loader import load_profile
+
+            profile = load_profile([Path(profile)])
+        if option_fields:
+            if options is not None:
+                raise TypeError("give a ServeOptions or keyword options, not both")
+            options = ServeOptions(**option_fields)
         self.provider = MockProvider(profile, options)
         self.host, self.port = host, port
         self._runner: web.AppRunner | None = None
@@ -611,12 +622,13 @@ class ServerThread:
     tests driving sync SDK clients, notebooks).
 
     ``with ServerThread(profile, options) as srv: ... srv.url``; or ``srv.start()`` /
-    ``srv.close()``. Attributes as :class:`MockServer`.
+    ``srv.close()``. Arguments and attributes as :class:`MockServer`.
     """
 
-    def __init__(self, profile: Profile, options: ServeOptions | None = None, *,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
-        self.server = MockServer(profile, options, host=host, port=port)
+    def __init__(self, profile: Profile | str | Path,
+                 options: ServeOptions | None = None, *, host: str = "127.0.0.1",
+                 port: int = 0, **option_fields: Any) -> None:
+        self.server = MockServer(profile, options, host=host, port=port, **option_fields)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop: asyncio.Event | None = None
