@@ -210,3 +210,14 @@ def test_clocks() -> None:
     assert 0.0 <= w.now() < 60.0
     with pytest.raises(ValueError):
         WallClock(0.0)
+
+
+def test_anthropic_gets_millisecond_waits_only_under_time_compression() -> None:
+    """At time scale 1 Anthropic's 429 carries whole seconds only, as the provider's; at
+    K = 20 a 7.5 s model wait would round to 1 s of wall time (20 model seconds), so the
+    mock adds retry-after-ms (375), which the anthropic SDK reads first."""
+    lim = Limiter.from_profile(_profile({"rpm": 6, "enforcement": {"window": "10s"}}))
+    lim.admit(2.5, Request("m", 1))
+    no = lim.admit(2.5, Request("m", 1))
+    assert "retry-after-ms" not in render_headers(no, "anthropic")
+    assert render_headers(no, "anthropic", time_scale=20.0)["retry-after-ms"] == "376"

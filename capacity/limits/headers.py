@@ -8,7 +8,8 @@
   ``x-ratelimit-reset-{requests,tokens}``.
 * ``anthropic``: ``anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-
   {limit,remaining,reset}`` with RFC 3339 resets (the instant the limit is fully
-  replenished) and ``retry-after`` in seconds on a 429.
+  replenished) and ``retry-after`` in seconds on a 429 (plus ``retry-after-ms`` under
+  time compression, which the anthropic SDK reads first).
 
 Which slot a header reports: providers print one figure per dimension family; where a
 request touches several slots of a family (two quotas, or rpm and rpd) the header shows the
@@ -92,7 +93,10 @@ def render_headers(decision: Decision, dialect: Dialect, *, time_scale: float = 
     if not decision.admitted and math.isfinite(decision.retry_after_s):
         wait = decision.retry_after_s / k
         h["retry-after"] = str(max(1, math.ceil(wait - 1e-9)))
-        if dialect != "anthropic":
+        # Anthropic sends whole seconds only; under time compression that would stretch
+        # a client's wait by up to K model seconds, so the mock adds the millisecond form
+        # (which the anthropic SDK reads first) whenever time_scale != 1.
+        if dialect != "anthropic" or k != 1.0:
             h["retry-after-ms"] = str(max(1, math.ceil(wait * 1000.0 - 1e-6)))
     if dialect == "anthropic":
         now = time.time() if now_epoch_s is None else now_epoch_s

@@ -114,6 +114,7 @@ class Limiter:
         self.clock_offset_s = clock_offset_s
         self.models: tuple[str, ...] = tuple(profile.models) if profile is not None else ()
         self._rules: dict[tuple[str, float | None], ChargeCoefficients] = {}
+        self._touched: dict[str, tuple[int, ...]] = {}
         self.meters: list[Meter] = []
         self.reset()
 
@@ -136,7 +137,17 @@ class Limiter:
 
     def knows(self, model: str) -> bool:
         """True if some quota of the profile covers ``model``."""
-        return bool(self.profile.quotas_for(model))
+        return bool(self.touched(model))
+
+    def touched(self, model: str) -> tuple[int, ...]:
+        """Indices of the slots a request to ``model`` is charged on (cached per model)."""
+        idx = self._touched.get(model)
+        if idx is None:
+            quotas = set(self.profile.quotas_for(model))
+            idx = tuple(i for i, s in enumerate(self.slots) if s.quota in quotas)
+            if len(self._touched) < 4096:  # unknown model names must not grow it forever
+                self._touched[model] = idx
+        return idx
 
     # -- charging --------------------------------------------------------------------
 
@@ -158,17 +169,15 @@ class Limiter:
 
     def charges(self, request: Request) -> dict[str, float]:
         """Units ``request`` is charged at admission, by key of the slots it touches."""
-        touched = set(self.profile.quotas_for(request.model))
-        return {s.key: float(u) for s, u in zip(self.slots, self.units(request), strict=True)
-                if s.quota in touched}
+        units = self.units(request)
+        return {self.slots[i].key: float(units[i]) for i in self.touched(request.model)}
 
     # -- deciding --------------------------------------------------------------------
 
     def admit(self, t: float, request: Request) -> Decision:
         """Admit (and charge) or reject ``request`` at time ``t`` (seconds)."""
         units = self.units(request)
-        quotas = set(self.profile.quotas_for(request.model))
-        touched = [i for i, s in enumerate(self.slots) if s.quota in quotas]
+        touched = self.touched(request.model)
         admitted, retry_after, rejected = self.attempt(t, units)
         snaps = tuple(self._snap(i, t) for i in touched)
         charged = {self.slots[i].key: float(units[i]) if admitted else 0.0 for i in touched}
@@ -214,9 +223,8 @@ class Limiter:
 
     def snapshot(self, t: float, model: str | None = None) -> tuple[SlotSnapshot, ...]:
         """Every slot's state at ``t`` (only the slots ``model`` touches, if given)."""
-        touched = None if model is None else set(self.profile.quotas_for(model))
-        return tuple(self._snap(i, t) for i, s in enumerate(self.slots)
-                     if touched is None or s.quota in touched)
+        idx = range(len(self.slots)) if model is None else self.touched(model)
+        return tuple(self._snap(i, t) for i in idx)
 
     def preload(self, bucket_deficit: Sequence[float] | NDArray[np.float64],
                 window_used: Sequence[float] | NDArray[np.float64], spread: int = 64) -> None:
