@@ -241,3 +241,40 @@ def test_ctrl_c_prints_partial_results_and_exits_130(tmp_path: Path,
     assert pt["interrupted"] and pt["measured"]["counts"]["attempts"] > 0
     assert "Traceback" not in err
     assert math.isfinite(pt["measured"]["horizon_s"]) and os.name == "posix"
+
+
+def test_sessions_send_to_the_target_only(mock: ServerThread) -> None:
+    """A guard on every request of the sessions' HTTP client: any origin but the target's
+    (and, in agent mode, the agent's) is refused before a byte is sent."""
+    import asyncio
+
+    from capacity.loadgen.agent import AgentDriver
+    from capacity.loadgen.driver import DriverConfig, SessionDriver
+    from capacity.loadgen.protocol import TargetError
+
+    cfg = DriverConfig(target=mock.url, provider="openai", time_scale=K, warmup_s=0.0,
+                       duration_s=20.0, seed=1, drain_s=5.0)
+
+    class Stray(SessionDriver):
+        async def _session_loop(self, k: int) -> None:
+            async with self._http.post("http://127.0.0.2:9/v1/chat/completions", data=b"{}"):
+                pass
+
+    with pytest.raises(TargetError, match=r"refusing to send to http://127\.0\.0\.2:9"):
+        asyncio.run(Stray(_small(), cfg, [0]).run())
+    agent = AgentDriver(_small(), cfg, [0], agent_url="http://127.0.0.1:8100/chat")
+    assert agent.allowed_origins() == {("http", "127.0.0.1", mock.port),
+                                       ("http", "127.0.0.1", 8100)}
+
+
+@pytest.mark.parametrize(("option", "url"), [
+    ("--agent-url", "ftp://127.0.0.1/chat"), ("--agent-url", "http:///chat"),
+    ("--agent-url", "http://user:pw@127.0.0.1:8100/chat"), ("--target", "127.0.0.1:8000"),
+    ("--target", "http://127.0.0.1:99999")])
+def test_bad_urls_are_one_line_exit_2(tmp_path: Path, option: str, url: str) -> None:
+    args = ["--target", "http://127.0.0.1:9", "--agent-url", "http://127.0.0.1:9/chat"]
+    args[args.index(option) + 1] = url
+    r = _cli(str(_write_small(tmp_path)), *args, "--sessions", "1", "--no-predict")
+    assert r.returncode == 2, r.stderr
+    err = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1 and option in err[0], r.stderr

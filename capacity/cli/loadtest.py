@@ -155,18 +155,18 @@ def loadtest(
 
         seed = int(np.random.SeedSequence().entropy) % (2**53)  # type: ignore[arg-type]
     from capacity.loadgen import LagError, LoadtestConfig, run_loadtest
-    from capacity.loadgen.protocol import normalise_target
+    from capacity.loadgen.protocol import check_url, normalise_target
     from capacity.sim.engine import default_warmup
 
-    _run(lambda: normalise_target(target, provider.value))  # type: ignore[arg-type]
+    _run(lambda: normalise_target(target, provider.value))
     if agent_url is not None:
-        _run(lambda: normalise_target(agent_url, "openai"))
+        _run(lambda: check_url(agent_url, "--agent-url"))
     cfg = LoadtestConfig(
-        target=target, provider=provider.value,  # type: ignore[arg-type]
+        target=target, provider=provider.value,
         time_scale=time_scale, duration_s=duration_s,
         warmup_s=default_warmup(profile) if warmup_s is None else warmup_s, seed=seed,
-        replications=replications, processes=processes, engine=engine.value,  # type: ignore[arg-type]
-        client=client.value, agent_url=agent_url,  # type: ignore[arg-type]
+        replications=replications, processes=processes, engine=engine.value,
+        client=client.value, agent_url=agent_url,
         agent_template=agent_template, workers=workers, reset=reset,
         log=None if log is None else str(log))
     err_console.print(

@@ -21,7 +21,7 @@ import math
 import re
 
 from ..profile.schema import Profile
-from .driver import DriverConfig, SessionDriver, _short, session_rngs
+from .driver import DriverConfig, SessionDriver, _origin, _short, session_rngs
 from .measure import TurnRecord
 from .plan import iter_calls
 from .protocol import TargetError, filler
@@ -65,6 +65,10 @@ class AgentDriver(SessionDriver):
         except ValueError as e:
             raise TargetError(f"--agent-template is not JSON once filled in: {e}") from None
         self._scrapes: list[dict[str, float]] = []
+
+    def allowed_origins(self) -> set[tuple[str, str, int | None]]:
+        """The target's origin (its /metrics and /admin/reset) and the agent's."""
+        return {*super().allowed_origins(), _origin(self.agent_url)}
 
     def _body(self, session: int, turn: int, message: str) -> str:
         return (self.template.replace("{session}", f"session-{session}")

@@ -183,8 +183,20 @@ class SessionDriver:
         timeout = aiohttp.ClientTimeout(total=self.cfg.request_timeout_s,
                                         sock_connect=self.cfg.connect_timeout_s)
         connector = aiohttp.TCPConnector(limit=0, force_close=False)
+        # No proxy from the environment (trust_env off) and a guard on every request: the
+        # sessions send to the target and the agent URL only (see allowed_origins).
+        allowed = self.allowed_origins()
+
+        async def guard(session: Any, ctx: Any, params: Any) -> None:
+            if _origin(params.url) not in allowed:
+                raise TargetError(f"refusing to send to {params.url}: not the target "
+                                  f"{self.cfg.target}")
+
+        trace = aiohttp.TraceConfig()
+        trace.on_request_start.append(guard)
         async with aiohttp.ClientSession(self.cfg.target, timeout=timeout,
-                                         connector=connector,
+                                         connector=connector, trust_env=False,
+                                         trace_configs=[trace],
                                          json_serialize=json.dumps) as http:
             self._http = http
             tasks = [asyncio.create_task(self._session(k)) for k in self.ids]
@@ -199,6 +211,10 @@ class SessionDriver:
         if self.fatal is not None:
             raise self.fatal
         return self.rec
+
+    def allowed_origins(self) -> set[tuple[str, str, int | None]]:
+        """(scheme, host, port) of the URLs the sessions may send to: the target's."""
+        return {_origin(self.cfg.target)}
 
     async def _wait_end(self) -> None:
         end_of_window = asyncio.create_task(self.sleep_until(self.t1))
@@ -365,6 +381,14 @@ class SessionDriver:
         finally:
             if gate is not None:
                 gate.release()
+
+
+def _origin(url: Any) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a URL (a string or a yarl URL); default ports filled in."""
+    from yarl import URL
+
+    u = URL(str(url))
+    return (u.scheme, (u.host or "").lower(), u.port)
 
 
 def _json(raw: bytes, status: int) -> Any:

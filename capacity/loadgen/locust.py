@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -83,7 +83,7 @@ def user_class(profile: Profile | str | Path, *, time_scale: float = 1.0,
     def now() -> float:
         if state["origin"] is None:
             state["origin"] = time.monotonic()
-        return (time.monotonic() - state["origin"]) * time_scale
+        return float((time.monotonic() - state["origin"]) * time_scale)
 
     def ticker() -> None:
         expected = time.monotonic() + _TICK_S
@@ -96,7 +96,6 @@ def user_class(profile: Profile | str | Path, *, time_scale: float = 1.0,
                 state["rec"].occupancy.append((t, state["in_turn"], state["in_flight"]))
             expected = w + _TICK_S
 
-    @events.test_start.add_listener
     def _start(environment: Any, **_: Any) -> None:
         from locust.runners import MasterRunner
 
@@ -104,7 +103,6 @@ def user_class(profile: Profile | str | Path, *, time_scale: float = 1.0,
         if not isinstance(environment.runner, MasterRunner):
             gevent.spawn(ticker)
 
-    @events.init.add_listener
     def _init(environment: Any, **_: Any) -> None:
         from locust.runners import MasterRunner
 
@@ -112,7 +110,6 @@ def user_class(profile: Profile | str | Path, *, time_scale: float = 1.0,
             environment.runner.register_message(
                 _MSG, lambda msg, **__: state["merged"].append(msg.data))
 
-    @events.test_stopping.add_listener
     def _stopping(environment: Any, **_: Any) -> None:
         from locust.runners import MasterRunner, WorkerRunner
 
@@ -124,12 +121,18 @@ def user_class(profile: Profile | str | Path, *, time_scale: float = 1.0,
         elif not isinstance(environment.runner, MasterRunner):
             state["merged"].append(rec.to_wire())  # a single-process Locust run
 
-    @events.quitting.add_listener
     def _quit(environment: Any, **_: Any) -> None:
         if out is not None and not environment.parsed_options.worker:
             Path(out).write_text(json.dumps(state["merged"]))
 
-    class ProfileSession(FastHttpUser):  # type: ignore[misc]
+    # Registered by call through Any, not as decorators: Locust's hooks are untyped.
+    ev: Any = events
+    ev.test_start.add_listener(_start)
+    ev.init.add_listener(_init)
+    ev.test_stopping.add_listener(_stopping)
+    ev.quitting.add_listener(_quit)
+
+    class ProfileSession(FastHttpUser):
         """One closed-loop session of the profile."""
 
         abstract = False
@@ -190,7 +193,9 @@ def user_class(profile: Profile | str | Path, *, time_scale: float = 1.0,
                 rec.attempts += 1
                 state["in_flight"] += 1
                 try:
-                    with self.client.post(req.path, data=req.data, headers=req.headers,
+                    # geventhttpclient sends bytes as they are (Locust's stub says str).
+                    with self.client.post(req.path, data=cast(Any, req.data),
+                                          headers=req.headers,
                                           name=call.name, catch_response=True) as resp:
                         status = resp.status_code or 0
                         if status == 429:
@@ -264,6 +269,7 @@ def run_locust(profile: Profile, cfg: Any, sessions: int) -> tuple[Recorder, boo
             stderr=subprocess.DEVNULL) for _ in range(cfg.workers)]
         interrupted = False
         started = time.time()
+        procs: list[subprocess.Popen[Any]] = [master, *workers]
         try:
             try:
                 _, err = master.communicate(timeout=run_time + 120)
@@ -271,10 +277,10 @@ def run_locust(profile: Profile, cfg: Any, sessions: int) -> tuple[Recorder, boo
                 interrupted = True
                 _, err = master.communicate(timeout=60)
         finally:
-            for p in [master, *workers]:
+            for p in procs:
                 if p.poll() is None:
                     p.terminate()
-            for p in [master, *workers]:
+            for p in procs:
                 try:
                     p.wait(10)
                 except subprocess.TimeoutExpired:

@@ -98,9 +98,9 @@ class Recorder:
 
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> Recorder:
-        return cls([tuple(t) for t in d["turns"]], list(d["open_turns"]),  # type: ignore[misc]
-                   [tuple(s) for s in d["successes"]],  # type: ignore[misc]
-                   [tuple(o) for o in d["occupancy"]], list(d["lag"]),  # type: ignore[misc]
+        return cls([tuple(t) for t in d["turns"]], list(d["open_turns"]),
+                   [tuple(s) for s in d["successes"]],
+                   [tuple(o) for o in d["occupancy"]], list(d["lag"]),
                    int(d.get("usage_mismatch", 0)), dict(d.get("llm", {})),
                    list(d.get("calls", [])))
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 
@@ -153,7 +154,7 @@ class TurnSampler:
         return max(start + pause, end)
 
     # -- the step tree -------------------------------------------------------------
-    def _seq(self, steps: list[object] | tuple[object, ...],
+    def _seq(self, steps: Sequence[object],
              rng: np.random.Generator) -> SeqPlan:
         seq = SeqPlan()
         for step in steps:

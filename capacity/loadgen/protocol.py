@@ -70,9 +70,31 @@ def filler(chars: int, salt: int = 0) -> str:
     return " ".join(words)[:chars]
 
 
+def check_url(url: str, option: str = "--target") -> str:
+    """``url`` stripped, if it is an absolute http(s) URL with a host and a valid port and
+    no credentials, query or fragment; else :class:`TargetError` naming ``option``."""
+    from yarl import URL
+
+    u = url.strip()
+    try:
+        parsed = URL(u)
+        port = parsed.port
+    except ValueError as e:
+        raise TargetError(f"{option} {url!r}: not a URL ({e})") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise TargetError(f"{option} {url!r}: expected an http(s):// URL with a host")
+    if port is None or not 0 < port < 65536:
+        raise TargetError(f"{option} {url!r}: bad port")
+    if parsed.user or parsed.password:
+        raise TargetError(f"{option} {url!r}: credentials in the URL are not supported")
+    if parsed.query_string or parsed.fragment:
+        raise TargetError(f"{option} {url!r}: no query or fragment expected")
+    return u
+
+
 def normalise_target(url: str, provider: Provider) -> str:
     """The endpoint's base URL without a trailing slash or ``/v1`` (one line on error)."""
-    u = url.strip().rstrip("/")
+    u = check_url(url).rstrip("/")
     if not re.match(r"^https?://[^/\s]+", u):
         raise TargetError(f"--target {url!r}: expected an http(s):// URL")
     if u.endswith("/v1"):

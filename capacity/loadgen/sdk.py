@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextvars
 import importlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -118,7 +119,8 @@ class SdkDriver(SessionDriver):
 
         timeout = httpx2.Timeout(self.cfg.request_timeout_s,
                                  connect=self.cfg.connect_timeout_s)
-        hooks = {"request": [on_request], "response": [on_response]}
+        hooks: dict[str, list[Callable[..., Any]]] = {"request": [on_request],
+                                                      "response": [on_response]}
         retries = self.policy.max_retries
         if self.sdk == "anthropic":
             import anthropic
