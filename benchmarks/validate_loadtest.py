@@ -10,8 +10,13 @@ beside the predicted one. Goal: measured N* within 10 % of the simulated N*.
     python benchmarks/validate_loadtest.py [--profiles a.yaml,b.yaml] [--duration 10m]
                                            [--out benchmarks/validate_loadtest.md]
 
-Takes ~5 minutes of wall time per profile on a quiet 2-core machine. Writes a Markdown
-table (the README quotes it) and the full JSON of every run next to it.
+Before each N the load generator resets the mock's quota state with the simulator's
+steady-state start (``POST /admin/reset``), and every request carries the hint headers
+naming its call's tokens, so mock and simulator charge and time each call alike.
+
+Takes ~5–12 minutes of wall time per profile on a quiet 2-core machine. Writes a Markdown
+table (the README quotes it) and the full JSON of every run next to it, after each
+profile.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from capacity.sim.engine import default_warmup
 ROOT = Path(__file__).resolve().parent.parent
 # K per profile: as fast as the lag guard allows on a busy 2-core machine (the smallest
 # enforcement window ÷ K must stay 10× above the event loop's p99 lag).
-TIME_SCALE = {"web-research": 20.0, "chat-assistant": 10.0, "tool-agent": 10.0}
+TIME_SCALE = {"web-research": 20.0, "chat-assistant": 10.0, "tool-agent": 5.0}
 GRID = (0.7, 0.85, 1.0, 1.15, 1.3)
 
 
@@ -140,11 +145,14 @@ def main() -> None:
     a = ap.parse_args()
     paths = ([Path(p) for p in a.profiles.split(",") if p] if a.profiles
              else sorted((ROOT / "profiles").glob("*.yaml")))
-    runs = [validate(p, parse_duration(a.duration), a.seed, a.replications) for p in paths]
-    md = table(runs)
+    runs = []
+    for p in paths:
+        runs.append(validate(p, parse_duration(a.duration), a.seed, a.replications))
+        # Written after every profile: a later failure does not lose the earlier runs.
+        md = table(runs)
+        Path(a.out).write_text(md)
+        Path(a.out).with_suffix(".json").write_text(json.dumps(runs, indent=1))
     print(md)
-    Path(a.out).write_text(md)
-    Path(a.out).with_suffix(".json").write_text(json.dumps(runs, indent=1))
 
 
 if __name__ == "__main__":
