@@ -125,15 +125,14 @@ def ceiling(
              short_help="Calls, tokens, latency and spend per turn.",
              epilog="Example: capacity explain tool-agent")
 def explain_cmd(profiles: ProfilesArg, overrides: SetOpt = None, fmt: FormatOpt = None,
-                as_json: JsonOpt = False, output: OutputOpt = None,
-                verbose: VerboseOpt = False) -> None:
+                as_json: JsonOpt = False, output: OutputOpt = None) -> None:
     """Derived figures: calls, tokens and latency per turn, cycle time, per-session spend."""
     from capacity.whatif.explain import explain
 
     how = output_format(fmt, as_json)
     check_output(output)
     profile = _load(profiles, overrides)
-    emit(_run(lambda: explain(profile)), how, output, explain_renderable, verbose=verbose)
+    emit(_run(lambda: explain(profile)), how, output, explain_renderable)
 
 
 @app.command(cls=HelpCommand, short_help="Check profiles: one line per file.",
@@ -190,7 +189,6 @@ def size_cmd(
     fmt: FormatOpt = None,
     as_json: JsonOpt = False,
     output: OutputOpt = None,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Smallest quota per dimension that carries --sessions at the profile's targets."""
     from capacity.whatif.ceiling import size as size_quota
@@ -202,7 +200,7 @@ def size_cmd(
     result = simulating(lambda progress: size_quota(
         profile, sessions, method=method.value, sim=sim, progress=progress),
         quiet=quiet or method == Method.analytic)
-    emit(result, how, output, size_renderable, verbose=verbose)
+    emit(result, how, output, size_renderable)
 
 
 class CheckMethod(StrEnum):
@@ -304,7 +302,6 @@ def compare_cmd(
     fmt: FormatOpt = None,
     as_json: JsonOpt = False,
     output: OutputOpt = None,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Ceilings side by side: baseline, overlays and --set scenarios, with the change."""
     from capacity.whatif.ceiling import compare as compare_variants
@@ -316,7 +313,7 @@ def compare_cmd(
     result = simulating(lambda progress: compare_variants(
         variants, method=method.value, sim=sim, progress=progress),  # type: ignore[arg-type]
         quiet=quiet or method == Method.analytic)
-    emit(result, how, output, compare_renderable, verbose=verbose)
+    emit(result, how, output, compare_renderable)
 
 
 @app.command(name="sweep", cls=HelpCommand, short_help="The saturation curve: one row per N.",
@@ -341,7 +338,6 @@ def sweep_cmd(
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
     output: OutputOpt = None,
-    verbose: VerboseOpt = False,
 ) -> None:
     """One row per N: 429 fraction, failed calls, p95 turn latency, goodput, utilisation."""
     from capacity.render.plot import check_plot_path, plot_sweep
@@ -363,7 +359,7 @@ def sweep_cmd(
         _run(lambda: plot_sweep(result, plot))
         if not quiet:
             err_console.print(f"wrote {plot}", markup=False)
-    emit(result, how, output, sweep_renderable, verbose=verbose)
+    emit(result, how, output, sweep_renderable)
 
 
 @app.command(name="report", cls=HelpCommand, short_help="One self-contained HTML page to share.",
