@@ -314,17 +314,11 @@ def simulating(fn: Callable[[Callable[[int], None] | None], T], *, quiet: bool,
         return _run(lambda: fn(progress))
 
 
-COMPILING = "compiling the simulator, once (about 20 s)"
-
-
 @contextmanager
 def progress_display(label: str, quiet: bool,
                      total: int | None = None) -> Iterator[Callable[[int], None] | None]:
     """A rich progress display on stderr (a bar when the total is known, else a spinner
     with a count); yields the callback the core calls with replications done so far.
-
-    The first simulation after installing compiles the engine (numba) before the first
-    replication: the display says so until the first replication is done.
     """
     if quiet or not err_console.is_terminal:
         # Only a terminal gets the live display: piped stderr (CI logs, scripts) stays clean.
@@ -332,9 +326,6 @@ def progress_display(label: str, quiet: bool,
         return
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from capacity.sim._cache import cache_is_warm
-
-    first = label if cache_is_warm() else COMPILING
     columns = [SpinnerColumn(), TextColumn("{task.description}")]
     if total is not None:
         columns.append(BarColumn())
@@ -342,7 +333,7 @@ def progress_display(label: str, quiet: bool,
     # No stdout redirection: results go to stdout untouched while the display runs.
     with Progress(*columns, console=err_console, transient=True, redirect_stdout=False,
                   redirect_stderr=False) as bar:
-        task = bar.add_task(first, total=total)
+        task = bar.add_task(label, total=total)
         yield lambda done: bar.update(task, completed=done, description=label)
 
 

@@ -535,7 +535,7 @@ def sample_distribution(dist: Distribution, n: int, seed: int) -> NDArray[np.flo
     t = _DistTable()
     d = t.add(dist)
     key = np.random.SeedSequence(seed).generate_state(1, np.uint64)[0]
-    out: NDArray[np.float64] = sample_many(d, key, n, *t.arrays())
+    out: NDArray[np.float64] = sample_many(d, int(key), n, *t.arrays())
     return out
 
 
@@ -627,12 +627,12 @@ def _run_rep(c: _Compiled, sessions: int, child: np.random.SeedSequence, t0: flo
     rep_key, _, P, deficit, used = _rep_setup(c, sessions, child, start)
     if trace is None:
         trace = np.zeros((0, T_UNITS + len(c.slots)))
-    # Private copies: numba reference-counts every array it is passed, and threads
-    # updating the counts of shared arrays would fight over the same cache lines.
-    stats, lat, util, exc, n_trace = replicate(  # type: ignore[call-arg]
-        sessions, rep_key, t0, t1, c.max_nodes, *(a.copy() for a in c.program),
-        *(a.copy() for a in c.dists), c.site_dist.copy(), c.site_cached.copy(),
-        c.site_maxtok.copy(), c.coef.copy(), P, c.cfg.copy(), deficit, used, trace)
+    turn_cum, turn_root, sprog, sprob, schild = c.program
+    dpar, cval, ccum = c.dists
+    stats, lat, util, exc, n_trace = replicate(
+        sessions, int(rep_key), t0, t1, c.max_nodes, turn_cum, turn_root, sprog, sprob,
+        schild, dpar, cval, ccum, c.site_dist, c.site_cached, c.site_maxtok, c.coef, P,
+        c.cfg, deficit, used, trace)
     # Fixed windows lying wholly inside the measured interval, per slot.
     windows = np.zeros(len(c.slots))
     for i, s in enumerate(c.slots):
@@ -741,7 +741,7 @@ def _simulate_compiled(c: _Compiled, sessions: int, *, horizon_s: float,
             if progress is not None:
                 progress(done_before + i + 1)
     else:
-        # The kernel releases the GIL, so threads run replications on separate cores.
+        # The compiled loop releases the GIL, so threads run replications on separate cores.
         with ThreadPoolExecutor(max_workers=n_workers) as pool:
             futures = [pool.submit(_run_rep, c, sessions, ch, t0, t1, start)
                        for ch in children]
@@ -817,10 +817,10 @@ def trace_attempts(profile: Profile, sessions: int, *, horizon_s: float = 600.0,
 
 
 def warm_up(profile: Profile) -> None:
-    """Load the compiled engine (numba's on-disk cache) by simulating one short session.
+    """Simulate one short session: loads the compiled engine and the profile's arrays.
 
-    Loading takes a few tenths of a second; callers can run this in a thread while they
-    do other work (the CLI overlaps it with the analytic model).
+    The engine is compiled when the package is built, so this costs milliseconds; it is
+    kept for callers that overlap it with other work (the CLI, with the analytic model).
     """
     c = _compile(profile)
     _simulate_compiled(c, 1, horizon_s=1.0, warmup_s=0.0, replications=1, seed=0,

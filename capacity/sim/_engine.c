@@ -1,0 +1,1455 @@
+/* capacity.sim._engine: the simulator's event loop, compiled when the package is built.
+ *
+ * Plain C with the CPython and numpy C APIs (no Cython, no numba): the module is built by
+ * setuptools from this one file and needs only numpy's headers, so an install compiles
+ * nothing at run time, writes no cache and works from a read-only location.
+ *
+ * Every rule here is a twin of a plain-Python definition, transcribed operation for
+ * operation so that floating-point results are bit-identical (the build passes
+ * -ffp-contract=off: a fused multiply-add would round differently):
+ *   - the array limiter (lim_wait, lim_charge, lim_attempt) of capacity.limits.Limiter;
+ *   - the retry rule (EV_REJECT below) of capacity.model.retry.RetryPolicy;
+ *   - the client pacer (dispatch below) of capacity.model.pacing.Pacer.
+ * tests/test_twins.py replays the engine's attempt trace through those definitions and
+ * checks every charge, decision, retry-after and wait for exact equality.
+ *
+ * Layout constants (column indices, codes) are the ones of capacity/sim/kernels.py;
+ * `layout()` returns this file's values so kernels.py refuses a stale build.
+ *
+ * Event queue: a calendar queue (Brown 1988) of intrusive, time-sorted bucket lists over
+ * per-owner event records (an owner has at most one pending event: a session its next
+ * turn, a call its attempt / answer / retry, the pacer its wake-up), resized and re-timed
+ * as it runs. Equal times leave in insertion order, which is exactly the (time, sequence)
+ * order of a binary heap, so the choice of queue changes no result; `queue=1` selects the
+ * binary heap (kept for the benchmark that compares them).
+ *
+ * Per-session state is one 40-byte record plus one event record; the instance nodes of a
+ * turn live in a block taken from a pool when the turn starts and returned when it ends,
+ * so memory grows with the turns in progress, not with N times the largest turn.
+ *
+ * The GIL is released while a replication runs: threads run replications on separate
+ * cores.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#ifndef NPY_NO_DEPRECATED_API
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#endif
+#include <numpy/arrayobject.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#ifndef CQ_FRAC
+#define CQ_FRAC 16 /* the gap is measured over the earliest 1/CQ_FRAC of the records */
+#endif
+#ifndef CQ_WIDTH
+#define CQ_WIDTH 1.0 /* bucket width in mean gaps near the head (measured: 0.5-1 best) */
+#endif
+
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
+
+/* ---- layout (mirrors capacity/sim/kernels.py) ------------------------------------- */
+enum { D_FIXED, D_UNIFORM, D_UNIFORM_INT, D_EXPONENTIAL, D_LOGNORMAL, D_CHOICE };
+enum { S_CALL, S_SEQ, S_PAR, S_OPT, S_REP };
+enum { I_CALL, I_SEQ, I_PAR };
+enum { DP_KIND, DP_P0, DP_P1, DP_OFF, DP_LEN, DP_NCOL };
+enum { SITE_IN, SITE_OUT, SITE_TTFT, SITE_TPS };
+enum { C_MODE, C_PAUSE, C_MAX_RETRIES, C_INIT_DELAY, C_MAX_DELAY, C_JITTER, C_HONOUR,
+       C_MAX_RA, C_REJ_LAT, C_ABORT, C_PACE_RATE, C_PACE_DEPTH, C_PACE_CONC, C_NCFG };
+enum { K_TURNS, K_TURNS_429, K_TURNS_FAILED, K_CALLS, K_CALLS_FAILED, K_ATTEMPTS,
+       K_REJECTED, K_GOOD_WINDOW, K_TURNS_WINDOW, K_PACE_WAIT, K_ATTEMPTS_ALL, N_STATS };
+enum { KIND_FIXED, KIND_SLIDING, KIND_BUCKET };
+enum { P_KIND, P_ALLOW, P_WINDOW, P_RATE, P_COUNTREJ, P_OFFSET, P_NCOL };
+enum { S_WIN, S_COUNT, S_LEVEL, S_LAST, S_HEAD, S_SIZE, S_SUM, S_NCOL };
+enum { T_T, T_SESSION, T_NODE, T_SITE, T_ATTEMPT, T_TIN, T_TCACHED, T_TOUT, T_ADMITTED,
+       T_RETRY_AFTER, T_WAIT, T_JITTER, T_UNITS };
+enum { EV_TURN, EV_ATTEMPT, EV_DONE, EV_REJECT, EV_PACE };
+enum { F_429 = 1, F_FAILED = 2, F_ABORTED = 4, F_MEASURED = 8 };
+
+#define MIN_WAIT 1e-9       /* twin of capacity.limits.meters.MIN_WAIT */
+#define WAKE_EPSILON_S 1e-9 /* twin of capacity.model.pacing.WAKE_EPSILON_S */
+#define WAIT_NONE (-1.0)
+#define WAIT_GAVE_UP (-2.0)
+#define SPREAD 64 /* charges a sliding window's log starts with */
+
+/* ---- counter-based random numbers (SplitMix64) ------------------------------------ */
+#define GAMMA 0x9E3779B97F4A7C15ULL
+#define DOM_START 0x5EED5EED5EED5EEDULL
+#define DOM_CALL 0xCA11CA11CA11CA11ULL
+
+static inline uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+/* Key of child i of stream key. */
+static inline uint64_t hash2(uint64_t key, uint64_t i) { return mix64(key ^ mix64(i * GAMMA + GAMMA)); }
+/* Uniform [0, 1) number at position i of stream key. */
+static inline double unit01(uint64_t key, uint64_t i) {
+    return (double)(mix64(key + (i + 1) * GAMMA) >> 11) * 0x1p-53;
+}
+
+static inline double dmin(double a, double b) { return b < a ? b : a; }
+static inline double dmax(double a, double b) { return b > a ? b : a; }
+
+typedef struct {
+    const double *dpar; /* rows of DP_NCOL */
+    const double *cval;
+    const double *ccum;
+} Dists;
+
+static double draw(const Dists *D, int64_t d, uint64_t key, uint64_t pos) {
+    const double *r = D->dpar + d * DP_NCOL;
+    int k = (int)r[DP_KIND];
+    double p0 = r[DP_P0];
+    if (k == D_FIXED) return p0;
+    double u = unit01(key, pos);
+    double p1 = r[DP_P1];
+    if (k == D_UNIFORM) return p0 + u * (p1 - p0);
+    if (k == D_UNIFORM_INT) return dmin(p0 + floor(u * (p1 - p0 + 1.0)), p1);
+    if (k == D_EXPONENTIAL) return -p0 * log1p(-u);
+    if (k == D_LOGNORMAL) {
+        double z = sqrt(-2.0 * log1p(-u)) * cos(2.0 * M_PI * unit01(key, pos + 1));
+        return p0 * exp(p1 * z);
+    }
+    int64_t o = (int64_t)r[DP_OFF], n = (int64_t)r[DP_LEN];
+    for (int64_t i = 0; i < n; i++)
+        if (u < D->ccum[o + i]) return D->cval[o + i];
+    return D->cval[o + n - 1];
+}
+
+/* Equilibrium residual of distribution d: U times a length-biased draw (positions 0..2). */
+static double draw_residual(const Dists *D, int64_t d, uint64_t key) {
+    const double *r = D->dpar + d * DP_NCOL;
+    int k = (int)r[DP_KIND];
+    double p0 = r[DP_P0], p1 = r[DP_P1];
+    double u = unit01(key, 0), u1 = unit01(key, 1);
+    if (k == D_FIXED) return u * p0;
+    if (k == D_UNIFORM || k == D_UNIFORM_INT) return u * sqrt(p0 * p0 + u1 * (p1 * p1 - p0 * p0));
+    if (k == D_EXPONENTIAL) return -p0 * log1p(-u);
+    if (k == D_LOGNORMAL) {
+        double z = sqrt(-2.0 * log1p(-u1)) * cos(2.0 * M_PI * unit01(key, 2));
+        return u * p0 * exp(p1 * p1 + p1 * z);
+    }
+    int64_t o = (int64_t)r[DP_OFF], n = (int64_t)r[DP_LEN];
+    double total = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double w = D->ccum[o + i] - (i > 0 ? D->ccum[o + i - 1] : 0.0);
+        total += w * D->cval[o + i];
+    }
+    if (total <= 0.0) return 0.0;
+    double acc = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double w = D->ccum[o + i] - (i > 0 ? D->ccum[o + i - 1] : 0.0);
+        acc += w * D->cval[o + i] / total;
+        if (u1 < acc) return u * D->cval[o + i];
+    }
+    return u * D->cval[o + n - 1];
+}
+
+/* ---- the array limiter (twin of capacity.limits) ---------------------------------- */
+typedef struct {
+    const double *P; /* n x P_NCOL */
+    double *st;      /* n x S_NCOL */
+    double *log_t;   /* n x cap (sliding-window charge times) */
+    double *log_u;   /* n x cap (their units) */
+    int64_t n, cap;
+    int owned_logs;  /* the logs are malloc'd here (and may grow) */
+} Lim;
+
+static inline double ceil_ms(double x) {
+    if (!isfinite(x)) return INFINITY;
+    return (floor(x * 1000.0) + 1.0) / 1000.0;
+}
+
+static inline void lim_expire(Lim *L, int64_t i, double t, double w) {
+    double *s = L->st + i * S_NCOL;
+    const double *lt = L->log_t + i * L->cap, *lu = L->log_u + i * L->cap;
+    int64_t head = (int64_t)s[S_HEAD], size = (int64_t)s[S_SIZE];
+    while (size > 0 && lt[head] + w <= t) {
+        s[S_SUM] -= lu[head];
+        head = (head + 1) % L->cap;
+        size -= 1;
+    }
+    if (size == 0) s[S_SUM] = 0.0;
+    s[S_HEAD] = (double)head;
+    s[S_SIZE] = (double)size;
+}
+
+/* Twin of Meter.wait_time for slot i. */
+static inline double lim_wait(Lim *L, int64_t i, double t, double units) {
+    if (units <= 0.0) return 0.0;
+    const double *p = L->P + i * P_NCOL;
+    double *s = L->st + i * S_NCOL;
+    int kind = (int)p[P_KIND];
+    double q = p[P_ALLOW];
+    if (kind == KIND_FIXED) {
+        double w = p[P_WINDOW], off = p[P_OFFSET];
+        double k = floor((t + off) / w);
+        if (k != s[S_WIN]) {
+            s[S_WIN] = k;
+            s[S_COUNT] = 0.0;
+        }
+        if (s[S_COUNT] + units <= q) return 0.0;
+        if (units > q) return INFINITY;
+        return dmax((k + 1) * w - off - t, MIN_WAIT);
+    }
+    if (kind == KIND_SLIDING) {
+        double w = p[P_WINDOW];
+        lim_expire(L, i, t, w);
+        if (s[S_SUM] + units <= q) return 0.0;
+        if (units > q) return INFINITY;
+        const double *lt = L->log_t + i * L->cap, *lu = L->log_u + i * L->cap;
+        double remaining = s[S_SUM];
+        int64_t j = (int64_t)s[S_HEAD], size = (int64_t)s[S_SIZE];
+        for (int64_t c = 0; c < size; c++) {
+            remaining -= lu[j];
+            if (remaining + units <= q) return dmax(lt[j] + w - t, MIN_WAIT);
+            j = (j + 1) % L->cap;
+        }
+        return INFINITY;
+    }
+    if (t > s[S_LAST]) {
+        s[S_LEVEL] = dmin(q, s[S_LEVEL] + (t - s[S_LAST]) * p[P_RATE]);
+        s[S_LAST] = t;
+    }
+    if (units <= s[S_LEVEL]) return 0.0;
+    if (units > q) return INFINITY;
+    return dmax((units - s[S_LEVEL]) / p[P_RATE], MIN_WAIT);
+}
+
+/* Twin of Meter.charge (state already rolled to t by lim_wait). */
+static inline void lim_charge(Lim *L, int64_t i, double t, double units) {
+    const double *p = L->P + i * P_NCOL;
+    double *s = L->st + i * S_NCOL;
+    int kind = (int)p[P_KIND];
+    if (kind == KIND_FIXED) {
+        s[S_COUNT] += units;
+    } else if (kind == KIND_SLIDING) {
+        if (units > 0.0) {
+            int64_t j = ((int64_t)s[S_HEAD] + (int64_t)s[S_SIZE]) % L->cap;
+            L->log_t[i * L->cap + j] = t;
+            L->log_u[i * L->cap + j] = units;
+            s[S_SIZE] += 1.0;
+            s[S_SUM] += units;
+        }
+    } else {
+        s[S_LEVEL] -= units;
+    }
+}
+
+static inline int lim_log_full(const Lim *L) {
+    int64_t most = 0;
+    for (int64_t i = 0; i < L->n; i++) {
+        int64_t sz = (int64_t)L->st[i * S_NCOL + S_SIZE];
+        if (sz > most) most = sz;
+    }
+    return most >= L->cap;
+}
+
+/* Double the logs' room, oldest entry first (owned logs only). 0 on success. */
+static int lim_grow(Lim *L) {
+    int64_t cap = L->cap, ncap = 2 * cap;
+    double *nt = calloc((size_t)(L->n * ncap), sizeof(double));
+    double *nu = calloc((size_t)(L->n * ncap), sizeof(double));
+    if (!nt || !nu) {
+        free(nt);
+        free(nu);
+        return -1;
+    }
+    for (int64_t i = 0; i < L->n; i++) {
+        double *s = L->st + i * S_NCOL;
+        int64_t head = (int64_t)s[S_HEAD], size = (int64_t)s[S_SIZE];
+        for (int64_t k = 0; k < size; k++) {
+            nt[i * ncap + k] = L->log_t[i * cap + (head + k) % cap];
+            nu[i * ncap + k] = L->log_u[i * cap + (head + k) % cap];
+        }
+        s[S_HEAD] = 0.0;
+    }
+    free(L->log_t);
+    free(L->log_u);
+    L->log_t = nt;
+    L->log_u = nu;
+    L->cap = ncap;
+    return 0;
+}
+
+/* Twin of Limiter.attempt: admitted (1/0); *retry_after rounded up to the next ms. */
+static inline int lim_attempt(Lim *L, double t, const double *units, int8_t *rejected,
+                              double *retry_after) {
+    double worst = 0.0;
+    for (int64_t i = 0; i < L->n; i++) {
+        double w = lim_wait(L, i, t, units[i]);
+        rejected[i] = w > 0.0 ? 1 : 0;
+        if (w > worst) worst = w;
+    }
+    if (worst == 0.0) {
+        for (int64_t i = 0; i < L->n; i++)
+            if (units[i] > 0.0) lim_charge(L, i, t, units[i]);
+        *retry_after = 0.0;
+        return 1;
+    }
+    for (int64_t i = 0; i < L->n; i++) {
+        const double *p = L->P + i * P_NCOL;
+        if (p[P_COUNTREJ] > 0.0 && units[i] > 0.0) {
+            if ((int)p[P_KIND] == KIND_BUCKET) {
+                double *s = L->st + i * S_NCOL;
+                s[S_LEVEL] = dmax(0.0, s[S_LEVEL] - 1.0);
+            } else {
+                lim_charge(L, i, t, 1.0);
+            }
+        }
+    }
+    *retry_after = ceil_ms(worst);
+    return 0;
+}
+
+/* Limiter state at t = 0 of a system that has been running (see kernels.loaded_state). */
+static int lim_load(Lim *L, const double *P, int64_t n, const double *deficit,
+                    const double *used, int64_t spread) {
+    int64_t cap = 16;
+    while (cap < spread + 16) cap *= 2;
+    L->P = P;
+    L->n = n;
+    L->cap = cap;
+    L->owned_logs = 1;
+    L->st = calloc((size_t)(n * S_NCOL) + 1, sizeof(double));
+    L->log_t = calloc((size_t)(n * cap) + 1, sizeof(double));
+    L->log_u = calloc((size_t)(n * cap) + 1, sizeof(double));
+    if (!L->st || !L->log_t || !L->log_u) return -1;
+    for (int64_t i = 0; i < n; i++) {
+        const double *p = P + i * P_NCOL;
+        double *s = L->st + i * S_NCOL;
+        s[S_WIN] = NAN;
+        s[S_LEVEL] = p[P_ALLOW];
+        int kind = (int)p[P_KIND];
+        double q = p[P_ALLOW];
+        if (kind == KIND_BUCKET) {
+            s[S_LEVEL] = q - dmin(dmax(deficit[i], 0.0), q);
+            continue;
+        }
+        double u = dmin(dmax(used[i], 0.0), q);
+        if (u <= 0.0) continue;
+        double w = p[P_WINDOW];
+        if (kind == KIND_FIXED) {
+            s[S_WIN] = floor(p[P_OFFSET] / w);
+            s[S_COUNT] = u;
+        } else {
+            for (int64_t j = 0; j < spread; j++) {
+                L->log_t[i * cap + j] = -w + (j + 0.5) * w / spread;
+                L->log_u[i * cap + j] = u / spread;
+            }
+            s[S_HEAD] = 0.0;
+            s[S_SIZE] = (double)spread;
+            s[S_SUM] = u;
+        }
+    }
+    return 0;
+}
+
+static void lim_free(Lim *L) {
+    free(L->st);
+    if (L->owned_logs) {
+        free(L->log_t);
+        free(L->log_u);
+    }
+}
+
+/* ---- event queue ------------------------------------------------------------------ */
+/* A pending event, embedded in its owner's record (an owner has at most one). */
+typedef struct {
+    double t;
+    int32_t next; /* next record in its bucket (-1: last); in the pacer's FIFO, the next
+                   * queued call (a queued call has no pending event) */
+    int32_t kind; /* EV_* */
+} Ev;
+
+typedef struct {
+    Ev ev; /* its next turn */
+    uint64_t key;
+    int64_t turn;
+    double start, pause;
+    int32_t blk; /* its turn's node block, -1 between turns */
+    int32_t flags;
+} Session;
+
+typedef struct {
+    Ev ev; /* its attempt, answer or retry */
+    double tin, tout, lat;
+    double ra;  /* retry-after of its last 429; while queued in the pacer, when it joined */
+    uint64_t key;
+    int32_t parent, first, last, next, pend, site, att, trow;
+    int32_t sess; /* its session (saves a division per event) */
+    int8_t kind;
+} Node;
+
+typedef struct {
+    /* owners: sessions 0..n_sess-1, the pacer n_sess, node i at n_sess + 1 + i */
+    Session *sess;
+    Node *nodes;
+    Ev pacer;
+    int64_t n_sess;
+    int32_t *head;   /* per bucket: first (earliest) record, -1 if empty */
+    int32_t *tail;   /* per bucket: last record */
+    int64_t nb, mask, n, cur;
+    double inv_w;
+    /* self-tuning: cost of pops (empty buckets stepped) and pushes (records walked) */
+    int64_t pops, steps, pushes, walks, check_at;
+    /* binary heap alternative (queue=1): owner ids ordered by (t, seq) */
+    int heap;
+    int32_t *h;
+    int64_t *hseq;
+    int64_t seq;
+} Queue;
+
+static inline Ev *EVAT(Queue *Q, int32_t id) {
+    if (id < Q->n_sess) return &Q->sess[id].ev;
+    if (id == Q->n_sess) return &Q->pacer;
+    return &Q->nodes[id - Q->n_sess - 1].ev;
+}
+
+static inline int64_t vbucket(const Queue *Q, double t) {
+    double x = t * Q->inv_w;
+    return x < 4.0e18 ? (int64_t)x : (int64_t)4.0e18;
+}
+
+static inline void cq_insert(Queue *Q, int32_t id) {
+    Ev *e = EVAT(Q, id);
+    int64_t b = vbucket(Q, e->t) & Q->mask;
+    int32_t j = Q->head[b];
+    e->next = -1;
+    if (j < 0) {
+        Q->head[b] = Q->tail[b] = id;
+        return;
+    }
+    Ev *tl = EVAT(Q, Q->tail[b]);
+    if (tl->t <= e->t) { /* after every record due at or before t */
+        tl->next = id;
+        Q->tail[b] = id;
+        return;
+    }
+    Ev *h = EVAT(Q, j);
+    if (e->t < h->t) {
+        e->next = j;
+        Q->head[b] = id;
+        return;
+    }
+    for (;;) { /* stop before the first record due strictly after t */
+        int32_t nx = h->next;
+        Ev *hn = EVAT(Q, nx);
+        Q->walks++;
+        if (hn->t > e->t) {
+            e->next = nx;
+            h->next = id;
+            return;
+        }
+        h = hn;
+    }
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Lay out records order[0..m) afresh: room for them, and a bucket width of CQ_WIDTH mean
+ * gaps between the earliest of them (Brown's rule, on the records themselves). Records
+ * due at equal times must come in queue order: they are inserted in the order given. */
+static int cq_layout(Queue *Q, const int32_t *order, int64_t m) {
+    int64_t nb = 16;
+    while (nb < m) nb *= 2;
+    double *ts = malloc(sizeof(double) * (size_t)(m + 1));
+    if (!ts) return -1;
+    for (int64_t i = 0; i < m; i++) ts[i] = EVAT(Q, order[i])->t;
+    qsort(ts, (size_t)m, sizeof(double), cmp_double);
+    double width = 1.0;
+    if (m >= 2) {
+        int64_t k = m / CQ_FRAC > 64 ? m / CQ_FRAC : (m - 1 < 64 ? m - 1 : 64);
+        double gap = (ts[k] - ts[0]) / (double)k;
+        if (gap > 0.0 && isfinite(gap)) width = CQ_WIDTH * gap;
+    }
+    free(ts);
+    free(Q->head);
+    free(Q->tail);
+    Q->head = malloc(sizeof(int32_t) * (size_t)nb);
+    Q->tail = malloc(sizeof(int32_t) * (size_t)nb);
+    if (!Q->head || !Q->tail) return -1;
+    for (int64_t b = 0; b < nb; b++) Q->head[b] = -1;
+    Q->nb = nb;
+    Q->mask = nb - 1;
+    Q->inv_w = 1.0 / width;
+    Q->cur = m ? INT64_MAX : 0;
+    Q->n = m;
+    for (int64_t i = 0; i < m; i++) {
+        int64_t vb = vbucket(Q, EVAT(Q, order[i])->t);
+        if (vb < Q->cur) Q->cur = vb;
+        cq_insert(Q, order[i]);
+    }
+    Q->pops = Q->steps = Q->pushes = Q->walks = 0;
+    Q->check_at = m > 4096 ? m : 4096;
+    return 0;
+}
+
+/* Re-lay the pending records (resized, re-timed). */
+static int cq_rebuild(Queue *Q) {
+    int64_t n = Q->n, m = 0;
+    int32_t *order = malloc(sizeof(int32_t) * (size_t)(n + 1));
+    if (!order) return -1;
+    /* From the current bucket on: within a bucket records are in queue order, and equal
+     * times share a bucket, so equal times keep their order. */
+    for (int64_t s = 0; s < Q->nb && m < n; s++) {
+        int64_t b = (Q->cur + s) & Q->mask;
+        for (int32_t j = Q->head[b]; j >= 0; j = EVAT(Q, j)->next) order[m++] = j;
+    }
+    int rc = cq_layout(Q, order, m);
+    free(order);
+    return rc;
+}
+
+static inline int heap_less(Queue *Q, int32_t a, int64_t sa, int32_t b, int64_t sb) {
+    double ta = EVAT(Q, a)->t, tb = EVAT(Q, b)->t;
+    return ta < tb || (ta == tb && sa < sb);
+}
+
+/* Schedule owner id at time t (an owner has at most one pending event). */
+static inline void q_push(Queue *Q, int32_t id, double t, int kind) {
+    Ev *e = EVAT(Q, id);
+    e->t = t;
+    e->kind = kind;
+    if (Q->heap) {
+        int64_t i = Q->n++, s = Q->seq++;
+        while (i > 0) {
+            int64_t par = (i - 1) >> 1;
+            if (heap_less(Q, Q->h[par], Q->hseq[par], id, s)) break;
+            Q->h[i] = Q->h[par];
+            Q->hseq[i] = Q->hseq[par];
+            i = par;
+        }
+        Q->h[i] = id;
+        Q->hseq[i] = s;
+        return;
+    }
+    Q->n++;
+    Q->pushes++;
+    cq_insert(Q, id);
+    if (Q->n > 2 * Q->nb) Q->check_at = 0; /* resize at the next pop */
+}
+
+/* Pop the earliest event: its owner id (-1 if empty; -2 on out-of-memory). */
+static inline int32_t q_pop(Queue *Q) {
+    if (Q->n == 0) return -1;
+    if (Q->heap) {
+        int32_t top = Q->h[0];
+        int64_t n = --Q->n;
+        if (n > 0) {
+            int32_t x = Q->h[n];
+            int64_t s = Q->hseq[n], i = 0;
+            for (;;) {
+                int64_t c = 2 * i + 1;
+                if (c >= n) break;
+                if (c + 1 < n && heap_less(Q, Q->h[c + 1], Q->hseq[c + 1], Q->h[c], Q->hseq[c])) c++;
+                if (!heap_less(Q, Q->h[c], Q->hseq[c], x, s)) break;
+                Q->h[i] = Q->h[c];
+                Q->hseq[i] = Q->hseq[c];
+                i = c;
+            }
+            Q->h[i] = x;
+            Q->hseq[i] = s;
+        }
+        return top;
+    }
+    if (Q->pops >= Q->check_at) {
+        /* Re-time when pops step over many empty buckets or pushes walk long lists (the
+         * pending times drifted from the width chosen), and resize when the count doubled
+         * or fell to a quarter. */
+        int64_t p = Q->pops ? Q->pops : 1, w = Q->pushes ? Q->pushes : 1;
+        if (Q->steps > 6 * p || Q->walks > 4 * w || Q->n > 2 * Q->nb ||
+            (Q->nb > 16 && 4 * Q->n < Q->nb)) {
+            if (cq_rebuild(Q) < 0) return -2;
+        } else {
+            Q->pops = Q->steps = Q->pushes = Q->walks = 0;
+        }
+    }
+    Q->pops++;
+    for (;;) {
+        for (int64_t s = 0; s < Q->nb; s++) {
+            int64_t b = Q->cur & Q->mask;
+            int32_t j = Q->head[b];
+            if (j < 0) {
+                Q->cur++;
+                Q->steps++;
+                continue;
+            }
+            Ev *e = EVAT(Q, j);
+            if (vbucket(Q, e->t) == Q->cur) {
+                Q->head[b] = e->next;
+                Q->n--;
+                return j;
+            }
+            Q->cur++;
+            Q->steps++;
+        }
+        /* Nothing due within a whole turn of the calendar: jump to the earliest. */
+        int64_t best = INT64_MAX;
+        for (int64_t b = 0; b < Q->nb; b++)
+            if (Q->head[b] >= 0) {
+                int64_t vb = vbucket(Q, EVAT(Q, Q->head[b])->t);
+                if (vb < best) best = vb;
+            }
+        Q->cur = best;
+    }
+}
+
+static int q_init(Queue *Q, Session *sess, int64_t n_sess, int heap, int64_t cap) {
+    memset(Q, 0, sizeof(*Q));
+    Q->sess = sess;
+    Q->n_sess = n_sess;
+    Q->heap = heap;
+    if (heap) {
+        Q->h = malloc(sizeof(int32_t) * (size_t)cap);
+        Q->hseq = malloc(sizeof(int64_t) * (size_t)cap);
+        return (Q->h && Q->hseq) ? 0 : -1;
+    }
+    Q->inv_w = 1.0;
+    return cq_layout(Q, NULL, 0);
+}
+
+static int q_reserve(Queue *Q, Node *nodes, int64_t cap) {
+    Q->nodes = nodes;
+    if (!Q->heap) return 0;
+    int32_t *h = realloc(Q->h, sizeof(int32_t) * (size_t)cap);
+    if (!h) return -1;
+    Q->h = h;
+    int64_t *hs = realloc(Q->hseq, sizeof(int64_t) * (size_t)cap);
+    if (!hs) return -1;
+    Q->hseq = hs;
+    return 0;
+}
+
+static void q_free(Queue *Q) {
+    free(Q->head);
+    free(Q->tail);
+    free(Q->h);
+    free(Q->hseq);
+}
+
+/* ---- one replication -------------------------------------------------------------- */
+typedef struct {
+    /* program and distributions */
+    const double *turn_cum;
+    int64_t n_turns;
+    const int64_t *turn_root, *sprog, *schild, *site_dist;
+    const double *sprob, *site_cached, *site_maxtok, *coef, *cfg;
+    Dists D;
+    int64_t L;
+} Prog;
+
+typedef struct {
+    int64_t N, M;
+    Session *s;
+    Node *nodes;
+    int32_t *free_blk;
+    int64_t n_blk, n_free;
+    Queue Q;
+    int32_t *now;
+    int64_t now_cap;
+    double *lat;
+    int64_t n_lat, lat_cap;
+} Run;
+
+static int run_grow_blocks(Run *R) {
+    int64_t nb = R->n_blk ? 2 * R->n_blk : 16;
+    if (nb * R->M + R->N + 1 > INT32_MAX) return -1;
+    Node *nodes = realloc(R->nodes, sizeof(Node) * (size_t)(nb * R->M));
+    if (!nodes) return -1;
+    R->nodes = nodes;
+    int32_t *fr = realloc(R->free_blk, sizeof(int32_t) * (size_t)nb);
+    if (!fr) return -1;
+    R->free_blk = fr;
+    if (q_reserve(&R->Q, nodes, R->N + 1 + nb * R->M) < 0) return -1;
+    /* New blocks are handed out lowest first. */
+    for (int64_t b = nb - 1; b >= R->n_blk; b--) R->free_blk[R->n_free++] = (int32_t)b;
+    R->n_blk = nb;
+    return 0;
+}
+
+static inline int now_add(Run *R, int64_t *n_now, int32_t n) {
+    if (*n_now == R->now_cap) {
+        int64_t c = 2 * R->now_cap;
+        int32_t *p = realloc(R->now, sizeof(int32_t) * (size_t)c);
+        if (!p) return -1;
+        R->now = p;
+        R->now_cap = c;
+    }
+    R->now[(*n_now)++] = n;
+    return 0;
+}
+
+/* Expand one turn of static program root into the nodes from base (depth first; draws at
+ * fixed positions of stream tkey, so the same key always yields the same turn). */
+static void expand(const Prog *G, Node *nodes, int64_t root, int64_t base, uint64_t tkey,
+                   int64_t *stack, int32_t sess) {
+    int64_t pos = 0, ordinal = 0, sp = 1;
+    uint64_t ctr = 4; /* positions 0..3 are the turn type and the pause */
+    stack[0] = root;
+    stack[1] = -1;
+    while (sp > 0) {
+        sp--;
+        int64_t s = stack[2 * sp], par = stack[2 * sp + 1];
+        int64_t k = G->sprog[3 * s];
+        if (k == S_OPT) {
+            double u = unit01(tkey, ctr);
+            ctr += 2;
+            if (u < G->sprob[s]) {
+                stack[2 * sp] = G->sprog[3 * s + 1];
+                stack[2 * sp + 1] = par;
+                sp++;
+            }
+            continue;
+        }
+        int64_t idx = base + pos;
+        pos++;
+        Node *nd = nodes + idx;
+        nd->parent = (int32_t)par;
+        nd->sess = sess;
+        nd->first = nd->last = nd->next = -1;
+        nd->pend = 0;
+        if (par >= 0) {
+            Node *pn = nodes + par;
+            if (pn->first < 0) pn->first = (int32_t)idx;
+            else nodes[pn->last].next = (int32_t)idx;
+            pn->last = (int32_t)idx;
+            pn->pend++;
+        }
+        if (k == S_CALL) {
+            int64_t site = G->sprog[3 * s + 1];
+            const int64_t *sd = G->site_dist + 4 * site;
+            nd->kind = I_CALL;
+            nd->site = (int32_t)site;
+            nd->att = 0;
+            /* Whole tokens, as providers count them. */
+            double tin = floor(draw(&G->D, sd[SITE_IN], tkey, ctr) + 0.5);
+            double tout = floor(draw(&G->D, sd[SITE_OUT], tkey, ctr + 2) + 0.5);
+            double ttft = draw(&G->D, sd[SITE_TTFT], tkey, ctr + 4);
+            double tps = draw(&G->D, sd[SITE_TPS], tkey, ctr + 6);
+            ctr += 8;
+            nd->tin = tin;
+            nd->tout = tout;
+            nd->lat = ttft + dmin(tout, G->site_maxtok[site]) / tps;
+            nd->key = hash2(tkey ^ DOM_CALL, (uint64_t)ordinal);
+            ordinal++;
+        } else if (k == S_SEQ) {
+            nd->kind = I_SEQ;
+            /* Push children last first so the first is expanded (and attached) first. */
+            for (int64_t c = G->sprog[3 * s + 2] - 1; c >= 0; c--) {
+                stack[2 * sp] = G->schild[G->sprog[3 * s + 1] + c];
+                stack[2 * sp + 1] = idx;
+                sp++;
+            }
+        } else { /* S_PAR or S_REP: count copies of the body */
+            int64_t cnt = (int64_t)draw(&G->D, G->sprog[3 * s + 2], tkey, ctr);
+            ctr += 2;
+            nd->kind = k == S_PAR ? I_PAR : I_SEQ;
+            for (int64_t c = 0; c < cnt; c++) {
+                stack[2 * sp] = G->sprog[3 * s + 1];
+                stack[2 * sp + 1] = idx;
+                sp++;
+            }
+        }
+    }
+}
+
+typedef struct {
+    double stats[N_STATS];
+    double *util, *exceeded; /* L each, caller-owned */
+    double *trace;           /* rows x (T_UNITS + L), caller-owned */
+    int64_t trace_rows, n_tr;
+} Out;
+
+/* Simulate one replication. 0, or -1 when out of memory. */
+static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, double t1,
+                       int64_t M, const double *P, const double *deficit, const double *used,
+                       int heap, Out *O, Run *R) {
+    const int64_t L = G->L, TW = T_UNITS + L;
+    const double *cfg = G->cfg;
+    int mode = (int)cfg[C_MODE];
+    int64_t pause_d = (int64_t)cfg[C_PAUSE];
+    int64_t max_retries = (int64_t)cfg[C_MAX_RETRIES];
+    double init_delay = cfg[C_INIT_DELAY], max_delay = cfg[C_MAX_DELAY];
+    double jitter = cfg[C_JITTER];
+    int honour = cfg[C_HONOUR] > 0.0;
+    double max_ra = cfg[C_MAX_RA], rej_lat = cfg[C_REJ_LAT];
+    int abort_turn = cfg[C_ABORT] > 0.0;
+    double pace_rate = cfg[C_PACE_RATE], pace_depth = cfg[C_PACE_DEPTH];
+    int64_t pace_conc = (int64_t)cfg[C_PACE_CONC];
+    int pacing = pace_rate > 0.0 || pace_conc > 0;
+    int sliding = 0;
+    for (int64_t li = 0; li < L; li++) sliding |= (int)P[li * P_NCOL + P_KIND] == KIND_SLIDING;
+
+    Lim lim;
+    memset(&lim, 0, sizeof(lim));
+    memset(R, 0, sizeof(*R));
+    R->N = N;
+    R->M = M;
+    int64_t *stack = malloc(sizeof(int64_t) * (size_t)(2 * (M + 1)));
+    int8_t *wop = malloc((size_t)(2 * M + 2));
+    int32_t *wnode = malloc(sizeof(int32_t) * (size_t)(2 * M + 2));
+    double *units = calloc((size_t)L + 1, sizeof(double));
+    int8_t *rej = calloc((size_t)L + 1, 1);
+    double *last_exc = malloc(sizeof(double) * ((size_t)L + 1));
+    R->s = calloc((size_t)N, sizeof(Session));
+    R->now_cap = M + 16;
+    R->now = malloc(sizeof(int32_t) * (size_t)R->now_cap);
+    R->lat_cap = 1024;
+    R->lat = malloc(sizeof(double) * (size_t)R->lat_cap);
+    int rc = -1;
+    if (!stack || !wop || !wnode || !units || !rej || !last_exc || !R->s || !R->now ||
+        !R->lat)
+        goto done;
+    if (lim_load(&lim, P, L, deficit, used, SPREAD) < 0) goto done;
+    if (q_init(&R->Q, R->s, N, heap, N + 1) < 0) goto done;
+    int64_t grow_to = N < 64 ? N : 64;
+    while (R->n_blk < grow_to)
+        if (run_grow_blocks(R) < 0) goto done;
+    for (int64_t li = 0; li < L; li++) last_exc[li] = -1.0e300;
+    memset(O->stats, 0, sizeof(O->stats));
+    double *stats = O->stats;
+
+    /* Client pacer (fleet-wide): FIFO of waiting calls through Node.ev.next. */
+    int32_t qfirst = -1, qlast = -1;
+    int64_t qn = 0, inflight = 0;
+    double p_level = pace_depth, p_last = 0.0;
+    int wake_pending = 0;
+    int64_t n_tr = 0, measured_open = 0;
+    const int32_t PACER = (int32_t)N, NODE0 = (int32_t)N + 1;
+
+    for (int64_t k = 0; k < N; k++) {
+        uint64_t sk = hash2(rep_key, (uint64_t)k);
+        R->s[k].key = sk;
+        R->s[k].blk = -1;
+        /* Steady-state start: the first turn begins after an equilibrium residual of the
+         * pause, as seen by an observer arriving at random. */
+        double first = draw_residual(&G->D, pause_d, hash2(sk ^ DOM_START, 0));
+        if (heap) {
+            q_push(&R->Q, (int32_t)k, first, EV_TURN);
+        } else { /* laid out at once below, in session order (= push order) */
+            R->s[k].ev.t = first;
+            R->s[k].ev.kind = EV_TURN;
+        }
+    }
+    if (!heap) {
+        int32_t *order = malloc(sizeof(int32_t) * (size_t)N);
+        if (!order) goto done;
+        for (int64_t k = 0; k < N; k++) order[k] = (int32_t)k;
+        int lrc = cq_layout(&R->Q, order, N);
+        free(order);
+        if (lrc < 0) goto done;
+    }
+
+    for (;;) {
+        int32_t id = q_pop(&R->Q);
+        if (id == -2) goto done;
+        if (id < 0) break;
+        Ev *pe = EVAT(&R->Q, id);
+        double t = pe->t;
+        if (t >= t1 && measured_open == 0) break;
+        int ev = pe->kind;
+        int64_t sp = 0, n_now = 0;
+        int dispatch = 0;
+        Node *nodes = R->nodes;
+        if (ev == EV_TURN) {
+            int64_t x = id;
+            Session *ss = R->s + x;
+            uint64_t tkey = hash2(ss->key, (uint64_t)ss->turn);
+            double u = unit01(tkey, 0);
+            int64_t tt = 0;
+            while (tt < G->n_turns - 1 && u >= G->turn_cum[tt]) tt++;
+            ss->pause = draw(&G->D, pause_d, tkey, 2);
+            if (R->n_free == 0) {
+                if (run_grow_blocks(R) < 0) goto done;
+                nodes = R->nodes;
+            }
+            int32_t blk = R->free_blk[--R->n_free];
+            ss->blk = blk;
+            int64_t base = (int64_t)blk * M;
+            expand(G, nodes, G->turn_root[tt], base, tkey, stack, (int32_t)x);
+            ss->start = t;
+            ss->flags = 0;
+            if (t0 <= t && t < t1) {
+                ss->flags = F_MEASURED;
+                measured_open++;
+            }
+            wop[0] = 0;
+            wnode[0] = (int32_t)base;
+            sp = 1;
+        } else if (id == PACER) {
+            wake_pending = 0;
+            dispatch = 1;
+        } else {
+            int32_t n = id - NODE0;
+            Node *nd = nodes + n;
+            if (ev == EV_ATTEMPT) { /* a retry, after its backoff */
+                R->now[0] = n;
+                n_now = 1;
+            } else if (ev == EV_DONE) {
+                if (t0 <= t && t < t1) stats[K_GOOD_WINDOW] += 1;
+                if (pacing) {
+                    inflight--;
+                    dispatch = 1;
+                }
+                wop[0] = 1;
+                wnode[0] = n;
+                sp = 1;
+            } else { /* EV_REJECT: twin of RetryPolicy.wait */
+                int64_t k = nd->att; /* the next attempt would be retry number k */
+                int64_t row = nd->trow;
+                if (k <= max_retries) {
+                    double ra = nd->ra, d;
+                    if (honour && 0.0 < ra && ra <= max_ra) {
+                        d = ra;
+                    } else {
+                        d = dmin(init_delay * ldexp(1.0, (int)(k - 1)), max_delay);
+                        d *= 1.0 - jitter * unit01(nd->key, (uint64_t)k);
+                    }
+                    if (row >= 0) {
+                        O->trace[row * TW + T_WAIT] = d;
+                        O->trace[row * TW + T_JITTER] = unit01(nd->key, (uint64_t)k);
+                    }
+                    q_push(&R->Q, id, t + d, EV_ATTEMPT);
+                } else {
+                    if (row >= 0) O->trace[row * TW + T_WAIT] = WAIT_GAVE_UP;
+                    Session *ss = R->s + nodes[n].sess;
+                    ss->flags |= F_FAILED;
+                    if (abort_turn) ss->flags |= F_ABORTED;
+                    if (ss->flags & F_MEASURED) stats[K_CALLS_FAILED] += 1;
+                    if (pacing) {
+                        inflight--;
+                        dispatch = 1;
+                    }
+                    wop[0] = 1;
+                    wnode[0] = n;
+                    sp = 1;
+                }
+            }
+        }
+
+        /* Walk the turn's tree: START launches a node, COMPLETE propagates an end up. */
+        while (sp > 0) {
+            sp--;
+            int32_t n = wnode[sp];
+            Node *nd = nodes + n;
+            int32_t x = nodes[n].sess;
+            Session *ss = R->s + x;
+            if (wop[sp] == 0) {
+                if (nd->kind == I_CALL) {
+                    if (ss->flags & F_MEASURED) stats[K_CALLS] += 1;
+                    if (pacing) {
+                        nd->ev.next = -1;
+                        if (qlast >= 0) nodes[qlast].ev.next = n;
+                        else qfirst = n;
+                        qlast = n;
+                        qn++;
+                        nd->ra = t; /* while queued: when it joined */
+                        dispatch = 1;
+                    } else if (now_add(R, &n_now, n) < 0) {
+                        goto done;
+                    }
+                } else if (nd->kind == I_SEQ) {
+                    int32_t c = nd->first;
+                    if (c >= 0 && !(ss->flags & F_ABORTED)) {
+                        wop[sp] = 0;
+                        wnode[sp] = c;
+                    } else {
+                        wop[sp] = 1;
+                        wnode[sp] = n;
+                    }
+                    sp++;
+                } else { /* I_PAR: launch every copy at this instant */
+                    int32_t c = nd->first;
+                    if (c < 0) {
+                        wop[sp] = 1;
+                        wnode[sp] = n;
+                        sp++;
+                    }
+                    while (c >= 0) {
+                        wop[sp] = 0;
+                        wnode[sp] = c;
+                        sp++;
+                        c = nodes[c].next;
+                    }
+                }
+            } else {
+                int32_t p = nd->parent;
+                if (p < 0) { /* the turn has ended */
+                    int fl = ss->flags;
+                    if (fl & F_MEASURED) {
+                        measured_open--;
+                        stats[K_TURNS] += 1;
+                        if (fl & F_429) stats[K_TURNS_429] += 1;
+                        if (fl & F_FAILED) stats[K_TURNS_FAILED] += 1;
+                        if (R->n_lat == R->lat_cap) {
+                            double *nl = realloc(R->lat, sizeof(double) * (size_t)(2 * R->lat_cap));
+                            if (!nl) goto done;
+                            R->lat = nl;
+                            R->lat_cap *= 2;
+                        }
+                        R->lat[R->n_lat++] = t - ss->start;
+                    }
+                    if (t0 <= t && t < t1) stats[K_TURNS_WINDOW] += 1;
+                    /* think time runs from the end; a cadence from the start (unless late) */
+                    double nxt = mode == 0 ? t + ss->pause : dmax(ss->start + ss->pause, t);
+                    ss->turn++;
+                    R->free_blk[R->n_free++] = ss->blk;
+                    ss->blk = -1;
+                    q_push(&R->Q, x, nxt, EV_TURN);
+                } else if (nodes[p].kind == I_SEQ) {
+                    int32_t nx = nd->next;
+                    if (nx >= 0 && !(ss->flags & F_ABORTED)) {
+                        wop[sp] = 0;
+                        wnode[sp] = nx;
+                    } else {
+                        wop[sp] = 1;
+                        wnode[sp] = p;
+                    }
+                    sp++;
+                } else {
+                    if (--nodes[p].pend == 0) {
+                        wop[sp] = 1;
+                        wnode[sp] = p;
+                        sp++;
+                    }
+                }
+            }
+        }
+
+        /* Release queued calls the pacer now allows, first come first served (twin of
+         * capacity.model.pacing.Pacer). */
+        if (dispatch && pacing) {
+            while (qn > 0) {
+                if (pace_conc > 0 && inflight >= pace_conc) break;
+                if (pace_rate > 0.0) {
+                    if (t > p_last) {
+                        p_level = dmin(pace_depth, p_level + (t - p_last) * pace_rate);
+                        p_last = t;
+                    }
+                    if (p_level < 1.0) {
+                        if (!wake_pending) {
+                            double wake = t + (1.0 - p_level) / pace_rate + WAKE_EPSILON_S;
+                            q_push(&R->Q, PACER, wake, EV_PACE);
+                            wake_pending = 1;
+                        }
+                        break;
+                    }
+                    p_level -= 1.0;
+                }
+                int32_t n = qfirst;
+                qfirst = nodes[n].ev.next;
+                if (qfirst < 0) qlast = -1;
+                qn--;
+                inflight++;
+                if (R->s[nodes[n].sess].flags & F_MEASURED)
+                    stats[K_PACE_WAIT] += t - nodes[n].ra;
+                if (now_add(R, &n_now, n) < 0) goto done;
+            }
+        }
+
+        /* Send the attempts due now (launched calls, released calls, retries), in order. */
+        for (int64_t ia = 0; ia < n_now; ia++) {
+            int32_t n = R->now[ia];
+            Node *nd = nodes + n;
+            int32_t x = nodes[n].sess;
+            Session *ss = R->s + x;
+            int64_t site = nd->site;
+            double mt = G->site_maxtok[site];
+            const double *cf = G->coef + site * L * 5;
+            /* Cached share of the input, whole tokens (recomputed: the node stays small). */
+            double tcached = floor(G->site_cached[site] * nd->tin + 0.5);
+            for (int64_t li = 0; li < L; li++) {
+                const double *c = cf + li * 5;
+                double u_ = c[0] + c[1] * nd->tin;
+                u_ -= c[2] * tcached;
+                u_ += c[3] * dmin(nd->tout, mt);
+                if (c[4] > 0.0) u_ += c[4] * mt;
+                units[li] = u_;
+            }
+            if (sliding && lim_log_full(&lim) && lim_grow(&lim) < 0) goto done;
+            double ra;
+            int admitted = lim_attempt(&lim, t, units, rej, &ra);
+            nd->att++;
+            stats[K_ATTEMPTS_ALL] += 1;
+            nd->trow = -1;
+            if (n_tr < O->trace_rows) { /* trace mode: record the attempt */
+                double *row = O->trace + n_tr * TW;
+                nd->trow = (int32_t)n_tr;
+                row[T_T] = t;
+                row[T_SESSION] = (double)x;
+                row[T_NODE] = (double)n;
+                row[T_SITE] = (double)site;
+                row[T_ATTEMPT] = (double)nd->att;
+                row[T_TIN] = nd->tin;
+                row[T_TCACHED] = tcached;
+                row[T_TOUT] = nd->tout;
+                row[T_ADMITTED] = admitted ? 1.0 : 0.0;
+                row[T_RETRY_AFTER] = ra;
+                row[T_WAIT] = WAIT_NONE;
+                row[T_JITTER] = 0.0;
+                for (int64_t li = 0; li < L; li++) row[T_UNITS + li] = units[li];
+                n_tr++;
+            } else if (O->trace_rows > 0) {
+                n_tr = O->trace_rows + 1; /* full: the caller sees the overflow */
+            }
+            int meas = (ss->flags & F_MEASURED) != 0;
+            int inwin = t0 <= t && t < t1;
+            if (meas) stats[K_ATTEMPTS] += 1;
+            if (admitted) {
+                if (inwin)
+                    for (int64_t li = 0; li < L; li++) O->util[li] += units[li];
+                q_push(&R->Q, NODE0 + n, t + nd->lat, EV_DONE);
+            } else {
+                ss->flags |= F_429;
+                if (meas) stats[K_REJECTED] += 1;
+                for (int64_t li = 0; li < L; li++) {
+                    const double *p = P + li * P_NCOL;
+                    if (rej[li] != 0 && (int)p[P_KIND] == KIND_FIXED) {
+                        double w = p[P_WINDOW], off = p[P_OFFSET];
+                        double kw = floor((t + off) / w);
+                        double start = kw * w - off;
+                        if (start >= t0 && start + w <= t1 && last_exc[li] != kw) {
+                            O->exceeded[li] += 1;
+                            last_exc[li] = kw;
+                        }
+                    }
+                }
+                nd->ra = ra;
+                q_push(&R->Q, NODE0 + n, t + rej_lat, EV_REJECT);
+            }
+        }
+    }
+    O->n_tr = n_tr;
+    rc = 0;
+done:
+    free(stack);
+    free(wop);
+    free(wnode);
+    free(units);
+    free(rej);
+    free(last_exc);
+    lim_free(&lim);
+    q_free(&R->Q);
+    free(R->s);
+    free(R->nodes);
+    free(R->free_blk);
+    free(R->now);
+    if (rc < 0) {
+        free(R->lat);
+        R->lat = NULL;
+    }
+    return rc;
+}
+
+/* ---- Python wrappers -------------------------------------------------------------- */
+
+/* A C-contiguous, aligned array of exactly this dtype and dimension (no copy). */
+static PyArrayObject *arr(PyObject *o, int typenum, int ndim, int writeable, const char *name) {
+    if (!PyArray_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a numpy array", name);
+        return NULL;
+    }
+    PyArrayObject *a = (PyArrayObject *)o;
+    int flags = NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED | (writeable ? NPY_ARRAY_WRITEABLE : 0);
+    if (PyArray_TYPE(a) != typenum || PyArray_NDIM(a) != ndim || !PyArray_CHKFLAGS(a, flags)) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s must be a C-contiguous%s %d-d array of %s", name,
+                     writeable ? " writeable" : "", ndim,
+                     typenum == NPY_FLOAT64 ? "float64" : typenum == NPY_INT64 ? "int64" : "int8");
+        return NULL;
+    }
+    return a;
+}
+
+#define F64(a) ((double *)PyArray_DATA(a))
+#define I64(a) ((int64_t *)PyArray_DATA(a))
+#define DIM(a, i) ((int64_t)PyArray_DIM(a, i))
+
+static int get_dists(PyObject *dpar, PyObject *cval, PyObject *ccum, Dists *D, int64_t *n_d) {
+    PyArrayObject *a = arr(dpar, NPY_FLOAT64, 2, 0, "dpar");
+    PyArrayObject *b = arr(cval, NPY_FLOAT64, 1, 0, "cval");
+    PyArrayObject *c = arr(ccum, NPY_FLOAT64, 1, 0, "ccum");
+    if (!a || !b || !c) return -1;
+    if (DIM(a, 1) != DP_NCOL || DIM(b, 0) != DIM(c, 0)) {
+        PyErr_SetString(PyExc_ValueError, "distribution tables have the wrong shape");
+        return -1;
+    }
+    D->dpar = F64(a);
+    D->cval = F64(b);
+    D->ccum = F64(c);
+    *n_d = DIM(a, 0);
+    return 0;
+}
+
+static const char replicate_doc[] =
+    "replicate(n_sessions, rep_key, t0, t1, max_nodes, turn_cum, turn_root, sprog, sprob,\n"
+    "          schild, dpar, cval, ccum, site_dist, site_cached, site_maxtok, coef, P, cfg,\n"
+    "          bucket_deficit, window_used, trace, queue=0)\n"
+    "--\n\n"
+    "Simulate one replication; returns (stats, turn latencies, utilisation units, exceeded\n"
+    "windows per slot, attempts traced). queue: 0 calendar queue, 1 binary heap.";
+
+static PyObject *py_replicate(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static char *kwlist[] = {"n_sessions", "rep_key", "t0", "t1", "max_nodes", "turn_cum",
+                             "turn_root", "sprog", "sprob", "schild", "dpar", "cval", "ccum",
+                             "site_dist", "site_cached", "site_maxtok", "coef", "P", "cfg",
+                             "bucket_deficit", "window_used", "trace", "queue", NULL};
+    long long N, M;
+    unsigned long long rep_key;
+    double t0, t1;
+    int queue = 0;
+    PyObject *o[17];
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "LKddLOOOOOOOOOOOOOOOOO|i", kwlist, &N, &rep_key,
+                                     &t0, &t1, &M, &o[0], &o[1], &o[2], &o[3], &o[4], &o[5],
+                                     &o[6], &o[7], &o[8], &o[9], &o[10], &o[11], &o[12],
+                                     &o[13], &o[14], &o[15], &o[16], &queue))
+        return NULL;
+    if (N < 1 || M < 1 || N > INT32_MAX / 2) {
+        PyErr_SetString(PyExc_ValueError, "n_sessions and max_nodes must be in range");
+        return NULL;
+    }
+    PyArrayObject *turn_cum = arr(o[0], NPY_FLOAT64, 1, 0, "turn_cum");
+    PyArrayObject *turn_root = arr(o[1], NPY_INT64, 1, 0, "turn_root");
+    PyArrayObject *sprog = arr(o[2], NPY_INT64, 2, 0, "sprog");
+    PyArrayObject *sprob = arr(o[3], NPY_FLOAT64, 1, 0, "sprob");
+    PyArrayObject *schild = arr(o[4], NPY_INT64, 1, 0, "schild");
+    PyArrayObject *site_dist = arr(o[8], NPY_INT64, 2, 0, "site_dist");
+    PyArrayObject *site_cached = arr(o[9], NPY_FLOAT64, 1, 0, "site_cached");
+    PyArrayObject *site_maxtok = arr(o[10], NPY_FLOAT64, 1, 0, "site_maxtok");
+    PyArrayObject *coef = arr(o[11], NPY_FLOAT64, 3, 0, "coef");
+    PyArrayObject *P = arr(o[12], NPY_FLOAT64, 2, 0, "P");
+    PyArrayObject *cfg = arr(o[13], NPY_FLOAT64, 1, 0, "cfg");
+    PyArrayObject *deficit = arr(o[14], NPY_FLOAT64, 1, 0, "bucket_deficit");
+    PyArrayObject *used = arr(o[15], NPY_FLOAT64, 1, 0, "window_used");
+    PyArrayObject *trace = arr(o[16], NPY_FLOAT64, 2, 1, "trace");
+    Prog G;
+    int64_t n_d;
+    if (!turn_cum || !turn_root || !sprog || !sprob || !schild || !site_dist || !site_cached ||
+        !site_maxtok || !coef || !P || !cfg || !deficit || !used || !trace ||
+        get_dists(o[5], o[6], o[7], &G.D, &n_d) < 0)
+        return NULL;
+    int64_t L = DIM(P, 0), n_sites = DIM(site_dist, 0);
+    if (DIM(P, 1) != P_NCOL || DIM(cfg, 0) < C_NCFG || DIM(sprog, 1) != 3 ||
+        DIM(site_dist, 1) != 4 || DIM(coef, 0) != n_sites || DIM(coef, 1) != L ||
+        DIM(coef, 2) != 5 || DIM(site_cached, 0) != n_sites || DIM(site_maxtok, 0) != n_sites ||
+        DIM(deficit, 0) != L || DIM(used, 0) != L || DIM(turn_cum, 0) != DIM(turn_root, 0) ||
+        DIM(turn_cum, 0) < 1 || DIM(sprob, 0) != DIM(sprog, 0) ||
+        (DIM(trace, 0) > 0 && DIM(trace, 1) != T_UNITS + L) || DIM(trace, 0) > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "replicate: arrays of inconsistent shapes");
+        return NULL;
+    }
+    G.turn_cum = F64(turn_cum);
+    G.n_turns = DIM(turn_cum, 0);
+    G.turn_root = I64(turn_root);
+    G.sprog = I64(sprog);
+    G.sprob = F64(sprob);
+    G.schild = I64(schild);
+    G.site_dist = I64(site_dist);
+    G.site_cached = F64(site_cached);
+    G.site_maxtok = F64(site_maxtok);
+    G.coef = F64(coef);
+    G.cfg = F64(cfg);
+    G.L = L;
+    npy_intp dl = (npy_intp)L, ds = N_STATS;
+    PyArrayObject *util = (PyArrayObject *)PyArray_ZEROS(1, &dl, NPY_FLOAT64, 0);
+    PyArrayObject *exc = (PyArrayObject *)PyArray_ZEROS(1, &dl, NPY_FLOAT64, 0);
+    PyArrayObject *stats = (PyArrayObject *)PyArray_ZEROS(1, &ds, NPY_FLOAT64, 0);
+    if (!util || !exc || !stats) {
+        Py_XDECREF(util);
+        Py_XDECREF(exc);
+        Py_XDECREF(stats);
+        return NULL;
+    }
+    Out O;
+    memset(&O, 0, sizeof(O));
+    O.util = F64(util);
+    O.exceeded = F64(exc);
+    O.trace = F64(trace);
+    O.trace_rows = DIM(trace, 0);
+    Run R;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = replicate_c(&G, N, (uint64_t)rep_key, t0, t1, M, F64(P), F64(deficit), F64(used),
+                     queue == 1, &O, &R);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        Py_DECREF(util);
+        Py_DECREF(exc);
+        Py_DECREF(stats);
+        return PyErr_NoMemory();
+    }
+    memcpy(F64(stats), O.stats, sizeof(O.stats));
+    npy_intp nl = (npy_intp)R.n_lat;
+    PyArrayObject *lat = (PyArrayObject *)PyArray_SimpleNew(1, &nl, NPY_FLOAT64);
+    if (lat) memcpy(F64(lat), R.lat, sizeof(double) * (size_t)R.n_lat);
+    free(R.lat);
+    if (!lat) {
+        Py_DECREF(util);
+        Py_DECREF(exc);
+        Py_DECREF(stats);
+        return NULL;
+    }
+    return Py_BuildValue("NNNNL", stats, lat, util, exc, (long long)O.n_tr);
+}
+
+static PyObject *py_sample_many(PyObject *self, PyObject *args) {
+    (void)self;
+    long long d, n;
+    unsigned long long key;
+    PyObject *a, *b, *c;
+    if (!PyArg_ParseTuple(args, "LKLOOO", &d, &key, &n, &a, &b, &c)) return NULL;
+    Dists D;
+    int64_t n_d;
+    if (get_dists(a, b, c, &D, &n_d) < 0) return NULL;
+    if (d < 0 || d >= n_d || n < 0) {
+        PyErr_SetString(PyExc_ValueError, "sample_many: no such distribution");
+        return NULL;
+    }
+    npy_intp dn = (npy_intp)n;
+    PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(1, &dn, NPY_FLOAT64);
+    if (!out) return NULL;
+    double *x = F64(out);
+    for (int64_t i = 0; i < n; i++) x[i] = draw(&D, d, (uint64_t)key, (uint64_t)(2 * i));
+    return (PyObject *)out;
+}
+
+static PyObject *py_residual_many(PyObject *self, PyObject *args) {
+    (void)self;
+    long long d, n;
+    unsigned long long key;
+    PyObject *a, *b, *c;
+    if (!PyArg_ParseTuple(args, "LKLOOO", &d, &key, &n, &a, &b, &c)) return NULL;
+    Dists D;
+    int64_t n_d;
+    if (get_dists(a, b, c, &D, &n_d) < 0) return NULL;
+    if (d < 0 || d >= n_d || n < 0) {
+        PyErr_SetString(PyExc_ValueError, "residual_many: no such distribution");
+        return NULL;
+    }
+    npy_intp dn = (npy_intp)n;
+    PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(1, &dn, NPY_FLOAT64);
+    if (!out) return NULL;
+    double *x = F64(out);
+    for (int64_t i = 0; i < n; i++) x[i] = draw_residual(&D, d, hash2((uint64_t)key, (uint64_t)i));
+    return (PyObject *)out;
+}
+
+/* limiter_attempt(P, st, log_t, log_u, t, units, rejected) -> (admitted, retry_after_s) */
+static PyObject *py_limiter_attempt(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *o[6];
+    double t;
+    if (!PyArg_ParseTuple(args, "OOOOdOO", &o[0], &o[1], &o[2], &o[3], &t, &o[4], &o[5]))
+        return NULL;
+    PyArrayObject *P = arr(o[0], NPY_FLOAT64, 2, 0, "P");
+    PyArrayObject *st = arr(o[1], NPY_FLOAT64, 2, 1, "st");
+    PyArrayObject *lt = arr(o[2], NPY_FLOAT64, 2, 1, "log_t");
+    PyArrayObject *lu = arr(o[3], NPY_FLOAT64, 2, 1, "log_u");
+    PyArrayObject *un = arr(o[4], NPY_FLOAT64, 1, 0, "units");
+    PyArrayObject *rj = arr(o[5], NPY_INT8, 1, 1, "rejected");
+    if (!P || !st || !lt || !lu || !un || !rj) return NULL;
+    int64_t n = DIM(P, 0);
+    if (DIM(P, 1) != P_NCOL || DIM(st, 0) != n || DIM(st, 1) != S_NCOL || DIM(lt, 0) != n ||
+        DIM(lu, 0) != n || DIM(lt, 1) != DIM(lu, 1) || DIM(un, 0) != n || DIM(rj, 0) != n) {
+        PyErr_SetString(PyExc_ValueError, "limiter_attempt: arrays of inconsistent shapes");
+        return NULL;
+    }
+    Lim L = {F64(P), F64(st), F64(lt), F64(lu), n, DIM(lt, 1), 0};
+    if (lim_log_full(&L)) {
+        PyErr_SetString(PyExc_ValueError, "limiter_attempt: a sliding-window log is full "
+                                          "(grow it with ensure_log_capacity first)");
+        return NULL;
+    }
+    double ra;
+    int a = lim_attempt(&L, t, F64(un), (int8_t *)PyArray_DATA(rj), &ra);
+    return Py_BuildValue("Nd", PyBool_FromLong(a), ra);
+}
+
+/* run_attempts(P, times, units) -> (admitted, retry_after_s, rejected_by) */
+static PyObject *py_run_attempts(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *o[3];
+    if (!PyArg_ParseTuple(args, "OOO", &o[0], &o[1], &o[2])) return NULL;
+    PyArrayObject *P = arr(o[0], NPY_FLOAT64, 2, 0, "P");
+    PyArrayObject *tm = arr(o[1], NPY_FLOAT64, 1, 0, "times");
+    PyArrayObject *un = arr(o[2], NPY_FLOAT64, 2, 0, "units");
+    if (!P || !tm || !un) return NULL;
+    int64_t n = DIM(P, 0), m = DIM(tm, 0);
+    if (DIM(P, 1) != P_NCOL || DIM(un, 0) != m || DIM(un, 1) != n) {
+        PyErr_SetString(PyExc_ValueError, "run_attempts: arrays of inconsistent shapes");
+        return NULL;
+    }
+    npy_intp dm = (npy_intp)m, d2[2] = {(npy_intp)m, (npy_intp)n};
+    PyArrayObject *adm = (PyArrayObject *)PyArray_ZEROS(1, &dm, NPY_BOOL, 0);
+    PyArrayObject *ra = (PyArrayObject *)PyArray_ZEROS(1, &dm, NPY_FLOAT64, 0);
+    PyArrayObject *rj = (PyArrayObject *)PyArray_ZEROS(2, d2, NPY_INT8, 0);
+    double *zeros = calloc((size_t)n + 1, sizeof(double));
+    Lim L;
+    memset(&L, 0, sizeof(L));
+    int ok = adm && ra && rj && zeros && lim_load(&L, F64(P), n, zeros, zeros, 0) == 0;
+    for (int64_t k = 0; ok && k < m; k++) {
+        if (lim_log_full(&L) && lim_grow(&L) < 0) ok = 0;
+        else
+            ((npy_bool *)PyArray_DATA(adm))[k] = (npy_bool)lim_attempt(
+                &L, F64(tm)[k], F64(un) + k * n, (int8_t *)PyArray_DATA(rj) + k * n, F64(ra) + k);
+    }
+    lim_free(&L);
+    free(zeros);
+    if (!ok) {
+        Py_XDECREF(adm);
+        Py_XDECREF(ra);
+        Py_XDECREF(rj);
+        return PyErr_Occurred() ? NULL : PyErr_NoMemory();
+    }
+    return Py_BuildValue("NNN", adm, ra, rj);
+}
+
+static PyObject *py_layout(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return Py_BuildValue(
+        "{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:d,s:d,s:d,s:d}",
+        "D_CHOICE", D_CHOICE, "S_REP", S_REP, "DP_LEN", DP_LEN, "SITE_TPS", SITE_TPS,
+        "C_PACE_CONC", C_PACE_CONC, "N_STATS", N_STATS, "KIND_BUCKET", KIND_BUCKET,
+        "P_OFFSET", P_OFFSET, "S_SUM", S_SUM, "T_JITTER", T_JITTER, "T_UNITS", T_UNITS,
+        "F_MEASURED", F_MEASURED, "MIN_WAIT", MIN_WAIT, "WAKE_EPSILON_S", WAKE_EPSILON_S,
+        "WAIT_NONE", WAIT_NONE, "WAIT_GAVE_UP", WAIT_GAVE_UP);
+}
+
+static PyMethodDef methods[] = {
+    {"replicate", (PyCFunction)(void (*)(void))py_replicate, METH_VARARGS | METH_KEYWORDS,
+     replicate_doc},
+    {"sample_many", py_sample_many, METH_VARARGS,
+     "sample_many(d, key, n, dpar, cval, ccum)\n--\n\nn draws of distribution d."},
+    {"residual_many", py_residual_many, METH_VARARGS,
+     "residual_many(d, key, n, dpar, cval, ccum)\n--\n\n"
+     "n equilibrium residuals of distribution d (child streams 0..n-1 of key)."},
+    {"limiter_attempt", py_limiter_attempt, METH_VARARGS,
+     "limiter_attempt(P, st, log_t, log_u, t, units, rejected)\n--\n\n"
+     "One attempt through the array limiter: (admitted, retry_after_s)."},
+    {"run_attempts", py_run_attempts, METH_VARARGS,
+     "run_attempts(P, times, units)\n--\n\n"
+     "A fresh limiter fed an arrival sequence: (admitted, retry_after_s, rejected_by)."},
+    {"layout", py_layout, METH_NOARGS,
+     "layout()\n--\n\nThe layout constants compiled into this module."},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_engine",
+                                    "The simulator's compiled event loop (see _engine.c).", -1,
+                                    methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__engine(void) {
+    import_array();
+    return PyModule_Create(&moddef);
+}
