@@ -5,9 +5,11 @@ describes it."""
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from capacity.serve import ServeOptions, ServerThread
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE = ROOT / "examples" / "agent_service" / "profile.yaml"
-K = 40.0
+K = 20.0
 
 
 @pytest.fixture(name="mock")
@@ -37,12 +39,28 @@ def test_langgraph_agent_under_load(mock: ServerThread) -> None:
         from agent import AgentServer
     finally:
         sys.path.pop(0)
-    with AgentServer(mock.openai_base_url) as agent:
-        r = subprocess.run(
-            [sys.executable, "-m", "capacity", "loadtest", str(PROFILE), "--target",
-             mock.url, "--agent-url", agent.url, "--sessions", "1,6", "--time-scale",
-             str(K), "--duration", "400s", "--warmup", "40s", "--seed", "3", "--json",
-             "--replications", "10"], capture_output=True, text=True, timeout=240)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with AgentServer(mock.openai_base_url) as agent:
+            r = _loadtest(mock.url, agent.url)
+        gc.collect()
+    # The agent closed its LLM clients with the service: no socket left behind.
+    leaks = [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert not leaks, [str(w.message) for w in leaks[:3]]
+    _check(r)
+
+
+def _loadtest(target: str, agent_url: str) -> subprocess.CompletedProcess[str]:
+    # K = 20 and short runs: the agent's own CPU per call (LangChain, in this process) is
+    # not in the profile, and at larger K it would stretch model time noticeably.
+    return subprocess.run(
+        [sys.executable, "-m", "capacity", "loadtest", str(PROFILE), "--target",
+         target, "--agent-url", agent_url, "--sessions", "2,7", "--time-scale",
+         str(K), "--duration", "160s", "--warmup", "20s", "--seed", "3", "--json",
+         "--replications", "10"], capture_output=True, text=True, timeout=240)
+
+
+def _check(r: subprocess.CompletedProcess[str]) -> None:
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     under, over = data["points"]
@@ -54,5 +72,5 @@ def test_langgraph_agent_under_load(mock: ServerThread) -> None:
         a = pt["compare"]["attempt_429_fraction"]
         assert a["run_lo"] - 0.05 <= a["measured"] <= a["run_hi"] + 0.05, (pt["sessions"], a)
     assert under["meets"] and not over["meets"]
-    assert data["measured_ceiling"]["bracket"] == [1, 6]
+    assert data["measured_ceiling"]["bracket"] == [2, 7]
     assert data["predicted_ceiling"]["n_star"] >= 1

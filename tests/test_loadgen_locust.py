@@ -47,6 +47,9 @@ def test_locust_master_and_two_workers(tmp_path: Path, mock: ServerThread) -> No
     assert set(measured) == set(METRICS) | set(EXTRA_METRICS)
     assert set(pt["predicted"]["metrics"]) == set(METRICS)  # key by key
     assert pt["measured"]["counts"]["turns"] > 20
+    # Both workers ran sessions (Locust spread the 6 users over them) and reported them.
+    shards = pt["measured"]["shard_turns"]
+    assert len(shards) == 2 and all(n > 0 for n in shards), shards
     assert measured["goodput_calls_per_min"] > 0
     # The requests reached the mock (and nothing else: the only host given is its URL).
     text = __import__("urllib.request").request.urlopen(mock.url + "/metrics").read().decode()

@@ -74,10 +74,13 @@ class Recorder:
     llm: dict[str, float] = field(default_factory=dict)
     # --log: one request-log line per call of every ended turn (capacity.fit.jsonl keys).
     calls: list[dict[str, Any]] = field(default_factory=list)
+    # Turns ended in each shard merged in (a process, a Locust worker), in merge order.
+    shard_turns: list[int] = field(default_factory=list)
 
     def merge(self, other: Recorder | dict[str, Any]) -> None:
         """Add another shard's records (a Recorder or its :meth:`to_wire` form)."""
         o = other if isinstance(other, Recorder) else Recorder.from_wire(other)
+        self.shard_turns.append(len(o.turns))
         self.turns.extend(o.turns)
         self.open_turns.extend(o.open_turns)
         self.successes.extend(o.successes)

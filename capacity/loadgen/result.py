@@ -55,6 +55,7 @@ class LoadPoint:
     predicted : the simulation at the same N, horizon, warm-up and seed (or None).
     meets / violates : the measured figures against the profile's targets.
     interrupted : the run was stopped (Ctrl-C) before its end; figures are partial.
+    shard_turns : turns ended in each process / Locust worker (empty: one process).
     """
 
     sessions: int
@@ -66,6 +67,7 @@ class LoadPoint:
     meets: bool = False
     violates: tuple[str, ...] = ()
     interrupted: bool = False
+    shard_turns: list[int] = field(default_factory=list)
 
     def comparison(self) -> dict[str, dict[str, Any]]:
         return {} if self.predicted is None else compare_metrics(self.measured, self.predicted)
@@ -75,7 +77,8 @@ class LoadPoint:
             "sessions": self.sessions,
             "interrupted": self.interrupted,
             "measured": {"metrics": dict(self.measured), "counts": dict(self.counts),
-                         "lag": self.lag.to_dict(), "horizon_s": self.measured_horizon_s},
+                         "lag": self.lag.to_dict(), "horizon_s": self.measured_horizon_s,
+                         "shard_turns": list(self.shard_turns)},
             "predicted": None if self.predicted is None else self.predicted.to_dict(),
             "compare": self.comparison(),
             "meets": self.meets,

@@ -335,7 +335,8 @@ def _grid(profile: Profile, cfg: LoadtestConfig, grid: list[int], result: Loadte
 
             agent_metrics(metrics, rec.llm, max(horizon, 1e-9), counts["turns"])
             counts["attempts"] = int(rec.llm.get("ok", 0) + rec.llm.get("rejected", 0))
-        point = LoadPoint(n, metrics, counts, lag, horizon, interrupted=interrupted)
+        point = LoadPoint(n, metrics, counts, lag, horizon, interrupted=interrupted,
+                          shard_turns=list(rec.shard_turns))
         point = judge(point, targets)
         if predicted and not interrupted:
             point.predicted = predict(profile, n, cfg)

@@ -46,10 +46,12 @@ class State(TypedDict):
     messages: Annotated[list[AnyMessage], add_messages]
 
 
-def build_agent(llm_base_url: str, model: str = "mock-gpt") -> Any:
-    """The compiled LangGraph agent whose model is served at ``llm_base_url``."""
-    llm = ChatOpenAI(model=model, base_url=llm_base_url, api_key="mock",  # type: ignore[arg-type]
-                     timeout=60, max_retries=2).bind_tools([lookup])
+def build_agent(llm_base_url: str, model: str = "mock-gpt") -> tuple[Any, ChatOpenAI]:
+    """The compiled LangGraph agent whose model is served at ``llm_base_url``, and its chat
+    model (close its clients when done: ``await chat.root_async_client.close()``)."""
+    chat = ChatOpenAI(model=model, base_url=llm_base_url, api_key="mock",  # type: ignore[arg-type]
+                      timeout=60, max_retries=2)
+    llm = chat.bind_tools([lookup])
 
     async def call_model(state: State) -> dict[str, list[AnyMessage]]:
         return {"messages": [await llm.ainvoke(state["messages"])]}
@@ -60,11 +62,11 @@ def build_agent(llm_base_url: str, model: str = "mock-gpt") -> Any:
     g.add_edge(START, "model")
     g.add_conditional_edges("model", tools_condition, {"tools": "tools", END: END})
     g.add_edge("tools", "model")
-    return g.compile()
+    return g.compile(), chat
 
 
 def build_app(llm_base_url: str, model: str = "mock-gpt") -> web.Application:
-    agent = build_agent(llm_base_url, model)
+    agent, chat_model = build_agent(llm_base_url, model)
 
     async def chat(request: web.Request) -> web.Response:
         try:
@@ -81,8 +83,15 @@ def build_app(llm_base_url: str, model: str = "mock-gpt") -> web.Application:
         calls = sum(len(getattr(m, "tool_calls", None) or []) for m in msgs)
         return web.json_response({"answer": str(msgs[-1].content), "tool_calls": calls})
 
+    async def close_llm(_: web.Application) -> None:
+        # The SDK clients hold pooled connections to the LLM endpoint: close them with
+        # the service, or their sockets leak (ResourceWarning).
+        await chat_model.root_async_client.close()
+        chat_model.root_client.close()
+
     app = web.Application()
     app.router.add_post("/chat", chat)
+    app.on_cleanup.append(close_llm)
     return app
 
 
