@@ -307,6 +307,20 @@ def test_simulated_sensitivity_uses_one_seed_and_reproduces() -> None:
     assert r.base.ci is not None and r.base.ci[0] <= r.base.sessions <= r.base.ci[1]
     assert {row.parameter.key for row in r.rows} >= {WINDOW}
     assert len(r.rows) == 2 and len(r.unranked) > 5
-    fan_or_rpm = [row for row in r.rows if row.parameter.key != WINDOW][0]
+    fan_or_rpm = next(row for row in r.rows if row.parameter.key != WINDOW)
     assert fan_or_rpm.parameter.key in {FANOUT, "quotas.deployment.rpm"}
     assert fan_or_rpm.swing and fan_or_rpm.swing > 0
+
+
+def test_a_model_name_with_a_dot_is_varied_through_its_section() -> None:
+    """``gpt-4.1`` cannot be written in a dotted --set path: the variant restates the
+    ``models`` section with the one value changed, and is loaded and computed."""
+    key = "models.gpt-4.1.tokens_per_second"
+    r = sensitivity_of_files([TOOL], vary=["*=off", f"{key}=±20%"])
+    row = r.row(key)
+    assert row.up.move.setting is not None and row.up.move.setting.startswith("models={")
+    assert row.up.error is None and row.down.error is None
+    assert row.up.figure is not None and row.down.figure is not None
+    profile = load_profile([TOOL], [row.up.move.setting])
+    assert profile.models["gpt-4.1"].tokens_per_second.mean == pytest.approx(96.0)
+    assert profile.models["gpt-4.1-mini"] == load_profile([TOOL]).models["gpt-4.1-mini"]

@@ -33,7 +33,7 @@ def _short(row: SensitivityRow, x: float) -> str:
     """A value for a table cell: the number (a distribution's mean) and a short unit."""
     p = row.parameter
     text = show_value(x, p.kind, p.unit)
-    return text.removesuffix(" tokens")
+    return text.removesuffix(" tokens").removesuffix(f" {p.unit}")
 
 
 def _value(row: SensitivityRow, side: Side) -> str:
@@ -83,7 +83,8 @@ def sensitivity_renderable(r: SensitivityResult, verbose: bool = False) -> Group
                   _cell(_value(row, row.up)), _delta(row.up))
     varied = {row.variation.text for row in r.rows}
     legend = (f"each parameter moved {', '.join(sorted(varied))} on its own (a distribution "
-              "by its mean, shown); tokens per call; Δ: change of the ceiling, sessions")
+              "by its mean, shown); limits per period, tokens per call; Δ: change of the ceiling, "
+              "sessions")
     if r.method == "simulate":
         legend += " [95% CI of the variant's N*]"
     parts: list[RenderableType] = [head, t, _cell(legend + ".", "dim")]

@@ -95,6 +95,7 @@ class Parameter:
     kind : how it is shown and moved (duration in seconds, tokens, count, ...).
     unit : the limit's unit for quota limits (``rpm``, ``tpm``, ...), else empty.
     integer : a whole-number setting (rounded when moved, by at least one).
+    path : the key path as parts (when a name holds a dot, ``key`` alone is ambiguous).
     """
 
     key: str
@@ -104,13 +105,14 @@ class Parameter:
     kind: Kind
     unit: str = ""
     integer: bool = False
+    path: tuple[str | int, ...] = ()
 
     @property
-    def set_path(self) -> str:
+    def set_path(self) -> tuple[str | int, ...]:
         """The key path a variant's ``--set`` writes: a quota limit's ``.limit`` (so
-        its enforcement, when written as a mapping, is kept), else :attr:`key`."""
-        return f"{self.key}.limit" if self.kind == "limit" and self.group == "quota" else (
-            self.key)
+        its enforcement, when written as a mapping, is kept), else the parameter's."""
+        parts = self.path or tuple(int(p) if p.isdigit() else p for p in self.key.split("."))
+        return (*parts, "limit") if self.kind == "limit" and self.group == "quota" else parts
 
     @property
     def mean(self) -> float:
@@ -153,6 +155,12 @@ def _key(path: Sequence[str | int]) -> str:
     return ".".join(str(p) for p in path)
 
 
+def _at(path: tuple[str | int, ...], label: str, group: str, value: Any, kind: Kind,
+        **kw: Any) -> Parameter:
+    """The parameter at key path ``path``."""
+    return Parameter(_key(path), label, group, value, kind, path=path, **kw)
+
+
 def _call_label(profile: Profile, turn: str, call_name: str | None, where: str) -> str:
     """A call's name; ``turn/name`` when another turn type has a call of that name."""
     if not call_name:
@@ -182,15 +190,14 @@ def _steps(profile: Profile, turn: str, steps: Sequence[Any],
             name = _call_label(profile, turn, _block_name(block, turn, i), "")
             p = (*path, i, kind)
             if kind == "parallel":
-                yield Parameter(_key((*p, "count")), f"{name} fan-out", "fan-out",
-                                block.count, "count")  # type: ignore[attr-defined]
+                yield _at((*p, "count"), f"{name} fan-out", "fan-out",
+                          block.count, "count")  # type: ignore[attr-defined]
             elif kind == "repeat":
-                yield Parameter(_key((*p, "count")), f"{name} repeats", "calls per turn",
-                                block.count, "count")  # type: ignore[attr-defined]
+                yield _at((*p, "count"), f"{name} repeats", "calls per turn",
+                          block.count, "count")  # type: ignore[attr-defined]
             else:
-                yield Parameter(_key((*p, "probability")), f"chance of {name}",
-                                "calls per turn", block.probability,  # type: ignore[attr-defined]
-                                "fraction")
+                yield _at((*p, "probability"), f"chance of {name}", "calls per turn",
+                          block.probability, "fraction")  # type: ignore[attr-defined]
             if block.steps is not None:
                 yield from _steps(profile, turn, block.steps, (*p, "steps"))
 
@@ -210,16 +217,16 @@ def parameters(profile: Profile) -> list[Parameter]:
         quota_enforcement = False
         for dim, lim in q.limits().items():
             out.append(Parameter(f"quotas.{qname}.{dim}", f"{qname}.{dim} limit", "quota",
-                                 lim.limit, "limit", dim))
+                                 lim.limit, "limit", dim, path=("quotas", qname, dim)))
             if lim.enforcement is not None:
-                out.extend(_enforcement(f"quotas.{qname}.{dim}", f"{qname}.{dim}",
+                out.extend(_enforcement(("quotas", qname, dim), f"{qname}.{dim}",
                                         lim.enforcement.type, lim.enforcement.window,
                                         lim.enforcement.burst))
             elif DIMENSION_PERIOD_S[dim] <= 60:  # daily limits default to day windows
                 quota_enforcement = True
         if quota_enforcement:
             e = q.enforcement
-            out.extend(_enforcement(f"quotas.{qname}", qname, e.type, e.window, e.burst))
+            out.extend(_enforcement(("quotas", qname), qname, e.type, e.window, e.burst))
     session = profile.session
     pause_key = "think_time" if session.think_time is not None else "cadence"
     out.append(Parameter(f"session.{pause_key}", pause_key.replace("_", " "), "pacing",
@@ -228,35 +235,37 @@ def parameters(profile: Profile) -> list[Parameter]:
     for tname, turn in session.turns.items():
         base = ("session", "turns", tname, "steps")
         if several:
-            out.append(Parameter(_key(("session", "turns", tname, "weight")),
-                                 f"share of {tname} turns (weight)", "turn mix",
-                                 turn.weight, "number"))
+            out.append(_at(("session", "turns", tname, "weight"),
+                           f"share of {tname} turns (weight)", "turn mix", turn.weight,
+                           "number"))
         out.extend(_steps(profile, tname, turn.steps, base))
         for call, path in iter_calls(turn.steps, base):
             where = f"{tname} step {int(path[4]) + 1}"
             name = _call_label(profile, tname, call.name, where)
-            out.append(Parameter(_key((*path, "input_tokens")), f"{name} input tokens",
-                                 "tokens", call.input_tokens, "tokens"))
-            out.append(Parameter(_key((*path, "output_tokens")), f"{name} output tokens",
-                                 "tokens", call.output_tokens, "tokens"))
+            out.append(_at((*path, "input_tokens"), f"{name} input tokens", "tokens",
+                           call.input_tokens, "tokens"))
+            out.append(_at((*path, "output_tokens"), f"{name} output tokens", "tokens",
+                           call.output_tokens, "tokens"))
             if call.max_tokens is not None:
-                out.append(Parameter(_key((*path, "max_tokens")), f"{name} max_tokens",
-                                     "max_tokens", call.max_tokens, "tokens",
-                                     integer=True))
+                out.append(_at((*path, "max_tokens"), f"{name} max_tokens", "max_tokens",
+                               call.max_tokens, "tokens", integer=True))
     for mname, model in profile.models.items():
         if mname not in used_models:
             continue
         out.append(Parameter(f"models.{mname}.ttft", f"{mname} time to first token",
-                             "latency", model.ttft, "duration"))
+                             "latency", model.ttft, "duration",
+                             path=("models", mname, "ttft")))
         out.append(Parameter(f"models.{mname}.tokens_per_second",
                              f"{mname} generation speed (tokens/s)", "latency",
-                             model.tokens_per_second, "number"))
+                             model.tokens_per_second, "number",
+                             path=("models", mname, "tokens_per_second")))
         if model.max_tokens is not None and any(
                 c.max_tokens is None and c.model == mname
                 for t in session.turns.values() for c, _ in iter_calls(t.steps, ())):
             out.append(Parameter(f"models.{mname}.max_tokens",
                                  f"{mname} default max_tokens", "max_tokens",
-                                 model.max_tokens, "tokens", integer=True))
+                                 model.max_tokens, "tokens", integer=True,
+                                 path=("models", mname, "max_tokens")))
     r = profile.retry
     out.append(Parameter("retry.max_retries", "retries per call", "retry", r.max_retries,
                          "count", integer=True))
@@ -275,13 +284,15 @@ def parameters(profile: Profile) -> list[Parameter]:
     return [p for p in out if p.mean > 0]
 
 
-def _enforcement(key: str, name: str, kind: str, window: float,
+def _enforcement(path: tuple[str, ...], name: str, kind: str, window: float,
                  burst: float) -> list[Parameter]:
     if kind == "token_bucket":
-        return [Parameter(f"{key}.enforcement.burst", f"{name} token bucket depth",
-                          "window", burst, "duration")]
-    return [Parameter(f"{key}.enforcement.window", f"{name} enforcement window", "window",
-                      window, "duration")]
+        p = (*path, "enforcement", "burst")
+        return [Parameter(_key(p), f"{name} token bucket depth", "window", burst,
+                          "duration", path=p)]
+    p = (*path, "enforcement", "window")
+    return [Parameter(_key(p), f"{name} enforcement window", "window", window, "duration",
+                      path=p)]
 
 
 def resolve(profile: Profile, key: str) -> Parameter:
@@ -446,8 +457,10 @@ class Move:
     skipped: str | None = None
 
 
-def move(p: Parameter, direction: int, variation: Variation) -> Move:
-    """The ``--set`` that moves ``p`` down (``direction=-1``) or up (``+1``)."""
+def move(p: Parameter, direction: int, variation: Variation,
+         profile: Profile | None = None) -> Move:
+    """The ``--set`` that moves ``p`` down (``direction=-1``) or up (``+1``); ``profile``
+    (the baseline) lets a key under a dotted name (``models.gpt-4.1``) be written."""
     mag = variation.up if direction > 0 else variation.down
     if mag is None:
         return Move(None, None, None, "not asked for")
@@ -466,11 +479,42 @@ def move(p: Parameter, direction: int, variation: Variation) -> Move:
     if target == base:
         return Move(None, None, None, f"already at its largest value, "
                                       f"{show_value(base, p.kind, p.unit)}")
-    if isinstance(p.value, Distribution):
-        text = json.dumps(scale_distribution(p.value, target / base), ensure_ascii=True)
-    else:
-        text = json.dumps(_num(target))
-    return Move(f"{p.set_path}={text}", target, target / base - 1.0)
+    value: Any = (scale_distribution(p.value, target / base)
+                  if isinstance(p.value, Distribution) else _num(target))
+    setting = override(p.set_path, value, profile)
+    if setting is None:
+        return Move(None, None, None, "a name on its key path holds '.' or '=', which "
+                                      "--set cannot address")
+    return Move(setting, target, target / base - 1.0)
+
+
+def override(path: Sequence[str | int], value: Any,
+             profile: Profile | None = None) -> str | None:
+    """The ``--set`` text that puts ``value`` at ``path``.
+
+    A name holding '.' or '=' (``models.gpt-4.1``) cannot be written in a dotted key
+    path: for a top-level section's entry (``models``, ``quotas``) the whole section of
+    ``profile`` is restated, with the one value changed (every other value as validated).
+    None when that is not possible (no profile, or such a name deeper down).
+    """
+    bad = [i for i, part in enumerate(path) if isinstance(part, str) and (
+        "." in part or "=" in part)]
+    if not bad:
+        return f"{_key(path)}={json.dumps(value, ensure_ascii=True)}"
+    section = getattr(profile, str(path[0]), None) if profile is not None else None
+    if bad != [1] or not isinstance(section, dict) or any(
+            isinstance(part, int) for part in path):
+        return None
+    data: dict[str, Any] = {}
+    for name, spec in section.items():
+        entry = spec.model_dump(mode="json", exclude_none=True)
+        entry.pop("preset", None)  # its fields are all restated
+        data[name] = entry
+    node: Any = data
+    for part in path[1:-1]:
+        node = node.setdefault(part, {})
+    node[path[-1]] = value
+    return f"{path[0]}={json.dumps(data, ensure_ascii=True)}"
 
 
 # ---------------------------------------------------------------------------------------
@@ -725,8 +769,8 @@ def plan(profile: Profile, vary: Sequence[str] = ()) -> list[tuple[Parameter, Va
 
 
 def _evaluate(load: LoadFn, p: Parameter, v: Variation, direction: int, base: Figure,
-              figure: Callable[[Profile], Figure]) -> Side:
-    m = move(p, direction, v)
+              figure: Callable[[Profile], Figure], baseline: Profile) -> Side:
+    m = move(p, direction, v, baseline)
     if m.setting is None:
         return Side(direction, m)
     try:
@@ -787,7 +831,7 @@ def sensitivity(load: LoadFn, *, vary: Sequence[str] = (), method: str = "analyt
     tick()
     rows = []
     for p, v in chosen:
-        sides = [_evaluate(load, p, v, d, base, analytic_figure) for d in (-1, 1)]
+        sides = [_evaluate(load, p, v, d, base, analytic_figure, profile) for d in (-1, 1)]
         tick(2)
         rows.append(SensitivityRow(p, v, sides[0], sides[1], base))
     rows.sort(key=_order)
@@ -808,7 +852,7 @@ def sensitivity(load: LoadFn, *, vary: Sequence[str] = (), method: str = "analyt
     tick()
     srows = []
     for r in keep:
-        sides = [_evaluate(load, r.parameter, r.variation, d, sbase, figure)
+        sides = [_evaluate(load, r.parameter, r.variation, d, sbase, figure, profile)
                  for d in (-1, 1)]
         tick(2)
         srows.append(SensitivityRow(r.parameter, r.variation, sides[0], sides[1], sbase))
