@@ -85,3 +85,77 @@ def test_loadtest_log_round_trips_through_fit(tmp_path: Path, mock: ServerThread
     assert fcall.output_tokens.mean == pytest.approx(ocall.output_tokens.mean, rel=0.1)
     assert fcall.max_tokens == 200
     assert fitted.session.pause.mean == pytest.approx(orig.session.pause.mean, rel=0.25)
+
+
+def test_serve_log_matches_the_load_generators(tmp_path: Path) -> None:
+    """capacity serve's log (ServeOptions(log=...), what --log writes) of a load test: one
+    line per answered request, grouped by the session and turn the load generator named
+    (x-capacity-session/-turn), with the same tokens as the load generator's own log."""
+    from capacity.fit.jsonl import RequestLogWriter
+    from capacity.loadgen import LoadtestConfig, run_loadtest
+
+    served = tmp_path / "served.jsonl"
+    mine = tmp_path / "loadtest.jsonl"
+    with RequestLogWriter(served) as writer:
+        srv = ServerThread(_small(), ServeOptions(time_scale=K, seed=5, log=writer))
+        srv.start()
+        try:
+            cfg = LoadtestConfig(target=srv.url, time_scale=K, warmup_s=10.0,
+                                 duration_s=120.0, seed=3, log=str(mine))
+            run_loadtest(_small(), cfg, [6], predicted=False)
+        finally:
+            srv.close()
+    with served.open() as fh:
+        s_lines = [r for _, r in iter_request_log(fh)]
+    with mine.open() as fh:
+        m_lines = [r for _, r in iter_request_log(fh) if r.ok]
+    key = lambda r: (r.session, r.turn, r.name, r.input_tokens, r.output_tokens)  # noqa: E731
+    s_keys, m_keys = {key(r) for r in s_lines}, {key(r) for r in m_lines}
+    # Every call the load generator logged was logged by the mock, as the same call (the
+    # mock also logs answers to turns cut off at the end of the run).
+    assert len(m_keys) > 40 and m_keys <= s_keys
+    assert len(s_keys - m_keys) <= 6
+    assert all(r.session.startswith("N6-s") and r.ok for r in s_lines)
+    assert all(r.ttft is not None and 0 < r.ttft <= r.end - r.start for r in s_lines)
+    retried = [r for r in s_lines if r.retries > 0]
+    assert not retried  # the raw client sends no x-stainless-retry-count
+
+
+def test_serve_cli_log_option(tmp_path: Path) -> None:
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    prof = tmp_path / "small.yaml"
+    prof.write_text(yaml.safe_dump(SMALL))
+    log = tmp_path / "served.jsonl"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "capacity", "serve", str(prof), "--port",
+                             str(port), "--time-scale", "100", "--log", str(log)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(url + "/health", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.05)
+        body = json.dumps({"model": "m", "user": "alice", "messages": [
+            {"role": "user", "content": "hi"}, {"role": "assistant", "content": "yes"},
+            {"role": "user", "content": "and?"}]}).encode()
+        req = urllib.request.Request(url + "/v1/chat/completions", data=body, headers={
+            "content-type": "application/json", "x-stainless-retry-count": "1"})
+        usage = json.loads(urllib.request.urlopen(req, timeout=10).read())["usage"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    with log.open() as fh:
+        (rec,) = [r for _, r in iter_request_log(fh)]
+    # Session from OpenAI's `user`, turn = the history's user messages, retries from the SDK.
+    assert (rec.session, rec.turn, rec.retries) == ("alice", "2", 1)
+    assert (rec.input_tokens, rec.output_tokens) == (usage["prompt_tokens"],
+                                                     usage["completion_tokens"])

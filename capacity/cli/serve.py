@@ -59,6 +59,10 @@ def serve_command(
         "--tool-calls", min=1,
         help="Tool calls per tool-call answer when parallel calls are allowed (default: "
              "the profile's fan-out for the model, else 1).", show_default=False)] = None,
+    log_file: Annotated[Path | None, typer.Option(
+        "--log", help="Write one JSONL request-log line per answered request (capacity "
+        "fit reads it; sessions/turns from x-capacity-session/-turn, OpenAI 'user' or "
+        "Anthropic metadata.user_id).", show_default=False)] = None,
 ) -> None:
     """Serve the profile's provider: OpenAI, Azure and Anthropic APIs with its quotas.
 
@@ -75,9 +79,18 @@ def serve_command(
         raise _fail(f"capacity serve needs the 'serve' extra ({e.name} is missing): "
                     "pip install 'llm-capacity[serve]'") from None
     profile = _load(profiles, overrides)
+    writer = None
+    if log_file is not None:
+        from capacity.fit.jsonl import RequestLogWriter
+
+        try:
+            writer = RequestLogWriter(log_file)
+        except OSError as e:
+            raise _fail(f"--log {log_file}: cannot write: {e.strerror or e}") from None
     try:
         options = ServeOptions(time_scale=time_scale, seed=seed, provider=provider.value,
-                               tool_probability=tool_probability, tool_calls=tool_calls)
+                               tool_probability=tool_probability, tool_calls=tool_calls,
+                               log=writer)
     except ValueError as e:
         raise _fail(str(e)) from None
     server = MockServer(profile, options, host=host, port=port)
@@ -123,4 +136,7 @@ def serve_command(
         sys.stdout.write("stopped\n")
         sys.stdout.flush()
         raise typer.Exit(130) from None
+    finally:
+        if writer is not None:
+            writer.close()
     sys.stdout.write("stopped\n")

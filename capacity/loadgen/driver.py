@@ -78,6 +78,7 @@ class DriverConfig:
     request_timeout_s: float = 600.0
     connect_timeout_s: float = 5.0
     log_calls: bool = False
+    label: str = ""  # names the sessions in headers: "<label>-s<k>" (runner: "N<n>")
 
 
 def session_rngs(seed: int, k: int) -> tuple[np.random.Generator, np.random.Generator]:
@@ -283,6 +284,11 @@ class SessionDriver:
                 self.measured_open -= 1
             await self.sleep_until(self.sampler.next_start(start, rec.end, pause))
 
+    def ident(self, rec: TurnRecord) -> tuple[str, int]:
+        """(session id, turn number) sent with a call (``x-capacity-session``/``-turn``)."""
+        return (f"{self.cfg.label}-s{rec.session}" if self.cfg.label else f"s{rec.session}",
+                rec.turn)
+
     @staticmethod
     def log_call(rec: TurnRecord, call: CallPlan, started: float, status: int,
                  attempts: int, reply: Reply | None) -> None:
@@ -333,7 +339,8 @@ class SessionDriver:
         rec.calls += 1
         new = conv.next_messages()
         req = build_request(self.cfg.provider, call, conv.exchanges, new,
-                            deployment=self.cfg.deployments.get(call.model))
+                            deployment=self.cfg.deployments.get(call.model),
+                            ident=self.ident(rec))
         gate = self._gate
         if gate is not None:
             q0 = self.now()

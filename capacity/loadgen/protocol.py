@@ -186,7 +186,8 @@ def _fit(history: list[list[tuple[Any, ...]]], new: list[tuple[Any, ...]],
 
 
 def build_request(provider: Provider, call: CallPlan, history: list[list[tuple[Any, ...]]],
-                  new: list[tuple[Any, ...]], *, deployment: str | None = None) -> Request:
+                  new: list[tuple[Any, ...]], *, deployment: str | None = None,
+                  ident: tuple[str, int] | None = None) -> Request:
     """The HTTP request for ``call``: history (trimmed) + ``new`` messages, its JSON body
     exactly ``4 × input_tokens`` bytes long when the history allows (``capacity serve``
     estimates prompt tokens as ``ceil(body bytes / 4)``; a real provider's tokenizer
@@ -196,22 +197,26 @@ def build_request(provider: Provider, call: CallPlan, history: list[list[tuple[A
     while True:
         msgs, _ = _fit(hist, new, target)
         msgs = msgs + new
-        req = _build(provider, call, "", msgs, deployment)
+        req = _build(provider, call, "", msgs, deployment, ident)
         # The placeholder system prompt is replaced by the padding.
         pad = target - len(req.data) + len(_PLACEHOLDER)
         if pad >= len(_PLACEHOLDER) or not msgs[: len(msgs) - len(new)]:
             break
         hist = hist[1:]  # drop the oldest exchange and try again
     if pad > len(_PLACEHOLDER):
-        req = _build(provider, call, filler(pad, call.input_tokens), msgs, deployment)
+        req = _build(provider, call, filler(pad, call.input_tokens), msgs, deployment, ident)
     return req
 
 
 def _build(provider: Provider, call: CallPlan, system: str, msgs: list[tuple[Any, ...]],
-           deployment: str | None) -> Request:
+           deployment: str | None, ident: tuple[str, int] | None = None) -> Request:
     hints = {"x-capacity-input-tokens": str(call.input_tokens),
              "x-capacity-cached-tokens": str(call.cached_tokens),
              "x-capacity-output-tokens": str(call.output_tokens)}
+    if ident is not None:
+        # Who is calling, for the endpoint's request log (capacity serve --log).
+        hints |= {"x-capacity-session": ident[0], "x-capacity-turn": str(ident[1]),
+                  "x-capacity-call": call.name}
     if provider == "anthropic":
         return _anthropic(call, system, msgs, hints)
     body: dict[str, Any] = {"model": call.model, "messages": _openai_messages(system, msgs),

@@ -114,7 +114,7 @@ def measure(profile: Profile, cfg: LoadtestConfig, sessions: int) -> tuple[Recor
         time_scale=cfg.time_scale, warmup_s=cfg.warmup_s, duration_s=cfg.duration_s,
         seed=cfg.seed, drain_s=(cfg.drain_s if cfg.drain_s is not None
                                 else default_drain_s(profile, cfg.duration_s)),
-        deployments=cfg.deployments, log_calls=cfg.log is not None)
+        deployments=cfg.deployments, log_calls=cfg.log is not None, label=f"N{sessions}")
     agent = (cfg.agent_url, cfg.agent_template) if cfg.agent_url else None
     ids = list(range(sessions))
     if cfg.processes <= 1:

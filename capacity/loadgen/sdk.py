@@ -160,7 +160,8 @@ class SdkDriver(SessionDriver):
         rec.calls += 1
         new = conv.next_messages()
         req = build_request(self.cfg.provider, call, conv.exchanges, new,
-                            deployment=self.cfg.deployments.get(call.model))
+                            deployment=self.cfg.deployments.get(call.model),
+                            ident=self.ident(rec))
         hints = {k: v for k, v in req.headers.items() if k.startswith("x-capacity-")}
         gate = self._gate
         if gate is not None:

@@ -42,6 +42,7 @@ import contextlib
 import logging
 import math
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -98,6 +99,8 @@ class ServeOptions:
     backlog : listen backlog (thousands of clients may connect at once).
     clock : the limiter's clock (model seconds); default ``WallClock(time_scale)``.
         Tests pass a :class:`capacity.limits.ManualClock` for deterministic decisions.
+    log : a :class:`capacity.fit.jsonl.RequestLogWriter` (``capacity serve --log``): one
+        request-log line per answered request (see :meth:`MockProvider.log_line`).
     """
 
     time_scale: float = 1.0
@@ -109,6 +112,7 @@ class ServeOptions:
     stream_interval_s: float = 0.05
     backlog: int = 4096
     clock: Clock | None = field(default=None, repr=False)
+    log: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not (self.time_scale > 0 and math.isfinite(self.time_scale)):
@@ -289,11 +293,15 @@ class MockProvider:
             model = self._resolve(ep, parsed.model, deployment is not None)
         except ApiError as e:
             return self._error(ep.api, e, request)
-        return await self._generate(request, ep, parsed, model, size)
+        ident = _ident(request, body) if self.options.log is not None else None
+        return await self._generate(request, ep, parsed, model, size, ident)
 
     async def _generate(self, request: web.Request, ep: _Endpoint, parsed: Parsed,
-                        model: str, size: int) -> web.StreamResponse:
+                        model: str, size: int,
+                        ident: tuple[str, str, str | None] | None = None
+                        ) -> web.StreamResponse:
         opts = self.options
+        arrived = time.time()
         try:
             # A load generator's hint headers name the call's tokens (behaviour docstring).
             hints = read_hints(request.headers)
@@ -358,6 +366,9 @@ class MockProvider:
             self.metrics.tokens[(model, "completion")] += int(actual)
             if lreq is not None:
                 self._settle(lreq, actual)
+            if opts.log is not None and progress[0] >= 1.0:
+                self.log_line(request, ident, model, arrived, usage, parsed.max_tokens,
+                              plan.ttft_s / self.k)
 
     async def _stream(self, request: web.Request, ep: _Endpoint, parsed: Parsed,
                       reply: Any, usage: Usage, ttft_s: float, gen_s: float,
@@ -396,6 +407,32 @@ class MockProvider:
         finally:
             self.metrics.in_flight_streams -= 1
         return resp
+
+    def log_line(self, request: web.Request, ident: tuple[str, str, str | None] | None,
+                 model: str, arrived: float, usage: Usage, max_tokens: int | None,
+                 ttft_wall_s: float) -> None:
+        """One request-log line (:mod:`capacity.fit.jsonl`) for an answered request.
+
+        Wall-clock times (at ``--time-scale K`` fit with ``capacity fit --time-scale K``).
+        The mock sees attempts, not calls: refused attempts are not logged, and
+        ``retries`` is the SDK's ``x-stainless-retry-count`` (the ``start`` is this
+        attempt's arrival). Session and turn: see :func:`_ident`.
+        """
+        session, turn, name = ident or ("-", "0", None)
+        retries = retry_bucket(request.headers.get("x-stainless-retry-count"))
+        line: dict[str, Any] = {
+            "session": session, "turn": turn, "start": arrived, "end": time.time(),
+            "model": model, "input_tokens": usage.prompt_tokens,
+            "output_tokens": usage.completion_tokens,
+            "cached_input_tokens": usage.cached_tokens, "max_tokens": max_tokens,
+            "retries": int(retries.rstrip("+")) if retries is not None else 0,
+            "ttft": ttft_wall_s}
+        if name is not None:
+            line["name"] = name
+        try:
+            self.options.log.write_call(**line)
+        except ValueError as e:  # a line the format refuses: say so, keep serving
+            log.warning("request log: line skipped: %s", e)
 
     def _settle(self, lreq: Request, actual: float) -> None:
         if actual == lreq.output_tokens:
@@ -455,6 +492,38 @@ class MockProvider:
                        "rate-limits to learn more.")
             err = ApiError(429, msg, code="rate_limit_exceeded")
         return self._error(ep.api, err, request, headers)
+
+
+def _ident(request: web.Request, body: Any) -> tuple[str, str, str | None]:
+    """(session, turn, call name) of a request, for the request log.
+
+    Session: the ``x-capacity-session`` header, else OpenAI's ``user`` or Anthropic's
+    ``metadata.user_id``, else ``-``. Turn: ``x-capacity-turn``, else the number of user
+    messages in the history (a conversation's turn index — stateless, it needs the whole
+    history). Name: ``x-capacity-call`` if sent. Header values are cut at 200 characters.
+    """
+    h = request.headers
+    session = h.get("x-capacity-session")
+    if session is None and isinstance(body, dict):
+        meta = body.get("metadata")
+        user = body.get("user") or (meta.get("user_id") if isinstance(meta, dict) else None)
+        session = user if isinstance(user, str) else None
+    turn = h.get("x-capacity-turn")
+    if turn is None:
+        msgs = body.get("messages") if isinstance(body, dict) else None
+        n = 0
+        for m in msgs if isinstance(msgs, list) else ():
+            if not isinstance(m, dict) or m.get("role") != "user":
+                continue
+            c = m.get("content")
+            # Anthropic tool results are user messages made of tool_result blocks only.
+            if isinstance(c, list) and c and all(isinstance(b, dict) and
+                                                 b.get("type") == "tool_result" for b in c):
+                continue
+            n += 1
+        turn = str(n)
+    name = h.get("x-capacity-call")
+    return ((session or "-")[:200], turn[:200] or "0", None if name is None else name[:200])
 
 
 def _bucket_deficit(body: Any, limiter: Limiter) -> dict[str, float]:
