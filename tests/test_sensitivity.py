@@ -61,8 +61,9 @@ def test_web_research_ranking_checked_by_hand(web: SensitivityResult) -> None:
       cadence the turn length (p95 ≈ 99 s, below the shortest 120 s cadence) hardly
       sets the pace: only synthesis outputs raised 20% (up to 3,840 tokens at 35/s ≈
       110 s) let a rare turn outlast a short cadence, which lengthens the mean cycle
-      and lifts the mean-value ceiling by 0.01 sessions. No token change moves the
-      burst-aware ceiling by a session: they rank below the window and the fan-out.
+      and lifts the mean-value ceiling by 0.01 sessions. In the burst-aware model a
+      call's length only shifts when the next stage's calls land (a session at most):
+      every token row ranks below the window and the fan-out.
     """
     fan, win = web.row(FANOUT), web.row(WINDOW)
     assert web.base.mean_ceiling == pytest.approx(75.0)
@@ -77,7 +78,8 @@ def test_web_research_ranking_checked_by_hand(web: SensitivityResult) -> None:
     tokens = [r for r in web.rows if r.parameter.group in {"tokens", "max_tokens"}]
     assert len(tokens) == 3 * 2 + 3  # input and output of 3 calls, 3 max_tokens
     for r in tokens:
-        assert r.swing == 0, r.sentence()
+        assert r.swing is not None and r.swing <= 1, r.sentence()
+        assert r.swing < (win.swing or 0) and r.swing < (fan.swing or 0)
         assert r.mean_swing < 0.05
         assert web.rank(WINDOW) < web.rank(r.parameter.key)
         assert web.rank(FANOUT) < web.rank(r.parameter.key)
