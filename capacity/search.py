@@ -13,11 +13,28 @@ the metrics grow with N. Every evaluation uses the same seed, so the replication
 common random numbers across N (session k replays the same turns whatever N is), which
 keeps the estimated curve smooth in N and the bisection honest.
 
-Each boundary is found by integer bisection on ``[lo, hi]``; the bracket passed in (the
-CLI passes the analytic burst-aware and mean-value ceilings) is widened — ``lo`` halved
-until it confidently meets the targets, ``hi`` doubled until it is not confidently within
-them — when it does not bracket. Evaluations are cached, so the three bisections share
-their points.
+Finding the three boundaries (each the largest N meeting the targets at its level, pinned
+to one session below ``1/rel_tol`` sessions):
+
+* **Bracket.** The bracket passed in (the CLI passes the analytic burst-aware and
+  mean-value ceilings) is checked first. A lower end that turns out too high steps down by
+  10 % (the analytic ceilings are close to N*; halving overshoots and climbs back), an
+  upper end that is not too high doubles.
+* **Fewer replications far from N*.** While the bracket is wide, a probe first simulates a
+  quarter of the replications (the first ones of the full run: they are extended, never
+  thrown away). Far from N* that is decisive — its confidence interval lies wholly on one
+  side of the target — and narrows the bracket; near N* it is not, and the probe is
+  completed to every replication. Cheap probes stop once the bracket lies inside the
+  cheap confidence interval of N*, where they can no longer decide.
+* **Interpolation.** Probes are placed where the straight line through the bracket ends'
+  ``log(metric / target)`` crosses zero (the 429 fraction grows roughly exponentially in
+  N below saturation), safeguarded by bisection when one end keeps moving.
+
+Only points simulated with every replication decide a boundary: a boundary is a pair
+``(N, N + 1)`` of full evaluations, the first meeting its level and the second not, so
+the answer is the same as an exhaustive scan would give wherever the metrics are
+monotone in N (common random numbers make them so in practice). Evaluations are cached
+and shared by the three boundaries.
 """
 
 from __future__ import annotations
@@ -35,7 +52,9 @@ from capacity.sim.engine import (
     SimulationResult,
     _check_args,
     _compile,
-    _simulate_compiled,
+    _RepOut,
+    _result,
+    _run_reps,
 )
 
 __all__ = ["SaturationResult", "SearchPoint", "find_saturation"]
@@ -85,7 +104,7 @@ class SaturationResult:
     n_star : largest N whose mean metrics meet the targets (0: not even one session).
     n_lo, n_hi : 95 % confidence interval on N* by inversion.
     metric_at_n_star : the simulation at N* (``None`` when N* = 0).
-    evaluations : every N simulated, in increasing order.
+    evaluations : every N simulated with every replication, in increasing order.
     seed, replications, horizon_s, warmup_s : simulation settings (seconds).
     max_429_fraction, p95_turn_latency_s : the targets (the latter may be ``None``).
     binding : targets missed at N* + 1 (what stops the next session), when simulated.
@@ -93,6 +112,9 @@ class SaturationResult:
     capped : True when the search stopped at ``max_sessions`` without confidently
         missing the targets there: ``n_hi`` (and ``n_star`` when it equals the cap) is
         then only a lower bound, and no N above the cap was simulated.
+    probes : N values simulated with a quarter of the replications only (decisive far
+        from N*; not in ``evaluations``).
+    replications_simulated : replications run by the whole search, probes included.
     """
 
     profile: str
@@ -110,6 +132,8 @@ class SaturationResult:
     binding: tuple[str, ...]
     bracket: tuple[int, int]
     capped: bool
+    probes: tuple[int, ...] = ()
+    replications_simulated: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form; non-finite numbers become ``None``."""
@@ -130,6 +154,8 @@ class SaturationResult:
             "binding": list(self.binding),
             "bracket": list(self.bracket),
             "capped": self.capped,
+            "probes": list(self.probes),
+            "replications_simulated": self.replications_simulated,
         }
 
 
@@ -194,76 +220,167 @@ def find_saturation(
     compiled = _compile(profile)
     t429 = profile.targets.max_429_fraction
     tp95 = profile.targets.p95_turn_latency
-    cache: dict[int, tuple[SimulationResult, SearchPoint]] = {}
+    # A quarter of the replications (at least 3, for a CI) decides far from N*.
+    cheap_reps = max(3, -(-replications // 4))
+    if cheap_reps >= replications:
+        cheap_reps = replications
+    runs: dict[int, list[_RepOut]] = {}
+    full: dict[int, tuple[SimulationResult, SearchPoint]] = {}
+    cheap: dict[int, SearchPoint] = {}
     done = [0]
 
-    def evaluate(n: int) -> SearchPoint:
-        if n not in cache:
-            res = _simulate_compiled(compiled, n, horizon_s=float(horizon_s),
-                                     warmup_s=warmup_s, replications=replications,
-                                     seed=seed, progress=progress, workers=workers,
-                                     done_before=done[0])
-            done[0] += replications
-            e429 = res.metrics["attempt_429_fraction"]
-            ep95 = res.metrics["turn_latency_p95_s"]
+    def point(n: int, res: SimulationResult) -> SearchPoint:
+        e429 = res.metrics["attempt_429_fraction"]
+        ep95 = res.metrics["turn_latency_p95_s"]
 
-            def ok(level: Level) -> bool:
-                return _within(e429, t429, level) and (
-                    tp95 is None or _within(ep95, tp95, level))
+        def ok(level: Level) -> bool:
+            return _within(e429, t429, level) and (tp95 is None or _within(ep95, tp95, level))
 
-            violates = tuple(name for name, bad in (
-                ("max_429_fraction", not _within(e429, t429, "mean")),
-                ("p95_turn_latency", tp95 is not None and not _within(ep95, tp95, "mean")),
-            ) if bad)
-            cache[n] = (res, SearchPoint(n, e429, ep95, ok("mean"), ok("upper"),
-                                         ok("lower"), violates))
-        return cache[n][1]
+        violates = tuple(name for name, bad in (
+            ("max_429_fraction", not _within(e429, t429, "mean")),
+            ("p95_turn_latency", tp95 is not None and not _within(ep95, tp95, "mean")),
+        ) if bad)
+        return SearchPoint(n, e429, ep95, ok("mean"), ok("upper"), ok("lower"), violates)
+
+    def evaluate(n: int, reps: int) -> SearchPoint:
+        """``n`` simulated with ``reps`` replications (extending an earlier run)."""
+        if reps >= replications and n in full:
+            return full[n][1]
+        have = runs.get(n, [])
+        if len(have) < reps:
+            have = have + _run_reps(compiled, n, horizon_s=float(horizon_s),
+                                    warmup_s=warmup_s, first=len(have), replications=reps,
+                                    seed=seed, progress=progress, workers=workers,
+                                    done_before=done[0])
+            done[0] += reps - len(runs.get(n, []))
+            runs[n] = have
+        res = _result(compiled, n, have[:reps], horizon_s=float(horizon_s),
+                      warmup_s=warmup_s, seed=seed)
+        pt = point(n, res)
+        if reps >= replications:
+            full[n] = (res, pt)
+            cheap.pop(n, None)
+        else:
+            cheap[n] = pt
+        return pt
 
     def holds(n: int, level: Level) -> bool:
-        pt = evaluate(n)
+        pt = evaluate(n, replications)
         return {"mean": pt.meets, "upper": pt.meets_upper, "lower": pt.meets_lower}[level]
 
-    # Widen the bracket: lo must confidently meet the targets (or be 1), hi must not
-    # even possibly meet them (or be the cap).
-    while lo > 1 and not holds(lo, "upper"):
+    def probe(n: int, wide: bool) -> None:
+        """Simulate ``n``: cheaply first while the bracket is ``wide``, completed to every
+        replication unless the cheap result is decisive."""
+        if n in full:
+            return
+        if wide and cheap_reps < replications:
+            pt = evaluate(n, cheap_reps)
+            if pt.meets_upper or not pt.meets_lower:
+                return
+        evaluate(n, replications)
+
+    def fine(n: int) -> bool:
+        """Confidently meets the targets (a lower end for every boundary)."""
+        if n in full:
+            return full[n][1].meets_upper
+        return n in cheap and cheap[n].meets_upper
+
+    def broken(n: int) -> bool:
+        """Confidently misses them (an upper end for every boundary)."""
+        if n in full:
+            return not full[n][1].meets_lower
+        return n in cheap and not cheap[n].meets_lower
+
+    # The bracket: lo must confidently meet the targets (or be 1), hi must confidently miss
+    # them (or be the cap).
+    while lo > 1:
+        probe(lo, True)
+        if fine(lo):
+            break
         hi = min(hi, lo)
-        lo = max(1, lo // 2)
+        lo = max(1, min(lo - 1, math.floor(0.9 * lo)))
     capped = False
-    while holds(hi, "lower"):
+    while True:
+        probe(hi, True)
+        if broken(hi):
+            break
         if hi >= max_sessions:
             capped = True
+            evaluate(hi, replications)
             break
-        lo = max(lo, hi)
+        lo = max(lo, hi) if fine(hi) else lo
         hi = min(2 * hi, max_sessions)
 
+    def margin(pt: SearchPoint, level: Level) -> float:
+        """log(metric / target) at ``level`` (the worst target); NaN if undefined."""
+        worst = -math.inf
+        for est, target in ((pt.attempt_429_fraction, t429), (pt.turn_latency_p95_s, tp95)):
+            if target is None:
+                continue
+            x = {"mean": est.mean, "upper": est.hi, "lower": est.lo}[level]
+            if not math.isfinite(x):
+                x = est.mean
+            if not (math.isfinite(x) and x > 0.0 and target > 0.0):
+                return math.nan
+            worst = max(worst, math.log(x / target))
+        return worst
+
     def boundary(level: Level) -> int:
-        """Largest N with ``holds(N, level)``, by bisection between cached points."""
-        fails = [n for n in cache if not holds(n, level)]
-        if not fails:
-            return max(cache)  # only when capped
-        b = min(fails)
-        passes = [n for n in cache if n < b and holds(n, level)]
-        a = max(passes) if passes else 0
-        while b - a > max(1, math.floor(rel_tol * a)):
-            m = (a + b) // 2
-            if holds(m, level):
-                a = m
+        """Largest N with ``holds(N, level)``: a full evaluation meeting the level whose
+        successor, fully evaluated, does not."""
+        last_side = ""
+        repeats = 0
+        while True:
+            def ok_at(n: int) -> bool | None:
+                if n in full:
+                    pt = full[n][1]
+                    return {"mean": pt.meets, "upper": pt.meets_upper,
+                            "lower": pt.meets_lower}[level]
+                return True if fine(n) else False if broken(n) else None
+
+            known = {n: v for n in {*full, *cheap} if (v := ok_at(n)) is not None}
+            fails = [n for n, v in known.items() if not v]
+            if not fails:
+                return max(full)  # only when capped
+            b = min(fails)
+            passes = [n for n, v in known.items() if v and n < b]
+            a = max(passes) if passes else 0
+            if b - a <= max(1, math.floor(rel_tol * a)):
+                # The ends decide only when fully simulated.
+                todo = [n for n in (a, b) if n >= 1 and n not in full]
+                if not todo:
+                    return a
+                for n in todo:
+                    evaluate(n, replications)
+                continue
+            # Cheap probes while the bracket is wider than the cheap CI could resolve.
+            wide = b - a > max(4, 0.1 * a)
+            ga = margin(full[a][1] if a in full else cheap[a], level) if a >= 1 else math.nan
+            gb = margin(full[b][1] if b in full else cheap[b], level)
+            if repeats < 2 and math.isfinite(ga) and math.isfinite(gb) and gb > ga:
+                m = round(a + (b - a) * (-ga) / (gb - ga))
             else:
-                b = m
-        return a
+                m = (a + b) // 2
+            m = min(max(m, a + 1), b - 1)
+            probe(m, wide)
+            v = ok_at(m)
+            side = "a" if v else "b" if v is not None else ""
+            repeats = repeats + 1 if side and side == last_side else 0
+            last_side = side
 
     n_star = boundary("mean")
     n_lo = min(boundary("upper"), n_star)
     n_hi = max(boundary("lower"), n_star)
     capped = capped or n_hi >= max_sessions
-    above = cache.get(n_star + 1)
+    above = full.get(n_star + 1)
     return SaturationResult(
         profile=profile.title, n_star=n_star, n_lo=n_lo, n_hi=n_hi,
-        metric_at_n_star=cache[n_star][0] if n_star in cache else None,
-        evaluations=tuple(cache[n][1] for n in sorted(cache)),
+        metric_at_n_star=full[n_star][0] if n_star in full else None,
+        evaluations=tuple(full[n][1] for n in sorted(full)),
         seed=seed, replications=replications, horizon_s=float(horizon_s),
-        warmup_s=next(iter(cache.values()))[0].warmup_s,
+        warmup_s=next(iter(full.values()))[0].warmup_s,
         max_429_fraction=t429, p95_turn_latency_s=tp95,
         binding=above[1].violates if above is not None else (),
-        bracket=bracket, capped=capped,
+        bracket=bracket, capped=capped, probes=tuple(sorted(cheap)),
+        replications_simulated=done[0],
     )

@@ -149,3 +149,56 @@ def test_a_bracket_above_the_cap_never_simulates_past_it() -> None:
     assert max(e.sessions for e in r.evaluations) == 12
     assert (r.n_star, r.n_hi, r.capped) == (12, 12, True)
     assert r.to_dict()["capped"] is True
+
+
+def _scan(p: Profile, ns: range, **kw: Any) -> tuple[int, int, int]:
+    """(N*, N_lo, N_hi) by simulating every N in ``ns`` with every replication: the
+    largest N before the first one that misses the targets at each level."""
+    from capacity.search import _within
+    from capacity.sim.engine import simulate
+
+    first_fail = {"mean": 0, "upper": 0, "lower": 0}
+    for n in ns:
+        r = simulate(p, n, **kw)
+        for level in first_fail:
+            if not first_fail[level] and not _within(
+                    r.metrics["attempt_429_fraction"], 0.01, level):  # type: ignore[arg-type]
+                first_fail[level] = n
+    return first_fail["mean"] - 1, first_fail["upper"] - 1, first_fail["lower"] - 1
+
+
+def test_search_equals_an_exhaustive_scan() -> None:
+    """The boundaries the search pins (fewer points, cheap probes, interpolation) are the
+    ones simulating every N in turn finds, from brackets below, around and above N*."""
+    p = _single_call({"rpm": 60, "enforcement": {"type": "fixed_window", "window": "10s"}},
+                     think={"exponential": 20})
+    kw: dict[str, Any] = {"replications": 12, "horizon_s": 1200.0, "seed": 4}
+    want = _scan(p, range(3, 31), **kw)
+    assert 5 < want[1] <= want[0] <= want[2] < 25
+    for bracket in [(want[0] - 1, want[0] + 8), (2, 5), (want[0] + 6, 40)]:
+        r = find_saturation(p, *bracket, **kw)
+        assert (r.n_star, r.n_lo, r.n_hi) == want, bracket
+        assert all(e.sessions not in r.probes for e in r.evaluations)
+
+
+def test_a_bracket_too_high_steps_down_by_ten_percent() -> None:
+    """A lower end a little above N* is not halved: the search never goes below 90 % of
+    it when N* lies within that step, and the cheap probes are counted."""
+    good = find_saturation(_web(), 40, 80, **FAST)
+    lo = good.n_lo + 3
+    r = find_saturation(_web(), lo, 2 * lo, **FAST)
+    assert (r.n_star, r.n_lo, r.n_hi) == (good.n_star, good.n_lo, good.n_hi)
+    lowest = min([e.sessions for e in r.evaluations] + list(r.probes))
+    assert lowest >= int(0.9 * lo) - 1
+    assert r.replications_simulated >= FAST["replications"] * len(r.evaluations)
+
+
+def test_independent_workload_needs_few_evaluations() -> None:
+    """1 → 3 → 1 calls, Exp(120 s) think time, 500 RPM in 10 s windows, no retries: the
+    analytic bracket [burst-aware, mean-value] is searched with at most 8 full
+    evaluations (the bisection this replaced needed 10-18) and the same boundaries."""
+    p = load_profile(ROOT / "benchmarks" / "independent.yaml")
+    r = find_saturation(p, 154, 213, replications=20, horizon_s=3600.0, seed=1)
+    assert (r.n_star, r.n_lo, r.n_hi) == (155, 153, 157)
+    assert len(r.evaluations) <= 8
+    assert r.replications_simulated <= 0.5 * 20 * 18

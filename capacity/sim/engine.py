@@ -725,15 +725,33 @@ def _simulate_compiled(c: _Compiled, sessions: int, *, horizon_s: float,
                        warmup_s: float | None, replications: int, seed: int,
                        progress: Callable[[int], None] | None, workers: int | None,
                        done_before: int = 0) -> SimulationResult:
+    reps = _run_reps(c, sessions, horizon_s=horizon_s, warmup_s=warmup_s,
+                     first=0, replications=replications, seed=seed, progress=progress,
+                     workers=workers, done_before=done_before)
+    return _result(c, sessions, reps, horizon_s=horizon_s, warmup_s=warmup_s, seed=seed)
+
+
+def _check_size(c: _Compiled, sessions: int) -> None:
     if sessions * c.max_nodes > _MAX_POOL:
         raise SimulationError(
             f"{sessions} sessions × up to {c.max_nodes} calls and blocks per turn is too "
             "large to simulate; reduce the sessions or the repeat/parallel counts")
+
+
+def _run_reps(c: _Compiled, sessions: int, *, horizon_s: float, warmup_s: float | None,
+              first: int, replications: int, seed: int,
+              progress: Callable[[int], None] | None, workers: int | None,
+              done_before: int = 0) -> list[_RepOut]:
+    """Replications ``first .. replications − 1`` of the run with this seed (children of
+    ``SeedSequence(seed)``: the first k of R replications are the same whatever R is, so
+    a run can be extended with more replications later)."""
+    _check_size(c, sessions)
     warm = 2.0 * c.mean_cycle_s if warmup_s is None else float(warmup_s)
     t0, t1 = warm, warm + horizon_s
-    children = np.random.SeedSequence(seed).spawn(replications)
-    n_workers = max(1, min(workers or os.cpu_count() or 1, replications))
-    reps: list[_RepOut | None] = [None] * replications
+    children = np.random.SeedSequence(seed).spawn(replications)[first:]
+    n = len(children)
+    n_workers = max(1, min(workers or os.cpu_count() or 1, n))
+    reps: list[_RepOut | None] = [None] * n
     start = c.warm.start(sessions)
     if n_workers == 1:
         for i, ch in enumerate(children):
@@ -749,10 +767,16 @@ def _simulate_compiled(c: _Compiled, sessions: int, *, horizon_s: float,
                 reps[i] = f.result()
                 if progress is not None:
                     progress(done_before + i + 1)
-    done = [r for r in reps if r is not None]
+    return [r for r in reps if r is not None]
+
+
+def _result(c: _Compiled, sessions: int, done: list[_RepOut], *, horizon_s: float,
+            warmup_s: float | None, seed: int) -> SimulationResult:
+    """The summary of replications ``done`` (in replication order)."""
+    warm = 2.0 * c.mean_cycle_s if warmup_s is None else float(warmup_s)
     m, util, exc = _summarise(c, done, horizon_s)
     return SimulationResult(
-        profile=c.name, sessions=sessions, seed=seed, replications=replications,
+        profile=c.name, sessions=sessions, seed=seed, replications=len(done),
         horizon_s=horizon_s, warmup_s=warm,
         # Every metric is non-negative; fractions are also at most 1.
         metrics={k: Estimate.from_samples(v, lower=0.0,
