@@ -62,6 +62,7 @@ from capacity.model.workload import (
 from capacity.profile.schema import Profile
 
 if TYPE_CHECKING:  # the search result a simulated ceiling carries (no runtime import)
+    from capacity.analytic.clumped import ClumpedWindow
     from capacity.search import SaturationResult
 
 # Lattice points across one window's allowance when tokens are discretised.
@@ -116,10 +117,19 @@ class WindowStats:
     window_exceedance: float
     loss_fraction: float
     method: str
+    call_429_fraction: float | None = None
+    call_failure_fraction: float | None = None
+
+    @property
+    def attempt_429_fraction(self) -> float:
+        """Share of call attempts (retries included) answered 429: the target's metric."""
+        return self.loss_fraction
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return _clean(self.__dict__)
+        """JSON form; ``loss_fraction`` is the share of *attempts* answered 429."""
+        d = dict(self.__dict__)
+        d["attempt_429_fraction"] = self.loss_fraction
+        return _clean(d)
 
 
 @dataclass
@@ -289,12 +299,14 @@ def window_model(wl: Workload, c: Constraint, cycle_s: float,
 
 
 def constraint_model(wl: Workload, c: Constraint, cycle_s: float,
-                     min_cycle_s: float | None = None) -> _WindowModel | _BucketModel:
+                     min_cycle_s: float | None = None) -> ClumpedWindow | _BucketModel:
     """The burst-aware model of constraint ``c``: ``.stats(n)`` gives its window
-    exceedance and 429 fraction at ``n`` sessions (windows or token bucket)."""
+    exceedance and 429 share of attempts at ``n`` sessions (windows or token bucket)."""
     if c.enforcement == "token_bucket":
         return bucket_model(wl, c, cycle_s)
-    return window_model(wl, c, cycle_s, min_cycle_s)
+    from capacity.analytic.clumped import clumped_window_model  # it imports this module
+
+    return clumped_window_model(wl, c, cycle_s)
 
 
 # ---------------------------------------------------------------------------------------
@@ -512,7 +524,9 @@ def constraint_ceiling(wl: Workload, c: Constraint, cycle_s: float, target: floa
     # those calls are always (partly) rejected; the stop-loss still says how many.
     one_event_exceeds = largest > limit_units
     stats_fn = model.stats
-    burst, at = _largest_meeting(stats_fn, target, cap)
+    # A model may know a cheaper way to the same bisection (e.g. a bracket from bounds).
+    search = getattr(model, "largest_meeting", None)
+    burst, at = search(target, cap) if search else _largest_meeting(stats_fn, target, cap)
     at_n = stats_fn(sessions) if sessions is not None else None
     util = sessions * per_session_per_s / c.rate_per_s if sessions is not None else None
     return ConstraintResult(

@@ -1,0 +1,123 @@
+"""The window constraint as the ceiling search uses it: clumped turns, retries, the target.
+
+Glue between :mod:`capacity.analytic.window` (the model) and the result types of
+:mod:`capacity.analytic.model`; see the former for the mathematics.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from capacity.analytic import window as _window
+from capacity.analytic.model import WindowStats, _largest_meeting, _lattice_step
+from capacity.analytic.timing import TurnTiming, turn_timing
+from capacity.model.workload import Constraint, Workload, cached_per_profile
+from capacity.profile.schema import Profile
+
+# At most this many lattice points across a window's allowance: a window holding hundreds
+# of calls is a sum whose spread dwarfs a step of q/2048 (the lattice adds at most h²/4 of
+# variance per call), and the Lindley iteration stays fast.
+_MAX_POINTS = 2048
+
+
+def timing_of(wl: Workload) -> TurnTiming:
+    """The fixed-seed launch-offset sample of ``wl`` (cached per profile)."""
+    return cached_per_profile(_TIMINGS, wl.profile, lambda _p: turn_timing(wl))
+
+
+_TIMINGS: dict[int, tuple[Profile, TurnTiming]] = {}
+
+
+def retry_model(profile: Profile, c: Constraint) -> _window.RetryModel:
+    """The client's retry policy as the window model needs it."""
+    r = profile.retry
+    quota = profile.quotas[c.quota]
+    honour = r.honour_retry_after and (c.enforcement == "token_bucket"
+                                       or c.window_s <= r.max_retry_after)
+    return _window.RetryModel(r.max_retries, honour,
+                              bool(quota.rejected_count) and c.unit == "requests")
+
+
+@dataclass
+class ClumpedWindow:
+    """``stats(n)``: the 429 share of attempts at ``n`` sessions (fixed/sliding windows)."""
+
+    inner: _window.ClumpWindowModel
+    sliding: bool
+
+    def stats(self, n: int) -> WindowStats:
+        """Window statistics at ``n`` sessions; ``loss_fraction`` is the attempt share."""
+        m = self.inner
+        if n <= 0 or m.p_single <= 0:
+            return WindowStats(n, 0.0, 0.0, 0.0, "none", 0.0, 0.0)
+        r = m.attempt_share(n)
+        kind = "sliding window (Palm scan count)" if self.sliding else "fixed windows"
+        how = f"clumped turns, {kind}"
+        if m.retry.retries:
+            how += (", retry fixed point" if self.sliding
+                    else ", retries carried to the next window")
+        return WindowStats(n, n * m.mean_units, r["exceed"], r["attempt"], how, r["call"],
+                           r["failed"])
+
+    def largest_meeting(self, target: float, hi: int) -> tuple[int, WindowStats | None]:
+        """Largest n ≤ ``hi`` whose attempt share is within ``target`` (bisection).
+
+        With carried retries (fixed windows) each evaluation solves a Lindley recursion;
+        the no-retry stop-loss ``ℓ(n)`` brackets the answer cheaply first: the attempt
+        share is at least ``ℓ/(1+ℓ)``, and near ``ℓ ≤ target/4`` it is within target.
+        """
+        m = self.inner
+        if self.sliding or not m.retry.retries or hi <= 1:
+            return _largest_meeting(self.stats, target, hi)
+
+        def cheap(scale: float) -> Callable[[int], WindowStats]:
+            def fn(n: int) -> WindowStats:
+                ell = m.stop_loss_share(n)
+                return WindowStats(n, 0.0, 0.0, ell / (1.0 + ell) * scale, "")
+            return fn
+
+        up, _ = _largest_meeting(cheap(1.0), target, hi)
+        up = min(hi, up + 1)
+        lo, _ = _largest_meeting(cheap(4.0), target, up)
+        cache: dict[int, WindowStats] = {}
+
+        def stats(n: int) -> WindowStats:
+            if n not in cache:
+                cache[n] = self.stats(n)
+            return cache[n]
+
+        if lo > 0 and stats(lo).loss_fraction > target:
+            return _largest_meeting(stats, target, lo)
+        if stats(up).loss_fraction <= target:
+            return up, stats(up)
+        while up - lo > 1:
+            mid = (lo + up) // 2
+            if stats(mid).loss_fraction <= target:
+                lo = mid
+            else:
+                up = mid
+        return lo, (stats(lo) if lo > 0 else None)
+
+    def fixed_points(self, n: int) -> list[float]:
+        """Solutions of the retry fixed point at ``n`` (more than one: metastable)."""
+        return self.inner.fixed_points(n)
+
+
+def clumped_window_model(wl: Workload, c: Constraint, cycle_s: float) -> ClumpedWindow:
+    """Window count of constraint ``c`` with a turn's launches clumped by their offsets,
+    the closed-loop correction and the client's retries (:mod:`capacity.analytic.window`).
+    """
+    q_units = float(c.allowance)
+    calls = [cost.mean for cost in c.costs.values() if cost is not None and cost.mean > 0]
+    scale = min(q_units, min(calls) * 16) if calls else q_units
+    h = max(_lattice_step(c, scale, q_units), q_units / _MAX_POINTS, 1e-9)
+    sliding = c.enforcement == "sliding_window"
+    inner = _window.build(timing_of(wl), c.costs, c.window_s, sliding, h, q_units / h,
+                          cycle_s, wl.units_per_turn(c), retry_model(wl.profile, c))
+    return ClumpedWindow(inner, sliding)
+
+
+__all__ = ["ClumpedWindow", "clumped_window_model", "retry_model", "timing_of"]
+_ = math

@@ -1,0 +1,279 @@
+"""When a turn's calls are launched: the clumping of launches that share a window.
+
+A window of ``w`` seconds placed at a uniformly random phase sees, from one turn, the
+*run* of that turn's launches falling inside it. For a turn whose launches (sorted) are
+at offsets ``τ_1 ≤ … ≤ τ_m`` after its start, the window start ``u`` (relative to the
+turn start) catches exactly the launches ``i..j`` for ``u`` in
+
+    ``(τ_{i−1}, τ_i] ∩ (τ_j − w, τ_{j+1} − w]``   (``τ_0 = −∞``, ``τ_{m+1} = +∞``),
+
+an interval of length ``(min(τ_i, τ_{j+1} − w) − max(τ_{i−1}, τ_j − w))^+``. Summed over
+runs, these lengths weight each run's calls (its *signature*: how many of each call
+spec it holds). With turn starts Poisson at rate Λ, the window count is then *exactly*
+compound Poisson with Lévy measure ``Λ · Σ_sig E[length_sig] · law(charges of sig)`` —
+the launches of one turn that land in the same window are counted as one clump, which
+is what makes stages closer than ``w`` burstier than independent events.
+
+The offsets come from a fixed-seed sample of turns (the DAG walked with the profile's
+latency distributions: ``ttft + min(output, max_tokens)/tokens_per_second`` per call,
+fan-out copies launched together, loops one after another), so the answer is
+reproducible; the charges of a signature are exact lattice distributions (see
+:mod:`capacity.model.workload`). Sessions are closed loops, not Poisson: the
+correlation between consecutive turns of one session is measured here too
+(:meth:`TurnTiming.cross_moment`) and used for the finite-population correction.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from capacity.model.workload import Workload
+from capacity.profile.schema import (
+    CallSpec,
+    CallStep,
+    OptionalStep,
+    ParallelStep,
+    Profile,
+    RepeatStep,
+    Step,
+)
+
+TIMING_SAMPLE_SIZE = 8192
+TIMING_SEED = 20261130
+# Bound on sampled launch records (turns × launches per turn): memory and time stay small.
+_MAX_RECORDS = 1 << 20
+
+
+@dataclass(frozen=True)
+class TurnTiming:
+    """Sampled turns: sorted launch offsets (s; ``inf`` pads), the call spec of each
+    launch (index into ``specs``; −1 pads), turn latency (s) and the pause after it."""
+
+    times: NDArray[np.float64]      # (n, R)
+    calls: NDArray[np.int64]        # (n, R)
+    latency: NDArray[np.float64]    # (n,)
+    gap: NDArray[np.float64]        # (n,) start of this turn to start of the next (s)
+    specs: tuple[CallSpec, ...]
+    _runs: dict[float, tuple[NDArray[np.float64], NDArray[np.int64]]] = field(
+        default_factory=dict, repr=False, compare=False)
+
+    @property
+    def n(self) -> int:
+        """Sampled turns."""
+        return int(self.times.shape[0])
+
+    def runs(self, w: float) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        """Run signatures for windows of ``w`` seconds.
+
+        Returns ``(length, counts)``: ``length[s]`` is the expected window-phase measure
+        (seconds per turn) over which the window catches exactly the calls of signature
+        ``s``; ``counts[s, k]`` how many launches of spec ``k`` that signature holds.
+        ``Σ_s length·|s| = w · launches per turn`` (every launch is seen for ``w`` s).
+        """
+        hit = self._runs.get(w)
+        if hit is not None:
+            return hit
+        out = self._runs_uncached(w)
+        self._runs[w] = out
+        return out
+
+    def _runs_uncached(self, w: float) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        t, c = self.times, self.calls
+        n, r = t.shape
+        k = len(self.specs)
+        onehot = np.zeros((n, r, k), dtype=np.int64)
+        valid = c >= 0
+        rows, cols = np.nonzero(valid)
+        onehot[rows, cols, c[rows, cols]] = 1
+        cum = np.concatenate([np.zeros((n, 1, k), dtype=np.int64), onehot.cumsum(axis=1)],
+                             axis=1)
+        lens: list[NDArray[np.float64]] = []
+        sigs: list[NDArray[np.int64]] = []
+        neg = np.full(n, -math.inf)
+        pos = np.full(n, math.inf)
+        for i in range(r):
+            prev = t[:, i - 1] if i > 0 else neg
+            for j in range(i, r):
+                nxt = t[:, j + 1] if j + 1 < r else pos
+                with np.errstate(invalid="ignore"):
+                    span = t[:, j] - t[:, i]  # inf − inf (padding) is nan: not a run
+                ok = span < w
+                if not ok.any():
+                    break
+                with np.errstate(invalid="ignore"):
+                    length = np.minimum(t[:, i], nxt - w) - np.maximum(prev, t[:, j] - w)
+                take = ok & (length > 0)
+                if not take.any():
+                    continue
+                lens.append(length[take])
+                sigs.append(cum[take, j + 1] - cum[take, i])
+        if not lens:
+            return np.zeros(0), np.zeros((0, k), dtype=np.int64)
+        length_all = np.concatenate(lens)
+        sig_all = np.concatenate(sigs)
+        base = int(sig_all.max()) + 1
+        if k * math.log2(base) < 62:
+            # One integer per signature (mixed radix): a 1-D unique is much faster.
+            code = sig_all @ (base ** np.arange(k, dtype=np.int64))
+            _, first, inv = np.unique(code, return_index=True, return_inverse=True)
+            uniq = sig_all[first]
+        else:
+            uniq, inv = np.unique(sig_all, axis=0, return_inverse=True)
+        total = np.bincount(inv.ravel(), weights=length_all, minlength=uniq.shape[0]) / n
+        return total, uniq
+
+    def cross_moment(self, w: float, weight: NDArray[np.float64], max_lag: int = 64) -> float:
+        """``2·E[Σ_{a∈turn j, b∈turn j+l, l≥1} x_a x_b (w − |t_b − t_a|)^+]`` per turn.
+
+        ``weight[k]`` is the mean charge ``x`` of spec ``k``. Divided by the mean cycle
+        this is the part of one session's second moment of its window count that comes
+        from two different turns of the same session landing in one window.
+        """
+        t, c = self.times, self.calls
+        n = self.n
+        x = np.where(c >= 0, weight[np.maximum(c, 0)], 0.0)
+        fin = np.isfinite(t)
+        t0 = np.where(fin, t, 0.0)
+        first = np.where(fin[:, 0], t[:, 0], 0.0)
+        last = np.where(fin, t, -math.inf).max(axis=1)
+        total = 0.0
+        start = np.zeros(n)
+        idx = np.arange(n)
+        for lag in range(1, max_lag + 1):
+            start = start + self.gap[(idx + lag - 1) % n]
+            other = (idx + lag) % n
+            # Skip when no pair of launches can be within w of each other.
+            if float((start + first[other] - last).min()) >= w:
+                break
+            d = (start[:, None, None] + t0[other][:, None, :]) - t0[:, :, None]
+            overlap = np.clip(w - np.abs(d), 0.0, None)
+            total += float((x[:, :, None] * x[other][:, None, :] * overlap).sum()) / n
+        return 2.0 * total
+
+
+def _call_latency(call: CallSpec, profile: Profile, rng: np.random.Generator,
+                  n: int) -> NDArray[np.float64]:
+    model = profile.models[call.model]
+    out = np.rint(call.output_tokens.sample(rng, n))
+    mt = profile.max_tokens_for(call)
+    if mt is not None:
+        out = np.minimum(out, mt)
+    lat: NDArray[np.float64] = model.ttft.sample(rng, n) + out / model.tokens_per_second.sample(
+        rng, n)
+    return lat
+
+
+class _Walker:
+    def __init__(self, profile: Profile, rng: np.random.Generator, n: int) -> None:
+        self.profile = profile
+        self.rng = rng
+        self.n = n
+        self.times: list[NDArray[np.float64]] = []
+        self.calls: list[int] = []
+        self.active: list[NDArray[np.bool_]] = []
+        self.spec_index: dict[int, int] = {}
+        self.specs: list[CallSpec] = []
+
+    def spec(self, call: CallSpec) -> int:
+        key = id(call)
+        if key not in self.spec_index:
+            self.spec_index[key] = len(self.specs)
+            self.specs.append(call)
+        return self.spec_index[key]
+
+    def walk(self, steps: tuple[Step, ...] | list[Step], t0: NDArray[np.float64],
+             active: NDArray[np.bool_]) -> NDArray[np.float64]:
+        """Launch records of ``steps`` started at ``t0`` where ``active``; their end times."""
+        t = t0
+        for step in steps:
+            if isinstance(step, CallStep):
+                self.times.append(t)
+                self.calls.append(self.spec(step.call))
+                self.active.append(active)
+                t = np.where(active, t + _call_latency(step.call, self.profile, self.rng,
+                                                       self.n), t)
+            elif isinstance(step, OptionalStep):
+                opt = step.optional
+                on = active & (self.rng.random(self.n) < opt.probability)
+                end = self.walk(opt.body, t, on)
+                t = np.where(on, end, t)
+            elif isinstance(step, ParallelStep):
+                par = step.parallel
+                k = par.count.sample(self.rng, self.n).astype(np.int64)
+                kmax = int(k[active].max()) if active.any() else 0
+                end = t
+                for j in range(kmax):
+                    on = active & (k > j)
+                    e = self.walk(par.body, t, on)
+                    end = np.where(on, np.maximum(end, e), end)
+                t = end
+            else:
+                assert isinstance(step, RepeatStep)
+                rep = step.repeat
+                k = rep.count.sample(self.rng, self.n).astype(np.int64)
+                kmax = int(k[active].max()) if active.any() else 0
+                for j in range(kmax):
+                    on = active & (k > j)
+                    e = self.walk(rep.body, t, on)
+                    t = np.where(on, e, t)
+        return t
+
+
+def _max_launches(steps: tuple[Step, ...] | list[Step]) -> int:
+    total = 0
+    for step in steps:
+        if isinstance(step, CallStep):
+            total += 1
+        elif isinstance(step, OptionalStep):
+            total += _max_launches(step.optional.body)
+        elif isinstance(step, RepeatStep):
+            total += int(step.repeat.count.upper) * _max_launches(step.repeat.body)
+        else:
+            assert isinstance(step, ParallelStep)
+            total += int(step.parallel.count.upper) * _max_launches(step.parallel.body)
+    return total
+
+
+def turn_timing(wl: Workload, n: int = TIMING_SAMPLE_SIZE) -> TurnTiming:
+    """A fixed-seed sample of ``n`` turns' launch offsets (fewer for very large turns)."""
+    profile = wl.profile
+    most = max(_max_launches(t.steps) for t in wl.turns)
+    n = int(max(256, min(n, _MAX_RECORDS // max(most, 1))))
+    rng = np.random.default_rng(TIMING_SEED)
+    probs = np.array([t.probability for t in wl.turns])
+    which = rng.choice(len(probs), size=n, p=probs / probs.sum())
+    walker = _Walker(profile, rng, n)
+    latency = np.zeros(n)
+    zero = np.zeros(n)
+    for i, turn in enumerate(wl.turns):
+        on = which == i
+        if on.any():
+            end = walker.walk(turn.steps, zero, on)
+            latency = np.where(on, end, latency)
+    if walker.times:
+        times = np.stack(walker.times, axis=1)
+        act = np.stack(walker.active, axis=1)
+        calls = np.broadcast_to(np.asarray(walker.calls, dtype=np.int64), times.shape)
+        times = np.where(act, times, math.inf)
+        calls = np.where(act, calls, -1)
+        order = np.argsort(times, axis=1, kind="stable")
+        times = np.take_along_axis(times, order, axis=1)
+        calls = np.take_along_axis(calls, order, axis=1)
+        # Drop columns that are padding in every row.
+        width = max(1, int(np.isfinite(times).sum(axis=1).max()))
+        times, calls = times[:, :width], calls[:, :width]
+    else:
+        times = np.full((n, 1), math.inf)
+        calls = np.full((n, 1), -1, dtype=np.int64)
+    s = profile.session
+    pause = s.pause.sample(rng, n)
+    # Start to next start: turn + think time, or the later of cadence and turn end.
+    gap = latency + pause if s.mode == "think_time" else np.maximum(pause, latency)
+    return TurnTiming(times, np.ascontiguousarray(calls), latency, gap, tuple(walker.specs))
+
+
+__all__ = ["TIMING_SAMPLE_SIZE", "TurnTiming", "turn_timing"]

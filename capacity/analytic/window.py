@@ -1,0 +1,462 @@
+"""Fixed and sliding windows: the window count from clumped turns, retries, the 429 share.
+
+Window count (fresh calls)
+    From :mod:`capacity.analytic.timing`: per session and window, a turn's launches that
+    land in the same window form one clump (a *run signature*); the single-turn part of a
+    session's window count puts mass ``E[length_sig]/C`` on the charges of each
+    signature (``C``: mean cycle, s), total ``P`` = the chance a random window sees one
+    of its turns. Were turn starts Poisson, N sessions would give the compound Poisson
+    ``exp(N·P·(F̂ − 1))`` exactly (``F`` the clump-size law). A closed session launches
+    its turns one after another, which makes its count *less* variable than Poisson; the
+    per-session law used is a binomial–Poisson mixture ``(1 − P' + P'F̂)·exp((P −
+    P')(F̂ − 1))`` whose variance matches the session's exact second moment, two-turn
+    overlaps included (``P' = sqrt(P² − C₂/μ²)``, ``C₂`` from
+    :meth:`~capacity.analytic.timing.TurnTiming.cross_moment`): the finite-population
+    correction. It is the compound binomial of theory.md §2.2 when no two turns of one
+    session can share a window, and the compound Poisson when they overlap as much as
+    independent ones. Sums over N sessions are exact on the lattice by FFT.
+
+The 429 share of attempts — fixed windows
+    A first-come counter admits a call while the window's count plus its charge fits
+    ``q``. Without retries the rejected share is the stop-loss ``E[(S − q)⁺]/E[S]``. With
+    retries and a honoured ``retry-after`` (the time to the next window start) every
+    call rejected in one window is retried at the start of the next, ahead of its fresh
+    calls, so the carried load ``Y`` follows the Lindley recursion
+    ``Y' = (S + Y − q)⁺`` (solved for its stationary law on the lattice); attempts
+    answered 429 are ``E[Y]/(E[S] + E[Y])`` and calls that saw a 429 ``E[Y]/E[S]``
+    (retries are first in line, so they rarely fail again; counted rejections change
+    nothing in a window that is already full). Token charges: the call that crosses
+    ``q`` and cannot fit is turned away while smaller ones still fit, so the calls
+    rejected are the larger ones: rejected units are turned into calls with
+    ``κ = E[B]/E[B | rejected]`` (see :func:`_size_bias`).
+
+The 429 share of attempts — sliding windows (a scan statistic)
+    A sliding counter rejects an attempt when the units in the trailing ``w`` seconds
+    (counted rejections included, where the quota counts them) leave no room. The count
+    an *arriving* call sees is the stationary window count ``S`` of the other sessions
+    plus its own turn's earlier launches within ``w`` and the batch-mates ahead of it
+    (the Palm view: an arrival sits inside its own clump), plus the retries: the share
+    rejected is ``p = P(S + own + retries + B > q)``. Retries of rejected attempts add
+    ``(A(p) − 1)`` attempts per call (``A(p) = (1 − p^{m+1})/(1 − p)``, at most ``m``
+    retries), a Poisson orbit stream (theory.md §3); ``p`` is the least fixed point of
+    ``p = H(p)``, and the fixed point is checked for uniqueness on a grid of ``p``:
+    several roots mean a retry storm can sustain itself (metastable).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from capacity.analytic.timing import TurnTiming
+from capacity.model.workload import CallCost
+
+_MAX_FFT = 1 << 22
+
+
+@dataclass
+class RetryModel:
+    """What the analytic model needs of the client's retry policy."""
+
+    max_retries: int
+    honour_retry_after: bool
+    counts_rejected: bool = False
+
+    @property
+    def retries(self) -> bool:
+        """True when a rejected call is tried again."""
+        return self.max_retries > 0
+
+
+def attempts_per_call(p: float, m: int) -> float:
+    """``A(p) = 1 + p + … + p^m``: attempts per call when each is rejected with ``p``."""
+    if p >= 1.0:
+        return float(m + 1)
+    return (1.0 - p ** (m + 1)) / (1.0 - p)
+
+
+@dataclass
+class ClumpWindowModel:
+    """The window count of one constraint for any N (see the module docstring)."""
+
+    h: float                           # lattice step (units)
+    q_lat: float                       # allowance in lattice units (need not be whole)
+    window_s: float
+    sliding: bool
+    p_single: float                    # P: chance a window sees a turn of one session
+    p_binomial: float                  # P' ≤ P: the binomial share (closed loop)
+    clump_pmf: NDArray[np.float64]     # F: clump size law on the lattice (f_0 = 0)
+    call_pmf: NDArray[np.float64]      # charge of one call (mixture over calls)
+    own_pmf: NDArray[np.float64]       # own-turn units ahead of an arriving call
+    mean_units: float                  # E[S] per session and window, in units
+    calls_per_window: float            # fresh calls per session and window
+    retry: RetryModel
+    size_bias: float = 1.0             # κ: E[B] / E[B | rejected] (token charges)
+    _cache: dict[int, Any] = field(default_factory=dict, repr=False)
+
+    # -- the compound sum ------------------------------------------------------------
+
+    def _transforms(self, L: int) -> tuple[NDArray[np.complex128], NDArray[np.complex128]]:
+        """(per-session log characteristic function, call-charge transform) at length L."""
+        hit = self._cache.get(L)
+        if hit is None:
+            fh = np.fft.rfft(self.clump_pmf, L)
+            pb, pp = self.p_binomial, self.p_single - self.p_binomial
+            with np.errstate(divide="ignore", invalid="ignore"):
+                log_bin = np.log(1.0 - pb + pb * fh) if pb > 0 else np.zeros_like(fh)
+            log_session = log_bin + pp * (fh - 1.0)
+            hit = (log_session, np.fft.rfft(self.call_pmf, L))
+            self._cache[L] = hit
+        return hit
+
+    def _length(self, n: int, extra_mean_lat: float = 0.0) -> int:
+        f = self.clump_pmf
+        k = np.arange(f.size)
+        m1 = float(np.dot(k, f))
+        m2 = float(np.dot(k * k, f))
+        mean = n * self.p_single * m1 + extra_mean_lat
+        var = n * self.p_single * m2 + extra_mean_lat * max(1.0, float(self.call_pmf.size))
+        span = (mean + 14.0 * math.sqrt(max(var, 1e-12)) + f.size + math.ceil(self.q_lat)
+                + self.own_pmf.size + self.call_pmf.size + 16)
+        return 1 << max(6, math.ceil(math.log2(span * 1.25)))
+
+    def pmf(self, n: int, retry_calls: float = 0.0) -> NDArray[np.float64]:
+        """pmf of the fresh (plus ``retry_calls`` Poisson retried) units in a window."""
+        extra = retry_calls * float(np.dot(np.arange(self.call_pmf.size), self.call_pmf))
+        L = min(self._length(n, extra), _MAX_FFT)
+        log_s, ch = self._transforms(L)
+        log_g = n * log_s
+        if retry_calls > 0:
+            log_g = log_g + retry_calls * (ch - 1.0)
+        with np.errstate(under="ignore"):
+            g = np.fft.irfft(np.exp(log_g), L)
+        out: NDArray[np.float64] = np.clip(g, 0.0, None)
+        return out
+
+    # -- the 429 share ---------------------------------------------------------------
+
+    def attempt_share(self, n: int) -> dict[str, float]:
+        """429 share of attempts and of calls, failures, window exceedance, at ``n``."""
+        if self.sliding:
+            return self._sliding(n)
+        return self._fixed(n)
+
+    def stop_loss_share(self, n: int) -> float:
+        """The no-retry 429 share ``κ·E[(S − q)⁺]/E[S]`` (fixed windows): a retry-free
+        lower bracket — with carried retries the attempt share is at least ``ℓ/(1+ℓ)``."""
+        g = self.pmf(n)
+        mean_s = n * self.mean_units / self.h
+        if mean_s <= 0:
+            return 0.0
+        return min(1.0, self.size_bias * _stop_loss(g, self.q_lat, mean_s) / mean_s)
+
+    def _fixed(self, n: int) -> dict[str, float]:
+        g = self.pmf(n)
+        q = self.q_lat
+        mean_s = n * self.mean_units / self.h
+        exceed = max(0.0, 1.0 - float(g[: math.floor(q + 1e-9) + 1].sum()))
+        kappa = self.size_bias
+        stop = _stop_loss(g, q, mean_s)
+        if not self.retry.retries:
+            share = min(1.0, kappa * stop / mean_s) if mean_s > 0 else 0.0
+            return {"attempt": share, "call": share, "failed": share, "exceed": exceed,
+                    "retry_share": 0.0}
+        if mean_s <= 0 or stop >= 0.5 * mean_s or mean_s >= q:
+            # Overloaded: the carried retries never drain (no stationary law); every
+            # window is full and all but q of its attempts are rejected.
+            share = min(1.0, max(stop / (mean_s + stop), 1.0 - q / max(mean_s, 1e-300)))
+            return {"attempt": share, "call": min(1.0, stop / max(mean_s, 1e-300)),
+                    "failed": share, "exceed": exceed, "retry_share": share}
+        carry, e_y = _lindley(g, q)
+        k = np.arange(carry.size)
+        # Rejected units → rejected calls: the calls turned away are the larger ones.
+        rej = kappa * e_y
+        attempt = rej / (mean_s + rej) if mean_s + rej > 0 else 0.0
+        call = min(1.0, rej / mean_s) if mean_s > 0 else 0.0
+        # A carried retry is rejected again only when the carry alone overfills a window.
+        again = float(np.dot(np.maximum(k - q, 0.0), carry)) / e_y if e_y > 0 else 0.0
+        failed = call * again ** self.retry.max_retries
+        return {"attempt": min(1.0, attempt), "call": call, "failed": failed,
+                "exceed": exceed, "retry_share": call}
+
+    def _sliding_h(self, n: int, retry_calls: float) -> float:
+        # The other N − 1 sessions' count; the arriving call's own turn is in ``own``.
+        g = self.pmf(max(n - 1, 0), retry_calls)
+        # An arriving call of charge B is rejected when S + own + B > q.
+        extra = np.convolve(self.own_pmf, self.call_pmf)
+        tail = np.concatenate([np.cumsum(g[::-1])[::-1], [0.0]])  # tail[s] = P(S ≥ s)
+        q = math.floor(self.q_lat + 1e-9)
+        idx = np.clip(q + 1 - np.arange(extra.size), 0, tail.size - 1)
+        return float(min(1.0, np.dot(extra, tail[idx])))
+
+    def _retry_rejection(self, p: float) -> float:
+        """Chance a retry is rejected again when a fresh attempt is rejected with ``p``.
+
+        A honoured retry-after from a sliding counter is the time until just enough of
+        the oldest charges expire; when rejections are counted the rejected attempt's own
+        unit was logged after that time was computed, so the retry meets a full window
+        again (and is logged again): retries of a counted sliding window are rejected
+        with probability ≈ 1. Otherwise retries are one more Poisson stream (the orbit
+        approximation, theory.md §3) and see ``p`` like any attempt.
+        """
+        r = self.retry
+        return 1.0 if (r.counts_rejected and r.honour_retry_after) else p
+
+    def _retries_per_call(self, p: float) -> tuple[float, float]:
+        """(retried attempts per call, rejection chance of a retry) at fresh rejection ``p``."""
+        m = self.retry.max_retries
+        pr = self._retry_rejection(p)
+        per = p * (float(m) if pr >= 1.0 else (1.0 - pr**m) / (1.0 - pr))
+        return per, pr
+
+    def _sliding_step(self, n: int, p: float) -> float:
+        per, pr = self._retries_per_call(p)
+        if pr >= 1.0:
+            return self._sliding_bursty(n)
+        return self._sliding_h(n, n * self.calls_per_window * per)
+
+    def _sliding_bursty(self, n: int) -> float:
+        """Fresh rejection share when every retry meets a full window (counted, honoured).
+
+        Then the retries are not a smooth stream: the ``(S' − q)⁺`` calls turned away by
+        the burst of the window before each come back ``m`` times, each logged, while
+        that burst is still in the log. An arriving call sees ``S + m·(S' − q)⁺ + own``
+        (``S'`` the previous window's fresh count, taken independent of ``S``).
+        """
+        g = self.pmf(max(n - 1, 0))
+        q = math.floor(self.q_lat + 1e-9)
+        m = self.retry.max_retries
+        over = g[q + 1:]
+        x = np.zeros(m * over.size + 1)
+        x[m * np.arange(1, over.size + 1)] = over
+        x[0] = max(0.0, 1.0 - float(over.sum()))
+        L = 1 << math.ceil(math.log2(g.size + x.size))
+        tot = np.clip(np.fft.irfft(np.fft.rfft(g, L) * np.fft.rfft(x, L), L), 0.0, None)
+        extra = np.convolve(self.own_pmf, self.call_pmf)
+        tail = np.concatenate([np.cumsum(tot[::-1])[::-1], [0.0]])
+        idx = np.clip(q + 1 - np.arange(extra.size), 0, tail.size - 1)
+        return float(min(1.0, np.dot(extra, tail[idx])))
+
+    def _sliding(self, n: int) -> dict[str, float]:
+        m = self.retry.max_retries
+        p = self._sliding_h(n, 0.0)
+        if m > 0:
+            for _ in range(200):  # from below: converges to the least fixed point
+                new = self._sliding_step(n, p)
+                if abs(new - p) < 1e-10:
+                    p = new
+                    break
+                p = new
+        per, pr = self._retries_per_call(p)
+        attempt = (p + per * pr) / (1.0 + per)
+        return {"attempt": min(1.0, attempt), "call": p, "failed": p * pr**m,
+                "exceed": self.exceedance(n), "retry_share": per}
+
+    def exceedance(self, n: int) -> float:
+        """P(S > q) for the fresh count of a window placed at random (sliding windows:
+        the share of time the trailing window is over its allowance)."""
+        g = self.pmf(n)
+        return max(0.0, 1.0 - float(g[: math.floor(self.q_lat + 1e-9) + 1].sum()))
+
+    def fixed_points(self, n: int, grid: int = 24) -> list[float]:
+        """Every solution p of ``p = H(p)`` (sliding windows with retries), by a grid scan.
+
+        More than one means bistability: the healthy state (the least root) can be
+        knocked into a self-sustaining retry storm (the largest stable root).
+        """
+        m = self.retry.max_retries
+        if not self.sliding or m == 0:
+            return [self.attempt_share(n)["call"]]
+        ps = np.concatenate([[0.0], np.geomspace(1e-4, 1.0 - 1e-6, grid)])
+        d = [self._sliding_step(n, float(x)) - float(x) for x in ps]
+        roots = []
+        for i in range(len(ps) - 1):
+            if d[i] == 0.0 or (d[i] > 0) != (d[i + 1] > 0):
+                roots.append(float(ps[i] + (ps[i + 1] - ps[i]) * d[i] / (d[i] - d[i + 1])
+                                   if d[i] != d[i + 1] else ps[i]))
+        if d[-1] >= 0:
+            roots.append(float(ps[-1]))
+        return roots or [float(ps[-1])]
+
+
+def _stop_loss(g: NDArray[np.float64], q: float, mean: float) -> float:
+    """``E[(S − q)⁺]`` from ``g_0..`` (``q`` may be fractional): needs only ``s < q``."""
+    top = math.ceil(q)
+    s = np.arange(min(top, g.size), dtype=np.float64)
+    short = float(np.dot(q - s, g[: s.size]))
+    return max(0.0, mean - q + short)
+
+
+def _lindley(g: NDArray[np.float64], q: float, rtol: float = 1e-3,
+             max_iter: int = 60) -> tuple[NDArray[np.float64], float]:
+    """Stationary law of ``Y' = (S + Y − q)⁺`` (``S ~ g``, ``q`` lattice units) and E[Y].
+
+    Iterated from ``Y = 0`` (each step is one more window of carried retries); E[Y]
+    grows geometrically towards its limit, which Aitken's Δ² extrapolates, so a few
+    steps suffice. The convolution is circular at the length of ``g``, whose tail beyond
+    it is negligible by construction.
+    """
+    qi = math.floor(q + 0.5)
+    L = g.size
+    gh = np.fft.rfft(g)
+    k = np.arange(L - qi, dtype=np.float64)
+    y = np.zeros(L)
+    y[0] = 1.0
+    means: list[float] = []
+    for _ in range(max_iter):
+        z = np.fft.irfft(np.fft.rfft(y) * gh, L)
+        over = np.clip(z[qi:], 0.0, None)
+        y = np.zeros(L)
+        y[: over.size] = over
+        y[0] += max(0.0, 1.0 - float(over.sum()))
+        means.append(float(np.dot(k, over)))
+        if len(means) >= 3:
+            m0, m1, m2 = means[-3:]
+            d1, d2 = m1 - m0, m2 - m1
+            limit = m2 - d2 * d2 / (d2 - d1) if d2 - d1 < 0 and d2 > 0 else m2
+            if abs(limit - m2) <= rtol * max(limit, 1e-300) or d2 <= rtol * m2:
+                return y, max(m2, limit)
+    return y, means[-1] if means else 0.0
+
+
+def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float,
+          sliding: bool, h: float, q_lat: float, cycle_s: float, units_per_turn: float,
+          retry: RetryModel) -> ClumpWindowModel:
+    """The clumped window model of one constraint (charges ``costs`` by ``id(call)``)."""
+    specs = timing.specs
+    pmfs: list[NDArray[np.float64] | None] = []
+    means = np.zeros(len(specs))
+    for k, spec in enumerate(specs):
+        cost = costs.get(id(spec))
+        if cost is None or cost.mean <= 0:
+            pmfs.append(None)
+            continue
+        pmfs.append(cost.pmf(h))
+        means[k] = cost.mean
+    length, sigs = timing.runs(window_s)
+    relevant = [k for k, p in enumerate(pmfs) if p is not None]
+    sub = sigs[:, relevant] if sigs.size else np.zeros((0, len(relevant)), dtype=np.int64)
+    keep = sub.sum(axis=1) > 0
+    length, sub = length[keep], sub[keep]
+    # Merge signatures that differ only in calls this constraint does not charge.
+    uniq, inv = np.unique(sub, axis=0, return_inverse=True)
+    length = np.bincount(inv.ravel(), weights=length,
+                         minlength=uniq.shape[0]).astype(np.float64)
+    rel_means = means[relevant]
+    units_sig = uniq @ rel_means
+    sampled = float(np.dot(length, units_sig))
+    scale = units_per_turn * window_s / sampled if sampled > 0 else 0.0
+    p_single = float(length.sum()) * scale / cycle_s
+    # Clump law: Σ_sig weight · (⊛_k f_k^{*m_k}) on the lattice.
+    rel_pmfs = [p for p in pmfs if p is not None]  # in the order of ``relevant``
+    size = int(max((int(uniq[i] @ np.array([p.size - 1 for p in rel_pmfs])) + 1
+                    for i in range(uniq.shape[0])), default=1))
+    weights = length / length.sum() if length.sum() > 0 else length
+    if all(p.size == 2 and p[0] == 0.0 for p in rel_pmfs):  # requests: a point mass each
+        clump = np.zeros(size)
+        np.add.at(clump, uniq.sum(axis=1), weights)
+    else:
+        L = 1 << max(4, math.ceil(math.log2(size)))
+        fh = [np.fft.rfft(p, L) for p in rel_pmfs]
+        acc = np.zeros(L // 2 + 1, dtype=np.complex128)
+        for i in range(uniq.shape[0]):
+            term = np.full(L // 2 + 1, weights[i], dtype=np.complex128)
+            for j, mcount in enumerate(uniq[i]):
+                if mcount:
+                    term *= fh[j] ** int(mcount)
+            acc += term
+        clump = np.clip(np.fft.irfft(acc, L)[:size], 0.0, None)
+        clump[0] = 0.0
+        clump /= clump.sum()
+    mu_lat = float(np.dot(np.arange(clump.size), clump))
+    # Finite population: match the exact second moment of one session's window count.
+    c2 = timing.cross_moment(window_s, means) * scale**2 / cycle_s if p_single > 0 else 0.0
+    mu_units = mu_lat * h
+    pb2 = p_single**2 - c2 / mu_units**2 if mu_units > 0 else 0.0
+    p_binomial = min(p_single, 1.0, math.sqrt(max(pb2, 0.0)))
+    # One call's charge (mixture over the calls, by how often each is launched).
+    launches = np.array([float(uniq[:, j] @ length) for j in range(len(relevant))])
+    call_pmf = np.zeros(max((p.size for p in rel_pmfs), default=1))
+    for j, p in enumerate(rel_pmfs):
+        call_pmf[: p.size] += launches[j] / launches.sum() * p
+    kc = np.arange(call_pmf.size)
+    e_b = float(np.dot(kc, call_pmf))
+    is_requests = all(p.size == 2 and p[0] == 0.0 for p in rel_pmfs)
+    kappa = 1.0 if is_requests or e_b <= 0 else _size_bias(call_pmf)
+    own = _own_prior(timing, relevant, rel_pmfs, window_s) if sliding else np.ones(1)
+    calls_per_turn = float(launches.sum()) / window_s * scale  # launches per turn
+    return ClumpWindowModel(
+        h=h, q_lat=q_lat, window_s=window_s, sliding=sliding, p_single=p_single,
+        p_binomial=p_binomial, clump_pmf=clump, call_pmf=call_pmf, own_pmf=own,
+        mean_units=units_per_turn * window_s / cycle_s,
+        calls_per_window=calls_per_turn * window_s / cycle_s, retry=retry,
+        size_bias=kappa)
+
+
+def _size_bias(call_pmf: NDArray[np.float64]) -> float:
+    """``κ = E[B] / E[B | rejected]`` for first-fit admission of charges ``B``.
+
+    Near the allowance a call is turned away when its charge exceeds the room left,
+    ``R``; taking ``R`` from the equilibrium (residual) law of a charge,
+    ``P(rejected | B = b) ∝ F_e(b)``, so the rejected calls are the larger ones and
+    ``κ = E[B]·E[F_e(B)] / E[B·F_e(B)] ≤ 1`` converts rejected units into calls.
+    """
+    k = np.arange(call_pmf.size, dtype=np.float64)
+    e_b = float(np.dot(k, call_pmf))
+    surv = 1.0 - np.cumsum(call_pmf)  # P(B > x) at lattice points
+    f_e = np.concatenate([[0.0], np.cumsum(surv)[:-1]]) / e_b  # F_e(b), b = 0, 1, …
+    num = float(np.dot(call_pmf, f_e))
+    den = float(np.dot(call_pmf, k * f_e))
+    return min(1.0, e_b * num / den) if den > 0 else 1.0
+
+
+def _own_prior(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.float64]],
+               w: float) -> NDArray[np.float64]:
+    """Units of an arriving call's own turn already in its trailing window (Palm view).
+
+    Launches in ``(τ − w, τ)`` count whole; batch-mates launched at the same instant are
+    ahead of it in random order (half of them on average, uniformly many).
+    """
+    t, c = timing.times, timing.calls
+    slot = {k: j for j, k in enumerate(relevant)}
+    rel = np.isin(c, relevant)
+    mean_charge = np.array([float(np.dot(np.arange(p.size), p)) for p in pmfs])
+    x = np.zeros(c.shape)
+    for k, j in slot.items():
+        x[c == k] = mean_charge[j]
+    hist: dict[int, float] = {}
+    r = t.shape[1]
+    total = 0.0
+    for a in range(r):
+        on = rel[:, a]
+        if not on.any():
+            continue
+        ta = t[on, a][:, None]
+        tb = t[on]
+        xb = x[on]
+        before = ((tb > ta - w) & (tb < ta)) * xb
+        ties = ((tb == ta) & rel[on]).sum(axis=1) - 1  # other launches at the same instant
+        prior = before.sum(axis=1)
+        tie_unit = x[on, a]
+        # Uniformly 0..ties of the batch-mates ahead: spread the mass.
+        for tcount in np.unique(ties):
+            sel = ties == tcount
+            vals = prior[sel]
+            for ahead in range(int(tcount) + 1):
+                lat = np.rint(vals + ahead * tie_unit[sel]).astype(np.int64)
+                for v, cnt in zip(*np.unique(lat, return_counts=True), strict=True):
+                    hist[int(v)] = hist.get(int(v), 0.0) + cnt / (tcount + 1)
+        total += float(on.sum())
+    if not hist:
+        return np.ones(1)
+    out = np.zeros(max(hist) + 1)
+    for v, p in hist.items():
+        out[v] += p / total
+    return out
+
+
+__all__ = ["ClumpWindowModel", "RetryModel", "attempts_per_call", "build"]
