@@ -178,8 +178,9 @@ def test_simulated_ceiling_never_far_above_mean_value(web_research: Path) -> Non
 def test_progress_is_drawn_on_a_terminal_unless_quiet(monkeypatch: pytest.MonkeyPatch,
                                                       web_research: Path) -> None:
     """On a terminal the progress display appears on stderr; --quiet hides it."""
-    import capacity.cli.common as cli
     from rich.console import Console
+
+    import capacity.cli.common as cli
 
     def run(*extra: str) -> str:
         buf = io.StringIO()

@@ -20,9 +20,9 @@ from capacity.limits import (
     charge_units,
     limit_slots,
 )
-from capacity.sim.kernels import LimiterArrays, limiter_attempt, loaded_state, run_attempts
 from capacity.profile.loader import profile_from_dict
 from capacity.profile.schema import Profile
+from capacity.sim.kernels import LimiterArrays, limiter_attempt, loaded_state, run_attempts
 
 
 def _profile(quotas: dict[str, Any], call: dict[str, Any] | None = None,
