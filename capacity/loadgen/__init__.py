@@ -7,8 +7,10 @@ builds each provider's requests with a growing history; :mod:`.driver` runs sess
 asyncio over raw aiohttp (retry by :class:`capacity.model.retry.RetryPolicy`, pacing by
 :class:`capacity.model.pacing.Pacer`); :mod:`.measure` turns records into the simulator's
 metrics; :mod:`.runner` runs a grid of N with predictions; :mod:`.locust` is the same
-session as a Locust ``User``. Needs the ``loadtest`` extra (aiohttp); Locust the
-``locust`` extra.
+session as a Locust ``User``; :mod:`.sdk` runs the calls through the official
+``openai`` / ``anthropic`` SDKs and measures their own retries; :mod:`.agent` posts user
+turns to the team's agent service. Needs the ``loadtest`` extra (aiohttp); Locust the
+``locust`` extra; the SDK client the SDKs (``e2e`` extra).
 """
 
 from __future__ import annotations
