@@ -1,5 +1,5 @@
 """``python -m capacity``."""
 
-from capacity.cli.app import main
+from capacity.cli.entry import main
 
 main()

@@ -411,3 +411,15 @@ def test_day_windows_are_enforced_from_the_first_second(enforcement: str) -> Non
     assert below.metrics["attempt_429_fraction"].mean == 0.0
     assert above.metrics["attempt_429_fraction"].mean > 0.02
     assert below.utilisation["a.rpd"].mean == pytest.approx(30 / 34.8, rel=0.05)
+
+
+def test_t_quantile_table_equals_scipy() -> None:
+    """The tabulated 97.5 % t quantiles (kept to spare a scipy import) are scipy's own."""
+    from scipy.special import stdtrit
+
+    from capacity.sim.engine import _T975, _t_quantile
+
+    assert [_t_quantile(0.975, df) for df in range(1, 130)] == [
+        float(stdtrit(df, 0.975)) for df in range(1, 130)]
+    assert len(_T975) == 120
+    assert _t_quantile(0.95, 7) == float(stdtrit(7, 0.95))

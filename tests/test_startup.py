@@ -1,0 +1,51 @@
+"""Start-up stays lean: what each kind of command imports (speed itself is measured in
+benchmarks/, never asserted here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ROOT
+
+
+def _modules_after(*args: str) -> set[str]:
+    """Top-level modules loaded by running the CLI with ``args`` in a fresh interpreter."""
+    code = ("import sys, json, atexit\n"
+            "atexit.register(lambda: sys.__stderr__.write(\n"
+            "    '\\n@@' + json.dumps(sorted(sys.modules))))\n"
+            f"sys.argv = ['capacity', *{list(args)!r}]\n"
+            "from capacity.cli.entry import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120)
+    return set(json.loads(out.stderr.rpartition("@@")[2]))
+
+
+def test_version_loads_nothing_but_the_version() -> None:
+    """``capacity --version`` prints the CLI's line without importing the CLI or numpy."""
+    out = subprocess.run([sys.executable, "-m", "capacity", "--version"], capture_output=True,
+                         text=True, cwd=ROOT, check=True)
+    assert out.stdout.startswith("capacity ")
+    mods = _modules_after("--version")
+    assert not {m.split(".")[0] for m in mods} & {"numpy", "scipy", "typer", "rich"}
+    assert "capacity.cli.app" not in mods
+
+
+@pytest.mark.parametrize("args", [["ceiling", "profiles/web-research.yaml", "--method",
+                                   "analytic", "-q"]])
+def test_analytic_ceiling_loads_no_simulator(args: list[str]) -> None:
+    """The analytic method never imports the simulator."""
+    mods = _modules_after(*args)
+    assert "capacity.analytic.model" in mods
+    assert not {m for m in mods if m.startswith("capacity.sim")}
+
+
+def test_a_simulated_ceiling_loads_no_scipy_special_or_stats() -> None:
+    """The simulator's confidence intervals need no scipy import (tabulated quantiles)."""
+    mods = _modules_after("ceiling", "profiles/web-research.yaml", "-q")
+    assert "capacity.sim._engine" in mods
+    assert "scipy.special" not in mods and "scipy.stats" not in mods
