@@ -6,7 +6,6 @@ Glue between :mod:`capacity.analytic.window` (the model) and the result types of
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -105,6 +104,42 @@ class ClumpedWindow:
         return self.inner.fixed_points(n)
 
 
+def unstable_above(model: ClumpedWindow, hi: int) -> int | None:
+    """Smallest N ≤ ``hi`` at which the retry fixed point has more than one solution.
+
+    Above it a trigger (a burst, an outage) can tip the sessions into a retry storm that
+    sustains itself (metastable failure, theory.md §3); None when the fixed point is
+    unique up to ``hi``. Assumes, as the fixed point does, that bistability once
+    present persists at larger N.
+    """
+    if not model.sliding or not model.inner.retry.retries or hi < 1:
+        return None
+    if len(model.fixed_points(hi)) < 2:
+        return None
+    lo, up = 0, hi
+    while up - lo > 1:
+        mid = (lo + up) // 2
+        if len(model.fixed_points(mid)) > 1:
+            up = mid
+        else:
+            lo = mid
+    return up
+
+
+def stability_notes(wl: Workload, c: Constraint, cycle_s: float, ceiling: int) -> list[str]:
+    """A note when retries can make constraint ``c`` bistable at or below ``ceiling``."""
+    if c.enforcement != "sliding_window" or ceiling < 1:
+        return []
+    model = clumped_window_model(wl, c, cycle_s)
+    n_u = unstable_above(model, ceiling)
+    if n_u is None:
+        return []
+    return [f"Unstable above {n_u:,} sessions on {c.quota}.{c.dim}: with counted, retried "
+            "rejections in a sliding window the retry fixed point has a second, storm "
+            "solution there — a burst can start a retry storm that feeds itself (until "
+            "failed turns thin the load). The ceiling is the healthy state's."]
+
+
 def clumped_window_model(wl: Workload, c: Constraint, cycle_s: float) -> ClumpedWindow:
     """Window count of constraint ``c`` with a turn's launches clumped by their offsets,
     the closed-loop correction and the client's retries (:mod:`capacity.analytic.window`).
@@ -119,5 +154,5 @@ def clumped_window_model(wl: Workload, c: Constraint, cycle_s: float) -> Clumped
     return ClumpedWindow(inner, sliding)
 
 
-__all__ = ["ClumpedWindow", "clumped_window_model", "retry_model", "timing_of"]
-_ = math
+__all__ = ["ClumpedWindow", "clumped_window_model", "retry_model", "stability_notes",
+           "timing_of", "unstable_above"]

@@ -600,7 +600,7 @@ class CeilingResult:
         text = (f"The napkin (quota ÷ per-session rate) says {mean_n:,} sessions. "
                 f"Enforcement over {where} on {b.name} cuts that to {self.burst_ceiling:,} "
                 f"in the burst-aware model at ≤{self.targets['max_429_fraction']:.1%} of "
-                "calls answered 429")
+                "attempts answered 429")
         if 0 < self.burst_ceiling < mean_n:
             text += (f": {1 - self.burst_ceiling / mean_n:.0%} fewer — the napkin overstates "
                      f"capacity {self.napkin_ratio:.2f}×.")
@@ -681,13 +681,20 @@ def analyze(profile: Profile, sessions: int | None = None,
     binding = next(r for r in results if r.binding)
     mean_ceiling = min(r.mean_ceiling for r in results)
     sens = _sensitivity(wl, target)
+    from capacity.analytic.clumped import stability_notes  # it imports this module
+
+    # Metastability: does the retry fixed point have a storm solution below the napkin?
+    notes = tuple(note for c, r in zip((c for c in wl.constraints
+                                         if wl.units_per_turn(c) > 0), results, strict=True)
+                  for note in stability_notes(wl, c, cyc.cycle_s,
+                                              math.floor(min(r.mean_ceiling, 1e6) + 1e-9)))
     return CeilingResult(
         profile=profile.title,
         targets={"max_429_fraction": target,
                  "p95_turn_latency_s": profile.targets.p95_turn_latency},
         cycle=cyc, calls_per_turn=wl.calls_per_turn(), constraints=tuple(results),
         mean_ceiling=mean_ceiling, burst_ceiling=binding.burst_ceiling, binding=binding,
-        sensitivity=sens, sessions=sessions,
+        sensitivity=sens, sessions=sessions, notes=notes,
     )
 
 

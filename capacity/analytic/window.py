@@ -271,6 +271,13 @@ class ClumpWindowModel:
         m = self.retry.max_retries
         if not self.sliding or m == 0:
             return [self.attempt_share(n)["call"]]
+        if self._retry_rejection(0.0) >= 1.0:
+            # Every retry meets a full, counted window: once all fresh calls are turned
+            # away, the logged attempts per window are (1 + m)·calls; the storm feeds
+            # itself when that fills the allowance (an open-loop view).
+            healthy = self._sliding_bursty(n)
+            storm = (1 + m) * n * self.mean_units / self.h >= self.q_lat
+            return [healthy, 1.0] if storm and healthy < 1.0 else [healthy]
         ps = np.concatenate([[0.0], np.geomspace(1e-4, 1.0 - 1e-6, grid)])
         d = [self._sliding_step(n, float(x)) - float(x) for x in ps]
         roots = []

@@ -107,7 +107,7 @@ def ceiling(
     output: OutputOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Saturation point: mean-value, burst-aware and simulated ceilings, and what binds."""
+    """Saturation point: mean-value, burst-aware and simulated ceilings, and what binds. Both models hold targets.max_429_fraction to the share of call attempts (retries included) answered 429."""  # noqa: E501
     from capacity.whatif.ceiling import ceiling as solve_ceiling
 
     how = output_format(fmt, as_json)

@@ -1,0 +1,190 @@
+"""Accuracy of the analytic ceiling against the simulated N* (issue 13), and its speed.
+
+Run from the repository root::
+
+    python benchmarks/analytic_accuracy.py [--seed 1] [--replications 20] [--cache FILE]
+
+For every shipped profile and a set of independent workloads (the theory brief's
+1 → 3 → 1 turn with an Exp(120 s) think time against 500 RPM at 60 s, 10 s and 1 s fixed
+windows with and without retries, a token bucket, a sliding window, TPM with the
+``max_tokens`` reservation) it prints the analytic N* (``capacity ceiling --method
+analytic``), the simulated N* with its 95 % CI (the saturation search, 20 replications ×
+1 simulated hour, the reference), the error and the compute time of the analytic answer
+(median of 5, process CPU time, warm imports).
+
+A row passes when the analytic N* is within 3 % of the simulated N* or inside its CI,
+and is never more than 5 % above it. Simulated references are cached in ``--cache``
+(keyed by the profile, seed and settings) so the table can be re-rendered quickly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from capacity.profile.loader import load_profile, profile_from_dict  # noqa: E402
+from capacity.profile.schema import Profile  # noqa: E402
+
+SHIPPED = ("web-research", "tool-agent", "chat-assistant")
+
+_CALLS: dict[str, dict[str, Any]] = {
+    "analysis": {"model": "m", "input_tokens": 1500, "output_tokens": {"uniform": [100, 300]},
+                 "max_tokens": 500},
+    "synthesis": {"model": "m", "input_tokens": {"uniform": [3000, 8000]},
+                  "output_tokens": {"uniform": [400, 1200]}, "max_tokens": 1500},
+    "classifier": {"model": "m", "input_tokens": 1000, "output_tokens": {"uniform": [5, 40]},
+                   "max_tokens": 60},
+}
+NO_RETRIES = {"max_retries": 0}  # a failed call aborts its turn (the SDK raises)
+
+
+def dag_profile(name: str, quota: dict[str, Any], retry: dict[str, Any] | None = None) -> Profile:
+    """The theory brief's 1 → 3 → 1 turn, Exp(120 s) think time, against ``quota``.
+
+    A call lasts ttft U(0.4, 1.2) s + output / 40 tokens per second: the analysis call
+    ~5.8 s, the slowest of three synthesis calls ~25 s, the classifier ~1.4 s.
+    """
+    data: dict[str, Any] = {
+        "name": name,
+        "models": {"m": {"ttft": {"uniform": ["0.4s", "1.2s"]}, "tokens_per_second": 40}},
+        "quotas": {"q": {"models": ["m"], **quota}},
+        "session": {"think_time": {"exponential": "120s"}, "turns": {"research": {"steps": [
+            {"call": {"name": "analysis", **_CALLS["analysis"]}},
+            {"parallel": {"count": 3, "call": {"name": "synthesis", **_CALLS["synthesis"]}}},
+            {"call": {"name": "classifier", **_CALLS["classifier"]}},
+        ]}}},
+        "targets": {"max_429_fraction": 0.01},
+    }
+    if retry is not None:
+        data["retry"] = retry
+    return profile_from_dict(data)
+
+
+def _fixed(w: str) -> dict[str, Any]:
+    return {"type": "fixed_window", "window": w}
+
+
+def workloads() -> list[tuple[str, Profile]]:
+    """(row name, profile) of every row of the table."""
+    rows: list[tuple[str, Profile]] = [
+        (name, load_profile(ROOT / "profiles" / f"{name}.yaml")) for name in SHIPPED]
+    for w in ("60s", "10s", "1s"):
+        rows.append((f"1-3-1 RPM {w} windows, no retries",
+                     dag_profile(f"dag-{w}-noretry", {"rpm": 500, "enforcement": _fixed(w)},
+                                 NO_RETRIES)))
+        rows.append((f"1-3-1 RPM {w} windows, retries",
+                     dag_profile(f"dag-{w}-retry", {"rpm": 500, "enforcement": _fixed(w)})))
+    rows.append(("1-3-1 RPM token bucket (60 s deep), retries",
+                 dag_profile("dag-bucket", {"rpm": 500, "enforcement": {
+                     "type": "token_bucket", "burst": "60s"}})))
+    rows.append(("1-3-1 RPM token bucket (5 s deep), retries",
+                 dag_profile("dag-bucket5", {"rpm": 500, "enforcement": {
+                     "type": "token_bucket", "burst": "5s"}})))
+    rows.append(("1-3-1 RPM sliding 10 s window, retries",
+                 dag_profile("dag-sliding", {"rpm": 500, "enforcement": {
+                     "type": "sliding_window", "window": "10s"}})))
+    rows.append(("1-3-1 RPM sliding 60 s window, no retries",
+                 dag_profile("dag-sliding60", {"rpm": 500, "enforcement": {
+                     "type": "sliding_window", "window": "60s"}}, NO_RETRIES)))
+    rows.append(("1-3-1 TPM 60 s windows, max_tokens reserved, retries",
+                 dag_profile("dag-tpm", {"tpm": {"limit": 2_000_000,
+                                                 "enforcement": _fixed("60s")},
+                                         "charge_max_tokens": True})))
+    rows.append(("1-3-1 TPM 10 s windows, max_tokens reserved, no retries",
+                 dag_profile("dag-tpm10", {"tpm": {"limit": 2_000_000,
+                                                   "enforcement": _fixed("10s")},
+                                           "charge_max_tokens": True}, NO_RETRIES)))
+    return rows
+
+
+def _key(profile: Profile, seed: int, replications: int) -> str:
+    text = profile.model_dump_json() + f"|{seed}|{replications}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def simulated(profile: Profile, seed: int, replications: int, cache: dict[str, Any],
+              bracket: tuple[int, int], mean_ceiling: float) -> dict[str, Any]:
+    """The simulated N* and CI (cached), as ``capacity ceiling`` searches for it."""
+    key = _key(profile, seed, replications)
+    if key not in cache:
+        from capacity.search import find_saturation
+
+        target = profile.targets.max_429_fraction
+        cap = max(bracket[1], int(mean_ceiling / (1.0 - target)) + 1)
+        t0 = time.perf_counter()
+        sat = find_saturation(profile, max(1, bracket[0]), max(bracket[0] + 1, bracket[1]),
+                              seed=seed, replications=replications, max_sessions=cap)
+        at = sat.metric_at_n_star
+        cache[key] = {"n_star": sat.n_star, "n_lo": sat.n_lo, "n_hi": sat.n_hi,
+                      "seconds": time.perf_counter() - t0,
+                      "attempt_429": at.metrics["attempt_429_fraction"].mean if at else None}
+    return dict(cache[key])
+
+
+def analytic(profile: Profile, repeat: int = 5) -> tuple[Any, float]:
+    """The analytic result and the median CPU seconds of computing it (fresh workload)."""
+    from capacity.analytic.model import analyze
+    from capacity.model import workload as wlmod
+
+    times = []
+    res = None
+    for _ in range(repeat):
+        wlmod._WORKLOADS.clear()  # time the whole answer, workload view included
+        t0 = time.process_time()
+        res = analyze(profile)
+        times.append(time.process_time() - t0)
+    return res, statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the accuracy table (markdown)."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--replications", type=int, default=20)
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/capacity-analytic-accuracy.json"))
+    ap.add_argument("--only", default=None, help="rows whose name contains this text")
+    ap.add_argument("--no-sim", action="store_true", help="analytic column only")
+    args = ap.parse_args(argv)
+    cache: dict[str, Any] = {}
+    if args.cache.exists():
+        cache = json.loads(args.cache.read_text())
+    print("| workload | analytic N* | simulated N* [95% CI] | error | analytic compute |")
+    print("|---|---|---|---|---|")
+    worst = 0.0
+    fails = 0
+    for name, prof in workloads():
+        if args.only and args.only not in name:
+            continue
+        res, cpu = analytic(prof)
+        n_a = res.burst_ceiling
+        if args.no_sim:
+            print(f"| {name} | {n_a} | | | {cpu * 1000:.0f} ms |", flush=True)
+            continue
+        mean_n = int(res.mean_ceiling + 1e-9)
+        sim = simulated(prof, args.seed, args.replications, cache,
+                        (max(1, int(n_a * 0.8)), mean_n + 1), res.mean_ceiling)
+        args.cache.write_text(json.dumps(cache, indent=1))
+        n_s, lo, hi = sim["n_star"], sim["n_lo"], sim["n_hi"]
+        err = (n_a - n_s) / n_s if n_s else float("inf")
+        ok = (abs(err) <= 0.03 or lo <= n_a <= hi) and err <= 0.05
+        fails += not ok
+        worst = max(worst, abs(err))
+        mark = "" if ok else " ✗"
+        print(f"| {name} | {n_a} | {n_s} [{lo}–{hi}] | {err:+.1%}{mark} | "
+              f"{cpu * 1000:.0f} ms |", flush=True)
+    if not args.no_sim:
+        print(f"\nworst |error| {worst:.1%}; rows outside the target: {fails}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

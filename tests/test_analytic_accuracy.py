@@ -1,0 +1,184 @@
+"""The analytic model of issue 13: clumped turns, the closed-loop correction, retries.
+
+Expected values are computed here from first principles (hand-derived run lengths, a
+brute-force Markov chain, direct Monte Carlo of one session) or by small simulations of
+the real engine; none is copied from the code under test. The full accuracy table
+(analytic vs simulated N* on every workload) is `benchmarks/analytic_accuracy.py`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from capacity.analytic.clumped import clumped_window_model, timing_of
+from capacity.analytic.model import analyze, cycle_time
+from capacity.analytic.window import _lindley, _size_bias
+from capacity.model.workload import Workload
+from capacity.profile.loader import profile_from_dict
+from capacity.profile.schema import Profile
+from capacity.sim.engine import simulate
+
+
+def dag(enforcement: dict[str, Any], *, pause: dict[str, Any] | None = None,
+        retry: dict[str, Any] | None = None, rpm: int = 500) -> Profile:
+    """1 → 3 → 1 calls of exactly 1 s each (ttft 0.5 s + 50 tokens at 100/s)."""
+    c = {"model": "m", "input_tokens": 100, "output_tokens": 50}
+    data: dict[str, Any] = {
+        "models": {"m": {"ttft": 0.5, "tokens_per_second": 100}},
+        "quotas": {"q": {"models": ["m"], "rpm": rpm, "enforcement": enforcement}},
+        "session": {**(pause or {"cadence": "150s"}), "turns": {"t": {"steps": [
+            {"call": c}, {"parallel": {"count": 3, "call": c}}, {"call": c}]}}},
+        "targets": {"max_429_fraction": 0.01},
+    }
+    if retry is not None:
+        data["retry"] = retry
+    return profile_from_dict(data)
+
+
+def window(w: float, kind: str = "fixed_window") -> dict[str, Any]:
+    """Window enforcement of ``w`` seconds."""
+    return {"type": kind, "window": w}
+
+
+def test_run_lengths_by_hand() -> None:
+    """Launches at 0, 1, 2 s (1, 3, 1 calls) in 10-s windows: the phase measure of each run.
+
+    Window start u relative to the turn start: {first} for u ∈ (−10, −9], {first, fan-out}
+    for (−9, −8], all five calls for (−8, 0], {fan-out, last} for (0, 1], {last} for
+    (1, 2]: 12 s in all, clumps of 1, 4, 5, 4, 1 calls.
+    """
+    prof = dag(window(10))
+    wl = Workload.from_profile(prof)
+    length, sigs = timing_of(wl).runs(10.0)
+    by_size: dict[int, float] = {}
+    for ln, sig in zip(length, sigs, strict=True):
+        by_size[int(sig.sum())] = by_size.get(int(sig.sum()), 0.0) + float(ln)
+    assert by_size == pytest.approx({1: 2.0, 4: 2.0, 5: 8.0}, abs=1e-9)
+    # Every launch is seen for exactly w seconds of phase: Σ length·|sig| = w · 5.
+    assert float(np.dot(length, sigs.sum(axis=1))) == pytest.approx(50.0, rel=1e-12)
+    m = clumped_window_model(wl, wl.constraints[0], cycle_time(wl).cycle_s).inner
+    assert m.p_single == pytest.approx(12 / 150, rel=1e-12)
+    # A fixed cadence much longer than the window: no two turns share one (binomial).
+    assert m.p_binomial == pytest.approx(m.p_single, rel=1e-12)
+    np.testing.assert_allclose(m.clump_pmf[[1, 4, 5]], [2 / 12, 2 / 12, 8 / 12], atol=1e-12)
+
+
+def test_runs_conserve_launches_for_random_structure() -> None:
+    """Loops, optional steps and random fan-outs: every launch seen for w s of phase."""
+    c = {"model": "m", "input_tokens": 100, "output_tokens": {"uniform": [10, 300]}}
+    prof = profile_from_dict({
+        "models": {"m": {"ttft": {"uniform": [0.2, 1.0]}, "tokens_per_second": 50}},
+        "quotas": {"q": {"models": ["m"], "rpm": 600,
+                         "enforcement": {"type": "fixed_window", "window": "10s"}}},
+        "session": {"think_time": {"exponential": "30s"}, "turns": {"t": {"steps": [
+            {"call": c},
+            {"repeat": {"count": {"choice": {"values": [0, 1, 2]}}, "call": c}},
+            {"optional": {"probability": 0.5, "call": c}},
+            {"parallel": {"count": {"uniform": [1, 4]}, "call": c}}]}}},
+    })
+    t = timing_of(Workload.from_profile(prof))
+    launches = float(np.isfinite(t.times).sum()) / t.n
+    for w in (1.0, 10.0, 60.0):
+        length, sigs = t.runs(w)
+        assert float(np.dot(length, sigs.sum(axis=1))) == pytest.approx(w * launches,
+                                                                       rel=1e-9)
+
+
+def test_closed_loop_second_moment_matches_one_session_by_monte_carlo() -> None:
+    """One session (Exp(60 s) think, 1→3→1 of 1-s calls, 60-s windows): the model's
+    per-session window-count mean and variance equal a direct Monte Carlo of the session
+    (two turns often share a window here, which the binomial part must account for).
+    """
+    prof = dag(window(60), pause={"think_time": {"exponential": "60s"}})
+    wl = Workload.from_profile(prof)
+    m = clumped_window_model(wl, wl.constraints[0], cycle_time(wl).cycle_s).inner
+    k = np.arange(m.clump_pmf.size)
+    e_b, e_b2 = float(np.dot(k, m.clump_pmf)), float(np.dot(k * k, m.clump_pmf))
+    model_mean = m.p_single * e_b
+    model_var = m.p_single * e_b2 - m.p_binomial**2 * e_b**2
+    # Direct: a long path of one session, calls at start + 0, 1 (×3), 2 s; turn 3 s.
+    rng = np.random.default_rng(5)
+    cycles = 3.0 + rng.exponential(60.0, 400_000)
+    starts = np.concatenate([[0.0], np.cumsum(cycles)[:-1]])
+    times = np.sort(np.concatenate([starts, starts + 1, starts + 1, starts + 1,
+                                    starts + 2]))
+    edges = np.arange(0.0, starts[-1], 60.0) + rng.uniform(0, 60)
+    counts = np.diff(np.searchsorted(times, edges))
+    assert model_mean == pytest.approx(counts.mean(), rel=0.01)
+    assert model_var == pytest.approx(counts.var(), rel=0.03)
+    # And the correction matters here: a compound Poisson would overstate the variance.
+    assert m.p_single * e_b2 > 1.1 * counts.var()
+
+
+def test_lindley_against_a_markov_chain() -> None:
+    """Carried retries: E[Y] of Y' = (S + Y − q)⁺ equals the chain's stationary mean."""
+    rng = np.random.default_rng(3)
+    g = rng.dirichlet(np.ones(12))          # S on 0..11
+    g = g * np.exp(-0.25 * np.arange(12))   # load below the allowance
+    g /= g.sum()
+    q = 7
+    size = 200
+    p = np.zeros((size, size))
+    for y in range(size):
+        for s, ps in enumerate(g):
+            p[y, min(max(y + s - q, 0), size - 1)] += ps
+    pi = np.ones(size) / size
+    for _ in range(20_000):
+        pi = pi @ p
+    exact = float(np.dot(np.arange(size), pi))
+    padded = np.zeros(256)
+    padded[: g.size] = g
+    _, e_y = _lindley(padded, float(q), rtol=1e-9, max_iter=5000)
+    assert e_y == pytest.approx(exact, rel=1e-4)
+
+
+def test_size_bias_by_hand() -> None:
+    """Charges 1 or 3 with equal odds: F_e(1) = 1/2, F_e(3) = (1 + ½·2)/2 = 1, so
+    κ = E[B]·E[F_e(B)] / E[B·F_e(B)] = 2·(3/4) / (1/4 + 3/2) = 6/7; equal charges: κ = 1."""
+    assert _size_bias(np.array([0.0, 0.5, 0.0, 0.5])) == pytest.approx(6 / 7, rel=1e-12)
+    assert _size_bias(np.array([0.0, 0.0, 1.0])) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_retries_lower_the_ceiling_and_the_attempt_share_is_reported() -> None:
+    """Carried retries add attempts: the ceiling is at most the no-retry one, and the
+    result says which share it bounds (attempts) and reports the calls' share too."""
+    base = analyze(dag(window(10), retry={"max_retries": 0}))
+    with_retries = analyze(dag(window(10)))
+    assert with_retries.burst_ceiling <= base.burst_ceiling
+    at = with_retries.binding.at_burst_ceiling
+    assert at is not None
+    d = at.to_dict()
+    assert d["attempt_429_fraction"] == d["loss_fraction"] <= 0.01
+    assert d["call_429_fraction"] >= d["attempt_429_fraction"]
+
+
+def test_counted_retried_sliding_window_is_flagged_unstable() -> None:
+    """Sliding window, counted rejections, retries: a storm fixed point exists above
+    q / ((1 + m)·calls per window) sessions — the result says "Unstable above N"."""
+    res = analyze(dag(window(10, "sliding_window"), pause={"think_time": {
+        "exponential": "120s"}}))
+    assert any(n.startswith("Unstable above") for n in res.notes)
+    wl = Workload.from_profile(dag(window(10, "sliding_window"), pause={"think_time": {
+        "exponential": "120s"}}))
+    cycle = cycle_time(wl).cycle_s
+    n_u = int(res.notes[0].split()[2].replace(",", ""))
+    assert n_u == math.ceil(83 / (3 * 5 * 10 / cycle))
+    fixed = analyze(dag(window(10), pause={"think_time": {"exponential": "120s"}}))
+    assert not fixed.notes
+
+
+@pytest.mark.parametrize("w", [1, 10])
+def test_small_simulation_brackets_the_analytic_ceiling(w: int) -> None:
+    """The engine's attempt share at the analytic N* is near the 1% target, and 15% more
+    sessions clearly miss it (8 replications × 1 simulated hour, a fixed seed)."""
+    prof = dag(window(w), pause={"think_time": {"exponential": "120s"}})
+    n = analyze(prof).burst_ceiling
+    at = simulate(prof, n, replications=8, horizon_s=3600.0, seed=11)
+    above = simulate(prof, int(n * 1.15) + 1, replications=8, horizon_s=3600.0, seed=11)
+    share = at.metrics["attempt_429_fraction"].mean
+    assert 0.004 <= share <= 0.015
+    assert above.metrics["attempt_429_fraction"].mean > 0.01
