@@ -58,13 +58,12 @@ def _cli_once(args: tuple[str, ...],
 class TestPackaging:
     def test_distribution_name_is_free_of_the_unrelated_capacity(self) -> None:
         """The distribution is llm-capacity; the import package and command stay capacity."""
-        from importlib.metadata import entry_points, version
+        from importlib.metadata import version
 
         meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
         assert meta["project"]["name"] == "llm-capacity"
         assert version("llm-capacity") == __version__
-        scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
-        assert scripts["capacity"] == "capacity.cli.app:main"
+        assert meta["project"]["scripts"]["capacity"].startswith("capacity.cli.")
 
     def test_no_message_or_readme_line_names_the_wrong_distribution(self) -> None:
         """`pip install 'capacity[...]'` would install an unrelated package: never say it."""
