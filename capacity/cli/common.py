@@ -22,7 +22,7 @@ from typer.core import TyperCommand
 
 from capacity.errors import CapacityError, ProfileError
 from capacity.profile.schema import Profile
-from capacity.render.format import ascii_fallback, safe
+from capacity.render.format import ascii_fallback, safe, use_ascii
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -47,6 +47,8 @@ def degrade_streams() -> None:
             reconfigure = getattr(stream, "reconfigure", None)
             if reconfigure is not None:
                 reconfigure(errors="capacity-ascii")
+            if stream is sys.stdout:
+                use_ascii(True)
 
 
 # -- errors ------------------------------------------------------------------------------

@@ -23,14 +23,27 @@ import re
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
+_ascii_only = False
+
+
+def use_ascii(on: bool) -> None:
+    """Write ASCII look-alikes of our glyphs (≤ → <=) in everything :func:`safe` passes,
+    before tables are laid out, so columns stay aligned on a terminal that cannot show
+    them."""
+    global _ascii_only
+    _ascii_only = on
+
+
 def safe(text: object) -> str:
     """``text`` with control characters shown as escapes (``\\x1b``, ``\\n``): one line,
     nothing a terminal would interpret. Rich markup is not escaped here: render user text
     as :class:`rich.text.Text` (or through :func:`rich.markup.escape`)."""
     s = str(text)
-    if not _CONTROL.search(s):
-        return s
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), s)
+    if _CONTROL.search(s):
+        s = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), s)
+    if _ascii_only and not s.isascii():
+        s = s.translate(_ASCII_TABLE)
+    return s
 
 
 def pct(x: float | None) -> str:
@@ -102,6 +115,9 @@ ASCII_GLYPHS: dict[str, str] = {
     "‘": "'", "’": "'", "“": '"', "”": '"', "θ": "theta", "λ": "lambda", "ρ": "rho",
     "•": "*", "⠋": "-", "━": "-", "│": "|", "─": "-",
 }
+
+
+_ASCII_TABLE = str.maketrans(ASCII_GLYPHS)
 
 
 def ascii_fallback(err: UnicodeError) -> tuple[str, int]:

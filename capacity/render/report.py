@@ -58,7 +58,7 @@ def _row(t: Table, *cells: object, style: str | None = None) -> None:
 
 
 def _legend(text: str) -> Text:
-    return Text(text, style="dim")
+    return cell(text, style="dim")
 
 
 def _enforcement(c: ConstraintResult) -> str:
