@@ -569,8 +569,14 @@ class TestUserText:
         assert proc.returncode == 0, proc.stderr.decode("ascii", "replace")
         text = proc.stdout.decode("ascii")  # raises if anything non-ASCII got through
         assert "?" not in text.replace("?)", "")  # known glyphs have look-alikes
-        table = [ln for ln in text.splitlines() if ln[:1] in "|+"]
-        assert len({len(ln) for ln in table}) <= 1, table  # columns stay aligned
+        blocks: list[list[str]] = [[]]
+        for ln in text.splitlines():
+            if ln[:1] in "|+":
+                blocks[-1].append(ln)
+            elif blocks[-1]:
+                blocks.append([])
+        for table in blocks:  # each table's lines have one length: columns stay aligned
+            assert len({len(ln) for ln in table}) <= 1, table
         if "--json" in args:
             utf8 = _cli(*args).stdout
             assert json.loads(text) == json.loads(utf8)
