@@ -608,3 +608,29 @@ def test_deep_nesting_through_the_console_entry_point(tmp_path: Path) -> None:
                          capture_output=True, text=True)
     assert out.returncode == 2, out.stderr[-500:]
     assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+
+
+README_COMMANDS = ("capacity ceiling ", "capacity sweep ", "capacity size ", "capacity compare ")
+
+
+def _readme_examples() -> list[tuple[str, str]]:
+    """(command, printed output) of the README's console examples of the table commands."""
+    out = []
+    for block in re.findall(r"```console\n(.*?)```", (ROOT / "README.md").read_text(), re.S):
+        for part in re.split(r"^\$ ", block, flags=re.M)[1:]:
+            lines = part.split("\n")
+            cmd, i = lines[0], 1
+            while cmd.endswith("\\"):
+                cmd, i = cmd[:-1] + " " + lines[i].strip(), i + 1
+            if cmd.startswith(README_COMMANDS) and "|" not in cmd and "bad.yaml" not in cmd:
+                out.append((cmd, "\n".join(lines[i:]).strip("\n")))
+    return out
+
+
+@pytest.mark.parametrize(("command", "printed"), _readme_examples(),
+                         ids=lambda v: v.split()[1] if v.startswith("capacity") else "")
+def test_readme_console_examples_reproduce(command: str, printed: str) -> None:
+    """Each README console example prints exactly what the README shows (80 columns)."""
+    out = _cli(*command.split()[1:])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip("\n") == printed
