@@ -200,7 +200,10 @@ class TestShippedProfiles:
         monkeypatch.chdir(tmp_path)
         result = runner.invoke(app, ["ceiling", "web-reserch"])
         assert result.exit_code == 2
-        assert result.stderr.count("\n") == 1 and "no such file" in result.stderr
+        assert result.stderr == ("error: web-reserch: no such file, nor a shipped profile "
+                                 "(did you mean 'web-research'?)\n")
+        path = runner.invoke(app, ["ceiling", "nowhere/web-research.yaml"])
+        assert path.stderr == "error: nowhere/web-research.yaml: no such file\n"
 
 
 # -- 6: validate ----------------------------------------------------------------------------

@@ -116,10 +116,30 @@ def load(paths: Sequence[Path | str], overrides: Sequence[str] | None) -> Profil
     from capacity.profile.loader import load_profile
 
     def go() -> Profile:
-        with _stdin_as_file(resolve_paths(paths)) as files:
-            return load_profile(files, list(overrides or ()))
+        try:
+            with _stdin_as_file(resolve_paths(paths)) as files:
+                return load_profile(files, list(overrides or ()))
+        except ProfileError as e:
+            if e.rule != "no such file" or e.line is not None or "/" in e.source \
+                    or "\\" in e.source:
+                raise  # a path, not a name: "no such file" says it all
+            raise ProfileError(f"no such file, nor a shipped profile{_shipped_hint(e.source)}",
+                               source=e.source) from None
 
     return _run(go)
+
+
+def _shipped_hint(name: str) -> str:
+    """``(did you mean 'web-research'?)`` for a near miss of a shipped name, else the list."""
+    import difflib
+
+    from capacity.profile.shipped import names
+
+    shipped = names()
+    close = difflib.get_close_matches(Path(name).name.removesuffix(".yaml"), shipped, n=1)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (shipped: {', '.join(shipped)}; see `capacity profiles`)" if shipped else ""
 
 
 _load = load  # the name other command modules import
