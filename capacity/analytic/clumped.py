@@ -19,6 +19,9 @@ from capacity.profile.schema import Profile
 # of calls is a sum whose spread dwarfs a step of q/2048 (the lattice adds at most h²/4 of
 # variance per call), and the Lindley iteration stays fast.
 _MAX_POINTS = 2048
+# With carried retries a ceiling of thousands of sessions is pinned to 0.2% (the simulated
+# search's tolerance), erring low; below 500 sessions it is exact.
+_REL_TOL = 0.002
 
 
 def timing_of(wl: Workload) -> TurnTiming:
@@ -79,7 +82,6 @@ class ClumpedWindow:
 
         up, _ = _largest_meeting(cheap(1.0), target, hi)
         up = min(hi, up + 1)
-        lo, _ = _largest_meeting(cheap(4.0), target, up)
         cache: dict[int, WindowStats] = {}
 
         def stats(n: int) -> WindowStats:
@@ -87,11 +89,30 @@ class ClumpedWindow:
                 cache[n] = self.stats(n)
             return cache[n]
 
-        if lo > 0 and stats(lo).loss_fraction > target:
-            return _largest_meeting(stats, target, lo)
         if stats(up).loss_fraction <= target:
             return up, stats(up)
-        while up - lo > 1:
+        # Near the ceiling the carried share is a steady multiple r of the retry-free
+        # ℓ(n)/(1+ℓ(n)): guess the boundary from r, re-measure r there, repeat (secant-
+        # like); each guess costs one Lindley solve, the cheap bisections none.
+        lo, x = 0, up
+        for _ in range(5):
+            ell = m.stop_loss_share(x)
+            cheap_x = ell / (1.0 + ell)
+            r = stats(x).loss_fraction / cheap_x if cheap_x > 0 else 4.0
+            guess, _ = _largest_meeting(cheap(max(r, 1.0)), target, up)
+            guess = max(guess, lo)
+            if guess >= 1 and stats(guess).loss_fraction <= target:
+                if guess + 1 >= up or stats(guess + 1).loss_fraction > target:
+                    return guess, stats(guess)
+                lo = x = guess + 1  # it passes too: the boundary is higher
+            else:
+                up = max(guess, 1)
+                x = up
+                if up <= 1:
+                    return _largest_meeting(stats, target, 1)
+            if lo > 0 and up - lo <= max(1, int(_REL_TOL * lo)):
+                return lo, stats(lo)
+        while up - lo > max(1, int(_REL_TOL * lo)):
             mid = (lo + up) // 2
             if stats(mid).loss_fraction <= target:
                 lo = mid

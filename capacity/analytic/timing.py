@@ -60,6 +60,8 @@ class TurnTiming:
     specs: tuple[CallSpec, ...]
     _runs: dict[float, tuple[NDArray[np.float64], NDArray[np.int64]]] = field(
         default_factory=dict, repr=False, compare=False)
+    _cross: dict[tuple[float, bytes, int], float] = field(
+        default_factory=dict, repr=False, compare=False)
 
     @property
     def n(self) -> int:
@@ -133,6 +135,13 @@ class TurnTiming:
         this is the part of one session's second moment of its window count that comes
         from two different turns of the same session landing in one window.
         """
+        key = (w, weight.tobytes(), max_lag)
+        hit = self._cross.get(key)
+        if hit is None:
+            hit = self._cross[key] = self._cross_uncached(w, weight, max_lag)
+        return hit
+
+    def _cross_uncached(self, w: float, weight: NDArray[np.float64], max_lag: int) -> float:
         t, c = self.times, self.calls
         n = self.n
         x = np.where(c >= 0, weight[np.maximum(c, 0)], 0.0)

@@ -97,6 +97,7 @@ class ClumpWindowModel:
     retry: RetryModel
     size_bias: float = 1.0             # κ: E[B] / E[B | rejected] (token charges)
     _cache: dict[int, Any] = field(default_factory=dict, repr=False)
+    _carry: dict[int, NDArray[np.float64]] = field(default_factory=dict, repr=False)
 
     # -- the compound sum ------------------------------------------------------------
 
@@ -116,17 +117,18 @@ class ClumpWindowModel:
     def _length(self, n: int, extra_mean_lat: float = 0.0) -> int:
         f = self.clump_pmf
         k = np.arange(f.size)
-        m1 = float(np.dot(k, f))
-        m2 = float(np.dot(k * k, f))
+        m1 = float(_dot(k, f))
+        m2 = float(_dot(k * k, f))
         mean = n * self.p_single * m1 + extra_mean_lat
         var = n * self.p_single * m2 + extra_mean_lat * max(1.0, float(self.call_pmf.size))
-        span = (mean + 14.0 * math.sqrt(max(var, 1e-12)) + f.size + math.ceil(self.q_lat)
+        # Room for the count's tail and the carried retries (below ~q once they drain).
+        span = (max(mean + 14.0 * math.sqrt(max(var, 1e-12)), 1.5 * self.q_lat) + f.size
                 + self.own_pmf.size + self.call_pmf.size + 16)
         return 1 << max(6, math.ceil(math.log2(span * 1.25)))
 
     def pmf(self, n: int, retry_calls: float = 0.0) -> NDArray[np.float64]:
         """pmf of the fresh (plus ``retry_calls`` Poisson retried) units in a window."""
-        extra = retry_calls * float(np.dot(np.arange(self.call_pmf.size), self.call_pmf))
+        extra = retry_calls * float(_dot(np.arange(self.call_pmf.size), self.call_pmf))
         L = min(self._length(n, extra), _MAX_FFT)
         log_s, ch = self._transforms(L)
         log_g = n * log_s
@@ -134,7 +136,8 @@ class ClumpWindowModel:
             log_g = log_g + retry_calls * (ch - 1.0)
         with np.errstate(under="ignore"):
             g = np.fft.irfft(np.exp(log_g), L)
-        out: NDArray[np.float64] = np.clip(g, 0.0, None)
+        # Flush round-off and subnormal values: later FFTs of subnormals are ~100× slower.
+        out: NDArray[np.float64] = np.where(g > 1e-250, g, 0.0)
         return out
 
     # -- the 429 share ---------------------------------------------------------------
@@ -166,19 +169,22 @@ class ClumpWindowModel:
             return {"attempt": share, "call": share, "failed": share, "exceed": exceed,
                     "retry_share": 0.0}
         if mean_s <= 0 or stop >= 0.5 * mean_s or mean_s >= q:
-            # Overloaded: the carried retries never drain (no stationary law); every
-            # window is full and all but q of its attempts are rejected.
-            share = min(1.0, max(stop / (mean_s + stop), 1.0 - q / max(mean_s, 1e-300)))
+            # Overloaded: the carried retries never drain (no stationary law). Fluid
+            # view: every window admits q of its A attempts, A = fresh·A(f) with each
+            # call tried until it succeeds or has made m + 1 attempts, f = 1 − q/A.
+            share = min(1.0, max(stop / (mean_s + stop),
+                                 _overload_share(mean_s, q, self.retry.max_retries)))
             return {"attempt": share, "call": min(1.0, stop / max(mean_s, 1e-300)),
                     "failed": share, "exceed": exceed, "retry_share": share}
-        carry, e_y = _lindley(g, q)
+        carry, e_y = _lindley(g, q, start=self._carry.get(g.size))
+        self._carry[g.size] = carry
         k = np.arange(carry.size)
         # Rejected units → rejected calls: the calls turned away are the larger ones.
         rej = kappa * e_y
         attempt = rej / (mean_s + rej) if mean_s + rej > 0 else 0.0
         call = min(1.0, rej / mean_s) if mean_s > 0 else 0.0
         # A carried retry is rejected again only when the carry alone overfills a window.
-        again = float(np.dot(np.maximum(k - q, 0.0), carry)) / e_y if e_y > 0 else 0.0
+        again = float(_dot(np.maximum(k - q, 0.0), carry)) / e_y if e_y > 0 else 0.0
         failed = call * again ** self.retry.max_retries
         return {"attempt": min(1.0, attempt), "call": call, "failed": failed,
                 "exceed": exceed, "retry_share": call}
@@ -191,7 +197,7 @@ class ClumpWindowModel:
         tail = np.concatenate([np.cumsum(g[::-1])[::-1], [0.0]])  # tail[s] = P(S ≥ s)
         q = math.floor(self.q_lat + 1e-9)
         idx = np.clip(q + 1 - np.arange(extra.size), 0, tail.size - 1)
-        return float(min(1.0, np.dot(extra, tail[idx])))
+        return float(min(1.0, _dot(extra, tail[idx])))
 
     def _retry_rejection(self, p: float) -> float:
         """Chance a retry is rejected again when a fresh attempt is rejected with ``p``.
@@ -239,7 +245,7 @@ class ClumpWindowModel:
         extra = np.convolve(self.own_pmf, self.call_pmf)
         tail = np.concatenate([np.cumsum(tot[::-1])[::-1], [0.0]])
         idx = np.clip(q + 1 - np.arange(extra.size), 0, tail.size - 1)
-        return float(min(1.0, np.dot(extra, tail[idx])))
+        return float(min(1.0, _dot(extra, tail[idx])))
 
     def _sliding(self, n: int) -> dict[str, float]:
         m = self.retry.max_retries
@@ -290,43 +296,69 @@ class ClumpWindowModel:
         return roots or [float(ps[-1])]
 
 
+def _dot(a: Any, b: Any) -> float:
+    """Inner product of two 1-D arrays without BLAS: on a busy machine BLAS threads can
+    spend milliseconds waiting for each other on a vector product of microseconds."""
+    return float(np.multiply(a, b).sum())
+
+
+def _overload_share(fresh: float, q: float, m: int) -> float:
+    """Rejected share f of attempts with ``f = 1 − q/(fresh·A(f))`` (0 when it fits)."""
+    if fresh <= q or fresh <= 0:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    for _ in range(60):
+        f = 0.5 * (lo + hi)
+        if 1.0 - q / (fresh * attempts_per_call(f, m)) > f:
+            lo = f
+        else:
+            hi = f
+    return 0.5 * (lo + hi)
+
+
 def _stop_loss(g: NDArray[np.float64], q: float, mean: float) -> float:
     """``E[(S − q)⁺]`` from ``g_0..`` (``q`` may be fractional): needs only ``s < q``."""
     top = math.ceil(q)
     s = np.arange(min(top, g.size), dtype=np.float64)
-    short = float(np.dot(q - s, g[: s.size]))
+    short = float(_dot(q - s, g[: s.size]))
     return max(0.0, mean - q + short)
 
 
 def _lindley(g: NDArray[np.float64], q: float, rtol: float = 1e-3,
-             max_iter: int = 60) -> tuple[NDArray[np.float64], float]:
+             max_iter: int = 60,
+             start: NDArray[np.float64] | None = None) -> tuple[NDArray[np.float64], float]:
     """Stationary law of ``Y' = (S + Y − q)⁺`` (``S ~ g``, ``q`` lattice units) and E[Y].
 
-    Iterated from ``Y = 0`` (each step is one more window of carried retries); E[Y]
-    grows geometrically towards its limit, which Aitken's Δ² extrapolates, so a few
-    steps suffice. The convolution is circular at the length of ``g``, whose tail beyond
-    it is negligible by construction.
+    Iterated from ``Y = 0`` (each step is one more window of carried retries), or from
+    ``start`` (the law at a nearby N: a warm start); E[Y] moves geometrically towards
+    its limit, which Aitken's Δ² extrapolates, so a few steps suffice. The convolution
+    is circular at the length of ``g``, whose tail beyond it is negligible by
+    construction.
     """
     qi = math.floor(q + 0.5)
     L = g.size
     gh = np.fft.rfft(g)
     k = np.arange(L - qi, dtype=np.float64)
-    y = np.zeros(L)
-    y[0] = 1.0
+    if start is not None and start.size == L:
+        y = start
+    else:
+        y = np.zeros(L)
+        y[0] = 1.0
     means: list[float] = []
     for _ in range(max_iter):
         z = np.fft.irfft(np.fft.rfft(y) * gh, L)
-        over = np.clip(z[qi:], 0.0, None)
+        over = np.where(z[qi:] > 1e-250, z[qi:], 0.0)
         y = np.zeros(L)
         y[: over.size] = over
         y[0] += max(0.0, 1.0 - float(over.sum()))
-        means.append(float(np.dot(k, over)))
+        means.append(float(_dot(k, over)))
         if len(means) >= 3:
             m0, m1, m2 = means[-3:]
             d1, d2 = m1 - m0, m2 - m1
-            limit = m2 - d2 * d2 / (d2 - d1) if d2 - d1 < 0 and d2 > 0 else m2
-            if abs(limit - m2) <= rtol * max(limit, 1e-300) or d2 <= rtol * m2:
-                return y, max(m2, limit)
+            same_sign = d1 * d2 > 0 and abs(d2) < abs(d1)
+            limit = m2 - d2 * d2 / (d2 - d1) if same_sign else m2
+            if abs(limit - m2) <= rtol * max(limit, 1e-300) or abs(d2) <= rtol * m2:
+                return y, max(limit, 0.0)
     return y, means[-1] if means else 0.0
 
 
@@ -355,7 +387,7 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
                          minlength=uniq.shape[0]).astype(np.float64)
     rel_means = means[relevant]
     units_sig = uniq @ rel_means
-    sampled = float(np.dot(length, units_sig))
+    sampled = float(_dot(length, units_sig))
     scale = units_per_turn * window_s / sampled if sampled > 0 else 0.0
     p_single = float(length.sum()) * scale / cycle_s
     # Clump law: Σ_sig weight · (⊛_k f_k^{*m_k}) on the lattice.
@@ -379,7 +411,7 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
         clump = np.clip(np.fft.irfft(acc, L)[:size], 0.0, None)
         clump[0] = 0.0
         clump /= clump.sum()
-    mu_lat = float(np.dot(np.arange(clump.size), clump))
+    mu_lat = float(_dot(np.arange(clump.size), clump))
     # Finite population: match the exact second moment of one session's window count.
     c2 = timing.cross_moment(window_s, means) * scale**2 / cycle_s if p_single > 0 else 0.0
     mu_units = mu_lat * h
@@ -391,7 +423,7 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
     for j, p in enumerate(rel_pmfs):
         call_pmf[: p.size] += launches[j] / launches.sum() * p
     kc = np.arange(call_pmf.size)
-    e_b = float(np.dot(kc, call_pmf))
+    e_b = float(_dot(kc, call_pmf))
     is_requests = all(p.size == 2 and p[0] == 0.0 for p in rel_pmfs)
     kappa = 1.0 if is_requests or e_b <= 0 else _size_bias(call_pmf)
     own = _own_prior(timing, relevant, rel_pmfs, window_s) if sliding else np.ones(1)
@@ -413,11 +445,11 @@ def _size_bias(call_pmf: NDArray[np.float64]) -> float:
     ``κ = E[B]·E[F_e(B)] / E[B·F_e(B)] ≤ 1`` converts rejected units into calls.
     """
     k = np.arange(call_pmf.size, dtype=np.float64)
-    e_b = float(np.dot(k, call_pmf))
+    e_b = float(_dot(k, call_pmf))
     surv = 1.0 - np.cumsum(call_pmf)  # P(B > x) at lattice points
     f_e = np.concatenate([[0.0], np.cumsum(surv)[:-1]]) / e_b  # F_e(b), b = 0, 1, …
-    num = float(np.dot(call_pmf, f_e))
-    den = float(np.dot(call_pmf, k * f_e))
+    num = float(_dot(call_pmf, f_e))
+    den = float(_dot(call_pmf, k * f_e))
     return min(1.0, e_b * num / den) if den > 0 else 1.0
 
 
@@ -431,7 +463,7 @@ def _own_prior(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.fl
     t, c = timing.times, timing.calls
     slot = {k: j for j, k in enumerate(relevant)}
     rel = np.isin(c, relevant)
-    mean_charge = np.array([float(np.dot(np.arange(p.size), p)) for p in pmfs])
+    mean_charge = np.array([float(_dot(np.arange(p.size), p)) for p in pmfs])
     x = np.zeros(c.shape)
     for k, j in slot.items():
         x[c == k] = mean_charge[j]

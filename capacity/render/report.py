@@ -116,13 +116,13 @@ def ceiling_renderable(r: CeilingResult, verbose: bool = False) -> Group:
             else "time the bucket runs dry (an upper bound)")
     if b is not None:
         parts.append(cell(f"At {b.sessions:,} sessions on {r.binding.name}: "
-                       f"{pct(b.loss_fraction)} of calls answered 429, "
+                       f"{pct(b.loss_fraction)} of attempts answered 429, "
                        f"{pct(b.window_exceedance)} of {over}."))
     if r.sessions is not None:
         at_n = [c for c in r.constraints if c.at_sessions is not None]
         text = "; ".join(
             f"{c.name} {util(c.utilisation_at_sessions)} used, "
-            f"{pct(c.at_sessions.loss_fraction)} of calls answered 429"  # type: ignore[union-attr]
+            f"{pct(c.at_sessions.loss_fraction)} of attempts answered 429"  # type: ignore[union-attr]
             for c in at_n)
         parts.append(cell(f"At {r.sessions:,} sessions: {text}."))
     s = r.sensitivity
@@ -158,7 +158,7 @@ def _summary(r: CeilingResult) -> str:
         text += ("not even one session fits: a single launch exceeds the allowance."
                  if b.one_event_exceeds else "not even one session meets the target.")
     elif mean_n is not None and r.burst_ceiling < mean_n:
-        text += (f"with bursts it carries {r.burst_ceiling:,} at ≤{target} of calls answered "
+        text += (f"with bursts it carries {r.burst_ceiling:,} at ≤{target} of attempts answered "
                  f"429 ({fewer(r.burst_ceiling, mean_n)}).")
     else:
         text += (f"bursts cost nothing here ({r.burst_ceiling:,} at ≤{target} 429s): the mean "
@@ -336,13 +336,13 @@ def sweep_renderable(r: Any, verbose: bool = False) -> Group:
         mark = "◀" if row.sessions == sp else ("" if row.meets_targets else "✗")
         _row(t, *cells, mark, style="bold" if row.sessions == sp else None)
     if sim:
-        legend = [_legend("429 model: calls answered 429, burst-aware model; 429 sim: "
-                          "attempts, simulated;"),
+        legend = [_legend("429 model: attempts answered 429, burst-aware model; 429 sim: "
+                          "simulated;"),
                   _legend("failed: calls failed after retries; calls/min: answered calls; "
                           "util: quota used.")]
     else:
-        legend = [_legend("429 model: calls answered 429, burst-aware model; util: binding "
-                          "quota used.")]
+        legend = [_legend("429 model: attempts answered 429, burst-aware model; util: "
+                          "binding quota used.")]
     legend.append(_legend("◀ saturation point on this grid; ✗ misses a target."))
     by = "simulated means" if sim else "analytic model"
     note = (f"Saturation point on this grid: {sp:,} sessions ({by})." if sp is not None
