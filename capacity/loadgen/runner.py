@@ -145,7 +145,8 @@ def _measure_sharded(profile: Profile, dcfg: DriverConfig, ids: list[int], proce
     # Sessions k ≡ i (mod P) in process i; all share model time 0 (one wall-clock epoch,
     # a little ahead so every process is up before it).
     shards = [ids[i::processes] for i in range(processes) if ids[i::processes]]
-    epoch = time.time() + 1.0
+    # The official SDKs take seconds to import in a fresh process: start later with them.
+    epoch = time.time() + (1.0 if client == "raw" else 6.0)
     rec = Recorder()
     interrupted = False
     errors: list[str] = []
