@@ -37,7 +37,7 @@ def test_loadtest_log_round_trips_through_fit(tmp_path: Path, mock: ServerThread
     url = mock.url
     r = subprocess.run(
         [sys.executable, "-m", "capacity", "loadtest", str(prof), "--target", url,
-         "--sessions", "2,6", "--time-scale", str(K), "--duration", "300s", "--warmup", "20s",
+         "--sessions", "3,6", "--time-scale", str(K), "--duration", "200s", "--warmup", "10s",
          "--seed", "4", "--no-predict", "--json", "--log", str(log)],
         capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr
@@ -45,7 +45,7 @@ def test_loadtest_log_round_trips_through_fit(tmp_path: Path, mock: ServerThread
     with log.open() as fh:
         calls = [rec for _, rec in iter_request_log(fh)]
     # One line per call of every ended turn, of both N (sessions kept apart).
-    assert {c.session.split("-")[0] for c in calls} == {"N2", "N6"}
+    assert {c.session.split("-")[0] for c in calls} == {"N3", "N6"}
     measured_calls = sum(p["measured"]["counts"]["calls"] for p in data["points"])
     assert len(calls) >= measured_calls
     ok = [c for c in calls if c.ok]
