@@ -7,9 +7,9 @@ Run from the repository root::
 
 What it prints
 --------------
-1. Cross-check: the same scenario simulated by ``capacity.sim.engine`` (numba event engine,
+1. Cross-check: the same scenario simulated by ``capacity.sim.engine`` (compiled event engine,
    counter-based random streams) and by the SimPy model below (one process per session,
-   ``env.all_of`` for fan-out, the readable :class:`capacity.limits.ProviderLimiter` as a
+   ``env.all_of`` for fan-out, the readable :class:`capacity.limits.Limiter` as a
    shared object that rejects, numpy ``Generator`` streams per session). The two use
    different random numbers, so they should agree within their confidence intervals.
 2. Speed: wall time of both engines on one core, the ratio, and simulated call attempts
@@ -43,13 +43,9 @@ import simpy
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from capacity.limits.meters import (  # noqa: E402
-    LimiterArrays,
-    ProviderLimiter,
-    charge_coefficients,
-    limit_slots,
-)
+from capacity.limits.limiter import Limiter as ProviderLimiter  # noqa: E402
 from capacity.model.dist import Distribution  # noqa: E402
+from capacity.model.quota import charge_coefficients, limit_slots  # noqa: E402
 from capacity.profile.loader import load_profile  # noqa: E402
 from capacity.profile.schema import (  # noqa: E402
     Block,
@@ -68,6 +64,7 @@ from capacity.sim.engine import (  # noqa: E402
     default_warmup,
     simulate,
 )
+from capacity.sim.kernels import LimiterArrays  # noqa: E402
 
 # ---------------------------------------------------------------------------------------
 # The SimPy model
@@ -335,7 +332,7 @@ def cross_check(profile: Profile, sessions: int, args: argparse.Namespace) -> No
 
 
 def timings(profile: Profile, args: argparse.Namespace) -> None:
-    print("\n## Timings on profiles/web-research.yaml (warm numba cache)")
+    print("\n## Timings on profiles/web-research.yaml")
     workers = os.cpu_count() or 1
     for n in (43, 75):
         best = math.inf
@@ -378,10 +375,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=20240501)
     args = ap.parse_args()
     web = load_profile(ROOT / "profiles" / "web-research.yaml")
-    # Warm the numba cache (first call of a fresh checkout compiles for ~20 s).
-    simulate(web, 5, replications=2, horizon_s=60.0, seed=0)
-    print(f"# Monte Carlo engine benchmark ({os.cpu_count()} CPUs, numba "
-          f"{__import__('numba').__version__}, SimPy {simpy.__version__})")
+    print(f"# Monte Carlo engine benchmark ({os.cpu_count()} CPUs, compiled C engine, "
+          f"SimPy {simpy.__version__})")
     for case in args.cases:
         name, _, n = case.partition(":")
         profile = load_profile(ROOT / "profiles" / f"{name}.yaml")
