@@ -71,7 +71,10 @@ def serve_command(
     request is admitted or refused (429 with retry-after and rate-limit headers) by the
     simulator's own limiter, with the profile's latency.
     """
+    from rich.markup import escape
+
     from capacity.cli.app import _fail, _load, err_console
+    from capacity.render.format import safe
 
     try:
         from capacity.serve import MockServer, ServeOptions
@@ -126,7 +129,9 @@ def serve_command(
         out.write("Ctrl-C to stop\n")
         out.flush()
         if not _is_loopback(host):
-            err_console.print(f"[bold yellow]warning:[/] bound to {host}, reachable from "
+            # The address is the user's text: shown literally, never as markup.
+            shown = escape(safe(host))
+            err_console.print(f"[bold yellow]warning:[/] bound to {shown}, reachable from "
                               "other machines; the mock has no authentication",
                               soft_wrap=True)
 
