@@ -553,8 +553,9 @@ class TestTheoryExample:
                 pmfs.append(np.convolve(pmfs[-1], session))
         n_loss = largest(range(1, 251), lambda n: stop_loss_fraction(pmfs[n], q) <= 0.01)
         prof = theory_profile(fixed_window(w))
+        # No retries, and a failed call does not abort its turn: the load is unthinned.
         prof = prof.model_copy(update={"retry": prof.retry.model_copy(
-            update={"max_retries": 0})})
+            update={"max_retries": 0, "on_exhausted": "continue"})})
         res = analyze(prof)
         assert res.burst_ceiling == n_loss
         assert res.burst_ceiling < THEORY_MEAN

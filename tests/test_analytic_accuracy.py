@@ -132,7 +132,7 @@ def test_lindley_against_a_markov_chain() -> None:
     exact = float(np.dot(np.arange(size), pi))
     padded = np.zeros(256)
     padded[: g.size] = g
-    _, e_y = _lindley(padded, float(q), rtol=1e-9, max_iter=5000)
+    _, e_y = _lindley(padded, float(q), windows=5000, rtol=1e-12)
     assert e_y == pytest.approx(exact, rel=1e-4)
 
 

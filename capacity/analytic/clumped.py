@@ -39,7 +39,8 @@ def retry_model(profile: Profile, c: Constraint) -> _window.RetryModel:
     honour = r.honour_retry_after and (c.enforcement == "token_bucket"
                                        or c.window_s <= r.max_retry_after)
     return _window.RetryModel(r.max_retries, honour,
-                              bool(quota.rejected_count) and c.unit == "requests")
+                              bool(quota.rejected_count) and c.unit == "requests",
+                              r.on_exhausted == "abort_turn")
 
 
 @dataclass

@@ -40,7 +40,16 @@ The 429 share of attempts — sliding windows (a scan statistic)
     ``(A(p) − 1)`` attempts per call (``A(p) = (1 − p^{m+1})/(1 − p)``, at most ``m``
     retries), a Poisson orbit stream (theory.md §3); ``p`` is the least fixed point of
     ``p = H(p)``, and the fixed point is checked for uniqueness on a grid of ``p``:
-    several roots mean a retry storm can sustain itself (metastable).
+    several roots mean a retry storm can sustain itself (metastable). When rejections
+    are counted and retry-afters honoured every retry meets a full log again; above
+    ``N_u = q/((1 + m)·calls per window)`` a burst that fills the log starts a storm
+    that feeds itself, and the share adds the storms (:meth:`ClumpWindowModel._storms`:
+    Alm's declumped up-crossing rate times the calls a storm turns away).
+
+Aborted turns
+    Without retries a rejected call fails and (``abort_turn``) its turn launches nothing
+    more; the load thins to the launches still made, a fixed point in the failure share
+    (:meth:`ClumpWindowModel.made_fraction`).
 """
 
 from __future__ import annotations
@@ -65,6 +74,7 @@ class RetryModel:
     max_retries: int
     honour_retry_after: bool
     counts_rejected: bool = False
+    abort_turn: bool = True
 
     @property
     def retries(self) -> bool:
@@ -96,8 +106,13 @@ class ClumpWindowModel:
     calls_per_window: float            # fresh calls per session and window
     retry: RetryModel
     size_bias: float = 1.0             # κ: E[B] / E[B | rejected] (token charges)
+    prior_hist: NDArray[np.float64] = field(  # weight of each pattern of earlier launches
+        default_factory=lambda: np.ones(1))
+    prior_counts: NDArray[np.float64] = field(  # pattern × call: earlier launches
+        default_factory=lambda: np.zeros((1, 1)))
+    fail_odds: NDArray[np.float64] = field(  # call: relative failure odds
+        default_factory=lambda: np.zeros(1))
     _cache: dict[int, Any] = field(default_factory=dict, repr=False)
-    _carry: dict[int, NDArray[np.float64]] = field(default_factory=dict, repr=False)
 
     # -- the compound sum ------------------------------------------------------------
 
@@ -143,10 +158,33 @@ class ClumpWindowModel:
     # -- the 429 share ---------------------------------------------------------------
 
     def attempt_share(self, n: int) -> dict[str, float]:
-        """429 share of attempts and of calls, failures, window exceedance, at ``n``."""
-        if self.sliding:
-            return self._sliding(n)
-        return self._fixed(n)
+        """429 share of attempts and of calls, failures, window exceedance, at ``n``.
+
+        Without retries a rejected call fails, and with ``abort_turn`` its turn launches
+        nothing more: the load thins to ``made(p)`` of the launches (each launch is made
+        only if no earlier launch of its turn failed), a fixed point in ``p``.
+        """
+        share = self._sliding if self.sliding else self._fixed
+        out = share(n)
+        if self.retry.retries or not self.retry.abort_turn or self.prior_hist.size < 2:
+            return out
+        made = 1.0
+        for _ in range(6):
+            new = self.made_fraction(out["failed"])
+            if abs(new - made) < 1e-4:
+                break
+            made = new
+            out = share(n * made)  # type: ignore[arg-type]
+        return out
+
+    def made_fraction(self, p_fail: float) -> float:
+        """Share of launches still made when calls fail (``p_fail`` on average) and a
+        failure aborts the rest of its turn: ``E[Π_earlier (1 − p·w_k)]`` over launches,
+        ``w_k`` the relative failure odds of call ``k`` (larger token charges fail more
+        often, see :func:`_size_bias`)."""
+        p = min(max(p_fail, 0.0), 1.0)
+        base = np.clip(1.0 - p * self.fail_odds, 0.0, 1.0)
+        return _dot(self.prior_hist, np.prod(base[None, :] ** self.prior_counts, axis=1))
 
     def stop_loss_share(self, n: int) -> float:
         """The no-retry 429 share ``κ·E[(S − q)⁺]/E[S]`` (fixed windows): a retry-free
@@ -168,7 +206,7 @@ class ClumpWindowModel:
             share = min(1.0, kappa * stop / mean_s) if mean_s > 0 else 0.0
             return {"attempt": share, "call": share, "failed": share, "exceed": exceed,
                     "retry_share": 0.0}
-        if mean_s <= 0 or stop >= 0.5 * mean_s or mean_s >= q:
+        if mean_s <= 0 or stop >= 0.5 * mean_s:
             # Overloaded: the carried retries never drain (no stationary law). Fluid
             # view: every window admits q of its A attempts, A = fresh·A(f) with each
             # call tried until it succeeds or has made m + 1 attempts, f = 1 − q/A.
@@ -176,8 +214,7 @@ class ClumpWindowModel:
                                  _overload_share(mean_s, q, self.retry.max_retries)))
             return {"attempt": share, "call": min(1.0, stop / max(mean_s, 1e-300)),
                     "failed": share, "exceed": exceed, "retry_share": share}
-        carry, e_y = _lindley(g, q, start=self._carry.get(g.size))
-        self._carry[g.size] = carry
+        carry, e_y = _lindley(g, q, windows=10 * (self.retry.max_retries + 1))
         k = np.arange(carry.size)
         # Rejected units → rejected calls: the calls turned away are the larger ones.
         rej = kappa * e_y
@@ -259,8 +296,51 @@ class ClumpWindowModel:
                 p = new
         per, pr = self._retries_per_call(p)
         attempt = (p + per * pr) / (1.0 + per)
-        return {"attempt": min(1.0, attempt), "call": p, "failed": p * pr**m,
-                "exceed": self.exceedance(n), "retry_share": per}
+        out = {"attempt": min(1.0, attempt), "call": p, "failed": p * pr**m,
+               "exceed": self.exceedance(n), "retry_share": per}
+        if m > 0 and pr >= 1.0:
+            out = self._storms(n, out)
+        return out
+
+    def storm_threshold(self) -> float:
+        """Sessions above which a counted, retried sliding window sustains a retry storm:
+        all fresh calls turned away and each logged ``1 + m`` times fill the allowance,
+        ``(1 + m)·N·(calls per window) ≥ q``."""
+        m = self.retry.max_retries
+        per_session = (1 + m) * self.mean_units / self.h
+        return self.q_lat / per_session if per_session > 0 else math.inf
+
+    def _storms(self, n: int, healthy: dict[str, float]) -> dict[str, float]:
+        """Add the retry storms that bursts ignite (counted, retried sliding windows).
+
+        Ignition: the trailing count reaching the allowance, at the rate of arrivals
+        that find it one short, declumped as in Alm's scan-statistic approximation,
+        ``ι = (1 − λw/q)⁺·λ·P(count = q − 1)``. A storm then turns away every fresh
+        call, each logged ``1 + m`` times, and lasts until the sessions whose turns it
+        aborted bring the logged rate below the allowance: about ``N − N_u`` calls
+        (``N_u``: :meth:`storm_threshold`), i.e. ``(1 + m)(N − N_u)`` rejected attempts.
+        """
+        m = self.retry.max_retries
+        n_u = self.storm_threshold()
+        if n <= n_u:
+            return healthy
+        g = self.pmf(max(n - 1, 0))
+        palm = np.convolve(g, self.own_pmf)  # count an arriving call finds (itself out)
+        q = math.floor(self.q_lat + 1e-9)
+        at_edge = float(palm[q - 1]) if 0 < q <= palm.size else 0.0
+        lam_w = n * self.calls_per_window          # calls per window
+        lam = lam_w / self.window_s                # calls per second
+        ignition = max(0.0, 1.0 - lam_w / q) * lam * at_edge if q > 0 else 0.0
+        size = n - n_u
+        p = healthy["call"]
+        rejected = ignition * size * (1 + m) + lam * p * (1 + m)
+        attempts = lam * (1.0 + m * p) + ignition * size * m
+        share = min(1.0, rejected / attempts) if attempts > 0 else 0.0
+        out = dict(healthy)
+        out["attempt"] = max(healthy["attempt"], share)
+        out["call"] = min(1.0, max(p, (ignition * size + lam * p) / lam))
+        out["failed"] = out["call"]
+        return out
 
     def exceedance(self, n: int) -> float:
         """P(S > q) for the fresh count of a window placed at random (sliding windows:
@@ -324,42 +404,36 @@ def _stop_loss(g: NDArray[np.float64], q: float, mean: float) -> float:
     return max(0.0, mean - q + short)
 
 
-def _lindley(g: NDArray[np.float64], q: float, rtol: float = 1e-3,
-             max_iter: int = 60,
-             start: NDArray[np.float64] | None = None) -> tuple[NDArray[np.float64], float]:
-    """Stationary law of ``Y' = (S + Y − q)⁺`` (``S ~ g``, ``q`` lattice units) and E[Y].
+def _lindley(g: NDArray[np.float64], q: float, windows: int = 30,
+             rtol: float = 1e-5) -> tuple[NDArray[np.float64], float]:
+    """Law of the carried load after ``windows`` windows of ``Y' = (S + Y − q)⁺`` from
+    ``Y = 0`` (``S ~ g``, ``q`` lattice units), and its mean.
 
-    Iterated from ``Y = 0`` (each step is one more window of carried retries), or from
-    ``start`` (the law at a nearby N: a warm start); E[Y] moves geometrically towards
-    its limit, which Aitken's Δ² extrapolates, so a few steps suffice. The convolution
-    is circular at the length of ``g``, whose tail beyond it is negligible by
-    construction.
+    Iterated from empty, the carry grows towards the stationary law (reached within a few
+    windows below saturation, when the iteration stops early); a retried call is carried
+    at most ``max_retries`` windows, so at and above saturation the carry is bounded by
+    the window count instead (the callers pass ``10·(m + 1)``). The iterates grow with the
+    load, so the ceiling search sees a monotone curve. The convolution is circular at the
+    length of ``g``, whose tail beyond it is negligible by construction.
     """
     qi = math.floor(q + 0.5)
     L = g.size
     gh = np.fft.rfft(g)
     k = np.arange(L - qi, dtype=np.float64)
-    if start is not None and start.size == L:
-        y = start
-    else:
-        y = np.zeros(L)
-        y[0] = 1.0
-    means: list[float] = []
-    for _ in range(max_iter):
+    y = np.zeros(L)
+    y[0] = 1.0
+    mean = 0.0
+    for _ in range(windows):
         z = np.fft.irfft(np.fft.rfft(y) * gh, L)
         over = np.where(z[qi:] > 1e-250, z[qi:], 0.0)
         y = np.zeros(L)
         y[: over.size] = over
         y[0] += max(0.0, 1.0 - float(over.sum()))
-        means.append(float(_dot(k, over)))
-        if len(means) >= 3:
-            m0, m1, m2 = means[-3:]
-            d1, d2 = m1 - m0, m2 - m1
-            same_sign = d1 * d2 > 0 and abs(d2) < abs(d1)
-            limit = m2 - d2 * d2 / (d2 - d1) if same_sign else m2
-            if abs(limit - m2) <= rtol * max(limit, 1e-300) or abs(d2) <= rtol * m2:
-                return y, max(limit, 0.0)
-    return y, means[-1] if means else 0.0
+        new = _dot(k, over)
+        if new - mean <= rtol * new:
+            return y, new
+        mean = new
+    return y, mean
 
 
 def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float,
@@ -427,13 +501,18 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
     is_requests = all(p.size == 2 and p[0] == 0.0 for p in rel_pmfs)
     kappa = 1.0 if is_requests or e_b <= 0 else _size_bias(call_pmf)
     own = _own_prior(timing, relevant, rel_pmfs, window_s) if sliding else np.ones(1)
+    # Only a failure without retries aborts a turn often enough to thin the load.
+    hist, counts = (_prior_launches(timing, relevant)
+                    if retry.max_retries == 0 and retry.abort_turn
+                    else (np.ones(1), np.zeros((1, len(relevant)))))
     calls_per_turn = float(launches.sum()) / window_s * scale  # launches per turn
     return ClumpWindowModel(
         h=h, q_lat=q_lat, window_s=window_s, sliding=sliding, p_single=p_single,
         p_binomial=p_binomial, clump_pmf=clump, call_pmf=call_pmf, own_pmf=own,
         mean_units=units_per_turn * window_s / cycle_s,
         calls_per_window=calls_per_turn * window_s / cycle_s, retry=retry,
-        size_bias=kappa)
+        size_bias=kappa, prior_hist=hist, prior_counts=counts,
+        fail_odds=_fail_odds(rel_pmfs, call_pmf, launches, is_requests))
 
 
 def _size_bias(call_pmf: NDArray[np.float64]) -> float:
@@ -451,6 +530,51 @@ def _size_bias(call_pmf: NDArray[np.float64]) -> float:
     num = float(_dot(call_pmf, f_e))
     den = float(_dot(call_pmf, k * f_e))
     return min(1.0, e_b * num / den) if den > 0 else 1.0
+
+
+def _prior_launches(timing: TurnTiming, relevant: list[int]) -> tuple[
+        NDArray[np.float64], NDArray[np.float64]]:
+    """Patterns of earlier launches before a launch of one of the ``relevant`` calls.
+
+    Returns ``(weight, counts)``: ``counts[u, j]`` launches of ``relevant[j]`` strictly
+    before the launch (their failure would have aborted it), ``weight[u]`` the share of
+    relevant launches with that pattern.
+    """
+    t, c = timing.times, timing.calls
+    k = len(relevant)
+    if k == 0:
+        return np.ones(1), np.zeros((1, 1))
+    fin = np.isfinite(t)
+    earlier = (t[:, None, :] < t[:, :, None]) & fin[:, None, :]  # [turn, launch, before]
+    cols = [((c == spec)[:, None, :] & earlier).sum(axis=2) for spec in relevant]
+    per = np.stack(cols, axis=2)  # [turn, launch, relevant call]
+    sel = np.isin(c, relevant)
+    rows = per[sel]
+    if rows.size == 0:
+        return np.ones(1), np.zeros((1, k))
+    base = int(rows.max()) + 1
+    code = rows @ (base ** np.arange(k, dtype=np.int64))  # one integer per pattern
+    _, first, inv = np.unique(code, return_index=True, return_inverse=True)
+    uniq = rows[first]
+    weight = np.bincount(inv.ravel(), minlength=uniq.shape[0]).astype(np.float64)
+    return weight / weight.sum(), uniq.astype(np.float64)
+
+
+def _fail_odds(pmfs: list[NDArray[np.float64]], call_pmf: NDArray[np.float64],
+               launches: NDArray[np.float64], is_requests: bool) -> NDArray[np.float64]:
+    """Relative chance that each call fails (mean 1 over launches): 1 for requests; for
+    token charges ``E[F_e(B_k)]/E[F_e(B)]`` (the calls turned away are the larger ones)."""
+    if is_requests or not pmfs:
+        return np.ones(len(pmfs))
+    k = np.arange(call_pmf.size, dtype=np.float64)
+    e_b = _dot(k, call_pmf)
+    surv = 1.0 - np.cumsum(call_pmf)
+    f_e = np.concatenate([[0.0], np.cumsum(surv)[:-1]]) / e_b
+    odds = np.array([_dot(p, f_e[: p.size]) for p in pmfs])
+    w = launches / launches.sum()
+    mean = _dot(w, odds)
+    out: NDArray[np.float64] = odds / mean if mean > 0 else np.ones(len(pmfs))
+    return out
 
 
 def _own_prior(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.float64]],
