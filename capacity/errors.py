@@ -24,3 +24,32 @@ class ProfileError(CapacityError, ValueError):
             where = f"{where}:{line}" if where else f"line {line}"
         prefix = ": ".join(p for p in (where, path) if p)
         super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+_NO_VALUE = object()
+
+
+class ParameterError(CapacityError, ValueError):
+    """An argument out of its domain, named as the library's parameter (``sessions``,
+    ``replications``), never as a command-line flag; the CLI shows :meth:`as_option`.
+
+    Attributes
+    ----------
+    param : the parameter's name (underscores are dashes on the command line).
+    rule : what is wrong, in words.
+    value : the offending value, when there is one to show.
+    """
+
+    def __init__(self, param: str, rule: str, value: object = _NO_VALUE) -> None:
+        self.param = param
+        self.rule = rule
+        self.value = value
+        super().__init__(self._text(param))
+
+    def _text(self, name: str) -> str:
+        shown = name if self.value is _NO_VALUE else f"{name} {self.value!r}"
+        return f"{shown}: {self.rule}"
+
+    def as_option(self) -> str:
+        """The message as a command-line user reads it: ``--sessions '0:5': …``."""
+        return self._text("--" + self.param.replace("_", "-"))

@@ -207,3 +207,20 @@ def test_check_exit_codes_through_main(root: Path) -> None:
     ver = subprocess.run([sys.executable, "-m", "capacity", "--version"],
                          capture_output=True, text=True, cwd=root)
     assert ver.returncode == 0 and ver.stdout.startswith("capacity ")
+
+
+def test_library_errors_name_parameters_and_the_cli_names_flags() -> None:
+    """The library speaks of its parameters (``sessions``); the command line of the
+    options the user typed (``--sessions``) — one error line, exit 2."""
+    from typer.testing import CliRunner
+
+    from capacity.cli.app import app
+    from capacity.errors import ParameterError
+    from capacity.whatif.sweep import parse_sessions
+
+    with pytest.raises(ParameterError) as e:
+        parse_sessions("5:1")
+    assert str(e.value).startswith("sessions '5:1':") and "--" not in str(e.value)
+    res = CliRunner().invoke(app, ["sweep", "web-research", "--sessions", "5:1"])
+    assert res.exit_code == 2
+    assert res.stderr.strip() == "error: --sessions '5:1': need 1 ≤ start ≤ stop and step ≥ 1"

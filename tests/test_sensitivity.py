@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from capacity.cli.app import app
-from capacity.errors import CapacityError
+from capacity.errors import CapacityError, ParameterError
 from capacity.model.dist import Distribution
 from capacity.profile.loader import load_profile
 from capacity.profile.schema import Profile
@@ -229,9 +229,11 @@ def test_parse_vary(text: str, key: str, expected: Variation | None) -> None:
 @pytest.mark.parametrize("text", ["k", "=±1%", "k=", "k=20%", "k=±0%", "k=-100%",
                                   "k=±2parsecs", "k=±x%"])
 def test_parse_vary_rejects(text: str) -> None:
-    """Malformed --vary values are a user error naming the flag."""
-    with pytest.raises(CapacityError, match="--vary"):
+    """Malformed --vary values are a user error naming the parameter (the CLI shows it as
+    the flag)."""
+    with pytest.raises(ParameterError, match=r"^vary") as e:
         parse_vary(text)
+    assert e.value.param == "vary" and e.value.as_option().startswith("--vary ")
 
 
 def test_vary_names_an_unknown_key() -> None:
@@ -278,7 +280,7 @@ def test_cli_table_json_and_tornado(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "needle"), [
-    (["--vary", "nope=±10%"], "--vary nope"),
+    (["--vary", "nope=±10%"], "--vary 'nope'"),
     (["--vary", "k=lots"], "--vary"),
     (["--plot", "x.gif"], "--plot"),
     (["--set", "quotas.deployment.rpm=0"], "quotas.deployment.rpm"),

@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperCommand
 
-from capacity.errors import CapacityError, ProfileError
+from capacity.errors import CapacityError, ParameterError, ProfileError
 from capacity.profile.schema import Profile
 from capacity.render.format import ascii_fallback, safe, use_ascii
 
@@ -67,6 +67,8 @@ def _run(fn: Callable[[], T]) -> T:
     """Run a command body, turning user errors into one line on stderr and exit 2."""
     try:
         return fn()
+    except ParameterError as e:  # the library names parameters; the user typed options
+        raise _fail(e.as_option()) from None
     except CapacityError as e:
         raise _fail(str(e)) from None
 

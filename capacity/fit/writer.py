@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from capacity.errors import CapacityError
+from capacity.errors import CapacityError, ParameterError
 from capacity.model.dist import Distribution
 from capacity.profile.loader import load_profile, profile_from_dict
 
@@ -204,9 +204,10 @@ def _quotas(o: _Out, ref: dict[str, Any], models: list[str], quota_from: Path | 
             quotas[qname] = {**q, "models": keep}
             uncovered -= set(keep)
     if not quotas:
-        raise CapacityError(
-            f"--quota-from {quota_from}: none of its quotas covers a model in the traces "
-            f"({', '.join(models)}); name the traced models in its quotas' models lists")
+        raise ParameterError(
+            "quota_from", f"none of its quotas covers a model in the traces "
+            f"({', '.join(models)}); name the traced models in its quotas' models lists",
+            str(quota_from))
     o.comment(0, f"quotas: copied from {quota_from} (models lists cut to the traced models)")
     o.lines += yaml.safe_dump({"quotas": quotas}, sort_keys=False,
                               default_flow_style=None).rstrip().splitlines()

@@ -23,7 +23,7 @@ from capacity.analytic.model import (
     constraint_model,
     cycle_time,
 )
-from capacity.errors import CapacityError
+from capacity.errors import CapacityError, ParameterError
 from capacity.jsonsafe import clean as _clean
 from capacity.model.workload import Constraint, Workload
 from capacity.profile.schema import Profile
@@ -49,12 +49,13 @@ class SimSettings:
 
     def __post_init__(self) -> None:
         if self.replications < 2:
-            raise CapacityError(f"--replications must be ≥ 2 for a confidence interval, "
-                                f"got {self.replications}")
+            raise ParameterError("replications", "must be ≥ 2 for a confidence interval",
+                                 self.replications)
         if not self.horizon_s > 0 or not math.isfinite(self.horizon_s):
-            raise CapacityError(f"--horizon must be a positive duration, got {self.horizon_s}")
+            raise ParameterError("horizon", "must be a positive duration (seconds)",
+                                 self.horizon_s)
         if self.seed < 0:
-            raise CapacityError(f"--seed must be ≥ 0, got {self.seed}")
+            raise ParameterError("seed", "must be ≥ 0", self.seed)
 
 
 def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None = None,

@@ -51,7 +51,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from capacity._version import __version__
-from capacity.errors import CapacityError, ProfileError
+from capacity.errors import CapacityError, ParameterError, ProfileError
 from capacity.jsonsafe import clean
 from capacity.model.dist import Distribution, format_duration, parse_duration
 from capacity.profile.schema import (
@@ -306,7 +306,7 @@ def resolve(profile: Profile, key: str) -> Parameter:
         elif isinstance(node, BaseModel) and part in type(node).model_fields:
             node = getattr(node, part)
         else:
-            raise CapacityError(f"--vary {key}: no such key in the profile")
+            raise ParameterError("vary", "no such key in the profile", key)
     if isinstance(node, LimitSpec):
         return Parameter(key, key, "quota", node.limit, "limit", key.rsplit(".", 1)[-1])
     if isinstance(node, Distribution):
@@ -314,8 +314,8 @@ def resolve(profile: Profile, key: str) -> Parameter:
                                   "count": "count", "number": "number"}
         return Parameter(key, key, "other", node, kinds[node.quantity])
     if isinstance(node, bool) or not isinstance(node, int | float):
-        raise CapacityError(f"--vary {key}: not a number or a distribution "
-                            f"(got {type(node).__name__})")
+        raise ParameterError("vary", "not a number or a distribution "
+                             f"(got {type(node).__name__})", key)
     return Parameter(key, key, "other", node, "number", integer=isinstance(node, int))
 
 
@@ -363,29 +363,29 @@ def parse_vary(text: str) -> tuple[str, Variation | None]:
     key, sep, spec = text.partition("=")
     key, spec = key.strip(), spec.strip()
     if not sep or not key or not spec:
-        raise CapacityError(f"--vary {text!r}: expected KEY=±P% (e.g. "
-                            "quotas.deployment.rpm=±10%), KEY=±X or KEY=off")
+        raise ParameterError("vary", "expected KEY=±P% (e.g. quotas.deployment.rpm=±10%), "
+                             "KEY=±X or KEY=off", text)
     if spec.lower() == "off":
         return key, None
     m = _VARY.match(spec)
     if m is None:
-        raise CapacityError(f"--vary {text!r}: expected a change such as ±20%, +10%, "
-                            "-5%, ±1 or ±2s after '='")
+        raise ParameterError("vary", "expected a change such as ±20%, +10%, -5%, ±1 or ±2s "
+                             "after '='", text)
     sign, number, unit = m.groups()
     if unit == "%":
         mag, absolute = float(number) / 100.0, False
         if not 0 < mag < 1 and sign != "+":
-            raise CapacityError(f"--vary {text!r}: a relative change down must be "
-                                "between 0% and 100%")
+            raise ParameterError("vary", "a relative change down must be between 0% and 100%",
+                                 text)
     else:
         absolute = True
         try:
             mag = parse_duration(number + unit) if unit else float(number)
         except ValueError:
-            raise CapacityError(f"--vary {text!r}: unknown unit {unit!r} (use %, or ms, "
-                                "s, m, h for durations)") from None
+            raise ParameterError("vary", f"unknown unit {unit!r} (use %, or ms, s, m, h for "
+                                 "durations)", text) from None
     if not mag > 0 or not math.isfinite(mag):
-        raise CapacityError(f"--vary {text!r}: the change must be positive")
+        raise ParameterError("vary", "the change must be positive", text)
     if sign == "+":
         return key, Variation(None, mag, absolute)
     if sign == "-":
@@ -758,8 +758,8 @@ def plan(profile: Profile, vary: Sequence[str] = ()) -> list[tuple[Parameter, Va
         hits = [k for k in chosen if fnmatch.fnmatchcase(k, pattern)]
         if not hits:
             if any(c in pattern for c in "*?["):
-                raise CapacityError(f"--vary {text!r}: no parameter matches {pattern!r}; "
-                                    "run with --json to see every parameter's key")
+                raise ParameterError("vary", f"no parameter matches {pattern!r}; the JSON result "
+                                     "lists every parameter's key", text)
             p = resolve(profile, pattern)
             chosen[p.key] = (p, variation)
             continue
@@ -814,7 +814,7 @@ def sensitivity(load: LoadFn, *, vary: Sequence[str] = (), method: str = "analyt
     if method == "simulate" and sim is None:
         raise CapacityError("simulation settings (a seed) are required to simulate")
     if top < 1:
-        raise CapacityError(f"--top must be ≥ 1, got {top}")
+        raise ParameterError("top", "must be ≥ 1", top)
     profile = load([])
     chosen = plan(profile, vary)
     named = {k for text in vary for k, _ in [parse_vary(text)]}

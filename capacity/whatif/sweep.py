@@ -10,7 +10,7 @@ from typing import Any
 
 from capacity._version import __version__
 from capacity.analytic.model import _ceilings, _pick_binding, constraint_model, cycle_time
-from capacity.errors import CapacityError
+from capacity.errors import CapacityError, ParameterError
 from capacity.jsonsafe import clean as _clean
 from capacity.model.workload import Workload
 from capacity.profile.schema import Profile
@@ -25,19 +25,23 @@ def parse_sessions(text: str) -> list[int]:
     if m:
         start, stop, step = int(m.group(1)), int(m.group(2)), int(m.group(3) or 1)
         if start < 1 or stop < start or step < 1:
-            raise CapacityError(f"--sessions {text!r}: need 1 ≤ start ≤ stop and step ≥ 1")
-        values = list(range(start, stop + 1, step))
+            raise ParameterError("sessions", "need 1 ≤ start ≤ stop and step ≥ 1", text)
+        grid = range(start, stop + 1, step)
+        if len(grid) > MAX_POINTS:  # counted before the list is built: 1:1e9 is no list
+            raise ParameterError("sessions", f"{len(grid):,} points; at most {MAX_POINTS}",
+                                 text)
+        values = list(grid)
     else:
         try:
             values = sorted({int(v) for v in text.split(",") if v.strip()})
         except ValueError:
-            raise CapacityError(
-                f"--sessions {text!r}: expected start:stop[:step] or a list such as 10,20,50"
+            raise ParameterError(
+                "sessions", "expected start:stop[:step] or a list such as 10,20,50", text
             ) from None
         if not values or values[0] < 1:
-            raise CapacityError(f"--sessions {text!r}: session counts must be ≥ 1")
+            raise ParameterError("sessions", "session counts must be ≥ 1", text)
     if len(values) > MAX_POINTS:
-        raise CapacityError(f"--sessions {text!r}: {len(values)} points; at most {MAX_POINTS}")
+        raise ParameterError("sessions", f"{len(values)} points; at most {MAX_POINTS}", text)
     return values
 
 
