@@ -159,7 +159,8 @@ def stability_notes(wl: Workload, c: Constraint, cycle_s: float, ceiling: int) -
     return [f"Unstable above {n_u:,} sessions on {c.quota}.{c.dim}: with counted, retried "
             "rejections in a sliding window the retry fixed point has a second, storm "
             "solution there — a burst can start a retry storm that feeds itself (until "
-            "failed turns thin the load). The ceiling is the healthy state's."]
+            "failed turns thin the load). The burst-aware ceiling counts the storms bursts "
+            "start; a trigger from outside (an outage, a deploy) can start more."]
 
 
 def clumped_window_model(wl: Workload, c: Constraint, cycle_s: float) -> ClumpedWindow:

@@ -22,7 +22,8 @@ The 429 share of attempts — fixed windows
     retries and a honoured ``retry-after`` (the time to the next window start) every
     call rejected in one window is retried at the start of the next, ahead of its fresh
     calls, so the carried load ``Y`` follows the Lindley recursion
-    ``Y' = (S + Y − q)⁺`` (solved for its stationary law on the lattice); attempts
+    ``Y' = (S + Y − q)⁺`` (iterated on the lattice from empty for up to ``2·(m + 1)``
+    windows: the stationary law below saturation, a retry-bounded carry above); attempts
     answered 429 are ``E[Y]/(E[S] + E[Y])`` and calls that saw a 429 ``E[Y]/E[S]``
     (retries are first in line, so they rarely fail again; counted rejections change
     nothing in a window that is already full). Token charges: the call that crosses
@@ -214,7 +215,7 @@ class ClumpWindowModel:
                                  _overload_share(mean_s, q, self.retry.max_retries)))
             return {"attempt": share, "call": min(1.0, stop / max(mean_s, 1e-300)),
                     "failed": share, "exceed": exceed, "retry_share": share}
-        carry, e_y = _lindley(g, q, windows=10 * (self.retry.max_retries + 1))
+        carry, e_y = _lindley(g, q, windows=2 * (self.retry.max_retries + 1))
         k = np.arange(carry.size)
         # Rejected units → rejected calls: the calls turned away are the larger ones.
         rej = kappa * e_y
@@ -412,7 +413,7 @@ def _lindley(g: NDArray[np.float64], q: float, windows: int = 30,
     Iterated from empty, the carry grows towards the stationary law (reached within a few
     windows below saturation, when the iteration stops early); a retried call is carried
     at most ``max_retries`` windows, so at and above saturation the carry is bounded by
-    the window count instead (the callers pass ``10·(m + 1)``). The iterates grow with the
+    the window count instead (the callers pass ``2·(m + 1)``). The iterates grow with the
     load, so the ceiling search sees a monotone curve. The convolution is circular at the
     length of ``g``, whose tail beyond it is negligible by construction.
     """
