@@ -8,7 +8,15 @@ Mean-value
     ``N_mean = (Q/T) · C / v`` sessions. This is the napkin, made exact; it is necessary,
     never sufficient.
 
-Burst-aware, fixed windows (theory.md §2.1–2.2)
+Burst-aware, windows — what the ceiling uses
+    :mod:`capacity.analytic.window` (via :func:`constraint_model`): the window count
+    from the clumps a turn's launches form in one window (their offsets, sampled by
+    :mod:`capacity.analytic.timing`), a closed-loop second-moment correction, the
+    client's retries (carried to the next window for fixed windows; a retry fixed point,
+    storms and a metastability check for sliding ones) and the 429 share of *attempts*.
+
+Independent launch events (theory.md §2.1–2.2; :func:`window_model`, kept as the
+closed-form reference the tests check against)
     A turn is split into launch events (one per step launch; a fan-out is one event
     whose batch is all of its calls). Within a window of ``w`` seconds each session
     contributes the batch of event ``e`` with probability ``p_e = w · r_e / C`` (``r_e``:
@@ -26,8 +34,7 @@ Burst-aware, fixed windows (theory.md §2.1–2.2)
     * turn-level ``P(turn sees a 429) ≈ 1 - (1 - ℓ)^{v}``.
 
     Assumptions: stationary sessions with independent phases; events of one turn land in
-    different windows (if a turn's stages are closer than ``w`` the true count is a
-    little more clumped); no retries (they only add load).
+    different windows; no retries.
 
 Burst-aware, token bucket (theory.md §2.5)
     Lundberg/Cramér bound on the virtual-queue overflow of a bucket of depth ``b`` and
@@ -35,9 +42,8 @@ Burst-aware, token bucket (theory.md §2.5)
     ``θ* > 0`` solves ``λ (M_B(θ) - 1) = r θ`` [Asmussen & Albrecher 2010; Kelly 1996].
     The ceiling is the largest N with ``exp(-θ* b) ≤ ε``: slightly conservative.
 
-Sliding windows are evaluated as fixed windows of the same length (optimistic: a
-sliding counter also catches bursts that straddle a boundary); the Monte Carlo engine
-enforces them exactly.
+The accuracy of the ceiling against the simulated N* is measured by
+``benchmarks/analytic_accuracy.py`` (README, "The models").
 """
 
 from __future__ import annotations
