@@ -1,8 +1,15 @@
 /* capacity.sim._engine: the simulator's event loop, compiled when the package is built.
  *
- * Plain C with the CPython and numpy C APIs (no Cython, no numba): the module is built by
- * setuptools from this one file and needs only numpy's headers, so an install compiles
- * nothing at run time, writes no cache and works from a read-only location.
+ * Plain C with the CPython and numpy C APIs: the module is built by setuptools from this
+ * one file and needs only numpy's headers, so an install compiles nothing at run time,
+ * writes no cache and works from a read-only location. Why not numba (the engine before
+ * this one): a JIT compile of ~20 s CPU on the first run, a cache that must be writable
+ * and that misses edits in other files, 208 MB of numba + llvmlite, and reference-count
+ * workarounds written as LLVM intrinsics. Why not Cython: measured on the same sampler
+ * loops (benchmarks/bench_cython.py) it gives the same numbers at the same speed, but
+ * adds a code generator to the build (1.1 MB of generated C for a 40-line .pyx) while the
+ * loop itself touches no Python object; plain C keeps every floating-point operation in
+ * view, which the twin proof needs.
  *
  * Every rule here is a twin of a plain-Python definition, transcribed operation for
  * operation so that floating-point results are bit-identical (the build passes
@@ -11,21 +18,27 @@
  *   - the retry rule (EV_REJECT below) of capacity.model.retry.RetryPolicy;
  *   - the client pacer (dispatch below) of capacity.model.pacing.Pacer.
  * tests/test_twins.py replays the engine's attempt trace through those definitions and
- * checks every charge, decision, retry-after and wait for exact equality.
+ * checks every charge, decision, retry-after and wait for exact equality. The random
+ * streams (SplitMix64, counter-based: session k's turn j is a hash of (seed, k, j)) and
+ * the event order are those of the numba engine, whose results this one reproduces bit
+ * for bit (benchmarks/bench_engine.py checks it).
  *
  * Layout constants (column indices, codes) are the ones of capacity/sim/kernels.py;
  * `layout()` returns this file's values so kernels.py refuses a stale build.
  *
- * Event queue: a calendar queue (Brown 1988) of intrusive, time-sorted bucket lists over
- * per-owner event records (an owner has at most one pending event: a session its next
- * turn, a call its attempt / answer / retry, the pacer its wake-up), resized and re-timed
- * as it runs. Equal times leave in insertion order, which is exactly the (time, sequence)
- * order of a binary heap, so the choice of queue changes no result; `queue=1` selects the
- * binary heap (kept for the benchmark that compares them).
+ * Event queue: a calendar queue (Brown 1988): time-sorted bucket lists, threaded through
+ * the owners' records (an owner has at most one pending event: a session its next turn,
+ * a call its attempt / answer / retry, the pacer its wake-up), four buckets per pending
+ * event, each bucket holding the times of its ends and each record the time of its
+ * successor, so a push or a pop touches only the records it links. It is resized and
+ * re-timed as it runs. Equal times leave in insertion order, which is exactly the
+ * (time, sequence) order of a binary heap, so the choice of queue changes no result;
+ * `queue=1` selects the binary heap (kept for the benchmark that compares them: the
+ * calendar queue is 1.1-1.6x faster at 10 sessions and 2-3x at 10^5-10^6).
  *
- * Per-session state is one 40-byte record plus one event record; the instance nodes of a
- * turn live in a block taken from a pool when the turn starts and returned when it ends,
- * so memory grows with the turns in progress, not with N times the largest turn.
+ * Per-session state is one 64-byte record; the instance nodes of a turn live in a block
+ * taken from a pool when the turn starts and returned when it ends, so memory grows with
+ * the turns in progress, not with N times the largest turn.
  *
  * The GIL is released while a replication runs: threads run replications on separate
  * cores.
@@ -44,8 +57,11 @@
 #ifndef CQ_FRAC
 #define CQ_FRAC 16 /* the gap is measured over the earliest 1/CQ_FRAC of the records */
 #endif
+#ifndef CQ_ROOM
+#define CQ_ROOM 4 /* buckets per pending record (fewer records share a bucket: a push */
+#endif              /* rarely walks a list, and every record walked is a cache miss) */
 #ifndef CQ_WIDTH
-#define CQ_WIDTH 1.0 /* bucket width in mean gaps near the head (measured: 0.5-1 best) */
+#define CQ_WIDTH 0.25 /* bucket width in mean gaps between the earliest records */
 #endif
 
 #ifndef M_PI
@@ -372,10 +388,19 @@ static void lim_free(Lim *L) {
 /* A pending event, embedded in its owner's record (an owner has at most one). */
 typedef struct {
     double t;
-    int32_t next; /* next record in its bucket (-1: last); in the pacer's FIFO, the next
-                   * queued call (a queued call has no pending event) */
-    int32_t kind; /* EV_* */
+    double next_t; /* the time of the next record in its bucket (read without touching it) */
+    int32_t next;  /* next record in its bucket (-1: last); in the pacer's FIFO, the next
+                    * queued call (a queued call has no pending event) */
+    int32_t kind;  /* EV_* */
 } Ev;
+
+/* A calendar bucket: its list's ends and their times, so that pushes and pops touch the
+ * records they link, not their neighbours (at 10^5-10^6 sessions every record touched is
+ * a cache miss). */
+typedef struct {
+    double head_t, tail_t;
+    int32_t head, tail;
+} Bucket;
 
 typedef struct {
     Ev ev; /* its next turn */
@@ -402,8 +427,7 @@ typedef struct {
     Node *nodes;
     Ev pacer;
     int64_t n_sess;
-    int32_t *head;   /* per bucket: first (earliest) record, -1 if empty */
-    int32_t *tail;   /* per bucket: last record */
+    Bucket *bk;      /* head: first (earliest) record, -1 if empty; tail: last record */
     int64_t nb, mask, n, cur;
     double inv_w;
     /* self-tuning: cost of pops (empty buckets stepped) and pushes (records walked) */
@@ -428,35 +452,40 @@ static inline int64_t vbucket(const Queue *Q, double t) {
 
 static inline void cq_insert(Queue *Q, int32_t id) {
     Ev *e = EVAT(Q, id);
-    int64_t b = vbucket(Q, e->t) & Q->mask;
-    int32_t j = Q->head[b];
+    double t = e->t;
+    Bucket *B = Q->bk + (vbucket(Q, t) & Q->mask);
     e->next = -1;
-    if (j < 0) {
-        Q->head[b] = Q->tail[b] = id;
+    if (B->head < 0) {
+        B->head = B->tail = id;
+        B->head_t = B->tail_t = t;
         return;
     }
-    Ev *tl = EVAT(Q, Q->tail[b]);
-    if (tl->t <= e->t) { /* after every record due at or before t */
+    if (B->tail_t <= t) { /* after every record due at or before t */
+        Ev *tl = EVAT(Q, B->tail);
         tl->next = id;
-        Q->tail[b] = id;
+        tl->next_t = t;
+        B->tail = id;
+        B->tail_t = t;
         return;
     }
-    Ev *h = EVAT(Q, j);
-    if (e->t < h->t) {
-        e->next = j;
-        Q->head[b] = id;
+    if (t < B->head_t) {
+        e->next = B->head;
+        e->next_t = B->head_t;
+        B->head = id;
+        B->head_t = t;
         return;
     }
+    Ev *h = EVAT(Q, B->head);
     for (;;) { /* stop before the first record due strictly after t */
-        int32_t nx = h->next;
-        Ev *hn = EVAT(Q, nx);
         Q->walks++;
-        if (hn->t > e->t) {
-            e->next = nx;
+        if (h->next_t > t) {
+            e->next = h->next;
+            e->next_t = h->next_t;
             h->next = id;
+            h->next_t = t;
             return;
         }
-        h = hn;
+        h = EVAT(Q, h->next);
     }
 }
 
@@ -470,7 +499,7 @@ static int cmp_double(const void *a, const void *b) {
  * due at equal times must come in queue order: they are inserted in the order given. */
 static int cq_layout(Queue *Q, const int32_t *order, int64_t m) {
     int64_t nb = 16;
-    while (nb < m) nb *= 2;
+    while (nb < CQ_ROOM * m) nb *= 2;
     double *ts = malloc(sizeof(double) * (size_t)(m + 1));
     if (!ts) return -1;
     for (int64_t i = 0; i < m; i++) ts[i] = EVAT(Q, order[i])->t;
@@ -482,12 +511,10 @@ static int cq_layout(Queue *Q, const int32_t *order, int64_t m) {
         if (gap > 0.0 && isfinite(gap)) width = CQ_WIDTH * gap;
     }
     free(ts);
-    free(Q->head);
-    free(Q->tail);
-    Q->head = malloc(sizeof(int32_t) * (size_t)nb);
-    Q->tail = malloc(sizeof(int32_t) * (size_t)nb);
-    if (!Q->head || !Q->tail) return -1;
-    for (int64_t b = 0; b < nb; b++) Q->head[b] = -1;
+    free(Q->bk);
+    Q->bk = malloc(sizeof(Bucket) * (size_t)nb);
+    if (!Q->bk) return -1;
+    for (int64_t b = 0; b < nb; b++) Q->bk[b].head = -1;
     Q->nb = nb;
     Q->mask = nb - 1;
     Q->inv_w = 1.0 / width;
@@ -512,7 +539,7 @@ static int cq_rebuild(Queue *Q) {
      * times share a bucket, so equal times keep their order. */
     for (int64_t s = 0; s < Q->nb && m < n; s++) {
         int64_t b = (Q->cur + s) & Q->mask;
-        for (int32_t j = Q->head[b]; j >= 0; j = EVAT(Q, j)->next) order[m++] = j;
+        for (int32_t j = Q->bk[b].head; j >= 0; j = EVAT(Q, j)->next) order[m++] = j;
     }
     int rc = cq_layout(Q, order, m);
     free(order);
@@ -545,7 +572,7 @@ static inline void q_push(Queue *Q, int32_t id, double t, int kind) {
     Q->n++;
     Q->pushes++;
     cq_insert(Q, id);
-    if (Q->n > 2 * Q->nb) Q->check_at = 0; /* resize at the next pop */
+    if (CQ_ROOM * Q->n > 2 * Q->nb) Q->check_at = 0; /* resize at the next pop */
 }
 
 /* Pop the earliest event: its owner id (-1 if empty; -2 on out-of-memory). */
@@ -576,8 +603,8 @@ static inline int32_t q_pop(Queue *Q) {
          * pending times drifted from the width chosen), and resize when the count doubled
          * or fell to a quarter. */
         int64_t p = Q->pops ? Q->pops : 1, w = Q->pushes ? Q->pushes : 1;
-        if (Q->steps > 6 * p || Q->walks > 4 * w || Q->n > 2 * Q->nb ||
-            (Q->nb > 16 && 4 * Q->n < Q->nb)) {
+        if (Q->steps > 6 * CQ_ROOM * p || Q->walks > 4 * w || CQ_ROOM * Q->n > 2 * Q->nb ||
+            (Q->nb > 16 && 4 * CQ_ROOM * Q->n < Q->nb)) {
             if (cq_rebuild(Q) < 0) return -2;
         } else {
             Q->pops = Q->steps = Q->pushes = Q->walks = 0;
@@ -586,16 +613,12 @@ static inline int32_t q_pop(Queue *Q) {
     Q->pops++;
     for (;;) {
         for (int64_t s = 0; s < Q->nb; s++) {
-            int64_t b = Q->cur & Q->mask;
-            int32_t j = Q->head[b];
-            if (j < 0) {
-                Q->cur++;
-                Q->steps++;
-                continue;
-            }
-            Ev *e = EVAT(Q, j);
-            if (vbucket(Q, e->t) == Q->cur) {
-                Q->head[b] = e->next;
+            Bucket *B = Q->bk + (Q->cur & Q->mask);
+            if (B->head >= 0 && vbucket(Q, B->head_t) == Q->cur) {
+                int32_t j = B->head;
+                Ev *e = EVAT(Q, j);
+                B->head = e->next;
+                B->head_t = e->next_t;
                 Q->n--;
                 return j;
             }
@@ -604,11 +627,12 @@ static inline int32_t q_pop(Queue *Q) {
         }
         /* Nothing due within a whole turn of the calendar: jump to the earliest. */
         int64_t best = INT64_MAX;
-        for (int64_t b = 0; b < Q->nb; b++)
-            if (Q->head[b] >= 0) {
-                int64_t vb = vbucket(Q, EVAT(Q, Q->head[b])->t);
+        for (int64_t b = 0; b < Q->nb; b++) {
+            if (Q->bk[b].head >= 0) {
+                int64_t vb = vbucket(Q, Q->bk[b].head_t);
                 if (vb < best) best = vb;
             }
+        }
         Q->cur = best;
     }
 }
@@ -640,8 +664,7 @@ static int q_reserve(Queue *Q, Node *nodes, int64_t cap) {
 }
 
 static void q_free(Queue *Q) {
-    free(Q->head);
-    free(Q->tail);
+    free(Q->bk);
     free(Q->h);
     free(Q->hseq);
 }
