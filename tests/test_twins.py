@@ -17,7 +17,7 @@ from capacity.model.quota import Request
 from capacity.profile.loader import load_profile, profile_from_dict
 from capacity.profile.schema import Profile
 from capacity.sim.engine import AttemptTrace, trace_attempts
-from capacity.sim.kernels import T_ADMITTED, T_ATTEMPT, T_WAIT, WAIT_GAVE_UP
+from capacity.sim.kernels import T_ADMITTED, T_ATTEMPT, T_WAIT, WAIT_GAVE_UP, WAIT_NONE
 from capacity.sim.twins import replay
 
 from .conftest import ROOT
@@ -170,3 +170,8 @@ def test_constants_frozen_into_the_kernels_equal_the_pure_ones() -> None:
 
     assert kernels.MIN_WAIT == meters.MIN_WAIT
     assert kernels.WAKE_EPSILON_S == pacing.WAKE_EPSILON_S
+    # ... and so are the values compiled into the C engine (kernels refuses a stale build).
+    built = kernels.layout()
+    assert built["MIN_WAIT"] == meters.MIN_WAIT
+    assert built["WAKE_EPSILON_S"] == pacing.WAKE_EPSILON_S
+    assert (built["WAIT_NONE"], built["WAIT_GAVE_UP"]) == (WAIT_NONE, WAIT_GAVE_UP)
