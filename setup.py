@@ -21,8 +21,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 FLAGS = {
-    "unix": ["-O2", "-ffp-contract=off", "-fno-fast-math", "-fno-strict-aliasing"],
-    "mingw32": ["-O2", "-ffp-contract=off", "-fno-fast-math"],
+    "unix": ["-O3", "-ffp-contract=off", "-fno-fast-math", "-fno-strict-aliasing"],
+    "mingw32": ["-O3", "-ffp-contract=off", "-fno-fast-math"],
     "msvc": ["/O2", "/fp:precise"],
 }
 

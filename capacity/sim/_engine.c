@@ -127,7 +127,7 @@ typedef struct {
     const double *ccum;
 } Dists;
 
-static double draw(const Dists *D, int64_t d, uint64_t key, uint64_t pos) {
+static double draw_any(const Dists *D, int64_t d, uint64_t key, uint64_t pos) {
     const double *r = D->dpar + d * DP_NCOL;
     int k = (int)r[DP_KIND];
     double p0 = r[DP_P0];
@@ -145,6 +145,12 @@ static double draw(const Dists *D, int64_t d, uint64_t key, uint64_t pos) {
     for (int64_t i = 0; i < n; i++)
         if (u < D->ccum[o + i]) return D->cval[o + i];
     return D->cval[o + n - 1];
+}
+
+/* A draw: a fixed value (most token counts and latencies) without the call. */
+static inline double draw(const Dists *D, int64_t d, uint64_t key, uint64_t pos) {
+    const double *r = D->dpar + d * DP_NCOL;
+    return r[DP_KIND] == D_FIXED ? r[DP_P0] : draw_any(D, d, key, pos);
 }
 
 /* Equilibrium residual of distribution d: U times a length-biased draw (positions 0..2). */
