@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from capacity.model.dist import Distribution, Quantity
+from capacity.model.dist import MAX_SPREAD, Distribution, Quantity
 
 MIN_SAMPLES = 30
 """Below this many values a fit is reported as weak whatever its KS distance."""
@@ -193,7 +193,9 @@ def fit_continuous(x: NDArray[np.float64] | list[float], quantity: Quantity,
             mu, s = float(lx.mean()), float(lx.std())
             ll = (-n * (math.log(s) + 0.5 * math.log(2 * math.pi)) - float(lx.sum())
                   - 0.5 * n) if s > 0 else -math.inf
-        if s > 1e-9 and math.isfinite(ll):
+        # A spread beyond what a profile accepts (p95/median) is no candidate: the
+        # written profile must validate; another family or the empirical choice fits.
+        if s > 1e-9 and math.isfinite(ll) and _Z95 * s <= math.log(MAX_SPREAD[quantity]) - 0.01:
             cands["lognormal"] = (_lognormal(mu, s, quantity), ll, 2)
     aic = {f: 2 * k - 2 * ll for f, (_, ll, k) in cands.items()}
     xb = xs[below]

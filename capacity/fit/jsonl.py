@@ -42,6 +42,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from capacity.model.dist import MAX_TOKENS
+
 FORMAT_KEYS: tuple[str, ...] = (
     "session", "turn", "start", "end", "model", "input_tokens", "output_tokens",
     "cached_input_tokens", "max_tokens", "status", "retries", "name", "ttft",
@@ -51,6 +53,15 @@ REQUIRED_KEYS: tuple[str, ...] = FORMAT_KEYS[:7]
 # Unix seconds stay below this until the year 5138; a larger start is almost surely
 # milliseconds or nanoseconds, which would silently stretch every duration.
 _MAX_SECONDS = 1e11
+
+
+def loads(text: str) -> Any:
+    """``json.loads``, with nesting too deep for the parser's recursion reported as a
+    :class:`json.JSONDecodeError` (a malformed file, not a crash)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text, 0) from None
 
 
 class RequestLogError(ValueError):
@@ -159,6 +170,8 @@ def _count(d: dict[str, Any], key: str, default: int | None = None) -> int:
         v = int(v)
     if isinstance(v, bool) or not isinstance(v, int) or v < 0:
         raise RequestLogError(f"{key}: expected an integer ≥ 0, got {v!r}")
+    if key.endswith("tokens") and v > MAX_TOKENS:  # a profile could not hold it
+        raise RequestLogError(f"{key}: at most {MAX_TOKENS:,} tokens per call, got {v:,}")
     return v
 
 
@@ -215,7 +228,7 @@ def iter_request_log(fh: IO[str]) -> Iterator[tuple[int, CallRecord]]:
         if not line.strip():
             continue
         try:
-            raw = json.loads(line)
+            raw = loads(line)
         except json.JSONDecodeError as e:
             raise RequestLogError(f"malformed JSON ({e.msg} at column {e.colno})",
                                   lineno) from None

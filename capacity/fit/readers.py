@@ -46,8 +46,9 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from capacity.errors import CapacityError
+from capacity.model.dist import MAX_TOKENS
 
-from .jsonl import CallRecord, RequestLogError, iter_request_log
+from .jsonl import CallRecord, RequestLogError, iter_request_log, loads
 
 Format = Literal["otlp-json", "jsonl", "auto"]
 
@@ -167,11 +168,11 @@ def _iter_documents(fh: IO[str], name: str) -> Iterator[tuple[int, Any]]:
     if not first:
         return
     try:
-        obj = json.loads(first)
+        obj = loads(first)
     except json.JSONDecodeError:
         rest = first + fh.read()
         try:
-            yield 1, json.loads(rest)
+            yield 1, loads(rest)
         except json.JSONDecodeError as e:
             raise TraceError(f"{name}:{e.lineno}: malformed JSON ({e.msg} at column "
                              f"{e.colno})") from None
@@ -181,7 +182,7 @@ def _iter_documents(fh: IO[str], name: str) -> Iterator[tuple[int, Any]]:
         if not line.strip():
             continue
         try:
-            yield lineno, json.loads(line)
+            yield lineno, loads(line)
         except json.JSONDecodeError as e:
             raise TraceError(f"{name}:{lineno}: malformed JSON ({e.msg} at column "
                              f"{e.colno})") from None
@@ -203,20 +204,21 @@ def _any_value(v: Any) -> Any:
         if k in v:
             try:
                 return int(v[k])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 return None
     for k in ("doubleValue", "double_value"):
         if k in v:
             try:
                 return float(v[k])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 return None
     for k in ("boolValue", "bool_value"):
         if k in v:
             return bool(v[k])
     for k in ("arrayValue", "array_value"):
         if k in v:
-            return [_any_value(x) for x in (v[k] or {}).get("values", [])]
+            arr = v[k].get("values") if isinstance(v[k], dict) else None
+            return [_any_value(x) for x in arr] if isinstance(arr, list) else None
     return None
 
 
@@ -224,6 +226,8 @@ def _attrs(span: dict[str, Any]) -> dict[str, Any]:
     raw = span.get("attributes") or []
     if isinstance(raw, dict):  # some tools write a plain mapping
         return raw
+    if not isinstance(raw, list):
+        return {}
     out = {}
     for kv in raw:
         if isinstance(kv, dict) and "key" in kv:
@@ -235,7 +239,7 @@ def _nanos(span: dict[str, Any], camel: str, snake: str) -> float | None:
     v = _get(span, camel, snake)
     try:
         ns = int(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return ns / 1e9 if ns > 0 else None
 
@@ -263,7 +267,7 @@ def _token(attrs: dict[str, Any], keys: tuple[str, ...]) -> int | None:
         return None
     try:
         f = float(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return int(f) if math.isfinite(f) and f >= 0 else None
 
@@ -275,12 +279,30 @@ def _max_tokens(attrs: dict[str, Any]) -> int | None:
     params = attrs.get("llm.invocation_parameters")
     if isinstance(params, str):
         try:
-            p = json.loads(params)
+            p = loads(params)
         except json.JSONDecodeError:
             return None
         if isinstance(p, dict):
             return _token(p, ("max_tokens", "max_completion_tokens", "max_output_tokens"))
     return None
+
+
+def _object(v: Any, what: str, where: str) -> dict[str, Any]:
+    """``v`` when it is a JSON object ({} when absent); else one error naming ``what``."""
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise TraceError(f"{where}: {what} is not a JSON object (got {type(v).__name__})")
+    return v
+
+
+def _objects(v: Any, what: str, where: str) -> list[dict[str, Any]]:
+    """``v`` when it is a list of JSON objects ([] when absent); else one error."""
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise TraceError(f"{where}: {what} is not a JSON array (got {type(v).__name__})")
+    return [_object(x, f"an item of {what}", where) for x in v]
 
 
 def _read_otlp(fh: IO[str], name: str, out: ReadResult) -> None:
@@ -294,11 +316,12 @@ def _read_otlp(fh: IO[str], name: str, out: ReadResult) -> None:
         if rss is None:
             raise TraceError(f"{name}:{lineno}: not OTLP JSON: no resourceSpans "
                              "(use --format jsonl for request logs)")
-        for rs in rss or []:
-            rattrs = _attrs((rs or {}).get("resource") or {})
+        where = f"{name}:{lineno}"
+        for rs in _objects(rss, "resourceSpans", where):
+            rattrs = _attrs(_object(rs.get("resource"), "resource", where))
             rsession = _first(rattrs, _SESSION_KEYS)[1]
-            for ss in _get(rs or {}, "scopeSpans", "scope_spans") or []:
-                for span in (ss or {}).get("spans") or []:
+            for ss in _objects(_get(rs, "scopeSpans", "scope_spans"), "scopeSpans", where):
+                for span in _objects(ss.get("spans"), "spans", where):
                     _one_span(span, name, lineno, rsession, sessions, pending, out)
     for trace, rec in pending:
         session = sessions.get(trace)
@@ -351,7 +374,8 @@ def _one_span(span: Any, name: str, lineno: int, rsession: Any, sessions: dict[s
         raise TraceError(f"{where}: end time is before start time")
     _, model = _first(attrs, _MODEL_KEYS)
     inp, outp = _token(attrs, _INPUT_KEYS), _token(attrs, _OUTPUT_KEYS)
-    code = (span.get("status") or {}).get("code")
+    status_obj = span.get("status")
+    code = status_obj.get("code") if isinstance(status_obj, dict) else None
     status = 500 if code in (2, "2", "STATUS_CODE_ERROR") else 200
     if status == 200:
         missing = [keys[0] for keys, v in ((_MODEL_KEYS, model), (_INPUT_KEYS, inp),
@@ -365,6 +389,10 @@ def _one_span(span: Any, name: str, lineno: int, rsession: Any, sessions: dict[s
     if "429" in str(attrs.get("error.type", "")) or "RateLimit" in str(attrs.get("error.type",
                                                                               "")):
         status = 429
+    for what, v in (("input tokens", inp), ("output tokens", outp),
+                    ("max_tokens", _max_tokens(attrs))):
+        if v is not None and v > MAX_TOKENS:  # a profile could not hold it
+            raise TraceError(f"{where}: {what}: at most {MAX_TOKENS:,} per call, got {v:,}")
     out.clock(start, where)
     out.clock(end, where)
     cached = _token(attrs, _CACHED_KEYS) or 0

@@ -9,6 +9,7 @@ they are copied from ``--quota-from PROFILE`` or, for quotas, left as a marked p
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,7 @@ def _call(o: _Out, ind: int, c: CallFit, mt_default: dict[str, int],
     notes = []
     o.add(ind, f"name: {yaml.safe_dump(c.label, default_style=None).splitlines()[0]}",
           f"{c.calls:,} calls" + (f"; {c.note}" if c.note else ""))
-    o.add(ind, f"model: {c.model}")
+    o.add(ind, f"model: {_scalar(c.model)}")
     o.add(ind, f"input_tokens: {dist_yaml(c.input_tokens.dist)}", c.input_tokens.comment())
     if c.cached_input_fraction > 0:
         o.add(ind, f"cached_input_fraction: {c.cached_input_fraction:g}",
@@ -147,13 +148,13 @@ def render_profile(res: FitResult, *, name: str = "fitted", quota_from: Path | N
     """The commented YAML text of the fitted profile (validated; raises CapacityError)."""
     ref, mt_default, charging = _reference(quota_from)
     body = _Out()
-    body.add(0, f"name: {name}")
+    body.add(0, f"name: {_scalar(name)}")
     body.add(0, f"description: Fitted from {res.sessions:,} sessions, {res.turns:,} turns, "
              f"{res.calls:,} calls")
     body.lines.append("")
     body.add(0, "models:", "latency: ttft + output_tokens / tokens_per_second")
     for m in res.models.values():
-        body.add(2, f"{m.name}:")
+        body.add(2, f"{_scalar(m.name)}:")
         body.add(4, f"ttft: {dist_yaml(m.ttft.dist)}", m.ttft.comment())
         body.add(4, f"tokens_per_second: {_num(m.tokens_per_second, 4)}",
                  m.how + (f"; WEAK: {m.weak}" if m.weak else ""))
@@ -165,7 +166,7 @@ def render_profile(res: FitResult, *, name: str = "fitted", quota_from: Path | N
     body.add(2, f"{p.mode}: {dist_yaml(p.fit.dist)}", p.fit.comment())
     body.add(2, "turns:")
     for t in res.types:
-        body.add(4, f"{t.name}:")
+        body.add(4, f"{_scalar(t.name)}:")
         body.add(6, f"weight: {t.weight:.4g}", f"{t.turns:,} of {res.turns:,} turns"
                  + (f", {t.signatures} step sequences merged" if t.signatures > 1 else ""))
         body.add(6, "steps:")
@@ -180,9 +181,28 @@ def render_profile(res: FitResult, *, name: str = "fitted", quota_from: Path | N
     text = "\n".join(_header(res, name, quota_from, notes, sources) + body.lines) + "\n"
     try:
         profile_from_dict(yaml.safe_load(text))
-    except CapacityError as e:  # a bug in the writer, not in the traces
-        raise RuntimeError(f"the fitted profile does not validate: {e}\n{text}") from e
+    except CapacityError as e:  # a bug in the fitter or writer: one line, never a profile
+        raise CapacityError(f"the fitted profile does not validate ({e}); please report "
+                            "this with the trace file") from None
     return text
+
+
+def _scalar(text: str) -> str:
+    """``text`` as one YAML scalar: plain when it reads back as itself, else quoted (a
+    model or turn name from a trace such as ``a: b`` or ``x #y`` must not change the
+    profile's structure or be cut at a comment)."""
+    try:
+        float(text.replace("_", ""))
+        return json.dumps(text)  # a number to the profile loader (YAML 1.2: 1e5 too)
+    except ValueError:
+        pass
+    try:
+        plain = all(yaml.safe_load(doc) == want for doc, want in (
+            (f"k: {text}", {"k": text}), (f"k: [{text}]", {"k": [text]}),
+            (f"{text}: 1", {text: 1})))
+    except yaml.YAMLError:
+        plain = False
+    return text if text and plain else json.dumps(text)
 
 
 def _quotas(o: _Out, ref: dict[str, Any], models: list[str], quota_from: Path | None
@@ -192,7 +212,7 @@ def _quotas(o: _Out, ref: dict[str, Any], models: list[str], quota_from: Path | 
         o.comment(0, "with yours, or re-run with --quota-from PROFILE to copy them.")
         o.add(0, "quotas:")
         o.add(2, "placeholder:", "PLACEHOLDER")
-        o.add(4, f"models: [{', '.join(models)}]")
+        o.add(4, f"models: [{', '.join(map(_scalar, models))}]")
         o.add(4, f"rpm: {PLACEHOLDER_RPM}", "PLACEHOLDER: not from the traces")
         return [f"quotas are a PLACEHOLDER ({PLACEHOLDER_RPM} rpm): replace them or use "
                 "--quota-from"]
