@@ -69,11 +69,20 @@ def find(name: str) -> Shipped | None:
     return next((s for s in shipped() if s.name == stem), None)
 
 
+def _exists(text: str) -> bool:
+    """Whether a file of that name exists; a name the OS refuses (too long, a NUL byte)
+    does not — the loader then says why in one line."""
+    try:
+        return Path(text).exists()
+    except (OSError, ValueError):
+        return False
+
+
 def resolve(path: str | Path) -> str | Path:
     """``path`` itself when such a file exists (or it is ``-``), else the shipped file of
     that name; unchanged when neither exists (the loader then says "no such file")."""
     text = str(path)
-    if text == "-" or Path(text).exists() or "/" in text or "\\" in text:
+    if text == "-" or "/" in text or "\\" in text or _exists(text):
         return path
     found = find(text)
     if found is None:
