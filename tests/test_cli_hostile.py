@@ -318,6 +318,15 @@ def test_long_and_nul_file_names_are_one_line() -> None:
         assert r.code == 2
 
 
+def test_init_dash_writes_stdout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`init NAME -` prints the copy (it wrote a file named "-"), and it reads back."""
+    monkeypatch.chdir(tmp_path)
+    r = sane(run("init", "web-research", "-"))
+    assert not (tmp_path / "-").exists()
+    assert sane(run("validate", "-", stdin=r.stdout)).code == 0
+    assert sane(run("init", "nope", "-")).code == 2
+
+
 def test_sweep_grid_is_counted_before_it_is_built() -> None:
     """`--sessions 1:1000000000` was a MemoryError: the points are counted first."""
     r = sane(run("sweep", WEB, "--sessions", "1:1000000000", "--method", "analytic"))

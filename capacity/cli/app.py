@@ -421,9 +421,12 @@ def init_cmd(
         metavar="[PATH]", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Write a commented copy of a shipped profile to edit."""
-    from capacity.profile.shipped import copy_to
+    """Write a commented copy of a shipped profile to edit (PATH - : to stdout)."""
+    from capacity.profile.shipped import copy_to, text_of
 
+    if path is not None and str(path) == "-":  # as - reads stdin elsewhere; not a file "-"
+        sys.stdout.write(_run(lambda: text_of(name)))
+        return
     target = _run(lambda: copy_to(name, path or Path.cwd(), force=force))
     console.print(f"wrote {target}; try: capacity ceiling {target}", markup=False,
                   soft_wrap=True)

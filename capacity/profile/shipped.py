@@ -95,6 +95,14 @@ def names() -> list[str]:
     return [s.name for s in shipped()]
 
 
+def text_of(name: str) -> str:
+    """The commented text of the shipped ``name``; :class:`CapacityError` if unknown."""
+    found = find(name)
+    if found is None:
+        raise CapacityError(f"no shipped profile {name!r}; shipped: {', '.join(names())}")
+    return found.text()
+
+
 def copy_to(name: str, dest: Path, *, force: bool = False) -> Path:
     """Write the shipped ``name`` to ``dest`` (a file, or a directory to put NAME.yaml in).
 
