@@ -45,7 +45,12 @@ from capacity.profile.schema import (
 TIMING_SAMPLE_SIZE = 8192
 TIMING_SEED = 20261130
 # Bound on sampled launch records (turns × launches per turn): memory and time stay small.
+# With at most 10,000 calls per turn (the schema's bound) and at least 64 turns, a sample
+# holds at most 2^20 launch records, and everything computed from it (runs, the cross
+# moment, earlier launches) costs O(records·(specs + log records)): launches at one
+# instant are one event (:meth:`TurnTiming.groups`), and no pass pairs launches.
 _MAX_RECORDS = 1 << 20
+_MIN_TURNS = 64
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,8 @@ class TurnTiming:
         default_factory=dict, repr=False, compare=False)
     _cross: dict[tuple[float, bytes, int], float] = field(
         default_factory=dict, repr=False, compare=False)
+    _groups: list[tuple[NDArray[np.float64], NDArray[np.int64]]] = field(
+        default_factory=list, repr=False, compare=False)
 
     @property
     def n(self) -> int:
@@ -83,40 +90,57 @@ class TurnTiming:
         self._runs[w] = out
         return out
 
-    def _runs_uncached(self, w: float) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    def groups(self) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        """Launches at equal offsets merged into one event: ``(times (n, G), counts (n, G,
+        k))``, ``G`` the most distinct offsets in a turn (``inf`` pads, zero counts).
+
+        The copies of a fan-out launch at the same instant, so a window catches all of
+        them or none: every quantity below is a function of these events, and the cost
+        grows with distinct offsets, not with copies.
+        """
+        if self._groups:
+            return self._groups[0]
         t, c = self.times, self.calls
         n, r = t.shape
         k = len(self.specs)
-        onehot = np.zeros((n, r, k), dtype=np.int64)
         valid = c >= 0
+        new = np.ones((n, r), dtype=bool)
+        new[:, 1:] = t[:, 1:] != t[:, :-1]
+        gid = np.cumsum(new & valid, axis=1) - 1
+        width = max(1, int(gid.max()) + 1) if valid.any() else 1
         rows, cols = np.nonzero(valid)
-        onehot[rows, cols, c[rows, cols]] = 1
-        cum = np.concatenate([np.zeros((n, 1, k), dtype=np.int64), onehot.cumsum(axis=1)],
-                             axis=1)
-        lens: list[NDArray[np.float64]] = []
-        sigs: list[NDArray[np.int64]] = []
-        neg = np.full(n, -math.inf)
-        pos = np.full(n, math.inf)
-        for i in range(r):
-            prev = t[:, i - 1] if i > 0 else neg
-            for j in range(i, r):
-                nxt = t[:, j + 1] if j + 1 < r else pos
-                with np.errstate(invalid="ignore"):
-                    span = t[:, j] - t[:, i]  # inf − inf (padding) is nan: not a run
-                ok = span < w
-                if not ok.any():
-                    break
-                with np.errstate(invalid="ignore"):
-                    length = np.minimum(t[:, i], nxt - w) - np.maximum(prev, t[:, j] - w)
-                take = ok & (length > 0)
-                if not take.any():
-                    continue
-                lens.append(length[take])
-                sigs.append(cum[take, j + 1] - cum[take, i])
-        if not lens:
+        gt = np.full((n, width), math.inf)
+        gt[rows, gid[rows, cols]] = t[rows, cols]
+        flat = (rows * width + gid[rows, cols]) * k + c[rows, cols]
+        counts = np.bincount(flat, minlength=n * width * k).reshape(n, width, k)
+        out: tuple[NDArray[np.float64], NDArray[np.int64]] = (gt, counts.astype(np.int64))
+        self._groups.append(out)
+        return out
+
+    def _runs_uncached(self, w: float) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        # Sweep the window start u: the launches caught, those with u ≤ τ < u + w, change
+        # only where u crosses a launch offset τ (it leaves) or τ − w (it enters). Between
+        # consecutive breakpoints the run is fixed, so a turn has at most 2G runs of
+        # positive length (G distinct offsets): O(n·G·(k + log G)), not O(n·r²).
+        gt, gc = self.groups()
+        n, _, k = gc.shape
+        vals = np.concatenate([gt - w, gt], axis=1)  # enter at τ − w, leave at τ
+        order = np.argsort(vals, axis=1, kind="stable")
+        sv = np.take_along_axis(vals, order, axis=1)
+        with np.errstate(invalid="ignore"):
+            length = sv[:, 1:] - sv[:, :-1]  # inf − inf (padding) is nan: not a run
+        take = np.isfinite(length) & (length > 0)
+        rows, cols = np.nonzero(take)
+        sig = np.zeros((rows.size, k), dtype=np.int64)
+        for j in range(k):
+            delta = np.concatenate([gc[:, :, j], -gc[:, :, j]], axis=1)
+            cum = np.take_along_axis(delta, order, axis=1).cumsum(axis=1)
+            sig[:, j] = cum[rows, cols]
+        nonempty = sig.sum(axis=1) > 0
+        length_all = length[rows, cols][nonempty]
+        sig_all = sig[nonempty]
+        if not length_all.size:
             return np.zeros(0), np.zeros((0, k), dtype=np.int64)
-        length_all = np.concatenate(lens)
-        sig_all = np.concatenate(sigs)
         base = int(sig_all.max()) + 1
         if k * math.log2(base) < 62:
             # One integer per signature (mixed radix): a 1-D unique is much faster.
@@ -142,26 +166,49 @@ class TurnTiming:
         return hit
 
     def _cross_uncached(self, w: float, weight: NDArray[np.float64], max_lag: int) -> float:
-        t, c = self.times, self.calls
-        n = self.n
-        x = np.where(c >= 0, weight[np.maximum(c, 0)], 0.0)
-        fin = np.isfinite(t)
-        t0 = np.where(fin, t, 0.0)
-        first = np.where(fin[:, 0], t[:, 0], 0.0)
-        last = np.where(fin, t, -math.inf).max(axis=1)
+        # On the grouped events (a fan-out's copies are one event of their summed charge),
+        # each lag by sorted prefix sums: for every launch a, the launches b of the later
+        # turn within w of it add x_b·(w − |t_b − t_a|) = x_b·(w ∓ t_a) ± x_b·t_b, two
+        # range sums. O(n·G·log(n·G)) per lag instead of O(n·G²).
+        gt, gc = self.groups()
+        n, g, _ = gc.shape
+        x = (gc @ weight).astype(np.float64)  # (n, G) charge per event
+        fin = np.isfinite(gt)
+        first = np.where(fin[:, 0], gt[:, 0], 0.0)
+        last = np.where(fin, gt, -math.inf).max(axis=1)
+        span = float(np.where(fin, gt, 0.0).max()) if fin.any() else 0.0
         total = 0.0
         start = np.zeros(n)
         idx = np.arange(n)
+        rows = np.repeat(idx, g)
+        t_a = np.where(fin, gt, 0.0).ravel()
+        x_a = np.where(fin, x, 0.0).ravel()
         for lag in range(1, max_lag + 1):
             start = start + self.gap[(idx + lag - 1) % n]
             other = (idx + lag) % n
             # Skip when no pair of launches can be within w of each other.
             if float((start + first[other] - last).min()) >= w:
                 break
-            d = (start[:, None, None] + t0[other][:, None, :]) - t0[:, :, None]
-            overlap = np.clip(w - np.abs(d), 0.0, None)
-            total += float((x[:, :, None] * x[other][:, None, :] * overlap).sum()) / n
+            # Turn i's own launches and those of turn i + lag (shifted by the starts),
+            # each row's block placed `off` apart so no pair of rows is within w.
+            off = float(start.max()) + span + 2.0 * w + 1.0
+            t_b = (start[:, None] + np.where(fin[other], gt[other], span)).ravel()  # sorted
+            x_b = np.where(fin[other], x[other], 0.0).ravel()
+            key_b = rows * off + t_b
+            key_a = rows * off + t_a
+            cx = np.concatenate([[0.0], np.cumsum(x_b)])
+            cxt = np.concatenate([[0.0], np.cumsum(x_b * t_b)])
+            lo = np.searchsorted(key_b, key_a - w, side="right")
+            mid = np.searchsorted(key_b, key_a, side="right")
+            hi = np.searchsorted(key_b, key_a + w, side="left")
+            below = (w - t_a) * (cx[mid] - cx[lo]) + (cxt[mid] - cxt[lo])
+            above = (w + t_a) * (cx[hi] - cx[mid]) - (cxt[hi] - cxt[mid])
+            total += float(_dot(x_a, below + above)) / n
         return 2.0 * total
+
+
+def _dot(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
+    return float(np.multiply(a, b).sum())
 
 
 def _call_latency(call: CallSpec, profile: Profile, rng: np.random.Generator,
@@ -251,7 +298,7 @@ def turn_timing(wl: Workload, n: int = TIMING_SAMPLE_SIZE) -> TurnTiming:
     """A fixed-seed sample of ``n`` turns' launch offsets (fewer for very large turns)."""
     profile = wl.profile
     most = max(_max_launches(t.steps) for t in wl.turns)
-    n = int(max(256, min(n, _MAX_RECORDS // max(most, 1))))
+    n = int(max(_MIN_TURNS, min(n, _MAX_RECORDS // max(most, 1))))
     rng = np.random.default_rng(TIMING_SEED)
     probs = np.array([t.probability for t in wl.turns])
     which = rng.choice(len(probs), size=n, p=probs / probs.sum())

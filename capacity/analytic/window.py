@@ -123,8 +123,11 @@ class ClumpWindowModel:
         if hit is None:
             fh = np.fft.rfft(self.clump_pmf, L)
             pb, pp = self.p_binomial, self.p_single - self.p_binomial
-            with np.errstate(divide="ignore", invalid="ignore"):
-                log_bin = np.log(1.0 - pb + pb * fh) if pb > 0 else np.zeros_like(fh)
+            # A binomial factor can vanish at a frequency (P' = 1, a clump law with a
+            # zero transform there): floor it so that N·log stays finite (exp → 0).
+            arg = 1.0 - pb + pb * fh
+            arg = np.where(np.abs(arg) < 1e-300, 1e-300, arg)
+            log_bin = np.log(arg) if pb > 0 else np.zeros_like(fh)
             log_session = log_bin + pp * (fh - 1.0)
             hit = (log_session, np.fft.rfft(self.call_pmf, L))
             self._cache[L] = hit
@@ -484,8 +487,15 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
                     term *= fh[j] ** int(mcount)
             acc += term
         clump = np.clip(np.fft.irfft(acc, L)[:size], 0.0, None)
-        clump[0] = 0.0
         clump /= clump.sum()
+        # A clump smaller than a step lands on 0 with the mass that keeps its mean (the
+        # lattice is mean-preserving): that is thinning, not a smaller clump. Fold it into
+        # P (and P', see below) instead of renormalising, which would inflate the mean.
+        f0 = float(clump[0])
+        if 0.0 < f0 < 1.0:
+            clump[0] = 0.0
+            clump /= clump.sum()
+            p_single *= 1.0 - f0
     mu_lat = float(_dot(np.arange(clump.size), clump))
     # Finite population: match the exact second moment of one session's window count.
     c2 = timing.cross_moment(window_s, means) * scale**2 / cycle_s if p_single > 0 else 0.0
@@ -500,7 +510,14 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
     kc = np.arange(call_pmf.size)
     e_b = float(_dot(kc, call_pmf))
     is_requests = all(p.size == 2 and p[0] == 0.0 for p in rel_pmfs)
-    kappa = 1.0 if is_requests or e_b <= 0 else _size_bias(call_pmf)
+    # Which calls are turned away depends on the charges themselves, not on their lattice
+    # spread: a 110-token call on a 2,441-token step is 0 or 1 step, which would make the
+    # rejected calls look 22x larger than the average (κ = 0.045 instead of 1).
+    fine = _fine_pmfs([costs[id(specs[k])] for k in relevant], h)
+    fine_call = np.zeros(max((p.size for p in fine), default=1))
+    for j, p in enumerate(fine):
+        fine_call[: p.size] += launches[j] / launches.sum() * p
+    kappa = 1.0 if is_requests or e_b <= 0 else _size_bias(fine_call)
     own = _own_prior(timing, relevant, rel_pmfs, window_s) if sliding else np.ones(1)
     # Only a failure without retries aborts a turn often enough to thin the load.
     hist, counts = (_prior_launches(timing, relevant)
@@ -513,7 +530,24 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
         mean_units=units_per_turn * window_s / cycle_s,
         calls_per_window=calls_per_turn * window_s / cycle_s, retry=retry,
         size_bias=kappa, prior_hist=hist, prior_counts=counts,
-        fail_odds=_fail_odds(rel_pmfs, call_pmf, launches, is_requests))
+        fail_odds=_fail_odds(fine, fine_call, launches, is_requests))
+
+
+# Points of the fine lattice on which the size bias of rejections is computed.
+_FINE_POINTS = 1 << 16
+
+
+def _fine_pmfs(costs: list[CallCost | None], h: float) -> list[NDArray[np.float64]]:
+    """Each charge on a lattice fine enough to resolve it: a step of at most 1/64 of the
+    smallest mean charge (never coarser than ``h``; at most ~65,536 points in all)."""
+    real = [c for c in costs if c is not None]
+    means = [c.mean for c in real if c.mean > 0]
+    uppers = [c.upper for c in real if math.isfinite(c.upper)]
+    hf = min(means, default=h) / 64.0
+    if uppers:
+        hf = max(hf, max(uppers) / _FINE_POINTS)
+    hf = min(h, max(hf, 1e-9))
+    return [c.pmf(hf) if c is not None else np.ones(1) for c in costs]
 
 
 def _size_bias(call_pmf: NDArray[np.float64]) -> float:
@@ -541,23 +575,26 @@ def _prior_launches(timing: TurnTiming, relevant: list[int]) -> tuple[
     before the launch (their failure would have aborted it), ``weight[u]`` the share of
     relevant launches with that pattern.
     """
-    t, c = timing.times, timing.calls
     k = len(relevant)
     if k == 0:
         return np.ones(1), np.zeros((1, 1))
-    fin = np.isfinite(t)
-    earlier = (t[:, None, :] < t[:, :, None]) & fin[:, None, :]  # [turn, launch, before]
-    cols = [((c == spec)[:, None, :] & earlier).sum(axis=2) for spec in relevant]
-    per = np.stack(cols, axis=2)  # [turn, launch, relevant call]
-    sel = np.isin(c, relevant)
+    # On the grouped events: every launch of one event has the same earlier launches
+    # (those of the events before it), weighted by its relevant launches.
+    _, gc = timing.groups()
+    rc = gc[:, :, relevant]                              # [turn, event, relevant call]
+    per = np.cumsum(rc, axis=1) - rc                      # launches strictly before
+    mult = rc.sum(axis=2)                                 # relevant launches in the event
+    sel = mult > 0
     rows = per[sel]
     if rows.size == 0:
         return np.ones(1), np.zeros((1, k))
+    mult_sel = mult[sel]
     base = int(rows.max()) + 1
     code = rows @ (base ** np.arange(k, dtype=np.int64))  # one integer per pattern
     _, first, inv = np.unique(code, return_index=True, return_inverse=True)
     uniq = rows[first]
-    weight = np.bincount(inv.ravel(), minlength=uniq.shape[0]).astype(np.float64)
+    weight = np.bincount(inv.ravel(), weights=mult_sel.astype(np.float64),
+                         minlength=uniq.shape[0])
     return weight / weight.sum(), uniq.astype(np.float64)
 
 
@@ -585,42 +622,37 @@ def _own_prior(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.fl
     Launches in ``(τ − w, τ)`` count whole; batch-mates launched at the same instant are
     ahead of it in random order (half of them on average, uniformly many).
     """
-    t, c = timing.times, timing.calls
-    slot = {k: j for j, k in enumerate(relevant)}
-    rel = np.isin(c, relevant)
+    gt, gc = timing.groups()
+    n, g, _ = gc.shape
     mean_charge = np.array([float(_dot(np.arange(p.size), p)) for p in pmfs])
-    x = np.zeros(c.shape)
-    for k, j in slot.items():
-        x[c == k] = mean_charge[j]
-    hist: dict[int, float] = {}
-    r = t.shape[1]
-    total = 0.0
-    for a in range(r):
-        on = rel[:, a]
-        if not on.any():
-            continue
-        ta = t[on, a][:, None]
-        tb = t[on]
-        xb = x[on]
-        before = ((tb > ta - w) & (tb < ta)) * xb
-        ties = ((tb == ta) & rel[on]).sum(axis=1) - 1  # other launches at the same instant
-        prior = before.sum(axis=1)
-        tie_unit = x[on, a]
-        # Uniformly 0..ties of the batch-mates ahead: spread the mass.
-        for tcount in np.unique(ties):
-            sel = ties == tcount
-            vals = prior[sel]
-            for ahead in range(int(tcount) + 1):
-                lat = np.rint(vals + ahead * tie_unit[sel]).astype(np.int64)
-                for v, cnt in zip(*np.unique(lat, return_counts=True), strict=True):
-                    hist[int(v)] = hist.get(int(v), 0.0) + cnt / (tcount + 1)
-        total += float(on.sum())
-    if not hist:
+    rc = gc[:, :, relevant].astype(np.float64)          # [turn, event, relevant call]
+    xg = rc @ mean_charge                                # units each event launches
+    fin = np.isfinite(gt)
+    span = float(np.where(fin, gt, 0.0).max()) if fin.any() else 0.0
+    # Units launched in (τ − w, τ) by earlier events of the same turn: range sums over
+    # the events sorted by time, each turn's block placed ``off`` apart.
+    off = span + 2.0 * w + 1.0
+    key = (np.arange(n)[:, None] * off + np.where(fin, gt, span)).ravel()
+    cx = np.concatenate([[0.0], np.cumsum(np.where(fin, xg, 0.0).ravel())])
+    lo = np.searchsorted(key, key - w, side="right")
+    hi = np.searchsorted(key, key, side="left")
+    prior = (cx[hi] - cx[lo]).reshape(n, g)
+    ties = rc.sum(axis=2) - 1.0                          # batch-mates of one launch
+    # A launch of call j in an event with T batch-mates has 0..T of them ahead, each
+    # with probability 1/(T + 1), counted in its own charge (as one batch-mate's).
+    e_idx, j_idx = np.nonzero(rc.reshape(n * g, -1) > 0)
+    if e_idx.size == 0:
         return np.ones(1)
-    out = np.zeros(max(hist) + 1)
-    for v, p in hist.items():
-        out[v] += p / total
-    return out
+    tcount = ties.ravel()[e_idx].astype(np.int64)
+    reps = tcount + 1
+    ahead = np.arange(int(reps.sum())) - np.repeat(np.cumsum(reps) - reps, reps)
+    base = np.repeat(prior.ravel()[e_idx], reps)
+    unit = np.repeat(mean_charge[j_idx], reps)
+    mass = np.repeat(rc.reshape(n * g, -1)[e_idx, j_idx] / reps, reps)
+    lat = np.rint(base + ahead * unit).astype(np.int64)
+    out = np.bincount(lat, weights=mass)
+    total = float(rc.sum())
+    return out / total if total > 0 else np.ones(1)
 
 
 __all__ = ["ClumpWindowModel", "RetryModel", "attempts_per_call", "build"]
