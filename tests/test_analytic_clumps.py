@@ -219,7 +219,6 @@ def test_a1_family_analytic_ceiling_is_not_optimistic(count: Any, inp: Any, out:
     above = math.ceil(n_a * 1.2) + 1
     sim = simulate(p, above, horizon_s=600.0, replications=4, seed=1)
     high = sim.metrics["attempt_429_fraction"].mean
-    print(f"N*={n_a} napkin={res.mean_ceiling:.1f} sim({below})={low:.4f} sim({above})={high:.4f}")
     assert high > target, (n_a, above, high)
 
 
