@@ -379,6 +379,31 @@ def _walk_paths(value: Any, path: PathT) -> Iterable[PathT]:
             yield from _walk_paths(v, (*path, i))
 
 
+def _join_dotted_keys(data: Any, parts: list[str | int]) -> list[str | int]:
+    """``parts`` with runs that spell an existing key containing dots joined again:
+    ``models.gpt-4.1.ttft`` is ``models → gpt-4.1 → ttft`` when the profile has a model
+    ``gpt-4.1`` (the longest existing key wins; other paths are unchanged)."""
+    out: list[str | int] = []
+    node, i = data, 0
+    while i < len(parts):
+        part = parts[i]
+        if isinstance(node, dict) and str(part) not in node:
+            for j in range(len(parts), i + 1, -1):
+                joined = ".".join(map(str, parts[i:j]))
+                if joined in node:
+                    part, i = joined, j - 1
+                    break
+        out.append(part)
+        i += 1
+        if isinstance(node, dict):
+            node = node.get(str(part))
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return out
+
+
 def _apply_override(data: dict[str, Any], parts: list[str | int], value: Any,
                     text: str, loc: _Located) -> list[tuple[tuple[str | int, ...], str]]:
     """Set one value; returns the mappings it had to create, each with the existing key
@@ -388,6 +413,7 @@ def _apply_override(data: dict[str, Any], parts: list[str | int], value: Any,
     """
     created: list[tuple[tuple[str | int, ...], str]] = []
     source = _flag(text)
+    parts[:] = _join_dotted_keys(data, parts)
     node: Any = data
     for i, part in enumerate(parts[:-1]):
         here = ".".join(map(str, parts[: i + 1]))
@@ -483,6 +509,17 @@ def _clean_loc(loc: Sequence[Any], data: Any) -> list[str | int]:
     return out
 
 
+def _value_at(data: Any, loc: Sequence[str | int]) -> Any:
+    for part in loc:
+        found = (part in data if isinstance(data, dict) else
+                 isinstance(data, list) and isinstance(part, int) and part < len(data))
+        if found:
+            data = data[part]
+        else:
+            return None
+    return data
+
+
 def _first_error(err: ValidationError, data: Any, loc_map: _Located) -> ProfileError:
     errors = err.errors(include_url=False)
     # Prefer the most specific error (deepest location) so a union's siblings don't hide it.
@@ -505,6 +542,14 @@ def _first_error(err: ValidationError, data: Any, loc_map: _Located) -> ProfileE
     ) and "got" not in msg:
         msg = f"{msg}, got {value!r}"
     source, line = loc_map.lookup(loc)
+    if isinstance(_value_at(data, loc), dict) and not source.startswith("--set "):
+        # A rule over a whole mapping (cadence's mean, a quota with no limit): when a
+        # --set changed something inside it, that flag is what made it fail.
+        inside = [where for p, where in loc_map.where.items()
+                  if len(p) > len(loc) and list(p[:len(loc)]) == loc
+                  and where[0].startswith("--set ")]
+        if inside:
+            source, line = inside[-1]
     extra = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
     return ProfileError(msg[0].lower() + msg[1:] + extra, source=source, line=line,
                         path=_format_loc(loc))
