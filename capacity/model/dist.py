@@ -462,6 +462,24 @@ class Distribution:
             z = (np.log(np.maximum(x, 0.0)) - mu - s * s) / s
         return self.mean * _ndtr(z)
 
+    def _tails(self, x: NDArray[np.float64]) -> tuple[NDArray[np.float64],
+                                                      NDArray[np.float64]]:
+        """(P(X > x), E[X; X > x]) of a continuous kind, computed from the upper tail
+        (accurate where the cdf is close to 1)."""
+        x = np.asarray(x, dtype=np.float64)
+        k, p = self.kind, self.params
+        if k == "uniform":
+            a, b = p
+            c = np.clip(x, a, b)
+            return (b - c) / (b - a), (b * b - c * c) / (2.0 * (b - a))
+        if k == "exponential":
+            y = np.maximum(x, 0.0) / p[0]
+            return np.exp(-y), p[0] * (1.0 + y) * np.exp(-y)
+        mu, s = math.log(p[0]), self._sigma
+        with np.errstate(divide="ignore"):
+            z0 = (np.log(np.maximum(x, 0.0)) - mu) / s
+        return _ndtr(-z0), self.mean * _ndtr(-(z0 - s))
+
     def _points(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Support and probabilities of a discrete distribution."""
         if self.kind == "fixed":
@@ -498,8 +516,15 @@ class Distribution:
             t = min(t, max(self.ppf(1.0 - tail), h), h * _DEFAULT_POINTS)
         k_max = math.ceil(t / h - 1e-12)
         edges = np.minimum(np.arange(k_max + 1, dtype=np.float64) * h, t)
-        dF = np.diff(self.cdf(edges), prepend=0.0)[1:]
-        dG = np.diff(self.partial_mean(edges), prepend=0.0)[1:]
+        dF = np.diff(self.cdf(edges))
+        dG = np.diff(self.partial_mean(edges))
+        # Above the median, differences of P(X > x) and E[X; X > x] instead: differences
+        # of the cdf near 1 keep only its absolute rounding (~1e-16), which (k+1)·dF
+        # multiplies by k and the clipping below turned into a bias of the mean.
+        surv, upper_mean = self._tails(edges)
+        hi = self.cdf(edges[1:]) > 0.5
+        dF = np.where(hi, surv[:-1] - surv[1:], dF)
+        dG = np.where(hi, upper_mean[:-1] - upper_mean[1:], dG)
         k = np.arange(k_max, dtype=np.float64)
         out = np.zeros(k_max + 2)
         # Mass in [kh, (k+1)h] goes to k and k+1 in the proportions that keep its mean.
