@@ -327,6 +327,54 @@ def test_init_dash_writes_stdout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert sane(run("init", "nope", "-")).code == 2
 
 
+def test_set_reaches_keys_with_dots() -> None:
+    """`--set models.gpt-4.1.…` (tool-agent's own model names hold dots) reaches the model:
+    it was "unknown key '1'". Restating such a leaf changes nothing; changing it changes
+    the figures; a typo below it is still one line naming the flag."""
+    base = load_profile(TOOL)
+    for model in ("gpt-4.1", "gpt-4.1-mini"):
+        same = load_profile(TOOL, [f"models.{model}.tokens_per_second="
+                                   f"{base.models[model].tokens_per_second.mean:g}"])
+        assert same == base
+    slow = json.loads(sane(run("explain", TOOL, "--json", "--set",
+                               "models.gpt-4.1.tokens_per_second=1")).stdout)
+    fast = json.loads(sane(run("explain", TOOL, "--json")).stdout)
+    assert slow["turns"][0]["latency_s"]["mean"] > 10 * fast["turns"][0]["latency_s"]["mean"]
+    r = sane(run("explain", TOOL, "--set", "models.gpt-4.1.tpyo=1"))
+    assert r.code == 2 and "--set models.gpt-4.1.tpyo=1" in r.stderr
+
+
+@pytest.mark.parametrize(("override", "rule"), [
+    ("session.cadence=0", "cadence must have a positive mean"),
+    ("session.cadence=1e-400s", "cadence must have a positive mean"),
+    ("quotas.deployment.rpm=null", "a quota needs at least one of"),
+])
+def test_rule_over_a_mapping_blames_the_set(override: str, rule: str) -> None:
+    """A rule over a whole mapping broken by a --set (a zero cadence, a quota left with no
+    limit) names the flag, not the file's line of the mapping."""
+    r = sane(run("validate", WEB, "--set", override))
+    assert r.code == 2
+    assert f"--set {override}" in r.stderr and rule in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize(("raw", "h"), [
+    ({"lognormal": {"median": 1109, "p95": 3328}}, 1.0),  # found by test_hostile's search
+    ({"lognormal": {"median": 40, "p95": 900}}, 0.5),
+    ({"exponential": 5000}, 0.5),
+    ({"uniform": [10, 90000]}, 7.3),
+])
+def test_lattice_mean_is_exact_in_the_tail(raw: dict[str, Any], h: float) -> None:
+    """The lattice keeps the mean to rounding (it was off by 1e-6: cdf differences near 1
+    lost their precision, and clipping turned the noise into a bias)."""
+    import numpy as np
+
+    from capacity.model.dist import Distribution
+
+    d = Distribution.parse(raw, "tokens")
+    p = d.lattice_pmf(h, top=1e12)
+    assert float(np.dot(np.arange(p.size), p)) * h == pytest.approx(d.mean, rel=1e-12)
+
+
 def test_sweep_grid_is_counted_before_it_is_built() -> None:
     """`--sessions 1:1000000000` was a MemoryError: the points are counted first."""
     r = sane(run("sweep", WEB, "--sessions", "1:1000000000", "--method", "analytic"))
