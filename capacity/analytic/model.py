@@ -140,17 +140,35 @@ class WindowStats:
 
 @dataclass
 class _WindowModel:
-    """Precomputed per-session window contribution for one constraint."""
+    """Precomputed per-session window contribution for one constraint.
+
+    Lattice (theory.md §2.1 "discretized to a lattice of h tokens"): every charge is
+    spread over its two nearest lattice points with weights that keep its mean (see
+    :meth:`capacity.model.dist.Distribution.lattice_pmf`), and batches are cut at one
+    step past the allowance, where positions no longer matter. The compound sum on the
+    lattice is then a mean-preserving spread of the exact one below the allowance, and
+    its stop-loss is taken with the *exact* mean, ``E[(S−q)⁺] = E[S] − q + E[(q−S)⁺]``:
+    the 429 fraction is never understated by the discretisation, and overstated by at
+    most the extra variance, below E[S]·h (the spread adds at most min(c·h, h²/4) per
+    charge c), i.e. a standard deviation below √(E[S]·h) ≤ q/√(q/h) — at most 2.2% of
+    the allowance at the coarsest step, q/2048.
+    """
 
     h: float
-    q_lat: int                      # allowance in lattice units
+    q: float                        # allowance in lattice units (need not be whole)
     p_total: float                  # Σ p_e: chance a session launches an event in a window
     severity: NDArray[np.float64]   # batch pmf mixed over events (lattice units)
-    mean_batch_units: float         # exact E[B] in units (not lattice)
+    mean_batch_units: float         # exact mean units per session per second
     var_batch_lat: float
     mean_batch_lat: float
+    window_units: float = 0.0       # exact mean units one session charges per window
     at_most_one: bool = True        # a session launches at most one event per window
     sliding: bool = False           # evaluated for a sliding window (label the result)
+
+    @property
+    def q_lat(self) -> int:
+        """Whole lattice points within the allowance."""
+        return math.floor(self.q + 1e-9)
 
     def stats(self, n: int) -> WindowStats:
         """Exceedance and loss for ``n`` sessions."""
@@ -159,14 +177,16 @@ class _WindowModel:
         f = self.severity
         binomial = self.at_most_one and self.p_total <= 1.0
         lam = n * self.p_total
-        mean_s = lam * self.mean_batch_lat
+        mean_lat = lam * self.mean_batch_lat
+        mean_s = n * self.window_units / self.h  # exact, in lattice units
         var_s = lam * (self.var_batch_lat + self.mean_batch_lat**2)
         if binomial:
             var_s = n * (self.p_total * (self.var_batch_lat + self.mean_batch_lat**2)
                          - (self.p_total * self.mean_batch_lat) ** 2)
-        span = mean_s + 14.0 * math.sqrt(max(var_s, 1e-12)) + f.size + self.q_lat + 16
+        q, qi = self.q, self.q_lat
+        span = mean_lat + 14.0 * math.sqrt(max(var_s, 1e-12)) + f.size + qi + 16
         L = 1 << max(6, math.ceil(math.log2(span * 1.25)))
-        if L > _MAX_FFT:
+        if L > _MAX_FFT or mean_s <= 0:
             return self._normal(n, mean_s, var_s)
         fh = np.fft.rfft(f, L)
         if binomial:
@@ -177,14 +197,14 @@ class _WindowModel:
             ghat = np.exp(lam * (fh - 1.0))
             method = "compound Poisson (FFT)"
         g = np.clip(np.fft.irfft(ghat, L), 0.0, None)
-        q = self.q_lat
-        below = g[: q + 1]
-        exceed = max(0.0, 1.0 - float(below.sum()))
-        s = np.arange(q, dtype=np.float64)
-        # E[(S-q)^+] = E[S] - q + E[(q-S)^+]: needs only g_0..g_{q-1}, so no tail aliasing.
-        short = float(np.dot(q - s, g[:q]))
+        below = g[: qi + 1]
+        exceed = min(1.0, max(0.0, 1.0 - float(below.sum())))
+        s = np.arange(qi + 1, dtype=np.float64)
+        # E[(S-q)^+] = E[S] - q + E[(q-S)^+]: needs only g_0..g_q, so no tail aliasing
+        # and no dependence on where the batches cut at the allowance lie.
+        short = float(np.dot(q - s, below))
         stop_loss = max(0.0, mean_s - q + short)
-        loss = stop_loss / mean_s if mean_s > 0 else 0.0
+        loss = stop_loss / mean_s
         if self.sliding:
             # Evaluated as fixed windows of the same length: optimistic (a sliding counter
             # also catches bursts straddling a boundary, and keeps counted rejections).
@@ -195,12 +215,14 @@ class _WindowModel:
     def _normal(self, n: int, mean_s: float, var_s: float) -> WindowStats:
         from capacity.model.dist import _ndtr as ndtr
 
+        if mean_s <= 0:
+            return WindowStats(n, 0.0, 0.0, 0.0, "none")
         sd = math.sqrt(max(var_s, 1e-12))
-        z = (self.q_lat + 0.5 - mean_s) / sd
+        z = (self.q + 0.5 - mean_s) / sd
         exceed = float(ndtr(-z))
-        pdf = math.exp(-z * z / 2.0) / math.sqrt(2.0 * math.pi)
-        stop_loss = sd * pdf - (self.q_lat + 0.5 - mean_s) * exceed
-        return WindowStats(n, mean_s * self.h, exceed, max(0.0, stop_loss) / mean_s,
+        pdf = math.exp(-z * z / 2.0) / math.sqrt(2.0 * math.pi) if abs(z) < 40 else 0.0
+        stop_loss = sd * pdf - (self.q + 0.5 - mean_s) * exceed
+        return WindowStats(n, mean_s * self.h, exceed, min(1.0, max(0.0, stop_loss) / mean_s),
                            "normal approximation")
 
 
@@ -266,6 +288,11 @@ def _allowance_lattice(q_units: float, h: float) -> int:
     return math.floor(ratio + 1e-9) if abs(ratio - round(ratio)) < 1e-9 else round(ratio)
 
 
+# At most this many lattice points across an allowance or bucket depth: beyond, the step
+# grows with the allowance (windows holding millions of small calls stay fast).
+_MAX_LIMIT_POINTS = 1 << 16
+
+
 def window_model(wl: Workload, c: Constraint, cycle_s: float,
                  min_cycle_s: float | None = None) -> _WindowModel:
     """Per-session window contribution of constraint ``c`` (windows of ``c.window_s``).
@@ -280,26 +307,30 @@ def window_model(wl: Workload, c: Constraint, cycle_s: float,
     # A lattice fine enough for both the allowance and the smallest batch.
     mean_batches = [batch_units_mean(b, c.costs) for _, b in mix]
     scale = min(q_units, min(mean_batches) * 16) if mean_batches else q_units
-    h = _lattice_step(c, scale, q_units)
+    h = max(_lattice_step(c, scale, q_units), q_units / _MAX_LIMIT_POINTS)
     rates = np.array([r * c.window_s / cycle_s for r, _ in mix])
     p_total = float(rates.sum())
-    pmfs = [batch_units_pmf(b, c.costs, h) for _, b in mix]
+    # Batches are cut one step past the allowance: beyond it only their mean matters.
+    pmfs = [batch_units_pmf(b, c.costs, h, top=q_units + h) for _, b in mix]
     size = max(p.size for p in pmfs)
     sev = np.zeros(size)
     for r, p in zip(rates, pmfs, strict=True):
         sev[: p.size] += r / p_total * p
     # Zero-size batches (an optional call skipped) are thinning: fold them into P.
     f0 = sev[0]
-    if f0 > 0:
+    if f0 >= 1.0:
+        p_total = 0.0
+    elif f0 > 0:
         p_total *= 1.0 - f0
         sev[0] = 0.0
         sev = sev / sev.sum()
     k = np.arange(sev.size)
     mean_b = float(np.dot(k, sev))
-    var_b = float(np.dot(k * k, sev) - mean_b**2)
+    var_b = max(0.0, float(np.dot(k * k, sev) - mean_b**2))
     mean_units = sum(r / cycle_s * m for (r, _), m in zip(mix, mean_batches, strict=True))
-    q_lat = _allowance_lattice(q_units, h)
-    return _WindowModel(h, q_lat, p_total, sev, mean_units, var_b, mean_b,
+    window_units = float(np.dot(rates, mean_batches)) if mix else 0.0
+    return _WindowModel(h, q_units / h, p_total, sev, mean_units, var_b, mean_b,
+                        window_units,
                         at_most_one=min_cycle_s is None or c.window_s <= min_cycle_s,
                         sliding=c.enforcement == "sliding_window")
 
