@@ -465,7 +465,7 @@ def hostile_profiles(draw: st.DrawFn) -> tuple[Path, dict[str, Any]]:
     return src, data
 
 
-@FUZZ
+@settings(FUZZ, max_examples=60)
 @given(case=hostile_profiles(), command=st.sampled_from(COMMANDS))
 def test_hostile_profiles(tmp_path: Path, case: tuple[Path, dict[str, Any]],
                           command: list[str]) -> None:
@@ -579,7 +579,7 @@ def hostile_traces(draw: st.DrawFn) -> tuple[str, str]:
     return kind, text
 
 
-@FUZZ
+@settings(FUZZ, max_examples=60)
 @given(trace=hostile_traces(), fmt=st.sampled_from(["auto", "jsonl", "otlp-json"]))
 def test_fit_hostile_traces(tmp_path: Path, trace: tuple[str, str], fmt: str) -> None:
     """Any corruption of a trace file: a profile that loads, or one line naming the file.
