@@ -375,6 +375,31 @@ def test_lattice_mean_is_exact_in_the_tail(raw: dict[str, Any], h: float) -> Non
     assert float(np.dot(np.arange(p.size), p)) * h == pytest.approx(d.mean, rel=1e-12)
 
 
+def test_output_never_overwrites_an_input(tmp_path: Path) -> None:
+    """-o naming the profile (or trace) the command reads: refused before anything is
+    written — it replaced the user's profile with a table."""
+    prof = tmp_path / "mine.yaml"
+    prof.write_text(Path(WEB).read_text())
+    before = prof.read_bytes()
+    for args in (["ceiling", prof, "--method", "analytic", "-o", prof],
+                 ["ceiling", prof, "--method", "analytic", "--json", "-o",
+                  tmp_path / "." / "mine.yaml"],
+                 ["compare", prof, "second-deployment", "-o", prof],
+                 ["report", prof, "--method", "analytic", "-o", prof, "-q"],
+                 ["explain", prof, "-o", prof]):
+        r = sane(run(*args))
+        assert r.code == 2 and "--output" in r.stderr
+        assert prof.read_bytes() == before
+    trace = tmp_path / "log.jsonl"
+    trace.write_text(json.dumps(_RECORD) + "\n")
+    r = sane(run("fit", trace, "-o", trace))
+    assert r.code == 2 and "--output" in r.stderr and json.loads(trace.read_text())
+    # The check is per invocation: writing elsewhere, then reading that file, works.
+    out = tmp_path / "out.json"
+    assert sane(run("explain", prof, "--json", "-o", out)).code == 0
+    assert sane(run("validate", prof)).code == 0
+
+
 def test_sweep_grid_is_counted_before_it_is_built() -> None:
     """`--sessions 1:1000000000` was a MemoryError: the points are counted first."""
     r = sane(run("sweep", WEB, "--sessions", "1:1000000000", "--method", "analytic"))

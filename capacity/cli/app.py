@@ -33,6 +33,7 @@ from capacity.cli.common import (
     _fail,
     _load,
     _run,
+    begin_invocation,
     check_output,
     console,
     degrade_streams,
@@ -80,6 +81,7 @@ def _root(
                                           help="Print the version and exit.")] = False,
 ) -> None:
     """How many concurrent LLM-agent sessions can your provider quota really carry?"""
+    begin_invocation()
 
 
 def _html_report(profile_args: list[Path], overrides: list[str] | None, result: object,

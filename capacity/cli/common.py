@@ -113,9 +113,41 @@ def resolve_paths(paths: Sequence[Path | str]) -> list[str | Path]:
     return [resolve(p) for p in paths]
 
 
+class _Invocation:
+    """State of one command invocation (reset by the app's callback)."""
+
+    output: Path | None = None  # the --output checked by check_output, if any
+
+
+_INVOCATION = _Invocation()
+
+
+def begin_invocation() -> None:
+    """Forget the previous invocation's state (in-process runs reuse this module)."""
+    _INVOCATION.output = None
+
+
+def same_file(a: Path | str, b: Path | str) -> bool:
+    """Whether two paths name one existing file."""
+    try:
+        return Path(a).exists() and Path(b).exists() and Path(a).samefile(Path(b))
+    except (OSError, ValueError):
+        return False
+
+
+def _refuse_output_over_input(paths: Sequence[Path | str]) -> None:
+    out = _INVOCATION.output
+    for p in paths:
+        if out is not None and str(p) != "-" and same_file(out, p):
+            raise _fail(f"--output {out}: is the profile {p} this command reads; write the "
+                        "result to another file")
+
+
 def load(paths: Sequence[Path | str], overrides: Sequence[str] | None) -> Profile:
     """Load and validate a profile (a base and overlays), as a CLI error edge."""
     from capacity.profile.loader import load_profile
+
+    _refuse_output_over_input(paths)
 
     def go() -> Profile:
         try:
@@ -238,6 +270,7 @@ def check_output(output: Path | None) -> None:
         raise _fail(f"--output {output}: is a directory")
     if not output.parent.is_dir():
         raise _fail(f"--output {output}: cannot write: no directory {str(output.parent)!r}")
+    _INVOCATION.output = output  # load() refuses it as an input: a result over the profile
 
 
 # -- output ----------------------------------------------------------------------------------

@@ -63,6 +63,13 @@ def fit_command(
         raise _fail(f"--report: directory {report.parent} does not exist")
     if output is not None and not output.parent.exists():
         raise _fail(f"--output: directory {output.parent} does not exist")
+    from capacity.cli.common import same_file
+
+    for flag, target in (("--output", output), ("--report", report)):
+        for trace in traces:
+            if target is not None and same_file(target, trace):  # it would replace them
+                raise _fail(f"{flag} {target}: is the trace file {trace} this command reads; "
+                            "write to another file")
     from capacity.fit.fitter import PacingMode, fit_read, scale_times
     from capacity.fit.readers import read_traces
     from capacity.fit.writer import render_profile
