@@ -66,7 +66,7 @@ from capacity.serve import anthropic_messages, openai_chat, responses
 from capacity.serve.behaviour import ModelBehaviour, estimate_prompt_tokens, read_hints
 from capacity.serve.errors import Api, ApiError, bad, error_body
 from capacity.serve.history import decide, new_id
-from capacity.serve.metrics import Metrics, retry_bucket
+from capacity.serve.metrics import LAG_TICK_S, Metrics, retry_bucket
 from capacity.serve.wire import JSONDecodeError, Parsed, Usage, dumps, loads
 
 __all__ = ["MockServer", "ServeOptions", "ServerThread", "build_app"]
@@ -243,6 +243,7 @@ class MockProvider:
                 return self._error("openai", bad("bucket_deficit", str(e).splitlines()[0]
                                                  [:200]), request)
         self.limiter.reset()
+        self.metrics.lag.clear()  # lag is judged per measurement, as the quota state
         now = self.clock.now()
         for slot, meter in zip(self.limiter.slots, self.limiter.meters, strict=True):
             if slot.key in deficit and isinstance(meter, TokenBucket):
@@ -600,6 +601,25 @@ def build_app(provider: MockProvider) -> web.Application:
     app.router.add_get("/metrics", provider.metrics_text)
     app.router.add_post("/admin/reset", provider.reset)
     app.router.add_get("/health", provider.health)
+
+    async def lag_ticker(app: web.Application) -> Any:
+        # How late a 10 ms timer fires: the server's own event-loop lag, which /metrics
+        # reports so that a load generator can refuse a measurement taken while the mock
+        # was starved of CPU (its admissions would then happen at the wrong instants).
+        async def tick() -> None:
+            loop = asyncio.get_running_loop()
+            while True:
+                due = loop.time() + LAG_TICK_S
+                await asyncio.sleep(LAG_TICK_S)
+                provider.metrics.lag.append(max(0.0, loop.time() - due))
+
+        task = asyncio.create_task(tick())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.append(lag_ticker)
     return app
 
 

@@ -7,7 +7,11 @@ grow the server's memory through its metrics.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
+
+# Lag samples kept (one every LAG_TICK_S): the last ~40 s of wall time.
+LAG_SAMPLES = 4096
+LAG_TICK_S = 0.01
 
 _RETRY_BUCKETS = ("0", "1", "2", "3", "4", "5", "6+")
 
@@ -40,6 +44,10 @@ class Metrics:
         self.retry_counts: Counter[str] = Counter()  # x-stainless-retry-count bucket
         self.bad_requests: Counter[tuple[str, int]] = Counter()  # (api, status)
         self.disconnects = 0
+        # The server's own event-loop lag (wall seconds, how late a 10 ms timer fired),
+        # since the last reset: a starved mock admits at the wrong instants, which a load
+        # generator must know before it trusts what it measured.
+        self.lag: deque[float] = deque(maxlen=LAG_SAMPLES)
         if not hasattr(self, "in_flight_streams"):
             self.in_flight_streams = 0
             self.in_flight_requests = 0
@@ -91,6 +99,16 @@ class Metrics:
         family("capacity_mock_client_disconnects_total", "counter",
                "answers cut short because the client went away")
         out.append(f"capacity_mock_client_disconnects_total {self.disconnects}")
+        family("capacity_mock_event_loop_lag_seconds", "summary",
+               "how late the server's 10 ms timer fired (wall seconds) since the last "
+               "reset: quantiles of the last samples")
+        if self.lag:
+            lags = sorted(self.lag)
+            for q in (0.5, 0.99):
+                out.append(f'capacity_mock_event_loop_lag_seconds{{quantile="{q}"}} '
+                           f"{lags[min(len(lags) - 1, int(q * len(lags)))]:.6f}")
+            out.append(f"capacity_mock_event_loop_lag_seconds_count {len(lags)}")
+            out.append(f"capacity_mock_event_loop_lag_seconds_max {lags[-1]:.6f}")
         family("capacity_mock_in_flight_streams", "gauge", "SSE streams being sent")
         out.append(f"capacity_mock_in_flight_streams {self.in_flight_streams}")
         family("capacity_mock_in_flight_requests", "gauge",
