@@ -104,7 +104,8 @@ def test_cli_banner_and_ctrl_c(proc: Proc) -> None:
 def test_cli_bad_options_are_one_line_errors(tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
     path.write_text(PROFILE_YAML)
-    for args, needle in ([["--time-scale", "0"], "time scale"],
+    for args, needle in ([["--time-scale", "0"], "--time-scale"],
+                         [["--time-scale", "1e308"], "--time-scale"],
                          [["--tool-probability", "2"], "tool-probability"],
                          [["--provider", "gemini"], "provider"]):
         r = subprocess.run([sys.executable, "-m", "capacity", "serve", str(path), *args],

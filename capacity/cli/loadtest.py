@@ -26,6 +26,9 @@ from rich.table import Table
 __all__ = ["loadtest"]
 
 
+# Sessions one run of the load generator drives at most (see the check below).
+MAX_SESSIONS = 100_000
+
 class Provider(StrEnum):
     """Request dialect."""
 
@@ -65,8 +68,8 @@ def loadtest(
         "--warmup", help="Discarded model time before it (default: two mean session "
         "cycles, the simulator's default).", show_default=False)] = None,
     time_scale: Annotated[float, typer.Option(
-        "--time-scale", min=0.001, help="K: run K× faster; must equal capacity serve's "
-        "--time-scale.")] = 1.0,
+        "--time-scale", min=0.001, max=100_000.0,
+        help="K: run K× faster; must equal capacity serve's --time-scale.")] = 1.0,
     provider: Annotated[Provider, typer.Option(
         "--provider", help="Request dialect.")] = Provider.openai,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -116,6 +119,11 @@ def loadtest(
 
     profile = _load(profiles, overrides)
     grid = _run(lambda: parse_sessions(sessions))
+    if max(grid) > MAX_SESSIONS:
+        # Each session is a task holding its conversation history: past this one machine's
+        # memory and sockets are the limit, not the quota.
+        raise _fail(f"--sessions {sessions!r}: at most {MAX_SESSIONS:,} sessions in one "
+                    "run; spread more over machines with --engine locust")
     try:
         duration_s = parse_duration(duration)
         warmup_s = None if warmup is None else parse_duration(warmup)

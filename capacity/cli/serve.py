@@ -43,7 +43,7 @@ def serve_command(
     port: Annotated[int, typer.Option(
         "--port", min=0, max=65535, help="Port (0: a free one, printed).")] = 8000,
     time_scale: Annotated[float, typer.Option(
-        "--time-scale",
+        "--time-scale", min=0.001, max=100_000.0,
         help="Run K times faster: latencies, windows and retry-after divided by K.")] = 1.0,
     seed: Annotated[int | None, typer.Option(
         "--seed", min=0, help="Seed of all draws (default: fresh, printed).",
@@ -56,7 +56,7 @@ def serve_command(
         help="Chance that a turn offered tools (tool_choice auto) answers with a call.")
     ] = 1.0,
     tool_calls: Annotated[int | None, typer.Option(
-        "--tool-calls", min=1,
+        "--tool-calls", min=1, max=64,
         help="Tool calls per tool-call answer when parallel calls are allowed (default: "
              "the profile's fan-out for the model, else 1).", show_default=False)] = None,
     log_file: Annotated[Path | None, typer.Option(

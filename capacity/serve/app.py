@@ -115,15 +115,17 @@ class ServeOptions:
     log: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if not (self.time_scale > 0 and math.isfinite(self.time_scale)):
-            raise ValueError(f"time scale must be a positive number, got {self.time_scale}")
+        if not MIN_TIME_SCALE <= self.time_scale <= MAX_TIME_SCALE:
+            raise ValueError(f"time scale must be in [{MIN_TIME_SCALE:g}, {MAX_TIME_SCALE:g}], "
+                             f"got {self.time_scale}")
         if self.provider not in ("openai", "azure", "anthropic"):
             raise ValueError(f"provider must be openai, azure or anthropic, got "
                              f"{self.provider!r}")
         if not 0.0 <= self.tool_probability <= 1.0:
             raise ValueError(f"tool probability must be in [0, 1], got {self.tool_probability}")
-        if self.tool_calls is not None and self.tool_calls < 1:
-            raise ValueError(f"tool calls must be >= 1, got {self.tool_calls}")
+        if self.tool_calls is not None and not 1 <= self.tool_calls <= MAX_TOOL_CALLS:
+            raise ValueError(f"tool calls must be in [1, {MAX_TOOL_CALLS}], "
+                             f"got {self.tool_calls}")
         if self.seed is None:
             entropy = np.random.SeedSequence().entropy
             assert isinstance(entropy, int)
@@ -135,6 +137,15 @@ class _Endpoint:
 
     def __init__(self, name: str, module: ModuleType, api: Api, dialect: str) -> None:
         self.name, self.module, self.api, self.dialect = name, module, api, dialect
+
+
+# Time compression bounds: at K = 100,000 a 1 s window lasts 10 µs of wall time (the lag
+# guards then refuse any measurement, which is the point of accepting it); below 0.001 a
+# minute of behaviour takes 17 hours.
+MIN_TIME_SCALE, MAX_TIME_SCALE = 0.001, 100_000.0
+# Tool calls in one answer (OpenAI's parallel tool calls are a handful in practice): a bound
+# so that one answer cannot take the server's memory.
+MAX_TOOL_CALLS = 64
 
 
 class MockProvider:
