@@ -189,6 +189,56 @@ def test_small_charges_keep_their_mean_and_size(count: int) -> None:
     assert m.size_bias == pytest.approx(1.0, abs=1e-3)
 
 
+def rare(common: bool, enforcement: str, with_rare: bool = True) -> Profile:
+    """A call made by one turn in 10^6 (a fan-out of count 0 or 1, never walked by the
+    turn sample), alone or beside a call every turn makes; charges differ (10 vs 5,000
+    input tokens) so a misplaced load shows."""
+    steps: list[dict[str, Any]] = [{"parallel": {
+        "count": {"choice": {"values": [0, 1], "weights": [0.999999, 0.000001]}},
+        "call": {"model": "m", "input_tokens": 5000, "output_tokens": 10}}}]
+    if not with_rare:
+        steps = []
+    if common:
+        steps.insert(0, {"call": {"model": "m", "input_tokens": 10, "output_tokens": 10}})
+    return profile_from_dict({
+        "name": "rare",
+        "models": {"m": {"tokens_per_second": 50, "ttft": "0.5s"}},
+        "quotas": {"q": {"models": ["m"], "rpm": 60, "tpm": 100000,
+                         "enforcement": {"type": enforcement, "window": "60s"}}},
+        "session": {"think_time": "10s", "turns": {"t": {"steps": steps}}},
+    })
+
+
+@pytest.mark.parametrize("enforcement", ["fixed_window", "sliding_window"])
+@pytest.mark.parametrize("common", [False, True])
+def test_calls_the_sample_misses_keep_their_exact_load(common: bool, enforcement: str
+                                                       ) -> None:
+    """Issue 13: each call's mean window load is exact although the fixed-seed turn
+    sample never makes the rare one, so neither the load nor the ceiling collapses."""
+    wl = Workload.from_profile(rare(common, enforcement))
+    cyc = cycle_time(wl).cycle_s
+    for c in wl.constraints:
+        m = clumped_window_model(wl, c, cyc).inner
+        assert m.mean_units == pytest.approx(wl.units_per_turn(c) * c.window_s / cyc)
+        assert m.mean_units > 0 and m.p_single > 0
+        g = m.pmf(1000)
+        # The window count's mean is the exact mean load (to the lattice's rounding).
+        assert float(np.arange(g.size) @ g) * m.h == pytest.approx(
+            1000 * m.mean_units, rel=1e-6)
+        # Calls per window: exact launches per turn (1 + 1e-6, or 1e-6).
+        assert m.calls_per_window * cyc / c.window_s == pytest.approx(
+            (1.0 if common else 0.0) + 1e-6, rel=1e-9)
+    res = analyze(wl.profile, workload=wl)
+    if common:
+        # One extra call in 10^6 turns barely moves the ceiling of the common call.
+        alone = analyze(rare(True, enforcement, with_rare=False))
+        for row, ref in zip(res.constraints, alone.constraints, strict=True):
+            assert ref.burst_ceiling * 0.99 <= row.burst_ceiling <= ref.burst_ceiling
+    else:
+        # Never below the evidence: the rare-only turn carries millions of sessions.
+        assert min(row.burst_ceiling for row in res.constraints) >= 10**5
+
+
 # The A1 family at a tpm that keeps the simulations small (≈1M attempts each): fan-outs
 # of 1 to 1,000 calls, fixed and random charges. (count, input, output, tpm)
 FAMILY = [

@@ -719,12 +719,6 @@ session:
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "analytic (issue 13): a call made by one turn in 10^6 is missed by the sampled launch "
-    "signatures (capacity/analytic/window.py build: timing.runs finds no signature, "
-    "`sampled` = 0, so p_single = 0 and the model sees no load); the burst-aware ceiling "
-    "then comes out as 1 session beside a 10,000,000 napkin, and `check --sessions 100` "
-    "says no although 100 sessions make one call every ~28 hours against 60 rpm"))
 def test_rare_calls_do_not_collapse_the_ceiling(tmp_path: Path) -> None:
     """A rarely-calling turn carries (far) more than 100 sessions."""
     path = tmp_path / "rare.yaml"

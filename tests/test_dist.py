@@ -8,9 +8,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scipy import integrate, stats
 
-from capacity.model.dist import Distribution, parse_duration
+from capacity.model.dist import _FAR_POINT, Distribution, parse_duration
 
 NAN, INF = float("nan"), float("inf")
 
@@ -380,3 +382,46 @@ def test_z95_constant() -> None:
     from capacity.model.dist import _Z95
 
     assert stats.norm.ppf(0.95) == pytest.approx(_Z95, rel=1e-15)
+
+
+# ---------------------------------------------------------------------------------------
+# Exact lattice means for very spread distributions (issue 13)
+# ---------------------------------------------------------------------------------------
+
+def _spread_dist(family: str, median: float, spread: float) -> Distribution:
+    """A tokens distribution of ``family`` whose values span ``spread``× its median."""
+    if family == "lognormal":
+        return parse({"lognormal": {"median": median, "p95": median * spread}}, "tokens")
+    if family == "exponential":
+        return parse({"exponential": median * spread}, "tokens")
+    if family == "uniform":
+        return parse({"uniform": [median, median * spread]}, "tokens")
+    return parse({"choice": {"values": [median, median * spread],
+                             "weights": [1.0, 1.0 / spread]}}, "tokens")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(family=st.sampled_from(["lognormal", "lognormal", "exponential", "uniform", "choice"]),
+       median=st.floats(1e-3, 100.0),
+       spread=st.one_of(st.just(1000.0), st.floats(1.01, 1000.0)),
+       h=st.sampled_from([0.5, 0.75, 1.0, 10.0, 1000.0]))
+def test_lattice_keeps_the_exact_mean_of_a_wide_spread(family: str, median: float,
+                                                       spread: float, h: float) -> None:
+    """Up to the schema's widest lognormal (p95 = 1,000× the median, mean 6,700× it) on
+    a step of half a token, the lattice mean is E[X] to 1e-9 and the lattice bounded
+    (a tail cut for size used to lose up to 59 % of the mean)."""
+    d = _spread_dist(family, median, spread)
+    p = d.lattice_pmf(h)
+    assert p.min() >= 0.0 and math.isclose(p.sum(), 1.0, rel_tol=1e-12)
+    assert p.size <= _FAR_POINT + 2
+    lattice_mean = float(np.dot(np.arange(p.size, dtype=np.float64), p)) * h
+    assert lattice_mean == pytest.approx(d.mean, rel=1e-9)
+
+
+def test_lattice_refuses_a_mean_beyond_its_reach() -> None:
+    """A mean of more steps than the lattice may hold is an error, never a cut mean."""
+    d = parse({"lognormal": {"median": 1000, "p95": 999_000}}, "tokens")
+    with pytest.raises(ValueError, match="too fine"):
+        d.lattice_pmf(0.5)
+    p = d.lattice_pmf(1000.0)  # a coarser step holds it exactly
+    assert float(np.dot(np.arange(p.size), p)) * 1000.0 == pytest.approx(d.mean, rel=1e-9)

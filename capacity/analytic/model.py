@@ -57,7 +57,7 @@ from numpy.typing import NDArray
 
 from capacity._version import __version__
 from capacity.jsonsafe import clean as _clean
-from capacity.model.dist import Distribution, format_duration
+from capacity.model.dist import Distribution, finest_step, format_duration
 from capacity.model.workload import (
     Constraint,
     Workload,
@@ -417,6 +417,9 @@ def bucket_model(wl: Workload, c: Constraint, cycle_s: float) -> _BucketModel:
     mix = _event_mix(wl, c)
     means = [batch_units_mean(b, c.costs) for _, b in mix]
     h = _lattice_step(c, min(c.depth, min(means) * 16), c.depth)
+    # Never finer than a lattice can hold the largest mean charge on.
+    h = max(h, finest_step(max((x.mean for x in c.costs.values() if x is not None),
+                               default=0.0)))
     rates = np.array([r / cycle_s for r, _ in mix])
     pmfs = [batch_units_pmf(b, c.costs, h) for _, b in mix]
     sev = np.zeros(max(p.size for p in pmfs))

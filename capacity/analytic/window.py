@@ -63,6 +63,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from capacity.analytic.timing import TurnTiming
+from capacity.model.dist import finest_step
 from capacity.model.workload import CallCost
 
 _MAX_FFT = 1 << 22
@@ -442,8 +443,16 @@ def _lindley(g: NDArray[np.float64], q: float, windows: int = 30,
 
 def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float,
           sliding: bool, h: float, q_lat: float, cycle_s: float, units_per_turn: float,
-          retry: RetryModel) -> ClumpWindowModel:
-    """The clumped window model of one constraint (charges ``costs`` by ``id(call)``)."""
+          retry: RetryModel, exact_calls: dict[int, float] | None = None
+          ) -> ClumpWindowModel:
+    """The clumped window model of one constraint (charges ``costs`` by ``id(call)``).
+
+    ``exact_calls`` (by ``id(call)``): the exact mean launches per turn of each call.
+    A call the turn sample never launches (one turn in 10^6 makes it) then still
+    carries its exact mean load, as single-call clumps launched at its exact rate (the
+    independent-events window model) instead of being lost — or, when the sample holds
+    no charged launch at all, leaving a model that sees no load.
+    """
     specs = timing.specs
     pmfs: list[NDArray[np.float64] | None] = []
     means = np.zeros(len(specs))
@@ -464,12 +473,46 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
     length = np.bincount(inv.ravel(), weights=length,
                          minlength=uniq.shape[0]).astype(np.float64)
     rel_means = means[relevant]
+    rel_pmfs = [p for p in pmfs if p is not None]  # in the order of ``relevant``
+    col_costs = [costs[id(specs[k])] for k in relevant]
+    exact = exact_calls or {}
+    # Charged calls the sample does not even name (a fan-out of count 0 but once in
+    # 10^6 turns is never walked): columns of their own, absent from every sampled turn.
+    named = {id(specs[k]) for k in relevant}
+    extra = [i for i, c in exact.items() if c > 0 and i not in named
+             and (cost := costs.get(i)) is not None and cost.mean > 0]
+    col_ids = [id(specs[k]) for k in relevant] + extra
+    extra_means: list[float] = []
+    for i in extra:
+        cost = costs[i]
+        assert cost is not None
+        rel_pmfs.append(cost.pmf(h))
+        col_costs.append(cost)
+        extra_means.append(cost.mean)
+    rel_means = np.concatenate([rel_means, np.asarray(extra_means, dtype=np.float64)])
+    uniq = np.concatenate([uniq, np.zeros((uniq.shape[0], len(extra)), dtype=uniq.dtype)],
+                          axis=1)
     units_sig = uniq @ rel_means
     sampled = float(_dot(length, units_sig))
-    scale = units_per_turn * window_s / sampled if sampled > 0 else 0.0
+    seen = uniq.T @ length
+    missed = [j for j, i in enumerate(col_ids) if seen[j] <= 0 and exact.get(i, 0.0) > 0]
+    units_missed = float(sum(exact[col_ids[j]] * rel_means[j] for j in missed))
+    rest = max(units_per_turn - units_missed, 0.0)
+    # The sample's launch patterns carry the load the missed calls do not; the missed
+    # calls their exact mean (E[calls per turn] × E[charge]).
+    sample_scale = rest * window_s / sampled if sampled > 0 else 0.0
+    scale = sample_scale
+    if missed:
+        if scale <= 0:  # no sampled load left: the missed calls are all there is
+            scale = 1.0
+            length = np.zeros_like(length)
+        rows = np.zeros((len(missed), uniq.shape[1]), dtype=uniq.dtype)
+        rows[np.arange(len(missed)), missed] = 1
+        uniq = np.concatenate([uniq, rows], axis=0)
+        length = np.concatenate(
+            [length, [exact[col_ids[j]] * window_s / scale for j in missed]])
     p_single = float(length.sum()) * scale / cycle_s
     # Clump law: Σ_sig weight · (⊛_k f_k^{*m_k}) on the lattice.
-    rel_pmfs = [p for p in pmfs if p is not None]  # in the order of ``relevant``
     size = int(max((int(uniq[i] @ np.array([p.size - 1 for p in rel_pmfs])) + 1
                     for i in range(uniq.shape[0])), default=1))
     weights = length / length.sum() if length.sum() > 0 else length
@@ -498,12 +541,13 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
             p_single *= 1.0 - f0
     mu_lat = float(_dot(np.arange(clump.size), clump))
     # Finite population: match the exact second moment of one session's window count.
-    c2 = timing.cross_moment(window_s, means) * scale**2 / cycle_s if p_single > 0 else 0.0
+    c2 = (timing.cross_moment(window_s, means) * sample_scale**2 / cycle_s
+          if p_single > 0 else 0.0)
     mu_units = mu_lat * h
     pb2 = p_single**2 - c2 / mu_units**2 if mu_units > 0 else 0.0
     p_binomial = min(p_single, 1.0, math.sqrt(max(pb2, 0.0)))
     # One call's charge (mixture over the calls, by how often each is launched).
-    launches = np.array([float(uniq[:, j] @ length) for j in range(len(relevant))])
+    launches = np.array([float(uniq[:, j] @ length) for j in range(uniq.shape[1])])
     call_pmf = np.zeros(max((p.size for p in rel_pmfs), default=1))
     for j, p in enumerate(rel_pmfs):
         call_pmf[: p.size] += launches[j] / launches.sum() * p
@@ -513,16 +557,23 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
     # Which calls are turned away depends on the charges themselves, not on their lattice
     # spread: a 110-token call on a 2,441-token step is 0 or 1 step, which would make the
     # rejected calls look 22x larger than the average (κ = 0.045 instead of 1).
-    fine = _fine_pmfs([costs[id(specs[k])] for k in relevant], h)
+    fine = _fine_pmfs(col_costs, h)
     fine_call = np.zeros(max((p.size for p in fine), default=1))
     for j, p in enumerate(fine):
         fine_call[: p.size] += launches[j] / launches.sum() * p
     kappa = 1.0 if is_requests or e_b <= 0 else _size_bias(fine_call)
-    own = _own_prior(timing, relevant, rel_pmfs, window_s) if sliding else np.ones(1)
+    # Own-turn load and earlier launches come from the sample's turns only (a missed
+    # call is too rare to shift them; its columns carry no earlier launches).
+    own = (_own_prior(timing, relevant, rel_pmfs[: len(relevant)], window_s)
+           if sliding else np.ones(1))
     # Only a failure without retries aborts a turn often enough to thin the load.
     hist, counts = (_prior_launches(timing, relevant)
                     if retry.max_retries == 0 and retry.abort_turn
                     else (np.ones(1), np.zeros((1, len(relevant)))))
+    full = np.zeros((counts.shape[0], len(col_ids)))
+    if relevant:
+        full[:, : len(relevant)] = counts[:, : len(relevant)]
+    counts = full
     calls_per_turn = float(launches.sum()) / window_s * scale  # launches per turn
     return ClumpWindowModel(
         h=h, q_lat=q_lat, window_s=window_s, sliding=sliding, p_single=p_single,
@@ -546,7 +597,7 @@ def _fine_pmfs(costs: list[CallCost | None], h: float) -> list[NDArray[np.float6
     hf = min(means, default=h) / 64.0
     if uppers:
         hf = max(hf, max(uppers) / _FINE_POINTS)
-    hf = min(h, max(hf, 1e-9))
+    hf = min(h, max(hf, 1e-9, finest_step(max(means, default=0.0))))
     return [c.pmf(hf) if c is not None else np.ones(1) for c in costs]
 
 

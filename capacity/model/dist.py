@@ -538,14 +538,44 @@ class Distribution:
                 at = k_max * h
             else:  # cut for size: at the tail's own mean, where the lattice reaches
                 at = (self.mean - float(self.partial_mean(np.array([t]))[0])) / above
-                at = min(max(at, t), h * _MAX_LATTICE / 4) if math.isfinite(at) else t
-            tail_pmf = _spread(np.array([at]), np.array([above]), h, math.inf, None)
+                at = max(at, t) if math.isfinite(at) else t
+            far = _FAR_POINT * h
+            tail_pmf = _spread(np.array([min(at, far)]), np.array([above]), h, math.inf,
+                               None)
             if tail_pmf.size > out.size:
                 out = np.pad(out, (0, tail_pmf.size - out.size))
             out[: tail_pmf.size] += tail_pmf
+            if at > far and math.isinf(top):
+                out = self._keep_mean(out, h)
         out = out[: int(np.flatnonzero(out)[-1]) + 1] if out.any() else out[:1]
         result: NDArray[np.float64] = out / out.sum()
         return result
+
+    def _keep_mean(self, out: NDArray[np.float64], h: float) -> NDArray[np.float64]:
+        """``out`` (a pmf on step ``h`` whose far tail was pulled in to the last point
+        the lattice may reach) mixed with that point so that its mean is E[X] again.
+
+        A tail mean beyond ``_FAR_POINT`` steps (a lognormal with p95 = 1,000× its
+        median has its mean 6,700× the median, mostly from values that almost never
+        occur) cannot sit at its place; moving a share f of all the mass to the far
+        point instead, f = (E[X] − m)/(far − m), restores the mean exactly and only
+        spreads the law (convex functionals are overstated, never understated). A mean
+        the far point itself cannot carry is refused rather than cut.
+        """
+        far = _FAR_POINT
+        mean_idx = self.mean / h
+        if not mean_idx < far / 2:
+            raise ValueError(
+                f"lattice step {h:g} too fine for a mean of {self.mean:g} "
+                f"({mean_idx:,.0f} steps; at most {far // 2:,})")
+        out = out / out.sum()
+        if out.size < far + 1:
+            out = np.pad(out, (0, far + 1 - out.size))
+        m = float(np.dot(np.arange(out.size, dtype=np.float64), out))
+        f = max(0.0, (mean_idx - m) / (far - m))
+        out = out * (1.0 - f)
+        out[far] += f
+        return out
 
     # -- presentation ---------------------------------------------------------------
     def describe(self) -> str:
@@ -621,6 +651,14 @@ def dist_json_schema(quantity: Quantity) -> dict[str, Any]:
 
 _MAX_LATTICE = 1 << 24
 _DEFAULT_POINTS = 1 << 20
+_FAR_POINT = _MAX_LATTICE // 4
+"""Furthest lattice index a tail cut for size is placed at (4,194,304 steps; 32 MB)."""
+
+
+def finest_step(mean: float) -> float:
+    """Finest lattice step (units) on which :meth:`Distribution.lattice_pmf` keeps a
+    mean of ``mean`` units exactly (a finer one refuses a cut tail it cannot reach)."""
+    return 2.0 * mean / _FAR_POINT
 
 
 def _spread(values: NDArray[np.float64], weights: NDArray[np.float64], h: float,
