@@ -68,7 +68,7 @@ def loadtest(
         "--warmup", help="Discarded model time before it (default: two mean session "
         "cycles, the simulator's default).", show_default=False)] = None,
     time_scale: Annotated[float, typer.Option(
-        "--time-scale", min=0.001, max=100_000.0,
+        "--time-scale", min=0.001, max=1_000_000.0,
         help="K: run K× faster; must equal capacity serve's --time-scale.")] = 1.0,
     provider: Annotated[Provider, typer.Option(
         "--provider", help="Request dialect.")] = Provider.openai,

@@ -43,7 +43,7 @@ def serve_command(
     port: Annotated[int, typer.Option(
         "--port", min=0, max=65535, help="Port (0: a free one, printed).")] = 8000,
     time_scale: Annotated[float, typer.Option(
-        "--time-scale", min=0.001, max=100_000.0,
+        "--time-scale", min=0.001, max=1_000_000.0,
         help="Run K times faster: latencies, windows and retry-after divided by K.")] = 1.0,
     seed: Annotated[int | None, typer.Option(
         "--seed", min=0, help="Seed of all draws (default: fresh, printed).",
