@@ -878,14 +878,3 @@ def trace_attempts(profile: Profile, sessions: int, *, horizon_s: float = 600.0,
         raise SimulationError(f"the replication made more than {max_attempts} attempts; "
                               "raise max_attempts or shorten the horizon")
     return AttemptTrace(buf[:out.traced].copy(), c.slots, c.sites, clock, deficit, used)
-
-
-def warm_up(profile: Profile) -> None:
-    """Simulate one short session: loads the compiled engine and the profile's arrays.
-
-    The engine is compiled when the package is built, so this costs milliseconds; it is
-    kept for callers that overlap it with other work (the CLI, with the analytic model).
-    """
-    c = _compile(profile)
-    _simulate_compiled(c, 1, horizon_s=1.0, warmup_s=0.0, replications=1, seed=0,
-                       progress=None, workers=1)

@@ -6,7 +6,6 @@ analytic model answers, optionally confirmed by simulation where the CLI asks fo
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
@@ -71,23 +70,7 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
     """
     if method not in METHODS:
         raise CapacityError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    warm = None
-    if method != "analytic":
-        import threading
-
-        from capacity.sim.engine import warm_up
-
-        # Load the compiled engine on the other core while the analytic model runs.
-        def _warm() -> None:
-            # Any error here is raised again, and reported properly, by the real run.
-            with contextlib.suppress(Exception):
-                warm_up(profile)
-
-        warm = threading.Thread(target=_warm, daemon=True)
-        warm.start()
     result = analyze(profile, sessions=sessions)
-    if warm is not None:
-        warm.join()
     if method == "analytic":
         return result
     if sim is None:
