@@ -58,6 +58,7 @@ from numpy.typing import NDArray
 from capacity._version import __version__
 from capacity.jsonsafe import clean as _clean
 from capacity.model.dist import Distribution, finest_step, format_duration
+from capacity.model.routing import require_unrouted
 from capacity.model.workload import (
     Constraint,
     Workload,
@@ -710,6 +711,7 @@ def analyze(profile: Profile, sessions: int | None = None,
         (largest N whose analytic 429 fraction is within ``targets.max_429_fraction``),
         and how the ceilings move across the think-time/cadence range.
     """
+    require_unrouted(profile, "the analytic model")
     wl = workload or Workload.from_profile(profile)
     target = profile.targets.max_429_fraction
     cyc = cycle_time(wl)

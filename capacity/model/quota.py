@@ -148,8 +148,8 @@ def request_coefficients(profile: Profile, model: str, max_tokens: float | None,
     """
     slots = limit_slots(profile) if slots is None else slots
     touched = set(profile.quotas_for(model))
-    if max_tokens is None and model in profile.models:
-        max_tokens = profile.models[model].max_tokens
+    if max_tokens is None and (model in profile.models or model in profile.deployments):
+        max_tokens = profile.model_of(model).max_tokens
     n = len(slots)
     req, inp, cac, out, mtk = (np.zeros(n) for _ in range(5))
     for i, s in enumerate(slots):
@@ -173,9 +173,12 @@ def request_coefficients(profile: Profile, model: str, max_tokens: float | None,
 
 
 def charge_coefficients(profile: Profile, call: CallSpec,
-                        slots: tuple[LimitSlot, ...] | None = None) -> ChargeCoefficients:
-    """The per-slot charging rule of a profile's ``call`` (its model, its max_tokens)."""
-    return request_coefficients(profile, call.model, profile.max_tokens_for(call), slots)
+                        slots: tuple[LimitSlot, ...] | None = None,
+                        target: str | None = None) -> ChargeCoefficients:
+    """The per-slot charging rule of a profile's ``call`` (its model, its max_tokens) when
+    served by ``target`` (a deployment or model; default the call's own model)."""
+    name = call.model if target is None else target
+    return request_coefficients(profile, name, profile.max_tokens_for(call, name), slots)
 
 
 def charge_units(profile: Profile, call: CallSpec, *, input_tokens: float,

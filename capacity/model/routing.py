@@ -79,6 +79,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from capacity.limits.limiter import Limiter, SlotSnapshot
+    from capacity.profile.schema import Profile
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,10 +458,60 @@ def snapshots_for(limiter: Limiter, deployments: Iterable[Deployment],
     """Each deployment's slot snapshots at ``now`` from ``limiter`` (its ``quotas``, or
     every quota covering its model when it names none) — :class:`UsageBased`'s input."""
     out: dict[str, tuple[SlotSnapshot, ...]] = {}
+    every = limiter.snapshot(now) if any(d.quotas for d in deployments) else ()
     for d in deployments:
-        snaps = limiter.snapshot(now, model=d.model)
-        out[d.name] = tuple(s for s in snaps if not d.quotas or s.quota in d.quotas)
+        if d.quotas:
+            out[d.name] = tuple(s for s in every if s.quota in d.quotas)
+        else:
+            out[d.name] = limiter.snapshot(now, model=d.model)
     return out
+
+
+def require_unrouted(profile: Profile, what: str) -> None:
+    """Refuse a profile with ``routes`` in a layer that does not route yet (one clear
+    line rather than a silently wrong answer)."""
+    if profile.routes:
+        from capacity.errors import CapacityError
+
+        raise CapacityError(f"{what} does not support 'routes' yet (profile "
+                            f"{profile.title!r} routes {', '.join(profile.routes)})")
+
+
+def router_from_profile(profile: Profile) -> Router:
+    """The profile's fleet as a :class:`Router`: a route for every logical model a call
+    or a fallback names (a name without a declared route is a route of one deployment:
+    the deployment or model of that name). Deployment names are the names requests
+    carry; ``Deployment.quotas`` are the quotas each is charged on
+    (:meth:`~capacity.profile.schema.Profile.quotas_for`)."""
+    from capacity.profile.schema import iter_calls
+
+    logical: list[str] = []
+    stack = [call.model for turn in profile.session.turns.values()
+             for call, _ in iter_calls(turn.steps, ())]
+    while stack:  # the calls' logical models, then their fallbacks (also logical)
+        name = stack.pop(0)
+        if name not in logical:
+            logical.append(name)
+            r = profile.routes.get(name)
+            stack.extend(r.fallbacks if r is not None else ())
+    routes = []
+    for name in logical:
+        spec = profile.routes.get(name)
+        deps = tuple(
+            Deployment(name=t, model=(profile.deployments[t].model
+                                      if t in profile.deployments else t),
+                       quotas=tuple(profile.quotas_for(t)), weight=w)
+            for t, w in profile.route_targets(name))
+        if spec is None:
+            routes.append(Route(name, deps))
+            continue
+        policy: Policy = (Weighted(per_turn=spec.per_turn) if spec.policy == "weighted"
+                          else POLICIES[spec.policy]())
+        routes.append(Route(name, deps, policy, tuple(spec.fallbacks), spec.spillover))
+    cd = profile.cooldown
+    cooldown = None if cd is None else Cooldown(cd.threshold, cd.min_calls, cd.window,
+                                                cd.seconds)
+    return Router(routes, cooldown)
 
 
 POLICIES: dict[str, type[Weighted | RoundRobin | LeastBusy | UsageBased | Priority]] = {
@@ -485,6 +536,8 @@ __all__ = [
     "UsageBased",
     "Weighted",
     "pick_weighted",
+    "require_unrouted",
+    "router_from_profile",
     "snapshots_for",
     "usage_share",
 ]

@@ -134,15 +134,17 @@ class CallCost:
         return acc
 
 
-def metered(profile: Profile, slot: LimitSlot, call: CallSpec) -> CallCost | None:
+def metered(profile: Profile, slot: LimitSlot, call: CallSpec,
+            target: str | None = None) -> CallCost | None:
     """How ``call`` is charged on ``slot``, as a distribution (None: it is not charged).
 
     The rule itself is :func:`capacity.quota.charge_coefficients` — the simulator's —
     read here as distributions: requests 1 per call; input tokens (less the cached share
     when the quota exempts cached input) where the slot meters input; ``max_tokens`` where
     the quota charges it at admission, else the generated tokens cut at max_tokens.
+    ``target``: the deployment or model serving the call (default: the call's model).
     """
-    coef = charge_coefficients(profile, call, (slot,))
+    coef = charge_coefficients(profile, call, (slot,), target)
     request, inp_c, cached_c, out_c, mtk_c = (float(a[0]) for a in (
         coef.request, coef.input, coef.cached, coef.output, coef.max_tokens))
     if request:

@@ -630,4 +630,25 @@ def _charges_something(profile: Profile) -> bool:
     from capacity.model.workload import Workload
 
     wl = Workload.from_profile(profile)
-    return any(wl.units_per_turn(c) > 0 for c in wl.constraints)
+    if not profile.routes:
+        return any(wl.units_per_turn(c) > 0 for c in wl.constraints)
+    return _fleet_charges_something(profile, wl)
+
+
+def _fleet_charges_something(profile: Profile, wl: Any) -> bool:
+    """:func:`_charges_something` when calls are routed: some call made with a positive
+    rate is charged something by some deployment that may serve it."""
+    from capacity.model.quota import limit_slots
+    from capacity.model.workload import batch_units_mean, metered
+    from capacity.profile.schema import serving
+
+    calls = [c for t in wl.turns for ev in t.events for c in ev.batch.calls()]
+    targets = {t for c in calls for t in serving(profile, c.model)}
+    for slot in limit_slots(profile):
+        for target in targets:
+            costs = {id(c): metered(profile, slot, c, target) if target in serving(
+                profile, c.model) else None for c in calls}
+            if any(t.probability * ev.rate * batch_units_mean(ev.batch, costs) > 0
+                   for t in wl.turns for ev in t.events):
+                return True
+    return False

@@ -588,6 +588,97 @@ class PacingSpec(Spec):
         return self
 
 
+# ---------------------------------------------------------------------------------------
+# Fleets: deployments and routes (the routing rule itself is capacity.model.routing)
+# ---------------------------------------------------------------------------------------
+
+
+class DeploymentSpec(Spec):
+    """One deployment: a model (its latency) behind its own quotas.
+
+    ``quotas`` names the quotas its calls are charged on; left out, the quotas whose
+    ``models`` list names this deployment, or else those covering its model.
+    """
+
+    model: str = Field(description="a key of `models`: the deployment's latency")
+    quotas: list[str] | None = Field(
+        default=None, description="quotas charged (default: quotas listing this "
+        "deployment, else those covering its model)")
+
+
+ROUTE_POLICIES = ("weighted", "round_robin", "least_busy", "usage_based", "priority")
+
+
+def _route_targets(v: Any) -> Any:
+    """A list of names (equal weights) or a mapping name → weight (≥ 0)."""
+    if isinstance(v, dict):
+        out = {}
+        for k, w in v.items():
+            x = _real(w, "a weight (a number ≥ 0)")
+            if not 0 <= x <= MAX_WEIGHT:
+                raise ValueError(f"weight of {k!r} must be ≥ 0 and at most "
+                                 f"{_fmt(MAX_WEIGHT)}, got {_short(w)}")
+            out[str(k)] = x
+        return out
+    return v
+
+
+if TYPE_CHECKING:
+    RouteTargets = list[str] | dict[str, float]
+else:
+    RouteTargets = Annotated[
+        list[str] | dict[str, float], BeforeValidator(_route_targets),
+        WithJsonSchema({"anyOf": [
+            {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            {"type": "object", "additionalProperties": {
+                "type": "number", "minimum": 0, "maximum": MAX_WEIGHT}, "minProperties": 1},
+        ], "description": "deployments (or models) in order, or a mapping name → weight"})]
+
+
+class RouteSpec(Spec):
+    """A logical model (what calls name) served by one or more deployments.
+
+    Policies: ``weighted`` (random by weight; ``per_turn`` keeps a turn on one),
+    ``round_robin``, ``least_busy`` (fewest calls in flight), ``usage_based`` (lowest share
+    of its window used), ``priority`` (first available in order, spilling to the next on a
+    429 — Azure PTU then pay-as-you-go). ``fallbacks``: logical models tried, in order,
+    once a call's retries on this one are exhausted.
+    """
+
+    policy: Literal["weighted", "round_robin", "least_busy", "usage_based",
+                    "priority"] = Field(default="weighted", description="how a deployment "
+                                        "is chosen for each call")
+    deployments: RouteTargets = Field(
+        description="deployments (or model names) serving it, in priority order; a "
+        "mapping name → weight for `weighted`")
+    per_turn: StrictBool = Field(
+        default=False, description="weighted only: a turn's calls stay on one deployment")
+    spillover: StrictBool | None = Field(
+        default=None, description="a 429 moves the call to the next deployment at once "
+        "(default: true for priority, false otherwise)")
+    fallbacks: list[str] = Field(
+        default_factory=list, description="logical models tried after the retries here "
+        "are exhausted")
+
+    def targets(self) -> list[tuple[str, float]]:
+        """(deployment or model name, weight) in declared order."""
+        if isinstance(self.deployments, dict):
+            return list(self.deployments.items())
+        return [(n, 1.0) for n in self.deployments]
+
+
+class CooldownSpec(Spec):
+    """Skip a deployment that failed too often lately (LiteLLM's rule and defaults)."""
+
+    threshold: Annotated[float, Field(ge=0, lt=1, strict=True, allow_inf_nan=False)] = \
+        Field(default=0.5, description="cool down when failed/calls in the window exceeds "
+              "this")
+    min_calls: PositiveInt = Field(default=5, description="...and at least this many calls "
+                                   "were made in the window")
+    window: WindowSeconds = Field(default=60.0, description="counting window (seconds)")
+    seconds: Seconds = Field(default=5.0, description="how long the deployment is skipped")
+
+
 class TargetSpec(Spec):
     """What counts as 'carrying' the load."""
 
@@ -609,6 +700,12 @@ class Profile(Spec):
     retry: RetrySpec = Field(default_factory=RetrySpec)
     pacing: PacingSpec | None = None
     targets: TargetSpec = Field(default_factory=TargetSpec)
+    deployments: dict[str, DeploymentSpec] = Field(
+        default_factory=dict, description="named deployments (a model behind its own quotas)")
+    routes: dict[str, RouteSpec] = Field(
+        default_factory=dict, description="logical models served by several deployments")
+    cooldown: CooldownSpec | None = Field(
+        default=None, description="skip deployments failing too often (off when absent)")
 
     @property
     def title(self) -> str:
@@ -616,14 +713,47 @@ class Profile(Spec):
         return self.name or "profile"
 
     def quotas_for(self, model: str) -> list[str]:
-        """Names of the quotas that a call to ``model`` touches."""
+        """Names of the quotas that a call to ``model`` (a model or a deployment) touches.
+
+        A deployment's are its ``quotas``; left out, the quotas listing the deployment's
+        name, or else those covering its model.
+        """
+        dep = self.deployments.get(model)
+        if dep is not None and dep.model != model:
+            if dep.quotas is not None:
+                return [q for q in self.quotas if q in dep.quotas]
+            own = [q for q, spec in self.quotas.items() if model in spec.models]
+            return own or [q for q, spec in self.quotas.items() if dep.model in spec.models]
+        if dep is not None and dep.quotas is not None:
+            return [q for q in self.quotas if q in dep.quotas]
         return [q for q, spec in self.quotas.items() if model in spec.models]
 
-    def max_tokens_for(self, call: CallSpec) -> int | None:
-        """The call's max_tokens, falling back to the model's default."""
+    def model_of(self, target: str) -> ModelSpec:
+        """The latency model of a model or deployment name."""
+        dep = self.deployments.get(target)
+        return self.models[dep.model if dep is not None else target]
+
+    def max_tokens_for(self, call: CallSpec, target: str | None = None) -> int | None:
+        """The call's max_tokens, falling back to the default of the model serving it
+        (``target``: the deployment or model chosen; default the call's own model)."""
         if call.max_tokens is not None:
             return call.max_tokens
-        return self.models[call.model].max_tokens
+        name = call.model if target is None else target
+        if name not in self.models and name not in self.deployments:
+            # A routed call before routing: the first deployment's model stands in.
+            name = self.route_targets(name)[0][0]
+        return self.model_of(name).max_tokens
+
+    def route_targets(self, logical: str) -> list[tuple[str, float]]:
+        """(deployment or model name, weight) serving logical model ``logical``: its
+        route's, or the name itself when no route is declared for it."""
+        route = self.routes.get(logical)
+        return route.targets() if route is not None else [(logical, 1.0)]
+
+    @property
+    def routed(self) -> bool:
+        """True when some logical model has several deployments or fallbacks."""
+        return any(len(r.targets()) > 1 or r.fallbacks for r in self.routes.values())
 
 
 Block.model_rebuild()
@@ -690,7 +820,7 @@ def check_references(profile: Profile) -> list[tuple[PathT, str]]:
 
     for qname, q in profile.quotas.items():
         for i, m in enumerate(q.models):
-            if m not in profile.models:
+            if m not in profile.models and m not in profile.deployments:
                 problems.append((("quotas", qname, "models", i), unknown_model(m)))
         for dim, lim in q.limits().items():
             enf = q.enforcement_for(dim)
@@ -712,6 +842,20 @@ def check_references(profile: Profile) -> list[tuple[PathT, str]]:
                     "window: nothing could ever be admitted; use a longer window",
                 ))
 
+    fleet_problems = _check_fleet(profile, unknown_model)
+    problems += fleet_problems
+    fleet_broken = bool(fleet_problems)
+
+    def unknown_logical(name: str) -> str:
+        names = [*profile.routes, *profile.deployments, *model_names]
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        defined = f"models defined: {', '.join(model_names)}"
+        if profile.routes or profile.deployments:
+            defined = ("routes, deployments and models defined: "
+                       + ", ".join(dict.fromkeys(names)))
+        return f"unknown model {name!r}{hint}; {defined}"
+
     for tname, turn in profile.session.turns.items():
         most = max_calls(turn.steps)
         if most > MAX_CALLS_PER_TURN:
@@ -720,30 +864,136 @@ def check_references(profile: Profile) -> list[tuple[PathT, str]]:
                              f"parallel counts multiply); at most {MAX_CALLS_PER_TURN:,} per "
                              "turn are supported"))
         for call, path in iter_calls(turn.steps, ("session", "turns", tname, "steps")):
-            if call.model not in profile.models:
-                problems.append(((*path, "model"), unknown_model(call.model)))
+            if not _logical_known(profile, call.model):
+                problems.append(((*path, "model"), unknown_logical(call.model)))
                 continue
-            mt = profile.max_tokens_for(call)
-            if mt is not None and call.output_tokens.lower > mt:
-                problems.append(((*path, "output_tokens"),
-                                 f"always exceeds max_tokens {mt} "
-                                 f"(got {call.output_tokens.describe()})"))
-            for qname in profile.quotas_for(call.model):
-                q = profile.quotas[qname]
-                charged = {"tpm", "otpm", "tpd"} & set(q.limits())
-                if q.charge_max_tokens and charged and mt is None:
-                    problems.append(((*path, "max_tokens"),
-                                     f"quota {qname!r} charges max_tokens at admission; set "
-                                     f"max_tokens on this call or on model {call.model!r}"))
+            if fleet_broken:
+                continue
+            for target in serving(profile, call.model):
+                mt = profile.max_tokens_for(call, target)
+                via = "" if target == call.model else f" (deployment {target!r})"
+                if mt is not None and call.output_tokens.lower > mt:
+                    problems.append(((*path, "output_tokens"),
+                                     f"always exceeds max_tokens {mt}{via} "
+                                     f"(got {call.output_tokens.describe()})"))
+                for qname in profile.quotas_for(target):
+                    q = profile.quotas[qname]
+                    charged = {"tpm", "otpm", "tpd"} & set(q.limits())
+                    if q.charge_max_tokens and charged and mt is None:
+                        latency = profile.deployments[target].model if (
+                            target in profile.deployments) else target
+                        problems.append(((*path, "max_tokens"),
+                                         f"quota {qname!r} charges max_tokens at admission"
+                                         f"{via}; set max_tokens on this call or on model "
+                                         f"{latency!r}"))
     if profile.session.pause.mean == 0 and not problems and not any(
             _takes_time(t.steps, profile) for t in profile.session.turns.values()):
         problems.append((("session", "think_time"),
                          "a session cycle would take no time (zero think time and turns "
                          "whose calls take none): give a think time or a time to first token"))
-    if not any(
-        profile.quotas_for(call.model)
+    if not problems and not any(
+        profile.quotas_for(target)
         for turn in profile.session.turns.values()
         for call, _ in iter_calls(turn.steps, ())
+        for target in serving(profile, call.model)
     ):
         problems.append((("quotas",), "no call touches any quota: nothing to compute"))
+    return problems
+
+
+def _logical_known(profile: Profile, name: str) -> bool:
+    return name in profile.routes or name in profile.deployments or name in profile.models
+
+
+def serving(profile: Profile, logical: str) -> list[str]:
+    """Every deployment or model a call to ``logical`` may be served by: its route's
+    targets, then its fallbacks' (depth first, each once). Assumes a valid fleet."""
+    out: list[str] = []
+    seen: set[str] = set()
+
+    def walk(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        for target, _ in profile.route_targets(name):
+            if target not in out:
+                out.append(target)
+        route = profile.routes.get(name)
+        for fb in route.fallbacks if route is not None else ():
+            walk(fb)
+
+    walk(logical)
+    return out
+
+
+def _check_fleet(profile: Profile, unknown_model: Any) -> list[tuple[PathT, str]]:
+    """Deployments, routes and fallbacks: every name known, no cycle, weights usable."""
+    problems: list[tuple[PathT, str]] = []
+    quota_names = list(profile.quotas)
+    for dname, dep in profile.deployments.items():
+        if dep.model not in profile.models:
+            problems.append((("deployments", dname, "model"), unknown_model(dep.model)))
+        if dname in profile.models and dep.model != dname:
+            problems.append((("deployments", dname),
+                             f"{dname!r} is also the name of a model, but this deployment "
+                             f"runs model {dep.model!r}: give the deployment another name"))
+        for i, q in enumerate(dep.quotas or ()):
+            if q not in profile.quotas:
+                close = difflib.get_close_matches(q, quota_names, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                problems.append((("deployments", dname, "quotas", i),
+                                 f"unknown quota {q!r}{hint}; quotas defined: "
+                                 f"{', '.join(quota_names)}"))
+    targets_known = [*profile.deployments, *profile.models]
+    for rname, route in profile.routes.items():
+        where: PathT = ("routes", rname)
+        names = [n for n, _ in route.targets()]
+        if not names:
+            problems.append(((*where, "deployments"), "a route needs at least one deployment"))
+        for i, n in enumerate(names):
+            key: str | int = n if isinstance(route.deployments, dict) else i
+            if n not in profile.deployments and n not in profile.models:
+                close = difflib.get_close_matches(n, targets_known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                problems.append(((*where, "deployments", key),
+                                 f"unknown deployment {n!r}{hint}; deployments and models "
+                                 f"defined: {', '.join(targets_known)}"))
+            elif names.index(n) != i:
+                problems.append(((*where, "deployments", key), f"{n!r} is listed twice"))
+        if names and not sum(w for _, w in route.targets()) > 0:
+            problems.append(((*where, "deployments"),
+                             "weights sum to zero: no deployment could ever be chosen"))
+        if route.per_turn and route.policy != "weighted":
+            problems.append(((*where, "per_turn"),
+                             f"per_turn applies to the weighted policy only (this route is "
+                             f"{route.policy!r})"))
+        for i, fb in enumerate(route.fallbacks):
+            if not _logical_known(profile, fb):
+                close = difflib.get_close_matches(
+                    fb, [*profile.routes, *targets_known], n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                problems.append(((*where, "fallbacks", i),
+                                 f"unknown model {fb!r}{hint}; a fallback names a route, "
+                                 "deployment or model"))
+    if problems:
+        return problems
+
+    # Cycles of fallbacks (a route falling back, directly or not, to itself).
+    def walk(name: str, path: tuple[str, ...]) -> tuple[str, ...] | None:
+        if name in path:
+            return (*path[path.index(name):], name)
+        route = profile.routes.get(name)
+        for fb in route.fallbacks if route is not None else ():
+            cycle = walk(fb, (*path, name))
+            if cycle:
+                return cycle
+        return None
+
+    for rname, route in profile.routes.items():
+        for i, fb in enumerate(route.fallbacks):
+            cycle = walk(fb, (rname,))
+            if cycle:
+                problems.append((("routes", rname, "fallbacks", i),
+                                 "a cycle of fallbacks: " + " → ".join(cycle)))
+                return problems
     return problems

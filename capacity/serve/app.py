@@ -61,6 +61,7 @@ from capacity.limits import (
     WallClock,
     render_headers,
 )
+from capacity.model.routing import require_unrouted
 from capacity.profile.schema import Profile
 from capacity.serve import anthropic_messages, openai_chat, responses
 from capacity.serve.behaviour import ModelBehaviour, estimate_prompt_tokens, read_hints
@@ -153,6 +154,7 @@ class MockProvider:
     """The request handlers and the state they share (limiter, clock, generator, metrics)."""
 
     def __init__(self, profile: Profile, options: ServeOptions | None = None) -> None:
+        require_unrouted(profile, "capacity serve")
         self.profile = profile
         self.options = options or ServeOptions()
         self.k = float(self.options.time_scale)

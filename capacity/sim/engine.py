@@ -99,6 +99,7 @@ from capacity.errors import CapacityError
 from capacity.jsonsafe import finite as _finite
 from capacity.model.dist import Distribution
 from capacity.model.quota import LimitSlot, charge_coefficients, limit_slots
+from capacity.model.routing import require_unrouted
 from capacity.model.workload import Workload, cached_per_profile
 from capacity.profile.schema import (
     Block,
@@ -453,6 +454,7 @@ def _compile(profile: Profile) -> _Compiled:
 
 
 def _compile_uncached(profile: Profile) -> _Compiled:
+    require_unrouted(profile, "the simulator")
     slots = limit_slots(profile)
     dt = _DistTable()
     skind: list[int] = []
