@@ -620,7 +620,15 @@ def _route_targets(v: Any) -> Any:
                                  f"{_fmt(MAX_WEIGHT)}, got {_short(w)}")
             out[str(k)] = x
         return out
-    return v
+    if isinstance(v, BaseModel | str) or not isinstance(v, list | tuple):
+        raise PydanticCustomError(
+            "route_targets", "expected a list of deployment names or a mapping name → "
+            "weight, got {got}", {"got": _short(v)})
+    for x in v:
+        if not isinstance(x, str):
+            raise PydanticCustomError(
+                "route_targets", "expected deployment names, got {got}", {"got": _short(x)})
+    return list(v)
 
 
 if TYPE_CHECKING:
