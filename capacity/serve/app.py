@@ -5,13 +5,34 @@ Routes
 * ``POST /v1/chat/completions`` — OpenAI Chat Completions (headers in ``provider``'s
   dialect, OpenAI by default);
 * ``POST /openai/deployments/{deployment}/chat/completions?api-version=…`` — Azure: the
-  deployment names a quota of the profile (its first model answers) or a model;
+  deployment names a deployment or model of the profile (or, as before fleets, a quota:
+  its first model answers);
 * ``POST /v1/messages`` — Anthropic Messages;
 * ``POST /v1/responses`` — OpenAI Responses;
 * ``GET /v1/models`` — the profile's models (Anthropic's shape when the request carries
   ``anthropic-version``);
 * ``GET /metrics`` (Prometheus text), ``POST /admin/reset`` (fresh quota state; with
   ``?metrics=true`` also zero the counters), ``GET /health``.
+
+Fleets (``deployments`` / ``routes`` in the profile): a request names a DEPLOYMENT (the
+Azure path's segment, or the body's ``model``) and is admitted on that deployment's own
+quotas (:meth:`capacity.profile.schema.Profile.quotas_for`), answered at its model's
+latency, with its own rate-limit headers and ``x-capacity-deployment`` naming it. A
+request naming a routed LOGICAL model (a key of ``routes``) finds the mock acting as the
+gateway in front of the fleet (Azure API Management backend pool, LiteLLM proxy): it
+chooses with THE routing rule (:func:`capacity.model.routing.router_from_profile`, one
+:class:`~capacity.model.routing.Router` for the server: round-robin position and
+cooldown are the gateway's), spills within the request — the client sees a 429 only
+when every deployment it tried refused, with the headers of the last one tried — and
+names the deployment that answered in ``x-capacity-deployment`` (those that refused
+before it, in order, in ``x-capacity-spilled``). Retries are the client's: the gateway
+reads the SDK's ``x-stainless-retry-count`` as the attempt number, so on the client's
+last attempt (``retry.max_retries``) a refused route falls back to its ``fallbacks``
+within the request, whose own retries the gateway then waits out itself by
+:class:`capacity.model.retry.RetryPolicy` (the simulator's timing; a client that does not
+send the header is always on its first attempt and never falls back). Draws: one uniform
+of the server's generator per choice; a turn's draw (``per_turn``) is a hash of the
+request's session and turn (:func:`_ident`), so a turn's calls stay on one deployment.
 
 A generation request is validated (a provider-shaped 400/404/413 naming the field
 otherwise), its behaviour drawn (:mod:`.behaviour`), its content decided by the history
@@ -39,6 +60,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import math
 import threading
@@ -61,10 +83,23 @@ from capacity.limits import (
     WallClock,
     render_headers,
 )
-from capacity.model.routing import require_unrouted
+from capacity.model.retry import RetryPolicy
+from capacity.model.routing import (
+    CallPath,
+    Next,
+    Router,
+    UsageBased,
+    router_from_profile,
+    snapshots_for,
+)
 from capacity.profile.schema import Profile
 from capacity.serve import anthropic_messages, openai_chat, responses
-from capacity.serve.behaviour import ModelBehaviour, estimate_prompt_tokens, read_hints
+from capacity.serve.behaviour import (
+    ModelBehaviour,
+    Plan,
+    estimate_prompt_tokens,
+    read_hints,
+)
 from capacity.serve.errors import Api, ApiError, bad, error_body
 from capacity.serve.history import decide, new_id
 from capacity.serve.metrics import LAG_TICK_S, Metrics, retry_bucket
@@ -154,7 +189,6 @@ class MockProvider:
     """The request handlers and the state they share (limiter, clock, generator, metrics)."""
 
     def __init__(self, profile: Profile, options: ServeOptions | None = None) -> None:
-        require_unrouted(profile, "capacity serve")
         self.profile = profile
         self.options = options or ServeOptions()
         self.k = float(self.options.time_scale)
@@ -163,7 +197,10 @@ class MockProvider:
         self.rng = np.random.default_rng(self.options.seed)
         self.metrics = Metrics()
         self.behaviours = {m: ModelBehaviour(profile, m, self.options.tool_calls)
-                           for m in profile.models}
+                           for m in (*profile.models, *profile.deployments)}
+        # The gateway (requests naming a routed logical model): one router for the server.
+        self.router: Router | None = router_from_profile(profile) if profile.routes else None
+        self.retry = RetryPolicy.from_profile(profile)
         p = self.options.provider
         self.ep_chat = _Endpoint("chat", openai_chat, "azure" if p == "azure" else "openai", p)
         self.ep_azure = _Endpoint("azure", openai_chat, "azure", "azure")
@@ -223,7 +260,8 @@ class MockProvider:
 
     async def models(self, request: web.Request) -> web.Response:
         """``GET /v1/models``: the profile's models."""
-        names = list(self.profile.models)
+        p = self.profile
+        names = list(dict.fromkeys((*p.models, *p.deployments, *p.routes)))
         if "anthropic-version" in request.headers:
             data: dict[str, Any] = {
                 "data": [{"type": "model", "id": m, "display_name": m,
@@ -276,17 +314,28 @@ class MockProvider:
     # -- the generation path -----------------------------------------------------------
 
     def _resolve(self, ep: _Endpoint, name: str, deployment: bool) -> str:
-        """The profile model answering for ``name`` (a 404 in the API's shape if none)."""
-        if name in self.profile.models:
+        """The deployment or model answering for ``name``, or the routed logical model
+        ``name`` itself (a key of ``self.router.routes``: the gateway chooses); a 404 in
+        the API's shape if none."""
+        router = self.router
+        if router is not None and name in router.routes and name in self.profile.routes:
+            return name
+        if name in self.profile.models or name in self.profile.deployments:
             return name
         if deployment and name in self.profile.quotas:
             return self.profile.quotas[name].models[0]
+        if name in self.profile.routes:
+            # router_from_profile builds the routes that calls (or fallbacks) use.
+            raise ApiError(404, f"model: route {name!r} is declared but no call of the "
+                           "profile uses it, so the mock does not serve it", param="model",
+                           code="model_not_found")
         if ep.api == "anthropic":
             raise ApiError(404, f"model: {name}", param="model")
         if deployment:
-            raise ApiError(404, "The API deployment for this resource does not exist. If you "
-                           "created the deployment within the last 5 minutes, please wait "
-                           "a moment and try again.", param="model", code="DeploymentNotFound")
+            raise ApiError(404, f"The API deployment {name} for this resource does not "
+                           "exist. If you created the deployment within the last 5 "
+                           "minutes, please wait a moment and try again.", param="model",
+                           code="DeploymentNotFound")
         raise ApiError(404, f"The model `{name}` does not exist or you do not have access "
                        "to it.", param="model", code="model_not_found")
 
@@ -308,13 +357,27 @@ class MockProvider:
             model = self._resolve(ep, parsed.model, deployment is not None)
         except ApiError as e:
             return self._error(ep.api, e, request)
-        ident = _ident(request, body) if self.options.log is not None else None
-        return await self._generate(request, ep, parsed, model, size, ident)
+        routed = self.router is not None and model in self.router.routes and \
+            model in self.profile.routes
+        ident = (_ident(request, body) if self.options.log is not None or routed
+                 else None)
+        return await self._generate(request, ep, parsed, model, size, ident, routed)
+
+    def _admit(self, target: str, plan: Plan, prompt: int, cached: int,
+               max_tokens: int | None) -> tuple[Request | None, Decision | None]:
+        """Admit a request on ``target``'s quotas now (None, None: no quota covers it)."""
+        if not self.limiter.knows(target):
+            return None, None
+        lreq = Request(model=target, input_tokens=float(prompt),
+                       output_tokens=float(plan.output_tokens),
+                       cached_input_tokens=float(cached),
+                       max_tokens=None if max_tokens is None else float(max_tokens))
+        return lreq, self.limiter.admit(self.clock.now(), lreq)
 
     async def _generate(self, request: web.Request, ep: _Endpoint, parsed: Parsed,
                         model: str, size: int,
-                        ident: tuple[str, str, str | None] | None = None
-                        ) -> web.StreamResponse:
+                        ident: tuple[str, str, str | None] | None = None,
+                        routed: bool = False) -> web.StreamResponse:
         opts = self.options
         arrived = time.time()
         try:
@@ -322,7 +385,9 @@ class MockProvider:
             hints = read_hints(request.headers)
         except ApiError as e:
             return self._error(ep.api, e, request)
-        plan = self.behaviours[model].plan(self.rng, parsed.max_tokens, hints.output_tokens)
+        first = self.router.routes[model].deployments[0].name if (
+            routed and self.router is not None) else model
+        plan = self.behaviours[first].plan(self.rng, parsed.max_tokens, hints.output_tokens)
         try:
             reply = decide(parsed.view, self.rng, tool_probability=opts.tool_probability,
                            n_calls=plan.tool_calls,
@@ -339,31 +404,34 @@ class MockProvider:
             return self._error(ep.api, bad(
                 "x-capacity-cached-tokens", f"{hints.cached_tokens} cached tokens exceed "
                 f"the request's {prompt} prompt tokens"), request)
-        finish = ("tool_calls" if reply.is_tool_call
-                  else "length" if plan.truncated else "stop")
-        usage = Usage(prompt, cached, plan.output_tokens, finish)
         rid = new_id("req_")
         headers = {"x-request-id": rid}
         if ep.api == "anthropic":
             headers["request-id"] = rid
         elif ep.api == "azure":
             headers["apim-request-id"] = rid
-        lreq: Request | None = None
-        if self.limiter.knows(model):
-            lreq = Request(model=model, input_tokens=float(prompt),
-                           output_tokens=float(plan.output_tokens),
-                           cached_input_tokens=float(cached),
-                           max_tokens=None if parsed.max_tokens is None
-                           else float(parsed.max_tokens))
-            d = self.limiter.admit(self.clock.now(), lreq)
-            headers.update(render_headers(d, ep.dialect, time_scale=self.k))  # type: ignore[arg-type]
-            if not d.admitted:
-                return self._rate_limited(request, ep, parsed, model, lreq, d, headers)
-            for key, units in d.charged.items():
-                self.metrics.charged[key] = self.metrics.charged.get(key, 0.0) + units
+        if routed:
+            served = await self._gateway(request, ep, parsed, model, hints.output_tokens,
+                                         prompt, cached, plan, ident, headers)
+            if isinstance(served, web.StreamResponse):
+                return served
+            model, plan, lreq = served
+        else:
+            lreq, d = self._admit(model, plan, prompt, cached, parsed.max_tokens)
+            headers["x-capacity-deployment"] = model
+            if d is not None:
+                headers.update(render_headers(d, ep.dialect, time_scale=self.k))  # type: ignore[arg-type]
+                if not d.admitted:
+                    assert lreq is not None
+                    return self._rate_limited(request, ep, parsed, model, lreq, d, headers)
+                self._count_charged(d)
+        finish = ("tool_calls" if reply.is_tool_call
+                  else "length" if plan.truncated else "stop")
+        usage = Usage(prompt, cached, plan.output_tokens, finish)
         self.metrics.requests[(ep.name, model, 200)] += 1
         self.metrics.tokens[(model, "prompt")] += prompt
         self.metrics.in_flight_requests += 1
+        self.metrics.in_flight[model] += 1
         progress = [0.0]  # share of the output delivered, for settling a cut answer
         try:
             if parsed.stream:
@@ -375,6 +443,7 @@ class MockProvider:
                                 content_type="application/json", headers=headers)
         finally:
             self.metrics.in_flight_requests -= 1
+            self.metrics.in_flight[model] -= 1
             if progress[0] < 1.0:
                 self.metrics.disconnects += 1
             actual = float(round(plan.output_tokens * progress[0]))
@@ -384,6 +453,110 @@ class MockProvider:
             if opts.log is not None and progress[0] >= 1.0:
                 self.log_line(request, ident, model, arrived, usage, parsed.max_tokens,
                               plan.ttft_s / self.k)
+
+    def _count_charged(self, d: Decision) -> None:
+        for key, units in d.charged.items():
+            self.metrics.charged[key] = self.metrics.charged.get(key, 0.0) + units
+
+    def _turn_u(self, ident: tuple[str, str, str | None] | None) -> float:
+        """The turn's uniform draw for sticky (``per_turn``) routing: a hash of the
+        request's session and turn, so every call of a turn draws the same; a fresh draw
+        for a request that names no session."""
+        if ident is None or ident[0] == "-":
+            return float(self.rng.random())
+        h = hashlib.blake2b(f"{self.options.seed}|{ident[0]}|{ident[1]}".encode(),
+                            digest_size=8).digest()
+        return int.from_bytes(h, "big") / 2.0**64
+
+    async def _gateway(self, request: web.Request, ep: _Endpoint, parsed: Parsed,
+                       logical: str, hint_output: int | None, prompt: int, cached: int,
+                       plan0: Plan, ident: tuple[str, str, str | None] | None,
+                       headers: dict[str, str]
+                       ) -> tuple[str, Plan, Request | None] | web.StreamResponse:
+        """Route a request naming ``logical`` (see the module docstring): the serving
+        deployment, its drawn plan and limiter request — or the 429 the client sees."""
+        router = self.router
+        assert router is not None
+        rc = request.headers.get("x-stainless-retry-count", "0").strip()
+        retries = int(rc) if rc.isascii() and rc.isdigit() and len(rc) < 6 else 0
+        path = CallPath(router, logical, self.retry.max_retries)
+        path.attempt = min(retries, self.retry.max_retries)  # the client's attempt number
+        first = router.routes[logical].deployments[0].name
+        route_name = logical
+        turn_u: float | None = None
+        spilled: list[str] = []
+        fell_back = False
+        last: tuple[str, Request | None, Decision | None] | None = None
+        while True:
+            now = self.clock.now()
+            route = router.routes[path.current]
+            if turn_u is None:
+                turn_u = self._turn_u(ident)
+            snaps = (snapshots_for(self.limiter, route.deployments, now)
+                     if isinstance(route.policy, UsageBased) else None)
+            dep = path.choose(now, u=float(self.rng.random()), turn_u=turn_u,
+                              in_flight=self.metrics.in_flight, snapshots=snaps)
+            admitted = False
+            if dep is not None:
+                # The first deployment's plan was drawn already (the answer's shape).
+                plan = plan0 if dep.name == first else self.behaviours[dep.name].plan(
+                    self.rng, parsed.max_tokens, hint_output)
+                lreq, d = self._admit(dep.name, plan, prompt, cached, parsed.max_tokens)
+                admitted = d is None or d.admitted
+                last = (dep.name, lreq, d)
+            nxt = path.outcome(dep, now, admitted)
+            if nxt is Next.DONE:
+                assert dep is not None
+                self.metrics.gateway[(route_name, dep.name, "admitted")] += 1
+                headers["x-capacity-deployment"] = dep.name
+                if spilled:
+                    headers["x-capacity-spilled"] = ",".join(spilled)
+                if fell_back:
+                    headers["x-capacity-fallback"] = path.current
+                if d is not None:
+                    headers.update(render_headers(d, ep.dialect, time_scale=self.k))  # type: ignore[arg-type]
+                    self._count_charged(d)
+                return dep.name, plan, lreq
+            if dep is not None:
+                went_on = nxt in (Next.SPILL, Next.FALLBACK) or (nxt is Next.RETRY
+                                                                 and fell_back)
+                self.metrics.gateway[(route_name, dep.name,
+                                      "spilled" if went_on else "rejected")] += 1
+                if went_on:
+                    spilled.append(dep.name)
+            if nxt is Next.SPILL:
+                continue
+            if nxt is Next.FALLBACK:
+                self.metrics.fallbacks[route_name] += 1
+                fell_back = True
+                route_name = path.current
+                turn_u = None
+                continue
+            if nxt is Next.RETRY and fell_back:
+                # After a fallback the client has no retries left: the gateway retries
+                # the fallback model itself, by the client's rule (the last 429's wait).
+                ra = (last[2].retry_after_s if last is not None and last[2] is not None
+                      and math.isfinite(last[2].retry_after_s) else None)
+                wait = self.retry.wait(path.attempt, ra, float(self.rng.random()))
+                if wait is not None:
+                    await asyncio.sleep(wait / self.k)
+                    continue
+            # The client sees a 429: the last deployment's, or "none available".
+            if spilled:
+                headers["x-capacity-spilled"] = ",".join(spilled)
+            if last is None or last[2] is None or dep is None:
+                self.metrics.requests[(ep.name, path.current, 429)] += 1
+                return self._error(ep.api, ApiError(
+                    429, f"No deployments available for model {path.current!r}: every "
+                    "deployment of its route is cooling down after failures. Please "
+                    "retry later.", code="429" if ep.api == "azure" else
+                    "rate_limit_error" if ep.api == "anthropic" else "rate_limit_exceeded"),
+                    request, headers)
+            name, lreq_last, d_last = last
+            assert lreq_last is not None and d_last is not None
+            headers["x-capacity-deployment"] = name
+            headers.update(render_headers(d_last, ep.dialect, time_scale=self.k))  # type: ignore[arg-type]
+            return self._rate_limited(request, ep, parsed, name, lreq_last, d_last, headers)
 
     async def _stream(self, request: web.Request, ep: _Endpoint, parsed: Parsed,
                       reply: Any, usage: Usage, ttft_s: float, gen_s: float,

@@ -45,6 +45,7 @@ from capacity.profile.schema import (
     ParallelStep,
     Profile,
     Step,
+    serving,
 )
 
 __all__ = ["DEFAULT_OUTPUT_TOKENS", "HINT_HEADERS", "Hints", "ModelBehaviour", "Plan",
@@ -197,13 +198,15 @@ class ModelBehaviour:
     Parameters
     ----------
     profile : the profile.
-    model : a key of ``profile.models``.
+    model : a key of ``profile.models`` or of ``profile.deployments`` (its model's
+        latency; the calls it stands for are those whose logical model it may serve,
+        fallbacks included — :func:`capacity.profile.schema.serving`).
     tool_calls : calls per tool-call answer; ``None`` takes the profile's fan-out (the
         ``count`` of a ``parallel`` step calling this model), else 1.
     """
 
     def __init__(self, profile: Profile, model: str, tool_calls: int | None = None) -> None:
-        spec = profile.models[model]
+        spec = profile.model_of(model)
         self.model = model
         self.ttft = spec.ttft
         self.tps = spec.tokens_per_second
@@ -212,13 +215,21 @@ class ModelBehaviour:
         fanouts: list[tuple[str, Distribution]] = []
         for turn in profile.session.turns.values():
             _walk(turn.steps, turn.weight, calls, fanouts)
-        mine = [(c, w) for c, w in calls if c.model == model]
+        served: dict[str, bool] = {}
+
+        def serves(logical: str) -> bool:
+            # Unrouted profiles: a call to m is served by m alone (serving() == [m]).
+            if logical not in served:
+                served[logical] = model in serving(profile, logical)
+            return served[logical]
+
+        mine = [(c, w) for c, w in calls if serves(c.model)]
         self.calls = tuple(c for c, _ in mine)
         w = np.array([w for _, w in mine], dtype=np.float64)
         self.weights = w / w.sum() if len(w) else w
-        self.max_tokens = tuple(profile.max_tokens_for(c) for c in self.calls)
+        self.max_tokens = tuple(profile.max_tokens_for(c, model) for c in self.calls)
         self.fixed_tool_calls = tool_calls
-        self.fanout = next((d for m, d in fanouts if m == model), None)
+        self.fanout = next((d for m, d in fanouts if serves(m)), None)
 
     def plan(self, rng: np.random.Generator, max_tokens: int | None,
              output_tokens: int | None = None) -> Plan:

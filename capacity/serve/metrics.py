@@ -44,6 +44,13 @@ class Metrics:
         self.retry_counts: Counter[str] = Counter()  # x-stainless-retry-count bucket
         self.bad_requests: Counter[tuple[str, int]] = Counter()  # (api, status)
         self.disconnects = 0
+        # Mock-as-gateway (a request naming a routed logical model): every attempt on a
+        # deployment by (route, deployment, outcome) — admitted, spilled (a 429 the
+        # request went on from, to another deployment or a fallback model) or rejected
+        # (the 429 the client saw, or one the gateway retried after a fallback) — and the
+        # requests that fell back, by the route they fell back from.
+        self.gateway: Counter[tuple[str, str, str]] = Counter()
+        self.fallbacks: Counter[str] = Counter()
         # The server's own event-loop lag (wall seconds, how late a 10 ms timer fired),
         # since the last reset: a starved mock admits at the wrong instants, which a load
         # generator must know before it trusts what it measured.
@@ -51,6 +58,9 @@ class Metrics:
         if not hasattr(self, "in_flight_streams"):
             self.in_flight_streams = 0
             self.in_flight_requests = 0
+            # Admitted requests not yet answered, by deployment (or model) name: the
+            # gateway's least_busy input, and a gauge.
+            self.in_flight: Counter[str] = Counter()
 
     @property
     def retries_seen(self) -> int:
@@ -109,6 +119,20 @@ class Metrics:
                            f"{lags[min(len(lags) - 1, int(q * len(lags)))]:.6f}")
             out.append(f"capacity_mock_event_loop_lag_seconds_count {len(lags)}")
             out.append(f"capacity_mock_event_loop_lag_seconds_max {lags[-1]:.6f}")
+        family("capacity_mock_gateway_attempts_total", "counter",
+               "attempts the mock-as-gateway made on a deployment for a routed logical "
+               "model, by route, deployment and outcome (admitted, spilled, rejected)")
+        for (route, dep, outcome), v in sorted(self.gateway.items()):
+            out.append(f'capacity_mock_gateway_attempts_total{{route="{_esc(route)}",'
+                       f'deployment="{_esc(dep)}",outcome="{outcome}"}} {v}')
+        family("capacity_mock_gateway_fallbacks_total", "counter",
+               "requests the gateway moved to a fallback model, by the route they left")
+        for route, v in sorted(self.fallbacks.items()):
+            out.append(f'capacity_mock_gateway_fallbacks_total{{route="{_esc(route)}"}} {v}')
+        family("capacity_mock_deployment_in_flight", "gauge",
+               "admitted requests not yet fully answered, by deployment (or model)")
+        for dep, v in sorted(self.in_flight.items()):
+            out.append(f'capacity_mock_deployment_in_flight{{deployment="{_esc(dep)}"}} {v}')
         family("capacity_mock_in_flight_streams", "gauge", "SSE streams being sent")
         out.append(f"capacity_mock_in_flight_streams {self.in_flight_streams}")
         family("capacity_mock_in_flight_requests", "gauge",
