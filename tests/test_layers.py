@@ -163,3 +163,25 @@ def test_walk_finds_every_source_file() -> None:
     files -= set(ENTRY_POINTS)
     assert files <= set(_modules()) | {"capacity"}
     assert pkgutil.resolve_name("capacity.limits.limiter:Limiter").__name__ == "Limiter"
+
+
+def test_no_module_imports_scipy() -> None:
+    """scipy is no runtime dependency (dev extra only): no import of it anywhere in the
+    package, inside functions included — but the test-only scipy.stats twin of a
+    distribution (``Distribution.frozen``)."""
+    allowed = {("capacity.model.dist", "frozen")}
+    bad: list[str] = []
+    for m in _modules():
+        if not _source(m).exists():
+            continue
+        tree = ast.parse(_source(m).read_text())
+        owners = {id(n): f.name for f in ast.walk(tree)
+                  if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+                  for n in ast.walk(f)}
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n.split(".")[0] == "scipy" for n in names) and (
+                    (m, owners.get(id(node))) not in allowed):
+                bad.append(f"{m}:{node.lineno}")
+    assert bad == []

@@ -58,6 +58,7 @@ from numpy.typing import NDArray
 from capacity._version import __version__
 from capacity.jsonsafe import clean as _clean
 from capacity.model.dist import Distribution, finest_step, format_duration
+from capacity.model.numeric import brentq
 from capacity.model.routing import require_unrouted
 from capacity.model.workload import (
     Constraint,
@@ -383,9 +384,7 @@ def lundberg_theta(lam: float, severity: NDArray[np.float64], h: float, rate: fl
     lo = hi / 2.0
     while g(lo) >= 0 and lo > 1e-300:
         lo /= 2.0
-    from scipy import optimize  # lazily: importing it costs ~0.3 s
-
-    return float(optimize.brentq(lambda t: min(g(t), 1e300), lo, hi, xtol=1e-14, rtol=1e-10))
+    return brentq(lambda t: min(g(t), 1e300), lo, hi, xtol=1e-14, rtol=1e-10)
 
 
 @dataclass

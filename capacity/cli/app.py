@@ -47,14 +47,9 @@ from capacity.cli.fit import fit_command
 from capacity.cli.loadtest import loadtest as loadtest_command
 from capacity.cli.sensitivity import sensitivity_command
 from capacity.cli.serve import serve_command
-from capacity.render.report import (
-    ceiling_renderable,
-    check_text,
-    compare_renderable,
-    explain_renderable,
-    size_renderable,
-    sweep_renderable,
-)
+
+# Each command imports its computation and renderer inside its body: --help, validate and
+# schema load no numpy (tests/test_startup.py), `ceiling --method analytic` no simulator.
 
 __all__ = ["_fail", "_load", "_run", "app", "console", "err_console", "main"]
 
@@ -110,6 +105,7 @@ def ceiling(
     verbose: VerboseOpt = False,
 ) -> None:
     """Saturation point: mean-value, burst-aware and simulated ceilings, and what binds. Both models hold targets.max_429_fraction to the share of call attempts (retries included) answered 429."""  # noqa: E501
+    from capacity.render.report import ceiling_renderable
     from capacity.whatif.ceiling import ceiling as solve_ceiling
 
     how = output_format(fmt, as_json)
@@ -129,6 +125,7 @@ def ceiling(
 def explain_cmd(profiles: ProfilesArg, overrides: SetOpt = None, fmt: FormatOpt = None,
                 as_json: JsonOpt = False, output: OutputOpt = None) -> None:
     """Derived figures: calls, tokens and latency per turn, cycle time, per-session spend."""
+    from capacity.render.report import explain_renderable
     from capacity.whatif.explain import explain
 
     how = output_format(fmt, as_json)
@@ -193,6 +190,7 @@ def size_cmd(
     output: OutputOpt = None,
 ) -> None:
     """Smallest quota per dimension that carries --sessions at the profile's targets."""
+    from capacity.render.report import size_renderable
     from capacity.whatif.ceiling import size as size_quota
 
     how = output_format(fmt, as_json)
@@ -233,6 +231,7 @@ def check_cmd(
     output: OutputOpt = None,
 ) -> None:
     """CI gate: exit 0 if the ceiling is at least --sessions, exit 1 otherwise."""
+    from capacity.render.report import check_text
     from capacity.whatif.ceiling import ceiling as solve_ceiling
     from capacity.whatif.ceiling import check as check_ceiling
 
@@ -306,6 +305,7 @@ def compare_cmd(
     output: OutputOpt = None,
 ) -> None:
     """Ceilings side by side: baseline, overlays and --set scenarios, with the change."""
+    from capacity.render.report import compare_renderable
     from capacity.whatif.ceiling import compare as compare_variants
 
     how = output_format(fmt, as_json)
@@ -343,6 +343,7 @@ def sweep_cmd(
 ) -> None:
     """One row per N: 429 fraction, failed calls, p95 turn latency, goodput, utilisation."""
     from capacity.render.plot import check_plot_path, plot_sweep
+    from capacity.render.report import sweep_renderable
     from capacity.whatif.sweep import parse_sessions
     from capacity.whatif.sweep import sweep as run_sweep
 

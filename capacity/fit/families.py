@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from capacity.model.dist import MAX_SPREAD, Distribution, Quantity
+from capacity.model.numeric import normal_logsf
 
 MIN_SAMPLES = 30
 """Below this many values a fit is reported as weak whatever its KS distance."""
@@ -112,23 +113,56 @@ def _lognormal(mu: float, sigma: float, quantity: Quantity) -> Distribution:
 
 
 def _censored_lognormal(x: NDArray[np.float64], cap: float) -> tuple[float, float, float]:
-    """(mu, sigma, log-likelihood) with values ≥ cap right-censored."""
-    from scipy import optimize, stats
+    """(mu, sigma, log-likelihood) with values ≥ cap right-censored.
 
-    unc = np.log(x[x < cap])
-    nc = int(np.sum(x >= cap))
-    lc = math.log(cap)
+    Newton's method in Olsen's parameters δ = mu/sigma, h = 1/sigma, where this (Tobit)
+    log-likelihood is concave: the maximum is unique and each step that does not raise
+    the likelihood is halved until it does.
+    """
+    y = np.log(x[x < cap])
+    nu, nc, c = len(y), int(np.sum(x >= cap)), math.log(cap)
+    sy, syy, slx = float(y.sum()), float(np.dot(y, y)), float(y.sum())
+    half_log_2pi = 0.5 * math.log(2 * math.pi)
 
-    def nll(th: NDArray[np.float64]) -> float:
-        mu, s = float(th[0]), math.exp(float(th[1]))
-        ll = np.sum(stats.norm.logpdf((unc - mu) / s)) - len(unc) * math.log(s) - unc.sum()
-        ll += nc * stats.norm.logsf((lc - mu) / s)
-        return float(-ll)
+    def loglik(d: float, h: float) -> float:
+        if h <= 0:
+            return -math.inf
+        sq = h * h * syy - 2 * h * d * sy + nu * d * d  # Σ (h·y − δ)²
+        return (nu * (math.log(h) - half_log_2pi) - 0.5 * sq - slx
+                + nc * normal_logsf(h * c - d))
 
-    mu0, s0 = float(unc.mean()), max(float(unc.std()), 1e-3)
-    res = optimize.minimize(nll, np.array([mu0, math.log(s0)]), method="Nelder-Mead",
-                            options={"xatol": 1e-6, "fatol": 1e-6})
-    return float(res.x[0]), math.exp(float(res.x[1])), -float(res.fun)
+    mu0, s0 = float(y.mean()), max(float(y.std()), 1e-3)
+    d, h = mu0 / s0, 1.0 / s0
+    ll = loglik(d, h)
+    for _ in range(200):
+        t = h * c - d
+        lam = math.exp(-0.5 * t * t - half_log_2pi - normal_logsf(t))  # φ(t)/P(Z > t)
+        kappa = lam * (lam - t)  # −(d²/dt²) log P(Z > t), in (0, 1)
+        g_d = (h * sy - nu * d) + nc * lam  # gradient of the log-likelihood
+        g_h = nu / h - (h * syy - d * sy) - nc * lam * c
+        h_dd = -nu - nc * kappa
+        h_dh = sy + nc * kappa * c
+        h_hh = -nu / (h * h) - syy - nc * kappa * c * c
+        det = h_dd * h_hh - h_dh * h_dh
+        if not det > 0:  # not negative definite (rounding far from the optimum): ascend
+            step_d, step_h = g_d * 1e-3, g_h * 1e-3
+        else:  # Newton: −H⁻¹·g
+            step_d = -(h_hh * g_d - h_dh * g_h) / det
+            step_h = -(h_dd * g_h - h_dh * g_d) / det
+        scale = 1.0
+        while True:
+            nd, nh = d + scale * step_d, h + scale * step_h
+            nll = loglik(nd, nh)
+            if nll >= ll or scale < 1e-12:
+                break
+            scale /= 2
+        if not nll >= ll:
+            break
+        converged = abs(nd - d) <= 1e-12 * max(1.0, abs(d)) and abs(nh - h) <= 1e-12 * h
+        d, h, ll = nd, nh, nll
+        if converged:
+            break
+    return d / h, 1.0 / h, ll
 
 
 def empirical(x: NDArray[np.float64], quantity: Quantity) -> Distribution:

@@ -1,9 +1,10 @@
 """Distributions for counts, tokens and durations.
 
-Every distribution is a thin, validated wrapper over a frozen ``scipy.stats``
-distribution: it knows its own moments (for the analytic model), samples
-vectorised from a passed-in ``numpy.random.Generator`` (for Monte Carlo) and
-can be discretised onto a lattice (for Panjer/FFT compound sums).
+Every distribution is validated on parsing and written in closed form: it knows its own
+moments (for the analytic model), samples vectorised from a passed-in
+``numpy.random.Generator`` (for Monte Carlo) and can be discretised onto a lattice (for
+Panjer/FFT compound sums). Parsing, bounds, moments and descriptions are plain Python:
+validating a profile imports no numpy (the vectorised paths import it when called).
 
 Profiles write them as
 
@@ -16,15 +17,17 @@ Profiles write them as
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
 from functools import cached_property
 from statistics import NormalDist
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-from numpy.typing import NDArray
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 Kind = Literal["fixed", "uniform", "exponential", "lognormal", "choice"]
 Quantity = Literal["duration", "tokens", "count", "number"]
@@ -32,14 +35,22 @@ Quantity = Literal["duration", "tokens", "count", "number"]
 # z-score of the 95th percentile, used to turn (median, p95) into lognormal sigma.
 _Z95 = 1.6448536269514722  # scipy.special.ndtri(0.95); a test checks it
 _STD_NORMAL = NormalDist()
-# The standard normal cdf from the C library's erfc: importing scipy.special for it would
-# cost ~0.2 s of every CLI call. Tests check it against scipy.stats.norm.
-_erfc = np.frompyfunc(math.erfc, 1, 1)
+
+
+@functools.cache
+def _erfc() -> Any:
+    """The C library's erfc as a numpy ufunc (built on first use: numpy is imported
+    lazily). Tests check the normal cdf built on it against scipy.stats.norm."""
+    import numpy as np
+
+    return np.frompyfunc(math.erfc, 1, 1)
 
 
 def _ndtr(z: Any) -> NDArray[np.float64]:
     """Standard normal cdf Φ(z), vectorised."""
-    return np.asarray(0.5 * _erfc(-np.asarray(z, dtype=np.float64) / math.sqrt(2.0)),
+    import numpy as np
+
+    return np.asarray(0.5 * _erfc()(-np.asarray(z, dtype=np.float64) / math.sqrt(2.0)),
                       dtype=np.float64)
 
 MAX_COUNT = 1000
@@ -261,13 +272,15 @@ class Distribution:
         return cls("choice", (), quantity, tuple(values), tuple(w / total for w in weights))
 
     # -- moments, cdf, quantiles, sampling -------------------------------------------
-    # Closed forms (scipy.special for the normal cdf/quantile) and numpy.random.Generator
-    # samplers: importing scipy.stats costs ~0.4 s, most of a CLI call. ``frozen`` gives
-    # the scipy.stats twin, which the tests use to check every formula here.
+    # Closed forms and numpy.random.Generator samplers; scipy is no runtime dependency.
+    # ``frozen`` gives the scipy.stats twin, which the tests use to check every formula
+    # here (scipy comes with the dev extra).
 
     @cached_property
     def frozen(self) -> Any:
-        """The equivalent frozen ``scipy.stats`` distribution (None for a point mass)."""
+        """The equivalent frozen ``scipy.stats`` distribution (None for a point mass), a
+        cross-check for the tests; needs scipy (``pip install 'llm-capacity[dev]'``)."""
+        import numpy as np
         from scipy import stats
 
         k, p = self.kind, self.params
@@ -314,7 +327,7 @@ class Distribution:
             return p[0]
         if k == "lognormal":
             return p[0] * math.exp(self._sigma**2 / 2.0)
-        return float(np.dot(self.values, self.weights))
+        return math.fsum(v * w for v, w in zip(self.values, self.weights, strict=True))
 
     @property
     def var(self) -> float:
@@ -331,8 +344,8 @@ class Distribution:
         if k == "lognormal":
             s2 = self._sigma**2
             return (math.exp(s2) - 1.0) * p[0] ** 2 * math.exp(s2)
-        v = np.asarray(self.values)
-        return float(np.dot(v * v, self.weights) - self.mean**2)
+        second = math.fsum(v * v * w for v, w in zip(self.values, self.weights, strict=True))
+        return second - self.mean**2
 
     @property
     def scv(self) -> float:
@@ -361,6 +374,8 @@ class Distribution:
 
     def cdf(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         """P(X ≤ x), vectorised."""
+        import numpy as np
+
         x = np.asarray(x, dtype=np.float64)
         k, p = self.kind, self.params
         if k == "fixed":
@@ -382,6 +397,8 @@ class Distribution:
 
     def ppf(self, q: float) -> float:
         """Quantile function."""
+        import numpy as np
+
         k, p = self.kind, self.params
         if k == "fixed":
             return p[0]
@@ -407,6 +424,8 @@ class Distribution:
 
     def mean_clipped(self, cap: float) -> float:
         """E[min(X, cap)]: the mean when values above ``cap`` are cut (e.g. by max_tokens)."""
+        import numpy as np
+
         k, p = self.kind, self.params
         if not math.isfinite(cap) or cap >= self.upper:
             return self.mean
@@ -428,6 +447,8 @@ class Distribution:
 
     def sample(self, rng: np.random.Generator, size: int | tuple[int, ...]) -> NDArray[np.float64]:
         """Draw ``size`` values using ``rng`` (counts come back integer valued)."""
+        import numpy as np
+
         k, p = self.kind, self.params
         if k == "fixed":
             return np.full(size, p[0], dtype=np.float64)
@@ -444,6 +465,8 @@ class Distribution:
 
     def partial_mean(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         """E[X; X ≤ x] (the first moment below ``x``), vectorised."""
+        import numpy as np
+
         x = np.asarray(x, dtype=np.float64)
         k, p = self.kind, self.params
         if k in ("fixed", "choice") or self._int_uniform:
@@ -466,6 +489,8 @@ class Distribution:
                                                       NDArray[np.float64]]:
         """(P(X > x), E[X; X > x]) of a continuous kind, computed from the upper tail
         (accurate where the cdf is close to 1)."""
+        import numpy as np
+
         x = np.asarray(x, dtype=np.float64)
         k, p = self.kind, self.params
         if k == "uniform":
@@ -482,6 +507,8 @@ class Distribution:
 
     def _points(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Support and probabilities of a discrete distribution."""
+        import numpy as np
+
         if self.kind == "fixed":
             return np.array([self.params[0]]), np.array([1.0])
         if self._int_uniform:
@@ -504,6 +531,8 @@ class Distribution:
         ``top`` beyond the limit they compare with, where positions no longer matter. An
         unbounded distribution without a ``top`` is cut at its ``1 − tail`` quantile.
         """
+        import numpy as np
+
         top = min(top, cap)
         t_idx = math.ceil(top / h - 1e-12) if math.isfinite(top) else None
         if self.kind in ("fixed", "choice") or self._int_uniform:
@@ -562,6 +591,8 @@ class Distribution:
         spreads the law (convex functionals are overstated, never understated). A mean
         the far point itself cannot carry is refused rather than cut.
         """
+        import numpy as np
+
         far = _FAR_POINT
         mean_idx = self.mean / h
         if not mean_idx < far / 2:
@@ -665,6 +696,8 @@ def _spread(values: NDArray[np.float64], weights: NDArray[np.float64], h: float,
             top: float, t_idx: int | None, size: int | None = None) -> NDArray[np.float64]:
     """Point masses spread linearly over their two nearest lattice points (mean kept);
     values above ``top`` gathered at the point ``t_idx``."""
+    import numpy as np
+
     pos = values / h
     lo = np.floor(pos)
     frac = pos - lo

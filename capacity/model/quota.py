@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-from numpy.typing import NDArray
+if TYPE_CHECKING:  # numpy is imported where arrays are built: validation needs none
+    import numpy as np
+    from numpy.typing import NDArray
 
 from capacity.profile.schema import DIMENSION_PERIOD_S, CallSpec, Profile
 
@@ -151,6 +152,8 @@ def request_coefficients(profile: Profile, model: str, max_tokens: float | None,
     if max_tokens is None and (model in profile.models or model in profile.deployments):
         max_tokens = profile.model_of(model).max_tokens
     n = len(slots)
+    import numpy as np
+
     req, inp, cac, out, mtk = (np.zeros(n) for _ in range(5))
     for i, s in enumerate(slots):
         if s.quota not in touched:

@@ -98,6 +98,7 @@ from capacity.analytic.model import bucket_model, cycle_time, lundberg_theta
 from capacity.errors import CapacityError
 from capacity.jsonsafe import finite as _finite
 from capacity.model.dist import Distribution
+from capacity.model.numeric import t_quantile
 from capacity.model.quota import LimitSlot, charge_coefficients, limit_slots
 from capacity.model.routing import require_unrouted
 from capacity.model.workload import Workload, cached_per_profile
@@ -214,9 +215,9 @@ class Estimate:
 
 
 # scipy.special.stdtrit(df, 0.975) for df = 1..120 (the 95 % interval of up to 121
-# replications), exactly as scipy computes them: importing scipy.special costs about
-# 0.3 s of CPU, a third of a whole `capacity ceiling`. tests/test_simulate.py checks the
-# table against scipy.
+# replications), exactly as scipy computes them (tests/test_simulate.py checks the table
+# against scipy): the intervals printed before scipy left the runtime keep their last
+# digit. Other quantiles come from capacity.model.numeric.t_quantile (within 1e-11).
 _T975 = (
     12.706204736174694, 4.302652729749462, 3.1824463052837078, 2.7764451051977934,
     2.5705818356363146, 2.4469118511449786, 2.364624251592784, 2.306004135204166,
@@ -254,9 +255,7 @@ _T975 = (
 def _t_quantile(p: float, df: int) -> float:
     if p == 0.975 and 1 <= df <= len(_T975):
         return _T975[df - 1]
-    from scipy.special import stdtrit  # scipy.stats.t.ppf without importing scipy.stats
-
-    return float(stdtrit(df, p))
+    return t_quantile(p, df)
 
 
 METRICS: dict[str, str] = {
