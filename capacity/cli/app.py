@@ -159,11 +159,15 @@ def schema(
     output: OutputOpt = None,
 ) -> None:
     """Print the JSON Schema of the profile format (for editors and validators)."""
+    import json
+
     from capacity.profile.jsonschema import profile_json_schema
-    from capacity.render.report import to_json
 
     check_output(output)
-    text = to_json(profile_json_schema(overlay=overlay)) + "\n"
+    # As render.report.to_json writes results (ASCII, 2-space indent), without importing
+    # the renderers, which load the analytic model and numpy.
+    text = json.dumps(profile_json_schema(overlay=overlay), indent=2, allow_nan=False,
+                      ensure_ascii=True) + "\n"
     if output is None:
         sys.stdout.write(text)
     else:

@@ -140,6 +140,9 @@ class Request:
     max_tokens: float | None = None
 
 
+Columns = tuple[list[float], list[float], list[float], list[float], list[float]]
+
+
 def request_coefficients(profile: Profile, model: str, max_tokens: float | None,
                          slots: tuple[LimitSlot, ...] | None = None) -> ChargeCoefficients:
     """THE charging rule: how a request to ``model`` with this ``max_tokens`` is charged on
@@ -147,14 +150,23 @@ def request_coefficients(profile: Profile, model: str, max_tokens: float | None,
 
     ``max_tokens`` of ``None`` falls back to the model's default (none: unbounded).
     """
+    import numpy as np
+
+    columns, cap = _rule(profile, model, max_tokens, slots)
+    req, inp, cac, out, mtk = (np.array(c, dtype=np.float64) for c in columns)
+    return ChargeCoefficients(req, inp, cac, out, mtk, cap)
+
+
+def _rule(profile: Profile, model: str, max_tokens: float | None,
+          slots: tuple[LimitSlot, ...] | None) -> tuple[Columns, float]:
+    """:func:`request_coefficients` as plain lists (one value per slot) and the
+    max_tokens cut: validating a profile reads the rule without importing numpy."""
     slots = limit_slots(profile) if slots is None else slots
     touched = set(profile.quotas_for(model))
     if max_tokens is None and (model in profile.models or model in profile.deployments):
         max_tokens = profile.model_of(model).max_tokens
     n = len(slots)
-    import numpy as np
-
-    req, inp, cac, out, mtk = (np.zeros(n) for _ in range(5))
+    req, inp, cac, out, mtk = ([0.0] * n for _ in range(5))
     for i, s in enumerate(slots):
         if s.quota not in touched:
             continue
@@ -171,8 +183,7 @@ def request_coefficients(profile: Profile, model: str, max_tokens: float | None,
                 mtk[i] = 1.0
             else:
                 out[i] = 1.0
-    return ChargeCoefficients(req, inp, cac, out, mtk,
-                              math.inf if max_tokens is None else float(max_tokens))
+    return (req, inp, cac, out, mtk), math.inf if max_tokens is None else float(max_tokens)
 
 
 def charge_coefficients(profile: Profile, call: CallSpec,
@@ -182,6 +193,16 @@ def charge_coefficients(profile: Profile, call: CallSpec,
     served by ``target`` (a deployment or model; default the call's own model)."""
     name = call.model if target is None else target
     return request_coefficients(profile, name, profile.max_tokens_for(call, name), slots)
+
+
+def slot_charge(profile: Profile, call: CallSpec, slot: LimitSlot,
+                target: str | None = None) -> tuple[float, float, float, float, float, float]:
+    """:func:`charge_coefficients` on one slot as floats, without numpy: (request, input,
+    cached, output, max_tokens coefficients, the max_tokens cut)."""
+    name = call.model if target is None else target
+    (req, inp, cac, out, mtk), cap = _rule(profile, name, profile.max_tokens_for(call, name),
+                                          (slot,))
+    return req[0], inp[0], cac[0], out[0], mtk[0], cap
 
 
 def charge_units(profile: Profile, call: CallSpec, *, input_tokens: float,

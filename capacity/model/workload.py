@@ -21,13 +21,11 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import numpy as np
-from numpy.typing import NDArray
-
+from capacity._lazy import LazyModule
 from capacity.model.dist import Distribution
-from capacity.model.quota import LimitSlot, charge_coefficients, limit_slots
+from capacity.model.quota import LimitSlot, limit_slots, slot_charge
 from capacity.profile.schema import (
     DIMENSION_UNIT,
     CallSpec,
@@ -39,6 +37,12 @@ from capacity.profile.schema import (
     Step,
     max_calls,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+else:  # validating a profile builds its workload; numpy only when something is sampled
+    np = LazyModule("numpy", globals(), "np")
 
 # ---------------------------------------------------------------------------------------
 # Metered units of one call
@@ -162,14 +166,12 @@ def metered(profile: Profile, slot: LimitSlot, call: CallSpec,
     the quota charges it at admission, else the generated tokens cut at max_tokens.
     ``target``: the deployment or model serving the call (default: the call's model).
     """
-    coef = charge_coefficients(profile, call, (slot,), target)
-    request, inp_c, cached_c, out_c, mtk_c = (float(a[0]) for a in (
-        coef.request, coef.input, coef.cached, coef.output, coef.max_tokens))
+    # The scalar form of the rule (no numpy: validating a profile builds its workload).
+    request, inp_c, cached_c, out_c, mtk_c, cap = slot_charge(profile, call, slot, target)
     if request:
         return CallCost("requests")
     if not (inp_c or out_c or mtk_c):
         return None
-    cap = coef.max_tokens_value
     inp = call.input_tokens if inp_c else None
     uncached = 1.0 - call.cached_input_fraction * cached_c
     out = call.output_tokens if out_c else None
