@@ -45,6 +45,13 @@ class Client(StrEnum):
     anthropic = "anthropic"
 
 
+class RouteMode(StrEnum):
+    """Who routes a fleet profile's logical models."""
+
+    client = "client"
+    gateway = "gateway"
+
+
 class Engine(StrEnum):
     """Where the sessions run."""
 
@@ -105,6 +112,12 @@ def loadtest(
     log: Annotated[Path | None, typer.Option(
         "--log", help="Write every call as a JSONL request log (capacity fit reads it; "
         "wall-clock times: fit it with --time-scale K).", show_default=False)] = None,
+    route: Annotated[RouteMode | None, typer.Option(
+        "--route", help="Fleet profiles (routes): client = the load generator routes each "
+        "call to a deployment as a LiteLLM-style router would (default with the builtin "
+        "raw client); gateway = it sends the logical model name and the target routes "
+        "(capacity serve acting as the gateway; the only mode of --engine locust, --client "
+        "openai/anthropic and --agent-url).", show_default=False)] = None,
     reset: Annotated[bool, typer.Option(
         "--reset/--no-reset", help="POST /admin/reset to the target before each N "
         "(capacity serve: fresh quota state, token buckets at the simulator's "
@@ -153,6 +166,22 @@ def loadtest(
         raise _fail("--log records the calls the sessions make themselves: with "
                     "--agent-url the agent makes them (use capacity serve --log), and "
                     "--engine locust does not write it")
+    sdk_like = engine == Engine.locust or client != Client.raw or agent_url is not None
+    if route == RouteMode.client and sdk_like:
+        raise _fail("--route client: only the builtin engine's raw client routes calls "
+                    "itself; --engine locust, --client openai/anthropic and --agent-url "
+                    "send the logical model name (use --route gateway)")
+    route_mode = route.value if route is not None else ("gateway" if sdk_like else "client")
+    if profile.routes and route_mode == "client" and processes > 1:
+        stateful = sorted({r.policy for r in profile.routes.values()
+                           if r.policy in ("round_robin", "least_busy", "usage_based")})
+        if stateful or profile.cooldown is not None:
+            what = ", ".join(stateful) + (" and " if stateful and profile.cooldown
+                                          else "") + ("cooldown" if profile.cooldown
+                                                      else "")
+            raise _fail(f"--processes > 1 with --route client would split the router's "
+                        f"state ({what}) between processes; run one process or use "
+                        "--route gateway")
     try:
         import aiohttp  # noqa: F401
     except ImportError:
@@ -176,7 +205,8 @@ def loadtest(
         replications=replications, processes=processes, engine=engine.value,
         client=client.value, agent_url=agent_url,
         agent_template=agent_template, workers=workers, reset=reset,
-        log=None if log is None else str(log))
+        log=None if log is None else str(log),
+        route="gateway" if route_mode == "gateway" else "client")
     err_console.print(
         f"loadtest {profile.title}: N = {', '.join(map(str, grid))}; "
         f"{cfg.warmup_s:g}s warm-up + {duration_s:g}s measured (model time) at K = "
@@ -239,6 +269,9 @@ def to_csv(result: Any) -> str:
         for k, v in p.counts.items():
             row[f"measured_{k}"] = v
         row["measured_lag_p99_s"] = p.lag.p99_s
+        for dep, c in p.deployments.items():
+            for k, v in c.items():
+                row[f"measured_deployment_{dep}_{k}"] = v
         if p.predicted is not None:
             for k, e in p.predicted.metrics.items():
                 row[f"predicted_{k}"] = e.mean
@@ -276,6 +309,8 @@ def render(result: Any, console: Console) -> None:
             pair("goodput_calls_per_min", _f), _f(m["goodput_tokens_per_min"], 0),
             _f(m["sessions_in_turn_mean"]), "ok" if p.meets else "miss")
     console.print(t)
+    if any(p.deployments for p in result.points):
+        render_deployments(result, console)
     mc, pc = result.measured_ceiling, result.predicted_ceiling
     if mc is not None:
         if mc.capped:
@@ -295,3 +330,26 @@ def render(result: Any, console: Console) -> None:
                       f"{result.lag_limit_s * 1e3:.1f} ms)", highlight=False)
     for n in result.notes:
         console.print(f"note: {n}", highlight=False)
+
+
+def render_deployments(result: Any, console: Console) -> None:
+    """Per deployment and N: attempts sent, admitted, 429s the client saw from it, 429s it
+    spilled from at once, and of its 429s those followed by a fallback."""
+    t = Table(title="per deployment (measured turns): a 429 the client saw is "
+              "'rejected'; one the call spilled from at once is 'spilled'")
+    for col in ("N", "deployment", "sent", "admitted", "rejected", "spilled", "fell back",
+                "share admitted"):
+        t.add_column(col, justify="right")
+    for p in result.points:
+        total = sum(c["admitted"] for c in p.deployments.values())
+        for dep, c in p.deployments.items():
+            share = c["admitted"] / total if total else math.nan
+            t.add_row(str(p.sessions), escape(dep), f"{c['sent']:,}", f"{c['admitted']:,}",
+                      f"{c['rejected']:,}", f"{c['spilled']:,}", f"{c['fell_back']:,}",
+                      _pct(share))
+    console.print(t)
+    for p in result.points:
+        if "spill_fraction" in p.measured:
+            console.print(f"N={p.sessions}: spills per attempt "
+                          f"{_pct(p.measured['spill_fraction'])}, "
+                          f"{p.counts.get('fallbacks', 0):,} fallbacks", highlight=False)

@@ -18,6 +18,25 @@ Why raw aiohttp: the official SDKs cost 1.5–3 ms of CPU per call (the protocol
 measures them), a raw aiohttp request ~0.2 ms; with hundreds of sessions on one core the
 SDK would be the bottleneck and its lag would corrupt the measurement.
 
+Fleets (a profile with ``routes``), ``route="client"`` (the default): the sessions route
+as a LiteLLM-style router in the application would, with THE routing rule
+(:class:`capacity.model.routing.CallPath` over
+:func:`~capacity.model.routing.router_from_profile`, one router per process): choose a
+deployment, send the call to it (the Azure path's deployment segment, or the body's
+``model``), and on its outcome spill to the next deployment at once when the 429 arrives,
+retry by :class:`RetryPolicy` (the retry-after of the last 429 of the round), fall back
+to the next logical model, or fail. Draws come from a third per-session stream
+(:func:`route_rng`): one ``u`` per choice, one ``turn_u`` per turn — unrouted profiles
+draw nothing more, so their seeded runs are unchanged. ``in_flight`` per deployment
+counts calls sent to it and not yet answered (a client cannot know a call was admitted
+before its answer comes back, so a 429 is in flight for its round trip — what LiteLLM's
+least-busy counter does too). ``usage_based`` reads a local limiter mirror (see
+:class:`_Mirror`). ``route="gateway"``: the sessions send the logical model name and the
+target routes (``capacity serve`` acting as the gateway); the load generator then sends
+``x-stainless-retry-count`` as the SDKs do, so the gateway knows the client's last
+attempt, and reads the deployments from ``x-capacity-deployment`` /
+``x-capacity-spilled``.
+
 A ticker measures the event loop's own lag (how late a 10 ms timer fires) and samples the
 sessions in a turn and the calls in flight.
 """
@@ -30,13 +49,16 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from ..limits import Limiter
+from ..limits import Request as LimiterRequest
 from ..model.pacing import Pacer
 from ..model.retry import RetryPolicy
+from ..model.routing import CallPath, Next, Route, UsageBased, router_from_profile
 from ..profile.schema import Profile
 from .measure import Recorder, TurnRecord
 from .plan import CallPlan, Node, ParPlan, SeqPlan, TurnSampler
@@ -51,7 +73,7 @@ from .protocol import (
     parse_retry_after,
 )
 
-__all__ = ["DriverConfig", "SessionDriver", "session_rngs"]
+__all__ = ["DriverConfig", "SessionDriver", "route_rng", "session_rngs"]
 
 TICK_S = 0.01
 """Wall seconds between two ticks of the lag/occupancy sampler."""
@@ -79,6 +101,7 @@ class DriverConfig:
     connect_timeout_s: float = 5.0
     log_calls: bool = False
     label: str = ""  # names the sessions in headers: "<label>-s<k>" (runner: "N<n>")
+    route: str = "client"  # routed profiles: "client" (we route) or "gateway" (target does)
 
 
 def session_rngs(seed: int, k: int) -> tuple[np.random.Generator, np.random.Generator]:
@@ -90,6 +113,43 @@ def session_rngs(seed: int, k: int) -> tuple[np.random.Generator, np.random.Gene
     ss = np.random.SeedSequence(seed, spawn_key=(k,))
     a, b = ss.spawn(2)
     return np.random.default_rng(a), np.random.default_rng(b)
+
+
+def route_rng(seed: int, k: int) -> np.random.Generator:
+    """Session ``k``'s routing stream (routed profiles only): independent of its turn and
+    jitter streams, so routing never shifts the turns drawn."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(k, 2)))
+
+
+class _Mirror:
+    """``usage_based``'s view of the deployments' windows: a local :class:`Limiter` of the
+    profile fed with this process's own attempts (admitted by the same rule at the moment
+    they are sent), read with :func:`capacity.model.routing.snapshots_for`.
+
+    Why a mirror and not the answers' rate-limit headers: a header tells the state at the
+    last answer from that deployment, which for a non-streamed answer arrives seconds after
+    its admission and says nothing about calls sent since; a router that counts its own
+    traffic (LiteLLM's usage-based routing keeps its own per-minute TPM/RPM counters and
+    increments them before each call) sees the state at the decision time, as the
+    simulator's rule reads it. It sees this process's traffic only: several processes
+    would each see a share (refused by ``capacity loadtest --processes``).
+    """
+
+    def __init__(self, profile: Profile) -> None:
+        self.limiter = Limiter.from_profile(profile)
+
+    def sent(self, t: float, deployment: str, call: CallPlan, max_tokens: int | None) -> None:
+        if self.limiter.knows(deployment):
+            self.limiter.admit(t, LimiterRequest(
+                model=deployment, input_tokens=float(call.input_tokens),
+                output_tokens=float(call.output_tokens),
+                cached_input_tokens=float(call.cached_tokens),
+                max_tokens=None if max_tokens is None else float(max_tokens)))
+
+    def snapshots(self, route: Route, t: float) -> Any:
+        from ..model.routing import snapshots_for
+
+        return snapshots_for(self.limiter, route.deployments, t)
 
 
 class _PacerGate:
@@ -159,6 +219,14 @@ class SessionDriver:
         self._http: Any = None
         self._gate: _PacerGate | None = None
         self._open_starts: dict[int, float] = {}
+        # Fleets: client-side routing state (one router per process, as one application
+        # instance holds one), in-flight counts per deployment, the usage mirror.
+        self.router = (router_from_profile(profile)
+                       if profile.routes and cfg.route == "client" else None)
+        self.gateway = bool(profile.routes) and cfg.route == "gateway"
+        self.dep_in_flight: dict[str, int] = {}
+        self.mirror = (_Mirror(profile) if self.router is not None and any(
+            isinstance(r.policy, UsageBased) for r in self.router.routes.values()) else None)
 
     # -- time ----------------------------------------------------------------------
     def now(self) -> float:
@@ -256,6 +324,7 @@ class SessionDriver:
 
     async def _session_loop(self, k: int) -> None:
         rng, rng_retry = session_rngs(self.cfg.seed, k)
+        rrng = route_rng(self.cfg.seed, k) if self.router is not None else None
         await self.sleep_until(self.sampler.first_start(rng))
         conv = Conversation(k)
         turn = 0
@@ -265,6 +334,9 @@ class SessionDriver:
             pause = self.sampler.draw_pause(rng)
             rec = TurnRecord(start, math.nan, session=k, turn=turn,
                              calls_log=[] if self.cfg.log_calls else None)
+            if rrng is not None:
+                rec.route_rng = rrng
+                rec.turn_u = float(rrng.random())
             turn += 1
             measured = self.t0 <= start < self.t1
             if measured:
@@ -278,6 +350,9 @@ class SessionDriver:
             rec.end = self.now()
             del self._open_starts[k]
             self.rec.turns.append(rec.as_tuple())
+            if rec.deps:
+                self.rec.routing.extend((start, name, c[0], c[1], c[2], c[3], c[4])
+                                        for name, c in rec.deps.items())
             if rec.calls_log is not None:
                 self.rec.calls.extend(rec.calls_log)
             if measured:
@@ -336,6 +411,8 @@ class SessionDriver:
 
     async def _call(self, call: CallPlan, conv: Conversation, rec: TurnRecord,
                     rng: np.random.Generator) -> Conversation:
+        if self.router is not None:
+            return await self._routed_call(call, conv, rec, rng)
         rec.calls += 1
         new = conv.next_messages()
         req = build_request(self.cfg.provider, call, conv.exchanges, new,
@@ -353,13 +430,17 @@ class SessionDriver:
                 rec.attempts += 1
                 self.in_flight += 1
                 try:
+                    sent = (req.headers if not self.gateway else
+                            {**req.headers, "x-stainless-retry-count": str(k)})
                     async with self._http.post(req.path, data=req.data,
-                                               headers=req.headers) as resp:
+                                               headers=sent) as resp:
                         status = resp.status
                         raw = await resp.read()
                         headers = resp.headers
                 finally:
                     self.in_flight -= 1
+                if self.gateway:
+                    gateway_counts(rec, headers, status)
                 if status == 200:
                     reply = parse_reply(self.cfg.provider, _json(raw, status))
                     tokens = reply.prompt_tokens + reply.completion_tokens
@@ -388,6 +469,132 @@ class SessionDriver:
         finally:
             if gate is not None:
                 gate.release()
+
+
+    async def _routed_call(self, call: CallPlan, conv: Conversation, rec: TurnRecord,
+                           rng: np.random.Generator) -> Conversation:
+        """One call of a routed profile, routed here (see the module docstring): rounds
+        of a first send and its spills, retries by the policy, fallbacks, failure."""
+        router = self.router
+        assert router is not None and rec.route_rng is not None
+        rec.calls += 1
+        new = conv.next_messages()
+        gate = self._gate
+        if gate is not None:
+            q0 = self.now()
+            await gate.acquire()
+            rec.pace_wait += self.now() - q0
+        started = time.time()
+        path = CallPath(router, call.model, self.policy.max_retries)
+        rounds = 0
+        new_round = True
+        retry_after: float | None = None  # of the last 429 of the round, wall seconds
+        last_status = 0
+        try:
+            while True:
+                if new_round:
+                    rec.attempts += 1
+                    rounds += 1
+                    new_round = False
+                    retry_after = None
+                t = self.now()
+                route = router.routes[path.current]
+                snaps = (self.mirror.snapshots(route, t) if self.mirror is not None
+                         and isinstance(route.policy, UsageBased) else None)
+                d = path.choose(t, u=float(rec.route_rng.random()), turn_u=rec.turn_u,
+                                in_flight=self.dep_in_flight, snapshots=snaps)
+                status: int | None = None
+                if d is not None:
+                    mt = (self.profile.max_tokens_for(call.spec, d.name)
+                          if call.spec is not None else call.max_tokens)
+                    req = build_request(self.cfg.provider, replace(call, model=d.name,
+                                                                   max_tokens=mt),
+                                        conv.exchanges, new, deployment=d.name,
+                                        ident=self.ident(rec))
+                    if self.mirror is not None:
+                        self.mirror.sent(t, d.name, call, mt)
+                    counts = rec.dep(d.name)
+                    counts[0] += 1
+                    self.in_flight += 1
+                    self.dep_in_flight[d.name] = self.dep_in_flight.get(d.name, 0) + 1
+                    try:
+                        async with self._http.post(req.path, data=req.data,
+                                                   headers=req.headers) as resp:
+                            status = resp.status
+                            raw = await resp.read()
+                            headers = resp.headers
+                    finally:
+                        self.in_flight -= 1
+                        self.dep_in_flight[d.name] -= 1
+                    if status == 200:
+                        reply = parse_reply(self.cfg.provider, _json(raw, status))
+                        path.outcome(d, t, True)
+                        counts[1] += 1
+                        self.rec.successes.append(
+                            (self.now(), reply.prompt_tokens + reply.completion_tokens))
+                        if reply.prompt_tokens != call.input_tokens:
+                            self.rec.usage_mismatch += 1
+                        conv.record(new, reply)
+                        self.log_call(rec, call, started, status, rounds, reply)
+                        return conv
+                    if status != 429 and status < 500:
+                        raise TargetError(f"the target answered HTTP {status} to "
+                                          f"{req.path}: {_short(raw)}")
+                    last_status = status
+                    retry_after = parse_retry_after(headers)
+                nxt = path.outcome(d, t, False)
+                if d is not None:
+                    if nxt is Next.SPILL:
+                        counts[3] += 1
+                    else:
+                        counts[2] += 1
+                        counts[4] += nxt is Next.FALLBACK
+                if nxt is Next.SPILL:
+                    continue  # the next deployment, at once: the same round
+                new_round = True
+                if status is None or status == 429:
+                    rec.rejected += 1  # the client saw a 429 (or none was available)
+                if nxt is Next.FALLBACK:
+                    continue  # the next logical model, at once, with fresh retries
+                if nxt is Next.RETRY:
+                    wait = self.policy.wait(
+                        path.attempt, None if retry_after is None
+                        else retry_after * self.cfg.time_scale, float(rng.random()))
+                    if wait is not None:
+                        await asyncio.sleep(wait / self.cfg.time_scale)
+                        continue
+                rec.failed = True
+                rec.calls_failed += 1
+                self.log_call(rec, call, started, last_status or 429, rounds, None)
+                return conv
+        finally:
+            if gate is not None:
+                gate.release()
+
+
+def gateway_counts(rec: TurnRecord, headers: Any, status: int) -> None:
+    """Per-deployment counts of one answer of a gateway (``capacity serve`` routing a
+    logical model): the deployments that refused before (``x-capacity-spilled``, in order;
+    ``x-capacity-fell-back-from`` the one whose refusal moved the call to a fallback) and
+    the one that answered (``x-capacity-deployment``)."""
+    fell = headers.get("x-capacity-fell-back-from")
+    for name in (headers.get("x-capacity-spilled") or "").split(","):
+        if name:
+            c = rec.dep(name)
+            c[0] += 1
+            if name == fell:
+                c[2] += 1
+                c[4] += 1
+            else:
+                c[3] += 1
+    dep = headers.get("x-capacity-deployment")
+    if dep:
+        c = rec.dep(dep)
+        c[0] += 1
+        if status == 200:
+            c[1] += 1
+        elif status == 429:
+            c[2] += 1
 
 
 def _origin(url: Any) -> tuple[str, str, int | None]:

@@ -18,7 +18,10 @@ Use it from a locustfile::
 and run ``locust -f that.py --host http://127.0.0.1:8000`` (``--master`` / ``--worker`` to
 distribute). ``capacity loadtest --engine locust --workers W`` starts a local master and
 W workers itself (:func:`run_locust`). Client pacing (``profile.pacing``) is not applied
-here: a fleet-wide pacer cannot be shared between Locust workers.
+here: a fleet-wide pacer cannot be shared between Locust workers. Fleet profiles
+(``routes``) go through a gateway: the sessions send the logical model name with
+``x-stainless-retry-count`` (as the SDKs do) and the target routes (``capacity serve``
+acts as the gateway); the deployments it names in its answers are counted per deployment.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Any, cast
 import numpy as np
 
 from ..profile.schema import Profile
+from .driver import gateway_counts
 from .measure import Recorder, TurnRecord
 from .plan import CallPlan, Node, ParPlan, SeqPlan, TurnSampler
 from .protocol import (
@@ -76,6 +80,7 @@ def user_class(profile: Profile | str | Path, *, time_scale: float = 1.0,
     sampler = TurnSampler(profile)
     policy = RetryPolicy.from_profile(profile)
     abort = policy.on_exhausted == "abort_turn"
+    routed = bool(profile.routes)
     t0, t1 = warmup_s, warmup_s + duration_s
     state: dict[str, Any] = {"origin": None, "rec": Recorder(), "count": 0, "merged": [],
                              "in_turn": 0, "in_flight": 0, "open": {}}
@@ -165,6 +170,10 @@ def user_class(profile: Profile | str | Path, *, time_scale: float = 1.0,
                 rec.end = now()
                 state["open"].pop(self.k, None)
                 state["rec"].turns.append(rec.as_tuple())
+                if rec.deps:
+                    state["rec"].routing.extend(
+                        (start, name, c[0], c[1], c[2], c[3], c[4])
+                        for name, c in rec.deps.items())
                 nxt = sampler.next_start(start, rec.end, pause)
                 gevent.sleep(max(0.0, nxt - now()) / time_scale)
 
@@ -194,8 +203,10 @@ def user_class(profile: Profile | str | Path, *, time_scale: float = 1.0,
                 state["in_flight"] += 1
                 try:
                     # geventhttpclient sends bytes as they are (Locust's stub says str).
+                    headers_out = (req.headers if not routed else
+                                   {**req.headers, "x-stainless-retry-count": str(k)})
                     with self.client.post(req.path, data=cast(Any, req.data),
-                                          headers=req.headers,
+                                          headers=headers_out,
                                           name=call.name, catch_response=True) as resp:
                         status = resp.status_code or 0
                         if status == 429:
@@ -205,6 +216,8 @@ def user_class(profile: Profile | str | Path, *, time_scale: float = 1.0,
                         body, headers = resp.content, resp.headers
                 finally:
                     state["in_flight"] -= 1
+                if routed:
+                    gateway_counts(rec, headers or {}, status)
                 if status == 200:
                     try:
                         data = json.loads(body or b"")

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["EXTRA_METRICS", "LagStats", "Recorder", "TurnRecord", "summarise"]
+__all__ = ["EXTRA_METRICS", "ROUTED_METRICS", "LagStats", "Recorder", "TurnRecord", "summarise",
+           "summarise_routing"]
 
 EXTRA_METRICS: dict[str, str] = {
     "goodput_tokens_per_min": "prompt + completion tokens of successful calls per minute "
@@ -28,6 +29,12 @@ EXTRA_METRICS: dict[str, str] = {
     "calls_in_flight_mean": "calls in flight (sent, not yet answered), time average",
 }
 """Measured metrics the simulator does not report."""
+
+ROUTED_METRICS: dict[str, str] = {
+    "spill_fraction": "429s that spilled to another deployment at once, per attempt (a "
+                      "round: the first send and its spills)",
+}
+"""Measured metrics of routed profiles only (with counts ``spills`` and ``fallbacks``)."""
 
 
 @dataclass(slots=True)
@@ -47,6 +54,21 @@ class TurnRecord:
     session: int = 0
     turn: int = 0
     calls_log: list[dict[str, Any]] | None = None
+    # Routed profiles only: the turn's draw for sticky routing, the session's routing
+    # generator, and per deployment [sent, admitted, rejected, spilled, fell_back] (see
+    # Recorder.routing).
+    turn_u: float = 0.0
+    route_rng: Any = None
+    deps: dict[str, list[int]] | None = None
+
+    def dep(self, name: str) -> list[int]:
+        """The per-deployment counters of this turn (created on first use)."""
+        if self.deps is None:
+            self.deps = {}
+        c = self.deps.get(name)
+        if c is None:
+            c = self.deps[name] = [0, 0, 0, 0, 0]
+        return c
 
     def as_tuple(self) -> tuple[float, float, int, int, int, int, float, bool]:
         return (self.start, self.end, self.calls, self.attempts, self.rejected,
@@ -76,6 +98,12 @@ class Recorder:
     calls: list[dict[str, Any]] = field(default_factory=list)
     # Turns ended in each shard merged in (a process, a Locust worker), in merge order.
     shard_turns: list[int] = field(default_factory=list)
+    # Routed profiles: per ended turn and deployment, (turn start, deployment, sent,
+    # admitted, rejected, spilled, fell_back): attempts sent to it, admitted, 429s the
+    # client saw from it (the last one tried in a round), 429s it spilled from (the call
+    # went to the next deployment at once), and of its rejections those after which the
+    # call fell back to another logical model.
+    routing: list[tuple[float, str, int, int, int, int, int]] = field(default_factory=list)
 
     def merge(self, other: Recorder | dict[str, Any]) -> None:
         """Add another shard's records (a Recorder or its :meth:`to_wire` form)."""
@@ -90,6 +118,7 @@ class Recorder:
         for k, v in o.llm.items():
             self.llm[k] = self.llm.get(k, 0.0) + v
         self.calls.extend(o.calls)
+        self.routing.extend(o.routing)
 
     def to_wire(self) -> dict[str, Any]:
         """JSON/pickle-friendly form."""
@@ -97,7 +126,7 @@ class Recorder:
                 "successes": [list(s) for s in self.successes],
                 "occupancy": [list(o) for o in self.occupancy], "lag": self.lag,
                 "usage_mismatch": self.usage_mismatch, "llm": self.llm,
-                "calls": self.calls}
+                "calls": self.calls, "routing": [list(r) for r in self.routing]}
 
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> Recorder:
@@ -105,7 +134,9 @@ class Recorder:
                    [tuple(s) for s in d["successes"]],
                    [tuple(o) for o in d["occupancy"]], list(d["lag"]),
                    int(d.get("usage_mismatch", 0)), dict(d.get("llm", {})),
-                   list(d.get("calls", [])))
+                   list(d.get("calls", [])),
+                   routing=[(float(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4]),
+                             int(r[5]), int(r[6])) for r in d.get("routing", [])])
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +205,34 @@ def summarise(rec: Recorder, t0: float, t1: float) -> tuple[dict[str, float], di
     counts = {"turns": turns, "calls": calls, "attempts": attempts, "rejected": rejected,
               "calls_failed": failed_calls, "open_turns": open_measured,
               "usage_mismatch": rec.usage_mismatch}
+    if rec.routing:
+        # Fleet figures (routed profiles only: unrouted summaries are unchanged).
+        deps = summarise_routing(rec, t0, t1)
+        spills = sum(d["spilled"] for d in deps.values())
+        counts["spills"] = spills
+        counts["fallbacks"] = sum(d["fell_back"] for d in deps.values())
+        m["spill_fraction"] = _ratio(spills, attempts)
     lag = np.asarray(rec.lag, dtype=np.float64)
     lag_stats = LagStats(float(np.percentile(lag, 99.0)) if lag.size else math.nan,
                          float(lag.max()) if lag.size else math.nan, int(lag.size))
     return m, counts, lag_stats
+
+
+def summarise_routing(rec: Recorder, t0: float, t1: float) -> dict[str, dict[str, int]]:
+    """Per deployment, over the turns that start in ``[t0, t1)``: attempts ``sent`` to
+    it, ``admitted``, ``rejected`` (429s the client saw from it: it was the last one
+    tried in the round), ``spilled`` (429s after which the call went on to the next
+    deployment at once) and ``fell_back`` (of its rejections, those after which the call
+    moved to a fallback model). Empty for unrouted runs."""
+    out: dict[str, dict[str, int]] = {}
+    for start, name, sent, admitted, rejected, spilled, fell in rec.routing:
+        if not t0 <= start < t1:
+            continue
+        d = out.setdefault(name, {"sent": 0, "admitted": 0, "rejected": 0, "spilled": 0,
+                                  "fell_back": 0})
+        d["sent"] += sent
+        d["admitted"] += admitted
+        d["rejected"] += rejected
+        d["spilled"] += spilled
+        d["fell_back"] += fell
+    return out

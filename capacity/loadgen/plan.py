@@ -28,7 +28,6 @@ from itertools import accumulate
 import numpy as np
 
 from ..model.dist import Distribution
-from ..model.routing import require_unrouted
 from ..profile.schema import (
     Block,
     CallSpec,
@@ -44,7 +43,13 @@ __all__ = ["CallPlan", "ParPlan", "SeqPlan", "TurnSampler", "draw", "draw_residu
 
 @dataclass(slots=True)
 class CallPlan:
-    """One call of a drawn turn (tokens are whole numbers)."""
+    """One call of a drawn turn (tokens are whole numbers).
+
+    ``model`` is the call's LOGICAL model (a route, deployment or model name);
+    ``max_tokens`` the call's own or its model's default (for a routed call, the first
+    deployment's: :meth:`Profile.max_tokens_for`); ``spec`` the profile's call, for the
+    ``max_tokens`` of the deployment that serves it.
+    """
 
     name: str
     model: str
@@ -52,6 +57,7 @@ class CallPlan:
     cached_tokens: int
     output_tokens: int
     max_tokens: int | None
+    spec: CallSpec | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(slots=True)
@@ -127,7 +133,6 @@ class TurnSampler:
     """Draws turns and pauses of one profile."""
 
     def __init__(self, profile: Profile) -> None:
-        require_unrouted(profile, "the load generator")
         self.profile = profile
         self.turn_names = list(profile.session.turns)
         self._cum = list(accumulate(t.weight for t in profile.session.turns.values()))
@@ -191,7 +196,7 @@ class TurnSampler:
         return CallPlan(
             name=call.name or call.model, model=call.model, input_tokens=tin,
             cached_tokens=math.floor(call.cached_input_fraction * tin + 0.5),
-            output_tokens=tout, max_tokens=self.profile.max_tokens_for(call))
+            output_tokens=tout, max_tokens=self.profile.max_tokens_for(call), spec=call)
 
 
 def iter_calls(node: Node) -> list[CallPlan]:

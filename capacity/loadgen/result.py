@@ -56,6 +56,10 @@ class LoadPoint:
     meets / violates : the measured figures against the profile's targets.
     interrupted : the run was stopped (Ctrl-C) before its end; figures are partial.
     shard_turns : turns ended in each process / Locust worker (empty: one process).
+    deployments : routed profiles: per deployment ``sent``, ``admitted``, ``rejected``
+        (429s the client saw from it), ``spilled`` (429s it spilled from at once) and
+        ``fell_back`` (rejections followed by a fallback), over the measured turns
+        (:func:`capacity.loadgen.measure.summarise_routing`); empty otherwise.
     """
 
     sessions: int
@@ -68,6 +72,7 @@ class LoadPoint:
     violates: tuple[str, ...] = ()
     interrupted: bool = False
     shard_turns: list[int] = field(default_factory=list)
+    deployments: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def comparison(self) -> dict[str, dict[str, Any]]:
         return {} if self.predicted is None else compare_metrics(self.measured, self.predicted)
@@ -78,7 +83,10 @@ class LoadPoint:
             "interrupted": self.interrupted,
             "measured": {"metrics": dict(self.measured), "counts": dict(self.counts),
                          "lag": self.lag.to_dict(), "horizon_s": self.measured_horizon_s,
-                         "shard_turns": list(self.shard_turns)},
+                         "shard_turns": list(self.shard_turns),
+                         **({"deployments": {k: dict(v) for k, v in
+                                             self.deployments.items()}}
+                            if self.deployments else {})},
             "predicted": None if self.predicted is None else self.predicted.to_dict(),
             "compare": self.comparison(),
             "meets": self.meets,

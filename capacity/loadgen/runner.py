@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import CapacityError
 from ..profile.schema import DIMENSION_PERIOD_S, Profile
 from .driver import DriverConfig, SessionDriver
-from .measure import Recorder, summarise
+from .measure import Recorder, summarise, summarise_routing
 from .protocol import Provider, normalise_target
 from .result import LoadPoint, LoadtestResult, measured_ceiling
 
@@ -52,6 +52,7 @@ class LoadtestConfig:
     deployments: dict[str, str] = field(default_factory=dict)
     reset: bool = True
     log: str | None = None
+    route: Literal["client", "gateway"] = "client"
 
 
 def smallest_window_s(profile: Profile) -> float:
@@ -114,7 +115,8 @@ def measure(profile: Profile, cfg: LoadtestConfig, sessions: int) -> tuple[Recor
         time_scale=cfg.time_scale, warmup_s=cfg.warmup_s, duration_s=cfg.duration_s,
         seed=cfg.seed, drain_s=(cfg.drain_s if cfg.drain_s is not None
                                 else default_drain_s(profile, cfg.duration_s)),
-        deployments=cfg.deployments, log_calls=cfg.log is not None, label=f"N{sessions}")
+        deployments=cfg.deployments, log_calls=cfg.log is not None, label=f"N{sessions}",
+        route=cfg.route)
     agent = (cfg.agent_url, cfg.agent_template) if cfg.agent_url else None
     ids = list(range(sessions))
     if cfg.processes <= 1:
@@ -183,6 +185,9 @@ def steady_start(profile: Profile, sessions: int, seed: int) -> dict[str, float]
     from ..sim.engine import _compile, _initial_use
     from ..sim.kernels import LimiterArrays
 
+    if not any(q.enforcement_for(dim).type == "token_bucket"
+               for q in profile.quotas.values() for dim in q.limits()):
+        return {}  # windows only: nothing to start part-used (and no compile needed)
     c = _compile(profile)
     if not any(s.kind == "token_bucket" for s in c.slots):
         return {}
@@ -352,8 +357,14 @@ def _grid(profile: Profile, cfg: LoadtestConfig, grid: list[int], result: Loadte
           on_point: Callable[[LoadPoint], None] | None, check_lag: bool, log: Any) -> None:
     for n in sorted(set(grid)):
         if cfg.reset:
-            note = reset_target(normalise_target(cfg.target, cfg.provider),
-                                steady_start(profile, n, cfg.seed))
+            try:
+                deficit = steady_start(profile, n, cfg.seed)
+            except CapacityError as e:  # a simulator that cannot compile this profile
+                deficit = {}
+                why = f"token buckets start full (no steady-state start): {e}"
+                if why not in result.notes:
+                    result.notes.append(why)
+            note = reset_target(normalise_target(cfg.target, cfg.provider), deficit)
             if note is not None and note not in result.notes:
                 result.notes.append(note)
         if cfg.engine == "locust":
@@ -372,7 +383,8 @@ def _grid(profile: Profile, cfg: LoadtestConfig, grid: list[int], result: Loadte
             agent_metrics(metrics, rec.llm, max(horizon, 1e-9), counts["turns"])
             counts["attempts"] = int(rec.llm.get("ok", 0) + rec.llm.get("rejected", 0))
         point = LoadPoint(n, metrics, counts, lag, horizon, interrupted=interrupted,
-                          shard_turns=list(rec.shard_turns))
+                          shard_turns=list(rec.shard_turns),
+                          deployments=summarise_routing(rec, t0, t0 + max(horizon, 1e-9)))
         point = judge(point, targets)
         if predicted and not interrupted:
             point.predicted = predict(profile, n, cfg)

@@ -25,7 +25,8 @@ chooses with THE routing rule (:func:`capacity.model.routing.router_from_profile
 cooldown are the gateway's), spills within the request — the client sees a 429 only
 when every deployment it tried refused, with the headers of the last one tried — and
 names the deployment that answered in ``x-capacity-deployment`` (those that refused
-before it, in order, in ``x-capacity-spilled``). Retries are the client's: the gateway
+before it, in order, in ``x-capacity-spilled``; the one whose refusal sent the request to
+a fallback model in ``x-capacity-fell-back-from``). Retries are the client's: the gateway
 reads the SDK's ``x-stainless-retry-count`` as the attempt number, so on the client's
 last attempt (``retry.max_retries``) a refused route falls back to its ``fallbacks``
 within the request, whose own retries the gateway then waits out itself by
@@ -528,6 +529,8 @@ class MockProvider:
                 continue
             if nxt is Next.FALLBACK:
                 self.metrics.fallbacks[route_name] += 1
+                if dep is not None:
+                    headers["x-capacity-fell-back-from"] = dep.name
                 fell_back = True
                 route_name = path.current
                 turn_u = None
