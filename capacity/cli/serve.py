@@ -116,7 +116,8 @@ def serve_command(
     def _banner(srv: MockServer, title: str, host: str) -> None:
         out = sys.stdout
         k = srv.options.time_scale
-        deployments = ", ".join([*profile.quotas, *profile.models])
+        deployments = ", ".join(dict.fromkeys([*profile.deployments, *profile.models,
+                                               *profile.quotas]))
         out.write(f"capacity serve: profile '{title}', seed {srv.options.seed}, "
                   f"time scale {k:g}x\n")
         out.write(f"listening on {srv.url}"
@@ -125,6 +126,12 @@ def serve_command(
         out.write(f"  Azure      azure_endpoint={srv.azure_endpoint}  "
                   f"(deployments: {deployments})\n")
         out.write(f"  Anthropic  base_url={srv.anthropic_base_url}\n")
+        if srv.provider.router is not None:
+            # A request naming a logical model finds the mock acting as the gateway.
+            routes = ", ".join(f"{name} → {' | '.join(d.name for d in r.deployments)}"
+                               for name, r in srv.provider.router.routes.items()
+                               if name in profile.routes)
+            out.write(f"  gateway    routes: {routes}\n")
         out.write(f"  metrics    {srv.url}/metrics   reset  POST {srv.url}/admin/reset\n")
         out.write("Ctrl-C to stop\n")
         out.flush()
