@@ -75,3 +75,29 @@ def test_a_simulated_ceiling_loads_no_scipy() -> None:
     mods = _modules_after("ceiling", "profiles/web-research.yaml", "-q")
     assert "capacity.sim._engine" in mods
     assert not {m for m in mods if m.split(".")[0] == "scipy"}
+
+
+def test_a_run_builds_only_the_command_it_invokes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """main() hands typer an app holding only the invoked command (building every
+    command's click object is most of typer's cost); --help, root options, unknown names
+    (their suggestions) and shell completion get the whole app."""
+    from capacity.cli.app import _app_for, app
+
+    one = _app_for(["ceiling", "web-research"])
+    assert [c.callback.__name__ for c in one.registered_commands
+            if c.callback is not None] == ["ceiling"]
+    assert one.registered_callback is app.registered_callback
+    assert [c.name for c in _app_for(["explain", "x"]).registered_commands] == ["explain"]
+    for argv in ([], ["--help"], ["--version"], ["ceilin", "x"]):
+        assert _app_for(argv) is app
+    monkeypatch.setenv("_CAPACITY_COMPLETE", "complete_bash")
+    assert _app_for(["ceiling"]) is app
+    assert len(app.registered_commands) > 10  # untouched
+
+
+def test_an_unknown_command_still_gets_suggestions() -> None:
+    """A misspelt command is answered by the whole app: one line with suggestions."""
+    out = subprocess.run([sys.executable, "-m", "capacity", "ceilin", "web-research"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 2
+    assert "Did you mean 'ceiling'" in out.stderr and len(out.stderr.splitlines()) == 1
