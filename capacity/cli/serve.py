@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
 import signal
@@ -71,6 +70,8 @@ def serve_command(
     request is admitted or refused (429 with retry-after and rate-limit headers) by the
     simulator's own limiter, with the profile's latency.
     """
+    import asyncio  # here, not at the top: every other command would pay its ~15 ms
+
     from rich.markup import escape
 
     from capacity.cli.app import _fail, _load, err_console
