@@ -1,8 +1,8 @@
 """The console entry point (``capacity`` and ``python -m capacity``).
 
 ``capacity --version`` is answered here, before the CLI is imported: loading the CLI
-(typer, rich, pydantic, numpy and every command) costs about 0.4 s of CPU for a line of
-text. Everything else goes to :func:`capacity.cli.app.main`.
+(typer, rich, pydantic and the command declarations) costs about 0.3 s of CPU for a line
+of text. Everything else goes to :func:`capacity.cli.app.main`.
 """
 
 from __future__ import annotations
