@@ -185,6 +185,10 @@ def clumped_window_model(wl: Workload, c: Constraint, cycle_s: float) -> Clumped
     inner = _window.build(timing_of(wl), c.costs, c.window_s, sliding, h, q_units / h,
                           cycle_s, wl.units_per_turn(c), retry_model(wl.profile, c),
                           exact_calls=exact_calls_per_turn(wl))
+    if wl.profile.routes:  # a routed call served elsewhere is charged 0: not a call here
+        from capacity.analytic.fleet import thin_calls
+
+        inner = thin_calls(inner, wl, c)
     return ClumpedWindow(inner, sliding)
 
 

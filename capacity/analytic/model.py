@@ -59,7 +59,6 @@ from capacity._version import __version__
 from capacity.jsonsafe import clean as _clean
 from capacity.model.dist import Distribution, finest_step, format_duration
 from capacity.model.numeric import brentq
-from capacity.model.routing import require_unrouted
 from capacity.model.workload import (
     Constraint,
     Workload,
@@ -511,6 +510,7 @@ class ConstraintResult:
     utilisation_at_sessions: float | None = None
     binding: bool = False
     one_event_exceeds: bool = False
+    spill_to: str | None = None  # a spillover route's deployment: its 429s spill there
 
     @property
     def name(self) -> str:
@@ -710,8 +710,11 @@ def analyze(profile: Profile, sessions: int | None = None,
         (largest N whose analytic 429 fraction is within ``targets.max_429_fraction``),
         and how the ceilings move across the think-time/cadence range.
     """
-    require_unrouted(profile, "the analytic model")
     wl = workload or Workload.from_profile(profile)
+    if profile.routes:  # deployments behind routes: spillover, fallback (fleet.py)
+        from capacity.analytic.fleet import analyze_fleet
+
+        return analyze_fleet(profile, wl, sessions)
     target = profile.targets.max_429_fraction
     cyc = cycle_time(wl)
     results = _ceilings(wl, cyc, target, sessions)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from capacity.model.workload import Workload
+from capacity.model.workload import Workload, sample_call_latency
 from capacity.profile.schema import (
     CallSpec,
     CallStep,
@@ -213,14 +213,8 @@ def _dot(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
 
 def _call_latency(call: CallSpec, profile: Profile, rng: np.random.Generator,
                   n: int) -> NDArray[np.float64]:
-    model = profile.models[call.model]
-    out = np.rint(call.output_tokens.sample(rng, n))
-    mt = profile.max_tokens_for(call)
-    if mt is not None:
-        out = np.minimum(out, mt)
-    lat: NDArray[np.float64] = model.ttft.sample(rng, n) + out / model.tokens_per_second.sample(
-        rng, n)
-    return lat
+    # The model serving each copy (a routed call's deployment): capacity.model.workload.
+    return sample_call_latency(call, profile, rng, n)
 
 
 class _Walker:

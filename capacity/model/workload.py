@@ -17,11 +17,13 @@ Metered units per call follow the provider's accounting, defined once in
 from __future__ import annotations
 
 import functools
+import itertools
 import math
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from capacity._lazy import LazyModule
 from capacity.model.dist import Distribution
@@ -177,6 +179,289 @@ def metered(profile: Profile, slot: LimitSlot, call: CallSpec,
     out = call.output_tokens if out_c else None
     fixed = cap if mtk_c else None
     return CallCost("tokens", inp, uncached, out, cap, fixed)
+
+
+# ---------------------------------------------------------------------------------------
+# Routing: a call names a logical model; each copy is served by one deployment
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MixedCost(CallCost):
+    """A routed call's charge on one slot: with probability ``share`` a copy is served by
+    a target charging ``cost`` (``None``: a target that does not touch the slot, charge 0).
+
+    Copies choose their deployment independently (``weighted`` per call), so a fan-out of
+    K copies charges the K-fold convolution of this mixture: the exact binomial
+    (multinomial) thinning of the batch. ``parts`` follow :func:`call_targets`' order.
+    """
+
+    parts: tuple[tuple[float, CallCost | None], ...] = ()
+
+    @property
+    def mean(self) -> float:
+        """Expected units per copy: Σ share·mean."""
+        return math.fsum(s * c.mean for s, c in self.parts if c is not None)
+
+    @property
+    def upper(self) -> float:
+        """Largest charge of any target a copy may go to."""
+        return max((c.upper for s, c in self.parts if c is not None and s > 0), default=0.0)
+
+    @property
+    def zero_share(self) -> float:
+        """Share of copies served by targets that do not touch the slot."""
+        return math.fsum(s for s, c in self.parts if c is None)
+
+    def pmf(self, h: float, top: float = math.inf) -> NDArray[np.float64]:
+        """The mixture of the targets' charge distributions on the lattice of step ``h``."""
+        pieces = [(s, c.pmf(h, top) if c is not None else np.ones(1))
+                  for s, c in self.parts if s > 0]
+        out = np.zeros(max(p.size for _, p in pieces))
+        for s, p in pieces:
+            out[: p.size] += s * p
+        return out
+
+
+def _route_calls(profile: Profile) -> dict[str, list[tuple[CallSpec, float]]]:
+    """Per logical model, its calls with their exact mean launches per turn (mix-weighted)."""
+    total = sum(t.weight for t in profile.session.turns.values())
+    out: dict[str, list[tuple[CallSpec, float]]] = {}
+    ones: dict[int, CallCost | None] = {}
+    for turn in profile.session.turns.values():
+        for ev in turn_events(turn.steps):
+            for call in {id(x): x for x in ev.batch.calls()}.values():
+                ones.clear()
+                ones[id(call)] = CallCost("requests")
+                rate = turn.weight / total * ev.rate * batch_units_mean(ev.batch, ones)
+                out.setdefault(call.model, []).append((call, rate))
+    return out
+
+
+def _mean_latency(profile: Profile, calls: list[tuple[CallSpec, float]],
+                  target: str) -> float:
+    """Mean latency (s) of the route's calls (launch-weighted) served by ``target``."""
+    model = profile.model_of(target)
+    num = den = 0.0
+    for call, rate in calls:
+        mt = profile.max_tokens_for(call, target)
+        cap = float(mt) if mt is not None else math.inf
+        num += rate * (model.ttft.mean + call.output_tokens.mean_clipped(cap)
+                       * _mean_inverse(model.tokens_per_second))
+        den += rate
+    return num / den if den > 0 else model.ttft.mean
+
+
+def _capacity(profile: Profile, calls: list[tuple[CallSpec, float]], target: str) -> float:
+    """Route calls per second ``target``'s quotas admit in the mean (inf: unlimited)."""
+    rate = math.fsum(r for _, r in calls)
+    best = math.inf
+    for slot in limit_slots(profile):
+        if slot.quota not in profile.quotas_for(target):
+            continue
+        per_call = math.fsum(r * c.mean for call, r in calls
+                             if (c := metered(profile, slot, call, target)) is not None)
+        if rate > 0 and per_call > 0:
+            best = min(best, slot.rate / (per_call / rate))
+    return best
+
+
+def route_shares(profile: Profile) -> dict[str, tuple[tuple[str, float], ...]]:
+    """First-attempt share of each logical model's calls that each target receives.
+
+    * ``weighted`` — ``w_d / Σw`` (exact in law: each call draws its deployment);
+    * ``round_robin`` — equal shares (exact in the mean; the rotation is *smoother* than a
+      random choice, so the burst model, which treats it as random, is slightly
+      conservative);
+    * ``least_busy`` — shares ∝ 1 / (mean latency on the deployment): balancing calls in
+      flight ``λ_d·R_d`` (Little's law) gives that split; equal latencies give equal
+      shares. An approximation (the real rule reacts to the instantaneous counts, which
+      is smoother than random: conservative for the burst model);
+    * ``usage_based`` — shares ∝ each deployment's capacity (route calls per second its
+      quotas admit in the mean): balancing the share of each window used moves load in
+      proportion to the limits. Same approximation and direction;
+    * ``priority`` — every call to the first deployment; what spills to the next on a
+      429 is the analytic model's overflow (:mod:`capacity.analytic.fleet`).
+
+    Deployments of weight 0 get nothing (the router never picks them). Cooldown is not
+    modelled here. Cached per profile.
+    """
+    return cached_per_profile(_SHARES, profile, _route_shares)
+
+
+def _route_shares(profile: Profile) -> dict[str, tuple[tuple[str, float], ...]]:
+    calls = _route_calls(profile)
+    out: dict[str, tuple[tuple[str, float], ...]] = {}
+    for name, route in profile.routes.items():
+        targets = [(t, w) for t, w in route.targets() if w > 0]
+        mine = calls.get(name, [])
+        if route.policy == "weighted":
+            raw = [w for _, w in targets]
+        elif route.policy == "priority":
+            raw = [1.0] + [0.0] * (len(targets) - 1)
+        elif route.policy == "least_busy":
+            raw = [1.0 / max(_mean_latency(profile, mine, t), 1e-9) for t, _ in targets]
+        elif route.policy == "usage_based":
+            caps = [_capacity(profile, mine, t) for t, _ in targets]
+            unlimited = [math.isinf(c) for c in caps]
+            raw = ([float(u) for u in unlimited] if any(unlimited) else caps)
+        else:  # round_robin
+            raw = [1.0] * len(targets)
+        total = math.fsum(raw)
+        out[name] = tuple((t, r / total) for (t, _), r in zip(targets, raw, strict=True))
+    return out
+
+
+_SHARES: dict[int, tuple[Profile, dict[str, tuple[tuple[str, float], ...]]]] = {}
+
+# Calls pinned to one target (a `per_turn` route's turn copies): id → (weak ref, target).
+_PINNED: dict[int, tuple[weakref.ref[CallSpec], str]] = {}
+
+
+def _pin(call: CallSpec, target: str) -> CallSpec:
+    """A copy of ``call`` that :func:`call_targets` sends to ``target`` only."""
+    copy = call.model_copy()
+    key = id(copy)
+
+    def drop(_ref: weakref.ref[CallSpec], k: int = key) -> None:
+        _PINNED.pop(k, None)
+
+    _PINNED[key] = (weakref.ref(copy, drop), target)
+    return copy
+
+
+def call_targets(profile: Profile, call: CallSpec) -> tuple[tuple[str, float], ...]:
+    """(target, share) serving ``call``: itself for an unrouted call, its route's shares
+    (:func:`route_shares`), or the one target a ``per_turn`` turn copy is pinned to."""
+    pin = _PINNED.get(id(call))
+    if pin is not None and pin[0]() is call:
+        return ((pin[1], 1.0),)
+    if call.model not in profile.routes:
+        return ((call.model, 1.0),)
+    return route_shares(profile)[call.model]
+
+
+def routed_metered(profile: Profile, slot: LimitSlot, call: CallSpec) -> CallCost | None:
+    """:func:`metered` of a call over the targets serving it (a :class:`MixedCost` when
+    several do); exactly :func:`metered` for an unrouted call."""
+    targets = call_targets(profile, call)
+    if len(targets) == 1:
+        target = targets[0][0]
+        return metered(profile, slot, call, None if target == call.model else target)
+    parts = tuple((s, metered(profile, slot, call, t)) for t, s in targets)
+    if all(c is None for _, c in parts):
+        return None
+    return MixedCost("mixed", parts=parts)
+
+
+def _pin_steps(steps: tuple[Step, ...] | list[Step],
+               choice: dict[str, str]) -> list[Step]:
+    """``steps`` with every call to a logical model in ``choice`` pinned to its target."""
+    out: list[Step] = []
+    for step in steps:
+        if isinstance(step, CallStep):
+            call = step.call
+            out.append(step.model_copy(update={"call": _pin(call, choice[call.model])})
+                       if call.model in choice else step)
+            continue
+        kind = ("parallel" if isinstance(step, ParallelStep) else
+                "optional" if isinstance(step, OptionalStep) else "repeat")
+        blk = getattr(step, kind)
+        if blk.call is not None:
+            new_blk = blk.model_copy(update={"call": _pin(blk.call, choice[blk.call.model])}
+                                     ) if blk.call.model in choice else blk
+        else:
+            new_blk = blk.model_copy(update={"steps": _pin_steps(blk.steps, choice)})
+        out.append(step.model_copy(update={kind: new_blk}))
+    return out
+
+
+def _per_turn_variants(profile: Profile, name: str, probability: float,
+                       steps: tuple[Step, ...]) -> list[tuple[str, float, tuple[Step, ...]]]:
+    """A turn crossed with the deployment choices of its ``per_turn`` routes (exact).
+
+    All calls of a turn to a ``per_turn`` route use the turn's one uniform draw (the
+    router's inverse CDF), so the joint choice is a function of that draw: the unit
+    interval cut at every route's cumulative shares gives the variants and their
+    probabilities.
+    """
+    from capacity.profile.schema import iter_calls
+
+    shares = route_shares(profile)
+    used = sorted({c.model for c, _ in iter_calls(list(steps), ())
+                   if (r := profile.routes.get(c.model)) is not None
+                   and r.policy == "weighted" and r.per_turn})
+    if not used:
+        return [(name, probability, steps)]
+    cuts = {0.0, 1.0}
+    for logical in used:
+        acc = 0.0
+        for _, s in shares[logical]:
+            acc += s
+            cuts.add(min(acc, 1.0))
+    edges = sorted(cuts)
+    out = []
+    for a, b in itertools.pairwise(edges):
+        if b - a <= 0:
+            continue
+        u = (a + b) / 2
+        choice = {}
+        for logical in used:
+            acc = 0.0
+            pick = shares[logical][-1][0]
+            for t, s in shares[logical]:
+                acc += s
+                if u < acc:
+                    pick = t
+                    break
+            choice[logical] = pick
+        label = ", ".join(f"{k}→{v}" for k, v in choice.items())
+        out.append((f"{name} [{label}]", probability * (b - a),
+                    tuple(_pin_steps(steps, choice))))
+    return out
+
+
+def _latency_targets(profile: Profile, call: CallSpec) -> list[tuple[float, Any, int | None]]:
+    """(share, latency model, max_tokens) of the targets serving ``call``, merged where
+    they share both (so a fleet of one model samples exactly like one deployment)."""
+    out: list[tuple[float, Any, int | None]] = []
+    for t, s in call_targets(profile, call):
+        model, mt = profile.model_of(t), profile.max_tokens_for(call, t)
+        for i, (s0, m0, mt0) in enumerate(out):
+            if m0 is model and mt0 == mt:
+                out[i] = (s0 + s, m0, mt0)
+                break
+        else:
+            out.append((s, model, mt))
+    return [x for x in out if x[0] > 0] or out[:1]
+
+
+def _target_index(shares: list[float], rng: np.random.Generator,
+                  n: int) -> NDArray[np.int64]:
+    """Each of ``n`` copies' target by inverse CDF of a fresh uniform (like the router)."""
+    cum = np.cumsum(shares)
+    idx: NDArray[np.int64] = np.minimum(np.searchsorted(cum / cum[-1], rng.random(n),
+                                                        side="right"), len(shares) - 1)
+    return idx
+
+
+def sample_call_latency(call: CallSpec, profile: Profile, rng: np.random.Generator,
+                        n: int) -> NDArray[np.float64]:
+    """``n`` latencies (s) of ``call``: ttft + min(output, max_tokens)/tokens_per_second
+    of the model serving each copy (an unrouted call draws exactly as it always did)."""
+    targets = _latency_targets(profile, call)
+    which = (_target_index([s for s, _, _ in targets], rng, n)
+             if len(targets) > 1 else None)
+    lat = np.zeros(n)
+    for j, (_, model, mt) in enumerate(targets):
+        out = np.rint(call.output_tokens.sample(rng, n))
+        if mt is not None:
+            out = np.minimum(out, mt)
+        one = model.ttft.sample(rng, n) + out / model.tokens_per_second.sample(rng, n)
+        if which is None:
+            return np.asarray(one, dtype=np.float64)
+        lat = np.where(which == j, one, lat)
+    return lat
 
 
 # ---------------------------------------------------------------------------------------
@@ -399,13 +684,20 @@ class Workload:
             TurnType(name, t.weight / total, tuple(t.steps), tuple(turn_events(t.steps)))
             for name, t in profile.session.turns.items()
         )
+        if profile.routes:
+            # Routed: `per_turn` routes cross the turn mix with the deployment choice.
+            turns = tuple(TurnType(vn, vp, vs, tuple(turn_events(list(vs))))
+                          for t in turns
+                          for vn, vp, vs in _per_turn_variants(profile, t.name,
+                                                               t.probability, t.steps))
         calls: list[CallSpec] = []
         for t in turns:
             for ev in t.events:
                 calls.extend(ev.batch.calls())
+        charge = routed_metered if profile.routes else metered
         constraints = tuple(
             Constraint(s.quota, s.dimension, s.limit, s.period_s, s.kind, s.window_s,
-                       s.burst_s, {id(c): metered(profile, s, c) for c in calls})
+                       s.burst_s, {id(c): charge(profile, s, c) for c in calls})
             for s in limit_slots(profile))
         return cls(profile, turns, constraints)
 
@@ -563,8 +855,11 @@ def _unit_keys(constraints: tuple[Constraint, ...]) -> list[str]:
 def _sample_call(call: CallSpec, profile: Profile, constraints: tuple[Constraint, ...],
                  rng: np.random.Generator, n: int) -> tuple[
                      NDArray[np.float64], NDArray[np.float64], dict[str, NDArray[np.float64]]]:
-    model = profile.models[call.model]
-    mt = profile.max_tokens_for(call)
+    targets = call_targets(profile, call)
+    if len(targets) > 1:
+        return _sample_routed_call(call, profile, constraints, rng, n, targets)
+    model = profile.model_of(targets[0][0])
+    mt = profile.max_tokens_for(call, targets[0][0])
     out = np.rint(call.output_tokens.sample(rng, n))
     if mt is not None:
         out = np.minimum(out, mt)
@@ -574,21 +869,58 @@ def _sample_call(call: CallSpec, profile: Profile, constraints: tuple[Constraint
     units: dict[str, NDArray[np.float64]] = {"input_tokens": inp, "output_tokens": out,
                                              "cached_input_tokens": cached}
     for c in constraints:
+        units[c.name] = _sampled_units(c.costs.get(id(call)), inp, out, n)
+    return lat, np.ones(n), units
+
+
+def _sampled_units(cost: CallCost | None, inp: NDArray[np.float64],
+                   out: NDArray[np.float64], n: int) -> NDArray[np.float64]:
+    """Units ``cost`` charges each sampled call (input and output token counts)."""
+    if cost is None:
+        return np.zeros(n)
+    if cost.kind == "requests":
+        return np.ones(n)
+    total = np.zeros(n)
+    if cost.input is not None:
+        total = total + inp * cost.uncached
+    if cost.output_fixed is not None:
+        total = total + cost.output_fixed
+    elif cost.output is not None:
+        total = total + out
+    return total
+
+
+def _sample_routed_call(call: CallSpec, profile: Profile, constraints: tuple[Constraint, ...],
+                        rng: np.random.Generator, n: int,
+                        targets: tuple[tuple[str, float], ...]) -> tuple[
+                            NDArray[np.float64], NDArray[np.float64],
+                            dict[str, NDArray[np.float64]]]:
+    """:func:`_sample_call` for a call several targets serve: each copy draws its
+    target (by share), then its latency and charges are that target's."""
+    which = _target_index([s for _, s in targets], rng, n)
+    raw = np.rint(call.output_tokens.sample(rng, n))
+    inp = np.rint(call.input_tokens.sample(rng, n))
+    cached = np.rint(inp * call.cached_input_fraction)
+    lat = np.zeros(n)
+    out = raw.copy()
+    for j, (t, _) in enumerate(targets):
+        on = which == j
+        model, mt = profile.model_of(t), profile.max_tokens_for(call, t)
+        cut = np.minimum(raw, mt) if mt is not None else raw
+        lat = np.where(on, model.ttft.sample(rng, n)
+                       + cut / model.tokens_per_second.sample(rng, n), lat)
+        out = np.where(on, cut, out)
+    units: dict[str, NDArray[np.float64]] = {"input_tokens": inp, "output_tokens": out,
+                                             "cached_input_tokens": cached}
+    for c in constraints:
         cost = c.costs.get(id(call))
-        if cost is None:
-            units[c.name] = np.zeros(n)
-        elif cost.kind == "requests":
-            units[c.name] = np.ones(n)
-        else:
-            metered_in = inp * cost.uncached
+        if isinstance(cost, MixedCost):
             total = np.zeros(n)
-            if cost.input is not None:
-                total = total + metered_in
-            if cost.output_fixed is not None:
-                total = total + cost.output_fixed
-            elif cost.output is not None:
-                total = total + out
+            for j, (_, part) in enumerate(cost.parts):
+                total = np.where(which == j, _sampled_units(part, inp, out, n), total)
             units[c.name] = total
+        else:
+            units[c.name] = _sampled_units(cost, inp, out, n)
     return lat, np.ones(n), units
 
 
@@ -604,14 +936,19 @@ def _mean_inverse(tps: Distribution) -> float:
 
 def _call_latency_moments(call: CallSpec, profile: Profile) -> tuple[float, float, bool]:
     """(mean, minimum, deterministic) of one call's latency: ttft + min(out, max_tokens)/tps."""
-    model = profile.models[call.model]
-    mt = profile.max_tokens_for(call)
-    cap = float(mt) if mt is not None else math.inf
-    tps = model.tokens_per_second
-    mean = model.ttft.mean + call.output_tokens.mean_clipped(cap) * _mean_inverse(tps)
-    low = model.ttft.lower + min(call.output_tokens.lower, cap) / tps.upper
-    fixed = model.ttft.is_fixed and tps.is_fixed and (
-        call.output_tokens.is_fixed or call.output_tokens.lower >= cap)
+    targets = _latency_targets(profile, call)
+    mean = low = 0.0
+    fixed = len(targets) == 1
+    for i, (share, model, mt) in enumerate(targets):
+        cap = float(mt) if mt is not None else math.inf
+        tps = model.tokens_per_second
+        m = model.ttft.mean + call.output_tokens.mean_clipped(cap) * _mean_inverse(tps)
+        lo = model.ttft.lower + min(call.output_tokens.lower, cap) / tps.upper
+        fixed = fixed and model.ttft.is_fixed and tps.is_fixed and (
+            call.output_tokens.is_fixed or call.output_tokens.lower >= cap)
+        # A routed call: the mixture over the models serving it (one: exactly as ever).
+        mean = m if len(targets) == 1 else mean + share * m
+        low = lo if i == 0 else min(low, lo)
     return mean, low, fixed
 
 

@@ -179,6 +179,7 @@ class DimensionSize:
     window_s: float | None
     at_required: WindowStats | None
     analytic_limit: float | None = None
+    spill_to: str | None = None  # a priority route's first deployment: sized for its spill
 
     @property
     def raise_needed(self) -> bool:
@@ -308,14 +309,110 @@ def size_constraint(wl: Workload, c: Constraint, cyc: CycleTime, sessions: int,
                          at)
 
 
+def _size_search(c: Constraint, mean_limit: float, ok: Callable[[float], bool]) -> float:
+    """Smallest limit of ``c`` (same enforcement) for which ``ok(limit)`` holds: to 0.1%
+    for a token bucket, to a whole allowance per window otherwise."""
+    if c.enforcement == "token_bucket":
+        lo, hi = mean_limit, max(mean_limit, 1.0) * 2
+        while not ok(hi):
+            hi *= 2
+        while hi - lo > max(1.0, 1e-3 * hi):
+            mid = (lo + hi) / 2
+            if ok(mid):
+                hi = mid
+            else:
+                lo = mid
+        return float(math.ceil(hi))
+    q_lo = max(1, math.floor(mean_limit * c.window_s / c.period_s))
+    q_hi = q_lo
+    while not ok(_limit_for_allowance(c, q_hi)):
+        q_hi *= 2
+    while q_hi - q_lo > 1:
+        mid = (q_lo + q_hi) // 2
+        if ok(_limit_for_allowance(c, mid)):
+            q_hi = mid
+        else:
+            q_lo = mid
+    q_req = q_lo if ok(_limit_for_allowance(c, q_lo)) else q_hi
+    return _limit_for_allowance(c, q_req)
+
+
+MAX_SPILL = 0.05
+"""Default spill share a priority route's first deployment is sized for (``--max-spill``)."""
+
+
+def size_fleet(wl: Workload, cyc: CycleTime, sessions: int, target: float,
+               max_spill: float = MAX_SPILL) -> tuple[DimensionSize, ...]:
+    """:func:`size` for a profile with routes: how much each deployment needs.
+
+    Deployments serving a route by share (``weighted``, ``round_robin``, …) are sized
+    for their share of the calls, at the 429 target. A priority route's first deployment
+    is sized so that at ``sessions`` at most ``max_spill`` of the route's calls spill
+    (the share its windows turn away and send on, by the overflow model of
+    :mod:`capacity.analytic.fleet`: the provisioned — PTU-like — capacity before
+    spillover); the deployments after it are sized, given the first one's *current*
+    limit, for the overflow they receive at the 429 target.
+    """
+    from capacity.analytic.fleet import FeedModel, fleet_models
+
+    fm = fleet_models(wl, cyc)
+    out = []
+    for e in fm.entries:
+        c = e.c
+        load = e.units_per_s(float(sessions))
+        mean_limit = load * c.period_s
+        if e.role == "plain":
+            d = size_constraint(wl, c, cyc, sessions, target)
+            out.append(d)
+            continue
+        if e.role == "spill":
+            from capacity.analytic.fleet import _no_retry
+
+            def spill_ok(limit: float, c: Constraint = c) -> bool:
+                m = _no_retry(constraint_model(wl, dataclasses.replace(c, limit=limit),
+                                               cyc.cycle_s, cyc.min_cycle_s))
+                return bool(m.stats(sessions).loss_fraction <= max_spill)
+
+            # Below the mean load everything beyond it spills: start the search there.
+            req = _size_search(c, mean_limit * (1.0 - max_spill), spill_ok)
+            at = _no_retry(constraint_model(wl, dataclasses.replace(c, limit=req),
+                                            cyc.cycle_s, cyc.min_cycle_s)).stats(sessions)
+            out.append(DimensionSize(c.quota, c.dim, c.unit, c.limit, req, mean_limit,
+                                     c.enforcement, c.window_s if c.enforcement !=
+                                     "token_bucket" else None, at, spill_to=e.spill_to))
+            continue
+        model = e.model
+        assert isinstance(model, FeedModel)
+
+        def with_limit(limit: float, c: Constraint = c, model: FeedModel = model) -> FeedModel:
+            c2 = dataclasses.replace(c, limit=limit)
+            q = float(c2.allowance) if c2.enforcement != "token_bucket" else c2.depth
+            return dataclasses.replace(model, c=c2, q_lat=q / model.h)
+
+        def fed_ok(limit: float, c: Constraint = c, load: float = load,
+                   with_limit: Callable[[float], FeedModel] = with_limit) -> bool:
+            if load > limit / c.period_s * (1 + 1e-12):
+                return False
+            return bool(with_limit(limit).stats(sessions).loss_fraction <= target)
+
+        req = _size_search(c, mean_limit, fed_ok)
+        out.append(DimensionSize(c.quota, c.dim, c.unit, c.limit, req, mean_limit,
+                                 c.enforcement, c.window_s if c.enforcement !=
+                                 "token_bucket" else None, with_limit(req).stats(sessions)))
+    return tuple(out)
+
+
 def size(profile: Profile, sessions: int, *, method: str = "analytic",
          sim: SimSettings | None = None,
-         progress: Callable[[int], None] | None = None) -> SizeResult:
+         progress: Callable[[int], None] | None = None,
+         max_spill: float = MAX_SPILL) -> SizeResult:
     """Smallest quota per dimension that carries ``sessions`` at the profile's targets.
 
     Each constraint is first sized on its own analytically (keeping its enforcement): the
     smallest limit whose burst-aware 429 fraction at ``sessions`` is within
-    ``targets.max_429_fraction`` and whose mean utilisation is below 100%.
+    ``targets.max_429_fraction`` and whose mean utilisation is below 100%. With routes,
+    each deployment is sized for its share (:func:`size_fleet`; a priority route's first
+    deployment for at most ``max_spill`` of its calls spilling).
 
     With ``method`` ``simulate`` or ``both`` the answer is then checked by Monte Carlo
     (retries, clumped stages, closed loop): the raised limits are scaled up together by
@@ -330,8 +427,11 @@ def size(profile: Profile, sessions: int, *, method: str = "analytic",
     wl = Workload.from_profile(profile)
     cyc = cycle_time(wl)
     target = profile.targets.max_429_fraction
-    dims = tuple(size_constraint(wl, c, cyc, sessions, target)
-                 for c in wl.constraints if wl.units_per_turn(c) > 0)
+    if not 0.0 < max_spill < 1.0:
+        raise ParameterError("max-spill", "must be a fraction in (0, 1)", max_spill)
+    dims = (size_fleet(wl, cyc, sessions, target, max_spill) if profile.routes else
+            tuple(size_constraint(wl, c, cyc, sessions, target)
+                  for c in wl.constraints if wl.units_per_turn(c) > 0))
     result = SizeResult(profile.title, sessions, target, dims)
     if method == "analytic":
         return result

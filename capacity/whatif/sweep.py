@@ -128,12 +128,33 @@ def sweep(profile: Profile, sessions: Sequence[int], *, method: str = "analytic"
         raise CapacityError(f"method must be analytic, simulate or both, got {method!r}")
     wl = Workload.from_profile(profile)
     cyc = cycle_time(wl)
-    active = [c for c in wl.constraints if wl.units_per_turn(c) > 0]
     target = profile.targets.max_429_fraction
-    models = [(c, constraint_model(wl, c, cyc.cycle_s, cyc.min_cycle_s)) for c in active]
-    per_session = {c.name: wl.units_per_turn(c) / cyc.cycle_s / c.rate_per_s for c in active}
-    # The same binding constraint as `capacity ceiling` (lowest burst-aware ceiling).
-    bname = _pick_binding(_ceilings(wl, cyc, target)).name
+    if profile.routes:
+        # A fleet: the constraints a client sees (spilling ones excluded), their load
+        # growing with N as the overflow does (capacity.analytic.fleet).
+        from capacity.analytic.fleet import fleet_ceilings, fleet_models, visible_results
+
+        fleet = fleet_models(wl, cyc).visible()
+        active = [e.c for e in fleet]
+        models = [(e.c, e.model) for e in fleet]
+        load = {e.c.name: e.units_per_s for e in fleet}
+
+        def utilisation(c: Any, n: int) -> float:
+            return float(load[c.name](float(n)) / c.rate_per_s)
+
+        bname = min(visible_results(fleet_ceilings(wl, cyc, target)),
+                    key=lambda r: (r.burst_ceiling, r.mean_ceiling)).name
+    else:
+        active = [c for c in wl.constraints if wl.units_per_turn(c) > 0]
+        models = [(c, constraint_model(wl, c, cyc.cycle_s, cyc.min_cycle_s)) for c in active]
+        per_session = {c.name: wl.units_per_turn(c) / cyc.cycle_s / c.rate_per_s
+                       for c in active}
+
+        def utilisation(c: Any, n: int) -> float:
+            return n * per_session[c.name]
+
+        # The same binding constraint as `capacity ceiling` (lowest burst-aware ceiling).
+        bname = _pick_binding(_ceilings(wl, cyc, target)).name
     binding = next(c for c in active if c.name == bname)
     p95_target = profile.targets.p95_turn_latency
     simulate_too = method != "analytic"
@@ -158,7 +179,7 @@ def sweep(profile: Profile, sessions: Sequence[int], *, method: str = "analytic"
     for i, n in enumerate(sessions):
         losses = {c.name: m.stats(n).loss_fraction for c, m in models}
         analytic = max(losses.values())
-        util = n * per_session[binding.name]
+        util = utilisation(binding, n)
         meets = analytic <= target and util <= 1.0
         sim = None
         if simulate_too:

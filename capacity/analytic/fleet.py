@@ -1,0 +1,849 @@
+"""Fleets in the analytic model: routed shares, spillover as overflow, fallback.
+
+A call names a *logical* model; the deployments serving it are resolved by
+:func:`capacity.model.workload.route_shares` (the share of first attempts each receives),
+and every quota is the quota of the deployments that touch it. What this module adds to
+the burst-aware model of :mod:`capacity.analytic.model`:
+
+Shares (exact or stated approximations)
+    ``weighted`` per call — each copy of a fan-out independently to deployment d with
+    probability ``w_d/Σw``: a routed call's charge on a slot is the mixture over the
+    deployments (:class:`~capacity.model.workload.MixedCost`, charge 0 where the serving
+    deployment does not touch the slot), so a batch's charge is the *exact* binomial
+    thinning of its copies and the clump law of a window exact too (the thinning is
+    folded into the chance of a clump; :func:`thin_calls` keeps the per-call laws
+    conditional on the call being here). ``weighted`` ``per_turn`` — exact: the turn mix
+    is crossed with the deployment choice (one draw per turn). ``round_robin`` — equal
+    shares, treated as random: the rotation is smoother than random, so the burst model is
+    slightly conservative. ``least_busy`` — shares ∝ 1/mean latency (Little's law: equal
+    calls in flight); ``usage_based`` — shares ∝ each deployment's mean capacity; both
+    balance load more smoothly than random (conservative).
+
+Spillover (``priority``, or any route with ``spillover: true`` that is ``priority``)
+    The OVERFLOW approximation — *the overflow of a window limiter feeding the next one*:
+    the first deployment's window admits up to its allowance ``a``; the overflow
+    ``(X − a)⁺`` of each of its windows goes to the next deployment at once. ``X`` is the
+    per-window count (units) the burst-aware model already has for the first deployment
+    (its clumped window count, without retries: a spilled call is not retried there).
+    Rejected units become calls through the mean charge (and the size bias of token
+    charges); the next deployment's window of ``w₂`` seconds receives the overflow of
+    ``w₂/w₁`` of the first one's windows, taken independent (the ``k``-fold convolution,
+    a fraction of a window thinned binomially), each spilled call charged by the next
+    deployment's rule, plus that slot's own direct traffic. Its 429 share is taken over
+    all the route's calls (``E[(S₂ − q₂)⁺]`` over the units every call of the route would
+    charge there): the *client-visible* share, since a call admitted upstream never sees
+    it; with honoured retry-afters the rejected calls are carried to the next window
+    (the Lindley recursion of :mod:`capacity.analytic.window`). The first deployment's
+    own rows report its *spill share* (calls sent on), not 429s: they never bind. Its
+    windows are evaluated as fixed windows (sliding or token-bucket spillers: the
+    Poisson overflow of their loss share). The next deployment's slots read the overflow
+    as independent of their own direct traffic.
+
+Fallback
+    The share of a logical model's calls whose retries are exhausted (the retry model's
+    ``call_failure_fraction`` of the deployments, or of the last one of a spillover chain)
+    is offered to the fallback model's deployments as a Poisson stream (its rate grows
+    with N), with the same client-visible 429 share. Fallbacks of fallbacks are not
+    followed.
+
+Not modelled: cooldown (a skipped deployment sends its calls elsewhere), the latency of
+spilled calls (they run on the next deployment's model after a 429's rejection latency),
+spillover on non-``priority`` policies (ignored: conservative, since a spill only lowers
+the 429s a client sees).
+
+Mean-value ceilings are the fluid limit of the same rules: a deployment takes its share
+up to its limit, the excess spills down the chain (and past its end, to the fallback).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from capacity.analytic import window as _window
+from capacity.analytic.model import (
+    CeilingResult,
+    ConstraintResult,
+    CycleTime,
+    PauseSensitivity,
+    WindowStats,
+    _largest_meeting,
+    _lattice_step,
+    constraint_model,
+    cycle_time,
+)
+from capacity.model.dist import Distribution, finest_step
+from capacity.model.quota import LimitSlot, limit_slots
+from capacity.model.workload import (
+    CallCost,
+    Constraint,
+    MixedCost,
+    Workload,
+    batch_units_mean,
+    batch_units_upper,
+    metered,
+    route_shares,
+)
+from capacity.profile.schema import CallSpec, Profile
+
+_MAX_POINTS = 2048
+_MAX_FFT = 1 << 22
+
+
+# ---------------------------------------------------------------------------------------
+# Thinning: a routed call that went elsewhere is not a call here
+# ---------------------------------------------------------------------------------------
+
+
+def thin_calls(inner: _window.ClumpWindowModel, wl: Workload,
+               c: Constraint) -> _window.ClumpWindowModel:
+    """Make the per-call laws of a clumped window model conditional on the call being
+    served here (``inner`` is fresh from :func:`capacity.analytic.window.build`).
+
+    The clump law already thins exactly (a clump whose copies all went elsewhere is
+    folded into the chance of a clump); the charge of *one* call (an arriving or
+    retried call) and the calls per window must not count copies charged 0 because
+    another deployment served them, nor the size bias of rejected charges be diluted
+    by them (with a zero share ``z``, ``κ`` comes out ``(1 − z)·κ``).
+    """
+    from capacity.analytic.clumped import exact_calls_per_turn
+
+    rates = exact_calls_per_turn(wl)
+    num = den = 0.0
+    for key, cost in c.costs.items():
+        if cost is None or cost.mean <= 0:
+            continue
+        r = rates.get(key, 0.0)
+        den += r
+        if isinstance(cost, MixedCost):
+            num += r * cost.zero_share
+    z = num / den if den > 0 else 0.0
+    if z <= 0.0 or z >= 1.0:
+        return inner
+    pmf = inner.call_pmf.copy()
+    pmf[0] = max(0.0, pmf[0] - z)
+    inner.call_pmf = pmf / pmf.sum()
+    inner.calls_per_window *= 1.0 - z
+    inner.size_bias = min(1.0, inner.size_bias / (1.0 - z))
+    return inner
+
+
+# ---------------------------------------------------------------------------------------
+# The fleet's structure
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RouteFlow:
+    """One logical model's calls: their launches per turn (exact, over the mix) and the
+    targets serving them, with the share of first attempts each receives."""
+
+    logical: str
+    policy: str
+    calls: tuple[tuple[CallSpec, float], ...]   # (call, launches per turn)
+    shares: tuple[tuple[str, float], ...]
+    chain: tuple[str, ...] = ()                 # priority spillover order (≥ 2 deployments)
+    fallbacks: tuple[str, ...] = ()
+    per_turn: bool = False
+
+    @property
+    def calls_per_turn(self) -> float:
+        """Mean calls per turn to this logical model."""
+        return math.fsum(r for _, r in self.calls)
+
+    def units_per_call(self, profile: Profile, slot: LimitSlot, target: str) -> float:
+        """Mean units one of these calls charges on ``slot`` when ``target`` serves it."""
+        n = self.calls_per_turn
+        if n <= 0:
+            return 0.0
+        return math.fsum(r * c.mean for call, r in self.calls
+                         if (c := metered(profile, slot, call, target)) is not None) / n
+
+    def charge_pmf(self, profile: Profile, slot: LimitSlot, target: str,
+                   h: float) -> NDArray[np.float64]:
+        """Charge law on ``slot`` of one of these calls served by ``target`` (lattice
+        ``h``; the launch-weighted mixture over the route's calls; 0 where untouched)."""
+        n = self.calls_per_turn
+        out = np.zeros(1)
+        for call, r in self.calls:
+            c = metered(profile, slot, call, target)
+            p = c.pmf(h) if c is not None else np.ones(1)
+            if out.size < p.size:
+                out = np.pad(out, (0, p.size - out.size))
+            out[: p.size] += (r / n) * p
+        return out
+
+
+def route_flows(wl: Workload) -> list[RouteFlow]:
+    """Every declared route whose logical model some call names (``per_turn`` turn copies
+    count under their logical model)."""
+    profile = wl.profile
+    shares = route_shares(profile)
+    launches: dict[str, dict[int, tuple[CallSpec, float]]] = {}
+    ones: dict[int, CallCost | None] = {}
+    for t in wl.turns:
+        for ev in t.events:
+            for call in {id(x): x for x in ev.batch.calls()}.values():
+                if call.model not in profile.routes:
+                    continue
+                ones.clear()
+                ones[id(call)] = CallCost("requests")
+                r = t.probability * ev.rate * batch_units_mean(ev.batch, ones)
+                mine = launches.setdefault(call.model, {})
+                old = mine.get(id(call))
+                mine[id(call)] = (call, r + (old[1] if old else 0.0))
+    out = []
+    for name, spec in profile.routes.items():
+        if name not in launches:
+            continue
+        live = tuple(t for t, w in spec.targets() if w > 0)
+        spills = spec.spillover if spec.spillover is not None else spec.policy == "priority"
+        chain = live if spec.policy == "priority" and spills and len(live) > 1 else ()
+        out.append(RouteFlow(name, spec.policy, tuple(launches[name].values()),
+                             shares[name], chain, tuple(spec.fallbacks),
+                             spec.policy == "weighted" and spec.per_turn))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Lattice helpers
+# ---------------------------------------------------------------------------------------
+
+
+def _rebin(values: NDArray[np.float64], probs: NDArray[np.float64]) -> NDArray[np.float64]:
+    """A law on real ``values`` ≥ 0 moved onto the integers, keeping each value's mean
+    (split between its two neighbours)."""
+    lo = np.floor(values).astype(np.int64)
+    frac = values - lo
+    out = np.zeros(int(lo.max()) + 2 if lo.size else 1)
+    np.add.at(out, lo, probs * (1.0 - frac))
+    np.add.at(out, lo + 1, probs * frac)
+    return np.trim_zeros(out, "b") if out.size > 1 else out
+
+
+def _conv_power(p: NDArray[np.float64], k: float) -> NDArray[np.float64]:
+    """Law of the sum of ``k`` independent copies (a fractional copy: each of its items
+    kept with that probability, binomial thinning)."""
+    whole = math.floor(k + 1e-9)
+    frac = k - whole
+    out = np.ones(1)
+    for _ in range(whole):
+        out = _trim(np.convolve(out, p))
+    if frac > 1e-9:
+        out = _trim(np.convolve(out, _thin(p, frac)))
+    return out
+
+
+def _thin(p: NDArray[np.float64], keep: float) -> NDArray[np.float64]:
+    """Each of a count's items kept with probability ``keep``: ``Σ_y p_y Bin(y, keep)``."""
+    # On the pgf: P(1 − keep + keep·s), by FFT.
+    L = 1 << max(4, math.ceil(math.log2(2 * p.size + 1)))
+    s = np.exp(-2j * np.pi * np.arange(L // 2 + 1) / L)
+    z = 1.0 - keep + keep * s
+    acc = np.zeros_like(z)
+    for coef in p[::-1]:
+        acc = acc * z + coef
+    out: NDArray[np.float64] = np.clip(np.fft.irfft(acc, L)[: p.size], 0.0, None)
+    return out / float(out.sum())
+
+
+def _trim(p: NDArray[np.float64], eps: float = 1e-15) -> NDArray[np.float64]:
+    """Drop a tail below ``eps`` (its mass kept at the last point left)."""
+    tail = np.cumsum(p[::-1])[::-1]
+    keep = int(np.searchsorted(-tail, -eps, side="right"))
+    keep = max(1, min(p.size, keep))
+    if keep == p.size:
+        return p
+    out = p[:keep].copy()
+    out[-1] += float(p[keep:].sum())
+    return out
+
+
+def _compound(counts: NDArray[np.float64], charge: NDArray[np.float64],
+              length: int) -> NDArray[np.float64]:
+    """Law of the total charge of a random number of calls (``counts``: law of the
+    number; ``charge``: one call's charge law) on ``length`` lattice points."""
+    nz = np.flatnonzero(charge > 0)
+    if nz.size == 1:  # a fixed charge (requests, prompt + max_tokens): no transform
+        j = int(nz[0])
+        fixed = np.zeros(max(length, (counts.size - 1) * j + 1))
+        if j == 0:
+            fixed[0] = 1.0
+        else:
+            fixed[::j][: counts.size] = counts
+        return fixed
+    L = 1 << max(6, math.ceil(math.log2(max(length, 2))))
+    L = min(L, _MAX_FFT)
+    fh = np.fft.rfft(charge, L)
+    acc = np.zeros(L // 2 + 1, dtype=np.complex128)
+    for coef in counts[::-1]:  # Horner on the count's pgf at the charge's transform
+        acc = acc * fh + coef
+    out: NDArray[np.float64] = np.clip(np.fft.irfft(acc, L), 0.0, None)
+    return out
+
+
+def _poisson(mean: float) -> NDArray[np.float64]:
+    """Poisson law up to its far tail."""
+    if mean <= 0:
+        return np.ones(1)
+    top = int(mean + 12.0 * math.sqrt(mean) + 12)
+    k = np.arange(top + 1, dtype=np.float64)
+    logp = k * math.log(mean) - mean - np.array([math.lgamma(x + 1.0) for x in k])
+    p: NDArray[np.float64] = np.exp(logp)
+    return p / float(p.sum())
+
+
+# ---------------------------------------------------------------------------------------
+# Window models of a spilling, receiving or fallback slot
+# ---------------------------------------------------------------------------------------
+
+
+def _no_retry(model: Any) -> Any:
+    """The clumped model of a spilling slot: a 429 there spills at once, never retried."""
+    inner = getattr(model, "inner", None)
+    if inner is not None:
+        inner.retry = _window.RetryModel(0, False, False, abort_turn=False)
+    return model
+
+
+@dataclass
+class Source:
+    """Calls arriving at a slot from elsewhere: ``calls(n)`` is the law of their number
+    per window of ``window_s`` seconds; ``route_units`` the units per session and
+    second the route's calls would charge here if all came (the client-visible share's
+    denominator); ``charge`` one call's charge law on the slot's lattice."""
+
+    calls: Callable[[int], NDArray[np.float64]]
+    charge: NDArray[np.float64]
+    route_units_per_s: float
+
+
+@dataclass
+class FeedModel:
+    """``stats(n)`` of a slot fed by overflow (spillover) or failures (fallback), plus
+    its own direct traffic (see the module docstring)."""
+
+    c: Constraint
+    h: float
+    q_lat: float
+    sources: list[Source]
+    direct: Any                         # ClumpedWindow of the slot's own traffic, or None
+    direct_units_per_s: float           # its mean units per session per second
+    kappa: float
+    retries: int
+    carried: bool                       # rejected calls retried at the next window
+    how: str
+    _cache: dict[int, tuple[NDArray[np.float64], float]] = field(default_factory=dict)
+
+    @property
+    def window_s(self) -> float:
+        """The slot's window (a token bucket: its depth in seconds)."""
+        return self.c.burst_s if self.c.enforcement == "token_bucket" else self.c.window_s
+
+    def window_law(self, n: int) -> tuple[NDArray[np.float64], float]:
+        """(pmf of the units in a window on the lattice, offered units per window in
+        lattice units) at ``n`` sessions."""
+        hit = self._cache.get(n)
+        if hit is not None:
+            return hit
+        w = self.window_s
+        g = np.ones(1)
+        if self.direct is not None and n > 0:
+            g = self.direct.inner.pmf(n)
+            g = _trim(g / g.sum())
+        offered = n * self.direct_units_per_s * w / self.h
+        for src in self.sources:
+            counts = src.calls(n)
+            size = (counts.size - 1) * (src.charge.size - 1) + 1
+            part = _compound(counts, src.charge, size + 1)[:size]
+            g = _trim(np.convolve(g, part / part.sum()))
+            offered += n * src.route_units_per_s * w / self.h
+        self._cache[n] = (g, offered)
+        return g, offered
+
+    def stats(self, n: int) -> WindowStats:
+        """Client-visible 429 share (over the calls that could come here) at ``n``."""
+        if n <= 0:
+            return WindowStats(n, 0.0, 0.0, 0.0, "none", 0.0, 0.0)
+        g, offered = self.window_law(n)
+        q = self.q_lat
+        k = np.arange(g.size, dtype=np.float64)
+        mean_s = float(np.dot(k, g))
+        exceed = max(0.0, 1.0 - float(g[: math.floor(q + 1e-9) + 1].sum()))
+        stop = _window._stop_loss(g, q, mean_s)
+        if offered <= 0:
+            return WindowStats(n, 0.0, 0.0, 0.0, self.how, 0.0, 0.0)
+        if self.carried and self.retries and stop < 0.5 * max(mean_s, 1e-300):
+            L = 1 << max(6, math.ceil(math.log2(g.size + 2 * q + 16)))
+            carry, e_y = _window._lindley(np.pad(g, (0, L - g.size)), q,
+                                          windows=2 * (self.retries + 1))
+            rej = self.kappa * e_y
+            kk = np.arange(carry.size, dtype=np.float64)
+            again = float(np.dot(np.maximum(kk - q, 0.0), carry)) / e_y if e_y > 0 else 0.0
+        else:
+            rej = self.kappa * stop
+            again = 1.0 if self.retries else 0.0
+        call = min(1.0, rej / offered)
+        attempt = rej / (offered + rej) if self.retries else call
+        failed = call * again ** self.retries if self.retries else call
+        return WindowStats(n, mean_s * self.h, exceed, min(1.0, attempt), self.how, call,
+                           min(call, failed))
+
+    def overflow_calls(self, n: int, per_call: float) -> NDArray[np.float64]:
+        """Law of the calls this slot turns away per window (for the next deployment):
+        ``(S − q)⁺`` in units, over ``per_call`` mean units a call."""
+        g, _ = self.window_law(n)
+        return _overflow_in_calls(g, self.q_lat, self.h, self.kappa, per_call)
+
+
+def _overflow_in_calls(g: NDArray[np.float64], q: float, h: float, kappa: float,
+                       per_call: float) -> NDArray[np.float64]:
+    """``(S − q)⁺`` of a window's units (``g`` on lattice ``h``) as a law over calls."""
+    qi = math.floor(q + 1e-9)
+    over = g[qi + 1:]
+    p0 = max(0.0, 1.0 - float(over.sum()))
+    if over.size == 0 or per_call <= 0:
+        return np.ones(1)
+    units = (np.arange(1, over.size + 1) + qi - q) * h
+    calls = units * kappa / per_call
+    return _trim(_rebin(np.concatenate([[0.0], calls]), np.concatenate([[p0], over])))
+
+
+def _spill_source(model: Any, per_call: float, window_s: float,
+                  dest_window_s: float) -> Callable[[int], NDArray[np.float64]]:
+    """Calls a spilling slot (its burst model ``model``) sends on per window of the next
+    deployment (``dest_window_s``): its windows' overflow, ``dest/own`` of them."""
+    k = dest_window_s / window_s
+
+    def calls(n: int) -> NDArray[np.float64]:
+        if isinstance(model, FeedModel):
+            per = model.overflow_calls(n, per_call)
+        else:
+            inner = getattr(model, "inner", None)
+            if inner is None:  # a token bucket: Poisson overflow of its loss share
+                st = model.stats(n)
+                mean_calls = st.loss_fraction * st.mean_per_window / max(per_call, 1e-300)
+                return _poisson(mean_calls * dest_window_s)
+            g = inner.pmf(n)
+            per = _overflow_in_calls(g / g.sum(), inner.q_lat, inner.h, inner.size_bias,
+                                     per_call)
+        return _conv_power(per, k)
+
+    return calls
+
+
+# ---------------------------------------------------------------------------------------
+# The fleet's constraints
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Entry:
+    """One slot's model in the fleet and its role."""
+
+    c: Constraint
+    model: Any
+    role: str                  # plain | spill | receive | fallback
+    spill_to: str | None
+    units_per_s: Callable[[float], float]   # fluid units per second at N sessions
+
+
+@dataclass
+class FleetModels:
+    """Every constraint's model for a routed profile (see :func:`fleet_models`)."""
+
+    entries: list[Entry]
+    flows: list[RouteFlow]
+    cycle_s: float
+    spill: dict[str, Callable[[int], float]]      # logical → spill share at n
+    fallback: dict[str, Callable[[int], float]]   # logical → fallback share at n
+
+    def visible(self) -> list[Entry]:
+        """Entries whose share the client sees (spilling slots excluded)."""
+        return [e for e in self.entries if e.spill_to is None]
+
+
+def _slot_of(slots: tuple[LimitSlot, ...], c: Constraint) -> LimitSlot:
+    return next(s for s in slots if s.quota == c.quota and s.dimension == c.dim)
+
+
+def _feed_lattice(c: Constraint, costs: dict[int, CallCost | None]) -> float:
+    """Lattice step of a fed slot (as the clumped model picks it)."""
+    q = float(c.allowance) if c.enforcement != "token_bucket" else c.depth
+    means = [x.mean for x in costs.values() if x is not None and x.mean > 0]
+    scale = min(q, min(means) * 16) if means else q
+    probe = dataclasses.replace(c, costs=costs)
+    return max(_lattice_step(probe, scale, q), q / _MAX_POINTS, 1e-9,
+               finest_step(max(means, default=0.0)))
+
+
+def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
+    """The burst-aware model of every constraint of a routed profile, with its role:
+    ``plain`` (static shares), ``spill`` (the first deployments of a priority chain: its
+    share is the spill share), ``receive`` (fed by the overflow of the one before),
+    ``fallback`` (fed by the calls another logical model gave up on)."""
+    profile = wl.profile
+    slots = limit_slots(profile)
+    cycle_s = cyc.cycle_s
+    flows = route_flows(wl)
+    entries: dict[str, Entry] = {}
+    by_quota: dict[str, list[Constraint]] = {}
+    for c in wl.constraints:
+        by_quota.setdefault(c.quota, []).append(c)
+
+    def plain_rate(c: Constraint) -> Callable[[float], float]:
+        v = wl.units_per_turn(c) / cycle_s
+        return lambda n: n * v
+
+    plain_models: dict[str, Any] = {}
+
+    def plain_model(c: Constraint) -> Any:
+        if c.name not in plain_models:
+            plain_models[c.name] = (constraint_model(wl, c, cycle_s, cyc.min_cycle_s)
+                                    if wl.units_per_turn(c) > 0 else None)
+        return plain_models[c.name]
+
+    spill: dict[str, Callable[[int], float]] = {}
+    fallback: dict[str, Callable[[int], float]] = {}
+    # Failures of each route's calls (for fallback): set below per route.
+    failure: dict[str, Callable[[int], float]] = {}
+    # Fluid calls per second (per N) a route's deployments cannot take: they fall back.
+    beyond: dict[str, Callable[[float], float]] = {}
+    for flow in flows:
+        calls_per_s = flow.calls_per_turn / cycle_s   # per session
+        if not flow.chain:
+            def fails_plain(n: int, flow: RouteFlow = flow) -> float:
+                total = 0.0
+                for target, share in flow.shares:
+                    worst = 0.0
+                    for q in profile.quotas_for(target):
+                        for c in by_quota.get(q, []):
+                            m = plain_model(c)
+                            if m is not None:
+                                st = m.stats(n)
+                                f = st.call_failure_fraction
+                                worst = max(worst, st.loss_fraction if f is None else f)
+                    total += share * worst
+                return total
+            failure[flow.logical] = fails_plain
+            caps = []
+            for target, share in flow.shares:
+                for q in profile.quotas_for(target):
+                    for c in by_quota.get(q, []):
+                        u = flow.units_per_call(profile, _slot_of(slots, c), target)
+                        if u > 0 and share > 0:
+                            caps.append((target, c.rate_per_s, plain_rate(c), u))
+
+            def over(n: float, caps: list[tuple[str, float, Callable[[float], float],
+                                                float]] = caps) -> float:
+                worst: dict[str, float] = {}
+                for t, cap, fn, u in caps:
+                    worst[t] = max(worst.get(t, 0.0), max(0.0, fn(n) - cap) / u)
+                return math.fsum(worst.values())
+            beyond[flow.logical] = over
+            continue
+        # A spillover chain: the first deployment's slots spill, the rest receive.
+        upstream: list[tuple[Any, float, float, float]] = []  # (model, per_call, w, cap)
+        def offered(n: float, lam: float = calls_per_s) -> float:
+            return n * lam
+        prev_excess: Callable[[float], float] = offered
+        for k, dep in enumerate(flow.chain):
+            level: list[tuple[Any, float, float, float]] = []
+            quota_names = profile.quotas_for(dep)
+            nxt = flow.chain[k + 1] if k + 1 < len(flow.chain) else None
+            level_caps: list[tuple[float, Callable[[float], float], float]] = []
+            for qn in quota_names:
+                for c in by_quota.get(qn, []):
+                    slot = _slot_of(slots, c)
+                    per_call = flow.units_per_call(profile, slot, dep)
+                    if per_call <= 0:
+                        continue
+                    w = c.burst_s if c.enforcement == "token_bucket" else c.window_s
+                    if k == 0:
+                        m = plain_model(c)
+                        if m is None:
+                            continue
+                        _no_retry(m)
+                        rate = plain_rate(c)
+                    else:
+                        costs = {id(call): metered(profile, slot, call, dep)
+                                 for call, _ in flow.calls}
+                        h = _feed_lattice(c, costs)
+                        direct = plain_model(c)
+                        if direct is not None and c.enforcement != "token_bucket":
+                            h = direct.inner.h
+                        q_units = float(c.allowance) if c.enforcement != "token_bucket" \
+                            else c.depth
+                        charge = flow.charge_pmf(profile, slot, dep, h)
+                        sources = [Source(_joint_spill(upstream, w), charge,
+                                          calls_per_s * per_call)]
+                        kc = charge / charge.sum()
+                        kappa = (1.0 if c.unit == "requests"
+                                 else _window._size_bias(kc) if kc.size > 1 else 1.0)
+                        r = profile.retry
+                        carried = r.honour_retry_after and w <= r.max_retry_after
+                        m = FeedModel(c, h, q_units / h, sources,
+                                      direct if c.enforcement != "token_bucket" else None,
+                                      wl.units_per_turn(c) / cycle_s, kappa,
+                                      r.max_retries, carried,
+                                      f"spillover overflow from {flow.chain[k - 1]}")
+                        v_direct = wl.units_per_turn(c) / cycle_s
+
+                        def fed(n: float, pe: Callable[[float], float] = prev_excess,
+                                u: float = per_call, vd: float = v_direct) -> float:
+                            return n * vd + pe(n) * u
+                        rate = fed
+                    level.append((m, per_call, w, 0.0))
+                    level_caps.append((c.rate_per_s, rate, per_call))
+                    entries[c.name] = Entry(c, m, "spill" if nxt is not None else
+                                            ("receive" if k else "plain"), nxt, rate)
+            upstream = level or upstream
+
+            def excess(n: float, caps: list[tuple[float, Callable[[float], float], float]]
+                       = level_caps, pe: Callable[[float], float] = prev_excess) -> float:
+                worst = 0.0
+                for cap, rate_fn, u in caps:
+                    worst = max(worst, max(0.0, rate_fn(n) - cap) / u)
+                return min(pe(n), worst)
+            prev_excess = excess
+        first = [e for e in entries.values() if e.role == "spill"
+                 and e.c.quota in profile.quotas_for(flow.chain[0])]
+        def spilled(n: int, first: list[Entry] = first) -> float:
+            return max((float(e.model.stats(n).loss_fraction) for e in first), default=0.0)
+        spill[flow.logical] = spilled
+        last = [e for e in entries.values()
+                if e.c.quota in profile.quotas_for(flow.chain[-1]) and e.spill_to is None]
+
+        def fails_chain(n: int, last: list[Entry] = last) -> float:
+            worst = 0.0
+            for e in last:
+                st = e.model.stats(n)
+                f = st.call_failure_fraction
+                worst = max(worst, st.loss_fraction if f is None else f)
+            return worst
+        failure[flow.logical] = fails_chain
+        beyond[flow.logical] = prev_excess
+    # Everything not in a chain: plain slots (static shares).
+    for c in wl.constraints:
+        if c.name in entries or wl.units_per_turn(c) <= 0:
+            continue
+        entries[c.name] = Entry(c, plain_model(c), "plain", None, plain_rate(c))
+    # Fallbacks: a Poisson stream of the calls a route gave up on, to the fallback's
+    # first-attempt targets (their own fallbacks are not followed).
+    shares_all = route_shares(profile)
+    for flow in flows:
+        if not flow.fallbacks or flow.logical not in failure:
+            continue
+        fb = flow.fallbacks[0]
+        fb_targets = shares_all.get(fb, ((fb, 1.0),))
+        fails = failure[flow.logical]
+        fallback[flow.logical] = fails
+        calls_per_s = flow.calls_per_turn / cycle_s
+        for target, share in fb_targets:
+            if share <= 0:
+                continue
+            for qn in profile.quotas_for(target):
+                for c in by_quota.get(qn, []):
+                    if c.name in entries and entries[c.name].role != "plain":
+                        continue
+                    slot = _slot_of(slots, c)
+                    per_call = flow.units_per_call(profile, slot, target)
+                    if per_call <= 0:
+                        continue
+                    costs = {id(call): metered(profile, slot, call, target)
+                             for call, _ in flow.calls}
+                    direct = plain_model(c)
+                    h = (direct.inner.h if direct is not None and hasattr(direct, "inner")
+                         else _feed_lattice(c, costs))
+                    w = c.burst_s if c.enforcement == "token_bucket" else c.window_s
+
+                    def stream(n: int, fails: Callable[[int], float] = fails,
+                               lam: float = calls_per_s * share, w: float = w
+                               ) -> NDArray[np.float64]:
+                        return _poisson(n * fails(n) * lam * w)
+                    charge = flow.charge_pmf(profile, slot, target, h)
+                    q_units = float(c.allowance) if c.enforcement != "token_bucket" \
+                        else c.depth
+                    r = profile.retry
+                    m = FeedModel(c, h, q_units / h,
+                                  [Source(stream, charge, calls_per_s * share * per_call)],
+                                  direct if hasattr(direct, "inner") else None,
+                                  wl.units_per_turn(c) / cycle_s, 1.0, r.max_retries,
+                                  r.honour_retry_after and w <= r.max_retry_after,
+                                  f"fallback from {flow.logical}")
+                    v_direct = wl.units_per_turn(c) / cycle_s
+
+                    def fb_rate(n: float, vd: float = v_direct,
+                                ex: Callable[[float], float] = beyond[flow.logical],
+                                u: float = per_call * share) -> float:
+                        return n * vd + ex(n) * u
+                    entries[c.name] = Entry(c, m, "fallback", None, fb_rate)
+    ordered = [entries[c.name] for c in wl.constraints if c.name in entries]
+    return FleetModels(ordered, flows, cycle_s, spill, fallback)
+
+
+def _joint_spill(upstream: list[tuple[Any, float, float, float]],
+                 dest_window_s: float) -> Callable[[int], NDArray[np.float64]]:
+    """Overflow calls from the deployment before, by its slot turning away the most."""
+    sources = [_spill_source(m, per_call, w, dest_window_s) for m, per_call, w, _ in upstream]
+    models = [m for m, _, _, _ in upstream]
+
+    def calls(n: int) -> NDArray[np.float64]:
+        if not sources:
+            return np.ones(1)
+        shares = [m.stats(n).loss_fraction for m in models]
+        i = int(np.argmax(shares))
+        return sources[i](n)
+
+    return calls
+
+
+# ---------------------------------------------------------------------------------------
+# Ceilings
+# ---------------------------------------------------------------------------------------
+
+
+def _mean_ceiling(e: Entry) -> float:
+    """Sessions at which the entry's fluid load reaches its limit (inf: never)."""
+    rate = e.c.rate_per_s
+    f = e.units_per_s
+    if f(1.0) <= 0:
+        hi = 1.0
+        while f(hi) <= 0 and hi < 1e9:
+            hi *= 2.0
+        if f(hi) <= 0:
+            return math.inf
+    hi = 1.0
+    while f(hi) < rate:
+        hi *= 2.0
+        if hi > 1e12:
+            return math.inf
+    lo = 0.0
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        if f(mid) < rate:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def entry_result(wl: Workload, e: Entry, cycle_s: float, target: float,
+                 sessions: int | None) -> ConstraintResult:
+    """The :class:`ConstraintResult` of one fleet entry."""
+    c = e.c
+    mean_ceiling = _mean_ceiling(e)
+    cap = math.floor(mean_ceiling + 1e-9) if math.isfinite(mean_ceiling) else 1_000_000
+    if c.enforcement == "token_bucket":
+        window = allowance = None
+        depth: float | None = c.depth
+    else:
+        window, allowance, depth = c.window_s, c.allowance, None
+    stats = e.model.stats
+    search = getattr(e.model, "largest_meeting", None)
+    burst, at = search(target, cap) if search else _largest_meeting(stats, target, cap)
+    # Units per turn, as the mean ceiling implies (a fed slot's load depends on N).
+    v = (wl.units_per_turn(c) if e.role in ("plain", "spill")
+         else c.rate_per_s * cycle_s / mean_ceiling if math.isfinite(mean_ceiling)
+         and mean_ceiling > 0 else 0.0)
+    limit_units = c.depth if c.enforcement == "token_bucket" else c.allowance
+    largest = max((batch_units_upper(ev.batch, c.costs) for t in wl.turns for ev in t.events),
+                  default=0.0)
+    at_n = stats(sessions) if sessions is not None else None
+    util = e.units_per_s(float(sessions)) / c.rate_per_s if sessions is not None else None
+    return ConstraintResult(
+        quota=c.quota, dimension=c.dim, unit=c.unit, limit=c.limit,
+        enforcement=c.enforcement, window_s=window, allowance_per_window=allowance,
+        bucket_depth=depth, units_per_turn=v, units_per_minute_per_session=v / cycle_s * 60,
+        mean_ceiling=mean_ceiling, burst_ceiling=burst,
+        method=at.method if at else stats(1).method, at_burst_ceiling=at,
+        at_sessions=at_n, utilisation_at_sessions=util,
+        one_event_exceeds=e.role == "plain" and largest > limit_units,
+        spill_to=e.spill_to,
+    )
+
+
+def fleet_ceilings(wl: Workload, cyc: CycleTime, target: float,
+                   sessions: int | None = None) -> list[ConstraintResult]:
+    """Ceilings of every constraint of a routed profile (spilling ones flagged)."""
+    fm = fleet_models(wl, cyc)
+    return [entry_result(wl, e, cyc.cycle_s, target, sessions) for e in fm.entries]
+
+
+def visible_results(results: list[ConstraintResult]) -> list[ConstraintResult]:
+    """The results whose 429s a client sees (a spilling deployment's never bind)."""
+    return [r for r in results if r.spill_to is None] or results
+
+
+def analyze_fleet(profile: Profile, wl: Workload,
+                  sessions: int | None = None) -> CeilingResult:
+    """:func:`capacity.analytic.model.analyze` for a profile with ``routes``."""
+    target = profile.targets.max_429_fraction
+    cyc = cycle_time(wl)
+    fm = fleet_models(wl, cyc)
+    results = [entry_result(wl, e, cyc.cycle_s, target, sessions) for e in fm.entries]
+    visible = visible_results(results)
+    binding = min(visible, key=lambda r: (r.burst_ceiling, r.mean_ceiling))
+    results = [dataclasses.replace(r, binding=r is binding) for r in results]
+    binding = next(r for r in results if r.binding)
+    mean_ceiling = min(r.mean_ceiling for r in visible_results(results))
+    at = sessions if sessions is not None else binding.burst_ceiling
+    notes = tuple(route_notes(fm, at, sessions is not None))
+    pause = profile.session.pause
+    sens = None
+    if not pause.is_fixed:
+        lo, hi = pause.range()
+        out = []
+        for v in (lo, hi):
+            c2 = cycle_time(wl, Distribution.fixed(v, "duration"))
+            res = visible_results(fleet_ceilings(wl, c2, target))
+            out.append((min(r.mean_ceiling for r in res), min(r.burst_ceiling for r in res)))
+        sens = PauseSensitivity(profile.session.mode, lo, hi, out[0][0], out[1][0],
+                                out[0][1], out[1][1], math.isfinite(pause.upper))
+    return CeilingResult(
+        profile=profile.title,
+        targets={"max_429_fraction": target,
+                 "p95_turn_latency_s": profile.targets.p95_turn_latency},
+        cycle=cyc, calls_per_turn=wl.calls_per_turn(), constraints=tuple(results),
+        mean_ceiling=mean_ceiling, burst_ceiling=binding.burst_ceiling, binding=binding,
+        sensitivity=sens, sessions=sessions, notes=notes,
+    )
+
+
+def route_notes(fm: FleetModels, n: int, asked: bool) -> list[str]:
+    """One line per route: its deployments' shares; spill and fallback shares at ``n``."""
+    out = []
+    for flow in fm.flows:
+        how = flow.policy + (" per turn" if flow.per_turn else
+                             " per call" if flow.policy == "weighted" else "")
+        if flow.chain:
+            text = (f"Route {flow.logical} ({flow.policy}, spillover "
+                    f"{' → '.join(flow.chain)}): every call tries {flow.chain[0]} first")
+            s = fm.spill[flow.logical](n) if n > 0 else 0.0
+            text += f"; at {n:,} sessions {s:.1%} of its calls spill to {flow.chain[1]}"
+        else:
+            parts = ", ".join(f"{t} {s:.0%}" for t, s in flow.shares)
+            text = f"Route {flow.logical} ({how}): calls split {parts}"
+            if flow.policy in ("round_robin", "least_busy", "usage_based"):
+                text += " (balanced more smoothly than random: the burst model is conservative)"
+        if flow.logical in fm.fallback and n > 0:
+            f = fm.fallback[flow.logical](n)
+            text += (f"; {f:.2%} of its calls exhaust their retries and fall back to "
+                     f"{flow.fallbacks[0]}")
+        elif flow.fallbacks:
+            text += f"; falls back to {flow.fallbacks[0]}"
+        out.append(text + ("" if asked else " (at the burst-aware ceiling)") + ".")
+    if fm.flows and fm.entries and any(f.chain for f in fm.flows):
+        out.append("Spillover is the overflow approximation (the overflow of a window limiter "
+                   "feeding the next one); cooldown is not in the analytic model.")
+    return out
+
+
+__all__ = ["FleetModels", "RouteFlow", "analyze_fleet", "fleet_ceilings", "fleet_models",
+           "route_flows", "thin_calls", "visible_results"]
