@@ -1,6 +1,8 @@
 """The compiled engine takes exactly the decisions of the plain-Python rules: every attempt
-of a simulated replication, replayed through capacity.limits (admission and charging) and
-capacity.model.retry (waits), gives the same charge, decision, retry-after and wait."""
+of a simulated replication, replayed through capacity.limits (admission and charging),
+capacity.model.retry (waits) and, for fleets, capacity.model.routing (the deployment
+chosen, spill / retry / fallback / fail, cooldown), gives the same deployment, charge,
+decision, retry-after, next step and wait."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from capacity.errors import ProfileError
@@ -17,7 +19,19 @@ from capacity.model.quota import Request
 from capacity.profile.loader import load_profile, profile_from_dict
 from capacity.profile.schema import Profile
 from capacity.sim.engine import AttemptTrace, trace_attempts
-from capacity.sim.kernels import T_ADMITTED, T_ATTEMPT, T_WAIT, WAIT_GAVE_UP, WAIT_NONE
+from capacity.sim.kernels import (
+    NX_FAIL,
+    NX_FALLBACK,
+    NX_RETRY,
+    NX_SPILL,
+    T_ADMITTED,
+    T_ATTEMPT,
+    T_DEP,
+    T_NEXT,
+    T_WAIT,
+    WAIT_GAVE_UP,
+    WAIT_NONE,
+)
 from capacity.sim.twins import replay
 
 from .conftest import ROOT
@@ -175,3 +189,210 @@ def test_constants_frozen_into_the_kernels_equal_the_pure_ones() -> None:
     assert built["MIN_WAIT"] == meters.MIN_WAIT
     assert built["WAKE_EPSILON_S"] == pacing.WAKE_EPSILON_S
     assert (built["WAIT_NONE"], built["WAIT_GAVE_UP"]) == (WAIT_NONE, WAIT_GAVE_UP)
+
+
+# ---------------------------------------------------------------------------------------
+# Fleets: the router's twin
+# ---------------------------------------------------------------------------------------
+
+
+def test_shipped_fleet_replays_exactly() -> None:
+    """profiles/ptu-spillover.yaml past saturation (PTU full, pay-as-you-go full, calls
+    falling back to the mini model): every deployment chosen, spill, retry, fallback,
+    charge, admission, retry-after and wait of the engine equals the pure rules'."""
+    profile = load_profile(ROOT / "profiles" / "ptu-spillover.yaml")
+    tr = _trace(profile, 160, horizon_s=240.0)
+    rows = tr.rows
+    nxt = rows[:, T_NEXT]
+    assert tr.deployments == ("ptu", "paygo", "mini")
+    assert (nxt == NX_SPILL).sum() > 50, "the trace must spill"
+    assert (nxt == NX_RETRY).sum() > 50, "and retry"
+    assert (nxt == NX_FALLBACK).sum() > 10, "and fall back"
+    assert (rows[:, T_DEP] == 2).sum() > 10, "onto the mini deployment"
+    assert replay(tr, profile) == []
+
+
+def test_shipped_fleet_with_cooldown_replays_exactly() -> None:
+    """The same fleet with LiteLLM's cooldown: deployments cool down, calls find none
+    available (an immediate failure of the attempt), and the twins still agree."""
+    profile = load_profile(ROOT / "profiles" / "ptu-spillover.yaml")
+    profile = profile_from_dict({**profile.model_dump(mode="json", exclude_none=True),
+                                 "cooldown": {"threshold": 0.3, "min_calls": 3,
+                                              "window": "20s", "seconds": "4s"}})
+    tr = _trace(profile, 160, horizon_s=240.0)
+    assert (tr.rows[:, T_DEP] == -1).sum() > 10, "some attempt must find all cooling"
+    assert replay(tr, profile) == []
+
+
+@st.composite
+def fleets(draw: st.DrawFn) -> tuple[dict[str, Any], int]:
+    """Small fleets: every policy, weights (zero included), per_turn, spillover on / off /
+    default, a fallback chain, cooldown, deployments with their own quotas and a quota
+    shared by several, every enforcement type, pacing and every retry setting."""
+    n_dep = draw(st.integers(1, 4))
+    policy = draw(st.sampled_from(["weighted", "round_robin", "least_busy", "usage_based",
+                                   "priority"]))
+    names = [f"d{i}" for i in range(n_dep)]
+    models = {"big": {"tokens_per_second": 60, "ttft": {"uniform": [0.2, 0.6]},
+                      "max_tokens": 1000},
+              "small": {"tokens_per_second": 120, "ttft": 0.2, "max_tokens": 600}}
+    shared = n_dep > 1 and draw(st.booleans())
+    deployments: dict[str, Any] = {}
+    quotas: dict[str, Any] = {}
+    for i, name in enumerate(names):
+        kind = draw(st.sampled_from(["fixed_window", "sliding_window", "token_bucket"]))
+        dims: dict[str, float] = {"rpm": draw(st.sampled_from([12.0, 30.0, 60.0, 150.0]))}
+        if draw(st.booleans()):
+            dims["tpm"] = draw(st.sampled_from([20_000.0, 60_000.0]))
+        quotas[f"q{i}"] = _quota(kind, dims, draw(st.sampled_from([2.5, 10.0, 60.0])),
+                                 draw(st.sampled_from([5.0, 60.0])), draw(st.booleans()),
+                                 False, draw(st.booleans()), [name])
+        dep: dict[str, Any] = {"model": draw(st.sampled_from(["big", "small"]))}
+        if shared:  # explicit quotas: its own and the shared one
+            dep["quotas"] = [f"q{i}", "org"]
+        elif draw(st.booleans()):
+            dep["quotas"] = [f"q{i}"]
+        deployments[name] = dep  # else: the quotas listing its name
+    if shared:
+        quotas["org"] = _quota(draw(st.sampled_from(["fixed_window", "token_bucket"])),
+                               {"rpm": draw(st.sampled_from([40.0, 200.0]))}, 10.0, 10.0,
+                               False, False, True, names)
+    route: dict[str, Any] = {"policy": policy}
+    if draw(st.booleans()):
+        weights = [draw(st.sampled_from([0.0, 0.5, 1.0, 3.0])) for _ in names]
+        assume(sum(weights) > 0)
+        route["deployments"] = dict(zip(names, weights, strict=True))
+    else:
+        route["deployments"] = names
+    if policy == "weighted":
+        route["per_turn"] = draw(st.booleans())
+    spill = draw(st.sampled_from([None, True, False]))
+    if spill is not None:
+        route["spillover"] = spill
+    routes: dict[str, Any] = {"llm": route}
+    fallback = draw(st.sampled_from(["none", "deployment", "route"]))
+    if fallback != "none":
+        deployments["fb"] = {"model": "small"}
+        quotas["qfb"] = _quota("fixed_window", {"rpm": 60.0}, 10.0, 10.0, False, False,
+                               False, ["fb"])
+        if fallback == "deployment":  # falls back to a deployment by name
+            route["fallbacks"] = ["fb"]
+        else:  # to a logical model with its own route (and its own fallback)
+            route["fallbacks"] = ["mini"]
+            routes["mini"] = {"deployments": ["fb"], "fallbacks": [names[0]]}
+
+    def call(model: str) -> dict[str, Any]:
+        return {"model": model, "input_tokens": {"uniform": [200, 3000]},
+                "output_tokens": {"uniform": [20, 900]},
+                "cached_input_fraction": draw(st.sampled_from([0.0, 0.5]))}
+
+    steps: list[dict[str, Any]] = [{"call": call("llm")},
+                                   {"parallel": {"count": draw(st.integers(1, 5)),
+                                                 "call": call("llm")}}]
+    if draw(st.booleans()):  # a call naming a deployment directly (a route of one)
+        steps.append({"call": call(names[-1])})
+    retry = {"max_retries": draw(st.integers(0, 3)),
+             "honour_retry_after": draw(st.booleans()),
+             "max_retry_after": draw(st.sampled_from(["0.5s", "60s"])),
+             "on_exhausted": draw(st.sampled_from(["abort_turn", "continue"]))}
+    session: dict[str, Any] = ({"think_time": {"exponential": draw(st.sampled_from([5, 30]))}}
+                               if draw(st.booleans()) else {"cadence": {"uniform": [10, 40]}})
+    session["turns"] = {"t": {"steps": steps}}
+    body: dict[str, Any] = {"models": models, "deployments": deployments, "quotas": quotas,
+                            "routes": routes, "session": session, "retry": retry}
+    if draw(st.booleans()):
+        body["cooldown"] = {"threshold": draw(st.sampled_from([0.0, 0.3, 0.5])),
+                            "min_calls": draw(st.sampled_from([1, 3, 5])),
+                            "window": draw(st.sampled_from(["5s", "60s"])),
+                            "seconds": draw(st.sampled_from(["1s", "5s", "20s"]))}
+    if draw(st.integers(0, 4)) == 0:
+        body["pacing"] = {"rpm": 120, "concurrency": 10}
+    return body, draw(st.integers(3, 40))
+
+
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(case=fleets(), seed=st.integers(0, 2**31))
+def test_generated_fleets_replay_exactly(case: tuple[dict[str, Any], int], seed: int) -> None:
+    """Every policy with and without spillover, per-turn stickiness, zero weights,
+    fallback chains, cooldown, shared quotas, pacing: the engine's router and the pure
+    Router / CallPath agree on every choice and every next step."""
+    body, sessions = case
+    try:
+        profile = profile_from_dict(body)
+    except ProfileError:  # e.g. a window too short to admit one request: not a profile
+        assume(False)
+        raise
+    tr = trace_attempts(profile, sessions, horizon_s=120.0, warmup_s=20.0, seed=seed,
+                        max_attempts=100_000)
+    # What the example exercised (pytest --hypothesis-show-statistics).
+    nxt = tr.rows[:, T_NEXT]
+    event(f"policy {body['routes']['llm']['policy']}")
+    for code, what in ((NX_SPILL, "spills"), (NX_RETRY, "retries"),
+                       (NX_FALLBACK, "falls back"), (NX_FAIL, "fails")):
+        if (nxt == code).any():
+            event(what)
+    if (tr.rows[:, T_DEP] < 0).any():
+        event("finds no deployment available")
+    assert replay(tr, profile) == []
+
+
+def _least_busy_fleet() -> Profile:
+    return profile_from_dict({
+        "models": {"m": {"tokens_per_second": 40, "ttft": 0.3}},
+        "deployments": {"a": {"model": "m"}, "b": {"model": "m"}, "c": {"model": "m"}},
+        "quotas": {n: {"models": [n], "rpm": 30,
+                       "enforcement": {"type": "fixed_window", "window": "10s"}}
+                   for n in "abc"},
+        "routes": {"llm": {"policy": "least_busy", "deployments": ["a", "b", "c"],
+                           "spillover": True}},
+        "session": {"think_time": 5, "turns": {"t": {"steps": [
+            {"parallel": {"count": 4, "call": {"model": "llm", "input_tokens": 100,
+                                                "output_tokens": 200}}}]}}}})
+
+
+def test_replay_catches_a_changed_tie_break(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check can fail: least_busy breaking ties by the LAST deployment in the pure
+    policy only is reported as a different deployment."""
+    from capacity.model import routing
+
+    profile = _least_busy_fleet()
+    tr = _trace(profile, 12)
+    assert (tr.rows[:, T_NEXT] == NX_SPILL).sum() > 5
+    assert replay(tr, profile) == []
+
+    def last_minimum(self: routing.LeastBusy, view: routing.RouteView) -> routing.Deployment:
+        return min(reversed(view.candidates), key=lambda d: view.in_flight.get(d.name, 0))
+
+    monkeypatch.setattr(routing.LeastBusy, "choose", last_minimum)
+    found = replay(tr, profile)
+    assert found and found[0].what == "deployment"
+
+
+def test_replay_catches_a_changed_spill_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A route that no longer spills in the pure rule only: the next step differs."""
+    from capacity.model import routing
+
+    profile = _least_busy_fleet()
+    tr = _trace(profile, 12)
+    assert replay(tr, profile) == []
+    monkeypatch.setattr(routing.Route, "spills", property(lambda self: False))
+    found = replay(tr, profile)
+    assert found and found[0].what == "next step"
+
+
+def test_routed_counts_follow_the_client() -> None:
+    """A round (first request plus its spills) is one attempt, rejected only when the
+    client sees the 429: the trace's rounds and client-visible failures give exactly
+    the attempt_429_fraction's numerator and denominator of a one-replication run."""
+    profile = load_profile(ROOT / "profiles" / "ptu-spillover.yaml")
+    tr = _trace(profile, 160, horizon_s=240.0)
+    nxt = tr.rows[:, T_NEXT]
+    sends = (tr.rows[:, T_DEP] >= 0).sum()
+    spills = (nxt == NX_SPILL).sum()
+    failures = np.isin(nxt, [NX_RETRY, NX_FALLBACK, NX_FAIL]).sum()
+    assert spills > 0 and failures > 0
+    # every round ends in one admission or one client-visible failure
+    rounds = (tr.rows[:, T_ADMITTED] == 1).sum() + failures
+    assert rounds == len(tr.rows) - spills
+    assert sends == len(tr.rows) - (tr.rows[:, T_DEP] < 0).sum()

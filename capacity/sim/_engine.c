@@ -77,12 +77,21 @@ enum { SITE_IN, SITE_OUT, SITE_TTFT, SITE_TPS };
 enum { C_MODE, C_PAUSE, C_MAX_RETRIES, C_INIT_DELAY, C_MAX_DELAY, C_JITTER, C_HONOUR,
        C_MAX_RA, C_REJ_LAT, C_ABORT, C_PACE_RATE, C_PACE_DEPTH, C_PACE_CONC, C_NCFG };
 enum { K_TURNS, K_TURNS_429, K_TURNS_FAILED, K_CALLS, K_CALLS_FAILED, K_ATTEMPTS,
-       K_REJECTED, K_GOOD_WINDOW, K_TURNS_WINDOW, K_PACE_WAIT, K_ATTEMPTS_ALL, N_STATS };
+       K_REJECTED, K_GOOD_WINDOW, K_TURNS_WINDOW, K_PACE_WAIT, K_ATTEMPTS_ALL, K_SENDS,
+       K_SPILLS, K_FALLBACKS, K_UNAVAILABLE, N_STATS };
 enum { KIND_FIXED, KIND_SLIDING, KIND_BUCKET };
 enum { P_KIND, P_ALLOW, P_WINDOW, P_RATE, P_COUNTREJ, P_OFFSET, P_NCOL };
 enum { S_WIN, S_COUNT, S_LEVEL, S_LAST, S_HEAD, S_SIZE, S_SUM, S_NCOL };
 enum { T_T, T_SESSION, T_NODE, T_SITE, T_ATTEMPT, T_TIN, T_TCACHED, T_TOUT, T_ADMITTED,
-       T_RETRY_AFTER, T_WAIT, T_JITTER, T_UNITS };
+       T_RETRY_AFTER, T_WAIT, T_JITTER, T_DEP, T_U, T_TURN_U, T_NEXT, T_LAT, T_UNITS };
+/* Routing (see capacity.model.routing): policy codes, columns of the per-route table,
+ * the cooldown vector, per-deployment counters and the next step after an outcome. */
+enum { POL_WEIGHTED, POL_ROUND_ROBIN, POL_LEAST_BUSY, POL_USAGE_BASED, POL_PRIORITY };
+enum { RL_POLICY, RL_SPILLS, RL_PER_TURN, RL_OFF, RL_LEN, RL_ROLL_ALL, RL_NCOL };
+enum { RC_ON, RC_THRESHOLD, RC_MIN_CALLS, RC_WINDOW, RC_SECONDS, RC_NCOL };
+enum { DS_SENT, DS_ADMITTED, DS_REJECTED, DS_SPILLED, DS_NCOL };
+enum { NX_START = -1, NX_DONE, NX_SPILL, NX_RETRY, NX_FALLBACK, NX_FAIL };
+#define MAX_ROUTE 32 /* deployments per route (a call's tried set is a 32-bit mask) */
 enum { EV_TURN, EV_ATTEMPT, EV_DONE, EV_REJECT, EV_PACE };
 enum { F_429 = 1, F_FAILED = 2, F_ABORTED = 4, F_MEASURED = 8 };
 
@@ -96,6 +105,8 @@ enum { F_429 = 1, F_FAILED = 2, F_ABORTED = 4, F_MEASURED = 8 };
 #define GAMMA 0x9E3779B97F4A7C15ULL
 #define DOM_START 0x5EED5EED5EED5EEDULL
 #define DOM_CALL 0xCA11CA11CA11CA11ULL
+#define DOM_ROUTE 0x2007E2007E2007E2ULL /* routing draws: u per choice, turn_u per turn */
+#define DOM_LAT 0x1A7E1A7E1A7E1A7EULL   /* a routed call's latency on its deployment */
 
 static inline uint64_t mix64(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -424,6 +435,12 @@ typedef struct {
     uint64_t key;
     int32_t parent, first, last, next, pend, site, att, trow;
     int32_t sess; /* its session (saves a division per event) */
+    /* routing (routed profiles only): its CallPath */
+    uint32_t tried; /* route entries tried in this round (bit per declared position) */
+    int32_t dep;    /* the deployment it is running on (admitted), else -1 */
+    int32_t rnd;    /* retries made on the current logical model (CallPath.attempt) */
+    int16_t lmp;    /* position of the current logical model in the site's chain */
+    int8_t nx;      /* the next step decided at its last outcome (NX_*) */
     int8_t kind;
 } Node;
 
@@ -675,6 +692,199 @@ static void q_free(Queue *Q) {
     free(Q->hseq);
 }
 
+/* ---- routing (twin of capacity.model.routing) ------------------------------------- */
+/* A routed profile's fleet as arrays (built by engine._compile) and the router's state:
+ * round-robin positions per logical model, calls in flight and cooldown counters per
+ * deployment. Every rule is transcribed from capacity.model.routing (Router.candidates,
+ * the policies' choose, Router.record, CallPath.outcome); tests/test_twins.py replays
+ * the engine's routing decisions through it. */
+typedef struct {
+    int on;
+    int64_t n_deps, n_lm, n_sites;
+    const int64_t *rsite;  /* n_sites x 2: chain offset, chain length */
+    const int64_t *rchain; /* logical model ids, each site's chain in fallback order */
+    const int64_t *rlm;    /* n_lm x RL_NCOL */
+    const int64_t *rdep;   /* route entries: deployment id */
+    const double *rwt;     /* route entries: weight */
+    const int64_t *sdep;   /* n_sites x n_deps: the (site, deployment) row, -1 if none */
+    const int64_t *st_dist; /* rows x 2: ttft, tokens_per_second distributions */
+    const double *st_maxtok, *st_coef; /* rows; rows x L x 5 */
+    const int8_t *dslot;   /* n_deps x L: the slots usage_based reads for a deployment */
+    double *dstats;        /* n_deps x DS_NCOL, caller-owned */
+    int cd_on;
+    double cd_thr, cd_min, cd_win, cd_sec;
+    /* state */
+    int64_t *rr, *infl, *h_calls, *h_failed;
+    double *h_win, *h_until, *share;
+} Rt;
+
+/* math.fsum, transcribed from CPython (Shewchuk's exact partials, then the correctly
+ * rounded sum); x holds n finite numbers. */
+static double fsum_c(const double *x, int n) {
+    double p[MAX_ROUTE + 2];
+    int np_ = 0;
+    for (int k = 0; k < n; k++) {
+        double v = x[k];
+        int i = 0;
+        for (int j = 0; j < np_; j++) {
+            double y = p[j];
+            if (fabs(v) < fabs(y)) {
+                double tmp = v;
+                v = y;
+                y = tmp;
+            }
+            double hi = v + y;
+            double yr = hi - v;
+            double lo = y - yr;
+            if (lo != 0.0) p[i++] = lo;
+            v = hi;
+        }
+        np_ = i;
+        if (v != 0.0) p[np_++] = v;
+    }
+    double hi = 0.0, lo = 0.0;
+    if (np_ > 0) {
+        hi = p[--np_];
+        while (np_ > 0) {
+            double v = hi, y = p[--np_];
+            hi = v + y;
+            double yr = hi - v;
+            lo = y - yr;
+            if (lo != 0.0) break;
+        }
+        if (np_ > 0 && ((lo < 0.0 && p[np_ - 1] < 0.0) || (lo > 0.0 && p[np_ - 1] > 0.0))) {
+            double y = lo * 2.0;
+            double v = hi + y;
+            double yr = v - hi;
+            if (y == yr) hi = v;
+        }
+    }
+    return hi;
+}
+
+/* Router.candidates: entries (declared positions) of logical model lm not tried in this
+ * round, of positive weight, and not cooling down (the only deployment never cools). */
+static inline int rt_cands(const Rt *T, int64_t lm, double now, uint32_t tried, int32_t *cand) {
+    const int64_t *r = T->rlm + lm * RL_NCOL;
+    int64_t off = r[RL_OFF], len = r[RL_LEN];
+    int alone = len == 1, n = 0;
+    for (int64_t e = 0; e < len; e++) {
+        if (tried & (1u << e)) continue;
+        if (!(T->rwt[off + e] > 0.0)) continue;
+        if (!alone && now < T->h_until[T->rdep[off + e]]) continue;
+        cand[n++] = (int32_t)e;
+    }
+    return n;
+}
+
+/* The policies' choose over n > 0 candidates: the chosen entry. */
+static inline int32_t rt_pick(Rt *T, int64_t lm, const int32_t *cand, int n, double u,
+                              double turn_u) {
+    const int64_t *r = T->rlm + lm * RL_NCOL;
+    int64_t off = r[RL_OFF], len = r[RL_LEN];
+    int pol = (int)r[RL_POLICY];
+    if (pol == POL_WEIGHTED) { /* pick_weighted: inverse CDF */
+        double w[MAX_ROUTE];
+        for (int j = 0; j < n; j++) w[j] = T->rwt[off + cand[j]];
+        double total = fsum_c(w, n), uu = r[RL_PER_TURN] ? turn_u : u, acc = 0.0;
+        for (int j = 0; j < n; j++) {
+            acc += w[j];
+            if (uu * total < acc) return cand[j];
+        }
+        return cand[n - 1];
+    }
+    if (pol == POL_ROUND_ROBIN) { /* from the position after the last choice */
+        uint32_t in = 0;
+        for (int j = 0; j < n; j++) in |= 1u << cand[j];
+        for (int64_t k = 0; k < len; k++) {
+            int64_t i = (T->rr[lm] + k) % len;
+            if (in & (1u << i)) {
+                T->rr[lm] = i + 1;
+                return (int32_t)i;
+            }
+        }
+        return cand[0]; /* unreachable: some candidate is in the route */
+    }
+    if (pol == POL_LEAST_BUSY || pol == POL_USAGE_BASED) { /* min; ties: declared order */
+        const int64_t *infl = T->infl;
+        const double *sh = T->share;
+        int32_t best = cand[0];
+        for (int j = 1; j < n; j++) {
+            int64_t a = T->rdep[off + cand[j]], b = T->rdep[off + best];
+            if (pol == POL_LEAST_BUSY ? infl[a] < infl[b] : sh[a] < sh[b]) best = cand[j];
+        }
+        return best;
+    }
+    return cand[0]; /* priority: the first available */
+}
+
+/* Router.record: count one outcome on deployment d at now (seconds). */
+static inline void rt_record(Rt *T, int64_t d, double now, int failed) {
+    if (!T->cd_on) return;
+    double w = ffloor(now / T->cd_win);
+    if (w != T->h_win[d]) {
+        T->h_win[d] = w;
+        T->h_calls[d] = 0;
+        T->h_failed[d] = 0;
+    }
+    T->h_calls[d] += 1;
+    T->h_failed[d] += failed ? 1 : 0;
+    /* Checked when a call fails (LiteLLM evaluates its rule in the failure handler). */
+    if (failed && (double)T->h_calls[d] >= T->cd_min &&
+        (double)T->h_failed[d] > T->cd_thr * (double)T->h_calls[d])
+        T->h_until[d] = dmax(T->h_until[d], now + T->cd_sec);
+}
+
+/* Twin of Meter.snapshot(t).remaining for slot i (rolls the slot to t, as it does). */
+static inline double lim_remaining(Lim *L, int64_t i, double t) {
+    const double *p = L->P + i * P_NCOL;
+    double *s = L->st + i * S_NCOL;
+    int kind = (int)p[P_KIND];
+    double q = p[P_ALLOW];
+    if (kind == KIND_FIXED) {
+        double k = ffloor((t + p[P_OFFSET]) / p[P_WINDOW]);
+        if (k != s[S_WIN]) {
+            s[S_WIN] = k;
+            s[S_COUNT] = 0.0;
+        }
+        return dmax(0.0, q - s[S_COUNT]);
+    }
+    if (kind == KIND_SLIDING) {
+        lim_expire(L, i, t, p[P_WINDOW]);
+        return dmax(0.0, q - s[S_SUM]);
+    }
+    if (t > s[S_LAST]) {
+        s[S_LEVEL] = dmin(q, s[S_LEVEL] + (t - s[S_LAST]) * p[P_RATE]);
+        s[S_LAST] = t;
+    }
+    return dmax(0.0, s[S_LEVEL]);
+}
+
+/* snapshots_for + usage_share for the deployments of logical model lm at t: the
+ * snapshot of every slot when some deployment names quotas, else of each deployment's
+ * model's slots (a snapshot rolls its slot to t, so the same slots roll as in Python). */
+static void rt_usage(Rt *T, Lim *Lm, int64_t lm, double t) {
+    const int64_t *r = T->rlm + lm * RL_NCOL;
+    int64_t off = r[RL_OFF], len = r[RL_LEN], L = Lm->n;
+    if (r[RL_ROLL_ALL])
+        for (int64_t i = 0; i < L; i++) (void)lim_remaining(Lm, i, t);
+    for (int64_t e = 0; e < len; e++) {
+        int64_t d = T->rdep[off + e];
+        double acc = 0.0;
+        for (int64_t i = 0; i < L; i++) {
+            if (!T->dslot[d * L + i]) continue;
+            /* SlotSnapshot.remaining: whole units */
+            double rem = ffloor(lim_remaining(Lm, i, t) + 1e-9);
+            double q = Lm->P[i * P_NCOL + P_ALLOW];
+            if (q > 0.0) {
+                double sh = 1.0 - dmin(rem, q) / q;
+                if (sh > acc) acc = sh;
+            }
+        }
+        T->share[d] = acc;
+    }
+}
+
 /* ---- one replication -------------------------------------------------------------- */
 typedef struct {
     /* program and distributions */
@@ -769,6 +979,11 @@ static void expand(const Prog *G, Node *nodes, int64_t root, int64_t base, uint6
             nd->kind = I_CALL;
             nd->site = (int32_t)site;
             nd->att = 0;
+            nd->tried = 0;
+            nd->dep = -1;
+            nd->rnd = 0;
+            nd->lmp = 0;
+            nd->nx = NX_START;
             /* Whole tokens, as providers count them. */
             double tin = ffloor(draw(&G->D, sd[SITE_IN], tkey, ctr) + 0.5);
             double tout = ffloor(draw(&G->D, sd[SITE_OUT], tkey, ctr + 2) + 0.5);
@@ -804,15 +1019,17 @@ static void expand(const Prog *G, Node *nodes, int64_t root, int64_t base, uint6
 typedef struct {
     double stats[N_STATS];
     double *util, *exceeded; /* L each, caller-owned */
-    double *trace;           /* rows x (T_UNITS + L), caller-owned */
+    double *trace;           /* rows x (T_UNITS + L [+ deployments]), caller-owned */
     int64_t trace_rows, n_tr;
 } Out;
 
 /* Simulate one replication. 0, or -1 when out of memory. */
 static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, double t1,
                        int64_t M, const double *P, const double *deficit, const double *used,
-                       int heap, Out *O, Run *R) {
-    const int64_t L = G->L, TW = T_UNITS + L;
+                       int heap, Out *O, Run *R, Rt *T) {
+    /* A routed trace row ends with the calls in flight per deployment (what least_busy
+     * reads). */
+    const int64_t L = G->L, ND = T->on ? T->n_deps : 0, TW = T_UNITS + L + ND;
     const double *cfg = G->cfg;
     int mode = (int)cfg[C_MODE];
     int64_t pause_d = (int64_t)cfg[C_PAUSE];
@@ -935,6 +1152,7 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
                 n_now = 1;
             } else if (ev == EV_DONE) {
                 if (t0 <= t && t < t1) stats[K_GOOD_WINDOW] += 1;
+                if (T->on) T->infl[nd->dep]--;
                 if (pacing) {
                     inflight--;
                     dispatch = 1;
@@ -942,20 +1160,28 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
                 wop[0] = 1;
                 wnode[0] = n;
                 sp = 1;
+            } else if (T->on && (nd->nx == NX_SPILL || nd->nx == NX_FALLBACK)) {
+                /* the 429 (or "no deployment") reached the client: the next deployment or
+                 * logical model is tried at once */
+                R->now[0] = n;
+                n_now = 1;
             } else { /* EV_REJECT: twin of RetryPolicy.wait */
-                int64_t k = nd->att; /* the next attempt would be retry number k */
+                /* the next attempt would be retry number k; routed: CallPath.attempt */
+                int64_t k = T->on ? nd->rnd : nd->att;
                 int64_t row = nd->trow;
-                if (k <= max_retries) {
+                /* routed: the jitter of the round's end (nd->att counts every choice) */
+                double ju = unit01(nd->key, (uint64_t)nd->att);
+                if (T->on ? nd->nx == NX_RETRY : k <= max_retries) {
                     double ra = nd->ra, d;
                     if (honour && 0.0 < ra && ra <= max_ra) {
                         d = ra;
                     } else {
                         d = dmin(init_delay * ldexp(1.0, (int)(k - 1)), max_delay);
-                        d *= 1.0 - jitter * unit01(nd->key, (uint64_t)k);
+                        d *= 1.0 - jitter * ju;
                     }
                     if (row >= 0) {
                         O->trace[row * TW + T_WAIT] = d;
-                        O->trace[row * TW + T_JITTER] = unit01(nd->key, (uint64_t)k);
+                        O->trace[row * TW + T_JITTER] = ju;
                     }
                     q_push(&R->Q, id, t + d, EV_ATTEMPT);
                 } else {
@@ -1095,30 +1321,117 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
             }
         }
 
-        /* Send the attempts due now (launched calls, released calls, retries), in order. */
+        /* Send the attempts due now (launched calls, released calls, retries, spills,
+         * fallbacks), in order. */
         for (int64_t ia = 0; ia < n_now; ia++) {
             int32_t n = R->now[ia];
             Node *nd = nodes + n;
             int32_t x = nodes[n].sess;
             Session *ss = R->s + x;
             int64_t site = nd->site;
+            int meas = (ss->flags & F_MEASURED) != 0;
             double mt = G->site_maxtok[site];
             const double *cf = G->coef + site * L * 5;
+            /* Routed: choose the deployment (CallPath.choose), as Router.route does. */
+            int64_t lm = -1, dep = -1, chain_len = 0;
+            int32_t e = -1;
+            double ru = 0.0, tu = 0.0;
+            const int64_t *rl = NULL;
+            if (T->on) {
+                const int64_t *rs = T->rsite + 2 * site;
+                chain_len = rs[1];
+                lm = T->rchain[rs[0] + nd->lmp];
+                rl = T->rlm + lm * RL_NCOL;
+                if (nd->nx != NX_SPILL) { /* a new round: one client attempt */
+                    nd->ra = 0.0;
+                    if (meas) stats[K_ATTEMPTS] += 1;
+                }
+                if (rl[RL_POLICY] == POL_USAGE_BASED) rt_usage(T, &lim, lm, t);
+                int32_t cand[MAX_ROUTE];
+                int nc = rt_cands(T, lm, t, nd->tried, cand);
+                ru = unit01(nd->key ^ DOM_ROUTE, (uint64_t)nd->att);
+                tu = unit01(hash2(ss->key, (uint64_t)ss->turn) ^ DOM_ROUTE, 0);
+                if (nc > 0) {
+                    e = rt_pick(T, lm, cand, nc, ru, tu);
+                    dep = T->rdep[rl[RL_OFF] + e];
+                    int64_t str = T->sdep[site * T->n_deps + dep];
+                    mt = T->st_maxtok[str];
+                    cf = T->st_coef + str * L * 5;
+                }
+            }
             /* Cached share of the input, whole tokens (recomputed: the node stays small). */
             double tcached = ffloor(G->site_cached[site] * nd->tin + 0.5);
-            for (int64_t li = 0; li < L; li++) {
-                const double *c = cf + li * 5;
-                double u_ = c[0] + c[1] * nd->tin;
-                u_ -= c[2] * tcached;
-                u_ += c[3] * dmin(nd->tout, mt);
-                if (c[4] > 0.0) u_ += c[4] * mt;
-                units[li] = u_;
-            }
-            if (sliding && lim_log_full(&lim) && lim_grow(&lim) < 0) goto done;
-            double ra;
-            int admitted = lim_attempt(&lim, t, units, rej, &ra);
+            double ra = 0.0;
+            int admitted = 0;
             nd->att++;
-            stats[K_ATTEMPTS_ALL] += 1;
+            if (!T->on || dep >= 0) {
+                for (int64_t li = 0; li < L; li++) {
+                    const double *c = cf + li * 5;
+                    double u_ = c[0] + c[1] * nd->tin;
+                    u_ -= c[2] * tcached;
+                    u_ += c[3] * dmin(nd->tout, mt);
+                    if (c[4] > 0.0) u_ += c[4] * mt;
+                    units[li] = u_;
+                }
+                if (sliding && lim_log_full(&lim) && lim_grow(&lim) < 0) goto done;
+                admitted = lim_attempt(&lim, t, units, rej, &ra);
+                stats[K_ATTEMPTS_ALL] += 1;
+            } else { /* no deployment available: nothing is sent */
+                for (int64_t li = 0; li < L; li++) {
+                    units[li] = 0.0;
+                    rej[li] = 0;
+                }
+            }
+            /* Routed: the outcome (CallPath.outcome) decides the next step now. */
+            int nx = admitted ? NX_DONE : NX_RETRY;
+            if (T->on) {
+                if (dep >= 0) {
+                    if (meas) {
+                        stats[K_SENDS] += 1;
+                        T->dstats[dep * DS_NCOL + DS_SENT] += 1;
+                    }
+                    rt_record(T, dep, t, !admitted);
+                } else if (meas) {
+                    stats[K_UNAVAILABLE] += 1;
+                }
+                if (!admitted) {
+                    int32_t cand[MAX_ROUTE];
+                    if (dep >= 0) nd->tried |= 1u << e;
+                    if (dep >= 0 && rl[RL_SPILLS] && rt_cands(T, lm, t, nd->tried, cand) > 0) {
+                        nx = NX_SPILL;
+                    } else {
+                        nd->tried = 0;
+                        if (nd->rnd < max_retries) {
+                            nd->rnd++;
+                            nx = NX_RETRY;
+                        } else if (nd->lmp + 1 < chain_len) {
+                            nd->lmp++;
+                            nd->rnd = 0;
+                            nx = NX_FALLBACK;
+                        } else {
+                            nx = NX_FAIL;
+                        }
+                    }
+                }
+                nd->nx = (int8_t)nx;
+                if (admitted) {
+                    /* its latency on this deployment (one draw per call and deployment) */
+                    const int64_t *sd = T->st_dist + 2 * T->sdep[site * T->n_deps + dep];
+                    uint64_t lk = nd->key ^ DOM_LAT;
+                    double ttft = draw(&G->D, sd[0], lk, 0), tps = draw(&G->D, sd[1], lk, 2);
+                    nd->lat = ttft + dmin(nd->tout, mt) / tps;
+                    nd->dep = (int32_t)dep;
+                    T->infl[dep]++;
+                    if (meas) T->dstats[dep * DS_NCOL + DS_ADMITTED] += 1;
+                } else if (dep >= 0 && meas) {
+                    T->dstats[dep * DS_NCOL + DS_REJECTED] += 1;
+                    if (nx == NX_SPILL) {
+                        T->dstats[dep * DS_NCOL + DS_SPILLED] += 1;
+                        stats[K_SPILLS] += 1;
+                    }
+                }
+                if (nx == NX_FALLBACK && meas) stats[K_FALLBACKS] += 1;
+            }
             nd->trow = -1;
             if (n_tr < O->trace_rows) { /* trace mode: record the attempt */
                 double *row = O->trace + n_tr * TW;
@@ -1135,21 +1448,31 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
                 row[T_RETRY_AFTER] = ra;
                 row[T_WAIT] = WAIT_NONE;
                 row[T_JITTER] = 0.0;
+                row[T_DEP] = (double)dep;
+                row[T_U] = ru;
+                row[T_TURN_U] = tu;
+                row[T_NEXT] = T->on ? (double)nx : -1.0;
+                row[T_LAT] = admitted ? nd->lat : 0.0;
                 for (int64_t li = 0; li < L; li++) row[T_UNITS + li] = units[li];
+                /* in flight as the policy read them (before this admission) */
+                for (int64_t j = 0; j < ND; j++)
+                    row[T_UNITS + L + j] = (double)(T->infl[j] - (j == dep && admitted));
                 n_tr++;
             } else if (O->trace_rows > 0) {
                 n_tr = O->trace_rows + 1; /* full: the caller sees the overflow */
             }
-            int meas = (ss->flags & F_MEASURED) != 0;
             int inwin = t0 <= t && t < t1;
-            if (meas) stats[K_ATTEMPTS] += 1;
+            if (!T->on && meas) stats[K_ATTEMPTS] += 1;
             if (admitted) {
                 if (inwin)
                     for (int64_t li = 0; li < L; li++) O->util[li] += units[li];
                 q_push(&R->Q, NODE0 + n, t + nd->lat, EV_DONE);
             } else {
-                ss->flags |= F_429;
-                if (meas) stats[K_REJECTED] += 1;
+                /* the client sees a 429 unless the call spills (counted once per round) */
+                if (nx != NX_SPILL) {
+                    ss->flags |= F_429;
+                    if (meas) stats[K_REJECTED] += 1;
+                }
                 for (int64_t li = 0; li < L; li++) {
                     const double *p = P + li * P_NCOL;
                     if (rej[li] != 0 && (int)p[P_KIND] == KIND_FIXED) {
@@ -1162,8 +1485,10 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
                         }
                     }
                 }
-                nd->ra = ra;
-                q_push(&R->Q, NODE0 + n, t + rej_lat, EV_REJECT);
+                /* the retry-after of the round's last 429 (none: no deployment was tried,
+                 * and that answer is immediate) */
+                if (dep >= 0 || !T->on) nd->ra = ra;
+                q_push(&R->Q, NODE0 + n, t + (dep >= 0 || !T->on ? rej_lat : 0.0), EV_REJECT);
             }
         }
     }
@@ -1229,29 +1554,150 @@ static int get_dists(PyObject *dpar, PyObject *cval, PyObject *ccum, Dists *D, i
     return 0;
 }
 
+static void rt_free(Rt *T) {
+    free(T->rr);
+    free(T->infl);
+    free(T->h_calls);
+    free(T->h_failed);
+    free(T->h_win);
+    free(T->h_until);
+    free(T->share);
+    T->rr = T->infl = T->h_calls = T->h_failed = NULL;
+    T->h_win = T->h_until = T->share = NULL;
+}
+
+/* The router's state, fresh: no round-robin turn taken, nothing in flight, no cooldown. */
+static int rt_alloc(Rt *T) {
+    size_t nd = (size_t)T->n_deps + 1, nl = (size_t)T->n_lm + 1;
+    T->rr = calloc(nl, sizeof(int64_t));
+    T->infl = calloc(nd, sizeof(int64_t));
+    T->h_calls = calloc(nd, sizeof(int64_t));
+    T->h_failed = calloc(nd, sizeof(int64_t));
+    T->h_win = malloc(nd * sizeof(double));
+    T->h_until = malloc(nd * sizeof(double));
+    T->share = calloc(nd, sizeof(double));
+    if (!T->rr || !T->infl || !T->h_calls || !T->h_failed || !T->h_win || !T->h_until ||
+        !T->share) {
+        rt_free(T);
+        return -1;
+    }
+    for (size_t i = 0; i < nd; i++) {
+        T->h_win[i] = -1.0;
+        T->h_until[i] = -INFINITY;
+    }
+    return 0;
+}
+
+/* Read and check the fleet's arrays (the loop then trusts every index in them). */
+static int get_route(PyObject *route, int64_t n_sites, int64_t L, int64_t n_d, Rt *T) {
+    PyObject *o[12];
+    if (!PyTuple_Check(route) || PyTuple_GET_SIZE(route) != 12) {
+        PyErr_SetString(PyExc_TypeError, "route must be None or a tuple of 12 arrays");
+        return -1;
+    }
+    for (int i = 0; i < 12; i++) o[i] = PyTuple_GET_ITEM(route, i);
+    PyArrayObject *rsite = arr(o[0], NPY_INT64, 2, 0, "rsite");
+    PyArrayObject *rchain = arr(o[1], NPY_INT64, 1, 0, "rchain");
+    PyArrayObject *rlm = arr(o[2], NPY_INT64, 2, 0, "rlm");
+    PyArrayObject *rdep = arr(o[3], NPY_INT64, 1, 0, "rdep");
+    PyArrayObject *rwt = arr(o[4], NPY_FLOAT64, 1, 0, "rwt");
+    PyArrayObject *sdep = arr(o[5], NPY_INT64, 2, 0, "sdep");
+    PyArrayObject *st_dist = arr(o[6], NPY_INT64, 2, 0, "st_dist");
+    PyArrayObject *st_maxtok = arr(o[7], NPY_FLOAT64, 1, 0, "st_maxtok");
+    PyArrayObject *st_coef = arr(o[8], NPY_FLOAT64, 3, 0, "st_coef");
+    PyArrayObject *dslot = arr(o[9], NPY_INT8, 2, 0, "dslot");
+    PyArrayObject *rcfg = arr(o[10], NPY_FLOAT64, 1, 0, "rcfg");
+    PyArrayObject *dstats = arr(o[11], NPY_FLOAT64, 2, 1, "dstats");
+    if (!rsite || !rchain || !rlm || !rdep || !rwt || !sdep || !st_dist || !st_maxtok ||
+        !st_coef || !dslot || !rcfg || !dstats)
+        return -1;
+    int64_t n_lm = DIM(rlm, 0), n_ent = DIM(rdep, 0), n_deps = DIM(sdep, 1);
+    int64_t n_st = DIM(st_dist, 0), n_ch = DIM(rchain, 0);
+    int ok = DIM(rsite, 0) == n_sites && DIM(rsite, 1) == 2 && DIM(rlm, 1) == RL_NCOL &&
+             DIM(rwt, 0) == n_ent && DIM(sdep, 0) == n_sites && DIM(st_dist, 1) == 2 &&
+             DIM(st_maxtok, 0) == n_st && DIM(st_coef, 0) == n_st && DIM(st_coef, 1) == L &&
+             DIM(st_coef, 2) == 5 && DIM(dslot, 0) == n_deps && DIM(dslot, 1) == L &&
+             DIM(rcfg, 0) == RC_NCOL && DIM(dstats, 0) == n_deps && DIM(dstats, 1) == DS_NCOL &&
+             n_deps >= 1;
+    const int64_t *rs = I64(rsite), *rc = I64(rchain), *rl = I64(rlm), *rd = I64(rdep);
+    const int64_t *sd = I64(sdep), *dd = I64(st_dist);
+    for (int64_t i = 0; ok && i < n_lm; i++) {
+        const int64_t *r = rl + i * RL_NCOL;
+        ok = r[RL_POLICY] >= POL_WEIGHTED && r[RL_POLICY] <= POL_PRIORITY && r[RL_LEN] >= 1 &&
+             r[RL_LEN] <= MAX_ROUTE && r[RL_OFF] >= 0 && r[RL_OFF] + r[RL_LEN] <= n_ent;
+    }
+    for (int64_t i = 0; ok && i < n_ent; i++) ok = rd[i] >= 0 && rd[i] < n_deps;
+    for (int64_t i = 0; ok && i < n_ch; i++) ok = rc[i] >= 0 && rc[i] < n_lm;
+    for (int64_t i = 0; ok && i < n_st; i++)
+        ok = dd[2 * i] >= 0 && dd[2 * i] < n_d && dd[2 * i + 1] >= 0 && dd[2 * i + 1] < n_d;
+    for (int64_t i = 0; ok && i < n_sites; i++) {
+        ok = rs[2 * i] >= 0 && rs[2 * i + 1] >= 1 && rs[2 * i + 1] <= INT16_MAX &&
+             rs[2 * i] + rs[2 * i + 1] <= n_ch;
+        /* every deployment a site's chain may choose has its (site, deployment) row */
+        for (int64_t c = 0; ok && c < rs[2 * i + 1]; c++) {
+            const int64_t *r = rl + rc[rs[2 * i] + c] * RL_NCOL;
+            for (int64_t e = 0; ok && e < r[RL_LEN]; e++) {
+                int64_t row = sd[i * n_deps + rd[r[RL_OFF] + e]];
+                ok = row >= 0 && row < n_st;
+            }
+        }
+    }
+    const double *cfg = F64(rcfg);
+    if (ok && cfg[RC_ON] > 0.0) ok = cfg[RC_WINDOW] > 0.0;
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "replicate: routing arrays of inconsistent shapes");
+        return -1;
+    }
+    T->on = 1;
+    T->n_deps = n_deps;
+    T->n_lm = n_lm;
+    T->n_sites = n_sites;
+    T->rsite = rs;
+    T->rchain = rc;
+    T->rlm = rl;
+    T->rdep = rd;
+    T->rwt = F64(rwt);
+    T->sdep = sd;
+    T->st_dist = dd;
+    T->st_maxtok = F64(st_maxtok);
+    T->st_coef = F64(st_coef);
+    T->dslot = (const int8_t *)PyArray_DATA(dslot);
+    T->dstats = F64(dstats);
+    T->cd_on = cfg[RC_ON] > 0.0;
+    T->cd_thr = cfg[RC_THRESHOLD];
+    T->cd_min = cfg[RC_MIN_CALLS];
+    T->cd_win = cfg[RC_WINDOW];
+    T->cd_sec = cfg[RC_SECONDS];
+    return 0;
+}
+
 static const char replicate_doc[] =
     "replicate(n_sessions, rep_key, t0, t1, max_nodes, turn_cum, turn_root, sprog, sprob,\n"
     "          schild, dpar, cval, ccum, site_dist, site_cached, site_maxtok, coef, P, cfg,\n"
-    "          bucket_deficit, window_used, trace, queue=0)\n"
+    "          bucket_deficit, window_used, trace, queue=0, route=None)\n"
     "--\n\n"
     "Simulate one replication; returns (stats, turn latencies, utilisation units, exceeded\n"
-    "windows per slot, attempts traced). queue: 0 calendar queue, 1 binary heap.";
+    "windows per slot, attempts traced). queue: 0 calendar queue, 1 binary heap. route:\n"
+    "None (every call on its own model) or the fleet's arrays (rsite, rchain, rlm, rdep,\n"
+    "rwt, sdep, st_dist, st_maxtok, st_coef, dslot, rcfg, dstats); dstats (deployments x\n"
+    "4) is written.";
 
 static PyObject *py_replicate(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
     static char *kwlist[] = {"n_sessions", "rep_key", "t0", "t1", "max_nodes", "turn_cum",
                              "turn_root", "sprog", "sprob", "schild", "dpar", "cval", "ccum",
                              "site_dist", "site_cached", "site_maxtok", "coef", "P", "cfg",
-                             "bucket_deficit", "window_used", "trace", "queue", NULL};
+                             "bucket_deficit", "window_used", "trace", "queue", "route",
+                             NULL};
     long long N, M;
     unsigned long long rep_key;
     double t0, t1;
     int queue = 0;
-    PyObject *o[17];
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "LKddLOOOOOOOOOOOOOOOOO|i", kwlist, &N, &rep_key,
-                                     &t0, &t1, &M, &o[0], &o[1], &o[2], &o[3], &o[4], &o[5],
-                                     &o[6], &o[7], &o[8], &o[9], &o[10], &o[11], &o[12],
-                                     &o[13], &o[14], &o[15], &o[16], &queue))
+    PyObject *o[17], *route = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "LKddLOOOOOOOOOOOOOOOOO|iO", kwlist, &N,
+                                     &rep_key, &t0, &t1, &M, &o[0], &o[1], &o[2], &o[3], &o[4],
+                                     &o[5], &o[6], &o[7], &o[8], &o[9], &o[10], &o[11], &o[12],
+                                     &o[13], &o[14], &o[15], &o[16], &queue, &route))
         return NULL;
     if (N < 1 || M < 1 || N > INT32_MAX / 2) {
         PyErr_SetString(PyExc_ValueError, "n_sessions and max_nodes must be in range");
@@ -1278,12 +1724,17 @@ static PyObject *py_replicate(PyObject *self, PyObject *args, PyObject *kw) {
         get_dists(o[5], o[6], o[7], &G.D, &n_d) < 0)
         return NULL;
     int64_t L = DIM(P, 0), n_sites = DIM(site_dist, 0);
+    Rt T;
+    memset(&T, 0, sizeof(T));
+    if (route != Py_None && get_route(route, n_sites, L, n_d, &T) < 0) return NULL;
+    int64_t ND = T.on ? T.n_deps : 0;
     if (DIM(P, 1) != P_NCOL || DIM(cfg, 0) < C_NCFG || DIM(sprog, 1) != 3 ||
         DIM(site_dist, 1) != 4 || DIM(coef, 0) != n_sites || DIM(coef, 1) != L ||
         DIM(coef, 2) != 5 || DIM(site_cached, 0) != n_sites || DIM(site_maxtok, 0) != n_sites ||
         DIM(deficit, 0) != L || DIM(used, 0) != L || DIM(turn_cum, 0) != DIM(turn_root, 0) ||
         DIM(turn_cum, 0) < 1 || DIM(sprob, 0) != DIM(sprog, 0) ||
-        (DIM(trace, 0) > 0 && DIM(trace, 1) != T_UNITS + L) || DIM(trace, 0) > INT32_MAX) {
+        (DIM(trace, 0) > 0 && DIM(trace, 1) != T_UNITS + L + ND) ||
+        DIM(trace, 0) > INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "replicate: arrays of inconsistent shapes");
         return NULL;
     }
@@ -1316,11 +1767,16 @@ static PyObject *py_replicate(PyObject *self, PyObject *args, PyObject *kw) {
     O.trace = F64(trace);
     O.trace_rows = DIM(trace, 0);
     Run R;
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = replicate_c(&G, N, (uint64_t)rep_key, t0, t1, M, F64(P), F64(deficit), F64(used),
-                     queue == 1, &O, &R);
-    Py_END_ALLOW_THREADS
+    int rc = rt_alloc(&T);
+    if (rc == 0) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = replicate_c(&G, N, (uint64_t)rep_key, t0, t1, M, F64(P), F64(deficit), F64(used),
+                         queue == 1, &O, &R, &T);
+        Py_END_ALLOW_THREADS
+    } else {
+        memset(&R, 0, sizeof(R));
+    }
+    rt_free(&T);
     if (rc < 0) {
         Py_DECREF(util);
         Py_DECREF(exc);
@@ -1457,7 +1913,10 @@ static PyObject *py_layout(PyObject *self, PyObject *unused) {
     (void)self;
     (void)unused;
     return Py_BuildValue(
-        "{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:d,s:d,s:d,s:d}",
+        "{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:d,s:d,"
+        "s:d,s:d}",
+        "T_LAT", T_LAT, "POL_PRIORITY", POL_PRIORITY, "RL_NCOL", RL_NCOL, "RC_NCOL", RC_NCOL,
+        "DS_NCOL", DS_NCOL, "NX_FAIL", NX_FAIL, "K_UNAVAILABLE", K_UNAVAILABLE,
         "D_CHOICE", D_CHOICE, "S_REP", S_REP, "DP_LEN", DP_LEN, "SITE_TPS", SITE_TPS,
         "C_PACE_CONC", C_PACE_CONC, "N_STATS", N_STATS, "KIND_BUCKET", KIND_BUCKET,
         "P_OFFSET", P_OFFSET, "S_SUM", S_SUM, "T_JITTER", T_JITTER, "T_UNITS", T_UNITS,

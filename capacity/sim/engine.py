@@ -100,7 +100,7 @@ from capacity.jsonsafe import finite as _finite
 from capacity.model.dist import Distribution
 from capacity.model.numeric import t_quantile
 from capacity.model.quota import LimitSlot, charge_coefficients, limit_slots
-from capacity.model.routing import require_unrouted
+from capacity.model.routing import Router, Weighted, router_from_profile
 from capacity.model.workload import Workload, cached_per_profile
 from capacity.profile.schema import (
     Block,
@@ -131,19 +131,43 @@ from capacity.sim.kernels import (
     D_LOGNORMAL,
     D_UNIFORM,
     D_UNIFORM_INT,
+    DS_ADMITTED,
+    DS_NCOL,
+    DS_REJECTED,
+    DS_SENT,
+    DS_SPILLED,
     K_ATTEMPTS,
     K_ATTEMPTS_ALL,
     K_CALLS,
     K_CALLS_FAILED,
+    K_FALLBACKS,
     K_GOOD_WINDOW,
     K_PACE_WAIT,
     K_REJECTED,
+    K_SENDS,
+    K_SPILLS,
     K_TURNS,
     K_TURNS_429,
     K_TURNS_FAILED,
     K_TURNS_WINDOW,
+    K_UNAVAILABLE,
+    MAX_ROUTE,
     P_OFFSET,
     P_WINDOW,
+    POLICY_CODE,
+    RC_MIN_CALLS,
+    RC_NCOL,
+    RC_ON,
+    RC_SECONDS,
+    RC_THRESHOLD,
+    RC_WINDOW,
+    RL_LEN,
+    RL_NCOL,
+    RL_OFF,
+    RL_PER_TURN,
+    RL_POLICY,
+    RL_ROLL_ALL,
+    RL_SPILLS,
     S_CALL,
     S_OPT,
     S_PAR,
@@ -155,8 +179,9 @@ from capacity.sim.kernels import (
     sample_many,
 )
 
-__all__ = ["METRICS", "AttemptTrace", "Estimate", "SimulationError", "SimulationResult",
-           "default_warmup", "sample_distribution", "simulate", "trace_attempts"]
+__all__ = ["METRICS", "ROUTING_METRICS", "AttemptTrace", "DeploymentUse", "Estimate",
+           "SimulationError", "SimulationResult", "default_warmup", "sample_distribution",
+           "simulate", "trace_attempts"]
 
 
 class SimulationError(CapacityError):
@@ -277,6 +302,43 @@ METRICS: dict[str, str] = {
 
 
 @dataclass(frozen=True, slots=True)
+class DeploymentUse:
+    """How the calls of a routed profile used one deployment (the calls of measured
+    turns; each a replication mean with its 95 % t-interval).
+
+    Attributes
+    ----------
+    share : fraction of the admitted calls it served.
+    sent_share : fraction of the requests sent to any deployment (spills included) that
+        were sent to it.
+    reject_fraction : fraction of the requests sent to it that it answered 429.
+    spill_fraction : fraction of the requests sent to it that it answered 429 and that
+        spilled at once to another deployment of the route (the client saw no 429).
+    """
+
+    share: Estimate
+    sent_share: Estimate
+    reject_fraction: Estimate
+    spill_fraction: Estimate
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form; non-finite numbers become ``None``."""
+        return {"share": self.share.to_dict(), "sent_share": self.sent_share.to_dict(),
+                "reject_fraction": self.reject_fraction.to_dict(),
+                "spill_fraction": self.spill_fraction.to_dict()}
+
+
+ROUTING_METRICS: dict[str, str] = {
+    "sends_per_attempt": "requests sent per client attempt (1 + spills)",
+    "spill_fraction": "fraction of the requests sent that spilled to another deployment",
+    "fallback_fraction": "fraction of calls that fell back to another logical model",
+    "unavailable_fraction": "fraction of client attempts that found no deployment "
+                            "available (all cooling down)",
+}
+"""Keys of :attr:`SimulationResult.routing` (routed profiles) and what they measure."""
+
+
+@dataclass(frozen=True, slots=True)
 class SimulationResult:
     """Metrics of N simulated sessions, each with a CI over replications.
 
@@ -291,7 +353,12 @@ class SimulationResult:
         interval over the limit for that interval (1 = the whole quota).
     window_exceedance : per fixed-window ``quota.dimension``: fraction of windows inside
         the measured interval in which that slot turned at least one attempt away.
-    attempts_simulated : call attempts simulated over all replications, warm-up included.
+    attempts_simulated : requests sent over all replications, warm-up included.
+    deployments : per deployment of a routed profile (empty without ``routes``): the
+        share of the calls it served and of the requests sent to it, its 429 and spill
+        fractions. A routed profile's ``attempt_429_fraction`` counts client attempts (a
+        first request plus its spills): a spill that is admitted is not a 429.
+    routing : routed profiles: see :data:`ROUTING_METRICS` (empty without ``routes``).
     samples : per-replication values of every metric (not part of :meth:`to_dict`).
     """
 
@@ -306,6 +373,8 @@ class SimulationResult:
     window_exceedance: dict[str, Estimate]
     attempts_simulated: int
     samples: dict[str, tuple[float, ...]] = field(default_factory=dict, repr=False)
+    deployments: dict[str, DeploymentUse] = field(default_factory=dict)
+    routing: dict[str, Estimate] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form; non-finite numbers become ``None``."""
@@ -320,6 +389,8 @@ class SimulationResult:
             "utilisation": {k: v.to_dict() for k, v in self.utilisation.items()},
             "window_exceedance": {k: v.to_dict() for k, v in self.window_exceedance.items()},
             "attempts_simulated": self.attempts_simulated,
+            "deployments": {k: v.to_dict() for k, v in self.deployments.items()},
+            "routing": {k: v.to_dict() for k, v in self.routing.items()},
         }
 
 
@@ -396,6 +467,31 @@ class _Compiled:
     mean_cycle_s: float
     warm: _WarmModel
     sites: tuple[CallSpec, ...] = ()  # the profile call behind each call site
+    fleet: _Fleet | None = None  # routed profiles: the router as arrays
+
+    @property
+    def deployments(self) -> tuple[str, ...]:
+        """Deployment names by engine id (empty for a profile without routes)."""
+        return () if self.fleet is None else self.fleet.deployments
+
+
+@dataclass(frozen=True)
+class _Fleet:
+    """A routed profile's router (:func:`capacity.model.routing.router_from_profile`) as
+    the engine's arrays (``replicate(..., route=arrays + (dstats,))``).
+
+    ``arrays``: rsite ``[site, (chain offset, chain length)]``; rchain (logical model ids,
+    each site's chain in fallback order: :meth:`Router.chain`); rlm ``[logical model,
+    RL_*]``; rdep, rwt (route entries: deployment id, weight); sdep ``[site, deployment]``
+    (its row below, -1: never serves the site); st_dist ``[row, (ttft, tokens/s)]``,
+    st_maxtok, st_coef ``[row, slot, 5]`` (the charging rule per serving deployment:
+    :func:`charge_coefficients` with ``target``); dslot ``[deployment, slot]`` (the slots
+    :func:`capacity.model.routing.snapshots_for` reads for it); rcfg (cooldown, RC_*).
+    """
+
+    deployments: tuple[str, ...]
+    logical: tuple[str, ...]
+    arrays: tuple[NDArray[Any], ...]
 
 
 @dataclass(frozen=True)
@@ -452,9 +548,150 @@ def _compile(profile: Profile) -> _Compiled:
     return cached_per_profile(_COMPILED, profile, _compile_uncached)
 
 
+def _routed_warm(profile: Profile, sites: tuple[CallSpec, ...], slots: tuple[LimitSlot, ...],
+                 fleet: _Fleet, cycle_s: float) -> _WarmModel:
+    """The steady-state start of a routed profile's limiter: each window slot at the mean
+    load the calls' first logical model sends it (split by weight under ``weighted``,
+    evenly under the other balancing policies, all on the first deployment under
+    ``priority``; spills and fallbacks left out); token buckets start full. An
+    approximation of the start only: the warm-up removes what is left of it."""
+    rsite, rchain, rlm, rdep, rwt, sdep, _, st_maxtok, st_coef = fleet.arrays[:9]
+    counts: list[float] = []
+    total = sum(t.weight for t in profile.session.turns.values())
+
+    def walk(steps: Any, m: float) -> None:  # the compile's order of call sites
+        for step in steps:
+            if isinstance(step, CallStep):
+                counts.append(m)
+                continue
+            blk: Block
+            if isinstance(step, OptionalStep):
+                blk, k = step.optional, m * step.optional.probability
+            elif isinstance(step, ParallelStep):
+                blk, k = step.parallel, m * step.parallel.count.mean
+            else:
+                blk, k = step.repeat, m * step.repeat.count.mean
+            if blk.call is not None:
+                counts.append(k)
+            else:
+                walk(blk.steps or [], k)
+
+    for turn in profile.session.turns.values():
+        walk(turn.steps, turn.weight / total)
+    load = np.zeros(len(slots))
+    for i, call in enumerate(sites):
+        lm = rlm[rchain[rsite[i, 0]]]
+        idx = range(int(lm[RL_OFF]), int(lm[RL_OFF] + lm[RL_LEN]))
+        w = np.array([rwt[e] if rwt[e] > 0 else 0.0 for e in idx])
+        if lm[RL_POLICY] == POLICY_CODE["priority"]:
+            w = (np.arange(w.size) == int(np.argmax(w > 0))).astype(float)
+        elif lm[RL_POLICY] != POLICY_CODE["weighted"]:
+            w = (w > 0).astype(float)
+        mean_in = call.input_tokens.mean
+        for e, share in zip(idx, w / w.sum(), strict=True):
+            row = sdep[i, rdep[e]]
+            mt = float(st_maxtok[row])
+            out = call.output_tokens.mean_clipped(mt)
+            c = st_coef[row]
+            units = (c[:, 0] + c[:, 1] * mean_in - c[:, 2] * call.cached_input_fraction
+                     * mean_in + c[:, 3] * out + (c[:, 4] * mt if math.isfinite(mt) else 0.0))
+            load += counts[i] * share * units / cycle_s
+    return _WarmModel(load, tuple(None for _ in slots))
+
+
+def _primary(profile: Profile, call: CallSpec) -> str:
+    """The first deployment (or model) serving ``call`` (the call's model unrouted)."""
+    return profile.route_targets(call.model)[0][0] if profile.routes else call.model
+
+
+def _compile_fleet(profile: Profile, sites: tuple[CallSpec, ...],
+                   slots: tuple[LimitSlot, ...], dt: _DistTable) -> _Fleet:
+    """The router of a profile with ``routes``, as arrays (see :class:`_Fleet`)."""
+    router: Router = router_from_profile(profile)
+    logical = tuple(router.routes)
+    lm_id = {m: i for i, m in enumerate(logical)}
+    dep_names: list[str] = []
+    dep_id: dict[str, int] = {}
+    dep_quotas: dict[str, tuple[str, ...]] = {}
+    dep_model: dict[str, str] = {}
+    rlm: list[list[int]] = []
+    rdep: list[int] = []
+    rwt: list[float] = []
+    for m in logical:
+        r = router.routes[m]
+        if len(r.deployments) > MAX_ROUTE:
+            raise SimulationError(f"routes.{m}: the simulator routes among at most "
+                                  f"{MAX_ROUTE} deployments, got {len(r.deployments)}")
+        row = [0] * RL_NCOL
+        row[RL_POLICY] = POLICY_CODE[r.policy.name]
+        row[RL_SPILLS] = int(r.spills)
+        row[RL_PER_TURN] = int(isinstance(r.policy, Weighted) and r.policy.per_turn)
+        row[RL_OFF], row[RL_LEN] = len(rdep), len(r.deployments)
+        row[RL_ROLL_ALL] = int(any(d.quotas for d in r.deployments))
+        rlm.append(row)
+        for d in r.deployments:
+            if d.name not in dep_id:
+                dep_id[d.name] = len(dep_names)
+                dep_names.append(d.name)
+                dep_quotas[d.name], dep_model[d.name] = d.quotas, d.model
+            rdep.append(dep_id[d.name])
+            rwt.append(d.weight)
+    n_deps, n_slots = len(dep_names), len(slots)
+    chains: dict[str, list[int]] = {}
+    rsite = np.zeros((len(sites), 2), dtype=np.int64)
+    rchain: list[int] = []
+    for i, call in enumerate(sites):
+        if call.model not in chains:
+            chains[call.model] = [lm_id[m] for m in router.chain(call.model)]
+        rsite[i] = len(rchain), len(chains[call.model])
+        rchain.extend(chains[call.model])
+    sdep = np.full((len(sites), n_deps), -1, dtype=np.int64)
+    st_dist: list[list[int]] = []
+    st_maxtok: list[float] = []
+    st_coef: list[NDArray[np.float64]] = []
+    lat_ids: dict[str, list[int]] = {}
+    for i, call in enumerate(sites):
+        for lm in chains[call.model]:
+            off, n = rlm[lm][RL_OFF], rlm[lm][RL_LEN]
+            for j in rdep[off:off + n]:
+                if sdep[i, j] >= 0:
+                    continue
+                name = dep_names[j]
+                if name not in lat_ids:
+                    spec = profile.model_of(name)
+                    lat_ids[name] = [dt.add(spec.ttft), dt.add(spec.tokens_per_second)]
+                c = charge_coefficients(profile, call, slots, target=name)
+                sdep[i, j] = len(st_dist)
+                st_dist.append(lat_ids[name])
+                st_maxtok.append(c.max_tokens_value)
+                st_coef.append(np.column_stack([c.request, c.input, c.cached, c.output,
+                                                c.max_tokens]))
+    # The slots usage_based reads (snapshots_for): a deployment's quotas, or else the
+    # quotas covering its model.
+    dslot = np.zeros((n_deps, n_slots), dtype=np.int8)
+    for j, name in enumerate(dep_names):
+        quotas = set(dep_quotas[name] or profile.quotas_for(dep_model[name]))
+        for k, s in enumerate(slots):
+            dslot[j, k] = s.quota in quotas
+    rcfg = np.zeros(RC_NCOL)
+    cd = router.cooldown
+    if cd is not None:
+        rcfg[RC_ON], rcfg[RC_THRESHOLD], rcfg[RC_MIN_CALLS] = 1.0, cd.threshold, cd.min_calls
+        rcfg[RC_WINDOW], rcfg[RC_SECONDS] = cd.window_s, cd.cooldown_s
+    arrays = (rsite, np.asarray(rchain, dtype=np.int64),
+              np.asarray(rlm, dtype=np.int64).reshape(len(rlm), RL_NCOL),
+              np.asarray(rdep, dtype=np.int64), np.asarray(rwt, dtype=np.float64), sdep,
+              np.asarray(st_dist, dtype=np.int64).reshape(len(st_dist), 2),
+              np.asarray(st_maxtok, dtype=np.float64),
+              np.ascontiguousarray(np.asarray(st_coef, dtype=np.float64).reshape(
+                  len(st_coef), n_slots, 5)),
+              dslot, rcfg)
+    return _Fleet(tuple(dep_names), logical, arrays)
+
+
 def _compile_uncached(profile: Profile) -> _Compiled:
-    require_unrouted(profile, "the simulator")
     slots = limit_slots(profile)
+    routed = bool(profile.routes)
     dt = _DistTable()
     skind: list[int] = []
     sa: list[int] = []
@@ -474,11 +711,14 @@ def _compile_uncached(profile: Profile) -> _Compiled:
 
     def call_node(call: CallSpec) -> tuple[int, int, float]:
         sites.append(call)
-        model = profile.models[call.model]
+        # A routed call's latency is drawn on the deployment it is admitted by; its
+        # first deployment stands in for the warm-up's mean cycle.
+        primary = _primary(profile, call)
+        model = profile.model_of(primary)
         site_rows.append([dt.add(call.input_tokens), dt.add(call.output_tokens),
                           dt.add(model.ttft), dt.add(model.tokens_per_second)])
         site_cached.append(call.cached_input_fraction)
-        mt = profile.max_tokens_for(call)
+        mt = profile.max_tokens_for(call, primary)
         out_mean = call.output_tokens.mean_clipped(math.inf if mt is None else mt)
         # Mean latency, only used to size the default warm-up.
         lat = model.ttft.mean + out_mean / model.tokens_per_second.mean
@@ -532,7 +772,8 @@ def _compile_uncached(profile: Profile) -> _Compiled:
     coef = np.zeros((n_sites, n_slots, 5))
     site_maxtok = np.full(n_sites, math.inf)
     for i, call in enumerate(sites):
-        c = charge_coefficients(profile, call, slots)
+        c = charge_coefficients(profile, call, slots,
+                                target=_primary(profile, call) if routed else None)
         coef[i, :, 0], coef[i, :, 1], coef[i, :, 2] = c.request, c.input, c.cached
         coef[i, :, 3], coef[i, :, 4] = c.output, c.max_tokens
         site_maxtok[i] = c.max_tokens_value
@@ -561,12 +802,15 @@ def _compile_uncached(profile: Profile) -> _Compiled:
     sprog = np.ascontiguousarray(np.column_stack([skind, sa, sb]).astype(np.int64))
     program = (turn_cum, np.asarray(roots, dtype=np.int64), sprog, np.asarray(sprob),
                np.asarray(schild or [0], dtype=np.int64))
+    fleet = _compile_fleet(profile, tuple(sites), slots, dt) if routed else None
     return _Compiled(
         name=profile.title, slots=slots, program=program, dists=dt.arrays(),
         site_dist=np.asarray(site_rows, dtype=np.int64).reshape(n_sites, 4),
         site_cached=np.asarray(site_cached, dtype=np.float64), site_maxtok=site_maxtok,
         coef=coef, cfg=cfg, max_nodes=max(sizes),
-        mean_cycle_s=max(cycle, 1e-3), warm=_warm_model(profile, slots), sites=tuple(sites),
+        mean_cycle_s=max(cycle, 1e-3), sites=tuple(sites), fleet=fleet,
+        warm=(_warm_model(profile, slots) if fleet is None else
+              _routed_warm(profile, tuple(sites), slots, fleet, max(cycle, 1e-3))),
     )
 
 
@@ -616,6 +860,7 @@ class _RepOut:
     exceeded: NDArray[np.float64]
     windows: NDArray[np.float64]
     traced: int = 0
+    deployments: NDArray[np.float64] | None = None  # [deployment, DS_*] (routed profiles)
 
 
 def _initial_use(c: _Compiled, P: NDArray[np.float64], u: float,
@@ -667,13 +912,18 @@ def _run_rep(c: _Compiled, sessions: int, child: np.random.SeedSequence, t0: flo
              trace: NDArray[np.float64] | None = None) -> _RepOut:
     rep_key, _, P, deficit, used = _rep_setup(c, sessions, child, start)
     if trace is None:
-        trace = np.zeros((0, T_UNITS + len(c.slots)))
+        trace = np.zeros((0, T_UNITS + len(c.slots) + len(c.deployments)))
     turn_cum, turn_root, sprog, sprob, schild = c.program
     dpar, cval, ccum = c.dists
+    dstats = None
+    route = None
+    if c.fleet is not None:
+        dstats = np.zeros((len(c.deployments), DS_NCOL))
+        route = (*c.fleet.arrays, dstats)
     stats, lat, util, exc, n_trace = replicate(
         sessions, int(rep_key), t0, t1, c.max_nodes, turn_cum, turn_root, sprog, sprob,
         schild, dpar, cval, ccum, c.site_dist, c.site_cached, c.site_maxtok, c.coef, P,
-        c.cfg, deficit, used, trace)
+        c.cfg, deficit, used, trace, route=route)
     # Fixed windows lying wholly inside the measured interval, per slot.
     windows = np.zeros(len(c.slots))
     for i, s in enumerate(c.slots):
@@ -682,7 +932,7 @@ def _run_rep(c: _Compiled, sessions: int, child: np.random.SeedSequence, t0: flo
             k_lo = math.ceil((t0 + off) / w)
             k_hi = math.floor((t1 + off) / w) - 1
             windows[i] = max(0, k_hi - k_lo + 1)
-    return _RepOut(stats, lat, util, exc, windows, int(n_trace))
+    return _RepOut(stats, lat, util, exc, windows, int(n_trace), dstats)
 
 
 def _ratio(a: float, b: float) -> float:
@@ -828,7 +1078,43 @@ def _result(c: _Compiled, sessions: int, done: list[_RepOut], *, horizon_s: floa
                            for k, v in exc.items()},
         attempts_simulated=int(sum(r.stats[K_ATTEMPTS_ALL] for r in done)),
         samples={k: tuple(v) for k, v in m.items()},
+        deployments=_deployment_use(c, done), routing=_routing(c, done),
     )
+
+
+def _fraction(v: list[float]) -> Estimate:
+    return Estimate.from_samples(v, lower=0.0, upper=1.0)
+
+
+def _deployment_use(c: _Compiled, done: list[_RepOut]) -> dict[str, DeploymentUse]:
+    """Per deployment: shares, 429 and spill fractions (routed profiles)."""
+    out: dict[str, DeploymentUse] = {}
+    reps = [r.deployments for r in done if r.deployments is not None]
+    for j, name in enumerate(c.deployments):
+        out[name] = DeploymentUse(
+            share=_fraction([_ratio(d[j, DS_ADMITTED], d[:, DS_ADMITTED].sum())
+                             for d in reps]),
+            sent_share=_fraction([_ratio(d[j, DS_SENT], d[:, DS_SENT].sum()) for d in reps]),
+            reject_fraction=_fraction([_ratio(d[j, DS_REJECTED], d[j, DS_SENT])
+                                       for d in reps]),
+            spill_fraction=_fraction([_ratio(d[j, DS_SPILLED], d[j, DS_SENT])
+                                      for d in reps]))
+    return out
+
+
+def _routing(c: _Compiled, done: list[_RepOut]) -> dict[str, Estimate]:
+    """Spills, fallbacks and unavailable rounds (routed profiles; see ROUTING_METRICS)."""
+    if c.fleet is None:
+        return {}
+    s = [r.stats for r in done]
+    return {
+        "sends_per_attempt": Estimate.from_samples(
+            [_ratio(x[K_SENDS], x[K_ATTEMPTS]) for x in s], lower=0.0),
+        "spill_fraction": _fraction([_ratio(x[K_SPILLS], x[K_SENDS]) for x in s]),
+        "fallback_fraction": _fraction([_ratio(x[K_FALLBACKS], x[K_CALLS]) for x in s]),
+        "unavailable_fraction": _fraction([_ratio(x[K_UNAVAILABLE], x[K_ATTEMPTS])
+                                           for x in s]),
+    }
 
 
 @dataclass(frozen=True)
@@ -837,9 +1123,14 @@ class AttemptTrace:
 
     ``rows[k]`` is attempt ``k`` in the order the engine sent them; columns ``T_*`` of
     :mod:`capacity.sim.kernels`: time (s), session, call instance, call site, attempt
-    number (1 = first try), input / cached / output tokens, admitted (0/1), retry-after
-    (s), the wait before the next retry (s; ``WAIT_NONE`` if admitted, ``WAIT_GAVE_UP`` if
-    the call gave up), the jitter draw, then the units charged on each slot.
+    number (1 = first try; routed: every choice of a deployment counts), input / cached /
+    output tokens, admitted (0/1), retry-after (s), the wait before the next retry (s;
+    ``WAIT_NONE`` if admitted, ``WAIT_GAVE_UP`` if the call gave up), the jitter draw;
+    the routing decision (the deployment chosen, by index into ``deployments``, -1 when
+    none was available or the profile has no routes; the call's and the turn's draws; the
+    next step, ``NX_*``); an admitted attempt's latency (s); then the units charged on each
+    slot and, for a routed profile, the calls in flight on each deployment when the
+    choice was made.
 
     Attributes
     ----------
@@ -848,6 +1139,7 @@ class AttemptTrace:
     sites : the profile call behind each call site (its model and max_tokens).
     clock_offset_s : the provider's clock at t = 0 (window phase), seconds.
     bucket_deficit, window_used : the limiter's starting use per slot.
+    deployments : deployment names by index (empty for a profile without routes).
     """
 
     rows: NDArray[np.float64]
@@ -856,6 +1148,7 @@ class AttemptTrace:
     clock_offset_s: float
     bucket_deficit: NDArray[np.float64]
     window_used: NDArray[np.float64]
+    deployments: tuple[str, ...] = ()
 
 
 def trace_attempts(profile: Profile, sessions: int, *, horizon_s: float = 600.0,
@@ -873,9 +1166,10 @@ def trace_attempts(profile: Profile, sessions: int, *, horizon_s: float = 600.0,
     warm = 2.0 * c.mean_cycle_s if warmup_s is None else float(warmup_s)
     child = np.random.SeedSequence(seed).spawn(replication + 1)[replication]
     _, clock, _, deficit, used = _rep_setup(c, sessions, child)
-    buf = np.zeros((max_attempts, T_UNITS + len(c.slots)))
+    buf = np.zeros((max_attempts, T_UNITS + len(c.slots) + len(c.deployments)))
     out = _run_rep(c, sessions, child, warm, warm + horizon_s, trace=buf)
     if out.traced > max_attempts:
         raise SimulationError(f"the replication made more than {max_attempts} attempts; "
                               "raise max_attempts or shorten the horizon")
-    return AttemptTrace(buf[:out.traced].copy(), c.slots, c.sites, clock, deficit, used)
+    return AttemptTrace(buf[:out.traced].copy(), c.slots, c.sites, clock, deficit, used,
+                        c.deployments)

@@ -60,9 +60,13 @@ SITE_IN, SITE_OUT, SITE_TTFT, SITE_TPS = range(4)
  C_REJ_LAT, C_ABORT, C_PACE_RATE, C_PACE_DEPTH, C_PACE_CONC) = range(13)
 
 # Replication statistics vector entries.
+# K_ATTEMPTS counts rounds (a client attempt: the first send plus its spills), K_REJECTED
+# the rounds whose client saw a 429; K_SENDS, K_SPILLS, K_FALLBACKS, K_UNAVAILABLE (rounds
+# that found no deployment available) are counted for routed profiles only.
 (K_TURNS, K_TURNS_429, K_TURNS_FAILED, K_CALLS, K_CALLS_FAILED, K_ATTEMPTS, K_REJECTED,
- K_GOOD_WINDOW, K_TURNS_WINDOW, K_PACE_WAIT, K_ATTEMPTS_ALL) = range(11)
-N_STATS = K_ATTEMPTS_ALL + 1
+ K_GOOD_WINDOW, K_TURNS_WINDOW, K_PACE_WAIT, K_ATTEMPTS_ALL, K_SENDS, K_SPILLS, K_FALLBACKS,
+ K_UNAVAILABLE) = range(15)
+N_STATS = K_UNAVAILABLE + 1
 
 
 # Numeric codes of the enforcement types in the array form.
@@ -80,12 +84,33 @@ EV_TURN, EV_ATTEMPT, EV_DONE, EV_REJECT, EV_PACE = range(5)
 # Charges a long sliding window's log starts with (its steady-state content, spread out).
 _SPREAD = 64
 F_429, F_FAILED, F_ABORTED, F_MEASURED = 1, 2, 4, 8
-# Columns of an attempt-trace row (trace mode), then one column per slot: its charge.
+# Columns of an attempt-trace row (trace mode), then one column per slot: its charge,
+# then (routed profiles) one per deployment: its calls in flight when the row's choice was
+# made. T_DEP: the deployment chosen (-1: none available, or an unrouted profile); T_U,
+# T_TURN_U: the call's and the turn's routing draws; T_NEXT: the step its outcome decided
+# (NX_*; -1 unrouted); T_LAT: an admitted attempt's latency (s).
 (T_T, T_SESSION, T_NODE, T_SITE, T_ATTEMPT, T_TIN, T_TCACHED, T_TOUT, T_ADMITTED,
- T_RETRY_AFTER, T_WAIT, T_JITTER) = range(12)
-T_UNITS = 12
+ T_RETRY_AFTER, T_WAIT, T_JITTER, T_DEP, T_U, T_TURN_U, T_NEXT, T_LAT) = range(17)
+T_UNITS = 17
 # T_WAIT of an admitted attempt; of a rejected one whose call gave up.
 WAIT_NONE, WAIT_GAVE_UP = -1.0, -2.0
+
+# Routing: policy codes (capacity.model.routing.POLICIES), columns of the per-logical-model
+# table, the cooldown vector, per-deployment counters, and the next step of a call after
+# an outcome (capacity.model.routing.Next).
+POL_WEIGHTED, POL_ROUND_ROBIN, POL_LEAST_BUSY, POL_USAGE_BASED, POL_PRIORITY = range(5)
+POLICY_CODE = {"weighted": POL_WEIGHTED, "round_robin": POL_ROUND_ROBIN,
+               "least_busy": POL_LEAST_BUSY, "usage_based": POL_USAGE_BASED,
+               "priority": POL_PRIORITY}
+RL_POLICY, RL_SPILLS, RL_PER_TURN, RL_OFF, RL_LEN, RL_ROLL_ALL = range(6)
+RL_NCOL = 6
+RC_ON, RC_THRESHOLD, RC_MIN_CALLS, RC_WINDOW, RC_SECONDS = range(5)
+RC_NCOL = 5
+DS_SENT, DS_ADMITTED, DS_REJECTED, DS_SPILLED = range(4)
+DS_NCOL = 4
+NX_DONE, NX_SPILL, NX_RETRY, NX_FALLBACK, NX_FAIL = range(5)
+# Deployments per route (a call's tried set is a 32-bit mask in the engine).
+MAX_ROUTE = 32
 
 
 
