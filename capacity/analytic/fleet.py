@@ -211,6 +211,28 @@ def route_flows(wl: Workload) -> list[RouteFlow]:
     return out
 
 
+def launch_sizes(wl: Workload, flow: RouteFlow) -> NDArray[np.float64]:
+    """Law of the number of the route's calls one of its launches makes (a fan-out: its
+    copies), over the launches that make at least one (rate-weighted)."""
+    from capacity.model.workload import batch_units_pmf
+
+    mine = {id(call) for call, _ in flow.calls}
+    out = np.zeros(1)
+    for t in wl.turns:
+        for ev in t.events:
+            ones: dict[int, CallCost | None] = {
+                id(x): CallCost("requests") for x in ev.batch.calls() if id(x) in mine}
+            if not ones:
+                continue
+            p = batch_units_pmf(ev.batch, ones, 1.0)
+            if out.size < p.size:
+                out = np.pad(out, (0, p.size - out.size))
+            out[: p.size] += t.probability * ev.rate * p
+    out[0] = 0.0
+    total = float(out.sum())
+    return out / total if total > 0 else np.array([0.0, 1.0])
+
+
 # ---------------------------------------------------------------------------------------
 # Lattice helpers
 # ---------------------------------------------------------------------------------------
@@ -305,11 +327,39 @@ def _poisson(mean: float) -> NDArray[np.float64]:
 
 
 def _no_retry(model: Any) -> Any:
-    """The clumped model of a spilling slot: a 429 there spills at once, never retried."""
+    """The model of a spilling slot: a 429 there spills at once, never retried (windows:
+    the clumped model without retries; a token bucket: :class:`BucketSpill`)."""
     inner = getattr(model, "inner", None)
     if inner is not None:
         inner.retry = _window.RetryModel(0, False, False, abort_turn=False)
-    return model
+        return model
+    return BucketSpill(model)
+
+
+@dataclass
+class BucketSpill:
+    """Share of the units a token bucket turns away (they spill), from its Lundberg bound.
+
+    With ``π = min(1, e^{−θ*·b})`` (the bound on the infinite dam's content exceeding the
+    depth ``b``) and ``ρ`` the load over the refill, the finite dam loses
+    ``(1 − ρ)·π / (1 − ρ·π)`` of its input (the M/G/1 relation between finite and
+    infinite buffers, here with the bound in place of the tail: conservative); at or
+    above saturation the fluid share ``1 − 1/ρ``.
+    """
+
+    bucket: Any
+
+    def stats(self, n: int) -> WindowStats:
+        """The spill share at ``n`` sessions (``loss_fraction``)."""
+        st: WindowStats = self.bucket.stats(n)
+        if n <= 0 or st.mean_per_window <= 0:
+            return st
+        rho = st.mean_per_window / self.bucket.refill
+        pi = min(1.0, st.window_exceedance)
+        loss = 1.0 - 1.0 / rho if rho >= 1.0 else (1.0 - rho) * pi / (1.0 - rho * pi)
+        return WindowStats(n, st.mean_per_window, st.window_exceedance, loss,
+                           "token bucket, finite-dam loss from the Lundberg bound", loss,
+                           loss)
 
 
 @dataclass
@@ -415,10 +465,28 @@ def _overflow_in_calls(g: NDArray[np.float64], q: float, h: float, kappa: float,
     return _trim(_rebin(np.concatenate([[0.0], calls]), np.concatenate([[p0], over])))
 
 
+def _compound_poisson(mean_events: float, batch: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Law of the calls of a Poisson number of launches, each of ``batch`` calls."""
+    if mean_events <= 0:
+        return np.ones(1)
+    k = np.arange(batch.size, dtype=np.float64)
+    m1, m2 = float(np.dot(k, batch)), float(np.dot(k * k, batch))
+    span = mean_events * m1 + 14.0 * math.sqrt(mean_events * m2 + 1.0) + batch.size + 16
+    L = 1 << max(6, math.ceil(math.log2(span)))
+    g = np.clip(np.fft.irfft(np.exp(mean_events * (np.fft.rfft(batch, L) - 1.0)), L),
+                0.0, None)
+    return _trim(g / float(g.sum()))
+
+
 def _spill_source(model: Any, per_call: float, window_s: float,
-                  dest_window_s: float) -> Callable[[int], NDArray[np.float64]]:
+                  dest_window_s: float, batch: NDArray[np.float64]
+                  ) -> Callable[[int], NDArray[np.float64]]:
     """Calls a spilling slot (its burst model ``model``) sends on per window of the next
-    deployment (``dest_window_s``): its windows' overflow, ``dest/own`` of them."""
+    deployment (``dest_window_s``): its windows' overflow, ``dest/own`` of them.
+
+    A token bucket has no windows: its spilled units (:class:`BucketSpill`) leave as
+    whole launches (``batch``: calls per launch of the route), a Poisson number of them.
+    """
     k = dest_window_s / window_s
 
     def calls(n: int) -> NDArray[np.float64]:
@@ -426,10 +494,12 @@ def _spill_source(model: Any, per_call: float, window_s: float,
             per = model.overflow_calls(n, per_call)
         else:
             inner = getattr(model, "inner", None)
-            if inner is None:  # a token bucket: Poisson overflow of its loss share
+            if inner is None:  # a token bucket
                 st = model.stats(n)
                 mean_calls = st.loss_fraction * st.mean_per_window / max(per_call, 1e-300)
-                return _poisson(mean_calls * dest_window_s)
+                kb = np.arange(batch.size, dtype=np.float64)
+                per_launch = max(float(np.dot(kb, batch)), 1e-300)
+                return _compound_poisson(mean_calls * dest_window_s / per_launch, batch)
             g = inner.pmf(n)
             per = _overflow_in_calls(g / g.sum(), inner.q_lat, inner.h, inner.size_bias,
                                      per_call)
@@ -569,7 +639,7 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                         m = plain_model(c)
                         if m is None:
                             continue
-                        _no_retry(m)
+                        m = plain_models[c.name] = _no_retry(m)
                         rate = plain_rate(c)
                     else:
                         costs = {id(call): metered(profile, slot, call, dep)
@@ -581,7 +651,8 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                         q_units = float(c.allowance) if c.enforcement != "token_bucket" \
                             else c.depth
                         charge = flow.charge_pmf(profile, slot, dep, h)
-                        sources = [Source(_joint_spill(upstream, w), charge,
+                        sources = [Source(_joint_spill(upstream, w, launch_sizes(wl, flow)),
+                                          charge,
                                           calls_per_s * per_call)]
                         kc = charge / charge.sum()
                         kappa = (1.0 if c.unit == "requests"
@@ -688,10 +759,11 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
     return FleetModels(ordered, flows, cycle_s, spill, fallback)
 
 
-def _joint_spill(upstream: list[tuple[Any, float, float, float]],
-                 dest_window_s: float) -> Callable[[int], NDArray[np.float64]]:
+def _joint_spill(upstream: list[tuple[Any, float, float, float]], dest_window_s: float,
+                 batch: NDArray[np.float64]) -> Callable[[int], NDArray[np.float64]]:
     """Overflow calls from the deployment before, by its slot turning away the most."""
-    sources = [_spill_source(m, per_call, w, dest_window_s) for m, per_call, w, _ in upstream]
+    sources = [_spill_source(m, per_call, w, dest_window_s, batch)
+               for m, per_call, w, _ in upstream]
     models = [m for m, _, _, _ in upstream]
 
     def calls(n: int) -> NDArray[np.float64]:

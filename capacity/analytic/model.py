@@ -520,7 +520,8 @@ class ConstraintResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON form (non-finite numbers as null)."""
         d = {k: v for k, v in self.__dict__.items()
-             if k not in ("at_burst_ceiling", "at_sessions")}
+             if k not in ("at_burst_ceiling", "at_sessions")
+             and (k != "spill_to" or v is not None)}
         d["at_burst_ceiling"] = self.at_burst_ceiling.to_dict() if self.at_burst_ceiling else None
         d["at_sessions"] = self.at_sessions.to_dict() if self.at_sessions else None
         return _clean(d)

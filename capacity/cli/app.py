@@ -193,8 +193,19 @@ def size_cmd(
     fmt: FormatOpt = None,
     as_json: JsonOpt = False,
     output: OutputOpt = None,
+    max_spill: Annotated[float, typer.Option(
+        "--max-spill", metavar="FRACTION",
+        help="Priority routes (PTU then pay-as-you-go): size the first deployment so that "
+        "at --sessions at most this share of the route's calls spill to the next one "
+        "(turned away by its windows or bucket and sent on at once; analytic overflow "
+        "model). The deployments after it are sized for the overflow of its current "
+        "limit.")] = 0.05,
 ) -> None:
-    """Smallest quota per dimension that carries --sessions at the profile's targets."""
+    """Smallest quota per dimension that carries --sessions at the profile's targets.
+
+    With routes, each deployment's need: its share of the calls (weighted, round robin,
+    ...), and for a priority route the first deployment's limit before spillover
+    (--max-spill)."""
     from capacity.render.report import size_renderable
     from capacity.whatif.ceiling import size as size_quota
 
@@ -203,7 +214,8 @@ def size_cmd(
     profile = _load(profiles, overrides)
     sim = sim_settings(replications, horizon, seed)
     result = simulating(lambda progress: size_quota(
-        profile, sessions, method=method.value, sim=sim, progress=progress),
+        profile, sessions, method=method.value, sim=sim, progress=progress,
+        max_spill=max_spill),
         quiet=quiet or method == Method.analytic)
     emit(result, how, output, size_renderable)
 

@@ -94,14 +94,19 @@ def ceiling_renderable(r: CeilingResult, verbose: bool = False) -> Group:
                                count(c.mean_ceiling), count(c.burst_ceiling)]
         if sim is not None:
             cells.append(f"{sim.n_star:,} [{sim.n_lo:,}–{sim.n_hi:,}]" if c.binding else "")
-        cells.append("◀" if c.binding else "")
-        _row(table, *cells, style="bold" if c.binding else None)
+        cells.append("◀" if c.binding else f"→ {c.spill_to}" if c.spill_to else "")
+        _row(table, *cells, style="bold" if c.binding else "dim" if c.spill_to else None)
     target = pct(r.targets["max_429_fraction"])
     legend = (f"mean: quota ÷ per-session rate (the napkin); burst: with bursts, at ≤{target} "
               "429s;")
     legend2 = ("simulated: N* [95% CI], closed loop with retries; ◀ binds first."
                if sim is not None else "◀ binds first.")
     parts: list[RenderableType] = [head0, table, _legend(legend), _legend(legend2)]
+    spills = sorted({c.spill_to for c in r.constraints if c.spill_to})
+    if spills:
+        parts.append(_legend(f"→ {', '.join(spills)}: a priority deployment whose 429s spill "
+                             f"to the next at once (never seen by the client): mean is where "
+                             f"it fills, burst where more than {target} of its calls spill."))
 
     head = Text()
     head.append("Saturation point: ", style="bold")
@@ -122,7 +127,8 @@ def ceiling_renderable(r: CeilingResult, verbose: bool = False) -> Group:
         at_n = [c for c in r.constraints if c.at_sessions is not None]
         text = "; ".join(
             f"{c.name} {util(c.utilisation_at_sessions)} used, "
-            f"{pct(c.at_sessions.loss_fraction)} of attempts answered 429"  # type: ignore[union-attr]
+            f"{pct(c.at_sessions.loss_fraction)} of "  # type: ignore[union-attr]
+            + (f"calls spilled to {c.spill_to}" if c.spill_to else "attempts answered 429")
             for c in at_n)
         parts.append(cell(f"At {r.sessions:,} sessions: {text}."))
     s = r.sensitivity
@@ -259,17 +265,25 @@ def size_renderable(r: Any, verbose: bool = False) -> Group:
         enf = ("token bucket" if d.enforcement == "token_bucket"
                else f"{'sliding' if d.enforcement == 'sliding_window' else 'fixed'} "
                f"{format_duration(d.window_s or 0)}")
-        _row(t, f"{d.quota}.{d.dimension}", enf, count(d.current_limit),
+        _row(t, f"{d.quota}.{d.dimension}" + (f" → {d.spill_to}" if d.spill_to else ""),
+             enf, count(d.current_limit),
              count(math.ceil(d.mean_value_limit - 1e-9)),
              count(d.required_limit),
              f"{d.required_limit / d.current_limit:.2f}×" if d.raise_needed else "—",
              style="bold" if d.raise_needed else None)
     parts: list[RenderableType] = [
         head, t, _legend("napkin needs: limit at which the mean rate fits; needs: with bursts, "
-                   "at the target."),
-        cell(r.summary())]
-    if r.to_raise:
-        sets = " ".join(f"--set {d.set_path}" for d in r.to_raise)
+                   "at the target.")]
+    spill = getattr(r, "max_spill", None)
+    if any(d.spill_to for d in r.dimensions) and spill is not None:
+        parts.append(_legend(
+            f"→ next: the first deployment of a priority route, sized so that at most "
+            f"{pct(spill)} of its calls spill to the next (--max-spill); the ones after it "
+            "are sized for the overflow of its current limit."))
+    parts.append(cell(r.summary()))
+    if any(getattr(d, "spill_to", None) is None for d in r.to_raise):
+        sets = " ".join(f"--set {d.set_path}" for d in r.to_raise
+                        if getattr(d, "spill_to", None) is None)
         parts.append(cell(f"Check it: capacity ceiling PROFILE {sets}", style="dim"))
     return Group(*parts)
 

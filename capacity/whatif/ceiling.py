@@ -200,6 +200,8 @@ class DimensionSize:
         d["raise_needed"] = self.raise_needed
         d["set"] = self.set_path
         d["factor"] = self.required_limit / self.current_limit
+        if self.spill_to is None:
+            del d["spill_to"]
         return _clean(d)
 
 
@@ -215,6 +217,7 @@ class SizeResult:
     simulated: SimulationResult | None = None  # the confirming simulation
     notes: tuple[str, ...] = ()
     version: str = __version__
+    max_spill: float | None = None  # with routes: the spill share sized for (--max-spill)
 
     @property
     def to_raise(self) -> list[DimensionSize]:
@@ -224,16 +227,26 @@ class SizeResult:
 
     def summary(self) -> str:
         """What to ask the provider for."""
-        if not self.to_raise:
+        spill = [d for d in self.dimensions if d.spill_to is not None]
+        extra = []
+        if spill and self.max_spill is not None:
+            # A priority route's first deployment: a choice (how much to provision before
+            # spilling), not a requirement — the deployments after it carry the rest.
+            need = "; ".join(f"{d.quota}.{d.dimension} {d.required_limit:,.0f} (now "
+                             f"{d.current_limit:,.0f})" for d in spill)
+            extra.append(f"For at most {self.max_spill:.1%} of the calls to spill past "
+                         f"the first deployment it needs {need}.")
+        raise_ = [d for d in self.to_raise if d.spill_to is None]
+        if not raise_:
             return " ".join([f"The current quotas already carry {self.sessions:,} sessions at "
-                             f"≤{self.target_429_fraction:.1%} 429s.", *self.notes])
+                             f"≤{self.target_429_fraction:.1%} 429s.", *extra, *self.notes])
         asks = "; ".join(
             f"{d.quota}.{d.dimension} from {d.current_limit:,.0f} to {d.required_limit:,.0f} "
-            f"({d.required_limit / d.current_limit:.2f}×)" for d in self.to_raise)
-        first = self.to_raise[0]
+            f"({d.required_limit / d.current_limit:.2f}×)" for d in raise_)
+        first = raise_[0]
         text = (f"To carry {self.sessions:,} sessions ask the provider to raise {asks}. "
                 f"The one that binds first is {first.quota}.{first.dimension}.")
-        return " ".join([text, *self.notes])
+        return " ".join([text, *extra, *self.notes])
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -246,6 +259,7 @@ class SizeResult:
             "raise": [f"{d.quota}.{d.dimension}" for d in self.to_raise],
             "set": [d.set_path for d in self.to_raise],
             "summary": self.summary(),
+            **({"max_spill_fraction": self.max_spill} if self.max_spill is not None else {}),
         })
 
 
@@ -432,7 +446,8 @@ def size(profile: Profile, sessions: int, *, method: str = "analytic",
     dims = (size_fleet(wl, cyc, sessions, target, max_spill) if profile.routes else
             tuple(size_constraint(wl, c, cyc, sessions, target)
                   for c in wl.constraints if wl.units_per_turn(c) > 0))
-    result = SizeResult(profile.title, sessions, target, dims)
+    result = SizeResult(profile.title, sessions, target, dims,
+                        max_spill=max_spill if profile.routes else None)
     if method == "analytic":
         return result
     if sim is None:
