@@ -16,9 +16,12 @@
  * -ffp-contract=off: a fused multiply-add would round differently):
  *   - the array limiter (lim_wait, lim_charge, lim_attempt) of capacity.limits.Limiter;
  *   - the retry rule (EV_REJECT below) of capacity.model.retry.RetryPolicy;
- *   - the client pacer (dispatch below) of capacity.model.pacing.Pacer.
+ *   - the client pacer (dispatch below) of capacity.model.pacing.Pacer;
+ *   - the router (rt_cands, rt_pick, rt_record, rt_usage and the outcome in the send
+ *     loop) of capacity.model.routing.Router and CallPath, for profiles with routes.
  * tests/test_twins.py replays the engine's attempt trace through those definitions and
- * checks every charge, decision, retry-after and wait for exact equality. The random
+ * checks every deployment chosen, charge, decision, retry-after, next step and wait for
+ * exact equality. The random
  * streams (SplitMix64, counter-based: session k's turn j is a hash of (seed, k, j)) and
  * the event order are those of the numba engine, whose results this one reproduces bit
  * for bit (benchmarks/bench_engine.py checks it).

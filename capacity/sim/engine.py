@@ -26,6 +26,30 @@ Model (one replication)
   call's final outcome; the SDK's own retries happen inside and are not paced again.
   Time spent queued is part of the turn's latency.
 
+Fleets (profiles with ``routes``)
+---------------------------------
+A call names a logical model; THE routing rule (:mod:`capacity.model.routing`, built by
+``router_from_profile``) picks the deployment, compiled into the C loop as its twin
+(``tests/test_twins.py`` replays every choice through the pure ``Router``/``CallPath``):
+
+* Each choice draws ``u`` (a fresh uniform per choice, from the call's own stream) and
+  reads the turn's ``turn_u`` (one per turn), the calls in flight per deployment
+  (admitted, not yet finished) and, for ``usage_based``, the limiter's snapshots at that
+  instant. The request is charged on the chosen deployment's quotas (the charging rule
+  with ``target=``) and lasts ``ttft + min(output, max_tokens)/tokens_per_second`` of its
+  model (one latency draw per call and deployment).
+* A 429 reaches the client ``rejection_latency`` later; a route that spills then sends
+  the call to the next untried deployment at once; with none left the client retries by
+  the retry rule, with the retry-after of the round's last 429; after ``max_retries``
+  the call falls back to the next logical model of its chain (at once, fresh retries),
+  and fails when the chain is spent. When every deployment is cooling down the attempt
+  fails at once (nothing is sent: an in-process router answers immediately).
+* Counting: an attempt is a round (a first request plus its spills), answered 429 only
+  when the client sees the 429; :attr:`SimulationResult.deployments` and ``.routing``
+  count requests per deployment, spills and fallbacks.
+* Profiles without ``routes`` take exactly the path (and the random draws) they took
+  before fleets existed.
+
 Steady-state start of the limiter
 ---------------------------------
 A fresh limiter (full buckets, empty windows) would let the measured interval live off
@@ -52,7 +76,9 @@ offered load of N sessions, ``λ_u = N · units per turn / mean cycle`` (the ana
 * **Sliding window.** The log starts with ``min(λ_u · w, q)`` units spread as 64 equal
   charges over ``(−w, 0]``, which then expire steadily during the first window.
 
-After that the warm-up removes what is left of the transient. For windows shorter than
+After that the warm-up removes what is left of the transient. A routed profile's windows
+start at the load its calls' first logical model sends each deployment (by weight; all on
+the first under ``priority``; see ``_routed_warm``) and its buckets full. For windows shorter than
 the warm-up this changes nothing measured; for day windows it is what enforces them at
 all (the measured hour then sees the daily allowance run out in a fraction of the
 replications, in proportion to where in the day it falls).

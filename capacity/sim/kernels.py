@@ -10,9 +10,10 @@ layout, e.g. a stale build in an editable install) and the small non-hot helpers
 
 The compiled rules are twins of the plain-Python ones: the array limiter of
 :class:`capacity.limits.Limiter` (fixed / sliding windows, token buckets, counted
-rejections), the client retry rule of :class:`capacity.model.retry.RetryPolicy` and the
-pacer of :class:`capacity.model.pacing.Pacer`. ``tests/test_twins.py`` replays the engine's
-attempt trace through the plain-Python rules and checks every decision and wait.
+rejections), the client retry rule of :class:`capacity.model.retry.RetryPolicy`, the
+pacer of :class:`capacity.model.pacing.Pacer` and the router of
+:class:`capacity.model.routing.Router` / ``CallPath``. ``tests/test_twins.py`` replays the
+engine's attempt trace through the plain-Python rules and checks every decision and wait.
 """
 
 from __future__ import annotations
