@@ -7,12 +7,14 @@ Run from the repository root (needs network access to the package index, like pi
 It builds a wheel of this tree, installs it with its runtime dependencies (no extras) into
 a fresh virtual environment, and measures there, from an empty directory:
 
-* the install footprint: the environment's site-packages without pip and setuptools,
-  with the largest packages;
+* the install footprint: the environment's site-packages without pip and setuptools
+  (pkg_resources included), with the largest packages;
 * the first ``capacity ceiling web-research`` after the install (nothing cached: the
   engine was compiled when the wheel was built; Python's own bytecode was written by pip)
   — wall time and the whole process's CPU time;
-* the same command warm (median of 5), and ``capacity --version`` (median of 5).
+* the same command warm (median of 5), ``ceiling --method analytic`` and the start-up
+  commands ``--version``, ``--help``, ``validate``, ``schema`` (median of 5 each; they
+  import no numpy).
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ def main() -> None:
         sizes: dict[str, int] = {}
         for entry in site.iterdir():
             name = entry.name.split("-")[0].split(".")[0].lower()
-            if name in ("pip", "setuptools", "_distutils_hack", "distutils", "__pycache__"):
+            if name in ("pip", "setuptools", "pkg_resources", "_distutils_hack", "distutils",
+                        "__pycache__"):  # the venv's own installers, not ours
                 continue
             sizes[name] = sizes.get(name, 0) + (_du(entry) if entry.is_dir()
                                                 else entry.stat().st_size)
@@ -74,7 +77,14 @@ def main() -> None:
         cold = _run([exe, "ceiling", "web-research", "--seed", "1", "-q"], empty)
         warm = [_run([exe, "ceiling", "web-research", "--seed", "1", "-q"], empty)
                 for _ in range(5)]
-        version = [_run([exe, "--version"], empty) for _ in range(5)]
+        _run([exe, "init", "web-research", "wr.yaml"], empty)  # a profile file to validate
+        others = {label: [_run([exe, *args], empty) for _ in range(5)] for label, args in (
+            ("`capacity ceiling web-research --method analytic`",
+             ["ceiling", "web-research", "--method", "analytic"]),
+            ("`capacity --version`", ["--version"]),
+            ("`capacity --help`", ["--help"]),
+            ("`capacity validate wr.yaml`", ["validate", "wr.yaml"]),
+            ("`capacity schema`", ["schema"]))}
         load = os.getloadavg()[0]
         print(f"# Install benchmark ({os.cpu_count()} CPUs, load average {load:.1f}; "
               f"wheel {wheel.name})")
@@ -88,8 +98,11 @@ def main() -> None:
               f"{cold[1]:.2f} s CPU")
         print(f"warm, median of 5: {statistics.median(w for w, _ in warm):.2f} s wall, "
               f"{statistics.median(c for _, c in warm):.2f} s CPU")
-        print(f"`capacity --version`, median of 5: {statistics.median(w for w, _ in version):.3f}"
-              f" s wall, {statistics.median(c for _, c in version):.3f} s CPU")
+        for label, runs in others.items():
+            print(f"{label}, median of 5: {statistics.median(w for w, _ in runs):.3f} s wall, "
+                  f"{statistics.median(c for _, c in runs):.3f} s CPU")
+        print(f"scipy installed: {'scipy' in sizes}; load average {os.getloadavg()[0]:.1f} at "
+              "the end")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
