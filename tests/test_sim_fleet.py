@@ -17,7 +17,17 @@ from capacity.profile.loader import load_profile, profile_from_dict
 from capacity.profile.schema import Profile
 from capacity.search import find_saturation
 from capacity.sim.engine import simulate, trace_attempts
-from capacity.sim.kernels import NX_FALLBACK, NX_RETRY, NX_SPILL, T_ATTEMPT, T_DEP, T_NEXT, T_NODE
+from capacity.sim.kernels import (
+    NX_FALLBACK,
+    NX_RETRY,
+    NX_SPILL,
+    T_ATTEMPT,
+    T_DEP,
+    T_NEXT,
+    T_NODE,
+    T_SESSION,
+    T_TURN_U,
+)
 
 from .conftest import ROOT
 
@@ -132,3 +142,40 @@ def test_fallback_only_after_the_retries_are_spent(max_retries: int) -> None:
         assert (rows[:first, T_DEP] == tr.deployments.index("gpt-4o")).all()
         assert list(rows[:first, T_NEXT]) == [NX_RETRY] * max_retries + [NX_FALLBACK]
     assert fell > 20
+
+
+def test_per_turn_keeps_a_turn_on_one_deployment() -> None:
+    """``per_turn``: every call of a turn (same session, same turn draw) lands on one
+    deployment while it admits; per call, a turn's five calls spread over both."""
+    def spread(per_turn: bool) -> tuple[int, int]:
+        fleet = _fleet({"policy": "weighted", "deployments": {"east": 1, "west": 3},
+                        "per_turn": per_turn})
+        tr = trace_attempts(fleet, 8, horizon_s=1200.0, warmup_s=60.0, seed=2)
+        assert (tr.rows[:, T_ATTEMPT] == 1).all(), "no 429 at this load"
+        turns: dict[tuple[float, float], set[int]] = {}
+        for row in tr.rows:
+            turns.setdefault((row[T_SESSION], row[T_TURN_U]), set()).add(int(row[T_DEP]))
+        return sum(len(d) > 1 for d in turns.values()), len(turns)
+
+    mixed, n = spread(True)
+    assert n > 50 and mixed == 0
+    mixed, n = spread(False)
+    assert mixed > n // 2
+
+
+def test_results_carry_the_deployments() -> None:
+    """SimulationResult.deployments / .routing (and their JSON) for a fleet; empty for a
+    profile without routes."""
+    fleet = _fleet({"policy": "round_robin", "deployments": ["east", "west"]})
+    res = simulate(fleet, 20, horizon_s=600.0, replications=3, seed=1)
+    d = res.to_dict()
+    assert set(d["deployments"]) == {"east", "west"}
+    assert set(d["deployments"]["east"]) == {"share", "sent_share", "reject_fraction",
+                                             "spill_fraction"}
+    # round robin alternates: an even split of the requests
+    assert abs(res.deployments["east"].sent_share.mean - 0.5) < 0.01
+    assert res.routing["sends_per_attempt"].mean == pytest.approx(1.0)
+    plain = simulate(profile_from_dict(_web_research()), 20, horizon_s=600.0,
+                     replications=3, seed=1)
+    assert plain.deployments == {} and plain.routing == {}
+    assert plain.to_dict()["deployments"] == {}
