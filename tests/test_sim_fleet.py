@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from capacity.profile.loader import load_profile, profile_from_dict
 from capacity.profile.schema import Profile
@@ -50,7 +51,7 @@ def _fleet(route: dict[str, Any], names: tuple[str, ...] = ("east", "west"),
     return profile_from_dict(body)
 
 
-def _calls(rows: np.ndarray) -> list[np.ndarray]:  # type: ignore[type-arg]
+def _calls(rows: NDArray[np.float64]) -> list[NDArray[np.float64]]:
     """The trace's rows per call (a call's first choice has attempt number 1)."""
     out: dict[tuple[int, int], list[int]] = {}
     current: dict[int, int] = {}
