@@ -326,14 +326,37 @@ def _poisson(mean: float) -> NDArray[np.float64]:
 # ---------------------------------------------------------------------------------------
 
 
-def _no_retry(model: Any) -> Any:
+def _no_retry(model: Any, kappa: float = 1.0) -> Any:
     """The model of a spilling slot: a 429 there spills at once, never retried (windows:
-    the clumped model without retries; a token bucket: :class:`BucketSpill`)."""
+    the clumped model without retries; a token bucket: :class:`BucketSpill`, ``kappa``
+    the size bias of its charges)."""
     inner = getattr(model, "inner", None)
     if inner is not None:
         inner.retry = _window.RetryModel(0, False, False, abort_turn=False)
         return model
-    return BucketSpill(model)
+    if isinstance(model, BucketSpill):
+        return model
+    return BucketSpill(model, kappa)
+
+
+def bucket_kappa(flow: RouteFlow, profile: Profile, slot: LimitSlot, target: str) -> float:
+    """``κ = E[B]/E[B | turned away]`` of the route's charges on a bucket slot: an empty
+    bucket still admits the small calls, so the calls that spill are the large ones
+    (:func:`capacity.analytic.window._size_bias`); 1 for requests."""
+    if slot.is_request:
+        return 1.0
+    mean = flow.units_per_call(profile, slot, target)
+    if mean <= 0:
+        return 1.0
+    uppers = [c.upper for call, _ in flow.calls
+              if (c := metered(profile, slot, call, target)) is not None]
+    top = max((u for u in uppers if math.isfinite(u)), default=64.0 * mean)
+    h = max(mean / 64.0, top / (1 << 14), 1e-9)
+    pmf = flow.charge_pmf(profile, slot, target, h)
+    pmf[0] = 0.0
+    if pmf.sum() <= 0:
+        return 1.0
+    return float(_window._size_bias(pmf / pmf.sum()))
 
 
 @dataclass
@@ -348,15 +371,17 @@ class BucketSpill:
     """
 
     bucket: Any
+    kappa: float = 1.0   # units turned away → calls: the large charges spill
 
     def stats(self, n: int) -> WindowStats:
-        """The spill share at ``n`` sessions (``loss_fraction``)."""
+        """The spill share of calls at ``n`` sessions (``loss_fraction``)."""
         st: WindowStats = self.bucket.stats(n)
         if n <= 0 or st.mean_per_window <= 0:
             return st
         rho = st.mean_per_window / self.bucket.refill
         pi = min(1.0, st.window_exceedance)
         loss = 1.0 - 1.0 / rho if rho >= 1.0 else (1.0 - rho) * pi / (1.0 - rho * pi)
+        loss = min(1.0, self.kappa * loss)
         return WindowStats(n, st.mean_per_window, st.window_exceedance, loss,
                            "token bucket, finite-dam loss from the Lundberg bound", loss,
                            loss)
@@ -639,7 +664,8 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                         m = plain_model(c)
                         if m is None:
                             continue
-                        m = plain_models[c.name] = _no_retry(m)
+                        m = plain_models[c.name] = _no_retry(
+                            m, bucket_kappa(flow, profile, slot, dep))
                         rate = plain_rate(c)
                     else:
                         costs = {id(call): metered(profile, slot, call, dep)
@@ -785,6 +811,9 @@ def _mean_ceiling(e: Entry) -> float:
     """Sessions at which the entry's fluid load reaches its limit (inf: never)."""
     rate = e.c.rate_per_s
     f = e.units_per_s
+    if e.role in ("plain", "spill"):  # linear in N: the napkin, exactly as unrouted
+        per_session = f(1.0)
+        return rate / per_session if per_session > 0 else math.inf
     if f(1.0) <= 0:
         hi = 1.0
         while f(hi) <= 0 and hi < 1e9:
