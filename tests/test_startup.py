@@ -100,4 +100,6 @@ def test_an_unknown_command_still_gets_suggestions() -> None:
     out = subprocess.run([sys.executable, "-m", "capacity", "ceilin", "web-research"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 2
-    assert "Did you mean 'ceiling'" in out.stderr and len(out.stderr.splitlines()) == 1
+    # (the wording of the suggestion depends on the click version)
+    assert "'ceilin'" in out.stderr and "'ceiling'" in out.stderr
+    assert len(out.stderr.splitlines()) == 1
