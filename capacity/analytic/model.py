@@ -59,6 +59,7 @@ from capacity._version import __version__
 from capacity.jsonsafe import clean as _clean
 from capacity.model.dist import Distribution, finest_step, format_duration
 from capacity.model.numeric import brentq
+from capacity.model.population import require_one_population
 from capacity.model.workload import (
     Constraint,
     Workload,
@@ -711,6 +712,7 @@ def analyze(profile: Profile, sessions: int | None = None,
         (largest N whose analytic 429 fraction is within ``targets.max_429_fraction``),
         and how the ceilings move across the think-time/cadence range.
     """
+    require_one_population(profile, "the analytic model")
     wl = workload or Workload.from_profile(profile)
     if profile.routes:  # deployments behind routes: spillover, fallback (fleet.py)
         from capacity.analytic.fleet import analyze_fleet

@@ -57,12 +57,17 @@ def validate_files(paths: list[Path], merge: bool, overrides: list[str] | None) 
         except typer.Exit:
             failed += 1  # the error line is already printed, naming file, line and key
             continue
-        n_turns = len(profile.session.turns)
+        n_turns = sum(1 for _ in profile.all_turns())
         n_q = len(profile.quotas)
         where = " + ".join(str(p) for p in resolve_paths(stack)) if merge else str(stack[0])
+        extra = "".join(
+            f", {n} {what}{'s' * (n != 1)}" for n, what in (
+                (len(profile.populations) + 1 if profile.populations else 0, "population"),
+                (len(profile.deployments), "deployment"), (len(profile.routes), "route"))
+            if n)
         console.print(Text(f"ok: {safe(where)}: {safe(profile.title)} ({n_turns} turn "
-                           f"type{'s' * (n_turns != 1)}, {n_q} quota{'s' * (n_q != 1)})"),
-                      soft_wrap=True)
+                           f"type{'s' * (n_turns != 1)}, {n_q} quota{'s' * (n_q != 1)}"
+                           f"{extra})"), soft_wrap=True)
     if failed and len(stacks) > 1:
         err_console.print(Text(f"{failed} of {len(stacks)} files invalid"))
     return 2 if failed else 0

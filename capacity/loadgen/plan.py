@@ -28,6 +28,7 @@ from itertools import accumulate
 import numpy as np
 
 from ..model.dist import Distribution
+from ..model.population import require_one_population
 from ..profile.schema import (
     Block,
     CallSpec,
@@ -133,6 +134,7 @@ class TurnSampler:
     """Draws turns and pauses of one profile."""
 
     def __init__(self, profile: Profile) -> None:
+        require_one_population(profile, "the load generator")
         self.profile = profile
         self.turn_names = list(profile.session.turns)
         self._cum = list(accumulate(t.weight for t in profile.session.turns.values()))

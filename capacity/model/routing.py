@@ -486,7 +486,7 @@ def router_from_profile(profile: Profile) -> Router:
     from capacity.profile.schema import iter_calls
 
     logical: list[str] = []
-    stack = [call.model for turn in profile.session.turns.values()
+    stack = [call.model for _, _, turn in profile.all_turns()
              for call, _ in iter_calls(turn.steps, ())]
     while stack:  # the calls' logical models, then their fallbacks (also logical)
         name = stack.pop(0)

@@ -444,6 +444,25 @@ class SessionSpec(Spec):
         return d
 
 
+class PopulationSpec(SessionSpec):
+    """Another kind of session beside ``session``: its own pacing and turn mix, and either
+    a fixed count of sessions (held while the ceiling search varies N) or a share of N."""
+
+    sessions: Annotated[int, Field(ge=0, le=MAX_CONCURRENCY, strict=True)] | None = Field(
+        default=None, description="a fixed number of these sessions, held while N varies")
+    share: Annotated[float, Field(gt=0, lt=1, strict=True, allow_inf_nan=False)] | None = \
+        Field(default=None, description="this population's share of N (the rest of N runs "
+              "`session`)")
+
+    @model_validator(mode="after")
+    def _one_size(self) -> PopulationSpec:
+        if (self.sessions is None) == (self.share is None):
+            raise PydanticCustomError(
+                "population_size", "give exactly one of 'sessions' (a fixed count, held) or "
+                "'share' (a share of N)")
+        return self
+
+
 # ---------------------------------------------------------------------------------------
 # Quotas
 # ---------------------------------------------------------------------------------------
@@ -606,6 +625,9 @@ class DeploymentSpec(Spec):
         "deployment, else those covering its model)")
 
 
+SESSION = "session"
+"""The name of the main population (the profile's ``session``) in population maps."""
+
 ROUTE_POLICIES = ("weighted", "round_robin", "least_busy", "usage_based", "priority")
 
 
@@ -714,11 +736,50 @@ class Profile(Spec):
         default_factory=dict, description="logical models served by several deployments")
     cooldown: CooldownSpec | None = Field(
         default=None, description="skip deployments failing too often (off when absent)")
+    populations: dict[str, PopulationSpec] = Field(
+        default_factory=dict, description="more kinds of sessions beside `session`, each a "
+        "fixed count or a share of N")
 
     @property
     def title(self) -> str:
         """The profile's display name."""
         return self.name or "profile"
+
+    def all_sessions(self) -> dict[str, SessionSpec]:
+        """Every population by name: ``session`` first (its name is ``session``), then
+        ``populations`` in declared order."""
+        return {SESSION: self.session, **self.populations}
+
+    def all_turns(self) -> Iterator[tuple[str, str, TurnSpec]]:
+        """(population, turn name, turn) of every population."""
+        for pop, spec in self.all_sessions().items():
+            for tname, turn in spec.turns.items():
+                yield pop, tname, turn
+
+    def session_share(self) -> float:
+        """The share of N that runs ``session`` (1 minus the populations' shares)."""
+        return 1.0 - math.fsum(p.share or 0.0 for p in self.populations.values())
+
+    def split(self, n: int) -> dict[str, int]:
+        """Sessions of each population when N = ``n``: the shares of N by largest
+        remainder (ties: declared order, ``session`` first), plus the fixed counts."""
+        shares = {SESSION: self.session_share(),
+                  **{k: p.share for k, p in self.populations.items() if p.share is not None}}
+        exact = {k: n * v for k, v in shares.items()}
+        counts = {k: math.floor(x + 1e-9) for k, x in exact.items()}
+        left = n - sum(counts.values())
+        order = sorted(exact, key=lambda k: -(exact[k] - counts[k]))
+        for k in order[:max(left, 0)]:
+            counts[k] += 1
+        out = {SESSION: counts[SESSION]}
+        for k, p in self.populations.items():
+            out[k] = p.sessions if p.sessions is not None else counts[k]
+        return out
+
+    @property
+    def held_sessions(self) -> int:
+        """Sessions of the fixed-count populations (present whatever N is)."""
+        return sum(p.sessions or 0 for p in self.populations.values())
 
     def quotas_for(self, model: str) -> list[str]:
         """Names of the quotas that a call to ``model`` (a model or a deployment) touches.
@@ -812,8 +873,10 @@ def max_calls(steps: list[Step] | tuple[Step, ...]) -> int:
 
 def _takes_time(steps: list[Step] | tuple[Step, ...], profile: Profile) -> bool:
     """True when some call of the steps can take time (time to first token or output)."""
-    return any(profile.models[c.model].ttft.mean > 0 or c.output_tokens.mean > 0
-               for c, _ in iter_calls(steps, ()) if c.model in profile.models)
+    return any(c.output_tokens.mean > 0 or any(
+        profile.model_of(t).ttft.mean > 0 for t in serving(profile, c.model)
+        if t in profile.models or t in profile.deployments)
+        for c, _ in iter_calls(steps, ()) if _logical_known(profile, c.model))
 
 
 def check_references(profile: Profile) -> list[tuple[PathT, str]]:
@@ -864,14 +927,27 @@ def check_references(profile: Profile) -> list[tuple[PathT, str]]:
                        + ", ".join(dict.fromkeys(names)))
         return f"unknown model {name!r}{hint}; {defined}"
 
-    for tname, turn in profile.session.turns.items():
+    def turns_path(pop: str) -> PathT:
+        return ("session", "turns") if pop == SESSION else ("populations", pop, "turns")
+
+    shares = [(k, p.share) for k, p in profile.populations.items() if p.share is not None]
+    if shares and not profile.session_share() > 0:
+        problems.append((("populations", shares[-1][0], "share"),
+                         f"the populations' shares add up to "
+                         f"{math.fsum(v for _, v in shares):g} of N: they must leave a "
+                         "positive share for `session`"))
+    if SESSION in profile.populations:
+        problems.append((("populations", SESSION),
+                         "'session' names the main population: give this one another name"))
+
+    for pop, tname, turn in profile.all_turns():
         most = max_calls(turn.steps)
         if most > MAX_CALLS_PER_TURN:
-            problems.append((("session", "turns", tname, "steps"),
+            problems.append(((*turns_path(pop), tname, "steps"),
                              f"a turn of this type can make up to {most:,} calls (repeat and "
                              f"parallel counts multiply); at most {MAX_CALLS_PER_TURN:,} per "
                              "turn are supported"))
-        for call, path in iter_calls(turn.steps, ("session", "turns", tname, "steps")):
+        for call, path in iter_calls(turn.steps, (*turns_path(pop), tname, "steps")):
             if not _logical_known(profile, call.model):
                 problems.append(((*path, "model"), unknown_logical(call.model)))
                 continue
@@ -894,14 +970,17 @@ def check_references(profile: Profile) -> list[tuple[PathT, str]]:
                                          f"quota {qname!r} charges max_tokens at admission"
                                          f"{via}; set max_tokens on this call or on model "
                                          f"{latency!r}"))
-    if profile.session.pause.mean == 0 and not problems and not any(
-            _takes_time(t.steps, profile) for t in profile.session.turns.values()):
-        problems.append((("session", "think_time"),
-                         "a session cycle would take no time (zero think time and turns "
-                         "whose calls take none): give a think time or a time to first token"))
+    for pop, spec in profile.all_sessions().items():
+        if spec.pause.mean == 0 and not problems and not any(
+                _takes_time(t.steps, profile) for t in spec.turns.values()):
+            where: PathT = ((SESSION,) if pop == SESSION else ("populations", pop))
+            problems.append(((*where, spec.mode),
+                             "a session cycle would take no time (zero think time and turns "
+                             "whose calls take none): give a think time or a time to first "
+                             "token"))
     if not problems and not any(
         profile.quotas_for(target)
-        for turn in profile.session.turns.values()
+        for _, _, turn in profile.all_turns()
         for call, _ in iter_calls(turn.steps, ())
         for target in serving(profile, call.model)
     ):

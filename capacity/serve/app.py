@@ -84,6 +84,7 @@ from capacity.limits import (
     WallClock,
     render_headers,
 )
+from capacity.model.population import require_one_population
 from capacity.model.retry import RetryPolicy
 from capacity.model.routing import (
     CallPath,
@@ -190,6 +191,7 @@ class MockProvider:
     """The request handlers and the state they share (limiter, clock, generator, metrics)."""
 
     def __init__(self, profile: Profile, options: ServeOptions | None = None) -> None:
+        require_one_population(profile, "capacity serve")
         self.profile = profile
         self.options = options or ServeOptions()
         self.k = float(self.options.time_scale)

@@ -125,6 +125,7 @@ from capacity.errors import CapacityError
 from capacity.jsonsafe import finite as _finite
 from capacity.model.dist import Distribution
 from capacity.model.numeric import t_quantile
+from capacity.model.population import require_one_population
 from capacity.model.quota import LimitSlot, charge_coefficients, limit_slots
 from capacity.model.routing import Router, Weighted, router_from_profile
 from capacity.model.workload import Workload, cached_per_profile
@@ -716,6 +717,7 @@ def _compile_fleet(profile: Profile, sites: tuple[CallSpec, ...],
 
 
 def _compile_uncached(profile: Profile) -> _Compiled:
+    require_one_population(profile, "the simulator")
     slots = limit_slots(profile)
     routed = bool(profile.routes)
     dt = _DistTable()
