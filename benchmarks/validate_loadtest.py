@@ -14,6 +14,14 @@ Before each N the load generator resets the mock's quota state with the simulato
 steady-state start (``POST /admin/reset``), and every request carries the hint headers
 naming its call's tokens, so mock and simulator charge and time each call alike.
 
+Fleet profiles (``routes``: e.g. ``profiles/ptu-spillover.yaml``): the load generator
+routes client-side with THE routing rule (``--route client``), and a third table gives,
+per N, the measured spill fraction (requests answered 429 that spilled at once to the
+next deployment, per request sent) and fallback fraction (calls that fell back) beside
+the simulator's, and each deployment's share of the admitted calls measured / predicted. When the
+simulator cannot run the profile the predicted ceiling is the analytic one (labelled);
+when neither can, the grid is taken around ``--fleet-n`` and only measurements are shown.
+
 Takes ~5–12 minutes of wall time per profile on a quiet 2-core machine. Writes a Markdown
 table (the README quotes it) and the full JSON of every run next to it, after each
 profile.
@@ -30,17 +38,20 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 from capacity import load_profile
+from capacity.errors import CapacityError
 from capacity.loadgen import LagError, LoadtestConfig, run_loadtest
-from capacity.loadgen.runner import predict_ceiling
+from capacity.loadgen.runner import default_warmup_s, predict_ceiling
 from capacity.model.dist import parse_duration
-from capacity.sim.engine import default_warmup
 
 ROOT = Path(__file__).resolve().parent.parent
 # K per profile: as fast as the lag guard allows on a busy 2-core machine (the smallest
 # enforcement window ÷ K must stay 10× above the event loop's p99 lag).
-TIME_SCALE = {"web-research": 20.0, "chat-assistant": 10.0, "tool-agent": 5.0}
+TIME_SCALE = {"web-research": 20.0, "chat-assistant": 10.0, "tool-agent": 5.0,
+              "ptu-spillover": 20.0, "fleet-test": 20.0}
 GRID = (0.7, 0.85, 1.0, 1.15, 1.3)
 
 
@@ -73,17 +84,40 @@ def fmt(x: float | None, pct: bool = False) -> str:
     return f"{100 * x:.2f}%" if pct else f"{x:.1f}"
 
 
-def validate(path: Path, duration_s: float, seed: int, replications: int) -> dict:
+def predicted_ceiling(profile: Any, cfg: LoadtestConfig) -> tuple[Any, str]:
+    """The simulated N* with its CI; the analytic one (burst-aware) when the simulator
+    cannot run the profile; (None, why) when neither can."""
+    try:
+        return predict_ceiling(profile, cfg), "simulated"
+    except CapacityError as e:
+        why = str(e)
+    from capacity.whatif.ceiling import ceiling as solve
+
+    try:
+        res = solve(profile, "analytic")
+    except CapacityError as e:
+        return None, f"{why}; {e}"
+    n = int(res.burst_ceiling)
+    return SimpleNamespace(n_star=n, n_lo=n, n_hi=n, binding=(), capped=False), "analytic"
+
+
+def validate(path: Path, duration_s: float, seed: int, replications: int,
+             fleet_n: int = 100) -> dict:
     profile = load_profile([path])
     k = TIME_SCALE.get(profile.title, 10.0)
-    cfg = LoadtestConfig(target="", time_scale=k, warmup_s=default_warmup(profile),
+    cfg = LoadtestConfig(target="", time_scale=k, warmup_s=default_warmup_s(profile),
                          duration_s=duration_s, seed=seed, replications=replications)
     t = time.time()
-    ceiling = predict_ceiling(profile, cfg)
-    n_star = ceiling.n_star
+    ceiling, how = predicted_ceiling(profile, cfg)
+    n_star = ceiling.n_star if ceiling is not None else fleet_n
     grid = sorted({max(1, round(n_star * f)) for f in GRID})
-    print(f"{profile.title}: predicted N* = {n_star} [{ceiling.n_lo}, {ceiling.n_hi}] "
-          f"({time.time() - t:.0f}s); grid {grid}; K = {k:g}", flush=True)
+    if ceiling is None:
+        print(f"{profile.title}: no prediction ({how}); grid {grid} around --fleet-n; "
+              f"K = {k:g}", flush=True)
+    else:
+        print(f"{profile.title}: predicted N* ({how}) = {n_star} [{ceiling.n_lo}, "
+              f"{ceiling.n_hi}] ({time.time() - t:.0f}s); grid {grid}; K = {k:g}",
+              flush=True)
     proc, url = start_mock(path, k, seed)
     try:
         cfg = LoadtestConfig(target=url, time_scale=k, warmup_s=cfg.warmup_s,
@@ -102,6 +136,7 @@ def validate(path: Path, duration_s: float, seed: int, replications: int) -> dic
     res.predicted_ceiling = ceiling
     out = res.to_dict()
     out["lag_error"] = lag_error
+    out["prediction"] = how
     return out
 
 
@@ -113,15 +148,18 @@ def table(runs: list[dict]) -> str:
                "[CI] | difference |", "|---|---|---|---|---|"]
     for r in runs:
         for p in r["points"]:
-            c = p["compare"]
+            c = p["compare"] or {key: {"measured": p["measured"]["metrics"].get(key)}
+                                 for key in ("attempt_429_fraction", "turn_latency_p95_s",
+                                             "goodput_calls_per_min")}
             a, l95, g = (c["attempt_429_fraction"], c["turn_latency_p95_s"],
                          c["goodput_calls_per_min"])
             lines.append(
                 f"| {r['profile']} | {r['time_scale']:g} | {p['sessions']} | "
-                f"{fmt(a['measured'], True)} | {fmt(a['predicted'], True)} "
-                f"({fmt(a['run_lo'], True)}–{fmt(a['run_hi'], True)}) | "
-                f"{fmt(l95['measured'])} | {fmt(l95['predicted'])} | {fmt(g['measured'])} | "
-                f"{fmt(g['predicted'])} | {fmt((p['measured']['lag']['p99_s'] or 0) * 1e3)} |")
+                f"{fmt(a['measured'], True)} | {fmt(a.get('predicted'), True)} "
+                f"({fmt(a.get('run_lo'), True)}–{fmt(a.get('run_hi'), True)}) | "
+                f"{fmt(l95['measured'])} | {fmt(l95.get('predicted'))} | "
+                f"{fmt(g['measured'])} | {fmt(g.get('predicted'))} | "
+                f"{fmt((p['measured']['lag']['p99_s'] or 0) * 1e3)} |")
         mc, pc = r["measured_ceiling"], r["predicted_ceiling"]
         if mc is None or pc is None:
             summary.append(f"| {r['profile']} | — | — | — | {r.get('lag_error') or ''} |")
@@ -130,9 +168,45 @@ def table(runs: list[dict]) -> str:
         diff = (cross - pc["n_star"]) / pc["n_star"] if pc["n_star"] else math.nan
         grid_n = (f"≥ {mc['n_star']}" if mc["capped"] else
                   f"{mc['n_star']} (misses at {mc['bracket'][1]})")
+        how = "" if r.get("prediction") == "simulated" else f" ({r.get('prediction')})"
         summary.append(f"| {r['profile']} | {grid_n} | {cross:.1f} | {pc['n_star']} "
-                       f"[{pc['n_lo']}, {pc['n_hi']}] | {100 * diff:+.1f}% |")
-    return "\n".join(lines + summary) + "\n"
+                       f"[{pc['n_lo']}, {pc['n_hi']}]{how} | {100 * diff:+.1f}% |")
+    return "\n".join(lines + summary + fleet_table(runs)) + "\n"
+
+
+def _routing_predicted(p: dict, key: str) -> str:
+    """The simulator's routing figure at this N: mean [95 % CI], as a percentage."""
+    e = ((p.get("predicted") or {}).get("routing") or {}).get(key)
+    if not e:
+        return "—"
+    return f"{fmt(e['mean'], True)} [{fmt(e['lo'], True)}, {fmt(e['hi'], True)}]"
+
+
+def fleet_table(runs: list[dict]) -> list[str]:
+    """Routed profiles: spill and fallback fractions measured / predicted, and each
+    deployment's share of the admitted calls measured / predicted."""
+    rows = ["", "| profile | N | spill fraction measured | predicted [CI] | fallback "
+            "fraction measured | predicted [CI] | admitted share by deployment "
+            "measured / predicted |", "|---|---|---|---|---|---|---|"]
+    n = len(rows)
+    for r in runs:
+        for p in r["points"]:
+            deps = p["measured"].get("deployments")
+            if not deps:
+                continue
+            total = sum(c["admitted"] for c in deps.values()) or 1
+            pred = (p.get("predicted") or {}).get("deployments") or {}
+            shares = ", ".join(
+                f"{d} {100 * c['admitted'] / total:.1f}% / "
+                f"{fmt((pred.get(d) or {}).get('share', {}).get('mean'), True)}"
+                for d, c in sorted(deps.items()))
+            m = p["measured"]["metrics"]
+            rows.append(f"| {r['profile']} | {p['sessions']} | "
+                        f"{fmt(m.get('spill_fraction'), True)} | "
+                        f"{_routing_predicted(p, 'spill_fraction')} | "
+                        f"{fmt(m.get('fallback_fraction'), True)} | "
+                        f"{_routing_predicted(p, 'fallback_fraction')} | {shares} |")
+    return rows if len(rows) > n else []
 
 
 def main() -> None:
@@ -142,12 +216,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--replications", type=int, default=20)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "validate_loadtest.md"))
+    ap.add_argument("--fleet-n", type=int, default=100,
+                    help="grid centre for a profile no model can predict yet")
     a = ap.parse_args()
     paths = ([Path(p) for p in a.profiles.split(",") if p] if a.profiles
              else sorted((ROOT / "profiles").glob("*.yaml")))
     runs = []
     for p in paths:
-        runs.append(validate(p, parse_duration(a.duration), a.seed, a.replications))
+        runs.append(validate(p, parse_duration(a.duration), a.seed, a.replications,
+                             a.fleet_n))
         # Written after every profile: a later failure does not lose the earlier runs.
         md = table(runs)
         Path(a.out).write_text(md)

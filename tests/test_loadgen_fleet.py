@@ -90,9 +90,21 @@ def _consistent(pt: LoadPoint) -> dict[str, dict[str, int]]:
     # The 429 fraction counts rounds the client saw refused (fleet.md §7), not spills.
     assert pt.measured["attempt_429_fraction"] == pytest.approx(
         pt.counts["rejected"] / pt.counts["attempts"])
-    assert pt.measured["spill_fraction"] == pytest.approx(
-        pt.counts["spills"] / pt.counts["attempts"])
+    sends = sum(c["sent"] for c in deps.values())
+    assert pt.counts["sends"] == sends
+    assert pt.measured["spill_fraction"] == pytest.approx(pt.counts["spills"] / sends)
+    assert pt.measured["sends_per_attempt"] == pytest.approx(sends / pt.counts["attempts"])
+    assert pt.measured["fallback_fraction"] == pytest.approx(
+        pt.counts["fallbacks"] / pt.counts["calls"])
     return deps
+
+
+def test_routing_metrics_are_the_simulators() -> None:
+    """Same names as the simulator's routing figures, so they compare key by key."""
+    from capacity.loadgen.measure import ROUTED_METRICS
+    from capacity.sim.engine import ROUTING_METRICS
+
+    assert set(ROUTED_METRICS) == set(ROUTING_METRICS)
 
 
 def test_client_priority_spills_then_falls_back(priority_mock: ServerThread) -> None:

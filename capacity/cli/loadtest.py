@@ -193,7 +193,7 @@ def loadtest(
         seed = int(np.random.SeedSequence().entropy) % (2**53)  # type: ignore[arg-type]
     from capacity.loadgen import LagError, LoadtestConfig, run_loadtest
     from capacity.loadgen.protocol import check_url, normalise_target
-    from capacity.sim.engine import default_warmup
+    from capacity.loadgen.runner import default_warmup_s
 
     _run(lambda: normalise_target(target, provider.value))
     if agent_url is not None:
@@ -201,7 +201,7 @@ def loadtest(
     cfg = LoadtestConfig(
         target=target, provider=provider.value,
         time_scale=time_scale, duration_s=duration_s,
-        warmup_s=default_warmup(profile) if warmup_s is None else warmup_s, seed=seed,
+        warmup_s=default_warmup_s(profile) if warmup_s is None else warmup_s, seed=seed,
         replications=replications, processes=processes, engine=engine.value,
         client=client.value, agent_url=agent_url,
         agent_template=agent_template, workers=workers, reset=reset,
@@ -349,7 +349,15 @@ def render_deployments(result: Any, console: Console) -> None:
                       _pct(share))
     console.print(t)
     for p in result.points:
-        if "spill_fraction" in p.measured:
-            console.print(f"N={p.sessions}: spills per attempt "
-                          f"{_pct(p.measured['spill_fraction'])}, "
-                          f"{p.counts.get('fallbacks', 0):,} fallbacks", highlight=False)
+        if "spill_fraction" not in p.measured:
+            continue
+        routing = getattr(p.predicted, "routing", None) or {}
+
+        def both(key: str, p: Any = p, routing: Any = routing) -> str:
+            e = routing.get(key)
+            return _pct(p.measured[key]) + ("" if e is None else
+                                            f" (predicted {_pct(e.mean)})")
+
+        console.print(f"N={p.sessions}: {both('spill_fraction')} of the requests sent "
+                      f"spilled at once; {both('fallback_fraction')} of the calls fell "
+                      f"back ({p.counts.get('fallbacks', 0):,})", highlight=False)

@@ -543,7 +543,11 @@ class SessionDriver:
                     last_status = status
                     retry_after = parse_retry_after(headers)
                 nxt = path.outcome(d, t, False)
-                if d is not None:
+                if d is None:  # no deployment available (all cooling down)
+                    none = rec.dep("")
+                    none[2] += 1
+                    none[4] += nxt is Next.FALLBACK
+                else:
                     if nxt is Next.SPILL:
                         counts[3] += 1
                     else:

@@ -31,10 +31,15 @@ EXTRA_METRICS: dict[str, str] = {
 """Measured metrics the simulator does not report."""
 
 ROUTED_METRICS: dict[str, str] = {
-    "spill_fraction": "429s that spilled to another deployment at once, per attempt (a "
-                      "round: the first send and its spills)",
+    "sends_per_attempt": "requests sent per client attempt (1 + spills)",
+    "spill_fraction": "fraction of the requests sent that spilled to another deployment",
+    "fallback_fraction": "fraction of calls that fell back to another logical model",
+    "unavailable_fraction": "fraction of client attempts that found no deployment "
+                            "available (all cooling down)",
 }
-"""Measured metrics of routed profiles only (with counts ``spills`` and ``fallbacks``)."""
+"""Measured metrics of routed profiles only (with counts ``sends``, ``spills``,
+``fallbacks`` and ``unavailable``): the simulator's :data:`capacity.sim.engine.
+ROUTING_METRICS`, same names and rules."""
 
 
 @dataclass(slots=True)
@@ -102,7 +107,8 @@ class Recorder:
     # admitted, rejected, spilled, fell_back): attempts sent to it, admitted, 429s the
     # client saw from it (the last one tried in a round), 429s it spilled from (the call
     # went to the next deployment at once), and of its rejections those after which the
-    # call fell back to another logical model.
+    # call fell back to another logical model. Deployment "": the rounds that found no
+    # deployment available (as "rejected") and the fallbacks that followed them.
     routing: list[tuple[float, str, int, int, int, int, int]] = field(default_factory=list)
 
     def merge(self, other: Recorder | dict[str, Any]) -> None:
@@ -208,10 +214,17 @@ def summarise(rec: Recorder, t0: float, t1: float) -> tuple[dict[str, float], di
     if rec.routing:
         # Fleet figures (routed profiles only: unrouted summaries are unchanged).
         deps = summarise_routing(rec, t0, t1)
+        sends = sum(d["sent"] for d in deps.values())
         spills = sum(d["spilled"] for d in deps.values())
-        counts["spills"] = spills
-        counts["fallbacks"] = sum(d["fell_back"] for d in deps.values())
-        m["spill_fraction"] = _ratio(spills, attempts)
+        none = [r for r in rec.routing if r[1] == "" and t0 <= r[0] < t1]
+        fallbacks = sum(d["fell_back"] for d in deps.values()) + sum(r[6] for r in none)
+        unavailable = sum(r[4] for r in none)
+        counts.update(sends=sends, spills=spills, fallbacks=fallbacks,
+                      unavailable=unavailable)
+        m["sends_per_attempt"] = _ratio(sends, attempts)
+        m["spill_fraction"] = _ratio(spills, sends)
+        m["fallback_fraction"] = _ratio(fallbacks, calls)
+        m["unavailable_fraction"] = _ratio(unavailable, attempts)
     lag = np.asarray(rec.lag, dtype=np.float64)
     lag_stats = LagStats(float(np.percentile(lag, 99.0)) if lag.size else math.nan,
                          float(lag.max()) if lag.size else math.nan, int(lag.size))
@@ -226,8 +239,8 @@ def summarise_routing(rec: Recorder, t0: float, t1: float) -> dict[str, dict[str
     moved to a fallback model). Empty for unrouted runs."""
     out: dict[str, dict[str, int]] = {}
     for start, name, sent, admitted, rejected, spilled, fell in rec.routing:
-        if not t0 <= start < t1:
-            continue
+        if not name or not t0 <= start < t1:
+            continue  # name "": rounds that found no deployment available
         d = out.setdefault(name, {"sent": 0, "admitted": 0, "rejected": 0, "spilled": 0,
                                   "fell_back": 0})
         d["sent"] += sent

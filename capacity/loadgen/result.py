@@ -42,6 +42,12 @@ def compare_metrics(measured: dict[str, float], predicted: Any) -> dict[str, dic
             within = bool(lo - 1e-12 <= m <= hi + 1e-12)
         out[k] = {"measured": m, "predicted": est.mean, "predicted_lo": est.lo,
                   "predicted_hi": est.hi, "run_lo": lo, "run_hi": hi, "within_run": within}
+    # Routed profiles: the simulator's routing figures (replication mean and its CI; it
+    # keeps no per-replication samples of them, so no run range).
+    for k, est in (getattr(predicted, "routing", None) or {}).items():
+        if k in measured:
+            out[k] = {"measured": measured[k], "predicted": est.mean,
+                      "predicted_lo": est.lo, "predicted_hi": est.hi}
     return out
 
 

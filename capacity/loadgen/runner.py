@@ -72,6 +72,18 @@ def lag_limit_s(profile: Profile, time_scale: float) -> float:
     return LAG_FRACTION * smallest_window_s(profile) / time_scale
 
 
+def default_warmup_s(profile: Profile) -> float:
+    """The simulator's default warm-up (two mean session cycles, model seconds); for a
+    profile the simulator cannot compile, two mean pauses (the turns' own time left out:
+    a shorter warm-up, said by the caller's note)."""
+    from ..sim.engine import default_warmup
+
+    try:
+        return default_warmup(profile)
+    except CapacityError:
+        return 2.0 * profile.session.pause.mean
+
+
 def default_drain_s(profile: Profile, duration_s: float) -> float:
     """How long to wait after the measured interval for its turns to end: the duration
     itself, at least ten minutes (model seconds) — turns that have not ended by then are
@@ -387,7 +399,12 @@ def _grid(profile: Profile, cfg: LoadtestConfig, grid: list[int], result: Loadte
                           deployments=summarise_routing(rec, t0, t0 + max(horizon, 1e-9)))
         point = judge(point, targets)
         if predicted and not interrupted:
-            point.predicted = predict(profile, n, cfg)
+            try:
+                point.predicted = predict(profile, n, cfg)
+            except CapacityError as e:  # a profile the simulator cannot run: say so
+                why = f"no prediction beside the measurement: {e}"
+                if why not in result.notes:
+                    result.notes.append(why)
         result.points.append(point)
         if interrupted:
             result.interrupted = True
