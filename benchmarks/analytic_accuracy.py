@@ -7,9 +7,10 @@ Run from the repository root::
 For every shipped profile and a set of independent workloads (the theory brief's
 1 → 3 → 1 turn with an Exp(120 s) think time against 500 RPM at 60 s, 10 s and 1 s fixed
 windows with and without retries, a token bucket, a sliding window, TPM with the
-``max_tokens`` reservation) it prints the analytic N* (``capacity ceiling --method
-analytic``), the simulated N* with its 95 % CI (the saturation search, 20 replications ×
-1 simulated hour, the reference), the error and the compute time of the analytic answer
+``max_tokens`` reservation; a fan-out of 300 small calls against a sliding TPM window)
+it prints the analytic N* (``capacity ceiling --method analytic``), the simulated N*
+with its 95 % CI (the saturation search, 20 replications × 1 simulated hour, the
+reference), the error and the compute time of the analytic answer
 (process CPU seconds of ``analyze`` with the workload view rebuilt, warm imports; the
 best of 5, since on a shared machine other processes only ever add to it).
 
@@ -69,6 +70,20 @@ def dag_profile(name: str, quota: dict[str, Any], retry: dict[str, Any] | None =
     return profile_from_dict(data)
 
 
+def fanout_profile(count: int, tpm: float, enforcement: str, window: str = "10s") -> Profile:
+    """Issue 9's A1 turn: ``count`` calls of 100 + 10 tokens launched at once (0.6 s each),
+    Exp(60 s) think time, against ``tpm`` enforced by ``enforcement`` windows."""
+    return profile_from_dict({
+        "name": f"a1-{count}-{enforcement}",
+        "models": {"m": {"tokens_per_second": 100, "ttft": "0.5s"}},
+        "quotas": {"q": {"models": ["m"], "tpm": tpm,
+                         "enforcement": {"type": enforcement, "window": window}}},
+        "session": {"think_time": {"exponential": "60s"}, "turns": {"t": {"steps": [
+            {"parallel": {"count": count, "call": {
+                "model": "m", "input_tokens": 100, "output_tokens": 10}}}]}}},
+    })
+
+
 def _fixed(w: str) -> dict[str, Any]:
     return {"type": "fixed_window", "window": w}
 
@@ -95,6 +110,8 @@ def workloads() -> list[tuple[str, Profile]]:
     rows.append(("1-3-1 RPM sliding 60 s window, no retries",
                  dag_profile("dag-sliding60", {"rpm": 500, "enforcement": {
                      "type": "sliding_window", "window": "60s"}}, NO_RETRIES)))
+    rows.append(("300 × 110-token fan-out, 3M TPM, sliding 10 s window, retries",
+                 fanout_profile(300, 3_000_000, "sliding_window")))
     rows.append(("1-3-1 TPM 60 s windows, max_tokens reserved, retries",
                  dag_profile("dag-tpm", {"tpm": {"limit": 2_000_000,
                                                  "enforcement": _fixed("60s")},

@@ -6,7 +6,6 @@ Glue between :mod:`capacity.analytic.window` (the model) and the result types of
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from capacity.analytic import window as _window
@@ -82,13 +81,36 @@ class ClumpedWindow:
         if self.sliding or not m.retry.retries or hi <= 1:
             return _largest_meeting(self.stats, target, hi)
 
-        def cheap(scale: float) -> Callable[[int], WindowStats]:
-            def fn(n: int) -> WindowStats:
-                ell = m.stop_loss_share(n)
-                return WindowStats(n, 0.0, 0.0, ell / (1.0 + ell) * scale, "")
-            return fn
+        # ℓ(n) is monotone: every bracket below inverts it at some level, so the points
+        # already evaluated bracket the next inversion (no bisection from scratch).
+        seen: dict[int, float] = {}
 
-        up, _ = _largest_meeting(cheap(1.0), target, hi)
+        def ell(n: int) -> float:
+            if n not in seen:
+                seen[n] = m.stop_loss_share(n)
+            return seen[n]
+
+        def cheap_boundary(scale: float, top: int) -> int:
+            """Largest n ≤ ``top`` with ``ℓ(n)/(1 + ℓ(n))·scale ≤ target`` (0 if none)."""
+            if scale <= target:
+                return top
+            level = target / (scale - target)  # ℓ/(1+ℓ)·scale ≤ target ⟺ ℓ ≤ level
+            lo = max((k for k, v in seen.items() if v <= level and k <= top), default=0)
+            bad = [k for k, v in seen.items() if v > level and lo < k <= top]
+            up_n = min(bad) if bad else top + 1
+            if not bad:
+                if ell(top) <= level:
+                    return top
+                up_n = top
+            while up_n - lo > 1:
+                mid = (lo + up_n) // 2
+                if ell(mid) <= level:
+                    lo = mid
+                else:
+                    up_n = mid
+            return lo
+
+        up = cheap_boundary(1.0, hi)
         up = min(hi, up + 1)
         cache: dict[int, WindowStats] = {}
 
@@ -104,10 +126,10 @@ class ClumpedWindow:
         # like); each guess costs one Lindley solve, the cheap bisections none.
         lo, x = 0, up
         for _ in range(5):
-            ell = m.stop_loss_share(x)
-            cheap_x = ell / (1.0 + ell)
+            ell_x = ell(x)
+            cheap_x = ell_x / (1.0 + ell_x)
             r = stats(x).loss_fraction / cheap_x if cheap_x > 0 else 4.0
-            guess, _ = _largest_meeting(cheap(max(r, 1.0)), target, up)
+            guess = cheap_boundary(max(r, 1.0), up)
             guess = max(guess, lo)
             if guess >= 1 and stats(guess).loss_fraction <= target:
                 if guess + 1 >= up or stats(guess + 1).loss_fraction > target:

@@ -114,7 +114,15 @@ class ClumpWindowModel:
         default_factory=lambda: np.zeros((1, 1)))
     fail_odds: NDArray[np.float64] = field(  # call: relative failure odds
         default_factory=lambda: np.zeros(1))
+    event_pmf: NDArray[np.float64] = field(  # units one launch instant charges (f_0 = 0)
+        default_factory=lambda: np.zeros(1))
+    events_per_window: float = 0.0     # launch instants per session and window
     _cache: dict[int, Any] = field(default_factory=dict, repr=False)
+    _herd: dict[int, float] = field(default_factory=dict, repr=False)
+    # The ceiling search evaluates the same N many times (the cheap stop-loss bracket is
+    # bisected again for every guess): the fresh-count pmf, by N.
+    _pmfs: dict[float, NDArray[np.float64]] = field(default_factory=dict, repr=False)
+    _moments: tuple[float, float] | None = field(default=None, repr=False)
 
     # -- the compound sum ------------------------------------------------------------
 
@@ -134,11 +142,12 @@ class ClumpWindowModel:
             self._cache[L] = hit
         return hit
 
-    def _length(self, n: int, extra_mean_lat: float = 0.0) -> int:
+    def _length(self, n: float, extra_mean_lat: float = 0.0) -> int:
         f = self.clump_pmf
-        k = np.arange(f.size)
-        m1 = float(_dot(k, f))
-        m2 = float(_dot(k * k, f))
+        if self._moments is None:
+            k = np.arange(f.size)
+            self._moments = (float(_dot(k, f)), float(_dot(k * k, f)))
+        m1, m2 = self._moments
         mean = n * self.p_single * m1 + extra_mean_lat
         var = n * self.p_single * m2 + extra_mean_lat * max(1.0, float(self.call_pmf.size))
         # Room for the count's tail and the carried retries (below ~q once they drain).
@@ -146,8 +155,19 @@ class ClumpWindowModel:
                 + self.own_pmf.size + self.call_pmf.size + 16)
         return 1 << max(6, math.ceil(math.log2(span * 1.25)))
 
-    def pmf(self, n: int, retry_calls: float = 0.0) -> NDArray[np.float64]:
-        """pmf of the fresh (plus ``retry_calls`` Poisson retried) units in a window."""
+    def pmf(self, n: float, retry_calls: float = 0.0) -> NDArray[np.float64]:
+        """pmf of the fresh (plus ``retry_calls`` Poisson retried) units in a window
+        (read-only: the fresh-count pmfs are cached by N)."""
+        if retry_calls <= 0:
+            hit = self._pmfs.get(n)
+            if hit is None:
+                if len(self._pmfs) >= 256:
+                    self._pmfs.clear()
+                hit = self._pmfs[n] = self._pmf(n, 0.0)
+            return hit
+        return self._pmf(n, retry_calls)
+
+    def _pmf(self, n: float, retry_calls: float) -> NDArray[np.float64]:
         extra = retry_calls * float(_dot(np.arange(self.call_pmf.size), self.call_pmf))
         L = min(self._length(n, extra), _MAX_FFT)
         log_s, ch = self._transforms(L)
@@ -158,6 +178,7 @@ class ClumpWindowModel:
             g = np.fft.irfft(np.exp(log_g), L)
         # Flush round-off and subnormal values: later FFTs of subnormals are ~100× slower.
         out: NDArray[np.float64] = np.where(g > 1e-250, g, 0.0)
+        out.setflags(write=False)
         return out
 
     # -- the 429 share ---------------------------------------------------------------
@@ -234,37 +255,115 @@ class ClumpWindowModel:
     def _sliding_h(self, n: int, retry_calls: float) -> float:
         # The other N − 1 sessions' count; the arriving call's own turn is in ``own``.
         g = self.pmf(max(n - 1, 0), retry_calls)
+        q = math.floor(self.q_lat + 1e-9)
+        if self.loses:
+            # A rejected charge that is never retried nor logged leaves no trace: the log
+            # is a loss system (each admitted unit held w seconds, at most q held), whose
+            # occupancy is the free count truncated at q (Erlang's loss formula, and its
+            # insensitivity to the holding time); the free count over-counts the charges
+            # already turned away.
+            kept = float(g[: q + 1].sum())
+            if 0.0 < kept < 1.0:
+                g = np.concatenate([g[: q + 1] / kept, np.zeros(max(g.size - q - 1, 0))])
         # An arriving call of charge B is rejected when S + own + B > q.
         extra = np.convolve(self.own_pmf, self.call_pmf)
         tail = np.concatenate([np.cumsum(g[::-1])[::-1], [0.0]])  # tail[s] = P(S ≥ s)
-        q = math.floor(self.q_lat + 1e-9)
         idx = np.clip(q + 1 - np.arange(extra.size), 0, tail.size - 1)
         return float(min(1.0, _dot(extra, tail[idx])))
 
-    def _retry_rejection(self, p: float) -> float:
+    @property
+    def loses(self) -> bool:
+        """A sliding window whose rejected calls leave the log for good (no retries, not
+        counted): its occupancy is a loss system's."""
+        return self.sliding and not self.retry.retries and not self.retry.counts_rejected
+
+    @property
+    def herds(self) -> bool:
+        """Honoured retry-afters of an uncounted sliding window: retries land as a herd."""
+        r = self.retry
+        return (self.sliding and r.retries and r.honour_retry_after
+                and not r.counts_rejected and self.events_per_window > 0)
+
+    def _retry_rejection(self, p: float, n: int = 0) -> float:
         """Chance a retry is rejected again when a fresh attempt is rejected with ``p``.
 
         A honoured retry-after from a sliding counter is the time until just enough of
         the oldest charges expire; when rejections are counted the rejected attempt's own
         unit was logged after that time was computed, so the retry meets a full window
         again (and is logged again): retries of a counted sliding window are rejected
-        with probability ≈ 1. Otherwise retries are one more Poisson stream (the orbit
-        approximation, theory.md §3) and see ``p`` like any attempt.
+        with probability ≈ 1. Uncounted, the retries come back as a herd at that expiry
+        (:meth:`herd_rejection`). Otherwise (backoff) retries are one more Poisson
+        stream (the orbit approximation, theory.md §3) and see ``p`` like any attempt.
         """
         r = self.retry
-        return 1.0 if (r.counts_rejected and r.honour_retry_after) else p
+        if r.counts_rejected and r.honour_retry_after:
+            return 1.0
+        if self.herds:
+            return self.herd_rejection(n)
+        return p
 
-    def _retries_per_call(self, p: float) -> tuple[float, float]:
+    def herd_rejection(self, n: int) -> float:
+        """Share of herded retries rejected again (sliding window, honoured retry-after).
+
+        Every call turned away while the trailing window is full is told the same
+        retry-after — the expiry of the oldest charge in the log — so they come back
+        together, as one herd ``H``, and that expiry frees the room of one launch
+        instant's charges, ``F`` (the oldest group in the log: the law of a launch
+        instant's units). The herd is the part of the overflowing launch that did not
+        fit, ``O`` (for a batch ``B`` meeting a room uniform below it, ``O`` has the
+        equilibrium law ``P(O = k) = P(B ≥ k)/E[B]``), plus every launch of the other
+        sessions in the time ``δ`` until that expiry (all rejected: the log is full). A
+        full log holds ``K = q/E[B]`` groups spread over ``w``, so ``δ`` ~ Exp with mean
+        ``w/K``; with launches at rate ``λ`` the number in ``δ`` is geometric with mean
+        ``λ·w/K``. The units of the herd that do not fit are rejected again:
+        ``p_r = E[(H − F)⁺]/E[H]``, the same for every later retry.
+        """
+        hit = self._herd.get(n)
+        if hit is not None:
+            return hit
+        e = self.event_pmf
+        k = np.arange(e.size, dtype=np.float64)
+        mu = float(_dot(k, e))
+        q = self.q_lat
+        if mu <= 0 or q <= 0:
+            return 0.0
+        lam = n * self.events_per_window / self.window_s        # launch instants per s
+        mean_k = lam * self.window_s * mu / q                   # launches during δ
+        rho = mean_k / (1.0 + mean_k)
+        surv = np.concatenate([[0.0], 1.0 - np.cumsum(e)[:-1]])  # P(B ≥ k), k ≥ 1
+        o_pmf = surv / mu
+        L = 1 << max(6, math.ceil(math.log2(4 * e.size + (mean_k + 12.0 * math.sqrt(
+            mean_k + mean_k**2 + 1.0)) * e.size)))
+        eh = np.fft.rfft(e, L)
+        hh = np.fft.rfft(o_pmf, L) * (1.0 - rho) / (1.0 - rho * eh)
+        h = np.clip(np.fft.irfft(hh, L), 0.0, None)
+        kk = np.arange(L, dtype=np.float64)
+        e_h = float(_dot(kk, h))
+        # E[(H − F)⁺] = Σ_f P(F = f)·E[(H − f)⁺], from the survival sums of H.
+        tail = np.cumsum(h[::-1])[::-1]                  # P(H ≥ j)
+        over = np.cumsum(tail[::-1])[::-1]               # Σ_{i ≥ j} P(H ≥ i) = E[(H − j + 1)⁺]
+        f_idx = np.arange(e.size)
+        excess = _dot(e, over[np.minimum(f_idx + 1, L - 1)])
+        pr = min(1.0, max(0.0, excess / e_h)) if e_h > 0 else 0.0
+        self._herd[n] = pr
+        return pr
+
+    def _retries_per_call(self, p: float, n: int = 0) -> tuple[float, float]:
         """(retried attempts per call, rejection chance of a retry) at fresh rejection ``p``."""
         m = self.retry.max_retries
-        pr = self._retry_rejection(p)
+        pr = self._retry_rejection(p, n)
         per = p * (float(m) if pr >= 1.0 else (1.0 - pr**m) / (1.0 - pr))
         return per, pr
 
     def _sliding_step(self, n: int, p: float) -> float:
-        per, pr = self._retries_per_call(p)
+        per, pr = self._retries_per_call(p, n)
         if pr >= 1.0:
             return self._sliding_bursty(n)
+        if self.herds:
+            # A herded retry takes the room its expiry frees, so the calls it carries
+            # occupy the log as if admitted late: the fresh count already holds them
+            # (every fresh call is counted whether or not it was turned away first).
+            return self._sliding_h(n, 0.0)
         return self._sliding_h(n, n * self.calls_per_window * per)
 
     def _sliding_bursty(self, n: int) -> float:
@@ -299,7 +398,7 @@ class ClumpWindowModel:
                     p = new
                     break
                 p = new
-        per, pr = self._retries_per_call(p)
+        per, pr = self._retries_per_call(p, n)
         attempt = (p + per * pr) / (1.0 + per)
         out = {"attempt": min(1.0, attempt), "call": p, "failed": p * pr**m,
                "exceed": self.exceedance(n), "retry_share": per}
@@ -575,13 +674,43 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
         full[:, : len(relevant)] = counts[:, : len(relevant)]
     counts = full
     calls_per_turn = float(launches.sum()) / window_s * scale  # launches per turn
+    # Launch instants (a fan-out's copies are one): what a sliding log's expiry frees.
+    event_pmf, events_per_turn = (_event_law(timing, relevant, rel_pmfs[: len(relevant)])
+                                  if sliding else (np.zeros(1), 0.0))
     return ClumpWindowModel(
         h=h, q_lat=q_lat, window_s=window_s, sliding=sliding, p_single=p_single,
         p_binomial=p_binomial, clump_pmf=clump, call_pmf=call_pmf, own_pmf=own,
         mean_units=units_per_turn * window_s / cycle_s,
         calls_per_window=calls_per_turn * window_s / cycle_s, retry=retry,
         size_bias=kappa, prior_hist=hist, prior_counts=counts,
-        fail_odds=_fail_odds(fine, fine_call, launches, is_requests))
+        fail_odds=_fail_odds(fine, fine_call, launches, is_requests),
+        event_pmf=event_pmf, events_per_window=events_per_turn * window_s / cycle_s)
+
+
+def _event_law(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.float64]]
+               ) -> tuple[NDArray[np.float64], float]:
+    """(law of the units one launch instant charges, lattice units; instants per turn).
+
+    Mean charges per call, spread over the two nearest lattice points (mean-preserving).
+    """
+    if not relevant:
+        return np.zeros(1), 0.0
+    _, gc = timing.groups()
+    mean_charge = np.array([float(_dot(np.arange(p.size), p)) for p in pmfs])
+    x = (gc[:, :, relevant].astype(np.float64) @ mean_charge).ravel()
+    x = x[x > 0]
+    if x.size == 0:
+        return np.zeros(1), 0.0
+    lo = np.floor(x)
+    frac = x - lo
+    # Mean-preserving: an instant charging less than a step is 0 or 1 step (a free room
+    # smaller than a step, not a whole step).
+    idx = np.maximum(lo.astype(np.int64), 0)
+    out: NDArray[np.float64] = np.bincount(idx, weights=1.0 - frac,
+                                           minlength=int(idx.max()) + 2).astype(np.float64)
+    out += np.bincount(idx + 1, weights=frac, minlength=out.size)[: out.size]
+    total = float(out.sum())
+    return (out / total if total > 0 else out), float(x.size) / timing.n
 
 
 # Points of the fine lattice on which the size bias of rejections is computed.
@@ -668,10 +797,13 @@ def _fail_odds(pmfs: list[NDArray[np.float64]], call_pmf: NDArray[np.float64],
 
 def _own_prior(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.float64]],
                w: float) -> NDArray[np.float64]:
-    """Units of an arriving call's own turn already in its trailing window (Palm view).
+    """Units of an arriving call's own session already in its trailing window (Palm view).
 
-    Launches in ``(τ − w, τ)`` count whole; batch-mates launched at the same instant are
-    ahead of it in random order (half of them on average, uniformly many).
+    Launches in ``(τ − w, τ)`` count whole — those of its own turn and of the session's
+    earlier turns (a closed session's previous turn ends a think time before this one
+    starts: with Exp(60 s) think times one turn in seven has the previous one within
+    10 s, and a 300-call fan-out is a fifteenth of a 500,000-token window); batch-mates
+    launched at the same instant are ahead of it in random order (uniformly many).
     """
     gt, gc = timing.groups()
     n, g, _ = gc.shape
@@ -679,14 +811,17 @@ def _own_prior(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.fl
     rc = gc[:, :, relevant].astype(np.float64)          # [turn, event, relevant call]
     xg = rc @ mean_charge                                # units each event launches
     fin = np.isfinite(gt)
-    span = float(np.where(fin, gt, 0.0).max()) if fin.any() else 0.0
-    # Units launched in (τ − w, τ) by earlier events of the same turn: range sums over
-    # the events sorted by time, each turn's block placed ``off`` apart.
-    off = span + 2.0 * w + 1.0
-    key = (np.arange(n)[:, None] * off + np.where(fin, gt, span)).ravel()
-    cx = np.concatenate([[0.0], np.cumsum(np.where(fin, xg, 0.0).ravel())])
-    lo = np.searchsorted(key, key - w, side="right")
-    hi = np.searchsorted(key, key, side="left")
+    # The sampled turns are consecutive turns of one session (``gap``: start to next
+    # start), so the session's timeline is the turn starts plus the launch offsets.
+    # Units launched in (τ − w, τ): range sums over the launches sorted by time.
+    starts = np.concatenate([[0.0], np.cumsum(timing.gap[:-1])])
+    last = float(starts[-1]) + float(np.where(fin, gt, 0.0).max()) + 2.0 * w + 1.0
+    key = np.where(fin, starts[:, None] + np.where(fin, gt, 0.0), last).ravel()
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    cx = np.concatenate([[0.0], np.cumsum(np.where(fin, xg, 0.0).ravel()[order])])
+    lo = np.searchsorted(ks, key - w, side="right")
+    hi = np.searchsorted(ks, key, side="left")
     prior = (cx[hi] - cx[lo]).reshape(n, g)
     ties = rc.sum(axis=2) - 1.0                          # batch-mates of one launch
     # A launch of call j in an event with T batch-mates has 0..T of them ahead, each
