@@ -158,6 +158,23 @@ def test_client_weighted_split_follows_the_weights() -> None:
     assert pt.counts["spills"] == 0 and pt.counts["rejected"] == 0
 
 
+@pytest.mark.parametrize("policy", ["round_robin", "usage_based"])
+def test_client_balancing_policies(policy: str) -> None:
+    """Two identical deployments: round_robin alternates; usage_based (reading the
+    client's limiter mirror) keeps their windows level — both near half the calls,
+    where a router blind to usage would send every call to the first."""
+    prof = _prof(spec({"policy": policy, "deployments": ["ptu", "paygo"]},
+                      ptu_rpm=6000, paygo_rpm=6000))
+    with ServerThread(prof, ServeOptions(time_scale=K, seed=6)) as srv:
+        cfg = LoadtestConfig(target=srv.url, time_scale=K, warmup_s=0.0, duration_s=80.0,
+                             seed=3, route="client")
+        pt = run_loadtest(prof, cfg, [6], predicted=False, ceiling=False).points[0]
+    deps = _consistent(pt)
+    share = deps["ptu"]["admitted"] / (deps["ptu"]["admitted"] + deps["paygo"]["admitted"])
+    assert pt.counts["calls"] > 80
+    assert share == pytest.approx(0.5, abs=0.1), deps
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "capacity", "loadtest", *args],
                           capture_output=True, text=True, timeout=120)
