@@ -76,9 +76,9 @@ offered load of N sessions, ``λ_u = N · units per turn / mean cycle`` (the ana
 * **Sliding window.** The log starts with ``min(λ_u · w, q)`` units spread as 64 equal
   charges over ``(−w, 0]``, which then expire steadily during the first window.
 
-After that the warm-up removes what is left of the transient. A routed profile's windows
-start at the load its calls' first logical model sends each deployment (by weight; all on
-the first under ``priority``; see ``_routed_warm``) and its buckets full. For windows shorter than
+After that the warm-up removes what is left of the transient. A routed profile's offered
+load per slot is the workload's split of its calls over the deployments
+(:class:`capacity.model.workload.Workload`, the analytic models' own). For windows shorter than
 the warm-up this changes nothing measured; for day windows it is what enforces them at
 all (the measured hour then sees the daily allowance run out in a fraction of the
 replications, in proportion to where in the day it falls).
@@ -575,57 +575,6 @@ def _compile(profile: Profile) -> _Compiled:
     return cached_per_profile(_COMPILED, profile, _compile_uncached)
 
 
-def _routed_warm(profile: Profile, sites: tuple[CallSpec, ...], slots: tuple[LimitSlot, ...],
-                 fleet: _Fleet, cycle_s: float) -> _WarmModel:
-    """The steady-state start of a routed profile's limiter: each window slot at the mean
-    load the calls' first logical model sends it (split by weight under ``weighted``,
-    evenly under the other balancing policies, all on the first deployment under
-    ``priority``; spills and fallbacks left out); token buckets start full. An
-    approximation of the start only: the warm-up removes what is left of it."""
-    rsite, rchain, rlm, rdep, rwt, sdep, _, st_maxtok, st_coef = fleet.arrays[:9]
-    counts: list[float] = []
-    total = sum(t.weight for t in profile.session.turns.values())
-
-    def walk(steps: Any, m: float) -> None:  # the compile's order of call sites
-        for step in steps:
-            if isinstance(step, CallStep):
-                counts.append(m)
-                continue
-            blk: Block
-            if isinstance(step, OptionalStep):
-                blk, k = step.optional, m * step.optional.probability
-            elif isinstance(step, ParallelStep):
-                blk, k = step.parallel, m * step.parallel.count.mean
-            else:
-                blk, k = step.repeat, m * step.repeat.count.mean
-            if blk.call is not None:
-                counts.append(k)
-            else:
-                walk(blk.steps or [], k)
-
-    for turn in profile.session.turns.values():
-        walk(turn.steps, turn.weight / total)
-    load = np.zeros(len(slots))
-    for i, call in enumerate(sites):
-        lm = rlm[rchain[rsite[i, 0]]]
-        idx = range(int(lm[RL_OFF]), int(lm[RL_OFF] + lm[RL_LEN]))
-        w = np.array([rwt[e] if rwt[e] > 0 else 0.0 for e in idx])
-        if lm[RL_POLICY] == POLICY_CODE["priority"]:
-            w = (np.arange(w.size) == int(np.argmax(w > 0))).astype(float)
-        elif lm[RL_POLICY] != POLICY_CODE["weighted"]:
-            w = (w > 0).astype(float)
-        mean_in = call.input_tokens.mean
-        for e, share in zip(idx, w / w.sum(), strict=True):
-            row = sdep[i, rdep[e]]
-            mt = float(st_maxtok[row])
-            out = call.output_tokens.mean_clipped(mt)
-            c = st_coef[row]
-            units = (c[:, 0] + c[:, 1] * mean_in - c[:, 2] * call.cached_input_fraction
-                     * mean_in + c[:, 3] * out + (c[:, 4] * mt if math.isfinite(mt) else 0.0))
-            load += counts[i] * share * units / cycle_s
-    return _WarmModel(load, tuple(None for _ in slots))
-
-
 def _primary(profile: Profile, call: CallSpec) -> str:
     """The first deployment (or model) serving ``call`` (the call's model unrouted)."""
     return profile.route_targets(call.model)[0][0] if profile.routes else call.model
@@ -837,8 +786,7 @@ def _compile_uncached(profile: Profile) -> _Compiled:
         site_cached=np.asarray(site_cached, dtype=np.float64), site_maxtok=site_maxtok,
         coef=coef, cfg=cfg, max_nodes=max(sizes),
         mean_cycle_s=max(cycle, 1e-3), sites=tuple(sites), fleet=fleet,
-        warm=(_warm_model(profile, slots) if fleet is None else
-              _routed_warm(profile, tuple(sites), slots, fleet, max(cycle, 1e-3))),
+        warm=_warm_model(profile, slots),
     )
 
 
