@@ -697,7 +697,11 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                             return n * vd + pe(n) * u
                         rate = fed
                     level.append((m, per_call, w, 0.0))
-                    level_caps.append((c.rate_per_s, rate, per_call))
+                    # Turned-away units leave as calls of the size-biased charge (the
+                    # large ones spill first), as in the burst model.
+                    kappa_u = (m.kappa if isinstance(m, BucketSpill | FeedModel) else
+                               float(getattr(getattr(m, "inner", None), "size_bias", 1.0)))
+                    level_caps.append((c.rate_per_s, rate, per_call / kappa_u))
                     entries[c.name] = Entry(c, m, "spill" if nxt is not None else
                                             ("receive" if k else "plain"), nxt, rate)
             upstream = level or upstream

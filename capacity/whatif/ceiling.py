@@ -221,8 +221,13 @@ class SizeResult:
 
     @property
     def to_raise(self) -> list[DimensionSize]:
-        """Constraints whose limit must go up, the largest relative raise first."""
-        out = [d for d in self.dimensions if d.raise_needed]
+        """Constraints whose limit must go up, the largest relative raise first.
+
+        A priority route's first deployment (``spill_to``) is not among them: its size
+        is how much to provision before spillover (``--max-spill``), a choice — the
+        deployments after it are sized to carry the rest with its current limit.
+        """
+        out = [d for d in self.dimensions if d.raise_needed and d.spill_to is None]
         return sorted(out, key=lambda d: -d.required_limit / d.current_limit)
 
     def summary(self) -> str:
@@ -236,7 +241,7 @@ class SizeResult:
                              f"{d.current_limit:,.0f})" for d in spill)
             extra.append(f"For at most {self.max_spill:.1%} of the calls to spill past "
                          f"the first deployment it needs {need}.")
-        raise_ = [d for d in self.to_raise if d.spill_to is None]
+        raise_ = self.to_raise
         if not raise_:
             return " ".join([f"The current quotas already carry {self.sessions:,} sessions at "
                              f"≤{self.target_429_fraction:.1%} 429s.", *extra, *self.notes])

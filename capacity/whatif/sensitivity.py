@@ -64,6 +64,7 @@ from capacity.profile.schema import (
     Profile,
     RepeatStep,
     iter_calls,
+    serving,
 )
 from capacity.whatif.ceiling import SimSettings
 
@@ -210,9 +211,12 @@ def parameters(profile: Profile) -> list[Parameter]:
     """
     used_models = {c.model for t in profile.session.turns.values()
                    for c, _ in iter_calls(t.steps, ())}
+    # A call names a logical model: its quotas are those of every deployment serving it.
+    used_quotas = {qn for m in used_models for target in serving(profile, m)
+                   for qn in profile.quotas_for(target)}
     out: list[Parameter] = []
     for qname, q in profile.quotas.items():
-        if not used_models & set(q.models):
+        if qname not in used_quotas:
             continue
         quota_enforcement = False
         for dim, lim in q.limits().items():
