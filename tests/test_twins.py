@@ -310,7 +310,7 @@ def fleets(draw: st.DrawFn) -> tuple[dict[str, Any], int]:
     return body, draw(st.integers(3, 40))
 
 
-@settings(max_examples=150, deadline=None, derandomize=True,
+@settings(max_examples=100, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(case=fleets(), seed=st.integers(0, 2**31))
 def test_generated_fleets_replay_exactly(case: tuple[dict[str, Any], int], seed: int) -> None:
