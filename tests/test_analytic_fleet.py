@@ -248,19 +248,26 @@ def _simulator_routes(profile: object) -> None:
         raise
 
 
-# Tolerances of the overflow approximation (stated in the report and the README):
-# spill share within 0.06 absolute; N* within 15 %.
-SPILL_TOL = 0.06
-NSTAR_TOL = 0.15
+# Tolerances of the overflow approximation (stated in the report): spill share within
+# 0.06 absolute, N* within 15 %, fallback share within 0.002 — the analytic model has
+# no cooldown, which moves the simulated spill by ~0.04 on the example fleet (LiteLLM's
+# defaults cool ptu down when it turns away half of its calls); without cooldown the
+# example agrees within 0.02 and 5 %.
+TOLERANCES = {"fleet-example": (0.06, 0.15), "fleet-example-no-cooldown": (0.02, 0.05),
+              "ptu-spillover": (0.06, 0.15)}
+FALLBACK_TOL = 0.002
 
 
-@pytest.mark.parametrize("which", ["fleet-example", "ptu-spillover"])
+@pytest.mark.parametrize("which", sorted(TOLERANCES))
 def test_spillover_against_the_simulator(tmp_path: Path, which: str) -> None:
-    """The analytic spill share of the first deployment at N and the analytic N*
-    against the simulator's (seeded, common settings)."""
+    """The analytic spill share of the first deployment at N, its fallback share and
+    the analytic N* against the simulator's (seeded, common settings)."""
     from capacity.whatif.ceiling import SimSettings, ceiling
 
-    p = _spill_profile(tmp_path) if which == "fleet-example" else load_profile(PTU)
+    p = load_profile(PTU) if which == "ptu-spillover" else _spill_profile(tmp_path)
+    if which.endswith("no-cooldown"):
+        p = p.model_copy(update={"cooldown": None})  # type: ignore[attr-defined]
+    spill_tol, nstar_tol = TOLERANCES[which]
     _simulator_routes(p)
     from capacity.sim.engine import simulate
 
@@ -271,9 +278,26 @@ def test_spillover_against_the_simulator(tmp_path: Path, which: str) -> None:
     res = ceiling(p, "both", sim=SimSettings(seed=7, replications=8, horizon_s=1800.0))
     assert res.simulated is not None
     n_sim, n_an = res.simulated.n_star, res.burst_ceiling
-    assert abs(n_an - n_sim) <= NSTAR_TOL * n_sim, (which, n_an, n_sim)
+    assert abs(n_an - n_sim) <= nstar_tol * n_sim, (which, n_an, n_sim)
     at = max(1, n_sim)
     sim = simulate(p, at, horizon_s=1800.0, replications=8, seed=11)
     spilled = sim.deployments[flow.chain[0]].spill_fraction.mean
     analytic = fm.spill[flow.logical](at)
-    assert abs(analytic - spilled) <= SPILL_TOL, (which, at, analytic, spilled)
+    assert abs(analytic - spilled) <= spill_tol, (which, at, analytic, spilled)
+    fell = sim.routing["fallback_fraction"].mean
+    assert abs(fm.fallback[flow.logical](at) - fell) <= FALLBACK_TOL, (which, fell)
+
+
+@pytest.mark.parametrize("per_turn", [True, False])
+def test_weighted_against_the_simulator(tmp_path: Path, per_turn: bool) -> None:
+    """Two weighted deployments: the analytic N* within 10 % of the simulated one
+    (web-research, per turn and per call)."""
+    from capacity.whatif.ceiling import SimSettings, ceiling
+
+    p = _two(tmp_path, per_turn)
+    _simulator_routes(p)
+    res = ceiling(p, "both", sim=SimSettings(seed=7, replications=8,  # type: ignore[arg-type]
+                                             horizon_s=1800.0))
+    assert res.simulated is not None
+    n_sim, n_an = res.simulated.n_star, res.burst_ceiling
+    assert abs(n_an - n_sim) <= 0.10 * n_sim, (per_turn, n_an, n_sim)
