@@ -27,6 +27,7 @@ from capacity.model.workload import (
     route_shares,
 )
 from capacity.profile.loader import load_profile
+from capacity.profile.schema import Profile
 from capacity.whatif.ceiling import size
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,13 +75,13 @@ session:
 """
 
 
-def _two(tmp_path: Path, per_turn: bool) -> object:
+def _two(tmp_path: Path, per_turn: bool) -> Profile:
     f = tmp_path / f"two-{per_turn}.yaml"
     f.write_text(TWO.replace("PER_TURN", "true" if per_turn else "false"))
     return load_profile([WEB, f])
 
 
-def _spill_profile(tmp_path: Path) -> object:
+def _spill_profile(tmp_path: Path) -> Profile:
     f = tmp_path / "fleet.yaml"
     f.write_text(SPILL)
     return load_profile(f)
@@ -237,11 +238,11 @@ def test_size_per_deployment_and_before_spillover(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def _simulator_routes(profile: object) -> None:
+def _simulator_routes(profile: Profile) -> None:
     from capacity.sim.engine import _compile
 
     try:
-        _compile(profile)  # type: ignore[arg-type]
+        _compile(profile)
     except CapacityError as e:
         if "does not support 'routes'" in str(e):
             pytest.skip(f"the simulator does not route yet: {e}")
@@ -266,7 +267,7 @@ def test_spillover_against_the_simulator(tmp_path: Path, which: str) -> None:
 
     p = load_profile(PTU) if which == "ptu-spillover" else _spill_profile(tmp_path)
     if which.endswith("no-cooldown"):
-        p = p.model_copy(update={"cooldown": None})  # type: ignore[attr-defined]
+        p = p.model_copy(update={"cooldown": None})
     spill_tol, nstar_tol = TOLERANCES[which]
     _simulator_routes(p)
     from capacity.sim.engine import simulate
@@ -296,8 +297,7 @@ def test_weighted_against_the_simulator(tmp_path: Path, per_turn: bool) -> None:
 
     p = _two(tmp_path, per_turn)
     _simulator_routes(p)
-    res = ceiling(p, "both", sim=SimSettings(seed=7, replications=8,  # type: ignore[arg-type]
-                                             horizon_s=1800.0))
+    res = ceiling(p, "both", sim=SimSettings(seed=7, replications=8, horizon_s=1800.0))
     assert res.simulated is not None
     n_sim, n_an = res.simulated.n_star, res.burst_ceiling
     assert abs(n_an - n_sim) <= 0.10 * n_sim, (per_turn, n_an, n_sim)
