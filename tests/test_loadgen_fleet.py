@@ -241,3 +241,45 @@ def test_langgraph_agent_through_the_gateway() -> None:
         assert metric_sum(m, g, deployment="ptu", outcome="admitted") == 1
         assert metric_sum(m, g, deployment="ptu", outcome="spilled") >= 1
         assert metric_sum(m, g, deployment="paygo", outcome="admitted") >= 3
+
+
+def test_openai_sdk_sessions_through_the_gateway() -> None:
+    """--client openai on a fleet profile: the official SDK sends the logical name (and
+    its own x-stainless-retry-count); the mock spills within requests; the deployments
+    its answers name are counted per deployment, consistently."""
+    import asyncio
+
+    from capacity.loadgen.driver import DriverConfig
+    from capacity.loadgen.measure import summarise, summarise_routing
+    from capacity.loadgen.sdk import SdkDriver
+
+    fast = {"ttft": "10ms", "tokens_per_second": 2000}
+    per_s = {"type": "fixed_window", "window": "1s"}
+    prof = _prof({
+        "name": "sdk-fleet", "models": {"big": fast},
+        "deployments": {"ptu": {"model": "big", "quotas": ["ptu"]},
+                        "paygo": {"model": "big", "quotas": ["paygo"]}},
+        "quotas": {"ptu": {"models": ["ptu"], "rpm": 120, "enforcement": per_s},
+                   "paygo": {"models": ["paygo"], "rpm": 240, "enforcement": per_s}},
+        "routes": {"gpt": {"policy": "priority", "deployments": ["ptu", "paygo"]}},
+        "session": {"think_time": {"uniform": ["0.3s", "0.7s"]}, "turns": {"t": {"steps": [
+            {"call": {"model": "gpt", "input_tokens": 200, "output_tokens": 10,
+                      "max_tokens": 64}}]}}},
+        "retry": {"max_retries": 2}})
+    with ServerThread(prof, ServeOptions(time_scale=1.0, seed=3)) as srv:
+        cfg = DriverConfig(target=srv.url, provider="openai", time_scale=1.0, warmup_s=0.0,
+                           duration_s=4.0, seed=2, drain_s=20.0, route="gateway")
+        rec = asyncio.run(SdkDriver(prof, cfg, list(range(8)), sdk="openai").run())
+        seen = metrics(srv.url)
+    m, counts, _ = summarise(rec, 0.0, 4.0)
+    deps = summarise_routing(rec, 0.0, 4.0)
+    assert counts["turns"] >= 10 and counts["usage_mismatch"] == 0
+    assert deps["ptu"]["admitted"] > 0 and deps["ptu"]["spilled"] > 0
+    # Priority without cooldown: every request tries ptu first, every spill goes to
+    # paygo, and ptu is never the last one tried.
+    assert deps["paygo"]["sent"] == deps["ptu"]["spilled"] and deps["ptu"]["rejected"] == 0
+    for c in deps.values():
+        assert c["sent"] == c["admitted"] + c["rejected"] + c["spilled"]
+    assert m["spill_fraction"] > 0
+    assert metric_sum(seen, "capacity_mock_gateway_attempts_total", deployment="ptu",
+                      outcome="spilled") >= deps["ptu"]["spilled"]

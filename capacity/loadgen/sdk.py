@@ -10,6 +10,10 @@ own HTTP client sees every attempt (and the ``x-stainless-retry-count`` it carri
 every status, and attributes them to the call being made through a context variable (the
 SDK retries inside the caller's task).
 
+Fleet profiles: the SDK sends the logical model name and the target routes (``capacity
+serve`` as the gateway; the SDK's ``x-stainless-retry-count`` tells it the client's last
+attempt); the deployments its answers name are counted per deployment.
+
 The SDK sleeps in wall time, so this mode runs at time scale 1 only. The same requests as
 the raw client are sent (body, tool, history, hint headers); the SDK's HTTP client
 ignores proxy settings from the environment (``trust_env=False``) and refuses any URL
@@ -22,13 +26,13 @@ import contextvars
 import importlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
 from ..profile.schema import Profile
-from .driver import DriverConfig, SessionDriver
+from .driver import DriverConfig, SessionDriver, gateway_counts
 from .measure import Recorder, TurnRecord
 from .plan import CallPlan
 from .protocol import (
@@ -51,7 +55,13 @@ class _Attempts:
     sent: int = 0
     rejected: int = 0
     max_retry_header: int = 0
+    # Fleet profiles (the target routes): each answer's status and routing headers.
+    answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
 
+
+_ROUTING_HEADERS = ("x-capacity-deployment", "x-capacity-spilled",
+                    "x-capacity-fell-back-from")
+"""What a gateway (capacity serve routing a logical model) says about each answer."""
 
 _CURRENT: contextvars.ContextVar[_Attempts | None] = contextvars.ContextVar(
     "capacity_sdk_call", default=None)
@@ -112,10 +122,16 @@ class SdkDriver(SessionDriver):
                 if n > 0:
                     self.retries_seen += 1
 
+        routed = bool(self.profile.routes)
+
         async def on_response(response: Any) -> None:
             att = _CURRENT.get()
             if att is not None and response.status_code == 429:
                 att.rejected += 1
+            if att is not None and routed:
+                att.answers.append((response.status_code, {
+                    k: response.headers[k] for k in _ROUTING_HEADERS
+                    if k in response.headers}))
 
         timeout = httpx2.Timeout(self.cfg.request_timeout_s,
                                  connect=self.cfg.connect_timeout_s)
@@ -178,6 +194,8 @@ class SdkDriver(SessionDriver):
             failed = self._classify(e)
             rec.attempts += att.sent
             rec.rejected += att.rejected
+            for status, headers in att.answers:
+                gateway_counts(rec, headers, status)
             if failed:
                 rec.failed = True
                 rec.calls_failed += 1
@@ -192,6 +210,8 @@ class SdkDriver(SessionDriver):
                 gate.release()
         rec.attempts += att.sent
         rec.rejected += att.rejected
+        for status, headers in att.answers:
+            gateway_counts(rec, headers, status)
         reply = parse_reply(self.cfg.provider, data)
         self.rec.successes.append((self.now(), reply.prompt_tokens + reply.completion_tokens))
         if reply.prompt_tokens != call.input_tokens:
