@@ -275,6 +275,8 @@ def to_csv(result: Any) -> str:
         if p.predicted is not None:
             for k, e in p.predicted.metrics.items():
                 row[f"predicted_{k}"] = e.mean
+            for k, e in (getattr(p.predicted, "routing", None) or {}).items():
+                row[f"predicted_{k}"] = e.mean
         rows.append({k: ("" if isinstance(v, float) and not math.isfinite(v) else v)
                      for k, v in row.items()})
     cols: list[str] = []
