@@ -281,7 +281,13 @@ class Distribution:
         """The equivalent frozen ``scipy.stats`` distribution (None for a point mass), a
         cross-check for the tests; needs scipy (``pip install 'llm-capacity[dev]'``)."""
         import numpy as np
-        from scipy import stats
+
+        try:
+            from scipy import stats
+        except ModuleNotFoundError:
+            raise ModuleNotFoundError(
+                "Distribution.frozen (a test cross-check) needs scipy: "
+                "pip install 'llm-capacity[dev]'") from None
 
         k, p = self.kind, self.params
         if k == "fixed":
