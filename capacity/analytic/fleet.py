@@ -839,6 +839,12 @@ def _mean_ceiling(e: Entry) -> float:
     return hi
 
 
+def fleet_mean_ceilings(wl: Workload, cyc: CycleTime) -> dict[str, float]:
+    """Mean-value ceiling of every constraint fed by spillover or fallback (sessions)."""
+    return {e.c.name: _mean_ceiling(e) for e in fleet_models(wl, cyc).entries
+            if e.role in ("receive", "fallback")}
+
+
 def entry_result(wl: Workload, e: Entry, cycle_s: float, target: float,
                  sessions: int | None) -> ConstraintResult:
     """The :class:`ConstraintResult` of one fleet entry."""
@@ -950,5 +956,6 @@ def route_notes(fm: FleetModels, n: int, asked: bool) -> list[str]:
     return out
 
 
-__all__ = ["FleetModels", "RouteFlow", "analyze_fleet", "fleet_ceilings", "fleet_models",
+__all__ = ["FleetModels", "RouteFlow", "analyze_fleet", "fleet_ceilings",
+           "fleet_mean_ceilings", "fleet_models",
            "route_flows", "thin_calls", "visible_results"]

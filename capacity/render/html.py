@@ -55,7 +55,9 @@ def _ceilings(r: Any) -> str:
         headers.append("simulated N* [95% CI]")
     rows = []
     for i, c in enumerate(r.constraints):
-        cells = [_td(c.name, num=False), _td(f"{count(c.limit)} {c.dimension}"),
+        # A priority route's first deployment: its 429s spill to the next one.
+        name = c.name + (f" → {c.spill_to} (spills)" if getattr(c, "spill_to", None) else "")
+        cells = [_td(name, num=False), _td(f"{count(c.limit)} {c.dimension}"),
                  _td(count(c.mean_ceiling), f"constraints.{i}.mean_ceiling"),
                  _td(count(c.burst_ceiling), f"constraints.{i}.burst_ceiling")]
         if sim is not None:
@@ -173,6 +175,9 @@ def report_page(*, ceiling: Any, sweep: Any, compare: Any | None,
         + ("; simulated: closed loop with retries, 95% confidence interval" if sim else "")
         + ".</p>",
     ]
+    # A fleet: how each route splits its calls, what spills and what falls back.
+    parts += [f'<p class="small">{_e(n)}</p>' for n in r.notes
+              if n.startswith(("Route ", "Spillover is"))]
     if sim is not None:
         parts.append(f'<p class="small">Simulation: {sim.replications} replications × '
                      f"{_e(format_duration(sim.horizon_s))}, seed "

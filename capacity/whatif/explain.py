@@ -120,9 +120,18 @@ def explain(profile: Profile) -> ExplainResult:
                                    Spread.of(s.units["input_tokens"]),
                                    Spread.of(s.units["output_tokens"]), Spread.of(s.latency)))
     cyc = cycle_time(wl)
+    fed: dict[str, float] = {}
+    if profile.routes:
+        # A fleet: a deployment fed by spillover or fallback spends per session what the
+        # fluid model sends it at its own mean ceiling (its load grows with N).
+        from capacity.analytic.fleet import fleet_mean_ceilings
+
+        fed = fleet_mean_ceilings(wl, cyc)
     rates = []
     for c in wl.constraints:
         v = wl.units_per_turn(c)
+        if c.name in fed and math.isfinite(fed[c.name]) and fed[c.name] > 0:
+            v = c.rate_per_s * cyc.cycle_s / fed[c.name]
         per_min = 60.0 * v / cyc.cycle_s
         ceiling = c.limit * 60.0 / c.period_s / per_min if per_min > 0 else math.inf
         rates.append(SessionRate(c.quota, c.dim, c.unit, v, per_min, c.limit, ceiling))
