@@ -70,10 +70,11 @@ def dag_profile(name: str, quota: dict[str, Any], retry: dict[str, Any] | None =
     return profile_from_dict(data)
 
 
-def fanout_profile(count: int, tpm: float, enforcement: str, window: str = "10s") -> Profile:
+def fanout_profile(count: int, tpm: float, enforcement: str, window: str = "10s",
+                   retry: dict[str, Any] | None = None) -> Profile:
     """Issue 9's A1 turn: ``count`` calls of 100 + 10 tokens launched at once (0.6 s each),
     Exp(60 s) think time, against ``tpm`` enforced by ``enforcement`` windows."""
-    return profile_from_dict({
+    data: dict[str, Any] = {
         "name": f"a1-{count}-{enforcement}",
         "models": {"m": {"tokens_per_second": 100, "ttft": "0.5s"}},
         "quotas": {"q": {"models": ["m"], "tpm": tpm,
@@ -81,7 +82,10 @@ def fanout_profile(count: int, tpm: float, enforcement: str, window: str = "10s"
         "session": {"think_time": {"exponential": "60s"}, "turns": {"t": {"steps": [
             {"parallel": {"count": count, "call": {
                 "model": "m", "input_tokens": 100, "output_tokens": 10}}}]}}},
-    })
+    }
+    if retry is not None:
+        data["retry"] = retry
+    return profile_from_dict(data)
 
 
 def _fixed(w: str) -> dict[str, Any]:
@@ -112,6 +116,8 @@ def workloads() -> list[tuple[str, Profile]]:
                      "type": "sliding_window", "window": "60s"}}, NO_RETRIES)))
     rows.append(("300 × 110-token fan-out, 3M TPM, sliding 10 s window, retries",
                  fanout_profile(300, 3_000_000, "sliding_window")))
+    rows.append(("300 × 110-token fan-out, 3M TPM, sliding 10 s window, no retries",
+                 fanout_profile(300, 3_000_000, "sliding_window", retry=NO_RETRIES)))
     rows.append(("1-3-1 TPM 60 s windows, max_tokens reserved, retries",
                  dag_profile("dag-tpm", {"tpm": {"limit": 2_000_000,
                                                  "enforcement": _fixed("60s")},
