@@ -44,6 +44,7 @@ from typing import Any
 from capacity import load_profile
 from capacity.errors import CapacityError
 from capacity.loadgen import LagError, LoadtestConfig, run_loadtest
+from capacity.loadgen.result import measured_ceiling
 from capacity.loadgen.runner import default_warmup_s, predict_ceiling
 from capacity.model.dist import parse_duration
 
@@ -130,6 +131,9 @@ def validate(path: Path, duration_s: float, seed: int, replications: int,
         except LagError as e:
             res = e.result  # type: ignore[attr-defined]
             lag_error = str(e)
+            # The points before the lagged one stand: the ceiling they bracket (or that
+            # they are all under: then it is only a lower bound) is still a measurement.
+            res.measured_ceiling = measured_ceiling(res.points[:-1], res.targets)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -164,6 +168,9 @@ def table(runs: list[dict]) -> str:
         if mc is None or pc is None:
             summary.append(f"| {r['profile']} | — | — | — | {r.get('lag_error') or ''} |")
             continue
+        if r.get("lag_error"):
+            summary.append(f"| {r['profile']} | (the last N was refused: "
+                           f"{r['lag_error']}) | | | |")
         cross = mc["n_star_interpolated"]
         diff = (cross - pc["n_star"]) / pc["n_star"] if pc["n_star"] else math.nan
         grid_n = (f"≥ {mc['n_star']}" if mc["capped"] else

@@ -4,7 +4,9 @@ fallback, weighted shares), the mock-as-gateway, the Locust and LangGraph paths 
 the gateway, and the new options' bad input.
 
 Short runs at K = 40: the figures checked are counts that routing alone decides (which
-deployment served, who spilled, who fell back), not statistical comparisons.
+deployment served, who spilled, who fell back), not statistical comparisons, so the lag
+guard is off where the library is called (a late timer moves a request across a window
+boundary, not a routing count).
 """
 
 from __future__ import annotations
@@ -73,7 +75,8 @@ def _run(srv: ServerThread, prof: Profile, n: int, route: str = "client",
          seed: int = 1) -> LoadPoint:
     cfg = LoadtestConfig(target=srv.url, time_scale=K, warmup_s=10.0, duration_s=160.0,
                          seed=seed, route=route)  # type: ignore[arg-type]
-    res = run_loadtest(prof, cfg, [n], predicted=False, ceiling=False)
+    res = run_loadtest(prof, cfg, [n], predicted=False, ceiling=False,
+                       check_lag=False)
     return res.points[0]
 
 
@@ -168,7 +171,8 @@ def test_client_balancing_policies(policy: str) -> None:
     with ServerThread(prof, ServeOptions(time_scale=K, seed=6)) as srv:
         cfg = LoadtestConfig(target=srv.url, time_scale=K, warmup_s=0.0, duration_s=80.0,
                              seed=3, route="client")
-        pt = run_loadtest(prof, cfg, [6], predicted=False, ceiling=False).points[0]
+        pt = run_loadtest(prof, cfg, [6], predicted=False, ceiling=False,
+                          check_lag=False).points[0]
     deps = _consistent(pt)
     share = deps["ptu"]["admitted"] / (deps["ptu"]["admitted"] + deps["paygo"]["admitted"])
     assert pt.counts["calls"] > 80
@@ -283,3 +287,28 @@ def test_openai_sdk_sessions_through_the_gateway() -> None:
     assert m["spill_fraction"] > 0
     assert metric_sum(seen, "capacity_mock_gateway_attempts_total", deployment="ptu",
                       outcome="spilled") >= deps["ptu"]["spilled"]
+
+
+def test_cli_fleet_run_beside_the_simulators_prediction(
+        tmp_path: Path, priority_mock: ServerThread) -> None:
+    """The command on a fleet profile: per-deployment rows and the routing figures beside
+    the simulator's (which routes the same profile)."""
+    path = tmp_path / "fleet.yaml"
+    path.write_text(yaml.safe_dump(spec(PRIORITY)))
+    base = [str(path), "--target", priority_mock.url, "--sessions", "10", "--time-scale",
+            str(K), "--duration", "120s", "--warmup", "10s", "--seed", "4",
+            "--replications", "3"]
+    r = _cli(*base, "--json")
+    assert r.returncode == 0, r.stderr
+    pt = json.loads(r.stdout)["points"][0]
+    assert set(pt["measured"]["deployments"]) >= {"ptu", "paygo"}
+    spill = pt["compare"]["spill_fraction"]
+    assert spill["measured"] > 0 and spill["predicted"] > 0
+    assert set(pt["predicted"]["deployments"]) == {"ptu", "paygo", "mini"}
+    # The rendering (a lighter run: K = 20 keeps the lag guard's limit at 50 ms on a busy
+    # machine).
+    text = _cli(str(path), "--target", priority_mock.url, "--sessions", "10",
+                "--time-scale", "20", "--duration", "60s", "--warmup", "0s", "--seed", "4",
+                "--no-predict")
+    assert text.returncode == 0, text.stderr
+    assert "per deployment" in text.stdout and "spilled at once" in text.stdout
