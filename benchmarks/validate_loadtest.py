@@ -9,6 +9,7 @@ beside the predicted one. Goal: measured N* within 10 % of the simulated N*.
 
     python benchmarks/validate_loadtest.py [--profiles a.yaml,b.yaml] [--duration 10m]
                                            [--out benchmarks/validate_loadtest.md]
+                                           [--route client|gateway]
 
 Before each N the load generator resets the mock's quota state with the simulator's
 steady-state start (``POST /admin/reset``), and every request carries the hint headers
@@ -103,7 +104,7 @@ def predicted_ceiling(profile: Any, cfg: LoadtestConfig) -> tuple[Any, str]:
 
 
 def validate(path: Path, duration_s: float, seed: int, replications: int,
-             fleet_n: int = 100) -> dict:
+             fleet_n: int = 100, route: str = "client") -> dict:
     profile = load_profile([path])
     k = TIME_SCALE.get(profile.title, 10.0)
     cfg = LoadtestConfig(target="", time_scale=k, warmup_s=default_warmup_s(profile),
@@ -122,7 +123,8 @@ def validate(path: Path, duration_s: float, seed: int, replications: int,
     proc, url = start_mock(path, k, seed)
     try:
         cfg = LoadtestConfig(target=url, time_scale=k, warmup_s=cfg.warmup_s,
-                             duration_s=duration_s, seed=seed, replications=replications)
+                             duration_s=duration_s, seed=seed, replications=replications,
+                             route="gateway" if route == "gateway" else "client")
         try:
             res = run_loadtest(profile, cfg, grid, ceiling=False,
                                on_point=lambda p: print(f"  N={p.sessions} measured",
@@ -225,13 +227,15 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "validate_loadtest.md"))
     ap.add_argument("--fleet-n", type=int, default=100,
                     help="grid centre for a profile no model can predict yet")
+    ap.add_argument("--route", choices=("client", "gateway"), default="client",
+                    help="fleet profiles: the load generator routes, or the mock does")
     a = ap.parse_args()
     paths = ([Path(p) for p in a.profiles.split(",") if p] if a.profiles
              else sorted((ROOT / "profiles").glob("*.yaml")))
     runs = []
     for p in paths:
         runs.append(validate(p, parse_duration(a.duration), a.seed, a.replications,
-                             a.fleet_n))
+                             a.fleet_n, a.route))
         # Written after every profile: a later failure does not lose the earlier runs.
         md = table(runs)
         Path(a.out).write_text(md)
