@@ -332,7 +332,9 @@ def _no_retry(model: Any, kappa: float = 1.0) -> Any:
     the size bias of its charges)."""
     inner = getattr(model, "inner", None)
     if inner is not None:
-        inner.retry = _window.RetryModel(0, False, False, abort_turn=False)
+        # Spilled attempts stay in a sliding log that counts rejections (they fill it).
+        inner.retry = _window.RetryModel(0, False, inner.retry.counts_rejected,
+                                         abort_turn=False)
         return model
     if isinstance(model, BucketSpill):
         return model
@@ -477,6 +479,28 @@ class FeedModel:
         return _overflow_in_calls(g, self.q_lat, self.h, self.kappa, per_call)
 
 
+def _effective_allowance(g: NDArray[np.float64], share: float, q: float) -> float:
+    """The allowance ``a ≤ q`` (lattice units) at which ``E[(S − a)⁺] = share·E[S]``
+    (``S ~ g``); ``q`` when the fixed-window overflow already turns that much away."""
+    k = np.arange(g.size, dtype=np.float64)
+    mean = float(np.dot(k, g))
+    want = min(max(share, 0.0), 1.0) * mean
+
+    def over(a: float) -> float:
+        return float(np.dot(np.maximum(k - a, 0.0), g))
+
+    if over(q) >= want:
+        return q
+    lo, hi = 0.0, q
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if over(mid) > want:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
 def _overflow_in_calls(g: NDArray[np.float64], q: float, h: float, kappa: float,
                        per_call: float) -> NDArray[np.float64]:
     """``(S − q)⁺`` of a window's units (``g`` on lattice ``h``) as a law over calls."""
@@ -526,8 +550,16 @@ def _spill_source(model: Any, per_call: float, window_s: float,
                 per_launch = max(float(np.dot(kb, batch)), 1e-300)
                 return _compound_poisson(mean_calls * dest_window_s / per_launch, batch)
             g = inner.pmf(n)
-            per = _overflow_in_calls(g / g.sum(), inner.q_lat, inner.h, inner.size_bias,
-                                     per_call)
+            g = g / g.sum()
+            q = inner.q_lat
+            if inner.sliding:
+                # A sliding log turns away more than a fixed window's (S − q)⁺ (a log that
+                # counts its rejections stays full): the overflow keeps the shape
+                # (S − a)⁺ with the allowance ``a`` at which its mean is the spill share
+                # the sliding model gives.
+                q = _effective_allowance(g, model.stats(n).loss_fraction / max(
+                    inner.size_bias, 1e-300), q)
+            per = _overflow_in_calls(g, q, inner.h, inner.size_bias, per_call)
         return _conv_power(per, k)
 
     return calls
