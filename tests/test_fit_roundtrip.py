@@ -20,7 +20,7 @@ from capacity.fit.synth import synth_log
 from capacity.fit.writer import write_profile
 from capacity.whatif.ceiling import SimSettings, ceiling
 
-from .conftest import PROFILES
+from .conftest import PROFILES, ROOT
 
 # Enough turns that sampling error in the fitted means (≈0.5% of the cycle) is far inside
 # the 3% tolerance: 150 sessions x 80 turns.
@@ -46,3 +46,21 @@ def test_round_trip_keeps_the_ceilings(path: Path, tmp_path: Path) -> None:
     assert b.mean_ceiling == pytest.approx(a.mean_ceiling, rel=0.03)
     assert a.simulated is not None and b.simulated is not None
     assert b.simulated.n_star == pytest.approx(a.simulated.n_star, rel=0.05)
+
+
+def test_quota_from_a_fleet_keeps_its_routes(tmp_path: Path) -> None:
+    """--quota-from a fleet profile copies the deployments, routes (fallbacks included)
+    and the untraced models they run: the fitted calls still spill and fall back."""
+    fleet = ROOT / "profiles" / "ptu-spillover.yaml"
+    original = load_profile(fleet)
+    log = tmp_path / "calls.jsonl"
+    with RequestLogWriter(log) as w:
+        for rec in synth_log(original, 10, 5, np.random.default_rng(7)):
+            w.write(rec)
+    out = tmp_path / "fitted.yaml"
+    write_profile(fit_read(read_traces([log])), out, quota_from=fleet)
+    fitted = load_profile(out)
+    assert fitted.routes == original.routes
+    assert fitted.deployments == original.deployments
+    assert fitted.models["gpt-4o-mini"] == original.models["gpt-4o-mini"]  # never traced
+    assert set(fitted.quotas) == {"ptu", "paygo", "mini"}

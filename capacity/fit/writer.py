@@ -18,6 +18,7 @@ import yaml
 from capacity.errors import CapacityError, ParameterError
 from capacity.model.dist import Distribution
 from capacity.profile.loader import load_profile, profile_from_dict
+from capacity.profile.schema import serving
 
 from .families import KS_FLOOR
 from .fitter import CallFit, FitResult, StepFit
@@ -84,7 +85,41 @@ def _reference(path: Path | None) -> tuple[dict[str, Any], dict[str, int], set[s
     charging = {m for q in prof.quotas.values()
                 if q.charge_max_tokens and {"tpm", "otpm", "tpd"} & set(q.limits())
                 for m in q.models}
+    # A logical model of a fleet: its serving deployments' defaults and charging count.
+    for logical in prof.routes:
+        for target in serving(prof, logical):
+            spec = prof.model_of(target)
+            if spec.max_tokens is not None:
+                mts.setdefault(logical, spec.max_tokens)
+            if any(q.charge_max_tokens and {"tpm", "otpm", "tpd"} & set(q.limits())
+                   for q in (prof.quotas[n] for n in prof.quotas_for(target))):
+                charging.add(logical)
     return raw, mts, charging
+
+
+def _fleet_closure(ref: dict[str, Any], traced: list[str]) -> tuple[
+        dict[str, Any], dict[str, Any], set[str]]:
+    """The reference fleet the traced (logical) model names need: (routes, deployments,
+    every name that may serve a traced call — routes' targets and fallbacks included)."""
+    routes_ref = ref.get("routes") or {}
+    deps_ref = ref.get("deployments") or {}
+    routes: dict[str, Any] = {}
+    seen: list[str] = []
+    stack = list(traced)
+    while stack:
+        name = stack.pop(0)
+        if name in seen:
+            continue
+        seen.append(name)
+        r = routes_ref.get(name)
+        if isinstance(r, dict):
+            routes[name] = r
+            stack += list(r.get("fallbacks") or [])
+    served = set(seen)
+    for r in routes.values():
+        served |= set(r.get("deployments") or [])
+    deps = {d: spec for d, spec in deps_ref.items() if d in served}
+    return routes, deps, served
 
 
 def _call(o: _Out, ind: int, c: CallFit, mt_default: dict[str, int],
@@ -216,18 +251,43 @@ def _quotas(o: _Out, ref: dict[str, Any], models: list[str], quota_from: Path | 
         o.add(4, f"rpm: {PLACEHOLDER_RPM}", "PLACEHOLDER: not from the traces")
         return [f"quotas are a PLACEHOLDER ({PLACEHOLDER_RPM} rpm): replace them or use "
                 "--quota-from"]
+    routes, deps, served = _fleet_closure(ref, models)
+    named = {q for spec in deps.values() if isinstance(spec, dict)
+             for q in (spec.get("quotas") or [])}
     quotas: dict[str, Any] = {}
-    uncovered = set(models)
+    uncovered = set(models) - set(routes) - set(deps)
     for qname, q in (ref.get("quotas") or {}).items():
-        keep = [m for m in (q.get("models") or []) if m in models]
-        if keep:
-            quotas[qname] = {**q, "models": keep}
+        keep = [m for m in (q.get("models") or []) if m in served]
+        if keep or qname in named:
+            quotas[qname] = {**q, "models": keep or list(q.get("models") or [])}
             uncovered -= set(keep)
     if not quotas:
         raise ParameterError(
             "quota_from", f"none of its quotas covers a model in the traces "
             f"({', '.join(models)}); name the traced models in its quotas' models lists",
             str(quota_from))
+    if deps or routes:
+        # Models the fleet runs that the traces never named: their latency is the
+        # reference's (a deployment that served no traced call cannot be fitted).
+        need = {spec.get("model") for spec in deps.values() if isinstance(spec, dict)}
+        need |= {t for r in routes.values() for t in (r.get("deployments") or [])
+                 if t not in deps}
+        need |= {fb for r in routes.values() for fb in (r.get("fallbacks") or [])
+                 if fb not in routes and fb not in deps}
+        extra = {m: spec for m, spec in (ref.get("models") or {}).items()
+                 if m in need and m not in models}
+        if extra:
+            o.comment(0, f"models: the fleet's untraced models, copied from {quota_from}")
+            o.lines += yaml.safe_dump({"models": extra}, sort_keys=False,
+                                      default_flow_style=None).rstrip().splitlines()[1:]
+            o.lines.append("")
+        o.comment(0, f"deployments and routes: copied from {quota_from}")
+        fleet = {k: v for k, v in (("deployments", deps), ("routes", routes)) if v}
+        if "cooldown" in ref:
+            fleet["cooldown"] = ref["cooldown"]
+        o.lines += yaml.safe_dump(fleet, sort_keys=False,
+                                  default_flow_style=None).rstrip().splitlines()
+        o.lines.append("")
     o.comment(0, f"quotas: copied from {quota_from} (models lists cut to the traced models)")
     o.lines += yaml.safe_dump({"quotas": quotas}, sort_keys=False,
                               default_flow_style=None).rstrip().splitlines()
