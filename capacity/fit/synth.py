@@ -65,8 +65,11 @@ class _Walker:
         return self.steps(block.body, t, ids)
 
     def call(self, call: CallSpec, t: float, ids: tuple[str, str]) -> float:
-        model = self.p.models[call.model]
-        mt = self.p.max_tokens_for(call)
+        # Unthrottled traces: a routed call is served by its route's first deployment
+        # (the one a priority route tries first; a weighted route's first is as good).
+        target = self.p.route_targets(call.model)[0][0]
+        model = self.p.model_of(target)
+        mt = self.p.max_tokens_for(call, target)
         inp = round(self.draw(call.input_tokens))
         out = round(self.draw(call.output_tokens))
         if mt is not None:
@@ -86,7 +89,8 @@ def synth_log(profile: Profile, sessions: int, turns_per_session: int,
     """Yield the calls of ``sessions`` sessions of ``turns_per_session`` turns each.
 
     Sessions start at uniform offsets over one mean pause (so they are not in phase);
-    records come session by session, each session's calls in start order.
+    records come session by session, each session's calls in start order. The sessions
+    are of the main population (``session``); other ``populations`` are not drawn.
     """
     names = list(profile.session.turns)
     weights = np.array([t.weight for t in profile.session.turns.values()], dtype=np.float64)
