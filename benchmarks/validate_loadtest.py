@@ -104,9 +104,10 @@ def predicted_ceiling(profile: Any, cfg: LoadtestConfig) -> tuple[Any, str]:
 
 
 def validate(path: Path, duration_s: float, seed: int, replications: int,
-             fleet_n: int = 100, route: str = "client") -> dict:
+             fleet_n: int = 100, route: str = "client",
+             time_scale: float | None = None) -> dict:
     profile = load_profile([path])
-    k = TIME_SCALE.get(profile.title, 10.0)
+    k = time_scale or TIME_SCALE.get(profile.title, 10.0)
     cfg = LoadtestConfig(target="", time_scale=k, warmup_s=default_warmup_s(profile),
                          duration_s=duration_s, seed=seed, replications=replications)
     t = time.time()
@@ -229,13 +230,15 @@ def main() -> None:
                     help="grid centre for a profile no model can predict yet")
     ap.add_argument("--route", choices=("client", "gateway"), default="client",
                     help="fleet profiles: the load generator routes, or the mock does")
+    ap.add_argument("--time-scale", type=float, default=None,
+                    help="K for every profile (default: the per-profile table)")
     a = ap.parse_args()
     paths = ([Path(p) for p in a.profiles.split(",") if p] if a.profiles
              else sorted((ROOT / "profiles").glob("*.yaml")))
     runs = []
     for p in paths:
         runs.append(validate(p, parse_duration(a.duration), a.seed, a.replications,
-                             a.fleet_n, a.route))
+                             a.fleet_n, a.route, a.time_scale))
         # Written after every profile: a later failure does not lose the earlier runs.
         md = table(runs)
         Path(a.out).write_text(md)
