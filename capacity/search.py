@@ -102,6 +102,10 @@ class SaturationResult:
     ----------
     profile : profile name.
     n_star : largest N whose mean metrics meet the targets (0: not even one session).
+        With held populations (``populations`` with a fixed ``sessions``) N counts the
+        sessions that vary, the held ones run beside them at every N; N = 0 is then
+        simulated too, and ``metric_at_n_star`` at N* = 0 shows whether the held sessions
+        alone meet the targets.
     n_lo, n_hi : 95 % confidence interval on N* by inversion.
     metric_at_n_star : the simulation at N* (``None`` when N* = 0).
     evaluations : every N simulated with every replication, in increasing order.
@@ -215,7 +219,9 @@ def find_saturation(
     if max_sessions < 1:
         raise SimulationError(f"max_sessions must be ≥ 1, got {max_sessions}")
     bracket = (lo, hi)
-    lo = min(max(1, lo), max_sessions)
+    # N counts the sessions that vary; beside held populations N = 0 is a load too.
+    least = 0 if profile.held_sessions > 0 else 1
+    lo = min(max(least, lo), max_sessions)
     hi = min(max(lo + 1, hi), max_sessions)
     compiled = _compile(profile)
     t429 = profile.targets.max_429_fraction
@@ -293,12 +299,12 @@ def find_saturation(
 
     # The bracket: lo must confidently meet the targets (or be 1), hi must confidently miss
     # them (or be the cap).
-    while lo > 1:
+    while lo > least:
         probe(lo, True)
         if fine(lo):
             break
         hi = min(hi, lo)
-        lo = max(1, min(lo - 1, math.floor(0.9 * lo)))
+        lo = max(least, min(lo - 1, math.floor(0.9 * lo)))
     capped = False
     while True:
         probe(hi, True)
@@ -347,7 +353,7 @@ def find_saturation(
             a = max(passes) if passes else 0
             if b - a <= max(1, math.floor(rel_tol * a)):
                 # The ends decide only when fully simulated.
-                todo = [n for n in (a, b) if n >= 1 and n not in full]
+                todo = [n for n in (a, b) if n >= least and n not in full]
                 if not todo:
                     return a
                 for n in todo:
@@ -355,7 +361,8 @@ def find_saturation(
                 continue
             # Cheap probes while the bracket is wider than the cheap CI could resolve.
             wide = b - a > max(4, 0.1 * a)
-            ga = margin(full[a][1] if a in full else cheap[a], level) if a >= 1 else math.nan
+            ga = (margin(full[a][1] if a in full else cheap[a], level)
+                  if a in full or a in cheap else math.nan)
             gb = margin(full[b][1] if b in full else cheap[b], level)
             if repeats < 2 and math.isfinite(ga) and math.isfinite(gb) and gb > ga:
                 m = round(a + (b - a) * (-ga) / (gb - ga))

@@ -396,3 +396,24 @@ def test_routed_counts_follow_the_client() -> None:
     rounds = (tr.rows[:, T_ADMITTED] == 1).sum() + failures
     assert rounds == len(tr.rows) - spills
     assert sends == len(tr.rows) - (tr.rows[:, T_DEP] < 0).sum()
+
+
+# ---------------------------------------------------------------------------------------
+# Session populations
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("base", ["web-research", "ptu-spillover"])
+def test_populations_replay_exactly(base: str) -> None:
+    """A profile with populations (40 held batch sessions beside N, a quarter of N chat
+    users): every population's sessions run their own turns, and every charge, admission,
+    retry-after, wait (and, routed, every choice) still equals the pure rules'."""
+    profile = load_profile([ROOT / "profiles" / f"{base}.yaml",
+                            ROOT / "tests" / "data" / "populations-overlay.yaml"])
+    tr = _trace(profile, 12)
+    rows = tr.rows
+    assert tr.populations == (("session", 9), ("batch", 40), ("chat", 3))
+    seen = {tr.session_population(int(s)) for s in rows[:, 1]}
+    assert seen == {"session", "batch", "chat"}
+    assert (rows[:, T_ADMITTED] == 0).sum() > 10, "the trace must exercise 429s"
+    assert replay(tr, profile) == []

@@ -94,6 +94,10 @@ enum { RL_POLICY, RL_SPILLS, RL_PER_TURN, RL_OFF, RL_LEN, RL_ROLL_ALL, RL_NCOL }
 enum { RC_ON, RC_THRESHOLD, RC_MIN_CALLS, RC_WINDOW, RC_SECONDS, RC_NCOL };
 enum { DS_SENT, DS_ADMITTED, DS_REJECTED, DS_SPILLED, DS_NCOL };
 enum { NX_START = -1, NX_DONE, NX_SPILL, NX_RETRY, NX_FALLBACK, NX_FAIL };
+/* Session populations: columns of the per-population table; per-population counters are
+ * the first PS_NCOL replication statistics (K_TURNS .. K_TURNS_WINDOW). */
+enum { PP_MODE, PP_PAUSE, PP_TURN_OFF, PP_TURN_LEN, PP_NCOL };
+#define PS_NCOL K_PACE_WAIT
 #define MAX_ROUTE 32 /* deployments per route (a call's tried set is a 32-bit mask) */
 enum { EV_TURN, EV_ATTEMPT, EV_DONE, EV_REJECT, EV_PACE };
 enum { F_429 = 1, F_FAILED = 2, F_ABORTED = 4, F_MEASURED = 8 };
@@ -110,6 +114,7 @@ enum { F_429 = 1, F_FAILED = 2, F_ABORTED = 4, F_MEASURED = 8 };
 #define DOM_CALL 0xCA11CA11CA11CA11ULL
 #define DOM_ROUTE 0x2007E2007E2007E2ULL /* routing draws: u per choice, turn_u per turn */
 #define DOM_LAT 0x1A7E1A7E1A7E1A7EULL   /* a routed call's latency on its deployment */
+#define DOM_POP 0x9090909090909090ULL   /* session streams of populations after the first */
 
 static inline uint64_t mix64(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -909,6 +914,7 @@ typedef struct {
     int32_t *now;
     int64_t now_cap;
     double *lat;
+    int32_t *latp; /* populations: each latency's population (NULL without) */
     int64_t n_lat, lat_cap;
 } Run;
 
@@ -1024,6 +1030,10 @@ typedef struct {
     double *util, *exceeded; /* L each, caller-owned */
     double *trace;           /* rows x (T_UNITS + L [+ deployments]), caller-owned */
     int64_t trace_rows, n_tr;
+    /* populations (NULL/0 without): their table, session counts and counters */
+    const int64_t *ptab, *pcount;
+    double *pstats; /* n_pops x PS_NCOL, caller-owned */
+    int64_t n_pops;
 } Out;
 
 /* Simulate one replication. 0, or -1 when out of memory. */
@@ -1047,6 +1057,13 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
     int pacing = pace_rate > 0.0 || pace_conc > 0;
     int sliding = 0;
     for (int64_t li = 0; li < L; li++) sliding |= (int)P[li * P_NCOL + P_KIND] == KIND_SLIDING;
+    /* Populations: each session's pacing and turn mix come from its population's row
+     * (sessions in contiguous blocks, in table order). Without populations every session
+     * is of one population: the profile's session, as the cfg vector describes it. */
+    const int64_t one_pop[PP_NCOL] = {mode, pause_d, 0, G->n_turns};
+    const int64_t *ptab = O->n_pops > 0 ? O->ptab : one_pop;
+    double *pst = O->n_pops > 0 ? O->pstats : NULL;
+    int32_t *spop = NULL;
 
     Lim lim;
     memset(&lim, 0, sizeof(lim));
@@ -1064,10 +1081,19 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
     R->now = malloc(sizeof(int32_t) * (size_t)R->now_cap);
     R->lat_cap = 1024;
     R->lat = malloc(sizeof(double) * (size_t)R->lat_cap);
+    if (pst) {
+        spop = malloc(sizeof(int32_t) * (size_t)N);
+        R->latp = malloc(sizeof(int32_t) * (size_t)R->lat_cap);
+    }
     int rc = -1;
     if (!stack || !wop || !wnode || !units || !rej || !last_exc || !R->s || !R->now ||
-        !R->lat)
+        !R->lat || (pst && (!spop || !R->latp)))
         goto done;
+    if (pst) {
+        int64_t k = 0;
+        for (int64_t p = 0; p < O->n_pops; p++)
+            for (int64_t j = 0; j < O->pcount[p]; j++) spop[k++] = (int32_t)p;
+    }
     if (lim_load(&lim, P, L, deficit, used, SPREAD) < 0) goto done;
     if (q_init(&R->Q, R->s, N, heap, N + 1) < 0) goto done;
     int64_t grow_to = N < 64 ? N : 64;
@@ -1085,13 +1111,22 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
     int64_t n_tr = 0, measured_open = 0;
     const int32_t PACER = (int32_t)N, NODE0 = (int32_t)N + 1;
 
-    for (int64_t k = 0; k < N; k++) {
-        uint64_t sk = hash2(rep_key, (uint64_t)k);
+    for (int64_t k = 0, p = 0, j = 0; k < N; k++, j++) {
+        /* Session j of population p: its stream is the same whatever the other
+         * populations' counts are (common random numbers across N); the first population
+         * keeps the streams sessions had before populations existed. */
+        while (pst && spop[k] != p) {
+            p++;
+            j = 0;
+        }
+        uint64_t sk = p == 0 ? hash2(rep_key, (uint64_t)k)
+                             : hash2(hash2(rep_key ^ DOM_POP, (uint64_t)p), (uint64_t)j);
         R->s[k].key = sk;
         R->s[k].blk = -1;
         /* Steady-state start: the first turn begins after an equilibrium residual of the
          * pause, as seen by an observer arriving at random. */
-        double first = draw_residual(&G->D, pause_d, hash2(sk ^ DOM_START, 0));
+        double first = draw_residual(&G->D, ptab[p * PP_NCOL + PP_PAUSE],
+                                     hash2(sk ^ DOM_START, 0));
         if (heap) {
             q_push(&R->Q, (int32_t)k, first, EV_TURN);
         } else { /* laid out at once below, in session order (= push order) */
@@ -1124,9 +1159,11 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
             Session *ss = R->s + x;
             uint64_t tkey = hash2(ss->key, (uint64_t)ss->turn);
             double u = unit01(tkey, 0);
-            int64_t tt = 0;
-            while (tt < G->n_turns - 1 && u >= G->turn_cum[tt]) tt++;
-            ss->pause = draw(&G->D, pause_d, tkey, 2);
+            /* a turn type of its population's mix */
+            const int64_t *pr = ptab + (pst ? (int64_t)spop[x] * PP_NCOL : 0);
+            int64_t tt = pr[PP_TURN_OFF], t_last = tt + pr[PP_TURN_LEN] - 1;
+            while (tt < t_last && u >= G->turn_cum[tt]) tt++;
+            ss->pause = draw(&G->D, pr[PP_PAUSE], tkey, 2);
             if (R->n_free == 0) {
                 if (run_grow_blocks(R) < 0) goto done;
                 nodes = R->nodes;
@@ -1154,7 +1191,10 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
                 R->now[0] = n;
                 n_now = 1;
             } else if (ev == EV_DONE) {
-                if (t0 <= t && t < t1) stats[K_GOOD_WINDOW] += 1;
+                if (t0 <= t && t < t1) {
+                    stats[K_GOOD_WINDOW] += 1;
+                    if (pst) pst[(int64_t)spop[nd->sess] * PS_NCOL + K_GOOD_WINDOW] += 1;
+                }
                 if (T->on) T->infl[nd->dep]--;
                 if (pacing) {
                     inflight--;
@@ -1192,7 +1232,10 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
                     Session *ss = R->s + nodes[n].sess;
                     ss->flags |= F_FAILED;
                     if (abort_turn) ss->flags |= F_ABORTED;
-                    if (ss->flags & F_MEASURED) stats[K_CALLS_FAILED] += 1;
+                    if (ss->flags & F_MEASURED) {
+                        stats[K_CALLS_FAILED] += 1;
+                        if (pst) pst[(int64_t)spop[nodes[n].sess] * PS_NCOL + K_CALLS_FAILED] += 1;
+                    }
                     if (pacing) {
                         inflight--;
                         dispatch = 1;
@@ -1213,7 +1256,10 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
             Session *ss = R->s + x;
             if (wop[sp] == 0) {
                 if (nd->kind == I_CALL) {
-                    if (ss->flags & F_MEASURED) stats[K_CALLS] += 1;
+                    if (ss->flags & F_MEASURED) {
+                        stats[K_CALLS] += 1;
+                        if (pst) pst[(int64_t)spop[x] * PS_NCOL + K_CALLS] += 1;
+                    }
                     if (pacing) {
                         nd->ev.next = -1;
                         if (qlast >= 0) nodes[qlast].ev.next = n;
@@ -1253,22 +1299,40 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
                 int32_t p = nd->parent;
                 if (p < 0) { /* the turn has ended */
                     int fl = ss->flags;
+                    int64_t pp = pst ? spop[x] : 0;
+                    double *ps = pst ? pst + pp * PS_NCOL : NULL;
                     if (fl & F_MEASURED) {
                         measured_open--;
                         stats[K_TURNS] += 1;
                         if (fl & F_429) stats[K_TURNS_429] += 1;
                         if (fl & F_FAILED) stats[K_TURNS_FAILED] += 1;
+                        if (ps) {
+                            ps[K_TURNS] += 1;
+                            if (fl & F_429) ps[K_TURNS_429] += 1;
+                            if (fl & F_FAILED) ps[K_TURNS_FAILED] += 1;
+                        }
                         if (R->n_lat == R->lat_cap) {
                             double *nl = realloc(R->lat, sizeof(double) * (size_t)(2 * R->lat_cap));
                             if (!nl) goto done;
                             R->lat = nl;
+                            if (ps) {
+                                int32_t *np_ = realloc(R->latp, sizeof(int32_t) *
+                                                                    (size_t)(2 * R->lat_cap));
+                                if (!np_) goto done;
+                                R->latp = np_;
+                            }
                             R->lat_cap *= 2;
                         }
+                        if (ps) R->latp[R->n_lat] = (int32_t)pp;
                         R->lat[R->n_lat++] = t - ss->start;
                     }
-                    if (t0 <= t && t < t1) stats[K_TURNS_WINDOW] += 1;
+                    if (t0 <= t && t < t1) {
+                        stats[K_TURNS_WINDOW] += 1;
+                        if (ps) ps[K_TURNS_WINDOW] += 1;
+                    }
                     /* think time runs from the end; a cadence from the start (unless late) */
-                    double nxt = mode == 0 ? t + ss->pause : dmax(ss->start + ss->pause, t);
+                    double nxt = ptab[pp * PP_NCOL + PP_MODE] == 0 ? t + ss->pause
+                                                                   : dmax(ss->start + ss->pause, t);
                     ss->turn++;
                     R->free_blk[R->n_free++] = ss->blk;
                     ss->blk = -1;
@@ -1347,7 +1411,10 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
                 rl = T->rlm + lm * RL_NCOL;
                 if (nd->nx != NX_SPILL) { /* a new round: one client attempt */
                     nd->ra = 0.0;
-                    if (meas) stats[K_ATTEMPTS] += 1;
+                    if (meas) {
+                        stats[K_ATTEMPTS] += 1;
+                        if (pst) pst[(int64_t)spop[x] * PS_NCOL + K_ATTEMPTS] += 1;
+                    }
                 }
                 if (rl[RL_POLICY] == POL_USAGE_BASED) rt_usage(T, &lim, lm, t);
                 int32_t cand[MAX_ROUTE];
@@ -1465,7 +1532,10 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
                 n_tr = O->trace_rows + 1; /* full: the caller sees the overflow */
             }
             int inwin = t0 <= t && t < t1;
-            if (!T->on && meas) stats[K_ATTEMPTS] += 1;
+            if (!T->on && meas) {
+                stats[K_ATTEMPTS] += 1;
+                if (pst) pst[(int64_t)spop[x] * PS_NCOL + K_ATTEMPTS] += 1;
+            }
             if (admitted) {
                 if (inwin)
                     for (int64_t li = 0; li < L; li++) O->util[li] += units[li];
@@ -1474,7 +1544,10 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
                 /* the client sees a 429 unless the call spills (counted once per round) */
                 if (nx != NX_SPILL) {
                     ss->flags |= F_429;
-                    if (meas) stats[K_REJECTED] += 1;
+                    if (meas) {
+                        stats[K_REJECTED] += 1;
+                        if (pst) pst[(int64_t)spop[x] * PS_NCOL + K_REJECTED] += 1;
+                    }
                 }
                 for (int64_t li = 0; li < L; li++) {
                     const double *p = P + li * P_NCOL;
@@ -1510,9 +1583,12 @@ done:
     free(R->nodes);
     free(R->free_blk);
     free(R->now);
+    free(spop);
     if (rc < 0) {
         free(R->lat);
+        free(R->latp);
         R->lat = NULL;
+        R->latp = NULL;
     }
     return rc;
 }
@@ -1674,16 +1750,53 @@ static int get_route(PyObject *route, int64_t n_sites, int64_t L, int64_t n_d, R
     return 0;
 }
 
+/* Read and check the populations' arrays (ptab, counts, pstats). */
+static int get_pops(PyObject *pops, int64_t N, int64_t n_turns, int64_t n_d, Out *O) {
+    if (!PyTuple_Check(pops) || PyTuple_GET_SIZE(pops) != 3) {
+        PyErr_SetString(PyExc_TypeError, "pops must be None or a tuple of 3 arrays");
+        return -1;
+    }
+    PyArrayObject *ptab = arr(PyTuple_GET_ITEM(pops, 0), NPY_INT64, 2, 0, "ptab");
+    PyArrayObject *pcount = arr(PyTuple_GET_ITEM(pops, 1), NPY_INT64, 1, 0, "counts");
+    PyArrayObject *pstats = arr(PyTuple_GET_ITEM(pops, 2), NPY_FLOAT64, 2, 1, "pstats");
+    if (!ptab || !pcount || !pstats) return -1;
+    int64_t n = DIM(ptab, 0), total = 0;
+    int ok = n >= 1 && n <= INT32_MAX && DIM(ptab, 1) == PP_NCOL && DIM(pcount, 0) == n &&
+             DIM(pstats, 0) == n && DIM(pstats, 1) == PS_NCOL;
+    const int64_t *pt = I64(ptab), *pc = I64(pcount);
+    for (int64_t p = 0; ok && p < n; p++) {
+        const int64_t *r = pt + p * PP_NCOL;
+        ok = (r[PP_MODE] == 0 || r[PP_MODE] == 1) && r[PP_PAUSE] >= 0 && r[PP_PAUSE] < n_d &&
+             r[PP_TURN_OFF] >= 0 && r[PP_TURN_LEN] >= 1 &&
+             r[PP_TURN_OFF] + r[PP_TURN_LEN] <= n_turns && pc[p] >= 0 && pc[p] <= N;
+        total += ok ? pc[p] : 0;
+    }
+    if (!ok || total != N) {
+        PyErr_SetString(PyExc_ValueError, "replicate: population arrays of inconsistent "
+                                          "shapes (or counts not adding up to n_sessions)");
+        return -1;
+    }
+    O->ptab = pt;
+    O->pcount = pc;
+    O->pstats = F64(pstats);
+    O->n_pops = n;
+    return 0;
+}
+
 static const char replicate_doc[] =
     "replicate(n_sessions, rep_key, t0, t1, max_nodes, turn_cum, turn_root, sprog, sprob,\n"
     "          schild, dpar, cval, ccum, site_dist, site_cached, site_maxtok, coef, P, cfg,\n"
-    "          bucket_deficit, window_used, trace, queue=0, route=None)\n"
+    "          bucket_deficit, window_used, trace, queue=0, route=None, pops=None)\n"
     "--\n\n"
     "Simulate one replication; returns (stats, turn latencies, utilisation units, exceeded\n"
     "windows per slot, attempts traced). queue: 0 calendar queue, 1 binary heap. route:\n"
     "None (every call on its own model) or the fleet's arrays (rsite, rchain, rlm, rdep,\n"
     "rwt, sdep, st_dist, st_maxtok, st_coef, dslot, rcfg, dstats); dstats (deployments x\n"
-    "4) is written.";
+    "4) is written. pops: None (every session runs cfg's pacing and the whole turn mix) or\n"
+    "(ptab, counts, pstats): per population (mode, pause distribution, first turn type,\n"
+    "turn types) and its sessions (contiguous blocks, adding up to n_sessions); pstats\n"
+    "(populations x 9: the first 9 statistics) is written and a sixth value is returned,\n"
+    "each turn latency's population.";
 
 static PyObject *py_replicate(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
@@ -1691,16 +1804,16 @@ static PyObject *py_replicate(PyObject *self, PyObject *args, PyObject *kw) {
                              "turn_root", "sprog", "sprob", "schild", "dpar", "cval", "ccum",
                              "site_dist", "site_cached", "site_maxtok", "coef", "P", "cfg",
                              "bucket_deficit", "window_used", "trace", "queue", "route",
-                             NULL};
+                             "pops", NULL};
     long long N, M;
     unsigned long long rep_key;
     double t0, t1;
     int queue = 0;
-    PyObject *o[17], *route = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "LKddLOOOOOOOOOOOOOOOOO|iO", kwlist, &N,
+    PyObject *o[17], *route = Py_None, *pops = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "LKddLOOOOOOOOOOOOOOOOO|iOO", kwlist, &N,
                                      &rep_key, &t0, &t1, &M, &o[0], &o[1], &o[2], &o[3], &o[4],
                                      &o[5], &o[6], &o[7], &o[8], &o[9], &o[10], &o[11], &o[12],
-                                     &o[13], &o[14], &o[15], &o[16], &queue, &route))
+                                     &o[13], &o[14], &o[15], &o[16], &queue, &route, &pops))
         return NULL;
     if (N < 1 || M < 1 || N > INT32_MAX / 2) {
         PyErr_SetString(PyExc_ValueError, "n_sessions and max_nodes must be in range");
@@ -1765,6 +1878,12 @@ static PyObject *py_replicate(PyObject *self, PyObject *args, PyObject *kw) {
     }
     Out O;
     memset(&O, 0, sizeof(O));
+    if (pops != Py_None && get_pops(pops, N, G.n_turns, n_d, &O) < 0) {
+        Py_DECREF(util);
+        Py_DECREF(exc);
+        Py_DECREF(stats);
+        return NULL;
+    }
     O.util = F64(util);
     O.exceeded = F64(exc);
     O.trace = F64(trace);
@@ -1790,13 +1909,23 @@ static PyObject *py_replicate(PyObject *self, PyObject *args, PyObject *kw) {
     npy_intp nl = (npy_intp)R.n_lat;
     PyArrayObject *lat = (PyArrayObject *)PyArray_SimpleNew(1, &nl, NPY_FLOAT64);
     if (lat) memcpy(F64(lat), R.lat, sizeof(double) * (size_t)R.n_lat);
+    PyArrayObject *latp = NULL;
+    if (lat && O.n_pops > 0) {
+        latp = (PyArrayObject *)PyArray_SimpleNew(1, &nl, NPY_INT64);
+        if (latp)
+            for (int64_t i = 0; i < R.n_lat; i++) I64(latp)[i] = R.latp[i];
+    }
     free(R.lat);
-    if (!lat) {
+    free(R.latp);
+    if (!lat || (O.n_pops > 0 && !latp)) {
+        Py_XDECREF(lat);
         Py_DECREF(util);
         Py_DECREF(exc);
         Py_DECREF(stats);
         return NULL;
     }
+    if (latp)
+        return Py_BuildValue("NNNNLN", stats, lat, util, exc, (long long)O.n_tr, latp);
     return Py_BuildValue("NNNNL", stats, lat, util, exc, (long long)O.n_tr);
 }
 
@@ -1916,9 +2045,10 @@ static PyObject *py_layout(PyObject *self, PyObject *unused) {
     (void)self;
     (void)unused;
     return Py_BuildValue(
-        "{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:d,s:d,"
-        "s:d,s:d}",
-        "T_LAT", T_LAT, "POL_PRIORITY", POL_PRIORITY, "RL_NCOL", RL_NCOL, "RC_NCOL", RC_NCOL,
+        "{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,"
+        "s:d,s:d,s:d,s:d}",
+        "T_LAT", T_LAT, "PP_NCOL", PP_NCOL, "PS_NCOL", PS_NCOL, "POL_PRIORITY", POL_PRIORITY,
+        "RL_NCOL", RL_NCOL, "RC_NCOL", RC_NCOL,
         "DS_NCOL", DS_NCOL, "NX_FAIL", NX_FAIL, "K_UNAVAILABLE", K_UNAVAILABLE,
         "D_CHOICE", D_CHOICE, "S_REP", S_REP, "DP_LEN", DP_LEN, "SITE_TPS", SITE_TPS,
         "C_PACE_CONC", C_PACE_CONC, "N_STATS", N_STATS, "KIND_BUCKET", KIND_BUCKET,

@@ -125,11 +125,11 @@ from capacity.errors import CapacityError
 from capacity.jsonsafe import finite as _finite
 from capacity.model.dist import Distribution
 from capacity.model.numeric import t_quantile
-from capacity.model.population import require_one_population
 from capacity.model.quota import LimitSlot, charge_coefficients, limit_slots
 from capacity.model.routing import Router, Weighted, router_from_profile
 from capacity.model.workload import Workload, cached_per_profile
 from capacity.profile.schema import (
+    SESSION,
     Block,
     CallSpec,
     CallStep,
@@ -182,6 +182,12 @@ from capacity.sim.kernels import (
     P_OFFSET,
     P_WINDOW,
     POLICY_CODE,
+    PP_MODE,
+    PP_NCOL,
+    PP_PAUSE,
+    PP_TURN_LEN,
+    PP_TURN_OFF,
+    PS_NCOL,
     RC_MIN_CALLS,
     RC_NCOL,
     RC_ON,
@@ -207,8 +213,8 @@ from capacity.sim.kernels import (
 )
 
 __all__ = ["METRICS", "ROUTING_METRICS", "AttemptTrace", "DeploymentUse", "Estimate",
-           "SimulationError", "SimulationResult", "default_warmup", "sample_distribution",
-           "simulate", "trace_attempts"]
+           "PopulationUse", "SimulationError", "SimulationResult", "default_warmup",
+           "sample_distribution", "simulate", "trace_attempts"]
 
 
 class SimulationError(CapacityError):
@@ -366,13 +372,42 @@ ROUTING_METRICS: dict[str, str] = {
 
 
 @dataclass(frozen=True, slots=True)
+class PopulationUse:
+    """One session population of a profile with ``populations`` (its calls of measured
+    turns; each figure a replication mean with its 95 % t-interval).
+
+    Attributes
+    ----------
+    sessions : its sessions in this run (its share of N, or its held count).
+    turns_per_hour : its turns completed per hour, all its sessions together.
+    call_share : fraction of the calls (of measured turns) that were its calls.
+    turn_latency_p95_s : 95th percentile of its turns' latency (seconds).
+    attempt_429_fraction : fraction of its call attempts answered 429.
+    """
+
+    sessions: int
+    turns_per_hour: Estimate
+    call_share: Estimate
+    turn_latency_p95_s: Estimate
+    attempt_429_fraction: Estimate
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form; non-finite numbers become ``None``."""
+        return {"sessions": self.sessions, "turns_per_hour": self.turns_per_hour.to_dict(),
+                "call_share": self.call_share.to_dict(),
+                "turn_latency_p95_s": self.turn_latency_p95_s.to_dict(),
+                "attempt_429_fraction": self.attempt_429_fraction.to_dict()}
+
+
+@dataclass(frozen=True, slots=True)
 class SimulationResult:
     """Metrics of N simulated sessions, each with a CI over replications.
 
     Attributes
     ----------
     profile : profile name.
-    sessions : N.
+    sessions : N (with ``populations``: the sessions that vary — ``session`` and the
+        populations given a share of N; the held populations run beside them).
     seed, replications : reproduce the run with these.
     horizon_s, warmup_s : measured interval length and discarded warm-up (seconds).
     metrics : see :data:`METRICS`.
@@ -386,6 +421,9 @@ class SimulationResult:
         fractions. A routed profile's ``attempt_429_fraction`` counts client attempts (a
         first request plus its spills): a spill that is admitted is not a 429.
     routing : routed profiles: see :data:`ROUTING_METRICS` (empty without ``routes``).
+    populations : per population of a profile with ``populations`` (``session`` first,
+        then the declared ones; empty without): see :class:`PopulationUse`. The metrics
+        above are over every population together.
     samples : per-replication values of every metric (not part of :meth:`to_dict`).
     """
 
@@ -402,6 +440,7 @@ class SimulationResult:
     samples: dict[str, tuple[float, ...]] = field(default_factory=dict, repr=False)
     deployments: dict[str, DeploymentUse] = field(default_factory=dict)
     routing: dict[str, Estimate] = field(default_factory=dict)
+    populations: dict[str, PopulationUse] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form; non-finite numbers become ``None``."""
@@ -418,6 +457,7 @@ class SimulationResult:
             "attempts_simulated": self.attempts_simulated,
             "deployments": {k: v.to_dict() for k, v in self.deployments.items()},
             "routing": {k: v.to_dict() for k, v in self.routing.items()},
+            "populations": {k: v.to_dict() for k, v in self.populations.items()},
         }
 
 
@@ -495,6 +535,11 @@ class _Compiled:
     warm: _WarmModel
     sites: tuple[CallSpec, ...] = ()  # the profile call behind each call site
     fleet: _Fleet | None = None  # routed profiles: the router as arrays
+    pops: _Pops | None = None  # profiles with populations: their table and split
+
+    def total_sessions(self, n: int) -> int:
+        """Sessions the engine runs when N = ``n`` (the held populations included)."""
+        return n if self.pops is None else int(self.pops.counts(n).sum())
 
     @property
     def deployments(self) -> tuple[str, ...]:
@@ -522,35 +567,96 @@ class _Fleet:
 
 
 @dataclass(frozen=True)
-class _WarmModel:
-    """What the steady-state start of the limiter needs, per slot (see module docstring).
+class _Pops:
+    """A profile's session populations as the engine's arrays (``replicate(...,
+    pops=(ptab, counts, pstats))``).
 
-    ``load_per_session`` : mean units one session charges per second (units per turn over
-    the analytic mean cycle). ``buckets`` : the compound-Poisson model of each token
-    bucket's input (``None`` for other slots or buckets nothing charges).
+    ``names``: ``session`` first, then the declared populations. ``ptab[population,
+    PP_*]``: pacing mode (0 think time, 1 cadence), pause distribution, its first turn
+    type and number of turn types (its turn mix: ``turn_cum`` restarts at 0 for each).
+    ``site_pop``: the population whose turns hold each call site. ``split``:
+    :meth:`Profile.split` (N → sessions per population).
     """
 
-    load_per_session: NDArray[np.float64]
-    buckets: tuple[Any, ...]
+    names: tuple[str, ...]
+    ptab: NDArray[np.int64]
+    site_pop: NDArray[np.int64]
+    split: Callable[[int], dict[str, int]]
+
+    def counts(self, n: int) -> NDArray[np.int64]:
+        """Sessions of each population (in ``names`` order) when N = ``n``."""
+        got = self.split(n)
+        return np.asarray([got[k] for k in self.names], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class _WarmModel:
+    """What the steady-state start of the limiter needs, per population and slot (see
+    module docstring).
+
+    ``load_per_session[population]`` : mean units one session of that population charges
+    per second on each slot (units per turn over its analytic mean cycle). ``buckets
+    [population]`` : the compound-Poisson model of each token bucket's input from that
+    population (``None`` for other slots or buckets it does not charge). ``counts`` :
+    sessions per population at N (``None``: one population, N sessions).
+    """
+
+    load_per_session: tuple[NDArray[np.float64], ...]
+    buckets: tuple[tuple[Any, ...], ...]
+    counts: Callable[[int], NDArray[np.int64]] | None = None
 
     def start(self, n: int) -> tuple[NDArray[np.float64], NDArray[np.float64],
                                        NDArray[np.float64]]:
-        """``(load, rho, theta)`` per slot at ``n`` sessions: offered units per second,
-        bucket utilisation λE[B]/r and Lundberg exponent θ* (0 when ρ ≥ 1)."""
-        load = n * self.load_per_session
-        rho = np.zeros(load.size)
-        theta = np.full(load.size, math.inf)
-        for i, bm in enumerate(self.buckets):
-            if bm is None:
-                continue
-            lam = n * bm.rate_per_session
-            rho[i] = lam * bm.mean_batch_units / bm.refill
-            theta[i] = 0.0 if rho[i] >= 1.0 else lundberg_theta(lam, bm.severity, bm.h,
-                                                                 bm.refill)
+        """``(load, rho, theta)`` per slot at N = ``n`` (every population's sessions):
+        offered units per second, bucket utilisation λE[B]/r and Lundberg exponent θ*
+        (0 when ρ ≥ 1)."""
+        counts = [n] if self.counts is None else [int(k) for k in self.counts(n)]
+        n_slots = self.load_per_session[0].size
+        load = np.zeros(n_slots)
+        for k, per in zip(counts, self.load_per_session, strict=True):
+            if k > 0:
+                load += k * per
+        rho = np.zeros(n_slots)
+        theta = np.full(n_slots, math.inf)
+        for i in range(n_slots):
+            parts = [(k, bms[i]) for k, bms in zip(counts, self.buckets, strict=True)
+                     if k > 0 and bms[i] is not None]
+            if len(parts) == 1:
+                k, bm = parts[0]
+                lam = k * bm.rate_per_session
+                rho[i] = lam * bm.mean_batch_units / bm.refill
+                theta[i] = 0.0 if rho[i] >= 1.0 else lundberg_theta(lam, bm.severity, bm.h,
+                                                                     bm.refill)
+            elif parts:
+                rho[i], theta[i] = _mixed_bucket(parts)
         return load, rho, theta
 
 
-def _warm_model(profile: Profile, slots: tuple[LimitSlot, ...]) -> _WarmModel:
+def _mixed_bucket(parts: list[tuple[int, Any]]) -> tuple[float, float]:
+    """``(rho, theta)`` of a token bucket fed by several populations: the superposition of
+    their compound-Poisson inputs (rates add; the charge law is the rate-weighted mixture,
+    laid on the coarsest of their lattices, each charge rounded to its nearest point but
+    never to 0). ρ is exact; θ* is that of the mixture."""
+    lams = [k * bm.rate_per_session for k, bm in parts]
+    lam = math.fsum(lams)
+    refill = parts[0][1].refill
+    rho = math.fsum(x * bm.mean_batch_units for x, (_, bm) in zip(lams, parts,
+                                                                   strict=True)) / refill
+    if rho >= 1.0:
+        return rho, 0.0
+    h = max(bm.h for _, bm in parts)
+    idx = [np.maximum(np.rint(np.arange(bm.severity.size) * bm.h / h).astype(np.int64),
+                      np.minimum(np.arange(bm.severity.size), 1)) for _, bm in parts]
+    sev = np.zeros(int(max(int(i.max()) for i in idx)) + 1)
+    for x, (_, bm), i in zip(lams, parts, idx, strict=True):
+        np.add.at(sev, i, x / lam * bm.severity)
+    return rho, lundberg_theta(lam, sev, h, refill)
+
+
+def _warm_loads(profile: Profile, slots: tuple[LimitSlot, ...]) -> tuple[
+        NDArray[np.float64], tuple[Any, ...], float]:
+    """Per slot: the mean units one session of ``profile.session`` charges per second,
+    its token buckets' input models, and its mean cycle (seconds)."""
     wl = Workload.from_profile(profile)
     cycle = max(cycle_time(wl).cycle_s, 1e-3)
     load = np.zeros(len(slots))
@@ -562,7 +668,23 @@ def _warm_model(profile: Profile, slots: tuple[LimitSlot, ...]) -> _WarmModel:
         if s.kind == "token_bucket" and load[i] > 0.0:
             bm = bucket_model(wl, con, cycle)
         buckets.append(bm)
-    return _WarmModel(load, tuple(buckets))
+    return load, tuple(buckets), cycle
+
+
+def _warm_model(profile: Profile, slots: tuple[LimitSlot, ...],
+                pops: _Pops | None = None) -> _WarmModel:
+    if pops is None:
+        load, buckets, _ = _warm_loads(profile, slots)
+        return _WarmModel((load,), (buckets,))
+    # Each population's load as the analytic workload sees a profile of that population
+    # alone (same quotas, routes and retry rule).
+    loads, bms = [], []
+    for spec in profile.all_sessions().values():
+        load, buckets, _ = _warm_loads(
+            profile.model_copy(update={"session": spec, "populations": {}}), slots)
+        loads.append(load)
+        bms.append(buckets)
+    return _WarmModel(tuple(loads), tuple(bms), pops.counts)
 
 
 # The most recent compiled profiles, by identity (profiles are immutable).
@@ -666,7 +788,6 @@ def _compile_fleet(profile: Profile, sites: tuple[CallSpec, ...],
 
 
 def _compile_uncached(profile: Profile) -> _Compiled:
-    require_one_population(profile, "the simulator")
     slots = limit_slots(profile)
     routed = bool(profile.routes)
     dt = _DistTable()
@@ -733,17 +854,30 @@ def _compile_uncached(profile: Profile) -> _Compiled:
             return node(S_REP, body, dt.add(rep.count)), 1 + n_max * size, rep.count.mean * lat
         raise TypeError(f"unknown step {step!r}")  # pragma: no cover - validated profile
 
-    roots, weights, sizes, lats = [], [], [], []
-    for turn in profile.session.turns.values():
-        root, size, lat = seq_node(turn.steps)
-        roots.append(root)
-        weights.append(turn.weight)
-        sizes.append(size)
-        lats.append(lat)
-    w = np.asarray(weights) / sum(weights)
-    turn_cum = np.cumsum(w)
-    turn_cum[-1] = 1.0
-    mean_turn = float(np.dot(w, lats))
+    # Every population's turn types, ``session``'s first; each population's mix is its
+    # own stretch of turn_cum (a profile without populations has one: ``session``).
+    roots: list[int] = []
+    sizes: list[int] = []
+    cums: list[NDArray[np.float64]] = []
+    mean_turns: list[float] = []
+    turn_rows: list[tuple[int, int]] = []
+    site_pop: list[int] = []
+    for pi, spec in enumerate(profile.all_sessions().values()):
+        weights, lats = [], []
+        turn_rows.append((len(roots), len(spec.turns)))
+        for turn in spec.turns.values():
+            root, size, lat = seq_node(turn.steps)
+            roots.append(root)
+            weights.append(turn.weight)
+            sizes.append(size)
+            lats.append(lat)
+        site_pop.extend([pi] * (len(sites) - len(site_pop)))
+        w = np.asarray(weights) / sum(weights)
+        cum = np.cumsum(w)
+        cum[-1] = 1.0
+        cums.append(cum)
+        mean_turns.append(float(np.dot(w, lats)))
+    turn_cum = np.concatenate(cums)
 
     n_sites, n_slots = len(sites), len(slots)
     coef = np.zeros((n_sites, n_slots, 5))
@@ -755,13 +889,20 @@ def _compile_uncached(profile: Profile) -> _Compiled:
         coef[i, :, 3], coef[i, :, 4] = c.output, c.max_tokens
         site_maxtok[i] = c.max_tokens_value
 
+    # The default warm-up: two mean cycles of the slowest population that has sessions.
+    cycle = 0.0
+    for name, spec, mean_turn in zip(profile.all_sessions(), profile.all_sessions().values(),
+                                     mean_turns, strict=True):
+        if name != SESSION and getattr(spec, "sessions", None) == 0:
+            continue
+        pause = spec.pause
+        cycle = max(cycle, (pause.mean + mean_turn) if spec.mode == "think_time"
+                    else max(pause.mean, mean_turn))
     sess = profile.session
-    pause = sess.pause
-    cycle = (pause.mean + mean_turn) if sess.mode == "think_time" else max(pause.mean, mean_turn)
     r, pc = profile.retry, profile.pacing
     cfg = np.zeros(13)
     cfg[C_MODE] = 0.0 if sess.mode == "think_time" else 1.0
-    cfg[C_PAUSE] = dt.add(pause)
+    cfg[C_PAUSE] = dt.add(sess.pause)
     cfg[C_MAX_RETRIES] = r.max_retries
     cfg[C_INIT_DELAY] = r.initial_delay
     cfg[C_MAX_DELAY] = r.max_delay
@@ -780,13 +921,22 @@ def _compile_uncached(profile: Profile) -> _Compiled:
     program = (turn_cum, np.asarray(roots, dtype=np.int64), sprog, np.asarray(sprob),
                np.asarray(schild or [0], dtype=np.int64))
     fleet = _compile_fleet(profile, tuple(sites), slots, dt) if routed else None
+    pops = None
+    if profile.populations:
+        ptab = np.zeros((len(turn_rows), PP_NCOL), dtype=np.int64)
+        for pi, spec in enumerate(profile.all_sessions().values()):
+            ptab[pi, PP_MODE] = 0 if spec.mode == "think_time" else 1
+            ptab[pi, PP_PAUSE] = int(cfg[C_PAUSE]) if pi == 0 else dt.add(spec.pause)
+            ptab[pi, PP_TURN_OFF], ptab[pi, PP_TURN_LEN] = turn_rows[pi]
+        pops = _Pops(tuple(profile.all_sessions()), ptab,
+                     np.asarray(site_pop, dtype=np.int64), profile.split)
     return _Compiled(
         name=profile.title, slots=slots, program=program, dists=dt.arrays(),
         site_dist=np.asarray(site_rows, dtype=np.int64).reshape(n_sites, 4),
         site_cached=np.asarray(site_cached, dtype=np.float64), site_maxtok=site_maxtok,
         coef=coef, cfg=cfg, max_nodes=max(sizes),
-        mean_cycle_s=max(cycle, 1e-3), sites=tuple(sites), fleet=fleet,
-        warm=_warm_model(profile, slots),
+        mean_cycle_s=max(cycle, 1e-3), sites=tuple(sites), fleet=fleet, pops=pops,
+        warm=_warm_model(profile, slots, pops),
     )
 
 
@@ -810,9 +960,12 @@ _MAX_POOL = 50_000_000
 
 
 def _check_args(sessions: int, horizon_s: float, warmup_s: float | None,
-                replications: int, seed: int) -> None:
-    if isinstance(sessions, bool) or not isinstance(sessions, int | np.integer) or sessions < 1:
-        raise SimulationError(f"sessions must be an integer ≥ 1, got {sessions!r}")
+                replications: int, seed: int, *, least: int = 1) -> None:
+    """Refuse impossible settings; ``least`` is the fewest sessions N may be (0 when
+    held populations run anyway)."""
+    if (isinstance(sessions, bool) or not isinstance(sessions, int | np.integer)
+            or sessions < least):
+        raise SimulationError(f"sessions must be an integer ≥ {least}, got {sessions!r}")
     if not (isinstance(horizon_s, int | float) and math.isfinite(horizon_s) and horizon_s > 0):
         raise SimulationError(f"horizon must be a positive number of seconds, got {horizon_s!r}")
     if warmup_s is not None and not (math.isfinite(warmup_s) and warmup_s >= 0):
@@ -837,6 +990,8 @@ class _RepOut:
     windows: NDArray[np.float64]
     traced: int = 0
     deployments: NDArray[np.float64] | None = None  # [deployment, DS_*] (routed profiles)
+    pops: NDArray[np.float64] | None = None  # [population, K_TURNS..K_TURNS_WINDOW]
+    latency_pop: NDArray[np.int64] | None = None  # each latency's population
 
 
 def _initial_use(c: _Compiled, P: NDArray[np.float64], u: float,
@@ -896,10 +1051,20 @@ def _run_rep(c: _Compiled, sessions: int, child: np.random.SeedSequence, t0: flo
     if c.fleet is not None:
         dstats = np.zeros((len(c.deployments), DS_NCOL))
         route = (*c.fleet.arrays, dstats)
-    stats, lat, util, exc, n_trace = replicate(
-        sessions, int(rep_key), t0, t1, c.max_nodes, turn_cum, turn_root, sprog, sprob,
-        schild, dpar, cval, ccum, c.site_dist, c.site_cached, c.site_maxtok, c.coef, P,
-        c.cfg, deficit, used, trace, route=route)
+    pstats = latp = None
+    if c.pops is not None:
+        counts = c.pops.counts(sessions)
+        pstats = np.zeros((len(c.pops.names), PS_NCOL))
+        stats, lat, util, exc, n_trace, latp = replicate(
+            int(counts.sum()), int(rep_key), t0, t1, c.max_nodes, turn_cum, turn_root,
+            sprog, sprob, schild, dpar, cval, ccum, c.site_dist, c.site_cached,
+            c.site_maxtok, c.coef, P, c.cfg, deficit, used, trace, route=route,
+            pops=(c.pops.ptab, counts, pstats))
+    else:
+        stats, lat, util, exc, n_trace = replicate(
+            sessions, int(rep_key), t0, t1, c.max_nodes, turn_cum, turn_root, sprog, sprob,
+            schild, dpar, cval, ccum, c.site_dist, c.site_cached, c.site_maxtok, c.coef, P,
+            c.cfg, deficit, used, trace, route=route)
     # Fixed windows lying wholly inside the measured interval, per slot.
     windows = np.zeros(len(c.slots))
     for i, s in enumerate(c.slots):
@@ -908,7 +1073,7 @@ def _run_rep(c: _Compiled, sessions: int, child: np.random.SeedSequence, t0: flo
             k_lo = math.ceil((t0 + off) / w)
             k_hi = math.floor((t1 + off) / w) - 1
             windows[i] = max(0, k_hi - k_lo + 1)
-    return _RepOut(stats, lat, util, exc, windows, int(n_trace), dstats)
+    return _RepOut(stats, lat, util, exc, windows, int(n_trace), dstats, pstats, latp)
 
 
 def _ratio(a: float, b: float) -> float:
@@ -964,7 +1129,11 @@ def simulate(
     Parameters
     ----------
     profile : a validated profile.
-    sessions : N, the number of concurrent sessions (≥ 1).
+    sessions : N, the number of concurrent sessions (≥ 1). With ``populations``: the
+        sessions that vary (``session`` and the share populations, split by
+        :meth:`Profile.split`), and the held populations run beside them (N may then be
+        0). Sessions run in contiguous blocks by population, ``session`` first; session
+        *j* of a population has the same random stream whatever N is.
     horizon_s : length of the measured interval (seconds of simulated time).
     warmup_s : simulated time discarded before it (seconds); default two mean cycles.
     replications : independent replications (≥ 2 for confidence intervals).
@@ -982,7 +1151,8 @@ def simulate(
     SimulationError : for a non-positive N, horizon or replication count, or a negative
         seed or warm-up.
     """
-    _check_args(sessions, horizon_s, warmup_s, replications, seed)
+    _check_args(sessions, horizon_s, warmup_s, replications, seed,
+                least=0 if profile.held_sessions > 0 else 1)
     return _simulate_compiled(_compile(profile), int(sessions), horizon_s=float(horizon_s),
                               warmup_s=warmup_s, replications=replications, seed=int(seed),
                               progress=progress, workers=workers)
@@ -999,6 +1169,11 @@ def _simulate_compiled(c: _Compiled, sessions: int, *, horizon_s: float,
 
 
 def _check_size(c: _Compiled, sessions: int) -> None:
+    total = c.total_sessions(sessions)
+    if total < 1:
+        raise SimulationError(
+            f"no session to simulate: N = {sessions} and the held populations have none")
+    sessions = total
     if sessions * c.max_nodes > _MAX_POOL:
         raise SimulationError(
             f"{sessions} sessions × up to {c.max_nodes} calls and blocks per turn is too "
@@ -1055,6 +1230,7 @@ def _result(c: _Compiled, sessions: int, done: list[_RepOut], *, horizon_s: floa
         attempts_simulated=int(sum(r.stats[K_ATTEMPTS_ALL] for r in done)),
         samples={k: tuple(v) for k, v in m.items()},
         deployments=_deployment_use(c, done), routing=_routing(c, done),
+        populations=_population_use(c, sessions, done, horizon_s),
     )
 
 
@@ -1075,6 +1251,30 @@ def _deployment_use(c: _Compiled, done: list[_RepOut]) -> dict[str, DeploymentUs
                                        for d in reps]),
             spill_fraction=_fraction([_ratio(d[j, DS_SPILLED], d[j, DS_SENT])
                                       for d in reps]))
+    return out
+
+
+def _population_use(c: _Compiled, sessions: int, done: list[_RepOut],
+                    horizon_s: float) -> dict[str, PopulationUse]:
+    """Per population (profiles with ``populations``): see :class:`PopulationUse`."""
+    if c.pops is None:
+        return {}
+    counts = c.pops.counts(sessions)
+    out: dict[str, PopulationUse] = {}
+    for p, name in enumerate(c.pops.names):
+        tph, share, p95, f429 = [], [], [], []
+        for r in done:
+            assert r.pops is not None and r.latency_pop is not None
+            s = r.pops[p]
+            tph.append(s[K_TURNS_WINDOW] / horizon_s * 3600.0)
+            share.append(_ratio(s[K_CALLS], r.pops[:, K_CALLS].sum()))
+            f429.append(_ratio(s[K_REJECTED], s[K_ATTEMPTS]))
+            lat = r.latencies[r.latency_pop == p]
+            p95.append(float(np.percentile(lat, 95.0)) if lat.size else math.nan)
+        out[name] = PopulationUse(
+            sessions=int(counts[p]), turns_per_hour=Estimate.from_samples(tph, lower=0.0),
+            call_share=_fraction(share), turn_latency_p95_s=Estimate.from_samples(
+                p95, lower=0.0), attempt_429_fraction=_fraction(f429))
     return out
 
 
@@ -1116,6 +1316,11 @@ class AttemptTrace:
     clock_offset_s : the provider's clock at t = 0 (window phase), seconds.
     bucket_deficit, window_used : the limiter's starting use per slot.
     deployments : deployment names by index (empty for a profile without routes).
+    populations : a profile with ``populations``: (population, sessions) in the order of
+        the engine's contiguous session blocks (session ids ``0 .. sessions − 1`` of the
+        first, and so on); empty without.
+    site_populations : a profile with ``populations``: the population whose turns hold
+        each call site; empty without.
     """
 
     rows: NDArray[np.float64]
@@ -1125,6 +1330,16 @@ class AttemptTrace:
     bucket_deficit: NDArray[np.float64]
     window_used: NDArray[np.float64]
     deployments: tuple[str, ...] = ()
+    populations: tuple[tuple[str, int], ...] = ()
+    site_populations: tuple[str, ...] = ()
+
+    def session_population(self, session: int) -> str:
+        """The population of engine session ``session`` (``session`` without populations)."""
+        for name, n in self.populations:
+            if session < n:
+                return name
+            session -= n
+        return SESSION
 
 
 def trace_attempts(profile: Profile, sessions: int, *, horizon_s: float = 600.0,
@@ -1137,8 +1352,10 @@ def trace_attempts(profile: Profile, sessions: int, *, horizon_s: float = 600.0,
     ------
     SimulationError : if the replication makes more than ``max_attempts`` attempts.
     """
-    _check_args(sessions, horizon_s, warmup_s, max(2, replication + 1), seed)
+    _check_args(sessions, horizon_s, warmup_s, max(2, replication + 1), seed,
+                least=0 if profile.held_sessions > 0 else 1)
     c = _compile(profile)
+    _check_size(c, sessions)
     warm = 2.0 * c.mean_cycle_s if warmup_s is None else float(warmup_s)
     child = np.random.SeedSequence(seed).spawn(replication + 1)[replication]
     _, clock, _, deficit, used = _rep_setup(c, sessions, child)
@@ -1147,5 +1364,11 @@ def trace_attempts(profile: Profile, sessions: int, *, horizon_s: float = 600.0,
     if out.traced > max_attempts:
         raise SimulationError(f"the replication made more than {max_attempts} attempts; "
                               "raise max_attempts or shorten the horizon")
+    pops: tuple[tuple[str, int], ...] = ()
+    site_pops: tuple[str, ...] = ()
+    if c.pops is not None:
+        pops = tuple(zip(c.pops.names, (int(k) for k in c.pops.counts(sessions)),
+                         strict=True))
+        site_pops = tuple(c.pops.names[int(p)] for p in c.pops.site_pop)
     return AttemptTrace(buf[:out.traced].copy(), c.slots, c.sites, clock, deficit, used,
-                        c.deployments)
+                        c.deployments, pops, site_pops)

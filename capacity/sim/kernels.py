@@ -112,6 +112,11 @@ DS_NCOL = 4
 NX_DONE, NX_SPILL, NX_RETRY, NX_FALLBACK, NX_FAIL = range(5)
 # Deployments per route (a call's tried set is a 32-bit mask in the engine).
 MAX_ROUTE = 32
+# Session populations: columns of the per-population table (``replicate(..., pops=)``);
+# the per-population counters are the first PS_NCOL statistics (K_TURNS .. K_TURNS_WINDOW).
+PP_MODE, PP_PAUSE, PP_TURN_OFF, PP_TURN_LEN = range(4)
+PP_NCOL = 4
+PS_NCOL = K_PACE_WAIT
 
 
 
