@@ -39,6 +39,11 @@
  * `queue=1` selects the binary heap (kept for the benchmark that compares them: the
  * calendar queue is 1.1-1.6x faster at 10 sessions and 2-3x at 10^5-10^6).
  *
+ * Session populations (optional): each session runs its population's pacing and turn
+ * mix (a row of ptab; sessions in contiguous blocks), and per-population counters and
+ * latencies are kept beside the totals. Without them every session is the profile's one
+ * kind, with exactly the draws it had before populations existed.
+ *
  * Per-session state is one 64-byte record; the instance nodes of a turn live in a block
  * taken from a pool when the turn starts and returned when it ends, so memory grows with
  * the turns in progress, not with N times the largest turn.

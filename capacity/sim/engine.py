@@ -50,6 +50,19 @@ A call names a logical model; THE routing rule (:mod:`capacity.model.routing`, b
 * Profiles without ``routes`` take exactly the path (and the random draws) they took
   before fleets existed.
 
+Session populations (profiles with ``populations``)
+---------------------------------------------------
+N counts the sessions that vary: :meth:`Profile.split` gives each population its sessions
+(``session`` the rest of N after the shares; fixed counts held whatever N is, so N = 0 is
+a load too). The engine runs them all, in contiguous blocks in ``split`` order
+(``session`` first); each session draws its turn types from its own population's mix
+only and paces them by its population's think time or cadence. Session *j* of a
+population has the same random stream whatever N is (``session``'s are the streams
+sessions had before populations existed, so a profile without them draws exactly as
+before). :attr:`SimulationResult.populations` reports each population's sessions, turns
+per hour, share of the calls, p95 turn latency and 429 share of its attempts; the other
+metrics are over every population together.
+
 Steady-state start of the limiter
 ---------------------------------
 A fresh limiter (full buckets, empty windows) would let the measured interval live off
@@ -57,7 +70,8 @@ its initial allowance: near saturation a full bucket adds ``depth`` units that t
 takes an hour or more to use up, and a day window (``rpd``/``tpd``) longer than the whole
 run is never exhausted. So each replication starts the limiter already part-used, at the
 offered load of N sessions, ``λ_u = N · units per turn / mean cycle`` (the analytic
-:func:`capacity.analytic.cycle_time`), with retries and counted rejections left out:
+:func:`capacity.analytic.cycle_time`; with populations, the sum of each population's
+sessions times its own per-session load), with retries and counted rejections left out:
 
 * **Token bucket.** The deficit ``D = depth − level`` is a random walk reflected at 0
   (full bucket) that jumps by each charge and drifts down at the refill rate ``r``. For
@@ -66,7 +80,9 @@ offered load of N sessions, ``λ_u = N · units per turn / mean cycle`` (the ana
   bucket is not full) and a Cramér–Lundberg tail ``∝ exp(−θ* x)`` (θ* from
   :func:`capacity.analytic.lundberg_theta`). The start draws ``D`` by inversion from
   ``P(D ≤ x) = 1 − ρ·exp(−θ* x)``, cut at ``depth`` (exact for exponential charges; the
-  right atom and tail in general), and ``D = depth`` (empty bucket) when ``ρ ≥ 1``. One
+  right atom and tail in general), and ``D = depth`` (empty bucket) when ``ρ ≥ 1``.
+  Several populations charging one bucket superpose their inputs: the rates add and the
+  charge law is their rate-weighted mixture (on the coarsest of their lattices). One
   uniform per replication, drawn from its own seed stream, serves every bucket (their
   deficits are driven by the same calls, so they move together); being the same whatever
   N is, it keeps the start a common random number across the saturation search.
@@ -97,7 +113,8 @@ Randomness and common random numbers
 ------------------------------------
 Replication *r* takes child *r* of ``SeedSequence(seed).spawn(replications)``; its state
 gives a 64-bit replication key and the provider's clock offset (window phase). Session
-*k*'s stream key is a SplitMix64 hash of (replication key, k), turn *j*'s key a hash of
+*k*'s stream key is a SplitMix64 hash of (replication key, k) (session *k* of a later
+population: of (hash of (replication key, population), k)), turn *j*'s key a hash of
 (session key, j), and every draw within a turn (type, counts, tokens, latencies, pause,
 retry jitter) is a counter-based SplitMix64 output of that key at a fixed position. So
 session *k*'s *j*-th turn is identical whatever N is and whatever happened before it —
