@@ -233,6 +233,22 @@ def test_size_per_deployment_and_before_spillover(tmp_path: Path) -> None:
     assert two["deployment"] == two["west"] > 150
 
 
+def test_sweep_reports_the_spill(tmp_path: Path) -> None:
+    """`sweep` on a fleet: the binding constraint is one the client sees, each row has
+    the route's spill share (growing with N; in the CSV as spill_fraction.<route>), and
+    the utilisation of a fed deployment follows the burst model's overflow."""
+    from capacity.whatif.sweep import sweep
+
+    res = sweep(_spill_profile(tmp_path), [60, 140, 220])
+    assert res.binding == "paygo.tpm"
+    spills = [row.spill["gpt-4o"] for row in res.rows if row.spill is not None]
+    assert len(spills) == 3 and spills[0] < spills[1] < spills[2]
+    assert "spill_fraction.gpt-4o" in res.rows[0].flat()
+    utils = [row.binding_utilisation for row in res.rows]
+    assert utils[0] < utils[1] < utils[2] and utils[2] > 1.0
+    assert [row.meets_targets for row in res.rows] == [True, True, False]
+
+
 # ---------------------------------------------------------------------------------------
 # Against the simulator (runs once the simulator routes)
 # ---------------------------------------------------------------------------------------

@@ -337,6 +337,10 @@ def sweep_renderable(r: Any, verbose: bool = False) -> Group:
         for col in ("429 sim", "failed", "p95 turn", "calls/min"):
             _num_col(t, col)
     _num_col(t, "util")
+    # A fleet's priority routes: the share of their calls the first deployment spills.
+    routes = sorted({k for row in r.rows for k in (getattr(row, "spill", None) or {})})
+    for route in routes:
+        _num_col(t, f"spill {route}" if len(routes) > 1 else "spill")
     t.add_column("", no_wrap=True)
     sp = r.saturation_point
     for row in r.rows:
@@ -347,6 +351,7 @@ def sweep_renderable(r: Any, verbose: bool = False) -> Group:
                       secs(s["turn_latency_p95_s"][0]), num(s["goodput_calls_per_min"][0], 1)]
         u = (row.simulated or {}).get("binding_utilisation_sim", (row.binding_utilisation,))
         cells.append(util(u[0]))
+        cells += [pct((row.spill or {}).get(route, 0.0)) for route in routes]
         mark = "◀" if row.sessions == sp else ("" if row.meets_targets else "✗")
         _row(t, *cells, mark, style="bold" if row.sessions == sp else None)
     if sim:
@@ -357,6 +362,9 @@ def sweep_renderable(r: Any, verbose: bool = False) -> Group:
     else:
         legend = [_legend("429 model: attempts answered 429, burst-aware model; util: "
                           "binding quota used.")]
+    if routes:
+        legend.append(_legend("spill: share of a priority route's calls its first deployment "
+                              "turns away and sends on (analytic overflow model)."))
     legend.append(_legend("◀ saturation point on this grid; ✗ misses a target."))
     by = "simulated means" if sim else "analytic model"
     note = (f"Saturation point on this grid: {sp:,} sessions ({by})." if sp is not None

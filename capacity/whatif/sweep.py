@@ -54,6 +54,7 @@ class SweepRow:
     binding_utilisation: float
     meets_targets: bool
     simulated: dict[str, tuple[float, float, float]] | None = None
+    spill: dict[str, float] | None = None  # a fleet: analytic spill share per route
 
     def flat(self) -> dict[str, Any]:
         """One flat record (CSV / JSON row)."""
@@ -63,6 +64,8 @@ class SweepRow:
             "binding_utilisation": self.binding_utilisation,
             "meets_targets": self.meets_targets,
         }
+        for route, share in (self.spill or {}).items():
+            out[f"spill_fraction.{route}"] = share
         for key, (mean, lo, hi) in (self.simulated or {}).items():
             out[key] = mean
             out[f"{key}_lo"] = lo
@@ -132,19 +135,33 @@ def sweep(profile: Profile, sessions: Sequence[int], *, method: str = "analytic"
     if profile.routes:
         # A fleet: the constraints a client sees (spilling ones excluded), their load
         # growing with N as the overflow does (capacity.analytic.fleet).
-        from capacity.analytic.fleet import fleet_ceilings, fleet_models, visible_results
+        from capacity.analytic.fleet import (
+            FeedModel,
+            fleet_ceilings,
+            fleet_models,
+            visible_results,
+        )
 
-        fleet = fleet_models(wl, cyc).visible()
+        fm = fleet_models(wl, cyc)
+        spill_of = fm.spill
+        fleet = fm.visible()
         active = [e.c for e in fleet]
         models = [(e.c, e.model) for e in fleet]
-        load = {e.c.name: e.units_per_s for e in fleet}
+        by_name = {e.c.name: e for e in fleet}
 
         def utilisation(c: Any, n: int) -> float:
-            return float(load[c.name](float(n)) / c.rate_per_s)
+            e = by_name[c.name]
+            if isinstance(e.model, FeedModel):
+                # Fed by overflow: the burst model's mean load (spills start before the
+                # first deployment's mean fills), not the fluid one.
+                st = e.model.stats(n)
+                return float(st.mean_per_window / (c.rate_per_s * e.model.window_s))
+            return float(e.units_per_s(float(n)) / c.rate_per_s)
 
         bname = min(visible_results(fleet_ceilings(wl, cyc, target)),
                     key=lambda r: (r.burst_ceiling, r.mean_ceiling)).name
     else:
+        spill_of = {}
         active = [c for c in wl.constraints if wl.units_per_turn(c) > 0]
         models = [(c, constraint_model(wl, c, cyc.cycle_s, cyc.min_cycle_s)) for c in active]
         per_session = {c.name: wl.units_per_turn(c) / cyc.cycle_s / c.rate_per_s
@@ -195,7 +212,8 @@ def sweep(profile: Profile, sessions: Sequence[int], *, method: str = "analytic"
             p95 = res.metrics["turn_latency_p95_s"].mean
             meets = res.metrics["attempt_429_fraction"].mean <= target and (
                 p95_target is None or (math.isfinite(p95) and p95 <= p95_target))
-        rows.append(SweepRow(n, analytic, util, meets, sim))
+        spill = {route: float(f(n)) for route, f in spill_of.items()} or None
+        rows.append(SweepRow(n, analytic, util, meets, sim, spill))
     return SweepResult(
         profile.title, method, binding.name,
         {"max_429_fraction": target, "p95_turn_latency_s": p95_target}, tuple(rows),
