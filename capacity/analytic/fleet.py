@@ -649,6 +649,7 @@ class FleetModels:
     cycle_s: float
     spill: dict[str, Callable[[int], float]]      # logical → spill share at n
     fallback: dict[str, Callable[[int], float]]   # logical → fallback share at n
+    spills_off: dict[str, bool] = field(default_factory=dict)  # spillover not modelled
 
     def visible(self) -> list[Entry]:
         """Entries whose share the client sees (spilling slots excluded)."""
@@ -887,7 +888,10 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                         return n * vd + ex(n) * u
                     entries[c.name] = Entry(c, m, "fallback", None, fb_rate)
     ordered = [entries[c.name] for c in wl.constraints if c.name in entries]
-    return FleetModels(ordered, flows, cycle_s, spill, fallback)
+    # Spillover on a policy other than priority: left out (a spill only lowers 429s).
+    off = {f.logical: True for f in flows if not f.chain and f.policy != "priority"
+           and profile.routes[f.logical].spillover and len(f.shares) > 1}
+    return FleetModels(ordered, flows, cycle_s, spill, fallback, off)
 
 
 def _joint_spill(upstream: list[tuple[Any, float, float, float]], dest_window_s: float,
@@ -1029,29 +1033,35 @@ def analyze_fleet(profile: Profile, wl: Workload,
 
 
 def route_notes(fm: FleetModels, n: int, asked: bool) -> list[str]:
-    """One line per route: its deployments' shares; spill and fallback shares at ``n``."""
+    """One line per route: its deployments' shares; spill and fallback shares at ``n``
+    (``asked``: the sessions the user gave, else the burst-aware ceiling)."""
     out = []
+    at = f"at {n:,} sessions" + ("" if asked else " (the burst-aware ceiling)")
     for flow in fm.flows:
         how = flow.policy + (" per turn" if flow.per_turn else
                              " per call" if flow.policy == "weighted" else "")
         if flow.chain:
             text = (f"Route {flow.logical} ({flow.policy}, spillover "
-                    f"{' → '.join(flow.chain)}): every call tries {flow.chain[0]} first")
-            s = fm.spill[flow.logical](n) if n > 0 else 0.0
-            text += f"; at {n:,} sessions {s:.1%} of its calls spill to {flow.chain[1]}"
+                    f"{' → '.join(flow.chain)}): every call tries {flow.chain[0]} first; "
+                    f"{at} {fm.spill[flow.logical](n) if n > 0 else 0.0:.1%} of its calls "
+                    f"spill to {flow.chain[1]}")
         else:
             parts = ", ".join(f"{t} {s:.0%}" for t, s in flow.shares)
-            text = f"Route {flow.logical} ({how}): calls split {parts}"
+            text = f"Route {flow.logical} ({how}): its calls go to {parts}"
             if flow.policy in ("round_robin", "least_busy", "usage_based"):
-                text += " (balanced more smoothly than random: the burst model is conservative)"
+                text += (" (the policy balances more smoothly than this random split: the "
+                         "burst model is conservative)")
+            spec = fm.spills_off.get(flow.logical)
+            if spec:
+                text += "; its spillover is not modelled (conservative)"
         if flow.logical in fm.fallback and n > 0:
             f = fm.fallback[flow.logical](n)
-            text += (f"; {f:.2%} of its calls exhaust their retries and fall back to "
-                     f"{flow.fallbacks[0]}")
+            text += (f"; {'' if flow.chain else at + ' '}{f:.2%} of its calls exhaust their "
+                     f"retries and fall back to {flow.fallbacks[0]}")
         elif flow.fallbacks:
             text += f"; falls back to {flow.fallbacks[0]}"
-        out.append(text + ("" if asked else " (at the burst-aware ceiling)") + ".")
-    if fm.flows and fm.entries and any(f.chain for f in fm.flows):
+        out.append(text + ".")
+    if any(f.chain for f in fm.flows):
         out.append("Spillover is the overflow approximation (the overflow of a window limiter "
                    "feeding the next one); cooldown is not in the analytic model.")
     return out
