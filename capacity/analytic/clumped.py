@@ -65,7 +65,8 @@ class ClumpedWindow:
         kind = "sliding window (Palm scan count)" if self.sliding else "fixed windows"
         how = f"clumped turns, {kind}"
         if m.retry.retries:
-            how += (", retry fixed point" if self.sliding
+            how += (", retries herded at the oldest charge's expiry" if m.herds
+                    else ", retry fixed point" if self.sliding
                     else ", retries carried to the next window")
         return WindowStats(n, n * m.mean_units, r["exceed"], r["attempt"], how, r["call"],
                            r["failed"])
@@ -73,38 +74,47 @@ class ClumpedWindow:
     def largest_meeting(self, target: float, hi: int) -> tuple[int, WindowStats | None]:
         """Largest n ≤ ``hi`` whose attempt share is within ``target`` (bisection).
 
-        With carried retries (fixed windows) each evaluation solves a Lindley recursion;
-        the no-retry stop-loss ``ℓ(n)`` brackets the answer cheaply first: the attempt
-        share is at least ``ℓ/(1+ℓ)``, and near ``ℓ ≤ target/4`` it is within target.
+        With carried retries (fixed windows) each evaluation solves a Lindley recursion,
+        with herded retries (sliding windows) it runs a herd spell; a cheap lower bound
+        of the share brackets the answer first (fixed: the no-retry stop-loss
+        ``ℓ/(1+ℓ)``; herds: the loss system's first-attempt share).
         """
         m = self.inner
-        if self.sliding or not m.retry.retries or hi <= 1:
+        herds = self.sliding and m.herds
+        if (self.sliding and not herds) or not m.retry.retries or hi <= 1:
             return _largest_meeting(self.stats, target, hi)
 
-        # ℓ(n) is monotone: every bracket below inverts it at some level, so the points
-        # already evaluated bracket the next inversion (no bisection from scratch).
+        # A cheap lower bound of the attempt share, monotone in n: fixed windows ℓ/(1+ℓ)
+        # from the retry-free stop-loss; herded sliding retries the loss system's share
+        # (the first attempts alone, before the spells lengthen). Every bracket below
+        # inverts it at some level, so the points already evaluated bracket the next
+        # inversion (no bisection from scratch).
         seen: dict[int, float] = {}
 
-        def ell(n: int) -> float:
+        def cheap(n: int) -> float:
             if n not in seen:
-                seen[n] = m.stop_loss_share(n)
+                if herds:
+                    seen[n] = m._sliding_h(n, 0.0, truncate=True)
+                else:
+                    ell = m.stop_loss_share(n)
+                    seen[n] = ell / (1.0 + ell)
             return seen[n]
 
         def cheap_boundary(scale: float, top: int) -> int:
-            """Largest n ≤ ``top`` with ``ℓ(n)/(1 + ℓ(n))·scale ≤ target`` (0 if none)."""
-            if scale <= target:
+            """Largest n ≤ ``top`` with ``cheap(n)·scale ≤ target`` (0 if none)."""
+            level = target / scale
+            if level >= 1.0:
                 return top
-            level = target / (scale - target)  # ℓ/(1+ℓ)·scale ≤ target ⟺ ℓ ≤ level
             lo = max((k for k, v in seen.items() if v <= level and k <= top), default=0)
             bad = [k for k, v in seen.items() if v > level and lo < k <= top]
             up_n = min(bad) if bad else top + 1
             if not bad:
-                if ell(top) <= level:
+                if cheap(top) <= level:
                     return top
                 up_n = top
             while up_n - lo > 1:
                 mid = (lo + up_n) // 2
-                if ell(mid) <= level:
+                if cheap(mid) <= level:
                     lo = mid
                 else:
                     up_n = mid
@@ -121,13 +131,13 @@ class ClumpedWindow:
 
         if stats(up).loss_fraction <= target:
             return up, stats(up)
-        # Near the ceiling the carried share is a steady multiple r of the retry-free
-        # ℓ(n)/(1+ℓ(n)): guess the boundary from r, re-measure r there, repeat (secant-
-        # like); each guess costs one Lindley solve, the cheap bisections none.
+        # Near the ceiling the attempt share is a steady multiple r of the cheap one:
+        # guess the boundary from r, re-measure r there, repeat (secant-like); each guess
+        # costs one full evaluation (a Lindley solve, or a herd spell), the cheap
+        # bisections none.
         lo, x = 0, up
         for _ in range(5):
-            ell_x = ell(x)
-            cheap_x = ell_x / (1.0 + ell_x)
+            cheap_x = cheap(x)
             r = stats(x).loss_fraction / cheap_x if cheap_x > 0 else 4.0
             guess = cheap_boundary(max(r, 1.0), up)
             guess = max(guess, lo)

@@ -26,7 +26,9 @@ correlation between consecutive turns of one session is measured here too
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,6 +43,8 @@ from capacity.profile.schema import (
     RepeatStep,
     Step,
 )
+
+T = TypeVar("T")
 
 TIMING_SAMPLE_SIZE = 8192
 TIMING_SEED = 20261130
@@ -69,11 +73,21 @@ class TurnTiming:
         default_factory=dict, repr=False, compare=False)
     _groups: list[tuple[NDArray[np.float64], NDArray[np.int64]]] = field(
         default_factory=list, repr=False, compare=False)
+    _memo: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False,
+                                              compare=False)
 
     @property
     def n(self) -> int:
         """Sampled turns."""
         return int(self.times.shape[0])
+
+    def memo(self, key: tuple[Any, ...], build: Callable[[], T]) -> T:
+        """``build()``, remembered under ``key`` for this sample (quantities of the turns
+        and charges alone, which every think time and every rebuild of a model share)."""
+        if key not in self._memo:
+            self._memo[key] = build()
+        out: T = self._memo[key]
+        return out
 
     def runs(self, w: float) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
         """Run signatures for windows of ``w`` seconds.

@@ -37,7 +37,14 @@ The 429 share of attempts — sliding windows (a scan statistic)
     an *arriving* call sees is the stationary window count ``S`` of the other sessions
     plus its own turn's earlier launches within ``w`` and the batch-mates ahead of it
     (the Palm view: an arrival sits inside its own clump), plus the retries: the share
-    rejected is ``p = P(S + own + retries + B > q)``. Retries of rejected attempts add
+    rejected is ``p = P(S + own + retries + B > q)`` (``own``: the session's own launches
+    in the trailing window — its turn's earlier ones, batch-mates ahead, and its earlier
+    turns). A log that rejected calls leave for good (no retries, not counted) is a loss
+    system: ``S`` truncated at ``q`` (Erlang). Honoured retry-afters of an uncounted log
+    herd at the oldest charge's expiry: :meth:`ClumpWindowModel.herd_chain` follows a
+    full spell expiry by expiry (the first attempts' share is the loss system's times
+    how much the re-occupying retries lengthen the spells; the retries' share from the
+    herds meeting the room each expiry frees). Otherwise retries of rejected attempts add
     ``(A(p) − 1)`` attempts per call (``A(p) = (1 − p^{m+1})/(1 − p)``, at most ``m``
     retries), a Poisson orbit stream (theory.md §3); ``p`` is the least fixed point of
     ``p = H(p)``, and the fixed point is checked for uniqueness on a grid of ``p``:
@@ -119,6 +126,7 @@ class ClumpWindowModel:
     events_per_window: float = 0.0     # launch instants per session and window
     _cache: dict[int, Any] = field(default_factory=dict, repr=False)
     _herd: dict[int, float] = field(default_factory=dict, repr=False)
+    _chains: dict[int, dict[str, float]] = field(default_factory=dict, repr=False)
     # The ceiling search evaluates the same N many times (the cheap stop-loss bracket is
     # bisected again for every guess): the fresh-count pmf, by N.
     _pmfs: dict[float, NDArray[np.float64]] = field(default_factory=dict, repr=False)
@@ -252,11 +260,11 @@ class ClumpWindowModel:
         return {"attempt": min(1.0, attempt), "call": call, "failed": failed,
                 "exceed": exceed, "retry_share": call}
 
-    def _sliding_h(self, n: int, retry_calls: float) -> float:
+    def _sliding_h(self, n: int, retry_calls: float, truncate: bool = False) -> float:
         # The other N − 1 sessions' count; the arriving call's own turn is in ``own``.
         g = self.pmf(max(n - 1, 0), retry_calls)
         q = math.floor(self.q_lat + 1e-9)
-        if self.loses:
+        if self.loses or truncate:
             # A rejected charge that is never retried nor logged leaves no trace: the log
             # is a loss system (each admitted unit held w seconds, at most q held), whose
             # occupancy is the free count truncated at q (Erlang's loss formula, and its
@@ -299,7 +307,7 @@ class ClumpWindowModel:
         if r.counts_rejected and r.honour_retry_after:
             return 1.0
         if self.herds:
-            return self.herd_rejection(n)
+            return self.herd_chain(n)["pr"]
         return p
 
     def herd_rejection(self, n: int) -> float:
@@ -316,7 +324,8 @@ class ClumpWindowModel:
         full log holds ``K = q/E[B]`` groups spread over ``w``, so ``δ`` ~ Exp with mean
         ``w/K``; with launches at rate ``λ`` the number in ``δ`` is geometric with mean
         ``λ·w/K``. The units of the herd that do not fit are rejected again:
-        ``p_r = E[(H − F)⁺]/E[H]``, the same for every later retry.
+        ``p_r = E[(H − F)⁺]/E[H]`` at the first expiry (later ones meet the survivors
+        plus the launches since: :meth:`herd_chain`).
         """
         hit = self._herd.get(n)
         if hit is not None:
@@ -360,10 +369,7 @@ class ClumpWindowModel:
         if pr >= 1.0:
             return self._sliding_bursty(n)
         if self.herds:
-            # A herded retry takes the room its expiry frees, so the calls it carries
-            # occupy the log as if admitted late: the fresh count already holds them
-            # (every fresh call is counted whether or not it was turned away first).
-            return self._sliding_h(n, 0.0)
+            return self._sliding_herd(n)["call"]
         return self._sliding_h(n, n * self.calls_per_window * per)
 
     def _sliding_bursty(self, n: int) -> float:
@@ -389,6 +395,8 @@ class ClumpWindowModel:
         return float(min(1.0, _dot(extra, tail[idx])))
 
     def _sliding(self, n: int) -> dict[str, float]:
+        if self.herds:
+            return self._sliding_herd(n)
         m = self.retry.max_retries
         p = self._sliding_h(n, 0.0)
         if m > 0:
@@ -404,6 +412,56 @@ class ClumpWindowModel:
                "exceed": self.exceedance(n), "retry_share": per}
         if m > 0 and pr >= 1.0:
             out = self._storms(n, out)
+        return out
+
+    def _sliding_herd(self, n: int) -> dict[str, float]:
+        """The 429 shares of an uncounted sliding window whose retries herd (honoured
+        retry-afters): first attempts see the loss system's count (:attr:`loses`) times
+        the herd chain's extension of the full spells; retries as the chain says."""
+        ch = self.herd_chain(n)
+        p1 = min(1.0, self._sliding_h(n, 0.0, truncate=True) * ch["ext"])
+        attempt = p1 * (1.0 + ch["rej"]) / (1.0 + p1 * ch["ret"])
+        return {"attempt": min(1.0, attempt), "call": p1, "failed": p1 * ch["fail"],
+                "exceed": self.exceedance(n), "retry_share": p1 * ch["ret"]}
+
+    def herd_chain(self, n: int) -> dict[str, float]:
+        """One full spell of the log, expiry by expiry, with and without retries.
+
+        A spell starts when a launch overflows: the herd ``H₁`` (:meth:`herd_rejection`)
+        retries at the next expiry, which frees one launch instant's charges ``F``.
+        After expiry ``j`` the log is either still full, ``Z = H − F > 0`` (``Z`` units
+        turned away again; those that have made ``m`` retries fail, the rest retry at the
+        next expiry), or has room ``−Z``; the launches of the next gap (geometric in
+        number, :meth:`herd_rejection`) take that room first and the rest of them are
+        turned away — first attempts that join the herd. The spell ends when a gap's
+        launches fit. Without retries the rejected units take no room at an expiry.
+        Tracked as lattice laws (the retry ages of the herd by their means), this gives
+        per spell the first attempts turned away ``U₁``, the retries ``ΣH`` and the
+        retries turned away ``ΣZ⁺``; the first-attempt share is the loss system's times
+        ``ext = U₁(m)/U₁(0)`` (retried calls re-occupy the log and lengthen the spell).
+        Returns ``ext``, per first rejection ``rej`` (retries rejected), ``ret``
+        (retries), ``fail`` (calls failed), and ``pr = ΣZ⁺/ΣH``.
+        """
+        hit = self._chains.get(n)
+        if hit is not None:
+            return hit
+        m = self.retry.max_retries
+        e_fine = self.event_pmf
+        mu_fine = float(_dot(np.arange(e_fine.size), e_fine))
+        none = {"ext": 1.0, "rej": 0.0, "ret": 0.0, "fail": 0.0, "pr": 0.0}
+        if mu_fine <= 0 or self.q_lat <= 0 or m == 0:
+            return none
+        lam = n * self.events_per_window / self.window_s        # launch instants per s
+        mean_k = lam * self.window_s * mu_fine / self.q_lat     # launches during δ
+        # A spell needs no finer lattice than ~8 points per launch (it gives ratios).
+        e = _coarsen(e_fine, max(1.0, mu_fine / 8.0))
+        with_r = _spell(e, mean_k, m)
+        without = _spell(e, mean_k, 0)
+        u1 = with_r[0]
+        out = {"ext": u1 / without[0] if without[0] > 0 else 1.0,
+               "ret": with_r[1] / u1, "rej": with_r[2] / u1, "fail": with_r[3] / u1,
+               "pr": with_r[2] / with_r[1] if with_r[1] > 0 else 0.0}
+        self._chains[n] = out
         return out
 
     def storm_threshold(self) -> float:
@@ -484,6 +542,104 @@ def _dot(a: Any, b: Any) -> float:
     """Inner product of two 1-D arrays without BLAS: on a busy machine BLAS threads can
     spend milliseconds waiting for each other on a vector product of microseconds."""
     return float(np.multiply(a, b).sum())
+
+
+def _coarsen(pmf: NDArray[np.float64], factor: float) -> NDArray[np.float64]:
+    """``pmf`` of X on a lattice ``factor`` times coarser (mean-preserving split)."""
+    if factor <= 1.0:
+        return pmf
+    x = np.arange(pmf.size) / factor
+    lo = np.floor(x).astype(np.int64)
+    frac = x - lo
+    out = np.zeros(int(lo.max()) + 2)
+    np.add.at(out, lo, pmf * (1.0 - frac))
+    np.add.at(out, lo + 1, pmf * frac)
+    return out
+
+
+_SPELLS: dict[tuple[bytes, float, int], tuple[float, float, float, float]] = {}
+
+
+def _spell(e: NDArray[np.float64], mean_k: float, m: int
+           ) -> tuple[float, float, float, float]:
+    """(first attempts turned away, retries, retries turned away, calls failed) in one
+    full spell of a sliding log (see :meth:`ClumpWindowModel.herd_chain`), in units.
+
+    ``e``: units of one launch instant (lattice, the room one expiry frees), ``mean_k``:
+    launches expected between two expiries, ``m``: retries per call. Cached on ``mean_k``
+    to 4 significant digits: the ceiling search and the think-time sweep ask for nearly
+    the same spells again.
+    """
+    key = (e.tobytes(), float(f"{mean_k:.4g}"), m)
+    hit = _SPELLS.get(key)
+    if hit is None:
+        if len(_SPELLS) >= 4096:
+            _SPELLS.clear()
+        hit = _SPELLS[key] = _spell_uncached(e, key[1], m)
+    return hit
+
+
+def _spell_uncached(e: NDArray[np.float64], mean_k: float, m: int, steps: int = 400
+                    ) -> tuple[float, float, float, float]:
+    k = np.arange(e.size, dtype=np.float64)
+    mu = float(_dot(k, e))
+    rho = mean_k / (1.0 + mean_k)
+    off = e.size - 1                              # index i of a signed law ↔ value i − off
+    # The herd: a launch plus the launches of a few gaps (geometric counts, mean mean_k).
+    half = 1 << max(6, math.ceil(math.log2(e.size * (6.0 + 2.0 * mean_k + 10.0 * math.sqrt(
+        mean_k + mean_k**2)))))
+    L = 2 * half                                  # room for a sum without wrapping
+    eh = np.fft.rfft(e, L)
+    ah = (1.0 - rho) / (1.0 - rho * eh)           # launches in a gap: geometric count
+    rev = np.fft.rfft(e[::-1], L)                 # minus one expiry's room
+    surv = np.concatenate([[0.0], 1.0 - np.cumsum(e)[:-1]])
+    h = np.clip(np.fft.irfft(np.fft.rfft(surv / mu, L) * ah, L), 0.0, None)
+    h[half:] = 0.0
+    kk = np.arange(L, dtype=np.float64)
+    u1 = _dot(kk, h)
+    ages = np.zeros(m + 1)                        # expected herd units by retry number
+    if m > 0:
+        ages[1] = u1
+    sum_h = sum_r = fail = 0.0
+    for _ in range(steps):
+        mass = float(h.sum())
+        if mass < 1e-7:  # the spell has ended (its remaining units are below 1e-6)
+            break
+        e_h = _dot(kk, h)
+        if m == 0:  # nothing retries: the units turned away take no room at the expiry
+            h = np.zeros(L)
+            h[0] = mass
+        else:
+            sum_h += e_h
+        z = np.clip(np.fft.irfft(np.fft.rfft(h) * rev, L), 0.0, None)
+        pos = z[off + 1:]
+        e_r = _dot(np.arange(1, pos.size + 1, dtype=np.float64), pos)
+        keep = 0.0
+        if m > 0 and e_r > 0:
+            sum_r += e_r
+            ratio = e_r / e_h
+            failing = ages[m] * ratio
+            fail += failing
+            keep = 1.0 - failing / e_r
+            nxt = np.zeros(m + 1)
+            nxt[2:] = ages[1:m] * ratio
+            ages = nxt
+        # The next gap starts from the survivors (the log full) or from the room left.
+        y = np.zeros(L)
+        y[: off + 1] = z[: off + 1]
+        if keep > 0:  # the survivors: the turned-away law thinned to ``keep`` of its units
+            sc = _coarsen(np.concatenate([[0.0], pos]), 1.0 / keep)[: L - off]
+            y[off: off + sc.size] += sc
+        else:  # all of them failed: no herd, and no room either
+            y[off] += float(pos.sum())
+        hn = np.clip(np.fft.irfft(np.fft.rfft(y) * ah, L), 0.0, None)[off:]
+        h = np.zeros(L)
+        h[1: min(hn.size, half)] = hn[1: min(hn.size, half)]  # 0: the launches fit, it ends
+        first = max(_dot(kk, h) - keep * e_r, 0.0)
+        u1 += first
+        if m > 0:
+            ages[1] = first
+    return u1, sum_h, sum_r, fail
 
 
 def _overload_share(fresh: float, q: float, m: int) -> float:
@@ -663,10 +819,15 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
     kappa = 1.0 if is_requests or e_b <= 0 else _size_bias(fine_call)
     # Own-turn load and earlier launches come from the sample's turns only (a missed
     # call is too rare to shift them; its columns carry no earlier launches).
-    own = (_own_prior(timing, relevant, rel_pmfs[: len(relevant)], window_s)
-           if sliding else np.ones(1))
+    # These depend on the turns and the charges only, not on the think time: computed
+    # once per sample (the think-time sweep and the stability check rebuild the model).
+    charges = b"".join(p.tobytes() for p in rel_pmfs[: len(relevant)])
+    memo_key = (window_s, tuple(relevant), charges)
+    own = (timing.memo(("own", *memo_key), lambda: _own_prior(
+        timing, relevant, rel_pmfs[: len(relevant)], window_s)) if sliding else np.ones(1))
     # Only a failure without retries aborts a turn often enough to thin the load.
-    hist, counts = (_prior_launches(timing, relevant)
+    hist, counts = (timing.memo(("prior", tuple(relevant)),
+                                lambda: _prior_launches(timing, relevant))
                     if retry.max_retries == 0 and retry.abort_turn
                     else (np.ones(1), np.zeros((1, len(relevant)))))
     full = np.zeros((counts.shape[0], len(col_ids)))
@@ -675,8 +836,8 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
     counts = full
     calls_per_turn = float(launches.sum()) / window_s * scale  # launches per turn
     # Launch instants (a fan-out's copies are one): what a sliding log's expiry frees.
-    event_pmf, events_per_turn = (_event_law(timing, relevant, rel_pmfs[: len(relevant)])
-                                  if sliding else (np.zeros(1), 0.0))
+    event_pmf, events_per_turn = (timing.memo(("events", *memo_key), lambda: _event_law(
+        timing, relevant, rel_pmfs[: len(relevant)])) if sliding else (np.zeros(1), 0.0))
     return ClumpWindowModel(
         h=h, q_lat=q_lat, window_s=window_s, sliding=sliding, p_single=p_single,
         p_binomial=p_binomial, clump_pmf=clump, call_pmf=call_pmf, own_pmf=own,
