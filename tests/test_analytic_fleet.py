@@ -342,15 +342,16 @@ def test_weighted_against_the_simulator(tmp_path: Path, per_turn: bool) -> None:
 @pytest.mark.parametrize(("policy", "extra", "conservative"), [
     ("round_robin", [], True),
     ("usage_based", ["quotas.west.rpm.limit=75"], True),
-    ("weighted", ["routes.gpt-4o.spillover=true"], True),
+    ("weighted", ["routes.gpt-4o.spillover=true"], False),
     ("least_busy", [], False),
 ])
 def test_smoother_policies_against_the_simulator(tmp_path: Path, policy: str,
                                                  extra: list[str], conservative: bool) -> None:
-    """round_robin, usage_based and a spilling weighted route balance load more smoothly
-    than the random split the analytic model assumes: its N* is at most the simulated
-    one (measured: 95 vs 108, 53 vs 73, 95 vs 108). least_busy with equal latencies is
-    an equal split: within 10 % (95 vs 91)."""
+    """round_robin and usage_based balance load more smoothly than the random split the
+    analytic model assumes: its N* is at most the simulated one (measured: 95 vs 108,
+    53 vs 73). A weighted route that spills between its two deployments is one pooled
+    window of 50 per 10 s (106 vs 108); least_busy with equal latencies is an equal
+    split (95 vs 91): within 10 %."""
     from capacity.whatif.ceiling import SimSettings, ceiling
 
     f = tmp_path / "pol.yaml"
