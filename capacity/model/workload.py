@@ -271,15 +271,16 @@ def route_shares(profile: Profile) -> dict[str, tuple[tuple[str, float], ...]]:
 
     * ``weighted`` — ``w_d / Σw`` (exact in law: each call draws its deployment);
     * ``round_robin`` — equal shares (exact in the mean; the rotation is *smoother* than a
-      random choice, so the burst model, which treats it as random, is slightly
-      conservative);
+      random choice: over equal limits the analytic model pools the deployments, see
+      :func:`capacity.analytic.fleet._pooled`, otherwise the random split it assumes is
+      slightly conservative);
     * ``least_busy`` — shares ∝ 1 / (mean latency on the deployment): balancing calls in
       flight ``λ_d·R_d`` (Little's law) gives that split; equal latencies give equal
       shares. An approximation (the real rule reacts to the instantaneous counts, which
       is smoother than random: conservative for the burst model);
     * ``usage_based`` — shares ∝ each deployment's capacity (route calls per second its
       quotas admit in the mean): balancing the share of each window used moves load in
-      proportion to the limits. Same approximation and direction;
+      proportion to the limits (and fills them together: pooled, like round_robin);
     * ``priority`` — every call to the first deployment; what spills to the next on a
       429 is the analytic model's overflow (:mod:`capacity.analytic.fleet`).
 
