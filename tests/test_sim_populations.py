@@ -177,3 +177,26 @@ def test_the_warm_start_counts_every_population() -> None:
     # At N = 20 both buckets are below their refill: θ* of the mixture is exercised.
     rho = plain.warm.start(20)[1]
     assert 0 < rho[0] < 1 and 0 < rho[1] < 1
+
+
+def test_a_held_session_replays_the_same_turns_whatever_n_is() -> None:
+    """Common random numbers across the search: without contention, the held population's
+    turns (random fan-outs and token counts) are the same at N = 2 and N = 8."""
+    call = {"model": "m", "input_tokens": 100, "output_tokens": {"uniform": [10, 2000]}}
+    p = profile_from_dict({
+        "models": {"m": {"ttft": {"uniform": [0.1, 2.0]}, "tokens_per_second": 100}},
+        "quotas": {"q": {"models": ["m"], "rpm": 100_000}},
+        "session": {"think_time": {"exponential": 20}, "turns": {"a": {"steps": [
+            {"call": call}]}}},
+        "populations": {"held": {"sessions": 3, "think_time": {"exponential": 30},
+                                 "turns": {"b": {"steps": [{"parallel": {
+                                     "count": {"uniform": [1, 4]}, "call": call}}]}}}},
+    })
+    c = _compile(p)
+    child = np.random.SeedSequence(5).spawn(1)[0]
+    small, large = (_run_rep(c, n, child, 100.0, 1500.0) for n in (2, 8))
+    held = [r.latencies[r.latency_pop == 1] for r in (small, large)]
+    assert held[0].size > 50
+    np.testing.assert_array_equal(held[0], held[1])
+    assert not np.array_equal(small.latencies[small.latency_pop == 0],
+                              large.latencies[large.latency_pop == 0])
