@@ -1165,8 +1165,8 @@ def simulate(
 
     Raises
     ------
-    SimulationError : for a non-positive N, horizon or replication count, or a negative
-        seed or warm-up.
+    SimulationError : for a non-positive N (a negative one when held populations run
+        beside it), horizon or replication count, or a negative seed or warm-up.
     """
     _check_args(sessions, horizon_s, warmup_s, replications, seed,
                 least=0 if profile.held_sessions > 0 else 1)
