@@ -233,6 +233,25 @@ def test_size_per_deployment_and_before_spillover(tmp_path: Path) -> None:
     assert two["deployment"] == two["west"] > 150
 
 
+def test_size_of_a_pool_round_trips(tmp_path: Path) -> None:
+    """usage_based over 150 + 75 RPM fills both together (one pooled window): `size`
+    scales both limits by one factor; fed back, they carry the sessions, and one
+    allowance less on each does not (150 sessions: 270 + 132 RPM, ceiling 151)."""
+    f = tmp_path / "pool.yaml"
+    f.write_text(TWO.replace("PER_TURN", "false"))
+    sets = ["routes.gpt-4o.policy=usage_based", "quotas.west.rpm.limit=75"]
+    p = load_profile([WEB, f], sets)
+    assert "one pooled window" in " ".join(analyze(p).notes)
+    res = size(p, 150)
+    need = {d.quota: d.required_limit for d in res.dimensions}
+    assert need == {"deployment": 270.0, "west": 132.0}, need
+    back = analyze(load_profile([WEB, f], [*sets, *(d.set_path for d in res.to_raise)]))
+    assert back.burst_ceiling >= 150
+    less = analyze(load_profile([WEB, f], [*sets, "quotas.deployment.rpm.limit=264",
+                                           "quotas.west.rpm.limit=126"]))
+    assert less.burst_ceiling < 150
+
+
 def test_sweep_reports_the_spill(tmp_path: Path) -> None:
     """`sweep` on a fleet: the binding constraint is one the client sees, each row has
     the route's spill share (growing with N; in the CSV as spill_fraction.<route>), and

@@ -915,6 +915,8 @@ class Pooled:
 
     model: Any
     others: str
+    pool: Constraint | None = None            # the pooled limiter (summed allowances)
+    members: tuple[Constraint, ...] = ()      # the deployments' slots pooled
 
     def stats(self, n: int) -> WindowStats:
         """The pooled window's statistics at ``n`` sessions."""
@@ -998,7 +1000,7 @@ def _pooled(wl: Workload, flow: RouteFlow, by_quota: dict[str, list[Constraint]]
                      per: float = total_load) -> float:
                 # Mean-value: the pool fills as one (its share of the pooled load).
                 return n * per * share
-            out.append((c, Pooled(model, others), load))
+            out.append((c, Pooled(model, others, pool, tuple(cs)), load))
     return out
 
 

@@ -372,14 +372,21 @@ def size_fleet(wl: Workload, cyc: CycleTime, sessions: int, target: float,
     spillover); the deployments after it are sized, given the first one's *current*
     limit, for the overflow they receive at the 429 target.
     """
-    from capacity.analytic.fleet import FeedModel, fleet_models
+    from capacity.analytic.fleet import FeedModel, Pooled, fleet_models
 
     fm = fleet_models(wl, cyc)
     out = []
+    pooled_sizes: dict[str, dict[str, DimensionSize]] = {}
     for e in fm.entries:
         c = e.c
         load = e.units_per_s(float(sessions))
         mean_limit = load * c.period_s
+        if e.role == "plain" and isinstance(e.model, Pooled) and e.model.pool is not None:
+            pool = e.model.pool
+            if pool.name not in pooled_sizes:
+                pooled_sizes[pool.name] = _size_pool(wl, cyc, e.model, sessions, target)
+            out.append(pooled_sizes[pool.name][c.name])
+            continue
         if e.role == "plain":
             d = size_constraint(wl, c, cyc, sessions, target)
             out.append(d)
@@ -419,6 +426,60 @@ def size_fleet(wl: Workload, cyc: CycleTime, sessions: int, target: float,
                                  c.enforcement, c.window_s if c.enforcement !=
                                  "token_bucket" else None, with_limit(req).stats(sessions)))
     return tuple(out)
+
+
+def _size_pool(wl: Workload, cyc: CycleTime, pooled: Any, sessions: int,
+               target: float) -> dict[str, DimensionSize]:
+    """Deployments that fill together (one pooled limiter): every member's limit scaled
+    by the smallest common factor (to 0.1%) whose pool carries ``sessions`` at the
+    target, each rounded up to a whole allowance per window."""
+    members: tuple[Constraint, ...] = pooled.members
+    pool: Constraint = pooled.pool
+    load = math.fsum(wl.units_per_turn(c) for c in members) / cyc.cycle_s * sessions
+
+    def limits(f: float) -> dict[str, float]:
+        if pool.enforcement == "token_bucket":
+            return {c.name: float(math.ceil(c.limit * f - 1e-9)) for c in members}
+        return {c.name: _limit_for_allowance(c, max(1, math.ceil(c.allowance * f - 1e-9)))
+                for c in members}
+
+    def model(f: float) -> Any:
+        lim = limits(f)
+        if pool.enforcement == "token_bucket":
+            total = math.fsum(lim.values())
+        else:
+            total = math.fsum(math.floor(v * c.window_s / c.period_s + 1e-9)
+                              for c in members for v in (lim[c.name],)) * (
+                                  pool.period_s / pool.window_s)
+        return constraint_model(wl, dataclasses.replace(pool, limit=total), cyc.cycle_s,
+                                cyc.min_cycle_s)
+
+    def ok(f: float) -> bool:
+        total_rate = math.fsum(v / c.period_s for c in members for v in (limits(f)[c.name],))
+        if load > total_rate * (1 + 1e-12):
+            return False
+        return bool(model(f).stats(sessions).loss_fraction <= target)
+
+    lo = hi = max(load / max(math.fsum(c.rate_per_s for c in members), 1e-300), 1e-6)
+    while not ok(hi):
+        hi *= 1.5
+    while lo > 1e-6 and ok(lo):
+        lo /= 1.5
+    while hi / lo > 1.001:
+        mid = math.sqrt(lo * hi)
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    lim = limits(hi)
+    at = model(hi).stats(sessions)
+    out = {}
+    for c in members:
+        mean_limit = wl.units_per_turn(c) / cyc.cycle_s * sessions * c.period_s
+        out[c.name] = DimensionSize(c.quota, c.dim, c.unit, c.limit, lim[c.name], mean_limit,
+                                    c.enforcement, c.window_s if c.enforcement !=
+                                    "token_bucket" else None, at)
+    return out
 
 
 def size(profile: Profile, sessions: int, *, method: str = "analytic",
