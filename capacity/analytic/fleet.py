@@ -71,7 +71,7 @@ carry other traffic (left out: conservative, since a spill only lowers the 429s 
 sees). Where they pair up (windows of one length, buckets of one depth) the route's
 deployments are one *pooled* limiter, the sum of their allowances (:func:`_pooled`;
 web-research on two 150 RPM deployments: N* 106 analytic vs 108 simulated); ``size``
-still sizes each of them unpooled (conservative).
+scales the pooled deployments' limits by one common factor.
 
 Mean-value ceilings are the fluid limit of the same rules: a deployment takes its share
 up to its limit, the excess spills down the chain (and past its end, to the fallback).
