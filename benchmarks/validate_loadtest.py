@@ -144,6 +144,32 @@ def validate(path: Path, duration_s: float, seed: int, replications: int,
     out = res.to_dict()
     out["lag_error"] = lag_error
     out["prediction"] = how
+    if profile.routes:
+        out["analytic_fleet"] = analytic_fleet(profile, [p.sessions for p in res.points])
+    return out
+
+
+def analytic_fleet(profile: Any, grid: list[int]) -> dict:
+    """The analytic model beside the measurement of a fleet: its burst-aware N* and, per
+    N, the spill share of each priority route's first deployment (calls it sends on per
+    call sent to it: its rows' 429 share, ``capacity.analytic.fleet``)."""
+    from capacity.analytic.model import analyze
+
+    firsts = [r.targets()[0][0] for r in profile.routes.values()
+              if r.policy == "priority" and r.spillover is not False and len(r.targets()) > 1]
+    out: dict[str, Any] = {"first": {}, "n_star": None}
+    try:
+        for n in grid:
+            res = analyze(profile, sessions=n)
+            out["n_star"] = int(res.burst_ceiling)
+            for first in firsts:
+                qs = set(profile.quotas_for(first))
+                shares = [c.at_sessions.call_429_fraction for c in res.constraints
+                          if c.quota in qs and c.spill_to and c.at_sessions is not None]
+                if shares:
+                    out["first"].setdefault(first, {})[str(n)] = float(max(shares))
+    except CapacityError as e:
+        out["error"] = str(e)
     return out
 
 
@@ -197,9 +223,11 @@ def fleet_table(runs: list[dict]) -> list[str]:
     deployment's share of the admitted calls measured / predicted."""
     rows = ["", "| profile | N | spill fraction measured | predicted [CI] | fallback "
             "fraction measured | predicted [CI] | admitted share by deployment "
-            "measured / predicted |", "|---|---|---|---|---|---|---|"]
+            "measured / predicted | first deployment's spill share measured / simulated "
+            "/ analytic |", "|---|---|---|---|---|---|---|---|"]
     n = len(rows)
     for r in runs:
+        an = r.get("analytic_fleet") or {}
         for p in r["points"]:
             deps = p["measured"].get("deployments")
             if not deps:
@@ -211,11 +239,23 @@ def fleet_table(runs: list[dict]) -> list[str]:
                 f"{fmt((pred.get(d) or {}).get('share', {}).get('mean'), True)}"
                 for d, c in sorted(deps.items()))
             m = p["measured"]["metrics"]
+            firsts = []
+            for first, by_n in (an.get("first") or {}).items():
+                c = deps.get(first) or {}
+                meas = c["spilled"] / c["sent"] if c.get("sent") else None
+                sim = ((pred.get(first) or {}).get("spill_fraction") or {}).get("mean")
+                firsts.append(f"{first} {fmt(meas, True)} / {fmt(sim, True)} / "
+                              f"{fmt(by_n.get(str(p['sessions'])), True)}")
             rows.append(f"| {r['profile']} | {p['sessions']} | "
                         f"{fmt(m.get('spill_fraction'), True)} | "
                         f"{_routing_predicted(p, 'spill_fraction')} | "
                         f"{fmt(m.get('fallback_fraction'), True)} | "
-                        f"{_routing_predicted(p, 'fallback_fraction')} | {shares} |")
+                        f"{_routing_predicted(p, 'fallback_fraction')} | {shares} | "
+                        f"{', '.join(firsts) or '—'} |")
+        if an.get("n_star") is not None and r["points"] and \
+                r["points"][0]["measured"].get("deployments"):
+            rows.append(f"| {r['profile']} | analytic burst-aware N* = {an['n_star']} | | | "
+                        "| | | |")
     return rows if len(rows) > n else []
 
 
