@@ -60,7 +60,6 @@ from capacity._version import __version__
 from capacity.jsonsafe import clean as _clean
 from capacity.model.dist import Distribution, finest_step, format_duration
 from capacity.model.numeric import brentq
-from capacity.model.population import require_one_population
 from capacity.model.workload import (
     Constraint,
     Workload,
@@ -637,6 +636,9 @@ class CeilingResult:
     method: str = "analytic"
     notes: tuple[str, ...] = ()
     version: str = __version__
+    # With populations: what N counts (one line) and each population's cycle
+    # (capacity.analytic.populations.population_info); None without.
+    populations: dict[str, Any] | None = None
 
     @property
     def saturation_point(self) -> int:
@@ -702,6 +704,7 @@ class CeilingResult:
             "simulated": sim,
             "notes": list(self.notes),
             "summary": self.summary(),
+            **({"populations": self.populations} if self.populations else {}),
         })
 
 
@@ -731,7 +734,11 @@ def analyze(profile: Profile, sessions: int | None = None,
         (largest N whose analytic 429 fraction is within ``targets.max_429_fraction``),
         and how the ceilings move across the think-time/cadence range.
     """
-    require_one_population(profile, "the analytic model")
+    if profile.populations:  # several kinds of sessions: N varies, held ones stay
+        from capacity.analytic.populations import analyze_populations
+
+        result: CeilingResult = analyze_populations(profile, sessions)
+        return result
     wl = workload or Workload.from_profile(profile)
     if profile.routes:  # deployments behind routes: spillover, fallback (fleet.py)
         from capacity.analytic.fleet import analyze_fleet

@@ -20,3 +20,22 @@ def require_one_population(profile: Profile, what: str) -> None:
     if profile.populations:
         raise CapacityError(f"{what} does not support 'populations' yet (profile "
                             f"{profile.title!r} declares {', '.join(profile.populations)})")
+
+
+def describe(profile: Profile) -> str | None:
+    """One line saying what N counts: ``N = sessions of session + chat (shares 75/25 %);
+    batch: 40 sessions held`` (None without populations)."""
+    if not profile.populations:
+        return None
+    from capacity.profile.schema import SESSION
+
+    varying = [(SESSION, profile.session_share())] + [
+        (k, p.share) for k, p in profile.populations.items() if p.share is not None]
+    held = [(k, p.sessions) for k, p in profile.populations.items() if p.sessions is not None]
+    text = "N = sessions of " + " + ".join(k for k, _ in varying)
+    if len(varying) > 1:
+        text += " (shares " + "/".join(f"{100 * s:.3g}" for _, s in varying) + " %)"
+    if held:
+        text += "; " + ", ".join(f"{k}: {n:,} session{'s' if n != 1 else ''}"
+                                 for k, n in held) + " held"
+    return text

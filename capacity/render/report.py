@@ -115,6 +115,9 @@ def ceiling_renderable(r: CeilingResult, verbose: bool = False) -> Group:
     head.append(safe(r.binding.name))
     head.append(" binds first)")
     parts.append(head)
+    pops = getattr(r, "populations", None)
+    if pops:
+        parts.append(population_text(pops))
     parts.append(cell(_summary(r)))
     b = r.binding.at_burst_ceiling
     over = ("windows over the allowance" if r.binding.enforcement != "token_bucket"
@@ -150,6 +153,13 @@ def ceiling_renderable(r: CeilingResult, verbose: bool = False) -> Group:
     if verbose:
         parts.append(_methods(r))
     return Group(*parts)
+
+
+def population_text(pops: dict[str, Any]) -> Text:
+    """What N counts, in one line, and each population's cycle (populations only)."""
+    cycles = ", ".join(f"{name} {secs(p['cycle_s'])}"
+                       for name, p in pops.get("populations", {}).items())
+    return cell(f"{pops['line']}." + (f" Cycles: {cycles}." if cycles else ""), style="cyan")
 
 
 def _summary(r: CeilingResult) -> str:

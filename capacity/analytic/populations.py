@@ -1,0 +1,455 @@
+"""Session populations in the analytic model: N varies, held populations stay.
+
+A profile with ``populations`` runs, at N, ``profile.split(N)[p]`` sessions of each
+population ``p`` (the shares of N by largest remainder, the fixed counts held). Every
+population is its own closed loop (its pacing, its turns' latency, its turn mix), and the
+sessions are independent, so per constraint:
+
+Mean-value
+    The offered load at N is ``Σ_p n_p(N)·v_p/C_p`` units per second (``v_p`` units per
+    turn, ``C_p`` the population's mean cycle, s). With the held populations a constant
+    load ``H`` and the varying ones ``N·Σ_s share_s·v_s/C_s``, the ceiling is
+    ``(Q/T − H) / Σ_s share_s·v_s/C_s``; below 0 (the held sessions alone exceed the
+    quota) it is 0 — a result, not an error.
+
+Burst-aware
+    The window count (or a token bucket's input) is a sum of independent per-session
+    contributions, so its characteristic function at N is
+    ``Π_p φ_p^{n_p(N)}``: the per-session models of :mod:`capacity.analytic.window`
+    (and the bucket's compound Poisson) are built per population on one lattice and
+    blended at each N — ``log φ = Σ_p (n_p/M)·log φ_p`` over ``M = Σ_p n_p`` sessions,
+    the launch-weighted mixtures for what an arriving call sees (its charge, its own
+    session's earlier launches) and the rate sums for everything linear. A population
+    that is a copy of ``session`` therefore gives the plain profile's model exactly. The
+    retry, herd and storm corrections then run on the blended session (mean-field across
+    populations). The search runs over N from 0: when the held sessions alone miss the
+    target the ceiling is 0.
+
+Not modelled here: the think-time range of :class:`~capacity.analytic.model.PauseSensitivity`
+(it varies one pause) and the metastability note (left to the simulator with populations).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from capacity.analytic import window as _window
+from capacity.analytic.model import (
+    ConstraintResult,
+    CycleTime,
+    WindowStats,
+    _BucketModel,
+    _event_mix,
+    _largest_meeting,
+    _lattice_step,
+    cycle_time,
+)
+from capacity.errors import CapacityError
+from capacity.model.dist import finest_step
+from capacity.model.population import describe
+from capacity.model.workload import (
+    Constraint,
+    Workload,
+    batch_units_mean,
+    batch_units_pmf,
+    batch_units_upper,
+    cached_per_profile,
+)
+from capacity.profile.schema import SESSION, Profile
+
+# As in capacity.analytic.clumped: lattice points across a window's allowance.
+_MAX_POINTS = 2048
+
+
+# ---------------------------------------------------------------------------------------
+# The populations of a profile, each as a one-population profile
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Part:
+    """One population: its one-population profile, workload view and cycle time."""
+
+    name: str
+    profile: Profile
+    wl: Workload
+    cycle: CycleTime
+    held: int | None          # fixed count (held while N varies), else None
+    share: float | None       # share of N (``session``: the rest), else None
+
+
+@dataclass
+class PopulationView:
+    """A profile's populations for the analytic model (cached per profile)."""
+
+    profile: Profile
+    parts: tuple[Part, ...]
+    _models: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def main(self) -> Part:
+        """The ``session`` population (always part of N)."""
+        return self.parts[0]
+
+    def constraints(self) -> list[Constraint]:
+        """The profile's constraints, each charging every population's calls."""
+        out = []
+        for i, c in enumerate(self.main.wl.constraints):
+            costs: dict[int, Any] = {}
+            for p in self.parts:
+                costs.update(p.wl.constraints[i].costs)
+            out.append(dataclasses.replace(c, costs=costs))
+        return out
+
+    def rate(self, p: Part, c: Constraint) -> float:
+        """Mean units per second one session of ``p`` charges to ``c``."""
+        return p.wl.units_per_turn(self._own(p, c)) / p.cycle.cycle_s
+
+    def _own(self, p: Part, c: Constraint) -> Constraint:
+        base = next(x for x in p.wl.constraints if x.name == c.name)
+        return dataclasses.replace(base, limit=c.limit, costs=c.costs)
+
+    def load(self, c: Constraint, n: int) -> float:
+        """Mean offered load (units per second) on ``c`` at N = ``n``."""
+        counts = self.profile.split(n)
+        return math.fsum(counts[p.name] * self.rate(p, c) for p in self.parts)
+
+    def held_load(self, c: Constraint) -> float:
+        """Units per second the held populations charge to ``c``."""
+        return math.fsum((p.held or 0) * self.rate(p, c) for p in self.parts)
+
+    def varying_rate(self, c: Constraint) -> float:
+        """Units per second one session of N (the share-weighted mix) charges to ``c``."""
+        return math.fsum((p.share or 0.0) * self.rate(p, c) for p in self.parts)
+
+    def mean_ceiling(self, c: Constraint) -> float:
+        """``(Q/T − held load) / varying load per session``: 0 when the held sessions alone
+        exceed the limit, inf when N puts no load on ``c``."""
+        room = c.rate_per_s - self.held_load(c)
+        per = self.varying_rate(c)
+        if room < 0:
+            return 0.0
+        return room / per if per > 0 else math.inf
+
+    def touches(self, c: Constraint) -> bool:
+        """Whether any population charges ``c``."""
+        return any(self.rate(p, c) > 0 for p in self.parts)
+
+    def model(self, c: Constraint) -> PopulationModel:
+        """The burst-aware model of ``c`` over the populations (cached by limit)."""
+        key = (c.name, c.limit)
+        hit = self._models.get(key)
+        if hit is None:
+            if len(self._models) >= 64:
+                self._models.clear()
+            hit = self._models[key] = PopulationModel(self, c)
+        return hit
+
+
+def view(profile: Profile) -> PopulationView:
+    """The :class:`PopulationView` of ``profile`` (cached per profile)."""
+    return cached_per_profile(_VIEWS, profile, _build_view)
+
+
+_VIEWS: dict[int, tuple[Profile, PopulationView]] = {}
+
+
+def _build_view(profile: Profile) -> PopulationView:
+    parts = []
+    for name, spec in profile.all_sessions().items():
+        # Each population as a profile of one: its pacing and turns as `session`.
+        one = (profile.model_copy(update={"populations": {}}) if name == SESSION
+               else profile.model_copy(update={"session": spec, "populations": {}}))
+        wl = Workload.from_profile(one)
+        held = getattr(spec, "sessions", None)
+        share = profile.session_share() if name == SESSION else getattr(spec, "share", None)
+        parts.append(Part(name, one, wl, cycle_time(wl), held, share))
+    return PopulationView(profile, tuple(parts))
+
+
+# ---------------------------------------------------------------------------------------
+# Burst-aware: per-population models on one lattice, blended at each N
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Blend(_window.ClumpWindowModel):
+    """Per-session window model of a population mix: ``log φ = Σ_p a_p·log φ_p``."""
+
+    parts: tuple[tuple[float, _window.ClumpWindowModel], ...] = ()
+    made_weights: tuple[float, ...] = ()
+
+    def _transforms(self, L: int) -> tuple[NDArray[np.complex128], NDArray[np.complex128]]:
+        hit = self._cache.get(L)
+        if hit is None:
+            log_s = sum((a * m._transforms(L)[0] for a, m in self.parts),
+                        np.zeros(L // 2 + 1, dtype=np.complex128))
+            hit = (log_s, np.fft.rfft(self.call_pmf, L))
+            self._cache[L] = hit
+        return hit
+
+    def made_fraction(self, p_fail: float) -> float:
+        """Launch-weighted mean of the populations' made fractions."""
+        return math.fsum(w * m.made_fraction(p_fail)
+                         for w, (_, m) in zip(self.made_weights, self.parts, strict=True))
+
+
+def _mix(pmfs: list[NDArray[np.float64]], weights: list[float]) -> NDArray[np.float64]:
+    total = math.fsum(weights)
+    out = np.zeros(max(p.size for p in pmfs))
+    if total <= 0:
+        out[0] = 1.0
+        return out
+    for p, w in zip(pmfs, weights, strict=True):
+        out[: p.size] += w / total * p
+    return out
+
+
+def blend(parts: list[tuple[float, _window.ClumpWindowModel]]) -> _window.ClumpWindowModel:
+    """One session of the mix ``a_p`` (weights summing to 1) of per-population models
+    on one lattice; a single population's model is returned as it is."""
+    live = [(a, m) for a, m in parts if a > 0]
+    if len(live) == 1:
+        return live[0][1]
+    first = live[0][1]
+    p_single = math.fsum(a * m.p_single for a, m in live)
+    calls = [a * m.calls_per_window for a, m in live]
+    events = [a * m.events_per_window for a, m in live]
+    units = [a * m.mean_units for a, m in live]
+    clump = _mix([m.clump_pmf for _, m in live], [a * m.p_single for a, m in live])
+    hist = next((m.prior_hist for _, m in live if m.prior_hist.size >= 2), first.prior_hist)
+    return _Blend(
+        h=first.h, q_lat=first.q_lat, window_s=first.window_s, sliding=first.sliding,
+        p_single=p_single, p_binomial=0.0, clump_pmf=clump,
+        call_pmf=_mix([m.call_pmf for _, m in live], calls),
+        own_pmf=_mix([m.own_pmf for _, m in live], calls),
+        mean_units=math.fsum(units), calls_per_window=math.fsum(calls),
+        retry=first.retry,
+        size_bias=(math.fsum(u * m.size_bias for u, (_, m) in zip(units, live, strict=True))
+                   / math.fsum(units) if math.fsum(units) > 0 else 1.0),
+        prior_hist=hist,
+        event_pmf=_mix([m.event_pmf for _, m in live], events),
+        events_per_window=math.fsum(events),
+        parts=tuple(live),
+        made_weights=tuple(x / math.fsum(calls) if math.fsum(calls) > 0 else 1.0 / len(live)
+                           for x in calls))
+
+
+def blend_bucket(parts: list[tuple[float, _BucketModel]]) -> _BucketModel:
+    """One session of the mix ``a_p``: the superposed compound-Poisson input (rates add,
+    batch laws mix by rate)."""
+    live = [(a, m) for a, m in parts if a > 0 and m.rate_per_session > 0]
+    if len(live) == 1 and live[0][0] == 1.0:
+        return live[0][1]
+    if not live:
+        first = parts[0][1]
+        return dataclasses.replace(first, rate_per_session=0.0)
+    first = live[0][1]
+    rates = [a * m.rate_per_session for a, m in live]
+    mean = math.fsum(r * m.mean_batch_units for r, (_, m) in zip(rates, live, strict=True))
+    return _BucketModel(first.h, math.fsum(rates), _mix([m.severity for _, m in live], rates),
+                        first.refill, first.depth, mean / math.fsum(rates))
+
+
+@dataclass
+class PopulationModel:
+    """``stats(n)``: the 429 share of attempts on one constraint at N = ``n`` (the
+    populations split as :meth:`Profile.split` says, held ones included)."""
+
+    pv: PopulationView
+    c: Constraint
+    _parts: list[tuple[str, Any]] = field(default_factory=list, repr=False)
+    _stats: dict[int, WindowStats] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._parts = _population_models(self.pv, self.c)
+
+    @property
+    def window_s(self) -> float:
+        """Window length (s)."""
+        return self.c.window_s
+
+    def stats(self, n: int) -> WindowStats:
+        """Window statistics at N = ``n`` (``sessions`` is N, not the total)."""
+        hit = self._stats.get(n)
+        if hit is not None:
+            return hit
+        counts = self.pv.profile.split(n)
+        total = sum(counts[name] for name, _ in self._parts)
+        if total <= 0 or not self._parts:
+            st = WindowStats(n, 0.0, 0.0, 0.0, "none")
+        else:
+            weighted = [(counts[name] / total, m) for name, m in self._parts]
+            if self.c.enforcement == "token_bucket":
+                st = blend_bucket(weighted).stats(total)
+            else:
+                from capacity.analytic.clumped import ClumpedWindow
+
+                st = ClumpedWindow(blend(weighted), self.c.enforcement == "sliding_window"
+                                   ).stats(total)
+            st = dataclasses.replace(st, sessions=n)
+        if len(self._stats) >= 4096:
+            self._stats.clear()
+        self._stats[n] = st
+        return st
+
+    def largest_meeting(self, target: float, hi: int) -> tuple[int, WindowStats | None]:
+        """Largest N ≤ ``hi`` meeting ``target`` (0 when the held sessions alone miss it)."""
+        at0 = self.stats(0)
+        if at0.loss_fraction > target:
+            return 0, at0
+        return _largest_meeting(self.stats, target, hi)
+
+
+def _population_models(pv: PopulationView, c: Constraint) -> list[tuple[str, Any]]:
+    """Per population charging ``c``: its per-session burst model, on one lattice."""
+    live = [p for p in pv.parts if pv.rate(p, c) > 0]
+    if not live:
+        return []
+    if c.enforcement == "token_bucket":
+        mixes = [(p, _event_mix(p.wl, c)) for p in live]
+        means = [batch_units_mean(b, c.costs) for _, mix in mixes for _, b in mix]
+        h = _lattice_step(c, min(c.depth, min(means) * 16), c.depth)
+        h = max(h, finest_step(max((x.mean for x in c.costs.values() if x is not None),
+                                   default=0.0)))
+        out: list[tuple[str, Any]] = []
+        for p, mix in mixes:
+            rates = np.array([r / p.cycle.cycle_s for r, _ in mix])
+            pmfs = [batch_units_pmf(b, c.costs, h) for _, b in mix]
+            sev = np.zeros(max(x.size for x in pmfs))
+            for r, x in zip(rates, pmfs, strict=True):
+                sev[: x.size] += r / rates.sum() * x
+            total = float(rates.sum())
+            if sev[0] > 0:
+                total *= 1.0 - sev[0]
+                sev[0] = 0.0
+                sev /= sev.sum()
+            mean_units = float(np.dot(np.arange(sev.size) * h, sev))
+            out.append((p.name, _BucketModel(h, total, sev, c.rate_per_s, c.depth,
+                                             mean_units)))
+        return out
+    from capacity.analytic.clumped import exact_calls_per_turn, retry_model, timing_of
+
+    # One lattice for every population (as clumped_window_model picks it, over all calls).
+    q_units = float(c.allowance)
+    calls = [cost.mean for cost in c.costs.values() if cost is not None and cost.mean > 0]
+    scale = min(q_units, min(calls) * 16) if calls else q_units
+    h = max(_lattice_step(c, scale, q_units), q_units / _MAX_POINTS, 1e-9,
+            finest_step(max(calls, default=0.0)))
+    sliding = c.enforcement == "sliding_window"
+    out = []
+    for p in live:
+        own = pv._own(p, c)
+        inner = _window.build(timing_of(p.wl), c.costs, c.window_s, sliding, h, q_units / h,
+                              p.cycle.cycle_s, p.wl.units_per_turn(own),
+                              retry_model(p.wl.profile, c),
+                              exact_calls=exact_calls_per_turn(p.wl))
+        if pv.profile.routes:
+            from capacity.analytic.fleet import thin_calls
+
+            inner = thin_calls(inner, p.wl, own)
+        out.append((p.name, inner))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Ceilings
+# ---------------------------------------------------------------------------------------
+
+
+def population_ceiling(pv: PopulationView, c: Constraint, target: float,
+                       sessions: int | None = None) -> ConstraintResult:
+    """Mean-value and burst-aware ceilings (in N) of one constraint over the populations."""
+    mean_ceiling = pv.mean_ceiling(c)
+    cap = math.floor(mean_ceiling + 1e-9) if math.isfinite(mean_ceiling) else 1_000_000
+    model = pv.model(c)
+    burst, at = model.largest_meeting(target, cap)
+    if c.enforcement == "token_bucket":
+        window = allowance = None
+        depth: float | None = c.depth
+        limit_units = c.depth
+    else:
+        window, allowance, depth = c.window_s, c.allowance, None
+        limit_units = c.allowance
+    largest = max((batch_units_upper(b, c.costs) for p in pv.parts
+                   for _, b in _event_mix(p.wl, c)), default=0.0)
+    per = pv.varying_rate(c)
+    # Units per turn of the varying mix: its load per session ÷ its turns per session.
+    turns = math.fsum((p.share or 0.0) / p.cycle.cycle_s for p in pv.parts)
+    at_n = model.stats(sessions) if sessions is not None else None
+    util = pv.load(c, sessions) / c.rate_per_s if sessions is not None else None
+    return ConstraintResult(
+        quota=c.quota, dimension=c.dim, unit=c.unit, limit=c.limit,
+        enforcement=c.enforcement, window_s=window, allowance_per_window=allowance,
+        bucket_depth=depth, units_per_turn=per / turns if turns > 0 else 0.0,
+        units_per_minute_per_session=per * 60.0, mean_ceiling=mean_ceiling,
+        burst_ceiling=burst, method=(at.method if at else model.stats(1).method)
+        + "; populations blended", at_burst_ceiling=at, at_sessions=at_n,
+        utilisation_at_sessions=util, one_event_exceeds=largest > limit_units)
+
+
+def population_notes(pv: PopulationView, results: list[ConstraintResult]) -> list[str]:
+    """A note for each constraint the held sessions alone overload."""
+    out = []
+    for c in pv.constraints():
+        held = pv.held_load(c)
+        if held > c.rate_per_s:
+            names = ", ".join(p.name for p in pv.parts if p.held)
+            out.append(f"The held sessions ({names}) alone exceed {c.name}: "
+                       f"{held / c.rate_per_s:.0%} of its limit before any of N — the "
+                       "ceiling is 0.")
+    return out
+
+
+def analyze_populations(profile: Profile, sessions: int | None = None) -> Any:
+    """:func:`capacity.analytic.model.analyze` for a profile with ``populations``."""
+    from capacity.analytic.model import CeilingResult, _pick_binding
+
+    if profile.routes and any(r.policy == "priority" or r.spillover
+                              for r in profile.routes.values()):
+        raise CapacityError(
+            "the analytic model does not combine 'populations' with spillover routes yet "
+            f"(profile {profile.title!r}); simulate it (--method simulate)")
+    pv = view(profile)
+    target = profile.targets.max_429_fraction
+    results = [population_ceiling(pv, c, target, sessions)
+               for c in pv.constraints() if pv.touches(c)]
+    if not results:
+        raise CapacityError(f"profile {profile.title!r}: no population's calls touch a quota")
+    binding = _pick_binding(results)
+    results = [dataclasses.replace(r, binding=r is binding) for r in results]
+    binding = next(r for r in results if r.binding)
+    main = pv.main
+    return CeilingResult(
+        profile=profile.title,
+        targets={"max_429_fraction": target,
+                 "p95_turn_latency_s": profile.targets.p95_turn_latency},
+        cycle=main.cycle, calls_per_turn=main.wl.calls_per_turn(),
+        constraints=tuple(results), mean_ceiling=min(r.mean_ceiling for r in results),
+        burst_ceiling=binding.burst_ceiling, binding=binding, sensitivity=None,
+        sessions=sessions, notes=tuple(population_notes(pv, results)),
+        populations=population_info(pv))
+
+
+def population_info(pv: PopulationView) -> dict[str, Any]:
+    """JSON-ready description: the one-line reading of N, and per population its count
+    rule, cycle (s) and calls per turn."""
+    return {
+        "line": describe(pv.profile),
+        "populations": {
+            p.name: {"sessions": p.held, "share": p.share,
+                     "cycle_s": p.cycle.cycle_s,
+                     "turn_latency_p95_s": p.cycle.turn_latency_p95_s,
+                     "calls_per_turn": p.wl.calls_per_turn()}
+            for p in pv.parts},
+    }
+
+
+__all__ = ["PopulationModel", "PopulationView", "analyze_populations", "blend",
+           "blend_bucket", "population_ceiling", "view"]
