@@ -451,5 +451,58 @@ def population_info(pv: PopulationView) -> dict[str, Any]:
     }
 
 
+
+
+# ---------------------------------------------------------------------------------------
+# What-if hooks: sweep and size
+# ---------------------------------------------------------------------------------------
+
+
+def sweep_models(profile: Profile) -> tuple[list[tuple[Constraint, PopulationModel]],
+                                             Any, str]:
+    """For ``capacity sweep``: the burst-aware model of every constraint the populations
+    touch, the binding utilisation at N (``utilisation(c, n)``: mean load ÷ limit, held
+    sessions included) and the binding constraint's name (as ``capacity ceiling``)."""
+    pv = view(profile)
+    active = [c for c in pv.constraints() if pv.touches(c)]
+
+    def utilisation(c: Constraint, n: int) -> float:
+        return pv.load(c, n) / c.rate_per_s
+
+    from capacity.analytic.model import _pick_binding
+
+    target = profile.targets.max_429_fraction
+    binding = _pick_binding([population_ceiling(pv, c, target) for c in active]).name
+    return [(c, pv.model(c)) for c in active], utilisation, binding
+
+
+def size_populations(profile: Profile, sessions: int, target: float) -> tuple[Any, ...]:
+    """For ``capacity size``: per constraint, the smallest limit (same enforcement) whose
+    burst-aware 429 share at N = ``sessions`` (held populations beside it) is within
+    ``target`` and whose mean load fits."""
+    from capacity.whatif.ceiling import DimensionSize, _size_search
+
+    pv = view(profile)
+    out = []
+    for c in pv.constraints():
+        if not pv.touches(c):
+            continue
+        load = pv.load(c, sessions)
+        mean_limit = load * c.period_s
+
+        def ok(limit: float, c: Constraint = c, load: float = load) -> bool:
+            c2 = dataclasses.replace(c, limit=limit)
+            if load > c2.rate_per_s * (1 + 1e-12):
+                return False
+            return pv.model(c2).stats(sessions).loss_fraction <= target
+
+        req = _size_search(c, mean_limit, ok)
+        at = pv.model(dataclasses.replace(c, limit=req)).stats(sessions)
+        out.append(DimensionSize(c.quota, c.dim, c.unit, c.limit, req, mean_limit,
+                                 c.enforcement, c.window_s if c.enforcement != "token_bucket"
+                                 else None, at))
+    return tuple(out)
+
+
 __all__ = ["PopulationModel", "PopulationView", "analyze_populations", "blend",
-           "blend_bucket", "population_ceiling", "view"]
+           "blend_bucket", "population_ceiling", "size_populations", "sweep_models", "view"]

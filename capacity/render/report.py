@@ -290,6 +290,9 @@ def size_renderable(r: Any, verbose: bool = False) -> Group:
             f"→ next: the first deployment of a priority route, sized so that at most "
             f"{pct(spill)} of its calls spill to the next (--max-spill); the ones after it "
             "are sized for the overflow of its current limit."))
+    pops = getattr(r, "populations", None)
+    if pops:
+        parts.append(population_text(pops))
     parts.append(cell(r.summary()))
     if any(getattr(d, "spill_to", None) is None for d in r.to_raise):
         sets = " ".join(f"--set {d.set_path}" for d in r.to_raise
@@ -382,6 +385,9 @@ def sweep_renderable(r: Any, verbose: bool = False) -> Group:
     if sim:
         note += (f" Seed {r.seed}, {r.replications} replications × "
                  f"{format_duration(r.horizon_s)}.")
+    pops = getattr(r, "populations", None)
+    if pops:
+        legend.append(population_text(pops))
     return Group(head, t, *legend, cell(note))
 
 

@@ -218,6 +218,7 @@ class SizeResult:
     notes: tuple[str, ...] = ()
     version: str = __version__
     max_spill: float | None = None  # with routes: the spill share sized for (--max-spill)
+    populations: dict[str, Any] | None = None  # what N counts (analytic.populations)
 
     @property
     def to_raise(self) -> list[DimensionSize]:
@@ -265,6 +266,7 @@ class SizeResult:
             "set": [d.set_path for d in self.to_raise],
             "summary": self.summary(),
             **({"max_spill_fraction": self.max_spill} if self.max_spill is not None else {}),
+            **({"populations": self.populations} if self.populations else {}),
         })
 
 
@@ -509,11 +511,19 @@ def size(profile: Profile, sessions: int, *, method: str = "analytic",
     target = profile.targets.max_429_fraction
     if not 0.0 < max_spill < 1.0:
         raise ParameterError("max-spill", "must be a fraction in (0, 1)", max_spill)
-    dims = (size_fleet(wl, cyc, sessions, target, max_spill) if profile.routes else
-            tuple(size_constraint(wl, c, cyc, sessions, target)
-                  for c in wl.constraints if wl.units_per_turn(c) > 0))
+    populations = None
+    if profile.populations:  # N of the varying populations, the held ones beside them
+        from capacity.analytic.populations import population_info, size_populations, view
+
+        dims = size_populations(profile, sessions, target)
+        populations = population_info(view(profile))
+    else:
+        dims = (size_fleet(wl, cyc, sessions, target, max_spill) if profile.routes else
+                tuple(size_constraint(wl, c, cyc, sessions, target)
+                      for c in wl.constraints if wl.units_per_turn(c) > 0))
     result = SizeResult(profile.title, sessions, target, dims,
-                        max_spill=max_spill if profile.routes else None)
+                        max_spill=max_spill if profile.routes and not populations else None,
+                        populations=populations)
     if method == "analytic":
         return result
     if sim is None:

@@ -90,6 +90,7 @@ class SweepResult:
     replications: int | None
     horizon_s: float | None
     version: str = __version__
+    populations: dict[str, Any] | None = None  # what N counts (analytic.populations)
 
     @property
     def saturation_point(self) -> int | None:
@@ -115,6 +116,7 @@ class SweepResult:
             "saturation_point": self.saturation_point, "seed": self.seed,
             "replications": self.replications, "horizon_s": self.horizon_s,
             "rows": [r.flat() for r in self.rows],
+            **({"populations": self.populations} if self.populations else {}),
         })
 
 
@@ -132,7 +134,20 @@ def sweep(profile: Profile, sessions: Sequence[int], *, method: str = "analytic"
     wl = Workload.from_profile(profile)
     cyc = cycle_time(wl)
     target = profile.targets.max_429_fraction
-    if profile.routes:
+    populations = None
+    if profile.populations:
+        # N counts the varying sessions; the held populations load every point alike.
+        from capacity.analytic.populations import population_info, sweep_models, view
+
+        spill_of = {}
+        pop_models, pop_util, bname = sweep_models(profile)
+        models: list[tuple[Any, Any]] = list(pop_models)
+        active = [c for c, _ in pop_models]
+        populations = population_info(view(profile))
+
+        def utilisation(c: Any, n: int) -> float:
+            return float(pop_util(c, n))
+    elif profile.routes:
         # A fleet: the constraints a client sees (spilling ones excluded), their load
         # growing with N as the overflow does (capacity.analytic.fleet).
         from capacity.analytic.fleet import (
@@ -218,5 +233,5 @@ def sweep(profile: Profile, sessions: Sequence[int], *, method: str = "analytic"
         profile.title, method, binding.name,
         {"max_429_fraction": target, "p95_turn_latency_s": p95_target}, tuple(rows),
         seed if simulate_too else None, replications if simulate_too else None,
-        horizon_s if simulate_too else None)
+        horizon_s if simulate_too else None, populations=populations)
 
