@@ -89,7 +89,7 @@ def test_layers_that_do_not_model_populations_refuse_them() -> None:
     """Until a layer models populations it says so in one line, never a silently
     wrong figure."""
     from capacity.errors import CapacityError
-    from capacity.whatif.ceiling import ceiling
+    from capacity.loadgen.plan import TurnSampler
 
     with pytest.raises(CapacityError, match="does not support 'populations' yet"):
-        ceiling(_load(), "analytic")
+        TurnSampler(_load())
