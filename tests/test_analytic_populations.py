@@ -183,3 +183,33 @@ def test_cli_reports_what_n_counts() -> None:
     res = runner.invoke(app, ["sweep", *base, "--sessions", "10,30"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert line in " ".join(res.stdout.split())
+
+
+def test_sensitivity_and_compare_vary_the_populations() -> None:
+    """`capacity sensitivity` offers each population's size, pacing and tokens (keys
+    under ``populations.``) and says what N counts; moving the held count moves the
+    ceiling the way the model does; `compare` names what N counts per variant."""
+    from capacity.whatif.ceiling import compare
+    from capacity.whatif.sensitivity import parameters, sensitivity
+
+    p = load_profile([WEB, OVERLAY], ["populations.batch.sessions=10"])
+    keys = {x.key: x for x in parameters(p)}
+    assert keys["populations.batch.sessions"].integer
+    assert "populations.chat.share" in keys and "populations.batch.think_time" in keys
+    assert ("populations.chat.turns.message.steps.0.call.input_tokens" in keys)
+    assert keys["session.cadence"].label == "cadence"  # session's labels unchanged
+
+    def load(extra: Any) -> Profile:
+        return load_profile([WEB, OVERLAY], ["populations.batch.sessions=10", *extra])
+
+    r = sensitivity(load, vary=["*=off", "populations.batch.sessions=±20%"])
+    (row,) = r.rows
+    down, up = row.sides
+    assert (down.figure.sessions, up.figure.sessions) == (
+        analyze(load(["populations.batch.sessions=8"])).burst_ceiling,
+        analyze(load(["populations.batch.sessions=12"])).burst_ceiling)
+    assert up.figure.sessions < r.base.sessions < down.figure.sessions
+    assert any(n.startswith("N = sessions of session + chat") for n in r.notes)
+    c = compare([("plain", load_profile(WEB)), ("mixed", p)])
+    rows = c.to_dict()["variants"]
+    assert "populations" not in rows[0] and rows[1]["populations"].endswith("10 sessions held")

@@ -336,8 +336,10 @@ def compare_renderable(r: Any, verbose: bool = False) -> Group:
         cells.append(f"{x['binding_constraint']['quota']}.{x['binding_constraint']['dimension']}")
         _row(t, *cells)
     by = "simulated" if sim else "burst"
+    lines = [cell(f"{x['name']}: {x['populations']}.", style="cyan") for x in rows
+             if x.get("populations")]
     return Group(head, t, _legend(f"mean: the napkin; burst: with bursts; ceiling: the saturation "
-                            f"point ({by}); change: of the ceiling."))
+                            f"point ({by}); change: of the ceiling."), *lines)
 
 
 def sweep_renderable(r: Any, verbose: bool = False) -> Group:

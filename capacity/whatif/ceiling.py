@@ -723,6 +723,8 @@ class CompareResult:
                 "change_percent": (100.0 * (sp - base.saturation_point) / base.saturation_point
                                    if base.saturation_point else None),
             }
+            if r.populations:  # what N counts in this variant (held populations beside)
+                row["populations"] = r.populations["line"]
             out.append(row)
         return out
 

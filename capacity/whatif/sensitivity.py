@@ -40,6 +40,7 @@ The variants differ from the baseline in one value only, so the ranking is a loc
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 import math
@@ -54,6 +55,7 @@ from capacity._version import __version__
 from capacity.errors import CapacityError, ParameterError, ProfileError
 from capacity.jsonsafe import clean
 from capacity.model.dist import Distribution, format_duration, parse_duration
+from capacity.model.population import describe
 from capacity.profile.schema import (
     DIMENSION_PERIOD_S,
     Block,
@@ -63,6 +65,7 @@ from capacity.profile.schema import (
     ParallelStep,
     Profile,
     RepeatStep,
+    SessionSpec,
     iter_calls,
     serving,
 )
@@ -209,7 +212,7 @@ def parameters(profile: Profile) -> list[Parameter]:
     Quotas no call touches are left out (they cannot bind), as are values that are 0
     (a relative change leaves them at 0).
     """
-    used_models = {c.model for t in profile.session.turns.values()
+    used_models = {c.model for _, _, t in profile.all_turns()
                    for c, _ in iter_calls(t.steps, ())}
     # A call names a logical model: its quotas are those of every deployment serving it.
     used_quotas = {qn for m in used_models for target in serving(profile, m)
@@ -231,28 +234,17 @@ def parameters(profile: Profile) -> list[Parameter]:
         if quota_enforcement:
             e = q.enforcement
             out.extend(_enforcement(("quotas", qname), qname, e.type, e.window, e.burst))
-    session = profile.session
-    pause_key = "think_time" if session.think_time is not None else "cadence"
-    out.append(Parameter(f"session.{pause_key}", pause_key.replace("_", " "), "pacing",
-                         session.pause, "duration"))
-    several = len(session.turns) > 1
-    for tname, turn in session.turns.items():
-        base = ("session", "turns", tname, "steps")
-        if several:
-            out.append(_at(("session", "turns", tname, "weight"),
-                           f"share of {tname} turns (weight)", "turn mix", turn.weight,
-                           "number"))
-        out.extend(_steps(profile, tname, turn.steps, base))
-        for call, path in iter_calls(turn.steps, base):
-            where = f"{tname} step {int(path[4]) + 1}"
-            name = _call_label(profile, tname, call.name, where)
-            out.append(_at((*path, "input_tokens"), f"{name} input tokens", "tokens",
-                           call.input_tokens, "tokens"))
-            out.append(_at((*path, "output_tokens"), f"{name} output tokens", "tokens",
-                           call.output_tokens, "tokens"))
-            if call.max_tokens is not None:
-                out.append(_at((*path, "max_tokens"), f"{name} max_tokens", "max_tokens",
-                               call.max_tokens, "tokens", integer=True))
+    out.extend(_session_parameters(profile, profile.session, ("session",), ""))
+    for pname, pop in profile.populations.items():
+        # Another population: its size (held count or share of N), pacing and turns.
+        where: tuple[str | int, ...] = ("populations", pname)
+        if pop.sessions is not None:
+            out.append(_at((*where, "sessions"), f"{pname} sessions (held)", "populations",
+                           pop.sessions, "count", integer=True))
+        if pop.share is not None:
+            out.append(_at((*where, "share"), f"{pname} share of N", "populations",
+                           pop.share, "fraction"))
+        out.extend(_session_parameters(profile, pop, where, f"{pname} "))
     for mname, model in profile.models.items():
         if mname not in used_models:
             continue
@@ -265,7 +257,7 @@ def parameters(profile: Profile) -> list[Parameter]:
                              path=("models", mname, "tokens_per_second")))
         if model.max_tokens is not None and any(
                 c.max_tokens is None and c.model == mname
-                for t in session.turns.values() for c, _ in iter_calls(t.steps, ())):
+                for _, _, t in profile.all_turns() for c, _ in iter_calls(t.steps, ())):
             out.append(Parameter(f"models.{mname}.max_tokens",
                                  f"{mname} default max_tokens", "max_tokens",
                                  model.max_tokens, "tokens", integer=True,
@@ -286,6 +278,37 @@ def parameters(profile: Profile) -> list[Parameter]:
                                  "client pacing", profile.pacing.concurrency, "count",
                                  integer=True))
     return [p for p in out if p.mean > 0]
+
+
+def _session_parameters(profile: Profile, session: SessionSpec,
+                        prefix: tuple[str | int, ...], label: str) -> list[Parameter]:
+    """Pacing, turn mix, fan-out and per-call tokens of one population (``session`` or
+    one of ``populations``, whose labels start with its name)."""
+    out: list[Parameter] = []
+    pause_key = "think_time" if session.think_time is not None else "cadence"
+    out.append(_at((*prefix, pause_key), label + pause_key.replace("_", " "), "pacing",
+                   session.pause, "duration"))
+    several = len(session.turns) > 1
+    at = len(prefix) + 3  # the step index in a call's key path
+    for tname, turn in session.turns.items():
+        base = (*prefix, "turns", tname, "steps")
+        if several:
+            out.append(_at((*prefix, "turns", tname, "weight"),
+                           f"{label}share of {tname} turns (weight)", "turn mix",
+                           turn.weight, "number"))
+        out.extend(dataclasses.replace(x, label=label + x.label)
+                   for x in _steps(profile, tname, turn.steps, base))
+        for call, path in iter_calls(turn.steps, base):
+            where = f"{tname} step {int(path[at]) + 1}"
+            name = label + _call_label(profile, tname, call.name, where)
+            out.append(_at((*path, "input_tokens"), f"{name} input tokens", "tokens",
+                           call.input_tokens, "tokens"))
+            out.append(_at((*path, "output_tokens"), f"{name} output tokens", "tokens",
+                           call.output_tokens, "tokens"))
+            if call.max_tokens is not None:
+                out.append(_at((*path, "max_tokens"), f"{name} max_tokens", "max_tokens",
+                               call.max_tokens, "tokens", integer=True))
+    return out
 
 
 def _enforcement(path: tuple[str, ...], name: str, kind: str, window: float,
@@ -840,6 +863,9 @@ def sensitivity(load: LoadFn, *, vary: Sequence[str] = (), method: str = "analyt
         rows.append(SensitivityRow(p, v, sides[0], sides[1], base))
     rows.sort(key=_order)
     notes = []
+    line = describe(profile)
+    if line is not None:  # populations: the ceilings count N, the held ones beside it
+        notes.append(line + ".")
     if method == "analytic":
         notes.append("Burst-aware analytic ceilings; --method simulate confirms the top "
                      "of the ranking by simulation.")
