@@ -213,3 +213,25 @@ def test_sensitivity_and_compare_vary_the_populations() -> None:
     c = compare([("plain", load_profile(WEB)), ("mixed", p)])
     rows = c.to_dict()["variants"]
     assert "populations" not in rows[0] and rows[1]["populations"].endswith("10 sessions held")
+
+
+def test_populations_on_a_routed_profile() -> None:
+    """Weighted routes split each population's calls exactly as the fleet model does
+    (second-deployment overlay, per turn and per call: copies give the plain 81 and 95,
+    10 held copies lower the mean by 10); a route whose spillover or pooling the
+    population model leaves out is said in a note (conservative), never silently."""
+    second = ROOT / "examples" / "overlays" / "second-deployment.yaml"
+    for sets in ([], ["routes.gpt-4o.per_turn=false"]):
+        plain = load_profile([WEB, second], sets)
+        a = analyze(plain)
+        b = analyze(_with(plain, {"copy": {"share": 0.5}}))
+        h = analyze(_with(plain, {"held": {"sessions": 10}}))
+        assert (b.mean_ceiling, b.burst_ceiling) == (a.mean_ceiling, a.burst_ceiling)
+        assert h.mean_ceiling == pytest.approx(a.mean_ceiling - 10, abs=1e-9)
+        assert not b.notes
+    rr = load_profile([WEB, second], ["routes.gpt-4o.per_turn=false",
+                                      "routes.gpt-4o.spillover=true"])
+    r = analyze(_with(rr, {"copy": {"share": 0.5}}))
+    assert r.burst_ceiling <= analyze(rr).burst_ceiling
+    assert any("spillover, fallback and deployments that fill together are left out"
+               in n for n in r.notes)

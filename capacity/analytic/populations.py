@@ -407,15 +407,23 @@ def population_notes(pv: PopulationView, results: list[ConstraintResult]) -> lis
     return out
 
 
+def route_notes(profile: Profile) -> list[str]:
+    """What the population model leaves out of a fleet (said, never silent)."""
+    left = sorted(name for name, r in profile.routes.items()
+                  if r.policy in ("priority", "round_robin", "usage_based") or r.spillover
+                  or r.fallbacks)
+    if not left:
+        return []
+    return [f"With populations the analytic model splits the calls of route(s) "
+            f"{', '.join(left)} by their first-attempt shares (a priority route: all to its "
+            "first deployment): spillover, fallback and deployments that fill together are "
+            "left out — conservative; the simulated N* models them."]
+
+
 def analyze_populations(profile: Profile, sessions: int | None = None) -> Any:
     """:func:`capacity.analytic.model.analyze` for a profile with ``populations``."""
     from capacity.analytic.model import CeilingResult, _pick_binding
 
-    if profile.routes and any(r.policy == "priority" or r.spillover
-                              for r in profile.routes.values()):
-        raise CapacityError(
-            "the analytic model does not combine 'populations' with spillover routes yet "
-            f"(profile {profile.title!r}); simulate it (--method simulate)")
     pv = view(profile)
     target = profile.targets.max_429_fraction
     results = [population_ceiling(pv, c, target, sessions)
@@ -426,6 +434,7 @@ def analyze_populations(profile: Profile, sessions: int | None = None) -> Any:
     results = [dataclasses.replace(r, binding=r is binding) for r in results]
     binding = next(r for r in results if r.binding)
     main = pv.main
+    notes = population_notes(pv, results) + route_notes(profile)
     return CeilingResult(
         profile=profile.title,
         targets={"max_429_fraction": target,
@@ -433,7 +442,7 @@ def analyze_populations(profile: Profile, sessions: int | None = None) -> Any:
         cycle=main.cycle, calls_per_turn=main.wl.calls_per_turn(),
         constraints=tuple(results), mean_ceiling=min(r.mean_ceiling for r in results),
         burst_ceiling=binding.burst_ceiling, binding=binding, sensitivity=None,
-        sessions=sessions, notes=tuple(population_notes(pv, results)),
+        sessions=sessions, notes=tuple(notes),
         populations=population_info(pv))
 
 
