@@ -143,8 +143,9 @@ def ceiling_renderable(r: CeilingResult, verbose: bool = False) -> Group:
             f"mean-value ceiling {count(s.mean_ceiling_low)}–{count(s.mean_ceiling_high)}, "
             f"burst-aware {s.burst_ceiling_low:,}–{s.burst_ceiling_high:,} sessions."))
     cyc = r.cycle
+    whose = " of session" if pops else ""  # populations: the main one's (the others' cycles above)
     parts.append(cell(
-        f"Turn latency without throttling: mean {secs(cyc.turn_latency_mean_s)}, "
+        f"Turn latency{whose} without throttling: mean {secs(cyc.turn_latency_mean_s)}, "
         f"p95 {secs(cyc.turn_latency_p95_s)}; cycle {secs(cyc.cycle_s)}; "
         f"{r.calls_per_turn:.2f} calls per turn."))
     if sim is not None:
