@@ -235,3 +235,16 @@ def test_populations_on_a_routed_profile() -> None:
     assert r.burst_ceiling <= analyze(rr).burst_ceiling
     assert any("spillover, fallback and deployments that fill together are left out"
                in n for n in r.notes)
+
+
+def test_explain_shows_every_population() -> None:
+    """`capacity explain` lists each population's turns and gives the mean-value ceiling
+    in N that `capacity ceiling` gives (it showed session's alone: 75 beside a batch job)."""
+    from capacity.whatif.explain import explain
+
+    p = load_profile([WEB, ROOT / "examples" / "chat-and-batch.yaml"])
+    e = explain(p)
+    assert [t.turn for t in e.turns] == ["research", "batch/summarise", "chat/message"]
+    (rate,) = e.rates
+    assert rate.mean_ceiling == pytest.approx(analyze(p).mean_ceiling, rel=1e-12)
+    assert e.to_dict()["populations"]["line"].endswith("batch: 10 sessions held")

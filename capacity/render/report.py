@@ -261,6 +261,11 @@ def explain_renderable(r: ExplainResult, verbose: bool = False) -> Group:
                      "throttling.")
     legend2 = _legend("per turn / per min: units one session spends (requests or tokens).")
     note = _legend(f"Spreads and p95 from {r.sample_size:,} sampled turns (fixed seed).")
+    pops = getattr(r, "populations", None)
+    if pops:  # the cycle above is session's; per min is one session of N (the mix)
+        legend2 = _legend("per turn / per min: units one session of N spends (the mix); mean "
+                          "ceiling: in N, the held sessions beside it.")
+        return Group(t_head, t, legend, cyc, population_text(pops), q_head, q, legend2, note)
     return Group(t_head, t, legend, cyc, q_head, q, legend2, note)
 
 

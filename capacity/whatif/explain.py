@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -86,6 +87,7 @@ class ExplainResult:
     rates: tuple[SessionRate, ...]
     sample_size: int
     version: str = __version__
+    populations: dict[str, Any] | None = None  # what N counts (analytic.populations)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -94,6 +96,7 @@ class ExplainResult:
             "turns": [t.to_dict() for t in self.turns], "cycle": self.cycle.to_dict(),
             "rates": [r.to_dict() for r in self.rates],
             "sample": {"turns": self.sample_size, "seed": TURN_SAMPLE_SEED},
+            **({"populations": self.populations} if self.populations else {}),
         })
 
 
@@ -103,6 +106,8 @@ def explain(profile: Profile) -> ExplainResult:
     Spreads and percentiles come from a fixed-seed sample of turns; means of calls and
     charged units are exact (from the launch-event decomposition).
     """
+    if profile.populations:
+        return _explain_populations(profile)
     wl = Workload.from_profile(profile)
     figures = []
     rng = np.random.default_rng(TURN_SAMPLE_SEED)
@@ -137,3 +142,28 @@ def explain(profile: Profile) -> ExplainResult:
         rates.append(SessionRate(c.quota, c.dim, c.unit, v, per_min, c.limit, ceiling))
     return ExplainResult(profile.title, tuple(figures), cyc, tuple(rates),
                          int(wl.turn_sample.latency.size))
+
+
+def _explain_populations(profile: Profile) -> ExplainResult:
+    """:func:`explain` of a profile with populations: each population's turns (named
+    ``population/turn`` beside ``session``'s), and per constraint the spend of one
+    session of N (the share-weighted mix) and the mean-value ceiling in N with the held
+    sessions beside it — the figures ``capacity ceiling`` uses."""
+    from capacity.analytic.populations import population_info, view
+
+    pv = view(profile)
+    turns: list[TurnFigures] = []
+    for part in pv.parts:
+        sub = explain(part.profile)
+        prefix = "" if part is pv.main else f"{part.name}/"
+        turns += [dataclasses.replace(t, turn=prefix + t.turn) for t in sub.turns]
+    rates = []
+    for c in pv.constraints():
+        per_s = pv.varying_rate(c)
+        turn_rate = math.fsum((p.share or 0.0) / p.cycle.cycle_s for p in pv.parts)
+        rates.append(SessionRate(c.quota, c.dim, c.unit,
+                                 per_s / turn_rate if turn_rate > 0 else 0.0,
+                                 60.0 * per_s, c.limit, pv.mean_ceiling(c)))
+    return ExplainResult(profile.title, tuple(turns), pv.main.cycle, tuple(rates),
+                         int(pv.main.wl.turn_sample.latency.size),
+                         populations=population_info(pv))
