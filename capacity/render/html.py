@@ -175,9 +175,13 @@ def report_page(*, ceiling: Any, sweep: Any, compare: Any | None,
         + ("; simulated: closed loop with retries, 95% confidence interval" if sim else "")
         + ".</p>",
     ]
+    pops = getattr(r, "populations", None)
+    if pops:  # several kinds of sessions: the ceilings count N, the held ones beside it
+        parts.append(f'<p class="small" data-key="populations.line">{_e(pops["line"])}.</p>')
     # A fleet: how each route splits its calls, what spills and what falls back.
     parts += [f'<p class="small">{_e(n)}</p>' for n in r.notes
-              if n.startswith(("Route ", "Spillover is"))]
+              if n.startswith(("Route ", "Spillover is", "The held sessions",
+                               "With populations"))]
     if sim is not None:
         parts.append(f'<p class="small">Simulation: {sim.replications} replications × '
                      f"{_e(format_duration(sim.horizon_s))}, seed "
