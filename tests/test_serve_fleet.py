@@ -127,9 +127,9 @@ def test_gateway_falls_back_on_the_clients_last_attempt() -> None:
         assert metric_sum(m, "capacity_mock_requests_total", status="429") == 1
 
 
-def test_gateway_weighted_and_least_busy_and_anthropic() -> None:
-    """Weighted by a uniform draw per request (both deployments used), the Anthropic API
-    routed alike; a route of one deployment never cools down."""
+def test_gateway_weighted_on_the_anthropic_api() -> None:
+    """Weighted by a uniform draw per request: both deployments serve, through the
+    Anthropic Messages API routed like the others."""
     prof = fleet(route={"policy": "weighted", "deployments": {"ptu": 1, "paygo": 1}},
                  ptu_rpm=1000, paygo_rpm=1000)
     with _fast(prof) as srv, anthropic.Anthropic(base_url=srv.anthropic_base_url,
