@@ -164,3 +164,35 @@ def test_models_lists_deployments_and_routes() -> None:
                                               max_retries=0) as oa:
         ids = [m.id for m in oa.models.list()]
         assert {"big", "ptu", "paygo", "mini", "gpt"} <= set(ids)
+
+
+def test_gateway_per_turn_sticks_and_reset_clears_cooldown() -> None:
+    """per_turn weighted: a turn's requests (same session and turn headers) stay on one
+    deployment while different turns spread; /admin/reset also ends a cooldown."""
+    import urllib.request
+
+    prof = fleet(route={"policy": "weighted", "deployments": ["ptu", "paygo"],
+                        "per_turn": True}, ptu_rpm=1000, paygo_rpm=1000)
+    with _fast(prof) as srv, openai.OpenAI(base_url=srv.openai_base_url, api_key="k",
+                                           max_retries=0) as oa:
+        by_turn = {}
+        for turn in range(12):
+            h = {"x-capacity-session": "s1", "x-capacity-turn": str(turn)}
+            got = {oa.chat.completions.with_raw_response.create(
+                model="gpt", messages=USER, extra_headers=h).headers["x-capacity-deployment"]
+                for _ in range(4)}
+            assert len(got) == 1, (turn, got)
+            by_turn[turn] = got.pop()
+        assert set(by_turn.values()) == {"ptu", "paygo"}
+    cool = fleet(ptu_rpm=1, paygo_rpm=100,
+                 cooldown={"threshold": 0.1, "min_calls": 1, "seconds": "30s"})
+    with _fast(cool) as srv, openai.OpenAI(base_url=srv.openai_base_url, api_key="k",
+                                           max_retries=0) as oa:
+        for _ in range(2):  # ptu admits, then refuses and cools down
+            oa.chat.completions.create(model="gpt", messages=USER)
+        r = oa.chat.completions.with_raw_response.create(model="gpt", messages=USER)
+        assert "x-capacity-spilled" not in r.headers  # ptu skipped: cooling down
+        req = urllib.request.Request(srv.url + "/admin/reset", data=b"", method="POST")
+        urllib.request.urlopen(req, timeout=10).read()
+        r = oa.chat.completions.with_raw_response.create(model="gpt", messages=USER)
+        assert r.headers["x-capacity-deployment"] == "ptu"  # fresh quota, no cooldown

@@ -282,7 +282,8 @@ class MockProvider:
                             charset="utf-8", headers={"x-prometheus-format": "0.0.4"})
 
     async def reset(self, request: web.Request) -> web.Response:
-        """``POST /admin/reset``: fresh quota state (and counters with ``?metrics=true``).
+        """``POST /admin/reset``: fresh quota state and gateway state (cooldowns,
+        round-robin positions), and counters with ``?metrics=true``.
 
         An optional JSON body ``{"bucket_deficit": {"<slot key>": units}}`` starts token
         buckets part-used instead of full — the simulator's steady-state start, which
@@ -298,6 +299,8 @@ class MockProvider:
                 return self._error("openai", bad("bucket_deficit", str(e).splitlines()[0]
                                                  [:200]), request)
         self.limiter.reset()
+        if self.router is not None:  # the gateway's state too: cooldowns, RR positions
+            self.router = router_from_profile(self.profile)
         self.metrics.lag.clear()  # lag is judged per measurement, as the quota state
         now = self.clock.now()
         for slot, meter in zip(self.limiter.slots, self.limiter.meters, strict=True):
