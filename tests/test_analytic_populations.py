@@ -248,3 +248,26 @@ def test_explain_shows_every_population() -> None:
     (rate,) = e.rates
     assert rate.mean_ceiling == pytest.approx(analyze(p).mean_ceiling, rel=1e-12)
     assert e.to_dict()["populations"]["line"].endswith("batch: 10 sessions held")
+
+
+def test_stability_note_and_cadence_range_with_populations() -> None:
+    """The metastability check runs on the population mix (counted, retried sliding
+    windows: unstable above 25 sessions plain and with copies, above 20 beside 5 held
+    copies), and the cadence range varies session's cadence with the others as they are
+    (5 held copies at a 150 s cycle: (150 − 10) / 2.5 = 56 at 2 min, 140 / (5/3) = 84 at
+    3 min)."""
+    plain = load_profile(WEB, ["quotas.deployment.enforcement.type=sliding_window",
+                               "quotas.deployment.rejected_count=true"])
+    a = analyze(plain)
+    b = analyze(_with(plain, {"copy": {"share": 0.5}}))
+    h = analyze(_with(plain, {"held": {"sessions": 5}}))
+
+    def unstable(r: Any) -> int:
+        (note,) = [n for n in r.notes if n.startswith("Unstable above")]
+        return int(note.split()[2])
+
+    assert unstable(a) == unstable(b) == 25 and unstable(h) == 20
+    s = h.sensitivity
+    assert s is not None and (s.low_s, s.high_s) == (120.0, 180.0)
+    assert s.mean_ceiling_low == pytest.approx(56.0) and s.mean_ceiling_high == pytest.approx(84.0)
+    assert s.burst_ceiling_low <= h.burst_ceiling <= s.burst_ceiling_high

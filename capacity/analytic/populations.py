@@ -25,8 +25,11 @@ Burst-aware
     populations). The search runs over N from 0: when the held sessions alone miss the
     target the ceiling is 0.
 
-Not modelled here: the think-time range of :class:`~capacity.analytic.model.PauseSensitivity`
-(it varies one pause) and the metastability note (left to the simulator with populations).
+The think-time range (:class:`~capacity.analytic.model.PauseSensitivity`) varies
+``session``'s pause, the other populations as they are; the metastability check runs on
+the blended session at each N. With routes, calls split by their first-attempt shares
+(exact for ``weighted`` and ``least_busy``); spillover, fallbacks and deployments that
+fill together are left out, with a note (conservative).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from capacity.analytic import window as _window
 from capacity.analytic.model import (
     ConstraintResult,
     CycleTime,
+    PauseSensitivity,
     WindowStats,
     _BucketModel,
     _event_mix,
@@ -51,7 +55,7 @@ from capacity.analytic.model import (
     cycle_time,
 )
 from capacity.errors import CapacityError
-from capacity.model.dist import finest_step
+from capacity.model.dist import Distribution, finest_step
 from capacity.model.population import describe
 from capacity.model.workload import (
     Constraint,
@@ -282,22 +286,31 @@ class PopulationModel:
             return hit
         counts = self.pv.profile.split(n)
         total = sum(counts[name] for name, _ in self._parts)
-        if total <= 0 or not self._parts:
+        m = self.blended(n) if self._parts else None
+        if m is None:
             st = WindowStats(n, 0.0, 0.0, 0.0, "none")
         else:
-            weighted = [(counts[name] / total, m) for name, m in self._parts]
             if self.c.enforcement == "token_bucket":
-                st = blend_bucket(weighted).stats(total)
+                st = m.stats(total)
             else:
                 from capacity.analytic.clumped import ClumpedWindow
 
-                st = ClumpedWindow(blend(weighted), self.c.enforcement == "sliding_window"
-                                   ).stats(total)
+                st = ClumpedWindow(m, self.c.enforcement == "sliding_window").stats(total)
             st = dataclasses.replace(st, sessions=n)
         if len(self._stats) >= 4096:
             self._stats.clear()
         self._stats[n] = st
         return st
+
+    def blended(self, n: int) -> Any:
+        """One session of the mix at N = ``n`` (None when no population charges this)."""
+        counts = self.pv.profile.split(n)
+        total = sum(counts[name] for name, _ in self._parts)
+        if total <= 0:
+            return None
+        weighted = [(counts[name] / total, m) for name, m in self._parts]
+        return (blend_bucket(weighted) if self.c.enforcement == "token_bucket"
+                else blend(weighted))
 
     def largest_meeting(self, target: float, hi: int) -> tuple[int, WindowStats | None]:
         """Largest N ≤ ``hi`` meeting ``target`` (0 when the held sessions alone miss it)."""
@@ -434,16 +447,76 @@ def analyze_populations(profile: Profile, sessions: int | None = None) -> Any:
     results = [dataclasses.replace(r, binding=r is binding) for r in results]
     binding = next(r for r in results if r.binding)
     main = pv.main
-    notes = population_notes(pv, results) + route_notes(profile)
+    notes = (population_notes(pv, results) + route_notes(profile)
+             + _stability_notes(pv, results))
     return CeilingResult(
         profile=profile.title,
         targets={"max_429_fraction": target,
                  "p95_turn_latency_s": profile.targets.p95_turn_latency},
         cycle=main.cycle, calls_per_turn=main.wl.calls_per_turn(),
         constraints=tuple(results), mean_ceiling=min(r.mean_ceiling for r in results),
-        burst_ceiling=binding.burst_ceiling, binding=binding, sensitivity=None,
+        burst_ceiling=binding.burst_ceiling, binding=binding,
+        sensitivity=pause_sensitivity(pv, target),
         sessions=sessions, notes=tuple(notes),
         populations=population_info(pv))
+
+
+def pause_sensitivity(pv: PopulationView, target: float) -> PauseSensitivity | None:
+    """How the ceilings move across ``session``'s think-time/cadence range (the other
+    populations as they are), as :func:`capacity.analytic.model._sensitivity` does for a
+    profile of one population: the cycle at each end, the launch pattern as sampled."""
+    main = pv.main
+    pause = main.profile.session.pause
+    if pause.is_fixed:
+        return None
+    lo, hi = pause.range()
+    out = []
+    for v in (lo, hi):
+        cyc = cycle_time(main.wl, Distribution.fixed(v, "duration"))
+        at = PopulationView(pv.profile, (dataclasses.replace(main, cycle=cyc),
+                                         *pv.parts[1:]))
+        res = [population_ceiling(at, c, target) for c in at.constraints() if at.touches(c)]
+        out.append((min(r.mean_ceiling for r in res), min(r.burst_ceiling for r in res)))
+    return PauseSensitivity(main.profile.session.mode, lo, hi, out[0][0], out[1][0],
+                            out[0][1], out[1][1], math.isfinite(pause.upper))
+
+
+def _stability_notes(pv: PopulationView, results: list[ConstraintResult]) -> list[str]:
+    """The metastability note of :func:`capacity.analytic.clumped.stability_notes`, on the
+    population mix: the smallest N at or below the mean-value ceiling whose retry fixed
+    point has a second (storm) solution, counted and retried sliding windows only."""
+    from capacity.analytic.clumped import ClumpedWindow
+
+    out = []
+    for c, r in zip((c for c in pv.constraints() if pv.touches(c)), results, strict=True):
+        ceiling = math.floor(min(r.mean_ceiling, 1e6) + 1e-9)
+        if c.enforcement != "sliding_window" or ceiling < 1:
+            continue
+        model = pv.model(c)
+
+        def bistable(n: int, model: PopulationModel = model) -> bool:
+            m = model.blended(n)
+            if not isinstance(m, _window.ClumpWindowModel) or not m.retry.retries:
+                return False
+            total = sum(model.pv.profile.split(n)[name] for name, _ in model._parts)
+            return len(ClumpedWindow(m, True).fixed_points(total)) > 1
+
+        if not bistable(ceiling):
+            continue
+        lo, up = -1, ceiling
+        while up - lo > 1:
+            mid = (lo + up) // 2
+            if bistable(mid):
+                up = mid
+            else:
+                lo = mid
+        out.append(f"Unstable above {up:,} sessions on {c.quota}.{c.dim}: with counted, "
+                   "retried rejections in a sliding window the retry fixed point has a "
+                   "second, storm solution there — a burst can start a retry storm that "
+                   "feeds itself (until failed turns thin the load). The burst-aware ceiling "
+                   "counts the storms bursts start; a trigger from outside (an outage, a "
+                   "deploy) can start more.")
+    return out
 
 
 def population_info(pv: PopulationView) -> dict[str, Any]:

@@ -138,8 +138,9 @@ def ceiling_renderable(r: CeilingResult, verbose: bool = False) -> Group:
     if s is not None:
         what = "cadence" if s.pause == "cadence" else "think time"
         span = "range" if s.bounded else "5th–95th percentile range"
+        whose = "session's" if pops else "the"  # populations: the others as they are
         parts.append(cell(
-            f"Across the {what} {span} {format_duration(s.low_s)}–{format_duration(s.high_s)}: "
+            f"Across {whose} {what} {span} {format_duration(s.low_s)}–{format_duration(s.high_s)}: "
             f"mean-value ceiling {count(s.mean_ceiling_low)}–{count(s.mean_ceiling_high)}, "
             f"burst-aware {s.burst_ceiling_low:,}–{s.burst_ceiling_high:,} sessions."))
     cyc = r.cycle
