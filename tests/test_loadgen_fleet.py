@@ -312,3 +312,37 @@ def test_cli_fleet_run_beside_the_simulators_prediction(
                 "--no-predict")
     assert text.returncode == 0, text.stderr
     assert "per deployment" in text.stdout and "spilled at once" in text.stdout
+
+
+def test_agent_service_through_the_gateway(tmp_path: Path) -> None:
+    """--agent-url on a fleet profile: the example LangGraph agent service names its
+    model (mock-gpt), which the profile routes (priority over two deployments of that
+    model); the mock routes the agent's calls and the per-deployment figures come from
+    its gateway counters."""
+    root = Path(__file__).resolve().parent.parent
+    base = yaml.safe_load((root / "examples" / "agent_service" / "profile.yaml").read_text())
+    base["name"] = "agent-fleet"
+    base["deployments"] = {"east": {"model": "mock-gpt", "quotas": ["east"]},
+                           "west": {"model": "mock-gpt", "quotas": ["west"]}}
+    base["quotas"] = {"east": {"models": ["east"], "rpm": 30, "enforcement": WIN},
+                      "west": {"models": ["west"], "rpm": 600, "enforcement": WIN}}
+    base["routes"] = {"mock-gpt": {"policy": "priority", "deployments": ["east", "west"]}}
+    path = tmp_path / "agent-fleet.yaml"
+    path.write_text(yaml.safe_dump(base))
+    sys.path.insert(0, str(root / "examples" / "agent_service"))
+    try:
+        from agent import AgentServer
+    finally:
+        sys.path.pop(0)
+    with ServerThread(_prof(base), ServeOptions(time_scale=20.0, seed=4)) as srv, \
+            AgentServer(srv.openai_base_url) as agent_srv:
+        r = _cli(str(path), "--target", srv.url, "--agent-url", agent_srv.url,
+                 "--sessions", "8", "--time-scale", "20", "--duration", "100s", "--warmup",
+                 "10s", "--seed", "2", "--json", "--no-predict")
+    assert r.returncode == 0, r.stderr
+    pt = json.loads(r.stdout)["points"][0]
+    deps = pt["measured"]["deployments"]
+    assert pt["measured"]["counts"]["turns"] > 10
+    assert deps["east"]["admitted"] > 0 and deps["east"]["spilled"] > 0
+    assert deps["west"]["admitted"] > 0 and deps["west"]["spilled"] == 0
+    assert pt["measured"]["metrics"]["spill_fraction"] > 0

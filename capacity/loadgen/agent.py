@@ -26,13 +26,16 @@ from .measure import TurnRecord
 from .plan import iter_calls
 from .protocol import TargetError, filler
 
-__all__ = ["DEFAULT_TEMPLATE", "AgentDriver", "agent_metrics", "parse_prometheus"]
+__all__ = ["DEFAULT_TEMPLATE", "AgentDriver", "agent_deployments", "agent_metrics",
+           "parse_prometheus"]
 
 DEFAULT_TEMPLATE = '{"session_id": "{session}", "message": "{message}"}'
 
 
 def parse_prometheus(text: str) -> dict[str, float]:
-    """Sum of the mock's counters we read: requests by status, retries announced."""
+    """Sum of the mock's counters we read: requests by status, retries announced; for a
+    fleet the gateway's attempts per deployment and outcome (``gw:<deployment>:<outcome>``)
+    and its fallbacks (``gw_fallbacks``)."""
     out = {"ok": 0.0, "rejected": 0.0, "retried": 0.0}
     for line in text.splitlines():
         if line.startswith("#") or not line.strip():
@@ -48,6 +51,30 @@ def parse_prometheus(text: str) -> dict[str, float]:
                 out["rejected"] += value
         elif name == "capacity_mock_retry_count_seen_total" and 'retry="0"' not in labels:
             out["retried"] += value
+        elif name == "capacity_mock_gateway_attempts_total":
+            lab = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', labels))
+            key = f"gw:{lab.get('deployment', '')}:{lab.get('outcome', '')}"
+            out[key] = out.get(key, 0.0) + value
+        elif name == "capacity_mock_gateway_fallbacks_total":
+            out["gw_fallbacks"] = out.get("gw_fallbacks", 0.0) + value
+    return out
+
+
+def agent_deployments(llm: dict[str, float] | None) -> dict[str, dict[str, int]]:
+    """Per deployment, from the mock-as-gateway's counters over the measured interval:
+    ``sent``, ``admitted``, ``rejected`` (429s a client saw), ``spilled`` (``fell_back``
+    is not split by deployment there: 0; the total is in ``gw_fallbacks``)."""
+    out: dict[str, dict[str, int]] = {}
+    for key, v in (llm or {}).items():
+        if not key.startswith("gw:"):
+            continue
+        _, dep, outcome = key.split(":", 2)
+        if outcome not in ("admitted", "rejected", "spilled"):
+            continue
+        d = out.setdefault(dep, {"sent": 0, "admitted": 0, "rejected": 0, "spilled": 0,
+                                 "fell_back": 0})
+        d[outcome] += int(v)
+        d["sent"] += int(v)
     return out
 
 
@@ -94,7 +121,8 @@ class AgentDriver(SessionDriver):
             scraper.cancel()
         if len(self._scrapes) == 2:
             a, b = self._scrapes
-            self.rec.llm = {k: b[k] - a[k] for k in a}
+            # A counter first seen in the second scrape (a deployment's first 429) was 0.
+            self.rec.llm = {k: b.get(k, 0.0) - a.get(k, 0.0) for k in a.keys() | b.keys()}
 
     async def _scrape(self) -> None:
         try:
@@ -167,4 +195,12 @@ def agent_metrics(m: dict[str, float], llm: dict[str, float] | None, horizon: fl
     m["call_failure_fraction"] = math.nan
     m["pacing_wait_mean_s"] = math.nan
     m["sdk_retries_seen"] = llm["retried"]
+    deps = agent_deployments(llm)
+    if deps:  # a fleet behind the mock-as-gateway: its routing figures
+        sends = sum(d["sent"] for d in deps.values())
+        m["sends_per_attempt"] = sends / attempts if attempts else math.nan
+        m["spill_fraction"] = (sum(d["spilled"] for d in deps.values()) / sends
+                               if sends else math.nan)
+        m["fallback_fraction"] = (llm.get("gw_fallbacks", 0.0) / llm["ok"]
+                                  if llm["ok"] else math.nan)
 

@@ -389,14 +389,18 @@ def _grid(profile: Profile, cfg: LoadtestConfig, grid: list[int], result: Loadte
             write_log(log, rec, n)
         t0 = cfg.warmup_s
         metrics, counts, lag = summarise(rec, t0, t0 + max(horizon, 1e-9))
+        deployments = summarise_routing(rec, t0, t0 + max(horizon, 1e-9))
         if cfg.agent_url:
-            from .agent import agent_metrics
+            from .agent import agent_deployments, agent_metrics
 
             agent_metrics(metrics, rec.llm, max(horizon, 1e-9), counts["turns"])
             counts["attempts"] = int(rec.llm.get("ok", 0) + rec.llm.get("rejected", 0))
+            deployments = agent_deployments(rec.llm)
+            if deployments:
+                counts["spills"] = sum(d["spilled"] for d in deployments.values())
+                counts["fallbacks"] = int(rec.llm.get("gw_fallbacks", 0))
         point = LoadPoint(n, metrics, counts, lag, horizon, interrupted=interrupted,
-                          shard_turns=list(rec.shard_turns),
-                          deployments=summarise_routing(rec, t0, t0 + max(horizon, 1e-9)))
+                          shard_turns=list(rec.shard_turns), deployments=deployments)
         point = judge(point, targets)
         if predicted and not interrupted:
             try:
