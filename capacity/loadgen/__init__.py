@@ -9,8 +9,10 @@ asyncio over raw aiohttp (retry by :class:`capacity.model.retry.RetryPolicy`, pa
 metrics; :mod:`.runner` runs a grid of N with predictions; :mod:`.locust` is the same
 session as a Locust ``User``; :mod:`.sdk` runs the calls through the official
 ``openai`` / ``anthropic`` SDKs and measures their own retries; :mod:`.agent` posts user
-turns to the team's agent service. Needs the ``loadtest`` extra (aiohttp); Locust the
-``locust`` extra; the SDK client the SDKs (``e2e`` extra).
+turns to the team's agent service. Fleet profiles (``routes``) are routed client-side by
+THE routing rule (:class:`capacity.model.routing.CallPath`; ``route="gateway"``: the target
+routes), with per-deployment figures in each point. Needs the ``loadtest`` extra
+(aiohttp); Locust the ``locust`` extra; the SDK client the SDKs (``e2e`` extra).
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ It speaks OpenAI Chat Completions and Responses, Azure OpenAI and Anthropic Mess
 result gets text, otherwise offered tools get a schema-valid tool call), takes the
 profile's latency and token counts (:mod:`.behaviour`), and admits or 429s every request
 with :class:`capacity.limits.Limiter` — the simulator's own rules — so a team can watch
-its real agent hit the ceiling the calculator predicted.
+its real agent hit the ceiling the calculator predicted. A fleet profile's deployments
+are served each on its own quotas, and a request naming a routed logical model finds the
+mock acting as the gateway (THE routing rule, spillover within the request).
 
 Needs the ``serve`` extra (aiohttp). Start it in-process with :class:`MockServer` (async)
 or :class:`ServerThread` (sync), or from the shell with ``capacity serve PROFILE``.
