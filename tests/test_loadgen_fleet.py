@@ -72,9 +72,9 @@ def _priority_mock() -> Iterator[ServerThread]:
 
 
 def _run(srv: ServerThread, prof: Profile, n: int, route: str = "client",
-         seed: int = 1) -> LoadPoint:
+         seed: int = 1, provider: str = "openai") -> LoadPoint:
     cfg = LoadtestConfig(target=srv.url, time_scale=K, warmup_s=10.0, duration_s=160.0,
-                         seed=seed, route=route)  # type: ignore[arg-type]
+                         seed=seed, route=route, provider=provider)  # type: ignore[arg-type]
     res = run_loadtest(prof, cfg, [n], predicted=False, ceiling=False,
                        check_lag=False)
     return res.points[0]
@@ -148,12 +148,17 @@ def test_gateway_mode_sends_the_logical_name(priority_mock: ServerThread) -> Non
 
 
 def test_client_weighted_split_follows_the_weights() -> None:
-    """Weighted 3:1 and far from the limits: about three quarters of the calls on ptu,
-    no spill (weighted does not spill by default), no 429."""
+    """Weighted 3:1 and far from the limits, over Azure's per-deployment paths: about
+    three quarters of the calls on ptu, no spill (weighted does not spill by default),
+    no 429."""
     prof = _prof(spec({"policy": "weighted", "deployments": {"ptu": 3, "paygo": 1}},
                       ptu_rpm=6000, paygo_rpm=6000))
     with ServerThread(prof, ServeOptions(time_scale=K, seed=4)) as srv:
-        pt = _run(srv, prof, 10, seed=2)
+        pt = _run(srv, prof, 10, seed=2, provider="azure")
+        m = metrics(srv.url)
+    for dep in ("ptu", "paygo"):  # each deployment's own Azure path, nothing else
+        assert metric_sum(m, "capacity_mock_requests_total", api="azure", model=dep) > 0
+    assert metric_sum(m, "capacity_mock_requests_total", api="chat") == 0
     deps = _consistent(pt)
     share = deps["ptu"]["admitted"] / (deps["ptu"]["admitted"] + deps["paygo"]["admitted"])
     assert pt.counts["calls"] > 300
