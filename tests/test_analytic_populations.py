@@ -134,6 +134,7 @@ def test_held_sessions_alone_over_the_quota_give_zero() -> None:
     d = r.to_dict()
     assert d["populations"]["line"] == ("N = sessions of session + chat (shares 75/25 %); "
                                         "batch: 40 sessions held")
+    assert "the held sessions alone already have" in d["summary"]
 
 
 def test_sweep_and_size_count_the_held_sessions() -> None:

@@ -667,6 +667,11 @@ class CeilingResult:
         if 0 < self.burst_ceiling < mean_n:
             text += (f": {1 - self.burst_ceiling / mean_n:.0%} fewer — the napkin overstates "
                      f"capacity {self.napkin_ratio:.2f}×.")
+        elif self.burst_ceiling == 0 and self.populations and (
+                b.at_burst_ceiling is not None and b.at_burst_ceiling.sessions == 0):
+            text += (f": the held sessions alone already have "
+                     f"{b.at_burst_ceiling.loss_fraction:.1%} of attempts answered 429 — no N "
+                     "meets the target.")
         elif self.burst_ceiling == 0:
             text += (": not even one session fits — a single launch exceeds the allowance."
                      if b.one_event_exceeds else ": not even one session meets the target.")

@@ -172,7 +172,11 @@ def _summary(r: CeilingResult) -> str:
     napkin = count(mean_n)
     text = (f"The napkin (quota ÷ per-session rate) says {napkin} sessions. {b.name} is "
             f"enforced over {_where(b)}; ")
-    if r.burst_ceiling == 0:
+    if r.burst_ceiling == 0 and getattr(r, "populations", None) and (
+            b.at_burst_ceiling is not None and b.at_burst_ceiling.sessions == 0):
+        text += (f"the held sessions alone already have {pct(b.at_burst_ceiling.loss_fraction)} "
+                 "of attempts answered 429: no N meets the target.")
+    elif r.burst_ceiling == 0:
         text += ("not even one session fits: a single launch exceeds the allowance."
                  if b.one_event_exceeds else "not even one session meets the target.")
     elif mean_n is not None and r.burst_ceiling < mean_n:
