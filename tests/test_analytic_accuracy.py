@@ -282,3 +282,27 @@ def test_sliding_window_without_retries_is_a_loss_system() -> None:
     sim = simulate(prof, 186, replications=16, horizon_s=3600.0, seed=3)
     share = sim.metrics["attempt_429_fraction"].mean
     assert 0.7 * share <= got <= 1.3 * share
+
+
+def test_sliding_share_is_decided_one_call_from_the_allowance(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """300 × 110-token fan-outs, no retries, 3M TPM sliding 10 s (issue 13's ✗ row, 51 vs
+    49 [48–50] simulated): an arriving call is turned away when the log plus its own
+    charge and its batch-mates' ahead of it do not fit. On a 244-token step (q/2048) a
+    110-token call is 0 or 1 step and the 0-step half always fits at a full log: 0.0084
+    at 50 sessions vs 0.0106 on a 15-token step (engine 0.0105). The sliding step is no
+    coarser than the smallest call (110 tokens: 0.0102), and the share no longer
+    depends on it."""
+    from capacity.analytic import clumped
+
+    prof = sliding_fanout(300, 3e6, {"max_retries": 0})
+    wl = Workload.from_profile(prof)
+    c, cyc = wl.constraints[0], cycle_time(wl).cycle_s
+    model = clumped_window_model(wl, c, cyc)
+    assert model.inner.h <= 110.0
+    got = model.stats(50).loss_fraction
+    monkeypatch.setattr(clumped, "sliding_step", lambda h, q, calls: q / 32768)
+    fine = clumped_window_model(wl, c, cyc)
+    assert fine.inner.h < 16.0
+    assert got == pytest.approx(fine.stats(50).loss_fraction, rel=0.06)
+    assert analyze(prof).burst_ceiling in (48, 49, 50)  # simulated: 49 [48–50]

@@ -25,6 +25,9 @@ from capacity.profile.schema import Profile
 # of calls is a sum whose spread dwarfs a step of q/2048 (the lattice adds at most h²/4 of
 # variance per call), and the Lindley iteration stays fast.
 _MAX_POINTS = 2048
+# A sliding window's step is no coarser than its smallest call (see sliding_step), up to
+# this many points.
+_MAX_SLIDING_POINTS = 1 << 14
 # With carried retries a ceiling of thousands of sessions is pinned to 0.2% (the simulated
 # search's tolerance), erring low; below 500 sessions it is exact.
 _REL_TOL = 0.002
@@ -202,6 +205,24 @@ def stability_notes(wl: Workload, c: Constraint, cycle_s: float, ceiling: int) -
             "start; a trigger from outside (an outage, a deploy) can start more."]
 
 
+def sliding_step(h: float, q_units: float, calls: list[float]) -> float:
+    """Lattice step (units) of a sliding window: no coarser than the smallest mean call
+    charge, with at most ``_MAX_SLIDING_POINTS`` points across the allowance.
+
+    A sliding log turns an arriving call away when the trailing count plus *its own*
+    charge (and its batch-mates' ahead of it) does not fit, so the answer is decided one
+    call from the allowance. A call finer than a step is 0 or 1 step on the lattice (a
+    mean-preserving split), and at a full log the 0-step half of it always fits: the
+    300 × 110-token fan-out against 3M TPM on a 244-token step had 0.0084 of its
+    attempts turned away at 50 sessions vs 0.0104 on a 61-token step and the engine's
+    0.0105 (N* 51 vs 49 [48–50] simulated).
+    """
+    if not calls:
+        return h
+    return min(h, max(min(calls), q_units / _MAX_SLIDING_POINTS,
+                      finest_step(max(calls))))
+
+
 def clumped_window_model(wl: Workload, c: Constraint, cycle_s: float) -> ClumpedWindow:
     """Window count of constraint ``c`` with a turn's launches clumped by their offsets,
     the closed-loop correction and the client's retries (:mod:`capacity.analytic.window`).
@@ -214,6 +235,8 @@ def clumped_window_model(wl: Workload, c: Constraint, cycle_s: float) -> Clumped
     h = max(_lattice_step(c, scale, q_units), q_units / _MAX_POINTS, 1e-9,
             finest_step(max(calls, default=0.0)))
     sliding = c.enforcement == "sliding_window"
+    if sliding:
+        h = sliding_step(h, q_units, calls)
     inner = _window.build(timing_of(wl), c.costs, c.window_s, sliding, h, q_units / h,
                           cycle_s, wl.units_per_turn(c), retry_model(wl.profile, c),
                           exact_calls=exact_calls_per_turn(wl))
