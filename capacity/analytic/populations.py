@@ -205,10 +205,11 @@ class _Blend(_window.ClumpWindowModel):
 
 
 def _mix(pmfs: list[NDArray[np.float64]], weights: list[float]) -> NDArray[np.float64]:
+    """The mixture of ``pmfs`` by ``weights`` (all zero: zeros, as a model with no such
+    events holds, e.g. the launch-instant law of a fixed window)."""
     total = math.fsum(weights)
     out = np.zeros(max(p.size for p in pmfs))
     if total <= 0:
-        out[0] = 1.0
         return out
     for p, w in zip(pmfs, weights, strict=True):
         out[: p.size] += w / total * p
