@@ -89,7 +89,8 @@ def test_layers_that_do_not_model_populations_refuse_them() -> None:
     """Until a layer models populations it says so in one line, never a silently
     wrong figure."""
     from capacity.errors import CapacityError
-    from capacity.loadgen.plan import TurnSampler
+    from capacity.model.population import require_one_population
 
     with pytest.raises(CapacityError, match="does not support 'populations' yet"):
-        TurnSampler(_load())
+        require_one_population(_load(), "a layer")
+    require_one_population(load_profile(BASE), "a layer")  # none: nothing to refuse
