@@ -223,10 +223,9 @@ def sliding_step(h: float, q_units: float, calls: list[float]) -> float:
                       finest_step(max(calls))))
 
 
-def clumped_window_model(wl: Workload, c: Constraint, cycle_s: float) -> ClumpedWindow:
-    """Window count of constraint ``c`` with a turn's launches clumped by their offsets,
-    the closed-loop correction and the client's retries (:mod:`capacity.analytic.window`).
-    """
+def window_step(c: Constraint) -> float:
+    """The lattice step (units) of constraint ``c``'s window model, from the allowance and
+    every call it charges (the population model builds each population's on this one)."""
     q_units = float(c.allowance)
     calls = [cost.mean for cost in c.costs.values() if cost is not None and cost.mean > 0]
     scale = min(q_units, min(calls) * 16) if calls else q_units
@@ -234,9 +233,18 @@ def clumped_window_model(wl: Workload, c: Constraint, cycle_s: float) -> Clumped
     # p95 = 1,000× its median has its mean 6,700× the median).
     h = max(_lattice_step(c, scale, q_units), q_units / _MAX_POINTS, 1e-9,
             finest_step(max(calls, default=0.0)))
-    sliding = c.enforcement == "sliding_window"
-    if sliding:
+    if c.enforcement == "sliding_window":
         h = sliding_step(h, q_units, calls)
+    return h
+
+
+def clumped_window_model(wl: Workload, c: Constraint, cycle_s: float) -> ClumpedWindow:
+    """Window count of constraint ``c`` with a turn's launches clumped by their offsets,
+    the closed-loop correction and the client's retries (:mod:`capacity.analytic.window`).
+    """
+    q_units = float(c.allowance)
+    h = window_step(c)
+    sliding = c.enforcement == "sliding_window"
     inner = _window.build(timing_of(wl), c.costs, c.window_s, sliding, h, q_units / h,
                           cycle_s, wl.units_per_turn(c), retry_model(wl.profile, c),
                           exact_calls=exact_calls_per_turn(wl))
@@ -264,4 +272,4 @@ def exact_calls_per_turn(wl: Workload) -> dict[int, float]:
 
 
 __all__ = ["ClumpedWindow", "clumped_window_model", "retry_model", "stability_notes",
-           "timing_of", "unstable_above"]
+           "timing_of", "unstable_above", "window_step"]

@@ -67,10 +67,6 @@ from capacity.model.workload import (
 )
 from capacity.profile.schema import SESSION, Profile
 
-# As in capacity.analytic.clumped: lattice points across a window's allowance.
-_MAX_POINTS = 2048
-
-
 # ---------------------------------------------------------------------------------------
 # The populations of a profile, each as a one-population profile
 # ---------------------------------------------------------------------------------------
@@ -348,14 +344,16 @@ def _population_models(pv: PopulationView, c: Constraint) -> list[tuple[str, Any
             out.append((p.name, _BucketModel(h, total, sev, c.rate_per_s, c.depth,
                                              mean_units)))
         return out
-    from capacity.analytic.clumped import exact_calls_per_turn, retry_model, timing_of
+    from capacity.analytic.clumped import (
+        exact_calls_per_turn,
+        retry_model,
+        timing_of,
+        window_step,
+    )
 
-    # One lattice for every population (as clumped_window_model picks it, over all calls).
+    # One lattice for every population (clumped_window_model's, over all their calls).
     q_units = float(c.allowance)
-    calls = [cost.mean for cost in c.costs.values() if cost is not None and cost.mean > 0]
-    scale = min(q_units, min(calls) * 16) if calls else q_units
-    h = max(_lattice_step(c, scale, q_units), q_units / _MAX_POINTS, 1e-9,
-            finest_step(max(calls, default=0.0)))
+    h = window_step(c)
     sliding = c.enforcement == "sliding_window"
     out = []
     for p in live:
