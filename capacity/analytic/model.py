@@ -412,14 +412,19 @@ class _BucketModel:
                            "Lundberg bound (token bucket)")
 
 
+def bucket_step(c: Constraint, batch_means: list[float]) -> float:
+    """The lattice step (units) of a token bucket's model: from its depth and the mean
+    units of the launch batches it receives (``batch_means``; every population's, in the
+    population model), never finer than the largest mean charge can be held on."""
+    h = _lattice_step(c, min(c.depth, min(batch_means) * 16), c.depth)
+    return max(h, finest_step(max((x.mean for x in c.costs.values() if x is not None),
+                                  default=0.0)))
+
+
 def bucket_model(wl: Workload, c: Constraint, cycle_s: float) -> _BucketModel:
     """Compound-Poisson input to a token bucket for constraint ``c``."""
     mix = _event_mix(wl, c)
-    means = [batch_units_mean(b, c.costs) for _, b in mix]
-    h = _lattice_step(c, min(c.depth, min(means) * 16), c.depth)
-    # Never finer than a lattice can hold the largest mean charge on.
-    h = max(h, finest_step(max((x.mean for x in c.costs.values() if x is not None),
-                               default=0.0)))
+    h = bucket_step(c, [batch_units_mean(b, c.costs) for _, b in mix])
     rates = np.array([r / cycle_s for r, _ in mix])
     pmfs = [batch_units_pmf(b, c.costs, h) for _, b in mix]
     sev = np.zeros(max(p.size for p in pmfs))

@@ -51,11 +51,11 @@ from capacity.analytic.model import (
     _BucketModel,
     _event_mix,
     _largest_meeting,
-    _lattice_step,
+    bucket_step,
     cycle_time,
 )
 from capacity.errors import CapacityError
-from capacity.model.dist import Distribution, finest_step
+from capacity.model.dist import Distribution
 from capacity.model.population import describe
 from capacity.model.workload import (
     Constraint,
@@ -324,10 +324,8 @@ def _population_models(pv: PopulationView, c: Constraint) -> list[tuple[str, Any
         return []
     if c.enforcement == "token_bucket":
         mixes = [(p, _event_mix(p.wl, c)) for p in live]
-        means = [batch_units_mean(b, c.costs) for _, mix in mixes for _, b in mix]
-        h = _lattice_step(c, min(c.depth, min(means) * 16), c.depth)
-        h = max(h, finest_step(max((x.mean for x in c.costs.values() if x is not None),
-                                   default=0.0)))
+        # One lattice for every population (bucket_model's, over all their batches).
+        h = bucket_step(c, [batch_units_mean(b, c.costs) for _, mix in mixes for _, b in mix])
         out: list[tuple[str, Any]] = []
         for p, mix in mixes:
             rates = np.array([r / p.cycle.cycle_s for r, _ in mix])
