@@ -306,3 +306,48 @@ def test_sliding_share_is_decided_one_call_from_the_allowance(
     assert fine.inner.h < 16.0
     assert got == pytest.approx(fine.stats(50).loss_fraction, rel=0.06)
     assert analyze(prof).burst_ceiling in (48, 49, 50)  # simulated: 49 [48–50]
+
+
+def test_turn_latency_sample_without_units_draws_the_same_turns() -> None:
+    """The analytic answer needs only the sample's turn latencies: drawn without the
+    units (``units=False``, :attr:`Workload.turn_latency`) they are the full sample's,
+    bit for bit — optional steps, loops, dense and bulk fan-outs, routed calls."""
+    from pathlib import Path
+
+    from capacity.model.workload import TURN_SAMPLE_SEED, sample_turns
+    from capacity.profile.loader import load_profile
+
+    data: dict[str, Any] = {
+        "models": {"m": {"tokens_per_second": {"uniform": [30, 90]},
+                         "ttft": {"uniform": ["0.2s", "1s"]}}},
+        "quotas": {"q": {"models": ["m"], "tpm": 1e6, "rpm": 500}},
+        "session": {"think_time": {"exponential": "60s"}, "turns": {
+            "a": {"weight": 2, "steps": [
+                {"call": {"model": "m", "input_tokens": {"uniform": [100, 900]},
+                          "output_tokens": {"lognormal": {"median": 200, "p95": 900}},
+                          "max_tokens": 600}},
+                {"optional": {"probability": 0.4, "call": {
+                    "model": "m", "input_tokens": 300, "output_tokens": 40}}},
+                {"repeat": {"count": {"choice": {"values": [0, 2, 5], "weights": [1, 1, 1]}},
+                            "call": {"model": "m", "input_tokens": 500,
+                                     "output_tokens": {"uniform": [10, 90]}}}}]},
+            "b": {"steps": [
+                {"parallel": {"count": {"uniform": [0, 40]}, "call": {
+                    "model": "m", "input_tokens": 100, "output_tokens": {"uniform": [5, 50]}}}},
+                {"parallel": {"count": 3, "call": {
+                    "model": "m", "input_tokens": 100, "output_tokens": 20}}}]}}},
+    }
+    root = Path(__file__).resolve().parents[1]
+    for prof in (profile_from_dict(data), load_profile(root / "profiles/ptu-spillover.yaml"),
+                 load_profile(root / "profiles/tool-agent.yaml")):
+        wl = Workload.from_profile(prof)
+        full = sample_turns(wl, 20_000, np.random.default_rng(TURN_SAMPLE_SEED))
+        bare = sample_turns(wl, 20_000, np.random.default_rng(TURN_SAMPLE_SEED), units=False)
+        assert np.array_equal(full.latency, bare.latency)
+        assert np.array_equal(full.calls, bare.calls)
+        assert bare.units == {}
+        assert full.units["q.tpm" if "q.tpm" in full.units else "input_tokens"].sum() > 0
+        fresh = Workload._build(prof)
+        lat = fresh.turn_latency
+        assert "turn_sample" not in fresh.__dict__  # drawn without the units
+        assert np.array_equal(lat, fresh.turn_sample.latency)

@@ -470,7 +470,7 @@ def cycle_time(wl: Workload, pause: Distribution | None = None) -> CycleTime:
     """
     s = wl.profile.session
     pause = pause or s.pause
-    lat = wl.turn_sample.latency
+    lat = wl.turn_latency
     # E[R] exactly where the structure allows (see workload.latency_moments).
     moments = wl.turn_latency_moments
     r_mean = sum(t.probability * m for t, (m, _, _) in zip(wl.turns, moments, strict=True))

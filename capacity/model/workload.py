@@ -739,6 +739,16 @@ class Workload:
         n = turn_sample_size(self.calls_per_turn(), TURN_SAMPLE_SIZE)
         return sample_turns(self, n=n, rng=np.random.default_rng(TURN_SAMPLE_SEED))
 
+    @cached_property
+    def turn_latency(self) -> NDArray[np.float64]:
+        """The latencies (seconds) of :attr:`turn_sample`, drawn without its units when
+        that sample is not needed otherwise (the analytic answer needs only these)."""
+        if "turn_sample" in self.__dict__:
+            return self.turn_sample.latency
+        n = turn_sample_size(self.calls_per_turn(), TURN_SAMPLE_SIZE)
+        return sample_turns(self, n=n, rng=np.random.default_rng(TURN_SAMPLE_SEED),
+                            units=False).latency
+
 
 def turn_sample_size(mean_calls: float, cap: int) -> int:
     """How many turns to sample: ``cap``, fewer when turns make so many calls that the
@@ -796,54 +806,85 @@ class TurnSample:
 
 def _sample_steps(steps: tuple[Step, ...] | list[Step], profile: Profile,
                   constraints: tuple[Constraint, ...], rng: np.random.Generator,
-                  n: int) -> tuple[NDArray[np.float64], NDArray[np.float64],
-                                   dict[str, NDArray[np.float64]]]:
+                  n: int, raw: bool = True) -> tuple[NDArray[np.float64], NDArray[np.float64],
+                                                     dict[str, NDArray[np.float64]]]:
+    """Latency (s), calls and units (per :func:`_unit_keys`) of ``n`` sampled runs of
+    ``steps``; ``raw=False`` with no constraints: no units at all (the same draws)."""
+    lat, calls, units = _sample_block(steps, profile, constraints, rng, n, raw)
+    keys = _unit_keys(constraints) if raw or constraints else []
+    return lat, calls, {k: units[k] if k in units else np.zeros(n) for k in keys}
+
+
+# Units of a sampled block: keys missing from the dict are all zero (a constraint that
+# does not meter the block's calls), so sums and masks skip them.
+if TYPE_CHECKING:
+    _Units = dict[str, NDArray[np.float64]]
+
+
+def _sample_block(steps: tuple[Step, ...] | list[Step], profile: Profile,
+                  constraints: tuple[Constraint, ...], rng: np.random.Generator,
+                  n: int, raw: bool) -> tuple[NDArray[np.float64], NDArray[np.float64], _Units]:
+    # Accumulated in place (every array here is this call's own): the turn sample is
+    # 131,072 turns, and a temporary per step and unit key was most of its cost.
     lat = np.zeros(n)
     calls = np.zeros(n)
-    units = {k: np.zeros(n) for k in _unit_keys(constraints)}
+    units: _Units = {}
+
+    def add(into: _Units, part: _Units) -> None:
+        for key, v in part.items():
+            if key in into:
+                into[key] += v
+            else:
+                into[key] = v
+
     for step in steps:
         if isinstance(step, CallStep):
-            sl, sc, su = _sample_call(step.call, profile, constraints, rng, n)
+            sl, sc, su = _sample_call(step.call, profile, constraints, rng, n, raw)
         else:
             kind = "parallel" if isinstance(step, ParallelStep) else (
                 "optional" if isinstance(step, OptionalStep) else "repeat")
             blk = getattr(step, kind)
             if kind == "optional":
-                bl, bc, bu = _sample_steps(blk.body, profile, constraints, rng, n)
-                on = rng.random(n) < blk.probability
-                sl, sc = np.where(on, bl, 0.0), np.where(on, bc, 0.0)
-                su = {k: np.where(on, v, 0.0) for k, v in bu.items()}
+                sl, sc, su = _sample_block(blk.body, profile, constraints, rng, n, raw)
+                off = ~(rng.random(n) < blk.probability)
+                sl[off] = 0.0
+                sc[off] = 0.0
+                for v in su.values():
+                    v[off] = 0.0
             else:
                 k = blk.count.sample(rng, n).astype(np.int64)
                 kmax = int(k.max()) if n else 0
                 sl, sc = np.zeros(n), np.zeros(n)
-                su = {key: np.zeros(n) for key in _unit_keys(constraints)}
+                su = {}
                 dense = kmax <= _DENSE_COPIES and n * kmax <= _DENSE_LIMIT
                 for j in range(kmax if dense else 0):
-                    active = k > j
-                    bl, bc, bu = _sample_steps(blk.body, profile, constraints, rng, n)
+                    idle = k <= j
+                    bl, bc, bu = _sample_block(blk.body, profile, constraints, rng, n, raw)
+                    bl[idle] = 0.0
+                    bc[idle] = 0.0
+                    for v in bu.values():
+                        v[idle] = 0.0
                     if kind == "parallel":
-                        sl = np.where(active, np.maximum(sl, bl), sl)
+                        np.maximum(sl, bl, out=sl)  # latencies are ≥ 0: an idle copy is 0
                     else:
-                        sl = sl + np.where(active, bl, 0.0)
-                    sc = sc + np.where(active, bc, 0.0)
-                    for key in su:
-                        su[key] = su[key] + np.where(active, bu[key], 0.0)
+                        sl += bl
+                    sc += bc
+                    add(su, bu)
                 if not dense and kmax:
                     # One row per copy of the body, sampled at once, then reduced per turn.
                     pos = np.flatnonzero(k > 0)
-                    bl, bc, bu = _sample_steps(blk.body, profile, constraints, rng,
-                                               int(k.sum()))
+                    bl, bc, bu = _sample_block(blk.body, profile, constraints, rng,
+                                               int(k.sum()), raw)
                     starts = np.concatenate(([0], np.cumsum(k[pos])[:-1]))
                     reduce = np.maximum.reduceat if kind == "parallel" else np.add.reduceat
                     sl[pos] = reduce(bl, starts)
                     sc[pos] = np.add.reduceat(bc, starts)
-                    for key in su:
-                        su[key][pos] = np.add.reduceat(bu[key], starts)
+                    for key, v in bu.items():
+                        su[key] = np.zeros(n)
+                        su[key][pos] = np.add.reduceat(v, starts)
         lat += sl
         calls += sc
-        for key in units:
-            units[key] += su[key]
+        add(units, su)
     return lat, calls, units
 
 
@@ -854,11 +895,13 @@ def _unit_keys(constraints: tuple[Constraint, ...]) -> list[str]:
 
 
 def _sample_call(call: CallSpec, profile: Profile, constraints: tuple[Constraint, ...],
-                 rng: np.random.Generator, n: int) -> tuple[
+                 rng: np.random.Generator, n: int, raw: bool = True) -> tuple[
                      NDArray[np.float64], NDArray[np.float64], dict[str, NDArray[np.float64]]]:
+    """One call sampled ``n`` times: latency (s), calls (ones) and the units it charges
+    (constraints that do not meter it are left out; raw token counts when ``raw``)."""
     targets = call_targets(profile, call)
     if len(targets) > 1:
-        return _sample_routed_call(call, profile, constraints, rng, n, targets)
+        return _sample_routed_call(call, profile, constraints, rng, n, targets, raw)
     model = profile.model_of(targets[0][0])
     mt = profile.max_tokens_for(call, targets[0][0])
     out = np.rint(call.output_tokens.sample(rng, n))
@@ -866,11 +909,14 @@ def _sample_call(call: CallSpec, profile: Profile, constraints: tuple[Constraint
         out = np.minimum(out, mt)
     inp = np.rint(call.input_tokens.sample(rng, n))
     cached = np.rint(inp * call.cached_input_fraction)
-    lat = model.ttft.sample(rng, n) + out / model.tokens_per_second.sample(rng, n)
-    units: dict[str, NDArray[np.float64]] = {"input_tokens": inp, "output_tokens": out,
-                                             "cached_input_tokens": cached}
+    lat = model.ttft.sample(rng, n)
+    lat += out / model.tokens_per_second.sample(rng, n)
+    units: dict[str, NDArray[np.float64]] = ({"input_tokens": inp, "output_tokens": out,
+                                              "cached_input_tokens": cached} if raw else {})
     for c in constraints:
-        units[c.name] = _sampled_units(c.costs.get(id(call)), inp, out, n)
+        cost = c.costs.get(id(call))
+        if cost is not None:
+            units[c.name] = _sampled_units(cost, inp, out, n)
     return lat, np.ones(n), units
 
 
@@ -893,26 +939,26 @@ def _sampled_units(cost: CallCost | None, inp: NDArray[np.float64],
 
 def _sample_routed_call(call: CallSpec, profile: Profile, constraints: tuple[Constraint, ...],
                         rng: np.random.Generator, n: int,
-                        targets: tuple[tuple[str, float], ...]) -> tuple[
+                        targets: tuple[tuple[str, float], ...], raw: bool = True) -> tuple[
                             NDArray[np.float64], NDArray[np.float64],
                             dict[str, NDArray[np.float64]]]:
     """:func:`_sample_call` for a call several targets serve: each copy draws its
     target (by share), then its latency and charges are that target's."""
     which = _target_index([s for _, s in targets], rng, n)
-    raw = np.rint(call.output_tokens.sample(rng, n))
+    drawn = np.rint(call.output_tokens.sample(rng, n))
     inp = np.rint(call.input_tokens.sample(rng, n))
     cached = np.rint(inp * call.cached_input_fraction)
     lat = np.zeros(n)
-    out = raw.copy()
+    out = drawn.copy()
     for j, (t, _) in enumerate(targets):
         on = which == j
         model, mt = profile.model_of(t), profile.max_tokens_for(call, t)
-        cut = np.minimum(raw, mt) if mt is not None else raw
+        cut = np.minimum(drawn, mt) if mt is not None else drawn
         lat = np.where(on, model.ttft.sample(rng, n)
                        + cut / model.tokens_per_second.sample(rng, n), lat)
         out = np.where(on, cut, out)
-    units: dict[str, NDArray[np.float64]] = {"input_tokens": inp, "output_tokens": out,
-                                             "cached_input_tokens": cached}
+    units: dict[str, NDArray[np.float64]] = ({"input_tokens": inp, "output_tokens": out,
+                                              "cached_input_tokens": cached} if raw else {})
     for c in constraints:
         cost = c.costs.get(id(call))
         if isinstance(cost, MixedCost):
@@ -985,7 +1031,7 @@ def latency_moments(steps: tuple[Step, ...] | list[Step], profile: Profile) -> t
                 rng = np.random.default_rng(TURN_SAMPLE_SEED)
                 n = turn_sample_size(k.mean * max(max_calls(step.parallel.body), 1),
                                      TURN_SAMPLE_SIZE)
-                lat, _, _ = _sample_steps((step,), profile, (), rng, n)
+                lat, _, _ = _sample_steps((step,), profile, (), rng, n, raw=False)
                 m, fx = float(lat.mean()), False
         mean += m
         low += lo
@@ -993,20 +1039,22 @@ def latency_moments(steps: tuple[Step, ...] | list[Step], profile: Profile) -> t
     return mean, low, fixed
 
 
-def sample_turns(workload: Workload, n: int, rng: np.random.Generator) -> TurnSample:
-    """Sample ``n`` turns from the mix: latency (s), calls and units per constraint."""
+def sample_turns(workload: Workload, n: int, rng: np.random.Generator,
+                 units: bool = True) -> TurnSample:
+    """Sample ``n`` turns from the mix: latency (s), calls and units per constraint
+    (``units=False``: the same draws and latencies, no units)."""
     probs = np.array([t.probability for t in workload.turns])
     which = rng.choice(len(probs), size=n, p=probs)
     lat = np.zeros(n)
     calls = np.zeros(n)
-    units = {k: np.zeros(n) for k in _unit_keys(workload.constraints)}
+    cons = workload.constraints if units else ()
+    out = {k: np.zeros(n) for k in (_unit_keys(cons) if units else [])}
     for i, t in enumerate(workload.turns):
         idx = np.flatnonzero(which == i)
         if not idx.size:
             continue
-        tl, tc, tu = _sample_steps(t.steps, workload.profile, workload.constraints, rng,
-                                   idx.size)
+        tl, tc, tu = _sample_block(t.steps, workload.profile, cons, rng, idx.size, units)
         lat[idx], calls[idx] = tl, tc
-        for k in units:
-            units[k][idx] = tu[k]
-    return TurnSample(lat, calls, units)
+        for k, v in tu.items():
+            out[k][idx] = v
+    return TurnSample(lat, calls, out)
