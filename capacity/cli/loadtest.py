@@ -260,6 +260,8 @@ def _f(x: float | None, digits: int = 1) -> str:
 
 def to_csv(result: Any) -> str:
     """One row per N: measured_<metric> and predicted_<metric> columns."""
+    from capacity.loadgen.result import POPULATION_METRICS
+
     rows = []
     for p in result.points:
         row: dict[str, Any] = {"sessions": p.sessions, "interrupted": p.interrupted,
@@ -272,11 +274,18 @@ def to_csv(result: Any) -> str:
         for dep, c in p.deployments.items():
             for k, v in c.items():
                 row[f"measured_deployment_{dep}_{k}"] = v
+        for pop, c in p.populations.items():
+            for k, v in c.items():
+                row[f"measured_population_{pop}_{k}"] = v
         if p.predicted is not None:
             for k, e in p.predicted.metrics.items():
                 row[f"predicted_{k}"] = e.mean
             for k, e in (getattr(p.predicted, "routing", None) or {}).items():
                 row[f"predicted_{k}"] = e.mean
+            for pop, use in (getattr(p.predicted, "populations", None) or {}).items():
+                row[f"predicted_population_{pop}_sessions"] = use.sessions
+                for k in POPULATION_METRICS:
+                    row[f"predicted_population_{pop}_{k}"] = getattr(use, k).mean
         rows.append({k: ("" if isinstance(v, float) and not math.isfinite(v) else v)
                      for k, v in row.items()})
     cols: list[str] = []
@@ -313,6 +322,8 @@ def render(result: Any, console: Console) -> None:
     console.print(t)
     if any(p.deployments for p in result.points):
         render_deployments(result, console)
+    if any(p.populations for p in result.points):
+        render_populations(result, console)
     mc, pc = result.measured_ceiling, result.predicted_ceiling
     if mc is not None:
         if mc.capped:
@@ -322,6 +333,8 @@ def render(result: Any, console: Console) -> None:
         else:
             line = (f"measured N* = {mc.n_star} (meets at {mc.bracket[0]}, misses at "
                     f"{mc.bracket[1]}; crossing ≈ {mc.n_star_interpolated:.1f})")
+        if result.populations:
+            line += f" — {result.populations}"
         console.print(line, highlight=False)
     if pc is not None:
         console.print(f"predicted N* = {pc.n_star} [{pc.n_lo}, {pc.n_hi}] (capacity ceiling, "
@@ -332,6 +345,27 @@ def render(result: Any, console: Console) -> None:
                       f"{result.lag_limit_s * 1e3:.1f} ms)", highlight=False)
     for n in result.notes:
         console.print(f"note: {n}", highlight=False)
+
+
+def render_populations(result: Any, console: Console) -> None:
+    """Per population and N: sessions, turns per hour, share of the calls, p95 turn
+    latency and 429 share of attempts, measured / predicted."""
+    t = Table(title="per population (measured / predicted)")
+    for col in ("N", "population", "sessions", "turns/h m/p", "call share m/p",
+                "p95 s m/p", "429 % m/p"):
+        t.add_column(col, justify="right")
+    for p in result.points:
+        pred = getattr(p.predicted, "populations", None) or {}
+        for pop, m in p.populations.items():
+            use = pred.get(pop)
+
+            def pair(key: str, fmt: Any, m: Any = m, use: Any = use) -> str:
+                return f"{fmt(m[key])} / {'—' if use is None else fmt(getattr(use, key).mean)}"
+
+            t.add_row(str(p.sessions), escape(pop), f"{int(m['sessions']):,}",
+                      pair("turns_per_hour", _f), pair("call_share", _pct100),
+                      pair("turn_latency_p95_s", _f), pair("attempt_429_fraction", _pct100))
+    console.print(t)
 
 
 def render_deployments(result: Any, console: Console) -> None:

@@ -134,13 +134,15 @@ class AgentDriver(SessionDriver):
             self._fail(e)
 
     async def _session_loop(self, k: int) -> None:
-        rng, _ = session_rngs(self.cfg.seed, k)
-        await self.sleep_until(self.sampler.first_start(rng))
+        pop, p, j = self.population(k)
+        sampler = self.samplers[pop]
+        rng, _ = session_rngs(self.cfg.seed, j, p)
+        await self.sleep_until(sampler.first_start(rng))
         turn = 0
         while True:
             start = self.now()
-            _, plan = self.sampler.draw_turn(rng)  # same stream as raw mode: same pauses
-            pause = self.sampler.draw_pause(rng)
+            _, plan = sampler.draw_turn(rng)  # same stream as raw mode: same pauses
+            pause = sampler.draw_pause(rng)
             rec = TurnRecord(start, math.nan)
             measured = self.t0 <= start < self.t1
             if measured:
@@ -155,12 +157,14 @@ class AgentDriver(SessionDriver):
             rec.failed = not ok
             del self._open_starts[k]
             self.rec.turns.append(rec.as_tuple())
+            if self.cfg.populations:
+                self.rec.turn_populations.append(pop)
             if ok:
                 self.rec.successes.append((rec.end, 0))
             if measured:
                 self.measured_open -= 1
             turn += 1
-            await self.sleep_until(self.sampler.next_start(start, rec.end, pause))
+            await self.sleep_until(sampler.next_start(start, rec.end, pause))
 
     async def _post(self, k: int, turn: int, calls: int) -> bool:
         message = f"turn {turn}: " + filler(80, turn)

@@ -37,6 +37,14 @@ target routes (``capacity serve`` acting as the gateway); the load generator the
 attempt, and reads the deployments from ``x-capacity-deployment`` /
 ``x-capacity-spilled``.
 
+Session populations (``cfg.populations``, the split of N in block order): session *k*
+runs its population's pacing and turn mix (:func:`capacity.loadgen.plan.population_of`)
+from streams keyed by (population, index within it) — ``session``'s are the streams
+sessions had before populations existed, so a profile without them draws exactly as
+before — and tells the endpoint its population (``x-capacity-population``) so that a mock
+finds the call in that population's turns. Each ended turn's population is recorded
+(:attr:`Recorder.turn_populations`).
+
 A ticker measures the event loop's own lag (how late a 10 ms timer fires) and samples the
 sessions in a turn and the calls in flight.
 """
@@ -59,9 +67,9 @@ from ..limits import Request as LimiterRequest
 from ..model.pacing import Pacer
 from ..model.retry import RetryPolicy
 from ..model.routing import CallPath, Next, Route, UsageBased, router_from_profile
-from ..profile.schema import Profile
+from ..profile.schema import SESSION, Profile
 from .measure import Recorder, TurnRecord
-from .plan import CallPlan, Node, ParPlan, SeqPlan, TurnSampler
+from .plan import CallPlan, Node, ParPlan, SeqPlan, TurnSampler, population_of
 from .protocol import (
     Conversation,
     Provider,
@@ -102,23 +110,36 @@ class DriverConfig:
     log_calls: bool = False
     label: str = ""  # names the sessions in headers: "<label>-s<k>" (runner: "N<n>")
     route: str = "client"  # routed profiles: "client" (we route) or "gateway" (target does)
+    # Profiles with populations: (population, sessions) in block order (plan.session_blocks);
+    # empty: every session is of `session`.
+    populations: tuple[tuple[str, int], ...] = ()
 
 
-def session_rngs(seed: int, k: int) -> tuple[np.random.Generator, np.random.Generator]:
+def session_rngs(seed: int, k: int, population: int = 0
+                 ) -> tuple[np.random.Generator, np.random.Generator]:
     """Session ``k``'s two streams: turns and pauses / retry jitter.
 
     Keyed by (seed, k) only, so session k draws the same turns whatever N is (common random
     numbers across a grid of N); jitter has its own stream so 429s do not shift the turns.
+    ``population``: the index of the session's population in
+    :meth:`Profile.all_sessions` (``k`` then counts within it); 0 (``session``) keeps the
+    streams sessions had before populations existed.
     """
-    ss = np.random.SeedSequence(seed, spawn_key=(k,))
+    ss = np.random.SeedSequence(seed, spawn_key=_key(k, population))
     a, b = ss.spawn(2)
     return np.random.default_rng(a), np.random.default_rng(b)
 
 
-def route_rng(seed: int, k: int) -> np.random.Generator:
+def _key(k: int, population: int) -> tuple[int, ...]:
+    # Populations after the first: a spawn key no stream of `session` uses ((k,), (k, 0..2)).
+    return (k,) if population == 0 else (k, 3, population)
+
+
+def route_rng(seed: int, k: int, population: int = 0) -> np.random.Generator:
     """Session ``k``'s routing stream (routed profiles only): independent of its turn and
     jitter streams, so routing never shifts the turns drawn."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(k, 2)))
+    key = (k, 2) if population == 0 else (*_key(k, population), 2)
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
 class _Mirror:
@@ -204,7 +225,9 @@ class SessionDriver:
         self.cfg = cfg
         self.ids = ids
         self.origin_epoch = time.time() if origin_epoch is None else origin_epoch
-        self.sampler = TurnSampler(profile)
+        self.samplers = {name: TurnSampler(profile, name) for name in profile.all_sessions()}
+        self.sampler = self.samplers[SESSION]
+        self._pop_index = {name: i for i, name in enumerate(profile.all_sessions())}
         self.policy = RetryPolicy.from_profile(profile)
         self.abort = self.policy.on_exhausted == "abort_turn"
         self.rec = Recorder()
@@ -322,18 +345,29 @@ class SessionDriver:
         except Exception as e:
             self._fail(TargetError(_describe(e, self.cfg.target)))
 
+    def population(self, k: int) -> tuple[str, int, int]:
+        """Session ``k``'s population, that population's index in
+        :meth:`Profile.all_sessions`, and ``k``'s index within it."""
+        if not self.cfg.populations:
+            return SESSION, 0, k
+        name, j = population_of(self.cfg.populations, k)
+        return name, self._pop_index[name], j
+
     async def _session_loop(self, k: int) -> None:
-        rng, rng_retry = session_rngs(self.cfg.seed, k)
-        rrng = route_rng(self.cfg.seed, k) if self.router is not None else None
-        await self.sleep_until(self.sampler.first_start(rng))
+        pop, p, j = self.population(k)
+        sampler = self.samplers[pop]
+        rng, rng_retry = session_rngs(self.cfg.seed, j, p)
+        rrng = route_rng(self.cfg.seed, j, p) if self.router is not None else None
+        await self.sleep_until(sampler.first_start(rng))
         conv = Conversation(k)
         turn = 0
         while True:
             start = self.now()
-            _, plan = self.sampler.draw_turn(rng)
-            pause = self.sampler.draw_pause(rng)
+            _, plan = sampler.draw_turn(rng)
+            pause = sampler.draw_pause(rng)
             rec = TurnRecord(start, math.nan, session=k, turn=turn,
-                             calls_log=[] if self.cfg.log_calls else None)
+                             calls_log=[] if self.cfg.log_calls else None,
+                             population=pop if self.cfg.populations else None)
             if rrng is not None:
                 rec.route_rng = rrng
                 rec.turn_u = float(rrng.random())
@@ -350,6 +384,8 @@ class SessionDriver:
             rec.end = self.now()
             del self._open_starts[k]
             self.rec.turns.append(rec.as_tuple())
+            if self.cfg.populations:
+                self.rec.turn_populations.append(pop)
             if rec.deps:
                 self.rec.routing.extend((start, name, c[0], c[1], c[2], c[3], c[4])
                                         for name, c in rec.deps.items())
@@ -357,7 +393,7 @@ class SessionDriver:
                 self.rec.calls.extend(rec.calls_log)
             if measured:
                 self.measured_open -= 1
-            await self.sleep_until(self.sampler.next_start(start, rec.end, pause))
+            await self.sleep_until(sampler.next_start(start, rec.end, pause))
 
     def ident(self, rec: TurnRecord) -> tuple[str, int]:
         """(session id, turn number) sent with a call (``x-capacity-session``/``-turn``)."""
@@ -417,7 +453,7 @@ class SessionDriver:
         new = conv.next_messages()
         req = build_request(self.cfg.provider, call, conv.exchanges, new,
                             deployment=self.cfg.deployments.get(call.model),
-                            ident=self.ident(rec))
+                            ident=self.ident(rec), population=rec.population)
         gate = self._gate
         if gate is not None:
             q0 = self.now()
@@ -510,7 +546,8 @@ class SessionDriver:
                     req = build_request(self.cfg.provider, replace(call, model=d.name,
                                                                    max_tokens=mt),
                                         conv.exchanges, new, deployment=d.name,
-                                        ident=self.ident(rec))
+                                        ident=self.ident(rec),
+                                        population=rec.population)
                     if self.mirror is not None:
                         self.mirror.sent(t, d.name, call, mt)
                     counts = rec.dep(d.name)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["EXTRA_METRICS", "ROUTED_METRICS", "LagStats", "Recorder", "TurnRecord", "summarise",
-           "summarise_routing"]
+           "summarise_populations", "summarise_routing"]
 
 EXTRA_METRICS: dict[str, str] = {
     "goodput_tokens_per_min": "prompt + completion tokens of successful calls per minute "
@@ -65,6 +65,8 @@ class TurnRecord:
     turn_u: float = 0.0
     route_rng: Any = None
     deps: dict[str, list[int]] | None = None
+    # Profiles with populations: the session's population (None without).
+    population: str | None = None
 
     def dep(self, name: str) -> list[int]:
         """The per-deployment counters of this turn (created on first use)."""
@@ -110,6 +112,9 @@ class Recorder:
     # call fell back to another logical model. Deployment "": the rounds that found no
     # deployment available (as "rejected") and the fallbacks that followed them.
     routing: list[tuple[float, str, int, int, int, int, int]] = field(default_factory=list)
+    # Profiles with populations: the population of each ended turn, parallel to ``turns``
+    # (empty without populations).
+    turn_populations: list[str] = field(default_factory=list)
 
     def merge(self, other: Recorder | dict[str, Any]) -> None:
         """Add another shard's records (a Recorder or its :meth:`to_wire` form)."""
@@ -125,6 +130,7 @@ class Recorder:
             self.llm[k] = self.llm.get(k, 0.0) + v
         self.calls.extend(o.calls)
         self.routing.extend(o.routing)
+        self.turn_populations.extend(o.turn_populations)
 
     def to_wire(self) -> dict[str, Any]:
         """JSON/pickle-friendly form."""
@@ -132,7 +138,8 @@ class Recorder:
                 "successes": [list(s) for s in self.successes],
                 "occupancy": [list(o) for o in self.occupancy], "lag": self.lag,
                 "usage_mismatch": self.usage_mismatch, "llm": self.llm,
-                "calls": self.calls, "routing": [list(r) for r in self.routing]}
+                "calls": self.calls, "routing": [list(r) for r in self.routing],
+                "turn_populations": self.turn_populations}
 
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> Recorder:
@@ -142,7 +149,8 @@ class Recorder:
                    int(d.get("usage_mismatch", 0)), dict(d.get("llm", {})),
                    list(d.get("calls", [])),
                    routing=[(float(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4]),
-                             int(r[5]), int(r[6])) for r in d.get("routing", [])])
+                             int(r[5]), int(r[6])) for r in d.get("routing", [])],
+                   turn_populations=[str(x) for x in d.get("turn_populations", [])])
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,4 +256,39 @@ def summarise_routing(rec: Recorder, t0: float, t1: float) -> dict[str, dict[str
         d["rejected"] += rejected
         d["spilled"] += spilled
         d["fell_back"] += fell
+    return out
+
+
+def summarise_populations(rec: Recorder, t0: float, t1: float,
+                          blocks: tuple[tuple[str, int], ...]) -> dict[str, dict[str, float]]:
+    """Per population of a profile with ``populations`` (``blocks``: (population,
+    sessions) of the run), by the simulator's rules
+    (:class:`capacity.sim.engine.PopulationUse`): ``sessions``; ``turns_per_hour`` (its
+    turns ended inside ``[t0, t1)``, per hour); over its turns that start in the interval:
+    ``turns`` (counted), ``calls``, ``call_share`` (of every population's calls),
+    ``turn_latency_p95_s`` and ``attempt_429_fraction`` (429s over attempts). Empty when
+    the records carry no populations."""
+    if not blocks or len(rec.turn_populations) != len(rec.turns):
+        return {}
+    horizon = t1 - t0
+    per: dict[str, list[tuple[float, float, int, int, int, int, float, bool]]] = {
+        name: [] for name, _ in blocks}
+    for t, pop in zip(rec.turns, rec.turn_populations, strict=True):
+        per.setdefault(pop, []).append(t)
+    all_calls = sum(t[2] for t in rec.turns if t0 <= t[0] < t1)
+    out: dict[str, dict[str, float]] = {}
+    for name, count in blocks:
+        turns = per[name]
+        meas = [t for t in turns if t0 <= t[0] < t1]
+        calls = sum(t[2] for t in meas)
+        lat = np.asarray([t[1] - t[0] for t in meas], dtype=np.float64)
+        out[name] = {
+            "sessions": count,
+            "turns_per_hour": sum(1 for t in turns if t0 <= t[1] < t1) / horizon * 3600.0,
+            "turns": len(meas),
+            "calls": calls,
+            "call_share": _ratio(calls, all_calls),
+            "turn_latency_p95_s": float(np.percentile(lat, 95.0)) if lat.size else math.nan,
+            "attempt_429_fraction": _ratio(sum(t[4] for t in meas), sum(t[3] for t in meas)),
+        }
     return out

@@ -13,6 +13,14 @@ the simulator's (:mod:`capacity.sim`, module docstring):
   ``max(start + cadence, end)``); a session's first turn starts after an *equilibrium
   residual* of the pause distribution (steady-state start).
 
+Session populations (profiles with ``populations``): N is split by
+:meth:`~capacity.profile.schema.Profile.split` and the sessions run in contiguous blocks
+in split order (``session`` first, then the declared populations — the simulator's
+layout, :func:`session_blocks`); a session draws its turns and pauses from its own
+population's :class:`TurnSampler`, from streams keyed by (population, index within it)
+(:func:`capacity.loadgen.driver.session_rngs`), so a held session draws the same at every
+N and ``session``'s sessions draw what sessions drew before populations existed.
+
 Latency (time to first token, tokens per second) is the endpoint's business, not drawn here.
 Randomness comes from a passed-in :class:`numpy.random.Generator`.
 """
@@ -28,8 +36,8 @@ from itertools import accumulate
 import numpy as np
 
 from ..model.dist import Distribution
-from ..model.population import require_one_population
 from ..profile.schema import (
+    SESSION,
     Block,
     CallSpec,
     CallStep,
@@ -39,7 +47,8 @@ from ..profile.schema import (
     RepeatStep,
 )
 
-__all__ = ["CallPlan", "ParPlan", "SeqPlan", "TurnSampler", "draw", "draw_residual"]
+__all__ = ["CallPlan", "ParPlan", "SeqPlan", "TurnSampler", "draw", "draw_residual",
+           "population_of", "session_blocks"]
 
 
 @dataclass(slots=True)
@@ -130,23 +139,46 @@ def draw_residual(d: Distribution, rng: np.random.Generator) -> float:
     return u * d.values[i]
 
 
-class TurnSampler:
-    """Draws turns and pauses of one profile."""
+def session_blocks(profile: Profile, n: int) -> tuple[tuple[str, int], ...]:
+    """(population, sessions) when N = ``n``, in the order of the sessions' contiguous
+    blocks (:meth:`Profile.split` order, ``session`` first; the simulator's layout).
+    Without populations: ``(("session", n),)``."""
+    if not profile.populations:
+        return ((SESSION, n),)
+    return tuple(profile.split(n).items())
 
-    def __init__(self, profile: Profile) -> None:
-        require_one_population(profile, "the load generator")
+
+def population_of(blocks: Sequence[tuple[str, int]], k: int) -> tuple[str, int]:
+    """(population, index within it) of session ``k`` of the blocks (a session past the
+    last block belongs to ``session``: the profile without populations' only kind)."""
+    j = k
+    for name, count in blocks:
+        if j < count:
+            return name, j
+        j -= count
+    return SESSION, k
+
+
+class TurnSampler:
+    """Draws turns and pauses of one population of a profile (``session`` by default:
+    without populations, the profile's only kind of session)."""
+
+    def __init__(self, profile: Profile, population: str = SESSION) -> None:
         self.profile = profile
-        self.turn_names = list(profile.session.turns)
-        self._cum = list(accumulate(t.weight for t in profile.session.turns.values()))
-        self.mode = profile.session.mode
-        self.pause = profile.session.pause
+        self.population = population
+        spec = profile.all_sessions()[population]
+        self.turns = spec.turns
+        self.turn_names = list(spec.turns)
+        self._cum = list(accumulate(t.weight for t in spec.turns.values()))
+        self.mode = spec.mode
+        self.pause = spec.pause
 
     def draw_turn(self, rng: np.random.Generator) -> tuple[str, SeqPlan]:
         """The next turn: its type name and plan."""
         u = rng.random() * self._cum[-1]
         i = min(bisect.bisect_right(self._cum, u), len(self._cum) - 1)
         name = self.turn_names[i]
-        return name, self._seq(self.profile.session.turns[name].steps, rng)
+        return name, self._seq(self.turns[name].steps, rng)
 
     def draw_pause(self, rng: np.random.Generator) -> float:
         """Think time or cadence (model seconds)."""

@@ -12,7 +12,9 @@ tool result — as it would for a real agent.
 Requests also carry hint headers with the profile's figures for the call
 (``x-capacity-input-tokens``, ``x-capacity-cached-tokens``, ``x-capacity-output-tokens``);
 an endpoint that knows them (``capacity serve``) charges and times the call exactly as the
-simulator does; any other endpoint ignores them.
+simulator does; any other endpoint ignores them. A session of a profile with
+``populations`` also names its population (``x-capacity-population``), so that the mock
+finds the call in that population's turns (:mod:`capacity.serve.behaviour`).
 """
 
 from __future__ import annotations
@@ -187,7 +189,8 @@ def _fit(history: list[list[tuple[Any, ...]]], new: list[tuple[Any, ...]],
 
 def build_request(provider: Provider, call: CallPlan, history: list[list[tuple[Any, ...]]],
                   new: list[tuple[Any, ...]], *, deployment: str | None = None,
-                  ident: tuple[str, int] | None = None) -> Request:
+                  ident: tuple[str, int] | None = None,
+                  population: str | None = None) -> Request:
     """The HTTP request for ``call``: history (trimmed) + ``new`` messages, its JSON body
     exactly ``4 × input_tokens`` bytes long when the history allows (``capacity serve``
     estimates prompt tokens as ``ceil(body bytes / 4)``; a real provider's tokenizer
@@ -197,22 +200,26 @@ def build_request(provider: Provider, call: CallPlan, history: list[list[tuple[A
     while True:
         msgs, _ = _fit(hist, new, target)
         msgs = msgs + new
-        req = _build(provider, call, "", msgs, deployment, ident)
+        req = _build(provider, call, "", msgs, deployment, ident, population)
         # The placeholder system prompt is replaced by the padding.
         pad = target - len(req.data) + len(_PLACEHOLDER)
         if pad >= len(_PLACEHOLDER) or not msgs[: len(msgs) - len(new)]:
             break
         hist = hist[1:]  # drop the oldest exchange and try again
     if pad > len(_PLACEHOLDER):
-        req = _build(provider, call, filler(pad, call.input_tokens), msgs, deployment, ident)
+        req = _build(provider, call, filler(pad, call.input_tokens), msgs, deployment, ident,
+                     population)
     return req
 
 
 def _build(provider: Provider, call: CallPlan, system: str, msgs: list[tuple[Any, ...]],
-           deployment: str | None, ident: tuple[str, int] | None = None) -> Request:
+           deployment: str | None, ident: tuple[str, int] | None = None,
+           population: str | None = None) -> Request:
     hints = {"x-capacity-input-tokens": str(call.input_tokens),
              "x-capacity-cached-tokens": str(call.cached_tokens),
              "x-capacity-output-tokens": str(call.output_tokens)}
+    if population is not None:
+        hints["x-capacity-population"] = population
     if ident is not None:
         # Who is calling, for the endpoint's request log (capacity serve --log).
         hints |= {"x-capacity-session": ident[0], "x-capacity-turn": str(ident[1]),

@@ -8,7 +8,8 @@ from typing import Any
 
 from ..jsonsafe import clean
 
-__all__ = ["LoadPoint", "LoadtestResult", "MeasuredCeiling", "compare_metrics"]
+__all__ = ["POPULATION_METRICS", "LoadPoint", "LoadtestResult", "MeasuredCeiling",
+           "compare_metrics", "compare_populations"]
 
 COMPARED = ("attempt_429_fraction", "call_failure_fraction", "turn_429_fraction",
             "turn_failure_fraction", "turn_latency_mean_s", "turn_latency_p50_s",
@@ -51,6 +52,33 @@ def compare_metrics(measured: dict[str, float], predicted: Any) -> dict[str, dic
     return out
 
 
+POPULATION_METRICS = ("turns_per_hour", "call_share", "turn_latency_p95_s",
+                      "attempt_429_fraction")
+"""Per-population figures both the simulator (:class:`capacity.sim.engine.PopulationUse`)
+and the load generator (:func:`capacity.loadgen.measure.summarise_populations`) report."""
+
+
+def compare_populations(measured: dict[str, dict[str, float]], predicted: Any
+                        ) -> dict[str, dict[str, Any]]:
+    """Per population and :data:`POPULATION_METRICS` key: the measured figure beside the
+    simulator's replication mean and its 95 % CI (``predicted``, ``predicted_lo``,
+    ``predicted_hi``), and both session counts (``sessions``: measured, predicted)."""
+    out: dict[str, dict[str, Any]] = {}
+    pred = getattr(predicted, "populations", None) or {}
+    for name, m in measured.items():
+        use = pred.get(name)
+        if use is None:
+            continue
+        row: dict[str, Any] = {"sessions": {"measured": m["sessions"],
+                                            "predicted": use.sessions}}
+        for k in POPULATION_METRICS:
+            est = getattr(use, k)
+            row[k] = {"measured": m.get(k, math.nan), "predicted": est.mean,
+                      "predicted_lo": est.lo, "predicted_hi": est.hi}
+        out[name] = row
+    return out
+
+
 @dataclass
 class LoadPoint:
     """One N: what was measured, what the simulator predicts for it, and the verdict.
@@ -66,6 +94,9 @@ class LoadPoint:
         (429s the client saw from it), ``spilled`` (429s it spilled from at once) and
         ``fell_back`` (rejections followed by a fallback), over the measured turns
         (:func:`capacity.loadgen.measure.summarise_routing`); empty otherwise.
+    populations : profiles with ``populations``: per population its sessions, turns per
+        hour, measured turns and calls, call share, p95 turn latency and 429 share of
+        attempts (:func:`capacity.loadgen.measure.summarise_populations`); empty otherwise.
     """
 
     sessions: int
@@ -79,9 +110,17 @@ class LoadPoint:
     interrupted: bool = False
     shard_turns: list[int] = field(default_factory=list)
     deployments: dict[str, dict[str, int]] = field(default_factory=dict)
+    populations: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def comparison(self) -> dict[str, dict[str, Any]]:
         return {} if self.predicted is None else compare_metrics(self.measured, self.predicted)
+
+    def population_comparison(self) -> dict[str, dict[str, Any]]:
+        """Measured per-population figures beside the simulator's (see
+        :func:`compare_populations`); empty without populations or a prediction."""
+        if self.predicted is None or not self.populations:
+            return {}
+        return compare_populations(self.populations, self.predicted)
 
     def to_dict(self) -> dict[str, Any]:
         return clean({
@@ -92,9 +131,14 @@ class LoadPoint:
                          "shard_turns": list(self.shard_turns),
                          **({"deployments": {k: dict(v) for k, v in
                                              self.deployments.items()}}
-                            if self.deployments else {})},
+                            if self.deployments else {}),
+                         **({"populations": {k: dict(v) for k, v in
+                                             self.populations.items()}}
+                            if self.populations else {})},
             "predicted": None if self.predicted is None else self.predicted.to_dict(),
             "compare": self.comparison(),
+            **({"compare_populations": self.population_comparison()}
+               if self.populations else {}),
             "meets": self.meets,
             "violates": list(self.violates),
         })
@@ -143,6 +187,8 @@ class LoadtestResult:
     predicted_ceiling: Any = None
     interrupted: bool = False
     agent_url: str | None = None
+    populations: str | None = None  # what N counts (model.population.describe), or None
+    held: dict[str, int] = field(default_factory=dict)  # held populations: their sessions
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -163,11 +209,14 @@ class LoadtestResult:
             "lag_guard": {"fraction": self.lag_fraction, "limit_s": self.lag_limit_s},
             "points": [p.to_dict() for p in self.points],
             "measured_ceiling": (None if self.measured_ceiling is None
-                                 else self.measured_ceiling.to_dict()),
+                                 else {**self.measured_ceiling.to_dict(),
+                                       **({"held": dict(self.held)} if self.held else {})}),
             "predicted_ceiling": None if pc is None else {
                 "n_star": pc.n_star, "n_lo": pc.n_lo, "n_hi": pc.n_hi,
                 "binding": list(pc.binding), "capped": pc.capped},
             "interrupted": self.interrupted,
+            **({"populations": {"n_counts": self.populations, "held": dict(self.held)}}
+               if self.populations else {}),
             "notes": list(self.notes),
         })
 

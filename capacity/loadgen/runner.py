@@ -13,9 +13,11 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import CapacityError
+from ..model.population import describe
 from ..profile.schema import DIMENSION_PERIOD_S, Profile
 from .driver import DriverConfig, SessionDriver
-from .measure import Recorder, summarise, summarise_routing
+from .measure import Recorder, summarise, summarise_populations, summarise_routing
+from .plan import session_blocks
 from .protocol import Provider, normalise_target
 from .result import LoadPoint, LoadtestResult, measured_ceiling
 
@@ -121,16 +123,20 @@ def make_driver(profile: Profile, cfg: DriverConfig, ids: list[int], epoch: floa
 
 def measure(profile: Profile, cfg: LoadtestConfig, sessions: int) -> tuple[Recorder, bool,
                                                                           float]:
-    """Run ``sessions`` sessions once; returns (records, interrupted, measured horizon s)."""
+    """Run N = ``sessions`` once (with ``populations``: the split of N, held sessions
+    included, in the simulator's blocks); returns (records, interrupted, measured horizon
+    s)."""
+    blocks = session_blocks(profile, sessions) if profile.populations else ()
+    total = sum(n for _, n in blocks) if blocks else sessions
     dcfg = DriverConfig(
         target=normalise_target(cfg.target, cfg.provider), provider=cfg.provider,
         time_scale=cfg.time_scale, warmup_s=cfg.warmup_s, duration_s=cfg.duration_s,
         seed=cfg.seed, drain_s=(cfg.drain_s if cfg.drain_s is not None
                                 else default_drain_s(profile, cfg.duration_s)),
         deployments=cfg.deployments, log_calls=cfg.log is not None, label=f"N{sessions}",
-        route=cfg.route)
+        route=cfg.route, populations=blocks)
     agent = (cfg.agent_url, cfg.agent_template) if cfg.agent_url else None
-    ids = list(range(sessions))
+    ids = list(range(total))
     if cfg.processes <= 1:
         driver = make_driver(profile, dcfg, ids, None, agent, cfg.client)
         epoch = driver.origin_epoch
@@ -188,8 +194,9 @@ def _measure_sharded(profile: Profile, dcfg: DriverConfig, ids: list[int], proce
 def steady_start(profile: Profile, sessions: int, seed: int) -> dict[str, float]:
     """Units missing from each token bucket when the simulator starts a replication of
     ``sessions`` sessions (its steady-state start; 0 for buckets the load leaves full),
-    by slot key. Windows need no such start: their memory (≤ one window) is shorter than
-    any warm-up.
+    by slot key. With ``populations``, ``sessions`` is N (the varying sessions): the
+    simulator's start applies the split, held sessions included. Windows need no such
+    start: their memory (≤ one window) is shorter than any warm-up.
 
     One draw of the simulator's own rule (``capacity.sim.engine``), seeded by (seed, N): a
     measurement is one run, compared with the spread of single replications.
@@ -327,6 +334,9 @@ def run_loadtest(profile: Profile, cfg: LoadtestConfig, grid: list[int], *,
     A Ctrl-C ends the grid early: the result is flagged ``interrupted`` and holds the
     partial point.
     """
+    if profile.populations and cfg.engine == "locust":
+        raise CapacityError("--engine locust does not run session populations (its users "
+                            "are of one kind); use the builtin engine")
     limit = lag_limit_s(profile, cfg.time_scale)
     targets = targets_of(profile)
     result = LoadtestResult(
@@ -334,7 +344,9 @@ def run_loadtest(profile: Profile, cfg: LoadtestConfig, grid: list[int], *,
         client=cfg.client, time_scale=cfg.time_scale, warmup_s=cfg.warmup_s,
         duration_s=cfg.duration_s, seed=cfg.seed, replications=cfg.replications,
         lag_limit_s=limit, lag_fraction=LAG_FRACTION, targets=targets,
-        agent_url=cfg.agent_url)
+        agent_url=cfg.agent_url, populations=describe(profile),
+        held={k: p.sessions for k, p in profile.populations.items()
+              if p.sessions is not None})
     log = None
     if cfg.log is not None:
         from ..fit.jsonl import RequestLogWriter
@@ -400,7 +412,10 @@ def _grid(profile: Profile, cfg: LoadtestConfig, grid: list[int], result: Loadte
                 counts["spills"] = sum(d["spilled"] for d in deployments.values())
                 counts["fallbacks"] = int(rec.llm.get("gw_fallbacks", 0))
         point = LoadPoint(n, metrics, counts, lag, horizon, interrupted=interrupted,
-                          shard_turns=list(rec.shard_turns), deployments=deployments)
+                          shard_turns=list(rec.shard_turns), deployments=deployments,
+                          populations=summarise_populations(
+                              rec, t0, t0 + max(horizon, 1e-9),
+                              session_blocks(profile, n) if profile.populations else ()))
         point = judge(point, targets)
         if predicted and not interrupted:
             try:

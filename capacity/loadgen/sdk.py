@@ -177,7 +177,7 @@ class SdkDriver(SessionDriver):
         new = conv.next_messages()
         req = build_request(self.cfg.provider, call, conv.exchanges, new,
                             deployment=self.cfg.deployments.get(call.model),
-                            ident=self.ident(rec))
+                            ident=self.ident(rec), population=rec.population)
         hints = {k: v for k, v in req.headers.items() if k.startswith("x-capacity-")}
         gate = self._gate
         if gate is not None:

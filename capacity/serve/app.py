@@ -84,7 +84,6 @@ from capacity.limits import (
     WallClock,
     render_headers,
 )
-from capacity.model.population import require_one_population
 from capacity.model.retry import RetryPolicy
 from capacity.model.routing import (
     CallPath,
@@ -97,6 +96,7 @@ from capacity.model.routing import (
 from capacity.profile.schema import Profile
 from capacity.serve import anthropic_messages, openai_chat, responses
 from capacity.serve.behaviour import (
+    Hints,
     ModelBehaviour,
     Plan,
     estimate_prompt_tokens,
@@ -191,7 +191,6 @@ class MockProvider:
     """The request handlers and the state they share (limiter, clock, generator, metrics)."""
 
     def __init__(self, profile: Profile, options: ServeOptions | None = None) -> None:
-        require_one_population(profile, "capacity serve")
         self.profile = profile
         self.options = options or ServeOptions()
         self.k = float(self.options.time_scale)
@@ -389,11 +388,16 @@ class MockProvider:
         try:
             # A load generator's hint headers name the call's tokens (behaviour docstring).
             hints = read_hints(request.headers)
+            if hints.population is not None and \
+                    hints.population not in self.profile.all_sessions():
+                raise bad("x-capacity-population", f"no population {hints.population!r} "
+                          f"in the profile (it has {', '.join(self.profile.all_sessions())})")
         except ApiError as e:
             return self._error(ep.api, e, request)
         first = self.router.routes[model].deployments[0].name if (
             routed and self.router is not None) else model
-        plan = self.behaviours[first].plan(self.rng, parsed.max_tokens, hints.output_tokens)
+        plan = self.behaviours[first].plan(self.rng, parsed.max_tokens, hints.output_tokens,
+                                           hints.population, hints.call)
         try:
             reply = decide(parsed.view, self.rng, tool_probability=opts.tool_probability,
                            n_calls=plan.tool_calls,
@@ -417,7 +421,7 @@ class MockProvider:
         elif ep.api == "azure":
             headers["apim-request-id"] = rid
         if routed:
-            served = await self._gateway(request, ep, parsed, model, hints.output_tokens,
+            served = await self._gateway(request, ep, parsed, model, hints,
                                          prompt, cached, plan, ident, headers)
             if isinstance(served, web.StreamResponse):
                 return served
@@ -475,7 +479,7 @@ class MockProvider:
         return int.from_bytes(h, "big") / 2.0**64
 
     async def _gateway(self, request: web.Request, ep: _Endpoint, parsed: Parsed,
-                       logical: str, hint_output: int | None, prompt: int, cached: int,
+                       logical: str, hints: Hints, prompt: int, cached: int,
                        plan0: Plan, ident: tuple[str, str, str | None] | None,
                        headers: dict[str, str]
                        ) -> tuple[str, Plan, Request | None] | web.StreamResponse:
@@ -506,7 +510,8 @@ class MockProvider:
             if dep is not None:
                 # The first deployment's plan was drawn already (the answer's shape).
                 plan = plan0 if dep.name == first else self.behaviours[dep.name].plan(
-                    self.rng, parsed.max_tokens, hint_output)
+                    self.rng, parsed.max_tokens, hints.output_tokens, hints.population,
+                    hints.call)
                 lreq, d = self._admit(dep.name, plan, prompt, cached, parsed.max_tokens)
                 admitted = d is None or d.admitted
                 last = (dep.name, lreq, d)

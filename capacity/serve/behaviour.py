@@ -27,6 +27,26 @@ quota charge alike: the mock then times and charges the request exactly as the s
 does, and a retry of it carries the same tokens (a fresh draw per attempt would let a
 large request refused for its size slip in on a smaller redraw). Real clients never send
 them and get the draws.
+
+Session populations (profiles with ``populations``): the calls a model stands for are
+those of every population's turns. Without a hint, a request's call is drawn with
+weight its expected call rate: a call of turn type ``t`` of population ``p`` weighs
+``n_p(N_ref) / C_p · w_t / Σ_p w · m``, the rate at which that population starts turns of
+that type times the call's expected count in one (``m``: the product of the enclosing
+``parallel``/``repeat`` counts' means and ``optional`` probabilities) — so the mix is
+each call's share of the calls (the simulator's ``call_share``) at that operating point;
+``n_p(N_ref)`` is the population's sessions when N is the profile's mean-value ceiling
+``N_ref`` (:meth:`capacity.analytic.populations.PopulationView.mean_ceiling`, the least
+over the constraints; the held populations at their counts), ``C_p`` its mean cycle
+(s). That is the load a capacity test is about. When that ceiling is not finite (no
+constraint binds) or gives this model's calls no weight (N_ref = 0 and only the varying
+populations call it), every population counts one session (``1 / C_p``). A profile
+without populations keeps the turn weights alone.
+With the ``x-capacity-population`` header (what ``capacity loadtest`` sends for such a
+profile) the call is found in that population's turns — the ones named by
+``x-capacity-call`` if any there has that name, else any of that population's calls to
+the model — and its fan-out (tool calls per answer) is that population's; an unknown
+population is a 400 naming the header.
 """
 
 from __future__ import annotations
@@ -42,14 +62,17 @@ from capacity.profile.schema import (
     Block,
     CallSpec,
     CallStep,
+    OptionalStep,
     ParallelStep,
     Profile,
+    RepeatStep,
+    SessionSpec,
     Step,
     serving,
 )
 
 __all__ = ["DEFAULT_OUTPUT_TOKENS", "HINT_HEADERS", "Hints", "ModelBehaviour", "Plan",
-           "estimate_prompt_tokens", "read_hints", "text_of"]
+           "estimate_prompt_tokens", "population_rates", "read_hints", "text_of"]
 
 DEFAULT_OUTPUT_TOKENS = 64
 """Output tokens of a model that no call of the profile uses."""
@@ -74,6 +97,8 @@ class Hints:
     input_tokens: int | None = None
     cached_tokens: int | None = None
     output_tokens: int | None = None
+    population: str | None = None  # x-capacity-population (cut at 200 characters)
+    call: str | None = None  # x-capacity-call
 
 
 def read_hints(headers: Mapping[str, str]) -> Hints:
@@ -96,7 +121,9 @@ def read_hints(headers: Mapping[str, str]) -> Hints:
     if inp is not None and cached is not None and cached > inp:
         raise bad("x-capacity-cached-tokens", f"{cached} cached tokens exceed the "
                   f"{inp} input tokens of x-capacity-input-tokens")
-    return Hints(inp, cached, out)
+    pop, call = headers.get("x-capacity-population"), headers.get("x-capacity-call")
+    return Hints(inp, cached, out, None if pop is None else pop.strip()[:200],
+                 None if call is None else call.strip()[:200])
 
 
 # Generated text: one word per token, so usage and text agree in a way a reader can check.
@@ -172,6 +199,29 @@ class Plan:
         return self.ttft_s + self.generation_s
 
 
+def population_rates(profile: Profile) -> dict[str, float]:
+    """Turns per second each population starts at the operating point of the module
+    docstring (``n_p(N_ref) / C_p``; one session each when that gives no rate), by
+    population; ``{"session": 1.0}`` for a profile without populations (its turn weights
+    alone)."""
+    from capacity.analytic.populations import view
+    from capacity.errors import CapacityError
+
+    if not profile.populations:
+        return {"session": 1.0}
+    try:
+        pv = view(profile)
+        cons = [c for c in pv.constraints() if pv.touches(c)]
+        n_ref = min((pv.mean_ceiling(c) for c in cons), default=math.inf)
+        cycles = {p.name: p.cycle.cycle_s for p in pv.parts}
+    except CapacityError:
+        return dict.fromkeys(profile.all_sessions(), 1.0)
+    if not math.isfinite(n_ref):
+        return {k: 1.0 / c for k, c in cycles.items()}
+    counts = profile.split(math.floor(n_ref))
+    return {k: counts[k] / c for k, c in cycles.items()}
+
+
 def _walk(steps: list[Step] | tuple[Step, ...], weight: float,
           calls: list[tuple[CallSpec, float]], fanouts: list[tuple[str, Distribution]]) -> None:
     for step in steps:
@@ -184,6 +234,21 @@ def _walk(steps: list[Step] | tuple[Step, ...], weight: float,
             for c, _ in _calls_in(block.body):
                 fanouts.append((c.model, step.parallel.count))
         _walk(block.body, weight, calls, fanouts)
+
+
+def _walk_rates(steps: list[Step] | tuple[Step, ...], weight: float,
+                calls: list[tuple[CallSpec, float]]) -> None:
+    """Every call of ``steps`` with ``weight`` × its expected count per run of them."""
+    for step in steps:
+        if isinstance(step, CallStep):
+            calls.append((step.call, weight))
+            continue
+        if isinstance(step, ParallelStep):
+            _walk_rates(step.parallel.body, weight * step.parallel.count.mean, calls)
+        elif isinstance(step, OptionalStep):
+            _walk_rates(step.optional.body, weight * step.optional.probability, calls)
+        elif isinstance(step, RepeatStep):
+            _walk_rates(step.repeat.body, weight * step.repeat.count.mean, calls)
 
 
 def _calls_in(steps: tuple[Step, ...]) -> list[tuple[CallSpec, float]]:
@@ -206,15 +271,11 @@ class ModelBehaviour:
     """
 
     def __init__(self, profile: Profile, model: str, tool_calls: int | None = None) -> None:
-        spec = profile.model_of(model)
+        mspec = profile.model_of(model)
         self.model = model
-        self.ttft = spec.ttft
-        self.tps = spec.tokens_per_second
-        self.default_max_tokens = spec.max_tokens
-        calls: list[tuple[CallSpec, float]] = []
-        fanouts: list[tuple[str, Distribution]] = []
-        for turn in profile.session.turns.values():
-            _walk(turn.steps, turn.weight, calls, fanouts)
+        self.ttft = mspec.ttft
+        self.tps = mspec.tokens_per_second
+        self.default_max_tokens = mspec.max_tokens
         served: dict[str, bool] = {}
 
         def serves(logical: str) -> bool:
@@ -223,21 +284,97 @@ class ModelBehaviour:
                 served[logical] = model in serving(profile, logical)
             return served[logical]
 
-        mine = [(c, w) for c, w in calls if serves(c.model)]
-        self.calls = tuple(c for c, _ in mine)
-        w = np.array([w for _, w in mine], dtype=np.float64)
+        # Per population (``session`` alone without populations): its calls to this
+        # model with their turn weights, and its first fan-out.
+        mine: list[tuple[CallSpec, float, str]] = []
+        pop_fanout: dict[str, Distribution | None] = {}
+        pops: dict[str, SessionSpec] = (profile.all_sessions() if profile.populations
+                                        else {"session": profile.session})
+        for pop, spec in pops.items():
+            calls: list[tuple[CallSpec, float]] = []
+            fanouts: list[tuple[str, Distribution]] = []
+            for turn in spec.turns.values():
+                if profile.populations:  # weights: expected calls (module docstring)
+                    _walk(turn.steps, turn.weight, [], fanouts)
+                    _walk_rates(turn.steps, turn.weight, calls)
+                else:
+                    _walk(turn.steps, turn.weight, calls, fanouts)
+            mine += [(c, w, pop) for c, w in calls if serves(c.model)]
+            pop_fanout[pop] = next((d for m, d in fanouts if serves(m)), None)
+        self.calls = tuple(c for c, _, _ in mine)
+        self.populations = tuple(p for _, _, p in mine)
+        if profile.populations and mine:
+            # Turn rate × turn share (module docstring); one session each when the
+            # operating point gives this model's calls no weight.
+            total = {p: math.fsum(t.weight for t in spec.turns.values())
+                     for p, spec in pops.items()}
+            for rates in (population_rates(profile), None):
+                if rates is None:
+                    from capacity.analytic.populations import view
+
+                    rates = {q.name: 1.0 / q.cycle.cycle_s for q in view(profile).parts}
+                w = np.array([rates[p] * wt / total[p] for _, wt, p in mine],
+                             dtype=np.float64)
+                if w.sum() > 0:
+                    break
+        else:
+            w = np.array([w for _, w, _ in mine], dtype=np.float64)
         self.weights = w / w.sum() if len(w) else w
         self.max_tokens = tuple(profile.max_tokens_for(c, model) for c in self.calls)
         self.fixed_tool_calls = tool_calls
-        self.fanout = next((d for m, d in fanouts if serves(m)), None)
+        self.fanout = next((d for d in pop_fanout.values() if d is not None), None)
+        self.pop_fanout = pop_fanout
+        # Hinted lookups: (population, call name or None) -> (call indices, weights).
+        self._subsets: dict[tuple[str, str | None], tuple[np.ndarray, np.ndarray] | None] = {}
+
+    def _subset(self, population: str, call: str | None
+                ) -> tuple[np.ndarray, np.ndarray] | None:
+        """This model's calls of ``population``'s turns (named ``call`` when any there
+        is), with their turn weights normalised; None when the population has none."""
+        key = (population, call)
+        if key not in self._subsets:
+            idx = [i for i, p in enumerate(self.populations) if p == population]
+            named = [i for i in idx if self.calls[i].name == call or (
+                self.calls[i].name is None and self.calls[i].model == call)]
+            pick = named or idx
+            if not pick:
+                self._subsets[key] = None
+            else:
+                w = self.weights[pick]
+                w = w / w.sum() if w.sum() > 0 else np.full(len(pick), 1.0 / len(pick))
+                self._subsets[key] = (np.asarray(pick, dtype=np.int64), w)
+        return self._subsets[key]
+
+    def find(self, population: str, call: str | None = None) -> CallSpec | None:
+        """The profile call a request hinted with ``population`` (and ``call``) stands
+        for, when that is one call; the first of them otherwise (None: the population
+        has no call to this model)."""
+        sub = self._subset(population, call)
+        return None if sub is None else self.calls[int(sub[0][0])]
 
     def plan(self, rng: np.random.Generator, max_tokens: int | None,
-             output_tokens: int | None = None) -> Plan:
+             output_tokens: int | None = None, population: str | None = None,
+             call_name: str | None = None) -> Plan:
         """Draw one response's behaviour (``max_tokens``: the request's, if it sent one;
-        ``output_tokens``: a hint that replaces the draw of the call and its output)."""
+        ``output_tokens``: a hint that replaces the draw of the call's output;
+        ``population`` / ``call_name``: hints that restrict the call to that population's
+        turns, and that name — see the module docstring)."""
         cached = 0.0
         call_cap: int | None = self.default_max_tokens
-        if output_tokens is not None:
+        sub = self._subset(population, call_name) if population is not None else None
+        fanout = self.fanout
+        if sub is not None:
+            fanout = self.pop_fanout.get(population or "", fanout) or fanout
+            # The hinted population's call: its cap and cached share; its output drawn
+            # unless hinted too.
+            j = int(rng.choice(len(sub[0]), p=sub[1])) if len(sub[0]) > 1 else 0
+            i = int(sub[0][j])
+            call = self.calls[i]
+            drawn = (float(output_tokens) if output_tokens is not None
+                     else float(call.output_tokens.sample(rng, 1)[0]))
+            cached = call.cached_input_fraction
+            call_cap = self.max_tokens[i]
+        elif output_tokens is not None:
             drawn = float(output_tokens)
         elif self.calls:
             i = int(rng.choice(len(self.calls), p=self.weights)) if len(self.calls) > 1 else 0
@@ -256,8 +393,8 @@ class ModelBehaviour:
         tps = max(1e-6, float(self.tps.sample(rng, 1)[0]))
         if self.fixed_tool_calls is not None:
             k = self.fixed_tool_calls
-        elif self.fanout is not None:
-            k = max(1, round(float(self.fanout.sample(rng, 1)[0])))
+        elif fanout is not None:
+            k = max(1, round(float(fanout.sample(rng, 1)[0])))
         else:
             k = 1
         return Plan(n, truncated, ttft, tps, cached, max(1, k))
