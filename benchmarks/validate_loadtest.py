@@ -23,6 +23,13 @@ the simulator's, and each deployment's share of the admitted calls measured / pr
 simulator cannot run the profile the predicted ceiling is the analytic one (labelled);
 when neither can, the grid is taken around ``--fleet-n`` and only measurements are shown.
 
+Session populations (``--profiles web-research.yaml+overlay.yaml`` joins files, ``--set
+key=value`` overrides; ``--populations`` adds the standard case: web-research + the
+tests' overlay with 10 held batch sessions): N is the varying sessions (the held ones
+run at every N), the measured N* is in N beside the simulated one, and a fourth table
+gives per N and population the sessions, turns per hour and 429 share of attempts,
+measured / predicted.
+
 Takes ~5–12 minutes of wall time per profile on a quiet 2-core machine. Writes a Markdown
 table (the README quotes it) and the full JSON of every run next to it, after each
 profile.
@@ -63,9 +70,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_mock(profile: Path, k: float, seed: int) -> tuple[subprocess.Popen[bytes], str]:
+POPULATIONS = (f"{ROOT / 'profiles' / 'web-research.yaml'}+"
+               f"{ROOT / 'tests' / 'data' / 'populations-overlay.yaml'}")
+POPULATIONS_SET = ("populations.batch.sessions=10",)
+
+
+def start_mock(profile: Path | list[Path], k: float, seed: int,
+               overrides: tuple[str, ...] = ()) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "capacity", "serve", str(profile),
+    files = [str(f) for f in (profile if isinstance(profile, list) else [profile])]
+    sets = [x for o in overrides for x in ("--set", o)]
+    proc = subprocess.Popen([sys.executable, "-m", "capacity", "serve", *files, *sets,
                              "--port", str(port), "--time-scale", str(k), "--seed",
                              str(seed)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
@@ -103,10 +118,10 @@ def predicted_ceiling(profile: Any, cfg: LoadtestConfig) -> tuple[Any, str]:
     return SimpleNamespace(n_star=n, n_lo=n, n_hi=n, binding=(), capped=False), "analytic"
 
 
-def validate(path: Path, duration_s: float, seed: int, replications: int,
+def validate(path: Path | list[Path], duration_s: float, seed: int, replications: int,
              fleet_n: int = 100, route: str = "client",
-             time_scale: float | None = None) -> dict:
-    profile = load_profile([path])
+             time_scale: float | None = None, overrides: tuple[str, ...] = ()) -> dict:
+    profile = load_profile(path if isinstance(path, list) else [path], overrides)
     k = time_scale or TIME_SCALE.get(profile.title, 10.0)
     cfg = LoadtestConfig(target="", time_scale=k, warmup_s=default_warmup_s(profile),
                          duration_s=duration_s, seed=seed, replications=replications)
@@ -121,7 +136,7 @@ def validate(path: Path, duration_s: float, seed: int, replications: int,
         print(f"{profile.title}: predicted N* ({how}) = {n_star} [{ceiling.n_lo}, "
               f"{ceiling.n_hi}] ({time.time() - t:.0f}s); grid {grid}; K = {k:g}",
               flush=True)
-    proc, url = start_mock(path, k, seed)
+    proc, url = start_mock(path, k, seed, overrides)
     try:
         cfg = LoadtestConfig(target=url, time_scale=k, warmup_s=cfg.warmup_s,
                              duration_s=duration_s, seed=seed, replications=replications,
@@ -144,6 +159,10 @@ def validate(path: Path, duration_s: float, seed: int, replications: int,
     out = res.to_dict()
     out["lag_error"] = lag_error
     out["prediction"] = how
+    if profile.populations:
+        out["profile"] = f"{profile.title} + populations"
+    if overrides:
+        out["overrides"] = list(overrides)
     if profile.routes:
         out["analytic_fleet"] = analytic_fleet(profile, [p.sessions for p in res.points])
     return out
@@ -207,7 +226,33 @@ def table(runs: list[dict]) -> str:
         how = "" if r.get("prediction") == "simulated" else f" ({r.get('prediction')})"
         summary.append(f"| {r['profile']} | {grid_n} | {cross:.1f} | {pc['n_star']} "
                        f"[{pc['n_lo']}, {pc['n_hi']}]{how} | {100 * diff:+.1f}% |")
-    return "\n".join(lines + summary + fleet_table(runs)) + "\n"
+    return "\n".join(lines + summary + fleet_table(runs) + population_table(runs)) + "\n"
+
+
+def population_table(runs: list[dict]) -> list[str]:
+    """Profiles with populations: per N and population, sessions, turns per hour and the
+    429 share of attempts, measured / predicted (the simulator's replication mean)."""
+    rows = ["", "| profile | N | population | sessions | turns/h measured | predicted "
+            "[CI] | 429 % measured | predicted |", "|---|---|---|---|---|---|---|---|"]
+    n = len(rows)
+    for r in runs:
+        pops = r.get("populations") or {}
+        for p in r["points"]:
+            cmp = p.get("compare_populations") or {}
+            for pop, m in (p["measured"].get("populations") or {}).items():
+                c = cmp.get(pop) or {}
+                t = c.get("turns_per_hour") or {}
+                f = c.get("attempt_429_fraction") or {}
+                ci = (f" [{fmt(t.get('predicted_lo'))}, {fmt(t.get('predicted_hi'))}]"
+                      if t else "")
+                rows.append(f"| {r['profile']} | {p['sessions']} | {pop} | "
+                            f"{m['sessions']} | {fmt(m['turns_per_hour'])} | "
+                            f"{fmt(t.get('predicted'))}{ci} | "
+                            f"{fmt(m['attempt_429_fraction'], True)} | "
+                            f"{fmt(f.get('predicted'), True)} |")
+        if pops and r["points"]:
+            rows.append(f"| {r['profile']} | {pops.get('n_counts')} | | | | | | |")
+    return rows if len(rows) > n else []
 
 
 def _routing_predicted(p: dict, key: str) -> str:
@@ -272,13 +317,23 @@ def main() -> None:
                     help="fleet profiles: the load generator routes, or the mock does")
     ap.add_argument("--time-scale", type=float, default=None,
                     help="K for every profile (default: the per-profile table)")
+    ap.add_argument("--set", action="append", default=[], dest="overrides",
+                    help="key=value override for every profile (repeatable)")
+    ap.add_argument("--populations", action="store_true",
+                    help="add web-research + the populations overlay, 10 held batch "
+                    "sessions")
     a = ap.parse_args()
-    paths = ([Path(p) for p in a.profiles.split(",") if p] if a.profiles
-             else sorted((ROOT / "profiles").glob("*.yaml")))
+    paths: list[list[Path]] = [[Path(f) for f in p.split("+")]
+                               for p in a.profiles.split(",") if p] if a.profiles else (
+        [] if a.populations else [[f] for f in sorted((ROOT / "profiles").glob("*.yaml"))])
+    jobs = [(p, tuple(a.overrides)) for p in paths]
+    if a.populations:
+        jobs.append(([Path(f) for f in POPULATIONS.split("+")],
+                     tuple(a.overrides) + POPULATIONS_SET))
     runs = []
-    for p in paths:
+    for p, sets in jobs:
         runs.append(validate(p, parse_duration(a.duration), a.seed, a.replications,
-                             a.fleet_n, a.route, a.time_scale))
+                             a.fleet_n, a.route, a.time_scale, sets))
         # Written after every profile: a later failure does not lose the earlier runs.
         md = table(runs)
         Path(a.out).write_text(md)
