@@ -28,8 +28,9 @@ Burst-aware
 The think-time range (:class:`~capacity.analytic.model.PauseSensitivity`) varies
 ``session``'s pause, the other populations as they are; the metastability check runs on
 the blended session at each N. With routes, calls split by their first-attempt shares
-(exact for ``weighted`` and ``least_busy``); spillover, fallbacks and deployments that
-fill together are left out, with a note (conservative).
+(exact for ``weighted`` and ``least_busy``); routes that spill, fall back or pool their
+deployments run the fleet model (:mod:`capacity.analytic.fleet`) on one session of the
+population mix instead (:func:`analyze_mixed_fleet`, an approximation stated in a note).
 """
 
 from __future__ import annotations
@@ -417,24 +418,13 @@ def population_notes(pv: PopulationView, results: list[ConstraintResult]) -> lis
     return out
 
 
-def route_notes(profile: Profile) -> list[str]:
-    """What the population model leaves out of a fleet (said, never silent)."""
-    left = sorted(name for name, r in profile.routes.items()
-                  if r.policy in ("priority", "round_robin", "usage_based") or r.spillover
-                  or r.fallbacks)
-    if not left:
-        return []
-    return [f"With populations the analytic model splits the calls of route(s) "
-            f"{', '.join(left)} by their first-attempt shares (a priority route: all to its "
-            "first deployment): spillover, fallback and deployments that fill together are "
-            "left out — conservative; the simulated N* models them."]
-
-
 def analyze_populations(profile: Profile, sessions: int | None = None) -> Any:
     """:func:`capacity.analytic.model.analyze` for a profile with ``populations``."""
     from capacity.analytic.model import CeilingResult, _pick_binding
 
     pv = view(profile)
+    if profile.routes and fleet_needs_mix(profile):
+        return analyze_mixed_fleet(pv, sessions)
     target = profile.targets.max_429_fraction
     results = [population_ceiling(pv, c, target, sessions)
                for c in pv.constraints() if pv.touches(c)]
@@ -444,8 +434,7 @@ def analyze_populations(profile: Profile, sessions: int | None = None) -> Any:
     results = [dataclasses.replace(r, binding=r is binding) for r in results]
     binding = next(r for r in results if r.binding)
     main = pv.main
-    notes = (population_notes(pv, results) + route_notes(profile)
-             + _stability_notes(pv, results))
+    notes = population_notes(pv, results) + _stability_notes(pv, results)
     return CeilingResult(
         profile=profile.title,
         targets={"max_429_fraction": target,
@@ -585,3 +574,112 @@ def size_populations(profile: Profile, sessions: int, target: float) -> tuple[An
 
 __all__ = ["PopulationModel", "PopulationView", "analyze_populations", "blend",
            "blend_bucket", "population_ceiling", "size_populations", "sweep_models", "view"]
+
+
+# ---------------------------------------------------------------------------------------
+# Fleets that spill or pool: one session of the mix, through the fleet model
+# ---------------------------------------------------------------------------------------
+
+
+def fleet_needs_mix(profile: Profile) -> bool:
+    """Routes whose spillover, fallbacks or pooling the fleet model handles and the
+    per-population split does not (priority, spillover, fallbacks, round_robin,
+    usage_based)."""
+    return any(r.policy in ("priority", "round_robin", "usage_based") or r.spillover
+               or r.fallbacks for r in profile.routes.values())
+
+
+def mixed_profile(pv: PopulationView, counts: dict[str, int]) -> Profile:
+    """One session of the population mix ``counts`` as a profile of one population.
+
+    Its turns are every population's, weighted by their turn-start rates
+    ``n_p/C_p·w_t/W_p``; its pacing is the populations' own when they share it, else a
+    fixed think time that gives the mix's mean cycle ``C = M / Σ_p n_p/C_p`` (M sessions)
+    — so the offered load of M such sessions is exactly the populations' at ``counts``.
+    Within a turn the launches are as written; the spacing of one session's turns is the
+    mix's (an approximation of the closed-loop correction).
+    """
+    live = [p for p in pv.parts if counts.get(p.name, 0) > 0]
+    total = sum(counts[p.name] for p in live)
+    turns: dict[str, Any] = {}
+    starts = 0.0        # turn starts per second of the M sessions
+    busy = 0.0          # Σ n_p·R_p/C_p (turn latency per second)
+    for p in live:
+        spec = p.profile.session
+        rate = counts[p.name] / p.cycle.cycle_s
+        starts += rate
+        busy += rate * p.cycle.turn_latency_mean_s
+        weight = math.fsum(t.weight for t in spec.turns.values())
+        for tname, t in spec.turns.items():
+            name = tname if p is pv.main else f"{p.name}/{tname}"
+            turns[name] = t.model_copy(update={"weight": rate * t.weight / weight})
+    specs = [p.profile.session for p in live]
+    same = all(s.think_time == specs[0].think_time and s.cadence == specs[0].cadence
+               for s in specs)
+    if same:
+        pacing = {"think_time": specs[0].think_time, "cadence": specs[0].cadence}
+    else:
+        cycle = total / starts
+        think = max(cycle - busy / starts, 0.0)
+        pacing = {"think_time": Distribution.fixed(think, "duration"), "cadence": None}
+    session = pv.main.profile.session.model_copy(update={"turns": turns, **pacing})
+    return pv.profile.model_copy(update={"session": session, "populations": {}})
+
+
+def analyze_mixed_fleet(pv: PopulationView, sessions: int | None) -> Any:
+    """The fleet model (:func:`capacity.analytic.fleet.analyze_fleet`) on one session of
+    the population mix, the ceiling in N found by iterating the mix: at N the M = N +
+    held sessions of the mix at ``split(N)``; the fleet's ceiling M* there gives N = M* −
+    held, until N repeats (the mix changes slowly with N)."""
+    from capacity.analytic.fleet import analyze_fleet
+
+    profile = pv.profile
+    held = sum(p.held or 0 for p in pv.parts)
+
+    def at(n: int, asked: int | None = None) -> Any:
+        counts = profile.split(n)
+        mp = mixed_profile(pv, counts)
+        total = sum(counts.values())
+        return analyze_fleet(mp, Workload.from_profile(mp),
+                             None if asked is None else total), total
+
+    # Start from the mean-value ceiling of the per-population split (spillover only
+    # adds room); with no held sessions N = 0 is no mix at all: start at 1.
+    means = [pv.mean_ceiling(c) for c in pv.constraints() if pv.touches(c)]
+    n = min(math.floor(min(min(means, default=1.0), 1e6) + 1e-9), 1_000_000)
+    n = max(n, 0 if held else 1)
+    seen: dict[int, Any] = {}
+    for _ in range(8):
+        if n in seen:
+            break
+        res, _ = at(n)
+        seen[n] = res
+        n = max(res.burst_ceiling - held, 0 if held else 1)
+    # The largest N whose own mix carries it (N ≤ M*(mix at N) − held).
+    ok = [k for k, r in seen.items() if r.burst_ceiling - held >= k]
+    best = max(ok, default=0)
+    res = seen[best]
+    if sessions is not None:
+        res_at, _ = at(sessions, sessions)
+    else:
+        res_at = None
+
+    def shift(r: ConstraintResult, asked: ConstraintResult | None) -> ConstraintResult:
+        return dataclasses.replace(
+            r, mean_ceiling=max(r.mean_ceiling - held, 0.0),
+            burst_ceiling=max(r.burst_ceiling - held, 0),
+            at_sessions=asked.at_sessions if asked is not None else None,
+            utilisation_at_sessions=(asked.utilisation_at_sessions if asked is not None
+                                     else None))
+    asked_by = {c.name: c for c in res_at.constraints} if res_at is not None else {}
+    constraints = tuple(shift(c, asked_by.get(c.name)) for c in res.constraints)
+    binding = next(c for c in constraints if c.binding)
+    return dataclasses.replace(
+        res, profile=profile.title, constraints=constraints, binding=binding,
+        burst_ceiling=best, mean_ceiling=max(res.mean_ceiling - held, 0.0),
+        sessions=sessions, sensitivity=None, cycle=pv.main.cycle,
+        notes=(*res.notes, "Fleet with populations: the fleet model (spillover, fallback, "
+               "pooled deployments) runs on one session of the population mix at N = "
+               f"{best:,} (turns weighted by their start rates, the mix's mean cycle), "
+               "the held sessions beside N."),
+        populations=population_info(pv))
