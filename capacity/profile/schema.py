@@ -985,7 +985,36 @@ def check_references(profile: Profile) -> list[tuple[PathT, str]]:
         for target in serving(profile, call.model)
     ):
         problems.append((("quotas",), "no call touches any quota: nothing to compute"))
+    if not problems and profile.routes:
+        problems += _check_refusable(profile)
     return problems
+
+
+def _check_refusable(profile: Profile) -> list[tuple[PathT, str]]:
+    """A fleet in which no call can ever be answered 429: every call's route spills to
+    (or only chooses among) deployments no quota covers — there is no ceiling to find."""
+    free: dict[str, list[str]] = {}  # logical model -> its unlimited targets (refusable: [])
+    for _, _, turn in profile.all_turns():
+        for call, _ in iter_calls(turn.steps, ()):
+            if call.model in free:
+                continue
+            targets = [t for t, w in profile.route_targets(call.model) if w > 0]
+            unlimited = [t for t in targets if not profile.quotas_for(t)]
+            route = profile.routes.get(call.model)
+            spills = route is not None and (route.spillover if route.spillover is not None
+                                            else route.policy == "priority")
+            # A spilling route refuses only when every deployment refuses; any other
+            # sends a call to one deployment, refused when that one is limited.
+            refusable = not unlimited if spills else len(unlimited) < len(targets)
+            free[call.model] = [] if refusable else unlimited
+    if any(not u for u in free.values()):
+        return []
+    name, unlimited = next(iter(free.items()))
+    where: PathT = ("routes", name, "deployments") if name in profile.routes else ("quotas",)
+    return [(where, f"no call can ever be answered 429: calls to {name!r} are served by "
+             f"{', '.join(repr(u) for u in unlimited)}, which no quota covers (a "
+             "deployment's `quotas`, or a quota's `models`), so there is no ceiling to "
+             "compute")]
 
 
 def _logical_known(profile: Profile, name: str) -> bool:

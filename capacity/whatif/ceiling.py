@@ -588,16 +588,21 @@ def _size_by_simulation(profile: Profile, result: SizeResult, p95_unthrottled: f
         return upper(res.metrics["attempt_429_fraction"]) <= result.target_429_fraction and (
             p95_target is None or upper(res.metrics["turn_latency_p95_s"]) <= p95_target)
 
-    keys = [k for k, d in dims.items() if d.raise_needed]
+    # The limits to raise (SizeResult.to_raise): a priority route's first deployment keeps
+    # its current limit — its --max-spill size is a choice reported beside, and the ones
+    # after it were sized for its current limit's overflow, so the simulation checks the
+    # configuration the summary recommends (its `set` only).
+    raisable = [k for k, d in dims.items() if d.spill_to is None]
+    keys = [k for k in raisable if dims[k].raise_needed]
     first = run(1.0, keys, sim.seed)
-    if not ok(first) and not keys:
+    if not ok(first) and not keys and raisable:
         # The analytic model says no raise is needed but the simulation disagrees: raise
         # the dimension under most pressure (highest simulated utilisation).
         def pressure(k: tuple[str, str]) -> float:
             u = first.utilisation.get(f"{k[0]}.{k[1]}")
             return u.mean if u is not None and math.isfinite(u.mean) else 0.0
 
-        keys = [max(dims, key=pressure)]
+        keys = [max(raisable, key=pressure)]
     lo, hi, best = 1.0, 1.0, first
     if not ok(first):
         lo, hi = 1.0, 1.25

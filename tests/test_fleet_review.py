@@ -1,0 +1,145 @@
+"""Review of the fleet (routing) work: defects a demanding user hit, each pinned by a test.
+
+Fast: analytic answers, one short simulation, one mock on 127.0.0.1 port 0 (always
+stopped) driven by raw HTTP (the hostile header is the point, so no SDK sets it).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+
+from capacity import Profile, profile_from_dict
+from capacity.errors import CapacityError
+from capacity.profile.loader import load_profile
+
+PTU = "profiles/ptu-spillover.yaml"
+
+
+def _ptu(overrides: list[str]) -> Profile:
+    return load_profile([PTU], overrides=overrides)
+
+
+# -- a fleet no quota can refuse: one clear line, not a made-up ceiling ------------------
+
+
+@pytest.mark.parametrize("overrides", [
+    # priority spillover onto a deployment no quota covers: the client never sees a 429
+    ["deployments.paygo.quotas=[]"],
+    # a route listing the models directly (no quota lists the model names)
+    ["routes.gpt-4o.deployments=[gpt-4o, gpt-4o-mini]"],
+    # a weighted route whose only chosen deployment (the other has weight 0) is unlimited
+    ["routes.gpt-4o.policy=weighted", "routes.gpt-4o.deployments={ptu: 0, paygo: 1}",
+     "deployments.paygo.quotas=[]"],
+])
+def test_unrefusable_fleet_is_one_clear_error(overrides: list[str]) -> None:
+    """Before: validate said ok, `ceiling --method analytic` printed 'Saturation point:
+    1,000,000 sessions (mini.rpm binds first)' for a quota that gets no load, and
+    `ceiling --method both` died with OverflowError (float infinity to integer)."""
+    with pytest.raises(CapacityError) as e:
+        _ptu(overrides)
+    msg = str(e.value)
+    assert "routes.gpt-4o.deployments" in msg and "no call can ever be answered 429" in msg
+
+
+def test_partly_unlimited_fleet_still_loads() -> None:
+    """Not over-eager: without spillover an unlimited second deployment is never used by
+    priority, and a weighted route with one limited deployment can refuse."""
+    _ptu(["deployments.paygo.quotas=[]", "routes.gpt-4o.spillover=false"])
+    _ptu(["deployments.paygo.quotas=[]", "routes.gpt-4o.policy=weighted",
+          "routes.gpt-4o.spillover=false"])
+
+
+def test_unrefusable_fleet_cli_exit_2(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from capacity.cli.app import app
+
+    res = CliRunner().invoke(app, ["ceiling", PTU, "--method", "both", "--seed", "1",
+                                   "-q", "--set", "deployments.paygo.quotas=[]"])
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output
+    assert "no call can ever be answered 429" in res.output
+
+
+# -- size --method simulate checks the configuration it recommends ----------------------
+
+
+def test_size_simulation_keeps_the_first_priority_deployment_as_is() -> None:
+    """`size` recommends raising only the deployments after a priority route's first one
+    (`set` = paygo.rpm) and reports the first one's --max-spill size beside. Before, the
+    simulation that confirms the answer ran with the first one raised too (ptu 3-5x), so
+    it confirmed a configuration nobody was told to buy: ~3% of calls spilled instead of
+    ~half, and paygo at the analytic 162 RPM carried only ~95 of the 100 sessions."""
+    from capacity.whatif.ceiling import SimSettings, size
+
+    prof = _ptu([])
+    res = size(prof, 100, method="simulate",
+               sim=SimSettings(seed=1, replications=2, horizon_s=600.0))
+    assert res.simulated is not None
+    assert [f"{d.quota}.{d.dimension}" for d in res.to_raise] == ["paygo.rpm"]
+    ptu = {d.dimension: d for d in res.dimensions if d.quota == "ptu"}
+    # The first deployment keeps its analytic --max-spill size (not scaled) ...
+    assert all(d.required_limit == d.analytic_limit for d in ptu.values())
+    # ... and the simulated fleet is the current PTU: a large share of calls spill.
+    assert res.simulated.routing["spill_fraction"].mean > 0.2
+
+
+# -- the gateway reads x-stainless-retry-count monotonically -----------------------------
+
+
+def _tiny_fleet() -> Profile:
+    win = {"type": "fixed_window", "window": "60s"}
+    fast = {"ttft": "10ms", "tokens_per_second": 1000, "max_tokens": 64}
+    return profile_from_dict({
+        "name": "retry-count",
+        "models": {"big": fast, "small": fast},
+        "deployments": {"ptu": {"model": "big", "quotas": ["ptu"]},
+                        "paygo": {"model": "big", "quotas": ["paygo"]},
+                        "mini": {"model": "small", "quotas": ["mini"]}},
+        "quotas": {"ptu": {"models": ["ptu"], "rpm": 1, "enforcement": win},
+                   "paygo": {"models": ["paygo"], "rpm": 1, "enforcement": win},
+                   "mini": {"models": ["mini"], "rpm": 100, "enforcement": win}},
+        "routes": {"gpt": {"policy": "priority", "deployments": ["ptu", "paygo"],
+                           "fallbacks": ["mini"]}},
+        "session": {"think_time": "1s", "turns": {"t": {"steps": [
+            {"call": {"model": "gpt", "input_tokens": 100, "output_tokens": 5}}]}}},
+        "retry": {"max_retries": 2},
+    }, "retry-count.yaml")
+
+
+def _post(url: str, retry_count: str | None) -> tuple[int, dict[str, str]]:
+    body = json.dumps({"model": "gpt", "messages": [{"role": "user", "content": "hi"}],
+                       "max_tokens": 5}).encode()
+    headers = {"content-type": "application/json"}
+    if retry_count is not None:
+        headers["x-stainless-retry-count"] = retry_count
+    req = urllib.request.Request(url + "/v1/chat/completions", data=body, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers)
+
+
+@pytest.mark.xfail(strict=True, reason="capacity/serve/app.py _gateway reads a retry count "
+                   "of 6+ digits as 0 (first attempt): `len(rc) < 6` should clamp to "
+                   "max_retries, not reset; fix in serve (owned by the serve helper)")
+def test_gateway_huge_retry_count_is_a_last_attempt() -> None:
+    """With both deployments full, the client's last attempt (retry count ≥ max_retries)
+    falls back to mini: 2, 5 and 99999 do; 100000 (and any longer count) got the 429 of a
+    first attempt — the answer flipped with the number of digits."""
+    from capacity.limits import ManualClock
+    from tests.serve_support import serving
+
+    with serving(_tiny_fleet(), clock=ManualClock(0.0), time_scale=60_000) as srv:
+        assert _post(srv.url, None)[0] == 200   # ptu's one request
+        assert _post(srv.url, None)[0] == 200   # spilled to paygo's one
+        assert _post(srv.url, "0")[0] == 429    # a first attempt: both refuse
+        for rc in ("2", "99999", "100000", "1" + "0" * 30):
+            status, headers = _post(srv.url, rc)
+            assert (status, headers.get("x-capacity-deployment")) == (200, "mini"), rc
