@@ -318,3 +318,18 @@ def test_spilling_fleets_with_populations() -> None:
                           replications=20, horizon_s=3600, seed=1)
     assert 0.85 * sim.n_star <= r.burst_ceiling <= sim.n_hi, (r.burst_ceiling, sim.n_star,
                                                             sim.n_lo, sim.n_hi)
+
+
+def test_sweep_and_size_of_a_spilling_fleet_with_populations() -> None:
+    """sweep and size of ptu-spillover beside populations use the same mixed-session
+    fleet model as ceiling: a spill column per priority route, the first deployment sized
+    for its spill share (--max-spill) with the held sessions in the load."""
+    p = load_profile([ROOT / "profiles" / "ptu-spillover.yaml", OVERLAY],
+                     ["populations.batch.sessions=10"])
+    s = sweep(p, [60, 100])
+    assert all(row.spill and 0.0 < row.spill["gpt-4o"] < 1.0 for row in s.rows)
+    assert s.rows[0].spill["gpt-4o"] < s.rows[1].spill["gpt-4o"]
+    assert s.rows[0].analytic_429_fraction < s.rows[1].analytic_429_fraction
+    z = size(p, 150)
+    assert z.max_spill is not None and any(d.spill_to for d in z.dimensions)
+    assert "populations" in z.to_dict()

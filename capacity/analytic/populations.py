@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -526,12 +527,16 @@ def population_info(pv: PopulationView) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------
 
 
-def sweep_models(profile: Profile) -> tuple[list[tuple[Constraint, PopulationModel]],
-                                             Any, str]:
+def sweep_models(profile: Profile) -> tuple[list[tuple[Constraint, Any]],
+                                             Callable[[Constraint, int], float], str,
+                                             dict[str, Callable[[int], float]]]:
     """For ``capacity sweep``: the burst-aware model of every constraint the populations
-    touch, the binding utilisation at N (``utilisation(c, n)``: mean load ÷ limit, held
-    sessions included) and the binding constraint's name (as ``capacity ceiling``)."""
+    touch (``.stats(n)``), the utilisation at N (``utilisation(c, n)``: mean load ÷
+    limit, held sessions included), the binding constraint's name (as ``capacity
+    ceiling``) and, for a fleet that spills, each priority route's spill share at N."""
     pv = view(profile)
+    if profile.routes and fleet_needs_mix(profile):
+        return _mixed_sweep_models(pv)
     active = [c for c in pv.constraints() if pv.touches(c)]
 
     def utilisation(c: Constraint, n: int) -> float:
@@ -541,7 +546,37 @@ def sweep_models(profile: Profile) -> tuple[list[tuple[Constraint, PopulationMod
 
     target = profile.targets.max_429_fraction
     binding = _pick_binding([population_ceiling(pv, c, target) for c in active]).name
-    return [(c, pv.model(c)) for c in active], utilisation, binding
+    return [(c, pv.model(c)) for c in active], utilisation, binding, {}
+
+
+@dataclass
+class _SlotAtN:
+    """``stats(n)`` of one slot of :class:`MixedFleet` (the sweep's model interface)."""
+
+    mf: MixedFleet
+    name: str
+
+    def stats(self, n: int) -> WindowStats:
+        """Window statistics at N = ``n``."""
+        return self.mf.stats(self.name, n)
+
+
+def _mixed_sweep_models(pv: PopulationView) -> tuple[
+        list[tuple[Constraint, Any]], Callable[[Constraint, int], float], str,
+        dict[str, Callable[[int], float]]]:
+    mf = MixedFleet(pv)
+    res = analyze_mixed_fleet(pv, None)
+    fm, _ = mf.fleet(max(res.burst_ceiling, 0 if any(p.held for p in pv.parts) else 1))
+
+    def utilisation(c: Constraint, n: int) -> float:
+        return mf.utilisation(c.name, n)
+
+    def spill_of(route: str) -> Callable[[int], float]:
+        return lambda n: mf.spill(n)[route]
+
+    models: list[tuple[Constraint, Any]] = [(e.c, _SlotAtN(mf, e.c.name))
+                                            for e in fm.visible()]
+    return models, utilisation, res.binding.name, {r: spill_of(r) for r in fm.spill}
 
 
 def size_populations(profile: Profile, sessions: int, target: float) -> tuple[Any, ...]:
@@ -683,3 +718,53 @@ def analyze_mixed_fleet(pv: PopulationView, sessions: int | None) -> Any:
                f"{best:,} (turns weighted by their start rates, the mix's mean cycle), "
                "the held sessions beside N."),
         populations=population_info(pv))
+
+
+class MixedFleet:
+    """The fleet model on one session of the population mix, per N (for ``sweep``):
+    ``stats(name, n)``, ``utilisation(name, n)`` and the spill share per priority route,
+    each at the M = N + held sessions of the mix at ``split(N)``."""
+
+    def __init__(self, pv: PopulationView) -> None:
+        self.pv = pv
+        self._at: dict[int, tuple[Any, int]] = {}
+
+    def fleet(self, n: int) -> tuple[Any, int]:
+        """(fleet models of the mix at N = ``n``, sessions M of the mix)."""
+        hit = self._at.get(n)
+        if hit is None:
+            from capacity.analytic.fleet import fleet_models
+
+            counts = self.pv.profile.split(n)
+            mp = mixed_profile(self.pv, counts)
+            wl = Workload.from_profile(mp)
+            hit = self._at[n] = (fleet_models(wl, cycle_time(wl)), sum(counts.values()))
+        return hit
+
+    def _entry(self, name: str, n: int) -> tuple[Any, int]:
+        fm, total = self.fleet(n)
+        return next(e for e in fm.entries if e.c.name == name), total
+
+    def stats(self, name: str, n: int) -> WindowStats:
+        """Window statistics of slot ``name`` at N = ``n``."""
+        e, total = self._entry(name, n)
+        if e.model is None or total <= 0:
+            return WindowStats(n, 0.0, 0.0, 0.0, "none")
+        st: WindowStats = e.model.stats(total)
+        return dataclasses.replace(st, sessions=n)
+
+    def utilisation(self, name: str, n: int) -> float:
+        """Mean load ÷ limit of slot ``name`` at N = ``n`` (a fed slot: the burst model's
+        mean load, as the fleet sweep reads it)."""
+        from capacity.analytic.fleet import FeedModel
+
+        e, total = self._entry(name, n)
+        if isinstance(e.model, FeedModel):
+            st = e.model.stats(total)
+            return float(st.mean_per_window / (e.c.rate_per_s * e.model.window_s))
+        return float(e.units_per_s(float(total)) / e.c.rate_per_s)
+
+    def spill(self, n: int) -> dict[str, float]:
+        """Spill share of each priority route's calls at N = ``n``."""
+        fm, total = self.fleet(n)
+        return {route: float(f(total)) for route, f in fm.spill.items()}

@@ -513,16 +513,29 @@ def size(profile: Profile, sessions: int, *, method: str = "analytic",
         raise ParameterError("max-spill", "must be a fraction in (0, 1)", max_spill)
     populations = None
     if profile.populations:  # N of the varying populations, the held ones beside them
-        from capacity.analytic.populations import population_info, size_populations, view
+        from capacity.analytic.populations import (
+            fleet_needs_mix,
+            mixed_profile,
+            population_info,
+            size_populations,
+            view,
+        )
 
-        dims = size_populations(profile, sessions, target)
-        populations = population_info(view(profile))
+        pv = view(profile)
+        populations = population_info(pv)
+        if profile.routes and fleet_needs_mix(profile):
+            # A fleet that spills: sized on one session of the mix at N (M sessions).
+            counts = profile.split(sessions)
+            mwl = Workload.from_profile(mixed_profile(pv, counts))
+            dims = size_fleet(mwl, cycle_time(mwl), sum(counts.values()), target, max_spill)
+        else:
+            dims = size_populations(profile, sessions, target)
     else:
         dims = (size_fleet(wl, cyc, sessions, target, max_spill) if profile.routes else
                 tuple(size_constraint(wl, c, cyc, sessions, target)
                       for c in wl.constraints if wl.units_per_turn(c) > 0))
     result = SizeResult(profile.title, sessions, target, dims,
-                        max_spill=max_spill if profile.routes and not populations else None,
+                        max_spill=max_spill if profile.routes else None,
                         populations=populations)
     if method == "analytic":
         return result

@@ -139,8 +139,7 @@ def sweep(profile: Profile, sessions: Sequence[int], *, method: str = "analytic"
         # N counts the varying sessions; the held populations load every point alike.
         from capacity.analytic.populations import population_info, sweep_models, view
 
-        spill_of = {}
-        pop_models, pop_util, bname = sweep_models(profile)
+        pop_models, pop_util, bname, spill_of = sweep_models(profile)
         models: list[tuple[Any, Any]] = list(pop_models)
         active = [c for c, _ in pop_models]
         populations = population_info(view(profile))
