@@ -143,3 +143,27 @@ def test_gateway_huge_retry_count_is_a_last_attempt() -> None:
         for rc in ("2", "99999", "100000", "1" + "0" * 30):
             status, headers = _post(srv.url, rc)
             assert (status, headers.get("x-capacity-deployment")) == (200, "mini"), rc
+
+
+# -- cooldown counts an outcome learnt late instead of wiping the window ----------------
+
+
+def test_cooldown_record_out_of_time_order_keeps_the_window() -> None:
+    """The load generator records a call's outcome at its send time once the answer is
+    back (fleet.md §5), so an admitted call sent at 59 s whose answer came at 65 s is
+    recorded after the 429s of calls sent at 61-64 s. Before, that record reset the
+    deployment's counters to the older minute and the next failure reset them again, so
+    five failures of six never cooled the deployment down (the simulator's in-order
+    records would have)."""
+    from capacity.model.routing import Cooldown, Deployment, Route, Router
+
+    r = Router([Route("m", (Deployment("a", "x"), Deployment("b", "x")))],
+               Cooldown(threshold=0.5, min_calls=5, window_s=60.0, cooldown_s=5.0))
+    for t in (61.0, 62.0, 63.0, 64.0):
+        r.record("a", t, failed=True)
+    r.record("a", 59.0, failed=False)  # sent at 59 s, answered (admitted) at 65 s
+    r.record("a", 66.0, failed=True)
+    assert r.cooling("a", 66.5)
+    # In time order nothing changed: a new minute still starts afresh.
+    r.record("a", 121.0, failed=True)
+    assert r._health["a"].calls == 1

@@ -349,7 +349,11 @@ class Router:
             return
         h = self._health.setdefault(deployment, _Health())
         w = math.floor(now / cd.window_s)
-        if w != h.window:
+        # A later window starts afresh. An outcome learnt late (a client knows an
+        # answer's admission only when its headers arrive, after the 429s of calls sent
+        # since) counts in the current window instead of wiping it; the simulator and
+        # the gateway record in time order, where the two rules are the same.
+        if w > h.window:
             h.window, h.calls, h.failed = w, 0, 0
         h.calls += 1
         h.failed += int(failed)
