@@ -311,7 +311,8 @@ def test_sliding_share_is_decided_one_call_from_the_allowance(
 def test_turn_latency_sample_without_units_draws_the_same_turns() -> None:
     """The analytic answer needs only the sample's turn latencies: drawn without the
     units (``units=False``, :attr:`Workload.turn_latency`) they are the full sample's,
-    bit for bit — optional steps, loops, dense and bulk fan-outs, routed calls."""
+    bit for bit — optional steps, loops, dense and bulk fan-outs (of copies that draw
+    nothing too), routed calls."""
     from pathlib import Path
 
     from capacity.model.workload import TURN_SAMPLE_SEED, sample_turns
@@ -319,8 +320,9 @@ def test_turn_latency_sample_without_units_draws_the_same_turns() -> None:
 
     data: dict[str, Any] = {
         "models": {"m": {"tokens_per_second": {"uniform": [30, 90]},
-                         "ttft": {"uniform": ["0.2s", "1s"]}}},
-        "quotas": {"q": {"models": ["m"], "tpm": 1e6, "rpm": 500}},
+                         "ttft": {"uniform": ["0.2s", "1s"]}},
+                   "f": {"tokens_per_second": 70, "ttft": "0.3s"}},
+        "quotas": {"q": {"models": ["m", "f"], "tpm": 1e6, "rpm": 500}},
         "session": {"think_time": {"exponential": "60s"}, "turns": {
             "a": {"weight": 2, "steps": [
                 {"call": {"model": "m", "input_tokens": {"uniform": [100, 900]},
@@ -335,7 +337,11 @@ def test_turn_latency_sample_without_units_draws_the_same_turns() -> None:
                 {"parallel": {"count": {"uniform": [0, 40]}, "call": {
                     "model": "m", "input_tokens": 100, "output_tokens": {"uniform": [5, 50]}}}},
                 {"parallel": {"count": 3, "call": {
-                    "model": "m", "input_tokens": 100, "output_tokens": 20}}}]}}},
+                    "model": "m", "input_tokens": 100, "output_tokens": 20}}},
+                # copies that draw nothing (fixed model and charges): no arrays sampled
+                {"parallel": {"count": {"uniform": [0, 60]}, "call": {
+                    "model": "f", "input_tokens": 100, "output_tokens": 29,
+                    "max_tokens": 30}}}]}}},
     }
     root = Path(__file__).resolve().parents[1]
     for prof in (profile_from_dict(data), load_profile(root / "profiles/ptu-spillover.yaml"),

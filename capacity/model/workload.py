@@ -870,7 +870,15 @@ def _sample_block(steps: tuple[Step, ...] | list[Step], profile: Profile,
                         sl += bl
                     sc += bc
                     add(su, bu)
-                if not dense and kmax:
+                fixed = (None if dense or raw or constraints or kind != "parallel"
+                         else _fixed_block_latency(blk.body, profile))
+                if not dense and kmax and fixed is not None:
+                    # Latencies only, of copies that draw nothing (every distribution
+                    # fixed): the slowest copy is any copy; the copies' arrays skipped.
+                    pos = np.flatnonzero(k > 0)
+                    sl[pos] = fixed
+                    sc[pos] = k[pos]
+                elif not dense and kmax:
                     # One row per copy of the body, sampled at once, then reduced per turn.
                     pos = np.flatnonzero(k > 0)
                     bl, bc, bu = _sample_block(blk.body, profile, constraints, rng,
@@ -886,6 +894,31 @@ def _sample_block(steps: tuple[Step, ...] | list[Step], profile: Profile,
         calls += sc
         add(units, su)
     return lat, calls, units
+
+
+def _fixed_block_latency(steps: tuple[Step, ...] | list[Step], profile: Profile
+                         ) -> float | None:
+    """The latency (s) of a body that is one call served by one model whose draws are all
+    fixed (no random numbers drawn), computed as :func:`_sample_call` computes each copy's;
+    ``None`` otherwise."""
+    if len(steps) != 1 or not isinstance(steps[0], CallStep):
+        return None
+    call = steps[0].call
+    targets = call_targets(profile, call)
+    if len(targets) > 1:
+        return None
+    model = profile.model_of(targets[0][0])
+    dists = (call.output_tokens, call.input_tokens, model.ttft, model.tokens_per_second)
+    if not all(d.is_fixed for d in dists):
+        return None
+    mt = profile.max_tokens_for(call, targets[0][0])
+    one = np.ones(1)
+    out = np.rint(call.output_tokens.mean * one)
+    if mt is not None:
+        out = np.minimum(out, mt)
+    lat = model.ttft.mean * one
+    lat += out / (model.tokens_per_second.mean * one)
+    return float(lat[0])
 
 
 def _unit_keys(constraints: tuple[Constraint, ...]) -> list[str]:
@@ -906,7 +939,13 @@ def _sample_call(call: CallSpec, profile: Profile, constraints: tuple[Constraint
     mt = profile.max_tokens_for(call, targets[0][0])
     out = np.rint(call.output_tokens.sample(rng, n))
     if mt is not None:
-        out = np.minimum(out, mt)
+        np.minimum(out, mt, out=out)
+    if not (raw or constraints):  # latencies only: the input draw, then nothing of it
+        if not call.input_tokens.is_fixed:
+            call.input_tokens.sample(rng, n)
+        lat = model.ttft.sample(rng, n)
+        lat += out / model.tokens_per_second.sample(rng, n)
+        return lat, np.ones(n), {}
     inp = np.rint(call.input_tokens.sample(rng, n))
     cached = np.rint(inp * call.cached_input_fraction)
     lat = model.ttft.sample(rng, n)
