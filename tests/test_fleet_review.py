@@ -167,3 +167,22 @@ def test_cooldown_record_out_of_time_order_keeps_the_window() -> None:
     # In time order nothing changed: a new minute still starts afresh.
     r.record("a", 121.0, failed=True)
     assert r._health["a"].calls == 1
+
+
+# -- the simulated search is not capped by a model that leaves spillover out -------------
+
+
+def test_simulated_ceiling_not_capped_below_unmodelled_spillover() -> None:
+    """The profile's own 'Try:' line, `--set routes.gpt-4o.policy=weighted` (the file keeps
+    `spillover: true`): the analytic model leaves a weighted route's spillover out (its
+    mean ceiling, 40.2, is the static split's), and the simulated search was capped at
+    mean / (1 − target) = 41, printing 'Saturation point: 41 sessions (simulated)' — a
+    lower bound — where the simulator carries ~60 with spills moving refused calls on."""
+    from capacity.whatif.ceiling import SimSettings, ceiling
+
+    prof = _ptu(["routes.gpt-4o.policy=weighted"])
+    res = ceiling(prof, "both", sim=SimSettings(seed=1, replications=3, horizon_s=1200.0))
+    assert res.mean_ceiling < 41
+    sat = res.simulated
+    assert sat is not None and not sat.capped
+    assert sat.n_star >= 45

@@ -81,7 +81,8 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
     mean_n = math.floor(result.mean_ceiling + 1e-9)
     lo = max(1, result.burst_ceiling)
     hi = max(lo + 1, mean_n + 1)
-    cap = max(hi, math.floor(result.mean_ceiling / (1.0 - target)) + 1)
+    cap = max(hi, math.floor(result.mean_ceiling / (1.0 - target)) + 1,
+              _spill_cap(profile, result))
     # A bisection up to `cap` evaluates about 2·log2(cap) + 6 values of N.
     evaluations = 2 * math.ceil(math.log2(max(cap, 2))) + 6
     skip = simulation_budget(result.cycle.cycle_s, result.calls_per_turn, cap, sim,
@@ -100,6 +101,30 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
         note = f"Not simulated: {e}. The burst-aware figure stands."
         return dataclasses.replace(result, method="analytic", notes=(*result.notes, note))
     return dataclasses.replace(result, simulated=sat, method=method)
+
+
+def _spill_cap(profile: Profile, result: CeilingResult) -> int:
+    """A search cap for routes whose spillover the analytic model leaves out (a
+    non-priority policy with ``spillover: true``): their mean ceiling is the static
+    split's, not an upper bound, since a spill moves a refused call to a deployment with
+    room. Bound instead by the pooled deployments — Σ share × mean ceiling, what they
+    carry together if every call went where there is room — doubled for the size bias of
+    token limits (small calls fit where large ones spill); 0 when no route needs it."""
+    by_quota: dict[str, float] = {}
+    for r in result.constraints:
+        by_quota[r.quota] = min(by_quota.get(r.quota, math.inf), r.mean_ceiling)
+    out = 0.0
+    for name, route in profile.routes.items():
+        targets = [(t, w) for t, w in profile.route_targets(name) if w > 0]
+        if route.policy == "priority" or not route.spillover or len(targets) < 2:
+            continue
+        total = math.fsum(w for _, w in targets)
+        pooled = math.fsum(w / total * min((by_quota.get(q, math.inf)
+                                            for q in profile.quotas_for(t)), default=math.inf)
+                           for t, w in targets)
+        if math.isfinite(pooled):
+            out = max(out, 2.0 * pooled / (1.0 - profile.targets.max_429_fraction))
+    return math.floor(out) + 1 if out > 0 else 0
 
 
 def simulation_budget(cycle_s: float, calls_per_turn: float, sessions: int,
