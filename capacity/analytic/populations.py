@@ -693,6 +693,8 @@ def analyze_mixed_fleet(pv: PopulationView, sessions: int | None) -> Any:
     # The largest N whose own mix carries it (N ≤ M*(mix at N) − held).
     ok = [k for k, r in seen.items() if r.burst_ceiling - held >= k]
     best = max(ok, default=0)
+    if best not in seen:  # nothing visited carries itself: N = 0 (the held ones, or 1)
+        seen[best] = at(max(best, 0 if held else 1))[0]
     res = seen[best]
     if sessions is not None:
         res_at, _ = at(sessions, sessions)
@@ -707,13 +709,20 @@ def analyze_mixed_fleet(pv: PopulationView, sessions: int | None) -> Any:
             utilisation_at_sessions=(asked.utilisation_at_sessions if asked is not None
                                      else None))
     asked_by = {c.name: c for c in res_at.constraints} if res_at is not None else {}
+    notes = list(res_at.notes if res_at is not None else res.notes)
+    if held:  # the fleet's notes count the mix's sessions, N plus the held ones
+        m_at = sessions if sessions is not None else best
+        notes = [n.replace(f"at {m_at + held:,} sessions", f"at N = {m_at:,} "
+                           f"({m_at + held:,} sessions with the held ones)")
+                 for n in notes]
     constraints = tuple(shift(c, asked_by.get(c.name)) for c in res.constraints)
     binding = next(c for c in constraints if c.binding)
     return dataclasses.replace(
         res, profile=profile.title, constraints=constraints, binding=binding,
         burst_ceiling=best, mean_ceiling=max(res.mean_ceiling - held, 0.0),
         sessions=sessions, sensitivity=None, cycle=pv.main.cycle,
-        notes=(*res.notes, "Fleet with populations: the fleet model (spillover, fallback, "
+        calls_per_turn=pv.main.wl.calls_per_turn(),
+        notes=(*notes, "Fleet with populations: the fleet model (spillover, fallback, "
                "pooled deployments) runs on one session of the population mix at N = "
                f"{best:,} (turns weighted by their start rates, the mix's mean cycle), "
                "the held sessions beside N."),
