@@ -6,6 +6,7 @@ stopped) driven by raw HTTP (the hostile header is the point, so no SDK sets it)
 
 from __future__ import annotations
 
+import io
 import json
 import urllib.error
 import urllib.request
@@ -186,3 +187,31 @@ def test_simulated_ceiling_not_capped_below_unmodelled_spillover() -> None:
     sat = res.simulated
     assert sat is not None and not sat.capped
     assert sat.n_star >= 45
+
+
+# -- explain says which rows a fleet feeds by spillover or fallback ----------------------
+
+
+def test_explain_marks_fed_deployments() -> None:
+    """Before, ptu-spillover's explain listed 'paygo.rpm 2.8 per turn' and 'mini.rpm 2.2
+    per turn' as what one session spends, with nothing saying that these are the fluid
+    model's sends at each one's own mean ceiling (at 50 sessions a session sends mini
+    nothing): the rows are marked and the legend says what they are."""
+    from rich.console import Console
+
+    from capacity.render.report import explain_renderable
+    from capacity.whatif.explain import explain
+
+    r = explain(_ptu([]))
+    fed = {f"{s.quota}.{s.dimension}": s.fed_by for s in r.rates}
+    assert fed == {"ptu.itpm": None, "ptu.otpm": None, "paygo.rpm": "spillover",
+                   "mini.rpm": "fallback"}
+    rows = {x["quota"]: x for x in r.to_dict()["rates"]}
+    assert rows["mini"]["fed_by"] == "fallback" and "fed_by" not in rows["ptu"]
+    con = Console(width=100, record=True, file=io.StringIO())
+    con.print(explain_renderable(r))
+    text = con.export_text()
+    assert "paygo.rpm (fed)" in text and "own mean ceiling" in text
+    # Unrouted profiles: no new key, no mark.
+    plain = explain(load_profile(["profiles/web-research.yaml"]))
+    assert all("fed_by" not in x for x in plain.to_dict()["rates"])

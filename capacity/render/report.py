@@ -258,14 +258,23 @@ def explain_renderable(r: ExplainResult, verbose: bool = False) -> Group:
     _text_col(q, "constraint")
     for col in ("per turn", "per min", "limit", "mean ceiling"):
         _num_col(q, col)
+    fed = [s for s in r.rates if getattr(s, "fed_by", None)]
     for s in r.rates:
-        _row(q, f"{s.quota}.{s.dimension}", num(s.units_per_turn, 1),
+        mark = " (fed)" if getattr(s, "fed_by", None) else ""
+        _row(q, f"{s.quota}.{s.dimension}{mark}", num(s.units_per_turn, 1),
              num(s.per_session_per_minute, 1), f"{count(s.limit)} {s.dimension}",
              num(s.mean_ceiling, 1))
     legend = _legend("calls and tokens: mean±sd per turn; latency: mean and p95 without "
                      "throttling.")
     legend2 = _legend("per turn / per min: units one session spends (requests or tokens).")
     note = _legend(f"Spreads and p95 from {r.sample_size:,} sampled turns (fixed seed).")
+    if fed:
+        how = sorted({str(s.fed_by) for s in fed})
+        legend2 = _legend(
+            "per turn / per min: units one session spends (requests or tokens); (fed): "
+            f"a deployment reached only by {' or '.join(how)} — its load grows faster "
+            "than N, so its figures are what one session sends it at that constraint's "
+            "own mean ceiling.")
     pops = getattr(r, "populations", None)
     if pops:  # the cycle above is session's; per min is one session of N (the mix)
         legend2 = _legend("per turn / per min: units one session of N spends (the mix); mean "

@@ -71,10 +71,16 @@ class SessionRate:
     per_session_per_minute: float
     limit: float
     mean_ceiling: float
+    # A fleet's deployment fed by "spillover" or "fallback": its per-session spend is
+    # what the fluid model sends it at its own mean ceiling (the load grows with N).
+    fed_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return _clean(dict(self.__dict__))
+        """JSON form (``fed_by`` only for a fed deployment's constraint)."""
+        d = dict(self.__dict__)
+        if d["fed_by"] is None:
+            del d["fed_by"]
+        return _clean(d)
 
 
 @dataclass(frozen=True)
@@ -126,12 +132,15 @@ def explain(profile: Profile) -> ExplainResult:
                                    Spread.of(s.units["output_tokens"]), Spread.of(s.latency)))
     cyc = cycle_time(wl)
     fed: dict[str, float] = {}
+    roles: dict[str, str] = {}
     if profile.routes:
         # A fleet: a deployment fed by spillover or fallback spends per session what the
         # fluid model sends it at its own mean ceiling (its load grows with N).
-        from capacity.analytic.fleet import fleet_mean_ceilings
+        from capacity.analytic.fleet import fleet_mean_ceilings, fleet_models
 
         fed = fleet_mean_ceilings(wl, cyc)
+        roles = {e.c.name: "spillover" if e.role == "receive" else "fallback"
+                 for e in fleet_models(wl, cyc).entries if e.role in ("receive", "fallback")}
     rates = []
     for c in wl.constraints:
         v = wl.units_per_turn(c)
@@ -139,7 +148,8 @@ def explain(profile: Profile) -> ExplainResult:
             v = c.rate_per_s * cyc.cycle_s / fed[c.name]
         per_min = 60.0 * v / cyc.cycle_s
         ceiling = c.limit * 60.0 / c.period_s / per_min if per_min > 0 else math.inf
-        rates.append(SessionRate(c.quota, c.dim, c.unit, v, per_min, c.limit, ceiling))
+        rates.append(SessionRate(c.quota, c.dim, c.unit, v, per_min, c.limit, ceiling,
+                                 roles.get(c.name)))
     return ExplainResult(profile.title, tuple(figures), cyc, tuple(rates),
                          int(wl.turn_sample.latency.size))
 
