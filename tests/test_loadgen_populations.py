@@ -124,6 +124,15 @@ def test_mock_finds_a_hinted_call_in_its_populations_turn(fast_mock: ServerThrea
     # Unhinted requests draw from every population's calls: both fixed sizes appear.
     seen = {_post(mock.url, {})[1]["usage"]["completion_tokens"] for _ in range(40)}
     assert 300 in seen and len(seen) > 3
+    # The fan-out is the hinted population's: research turns launch 3 synthesis calls
+    # after the first answer, a batch turn has no parallel step (one tool call).
+    tools = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}],
+             "tools": [{"type": "function", "function": {
+                 "name": "lookup", "parameters": {"type": "object", "properties": {}}}}]}
+    for pop, n in (("session", 3), ("batch", 1)):
+        st, body = _post(mock.url, {"x-capacity-population": pop}, tools)
+        assert st == 200
+        assert len(body["choices"][0]["message"]["tool_calls"]) == n, pop
     # An unknown population is the client's mistake: a 400 naming the header.
     st, body = _post(mock.url, {"x-capacity-population": "nightly"})
     assert st == 400
@@ -193,6 +202,13 @@ def test_loadtest_runs_every_population_beside_the_simulator(mock: ServerThread,
             assert ln["name"] in SESSION_CALLS
         else:
             assert ln["input_tokens"] == {"batch": 3000, "chat": 800}[pop]
+    # The held batch sessions ran at every N: all 10 made calls at N = 8 and at N = 20.
+    for n in (8, 20):
+        blocks = session_blocks(p, n)
+        batch = {int(ln["session"].split("-s")[1]) for ln in lines
+                 if ln["session"].startswith(f"N{n}-")
+                 and population_of(blocks, int(ln["session"].split("-s")[1]))[0] == "batch"}
+        assert len(batch) == 10, (n, batch)
     # JSON, CSV and table carry the populations and what N counts.
     d = res.to_dict()
     assert d["populations"]["held"] == {"batch": 10}

@@ -364,7 +364,7 @@ class ModelBehaviour:
         sub = self._subset(population, call_name) if population is not None else None
         fanout = self.fanout
         if sub is not None:
-            fanout = self.pop_fanout.get(population or "", fanout) or fanout
+            fanout = self.pop_fanout.get(population or "")  # none there: one tool call
             # The hinted population's call: its cap and cached share; its output drawn
             # unless hinted too.
             j = int(rng.choice(len(sub[0]), p=sub[1])) if len(sub[0]) > 1 else 0
