@@ -210,7 +210,7 @@ def test_loadtest_runs_every_population_beside_the_simulator(mock: ServerThread,
                  and population_of(blocks, int(ln["session"].split("-s")[1]))[0] == "batch"}
         assert len(batch) == 10, (n, batch)
     # JSON, CSV and table carry the populations and what N counts.
-    d = res.to_dict()
+    d = json.loads(json.dumps(res.to_dict(), allow_nan=False))
     assert d["populations"]["held"] == {"batch": 10}
     assert "batch: 10 sessions held" in d["populations"]["n_counts"]
     assert set(d["points"][0]["measured"]["populations"]) == {"session", "batch", "chat"}
