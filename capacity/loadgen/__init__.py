@@ -11,7 +11,9 @@ session as a Locust ``User``; :mod:`.sdk` runs the calls through the official
 ``openai`` / ``anthropic`` SDKs and measures their own retries; :mod:`.agent` posts user
 turns to the team's agent service. Fleet profiles (``routes``) are routed client-side by
 THE routing rule (:class:`capacity.model.routing.CallPath`; ``route="gateway"``: the target
-routes), with per-deployment figures in each point. Needs the ``loadtest`` extra
+routes), with per-deployment figures in each point. Profiles with ``populations`` run
+the split of each N (held sessions at every N), each session on its population's pacing
+and turns, with per-population figures beside the simulator's. Needs the ``loadtest`` extra
 (aiohttp); Locust the ``locust`` extra; the SDK client the SDKs (``e2e`` extra).
 """
 
