@@ -85,12 +85,16 @@ def test_shares_must_leave_room_for_session() -> None:
     assert ": populations.more.share: the populations' shares add up to 1.1 of N" in msg
 
 
-def test_layers_that_do_not_model_populations_refuse_them() -> None:
-    """Until a layer models populations it says so in one line, never a silently
-    wrong figure."""
-    from capacity.errors import CapacityError
-    from capacity.model.population import require_one_population
+def test_every_layer_models_populations() -> None:
+    """The analytic model, the simulator, the load generator and the mock all take a
+    profile with populations (the guards that refused it are gone)."""
+    from capacity.analytic.model import analyze
+    from capacity.loadgen.plan import TurnSampler
+    from capacity.serve.app import MockProvider
+    from capacity.sim.engine import simulate
 
-    with pytest.raises(CapacityError, match="does not support 'populations' yet"):
-        require_one_population(_load(), "a layer")
-    require_one_population(load_profile(BASE), "a layer")  # none: nothing to refuse
+    p = _load("populations.batch.sessions=2")
+    assert analyze(p).populations is not None
+    assert simulate(p, 4, seed=1, replications=2, horizon_s=120).populations["batch"].sessions == 2
+    TurnSampler(p)
+    MockProvider(p)

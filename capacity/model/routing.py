@@ -471,16 +471,6 @@ def snapshots_for(limiter: Limiter, deployments: Iterable[Deployment],
     return out
 
 
-def require_unrouted(profile: Profile, what: str) -> None:
-    """Refuse a profile with ``routes`` in a layer that does not route yet (one clear
-    line rather than a silently wrong answer)."""
-    if profile.routes:
-        from capacity.errors import CapacityError
-
-        raise CapacityError(f"{what} does not support 'routes' yet (profile "
-                            f"{profile.title!r} routes {', '.join(profile.routes)})")
-
-
 def router_from_profile(profile: Profile) -> Router:
     """The profile's fleet as a :class:`Router`: a route for every logical model a call
     or a fallback names (a name without a declared route is a route of one deployment:
@@ -540,7 +530,6 @@ __all__ = [
     "UsageBased",
     "Weighted",
     "pick_weighted",
-    "require_unrouted",
     "router_from_profile",
     "snapshots_for",
     "usage_share",
