@@ -7,7 +7,9 @@ Run from the repository root::
 For every shipped profile and a set of independent workloads (the theory brief's
 1 → 3 → 1 turn with an Exp(120 s) think time against 500 RPM at 60 s, 10 s and 1 s fixed
 windows with and without retries, a token bucket, a sliding window, TPM with the
-``max_tokens`` reservation; a fan-out of 300 small calls against a sliding TPM window)
+``max_tokens`` reservation; a fan-out of 300 small calls against a sliding TPM window;
+a one-call batch turn with a 5 s think time against a sliding RPM window, and its twin
+paced by a cadence)
 it prints the analytic N* (``capacity ceiling --method analytic``), the simulated N*
 with its 95 % CI (the saturation search, 20 replications × 1 simulated hour, the
 reference), the error and the compute time of the analytic answer
@@ -127,6 +129,21 @@ def workloads() -> list[tuple[str, Profile]]:
                  dag_profile("dag-tpm10", {"tpm": {"limit": 2_000_000,
                                                    "enforcement": _fixed("10s")},
                                            "charge_max_tokens": True}, NO_RETRIES)))
+    # A plain profile with a SHORT session cycle (5 s think time + a ~9.4 s call = 14.4 s)
+    # against sliding 10 s windows with counted, retried rejections: a burst over the
+    # allowance starts a retry storm that never ends. Its twin paces the same cycle by a
+    # cadence, whose sessions the simulator starts at uniform phases over the cycle; the
+    # think-time sessions start their first turn within the first 5 s (the pause's
+    # residual), a clump that starts storms from N ≈ 20 on (see README).
+    batch = ROOT / "tests" / "data" / "batch-sliding.yaml"
+    rows.append(("one-call batch turn, 5 s think time, sliding 10 s window, retries",
+                 load_profile(batch)))
+    twin = load_profile(batch).model_dump(mode="json", exclude_none=True)
+    twin["name"] = "batch-sliding-cadence"
+    twin["session"].pop("think_time")
+    twin["session"]["cadence"] = {"uniform": ["14.0s", "14.8s"]}
+    rows.append(("the same, paced by a cadence U(14.0, 14.8) s, sliding 10 s window, retries",
+                 profile_from_dict(twin)))
     return rows
 
 
