@@ -765,8 +765,8 @@ static inline void cq_flush(Queue *Q) {
  * away (its record has arrived by then) the session of a call's record, its parent and
  * its next sibling too (what the walk of its answer touches). Only from CQ_AHEAD_MIN
  * sessions up: below, the records mostly stay in cache and this look-ahead and the
- * held-back pushes (q_push) cost more than they save (measured: +15 % per attempt at
- * 1,000 sessions, +25 % at 30,000 on the independent workload). Hints only:
+ * held-back pushes (q_push) cost more than they save (measured: +14-18 % per attempt at
+ * 1,000 sessions, +27 % at 30,000 on the independent workload). Hints only:
  * nothing here changes the queue. */
 static inline void cq_ahead(Queue *Q, int32_t next) {
     if (next >= 0) PREFETCH(EVAT(Q, next));
