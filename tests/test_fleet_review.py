@@ -215,3 +215,35 @@ def test_explain_marks_fed_deployments() -> None:
     # Unrouted profiles: no new key, no mark.
     plain = explain(load_profile(["profiles/web-research.yaml"]))
     assert all("fed_by" not in x for x in plain.to_dict()["rates"])
+
+
+# -- a deployment in the middle of a priority chain ---------------------------------------
+
+WEST = ["deployments.west={model: gpt-4o, quotas: [west]}",
+        "quotas.west={models: [west], rpm: 100, enforcement: {type: fixed_window, "
+        "window: 10s}}",
+        "routes.gpt-4o.deployments=[ptu, paygo, west]"]
+
+
+def test_middle_of_a_priority_chain_fills_where_it_did_as_the_last() -> None:
+    """ptu → paygo → west: paygo receives ptu's overflow exactly as in ptu → paygo, so it
+    fills at the same N (135.3). Before, its mean-value ceiling printed '∞' (the linear
+    napkin of a first deployment applied to a fed one: no load at N = 1), explain gave it
+    0 per turn, and size sized it as if it were the first deployment with the static
+    split's share (120 RPM for 120 sessions, below the 131 its overflow alone needs)."""
+    from capacity.analytic.model import analyze
+    from capacity.whatif.ceiling import size
+    from capacity.whatif.explain import explain
+
+    two = {f"{c.quota}.{c.dimension}": c for c in analyze(_ptu([])).constraints}
+    three = {f"{c.quota}.{c.dimension}": c for c in analyze(_ptu(WEST)).constraints}
+    assert three["paygo.rpm"].spill_to == "west"
+    assert three["paygo.rpm"].mean_ceiling == pytest.approx(two["paygo.rpm"].mean_ceiling)
+    assert three["paygo.rpm"].units_per_minute_per_session > 0
+    rates = {f"{s.quota}.{s.dimension}": s for s in explain(_ptu(WEST)).rates}
+    assert rates["paygo.rpm"].fed_by == "spillover"
+    assert rates["paygo.rpm"].mean_ceiling == pytest.approx(135.3, abs=0.1)
+    res = size(_ptu(WEST), 120)
+    paygo = next(d for d in res.dimensions if d.quota == "paygo")
+    assert paygo.spill_to == "west" and paygo.required_limit >= paygo.mean_value_limit
+    assert "each priority deployment receives" in res.summary()

@@ -1030,7 +1030,7 @@ def _mean_ceiling(e: Entry) -> float:
     """Sessions at which the entry's fluid load reaches its limit (inf: never)."""
     rate = e.c.rate_per_s
     f = e.units_per_s
-    if e.role in ("plain", "spill"):  # linear in N: the napkin, exactly as unrouted
+    if not fed_entry(e):  # linear in N: the napkin, exactly as unrouted
         per_session = f(1.0)
         return rate / per_session if per_session > 0 else math.inf
     if f(1.0) <= 0:
@@ -1054,10 +1054,16 @@ def _mean_ceiling(e: Entry) -> float:
     return hi
 
 
+def fed_entry(e: Entry) -> bool:
+    """True for a slot fed by spillover or fallback, whose load grows faster than N (a
+    receiving deployment, also one in the middle of a chain that spills on in turn)."""
+    return e.role in ("receive", "fallback") or isinstance(e.model, FeedModel)
+
+
 def fleet_mean_ceilings(wl: Workload, cyc: CycleTime) -> dict[str, float]:
     """Mean-value ceiling of every constraint fed by spillover or fallback (sessions)."""
     return {e.c.name: _mean_ceiling(e) for e in fleet_models(wl, cyc).entries
-            if e.role in ("receive", "fallback")}
+            if fed_entry(e)}
 
 
 def entry_result(wl: Workload, e: Entry, cycle_s: float, target: float,
@@ -1075,7 +1081,7 @@ def entry_result(wl: Workload, e: Entry, cycle_s: float, target: float,
     search = getattr(e.model, "largest_meeting", None)
     burst, at = search(target, cap) if search else _largest_meeting(stats, target, cap)
     # Units per turn, as the mean ceiling implies (a fed slot's load depends on N).
-    v = (wl.units_per_turn(c) if e.role in ("plain", "spill")
+    v = (wl.units_per_turn(c) if not fed_entry(e)
          else c.rate_per_s * cycle_s / mean_ceiling if math.isfinite(mean_ceiling)
          and mean_ceiling > 0 else 0.0)
     limit_units = c.depth if c.enforcement == "token_bucket" else c.allowance
@@ -1180,6 +1186,6 @@ def route_notes(fm: FleetModels, n: int, asked: bool) -> list[str]:
     return out
 
 
-__all__ = ["FleetModels", "RouteFlow", "analyze_fleet", "fleet_ceilings",
+__all__ = ["FleetModels", "RouteFlow", "analyze_fleet", "fed_entry", "fleet_ceilings",
            "fleet_mean_ceilings", "fleet_models",
            "route_flows", "thin_calls", "visible_results"]

@@ -265,8 +265,12 @@ class SizeResult:
             # spilling), not a requirement — the deployments after it carry the rest.
             need = "; ".join(f"{d.quota}.{d.dimension} {d.required_limit:,.0f} (now "
                              f"{d.current_limit:,.0f})" for d in spill)
-            extra.append(f"For at most {self.max_spill:.1%} of the calls to spill past "
-                         f"the first deployment it needs {need}.")
+            if len({d.spill_to for d in spill}) > 1:  # a chain of three or more
+                extra.append(f"For at most {self.max_spill:.1%} of the calls each priority "
+                             f"deployment receives to spill on to the next: {need}.")
+            else:
+                extra.append(f"For at most {self.max_spill:.1%} of the calls to spill past "
+                             f"the first deployment it needs {need}.")
         raise_ = self.to_raise
         if not raise_:
             return " ".join([f"The current quotas already carry {self.sessions:,} sessions at "
@@ -418,7 +422,7 @@ def size_fleet(wl: Workload, cyc: CycleTime, sessions: int, target: float,
             d = size_constraint(wl, c, cyc, sessions, target)
             out.append(d)
             continue
-        if e.role == "spill":
+        if e.role == "spill" and not isinstance(e.model, FeedModel):
             from capacity.analytic.fleet import _no_retry
 
             def spill_ok(limit: float, c: Constraint = c) -> bool:
@@ -442,16 +446,24 @@ def size_fleet(wl: Workload, cyc: CycleTime, sessions: int, target: float,
             q = float(c2.allowance) if c2.enforcement != "token_bucket" else c2.depth
             return dataclasses.replace(model, c=c2, q_lat=q / model.h)
 
-        def fed_ok(limit: float, c: Constraint = c, load: float = load,
-                   with_limit: Callable[[float], FeedModel] = with_limit) -> bool:
-            if load > limit / c.period_s * (1 + 1e-12):
-                return False
-            return bool(with_limit(limit).stats(sessions).loss_fraction <= target)
+        # A deployment in the middle of a priority chain receives the overflow of the
+        # ones before it and spills on in turn: sized, like the first, for at most
+        # max_spill of what it receives spilling on (a choice, reported beside).
+        goal = max_spill if e.spill_to is not None else target
 
-        req = _size_search(c, mean_limit, fed_ok)
+        def fed_ok(limit: float, c: Constraint = c, load: float = load,
+                   with_limit: Callable[[float], FeedModel] = with_limit,
+                   goal: float = goal, spills: bool = e.spill_to is not None) -> bool:
+            if not spills and load > limit / c.period_s * (1 + 1e-12):
+                return False
+            return bool(with_limit(limit).stats(sessions).loss_fraction <= goal)
+
+        start = mean_limit * (1.0 - max_spill) if e.spill_to is not None else mean_limit
+        req = _size_search(c, start, fed_ok)
         out.append(DimensionSize(c.quota, c.dim, c.unit, c.limit, req, mean_limit,
                                  c.enforcement, c.window_s if c.enforcement !=
-                                 "token_bucket" else None, with_limit(req).stats(sessions)))
+                                 "token_bucket" else None, with_limit(req).stats(sessions),
+                                 spill_to=e.spill_to))
     return tuple(out)
 
 

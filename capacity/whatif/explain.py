@@ -136,11 +136,11 @@ def explain(profile: Profile) -> ExplainResult:
     if profile.routes:
         # A fleet: a deployment fed by spillover or fallback spends per session what the
         # fluid model sends it at its own mean ceiling (its load grows with N).
-        from capacity.analytic.fleet import fleet_mean_ceilings, fleet_models
+        from capacity.analytic.fleet import fed_entry, fleet_mean_ceilings, fleet_models
 
         fed = fleet_mean_ceilings(wl, cyc)
-        roles = {e.c.name: "spillover" if e.role == "receive" else "fallback"
-                 for e in fleet_models(wl, cyc).entries if e.role in ("receive", "fallback")}
+        roles = {e.c.name: "fallback" if e.role == "fallback" else "spillover"
+                 for e in fleet_models(wl, cyc).entries if fed_entry(e)}
     rates = []
     for c in wl.constraints:
         v = wl.units_per_turn(c)
