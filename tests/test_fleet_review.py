@@ -30,12 +30,12 @@ def _ptu(overrides: list[str]) -> Profile:
 
 @pytest.mark.parametrize("overrides", [
     # priority spillover onto a deployment no quota covers: the client never sees a 429
-    ["deployments.paygo.quotas=[]"],
+    ["deployments.free={model: gpt-4o, quotas: []}", "routes.gpt-4o.deployments=[ptu, free]"],
     # a route listing the models directly (no quota lists the model names)
     ["routes.gpt-4o.deployments=[gpt-4o, gpt-4o-mini]"],
     # a weighted route whose only chosen deployment (the other has weight 0) is unlimited
-    ["routes.gpt-4o.policy=weighted", "routes.gpt-4o.deployments={ptu: 0, paygo: 1}",
-     "deployments.paygo.quotas=[]"],
+    ["routes.gpt-4o.policy=weighted", "routes.gpt-4o.deployments={ptu: 0, free: 1}",
+     "deployments.free={model: gpt-4o, quotas: []}"],
 ])
 def test_unrefusable_fleet_is_one_clear_error(overrides: list[str]) -> None:
     """Before: validate said ok, `ceiling --method analytic` printed 'Saturation point:
@@ -50,9 +50,10 @@ def test_unrefusable_fleet_is_one_clear_error(overrides: list[str]) -> None:
 def test_partly_unlimited_fleet_still_loads() -> None:
     """Not over-eager: without spillover an unlimited second deployment is never used by
     priority, and a weighted route with one limited deployment can refuse."""
-    _ptu(["deployments.paygo.quotas=[]", "routes.gpt-4o.spillover=false"])
-    _ptu(["deployments.paygo.quotas=[]", "routes.gpt-4o.policy=weighted",
-          "routes.gpt-4o.spillover=false"])
+    free = ["deployments.free={model: gpt-4o, quotas: []}",
+            "routes.gpt-4o.deployments=[ptu, free]"]
+    _ptu([*free, "routes.gpt-4o.spillover=false"])
+    _ptu([*free, "routes.gpt-4o.policy=weighted", "routes.gpt-4o.spillover=false"])
 
 
 def test_unrefusable_fleet_cli_exit_2(tmp_path: Any) -> None:
@@ -61,7 +62,9 @@ def test_unrefusable_fleet_cli_exit_2(tmp_path: Any) -> None:
     from capacity.cli.app import app
 
     res = CliRunner().invoke(app, ["ceiling", PTU, "--method", "both", "--seed", "1",
-                                   "-q", "--set", "deployments.paygo.quotas=[]"])
+                                   "-q", "--set", "deployments.free={model: gpt-4o, "
+                                   "quotas: []}", "--set",
+                                   "routes.gpt-4o.deployments=[ptu, free]"])
     assert res.exit_code == 2, res.output
     assert "Traceback" not in res.output
     assert "no call can ever be answered 429" in res.output
@@ -289,3 +292,18 @@ def test_fit_mock_log_of_a_fleet_with_quota_from(tmp_path: Any) -> None:
     assert res.exit_code == 0, res.output
     prof = load_profile([str(out)])
     assert prof.deployments and set(prof.quotas) == {"ptu", "paygo", "mini"}
+
+
+# -- a quota naming a deployment whose explicit `quotas` leaves it out --------------------
+
+
+@pytest.mark.parametrize("quotas", ["[mini]", "[]"])
+def test_quota_naming_a_deployment_that_excludes_it(quotas: str) -> None:
+    """quotas.paygo.models says [paygo] while deployments.paygo.quotas (explicit) leaves
+    'paygo' out: the explicit list wins, so the paygo quota silently charged nothing and
+    vanished from every table (ceiling printed ptu and mini rows only)."""
+    with pytest.raises(CapacityError) as e:
+        _ptu([f"deployments.paygo.quotas={quotas}"])
+    msg = str(e.value)
+    assert "ptu-spillover.yaml:" in msg and "quotas.paygo.models[0]" in msg
+    assert "charge nothing" in msg

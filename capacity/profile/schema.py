@@ -1060,6 +1060,17 @@ def _check_fleet(profile: Profile, unknown_model: Any) -> list[tuple[PathT, str]
                 problems.append((("deployments", dname, "quotas", i),
                                  f"unknown quota {q!r}{hint}; quotas defined: "
                                  f"{', '.join(quota_names)}"))
+        if dep.quotas is not None and all(q in profile.quotas for q in dep.quotas):
+            # A quota naming this deployment that its own explicit list leaves out would
+            # silently charge nothing: two keys contradict each other.
+            for qname, qspec in profile.quotas.items():
+                if dname in qspec.models and dname != dep.model and qname not in dep.quotas:
+                    problems.append((
+                        ("quotas", qname, "models", qspec.models.index(dname)),
+                        f"names deployment {dname!r}, but deployments.{dname}.quotas "
+                        f"({', '.join(dep.quotas) or 'empty'}) leaves quota {qname!r} out, "
+                        f"so it would charge nothing: add {qname!r} to that list or "
+                        f"remove {dname!r} here"))
     targets_known = [*profile.deployments, *profile.models]
     for rname, route in profile.routes.items():
         where: PathT = ("routes", rname)
