@@ -10,6 +10,7 @@ import io
 import json
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from capacity import Profile, profile_from_dict
 from capacity.errors import CapacityError
 from capacity.profile.loader import load_profile
 
-PTU = "profiles/ptu-spillover.yaml"
+PTU = str(Path(__file__).resolve().parents[1] / "profiles" / "ptu-spillover.yaml")
 
 
 def _ptu(overrides: list[str]) -> Profile:
@@ -216,7 +217,7 @@ def test_explain_marks_fed_deployments() -> None:
     text = con.export_text()
     assert "paygo.rpm (fed)" in text and "own mean ceiling" in text
     # Unrouted profiles: no new key, no mark.
-    plain = explain(load_profile(["profiles/web-research.yaml"]))
+    plain = explain(load_profile([str(Path(PTU).with_name("web-research.yaml"))]))
     assert all("fed_by" not in x for x in plain.to_dict()["rates"])
 
 
