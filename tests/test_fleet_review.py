@@ -131,9 +131,6 @@ def _post(url: str, retry_count: str | None) -> tuple[int, dict[str, str]]:
         return e.code, dict(e.headers)
 
 
-@pytest.mark.xfail(strict=True, reason="capacity/serve/app.py _gateway reads a retry count "
-                   "of 6+ digits as 0 (first attempt): `len(rc) < 6` should clamp to "
-                   "max_retries, not reset; fix in serve (owned by the serve helper)")
 def test_gateway_huge_retry_count_is_a_last_attempt() -> None:
     """With both deployments full, the client's last attempt (retry count ≥ max_retries)
     falls back to mini: 2, 5 and 99999 do; 100000 (and any longer count) got the 429 of a

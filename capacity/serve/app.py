@@ -488,7 +488,10 @@ class MockProvider:
         router = self.router
         assert router is not None
         rc = request.headers.get("x-stainless-retry-count", "0").strip()
-        retries = int(rc) if rc.isascii() and rc.isdigit() and len(rc) < 6 else 0
+        # A count of any length is a retry number (a long one is past max_retries: the
+        # client's last attempt); int() is kept to short ones (no 4,300-digit parse).
+        retries = ((int(rc) if len(rc) < 6 else self.retry.max_retries)
+                   if rc.isascii() and rc.isdigit() else 0)
         path = CallPath(router, logical, self.retry.max_retries)
         path.attempt = min(retries, self.retry.max_retries)  # the client's attempt number
         first = router.routes[logical].deployments[0].name
