@@ -41,12 +41,13 @@ in [0, 1) (the caller's seeded ``numpy.random.Generator``), time as ``now`` in s
 load as in-flight counts and limiter snapshots. State (round-robin position, cooldown
 counters) lives in the :class:`Router` object and changes only through its methods.
 
-How a profile will declare routes (the schema change is a later session's)::
+How a profile declares routes (:mod:`capacity.profile.schema`, built into a
+:class:`Router` by :func:`router_from_profile`)::
 
     deployments:
-      ptu:     {model: gpt-4o-ptu,   quotas: [ptu]}       # a model entry: latency
-      paygo:   {model: gpt-4o-paygo, quotas: [paygo]}     # quotas by name
-      mini:    {model: gpt-4o-mini,  quotas: [paygo-mini]}
+      ptu:   {model: gpt-4o, quotas: [ptu]}      # a model entry (latency), quotas by name
+      paygo: {model: gpt-4o, quotas: [paygo]}
+      mini:  {model: gpt-4o-mini, quotas: [mini]}
     routes:
       gpt-4o:                        # the logical model calls name
         policy: priority             # weighted | round_robin | least_busy | usage_based
@@ -54,14 +55,14 @@ How a profile will declare routes (the schema change is a later session's)::
         spillover: true              # default for priority
         fallbacks: [gpt-4o-mini]     # after the retries on gpt-4o are exhausted
       gpt-4o-mini: {deployments: [mini]}
-    cooldown: {threshold: 0.5, min_calls: 5, seconds: 5}   # or `cooldown: off`
+    cooldown: {threshold: 0.5, min_calls: 5, window: 60s, seconds: 5s}   # absent: none
 
 validated like every key (an unknown deployment, a fallback cycle, weights summing to
 zero → one line with file:line:key, exit 2); :class:`Router` checks the same rules
 (raising ``ValueError`` naming the route) for callers that build routes in code.
 
-How the simulator twin will be proven equal: as ``tests/test_twins.py`` does for the
-limiter, the compiled engine will record every routing decision of a replication (time,
+How the simulator twin is proven equal: as ``tests/test_twins.py`` does for the limiter,
+the compiled engine records every routing decision of a replication (time,
 logical model, draws, in-flight counts, the chosen deployment, the 429/admit outcome and
 the :class:`Next` step taken); the test replays that trace through this module's
 :class:`Router` and :class:`CallPath` — feeding the recorded draws, in-flight counts and
