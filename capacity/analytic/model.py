@@ -426,7 +426,14 @@ def bucket_model(wl: Workload, c: Constraint, cycle_s: float) -> _BucketModel:
     mix = _event_mix(wl, c)
     h = bucket_step(c, [batch_units_mean(b, c.costs) for _, b in mix])
     rates = np.array([r / cycle_s for r, _ in mix])
-    pmfs = [batch_units_pmf(b, c.costs, h) for _, b in mix]
+    return compound_bucket(c, h, rates, [batch_units_pmf(b, c.costs, h) for _, b in mix])
+
+
+def compound_bucket(c: Constraint, h: float, rates: NDArray[np.float64],
+                    pmfs: list[NDArray[np.float64]]) -> _BucketModel:
+    """The bucket model of launch streams at ``rates`` (per second) whose charges have
+    the lattice ``pmfs`` (step ``h`` units): one compound-Poisson input, empty launches
+    (charging nothing) thinned out."""
     sev = np.zeros(max(p.size for p in pmfs))
     for r, p in zip(rates, pmfs, strict=True):
         sev[: p.size] += r / rates.sum() * p

@@ -54,6 +54,7 @@ from capacity.analytic.model import (
     _event_mix,
     _largest_meeting,
     bucket_step,
+    compound_bucket,
     cycle_time,
 )
 from capacity.errors import CapacityError
@@ -331,18 +332,8 @@ def _population_models(pv: PopulationView, c: Constraint) -> list[tuple[str, Any
         out: list[tuple[str, Any]] = []
         for p, mix in mixes:
             rates = np.array([r / p.cycle.cycle_s for r, _ in mix])
-            pmfs = [batch_units_pmf(b, c.costs, h) for _, b in mix]
-            sev = np.zeros(max(x.size for x in pmfs))
-            for r, x in zip(rates, pmfs, strict=True):
-                sev[: x.size] += r / rates.sum() * x
-            total = float(rates.sum())
-            if sev[0] > 0:
-                total *= 1.0 - sev[0]
-                sev[0] = 0.0
-                sev /= sev.sum()
-            mean_units = float(np.dot(np.arange(sev.size) * h, sev))
-            out.append((p.name, _BucketModel(h, total, sev, c.rate_per_s, c.depth,
-                                             mean_units)))
+            out.append((p.name, compound_bucket(
+                c, h, rates, [batch_units_pmf(b, c.costs, h) for _, b in mix])))
         return out
     from capacity.analytic.clumped import (
         exact_calls_per_turn,
