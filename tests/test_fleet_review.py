@@ -272,12 +272,6 @@ def _mock_style_log(path: Any) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-@pytest.mark.xfail(strict=True, reason="capacity/fit (writer/synth): with --quota-from a "
-                   "fleet profile, traced names that are that profile's DEPLOYMENTS (what "
-                   "the mock logs) become models of the same name and the copied "
-                   "deployments clash: 'the fitted profile does not validate ... please "
-                   "report this'; they should stay calls to those deployments (or to the "
-                   "route serving them), with the deployments' models copied")
 def test_fit_mock_log_of_a_fleet_with_quota_from(tmp_path: Any) -> None:
     from typer.testing import CliRunner
 

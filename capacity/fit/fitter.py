@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from typing import Literal
 
@@ -95,6 +95,25 @@ class TypeFit:
     signatures: int
 
 
+@dataclass(frozen=True)
+class FleetNames:
+    """How traced DEPLOYMENT names (what a gateway or ``capacity serve --log`` records)
+    map onto a fleet profile: ``call[d]`` is the name a call site names (the one route
+    serving ``d``, else ``d`` itself) and ``model[d]`` the latency entry behind ``d``.
+    Traced names not in the maps are kept as they are."""
+
+    call: dict[str, str]
+    model: dict[str, str]
+
+    def pooled(self) -> dict[str, list[str]]:
+        """Latency entry -> the traced deployments whose calls are pooled into it (only
+        entries fed by two or more names)."""
+        out: dict[str, list[str]] = {}
+        for d, m in sorted(self.model.items()):
+            out.setdefault(m, []).append(d)
+        return {m: ds for m, ds in out.items() if len(ds) > 1}
+
+
 @dataclass
 class FitResult:
     """Everything ``capacity fit`` learnt from the traces."""
@@ -108,6 +127,10 @@ class FitResult:
     models: dict[str, ModelFit]
     types: list[TypeFit]
     notes: list[str] = field(default_factory=list)
+    pacing_arg: PacingMode | None = None
+    """The pacing asked for (None: chosen from the traces), to refit with the same choice."""
+    fleet: FleetNames | None = None
+    """The deployment-name mapping the calls were fitted under (None: names as traced)."""
 
     def weak_fits(self) -> list[tuple[str, str]]:
         """(where in the profile, why) for every fit marked weak."""
@@ -262,8 +285,13 @@ def scale_times(read: ReadResult, k: float) -> None:
     read.turn_bounds = {key: (f(a), f(b)) for key, (a, b) in read.turn_bounds.items()}
 
 
-def fit_read(read: ReadResult, pacing: PacingMode | None = None) -> FitResult:
-    """Fit everything from what the readers kept; raises :class:`TraceError` on no turns."""
+def fit_read(read: ReadResult, pacing: PacingMode | None = None,
+             fleet: FleetNames | None = None) -> FitResult:
+    """Fit everything from what the readers kept; raises :class:`TraceError` on no turns.
+
+    With ``fleet``, call sites name ``fleet.call`` of each traced deployment (so the spills
+    of one call site between deployments of one route stay one step) and latency is fitted
+    per ``fleet.model`` entry, pooling the calls of deployments that share a model."""
     where = ", ".join(read.files) or "the input"
     if not read.calls:
         detail = ""
@@ -288,6 +316,13 @@ def fit_read(read: ReadResult, pacing: PacingMode | None = None) -> FitResult:
         else:
             notes.append(f"{read.sessionless_turns:,} call(s) in traces without a session id "
                          "were grouped as their own session")
+    # Latency is a property of the model behind a deployment: fitted from the calls as
+    # served; the turn structure from the names the profile's calls use.
+    served: dict[str, list[CallRecord]] = {}
+    for c in ok:
+        served.setdefault(fleet.model.get(c.model, c.model) if fleet else c.model, []).append(c)
+    if fleet is not None:
+        ok = [replace(c, model=fleet.call.get(c.model, c.model)) for c in ok]
     calls = ok
     bounds = {k: v for k, v in read.turn_bounds.items()}
     turns = group_turns(calls, bounds)
@@ -296,10 +331,7 @@ def fit_read(read: ReadResult, pacing: PacingMode | None = None) -> FitResult:
     labels = call_labels(calls)
     types = turn_types(turns, labels)
     pace = fit_pacing(turns, pacing)
-    by_model: dict[str, list[CallRecord]] = {}
-    for c in calls:
-        by_model.setdefault(c.model, []).append(c)
-    models = {m: fit_model(m, cs) for m, cs in sorted(by_model.items())}
+    models = {m: fit_model(m, cs) for m, cs in sorted(served.items())}
     tfits = [TypeFit(tt.name, len(tt.turns) / len(turns), len(tt.turns),
                      [_step(el, calls) for el in tt.elements], len(tt.signatures))
              for tt in types]
@@ -309,7 +341,7 @@ def fit_read(read: ReadResult, pacing: PacingMode | None = None) -> FitResult:
     if retried:
         notes.append(f"{retried:,} call(s) were retried: left out of latency fits")
     return FitResult(read, len({t.session for t in turns}), len(turns), len(calls), failed,
-                     pace, models, tfits, notes)
+                     pace, models, tfits, notes, pacing, fleet)
 
 
 def _one_session(calls: list[CallRecord], where: str) -> list[CallRecord]:
@@ -331,4 +363,4 @@ def _one_session(calls: list[CallRecord], where: str) -> list[CallRecord]:
             for c in calls]
 
 
-__all__ = ["FitResult", "fit_read"]
+__all__ = ["FitResult", "FleetNames", "fit_read"]

@@ -18,10 +18,10 @@ import yaml
 from capacity.errors import CapacityError, ParameterError
 from capacity.model.dist import Distribution
 from capacity.profile.loader import load_profile, profile_from_dict
-from capacity.profile.schema import serving
+from capacity.profile.schema import Profile, serving
 
 from .families import KS_FLOOR
-from .fitter import CallFit, FitResult, StepFit
+from .fitter import CallFit, FitResult, FleetNames, StepFit, fit_read
 
 PLACEHOLDER_RPM = 1000
 
@@ -71,11 +71,12 @@ class _Out:
         self.lines.append(" " * indent + "# " + text)
 
 
-def _reference(path: Path | None) -> tuple[dict[str, Any], dict[str, int], set[str]]:
+def _reference(path: Path | None) -> tuple[dict[str, Any], dict[str, int], set[str],
+                                           Profile | None]:
     """(raw YAML mapping, model -> default max_tokens, models whose quotas charge
-    max_tokens) of the --quota-from profile."""
+    max_tokens, the loaded profile) of the --quota-from profile."""
     if path is None:
-        return {}, {}, set()
+        return {}, {}, set(), None
     prof = load_profile(path)  # validates: a bad reference is an input error, exit 2
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     mts: dict[str, int] = {}
@@ -85,8 +86,9 @@ def _reference(path: Path | None) -> tuple[dict[str, Any], dict[str, int], set[s
     charging = {m for q in prof.quotas.values()
                 if q.charge_max_tokens and {"tpm", "otpm", "tpd"} & set(q.limits())
                 for m in q.models}
-    # A logical model of a fleet: its serving deployments' defaults and charging count.
-    for logical in prof.routes:
+    # A logical model of a fleet: its serving deployments' defaults and charging count
+    # (a deployment a call names directly: its own).
+    for logical in [*prof.routes, *prof.deployments]:
         for target in serving(prof, logical):
             spec = prof.model_of(target)
             if spec.max_tokens is not None:
@@ -94,7 +96,31 @@ def _reference(path: Path | None) -> tuple[dict[str, Any], dict[str, int], set[s
             if any(q.charge_max_tokens and {"tpm", "otpm", "tpd"} & set(q.limits())
                    for q in (prof.quotas[n] for n in prof.quotas_for(target))):
                 charging.add(logical)
-    return raw, mts, charging
+    return raw, mts, charging, prof
+
+
+def fleet_names(prof: Profile, traced: set[str]) -> FleetNames | None:
+    """The mapping of traced names that are targets of ``prof``'s routes (deployments, or
+    models a route lists), or None when no traced name is one. A target that exactly one
+    route serves becomes that route's logical name (a spill between two deployments of a
+    route is one call site); one served by several routes, or by none, stays the call's
+    model (a deployment is a valid call target). Latency goes to the target's model entry."""
+    call: dict[str, str] = {}
+    model: dict[str, str] = {}
+    for name in sorted(traced):
+        if name in prof.routes:  # already the logical name calls use
+            continue
+        if name in prof.deployments:
+            model[name] = prof.deployments[name].model
+        elif not any(name == t for r in prof.routes for t, _ in prof.route_targets(r)):
+            continue  # a plain model outside every route: as traced
+        else:
+            model[name] = name
+        routes = [r for r in prof.routes if any(name == t for t, _ in prof.route_targets(r))]
+        call[name] = routes[0] if len(routes) == 1 else name
+    if not any(call[n] != n or model[n] != n for n in call):
+        return None
+    return FleetNames(call, model)
 
 
 def _fleet_closure(ref: dict[str, Any], traced: list[str]) -> tuple[
@@ -181,20 +207,36 @@ def _step(o: _Out, ind: int, s: StepFit, mt_default: dict[str, int],
 def render_profile(res: FitResult, *, name: str = "fitted", quota_from: Path | None = None,
                    sources: str = "") -> str:
     """The commented YAML text of the fitted profile (validated; raises CapacityError)."""
-    ref, mt_default, charging = _reference(quota_from)
+    ref, mt_default, charging, prof = _reference(quota_from)
+    if prof is not None and res.fleet is None and prof.deployments:
+        # Traced names that are the reference fleet's deployments (what the mock and
+        # gateways log): refit with calls named by their route, latency per model entry.
+        fleet = fleet_names(prof, {c.model for c in res.read.calls if c.ok})
+        if fleet is not None:
+            res = fit_read(res.read, res.pacing_arg, fleet)
     body = _Out()
     body.add(0, f"name: {_scalar(name)}")
     body.add(0, f"description: Fitted from {res.sessions:,} sessions, {res.turns:,} turns, "
              f"{res.calls:,} calls")
     body.lines.append("")
     body.add(0, "models:", "latency: ttft + output_tokens / tokens_per_second")
+    if res.fleet is not None:
+        for entry, deps in res.fleet.pooled().items():
+            body.comment(2, f"{entry}: one latency fitted from the pooled calls of deployments "
+                         f"{', '.join(deps)} (they share this model)")
+        named = {d: c for d, c in sorted(res.fleet.call.items()) if c != d}
+        if named:
+            body.comment(2, "calls traced on deployments name the route serving them: "
+                         + ", ".join(f"{d} -> {c}" for d, c in named.items()))
     for m in res.models.values():
         body.add(2, f"{_scalar(m.name)}:")
         body.add(4, f"ttft: {dist_yaml(m.ttft.dist)}", m.ttft.comment())
         body.add(4, f"tokens_per_second: {_num(m.tokens_per_second, 4)}",
                  m.how + (f"; WEAK: {m.weak}" if m.weak else ""))
     body.lines.append("")
-    notes = _quotas(body, ref, list(res.models), quota_from)
+    traced = list(res.models) if res.fleet is None else sorted(
+        {res.fleet.call.get(c.model, c.model) for c in res.read.calls if c.ok})
+    notes = _quotas(body, ref, traced, list(res.models), quota_from)
     body.lines.append("")
     body.add(0, "session:")
     p = res.pacing
@@ -240,8 +282,10 @@ def _scalar(text: str) -> str:
     return text if text and plain else json.dumps(text)
 
 
-def _quotas(o: _Out, ref: dict[str, Any], models: list[str], quota_from: Path | None
-            ) -> list[str]:
+def _quotas(o: _Out, ref: dict[str, Any], models: list[str], fitted: list[str],
+            quota_from: Path | None) -> list[str]:
+    """Write the quotas (and the fleet the traced call names ``models`` need) copied
+    from the reference; ``fitted`` are the model entries already written."""
     if not ref:
         o.comment(0, "PLACEHOLDER: traces do not show your provider's limits. Replace this quota")
         o.comment(0, "with yours, or re-run with --quota-from PROFILE to copy them.")
@@ -275,7 +319,7 @@ def _quotas(o: _Out, ref: dict[str, Any], models: list[str], quota_from: Path | 
         need |= {fb for r in routes.values() for fb in (r.get("fallbacks") or [])
                  if fb not in routes and fb not in deps}
         extra = {m: spec for m, spec in (ref.get("models") or {}).items()
-                 if m in need and m not in models}
+                 if m in need and m not in fitted}
         if extra:
             o.comment(0, f"models: the fleet's untraced models, copied from {quota_from}")
             o.lines += yaml.safe_dump({"models": extra}, sort_keys=False,
