@@ -372,3 +372,24 @@ def test_shipped_agent_trace_fits_the_serving_structure() -> None:
     assert {s.call.model: s.call.output_tokens.dist.mean for s in tt.steps} == pytest.approx(
         truth, rel=0.05)
     assert {m for m in serve.models} == set(res.models)
+
+
+def test_call_names_that_read_as_numbers_stay_names(tmp_path: Path) -> None:
+    """A call name such as ``1e+308`` (a trace attribute that was a number) is written
+    quoted: YAML 1.2 would read it back as a float and the profile would not validate."""
+    log = tmp_path / "calls.jsonl"
+    with RequestLogWriter(log) as w:
+        for s in range(3):
+            for t in range(4):
+                start = 1_700_000_000.0 + s * 1000 + t * 60
+                for k, name in enumerate(("1e+308", "0x10")):
+                    w.write(CallRecord(session=f"s{s}", turn=f"t{t}", start=start + 5 * k,
+                                       end=start + 5 * k + 2, model="m", input_tokens=100,
+                                       output_tokens=10, name=name))
+    text = render_profile(fit_read(read_traces([log])))
+    names = [c["call"]["name"] for turn in yaml.safe_load(text)["session"]["turns"].values()
+             for c in turn["steps"]]
+    assert names == ["1e+308", "0x10"]
+    out = tmp_path / "fitted.yaml"
+    out.write_text(text)
+    load_profile(out)  # the project's loader reads YAML 1.2 numbers (1e+308 is a float)

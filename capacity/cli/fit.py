@@ -72,7 +72,8 @@ def fit_command(
                             "write to another file")
     from capacity.fit.fitter import PacingMode, fit_read, scale_times
     from capacity.fit.readers import read_traces
-    from capacity.fit.writer import render_profile
+    from capacity.fit.writer import fleet_refit, render_profile
+    from capacity.profile.loader import load_profile
 
     def run() -> str:
         read = read_traces(traces, fmt.value)
@@ -80,7 +81,9 @@ def fit_command(
         mode: PacingMode | None = (None if pacing is Pacing.auto
                                    else "cadence" if pacing is Pacing.cadence
                                    else "think_time")
-        res = fit_read(read, mode)
+        # Against a fleet, the summary and report describe the refit the profile gets.
+        res = fleet_refit(fit_read(read, mode),
+                          load_profile(quota_from) if quota_from is not None else None)
         nm = name or (output.stem if output is not None else "fitted")
         text = render_profile(res, name=nm, quota_from=quota_from)
         if report is not None:

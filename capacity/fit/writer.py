@@ -151,7 +151,7 @@ def _fleet_closure(ref: dict[str, Any], traced: list[str]) -> tuple[
 def _call(o: _Out, ind: int, c: CallFit, mt_default: dict[str, int],
           charging: set[str]) -> list[str]:
     notes = []
-    o.add(ind, f"name: {yaml.safe_dump(c.label, default_style=None).splitlines()[0]}",
+    o.add(ind, f"name: {_scalar(c.label)}",
           f"{c.calls:,} calls" + (f"; {c.note}" if c.note else ""))
     o.add(ind, f"model: {_scalar(c.model)}")
     o.add(ind, f"input_tokens: {dist_yaml(c.input_tokens.dist)}", c.input_tokens.comment())
@@ -204,16 +204,22 @@ def _step(o: _Out, ind: int, s: StepFit, mt_default: dict[str, int],
     return _call(o, ind + 6, s.call, mt_default, charging)
 
 
+def fleet_refit(res: FitResult, prof: Profile | None) -> FitResult:
+    """``res`` refitted when its traced names are deployments of the reference fleet
+    ``prof`` (what the mock and gateways log): calls named by their route, latency per
+    model entry (:func:`fleet_names`); else ``res`` itself."""
+    if prof is not None and res.fleet is None and prof.deployments:
+        fleet = fleet_names(prof, {c.model for c in res.read.calls if c.ok})
+        if fleet is not None:
+            return fit_read(res.read, res.pacing_arg, fleet)
+    return res
+
+
 def render_profile(res: FitResult, *, name: str = "fitted", quota_from: Path | None = None,
                    sources: str = "") -> str:
     """The commented YAML text of the fitted profile (validated; raises CapacityError)."""
     ref, mt_default, charging, prof = _reference(quota_from)
-    if prof is not None and res.fleet is None and prof.deployments:
-        # Traced names that are the reference fleet's deployments (what the mock and
-        # gateways log): refit with calls named by their route, latency per model entry.
-        fleet = fleet_names(prof, {c.model for c in res.read.calls if c.ok})
-        if fleet is not None:
-            res = fit_read(res.read, res.pacing_arg, fleet)
+    res = fleet_refit(res, prof)
     body = _Out()
     body.add(0, f"name: {_scalar(name)}")
     body.add(0, f"description: Fitted from {res.sessions:,} sessions, {res.turns:,} turns, "
