@@ -6,6 +6,7 @@ Glue between :mod:`capacity.analytic.window` (the model) and the result types of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from capacity.analytic import window as _window
@@ -176,33 +177,42 @@ def unstable_above(model: ClumpedWindow, hi: int) -> int | None:
     unique up to ``hi``. Assumes, as the fixed point does, that bistability once
     present persists at larger N.
     """
-    if not model.sliding or not model.inner.retry.retries or hi < 1:
+    if not model.sliding or not model.inner.retry.retries:
         return None
-    if len(model.fixed_points(hi)) < 2:
+    return smallest_bistable(lambda n: len(model.fixed_points(n)) > 1, hi)
+
+
+def smallest_bistable(bistable: Callable[[int], bool], hi: int, lo: int = 0) -> int | None:
+    """Smallest N in (``lo``, ``hi``] with ``bistable(N)``, by bisection (bistability
+    once present persists at larger N); None when ``hi`` is not bistable. ``lo`` is an N
+    known not to be (−1 when N = 0 is a load: held sessions)."""
+    if hi < 1 or not bistable(hi):
         return None
-    lo, up = 0, hi
+    up = hi
     while up - lo > 1:
         mid = (lo + up) // 2
-        if len(model.fixed_points(mid)) > 1:
+        if bistable(mid):
             up = mid
         else:
             lo = mid
     return up
 
 
+def unstable_note(n: int, c: Constraint) -> str:
+    """The metastability note: retries make constraint ``c`` bistable above ``n``."""
+    return (f"Unstable above {n:,} sessions on {c.quota}.{c.dim}: with counted, retried "
+            "rejections in a sliding window the retry fixed point has a second, storm "
+            "solution there — a burst can start a retry storm that feeds itself (until "
+            "failed turns thin the load). The burst-aware ceiling counts the storms bursts "
+            "start; a trigger from outside (an outage, a deploy) can start more.")
+
+
 def stability_notes(wl: Workload, c: Constraint, cycle_s: float, ceiling: int) -> list[str]:
     """A note when retries can make constraint ``c`` bistable at or below ``ceiling``."""
     if c.enforcement != "sliding_window" or ceiling < 1:
         return []
-    model = clumped_window_model(wl, c, cycle_s)
-    n_u = unstable_above(model, ceiling)
-    if n_u is None:
-        return []
-    return [f"Unstable above {n_u:,} sessions on {c.quota}.{c.dim}: with counted, retried "
-            "rejections in a sliding window the retry fixed point has a second, storm "
-            "solution there — a burst can start a retry storm that feeds itself (until "
-            "failed turns thin the load). The burst-aware ceiling counts the storms bursts "
-            "start; a trigger from outside (an outage, a deploy) can start more."]
+    n_u = unstable_above(clumped_window_model(wl, c, cycle_s), ceiling)
+    return [] if n_u is None else [unstable_note(n_u, c)]
 
 
 def sliding_step(h: float, q_units: float, calls: list[float]) -> float:

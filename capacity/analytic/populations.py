@@ -293,7 +293,9 @@ class PopulationModel:
             if self.c.enforcement == "token_bucket":
                 st = m.stats(total)
             else:
-                from capacity.analytic.clumped import ClumpedWindow
+                from capacity.analytic.clumped import (
+                    ClumpedWindow,
+                )
 
                 st = ClumpedWindow(m, self.c.enforcement == "sliding_window").stats(total)
             st = dataclasses.replace(st, sessions=n)
@@ -463,7 +465,7 @@ def _stability_notes(pv: PopulationView, results: list[ConstraintResult]) -> lis
     """The metastability note of :func:`capacity.analytic.clumped.stability_notes`, on the
     population mix: the smallest N at or below the mean-value ceiling whose retry fixed
     point has a second (storm) solution, counted and retried sliding windows only."""
-    from capacity.analytic.clumped import ClumpedWindow
+    from capacity.analytic.clumped import ClumpedWindow, smallest_bistable, unstable_note
 
     out = []
     for c, r in zip((c for c in pv.constraints() if pv.touches(c)), results, strict=True):
@@ -479,21 +481,9 @@ def _stability_notes(pv: PopulationView, results: list[ConstraintResult]) -> lis
             total = sum(model.pv.profile.split(n)[name] for name, _ in model._parts)
             return len(ClumpedWindow(m, True).fixed_points(total)) > 1
 
-        if not bistable(ceiling):
-            continue
-        lo, up = -1, ceiling
-        while up - lo > 1:
-            mid = (lo + up) // 2
-            if bistable(mid):
-                up = mid
-            else:
-                lo = mid
-        out.append(f"Unstable above {up:,} sessions on {c.quota}.{c.dim}: with counted, "
-                   "retried rejections in a sliding window the retry fixed point has a "
-                   "second, storm solution there — a burst can start a retry storm that "
-                   "feeds itself (until failed turns thin the load). The burst-aware ceiling "
-                   "counts the storms bursts start; a trigger from outside (an outage, a "
-                   "deploy) can start more.")
+        n_u = smallest_bistable(bistable, ceiling, lo=-1)
+        if n_u is not None:
+            out.append(unstable_note(n_u, c))
     return out
 
 

@@ -454,11 +454,7 @@ class SessionDriver:
         req = build_request(self.cfg.provider, call, conv.exchanges, new,
                             deployment=self.cfg.deployments.get(call.model),
                             ident=self.ident(rec), population=rec.population)
-        gate = self._gate
-        if gate is not None:
-            q0 = self.now()
-            await gate.acquire()
-            rec.pace_wait += self.now() - q0
+        gate = await self._pace(rec)
         started = time.time()
         try:
             k = 0
@@ -507,6 +503,16 @@ class SessionDriver:
                 gate.release()
 
 
+    async def _pace(self, rec: TurnRecord) -> _PacerGate | None:
+        """Wait for the client pacer's token, if the profile paces (counted in the turn's
+        pace wait, seconds); the gate to release when the call ends (None: no pacing)."""
+        gate = self._gate
+        if gate is not None:
+            q0 = self.now()
+            await gate.acquire()
+            rec.pace_wait += self.now() - q0
+        return gate
+
     async def _routed_call(self, call: CallPlan, conv: Conversation, rec: TurnRecord,
                            rng: np.random.Generator) -> Conversation:
         """One call of a routed profile, routed here (see the module docstring): rounds
@@ -515,11 +521,7 @@ class SessionDriver:
         assert router is not None and rec.route_rng is not None
         rec.calls += 1
         new = conv.next_messages()
-        gate = self._gate
-        if gate is not None:
-            q0 = self.now()
-            await gate.acquire()
-            rec.pace_wait += self.now() - q0
+        gate = await self._pace(rec)
         started = time.time()
         path = CallPath(router, call.model, self.policy.max_retries)
         rounds = 0

@@ -20,6 +20,7 @@ import heapq
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from capacity.limits.limiter import Limiter
 from capacity.model.quota import Request
@@ -77,6 +78,28 @@ class Mismatch:
         return f"attempt {self.attempt}: {self.what}: engine {self.engine!r}, pure {self.pure!r}"
 
 
+def _admit(k: int, row: NDArray[np.float64], lim: Limiter, target: str,
+           max_tokens: int | None, t: float, n_slots: int,
+           out: list[Mismatch]) -> tuple[bool, float] | None:
+    """Charge and admit trace row ``k`` (a request to ``target``) with the pure limiter,
+    recording a differing charge; the pure (admitted, retry-after s), or None (recorded)
+    when the decision differs from the engine's."""
+    req = Request(model=target, input_tokens=float(row[T_TIN]),
+                  output_tokens=float(row[T_TOUT]),
+                  cached_input_tokens=float(row[T_TCACHED]), max_tokens=max_tokens)
+    units = lim.units(req)
+    engine_units = row[T_UNITS:T_UNITS + n_slots]
+    if not np.array_equal(units, engine_units):
+        out.append(Mismatch(k, "charge", engine_units.tolist(), units.tolist()))
+    admitted, retry_after, _ = lim.attempt(t, units)
+    if admitted != bool(row[T_ADMITTED]) or retry_after != row[T_RETRY_AFTER]:
+        out.append(Mismatch(k, "decision (admitted, retry-after s)",
+                            (bool(row[T_ADMITTED]), float(row[T_RETRY_AFTER])),
+                            (admitted, retry_after)))
+        return None
+    return admitted, retry_after
+
+
 def replay(trace: AttemptTrace, profile: Profile, *, limit: int = 20) -> list[Mismatch]:
     """Every difference (at most ``limit``) between the engine's trace and the pure rules.
 
@@ -100,20 +123,11 @@ def replay(trace: AttemptTrace, profile: Profile, *, limit: int = 20) -> list[Mi
             out.append(Mismatch(k, "retry sent at (s)", float(row[T_T]), "rejection time "
                                 "+ rejection latency + wait"))
         call = trace.sites[int(row[T_SITE])]
-        req = Request(model=call.model, input_tokens=float(row[T_TIN]),
-                      output_tokens=float(row[T_TOUT]),
-                      cached_input_tokens=float(row[T_TCACHED]),
-                      max_tokens=profile.max_tokens_for(call))
-        units = lim.units(req)
-        engine_units = row[T_UNITS:T_UNITS + n_slots]
-        if not np.array_equal(units, engine_units):
-            out.append(Mismatch(k, "charge", engine_units.tolist(), units.tolist()))
-        admitted, retry_after, _ = lim.attempt(float(row[T_T]), units)
-        if admitted != bool(row[T_ADMITTED]) or retry_after != row[T_RETRY_AFTER]:
-            out.append(Mismatch(k, "decision (admitted, retry-after s)",
-                                (bool(row[T_ADMITTED]), float(row[T_RETRY_AFTER])),
-                                (admitted, retry_after)))
+        decided = _admit(k, row, lim, call.model, profile.max_tokens_for(call),
+                         float(row[T_T]), n_slots, out)
+        if decided is None:
             continue
+        admitted, retry_after = decided
         if admitted:
             if row[T_WAIT] != WAIT_NONE:
                 out.append(Mismatch(k, "wait after a success", float(row[T_WAIT]), None))
@@ -184,20 +198,11 @@ def _replay_routed(trace: AttemptTrace, profile: Profile, limit: int) -> list[Mi
             continue
         admitted, retry_after = False, 0.0
         if d is not None:
-            req = Request(model=d.name, input_tokens=float(row[T_TIN]),
-                          output_tokens=float(row[T_TOUT]),
-                          cached_input_tokens=float(row[T_TCACHED]),
-                          max_tokens=profile.max_tokens_for(call, d.name))
-            units = lim.units(req)
-            engine_units = row[T_UNITS:T_UNITS + n_slots]
-            if not np.array_equal(units, engine_units):
-                out.append(Mismatch(k, "charge", engine_units.tolist(), units.tolist()))
-            admitted, retry_after, _ = lim.attempt(t, units)
-            if admitted != bool(row[T_ADMITTED]) or retry_after != row[T_RETRY_AFTER]:
-                out.append(Mismatch(k, "decision (admitted, retry-after s)",
-                                    (bool(row[T_ADMITTED]), float(row[T_RETRY_AFTER])),
-                                    (admitted, retry_after)))
+            decided = _admit(k, row, lim, d.name, profile.max_tokens_for(call, d.name), t,
+                             n_slots, out)
+            if decided is None:
                 continue
+            admitted, retry_after = decided
             if admitted:
                 heapq.heappush(ends[names.index(d.name)], t + float(row[T_LAT]))
             else:
