@@ -103,3 +103,24 @@ def test_an_unknown_command_still_gets_suggestions() -> None:
     # (the wording of the suggestion depends on the click version)
     assert "'ceilin'" in out.stderr and "'ceiling'" in out.stderr
     assert len(out.stderr.splitlines()) == 1
+
+
+def test_the_collector_runs_while_a_command_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The entry point pauses the cyclic collector only while the CLI is imported: a
+    command (a long `serve` or `loadtest` too) runs with it enabled, the start-up objects
+    frozen out of its passes."""
+    import gc
+
+    import capacity.cli.app
+    from capacity.cli import entry
+
+    seen: list[tuple[bool, int]] = []
+    monkeypatch.setattr(capacity.cli.app, "main",
+                        lambda: seen.append((gc.isenabled(), gc.get_freeze_count())))
+    monkeypatch.setattr(sys, "argv", ["capacity", "profiles"])
+    try:
+        entry.main()
+    finally:
+        gc.unfreeze()
+    assert gc.isenabled()
+    assert len(seen) == 1 and seen[0][0] and seen[0][1] > 0
