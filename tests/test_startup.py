@@ -124,3 +124,35 @@ def test_the_collector_runs_while_a_command_runs(monkeypatch: pytest.MonkeyPatch
         gc.unfreeze()
     assert gc.isenabled()
     assert len(seen) == 1 and seen[0][0] and seen[0][1] > 0
+
+
+@pytest.mark.parametrize("given, expected", [
+    ({}, "1"),
+    ({"OMP_NUM_THREADS": "3"}, None),
+    ({"OPENBLAS_NUM_THREADS": "2"}, "2"),
+], ids=["unset", "omp-set", "openblas-set"])
+def test_one_blas_thread_unless_the_user_chose(monkeypatch: pytest.MonkeyPatch,
+                                               given: dict[str, str],
+                                               expected: str | None) -> None:
+    """The entry point asks numpy's OpenBLAS for one thread (its idle threads spin,
+    costing CPU every command), unless the user set a thread count of their own."""
+    import gc
+    import os
+
+    import capacity.cli.app
+    from capacity.cli import entry
+
+    for var in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.setenv(var, "")  # recorded, so the entry point's setting is undone
+        monkeypatch.delenv(var)
+    for var, value in given.items():
+        monkeypatch.setenv(var, value)
+    seen: list[str | None] = []
+    monkeypatch.setattr(capacity.cli.app, "main",
+                        lambda: seen.append(os.environ.get("OPENBLAS_NUM_THREADS")))
+    monkeypatch.setattr(sys, "argv", ["capacity", "profiles"])
+    try:
+        entry.main()
+    finally:
+        gc.unfreeze()
+    assert seen == [expected]

@@ -8,7 +8,11 @@ of text. Everything else goes to :func:`capacity.cli.app.main`.
 from __future__ import annotations
 
 import gc
+import os
 import sys
+
+# Variables by which a user chooses OpenBLAS's thread count (read when numpy loads it).
+_BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
 
 
 def main() -> None:
@@ -19,6 +23,12 @@ def main() -> None:
         # The same line as the CLI's own --version option.
         sys.stdout.write(f"capacity {__version__}\n")
         return
+    if not any(v in os.environ for v in _BLAS_THREAD_VARS):
+        # numpy's OpenBLAS starts a thread per core as it loads, and those threads spin
+        # between calls: ~0.05 s of CPU per command here (2 cores). The models' vector
+        # products are small and the simulator runs its own threads, so one BLAS thread is
+        # all a command needs. A user's own setting of these variables is kept.
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
     # Importing the CLI creates a few hundred thousand objects that live as long as the
     # process (classes, pydantic schemas, typing objects) and next to no garbage, so the
     # cyclic collector's passes over them are pure cost (~0.03 s of CPU): it is paused
