@@ -59,6 +59,15 @@ def test_commands_that_compute_nothing_load_no_numpy(args: list[str]) -> None:
     assert not {m.split(".")[0] for m in mods} & {"numpy", "scipy"}
 
 
+def test_help_loads_no_profile_models() -> None:
+    """``capacity --help`` lists the commands without building the profile's pydantic
+    models (nor importing pydantic): they load with the first profile."""
+    mods = _modules_after("--help")
+    assert "capacity.cli.app" in mods
+    assert "capacity.profile.schema" not in mods
+    assert not {m for m in mods if m.split(".")[0] in ("pydantic", "pydantic_core")}
+
+
 @pytest.mark.parametrize("args", [["ceiling", "profiles/web-research.yaml", "--method",
                                    "analytic", "-q"]])
 def test_analytic_ceiling_loads_no_simulator(args: list[str]) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console, Group, RenderableType
@@ -21,8 +21,10 @@ from rich.text import Text
 from typer.core import TyperCommand
 
 from capacity.errors import CapacityError, ParameterError, ProfileError
-from capacity.profile.schema import Profile
 from capacity.render.format import ascii_fallback, safe, use_ascii
+
+if TYPE_CHECKING:  # the profile models load with the first profile (--help needs none)
+    from capacity.profile.schema import Profile
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)

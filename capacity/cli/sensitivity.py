@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -32,7 +32,9 @@ from capacity.cli.common import (
     resolve_paths,
     sim_settings,
 )
-from capacity.profile.schema import Profile
+
+if TYPE_CHECKING:
+    from capacity.profile.schema import Profile
 
 
 class SensitivityMethod(StrEnum):
