@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from capacity.profile.loader import load_profile, profile_from_dict  # noqa: E402
 from capacity.profile.schema import Profile  # noqa: E402
 
-SHIPPED = ("web-research", "tool-agent", "chat-assistant")
+SHIPPED = ("web-research", "tool-agent", "chat-assistant", "ptu-spillover")
 
 _CALLS: dict[str, dict[str, Any]] = {
     "analysis": {"model": "m", "input_tokens": 1500, "output_tokens": {"uniform": [100, 300]},

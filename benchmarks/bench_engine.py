@@ -135,10 +135,10 @@ def simpy_independent(sessions: int, seed: int, warmup: float, horizon: float
     """One replication of the independent workload in SimPy: (attempts, rejected among
     measured attempts, measured attempts). Semantics as capacity.sim.engine: the window
     counter rejects past 83 requests per 10 s window (500 RPM), a rejected call fails (no
-    retries); sessions start in steady state (Exp think time is
-    memoryless), the provider's window phase is random; attempts of turns started in the
-    measured interval are measured; a 429 reaches the client 0.05 s later and ends the
-    turn (the profile default ``on_exhausted: abort_turn``)."""
+    retries); sessions start in steady state (the engine's rule), the provider's window
+    phase is random; attempts of turns started in the measured interval are measured; a
+    429 reaches the client 0.05 s later and ends the turn (the profile default
+    ``on_exhausted: abort_turn``)."""
     import simpy
 
     rng = random.Random(seed)
@@ -169,6 +169,12 @@ def simpy_independent(sessions: int, seed: int, warmup: float, horizon: float
             turn["aborted"] = True
 
     def session() -> Generator[Any, Any, None]:
+        # Steady-state start (capacity.model.workload.steady_phase): mid-turn with
+        # probability E[R]/(E[R] + E[Z]) (a turn is three stages of `latency`), then what
+        # is left of a mean turn and a whole pause; else the pause's residual (memoryless).
+        turn_mean = 3 * latency
+        if rng.random() < turn_mean / (turn_mean + 120):
+            yield env.timeout(rng.random() * turn_mean)
         yield env.timeout(rng.expovariate(1 / 120))
         while True:
             turn = {"measured": warmup <= env.now < warmup + horizon, "aborted": False}

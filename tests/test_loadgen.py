@@ -210,12 +210,16 @@ def test_garbage_target_is_one_line_exit_2(tmp_path: Path, answer: str) -> None:
 
 def test_lag_guard_refuses_to_report(tmp_path: Path, mock: ServerThread) -> None:
     """At K = 20000 the smallest window (10 s) is 0.5 ms of wall time: no event loop keeps
-    time to 0.05 ms, so the run is refused (exit 1) instead of printed."""
+    time to 0.05 ms, so the run is refused (exit 1) instead of printed — by the load
+    generator's own lag guard, or, when the machine is busy enough that the mock's loop
+    lags first, by the guard on the target's reported lag (both are that refusal)."""
     r = _cli(str(_write_small(tmp_path)), "--target", mock.url, "--sessions", "2",
              "--duration", "2000s", "--warmup", "0s", "--time-scale", "20000",
              "--no-predict", "--seed", "1")
     assert r.returncode == 1, (r.stdout, r.stderr)
-    assert "event-loop lag too high" in r.stderr and r.stdout == ""
+    assert r.stdout == "", r.stdout
+    assert ("event-loop lag too high" in r.stderr
+            or "the target's own event loop lagged" in r.stderr), r.stderr
 
 
 def test_ctrl_c_prints_partial_results_and_exits_130(tmp_path: Path,

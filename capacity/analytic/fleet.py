@@ -31,8 +31,11 @@ Spillover (a ``priority`` route; ``spillover: false`` turns it off)
     that its mean is the sliding model's spill share (a log that counts its rejections
     stays full and spills more); a token bucket spills ``(1 − ρ)π/(1 − ρπ)`` of its
     units (π its Lundberg bound; the fluid ``1 − 1/ρ`` above saturation) as whole
-    launches, a compound Poisson stream. Rejected units become calls through the mean
-    charge and the size bias of token charges (the large charges spill first), in the
+    launches, a compound Poisson stream whose batches are the calls a near-empty bucket
+    turns away from one launch (its copies admitted in order while they fit a room of the
+    charges' equilibrium law: a fan-out of large calls spills whole). Rejected units
+    become calls through the mean charge and the size bias of token charges (the large
+    charges spill first), in the
     fluid (mean-value) limit too. The next deployment's window of ``w₂`` seconds
     receives the overflow of ``w₂/w₁`` of the first one's windows, taken independent
     (the ``k``-fold convolution, a fraction of a window thinned binomially), each spilled
@@ -61,7 +64,8 @@ Accuracy against the simulator (tests/test_analytic_fleet.py, seeded, 8 × 30 mi
 the example PTU → pay-as-you-go fleet without cooldown N* 197 analytic vs 198
 simulated, spill share 0.474 vs 0.475; with sliding, bucket or 10 s-window receivers
 and a counted sliding first deployment within 10 % and 0.02; profiles/ptu-spillover.yaml
-94 vs 88.
+87 vs 88 [85–90] (seed 1, 20 × 1 h; 94 before a bucket's spilled launches were clumps —
+its fan-outs of large calls spill whole, :func:`bucket_spill_launches`).
 
 Not modelled: cooldown (a skipped deployment sends its calls elsewhere: with LiteLLM's
 defaults the example fleet spills 0.431 in simulation instead of 0.475), the latency of
@@ -383,6 +387,89 @@ def bucket_kappa(flow: RouteFlow, profile: Profile, slot: LimitSlot, target: str
     return float(_window._size_bias(pmf / pmf.sum()))
 
 
+def bucket_spill_launches(wl: Workload, flow: RouteFlow, slot: LimitSlot, target: str
+                          ) -> NDArray[np.float64] | None:
+    """Law of the calls one launch sends on when a token bucket turns it away in part:
+    the calls of a spilling launch, given that it spills at least one (index 0 unused).
+
+    A bucket that spills is near empty: a launch finds the room ``R`` the equilibrium
+    law of one of the route's charges (the room a call turned away meets — the same view
+    as :func:`capacity.analytic.window._size_bias`), its copies are admitted in order
+    while their charges fit (``S_j ≤ R``), the rest spill together. So a fan-out of large
+    calls leaves whole (all its copies, at one instant) while a small call slips in: the
+    next deployment receives clumps, not the route's launches thinned at random.
+    Requests (one unit each) spill as the route's launches do (None).
+    """
+    if slot.is_request:
+        return None
+    from capacity.model.workload import batch_units_pmf
+
+    mean = flow.units_per_call(profile := wl.profile, slot, target)
+    if mean <= 0:
+        return None
+    uppers = [c.upper for call, _ in flow.calls
+              if (c := metered(profile, slot, call, target)) is not None]
+    top = max((u for u in uppers if math.isfinite(u)), default=64.0 * mean)
+    h = max(mean / 64.0, top / 4096.0, 1e-9)
+    mix = flow.charge_pmf(profile, slot, target, h)
+    mix = mix / float(mix.sum())
+    e_b = float(np.dot(np.arange(mix.size), mix))
+    if e_b <= 0:
+        return None
+    # Room: P(R = x) = P(B > x)/E[B] on the lattice.
+    room = (1.0 - np.cumsum(mix)) / e_b
+    room = np.clip(room, 0.0, None)
+    room = room / float(room.sum())
+    mine = {id(call) for call, _ in flow.calls}
+    out = np.zeros(1)
+    for t in wl.turns:
+        for ev in t.events:
+            calls = {id(x): x for x in ev.batch.calls() if id(x) in mine}
+            if not calls:
+                continue
+            ones: dict[int, CallCost | None] = {k: CallCost("requests") for k in calls}
+            counts = batch_units_pmf(ev.batch, ones, 1.0)
+            # The copies' charge: the mixture of the launch's calls, by their counts.
+            charge = np.zeros(1)
+            total = 0.0
+            for k, call in calls.items():
+                wk = batch_units_mean(ev.batch, {k: CallCost("requests")})
+                c = metered(profile, slot, call, target)
+                pk = c.pmf(h) if c is not None else np.ones(1)
+                if charge.size < pk.size:
+                    charge = np.pad(charge, (0, pk.size - charge.size))
+                charge[: pk.size] += wk * pk
+                total += wk
+            if total <= 0:
+                continue
+            charge /= total
+            # fits[j] = P(S_j ≤ R): the first j copies fit the room.
+            fits = [1.0]
+            conv = np.ones(1)
+            while len(fits) < counts.size:
+                conv = np.convolve(conv, charge)[: room.size]
+                cdf = np.cumsum(conv)
+                if cdf.size < room.size:  # P(S_j ≤ x) stays at its last value
+                    cdf = np.pad(cdf, (0, room.size - cdf.size), mode="edge")
+                fits.append(float(np.dot(room, cdf[: room.size])))
+                if fits[-1] < 1e-12:
+                    break
+            fits += [0.0] * (counts.size - len(fits) + 1)
+            law = np.zeros(counts.size)
+            for k in range(1, counts.size):
+                if counts[k] <= 0:
+                    continue
+                for j in range(k + 1):  # j copies admitted, k − j spill
+                    pj = fits[j] - (fits[j + 1] if j < k else 0.0)
+                    law[k - j] += counts[k] * max(pj, 0.0)
+            if out.size < law.size:
+                out = np.pad(out, (0, law.size - out.size))
+            out[: law.size] += t.probability * ev.rate * law
+    out[0] = 0.0
+    z = float(out.sum())
+    return out / z if z > 0 else None
+
+
 @dataclass
 class BucketSpill:
     """Share of the units a token bucket turns away (they spill), from its Lundberg bound.
@@ -396,6 +483,9 @@ class BucketSpill:
 
     bucket: Any
     kappa: float = 1.0   # units turned away → calls: the large charges spill
+    # Law of the calls one spilling launch sends on (:func:`bucket_spill_launches`);
+    # None: the route's launch sizes.
+    launch_law: NDArray[np.float64] | None = None
 
     def stats(self, n: int) -> WindowStats:
         """The spill share of calls at ``n`` sessions (``loss_fraction``)."""
@@ -611,9 +701,11 @@ def _spill_source(model: Any, per_call: float, window_s: float,
             if inner is None:  # a token bucket
                 st = model.stats(n)
                 mean_calls = st.loss_fraction * st.mean_per_window / max(per_call, 1e-300)
-                kb = np.arange(batch.size, dtype=np.float64)
-                per_launch = max(float(np.dot(kb, batch)), 1e-300)
-                return _compound_poisson(mean_calls * dest_window_s / per_launch, batch)
+                law = getattr(model, "launch_law", None)
+                law = batch if law is None else law
+                kb = np.arange(law.size, dtype=np.float64)
+                per_launch = max(float(np.dot(kb, law)), 1e-300)
+                return _compound_poisson(mean_calls * dest_window_s / per_launch, law)
             g = inner.pmf(n)
             g = g / g.sum()
             q = inner.q_lat
@@ -765,6 +857,8 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                             continue
                         m = plain_models[c.name] = _no_retry(
                             m, bucket_kappa(flow, profile, slot, dep))
+                        if isinstance(m, BucketSpill) and m.launch_law is None:
+                            m.launch_law = bucket_spill_launches(wl, flow, slot, dep)
                         rate = plain_rate(c)
                     else:
                         costs = {id(call): metered(profile, slot, call, dep)

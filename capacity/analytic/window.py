@@ -475,9 +475,13 @@ class ClumpWindowModel:
     def _storms(self, n: int, healthy: dict[str, float]) -> dict[str, float]:
         """Add the retry storms that bursts ignite (counted, retried sliding windows).
 
-        Ignition: the trailing count reaching the allowance, at the rate of arrivals
-        that find it one short, declumped as in Alm's scan-statistic approximation,
-        ``ι = (1 − λw/q)⁺·λ·P(count = q − 1)``. A storm then turns away every fresh
+        Ignition: the first call turned away — the trailing count going over the
+        allowance, at the rate of arrivals that find it full for their charge ``B`` but
+        not over, declumped as in Alm's scan-statistic approximation for the count
+        exceeding ``q`` (``k = q + 1``): ``ι = (1 − λw/(q + 1))⁺·λ·P(q − B < count ≤ q)``
+        (``P(count = q)`` for single requests). A window that is merely full turns no
+        one away: a closed loop of N ≤ q sessions, each with at most one call per window,
+        never starts a storm. A storm then turns away every fresh
         call, each logged ``1 + m`` times, and lasts until the sessions whose turns it
         aborted bring the logged rate below the allowance: about ``N − N_u`` calls
         (``N_u``: :meth:`storm_threshold`), i.e. ``(1 + m)(N − N_u)`` rejected attempts.
@@ -489,10 +493,15 @@ class ClumpWindowModel:
         g = self.pmf(max(n - 1, 0))
         palm = np.convolve(g, self.own_pmf)  # count an arriving call finds (itself out)
         q = math.floor(self.q_lat + 1e-9)
-        at_edge = float(palm[q - 1]) if 0 < q <= palm.size else 0.0
+        # tail[s] = P(count ≥ s); an arrival of charge b is the first turned away when
+        # q − b < count ≤ q.
+        tail = np.concatenate([np.cumsum(palm[::-1])[::-1], [0.0]])
+        b = np.arange(self.call_pmf.size)
+        over = tail[np.clip(q + 1 - b, 0, tail.size - 1)] - tail[min(q + 1, tail.size - 1)]
+        at_edge = float(_dot(self.call_pmf, over)) if q > 0 else 0.0
         lam_w = n * self.calls_per_window          # calls per window
         lam = lam_w / self.window_s                # calls per second
-        ignition = max(0.0, 1.0 - lam_w / q) * lam * at_edge if q > 0 else 0.0
+        ignition = max(0.0, 1.0 - lam_w / (q + 1)) * lam * at_edge if q > 0 else 0.0
         size = n - n_u
         p = healthy["call"]
         rejected = ignition * size * (1 + m) + lam * p * (1 + m)

@@ -10,8 +10,9 @@ the simulator's (:mod:`capacity.sim`, module docstring):
 * per call: input tokens, output tokens (whole tokens, ``floor(x + 0.5)``), cached input
   ``floor(cached_input_fraction · input + 0.5)``, ``max_tokens`` (the call's or the model's);
 * pause: ``think_time`` runs from the turn's end, ``cadence`` from its start (next start
-  ``max(start + cadence, end)``); a session's first turn starts after an *equilibrium
-  residual* of the pause distribution (steady-state start).
+  ``max(start + cadence, end)``); a session's first turn starts in steady state
+  (:func:`capacity.model.workload.steady_phase`: a think-time session mid-turn with
+  probability E[R]/(E[R]+E[Z]), else after an *equilibrium residual* of the pause).
 
 Session populations (profiles with ``populations``): N is split by
 :meth:`~capacity.profile.schema.Profile.split` and the sessions run in contiguous blocks
@@ -36,6 +37,7 @@ from itertools import accumulate
 import numpy as np
 
 from ..model.dist import Distribution
+from ..model.workload import steady_phase
 from ..profile.schema import (
     SESSION,
     Block,
@@ -172,6 +174,7 @@ class TurnSampler:
         self._cum = list(accumulate(t.weight for t in spec.turns.values()))
         self.mode = spec.mode
         self.pause = spec.pause
+        self._phase = steady_phase(spec, profile)
 
     def draw_turn(self, rng: np.random.Generator) -> tuple[str, SeqPlan]:
         """The next turn: its type name and plan."""
@@ -185,7 +188,13 @@ class TurnSampler:
         return draw(self.pause, rng)
 
     def first_start(self, rng: np.random.Generator) -> float:
-        """Delay before a session's first turn (model seconds): the steady-state start."""
+        """Delay before a session's first turn (model seconds): the steady-state start
+        (THE rule, :func:`capacity.model.workload.steady_phase`: mid-turn with
+        probability ``p_turn`` — what is left of a mean turn, then a whole pause — else an
+        equilibrium residual of the pause)."""
+        p_turn, mean_turn = self._phase
+        if p_turn > 0.0 and rng.random() < p_turn:
+            return rng.random() * mean_turn + draw(self.pause, rng)
         return draw_residual(self.pause, rng)
 
     def next_start(self, start: float, end: float, pause: float) -> float:

@@ -36,6 +36,7 @@ from capacity.profile.schema import (
     ParallelStep,
     Profile,
     RepeatStep,
+    SessionSpec,
     Step,
     max_calls,
 )
@@ -933,10 +934,14 @@ def _sample_call(call: CallSpec, profile: Profile, constraints: tuple[Constraint
     """One call sampled ``n`` times: latency (s), calls (ones) and the units it charges
     (constraints that do not meter it are left out; raw token counts when ``raw``)."""
     targets = call_targets(profile, call)
-    if len(targets) > 1:
+    live = [j for j, (_, share) in enumerate(targets) if share > 0]
+    if len(live) > 1:
         return _sample_routed_call(call, profile, constraints, rng, n, targets, raw)
-    model = profile.model_of(targets[0][0])
-    mt = profile.max_tokens_for(call, targets[0][0])
+    # One target takes every first attempt (a priority route's first deployment): its
+    # latency and charges, without drawing the others'.
+    pick = live[0] if live else 0
+    model = profile.model_of(targets[pick][0])
+    mt = profile.max_tokens_for(call, targets[pick][0])
     out = np.rint(call.output_tokens.sample(rng, n))
     if mt is not None:
         np.minimum(out, mt, out=out)
@@ -954,6 +959,8 @@ def _sample_call(call: CallSpec, profile: Profile, constraints: tuple[Constraint
                                               "cached_input_tokens": cached} if raw else {})
     for c in constraints:
         cost = c.costs.get(id(call))
+        if isinstance(cost, MixedCost):
+            cost = cost.parts[pick][1]
         if cost is not None:
             units[c.name] = _sampled_units(cost, inp, out, n)
     return lat, np.ones(n), units
@@ -1036,6 +1043,31 @@ def _call_latency_moments(call: CallSpec, profile: Profile) -> tuple[float, floa
         mean = m if len(targets) == 1 else mean + share * m
         low = lo if i == 0 else min(low, lo)
     return mean, low, fixed
+
+
+def steady_phase(spec: SessionSpec, profile: Profile) -> tuple[float, float]:
+    """``(p_turn, mean_turn_s)``: how a session of kind ``spec`` starts in steady state.
+
+    THE start rule (the simulator's compiled loop and the load generator both follow it):
+    a think-time session alternates a turn (mean ``mean_turn_s``, seconds) and a pause, so
+    an observer arriving at a random instant finds it mid-turn with probability ``p_turn
+    = E[R]/(E[R] + E[Z])``. Mid-turn, its next turn starts after what is left of the turn
+    (``U·E[R]``: exact for a deterministic turn, the mean left understated by
+    ``Var R/(2E[R])`` otherwise) plus a whole pause; mid-pause, after an equilibrium
+    residual of the pause. Turn starts are then spread over the whole cycle at the
+    steady-state rate. (Starting every session after a residual of the pause alone put
+    every first turn of a short cycle into the first pause, a burst that could tip a
+    retrying sliding window into a storm it never left.) A cadence session starts after
+    a residual of its cadence (``p_turn = 0``): exact while turns end before the next is
+    due.
+    """
+    if spec.mode != "think_time":
+        return 0.0, 0.0
+    total = sum(t.weight for t in spec.turns.values())
+    mean = math.fsum(t.weight / total * latency_moments(t.steps, profile)[0]
+                     for t in spec.turns.values()) if total > 0 else 0.0
+    cycle = mean + spec.pause.mean
+    return (mean / cycle if cycle > 0 else 0.0), mean
 
 
 def latency_moments(steps: tuple[Step, ...] | list[Step], profile: Profile) -> tuple[

@@ -4,10 +4,15 @@ Model (one replication)
 -----------------------
 * N sessions; each repeats: draw a turn type from the mix, run its steps, pause.
   ``think_time``: the pause starts when the turn ends (closed loop). ``cadence``: the next
-  turn starts at ``max(start + cadence, end)``. Sessions start in steady state: each
-  session's first turn begins after an equilibrium residual of its pause distribution
-  (what an observer arriving at a random instant waits; exact for cadences and for
-  exponential think times — the warm-up removes what is left of the transient).
+  turn starts at ``max(start + cadence, end)``. Sessions start in steady state
+  (:func:`capacity.model.workload.steady_phase`): a think-time session is mid-turn with
+  probability ``E[R]/(E[R]+E[Z])`` — its next turn after what is left of a mean turn
+  (``U·E[R]``) and a whole pause — else mid-pause, its first turn after an equilibrium
+  residual of the pause (what an observer arriving at a random instant waits); a cadence
+  session after a residual of its cadence. Turn starts are thus spread over the whole
+  cycle; the warm-up removes what is left of the transient. (Sessions started after a
+  residual of the pause alone sent every first turn of a short cycle in the first pause:
+  a burst that tipped a retried sliding window into a storm it never left.)
 * Steps: a call; ``parallel`` (``count`` copies of the body launched at the same instant,
   the block ends when the last copy ends); ``optional`` (the body with ``probability``);
   ``repeat`` (the body ``count`` times in sequence). A call lasts
@@ -144,7 +149,7 @@ from capacity.model.dist import Distribution
 from capacity.model.numeric import t_quantile
 from capacity.model.quota import LimitSlot, charge_coefficients, limit_slots
 from capacity.model.routing import Router, Weighted, router_from_profile
-from capacity.model.workload import Workload, cached_per_profile
+from capacity.model.workload import Workload, cached_per_profile, steady_phase
 from capacity.profile.schema import (
     SESSION,
     Block,
@@ -169,6 +174,8 @@ from capacity.sim.kernels import (
     C_PACE_RATE,
     C_PAUSE,
     C_REJ_LAT,
+    C_START_P,
+    C_TURN_MEAN,
     D_CHOICE,
     D_EXPONENTIAL,
     D_FIXED,
@@ -202,7 +209,9 @@ from capacity.sim.kernels import (
     PP_MODE,
     PP_NCOL,
     PP_PAUSE,
+    PP_START_P,
     PP_TURN_LEN,
+    PP_TURN_MEAN,
     PP_TURN_OFF,
     PS_NCOL,
     RC_MIN_CALLS,
@@ -917,7 +926,7 @@ def _compile_uncached(profile: Profile) -> _Compiled:
                     else max(pause.mean, mean_turn))
     sess = profile.session
     r, pc = profile.retry, profile.pacing
-    cfg = np.zeros(13)
+    cfg = np.zeros(15)
     cfg[C_MODE] = 0.0 if sess.mode == "think_time" else 1.0
     cfg[C_PAUSE] = dt.add(sess.pause)
     cfg[C_MAX_RETRIES] = r.max_retries
@@ -933,6 +942,12 @@ def _compile_uncached(profile: Profile) -> _Compiled:
         cfg[C_PACE_DEPTH] = max(1.0, pc.rpm * pc.burst / 60.0)
     if pc is not None and pc.concurrency is not None:
         cfg[C_PACE_CONC] = pc.concurrency
+    # The steady-state start (THE rule: steady_phase), as fixed distributions added last so
+    # every other index is what it was.
+    starts = [steady_phase(spec, profile) for spec in profile.all_sessions().values()]
+    start_d = [(dt.add(Distribution.fixed(p_turn)), dt.add(Distribution.fixed(mean, "duration")))
+               for p_turn, mean in starts]
+    cfg[C_START_P], cfg[C_TURN_MEAN] = start_d[0]
 
     sprog = np.ascontiguousarray(np.column_stack([skind, sa, sb]).astype(np.int64))
     program = (turn_cum, np.asarray(roots, dtype=np.int64), sprog, np.asarray(sprob),
@@ -945,6 +960,7 @@ def _compile_uncached(profile: Profile) -> _Compiled:
             ptab[pi, PP_MODE] = 0 if spec.mode == "think_time" else 1
             ptab[pi, PP_PAUSE] = int(cfg[C_PAUSE]) if pi == 0 else dt.add(spec.pause)
             ptab[pi, PP_TURN_OFF], ptab[pi, PP_TURN_LEN] = turn_rows[pi]
+            ptab[pi, PP_START_P], ptab[pi, PP_TURN_MEAN] = start_d[pi]
         pops = _Pops(tuple(profile.all_sessions()), ptab,
                      np.asarray(site_pop, dtype=np.int64), profile.split)
     return _Compiled(
