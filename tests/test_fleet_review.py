@@ -299,3 +299,26 @@ def test_quota_naming_a_deployment_that_excludes_it(quotas: str) -> None:
     msg = str(e.value)
     assert "ptu-spillover.yaml:" in msg and "quotas.paygo.models[0]" in msg
     assert "charge nothing" in msg
+
+
+def test_max_spill_takes_a_percentage() -> None:
+    """``--max-spill 5%`` is ``--max-spill 0.05`` (the help and the output speak in
+    percent); anything else is one clear line naming the option, exit 2."""
+    import subprocess
+    import sys
+
+    def run(value: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "capacity", "size", "ptu-spillover", "--sessions", "100",
+             "--method", "analytic", "--json", f"--max-spill={value}"],
+            capture_output=True, text=True, timeout=120)
+
+    pct, frac = run("5%"), run("0.05")
+    assert pct.returncode == frac.returncode == 0, (pct.stderr, frac.stderr)
+    assert json.loads(pct.stdout) == json.loads(frac.stdout)
+    assert json.loads(pct.stdout)["max_spill_fraction"] == pytest.approx(0.05)
+    for bad in ("5x", "150%"):
+        r = run(bad)
+        err = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert r.returncode == 2 and len(err) == 1 and "--max-spill" in err[0], r.stderr
+        assert "Traceback" not in r.stderr

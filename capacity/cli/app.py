@@ -178,6 +178,16 @@ def schema(
             raise _fail(f"--output {output}: cannot write: {e.strerror or e}") from None
 
 
+def _fraction(text: str) -> float:
+    """A share given as a fraction (0.05) or a percentage (5%)."""
+    t = text.strip()
+    try:
+        return float(t[:-1]) / 100.0 if t.endswith("%") else float(t)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a fraction (0.05) or a percentage "
+                                 "(5%)") from None
+
+
 @app.command(name="size", cls=HelpCommand, short_help="Quota needed for N sessions.",
              epilog="Example: capacity size web-research --sessions 500 --seed 3")
 def size_cmd(
@@ -194,9 +204,9 @@ def size_cmd(
     as_json: JsonOpt = False,
     output: OutputOpt = None,
     max_spill: Annotated[float, typer.Option(
-        "--max-spill", metavar="FRACTION",
+        "--max-spill", metavar="FRACTION", parser=_fraction,
         help="Priority routes (PTU then pay-as-you-go): size the first deployment so that "
-        "at --sessions at most this share of the route's calls spill to the next one "
+        "at --sessions at most this share (0.05 or 5%) of the route's calls spill to the next one "
         "(turned away by its windows or bucket and sent on at once; analytic overflow "
         "model). The deployments after it are sized for the overflow of its current "
         "limit.")] = 0.05,
