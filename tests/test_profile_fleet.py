@@ -180,3 +180,16 @@ def test_cli_exit_2_one_line() -> None:
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
     assert "routes.gpt-4o.fallbacks[0]: a cycle of fallbacks" in out.stderr
+
+
+def test_cooldown_switch_words() -> None:
+    """``cooldown: off`` (YAML's false) is no cooldown, ``cooldown: on`` LiteLLM's
+    defaults; another scalar is still one clear error."""
+    load = load_profile
+    ptu = ROOT / "profiles" / "ptu-spillover.yaml"
+    assert load(ptu, ["cooldown=off"]).cooldown is None
+    on = load(ptu, ["cooldown=on"]).cooldown
+    assert on is not None and (on.threshold, on.min_calls, on.window, on.seconds) == (
+        0.5, 5, 60.0, 5.0)
+    with pytest.raises(ProfileError, match="cooldown"):
+        load(ptu, ["cooldown=3"])

@@ -744,10 +744,20 @@ class Profile(Spec):
     routes: dict[str, RouteSpec] = Field(
         default_factory=dict, description="logical models served by several deployments")
     cooldown: CooldownSpec | None = Field(
-        default=None, description="skip deployments failing too often (off when absent)")
+        default=None, description="skip deployments failing too often (off when absent or "
+        "`off`; `on`: LiteLLM's defaults)")
     populations: dict[str, PopulationSpec] = Field(
         default_factory=dict, description="more kinds of sessions beside `session`, each a "
         "fixed count or a share of N")
+
+    @field_validator("cooldown", mode="before")
+    @classmethod
+    def _cooldown_switch(cls, v: Any) -> Any:
+        # YAML reads `cooldown: off` / `on` as booleans: off is no cooldown, on LiteLLM's
+        # defaults (the mapping's own defaults).
+        if v is False:
+            return None
+        return {} if v is True else v
 
     @property
     def title(self) -> str:
