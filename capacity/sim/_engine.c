@@ -98,6 +98,14 @@
 #define PREFETCH(p) ((void)0)
 #endif
 
+#if defined(__GNUC__) || defined(__clang__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define ALWAYS_INLINE __forceinline
+#else
+#define ALWAYS_INLINE inline
+#endif
+
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
 #endif
@@ -408,21 +416,21 @@ static int lim_grow(Lim *L) {
 }
 
 /* Twin of Limiter.attempt: admitted (1/0); *retry_after rounded up to the next ms. */
-static inline int lim_attempt(Lim *L, double t, const double *units, int8_t *rejected,
-                              double *retry_after) {
+static ALWAYS_INLINE int lim_attempt_n(Lim *L, const int64_t n, double t, const double *units,
+                                       int8_t *rejected, double *retry_after) {
     double worst = 0.0;
-    for (int64_t i = 0; i < L->n; i++) {
+    for (int64_t i = 0; i < n; i++) {
         double w = lim_wait(L, i, t, units[i]);
         rejected[i] = w > 0.0 ? 1 : 0;
         if (w > worst) worst = w;
     }
     if (worst == 0.0) {
-        for (int64_t i = 0; i < L->n; i++)
+        for (int64_t i = 0; i < n; i++)
             if (units[i] > 0.0) lim_charge(L, i, t, units[i]);
         *retry_after = 0.0;
         return 1;
     }
-    for (int64_t i = 0; i < L->n; i++) {
+    for (int64_t i = 0; i < n; i++) {
         const double *p = L->P + i * P_NCOL;
         if (p[P_COUNTREJ] > 0.0 && units[i] > 0.0) {
             if ((int)p[P_KIND] == KIND_BUCKET) {
@@ -435,6 +443,12 @@ static inline int lim_attempt(Lim *L, double t, const double *units, int8_t *rej
     }
     *retry_after = ceil_ms(worst);
     return 0;
+}
+
+/* lim_attempt_n with the slot count known only at run time (one copy of the code). */
+static int lim_attempt(Lim *L, double t, const double *units, int8_t *rejected,
+                       double *retry_after) {
+    return lim_attempt_n(L, L->n, t, units, rejected, retry_after);
 }
 
 /* Limiter state at t = 0 of a system that has been running (see kernels.loaded_state). */
@@ -1149,10 +1163,26 @@ static inline int now_add(Run *R, int64_t *n_now, int32_t n) {
     return 0;
 }
 
+/* A call's token counts and latency: draws at positions ctr .. ctr+7 of stream tkey. */
+static inline void call_draws(const Prog *G, Node *nd, int64_t site, uint64_t tkey,
+                              uint64_t ctr) {
+    const int64_t *sd = G->site_dist + 4 * site;
+    /* Whole tokens, as providers count them. */
+    double tin = ffloor(draw(&G->D, sd[SITE_IN], tkey, ctr) + 0.5);
+    double tout = ffloor(draw(&G->D, sd[SITE_OUT], tkey, ctr + 2) + 0.5);
+    double ttft = draw(&G->D, sd[SITE_TTFT], tkey, ctr + 4);
+    double tps = draw(&G->D, sd[SITE_TPS], tkey, ctr + 6);
+    nd->tin = tin;
+    nd->tout = tout;
+    nd->lat = ttft + dmin(tout, G->site_maxtok[site]) / tps;
+}
+
 /* Expand one turn of static program root into the nodes from base (depth first; draws at
- * fixed positions of stream tkey, so the same key always yields the same turn). */
-static void expand(const Prog *G, Node *nodes, int64_t root, int64_t base, uint64_t tkey,
-                   int64_t *stack, int32_t sess) {
+ * fixed positions of stream tkey, so the same key always yields the same turn). The
+ * number of nodes made; with cpos, each call's draw position is written at its node's
+ * offset from base (for the turn templates below). */
+static int64_t expand(const Prog *G, Node *nodes, int64_t root, int64_t base, uint64_t tkey,
+                      int64_t *stack, int32_t sess, int64_t *cpos) {
     int64_t pos = 0, ordinal = 0, sp = 1;
     uint64_t ctr = 4; /* positions 0..3 are the turn type and the pause */
     stack[0] = root;
@@ -1187,7 +1217,6 @@ static void expand(const Prog *G, Node *nodes, int64_t root, int64_t base, uint6
         }
         if (k == S_CALL) {
             int64_t site = G->sprog[3 * s + 1];
-            const int64_t *sd = G->site_dist + 4 * site;
             nd->kind = I_CALL;
             nd->site = (int32_t)site;
             nd->att = 0;
@@ -1196,15 +1225,9 @@ static void expand(const Prog *G, Node *nodes, int64_t root, int64_t base, uint6
             nd->rnd = 0;
             nd->lmp = 0;
             nd->nx = NX_START;
-            /* Whole tokens, as providers count them. */
-            double tin = ffloor(draw(&G->D, sd[SITE_IN], tkey, ctr) + 0.5);
-            double tout = ffloor(draw(&G->D, sd[SITE_OUT], tkey, ctr + 2) + 0.5);
-            double ttft = draw(&G->D, sd[SITE_TTFT], tkey, ctr + 4);
-            double tps = draw(&G->D, sd[SITE_TPS], tkey, ctr + 6);
+            if (cpos) cpos[idx - base] = (int64_t)ctr;
+            call_draws(G, nd, site, tkey, ctr);
             ctr += 8;
-            nd->tin = tin;
-            nd->tout = tout;
-            nd->lat = ttft + dmin(tout, G->site_maxtok[site]) / tps;
             nd->key = hash2(tkey ^ DOM_CALL, (uint64_t)ordinal);
             ordinal++;
         } else if (k == S_SEQ) {
@@ -1226,6 +1249,105 @@ static void expand(const Prog *G, Node *nodes, int64_t root, int64_t base, uint6
             }
         }
     }
+    return pos;
+}
+
+/* Turn templates. A turn type without options and with fixed repeat counts has the same
+ * shape every time, and the same draw position for each call: its expansion is made once
+ * per replication (links relative to the block) and each turn copies it, shifts the
+ * links, and makes only the draws that are not fixed and the calls' keys. The nodes are
+ * exactly those expand makes (same values, same draws at the same positions). */
+typedef struct {
+    int64_t n, nc;  /* nodes, calls; n == 0: no template (expand each turn) */
+    Node *nodes;    /* n nodes as expand makes them at base 0 */
+    int32_t *cidx;  /* the calls' nodes, in expansion order (their ordinals) */
+    int64_t *cpos;  /* each call's draw position */
+    int8_t *cdraw;  /* 1: some of its distributions are not fixed (draw each turn) */
+} Tpl;
+
+/* 1 if the turn of static program root has a fixed shape (no option, fixed counts) of at
+ * most M nodes; stack has room for M + 1 entries. */
+static int tpl_fixed(const Prog *G, int64_t root, int64_t M, int64_t *stack) {
+    int64_t sp = 1, made = 0;
+    stack[0] = root;
+    while (sp > 0) {
+        int64_t s = stack[--sp], k = G->sprog[3 * s];
+        if (k == S_OPT || ++made > M) return 0;
+        int64_t add = 0, body = -1;
+        if (k == S_SEQ) {
+            add = G->sprog[3 * s + 2];
+        } else if (k != S_CALL) {
+            const double *r = G->D.dpar + G->sprog[3 * s + 2] * DP_NCOL;
+            if (r[DP_KIND] != D_FIXED) return 0;
+            add = (int64_t)r[DP_P0];
+            body = G->sprog[3 * s + 1];
+        }
+        if (add < 0) add = 0;
+        if (sp + add > M + 1) return 0;
+        for (int64_t c = 0; c < add; c++)
+            stack[sp++] = body >= 0 ? body : G->schild[G->sprog[3 * s + 1] + c];
+    }
+    return 1;
+}
+
+static void tpl_free(Tpl *tp) {
+    free(tp->nodes);
+    free(tp->cidx);
+    free(tp->cpos);
+    free(tp->cdraw);
+    memset(tp, 0, sizeof(*tp));
+}
+
+/* The template of the turn of static program root (tp->n = 0 if its shape varies). */
+static int tpl_build(const Prog *G, int64_t root, int64_t M, int64_t *stack, Tpl *tp) {
+    memset(tp, 0, sizeof(*tp));
+    if (!tpl_fixed(G, root, M, stack)) return 0;
+    tp->nodes = calloc((size_t)M, sizeof(Node));
+    tp->cpos = malloc(sizeof(int64_t) * (size_t)M);
+    tp->cidx = malloc(sizeof(int32_t) * (size_t)M);
+    tp->cdraw = malloc((size_t)M);
+    if (!tp->nodes || !tp->cpos || !tp->cidx || !tp->cdraw) {
+        tpl_free(tp);
+        return -1;
+    }
+    int64_t n = expand(G, tp->nodes, root, 0, 0, stack, 0, tp->cpos), nc = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (tp->nodes[i].kind != I_CALL) continue;
+        const int64_t *sd = G->site_dist + 4 * tp->nodes[i].site;
+        int fixed = 1;
+        for (int j = 0; j < 4; j++) fixed &= G->D.dpar[sd[j] * DP_NCOL + DP_KIND] == D_FIXED;
+        tp->cidx[nc] = (int32_t)i;
+        tp->cpos[nc] = tp->cpos[i]; /* nc <= i: compacted in place */
+        tp->cdraw[nc] = (int8_t)!fixed;
+        nc++;
+    }
+    tp->n = n;
+    tp->nc = nc;
+    return 0;
+}
+
+static inline int32_t shift_link(int32_t v, int32_t base) { return v >= 0 ? v + base : v; }
+
+/* Expand a templated turn into the nodes from base: what expand would make. */
+static inline void tpl_expand(const Prog *G, const Tpl *tp, Node *nodes, int64_t base,
+                              uint64_t tkey, int32_t sess) {
+    Node *dst = nodes + base;
+    const int32_t b = (int32_t)base;
+    for (int64_t i = 0; i < tp->n; i++) {
+        Node *nd = dst + i;
+        *nd = tp->nodes[i];
+        nd->sess = sess;
+        nd->parent = shift_link(nd->parent, b);
+        nd->first = shift_link(nd->first, b);
+        nd->next = shift_link(nd->next, b);
+        nd->last = shift_link(nd->last, b);
+    }
+    const uint64_t ck = tkey ^ DOM_CALL;
+    for (int64_t c = 0; c < tp->nc; c++) {
+        Node *nd = dst + tp->cidx[c];
+        if (tp->cdraw[c]) call_draws(G, nd, nd->site, tkey, (uint64_t)tp->cpos[c]);
+        nd->key = hash2(ck, (uint64_t)c);
+    }
 }
 
 typedef struct {
@@ -1239,13 +1361,18 @@ typedef struct {
     int64_t n_pops;
 } Out;
 
-/* Simulate one replication. 0, or -1 when out of memory. */
-static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, double t1,
-                       int64_t M, const double *P, const double *deficit, const double *used,
-                       int heap, Out *O, Run *R, Rt *T) {
+/* Simulate one replication. 0, or -1 when out of memory. Compiled once per case of
+ * replicate_c below: with fast, no routes, populations, trace, pacer or sliding window
+ * (their code drops out); with one, a single limit slot (its loops unrolled). */
+static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_key, double t0,
+                                        double t1, int64_t M, const double *P,
+                                        const double *deficit, const double *used, int heap,
+                                        Out *O, Run *R, Rt *T, const int fast, const int one) {
+    const int routed = !fast && T->on;
+    const int64_t trace_rows = fast ? 0 : O->trace_rows;
     /* A routed trace row ends with the calls in flight per deployment (what least_busy
      * reads). */
-    const int64_t L = G->L, ND = T->on ? T->n_deps : 0, TW = T_UNITS + L + ND;
+    const int64_t L = one ? 1 : G->L, ND = routed ? T->n_deps : 0, TW = T_UNITS + L + ND;
     const double *cfg = G->cfg;
     int mode = (int)cfg[C_MODE];
     int64_t pause_d = (int64_t)cfg[C_PAUSE];
@@ -1257,17 +1384,19 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
     int abort_turn = cfg[C_ABORT] > 0.0;
     double pace_rate = cfg[C_PACE_RATE], pace_depth = cfg[C_PACE_DEPTH];
     int64_t pace_conc = (int64_t)cfg[C_PACE_CONC];
-    int pacing = pace_rate > 0.0 || pace_conc > 0;
+    int pacing = !fast && (pace_rate > 0.0 || pace_conc > 0);
     int sliding = 0;
     for (int64_t li = 0; li < L; li++) sliding |= (int)P[li * P_NCOL + P_KIND] == KIND_SLIDING;
+    if (fast) sliding = 0;
     /* Populations: each session's pacing and turn mix come from its population's row
      * (sessions in contiguous blocks, in table order). Without populations every session
      * is of one population: the profile's session, as the cfg vector describes it. */
     const int64_t one_pop[PP_NCOL] = {mode, pause_d, 0, G->n_turns, (int64_t)cfg[C_START_P],
                                       (int64_t)cfg[C_TURN_MEAN]};
-    const int64_t *ptab = O->n_pops > 0 ? O->ptab : one_pop;
-    double *pst = O->n_pops > 0 ? O->pstats : NULL;
+    const int64_t *ptab = !fast && O->n_pops > 0 ? O->ptab : one_pop;
+    double *pst = !fast && O->n_pops > 0 ? O->pstats : NULL;
     int32_t *spop = NULL;
+    Tpl *tpl = NULL;
 
     Lim lim;
     memset(&lim, 0, sizeof(lim));
@@ -1298,6 +1427,10 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
         for (int64_t p = 0; p < O->n_pops; p++)
             for (int64_t j = 0; j < O->pcount[p]; j++) spop[k++] = (int32_t)p;
     }
+    tpl = calloc((size_t)G->n_turns, sizeof(Tpl));
+    if (!tpl) goto done;
+    for (int64_t tt = 0; tt < G->n_turns; tt++)
+        if (tpl_build(G, G->turn_root[tt], M, stack, tpl + tt) < 0) goto done;
     if (lim_load(&lim, P, L, deficit, used, SPREAD) < 0) goto done;
     if (q_init(&R->Q, R->s, N, heap, N + 1) < 0) goto done;
     {
@@ -1392,7 +1525,8 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
             int32_t blk = R->free_blk[--R->n_free];
             ss->blk = blk;
             int64_t base = (int64_t)blk * M;
-            expand(G, nodes, G->turn_root[tt], base, tkey, stack, (int32_t)x);
+            if (tpl[tt].n > 0) tpl_expand(G, tpl + tt, nodes, base, tkey, (int32_t)x);
+            else (void)expand(G, nodes, G->turn_root[tt], base, tkey, stack, (int32_t)x, NULL);
             ss->start = t;
             ss->flags = 0;
             if (t0 <= t && t < t1) {
@@ -1416,7 +1550,7 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
                     stats[K_GOOD_WINDOW] += 1;
                     if (pst) pst[(int64_t)spop[nd->sess] * PS_NCOL + K_GOOD_WINDOW] += 1;
                 }
-                if (T->on) T->infl[nd->dep]--;
+                if (routed) T->infl[nd->dep]--;
                 if (pacing) {
                     inflight--;
                     dispatch = 1;
@@ -1424,18 +1558,18 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
                 wop[0] = 1;
                 wnode[0] = n;
                 sp = 1;
-            } else if (T->on && (nd->nx == NX_SPILL || nd->nx == NX_FALLBACK)) {
+            } else if (routed && (nd->nx == NX_SPILL || nd->nx == NX_FALLBACK)) {
                 /* the 429 (or "no deployment") reached the client: the next deployment or
                  * logical model is tried at once */
                 R->now[0] = n;
                 n_now = 1;
             } else { /* EV_REJECT: twin of RetryPolicy.wait */
                 /* the next attempt would be retry number k; routed: CallPath.attempt */
-                int64_t k = T->on ? nd->rnd : nd->att;
+                int64_t k = routed ? nd->rnd : nd->att;
                 int64_t row = nd->trow;
                 /* routed: the jitter of the round's end (nd->att counts every choice) */
                 double ju = unit01(nd->key, (uint64_t)nd->att);
-                if (T->on ? nd->nx == NX_RETRY : k <= max_retries) {
+                if (routed ? nd->nx == NX_RETRY : k <= max_retries) {
                     double ra = nd->ra, d;
                     if (honour && 0.0 < ra && ra <= max_ra) {
                         d = ra;
@@ -1625,7 +1759,7 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
             int32_t e = -1;
             double ru = 0.0, tu = 0.0;
             const int64_t *rl = NULL;
-            if (T->on) {
+            if (routed) {
                 const int64_t *rs = T->rsite + 2 * site;
                 chain_len = rs[1];
                 lm = T->rchain[rs[0] + nd->lmp];
@@ -1655,7 +1789,7 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
             double ra = 0.0;
             int admitted = 0;
             nd->att++;
-            if (!T->on || dep >= 0) {
+            if (!routed || dep >= 0) {
                 for (int64_t li = 0; li < L; li++) {
                     const double *c = cf + li * 5;
                     double u_ = c[0] + c[1] * nd->tin;
@@ -1665,7 +1799,7 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
                     units[li] = u_;
                 }
                 if (sliding && lim_log_full(&lim) && lim_grow(&lim) < 0) goto done;
-                admitted = lim_attempt(&lim, t, units, rej, &ra);
+                admitted = lim_attempt_n(&lim, L, t, units, rej, &ra);
                 stats[K_ATTEMPTS_ALL] += 1;
             } else { /* no deployment available: nothing is sent */
                 for (int64_t li = 0; li < L; li++) {
@@ -1675,7 +1809,7 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
             }
             /* Routed: the outcome (CallPath.outcome) decides the next step now. */
             int nx = admitted ? NX_DONE : NX_RETRY;
-            if (T->on) {
+            if (routed) {
                 if (dep >= 0) {
                     if (meas) {
                         stats[K_SENDS] += 1;
@@ -1724,7 +1858,7 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
                 if (nx == NX_FALLBACK && meas) stats[K_FALLBACKS] += 1;
             }
             nd->trow = -1;
-            if (n_tr < O->trace_rows) { /* trace mode: record the attempt */
+            if (n_tr < trace_rows) { /* trace mode: record the attempt */
                 double *row = O->trace + n_tr * TW;
                 nd->trow = (int32_t)n_tr;
                 row[T_T] = t;
@@ -1742,18 +1876,18 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
                 row[T_DEP] = (double)dep;
                 row[T_U] = ru;
                 row[T_TURN_U] = tu;
-                row[T_NEXT] = T->on ? (double)nx : -1.0;
+                row[T_NEXT] = routed ? (double)nx : -1.0;
                 row[T_LAT] = admitted ? nd->lat : 0.0;
                 for (int64_t li = 0; li < L; li++) row[T_UNITS + li] = units[li];
                 /* in flight as the policy read them (before this admission) */
                 for (int64_t j = 0; j < ND; j++)
                     row[T_UNITS + L + j] = (double)(T->infl[j] - (j == dep && admitted));
                 n_tr++;
-            } else if (O->trace_rows > 0) {
-                n_tr = O->trace_rows + 1; /* full: the caller sees the overflow */
+            } else if (trace_rows > 0) {
+                n_tr = trace_rows + 1; /* full: the caller sees the overflow */
             }
             int inwin = t0 <= t && t < t1;
-            if (!T->on && meas) {
+            if (!routed && meas) {
                 stats[K_ATTEMPTS] += 1;
                 if (pst) pst[(int64_t)spop[x] * PS_NCOL + K_ATTEMPTS] += 1;
             }
@@ -1784,14 +1918,17 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
                 }
                 /* the retry-after of the round's last 429 (none: no deployment was tried,
                  * and that answer is immediate) */
-                if (dep >= 0 || !T->on) nd->ra = ra;
-                q_push(&R->Q, NODE0 + n, t + (dep >= 0 || !T->on ? rej_lat : 0.0), EV_REJECT);
+                if (dep >= 0 || !routed) nd->ra = ra;
+                q_push(&R->Q, NODE0 + n, t + (dep >= 0 || !routed ? rej_lat : 0.0), EV_REJECT);
             }
         }
     }
     O->n_tr = n_tr;
     rc = 0;
 done:
+    if (tpl)
+        for (int64_t tt = 0; tt < G->n_turns; tt++) tpl_free(tpl + tt);
+    free(tpl);
     free(stack);
     free(wop);
     free(wnode);
@@ -1813,6 +1950,21 @@ done:
         R->latp = NULL;
     }
     return rc;
+}
+
+/* One replication (see replicate_impl): the common cases get code of their own. */
+static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, double t1,
+                       int64_t M, const double *P, const double *deficit, const double *used,
+                       int heap, Out *O, Run *R, Rt *T) {
+    const double *cfg = G->cfg;
+    int fast = !T->on && O->n_pops == 0 && O->trace_rows == 0 && !(cfg[C_PACE_RATE] > 0.0) &&
+               !((int64_t)cfg[C_PACE_CONC] > 0);
+    for (int64_t li = 0; li < G->L; li++) fast &= (int)P[li * P_NCOL + P_KIND] != KIND_SLIDING;
+    if (fast && G->L == 1)
+        return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 1, 1);
+    if (fast)
+        return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 1, 0);
+    return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 0, 0);
 }
 
 /* ---- Python wrappers -------------------------------------------------------------- */
