@@ -171,6 +171,8 @@ static inline double unit01(uint64_t key, uint64_t i) {
 /* floor(x), bit for bit, without a libm call (baseline x86-64 has no rounding
  * instruction, so the compiler calls floor() through the PLT: ~8 % of the loop). */
 static inline double ffloor(double x) {
+    /* positive (token counts, window numbers): truncation is the floor, +0.0 below 1 */
+    if (x > 0.0 && x < 4503599627370496.0) return (double)(int64_t)x;
     if (!(fabs(x) < 4503599627370496.0)) return x; /* |x| >= 2^52, inf, NaN: integral */
     double r = (double)(int64_t)x;                  /* rounds toward zero */
     if (r > x) r -= 1.0;
@@ -253,10 +255,16 @@ static double draw_any(const Dists *D, int64_t d, uint64_t key, uint64_t pos) {
     return D->cval[o + n - 1];
 }
 
-/* A draw: a fixed value (most token counts and latencies) without the call. */
+/* A draw: a fixed value (most token counts and latencies) or a uniform one (the next
+ * most common) without the call; the same operations as draw_any. */
 static inline double draw(const Dists *D, int64_t d, uint64_t key, uint64_t pos) {
     const double *r = D->dpar + d * DP_NCOL;
-    return r[DP_KIND] == D_FIXED ? r[DP_P0] : draw_any(D, d, key, pos);
+    if (r[DP_KIND] == D_FIXED) return r[DP_P0];
+    if (r[DP_KIND] == D_UNIFORM) {
+        double p0 = r[DP_P0], p1 = r[DP_P1];
+        return p0 + unit01(key, pos) * (p1 - p0);
+    }
+    return draw_any(D, d, key, pos);
 }
 
 /* Equilibrium residual of distribution d: U times a length-biased draw (positions 0..2). */
@@ -1180,9 +1188,10 @@ static inline void call_draws(const Prog *G, Node *nd, int64_t site, uint64_t tk
 /* Expand one turn of static program root into the nodes from base (depth first; draws at
  * fixed positions of stream tkey, so the same key always yields the same turn). The
  * number of nodes made; with cpos, each call's draw position is written at its node's
- * offset from base (for the turn templates below). */
+ * offset from base (for the turn templates below). With lazy, a call's key holds its
+ * ordinal and the key is made when needed (call_key). */
 static int64_t expand(const Prog *G, Node *nodes, int64_t root, int64_t base, uint64_t tkey,
-                      int64_t *stack, int32_t sess, int64_t *cpos) {
+                      int64_t *stack, int32_t sess, int64_t *cpos, int lazy) {
     int64_t pos = 0, ordinal = 0, sp = 1;
     uint64_t ctr = 4; /* positions 0..3 are the turn type and the pause */
     stack[0] = root;
@@ -1228,7 +1237,7 @@ static int64_t expand(const Prog *G, Node *nodes, int64_t root, int64_t base, ui
             if (cpos) cpos[idx - base] = (int64_t)ctr;
             call_draws(G, nd, site, tkey, ctr);
             ctr += 8;
-            nd->key = hash2(tkey ^ DOM_CALL, (uint64_t)ordinal);
+            nd->key = lazy ? (uint64_t)ordinal : hash2(tkey ^ DOM_CALL, (uint64_t)ordinal);
             ordinal++;
         } else if (k == S_SEQ) {
             nd->kind = I_SEQ;
@@ -1258,11 +1267,21 @@ static int64_t expand(const Prog *G, Node *nodes, int64_t root, int64_t base, ui
  * links, and makes only the draws that are not fixed and the calls' keys. The nodes are
  * exactly those expand makes (same values, same draws at the same positions). */
 typedef struct {
+    int8_t kind[4];  /* per distribution (SITE_*): PL_FIXED, PL_UNIFORM or PL_OTHER */
+    int64_t dist[4]; /* the distributions */
+    double p0[4];    /* fixed: the value; uniform: the low end */
+    double span[4];  /* uniform: high - low (the same double draw_any computes) */
+    double maxtok;   /* the site's max_tokens */
+} Plan;
+enum { PL_FIXED, PL_UNIFORM, PL_OTHER };
+
+typedef struct {
     int64_t n, nc;  /* nodes, calls; n == 0: no template (expand each turn) */
     Node *nodes;    /* n nodes as expand makes them at base 0 */
     int32_t *cidx;  /* the calls' nodes, in expansion order (their ordinals) */
     int64_t *cpos;  /* each call's draw position */
     int8_t *cdraw;  /* 1: some of its distributions are not fixed (draw each turn) */
+    Plan *plan;     /* each call's draws */
 } Tpl;
 
 /* 1 if the turn of static program root has a fixed shape (no option, fixed counts) of at
@@ -1295,6 +1314,7 @@ static void tpl_free(Tpl *tp) {
     free(tp->cidx);
     free(tp->cpos);
     free(tp->cdraw);
+    free(tp->plan);
     memset(tp, 0, sizeof(*tp));
 }
 
@@ -1306,16 +1326,27 @@ static int tpl_build(const Prog *G, int64_t root, int64_t M, int64_t *stack, Tpl
     tp->cpos = malloc(sizeof(int64_t) * (size_t)M);
     tp->cidx = malloc(sizeof(int32_t) * (size_t)M);
     tp->cdraw = malloc((size_t)M);
-    if (!tp->nodes || !tp->cpos || !tp->cidx || !tp->cdraw) {
+    tp->plan = calloc((size_t)M, sizeof(Plan));
+    if (!tp->nodes || !tp->cpos || !tp->cidx || !tp->cdraw || !tp->plan) {
         tpl_free(tp);
         return -1;
     }
-    int64_t n = expand(G, tp->nodes, root, 0, 0, stack, 0, tp->cpos), nc = 0;
+    int64_t n = expand(G, tp->nodes, root, 0, 0, stack, 0, tp->cpos, 1), nc = 0;
     for (int64_t i = 0; i < n; i++) {
         if (tp->nodes[i].kind != I_CALL) continue;
         const int64_t *sd = G->site_dist + 4 * tp->nodes[i].site;
         int fixed = 1;
-        for (int j = 0; j < 4; j++) fixed &= G->D.dpar[sd[j] * DP_NCOL + DP_KIND] == D_FIXED;
+        Plan *pl = tp->plan + nc;
+        for (int j = 0; j < 4; j++) {
+            const double *r = G->D.dpar + sd[j] * DP_NCOL;
+            fixed &= r[DP_KIND] == D_FIXED;
+            pl->dist[j] = sd[j];
+            pl->kind[j] = r[DP_KIND] == D_FIXED ? PL_FIXED
+                          : r[DP_KIND] == D_UNIFORM ? PL_UNIFORM : PL_OTHER;
+            pl->p0[j] = r[DP_P0];
+            pl->span[j] = r[DP_P1] - r[DP_P0];
+        }
+        pl->maxtok = G->site_maxtok[tp->nodes[i].site];
         tp->cidx[nc] = (int32_t)i;
         tp->cpos[nc] = tp->cpos[i]; /* nc <= i: compacted in place */
         tp->cdraw[nc] = (int8_t)!fixed;
@@ -1326,27 +1357,72 @@ static int tpl_build(const Prog *G, int64_t root, int64_t M, int64_t *stack, Tpl
     return 0;
 }
 
+/* The key of call nd whose key field holds its ordinal (expand's lazy keys): the one
+ * expand makes, from its session's current turn. */
+static inline uint64_t call_key(const Session *ss, const Node *nd) {
+    return hash2(hash2(ss->key, (uint64_t)ss->turn) ^ DOM_CALL, nd->key);
+}
+
 static inline int32_t shift_link(int32_t v, int32_t base) { return v >= 0 ? v + base : v; }
 
-/* Expand a templated turn into the nodes from base: what expand would make. */
+/* Draw j of a planned call at position pos: draw's value, by the same operations. */
+static inline double plan_draw(const Prog *G, const Plan *pl, int j, uint64_t tkey,
+                               uint64_t pos) {
+    if (pl->kind[j] == PL_FIXED) return pl->p0[j];
+    if (pl->kind[j] == PL_UNIFORM) return pl->p0[j] + unit01(tkey, pos) * pl->span[j];
+    return draw_any(&G->D, pl->dist[j], tkey, pos);
+}
+
+/* call_draws for a planned call (its distributions and max_tokens read from the plan). */
+static inline void plan_draws(const Prog *G, const Plan *pl, Node *nd, uint64_t tkey,
+                              uint64_t ctr) {
+    double tin = ffloor(plan_draw(G, pl, SITE_IN, tkey, ctr) + 0.5);
+    double tout = ffloor(plan_draw(G, pl, SITE_OUT, tkey, ctr + 2) + 0.5);
+    double ttft = plan_draw(G, pl, SITE_TTFT, tkey, ctr + 4);
+    double tps = plan_draw(G, pl, SITE_TPS, tkey, ctr + 6);
+    nd->tin = tin;
+    nd->tout = tout;
+    nd->lat = ttft + dmin(tout, pl->maxtok) / tps;
+}
+
+/* Expand a templated turn into the nodes from base: what expand would make (with lazy,
+ * the calls' keys left as their ordinals, as the template holds them). With reuse, the
+ * block holds this template's last expansion, changed since only where the loop writes
+ * without routes (the pending event, retry-after, attempts, pending children): the
+ * fields the loop may have changed are restored, the rest is already the template's. */
 static inline void tpl_expand(const Prog *G, const Tpl *tp, Node *nodes, int64_t base,
-                              uint64_t tkey, int32_t sess) {
+                              uint64_t tkey, int32_t sess, const int lazy, int reuse) {
     Node *dst = nodes + base;
     const int32_t b = (int32_t)base;
-    for (int64_t i = 0; i < tp->n; i++) {
-        Node *nd = dst + i;
-        *nd = tp->nodes[i];
-        nd->sess = sess;
-        nd->parent = shift_link(nd->parent, b);
-        nd->first = shift_link(nd->first, b);
-        nd->next = shift_link(nd->next, b);
-        nd->last = shift_link(nd->last, b);
+    if (reuse) {
+        for (int64_t i = 0; i < tp->n; i++) {
+            Node *nd = dst + i;
+            const Node *src = tp->nodes + i;
+            nd->sess = sess;
+            nd->pend = src->pend;
+            nd->att = src->att;
+            nd->tried = src->tried;
+            nd->dep = src->dep;
+            nd->rnd = src->rnd;
+            nd->lmp = src->lmp;
+            nd->nx = src->nx;
+        }
+    } else {
+        for (int64_t i = 0; i < tp->n; i++) {
+            Node *nd = dst + i;
+            *nd = tp->nodes[i];
+            nd->sess = sess;
+            nd->parent = shift_link(nd->parent, b);
+            nd->first = shift_link(nd->first, b);
+            nd->next = shift_link(nd->next, b);
+            nd->last = shift_link(nd->last, b);
+        }
     }
     const uint64_t ck = tkey ^ DOM_CALL;
     for (int64_t c = 0; c < tp->nc; c++) {
         Node *nd = dst + tp->cidx[c];
-        if (tp->cdraw[c]) call_draws(G, nd, nd->site, tkey, (uint64_t)tp->cpos[c]);
-        nd->key = hash2(ck, (uint64_t)c);
+        if (tp->cdraw[c]) plan_draws(G, tp->plan + c, nd, tkey, (uint64_t)tp->cpos[c]);
+        if (!lazy) nd->key = hash2(ck, (uint64_t)c);
     }
 }
 
@@ -1397,6 +1473,10 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
     double *pst = !fast && O->n_pops > 0 ? O->pstats : NULL;
     int32_t *spop = NULL;
     Tpl *tpl = NULL;
+    /* Without routes (fast), each block's last template (-1: none), so that a block taken
+     * again for the same turn type is only reset (see tpl_expand). */
+    int32_t *btag = NULL;
+    int64_t n_btag = 0;
 
     Lim lim;
     memset(&lim, 0, sizeof(lim));
@@ -1512,11 +1592,13 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             int64_t x = id;
             Session *ss = R->s + x;
             uint64_t tkey = hash2(ss->key, (uint64_t)ss->turn);
-            double u = unit01(tkey, 0);
             /* a turn type of its population's mix */
             const int64_t *pr = ptab + (pst ? (int64_t)spop[x] * PP_NCOL : 0);
             int64_t tt = pr[PP_TURN_OFF], t_last = tt + pr[PP_TURN_LEN] - 1;
-            while (tt < t_last && u >= G->turn_cum[tt]) tt++;
+            if (tt < t_last) {
+                double u = unit01(tkey, 0);
+                while (tt < t_last && u >= G->turn_cum[tt]) tt++;
+            }
             ss->pause = draw(&G->D, pr[PP_PAUSE], tkey, 2);
             if (R->n_free == 0) {
                 if (run_grow_blocks(R) < 0) goto done;
@@ -1525,8 +1607,20 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             int32_t blk = R->free_blk[--R->n_free];
             ss->blk = blk;
             int64_t base = (int64_t)blk * M;
-            if (tpl[tt].n > 0) tpl_expand(G, tpl + tt, nodes, base, tkey, (int32_t)x);
-            else (void)expand(G, nodes, G->turn_root[tt], base, tkey, stack, (int32_t)x, NULL);
+            int reuse = 0;
+            if (fast) {
+                if (n_btag < R->n_blk) {
+                    int32_t *nb = realloc(btag, sizeof(int32_t) * (size_t)R->n_blk);
+                    if (!nb) goto done;
+                    btag = nb;
+                    for (int64_t b = n_btag; b < R->n_blk; b++) btag[b] = -1;
+                    n_btag = R->n_blk;
+                }
+                reuse = btag[blk] == (int32_t)tt;
+                btag[blk] = tpl[tt].n > 0 ? (int32_t)tt : -1;
+            }
+            if (tpl[tt].n > 0) tpl_expand(G, tpl + tt, nodes, base, tkey, (int32_t)x, fast, reuse);
+            else (void)expand(G, nodes, G->turn_root[tt], base, tkey, stack, (int32_t)x, NULL, fast);
             ss->start = t;
             ss->flags = 0;
             if (t0 <= t && t < t1) {
@@ -1566,10 +1660,11 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             } else { /* EV_REJECT: twin of RetryPolicy.wait */
                 /* the next attempt would be retry number k; routed: CallPath.attempt */
                 int64_t k = routed ? nd->rnd : nd->att;
-                int64_t row = nd->trow;
-                /* routed: the jitter of the round's end (nd->att counts every choice) */
-                double ju = unit01(nd->key, (uint64_t)nd->att);
+                int64_t row = fast ? -1 : nd->trow;
                 if (routed ? nd->nx == NX_RETRY : k <= max_retries) {
+                    /* routed: the jitter of the round's end (nd->att counts every choice) */
+                    uint64_t ck = fast ? call_key(R->s + nd->sess, nd) : nd->key;
+                    double ju = unit01(ck, (uint64_t)nd->att);
                     double ra = nd->ra, d;
                     if (honour && 0.0 < ra && ra <= max_ra) {
                         d = ra;
@@ -1857,7 +1952,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 }
                 if (nx == NX_FALLBACK && meas) stats[K_FALLBACKS] += 1;
             }
-            nd->trow = -1;
+            if (!fast) nd->trow = -1;
             if (n_tr < trace_rows) { /* trace mode: record the attempt */
                 double *row = O->trace + n_tr * TW;
                 nd->trow = (int32_t)n_tr;
@@ -1929,6 +2024,7 @@ done:
     if (tpl)
         for (int64_t tt = 0; tt < G->n_turns; tt++) tpl_free(tpl + tt);
     free(tpl);
+    free(btag);
     free(stack);
     free(wop);
     free(wnode);
