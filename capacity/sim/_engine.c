@@ -326,7 +326,7 @@ static inline void lim_expire(Lim *L, int64_t i, double t, double w) {
 }
 
 /* Twin of Meter.wait_time for slot i. */
-static inline double lim_wait(Lim *L, int64_t i, double t, double units) {
+static ALWAYS_INLINE double lim_wait(Lim *L, int64_t i, double t, double units) {
     if (units <= 0.0) return 0.0;
     const double *p = L->P + i * P_NCOL;
     double *s = L->st + i * S_NCOL;
@@ -1120,7 +1120,7 @@ typedef struct {
     const int64_t *turn_root, *sprog, *schild, *site_dist;
     const double *sprob, *site_cached, *site_maxtok, *coef, *cfg;
     Dists D;
-    int64_t L;
+    int64_t L, n_sites;
 } Prog;
 
 typedef struct {
@@ -1363,6 +1363,20 @@ static inline uint64_t call_key(const Session *ss, const Node *nd) {
     return hash2(hash2(ss->key, (uint64_t)ss->turn) ^ DOM_CALL, nd->key);
 }
 
+/* The units a call charges on each of the L slots (coefficients cf, L x 5): whole
+ * tokens in and out, the cached share of the input, max_tokens mt. */
+static inline void call_units(const double *cf, int64_t L, double tin, double tcached,
+                              double tout, double mt, double *units) {
+    for (int64_t li = 0; li < L; li++) {
+        const double *c = cf + li * 5;
+        double u_ = c[0] + c[1] * tin;
+        u_ -= c[2] * tcached;
+        u_ += c[3] * dmin(tout, mt);
+        if (c[4] > 0.0) u_ += c[4] * mt;
+        units[li] = u_;
+    }
+}
+
 static inline int32_t shift_link(int32_t v, int32_t base) { return v >= 0 ? v + base : v; }
 
 /* Draw j of a planned call at position pos: draw's value, by the same operations. */
@@ -1477,6 +1491,9 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
      * again for the same turn type is only reset (see tpl_expand). */
     int32_t *btag = NULL;
     int64_t n_btag = 0;
+    /* Without routes (fast), the units of the sites whose token counts are fixed. */
+    int8_t *sfix = NULL;
+    double *sunits = NULL;
 
     Lim lim;
     memset(&lim, 0, sizeof(lim));
@@ -1512,6 +1529,22 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
     for (int64_t tt = 0; tt < G->n_turns; tt++)
         if (tpl_build(G, G->turn_root[tt], M, stack, tpl + tt) < 0) goto done;
     if (lim_load(&lim, P, L, deficit, used, SPREAD) < 0) goto done;
+    if (fast) {
+        sfix = calloc((size_t)G->n_sites + 1, 1);
+        sunits = calloc((size_t)(G->n_sites * L) + 1, sizeof(double));
+        if (!sfix || !sunits) goto done;
+        for (int64_t si = 0; si < G->n_sites; si++) {
+            const int64_t *sd = G->site_dist + 4 * si;
+            const double *ri = G->D.dpar + sd[SITE_IN] * DP_NCOL;
+            const double *ro = G->D.dpar + sd[SITE_OUT] * DP_NCOL;
+            if (ri[DP_KIND] != D_FIXED || ro[DP_KIND] != D_FIXED) continue;
+            double tin = ffloor(ri[DP_P0] + 0.5), tout = ffloor(ro[DP_P0] + 0.5);
+            double tc = ffloor(G->site_cached[si] * tin + 0.5);
+            call_units(G->coef + si * L * 5, L, tin, tc, tout, G->site_maxtok[si],
+                       sunits + si * L);
+            sfix[si] = 1;
+        }
+    }
     if (q_init(&R->Q, R->s, N, heap, N + 1) < 0) goto done;
     {
         /* A session holds at most one block, and the pool doubles from 16 blocks only when
@@ -1531,6 +1564,10 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
     for (int64_t li = 0; li < L; li++) last_exc[li] = -1.0e300;
     memset(O->stats, 0, sizeof(O->stats));
     double *stats = O->stats;
+    /* Counts as integers (added to stats at the end: exact below 2^53, as the doubles
+     * counted one by one were). */
+    int64_t cnt[N_STATS];
+    memset(cnt, 0, sizeof(cnt));
 
     /* Client pacer (fleet-wide): FIFO of waiting calls through Node.ev.next. */
     int32_t qfirst = -1, qlast = -1;
@@ -1641,7 +1678,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 n_now = 1;
             } else if (ev == EV_DONE) {
                 if (t0 <= t && t < t1) {
-                    stats[K_GOOD_WINDOW] += 1;
+                    cnt[K_GOOD_WINDOW]++;
                     if (pst) pst[(int64_t)spop[nd->sess] * PS_NCOL + K_GOOD_WINDOW] += 1;
                 }
                 if (routed) T->infl[nd->dep]--;
@@ -1683,7 +1720,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                     ss->flags |= F_FAILED;
                     if (abort_turn) ss->flags |= F_ABORTED;
                     if (ss->flags & F_MEASURED) {
-                        stats[K_CALLS_FAILED] += 1;
+                        cnt[K_CALLS_FAILED]++;
                         if (pst) pst[(int64_t)spop[nodes[n].sess] * PS_NCOL + K_CALLS_FAILED] += 1;
                     }
                     if (pacing) {
@@ -1707,7 +1744,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             if (wop[sp] == 0) {
                 if (nd->kind == I_CALL) {
                     if (ss->flags & F_MEASURED) {
-                        stats[K_CALLS] += 1;
+                        cnt[K_CALLS]++;
                         if (pst) pst[(int64_t)spop[x] * PS_NCOL + K_CALLS] += 1;
                     }
                     if (pacing) {
@@ -1753,9 +1790,9 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                     double *ps = pst ? pst + pp * PS_NCOL : NULL;
                     if (fl & F_MEASURED) {
                         measured_open--;
-                        stats[K_TURNS] += 1;
-                        if (fl & F_429) stats[K_TURNS_429] += 1;
-                        if (fl & F_FAILED) stats[K_TURNS_FAILED] += 1;
+                        cnt[K_TURNS]++;
+                        if (fl & F_429) cnt[K_TURNS_429]++;
+                        if (fl & F_FAILED) cnt[K_TURNS_FAILED]++;
                         if (ps) {
                             ps[K_TURNS] += 1;
                             if (fl & F_429) ps[K_TURNS_429] += 1;
@@ -1777,7 +1814,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                         R->lat[R->n_lat++] = t - ss->start;
                     }
                     if (t0 <= t && t < t1) {
-                        stats[K_TURNS_WINDOW] += 1;
+                        cnt[K_TURNS_WINDOW]++;
                         if (ps) ps[K_TURNS_WINDOW] += 1;
                     }
                     /* think time runs from the end; a cadence from the start (unless late) */
@@ -1862,7 +1899,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 if (nd->nx != NX_SPILL) { /* a new round: one client attempt */
                     nd->ra = 0.0;
                     if (meas) {
-                        stats[K_ATTEMPTS] += 1;
+                        cnt[K_ATTEMPTS]++;
                         if (pst) pst[(int64_t)spop[x] * PS_NCOL + K_ATTEMPTS] += 1;
                     }
                 }
@@ -1880,23 +1917,22 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 }
             }
             /* Cached share of the input, whole tokens (recomputed: the node stays small). */
-            double tcached = ffloor(G->site_cached[site] * nd->tin + 0.5);
+            double tcached = 0.0;
             double ra = 0.0;
             int admitted = 0;
             nd->att++;
             if (!routed || dep >= 0) {
-                for (int64_t li = 0; li < L; li++) {
-                    const double *c = cf + li * 5;
-                    double u_ = c[0] + c[1] * nd->tin;
-                    u_ -= c[2] * tcached;
-                    u_ += c[3] * dmin(nd->tout, mt);
-                    if (c[4] > 0.0) u_ += c[4] * mt;
-                    units[li] = u_;
+                if (fast && sfix[site]) { /* the site's units, made once (call_units) */
+                    for (int64_t li = 0; li < L; li++) units[li] = sunits[site * L + li];
+                } else {
+                    tcached = ffloor(G->site_cached[site] * nd->tin + 0.5);
+                    call_units(cf, L, nd->tin, tcached, nd->tout, mt, units);
                 }
                 if (sliding && lim_log_full(&lim) && lim_grow(&lim) < 0) goto done;
                 admitted = lim_attempt_n(&lim, L, t, units, rej, &ra);
-                stats[K_ATTEMPTS_ALL] += 1;
+                cnt[K_ATTEMPTS_ALL]++;
             } else { /* no deployment available: nothing is sent */
+                tcached = ffloor(G->site_cached[site] * nd->tin + 0.5);
                 for (int64_t li = 0; li < L; li++) {
                     units[li] = 0.0;
                     rej[li] = 0;
@@ -1907,12 +1943,12 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             if (routed) {
                 if (dep >= 0) {
                     if (meas) {
-                        stats[K_SENDS] += 1;
+                        cnt[K_SENDS]++;
                         T->dstats[dep * DS_NCOL + DS_SENT] += 1;
                     }
                     rt_record(T, dep, t, !admitted);
                 } else if (meas) {
-                    stats[K_UNAVAILABLE] += 1;
+                    cnt[K_UNAVAILABLE]++;
                 }
                 if (!admitted) {
                     int32_t cand[MAX_ROUTE];
@@ -1947,10 +1983,10 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                     T->dstats[dep * DS_NCOL + DS_REJECTED] += 1;
                     if (nx == NX_SPILL) {
                         T->dstats[dep * DS_NCOL + DS_SPILLED] += 1;
-                        stats[K_SPILLS] += 1;
+                        cnt[K_SPILLS]++;
                     }
                 }
-                if (nx == NX_FALLBACK && meas) stats[K_FALLBACKS] += 1;
+                if (nx == NX_FALLBACK && meas) cnt[K_FALLBACKS]++;
             }
             if (!fast) nd->trow = -1;
             if (n_tr < trace_rows) { /* trace mode: record the attempt */
@@ -1983,7 +2019,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             }
             int inwin = t0 <= t && t < t1;
             if (!routed && meas) {
-                stats[K_ATTEMPTS] += 1;
+                cnt[K_ATTEMPTS]++;
                 if (pst) pst[(int64_t)spop[x] * PS_NCOL + K_ATTEMPTS] += 1;
             }
             if (admitted) {
@@ -1995,7 +2031,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 if (nx != NX_SPILL) {
                     ss->flags |= F_429;
                     if (meas) {
-                        stats[K_REJECTED] += 1;
+                        cnt[K_REJECTED]++;
                         if (pst) pst[(int64_t)spop[x] * PS_NCOL + K_REJECTED] += 1;
                     }
                 }
@@ -2018,6 +2054,8 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             }
         }
     }
+    for (int k = 0; k < N_STATS; k++)
+        if (k != K_PACE_WAIT) stats[k] += (double)cnt[k];
     O->n_tr = n_tr;
     rc = 0;
 done:
@@ -2025,6 +2063,8 @@ done:
         for (int64_t tt = 0; tt < G->n_turns; tt++) tpl_free(tpl + tt);
     free(tpl);
     free(btag);
+    free(sfix);
+    free(sunits);
     free(stack);
     free(wop);
     free(wnode);
@@ -2345,6 +2385,7 @@ static PyObject *py_replicate(PyObject *self, PyObject *args, PyObject *kw) {
     G.coef = F64(coef);
     G.cfg = F64(cfg);
     G.L = L;
+    G.n_sites = n_sites;
     npy_intp dl = (npy_intp)L, ds = N_STATS;
     PyArrayObject *util = (PyArrayObject *)PyArray_ZEROS(1, &dl, NPY_FLOAT64, 0);
     PyArrayObject *exc = (PyArrayObject *)PyArray_ZEROS(1, &dl, NPY_FLOAT64, 0);
