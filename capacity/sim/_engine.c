@@ -140,6 +140,7 @@ enum { PP_MODE, PP_PAUSE, PP_TURN_OFF, PP_TURN_LEN, PP_START_P, PP_TURN_MEAN, PP
 #define PS_NCOL K_PACE_WAIT
 #define MAX_ROUTE 32 /* deployments per route (a call's tried set is a 32-bit mask) */
 enum { EV_TURN, EV_ATTEMPT, EV_DONE, EV_REJECT, EV_PACE };
+enum { W_NONE, W_START, W_COMPLETE }; /* the walk an event starts (replicate_impl) */
 enum { F_429 = 1, F_FAILED = 2, F_ABORTED = 4, F_MEASURED = 8 };
 
 #define MIN_WAIT 1e-9       /* twin of capacity.limits.meters.MIN_WAIT */
@@ -1501,7 +1502,6 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
     R->N = N;
     R->M = M;
     int64_t *stack = malloc(sizeof(int64_t) * (size_t)(2 * (M + 1)));
-    int8_t *wop = malloc((size_t)(2 * M + 2));
     int32_t *wnode = malloc(sizeof(int32_t) * (size_t)(2 * M + 2));
     double *units = calloc((size_t)L + 1, sizeof(double));
     int8_t *rej = calloc((size_t)L + 1, 1);
@@ -1516,7 +1516,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
         R->latp = malloc(sizeof(int32_t) * (size_t)R->lat_cap);
     }
     int rc = -1;
-    if (!stack || !wop || !wnode || !units || !rej || !last_exc || !R->s || !R->now ||
+    if (!stack || !wnode || !units || !rej || !last_exc || !R->s || !R->now ||
         !R->lat || (pst && (!spop || !R->latp)))
         goto done;
     if (pst) {
@@ -1622,7 +1622,9 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
         double t = pe->t;
         if (t >= t1 && measured_open == 0) break;
         int ev = pe->kind;
-        int64_t sp = 0, n_now = 0;
+        int64_t n_now = 0;
+        int walk = W_NONE; /* the walk of the turn's tree this event starts, from wn */
+        int32_t wn = -1;
         int dispatch = 0;
         Node *nodes = R->nodes;
         if (ev == EV_TURN) {
@@ -1664,9 +1666,8 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 ss->flags = F_MEASURED;
                 measured_open++;
             }
-            wop[0] = 0;
-            wnode[0] = (int32_t)base;
-            sp = 1;
+            walk = W_START;
+            wn = (int32_t)base;
         } else if (id == PACER) {
             wake_pending = 0;
             dispatch = 1;
@@ -1686,9 +1687,8 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                     inflight--;
                     dispatch = 1;
                 }
-                wop[0] = 1;
-                wnode[0] = n;
-                sp = 1;
+                walk = W_COMPLETE;
+                wn = n;
             } else if (routed && (nd->nx == NX_SPILL || nd->nx == NX_FALLBACK)) {
                 /* the 429 (or "no deployment") reached the client: the next deployment or
                  * logical model is tried at once */
@@ -1727,120 +1727,121 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                         inflight--;
                         dispatch = 1;
                     }
-                    wop[0] = 1;
-                    wnode[0] = n;
-                    sp = 1;
+                    walk = W_COMPLETE;
+                    wn = n;
                 }
             }
         }
 
-        /* Walk the turn's tree: START launches a node, COMPLETE propagates an end up. */
-        while (sp > 0) {
-            sp--;
-            int32_t n = wnode[sp];
+        /* Walk the turn's tree from wn: START launches a node, COMPLETE propagates an end up;
+         * a started group's children wait on a stack of starts, the last on top (so they
+         * are launched last first). */
+        if (walk != W_NONE) {
+            int32_t n = wn;
+            int64_t sp = 0;
+            if (walk == W_COMPLETE) goto w_complete;
+        w_start: {
             Node *nd = nodes + n;
-            int32_t x = nodes[n].sess;
+            int32_t x = nd->sess;
             Session *ss = R->s + x;
-            if (wop[sp] == 0) {
-                if (nd->kind == I_CALL) {
-                    if (ss->flags & F_MEASURED) {
-                        cnt[K_CALLS]++;
-                        if (pst) pst[(int64_t)spop[x] * PS_NCOL + K_CALLS] += 1;
-                    }
-                    if (pacing) {
-                        nd->ev.next = -1;
-                        if (qlast >= 0) nodes[qlast].ev.next = n;
-                        else qfirst = n;
-                        qlast = n;
-                        qn++;
-                        nd->ra = t; /* while queued: when it joined */
-                        dispatch = 1;
-                    } else if (now_add(R, &n_now, n) < 0) {
-                        goto done;
-                    }
-                } else if (nd->kind == I_SEQ) {
-                    int32_t c = nd->first;
-                    if (c >= 0 && !(ss->flags & F_ABORTED)) {
-                        wop[sp] = 0;
-                        wnode[sp] = c;
-                    } else {
-                        wop[sp] = 1;
-                        wnode[sp] = n;
-                    }
-                    sp++;
-                } else { /* I_PAR: launch every copy at this instant */
-                    int32_t c = nd->first;
-                    if (c < 0) {
-                        wop[sp] = 1;
-                        wnode[sp] = n;
-                        sp++;
-                    }
-                    while (c >= 0) {
-                        wop[sp] = 0;
-                        wnode[sp] = c;
-                        sp++;
-                        c = nodes[c].next;
-                    }
+            if (nd->kind == I_CALL) {
+                if (ss->flags & F_MEASURED) {
+                    cnt[K_CALLS]++;
+                    if (pst) pst[(int64_t)spop[x] * PS_NCOL + K_CALLS] += 1;
                 }
-            } else {
-                int32_t p = nd->parent;
-                if (p < 0) { /* the turn has ended */
-                    int fl = ss->flags;
-                    int64_t pp = pst ? spop[x] : 0;
-                    double *ps = pst ? pst + pp * PS_NCOL : NULL;
-                    if (fl & F_MEASURED) {
-                        measured_open--;
-                        cnt[K_TURNS]++;
-                        if (fl & F_429) cnt[K_TURNS_429]++;
-                        if (fl & F_FAILED) cnt[K_TURNS_FAILED]++;
+                if (pacing) {
+                    nd->ev.next = -1;
+                    if (qlast >= 0) nodes[qlast].ev.next = n;
+                    else qfirst = n;
+                    qlast = n;
+                    qn++;
+                    nd->ra = t; /* while queued: when it joined */
+                    dispatch = 1;
+                } else if (now_add(R, &n_now, n) < 0) {
+                    goto done;
+                }
+                goto w_next;
+            }
+            int32_t c = nd->first;
+            if (nd->kind == I_SEQ) {
+                if (c >= 0 && !(ss->flags & F_ABORTED)) {
+                    n = c;
+                    goto w_start;
+                }
+                goto w_complete;
+            }
+            if (c < 0) goto w_complete; /* I_PAR: launch every copy at this instant */
+            while (c >= 0) {
+                wnode[sp++] = c;
+                c = nodes[c].next;
+            }
+            goto w_next;
+        }
+        w_complete: {
+            Node *nd = nodes + n;
+            int32_t x = nd->sess;
+            Session *ss = R->s + x;
+            int32_t p = nd->parent;
+            if (p < 0) { /* the turn has ended */
+                int fl = ss->flags;
+                int64_t pp = pst ? spop[x] : 0;
+                double *ps = pst ? pst + pp * PS_NCOL : NULL;
+                if (fl & F_MEASURED) {
+                    measured_open--;
+                    cnt[K_TURNS]++;
+                    if (fl & F_429) cnt[K_TURNS_429]++;
+                    if (fl & F_FAILED) cnt[K_TURNS_FAILED]++;
+                    if (ps) {
+                        ps[K_TURNS] += 1;
+                        if (fl & F_429) ps[K_TURNS_429] += 1;
+                        if (fl & F_FAILED) ps[K_TURNS_FAILED] += 1;
+                    }
+                    if (R->n_lat == R->lat_cap) {
+                        double *nl = realloc(R->lat, sizeof(double) * (size_t)(2 * R->lat_cap));
+                        if (!nl) goto done;
+                        R->lat = nl;
                         if (ps) {
-                            ps[K_TURNS] += 1;
-                            if (fl & F_429) ps[K_TURNS_429] += 1;
-                            if (fl & F_FAILED) ps[K_TURNS_FAILED] += 1;
+                            int32_t *np_ = realloc(R->latp, sizeof(int32_t) *
+                                                                (size_t)(2 * R->lat_cap));
+                            if (!np_) goto done;
+                            R->latp = np_;
                         }
-                        if (R->n_lat == R->lat_cap) {
-                            double *nl = realloc(R->lat, sizeof(double) * (size_t)(2 * R->lat_cap));
-                            if (!nl) goto done;
-                            R->lat = nl;
-                            if (ps) {
-                                int32_t *np_ = realloc(R->latp, sizeof(int32_t) *
-                                                                    (size_t)(2 * R->lat_cap));
-                                if (!np_) goto done;
-                                R->latp = np_;
-                            }
-                            R->lat_cap *= 2;
-                        }
-                        if (ps) R->latp[R->n_lat] = (int32_t)pp;
-                        R->lat[R->n_lat++] = t - ss->start;
+                        R->lat_cap *= 2;
                     }
-                    if (t0 <= t && t < t1) {
-                        cnt[K_TURNS_WINDOW]++;
-                        if (ps) ps[K_TURNS_WINDOW] += 1;
-                    }
-                    /* think time runs from the end; a cadence from the start (unless late) */
-                    double nxt = ptab[pp * PP_NCOL + PP_MODE] == 0 ? t + ss->pause
-                                                                   : dmax(ss->start + ss->pause, t);
-                    ss->turn++;
-                    R->free_blk[R->n_free++] = ss->blk;
-                    ss->blk = -1;
-                    q_push(&R->Q, x, nxt, EV_TURN);
-                } else if (nodes[p].kind == I_SEQ) {
-                    int32_t nx = nd->next;
-                    if (nx >= 0 && !(ss->flags & F_ABORTED)) {
-                        wop[sp] = 0;
-                        wnode[sp] = nx;
-                    } else {
-                        wop[sp] = 1;
-                        wnode[sp] = p;
-                    }
-                    sp++;
-                } else {
-                    if (--nodes[p].pend == 0) {
-                        wop[sp] = 1;
-                        wnode[sp] = p;
-                        sp++;
-                    }
+                    if (ps) R->latp[R->n_lat] = (int32_t)pp;
+                    R->lat[R->n_lat++] = t - ss->start;
                 }
+                if (t0 <= t && t < t1) {
+                    cnt[K_TURNS_WINDOW]++;
+                    if (ps) ps[K_TURNS_WINDOW] += 1;
+                }
+                /* think time runs from the end; a cadence from the start (unless late) */
+                double nxt = ptab[pp * PP_NCOL + PP_MODE] == 0 ? t + ss->pause
+                                                               : dmax(ss->start + ss->pause, t);
+                ss->turn++;
+                R->free_blk[R->n_free++] = ss->blk;
+                ss->blk = -1;
+                q_push(&R->Q, x, nxt, EV_TURN);
+                goto w_next;
+            }
+            if (nodes[p].kind == I_SEQ) {
+                int32_t nx = nd->next;
+                if (nx >= 0 && !(ss->flags & F_ABORTED)) {
+                    n = nx;
+                    goto w_start;
+                }
+                n = p;
+                goto w_complete;
+            }
+            if (--nodes[p].pend == 0) {
+                n = p;
+                goto w_complete;
+            }
+        }
+        w_next:
+            if (sp > 0) {
+                n = wnode[--sp];
+                goto w_start;
             }
         }
 
@@ -2066,7 +2067,6 @@ done:
     free(sfix);
     free(sunits);
     free(stack);
-    free(wop);
     free(wnode);
     free(units);
     free(rej);
