@@ -387,17 +387,34 @@ def bucket_kappa(flow: RouteFlow, profile: Profile, slot: LimitSlot, target: str
     return float(_window._size_bias(pmf / pmf.sum()))
 
 
-def bucket_spill_launches(wl: Workload, flow: RouteFlow, slot: LimitSlot, target: str
-                          ) -> NDArray[np.float64] | None:
+def bucket_never_fits(flow: RouteFlow, profile: Profile, slot: LimitSlot, target: str,
+                      depth: float) -> float:
+    """Share of the route's calls whose charge on a token bucket ``slot`` exceeds its
+    ``depth`` (units): a bucket never holds more than its depth, so they are never
+    admitted and always spill (0 for requests)."""
+    if slot.is_request or not math.isfinite(depth) or depth <= 0:
+        return 0.0
+    if flow.units_per_call(profile, slot, target) <= 0:
+        return 0.0
+    h = depth / 4096.0
+    pmf = flow.charge_pmf(profile, slot, target, h)
+    total = float(pmf.sum())
+    over = float(pmf[math.floor(depth / h + 1e-9) + 1:].sum())
+    return min(1.0, over / total) if total > 0 else 0.0
+
+
+def bucket_spill_launches(wl: Workload, flow: RouteFlow, slot: LimitSlot, target: str,
+                          depth: float = math.inf) -> NDArray[np.float64] | None:
     """Law of the calls one launch sends on when a token bucket turns it away in part:
     the calls of a spilling launch, given that it spills at least one (index 0 unused).
 
     A bucket that spills is near empty: a launch finds the room ``R`` the equilibrium
     law of one of the route's charges (the room a call turned away meets — the same view
-    as :func:`capacity.analytic.window._size_bias`), its copies are admitted in order
-    while their charges fit (``S_j ≤ R``), the rest spill together. So a fan-out of large
-    calls leaves whole (all its copies, at one instant) while a small call slips in: the
-    next deployment receives clumps, not the route's launches thinned at random.
+    as :func:`capacity.analytic.window._size_bias`), at most the bucket's ``depth``
+    (units), its copies are admitted in order while their charges fit (``S_j ≤ R``),
+    the rest spill together. So a fan-out of large calls leaves whole (all its copies, at
+    one instant) while a small call slips in: the next deployment receives clumps, not
+    the route's launches thinned at random; a call larger than the depth never fits.
     Requests (one unit each) spill as the route's launches do (None).
     """
     if slot.is_request:
@@ -416,9 +433,14 @@ def bucket_spill_launches(wl: Workload, flow: RouteFlow, slot: LimitSlot, target
     e_b = float(np.dot(np.arange(mix.size), mix))
     if e_b <= 0:
         return None
-    # Room: P(R = x) = P(B > x)/E[B] on the lattice.
+    # Room: P(R = x) = P(B > x)/E[B] on the lattice, never more than the depth (a
+    # bucket holds no more: a charge above it never fits).
     room = (1.0 - np.cumsum(mix)) / e_b
     room = np.clip(room, 0.0, None)
+    if math.isfinite(depth):
+        room = room[: max(math.floor(depth / h + 1e-9), 0) + 1]
+    if float(room.sum()) <= 0:
+        return None
     room = room / float(room.sum())
     mine = {id(call) for call, _ in flow.calls}
     out = np.zeros(1)
@@ -486,6 +508,9 @@ class BucketSpill:
     # Law of the calls one spilling launch sends on (:func:`bucket_spill_launches`);
     # None: the route's launch sizes.
     launch_law: NDArray[np.float64] | None = None
+    # Share of the calls charging more than the depth (:func:`bucket_never_fits`): they
+    # always spill (the loss above is the rest's, their units left in: conservative).
+    never: float = 0.0
 
     def stats(self, n: int) -> WindowStats:
         """The spill share of calls at ``n`` sessions (``loss_fraction``)."""
@@ -496,6 +521,7 @@ class BucketSpill:
         pi = min(1.0, st.window_exceedance)
         loss = 1.0 - 1.0 / rho if rho >= 1.0 else (1.0 - rho) * pi / (1.0 - rho * pi)
         loss = min(1.0, self.kappa * loss)
+        loss = self.never + (1.0 - self.never) * loss
         return WindowStats(n, st.mean_per_window, st.window_exceedance, loss,
                            "token bucket, finite-dam loss from the Lundberg bound", loss,
                            loss)
@@ -858,7 +884,9 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                         m = plain_models[c.name] = _no_retry(
                             m, bucket_kappa(flow, profile, slot, dep))
                         if isinstance(m, BucketSpill) and m.launch_law is None:
-                            m.launch_law = bucket_spill_launches(wl, flow, slot, dep)
+                            m.never = bucket_never_fits(flow, profile, slot, dep, c.depth)
+                            m.launch_law = bucket_spill_launches(wl, flow, slot, dep,
+                                                                 c.depth)
                         rate = plain_rate(c)
                     else:
                         costs = {id(call): metered(profile, slot, call, dep)
