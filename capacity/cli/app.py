@@ -178,8 +178,10 @@ def schema(
             raise _fail(f"--output {output}: cannot write: {e.strerror or e}") from None
 
 
-def _fraction(text: str) -> float:
+def _fraction(text: str | float) -> float:
     """A share given as a fraction (0.05) or a percentage (5%)."""
+    if isinstance(text, int | float):  # the option's default: typer parses it too
+        return float(text)
     t = text.strip()
     try:
         return float(t[:-1]) / 100.0 if t.endswith("%") else float(t)
