@@ -1273,6 +1273,7 @@ typedef struct {
     double p0[4];    /* fixed: the value; uniform: the low end */
     double span[4];  /* uniform: high - low (the same double draw_any computes) */
     double maxtok;   /* the site's max_tokens */
+    int8_t lat;      /* 1: the latency is drawn (output, ttft or speed not fixed) */
 } Plan;
 enum { PL_FIXED, PL_UNIFORM, PL_OTHER };
 
@@ -1348,6 +1349,8 @@ static int tpl_build(const Prog *G, int64_t root, int64_t M, int64_t *stack, Tpl
             pl->span[j] = r[DP_P1] - r[DP_P0];
         }
         pl->maxtok = G->site_maxtok[tp->nodes[i].site];
+        pl->lat = pl->kind[SITE_OUT] != PL_FIXED || pl->kind[SITE_TTFT] != PL_FIXED ||
+                  pl->kind[SITE_TPS] != PL_FIXED;
         tp->cidx[nc] = (int32_t)i;
         tp->cpos[nc] = tp->cpos[i]; /* nc <= i: compacted in place */
         tp->cdraw[nc] = (int8_t)!fixed;
@@ -1388,24 +1391,28 @@ static inline double plan_draw(const Prog *G, const Plan *pl, int j, uint64_t tk
     return draw_any(&G->D, pl->dist[j], tkey, pos);
 }
 
-/* call_draws for a planned call (its distributions and max_tokens read from the plan). */
+/* call_draws for a planned call of a node that holds its template's values (copied or
+ * kept): only what is drawn is made again (its distributions and max_tokens read from
+ * the plan), by the same operations. */
 static inline void plan_draws(const Prog *G, const Plan *pl, Node *nd, uint64_t tkey,
                               uint64_t ctr) {
-    double tin = ffloor(plan_draw(G, pl, SITE_IN, tkey, ctr) + 0.5);
-    double tout = ffloor(plan_draw(G, pl, SITE_OUT, tkey, ctr + 2) + 0.5);
+    if (pl->kind[SITE_IN] != PL_FIXED) nd->tin = ffloor(plan_draw(G, pl, SITE_IN, tkey, ctr) + 0.5);
+    if (!pl->lat) return;
+    double tout = nd->tout;
+    if (pl->kind[SITE_OUT] != PL_FIXED)
+        nd->tout = tout = ffloor(plan_draw(G, pl, SITE_OUT, tkey, ctr + 2) + 0.5);
     double ttft = plan_draw(G, pl, SITE_TTFT, tkey, ctr + 4);
     double tps = plan_draw(G, pl, SITE_TPS, tkey, ctr + 6);
-    nd->tin = tin;
-    nd->tout = tout;
     nd->lat = ttft + dmin(tout, pl->maxtok) / tps;
 }
 
 /* Expand a templated turn into the nodes from base: what expand would make (with lazy,
  * the calls' keys left as their ordinals, as the template holds them). With reuse, the
  * block holds this template's last expansion, changed since only where the loop writes
- * without routes (the pending event, retry-after, attempts, pending children): the
- * fields the loop may have changed are restored, the rest is already the template's. */
-static inline void tpl_expand(const Prog *G, const Tpl *tp, Node *nodes, int64_t base,
+ * without routes (fast): the pending event, retry-after and trace row (each written
+ * before it is read), the attempts and pending children (restored here); the session
+ * is set. */
+static ALWAYS_INLINE void tpl_expand(const Prog *G, const Tpl *tp, Node *nodes, int64_t base,
                               uint64_t tkey, int32_t sess, const int lazy, int reuse) {
     Node *dst = nodes + base;
     const int32_t b = (int32_t)base;
@@ -1416,11 +1423,6 @@ static inline void tpl_expand(const Prog *G, const Tpl *tp, Node *nodes, int64_t
             nd->sess = sess;
             nd->pend = src->pend;
             nd->att = src->att;
-            nd->tried = src->tried;
-            nd->dep = src->dep;
-            nd->rnd = src->rnd;
-            nd->lmp = src->lmp;
-            nd->nx = src->nx;
         }
     } else {
         for (int64_t i = 0; i < tp->n; i++) {
