@@ -725,7 +725,7 @@ static inline int heap_less(Queue *Q, int32_t a, int64_t sa, int32_t b, int64_t 
 }
 
 /* Schedule owner id at time t (an owner has at most one pending event). */
-static inline void q_push(Queue *Q, int32_t id, double t, int kind) {
+static ALWAYS_INLINE void q_push(Queue *Q, int32_t id, double t, int kind) {
     Ev *e = EVAT(Q, id);
     e->t = t;
     e->kind = kind;
@@ -815,7 +815,7 @@ static inline void cq_ahead(Queue *Q, int32_t next) {
 }
 
 /* Pop the earliest event: its owner id (-1 if empty; -2 on out-of-memory). */
-static inline int32_t q_pop(Queue *Q) {
+static ALWAYS_INLINE int32_t q_pop(Queue *Q) {
     if (Q->n == 0) return -1;
     if (Q->heap) {
         int32_t top = Q->h[0];
