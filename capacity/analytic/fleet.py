@@ -33,7 +33,12 @@ Spillover (a ``priority`` route; ``spillover: false`` turns it off)
     units (π its Lundberg bound; the fluid ``1 − 1/ρ`` above saturation) as whole
     launches, a compound Poisson stream whose batches are the calls a near-empty bucket
     turns away from one launch (its copies admitted in order while they fit a room of the
-    charges' equilibrium law: a fan-out of large calls spills whole). Rejected units
+    charges' equilibrium law: a fan-out of large calls spills whole). A *requests* bucket
+    of a small depth is solved exactly instead (:func:`requests_bucket_spill`: the level a
+    launch finds is a Markov chain; a counted rejection takes the token being built, so
+    above its refill such a bucket admits far less than the refill), and what it sends on
+    is each window's offered calls less what the bucket admits at that window's rate (all
+    of the offered count's spread: :meth:`BucketSpill.window_spill`). Rejected units
     become calls through the mean charge and the size bias of token charges (the large
     charges spill first), in the
     fluid (mean-value) limit too. The next deployment's window of ``w₂`` seconds
@@ -492,6 +497,80 @@ def bucket_spill_launches(wl: Workload, flow: RouteFlow, slot: LimitSlot, target
     return out / z if z > 0 else None
 
 
+def requests_bucket_spill(lam: float, batch: NDArray[np.float64], refill: float,
+                          depth: float, counted: bool, max_states: int = 160
+                          ) -> tuple[float, NDArray[np.float64]] | None:
+    """``(share of calls turned away, law of the calls a spilling launch turns away)`` of a
+    requests token bucket (one unit a call, ``refill`` per second, ``depth`` units) fed
+    by Poisson launches (``lam`` per second) of ``batch[k]`` calls.
+
+    The level seen by a launch is a Markov chain (Poisson arrivals see time averages):
+    a launch of ``k`` calls at level ``L`` admits ``a = min(k, ⌊L⌋)`` and leaves ``L − a``;
+    if it turned some away and ``counted`` (``rejected_count``: a rejection takes a unit
+    *if it is there*, :meth:`capacity.limits.meters.TokenBucket.count_rejection`) the
+    level is 0 — so above its refill a counted bucket admits much less than the refill (a
+    token must build up between two launches). Then the level rises at ``refill`` for an
+    exponential gap, up to the depth. Solved on grids of ``1/m`` and ``1/2m`` of a unit
+    (admission exact on both), the share extrapolated to a fine grid (its error is
+    ``O(1/m)``: Richardson); None when the depth needs more than ``max_states`` points
+    (the Lundberg model then).
+    """
+    if lam <= 0 or refill <= 0 or depth <= 0:
+        return None
+    m = min(4, max_states // (2 * max(math.ceil(depth), 1)))
+    if m < 1:
+        return None
+    coarse = _bucket_chain(lam, batch, refill, depth, counted, m)
+    fine = _bucket_chain(lam, batch, refill, depth, counted, 2 * m)
+    if coarse is None or fine is None:
+        return None
+    share = min(1.0, max(0.0, 2.0 * fine[0] - coarse[0]))
+    return share, fine[1]
+
+
+def _bucket_chain(lam: float, batch: NDArray[np.float64], refill: float, depth: float,
+                  counted: bool, m: int) -> tuple[float, NDArray[np.float64]] | None:
+    """:func:`requests_bucket_spill` on one grid of ``1/m`` of a unit."""
+    delta = 1.0 / m
+    top = math.floor(depth * m + 1e-9)           # grid points 0..top (δ·top ≤ depth)
+    x = np.arange(top + 1) * delta
+    q = math.exp(-lam * delta / refill)           # P(no launch while δ refills)
+    j = np.arange(top + 1)
+    ks = [k for k in range(1, batch.size) if batch[k] > 0]
+    if not ks:
+        return None
+    w = batch[ks] / float(batch[ks].sum())
+    T = np.zeros((top + 1, top + 1))
+    spilled = np.zeros((top + 1, max(ks) + 1))
+    for k, pk in zip(ks, w, strict=True):
+        a = np.minimum(k, np.floor(x + 1e-9)).astype(np.int64)
+        start = j - a * m
+        if counted:
+            start = np.where(a < k, 0, start)
+        # The level at the next launch, x_start + refill·gap, to its nearest grid point.
+        d = (j[None, :] - start[:, None]).astype(np.float64)
+        grow = np.where(d >= 1, q ** np.maximum(d - 0.5, 0.0) - q ** (d + 0.5), 0.0)
+        grow = np.where(d == 0, 1.0 - math.sqrt(q), grow)
+        grow[:, top] = np.where(start < top, q ** np.maximum(top - start - 0.5, 0.0), 1.0)
+        T += pk * grow
+        np.add.at(spilled, (j, k - a), pk)
+    # Stationary law: π T = π, Σπ = 1 (at most ~160 states: a small dense solve).
+    A = T.T - np.eye(top + 1)
+    A[-1, :] = 1.0
+    rhs = np.zeros(top + 1)
+    rhs[-1] = 1.0
+    try:
+        pi = np.clip(np.linalg.solve(A, rhs), 0.0, None)
+    except np.linalg.LinAlgError:
+        return None
+    pi /= float(pi.sum())
+    law = pi @ spilled                            # calls a launch turns away
+    share = float(np.dot(np.arange(law.size), law)) / float(np.dot(ks, w))
+    law[0] = 0.0
+    z = float(law.sum())
+    return share, (law / z if z > 0 else np.array([0.0, 1.0]))
+
+
 @dataclass
 class BucketSpill:
     """Share of the units a token bucket turns away (they spill), from its Lundberg bound.
@@ -511,12 +590,98 @@ class BucketSpill:
     # Share of the calls charging more than the depth (:func:`bucket_never_fits`): they
     # always spill (the loss above is the rest's, their units left in: conservative).
     never: float = 0.0
+    # A requests bucket (one unit a call) small enough for the exact level chain
+    # (:func:`requests_bucket_spill`); ``counted``: its rejections take a unit if there.
+    requests: bool = False
+    counted: bool = False
+    _rates: tuple[NDArray[np.float64], NDArray[np.float64]] | None = field(
+        default=None, repr=False)
+
+    def chain(self, n: int) -> float | None:
+        """The spill share at ``n`` from the requests bucket's level chain (None: not a
+        requests bucket the chain can hold)."""
+        if not self.requests or n <= 0:
+            return None
+        b = self.bucket
+        lam = float(n * b.rate_per_session)
+        mean_k = float(np.dot(np.arange(b.severity.size), b.severity))
+        if lam <= 0 or mean_k <= 0 or self.rates() is None:
+            return None
+        return min(1.0, max(0.0, 1.0 - self.admitted_rate(lam) / (lam * mean_k)))
+
+    def rates(self) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+        """Calls per second admitted on a grid of launch rates (the chain, solved once;
+        None when the depth is too large for it)."""
+        if self._rates is None:
+            b = self.bucket
+            mean_k = float(np.dot(np.arange(b.severity.size), b.severity))
+            grid = b.refill / max(mean_k, 1e-300) * np.geomspace(1e-2, 32.0, 28)
+            adm = []
+            for x in grid:
+                got = requests_bucket_spill(float(x), b.severity, b.refill, b.depth,
+                                            self.counted)
+                if got is None:
+                    self.requests = False
+                    return None
+                adm.append(x * mean_k * (1.0 - got[0]))
+            self._rates = (grid, np.asarray(adm))
+        return self._rates
+
+    def admitted_rate(self, lam: float) -> float:
+        """Calls per second the requests bucket admits when launches come at ``lam`` per
+        second (the exact chain, interpolated on a grid of rates made once)."""
+        got = self.rates()
+        if got is None:
+            return min(lam * float(np.dot(np.arange(self.bucket.severity.size),
+                                          self.bucket.severity)), float(self.bucket.refill))
+        grid, adm = got
+        if lam <= grid[0]:
+            return float(adm[0] * lam / grid[0])
+        # Far above the grid a counted bucket admits next to nothing: its last value.
+        return float(np.interp(np.log(lam), np.log(grid), adm, right=adm[-1]))
+
+    def window_spill(self, n: int, window_s: float) -> NDArray[np.float64]:
+        """Law of the calls a requests bucket sends on in a window of ``window_s`` seconds
+        at ``n`` sessions, quasi-static: a window whose ``k`` launches came at the local
+        rate ``k/w`` admits what the bucket admits at that rate (the exact chain), the
+        rest of its calls spill. Above the refill a bucket admits about as much in every
+        window — less in a busy one when it counts its rejections — so what it sends on
+        carries all of the offered count's spread, not a thinned stream's."""
+        b = self.bucket
+        mean_l = n * b.rate_per_session * window_s
+        if mean_l <= 0:
+            return np.ones(1)
+        pois = _poisson(mean_l)
+        out = np.zeros(1)
+        conv = np.ones(1)
+        for k, pk in enumerate(pois):
+            if k > 0:
+                conv = _trim(np.convolve(conv, b.severity))
+            if pk < 1e-14:
+                continue
+            adm = window_s * self.admitted_rate(k / window_s) if k else 0.0
+            calls = np.arange(conv.size, dtype=np.float64)
+            spill = _rebin(np.maximum(calls - adm, 0.0), conv * pk)
+            if out.size < spill.size:
+                out = np.pad(out, (0, spill.size - out.size))
+            out[: spill.size] += spill
+        return _trim(out / float(out.sum()))
+
+    def spill_law(self, n: int) -> NDArray[np.float64] | None:
+        """Law of the calls one spilling launch sends on at ``n`` (None: the route's
+        launch sizes)."""
+        return self.launch_law
 
     def stats(self, n: int) -> WindowStats:
         """The spill share of calls at ``n`` sessions (``loss_fraction``)."""
         st: WindowStats = self.bucket.stats(n)
         if n <= 0 or st.mean_per_window <= 0:
             return st
+        exact = self.chain(n)
+        if exact is not None:
+            loss = exact
+            return WindowStats(n, st.mean_per_window, st.window_exceedance, loss,
+                               "requests token bucket, exact level chain", loss, loss)
         rho = st.mean_per_window / self.bucket.refill
         pi = min(1.0, st.window_exceedance)
         loss = 1.0 - 1.0 / rho if rho >= 1.0 else (1.0 - rho) * pi / (1.0 - rho * pi)
@@ -726,8 +891,11 @@ def _spill_source(model: Any, per_call: float, window_s: float,
             inner = getattr(model, "inner", None)
             if inner is None:  # a token bucket
                 st = model.stats(n)
+                if isinstance(model, BucketSpill) and model.chain(n) is not None:
+                    return model.window_spill(n, dest_window_s)
                 mean_calls = st.loss_fraction * st.mean_per_window / max(per_call, 1e-300)
-                law = getattr(model, "launch_law", None)
+                law = (model.spill_law(n) if isinstance(model, BucketSpill)
+                       else getattr(model, "launch_law", None))
                 law = batch if law is None else law
                 kb = np.arange(law.size, dtype=np.float64)
                 per_launch = max(float(np.dot(kb, law)), 1e-300)
@@ -883,6 +1051,11 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                             continue
                         m = plain_models[c.name] = _no_retry(
                             m, bucket_kappa(flow, profile, slot, dep))
+                        if isinstance(m, BucketSpill) and slot.is_request \
+                                and abs(m.bucket.h - 1.0) < 1e-12:
+                            # One unit a call on a unit lattice: the exact level chain.
+                            m.requests = True
+                            m.counted = profile.quotas[c.quota].rejected_count
                         if isinstance(m, BucketSpill) and m.launch_law is None:
                             m.never = bucket_never_fits(flow, profile, slot, dep, c.depth)
                             m.launch_law = bucket_spill_launches(wl, flow, slot, dep,
