@@ -326,10 +326,11 @@ static inline void lim_expire(Lim *L, int64_t i, double t, double w) {
     s[S_SIZE] = (double)size;
 }
 
-/* Twin of Meter.wait_time for slot i. */
-static ALWAYS_INLINE double lim_wait(Lim *L, int64_t i, double t, double units) {
+/* Twin of Meter.wait_time for slot i (its parameters: row i of PP, L->P or a copy). */
+static ALWAYS_INLINE double lim_wait(Lim *L, const double *PP, int64_t i, double t,
+                                     double units) {
     if (units <= 0.0) return 0.0;
-    const double *p = L->P + i * P_NCOL;
+    const double *p = PP + i * P_NCOL;
     double *s = L->st + i * S_NCOL;
     int kind = (int)p[P_KIND];
     double q = p[P_ALLOW];
@@ -369,8 +370,8 @@ static ALWAYS_INLINE double lim_wait(Lim *L, int64_t i, double t, double units) 
 }
 
 /* Twin of Meter.charge (state already rolled to t by lim_wait). */
-static inline void lim_charge(Lim *L, int64_t i, double t, double units) {
-    const double *p = L->P + i * P_NCOL;
+static inline void lim_charge(Lim *L, const double *PP, int64_t i, double t, double units) {
+    const double *p = PP + i * P_NCOL;
     double *s = L->st + i * S_NCOL;
     int kind = (int)p[P_KIND];
     if (kind == KIND_FIXED) {
@@ -424,29 +425,31 @@ static int lim_grow(Lim *L) {
     return 0;
 }
 
-/* Twin of Limiter.attempt: admitted (1/0); *retry_after rounded up to the next ms. */
-static ALWAYS_INLINE int lim_attempt_n(Lim *L, const int64_t n, double t, const double *units,
-                                       int8_t *rejected, double *retry_after) {
+/* Twin of Limiter.attempt: admitted (1/0); *retry_after rounded up to the next ms. The
+ * slots' parameters are read from PP: L->P, or a copy the loop holds (the same values). */
+static ALWAYS_INLINE int lim_attempt_n(Lim *L, const double *PP, const int64_t n, double t,
+                                       const double *units, int8_t *rejected,
+                                       double *retry_after) {
     double worst = 0.0;
     for (int64_t i = 0; i < n; i++) {
-        double w = lim_wait(L, i, t, units[i]);
+        double w = lim_wait(L, PP, i, t, units[i]);
         rejected[i] = w > 0.0 ? 1 : 0;
         if (w > worst) worst = w;
     }
     if (worst == 0.0) {
         for (int64_t i = 0; i < n; i++)
-            if (units[i] > 0.0) lim_charge(L, i, t, units[i]);
+            if (units[i] > 0.0) lim_charge(L, PP, i, t, units[i]);
         *retry_after = 0.0;
         return 1;
     }
     for (int64_t i = 0; i < n; i++) {
-        const double *p = L->P + i * P_NCOL;
+        const double *p = PP + i * P_NCOL;
         if (p[P_COUNTREJ] > 0.0 && units[i] > 0.0) {
             if ((int)p[P_KIND] == KIND_BUCKET) {
                 double *s = L->st + i * S_NCOL;
                 s[S_LEVEL] = dmax(0.0, s[S_LEVEL] - 1.0);
             } else {
-                lim_charge(L, i, t, 1.0);
+                lim_charge(L, PP, i, t, 1.0);
             }
         }
     }
@@ -457,7 +460,7 @@ static ALWAYS_INLINE int lim_attempt_n(Lim *L, const int64_t n, double t, const 
 /* lim_attempt_n with the slot count known only at run time (one copy of the code). */
 static int lim_attempt(Lim *L, double t, const double *units, int8_t *rejected,
                        double *retry_after) {
-    return lim_attempt_n(L, L->n, t, units, rejected, retry_after);
+    return lim_attempt_n(L, L->P, L->n, t, units, rejected, retry_after);
 }
 
 /* Limiter state at t = 0 of a system that has been running (see kernels.loaded_state). */
@@ -1531,6 +1534,10 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
     for (int64_t tt = 0; tt < G->n_turns; tt++)
         if (tpl_build(G, G->turn_root[tt], M, stack, tpl + tt) < 0) goto done;
     if (lim_load(&lim, P, L, deficit, used, SPREAD) < 0) goto done;
+    /* One slot: its parameters in a local copy, which the loop keeps in registers (P is
+     * memory the loop's stores might alias, as far as the compiler knows). */
+    double P1[P_NCOL];
+    for (int c = 0; c < P_NCOL; c++) P1[c] = one ? P[c] : 0.0;
     if (fast) {
         sfix = calloc((size_t)G->n_sites + 1, 1);
         sunits = calloc((size_t)(G->n_sites * L) + 1, sizeof(double));
@@ -1928,11 +1935,14 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 if (fast && sfix[site]) { /* the site's units, made once (call_units) */
                     for (int64_t li = 0; li < L; li++) units[li] = sunits[site * L + li];
                 } else {
-                    tcached = ffloor(G->site_cached[site] * nd->tin + 0.5);
+                    /* no cached share: ffloor(0 * tin + 0.5) is +0.0 for any finite tin */
+                    double sc = G->site_cached[site];
+                    tcached = fast && sc == 0.0 && isfinite(nd->tin) ? 0.0
+                                                                     : ffloor(sc * nd->tin + 0.5);
                     call_units(cf, L, nd->tin, tcached, nd->tout, mt, units);
                 }
                 if (sliding && lim_log_full(&lim) && lim_grow(&lim) < 0) goto done;
-                admitted = lim_attempt_n(&lim, L, t, units, rej, &ra);
+                admitted = lim_attempt_n(&lim, one ? P1 : P, L, t, units, rej, &ra);
                 cnt[K_ATTEMPTS_ALL]++;
             } else { /* no deployment available: nothing is sent */
                 tcached = ffloor(G->site_cached[site] * nd->tin + 0.5);
