@@ -229,19 +229,17 @@ def test_counted_requests_bucket_spill_share() -> None:
 
 # -- the simulator's steady-state start of a sliding log ----------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the sliding log starts with min(λ_u·w, q) units as 64 fractional charges over "
-    "(−w, 0], placed independently of the sessions' phases: with a real call already in "
-    "the log, 1.02 phantom units + 1 + 1 > q = 2 refuses a call no steady state refuses, "
-    "and once they expire a rounding residue of the 64 subtractions (S_SUM "
-    "1.0000000000000013 with one call logged) still refuses at exactly q; the counted "
-    "retries then storm for good: 20/20 replications (q = 10, N = 10: 8/20). Simulated N* "
-    "1, 2, 4, 8 at q = 2, 3, 5, 10 (analytic: q); with the log starting empty 2, 3, 5, 10"))
 @pytest.mark.parametrize(("rpm", "sessions"), [(12, 2), (60, 10)])
 def test_no_refusal_while_no_window_can_overfill(rpm: int, sessions: int) -> None:
     """batch-sliding's sessions make at most one call in any 10-s window (a 14.4 s
     cycle), so N ≤ q = rpm/6 sessions can never be refused: no replication may see a
-    429 (rejections are counted and retried: one refusal starts a storm that lasts)."""
+    429 (rejections are counted and retried: one refusal starts a storm that lasts).
+    The sliding log used to start with min(λ_u·w, q) units as 64 fractional charges over
+    (−w, 0], placed independently of the sessions' phases: 1.02 phantom units + 1 + 1 >
+    q = 2 refused a call no steady state refuses (and a rounding residue of the 64
+    subtractions, 1.0000000000000013 with one call logged, still refused at exactly q):
+    20/20 replications stormed (q = 10, N = 10: 8/20), simulated N* 1, 2, 4, 8 at q = 2,
+    3, 5, 10. A log no longer than the warm-up now starts empty."""
     profile = load_profile(_path(BATCH), [f"quotas.deployment.rpm={rpm}"])
     refused = sum(
         int((trace_attempts(profile, sessions, horizon_s=600.0, seed=1, replication=r)

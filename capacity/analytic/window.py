@@ -504,12 +504,15 @@ class ClumpWindowModel:
         ignition = max(0.0, 1.0 - lam_w / (q + 1)) * lam * at_edge if q > 0 else 0.0
         size = n - n_u
         p = healthy["call"]
-        rejected = ignition * size * (1 + m) + lam * p * (1 + m)
-        attempts = lam * (1.0 + m * p) + ignition * size * m
+        # Above N_u every call turned away starts a storm (its retries are logged and
+        # turned away too), so the healthy share's rejections are the storms' first
+        # calls, already in their size: the storms alone, never below the healthy share.
+        rejected = ignition * size * (1 + m)
+        attempts = lam + ignition * size * m
         share = min(1.0, rejected / attempts) if attempts > 0 else 0.0
         out = dict(healthy)
         out["attempt"] = max(healthy["attempt"], share)
-        out["call"] = min(1.0, max(p, (ignition * size + lam * p) / lam))
+        out["call"] = min(1.0, max(p, ignition * size / lam))
         out["failed"] = out["call"]
         return out
 

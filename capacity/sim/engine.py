@@ -94,8 +94,12 @@ sessions times its own per-session load), with retries and counted rejections le
 * **Fixed window.** The provider's clock phase is random per replication, so t = 0 falls
   ``e`` seconds into the current window; its counter starts at ``min(λ_u · e, q)``, the
   expected use since the window opened.
-* **Sliding window.** The log starts with ``min(λ_u · w, q)`` units spread as 64 equal
-  charges over ``(−w, 0]``, which then expire steadily during the first window.
+* **Sliding window.** A log longer than the warm-up (a day window) starts with
+  ``min(λ_u · w, q)`` units spread as 64 equal charges over ``(−w, 0]``, which then expire
+  steadily during its first window. A shorter log starts empty: the warm-up fills it with
+  the sessions' own calls, whereas that mean content laid down at t = 0, placed
+  independently of the sessions' phases, could refuse N sessions that never overfill a
+  window (and counted retries then stormed for good).
 
 After that the warm-up removes what is left of the transient. A routed profile's offered
 load per slot is the workload's split of its calls over the deployments
@@ -1028,12 +1032,16 @@ class _RepOut:
 
 
 def _initial_use(c: _Compiled, P: NDArray[np.float64], u: float,
-                 start: tuple[NDArray[np.float64], ...]) -> tuple[NDArray[np.float64],
-                                                                  NDArray[np.float64]]:
+                 start: tuple[NDArray[np.float64], ...], warmup_s: float = math.inf
+                 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """``(bucket_deficit, window_used)`` per slot at t = 0 (see the module docstring).
 
     ``u`` is the replication's uniform for the bucket deficits; ``start`` is
-    :meth:`_WarmModel.start` at this N.
+    :meth:`_WarmModel.start` at this N. A sliding log no longer than the warm-up
+    (``warmup_s``) starts empty: the warm-up fills it with the sessions' own calls,
+    whereas its mean content laid down at t = 0 is placed independently of their phases
+    (and of the calls they are about to make) — N sessions that can never overfill a
+    window were refused by it, and the counted retries stormed.
     """
     load, rho, theta = start
     deficit = np.zeros(len(c.slots))
@@ -1051,30 +1059,33 @@ def _initial_use(c: _Compiled, P: NDArray[np.float64], u: float,
         elif s.kind == "fixed_window":
             # Units charged since the current window opened (P_OFFSET seconds ago).
             used[i] = min(load[i] * P[i, P_OFFSET], s.allowance)
-        else:
+        elif s.window_s > warmup_s:
             used[i] = min(load[i] * s.window_s, s.allowance)
     return deficit, used
 
 
 def _rep_setup(c: _Compiled, sessions: int, child: np.random.SeedSequence,
-               start: tuple[NDArray[np.float64], ...] | None = None
+               start: tuple[NDArray[np.float64], ...] | None = None,
+               warmup_s: float = math.inf
                ) -> tuple[np.uint64, float, NDArray[np.float64], NDArray[np.float64],
                           NDArray[np.float64]]:
-    """A replication's key, provider clock offset, limiter parameters and starting use."""
+    """A replication's key, provider clock offset, limiter parameters and starting use
+    (``warmup_s``: the replication's warm-up, see :func:`_initial_use`)."""
     state = child.generate_state(3, np.uint64)
     rep_key = state[0]
     # The provider's clock at t = 0 (window phase): uniform over a day.
     clock = float(state[1] >> np.uint64(11)) * 2.0**-53 * 86400.0
     P = LimiterArrays.from_slots(c.slots, clock).params
     u = float(state[2] >> np.uint64(11)) * 2.0**-53
-    deficit, used = _initial_use(c, P, u, c.warm.start(sessions) if start is None else start)
+    deficit, used = _initial_use(c, P, u, c.warm.start(sessions) if start is None else start,
+                                 warmup_s)
     return rep_key, clock, P, deficit, used
 
 
 def _run_rep(c: _Compiled, sessions: int, child: np.random.SeedSequence, t0: float,
              t1: float, start: tuple[NDArray[np.float64], ...] | None = None,
              trace: NDArray[np.float64] | None = None) -> _RepOut:
-    rep_key, _, P, deficit, used = _rep_setup(c, sessions, child, start)
+    rep_key, _, P, deficit, used = _rep_setup(c, sessions, child, start, t0)
     if trace is None:
         trace = np.zeros((0, T_UNITS + len(c.slots) + len(c.deployments)))
     turn_cum, turn_root, sprog, sprob, schild = c.program
@@ -1391,7 +1402,7 @@ def trace_attempts(profile: Profile, sessions: int, *, horizon_s: float = 600.0,
     _check_size(c, sessions)
     warm = 2.0 * c.mean_cycle_s if warmup_s is None else float(warmup_s)
     child = np.random.SeedSequence(seed).spawn(replication + 1)[replication]
-    _, clock, _, deficit, used = _rep_setup(c, sessions, child)
+    _, clock, _, deficit, used = _rep_setup(c, sessions, child, warmup_s=warm)
     buf = np.zeros((max_attempts, T_UNITS + len(c.slots) + len(c.deployments)))
     out = _run_rep(c, sessions, child, warm, warm + horizon_s, trace=buf)
     if out.traced > max_attempts:
