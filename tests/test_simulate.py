@@ -477,3 +477,24 @@ def test_the_compiled_engine_refuses_arrays_it_cannot_read() -> None:
     with pytest.raises(ValueError):
         limiter_attempt(np.array([[1.0, 5.0, 10.0, 0.0, 0.0, 0.0]]), st, full, full.copy(),
                         0.0, np.ones(1), np.zeros(1, dtype=np.int8))
+
+
+def test_bucket_start_is_the_simulators_own() -> None:
+    """``bucket_start`` (what the load generator resets the mock's buckets to) is the
+    deficit a replication starts with for the uniform it drew; an overloaded bucket
+    starts empty (its depth missing); a profile of windows only has nothing to start."""
+    from capacity.profile.loader import load_profile
+    from capacity.sim.engine import _compile, _rep_setup, bucket_start
+
+    p = load_profile(ROOT / "profiles" / "chat-assistant.yaml")
+    c = _compile(p)
+    child = np.random.SeedSequence(4).spawn(1)[0]
+    state = child.generate_state(3, np.uint64)
+    u = float(state[2] >> np.uint64(11)) * 2.0**-53
+    _, _, _, deficit, _ = _rep_setup(c, 200, child)
+    buckets = [(i, s) for i, s in enumerate(c.slots) if s.kind == "token_bucket"]
+    assert buckets
+    assert bucket_start(p, 200, u) == {s.key: float(deficit[i]) for i, s in buckets}
+    full = bucket_start(p, 100_000, 0.5)
+    assert full == {s.key: pytest.approx(s.allowance) for _, s in buckets}
+    assert bucket_start(load_profile(ROOT / "profiles" / "web-research.yaml"), 50, 0.9) == {}

@@ -194,28 +194,17 @@ def _measure_sharded(profile: Profile, dcfg: DriverConfig, ids: list[int], proce
 def steady_start(profile: Profile, sessions: int, seed: int) -> dict[str, float]:
     """Units missing from each token bucket when the simulator starts a replication of
     ``sessions`` sessions (its steady-state start; 0 for buckets the load leaves full),
-    by slot key. With ``populations``, ``sessions`` is N (the varying sessions): the
-    simulator's start applies the split, held sessions included. Windows need no such
-    start: their memory (≤ one window) is shorter than any warm-up.
+    by slot key (:func:`capacity.sim.engine.bucket_start`). With ``populations``,
+    ``sessions`` is N (the varying sessions): the split applies, held sessions included.
 
-    One draw of the simulator's own rule (``capacity.sim.engine``), seeded by (seed, N): a
-    measurement is one run, compared with the spread of single replications.
+    One draw of the simulator's own rule, seeded by (seed, N): a measurement is one run,
+    compared with the spread of single replications.
     """
-    from ..sim.engine import _compile, _initial_use
-    from ..sim.kernels import LimiterArrays
+    from ..sim.engine import bucket_start
 
-    if not any(q.enforcement_for(dim).type == "token_bucket"
-               for q in profile.quotas.values() for dim in q.limits()):
-        return {}  # windows only: nothing to start part-used (and no compile needed)
-    c = _compile(profile)
-    if not any(s.kind == "token_bucket" for s in c.slots):
-        return {}
-    params = LimiterArrays.from_slots(c.slots, 0.0).params
     u = float(np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(sessions, 1)))
               .random())
-    deficit, _ = _initial_use(c, params, u, c.warm.start(sessions))
-    return {s.key: float(d) for s, d in zip(c.slots, deficit, strict=True)
-            if s.kind == "token_bucket"}
+    return bucket_start(profile, sessions, u)
 
 
 def reset_target(target: str, deficit: dict[str, float], timeout_s: float = 10.0

@@ -243,8 +243,8 @@ from capacity.sim.kernels import (
 )
 
 __all__ = ["METRICS", "ROUTING_METRICS", "AttemptTrace", "DeploymentUse", "Estimate",
-           "PopulationUse", "SimulationError", "SimulationResult", "default_warmup",
-           "sample_distribution", "simulate", "trace_attempts"]
+           "PopulationUse", "SimulationError", "SimulationResult", "bucket_start",
+           "default_warmup", "sample_distribution", "simulate", "trace_attempts"]
 
 
 class SimulationError(CapacityError):
@@ -1062,6 +1062,25 @@ def _initial_use(c: _Compiled, P: NDArray[np.float64], u: float,
         elif s.window_s > warmup_s:
             used[i] = min(load[i] * s.window_s, s.allowance)
     return deficit, used
+
+
+def bucket_start(profile: Profile, sessions: int, u: float) -> dict[str, float]:
+    """Units missing from each token bucket (by slot key) when a replication of
+    ``sessions`` sessions starts with the uniform ``u`` (the steady-state start of the
+    module docstring; 0 for a bucket the load leaves full). With populations,
+    ``sessions`` is N: the split applies, held sessions included. Windows start empty
+    (short ones) or with their mean content (day windows), which a load generator's
+    target does not need: its memory is the run itself."""
+    if not any(q.enforcement_for(dim).type == "token_bucket"
+               for q in profile.quotas.values() for dim in q.limits()):
+        return {}  # windows only: nothing to start part-used (and no compile needed)
+    c = _compile(profile)
+    if not any(s.kind == "token_bucket" for s in c.slots):
+        return {}
+    params = LimiterArrays.from_slots(c.slots, 0.0).params
+    deficit, _ = _initial_use(c, params, u, c.warm.start(sessions))
+    return {s.key: float(d) for s, d in zip(c.slots, deficit, strict=True)
+            if s.kind == "token_bucket"}
 
 
 def _rep_setup(c: _Compiled, sessions: int, child: np.random.SeedSequence,
