@@ -246,3 +246,26 @@ def test_no_refusal_while_no_window_can_overfill(rpm: int, sessions: int) -> Non
              .rows[:, T_ADMITTED] == 0).any())
         for r in range(20))
     assert refused == 0
+
+
+def test_a_bucket_far_smaller_than_its_calls_answers() -> None:
+    """Prompts of 400,000–900,000 tokens over a 100-token PTU input bucket (600 itpm,
+    10 s deep): every call spills, and the lattice that finds them stays coarse enough
+    to hold such charges (bucket_never_fits on depth/4096 asked for 26.6 M steps and
+    raised: 'lattice step 0.0244141 too fine', a traceback from the CLI)."""
+    from capacity.analytic.model import analyze
+
+    data: dict[str, Any] = load_profile(_path(PTU)).model_dump(mode="json", exclude_none=True)
+    data["quotas"]["ptu"]["itpm"] = 600
+    synthesis = data["session"]["turns"]["research"]["steps"][1]["parallel"]["call"]
+    synthesis["input_tokens"] = {"uniform": [400000, 900000]}
+    profile = profile_from_dict(data)
+    result = analyze(profile)
+    assert result.burst_ceiling >= 1
+    from capacity.analytic.fleet import fleet_models
+    from capacity.analytic.model import cycle_time
+    from capacity.model.workload import Workload
+
+    wl = Workload.from_profile(profile)
+    assert fleet_models(wl, cycle_time(wl)).spill["gpt-4o"](result.burst_ceiling) == \
+        pytest.approx(1.0, abs=1e-9)

@@ -399,9 +399,14 @@ def bucket_never_fits(flow: RouteFlow, profile: Profile, slot: LimitSlot, target
     admitted and always spill (0 for requests)."""
     if slot.is_request or not math.isfinite(depth) or depth <= 0:
         return 0.0
-    if flow.units_per_call(profile, slot, target) <= 0:
+    costs = [c for call, _ in flow.calls
+             if (c := metered(profile, slot, call, target)) is not None]
+    if flow.units_per_call(profile, slot, target) <= 0 or not costs:
         return 0.0
-    h = depth / 4096.0
+    # Fine against the depth, but never finer than the largest charge can be held on
+    # (a 900,000-token prompt over a 100-token bucket).
+    top = max((c.upper for c in costs if math.isfinite(c.upper)), default=0.0)
+    h = max(depth / 4096.0, top / 65536.0, finest_step(max(c.mean for c in costs)), 1e-9)
     pmf = flow.charge_pmf(profile, slot, target, h)
     total = float(pmf.sum())
     over = float(pmf[math.floor(depth / h + 1e-9) + 1:].sum())
