@@ -102,11 +102,15 @@ def test_steady_phase_of_the_short_cycle() -> None:
     from capacity.model.workload import steady_phase
 
     prof = load_profile(BATCH)
-    p_turn, mean_turn = steady_phase(prof.session, prof)
+    p_turn, mean_turn, law = steady_phase(prof.session, prof)
     assert mean_turn == pytest.approx(0.8 + 300 / 35, rel=1e-9)
     assert p_turn == pytest.approx(mean_turn / (mean_turn + 5.0), rel=1e-9)
+    # The turn's law: ttft U(0.4, 1.2) s + 300/35 s, its quantiles equally likely.
+    assert law.kind == "choice" and len(law.values) == 128
+    assert min(law.values) >= 0.4 + 300 / 35 and max(law.values) <= 1.2 + 300 / 35
+    assert law.mean == pytest.approx(mean_turn, rel=2e-3)
     twin = cadence_twin()
-    assert steady_phase(twin.session, twin) == (0.0, 0.0)
+    assert steady_phase(twin.session, twin)[:2] == (0.0, 0.0)
 
 
 def test_sessions_start_spread_over_the_cycle() -> None:

@@ -9,13 +9,14 @@ do not share code with what they check.
   moves a call) and the load generator's :meth:`TurnSampler.first_start` must follow
   it. Exact for a near-deterministic turn (batch-sliding) and close for tool-agent's
   (Exp(45 s) pause, turn sd 7.6 s: KS 0.008, mean 46.1 s vs 46.4 s stationary); the
-  rule's ``U·E[R]`` for what is left of a turn is far off when the turn latency is
-  heavy-tailed and the pause short (an xfail below: KS 0.39, mean 11.2 s vs 27.1 s).
+  rule's former ``U·E[R]`` for what is left of a turn was far off when the turn latency
+  is heavy-tailed and the pause short (KS 0.39, mean 11.2 s vs 27.1 s); it now draws
+  the equilibrium residual of the turn's law.
 * A token bucket never holds more than its depth: a call charging more is never
   admitted and always spills (the analytic spill share said 94.6 % when every call was
   larger than the PTU bucket).
 * A requests bucket that counts its rejections (``rejected_count``, the default) admits
-  far less than its refill when it spills (an xfail below).
+  far less than its refill when it spills (now the exact level chain).
 """
 
 from __future__ import annotations
@@ -153,14 +154,12 @@ def test_first_turn_starts_follow_the_stationary_law(name: str) -> None:
         assert got.mean() == pytest.approx(ref.mean(), rel=0.03)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "steady_phase leaves U·E[R] of a turn in progress; the stationary residual is U·R* "
-    "(R* length-biased: mean E[R²]/2E[R]). With a heavy-tailed turn (sd 26.7 s, mean "
-    "17.4 s) and a 5 s pause the first starts have mean 11.2 s vs 27.1 s (KS 0.39) and "
-    "the turn-start rate runs 1.7× the steady rate in the 2nd 10-s window"))
 def test_heavy_tailed_turn_starts_in_steady_state() -> None:
-    """A heavy-tailed turn and a short pause: the first starts should follow the
-    stationary law too (the engine's rule)."""
+    """A heavy-tailed turn and a short pause: the first starts follow the stationary law
+    too (the engine's rule). The rule used to leave U·E[R] of a turn in progress; the
+    stationary residual is U·R* (R* length-biased: mean E[R²]/2E[R]): with this turn (sd
+    26.7 s, mean 17.4 s) and a 5 s pause the first starts had mean 11.2 s vs 27.1 s (KS
+    0.39). It now draws the residual of the turn's law."""
     profile = _heavy_profile()
     ref = np.minimum(_stationary_wait(_heavy_turn, lambda r, m: np.full(m, 5.0), seed=11),
                      250.0)

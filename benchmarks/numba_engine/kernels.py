@@ -48,7 +48,7 @@ SITE_IN, SITE_OUT, SITE_TTFT, SITE_TPS = range(4)
 
 # cfg vector entries.
 (C_MODE, C_PAUSE, C_MAX_RETRIES, C_INIT_DELAY, C_MAX_DELAY, C_JITTER, C_HONOUR, C_MAX_RA,
- C_REJ_LAT, C_ABORT, C_PACE_RATE, C_PACE_DEPTH, C_PACE_CONC, C_START_P, C_TURN_MEAN) = range(15)
+ C_REJ_LAT, C_ABORT, C_PACE_RATE, C_PACE_DEPTH, C_PACE_CONC, C_START_P, C_TURN_LAW) = range(15)
 
 # Replication statistics vector entries.
 (K_TURNS, K_TURNS_429, K_TURNS_FAILED, K_CALLS, K_CALLS_FAILED, K_ATTEMPTS, K_REJECTED,
@@ -688,9 +688,9 @@ def replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untyped
     pool = N * M
     mode = int(cfg[C_MODE])
     pause_d = int(cfg[C_PAUSE])
-    # The steady-state start's p_turn and mean turn (fixed distributions; see below).
+    # The steady-state start's p_turn (a fixed distribution) and turn law (see below).
     start_p = dpar[int(cfg[C_START_P]), DP_P0]
-    turn_mean = dpar[int(cfg[C_TURN_MEAN]), DP_P0]
+    turn_d = int(cfg[C_TURN_LAW])
     max_retries = int(cfg[C_MAX_RETRIES])
     init_delay = cfg[C_INIT_DELAY]
     max_delay = cfg[C_MAX_DELAY]
@@ -783,11 +783,13 @@ def replicate(n_sessions, rep_key, t0, t1, max_nodes,  # type: ignore[no-untyped
         s_key[k] = sk
         # Steady-state start (the C engine's rule, capacity.model.workload.steady_phase,
         # ported when it changed so the two engines still compare bit for bit): mid-turn
-        # with probability p_turn (what is left of a mean turn, then a whole pause), else
-        # an equilibrium residual of the pause.
+        # with probability p_turn (what is left of the turn in progress, an equilibrium
+        # residual of the turn's law, then a whole pause), else an equilibrium residual of
+        # the pause.
         k1 = _hash2(sk ^ _DOM_START, 1)
         if _unit(k1, 0) < start_p:
-            first = _unit(k1, 1) * turn_mean + _draw(pause_d, k1, 2, dpar, cval, ccum)
+            first = (_draw_residual(turn_d, _hash2(sk ^ _DOM_START, 2), dpar, cval, ccum)
+                     + _draw(pause_d, k1, 2, dpar, cval, ccum))
         else:
             first = _draw_residual(pause_d, _hash2(sk ^ _DOM_START, 0), dpar, cval, ccum)
         hn = _hpush(ht, hs, hp, hn, first, seq, k * 8 + EV_TURN)

@@ -190,11 +190,12 @@ class TurnSampler:
     def first_start(self, rng: np.random.Generator) -> float:
         """Delay before a session's first turn (model seconds): the steady-state start
         (THE rule, :func:`capacity.model.workload.steady_phase`: mid-turn with
-        probability ``p_turn`` — what is left of a mean turn, then a whole pause — else an
-        equilibrium residual of the pause)."""
-        p_turn, mean_turn = self._phase
+        probability ``p_turn`` — what is left of the turn in progress, an equilibrium
+        residual of the turn's law, then a whole pause — else an equilibrium residual of
+        the pause)."""
+        p_turn, _, turn_law = self._phase
         if p_turn > 0.0 and rng.random() < p_turn:
-            return rng.random() * mean_turn + draw(self.pause, rng)
+            return draw_residual(turn_law, rng) + draw(self.pause, rng)
         return draw_residual(self.pause, rng)
 
     def next_start(self, start: float, end: float, pause: float) -> float:

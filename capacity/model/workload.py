@@ -1045,29 +1045,44 @@ def _call_latency_moments(call: CallSpec, profile: Profile) -> tuple[float, floa
     return mean, low, fixed
 
 
-def steady_phase(spec: SessionSpec, profile: Profile) -> tuple[float, float]:
-    """``(p_turn, mean_turn_s)``: how a session of kind ``spec`` starts in steady state.
+# Points of the empirical turn-latency law a session's steady-state start draws from.
+TURN_LAW_POINTS = 128
+
+
+def steady_phase(spec: SessionSpec, profile: Profile
+                 ) -> tuple[float, float, Distribution]:
+    """``(p_turn, mean_turn_s, turn_law)``: how a session of kind ``spec`` starts in
+    steady state.
 
     THE start rule (the simulator's compiled loop and the load generator both follow it):
     a think-time session alternates a turn (mean ``mean_turn_s``, seconds) and a pause, so
     an observer arriving at a random instant finds it mid-turn with probability ``p_turn
     = E[R]/(E[R] + E[Z])``. Mid-turn, its next turn starts after what is left of the turn
-    (``U·E[R]``: exact for a deterministic turn, the mean left understated by
-    ``Var R/(2E[R])`` otherwise) plus a whole pause; mid-pause, after an equilibrium
-    residual of the pause. Turn starts are then spread over the whole cycle at the
-    steady-state rate. (Starting every session after a residual of the pause alone put
-    every first turn of a short cycle into the first pause, a burst that could tip a
-    retrying sliding window into a storm it never left.) A cadence session starts after
-    a residual of its cadence (``p_turn = 0``): exact while turns end before the next is
+    — an equilibrium residual of ``turn_law``, the turn latency's law (``U·R*``, ``R*``
+    length-biased: a long turn is more likely to be the one in progress) — plus a whole
+    pause; mid-pause, after an equilibrium residual of the pause. Turn starts are then
+    spread over the whole cycle at the steady-state rate. (Starting every session after
+    a residual of the pause alone put every first turn of a short cycle into the first
+    pause, a burst that could tip a retrying sliding window into a storm it never left.)
+    ``turn_law`` is the fixed-seed turn sample's (:attr:`Workload.turn_latency`)
+    ``TURN_LAW_POINTS`` quantiles, equally likely. A cadence session starts after a
+    residual of its cadence (``p_turn = 0``): exact while turns end before the next is
     due.
     """
     if spec.mode != "think_time":
-        return 0.0, 0.0
+        return 0.0, 0.0, Distribution.fixed(0.0, "duration")
     total = sum(t.weight for t in spec.turns.values())
     mean = math.fsum(t.weight / total * latency_moments(t.steps, profile)[0]
                      for t in spec.turns.values()) if total > 0 else 0.0
     cycle = mean + spec.pause.mean
-    return (mean / cycle if cycle > 0 else 0.0), mean
+    own = profile if spec is profile.session and not profile.populations else \
+        profile.model_copy(update={"session": spec, "populations": {}})
+    lat = Workload.from_profile(own).turn_latency
+    probs = (np.arange(TURN_LAW_POINTS) + 0.5) / TURN_LAW_POINTS
+    values = np.quantile(lat, probs) if lat.size else np.zeros(1)
+    law = Distribution("choice", (), "duration", tuple(float(v) for v in values),
+                       tuple([1.0 / values.size] * values.size))
+    return (mean / cycle if cycle > 0 else 0.0), mean, law
 
 
 def latency_moments(steps: tuple[Step, ...] | list[Step], profile: Profile) -> tuple[

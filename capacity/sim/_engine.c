@@ -118,7 +118,7 @@ enum { DP_KIND, DP_P0, DP_P1, DP_OFF, DP_LEN, DP_NCOL };
 enum { SITE_IN, SITE_OUT, SITE_TTFT, SITE_TPS };
 enum { C_MODE, C_PAUSE, C_MAX_RETRIES, C_INIT_DELAY, C_MAX_DELAY, C_JITTER, C_HONOUR,
        C_MAX_RA, C_REJ_LAT, C_ABORT, C_PACE_RATE, C_PACE_DEPTH, C_PACE_CONC, C_START_P,
-       C_TURN_MEAN, C_NCFG };
+       C_TURN_LAW, C_NCFG };
 enum { K_TURNS, K_TURNS_429, K_TURNS_FAILED, K_CALLS, K_CALLS_FAILED, K_ATTEMPTS,
        K_REJECTED, K_GOOD_WINDOW, K_TURNS_WINDOW, K_PACE_WAIT, K_ATTEMPTS_ALL, K_SENDS,
        K_SPILLS, K_FALLBACKS, K_UNAVAILABLE, N_STATS };
@@ -136,7 +136,7 @@ enum { DS_SENT, DS_ADMITTED, DS_REJECTED, DS_SPILLED, DS_NCOL };
 enum { NX_START = -1, NX_DONE, NX_SPILL, NX_RETRY, NX_FALLBACK, NX_FAIL };
 /* Session populations: columns of the per-population table; per-population counters are
  * the first PS_NCOL replication statistics (K_TURNS .. K_TURNS_WINDOW). */
-enum { PP_MODE, PP_PAUSE, PP_TURN_OFF, PP_TURN_LEN, PP_START_P, PP_TURN_MEAN, PP_NCOL };
+enum { PP_MODE, PP_PAUSE, PP_TURN_OFF, PP_TURN_LEN, PP_START_P, PP_TURN_LAW, PP_NCOL };
 #define PS_NCOL K_PACE_WAIT
 #define MAX_ROUTE 32 /* deployments per route (a call's tried set is a 32-bit mask) */
 enum { EV_TURN, EV_ATTEMPT, EV_DONE, EV_REJECT, EV_PACE };
@@ -1488,7 +1488,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
      * (sessions in contiguous blocks, in table order). Without populations every session
      * is of one population: the profile's session, as the cfg vector describes it. */
     const int64_t one_pop[PP_NCOL] = {mode, pause_d, 0, G->n_turns, (int64_t)cfg[C_START_P],
-                                      (int64_t)cfg[C_TURN_MEAN]};
+                                      (int64_t)cfg[C_TURN_LAW]};
     const int64_t *ptab = !fast && O->n_pops > 0 ? O->ptab : one_pop;
     double *pst = !fast && O->n_pops > 0 ? O->pstats : NULL;
     int32_t *spop = NULL;
@@ -1599,12 +1599,13 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
         R->s[k].key = sk;
         R->s[k].blk = -1;
         /* Steady-state start (THE rule: capacity.model.workload.steady_phase): mid-turn
-         * with probability p_turn — what is left of a mean turn, then a whole pause —
-         * else an equilibrium residual of the pause. A cadence session has p_turn = 0. */
+         * with probability p_turn — what is left of the turn in progress (an equilibrium
+         * residual of the turn's law), then a whole pause — else an equilibrium residual
+         * of the pause. A cadence session has p_turn = 0. */
         const int64_t *pr0 = ptab + p * PP_NCOL;
         uint64_t k1 = hash2(sk ^ DOM_START, 1);
         double first = unit01(k1, 0) < G->D.dpar[pr0[PP_START_P] * DP_NCOL + DP_P0]
-            ? unit01(k1, 1) * G->D.dpar[pr0[PP_TURN_MEAN] * DP_NCOL + DP_P0] +
+            ? draw_residual(&G->D, pr0[PP_TURN_LAW], hash2(sk ^ DOM_START, 2)) +
                   draw(&G->D, pr0[PP_PAUSE], k1, 2)
             : draw_residual(&G->D, pr0[PP_PAUSE], hash2(sk ^ DOM_START, 0));
         if (heap) {
@@ -2289,8 +2290,8 @@ static int get_pops(PyObject *pops, int64_t N, int64_t n_turns, int64_t n_d, Out
     for (int64_t p = 0; ok && p < n; p++) {
         const int64_t *r = pt + p * PP_NCOL;
         ok = (r[PP_MODE] == 0 || r[PP_MODE] == 1) && r[PP_PAUSE] >= 0 && r[PP_PAUSE] < n_d &&
-             r[PP_START_P] >= 0 && r[PP_START_P] < n_d && r[PP_TURN_MEAN] >= 0 &&
-             r[PP_TURN_MEAN] < n_d && r[PP_TURN_OFF] >= 0 && r[PP_TURN_LEN] >= 1 &&
+             r[PP_START_P] >= 0 && r[PP_START_P] < n_d && r[PP_TURN_LAW] >= 0 &&
+             r[PP_TURN_LAW] < n_d && r[PP_TURN_OFF] >= 0 && r[PP_TURN_LEN] >= 1 &&
              r[PP_TURN_OFF] + r[PP_TURN_LEN] <= n_turns && pc[p] >= 0 && pc[p] <= N;
         total += ok ? pc[p] : 0;
     }
@@ -2380,7 +2381,7 @@ static PyObject *py_replicate(PyObject *self, PyObject *args, PyObject *kw) {
     {
         const double *c = F64(cfg);
         if (!(c[C_PAUSE] >= 0 && c[C_PAUSE] < n_d && c[C_START_P] >= 0 && c[C_START_P] < n_d &&
-              c[C_TURN_MEAN] >= 0 && c[C_TURN_MEAN] < n_d)) {
+              c[C_TURN_LAW] >= 0 && c[C_TURN_LAW] < n_d)) {
             PyErr_SetString(PyExc_ValueError, "replicate: cfg names no such distribution");
             return NULL;
         }
@@ -2583,7 +2584,7 @@ static PyObject *py_layout(PyObject *self, PyObject *unused) {
         "RL_NCOL", RL_NCOL, "RC_NCOL", RC_NCOL,
         "DS_NCOL", DS_NCOL, "NX_FAIL", NX_FAIL, "K_UNAVAILABLE", K_UNAVAILABLE,
         "D_CHOICE", D_CHOICE, "S_REP", S_REP, "DP_LEN", DP_LEN, "SITE_TPS", SITE_TPS,
-        "C_TURN_MEAN", C_TURN_MEAN, "N_STATS", N_STATS, "KIND_BUCKET", KIND_BUCKET,
+        "C_TURN_LAW", C_TURN_LAW, "N_STATS", N_STATS, "KIND_BUCKET", KIND_BUCKET,
         "P_OFFSET", P_OFFSET, "S_SUM", S_SUM, "T_JITTER", T_JITTER, "T_UNITS", T_UNITS,
         "F_MEASURED", F_MEASURED, "MIN_WAIT", MIN_WAIT, "WAKE_EPSILON_S", WAKE_EPSILON_S,
         "WAIT_NONE", WAIT_NONE, "WAIT_GAVE_UP", WAIT_GAVE_UP);

@@ -6,9 +6,10 @@ Model (one replication)
   ``think_time``: the pause starts when the turn ends (closed loop). ``cadence``: the next
   turn starts at ``max(start + cadence, end)``. Sessions start in steady state
   (:func:`capacity.model.workload.steady_phase`): a think-time session is mid-turn with
-  probability ``E[R]/(E[R]+E[Z])`` — its next turn after what is left of a mean turn
-  (``U·E[R]``) and a whole pause — else mid-pause, its first turn after an equilibrium
-  residual of the pause (what an observer arriving at a random instant waits); a cadence
+  probability ``E[R]/(E[R]+E[Z])`` — its next turn after what is left of the turn in
+  progress (an equilibrium residual of the turn's law) and a whole pause — else
+  mid-pause, its first turn after an equilibrium residual of the pause (what an observer
+  arriving at a random instant waits); a cadence
   session after a residual of its cadence. Turn starts are thus spread over the whole
   cycle; the warm-up removes what is left of the transient. (Sessions started after a
   residual of the pause alone sent every first turn of a short cycle in the first pause:
@@ -179,7 +180,7 @@ from capacity.sim.kernels import (
     C_PAUSE,
     C_REJ_LAT,
     C_START_P,
-    C_TURN_MEAN,
+    C_TURN_LAW,
     D_CHOICE,
     D_EXPONENTIAL,
     D_FIXED,
@@ -214,8 +215,8 @@ from capacity.sim.kernels import (
     PP_NCOL,
     PP_PAUSE,
     PP_START_P,
+    PP_TURN_LAW,
     PP_TURN_LEN,
-    PP_TURN_MEAN,
     PP_TURN_OFF,
     PS_NCOL,
     RC_MIN_CALLS,
@@ -949,9 +950,8 @@ def _compile_uncached(profile: Profile) -> _Compiled:
     # The steady-state start (THE rule: steady_phase), as fixed distributions added last so
     # every other index is what it was.
     starts = [steady_phase(spec, profile) for spec in profile.all_sessions().values()]
-    start_d = [(dt.add(Distribution.fixed(p_turn)), dt.add(Distribution.fixed(mean, "duration")))
-               for p_turn, mean in starts]
-    cfg[C_START_P], cfg[C_TURN_MEAN] = start_d[0]
+    start_d = [(dt.add(Distribution.fixed(p_turn)), dt.add(law)) for p_turn, _, law in starts]
+    cfg[C_START_P], cfg[C_TURN_LAW] = start_d[0]
 
     sprog = np.ascontiguousarray(np.column_stack([skind, sa, sb]).astype(np.int64))
     program = (turn_cum, np.asarray(roots, dtype=np.int64), sprog, np.asarray(sprob),
@@ -964,7 +964,7 @@ def _compile_uncached(profile: Profile) -> _Compiled:
             ptab[pi, PP_MODE] = 0 if spec.mode == "think_time" else 1
             ptab[pi, PP_PAUSE] = int(cfg[C_PAUSE]) if pi == 0 else dt.add(spec.pause)
             ptab[pi, PP_TURN_OFF], ptab[pi, PP_TURN_LEN] = turn_rows[pi]
-            ptab[pi, PP_START_P], ptab[pi, PP_TURN_MEAN] = start_d[pi]
+            ptab[pi, PP_START_P], ptab[pi, PP_TURN_LAW] = start_d[pi]
         pops = _Pops(tuple(profile.all_sessions()), ptab,
                      np.asarray(site_pop, dtype=np.int64), profile.split)
     return _Compiled(

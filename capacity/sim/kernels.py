@@ -58,7 +58,7 @@ SITE_IN, SITE_OUT, SITE_TTFT, SITE_TPS = range(4)
 
 # cfg vector entries.
 (C_MODE, C_PAUSE, C_MAX_RETRIES, C_INIT_DELAY, C_MAX_DELAY, C_JITTER, C_HONOUR, C_MAX_RA,
- C_REJ_LAT, C_ABORT, C_PACE_RATE, C_PACE_DEPTH, C_PACE_CONC, C_START_P, C_TURN_MEAN) = range(15)
+ C_REJ_LAT, C_ABORT, C_PACE_RATE, C_PACE_DEPTH, C_PACE_CONC, C_START_P, C_TURN_LAW) = range(15)
 
 # Replication statistics vector entries.
 # K_ATTEMPTS counts rounds (a client attempt: the first send plus its spills), K_REJECTED
@@ -114,9 +114,9 @@ NX_DONE, NX_SPILL, NX_RETRY, NX_FALLBACK, NX_FAIL = range(5)
 MAX_ROUTE = 32
 # Session populations: columns of the per-population table (``replicate(..., pops=)``);
 # the per-population counters are the first PS_NCOL statistics (K_TURNS .. K_TURNS_WINDOW).
-# PP_START_P / PP_TURN_MEAN (and C_START_P / C_TURN_MEAN): fixed distributions holding the
-# steady-state start's p_turn and mean turn (seconds), capacity.model.workload.steady_phase.
-PP_MODE, PP_PAUSE, PP_TURN_OFF, PP_TURN_LEN, PP_START_P, PP_TURN_MEAN = range(6)
+# PP_START_P / PP_TURN_LAW (and C_START_P / C_TURN_LAW): the steady-state start's p_turn (a
+# fixed distribution) and turn-latency law (capacity.model.workload.steady_phase).
+PP_MODE, PP_PAUSE, PP_TURN_OFF, PP_TURN_LEN, PP_START_P, PP_TURN_LAW = range(6)
 PP_NCOL = 6
 PS_NCOL = K_PACE_WAIT
 
