@@ -410,3 +410,11 @@ def test_requests_bucket_first_deployment_against_the_simulator(
     err = (n_a - sim.n_star) / sim.n_star
     assert low <= err <= high or sim.n_lo <= n_a <= sim.n_hi, (n_a, sim.n_star, sim.n_lo,
                                                                 sim.n_hi)
+
+
+def test_cooldown_note_only_with_a_cooldown() -> None:
+    """The analytic notes say the cooldown is left out only when the profile has one."""
+    plain = analyze(load_profile(PTU))
+    cooled = analyze(load_profile(PTU, ["cooldown=on"]))
+    assert not any("cooldown" in n for n in plain.notes)
+    assert any("cooldown is not in the analytic model" in n for n in cooled.notes)

@@ -191,5 +191,8 @@ def test_cooldown_switch_words() -> None:
     on = load(ptu, ["cooldown=on"]).cooldown
     assert on is not None and (on.threshold, on.min_calls, on.window, on.seconds) == (
         0.5, 5, 60.0, 5.0)
+    # Quoted (and JSON) spellings mean the same.
+    assert load(ptu, ['cooldown="off"']).cooldown is None
+    assert load(ptu, ['cooldown="on"']).cooldown == on
     with pytest.raises(ProfileError, match="cooldown"):
         load(ptu, ["cooldown=3"])

@@ -1426,7 +1426,7 @@ def analyze_fleet(profile: Profile, wl: Workload,
     binding = next(r for r in results if r.binding)
     mean_ceiling = min(r.mean_ceiling for r in visible_results(results))
     at = sessions if sessions is not None else binding.burst_ceiling
-    notes = tuple(route_notes(fm, at, sessions is not None))
+    notes = tuple(route_notes(fm, at, sessions is not None, profile.cooldown is not None))
     pause = profile.session.pause
     sens = None
     if not pause.is_fixed:
@@ -1448,9 +1448,10 @@ def analyze_fleet(profile: Profile, wl: Workload,
     )
 
 
-def route_notes(fm: FleetModels, n: int, asked: bool) -> list[str]:
+def route_notes(fm: FleetModels, n: int, asked: bool, cooled: bool = False) -> list[str]:
     """One line per route: its deployments' shares; spill and fallback shares at ``n``
-    (``asked``: the sessions the user gave, else the burst-aware ceiling)."""
+    (``asked``: the sessions the user gave, else the burst-aware ceiling; ``cooled``: the
+    profile declares a cooldown, which the analytic model leaves out)."""
     out = []
     at = f"at {n:,} sessions" + ("" if asked else " (the burst-aware ceiling)")
     for flow in fm.flows:
@@ -1482,7 +1483,10 @@ def route_notes(fm: FleetModels, n: int, asked: bool) -> list[str]:
         out.append(text + ".")
     if any(f.chain for f in fm.flows):
         out.append("Spillover is the overflow approximation (the overflow of a window limiter "
-                   "feeding the next one); cooldown is not in the analytic model.")
+                   "feeding the next one)" + ("; cooldown is not in the analytic model."
+                                              if cooled else "."))
+    elif cooled:
+        out.append("Cooldown is not in the analytic model.")
     return out
 
 

@@ -184,10 +184,14 @@ def _fraction(text: str | float) -> float:
         return float(text)
     t = text.strip()
     try:
-        return float(t[:-1]) / 100.0 if t.endswith("%") else float(t)
+        x = float(t[:-1]) / 100.0 if t.endswith("%") else float(t)
     except ValueError:
         raise typer.BadParameter(f"{text!r} is not a fraction (0.05) or a percentage "
                                  "(5%)") from None
+    if not 0.0 < x < 1.0:  # said as typed (150% is not echoed as 1.5)
+        raise typer.BadParameter(f"{text!r} must be a share between 0 and 1 (0%–100%), "
+                                 "both excluded")
+    return x
 
 
 @app.command(name="size", cls=HelpCommand, short_help="Quota needed for N sessions.",

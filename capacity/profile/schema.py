@@ -753,8 +753,10 @@ class Profile(Spec):
     @field_validator("cooldown", mode="before")
     @classmethod
     def _cooldown_switch(cls, v: Any) -> Any:
-        # YAML reads `cooldown: off` / `on` as booleans: off is no cooldown, on LiteLLM's
-        # defaults (the mapping's own defaults).
+        # YAML reads `cooldown: off` / `on` as booleans (JSON profiles and quoted YAML as
+        # strings): off is no cooldown, on LiteLLM's defaults (the mapping's own).
+        if isinstance(v, str) and v.strip().lower() in ("off", "on"):
+            v = v.strip().lower() == "on"
         if v is False:
             return None
         return {} if v is True else v
