@@ -199,6 +199,9 @@ def test_independent_workload_needs_few_evaluations() -> None:
     evaluations (the bisection this replaced needed 10-18) and the same boundaries."""
     p = load_profile(ROOT / "benchmarks" / "independent.yaml")
     r = find_saturation(p, 154, 213, replications=20, horizon_s=3600.0, seed=1)
-    assert (r.n_star, r.n_lo, r.n_hi) == (155, 153, 157)
+    # The bisection this replaced (benchmarks/numba_engine/search_bisect.py) gives the
+    # same 154 [152-156] in 18 evaluations (155 [153-157] before sessions started in
+    # steady state).
+    assert (r.n_star, r.n_lo, r.n_hi) == (154, 152, 156)
     assert len(r.evaluations) <= 8
     assert r.replications_simulated <= 0.5 * 20 * 18

@@ -64,6 +64,7 @@
 #include <numpy/arrayobject.h>
 
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +149,10 @@ enum { F_429 = 1, F_FAILED = 2, F_ABORTED = 4, F_MEASURED = 8 };
 #define WAIT_NONE (-1.0)
 #define WAIT_GAVE_UP (-2.0)
 #define SPREAD 64 /* charges a sliding window's log starts with */
+
+/* Set by stop(True) (the driver's Ctrl-C handler): running replications return at once,
+ * the GIL released as they run (a signal reaches Python only between bytecodes). */
+static volatile sig_atomic_t g_stop = 0;
 
 /* ---- counter-based random numbers (SplitMix64) ------------------------------------ */
 #define GAMMA 0x9E3779B97F4A7C15ULL
@@ -1624,9 +1629,15 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
         if (lrc < 0) goto done;
     }
 
+    uint32_t polls = 0;
     for (;;) {
         int32_t id = q_pop(&R->Q);
         if (id == -2) goto done;
+        /* Ctrl-C: every 4,096 events, a stop asked for (stop()) ends the replication. */
+        if (__builtin_expect(!(++polls & 0xFFFu), 0) && g_stop) {
+            rc = -3;
+            goto done;
+        }
         if (id < 0) break;
         Ev *pe = EVAT(&R->Q, id);
         double t = pe->t;
@@ -2436,6 +2447,10 @@ static PyObject *py_replicate(PyObject *self, PyObject *args, PyObject *kw) {
         Py_DECREF(util);
         Py_DECREF(exc);
         Py_DECREF(stats);
+        if (rc == -3) {
+            PyErr_SetString(PyExc_KeyboardInterrupt, "replication stopped");
+            return NULL;
+        }
         return PyErr_NoMemory();
     }
     memcpy(F64(stats), O.stats, sizeof(O.stats));
@@ -2590,7 +2605,18 @@ static PyObject *py_layout(PyObject *self, PyObject *unused) {
         "WAIT_NONE", WAIT_NONE, "WAIT_GAVE_UP", WAIT_GAVE_UP);
 }
 
+static PyObject *py_stop(PyObject *self, PyObject *arg) {
+    (void)self;
+    int on = PyObject_IsTrue(arg);
+    if (on < 0) return NULL;
+    g_stop = on ? 1 : 0;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"stop", py_stop, METH_O,
+     "stop(flag)\n--\n\nTrue: every running replication stops within ~4,096 events and "
+     "raises KeyboardInterrupt; False: replications run again."},
     {"replicate", (PyCFunction)(void (*)(void))py_replicate, METH_VARARGS | METH_KEYWORDS,
      replicate_doc},
     {"sample_many", py_sample_many, METH_VARARGS,

@@ -241,6 +241,7 @@ from capacity.sim.kernels import (
     LimiterArrays,
     replicate,
     sample_many,
+    stop,
 )
 
 __all__ = ["METRICS", "ROUTING_METRICS", "AttemptTrace", "DeploymentUse", "Estimate",
@@ -1258,20 +1259,24 @@ def _run_reps(c: _Compiled, sessions: int, *, horizon_s: float, warmup_s: float 
     n_workers = max(1, min(workers or os.cpu_count() or 1, n))
     reps: list[_RepOut | None] = [None] * n
     start = c.warm.start(sessions)
-    if n_workers == 1:
-        for i, ch in enumerate(children):
-            reps[i] = _run_rep(c, sessions, ch, t0, t1, start)
+    # The compiled loop releases the GIL, so threads run replications on separate cores;
+    # even one replication runs off the main thread, which stays in Python to take a
+    # Ctrl-C at once (a signal reaches Python only between bytecodes): it then tells the
+    # running loops to stop (they return within a few thousand events) and re-raises.
+    stop(False)
+    pool = ThreadPoolExecutor(max_workers=n_workers)
+    try:
+        futures = [pool.submit(_run_rep, c, sessions, ch, t0, t1, start) for ch in children]
+        for i, f in enumerate(futures):
+            reps[i] = f.result()
             if progress is not None:
                 progress(done_before + i + 1)
-    else:
-        # The compiled loop releases the GIL, so threads run replications on separate cores.
-        with ThreadPoolExecutor(max_workers=n_workers) as pool:
-            futures = [pool.submit(_run_rep, c, sessions, ch, t0, t1, start)
-                       for ch in children]
-            for i, f in enumerate(futures):
-                reps[i] = f.result()
-                if progress is not None:
-                    progress(done_before + i + 1)
+    except KeyboardInterrupt:
+        stop(True)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        stop(False)
     return [r for r in reps if r is not None]
 
 

@@ -32,10 +32,12 @@ from capacity.sim._engine import (
     residual_many,
     run_attempts,
     sample_many,
+    stop,
 )
 
 __all__ = ["LimiterArrays", "ensure_log_capacity", "initial_state", "limiter_attempt",
-           "loaded_state", "replicate", "residual_many", "run_attempts", "sample_many"]
+           "loaded_state", "replicate", "residual_many", "run_attempts", "sample_many",
+           "stop"]
 
 # Twin of capacity.limits.meters.MIN_WAIT, also compiled into _engine.c;
 # tests/test_twins.py checks the two are equal.
