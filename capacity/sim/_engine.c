@@ -45,13 +45,13 @@
  * kind, with exactly the draws it had before populations existed.
  *
  * Per-session state is one 64-byte record (one cache line); the instance nodes of a turn
- * (128 bytes each, what every event reads in the first line) live in a block taken from
- * a pool when the turn starts and returned when it ends, so memory grows with the turns
- * in progress, not with N times the largest turn; the pool's address space is reserved
- * at once so it grows without moving. From CQ_AHEAD_MIN sessions up the queue prefetches
- * the records of the events about to be popped and holds each push back until its
- * bucket has been fetched (cq_ahead, q_push): there the loop is bound by cache misses,
- * and overlapping them changes no decision.
+ * (one 64-byte line each; what only 429s, the pacer, traces and routes read is in side
+ * arrays) live in a block taken from a pool when the turn starts and returned when it
+ * ends, so memory grows with the turns in progress, not with N times the largest turn;
+ * the pool's address space is reserved at once so it grows without moving. From
+ * CQ_AHEAD_MIN sessions up the queue prefetches the records of the events about to be
+ * popped and holds each push back until its bucket has been fetched (cq_ahead, q_push):
+ * there the loop is bound by cache misses, and overlapping them changes no decision.
  *
  * The GIL is released while a replication runs: threads run replications on separate
  * cores.
@@ -529,7 +529,9 @@ typedef struct {
     double next_t; /* the time of the next record in its bucket (read without touching it) */
     int32_t next;  /* next record in its bucket (-1: last); in the pacer's FIFO, the next
                     * queued call (a queued call has no pending event) */
-    int32_t kind;  /* EV_* */
+    int8_t kind;   /* EV_* */
+    int8_t nkind;  /* the owner's bytes: a node's kind (I_*) ... */
+    uint16_t site; /* ... and a call's site (py_replicate checks that it fits) */
 } Ev;
 
 /* A calendar bucket: its list's ends (8 bytes: at 10^6 sessions the calendar has ~4
@@ -549,30 +551,38 @@ typedef struct {
     int32_t flags;
 } Session;
 
-/* A call or group instance of a turn: 128 bytes, two cache lines (the node arrays are
- * line-aligned). The first line holds what every event and every walk of the turn's tree
- * reads (the pending event, its session, the tree links, the latency); the second what a
- * send reads. */
+/* A call or group instance of a turn: one 64-byte cache line (the node arrays are
+ * line-aligned) holding what every event, every walk of the turn's tree and every send
+ * reads: the pending event (its spare bytes: the node's kind and call site), the session,
+ * the tree links, the attempt count, the latency and the tokens. What only a 429, the
+ * pacer, a trace or a route reads lives in side arrays indexed like the nodes (Run: nkey,
+ * nra, ntrow, nrt), touched only on those paths: a turn's nodes were 128 bytes each, and
+ * at 10^5-10^6 sessions every line a turn touches is a cache miss. */
 typedef struct {
-    Ev ev;        /* its attempt, answer or retry */
+    int32_t first, last;
+} Kids;
+typedef struct {
+    Ev ev;        /* its attempt, answer or retry; ev.nkind, ev.site: its kind and site */
     int32_t sess; /* its session (the queue's look-ahead prefetches it from here) */
-    int32_t parent, first, next, pend;
-    int8_t kind;
-    int8_t nx;   /* the next step decided at its last outcome (NX_*) */
-    int16_t lmp; /* position of the current logical model in the site's chain */
-    double lat, tin;
-    /* second line */
-    double tout;
-    double ra; /* retry-after of its last 429; while queued in the pacer, when it joined */
-    uint64_t key;
-    int32_t last, site, att, trow;
-    /* routing (routed profiles only): its CallPath */
+    int32_t parent, next;
+    int32_t att; /* a call: attempts sent; a group: children still running */
+    union {
+        double lat; /* a call: its latency */
+        Kids kids;  /* a group: its first and last child */
+    } u;
+    double tin, tout; /* a call: whole tokens in and out */
+} Node;
+/* A routed call's CallPath (routed profiles only). */
+typedef struct {
     uint32_t tried; /* route entries tried in this round (bit per declared position) */
     int32_t dep;    /* the deployment it is running on (admitted), else -1 */
     int32_t rnd;    /* retries made on the current logical model (CallPath.attempt) */
-    int32_t pad_[3];
-} Node;
-_Static_assert(sizeof(Node) == 128, "a node is two cache lines");
+    int16_t lmp;    /* position of the current logical model in the site's chain */
+    int8_t nx;      /* the next step decided at its last outcome (NX_*) */
+    int8_t pad_;
+} NodeRt;
+_Static_assert(sizeof(Node) == 64, "a node is one cache line");
+_Static_assert(sizeof(NodeRt) == 16, "a route state is 16 bytes");
 _Static_assert(sizeof(Session) == 64, "a session is one cache line");
 
 typedef struct {
@@ -1137,10 +1147,19 @@ typedef struct {
     int64_t L, n_sites;
 } Prog;
 
+/* The node pool: the nodes and their side arrays, indexed alike and grown together. */
+#define N_POOL 5
+static const size_t POOL_ELEM[N_POOL] = {sizeof(Node), sizeof(uint64_t), sizeof(double),
+                                         sizeof(int32_t), sizeof(NodeRt)};
+
 typedef struct {
     int64_t N, M;
     Session *s;
     Node *nodes;
+    uint64_t *nkey; /* a call's stream key, or its ordinal (expand's lazy keys) */
+    double *nra;    /* a call's last retry-after; while queued in the pacer, when it joined */
+    int32_t *ntrow; /* trace mode: the trace row of a call's last attempt (-1: none) */
+    NodeRt *nrt;    /* routed profiles: a call's CallPath */
     int32_t *free_blk;
     int64_t n_blk, n_free;
     Queue Q;
@@ -1149,20 +1168,59 @@ typedef struct {
     double *lat;
     int32_t *latp; /* populations: each latency's population (NULL without) */
     int64_t n_lat, lat_cap;
-    size_t map_bytes; /* the node blocks' reserved address space (0: realloc'd) */
+    int64_t map_nodes; /* nodes of reserved address space in the pool (0: realloc'd) */
 } Run;
+
+static void pool_arrays(Run *R, void ***a) {
+    a[0] = (void **)&R->nodes;
+    a[1] = (void **)&R->nkey;
+    a[2] = (void **)&R->nra;
+    a[3] = (void **)&R->ntrow;
+    a[4] = (void **)&R->nrt;
+}
+
+/* Reserve the pool's address space for n nodes at once (all arrays, or none). */
+static void pool_reserve(Run *R, int64_t n) {
+    void **a[N_POOL];
+    pool_arrays(R, a);
+    for (int i = 0; i < N_POOL; i++) {
+        *a[i] = map_reserve(POOL_ELEM[i] * (size_t)n);
+        if (!*a[i]) {
+            for (int j = 0; j < i; j++) {
+                map_release(*a[j], POOL_ELEM[j] * (size_t)n);
+                *a[j] = NULL;
+            }
+            return;
+        }
+    }
+    R->map_nodes = n;
+}
+
+static void pool_free(Run *R) {
+    void **a[N_POOL];
+    pool_arrays(R, a);
+    for (int i = 0; i < N_POOL; i++) {
+        if (R->map_nodes) map_release(*a[i], POOL_ELEM[i] * (size_t)R->map_nodes);
+        else free(*a[i]);
+        *a[i] = NULL;
+    }
+}
 
 static int run_grow_blocks(Run *R) {
     int64_t nb = R->n_blk ? 2 * R->n_blk : 16;
     if (nb * R->M + R->N + 1 > INT32_MAX) return -1;
-    Node *nodes = R->nodes;
-    if (R->map_bytes == 0) {
-        nodes = realloc(R->nodes, sizeof(Node) * (size_t)(nb * R->M));
-        if (!nodes) return -1;
-        R->nodes = nodes;
-    } else if (sizeof(Node) * (size_t)(nb * R->M) > R->map_bytes) {
+    if (R->map_nodes == 0) {
+        void **a[N_POOL];
+        pool_arrays(R, a);
+        for (int i = 0; i < N_POOL; i++) {
+            void *p = realloc(*a[i], POOL_ELEM[i] * (size_t)(nb * R->M));
+            if (!p) return -1;
+            *a[i] = p;
+        }
+    } else if (nb * R->M > R->map_nodes) {
         return -1; /* not reached: a session holds at most one block */
     }
+    Node *nodes = R->nodes;
     int32_t *fr = realloc(R->free_blk, sizeof(int32_t) * (size_t)nb);
     if (!fr) return -1;
     R->free_blk = fr;
@@ -1196,7 +1254,7 @@ static inline void call_draws(const Prog *G, Node *nd, int64_t site, uint64_t tk
     double tps = draw(&G->D, sd[SITE_TPS], tkey, ctr + 6);
     nd->tin = tin;
     nd->tout = tout;
-    nd->lat = ttft + dmin(tout, G->site_maxtok[site]) / tps;
+    nd->u.lat = ttft + dmin(tout, G->site_maxtok[site]) / tps;
 }
 
 /* Expand one turn of static program root into the nodes from base (depth first; draws at
@@ -1204,8 +1262,9 @@ static inline void call_draws(const Prog *G, Node *nd, int64_t site, uint64_t tk
  * number of nodes made; with cpos, each call's draw position is written at its node's
  * offset from base (for the turn templates below). With lazy, a call's key holds its
  * ordinal and the key is made when needed (call_key). */
-static int64_t expand(const Prog *G, Node *nodes, int64_t root, int64_t base, uint64_t tkey,
-                      int64_t *stack, int32_t sess, int64_t *cpos, int lazy) {
+static int64_t expand(const Prog *G, Node *nodes, uint64_t *nkey, NodeRt *nrt, int64_t root,
+                      int64_t base, uint64_t tkey, int64_t *stack, int32_t sess, int64_t *cpos,
+                      int lazy) {
     int64_t pos = 0, ordinal = 0, sp = 1;
     uint64_t ctr = 4; /* positions 0..3 are the turn type and the pause */
     stack[0] = root;
@@ -1229,32 +1288,35 @@ static int64_t expand(const Prog *G, Node *nodes, int64_t root, int64_t base, ui
         Node *nd = nodes + idx;
         nd->parent = (int32_t)par;
         nd->sess = sess;
-        nd->first = nd->last = nd->next = -1;
-        nd->pend = 0;
-        if (par >= 0) {
+        nd->next = -1;
+        nd->att = 0;
+        if (par >= 0) { /* a group's children are expanded after it */
             Node *pn = nodes + par;
-            if (pn->first < 0) pn->first = (int32_t)idx;
-            else nodes[pn->last].next = (int32_t)idx;
-            pn->last = (int32_t)idx;
-            pn->pend++;
+            if (pn->u.kids.first < 0) pn->u.kids.first = (int32_t)idx;
+            else nodes[pn->u.kids.last].next = (int32_t)idx;
+            pn->u.kids.last = (int32_t)idx;
+            pn->att++;
         }
         if (k == S_CALL) {
             int64_t site = G->sprog[3 * s + 1];
-            nd->kind = I_CALL;
-            nd->site = (int32_t)site;
-            nd->att = 0;
-            nd->tried = 0;
-            nd->dep = -1;
-            nd->rnd = 0;
-            nd->lmp = 0;
-            nd->nx = NX_START;
+            nd->ev.nkind = I_CALL;
+            nd->ev.site = (uint16_t)site;
+            if (nrt) {
+                NodeRt *r = nrt + idx;
+                r->tried = 0;
+                r->dep = -1;
+                r->rnd = 0;
+                r->lmp = 0;
+                r->nx = NX_START;
+            }
             if (cpos) cpos[idx - base] = (int64_t)ctr;
             call_draws(G, nd, site, tkey, ctr);
             ctr += 8;
-            nd->key = lazy ? (uint64_t)ordinal : hash2(tkey ^ DOM_CALL, (uint64_t)ordinal);
+            nkey[idx] = lazy ? (uint64_t)ordinal : hash2(tkey ^ DOM_CALL, (uint64_t)ordinal);
             ordinal++;
         } else if (k == S_SEQ) {
-            nd->kind = I_SEQ;
+            nd->u.kids.first = nd->u.kids.last = -1;
+            nd->ev.nkind = I_SEQ;
             /* Push children last first so the first is expanded (and attached) first. */
             for (int64_t c = G->sprog[3 * s + 2] - 1; c >= 0; c--) {
                 stack[2 * sp] = G->schild[G->sprog[3 * s + 1] + c];
@@ -1264,7 +1326,8 @@ static int64_t expand(const Prog *G, Node *nodes, int64_t root, int64_t base, ui
         } else { /* S_PAR or S_REP: count copies of the body */
             int64_t cnt = (int64_t)draw(&G->D, G->sprog[3 * s + 2], tkey, ctr);
             ctr += 2;
-            nd->kind = k == S_PAR ? I_PAR : I_SEQ;
+            nd->u.kids.first = nd->u.kids.last = -1;
+            nd->ev.nkind = k == S_PAR ? I_PAR : I_SEQ;
             for (int64_t c = 0; c < cnt; c++) {
                 stack[2 * sp] = G->sprog[3 * s + 1];
                 stack[2 * sp + 1] = idx;
@@ -1293,6 +1356,7 @@ enum { PL_FIXED, PL_UNIFORM, PL_OTHER };
 typedef struct {
     int64_t n, nc;  /* nodes, calls; n == 0: no template (expand each turn) */
     Node *nodes;    /* n nodes as expand makes them at base 0 */
+    uint64_t *keys; /* their lazy keys (a call's ordinal) */
     int32_t *cidx;  /* the calls' nodes, in expansion order (their ordinals) */
     int64_t *cpos;  /* each call's draw position */
     int8_t *cdraw;  /* 1: some of its distributions are not fixed (draw each turn) */
@@ -1326,6 +1390,7 @@ static int tpl_fixed(const Prog *G, int64_t root, int64_t M, int64_t *stack) {
 
 static void tpl_free(Tpl *tp) {
     free(tp->nodes);
+    free(tp->keys);
     free(tp->cidx);
     free(tp->cpos);
     free(tp->cdraw);
@@ -1338,18 +1403,19 @@ static int tpl_build(const Prog *G, int64_t root, int64_t M, int64_t *stack, Tpl
     memset(tp, 0, sizeof(*tp));
     if (!tpl_fixed(G, root, M, stack)) return 0;
     tp->nodes = calloc((size_t)M, sizeof(Node));
+    tp->keys = calloc((size_t)M, sizeof(uint64_t));
     tp->cpos = malloc(sizeof(int64_t) * (size_t)M);
     tp->cidx = malloc(sizeof(int32_t) * (size_t)M);
     tp->cdraw = malloc((size_t)M);
     tp->plan = calloc((size_t)M, sizeof(Plan));
-    if (!tp->nodes || !tp->cpos || !tp->cidx || !tp->cdraw || !tp->plan) {
+    if (!tp->nodes || !tp->keys || !tp->cpos || !tp->cidx || !tp->cdraw || !tp->plan) {
         tpl_free(tp);
         return -1;
     }
-    int64_t n = expand(G, tp->nodes, root, 0, 0, stack, 0, tp->cpos, 1), nc = 0;
+    int64_t n = expand(G, tp->nodes, tp->keys, NULL, root, 0, 0, stack, 0, tp->cpos, 1), nc = 0;
     for (int64_t i = 0; i < n; i++) {
-        if (tp->nodes[i].kind != I_CALL) continue;
-        const int64_t *sd = G->site_dist + 4 * tp->nodes[i].site;
+        if (tp->nodes[i].ev.nkind != I_CALL) continue;
+        const int64_t *sd = G->site_dist + 4 * tp->nodes[i].ev.site;
         int fixed = 1;
         Plan *pl = tp->plan + nc;
         for (int j = 0; j < 4; j++) {
@@ -1361,7 +1427,7 @@ static int tpl_build(const Prog *G, int64_t root, int64_t M, int64_t *stack, Tpl
             pl->p0[j] = r[DP_P0];
             pl->span[j] = r[DP_P1] - r[DP_P0];
         }
-        pl->maxtok = G->site_maxtok[tp->nodes[i].site];
+        pl->maxtok = G->site_maxtok[tp->nodes[i].ev.site];
         pl->lat = pl->kind[SITE_OUT] != PL_FIXED || pl->kind[SITE_TTFT] != PL_FIXED ||
                   pl->kind[SITE_TPS] != PL_FIXED;
         tp->cidx[nc] = (int32_t)i;
@@ -1376,8 +1442,8 @@ static int tpl_build(const Prog *G, int64_t root, int64_t M, int64_t *stack, Tpl
 
 /* The key of call nd whose key field holds its ordinal (expand's lazy keys): the one
  * expand makes, from its session's current turn. */
-static inline uint64_t call_key(const Session *ss, const Node *nd) {
-    return hash2(hash2(ss->key, (uint64_t)ss->turn) ^ DOM_CALL, nd->key);
+static inline uint64_t call_key(const Session *ss, uint64_t ordinal) {
+    return hash2(hash2(ss->key, (uint64_t)ss->turn) ^ DOM_CALL, ordinal);
 }
 
 /* The units a call charges on each of the L slots (coefficients cf, L x 5): whole
@@ -1416,7 +1482,7 @@ static inline void plan_draws(const Prog *G, const Plan *pl, Node *nd, uint64_t 
         nd->tout = tout = ffloor(plan_draw(G, pl, SITE_OUT, tkey, ctr + 2) + 0.5);
     double ttft = plan_draw(G, pl, SITE_TTFT, tkey, ctr + 4);
     double tps = plan_draw(G, pl, SITE_TPS, tkey, ctr + 6);
-    nd->lat = ttft + dmin(tout, pl->maxtok) / tps;
+    nd->u.lat = ttft + dmin(tout, pl->maxtok) / tps;
 }
 
 /* Expand a templated turn into the nodes from base: what expand would make (with lazy,
@@ -1425,17 +1491,16 @@ static inline void plan_draws(const Prog *G, const Plan *pl, Node *nd, uint64_t 
  * without routes (fast): the pending event, retry-after and trace row (each written
  * before it is read), the attempts and pending children (restored here); the session
  * is set. */
-static ALWAYS_INLINE void tpl_expand(const Prog *G, const Tpl *tp, Node *nodes, int64_t base,
-                              uint64_t tkey, int32_t sess, const int lazy, int reuse) {
+static ALWAYS_INLINE void tpl_expand(const Prog *G, const Tpl *tp, Node *nodes, uint64_t *nkey,
+                                     NodeRt *nrt, int64_t base, uint64_t tkey, int32_t sess,
+                                     const int lazy, int reuse) {
     Node *dst = nodes + base;
     const int32_t b = (int32_t)base;
     if (reuse) {
         for (int64_t i = 0; i < tp->n; i++) {
             Node *nd = dst + i;
-            const Node *src = tp->nodes + i;
             nd->sess = sess;
-            nd->pend = src->pend;
-            nd->att = src->att;
+            nd->att = tp->nodes[i].att; /* a group's pending children, a call's attempts */
         }
     } else {
         for (int64_t i = 0; i < tp->n; i++) {
@@ -1443,16 +1508,30 @@ static ALWAYS_INLINE void tpl_expand(const Prog *G, const Tpl *tp, Node *nodes, 
             *nd = tp->nodes[i];
             nd->sess = sess;
             nd->parent = shift_link(nd->parent, b);
-            nd->first = shift_link(nd->first, b);
             nd->next = shift_link(nd->next, b);
-            nd->last = shift_link(nd->last, b);
+            if (nd->ev.nkind != I_CALL) {
+                nd->u.kids.first = shift_link(nd->u.kids.first, b);
+                nd->u.kids.last = shift_link(nd->u.kids.last, b);
+            }
+        }
+        if (lazy)
+            for (int64_t c = 0; c < tp->nc; c++) nkey[base + tp->cidx[c]] = (uint64_t)c;
+    }
+    if (nrt) {
+        for (int64_t c = 0; c < tp->nc; c++) {
+            NodeRt *r = nrt + base + tp->cidx[c];
+            r->tried = 0;
+            r->dep = -1;
+            r->rnd = 0;
+            r->lmp = 0;
+            r->nx = NX_START;
         }
     }
     const uint64_t ck = tkey ^ DOM_CALL;
     for (int64_t c = 0; c < tp->nc; c++) {
         Node *nd = dst + tp->cidx[c];
         if (tp->cdraw[c]) plan_draws(G, tp->plan + c, nd, tkey, (uint64_t)tp->cpos[c]);
-        if (!lazy) nd->key = hash2(ck, (uint64_t)c);
+        if (!lazy) nkey[base + tp->cidx[c]] = hash2(ck, (uint64_t)c);
     }
 }
 
@@ -1571,11 +1650,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
          * N blocks. */
         int64_t most = 16;
         while (most < N) most *= 2;
-        if (most * M + N + 1 <= INT32_MAX) {
-            size_t bytes = sizeof(Node) * (size_t)(most * M);
-            R->nodes = map_reserve(bytes);
-            if (R->nodes) R->map_bytes = bytes;
-        }
+        if (most * M + N + 1 <= INT32_MAX) pool_reserve(R, most * M);
     }
     int64_t grow_to = N < 64 ? N : 64;
     while (R->n_blk < grow_to)
@@ -1684,8 +1759,12 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 reuse = btag[blk] == (int32_t)tt;
                 btag[blk] = tpl[tt].n > 0 ? (int32_t)tt : -1;
             }
-            if (tpl[tt].n > 0) tpl_expand(G, tpl + tt, nodes, base, tkey, (int32_t)x, fast, reuse);
-            else (void)expand(G, nodes, G->turn_root[tt], base, tkey, stack, (int32_t)x, NULL, fast);
+            NodeRt *nrt = routed ? R->nrt : NULL;
+            if (tpl[tt].n > 0)
+                tpl_expand(G, tpl + tt, nodes, R->nkey, nrt, base, tkey, (int32_t)x, fast, reuse);
+            else
+                (void)expand(G, nodes, R->nkey, nrt, G->turn_root[tt], base, tkey, stack,
+                             (int32_t)x, NULL, fast);
             ss->start = t;
             ss->flags = 0;
             if (t0 <= t && t < t1) {
@@ -1708,27 +1787,27 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                     cnt[K_GOOD_WINDOW]++;
                     if (pst) pst[(int64_t)spop[nd->sess] * PS_NCOL + K_GOOD_WINDOW] += 1;
                 }
-                if (routed) T->infl[nd->dep]--;
+                if (routed) T->infl[R->nrt[n].dep]--;
                 if (pacing) {
                     inflight--;
                     dispatch = 1;
                 }
                 walk = W_COMPLETE;
                 wn = n;
-            } else if (routed && (nd->nx == NX_SPILL || nd->nx == NX_FALLBACK)) {
+            } else if (routed && (R->nrt[n].nx == NX_SPILL || R->nrt[n].nx == NX_FALLBACK)) {
                 /* the 429 (or "no deployment") reached the client: the next deployment or
                  * logical model is tried at once */
                 R->now[0] = n;
                 n_now = 1;
             } else { /* EV_REJECT: twin of RetryPolicy.wait */
                 /* the next attempt would be retry number k; routed: CallPath.attempt */
-                int64_t k = routed ? nd->rnd : nd->att;
-                int64_t row = fast ? -1 : nd->trow;
-                if (routed ? nd->nx == NX_RETRY : k <= max_retries) {
+                int64_t k = routed ? R->nrt[n].rnd : nd->att;
+                int64_t row = trace_rows > 0 ? R->ntrow[n] : -1;
+                if (routed ? R->nrt[n].nx == NX_RETRY : k <= max_retries) {
                     /* routed: the jitter of the round's end (nd->att counts every choice) */
-                    uint64_t ck = fast ? call_key(R->s + nd->sess, nd) : nd->key;
+                    uint64_t ck = fast ? call_key(R->s + nd->sess, R->nkey[n]) : R->nkey[n];
                     double ju = unit01(ck, (uint64_t)nd->att);
-                    double ra = nd->ra, d;
+                    double ra = R->nra[n], d;
                     if (honour && 0.0 < ra && ra <= max_ra) {
                         d = ra;
                     } else {
@@ -1770,7 +1849,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             Node *nd = nodes + n;
             int32_t x = nd->sess;
             Session *ss = R->s + x;
-            if (nd->kind == I_CALL) {
+            if (nd->ev.nkind == I_CALL) {
                 if (ss->flags & F_MEASURED) {
                     cnt[K_CALLS]++;
                     if (pst) pst[(int64_t)spop[x] * PS_NCOL + K_CALLS] += 1;
@@ -1781,15 +1860,15 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                     else qfirst = n;
                     qlast = n;
                     qn++;
-                    nd->ra = t; /* while queued: when it joined */
+                    R->nra[n] = t; /* while queued: when it joined */
                     dispatch = 1;
                 } else if (now_add(R, &n_now, n) < 0) {
                     goto done;
                 }
                 goto w_next;
             }
-            int32_t c = nd->first;
-            if (nd->kind == I_SEQ) {
+            int32_t c = nd->u.kids.first;
+            if (nd->ev.nkind == I_SEQ) {
                 if (c >= 0 && !(ss->flags & F_ABORTED)) {
                     n = c;
                     goto w_start;
@@ -1850,7 +1929,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 q_push(&R->Q, x, nxt, EV_TURN);
                 goto w_next;
             }
-            if (nodes[p].kind == I_SEQ) {
+            if (nodes[p].ev.nkind == I_SEQ) {
                 int32_t nx = nd->next;
                 if (nx >= 0 && !(ss->flags & F_ABORTED)) {
                     n = nx;
@@ -1859,7 +1938,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 n = p;
                 goto w_complete;
             }
-            if (--nodes[p].pend == 0) {
+            if (--nodes[p].att == 0) {
                 n = p;
                 goto w_complete;
             }
@@ -1897,7 +1976,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 qn--;
                 inflight++;
                 if (R->s[nodes[n].sess].flags & F_MEASURED)
-                    stats[K_PACE_WAIT] += t - nodes[n].ra;
+                    stats[K_PACE_WAIT] += t - R->nra[n];
                 if (now_add(R, &n_now, n) < 0) goto done;
             }
         }
@@ -1909,7 +1988,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             Node *nd = nodes + n;
             int32_t x = nodes[n].sess;
             Session *ss = R->s + x;
-            int64_t site = nd->site;
+            int64_t site = nd->ev.site;
             int meas = (ss->flags & F_MEASURED) != 0;
             double mt = G->site_maxtok[site];
             const double *cf = G->coef + site * L * 5;
@@ -1918,13 +1997,14 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             int32_t e = -1;
             double ru = 0.0, tu = 0.0;
             const int64_t *rl = NULL;
+            NodeRt *rt = routed ? R->nrt + n : NULL;
             if (routed) {
                 const int64_t *rs = T->rsite + 2 * site;
                 chain_len = rs[1];
-                lm = T->rchain[rs[0] + nd->lmp];
+                lm = T->rchain[rs[0] + rt->lmp];
                 rl = T->rlm + lm * RL_NCOL;
-                if (nd->nx != NX_SPILL) { /* a new round: one client attempt */
-                    nd->ra = 0.0;
+                if (rt->nx != NX_SPILL) { /* a new round: one client attempt */
+                    R->nra[n] = 0.0;
                     if (meas) {
                         cnt[K_ATTEMPTS]++;
                         if (pst) pst[(int64_t)spop[x] * PS_NCOL + K_ATTEMPTS] += 1;
@@ -1932,8 +2012,8 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 }
                 if (rl[RL_POLICY] == POL_USAGE_BASED) rt_usage(T, &lim, lm, t);
                 int32_t cand[MAX_ROUTE];
-                int nc = rt_cands(T, lm, t, nd->tried, cand);
-                ru = unit01(nd->key ^ DOM_ROUTE, (uint64_t)nd->att);
+                int nc = rt_cands(T, lm, t, rt->tried, cand);
+                ru = unit01(R->nkey[n] ^ DOM_ROUTE, (uint64_t)nd->att);
                 tu = unit01(hash2(ss->key, (uint64_t)ss->turn) ^ DOM_ROUTE, 0);
                 if (nc > 0) {
                     e = rt_pick(T, lm, cand, nc, ru, tu);
@@ -1982,31 +2062,31 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 }
                 if (!admitted) {
                     int32_t cand[MAX_ROUTE];
-                    if (dep >= 0) nd->tried |= 1u << e;
-                    if (dep >= 0 && rl[RL_SPILLS] && rt_cands(T, lm, t, nd->tried, cand) > 0) {
+                    if (dep >= 0) rt->tried |= 1u << e;
+                    if (dep >= 0 && rl[RL_SPILLS] && rt_cands(T, lm, t, rt->tried, cand) > 0) {
                         nx = NX_SPILL;
                     } else {
-                        nd->tried = 0;
-                        if (nd->rnd < max_retries) {
-                            nd->rnd++;
+                        rt->tried = 0;
+                        if (rt->rnd < max_retries) {
+                            rt->rnd++;
                             nx = NX_RETRY;
-                        } else if (nd->lmp + 1 < chain_len) {
-                            nd->lmp++;
-                            nd->rnd = 0;
+                        } else if (rt->lmp + 1 < chain_len) {
+                            rt->lmp++;
+                            rt->rnd = 0;
                             nx = NX_FALLBACK;
                         } else {
                             nx = NX_FAIL;
                         }
                     }
                 }
-                nd->nx = (int8_t)nx;
+                rt->nx = (int8_t)nx;
                 if (admitted) {
                     /* its latency on this deployment (one draw per call and deployment) */
                     const int64_t *sd = T->st_dist + 2 * T->sdep[site * T->n_deps + dep];
-                    uint64_t lk = nd->key ^ DOM_LAT;
+                    uint64_t lk = R->nkey[n] ^ DOM_LAT;
                     double ttft = draw(&G->D, sd[0], lk, 0), tps = draw(&G->D, sd[1], lk, 2);
-                    nd->lat = ttft + dmin(nd->tout, mt) / tps;
-                    nd->dep = (int32_t)dep;
+                    nd->u.lat = ttft + dmin(nd->tout, mt) / tps;
+                    rt->dep = (int32_t)dep;
                     T->infl[dep]++;
                     if (meas) T->dstats[dep * DS_NCOL + DS_ADMITTED] += 1;
                 } else if (dep >= 0 && meas) {
@@ -2018,10 +2098,10 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 }
                 if (nx == NX_FALLBACK && meas) cnt[K_FALLBACKS]++;
             }
-            if (!fast) nd->trow = -1;
+            if (trace_rows > 0) R->ntrow[n] = -1;
             if (n_tr < trace_rows) { /* trace mode: record the attempt */
                 double *row = O->trace + n_tr * TW;
-                nd->trow = (int32_t)n_tr;
+                R->ntrow[n] = (int32_t)n_tr;
                 row[T_T] = t;
                 row[T_SESSION] = (double)x;
                 row[T_NODE] = (double)n;
@@ -2038,7 +2118,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 row[T_U] = ru;
                 row[T_TURN_U] = tu;
                 row[T_NEXT] = routed ? (double)nx : -1.0;
-                row[T_LAT] = admitted ? nd->lat : 0.0;
+                row[T_LAT] = admitted ? nd->u.lat : 0.0;
                 for (int64_t li = 0; li < L; li++) row[T_UNITS + li] = units[li];
                 /* in flight as the policy read them (before this admission) */
                 for (int64_t j = 0; j < ND; j++)
@@ -2055,7 +2135,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             if (admitted) {
                 if (inwin)
                     for (int64_t li = 0; li < L; li++) O->util[li] += units[li];
-                q_push(&R->Q, NODE0 + n, t + nd->lat, EV_DONE);
+                q_push(&R->Q, NODE0 + n, t + nd->u.lat, EV_DONE);
             } else {
                 /* the client sees a 429 unless the call spills (counted once per round) */
                 if (nx != NX_SPILL) {
@@ -2079,7 +2159,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 }
                 /* the retry-after of the round's last 429 (none: no deployment was tried,
                  * and that answer is immediate) */
-                if (dep >= 0 || !routed) nd->ra = ra;
+                if (dep >= 0 || !routed) R->nra[n] = ra;
                 q_push(&R->Q, NODE0 + n, t + (dep >= 0 || !routed ? rej_lat : 0.0), EV_REJECT);
             }
         }
@@ -2103,8 +2183,7 @@ done:
     lim_free(&lim);
     q_free(&R->Q);
     free(R->s);
-    if (R->map_bytes) map_release(R->nodes, R->map_bytes);
-    else free(R->nodes);
+    pool_free(R);
     free(R->free_blk);
     free(R->now);
     free(spop);
@@ -2392,6 +2471,10 @@ static PyObject *py_replicate(PyObject *self, PyObject *args, PyObject *kw) {
         (DIM(trace, 0) > 0 && DIM(trace, 1) != T_UNITS + L + ND) ||
         DIM(trace, 0) > INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "replicate: arrays of inconsistent shapes");
+        return NULL;
+    }
+    if (n_sites > UINT16_MAX + 1) { /* a node keeps its call site in 16 bits */
+        PyErr_SetString(PyExc_ValueError, "replicate: more than 65536 call sites");
         return NULL;
     }
     {
