@@ -13,7 +13,10 @@ What it prints (every ratio from timings taken in this one run, interleaved):
    replaced), the C engine with its calendar queue, and the C engine with a binary heap
    (``queue=1``, the old engine's queue in the new loop). One replication, one thread,
    process CPU time, best of a few runs; the quota is scaled with N so every size runs at
-   the same utilisation. The results of the three are compared bit for bit first.
+   the same utilisation. Every run simulates at least 4 million attempts and at least
+   three mean session cycles (the shortest replication ``capacity`` runs: a warm-up of two
+   cycles and a horizon of at least one), the same rule for every engine and size. The
+   results of the three are compared bit for bit first.
 2. **Against SimPy**: the independent workload (1 → 3 → 1 calls, Exp(120 s) think time,
    500 RPM in fixed 10 s windows, no retries) written as SimPy's documentation writes
    models — a generator per session, ``env.timeout``, ``env.all_of`` for the fan-out, a
@@ -52,6 +55,7 @@ from capacity.sim._engine import replicate as c_replicate  # noqa: E402
 from capacity.whatif.ceiling import ceiling  # noqa: E402
 
 INDEPENDENT = ROOT / "benchmarks" / "independent.yaml"
+CYCLES = 3.0  # mean session cycles a scaling run simulates at least (see scaling)
 
 
 # ---------------------------------------------------------------------------------------
@@ -96,8 +100,11 @@ def scaling(sizes: list[int], attempts: float, workload: str) -> None:
     for n in sizes:
         p = load_profile(path, [f"quotas.{key}.rpm={rpm * n / n_ref}"])
         c = E._compile(p)
-        rate = n / E._compile(p).mean_cycle_s * 5.0  # attempts per simulated second
-        t1 = max(120.0, attempts / rate)
+        rate = n / c.mean_cycle_s * 5.0  # attempts per simulated second
+        # At least `attempts` attempts and at least CYCLES mean session cycles: the shortest
+        # replication capacity runs (two cycles of warm-up, a horizon of at least one), so
+        # that at 10^6 sessions a run is not just every session's first turn.
+        t1 = max(120.0, attempts / rate, CYCLES * c.mean_cycle_s)
         a = _args(c, n, t1)
         runs = 3 if n <= 100_000 else 1
         best = {"old": math.inf, "heap": math.inf, "cal": math.inf}
