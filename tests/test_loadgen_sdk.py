@@ -76,12 +76,13 @@ def test_sdk_sessions_and_their_retries(serve: Any, sdk: str) -> None:
     ok = metric_sum(seen, "capacity_mock_requests_total", status="200")
     refused = metric_sum(seen, "capacity_mock_requests_total", status="429")
     retried = metric_sum(seen, "capacity_mock_retries_seen_total")
-    # Every attempt the hook counted reached the mock, and the other way round; sessions
-    # cancelled at the end may leave at most one attempt each in between.
+    # Every attempt the hook counted reached the mock, and the other way round; a session
+    # cancelled at the end leaves its unfinished turn unrecorded: at most max_retries + 1
+    # attempts each (3 × 6 sessions) in between.
     all_attempts = sum(t[3] for t in rec.turns)
     all_rejected = sum(t[4] for t in rec.turns)
-    assert 0 <= ok + refused - all_attempts <= 6
-    assert 0 <= refused - all_rejected <= 6
+    assert 0 <= ok + refused - all_attempts <= 3 * 6
+    assert 0 <= refused - all_rejected <= 3 * 6
     assert retried > 0 and abs(retried - driver.retries_seen) <= 6
     # A retry follows a 429 (the mock's retry-after is honoured, never a retry storm).
     assert retried <= refused
