@@ -92,6 +92,17 @@ def _close(model: Any) -> None:
         client = getattr(model, attr, None)
         if client is not None and hasattr(client, "close"):
             asyncio.run(client.close())
+    # langchain-openai and langchain-anthropic cache one HTTP client per base URL
+    # (functools.lru_cache): the one just closed would be handed to the next model whose
+    # mock server got the same port from the OS ("Cannot send a request, as the client
+    # has been closed").
+    import langchain_anthropic._client_utils as anthropic_cached
+    import langchain_openai.chat_models._client_utils as openai_cached
+
+    for cached in (anthropic_cached, openai_cached):
+        for fn in vars(cached).values():
+            if callable(fn) and hasattr(fn, "cache_clear"):  # every lru_cache'd builder
+                fn.cache_clear()
 
 
 def _run_turn(make: Callable[[Any, bool], Any], srv: Any, streaming: bool) -> list[Any]:
@@ -148,3 +159,18 @@ def test_many_turns_mixed_tool_use_all_terminate() -> None:
         finally:
             _close(model)
     assert set(lengths) == {2, 4}  # human + answer, or human + call + result + answer
+
+
+@pytest.mark.parametrize("make", [_openai, _anthropic], ids=["ChatOpenAI", "ChatAnthropic"])
+def test_a_second_model_on_the_same_url(make: Callable[[Any, bool], Any]) -> None:
+    """Two agents, one after the other, against one mock (the same base URL, as when the
+    OS gives a later test's server a port an earlier one used): closing the first
+    model's clients must not hand the second a closed client (langchain-anthropic caches
+    one per URL; this failed in CI as 'Cannot send a request, as the client has been
+    closed')."""
+    with serving() as srv:
+        first = _run_turn(make, srv, False)
+        second = _run_turn(make, srv, False)
+    for messages in (first, second):
+        ai = [x for x in messages if isinstance(x, AIMessage)]
+        assert ai and not ai[-1].tool_calls and ai[-1].content
