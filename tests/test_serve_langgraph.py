@@ -10,7 +10,7 @@ a loop fail fast (GraphRecursionError) instead of running thousands of steps.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -82,27 +82,34 @@ def _anthropic(srv: Any, streaming: bool) -> ChatAnthropic:
                          max_retries=2, timeout=30, streaming=streaming, max_tokens=256)
 
 
-def _close(model: Any) -> None:
-    # LangChain leaves the SDK's HTTP clients open (a ResourceWarning under -W error).
-    for attr in ("root_client", "_client"):
-        client = getattr(model, attr, None)
-        if client is not None and hasattr(client, "close"):
-            client.close()
-    for attr in ("root_async_client", "_async_client"):
-        client = getattr(model, attr, None)
-        if client is not None and hasattr(client, "close"):
-            asyncio.run(client.close())
-    # langchain-openai and langchain-anthropic cache one HTTP client per base URL
-    # (functools.lru_cache): the one just closed would be handed to the next model whose
-    # mock server got the same port from the OS ("Cannot send a request, as the client
-    # has been closed").
-    import langchain_anthropic._client_utils as anthropic_cached
-    import langchain_openai.chat_models._client_utils as openai_cached
+# Models whose SDK clients this module closes when it ends (see _close).
+_OPEN: list[Any] = []
 
-    for cached in (anthropic_cached, openai_cached):
-        for fn in vars(cached).values():
-            if callable(fn) and hasattr(fn, "cache_clear"):  # every lru_cache'd builder
-                fn.cache_clear()
+
+def _close(model: Any) -> None:
+    """Hand the model's SDK clients to the module's teardown. langchain-openai and
+    langchain-anthropic cache one HTTP client per base URL (functools.lru_cache) and
+    give it to every model built for that URL: closed here, it would be handed to the
+    next model whose mock got the same port from the OS ("Cannot send a request, as the
+    client has been closed", a CI failure); the caches themselves hold other modules'
+    clients too, so they are not cleared."""
+    _OPEN.append(model)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _close_clients_at_the_end() -> Iterator[None]:
+    # LangChain leaves the SDK's HTTP clients open (a ResourceWarning under -W error).
+    yield
+    for model in _OPEN:
+        for attr in ("root_client", "_client"):
+            client = getattr(model, attr, None)
+            if client is not None and hasattr(client, "close"):
+                client.close()
+        for attr in ("root_async_client", "_async_client"):
+            client = getattr(model, attr, None)
+            if client is not None and hasattr(client, "close"):
+                asyncio.run(client.close())
+    _OPEN.clear()
 
 
 def _run_turn(make: Callable[[Any, bool], Any], srv: Any, streaming: bool) -> list[Any]:
