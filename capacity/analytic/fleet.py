@@ -504,10 +504,10 @@ def bucket_spill_launches(wl: Workload, flow: RouteFlow, slot: LimitSlot, target
 
 def requests_bucket_spill(lam: float, batch: NDArray[np.float64], refill: float,
                           depth: float, counted: bool, max_states: int = 160
-                          ) -> tuple[float, NDArray[np.float64]] | None:
-    """``(share of calls turned away, law of the calls a spilling launch turns away)`` of a
-    requests token bucket (one unit a call, ``refill`` per second, ``depth`` units) fed
-    by Poisson launches (``lam`` per second) of ``batch[k]`` calls.
+                          ) -> float | None:
+    """Share of the calls turned away by a requests token bucket (one unit a call,
+    ``refill`` per second, ``depth`` units) fed by Poisson launches (``lam`` per second)
+    of ``batch[k]`` calls.
 
     The level seen by a launch is a Markov chain (Poisson arrivals see time averages):
     a launch of ``k`` calls at level ``L`` admits ``a = min(k, ⌊L⌋)`` and leaves ``L − a``;
@@ -529,12 +529,11 @@ def requests_bucket_spill(lam: float, batch: NDArray[np.float64], refill: float,
     fine = _bucket_chain(lam, batch, refill, depth, counted, 2 * m)
     if coarse is None or fine is None:
         return None
-    share = min(1.0, max(0.0, 2.0 * fine[0] - coarse[0]))
-    return share, fine[1]
+    return min(1.0, max(0.0, 2.0 * fine - coarse))
 
 
 def _bucket_chain(lam: float, batch: NDArray[np.float64], refill: float, depth: float,
-                  counted: bool, m: int) -> tuple[float, NDArray[np.float64]] | None:
+                  counted: bool, m: int) -> float | None:
     """:func:`requests_bucket_spill` on one grid of ``1/m`` of a unit."""
     delta = 1.0 / m
     top = math.floor(depth * m + 1e-9)           # grid points 0..top (δ·top ≤ depth)
@@ -546,7 +545,7 @@ def _bucket_chain(lam: float, batch: NDArray[np.float64], refill: float, depth: 
         return None
     w = batch[ks] / float(batch[ks].sum())
     T = np.zeros((top + 1, top + 1))
-    spilled = np.zeros((top + 1, max(ks) + 1))
+    spilled = np.zeros(top + 1)                   # calls a launch turns away, by level
     for k, pk in zip(ks, w, strict=True):
         a = np.minimum(k, np.floor(x + 1e-9)).astype(np.int64)
         start = j - a * m
@@ -558,7 +557,7 @@ def _bucket_chain(lam: float, batch: NDArray[np.float64], refill: float, depth: 
         grow = np.where(d == 0, 1.0 - math.sqrt(q), grow)
         grow[:, top] = np.where(start < top, q ** np.maximum(top - start - 0.5, 0.0), 1.0)
         T += pk * grow
-        np.add.at(spilled, (j, k - a), pk)
+        spilled += pk * (k - a)
     # Stationary law: π T = π, Σπ = 1 (at most ~160 states: a small dense solve).
     A = T.T - np.eye(top + 1)
     A[-1, :] = 1.0
@@ -569,11 +568,7 @@ def _bucket_chain(lam: float, batch: NDArray[np.float64], refill: float, depth: 
     except np.linalg.LinAlgError:
         return None
     pi /= float(pi.sum())
-    law = pi @ spilled                            # calls a launch turns away
-    share = float(np.dot(np.arange(law.size), law)) / float(np.dot(ks, w))
-    law[0] = 0.0
-    z = float(law.sum())
-    return share, (law / z if z > 0 else np.array([0.0, 1.0]))
+    return float(pi @ spilled) / float(np.dot(ks, w))
 
 
 @dataclass
@@ -628,7 +623,7 @@ class BucketSpill:
                 if got is None:
                     self.requests = False
                     return None
-                adm.append(x * mean_k * (1.0 - got[0]))
+                adm.append(x * mean_k * (1.0 - got))
             self._rates = (grid, np.asarray(adm))
         return self._rates
 
