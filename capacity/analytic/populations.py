@@ -67,6 +67,7 @@ from capacity.model.workload import (
     batch_units_pmf,
     batch_units_upper,
     cached_per_profile,
+    population_profiles,
 )
 from capacity.profile.schema import SESSION, Profile
 
@@ -165,10 +166,9 @@ _VIEWS: dict[int, tuple[Profile, PopulationView]] = {}
 
 def _build_view(profile: Profile) -> PopulationView:
     parts = []
+    ones = population_profiles(profile)  # each population as a profile of one
     for name, spec in profile.all_sessions().items():
-        # Each population as a profile of one: its pacing and turns as `session`.
-        one = (profile.model_copy(update={"populations": {}}) if name == SESSION
-               else profile.model_copy(update={"session": spec, "populations": {}}))
+        one = ones[name]
         wl = Workload.from_profile(one)
         held = getattr(spec, "sessions", None)
         share = profile.session_share() if name == SESSION else getattr(spec, "share", None)

@@ -30,6 +30,7 @@ from capacity.model.dist import Distribution
 from capacity.model.quota import LimitSlot, limit_slots, slot_charge
 from capacity.profile.schema import (
     DIMENSION_UNIT,
+    SESSION,
     CallSpec,
     CallStep,
     OptionalStep,
@@ -779,6 +780,24 @@ def cached_per_profile(store: dict[int, tuple[Profile, T]], profile: Profile,
 
 _WORKLOADS: dict[int, tuple[Profile, Workload]] = {}
 
+
+def population_profiles(profile: Profile) -> dict[str, Profile]:
+    """Each population of ``profile`` as a profile of one (its pacing and turns as
+    ``session``; the same quotas, routes and retry rule), by name, ``session`` first.
+    The same objects for the same profile, so their workloads (and turn samples) are
+    built once for the analytic view, the simulator's start and its warm model."""
+    return cached_per_profile(_POPULATIONS, profile, _population_profiles)
+
+
+def _population_profiles(profile: Profile) -> dict[str, Profile]:
+    if not profile.populations:
+        return {SESSION: profile}
+    return {name: profile.model_copy(update={"session": spec, "populations": {}})
+            for name, spec in profile.all_sessions().items()}
+
+
+_POPULATIONS: dict[int, tuple[Profile, dict[str, Profile]]] = {}
+
 # Turn latency percentiles and E[max] of random fan-outs have no closed form: they are
 # estimated from this many sampled turns with a fixed seed, so results are reproducible.
 TURN_SAMPLE_SIZE = 1 << 17
@@ -1075,8 +1094,10 @@ def steady_phase(spec: SessionSpec, profile: Profile
     mean = math.fsum(t.weight / total * latency_moments(t.steps, profile)[0]
                      for t in spec.turns.values()) if total > 0 else 0.0
     cycle = mean + spec.pause.mean
-    own = profile if spec is profile.session and not profile.populations else \
-        profile.model_copy(update={"session": spec, "populations": {}})
+    own = next((one for one in population_profiles(profile).values()
+                if one.session is spec), None)
+    if own is None:  # a spec that is none of the profile's populations
+        own = profile.model_copy(update={"session": spec, "populations": {}})
     lat = Workload.from_profile(own).turn_latency
     probs = (np.arange(TURN_LAW_POINTS) + 0.5) / TURN_LAW_POINTS
     values = np.quantile(lat, probs) if lat.size else np.zeros(1)

@@ -154,7 +154,12 @@ from capacity.model.dist import Distribution
 from capacity.model.numeric import t_quantile
 from capacity.model.quota import LimitSlot, charge_coefficients, limit_slots
 from capacity.model.routing import Router, Weighted, router_from_profile
-from capacity.model.workload import Workload, cached_per_profile, steady_phase
+from capacity.model.workload import (
+    Workload,
+    cached_per_profile,
+    population_profiles,
+    steady_phase,
+)
 from capacity.profile.schema import (
     SESSION,
     Block,
@@ -711,9 +716,8 @@ def _warm_model(profile: Profile, slots: tuple[LimitSlot, ...],
     # Each population's load as the analytic workload sees a profile of that population
     # alone (same quotas, routes and retry rule).
     loads, bms = [], []
-    for spec in profile.all_sessions().values():
-        load, buckets, _ = _warm_loads(
-            profile.model_copy(update={"session": spec, "populations": {}}), slots)
+    for one in population_profiles(profile).values():
+        load, buckets, _ = _warm_loads(one, slots)
         loads.append(load)
         bms.append(buckets)
     return _WarmModel(tuple(loads), tuple(bms), pops.counts)
