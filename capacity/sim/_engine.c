@@ -593,6 +593,11 @@ typedef struct {
     int64_t n_sess;
     Bucket *bk;      /* head: first (earliest) record, -1 if empty; tail: last record */
     int64_t nb, mask, n, cur;
+    int64_t n_grow;  /* more pending records than this: resize at the next pop */
+    /* Owner id -> record address without the pacer (cq_plain): the sessions' and the
+     * nodes' records are both 64 bytes with the event first, so an owner's event is at
+     * base + 64 * id, base the sessions' or the nodes' shifted by their first id. */
+    uintptr_t sbase, nbase;
     double inv_w;
     /* self-tuning: cost of pops (empty buckets stepped) and pushes (records walked) */
     int64_t pops, steps, pushes, walks, check_at;
@@ -613,6 +618,12 @@ static inline Ev *EVAT(Queue *Q, int32_t id) {
     if (id < Q->n_sess) return &Q->sess[id].ev;
     if (id == Q->n_sess) return &Q->pacer;
     return &Q->nodes[id - Q->n_sess - 1].ev;
+}
+
+/* EVAT for a queue that never holds the pacer (cq_plain): one select, no branch. */
+static inline Ev *EVP(const Queue *Q, int32_t id) {
+    uintptr_t b = id < Q->n_sess ? Q->sbase : Q->nbase;
+    return (Ev *)(b + (uintptr_t)(uint32_t)id * 64u);
 }
 
 static inline int64_t vbucket(const Queue *Q, double t) {
@@ -708,6 +719,7 @@ static int cq_layout(Queue *Q, const int32_t *order, int64_t m) {
     for (int64_t b = 0; b < nb; b++) Q->bk[b].head = -1;
     Q->nb = nb;
     Q->mask = nb - 1;
+    Q->n_grow = 2 * nb / CQ_ROOM;
     Q->inv_w = 1.0 / width;
     Q->cur = m ? INT64_MAX : 0;
     Q->n = m;
@@ -787,7 +799,7 @@ static ALWAYS_INLINE void q_push(Queue *Q, int32_t id, double t, int kind) {
     } else {
         cq_insert(Q, id);
     }
-    if (CQ_ROOM * Q->n > 2 * Q->nb) Q->check_at = 0; /* resize at the next pop */
+    if (Q->n > Q->n_grow) Q->check_at = 0; /* resize at the next pop */
 }
 
 /* Link every held-back push, oldest first. */
@@ -908,9 +920,102 @@ static ALWAYS_INLINE int32_t q_pop(Queue *Q) {
     }
 }
 
+/* The calendar queue without the heap, the look-ahead or the pacer (cq_plain: below
+ * CQ_AHEAD_MIN sessions, in the loop compiled for the fast case). The same queue as
+ * q_push / q_pop above (the same buckets, lists and re-timing rule, so the same order);
+ * the caller hands over the pushed record's event, and a pop scans the empty buckets in
+ * a tight loop and returns its record's event. */
+static void cq_insert_p(Queue *Q, int32_t id, Ev *e, double t) {
+    Bucket *B = Q->bk + (vbucket(Q, t) & Q->mask);
+    e->next = -1;
+    int32_t tail = B->tail;
+    if (B->head < 0) {
+        B->head = B->tail = id;
+        return;
+    }
+    Ev *tl = EVP(Q, tail);
+    if (tl->t <= t) { /* after every record due at or before t */
+        tl->next = id;
+        tl->next_t = t;
+        B->tail = id;
+        return;
+    }
+    Ev *h = EVP(Q, B->head);
+    if (t < h->t) {
+        e->next = B->head;
+        e->next_t = h->t;
+        B->head = id;
+        return;
+    }
+    for (;;) { /* stop before the first record due strictly after t */
+        Q->walks++;
+        if (h->next_t > t) {
+            e->next = h->next;
+            e->next_t = h->next_t;
+            h->next = id;
+            h->next_t = t;
+            return;
+        }
+        h = EVP(Q, h->next);
+    }
+}
+
+static ALWAYS_INLINE void q_push_p(Queue *Q, int32_t id, Ev *e, double t, int kind) {
+    e->t = t;
+    e->kind = kind;
+    Q->n++;
+    Q->pushes++;
+    cq_insert_p(Q, id, e, t);
+    if (Q->n > Q->n_grow) Q->check_at = 0; /* resize at the next pop */
+}
+
+static ALWAYS_INLINE int32_t q_pop_p(Queue *Q, Ev **pe) {
+    if (Q->n == 0) return -1;
+    if (Q->pops >= Q->check_at) {
+        int64_t p = Q->pops ? Q->pops : 1, w = Q->pushes ? Q->pushes : 1;
+        if (Q->steps > 6 * CQ_ROOM * p || Q->walks > 4 * w || CQ_ROOM * Q->n > 2 * Q->nb ||
+            (Q->nb > 16 && 4 * CQ_ROOM * Q->n < Q->nb)) {
+            if (cq_rebuild(Q) < 0) return -2;
+        } else {
+            Q->pops = Q->steps = Q->pushes = Q->walks = 0;
+        }
+    }
+    Q->pops++;
+    const Bucket *bk = Q->bk;
+    const int64_t mask = Q->mask;
+    int64_t cur = Q->cur, start = cur;
+    for (;;) {
+        /* the first record at or after cur whose bucket is cur's (n > 0: one exists) */
+        while (bk[cur & mask].head < 0) cur++;
+        int32_t j = bk[cur & mask].head;
+        Ev *e = EVP(Q, j);
+        if (vbucket(Q, e->t) == cur) {
+            Q->steps += cur - start;
+            Q->cur = cur;
+            Q->bk[cur & mask].head = e->next;
+            Q->n--;
+            *pe = e;
+            return j;
+        }
+        if (++cur - start >= Q->nb) {
+            /* Nothing due within a whole turn of the calendar: jump to the earliest. */
+            Q->steps += cur - start;
+            int64_t best = INT64_MAX;
+            for (int64_t b = 0; b < Q->nb; b++) {
+                if (bk[b].head >= 0) {
+                    int64_t vb = vbucket(Q, EVP(Q, bk[b].head)->t);
+                    if (vb < best) best = vb;
+                }
+            }
+            cur = start = best;
+        }
+    }
+}
+
 static int q_init(Queue *Q, Session *sess, int64_t n_sess, int heap, int64_t cap) {
     memset(Q, 0, sizeof(*Q));
     Q->sess = sess;
+    Q->sbase = (uintptr_t)sess;
     Q->n_sess = n_sess;
     Q->heap = heap;
     Q->ahead = n_sess >= CQ_AHEAD_MIN;
@@ -926,6 +1031,7 @@ static int q_init(Queue *Q, Session *sess, int64_t n_sess, int heap, int64_t cap
 
 static int q_reserve(Queue *Q, Node *nodes, int64_t M, int64_t cap) {
     Q->nodes = nodes;
+    Q->nbase = (uintptr_t)nodes - (uintptr_t)(Q->n_sess + 1) * 64u;
     Q->blk_nodes = M;
     if (!Q->heap) return 0;
     int32_t *h = realloc(Q->h, sizeof(int32_t) * (size_t)cap);
@@ -1546,13 +1652,21 @@ typedef struct {
     int64_t n_pops;
 } Out;
 
+/* A push from the loop: with plain, the record's event is known (no EVAT). */
+#define QPUSH(id_, ev_, t_, kind_)                                                          \
+    do {                                                                                   \
+        if (plain) q_push_p(&R->Q, (id_), (ev_), (t_), (kind_));                           \
+        else q_push(&R->Q, (id_), (t_), (kind_));                                          \
+    } while (0)
+
 /* Simulate one replication. 0, or -1 when out of memory. Compiled once per case of
  * replicate_c below: with fast, no routes, populations, trace, pacer or sliding window
  * (their code drops out); with one, a single limit slot (its loops unrolled). */
 static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_key, double t0,
                                         double t1, int64_t M, const double *P,
                                         const double *deficit, const double *used, int heap,
-                                        Out *O, Run *R, Rt *T, const int fast, const int one) {
+                                        Out *O, Run *R, Rt *T, const int fast, const int one,
+                                        const int plain) {
     const int routed = !fast && T->on;
     const int64_t trace_rows = fast ? 0 : O->trace_rows;
     /* A routed trace row ends with the calls in flight per deployment (what least_busy
@@ -1711,7 +1825,8 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
 
     uint32_t polls = 0;
     for (;;) {
-        int32_t id = q_pop(&R->Q);
+        Ev *pe = NULL;
+        int32_t id = plain ? q_pop_p(&R->Q, &pe) : q_pop(&R->Q);
         if (id == -2) goto done;
         /* Ctrl-C: every 4,096 events, a stop asked for (stop()) ends the replication. */
         if (__builtin_expect(!(++polls & 0xFFFu), 0) && g_stop) {
@@ -1719,7 +1834,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             goto done;
         }
         if (id < 0) break;
-        Ev *pe = EVAT(&R->Q, id);
+        if (!plain) pe = EVAT(&R->Q, id);
         double t = pe->t;
         if (t >= t1 && measured_open == 0) break;
         int ev = pe->kind;
@@ -1818,7 +1933,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                         O->trace[row * TW + T_WAIT] = d;
                         O->trace[row * TW + T_JITTER] = ju;
                     }
-                    q_push(&R->Q, id, t + d, EV_ATTEMPT);
+                    QPUSH(id, &nd->ev, t + d, EV_ATTEMPT);
                 } else {
                     if (row >= 0) O->trace[row * TW + T_WAIT] = WAIT_GAVE_UP;
                     Session *ss = R->s + nodes[n].sess;
@@ -1926,7 +2041,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 ss->turn++;
                 R->free_blk[R->n_free++] = ss->blk;
                 ss->blk = -1;
-                q_push(&R->Q, x, nxt, EV_TURN);
+                QPUSH(x, &ss->ev, nxt, EV_TURN);
                 goto w_next;
             }
             if (nodes[p].ev.nkind == I_SEQ) {
@@ -2135,7 +2250,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             if (admitted) {
                 if (inwin)
                     for (int64_t li = 0; li < L; li++) O->util[li] += units[li];
-                q_push(&R->Q, NODE0 + n, t + nd->u.lat, EV_DONE);
+                QPUSH(NODE0 + n, &nd->ev, t + nd->u.lat, EV_DONE);
             } else {
                 /* the client sees a 429 unless the call spills (counted once per round) */
                 if (nx != NX_SPILL) {
@@ -2160,7 +2275,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 /* the retry-after of the round's last 429 (none: no deployment was tried,
                  * and that answer is immediate) */
                 if (dep >= 0 || !routed) R->nra[n] = ra;
-                q_push(&R->Q, NODE0 + n, t + (dep >= 0 || !routed ? rej_lat : 0.0), EV_REJECT);
+                QPUSH(NODE0 + n, &nd->ev, t + (dep >= 0 || !routed ? rej_lat : 0.0), EV_REJECT);
             }
         }
     }
@@ -2204,11 +2319,17 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
     int fast = !T->on && O->n_pops == 0 && O->trace_rows == 0 && !(cfg[C_PACE_RATE] > 0.0) &&
                !((int64_t)cfg[C_PACE_CONC] > 0);
     for (int64_t li = 0; li < G->L; li++) fast &= (int)P[li * P_NCOL + P_KIND] != KIND_SLIDING;
+    /* plain: the calendar queue without the look-ahead (below CQ_AHEAD_MIN sessions) */
+    int plain = fast && !heap && N < CQ_AHEAD_MIN;
+    if (plain && G->L == 1)
+        return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 1, 1, 1);
+    if (plain)
+        return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 1, 0, 1);
     if (fast && G->L == 1)
-        return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 1, 1);
+        return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 1, 1, 0);
     if (fast)
-        return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 1, 0);
-    return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 0, 0);
+        return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 1, 0, 0);
+    return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 0, 0, 0);
 }
 
 /* ---- Python wrappers -------------------------------------------------------------- */
