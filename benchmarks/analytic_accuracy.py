@@ -9,7 +9,8 @@ For every shipped profile and a set of independent workloads (the theory brief's
 windows with and without retries, a token bucket, a sliding window, TPM with the
 ``max_tokens`` reservation; a fan-out of 300 small calls against a sliding TPM window;
 a one-call batch turn with a 5 s think time against a sliding RPM window, and its twin
-paced by a cadence)
+paced by a cadence; fan-outs of a uniform 1..10 calls against a counted sliding
+RPM window)
 it prints the analytic N* (``capacity ceiling --method analytic``), the simulated N*
 with its 95 % CI (the saturation search, 20 replications × 1 simulated hour, the
 reference), the error and the compute time of the analytic answer
@@ -144,6 +145,20 @@ def workloads() -> list[tuple[str, Profile]]:
     twin["session"]["cadence"] = {"uniform": ["14.0s", "14.8s"]}
     rows.append(("the same, paced by a cadence U(14.0, 14.8) s, sliding 10 s window, retries",
                  profile_from_dict(twin)))
+    # Fan-outs of a uniform 1..10 calls (one parallel step) against a counted sliding
+    # window of 100 requests per 10 s (600 RPM), retried, Exp(60 s) think time: a storm
+    # the load sustains (3 × 5.5 calls per turn above the allowance from ~42 sessions)
+    # ends by a fluctuation of the log count, not by aborted turns.
+    fan = load_profile(batch).model_dump(mode="json", exclude_none=True)
+    fan["name"] = "batch-sliding-fan10"
+    fan["quotas"]["deployment"]["rpm"] = 600
+    fan["session"]["think_time"] = {"exponential": "60s"}
+    fan["session"]["turns"]["summarise"]["steps"] = [{"parallel": {
+        "count": {"uniform": [1, 10]},
+        "call": {"model": "gpt-4o", "input_tokens": 3000, "output_tokens": 300,
+                 "max_tokens": 500}}}]
+    rows.append(("fan-outs of U{1..10} calls, 600 RPM, sliding 10 s window, Exp(60 s) "
+                 "think time, retries", profile_from_dict(fan)))
     return rows
 
 
