@@ -362,19 +362,26 @@ def lundberg_theta(lam: float, severity: NDArray[np.float64], h: float, rate: fl
     """
     k = np.flatnonzero(severity > 0)
     x = k * h
-    logf = np.log(severity[k])
-    mean = float(np.dot(severity[k], x))
+    # Near θ = 0, M_B(θ) - 1 must be computed without cancellation (and over a pmf that
+    # sums to exactly 1): a residue of 1e-16 times a huge batch rate (an rpm of 1e8)
+    # outweighs r θ there, g looks positive at every small θ and the bracket is lost.
+    f = severity[k] / float(severity[k].sum())
+    logf = np.log(f)
+    mean = float(np.dot(f, x))
     if lam * mean >= rate:
         return 0.0
 
     def g(theta: float) -> float:
+        if theta * float(x[-1]) < 1.0:
+            # M_B(θ) - 1 = Σ f (e^{θx} - 1): expm1 keeps it exact where θx is tiny.
+            return lam * float(np.dot(f, np.expm1(theta * x))) - rate * theta
         # log-sum-exp keeps M_B(θ) finite for large batches.
         z = logf + theta * x
         zmax = float(z.max())
         log_m = zmax + math.log(float(np.exp(z - zmax).sum()))
         if log_m > 700:
             return math.inf
-        return lam * (math.exp(log_m) - 1.0) - rate * theta
+        return lam * math.expm1(log_m) - rate * theta
 
     hi = 1.0 / max(float(x.max()), 1e-12)
     while g(hi) < 0:
