@@ -65,6 +65,7 @@
 
 #include <math.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,16 +166,20 @@ static volatile sig_atomic_t g_stop = 0;
 #define DOM_LAT 0x1A7E1A7E1A7E1A7EULL   /* a routed call's latency on its deployment */
 #define DOM_POP 0x9090909090909090ULL   /* session streams of populations after the first */
 
-static inline uint64_t mix64(uint64_t z) {
+static ALWAYS_INLINE uint64_t mix64(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
     return z ^ (z >> 31);
 }
 /* Key of child i of stream key. */
-static inline uint64_t hash2(uint64_t key, uint64_t i) { return mix64(key ^ mix64(i * GAMMA + GAMMA)); }
+static ALWAYS_INLINE uint64_t hash2(uint64_t key, uint64_t i) { return mix64(key ^ mix64(i * GAMMA + GAMMA)); }
 /* Uniform [0, 1) number at position i of stream key. */
 static inline double unit01(uint64_t key, uint64_t i) {
     return (double)(mix64(key + (i + 1) * GAMMA) >> 11) * 0x1p-53;
+}
+/* unit01(key, i) with g = (i + 1) * GAMMA made beforehand (a turn template's draws). */
+static ALWAYS_INLINE double unit01g(uint64_t key, uint64_t g) {
+    return (double)(mix64(key + g) >> 11) * 0x1p-53;
 }
 
 /* floor(x), bit for bit, without a libm call (baseline x86-64 has no rounding
@@ -378,7 +383,7 @@ static ALWAYS_INLINE double lim_wait(Lim *L, const double *PP, int64_t i, double
 }
 
 /* Twin of Meter.charge (state already rolled to t by lim_wait). */
-static inline void lim_charge(Lim *L, const double *PP, int64_t i, double t, double units) {
+static ALWAYS_INLINE void lim_charge(Lim *L, const double *PP, int64_t i, double t, double units) {
     const double *p = PP + i * P_NCOL;
     double *s = L->st + i * S_NCOL;
     int kind = (int)p[P_KIND];
@@ -1459,13 +1464,38 @@ typedef struct {
 } Plan;
 enum { PL_FIXED, PL_UNIFORM, PL_OTHER };
 
+/* A template's draws as flat lists (made once from the plans): a turn makes each
+ * non-fixed draw of its calls by one entry, without the per-call, per-distribution
+ * branches. g: (position + 1) * GAMMA (unit01g). A token count (floored) goes to its
+ * node's field, a first-token time or a speed to the template's scratch (two per call:
+ * fixed values stay there, drawn ones are overwritten each turn), then each call whose
+ * latency is drawn gets it from its node's output tokens and the scratch. */
+typedef struct {
+    uint64_t g;
+    double p0, span; /* uniform: low end, high - low (as plan_draw) */
+    int32_t off;     /* the double it sets: from the turn's first node, or in scr */
+    int8_t to_scr;   /* 1: in scr (no floor); 0: a node's token count */
+    int8_t safe;     /* token count: ffloor is the truncation for every u (see tpl_ops) */
+    int8_t uni;      /* 1: uniform; 0: draw_any (dist, pos) */
+    int64_t dist;
+    uint64_t pos;
+} DrawOp;
+typedef struct {
+    int32_t node, c; /* the call's node (from the turn's first) and its scr pair */
+    double maxtok;
+} LatOp;
+
 typedef struct {
     int64_t n, nc;  /* nodes, calls; n == 0: no template (expand each turn) */
+    int64_t n_tok, n_scr, n_any, n_lat; /* draws: uniform token counts (floor by truncation),
+                                         * uniform into scr, the others; latencies */
+    DrawOp *ops;    /* n_tok, then n_scr, then n_any entries */
+    LatOp *lats;
+    double *scr;    /* 2 per call: first-token time, speed */
     Node *nodes;    /* n nodes as expand makes them at base 0 */
     uint64_t *keys; /* their lazy keys (a call's ordinal) */
     int32_t *cidx;  /* the calls' nodes, in expansion order (their ordinals) */
     int64_t *cpos;  /* each call's draw position */
-    int8_t *cdraw;  /* 1: some of its distributions are not fixed (draw each turn) */
     Plan *plan;     /* each call's draws */
 } Tpl;
 
@@ -1499,9 +1529,69 @@ static void tpl_free(Tpl *tp) {
     free(tp->keys);
     free(tp->cidx);
     free(tp->cpos);
-    free(tp->cdraw);
     free(tp->plan);
+    free(tp->ops);
+    free(tp->lats);
+    free(tp->scr);
     memset(tp, 0, sizeof(*tp));
+}
+
+/* The flat draw lists of a template whose plans are made (see DrawOp). */
+static int tpl_ops(Tpl *tp) {
+    int64_t nc = tp->nc;
+    tp->ops = calloc((size_t)(4 * nc + 1), sizeof(DrawOp));
+    tp->lats = calloc((size_t)(nc + 1), sizeof(LatOp));
+    tp->scr = calloc((size_t)(2 * nc + 1), sizeof(double));
+    if (!tp->ops || !tp->lats || !tp->scr) return -1;
+    const int32_t f_tin = (int32_t)(offsetof(Node, tin) / sizeof(double));
+    const int32_t f_tout = (int32_t)(offsetof(Node, tout) / sizeof(double));
+    int64_t k = 0;
+    /* pass 0: uniform token counts whose floor is a truncation; 1: uniform into scr;
+     * 2: every other non-fixed draw */
+    for (int pass = 0; pass < 3; pass++) {
+        for (int64_t c = 0; c < nc; c++) {
+            const Plan *pl = tp->plan + c;
+            int32_t i = tp->cidx[c];
+            for (int j = 0; j < 4; j++) {
+                if (pl->kind[j] == PL_FIXED) continue;
+                if (j != SITE_IN && !pl->lat) continue;
+                int tok = j == SITE_IN || j == SITE_OUT, uni = pl->kind[j] == PL_UNIFORM;
+                /* x = p0 + u * span + 0.5 with u in [0, 1): x >= p0 + 0.5 > 0, and well
+                 * below 2^52 (rounding is monotonic), so ffloor(x) is (double)(int64_t)x */
+                int safe = tok && uni && pl->p0[j] >= 0.0 && pl->span[j] >= 0.0 &&
+                           pl->p0[j] + pl->span[j] < 1.0e15;
+                int want = safe ? 0 : (!tok && uni) ? 1 : 2;
+                if (want != pass) continue;
+                DrawOp *op = tp->ops + k++;
+                uint64_t pos = (uint64_t)tp->cpos[c] + 2u * (uint64_t)j;
+                op->g = (pos + 1) * GAMMA;
+                op->pos = pos;
+                op->p0 = pl->p0[j];
+                op->span = pl->span[j];
+                op->dist = pl->dist[j];
+                op->uni = (int8_t)uni;
+                op->safe = (int8_t)safe;
+                op->to_scr = (int8_t)!tok;
+                op->off = tok ? (int32_t)(i * (int64_t)(sizeof(Node) / sizeof(double))) +
+                                    (j == SITE_IN ? f_tin : f_tout)
+                              : (int32_t)(2 * c + (j == SITE_TTFT ? 0 : 1));
+            }
+        }
+        if (pass == 0) tp->n_tok = k;
+        else if (pass == 1) tp->n_scr = k - tp->n_tok;
+        else tp->n_any = k - tp->n_tok - tp->n_scr;
+    }
+    for (int64_t c = 0; c < nc; c++) {
+        const Plan *pl = tp->plan + c;
+        tp->scr[2 * c] = pl->p0[SITE_TTFT]; /* fixed values (drawn ones are overwritten) */
+        tp->scr[2 * c + 1] = pl->p0[SITE_TPS];
+        if (!pl->lat) continue;
+        LatOp *lo = tp->lats + tp->n_lat++;
+        lo->node = tp->cidx[c];
+        lo->c = (int32_t)c;
+        lo->maxtok = pl->maxtok;
+    }
+    return 0;
 }
 
 /* The template of the turn of static program root (tp->n = 0 if its shape varies). */
@@ -1512,9 +1602,8 @@ static int tpl_build(const Prog *G, int64_t root, int64_t M, int64_t *stack, Tpl
     tp->keys = calloc((size_t)M, sizeof(uint64_t));
     tp->cpos = malloc(sizeof(int64_t) * (size_t)M);
     tp->cidx = malloc(sizeof(int32_t) * (size_t)M);
-    tp->cdraw = malloc((size_t)M);
     tp->plan = calloc((size_t)M, sizeof(Plan));
-    if (!tp->nodes || !tp->keys || !tp->cpos || !tp->cidx || !tp->cdraw || !tp->plan) {
+    if (!tp->nodes || !tp->keys || !tp->cpos || !tp->cidx || !tp->plan) {
         tpl_free(tp);
         return -1;
     }
@@ -1522,11 +1611,9 @@ static int tpl_build(const Prog *G, int64_t root, int64_t M, int64_t *stack, Tpl
     for (int64_t i = 0; i < n; i++) {
         if (tp->nodes[i].ev.nkind != I_CALL) continue;
         const int64_t *sd = G->site_dist + 4 * tp->nodes[i].ev.site;
-        int fixed = 1;
         Plan *pl = tp->plan + nc;
         for (int j = 0; j < 4; j++) {
             const double *r = G->D.dpar + sd[j] * DP_NCOL;
-            fixed &= r[DP_KIND] == D_FIXED;
             pl->dist[j] = sd[j];
             pl->kind[j] = r[DP_KIND] == D_FIXED ? PL_FIXED
                           : r[DP_KIND] == D_UNIFORM ? PL_UNIFORM : PL_OTHER;
@@ -1538,12 +1625,11 @@ static int tpl_build(const Prog *G, int64_t root, int64_t M, int64_t *stack, Tpl
                   pl->kind[SITE_TPS] != PL_FIXED;
         tp->cidx[nc] = (int32_t)i;
         tp->cpos[nc] = tp->cpos[i]; /* nc <= i: compacted in place */
-        tp->cdraw[nc] = (int8_t)!fixed;
         nc++;
     }
     tp->n = n;
     tp->nc = nc;
-    return 0;
+    return tpl_ops(tp);
 }
 
 /* The key of call nd whose key field holds its ordinal (expand's lazy keys): the one
@@ -1567,29 +1653,6 @@ static inline void call_units(const double *cf, int64_t L, double tin, double tc
 }
 
 static inline int32_t shift_link(int32_t v, int32_t base) { return v >= 0 ? v + base : v; }
-
-/* Draw j of a planned call at position pos: draw's value, by the same operations. */
-static inline double plan_draw(const Prog *G, const Plan *pl, int j, uint64_t tkey,
-                               uint64_t pos) {
-    if (pl->kind[j] == PL_FIXED) return pl->p0[j];
-    if (pl->kind[j] == PL_UNIFORM) return pl->p0[j] + unit01(tkey, pos) * pl->span[j];
-    return draw_any(&G->D, pl->dist[j], tkey, pos);
-}
-
-/* call_draws for a planned call of a node that holds its template's values (copied or
- * kept): only what is drawn is made again (its distributions and max_tokens read from
- * the plan), by the same operations. */
-static inline void plan_draws(const Prog *G, const Plan *pl, Node *nd, uint64_t tkey,
-                              uint64_t ctr) {
-    if (pl->kind[SITE_IN] != PL_FIXED) nd->tin = ffloor(plan_draw(G, pl, SITE_IN, tkey, ctr) + 0.5);
-    if (!pl->lat) return;
-    double tout = nd->tout;
-    if (pl->kind[SITE_OUT] != PL_FIXED)
-        nd->tout = tout = ffloor(plan_draw(G, pl, SITE_OUT, tkey, ctr + 2) + 0.5);
-    double ttft = plan_draw(G, pl, SITE_TTFT, tkey, ctr + 4);
-    double tps = plan_draw(G, pl, SITE_TPS, tkey, ctr + 6);
-    nd->u.lat = ttft + dmin(tout, pl->maxtok) / tps;
-}
 
 /* Expand a templated turn into the nodes from base: what expand would make (with lazy,
  * the calls' keys left as their ordinals, as the template holds them). With reuse, the
@@ -1633,11 +1696,26 @@ static ALWAYS_INLINE void tpl_expand(const Prog *G, const Tpl *tp, Node *nodes, 
             r->nx = NX_START;
         }
     }
-    const uint64_t ck = tkey ^ DOM_CALL;
-    for (int64_t c = 0; c < tp->nc; c++) {
-        Node *nd = dst + tp->cidx[c];
-        if (tp->cdraw[c]) plan_draws(G, tp->plan + c, nd, tkey, (uint64_t)tp->cpos[c]);
-        if (!lazy) nkey[base + tp->cidx[c]] = hash2(ck, (uint64_t)c);
+    /* The draws that are not fixed (call_draws' values by the same operations). */
+    double *fd = (double *)dst, *scr = tp->scr;
+    const DrawOp *op = tp->ops, *end_tok = op + tp->n_tok, *end_scr = end_tok + tp->n_scr;
+    for (; op < end_tok; op++) /* ffloor(x) of a positive x below 2^52: its truncation */
+        fd[op->off] = (double)(int64_t)(op->p0 + unit01g(tkey, op->g) * op->span + 0.5);
+    for (; op < end_scr; op++) scr[op->off] = op->p0 + unit01g(tkey, op->g) * op->span;
+    for (const DrawOp *end = end_scr + tp->n_any; op < end; op++) {
+        double x = op->uni ? op->p0 + unit01g(tkey, op->g) * op->span
+                           : draw_any(&G->D, op->dist, tkey, op->pos);
+        if (op->to_scr) scr[op->off] = x;
+        else fd[op->off] = ffloor(x + 0.5);
+    }
+    for (int64_t k = 0; k < tp->n_lat; k++) {
+        const LatOp *lo = tp->lats + k;
+        Node *nd = dst + lo->node;
+        nd->u.lat = scr[2 * lo->c] + dmin(nd->tout, lo->maxtok) / scr[2 * lo->c + 1];
+    }
+    if (!lazy) {
+        const uint64_t ck = tkey ^ DOM_CALL;
+        for (int64_t c = 0; c < tp->nc; c++) nkey[base + tp->cidx[c]] = hash2(ck, (uint64_t)c);
     }
 }
 
@@ -1693,6 +1771,10 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
     const int64_t one_pop[PP_NCOL] = {mode, pause_d, 0, G->n_turns, (int64_t)cfg[C_START_P],
                                       (int64_t)cfg[C_TURN_LAW]};
     const int64_t *ptab = !fast && O->n_pops > 0 ? O->ptab : one_pop;
+    /* Without populations (fast), the pause's distribution as draw reads it. */
+    const double *pz = G->D.dpar + pause_d * DP_NCOL;
+    const int pz_kind = (int)pz[DP_KIND];
+    const double pz_p0 = pz[DP_P0], pz_span = pz[DP_P1] - pz[DP_P0];
     double *pst = !fast && O->n_pops > 0 ? O->pstats : NULL;
     int32_t *spop = NULL;
     Tpl *tpl = NULL;
@@ -1854,7 +1936,9 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 double u = unit01(tkey, 0);
                 while (tt < t_last && u >= G->turn_cum[tt]) tt++;
             }
-            ss->pause = draw(&G->D, pr[PP_PAUSE], tkey, 2);
+            if (fast && pz_kind == D_FIXED) ss->pause = pz_p0; /* draw's value, inline */
+            else if (fast && pz_kind == D_UNIFORM) ss->pause = pz_p0 + unit01(tkey, 2) * pz_span;
+            else ss->pause = draw(&G->D, pr[PP_PAUSE], tkey, 2);
             if (R->n_free == 0) {
                 if (run_grow_blocks(R) < 0) goto done;
                 nodes = R->nodes;
