@@ -625,9 +625,10 @@ static inline Ev *EVAT(Queue *Q, int32_t id) {
     return &Q->nodes[id - Q->n_sess - 1].ev;
 }
 
-/* EVAT for a queue that never holds the pacer (cq_plain): one select, no branch. */
+/* EVAT for a queue that never holds the pacer (cq_plain): one select, no branch. Its id
+ * (n_sess) is the record after the sessions', an empty bucket's tail due at -inf. */
 static inline Ev *EVP(const Queue *Q, int32_t id) {
-    uintptr_t b = id < Q->n_sess ? Q->sbase : Q->nbase;
+    uintptr_t b = id <= Q->n_sess ? Q->sbase : Q->nbase;
     return (Ev *)(b + (uintptr_t)(uint32_t)id * 64u);
 }
 
@@ -721,7 +722,10 @@ static int cq_layout(Queue *Q, const int32_t *order, int64_t m) {
     free(Q->bk);
     Q->bk = big_alloc(sizeof(Bucket) * (size_t)nb, 0);
     if (!Q->bk) return -1;
-    for (int64_t b = 0; b < nb; b++) Q->bk[b].head = -1;
+    for (int64_t b = 0; b < nb; b++) {
+        Q->bk[b].head = -1;
+        Q->bk[b].tail = (int32_t)Q->n_sess; /* cq_plain: an empty bucket's tail (q_push_p) */
+    }
     Q->nb = nb;
     Q->mask = nb - 1;
     Q->n_grow = 2 * nb / CQ_ROOM;
@@ -933,16 +937,16 @@ static ALWAYS_INLINE int32_t q_pop(Queue *Q) {
 static void cq_insert_p(Queue *Q, int32_t id, Ev *e, double t) {
     Bucket *B = Q->bk + (vbucket(Q, t) & Q->mask);
     e->next = -1;
-    int32_t tail = B->tail;
-    if (B->head < 0) {
-        B->head = B->tail = id;
-        return;
-    }
-    Ev *tl = EVP(Q, tail);
+    /* An empty bucket's tail is the record due at -inf (EVP): a push into it takes the
+     * same path as one after the last record, without a branch on emptiness (about
+     * half the pushes find their bucket empty, at random). */
+    Ev *tl = EVP(Q, B->tail);
     if (tl->t <= t) { /* after every record due at or before t */
+        int32_t h = B->head;
         tl->next = id;
         tl->next_t = t;
         B->tail = id;
+        B->head = h < 0 ? id : h;
         return;
     }
     Ev *h = EVP(Q, B->head);
@@ -997,7 +1001,10 @@ static ALWAYS_INLINE int32_t q_pop_p(Queue *Q, Ev **pe) {
         if (vbucket(Q, e->t) == cur) {
             Q->steps += cur - start;
             Q->cur = cur;
-            Q->bk[cur & mask].head = e->next;
+            Bucket *B = Q->bk + (cur & mask);
+            int32_t nx = e->next, tl = B->tail;
+            B->head = nx;
+            B->tail = nx < 0 ? (int32_t)Q->n_sess : tl; /* emptied: the -inf record */
             Q->n--;
             *pe = e;
             return j;
@@ -1796,7 +1803,8 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
     double *units = calloc((size_t)L + 1, sizeof(double));
     int8_t *rej = calloc((size_t)L + 1, 1);
     double *last_exc = malloc(sizeof(double) * ((size_t)L + 1));
-    R->s = big_alloc(sizeof(Session) * (size_t)N, 1);
+    /* one more: in the fast loop's queue, the record due at -inf (see EVP) */
+    R->s = big_alloc(sizeof(Session) * (size_t)(N + 1), 1);
     R->now_cap = M + 16;
     R->now = malloc(sizeof(int32_t) * (size_t)R->now_cap);
     R->lat_cap = 1024;
@@ -1905,6 +1913,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
         if (lrc < 0) goto done;
     }
 
+    R->s[N].ev.t = -INFINITY; /* cq_plain's record due at -inf (EVP) */
     uint32_t polls = 0;
     for (;;) {
         Ev *pe = NULL;
