@@ -37,7 +37,10 @@
  * re-timed as it runs. Equal times leave in insertion order, which is exactly the
  * (time, sequence) order of a binary heap, so the choice of queue changes no result;
  * `queue=1` selects the binary heap (kept for the benchmark that compares them: the
- * calendar queue is 1.1-1.6x faster at 10 sessions and 2-3x at 10^5-10^6).
+ * calendar queue is 1.1-1.6x faster at 10 sessions and 2-3x at 10^5-10^6). The loop
+ * compiled for the fast case below CQ_AHEAD_MIN sessions has its own copy of the calendar
+ * queue (cq_plain: q_push_p, q_pop_p), the same buckets and order without the heap, the
+ * look-ahead or the pacer.
  *
  * Session populations (optional): each session runs its population's pacing and turn
  * mix (a row of ptab; sessions in contiguous blocks), and per-population counters and
