@@ -159,6 +159,21 @@ def workloads() -> list[tuple[str, Profile]]:
                  "max_tokens": 500}}}]
     rows.append(("fan-outs of U{1..10} calls, 600 RPM, sliding 10 s window, Exp(60 s) "
                  "think time, retries", profile_from_dict(fan)))
+    # Charges that do not divide the allowance: 13.75 calls of 4,000 input tokens per
+    # 10 s window, of which a first-fit counter admits 13 (the hunt's finding).
+    for retries, target in ((0, 0.05), (2, 0.01)):
+        call = {"model": "m", "input_tokens": 4000, "output_tokens": 300}
+        rows.append((f"two 4,000-token calls, 330k ITPM, fixed 10 s windows, "
+                     f"{'retries' if retries else 'no retries'}, {target:.0%} target",
+                     profile_from_dict({
+                         "name": f"frag-{retries}",
+                         "models": {"m": {"ttft": "0.5s", "tokens_per_second": 50}},
+                         "quotas": {"q": {"models": ["m"], "itpm": 330_000,
+                                          "enforcement": _fixed("10s")}},
+                         "session": {"think_time": {"exponential": "120s"}, "turns": {
+                             "t": {"steps": [{"call": call}, {"call": call}]}}},
+                         "targets": {"max_429_fraction": target},
+                         "retry": {"max_retries": retries}})))
     return rows
 
 

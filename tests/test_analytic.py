@@ -230,9 +230,12 @@ def test_token_windows_match_a_one_token_lattice() -> None:
         assert st_.mean_per_window == pytest.approx(n * p * 7500, rel=5e-3)
         assert st_.window_exceedance == pytest.approx(exceed, rel=5e-2)
         assert st_.loss_fraction == pytest.approx(loss, rel=5e-2)
+    # The fluid stop-loss is a lower bound of the first-fit loss (a full window also
+    # wastes the room no call fits): the burst ceiling never exceeds its boundary. Where
+    # it lies below is tests/test_analytic_first_fit.py's check against first-fit itself.
     burst = analyze(prof).burst_ceiling
     assert exact(burst)[1] <= 0.0105
-    assert exact(burst + 2)[1] > 0.01
+    assert exact(burst + 6)[1] > 0.01
 
 
 class TestPanjer:

@@ -240,6 +240,8 @@ def blend(parts: list[tuple[float, _window.ClumpWindowModel]]) -> _window.ClumpW
         prior_hist=hist,
         event_pmf=_mix([m.event_pmf for _, m in live], events),
         events_per_window=math.fsum(events),
+        crossing=_window.mix_crossings(
+            [(x, m.crossing) for x, (_, m) in zip(calls, live, strict=True)]),
         parts=tuple(live),
         made_weights=tuple(x / math.fsum(calls) if math.fsum(calls) > 0 else 1.0 / len(live)
                            for x in calls))

@@ -62,6 +62,7 @@ Aborted turns
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,7 +71,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from capacity.analytic.timing import TurnTiming
-from capacity.model.dist import finest_step
+from capacity.model.dist import Distribution, finest_step
 from capacity.model.workload import CallCost
 
 _MAX_FFT = 1 << 22
@@ -124,6 +125,9 @@ class ClumpWindowModel:
     event_pmf: NDArray[np.float64] = field(  # units one launch instant charges (f_0 = 0)
         default_factory=lambda: np.zeros(1))
     events_per_window: float = 0.0     # launch instants per session and window
+    # Where a full window turns its first call away: the room it leaves unused (a
+    # counter turns away a call that does not fit, so it admits q − W, not q).
+    crossing: Crossing | None = None
     _cache: dict[int, Any] = field(default_factory=dict, repr=False)
     _herd: dict[int, float] = field(default_factory=dict, repr=False)
     _chains: dict[int, dict[str, float]] = field(default_factory=dict, repr=False)
@@ -227,7 +231,26 @@ class ClumpWindowModel:
         mean_s = n * self.mean_units / self.h
         if mean_s <= 0:
             return 0.0
-        return min(1.0, self.size_bias * _stop_loss(g, self.q_lat, mean_s) / mean_s)
+        return min(1.0, self.size_bias * self._rejected(g, mean_s) / mean_s)
+
+    def _rejected(self, g: NDArray[np.float64], mean_s: float) -> float:
+        """Units turned away per fixed window without retries: ``E[(S − q)⁺]`` plus the
+        room an overflowing window leaves unused, ``P(S > q)·W̄``."""
+        q = self.q_lat
+        over = max(0.0, 1.0 - float(g[: math.floor(q + 1e-9) + 1].sum()))
+        stop = _stop_loss(g, q, mean_s)
+        return stop + over * self.waste(stop / over if over > 0 else 0.0)
+
+    def waste(self, excess: float) -> float:
+        """W̄ (lattice units): the room a window whose offered load overflows ``q`` by
+        ``excess`` units on average leaves unused — the room before the first call
+        turned away, less what the calls offered after it still fill."""
+        c = self.crossing
+        if c is None:
+            return 0.0
+        e_b = float(_dot(np.arange(self.call_pmf.size), self.call_pmf)) * self.h
+        later = max(0.0, excess * self.h - c.overshoot) / e_b if e_b > 0 else 0.0
+        return c.waste(later) / self.h
 
     def _fixed(self, n: int) -> dict[str, float]:
         g = self.pmf(n)
@@ -236,6 +259,7 @@ class ClumpWindowModel:
         exceed = max(0.0, 1.0 - float(g[: math.floor(q + 1e-9) + 1].sum()))
         kappa = self.size_bias
         stop = _stop_loss(g, q, mean_s)
+        stop += exceed * self.waste(stop / exceed if exceed > 0 else 0.0)
         if not self.retry.retries:
             share = min(1.0, kappa * stop / mean_s) if mean_s > 0 else 0.0
             return {"attempt": share, "call": share, "failed": share, "exceed": exceed,
@@ -250,8 +274,10 @@ class ClumpWindowModel:
                     "failed": share, "exceed": exceed, "retry_share": share}
         carry, e_y = _lindley(g, q, windows=2 * (self.retry.max_retries + 1))
         k = np.arange(carry.size)
-        # Rejected units → rejected calls: the calls turned away are the larger ones.
-        rej = kappa * e_y
+        # Rejected units → rejected calls: the calls turned away are the larger ones;
+        # a window that overflows (carry > 0 after it) also leaves W̄ unused.
+        full = max(0.0, 1.0 - float(carry[0]))
+        rej = kappa * (e_y + full * self.waste(e_y / full if full > 0 else 0.0))
         attempt = rej / (mean_s + rej) if mean_s + rej > 0 else 0.0
         call = min(1.0, rej / mean_s) if mean_s > 0 else 0.0
         # A carried retry is rejected again only when the carry alone overfills a window.
@@ -824,11 +850,20 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
     # Which calls are turned away depends on the charges themselves, not on their lattice
     # spread: a 110-token call on a 2,441-token step is 0 or 1 step, which would make the
     # rejected calls look 22x larger than the average (κ = 0.045 instead of 1).
-    fine = _fine_pmfs(col_costs, h)
+    hf, fine = _fine_lattice(col_costs, h)
     fine_call = np.zeros(max((p.size for p in fine), default=1))
     for j, p in enumerate(fine):
         fine_call[: p.size] += launches[j] / launches.sum() * p
     kappa = 1.0 if is_requests or e_b <= 0 else _size_bias(fine_call)
+    if sliding:
+        crossing = None
+    elif is_requests:
+        crossing = Crossing(np.ones(1), (q_lat - math.floor(q_lat + 1e-9)) * h, h,
+                            np.array([0.0, 1.0]), h)
+    else:
+        crossing = timing.memo(
+            ("crossing", q_lat * h, hf, fine_call.tobytes()), lambda: first_fit_crossing(
+                fine_call, hf, q_lat * h, point_charges(col_costs, launches)))
     # Own-turn load and earlier launches come from the sample's turns only (a missed
     # call is too rare to shift them; its columns carry no earlier launches).
     # These depend on the turns and the charges only, not on the think time: computed
@@ -857,7 +892,8 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
         calls_per_window=calls_per_turn * window_s / cycle_s, retry=retry,
         size_bias=kappa, prior_hist=hist, prior_counts=counts,
         fail_odds=_fail_odds(fine, fine_call, launches, is_requests),
-        event_pmf=event_pmf, events_per_window=events_per_turn * window_s / cycle_s)
+        event_pmf=event_pmf, events_per_window=events_per_turn * window_s / cycle_s,
+        crossing=crossing)
 
 
 def _event_law(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.float64]]
@@ -893,6 +929,12 @@ _FINE_POINTS = 1 << 16
 def _fine_pmfs(costs: list[CallCost | None], h: float) -> list[NDArray[np.float64]]:
     """Each charge on a lattice fine enough to resolve it: a step of at most 1/64 of the
     smallest mean charge (never coarser than ``h``; at most ~65,536 points in all)."""
+    return _fine_lattice(costs, h)[1]
+
+
+def _fine_lattice(costs: list[CallCost | None], h: float
+                  ) -> tuple[float, list[NDArray[np.float64]]]:
+    """(the fine step, units; each charge on it) — see :func:`_fine_pmfs`."""
     real = [c for c in costs if c is not None]
     means = [c.mean for c in real if c.mean > 0]
     uppers = [c.upper for c in real if math.isfinite(c.upper)]
@@ -900,7 +942,254 @@ def _fine_pmfs(costs: list[CallCost | None], h: float) -> list[NDArray[np.float6
     if uppers:
         hf = max(hf, max(uppers) / _FINE_POINTS)
     hf = min(h, max(hf, 1e-9, finest_step(max(means, default=0.0))))
-    return [c.pmf(hf) if c is not None else np.ones(1) for c in costs]
+    return hf, [c.pmf(hf) if c is not None else np.ones(1) for c in costs]
+
+
+_WASTE_POINTS = 4096
+_WASTE_STATES = 4096   # sums below q listed by the exact walk (× ≤ 12 charges: ~30 ms)
+_WASTE_SIZES = 12
+_FILL_STEPS = 128      # later calls followed one by one (a Poisson mean ~100 is overload)
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """The room a first-fit window has left when its first call does not fit.
+
+    A counter turns away a call that does not fit the room left, so a window whose offered
+    charge ``S`` exceeds ``q`` admits ``q − W``: its rejected units are ``S − q + W``.
+    ``W`` starts as the room ``U`` before the first call that did not fit (exactly
+    ``q mod B`` for equal charges ``B``) and shrinks as later, smaller calls of the same
+    window still fit.
+    """
+
+    room: NDArray[np.float64]   # law of U on the fine lattice (index: whole steps, floor)
+    mean_room: float            # E[U], units
+    mean_cross: float           # E[C_τ], units: the first call turned away
+    call: NDArray[np.float64]   # one call's charge on the fine lattice
+    step: float                 # the fine step, units
+    _memo: dict[float, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def overshoot(self) -> float:
+        """E[C_τ − U] (units): how far the first call turned away reaches past ``q``."""
+        return max(0.0, self.mean_cross - self.mean_room)
+
+    def waste(self, later: float) -> float:
+        """E[W] (units) when ``later`` calls (Poisson mean) are offered after the first
+        one turned away, each admitted when it fits the room still left."""
+        later = max(later, 0.0)
+        if later <= 0 or self.room.size < 2:
+            return self.mean_room
+        means = self._fill_means(math.ceil(later + 6.0 * math.sqrt(later) + 3.0))
+        j = np.arange(means.size, dtype=np.float64)
+        logp = j * math.log(later) - later - np.array([math.lgamma(x + 1.0) for x in j])
+        w = np.exp(logp)
+        # Beyond the last step the room no longer shrinks, or the Poisson weight is
+        # negligible: the tail takes the last mean.
+        filled = float(_dot(w, means)) + max(0.0, 1.0 - float(w.sum())) * float(means[-1])
+        return max(0.0, self.mean_room - filled)
+
+    def _fill_means(self, upto: int) -> NDArray[np.float64]:
+        """Units the calls offered after the first refusal fill, after ``j`` of them
+        (``j = 0, 1, …, upto``; at most 128, fewer once the room no longer shrinks), on a
+        lattice of at most ~256 points (the room rounded down: no call is admitted into
+        room it would not fit); extended as later calls ask for more."""
+        state = self._memo.get(0.0)
+        if state is None:
+            factor = max(1.0, self.room.size / 256.0)
+            if factor > 1.0:
+                c = math.ceil(factor)
+                room: NDArray[np.float64] = np.bincount(
+                    np.arange(self.room.size) // c, weights=self.room).astype(np.float64)
+                f = _coarsen(self.call, float(c))
+                step = self.step * c
+            else:
+                room, f, step = self.room, self.call, self.step
+            K = room.size
+            surv = 1.0 - np.cumsum(f)[:K]
+            surv = np.concatenate([surv, np.zeros(K - surv.size)])
+            L = 1 << math.ceil(math.log2(K + f.size))
+            idx = np.arange(K, dtype=np.float64)
+            state = {"v": room, "surv": surv, "fh": np.fft.rfft(f, L), "L": L, "idx": idx,
+                     "step": step, "m0": float(_dot(idx, room)), "out": [0.0],
+                     "done": K < 2}
+            self._memo[0.0] = state
+        out: list[float] = state["out"]
+        v, K, L = state["v"], state["v"].size, state["L"]
+        m0, step = state["m0"], state["step"]
+        while len(out) <= min(upto, _FILL_STEPS) and not state["done"]:
+            moved = np.fft.irfft(np.fft.rfft(v[::-1], L) * state["fh"], L)[:K][::-1]
+            v = v * state["surv"] + np.clip(moved, 0.0, None)
+            filled = (m0 - float(_dot(state["idx"], v))) * step
+            state["done"] = filled - out[-1] <= 1e-7 * max(m0 * step, 1e-300)
+            out.append(filled)
+        state["v"] = v
+        return np.asarray(out[: upto + 1])
+
+
+def mix_crossings(parts: list[tuple[float, Crossing | None]]) -> Crossing | None:
+    """The crossing of a mix of call streams (weights: calls offered), each on the
+    coarsest of their lattices (rooms rounded down, charges mean-preserving); None when
+    any part has none (a sliding window)."""
+    live = [(w, c) for w, c in parts if w > 0]
+    if not live or any(c is None for _, c in live):
+        return None
+    crossings = [(w, c) for w, c in live if c is not None]
+    if len(crossings) == 1:
+        return crossings[0][1]
+    total = math.fsum(w for w, _ in crossings)
+    step = max(c.step for _, c in crossings)
+    rooms, calls = [], []
+    for _, c in crossings:
+        factor = step / c.step
+        idx = np.floor(np.arange(c.room.size) / factor + 1e-9).astype(np.int64)
+        rooms.append(np.bincount(idx, weights=c.room))
+        calls.append(_coarsen(c.call, factor))
+    room = np.zeros(max(r.size for r in rooms))
+    call = np.zeros(max(f.size for f in calls))
+    for (w, _), r, f in zip(crossings, rooms, calls, strict=True):
+        room[: r.size] += w / total * r
+        call[: f.size] += w / total * f
+    return Crossing(room, math.fsum(w * c.mean_room for w, c in crossings) / total,
+                    math.fsum(w * c.mean_cross for w, c in crossings) / total, call, step)
+
+
+def _discrete(d: Distribution | None, scale: float = 1.0, cap: float = math.inf
+              ) -> dict[float, float] | None:
+    """A fixed or choice distribution as {value × scale, cut at cap: probability}."""
+    if d is None:
+        return {0.0: 1.0}
+    if d.kind == "fixed":
+        return {min(d.params[0], cap) * scale: 1.0}
+    if d.kind == "choice":
+        out: dict[float, float] = {}
+        for v, w in zip(d.values, d.weights, strict=True):
+            key = min(v, cap) * scale
+            out[key] = out.get(key, 0.0) + w
+        return out
+    return None
+
+
+def point_charges(costs: list[CallCost | None], weights: NDArray[np.float64]
+                  ) -> dict[float, float] | None:
+    """One call's charge (units) as a discrete law — the mixture of ``costs`` by
+    ``weights`` — when every charge takes a few exact values (fixed or choice token
+    counts), else None. A lattice would spread a 5,000-token charge over two points and
+    invent room that an exact fit (11 × 5,000 in 55,000) never leaves."""
+    law: dict[float, float] = {}
+    total = float(weights.sum())
+    for cost, w in zip(costs, weights, strict=True):
+        if cost is None or type(cost) is not CallCost or cost.kind != "tokens" or total <= 0:
+            return None
+        inp = _discrete(cost.input, cost.uncached)
+        out = (_discrete(Distribution.fixed(cost.output_fixed))
+               if cost.output_fixed is not None
+               else _discrete(cost.output, 1.0, cost.output_cap))
+        if inp is None or out is None or len(inp) * len(out) > 64:
+            return None
+        for a, pa in inp.items():
+            for b, pb in out.items():
+                key = round(a + b, 9)
+                law[key] = law.get(key, 0.0) + w / total * pa * pb
+    return law
+
+
+def first_fit_crossing(call_pmf: NDArray[np.float64], step: float, q: float,
+                       law: dict[float, float] | None = None) -> Crossing:
+    """Where a first-fit window of allowance ``q`` units first turns a call away.
+
+    Calls arrive with i.i.d. charges (``call_pmf`` on a lattice of ``step`` units, or
+    exactly ``law`` {units: probability} when given). ``P(S_{τ−1} = s, C_τ = c) = u(s)·f(c)``
+    for ``c > q − s``, ``u`` the renewal mass of the charges. The exact law lists every
+    sum below ``q`` (up to 4,096 of them, over at most 12 charges); the lattice walks
+    ``u`` up to ~4,096 steps, beyond which the room takes its renewal limit, the
+    equilibrium age of a charge.
+    """
+    f = np.asarray(call_pmf, dtype=np.float64).copy()
+    f[0] = 0.0  # a zero charge always fits and never moves the sum
+    total = float(f.sum())
+    K = max(1, f.size - 1)
+    if total <= 0 or q <= 0:
+        return Crossing(np.ones(1), 0.0, 0.0, np.ones(1), step)
+    f /= total
+    if law is not None:
+        hit = _crossing_exact(law, q)
+        if hit is not None:
+            rooms, mean_room, mean_cross = hit
+            room = np.zeros(K)
+            for r, p in rooms.items():
+                room[min(K - 1, math.floor(r / step + 1e-9))] += p
+            return Crossing(room, mean_room, mean_cross, f, step)
+    k = np.arange(f.size, dtype=np.float64)
+    qf = q / step
+    qi = math.floor(qf + 1e-9)
+    frac = max(0.0, qf - qi)
+    surv = 1.0 - np.cumsum(f)  # P(B > x), x = 0, 1, …
+    e_b = float(_dot(k, f))
+    if qi > _WASTE_POINTS:
+        # Equilibrium: P(U = r) = P(B > r)/E[B]; the crossing call is size-biased.
+        room = surv[:K] / e_b
+        room /= room.sum()
+        cross = float(_dot(k * k, f)) / e_b
+    else:
+        u = np.zeros(qi + 1)
+        u[0] = 1.0
+        fr = f[1:][::-1]  # reversed: u[s] = Σ_j f[j] u[s − j]
+        width = fr.size
+        for t in range(1, qi + 1):
+            lo = max(0, t - width)
+            u[t] = float(np.dot(u[lo:t], fr[width - (t - lo):]))
+        gap = qi - np.arange(qi + 1)  # ⌊q⌋ − s: the room before the call
+        ok = gap < surv.size
+        mass = np.where(ok, u * surv[np.minimum(gap, surv.size - 1)], 0.0)
+        m = float(mass.sum())
+        room = np.zeros(K)
+        np.add.at(room, np.minimum(gap[ok], K - 1), mass[ok] / m)
+        # E[C_τ; S_{τ−1} = s] = u(s)·Σ_{c > gap} c f(c)
+        tail = np.cumsum((k * f)[::-1])[::-1]  # Σ_{c ≥ x} c f(c)
+        nxt = np.minimum(gap + 1, f.size - 1)
+        cross = float(_dot(np.where(ok & (gap + 1 < f.size), u * tail[nxt], 0.0),
+                           np.ones(qi + 1))) / m
+    mean_room = (float(_dot(np.arange(K), room)) + frac) * step
+    return Crossing(room, mean_room, cross * step, f, step)
+
+
+def _crossing_exact(law: dict[float, float], q: float
+                    ) -> tuple[dict[float, float], float, float] | None:
+    """(law of the room U, E[U], E[C_τ]) for a discrete charge law in exact units, or
+    None when the sums below ``q`` are too many to list (small charges against ``q``:
+    then the lattice is as good)."""
+    sizes = sorted((v, p) for v, p in law.items() if v > 0 and p > 0)
+    if not sizes:
+        return {0.0: 1.0}, 0.0, 0.0
+    if len(sizes) > _WASTE_SIZES:
+        return None
+    norm = sum(p for _, p in sizes)
+    mass: dict[float, float] = {0.0: 1.0}
+    heap = [0.0]
+    rooms: dict[float, float] = {}
+    cross = crossed = 0.0
+    while heap:
+        s = heapq.heappop(heap)
+        m = mass.pop(s)
+        for v, p in sizes:
+            t = round(s + v, 9)
+            if t <= q + 1e-9:
+                if t not in mass:
+                    if len(mass) >= _WASTE_STATES:
+                        return None
+                    mass[t] = 0.0
+                    heapq.heappush(heap, t)
+                mass[t] += m * p / norm
+            else:
+                w = m * p / norm
+                rooms[q - s] = rooms.get(q - s, 0.0) + w
+                cross += w * v
+                crossed += w
+    if crossed <= 0:
+        return {0.0: 1.0}, 0.0, 0.0
+    rooms = {r: w / crossed for r, w in rooms.items()}
+    return rooms, sum(r * w for r, w in rooms.items()), cross / crossed
 
 
 def _size_bias(call_pmf: NDArray[np.float64]) -> float:
