@@ -48,6 +48,7 @@ The accuracy of the ceiling against the simulated N* is measured by
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import weakref
 from dataclasses import dataclass
@@ -658,6 +659,9 @@ class CeilingResult:
     # With populations: what N counts (one line) and each population's cycle
     # (capacity.analytic.populations.population_info); None without.
     populations: dict[str, Any] | None = None
+    # The p95 turn-latency target is out of reach at any N (the unthrottled turn misses
+    # it): the burst-aware ceiling is 0 whatever the quotas carry.
+    latency_bound: bool = False
 
     @property
     def saturation_point(self) -> int:
@@ -686,6 +690,9 @@ class CeilingResult:
         if 0 < self.burst_ceiling < mean_n:
             text += (f": {1 - self.burst_ceiling / mean_n:.0%} fewer — the napkin overstates "
                      f"capacity {self.napkin_ratio:.2f}×.")
+        elif self.latency_bound:
+            text += (": the p95 turn-latency target is out of reach — the turn alone, "
+                     f"unthrottled, takes {self.cycle.turn_latency_p95_s:.1f}s at p95.")
         elif self.burst_ceiling == 0 and self.populations and (
                 b.at_burst_ceiling is not None and b.at_burst_ceiling.sessions == 0):
             text += (f": the held sessions alone already have "
@@ -718,6 +725,7 @@ class CeilingResult:
             "mean_ceiling_sessions": math.floor(self.mean_ceiling + 1e-9)
             if math.isfinite(self.mean_ceiling) else None,
             "burst_ceiling": self.burst_ceiling,
+            "latency_bound": self.latency_bound,
             "napkin_ratio": self.napkin_ratio,
             "targets": self.targets,
             "calls_per_turn": self.calls_per_turn,
@@ -758,6 +766,36 @@ def analyze(profile: Profile, sessions: int | None = None,
         (largest N whose analytic 429 fraction is within ``targets.max_429_fraction``),
         and how the ceilings move across the think-time/cadence range.
     """
+    return _outside_the_model(profile, _analyze(profile, sessions, workload))
+
+
+def _outside_the_model(profile: Profile, result: CeilingResult) -> CeilingResult:
+    """What the analytic answer does not model, said beside it (never silently wrong).
+
+    A p95 turn-latency target the unthrottled turn already misses is met by no number of
+    sessions: the ceiling is 0. (A reachable one is checked at zero load only: a 429's
+    retry waits add to the turns near the ceiling, which the simulated search holds to
+    the target.) Client-side pacing turns would-be 429s into waits, which the analytic answer does
+    not model.
+    """
+    notes = list(result.notes)
+    target = profile.targets.p95_turn_latency
+    p95 = result.cycle.turn_latency_p95_s
+    out = result
+    if target is not None and p95 > target:
+        notes.append(f"No number of sessions meets the p95 turn-latency target of "
+                     f"{target:g}s: the turn alone, unthrottled, takes {p95:.1f}s at p95.")
+        out = dataclasses.replace(out, burst_ceiling=0, latency_bound=True)
+    if profile.pacing is not None:
+        notes.append("Client-side pacing (pacing:) is not in the analytic model: calls it "
+                     "holds back wait in its queue instead of being refused, so the ceiling "
+                     "is set by that queue's waits and the latency target — simulate it "
+                     "(--method simulate).")
+    return dataclasses.replace(out, notes=tuple(notes)) if notes != list(result.notes) else out
+
+
+def _analyze(profile: Profile, sessions: int | None,
+             workload: Workload | None) -> CeilingResult:
     if profile.populations:  # several kinds of sessions: N varies, held ones stay
         from capacity.analytic.populations import analyze_populations
 

@@ -158,13 +158,15 @@ def report_page(*, ceiling: Any, sweep: Any, compare: Any | None,
     r = ceiling
     sim = r.simulated
     by = "simulated" if sim is not None else "burst-aware model"
+    binding = ("the p95 turn-latency target" if r.latency_bound and sim is None
+               else r.binding.name)
     parts = [
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
         f"<title>Capacity report: {_e(r.profile)}</title><style>{_CSS}</style></head><body>",
         f"<h1>Capacity report: {_e(r.profile)}</h1>",
         f'<p class="headline">This quota carries <b data-key="saturation_point">'
         f"{r.saturation_point:,}</b> concurrent sessions ({_e(by)}); "
-        f"<span data-key=\"binding\">{_e(r.binding.name)}</span> binds first. The napkin "
+        f"<span data-key=\"binding\">{_e(binding)}</span> binds first. The napkin "
         f'(quota ÷ per-session rate) says <span data-key="mean_ceiling_sessions">'
         f"{count(int(r.mean_ceiling + 1e-9) if math.isfinite(r.mean_ceiling) else None)}"
         f'</span>; with bursts, <span data-key="burst_ceiling">{r.burst_ceiling:,}</span>.'

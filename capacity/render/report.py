@@ -112,7 +112,9 @@ def ceiling_renderable(r: CeilingResult, verbose: bool = False) -> Group:
     head.append("Saturation point: ", style="bold")
     head.append(f"{r.saturation_point:,} sessions", style="bold green")
     head.append(f" ({'simulated' if sim is not None else 'burst-aware model'}; ")
-    head.append(safe(r.binding.name))
+    head.append("the p95 turn-latency target"
+                if getattr(r, "latency_bound", False) and sim is None
+                else safe(r.binding.name))
     head.append(" binds first)")
     parts.append(head)
     pops = getattr(r, "populations", None)
@@ -172,7 +174,10 @@ def _summary(r: CeilingResult) -> str:
     napkin = count(mean_n)
     text = (f"The napkin (quota ÷ per-session rate) says {napkin} sessions. {b.name} is "
             f"enforced over {_where(b)}; ")
-    if r.burst_ceiling == 0 and getattr(r, "populations", None) and (
+    if getattr(r, "latency_bound", False):
+        text += ("but the p95 turn-latency target is out of reach: the turn alone, "
+                 f"unthrottled, takes {secs(r.cycle.turn_latency_p95_s)} at p95.")
+    elif r.burst_ceiling == 0 and getattr(r, "populations", None) and (
             b.at_burst_ceiling is not None and b.at_burst_ceiling.sessions == 0):
         text += (f"the held sessions alone already have {pct(b.at_burst_ceiling.loss_fraction)} "
                  "of attempts answered 429: no N meets the target.")

@@ -1,0 +1,61 @@
+"""What the analytic answer does not model is said beside it, never silently wrong (the
+hunt: web-research with a 95 s p95 turn-latency target — below its unthrottled p95 of
+98.5 s — was analysed at 42 sessions while the simulated search found 0; a paced profile
+was analysed as if unpaced)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from capacity.analytic.model import analyze
+from capacity.profile.loader import load_profile, profile_from_dict
+
+WEB = Path(__file__).resolve().parents[1] / "profiles" / "web-research.yaml"
+
+
+def _web(**extra: Any) -> Any:
+    data = load_profile(WEB).model_dump(mode="json", exclude_none=True)
+    for key, value in extra.items():
+        data[key] = {**data.get(key, {}), **value}
+    return profile_from_dict(data)
+
+
+def test_latency_target_the_turn_alone_misses_gives_zero() -> None:
+    r = analyze(_web(targets={"p95_turn_latency": 95.0}))
+    assert r.cycle.turn_latency_p95_s > 95.0
+    assert r.burst_ceiling == 0 and r.saturation_point == 0 and r.latency_bound
+    assert r.mean_ceiling == pytest.approx(analyze(_web()).mean_ceiling)  # the napkin stays
+    assert any("p95 turn-latency target of 95s" in n for n in r.notes)
+    assert r.to_dict()["latency_bound"] is True
+
+
+def test_reachable_latency_target_leaves_the_quota_answer() -> None:
+    r = analyze(_web(targets={"p95_turn_latency": 99.0}))
+    plain = analyze(_web())
+    assert r.burst_ceiling == plain.burst_ceiling > 0 and not r.latency_bound
+    assert r.notes == plain.notes
+
+
+def test_pacing_is_said_outside_the_model() -> None:
+    r = analyze(_web(pacing={"concurrency": 10}))
+    assert any("pacing" in n and "--method simulate" in n for n in r.notes)
+    assert not any("pacing" in n for n in analyze(_web()).notes)
+
+
+def test_cli_check_gate_fails_on_an_unreachable_latency_target() -> None:
+    args = [sys.executable, "-m", "capacity", "check", str(WEB), "--sessions", "1",
+            "--set", "targets.p95_turn_latency=95s", "--json"]
+    res = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1, res.stderr
+    assert b"Traceback" not in res.stderr.encode()
+    out = subprocess.run([sys.executable, "-m", "capacity", "ceiling", str(WEB), "--method",
+                          "analytic", "--set", "targets.p95_turn_latency=95s", "--json"],
+                         capture_output=True, text=True, timeout=120)
+    data = json.loads(out.stdout)
+    assert data["saturation_point"] == 0 and data["latency_bound"] is True
