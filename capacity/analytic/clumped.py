@@ -6,8 +6,11 @@ Glue between :mod:`capacity.analytic.window` (the model) and the result types of
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 from capacity.analytic import window as _window
 from capacity.analytic.model import WindowStats, _largest_meeting, _lattice_step
@@ -32,6 +35,8 @@ _MAX_SLIDING_POINTS = 1 << 14
 # With carried retries a ceiling of thousands of sessions is pinned to 0.2% (the simulated
 # search's tolerance), erring low; below 500 sessions it is exact.
 _REL_TOL = 0.002
+# Quantiles of the think time a retry storm's aborted sessions pause for.
+_PAUSE_POINTS = 256
 
 
 def timing_of(wl: Workload) -> TurnTiming:
@@ -85,6 +90,9 @@ class ClumpedWindow:
         """
         m = self.inner
         herds = self.sliding and m.herds
+        if (self.sliding and m.storm_first.size and m.retry.retries and hi > 1
+                and m._retry_rejection(0.0) >= 1.0):
+            return self._largest_meeting_storms(target, hi)
         if (self.sliding and not herds) or not m.retry.retries or hi <= 1:
             return _largest_meeting(self.stats, target, hi)
 
@@ -163,6 +171,42 @@ class ClumpedWindow:
             else:
                 up = mid
         return lo, (stats(lo) if lo > 0 else None)
+
+    def _largest_meeting_storms(self, target: float, hi: int
+                                ) -> tuple[int, WindowStats | None]:
+        """:meth:`largest_meeting` with retry storms, whose size is a Markov chain each.
+
+        The guess: the same search with each storm one window of storm attempts
+        (``(1 + m)·λw``, no chain); then from it, with the chains, outwards in doubling
+        steps until the boundary is bracketed, and bisection (storm sizes sit on a 4%
+        grid of N, so the last steps reuse their chains).
+        """
+        rough = ClumpedWindow(dataclasses.replace(self.inner, storm_rough=True), True)
+        guess, _ = _largest_meeting(rough.stats, target, hi)
+        cache: dict[int, WindowStats] = {}
+
+        def ok(n: int) -> bool:
+            if n not in cache:
+                cache[n] = self.stats(n)
+            return cache[n].loss_fraction <= target
+
+        if guess >= 1 and ok(guess):
+            lo, step = guess, 1
+            while lo + step <= hi and ok(lo + step):
+                lo, step = lo + step, 2 * step
+            up = min(lo + step, hi + 1)
+        else:
+            up, step = max(guess, 1), 1
+            while up - step >= 1 and not ok(up - step):
+                up, step = up - step, 2 * step
+            lo = max(up - step, 0)
+        while up - lo > 1:
+            mid = (lo + up) // 2
+            if ok(mid):
+                lo = mid
+            else:
+                up = mid
+        return lo, ((cache.get(lo) or self.stats(lo)) if lo > 0 else None)
 
     def fixed_points(self, n: int) -> list[float]:
         """Solutions of the retry fixed point at ``n`` (more than one: metastable)."""
@@ -258,6 +302,17 @@ def clumped_window_model(wl: Workload, c: Constraint, cycle_s: float) -> Clumped
     inner = _window.build(timing_of(wl), c.costs, c.window_s, sliding, h, q_units / h,
                           cycle_s, wl.units_per_turn(c), retry_model(wl.profile, c),
                           exact_calls=exact_calls_per_turn(wl))
+    session = wl.profile.session
+    if inner.storm_first.size:
+        if session.think_time is not None:
+            # The pause a storm's aborted sessions take, scaled to this cycle's (the
+            # think-time sweep builds the model at other mean pauses).
+            z = session.think_time
+            zq = np.array([z.ppf((i + 0.5) / _PAUSE_POINTS) for i in range(_PAUSE_POINTS)])
+            pause = max(cycle_s - float(timing_of(wl).latency.mean()), 0.0)
+            inner.storm_pause = zq * (pause / z.mean) if z.mean > 0 else zq * 0.0
+        else:
+            inner.storm_cadence = cycle_s
     if wl.profile.routes:  # a routed call served elsewhere is charged 0: not a call here
         from capacity.analytic.fleet import thin_calls
 
