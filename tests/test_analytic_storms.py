@@ -120,7 +120,7 @@ def direct_storm(m: ClumpWindowModel, n: float, storms: int,
 
 @pytest.mark.parametrize("n", [38.0, 44.0])
 def test_storm_chain_against_a_direct_simulation(n: float) -> None:
-    """The chain (steps of w/40, arrivals half a step after expiries) against an
+    """The chain (steps of w/80, arrivals half a step after expiries) against an
     event-by-event simulation of the same process: within 5% plus 3 standard errors."""
     m = window_model(fan10())
     m = dataclasses.replace(m, retry=dataclasses.replace(m.retry, abort_turn=False),
@@ -143,7 +143,7 @@ def engine_share(profile: Profile, n: int, reps: int = 10) -> float:
 
 @pytest.mark.parametrize(("profile", "n", "lo", "hi"), [
     (dag_sliding, 138, 0.0035, 0.012),  # engine 0.0068 over 40 h; model 0.0077
-    (fan10, 52, 0.008, 0.04),           # engine 0.016; model 0.023
+    (fan10, 52, 0.008, 0.04),           # engine 0.016; model 0.022
 ])
 def test_storm_share_against_the_engine(profile: Any, n: int, lo: float, hi: float) -> None:
     """Near the ceiling the model's 429 share of attempts and the engine's (10 simulated

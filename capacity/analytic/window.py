@@ -577,7 +577,7 @@ class ClumpWindowModel:
         steady rate, except that an aborted turn's session starts its next one a pause
         later (think time) and a cadence's bursting sessions are not due for ``C − w``
         (:func:`_storm_arrivals`). The log count ``C`` is followed as a Markov chain on
-        the lattice (:func:`_storm_size`), in steps of ``w/40`` to ``w/120``:
+        the lattice (:func:`_storm_size`), in steps of ``w/80`` to ``w/120``:
 
         * start: ``q`` plus the overflow of the launch that crossed it (a size-biased
           launch ``K`` over a uniform room: ``P(O = j) = P(K ≥ j)/E[K]``), ``1 + m``
@@ -591,7 +591,7 @@ class ClumpWindowModel:
           mean is the deterministic one, so a storm the load can sustain
           (``(1 + m)ρw > q``) ends by a fluctuation, not at once.
 
-        Four windows are followed (the rest of a longer storm: a geometric tail at the
+        Three windows are followed (the rest of a longer storm: a geometric tail at the
         last window's decay). The size is smooth in ``n``: it is computed at the nearest
         point of a geometric grid (4% apart) and cached, so a ceiling search's guesses
         share a few chains.
@@ -750,12 +750,12 @@ def _spell_uncached(e: NDArray[np.float64], mean_k: float, m: int, steps: int = 
 # extrapolated) or until less than _STORM_ALIVE of the storms go on. Ordering a step's
 # events costs an error of the order of the step, which runs conservative (an arrival
 # meets the count before that step's expiries): at 120 steps per window the 1-3-1 sliding
-# row's storm at 140 sessions is 86 attempts against 81 at 800 steps, the U{1..10}
-# fan-outs' at 48 sessions (40 steps) 158 against 150.
-_STORM_STEPS = 40
+# row's storm at 140 sessions is 86 attempts against 81 at 800 steps (and six windows),
+# the U{1..10} fan-outs' at 48 sessions (80 steps) 152.2 against 152.4.
+_STORM_STEPS = 80
 _STORM_EVENTS_PER_STEP = 0.4
 _STORM_MAX_STEPS = 120
-_STORM_WINDOWS = 4
+_STORM_WINDOWS = 3
 _STORM_ALIVE = 1e-4
 # Storm sizes are computed at N on a geometric grid this far apart (the nearest point).
 _STORM_GRID = 1.04
