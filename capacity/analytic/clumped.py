@@ -178,8 +178,9 @@ class ClumpedWindow:
 
         The guess: the same search with each storm one window of storm attempts
         (``(1 + m)·λw``, no chain); then from it, with the chains, outwards in doubling
-        steps until the boundary is bracketed, and bisection (storm sizes sit on a 4%
-        grid of N, so the last steps reuse their chains).
+        steps (from 1% of the guess: storm sizes sit on a 4% grid of N) until the
+        boundary is bracketed, and bisection to 0.2% (whose last steps reuse their
+        chains; exact below 500 sessions).
         """
         rough = ClumpedWindow(dataclasses.replace(self.inner, storm_rough=True), True)
         guess, _ = _largest_meeting(rough.stats, target, hi)
@@ -190,17 +191,19 @@ class ClumpedWindow:
                 cache[n] = self.stats(n)
             return cache[n].loss_fraction <= target
 
+        first = max(1, round(0.01 * guess))
         if guess >= 1 and ok(guess):
-            lo, step = guess, 1
+            lo, step = guess, first
             while lo + step <= hi and ok(lo + step):
                 lo, step = lo + step, 2 * step
             up = min(lo + step, hi + 1)
         else:
-            up, step = max(guess, 1), 1
+            up, step = max(guess, 1), first
             while up - step >= 1 and not ok(up - step):
                 up, step = up - step, 2 * step
             lo = max(up - step, 0)
-        while up - lo > 1:
+        # Pinned to _REL_TOL (0.2%, erring low) like the carried retries' search.
+        while up - lo > max(1, int(_REL_TOL * lo)):
             mid = (lo + up) // 2
             if ok(mid):
                 lo = mid

@@ -884,9 +884,9 @@ def _storm_arrivals(mdl: ClumpWindowModel, first: NDArray[np.int64],
     nt = first.size
     t = np.arange(steps) * dt
     # Later launches of the turns caught mid-way: alive at step i while gap ≥ i·dt.
-    cnt = np.zeros((steps + 1, kmax + 1))
-    np.add.at(cnt, (np.minimum((gaps / dt).astype(np.int64), steps), sizes), per_turn)
-    nxt = np.cumsum(cnt[::-1], axis=0)[::-1][:steps]
+    cell = np.minimum((gaps / dt).astype(np.int64), steps) * (kmax + 1) + sizes
+    cnt = np.bincount(cell, minlength=(steps + 1) * (kmax + 1)).reshape(steps + 1, kmax + 1)
+    nxt = np.cumsum(cnt[::-1], axis=0)[::-1][:steps] * per_turn
     first_law = np.bincount(first, minlength=kmax + 1).astype(np.float64) / nt
     first_law[0] = 0.0
     turns = per_turn * nt                                   # steady turn starts per second
