@@ -10,7 +10,9 @@ windows with and without retries, a token bucket, a sliding window, TPM with the
 ``max_tokens`` reservation; a fan-out of 300 small calls against a sliding TPM window;
 a one-call batch turn with a 5 s think time against a sliding RPM window, and its twin
 paced by a cadence; fan-outs of a uniform 1..10 calls against a counted sliding
-RPM window)
+RPM window; ptu-spillover's fleet variants: pay-as-you-go first, a first call larger
+than the PTU's bucket, the PTU a counted 60 RPM bucket, beside chat and batch
+populations)
 it prints the analytic N* (``capacity ceiling --method analytic``), the simulated N*
 with its 95 % CI (the saturation search, 20 replications × 1 simulated hour, the
 reference), the error and the compute time of the analytic answer
@@ -174,6 +176,16 @@ def workloads() -> list[tuple[str, Profile]]:
                              "t": {"steps": [{"call": call}, {"call": call}]}}},
                          "targets": {"max_429_fraction": target},
                          "retry": {"max_retries": retries}})))
+    # Fleet variants of ptu-spillover (overlays in tests/data, examples/).
+    ptu = ROOT / "profiles" / "ptu-spillover.yaml"
+    for name, overlay in (
+            ("ptu-spillover, pay-as-you-go first, then the PTU", "ptu-paygo-first"),
+            ("ptu-spillover, first call larger than the PTU bucket",
+             "ptu-oversized-first-call"),
+            ("ptu-spillover, PTU a 60 RPM bucket counting rejections", "ptu-requests-bucket")):
+        rows.append((name, load_profile([ptu, ROOT / "tests" / "data" / f"{overlay}.yaml"])))
+    rows.append(("ptu-spillover beside chat and batch populations",
+                 load_profile([ptu, ROOT / "examples" / "chat-and-batch.yaml"])))
     return rows
 
 

@@ -30,18 +30,24 @@ Spillover (a ``priority`` route; ``spillover: false`` turns it off)
     A sliding first deployment keeps the shape ``(X − a')⁺`` with ``a' ≤ a`` set so
     that its mean is the sliding model's spill share (a log that counts its rejections
     stays full and spills more); a token bucket spills ``(1 − ρ)π/(1 − ρπ)`` of its
-    units (π its Lundberg bound; the fluid ``1 − 1/ρ`` above saturation) as whole
-    launches, a compound Poisson stream whose batches are the calls a near-empty bucket
-    turns away from one launch (its copies admitted in order while they fit a room of the
-    charges' equilibrium law: a fan-out of large calls spills whole). A *requests* bucket
-    of a small depth is solved exactly instead (:func:`requests_bucket_spill`: the level a
-    launch finds is a Markov chain; a counted rejection takes the token being built, so
-    above its refill such a bucket admits far less than the refill), and what it sends on
-    is each window's offered calls less what the bucket admits at that window's rate (all
-    of the offered count's spread: :meth:`BucketSpill.window_spill`). Rejected units
-    become calls through the mean charge and the size bias of token charges (the large
-    charges spill first), in the
-    fluid (mean-value) limit too. The next deployment's window of ``w₂`` seconds
+    units (π its Lundberg bound; the fluid ``1 − 1/ρ`` above saturation), the large
+    calls first: a near-empty bucket's level rises from the room the last admission left
+    and a call is turned away while it is still short of its charge
+    (:func:`_short_time`: a 400-token call 1 % of the time where a 4,000-token one waits).
+    Which calls leave and how they bunch is :class:`TurnSpill`: per call its share (all
+    of a call larger than a depth), and per window of the next deployment the count of
+    the route's calls clumped by turn, the large ones spilling by its excess over what
+    the bucket admits — a prompt too large for the bucket leaves with the fan-out that
+    follows it seconds later. A *requests* bucket of a small depth is solved exactly
+    instead (:func:`requests_bucket_spill`: the level a launch finds is a Markov chain; a
+    counted rejection takes the token being built, so above its refill such a bucket
+    admits far less than the refill), and what it sends on is each window's offered
+    calls (clumped by turn) less what the bucket admits at that window's rate (all of the
+    offered count's spread: :meth:`BucketSpill.window_spill`). Rejected units become
+    calls through the mean charge and the size bias of token charges, in the fluid
+    (mean-value) limit too. A window's overflow reaches a token slot as whole launches
+    (:func:`launch_charge`: a fan-out's reservations together). The next deployment's
+    window of ``w₂`` seconds
     receives the overflow of ``w₂/w₁`` of the first one's windows, taken independent
     (the ``k``-fold convolution, a fraction of a window thinned binomially), each spilled
     call charged by the next deployment's rule, plus that slot's own direct traffic.
@@ -51,7 +57,9 @@ Spillover (a ``priority`` route; ``spillover: false`` turns it off)
     Lindley recursion of :mod:`capacity.analytic.window`), for a sliding log the chance
     an arrival finds no room (``P(S₂ + B > q₂)``; truncated at ``q₂`` — Erlang's loss
     formula — when rejections are neither counted nor retried). A retry starts a new
-    round at the first deployment and reaches the next only if it spills again. The
+    round at the first deployment and reaches the next only if it spills again (a carried
+    retry behind a bucket with the chance a spilled call's kind spills,
+    :meth:`TurnSpill.again`; behind a window, always: it is still full). The
     first deployment's own rows report its *spill share* (calls sent on), not 429s:
     they never bind. The next deployment's slots read the overflow as independent of
     their own direct traffic.
@@ -69,8 +77,11 @@ Accuracy against the simulator (tests/test_analytic_fleet.py, seeded, 8 × 30 mi
 the example PTU → pay-as-you-go fleet without cooldown N* 197 analytic vs 198
 simulated, spill share 0.474 vs 0.475; with sliding, bucket or 10 s-window receivers
 and a counted sliding first deployment within 10 % and 0.02; profiles/ptu-spillover.yaml
-87 vs 88 [85–90] (seed 1, 20 × 1 h; 94 before a bucket's spilled launches were clumps —
-its fan-outs of large calls spill whole, :func:`bucket_spill_launches`).
+87 vs 88 [85–90] (seed 1, 20 × 1 h); its variants (tests/test_analytic_fleet_gaps.py):
+pay-as-you-go first 55 vs 54 [53–55] (60 before launch_charge), a first call larger
+than the PTU's bucket 62 vs 64 [62–65] (91 before TurnSpill), the PTU a counted 60 RPM
+bucket 51 vs 52 [51–53] (54 with Poisson windows), beside chat and batch populations
+110 vs 113 [111–115] (98 before _short_time).
 
 Not modelled: cooldown (a skipped deployment sends its calls elsewhere: with LiteLLM's
 defaults the example fleet spills 0.431 in simulation instead of 0.475), the latency of
@@ -331,7 +342,16 @@ def _compound(counts: NDArray[np.float64], charge: NDArray[np.float64],
         else:
             fixed[::j][: counts.size] = counts
         return fixed
-    L = 1 << max(6, math.ceil(math.log2(max(length, 2))))
+    # The transform need only hold the total's law to its far tail (mean + 14 sd), not
+    # its worst case (the most calls, each at the largest charge): what lies beyond
+    # wraps around with a mass below the counts' trimmed tail.
+    kc, kb = np.arange(counts.size, dtype=np.float64), np.arange(charge.size, dtype=np.float64)
+    zb = max(float(charge.sum()), 1e-300)
+    m_n, m_b = float(np.dot(kc, counts)), float(np.dot(kb, charge)) / zb
+    v_n = max(float(np.dot(kc * kc, counts)) - m_n * m_n, 0.0)
+    v_b = max(float(np.dot(kb * kb, charge)) / zb - m_b * m_b, 0.0)
+    span = m_n * m_b + 14.0 * math.sqrt(m_n * v_b + v_n * m_b * m_b) + 4 * charge.size + 64
+    L = 1 << max(6, math.ceil(math.log2(max(min(length, span), 2))))
     L = min(L, _MAX_FFT)
     fh = np.fft.rfft(charge, L)
     acc = np.zeros(L // 2 + 1, dtype=np.complex128)
@@ -372,10 +392,43 @@ def _no_retry(model: Any, kappa: float = 1.0) -> Any:
     return BucketSpill(model, kappa)
 
 
+def _short_time(pmf: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``E[(b − R)⁺]/E[B]`` at every lattice point ``b`` (units of the lattice), ``R`` the
+    room an admission leaves in a bucket at its refill (the equilibrium law of the
+    charges ``B ~ pmf``, as :func:`capacity.analytic.window._size_bias` takes it).
+
+    A bucket above its refill is near empty: after an admission its level rises from
+    ``R`` at the refill ``r`` until the next admission, about ``E[B]/r`` later, so a call
+    of charge ``b`` finds it short for ``(b − R)⁺/r`` of that time: the chance it is
+    turned away is about ``min(1, E[(b − R)⁺]/E[B])``. A small call is turned away only
+    just after an admission took nearly everything (on ptu-spillover's output bucket:
+    the 400-token query analysis 1 % of the time, the simulator 0.7 %; the room's own
+    law, ``P(R < b)``, said 13 %), while a large one waits for the level to build."""
+    k = np.arange(pmf.size, dtype=np.float64)
+    e_b = float(np.dot(k, pmf))
+    if e_b <= 0:
+        return np.zeros(pmf.size)
+    surv = 1.0 - np.cumsum(pmf)                                   # P(B > x)
+    room_cdf = np.concatenate([[0.0], np.cumsum(surv)[:-1]]) / e_b  # P(R < x)
+    short = np.concatenate([[0.0], np.cumsum(room_cdf)[:-1]])       # ∫₀ᵇ P(R < x) dx
+    out: NDArray[np.float64] = short / e_b
+    return out
+
+
+def _turned_away_bias(pmf: NDArray[np.float64]) -> float:
+    """``κ = E[B]/E[B | turned away]`` with ``P(turned away | B = b) ∝ min(1,
+    E[(b − R)⁺]/E[B])`` (:func:`_short_time`)."""
+    k = np.arange(pmf.size, dtype=np.float64)
+    e_b = float(np.dot(k, pmf))
+    p = np.minimum(_short_time(pmf), 1.0)
+    num, den = float(np.dot(pmf, p)), float(np.dot(pmf, k * p))
+    return min(1.0, e_b * num / den) if den > 0 else 1.0
+
+
 def bucket_kappa(flow: RouteFlow, profile: Profile, slot: LimitSlot, target: str) -> float:
     """``κ = E[B]/E[B | turned away]`` of the route's charges on a bucket slot: an empty
     bucket still admits the small calls, so the calls that spill are the large ones
-    (:func:`capacity.analytic.window._size_bias`); 1 for requests."""
+    (:func:`_turned_away_bias`); 1 for requests."""
     if slot.is_request:
         return 1.0
     mean = flow.units_per_call(profile, slot, target)
@@ -389,7 +442,7 @@ def bucket_kappa(flow: RouteFlow, profile: Profile, slot: LimitSlot, target: str
     pmf[0] = 0.0
     if pmf.sum() <= 0:
         return 1.0
-    return float(_window._size_bias(pmf / pmf.sum()))
+    return _turned_away_bias(pmf / pmf.sum())
 
 
 def bucket_never_fits(flow: RouteFlow, profile: Profile, slot: LimitSlot, target: str,
@@ -414,7 +467,9 @@ def bucket_never_fits(flow: RouteFlow, profile: Profile, slot: LimitSlot, target
 
 
 def bucket_spill_launches(wl: Workload, flow: RouteFlow, slot: LimitSlot, target: str,
-                          depth: float = math.inf) -> NDArray[np.float64] | None:
+                          depth: float = math.inf,
+                          per_call: dict[int, tuple[float, float, float]] | None = None
+                          ) -> NDArray[np.float64] | None:
     """Law of the calls one launch sends on when a token bucket turns it away in part:
     the calls of a spilling launch, given that it spills at least one (index 0 unused).
 
@@ -426,6 +481,10 @@ def bucket_spill_launches(wl: Workload, flow: RouteFlow, slot: LimitSlot, target
     one instant) while a small call slips in: the next deployment receives clumps, not
     the route's launches thinned at random; a call larger than the depth never fits.
     Requests (one unit each) spill as the route's launches do (None).
+
+    ``per_call`` (filled when given), by ``id(call)``: (copies launched per turn, the
+    share of them a near-empty bucket turns away, the share charging more than the depth)
+    — what :class:`TurnSpill` thins a turn's launches by.
     """
     if slot.is_request:
         return None
@@ -494,6 +553,35 @@ def bucket_spill_launches(wl: Workload, flow: RouteFlow, slot: LimitSlot, target
                 for j in range(k + 1):  # j copies admitted, k − j spill
                     pj = fits[j] - (fits[j + 1] if j < k else 0.0)
                     law[k - j] += counts[k] * max(pj, 0.0)
+            if per_call is not None:
+                # Each copy's chance of being turned away by a near-empty bucket: copy j
+                # needs the room of the first j (:func:`_short_time`).
+                copies = float(np.dot(np.arange(counts.size), counts))
+                conv = np.ones(1)
+                p_copy = []
+                for _ in range(1, counts.size):
+                    conv = np.convolve(conv, charge)
+                    pad = np.pad(mix, (0, max(conv.size - mix.size, 0)))
+                    sh = np.minimum(_short_time(pad)[: conv.size], 1.0)
+                    p_copy.append(float(np.dot(conv, sh)))
+                tail = np.cumsum(counts[::-1])[::-1]               # P(count ≥ j)
+                spilled = math.fsum(p_copy[j - 1] * float(tail[j])
+                                    for j in range(1, counts.size))
+                rate = t.probability * ev.rate
+                for k, call in calls.items():
+                    c = metered(profile, slot, call, target)
+                    big = 0.0
+                    if c is not None and math.isfinite(depth):
+                        pk = c.pmf(h)
+                        big = float(pk[math.floor(depth / h + 1e-9) + 1:].sum()) / max(
+                            float(pk.sum()), 1e-300)
+                    wk = rate * batch_units_mean(ev.batch, {k: CallCost("requests")})
+                    old_w, old_f, old_b = per_call.get(k, (0.0, 0.0, 0.0))
+                    f = spilled / copies if copies > 0 else 0.0
+                    tot = old_w + wk
+                    if tot > 0:
+                        per_call[k] = (tot, (old_w * old_f + wk * f) / tot,
+                                       (old_w * old_b + wk * big) / tot)
             if out.size < law.size:
                 out = np.pad(out, (0, law.size - out.size))
             out[: law.size] += t.probability * ev.rate * law
@@ -590,12 +678,20 @@ class BucketSpill:
     # Share of the calls charging more than the depth (:func:`bucket_never_fits`): they
     # always spill (the loss above is the rest's, their units left in: conservative).
     never: float = 0.0
+    # By ``id(call)``: (copies per turn, share a near-empty bucket turns away, share
+    # above the depth) — :func:`bucket_spill_launches`; what :class:`TurnSpill` reads.
+    per_call: dict[int, tuple[float, float, float]] = field(default_factory=dict)
     # A requests bucket (one unit a call) small enough for the exact level chain
     # (:func:`requests_bucket_spill`); ``counted``: its rejections take a unit if there.
     requests: bool = False
     counted: bool = False
     _rates: tuple[NDArray[np.float64], NDArray[np.float64]] | None = field(
         default=None, repr=False)
+    # Not an init field: dataclasses.replace (size's trial limits) must not share it.
+    _stats: dict[int, WindowStats] = field(default_factory=dict, init=False, repr=False)
+    # The route's calls per window clumped by turn (a ClumpWindowModel of requests), for
+    # :meth:`window_spill`; None: Poisson launches.
+    count: Any = None
 
     def chain(self, n: int) -> float | None:
         """The spill share at ``n`` from the requests bucket's level chain (None: not a
@@ -641,6 +737,24 @@ class BucketSpill:
         return float(np.interp(np.log(lam), np.log(grid), adm, right=adm[-1]))
 
     def window_spill(self, n: int, window_s: float) -> NDArray[np.float64]:
+        """:meth:`window_spill_poisson`, or with the window's calls clumped by turn when
+        :attr:`count` (the route's calls per window of the same length) is set: a
+        window offering ``c`` calls came at the local rate of ``c/E[k]`` launches."""
+        cm = self.count
+        if cm is None or abs(cm.window_s - window_s) > 1e-9:
+            return self.window_spill_poisson(n, window_s)
+        b = self.bucket
+        mean_k = float(np.dot(np.arange(b.severity.size), b.severity))
+        g = np.asarray(cm.pmf(n), dtype=np.float64)
+        g = _trim(g / float(g.sum()))
+        if g.size <= 1 or mean_k <= 0:
+            return np.ones(1)
+        calls = np.arange(g.size, dtype=np.float64)
+        adm = np.array([window_s * self.admitted_rate(c / mean_k / window_s) if c else 0.0
+                        for c in calls])
+        return _trim(_rebin(np.maximum(calls - adm, 0.0), g))
+
+    def window_spill_poisson(self, n: int, window_s: float) -> NDArray[np.float64]:
         """Law of the calls a requests bucket sends on in a window of ``window_s`` seconds
         at ``n`` sessions, quasi-static: a window whose ``k`` launches came at the local
         rate ``k/w`` admits what the bucket admits at that rate (the exact chain), the
@@ -674,6 +788,14 @@ class BucketSpill:
 
     def stats(self, n: int) -> WindowStats:
         """The spill share of calls at ``n`` sessions (``loss_fraction``)."""
+        hit = self._stats.get(n)
+        if hit is None:
+            if len(self._stats) >= 4096:
+                self._stats.clear()
+            hit = self._stats[n] = self._stats_uncached(n)
+        return hit
+
+    def _stats_uncached(self, n: int) -> WindowStats:
         st: WindowStats = self.bucket.stats(n)
         if n <= 0 or st.mean_per_window <= 0:
             return st
@@ -702,6 +824,9 @@ class Source:
     calls: Callable[[int], NDArray[np.float64]]
     charge: NDArray[np.float64]
     route_units_per_s: float
+    # A window's overflow leaves as whole launches (:func:`launch_charge`): the charge
+    # of one launch and the mean calls a launch makes; None: calls charged one by one.
+    launch: tuple[NDArray[np.float64], float] | None = None
 
 
 @dataclass
@@ -722,7 +847,11 @@ class FeedModel:
     # A retry starts a new round at the first deployment: the chance it spills again.
     upstream: Callable[[int], float] | None = None
     counted_sliding: bool = False       # a sliding log that counts its rejections
+    # The chance a carried retry spills here again (None: always).
+    again: Callable[[int], float] | None = None
     _cache: dict[int, tuple[NDArray[np.float64], float]] = field(default_factory=dict)
+    # Not an init field: dataclasses.replace (size's trial limits) must not share it.
+    _stats: dict[int, WindowStats] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def window_s(self) -> float:
@@ -743,8 +872,12 @@ class FeedModel:
         offered = n * self.direct_units_per_s * w / self.h
         for src in self.sources:
             counts = src.calls(n)
-            size = (counts.size - 1) * (src.charge.size - 1) + 1
-            part = _compound(counts, src.charge, size + 1)[:size]
+            charge = src.charge
+            if src.launch is not None:
+                charge, per = src.launch
+                counts = _rebin(np.arange(counts.size, dtype=np.float64) / per, counts)
+            size = (counts.size - 1) * (charge.size - 1) + 1
+            part = _compound(counts, charge, size + 1)[:size]
             g = _trim(np.convolve(g, part / part.sum()))
             offered += n * src.route_units_per_s * w / self.h
         self._cache[n] = (g, offered)
@@ -752,6 +885,14 @@ class FeedModel:
 
     def stats(self, n: int) -> WindowStats:
         """Client-visible 429 share (over the calls that could come here) at ``n``."""
+        hit = self._stats.get(n)
+        if hit is None:
+            if len(self._stats) >= 4096:
+                self._stats.clear()
+            hit = self._stats[n] = self._stats_uncached(n)
+        return hit
+
+    def _stats_uncached(self, n: int) -> WindowStats:
         if n <= 0:
             return WindowStats(n, 0.0, 0.0, 0.0, "none", 0.0, 0.0)
         g, offered = self.window_law(n)
@@ -766,7 +907,11 @@ class FeedModel:
         if (self.carried and self.retries and not sliding
                 and stop < 0.5 * max(mean_s, 1e-300)):
             L = 1 << max(6, math.ceil(math.log2(g.size + 2 * q + 16)))
-            carry, e_y = _window._lindley(np.pad(g, (0, L - g.size)), q,
+            # A carried retry starts a new round at the first deployment: only the share
+            # that spills again comes back here (token buckets, :class:`TurnSpill`; a
+            # window that overflowed is still full when the retry comes).
+            back = self.again(n) if self.again is not None else 1.0
+            carry, e_y = _lindley_thinned(np.pad(g, (0, L - g.size)), q, back,
                                           windows=2 * (self.retries + 1))
             rej = self.kappa * e_y
             kk = np.arange(carry.size, dtype=np.float64)
@@ -825,26 +970,66 @@ class FeedModel:
         return _overflow_in_calls(g, self.q_lat, self.h, self.kappa, per_call)
 
 
+def _lindley_thinned(g: NDArray[np.float64], q: float, back: float, windows: int,
+                     rtol: float = 1e-5) -> tuple[NDArray[np.float64], float]:
+    """:func:`capacity.analytic.window._lindley` with the carry thinned: ``Y' = (S +
+    b·Y − q)⁺``, a carried call back with probability ``b`` = ``back`` (a retried call
+    that spills again; the rest are admitted upstream). Returns (law of the carry, its
+    mean) after at most ``windows`` windows from empty."""
+    if back >= 1.0 - 1e-12:
+        return _window._lindley(g, q, windows=windows, rtol=rtol)
+    qi = math.floor(q + 0.5)
+    L = g.size
+    gh = np.fft.rfft(g)
+    k = np.arange(L - qi, dtype=np.float64)
+    y = np.zeros(L)
+    y[0] = 1.0
+    mean = 0.0
+    for _ in range(windows):
+        yt = np.trim_zeros(y, "b")
+        # Scaled by ``back`` (mean-preserving on the lattice): the binomial thinning of a
+        # carry of many calls, in any unit.
+        yt = _rebin(np.arange(yt.size, dtype=np.float64) * back, yt) if back > 0 \
+            else np.ones(1)
+        z = np.fft.irfft(np.fft.rfft(yt[:L], L) * gh, L)
+        over = np.where(z[qi:] > 1e-250, z[qi:], 0.0)
+        y = np.zeros(L)
+        y[: over.size] = over
+        y[0] += max(0.0, 1.0 - float(over.sum()))
+        new = float(np.dot(k, over))
+        if new - mean <= rtol * new:
+            return y, new
+        mean = new
+    return y, mean
+
+
 def _effective_allowance(g: NDArray[np.float64], share: float, q: float) -> float:
     """The allowance ``a ≤ q`` (lattice units) at which ``E[(S − a)⁺] = share·E[S]``
     (``S ~ g``); ``q`` when the fixed-window overflow already turns that much away."""
     k = np.arange(g.size, dtype=np.float64)
     mean = float(np.dot(k, g))
     want = min(max(share, 0.0), 1.0) * mean
+    # E[(S − a)⁺] = T1(j + 1) − a·T0(j + 1) for a in [j, j + 1), T0(m) = P(S ≥ m) and
+    # T1(m) = E[S; S ≥ m]: piecewise linear and falling, solved exactly.
+    t0 = np.concatenate([np.cumsum(g[::-1])[::-1], [0.0]])
+    t1 = np.concatenate([np.cumsum((k * g)[::-1])[::-1], [0.0]])
+    j = np.arange(g.size, dtype=np.float64)
+    at_j = t1[1:] - j * t0[1:]                       # E[(S − j)⁺]
 
     def over(a: float) -> float:
-        return float(np.dot(np.maximum(k - a, 0.0), g))
+        i = min(max(math.floor(a), 0), g.size - 1)
+        return float(t1[i + 1] - a * t0[i + 1]) if a < g.size else 0.0
 
     if over(q) >= want:
         return q
-    lo, hi = 0.0, q
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        if over(mid) > want:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
+    # The first integer j with E[(S − j)⁺] ≤ want; the root lies in [j − 1, j].
+    i = int(np.searchsorted(-at_j, -want, side="left"))
+    if i <= 0:
+        return 0.0
+    lo = float(i - 1)
+    slope = float(t0[i])                             # −d/da on [i − 1, i)
+    a = lo + (over(lo) - want) / slope if slope > 0 else float(i)
+    return min(max(a, 0.0), q)
 
 
 def _overflow_in_calls(g: NDArray[np.float64], q: float, h: float, kappa: float,
@@ -914,6 +1099,274 @@ def _spill_source(model: Any, per_call: float, window_s: float,
         return _conv_power(per, k)
 
     return calls
+
+
+@dataclass
+class TurnSpill:
+    """Calls a route's token buckets spill to the next deployment per window of
+    ``window_s`` seconds: a turn's calls kept together, the buckets' common state.
+
+    Which calls spill: per call, the share a near-empty bucket turns away of it
+    (:func:`bucket_spill_launches`: the large ones first; all of a call larger than the
+    depth), scaled on each bucket to that bucket's spill share at N
+    (:meth:`BucketSpill.stats`). A call larger than any bucket's depth always spills
+    (a prompt too large for the input bucket leaves even when the output bucket would
+    take it); the other calls spill as the bucket turning away the most of them says.
+
+    How they bunch: calls compete for the bucket's units and the large ones lose. A
+    bucket above its refill admits about the same units every window, spent first on the
+    small calls, which slip in (they are thinned: each spills with its share), while the
+    calls that spill more than the route's average share fill what is left and spill by
+    the window's excess over it, ``(Y − a)⁺``, ``Y`` the window's count of them (plus the
+    thinned small ones), ``a`` set so that the mean is the route's spill share. ``Y`` is
+    the clumped window count of the turns: the run signatures of the launch-offset sample
+    (:meth:`capacity.analytic.timing.TurnTiming.runs`: a turn's calls within one window
+    together — a prompt too large for the bucket spills with the fan-out that follows it
+    seconds later), with the closed-loop share of :func:`capacity.analytic.window.build`.
+    Thinning every launch independently would keep the mean only: on ptu-spillover the
+    variance of pay-as-you-go's calls per window came out 37 against 52 simulated.
+    """
+
+    uniq: NDArray[np.int64]            # signature × column: copies of each route call
+    weights: NDArray[np.float64]       # signature weights (sum 1)
+    p_single: float                    # chance a session's window holds route calls
+    rb: float                          # closed-loop (binomial) share of p_single
+    cols: NDArray[np.int64]            # per signature column: index into col_ids
+    ups: list[BucketSpill]
+    col_ids: list[int]                 # id(call) of the route's calls
+    rates: NDArray[np.float64]         # their copies per turn
+    _shares: dict[int, NDArray[np.float64]] = field(default_factory=dict, repr=False)
+    _cache: dict[int, NDArray[np.float64]] = field(default_factory=dict, repr=False)
+
+    def call_shares(self, n: int) -> NDArray[np.float64]:
+        """Spill probability of each of the route's calls at ``n`` sessions."""
+        hit = self._shares.get(n)
+        if hit is None:
+            # A call above any bucket's depth always spills; the others spill as the
+            # bucket turning away the most of them says (as the route's spill share is
+            # the largest of its buckets' without such calls).
+            big = np.zeros(len(self.col_ids))
+            for up in self.ups:
+                big = np.maximum(big, [up.per_call.get(i, (0.0, 0.0, 0.0))[2]
+                                       for i in self.col_ids])
+            rest = np.zeros(len(self.col_ids))
+            most = -1.0
+            for up in self.ups:
+                alloc = _bucket_call_shares(up, self.col_ids, self.rates, n)
+                left = np.clip((alloc - big) / np.maximum(1.0 - big, 1e-300), 0.0, 1.0)
+                turned = float(np.dot(self.rates * (1.0 - big), left))
+                if turned > most:
+                    most, rest = turned, left
+            hit = big + (1.0 - big) * rest
+            if len(self._shares) >= 4096:
+                self._shares.clear()
+            self._shares[n] = hit
+        return hit
+
+    def share(self, n: int) -> float:
+        """Share of the route's calls spilled at ``n`` sessions (any bucket)."""
+        total = float(self.rates.sum())
+        if n <= 0 or total <= 0:
+            return 0.0
+        return float(np.dot(self.rates, self.call_shares(n))) / total
+
+    def again(self, n: int) -> float:
+        """The chance a spilled call spills again when retried at ``n``: the retried
+        calls are of the spilled calls' kinds (``Σ r·s² / Σ r·s``)."""
+        s = self.call_shares(n)
+        spilled = float(np.dot(self.rates, s))
+        return float(np.dot(self.rates, s * s)) / spilled if spilled > 0 else 0.0
+
+    def calls(self, n: int) -> NDArray[np.float64]:
+        """Law of the calls spilled per window at ``n`` sessions."""
+        hit = self._cache.get(n)
+        if hit is not None:
+            return hit
+        target = self.share(n)
+        s = self.call_shares(n)[self.cols]
+        out = np.ones(1)
+        if n > 0 and target > 0:
+            hi = s >= target - 1e-12
+            # Per column, the pgf of one copy: z (saturated) or 1 − s + s·z (thinned).
+            top = int(self.uniq.sum(axis=1).max())
+            mean_c = n * self.p_single * float(self.weights @ self.uniq.sum(axis=1))
+            m_y = n * self.p_single * float(self.weights @ (self.uniq @ np.where(hi, 1.0, s)))
+            span = m_y + 14.0 * math.sqrt(max(m_y * max(top, 1), 1e-12)) + top + 16
+            L = min(1 << max(6, math.ceil(math.log2(span * 1.25))), _MAX_FFT)
+            z = np.exp(-2j * np.pi * np.arange(L // 2 + 1) / L)
+            # Σ_sig w·Π_col pgf^m: each column's powers once, gathered by signature.
+            phi = np.zeros(L // 2 + 1, dtype=np.complex128)
+            terms = np.ones((self.uniq.shape[0], L // 2 + 1), dtype=np.complex128)
+            for j, (h, sj) in enumerate(zip(hi, s, strict=True)):
+                one = z if h else (1.0 - sj) + sj * z
+                col = self.uniq[:, j]
+                top_m = int(col.max())
+                if top_m <= 0:
+                    continue
+                powers = np.empty((top_m + 1, L // 2 + 1), dtype=np.complex128)
+                powers[0] = 1.0
+                for m in range(1, top_m + 1):
+                    powers[m] = powers[m - 1] * one
+                terms *= powers[col]
+            phi = self.weights @ terms
+            p, pb = self.p_single, self.rb * self.p_single
+            arg = 1.0 - pb + pb * phi
+            arg = np.where(np.abs(arg) < 1e-300, 1e-300, arg)
+            log_session = (np.log(arg) if pb > 0 else 0.0) + (p - pb) * (phi - 1.0)
+            with np.errstate(under="ignore"):
+                g = np.clip(np.fft.irfft(np.exp(n * log_session), L), 0.0, None)
+            g = _trim(g / float(g.sum()))
+            k = np.arange(g.size, dtype=np.float64)
+            e_y = float(np.dot(k, g))
+            want = target * mean_c
+            if e_y > 0:
+                if want >= e_y:  # nothing left to admit: all of Y, scaled up
+                    out = _trim(_rebin(k * (want / e_y), g))
+                else:
+                    a = _effective_allowance(g, want / e_y, float(g.size))
+                    out = _trim(_rebin(np.maximum(k - a, 0.0), g))
+        if len(self._cache) >= 512:
+            self._cache.clear()
+        self._cache[n] = out
+        return out
+
+
+def _bucket_call_shares(up: BucketSpill, col_ids: list[int], rates: NDArray[np.float64],
+                        n: int) -> NDArray[np.float64]:
+    """Per call, the share one bucket turns away at ``n``: what a near-empty bucket
+    turns away of it (all of a call above the depth), scaled so that the calls turned
+    away are the bucket's spill share (:meth:`BucketSpill.stats`)."""
+    loss = float(up.stats(n).loss_fraction)
+    w = rates
+    f = np.array([up.per_call.get(i, (0.0, 0.0, 0.0))[1] for i in col_ids])
+    big = np.array([up.per_call.get(i, (0.0, 0.0, 0.0))[2] for i in col_ids])
+    total = float(w.sum())
+    if total <= 0:
+        return np.full(len(col_ids), loss)
+    want = loss * total
+    floor = float(np.dot(w, big))
+    if want <= floor:  # below the calls that never fit (lattices differ): scale them
+        return big * (want / floor) if floor > 0 else np.zeros_like(big)
+    g = np.clip(np.where(big < 1.0, (f - big) / np.maximum(1.0 - big, 1e-300), 0.0),
+                0.0, 1.0)
+    if not (g > 0).any():
+        g = np.where(big < 1.0, 1.0, 0.0)
+
+    # Σ w·(big + (1 − big)·min(1, c·g)) = want: piecewise linear in c, solved exactly
+    # between the breakpoints c = 1/g (the calls taken whole one by one).
+    a = w * (1.0 - big)
+    need = want - floor
+    slope = float(np.dot(a, g))
+    whole = 0.0
+    for j in np.argsort(-g):
+        if g[j] <= 0 or whole + slope / g[j] >= need:
+            break
+        whole += a[j]                          # column j taken whole from c = 1/g_j on
+        slope -= a[j] * g[j]
+    hi = (need - whole) / slope if slope > 1e-300 else math.inf
+    out: NDArray[np.float64] = big + (1.0 - big) * np.minimum(1.0, hi * g)
+    return out if math.isfinite(hi) else np.where(g > 0, 1.0, big)
+
+
+def launch_charge(wl: Workload, flow: RouteFlow, slot: LimitSlot, target: str,
+                  h: float) -> tuple[NDArray[np.float64], float] | None:
+    """(charge law of one of ``flow``'s launches on ``target``'s ``slot``, lattice ``h``;
+    mean calls per launch), over the launches making at least one of its calls — None for
+    requests (the count of calls is their charge).
+
+    A window's overflow is the calls that came after its allowance was used up: whole
+    launches (a fan-out's copies together, three 4,000-token reservations where the
+    route's mean call reserves 2,490), taken launch-weighted, which keeps the mean charge
+    per call and adds the clumps' spread."""
+    if slot.is_request:
+        return None
+    from capacity.model.workload import batch_units_pmf
+
+    profile = wl.profile
+    mine = {id(call) for call, _ in flow.calls}
+    out = np.zeros(1)
+    total = calls = 0.0
+    for t in wl.turns:
+        for ev in t.events:
+            here = {id(x): x for x in ev.batch.calls() if id(x) in mine}
+            if not here:
+                continue
+            ones: dict[int, CallCost | None] = {k: CallCost("requests") for k in here}
+            size = batch_units_pmf(ev.batch, ones, 1.0)
+            made = float(size[1:].sum())
+            if made <= 0:
+                continue
+            costs: dict[int, CallCost | None] = {
+                k: metered(profile, slot, x, target) for k, x in here.items()}
+            pmf = batch_units_pmf(ev.batch, costs, h)
+            # Launches making no call of the route are not launches here.
+            pmf = pmf.copy()
+            pmf[0] = max(0.0, float(pmf[0]) - float(size[0]))
+            rate = t.probability * ev.rate
+            if out.size < pmf.size:
+                out = np.pad(out, (0, pmf.size - out.size))
+            out[: pmf.size] += rate * pmf
+            total += rate * made
+            calls += rate * float(np.dot(np.arange(size.size), size))
+    if total <= 0 or float(out.sum()) <= 0:
+        return None
+    return out / float(out.sum()), calls / total
+
+
+def route_count(wl: Workload, flow: RouteFlow, window_s: float, cycle_s: float) -> Any:
+    """The clumped window model (:func:`capacity.analytic.window.build`) of ``flow``'s
+    calls, one unit each, over windows of ``window_s`` seconds (None: no calls)."""
+    from capacity.analytic.clumped import exact_calls_per_turn, timing_of
+
+    exact = exact_calls_per_turn(wl)
+    ids = [id(call) for call, _ in flow.calls]
+    per_turn = math.fsum(exact.get(i, 0.0) for i in ids)
+    if per_turn <= 0:
+        return None
+    ones: dict[int, CallCost | None] = {i: CallCost("requests") for i in ids}
+    return _window.build(timing_of(wl), ones, window_s, False, 1.0, 1.0, cycle_s,
+                         per_turn, _window.RetryModel(0, False, False, abort_turn=False),
+                         exact_calls=exact)
+
+
+def turn_spill(wl: Workload, flow: RouteFlow, ups: list[BucketSpill], window_s: float,
+               cycle_s: float) -> TurnSpill | None:
+    """The :class:`TurnSpill` of ``flow``'s calls spilling from the token buckets ``ups``
+    into windows of ``window_s`` seconds (None when the launch sample holds none)."""
+    from capacity.analytic.clumped import exact_calls_per_turn, timing_of
+
+    timing = timing_of(wl)
+    exact = exact_calls_per_turn(wl)
+    ids = [id(call) for call, _ in flow.calls]
+    rates = np.array([exact.get(i, 0.0) for i in ids])
+    where = {i: j for j, i in enumerate(ids)}
+    spec_cols = [k for k, spec in enumerate(timing.specs) if id(spec) in where]
+    if rates.sum() <= 0 or not spec_cols:
+        return None
+    length, sigs = timing.runs(window_s)
+    sub = sigs[:, spec_cols]
+    keep = sub.sum(axis=1) > 0
+    length, sub = length[keep], sub[keep]
+    if length.sum() <= 0:
+        return None
+    uniq, inv = np.unique(sub, axis=0, return_inverse=True)
+    weight = np.bincount(inv.ravel(), weights=length, minlength=uniq.shape[0])
+    # The sample's window-phase measure scaled to the exact calls per turn (as
+    # :func:`capacity.analytic.window.build` scales it) and its closed-loop share.
+    specs = [timing.specs[k] for k in spec_cols]
+    sampled = float(weight @ uniq.sum(axis=1))
+    want = math.fsum(exact.get(id(spec), 0.0) for spec in specs) * window_s
+    scale = want / sampled if sampled > 0 else 0.0
+    p_single = float(weight.sum()) * scale / cycle_s
+    ones: dict[int, CallCost | None] = {id(spec): CallCost("requests") for spec in specs}
+    base = _window.build(timing, ones, window_s, False, 1.0, 1.0, cycle_s,
+                         want / window_s,
+                         _window.RetryModel(0, False, False, abort_turn=False),
+                         exact_calls=exact)
+    rb = min(1.0, base.p_binomial / base.p_single) if base.p_single > 0 else 0.0
+    return TurnSpill(uniq.astype(np.int64), weight / float(weight.sum()), p_single, rb,
+                     np.array([where[id(spec)] for spec in specs], dtype=np.int64),
+                     ups, ids, rates)
 
 
 # ---------------------------------------------------------------------------------------
@@ -995,6 +1448,8 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
     failure: dict[str, Callable[[int], float]] = {}
     # Fluid calls per second (per N) a route's deployments cannot take: they fall back.
     beyond: dict[str, Callable[[float], float]] = {}
+    # Routes whose first deployment's buckets spill turns together (:class:`TurnSpill`).
+    turned: dict[str, TurnSpill] = {}
     for flow in flows:
         calls_per_s = flow.calls_per_turn / cycle_s   # per session
         if not flow.chain:
@@ -1059,7 +1514,7 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                         if isinstance(m, BucketSpill) and m.launch_law is None:
                             m.never = bucket_never_fits(flow, profile, slot, dep, c.depth)
                             m.launch_law = bucket_spill_launches(wl, flow, slot, dep,
-                                                                 c.depth)
+                                                                 c.depth, m.per_call)
                         rate = plain_rate(c)
                     else:
                         costs = {id(call): metered(profile, slot, call, dep)
@@ -1070,10 +1525,30 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                             h = direct.inner.h
                         q_units = float(c.allowance) if c.enforcement != "token_bucket" \
                             else c.depth
+                        if c.enforcement == "token_bucket":
+                            # 256 steps to the depth: the overflow's compound (tens of
+                            # calls of hundreds of steps each) and its stop-loss stay
+                            # small; finer changed no ceiling.
+                            h = max(h, q_units / 256.0)
                         charge = flow.charge_pmf(profile, slot, dep, h)
                         sources = [Source(_joint_spill(upstream, w, launch_sizes(wl, flow)),
                                           charge,
                                           calls_per_s * per_call)]
+                        ups = [um for um, _, _, _ in upstream]
+                        if not any(isinstance(um, BucketSpill) for um in ups):
+                            sources[0].launch = launch_charge(wl, flow, slot, dep, h)
+                        for um in ups:
+                            if isinstance(um, BucketSpill) and um.requests \
+                                    and um.count is None:
+                                um.count = route_count(wl, flow, w, cycle_s)
+                        if k == 1 and ups and all(isinstance(um, BucketSpill) and um.per_call
+                                                  and not um.requests for um in ups):
+                            ts = turned.get(f"{flow.logical}|{w}")
+                            if ts is None:
+                                ts = turn_spill(wl, flow, ups, w, cycle_s)
+                            if ts is not None:
+                                sources[0].calls = ts.calls
+                                turned[f"{flow.logical}|{w}"] = turned[flow.logical] = ts
                         kc = charge / charge.sum()
                         kappa = (1.0 if c.unit == "requests"
                                  else _window._size_bias(kc) if kc.size > 1 else 1.0)
@@ -1081,7 +1556,12 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                         carried = r.honour_retry_after and w <= r.max_retry_after
                         up_models = [um for um, _, _, _ in upstream]
 
-                        def spills_again(n: int, ms: list[Any] = up_models) -> float:
+                        ts_up = turned.get(flow.logical) if k == 1 else None
+
+                        def spills_again(n: int, ms: list[Any] = up_models,
+                                         ts: TurnSpill | None = ts_up) -> float:
+                            if ts is not None:
+                                return ts.again(n)
                             return max((float(x.stats(n).loss_fraction) for x in ms),
                                        default=1.0)
                         m = FeedModel(c, h, q_units / h, sources,
@@ -1091,7 +1571,8 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                                       f"spillover overflow from {flow.chain[k - 1]}",
                                       spills_again,
                                       profile.quotas[c.quota].rejected_count
-                                      and c.unit == "requests")
+                                      and c.unit == "requests",
+                                      ts_up.again if ts_up is not None else None)
                         v_direct = wl.units_per_turn(c) / cycle_s
 
                         def fed(n: float, pe: Callable[[float], float] = prev_excess,
@@ -1117,7 +1598,12 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
             prev_excess = excess
         first = [e for e in entries.values() if e.role == "spill"
                  and e.c.quota in profile.quotas_for(flow.chain[0])]
-        def spilled(n: int, first: list[Entry] = first) -> float:
+        ts_first = turned.get(flow.logical)
+
+        def spilled(n: int, first: list[Entry] = first,
+                    ts: TurnSpill | None = ts_first) -> float:
+            if ts is not None:  # per call, what the buckets turn away
+                return ts.share(n)
             return max((float(e.model.stats(n).loss_fraction) for e in first), default=0.0)
         spill[flow.logical] = spilled
         last = [e for e in entries.values()
