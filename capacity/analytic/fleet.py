@@ -1263,9 +1263,11 @@ def _bucket_call_shares(up: BucketSpill, col_ids: list[int], rates: NDArray[np.f
             break
         whole += a[j]                          # column j taken whole from c = 1/g_j on
         slope -= a[j] * g[j]
-    hi = (need - whole) / slope if slope > 1e-300 else math.inf
+    if slope <= 1e-300:  # more than every call that can spill: all of them
+        return np.where(g > 0, 1.0, big)
+    hi = (need - whole) / slope
     out: NDArray[np.float64] = big + (1.0 - big) * np.minimum(1.0, hi * g)
-    return out if math.isfinite(hi) else np.where(g > 0, 1.0, big)
+    return out
 
 
 def launch_charge(wl: Workload, flow: RouteFlow, slot: LimitSlot, target: str,
