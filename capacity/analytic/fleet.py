@@ -1528,10 +1528,11 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                         q_units = float(c.allowance) if c.enforcement != "token_bucket" \
                             else c.depth
                         if c.enforcement == "token_bucket":
-                            # 256 steps to the depth: the overflow's compound (tens of
-                            # calls of hundreds of steps each) and its stop-loss stay
-                            # small; finer changed no ceiling.
-                            h = max(h, q_units / 256.0)
+                            # 128 steps to the depth: the overflow's compound (tens of
+                            # launches of up to hundreds of steps each) and its carry stay
+                            # small; 256 or 2,048 steps gave the same ceilings (pay-as-you-
+                            # go first at 5, 10 and 30 s deep, and at 300 RPM).
+                            h = max(h, q_units / 128.0)
                         charge = flow.charge_pmf(profile, slot, dep, h)
                         sources = [Source(_joint_spill(upstream, w, launch_sizes(wl, flow)),
                                           charge,
