@@ -161,6 +161,11 @@ def workloads() -> list[tuple[str, Profile]]:
                  "max_tokens": 500}}}]
     rows.append(("fan-outs of U{1..10} calls, 600 RPM, sliding 10 s window, Exp(60 s) "
                  "think time, retries", profile_from_dict(fan)))
+    # The same turn with batch-sliding's own 5 s think time (a 14.6 s cycle): an aborted
+    # session is back 5 s later, so a storm that takes hold never ends.
+    fan["name"] = "batch-sliding-fan10-5s"
+    fan["session"]["think_time"] = "5s"
+    rows.append(("the same fan-outs, 5 s think time, retries", profile_from_dict(fan)))
     # Charges that do not divide the allowance: 13.75 calls of 4,000 input tokens per
     # 10 s window, of which a first-fit counter admits 13 (the hunt's finding).
     for retries, target in ((0, 0.05), (2, 0.01)):
