@@ -311,9 +311,11 @@ def test_simulated_sensitivity_uses_one_seed_and_reproduces() -> None:
     assert r.base.ci is not None and r.base.ci[0] <= r.base.sessions <= r.base.ci[1]
     assert {row.parameter.key for row in r.rows} >= {WINDOW}
     assert len(r.rows) == 2 and len(r.unranked) > 5
-    fan_or_rpm = next(row for row in r.rows if row.parameter.key != WINDOW)
-    assert fan_or_rpm.parameter.key in {FANOUT, "quotas.deployment.rpm"}
-    assert fan_or_rpm.swing and fan_or_rpm.swing > 0
+    top = next(row for row in r.rows if row.parameter.key != WINDOW)
+    # The analytic ranking's top: 20% slower generation puts the unthrottled p95 turn
+    # (122.6 s) over web-research's 120 s latency target — no N meets it, in both models.
+    assert top.parameter.key == "models.gpt-4o.tokens_per_second"
+    assert top.swing and top.swing > 0
 
 
 def test_a_model_name_with_a_dot_is_varied_through_its_section() -> None:
