@@ -166,6 +166,12 @@ def workloads() -> list[tuple[str, Profile]]:
     fan["name"] = "batch-sliding-fan10-5s"
     fan["session"]["think_time"] = "5s"
     rows.append(("the same fan-outs, 5 s think time, retries", profile_from_dict(fan)))
+    # Retries that do not wait for the retry-after: a 0.1-0.5 s backoff brings most of
+    # them back into the full window that refused them (the hunt's finding).
+    rows.append(("1-3-1 RPM 10s windows, retry-after ignored, 0.1-0.5 s backoff × 5",
+                 dag_profile("dag-10s-backoff", {"rpm": 500, "enforcement": _fixed("10s")},
+                             {"max_retries": 5, "honour_retry_after": False,
+                              "initial_delay": "0.1s", "max_delay": "0.5s"})))
     # Charges that do not divide the allowance: 13.75 calls of 4,000 input tokens per
     # 10 s window, of which a first-fit counter admits 13 (the hunt's finding).
     for retries, target in ((0, 0.05), (2, 0.01)):

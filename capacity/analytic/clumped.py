@@ -7,6 +7,7 @@ Glue between :mod:`capacity.analytic.window` (the model) and the result types of
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from capacity.analytic import window as _window
 from capacity.analytic.model import WindowStats, _largest_meeting, _lattice_step
 from capacity.analytic.timing import TurnTiming, turn_timing
 from capacity.model.dist import finest_step
+from capacity.model.retry import RetryPolicy
 from capacity.model.workload import (
     CallCost,
     Constraint,
@@ -53,9 +55,16 @@ def retry_model(profile: Profile, c: Constraint) -> _window.RetryModel:
     quota = profile.quotas[c.quota]
     honour = r.honour_retry_after and (c.enforcement == "token_bucket"
                                        or c.window_s <= r.max_retry_after)
+    backoff: tuple[float, ...] = ()
+    if not honour and c.enforcement == "fixed_window":
+        policy = RetryPolicy.from_profile(profile)
+        waits = itertools.accumulate(
+            policy.rejection_latency_s + policy.backoff(k, 0.5)  # the mean jitter cut
+            for k in range(1, r.max_retries + 1))
+        backoff = tuple(waits)
     return _window.RetryModel(r.max_retries, honour,
                               bool(quota.rejected_count) and c.unit == "requests",
-                              r.on_exhausted == "abort_turn")
+                              r.on_exhausted == "abort_turn", backoff)
 
 
 @dataclass

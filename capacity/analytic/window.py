@@ -87,6 +87,10 @@ class RetryModel:
     honour_retry_after: bool
     counts_rejected: bool = False
     abort_turn: bool = True
+    # Without the retry-after: seconds from a refusal to retry k (k = 1…m), the 429's
+    # return trips and mean backoffs — a retry sooner than the window's end comes back
+    # into the same full window.
+    backoff_s: tuple[float, ...] = ()
 
     @property
     def retries(self) -> bool:
@@ -294,13 +298,29 @@ class ClumpWindowModel:
         # a window that overflows (carry > 0 after it) also leaves W̄ unused.
         full = max(0.0, 1.0 - float(carry[0]))
         rej = kappa * (e_y + full * self.waste(e_y / full if full > 0 else 0.0))
-        attempt = rej / (mean_s + rej) if mean_s + rej > 0 else 0.0
+        same, all_same = self._same_window(e_y / full if full > 0 else 0.0)
+        rej_att = rej * (1.0 + same)
+        attempt = rej_att / (mean_s + rej_att) if mean_s + rej_att > 0 else 0.0
         call = min(1.0, rej / mean_s) if mean_s > 0 else 0.0
         # A carried retry is rejected again only when the carry alone overfills a window.
         again = float(_dot(np.maximum(k - q, 0.0), carry)) / e_y if e_y > 0 else 0.0
-        failed = call * again ** self.retry.max_retries
+        failed = call * (all_same + (1.0 - all_same) * again ** self.retry.max_retries)
         return {"attempt": min(1.0, attempt), "call": call, "failed": failed,
                 "exceed": exceed, "retry_share": call}
+
+    def _same_window(self, excess: float) -> tuple[float, float]:
+        """(retries per refused call that come back into the window that refused it, and
+        are refused again; the chance all of them do) for backoff retries (no
+        retry-after). A full window refuses from when its count crosses ``q``: with the
+        window's ``S = q + X`` offered units spread over it, the refusals fall in its last
+        ``X/S`` and the time left ``R`` is uniform on ``(0, w·X/S)``; retry k is back
+        before the window ends when its delay ``c_k < R``."""
+        c = self.retry.backoff_s
+        if not c or excess <= 0:
+            return 0.0, 0.0
+        span = self.window_s * excess / (self.q_lat + excess)
+        probs = [max(0.0, 1.0 - ck / span) for ck in c]
+        return math.fsum(probs), probs[-1]
 
     def _sliding_h(self, n: int, retry_calls: float, truncate: bool = False) -> float:
         # The other N − 1 sessions' count; the arriving call's own turn is in ``own``.
