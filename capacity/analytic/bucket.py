@@ -44,6 +44,8 @@ from capacity.model.workload import Batch, CallCost
 _MAX_POINTS = 32
 _MAX_STEPS_PER_CALL = 8
 _MIN_STEPS_PER_CALL = 3
+# Chains up to this many states are solved densely (LAPACK is fast, single-threaded).
+_SOLVE_MAX = 72
 # Calls per launch beyond this are gathered here (a launch's matrix is a power series).
 _MAX_CALLS = 64
 
@@ -147,20 +149,36 @@ def _refill(lam: float, refill: float, delta: float, top: int) -> NDArray[np.flo
     """Level after a launch → level at the next: up ``refill·G/δ`` steps (G ~ Exp(lam)),
     to the nearest grid point, capped at the depth."""
     q = math.exp(-lam * delta / refill)          # P(no launch while δ refills)
+    # P(up d steps) = q^(d−½) − q^(d+½) for d ≥ 1, 1 − q^½ for d = 0: q^d by powers.
+    pw = q ** (np.arange(top + 1) - 0.5)
+    row = np.empty(top + 1)
+    row[0] = 1.0 - math.sqrt(q)
+    row[1:] = pw[1:] * (1.0 - q)
     j = np.arange(top + 1)
-    d = (j[None, :] - j[:, None]).astype(np.float64)
-    G = np.where(d >= 1, q ** np.maximum(d - 0.5, 0.0) - q ** (d + 0.5), 0.0)
-    G = np.where(d == 0, 1.0 - math.sqrt(q), G)
-    G[:, top] = np.where(j < top, q ** np.maximum(top - j - 0.5, 0.0), 1.0)
+    d = j[None, :] - j[:, None]
+    G = np.where(d >= 0, row[np.clip(d, 0, top)], 0.0)
+    G[:, top] = np.append(pw[top - j[:-1]], 1.0)
     return G
 
 
 def _stationary(T: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Stationary law of the stochastic matrix ``T`` by the GTH elimination (no
-    subtractions: stable however close to saturation; plain numpy rather than LAPACK,
-    whose threads cost more than the arithmetic at these sizes on a busy machine)."""
+    """Stationary law of the stochastic matrix ``T``: a dense solve up to ``_SOLVE_MAX``
+    states, beyond by the GTH elimination (plain numpy: above ~100 states LAPACK's
+    threads cost a hundred times the arithmetic on a busy machine)."""
+    n = T.shape[0]
+    if n <= _SOLVE_MAX:
+        A = T.T - np.eye(n)
+        A[-1, :] = 1.0
+        rhs = np.zeros(n)
+        rhs[-1] = 1.0
+        try:
+            pi = np.linalg.solve(A, rhs)
+        except np.linalg.LinAlgError:
+            pi = np.full(n, -1.0)
+        if float(pi.min()) > -1e-9:
+            out: NDArray[np.float64] = np.clip(pi, 0.0, None)
+            return out / float(out.sum())
     P = T.copy()
-    n = P.shape[0]
     for k in range(n - 1, 0, -1):
         s = float(P[k, :k].sum())
         if s <= 0.0:
@@ -261,10 +279,15 @@ def _regrid(pmf: NDArray[np.float64], h: float, delta: float, top: int
 
 
 def _steps_per_call(call_pmf: NDArray[np.float64], h: float, depth: float) -> int:
-    mean = float(np.dot(np.arange(call_pmf.size), call_pmf)) * h
+    mean = _mean_units(call_pmf, h)
     if depth <= 0 or mean <= 0:
         return 0
     return min(_MAX_STEPS_PER_CALL, math.floor(_MAX_POINTS * mean / depth + 1e-9))
+
+
+def _mean_units(pmf: NDArray[np.float64], h: float) -> float:
+    k = np.flatnonzero(pmf)
+    return float(np.dot(k, pmf[k])) * h
 
 
 def fits_chain(call_pmf: NDArray[np.float64], h: float, depth: float) -> bool:
@@ -272,5 +295,5 @@ def fits_chain(call_pmf: NDArray[np.float64], h: float, depth: float) -> bool:
     ``_MIN_STEPS_PER_CALL`` coarse grid steps (a depth of at most ~10 mean calls), and
     the bucket holds at least one (calls larger than the bucket: the Lundberg model and
     the fleet's never-fits share)."""
-    mean = float(np.dot(np.arange(call_pmf.size), call_pmf)) * h
+    mean = _mean_units(call_pmf, h)
     return mean <= depth and _steps_per_call(call_pmf, h, depth) >= _MIN_STEPS_PER_CALL

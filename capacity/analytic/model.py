@@ -463,6 +463,10 @@ def bucket_chain(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
 
     if not mix or c.depth <= 0 or rates.sum() <= 0:
         return None
+    if wl.profile.routes:
+        # Routed deployments are the fleet model's (:mod:`capacity.analytic.fleet`): a
+        # spilling bucket there needs only the bound, and has its own exact requests chain.
+        return None
     retry = retry_model(wl.profile, c)
     top = c.depth + h
     count = np.zeros(1)
