@@ -92,7 +92,7 @@ def test_lundberg_bound_is_optimistic_where_the_chain_matters() -> None:
     assert chain.shares(lam)["call"] > 2.0 * bound
 
 
-def shallow(quota: dict[str, Any], name: str) -> Any:
+def shallow(quota: dict[str, Any], name: str, retry: dict[str, Any] | None = None) -> Any:
     return profile_from_dict({
         "name": name,
         "models": {"m": {"ttft": "0.5s", "tokens_per_second": 50}},
@@ -100,7 +100,7 @@ def shallow(quota: dict[str, Any], name: str) -> Any:
         "session": {"think_time": {"exponential": "60s"}, "turns": {"t": {"steps": [
             {"call": {"model": "m", "input_tokens": 4000, "output_tokens": 200}}]}}},
         "targets": {"max_429_fraction": 0.01},
-        "retry": {"max_retries": 0},
+        "retry": retry or {"max_retries": 0},
     })
 
 
@@ -113,9 +113,31 @@ SHALLOW = [
 ]
 
 
-@pytest.mark.parametrize(("quota", "name"), SHALLOW)
-def test_shallow_bucket_meets_the_simulated_ceiling(quota: dict[str, Any], name: str) -> None:
-    profile = shallow(quota, name)
+HERDS = [
+    # Retries that honour the retry-after come back together when a charge fits: 150 RPM
+    # with the SDK's 2 retries, 1 s deep (the orbit fixed point said 35 vs 22 [19-25]) and
+    # 2 s deep (95 vs 78 [76-82]); rejections counted (a refusal empties the bucket); and
+    # the 4,000-token calls against 10,000 tokens (uncounted; 37 vs 35 [33-38]).
+    ({"rpm": 150, "enforcement": {"type": "token_bucket", "burst": "1s"}},
+     "bucket-rpm-1s-sdk", {"max_retries": 2}),
+    ({"rpm": 150, "enforcement": {"type": "token_bucket", "burst": "2s"}},
+     "bucket-rpm-2s-sdk", {"max_retries": 2}),
+    ({"itpm": 600_000, "enforcement": {"type": "token_bucket", "burst": "1s"}},
+     "bucket-itpm-1s-sdk", {"max_retries": 2}),
+    pytest.param(
+        {"rpm": 150, "enforcement": {"type": "token_bucket", "burst": "2s"}},
+        "bucket-rpm-2s-m5", {"max_retries": 5},
+        marks=pytest.mark.xfail(strict=True, reason=(
+            "70 vs 65 [63-69] (+7.7%): a herd member's m retries are drawn geometric "
+            "(each refused retry its last with chance 1/m), not m exactly"))),
+]
+
+
+@pytest.mark.parametrize(("quota", "name", "retry"),
+                         [(q, n, None) for q, n in SHALLOW] + HERDS)
+def test_shallow_bucket_meets_the_simulated_ceiling(quota: dict[str, Any], name: str,
+                                                    retry: dict[str, Any] | None) -> None:
+    profile = shallow(quota, name, retry)
     n_a = analyze(profile).burst_ceiling
     sat = find_saturation(profile, max(1, n_a - 10), n_a + 10, seed=1, replications=20,
                           max_sessions=170)

@@ -15,10 +15,16 @@ and the refill a Toeplitz matrix in the launch rate; the stationary law is one s
 dense solve per launch rate, on grids of ``K`` and ``2K`` points with the share
 extrapolated (its error is ``O(δ)``: Richardson).
 
-Retries: a refused call is tried again up to ``m`` times (``RetryModel``), each retry one
-more single-call launch (the orbit approximation of theory.md §3) whose charge is that of
-the refused calls; the retried load and the refusal share are a fixed point, iterated
-from below. The 429 share is on attempts, as for windows.
+Retries that honour the retry-after (the time until the charge fits) come back as a herd:
+every call refused while the level is short is told the same instant, when the level
+reaches one charge; there one is admitted and the rest are refused again (told one
+charge's refill later), while every fresh call meanwhile is refused and joins. The chain
+then has herd states (its size; for a bucket counting rejections, whether a fresh
+refusal emptied the bucket during the last tick, so the instant admits none); a refused
+retry is the call's last with chance ``1/m``. Other retries (backoff) are each one more
+single-call launch (the orbit approximation of theory.md §3), the retried load and the
+refusal share a fixed point iterated from below. The 429 share is on attempts, as for
+windows.
 
 Assumptions: launches Poisson (many independent sessions); the calls of one launch
 draw their charges independently from the launch's call-charge law; rejections do not
@@ -44,8 +50,10 @@ from capacity.model.workload import Batch, CallCost
 _MAX_POINTS = 32
 _MAX_STEPS_PER_CALL = 8
 _MIN_STEPS_PER_CALL = 3
+# Herd sizes beyond this are gathered here (retries that honour the retry-after).
+_HERD = 24
 # Chains up to this many states are solved densely (LAPACK is fast, single-threaded).
-_SOLVE_MAX = 72
+_SOLVE_MAX = 80
 # Calls per launch beyond this are gathered here (a launch's matrix is a power series).
 _MAX_CALLS = 64
 
@@ -103,6 +111,7 @@ class _Grid:
     top: int                           # K
     launch: NDArray[np.float64]        # fresh launch: level → level (row-stochastic)
     refused: NDArray[np.float64]       # fresh launch: expected refused calls, by level
+    clean: NDArray[np.float64]         # the launch's outcomes with no call refused
     retry: NDArray[np.float64]         # one call of the refused-charge law
     retry_refused: NDArray[np.float64]
 
@@ -131,18 +140,24 @@ def _grid(count: NDArray[np.float64], call_pmf: NDArray[np.float64], delta: floa
           top: int, counted: int) -> _Grid:
     M, r = _call_matrix(call_pmf, top, counted)
     n = top + 1
+    fit = M.copy()                    # the call fits: its refusal outcomes dropped
+    fit[np.arange(n), np.arange(n)] -= r
     power = np.eye(n)
+    fpower = np.eye(n)
     refused_so_far = np.zeros(n)
     A = np.zeros((n, n))
+    clean = np.zeros((n, n))
     R = np.zeros(n)
     for k, pk in enumerate(count):
         if k > 0:
             refused_so_far = refused_so_far + power @ r
             power = power @ M
+            fpower = fpower @ fit
         if pk > 0:
             A += pk * power
+            clean += pk * fpower
             R += pk * refused_so_far
-    return _Grid(delta, top, A, R, M, r)
+    return _Grid(delta, top, A, R, clean, M, r)
 
 
 def _refill(lam: float, refill: float, delta: float, top: int) -> NDArray[np.float64]:
@@ -208,6 +223,10 @@ class BucketChain:
     _cache: dict[float, dict[str, float]] = field(default_factory=dict, repr=False)
 
     @property
+    def _mean(self) -> float:
+        return float(np.dot(np.arange(self.call_pmf.size), self.call_pmf)) * self.h
+
+    @property
     def mean_calls(self) -> float:
         """Calls per launch."""
         return float(np.dot(np.arange(self.count.size), self.count))
@@ -235,6 +254,87 @@ class BucketChain:
                                    _refill(tot, self.refill, g.delta, g.top)))
         return (float(pi @ g.refused) / self.mean_calls, float(pi @ g.retry_refused))
 
+    def _herd(self, g: _Grid, lam: float) -> NDArray[np.float64]:
+        """(fresh attempts, fresh refused, retries, retries refused, failed) per launch
+        instant when retries honour the retry-after (see :meth:`shares`)."""
+        n = g.top + 1
+        m = self.retry.max_retries
+        ek = self.mean_calls
+        b = max(1, round(self._mean / g.delta))            # one call's charge, steps
+        tick = b * g.delta / self.refill                    # seconds between herd instants
+        G = _refill(lam, self.refill, g.delta, g.top)
+        np.arange(_HERD + 1)
+        # Before the first herd instant: fresh calls during the (b − level)/r the level
+        # takes to reach the charge from where the refusing launch left it (all refused).
+        mu_pre = lam * ek * np.maximum(b - np.arange(n), 0) * g.delta / self.refill
+        pre = _poisson_rows(mu_pre, _HERD + 1)              # level → calls joining
+        ref = g.launch - g.clean                            # outcomes with a refusal
+        p_ref = ref.sum(axis=1)
+        r_calls = np.where(p_ref > 1e-300, g.refused / np.maximum(p_ref, 1e-300), 1.0)
+        seed = np.zeros((n, _HERD + 1))                     # refused calls of the launch
+        lo = np.clip(np.floor(r_calls).astype(np.int64), 1, _HERD)
+        frac = np.clip(r_calls - lo, 0.0, 1.0)
+        seed[np.arange(n), lo] += 1.0 - frac
+        seed[np.arange(n), np.minimum(lo + 1, _HERD)] += frac
+        herd0 = np.einsum("jl,lh->jh", ref, pre)            # launch → (level, joiners)
+        start = np.zeros((n, _HERD + 1))
+        for j in range(n):
+            start[j] = _trunc(np.convolve(seed[j], herd0[j] / max(p_ref[j], 1e-300)))
+        start *= p_ref[:, None]
+        # At a herd instant of h calls one is admitted, the others refused; each refused
+        # retry is the call's last with chance 1/m (m herd instants on average); the calls
+        # of the fresh launches before the next instant join (all refused: the level is
+        # below a charge until then). A bucket counting its rejections (requests) is
+        # emptied by every refusal: an instant after a tick with a fresh refusal (flag
+        # 1) finds the level short and admits none — so is the first, the refusal that
+        # started the herd having emptied it.
+        counted = self.retry.counts_rejected
+        flags = 2 if counted else 1
+        phi = 1.0 / m
+        surv = _binomial_rows(_HERD, 1.0 - phi)            # refused → survivors
+        join = _poisson_rows(np.array([lam * ek * tick]), _HERD + 1)[0]
+        hs = _HERD * flags
+        nxt = np.zeros((hs, _HERD + 1, flags))              # (h, a) → (h', a')
+        refused_at = np.zeros(hs)
+        retries_at = np.zeros(hs)
+        for h in range(1, _HERD + 1):
+            for f in range(flags):
+                i = (h - 1) * flags + f
+                admit = 0 if f else 1
+                refused_at[i] = h - admit
+                retries_at[i] = h
+                if counted:
+                    # Joiners k ≥ 1 set the flag; survivors alone leave it clear.
+                    s0 = surv[h - admit] * join[0]
+                    nxt[i, :, 0] = _trunc(s0)
+                    nxt[i, :, 1] = _trunc(np.convolve(surv[h - admit], join) -
+                                          np.pad(s0, (0, _HERD + 1 + join.size - 1 -
+                                                      s0.size)))
+                else:
+                    nxt[i, :, 0] = _trunc(np.convolve(surv[h - admit], join))
+        size = n + hs
+        T = np.zeros((size, size))
+        T[:n, :n] = np.einsum("ij,jk->ik", g.clean, G)
+        first = flags - 1                                   # the first instant's flag
+        T[:n, n + first::flags] = start[:, 1:]
+        T[:n, :n] += start[:, :1] * G[0][None, :]
+        for f in range(flags):
+            T[n:, n + f::flags] = nxt[:, 1:, f]
+        # A herd ends when no call joined in the tick after its last instant: the level
+        # is back at one charge by then, and rises on to the next fresh launch.
+        T[n:, :n] = nxt[:, 0, :].sum(axis=1)[:, None] * G[min(b, g.top)][None, :]
+        pi = _stationary(T)
+        fresh_pre = np.einsum("jl,l->j", ref, mu_pre)       # joiners before the instant
+        fresh = ek + fresh_pre
+        fresh_ref = g.refused + fresh_pre
+        herd_fresh = lam * ek * tick
+        fresh_all = float(pi[:n] @ fresh) + float(pi[n:].sum()) * herd_fresh
+        fresh_refused = float(pi[:n] @ fresh_ref) + float(pi[n:].sum()) * herd_fresh
+        retries = float(pi[n:] @ retries_at)
+        retries_ref = float(pi[n:] @ refused_at)
+        failed = phi * retries_ref
+        return np.array([fresh_all, fresh_refused, retries, retries_ref, failed])
+
     def shares(self, lam: float) -> dict[str, float]:
         """429 shares at ``lam`` launches per second: ``attempt`` (of all attempts),
         ``call`` (fresh attempts), ``failed`` (calls refused on every try) and
@@ -243,6 +343,19 @@ class BucketChain:
         if hit is not None:
             return hit
         m = self.retry.max_retries
+        if m > 0 and self.retry.honour_retry_after:
+            # Retries told to wait until their charge fits come back together (a herd):
+            # the bucket serves one of them per charge's worth of refill while the herd
+            # lasts, and turns away every fresh call meanwhile.
+            herds = [self._herd(g, lam) for g in self.grids()]
+            v = 2.0 * herds[1] - herds[0]
+            fa, fr, ra, rr, fl = (max(0.0, float(x)) for x in v)
+            out = {"attempt": min(1.0, (fr + rr) / max(fa + ra, 1e-300)),
+                   "call": min(1.0, fr / max(fa, 1e-300)),
+                   "failed": min(1.0, fl / max(fa, 1e-300)),
+                   "retry_share": ra / max(fa, 1e-300)}
+            self._cache[lam] = out
+            return out
         p = pr = 0.0
         per = 0.0
         for _ in range(16 if m > 0 else 1):  # from below: the least fixed point
@@ -260,6 +373,38 @@ class BucketChain:
                "failed": p * pr ** m if m > 0 else p, "retry_share": per}
         self._cache[lam] = out
         return out
+
+
+def _trunc(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """A pmf cut to ``0.._HERD`` (the mass beyond gathered at ``_HERD``)."""
+    out = np.zeros(_HERD + 1)
+    k = min(x.size, _HERD + 1)
+    out[:k] = x[:k]
+    out[_HERD] += float(x[_HERD + 1:].sum())
+    return out
+
+
+def _poisson_rows(mu: NDArray[np.float64], size: int) -> NDArray[np.float64]:
+    """Poisson pmfs of means ``mu`` on ``0..size−1`` (the tail at the last point)."""
+    k = np.arange(size, dtype=np.float64)
+    lg = np.array([math.lgamma(x + 1.0) for x in k])
+    with np.errstate(divide="ignore"):
+        logmu = np.log(np.maximum(mu, 1e-300))
+    out = np.exp(k[None, :] * logmu[:, None] - mu[:, None] - lg[None, :])
+    out[mu <= 0] = 0.0
+    out[mu <= 0, 0] = 1.0
+    out[:, -1] += np.clip(1.0 - out.sum(axis=1), 0.0, None)
+    return np.asarray(out)
+
+
+def _binomial_rows(n: int, p: float) -> NDArray[np.float64]:
+    """Row ``k``: the Binomial(k, p) pmf on ``0..n``."""
+    out = np.zeros((n + 1, n + 1))
+    out[0, 0] = 1.0
+    for k in range(1, n + 1):
+        out[k, :] = out[k - 1, :] * (1.0 - p)
+        out[k, 1:] += out[k - 1, :-1] * p
+    return out
 
 
 def _regrid(pmf: NDArray[np.float64], h: float, delta: float, top: int
