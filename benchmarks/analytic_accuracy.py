@@ -200,19 +200,25 @@ def workloads() -> list[tuple[str, Profile]]:
     # Shallow token buckets (the hunt's finding): a bucket 1 s deep holds two and a half
     # calls, and a call is refused once the level is below its own charge — the Lundberg
     # bound on the depth said 55 sessions for both (the exact level chain now).
-    for quota, what in (({"itpm": 600_000}, "one 4,000-token call, 600k ITPM"),
-                        ({"rpm": 150}, "one call, 150 RPM")):
-        rows.append((f"{what}, token bucket 1 s deep, Exp(60 s) think time, no retries",
+    # With the SDK's retries, which honour the retry-after, refused calls come back as a
+    # herd at the instant a charge fits (the bound said 98 for the 2 s deep one).
+    for quota, what, burst, retries in (
+            ({"itpm": 600_000}, "one 4,000-token call, 600k ITPM", 1, 0),
+            ({"rpm": 150}, "one call, 150 RPM", 1, 0),
+            ({"rpm": 150}, "one call, 150 RPM", 2, 2)):
+        rows.append((f"{what}, token bucket {burst} s deep, Exp(60 s) think time, "
+                     f"{'SDK retries' if retries else 'no retries'}",
                      profile_from_dict({
-                         "name": f"bucket-shallow-{next(iter(quota))}",
+                         "name": f"bucket-shallow-{next(iter(quota))}"
+                                 + (f"-{burst}s-retries" if retries else ""),
                          "models": {"m": {"ttft": "0.5s", "tokens_per_second": 50}},
                          "quotas": {"q0": {"models": ["m"], **quota, "enforcement": {
-                             "type": "token_bucket", "burst": "1s"}}},
+                             "type": "token_bucket", "burst": f"{burst}s"}}},
                          "session": {"think_time": {"exponential": "60s"}, "turns": {
                              "t": {"steps": [{"call": {"model": "m", "input_tokens": 4000,
                                                        "output_tokens": 200}}]}}},
                          "targets": {"max_429_fraction": 0.01},
-                         "retry": {"max_retries": 0}})))
+                         "retry": {"max_retries": retries}})))
     return rows
 
 
