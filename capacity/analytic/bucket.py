@@ -46,14 +46,16 @@ from capacity.model.workload import Batch, CallCost
 # Coarse grid: ``δ`` a ``1/s`` of the mean call charge (so equal charges sit on the grid),
 # ``s`` at most ``_MAX_STEPS_PER_CALL`` and the depth at most ``_MAX_POINTS`` steps (the
 # fine grid has twice as many; a dense solve of that size per launch rate). The chain is
-# used while ``s ≥ _MIN_STEPS_PER_CALL``: buckets at most ~10 mean calls deep.
-_MAX_POINTS = 32
+# used while ``s ≥ _MIN_STEPS_PER_CALL`` (spread charges: at most ~15 mean calls deep), or
+# ``s ≥ 1`` when every call charges the same (requests: up to 47 calls deep), which then
+# sits on every grid.
+_MAX_POINTS = 47
 _MAX_STEPS_PER_CALL = 8
 _MIN_STEPS_PER_CALL = 3
 # Herd sizes beyond this are gathered here (retries that honour the retry-after).
 _HERD = 24
 # Chains up to this many states are solved densely (LAPACK is fast, single-threaded).
-_SOLVE_MAX = 80
+_SOLVE_MAX = 96
 # Calls per launch beyond this are gathered here (a launch's matrix is a power series).
 _MAX_CALLS = 64
 
@@ -176,6 +178,22 @@ def _refill(lam: float, refill: float, delta: float, top: int) -> NDArray[np.flo
     return G
 
 
+def _censored(T: NDArray[np.float64], n1: int) -> NDArray[np.float64]:
+    """Stationary law of ``T`` through the chain censored to its first ``n1`` states
+    (``C = T₁₁ + T₁₂ (I − T₂₂)⁻¹ T₂₁``), so every dense solve stays small."""
+    n = T.shape[0]
+    if n <= _SOLVE_MAX or n1 >= n:
+        return _stationary(T)
+    eye = np.eye(n - n1)
+    X = np.linalg.solve(eye - T[n1:, n1:], T[n1:, :n1])
+    C = T[:n1, :n1] + np.einsum("ij,jk->ik", T[:n1, n1:], X)
+    C /= C.sum(axis=1, keepdims=True)
+    p1 = _stationary(C)
+    p2 = np.linalg.solve((eye - T[n1:, n1:]).T, np.einsum("i,ij->j", p1, T[:n1, n1:]))
+    out: NDArray[np.float64] = np.clip(np.concatenate([p1, p2]), 0.0, None)
+    return out / float(out.sum())
+
+
 def _stationary(T: NDArray[np.float64]) -> NDArray[np.float64]:
     """Stationary law of the stochastic matrix ``T``: a dense solve up to ``_SOLVE_MAX``
     states, beyond by the GTH elimination (plain numpy: above ~100 states LAPACK's
@@ -222,8 +240,16 @@ class BucketChain:
     _grids: list[_Grid] = field(default_factory=list, repr=False)
     _cache: dict[float, dict[str, float]] = field(default_factory=dict, repr=False)
 
+    def converged(self, lam: float) -> bool:
+        """True when the coarse and fine grids agree at ``lam`` launches per second (the
+        refusal share within 20%): the extrapolation is then in its O(δ) regime. A
+        grid of one step per charge need not be (a refill step as long as a launch gap)."""
+        got = [self._solve(g, lam, 0.0)[0] for g in self.grids()]
+        return abs(got[1] - got[0]) <= 0.2 * max(got[1], 1e-3)
+
     @property
-    def _mean(self) -> float:
+    def mean_charge(self) -> float:
+        """Units one call charges, on average."""
         return float(np.dot(np.arange(self.call_pmf.size), self.call_pmf)) * self.h
 
     @property
@@ -260,7 +286,7 @@ class BucketChain:
         n = g.top + 1
         m = self.retry.max_retries
         ek = self.mean_calls
-        b = max(1, round(self._mean / g.delta))            # one call's charge, steps
+        b = max(1, round(self.mean_charge / g.delta))            # one call's charge, steps
         tick = b * g.delta / self.refill                    # seconds between herd instants
         G = _refill(lam, self.refill, g.delta, g.top)
         np.arange(_HERD + 1)
@@ -277,10 +303,8 @@ class BucketChain:
         seed[np.arange(n), lo] += 1.0 - frac
         seed[np.arange(n), np.minimum(lo + 1, _HERD)] += frac
         herd0 = np.einsum("jl,lh->jh", ref, pre)            # launch → (level, joiners)
-        start = np.zeros((n, _HERD + 1))
-        for j in range(n):
-            start[j] = _trunc(np.convolve(seed[j], herd0[j] / max(p_ref[j], 1e-300)))
-        start *= p_ref[:, None]
+        # The herd a refusing launch starts: its refused calls (seed) plus the joiners.
+        start = np.einsum("jk,jkh->jh", seed, _shifts(herd0))
         # At a herd instant of h calls one is admitted, the others refused; each refused
         # retry is the call's last with chance 1/m (m herd instants on average); the calls
         # of the fresh launches before the next instant join (all refused: the level is
@@ -293,25 +317,21 @@ class BucketChain:
         phi = 1.0 / m
         surv = _binomial_rows(_HERD, 1.0 - phi)            # refused → survivors
         join = _poisson_rows(np.array([lam * ek * tick]), _HERD + 1)[0]
+        J = _shifts(join[None, :])[0]                       # survivors → + joiners
         hs = _HERD * flags
+        h_all = np.repeat(np.arange(1, _HERD + 1), flags)
+        admit = np.tile(np.array([1, 0][:flags]), _HERD)    # flag 0 admits one
+        rows = surv[h_all - admit]
+        refused_at = (h_all - admit).astype(np.float64)
+        retries_at = h_all.astype(np.float64)
         nxt = np.zeros((hs, _HERD + 1, flags))              # (h, a) → (h', a')
-        refused_at = np.zeros(hs)
-        retries_at = np.zeros(hs)
-        for h in range(1, _HERD + 1):
-            for f in range(flags):
-                i = (h - 1) * flags + f
-                admit = 0 if f else 1
-                refused_at[i] = h - admit
-                retries_at[i] = h
-                if counted:
-                    # Joiners k ≥ 1 set the flag; survivors alone leave it clear.
-                    s0 = surv[h - admit] * join[0]
-                    nxt[i, :, 0] = _trunc(s0)
-                    nxt[i, :, 1] = _trunc(np.convolve(surv[h - admit], join) -
-                                          np.pad(s0, (0, _HERD + 1 + join.size - 1 -
-                                                      s0.size)))
-                else:
-                    nxt[i, :, 0] = _trunc(np.convolve(surv[h - admit], join))
+        both = np.einsum("ik,kh->ih", rows, J)
+        if counted:
+            # Joiners k ≥ 1 set the flag; survivors alone leave it clear.
+            nxt[:, :, 0] = rows * join[0]
+            nxt[:, :, 1] = np.clip(both - nxt[:, :, 0], 0.0, None)
+        else:
+            nxt[:, :, 0] = both
         size = n + hs
         T = np.zeros((size, size))
         T[:n, :n] = np.einsum("ij,jk->ik", g.clean, G)
@@ -323,7 +343,7 @@ class BucketChain:
         # A herd ends when no call joined in the tick after its last instant: the level
         # is back at one charge by then, and rises on to the next fresh launch.
         T[n:, :n] = nxt[:, 0, :].sum(axis=1)[:, None] * G[min(b, g.top)][None, :]
-        pi = _stationary(T)
+        pi = _censored(T, n)
         fresh_pre = np.einsum("jl,l->j", ref, mu_pre)       # joiners before the instant
         fresh = ek + fresh_pre
         fresh_ref = g.refused + fresh_pre
@@ -373,6 +393,19 @@ class BucketChain:
                "failed": p * pr ** m if m > 0 else p, "retry_share": per}
         self._cache[lam] = out
         return out
+
+
+def _shifts(p: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``out[j, k]`` = row ``j`` of ``p`` (a pmf on ``0.._HERD``) shifted up by ``k``, the
+    mass past ``_HERD`` gathered there: adding ``k`` to a count of that law."""
+    rows, size = p.shape
+    out = np.zeros((rows, _HERD + 1, _HERD + 1))
+    tail = np.cumsum(p[:, ::-1], axis=1)[:, ::-1]       # P(X ≥ i)
+    for k in range(_HERD + 1):
+        keep = _HERD - k                                   # X ≤ keep stays below the cap
+        out[:, k, k:_HERD] = p[:, : keep]
+        out[:, k, _HERD] = tail[:, keep] if keep < size else 0.0
+    return out
 
 
 def _trunc(x: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -437,8 +470,11 @@ def _mean_units(pmf: NDArray[np.float64], h: float) -> float:
 
 def fits_chain(call_pmf: NDArray[np.float64], h: float, depth: float) -> bool:
     """True when the bucket is shallow enough for the chain: a mean call spans at least
-    ``_MIN_STEPS_PER_CALL`` coarse grid steps (a depth of at most ~10 mean calls), and
+    ``_MIN_STEPS_PER_CALL`` coarse grid steps (a depth of at most ~15 mean calls; ~47
+    when every call charges the same), and
     the bucket holds at least one (calls larger than the bucket: the Lundberg model and
     the fleet's never-fits share)."""
     mean = _mean_units(call_pmf, h)
-    return mean <= depth and _steps_per_call(call_pmf, h, depth) >= _MIN_STEPS_PER_CALL
+    # One charge (requests, or a fixed prompt) sits on every grid: a coarse one will do.
+    least = 1 if np.count_nonzero(call_pmf) == 1 else _MIN_STEPS_PER_CALL
+    return mean <= depth and _steps_per_call(call_pmf, h, depth) >= least
