@@ -408,15 +408,6 @@ def _shifts(p: NDArray[np.float64]) -> NDArray[np.float64]:
     return out
 
 
-def _trunc(x: NDArray[np.float64]) -> NDArray[np.float64]:
-    """A pmf cut to ``0.._HERD`` (the mass beyond gathered at ``_HERD``)."""
-    out = np.zeros(_HERD + 1)
-    k = min(x.size, _HERD + 1)
-    out[:k] = x[:k]
-    out[_HERD] += float(x[_HERD + 1:].sum())
-    return out
-
-
 def _poisson_rows(mu: NDArray[np.float64], size: int) -> NDArray[np.float64]:
     """Poisson pmfs of means ``mu`` on ``0..size−1`` (the tail at the last point)."""
     k = np.arange(size, dtype=np.float64)
