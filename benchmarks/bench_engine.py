@@ -5,6 +5,7 @@ Run from the repository root (needs the dev extra: numba, simpy)::
     python benchmarks/bench_engine.py                    # everything (~5 min on 2 cores)
     python benchmarks/bench_engine.py --sizes 10 1000    # engine scaling only, fewer sizes
     python benchmarks/bench_engine.py --skip-scaling     # SimPy and search only
+    python benchmarks/bench_engine.py --sizes 1000 1000000 --scaling-only  # scaling only
 
 What it prints (every ratio from timings taken in this one run, interleaved):
 
@@ -277,6 +278,8 @@ def main() -> None:
                     help="simulated attempts per engine run (default 4 million)")
     ap.add_argument("--workloads", nargs="*", default=["independent", "web-research"])
     ap.add_argument("--skip-scaling", action="store_true")
+    ap.add_argument("--scaling-only", action="store_true",
+                    help="engine scaling only (no SimPy comparison, no searches)")
     ap.add_argument("--simpy-sessions", type=int, default=155)
     ap.add_argument("--simpy-replications", type=int, default=5)
     ap.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3, 20240501])
@@ -287,8 +290,9 @@ def main() -> None:
     if not args.skip_scaling:
         for w in args.workloads:
             scaling(args.sizes, args.attempts, w)
-    vs_simpy(args.simpy_sessions, 20, args.simpy_replications)
-    searches(args.seeds)
+    if not args.scaling_only:
+        vs_simpy(args.simpy_sessions, 20, args.simpy_replications)
+        searches(args.seeds)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     print(f"\nload average at the end: {load:.1f}")
 

@@ -55,6 +55,9 @@
  * CQ_AHEAD_MIN sessions up the queue prefetches the records of the events about to be
  * popped and holds each push back until its bucket has been fetched (cq_ahead, q_push):
  * there the loop is bound by cache misses, and overlapping them changes no decision.
+ * From 2^(CQ_EPOCH+2) buckets up, a push due beyond the next epoch (2^CQ_EPOCH buckets)
+ * is appended to that epoch's buffer and linked when the pops near it (cq_drain), so the
+ * calendar itself is a ring of a few epochs that stays in cache.
  *
  * The GIL is released while a replication runs: threads run replications on separate
  * cores.
@@ -100,6 +103,16 @@
 #ifndef CQ_AHEAD_MIN
 #define CQ_AHEAD_MIN 65536 /* sessions from which the queue prefetches (see cq_ahead) */
 #endif
+#ifndef CQ_EPOCH
+#define CQ_EPOCH 13 /* log2 of the buckets per epoch (see cq_drain) */
+#endif
+#ifndef CQ_DRAIN_PF
+#define CQ_DRAIN_PF 16 /* a drain prefetches the record this many entries ahead */
+#endif
+#ifndef CQ_DRAIN_PARTNERS
+#define CQ_DRAIN_PARTNERS 0 /* 1: a drain prefetches what each record's event reads */
+#endif
+#define CQ_MARGIN (2 * CQ_AHEAD_REC) /* an epoch is drained this many buckets before */
 #if defined(__GNUC__) || defined(__clang__)
 #define PREFETCH(p) __builtin_prefetch(p)
 #else
@@ -122,6 +135,10 @@
 enum { D_FIXED, D_UNIFORM, D_UNIFORM_INT, D_EXPONENTIAL, D_LOGNORMAL, D_CHOICE };
 enum { S_CALL, S_SEQ, S_PAR, S_OPT, S_REP };
 enum { I_CALL, I_SEQ, I_PAR };
+/* A node's kind byte (Ev.nkind): its kind (I_*) and two flags, so that the walk of a
+ * turn reads neither its parent nor its session on the common path: the parent is a
+ * sequence (fixed at expansion), and the turn is measured (set when the node starts). */
+enum { NK_KIND = 0x0F, NK_PSEQ = 0x10, NK_MEAS = 0x20 };
 enum { DP_KIND, DP_P0, DP_P1, DP_OFF, DP_LEN, DP_NCOL };
 enum { SITE_IN, SITE_OUT, SITE_TTFT, SITE_TPS };
 enum { C_MODE, C_PAUSE, C_MAX_RETRIES, C_INIT_DELAY, C_MAX_DELAY, C_JITTER, C_HONOUR,
@@ -550,13 +567,20 @@ typedef struct {
     int32_t head, tail;
 } Bucket;
 
+/* An epoch's pushes not yet linked (see cq_drain): owner ids in push order. */
+typedef struct {
+    int32_t *ids;
+    int64_t len, cap;
+} EpBuf;
+
 typedef struct {
     Ev ev; /* its next turn */
     uint64_t key;
     int64_t turn;
     double start, pause;
     int32_t blk; /* its turn's node block, -1 between turns */
-    int32_t flags;
+    int16_t flags;
+    int16_t btt; /* the turn type its block was expanded for (-1: none; see free_tag) */
 } Session;
 
 /* A call or group instance of a turn: one 64-byte cache line (the node arrays are
@@ -615,6 +639,14 @@ typedef struct {
     int32_t dh, dn;
     double dmin;                  /* at most the earliest time among them */
     int64_t ahead_rec, ahead_ses; /* buckets up to which the pops have prefetched */
+    /* Epochs (large populations: see cq_drain): 2^CQ_EPOCH consecutive buckets; those up
+     * to ep_done are linked in the calendar, a push due in a later one waits in its
+     * epoch's buffer (ring of ep_mask + 1, which spans the calendar's year). */
+    int ep;                 /* on for this layout */
+    EpBuf *eb;
+    int64_t ep_cap;         /* buffers allocated */
+    int64_t ep_mask, ep_done, drain_at, nbuf;
+    int oom; /* a buffer could not grow: the next pop fails */
     /* binary heap alternative (queue=1): owner ids ordered by (t, seq) */
     int heap;
     int32_t *h;
@@ -676,6 +708,54 @@ static inline void cq_insert(Queue *Q, int32_t id) {
     }
 }
 
+static ALWAYS_INLINE void cq_partners(Queue *Q, int32_t h);
+
+/* Append owner id to the buffer of epoch e (due after the epochs linked). */
+static inline int ep_append(Queue *Q, int64_t e, int32_t id) {
+    EpBuf *B = Q->eb + (e & Q->ep_mask);
+    if (B->len == B->cap) {
+        int64_t c = B->cap ? 2 * B->cap : 64;
+        int32_t *p = realloc(B->ids, sizeof(int32_t) * (size_t)c);
+        if (!p) {
+            Q->oom = 1;
+            return -1;
+        }
+        B->ids = p;
+        B->cap = c;
+    }
+    B->ids[B->len++] = id;
+    Q->nbuf++;
+    return 0;
+}
+
+/* Link the next epoch's pushes into the calendar, in push order (so equal times keep
+ * their insertion order: equal times share an epoch, and everything linked directly into
+ * an epoch was pushed after it was drained). Large populations only: a push far ahead
+ * otherwise touches a cold bucket and that bucket's last record (two cache misses at
+ * 10^6 sessions) and writes both; here it appends to a buffer whose end is in cache,
+ * and the drain walks an epoch's records with their reads overlapped, into buckets that
+ * are consecutive. Entries of an epoch a year (the buffer ring) or more later stay. */
+static void cq_drain(Queue *Q) {
+    int64_t e = Q->ep_done + 1;
+    EpBuf *B = Q->eb + (e & Q->ep_mask);
+    int32_t *ids = B->ids;
+    int64_t n = B->len, k = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (i + CQ_DRAIN_PF < n) PREFETCH(EVAT(Q, ids[i + CQ_DRAIN_PF]));
+        int32_t id = ids[i];
+        if ((vbucket(Q, EVAT(Q, id)->t) >> CQ_EPOCH) == e) {
+            cq_insert(Q, id);
+            if (CQ_DRAIN_PARTNERS) cq_partners(Q, id); /* what its event reads next */
+        } else {
+            ids[k++] = id;
+        }
+    }
+    Q->nbuf -= n - k;
+    B->len = k;
+    Q->ep_done = e;
+    Q->drain_at = ((e + 1) << CQ_EPOCH) - CQ_MARGIN;
+}
+
 /* The k-th smallest of a[0..n) (0-based; a is reordered): the value a full sort would put
  * at k, in O(n) (Hoare's selection; a sort of 10^6 times took ~0.1 s per layout). */
 static double kth_smallest(double *a, int64_t n, int64_t k) {
@@ -722,22 +802,50 @@ static int cq_layout(Queue *Q, const int32_t *order, int64_t m) {
         if (gap > 0.0 && isfinite(gap)) width = CQ_WIDTH * gap;
     }
     free(ts);
+    /* Epochs: with at least four per year (large populations only). The buffers are
+     * empty here (cq_rebuild empties them). The calendar then holds the records of the
+     * epochs linked only, less than 2^CQ_EPOCH + CQ_MARGIN buckets ahead of the current
+     * one, so its buckets are a ring of a few epochs (nb stays the year the epochs'
+     * buffers span): at 10^6 sessions 256 kB instead of 64-128 MB, swept in cache. */
+    Q->ep = Q->ahead && !Q->heap && nb >= ((int64_t)4 << CQ_EPOCH) && nb >= 8 * CQ_MARGIN;
+    int64_t nphys = nb;
+    if (Q->ep) {
+        while (nphys > 16 && nphys / 2 >= ((int64_t)2 << CQ_EPOCH) + 2 * CQ_MARGIN) nphys /= 2;
+    }
     free(Q->bk);
-    Q->bk = big_alloc(sizeof(Bucket) * (size_t)nb, 0);
+    Q->bk = big_alloc(sizeof(Bucket) * (size_t)nphys, 0);
     if (!Q->bk) return -1;
-    for (int64_t b = 0; b < nb; b++) {
+    for (int64_t b = 0; b < nphys; b++) {
         Q->bk[b].head = -1;
         Q->bk[b].tail = (int32_t)Q->n_sess; /* cq_plain: an empty bucket's tail (q_push_p) */
     }
     Q->nb = nb;
-    Q->mask = nb - 1;
+    Q->mask = nphys - 1;
     Q->n_grow = 2 * nb / CQ_ROOM;
     Q->inv_w = 1.0 / width;
-    Q->cur = m ? INT64_MAX : 0;
     Q->n = m;
+    Q->cur = m ? vbucket(Q, t_min) : 0; /* vbucket is monotone: the earliest bucket */
+    if (Q->ep) {
+        int64_t ne = nb >> CQ_EPOCH;
+        if (ne > Q->ep_cap) {
+            EpBuf *eb = realloc(Q->eb, sizeof(EpBuf) * (size_t)ne);
+            if (!eb) return -1;
+            memset(eb + Q->ep_cap, 0, sizeof(EpBuf) * (size_t)(ne - Q->ep_cap));
+            Q->eb = eb;
+            Q->ep_cap = ne;
+        }
+        Q->ep_mask = ne - 1;
+        Q->ep_done = Q->cur >> CQ_EPOCH;
+        Q->drain_at = ((Q->ep_done + 1) << CQ_EPOCH) - CQ_MARGIN;
+    }
     for (int64_t i = 0; i < m; i++) {
-        int64_t vb = vbucket(Q, EVAT(Q, order[i])->t);
-        if (vb < Q->cur) Q->cur = vb;
+        if (Q->ep) {
+            int64_t e = vbucket(Q, EVAT(Q, order[i])->t) >> CQ_EPOCH;
+            if (e > Q->ep_done) {
+                if (ep_append(Q, e, order[i]) < 0) return -1;
+                continue;
+            }
+        }
         cq_insert(Q, order[i]);
     }
     Q->pops = Q->steps = Q->pushes = Q->walks = 0;
@@ -753,10 +861,17 @@ static int cq_rebuild(Queue *Q) {
     if (!order) return -1;
     /* From the current bucket on: within a bucket records are in queue order, and equal
      * times share a bucket, so equal times keep their order. */
-    for (int64_t s = 0; s < Q->nb && m < n; s++) {
+    for (int64_t s = 0; s <= Q->mask && m < n - Q->nbuf; s++) {
         int64_t b = (Q->cur + s) & Q->mask;
         for (int32_t j = Q->bk[b].head; j >= 0; j = EVAT(Q, j)->next) order[m++] = j;
     }
+    /* then the buffered ones, each buffer in push order (equal times share a buffer) */
+    if (Q->ep)
+        for (int64_t b = 0; b <= Q->ep_mask; b++) {
+            for (int64_t i = 0; i < Q->eb[b].len; i++) order[m++] = Q->eb[b].ids[i];
+            Q->eb[b].len = 0;
+        }
+    Q->nbuf = 0;
     int rc = cq_layout(Q, order, m);
     free(order);
     return rc;
@@ -787,7 +902,11 @@ static ALWAYS_INLINE void q_push(Queue *Q, int32_t id, double t, int kind) {
     }
     Q->n++;
     Q->pushes++;
-    if (Q->ahead) {
+    if (Q->ep) {
+        int64_t ep = vbucket(Q, t) >> CQ_EPOCH;
+        if (ep > Q->ep_done) (void)ep_append(Q, ep, id); /* failure: the next pop fails */
+        else cq_insert(Q, id);
+    } else if (Q->ahead) {
         /* Large populations: link it CQ_DEFER pushes later (or before the pop it would
          * precede), its bucket and then that bucket's last record prefetched meanwhile:
          * a push otherwise waits for two cache misses in a row. Linking in push order
@@ -846,17 +965,29 @@ static inline void cq_ahead(Queue *Q, int32_t next) {
     if (Q->ahead_ses < Q->cur) Q->ahead_ses = Q->cur;
     while (Q->ahead_ses < Q->cur + CQ_AHEAD_SES) {
         int32_t h = Q->bk[++Q->ahead_ses & Q->mask].head;
-        if (h > Q->n_sess) { /* a call: its session, and the nodes its answer walks to */
+        if (!(CQ_DRAIN_PARTNERS && Q->ep)) cq_partners(Q, h);
+    }
+}
+
+/* Prefetch what the event of record h reads besides its record (see cq_ahead). */
+static ALWAYS_INLINE void cq_partners(Queue *Q, int32_t h) {
+    {
+        if (h > Q->n_sess) { /* a call: the lines its event reads (see the walk) */
             const Node *nd = Q->nodes + (h - Q->n_sess - 1);
-            PREFETCH(&Q->sess[nd->sess]);
-            /* the nodes after it in its turn's block (every line of each): its next
-             * sibling and, when that is a group, the group's first children (expanded
-             * depth first, so contiguous) */
-            int64_t i = h - Q->n_sess - 1, end = (i / Q->blk_nodes + 1) * Q->blk_nodes;
-            for (int64_t j = i + 1; j < end && j <= i + CQ_AHEAD_KIDS; j++)
-                for (size_t b = 0; b < sizeof(Node); b += 64)
-                    PREFETCH((const char *)&Q->nodes[j] + b);
-            if (nd->parent >= 0) PREFETCH(&Q->nodes[nd->parent]);
+            const int pseq = nd->ev.nkind & NK_PSEQ, last = nd->next < 0;
+            /* its session: where the turn may end, and for a 429's retry or failure */
+            if (last || nd->ev.kind != EV_DONE) PREFETCH(&Q->sess[nd->sess]);
+            if (pseq && !last) {
+                /* a sequence goes on: the nodes after it in its turn's block (every line
+                 * of each): its next sibling and, when that is a group, the group's first
+                 * children (expanded depth first, so contiguous) */
+                int64_t i = h - Q->n_sess - 1, end = (i / Q->blk_nodes + 1) * Q->blk_nodes;
+                for (int64_t j = i + 1; j < end && j <= i + CQ_AHEAD_KIDS; j++)
+                    for (size_t b = 0; b < sizeof(Node); b += 64)
+                        PREFETCH((const char *)&Q->nodes[j] + b);
+            } else if (nd->parent >= 0) { /* a group's pending count, or a sequence's end */
+                PREFETCH(&Q->nodes[nd->parent]);
+            }
         }
     }
 }
@@ -864,6 +995,7 @@ static inline void cq_ahead(Queue *Q, int32_t next) {
 /* Pop the earliest event: its owner id (-1 if empty; -2 on out-of-memory). */
 static ALWAYS_INLINE int32_t q_pop(Queue *Q) {
     if (Q->n == 0) return -1;
+    if (Q->oom) return -2;
     if (Q->heap) {
         int32_t top = Q->h[0];
         int64_t n = --Q->n;
@@ -902,6 +1034,7 @@ static ALWAYS_INLINE int32_t q_pop(Queue *Q) {
     int64_t cur0 = Q->cur;
     for (;;) {
         for (int64_t s = 0; s < Q->nb; s++) {
+            while (Q->ep && Q->cur >= Q->drain_at) cq_drain(Q);
             Bucket *B = Q->bk + (Q->cur & Q->mask);
             int32_t j = B->head;
             Ev *e = j >= 0 ? EVAT(Q, j) : NULL;
@@ -922,11 +1055,20 @@ static ALWAYS_INLINE int32_t q_pop(Queue *Q) {
         }
         /* Nothing due within a whole turn of the calendar: jump to the earliest. */
         int64_t best = INT64_MAX;
-        for (int64_t b = 0; b < Q->nb; b++) {
+        for (int64_t b = 0; b <= Q->mask; b++) {
             if (Q->bk[b].head >= 0) {
                 int64_t vb = vbucket(Q, EVAT(Q, Q->bk[b].head)->t);
                 if (vb < best) best = vb;
             }
+        }
+        if (Q->ep) { /* the calendar is empty (it holds less than a year): the buffers */
+            for (int64_t b = 0; b <= Q->ep_mask; b++)
+                for (int64_t i = 0; i < Q->eb[b].len; i++) {
+                    int64_t vb = vbucket(Q, EVAT(Q, Q->eb[b].ids[i])->t);
+                    if (vb < best) best = vb;
+                }
+            Q->ep_done = (best >> CQ_EPOCH) - 1;
+            Q->drain_at = ((Q->ep_done + 1) << CQ_EPOCH) - CQ_MARGIN;
         }
         Q->cur = best;
     }
@@ -1059,6 +1201,8 @@ static int q_reserve(Queue *Q, Node *nodes, int64_t M, int64_t cap) {
 }
 
 static void q_free(Queue *Q) {
+    for (int64_t b = 0; b < Q->ep_cap; b++) free(Q->eb[b].ids);
+    free(Q->eb);
     free(Q->bk);
     free(Q->h);
     free(Q->hseq);
@@ -1282,6 +1426,10 @@ typedef struct {
     int32_t *ntrow; /* trace mode: the trace row of a call's last attempt (-1: none) */
     NodeRt *nrt;    /* routed profiles: a call's CallPath */
     int32_t *free_blk;
+    /* each free block's last template (-1: none), so that a block taken again for the
+     * same turn type is only reset (see tpl_expand): on the free list's top, in cache,
+     * where an array by block was a cache miss per turn at 10^6 sessions */
+    int32_t *free_tag;
     int64_t n_blk, n_free;
     Queue Q;
     int32_t *now;
@@ -1345,9 +1493,15 @@ static int run_grow_blocks(Run *R) {
     int32_t *fr = realloc(R->free_blk, sizeof(int32_t) * (size_t)nb);
     if (!fr) return -1;
     R->free_blk = fr;
+    int32_t *ft = realloc(R->free_tag, sizeof(int32_t) * (size_t)nb);
+    if (!ft) return -1;
+    R->free_tag = ft;
     if (q_reserve(&R->Q, nodes, R->M, R->N + 1 + nb * R->M) < 0) return -1;
     /* New blocks are handed out lowest first. */
-    for (int64_t b = nb - 1; b >= R->n_blk; b--) R->free_blk[R->n_free++] = (int32_t)b;
+    for (int64_t b = nb - 1; b >= R->n_blk; b--) {
+        R->free_tag[R->n_free] = -1;
+        R->free_blk[R->n_free++] = (int32_t)b;
+    }
     R->n_blk = nb;
     return 0;
 }
@@ -1407,6 +1561,7 @@ static int64_t expand(const Prog *G, Node *nodes, uint64_t *nkey, NodeRt *nrt, i
         int64_t idx = base + pos;
         pos++;
         Node *nd = nodes + idx;
+        const int8_t pseq = par >= 0 && (nodes[par].ev.nkind & NK_KIND) == I_SEQ ? NK_PSEQ : 0;
         nd->parent = (int32_t)par;
         nd->sess = sess;
         nd->next = -1;
@@ -1420,7 +1575,7 @@ static int64_t expand(const Prog *G, Node *nodes, uint64_t *nkey, NodeRt *nrt, i
         }
         if (k == S_CALL) {
             int64_t site = G->sprog[3 * s + 1];
-            nd->ev.nkind = I_CALL;
+            nd->ev.nkind = I_CALL | pseq;
             nd->ev.site = (uint16_t)site;
             if (nrt) {
                 NodeRt *r = nrt + idx;
@@ -1437,7 +1592,7 @@ static int64_t expand(const Prog *G, Node *nodes, uint64_t *nkey, NodeRt *nrt, i
             ordinal++;
         } else if (k == S_SEQ) {
             nd->u.kids.first = nd->u.kids.last = -1;
-            nd->ev.nkind = I_SEQ;
+            nd->ev.nkind = I_SEQ | pseq;
             /* Push children last first so the first is expanded (and attached) first. */
             for (int64_t c = G->sprog[3 * s + 2] - 1; c >= 0; c--) {
                 stack[2 * sp] = G->schild[G->sprog[3 * s + 1] + c];
@@ -1448,7 +1603,7 @@ static int64_t expand(const Prog *G, Node *nodes, uint64_t *nkey, NodeRt *nrt, i
             int64_t cnt = (int64_t)draw(&G->D, G->sprog[3 * s + 2], tkey, ctr);
             ctr += 2;
             nd->u.kids.first = nd->u.kids.last = -1;
-            nd->ev.nkind = k == S_PAR ? I_PAR : I_SEQ;
+            nd->ev.nkind = (k == S_PAR ? I_PAR : I_SEQ) | pseq;
             for (int64_t c = 0; c < cnt; c++) {
                 stack[2 * sp] = G->sprog[3 * s + 1];
                 stack[2 * sp + 1] = idx;
@@ -1619,7 +1774,7 @@ static int tpl_build(const Prog *G, int64_t root, int64_t M, int64_t *stack, Tpl
     }
     int64_t n = expand(G, tp->nodes, tp->keys, NULL, root, 0, 0, stack, 0, tp->cpos, 1), nc = 0;
     for (int64_t i = 0; i < n; i++) {
-        if (tp->nodes[i].ev.nkind != I_CALL) continue;
+        if ((tp->nodes[i].ev.nkind & NK_KIND) != I_CALL) continue;
         const int64_t *sd = G->site_dist + 4 * tp->nodes[i].ev.site;
         Plan *pl = tp->plan + nc;
         for (int j = 0; j < 4; j++) {
@@ -1668,27 +1823,22 @@ static inline int32_t shift_link(int32_t v, int32_t base) { return v >= 0 ? v + 
  * the calls' keys left as their ordinals, as the template holds them). With reuse, the
  * block holds this template's last expansion, changed since only where the loop writes
  * without routes (fast): the pending event, retry-after and trace row (each written
- * before it is read), the attempts and pending children (restored here); the session
- * is set. */
+ * before it is read), the session, the attempts, the pending children and the measured
+ * flag (each set when the walk starts the node: a reused block's lines are cold, and a
+ * node not started yet is not touched). */
 static ALWAYS_INLINE void tpl_expand(const Prog *G, const Tpl *tp, Node *nodes, uint64_t *nkey,
                                      NodeRt *nrt, int64_t base, uint64_t tkey, int32_t sess,
                                      const int lazy, int reuse) {
     Node *dst = nodes + base;
     const int32_t b = (int32_t)base;
-    if (reuse) {
-        for (int64_t i = 0; i < tp->n; i++) {
-            Node *nd = dst + i;
-            nd->sess = sess;
-            nd->att = tp->nodes[i].att; /* a group's pending children, a call's attempts */
-        }
-    } else {
+    if (!reuse) {
         for (int64_t i = 0; i < tp->n; i++) {
             Node *nd = dst + i;
             *nd = tp->nodes[i];
             nd->sess = sess;
             nd->parent = shift_link(nd->parent, b);
             nd->next = shift_link(nd->next, b);
-            if (nd->ev.nkind != I_CALL) {
+            if ((nd->ev.nkind & NK_KIND) != I_CALL) {
                 nd->u.kids.first = shift_link(nd->u.kids.first, b);
                 nd->u.kids.last = shift_link(nd->u.kids.last, b);
             }
@@ -1788,13 +1938,12 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
     double *pst = !fast && O->n_pops > 0 ? O->pstats : NULL;
     int32_t *spop = NULL;
     Tpl *tpl = NULL;
-    /* Without routes (fast), each block's last template (-1: none), so that a block taken
-     * again for the same turn type is only reset (see tpl_expand). */
-    int32_t *btag = NULL;
-    int64_t n_btag = 0;
     /* Without routes (fast), the units of the sites whose token counts are fixed. */
     int8_t *sfix = NULL;
     double *sunits = NULL;
+    /* Sessions whose turn in progress is aborted, a bit each (the walk reads it where a
+     * sequence goes on; the session's line stays cold between its turn's start and end) */
+    uint64_t *abits = NULL;
 
     Lim lim;
     memset(&lim, 0, sizeof(lim));
@@ -1808,6 +1957,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
     double *last_exc = malloc(sizeof(double) * ((size_t)L + 1));
     /* one more: in the fast loop's queue, the record due at -inf (see EVP) */
     R->s = big_alloc(sizeof(Session) * (size_t)(N + 1), 1);
+    abits = calloc((size_t)(N + 63) / 64 + 1, sizeof(uint64_t));
     R->now_cap = M + 16;
     R->now = malloc(sizeof(int32_t) * (size_t)R->now_cap);
     R->lat_cap = 1024;
@@ -1817,7 +1967,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
         R->latp = malloc(sizeof(int32_t) * (size_t)R->lat_cap);
     }
     int rc = -1;
-    if (!stack || !wnode || !units || !rej || !last_exc || !R->s || !R->now ||
+    if (!stack || !wnode || !units || !rej || !last_exc || !R->s || !abits || !R->now ||
         !R->lat || (pst && (!spop || !R->latp)))
         goto done;
     if (pst) {
@@ -1958,18 +2108,10 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             int32_t blk = R->free_blk[--R->n_free];
             ss->blk = blk;
             int64_t base = (int64_t)blk * M;
-            int reuse = 0;
-            if (fast) {
-                if (n_btag < R->n_blk) {
-                    int32_t *nb = realloc(btag, sizeof(int32_t) * (size_t)R->n_blk);
-                    if (!nb) goto done;
-                    btag = nb;
-                    for (int64_t b = n_btag; b < R->n_blk; b++) btag[b] = -1;
-                    n_btag = R->n_blk;
-                }
-                reuse = btag[blk] == (int32_t)tt;
-                btag[blk] = tpl[tt].n > 0 ? (int32_t)tt : -1;
-            }
+            /* Without routes (fast), a block last expanded for this turn type's template is
+             * only reset (see tpl_expand). */
+            int reuse = fast && R->free_tag[R->n_free] == (int32_t)tt;
+            ss->btt = (int16_t)(fast && tpl[tt].n > 0 && tt < INT16_MAX ? tt : -1);
             NodeRt *nrt = routed ? R->nrt : NULL;
             if (tpl[tt].n > 0)
                 tpl_expand(G, tpl + tt, nodes, R->nkey, nrt, base, tkey, (int32_t)x, fast, reuse);
@@ -1977,6 +2119,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 (void)expand(G, nodes, R->nkey, nrt, G->turn_root[tt], base, tkey, stack,
                              (int32_t)x, NULL, fast);
             ss->start = t;
+            if (ss->flags & F_ABORTED) abits[x >> 6] &= ~(1ull << (x & 63));
             ss->flags = 0;
             if (t0 <= t && t < t1) {
                 ss->flags = F_MEASURED;
@@ -2034,7 +2177,10 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                     if (row >= 0) O->trace[row * TW + T_WAIT] = WAIT_GAVE_UP;
                     Session *ss = R->s + nodes[n].sess;
                     ss->flags |= F_FAILED;
-                    if (abort_turn) ss->flags |= F_ABORTED;
+                    if (abort_turn) {
+                        ss->flags |= F_ABORTED;
+                        abits[nodes[n].sess >> 6] |= 1ull << (nodes[n].sess & 63);
+                    }
                     if (ss->flags & F_MEASURED) {
                         cnt[K_CALLS_FAILED]++;
                         if (pst) pst[(int64_t)spop[nodes[n].sess] * PS_NCOL + K_CALLS_FAILED] += 1;
@@ -2055,13 +2201,19 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
         if (walk != W_NONE) {
             int32_t n = wn;
             int64_t sp = 0;
+            /* the walk's session, and whether its turn is measured (NK_MEAS or 0) */
+            const int32_t x = walk == W_START ? id : nodes[wn].sess;
+            const int8_t wmeas = walk == W_START ? (R->s[x].flags & F_MEASURED ? NK_MEAS : 0)
+                                                 : (nodes[wn].ev.nkind & NK_MEAS);
             if (walk == W_COMPLETE) goto w_complete;
         w_start: {
             Node *nd = nodes + n;
-            int32_t x = nd->sess;
-            Session *ss = R->s + x;
-            if (nd->ev.nkind == I_CALL) {
-                if (ss->flags & F_MEASURED) {
+            const int nk = nd->ev.nkind & NK_KIND;
+            nd->sess = x;
+            nd->ev.nkind = (int8_t)((nd->ev.nkind & ~NK_MEAS) | wmeas);
+            if (nk == I_CALL) {
+                nd->att = 0;
+                if (wmeas) {
                     cnt[K_CALLS]++;
                     if (pst) pst[(int64_t)spop[x] * PS_NCOL + K_CALLS] += 1;
                 }
@@ -2079,26 +2231,28 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 goto w_next;
             }
             int32_t c = nd->u.kids.first;
-            if (nd->ev.nkind == I_SEQ) {
-                if (c >= 0 && !(ss->flags & F_ABORTED)) {
+            if (nk == I_SEQ) {
+                if (c >= 0 && !(abits[x >> 6] >> (x & 63) & 1)) { /* not aborted */
                     n = c;
                     goto w_start;
                 }
                 goto w_complete;
             }
             if (c < 0) goto w_complete; /* I_PAR: launch every copy at this instant */
+            int32_t kids = 0;
             while (c >= 0) {
                 wnode[sp++] = c;
                 c = nodes[c].next;
+                kids++;
             }
+            nd->att = kids; /* children still running */
             goto w_next;
         }
         w_complete: {
             Node *nd = nodes + n;
-            int32_t x = nd->sess;
-            Session *ss = R->s + x;
             int32_t p = nd->parent;
             if (p < 0) { /* the turn has ended */
+                Session *ss = R->s + x;
                 int fl = ss->flags;
                 int64_t pp = pst ? spop[x] : 0;
                 double *ps = pst ? pst + pp * PS_NCOL : NULL;
@@ -2135,14 +2289,15 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 double nxt = ptab[pp * PP_NCOL + PP_MODE] == 0 ? t + ss->pause
                                                                : dmax(ss->start + ss->pause, t);
                 ss->turn++;
+                R->free_tag[R->n_free] = ss->btt;
                 R->free_blk[R->n_free++] = ss->blk;
                 ss->blk = -1;
                 QPUSH(x, &ss->ev, nxt, EV_TURN);
                 goto w_next;
             }
-            if (nodes[p].ev.nkind == I_SEQ) {
+            if (nd->ev.nkind & NK_PSEQ) {
                 int32_t nx = nd->next;
-                if (nx >= 0 && !(ss->flags & F_ABORTED)) {
+                if (nx >= 0 && !(abits[x >> 6] >> (x & 63) & 1)) { /* not aborted */
                     n = nx;
                     goto w_start;
                 }
@@ -2186,7 +2341,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 if (qfirst < 0) qlast = -1;
                 qn--;
                 inflight++;
-                if (R->s[nodes[n].sess].flags & F_MEASURED)
+                if (nodes[n].ev.nkind & NK_MEAS)
                     stats[K_PACE_WAIT] += t - R->nra[n];
                 if (now_add(R, &n_now, n) < 0) goto done;
             }
@@ -2200,7 +2355,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             int32_t x = nodes[n].sess;
             Session *ss = R->s + x;
             int64_t site = nd->ev.site;
-            int meas = (ss->flags & F_MEASURED) != 0;
+            int meas = (nd->ev.nkind & NK_MEAS) != 0; /* its turn's F_MEASURED */
             double mt = G->site_maxtok[site];
             const double *cf = G->coef + site * L * 5;
             /* Routed: choose the deployment (CallPath.choose), as Router.route does. */
@@ -2383,9 +2538,9 @@ done:
     if (tpl)
         for (int64_t tt = 0; tt < G->n_turns; tt++) tpl_free(tpl + tt);
     free(tpl);
-    free(btag);
     free(sfix);
     free(sunits);
+    free(abits);
     free(stack);
     free(wnode);
     free(units);
@@ -2396,6 +2551,7 @@ done:
     free(R->s);
     pool_free(R);
     free(R->free_blk);
+    free(R->free_tag);
     free(R->now);
     free(spop);
     if (rc < 0) {
