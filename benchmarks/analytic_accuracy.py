@@ -179,6 +179,27 @@ def workloads() -> list[tuple[str, Profile]]:
                  dag_profile("dag-10s-backoff", {"rpm": 500, "enforcement": _fixed("10s")},
                              {"max_retries": 5, "honour_retry_after": False,
                               "initial_delay": "0.1s", "max_delay": "0.5s"})))
+    # The hunt's sliding-window rows (tests/data): fan-outs of 22 calls admitted in part
+    # by a sliding 5 s TPM log at ~800 sessions, without and with SDK retries; the 1-3-1
+    # turn against a counted sliding 500 RPM window, retries ignoring the retry-after.
+    data = ROOT / "tests" / "data"
+    for name, stem in (
+            ("22-call fan-outs, 6M TPM, sliding 5 s window, Exp(300 s), no retries",
+             "sliding-loss-fanout-large-n"),
+            ("the same 22-call fan-outs, sliding 5 s window, SDK retries",
+             "sliding-herd-fanout-large-n"),
+            ("1-3-1 RPM counted sliding 10 s window, retry-after ignored, SDK backoff",
+             "counted-sliding-sdk-backoff"),
+            ("1-3-1 RPM counted sliding 10 s window, retry-after ignored, 0.1-0.5 s × 5",
+             "counted-sliding-fast-backoff")):
+        rows.append((name, load_profile(data / f"{stem}.yaml")))
+    # The same SDK backoff against a counted sliding 60 s window: storms are rare.
+    long = load_profile(data / "counted-sliding-sdk-backoff.yaml").model_dump(
+        mode="json", exclude_none=True)
+    long["name"] = "counted-sliding-sdk-backoff-60s"
+    long["quotas"]["q0"]["enforcement"]["window"] = "60s"
+    rows.append(("1-3-1 RPM counted sliding 60 s window, retry-after ignored, SDK backoff",
+                 profile_from_dict(long)))
     # Charges that do not divide the allowance: 13.75 calls of 4,000 input tokens per
     # 10 s window, of which a first-fit counter admits 13 (the hunt's finding).
     for retries, target in ((0, 0.05), (2, 0.01)):
