@@ -978,29 +978,15 @@ def _lindley_thinned(g: NDArray[np.float64], q: float, back: float, windows: int
     mean) after at most ``windows`` windows from empty."""
     if back >= 1.0 - 1e-12:
         return _window._lindley(g, q, windows=windows, rtol=rtol)
-    qi = math.floor(q + 0.5)
-    L = g.size
-    gh = np.fft.rfft(g)
-    k = np.arange(L - qi, dtype=np.float64)
-    y = np.zeros(L)
-    y[0] = 1.0
-    mean = 0.0
-    for _ in range(windows):
-        yt = np.trim_zeros(y, "b")
+
+    def thin(y: NDArray[np.float64]) -> NDArray[np.float64]:
         # Scaled by ``back`` (mean-preserving on the lattice): the binomial thinning of a
         # carry of many calls, in any unit.
-        yt = _rebin(np.arange(yt.size, dtype=np.float64) * back, yt) if back > 0 \
-            else np.ones(1)
-        z = np.fft.irfft(np.fft.rfft(yt[:L], L) * gh, L)
-        over = np.where(z[qi:] > 1e-250, z[qi:], 0.0)
-        y = np.zeros(L)
-        y[: over.size] = over
-        y[0] += max(0.0, 1.0 - float(over.sum()))
-        new = float(np.dot(k, over))
-        if new - mean <= rtol * new:
-            return y, new
-        mean = new
-    return y, mean
+        yt = np.trim_zeros(y, "b")
+        return (_rebin(np.arange(yt.size, dtype=np.float64) * back, yt) if back > 0
+                else np.ones(1))
+
+    return _window._lindley(g, q, windows=windows, rtol=rtol, thin=thin)
 
 
 def _effective_allowance(g: NDArray[np.float64], share: float, q: float) -> float:

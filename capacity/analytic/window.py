@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1033,8 +1034,9 @@ def _stop_loss(g: NDArray[np.float64], q: float, mean: float) -> float:
     return max(0.0, mean - q + short)
 
 
-def _lindley(g: NDArray[np.float64], q: float, windows: int = 30,
-             rtol: float = 1e-5) -> tuple[NDArray[np.float64], float]:
+def _lindley(g: NDArray[np.float64], q: float, windows: int = 30, rtol: float = 1e-5,
+             thin: Callable[[NDArray[np.float64]], NDArray[np.float64]] | None = None
+             ) -> tuple[NDArray[np.float64], float]:
     """Law of the carried load after ``windows`` windows of ``Y' = (S + Y − q)⁺`` from
     ``Y = 0`` (``S ~ g``, ``q`` lattice units), and its mean.
 
@@ -1043,7 +1045,9 @@ def _lindley(g: NDArray[np.float64], q: float, windows: int = 30,
     at most ``max_retries`` windows, so at and above saturation the carry is bounded by
     the window count instead (the callers pass ``2·(m + 1)``). The iterates grow with the
     load, so the ceiling search sees a monotone curve. The convolution is circular at the
-    length of ``g``, whose tail beyond it is negligible by construction.
+    length of ``g``, whose tail beyond it is negligible by construction. ``thin`` maps the
+    carry to the part that comes back into the next window (all of it by default; a
+    fleet's spilled retries are partly admitted upstream).
     """
     qi = math.floor(q + 0.5)
     L = g.size
@@ -1053,7 +1057,8 @@ def _lindley(g: NDArray[np.float64], q: float, windows: int = 30,
     y[0] = 1.0
     mean = 0.0
     for _ in range(windows):
-        z = np.fft.irfft(np.fft.rfft(y) * gh, L)
+        carried = thin(y) if thin is not None else y  # the carry that comes back
+        z = np.fft.irfft(np.fft.rfft(carried[:L], L) * gh, L)
         over = np.where(z[qi:] > 1e-250, z[qi:], 0.0)
         y = np.zeros(L)
         y[: over.size] = over
