@@ -173,6 +173,9 @@ def workloads() -> list[tuple[str, Profile]]:
     fan["name"] = "batch-sliding-fan10-5s"
     fan["session"]["think_time"] = "5s"
     rows.append(("the same fan-outs, 5 s think time, retries", profile_from_dict(fan)))
+    # A quota that meters one call in five: its 429s are a fifth of all attempts' share.
+    rows.append(("1-3-1 whose last call runs on a small model with its own 100 RPM quota",
+                 load_profile(ROOT / "tests" / "data" / "dilute-minor-quota.yaml")))
     # Retries that do not wait for the retry-after: a 0.1-0.5 s backoff brings most of
     # them back into the full window that refused them (the hunt's finding).
     rows.append(("1-3-1 RPM 10s windows, retry-after ignored, 0.1-0.5 s backoff × 5",

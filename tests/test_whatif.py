@@ -31,7 +31,11 @@ def test_size_round_trip(path: Path, sessions: int) -> None:
     sets = [d.set_path for d in result.to_raise]
     after = analyze(load_profile(path, sets))
     assert after.saturation_point >= sessions
-    # Minimal: one unit less on a raised dimension no longer carries them.
+    # Minimal: one unit less on a raised dimension no longer carries them — when one quota
+    # is raised. Several quotas share the target (their 429 shares of all attempts add
+    # up) and are each sized for a part of it, so one of them alone may then give a unit.
+    if len({d.quota for d in result.to_raise}) > 1:
+        return
     for d in result.to_raise:
         if d.enforcement == "token_bucket":
             continue  # continuous search, resolved to 0.1%

@@ -119,6 +119,7 @@ from capacity.analytic.model import (
     _lattice_step,
     constraint_model,
     cycle_time,
+    of_all_attempts,
 )
 from capacity.model.dist import Distribution, finest_step
 from capacity.model.quota import LimitSlot, limit_slots
@@ -1847,9 +1848,18 @@ def entry_result(wl: Workload, e: Entry, cycle_s: float, target: float,
         depth: float | None = c.depth
     else:
         window, allowance, depth = c.window_s, c.allowance, None
-    stats = e.model.stats
+    # A plain entry's 429s are a share of all attempts (the target's definition): it sees
+    # attempt_share of the calls. A spilling or fed entry keeps its own shares.
+    share = entry_share(wl, e)
+
+    def stats(n: int) -> WindowStats:
+        st: WindowStats = e.model.stats(n)
+        return of_all_attempts(st, share)
+
     search = getattr(e.model, "largest_meeting", None)
-    burst, at = search(target, cap) if search else _largest_meeting(stats, target, cap)
+    own = min(target / share, 0.999) if share < 1.0 else target
+    burst, at = search(own, cap) if search else _largest_meeting(e.model.stats, own, cap)
+    at = of_all_attempts(at, share)
     # Units per turn, as the mean ceiling implies (a fed slot's load depends on N).
     v = (wl.units_per_turn(c) if not fed_entry(e)
          else c.rate_per_s * cycle_s / mean_ceiling if math.isfinite(mean_ceiling)
@@ -1871,11 +1881,40 @@ def entry_result(wl: Workload, e: Entry, cycle_s: float, target: float,
     )
 
 
+def entry_share(wl: Workload, e: Entry) -> float:
+    """A plain entry's calls as a share of all calls (1 for spilling and fed entries,
+    whose shares are of the calls that could come to them)."""
+    if e.role == "plain" and not fed_entry(e):
+        return max(wl.attempt_share(e.c), 1e-12)
+    return 1.0
+
+
 def fleet_ceilings(wl: Workload, cyc: CycleTime, target: float,
                    sessions: int | None = None) -> list[ConstraintResult]:
     """Ceilings of every constraint of a routed profile (spilling ones flagged)."""
     fm = fleet_models(wl, cyc)
     return [entry_result(wl, e, cyc.cycle_s, target, sessions) for e in fm.entries]
+
+
+def fleet_burst(wl: Workload, fm: FleetModels, results: list[ConstraintResult],
+                target: float) -> int:
+    """The fleet's burst-aware ceiling: the plain entries' 429 shares of all attempts
+    summed (:func:`capacity.analytic.model.joint_ceiling`), and no more than any other
+    visible entry's own ceiling."""
+    from capacity.analytic.model import joint_ceiling
+
+    plain = [(e, r) for e, r in zip(fm.entries, results, strict=True)
+             if r.spill_to is None and e.role == "plain" and not fed_entry(e)]
+    others = [r.burst_ceiling for e, r in zip(fm.entries, results, strict=True)
+              if r in visible_results(results) and all(r is not p for _, p in plain)]
+
+    def of_all(e: Entry) -> Callable[[int], WindowStats]:
+        share = entry_share(wl, e)
+        return lambda n: of_all_attempts(e.model.stats(n), share)
+
+    best = (joint_ceiling([r for _, r in plain], [of_all(e) for e, _ in plain], target)
+            if plain else None)
+    return min([x for x in [best, *others] if x is not None])
 
 
 def visible_results(results: list[ConstraintResult]) -> list[ConstraintResult]:
@@ -1895,7 +1934,8 @@ def analyze_fleet(profile: Profile, wl: Workload,
     results = [dataclasses.replace(r, binding=r is binding) for r in results]
     binding = next(r for r in results if r.binding)
     mean_ceiling = min(r.mean_ceiling for r in visible_results(results))
-    at = sessions if sessions is not None else binding.burst_ceiling
+    burst = fleet_burst(wl, fm, results, target)
+    at = sessions if sessions is not None else burst
     notes = tuple(route_notes(fm, at, sessions is not None, profile.cooldown is not None))
     pause = profile.session.pause
     sens = None
@@ -1904,8 +1944,10 @@ def analyze_fleet(profile: Profile, wl: Workload,
         out = []
         for v in (lo, hi):
             c2 = cycle_time(wl, Distribution.fixed(v, "duration"))
-            res = visible_results(fleet_ceilings(wl, c2, target))
-            out.append((min(r.mean_ceiling for r in res), min(r.burst_ceiling for r in res)))
+            fm2 = fleet_models(wl, c2)
+            res = [entry_result(wl, e, c2.cycle_s, target, None) for e in fm2.entries]
+            out.append((min(r.mean_ceiling for r in visible_results(res)),
+                        fleet_burst(wl, fm2, res, target)))
         sens = PauseSensitivity(profile.session.mode, lo, hi, out[0][0], out[1][0],
                                 out[0][1], out[1][1], math.isfinite(pause.upper))
     return CeilingResult(
@@ -1913,7 +1955,7 @@ def analyze_fleet(profile: Profile, wl: Workload,
         targets={"max_429_fraction": target,
                  "p95_turn_latency_s": profile.targets.p95_turn_latency},
         cycle=cyc, calls_per_turn=wl.calls_per_turn(), constraints=tuple(results),
-        mean_ceiling=mean_ceiling, burst_ceiling=binding.burst_ceiling, binding=binding,
+        mean_ceiling=mean_ceiling, burst_ceiling=burst, binding=binding,
         sensitivity=sens, sessions=sessions, notes=notes,
     )
 

@@ -56,8 +56,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -654,7 +655,14 @@ def _largest_meeting(stats_fn: Any, target: float, hi: int) -> tuple[int, Window
 def constraint_ceiling(wl: Workload, c: Constraint, cycle_s: float, target: float,
                        sessions: int | None = None,
                        min_cycle_s: float | None = None) -> ConstraintResult:
-    """Mean-value and burst-aware ceilings of one constraint (see module docstring)."""
+    """Mean-value and burst-aware ceilings of one constraint (see module docstring).
+
+    The target is a share of *all* attempts (the simulated search's definition): a quota
+    that sees one call in five may turn away five times the target of its own calls
+    (:meth:`Workload.attempt_share`); its reported 429 fractions are shares of all
+    attempts too. Quotas that refuse at the same N add up (:func:`joint_ceiling`).
+    """
+    share = max(wl.attempt_share(c), 1e-12)
     v = wl.units_per_turn(c)
     per_session_per_s = v / cycle_s
     mean_ceiling = c.rate_per_s / per_session_per_s if per_session_per_s > 0 else math.inf
@@ -673,8 +681,10 @@ def constraint_ceiling(wl: Workload, c: Constraint, cycle_s: float, target: floa
     stats_fn = model.stats
     # A model may know a cheaper way to the same bisection (e.g. a bracket from bounds).
     search = getattr(model, "largest_meeting", None)
-    burst, at = search(target, cap) if search else _largest_meeting(stats_fn, target, cap)
-    at_n = stats_fn(sessions) if sessions is not None else None
+    own = min(target / share, 0.999) if share < 1.0 else target
+    burst, at = search(own, cap) if search else _largest_meeting(stats_fn, own, cap)
+    at = of_all_attempts(at, share)
+    at_n = of_all_attempts(stats_fn(sessions), share) if sessions is not None else None
     util = sessions * per_session_per_s / c.rate_per_s if sessions is not None else None
     return ConstraintResult(
         quota=c.quota, dimension=c.dim, unit=c.unit, limit=c.limit,
@@ -685,6 +695,68 @@ def constraint_ceiling(wl: Workload, c: Constraint, cycle_s: float, target: floa
         method=at.method if at else stats_fn(1).method, at_burst_ceiling=at,
         at_sessions=at_n, utilisation_at_sessions=util, one_event_exceeds=one_event_exceeds,
     )
+
+
+@overload
+def of_all_attempts(st: WindowStats, share: float) -> WindowStats: ...
+@overload
+def of_all_attempts(st: None, share: float) -> None: ...
+def of_all_attempts(st: WindowStats | None, share: float) -> WindowStats | None:
+    """``st``'s 429 fractions as shares of all attempts (the constraint's calls are
+    ``share`` of them)."""
+    if st is None or share >= 1.0:
+        return st
+    return dataclasses.replace(
+        st, loss_fraction=st.loss_fraction * share,
+        call_429_fraction=None if st.call_429_fraction is None
+        else st.call_429_fraction * share,
+        call_failure_fraction=None if st.call_failure_fraction is None
+        else st.call_failure_fraction * share)
+
+
+def joint_ceiling(results: list[ConstraintResult],
+                  stats: list[Callable[[int], WindowStats]], target: float) -> int:
+    """Largest N, up to the smallest per-constraint ceiling, at which the quotas' 429
+    shares of all attempts (``stats``, aligned with ``results``) stay within ``target``
+    together: different quotas meter different attempts (other models, deployments) and
+    add up, while each alone was held to the whole target; the dimensions of one quota
+    (its RPM and TPM) meter the same attempts, overflowing in the same bursts, and count
+    by the largest. Only constraints within 1.5× of the smallest ceiling take part (far
+    below its own ceiling a constraint's share is negligible)."""
+    low = min(r.burst_ceiling for r in results)
+    near = [(r.quota, f) for r, f in zip(results, stats, strict=True)
+            if r.burst_ceiling <= 1.5 * low + 1]
+    if len({q for q, _ in near}) < 2 or low <= 0:
+        return low
+
+    def meets(n: int) -> bool:
+        by_quota: dict[str, float] = {}
+        for quota, f in near:
+            by_quota[quota] = max(by_quota.get(quota, 0.0), f(n).loss_fraction)
+        return math.fsum(by_quota.values()) <= target * (1.0 + 1e-9)
+
+    if meets(low):
+        return low
+    lo, hi = 0, low
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if meets(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _joint(wl: Workload, cyc: CycleTime, results: list[ConstraintResult],
+           target: float) -> int:
+    """:func:`joint_ceiling` of a profile without routes or populations."""
+    def of_all(c: Constraint) -> Callable[[int], WindowStats]:
+        model = constraint_model(wl, c, cyc.cycle_s, cyc.min_cycle_s)
+        share = wl.attempt_share(c)
+        return lambda n: of_all_attempts(model.stats(n), share)
+
+    active = [c for c in wl.constraints if wl.units_per_turn(c) > 0]
+    return joint_ceiling(results, [of_all(c) for c in active], target)
 
 
 @dataclass(frozen=True)
@@ -876,6 +948,7 @@ def _analyze(profile: Profile, sessions: int | None,
     target = profile.targets.max_429_fraction
     cyc = cycle_time(wl)
     results = _ceilings(wl, cyc, target, sessions)
+    burst = _joint(wl, cyc, results, target)
     binding = _pick_binding(results)
     results = [
         ConstraintResult(**{**r.__dict__, "binding": r is binding}) for r in results
@@ -895,7 +968,7 @@ def _analyze(profile: Profile, sessions: int | None,
         targets={"max_429_fraction": target,
                  "p95_turn_latency_s": profile.targets.p95_turn_latency},
         cycle=cyc, calls_per_turn=wl.calls_per_turn(), constraints=tuple(results),
-        mean_ceiling=mean_ceiling, burst_ceiling=binding.burst_ceiling, binding=binding,
+        mean_ceiling=mean_ceiling, burst_ceiling=burst, binding=binding,
         sensitivity=sens, sessions=sessions, notes=notes,
     )
 
@@ -909,7 +982,7 @@ def _sensitivity(wl: Workload, target: float) -> PauseSensitivity | None:
     for v in (lo, hi):
         cyc = cycle_time(wl, Distribution.fixed(v, "duration"))
         res = _ceilings(wl, cyc, target)
-        out.append((min(r.mean_ceiling for r in res), min(r.burst_ceiling for r in res)))
+        out.append((min(r.mean_ceiling for r in res), _joint(wl, cyc, res, target)))
     return PauseSensitivity(wl.profile.session.mode, lo, hi, out[0][0], out[1][0],
                             out[0][1], out[1][1], math.isfinite(pause.upper))
 

@@ -56,6 +56,7 @@ from capacity.analytic.model import (
     bucket_step,
     compound_bucket,
     cycle_time,
+    of_all_attempts,
 )
 from capacity.errors import CapacityError
 from capacity.model.dist import Distribution
@@ -123,6 +124,16 @@ class PopulationView:
         """Mean offered load (units per second) on ``c`` at N = ``n``."""
         counts = self.profile.split(n)
         return math.fsum(counts[p.name] * self.rate(p, c) for p in self.parts)
+
+    def attempt_share(self, c: Constraint, n: int) -> float:
+        """``c``'s calls as a share of all calls at N = ``n`` (held sessions beside):
+        its 429s are this share of all attempts'."""
+        counts = self.profile.split(max(n, 1))
+        on = math.fsum(counts[p.name] * p.wl.calls_per_turn_on(self._own(p, c))
+                       / p.cycle.cycle_s for p in self.parts)
+        total = math.fsum(counts[p.name] * p.wl.calls_per_turn() / p.cycle.cycle_s
+                          for p in self.parts)
+        return min(1.0, on / total) if total > 0 else 1.0
 
     def held_load(self, c: Constraint) -> float:
         """Units per second the held populations charge to ``c``."""
@@ -376,7 +387,10 @@ def population_ceiling(pv: PopulationView, c: Constraint, target: float,
     mean_ceiling = pv.mean_ceiling(c)
     cap = math.floor(mean_ceiling + 1e-9) if math.isfinite(mean_ceiling) else 1_000_000
     model = pv.model(c)
-    burst, at = model.largest_meeting(target, cap)
+    # The target is a share of all attempts: c sees `share` of the calls near its ceiling.
+    share = max(pv.attempt_share(c, min(cap, 1_000_000)), 1e-12)
+    burst, at = model.largest_meeting(min(target / share, 0.999) if share < 1 else target, cap)
+    at = of_all_attempts(at, share)
     if c.enforcement == "token_bucket":
         window = allowance = None
         depth: float | None = c.depth
@@ -389,7 +403,8 @@ def population_ceiling(pv: PopulationView, c: Constraint, target: float,
     per = pv.varying_rate(c)
     # Units per turn of the varying mix: its load per session ÷ its turns per session.
     turns = math.fsum((p.share or 0.0) / p.cycle.cycle_s for p in pv.parts)
-    at_n = model.stats(sessions) if sessions is not None else None
+    at_n = (of_all_attempts(model.stats(sessions), pv.attempt_share(c, sessions))
+            if sessions is not None else None)
     util = pv.load(c, sessions) / c.rate_per_s if sessions is not None else None
     return ConstraintResult(
         quota=c.quota, dimension=c.dim, unit=c.unit, limit=c.limit,
@@ -426,6 +441,7 @@ def analyze_populations(profile: Profile, sessions: int | None = None) -> Any:
                for c in pv.constraints() if pv.touches(c)]
     if not results:
         raise CapacityError(f"profile {profile.title!r}: no population's calls touch a quota")
+    burst = joint_populations(pv, results, target)
     binding = _pick_binding(results)
     results = [dataclasses.replace(r, binding=r is binding) for r in results]
     binding = next(r for r in results if r.binding)
@@ -437,10 +453,24 @@ def analyze_populations(profile: Profile, sessions: int | None = None) -> Any:
                  "p95_turn_latency_s": profile.targets.p95_turn_latency},
         cycle=main.cycle, calls_per_turn=main.wl.calls_per_turn(),
         constraints=tuple(results), mean_ceiling=min(r.mean_ceiling for r in results),
-        burst_ceiling=binding.burst_ceiling, binding=binding,
+        burst_ceiling=burst, binding=binding,
         sensitivity=pause_sensitivity(pv, target),
         sessions=sessions, notes=tuple(notes),
         populations=population_info(pv))
+
+
+def joint_populations(pv: PopulationView, results: list[ConstraintResult],
+                      target: float) -> int:
+    """:func:`capacity.analytic.model.joint_ceiling` over the populations' constraints
+    (``results`` in the order of the constraints the populations touch)."""
+    from capacity.analytic.model import joint_ceiling
+
+    def of_all(c: Constraint) -> Callable[[int], WindowStats]:
+        model = pv.model(c)
+        return lambda n: of_all_attempts(model.stats(n), pv.attempt_share(c, n))
+
+    active = [c for c in pv.constraints() if pv.touches(c)]
+    return joint_ceiling(results, [of_all(c) for c in active], target)
 
 
 def pause_sensitivity(pv: PopulationView, target: float) -> PauseSensitivity | None:
@@ -458,7 +488,7 @@ def pause_sensitivity(pv: PopulationView, target: float) -> PauseSensitivity | N
         at = PopulationView(pv.profile, (dataclasses.replace(main, cycle=cyc),
                                          *pv.parts[1:]))
         res = [population_ceiling(at, c, target) for c in at.constraints() if at.touches(c)]
-        out.append((min(r.mean_ceiling for r in res), min(r.burst_ceiling for r in res)))
+        out.append((min(r.mean_ceiling for r in res), joint_populations(at, res, target)))
     return PauseSensitivity(main.profile.session.mode, lo, hi, out[0][0], out[1][0],
                             out[0][1], out[1][1], math.isfinite(pause.upper))
 
@@ -562,28 +592,42 @@ def _mixed_sweep_models(pv: PopulationView) -> tuple[
     return models, utilisation, res.binding.name, {r: spill_of(r) for r in fm.spill}
 
 
-def size_populations(profile: Profile, sessions: int, target: float) -> tuple[Any, ...]:
-    """For ``capacity size``: per constraint, the smallest limit (same enforcement) whose
-    burst-aware 429 share at N = ``sessions`` (held populations beside it) is within
-    ``target`` and whose mean load fits."""
+def populations_share(profile: Profile, sessions: int, name: str) -> float:
+    """Constraint ``name``'s 429 share of all attempts at N = ``sessions``, at its current
+    limit."""
+    pv = view(profile)
+    c = next(x for x in pv.constraints() if x.name == name)
+    return of_all_attempts(pv.model(c).stats(sessions),
+                           pv.attempt_share(c, sessions)).loss_fraction
+
+
+def size_populations(profile: Profile, sessions: int, target: float,
+                     only: str | None = None) -> tuple[Any, ...]:
+    """For ``capacity size``: per constraint (``only``: that one), the smallest limit
+    (same enforcement) whose burst-aware 429 share of all attempts at N = ``sessions``
+    (held populations beside it) is within ``target`` and whose mean load fits."""
     from capacity.whatif.ceiling import DimensionSize, _size_search
 
     pv = view(profile)
     out = []
     for c in pv.constraints():
-        if not pv.touches(c):
+        if not pv.touches(c) or (only is not None and c.name != only):
             continue
         load = pv.load(c, sessions)
         mean_limit = load * c.period_s
+        share = pv.attempt_share(c, sessions)
 
-        def ok(limit: float, c: Constraint = c, load: float = load) -> bool:
+        def ok(limit: float, c: Constraint = c, load: float = load,
+               share: float = share) -> bool:
             c2 = dataclasses.replace(c, limit=limit)
             if load > c2.rate_per_s * (1 + 1e-12):
                 return False
-            return pv.model(c2).stats(sessions).loss_fraction <= target
+            return of_all_attempts(pv.model(c2).stats(sessions),
+                                   share).loss_fraction <= target
 
         req = _size_search(c, mean_limit, ok)
-        at = pv.model(dataclasses.replace(c, limit=req)).stats(sessions)
+        at = of_all_attempts(pv.model(dataclasses.replace(c, limit=req)).stats(sessions),
+                             share)
         out.append(DimensionSize(c.quota, c.dim, c.unit, c.limit, req, mean_limit,
                                  c.enforcement, c.window_s if c.enforcement != "token_bucket"
                                  else None, at))
@@ -591,7 +635,8 @@ def size_populations(profile: Profile, sessions: int, target: float) -> tuple[An
 
 
 __all__ = ["PopulationModel", "PopulationView", "analyze_populations", "blend",
-           "blend_bucket", "population_ceiling", "size_populations", "sweep_models", "view"]
+           "blend_bucket", "population_ceiling", "populations_share", "size_populations",
+           "sweep_models", "view"]
 
 
 # ---------------------------------------------------------------------------------------

@@ -225,6 +225,15 @@ class MixedCost(CallCost):
         return out
 
 
+def charged_share(cost: CallCost | None) -> float:
+    """Chance that one call (copy) is charged on the slot at all (0 or 1 unrouted)."""
+    if cost is None:
+        return 0.0
+    if isinstance(cost, MixedCost):
+        return math.fsum(s for s, c in cost.parts if c is not None and c.mean > 0)
+    return 1.0 if cost.mean > 0 else 0.0
+
+
 def _route_calls(profile: Profile) -> dict[str, list[tuple[CallSpec, float]]]:
     """Per logical model, its calls with their exact mean launches per turn (mix-weighted)."""
     total = sum(t.weight for t in profile.session.turns.values())
@@ -718,6 +727,25 @@ class Workload:
             for call in ev.batch.calls()}
         return sum(t.probability * ev.rate * batch_units_mean(ev.batch, ones)
                    for t in self.turns for ev in t.events)
+
+    def calls_per_turn_on(self, c: Constraint) -> float:
+        """Mean calls (copies) per turn that constraint ``c`` charges at all: a routed
+        copy counts with the share of its targets that touch ``c``."""
+        ones: dict[int, CallCost | None] = {}
+        for t in self.turns:
+            for ev in t.events:
+                for call in ev.batch.calls():
+                    p = charged_share(c.costs.get(id(call)))
+                    ones[id(call)] = (MixedCost("requests", parts=(
+                        (p, CallCost("requests")), (1.0 - p, None))) if p > 0 else None)
+        return sum(t.probability * ev.rate * batch_units_mean(ev.batch, ones)
+                   for t in self.turns for ev in t.events)
+
+    def attempt_share(self, c: Constraint) -> float:
+        """``c``'s calls as a share of all calls: its 429s are this share of the
+        attempts' (the 429 target is a share of all attempts)."""
+        total = self.calls_per_turn()
+        return min(1.0, self.calls_per_turn_on(c) / total) if total > 0 else 1.0
 
     def calls_per_turn_type(self) -> list[float]:
         """Mean calls per turn of each turn type."""

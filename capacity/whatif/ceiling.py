@@ -21,6 +21,7 @@ from capacity.analytic.model import (
     analyze,
     constraint_model,
     cycle_time,
+    of_all_attempts,
 )
 from capacity.errors import CapacityError, ParameterError
 from capacity.jsonsafe import clean as _clean
@@ -300,7 +301,38 @@ class SizeResult:
 
 
 def _stats(wl: Workload, c: Constraint, cyc: CycleTime, n: int) -> WindowStats:
-    return constraint_model(wl, c, cyc.cycle_s, cyc.min_cycle_s).stats(n)
+    """``c``'s statistics at ``n`` sessions, its 429s as shares of all attempts."""
+    return of_all_attempts(constraint_model(wl, c, cyc.cycle_s, cyc.min_cycle_s).stats(n),
+                           wl.attempt_share(c))
+
+
+def split_target(dims: tuple[DimensionSize, ...], target: float,
+                 resize: Callable[[DimensionSize, float], DimensionSize],
+                 at_current: Callable[[DimensionSize], float]
+                 ) -> tuple[DimensionSize, ...]:
+    """Quotas sized each on its own at the whole target may, refusing at the same N, add
+    up past it (the target is one share of all attempts; one quota's dimensions count by
+    the largest, as :func:`capacity.analytic.model.joint_ceiling` counts them). Then the
+    quotas to raise are sized again, each for its part of what the others leave
+    (``at_current``: a dimension's 429 share at its current limit, when not raised), in
+    proportion to its share at N. A quota under 1% of the target takes no part."""
+    raised: dict[str, float] = {}
+    kept: dict[str, float] = {}
+    for d in dims:
+        if d.required_limit > d.current_limit:
+            x = d.at_required.loss_fraction if d.at_required is not None else 0.0
+            raised[d.quota] = max(raised.get(d.quota, 0.0), x)
+        else:
+            kept[d.quota] = max(kept.get(d.quota, 0.0), at_current(d))
+    kept = {q: x for q, x in kept.items() if q not in raised and x >= 0.01 * target}
+    raised = {q: x for q, x in raised.items() if x >= 0.01 * target}
+    room = target - math.fsum(kept.values())
+    total = math.fsum(raised.values())
+    if not raised or total <= room * (1.0 + 1e-9):
+        return dims
+    return tuple(resize(d, max(room, 0.0) * raised[d.quota] / total)
+                 if d.quota in raised and d.required_limit > d.current_limit else d
+                 for d in dims)
 
 
 def _meets(wl: Workload, c: Constraint, cyc: CycleTime, n: int, target: float) -> bool:
@@ -554,6 +586,7 @@ def size(profile: Profile, sessions: int, *, method: str = "analytic",
             fleet_needs_mix,
             mixed_profile,
             population_info,
+            populations_share,
             size_populations,
             view,
         )
@@ -567,10 +600,18 @@ def size(profile: Profile, sessions: int, *, method: str = "analytic",
             dims = size_fleet(mwl, cycle_time(mwl), sum(counts.values()), target, max_spill)
         else:
             dims = size_populations(profile, sessions, target)
+            dims = split_target(dims, target, lambda d, t: size_populations(
+                profile, sessions, t, only=f"{d.quota}.{d.dimension}")[0],
+                lambda d: populations_share(profile, sessions, f"{d.quota}.{d.dimension}"))
+    elif profile.routes:
+        dims = size_fleet(wl, cyc, sessions, target, max_spill)
     else:
-        dims = (size_fleet(wl, cyc, sessions, target, max_spill) if profile.routes else
-                tuple(size_constraint(wl, c, cyc, sessions, target)
-                      for c in wl.constraints if wl.units_per_turn(c) > 0))
+        active = {c.name: c for c in wl.constraints if wl.units_per_turn(c) > 0}
+        dims = tuple(size_constraint(wl, c, cyc, sessions, target) for c in active.values())
+        dims = split_target(dims, target, lambda d, t: size_constraint(
+            wl, active[f"{d.quota}.{d.dimension}"], cyc, sessions, t),
+            lambda d: _stats(wl, active[f"{d.quota}.{d.dimension}"], cyc,
+                             sessions).loss_fraction)
     result = SizeResult(profile.title, sessions, target, dims,
                         max_spill=max_spill if profile.routes else None,
                         populations=populations)
