@@ -469,6 +469,11 @@ def bucket_chain(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
         # Routed deployments are the fleet model's (:mod:`capacity.analytic.fleet`): a
         # spilling bucket there needs only the bound, and has its own exact requests chain.
         return None
+    # The chain holds at most ~47 mean calls (fits_chain): a deeper bucket is the bound's,
+    # known before any launch law is built (they cost a lognormal lattice each).
+    calls = wl.calls_per_turn_on(c)
+    if calls > 0 and c.depth > 64.0 * wl.units_per_turn(c) / calls:
+        return None
     retry = retry_model(wl.profile, c)
     top = c.depth + h
     count = np.zeros(1)
@@ -751,9 +756,15 @@ def _joint(wl: Workload, cyc: CycleTime, results: list[ConstraintResult],
            target: float) -> int:
     """:func:`joint_ceiling` of a profile without routes or populations."""
     def of_all(c: Constraint) -> Callable[[int], WindowStats]:
-        model = constraint_model(wl, c, cyc.cycle_s, cyc.min_cycle_s)
-        share = wl.attempt_share(c)
-        return lambda n: of_all_attempts(model.stats(n), share)
+        # Built when first asked: with one quota near the smallest ceiling, never.
+        built: list[Any] = []
+
+        def stats(n: int) -> WindowStats:
+            if not built:
+                built.append(constraint_model(wl, c, cyc.cycle_s, cyc.min_cycle_s))
+            st: WindowStats = built[0].stats(n)
+            return of_all_attempts(st, wl.attempt_share(c))
+        return stats
 
     active = [c for c in wl.constraints if wl.units_per_turn(c) > 0]
     return joint_ceiling(results, [of_all(c) for c in active], target)
