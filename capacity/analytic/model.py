@@ -734,22 +734,13 @@ def joint_ceiling(results: list[ConstraintResult],
     if len({q for q, _ in near}) < 2 or low <= 0:
         return low
 
-    def meets(n: int) -> bool:
+    def together(n: int) -> WindowStats:
         by_quota: dict[str, float] = {}
         for quota, f in near:
             by_quota[quota] = max(by_quota.get(quota, 0.0), f(n).loss_fraction)
-        return math.fsum(by_quota.values()) <= target * (1.0 + 1e-9)
+        return WindowStats(n, 0.0, 0.0, math.fsum(by_quota.values()), "quotas together")
 
-    if meets(low):
-        return low
-    lo, hi = 0, low
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if meets(mid):
-            lo = mid
-        else:
-            hi = mid
-    return lo
+    return _largest_meeting(together, target * (1.0 + 1e-9), low)[0]
 
 
 def _joint(wl: Workload, cyc: CycleTime, results: list[ConstraintResult],
