@@ -59,3 +59,15 @@ def test_cli_check_gate_fails_on_an_unreachable_latency_target() -> None:
                          capture_output=True, text=True, timeout=120)
     data = json.loads(out.stdout)
     assert data["saturation_point"] == 0 and data["latency_bound"] is True
+
+
+def test_simulated_head_names_the_latency_target_when_it_alone_binds() -> None:
+    """20% slower generation: the simulated search stops at 0 on the latency target alone,
+    and the head line says so rather than naming the quota."""
+    out = subprocess.run([sys.executable, "-m", "capacity", "ceiling", str(WEB), "--seed", "1",
+                          "--replications", "4", "--horizon", "30m", "-q", "--set",
+                          "models.gpt-4o.tokens_per_second=28"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    text = " ".join(out.stdout.split())
+    assert "0 sessions (simulated; the p95 turn-latency target binds first)" in text

@@ -158,8 +158,9 @@ def report_page(*, ceiling: Any, sweep: Any, compare: Any | None,
     r = ceiling
     sim = r.simulated
     by = "simulated" if sim is not None else "burst-aware model"
-    binding = ("the p95 turn-latency target" if r.latency_bound and sim is None
-               else r.binding.name)
+    latency = (r.latency_bound if sim is None
+               else tuple(sim.binding) == ("p95_turn_latency",))
+    binding = "the p95 turn-latency target" if latency else r.binding.name
     parts = [
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
         f"<title>Capacity report: {_e(r.profile)}</title><style>{_CSS}</style></head><body>",
