@@ -749,12 +749,13 @@ def _joint(wl: Workload, cyc: CycleTime, results: list[ConstraintResult],
     def of_all(c: Constraint) -> Callable[[int], WindowStats]:
         # Built when first asked: with one quota near the smallest ceiling, never.
         built: list[Any] = []
+        share = wl.attempt_share(c)
 
         def stats(n: int) -> WindowStats:
             if not built:
                 built.append(constraint_model(wl, c, cyc.cycle_s, cyc.min_cycle_s))
             st: WindowStats = built[0].stats(n)
-            return of_all_attempts(st, wl.attempt_share(c))
+            return of_all_attempts(st, share)
         return stats
 
     active = [c for c in wl.constraints if wl.units_per_turn(c) > 0]

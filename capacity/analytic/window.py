@@ -1527,8 +1527,7 @@ def first_fit_crossing(call_pmf: NDArray[np.float64], step: float, q: float,
         # E[C_τ; S_{τ−1} = s] = u(s)·Σ_{c > gap} c f(c)
         tail = np.cumsum((k * f)[::-1])[::-1]  # Σ_{c ≥ x} c f(c)
         nxt = np.minimum(gap + 1, f.size - 1)
-        cross = float(_dot(np.where(ok & (gap + 1 < f.size), u * tail[nxt], 0.0),
-                           np.ones(qi + 1))) / m
+        cross = float(np.where(ok & (gap + 1 < f.size), u * tail[nxt], 0.0).sum()) / m
     mean_room = (float(_dot(np.arange(K), room)) + frac) * step
     return Crossing(room, mean_room, cross * step, f, step)
 

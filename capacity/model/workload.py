@@ -679,6 +679,9 @@ class Workload:
     profile: Profile
     turns: tuple[TurnType, ...]
     constraints: tuple[Constraint, ...]
+    # attempt_share by constraint name: a constraint's calls do not change with its limit,
+    # which the ceiling and size searches vary.
+    _shares: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_profile(cls, profile: Profile) -> Workload:
@@ -744,8 +747,12 @@ class Workload:
     def attempt_share(self, c: Constraint) -> float:
         """``c``'s calls as a share of all calls: its 429s are this share of the
         attempts' (the 429 target is a share of all attempts)."""
-        total = self.calls_per_turn()
-        return min(1.0, self.calls_per_turn_on(c) / total) if total > 0 else 1.0
+        hit = self._shares.get(c.name)
+        if hit is None:
+            total = self.calls_per_turn()
+            hit = self._shares[c.name] = (min(1.0, self.calls_per_turn_on(c) / total)
+                                          if total > 0 else 1.0)
+        return hit
 
     def calls_per_turn_type(self) -> list[float]:
         """Mean calls per turn of each turn type."""
