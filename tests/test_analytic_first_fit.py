@@ -171,3 +171,24 @@ def _clumped(profile: Any) -> Any:
     finally:
         window.build = original
     return built[0]
+
+
+def test_exact_walk_counts_every_sum_not_just_its_frontier() -> None:
+    """A few fixed charges against a daily allowance: the walk's frontier stays small
+    while it would list ~q/charge sums (minutes of Python for 1.4e9 tokens a day). Past
+    4,096 listed sums the lattice's renewal limit answers instead — and agrees with a
+    walk short enough to list exactly."""
+    from capacity.analytic.window import _crossing_exact
+
+    law = {4896.0: 0.88 / 3, 7024.0: 0.88 / 3, 1224.0: 0.88 / 3 + 0.12}
+    assert _crossing_exact(law, 1.4e9) is None
+    assert _crossing_exact(law, 60_000.0) is not None
+    pmf = np.zeros(7025)
+    for v, p in law.items():
+        pmf[int(v)] = p
+    exact = first_fit_crossing(pmf, 1.0, 60_000.0, law)
+    limit = first_fit_crossing(pmf, 1.0, 60_000.0, None)  # 60,000 steps: the renewal limit
+    # ~14 charges deep the exact room (2,648) is already within 5% of its limit (2,763)
+    assert exact.mean_room == pytest.approx(limit.mean_room, rel=0.05)
+    assert first_fit_crossing(pmf, 1.0, 1.4e9, law).mean_room == pytest.approx(
+        limit.mean_room, rel=1e-6)

@@ -1547,6 +1547,8 @@ def _crossing_exact(law: dict[float, float], q: float
     heap = [0.0]
     rooms: dict[float, float] = {}
     cross = crossed = 0.0
+    listed = 1  # every sum ever listed, not just the frontier: a few charges against a
+    # daily allowance keep the frontier small while the walk runs ~q/charge steps
     while heap:
         s = heapq.heappop(heap)
         m = mass.pop(s)
@@ -1554,7 +1556,8 @@ def _crossing_exact(law: dict[float, float], q: float
             t = round(s + v, 9)
             if t <= q + 1e-9:
                 if t not in mass:
-                    if len(mass) >= _WASTE_STATES:
+                    listed += 1
+                    if listed > _WASTE_STATES:
                         return None
                     mass[t] = 0.0
                     heapq.heappush(heap, t)
