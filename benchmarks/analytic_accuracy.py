@@ -12,7 +12,7 @@ a one-call batch turn with a 5 s think time against a sliding RPM window, and it
 paced by a cadence; fan-outs of a uniform 1..10 calls against a counted sliding
 RPM window; ptu-spillover's fleet variants: pay-as-you-go first, a first call larger
 than the PTU's bucket, the PTU a counted 60 RPM bucket, beside chat and batch
-populations)
+populations; client-side pacing by a token bucket and by a cap on calls in flight)
 it prints the analytic N* (``capacity ceiling --method analytic``), the simulated N*
 with its 95 % CI (the saturation search, 20 replications × 1 simulated hour, the
 reference), the error and the compute time of the analytic answer
@@ -250,6 +250,21 @@ def workloads() -> list[tuple[str, Profile]]:
                                                        "output_tokens": 200}}]}}},
                          "targets": {"max_429_fraction": 0.01},
                          "retry": {"max_retries": retries}})))
+    # Client-side pacing (tests/data): the pacer's queue and the p95 turn-latency target
+    # set N — a token bucket under the quota's rate and a cap on calls in flight, on
+    # web-research's cadence and on tool-agent's think time (its cycle stretches).
+    for name, stem in (
+            ("web-research, client pacer 140 calls/min 1 s deep, p95 120 s", "paced-rpm"),
+            ("web-research, client cap of 10 calls in flight, p95 120 s",
+             "paced-concurrency"),
+            ("tool-agent, client pacer 40 calls/min, p95 60 s", "paced-think-time")):
+        rows.append((name, load_profile(data / f"{stem}.yaml")))
+    capped = load_profile(data / "paced-think-time.yaml").model_dump(
+        mode="json", exclude_none=True)
+    capped["name"] = "paced-think-time-concurrency"
+    capped["pacing"] = {"concurrency": 5}
+    rows.append(("tool-agent, client cap of 5 calls in flight, p95 60 s",
+                 profile_from_dict(capped)))
     return rows
 
 

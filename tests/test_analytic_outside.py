@@ -43,9 +43,15 @@ def test_reachable_latency_target_leaves_the_quota_answer() -> None:
 
 
 def test_pacing_is_said_outside_the_model() -> None:
+    # Modelled as a queue without populations or routes (tests/test_analytic_pacing.py);
+    # with populations it is said outside the model.
     r = analyze(_web(pacing={"concurrency": 10}))
-    assert any("pacing" in n and "--method simulate" in n for n in r.notes)
+    assert any("pacing" in n and "modelled as a queue" in n for n in r.notes)
     assert not any("pacing" in n for n in analyze(_web()).notes)
+    data = _web(pacing={"concurrency": 10}).model_dump(mode="json", exclude_none=True)
+    data["populations"] = {"chat": {**data["session"], "share": 0.25}}
+    r = analyze(profile_from_dict(data))
+    assert any("pacing" in n and "--method simulate" in n for n in r.notes)
 
 
 def test_cli_check_gate_fails_on_an_unreachable_latency_target() -> None:

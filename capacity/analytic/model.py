@@ -928,11 +928,19 @@ def _outside_the_model(profile: Profile, result: CeilingResult) -> CeilingResult
         notes.append(f"No number of sessions meets the p95 turn-latency target of "
                      f"{target:g}s: the turn alone, unthrottled, takes {p95:.1f}s at p95.")
         out = dataclasses.replace(out, burst_ceiling=0, latency_bound=True)
-    if profile.pacing is not None:
-        notes.append("Client-side pacing (pacing:) is not in the analytic model: calls it "
-                     "holds back wait in its queue instead of being refused, so the ceiling "
-                     "is set by that queue's waits and the latency target — simulate it "
-                     "(--method simulate).")
+    if profile.pacing is not None and not (profile.populations or profile.routes):
+        # The pacer's queue (capacity.analytic.pacing): waits instead of 429s.
+        from capacity.analytic.pacing import paced
+
+        n, more, bound = paced(profile, result)
+        notes.extend(more)
+        out = dataclasses.replace(out, burst_ceiling=0 if out.latency_bound else n,
+                                  latency_bound=out.latency_bound or bound)
+    elif profile.pacing is not None:
+        notes.append("Client-side pacing (pacing:) is not in the analytic model for "
+                     "populations or routes: calls it holds back wait in its queue instead "
+                     "of being refused, so the ceiling is set by that queue's waits and the "
+                     "latency target — simulate it (--method simulate).")
     return dataclasses.replace(out, notes=tuple(notes)) if notes != list(result.notes) else out
 
 

@@ -1,0 +1,588 @@
+"""Client-side pacing in the analytic model: the pacer is a queue in front of the provider.
+
+The pacer (THE rule: :class:`capacity.model.pacing.Pacer`) is a fleet-wide FIFO queue
+released by a token bucket (rate ``r`` calls per second, depth ``b``) and/or a cap of
+``c`` calls in flight (a call holds its slot for its whole latency). Calls it holds back
+*wait* instead of being refused, so with N closed-loop sessions the answer is set by
+those waits (the ``p95_turn_latency`` target) and by what is left of the quota's 429s
+once the stream is smoothed.
+
+Concurrency cap — a c-server station whose service time is the call's latency
+    A session holds ``d(t)`` calls in the pacer's system (waiting or in flight): one
+    during a sequential call, the copies of a fan-out while they run, none between
+    turns. Sessions are independent, so the calls the other ``N − 1`` sessions hold is
+    the (N−1)-fold convolution of one session's time-average law of ``d`` (arrival
+    theorem for a closed system). A call arriving ``j``-th in its own fan-out, finding
+    ``D'`` calls held by the others, waits for ``D' + j − c + 1`` departures (FIFO); with
+    every slot busy they leave at rate ``c / E[S]`` (renewal reward over the busy
+    slots), so the wait is Gamma(k, c/E[S]). The waits stretch every session's hold
+    ``d(t)`` (a waiting call holds its place), which is iterated to a fixed point.
+
+Token bucket — a server of rate r (mean-value analysis of the closed network)
+    A call's release is the start of a service slot ``1/r`` in a single-server queue
+    that runs beside the call's own latency; the session waits only until the start.
+    MVA recursion over n = 1..N (Reiser & Lavenberg 1980): an arriving call waits for
+    the calls queued ahead and a residual share (:data:`RATE_RESIDUAL`) of the slot in
+    service; the session's cycle is its unthrottled turn plus think time plus the waits
+    of the turn's stages, or ``E[max(cadence, turn + waits)]`` for a cadence, and never
+    shorter than N calls per turn at r (the queue grows until the turns stretch that
+    far). The wait law is taken exponential with ``P(wait > 0) = U`` (the pacer's
+    utilisation) and the MVA mean; the bucket's depth lets a fan-out's first copies pass.
+
+The p95 turn latency
+    The fixed-seed sample of turns (the DAG walked with the profile's latency laws, as
+    :mod:`capacity.analytic.timing` does) walked again with each call's wait drawn from
+    the law above (a fan-out's ``j``-th copy behind its ``j`` siblings): the turn's
+    latency law is the unthrottled one convolved with the queueing delays along its
+    critical path. N is the largest whose p95 meets the target.
+
+The quota behind the pacer (:func:`paced`)
+    The pacer releases at most ``r·w + depth − 1`` calls in a window of ``w`` seconds, or
+    about ``c·w/E[S]`` behind a cap: a quota whose 429 share (normal stop-loss of those
+    calls' charges) stays within the target even then cannot bind at any N. Otherwise its
+    unpaced ceiling stands: the smoothing of bursts below the pacer's rate is not
+    modelled (conservative: web-research behind 200 calls/min against 150 RPM, 42 against
+    a simulated 44 [43–45]). With nothing binding, the answer is the simulated search's
+    own bound, ``mean ceiling / (1 − target)``.
+
+Accuracy against the simulated search (benchmarks/RESULTS.md, "Client-side pacing"):
+19 of 21 grid profiles within 3% or the CI; the two outside are conservative (the
+smoothing above, and a cap of 40 near its knee, 28 against 29 [29–29], where the
+independent holds overstate the queue). Not modelled: pacing with populations or routes
+(said in the notes), and retries (a retried call holds its slot through its backoff; the
+turn sample has none).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from capacity.model.dist import Distribution
+from capacity.model.workload import (
+    ONE,
+    Batch,
+    CallCost,
+    Constraint,
+    Workload,
+    batch_units_mean,
+    batch_units_pmf,
+    sample_call_latency,
+)
+from capacity.profile.schema import (
+    CallStep,
+    OptionalStep,
+    ParallelStep,
+    Profile,
+    RepeatStep,
+    Step,
+)
+
+if TYPE_CHECKING:
+    from capacity.analytic.model import CeilingResult
+
+PACED_SAMPLE_SIZE = 4096
+PACED_SEED = 20261130
+_FIXED_POINT_ITERATIONS = 8
+_FIXED_POINT_SAMPLE_SIZE = 1024
+
+
+@dataclass
+class _Walked:
+    latency: NDArray[np.float64]           # (n,) turn latency with waits (s)
+    arrive: NDArray[np.float64]            # (n, m) call arrival offsets (inf: none)
+    leave: NDArray[np.float64]             # (n, m) call completion offsets
+    service: NDArray[np.float64]           # (n, m) call latencies (nan: none)
+
+
+class _WaitLaw:
+    """Draws a call's pacer wait (s) given its position behind its fan-out siblings."""
+
+    def draw(self, pos: NDArray[np.int64], rng: np.random.Generator) -> NDArray[np.float64]:
+        raise NotImplementedError
+
+
+def _counts(d: Distribution, rng: np.random.Generator, n: int) -> NDArray[np.int64]:
+    return d.sample(rng, n).astype(np.int64)
+
+
+class PacedTurns:
+    """A fixed-seed sample of turns, walked with pacer waits drawn per call."""
+
+    def __init__(self, wl: Workload, n: int = PACED_SAMPLE_SIZE) -> None:
+        self.wl = wl
+        self.profile: Profile = wl.profile
+        self.n = n
+        rng = np.random.default_rng(PACED_SEED)
+        probs = np.array([t.probability for t in wl.turns])
+        self.which = rng.choice(len(probs), size=n, p=probs / probs.sum())
+        s = self.profile.session
+        self.think = s.mode == "think_time"
+        self.pause = s.pause.sample(rng, n)
+        self._draws: list[NDArray[Any]] = []
+        self.base = self.walk(None)
+
+    def walk(self, law: _WaitLaw | None) -> _Walked:
+        """The sample's turns with waits from ``law`` (None: no waits); same draws each
+        time (common random numbers), so answers are monotone in the law."""
+        rng = np.random.default_rng(PACED_SEED + 1)
+        wrng = np.random.default_rng(PACED_SEED + 2)
+        # The turns' own draws (latencies, counts, branches) are the same in every walk:
+        # made once, replayed in order.
+        cache = self._draws
+        seq = [0]
+
+        def once(make: Callable[..., NDArray[Any]], *args: Any) -> NDArray[Any]:
+            i = seq[0]
+            seq[0] += 1
+            if i == len(cache):
+                cache.append(make(*args))
+            return cache[i]
+
+        arrive: list[NDArray[np.float64]] = []
+        leave: list[NDArray[np.float64]] = []
+        service: list[NDArray[np.float64]] = []
+        n = self.n
+
+        def walk(steps: tuple[Step, ...] | list[Step], t0: NDArray[np.float64],
+                 active: NDArray[np.bool_], pos: NDArray[np.int64]) -> NDArray[np.float64]:
+            t = t0
+            for step in steps:
+                if isinstance(step, CallStep):
+                    lat = once(sample_call_latency, step.call, self.profile, rng, n)
+                    w = law.draw(pos, wrng) if law is not None else np.zeros(n)
+                    end = t + w + lat
+                    arrive.append(np.where(active, t, math.inf))
+                    leave.append(np.where(active, end, math.inf))
+                    service.append(np.where(active, lat, math.nan))
+                    t = np.where(active, end, t)
+                    pos = np.zeros(n, dtype=np.int64)
+                elif isinstance(step, OptionalStep):
+                    opt = step.optional
+                    on = active & (once(rng.random, n) < opt.probability)
+                    end = walk(opt.body, t, on, pos)
+                    t = np.where(on, end, t)
+                elif isinstance(step, ParallelStep):
+                    par = step.parallel
+                    k = once(_counts, par.count, rng, n)
+                    kmax = int(k[active].max()) if active.any() else 0
+                    end = t
+                    for j in range(kmax):
+                        on = active & (k > j)
+                        e = walk(par.body, t, on, pos + j)
+                        end = np.where(on, np.maximum(end, e), end)
+                    t = end
+                    pos = np.zeros(n, dtype=np.int64)
+                else:
+                    assert isinstance(step, RepeatStep)
+                    rep = step.repeat
+                    k = once(_counts, rep.count, rng, n)
+                    kmax = int(k[active].max()) if active.any() else 0
+                    for j in range(kmax):
+                        on = active & (k > j)
+                        e = walk(rep.body, t, on, pos)
+                        t = np.where(on, e, t)
+            return t
+
+        latency = np.zeros(n)
+        zero = np.zeros(n)
+        for i, turn in enumerate(self.wl.turns):
+            on = self.which == i
+            if on.any():
+                end = walk(turn.steps, zero, on, np.zeros(n, dtype=np.int64))
+                latency = np.where(on, end, latency)
+        if arrive:
+            a, lv, sv = np.stack(arrive, 1), np.stack(leave, 1), np.stack(service, 1)
+        else:
+            a = lv = np.full((n, 1), math.inf)
+            sv = np.full((n, 1), math.nan)
+        return _Walked(latency, a, lv, sv)
+
+    def cycle(self, latency: NDArray[np.float64]) -> float:
+        """Mean start-to-start time (s) of a session whose turns take ``latency``."""
+        if self.think:
+            return float(latency.mean() + self.pause.mean())
+        return float(np.maximum(self.pause, latency).mean())
+
+
+def hold_law(w: _Walked, cycle_s: float) -> NDArray[np.float64]:
+    """Time-average law of the calls one session holds in the pacer (waiting or in
+    flight): ``p[d]``, d = 0, 1, ... over its whole cycle."""
+    a, lv = w.arrive, w.leave
+    n, m = a.shape
+    fin = np.isfinite(a)
+    t = np.concatenate([np.where(fin, a, math.inf), np.where(fin, lv, math.inf)], axis=1)
+    step = np.concatenate([np.ones((n, m)), -np.ones((n, m))], axis=1)
+    order = np.argsort(t, axis=1, kind="stable")
+    ts = np.take_along_axis(t, order, axis=1)
+    level = np.take_along_axis(step, order, axis=1).cumsum(axis=1)
+    with np.errstate(invalid="ignore"):
+        dur = ts[:, 1:] - ts[:, :-1]
+    lev = level[:, :-1]
+    ok = np.isfinite(dur) & (dur > 0) & (lev > 0)
+    top = int(lev[ok].max()) if ok.any() else 0
+    p = np.bincount(lev[ok].astype(np.int64), weights=dur[ok], minlength=top + 1) / n
+    p = p / cycle_s
+    p[0] = max(0.0, 1.0 - float(p[1:].sum()))
+    return np.asarray(p / p.sum(), dtype=np.float64)
+
+
+def convolve_power(p: NDArray[np.float64], k: int) -> NDArray[np.float64]:
+    """The law of the sum of ``k`` independent copies of ``p`` (a pmf on 0, 1, ...)."""
+    if k <= 0:
+        return np.ones(1)
+    size = (p.size - 1) * k + 1
+    L = 1 << max(4, math.ceil(math.log2(size)))
+    out = np.fft.irfft(np.fft.rfft(p, L) ** k, L)[:size]
+    out = np.clip(out, 0.0, None)
+    return np.asarray(out / out.sum(), dtype=np.float64)
+
+
+class _SlotWait(_WaitLaw):
+    """Wait for ``D' + pos − c + 1`` departures at rate ``mu`` (Gamma), ``D'`` ~ ``others``."""
+
+    def __init__(self, others: NDArray[np.float64], c: int, mu: float) -> None:
+        self.cdf = np.cumsum(others)
+        self.c = c
+        self.mu = mu
+
+    def draw(self, pos: NDArray[np.int64], rng: np.random.Generator) -> NDArray[np.float64]:
+        u = rng.random(pos.size)
+        d = np.searchsorted(self.cdf, u * self.cdf[-1], side="right")
+        k = d + pos - self.c + 1
+        out = np.zeros(pos.size)
+        on = k > 0
+        if on.any():
+            g = rng.standard_gamma(k[on].astype(np.float64))
+            out[on] = g / self.mu
+        return out
+
+
+class _RateWait(_WaitLaw):
+    """Exponential wait of mean ``mean`` with probability ``p_wait`` (else none), plus
+    ``pos`` tokens' spacing beyond the bucket's depth for a fan-out's later copies."""
+
+    def __init__(self, p_wait: float, mean: float, spacing: float, depth: float) -> None:
+        self.p = p_wait
+        self.mean = mean
+        self.spacing = spacing
+        self.depth = depth
+
+    def draw(self, pos: NDArray[np.int64], rng: np.random.Generator) -> NDArray[np.float64]:
+        u = rng.random(pos.size)
+        e = rng.standard_exponential(pos.size)
+        out: NDArray[np.float64] = np.where(u < self.p, e * self.mean, 0.0)
+        out += np.maximum(0.0, pos + 1.0 - self.depth) * self.spacing
+        return out
+
+
+def stages_per_turn(w: _Walked) -> float:
+    """Mean number of distinct launch instants per turn (sequential stages)."""
+    a = np.sort(w.arrive, axis=1)
+    fin = np.isfinite(a)
+    new = np.ones_like(fin)
+    new[:, 1:] = a[:, 1:] != a[:, :-1]
+    return float((new & fin).sum(axis=1).mean())
+
+
+def rate_mva(turns: PacedTurns, n_max: int, rate: float,
+             residual: float = 1.0) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """MVA of N = 1..n_max sessions behind a pacer releasing ``rate`` calls/s: the mean
+    wait per call (s) and the pacer's utilisation, indexed by N (index 0: N = 0).
+
+    ``residual``: the in-service call's remaining slot as a share of ``1/r`` (1:
+    exponential MVA, 1/2: deterministic)."""
+    w = turns.base
+    fin = np.isfinite(w.arrive)
+    v = float(fin.sum(axis=1).mean())
+    s = stages_per_turn(w)
+    d = 1.0 / rate
+    lat = w.latency
+    grid = np.concatenate([[0.0], np.geomspace(0.01, 1e6, 500)])
+    if turns.think:
+        cyc_at = float(lat.mean()) + float(turns.pause.mean()) + grid
+    else:
+        cyc_at = np.array([np.maximum(turns.pause, lat + g).mean() for g in grid])
+    waits = np.zeros(n_max + 1)
+    util = np.zeros(n_max + 1)
+    q = u = 0.0
+    for i in range(1, n_max + 1):
+        wq = d * max(q - u, 0.0) + u * d * residual
+        # The pacer releases at most r calls/s: the turns (and so the cycle) stretch at
+        # least until i sessions' calls fit, i·v/C ≤ r.
+        need = float(np.interp(i * v * d, cyc_at, grid, right=grid[-1]))
+        wq = max(wq, need / s)
+        cyc = float(np.interp(s * wq, grid, cyc_at))
+        x = i / cyc
+        u = min(1.0, x * v * d)
+        q = x * v * (wq + d)
+        waits[i], util[i] = wq, u
+    return waits, util
+
+
+class _Sum(_WaitLaw):
+    """Both pacers: the slot's wait and the token's, one after the other."""
+
+    def __init__(self, *laws: _WaitLaw) -> None:
+        self.laws = laws
+
+    def draw(self, pos: NDArray[np.int64], rng: np.random.Generator) -> NDArray[np.float64]:
+        out = np.zeros(pos.size)
+        for law in self.laws:
+            out += law.draw(pos, rng)
+        return out
+
+
+# The in-service call's remaining release slot, as a share of 1/r, in the rate pacer's
+# MVA: 1/2 would be a deterministic slot seen by Poisson arrivals, 1 the exponential
+# MVA; the pacer's arrivals come in clumps (fan-outs, a session's back-to-back calls)
+# the arrival theorem does not see. 3/4 matches the simulated mean waits within ~5% on
+# tool-agent and web-research behind 40-140 rpm (tests/test_analytic_pacing.py).
+RATE_RESIDUAL = 0.75
+
+
+class PacedQueue:
+    """The pacer's waits at N sessions, and the p95 turn latency they give."""
+
+    def __init__(self, wl: Workload) -> None:
+        pc = wl.profile.pacing
+        assert pc is not None
+        self.turns = PacedTurns(wl)
+        self.conc = int(pc.concurrency or 0)
+        self.rate = pc.rpm / 60.0 if pc.rpm is not None else 0.0
+        self.depth = max(1.0, pc.rpm * pc.burst / 60.0) if pc.rpm is not None else 1.0
+        svc = self.turns.base.service
+        self.mean_service = float(svc[np.isfinite(svc)].mean()) if np.isfinite(svc).any() \
+            else 0.0
+        self._mva: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
+        self._walked: dict[int, tuple[_Walked, float]] = {}
+        self._laws: dict[int, _WaitLaw | None] = {}
+        self.small = PacedTurns(wl, _FIXED_POINT_SAMPLE_SIZE) if self.conc > 0 else self.turns
+
+    def rate_law(self, n: int) -> _RateWait | None:
+        """The token bucket's wait law at ``n`` sessions (None without one)."""
+        if self.rate <= 0.0:
+            return None
+        if self._mva is None or self._mva[0].size <= n:
+            # O(N) scalar steps: grown by doubling as larger N are asked for.
+            size = max(n, 2 * (self._mva[0].size if self._mva is not None else 32))
+            self._mva = rate_mva(self.turns, size, self.rate, RATE_RESIDUAL)
+        waits, util = self._mva
+        u = float(util[n])
+        mean = float(waits[n]) / u if u > 0 else 0.0
+        return _RateWait(min(u, 1.0), mean, 1.0 / self.rate, self.depth)
+
+    def walked(self, n: int) -> tuple[_Walked, float]:
+        """The sample's turns at ``n`` sessions (with their waits) and the mean cycle (s)."""
+        hit = self._walked.get(n)
+        if hit is not None:
+            return hit
+        rate = self.rate_law(n)
+        turns = self.turns
+        if self.conc <= 0:
+            w = turns.walk(rate)
+            out = (w, turns.cycle(w.latency))
+        else:
+            # Fixed point of the holds and the waits on a smaller sample (the holds are
+            # means), started from the nearest N done; then the full sample walked once
+            # with the converged law for the p95.
+            small = self.small
+            near = min(self._laws, key=lambda k: abs(k - n), default=None)
+            law: _WaitLaw | None = self._laws[near] if near is not None else rate
+            w = small.walk(law)
+            cyc = small.cycle(w.latency)
+            mu = self.conc / self.mean_service if self.mean_service > 0 else math.inf
+            for _ in range(_FIXED_POINT_ITERATIONS):
+                others = convolve_power(hold_law(w, cyc), n - 1)
+                slot = _SlotWait(others, self.conc, mu)
+                law = _Sum(slot, rate) if rate is not None else slot
+                before = float(w.latency.mean())
+                w = small.walk(law)
+                cyc = small.cycle(w.latency)
+                # Converged when the turns' mean latency stops moving (a cadence's cycle
+                # does not move until turns run late, so it cannot be the test).
+                if abs(float(w.latency.mean()) - before) <= 1e-3 * before:
+                    break
+            self._laws[n] = law
+            w = turns.walk(law)
+            out = (w, turns.cycle(w.latency))
+        self._walked[n] = out
+        return out
+
+    def p95(self, n: int) -> float:
+        """The p95 turn latency (s) at ``n`` sessions."""
+        return float(np.quantile(self.walked(n)[0].latency, 0.95))
+
+    def knee(self) -> float:
+        """Sessions at which the pacer is busy all the time at the unthrottled cycle (the
+        napkin at the pacer's rate): the search for N starts here."""
+        w = self.turns.base
+        cyc = self.turns.cycle(w.latency)
+        out = math.inf
+        if self.rate > 0.0:
+            calls = float(np.isfinite(w.arrive).sum(axis=1).mean())
+            out = self.rate * cyc / calls if calls > 0 else math.inf
+        if self.conc > 0:
+            held = float(np.nansum(w.service)) / w.latency.size  # slot-seconds per turn
+            out = min(out, self.conc * cyc / held if held > 0 else math.inf)
+        return out
+
+    def largest_meeting(self, target_s: float, hi: int) -> int:
+        """Largest N in [0, hi] whose p95 turn latency is within ``target_s`` (seconds):
+        from the knee, doubling up while it holds, then bisecting."""
+        if hi <= 0 or self.p95(1) > target_s:
+            return 0
+        knee = self.knee()
+        lo, top = 1, hi
+        n = int(min(max(2.0, knee), hi)) if math.isfinite(knee) else hi
+        while True:
+            if self.p95(n) > target_s:
+                top = n
+                break
+            lo = n
+            if n >= hi:
+                return hi
+            n = min(hi, 2 * n)
+        while top - lo > 1:
+            mid = (lo + top) // 2
+            if self.p95(mid) <= target_s:
+                lo = mid
+            else:
+                top = mid
+        return lo
+
+
+def _charge_moments(wl: Workload, c: Constraint) -> tuple[float, float]:
+    """Mean and second moment of the units one call (any call) charges to ``c``."""
+    calls = wl.calls_per_turn()
+    if calls <= 0:
+        return 0.0, 0.0
+    h = max(c.allowance if c.enforcement != "token_bucket" else c.depth, 1.0) / 1024.0
+    m1 = m2 = 0.0
+    seen: set[int] = set()
+    for t in wl.turns:
+        for ev in t.events:
+            for call in ev.batch.calls():
+                if id(call) in seen or c.costs.get(id(call)) is None:
+                    continue
+                seen.add(id(call))
+                ones: dict[int, CallCost | None] = {id(call): CallCost("requests")}
+                per_turn = sum(tt.probability * e.rate * batch_units_mean(e.batch, ones)
+                               for tt in wl.turns for e in tt.events)
+                pmf = batch_units_pmf(Batch(ONE, (call,)), c.costs, h)
+                x = np.arange(pmf.size) * h
+                m1 += per_turn * float(np.dot(x, pmf))
+                m2 += per_turn * float(np.dot(x * x, pmf))
+    return m1 / calls, m2 / calls
+
+
+def saturated_share(wl: Workload, c: Constraint, released: float, released_var: float
+                    ) -> float:
+    """429 share of ``c``'s units when the pacer releases ``released`` calls (variance
+    ``released_var``) in each of ``c``'s windows: the normal stop-loss of their charges.
+
+    The pacer's output never exceeds this in the long run, so when even it stays within
+    the target the quota cannot bind at any N (a token bucket is read as windows of
+    depth/refill seconds holding its depth).
+    """
+    m1, m2 = _charge_moments(wl, c)
+    if m1 <= 0.0 or released <= 0.0:
+        return 0.0
+    q = float(c.depth if c.enforcement == "token_bucket" else c.allowance)
+    mean = released * m1
+    var = released * (m2 - m1 * m1) + released_var * m1 * m1
+    sd = math.sqrt(max(var, 1e-12))
+    z = (q - mean) / sd
+    tail = 0.5 * math.erfc(z / math.sqrt(2.0))
+    stop_loss = sd * math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi) - (q - mean) * tail
+    return min(1.0, max(0.0, stop_loss) / mean)
+
+
+def _window_s(c: Constraint) -> float:
+    return c.depth / c.rate_per_s if c.enforcement == "token_bucket" else c.window_s
+
+
+def released_per_window(q: PacedQueue, w_s: float) -> tuple[float, float]:
+    """Calls (mean, variance) the pacer releases in ``w_s`` seconds when saturated: the
+    bucket's ``r·w`` plus what its depth may add at a window's start; the cap's ``c·w/E[S]``
+    (its slots renew every call latency) with renewal variance ``·CV²(S)``."""
+    out, var = math.inf, 0.0
+    if q.rate > 0.0:
+        out, var = q.rate * w_s + q.depth - 1.0, 0.0
+    if q.conc > 0 and q.mean_service > 0.0:
+        svc = q.turns.base.service
+        s = svc[np.isfinite(svc)]
+        k = q.conc * w_s / q.mean_service
+        if k < out:
+            out, var = k, k * float(s.var()) / q.mean_service ** 2
+    return out, var
+
+
+def paced(profile: Profile, result: CeilingResult, wl: Workload | None = None
+          ) -> tuple[int, list[str], bool]:
+    """The analytic N* of a paced profile: (sessions, notes, latency bound).
+
+    The quota's 429s apply to the pacer's output: a quota whose share stays within the
+    target even at the pacer's saturated release (:func:`saturated_share`) cannot bind;
+    otherwise the unpaced ceiling stands for it (the smoothing of bursts below the
+    pacer's rate is not modelled: conservative). The p95 turn-latency target is held to
+    the queue's waits (:class:`PacedQueue`). With neither binding, the answer is the
+    simulated search's own bound, ``mean ceiling / (1 − target)``.
+    """
+    wl = wl or Workload.from_profile(profile)
+    target = profile.targets.max_429_fraction
+    mean = result.mean_ceiling
+    cap = (max(math.floor(mean + 1e-9) + 1, math.floor(mean / (1.0 - target)) + 1)
+           if math.isfinite(mean) else 1_000_000)
+    queue = PacedQueue(wl)
+    notes: list[str] = []
+    n429 = cap
+    smoothed: list[str] = []
+    kept: list[str] = []
+    for r in result.constraints:
+        c = next(x for x in wl.constraints if x.name == r.name)
+        k, kv = released_per_window(queue, _window_s(c))
+        share = saturated_share(wl, c, k, kv) * wl.attempt_share(c)
+        if share <= target:
+            smoothed.append(r.name)
+        else:
+            kept.append(r.name)
+            n429 = min(n429, r.burst_ceiling)
+    if kept and n429 >= min(r.burst_ceiling for r in result.constraints):
+        n429 = min(n429, result.burst_ceiling)  # the quotas' joint ceiling
+    what = ("a cap of " f"{queue.conc} calls in flight" if queue.conc else "") + \
+        (" and " if queue.conc and queue.rate else "") + \
+        (f"a {queue.rate * 60:g}-rpm bucket {queue.depth:.3g} calls deep" if queue.rate else "")
+    pieces = [f"Client-side pacing ({what}) is modelled as a queue in front of the provider."]
+    if smoothed:
+        pieces.append(f"Its release rate keeps {', '.join(smoothed)} within the 429 target "
+                      "at any N.")
+    if kept:
+        pieces.append(f"For {', '.join(kept)} the unpaced ceiling ({n429}) stands: the "
+                      "pacer's smoothing of bursts below its rate is not modelled "
+                      "(conservative).")
+    latency = profile.targets.p95_turn_latency
+    n = n429
+    bound = False
+    if latency is not None and n > 0:
+        nl = queue.largest_meeting(latency, n)
+        if nl < n:
+            n = nl
+            if n == 0:
+                bound = True
+                pieces.append(f"No N meets the p95 turn-latency target of {latency:g}s.")
+            else:
+                pieces.append(f"The pacer's queue sets N by the p95 turn-latency target: "
+                              f"{queue.p95(n):.0f}s at {n} sessions, "
+                              f"{queue.p95(n + 1):.0f}s at {n + 1} (target {latency:g}s).")
+    if n >= cap:
+        pieces.append(f"Neither target binds up to {cap} sessions (the mean ceiling ÷ "
+                      "(1 − the 429 target), the simulated search's own bound): the "
+                      "answer is that bound.")
+    notes.append(" ".join(pieces))
+    return n, notes, bound
