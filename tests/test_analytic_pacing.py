@@ -7,6 +7,9 @@ profiles (simulated 69 and 6), 20 on the tool-agent one (simulated 18)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +102,17 @@ def test_a_pacer_faster_than_the_quota_leaves_the_quota_answer() -> None:
     r = analyze(_web(pacing={"rpm": 400, "burst": 1.0}))
     assert r.burst_ceiling == plain.burst_ceiling
     assert any("unpaced ceiling" in n for n in r.notes)
+
+
+def test_the_answer_names_the_pacers_queue_not_the_quota() -> None:
+    """The head line and summary say the p95 target (the pacer's waits) sets N, not the
+    quota's bursts (which the pacer keeps within its 429 target)."""
+    r = analyze(load_profile(CONC))
+    assert r.latency_binds and not r.latency_bound
+    assert "its waits set N" in r.summary() and "burst-aware model at" not in r.summary()
+    out = subprocess.run([sys.executable, "-m", "capacity", "ceiling", str(CONC), "--method",
+                          "analytic"], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "COLUMNS": "200"})
+    assert out.returncode == 0, out.stderr
+    assert "the p95 turn-latency target binds first" in out.stdout
+    assert "its waits set N" in out.stdout

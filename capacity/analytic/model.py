@@ -804,6 +804,10 @@ class CeilingResult:
     # The p95 turn-latency target is out of reach at any N (the unthrottled turn misses
     # it): the burst-aware ceiling is 0 whatever the quotas carry.
     latency_bound: bool = False
+    # Client-side pacing (capacity.analytic.pacing): the p95 target with the pacer's queue
+    # sets N, and one sentence saying what sets it (None: not paced, or the quota as usual).
+    latency_binds: bool = False
+    pacing_summary: str | None = None
 
     @property
     def saturation_point(self) -> int:
@@ -829,7 +833,10 @@ class CeilingResult:
                 f"Enforcement over {where} on {b.name} cuts that to {self.burst_ceiling:,} "
                 f"in the burst-aware model at ≤{self.targets['max_429_fraction']:.1%} of "
                 "attempts answered 429")
-        if 0 < self.burst_ceiling < mean_n:
+        if self.pacing_summary:
+            text = (f"The napkin (quota ÷ per-session rate) says {mean_n:,} sessions. "
+                    + self.pacing_summary)
+        elif 0 < self.burst_ceiling < mean_n:
             text += (f": {1 - self.burst_ceiling / mean_n:.0%} fewer — the napkin overstates "
                      f"capacity {self.napkin_ratio:.2f}×.")
         elif self.latency_bound:
@@ -932,10 +939,13 @@ def _outside_the_model(profile: Profile, result: CeilingResult) -> CeilingResult
         # The pacer's queue (capacity.analytic.pacing): waits instead of 429s.
         from capacity.analytic.pacing import paced
 
-        n, more, bound = paced(profile, result)
-        notes.extend(more)
-        out = dataclasses.replace(out, burst_ceiling=0 if out.latency_bound else n,
-                                  latency_bound=out.latency_bound or bound)
+        ans = paced(profile, result)
+        notes.extend(ans.notes)
+        if not out.latency_bound:
+            out = dataclasses.replace(out, burst_ceiling=ans.sessions,
+                                      latency_bound=ans.latency_bound,
+                                      latency_binds=ans.latency_binds,
+                                      pacing_summary=ans.summary or None)
     elif profile.pacing is not None:
         notes.append("Client-side pacing (pacing:) is not in the analytic model for "
                      "populations or routes: calls it holds back wait in its queue instead "

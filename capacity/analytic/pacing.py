@@ -523,9 +523,20 @@ def released_per_window(q: PacedQueue, w_s: float) -> tuple[float, float]:
     return out, var
 
 
+@dataclass(frozen=True)
+class PacedAnswer:
+    """The analytic answer of a paced profile."""
+
+    sessions: int
+    notes: tuple[str, ...]
+    latency_bound: bool   # no N meets the p95 target (not even one session)
+    latency_binds: bool   # the p95 target with the pacer's queue sets N
+    summary: str          # one sentence: what sets N
+
+
 def paced(profile: Profile, result: CeilingResult, wl: Workload | None = None
-          ) -> tuple[int, list[str], bool]:
-    """The analytic N* of a paced profile: (sessions, notes, latency bound).
+          ) -> PacedAnswer:
+    """The analytic N* of a paced profile, beside the unpaced ``result``.
 
     The quota's 429s apply to the pacer's output: a quota whose share stays within the
     target even at the pacer's saturated release (:func:`saturated_share`) cannot bind;
@@ -540,7 +551,6 @@ def paced(profile: Profile, result: CeilingResult, wl: Workload | None = None
     cap = (max(math.floor(mean + 1e-9) + 1, math.floor(mean / (1.0 - target)) + 1)
            if math.isfinite(mean) else 1_000_000)
     queue = PacedQueue(wl)
-    notes: list[str] = []
     n429 = cap
     smoothed: list[str] = []
     kept: list[str] = []
@@ -553,11 +563,11 @@ def paced(profile: Profile, result: CeilingResult, wl: Workload | None = None
         else:
             kept.append(r.name)
             n429 = min(n429, r.burst_ceiling)
-    if kept and n429 >= min(r.burst_ceiling for r in result.constraints):
+    if kept:
         n429 = min(n429, result.burst_ceiling)  # the quotas' joint ceiling
-    what = ("a cap of " f"{queue.conc} calls in flight" if queue.conc else "") + \
-        (" and " if queue.conc and queue.rate else "") + \
-        (f"a {queue.rate * 60:g}-rpm bucket {queue.depth:.3g} calls deep" if queue.rate else "")
+    what = " and ".join(
+        ([f"a {queue.rate * 60:g}-rpm bucket {queue.depth:.3g} calls deep"] if queue.rate
+         else []) + ([f"a cap of {queue.conc} calls in flight"] if queue.conc else []))
     pieces = [f"Client-side pacing ({what}) is modelled as a queue in front of the provider."]
     if smoothed:
         pieces.append(f"Its release rate keeps {', '.join(smoothed)} within the 429 target "
@@ -568,21 +578,35 @@ def paced(profile: Profile, result: CeilingResult, wl: Workload | None = None
                       "(conservative).")
     latency = profile.targets.p95_turn_latency
     n = n429
-    bound = False
+    bound = binds = False
+    summary = (f"Client-side pacing holds calls in its queue instead of sending them into "
+               f"429s; the quota's 429 target allows {n429:,} sessions behind it"
+               if kept else "")
     if latency is not None and n > 0:
         nl = queue.largest_meeting(latency, n)
         if nl < n:
-            n = nl
+            n, binds = nl, True
             if n == 0:
                 bound = True
-                pieces.append(f"No N meets the p95 turn-latency target of {latency:g}s.")
+                pieces.append(f"No N meets the p95 turn-latency target of {latency:g}s: "
+                              f"{queue.p95(1):.0f}s at one session behind the pacer.")
+                summary = ("with client-side pacing the p95 turn-latency target is out of "
+                           f"reach: {queue.p95(1):.0f}s at one session behind the pacer")
             else:
                 pieces.append(f"The pacer's queue sets N by the p95 turn-latency target: "
                               f"{queue.p95(n):.0f}s at {n} sessions, "
                               f"{queue.p95(n + 1):.0f}s at {n + 1} (target {latency:g}s).")
+                summary = (f"client-side pacing holds calls in its queue instead of sending "
+                           f"them into 429s, and its waits set N: {n:,} sessions meet the "
+                           f"p95 turn-latency target ({queue.p95(n):.0f}s against "
+                           f"{latency:g}s)")
     if n >= cap:
         pieces.append(f"Neither target binds up to {cap} sessions (the mean ceiling ÷ "
                       "(1 − the 429 target), the simulated search's own bound): the "
                       "answer is that bound.")
-    notes.append(" ".join(pieces))
-    return n, notes, bound
+        summary = (f"client-side pacing holds calls in its queue instead of sending them "
+                   f"into 429s, and neither target binds up to {cap:,} sessions (the mean "
+                   "ceiling ÷ (1 − the 429 target))")
+    if summary:
+        summary = summary[0].upper() + summary[1:] + "."
+    return PacedAnswer(n, (" ".join(pieces),), bound, binds, summary)

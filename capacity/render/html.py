@@ -158,7 +158,7 @@ def report_page(*, ceiling: Any, sweep: Any, compare: Any | None,
     r = ceiling
     sim = r.simulated
     by = "simulated" if sim is not None else "burst-aware model"
-    latency = (r.latency_bound if sim is None
+    latency = ((r.latency_bound or getattr(r, "latency_binds", False)) if sim is None
                else tuple(sim.binding) == ("p95_turn_latency",))
     binding = "the p95 turn-latency target" if latency else r.binding.name
     parts = [

@@ -114,8 +114,8 @@ def ceiling_renderable(r: CeilingResult, verbose: bool = False) -> Group:
     head.append(f" ({'simulated' if sim is not None else 'burst-aware model'}; ")
     # What stops the next session: the latency target when it alone does (the analytic
     # answer's unreachable target; the simulated search's N* + 1 missing only it).
-    latency = (getattr(r, "latency_bound", False) if sim is None
-               else tuple(sim.binding) == ("p95_turn_latency",))
+    latency = ((getattr(r, "latency_bound", False) or getattr(r, "latency_binds", False))
+               if sim is None else tuple(sim.binding) == ("p95_turn_latency",))
     head.append("the p95 turn-latency target" if latency else safe(r.binding.name))
     head.append(" binds first)")
     parts.append(head)
@@ -176,7 +176,10 @@ def _summary(r: CeilingResult) -> str:
     napkin = count(mean_n)
     text = (f"The napkin (quota ÷ per-session rate) says {napkin} sessions. {b.name} is "
             f"enforced over {_where(b)}; ")
-    if getattr(r, "latency_bound", False):
+    paced = getattr(r, "pacing_summary", None)  # client-side pacing: its queue, not 429s
+    if paced:
+        text = f"The napkin (quota ÷ per-session rate) says {napkin} sessions. {paced}"
+    elif getattr(r, "latency_bound", False):
         text += ("but the p95 turn-latency target is out of reach: the turn alone, "
                  f"unthrottled, takes {secs(r.cycle.turn_latency_p95_s)} at p95.")
     elif r.burst_ceiling == 0 and getattr(r, "populations", None) and (
