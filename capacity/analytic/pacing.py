@@ -15,8 +15,10 @@ Concurrency cap — a c-server station whose service time is the call's latency
     theorem for a closed system). A call arriving ``j``-th in its own fan-out, finding
     ``D'`` calls held by the others, waits for ``D' + j − c + 1`` departures (FIFO); with
     every slot busy they leave at rate ``c / E[S]`` (renewal reward over the busy
-    slots), so the wait is Gamma(k, c/E[S]). The waits stretch every session's hold
-    ``d(t)`` (a waiting call holds its place), which is iterated to a fixed point.
+    slots), so the wait is Gamma(k, c/E[S]). The calls of one turn see correlated
+    ``D'`` (the others' active spells persist: :class:`_SlotWait`). The waits stretch
+    every session's hold ``d(t)`` (a waiting call holds its place), which is iterated to
+    a fixed point.
 
 Token bucket — a server of rate r (mean-value analysis of the closed network)
     A call's release is the start of a service slot ``1/r`` in a single-server queue
@@ -37,20 +39,22 @@ The p95 turn latency
     critical path. N is the largest whose p95 meets the target.
 
 The quota behind the pacer (:func:`paced`)
-    The pacer releases at most ``r·w + depth − 1`` calls in a window of ``w`` seconds, or
-    about ``c·w/E[S]`` behind a cap: a quota whose 429 share (normal stop-loss of those
-    calls' charges) stays within the target even then cannot bind at any N. Otherwise its
+    The pacer releases at most ``r·w`` calls in a window of ``w`` seconds, plus what its
+    depth adds after an idle spell (``(depth − 1)·(1 − U)``), or about ``c·w/E[S]`` behind
+    a cap: a quota whose 429 share (normal stop-loss of those calls' charges) stays within
+    the target at that release one session past its unpaced ceiling cannot bind (the
+    release only shrinks as N grows). Otherwise its
     unpaced ceiling stands: the smoothing of bursts below the pacer's rate is not
     modelled (conservative: web-research behind 200 calls/min against 150 RPM, 42 against
     a simulated 44 [43–45]). With nothing binding, the answer is the simulated search's
     own bound, ``mean ceiling / (1 − target)``.
 
 Accuracy against the simulated search (benchmarks/RESULTS.md, "Client-side pacing"):
-19 of 21 grid profiles within 3% or the CI; the two outside are conservative (the
-smoothing above, and a cap of 40 near its knee, 28 against 29 [29–29], where the
-independent holds overstate the queue). Not modelled: pacing with populations or routes
-(said in the notes), and retries (a retried call holds its slot through its backoff; the
-turn sample has none).
+25 of 28 grid profiles within 3% or the CI; the three outside are conservative (the
+smoothing above, with and without a p95 target, and a cap of 40 near its knee, 28
+against 29 [29–29], where the model's waits run high). Not modelled: pacing with
+populations or routes (said in the notes), and retries (a retried call holds its slot
+through its backoff; the turn sample has none).
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from capacity.model.dist import Distribution
+from capacity.model.dist import Distribution, _ndtr
 from capacity.model.workload import (
     ONE,
     Batch,
@@ -101,9 +105,14 @@ class _Walked:
 
 
 class _WaitLaw:
-    """Draws a call's pacer wait (s) given its position behind its fan-out siblings."""
+    """Draws a call's pacer wait (s) given its position behind its fan-out siblings and
+    its arrival offset in its turn (s)."""
 
-    def draw(self, pos: NDArray[np.int64], rng: np.random.Generator) -> NDArray[np.float64]:
+    def reset(self) -> None:
+        """A new walk begins (laws that remember a turn's earlier calls forget them)."""
+
+    def draw(self, pos: NDArray[np.int64], t: NDArray[np.float64],
+             rng: np.random.Generator) -> NDArray[np.float64]:
         raise NotImplementedError
 
 
@@ -132,6 +141,8 @@ class PacedTurns:
         time (common random numbers), so answers are monotone in the law."""
         rng = np.random.default_rng(PACED_SEED + 1)
         wrng = np.random.default_rng(PACED_SEED + 2)
+        if law is not None:
+            law.reset()
         # The turns' own draws (latencies, counts, branches) are the same in every walk:
         # made once, replayed in order.
         cache = self._draws
@@ -155,7 +166,7 @@ class PacedTurns:
             for step in steps:
                 if isinstance(step, CallStep):
                     lat = once(sample_call_latency, step.call, self.profile, rng, n)
-                    w = law.draw(pos, wrng) if law is not None else np.zeros(n)
+                    w = law.draw(pos, t, wrng) if law is not None else np.zeros(n)
                     end = t + w + lat
                     arrive.append(np.where(active, t, math.inf))
                     leave.append(np.where(active, end, math.inf))
@@ -243,24 +254,57 @@ def convolve_power(p: NDArray[np.float64], k: int) -> NDArray[np.float64]:
     return np.asarray(out / out.sum(), dtype=np.float64)
 
 
-class _SlotWait(_WaitLaw):
-    """Wait for ``D' + pos − c + 1`` departures at rate ``mu`` (Gamma), ``D'`` ~ ``others``."""
+# Φ on a grid, for its inverse by interpolation (|z| ≤ 8.5: Φ is within 1e-17 of 0 or 1).
+_Z = np.linspace(-8.5, 8.5, 8193)
+_PHI = _ndtr(_Z)
 
-    def __init__(self, others: NDArray[np.float64], c: int, mu: float) -> None:
-        self.cdf = np.cumsum(others)
+
+class _SlotWait(_WaitLaw):
+    """Wait for ``D' + pos − c + 1`` departures at rate ``mu`` (Gamma), ``D'`` ~ ``others``.
+
+    The calls of one turn see the others' holds at nearby times, and those persist over
+    the others' turns: ``D'`` is drawn through a Gaussian AR(1) along the turn,
+    correlation ``exp(−Δt/tau)`` between calls ``Δt`` seconds apart (``tau`` = half the
+    mean turn latency, the integral scale of an active spell's triangular
+    autocorrelation; a fan-out's copies see the same ``D'``). Independent draws average
+    the turn's waits out, and its p95 came out too low (the 1-3-1 turn behind a cap of
+    10: 19 sessions against a simulated 18 [18–19]).
+    """
+
+    def __init__(self, others: NDArray[np.float64], c: int, mu: float, tau: float) -> None:
+        cdf = np.cumsum(others)
+        # D' = #{cdf < Φ(z)} = #{Φ⁻¹(cdf) < z}: the thresholds in z once, not Φ per draw.
+        self.zcut = np.interp(cdf / cdf[-1], _PHI, _Z, left=-math.inf, right=math.inf)
         self.c = c
         self.mu = mu
+        self.tau = tau
+        self.z: NDArray[np.float64] | None = None
+        self.t: NDArray[np.float64] | None = None
 
-    def draw(self, pos: NDArray[np.int64], rng: np.random.Generator) -> NDArray[np.float64]:
+    def reset(self) -> None:
+        self.z = self.t = None
+
+    def draw(self, pos: NDArray[np.int64], t: NDArray[np.float64],
+             rng: np.random.Generator) -> NDArray[np.float64]:
+        eps = rng.standard_normal(pos.size)
+        if self.z is None or self.t is None or self.z.size != pos.size:
+            z = eps
+        else:
+            a = np.exp(-np.maximum(t - self.t, 0.0) / self.tau) if self.tau > 0 else \
+                np.zeros(pos.size)
+            z = a * self.z + np.sqrt(np.maximum(1.0 - a * a, 0.0)) * eps
+        self.z, self.t = z, t
+        d = np.searchsorted(self.zcut, z, side="right")
+        k = (d + pos - self.c + 1).astype(np.float64)
+        # Gamma(k) from a fixed count of draws per call (common random numbers across N
+        # and across the fixed point's iterations): exact for k = 1, Wilson–Hilferty above.
         u = rng.random(pos.size)
-        d = np.searchsorted(self.cdf, u * self.cdf[-1], side="right")
-        k = d + pos - self.c + 1
-        out = np.zeros(pos.size)
-        on = k > 0
-        if on.any():
-            g = rng.standard_gamma(k[on].astype(np.float64))
-            out[on] = g / self.mu
-        return out
+        g = rng.standard_normal(pos.size)
+        kk = np.maximum(k, 1.0)
+        wh = kk * np.maximum(1.0 - 1.0 / (9.0 * kk) + g / np.sqrt(9.0 * kk), 0.0) ** 3
+        out: NDArray[np.float64] = np.where(k == 1.0, -np.log1p(-u), wh)
+        out[k <= 0] = 0.0
+        return out / self.mu
 
 
 class _RateWait(_WaitLaw):
@@ -273,7 +317,8 @@ class _RateWait(_WaitLaw):
         self.spacing = spacing
         self.depth = depth
 
-    def draw(self, pos: NDArray[np.int64], rng: np.random.Generator) -> NDArray[np.float64]:
+    def draw(self, pos: NDArray[np.int64], t: NDArray[np.float64],
+             rng: np.random.Generator) -> NDArray[np.float64]:
         u = rng.random(pos.size)
         e = rng.standard_exponential(pos.size)
         out: NDArray[np.float64] = np.where(u < self.p, e * self.mean, 0.0)
@@ -307,15 +352,35 @@ def rate_mva(turns: PacedTurns, n_max: int, rate: float,
     if turns.think:
         cyc_at = float(lat.mean()) + float(turns.pause.mean()) + grid
     else:
-        cyc_at = np.array([np.maximum(turns.pause, lat + g).mean() for g in grid])
+        # A turn's waits as the p95's walk draws them (an exponential wait per stage, of
+        # mean wq): the turns that run late stretch the cycle, the convex max(·) of a
+        # spread wait more than of its mean.
+        a = np.sort(w.arrive, axis=1)
+        fin_a = np.isfinite(a)
+        new = fin_a.copy()
+        new[:, 1:] &= a[:, 1:] != a[:, :-1]
+        stages = new.sum(axis=1)
+        unit = np.random.default_rng(PACED_SEED + 3).standard_gamma(
+            np.maximum(stages, 1).astype(np.float64)) * (stages > 0)
+        unit *= s / max(float(unit.mean()), 1e-12)   # E[turn wait] = s·wq exactly
+        cyc_at = np.array([np.maximum(turns.pause, lat + g / s * unit).mean()
+                           for g in grid])
     waits = np.zeros(n_max + 1)
     util = np.zeros(n_max + 1)
     q = u = 0.0
+    knee_wq = -1.0
     for i in range(1, n_max + 1):
         wq = d * max(q - u, 0.0) + u * d * residual
         # The pacer releases at most r calls/s: the turns (and so the cycle) stretch at
         # least until i sessions' calls fit, i·v/C ≤ r.
         need = float(np.interp(i * v * d, cyc_at, grid, right=grid[-1]))
+        if not turns.think and i * v * d > cyc_at[0]:
+            # Past a cadence's knee the queue is what stretches the late turns just
+            # enough (the cadence absorbs the rest); the closed recursion, which
+            # knows no cadence, would add a whole round of calls per session.
+            if knee_wq < 0.0:
+                knee_wq = waits[i - 1]
+            wq = knee_wq
         wq = max(wq, need / s)
         cyc = float(np.interp(s * wq, grid, cyc_at))
         x = i / cyc
@@ -331,10 +396,15 @@ class _Sum(_WaitLaw):
     def __init__(self, *laws: _WaitLaw) -> None:
         self.laws = laws
 
-    def draw(self, pos: NDArray[np.int64], rng: np.random.Generator) -> NDArray[np.float64]:
+    def reset(self) -> None:
+        for law in self.laws:
+            law.reset()
+
+    def draw(self, pos: NDArray[np.int64], t: NDArray[np.float64],
+             rng: np.random.Generator) -> NDArray[np.float64]:
         out = np.zeros(pos.size)
         for law in self.laws:
-            out += law.draw(pos, rng)
+            out += law.draw(pos, t, rng)
         return out
 
 
@@ -399,7 +469,9 @@ class PacedQueue:
             mu = self.conc / self.mean_service if self.mean_service > 0 else math.inf
             for _ in range(_FIXED_POINT_ITERATIONS):
                 others = convolve_power(hold_law(w, cyc), n - 1)
-                slot = _SlotWait(others, self.conc, mu)
+                # The others' holds persist over their turns: an active spell of length R
+                # has a triangular autocorrelation, integral scale R/2.
+                slot = _SlotWait(others, self.conc, mu, 0.5 * float(w.latency.mean()))
                 law = _Sum(slot, rate) if rate is not None else slot
                 before = float(w.latency.mean())
                 w = small.walk(law)
@@ -507,13 +579,17 @@ def _window_s(c: Constraint) -> float:
     return c.depth / c.rate_per_s if c.enforcement == "token_bucket" else c.window_s
 
 
-def released_per_window(q: PacedQueue, w_s: float) -> tuple[float, float]:
-    """Calls (mean, variance) the pacer releases in ``w_s`` seconds when saturated: the
-    bucket's ``r·w`` plus what its depth may add at a window's start; the cap's ``c·w/E[S]``
-    (its slots renew every call latency) with renewal variance ``·CV²(S)``."""
+def released_per_window(q: PacedQueue, w_s: float, n: int) -> tuple[float, float]:
+    """Calls (mean, variance) the pacer releases at most in ``w_s`` seconds at ``n``
+    sessions: the bucket's ``r·w`` plus what its depth may add at a window's start — all
+    of it after an idle spell, none while the queue is busy, so ``(depth − 1)·(1 − U)`` at
+    the pacer's utilisation U —; behind a cap, ``c·w/E[S]`` (its slots renew every call
+    latency) with renewal variance ``·CV²(S)``."""
     out, var = math.inf, 0.0
     if q.rate > 0.0:
-        out, var = q.rate * w_s + q.depth - 1.0, 0.0
+        law = q.rate_law(n)
+        idle = 1.0 - law.p if law is not None else 1.0
+        out, var = q.rate * w_s + (q.depth - 1.0) * idle, 0.0
     if q.conc > 0 and q.mean_service > 0.0:
         svc = q.turns.base.service
         s = svc[np.isfinite(svc)]
@@ -556,7 +632,9 @@ def paced(profile: Profile, result: CeilingResult, wl: Workload | None = None
     kept: list[str] = []
     for r in result.constraints:
         c = next(x for x in wl.constraints if x.name == r.name)
-        k, kv = released_per_window(queue, _window_s(c))
+        # Checked one session past the quota's own (unpaced) ceiling: it binds there
+        # unless the pacer holds it back (the pacer's release only shrinks as N grows).
+        k, kv = released_per_window(queue, _window_s(c), max(1, r.burst_ceiling + 1))
         share = saturated_share(wl, c, k, kv) * wl.attempt_share(c)
         if share <= target:
             smoothed.append(r.name)
