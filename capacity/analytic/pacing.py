@@ -67,6 +67,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from capacity.analytic.timing import _MIN_TURNS, _max_launches
 from capacity.model.dist import Distribution, _ndtr
 from capacity.model.workload import (
     ONE,
@@ -126,6 +127,10 @@ class PacedTurns:
     def __init__(self, wl: Workload, n: int = PACED_SAMPLE_SIZE) -> None:
         self.wl = wl
         self.profile: Profile = wl.profile
+        # At most ~2^18 call records (turns × calls per turn): every N tried walks the
+        # sample again, a few times for the fixed point (a 300-call fan-out: 873 turns).
+        most = max(_max_launches(t.steps) for t in wl.turns)
+        n = int(max(_MIN_TURNS, min(n, (n * 64) // max(most, 1))))
         self.n = n
         rng = np.random.default_rng(PACED_SEED)
         probs = np.array([t.probability for t in wl.turns])
@@ -178,6 +183,29 @@ class PacedTurns:
                     on = active & (once(rng.random, n) < opt.probability)
                     end = walk(opt.body, t, on, pos)
                     t = np.where(on, end, t)
+                elif isinstance(step, ParallelStep) and len(step.parallel.body) == 1 \
+                        and isinstance(step.parallel.body[0], CallStep):
+                    # A fan-out of one call: its copies as the columns of one draw (a
+                    # 300-call fan-out walked copy by copy took seconds).
+                    par = step.parallel
+                    call = step.parallel.body[0].call
+                    k = once(_counts, par.count, rng, n)
+                    kmax = int(k[active].max()) if active.any() else 0
+                    if kmax > 0:
+                        lat2 = once(sample_call_latency, call, self.profile, rng,
+                                    n * kmax).reshape(n, kmax)
+                        col = np.arange(kmax)
+                        on2 = active[:, None] & (col < k[:, None])
+                        t2 = np.broadcast_to(t[:, None], (n, kmax))
+                        w2 = (law.draw(pos[:, None] + col, t2, wrng) if law is not None
+                              else np.zeros((n, kmax)))
+                        end2 = t2 + w2 + lat2
+                        arrive.append(np.where(on2, t2, math.inf))
+                        leave.append(np.where(on2, end2, math.inf))
+                        service.append(np.where(on2, lat2, math.nan))
+                        t = np.where(on2.any(axis=1),
+                                     np.where(on2, end2, -math.inf).max(axis=1), t)
+                    pos = np.zeros(n, dtype=np.int64)
                 elif isinstance(step, ParallelStep):
                     par = step.parallel
                     k = once(_counts, par.count, rng, n)
@@ -208,7 +236,8 @@ class PacedTurns:
                 end = walk(turn.steps, zero, on, np.zeros(n, dtype=np.int64))
                 latency = np.where(on, end, latency)
         if arrive:
-            a, lv, sv = np.stack(arrive, 1), np.stack(leave, 1), np.stack(service, 1)
+            a, lv, sv = (np.concatenate([x.reshape(n, -1) for x in xs], axis=1)
+                         for xs in (arrive, leave, service))
         else:
             a = lv = np.full((n, 1), math.inf)
             sv = np.full((n, 1), math.nan)
@@ -286,20 +315,24 @@ class _SlotWait(_WaitLaw):
 
     def draw(self, pos: NDArray[np.int64], t: NDArray[np.float64],
              rng: np.random.Generator) -> NDArray[np.float64]:
-        eps = rng.standard_normal(pos.size)
-        if self.z is None or self.t is None or self.z.size != pos.size:
+        # One queue state per turn (a fan-out's copies, the columns of a 2-D draw,
+        # arrive together and see the same one).
+        n = int(pos.shape[0])
+        tt = t if t.ndim == 1 else t[:, 0]
+        eps: NDArray[np.float64] = rng.standard_normal(n)
+        if self.z is None or self.t is None or self.z.size != n:
             z = eps
         else:
-            a = np.exp(-np.maximum(t - self.t, 0.0) / self.tau) if self.tau > 0 else \
-                np.zeros(pos.size)
+            a = np.exp(-np.maximum(tt - self.t, 0.0) / self.tau) if self.tau > 0 else \
+                np.zeros(n)
             z = a * self.z + np.sqrt(np.maximum(1.0 - a * a, 0.0)) * eps
-        self.z, self.t = z, t
-        d = np.searchsorted(self.zcut, z, side="right")
+        self.z, self.t = z, tt
+        d = np.searchsorted(self.zcut, z if pos.ndim == 1 else z[:, None], side="right")
         k = (d + pos - self.c + 1).astype(np.float64)
         # Gamma(k) from a fixed count of draws per call (common random numbers across N
         # and across the fixed point's iterations): exact for k = 1, Wilson–Hilferty above.
-        u = rng.random(pos.size)
-        g = rng.standard_normal(pos.size)
+        u = rng.random(pos.shape)
+        g = rng.standard_normal(pos.shape)
         kk = np.maximum(k, 1.0)
         wh = kk * np.maximum(1.0 - 1.0 / (9.0 * kk) + g / np.sqrt(9.0 * kk), 0.0) ** 3
         out: NDArray[np.float64] = np.where(k == 1.0, -np.log1p(-u), wh)
@@ -319,8 +352,8 @@ class _RateWait(_WaitLaw):
 
     def draw(self, pos: NDArray[np.int64], t: NDArray[np.float64],
              rng: np.random.Generator) -> NDArray[np.float64]:
-        u = rng.random(pos.size)
-        e = rng.standard_exponential(pos.size)
+        u = rng.random(pos.shape)
+        e = rng.standard_exponential(pos.shape)
         out: NDArray[np.float64] = np.where(u < self.p, e * self.mean, 0.0)
         out += np.maximum(0.0, pos + 1.0 - self.depth) * self.spacing
         return out
@@ -402,7 +435,7 @@ class _Sum(_WaitLaw):
 
     def draw(self, pos: NDArray[np.int64], t: NDArray[np.float64],
              rng: np.random.Generator) -> NDArray[np.float64]:
-        out = np.zeros(pos.size)
+        out = np.zeros(pos.shape)
         for law in self.laws:
             out += law.draw(pos, t, rng)
         return out
