@@ -64,7 +64,11 @@ def retry_model(profile: Profile, c: Constraint) -> _window.RetryModel:
         backoff = tuple(waits)
     return _window.RetryModel(r.max_retries, honour,
                               bool(quota.rejected_count) and c.unit == "requests",
-                              r.on_exhausted == "abort_turn", backoff)
+                              r.on_exhausted == "abort_turn", backoff,
+                              # A routed call's 429 may spill instead of failing: no
+                              # cascade of its turn's stages is modelled there.
+                              rejection_latency_s=None if profile.routes
+                              else r.rejection_latency)
 
 
 @dataclass

@@ -208,6 +208,13 @@ class _Blend(_window.ClumpWindowModel):
             self._cache[L] = hit
         return hit
 
+    def _prefix_log(self, L: int, u: NDArray[np.float64], r: float, step: int
+                    ) -> NDArray[np.complex128]:
+        out: NDArray[np.complex128] = sum(
+            (a * m._prefix_log(L, u, r, step) for a, m in self.parts),
+            np.zeros((u.size, L // 2 + 1), dtype=np.complex128))
+        return out
+
     def made_fraction(self, p_fail: float) -> float:
         """Launch-weighted mean of the populations' made fractions."""
         return math.fsum(w * m.made_fraction(p_fail)
@@ -253,6 +260,11 @@ def blend(parts: list[tuple[float, _window.ClumpWindowModel]]) -> _window.ClumpW
         events_per_window=math.fsum(events),
         crossing=_window.mix_crossings(
             [(x, m.crossing) for x, (_, m) in zip(calls, live, strict=True)]),
+        # Each population's cascade weighted by its share of the launch instants.
+        cascade=(_window.Cascade.mix(
+            [(x / m.cascade.calls_per_instant, m.cascade)
+             for x, (_, m) in zip(calls, live, strict=True) if m.cascade is not None])
+            if all(m.cascade is not None for _, m in live) else None),
         parts=tuple(live),
         made_weights=tuple(x / math.fsum(calls) if math.fsum(calls) > 0 else 1.0 / len(live)
                            for x in calls))

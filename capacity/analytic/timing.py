@@ -67,6 +67,11 @@ class TurnTiming:
     latency: NDArray[np.float64]    # (n,)
     gap: NDArray[np.float64]        # (n,) start of this turn to start of the next (s)
     specs: tuple[CallSpec, ...]
+    # Per launch (aligned with ``times``): its level in the turn's all-refused walk (the
+    # launches a turn makes one after another when every call returns at once — a call
+    # at level k waits for k earlier stages), and when it ends unthrottled (s; inf pads).
+    levels: NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 0), np.int64))
+    ends: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
     _runs: dict[float, tuple[NDArray[np.float64], NDArray[np.int64]]] = field(
         default_factory=dict, repr=False, compare=False)
     _cross: dict[tuple[float, bytes, int], float] = field(
@@ -246,8 +251,11 @@ class _Walker:
         self.times: list[NDArray[np.float64]] = []
         self.calls: list[int] = []
         self.active: list[NDArray[np.bool_]] = []
+        self.levels: list[NDArray[np.int64]] = []
+        self.ends: list[NDArray[np.float64]] = []
         self.spec_index: dict[int, int] = {}
         self.specs: list[CallSpec] = []
+        self.level_end = np.zeros(n, dtype=np.int64)
 
     def spec(self, call: CallSpec) -> int:
         key = id(call)
@@ -257,31 +265,45 @@ class _Walker:
         return self.spec_index[key]
 
     def walk(self, steps: tuple[Step, ...] | list[Step], t0: NDArray[np.float64],
-             active: NDArray[np.bool_]) -> NDArray[np.float64]:
-        """Launch records of ``steps`` started at ``t0`` where ``active``; their end times."""
+             active: NDArray[np.bool_], lv0: NDArray[np.int64] | None = None
+             ) -> NDArray[np.float64]:
+        """Launch records of ``steps`` started at ``t0`` where ``active``; their end times.
+
+        ``lv0``: the all-refused level the steps start at (see :attr:`TurnTiming.levels`);
+        the level they end at is left in ``self.level_end``. No random draw depends on it.
+        """
         t = t0
+        lv = np.zeros(self.n, dtype=np.int64) if lv0 is None else lv0
         for step in steps:
             if isinstance(step, CallStep):
                 self.times.append(t)
                 self.calls.append(self.spec(step.call))
                 self.active.append(active)
+                self.levels.append(lv)
                 t = np.where(active, t + _call_latency(step.call, self.profile, self.rng,
                                                        self.n), t)
+                self.ends.append(t)
+                lv = np.where(active, lv + 1, lv)
             elif isinstance(step, OptionalStep):
                 opt = step.optional
                 on = active & (self.rng.random(self.n) < opt.probability)
-                end = self.walk(opt.body, t, on)
+                end = self.walk(opt.body, t, on, lv)
                 t = np.where(on, end, t)
+                lv = np.where(on, self.level_end, lv)
             elif isinstance(step, ParallelStep):
                 par = step.parallel
                 k = par.count.sample(self.rng, self.n).astype(np.int64)
                 kmax = int(k[active].max()) if active.any() else 0
                 end = t
+                lv_end = lv
                 for j in range(kmax):
                     on = active & (k > j)
-                    e = self.walk(par.body, t, on)
+                    e = self.walk(par.body, t, on, lv)
                     end = np.where(on, np.maximum(end, e), end)
+                    # All refused, the stage ends with its deepest copy.
+                    lv_end = np.where(on, np.maximum(lv_end, self.level_end), lv_end)
                 t = end
+                lv = lv_end
             else:
                 assert isinstance(step, RepeatStep)
                 rep = step.repeat
@@ -289,8 +311,10 @@ class _Walker:
                 kmax = int(k[active].max()) if active.any() else 0
                 for j in range(kmax):
                     on = active & (k > j)
-                    e = self.walk(rep.body, t, on)
+                    e = self.walk(rep.body, t, on, lv)
                     t = np.where(on, e, t)
+                    lv = np.where(on, self.level_end, lv)
+        self.level_end = lv
         return t
 
 
@@ -331,20 +355,28 @@ def turn_timing(wl: Workload, n: int = TIMING_SAMPLE_SIZE) -> TurnTiming:
         calls = np.broadcast_to(np.asarray(walker.calls, dtype=np.int64), times.shape)
         times = np.where(act, times, math.inf)
         calls = np.where(act, calls, -1)
+        levels = np.where(act, np.stack(walker.levels, axis=1), -1)
+        ends = np.where(act, np.stack(walker.ends, axis=1), math.inf)
         order = np.argsort(times, axis=1, kind="stable")
         times = np.take_along_axis(times, order, axis=1)
         calls = np.take_along_axis(calls, order, axis=1)
+        levels = np.take_along_axis(levels, order, axis=1)
+        ends = np.take_along_axis(ends, order, axis=1)
         # Drop columns that are padding in every row.
         width = max(1, int(np.isfinite(times).sum(axis=1).max()))
         times, calls = times[:, :width], calls[:, :width]
+        levels, ends = levels[:, :width], ends[:, :width]
     else:
         times = np.full((n, 1), math.inf)
         calls = np.full((n, 1), -1, dtype=np.int64)
+        levels = np.full((n, 1), -1, dtype=np.int64)
+        ends = np.full((n, 1), math.inf)
     s = profile.session
     pause = s.pause.sample(rng, n)
     # Start to next start: turn + think time, or the later of cadence and turn end.
     gap = latency + pause if s.mode == "think_time" else np.maximum(pause, latency)
-    return TurnTiming(times, np.ascontiguousarray(calls), latency, gap, tuple(walker.specs))
+    return TurnTiming(times, np.ascontiguousarray(calls), latency, gap, tuple(walker.specs),
+                      np.ascontiguousarray(levels), np.ascontiguousarray(ends))
 
 
 __all__ = ["TIMING_SAMPLE_SIZE", "TurnTiming", "turn_timing"]

@@ -62,7 +62,9 @@ The 429 share of attempts — sliding windows (a scan statistic)
 Aborted turns
     Without retries a rejected call fails and (``abort_turn``) its turn launches nothing
     more; the load thins to the launches still made, a fixed point in the failure share
-    (:meth:`ClumpWindowModel.made_fraction`).
+    (:meth:`ClumpWindowModel.made_fraction`). With ``continue`` the turn's next stages
+    launch a rejection latency after the refusal, into the same full fixed window, and are
+    refused too (:class:`Cascade`, :meth:`ClumpWindowModel._cascaded`).
 """
 
 from __future__ import annotations
@@ -81,6 +83,13 @@ from capacity.model.dist import Distribution, finest_step
 from capacity.model.workload import CallCost
 
 _MAX_FFT = 1 << 22
+# Cells over a fixed window for the cascade of refused stages (Cascade), and the time
+# left (share of the window) at which the chance a launch is refused whole is solved.
+_CASCADE_NODES = 48
+_CASCADE_POINTS = 256
+_CASCADE_EDGES = np.linspace(0.0, 1.0, _CASCADE_NODES + 1)
+_CASCADE_MIDDLES = 0.5 * (_CASCADE_EDGES[1:] + _CASCADE_EDGES[:-1])
+_CASCADE_LEFT = np.array([0.003, 0.01, 0.025, 0.05, 0.09, 0.15, 0.24, 0.37, 0.55, 0.8, 1.0])
 
 
 @dataclass
@@ -95,6 +104,9 @@ class RetryModel:
     # return trips and mean backoffs — a retry sooner than the window's end comes back
     # into the same full window.
     backoff_s: tuple[float, ...] = ()
+    # ``on_exhausted: continue`` without retries: seconds from a refusal to the turn's
+    # next stage (the 429's return trip); None leaves the cascade out (see Cascade).
+    rejection_latency_s: float | None = None
 
     @property
     def retries(self) -> bool:
@@ -138,6 +150,9 @@ class ClumpWindowModel:
     # Where a full window turns its first call away: the room it leaves unused (a
     # counter turns away a call that does not fit, so it admits q − W, not q).
     crossing: Crossing | None = None
+    # A refused call whose turn goes on (``on_exhausted: continue``, no retries): the
+    # turn's next stages, launched a rejection latency later into the same full window.
+    cascade: Cascade | None = None
     # What a retry storm meets (counted, retried sliding windows; see storm_size): per
     # sampled turn, its first launch's units (lattice), and every later launch's gap to
     # the launch before it (s) and units; turns per session and window; the pause's
@@ -159,6 +174,8 @@ class ClumpWindowModel:
     # bisected again for every guess): the fresh-count pmf, by N.
     _pmfs: dict[float, NDArray[np.float64]] = field(default_factory=dict, repr=False)
     _moments: tuple[float, float] | None = field(default=None, repr=False)
+    _cascades: dict[float, float] = field(default_factory=dict, repr=False)
+    _cascade_memo: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     # -- the compound sum ------------------------------------------------------------
 
@@ -285,7 +302,10 @@ class ClumpWindowModel:
         stop = _stop_loss(g, q, mean_s)
         stop += exceed * self.waste(stop / exceed if exceed > 0 else 0.0)
         if not self.retry.retries:
-            share = min(1.0, kappa * stop / mean_s) if mean_s > 0 else 0.0
+            share = kappa * stop / mean_s if mean_s > 0 else 0.0
+            if self.cascade is not None and mean_s > 0:
+                share += self._cascaded(n)
+            share = min(1.0, share)
             return {"attempt": share, "call": share, "failed": share, "exceed": exceed,
                     "retry_share": 0.0}
         if mean_s <= 0 or stop >= 0.5 * mean_s:
@@ -311,6 +331,74 @@ class ClumpWindowModel:
         failed = call * (all_same + (1.0 - all_same) * again ** self.retry.max_retries)
         return {"attempt": min(1.0, attempt), "call": call, "failed": failed,
                 "exceed": exceed, "retry_share": call}
+
+    def _prefix_log(self, L: int, u: NDArray[np.float64], r: float, step: int
+                    ) -> NDArray[np.complex128]:
+        """Per-session log generating function, at ``r·e^{2πik/L}``, of the units launched
+        in the first fraction ``u`` of a window (rows: each ``u``; lattice ``step`` times
+        coarser): the clumps that start in it, whole (``P`` and ``P'`` thinned by ``u``)."""
+        key = ("prefix", L, step)
+        fh = self._cascade_memo.get(key)
+        if fh is None:
+            f = _coarsen(self.clump_pmf, float(step))[:L]
+            fh = self._cascade_memo[key] = np.fft.rfft(f * r ** np.arange(f.size), L)[None, :]
+        uu = u[:, None]
+        pb, pp = self.p_binomial * uu, (self.p_single - self.p_binomial) * uu
+        out: NDArray[np.complex128] = pp * (fh - 1.0)
+        if self.p_binomial > 0:
+            arg = 1.0 - pb + pb * fh
+            # log|z| + i·arg z: the same branch as np.log, ten times faster.
+            out += np.log(np.maximum(np.abs(arg), 1e-300)) + 1j * np.angle(arg)
+        return out
+
+    def _cascaded(self, n: float) -> float:
+        """Share of calls turned away because a refusal started the next stage of their
+        turn early (``on_exhausted: continue`` without retries; see :class:`Cascade`).
+
+        A launch instant at the fraction ``u`` of a fixed window is turned away whole when
+        the units the other ``N − 1`` sessions launched before it leave no room for a
+        call: ``P(S_u + B > q)``, ``S_u`` the window count of their clumps started in
+        ``[0, u)``. It then brings ``ḡ(w·(1 − u))`` calls of its turn's next stages into
+        the window (``w·(1 − u)``: the time left), each turned away:
+        ``∫ P(S_u + B > q)·ḡ(w(1 − u)) du`` per launch instant.
+        """
+        hit = self._cascades.get(n)
+        if hit is not None:
+            return hit
+        c = self.cascade
+        assert c is not None
+        # The other sessions' launches (Palm: the instant's own session is the tagged one).
+        others = max(n - 1.0, 0.0)
+        # On at most ~256 points across q (an added share needs no finer lattice).
+        step = max(1, math.ceil(self.q_lat / _CASCADE_POINTS))
+        q = math.floor(self.q_lat / step + 1e-9)
+        # Only P(S_u + B ≤ q) is needed: a short transform of the damped law (generating
+        # function at r·z) aliases the mass beyond L onto 0..q scaled by r^L ≈ e^-30.
+        L = 1 << max(6, math.ceil(math.log2(2 * (q + 1))))
+        r = math.exp(-30.0 / L)
+        key = ("call", L, step)
+        ch = self._cascade_memo.get(key)
+        if ch is None:
+            b = _coarsen(self.call_pmf, float(step))[:L]
+            ch = self._cascade_memo[key] = np.fft.rfft(b * r ** np.arange(b.size), L)[None, :]
+        # P(S_u + B > q) rises steeply towards the window's end: solved at a few u (dense
+        # near 1), interpolated in log between them at the middles of equal cells in u,
+        # over each of which ḡ is integrated exactly (it jumps at jδ, finer than a cell).
+        nodes = 1.0 - _CASCADE_LEFT
+        with np.errstate(under="ignore", over="ignore"):
+            tr = np.exp(others * self._prefix_log(L, nodes, r, step)) * ch
+            g = np.fft.irfft(tr, L, axis=1)[:, : q + 1] / r ** np.arange(q + 1)
+        at = np.clip(1.0 - g.sum(axis=1), 1e-300, 1.0)
+        full = np.exp(np.interp(_CASCADE_MIDDLES, nodes[::-1], np.log(at[::-1])))
+        cell = self._cascade_memo.get("cells")
+        if cell is None:
+            big = c.calls_within(self.window_s * (1.0 - _CASCADE_EDGES))
+            cell = self._cascade_memo["cells"] = (big[:-1] - big[1:]) / self.window_s
+        out = float(_dot(full, cell)) / c.calls_per_instant
+        if len(self._cascades) >= 256:
+            self._cascades.clear()
+        self._cascades[n] = out
+        return out
 
     def _same_window(self, excess: float) -> tuple[float, float]:
         """(retries per refused call that come back into the window that refused it, and
@@ -1236,6 +1324,12 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
     # Launch instants (a fan-out's copies are one): what a sliding log's expiry frees.
     event_pmf, events_per_turn = (timing.memo(("events", *memo_key), lambda: _event_law(
         timing, relevant, rel_pmfs[: len(relevant)])) if sliding else (np.zeros(1), 0.0))
+    # A refused call whose turn goes on brings its turn's next stages into its window.
+    cascade = (timing.memo(("cascade", tuple(relevant), retry.rejection_latency_s),
+                           lambda: _cascade_law(timing, [int(k) for k in relevant],
+                                                float(retry.rejection_latency_s or 0.0)))
+        if (not sliding and retry.rejection_latency_s is not None
+            and retry.max_retries == 0 and not retry.abort_turn) else None)
     # Storms only arise where rejections are logged and retried (requests: whole calls).
     storm = (timing.memo(("storm", *memo_key), lambda: _storm_launches(
         timing, relevant, rel_pmfs[: len(relevant)]))
@@ -1249,7 +1343,7 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
         size_bias=kappa, prior_hist=hist, prior_counts=counts,
         fail_odds=_fail_odds(fine, fine_call, launches, is_requests),
         event_pmf=event_pmf, events_per_window=events_per_turn * window_s / cycle_s,
-        crossing=crossing,
+        crossing=crossing, cascade=cascade,
         storm_first=storm[0], storm_gaps=storm[1], storm_sizes=storm[2], storm_ends=storm[3],
         turns_per_window=window_s / cycle_s)
 
@@ -1343,6 +1437,140 @@ _WASTE_POINTS = 4096
 _WASTE_STATES = 4096   # sums below q listed by the exact walk (× ≤ 12 charges: ~30 ms)
 _WASTE_SIZES = 12
 _FILL_STEPS = 128      # later calls followed one by one (a Poisson mean ~100 is overload)
+
+
+@dataclass(frozen=True)
+class Cascade:
+    """What a refused launch brings into its full window when its turn goes on.
+
+    With ``on_exhausted: continue`` and no retries a refused call ends ``δ`` (the
+    rejection latency) after its launch, so when every call of its stage is refused and
+    nothing else of the turn is running the next stage launches at ``t + δ``, the one
+    after it at ``t + 2δ``, …: a launch ``j`` levels on (see
+    :attr:`~capacity.analytic.timing.TurnTiming.levels`) comes at ``t + jδ`` instead of
+    at its unthrottled offset ``t + d``. In a fixed window that is full until its end,
+    ``R`` seconds on, it is turned away too — an extra refusal when ``jδ < R < d`` (had
+    ``d ≤ R`` it was in the window's count anyway); a stage holding a call this
+    constraint does not charge runs its normal time and ends the cascade.
+
+    ``G(x) = E[Σ_launches (min(max(x, jδ), d) − jδ)]`` per launch instant of this
+    constraint (the integral over ``R ∈ (0, x)`` of the cascaded calls), kept as its
+    breakpoints: sorted starts ``a = jδ`` and ends ``b = d`` with cumulative weights.
+    """
+
+    starts: NDArray[np.float64]        # a, sorted (s)
+    start_w: NDArray[np.float64]       # cumulative weight (calls per instant) up to a
+    start_wa: NDArray[np.float64]      # cumulative weight·a
+    ends: NDArray[np.float64]          # b, sorted (s)
+    end_w: NDArray[np.float64]
+    end_wb: NDArray[np.float64]
+    calls_per_instant: float           # mean calls of this constraint per launch instant
+
+    def rate_at(self, r: NDArray[np.float64]) -> NDArray[np.float64]:
+        """``ḡ(r) = G'(r)``: calls a launch instant turned away ``r`` s before its window's
+        end brings into it, on average over instants."""
+        ia = np.searchsorted(self.starts, r, side="left")
+        ib = np.searchsorted(self.ends, r, side="left")
+        out: NDArray[np.float64] = (np.concatenate([[0.0], self.start_w])[ia]
+                                    - np.concatenate([[0.0], self.end_w])[ib])
+        return out
+
+    def calls_within(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        """``G(x)`` (call·seconds per launch instant) at each ``x`` (s)."""
+        def ramp(at: NDArray[np.float64], cw: NDArray[np.float64],
+                 cwa: NDArray[np.float64]) -> NDArray[np.float64]:
+            i = np.searchsorted(at, x, side="left")   # breakpoints below x
+            w = np.concatenate([[0.0], cw])[i]
+            wa = np.concatenate([[0.0], cwa])[i]
+            out: NDArray[np.float64] = w * x - wa
+            return out
+        return (ramp(self.starts, self.start_w, self.start_wa)
+                - ramp(self.ends, self.end_w, self.end_wb))
+
+    @staticmethod
+    def of(starts: NDArray[np.float64], ends: NDArray[np.float64],
+           weights: NDArray[np.float64], calls_per_instant: float) -> Cascade:
+        """From the (start, end, calls per launch instant) of every cascaded launch."""
+        i, j = np.argsort(starts), np.argsort(ends)
+        a, wa = starts[i], weights[i]
+        b, wb = ends[j], weights[j]
+        return Cascade(a, np.cumsum(wa), np.cumsum(wa * a), b, np.cumsum(wb),
+                       np.cumsum(wb * b), calls_per_instant)
+
+    @staticmethod
+    def mix(parts: list[tuple[float, Cascade]]) -> Cascade | None:
+        """The cascade of a mix of launch instants (``weight``: each part's share of them)."""
+        live = [(w, c) for w, c in parts if w > 0]
+        total = math.fsum(w for w, _ in live)
+        if not live or total <= 0:
+            return None
+        def diffs(cw: NDArray[np.float64]) -> NDArray[np.float64]:
+            return np.diff(np.concatenate([[0.0], cw]))
+        starts = np.concatenate([c.starts for _, c in live])
+        ends = np.concatenate([c.ends for _, c in live])
+        # Each part's breakpoints with their own weights, sorted apart: undo the sums.
+        wa = np.concatenate([w / total * diffs(c.start_w) for w, c in live])
+        wb = np.concatenate([w / total * diffs(c.end_w) for w, c in live])
+        i, j = np.argsort(starts), np.argsort(ends)
+        return Cascade(starts[i], np.cumsum(wa[i]), np.cumsum(wa[i] * starts[i]),
+                       ends[j], np.cumsum(wb[j]), np.cumsum(wb[j] * ends[j]),
+                       math.fsum(w * c.calls_per_instant for w, c in live) / total)
+
+
+def _cascade_law(timing: TurnTiming, relevant: list[int], delta: float) -> Cascade | None:
+    """The :class:`Cascade` of the turn sample: the calls this constraint charges by spec
+    index, ``delta`` the rejection latency (s)."""
+    t, calls, lv, en = timing.times, timing.calls, timing.levels, timing.ends
+    if not relevant or lv.shape != t.shape or delta <= 0:
+        return None
+    n, r = t.shape
+    valid = calls >= 0
+    rel = np.isin(calls, relevant) & valid
+    # Group simultaneous launches (a fan-out's copies) into instants, per row.
+    new = valid.copy()
+    new[:, 1:] &= t[:, 1:] != t[:, :-1]
+    cell = np.cumsum(new, axis=1) - 1
+    g = max(1, int(cell.max()) + 1) if valid.any() else 1
+    # Pairs cost rows·G²: a subsample of rows when instants per turn are many.
+    rows = min(n, max(64, (1 << 22) // (g * g)))
+    t, calls, lv, en = t[:rows], calls[:rows], lv[:rows], en[:rows]
+    valid, rel, cell = valid[:rows], rel[:rows], cell[:rows]
+    ri = np.broadcast_to(np.arange(rows)[:, None], (rows, r))[valid]
+    ci = cell[valid]
+    gt = np.full((rows, g), math.inf)
+    gt[ri, ci] = t[valid]
+    glv = np.full((rows, g), np.iinfo(np.int64).max // 4, dtype=np.int64)
+    np.minimum.at(glv, (ri, ci), lv[valid])
+    gend = np.full((rows, g), -math.inf)
+    np.maximum.at(gend, (ri, ci), en[valid])
+    grel = np.zeros((rows, g))
+    np.add.at(grel, (ri, ci), rel[valid].astype(np.float64))
+    gnon = np.zeros((rows, g))
+    np.add.at(gnon, (ri, ci), (valid & ~rel)[valid].astype(np.float64))
+    instants = grel > 0
+    n_inst = int(instants.sum())
+    if n_inst == 0:
+        return None
+    per_instant = float(grel[instants].sum()) / n_inst
+    # Nothing else of the turn is running when the instant's calls are refused.
+    before = np.maximum.accumulate(gend, axis=1)
+    prior = np.concatenate([np.full((rows, 1), -math.inf), before[:, :-1]], axis=1)
+    trig = instants & (gnon == 0) & (prior <= gt + 1e-9)
+    tr, tg = np.nonzero(trig)
+    if tr.size == 0:  # nothing to cascade: an empty law (a mix still counts the instants)
+        none = np.zeros(0)
+        return Cascade.of(none, none, none, per_instant)
+    # Every later instant of the row, j levels on; a stage with an uncharged call stops it.
+    j = glv[tr][:, :] - glv[tr, tg][:, None]                       # (pairs, G)
+    later = np.arange(g)[None, :] > tg[:, None]
+    j = np.where(later & np.isfinite(gt[tr]), j, 0)
+    stop = np.where((j > 0) & (gnon[tr] > 0), j, np.iinfo(np.int64).max).min(axis=1)
+    d = gt[tr] - gt[tr, tg][:, None]
+    keep = (j > 0) & (j < stop[:, None]) & (grel[tr] > 0) & (d > j * delta)
+    a = (j * delta)[keep].astype(np.float64)
+    b = d[keep]
+    w = grel[tr][keep] / n_inst
+    return Cascade.of(a, b, w, per_instant)
 
 
 @dataclass(frozen=True)
