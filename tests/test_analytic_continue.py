@@ -82,6 +82,32 @@ def test_continue_meets_the_simulated_ceiling(window: str) -> None:
     _meets_the_simulated_ceiling(dag(window), 8 if window == "1s" else 12)
 
 
+def test_continue_with_reserved_token_charges_meets_the_simulated_ceiling() -> None:
+    # Token charges (input + max_tokens reserved) against 2M TPM in fixed 10 s windows,
+    # the accuracy table's TPM row with on_exhausted: continue: was 151 vs 142 [140–144].
+    calls = {
+        "a": {"model": "m", "input_tokens": 1500, "output_tokens": {"uniform": [100, 300]},
+              "max_tokens": 500},
+        "s": {"model": "m", "input_tokens": {"uniform": [3000, 8000]},
+              "output_tokens": {"uniform": [400, 1200]}, "max_tokens": 1500},
+        "c": {"model": "m", "input_tokens": 1000, "output_tokens": {"uniform": [5, 40]},
+              "max_tokens": 60},
+    }
+    profile = profile_from_dict({
+        "name": "dag-tpm10-continue",
+        "models": {"m": {"ttft": {"uniform": ["0.4s", "1.2s"]}, "tokens_per_second": 40}},
+        "quotas": {"q": {"models": ["m"], "charge_max_tokens": True, "tpm": {
+            "limit": 2_000_000,
+            "enforcement": {"type": "fixed_window", "window": "10s"}}}},
+        "session": {"think_time": {"exponential": "120s"}, "turns": {"t": {"steps": [
+            {"call": calls["a"]}, {"parallel": {"count": 3, "call": calls["s"]}},
+            {"call": calls["c"]}]}}},
+        "targets": {"max_429_fraction": 0.01},
+        "retry": {"max_retries": 0, "on_exhausted": "continue"},
+    })
+    _meets_the_simulated_ceiling(profile, 12)
+
+
 def test_continue_beside_held_sessions_meets_the_simulated_ceiling() -> None:
     # Populations blend their cascades by launch instants; was 77 vs 70 [69–71].
     _meets_the_simulated_ceiling(load_profile(DATA / "continue-held-population.yaml"), 8)
