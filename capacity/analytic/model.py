@@ -657,6 +657,11 @@ def _largest_meeting(stats_fn: Any, target: float, hi: int) -> tuple[int, Window
     return lo, lo_stats
 
 
+# Above the mean ceiling only sessions whose pause is at least this share of their cycle
+# (or paced by a cadence): their refused turns do not bring them back much sooner.
+_PAUSED = 0.4
+
+
 def constraint_ceiling(wl: Workload, c: Constraint, cycle_s: float, target: float,
                        sessions: int | None = None,
                        min_cycle_s: float | None = None) -> ConstraintResult:
@@ -687,6 +692,18 @@ def constraint_ceiling(wl: Workload, c: Constraint, cycle_s: float, target: floa
     # A model may know a cheaper way to the same bisection (e.g. a bracket from bounds).
     search = getattr(model, "largest_meeting", None)
     own = min(target / share, 0.999) if share < 1.0 else target
+    session = wl.profile.session
+    if (wl.profile.retry.max_retries == 0 and c.enforcement != "token_bucket"
+            and math.isfinite(mean_ceiling)
+            and (session.mode == "cadence" or session.pause.mean >= _PAUSED * cycle_s)):
+        # Without retries a refused call is simply lost: past the mean ceiling the share
+        # refused grows from 0 as ~1 − 1/ρ, so a high target is met above it — up to
+        # the simulated search's own cap, mean/(1 − target) + 1 (whatif.ceiling). Only
+        # where the pause sets the pace: a session whose refused turn ends at once and
+        # whose short think time brings it straight back spins on a full window, a rate
+        # the stop-loss at the unthrottled cycle does not see (hunt-rpm-221, 5 s think
+        # in a 15 s cycle: 118 vs simulated 114 [114–115] with it).
+        cap = max(cap, min(math.floor(mean_ceiling / (1.0 - min(own, 0.5))) + 1, 2 * cap + 1))
     burst, at = search(own, cap) if search else _largest_meeting(stats_fn, own, cap)
     at = of_all_attempts(at, share)
     at_n = of_all_attempts(stats_fn(sessions), share) if sessions is not None else None

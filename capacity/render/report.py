@@ -192,6 +192,9 @@ def _summary(r: CeilingResult) -> str:
     elif mean_n is not None and r.burst_ceiling < mean_n:
         text += (f"with bursts it carries {r.burst_ceiling:,} at ≤{target} of attempts answered "
                  f"429 ({fewer(r.burst_ceiling, mean_n)}).")
+    elif mean_n is not None and r.burst_ceiling > mean_n:
+        text += (f"refused calls are not retried (they are lost), so past the mean rate it "
+                 f"still carries {r.burst_ceiling:,} at ≤{target} of attempts answered 429.")
     else:
         text += (f"bursts cost nothing here ({r.burst_ceiling:,} at ≤{target} 429s): the mean "
                  "rate is the limit.")

@@ -1,0 +1,52 @@
+"""A high 429 target without retries (the hunt's "H" family): a refused call is lost, so
+past the mean ceiling the share refused grows only as ~1 − 1/ρ and a 5% target is met
+above it. The analytic search stopped at the mean ceiling (254 vs a simulated 269). It
+now goes on to the simulated search's own cap, where the pause sets a session's pace —
+not where a short think time brings a refused turn's session straight back."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from capacity.analytic.model import analyze
+from capacity.profile.loader import load_profile, profile_from_dict
+from capacity.whatif.ceiling import SimSettings, ceiling
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_a_lost_call_lets_a_high_target_pass_the_mean_ceiling() -> None:
+    profile = load_profile(DATA / "high-target-no-retries.yaml")
+    res = ceiling(profile, "both", sim=SimSettings(seed=1, replications=8))
+    assert res.simulated is not None
+    sim = res.simulated
+    assert res.burst_ceiling > math.floor(res.mean_ceiling)
+    err = (res.burst_ceiling - sim.n_star) / sim.n_star
+    assert (abs(err) <= 0.03 or sim.n_lo <= res.burst_ceiling <= sim.n_hi) and err <= 0.05, (
+        res.burst_ceiling, sim.n_star, sim.n_lo, sim.n_hi)
+
+
+def test_short_think_times_stay_at_the_mean_ceiling() -> None:
+    data = load_profile(DATA / "high-target-no-retries.yaml").model_dump(
+        mode="json", exclude_none=True)
+    data["session"]["think_time"] = "5s"  # a 38 s cycle: the pause is 13% of it
+    res = analyze(profile_from_dict(data))
+    assert res.burst_ceiling <= math.floor(res.mean_ceiling)
+    data["retry"] = {"max_retries": 2}  # retried calls come back: no lost load
+    data["session"]["think_time"] = {"exponential": "120s"}
+    retried = analyze(profile_from_dict(data))
+    assert retried.burst_ceiling <= math.floor(retried.mean_ceiling)
+
+
+def test_the_text_says_the_refused_calls_are_lost() -> None:
+    from typer.testing import CliRunner
+
+    from capacity.cli.app import app
+
+    out = CliRunner().invoke(app, ["ceiling", str(DATA / "high-target-no-retries.yaml"),
+                                   "--method", "analytic"])
+    assert out.exit_code == 0, out.output
+    text = " ".join(out.output.split())
+    assert "past the mean rate it still carries 269" in text
+    assert "bursts cost nothing" not in text
