@@ -660,8 +660,27 @@ def _bucket_chain(lam: float, batch: NDArray[np.float64], refill: float, depth: 
     return float(pi @ spilled) / float(np.dot(ks, w))
 
 
+class _MemoStats:
+    """``stats(n)`` memoised per ``n`` (a search asks the same ``n`` again); the class
+    computes ``_stats_uncached(n)`` and holds ``_stats`` (not an init field)."""
+
+    _stats: dict[int, WindowStats]
+
+    def _stats_uncached(self, n: int) -> WindowStats:
+        raise NotImplementedError
+
+    def stats(self, n: int) -> WindowStats:
+        """The model's statistics at ``n`` sessions (see the class's ``_stats_uncached``)."""
+        hit = self._stats.get(n)
+        if hit is None:
+            if len(self._stats) >= 4096:
+                self._stats.clear()
+            hit = self._stats[n] = self._stats_uncached(n)
+        return hit
+
+
 @dataclass
-class BucketSpill:
+class BucketSpill(_MemoStats):
     """Share of the units a token bucket turns away (they spill), from its Lundberg bound.
 
     With ``π = min(1, e^{−θ*·b})`` (the bound on the infinite dam's content exceeding the
@@ -787,16 +806,8 @@ class BucketSpill:
         launch sizes)."""
         return self.launch_law
 
-    def stats(self, n: int) -> WindowStats:
-        """The spill share of calls at ``n`` sessions (``loss_fraction``)."""
-        hit = self._stats.get(n)
-        if hit is None:
-            if len(self._stats) >= 4096:
-                self._stats.clear()
-            hit = self._stats[n] = self._stats_uncached(n)
-        return hit
-
     def _stats_uncached(self, n: int) -> WindowStats:
+        """The spill share of calls at ``n`` sessions (``loss_fraction``)."""
         st: WindowStats = self.bucket.stats(n)
         if n <= 0 or st.mean_per_window <= 0:
             return st
@@ -831,7 +842,7 @@ class Source:
 
 
 @dataclass
-class FeedModel:
+class FeedModel(_MemoStats):
     """``stats(n)`` of a slot fed by overflow (spillover) or failures (fallback), plus
     its own direct traffic (see the module docstring)."""
 
@@ -884,16 +895,8 @@ class FeedModel:
         self._cache[n] = (g, offered)
         return g, offered
 
-    def stats(self, n: int) -> WindowStats:
-        """Client-visible 429 share (over the calls that could come here) at ``n``."""
-        hit = self._stats.get(n)
-        if hit is None:
-            if len(self._stats) >= 4096:
-                self._stats.clear()
-            hit = self._stats[n] = self._stats_uncached(n)
-        return hit
-
     def _stats_uncached(self, n: int) -> WindowStats:
+        """Client-visible 429 share (over the calls that could come here) at ``n``."""
         if n <= 0:
             return WindowStats(n, 0.0, 0.0, 0.0, "none", 0.0, 0.0)
         g, offered = self.window_law(n)
