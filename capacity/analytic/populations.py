@@ -215,6 +215,19 @@ class _Blend(_window.ClumpWindowModel):
             np.zeros((u.size, L // 2 + 1), dtype=np.complex128))
         return out
 
+    def _cascade_cells(self) -> tuple[NDArray[np.float64], float]:
+        """The populations' cascades mixed by their shares of the launch instants."""
+        hit = self._cascade_memo.get("cells")
+        if hit is None:
+            parts = [(a * m.calls_per_window / m._cascade_cells()[1], m._cascade_cells())
+                     for a, m in self.parts]
+            total = math.fsum(x for x, _ in parts)
+            cells = np.sum([x / total * c for x, (c, _) in parts], axis=0)
+            per = math.fsum(x / total * k for x, (_, k) in parts)
+            hit = self._cascade_memo["cells"] = (cells, per)
+        out: tuple[NDArray[np.float64], float] = hit
+        return out
+
     def made_fraction(self, p_fail: float) -> float:
         """Launch-weighted mean of the populations' made fractions."""
         return math.fsum(w * m.made_fraction(p_fail)
@@ -260,11 +273,9 @@ def blend(parts: list[tuple[float, _window.ClumpWindowModel]]) -> _window.ClumpW
         events_per_window=math.fsum(events),
         crossing=_window.mix_crossings(
             [(x, m.crossing) for x, (_, m) in zip(calls, live, strict=True)]),
-        # Each population's cascade weighted by its share of the launch instants.
-        cascade=(_window.Cascade.mix(
-            [(x / m.cascade.calls_per_instant, m.cascade)
-             for x, (_, m) in zip(calls, live, strict=True) if m.cascade is not None])
-            if all(m.cascade is not None for _, m in live) else None),
+        # Cascaded stages (on_exhausted: continue): every population's, mixed by
+        # _cascade_cells (this one only says they are there).
+        cascade=(first.cascade if all(m.cascade is not None for _, m in live) else None),
         parts=tuple(live),
         made_weights=tuple(x / math.fsum(calls) if math.fsum(calls) > 0 else 1.0 / len(live)
                            for x in calls))

@@ -351,6 +351,19 @@ class ClumpWindowModel:
             out += np.log(np.maximum(np.abs(arg), 1e-300)) + 1j * np.angle(arg)
         return out
 
+    def _cascade_cells(self) -> tuple[NDArray[np.float64], float]:
+        """(cascaded calls per launch instant brought into each cell of equal width in u
+        by an instant refused there, mean calls per launch instant)."""
+        hit = self._cascade_memo.get("cells")
+        if hit is None:
+            c = self.cascade
+            assert c is not None
+            big = c.calls_within(self.window_s * (1.0 - _CASCADE_EDGES))
+            hit = self._cascade_memo["cells"] = ((big[:-1] - big[1:]) / self.window_s,
+                                                 c.calls_per_instant)
+        out: tuple[NDArray[np.float64], float] = hit
+        return out
+
     def _cascaded(self, n: float) -> float:
         """Share of calls turned away because a refusal started the next stage of their
         turn early (``on_exhausted: continue`` without retries; see :class:`Cascade`).
@@ -365,8 +378,6 @@ class ClumpWindowModel:
         hit = self._cascades.get(n)
         if hit is not None:
             return hit
-        c = self.cascade
-        assert c is not None
         # The other sessions' launches (Palm: the instant's own session is the tagged one).
         others = max(n - 1.0, 0.0)
         # On at most ~256 points across q (an added share needs no finer lattice).
@@ -390,11 +401,8 @@ class ClumpWindowModel:
             g = np.fft.irfft(tr, L, axis=1)[:, : q + 1] / r ** np.arange(q + 1)
         at = np.clip(1.0 - g.sum(axis=1), 1e-300, 1.0)
         full = np.exp(np.interp(_CASCADE_MIDDLES, nodes[::-1], np.log(at[::-1])))
-        cell = self._cascade_memo.get("cells")
-        if cell is None:
-            big = c.calls_within(self.window_s * (1.0 - _CASCADE_EDGES))
-            cell = self._cascade_memo["cells"] = (big[:-1] - big[1:]) / self.window_s
-        out = float(_dot(full, cell)) / c.calls_per_instant
+        cell, per_instant = self._cascade_cells()
+        out = float(_dot(full, cell)) / per_instant
         if len(self._cascades) >= 256:
             self._cascades.clear()
         self._cascades[n] = out
@@ -1497,25 +1505,6 @@ class Cascade:
         return Cascade(a, np.cumsum(wa), np.cumsum(wa * a), b, np.cumsum(wb),
                        np.cumsum(wb * b), calls_per_instant)
 
-    @staticmethod
-    def mix(parts: list[tuple[float, Cascade]]) -> Cascade | None:
-        """The cascade of a mix of launch instants (``weight``: each part's share of them)."""
-        live = [(w, c) for w, c in parts if w > 0]
-        total = math.fsum(w for w, _ in live)
-        if not live or total <= 0:
-            return None
-        def diffs(cw: NDArray[np.float64]) -> NDArray[np.float64]:
-            return np.diff(np.concatenate([[0.0], cw]))
-        starts = np.concatenate([c.starts for _, c in live])
-        ends = np.concatenate([c.ends for _, c in live])
-        # Each part's breakpoints with their own weights, sorted apart: undo the sums.
-        wa = np.concatenate([w / total * diffs(c.start_w) for w, c in live])
-        wb = np.concatenate([w / total * diffs(c.end_w) for w, c in live])
-        i, j = np.argsort(starts), np.argsort(ends)
-        return Cascade(starts[i], np.cumsum(wa[i]), np.cumsum(wa[i] * starts[i]),
-                       ends[j], np.cumsum(wb[j]), np.cumsum(wb[j] * ends[j]),
-                       math.fsum(w * c.calls_per_instant for w, c in live) / total)
-
 
 def _cascade_law(timing: TurnTiming, relevant: list[int], delta: float) -> Cascade | None:
     """The :class:`Cascade` of the turn sample: the calls this constraint charges by spec
@@ -1523,7 +1512,7 @@ def _cascade_law(timing: TurnTiming, relevant: list[int], delta: float) -> Casca
     t, calls, lv, en = timing.times, timing.calls, timing.levels, timing.ends
     if not relevant or lv.shape != t.shape or delta <= 0:
         return None
-    n, r = t.shape
+    n = t.shape[0]
     valid = calls >= 0
     rel = np.isin(calls, relevant) & valid
     # Group simultaneous launches (a fan-out's copies) into instants, per row.
@@ -1535,18 +1524,22 @@ def _cascade_law(timing: TurnTiming, relevant: list[int], delta: float) -> Casca
     rows = min(n, max(64, (1 << 22) // (g * g)))
     t, calls, lv, en = t[:rows], calls[:rows], lv[:rows], en[:rows]
     valid, rel, cell = valid[:rows], rel[:rows], cell[:rows]
-    ri = np.broadcast_to(np.arange(rows)[:, None], (rows, r))[valid]
-    ci = cell[valid]
-    gt = np.full((rows, g), math.inf)
-    gt[ri, ci] = t[valid]
-    glv = np.full((rows, g), np.iinfo(np.int64).max // 4, dtype=np.int64)
-    np.minimum.at(glv, (ri, ci), lv[valid])
-    gend = np.full((rows, g), -math.inf)
-    np.maximum.at(gend, (ri, ci), en[valid])
-    grel = np.zeros((rows, g))
-    np.add.at(grel, (ri, ci), rel[valid].astype(np.float64))
-    gnon = np.zeros((rows, g))
-    np.add.at(gnon, (ri, ci), (valid & ~rel)[valid].astype(np.float64))
+    # Per instant (launches of one instant are adjacent in row order): reduceat over the
+    # valid launches, placed at row·G + instant.
+    flat = (np.arange(rows)[:, None] * g + cell)[valid]
+    first = np.flatnonzero(np.concatenate([[True], flat[1:] != flat[:-1]]))
+    at = flat[first]
+
+    def put(fill: float, vals: NDArray[Any], op: Any) -> NDArray[np.float64]:
+        out = np.full(rows * g, fill)
+        out[at] = op.reduceat(vals, first)
+        return out.reshape(rows, g)
+
+    gt = put(math.inf, t[valid], np.minimum)
+    glv = put(float(1 << 40), lv[valid].astype(np.float64), np.minimum)
+    gend = put(-math.inf, en[valid], np.maximum)
+    grel = put(0.0, rel[valid].astype(np.float64), np.add)
+    gnon = put(0.0, (~rel[valid]).astype(np.float64), np.add)
     instants = grel > 0
     n_inst = int(instants.sum())
     if n_inst == 0:
@@ -1564,10 +1557,10 @@ def _cascade_law(timing: TurnTiming, relevant: list[int], delta: float) -> Casca
     j = glv[tr][:, :] - glv[tr, tg][:, None]                       # (pairs, G)
     later = np.arange(g)[None, :] > tg[:, None]
     j = np.where(later & np.isfinite(gt[tr]), j, 0)
-    stop = np.where((j > 0) & (gnon[tr] > 0), j, np.iinfo(np.int64).max).min(axis=1)
+    stop = np.where((j > 0) & (gnon[tr] > 0), j, math.inf).min(axis=1)
     d = gt[tr] - gt[tr, tg][:, None]
     keep = (j > 0) & (j < stop[:, None]) & (grel[tr] > 0) & (d > j * delta)
-    a = (j * delta)[keep].astype(np.float64)
+    a = (j * delta)[keep]
     b = d[keep]
     w = grel[tr][keep] / n_inst
     return Cascade.of(a, b, w, per_instant)
