@@ -17,14 +17,18 @@ extrapolated (its error is ``O(δ)``: Richardson).
 
 Retries that honour the retry-after (the time until the charge fits) come back as a herd:
 every call refused while the level is short is told the same instant, when the level
-reaches one charge; there one is admitted and the rest are refused again (told one
-charge's refill later), while every fresh call meanwhile is refused and joins. The chain
-then has herd states (its size; for a bucket counting rejections, whether a fresh
-refusal emptied the bucket during the last tick, so the instant admits none); a refused
-retry is the call's last with chance ``1/m``. Other retries (backoff) are each one more
-single-call launch (the orbit approximation of theory.md §3), the retried load and the
-refusal share a fixed point iterated from below. The 429 share is on attempts, as for
-windows.
+reaches one charge; there the oldest is admitted and the rest are refused again (told one
+charge's refill later), while every fresh call meanwhile is refused and joins — a queue
+whose calls give up after ``m`` refused retries, so its state is the number it will
+still admit (at most ``m``). A bucket counting its rejections (requests) is emptied by
+every refusal: the retry comes back to a bucket short again, whether told the time to
+one request from the level it found (the retry-after, computed before the count) or a
+backoff, and is refused and empties it again, as the fresh calls meanwhile are — a
+cascade. There the chain is of (level, retries pending), the pending coming back at
+``j/delay`` per second. Other backoff retries (a bucket that does not count) are each
+one more single-call launch (the orbit approximation of theory.md §3), the retried load
+and the refusal share a fixed point iterated from below. The 429 share is on attempts,
+as for windows.
 
 Assumptions: launches Poisson (many independent sessions); the calls of one launch
 draw their charges independently from the launch's call-charge law; rejections do not
@@ -58,6 +62,12 @@ _HERD = 24
 _SOLVE_MAX = 96
 # Calls per launch beyond this are gathered here (a launch's matrix is a power series).
 _MAX_CALLS = 64
+# Backoff retries pending beyond this are gathered here.
+_PENDING = 16
+# Backoff retries whose first delay refills at most this share of the depth: pending.
+_NEAR = 1.0 / 3.0
+# Levels of the pending chain's coarse grid, at most (its fine grid: twice as many).
+_PENDING_POINTS = 24
 
 
 def launch_law(batch: Batch, costs: dict[int, CallCost | None], h: float, top: float
@@ -178,6 +188,27 @@ def _refill(lam: float, refill: float, delta: float, top: int) -> NDArray[np.flo
     return G
 
 
+def _refills(lams: NDArray[np.float64], refill: float, delta: float, top: int
+             ) -> NDArray[np.float64]:
+    """Level after an event → level at the next, at each event rate of ``lams``
+    (stacked): up ``X = refill·G/δ`` steps (G ~ Exp(rate)) split between the two grid
+    points around it in proportion (so the mean refill is exact however dense the
+    events — rounding to the nearest point loses a third of it when events come every
+    half step, and storms of retries are that dense), capped at the depth."""
+    a = lams * delta / refill                              # 1 / E[X]
+    q = np.exp(-a)[:, None]
+    d = np.arange(top + 1)
+    row = np.empty((lams.size, top + 1))
+    # P(d) = E[max(0, 1 − |X − d|)]: 1 − (1 − q)/a at 0, q^(d−1)(1 − q)²/a beyond.
+    row[:, 0] = 1.0 - (1.0 - q[:, 0]) / a
+    row[:, 1:] = q ** (d[1:] - 1)[None, :] * ((1.0 - q) ** 2 / a[:, None])
+    diff = d[None, :] - d[:, None]
+    G = np.where(diff >= 0, row[:, np.clip(diff, 0, top)], 0.0)
+    G[:, :, top] = 0.0
+    G[:, :, top] = 1.0 - G.sum(axis=2)
+    return G
+
+
 def _censored(T: NDArray[np.float64], n1: int) -> NDArray[np.float64]:
     """Stationary law of ``T`` through the chain censored to its first ``n1`` states
     (``C = T₁₁ + T₁₂ (I − T₂₂)⁻¹ T₂₁``), so every dense solve stays small."""
@@ -239,6 +270,7 @@ class BucketChain:
     retry: RetryModel
     _grids: list[_Grid] = field(default_factory=list, repr=False)
     _cache: dict[float, dict[str, float]] = field(default_factory=dict, repr=False)
+    _pgrids: list[_Parts] = field(default_factory=list, repr=False)
 
     def converged(self, lam: float) -> bool:
         """True when the coarse and fine grids agree at ``lam`` launches per second (the
@@ -289,7 +321,6 @@ class BucketChain:
         b = max(1, round(self.mean_charge / g.delta))            # one call's charge, steps
         tick = b * g.delta / self.refill                    # seconds between herd instants
         G = _refill(lam, self.refill, g.delta, g.top)
-        np.arange(_HERD + 1)
         # Before the first herd instant: fresh calls during the (b − level)/r the level
         # takes to reach the charge from where the refusing launch left it (all refused).
         mu_pre = lam * ek * np.maximum(b - np.arange(n), 0) * g.delta / self.refill
@@ -305,44 +336,36 @@ class BucketChain:
         herd0 = np.einsum("jl,lh->jh", ref, pre)            # launch → (level, joiners)
         # The herd a refusing launch starts: its refused calls (seed) plus the joiners.
         start = np.einsum("jk,jkh->jh", seed, _shifts(herd0))
-        # At a herd instant of h calls one is admitted, the others refused; each refused
-        # retry is the call's last with chance 1/m (m herd instants on average); the calls
+        # The herd is a queue: calls told the same instant come back in the order they
+        # were refused, so at each instant the oldest is admitted and the rest refused
+        # again. A call joining behind v calls that will be admitted is admitted at the
+        # (v + 1)-th instant; with v ≥ m it runs out of retries first (refused m times,
+        # then fails) and never holds up a later one. So the state is v ≤ m, the calls
+        # the queue will still admit (the doomed are counted when they join); the calls
         # of the fresh launches before the next instant join (all refused: the level is
-        # below a charge until then). A bucket counting its rejections (requests) is
-        # emptied by every refusal: an instant after a tick with a fresh refusal (flag
-        # 1) finds the level short and admits none — so is the first, the refusal that
-        # started the herd having emptied it.
-        counted = self.retry.counts_rejected
-        flags = 2 if counted else 1
-        phi = 1.0 / m
-        surv = _binomial_rows(_HERD, 1.0 - phi)            # refused → survivors
+        # below a charge until then). (A bucket counting its rejections is not a herd:
+        # :meth:`_pending`.)
         join = _poisson_rows(np.array([lam * ek * tick]), _HERD + 1)[0]
-        J = _shifts(join[None, :])[0]                       # survivors → + joiners
-        hs = _HERD * flags
-        h_all = np.repeat(np.arange(1, _HERD + 1), flags)
-        admit = np.tile(np.array([1, 0][:flags]), _HERD)    # flag 0 admits one
-        rows = surv[h_all - admit]
-        refused_at = (h_all - admit).astype(np.float64)
-        retries_at = h_all.astype(np.float64)
-        nxt = np.zeros((hs, _HERD + 1, flags))              # (h, a) → (h', a')
-        both = np.einsum("ik,kh->ih", rows, J)
-        if counted:
-            # Joiners k ≥ 1 set the flag; survivors alone leave it clear.
-            nxt[:, :, 0] = rows * join[0]
-            nxt[:, :, 1] = np.clip(both - nxt[:, :, 0], 0.0, None)
-        else:
-            nxt[:, :, 0] = both
-        size = n + hs
+        ks = np.arange(_HERD + 1)
+        v_all = np.arange(1, m + 1)                         # the queue before the instant
+        nxt = np.zeros((m, m + 1))                          # v → v' (one admitted, joiners)
+        for v in v_all:
+            np.add.at(nxt[v - 1], np.minimum(v - 1 + ks, m), join)
+        doomed = np.maximum(ks[None, :] - (m - v_all[:, None] + 1), 0) @ join
+        size = n + m
         T = np.zeros((size, size))
         T[:n, :n] = np.einsum("ij,jk->ik", g.clean, G)
-        first = flags - 1                                   # the first instant's flag
-        T[:n, n + first::flags] = start[:, 1:]
-        T[:n, :n] += start[:, :1] * G[0][None, :]
-        for f in range(flags):
-            T[n:, n + f::flags] = nxt[:, 1:, f]
+        vs = np.minimum(ks, m)
+        start_v = np.zeros((n, m + 1))
+        for h in range(_HERD + 1):
+            start_v[:, vs[h]] += start[:, h]
+        start_doomed = start @ np.maximum(ks - m, 0).astype(np.float64)
+        T[:n, n:] = start_v[:, 1:]
+        T[:n, :n] += start_v[:, :1] * G[0][None, :]
+        T[n:, n:] = nxt[:, 1:]
         # A herd ends when no call joined in the tick after its last instant: the level
         # is back at one charge by then, and rises on to the next fresh launch.
-        T[n:, :n] = nxt[:, 0, :].sum(axis=1)[:, None] * G[min(b, g.top)][None, :]
+        T[n:, :n] = nxt[:, :1] * G[min(b, g.top)][None, :]
         pi = _censored(T, n)
         fresh_pre = np.einsum("jl,l->j", ref, mu_pre)       # joiners before the instant
         fresh = ek + fresh_pre
@@ -350,19 +373,33 @@ class BucketChain:
         herd_fresh = lam * ek * tick
         fresh_all = float(pi[:n] @ fresh) + float(pi[n:].sum()) * herd_fresh
         fresh_refused = float(pi[:n] @ fresh_ref) + float(pi[n:].sum()) * herd_fresh
-        retries = float(pi[n:] @ retries_at)
-        retries_ref = float(pi[n:] @ refused_at)
-        failed = phi * retries_ref
+        # Retries: the queue's calls at each instant (one admitted), and the doomed, m
+        # refused retries each when they join.
+        gone = float(pi[:n] @ start_doomed) + float(pi[n:] @ doomed)
+        retries = float(pi[n:] @ v_all) + m * gone
+        retries_ref = float(pi[n:] @ (v_all - 1)) + m * gone
+        failed = gone
         return np.array([fresh_all, fresh_refused, retries, retries_ref, failed])
 
-    def shares(self, lam: float) -> dict[str, float]:
-        """429 shares at ``lam`` launches per second: ``attempt`` (of all attempts),
-        ``call`` (fresh attempts), ``failed`` (calls refused on every try) and
-        ``retry_share`` (retried attempts per call)."""
+    def shares(self, lam: float, sessions: float = math.inf) -> dict[str, float]:
+        """429 shares at ``lam`` launches per second from ``sessions`` sessions:
+        ``attempt`` (of all attempts), ``call`` (fresh attempts), ``failed`` (calls
+        refused on every try) and ``retry_share`` (retried attempts per call)."""
         hit = self._cache.get(lam)
         if hit is not None:
             return hit
         m = self.retry.max_retries
+        if m > 0 and self.retry.counts_rejected and (
+                self.retry.honour_retry_after
+                or self.refill * self.retry.backoff_s[0] <= _NEAR * self.depth):
+            # A refusal empties the bucket and the retry comes back to it still short.
+            # (A backoff during which the bucket refills more than a third of its depth
+            # brings it back to a level nearly independent of the one that refused it:
+            # the orbit below; the pending chain's exponential delays would bring a
+            # share back early instead, to a level not yet recovered.)
+            out = self._backoff_shares(lam, sessions)
+            self._cache[lam] = out
+            return out
         if m > 0 and self.retry.honour_retry_after:
             # Retries told to wait until their charge fits come back together (a herd):
             # the bucket serves one of them per charge's worth of refill while the herd
@@ -393,6 +430,189 @@ class BucketChain:
                "failed": p * pr ** m if m > 0 else p, "retry_share": per}
         self._cache[lam] = out
         return out
+
+    @property
+    def _latency(self) -> float:
+        """Seconds a 429 takes back to the client."""
+        return self.retry.rejection_latency_s or 0.0
+
+    def _backoff_shares(self, lam: float, sessions: float) -> dict[str, float]:
+        """429 shares with backoff retries at a bucket counting its rejections: the
+        chain of (level, retries pending) (see :meth:`_pending`). Which share of the
+        refused retries are a call's last, and the mean delay (retry k after
+        ``backoff_s``, weighted by how many get that far), follow the retries' refusal
+        share (one step from 3/4 on the fine grid)."""
+        m = self.retry.max_retries
+        if self.retry.honour_retry_after:
+            # Told the time to one unit from the level it found (below one: on average
+            # half a unit's refill), but the refusal emptied the bucket: the retry comes
+            # back to a bucket short again, is refused and empties it again.
+            delays = np.full(m, self._latency + 0.5 / self.refill)
+        else:
+            c = self.retry.backoff_s
+            delays = np.diff(np.concatenate([[0.0], np.asarray(c[:m], dtype=np.float64)]))
+        grids = self._pending_grids()
+
+        def weights(pr: float) -> tuple[float, float]:
+            w = pr ** np.arange(m)
+            return float(np.dot(w, delays) / w.sum()), float(w[-1] / w.sum())
+
+        # The retries' refusal share from a start of 3/4 on the fine grid, then both.
+        v = self._pending(grids[1], lam, sessions, *weights(0.75))
+        d, fail = weights(min(1.0, max(0.0, float(v[3] / max(v[2], 1e-300)))))
+        v = 2.0 * self._pending(grids[1], lam, sessions, d, fail) - self._pending(
+            grids[0], lam, sessions, d, fail)
+        fa, fr, ra, rr, fl = (max(0.0, float(x)) for x in v)
+        return {"attempt": min(1.0, (fr + rr) / max(fa + ra, 1e-300)),
+                "call": min(1.0, fr / max(fa, 1e-300)),
+                "failed": min(1.0, fl / max(fa, 1e-300)),
+                "retry_share": ra / max(fa, 1e-300)}
+
+    def _pending(self, parts: _Parts, lam: float, sessions: float, delay: float,
+                 fail: float) -> NDArray[np.float64]:
+        """(fresh attempts, fresh refused, retries, retries refused, failed) per event
+        of the chain of (level after an event, backoff retries pending ``j``).
+
+        A refusal of a counting bucket empties it, and a retry sent back ``delay``
+        seconds later meets the bucket still near empty — it is refused and empties it
+        again, as the fresh calls arriving meanwhile are: a cascade the Poisson orbit
+        (retries at the stationary level) does not see. Events are fresh launches (rate
+        ``lam``, less the share of the ``sessions`` waiting out a retry: a session
+        launches nothing meanwhile) and returning retries (rate ``j/delay``,
+        exponential delays); the
+        bucket refills between them; a fresh launch's refused calls join the pending,
+        a refused retry rejoins them unless it was the call's last (share ``fail``).
+        While retries are pending the level is kept below a charge plus three delays'
+        refill (it was below a charge when the first of them was refused). Solved by
+        censoring the pending counts from the top (the chain moves down one at a time)."""
+        F, R, D, n0, nc = parts.fit, parts.ref, parts.joint, parts.top + 1, parts.cap + 1
+        J = _PENDING
+        u = D.shape[0] - 1
+        nu = 1.0 / max(delay, 1e-9)
+        size = [n0] + [nc] * J
+        refused_by = R.sum(axis=1)
+        T: dict[tuple[int, int], NDArray[np.float64]] = {}
+        j_all = np.arange(J + 1, dtype=np.float64)
+        fresh = lam * np.clip(1.0 - j_all / sessions, 0.05, 1.0)  # launches per second
+        rates = fresh + j_all * nu                              # events per second, by j
+        pf = fresh / rates                                      # the event is fresh
+        G0 = _refills(rates[:1], self.refill, parts.delta, n0 - 1)[0]
+        Gs = _refills(rates[1:], self.refill, parts.delta, nc - 1)
+        pre = [G0, *Gs]
+        for k in range(u + 1):
+            T[0, min(k, J)] = pf[0] * (G0 @ _clip(D[k], size[min(k, J)]))
+            blk = pf[1:, None, None] * (Gs @ D[k][:nc, :nc])
+            for j in range(1, J + 1):
+                jj = min(j + k, J)
+                T[j, jj] = T[j, jj] + blk[j - 1] if (j, jj) in T else blk[j - 1]
+        back = (1.0 - pf[1:, None, None]) * (Gs @ (F[:nc, :nc] + fail * R[:nc, :nc]))
+        stay = ((1.0 - pf[1:]) * (1.0 - fail))[:, None, None] * (Gs @ R[:nc, :nc])
+        for j in range(1, J + 1):
+            T[j, j - 1] = back[j - 1] if j > 1 else (1.0 - pf[1]) * (
+                Gs[0] @ (F[:nc] + fail * R[:nc]))
+            T[j, j] = T[j, j] + stay[j - 1]
+        # Censor j = J, J − 1, …, 1 in turn: a pending count is left only downwards, one
+        # at a time, so eliminating j adds paths a → j → j − 1 (a ∈ [j − u, j − 1]).
+        inv: list[NDArray[np.float64]] = [np.zeros((0, 0))] * (J + 1)
+        for j in range(J, 0, -1):
+            inv[j] = np.asarray(np.linalg.inv(np.eye(size[j]) - T[j, j]), dtype=np.float64)
+            down = inv[j] @ T[j, j - 1]
+            for a in range(max(0, j - u), j):
+                if (a, j) in T:
+                    T[a, j - 1] = T[a, j - 1] + T[a, j] @ down
+        pis = [_stationary(T[0, 0] / T[0, 0].sum(axis=1, keepdims=True))]
+        for j in range(1, J + 1):
+            acc = np.zeros(size[j])
+            for a in range(max(0, j - u), j):
+                if (a, j) in T:
+                    acc += pis[a] @ T[a, j]
+            pis.append(np.clip(acc @ inv[j], 0.0, None))
+        total = sum(float(x.sum()) for x in pis)
+        out = np.zeros(5)
+        for j in range(J + 1):
+            rho = pis[j] @ pre[j] / total       # the level the event meets
+            out[0] += pf[j] * float(rho.sum()) * self.mean_calls
+            out[1] += pf[j] * float(rho @ parts.launch_refused[: size[j]])
+            if j > 0:
+                out[2] += (1.0 - pf[j]) * float(rho.sum())
+                out[3] += (1.0 - pf[j]) * float(rho @ refused_by[: size[j]])
+        out[4] = fail * out[3]
+        return out
+
+    def _pending_grids(self) -> list[_Parts]:
+        """The pending chain's two grids: at most ``_PENDING_POINTS`` levels on the
+        coarse one (a requests bucket: one step a request), twice as many on the fine."""
+        if not self._pgrids:
+            mean = self.mean_charge
+            s = max(1, min(_steps_per_call(self.call_pmf, self.h, self.depth),
+                           math.floor(_PENDING_POINTS * mean / self.depth + 1e-9)))
+            for k in (1, 2):
+                self._pgrids.append(self._parts(mean / (s * k)))
+        return self._pgrids
+
+    def _parts(self, delta: float) -> _Parts:
+        top = math.floor(self.depth / delta + 1e-9)
+        counted = round(1.0 / delta) if self.retry.counts_rejected else 0
+        pmf = _regrid(self.call_pmf, self.h, delta, top)
+        n = top + 1
+        j = np.arange(n)
+        F = np.zeros((n, n))
+        R = np.zeros((n, n))
+        after = np.maximum(j - counted, 0)
+        for c, pc in enumerate(pmf):
+            if pc <= 0:
+                continue
+            fits = j >= c
+            F[j[fits], j[fits] - c] += pc
+            R[j[~fits], after[~fits]] += pc
+            if 0 < c <= top:
+                F[c, 0] -= pc / 2
+                R[c, after[c]] += pc / 2
+        # The launch's outcomes by refused calls k (gathered at _PENDING).
+        u = min(_PENDING, self.count.size - 1)
+        P = np.zeros((u + 1, n, n))
+        P[0] = np.eye(n)
+        D = np.zeros_like(P)
+        for k, pk in enumerate(self.count):
+            if k > 0:
+                Q = np.einsum("kij,jl->kil", P, F)
+                Q[1:] += np.einsum("kij,jl->kil", P[:-1], R)
+                Q[-1] += P[-1] @ R
+                P = Q
+            if pk > 0:
+                D += pk * P
+        refused = np.einsum("kij,k->i", D, np.arange(u + 1, dtype=np.float64))
+        # While retries are pending the level stays below a charge plus two first
+        # delays' refill (the ceilings do not move with the cap: storms keep it low).
+        d = (self._latency + 0.5 / self.refill if self.retry.honour_retry_after
+             else self.retry.backoff_s[0])
+        top_units = float(np.flatnonzero(pmf).max()) * delta + 2.0 * self.refill * d
+        cap = min(top, math.ceil(top_units / delta))
+        return _Parts(delta, top, F, R, D, refused, cap)
+
+
+@dataclass
+class _Parts:
+    """One grid's call split by outcome (``fit``, ``ref``: level → level), a launch's
+    outcomes by its refused calls (``joint[k]``), and the level cap while retries are
+    pending (grid steps)."""
+
+    delta: float                      # units per grid step
+    top: int                          # the depth, in steps
+    fit: NDArray[np.float64]
+    ref: NDArray[np.float64]
+    joint: NDArray[np.float64]
+    launch_refused: NDArray[np.float64]   # a launch's refused calls, by level
+    cap: int
+
+
+def _clip(X: NDArray[np.float64], n: int) -> NDArray[np.float64]:
+    """``X``'s columns past ``n − 1`` gathered there (a level held at the cap)."""
+    if X.shape[1] <= n:
+        return X
+    out = X[:, :n].copy()
+    out[:, n - 1] += X[:, n:].sum(axis=1)
+    return out
 
 
 def _shifts(p: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -56,7 +56,7 @@ def retry_model(profile: Profile, c: Constraint) -> _window.RetryModel:
     honour = r.honour_retry_after and (c.enforcement == "token_bucket"
                                        or c.window_s <= r.max_retry_after)
     backoff: tuple[float, ...] = ()
-    if not honour and c.enforcement != "token_bucket":
+    if not honour:
         policy = RetryPolicy.from_profile(profile)
         waits = itertools.accumulate(
             policy.rejection_latency_s + policy.backoff(k, 0.5)  # the mean jitter cut

@@ -422,7 +422,7 @@ class _BucketModel:
         if self.chain is not None:
             # The bound stays the exceedance (the fleet's finite-dam spill reads it).
             bound = 1.0 if theta == 0.0 else math.exp(-theta * self.depth)
-            sh = self.chain.shares(lam)
+            sh = self.chain.shares(lam, n)
             return WindowStats(n, lam * self.mean_batch_units, bound, sh["attempt"],
                                "token bucket, exact level chain", sh["call"], sh["failed"])
         if theta == 0.0:
