@@ -437,8 +437,9 @@ class BucketChain:
         return self.retry.rejection_latency_s or 0.0
 
     def _backoff_shares(self, lam: float, sessions: float) -> dict[str, float]:
-        """429 shares with backoff retries at a bucket counting its rejections: the
-        chain of (level, retries pending) (see :meth:`_pending`). Which share of the
+        """429 shares with retries at a bucket counting its rejections (backoff, or
+        the retry-after): the chain of (level, retries pending) (see :meth:`_pending`).
+        Which share of the
         refused retries are a call's last, and the mean delay (retry k after
         ``backoff_s``, weighted by how many get that far), follow the retries' refusal
         share (one step from 3/4 on the fine grid)."""
@@ -471,7 +472,7 @@ class BucketChain:
     def _pending(self, parts: _Parts, lam: float, sessions: float, delay: float,
                  fail: float) -> NDArray[np.float64]:
         """(fresh attempts, fresh refused, retries, retries refused, failed) per event
-        of the chain of (level after an event, backoff retries pending ``j``).
+        of the chain of (level after an event, retries pending ``j``).
 
         A refusal of a counting bucket empties it, and a retry sent back ``delay``
         seconds later meets the bucket still near empty — it is refused and empties it
@@ -479,12 +480,12 @@ class BucketChain:
         (retries at the stationary level) does not see. Events are fresh launches (rate
         ``lam``, less the share of the ``sessions`` waiting out a retry: a session
         launches nothing meanwhile) and returning retries (rate ``j/delay``,
-        exponential delays); the
-        bucket refills between them; a fresh launch's refused calls join the pending,
-        a refused retry rejoins them unless it was the call's last (share ``fail``).
-        While retries are pending the level is kept below a charge plus three delays'
-        refill (it was below a charge when the first of them was refused). Solved by
-        censoring the pending counts from the top (the chain moves down one at a time)."""
+        exponential delays); the bucket refills between them; a fresh launch's refused
+        calls join the pending, a refused retry rejoins them unless it was the call's
+        last (share ``fail``). While retries are pending the level is kept below a
+        charge plus two first delays' refill (it was below a charge when the first of
+        them was refused). Solved by censoring the pending counts from the top (the
+        chain moves down one at a time)."""
         F, R, D, n0, nc = parts.fit, parts.ref, parts.joint, parts.top + 1, parts.cap + 1
         J = _PENDING
         u = D.shape[0] - 1
