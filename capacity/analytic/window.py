@@ -322,7 +322,7 @@ class ClumpWindowModel:
         # a window that overflows (carry > 0 after it) also leaves W̄ unused.
         full = max(0.0, 1.0 - float(carry[0]))
         rej = kappa * (e_y + full * self.waste(e_y / full if full > 0 else 0.0))
-        same, all_same = self._same_window(e_y / full if full > 0 else 0.0)
+        same, all_same = self._same_window(carry)
         rej_att = rej * (1.0 + same)
         attempt = rej_att / (mean_s + rej_att) if mean_s + rej_att > 0 else 0.0
         call = min(1.0, rej / mean_s) if mean_s > 0 else 0.0
@@ -408,18 +408,47 @@ class ClumpWindowModel:
         self._cascades[n] = out
         return out
 
-    def _same_window(self, excess: float) -> tuple[float, float]:
+    def _same_window(self, carry: NDArray[np.float64]) -> tuple[float, float]:
         """(retries per refused call that come back into the window that refused it, and
         are refused again; the chance all of them do) for backoff retries (no
-        retry-after). A full window refuses from when its count crosses ``q``: with the
-        window's ``S = q + X`` offered units spread over it, the refusals fall in its last
-        ``X/S`` and the time left ``R`` is uniform on ``(0, w·X/S)``; retry k is back
-        before the window ends when its delay ``c_k < R``."""
+        retry-after), given the law of the units a window turns away (``carry``,
+        lattice). A call of charge ``b`` is refused from when the window's count passes
+        ``q − b``: with the window's ``S = q + X`` offered units spread over it, that is
+        its last ``(X + b)/S`` (``X/S`` for single requests), and the time left ``R`` is
+        uniform on ``(0, w·(X + b)/S)``; retry k is back before the window ends when its
+        delay ``c_k < R``. Averaged over the refused calls: ``X`` from the carry law
+        given an overflow, weighed by the calls each window refuses (``∝ X + W̄``), and
+        ``b`` from the refused charges' law (:func:`_size_bias`)."""
         c = self.retry.backoff_s
-        if not c or excess <= 0:
+        full = 1.0 - float(carry[0]) if carry.size else 0.0
+        if not c or full <= 0:
             return 0.0, 0.0
-        span = self.window_s * excess / (self.q_lat + excess)
-        probs = [max(0.0, 1.0 - ck / span) for ck in c]
+        x = np.arange(1, carry.size, dtype=np.float64)
+        w = carry[1:] / full
+        keep = w > 1e-12
+        x, w = x[keep], w[keep]
+        if x.size == 0:
+            return 0.0, 0.0
+        # Per refused call, not per window: a window refuses its overflow and the room
+        # it leaves unused (W̄), so the windows weigh by X + W̄.
+        w = w * (x + self.waste(float(_dot(w, x))))
+        w /= w.sum()
+        # The refused call's charge: P(B = b | refused) ∝ P(B = b)·F_e(b) (_size_bias).
+        f = self.call_pmf
+        kb = np.arange(f.size, dtype=np.float64)
+        surv = 1.0 - np.cumsum(f)
+        v = f * np.concatenate([[0.0], np.cumsum(surv)[:-1]])
+        if v.sum() <= 0:
+            v = f.copy()
+        v /= v.sum()
+        # Less a unit (a count above q − b refuses b); both laws binned to a few dozen
+        # points (the time left varies smoothly with them).
+        x, w = _binned(x, w, 128)
+        b, v = _binned(np.maximum(kb - 1.0, 0.0), v, 24)
+        span = self.window_s * np.minimum(
+            1.0, (x[:, None] + b[None, :]) / (self.q_lat + x[:, None]))
+        wv = w[:, None] * v[None, :]
+        probs = [_dot(wv, np.maximum(0.0, 1.0 - ck / span)) for ck in c]
         return math.fsum(probs), probs[-1]
 
     def _sliding_h(self, n: int, retry_calls: float, truncate: bool = False) -> float:
@@ -1121,6 +1150,21 @@ def _storm_arrivals(mdl: ClumpWindowModel, first: NDArray[np.int64],
         factor = np.where(t < cyc - w, gap, np.where(t < cyc, back, 1.0))
         arr = arr * factor[:, None]
     return arr
+
+
+def _binned(x: NDArray[np.float64], w: NDArray[np.float64], bins: int
+            ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The law ``w`` on sorted points ``x`` in at most ``bins`` groups of equal mass
+    (each at its mean point)."""
+    if x.size <= bins:
+        return x, w
+    idx = np.minimum((np.cumsum(w) - 0.5 * w) * bins // max(float(w.sum()), 1e-300),
+                     bins - 1).astype(np.int64)
+    mass = np.bincount(idx, weights=w, minlength=bins)
+    at = np.bincount(idx, weights=w * x, minlength=bins)
+    keep = mass > 0
+    out: NDArray[np.float64] = at[keep] / mass[keep]
+    return out, np.asarray(mass[keep], dtype=np.float64)
 
 
 def _overload_share(fresh: float, q: float, m: int) -> float:
