@@ -228,6 +228,22 @@ class _Blend(_window.ClumpWindowModel):
         out: tuple[NDArray[np.float64], float] = hit
         return out
 
+    def _cascade_levels(self) -> tuple[NDArray[np.float64], float]:
+        """The populations' cascaded stages mixed by their shares of the launch instants."""
+        hit = self._cascade_memo.get("levels")
+        if hit is None:
+            parts = [(a * m.calls_per_window / m._cascade_levels()[1], m._cascade_levels())
+                     for a, m in self.parts]
+            total = math.fsum(x for x, _ in parts)
+            size = max(lv.size for _, (lv, _) in parts)
+            levels = np.zeros(size)
+            for x, (lv, _) in parts:
+                levels[: lv.size] += x / total * lv
+            per = math.fsum(x / total * k for x, (_, k) in parts)
+            hit = self._cascade_memo["levels"] = (levels, per)
+        out: tuple[NDArray[np.float64], float] = hit
+        return out
+
     def made_fraction(self, p_fail: float) -> float:
         """Launch-weighted mean of the populations' made fractions."""
         return math.fsum(w * m.made_fraction(p_fail)

@@ -64,11 +64,13 @@ Aborted turns
     more; the load thins to the launches still made, a fixed point in the failure share
     (:meth:`ClumpWindowModel.made_fraction`). With ``continue`` the turn's next stages
     launch a rejection latency after the refusal, into the same full fixed window, and are
-    refused too (:class:`Cascade`, :meth:`ClumpWindowModel._cascaded`).
+    refused too (:class:`Cascade`, :meth:`ClumpWindowModel._cascaded`; a sliding loss
+    log: :meth:`ClumpWindowModel._sliding_cascade`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 from collections.abc import Callable
@@ -666,6 +668,8 @@ class ClumpWindowModel:
                     p = new
                     break
                 p = new
+        if self.cascade is not None and self.loses:
+            p = min(1.0, p + self._sliding_cascade(n, p))
         per, pr = self._retries_per_call(p, n)
         attempt = (p + per * pr) / (1.0 + per)
         out = {"attempt": min(1.0, attempt), "call": p, "failed": p * pr**m,
@@ -673,6 +677,46 @@ class ClumpWindowModel:
         if m > 0 and pr >= 1.0:
             out = self._storms(n, out)
         return out
+
+    def _cascade_levels(self) -> tuple[NDArray[np.float64], float]:
+        """(cascaded calls per launch instant by stages on, mean calls per instant)."""
+        c = self.cascade
+        assert c is not None
+        return c.levels, c.calls_per_instant
+
+    def _sliding_cascade(self, n: int, p: float) -> float:
+        """Share of calls a sliding log turns away because a refusal started the next
+        stage of their turn early (``on_exhausted: continue``, no retries, a loss log).
+
+        ``δ`` later the log has barely moved: a launch ``j`` stages on is refused when its
+        charge, and every charge of the stages between, exceeds the room ``q − X`` that
+        turned the first away (``X``: the arriving call's view, the others' truncated
+        count plus its own turn's earlier launches). With ``T(x) = P(X > q − x)`` and
+        ``M_j`` the least of ``j + 1`` charges, the chain reaches stage ``j`` with
+        ``E[T(M_j)]``; each of its calls is then refused for sure instead of with ``p``.
+        """
+        levels, per_instant = self._cascade_levels()
+        if not levels.size or per_instant <= 0:
+            return 0.0
+        g = self.pmf(max(n - 1, 0))
+        q = math.floor(self.q_lat + 1e-9)
+        kept = float(g[: q + 1].sum())
+        g = g[: q + 1] / kept if kept > 0 else g[: q + 1]
+        x = np.convolve(g, self.own_pmf)[: q + 1]
+        cdf = np.cumsum(x)                                  # P(X ≤ s), s = 0..q
+        b = self.call_pmf
+        k = np.arange(b.size)
+        # T(k) = 1 − P(X ≤ q − k) (k > q: always refused).
+        t = np.where(k <= q, 1.0 - cdf[np.clip(q - k, 0, q)], 1.0)
+        surv = np.concatenate([[1.0], 1.0 - np.cumsum(b)[:-1]])   # P(B ≥ k)
+        extra = 0.0
+        for j, weight in enumerate(levels, start=1):
+            if weight <= 0:
+                continue
+            s_min = surv ** (j + 1)                                # P(M_j ≥ k)
+            pmf_min = s_min - np.concatenate([s_min[1:], [0.0]])
+            extra += weight * _dot(pmf_min, t)
+        return max(0.0, extra * (1.0 - p) / per_instant)
 
     def _sliding_herd(self, n: int) -> dict[str, float]:
         """The 429 shares of an uncounted sliding window whose retries herd (honoured
@@ -1380,7 +1424,7 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
     cascade = (timing.memo(("cascade", tuple(relevant), retry.rejection_latency_s),
                            lambda: _cascade_law(timing, [int(k) for k in relevant],
                                                 float(retry.rejection_latency_s or 0.0)))
-        if (not sliding and retry.rejection_latency_s is not None
+        if (retry.rejection_latency_s is not None
             and retry.max_retries == 0 and not retry.abort_turn) else None)
     # Storms only arise where rejections are logged and retried (requests: whole calls).
     storm = (timing.memo(("storm", *memo_key), lambda: _storm_launches(
@@ -1517,6 +1561,8 @@ class Cascade:
     end_w: NDArray[np.float64]
     end_wb: NDArray[np.float64]
     calls_per_instant: float           # mean calls of this constraint per launch instant
+    # Calls per launch instant j = 1, 2, … stages on (index j − 1), whatever the time left.
+    levels: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
 
     def rate_at(self, r: NDArray[np.float64]) -> NDArray[np.float64]:
         """``ḡ(r) = G'(r)``: calls a launch instant turned away ``r`` s before its window's
@@ -1607,7 +1653,8 @@ def _cascade_law(timing: TurnTiming, relevant: list[int], delta: float) -> Casca
     a = (j * delta)[keep]
     b = d[keep]
     w = grel[tr][keep] / n_inst
-    return Cascade.of(a, b, w, per_instant)
+    levels = np.bincount(j[keep].astype(np.int64), weights=w)[1:].astype(np.float64)
+    return dataclasses.replace(Cascade.of(a, b, w, per_instant), levels=levels)
 
 
 @dataclass(frozen=True)
