@@ -115,8 +115,10 @@
 #define CQ_MARGIN (2 * CQ_AHEAD_REC) /* an epoch is drained this many buckets before */
 #if defined(__GNUC__) || defined(__clang__)
 #define PREFETCH(p) __builtin_prefetch(p)
+#define PREFETCHW(p) __builtin_prefetch(p, 1)
 #else
 #define PREFETCH(p) ((void)0)
+#define PREFETCHW(p) ((void)0)
 #endif
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -1890,6 +1892,44 @@ typedef struct {
     int64_t n_pops;
 } Out;
 
+/* Prefetch the lines of a free block that the next turn start takes (the free list's
+ * top): a turn start writes its draws and starts its first nodes, and at 10^5-10^6
+ * sessions those lines were last touched a whole turn ago. lines: a bit per node of the
+ * block that a turn start may touch (pf_lines). Hints only. */
+static ALWAYS_INLINE void pf_block(const Node *b, uint64_t lines) {
+#if defined(__GNUC__) || defined(__clang__)
+    while (lines) {
+        PREFETCHW(b + __builtin_ctzll(lines));
+        lines &= lines - 1;
+    }
+#else
+    (void)b;
+    (void)lines;
+#endif
+}
+
+/* The nodes of a block (among its first 64) that a turn start may touch, a bit each: the
+ * root and the node after it (a sequence's first step, a group's first child), and with
+ * a template the calls whose draws it writes; without one, the first 8. */
+static uint64_t pf_lines(const Tpl *tpl, int64_t n_turns, int64_t M) {
+    uint64_t m = M > 1 ? 3u : 1u;
+    for (int64_t tt = 0; tt < n_turns; tt++) {
+        const Tpl *tp = tpl + tt;
+        if (tp->n == 0) {
+            m |= M >= 8 ? 0xFFu : ((uint64_t)1 << M) - 1;
+            continue;
+        }
+        const int64_t per = (int64_t)(sizeof(Node) / sizeof(double));
+        for (int64_t k = 0; k < tp->n_tok + tp->n_scr + tp->n_any; k++) {
+            const DrawOp *op = tp->ops + k;
+            if (!op->to_scr && op->off / per < 64) m |= (uint64_t)1 << (op->off / per);
+        }
+        for (int64_t k = 0; k < tp->n_lat; k++)
+            if (tp->lats[k].node < 64) m |= (uint64_t)1 << tp->lats[k].node;
+    }
+    return m;
+}
+
 /* A push from the loop: with plain, the record's event is known (no EVAT). */
 #define QPUSH(id_, ev_, t_, kind_)                                                          \
     do {                                                                                   \
@@ -1979,6 +2019,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
     if (!tpl) goto done;
     for (int64_t tt = 0; tt < G->n_turns; tt++)
         if (tpl_build(G, G->turn_root[tt], M, stack, tpl + tt) < 0) goto done;
+    const uint64_t pfl = pf_lines(tpl, G->n_turns, M);
     if (lim_load(&lim, P, L, deficit, used, SPREAD) < 0) goto done;
     /* One slot: its parameters in a local copy, which the loop keeps in registers (P is
      * memory the loop's stores might alias, as far as the compiler knows). */
@@ -2107,6 +2148,8 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             }
             int32_t blk = R->free_blk[--R->n_free];
             ss->blk = blk;
+            if (!plain && R->Q.ahead && R->n_free > 0)
+                pf_block(nodes + (int64_t)R->free_blk[R->n_free - 1] * M, pfl);
             int64_t base = (int64_t)blk * M;
             /* Without routes (fast), a block last expanded for this turn type's template is
              * only reset (see tpl_expand). */
@@ -2291,6 +2334,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 ss->turn++;
                 R->free_tag[R->n_free] = ss->btt;
                 R->free_blk[R->n_free++] = ss->blk;
+                if (!plain && R->Q.ahead) pf_block(nodes + (int64_t)ss->blk * M, pfl);
                 ss->blk = -1;
                 QPUSH(x, &ss->ev, nxt, EV_TURN);
                 goto w_next;
