@@ -1054,16 +1054,19 @@ def _storm_size(mdl: ClumpWindowModel, n: float) -> float:
                                      q / max(pre_mean_units, 1e-12)) / _STORM_MAX_EVENTS))
     dt = w / per_w
     steps = per_w * _STORM_WINDOWS
-    arr = _storm_arrivals(mdl, first, gaps, sizes, pre, per_turn, dt, steps, q)
+    pre_law = pre / pre.sum()
+    pre_mean = float(_dot(ks, pre_law))
+    surv = 1.0 - np.cumsum(pre_law)
+    o_law = surv[:-1] / pre_mean                    # P(O = j), j = 1..kmax (see below)
+    o_mean = float(_dot(np.arange(1, kmax + 1), o_law))
+    arr = _storm_arrivals(mdl, first, gaps, sizes, pre, per_turn, dt, steps, q, o_mean)
     busiest = float(arr.sum(axis=1).max()) * dt    # (aborted sessions return in bursts)
     if busiest > 1.0:
         per_w = math.ceil(per_w * busiest / _STORM_MAX_EVENTS)
         dt = w / per_w
         steps = per_w * _STORM_WINDOWS
-        arr = _storm_arrivals(mdl, first, gaps, sizes, pre, per_turn, dt, steps, q)
+        arr = _storm_arrivals(mdl, first, gaps, sizes, pre, per_turn, dt, steps, q, o_mean)
     arr_units = arr @ (a * ks)                      # attempts' units per second
-    pre_law = pre / pre.sum()
-    pre_mean = float(_dot(ks, pre_law))
     e_pre = q / (w * pre_mean) * dt                 # old launches expiring per step
     # Room above q the count reaches: the storm's steady content and 6 sd of it.
     top = int(np.argmax(arr_units))                 # (the storm's busiest step)
@@ -1071,8 +1074,6 @@ def _storm_size(mdl: ClumpWindowModel, n: float) -> float:
     var0 = w * float(_dot(arr[top], (a * ks) ** 2))
     size = int(max(m0 - q, 0.0) + 6.0 * math.sqrt(var0) + 2 * a * kmax) + 8
     # Start: q plus the overflow of the launch that crossed it, logged 1 + m times.
-    surv = 1.0 - np.cumsum(pre_law)
-    o_law = surv[:-1] / pre_mean                    # P(O = j), j = 1..kmax
     x = np.zeros(size)
     x[a * np.arange(1, kmax + 1)] = o_law
     x /= x.sum()
@@ -1136,7 +1137,7 @@ def _storm_size(mdl: ClumpWindowModel, n: float) -> float:
 def _storm_arrivals(mdl: ClumpWindowModel, first: NDArray[np.int64],
                     gaps: NDArray[np.float64], sizes: NDArray[np.int64],
                     pre: NDArray[np.float64], per_turn: float, dt: float, steps: int,
-                    q: int) -> NDArray[np.float64]:
+                    q: int, overflow: float = 0.0) -> NDArray[np.float64]:
     """Launches a storm meets per second, by units (``[step, units]``), while it lasts.
 
     Without aborted turns: the steady launches. With them (see
@@ -1146,13 +1147,19 @@ def _storm_arrivals(mdl: ClumpWindowModel, first: NDArray[np.int64],
     A session in a think-time pause starts its next turn when the pause ends: those in a
     pause at the start at the rate ``N/C·P(Z > s)``, and those whose turn ended or was
     aborted at ``u`` after ``Z`` more (the renewal sum over ``u < s``), so an aborted
-    turn's session comes back a pause later, not a turn and a pause later. A cadence's
+    turn's session comes back a pause later, not a turn and a pause later — a pause
+    that starts when its call gives up, after its ``m`` retries (each a 429's trip and a
+    wait: a honoured retry-after is the time until the log's excess over ``q`` has
+    expired, ``≈ w·(C − q + 1)/C`` at the storm's mean logged content ``C``, whose
+    retries are logged when they come due — ``overflow``: the crossing launch's
+    overflow, in units; a backoff is the policy's). A cadence's
     next turn is due a cycle after the last one started, aborted or not: a storm starts
     with ``q + 1`` units in the trailing window, which its sessions do not launch again
     for ``C − w`` seconds, so the launches of ``(0, C − w)`` are the other ``N·u − q − 1``
     of a cycle's (``u`` units per turn), and those of ``(C − w, C)`` the bursting ones.
     """
     kmax = pre.size - 1
+    w = mdl.window_s
     if not mdl.retry.abort_turn:
         return np.broadcast_to(pre, (steps, kmax + 1))
     nt = first.size
@@ -1177,15 +1184,55 @@ def _storm_arrivals(mdl: ClumpWindowModel, first: NDArray[np.int64],
         starts = turns * surv
         nxt_tot = nxt.sum(axis=1)
         launching = float(first_law.sum())
-        into = np.zeros(steps)                               # pauses starting at step u
+        into = np.concatenate([ends * dt, [0.0]])            # pauses starting at step u
+        # An aborted turn's pause starts when its call gives up: the U{1..10} fan-outs
+        # with a 5 s think time at 16 sessions, the engine's lasting storms log 18.5
+        # attempts/s at a count of ~173 (retry-afters ~4.5 s: a session is back every
+        # ~14 s); back a pause after the launch turned away, this flow logged ~70.
+        r = mdl.retry
+        lat = r.rejection_latency_s or 0.0                   # (None: a routed call)
+        ks = np.arange(kmax + 1, dtype=np.float64)
+        first_units = float(_dot(ks, first_law))
+        nxt_units = nxt @ ks
+        per_w = max(round(w / dt), 1)
+        m = r.max_retries
+        honour = r.honour_retry_after
+        back = ((r.backoff_s[-1] if r.backoff_s else 0.0) + lat) / dt   # (backoff: fixed)
+        # (Plain lists: the loop runs per step of every chain, scalar by scalar.)
+        logged = [0.0] * (steps + 2)                         # units logged per step
+        into_l = [*into.tolist(), 0.0]
+        turned_l = ((starts * first_units + nxt_units) * dt).tolist()
+        aborted_l = ((starts * launching + nxt_tot) * dt).tolist()
+        earlier = 0.0                                        # logged in the last w, before i
         for i in range(steps):
             if i:
-                starts[i] += float(_dot(into[:i][::-1], fz[1: i + 1]))
-            into[i] = (starts[i] * launching + nxt_tot[i] + ends[i]) * dt
+                st = float(_dot(into[:i][::-1], fz[1: i + 1]))
+                starts[i] += st
+                turned_l[i] += st * first_units * dt
+                aborted_l[i] += st * launching * dt
+            if honour:
+                turned = turned_l[i] + (overflow if i == 0 else 0.0)
+                logged[i] += turned
+                content = q * max(0.0, 1.0 - i / per_w) + earlier + logged[i]
+                trip = (lat + w * max(content - q + 1.0, 0.0) / max(content, 1.0)) / dt
+                for k in range(1, m + 1):                    # the retries, logged when due
+                    pos = i + k * trip
+                    j = int(pos)
+                    if j <= steps:
+                        logged[j] += turned * (j + 1 - pos)
+                        logged[j + 1] += turned * (pos - j)
+                earlier += logged[i] - (logged[i - per_w + 1] if i >= per_w - 1 else 0.0)
+                back = m * trip + lat / dt
+            pos = i + back
+            j = int(pos)
+            if j < steps:
+                into_l[j] += aborted_l[i] * (j + 1 - pos)
+                into_l[j + 1] += aborted_l[i] * (pos - j)
+                into[j] = into_l[j]
+                into[j + 1] = into_l[j + 1]
         return starts[:, None] * first_law[None, :] + nxt
     arr = turns * first_law[None, :] + nxt
     cyc = mdl.storm_cadence
-    w = mdl.window_s
     if cyc > w:
         per_cycle = float(_dot(np.arange(kmax + 1), pre)) * cyc   # N·u, units per cycle
         steady = per_cycle / cyc
