@@ -265,6 +265,16 @@ def workloads() -> list[tuple[str, Profile]]:
     capped["pacing"] = {"concurrency": 5}
     rows.append(("tool-agent, client cap of 5 calls in flight, p95 60 s",
                  profile_from_dict(capped)))
+    # on_exhausted: continue without retries: a refused stage's turn goes on at once and
+    # its next stages land in the same full window (the cascade).
+    rows.append(("1-3-1 RPM 1s windows, no retries, on_exhausted: continue",
+                 dag_profile("dag-1s-continue", {"rpm": 500, "enforcement": _fixed("1s")},
+                             {"max_retries": 0, "on_exhausted": "continue"})))
+    web = load_profile(ROOT / "profiles" / "web-research.yaml").model_dump(
+        mode="json", exclude_none=True)
+    web["name"] = "web-research-continue"
+    web["retry"] = {"max_retries": 0, "on_exhausted": "continue"}
+    rows.append(("web-research, no retries, on_exhausted: continue", profile_from_dict(web)))
     return rows
 
 
