@@ -880,9 +880,10 @@ def _sample_block(steps: tuple[Step, ...] | list[Step], profile: Profile,
                   constraints: tuple[Constraint, ...], rng: np.random.Generator,
                   n: int, raw: bool) -> tuple[NDArray[np.float64], NDArray[np.float64], _Units]:
     # Accumulated in place (every array here is this call's own): the turn sample is
-    # 131,072 turns, and a temporary per step and unit key was most of its cost.
-    lat = np.zeros(n)
-    calls = np.zeros(n)
+    # 131,072 turns, and a temporary per step and unit key was most of its cost. The
+    # first step's arrays start the sums (0 + x is x: no zeros to add them to).
+    lat: NDArray[np.float64] | None = None
+    calls: NDArray[np.float64] | None = None
     units: _Units = {}
 
     def add(into: _Units, part: _Units) -> None:
@@ -945,9 +946,14 @@ def _sample_block(steps: tuple[Step, ...] | list[Step], profile: Profile,
                     for key, v in bu.items():
                         su[key] = np.zeros(n)
                         su[key][pos] = np.add.reduceat(v, starts)
-        lat += sl
-        calls += sc
+        if lat is None or calls is None:
+            lat, calls = sl, sc
+        else:
+            lat += sl
+            calls += sc
         add(units, su)
+    if lat is None or calls is None:
+        return np.zeros(n), np.zeros(n), units
     return lat, calls, units
 
 
@@ -997,18 +1003,18 @@ def _sample_call(call: CallSpec, profile: Profile, constraints: tuple[Constraint
     model = profile.model_of(targets[pick][0])
     mt = profile.max_tokens_for(call, targets[pick][0])
     out = np.rint(call.output_tokens.sample(rng, n))
-    if mt is not None:
+    if mt is not None and not _never_above(call.output_tokens, mt):
         np.minimum(out, mt, out=out)
     if not (raw or constraints):  # latencies only: the input draw, then nothing of it
         if not call.input_tokens.is_fixed:
-            call.input_tokens.sample(rng, n)
+            _skip(call.input_tokens, rng, n)
         lat = model.ttft.sample(rng, n)
-        lat += out / model.tokens_per_second.sample(rng, n)
+        lat += out / _draw(model.tokens_per_second, rng, n)
         return lat, np.ones(n), {}
     inp = np.rint(call.input_tokens.sample(rng, n))
     cached = np.rint(inp * call.cached_input_fraction)
     lat = model.ttft.sample(rng, n)
-    lat += out / model.tokens_per_second.sample(rng, n)
+    lat += out / _draw(model.tokens_per_second, rng, n)
     units: dict[str, NDArray[np.float64]] = ({"input_tokens": inp, "output_tokens": out,
                                               "cached_input_tokens": cached} if raw else {})
     for c in constraints:
@@ -1018,6 +1024,33 @@ def _sample_call(call: CallSpec, profile: Profile, constraints: tuple[Constraint
         if cost is not None:
             units[c.name] = _sampled_units(cost, inp, out, n)
     return lat, np.ones(n), units
+
+
+def _never_above(d: Distribution, cap: int) -> bool:
+    """True when every rounded draw of ``d`` is at most the whole number ``cap`` (then
+    cutting the draws at ``cap`` changes none of them and is skipped)."""
+    return d.kind in ("fixed", "uniform") and float(cap).is_integer() and d.upper <= cap
+
+
+def _skip(d: Distribution, rng: np.random.Generator, n: int) -> None:
+    """Advance ``rng`` past ``n`` draws of ``d`` whose values are not needed.
+
+    A continuous uniform draws one 64-bit output of the bit generator per value, so
+    PCG64 (``default_rng``) can step over them without making them — when no 32-bit
+    half is buffered, which the jump would drop. Otherwise the values are drawn.
+    """
+    bg = rng.bit_generator
+    if (d.kind == "uniform" and not d._int_uniform and type(bg) is np.random.PCG64
+            and not bg.state["has_uint32"]):
+        bg.advance(n)
+    else:
+        d.sample(rng, n)
+
+
+def _draw(d: Distribution, rng: np.random.Generator, n: int) -> NDArray[np.float64] | float:
+    """``d.sample(rng, n)``, or its value when ``d`` is fixed (a divisor: dividing by the
+    value is dividing by an array of it, without the array)."""
+    return float(d.params[0]) if d.kind == "fixed" else d.sample(rng, n)
 
 
 def _sampled_units(cost: CallCost | None, inp: NDArray[np.float64],
@@ -1196,6 +1229,10 @@ def sample_turns(workload: Workload, n: int, rng: np.random.Generator,
         if not idx.size:
             continue
         tl, tc, tu = _sample_block(t.steps, workload.profile, cons, rng, idx.size, units)
+        if idx.size == n:  # one kind of turn: the sample is its arrays, in order
+            lat, calls = tl, tc
+            out.update(tu)
+            continue
         lat[idx], calls[idx] = tl, tc
         for k, v in tu.items():
             out[k][idx] = v
