@@ -26,7 +26,7 @@ correlation between consecutive turns of one session is measured here too
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -195,43 +195,70 @@ class TurnTiming:
         # On the grouped events (a fan-out's copies are one event of their summed charge),
         # each lag by sorted prefix sums: for every launch a, the launches b of the later
         # turn within w of it add x_b·(w − |t_b − t_a|) = x_b·(w ∓ t_a) ± x_b·t_b, two
-        # range sums. O(n·G·log(n·G)) per lag instead of O(n·G²).
+        # range sums. O(n·G·log(n·G)) per lag instead of O(n·G²). Where the launches fall
+        # (the sorted keys and range bounds) does not depend on the charges: shared by
+        # every constraint with windows of w (:meth:`_cross_lags`).
+        gt, gc = self.groups()
+        n = gc.shape[0]
+        x = (gc @ weight).astype(np.float64)  # (n, G) charge per event
+        fin = np.isfinite(gt)
+        total = 0.0
+        x_a = np.where(fin, x, 0.0).ravel()
+        for t_a, t_b, other, lo, mid, hi in self._cross_lags(w, max_lag):
+            x_b = np.where(fin[other], x[other], 0.0).ravel()
+            cx = np.concatenate([[0.0], np.cumsum(x_b)])
+            cxt = np.concatenate([[0.0], np.cumsum(x_b * t_b)])
+            below = (w - t_a) * (cx[mid] - cx[lo]) + (cxt[mid] - cxt[lo])
+            above = (w + t_a) * (cx[hi] - cx[mid]) - (cxt[hi] - cxt[mid])
+            total += float(_dot(x_a, below + above)) / n
+        return 2.0 * total
+
+    def _cross_lags(self, w: float, max_lag: int) -> Iterator[tuple[
+            NDArray[np.float64], NDArray[np.float64], NDArray[np.int64], NDArray[np.intp],
+            NDArray[np.intp], NDArray[np.intp]]]:
+        """Per lag (until no pair of launches can be within ``w``): the launch offsets
+        ``t_a`` (this turn's) and ``t_b`` (turn i + lag's, shifted by the starts, sorted),
+        the later turn of each, and each launch a's range bounds in ``t_b``: ``(t_a − w,
+        t_a]`` and ``(t_a, t_a + w)``. Remembered when small (a few MB)."""
+        key = ("cross-lags", w, max_lag)
+        hit = self._memo.get(key)
+        if hit is not None:
+            yield from hit
+            return
         gt, gc = self.groups()
         n, g, _ = gc.shape
-        x = (gc @ weight).astype(np.float64)  # (n, G) charge per event
+        keep = n * g <= 1 << 17
+        lags: list[tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64],
+                         NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]] = []
         fin = np.isfinite(gt)
         first = np.where(fin[:, 0], gt[:, 0], 0.0)
         last = np.where(fin, gt, -math.inf).max(axis=1)
         span = float(np.where(fin, gt, 0.0).max()) if fin.any() else 0.0
-        total = 0.0
         start = np.zeros(n)
         idx = np.arange(n)
         rows = np.repeat(idx, g)
         t_a = np.where(fin, gt, 0.0).ravel()
-        x_a = np.where(fin, x, 0.0).ravel()
         for lag in range(1, max_lag + 1):
             start = start + self.gap[(idx + lag - 1) % n]
             other = (idx + lag) % n
-            # Skip when no pair of launches can be within w of each other.
+            # Skip when no pair of launches can be within w.
             if float((start + first[other] - last).min()) >= w:
                 break
             # Turn i's own launches and those of turn i + lag (shifted by the starts),
             # each row's block placed `off` apart so no pair of rows is within w.
             off = float(start.max()) + span + 2.0 * w + 1.0
             t_b = (start[:, None] + np.where(fin[other], gt[other], span)).ravel()  # sorted
-            x_b = np.where(fin[other], x[other], 0.0).ravel()
             key_b = rows * off + t_b
             key_a = rows * off + t_a
-            cx = np.concatenate([[0.0], np.cumsum(x_b)])
-            cxt = np.concatenate([[0.0], np.cumsum(x_b * t_b)])
             lo = np.searchsorted(key_b, key_a - w, side="right")
             mid = np.searchsorted(key_b, key_a, side="right")
             hi = np.searchsorted(key_b, key_a + w, side="left")
-            below = (w - t_a) * (cx[mid] - cx[lo]) + (cxt[mid] - cxt[lo])
-            above = (w + t_a) * (cx[hi] - cx[mid]) - (cxt[hi] - cxt[mid])
-            total += float(_dot(x_a, below + above)) / n
-        return 2.0 * total
-
+            one = (t_a, t_b, other, lo, mid, hi)
+            if keep:
+                lags.append(one)
+            yield one
+        if keep:
+            self._memo[key] = lags
 
 def _dot(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
     return float(np.multiply(a, b).sum())

@@ -2048,12 +2048,22 @@ def _own_prior(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.fl
         return np.ones(1)
     tcount = ties.ravel()[e_idx].astype(np.int64)
     reps = tcount + 1
-    ahead = np.arange(int(reps.sum())) - np.repeat(np.cumsum(reps) - reps, reps)
-    base = np.repeat(prior.ravel()[e_idx], reps)
-    unit = np.repeat(mean_charge[j_idx], reps)
-    mass = np.repeat(rc.reshape(n * g, -1)[e_idx, j_idx] / reps, reps)
-    lat = np.rint(base + ahead * unit).astype(np.int64)
-    out = np.bincount(lat, weights=mass)
+    if reps.min() == reps.max():
+        # Every launch among equally many batch-mates (a fixed fan-out): the same
+        # entries in the same order as the general case's, as one (launch, ahead) grid.
+        r = int(reps[0])
+        ahead_r = np.arange(r)
+        lat = np.rint(prior.ravel()[e_idx][:, None]
+                      + ahead_r[None, :] * mean_charge[j_idx][:, None]).astype(np.int64)
+        mass = np.repeat(rc.reshape(n * g, -1)[e_idx, j_idx] / reps, r)
+        out = np.bincount(lat.ravel(), weights=mass)
+    else:
+        ahead = np.arange(int(reps.sum())) - np.repeat(np.cumsum(reps) - reps, reps)
+        base = np.repeat(prior.ravel()[e_idx], reps)
+        unit = np.repeat(mean_charge[j_idx], reps)
+        mass = np.repeat(rc.reshape(n * g, -1)[e_idx, j_idx] / reps, reps)
+        lat = np.rint(base + ahead * unit).astype(np.int64)
+        out = np.bincount(lat, weights=mass)
     total = float(rc.sum())
     return out / total if total > 0 else np.ones(1)
 
