@@ -120,6 +120,8 @@ from capacity.analytic.model import (
     constraint_model,
     cycle_time,
     of_all_attempts,
+    own_target,
+    retried_attempts,
 )
 from capacity.model.dist import Distribution, finest_step
 from capacity.model.quota import LimitSlot, limit_slots
@@ -1860,7 +1862,7 @@ def entry_result(wl: Workload, e: Entry, cycle_s: float, target: float,
         return of_all_attempts(st, share)
 
     search = getattr(e.model, "largest_meeting", None)
-    own = min(target / share, 0.999) if share < 1.0 else target
+    own = own_target(target, share, retried_attempts(wl, e.model))
     burst, at = search(own, cap) if search else _largest_meeting(e.model.stats, own, cap)
     at = of_all_attempts(at, share)
     # Units per turn, as the mean ceiling implies (a fed slot's load depends on N).

@@ -693,7 +693,7 @@ def constraint_ceiling(wl: Workload, c: Constraint, cycle_s: float, target: floa
     stats_fn = model.stats
     # A model may know a cheaper way to the same bisection (e.g. a bracket from bounds).
     search = getattr(model, "largest_meeting", None)
-    own = min(target / share, 0.999) if share < 1.0 else target
+    own = own_target(target, share, retried_attempts(wl, model))
     session = wl.profile.session
     if (wl.profile.retry.max_retries == 0 and c.enforcement != "token_bucket"
             and math.isfinite(mean_ceiling)
@@ -721,17 +721,44 @@ def constraint_ceiling(wl: Workload, c: Constraint, cycle_s: float, target: floa
     )
 
 
+def own_target(target: float, share: float, retried: bool) -> float:
+    """The share of its own attempts a constraint seeing ``share`` of all calls may refuse
+    for :func:`of_all_attempts` to stay within ``target``: ``t/s`` without retries; with
+    them its refused calls come back as more attempts (``T = 1/(1 − A)`` at most), and
+    ``A·s·T/(s·T + 1 − s) ≤ t`` is ``A ≤ t/(s + t·(1 − s))``."""
+    if share >= 1.0:
+        return target
+    own = target / (share + target * (1.0 - share)) if retried else target / share
+    return min(own, 0.999)
+
+
+def retried_attempts(wl: Workload, model: Any) -> bool:
+    """True when ``model``'s refused calls come back as more attempts it reports (a
+    client that retries; the Lundberg bound reports no failures, so no retries)."""
+    return (wl.profile.retry.max_retries > 0
+            and not (isinstance(model, _BucketModel) and model.chain is None))
+
+
 @overload
 def of_all_attempts(st: WindowStats, share: float) -> WindowStats: ...
 @overload
 def of_all_attempts(st: None, share: float) -> None: ...
 def of_all_attempts(st: WindowStats | None, share: float) -> WindowStats | None:
     """``st``'s 429 fractions as shares of all attempts (the constraint's calls are
-    ``share`` of them)."""
+    ``share`` of all calls).
+
+    Its retries are attempts too: with ``A`` of its attempts refused and ``F`` of its
+    calls failing, a call makes ``T = (1 − F)/(1 − A)`` attempts (``T = 1 + A·T − F``; 1
+    without retries, where ``F = A``), so its attempts are ``s·T/(s·T + 1 − s)`` of all
+    (the others' retries are the others' concern). Calls (``call_*``) stay shares of
+    calls."""
     if st is None or share >= 1.0:
         return st
+    a, f = st.loss_fraction, st.call_failure_fraction
+    per_call = 1.0 if f is None or a >= 1.0 else max(1.0, (1.0 - f) / (1.0 - a))
+    of_all = share * per_call / (share * per_call + 1.0 - share)
     return dataclasses.replace(
-        st, loss_fraction=st.loss_fraction * share,
+        st, loss_fraction=st.loss_fraction * of_all,
         call_429_fraction=None if st.call_429_fraction is None
         else st.call_429_fraction * share,
         call_failure_fraction=None if st.call_failure_fraction is None

@@ -57,6 +57,8 @@ from capacity.analytic.model import (
     compound_bucket,
     cycle_time,
     of_all_attempts,
+    own_target,
+    retried_attempts,
 )
 from capacity.errors import CapacityError
 from capacity.model.dist import Distribution
@@ -428,7 +430,8 @@ def population_ceiling(pv: PopulationView, c: Constraint, target: float,
     model = pv.model(c)
     # The target is a share of all attempts: c sees `share` of the calls near its ceiling.
     share = max(pv.attempt_share(c, min(cap, 1_000_000)), 1e-12)
-    burst, at = model.largest_meeting(min(target / share, 0.999) if share < 1 else target, cap)
+    burst, at = model.largest_meeting(
+        own_target(target, share, retried_attempts(pv.parts[0].wl, model)), cap)
     at = of_all_attempts(at, share)
     if c.enforcement == "token_bucket":
         window = allowance = None

@@ -22,14 +22,16 @@ The 429 share of attempts — fixed windows
     retries and a honoured ``retry-after`` (the time to the next window start) every
     call rejected in one window is retried at the start of the next, ahead of its fresh
     calls, so the carried load ``Y`` follows the Lindley recursion
-    ``Y' = (S + Y − q)⁺`` (iterated on the lattice from empty for up to ``2·(m + 1)``
-    windows: the stationary law below saturation, a retry-bounded carry above); attempts
-    answered 429 are ``E[Y]/(E[S] + E[Y])`` and calls that saw a 429 ``E[Y]/E[S]``
-    (retries are first in line, so they rarely fail again; counted rejections change
-    nothing in a window that is already full). Token charges: the call that crosses
-    ``q`` and cannot fit is turned away while smaller ones still fit, so the calls
-    rejected are the larger ones: rejected units are turned into calls with
-    ``κ = E[B]/E[B | rejected]`` (see :func:`_size_bias`).
+    ``Y' = (S + Y − q)⁺``: a queue whose calls rotate, iterated on a lattice of ~256
+    points per allowance until it settles (its stationary law: tens of windows near
+    saturation), a carry above the allowance losing the retries on their last try
+    (:func:`_carry_law`); attempts answered 429 are ``R/(E[S] + R)`` and calls that saw
+    a 429 ``R/E[S]``, ``R`` the calls refused per window (retries are first in line, so
+    they rarely fail again; counted rejections change nothing in a window that is
+    already full). Token charges: a window that overflows by ``X`` refuses the call that
+    crosses ``q`` (a large one) and the later ones that no longer fit the room left —
+    every one of them once the room is gone, whatever its size
+    (:meth:`Crossing.refused`, from the excess's mean per overflowing window).
 
 The 429 share of attempts — sliding windows (a scan statistic)
     A sliding counter rejects an attempt when the units in the trailing ``w`` seconds
@@ -92,6 +94,8 @@ _CASCADE_POINTS = 256
 _CASCADE_EDGES = np.linspace(0.0, 1.0, _CASCADE_NODES + 1)
 _CASCADE_MIDDLES = 0.5 * (_CASCADE_EDGES[1:] + _CASCADE_EDGES[:-1])
 _CASCADE_LEFT = np.array([0.003, 0.01, 0.025, 0.05, 0.09, 0.15, 0.24, 0.37, 0.55, 0.8, 1.0])
+# Lattice points across the allowance for the carried retries' stationary law.
+_CARRY_POINTS = 256
 
 
 @dataclass
@@ -172,6 +176,7 @@ class ClumpWindowModel:
     _cache: dict[int, Any] = field(default_factory=dict, repr=False)
     _herd: dict[int, float] = field(default_factory=dict, repr=False)
     _chains: dict[int, dict[str, float]] = field(default_factory=dict, repr=False)
+    _carries: dict[int, NDArray[np.float64]] = field(default_factory=dict, repr=False)
     # The ceiling search evaluates the same N many times (the cheap stop-loss bracket is
     # bisected again for every guess): the fresh-count pmf, by N.
     _pmfs: dict[float, NDArray[np.float64]] = field(default_factory=dict, repr=False)
@@ -274,15 +279,34 @@ class ClumpWindowModel:
         mean_s = n * self.mean_units / self.h
         if mean_s <= 0:
             return 0.0
-        return min(1.0, self.size_bias * self._rejected(g, mean_s) / mean_s)
+        return min(1.0, self._rejected(g, mean_s) / mean_s)
 
     def _rejected(self, g: NDArray[np.float64], mean_s: float) -> float:
-        """Units turned away per fixed window without retries: ``E[(S − q)⁺]`` plus the
-        room an overflowing window leaves unused, ``P(S > q)·W̄``."""
+        """Calls turned away per fixed window without retries (lattice units of mean
+        calls): from ``E[(S − q)⁺]`` and ``P(S > q)`` (:meth:`refused`)."""
         q = self.q_lat
         over = max(0.0, 1.0 - float(g[: math.floor(q + 1e-9) + 1].sum()))
-        stop = _stop_loss(g, q, mean_s)
-        return stop + over * self.waste(stop / over if over > 0 else 0.0)
+        return self.refused(_stop_loss(g, q, mean_s), over)
+
+    def refused(self, excess: float, over: float) -> float:
+        """Calls turned away per window, as lattice units of mean fresh calls, when the
+        window overflows with probability ``over`` by ``excess`` units (lattice) on
+        average: the call that crosses ``q`` and the later ones that do not fit the
+        room left (:meth:`Crossing.refused`). Near the crossing the larger calls are the
+        ones turned away, but past it, once the room is gone, every call is: a fan-out
+        landing in a full window loses all its calls, whatever their size. Without a
+        crossing (sliding windows) the units are turned into calls by ``κ``."""
+        if over <= 0.0:
+            return 0.0
+        c = self.crossing
+        x_bar = excess / over
+        if c is None:
+            return self.size_bias * (excess + over * self.waste(x_bar))
+        e_b = float(_dot(np.arange(self.call_pmf.size), self.call_pmf))  # lattice units
+        if e_b <= 0:
+            return 0.0
+        later = max(0.0, x_bar * self.h - c.overshoot) / (e_b * self.h)
+        return over * e_b * c.refused(later)
 
     def waste(self, excess: float) -> float:
         """W̄ (lattice units): the room a window whose offered load overflows ``q`` by
@@ -300,11 +324,10 @@ class ClumpWindowModel:
         q = self.q_lat
         mean_s = n * self.mean_units / self.h
         exceed = max(0.0, 1.0 - float(g[: math.floor(q + 1e-9) + 1].sum()))
-        kappa = self.size_bias
-        stop = _stop_loss(g, q, mean_s)
-        stop += exceed * self.waste(stop / exceed if exceed > 0 else 0.0)
+        x_fresh = _stop_loss(g, q, mean_s)
+        stop = x_fresh + exceed * self.waste(x_fresh / exceed if exceed > 0 else 0.0)
         if not self.retry.retries:
-            share = kappa * stop / mean_s if mean_s > 0 else 0.0
+            share = self.refused(x_fresh, exceed) / mean_s if mean_s > 0 else 0.0
             if self.cascade is not None and mean_s > 0:
                 share += self._cascaded(n)
             share = min(1.0, share)
@@ -318,12 +341,14 @@ class ClumpWindowModel:
                                  _overload_share(mean_s, q, self.retry.max_retries)))
             return {"attempt": share, "call": min(1.0, stop / max(mean_s, 1e-300)),
                     "failed": share, "exceed": exceed, "retry_share": share}
-        carry, e_y = _lindley(g, q, windows=2 * (self.retry.max_retries + 1))
+        carry, e_y, gone = self._carry(n, g)
         k = np.arange(carry.size)
-        # Rejected units → rejected calls: the calls turned away are the larger ones;
-        # a window that overflows (carry > 0 after it) also leaves W̄ unused.
+        # Calls refused in a window that overflows (carry > 0 after it): the crossing
+        # one and the later ones that no longer fit (:meth:`refused`), retries refused
+        # for the last time included (they leave the carry).
         full = max(0.0, 1.0 - float(carry[0]))
-        rej = kappa * (e_y + full * self.waste(e_y / full if full > 0 else 0.0))
+        # Never below the fresh overflow alone (the carry's lattice is coarser).
+        rej = max(self.refused(e_y + gone, full), self.refused(x_fresh, exceed))
         same, all_same = self._same_window(carry)
         rej_att = rej * (1.0 + same)
         attempt = rej_att / (mean_s + rej_att) if mean_s + rej_att > 0 else 0.0
@@ -409,6 +434,31 @@ class ClumpWindowModel:
             self._cascades.clear()
         self._cascades[n] = out
         return out
+
+    def _carry(self, n: int, g: NDArray[np.float64]) -> tuple[NDArray[np.float64], float,
+                                                                float]:
+        """:func:`_carry_law` at ``n`` sessions (lattice units of ``g``), on a lattice of
+        at most ~256 points across ``q`` (the carry takes tens of windows to settle; its
+        law needs no finer step than the window count's spread), started from the
+        stationary carry of the largest smaller N already solved (the searches ask many N
+        near one another)."""
+        c = max(1, math.floor(self.q_lat / _CARRY_POINTS))
+        L = g.size
+        gc = _coarsen(g, float(c))[: max(1, L // c)] if c > 1 else g
+        below = [k for k in self._carries if k < n]
+        start = self._carries[max(below)] if below else None
+        law, e_y, gone, settled = _carry_law(gc, self.q_lat / c, self.retry.max_retries,
+                                             start=start)
+        if settled:
+            if len(self._carries) >= 64:
+                self._carries.clear()
+            self._carries[n] = np.trim_zeros(law, "b")
+        if c == 1:
+            return law, e_y, gone
+        carry = np.zeros(L)
+        idx = np.arange(law.size) * c
+        carry[idx[idx < L]] = law[idx < L]
+        return carry, e_y * c, gone * c
 
     def _same_window(self, carry: NDArray[np.float64]) -> tuple[float, float]:
         """(retries per refused call that come back into the window that refused it, and
@@ -1280,6 +1330,74 @@ def _stop_loss(g: NDArray[np.float64], q: float, mean: float) -> float:
     return max(0.0, mean - q + short)
 
 
+def _carry_law(g: NDArray[np.float64], q: float, retries: int, windows: int = 96,
+               rtol: float = 1e-5, start: NDArray[np.float64] | None = None
+               ) -> tuple[NDArray[np.float64], float, float, bool]:
+    """Stationary law of the carried retries (lattice units) when each call makes at
+    most ``retries`` of them: ``(law, mean, units failing per window)``.
+
+    Retries come back first in the next window, so the carry is a queue,
+    ``Y' = (S + Y − q)⁺``, whose calls rotate (admitted retries make room for the fresh
+    calls turned away); it drains to its stationary law below saturation, which takes
+    tens of windows near it (the carry's busy periods), not the ``m + 1`` a single call
+    stays. Calls fail only when the carry alone overfills a window: of the retries
+    turned away again, ``(Y − q)⁺``, those on their last retry leave, ``φ = ρ^{m−1}``
+    of them with ``ρ = E[(Y − q)⁺]/E[Y]`` (a retry is turned away again with about
+    ``ρ``): the next window sees ``Y − φ·(Y − q)⁺``. Iterated from empty, or from
+    ``start`` (the stationary carry of a smaller load: the iterates still grow, a
+    monotone curve), until the mean settles (the last item: True), or ``windows``, or
+    the carry nears the end of ``g``'s length (the convolution is circular there)."""
+    qi = math.floor(q + 0.5)
+    L = g.size
+    gh = np.fft.rfft(g)
+    ar = np.arange(L, dtype=np.float64)
+    y = np.zeros(L)
+    if start is None:
+        y[0] = 1.0
+    else:
+        y[: min(L, start.size)] = start[:L]
+    mean = _dot(ar, y)
+    dropped = 0.0
+    limit = max(qi + 1, L - qi - 1)  # beyond: the next convolution would wrap
+    up = math.floor(q) + 1
+    again = ar[up:] - q  # (Y − q)⁺ where positive
+    for _ in range(windows):
+        over_q = _dot(again, y[up:])
+        back = y
+        dropped = 0.0
+        if over_q > 0.0 and retries >= 1:
+            rho = min(1.0, over_q / max(mean, 1e-300))
+            phi = rho ** (retries - 1)
+            dropped = phi * over_q
+            back = _remap(ar[up:] - phi * again, y[up:], L)
+            back[:up] += y[:up]
+        z = np.fft.irfft(np.fft.rfft(back, L) * gh, L)
+        over = np.where(z[qi:] > 1e-250, z[qi:], 0.0)
+        nxt = np.zeros(L)
+        nxt[: over.size] = over
+        nxt[0] += max(0.0, 1.0 - float(over.sum()))
+        if float(nxt[limit:].sum()) > 1e-9:
+            break  # the carry outgrows the lattice: keep the last law that fitted
+        y = nxt
+        new = _dot(ar, y)
+        if abs(new - mean) <= rtol * new:
+            return y, new, dropped, True
+        mean = new
+    return y, mean, dropped, False
+
+
+def _remap(values: NDArray[np.float64], probs: NDArray[np.float64], size: int
+           ) -> NDArray[np.float64]:
+    """The law ``probs`` of lattice points moved to real ``values`` ≥ 0, each split
+    between its two neighbours (mean-preserving), on ``size`` points."""
+    lo = np.floor(values).astype(np.int64)
+    frac = values - lo
+    hi = np.minimum(lo + 1, size - 1)
+    out: NDArray[np.float64] = np.bincount(lo, probs * (1.0 - frac), size).astype(np.float64)
+    out += np.bincount(hi, probs * frac, size)
+    return out
+
+
 def _lindley(g: NDArray[np.float64], q: float, windows: int = 30, rtol: float = 1e-5,
              thin: Callable[[NDArray[np.float64]], NDArray[np.float64]] | None = None
              ) -> tuple[NDArray[np.float64], float]:
@@ -1750,8 +1868,8 @@ class Crossing:
         state = self._memo.get(0.0)
         if state is None:
             factor = max(1.0, self.room.size / 256.0)
+            c = math.ceil(factor)
             if factor > 1.0:
-                c = math.ceil(factor)
                 room: NDArray[np.float64] = np.bincount(
                     np.arange(self.room.size) // c, weights=self.room).astype(np.float64)
                 f = _coarsen(self.call, float(c))
@@ -1761,23 +1879,47 @@ class Crossing:
             K = room.size
             surv = 1.0 - np.cumsum(f)[:K]
             surv = np.concatenate([surv, np.zeros(K - surv.size)])
+            # Calls that fit, counted with their charges rounded up (the mean-preserving
+            # coarse law gives a small call a zero charge that would fit, again and
+            # again, a room of less than one step).
+            up = np.bincount(np.ceil(np.arange(self.call.size) / c - 1e-9)
+                             .astype(np.int64), weights=self.call)
+            fit = np.cumsum(up)[:K]
+            fit = np.concatenate([fit, np.full(K - fit.size, fit[-1] if fit.size else 0.0)])
             L = 1 << math.ceil(math.log2(K + f.size))
             idx = np.arange(K, dtype=np.float64)
             state = {"v": room, "surv": surv, "fh": np.fft.rfft(f, L), "L": L, "idx": idx,
                      "step": step, "m0": float(_dot(idx, room)), "out": [0.0],
-                     "done": K < 2}
+                     "fits": [0.0], "fit": fit, "done": K < 2}
             self._memo[0.0] = state
         out: list[float] = state["out"]
         v, K, L = state["v"], state["v"].size, state["L"]
         m0, step = state["m0"], state["step"]
+        fits: list[float] = state["fits"]
         while len(out) <= min(upto, _FILL_STEPS) and not state["done"]:
             moved = np.fft.irfft(np.fft.rfft(v[::-1], L) * state["fh"], L)[:K][::-1]
+            fits.append(fits[-1] + float(_dot(v, state["fit"])))
             v = v * state["surv"] + np.clip(moved, 0.0, None)
             filled = (m0 - float(_dot(state["idx"], v))) * step
             state["done"] = filled - out[-1] <= 1e-7 * max(m0 * step, 1e-300)
             out.append(filled)
         state["v"] = v
         return np.asarray(out[: upto + 1])
+
+    def refused(self, later: float) -> float:
+        """Calls turned away in a window that overflows: the first that did not fit and
+        the ``later`` ones (Poisson mean) that do not fit the room still left."""
+        later = max(later, 0.0)
+        if later <= 0 or self.room.size < 2:
+            return 1.0 + later
+        top = math.ceil(later + 6.0 * math.sqrt(later) + 3.0)
+        self._fill_means(top)
+        fits = np.asarray(self._memo[0.0]["fits"][: top + 1])
+        j = np.arange(fits.size, dtype=np.float64)
+        logp = j * math.log(later) - later - np.array([math.lgamma(x + 1.0) for x in j])
+        w = np.exp(logp)
+        admitted = float(_dot(w, fits)) + max(0.0, 1.0 - float(w.sum())) * float(fits[-1])
+        return max(1.0, 1.0 + later - admitted)
 
 
 def mix_crossings(parts: list[tuple[float, Crossing | None]]) -> Crossing | None:
