@@ -133,19 +133,34 @@ def _call_matrix(pmf: NDArray[np.float64], top: int, counted: int
     """One call of charge law ``pmf`` (grid steps): (transition, refusal chance) by level.
     ``counted`` > 0: a refusal takes that many grid steps if they are there
     (:meth:`capacity.limits.meters.TokenBucket.count_rejection`)."""
+    M, _, refuse = _call_outcomes(pmf, top, counted, apart=False, half=False)
+    return M, refuse
+
+
+def _call_outcomes(pmf: NDArray[np.float64], top: int, counted: int, *, apart: bool,
+                   half: bool) -> tuple[NDArray[np.float64], NDArray[np.float64],
+                                        NDArray[np.float64]]:
+    """One call's transitions by level: (admitted, refused, refusal chance). ``apart``:
+    the admitted and refused moves in two matrices (else one, the same object twice);
+    ``half``: a charge exactly on a grid level is refused half the time (the level
+    stands for the interval around it)."""
     n = top + 1
-    M = np.zeros((n, n))
     j = np.arange(n)
+    fit = np.zeros((n, n))
+    ref = np.zeros((n, n)) if apart else fit
     refuse = np.zeros(n)
     after = np.maximum(j - counted, 0)
     for c, pc in enumerate(pmf):
         if pc <= 0:
             continue
         fits = j >= c
-        M[j[fits], j[fits] - c] += pc
-        M[j[~fits], after[~fits]] += pc
+        fit[j[fits], j[fits] - c] += pc
+        ref[j[~fits], after[~fits]] += pc
         refuse[~fits] += pc
-    return M, refuse
+        if half and 0 < c <= top:
+            fit[c, 0] -= pc / 2
+            ref[c, after[c]] += pc / 2
+    return fit, ref, refuse
 
 
 def _grid(count: NDArray[np.float64], call_pmf: NDArray[np.float64], delta: float,
@@ -556,19 +571,7 @@ class BucketChain:
         counted = round(1.0 / delta) if self.retry.counts_rejected else 0
         pmf = _regrid(self.call_pmf, self.h, delta, top)
         n = top + 1
-        j = np.arange(n)
-        F = np.zeros((n, n))
-        R = np.zeros((n, n))
-        after = np.maximum(j - counted, 0)
-        for c, pc in enumerate(pmf):
-            if pc <= 0:
-                continue
-            fits = j >= c
-            F[j[fits], j[fits] - c] += pc
-            R[j[~fits], after[~fits]] += pc
-            if 0 < c <= top:
-                F[c, 0] -= pc / 2
-                R[c, after[c]] += pc / 2
+        F, R, _ = _call_outcomes(pmf, top, counted, apart=True, half=True)
         # The launch's outcomes by refused calls k (gathered at _PENDING).
         u = min(_PENDING, self.count.size - 1)
         P = np.zeros((u + 1, n, n))
