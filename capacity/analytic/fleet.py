@@ -1187,7 +1187,6 @@ class TurnSpill:
             L = min(1 << max(6, math.ceil(math.log2(span * 1.25))), _MAX_FFT)
             z = np.exp(-2j * np.pi * np.arange(L // 2 + 1) / L)
             # Σ_sig w·Π_col pgf^m: each column's powers once, gathered by signature.
-            phi = np.zeros(L // 2 + 1, dtype=np.complex128)
             terms = np.ones((self.uniq.shape[0], L // 2 + 1), dtype=np.complex128)
             for j, (h, sj) in enumerate(zip(hi, s, strict=True)):
                 one = z if h else (1.0 - sj) + sj * z
@@ -1549,11 +1548,10 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                                  else _window._size_bias(kc) if kc.size > 1 else 1.0)
                         r = profile.retry
                         carried = r.honour_retry_after and w <= r.max_retry_after
-                        up_models = [um for um, _, _, _ in upstream]
 
                         ts_up = turned.get(flow.logical) if k == 1 else None
 
-                        def spills_again(n: int, ms: list[Any] = up_models,
+                        def spills_again(n: int, ms: list[Any] = ups,
                                          ts: TurnSpill | None = ts_up) -> float:
                             if ts is not None:
                                 return ts.again(n)

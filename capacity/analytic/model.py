@@ -460,7 +460,7 @@ def bucket_chain(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
                  rates: NDArray[np.float64], h: float) -> BucketChain | None:
     """The level chain of constraint ``c``'s bucket (None: too deep for it): launches
     of every event in ``mix`` at ``rates``, mixed."""
-    from capacity.analytic.bucket import BucketChain, fits_chain, launch_law
+    from capacity.analytic.bucket import BucketChain, _add, fits_chain, launch_law
     from capacity.analytic.clumped import retry_model  # it imports this module
 
     if not mix or c.depth <= 0 or rates.sum() <= 0:
@@ -481,8 +481,8 @@ def bucket_chain(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
     w = rates / rates.sum()
     for wi, (_, b) in zip(w, mix, strict=True):
         k, ch = launch_law(b, c.costs, h, top)
-        count = _pad_add(count, wi * k)
-        charge = _pad_add(charge, wi * ch)
+        count = _add(count, wi * k)
+        charge = _add(charge, wi * ch)
     if charge.sum() <= 0:
         return None
     call_pmf = charge / charge.sum()
@@ -501,13 +501,6 @@ def bucket_chain(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
     if not chain.converged(c.rate_per_s / (mean_calls * chain.mean_charge)):
         return None
     return chain
-
-
-def _pad_add(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
-    out = np.zeros(max(a.size, b.size))
-    out[: a.size] += a
-    out[: b.size] += b
-    return out
 
 
 def compound_bucket(c: Constraint, h: float, rates: NDArray[np.float64],

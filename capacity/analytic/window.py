@@ -325,7 +325,6 @@ class ClumpWindowModel:
         mean_s = n * self.mean_units / self.h
         exceed = max(0.0, 1.0 - float(g[: math.floor(q + 1e-9) + 1].sum()))
         x_fresh = _stop_loss(g, q, mean_s)
-        stop = x_fresh + exceed * self.waste(x_fresh / exceed if exceed > 0 else 0.0)
         if not self.retry.retries:
             share = self.refused(x_fresh, exceed) / mean_s if mean_s > 0 else 0.0
             if self.cascade is not None and mean_s > 0:
@@ -333,6 +332,7 @@ class ClumpWindowModel:
             share = min(1.0, share)
             return {"attempt": share, "call": share, "failed": share, "exceed": exceed,
                     "retry_share": 0.0}
+        stop = x_fresh + exceed * self.waste(x_fresh / exceed if exceed > 0 else 0.0)
         if mean_s <= 0 or stop >= 0.5 * mean_s:
             # Overloaded: the carried retries never drain (no stationary law). Fluid
             # view: every window admits q of its A attempts, A = fresh·A(f) with each

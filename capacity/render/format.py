@@ -120,6 +120,16 @@ ASCII_GLYPHS: dict[str, str] = {
 _ASCII_TABLE = str.maketrans(ASCII_GLYPHS)
 
 
+def latency_binds(r: object) -> bool:
+    """Whether the p95 turn-latency target, not a quota, stops the next session: the
+    analytic answer's unreachable (or pacer-held) target, or the simulated search's
+    N* + 1 missing only it."""
+    sim = getattr(r, "simulated", None)
+    if sim is None:
+        return bool(getattr(r, "latency_bound", False) or getattr(r, "latency_binds", False))
+    return tuple(sim.binding) == ("p95_turn_latency",)
+
+
 def ascii_fallback(err: UnicodeError) -> tuple[str, int]:
     """A codec error handler: known glyphs become ASCII look-alikes, the rest ``?``."""
     if not isinstance(err, UnicodeEncodeError):

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from capacity.model.dist import format_duration
-from capacity.render.format import count, pct, secs, util
+from capacity.render.format import count, latency_binds, pct, secs, util
 
 _CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d1d1f;
@@ -158,9 +158,7 @@ def report_page(*, ceiling: Any, sweep: Any, compare: Any | None,
     r = ceiling
     sim = r.simulated
     by = "simulated" if sim is not None else "burst-aware model"
-    latency = ((r.latency_bound or getattr(r, "latency_binds", False)) if sim is None
-               else tuple(sim.binding) == ("p95_turn_latency",))
-    binding = "the p95 turn-latency target" if latency else r.binding.name
+    binding = "the p95 turn-latency target" if latency_binds(r) else r.binding.name
     parts = [
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
         f"<title>Capacity report: {_e(r.profile)}</title><style>{_CSS}</style></head><body>",

@@ -23,7 +23,7 @@ from rich.text import Text
 
 from capacity.analytic.model import CeilingResult, ConstraintResult
 from capacity.model.dist import format_duration
-from capacity.render.format import count, fewer, num, pct, safe, secs, util
+from capacity.render.format import count, fewer, latency_binds, num, pct, safe, secs, util
 from capacity.whatif.explain import ExplainResult
 
 
@@ -114,9 +114,7 @@ def ceiling_renderable(r: CeilingResult, verbose: bool = False) -> Group:
     head.append(f" ({'simulated' if sim is not None else 'burst-aware model'}; ")
     # What stops the next session: the latency target when it alone does (the analytic
     # answer's unreachable target; the simulated search's N* + 1 missing only it).
-    latency = ((getattr(r, "latency_bound", False) or getattr(r, "latency_binds", False))
-               if sim is None else tuple(sim.binding) == ("p95_turn_latency",))
-    head.append("the p95 turn-latency target" if latency else safe(r.binding.name))
+    head.append("the p95 turn-latency target" if latency_binds(r) else safe(r.binding.name))
     head.append(" binds first)")
     parts.append(head)
     pops = getattr(r, "populations", None)

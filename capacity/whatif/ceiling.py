@@ -319,7 +319,7 @@ def split_target(dims: tuple[DimensionSize, ...], target: float,
     raised: dict[str, float] = {}
     kept: dict[str, float] = {}
     for d in dims:
-        if d.required_limit > d.current_limit:
+        if d.raise_needed:
             x = d.at_required.loss_fraction if d.at_required is not None else 0.0
             raised[d.quota] = max(raised.get(d.quota, 0.0), x)
         else:
@@ -331,7 +331,7 @@ def split_target(dims: tuple[DimensionSize, ...], target: float,
     if not raised or total <= room * (1.0 + 1e-9):
         return dims
     return tuple(resize(d, max(room, 0.0) * raised[d.quota] / total)
-                 if d.quota in raised and d.required_limit > d.current_limit else d
+                 if d.quota in raised and d.raise_needed else d
                  for d in dims)
 
 
