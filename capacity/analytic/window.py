@@ -1349,20 +1349,23 @@ def _carry_law(g: NDArray[np.float64], q: float, retries: int, windows: int = 96
     the carry nears the end of ``g``'s length (the convolution is circular there)."""
     qi = math.floor(q + 0.5)
     L = g.size
-    gh = np.fft.rfft(g)
+    rfft, irfft = _real_fft(L)
+    gh = rfft(g).copy()
     ar = np.arange(L, dtype=np.float64)
     y = np.zeros(L)
     if start is None:
         y[0] = 1.0
     else:
         y[: min(L, start.size)] = start[:L]
-    mean = _dot(ar, y)
+    buf = np.empty(L)  # scratch of the inner products (same sums as _dot)
+    mean = float(np.multiply(ar, y, out=buf).sum())
     dropped = 0.0
     limit = max(qi + 1, L - qi - 1)  # beyond: the next convolution would wrap
     up = math.floor(q) + 1
     again = ar[up:] - q  # (Y − q)⁺ where positive
+    head = L - qi        # the units over q: the next carry's support
     for _ in range(windows):
-        over_q = _dot(again, y[up:])
+        over_q = float(np.multiply(again, y[up:], out=buf[up:]).sum())
         back = y
         dropped = 0.0
         if over_q > 0.0 and retries >= 1:
@@ -1371,19 +1374,52 @@ def _carry_law(g: NDArray[np.float64], q: float, retries: int, windows: int = 96
             dropped = phi * over_q
             back = _remap(ar[up:] - phi * again, y[up:], L)
             back[:up] += y[:up]
-        z = np.fft.irfft(np.fft.rfft(back, L) * gh, L)
-        over = np.where(z[qi:] > 1e-250, z[qi:], 0.0)
+        spec = rfft(back)
+        spec *= gh
+        z = irfft(spec)[qi:]
         nxt = np.zeros(L)
-        nxt[: over.size] = over
-        nxt[0] += max(0.0, 1.0 - float(over.sum()))
+        np.copyto(nxt[:head], z, where=z > 1e-250)  # round-off flushed to 0
+        nxt[0] += max(0.0, 1.0 - float(nxt[:head].sum()))
         if float(nxt[limit:].sum()) > 1e-9:
             break  # the carry outgrows the lattice: keep the last law that fitted
         y = nxt
-        new = _dot(ar, y)
+        new = float(np.multiply(ar, y, out=buf).sum())
         if abs(new - mean) <= rtol * new:
             return y, new, dropped, True
         mean = new
     return y, mean, dropped, False
+
+
+_pfu: Any
+try:  # numpy >= 2: the transforms np.fft wraps (numpy 1.x: np.fft itself)
+    from numpy.fft import _pocketfft_umath as _pfu  # type: ignore[attr-defined,no-redef]
+except ImportError:  # pragma: no cover - numpy 1.x
+    _pfu = None
+
+
+def _real_fft(n: int) -> tuple[Callable[[NDArray[np.float64]], NDArray[np.complex128]],
+                               Callable[[NDArray[np.complex128]], NDArray[np.float64]]]:
+    """(rfft, irfft) of length ``n``, the same numbers as ``np.fft.rfft(a, n)`` and
+    ``np.fft.irfft(a, n)`` but writing into two buffers reused call after call (each
+    result is overwritten by the next call). A loop of short transforms pays np.fft's
+    wrapper (~10 µs a call, as much as a 1,024-point transform) otherwise."""
+    if _pfu is None:
+        return (lambda a: np.fft.rfft(a, n)), (lambda a: np.fft.irfft(a, n))
+    spec = np.empty(n // 2 + 1, dtype=np.complex128)
+    real = np.empty(n)
+    fwd = _pfu.rfft_n_even if n % 2 == 0 else _pfu.rfft_n_odd
+    inv = _pfu.irfft
+    scale = np.reciprocal(n, dtype=np.float64)  # np.fft's "backward" norm of the inverse
+
+    def rfft(a: NDArray[np.float64]) -> NDArray[np.complex128]:
+        out: NDArray[np.complex128] = fwd(a, 1, out=spec)
+        return out
+
+    def irfft(a: NDArray[np.complex128]) -> NDArray[np.float64]:
+        out: NDArray[np.float64] = inv(a, scale, out=real)
+        return out
+
+    return rfft, irfft
 
 
 def _remap(values: NDArray[np.float64], probs: NDArray[np.float64], size: int
@@ -1393,7 +1429,8 @@ def _remap(values: NDArray[np.float64], probs: NDArray[np.float64], size: int
     lo = np.floor(values).astype(np.int64)
     frac = values - lo
     hi = np.minimum(lo + 1, size - 1)
-    out: NDArray[np.float64] = np.bincount(lo, probs * (1.0 - frac), size).astype(np.float64)
+    out: NDArray[np.float64] = np.bincount(lo, probs * (1.0 - frac), size).astype(
+        np.float64, copy=False)  # (float already: no copy)
     out += np.bincount(hi, probs * frac, size)
     return out
 
