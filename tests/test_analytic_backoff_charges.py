@@ -18,6 +18,8 @@ from capacity.model.workload import Workload
 from capacity.profile.loader import load_profile
 from capacity.search import find_saturation
 
+from ._accuracy import assert_accurate
+
 DATA = Path(__file__).parent / "data"
 
 
@@ -40,6 +42,4 @@ def test_backoff_retries_of_large_charges_meet_the_simulated_ceiling() -> None:
     n_a = analyze(profile).burst_ceiling
     sat = find_saturation(profile, max(1, n_a - 8), n_a + 8, seed=1, replications=20,
                           max_sessions=200)
-    err = (n_a - sat.n_star) / sat.n_star
-    assert (abs(err) <= 0.03 or sat.n_lo <= n_a <= sat.n_hi) and err <= 0.05, (
-        n_a, sat.n_star, sat.n_lo, sat.n_hi)
+    assert_accurate(n_a, sat)

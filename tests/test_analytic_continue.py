@@ -13,30 +13,23 @@ from typing import Any
 import numpy as np
 import pytest
 
+from benchmarks.analytic_accuracy import dag_profile
 from capacity.analytic.clumped import clumped_window_model, timing_of
 from capacity.analytic.model import analyze, cycle_time
 from capacity.model.workload import Workload
-from capacity.profile.loader import load_profile, profile_from_dict
+from capacity.profile.loader import load_profile
 from capacity.search import find_saturation
+
+from ._accuracy import assert_accurate
 
 DATA = Path(__file__).parent / "data"
 
 
 def dag(window: str = "1s", on_exhausted: str = "continue") -> Any:
-    call = {"model": "m", "input_tokens": 1000, "output_tokens": {"uniform": [100, 300]}}
-    return profile_from_dict({
-        "name": "dag-continue",
-        "models": {"m": {"ttft": {"uniform": ["0.4s", "1.2s"]}, "tokens_per_second": 40}},
-        "quotas": {"q": {"models": ["m"], "rpm": 500,
-                         "enforcement": {"type": "fixed_window", "window": window}}},
-        "session": {"think_time": {"exponential": "120s"}, "turns": {"t": {"steps": [
-            {"call": call},
-            {"parallel": {"count": 3, "call": {**call, "output_tokens": {
-                "uniform": [400, 1200]}}}},
-            {"call": {**call, "output_tokens": {"uniform": [5, 40]}}}]}}},
-        "targets": {"max_429_fraction": 0.01},
-        "retry": {"max_retries": 0, "on_exhausted": on_exhausted},
-    })
+    """The accuracy table's 1 → 3 → 1 turn against 500 RPM in fixed windows, no retries."""
+    return dag_profile(f"dag-{window}-{on_exhausted}",
+                       {"rpm": 500, "enforcement": {"type": "fixed_window", "window": window}},
+                       {"max_retries": 0, "on_exhausted": on_exhausted})
 
 
 def test_levels_count_the_stages_a_refused_turn_runs_through() -> None:
@@ -71,9 +64,7 @@ def _meets_the_simulated_ceiling(profile: Any, span: int) -> None:
     n_a = analyze(profile).burst_ceiling
     sat = find_saturation(profile, max(1, n_a - span), n_a + span, seed=1, replications=20,
                           max_sessions=400)
-    err = (n_a - sat.n_star) / sat.n_star
-    assert (abs(err) <= 0.03 or sat.n_lo <= n_a <= sat.n_hi) and err <= 0.05, (
-        n_a, sat.n_star, sat.n_lo, sat.n_hi)
+    assert_accurate(n_a, sat, profile.name)
 
 
 @pytest.mark.parametrize("window", ["1s", "10s"])
@@ -85,26 +76,10 @@ def test_continue_meets_the_simulated_ceiling(window: str) -> None:
 def test_continue_with_reserved_token_charges_meets_the_simulated_ceiling() -> None:
     # Token charges (input + max_tokens reserved) against 2M TPM in fixed 10 s windows,
     # the accuracy table's TPM row with on_exhausted: continue: was 151 vs 142 [140–144].
-    calls = {
-        "a": {"model": "m", "input_tokens": 1500, "output_tokens": {"uniform": [100, 300]},
-              "max_tokens": 500},
-        "s": {"model": "m", "input_tokens": {"uniform": [3000, 8000]},
-              "output_tokens": {"uniform": [400, 1200]}, "max_tokens": 1500},
-        "c": {"model": "m", "input_tokens": 1000, "output_tokens": {"uniform": [5, 40]},
-              "max_tokens": 60},
-    }
-    profile = profile_from_dict({
-        "name": "dag-tpm10-continue",
-        "models": {"m": {"ttft": {"uniform": ["0.4s", "1.2s"]}, "tokens_per_second": 40}},
-        "quotas": {"q": {"models": ["m"], "charge_max_tokens": True, "tpm": {
-            "limit": 2_000_000,
-            "enforcement": {"type": "fixed_window", "window": "10s"}}}},
-        "session": {"think_time": {"exponential": "120s"}, "turns": {"t": {"steps": [
-            {"call": calls["a"]}, {"parallel": {"count": 3, "call": calls["s"]}},
-            {"call": calls["c"]}]}}},
-        "targets": {"max_429_fraction": 0.01},
-        "retry": {"max_retries": 0, "on_exhausted": "continue"},
-    })
+    profile = dag_profile("dag-tpm10-continue", {
+        "charge_max_tokens": True,
+        "tpm": {"limit": 2_000_000, "enforcement": {"type": "fixed_window", "window": "10s"}}},
+        {"max_retries": 0, "on_exhausted": "continue"})
     _meets_the_simulated_ceiling(profile, 12)
 
 

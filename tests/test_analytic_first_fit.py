@@ -21,6 +21,8 @@ from capacity.analytic.window import first_fit_crossing
 from capacity.profile.loader import profile_from_dict
 from capacity.search import find_saturation
 
+from ._accuracy import assert_accurate
+
 
 def _first_fit(rng: np.random.Generator, draw: Any, q: float, later: float,
                runs: int = 40_000) -> tuple[float, float, float]:
@@ -109,9 +111,7 @@ def test_fragmented_window_meets_the_simulated_ceiling(retries: int, target: flo
     n_a = analyze(profile).burst_ceiling
     sat = find_saturation(profile, max(1, n_a - 10), n_a + 10, seed=1, replications=20,
                           max_sessions=120)
-    err = (n_a - sat.n_star) / sat.n_star
-    assert (abs(err) <= 0.03 or sat.n_lo <= n_a <= sat.n_hi) and err <= 0.05, (
-        n_a, sat.n_star, sat.n_lo, sat.n_hi)
+    assert_accurate(n_a, sat, profile.name)
 
 
 def _first_fit_loss(rng: np.random.Generator, n: int, p: float, lo: int, hi: int,

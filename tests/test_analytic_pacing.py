@@ -23,16 +23,12 @@ from capacity.profile.loader import load_profile, profile_from_dict
 from capacity.search import find_saturation
 from capacity.sim.engine import simulate
 
+from ._accuracy import assert_accurate
+
 DATA = Path(__file__).parent / "data"
 RPM = DATA / "paced-rpm.yaml"
 CONC = DATA / "paced-concurrency.yaml"
 THINK = DATA / "paced-think-time.yaml"
-
-
-def meets_target(n_a: int, n_s: int, lo: int, hi: int) -> bool:
-    """The accuracy table's rule."""
-    err = (n_a - n_s) / n_s
-    return (abs(err) <= 0.03 or lo <= n_a <= hi) and err <= 0.05
 
 
 @pytest.mark.parametrize("path", [RPM, CONC, THINK], ids=lambda p: p.stem)
@@ -41,8 +37,7 @@ def test_paced_ceiling_meets_accuracy_target(path: Path) -> None:
     r = analyze(prof)
     sat = find_saturation(prof, max(1, r.burst_ceiling - 3), r.burst_ceiling + 3, seed=1,
                           replications=20, max_sessions=80)
-    assert meets_target(r.burst_ceiling, sat.n_star, sat.n_lo, sat.n_hi), (
-        r.burst_ceiling, sat.n_star, sat.n_lo, sat.n_hi)
+    assert_accurate(r.burst_ceiling, sat, path.stem)
     assert any("modelled as a queue" in n for n in r.notes)
     assert not any("--method simulate" in n for n in r.notes)
 

@@ -18,6 +18,7 @@ from capacity.search import find_saturation
 from capacity.whatif.ceiling import size
 from capacity.whatif.sweep import sweep
 
+from ._accuracy import assert_accurate
 from .conftest import ROOT
 
 WEB = ROOT / "profiles" / "web-research.yaml"
@@ -107,7 +108,7 @@ def test_mixed_populations_against_the_simulator() -> None:
     """The overlay (a 25 % chat share of N, 10 held batch sessions on a 5 s think time):
     mean-value (150 − held 41.75 RPM) / 1.725 RPM per session = 62.7; burst-aware 33
     against a simulated 33 [32–34] (seed 1) — inside the CI, as the README's accuracy
-    table asks (within 3 % or inside the CI)."""
+    table asks (within 3 % or inside the CI, never more than 5 % above it)."""
     p = load_profile([WEB, OVERLAY], ["populations.batch.sessions=10"])
     r = analyze(p)
     pv = view(p)
@@ -118,8 +119,7 @@ def test_mixed_populations_against_the_simulator() -> None:
     assert r.mean_ceiling == pytest.approx((150 - held_rpm) / per_session, rel=1e-9)
     sim = find_saturation(p, 25, 40, replications=20, horizon_s=3600, seed=1)
     n = r.burst_ceiling
-    assert sim.n_lo <= n <= sim.n_hi or abs(n - sim.n_star) <= 0.03 * sim.n_star, (
-        n, sim.n_star, sim.n_lo, sim.n_hi)
+    assert_accurate(n, sim)
 
 
 def test_held_sessions_alone_over_the_quota_give_zero() -> None:
@@ -275,8 +275,8 @@ def test_token_quotas_with_populations_against_the_simulator(
         name: str, held: int, expected: tuple[int, int, int]) -> None:
     """A held copy of session plus a 30 % share of lighter users (think time Exp(300 s)):
     the burst-aware ceiling against the simulated N* (seed 1) within the README's
-    accuracy target (within 3 % or inside the CI): tool-agent 22 vs 22 [22–23],
-    chat-assistant 215 vs 220 [220–222] (−2.3 %)."""
+    accuracy target (within 3 % or inside the CI, never 5 % above): tool-agent 22 vs 22
+    [22–23], chat-assistant 215 vs 220 [220–222] (−2.3 %)."""
     plain = _shipped(name)
     d = plain.model_dump(mode="json", exclude_none=True)
     light = {k: v for k, v in d["session"].items() if k not in ("think_time", "cadence")}
@@ -287,8 +287,7 @@ def test_token_quotas_with_populations_against_the_simulator(
     sim = find_saturation(p, max(1, a.burst_ceiling - 10), int(a.mean_ceiling) + 1,
                           replications=20, horizon_s=3600, seed=1)
     assert abs(a.burst_ceiling - expected[0]) <= 0.03 * expected[0]  # the figures above
-    assert sim.n_lo <= a.burst_ceiling <= sim.n_hi or abs(
-        a.burst_ceiling - sim.n_star) <= 0.03 * sim.n_star
+    assert_accurate(a.burst_ceiling, sim, name)
 
 
 def test_spilling_fleets_with_populations() -> None:

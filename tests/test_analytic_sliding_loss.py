@@ -21,6 +21,8 @@ from capacity.profile.loader import load_profile, profile_from_dict
 from capacity.profile.schema import Profile
 from capacity.search import find_saturation
 
+from ._accuracy import assert_accurate
+
 DATA = Path(__file__).parent / "data"
 
 
@@ -29,9 +31,7 @@ def _within_target(name: str) -> None:
     n_a = analyze(profile).burst_ceiling
     sat = find_saturation(profile, round(n_a * 0.96), round(n_a * 1.04), seed=1,
                           replications=20, max_sessions=2 * n_a)
-    err = (n_a - sat.n_star) / sat.n_star
-    assert (abs(err) <= 0.03 or sat.n_lo <= n_a <= sat.n_hi) and err <= 0.05, (
-        n_a, sat.n_star, sat.n_lo, sat.n_hi)
+    assert_accurate(n_a, sat, profile.name)
 
 
 def test_partial_admission_raises_the_loss_of_fanouts() -> None:
@@ -121,9 +121,7 @@ def test_counted_backoff_meets_the_simulated_ceiling(name: str, window: str) -> 
     n_a = analyze(profile).burst_ceiling
     sat = find_saturation(profile, round(n_a * 0.9), round(n_a * 1.1), seed=1,
                           replications=20, max_sessions=2 * n_a)
-    err = (n_a - sat.n_star) / sat.n_star
-    assert (abs(err) <= 0.03 or sat.n_lo <= n_a <= sat.n_hi) and err <= 0.05, (
-        n_a, sat.n_star, sat.n_lo, sat.n_hi)
+    assert_accurate(n_a, sat, profile.name)
 
 
 def test_unequal_charges_set_units_against_units() -> None:

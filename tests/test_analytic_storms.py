@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from benchmarks.analytic_accuracy import dag_profile
 from capacity.analytic.clumped import clumped_window_model
 from capacity.analytic.model import analyze, cycle_time
 from capacity.analytic.window import ClumpWindowModel, _storm_size
@@ -27,6 +28,8 @@ from capacity.profile.schema import Profile
 from capacity.search import find_saturation
 from capacity.sim.engine import trace_attempts
 from capacity.sim.kernels import T_ADMITTED
+
+from ._accuracy import assert_accurate
 
 BATCH = Path(__file__).parent / "data" / "batch-sliding.yaml"
 
@@ -58,23 +61,8 @@ def fan10_5s() -> Profile:
 def dag_sliding() -> Profile:
     """The theory brief's 1 → 3 → 1 turn, Exp(120 s) think time, 500 RPM in sliding
     10 s windows, SDK retries (the accuracy table's row)."""
-    call = {"model": "m", "input_tokens": 1500, "output_tokens": {"uniform": [100, 300]},
-            "max_tokens": 500}
-    big = {"model": "m", "input_tokens": {"uniform": [3000, 8000]},
-           "output_tokens": {"uniform": [400, 1200]}, "max_tokens": 1500}
-    last = {"model": "m", "input_tokens": 1000, "output_tokens": {"uniform": [5, 40]},
-            "max_tokens": 60}
-    return profile_from_dict({
-        "name": "dag-sliding",
-        "models": {"m": {"ttft": {"uniform": ["0.4s", "1.2s"]}, "tokens_per_second": 40}},
-        "quotas": {"q": {"models": ["m"], "rpm": 500,
-                         "enforcement": {"type": "sliding_window", "window": "10s"}}},
-        "session": {"think_time": {"exponential": "120s"}, "turns": {"research": {"steps": [
-            {"call": {"name": "analysis", **call}},
-            {"parallel": {"count": 3, "call": {"name": "synthesis", **big}}},
-            {"call": {"name": "classifier", **last}}]}}},
-        "targets": {"max_429_fraction": 0.01},
-    })
+    return dag_profile("dag-sliding", {"rpm": 500, "enforcement": {
+        "type": "sliding_window", "window": "10s"}})
 
 
 def window_model(profile: Profile) -> ClumpWindowModel:
@@ -153,18 +141,21 @@ def engine_share(profile: Profile, n: int, reps: int = 10) -> float:
 @pytest.mark.parametrize(("profile", "n", "lo", "hi"), [
     (dag_sliding, 138, 0.0035, 0.012),  # engine 0.0068 over 40 h; model 0.0077
     (fan10, 52, 0.008, 0.04),           # engine 0.016; model 0.022
-    # A 5 s think time: engine 0.0003 at 14 sessions; model 0.005 (it was 0.22 while an
-    # aborted session's pause started at the launch turned away, not after its retries).
+    # A 5 s think time: engine 0.0003 at 14 sessions (53 attempts turned away in 10
+    # hours; none at 12), model 0.005 (it was 0.22 while an aborted session's pause
+    # started at the launch turned away, not after its retries): storms there, rare.
     (fan10_5s, 14, 0.0, 0.01),
 ])
 def test_storm_share_against_the_engine(profile: Any, n: int, lo: float, hi: float) -> None:
     """Near the ceiling the model's 429 share of attempts and the engine's (10 simulated
-    hours, seed 1) both sit in the band, which excludes the first-order storm size:
-    ``(N − N_u)(1 + m)`` attempts gave 0.0143 (1-3-1) and 0.0037 (fan-outs)."""
+    hours, seed 1) both sit in the band (above its lower edge: storms do start there),
+    which excludes the first-order storm size: ``(N − N_u)(1 + m)`` attempts gave 0.0143
+    (1-3-1) and 0.0037 (fan-outs)."""
     prof = profile()
     model = window_model(prof).attempt_share(n)["attempt"]
-    assert lo <= model <= hi
-    assert lo <= engine_share(prof, n) <= hi
+    assert lo < model <= hi, (n, model)
+    engine = engine_share(prof, n)
+    assert lo < engine <= hi, (n, engine)
 
 
 def test_aborted_sessions_feed_a_think_time_storm_not_a_cadence_one() -> None:
@@ -193,5 +184,4 @@ def test_storm_rows_meet_the_accuracy_target(profile: Any) -> None:
     n_a = analyze(prof).burst_ceiling
     sat = find_saturation(prof, max(1, n_a - 10), n_a + 10, seed=1, replications=20,
                           max_sessions=2 * n_a + 20)
-    err = (n_a - sat.n_star) / sat.n_star
-    assert (abs(err) <= 0.03 or sat.n_lo <= n_a <= sat.n_hi) and err <= 0.05
+    assert_accurate(n_a, sat, prof.name)

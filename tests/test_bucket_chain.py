@@ -16,6 +16,8 @@ from capacity.analytic.window import RetryModel
 from capacity.profile.loader import profile_from_dict
 from capacity.search import find_saturation
 
+from ._accuracy import assert_accurate
+
 
 def _bucket_mc(rng: np.random.Generator, lam: float, counts: NDArrayLike, charges: NDArrayLike,
                refill: float, depth: float, counted: bool, launches: int = 200_000) -> float:
@@ -147,6 +149,4 @@ def test_shallow_bucket_meets_the_simulated_ceiling(quota: dict[str, Any], name:
     n_a = analyze(profile).burst_ceiling
     sat = find_saturation(profile, max(1, n_a - 10), n_a + 10, seed=1, replications=20,
                           max_sessions=170)
-    err = (n_a - sat.n_star) / sat.n_star
-    assert (abs(err) <= 0.03 or sat.n_lo <= n_a <= sat.n_hi) and err <= 0.05, (
-        n_a, sat.n_star, sat.n_lo, sat.n_hi)
+    assert_accurate(n_a, sat, name)
