@@ -135,7 +135,8 @@ def simulation_budget(cycle_s: float, calls_per_turn: float, sessions: int,
 
     Two budgets: simulated call attempts (time) and memory. A replication holds every
     session's expanded turn (``nodes_per_session``: calls and blocks of the largest turn)
-    in about :data:`BYTES_PER_NODE` bytes each, and one replication runs per core at once.
+    in about :data:`BYTES_PER_NODE` (96, measured) bytes each, and one replication runs per
+    core at once.
 
     Raises CapacityError when the horizon is shorter than one session cycle: nothing would
     be measured, and a zero would be silently wrong.
@@ -166,9 +167,13 @@ def simulation_memory(sessions: int, nodes_per_session: int, replications: int) 
     return float(at_once) * sessions * max(nodes_per_session, 1) * BYTES_PER_NODE
 
 
-# The kernel keeps, per instance node: an 8-integer record, 7 floats, a key and three
-# event-heap slots (8 bytes each), plus a pacing queue slot: about 170 bytes.
-BYTES_PER_NODE = 176
+# Measured, not summed from the structs: the peak resident set of one replication at two
+# pool sizes (1.5M and 3M nodes), the slope (benchmarks/bench_node_memory.py): 96 bytes a
+# node with 12 nodes a session, 88 with 100-500 (a 64-byte node record, its 8-byte key, its
+# share of the event queue; the route, pacing and trace side arrays are touched only on
+# those paths). Single-call turns (2 nodes) measure 118: the per-session record weighs in,
+# so their estimate is ~20% low, where the budget binds only past ~5 million sessions.
+BYTES_PER_NODE = 96
 MAX_SIMULATION_BYTES = 2.0 * 2**30
 """Memory a simulation may take (2 GiB), all replications running at once together."""
 
