@@ -52,6 +52,7 @@ _CALLS: dict[str, dict[str, Any]] = {
                    "max_tokens": 60},
 }
 NO_RETRIES = {"max_retries": 0}  # a failed call aborts its turn (the SDK raises)
+BACKOFF = {"max_retries": 2, "honour_retry_after": False}  # the SDK's backoff alone
 
 
 def dag_profile(name: str, quota: dict[str, Any], retry: dict[str, Any] | None = None) -> Profile:
@@ -121,6 +122,11 @@ def workloads() -> list[tuple[str, Profile]]:
                      dag_profile(f"dag-bucket5-{retry['max_retries']}", {
                          "rpm": 500, "enforcement": {"type": "token_bucket",
                                                      "burst": "5s"}}, retry)))
+    # Backoff retries (the retry-after ignored) at the same counting bucket: each retry
+    # meets the bucket its refusal emptied (the Poisson orbit of retries said 239).
+    rows.append(("1-3-1 RPM token bucket (5 s deep), 2 retries ignoring the retry-after",
+                 dag_profile("dag-bucket5-backoff", {"rpm": 500, "enforcement": {
+                     "type": "token_bucket", "burst": "5s"}}, BACKOFF)))
     rows.append(("1-3-1 RPM sliding 10 s window, retries",
                  dag_profile("dag-sliding", {"rpm": 500, "enforcement": {
                      "type": "sliding_window", "window": "10s"}})))
@@ -250,6 +256,24 @@ def workloads() -> list[tuple[str, Profile]]:
                                                        "output_tokens": 200}}]}}},
                          "targets": {"max_429_fraction": 0.01},
                          "retry": {"max_retries": retries}})))
+    # A deeper counted bucket with the SDK's retries (the bound said 126), and backoff
+    # retries at a bucket that does not count its rejections: the orbit fixed point.
+    for quota, what, burst, retry, label, tag in (
+            ({"rpm": 150}, "one call, 150 RPM", 4, {"max_retries": 2}, "SDK retries",
+             "retries"),
+            ({"itpm": 600_000}, "one 4,000-token call, 600k ITPM", 1, BACKOFF,
+             "2 retries ignoring the retry-after", "backoff")):
+        rows.append((f"{what}, token bucket {burst} s deep, Exp(60 s) think time, {label}",
+                     profile_from_dict({
+                         "name": f"bucket-shallow-{next(iter(quota))}-{burst}s-{tag}",
+                         "models": {"m": {"ttft": "0.5s", "tokens_per_second": 50}},
+                         "quotas": {"q0": {"models": ["m"], **quota, "enforcement": {
+                             "type": "token_bucket", "burst": f"{burst}s"}}},
+                         "session": {"think_time": {"exponential": "60s"}, "turns": {
+                             "t": {"steps": [{"call": {"model": "m", "input_tokens": 4000,
+                                                       "output_tokens": 200}}]}}},
+                         "targets": {"max_429_fraction": 0.01},
+                         "retry": retry})))
     # Client-side pacing (tests/data): the pacer's queue and the p95 turn-latency target
     # set N — a token bucket under the quota's rate and a cap on calls in flight, on
     # web-research's cadence and on tool-agent's think time (its cycle stretches).
