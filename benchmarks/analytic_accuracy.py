@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -52,6 +53,24 @@ _CALLS: dict[str, dict[str, Any]] = {
                    "max_tokens": 60},
 }
 NO_RETRIES = {"max_retries": 0}  # a failed call aborts its turn (the SDK raises)
+
+# The table's rule (the tests assert it through tests/_accuracy.py): an optimistic answer
+# overloads the quota, a conservative one only leaves sessions unused.
+WITHIN = 0.03      # |error| within 3 % of the simulated N*, or else inside its CI ...
+OPTIMISTIC = 0.05  # ... and never more than 5 % above it
+
+
+def error(n_a: int, n_s: int) -> float:
+    """(analytic − simulated) / simulated N*: positive when the analytic one is optimistic."""
+    if n_s == 0:
+        return 0.0 if n_a == 0 else math.inf
+    return (n_a - n_s) / n_s
+
+
+def meets_target(n_a: int, n_s: int, lo: int, hi: int) -> bool:
+    """The analytic N* ``n_a`` against the simulated ``n_s`` with its 95 % CI [lo, hi]."""
+    err = error(n_a, n_s)
+    return (abs(err) <= WITHIN or lo <= n_a <= hi) and err <= OPTIMISTIC
 BACKOFF = {"max_retries": 2, "honour_retry_after": False}  # the SDK's backoff alone
 
 
@@ -377,8 +396,8 @@ def main(argv: list[str] | None = None) -> int:
                         (max(1, int(n_a * 0.8)), mean_n + 1), res.mean_ceiling)
         args.cache.write_text(json.dumps(cache, indent=1))
         n_s, lo, hi = sim["n_star"], sim["n_lo"], sim["n_hi"]
-        err = (n_a - n_s) / n_s if n_s else float("inf")
-        ok = (abs(err) <= 0.03 or lo <= n_a <= hi) and err <= 0.05
+        err = error(n_a, n_s)
+        ok = meets_target(n_a, n_s, lo, hi)
         fails += not ok
         worst = max(worst, abs(err))
         mark = "" if ok else " ✗"
