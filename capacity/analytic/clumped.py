@@ -190,10 +190,11 @@ class ClumpedWindow:
         """:meth:`largest_meeting` with retry storms, whose size is a Markov chain each.
 
         The guess: the same search with each storm one window of storm attempts
-        (``(1 + m)·λw``, no chain); then from it, with the chains, outwards in doubling
-        steps (from 1% of the guess: storm sizes sit on a 4% grid of N) until the
-        boundary is bracketed, and bisection to 0.2% (whose last steps reuse their
-        chains; exact below 500 sessions).
+        (``(1 + m)·λw``, no chain); then from it, with the chains, cell by cell of the
+        storm sizes' 4% grid of N (:func:`_storm_boundary`: one chain a cell), exact
+        below 1,000 sessions; failing that, outwards in doubling steps (from 1% of the
+        guess) until the boundary is bracketed, and bisection to 0.2% (whose last steps
+        reuse their chains).
         """
         rough = ClumpedWindow(dataclasses.replace(self.inner, storm_rough=True), True)
         guess, _ = _largest_meeting(rough.stats, target, hi)
@@ -204,6 +205,9 @@ class ClumpedWindow:
                 cache[n] = self.stats(n)
             return cache[n].loss_fraction <= target
 
+        exact = _storm_boundary(ok, guess, hi)
+        if exact is not None and exact < _EXACT_BELOW:
+            return exact, ((cache.get(exact) or self.stats(exact)) if exact > 0 else None)
         first = max(1, round(0.01 * guess))
         if guess >= 1 and ok(guess):
             lo, step = guess, first
@@ -227,6 +231,59 @@ class ClumpedWindow:
     def fixed_points(self, n: int) -> list[float]:
         """Solutions of the retry fixed point at ``n`` (more than one: metastable)."""
         return self.inner.fixed_points(n)
+
+
+# Below this many sessions the storms' search is exact (0.2% of N is under one session).
+_EXACT_BELOW = 1000
+# Storm-grid cells the exact walk visits before it leaves the search to the doubling.
+_WALK_CELLS = 5
+
+
+def _storm_boundary(ok: Callable[[int], bool], start: int, hi: int) -> int | None:
+    """Largest N ≤ ``hi`` with ``ok(N)`` (0 if none; ``ok`` monotone), walking the storm
+    grid's cells from ``start`` one by one: the N of one cell share a storm size, so each
+    cell costs one chain and the bisection inside the last one none. The searches' rough
+    guesses land a few cells off (1.04^k: 4% each), where doubling steps of N from it
+    touch more cells. None when it would take more than ``_WALK_CELLS`` cells."""
+    def top(n: int) -> int:      # the largest N of n's cell, at most hi
+        return min(_window.storm_cell_span(n)[1], hi)
+
+    def bottom(n: int) -> int:   # the smallest N of n's cell
+        return _window.storm_cell_span(n)[0]
+
+    n = min(max(start, 1), hi)
+    cells = 1
+    if ok(n):
+        lo, up = n, hi + 1
+        while up > hi and lo < hi:
+            t = top(lo)
+            if t == lo:              # the next cell: a new storm size
+                t, cells = top(lo + 1), cells + 1
+            if cells > _WALK_CELLS:
+                return None
+            if ok(t):
+                lo = t
+            else:
+                up = t
+    else:
+        lo, up = 0, n
+        while lo == 0 and up > 1:
+            b = bottom(up)
+            if b == up:
+                b, cells = bottom(up - 1), cells + 1
+            if cells > _WALK_CELLS:
+                return None
+            if ok(b):
+                lo = b
+            else:
+                up = b
+    while up - lo > 1:               # inside one cell: no new chain
+        mid = (lo + up) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            up = mid
+    return lo
 
 
 def unstable_above(model: ClumpedWindow, hi: int) -> int | None:
@@ -317,7 +374,7 @@ def clumped_window_model(wl: Workload, c: Constraint, cycle_s: float) -> Clumped
     sliding = c.enforcement == "sliding_window"
     inner = _window.build(timing_of(wl), c.costs, c.window_s, sliding, h, q_units / h,
                           cycle_s, wl.units_per_turn(c), retry_model(wl.profile, c),
-                          exact_calls=exact_calls_per_turn(wl))
+                          exact_calls=exact_calls_per_turn(wl), reuse=True)
     session = wl.profile.session
     if inner.storm_first.size:
         if session.think_time is not None:

@@ -61,6 +61,7 @@ notes).
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -364,13 +365,17 @@ def _gamma(k: NDArray[np.int64], rng: np.random.Generator) -> NDArray[np.float64
     """Gamma(k, 1) per entry (0 where k ≤ 0) from a fixed count of draws per entry
     (common random numbers across N and the fixed point's iterations): exact for k = 1,
     Wilson–Hilferty above."""
-    kf = k.astype(np.float64)
     u = rng.random(k.shape)
     g = rng.standard_normal(k.shape)
-    kk = np.maximum(kf, 1.0)
-    wh = kk * np.maximum(1.0 - 1.0 / (9.0 * kk) + g / np.sqrt(9.0 * kk), 0.0) ** 3
-    out: NDArray[np.float64] = np.where(kf == 1.0, -np.log1p(-u), wh)
-    out[kf <= 0] = 0.0
+    out: NDArray[np.float64] = np.zeros(k.shape)
+    # (Most calls find a free slot, k ≤ 0: only the others are computed.)
+    one = k == 1
+    out[one] = -np.log1p(-u[one])
+    more = k > 1
+    if more.any():
+        kk = k[more].astype(np.float64)
+        out[more] = kk * np.maximum(1.0 - 1.0 / (9.0 * kk) + g[more] / np.sqrt(9.0 * kk),
+                                    0.0) ** 3
     return out
 
 
@@ -406,18 +411,39 @@ def stages_per_turn(w: _Walked) -> float:
     return float((new & fin).sum(axis=1).mean())
 
 
-def rate_mva(turns: PacedTurns, n_max: int, rate: float,
-             residual: float = 1.0) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """MVA of N = 1..n_max sessions behind a pacer releasing ``rate`` calls/s: the mean
-    wait per call (s) and the pacer's utilisation, indexed by N (index 0: N = 0).
+def _interp(x: float, xp: list[float], fp: list[float]) -> float:
+    """``np.interp(x, xp, fp)`` for one point of a strictly increasing ``xp`` (the same
+    arithmetic, without numpy's call overhead in a scalar loop)."""
+    if x != x:  # nan
+        return x
+    if x < xp[0]:
+        return fp[0]
+    if x >= xp[-1]:
+        return fp[-1]
+    j = bisect.bisect_right(xp, x) - 1
+    if xp[j] == x:
+        return fp[j]
+    slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
+    out = slope * (x - xp[j]) + fp[j]
+    if out != out:  # as numpy: from the other end, then the flat value
+        out = slope * (x - xp[j + 1]) + fp[j + 1]
+        if out != out and fp[j] == fp[j + 1]:
+            out = fp[j]
+    return out
 
-    ``residual``: the in-service call's remaining slot as a share of ``1/r`` (1:
-    exponential MVA, 1/2: deterministic)."""
+
+def _mva_setup(turns: PacedTurns) -> tuple[float, float, NDArray[np.float64],
+                                           NDArray[np.float64]]:
+    """(calls per turn, stages per turn, the grid of stage waits (s), the mean cycle (s)
+    at each): what :func:`rate_mva` needs of the sample, whatever N (made once)."""
+    hit: tuple[float, float, NDArray[np.float64], NDArray[np.float64]] | None = \
+        getattr(turns, "_mva_setup", None)
+    if hit is not None:
+        return hit
     w = turns.base
     fin = np.isfinite(w.arrive)
     v = float(fin.sum(axis=1).mean())
     s = stages_per_turn(w)
-    d = 1.0 / rate
     lat = w.latency
     grid = np.concatenate([[0.0], np.geomspace(0.01, 1e6, 500)])
     if turns.think:
@@ -436,16 +462,42 @@ def rate_mva(turns: PacedTurns, n_max: int, rate: float,
         unit *= s / max(float(unit.mean()), 1e-12)   # E[turn wait] = s·wq exactly
         cyc_at = np.array([np.maximum(turns.pause, lat + g / s * unit).mean()
                            for g in grid])
-    waits = np.zeros(n_max + 1)
-    util = np.zeros(n_max + 1)
+    out = (v, s, grid, cyc_at)
+    turns._mva_setup = out  # type: ignore[attr-defined]
+    return out
+
+
+def rate_mva(turns: PacedTurns, n_max: int, rate: float,
+             residual: float = 1.0) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """MVA of N = 1..n_max sessions behind a pacer releasing ``rate`` calls/s: the mean
+    wait per call (s) and the pacer's utilisation, indexed by N (index 0: N = 0).
+
+    ``residual``: the in-service call's remaining slot as a share of ``1/r`` (1:
+    exponential MVA, 1/2: deterministic)."""
+    v, s, grid, cyc_at = _mva_setup(turns)
+    d = 1.0 / rate
+    # The recursion is scalar, step by step (N runs to the quotas' ceilings, thousands):
+    # plain floats and lists, np.interp's arithmetic where the abscissae increase
+    # strictly (a cadence's cycle is flat while its pause absorbs the waits: np.interp).
+    grid_l = grid.tolist()
+    cyc_l = cyc_at.tolist()
+    strict = bool(np.all(np.diff(cyc_at) > 0))
+
+    def need_at(x: float) -> float:
+        return (_interp(x, cyc_l, grid_l) if strict
+                else float(np.interp(x, cyc_at, grid, right=grid[-1])))
+
+    cyc0 = cyc_l[0]
+    waits = [0.0] * (n_max + 1)
+    util = [0.0] * (n_max + 1)
     q = u = 0.0
     knee_wq = -1.0
     for i in range(1, n_max + 1):
         wq = d * max(q - u, 0.0) + u * d * residual
         # The pacer releases at most r calls/s: the turns (and so the cycle) stretch at
         # least until i sessions' calls fit, i·v/C ≤ r.
-        need = float(np.interp(i * v * d, cyc_at, grid, right=grid[-1]))
-        if not turns.think and i * v * d > cyc_at[0]:
+        need = need_at(i * v * d)
+        if not turns.think and i * v * d > cyc0:
             # Past a cadence's knee the queue is what stretches the late turns just
             # enough (the cadence absorbs the rest); the closed recursion, which
             # knows no cadence, would add a whole round of calls per session.
@@ -453,12 +505,12 @@ def rate_mva(turns: PacedTurns, n_max: int, rate: float,
                 knee_wq = waits[i - 1]
             wq = knee_wq
         wq = max(wq, need / s)
-        cyc = float(np.interp(s * wq, grid, cyc_at))
+        cyc = _interp(s * wq, grid_l, cyc_l)
         x = i / cyc
         u = min(1.0, x * v * d)
         q = x * v * (wq + d)
         waits[i], util[i] = wq, u
-    return waits, util
+    return np.array(waits), np.array(util)
 
 
 class _Sum(_WaitLaw):
@@ -701,6 +753,10 @@ def paced(profile: Profile, result: CeilingResult, wl: Workload | None = None
     n429 = cap
     smoothed: list[str] = []
     kept: list[str] = []
+    if queue.rate > 0.0 and result.constraints:
+        # The MVA recursion once up to the largest N asked below (grown by doubling it
+        # would run again from 1 for each larger one).
+        queue.rate_law(max(max(1, r.burst_ceiling + 1) for r in result.constraints))
     for r in result.constraints:
         c = next(x for x in wl.constraints if x.name == r.name)
         # Checked one session past the quota's own (unpaced) ceiling: it binds there

@@ -908,7 +908,7 @@ class ClumpWindowModel:
         point of a geometric grid (4% apart) and cached, so a ceiling search's guesses
         share a few chains.
         """
-        return self._storm_at(_STORM_GRID ** round(math.log(n) / math.log(_STORM_GRID)))
+        return self._storm_at(_STORM_GRID ** storm_cell(n))
 
     def _storm_at(self, n: float) -> float:
         hit = self._storm_sizes.get(n)
@@ -1074,6 +1074,28 @@ _STORM_ALIVE = 1e-4
 _STORM_GRID = 1.04
 
 
+def storm_cell(n: float) -> int:
+    """Exponent of the point of the storm sizes' grid nearest ``n`` sessions: every N of
+    one cell shares a storm size (one chain)."""
+    return round(math.log(n) / math.log(_STORM_GRID))
+
+
+def storm_cell_span(n: int) -> tuple[int, int]:
+    """The least and the largest N (≥ 1) of ``n``'s storm-grid cell."""
+    k = storm_cell(n)
+    lo = min(n, max(1, math.ceil(_STORM_GRID ** (k - 0.5))))
+    while lo < n and storm_cell(lo) != k:
+        lo += 1
+    while lo > 1 and storm_cell(lo - 1) == k:
+        lo -= 1
+    hi = max(n, math.floor(_STORM_GRID ** (k + 0.5)))
+    while hi > n and storm_cell(hi) != k:
+        hi -= 1
+    while storm_cell(hi + 1) == k:
+        hi += 1
+    return lo, hi
+
+
 def _storm_size(mdl: ClumpWindowModel, n: float) -> float:
     """Attempts one retry storm turns away at ``n`` sessions (see
     :meth:`ClumpWindowModel.storm_size`)."""
@@ -1141,42 +1163,48 @@ def _storm_size(mdl: ClumpWindowModel, n: float) -> float:
     firsts = ups[:per_w].copy()
     firsts[:, 0] += 1.0 - tots[:per_w]
     # (np.correlate with reversed kernels: np.convolve's wrapper costs as much as the sum.)
-    kern_w = [np.convolve(firsts[i], stay)[::-1].copy() for i in range(min(per_w, steps))]
     ups_r = ups[:, ::-1].copy()
-    cum = np.concatenate([[0.0], np.cumsum(arr_units)]) * dt
+    cum = (np.concatenate([[0.0], np.cumsum(arr_units)]) * dt).tolist()
     level = np.arange(size, dtype=np.float64) + q
     alive = np.ones(steps)
     corr = np.correlate
+    add = np.add.reduce  # (ndarray.sum's own reduction, without its wrapper)
     # The expiries run half a step ahead of the arrivals (Strang splitting): an arrival
     # meets the count of mid-step, which halves the error of ordering a step's events.
     out = np.convolve(x, pre_kern * 0.5)
     x = x * (1.0 - 0.5 * pre_out) + out[kmax: kmax + size]
-    below += float(out[:kmax].sum())
+    below = below + float(out[:kmax].sum())
     kk = a * kmax
-    units_dt = arr_units * dt
-    keep = 1.0 - tots
-    inv_gone = 1.0 / np.maximum(tots, 1e-12)
+    # (The per-step scalars as Python floats: the loop runs ~1,000 steps a chain.)
+    units_dt = (arr_units * dt).tolist()
+    keep = (1.0 - tots).tolist()
+    tots_l = tots.tolist()
+    inv_gone = (1.0 / np.maximum(tots, 1e-12)).tolist()
+    ys = np.empty(size)
     for i in range(steps):
-        live = x.sum()
+        live = float(add(x))
         alive[i] = live + below
         if alive[i] < _STORM_ALIVE:
             break
         rejected += live * units_dt[i]
         below *= keep[i]                            # an arrival there ends the storm
         if i < per_w:                               # the content from before the storm
-            out = corr(x, kern_w[i], "full")        # (beyond the room: dropped, ~6 sd up)
+            kern = np.convolve(firsts[i], stay)[::-1].copy()  # (made when reached)
+            out = corr(x, kern, "full")             # (beyond the room: dropped, ~6 sd up)
             x = out[kmax: kmax + size]
-            below += out[:kmax].sum()
+            below += float(add(out[:kmax]))
             continue
         y = corr(x, ups_r[i], "full")[:size]        # a launch turned away: up (1 + m)k
         y += x * keep[i]
         j = i - per_w                               # the storm's own attempts of s − w
-        ys = np.minimum(level * (1.0 / max(cum[i] - cum[j], 1e-12)), inv_gone[j])
+        np.multiply(level, 1.0 / max(cum[i] - cum[j], 1e-12), out=ys)
+        np.minimum(ys, inv_gone[j], out=ys)
         ys *= y
         out = corr(ys, ups[j], "full")
-        x = y - ys * tots[j]
+        ys *= tots_l[j]
+        x = np.subtract(y, ys, out=y)
         x += out[kk: kk + size]
-        below += out[:kk].sum()
+        below += float(add(out[:kk]))
     else:
         # Still alive: the rest as a geometric tail at the last window's decay.
         r_w = min(alive[-1] / max(alive[-1 - per_w], 1e-300), 0.99)
@@ -1473,8 +1501,8 @@ def _lindley(g: NDArray[np.float64], q: float, windows: int = 30, rtol: float = 
 
 def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float,
           sliding: bool, h: float, q_lat: float, cycle_s: float, units_per_turn: float,
-          retry: RetryModel, exact_calls: dict[int, float] | None = None
-          ) -> ClumpWindowModel:
+          retry: RetryModel, exact_calls: dict[int, float] | None = None,
+          reuse: bool = False) -> ClumpWindowModel:
     """The clumped window model of one constraint (charges ``costs`` by ``id(call)``).
 
     ``exact_calls`` (by ``id(call)``): the exact mean launches per turn of each call.
@@ -1482,7 +1510,54 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
     carries its exact mean load, as single-call clumps launched at its exact rate (the
     independent-events window model) instead of being lost — or, when the sample holds
     no charged launch at all, leaving a model that sees no load.
+
+    ``reuse``: ``costs`` is a long-lived dict (a constraint's): everything but the cycle
+    is remembered with the sample, so another think time (the sweep) or a rebuild
+    (the joint ceiling) only divides by its cycle.
     """
+    def parts() -> _Parts:
+        return _build_parts(timing, costs, window_s, sliding, h, q_lat, units_per_turn,
+                            retry, exact_calls)
+
+    if reuse:
+        key = ("build", id(costs), window_s, sliding, h, q_lat, units_per_turn,
+               dataclasses.astuple(retry), tuple(sorted((exact_calls or {}).items())))
+        held, got = timing.memo(key, lambda: (costs, parts()))
+        # (The dict is held with its parts, so its id cannot name another one.)
+        assert held is costs
+    else:
+        got = parts()
+    p_single = got.load / cycle_s
+    if got.f0 is not None:
+        p_single *= 1.0 - got.f0
+    c2 = got.cross / cycle_s if p_single > 0 else 0.0
+    mu_units = got.mu_units
+    pb2 = p_single**2 - c2 / mu_units**2 if mu_units > 0 else 0.0
+    p_binomial = min(p_single, 1.0, math.sqrt(max(pb2, 0.0)))
+    return ClumpWindowModel(
+        p_single=p_single, p_binomial=p_binomial,
+        mean_units=units_per_turn * window_s / cycle_s,
+        calls_per_window=got.calls_per_turn * window_s / cycle_s,
+        events_per_window=got.events_per_turn * window_s / cycle_s,
+        turns_per_window=window_s / cycle_s, **got.fields)
+
+
+@dataclass
+class _Parts:
+    """A constraint's window model but for the cycle (see :func:`build`)."""
+
+    load: float                     # Σ length · scale: P times the cycle (s)
+    f0: float | None                # a clump's share below one step (folded into P)
+    cross: float                    # C₂ times the cycle
+    mu_units: float                 # mean clump (units)
+    calls_per_turn: float
+    events_per_turn: float
+    fields: dict[str, Any]          # the rest of ClumpWindowModel's fields
+
+
+def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float,
+                 sliding: bool, h: float, q_lat: float, units_per_turn: float,
+                 retry: RetryModel, exact_calls: dict[int, float] | None) -> _Parts:
     specs = timing.specs
     pmfs: list[NDArray[np.float64] | None] = []
     means = np.zeros(len(specs))
@@ -1541,7 +1616,8 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
         uniq = np.concatenate([uniq, rows], axis=0)
         length = np.concatenate(
             [length, [exact[col_ids[j]] * window_s / scale for j in missed]])
-    p_single = float(length.sum()) * scale / cycle_s
+    load = float(length.sum()) * scale
+    folded: float | None = None
     # Clump law: Σ_sig weight · (⊛_k f_k^{*m_k}) on the lattice.
     size = int(max((int(uniq[i] @ np.array([p.size - 1 for p in rel_pmfs])) + 1
                     for i in range(uniq.shape[0])), default=1))
@@ -1568,14 +1644,11 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
         if 0.0 < f0 < 1.0:
             clump[0] = 0.0
             clump /= clump.sum()
-            p_single *= 1.0 - f0
+            folded = f0
     mu_lat = float(_dot(np.arange(clump.size), clump))
     # Finite population: match the exact second moment of one session's window count.
-    c2 = (timing.cross_moment(window_s, means) * sample_scale**2 / cycle_s
-          if p_single > 0 else 0.0)
+    cross = timing.cross_moment(window_s, means) * sample_scale**2 if load > 0 else 0.0
     mu_units = mu_lat * h
-    pb2 = p_single**2 - c2 / mu_units**2 if mu_units > 0 else 0.0
-    p_binomial = min(p_single, 1.0, math.sqrt(max(pb2, 0.0)))
     # One call's charge (mixture over the calls, by how often each is launched).
     launches = np.array([float(uniq[:, j] @ length) for j in range(uniq.shape[1])])
     call_pmf = np.zeros(max((p.size for p in rel_pmfs), default=1))
@@ -1633,17 +1706,12 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
         timing, relevant, rel_pmfs[: len(relevant)]))
         if sliding and retry.counts_rejected and retry.retries
         else (np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), np.zeros(0)))
-    return ClumpWindowModel(
-        h=h, q_lat=q_lat, window_s=window_s, sliding=sliding, p_single=p_single,
-        p_binomial=p_binomial, clump_pmf=clump, call_pmf=call_pmf, own_pmf=own,
-        mean_units=units_per_turn * window_s / cycle_s,
-        calls_per_window=calls_per_turn * window_s / cycle_s, retry=retry,
-        size_bias=kappa, prior_hist=hist, prior_counts=counts,
-        fail_odds=_fail_odds(fine, fine_call, launches, is_requests),
-        event_pmf=event_pmf, events_per_window=events_per_turn * window_s / cycle_s,
-        crossing=crossing, cascade=cascade,
-        storm_first=storm[0], storm_gaps=storm[1], storm_sizes=storm[2], storm_ends=storm[3],
-        turns_per_window=window_s / cycle_s)
+    return _Parts(load, folded, cross, mu_units, calls_per_turn, events_per_turn, dict(
+        h=h, q_lat=q_lat, window_s=window_s, sliding=sliding, clump_pmf=clump,
+        call_pmf=call_pmf, own_pmf=own, retry=retry, size_bias=kappa, prior_hist=hist,
+        prior_counts=counts, fail_odds=_fail_odds(fine, fine_call, launches, is_requests),
+        event_pmf=event_pmf, crossing=crossing, cascade=cascade, storm_first=storm[0],
+        storm_gaps=storm[1], storm_sizes=storm[2], storm_ends=storm[3]))
 
 
 def _event_law(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.float64]]
