@@ -75,10 +75,8 @@ from capacity.model.dist import Distribution, _ndtr
 from capacity.model.workload import (
     ONE,
     Batch,
-    CallCost,
     Constraint,
     Workload,
-    batch_units_mean,
     batch_units_pmf,
     sample_call_latency,
 )
@@ -657,18 +655,19 @@ def _charge_moments(wl: Workload, c: Constraint) -> tuple[float, float]:
     calls = wl.calls_per_turn()
     if calls <= 0:
         return 0.0, 0.0
+    from capacity.analytic.clumped import exact_calls_per_turn  # it imports model.py
+
     h = max(c.allowance if c.enforcement != "token_bucket" else c.depth, 1.0) / 1024.0
     m1 = m2 = 0.0
     seen: set[int] = set()
+    launches = exact_calls_per_turn(wl)  # mean launches per turn, by id(call)
     for t in wl.turns:
         for ev in t.events:
             for call in ev.batch.calls():
                 if id(call) in seen or c.costs.get(id(call)) is None:
                     continue
                 seen.add(id(call))
-                ones: dict[int, CallCost | None] = {id(call): CallCost("requests")}
-                per_turn = sum(tt.probability * e.rate * batch_units_mean(e.batch, ones)
-                               for tt in wl.turns for e in tt.events)
+                per_turn = launches[id(call)]
                 pmf = batch_units_pmf(Batch(ONE, (call,)), c.costs, h)
                 x = np.arange(pmf.size) * h
                 m1 += per_turn * float(np.dot(x, pmf))
