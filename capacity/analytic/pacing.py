@@ -167,6 +167,9 @@ class PacedTurns:
         leave: list[NDArray[np.float64]] = []
         service: list[NDArray[np.float64]] = []
         n = self.n
+        # The calls' latencies and which calls a turn makes are the same in every walk
+        # (replayed draws): the service matrix is the first walk's.
+        first = not hasattr(self, "base")
 
         def walk(steps: tuple[Step, ...] | list[Step], t0: NDArray[np.float64],
                  active: NDArray[np.bool_], pos: NDArray[np.int64]) -> NDArray[np.float64]:
@@ -178,7 +181,8 @@ class PacedTurns:
                     end = t + w + lat
                     arrive.append(np.where(active, t, math.inf))
                     leave.append(np.where(active, end, math.inf))
-                    service.append(np.where(active, lat, math.nan))
+                    if first:
+                        service.append(np.where(active, lat, math.nan))
                     t = np.where(active, end, t)
                     pos = np.zeros(n, dtype=np.int64)
                 elif isinstance(step, OptionalStep):
@@ -205,7 +209,8 @@ class PacedTurns:
                         end2 = t2 + w2 + lat2
                         arrive.append(np.where(on2, t2, math.inf))
                         leave.append(np.where(on2, end2, math.inf))
-                        service.append(np.where(on2, lat2, math.nan))
+                        if first:
+                            service.append(np.where(on2, lat2, math.nan))
                         t = np.where(on2.any(axis=1),
                                      np.where(on2, end2, -math.inf).max(axis=1), t)
                     pos = np.zeros(n, dtype=np.int64)
@@ -239,8 +244,10 @@ class PacedTurns:
                 end = walk(turn.steps, zero, on, np.zeros(n, dtype=np.int64))
                 latency = np.where(on, end, latency)
         if arrive:
-            a, lv, sv = (np.concatenate([x.reshape(n, -1) for x in xs], axis=1)
-                         for xs in (arrive, leave, service))
+            a, lv = (np.concatenate([x.reshape(n, -1) for x in xs], axis=1)
+                     for xs in (arrive, leave))
+            sv = (np.concatenate([x.reshape(n, -1) for x in service], axis=1) if first
+                  else self.base.service)
         else:
             a = lv = np.full((n, 1), math.inf)
             sv = np.full((n, 1), math.nan)
@@ -272,10 +279,10 @@ def hold_law(w: _Walked, cycle_s: float) -> NDArray[np.float64]:
     n, m = a.shape
     fin = np.isfinite(a)
     t = np.concatenate([np.where(fin, a, math.inf), np.where(fin, lv, math.inf)], axis=1)
-    step = np.concatenate([np.ones((n, m)), -np.ones((n, m))], axis=1)
     order = np.argsort(t, axis=1, kind="stable")
     ts = np.take_along_axis(t, order, axis=1)
-    level = np.take_along_axis(step, order, axis=1).cumsum(axis=1)
+    # +1 at an arrival (the first m columns), −1 at a departure, in time order.
+    level = np.where(order < m, 1.0, -1.0).cumsum(axis=1)
     with np.errstate(invalid="ignore"):
         dur = ts[:, 1:] - ts[:, :-1]
     lev = level[:, :-1]

@@ -219,30 +219,25 @@ class _Blend(_window.ClumpWindowModel):
 
     def _cascade_cells(self) -> tuple[NDArray[np.float64], float]:
         """The populations' cascades mixed by their shares of the launch instants."""
-        hit = self._cascade_memo.get("cells")
-        if hit is None:
-            parts = [(a * m.calls_per_window / m._cascade_cells()[1], m._cascade_cells())
-                     for a, m in self.parts]
-            total = math.fsum(x for x, _ in parts)
-            cells = np.sum([x / total * c for x, (c, _) in parts], axis=0)
-            per = math.fsum(x / total * k for x, (_, k) in parts)
-            hit = self._cascade_memo["cells"] = (cells, per)
-        out: tuple[NDArray[np.float64], float] = hit
-        return out
+        return self._cascade_mix("cells", lambda m: m._cascade_cells())
 
     def _cascade_levels(self) -> tuple[NDArray[np.float64], float]:
         """The populations' cascaded stages mixed by their shares of the launch instants."""
-        hit = self._cascade_memo.get("levels")
+        return self._cascade_mix("levels", lambda m: m._cascade_levels())
+
+    def _cascade_mix(self, key: str, law: Callable[[_window.ClumpWindowModel], tuple[
+            NDArray[np.float64], float]]) -> tuple[NDArray[np.float64], float]:
+        """Each population's ``law`` (a cascade's array and its calls per launch instant)
+        mixed by the populations' shares of the launch instants."""
+        hit = self._cascade_memo.get(key)
         if hit is None:
-            parts = [(a * m.calls_per_window / m._cascade_levels()[1], m._cascade_levels())
-                     for a, m in self.parts]
+            parts = [(a * m.calls_per_window / law(m)[1], law(m)) for a, m in self.parts]
             total = math.fsum(x for x, _ in parts)
-            size = max(lv.size for _, (lv, _) in parts)
-            levels = np.zeros(size)
-            for x, (lv, _) in parts:
-                levels[: lv.size] += x / total * lv
+            mixed = np.zeros(max(v.size for _, (v, _) in parts))
+            for x, (v, _) in parts:
+                mixed[: v.size] += x / total * v
             per = math.fsum(x / total * k for x, (_, k) in parts)
-            hit = self._cascade_memo["levels"] = (levels, per)
+            hit = self._cascade_memo[key] = (mixed, per)
         out: tuple[NDArray[np.float64], float] = hit
         return out
 

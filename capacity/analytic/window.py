@@ -1521,7 +1521,9 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
 
     if reuse:
         key = ("build", id(costs), window_s, sliding, h, q_lat, units_per_turn,
-               dataclasses.astuple(retry), tuple(sorted((exact_calls or {}).items())))
+               retry.max_retries, retry.honour_retry_after, retry.counts_rejected,
+               retry.abort_turn, retry.backoff_s, retry.rejection_latency_s,
+               tuple(sorted((exact_calls or {}).items())))
         held, got = timing.memo(key, lambda: (costs, parts()))
         # (The dict is held with its parts, so its id cannot name another one.)
         assert held is costs
@@ -1956,13 +1958,7 @@ class Crossing:
         later = max(later, 0.0)
         if later <= 0 or self.room.size < 2:
             return self.mean_room
-        means = self._fill_means(math.ceil(later + 6.0 * math.sqrt(later) + 3.0))
-        j = np.arange(means.size, dtype=np.float64)
-        logp = j * math.log(later) - later - np.array([math.lgamma(x + 1.0) for x in j])
-        w = np.exp(logp)
-        # Beyond the last step the room no longer shrinks, or the Poisson weight is
-        # negligible: the tail takes the last mean.
-        filled = float(_dot(w, means)) + max(0.0, 1.0 - float(w.sum())) * float(means[-1])
+        filled = _poisson_mean(later, self._fill_means(_poisson_top(later)))
         return max(0.0, self.mean_room - filled)
 
     def _fill_means(self, upto: int) -> NDArray[np.float64]:
@@ -2017,14 +2013,33 @@ class Crossing:
         later = max(later, 0.0)
         if later <= 0 or self.room.size < 2:
             return 1.0 + later
-        top = math.ceil(later + 6.0 * math.sqrt(later) + 3.0)
+        top = _poisson_top(later)
         self._fill_means(top)
-        fits = np.asarray(self._memo[0.0]["fits"][: top + 1])
-        j = np.arange(fits.size, dtype=np.float64)
-        logp = j * math.log(later) - later - np.array([math.lgamma(x + 1.0) for x in j])
-        w = np.exp(logp)
-        admitted = float(_dot(w, fits)) + max(0.0, 1.0 - float(w.sum())) * float(fits[-1])
+        admitted = _poisson_mean(later, np.asarray(self._memo[0.0]["fits"][: top + 1]))
         return max(1.0, 1.0 + later - admitted)
+
+
+def _poisson_top(mean: float) -> int:
+    """Where a Poisson count of ``mean`` is followed to (6 sd past it)."""
+    return math.ceil(mean + 6.0 * math.sqrt(mean) + 3.0)
+
+
+def _poisson_mean(mean: float, values: NDArray[np.float64]) -> float:
+    """``E[values[J]]`` for ``J`` ~ Poisson(``mean``): beyond the last value (the room no
+    longer shrinks there, or the Poisson weight is negligible) the tail takes it."""
+    j = np.arange(values.size, dtype=np.float64)
+    if _LGAMMA.size < values.size:
+        _grow_lgamma(values.size)
+    w = np.exp(j * math.log(mean) - mean - _LGAMMA[: values.size])
+    return float(_dot(w, values)) + max(0.0, 1.0 - float(w.sum())) * float(values[-1])
+
+
+def _grow_lgamma(size: int) -> None:
+    global _LGAMMA
+    _LGAMMA = np.array([math.lgamma(x + 1.0) for x in range(max(size, 2 * _LGAMMA.size))])
+
+
+_LGAMMA = np.array([math.lgamma(x + 1.0) for x in range(_FILL_STEPS + 2)])  # log j!
 
 
 def mix_crossings(parts: list[tuple[float, Crossing | None]]) -> Crossing | None:
