@@ -205,7 +205,20 @@ class ClumpedWindow:
                 cache[n] = self.stats(n)
             return cache[n].loss_fraction <= target
 
-        exact = _storm_boundary(ok, guess, hi)
+        start = guess
+        m = self.inner
+        low = _window.storm_cell_span(guess)[0] if guess >= 1 else 0
+        if low > 1 and not ok(guess) and not ok(low) and guess > m.storm_threshold():
+            # The rough guess is too high by more than its cell: the rough storm size
+            # rescaled to the chain just computed at the guess's cell (the true size runs
+            # a steady multiple of it over a few cells) puts the walk's start near the
+            # boundary instead of cell by cell down to it.
+            rough_size = (1 + m.retry.max_retries) * guess * m.calls_per_window
+            if rough_size > 0:
+                scaled = ClumpedWindow(dataclasses.replace(
+                    m, storm_rough=True, storm_scale=m.storm_size(guess) / rough_size), True)
+                start = max(1, _largest_meeting(scaled.stats, target, low - 1)[0])
+        exact = _storm_boundary(ok, start, hi)
         if exact is not None and exact < _EXACT_BELOW:
             return exact, ((cache.get(exact) or self.stats(exact)) if exact > 0 else None)
         first = max(1, round(0.01 * guess))

@@ -560,6 +560,7 @@ class PacedQueue:
         self._mva: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
         self._walked: dict[int, tuple[_Walked, float]] = {}
         self._laws: dict[int, _WaitLaw | None] = {}
+        self._small_walks: dict[int, _Walked] = {}  # the small sample's last walk, by N
         self.small = PacedTurns(wl, _FIXED_POINT_SAMPLE_SIZE) if self.conc > 0 else self.turns
 
     def rate_law(self, n: int) -> _RateWait | None:
@@ -592,7 +593,10 @@ class PacedQueue:
             small = self.small
             near = min(self._laws, key=lambda k: abs(k - n), default=None)
             law: _WaitLaw | None = self._laws[near] if near is not None else rate
-            w = small.walk(law)
+            # (That walk was the last of N = near's fixed point; without a law, the
+            # sample's own base walk: the same draws, the same turns.)
+            w = (self._small_walks[near] if near is not None
+                 else small.base if law is None else small.walk(law))
             cyc = small.cycle(w.latency)
             mu = self.conc / self.mean_service if self.mean_service > 0 else math.inf
             for _ in range(_FIXED_POINT_ITERATIONS):
@@ -609,6 +613,7 @@ class PacedQueue:
                 if abs(float(w.latency.mean()) - before) <= 1e-3 * before:
                     break
             self._laws[n] = law
+            self._small_walks[n] = w
             w = turns.walk(law)
             out = (w, turns.cycle(w.latency))
         self._walked[n] = out

@@ -172,6 +172,7 @@ class ClumpWindowModel:
     storm_ends: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     storm_cadence: float = 0.0         # cadence paced: the mean cycle (s); else 0
     storm_rough: bool = False          # storm size: one window of storm (a search's guess)
+    storm_scale: float = 1.0           # ... times this (a guess calibrated on one chain)
     _storm_sizes: dict[float, float] = field(default_factory=dict, repr=False)
     _cache: dict[int, Any] = field(default_factory=dict, repr=False)
     _herd: dict[int, float] = field(default_factory=dict, repr=False)
@@ -856,7 +857,7 @@ class ClumpWindowModel:
         lam = lam_w / self.window_s                # calls per second
         ignition = max(0.0, 1.0 - lam_w / (q + 1)) * lam * at_edge if q > 0 else 0.0
         if self.storm_rough:                       # a rough guess: one window's attempts
-            size = (1 + m) * lam_w
+            size = self.storm_scale * ((1 + m) * lam_w)
         elif self.storm_first.size:
             size = self.storm_size(n)
         else:
