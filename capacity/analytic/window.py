@@ -486,23 +486,31 @@ class ClumpWindowModel:
         # it leaves unused (W̄), so the windows weigh by X + W̄.
         w = w * (x + self.waste(float(_dot(w, x))))
         w /= w.sum()
-        # The refused call's charge: P(B = b | refused) ∝ P(B = b)·F_e(b) (_size_bias).
-        f = self.call_pmf
-        kb = np.arange(f.size, dtype=np.float64)
-        surv = 1.0 - np.cumsum(f)
-        v = f * np.concatenate([[0.0], np.cumsum(surv)[:-1]])
-        if v.sum() <= 0:
-            v = f.copy()
-        v /= v.sum()
-        # Less a unit (a count above q − b refuses b); both laws binned to a few dozen
-        # points (the time left varies smoothly with them).
+        # Both laws binned to a few dozen points (the time left varies smoothly with them).
         x, w = _binned(x, w, 128)
-        b, v = _binned(np.maximum(kb - 1.0, 0.0), v, 24)
+        b, v = self._refused_charges()
         span = self.window_s * np.minimum(
             1.0, (x[:, None] + b[None, :]) / (self.q_lat + x[:, None]))
         wv = w[:, None] * v[None, :]
         probs = [_dot(wv, np.maximum(0.0, 1.0 - ck / span)) for ck in c]
         return math.fsum(probs), probs[-1]
+
+    def _refused_charges(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """The law of a refused call's charge less a unit (a count above ``q − b``
+        refuses ``b``), binned to 24 points: ``P(B = b | refused) ∝ P(B = b)·F_e(b)``
+        (:func:`_size_bias`); the same at every N (made once per charge law)."""
+        hit = self._cascade_memo.get("refused")
+        if hit is None or hit[0] is not self.call_pmf:
+            f = self.call_pmf
+            kb = np.arange(f.size, dtype=np.float64)
+            surv = 1.0 - np.cumsum(f)
+            v = f * np.concatenate([[0.0], np.cumsum(surv)[:-1]])
+            if v.sum() <= 0:
+                v = f.copy()
+            v /= v.sum()
+            hit = self._cascade_memo["refused"] = (f, *_binned(np.maximum(kb - 1.0, 0.0),
+                                                               v, 24))
+        return hit[1], hit[2]
 
     def _sliding_h(self, n: int, retry_calls: float, truncate: bool = False) -> float:
         # The other N − 1 sessions' count; the arriving call's own turn is in ``own``.
@@ -521,7 +529,7 @@ class ClumpWindowModel:
             if 0.0 < kept < 1.0:
                 g = np.concatenate([g[: q + 1] / kept, np.zeros(max(g.size - q - 1, 0))])
         # An arriving call of charge B is rejected when S + own + B > q.
-        extra = np.convolve(self.own_pmf, self.call_pmf)
+        extra, units = self._arrival_laws()
         tail = np.concatenate([np.cumsum(g[::-1])[::-1], [0.0]])  # tail[s] = P(S ≥ s)
         idx = np.clip(q + 1 - np.arange(extra.size), 0, tail.size - 1)
         p = float(min(1.0, _dot(extra, tail[idx])))
@@ -529,12 +537,23 @@ class ClumpWindowModel:
             # The same rule weighted by the arriving charge: the share of offered UNITS
             # refused, which the knapsack's p_cb is measured against (unequal charges
             # refuse more units than calls: the large ones do not fit).
-            b = np.arange(self.call_pmf.size, dtype=np.float64)
-            e_b = _dot(b, self.call_pmf)
-            units = np.convolve(self.own_pmf, self.call_pmf * b) / e_b if e_b > 0 else extra
             p_units = float(min(1.0, _dot(units, tail[idx])))
             p = self._partial_admission(free, q, p, p_units)
         return p
+
+    def _arrival_laws(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(own-turn units ahead plus the arriving call's charge; the same weighted by
+        the charge, per mean charge): what an arriving call adds to the count it finds,
+        the same at every N (made once per pair of laws)."""
+        hit = self._cascade_memo.get("arrival")
+        if hit is None or hit[0] is not self.own_pmf or hit[1] is not self.call_pmf:
+            extra = np.convolve(self.own_pmf, self.call_pmf)
+            b = np.arange(self.call_pmf.size, dtype=np.float64)
+            e_b = _dot(b, self.call_pmf)
+            units = (np.convolve(self.own_pmf, self.call_pmf * b) / e_b if e_b > 0
+                     else extra)
+            hit = self._cascade_memo["arrival"] = (self.own_pmf, self.call_pmf, extra, units)
+        return hit[2], hit[3]
 
     def _partial_admission(self, free: NDArray[np.float64], q: int, p: float,
                            p_units: float | None = None) -> float:
@@ -702,7 +721,7 @@ class ClumpWindowModel:
         x[0] = max(0.0, 1.0 - float(over.sum()))
         L = 1 << math.ceil(math.log2(g.size + x.size))
         tot = np.clip(np.fft.irfft(np.fft.rfft(g, L) * np.fft.rfft(x, L), L), 0.0, None)
-        extra = np.convolve(self.own_pmf, self.call_pmf)
+        extra = self._arrival_laws()[0]
         tail = np.concatenate([np.cumsum(tot[::-1])[::-1], [0.0]])
         idx = np.clip(q + 1 - np.arange(extra.size), 0, tail.size - 1)
         return float(min(1.0, _dot(extra, tail[idx])))
