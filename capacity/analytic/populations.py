@@ -201,6 +201,36 @@ class _Blend(_window.ClumpWindowModel):
     parts: tuple[tuple[float, _window.ClumpWindowModel], ...] = ()
     made_weights: tuple[float, ...] = ()
 
+    def _session_span(self) -> int:
+        return max((m._session_span() for _, m in self.parts), default=0)
+
+    def _log_power(self, x: float, L: int) -> NDArray[np.complex128]:
+        """x sessions of the mix: x·a of each population's (each part's own rule). When
+        x + 1 whole sessions split whole (``x`` is the others of a tagged session), the
+        tagged one is of population p with chance a_p: the mixture over p of the counts
+        less one session of p."""
+        zero = np.zeros(L // 2 + 1, dtype=np.complex128)
+        whole = [x * a for a, _ in self.parts]
+        if any(abs(c - round(c)) > 1e-6 for c in whole):
+            counts = [(x + 1.0) * a for a, _ in self.parts]
+            if all(abs(c - round(c)) < 1e-6 for c in counts) and any(
+                    m.session_pmf is not None or m._session_span() for _, m in self.parts):
+                full = [m._log_power(float(round(c)), L)
+                        for c, (_, m) in zip(counts, self.parts, strict=True)]
+                base = sum(full, zero)
+                mix = np.zeros(L // 2 + 1, dtype=np.complex128)
+                for i, (a, m) in enumerate(self.parts):
+                    if round(counts[i]) >= 1:
+                        less = m._log_power(float(round(counts[i])) - 1.0, L)
+                        with np.errstate(under="ignore", over="ignore"):
+                            mix += a * np.exp(base - full[i] + less)
+                mixed: NDArray[np.complex128] = np.log(
+                    np.where(np.abs(mix) < 1e-300, 1e-300, mix))
+                return mixed
+        out: NDArray[np.complex128] = sum(
+            (m._log_power(c, L) for c, (_, m) in zip(whole, self.parts, strict=True)), zero)
+        return out
+
     def _transforms(self, L: int) -> tuple[NDArray[np.complex128], NDArray[np.complex128]]:
         hit = self._cache.get(L)
         if hit is None:

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from capacity.model.workload import Workload, sample_call_latency
+from capacity.model.workload import Workload, sample_call_latency_output
 from capacity.profile.schema import (
     CallSpec,
     CallStep,
@@ -72,6 +72,8 @@ class TurnTiming:
     # at level k waits for k earlier stages), and when it ends unthrottled (s; inf pads).
     levels: NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 0), np.int64))
     ends: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
+    # Per launch: the output tokens drawn for its latency (before any max_tokens cut).
+    outs: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
     _runs: dict[float, tuple[NDArray[np.float64], NDArray[np.int64]]] = field(
         default_factory=dict, repr=False, compare=False)
     _cross: dict[tuple[float, bytes, int], float] = field(
@@ -265,9 +267,9 @@ def _dot(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
 
 
 def _call_latency(call: CallSpec, profile: Profile, rng: np.random.Generator,
-                  n: int) -> NDArray[np.float64]:
+                  n: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     # The model serving each copy (a routed call's deployment): capacity.model.workload.
-    return sample_call_latency(call, profile, rng, n)
+    return sample_call_latency_output(call, profile, rng, n)
 
 
 class _Walker:
@@ -280,6 +282,7 @@ class _Walker:
         self.active: list[NDArray[np.bool_]] = []
         self.levels: list[NDArray[np.int64]] = []
         self.ends: list[NDArray[np.float64]] = []
+        self.outs: list[NDArray[np.float64]] = []
         self.spec_index: dict[int, int] = {}
         self.specs: list[CallSpec] = []
         self.level_end = np.zeros(n, dtype=np.int64)
@@ -307,9 +310,10 @@ class _Walker:
                 self.calls.append(self.spec(step.call))
                 self.active.append(active)
                 self.levels.append(lv)
-                t = np.where(active, t + _call_latency(step.call, self.profile, self.rng,
-                                                       self.n), t)
+                lat, out = _call_latency(step.call, self.profile, self.rng, self.n)
+                t = np.where(active, t + lat, t)
                 self.ends.append(t)
+                self.outs.append(out)
                 lv = np.where(active, lv + 1, lv)
             elif isinstance(step, OptionalStep):
                 opt = step.optional
@@ -384,26 +388,30 @@ def turn_timing(wl: Workload, n: int = TIMING_SAMPLE_SIZE) -> TurnTiming:
         calls = np.where(act, calls, -1)
         levels = np.where(act, np.stack(walker.levels, axis=1), -1)
         ends = np.where(act, np.stack(walker.ends, axis=1), math.inf)
+        outs = np.where(act, np.stack(walker.outs, axis=1), 0.0)
         order = np.argsort(times, axis=1, kind="stable")
         times = np.take_along_axis(times, order, axis=1)
         calls = np.take_along_axis(calls, order, axis=1)
         levels = np.take_along_axis(levels, order, axis=1)
         ends = np.take_along_axis(ends, order, axis=1)
+        outs = np.take_along_axis(outs, order, axis=1)
         # Drop columns that are padding in every row.
         width = max(1, int(np.isfinite(times).sum(axis=1).max()))
         times, calls = times[:, :width], calls[:, :width]
-        levels, ends = levels[:, :width], ends[:, :width]
+        levels, ends, outs = levels[:, :width], ends[:, :width], outs[:, :width]
     else:
         times = np.full((n, 1), math.inf)
         calls = np.full((n, 1), -1, dtype=np.int64)
         levels = np.full((n, 1), -1, dtype=np.int64)
         ends = np.full((n, 1), math.inf)
+        outs = np.zeros((n, 1))
     s = profile.session
     pause = s.pause.sample(rng, n)
     # Start to next start: turn + think time, or the later of cadence and turn end.
     gap = latency + pause if s.mode == "think_time" else np.maximum(pause, latency)
     return TurnTiming(times, np.ascontiguousarray(calls), latency, gap, tuple(walker.specs),
-                      np.ascontiguousarray(levels), np.ascontiguousarray(ends))
+                      np.ascontiguousarray(levels), np.ascontiguousarray(ends),
+                      outs=np.ascontiguousarray(outs))
 
 
 __all__ = ["TIMING_SAMPLE_SIZE", "TurnTiming", "turn_timing"]

@@ -16,6 +16,17 @@ Window count (fresh calls)
     session can share a window, and the compound Poisson when they overlap as much as
     independent ones. Sums over N sessions are exact on the lattice by FFT.
 
+    Where the sample can say it, the per-session law is the session's own instead
+    (:func:`_session_law`): the sampled turns laid end to end at the mean cycle, each
+    launch charged from its own draws (its output is the one its latency was drawn
+    with), and a window slid over them. A closed session cannot launch more than its
+    turns hold: with several turns per window (P > 1) the mixture's binomial share is
+    capped at one and the rest given a Poisson tail, 2-4× too wide at small N
+    (hunt-093, hunt-124, hunt-039). A call charged more than the whole allowance never
+    fits (the limiter's retry-after is infinite): it is refused on all its attempts
+    and never charged, so it counts 0 in the window and its attempts are added to the
+    refused ones (:meth:`ClumpWindowModel._with_never_fit`; hunt-063, hunt-053).
+
 The 429 share of attempts — fixed windows
     A first-come counter admits a call while the window's count plus its charge fits
     ``q``. Without retries the rejected share is the stop-loss ``E[(S − q)⁺]/E[S]``. With
@@ -64,10 +75,14 @@ The 429 share of attempts — sliding windows (a scan statistic)
 Aborted turns
     Without retries a rejected call fails and (``abort_turn``) its turn launches nothing
     more; the load thins to the launches still made, a fixed point in the failure share
-    (:meth:`ClumpWindowModel.made_fraction`). With ``continue`` the turn's next stages
-    launch a rejection latency after the refusal, into the same full fixed window, and are
-    refused too (:class:`Cascade`, :meth:`ClumpWindowModel._cascaded`; a sliding loss
-    log: :meth:`ClumpWindowModel._sliding_cascade`).
+    (:meth:`ClumpWindowModel.made_fraction`). In a fixed window of requests, full from
+    some point on, such a turn makes only its first instant after that point, where the
+    stop-loss counts all its later calls refused: the share is then the first refused
+    instants' (:meth:`ClumpWindowModel._first_refused`; hunt-rpm-207). With
+    ``continue`` the turn's next stages launch a rejection latency after the refusal,
+    into the same full fixed window, and are refused too (:class:`Cascade`,
+    :meth:`ClumpWindowModel._cascaded`; a sliding loss log:
+    :meth:`ClumpWindowModel._sliding_cascade`).
 """
 
 from __future__ import annotations
@@ -159,6 +174,12 @@ class ClumpWindowModel:
     # A refused call whose turn goes on (``on_exhausted: continue``, no retries): the
     # turn's next stages, launched a rejection latency later into the same full window.
     cascade: Cascade | None = None
+    # A refused call whose turn is aborted (``abort_turn``, no retries): the turn's later
+    # launches in the same full window are never made (see :meth:`_first_refused`).
+    aborted: AbortLaw | None = None
+    # One session's units launched in the first fraction u of a window, at the nodes
+    # 1 − _CASCADE_LEFT (the session law of a window u·w long); None: not built.
+    prefix_pmfs: tuple[NDArray[np.float64], ...] | None = None
     # What a retry storm meets (counted, retried sliding windows; see storm_size): per
     # sampled turn, its first launch's units (lattice), and every later launch's gap to
     # the launch before it (s) and units; turns per session and window; the pause's
@@ -173,6 +194,10 @@ class ClumpWindowModel:
     storm_cadence: float = 0.0         # cadence paced: the mean cycle (s); else 0
     storm_rough: bool = False          # storm size: one window of storm (a search's guess)
     storm_scale: float = 1.0           # ... times this (a guess calibrated on one chain)
+    never_fit: float = 0.0             # share of calls charged more than the allowance
+    # One session's window count (lattice), from its turns laid end to end (None: the
+    # binomial–Poisson mixture of the module docstring).
+    session_pmf: NDArray[np.float64] | None = None
     _storm_sizes: dict[float, float] = field(default_factory=dict, repr=False)
     _cache: dict[int, Any] = field(default_factory=dict, repr=False)
     _herd: dict[int, float] = field(default_factory=dict, repr=False)
@@ -191,6 +216,13 @@ class ClumpWindowModel:
         """(per-session log characteristic function, call-charge transform) at length L."""
         hit = self._cache.get(L)
         if hit is None:
+            if self.session_pmf is not None:
+                gh = np.fft.rfft(self.session_pmf, L)
+                # Only ever multiplied by a whole number (:meth:`_log_power`): any branch.
+                log_g = np.log(np.maximum(np.abs(gh), 1e-300)) + 1j * np.angle(gh)
+                hit = (log_g, np.fft.rfft(self.call_pmf, L))
+                self._cache[L] = hit
+                return hit
             fh = np.fft.rfft(self.clump_pmf, L)
             pb, pp = self.p_binomial, self.p_single - self.p_binomial
             # A binomial factor can vanish at a frequency (P' = 1, a clump law with a
@@ -212,9 +244,32 @@ class ClumpWindowModel:
         mean = n * self.p_single * m1 + extra_mean_lat
         var = n * self.p_single * m2 + extra_mean_lat * max(1.0, float(self.call_pmf.size))
         # Room for the count's tail and the carried retries (below ~q once they drain).
-        span = (max(mean + 14.0 * math.sqrt(max(var, 1e-12)), 1.5 * self.q_lat) + f.size
+        own = self._session_span()
+        span = (max(mean + 14.0 * math.sqrt(max(var, 1e-12)), 1.5 * self.q_lat) + f.size + own
                 + self.own_pmf.size + self.call_pmf.size + 16)
         return 1 << max(6, math.ceil(math.log2(span * 1.25)))
+
+    def _log_power(self, x: float, L: int) -> NDArray[np.complex128]:
+        """log of the transform (length ``L``) of ``x`` sessions' window count.
+
+        The session law's log is only ever multiplied by a whole number (its branch is
+        then irrelevant): a fractional ``x = k + f`` (N − 1 others of a blend, a thinned
+        N) is ``k`` sessions and one more present with chance ``f``."""
+        log_s = self._transforms(L)[0]
+        if self.session_pmf is None:
+            out: NDArray[np.complex128] = x * log_s
+            return out
+        k = math.floor(x + 1e-12)
+        f = x - k
+        out = k * log_s
+        if f > 1e-12:
+            part = 1.0 - f + f * np.exp(log_s)
+            out = out + np.log(np.where(np.abs(part) < 1e-300, 1e-300, part))
+        return out
+
+    def _session_span(self) -> int:
+        """Lattice points of one session's window law (0: the mixture's)."""
+        return self.session_pmf.size if self.session_pmf is not None else 0
 
     def pmf(self, n: float, retry_calls: float = 0.0) -> NDArray[np.float64]:
         """pmf of the fresh (plus ``retry_calls`` Poisson retried) units in a window
@@ -231,8 +286,8 @@ class ClumpWindowModel:
     def _pmf(self, n: float, retry_calls: float) -> NDArray[np.float64]:
         extra = retry_calls * float(_dot(np.arange(self.call_pmf.size), self.call_pmf))
         L = min(self._length(n, extra), _MAX_FFT)
-        log_s, ch = self._transforms(L)
-        log_g = n * log_s
+        log_g = self._log_power(n, L)
+        ch = self._transforms(L)[1]
         if retry_calls > 0:
             log_g = log_g + retry_calls * (ch - 1.0)
         with np.errstate(under="ignore"):
@@ -253,16 +308,33 @@ class ClumpWindowModel:
         """
         share = self._sliding if self.sliding else self._fixed
         out = share(n)
-        if self.retry.retries or not self.retry.abort_turn or self.prior_hist.size < 2:
+        if not (self.retry.retries or not self.retry.abort_turn or self.prior_hist.size < 2):
+            made = 1.0
+            for _ in range(6):
+                new = self.made_fraction(out["failed"])
+                if abs(new - made) < 1e-4:
+                    break
+                made = new
+                out = share(n * made)  # type: ignore[arg-type]
+        return self._with_never_fit(out)
+
+    def _with_never_fit(self, out: dict[str, float]) -> dict[str, float]:
+        """Add the calls charged more than the allowance (share ``f`` of the calls): each
+        is refused on all its ``m + 1`` attempts and fails. ``out`` counts them as calls
+        charged 0, admitted at once (the window count's view), so its shares are per call
+        of all kinds: ``r = a/(1 − a)`` refused attempts per call from the calls that fit."""
+        f = self.never_fit
+        if f <= 0:
             return out
-        made = 1.0
-        for _ in range(6):
-            new = self.made_fraction(out["failed"])
-            if abs(new - made) < 1e-4:
-                break
-            made = new
-            out = share(n * made)  # type: ignore[arg-type]
-        return out
+        a = min(out["attempt"], 1.0 - 1e-12)
+        r = a / (1.0 - a)
+        tries = 1.0 + self.retry.max_retries
+        res = dict(out)
+        res["attempt"] = min(1.0, (r + f * tries) / (1.0 - f + r + f * tries))
+        res["call"] = min(1.0, out["call"] + f)
+        res["failed"] = min(1.0, out["failed"] + f)
+        res["retry_share"] = min(1.0, out["retry_share"] + f)
+        return res
 
     def made_fraction(self, p_fail: float) -> float:
         """Share of launches still made when calls fail (``p_fail`` on average) and a
@@ -330,6 +402,8 @@ class ClumpWindowModel:
             share = self.refused(x_fresh, exceed) / mean_s if mean_s > 0 else 0.0
             if self.cascade is not None and mean_s > 0:
                 share += self._cascaded(n)
+            if self.aborted is not None and self.prefix_pmfs is not None and mean_s > 0:
+                share = self._first_refused(n)
             share = min(1.0, share)
             return {"attempt": share, "call": share, "failed": share, "exceed": exceed,
                     "retry_share": 0.0}
@@ -390,6 +464,102 @@ class ClumpWindowModel:
             hit = self._cascade_memo["cells"] = ((big[:-1] - big[1:]) / self.window_s,
                                                  c.calls_per_instant)
         out: tuple[NDArray[np.float64], float] = hit
+        return out
+
+    def _first_refused(self, n: float) -> float:
+        """Share of calls refused in fixed windows when a refusal aborts its turn.
+
+        A fixed window is full from some point on and turns every later call away, so
+        the stop-loss counts a turn's every call launched after that point; with
+        ``abort_turn`` (no retries) the turn makes only its first instant after it. With
+        ``C(t)`` the window's count before ``t``, an instant of ``b`` calls at the
+        fraction ``u`` of the window, its turn's previous instant ``g`` s earlier, is the
+        first refused when ``C(t) + b > q`` but ``C(t − g) + b_prev ≤ q``. Palm view:
+        ``C`` is the other ``N − 1`` sessions' launches in the window's first ``u``
+        (``O_u``, the session law of a window ``u·w`` long) plus its own turn's earlier
+        launches in the window (``m``, ``b_prev`` included): ``P(O_u > q − m − b) −
+        P(O_{u − g/w} > q − m)``, over the sampled instants and a uniform ``u``, per call.
+        """
+        lo = math.floor(n)
+        if n > lo:  # a thinned N: between the neighbouring whole N (each computed once)
+            f = n - lo
+            return (1.0 - f) * self._first_refused(float(lo)) + f * self._first_refused(lo + 1.0)
+        key = ("first-refused", n)
+        hit = self._cascade_memo.get(key)
+        if hit is None:
+            ab = self.aborted
+            assert ab is not None and self.prefix_pmfs is not None
+            q = math.floor(self.q_lat + 1e-9)
+            tails = self._prefix_tails(max(n - 1.0, 0.0), q)      # (cells + 1, q + 2)
+            # Tail P(O_u > x) at u on the cells' middles (row c + 1; row 0: u = 0) and
+            # at x = q − load, a load above q (x < 0) refused for sure.
+            def tail(row: NDArray[np.float64], load: NDArray[np.float64]
+                     ) -> NDArray[np.float64]:
+                x = q - load
+                lo = np.floor(row).astype(np.int64)
+                fr = row - lo
+                xi = np.clip(x, -1, q).astype(np.int64) + 1        # column 0: x = −1
+                a = tails[np.clip(lo, 0, tails.shape[0] - 1), xi]
+                b = tails[np.clip(lo + 1, 0, tails.shape[0] - 1), xi]
+                out: NDArray[np.float64] = a + fr * (b - a)
+                return out
+            # Σ_x P(O_u > x) over x = −1..k − 1 (column k), for a batch admitted in part:
+            # an instant of b calls at a count C has min(b, C + b − q)⁺ of them refused,
+            # Σ_{j=1..b} P(C + j > q) on average.
+            cum = np.concatenate([np.zeros((tails.shape[0], 1)), np.cumsum(tails, axis=1)],
+                                 axis=1)
+
+            def tail_sum(row: NDArray[np.float64], lo_x: NDArray[np.float64],
+                         hi_x: NDArray[np.float64]) -> NDArray[np.float64]:
+                lo_r = np.floor(row).astype(np.int64)
+                fr = row - lo_r
+                neg = np.maximum(np.minimum(hi_x, -2.0) - lo_x + 1.0, 0.0)  # x < −1: 1
+                a_i = (np.clip(np.maximum(lo_x, -1.0), -1, q + 1) + 1).astype(np.int64)
+                b_i = (np.clip(hi_x, -2, q) + 2).astype(np.int64)
+                r0 = np.clip(lo_r, 0, tails.shape[0] - 1)
+                r1 = np.clip(lo_r + 1, 0, tails.shape[0] - 1)
+                s0 = np.maximum(cum[r0, b_i] - cum[r0, a_i], 0.0)
+                s1 = np.maximum(cum[r1, b_i] - cum[r1, a_i], 0.0)
+                out: NDArray[np.float64] = neg + s0 + fr * (s1 - s0)
+                return out
+            cells = np.arange(_CASCADE_NODES, dtype=np.float64) + 1.0  # u on the middles
+            rows_now = np.broadcast_to(cells, ab.own.shape)
+            b = np.rint(ab.size)[:, None]
+            now = tail_sum(rows_now, q - ab.own - b, q - ab.own - 1.0)
+            # The previous instant's time, on the same rows (u − g/w; before the window:
+            # nothing to subtract — it was in an earlier window, or there is none).
+            shift = ab.gap[:, None] * _CASCADE_NODES
+            before = rows_now - shift
+            prev = np.where(before >= 0.5, tail(np.maximum(before, 0.0), ab.own), 0.0)
+            first = np.clip(now - b * prev, 0.0, None).mean(axis=1)
+            hit = min(1.0, float(first.sum()) / float(ab.calls.sum()))
+            self._cascade_memo[key] = hit
+        out: float = hit
+        return out
+
+    def _prefix_tails(self, others: float, q: int) -> NDArray[np.float64]:
+        """``P(O_u > x)`` for ``x = −1..q`` (columns) at ``u = 0`` and the cells'
+        middles (rows), ``O_u`` the ``others`` sessions' launches in the first ``u``."""
+        assert self.prefix_pmfs is not None
+        L = 1 << max(6, math.ceil(math.log2(2 * (q + 2))))
+        r = math.exp(-30.0 / L)
+        damp = r ** np.arange(L)
+        at = np.empty((len(self.prefix_pmfs), q + 2))
+        for i, g in enumerate(self.prefix_pmfs):
+            k2 = ("prefix-log", L, i)
+            lg = self._cascade_memo.get(k2)
+            if lg is None:
+                gg = g[:L]
+                gh = np.fft.rfft(gg * damp[: gg.size], L)
+                lg = self._cascade_memo[k2] = (np.log(np.maximum(np.abs(gh), 1e-300))
+                                               + 1j * np.angle(gh))
+            with np.errstate(under="ignore", over="ignore"):
+                # Whole N only (_first_refused interpolates between them): any branch.
+                pm = np.fft.irfft(np.exp(round(others) * lg), L)[: q + 1] / damp[: q + 1]
+            cdf = np.cumsum(np.clip(pm, 0.0, None))
+            at[i, 0] = 1.0
+            at[i, 1:] = np.clip(1.0 - cdf, 0.0, 1.0)
+        out: NDArray[np.float64] = _PREFIX_INTERP @ at
         return out
 
     def _cascaded(self, n: float) -> float:
@@ -1556,12 +1726,23 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
     mu_units = got.mu_units
     pb2 = p_single**2 - c2 / mu_units**2 if mu_units > 0 else 0.0
     p_binomial = min(p_single, 1.0, math.sqrt(max(pb2, 0.0)))
+    sa = got.session
+    # The cycle sets where a session's turns fall: its own window law (_session_law),
+    # and the laws of a window's first fractions for aborted turns (_prefix_laws).
+    session_pmf = (None if not _SESSION_LAW else _with_missed(
+        _session_law(timing, sa.relevant, sa.costs, window_s, cycle_s, sa.q, sa.h,
+                     sa.sampled_load / cycle_s),
+        [(r / cycle_s, pmf) for r, pmf in sa.missed]))
+    prefix_pmfs = (None if got.fields["aborted"] is None or sa.missed or not _SESSION_LAW
+                   else _prefix_laws(timing, sa.relevant, sa.costs, window_s, cycle_s, sa.q,
+                                     sa.h, sa.sampled_load / window_s / cycle_s))
     return ClumpWindowModel(
         p_single=p_single, p_binomial=p_binomial,
-        mean_units=units_per_turn * window_s / cycle_s,
+        mean_units=got.units_per_turn * window_s / cycle_s,
         calls_per_window=got.calls_per_turn * window_s / cycle_s,
         events_per_window=got.events_per_turn * window_s / cycle_s,
-        turns_per_window=window_s / cycle_s, **got.fields)
+        turns_per_window=window_s / cycle_s, session_pmf=session_pmf,
+        prefix_pmfs=prefix_pmfs, **got.fields)
 
 
 @dataclass
@@ -1575,6 +1756,8 @@ class _Parts:
     calls_per_turn: float
     events_per_turn: float
     fields: dict[str, Any]          # the rest of ClumpWindowModel's fields
+    units_per_turn: float           # the load of the calls that fit (units per turn)
+    session: _SessionArgs
 
 
 def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float,
@@ -1583,13 +1766,19 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
     specs = timing.specs
     pmfs: list[NDArray[np.float64] | None] = []
     means = np.zeros(len(specs))
+    never = np.zeros(len(specs))  # P(charge > q): the call never fits, never charges
+    q_units = q_lat * h
     for k, spec in enumerate(specs):
         cost = costs.get(id(spec))
         if cost is None or cost.mean <= 0:
             pmfs.append(None)
             continue
-        pmfs.append(cost.pmf(h))
-        means[k] = cost.mean
+        pmf, never[k] = _fitting(cost.pmf(h), q_lat)
+        pmfs.append(pmf)
+        means[k] = cost.mean if never[k] <= 0 else float(_dot(np.arange(pmf.size), pmf)) * h
+    # The load the calls that fit carry (the workload's figure counts every charge).
+    full_means = np.array([c.mean if (c := costs.get(id(s))) is not None else 0.0
+                           for s in specs])
     length, sigs = timing.runs(window_s)
     relevant = [k for k, p in enumerate(pmfs) if p is not None]
     sub = sigs[:, relevant] if sigs.size else np.zeros((0, len(relevant)), dtype=np.int64)
@@ -1610,18 +1799,30 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
              and (cost := costs.get(i)) is not None and cost.mean > 0]
     col_ids = [id(specs[k]) for k in relevant] + extra
     extra_means: list[float] = []
+    extra_never: list[float] = []
     for i in extra:
         cost = costs[i]
         assert cost is not None
-        rel_pmfs.append(cost.pmf(h))
+        pmf, nf = _fitting(cost.pmf(h), q_lat)
+        rel_pmfs.append(pmf)
         col_costs.append(cost)
-        extra_means.append(cost.mean)
+        extra_means.append(float(_dot(np.arange(pmf.size), pmf)) * h if nf > 0 else cost.mean)
+        extra_never.append(nf)
     rel_means = np.concatenate([rel_means, np.asarray(extra_means, dtype=np.float64)])
     uniq = np.concatenate([uniq, np.zeros((uniq.shape[0], len(extra)), dtype=uniq.dtype)],
                           axis=1)
     units_sig = uniq @ rel_means
     sampled = float(_dot(length, units_sig))
     seen = uniq.T @ length
+    col_never = np.concatenate([never[relevant], np.asarray(extra_never, dtype=np.float64)])
+    if col_never.any():
+        # Calls charged more than the allowance are refused on every attempt and charge
+        # nothing: the window count carries only the calls that fit.
+        every = np.concatenate([full_means[relevant],
+                                [c.mean if c is not None else 0.0
+                                 for c in col_costs[len(relevant):]]])
+        sampled_full = float(_dot(length, uniq @ every))
+        units_per_turn *= sampled / sampled_full if sampled_full > 0 else 1.0
     missed = [j for j, i in enumerate(col_ids) if seen[j] <= 0 and exact.get(i, 0.0) > 0]
     units_missed = float(sum(exact[col_ids[j]] * rel_means[j] for j in missed))
     rest = max(units_per_turn - units_missed, 0.0)
@@ -1683,6 +1884,8 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
     # spread: a 110-token call on a 2,441-token step is 0 or 1 step, which would make the
     # rejected calls look 22x larger than the average (κ = 0.045 instead of 1).
     hf, fine = _fine_lattice(col_costs, h)
+    fine = [_fitting(p, q_units / hf)[0] for p in fine]
+    never_fit = float(_dot(launches, col_never) / launches.sum()) if launches.sum() > 0 else 0.0
     fine_call = np.zeros(max((p.size for p in fine), default=1))
     for j, p in enumerate(fine):
         fine_call[: p.size] += launches[j] / launches.sum() * p
@@ -1695,7 +1898,8 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
     else:
         crossing = timing.memo(
             ("crossing", q_lat * h, hf, fine_call.tobytes()), lambda: first_fit_crossing(
-                fine_call, hf, q_lat * h, point_charges(col_costs, launches)))
+                fine_call, hf, q_lat * h, _fit_points(point_charges(col_costs, launches),
+                                                      q_lat * h)))
     # Own-turn load and earlier launches come from the sample's turns only (a missed
     # call is too rare to shift them; its columns carry no earlier launches).
     # These depend on the turns and the charges only, not on the think time: computed
@@ -1723,17 +1927,276 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
                                                 float(retry.rejection_latency_s or 0.0)))
         if (retry.rejection_latency_s is not None
             and retry.max_retries == 0 and not retry.abort_turn) else None)
+    aborted = (timing.memo(("aborted", tuple(relevant), window_s, q_units, h),
+                           lambda: _abort_law(timing, [int(k) for k in relevant],
+                                              [c for c in col_costs[: len(relevant)]
+                                               if c is not None], q_units, h, window_s))
+               # Requests: a counter full at one instant stays full to the window's end
+               # (token charges: a smaller later call may still fit the room left).
+               if (ABORT_SAVING and is_requests and not sliding and retry.max_retries == 0
+                   and retry.abort_turn)
+               else None)
     # Storms only arise where rejections are logged and retried (requests: whole calls).
     storm = (timing.memo(("storm", *memo_key), lambda: _storm_launches(
         timing, relevant, rel_pmfs[: len(relevant)]))
         if sliding and retry.counts_rejected and retry.retries
         else (np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), np.zeros(0)))
+    session = _SessionArgs(
+        relevant, [c for c in col_costs[: len(relevant)] if c is not None], q_units, h,
+        rest * window_s / h, [(exact[col_ids[j]] * window_s, rel_pmfs[j]) for j in missed])
     return _Parts(load, folded, cross, mu_units, calls_per_turn, events_per_turn, dict(
         h=h, q_lat=q_lat, window_s=window_s, sliding=sliding, clump_pmf=clump,
         call_pmf=call_pmf, own_pmf=own, retry=retry, size_bias=kappa, prior_hist=hist,
         prior_counts=counts, fail_odds=_fail_odds(fine, fine_call, launches, is_requests),
         event_pmf=event_pmf, crossing=crossing, cascade=cascade, storm_first=storm[0],
-        storm_gaps=storm[1], storm_sizes=storm[2], storm_ends=storm[3]))
+        storm_gaps=storm[1], storm_sizes=storm[2], storm_ends=storm[3], aborted=aborted,
+        never_fit=never_fit), units_per_turn, session)
+
+
+@dataclass
+class _SessionArgs:
+    """What the session law (:func:`_session_law`) of a constraint needs besides the
+    cycle: the charged spec indices and their costs, the allowance ``q`` (units), the
+    lattice step, the sampled calls' load per window and cycle (lattice units·s) and the
+    missed calls' (launches per window and cycle, s; charge law)."""
+
+    relevant: list[int]
+    costs: list[CallCost]
+    q: float
+    h: float
+    sampled_load: float
+    missed: list[tuple[float, NDArray[np.float64]]]
+
+
+# Switches for ablations (the accuracy benchmark's before/after): the session law of the
+# window count, and the first refused instants of aborted turns in fixed windows.
+_SESSION_LAW = True
+ABORT_SAVING = True
+# Seed of the input tokens drawn for the session law's launches (the latencies' draws,
+# outputs included, are the timing sample's).
+TIMING_INPUT_SEED = 20261201
+
+
+def _session_law(timing: TurnTiming, relevant: list[int], costs: list[CallCost],
+                 w: float, cycle_s: float, q: float, h: float, mean_lat: float,
+                 turns: int = 0) -> NDArray[np.float64] | None:
+    """One session's units in a window of ``w`` s at a uniform phase (lattice pmf).
+
+    The sampled turns are laid end to end (start to next start: the sampled gaps, the
+    pauses scaled to the mean cycle ``cycle_s``) on a circle, each launch charged from
+    its own draws (the output tokens its latency was drawn with: a long output is a long
+    call, so a session's later launches come later; the input from a fixed-seed draw),
+    and a window slid over it: the law of the units it holds, every turn at once. The
+    sum over N independent sessions is then exact (by FFT), where the binomial–Poisson
+    mixture gives a window holding more than one turn a Poisson tail. Charges above the
+    allowance ``q`` count 0 (never admitted). ``mean_lat``: the exact mean (lattice
+    units) the law is scaled to. None when the sample cannot say (no draws kept).
+    """
+    key = ("session", w, cycle_s, q, h, turns, tuple(relevant), tuple(id(c) for c in costs))
+    return timing.memo(key, lambda: _session_law_uncached(
+        timing, relevant, costs, w, cycle_s, q, h, mean_lat, turns))
+
+
+def _prefix_laws(timing: TurnTiming, relevant: list[int], costs: list[CallCost],
+                 w: float, cycle_s: float, q: float, h: float, rate_lat: float
+                 ) -> tuple[NDArray[np.float64], ...] | None:
+    """One session's law of the units launched in the first fraction ``u`` of a fixed
+    window, at the nodes ``u = 1 − _CASCADE_LEFT``: the session law of a window ``u·w``
+    long (``rate_lat``: the exact load, lattice units per second)."""
+    out = []
+    for u in 1.0 - _CASCADE_LEFT:
+        if u * w <= 0:
+            out.append(np.ones(1))
+            continue
+        # A third of the sample: these laws only place the abort correction.
+        g = _session_law(timing, relevant, costs, u * w, cycle_s, q, h, rate_lat * u * w,
+                         turns=max(_MIN_PREFIX_TURNS, timing.n // 3))
+        if g is None:
+            return None
+        out.append(g)
+    return tuple(out)
+
+
+def _event_charges(timing: TurnTiming, relevant: list[int], costs: list[CallCost],
+                   q: float) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+    """Per grouped launch instant (:meth:`TurnTiming.groups`, (n, G)): the units it is
+    charged and its charged calls (the launches of one instant are adjacent in a row)."""
+    key = ("event-charges", q, tuple(relevant), tuple(id(c) for c in costs))
+    return timing.memo(key, lambda: _event_charges_uncached(timing, relevant, costs, q))
+
+
+def _event_charges_uncached(timing: TurnTiming, relevant: list[int], costs: list[CallCost],
+                            q: float) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+    x = _launch_charges(timing, relevant, costs, q)
+    if x is None:
+        return None
+    t = timing.times
+    gt, _ = timing.groups()
+    valid = timing.calls >= 0
+    new = valid.copy()
+    new[:, 1:] &= t[:, 1:] != t[:, :-1]
+    cell = np.cumsum(new, axis=1) - 1
+    on = valid & (x > 0)
+    flat = (np.arange(t.shape[0])[:, None] * gt.shape[1] + cell)[on]
+    size = gt.size
+    units: NDArray[np.float64] = np.asarray(
+        np.bincount(flat, weights=x[on], minlength=size), dtype=np.float64).reshape(gt.shape)
+    calls: NDArray[np.float64] = np.asarray(
+        np.bincount(flat, minlength=size), dtype=np.float64).reshape(gt.shape)
+    return units, calls
+
+
+def _launch_charges(timing: TurnTiming, relevant: list[int], costs: list[CallCost],
+                    q: float) -> NDArray[np.float64] | None:
+    """Units each sampled launch is charged (n, R): 0 for uncharged calls and pads."""
+    out = np.zeros(timing.times.shape)
+    if timing.outs.shape != timing.times.shape:
+        return None
+    rng = np.random.default_rng(TIMING_INPUT_SEED)
+    for k, cost in zip(relevant, costs, strict=True):
+        on = timing.calls == k
+        m = int(on.sum())
+        if not m:
+            continue
+        if cost.kind == "requests":
+            x = np.ones(m)
+        else:
+            x = np.zeros(m)
+            if cost.input is not None and cost.uncached > 0:
+                x += np.rint(cost.input.sample(rng, m)) * cost.uncached
+            if cost.output_fixed is not None:
+                x += cost.output_fixed
+            elif cost.output is not None:
+                x += np.minimum(timing.outs[on], cost.output_cap)
+        out[on] = np.where(x > q, 0.0, x)
+    return out
+
+
+def _timeline(timing: TurnTiming, relevant: list[int], costs: list[CallCost],
+              cycle_s: float, q: float, h: float, turns: int = 0
+              ) -> tuple[NDArray[np.float64], NDArray[np.float64], float] | None:
+    """One session's charged launches laid end to end: (times, s, sorted; units,
+    lattice; the circle's length, s) — see :func:`_session_law`; ``turns`` > 0: only
+    the sample's first ``turns`` turns."""
+    key = ("timeline", cycle_s, q, h, turns, tuple(relevant), tuple(id(c) for c in costs))
+    return timing.memo(key, lambda: _timeline_uncached(timing, relevant, costs, cycle_s,
+                                                       q, h, turns))
+
+
+def _timeline_uncached(timing: TurnTiming, relevant: list[int], costs: list[CallCost],
+                       cycle_s: float, q: float, h: float, turns: int
+                       ) -> tuple[NDArray[np.float64], NDArray[np.float64], float] | None:
+    ev = _event_charges(timing, relevant, costs, q)
+    if ev is None:
+        return None
+    x = ev[0]
+    gt, _ = timing.groups()
+    k = turns if 0 < turns < timing.n else timing.n
+    fin = np.isfinite(gt[:k]) & (x[:k] > 0)
+    lat, gap = timing.latency[:k], timing.gap[:k]
+    extra = gap - lat
+    e_mean, l_mean = float(extra.mean()), float(lat.mean())
+    if e_mean > 0 and cycle_s >= l_mean:
+        gap = lat + extra * ((cycle_s - l_mean) / e_mean)
+    elif float(gap.mean()) > 0:
+        gap = gap * (cycle_s / float(gap.mean()))
+    start = np.concatenate([[0.0], np.cumsum(gap)[:-1]])
+    total = float(gap.sum())
+    if total <= 0 or not fin.any():
+        return None
+    t = (start[:, None] + np.where(fin, gt[:k], 0.0))[fin]
+    c = x[:k][fin] / h
+    order = np.argsort(t, kind="stable")
+    return t[order], c[order], total
+
+
+def _session_law_uncached(timing: TurnTiming, relevant: list[int], costs: list[CallCost],
+                          w: float, cycle_s: float, q: float, h: float, mean_lat: float,
+                          turns: int) -> NDArray[np.float64] | None:
+    if not relevant or mean_lat <= 0 or timing.n < 2:
+        return None
+    line = _timeline(timing, relevant, costs, cycle_s, q, h, turns)
+    if line is None or line[2] <= w:
+        return None
+    t, c, total = line
+    # Circle: the windows that start near the end hold the first launches, once more.
+    wrap = int(np.searchsorted(t, w, side="right"))
+    t = np.concatenate([t, t[:wrap] + total])
+    c = np.concatenate([c, c[:wrap]])
+    # The window [u, u + w) holds a launch at τ for u ∈ (τ − w, τ]: it enters at τ − w
+    # and leaves at τ. Over u ∈ [0, total) the contents change only at these points.
+    vals = np.concatenate([t - w, t])
+    order = np.argsort(vals, kind="stable")  # two sorted runs: a merge
+    sv = vals[order]
+    units = np.maximum(np.cumsum(np.concatenate([c, -c])[order]), 0.0)
+    lo = np.clip(sv, 0.0, total)
+    length = np.clip(np.concatenate([sv[1:], [total]]), 0.0, total) - lo
+    keep = (length > 0) & (units > 1e-9)
+    units, length = units[keep], length[keep] / total
+    sampled = float(_dot(units, length))
+    if sampled <= 0:
+        return None
+    # Scale the chance of holding anything to the exact load (at most the whole window).
+    length = length * min(mean_lat / sampled, 1.0 / float(length.sum()))
+    # Mean-preserving on the lattice: each content split between its two nearest points.
+    base = np.floor(units)
+    frac = units - base
+    idx = base.astype(np.int64)
+    size = int(idx.max()) + 2
+    out: NDArray[np.float64] = np.asarray(
+        np.bincount(idx, weights=length * (1.0 - frac), minlength=size), dtype=np.float64)
+    out += np.bincount(idx + 1, weights=length * frac, minlength=size)
+    out[0] += max(0.0, 1.0 - float(length.sum()))
+    out = out / float(out.sum())
+    out.setflags(write=False)
+    return out
+
+
+def _with_missed(law: NDArray[np.float64] | None,
+                 missed: list[tuple[float, NDArray[np.float64]]]
+                 ) -> NDArray[np.float64] | None:
+    """The session law with the calls the turn sample never makes added as independent
+    single-call clumps (Poisson, ``rate`` per window, charge ``pmf``): their exact load."""
+    if law is None or not missed:
+        return law
+    size = law.size + sum(8 * p.size for _, p in missed)
+    L = 1 << max(6, math.ceil(math.log2(size)))
+    log_t = np.log(np.maximum(np.abs(np.fft.rfft(law, L)), 1e-300)) + 1j * np.angle(
+        np.fft.rfft(law, L))
+    for rate, p in missed:
+        log_t = log_t + rate * (np.fft.rfft(p, L) - 1.0)
+    out = np.clip(np.fft.irfft(np.exp(log_t), L), 0.0, None)
+    top = int(np.flatnonzero(out > 1e-300).max()) + 1 if (out > 1e-300).any() else 1
+    out = out[:top] / float(out[:top].sum())
+    out.setflags(write=False)
+    return out
+
+
+def _fitting(pmf: NDArray[np.float64], q_lat: float) -> tuple[NDArray[np.float64], float]:
+    """(the charge law with every charge above the allowance ``q_lat`` (lattice units)
+    moved to 0, the mass moved): such a call is refused on every attempt, whatever the
+    window holds, and is never charged (the limiter's retry-after is infinite)."""
+    top = math.floor(q_lat + 1e-9)
+    if pmf.size <= top + 1:
+        return pmf, 0.0
+    over = float(pmf[top + 1:].sum())
+    if over <= 1e-12:
+        return pmf, 0.0
+    out = pmf[: top + 1].copy()
+    out[0] += over
+    return out, over
+
+
+def _fit_points(law: dict[float, float] | None, q: float) -> dict[float, float] | None:
+    """A discrete charge law with the charges above ``q`` units moved to 0 (see
+    :func:`_fitting`)."""
+    if law is None or all(x <= q for x in law):
+        return law
+    out: dict[float, float] = {}
+    for x, p in law.items():
+        key = x if x <= q else 0.0
+        out[key] = out.get(key, 0.0) + p
+    return out
 
 
 def _event_law(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.float64]]
@@ -1947,6 +2410,69 @@ def _cascade_law(timing: TurnTiming, relevant: list[int], delta: float) -> Casca
     w = grel[tr][keep] / n_inst
     levels = np.bincount(j[keep].astype(np.int64), weights=w)[1:].astype(np.float64)
     return dataclasses.replace(Cascade.of(a, b, w, per_instant), levels=levels)
+
+
+@dataclass(frozen=True)
+class AbortLaw:
+    """Sampled launch instants of one constraint for :meth:`ClumpWindowModel._first_refused`:
+    per instant its units ``size`` (lattice), calls ``calls``, the gap ``gap`` to its
+    turn's previous charged instant (fraction of the window; inf when none) and ``own``,
+    its turn's earlier units within the window when it comes at each cell's middle."""
+
+    size: NDArray[np.float64]
+    calls: NDArray[np.float64]
+    gap: NDArray[np.float64]
+    own: NDArray[np.float64]
+
+
+_ABORT_INSTANTS = 512
+# Linear interpolation from the prefix nodes u = 1 − _CASCADE_LEFT to u = 0 and the
+# cells' middles (rows), as a matrix.
+_PREFIX_INTERP = np.stack(
+    [np.interp(np.concatenate([[0.0], _CASCADE_MIDDLES]), (1.0 - _CASCADE_LEFT)[::-1],
+               np.eye(_CASCADE_LEFT.size)[i][::-1]) for i in range(_CASCADE_LEFT.size)],
+    axis=1)
+_MIN_PREFIX_TURNS = 512
+
+
+def _abort_law(timing: TurnTiming, relevant: list[int], costs: list[CallCost], q: float,
+               h: float, w: float) -> AbortLaw | None:
+    """The :class:`AbortLaw` of the turn sample (charges drawn as the session law's)."""
+    if not relevant:
+        return None
+    ev = _event_charges(timing, relevant, costs, q)
+    if ev is None:
+        return None
+    gt, _ = timing.groups()
+    units, calls = ev[0] / h, ev[1]
+    on = np.isfinite(gt) & (units > 0)
+    ii, jj = np.nonzero(on)
+    if ii.size == 0:
+        return None
+    if ii.size > _ABORT_INSTANTS:  # evenly spaced instants: the law, not every one
+        pick = np.linspace(0, ii.size - 1, _ABORT_INSTANTS).astype(np.int64)
+        ii, jj = ii[pick], jj[pick]
+    gts = np.where(on, gt, np.nan)
+    u = (np.arange(_CASCADE_NODES) + 0.5) / _CASCADE_NODES * w  # seconds into the window
+    own = np.zeros((ii.size, _CASCADE_NODES))
+    gap = np.full(ii.size, np.inf)
+    last = _last_before(on, ii, jj)
+    for k in range(gt.shape[1]):  # earlier events of the same turn
+        d = gt[ii, jj] - gts[ii, k]
+        ok = (k < jj) & on[ii, k]
+        gap = np.where(ok & (k == last), d / w, gap)
+        own += np.where(ok[:, None] & (d[:, None] < u[None, :]), units[ii, k][:, None], 0.0)
+    return AbortLaw(units[ii, jj], calls[ii, jj], gap, own)
+
+
+def _last_before(on: NDArray[np.bool_], ii: NDArray[np.int64], jj: NDArray[np.int64]
+                 ) -> NDArray[np.int64]:
+    """Index of the last charged event before ``jj`` in each row ``ii`` (−1: none)."""
+    idx = np.where(on, np.arange(on.shape[1])[None, :], -1)
+    prior = np.maximum.accumulate(idx, axis=1)
+    prev = np.concatenate([np.full((on.shape[0], 1), -1), prior[:, :-1]], axis=1)
+    out: NDArray[np.int64] = prev[ii, jj]
+    return out
 
 
 @dataclass(frozen=True)

@@ -461,19 +461,28 @@ def sample_call_latency(call: CallSpec, profile: Profile, rng: np.random.Generat
                         n: int) -> NDArray[np.float64]:
     """``n`` latencies (s) of ``call``: ttft + min(output, max_tokens)/tokens_per_second
     of the model serving each copy (an unrouted call draws exactly as it always did)."""
+    return sample_call_latency_output(call, profile, rng, n)[0]
+
+
+def sample_call_latency_output(call: CallSpec, profile: Profile, rng: np.random.Generator,
+                               n: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(latencies (s), the output tokens drawn for them, before any ``max_tokens`` cut):
+    the draws of :func:`sample_call_latency`, the output kept (a large output is also a
+    long call, which a window's charge law must see)."""
     targets = _latency_targets(profile, call)
     which = (_target_index([s for s, _, _ in targets], rng, n)
              if len(targets) > 1 else None)
     lat = np.zeros(n)
+    outs = np.zeros(n)
     for j, (_, model, mt) in enumerate(targets):
-        out = np.rint(call.output_tokens.sample(rng, n))
-        if mt is not None:
-            out = np.minimum(out, mt)
+        raw = np.rint(call.output_tokens.sample(rng, n))
+        out = np.minimum(raw, mt) if mt is not None else raw
         one = model.ttft.sample(rng, n) + out / model.tokens_per_second.sample(rng, n)
         if which is None:
-            return np.asarray(one, dtype=np.float64)
+            return np.asarray(one, dtype=np.float64), np.asarray(raw, dtype=np.float64)
         lat = np.where(which == j, one, lat)
-    return lat
+        outs = np.where(which == j, raw, outs)
+    return lat, outs
 
 
 # ---------------------------------------------------------------------------------------
