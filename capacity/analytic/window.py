@@ -522,13 +522,13 @@ class ClumpWindowModel:
                 s1 = np.maximum(cum[r1, b_i] - cum[r1, a_i], 0.0)
                 out: NDArray[np.float64] = neg + s0 + fr * (s1 - s0)
                 return out
-            cells = np.arange(_CASCADE_NODES, dtype=np.float64) + 1.0  # u on the middles
+            cells = np.arange(_ABORT_CELLS, dtype=np.float64) + 1.0  # u on the middles
             rows_now = np.broadcast_to(cells, ab.own.shape)
             b = np.rint(ab.size)[:, None]
             now = tail_sum(rows_now, q - ab.own - b, q - ab.own - 1.0)
             # The previous instant's time, on the same rows (u − g/w; before the window:
             # nothing to subtract — it was in an earlier window, or there is none).
-            shift = ab.gap[:, None] * _CASCADE_NODES
+            shift = ab.gap[:, None] * _ABORT_CELLS
             before = rows_now - shift
             prev = np.where(before >= 0.5, tail(np.maximum(before, 0.0), ab.own), 0.0)
             first = np.clip(now - b * prev, 0.0, None).mean(axis=1)
@@ -2425,11 +2425,15 @@ class AbortLaw:
     own: NDArray[np.float64]
 
 
-_ABORT_INSTANTS = 512
+# Sampled instants and cells in u (equal widths) of the first-refused share: an average
+# of smooth terms, which these resolve to ~1% (they are evaluated at every N searched).
+_ABORT_INSTANTS = 256
+_ABORT_CELLS = 16
+_ABORT_MIDDLES = (np.arange(_ABORT_CELLS) + 0.5) / _ABORT_CELLS
 # Linear interpolation from the prefix nodes u = 1 − _CASCADE_LEFT to u = 0 and the
 # cells' middles (rows), as a matrix.
 _PREFIX_INTERP = np.stack(
-    [np.interp(np.concatenate([[0.0], _CASCADE_MIDDLES]), (1.0 - _CASCADE_LEFT)[::-1],
+    [np.interp(np.concatenate([[0.0], _ABORT_MIDDLES]), (1.0 - _CASCADE_LEFT)[::-1],
                np.eye(_CASCADE_LEFT.size)[i][::-1]) for i in range(_CASCADE_LEFT.size)],
     axis=1)
 _MIN_PREFIX_TURNS = 512
@@ -2453,8 +2457,8 @@ def _abort_law(timing: TurnTiming, relevant: list[int], costs: list[CallCost], q
         pick = np.linspace(0, ii.size - 1, _ABORT_INSTANTS).astype(np.int64)
         ii, jj = ii[pick], jj[pick]
     gts = np.where(on, gt, np.nan)
-    u = (np.arange(_CASCADE_NODES) + 0.5) / _CASCADE_NODES * w  # seconds into the window
-    own = np.zeros((ii.size, _CASCADE_NODES))
+    u = _ABORT_MIDDLES * w                                    # seconds into the window
+    own = np.zeros((ii.size, _ABORT_CELLS))
     gap = np.full(ii.size, np.inf)
     last = _last_before(on, ii, jj)
     for k in range(gt.shape[1]):  # earlier events of the same turn
