@@ -201,6 +201,10 @@ def workloads() -> list[tuple[str, Profile]]:
     # A quota that meters one call in five: its 429s are a fifth of all attempts' share.
     rows.append(("1-3-1 whose last call runs on a small model with its own 100 RPM quota",
                  load_profile(ROOT / "tests" / "data" / "dilute-minor-quota.yaml")))
+    # One quota's ITPM per 5 s and OTPM per 30 s: they overflow in different windows, so
+    # their 429s add (the hunt's hunt-025).
+    rows.append(("tool loop, ITPM per 5 s and OTPM per 30 s windows on one quota, retries",
+                 load_profile(ROOT / "tests" / "data" / "itpm-otpm-windows.yaml")))
     # Retries that do not wait for the retry-after: a 0.1-0.5 s backoff brings most of
     # them back into the full window that refused them (the hunt's finding).
     rows.append(("1-3-1 RPM 10s windows, retry-after ignored, 0.1-0.5 s backoff × 5",
