@@ -18,6 +18,8 @@ from capacity.analytic.model import analyze
 from capacity.profile.loader import load_profile
 from capacity.search import find_saturation
 
+from ._accuracy import assert_accurate
+
 DATA = Path(__file__).parent / "data"
 
 
@@ -29,9 +31,7 @@ def test_dimensions_over_different_windows_add_against_the_simulator() -> None:
     a = r.burst_ceiling
     sim = find_saturation(p, a - 16, a + 16, replications=20, horizon_s=3600, seed=1,
                           max_sessions=400)
-    assert sim.n_lo <= a <= sim.n_hi or abs(a - sim.n_star) <= 0.03 * sim.n_star, (
-        a, sim.n_star, sim.n_lo, sim.n_hi)
-    assert a <= 1.05 * sim.n_star
+    assert_accurate(a, sim, "itpm-otpm-windows")
     assert a < min(c.burst_ceiling for c in r.constraints)  # the shares add
 
 

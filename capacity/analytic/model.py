@@ -791,10 +791,11 @@ def joint_ceiling(results: list[ConstraintResult],
     add up, while each alone was held to the whole target; the dimensions of one quota
     metered over the same windows (its RPM and TPM per 10 s) overflow in the same bursts
     and count by the largest, while those over different windows or counters add
-    (:func:`_bursts`). Only constraints within 1.5× of the smallest ceiling take part (far
+    (:func:`same_bursts`). Only constraints within 1.5× of the smallest ceiling take part (far
     below its own ceiling a constraint's share is negligible)."""
     low = min(r.burst_ceiling for r in results)
-    near = [(_bursts(r), f) for r, f in zip(results, stats, strict=True)
+    near = [(same_bursts(r.quota, r.enforcement, r.window_s), f)
+            for r, f in zip(results, stats, strict=True)
             if r.burst_ceiling <= 1.5 * low + 1]
     if len({q for q, _ in near}) < 2 or low <= 0:
         return low
@@ -808,14 +809,16 @@ def joint_ceiling(results: list[ConstraintResult],
     return _largest_meeting(together, target * (1.0 + 1e-9), low)[0]
 
 
-def _bursts(r: ConstraintResult) -> tuple[str, str, float | None]:
-    """Which constraints overflow in the same bursts: one quota's dimensions metered by
-    one counter kind over one window length (RPM and TPM per 10 s windows: a window full
-    of calls is full of tokens). A dimension over a different window (ITPM per 5 s, OTPM
-    per 30 s) or kind refuses in other windows: its 429s add (at 146 sessions of
+def same_bursts(quota: str, enforcement: str, window_s: float | None
+                ) -> tuple[str, str, float | None]:
+    """Which constraints overflow in the same bursts, so that their 429s count by the
+    largest instead of adding: one quota's dimensions metered by one counter kind over
+    one window length (RPM and TPM per 10 s windows: a window full of calls is full of
+    tokens). A dimension over another window (ITPM per 5 s, OTPM per 30 s) or counter
+    refuses in other windows: its 429s add (at 146 sessions of
     tests/data/itpm-otpm-windows.yaml the engine turns away 0.65% of attempts on ITPM,
     0.33% on OTPM, 0.98% in all)."""
-    return (r.quota, r.enforcement, r.window_s if r.bucket_depth is None else r.bucket_depth)
+    return (quota, enforcement, window_s)
 
 
 def _joint(wl: Workload, cyc: CycleTime, results: list[ConstraintResult],

@@ -22,6 +22,7 @@ from capacity.analytic.model import (
     constraint_model,
     cycle_time,
     of_all_attempts,
+    same_bursts,
 )
 from capacity.errors import CapacityError, ParameterError
 from capacity.jsonsafe import clean as _clean
@@ -316,27 +317,30 @@ def split_target(dims: tuple[DimensionSize, ...], target: float,
                  at_current: Callable[[DimensionSize], float]
                  ) -> tuple[DimensionSize, ...]:
     """Quotas sized each on its own at the whole target may, refusing at the same N, add
-    up past it (the target is one share of all attempts; one quota's dimensions count by
-    the largest, as :func:`capacity.analytic.model.joint_ceiling` counts them). Then the
+    up past it (the target is one share of all attempts; one quota's dimensions over one
+    window count by the largest, as :func:`capacity.analytic.model.joint_ceiling` counts
+    them, :func:`~capacity.analytic.model.same_bursts`). Then the
     quotas to raise are sized again, each for its part of what the others leave
     (``at_current``: a dimension's 429 share at its current limit, when not raised), in
     proportion to its share at N. A quota under 1% of the target takes no part."""
-    raised: dict[str, float] = {}
-    kept: dict[str, float] = {}
+    def key(d: DimensionSize) -> tuple[str, str, float | None]:
+        return same_bursts(d.quota, d.enforcement, d.window_s)
+    raised: dict[tuple[str, str, float | None], float] = {}
+    kept: dict[tuple[str, str, float | None], float] = {}
     for d in dims:
         if d.raise_needed:
             x = d.at_required.loss_fraction if d.at_required is not None else 0.0
-            raised[d.quota] = max(raised.get(d.quota, 0.0), x)
+            raised[key(d)] = max(raised.get(key(d), 0.0), x)
         else:
-            kept[d.quota] = max(kept.get(d.quota, 0.0), at_current(d))
+            kept[key(d)] = max(kept.get(key(d), 0.0), at_current(d))
     kept = {q: x for q, x in kept.items() if q not in raised and x >= 0.01 * target}
     raised = {q: x for q, x in raised.items() if x >= 0.01 * target}
     room = target - math.fsum(kept.values())
     total = math.fsum(raised.values())
     if not raised or total <= room * (1.0 + 1e-9):
         return dims
-    return tuple(resize(d, max(room, 0.0) * raised[d.quota] / total)
-                 if d.quota in raised and d.raise_needed else d
+    return tuple(resize(d, max(room, 0.0) * raised[key(d)] / total)
+                 if key(d) in raised and d.raise_needed else d
                  for d in dims)
 
 
