@@ -45,6 +45,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from capacity.analytic.window import RetryModel, attempts_per_call
+from capacity.model.numeric import brentq
 from capacity.model.workload import Batch, CallCost
 
 # Coarse grid: ``δ`` a ``1/s`` of the mean call charge (so equal charges sit on the grid),
@@ -693,3 +694,270 @@ def fits_chain(call_pmf: NDArray[np.float64], h: float, depth: float) -> bool:
     # One charge (requests, or a fixed prompt) sits on every grid: a coarse one will do.
     least = 1 if np.count_nonzero(call_pmf) == 1 else _MIN_STEPS_PER_CALL
     return mean <= depth and _steps_per_call(call_pmf, h, depth) >= least
+
+
+# ---------------------------------------------------------------------------------------
+# Deep buckets: the level law by level crossing (no retries)
+# ---------------------------------------------------------------------------------------
+
+# Coarse grid of a deep bucket: this many steps per mean call, at most _DEEP_POINTS levels
+# and at most _DEEP_BLOCK levels in the exact bottom block (the fine grid: twice each).
+_DEEP_STEPS = 8
+_DEEP_MIN_STEPS = 2
+_DEEP_POINTS = 4096
+_DEEP_BLOCK = 96
+# A launch from a level its batch exceeds with at most this chance takes its whole batch.
+_DEEP_EPS = 1e-9
+
+
+@dataclass
+class _DeepGrid:
+    """One grid of a deep bucket: ``K`` steps of ``delta`` units to the depth; the
+    launches' total-charge tail ``tail[d] = P(S > d)`` (steps, fitting calls only), the
+    exact bottom block (levels ``0..J − 1``): ``down[j, i]`` the chance a launch from
+    level ``j`` leaves it below ``i`` and ``refused[j]`` its expected refused calls; calls
+    that never fit (charge past the depth) per launch, and calls per launch."""
+
+    delta: float
+    top: int
+    block: int
+    tail: NDArray[np.float64]
+    down: NDArray[np.float64]
+    refused: NDArray[np.float64]
+    never: float
+    calls: float
+    mean: float                      # units of a mean call
+
+
+@dataclass
+class DeepBucket:
+    """The refusal share of calls at a token bucket too deep for :class:`BucketChain`,
+    fed by Poisson launches of several kinds (each ``(share of launches, calls per
+    launch, charge of one call on a lattice of step h units)``), without retries.
+
+    The level is a continuous-time chain on a grid of ``δ`` units: the bucket refills
+    one step at rate ``r/δ`` (a Poisson stream whose mean is the refill; its noise is an
+    ``O(δ)`` error, extrapolated away on two grids), and a launch moves the level down by
+    the calls that fit, call by call. Every level is crossed upwards by the refill as
+    often as downwards by launches (level crossing), so the law is solved from the full
+    bucket down: ``(r/δ)·π[i − 1] = λ·Σ_{j ≥ i} π[j]·P(a launch from j ends below i)``.
+    Above the largest batch every call fits and that chance is the batch total's tail
+    ``P(S > j − i)``: there the deficit has the Pollaczek–Khinchine (compound geometric)
+    law, ``U(z) = 1/(1 − (λδ/r)·z·T(z))``, by one FFT (damped, so that an overloaded
+    bucket's growing law does not wrap around); the few levels below it, where calls are
+    refused, by the exact launch matrices of each kind (not one launch law pooled over
+    kinds: a 3-call fan-out of 7,000-token calls is not three draws of the average call
+    when single 1,000-token calls are launched too). Launches are Poisson (independent
+    sessions); the same lattice of charges as :class:`BucketChain`.
+    """
+
+    kinds: list[tuple[float, NDArray[np.float64], NDArray[np.float64]]]
+    h: float
+    refill: float
+    depth: float
+    scale: float = 1.0                 # launches here per launch the caller counts
+    _grids: list[_DeepGrid] = field(default_factory=list, repr=False)
+    _cache: dict[float, dict[str, float]] = field(default_factory=dict, repr=False)
+    _coarse_top: int = field(default=1, repr=False)
+
+    def grids(self) -> list[_DeepGrid]:
+        """The coarse and fine grids (built once)."""
+        if not self._grids:
+            calls = sum(w * float(np.dot(np.arange(k.size), k)) for w, k, _ in self.kinds)
+            mean = sum(w * float(np.dot(np.arange(k.size), k))
+                       * _mean_units(c, self.h) for w, k, c in self.kinds) / max(calls, 1e-300)
+            most = max(_quantile_units(k, c, self.h, self.depth) for _, k, c in self.kinds)
+            steps = float(_DEEP_STEPS)
+            steps = min(steps, _DEEP_POINTS * mean / self.depth)
+            steps = min(steps, _DEEP_BLOCK * mean / max(most, mean))
+            steps = max(steps, min(_DEEP_MIN_STEPS, _DEEP_POINTS * mean / self.depth))
+            key = (self.h, self.refill, self.depth, steps, tuple(
+                (w, k.tobytes(), c.tobytes()) for w, k, c in self.kinds))
+            hit = _DEEP_GRIDS.get(key)
+            if hit is None:
+                self._coarse_top = max(2, round(self.depth * steps / mean))
+                hit = [self._grid(self.depth / (self._coarse_top * k), self._coarse_top * k)
+                       for k in (1, 2)]
+                if len(_DEEP_GRIDS) >= 32:
+                    _DEEP_GRIDS.clear()
+                _DEEP_GRIDS[key] = hit
+            self._grids = hit
+        return self._grids
+
+    def _grid(self, delta: float, top: int) -> _DeepGrid:
+        kinds = []
+        block = 1
+        for w, count, call in self.kinds:
+            pmf = _regrid(call, self.h, delta, top)      # past the depth: at top + 1
+            nu = float(pmf[top + 1])
+            fit = pmf[: top + 1] / max(1.0 - nu, 1e-300)
+            kbar = float(np.dot(np.arange(count.size), count))
+            thin = count if nu <= 0 else _thinned(count, 1.0 - nu)
+            total = np.zeros(top + 2)                     # batch total, gathered at top + 1
+            power = np.zeros(top + 2)
+            power[0] = 1.0
+            for k, pk in enumerate(thin):
+                if k > 0:
+                    power = _conv_cap(power, fit, top + 1)
+                if pk > 0:
+                    total += pk * power
+            tail = np.clip(1.0 - np.cumsum(total[: top + 1]), 0.0, None)
+            over = np.flatnonzero(tail > _DEEP_EPS)
+            block = max(block, int(over[-1]) + 2 if over.size else 1)
+            kinds.append((w, thin, fit, tail, kbar, nu))
+        # Past the block a launch is refused a call with chance ≤ ε (the quantile the
+        # grid was chosen on is 1e-6; heavier tails are cut there).
+        block = min(block, top + 1, 2 * _DEEP_BLOCK * round(top / self._coarse_top))
+        tail = np.zeros(top + 1)
+        down = np.zeros((block, block))
+        refused = np.zeros(block)
+        never = calls = 0.0
+        for w, thin, fit, t, kbar, nu in kinds:
+            tail += w * t
+            f = np.zeros(block + 1)
+            f[: min(block, fit.size)] = fit[:block]
+            f[block] += max(0.0, 1.0 - float(f[:block].sum()))   # never fits this low
+            launch, ref = _launch_block(thin, f, block - 1)
+            cum = np.cumsum(launch, axis=1)
+            down[:, 1:] += w * cum[:, :-1]
+            refused += w * ref
+            never += w * kbar * nu
+            calls += w * kbar
+        mean = sum(w * kbar * _mean_units(fit, delta) for w, _, fit, _, kbar, _ in kinds)
+        return _DeepGrid(delta, top, block, tail, down, refused, never, calls,
+                         mean / max(calls, 1e-300))
+
+    def _share(self, g: _DeepGrid, lam: float) -> tuple[float, float]:
+        """(share of calls refused, chance the level is below one mean call) at ``lam``
+        launches per second on grid ``g``."""
+        c = lam * g.delta / self.refill
+        K, J = g.top, g.block
+        pi = np.zeros(K + 1)
+        if J <= K:
+            # Levels J − 1..K: the compound geometric deficit u_k = π[K − k].
+            n = K - J + 1
+            p = np.zeros(K + 2)
+            p[1:] = c * g.tail
+            L = 1 << max(4, math.ceil(math.log2(2 * (K + 2))))
+            k = np.arange(K + 2, dtype=np.float64)
+            a0 = 0.0
+            if float(p.sum()) >= 1.0:
+                # Overloaded: u grows; damp by its growth rate (Σ p_k e^{−a k} = 1).
+                a0 = brentq(lambda a: float(np.dot(p, np.exp(-a * k))) - 1.0,
+                            0.0, 50.0 / max(1.0, float(np.dot(p, k))) + 1.0)
+            a = a0 + 30.0 / L
+            if a * n > 600.0:
+                return 1.0 - 1.0 / max(float(p.sum()), 1.0), 1.0  # deep overload: fluid
+            pt = np.fft.rfft(p * np.exp(-a * k), L)
+            ut = np.fft.irfft(1.0 / (1.0 - pt), L)[: n + 1]
+            u = ut * np.exp(a * (np.arange(n + 1) - n))
+            pi[K - n:] = u[::-1]
+            lo = J - 1
+            # The interior's pull on the block: Σ_{j ≥ J} π[j]·T(j − i), i = 1..J − 1.
+            if J > 1:
+                rest = pi[J:]
+                tl = np.zeros(J - 1 + rest.size)
+                m = min(tl.size, g.tail.size)
+                tl[:m] = g.tail[:m]
+                pull = np.correlate(tl, rest, mode="valid")    # index d0 = J − i
+                base = c * pull[J - np.arange(1, J)]
+            else:
+                base = np.zeros(0)
+        else:
+            lo = K
+            pi[K] = 1.0
+            base = np.zeros(K)
+        D = g.down
+        for i in range(lo, 0, -1):
+            pi[i - 1] = c * float(np.dot(pi[i: lo + 1], D[i: lo + 1, i]))
+            if base.size:
+                pi[i - 1] += base[i - 1]
+        z = float(pi.sum())
+        refused = float(np.dot(pi[: g.block], g.refused)) + g.never * z
+        short = float(pi[: max(1, round(g.mean / g.delta))].sum()) / z
+        return min(1.0, max(0.0, refused / (z * g.calls))), min(1.0, short)
+
+    def shares(self, lam: float, sessions: float = math.inf) -> dict[str, float]:
+        """429 shares at ``lam`` launches per second (as :meth:`BucketChain.shares`;
+        without retries every one is the same)."""
+        hit = self._cache.get(lam)
+        if hit is not None:
+            return hit
+        both = [self._share(g, lam * self.scale) for g in self.grids()]
+        got = [x for x, _ in both]
+        # The refill noise shifts log p by O(δ): extrapolate it away.
+        if min(got) > 0.0:
+            p = min(1.0, math.exp(2.0 * math.log(got[1]) - math.log(got[0])))
+        else:
+            p = got[1]
+        out = {"attempt": p, "call": p, "failed": p, "retry_share": 0.0,
+               "short": both[1][1]}
+        self._cache[lam] = out
+        return out
+
+
+# Grids by (lattice, refill, depth, steps, kinds): the think-time sensitivity and the
+# joint ceiling rebuild the same bucket at other cycles (the kinds' shares do not move).
+_DEEP_GRIDS: dict[tuple[object, ...], list[_DeepGrid]] = {}
+
+
+def _launch_block(count: NDArray[np.float64], pmf: NDArray[np.float64], top: int
+                  ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """A launch of ``count`` calls of charge law ``pmf`` (steps; past ``top`` never fit)
+    on levels ``0..top``: (level → level after, expected refused calls by level)."""
+    M, r = _call_matrix(pmf, top, 0)
+    n = top + 1
+    power = np.eye(n)
+    so_far = np.zeros(n)
+    A = np.zeros((n, n))
+    R = np.zeros(n)
+    last = int(np.flatnonzero(count).max()) if count.any() else 0
+    for k in range(last + 1):
+        if k > 0:
+            so_far = so_far + power @ r
+            # einsum, not a BLAS product: its threads spin on a busy machine.
+            power = np.einsum("ij,jk->ik", power, M)
+        if count[k] > 0:
+            A += count[k] * power
+            R += count[k] * so_far
+    return A, R
+
+
+def _thinned(count: NDArray[np.float64], keep: float) -> NDArray[np.float64]:
+    """The law of a count whose members are each kept with chance ``keep``."""
+    out = np.zeros(count.size)
+    for k, pk in enumerate(count):
+        if pk > 0:
+            out[: k + 1] += pk * _binomial_row(k, keep)
+    return out
+
+
+def _binomial_row(k: int, p: float) -> NDArray[np.float64]:
+    j = np.arange(k + 1)
+    lg = np.array([math.lgamma(k + 1) - math.lgamma(x + 1) - math.lgamma(k - x + 1)
+                   for x in j])
+    with np.errstate(divide="ignore"):
+        lp = j * math.log(max(p, 1e-300)) + (k - j) * math.log(max(1.0 - p, 1e-300))
+    return np.asarray(np.exp(lg + lp))
+
+
+def _conv_cap(a: NDArray[np.float64], b: NDArray[np.float64], cap: int
+              ) -> NDArray[np.float64]:
+    """``a ⊛ b`` on ``0..cap``, the mass past ``cap`` gathered there."""
+    out = np.convolve(a, b)
+    res = np.zeros(cap + 1)
+    m = min(cap + 1, out.size)
+    res[:m] = out[:m]
+    res[cap] += float(out[cap + 1:].sum())
+    return res
+
+
+def _quantile_units(count: NDArray[np.float64], call: NDArray[np.float64], h: float,
+                    depth: float) -> float:
+    """A launch's largest total charge (units), roughly: its most calls (beyond a 1e-6
+    chance) times the largest charge of one (beyond 1e-6), at most the depth."""
+    cc = np.cumsum(count)
+    kmax = int(np.searchsorted(cc, 1.0 - 1e-6))
+    cb = np.cumsum(call)
+    bmax = float(np.searchsorted(cb, 1.0 - 1e-6)) * h
+    return min(depth, max(kmax, 1) * bmax)

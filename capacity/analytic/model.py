@@ -77,7 +77,7 @@ from capacity.model.workload import (
 from capacity.profile.schema import Profile
 
 if TYPE_CHECKING:  # the search result a simulated ceiling carries (no runtime import)
-    from capacity.analytic.bucket import BucketChain
+    from capacity.analytic.bucket import BucketChain, DeepBucket
     from capacity.analytic.clumped import ClumpedWindow
     from capacity.search import SaturationResult
 
@@ -412,12 +412,20 @@ class _BucketModel:
     mean_batch_units: float
     # The exact level chain of a shallow bucket (:mod:`capacity.analytic.bucket`): the
     # 429 share of attempts, retries included; None: the Lundberg bound.
-    chain: BucketChain | None = None
+    chain: BucketChain | DeepBucket | None = None
 
     def stats(self, n: int) -> WindowStats:
+        from capacity.analytic.bucket import DeepBucket
+
         if n <= 0:
             return WindowStats(n, 0.0, 0.0, 0.0, "none")
         lam = n * self.rate_per_session
+        if isinstance(self.chain, DeepBucket):
+            sh = self.chain.shares(lam, n)
+            # Exceedance: the chance the level is below one mean call (no bound needed).
+            return WindowStats(n, lam * self.mean_batch_units, sh["short"], sh["attempt"],
+                               "token bucket, level law by level crossing", sh["call"],
+                               sh["failed"])
         theta = lundberg_theta(lam, self.severity, self.h, self.refill)
         if self.chain is not None:
             # The bound stays the exceedance (the fleet's finite-dam spill reads it).
@@ -453,7 +461,41 @@ def bucket_model(wl: Workload, c: Constraint, cycle_s: float) -> _BucketModel:
     rates = np.array([r / cycle_s for r, _ in mix])
     model = compound_bucket(c, h, rates, [batch_units_pmf(b, c.costs, h) for _, b in mix])
     model.chain = bucket_chain(wl, c, mix, rates, h)
+    if model.chain is None:
+        deep = deep_bucket(wl, c, mix, rates, h)
+        if deep is not None and model.rate_per_session > 0:
+            # Its launches (those with a call here) per launch the model counts.
+            deep.scale /= model.rate_per_session
+            model.chain = deep
     return model
+
+
+def deep_bucket(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
+                rates: NDArray[np.float64], h: float) -> DeepBucket | None:
+    """The level law of a bucket too deep for the level chain, without retries (None
+    with retries, routes, or a bucket no call fits: the bound's)."""
+    from capacity.analytic.bucket import DeepBucket, launch_law
+
+    if (not mix or c.depth <= 0 or rates.sum() <= 0 or wl.profile.routes
+            or wl.profile.retry.max_retries > 0):
+        return None
+    kinds = []
+    total = float(rates.sum())
+    for r, (_, b) in zip(rates, mix, strict=True):
+        count, charge = launch_law(b, c.costs, h, c.depth + h)
+        mass = float(charge.sum())
+        if mass <= 0 or count[0] >= 1.0:
+            continue
+        # Launches with no call on this constraint charge nothing: thinned out.
+        w = r / total * (1.0 - float(count[0]))
+        count = count.copy()
+        count[0] = 0.0
+        kinds.append((w, count / count.sum(), charge / mass))
+    if not kinds:
+        return None
+    weight = sum(w for w, _, _ in kinds)
+    kinds = [(w / weight, k, ch) for w, k, ch in kinds]
+    return DeepBucket(kinds, h, c.rate_per_s, c.depth, scale=weight * total)
 
 
 def bucket_chain(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
@@ -688,8 +730,9 @@ def constraint_ceiling(wl: Workload, c: Constraint, cycle_s: float, target: floa
     search = getattr(model, "largest_meeting", None)
     own = own_target(target, share, retried_attempts(wl, model))
     session = wl.profile.session
-    if (wl.profile.retry.max_retries == 0 and c.enforcement != "token_bucket"
-            and math.isfinite(mean_ceiling)
+    # A bucket's Lundberg bound is 1 past the mean rate; its level law is not.
+    lossy = c.enforcement != "token_bucket" or getattr(model, "chain", None) is not None
+    if (wl.profile.retry.max_retries == 0 and lossy and math.isfinite(mean_ceiling)
             and (session.mode == "cadence" or session.pause.mean >= _PAUSED * cycle_s)):
         # Without retries a refused call is simply lost: past the mean ceiling the share
         # refused grows from 0 as ~1 − 1/ρ, so a high target is met above it — up to
