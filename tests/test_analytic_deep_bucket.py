@@ -17,6 +17,8 @@ from capacity.analytic.model import analyze
 from capacity.profile.loader import load_profile
 from capacity.search import find_saturation
 
+from ._accuracy import assert_accurate
+
 DATA = Path(__file__).parent / "data"
 
 
@@ -78,6 +80,4 @@ def test_deep_bucket_ceiling_against_the_simulator(name: str, sets: list[str]) -
     assert res.binding.method == "token bucket, level law by level crossing"
     n_a = res.burst_ceiling
     sat = find_saturation(profile, max(1, n_a - 10), n_a + 10, seed=1, replications=20)
-    err = (n_a - sat.n_star) / sat.n_star
-    assert (abs(err) <= 0.03 or sat.n_lo <= n_a <= sat.n_hi) and err <= 0.05, (
-        n_a, sat.n_star, sat.n_lo, sat.n_hi)
+    assert_accurate(n_a, sat, sets or name)
