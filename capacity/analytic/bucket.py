@@ -727,6 +727,10 @@ class _DeepGrid:
     never: float
     calls: float
     mean: float                      # units of a mean call
+    # With retries: the launches with a refusal, level → level after (their row sums:
+    # the chance of one), and the chance a launch with none ends below ``i``.
+    refusing: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
+    clean_down: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
 
 
 @dataclass
@@ -756,9 +760,12 @@ class DeepBucket:
     refill: float
     depth: float
     scale: float = 1.0                 # launches here per launch the caller counts
+    # Retries that honour the retry-after (herds); None or no retries: none.
+    retry: RetryModel | None = None
     _grids: list[_DeepGrid] = field(default_factory=list, repr=False)
     _cache: dict[float, dict[str, float]] = field(default_factory=dict, repr=False)
     _coarse_top: int = field(default=1, repr=False)
+    _last: tuple[float, float, float] = field(default=(0.0, 0.0, 0.0), repr=False)
 
     def grids(self) -> list[_DeepGrid]:
         """The coarse and fine grids (built once)."""
@@ -771,7 +778,8 @@ class DeepBucket:
             steps = min(steps, _DEEP_POINTS * mean / self.depth)
             steps = min(steps, _DEEP_BLOCK * mean / max(most, mean))
             steps = max(steps, min(_DEEP_MIN_STEPS, _DEEP_POINTS * mean / self.depth))
-            key = (self.h, self.refill, self.depth, steps, tuple(
+            herd = self.retry is not None and self.retry.max_retries > 0
+            key = (self.h, self.refill, self.depth, steps, herd, tuple(
                 (w, k.tobytes(), c.tobytes()) for w, k, c in self.kinds))
             hit = _DEEP_GRIDS.get(key)
             if hit is None:
@@ -811,21 +819,27 @@ class DeepBucket:
         tail = np.zeros(top + 1)
         down = np.zeros((block, block))
         refused = np.zeros(block)
+        herd = self.retry is not None and self.retry.max_retries > 0
+        refusing = np.zeros((block, block)) if herd else np.zeros((0, 0))
+        clean_down = np.zeros((block, block)) if herd else np.zeros((0, 0))
         never = calls = 0.0
         for w, thin, fit, t, kbar, nu in kinds:
             tail += w * t
             f = np.zeros(block + 1)
             f[: min(block, fit.size)] = fit[:block]
             f[block] += max(0.0, 1.0 - float(f[:block].sum()))   # never fits this low
-            launch, ref = _launch_block(thin, f, block - 1)
+            launch, ref, clean = _launch_block(thin, f, block - 1, herd)
             cum = np.cumsum(launch, axis=1)
             down[:, 1:] += w * cum[:, :-1]
             refused += w * ref
+            if herd:
+                refusing += w * (launch - clean)
+                clean_down[:, 1:] += w * np.cumsum(clean, axis=1)[:, :-1]
             never += w * kbar * nu
             calls += w * kbar
         mean = sum(w * kbar * _mean_units(fit, delta) for w, _, fit, _, kbar, _ in kinds)
         return _DeepGrid(delta, top, block, tail, down, refused, never, calls,
-                         mean / max(calls, 1e-300))
+                         mean / max(calls, 1e-300), refusing, clean_down)
 
     def _share(self, g: _DeepGrid, lam: float) -> tuple[float, float]:
         """(share of calls refused, chance the level is below one mean call) at ``lam``
@@ -846,8 +860,10 @@ class DeepBucket:
                 a0 = brentq(lambda a: float(np.dot(p, np.exp(-a * k))) - 1.0,
                             0.0, 50.0 / max(1.0, float(np.dot(p, k))) + 1.0)
             a = a0 + 30.0 / L
-            if a * n > 600.0:
-                return 1.0 - 1.0 / max(float(p.sum()), 1.0), 1.0  # deep overload: fluid
+            if a * n > 600.0:                                  # deep overload: fluid
+                fluid = 1.0 - 1.0 / max(float(p.sum()), 1.0)
+                self._last = (fluid, fluid, 0.0)
+                return fluid, 1.0
             pt = np.fft.rfft(p * np.exp(-a * k), L)
             ut = np.fft.irfft(1.0 / (1.0 - pt), L)[: n + 1]
             u = ut * np.exp(a * (np.arange(n + 1) - n))
@@ -867,6 +883,8 @@ class DeepBucket:
             lo = K
             pi[K] = 1.0
             base = np.zeros(K)
+        if self.retry is not None and self.retry.max_retries > 0:
+            return self._herd_share(g, lam, pi, lo, base)
         D = g.down
         for i in range(lo, 0, -1):
             pi[i - 1] = c * float(np.dot(pi[i: lo + 1], D[i: lo + 1, i]))
@@ -877,23 +895,120 @@ class DeepBucket:
         short = float(pi[: max(1, round(g.mean / g.delta))].sum()) / z
         return min(1.0, max(0.0, refused / (z * g.calls))), min(1.0, short)
 
+    def _herd_share(self, g: _DeepGrid, lam: float, pi: NDArray[np.float64], lo: int,
+                    base: NDArray[np.float64]) -> tuple[float, float]:
+        """:meth:`_share` with retries that honour the retry-after; stores the other
+        shares in ``self._last`` (fresh refused per call, failed per call, retries per
+        call). ``pi``: the levels above ``lo`` solved (the interior), ``base``: their pull
+        on the block.
+
+        A launch with a refusal starts a *herd* (as :meth:`BucketChain._herd`): its
+        refused calls, and every fresh call until the level is back at one charge, are
+        told the same instant; there the oldest is admitted and the rest refused again,
+        a charge's refill later, the fresh calls meanwhile joining; it ends at a tick no
+        call joined, the level at one charge. In level-crossing terms the refusing launch
+        jumps to that level, after the herd's time spent refusing every fresh call: the
+        block's balance gains the upward jumps (a linear solve, not the recursion)."""
+        assert self.retry is not None
+        m = self.retry.max_retries
+        c = lam * g.delta / self.refill
+        ek = g.calls
+        b = max(1, min(lo, round(g.mean / g.delta)))        # the herd's exit level
+        tick = b * g.delta / self.refill
+        n = lo + 1                                          # block levels solved here
+        ref = g.refusing[:n, :n]
+        p_ref = ref.sum(axis=1)
+        # Balance across level i = 1..lo: unknowns π[0..lo − 1], π[lo] known.
+        dp = g.clean_down[:n, :n] + p_ref[:, None] * (np.arange(n)[None, :] > b)
+        i = np.arange(1, n)[:, None]
+        j = np.arange(n - 1)[None, :]
+        A = np.where(j == i - 1, 1.0, 0.0)
+        A += np.where((j < i) & (i <= b), c * p_ref[: n - 1][None, :], 0.0)
+        A -= np.where(j >= i, c * dp[: n - 1, 1:].T, 0.0)
+        rhs = c * pi[lo] * dp[lo, 1:]
+        if base.size:
+            rhs = rhs + base[: n - 1]
+        pi[: n - 1] = np.clip(np.linalg.solve(A, rhs), 0.0, None)
+        # The herd a refusing launch from each level starts, and what it does.
+        h = _HERD + 1
+        mu_pre = lam * ek * np.maximum(b - np.arange(n), 0) * g.delta / self.refill
+        pre = _poisson_rows(mu_pre, h)
+        safe = np.maximum(p_ref, 1e-300)
+        r_calls = np.where(p_ref > 1e-300, g.refused[:n] / safe, 1.0)
+        seed = np.zeros((n, h))
+        low = np.clip(np.floor(r_calls).astype(np.int64), 1, _HERD)
+        frac = np.clip(r_calls - low, 0.0, 1.0)
+        seed[np.arange(n), low] += 1.0 - frac
+        seed[np.arange(n), np.minimum(low + 1, _HERD)] += frac
+        herd0 = np.einsum("jl,lh->jh", ref, pre) / safe[:, None]
+        start = np.einsum("jk,jkh->jh", seed, _shifts(herd0))
+        pre_s = (ref @ (np.maximum(b - np.arange(n), 0) * g.delta / self.refill)) / safe
+        # The queue of calls still to admit, v = 1..m, tick by tick (doomed: past m).
+        join = _poisson_rows(np.array([lam * ek * tick]), h)[0]
+        ks = np.arange(h)
+        v_all = np.arange(1, m + 1)
+        nxt = np.zeros((m, m + 1))
+        for v in v_all:
+            np.add.at(nxt[v - 1], np.minimum(v - 1 + ks, m), join)
+        doomed = np.maximum(ks[None, :] - (m - v_all[:, None] + 1), 0) @ join
+        N = np.linalg.inv(np.eye(m) - nxt[:, 1:])         # expected ticks at v from v0
+        ticks_v = N.sum(axis=1)
+        ret_v = N @ v_all.astype(np.float64)
+        gone_v = N @ doomed
+        v0 = np.minimum(ks, m)
+        doom0 = np.maximum(ks - m, 0).astype(np.float64)
+        idx = np.maximum(v0 - 1, 0)
+        has = v0 > 0
+        ticks_h = np.where(has, ticks_v[idx], 0.0)
+        ret_h = np.where(has, ret_v[idx], 0.0)
+        gone_h = np.where(has, gone_v[idx], 0.0) + doom0
+        ticks = start @ ticks_h
+        gone = start @ gone_h
+        retries = start @ ret_h + m * gone
+        retries_ref = retries - start @ ticks_h                 # one admitted a tick
+        dur = pre_s + tick * ticks
+        x = pi[:n]
+        herds = lam * float(np.dot(x, p_ref * dur))
+        z = float(pi.sum()) + herds                             # time: levels + herds
+        fresh = lam * ek
+        fresh_ref = (lam * float(np.dot(x, g.refused[:n])) + fresh * herds) / z + (
+            lam * g.never)
+        ret = lam * float(np.dot(x, p_ref * retries)) / z
+        rr = lam * float(np.dot(x, p_ref * retries_ref)) / z
+        fail = lam * float(np.dot(x, p_ref * gone)) / z + lam * g.never
+        self._last = (min(1.0, fresh_ref / fresh), min(1.0, fail / fresh), ret / fresh)
+        attempt = (fresh_ref + rr) / max(fresh + ret, 1e-300)
+        short = float(pi[: max(1, round(g.mean / g.delta))].sum()) / z + herds / z
+        return min(1.0, max(0.0, attempt)), min(1.0, short)
+
     def shares(self, lam: float, sessions: float = math.inf) -> dict[str, float]:
         """429 shares at ``lam`` launches per second (as :meth:`BucketChain.shares`;
         without retries every one is the same)."""
         hit = self._cache.get(lam)
         if hit is not None:
             return hit
-        both = [self._share(g, lam * self.scale) for g in self.grids()]
+        both, rest = [], []
+        for g in self.grids():
+            both.append(self._share(g, lam * self.scale))
+            rest.append(self._last)
         got = [x for x, _ in both]
         # The refill noise shifts log p by O(δ): extrapolate it away.
-        if min(got) > 0.0:
-            p = min(1.0, math.exp(2.0 * math.log(got[1]) - math.log(got[0])))
-        else:
-            p = got[1]
+        p = _richardson(got[0], got[1])
         out = {"attempt": p, "call": p, "failed": p, "retry_share": 0.0,
                "short": both[1][1]}
+        if self.retry is not None and self.retry.max_retries > 0:
+            out.update(call=_richardson(rest[0][0], rest[1][0]),
+                       failed=_richardson(rest[0][1], rest[1][1]),
+                       retry_share=_richardson(rest[0][2], rest[1][2]))
         self._cache[lam] = out
         return out
+
+
+def _richardson(coarse: float, fine: float) -> float:
+    """``2·log(fine) − log(coarse)``, exponentiated (the fine value when either is 0)."""
+    if min(coarse, fine) <= 0.0:
+        return max(0.0, fine)
+    return min(1.0, math.exp(2.0 * math.log(fine) - math.log(coarse)))
 
 
 # Grids by (lattice, refill, depth, steps, kinds): the think-time sensitivity and the
@@ -901,15 +1016,21 @@ class DeepBucket:
 _DEEP_GRIDS: dict[tuple[object, ...], list[_DeepGrid]] = {}
 
 
-def _launch_block(count: NDArray[np.float64], pmf: NDArray[np.float64], top: int
-                  ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def _launch_block(count: NDArray[np.float64], pmf: NDArray[np.float64], top: int,
+                  clean: bool = False) -> tuple[NDArray[np.float64], NDArray[np.float64],
+                                                 NDArray[np.float64]]:
     """A launch of ``count`` calls of charge law ``pmf`` (steps; past ``top`` never fit)
-    on levels ``0..top``: (level → level after, expected refused calls by level)."""
+    on levels ``0..top``: (level → level after, expected refused calls by level, and
+    with ``clean`` the outcomes with no call refused — else an empty matrix)."""
     M, r = _call_matrix(pmf, top, 0)
     n = top + 1
+    fit = M.copy()
+    fit[np.arange(n), np.arange(n)] -= r
     power = np.eye(n)
+    fpower = np.eye(n)
     so_far = np.zeros(n)
     A = np.zeros((n, n))
+    C = np.zeros((n, n)) if clean else np.zeros((0, 0))
     R = np.zeros(n)
     last = int(np.flatnonzero(count).max()) if count.any() else 0
     for k in range(last + 1):
@@ -917,10 +1038,14 @@ def _launch_block(count: NDArray[np.float64], pmf: NDArray[np.float64], top: int
             so_far = so_far + power @ r
             # einsum, not a BLAS product: its threads spin on a busy machine.
             power = np.einsum("ij,jk->ik", power, M)
+            if clean:
+                fpower = np.einsum("ij,jk->ik", fpower, fit)
         if count[k] > 0:
             A += count[k] * power
             R += count[k] * so_far
-    return A, R
+            if clean:
+                C += count[k] * fpower
+    return A, R, C
 
 
 def _thinned(count: NDArray[np.float64], keep: float) -> NDArray[np.float64]:

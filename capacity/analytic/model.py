@@ -45,7 +45,11 @@ Burst-aware, token bucket (theory.md §2.5)
     the same, e.g. requests) is solved exactly instead
     (:mod:`capacity.analytic.bucket`): a call is refused when the level is below its own
     charge, not below zero, which the bound does not see (a bucket of 2.5 calls: the
-    bound said 55 sessions, the level chain 38 against a simulated 39 [36–43]).
+    bound said 55 sessions, the level chain 38 against a simulated 39 [36–43]). A deeper
+    one's level law is solved by level crossing (:class:`capacity.analytic.bucket.
+    DeepBucket`) when there are no retries, or retries that honour the retry-after:
+    the bound stays only for counted rejections, backoff retries, routes and
+    populations (it said 160 where the simulated N* is 187 [184–190], 5 s deep).
 
 The accuracy of the ceiling against the simulated N* is measured by
 ``benchmarks/analytic_accuracy.py`` (README, "The models").
@@ -472,12 +476,16 @@ def bucket_model(wl: Workload, c: Constraint, cycle_s: float) -> _BucketModel:
 
 def deep_bucket(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
                 rates: NDArray[np.float64], h: float) -> DeepBucket | None:
-    """The level law of a bucket too deep for the level chain, without retries (None
-    with retries, routes, or a bucket no call fits: the bound's)."""
+    """The level law of a bucket too deep for the level chain, without retries or with
+    retries that honour the retry-after (None with other retries, routes, or a bucket
+    no call fits: the bound's)."""
     from capacity.analytic.bucket import DeepBucket, launch_law
+    from capacity.analytic.clumped import retry_model  # it imports this module
 
-    if (not mix or c.depth <= 0 or rates.sum() <= 0 or wl.profile.routes
-            or wl.profile.retry.max_retries > 0):
+    if not mix or c.depth <= 0 or rates.sum() <= 0 or wl.profile.routes:
+        return None
+    retry = retry_model(wl.profile, c)
+    if retry.max_retries > 0 and (not retry.honour_retry_after or retry.counts_rejected):
         return None
     kinds = []
     total = float(rates.sum())
@@ -495,7 +503,8 @@ def deep_bucket(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
         return None
     weight = sum(w for w, _, _ in kinds)
     kinds = [(w / weight, k, ch) for w, k, ch in kinds]
-    return DeepBucket(kinds, h, c.rate_per_s, c.depth, scale=weight * total)
+    return DeepBucket(kinds, h, c.rate_per_s, c.depth, scale=weight * total,
+                      retry=retry if retry.max_retries > 0 else None)
 
 
 def bucket_chain(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
