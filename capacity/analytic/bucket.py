@@ -705,9 +705,9 @@ def fits_chain(call_pmf: NDArray[np.float64], h: float, depth: float) -> bool:
 _DEEP_STEPS = 8
 _DEEP_MIN_STEPS = 2
 _DEEP_POINTS = 4096
-_DEEP_BLOCK = 96
+_DEEP_BLOCK = 48
 # A launch from a level its batch exceeds with at most this chance takes its whole batch.
-_DEEP_EPS = 1e-9
+_DEEP_EPS = 1e-6
 
 
 @dataclass
@@ -778,18 +778,19 @@ class DeepBucket:
             steps = min(steps, _DEEP_POINTS * mean / self.depth)
             steps = min(steps, _DEEP_BLOCK * mean / max(most, mean))
             steps = max(steps, min(_DEEP_MIN_STEPS, _DEEP_POINTS * mean / self.depth))
-            herd = self.retry is not None and self.retry.max_retries > 0
-            key = (self.h, self.refill, self.depth, steps, herd, tuple(
+            m = self.retry.max_retries if self.retry is not None else 0
+            key = (self.h, self.refill, self.depth, steps, m, self.scale, tuple(
                 (w, k.tobytes(), c.tobytes()) for w, k, c in self.kinds))
             hit = _DEEP_GRIDS.get(key)
             if hit is None:
                 self._coarse_top = max(2, round(self.depth * steps / mean))
-                hit = [self._grid(self.depth / (self._coarse_top * k), self._coarse_top * k)
-                       for k in (1, 2)]
+                hit = ([self._grid(self.depth / (self._coarse_top * k), self._coarse_top * k)
+                        for k in (1, 2)], {})
                 if len(_DEEP_GRIDS) >= 32:
                     _DEEP_GRIDS.clear()
                 _DEEP_GRIDS[key] = hit
-            self._grids = hit
+            # The answers by launch rate are shared too (the same bucket is rebuilt).
+            self._grids, self._cache = hit
         return self._grids
 
     def _grid(self, delta: float, top: int) -> _DeepGrid:
@@ -814,7 +815,7 @@ class DeepBucket:
             block = max(block, int(over[-1]) + 2 if over.size else 1)
             kinds.append((w, thin, fit, tail, kbar, nu))
         # Past the block a launch is refused a call with chance ≤ ε (the quantile the
-        # grid was chosen on is 1e-6; heavier tails are cut there).
+        # grid was chosen on; heavier tails are cut at twice the block it aimed for).
         block = min(block, top + 1, 2 * _DEEP_BLOCK * round(top / self._coarse_top))
         tail = np.zeros(top + 1)
         down = np.zeros((block, block))
@@ -885,11 +886,7 @@ class DeepBucket:
             base = np.zeros(K)
         if self.retry is not None and self.retry.max_retries > 0:
             return self._herd_share(g, lam, pi, lo, base)
-        D = g.down
-        for i in range(lo, 0, -1):
-            pi[i - 1] = c * float(np.dot(pi[i: lo + 1], D[i: lo + 1, i]))
-            if base.size:
-                pi[i - 1] += base[i - 1]
+        _recurse(pi, g.down, c, base, lo, 0)
         z = float(pi.sum())
         refused = float(np.dot(pi[: g.block], g.refused)) + g.never * z
         short = float(pi[: max(1, round(g.mean / g.delta))].sum()) / z
@@ -918,31 +915,41 @@ class DeepBucket:
         n = lo + 1                                          # block levels solved here
         ref = g.refusing[:n, :n]
         p_ref = ref.sum(axis=1)
-        # Balance across level i = 1..lo: unknowns π[0..lo − 1], π[lo] known.
+        # Balance across level i = 1..lo: unknowns π[0..lo − 1], π[lo] known. Above the
+        # exit level b only launches from above cross i (the recursion); across i ≤ b
+        # the refusing launches from below jump up too: a small solve for π[0..b − 1].
         dp = g.clean_down[:n, :n] + p_ref[:, None] * (np.arange(n)[None, :] > b)
-        i = np.arange(1, n)[:, None]
-        j = np.arange(n - 1)[None, :]
-        A = np.where(j == i - 1, 1.0, 0.0)
-        A += np.where((j < i) & (i <= b), c * p_ref[: n - 1][None, :], 0.0)
-        A -= np.where(j >= i, c * dp[: n - 1, 1:].T, 0.0)
-        rhs = c * pi[lo] * dp[lo, 1:]
+        _recurse(pi, dp, c, base, lo, b)
+        row = np.arange(1, b + 1)[:, None]
+        col = np.arange(b)[None, :]
+        A = np.where(col == row - 1, 1.0, 0.0)
+        A += np.where(col < row, c * p_ref[:b][None, :], 0.0)
+        A -= np.where(col >= row, c * dp[:b, 1: b + 1].T, 0.0)
+        rhs = c * (pi[b: lo + 1] @ dp[b: lo + 1, 1: b + 1])
         if base.size:
-            rhs = rhs + base[: n - 1]
-        pi[: n - 1] = np.clip(np.linalg.solve(A, rhs), 0.0, None)
+            rhs = rhs + base[:b]
+        pi[:b] = np.clip(np.linalg.solve(A, rhs), 0.0, None)
         # The herd a refusing launch from each level starts, and what it does.
         h = _HERD + 1
-        mu_pre = lam * ek * np.maximum(b - np.arange(n), 0) * g.delta / self.refill
-        pre = _poisson_rows(mu_pre, h)
+        # Fresh calls join until the level is back at one charge: only from below it.
+        wait = (b - np.arange(b, dtype=np.float64)) * (g.delta / self.refill)
+        pre = _poisson_rows(lam * ek * wait, h)
         safe = np.maximum(p_ref, 1e-300)
+        herd0 = np.einsum("jl,lh->jh", ref[:, :b], pre)
+        herd0[:, 0] += ref[:, b:].sum(axis=1)
+        herd0 /= safe[:, None]
+        pre_s = (ref[:, :b] @ wait) / safe
+        # Plus the launch's own refused calls (its mean, split between two counts).
         r_calls = np.where(p_ref > 1e-300, g.refused[:n] / safe, 1.0)
-        seed = np.zeros((n, h))
         low = np.clip(np.floor(r_calls).astype(np.int64), 1, _HERD)
         frac = np.clip(r_calls - low, 0.0, 1.0)
-        seed[np.arange(n), low] += 1.0 - frac
-        seed[np.arange(n), np.minimum(low + 1, _HERD)] += frac
-        herd0 = np.einsum("jl,lh->jh", ref, pre) / safe[:, None]
-        start = np.einsum("jk,jkh->jh", seed, _shifts(herd0))
-        pre_s = (ref @ (np.maximum(b - np.arange(n), 0) * g.delta / self.refill)) / safe
+        start = np.zeros((n, 2 * h + 1))
+        rows = np.arange(n)[:, None]
+        cols = low[:, None] + np.arange(h)[None, :]
+        np.add.at(start, (rows, cols), (1.0 - frac)[:, None] * herd0)
+        np.add.at(start, (rows, cols + 1), frac[:, None] * herd0)
+        start[:, _HERD] += start[:, h:].sum(axis=1)
+        start = start[:, :h]
         # The queue of calls still to admit, v = 1..m, tick by tick (doomed: past m).
         join = _poisson_rows(np.array([lam * ek * tick]), h)[0]
         ks = np.arange(h)
@@ -984,11 +991,12 @@ class DeepBucket:
     def shares(self, lam: float, sessions: float = math.inf) -> dict[str, float]:
         """429 shares at ``lam`` launches per second (as :meth:`BucketChain.shares`;
         without retries every one is the same)."""
+        grids = self.grids()
         hit = self._cache.get(lam)
         if hit is not None:
             return hit
         both, rest = [], []
-        for g in self.grids():
+        for g in grids:
             both.append(self._share(g, lam * self.scale))
             rest.append(self._last)
         got = [x for x, _ in both]
@@ -1004,6 +1012,16 @@ class DeepBucket:
         return out
 
 
+def _recurse(pi: NDArray[np.float64], down: NDArray[np.float64], c: float,
+             base: NDArray[np.float64], lo: int, stop: int) -> None:
+    """``π[i − 1] = c·Σ_{lo ≥ j ≥ i} π[j]·down[j, i] + base[i − 1]`` for ``i = lo..stop + 1``
+    (the balance across level ``i`` when only launches from above cross it), in place."""
+    dt = np.ascontiguousarray(down[: lo + 1, : lo + 1].T)
+    extra = base if base.size else np.zeros(lo)
+    for i in range(lo, stop, -1):
+        pi[i - 1] = c * dt[i, i: lo + 1].dot(pi[i: lo + 1]) + extra[i - 1]
+
+
 def _richardson(coarse: float, fine: float) -> float:
     """``2·log(fine) − log(coarse)``, exponentiated (the fine value when either is 0)."""
     if min(coarse, fine) <= 0.0:
@@ -1013,7 +1031,7 @@ def _richardson(coarse: float, fine: float) -> float:
 
 # Grids by (lattice, refill, depth, steps, kinds): the think-time sensitivity and the
 # joint ceiling rebuild the same bucket at other cycles (the kinds' shares do not move).
-_DEEP_GRIDS: dict[tuple[object, ...], list[_DeepGrid]] = {}
+_DEEP_GRIDS: dict[tuple[object, ...], tuple[list[_DeepGrid], dict[float, dict[str, float]]]] = {}
 
 
 def _launch_block(count: NDArray[np.float64], pmf: NDArray[np.float64], top: int,

@@ -77,6 +77,7 @@ from capacity.model.workload import (
     batch_units_mean,
     batch_units_pmf,
     batch_units_upper,
+    cached_per_profile,
 )
 from capacity.profile.schema import Profile
 
@@ -487,24 +488,39 @@ def deep_bucket(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
     retry = retry_model(wl.profile, c)
     if retry.max_retries > 0 and (not retry.honour_retry_after or retry.counts_rejected):
         return None
-    kinds = []
     total = float(rates.sum())
-    for r, (_, b) in zip(rates, mix, strict=True):
-        count, charge = launch_law(b, c.costs, h, c.depth + h)
-        mass = float(charge.sum())
-        if mass <= 0 or count[0] >= 1.0:
-            continue
-        # Launches with no call on this constraint charge nothing: thinned out.
-        w = r / total * (1.0 - float(count[0]))
-        count = count.copy()
-        count[0] = 0.0
-        kinds.append((w, count / count.sum(), charge / mass))
+    # The level law's grids are an eighth of a mean call at the finest (a sixteenth on
+    # the fine one): a lattice of a 64th of one is all the launch laws need.
+    calls = wl.calls_per_turn_on(c)
+    if calls > 0:
+        h = max(h, wl.units_per_turn(c) / calls / 64.0)
+    # The launch laws do not move with the cycle (the think-time sweep, the joint
+    # ceiling rebuild this bucket): built once per profile and constraint.
+    memo = cached_per_profile(_DEEP_KINDS, wl.profile, lambda _p: {})
+    key = (c.quota, c.dim, h, tuple(float(r) / total for r in rates))
+    if key not in memo:
+        found = []
+        for r, (_, b) in zip(rates, mix, strict=True):
+            count, charge = launch_law(b, c.costs, h, c.depth + h)
+            mass = float(charge.sum())
+            if mass <= 0 or count[0] >= 1.0:
+                continue
+            # Launches with no call on this constraint charge nothing: thinned out.
+            w = r / total * (1.0 - float(count[0]))
+            count = count.copy()
+            count[0] = 0.0
+            found.append((w, count / count.sum(), charge / mass))
+        memo[key] = found
+    kinds = memo[key]
     if not kinds:
         return None
     weight = sum(w for w, _, _ in kinds)
     kinds = [(w / weight, k, ch) for w, k, ch in kinds]
     return DeepBucket(kinds, h, c.rate_per_s, c.depth, scale=weight * total,
                       retry=retry if retry.max_retries > 0 else None)
+
+
+_DEEP_KINDS: dict[int, tuple[Profile, dict[Any, Any]]] = {}
 
 
 def bucket_chain(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
