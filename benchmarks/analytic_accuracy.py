@@ -164,6 +164,14 @@ def workloads() -> list[tuple[str, Profile]]:
                  dag_profile("dag-tpm10", {"tpm": {"limit": 2_000_000,
                                                    "enforcement": _fixed("10s")},
                                            "charge_max_tokens": True}, NO_RETRIES)))
+    # A token bucket ~35 mean calls deep, too deep for the level chain: its level law by
+    # level crossing, each launch kind's charges apart (a fan-out of three 7,000-token
+    # reservations beside single 2,000- and 1,060-token ones; the bound said 160).
+    rows.append(("1-3-1 TPM token bucket (5 s deep), max_tokens reserved, no retries",
+                 dag_profile("dag-tpm-bucket5", {"tpm": {
+                     "limit": 2_000_000, "enforcement": {"type": "token_bucket",
+                                                         "burst": "5s"}},
+                     "charge_max_tokens": True}, NO_RETRIES)))
     # A plain profile with a SHORT session cycle (5 s think time + a ~9.4 s call = 14.4 s)
     # against sliding 10 s windows with counted, retried rejections: a burst over the
     # allowance starts a retry storm that never ends. Its twin paces the same cycle by a
@@ -351,7 +359,7 @@ def simulated(profile: Profile, seed: int, replications: int, cache: dict[str, A
 
 def analytic(profile: Profile, repeat: int = 5) -> tuple[Any, float]:
     """The analytic result and the least CPU seconds of computing it (fresh workload)."""
-    from capacity.analytic import clumped, window
+    from capacity.analytic import bucket, clumped, window
     from capacity.analytic import model as amodel
     from capacity.analytic.model import analyze
     from capacity.model import workload as wlmod
@@ -365,6 +373,8 @@ def analytic(profile: Profile, repeat: int = 5) -> tuple[Any, float]:
         clumped._TIMINGS.clear()
         window._SPELLS.clear()
         amodel._QUANTILES.clear()
+        amodel._DEEP_KINDS.clear()
+        bucket._DEEP_GRIDS.clear()
         t0 = time.process_time()
         res = analyze(profile)
         times.append(time.process_time() - t0)
