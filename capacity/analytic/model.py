@@ -492,8 +492,12 @@ def deep_bucket(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
     # The level law's grids are an eighth of a mean call at the finest (a sixteenth on
     # the fine one): a lattice of a 64th of one is all the launch laws need.
     calls = wl.calls_per_turn_on(c)
+    top = c.depth
     if calls > 0:
         h = max(h, wl.units_per_turn(c) / calls / 64.0)
+        # A charge past 64 mean calls is far out in any tail (the block and the grid are
+        # cut at the 1e-6 quantile): gathered there, unless it cannot fit at all.
+        top = min(top, 64.0 * wl.units_per_turn(c) / calls)
     # The launch laws do not move with the cycle (the think-time sweep, the joint
     # ceiling rebuild this bucket): built once per profile and constraint.
     memo = cached_per_profile(_DEEP_KINDS, wl.profile, lambda _p: {})
@@ -501,7 +505,7 @@ def deep_bucket(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
     if key not in memo:
         found = []
         for r, (_, b) in zip(rates, mix, strict=True):
-            count, charge = launch_law(b, c.costs, h, c.depth + h)
+            count, charge = launch_law(b, c.costs, h, top + h)
             mass = float(charge.sum())
             if mass <= 0 or count[0] >= 1.0:
                 continue
