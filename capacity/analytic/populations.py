@@ -45,6 +45,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from capacity.analytic import window as _window
+from capacity.analytic.bucket import DeepBucket
 from capacity.analytic.model import (
     ConstraintResult,
     CycleTime,
@@ -53,9 +54,11 @@ from capacity.analytic.model import (
     _BucketModel,
     _event_mix,
     _largest_meeting,
+    bucket_chain,
     bucket_step,
     compound_bucket,
     cycle_time,
+    deep_bucket,
     of_all_attempts,
     own_target,
     retried_attempts,
@@ -336,8 +339,37 @@ def blend_bucket(parts: list[tuple[float, _BucketModel]]) -> _BucketModel:
     first = live[0][1]
     rates = [a * m.rate_per_session for a, m in live]
     mean = math.fsum(r * m.mean_batch_units for r, (_, m) in zip(rates, live, strict=True))
-    return _BucketModel(first.h, math.fsum(rates), _mix([m.severity for _, m in live], rates),
-                        first.refill, first.depth, mean / math.fsum(rates))
+    out = _BucketModel(first.h, math.fsum(rates), _mix([m.severity for _, m in live], rates),
+                       first.refill, first.depth, mean / math.fsum(rates))
+    out.chain = blend_deep([(r, m.chain) for r, (_, m) in zip(rates, live, strict=True)])
+    return out
+
+
+def blend_deep(parts: list[tuple[float, Any]]) -> DeepBucket | None:
+    """The level law of the superposed launches of ``parts`` ((launches per second of
+    the model, its :class:`DeepBucket`)); None unless every part has one. The kinds'
+    shares are rounded to 1e-3 so that the split's rounding from one N to the next
+    does not rebuild the grids (identical kinds, as copies of one session, merged)."""
+    if not parts or not all(isinstance(d, DeepBucket) for _, d in parts):
+        return None
+    total = math.fsum(r * d.scale for r, d in parts)
+    if total <= 0:
+        return None
+    merged: dict[tuple[bytes, bytes], list[Any]] = {}
+    for r, d in parts:
+        for w, k, ch in d.kinds:
+            key = (k.tobytes(), ch.tobytes())
+            if key in merged:
+                merged[key][0] += r * d.scale * w / total
+            else:
+                merged[key] = [r * d.scale * w / total, k, ch]
+    kinds = [(round(w, 3), k, ch) for w, k, ch in merged.values()]
+    kinds = [x for x in kinds if x[0] > 0]
+    weight = math.fsum(w for w, _, _ in kinds)
+    first = parts[0][1]
+    return DeepBucket([(w / weight, k, ch) for w, k, ch in kinds], first.h, first.refill,
+                      first.depth, scale=total / math.fsum(r for r, _ in parts),
+                      retry=first.retry)
 
 
 @dataclass
@@ -413,8 +445,17 @@ def _population_models(pv: PopulationView, c: Constraint) -> list[tuple[str, Any
         out: list[tuple[str, Any]] = []
         for p, mix in mixes:
             rates = np.array([r / p.cycle.cycle_s for r, _ in mix])
-            out.append((p.name, compound_bucket(
-                c, h, rates, [batch_units_pmf(b, c.costs, h) for _, b in mix])))
+            model = compound_bucket(c, h, rates, [batch_units_pmf(b, c.costs, h)
+                                                  for _, b in mix])
+            # A bucket too deep for the level chain has its level law (as bucket_model
+            # gives a profile of one population); a shallow one keeps the bound here.
+            if (rates.sum() > 0 and model.rate_per_session > 0
+                    and bucket_chain(p.wl, c, mix, rates, h) is None):
+                deep = deep_bucket(p.wl, c, mix, rates, h)
+                if deep is not None:
+                    deep.scale /= model.rate_per_session
+                    model.chain = deep
+            out.append((p.name, model))
         return out
     from capacity.analytic.clumped import (
         exact_calls_per_turn,
