@@ -89,3 +89,16 @@ def test_deep_bucket_ceiling_against_the_simulator(name: str, sets: list[str]) -
     n_a = res.burst_ceiling
     sat = find_saturation(profile, max(1, n_a - 10), n_a + 10, seed=1, replications=20)
     assert_accurate(n_a, sat, sets or name)
+
+
+def test_the_text_does_not_call_the_level_law_a_bound() -> None:
+    from typer.testing import CliRunner
+
+    from capacity.cli.app import app
+
+    out = CliRunner().invoke(app, ["ceiling", str(DATA / "deep-bucket-fanout.yaml"),
+                                   "--method", "analytic"])
+    assert out.exit_code == 0, out.output
+    text = " ".join(out.output.split())
+    assert "of time the bucket holds less than a mean call" in text
+    assert "(an upper bound)" not in text

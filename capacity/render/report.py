@@ -124,6 +124,9 @@ def ceiling_renderable(r: CeilingResult, verbose: bool = False) -> Group:
     b = r.binding.at_burst_ceiling
     over = ("windows over the allowance" if r.binding.enforcement != "token_bucket"
             else "time the bucket runs dry (an upper bound)")
+    if b is not None and "level law" in b.method:
+        # The deep bucket's level law: the chance it holds less than a mean call.
+        over = "time the bucket holds less than a mean call"
     if b is not None:
         parts.append(cell(f"At {b.sessions:,} sessions on {r.binding.name}: "
                        f"{pct(b.loss_fraction)} of attempts answered 429, "
