@@ -805,9 +805,10 @@ class DeepBucket:
             total = np.zeros(top + 2)                     # batch total, gathered at top + 1
             power = np.zeros(top + 2)
             power[0] = 1.0
+            short = fit[: int(np.flatnonzero(fit).max()) + 1] if fit.any() else fit[:1]
             for k, pk in enumerate(thin):
                 if k > 0:
-                    power = _conv_cap(power, fit, top + 1)
+                    power = _conv_cap(power, short, top + 1)
                 if pk > 0:
                     total += pk * power
             tail = np.clip(1.0 - np.cumsum(total[: top + 1]), 0.0, None)
@@ -858,8 +859,11 @@ class DeepBucket:
             a0 = 0.0
             if float(p.sum()) >= 1.0:
                 # Overloaded: u grows; damp by its growth rate (Σ p_k e^{−a k} = 1).
-                a0 = brentq(lambda a: float(np.dot(p, np.exp(-a * k))) - 1.0,
-                            0.0, 50.0 / max(1.0, float(np.dot(p, k))) + 1.0)
+                # (Over the launch totals' support only: T is 0 past the largest.)
+                nz = np.flatnonzero(p)
+                pn, kn = p[nz], k[nz]
+                a0 = brentq(lambda a: float(np.dot(pn, np.exp(-a * kn))) - 1.0,
+                            0.0, 50.0 / max(1.0, float(np.dot(pn, kn))) + 1.0)
             a = a0 + 30.0 / L
             if a * n > 600.0:                                  # deep overload: fluid
                 fluid = 1.0 - 1.0 / max(float(p.sum()), 1.0)
@@ -872,7 +876,9 @@ class DeepBucket:
             lo = J - 1
             # The interior's pull on the block: Σ_{j ≥ J} π[j]·T(j − i), i = 1..J − 1.
             if J > 1:
-                rest = pi[J:]
+                # T(j − i) is 0 past the largest launch total: only levels up to it pull.
+                reach = int(np.flatnonzero(g.tail).max()) + 1 if g.tail.any() else 1
+                rest = pi[J: J + reach]
                 tl = np.zeros(J - 1 + rest.size)
                 m = min(tl.size, g.tail.size)
                 tl[:m] = g.tail[:m]
@@ -1087,7 +1093,8 @@ def _binomial_row(k: int, p: float) -> NDArray[np.float64]:
 def _conv_cap(a: NDArray[np.float64], b: NDArray[np.float64], cap: int
               ) -> NDArray[np.float64]:
     """``a ⊛ b`` on ``0..cap``, the mass past ``cap`` gathered there."""
-    out = np.convolve(a, b)
+    last = int(np.flatnonzero(a).max()) + 1 if a.any() else 1
+    out = np.convolve(a[:last], b)
     res = np.zeros(cap + 1)
     m = min(cap + 1, out.size)
     res[:m] = out[:m]
