@@ -108,6 +108,54 @@ class _Walked:
     service: NDArray[np.float64]           # (n, m) call latencies (nan: none)
 
 
+class _Replayed:
+    """The wait laws' draws in one walk: what a fresh generator seeded ``seed`` gives.
+
+    Every walk of a sample with a law asks the same draws in the same order (the same
+    shapes: common random numbers), so they are made once, kept in ``tape`` and replayed
+    (copies); a walk that asks otherwise gets a fresh generator run through the tape's
+    draws up to where it differs — the same numbers either way."""
+
+    def __init__(self, seed: int, tape: list[tuple[str, tuple[int, ...], NDArray[Any]]],
+                 end: list[np.random.Generator]) -> None:
+        self.seed = seed
+        self.tape = tape
+        self.end = end  # [the generator that made the tape, at its end] (none yet: [])
+        self.i = 0
+        self.live: np.random.Generator | None = None
+
+    def _draw(self, method: str, shape: int | tuple[int, ...]) -> NDArray[Any]:
+        size = shape if isinstance(shape, tuple) else (shape,)
+        if self.live is None:
+            i = self.i
+            if i < len(self.tape):
+                m, s, arr = self.tape[i]
+                if m == method and s == size:
+                    self.i += 1
+                    return arr.copy()
+                self.live = np.random.default_rng(self.seed)
+                for m, s, _ in self.tape[:i]:
+                    getattr(self.live, m)(s)
+            else:
+                if not self.end:
+                    self.end.append(np.random.default_rng(self.seed))
+                out: NDArray[Any] = getattr(self.end[0], method)(size)
+                self.tape.append((method, size, out))
+                self.i += 1
+                return out.copy()
+        res: NDArray[Any] = getattr(self.live, method)(size)
+        return res
+
+    def random(self, shape: int | tuple[int, ...]) -> NDArray[np.float64]:
+        return self._draw("random", shape)
+
+    def standard_normal(self, shape: int | tuple[int, ...]) -> NDArray[np.float64]:
+        return self._draw("standard_normal", shape)
+
+    def standard_exponential(self, shape: int | tuple[int, ...]) -> NDArray[np.float64]:
+        return self._draw("standard_exponential", shape)
+
+
 class _WaitLaw:
     """Draws a call's pacer wait (s) given its position behind its fan-out siblings and
     its arrival offset in its turn (s)."""
@@ -116,7 +164,7 @@ class _WaitLaw:
         """A new walk begins (laws that remember a turn's earlier calls forget them)."""
 
     def draw(self, pos: NDArray[np.int64], t: NDArray[np.float64],
-             rng: np.random.Generator) -> NDArray[np.float64]:
+             rng: _Replayed) -> NDArray[np.float64]:
         raise NotImplementedError
 
 
@@ -142,13 +190,15 @@ class PacedTurns:
         self.think = s.mode == "think_time"
         self.pause = s.pause.sample(rng, n)
         self._draws: list[NDArray[Any]] = []
+        self._wait_tape: list[tuple[str, tuple[int, ...], NDArray[Any]]] = []
+        self._wait_end: list[np.random.Generator] = []
         self.base = self.walk(None)
 
     def walk(self, law: _WaitLaw | None) -> _Walked:
         """The sample's turns with waits from ``law`` (None: no waits); same draws each
         time (common random numbers), so answers are monotone in the law."""
         rng = np.random.default_rng(PACED_SEED + 1)
-        wrng = np.random.default_rng(PACED_SEED + 2)
+        wrng = _Replayed(PACED_SEED + 2, self._wait_tape, self._wait_end)
         if law is not None:
             law.reset()
         # The turns' own draws (latencies, counts, branches) are the same in every walk:
@@ -219,9 +269,10 @@ class PacedTurns:
                     k = once(_counts, par.count, rng, n)
                     kmax = int(k[active].max()) if active.any() else 0
                     end = t
+                    body = par.body  # (a property: a new CallStep, validated, per access)
                     for j in range(kmax):
                         on = active & (k > j)
-                        e = walk(par.body, t, on, pos + j)
+                        e = walk(body, t, on, pos + j)
                         end = np.where(on, np.maximum(end, e), end)
                     t = end
                     pos = np.zeros(n, dtype=np.int64)
@@ -230,9 +281,10 @@ class PacedTurns:
                     rep = step.repeat
                     k = once(_counts, rep.count, rng, n)
                     kmax = int(k[active].max()) if active.any() else 0
+                    body = rep.body
                     for j in range(kmax):
                         on = active & (k > j)
-                        e = walk(rep.body, t, on, pos)
+                        e = walk(body, t, on, pos)
                         t = np.where(on, e, t)
             return t
 
@@ -336,7 +388,7 @@ class _SlotWait(_WaitLaw):
         self.z = self.t = None
 
     def draw(self, pos: NDArray[np.int64], t: NDArray[np.float64],
-             rng: np.random.Generator) -> NDArray[np.float64]:
+             rng: _Replayed) -> NDArray[np.float64]:
         # One queue state per turn (a fan-out's copies, the columns of a 2-D draw,
         # arrive together and see the same one).
         n = int(pos.shape[0])
@@ -366,7 +418,7 @@ class _SlotWait(_WaitLaw):
         return out / self.mu
 
 
-def _gamma(k: NDArray[np.int64], rng: np.random.Generator) -> NDArray[np.float64]:
+def _gamma(k: NDArray[np.int64], rng: _Replayed) -> NDArray[np.float64]:
     """Gamma(k, 1) per entry (0 where k ≤ 0) from a fixed count of draws per entry
     (common random numbers across N and the fixed point's iterations): exact for k = 1,
     Wilson–Hilferty above."""
@@ -395,7 +447,7 @@ class _RateWait(_WaitLaw):
         self.depth = depth
 
     def draw(self, pos: NDArray[np.int64], t: NDArray[np.float64],
-             rng: np.random.Generator) -> NDArray[np.float64]:
+             rng: _Replayed) -> NDArray[np.float64]:
         # One draw per turn: a fan-out's copies (columns) queue together, behind the
         # same calls, and then behind each other (their spacing beyond the depth).
         n = int(pos.shape[0])
@@ -529,7 +581,7 @@ class _Sum(_WaitLaw):
             law.reset()
 
     def draw(self, pos: NDArray[np.int64], t: NDArray[np.float64],
-             rng: np.random.Generator) -> NDArray[np.float64]:
+             rng: _Replayed) -> NDArray[np.float64]:
         out = np.zeros(pos.shape)
         for law in self.laws:
             out += law.draw(pos, t, rng)

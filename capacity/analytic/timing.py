@@ -327,9 +327,10 @@ class _Walker:
                 kmax = int(k[active].max()) if active.any() else 0
                 end = t
                 lv_end = lv
+                body = par.body  # (a property: a new CallStep, validated, per access)
                 for j in range(kmax):
                     on = active & (k > j)
-                    e = self.walk(par.body, t, on, lv)
+                    e = self.walk(body, t, on, lv)
                     end = np.where(on, np.maximum(end, e), end)
                     # All refused, the stage ends with its deepest copy.
                     lv_end = np.where(on, np.maximum(lv_end, self.level_end), lv_end)
@@ -340,9 +341,10 @@ class _Walker:
                 rep = step.repeat
                 k = rep.count.sample(self.rng, self.n).astype(np.int64)
                 kmax = int(k[active].max()) if active.any() else 0
+                body = rep.body
                 for j in range(kmax):
                     on = active & (k > j)
-                    e = self.walk(rep.body, t, on, lv)
+                    e = self.walk(body, t, on, lv)
                     t = np.where(on, e, t)
                     lv = np.where(on, self.level_end, lv)
         self.level_end = lv
