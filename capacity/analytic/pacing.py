@@ -329,18 +329,20 @@ def hold_law(w: _Walked, cycle_s: float) -> NDArray[np.float64]:
     flight): ``p[d]``, d = 0, 1, ... over its whole cycle."""
     a, lv = w.arrive, w.leave
     n, m = a.shape
-    fin = np.isfinite(a)
-    t = np.concatenate([np.where(fin, a, math.inf), np.where(fin, lv, math.inf)], axis=1)
+    # (A call not made arrives and leaves at inf: walk's arrays hold no nan.)
+    t = np.concatenate([a, lv], axis=1)
     order = np.argsort(t, axis=1, kind="stable")
-    ts = np.take_along_axis(t, order, axis=1)
+    ts = t.ravel()[order + np.arange(0, n * 2 * m, 2 * m)[:, None]]  # (take_along_axis)
     # +1 at an arrival (the first m columns), −1 at a departure, in time order.
     level = np.where(order < m, 1.0, -1.0).cumsum(axis=1)
     with np.errstate(invalid="ignore"):
         dur = ts[:, 1:] - ts[:, :-1]
     lev = level[:, :-1]
-    ok = np.isfinite(dur) & (dur > 0) & (lev > 0)
-    top = int(lev[ok].max()) if ok.any() else 0
-    p = np.bincount(lev[ok].astype(np.int64), weights=dur[ok], minlength=top + 1) / n
+    # (A nan span, inf − inf, fails dur > 0; an infinite one has no call held.)
+    ok = (dur > 0) & (lev > 0)
+    held = lev[ok]
+    top = int(held.max()) if held.size else 0
+    p = np.bincount(held.astype(np.int64), weights=dur[ok], minlength=top + 1) / n
     p = p / cycle_s
     p[0] = max(0.0, 1.0 - float(p[1:].sum()))
     return np.asarray(p / p.sum(), dtype=np.float64)
