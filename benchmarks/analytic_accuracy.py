@@ -276,17 +276,9 @@ def workloads() -> list[tuple[str, Profile]]:
             ({"rpm": 150}, "one call, 150 RPM", 2, 2)):
         rows.append((f"{what}, token bucket {burst} s deep, Exp(60 s) think time, "
                      f"{'SDK retries' if retries else 'no retries'}",
-                     profile_from_dict({
-                         "name": f"bucket-shallow-{next(iter(quota))}"
-                                 + (f"-{burst}s-retries" if retries else ""),
-                         "models": {"m": {"ttft": "0.5s", "tokens_per_second": 50}},
-                         "quotas": {"q0": {"models": ["m"], **quota, "enforcement": {
-                             "type": "token_bucket", "burst": f"{burst}s"}}},
-                         "session": {"think_time": {"exponential": "60s"}, "turns": {
-                             "t": {"steps": [{"call": {"model": "m", "input_tokens": 4000,
-                                                       "output_tokens": 200}}]}}},
-                         "targets": {"max_429_fraction": 0.01},
-                         "retry": {"max_retries": retries}})))
+                     _one_call_bucket(f"bucket-shallow-{next(iter(quota))}"
+                                      + (f"-{burst}s-retries" if retries else ""),
+                                      quota, burst, {"max_retries": retries})))
     # A deeper counted bucket with the SDK's retries (the bound said 126), and backoff
     # retries at a bucket that does not count its rejections: the orbit fixed point.
     for quota, what, burst, retry, label, tag in (
@@ -295,16 +287,8 @@ def workloads() -> list[tuple[str, Profile]]:
             ({"itpm": 600_000}, "one 4,000-token call, 600k ITPM", 1, BACKOFF,
              "2 retries ignoring the retry-after", "backoff")):
         rows.append((f"{what}, token bucket {burst} s deep, Exp(60 s) think time, {label}",
-                     profile_from_dict({
-                         "name": f"bucket-shallow-{next(iter(quota))}-{burst}s-{tag}",
-                         "models": {"m": {"ttft": "0.5s", "tokens_per_second": 50}},
-                         "quotas": {"q0": {"models": ["m"], **quota, "enforcement": {
-                             "type": "token_bucket", "burst": f"{burst}s"}}},
-                         "session": {"think_time": {"exponential": "60s"}, "turns": {
-                             "t": {"steps": [{"call": {"model": "m", "input_tokens": 4000,
-                                                       "output_tokens": 200}}]}}},
-                         "targets": {"max_429_fraction": 0.01},
-                         "retry": retry})))
+                     _one_call_bucket(f"bucket-shallow-{next(iter(quota))}-{burst}s-{tag}",
+                                      quota, burst, retry)))
     # Client-side pacing (tests/data): the pacer's queue and the p95 turn-latency target
     # set N — a token bucket under the quota's rate and a cap on calls in flight, on
     # web-research's cadence and on tool-agent's think time (its cycle stretches).
@@ -379,6 +363,22 @@ def analytic(profile: Profile, repeat: int = 5) -> tuple[Any, float]:
         res = analyze(profile)
         times.append(time.process_time() - t0)
     return res, min(times)
+
+
+def _one_call_bucket(name: str, quota: dict[str, Any], burst: int,
+                     retry: dict[str, Any]) -> Profile:
+    """One 4,000 + 200-token call per turn, Exp(60 s) think time, against ``quota`` as a
+    token bucket ``burst`` seconds deep, a 1% target (the shallow-bucket rows)."""
+    return profile_from_dict({
+        "name": name,
+        "models": {"m": {"ttft": "0.5s", "tokens_per_second": 50}},
+        "quotas": {"q0": {"models": ["m"], **quota, "enforcement": {
+            "type": "token_bucket", "burst": f"{burst}s"}}},
+        "session": {"think_time": {"exponential": "60s"}, "turns": {
+            "t": {"steps": [{"call": {"model": "m", "input_tokens": 4000,
+                                      "output_tokens": 200}}]}}},
+        "targets": {"max_429_fraction": 0.01},
+        "retry": retry})
 
 
 def main(argv: list[str] | None = None) -> int:
