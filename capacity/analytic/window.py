@@ -2036,20 +2036,21 @@ def _event_charges_uncached(timing: TurnTiming, relevant: list[int], costs: list
     x = _launch_charges(timing, relevant, costs, q)
     if x is None:
         return None
-    t = timing.times
     gt, _ = timing.groups()
-    valid = timing.calls >= 0
-    new = valid.copy()
-    new[:, 1:] &= t[:, 1:] != t[:, :-1]
-    cell = np.cumsum(new, axis=1) - 1
-    on = valid & (x > 0)
-    flat = (np.arange(t.shape[0])[:, None] * gt.shape[1] + cell)[on]
+    cells: NDArray[np.int64] = timing.memo(("group-cells",), _no_cells)
+    # x > 0 only on valid launches (pads charge 0).
+    on = x > 0
+    flat = cells[on]
     size = gt.size
     units: NDArray[np.float64] = np.asarray(
         np.bincount(flat, weights=x[on], minlength=size), dtype=np.float64).reshape(gt.shape)
     calls: NDArray[np.float64] = np.asarray(
         np.bincount(flat, minlength=size), dtype=np.float64).reshape(gt.shape)
     return units, calls
+
+
+def _no_cells() -> NDArray[np.int64]:
+    raise RuntimeError("TurnTiming.groups() keeps the launches' event numbers")
 
 
 def _launch_charges(timing: TurnTiming, relevant: list[int], costs: list[CallCost],
@@ -2059,9 +2060,24 @@ def _launch_charges(timing: TurnTiming, relevant: list[int], costs: list[CallCos
     if timing.outs.shape != timing.times.shape:
         return None
     rng = np.random.default_rng(TIMING_INPUT_SEED)
+    flat_out, flat_outs = out.reshape(-1), np.ascontiguousarray(timing.outs).reshape(-1)
+    # Many charged calls (a fan-out's): each call's launches as a run of one stable sort
+    # (the same launches, in the same row-major order as a mask) instead of a mask of
+    # the whole sample per call.
+    runs = None
+    if len(relevant) > 4:
+        calls = timing.calls.reshape(-1)
+        order = np.argsort(calls, kind="stable")
+        runs = (order, calls[order])
     for k, cost in zip(relevant, costs, strict=True):
-        on = timing.calls == k
-        m = int(on.sum())
+        on: NDArray[np.bool_] | NDArray[np.int64]
+        if runs is None:
+            on = (timing.calls == k).reshape(-1)
+            m = int(on.sum())
+        else:
+            a, b = np.searchsorted(runs[1], [k, k + 1])
+            on = runs[0][a:b]
+            m = int(b - a)
         if not m:
             continue
         if cost.kind == "requests":
@@ -2073,8 +2089,8 @@ def _launch_charges(timing: TurnTiming, relevant: list[int], costs: list[CallCos
             if cost.output_fixed is not None:
                 x += cost.output_fixed
             elif cost.output is not None:
-                x += np.minimum(timing.outs[on], cost.output_cap)
-        out[on] = np.where(x > q, 0.0, x)
+                x += np.minimum(flat_outs[on], cost.output_cap)
+        flat_out[on] = np.where(x > q, 0.0, x)
     return out
 
 
@@ -2092,6 +2108,36 @@ def _timeline(timing: TurnTiming, relevant: list[int], costs: list[CallCost],
 def _timeline_uncached(timing: TurnTiming, relevant: list[int], costs: list[CallCost],
                        cycle_s: float, q: float, h: float, turns: int
                        ) -> tuple[NDArray[np.float64], NDArray[np.float64], float] | None:
+    fixed = timing.memo(("timeline-fixed", q, h, turns, tuple(relevant),
+                         tuple(id(c) for c in costs)),
+                        lambda: _timeline_fixed(timing, relevant, costs, q, h, turns))
+    if fixed is None:
+        return None
+    rows, offsets, c, lat, gap, extra, e_mean, l_mean, g_mean = fixed
+    if e_mean > 0 and cycle_s >= l_mean:
+        gap = lat + extra * ((cycle_s - l_mean) / e_mean)
+    elif g_mean > 0:
+        gap = gap * (cycle_s / g_mean)
+    start = np.concatenate([[0.0], np.cumsum(gap)[:-1]])
+    total = float(gap.sum())
+    if total <= 0 or not c.size:
+        return None
+    t = start[rows] + offsets
+    # Turns that end before the next starts leave the launches in order already (the
+    # stable sort's order is then the identity).
+    if t.size > 1 and not bool((t[1:] >= t[:-1]).all()):
+        order = np.argsort(t, kind="stable")
+        return t[order], c[order], total
+    return t, c, total
+
+
+def _timeline_fixed(timing: TurnTiming, relevant: list[int], costs: list[CallCost],
+                    q: float, h: float, turns: int
+                    ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64],
+                               NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
+                               float, float, float] | None:
+    """What :func:`_timeline` needs whatever the cycle: the charged instants' turns,
+    offsets (s) and units (lattice), and the turns' latencies, gaps and their means."""
     ev = _event_charges(timing, relevant, costs, q)
     if ev is None:
         return None
@@ -2101,19 +2147,9 @@ def _timeline_uncached(timing: TurnTiming, relevant: list[int], costs: list[Call
     fin = np.isfinite(gt[:k]) & (x[:k] > 0)
     lat, gap = timing.latency[:k], timing.gap[:k]
     extra = gap - lat
-    e_mean, l_mean = float(extra.mean()), float(lat.mean())
-    if e_mean > 0 and cycle_s >= l_mean:
-        gap = lat + extra * ((cycle_s - l_mean) / e_mean)
-    elif float(gap.mean()) > 0:
-        gap = gap * (cycle_s / float(gap.mean()))
-    start = np.concatenate([[0.0], np.cumsum(gap)[:-1]])
-    total = float(gap.sum())
-    if total <= 0 or not fin.any():
-        return None
-    t = (start[:, None] + np.where(fin, gt[:k], 0.0))[fin]
-    c = x[:k][fin] / h
-    order = np.argsort(t, kind="stable")
-    return t[order], c[order], total
+    rows = np.nonzero(fin)[0]
+    return (rows, gt[:k][fin], x[:k][fin] / h, lat, gap, extra, float(extra.mean()),
+            float(lat.mean()), float(gap.mean()))
 
 
 def _session_law_uncached(timing: TurnTiming, relevant: list[int], costs: list[CallCost],
