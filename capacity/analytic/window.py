@@ -2040,10 +2040,11 @@ def _event_charges_uncached(timing: TurnTiming, relevant: list[int], costs: list
     cells: NDArray[np.int64] = timing.memo(("group-cells",), _no_cells)
     # x > 0 only on valid launches (pads charge 0).
     on = x > 0
-    flat = cells[on]
+    # Every launch charged (a fan-out's copies): the same records without two gathers.
+    flat, xs = (cells.reshape(-1), x.reshape(-1)) if on.all() else (cells[on], x[on])
     size = gt.size
     units: NDArray[np.float64] = np.asarray(
-        np.bincount(flat, weights=x[on], minlength=size), dtype=np.float64).reshape(gt.shape)
+        np.bincount(flat, weights=xs, minlength=size), dtype=np.float64).reshape(gt.shape)
     calls: NDArray[np.float64] = np.asarray(
         np.bincount(flat, minlength=size), dtype=np.float64).reshape(gt.shape)
     return units, calls
@@ -2061,7 +2062,7 @@ def _launch_charges(timing: TurnTiming, relevant: list[int], costs: list[CallCos
         return None
     rng = np.random.default_rng(TIMING_INPUT_SEED)
     flat_out, flat_outs = out.reshape(-1), np.ascontiguousarray(timing.outs).reshape(-1)
-    # Many charged calls (a fan-out's): each call's launches as a run of one stable sort
+    # Many charged calls (specs): each call's launches as a run of one stable sort
     # (the same launches, in the same row-major order as a mask) instead of a mask of
     # the whole sample per call.
     runs = None
@@ -2070,10 +2071,12 @@ def _launch_charges(timing: TurnTiming, relevant: list[int], costs: list[CallCos
         order = np.argsort(calls, kind="stable")
         runs = (order, calls[order])
     for k, cost in zip(relevant, costs, strict=True):
-        on: NDArray[np.bool_] | NDArray[np.int64]
+        on: NDArray[np.bool_] | NDArray[np.int64] | slice
         if runs is None:
-            on = (timing.calls == k).reshape(-1)
-            m = int(on.sum())
+            mask = (timing.calls == k).reshape(-1)
+            m = int(mask.sum())
+            # Every launch (a fan-out's copies): views, no gathers.
+            on = slice(None) if m == mask.size else mask
         else:
             a, b = np.searchsorted(runs[1], [k, k + 1])
             on = runs[0][a:b]
