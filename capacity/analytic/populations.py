@@ -279,6 +279,12 @@ class _Blend(_window.ClumpWindowModel):
         return math.fsum(w * m.made_fraction(p_fail)
                          for w, (_, m) in zip(self.made_weights, self.parts, strict=True))
 
+    def load_factor(self, p_fail: float) -> float:
+        """Launch-weighted mean of the populations' load factors (each its own
+        aborted turns' shorter cycle)."""
+        return math.fsum(w * m.load_factor(p_fail)
+                         for w, (_, m) in zip(self.made_weights, self.parts, strict=True))
+
 
 def _mix(pmfs: list[NDArray[np.float64]], weights: list[float]) -> NDArray[np.float64]:
     """The mixture of ``pmfs`` by ``weights`` (all zero: zeros, as a model with no such
@@ -475,6 +481,8 @@ def _population_models(pv: PopulationView, c: Constraint) -> list[tuple[str, Any
                               p.cycle.cycle_s, p.wl.units_per_turn(own),
                               retry_model(p.wl.profile, c),
                               exact_calls=exact_calls_per_turn(p.wl))
+        if p.wl.profile.session.think_time is not None:
+            inner.abort_cycle_s = p.cycle.cycle_s  # its aborted turns come back sooner
         if pv.profile.routes:
             from capacity.analytic.fleet import thin_calls
 

@@ -195,6 +195,15 @@ class ClumpWindowModel:
     storm_rough: bool = False          # storm size: one window of storm (a search's guess)
     storm_scale: float = 1.0           # ... times this (a guess calibrated on one chain)
     never_fit: float = 0.0             # share of calls charged more than the allowance
+    # Aborted turns end early (no retries, ``abort_turn``, think-time sessions): per
+    # pattern of a turn's launches up to a refusable event, the turn time it saves
+    # when that event holds the turn's first refusal (s per turn; :func:`_abort_saving`),
+    # the relevant launches before the event and through it; and the mean cycle (s;
+    # 0: the cycle does not shorten, e.g. cadence-paced sessions).
+    saving_weight: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    saving_before: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
+    saving_through: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
+    abort_cycle_s: float = 0.0
     # One session's window count (lattice), from its turns laid end to end (None: the
     # binomial–Poisson mixture of the module docstring).
     session_pmf: NDArray[np.float64] | None = None
@@ -311,7 +320,7 @@ class ClumpWindowModel:
         if not (self.retry.retries or not self.retry.abort_turn or self.prior_hist.size < 2):
             made = 1.0
             for _ in range(6):
-                new = self.made_fraction(out["failed"])
+                new = self.load_factor(out["failed"])
                 if abs(new - made) < 1e-4:
                     break
                 made = new
@@ -344,6 +353,23 @@ class ClumpWindowModel:
         p = min(max(p_fail, 0.0), 1.0)
         base = np.clip(1.0 - p * self.fail_odds, 0.0, 1.0)
         return _dot(self.prior_hist, np.prod(base[None, :] ** self.prior_counts, axis=1))
+
+    def load_factor(self, p_fail: float) -> float:
+        """Launches per session and second when calls fail (``p_fail`` on average), over
+        those without failures: the launches still made (:meth:`made_fraction`) at the
+        shorter cycle of turns that end at their first refusal, ``C/(C − saved)``
+        (hunt-092: a 5 % target aborts one turn in ten, and the Exp(5 s) think time
+        brings its session back ~20 s sooner)."""
+        made = self.made_fraction(p_fail)
+        if self.abort_cycle_s <= 0 or self.saving_weight.size == 0:
+            return made
+        p = min(max(p_fail, 0.0), 1.0)
+        base = np.clip(1.0 - p * self.fail_odds[: self.saving_before.shape[1]], 0.0, 1.0)
+        ok_before = np.prod(base[None, :] ** self.saving_before, axis=1)
+        ok_through = np.prod(base[None, :] ** self.saving_through, axis=1)
+        saved = _dot(self.saving_weight, ok_before - ok_through)
+        return made * self.abort_cycle_s / max(self.abort_cycle_s - saved,
+                                               0.05 * self.abort_cycle_s)
 
     def stop_loss_share(self, n: int) -> float:
         """The no-retry 429 share ``κ·E[(S − q)⁺]/E[S]`` (fixed windows): a retry-free
@@ -1919,6 +1945,10 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
                                 lambda: _prior_launches(timing, relevant))
                     if retry.max_retries == 0 and retry.abort_turn
                     else (np.ones(1), np.zeros((1, len(relevant)))))
+    saving = (timing.memo(("saving", tuple(relevant)),
+                          lambda: _abort_saving(timing, relevant))
+              if retry.max_retries == 0 and retry.abort_turn
+              else (np.zeros(0), np.zeros((0, 1)), np.zeros((0, 1))))
     full = np.zeros((counts.shape[0], len(col_ids)))
     if relevant:
         full[:, : len(relevant)] = counts[:, : len(relevant)]
@@ -1956,7 +1986,8 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
         prior_counts=counts, fail_odds=_fail_odds(fine, fine_call, launches, is_requests),
         event_pmf=event_pmf, crossing=crossing, cascade=cascade, storm_first=storm[0],
         storm_gaps=storm[1], storm_sizes=storm[2], storm_ends=storm[3], aborted=aborted,
-        never_fit=never_fit), units_per_turn, session)
+        never_fit=never_fit, saving_weight=saving[0], saving_before=saving[1],
+        saving_through=saving[2]), units_per_turn, session)
 
 
 @dataclass
@@ -2850,6 +2881,51 @@ def _prior_launches(timing: TurnTiming, relevant: list[int]) -> tuple[
     weight = np.bincount(inv.ravel(), weights=mult_sel.astype(np.float64),
                          minlength=uniq.shape[0])
     return weight / weight.sum(), uniq.astype(np.float64)
+
+
+def _abort_saving(timing: TurnTiming, relevant: list[int]) -> tuple[
+        NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Turn time an aborted turn saves (no retries, ``abort_turn``), by pattern.
+
+    Returns ``(weight, before, through)``: a sampled turn whose first refusal is at an
+    event (launch instant) with relevant launches ends when that event's calls end —
+    at once for a lone refused call, at its fan-out mates' ends otherwise, and not
+    before the earlier calls still running — instead of at its latency; ``weight[u]``
+    sums that saving (s) over the events with relevant launches ``before[u]`` strictly
+    before them and ``through[u]`` up to them, divided by the sampled turns. The mean
+    saving at refusal chance ``p`` is ``Σ weight·(Π(1−p)^before − Π(1−p)^through)``.
+    """
+    k = len(relevant)
+    gt, gc = timing.groups()
+    n = gt.shape[0]
+    if k == 0 or n == 0 or timing.ends.shape != timing.times.shape:
+        return np.zeros(0), np.zeros((0, max(k, 1))), np.zeros((0, max(k, 1)))
+    rc = gc[:, :, relevant]
+    before = np.cumsum(rc, axis=1) - rc
+    mult = rc.sum(axis=2)
+    every = gc.sum(axis=2)
+    t, e = timing.times, timing.ends
+    lat = timing.latency
+    saved = np.zeros(gt.shape)
+    for j in range(gt.shape[1]):
+        at = gt[:, j:j + 1]
+        fin = np.isfinite(at[:, 0])
+        earlier = np.where((t < at) & np.isfinite(e), e, -math.inf).max(axis=1)
+        own = np.where((t == at) & np.isfinite(e), e, -math.inf).max(axis=1)
+        # A lone refused call returns at once; a fan-out's mates run to their ends.
+        end = np.maximum(np.where(every[:, j] > 1, own, gt[:, j]), earlier)
+        saved[:, j] = np.where(fin, np.clip(lat - end, 0.0, None), 0.0)
+    sel = (mult > 0) & (saved > 0)
+    if not sel.any():
+        return np.zeros(0), np.zeros((0, k)), np.zeros((0, k))
+    rows_b = before[sel]
+    rows_t = rows_b + rc[sel]
+    base = int(rows_t.max()) + 1
+    both = np.concatenate([rows_b, rows_t], axis=1).astype(np.float64)
+    code = both @ (float(base) ** np.arange(2 * k))
+    _, first, inv = np.unique(code, return_index=True, return_inverse=True)
+    weight = np.bincount(inv.ravel(), weights=saved[sel], minlength=first.size) / n
+    return (weight, rows_b[first].astype(np.float64), rows_t[first].astype(np.float64))
 
 
 def _fail_odds(pmfs: list[NDArray[np.float64]], call_pmf: NDArray[np.float64],
