@@ -31,11 +31,15 @@ def test_aborted_turns_raise_the_launch_rate_of_think_time_sessions() -> None:
     assert made < 1.0 < factor < 1.2
 
 
-def test_populations_with_aborted_turns_within_target() -> None:
-    profile = load_profile(PROFILE)
+def _within_target(path: Path) -> None:
+    profile = load_profile(path)
     n_a = analyze(profile).burst_ceiling
     sat = find_saturation(profile, max(1, n_a - 6), n_a + 6, seed=1, replications=20,
                           max_sessions=100)
     err = (n_a - sat.n_star) / sat.n_star
     assert (abs(err) <= 0.03 or sat.n_lo <= n_a <= sat.n_hi) and err <= 0.05, (
         n_a, sat.n_star, sat.n_lo, sat.n_hi)
+
+
+def test_populations_with_aborted_turns_within_target() -> None:
+    _within_target(PROFILE)
