@@ -102,6 +102,7 @@ from capacity.model.dist import Distribution, finest_step
 from capacity.model.workload import CallCost
 
 _MAX_FFT = 1 << 22
+_ABORT_STORMS = True
 # Cells over a fixed window for the cascade of refused stages (Cascade), and the time
 # left (share of the window) at which the chance a launch is refused whole is solved.
 _CASCADE_NODES = 48
@@ -942,6 +943,9 @@ class ClumpWindowModel:
                "exceed": self.exceedance(n), "retry_share": per}
         if m > 0 and pr >= 1.0:
             out = self._storms(n, out)
+        elif (m == 0 and _ABORT_STORMS and self.retry.counts_rejected
+              and self.retry.abort_turn and self.storm_first.size):
+            out = self._storms(n, out, gate=False)
         return out
 
     def _cascade_levels(self) -> tuple[NDArray[np.float64], float]:
@@ -1042,7 +1046,8 @@ class ClumpWindowModel:
         per_session = (1 + m) * self.mean_units / self.h
         return self.q_lat / per_session if per_session > 0 else math.inf
 
-    def _storms(self, n: int, healthy: dict[str, float]) -> dict[str, float]:
+    def _storms(self, n: int, healthy: dict[str, float], gate: bool = True
+                ) -> dict[str, float]:
         """Add the retry storms that bursts ignite (counted, retried sliding windows).
 
         Ignition: the first call turned away — the trailing count going over the
@@ -1057,7 +1062,7 @@ class ClumpWindowModel:
         """
         m = self.retry.max_retries
         n_u = self.storm_threshold()
-        if n <= n_u:
+        if gate and n <= n_u:
             return healthy
         g = self.pmf(max(n - 1, 0))
         palm = np.convolve(g, self.own_pmf)  # count an arriving call finds (itself out)
@@ -1975,7 +1980,8 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
     # Storms only arise where rejections are logged and retried (requests: whole calls).
     storm = (timing.memo(("storm", *memo_key), lambda: _storm_launches(
         timing, relevant, rel_pmfs[: len(relevant)]))
-        if sliding and retry.counts_rejected and retry.retries
+        if sliding and retry.counts_rejected and (retry.retries or (
+            _ABORT_STORMS and retry.abort_turn))
         else (np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), np.zeros(0)))
     session = _SessionArgs(
         relevant, [c for c in col_costs[: len(relevant)] if c is not None], q_units, h,
