@@ -71,6 +71,10 @@ The 429 share of attempts — sliding windows (a scan statistic)
     Alm's declumped up-crossing rate times the attempts a storm turns away, a Markov
     chain of the log count from the first call turned away until an arrival finds room,
     with the launches the sessions make meanwhile: :meth:`ClumpWindowModel.storm_size`).
+    Without retries a counted refusal still keeps the log full, and its aborted turn's
+    session comes back a think time later (Exp(5 s) inside a 10 s window) to be refused
+    and counted again: every first refusal starts such a storm, at any N (hunt-rpm-226
+    with a 10 s window: 0.66 % of attempts refused at 17 sessions, 0.13 % uncounted).
 
 Aborted turns
     Without retries a rejected call fails and (``abort_turn``) its turn launches nothing
