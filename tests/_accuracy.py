@@ -8,9 +8,12 @@ a conservative one only leaves sessions unused).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from benchmarks.analytic_accuracy import OPTIMISTIC, WITHIN, error, meets_target
+
+if TYPE_CHECKING:
+    from capacity.profile.schema import Profile
 
 
 class Simulated(Protocol):
@@ -39,3 +42,15 @@ def assert_accurate(analytic: int, sim: Simulated, what: object = "") -> None:
     label = f"{what}: " if what else ""
     raise AssertionError(f"{label}analytic N* {analytic} vs simulated {n_s} [{lo}–{hi}], "
                          f"error {err:+.1%}: {why}")
+
+
+def assert_profile_accurate(profile: Profile, span: int = 6, max_sessions: int = 100) -> None:
+    """The rule for ``profile``'s analytic N* against its simulated N* (the saturation
+    search seed 1, 20 replications × 1 h, over the analytic answer ± ``span`` sessions)."""
+    from capacity.analytic.model import analyze
+    from capacity.search import find_saturation
+
+    n_a = analyze(profile).burst_ceiling
+    sat = find_saturation(profile, max(1, n_a - span), n_a + span, seed=1, replications=20,
+                          max_sessions=max_sessions)
+    assert_accurate(n_a, sat, profile.name)

@@ -10,10 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from capacity.analytic import clumped
-from capacity.analytic.model import analyze, cycle_time
+from capacity.analytic.model import cycle_time
 from capacity.model.workload import Workload
 from capacity.profile.loader import load_profile
-from capacity.search import find_saturation
+
+from ._accuracy import assert_profile_accurate
 
 DATA = Path(__file__).parent / "data"
 PROFILE = DATA / "abort-shortens-cycle-populations.yaml"
@@ -32,13 +33,7 @@ def test_aborted_turns_raise_the_launch_rate_of_think_time_sessions() -> None:
 
 
 def _within_target(path: Path) -> None:
-    profile = load_profile(path)
-    n_a = analyze(profile).burst_ceiling
-    sat = find_saturation(profile, max(1, n_a - 6), n_a + 6, seed=1, replications=20,
-                          max_sessions=100)
-    err = (n_a - sat.n_star) / sat.n_star
-    assert (abs(err) <= 0.03 or sat.n_lo <= n_a <= sat.n_hi) and err <= 0.05, (
-        n_a, sat.n_star, sat.n_lo, sat.n_hi)
+    assert_profile_accurate(load_profile(path))
 
 
 def test_populations_with_aborted_turns_within_target() -> None:

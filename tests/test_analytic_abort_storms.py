@@ -11,10 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from capacity.analytic import clumped
-from capacity.analytic.model import analyze, cycle_time
+from capacity.analytic.model import cycle_time
 from capacity.model.workload import Workload
 from capacity.profile.loader import load_profile
-from capacity.search import find_saturation
+
+from ._accuracy import assert_profile_accurate
 
 PROFILE = Path(__file__).parent / "data" / "counted-sliding-abort-storms.yaml"
 
@@ -29,10 +30,4 @@ def test_counted_refusals_start_storms_without_retries() -> None:
 
 
 def test_counted_sliding_abort_storms_within_target() -> None:
-    profile = load_profile(PROFILE)
-    n_a = analyze(profile).burst_ceiling
-    sat = find_saturation(profile, max(1, n_a - 6), n_a + 6, seed=1, replications=20,
-                          max_sessions=100)
-    err = (n_a - sat.n_star) / sat.n_star
-    assert (abs(err) <= 0.03 or sat.n_lo <= n_a <= sat.n_hi) and err <= 0.05, (
-        n_a, sat.n_star, sat.n_lo, sat.n_hi)
+    assert_profile_accurate(load_profile(PROFILE))

@@ -23,22 +23,17 @@ from pathlib import Path
 import numpy as np
 
 from capacity.analytic import clumped
-from capacity.analytic.model import analyze, cycle_time
+from capacity.analytic.model import cycle_time
 from capacity.model.workload import Workload
 from capacity.profile.loader import load_profile
-from capacity.search import find_saturation
+
+from ._accuracy import assert_profile_accurate
 
 DATA = Path(__file__).parent / "data"
 
 
 def _within_target(name: str) -> None:
-    profile = load_profile(DATA / name)
-    n_a = analyze(profile).burst_ceiling
-    sat = find_saturation(profile, max(1, n_a - 6), n_a + 6, seed=1, replications=20,
-                          max_sessions=100)
-    err = (n_a - sat.n_star) / sat.n_star
-    assert (abs(err) <= 0.03 or sat.n_lo <= n_a <= sat.n_hi) and err <= 0.05, (
-        n_a, sat.n_star, sat.n_lo, sat.n_hi)
+    assert_profile_accurate(load_profile(DATA / name))
 
 
 def test_calls_larger_than_the_allowance_never_charge() -> None:
