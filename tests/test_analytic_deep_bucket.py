@@ -19,6 +19,7 @@ from capacity.profile.loader import load_profile
 from capacity.search import find_saturation
 
 from ._accuracy import assert_accurate
+from ._cli import analytic_text
 
 DATA = Path(__file__).parent / "data"
 PROFILES = Path(__file__).parent.parent / "profiles"
@@ -92,13 +93,6 @@ def test_deep_bucket_ceiling_against_the_simulator(name: str, sets: list[str]) -
 
 
 def test_the_text_does_not_call_the_level_law_a_bound() -> None:
-    from typer.testing import CliRunner
-
-    from capacity.cli.app import app
-
-    out = CliRunner().invoke(app, ["ceiling", str(DATA / "deep-bucket-fanout.yaml"),
-                                   "--method", "analytic"])
-    assert out.exit_code == 0, out.output
-    text = " ".join(out.output.split())
+    text = analytic_text(DATA / "deep-bucket-fanout.yaml")
     assert "of time the bucket holds less than a mean call" in text
     assert "(an upper bound)" not in text

@@ -14,6 +14,7 @@ from capacity.profile.loader import load_profile, profile_from_dict
 from capacity.whatif.ceiling import SimSettings, ceiling
 
 from ._accuracy import assert_accurate
+from ._cli import analytic_text
 
 DATA = Path(__file__).parent / "data"
 
@@ -40,13 +41,6 @@ def test_short_think_times_stay_at_the_mean_ceiling() -> None:
 
 
 def test_the_text_says_the_refused_calls_are_lost() -> None:
-    from typer.testing import CliRunner
-
-    from capacity.cli.app import app
-
-    out = CliRunner().invoke(app, ["ceiling", str(DATA / "high-target-no-retries.yaml"),
-                                   "--method", "analytic"])
-    assert out.exit_code == 0, out.output
-    text = " ".join(out.output.split())
+    text = analytic_text(DATA / "high-target-no-retries.yaml")
     assert "past the mean rate it still carries 269" in text
     assert "bursts cost nothing" not in text
