@@ -355,9 +355,14 @@ class ClumpWindowModel:
         failure aborts the rest of its turn: ``E[Π_earlier (1 − p·w_k)]`` over launches,
         ``w_k`` the relative failure odds of call ``k`` (larger token charges fail more
         often, see :func:`_size_bias`)."""
+        return _dot(self.prior_hist, self._all_made(p_fail, self.prior_counts))
+
+    def _all_made(self, p_fail: float, counts: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Per row of ``counts`` (launches by call kind): the chance none of them fails,
+        ``Π (1 − p·w_k)^count_k``."""
         p = min(max(p_fail, 0.0), 1.0)
-        base = np.clip(1.0 - p * self.fail_odds, 0.0, 1.0)
-        return _dot(self.prior_hist, np.prod(base[None, :] ** self.prior_counts, axis=1))
+        base = np.clip(1.0 - p * self.fail_odds[: counts.shape[1]], 0.0, 1.0)
+        return np.asarray(np.prod(base[None, :] ** counts, axis=1), dtype=np.float64)
 
     def load_factor(self, p_fail: float) -> float:
         """Launches per session and second when calls fail (``p_fail`` on average), over
@@ -368,11 +373,8 @@ class ClumpWindowModel:
         made = self.made_fraction(p_fail)
         if self.abort_cycle_s <= 0 or self.saving_weight.size == 0:
             return made
-        p = min(max(p_fail, 0.0), 1.0)
-        base = np.clip(1.0 - p * self.fail_odds[: self.saving_before.shape[1]], 0.0, 1.0)
-        ok_before = np.prod(base[None, :] ** self.saving_before, axis=1)
-        ok_through = np.prod(base[None, :] ** self.saving_through, axis=1)
-        saved = _dot(self.saving_weight, ok_before - ok_through)
+        saved = _dot(self.saving_weight, self._all_made(p_fail, self.saving_before)
+                     - self._all_made(p_fail, self.saving_through))
         return made * self.abort_cycle_s / max(self.abort_cycle_s - saved,
                                                0.05 * self.abort_cycle_s)
 
