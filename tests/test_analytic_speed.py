@@ -134,3 +134,175 @@ def test_reused_fft_buffers_are_numpys(n: int) -> None:
     assert np.array_equal(fa, np.fft.rfft(a, n))
     prod = fa * np.fft.rfft(b, n)
     assert np.array_equal(irfft(prod), np.fft.irfft(prod, n))
+
+
+# -- the storm chain's shortcuts (issue 13's speed pass on the storms) -----------------
+
+def _arrivals_long(mdl: window.ClumpWindowModel, first: np.ndarray, gaps: np.ndarray,
+                   sizes: np.ndarray, pre: np.ndarray, per_turn: float, dt: float,
+                   steps: int, q: int, overflow: float = 0.0) -> np.ndarray:
+    """window._storm_arrivals' aborted-turn flow as it was: one loop for every retry
+    policy, each step writing the renewal sum's array twice."""
+    kmax = pre.size - 1
+    w = mdl.window_s
+    t = np.arange(steps) * dt
+    cell = np.minimum((gaps / dt).astype(np.int64), steps) * (kmax + 1) + sizes
+    cnt = np.bincount(cell, minlength=(steps + 1) * (kmax + 1)).reshape(steps + 1, kmax + 1)
+    nxt = np.cumsum(cnt[::-1], axis=0)[::-1][:steps] * per_turn
+    first_law = np.bincount(first, minlength=kmax + 1).astype(np.float64) / first.size
+    first_law[0] = 0.0
+    turns = per_turn * first.size
+    pause = mdl.storm_pause
+    surv = np.clip(1.0 - np.searchsorted(np.sort(pause), t, side="right") / pause.size,
+                   0.0, 1.0)
+    fz = np.bincount(np.clip((pause / dt).astype(np.int64), 1, steps),
+                     minlength=steps + 1)[:steps].astype(np.float64) / pause.size / dt
+    ends = np.bincount(np.minimum((mdl.storm_ends / dt).astype(np.int64), steps),
+                       minlength=steps + 1)[::-1].cumsum()[::-1][:steps] * per_turn
+    starts = turns * surv
+    nxt_tot = nxt.sum(axis=1)
+    launching = float(first_law.sum())
+    into = np.concatenate([ends * dt, [0.0]])
+    r = mdl.retry
+    lat = r.rejection_latency_s or 0.0
+    ks = np.arange(kmax + 1, dtype=np.float64)
+    first_units = float(np.dot(ks, first_law))
+    nxt_units = nxt @ ks
+    per_w = max(round(w / dt), 1)
+    m = r.max_retries
+    honour = r.honour_retry_after
+    back = ((r.backoff_s[-1] if r.backoff_s else 0.0) + lat) / dt
+    logged = [0.0] * (steps + 2)
+    into_l = [*into.tolist(), 0.0]
+    turned_l = ((starts * first_units + nxt_units) * dt).tolist()
+    aborted_l = ((starts * launching + nxt_tot) * dt).tolist()
+    earlier = 0.0
+    for i in range(steps):
+        if i:
+            st = float(np.add.reduce(np.multiply(into[i - 1::-1], fz[1: i + 1])))
+            starts[i] += st
+            turned_l[i] += st * first_units * dt
+            aborted_l[i] += st * launching * dt
+        if honour:
+            turned = turned_l[i] + (overflow if i == 0 else 0.0)
+            logged[i] += turned
+            content = q * max(0.0, 1.0 - i / per_w) + earlier + logged[i]
+            trip = (lat + w * max(content - q + 1.0, 0.0) / max(content, 1.0)) / dt
+            for k in range(1, m + 1):
+                pos = i + k * trip
+                j = int(pos)
+                if j <= steps:
+                    logged[j] += turned * (j + 1 - pos)
+                    logged[j + 1] += turned * (pos - j)
+            earlier += logged[i] - (logged[i - per_w + 1] if i >= per_w - 1 else 0.0)
+            back = m * trip + lat / dt
+        pos = i + back
+        j = int(pos)
+        if j < steps:
+            into_l[j] += aborted_l[i] * (j + 1 - pos)
+            into_l[j + 1] += aborted_l[i] * (pos - j)
+            into[j] = into_l[j]
+            into[j + 1] = into_l[j + 1]
+    out: np.ndarray = starts[:, None] * first_law[None, :] + nxt
+    return out
+
+
+def _storm_models() -> list[tuple[window.ClumpWindowModel, list[int]]]:
+    """Counted sliding logs whose aborted turns feed storms, and N to try: no retries
+    (at the think time's mean and, as the think-time sweep builds it, at a short fixed
+    pause), honoured retry-afters, and retries that ignore them (a fixed backoff)."""
+    out = []
+    for name, ns, low in (("counted-sliding-abort-storms.yaml", [12, 17, 19, 24], [10, 12, 14]),
+                          ("batch-sliding.yaml", [20, 25, 30], []),
+                          ("counted-sliding-sdk-backoff.yaml", [120, 141, 160], [])):
+        wl = Workload.from_profile(load_profile(ROOT / "tests/data" / name))
+        c = next(x for x in wl.constraints if x.dim == "rpm")
+        cycles = [(amodel.cycle_time(wl), ns)]
+        if low:   # (its shorter cycle: storms at fewer sessions)
+            pause = Distribution.fixed(wl.profile.session.pause.range()[0], "duration")
+            cycles.append((amodel.cycle_time(wl, pause), low))
+        for cyc, at in cycles:
+            inner = clumped.clumped_window_model(wl, c, cyc.cycle_s).inner
+            assert inner.storm_first.size and inner.retry.abort_turn
+            out.append((inner, at))
+    return out
+
+
+def test_storm_arrivals_are_the_long_ways(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without honoured retries a session's pause starts a fixed time after its abort:
+    # the loop drops the retries' bookkeeping (dead when m = 0) and writes each step's
+    # renewal term once, when no later step can add to it. Same numbers, bit for bit,
+    # in every chain the storm sizes run (the refined steps included).
+    short = window._storm_arrivals
+    calls = []
+
+    def both(mdl: window.ClumpWindowModel, *args: object) -> np.ndarray:
+        got = short(mdl, *args)  # type: ignore[arg-type]
+        assert np.array_equal(got, _arrivals_long(mdl, *args))  # type: ignore[arg-type]
+        calls.append(mdl.retry.max_retries)
+        return got
+
+    monkeypatch.setattr(window, "_storm_arrivals", both)
+    for inner, ns in _storm_models():
+        for n in ns:
+            window._storm_size(inner, n)
+    assert 0 in calls and max(calls) > 0
+
+
+def _storms_long(mdl: window.ClumpWindowModel, n: float, healthy: dict[str, float],
+                 gate: bool = True) -> dict[str, float]:
+    """ClumpWindowModel._storms with every storm's size computed (its chain run)."""
+    m = mdl.retry.max_retries
+    n_u = mdl.storm_threshold()
+    if gate and n <= n_u:
+        return healthy
+    g = mdl.pmf(max(n - 1, 0))
+    palm = np.convolve(g, mdl.own_pmf)
+    q = math.floor(mdl.q_lat + 1e-9)
+    tail = np.concatenate([np.cumsum(palm[::-1])[::-1], [0.0]])
+    b = np.arange(mdl.call_pmf.size)
+    over = tail[np.clip(q + 1 - b, 0, tail.size - 1)] - tail[min(q + 1, tail.size - 1)]
+    at_edge = float(np.dot(mdl.call_pmf, over)) if q > 0 else 0.0
+    lam_w = n * mdl.calls_per_window
+    lam = lam_w / mdl.window_s
+    ignition = max(0.0, 1.0 - lam_w / (q + 1)) * lam * at_edge if q > 0 else 0.0
+    size = mdl.storm_size(n)  # type: ignore[arg-type]
+    p = healthy["call"]
+    rejected = ignition * size
+    attempts = lam + ignition * size * m / (1 + m)
+    share = min(1.0, rejected / attempts) if attempts > 0 else 0.0
+    out = dict(healthy)
+    out["attempt"] = max(healthy["attempt"], share)
+    out["call"] = min(1.0, max(p, ignition * size / (1 + m) / lam))
+    out["failed"] = out["call"]
+    return out
+
+
+def test_storms_skipped_where_they_cannot_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No chain where no storm is ignited (the mean load fills the log) or every call is
+    # turned away already: the shares are the healthy ones either way. Checked at every
+    # share the ceiling searches ask for near the ceilings, and at the two skips.
+    short = window.ClumpWindowModel._storms
+    ran = []
+
+    def both(self: window.ClumpWindowModel, n: float, healthy: dict[str, float],
+             gate: bool = True) -> dict[str, float]:
+        cells = len(self._storm_sizes)
+        got = short(self, n, healthy, gate)
+        ran.append(len(self._storm_sizes) > cells)
+        assert got == _storms_long(self, n, healthy, gate)
+        return got
+
+    monkeypatch.setattr(window.ClumpWindowModel, "_storms", both)
+    for inner, ns in _storm_models():
+        for n in ns:
+            inner.attempt_share(n)
+        full = {"attempt": 1.0, "call": 1.0, "failed": 1.0, "exceed": 1.0, "retry_share": 0.0}
+        healthy = {**full, "attempt": 0.5, "call": 0.5, "failed": 0.5}
+        gate = inner.retry.max_retries > 0
+        for h in (full, healthy):
+            inner._storms(ns[0], h, gate)   # saturated: skipped; half: the chain runs
+        # Just past the mean load of one allowance a window: no storm is ignited.
+        q = math.floor(inner.q_lat + 1e-9)
+        inner._storms(math.ceil((q + 1) / inner.calls_per_window), healthy, gate)
+    assert any(ran) and not all(ran)

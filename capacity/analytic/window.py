@@ -1082,13 +1082,20 @@ class ClumpWindowModel:
         lam_w = n * self.calls_per_window          # calls per window
         lam = lam_w / self.window_s                # calls per second
         ignition = max(0.0, 1.0 - lam_w / (q + 1)) * lam * at_edge if q > 0 else 0.0
+        p = healthy["call"]
+        if ignition == 0.0 or (healthy["attempt"] >= 1.0 and p >= 1.0):
+            # No storm is ignited (the mean load alone fills the log, or no count sits at
+            # its edge), or every call is turned away already: the share below is the
+            # healthy one whatever the storms' size (finite), so no chain is run.
+            out = dict(healthy)
+            out["call"] = out["failed"] = min(1.0, p)
+            return out
         if self.storm_rough:                       # a rough guess: one window's attempts
             size = self.storm_scale * ((1 + m) * lam_w)
         elif self.storm_first.size:
             size = self.storm_size(n)
         else:
             size = (n - n_u) * (1 + m)             # attempts turned away per storm
-        p = healthy["call"]
         # Every call turned away above N_u starts a storm (its retries are logged and
         # turned away too), so the healthy share's rejections are the storms' first
         # calls, already in their size: the storms alone, never below the healthy share.
@@ -1509,39 +1516,32 @@ def _storm_arrivals(mdl: ClumpWindowModel, first: NDArray[np.int64],
         honour = r.honour_retry_after
         back = ((r.backoff_s[-1] if r.backoff_s else 0.0) + lat) / dt   # (backoff: fixed)
         # (Plain lists: the loop runs per step of every chain, scalar by scalar.)
-        logged = [0.0] * (steps + 2)                         # units logged per step
         into_l = [*into.tolist(), 0.0]
-        turned_l = ((starts * first_units + nxt_units) * dt).tolist()
+        starts_l = starts.tolist()
         aborted_l = ((starts * launching + nxt_tot) * dt).tolist()
-        earlier = 0.0                                        # logged in the last w, before i
         add, mul = np.add.reduce, np.multiply
+        if honour and m > 0:
+            _retried_returns(starts_l, into, into_l, aborted_l, fz, steps, dt, w, q,
+                             lat, m, per_w, overflow, first_units, launching,
+                             ((starts * first_units + nxt_units) * dt).tolist())
+            return np.array(starts_l)[:, None] * first_law[None, :] + nxt
+        if honour:   # no retries: the call gives up at its first 429 (m·trip = 0)
+            back = lat / dt
+        # A session's pause starts a fixed ``back`` after its turn is aborted: into[i] is
+        # final once step i is done (later steps add at their own step or after).
         for i in range(steps):
             if i:
                 st = float(add(mul(into[i - 1::-1], fz[1: i + 1])))
-                starts[i] += st
-                turned_l[i] += st * first_units * dt
+                starts_l[i] += st
                 aborted_l[i] += st * launching * dt
-            if honour:
-                turned = turned_l[i] + (overflow if i == 0 else 0.0)
-                logged[i] += turned
-                content = q * max(0.0, 1.0 - i / per_w) + earlier + logged[i]
-                trip = (lat + w * max(content - q + 1.0, 0.0) / max(content, 1.0)) / dt
-                for k in range(1, m + 1):                    # the retries, logged when due
-                    pos = i + k * trip
-                    j = int(pos)
-                    if j <= steps:
-                        logged[j] += turned * (j + 1 - pos)
-                        logged[j + 1] += turned * (pos - j)
-                earlier += logged[i] - (logged[i - per_w + 1] if i >= per_w - 1 else 0.0)
-                back = m * trip + lat / dt
             pos = i + back
             j = int(pos)
             if j < steps:
-                into_l[j] += aborted_l[i] * (j + 1 - pos)
-                into_l[j + 1] += aborted_l[i] * (pos - j)
-                into[j] = into_l[j]
-                into[j + 1] = into_l[j + 1]
-        return starts[:, None] * first_law[None, :] + nxt
+                ab = aborted_l[i]
+                into_l[j] += ab * (j + 1 - pos)
+                into_l[j + 1] += ab * (pos - j)
+            into[i] = into_l[i]
+        return np.array(starts_l)[:, None] * first_law[None, :] + nxt
     arr = turns * first_law[None, :] + nxt
     cyc = mdl.storm_cadence
     if cyc > w:
@@ -1552,6 +1552,41 @@ def _storm_arrivals(mdl: ClumpWindowModel, first: NDArray[np.int64],
         factor = np.where(t < cyc - w, gap, np.where(t < cyc, back, 1.0))
         arr = arr * factor[:, None]
     return arr
+
+
+def _retried_returns(starts: list[float], into: NDArray[np.float64], into_l: list[float],
+                     aborted: list[float], fz: NDArray[np.float64], steps: int, dt: float,
+                     w: float, q: int, lat: float, m: int, per_w: int, overflow: float,
+                     first_units: float, launching: float, turned_l: list[float]) -> None:
+    """:func:`_storm_arrivals`' renewal sum when honoured retry-afters delay the pauses:
+    each aborted call gives up after ``m`` trips that depend on the storm's logged
+    content (``starts`` filled in place, per step)."""
+    add, mul = np.add.reduce, np.multiply
+    logged = [0.0] * (steps + 2)                         # units logged per step
+    earlier = 0.0                                        # logged in the last w, before i
+    for i in range(steps):
+        if i:
+            st = float(add(mul(into[i - 1::-1], fz[1: i + 1])))
+            starts[i] += st
+            turned_l[i] += st * first_units * dt
+            aborted[i] += st * launching * dt
+        turned = turned_l[i] + (overflow if i == 0 else 0.0)
+        logged[i] += turned
+        content = q * max(0.0, 1.0 - i / per_w) + earlier + logged[i]
+        trip = (lat + w * max(content - q + 1.0, 0.0) / max(content, 1.0)) / dt
+        for k in range(1, m + 1):                    # the retries, logged when due
+            pos = i + k * trip
+            j = int(pos)
+            if j <= steps:
+                logged[j] += turned * (j + 1 - pos)
+                logged[j + 1] += turned * (pos - j)
+        earlier += logged[i] - (logged[i - per_w + 1] if i >= per_w - 1 else 0.0)
+        pos = i + (m * trip + lat / dt)
+        j = int(pos)
+        if j < steps:
+            into_l[j] += aborted[i] * (j + 1 - pos)
+            into_l[j + 1] += aborted[i] * (pos - j)
+        into[i] = into_l[i]   # final: later steps add at their own step or after
 
 
 def _binned(x: NDArray[np.float64], w: NDArray[np.float64], bins: int
