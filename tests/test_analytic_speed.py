@@ -306,3 +306,21 @@ def test_storms_skipped_where_they_cannot_count(monkeypatch: pytest.MonkeyPatch)
         q = math.floor(inner.q_lat + 1e-9)
         inner._storms(math.ceil((q + 1) / inner.calls_per_window), healthy, gate)
     assert any(ran) and not all(ran)
+
+
+@pytest.mark.parametrize("target", [0.002, 0.01, 0.05])
+def test_abort_storm_search_is_the_bisection(target: float) -> None:
+    # Storms without retries: the search guesses from the storm-free shares and walks
+    # the storm grid's cells from there (fewer chains) instead of bisecting [0, hi]; the
+    # same answer and the same figures at it, at the think time's mean and at a short
+    # fixed pause (the think-time sweep's), whatever the target.
+    wl = Workload.from_profile(load_profile(ROOT / "tests/data/counted-sliding-abort-storms.yaml"))
+    c = next(x for x in wl.constraints if x.dim == "rpm")
+    pause = Distribution.fixed(wl.profile.session.pause.range()[0], "duration")
+    for cyc in (amodel.cycle_time(wl), amodel.cycle_time(wl, pause)):
+        short = clumped.clumped_window_model(wl, c, cyc.cycle_s)
+        long = clumped.clumped_window_model(wl, c, cyc.cycle_s)
+        hi = 2 * math.floor(amodel._mean_ceiling(wl, c, cyc.cycle_s)) + 1
+        got = short.largest_meeting(target, hi)
+        assert got == amodel._largest_meeting(long.stats, target, hi)
+        assert got[0] > 0

@@ -106,6 +106,10 @@ class ClumpedWindow:
         if (self.sliding and m.storm_first.size and m.retry.retries and hi > 1
                 and m._retry_rejection(0.0) >= 1.0):
             return self._largest_meeting_storms(target, hi)
+        if (self.sliding and not herds and hi > 1 and not m.retry.retries
+                and _window._ABORT_STORMS and m.retry.counts_rejected
+                and m.retry.abort_turn and m.storm_first.size):
+            return self._largest_meeting_abort_storms(target, hi)
         if (self.sliding and not herds) or not m.retry.retries or hi <= 1:
             return _largest_meeting(self.stats, target, hi)
 
@@ -184,6 +188,32 @@ class ClumpedWindow:
             else:
                 up = mid
         return lo, (stats(lo) if lo > 0 else None)
+
+    def _largest_meeting_abort_storms(self, target: float, hi: int
+                                      ) -> tuple[int, WindowStats | None]:
+        """:meth:`largest_meeting` with storms without retries (every first refusal of a
+        counted sliding log starts one): the bisection's answer, with fewer chains.
+
+        The guess: the same search with no storms (its shares are the storms' floor, and
+        near a ceiling where the storms are small they are its shares: the evaluations
+        then share their fresh-count laws); then from it, with the chains, cell by cell
+        of the storm sizes' grid (:func:`_storm_boundary`), or failing that the
+        bisection itself on what is already known.
+        """
+        free = ClumpedWindow(dataclasses.replace(self.inner, storm_rough=True,
+                                                 storm_scale=0.0), True)
+        guess, _ = _largest_meeting(free.stats, target, hi)
+        cache: dict[int, WindowStats] = {}
+
+        def stats(n: int) -> WindowStats:
+            if n not in cache:
+                cache[n] = self.stats(n)
+            return cache[n]
+
+        exact = _storm_boundary(lambda n: stats(n).loss_fraction <= target, guess, hi)
+        if exact is None:
+            return _largest_meeting(stats, target, hi)
+        return exact, (stats(exact) if exact > 0 else None)
 
     def _largest_meeting_storms(self, target: float, hi: int
                                 ) -> tuple[int, WindowStats | None]:

@@ -92,6 +92,7 @@ Aborted turns
 from __future__ import annotations
 
 import dataclasses
+import functools
 import heapq
 import math
 from collections.abc import Callable
@@ -321,15 +322,22 @@ class ClumpWindowModel:
         only if no earlier launch of its turn failed), a fixed point in ``p``.
         """
         share = self._sliding if self.sliding else self._fixed
+        if self.retry.retries or not self.retry.abort_turn or self.prior_hist.size < 2:
+            return self._with_never_fit(share(n))
+        if self.sliding:  # (its exceedance, a pmf of its own: at the last guess only)
+            share = functools.partial(self._sliding, exceed=False)
+        at: float = n
         out = share(n)
-        if not (self.retry.retries or not self.retry.abort_turn or self.prior_hist.size < 2):
-            made = 1.0
-            for _ in range(6):
-                new = self.load_factor(out["failed"])
-                if abs(new - made) < 1e-4:
-                    break
-                made = new
-                out = share(n * made)  # type: ignore[arg-type]
+        made = 1.0
+        for _ in range(6):
+            new = self.load_factor(out["failed"])
+            if abs(new - made) < 1e-4:
+                break
+            made = new
+            at = n * made
+            out = share(at)  # type: ignore[arg-type]
+        if self.sliding:
+            out["exceed"] = self.exceedance(at)  # type: ignore[arg-type]
         return self._with_never_fit(out)
 
     def _with_never_fit(self, out: dict[str, float]) -> dict[str, float]:
@@ -929,9 +937,10 @@ class ClumpWindowModel:
         idx = np.clip(q + 1 - np.arange(extra.size), 0, tail.size - 1)
         return float(min(1.0, _dot(extra, tail[idx])))
 
-    def _sliding(self, n: int) -> dict[str, float]:
+    def _sliding(self, n: int, exceed: bool = True) -> dict[str, float]:
+        """The shares at ``n`` sessions (the window's exceedance only when ``exceed``)."""
         if self.herds:
-            return self._sliding_herd(n)
+            return self._sliding_herd(n, exceed)
         m = self.retry.max_retries
         p = self._sliding_h(n, 0.0)
         if m > 0:
@@ -946,7 +955,7 @@ class ClumpWindowModel:
         per, pr = self._retries_per_call(p, n)
         attempt = (p + per * pr) / (1.0 + per)
         out = {"attempt": min(1.0, attempt), "call": p, "failed": p * pr**m,
-               "exceed": self.exceedance(n), "retry_share": per}
+               "exceed": self.exceedance(n) if exceed else 0.0, "retry_share": per}
         if m > 0 and pr >= 1.0:
             out = self._storms(n, out)
         elif (m == 0 and _ABORT_STORMS and self.retry.counts_rejected
@@ -994,7 +1003,7 @@ class ClumpWindowModel:
             extra += weight * _dot(pmf_min, t)
         return max(0.0, extra * (1.0 - p) / per_instant)
 
-    def _sliding_herd(self, n: int) -> dict[str, float]:
+    def _sliding_herd(self, n: int, exceed: bool = True) -> dict[str, float]:
         """The 429 shares of an uncounted sliding window whose retries herd (honoured
         retry-afters): first attempts see the loss system's count (:attr:`loses`) times
         the herd chain's extension of the full spells; retries as the chain says."""
@@ -1002,7 +1011,8 @@ class ClumpWindowModel:
         p1 = min(1.0, self._sliding_h(n, 0.0, truncate=True) * ch["ext"])
         attempt = p1 * (1.0 + ch["rej"]) / (1.0 + p1 * ch["ret"])
         return {"attempt": min(1.0, attempt), "call": p1, "failed": p1 * ch["fail"],
-                "exceed": self.exceedance(n), "retry_share": p1 * ch["ret"]}
+                "exceed": self.exceedance(n) if exceed else 0.0,
+                "retry_share": p1 * ch["ret"]}
 
     def herd_chain(self, n: int) -> dict[str, float]:
         """One full spell of the log, expiry by expiry, with and without retries.
@@ -1409,7 +1419,7 @@ def _storm_size(mdl: ClumpWindowModel, n: float) -> float:
     gone[:, 0] -= tots
     cum = (np.concatenate([[0.0], np.cumsum(arr_units)]) * dt).tolist()
     level = np.arange(size, dtype=np.float64) + q
-    alive = np.ones(steps)
+    alive = [1.0] * steps
     corr = np.correlate
     add = np.add.reduce  # (ndarray.sum's own reduction, without its wrapper)
     # The expiries run half a step ahead of the arrivals (Strang splitting): an arrival
@@ -1425,8 +1435,8 @@ def _storm_size(mdl: ClumpWindowModel, n: float) -> float:
     ys = np.empty(size)
     for i in range(steps):
         live = float(add(x))
-        alive[i] = live + below
-        if alive[i] < _STORM_ALIVE:
+        alive[i] = left = live + below
+        if left < _STORM_ALIVE:
             break
         rejected += live * units_dt[i]
         below *= keep[i]                            # an arrival there ends the storm
