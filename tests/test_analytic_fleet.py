@@ -178,8 +178,10 @@ def test_policies_shares(tmp_path: Path) -> None:
     assert [s for _, s in route_shares(rr)["gpt-4o"]] == [0.5, 0.5]
     lb = load_profile([WEB, f], ["routes.gpt-4o.policy=least_busy"])
     assert [s for _, s in route_shares(lb)["gpt-4o"]] == pytest.approx([0.5, 0.5])
-    # The notes say what the approximation is.
-    assert any("conservative" in n for n in analyze(rr).notes)
+    # The notes say what the approximation is: least_busy a random split (conservative),
+    # round_robin over unequal limits each deployment's one call in two.
+    assert any("conservative" in n for n in analyze(lb).notes)
+    assert any("one call in 2" in n for n in analyze(rr).notes)
 
 
 def test_spillover_overflow_model(tmp_path: Path) -> None:

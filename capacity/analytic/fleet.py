@@ -15,8 +15,11 @@ Shares (exact or stated approximations)
     conditional on the call being here). ``weighted`` ``per_turn`` — exact: the turn mix
     is crossed with the deployment choice (one draw per turn). ``round_robin`` — equal
     shares; over equal limits its strict alternation fills the deployments together and
-    they are pooled (below); over unequal ones it is treated as a random equal split
-    (conservative: the rotation is smoother). ``usage_based`` — shares ∝ each
+    they are pooled (below); over unequal ones each deployment's request window counts
+    one in k of the route's calls, ``S/k``, not a random split (:func:`_rotated`: the
+    route's calls against k times its allowance, its refused calls' retries back to it
+    1/k of the time); token slots keep the random equal split (conservative: the rotation
+    is smoother). ``usage_based`` — shares ∝ each
     deployment's mean capacity, pooled (the least used one is full only when all are).
     ``least_busy`` — shares ∝ 1/mean latency (Little's law: equal calls in flight),
     treated as random.
@@ -1389,6 +1392,8 @@ class FleetModels:
     fallback: dict[str, Callable[[int], float]]   # logical → fallback share at n
     spills_off: dict[str, bool] = field(default_factory=dict)  # spillover not modelled
     pooled: set[str] = field(default_factory=set)  # routes whose deployments fill together
+    # round robin over unequal limits → some of its slots still split at random
+    rotated: dict[str, bool] = field(default_factory=dict)
 
     def visible(self) -> list[Entry]:
         """Entries whose share the client sees (spilling slots excluded)."""
@@ -1611,12 +1616,17 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
             return worst
         failure[flow.logical] = fails_chain
         beyond[flow.logical] = prev_excess
-    # Spillover between deployments of a non-priority route: pooled windows.
+    # Spillover between deployments of a non-priority route: pooled windows; a rotation
+    # over unequal limits: each deployment's k-th of the calls.
     pooled: set[str] = set()
+    rotated: dict[str, bool] = {}
     for flow in flows:
         for c, model, load in _pooled(wl, flow, by_quota, cycle_s, cyc.min_cycle_s):
             entries[c.name] = Entry(c, model, "plain", None, load)
-            pooled.add(flow.logical)
+            if isinstance(model, Rotated):
+                rotated[flow.logical] = False
+            else:
+                pooled.add(flow.logical)
     # Everything not in a chain: plain slots (static shares).
     for c in wl.constraints:
         if c.name in entries or wl.units_per_turn(c) <= 0:
@@ -1675,11 +1685,18 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                         return n * vd + ex(n) * u
                     entries[c.name] = Entry(c, m, "fallback", None, fb_rate)
     ordered = [entries[c.name] for c in wl.constraints if c.name in entries]
+    for flow in flows:  # a rotation's slots left to the random split (token slots)
+        if flow.logical in rotated:
+            mine = {id(call) for call, _ in flow.calls}
+            rotated[flow.logical] = any(
+                not isinstance(e.model, Pooled) and any(
+                    key in mine and cost is not None and cost.mean > 0
+                    for key, cost in e.c.costs.items()) for e in ordered)
     # Spillover on a policy other than priority: left out (a spill only lowers 429s).
     off = {f.logical: True for f in flows if not f.chain and f.policy != "priority"
            and profile.routes[f.logical].spillover and len(f.shares) > 1
            and f.logical not in pooled}
-    return FleetModels(ordered, flows, cycle_s, spill, fallback, off, pooled)
+    return FleetModels(ordered, flows, cycle_s, spill, fallback, off, pooled, rotated)
 
 
 @dataclass
@@ -1704,6 +1721,20 @@ class Pooled:
         n, st = search(target, hi) if search else _largest_meeting(self.model.stats,
                                                                    target, hi)
         return n, (self.stats(n) if st is not None else None)
+
+
+@dataclass
+class Rotated(Pooled):
+    """A deployment's slot behind a ``round_robin`` route that is not pooled: it sees
+    one in ``k`` of the route's calls (see :func:`_rotated`)."""
+
+    k: int = 1
+
+    def stats(self, n: int) -> WindowStats:
+        """The slot's statistics at ``n`` sessions (its own attempts)."""
+        st: WindowStats = self.model.stats(n)
+        return dataclasses.replace(st, method=f"{st.method}; one call in {self.k} "
+                                   "(round robin)")
 
 
 def _pooled(wl: Workload, flow: RouteFlow, by_quota: dict[str, list[Constraint]],
@@ -1739,13 +1770,16 @@ def _pooled(wl: Workload, flow: RouteFlow, by_quota: dict[str, list[Constraint]]
     out: list[tuple[Constraint, Any, Callable[[float], float]]] = []
     for members in groups.values():
         cs = [c for _, c in members]
-        if (spec.policy == "round_robin" and not spec.spillover
-                and len({c.limit for c in cs}) > 1):
-            continue  # equal turns to unequal limits: the smaller one fills first
-        if (sorted(t for t, _ in members) != sorted(targets)
+        rotating = spec.policy == "round_robin" and not spec.spillover
+        if (rotating and len({c.limit for c in cs}) > 1) or (
+                sorted(t for t, _ in members) != sorted(targets)
                 or len({c.quota for c in cs}) != len(cs)
                 or any(cost is not None and cost.mean > 0 and key not in mine
                        for c in cs for key, cost in c.costs.items())):
+            # Not one pool: equal turns to unequal limits (the smaller one fills first),
+            # or slots that do not pair up; a rotation still splits evenly.
+            if rotating:
+                out += _rotated(wl, cs, mine, len(targets), cycle_s, min_cycle_s)
             continue
         costs: dict[int, CallCost | None] = {}
         for key in mine:
@@ -1776,6 +1810,66 @@ def _pooled(wl: Workload, flow: RouteFlow, by_quota: dict[str, list[Constraint]]
                 return n * per * share
             out.append((c, Pooled(model, others, pool, tuple(cs)), load))
     return out
+
+
+def _rotated(wl: Workload, cs: list[Constraint], mine: set[int], k: int, cycle_s: float,
+             min_cycle_s: float
+             ) -> list[tuple[Constraint, Any, Callable[[float], float]]]:
+    """``round_robin`` over ``k`` deployments whose request slots are not pooled (unequal
+    limits): strict rotation sends every k-th of the route's calls to each deployment,
+    so in any window one of them counts ``S/k`` of the route's ``S`` calls (±1), not a
+    random half — its slot of allowance ``q`` turns away ``(S/k − q)⁺``, the route's
+    calls against ``k·q`` scaled down by ``k``. That model's attempt share is the slot's
+    own (its attempts are ``S/k``), and :func:`of_all_attempts` takes it to a share of
+    all attempts as for any plain slot. A refused call's retry is routed afresh: it comes
+    back to this deployment ``1/k`` of the time (to a deployment of equal limit filling
+    with it, equally: the ``k_eq/k`` of them), so the carried retries are thinned
+    (``ClumpWindowModel.carry_back``). route.yaml (east 300 / west 200 RPM per 10 s, SDK
+    retries): west's own share at 165 sessions 1.94 % against the engine's 1.91 %
+    (random split 4.98 %), N* 165 vs simulated 165 [164–166] (was 149). Request slots
+    of fixed or sliding windows that carry only the route's calls (a sliding log's
+    herded retries are not thinned: conservative, 109 vs 116 [113–118] with west
+    sliding). Token slots keep the random split (conservative): a deployment gets one
+    call in k, but which calls — large or small — is still random, and scaling all
+    charges by 1/k was optimistic (turns of 200-, 12,000- and 300-token calls over
+    900k/400k TPM: 55 vs simulated 49 [48–49]; the split says 41); buckets too."""
+    out: list[tuple[Constraint, Any, Callable[[float], float]]] = []
+    for c in cs:
+        if (c.unit != "requests" or c.enforcement == "token_bucket"
+                or sum(x.quota == c.quota for x in cs) > 1
+                or any(cost is not None and cost.mean > 0 and key not in mine
+                       for key, cost in c.costs.items())):
+            continue
+        costs: dict[int, CallCost | None] = {}
+        for key in mine:
+            cost = c.costs.get(key)
+            if isinstance(cost, MixedCost):  # this deployment's part, unthinned
+                parts = [x for _, x in cost.parts if x is not None]
+                if len(parts) > 1:
+                    break  # one slot of several deployments: not a rotation's k-th
+                cost = parts[0] if parts else None
+            costs[key] = cost
+        else:
+            out.append(_rotated_slot(wl, c, cs, costs, k, cycle_s, min_cycle_s))
+    return out
+
+
+def _rotated_slot(wl: Workload, c: Constraint, cs: list[Constraint],
+                  costs: dict[int, CallCost | None], k: int, cycle_s: float,
+                  min_cycle_s: float) -> tuple[Constraint, Any, Callable[[float], float]]:
+    """One slot of :func:`_rotated`: its model on the route's calls (``costs``) against
+    ``k`` times its allowance."""
+    scaled = dataclasses.replace(c, limit=k * c.allowance * c.period_s / c.window_s,
+                                 costs=costs)
+    model = constraint_model(wl, scaled, cycle_s, min_cycle_s)
+    inner = getattr(model, "inner", None)
+    if isinstance(inner, _window.ClumpWindowModel):
+        inner.carry_back = sum(x.allowance == c.allowance for x in cs) / k
+    others = ", ".join(x.quota for x in cs if x is not c)
+
+    def load(n: float, v: float = wl.units_per_turn(c) / cycle_s) -> float:
+        return n * v
+    return c, Rotated(model, others, scaled, (c,), k), load
 
 
 def _joint_spill(upstream: list[tuple[Any, float, float, float]], dest_window_s: float,
@@ -1983,6 +2077,12 @@ def route_notes(fm: FleetModels, n: int, asked: bool, cooled: bool = False) -> l
             if flow.logical in fm.pooled:
                 text += (" — filling together, so a call is turned away only when all are "
                          "full (one pooled window)")
+            elif flow.logical in fm.rotated:
+                text += (" — in strict rotation: each deployment's request windows count one "
+                         f"call in {len(flow.shares)}")
+                if fm.rotated[flow.logical]:
+                    text += ("; its other limits take a random split (smoother in truth: "
+                             "conservative)")
             elif flow.policy in ("round_robin", "least_busy", "usage_based"):
                 text += (" (the policy balances more smoothly than this random split: the "
                          "burst model is conservative)")

@@ -201,6 +201,10 @@ class ClumpWindowModel:
     storm_rough: bool = False          # storm size: one window of storm (a search's guess)
     storm_scale: float = 1.0           # ... times this (a guess calibrated on one chain)
     never_fit: float = 0.0             # share of calls charged more than the allowance
+    # Share of the calls this slot turns away whose retries come back to it (1: all; a
+    # round-robin route over k deployments sends a retry to this one 1/k of the time,
+    # :func:`capacity.analytic.fleet._rotated`): the carry is thinned to it.
+    carry_back: float = 1.0
     # Aborted turns end early (no retries, ``abort_turn``, think-time sessions): per
     # pattern of a turn's launches up to a refusable event, the turn time it saves
     # when that event holds the turn's first refusal (s per turn; :func:`_abort_saving`),
@@ -467,7 +471,9 @@ class ClumpWindowModel:
         rej = max(self.refused(e_y + gone, full), self.refused(x_fresh, exceed))
         same, all_same = self._same_window(carry)
         rej_att = rej * (1.0 + same)
-        attempt = rej_att / (mean_s + rej_att) if mean_s + rej_att > 0 else 0.0
+        # This slot's attempts: its fresh calls and the retries that come back to it.
+        back = mean_s + self.carry_back * rej_att
+        attempt = rej_att / back if back > 0 else 0.0
         call = min(1.0, rej / mean_s) if mean_s > 0 else 0.0
         # A carried retry is rejected again only when the carry alone overfills a window.
         again = float(_dot(np.maximum(k - q, 0.0), carry)) / e_y if e_y > 0 else 0.0
@@ -660,7 +666,8 @@ class ClumpWindowModel:
         below = [k for k in self._carries if k < n]
         start = self._carries[max(below)] if below else None
         law, e_y, gone, settled = _carry_law(gc, self.q_lat / c, self.retry.max_retries,
-                                             start=start)
+                                             start=start,
+                                             back_share=self.carry_back)
         if settled:
             if len(self._carries) >= 64:
                 self._carries.clear()
@@ -703,7 +710,10 @@ class ClumpWindowModel:
         span = self.window_s * np.minimum(
             1.0, (x[:, None] + b[None, :]) / (self.q_lat + x[:, None]))
         wv = w[:, None] * v[None, :]
-        probs = [_dot(wv, np.maximum(0.0, 1.0 - ck / span)) for ck in c]
+        # Retry k comes back here only if retries 1…k all did (carry_back each).
+        back = self.carry_back
+        probs = [back ** (j + 1) * _dot(wv, np.maximum(0.0, 1.0 - ck / span))
+                 for j, ck in enumerate(c)]
         return math.fsum(probs), probs[-1]
 
     def _refused_charges(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -1637,7 +1647,8 @@ def _stop_loss(g: NDArray[np.float64], q: float, mean: float) -> float:
 
 
 def _carry_law(g: NDArray[np.float64], q: float, retries: int, windows: int = 96,
-               rtol: float = 1e-5, start: NDArray[np.float64] | None = None
+               rtol: float = 1e-5, start: NDArray[np.float64] | None = None,
+               back_share: float = 1.0
                ) -> tuple[NDArray[np.float64], float, float, bool]:
     """Stationary law of the carried retries (lattice units) when each call makes at
     most ``retries`` of them: ``(law, mean, units failing per window)``.
@@ -1652,7 +1663,10 @@ def _carry_law(g: NDArray[np.float64], q: float, retries: int, windows: int = 96
     ``ρ``): the next window sees ``Y − φ·(Y − q)⁺``. Iterated from empty, or from
     ``start`` (the stationary carry of a smaller load: the iterates still grow, a
     monotone curve), until the mean settles (the last item: True), or ``windows``, or
-    the carry nears the end of ``g``'s length (the convolution is circular there)."""
+    the carry nears the end of ``g``'s length (the convolution is circular there).
+    ``back_share`` < 1: only that share of the carry comes back to this slot (the rest
+    is routed elsewhere), ``Y' = (S + back_share·Y − q)⁺`` (scaled on the lattice,
+    mean-preserving)."""
     qi = math.floor(q + 0.5)
     L = g.size
     rfft, irfft = _real_fft(L)
@@ -1680,6 +1694,8 @@ def _carry_law(g: NDArray[np.float64], q: float, retries: int, windows: int = 96
             dropped = phi * over_q
             back = _remap(ar[up:] - phi * again, y[up:], L)
             back[:up] += y[:up]
+        if back_share < 1.0:
+            back = _remap(ar * back_share, back, L)
         spec = rfft(back)
         spec *= gh
         z = irfft(spec)[qi:]

@@ -283,8 +283,9 @@ def route_shares(profile: Profile) -> dict[str, tuple[tuple[str, float], ...]]:
     * ``weighted`` — ``w_d / Σw`` (exact in law: each call draws its deployment);
     * ``round_robin`` — equal shares (exact in the mean; the rotation is *smoother* than a
       random choice: over equal limits the analytic model pools the deployments, see
-      :func:`capacity.analytic.fleet._pooled`, otherwise the random split it assumes is
-      slightly conservative);
+      :func:`capacity.analytic.fleet._pooled`, over unequal ones a request slot counts
+      one in k of the route's calls, :func:`capacity.analytic.fleet._rotated`; token
+      slots keep the random split, slightly conservative);
     * ``least_busy`` — shares ∝ 1 / (mean latency on the deployment): balancing calls in
       flight ``λ_d·R_d`` (Little's law) gives that split; equal latencies give equal
       shares. An approximation (the real rule reacts to the instantaneous counts, which
