@@ -12,7 +12,8 @@ a one-call batch turn with a 5 s think time against a sliding RPM window, and it
 paced by a cadence; fan-outs of a uniform 1..10 calls against a counted sliding
 RPM window; ptu-spillover's fleet variants: pay-as-you-go first, a first call larger
 than the PTU's bucket, the PTU a counted 60 RPM bucket, beside chat and batch
-populations; client-side pacing by a token bucket and by a cap on calls in flight)
+populations; a round-robin route over two unequal deployments; client-side pacing by
+a token bucket and by a cap on calls in flight)
 it prints the analytic N* (``capacity ceiling --method analytic``), the simulated N*
 with its 95 % CI (the saturation search, 20 replications × 1 simulated hour, the
 reference), the error and the compute time of the analytic answer
@@ -265,6 +266,8 @@ def workloads() -> list[tuple[str, Profile]]:
         rows.append((name, load_profile([ptu, ROOT / "tests" / "data" / f"{overlay}.yaml"])))
     rows.append(("ptu-spillover beside chat and batch populations",
                  load_profile([ptu, ROOT / "examples" / "chat-and-batch.yaml"])))
+    rows.append(("1-3-1 round robin over 300 + 200 RPM deployments, 10 s windows, retries",
+                 load_profile(ROOT / "tests" / "data" / "round-robin-unequal.yaml")))
     # Shallow token buckets (the hunt's finding): a bucket 1 s deep holds two and a half
     # calls, and a call is refused once the level is below its own charge — the Lundberg
     # bound on the depth said 55 sessions for both (the exact level chain now).

@@ -17,12 +17,19 @@ Shares (exact or stated approximations)
     shares; over equal limits its strict alternation fills the deployments together and
     they are pooled (below); over unequal ones each deployment's request window counts
     one in k of the route's calls, ``S/k``, not a random split (:func:`_rotated`: the
-    route's calls against k times its allowance, its refused calls' retries back to it
-    1/k of the time); token slots keep the random equal split (conservative: the rotation
-    is smoother). ``usage_based`` — shares ∝ each
+    route's calls against k times its allowance); token slots keep the random equal
+    split (conservative: the rotation is smoother). ``usage_based`` — shares ∝ each
     deployment's mean capacity, pooled (the least used one is full only when all are).
     ``least_busy`` — shares ∝ 1/mean latency (Little's law: equal calls in flight),
     treated as random.
+
+Retries routed afresh (``weighted`` per call, ``round_robin``)
+    A refused call's retry goes to a deployment by its share, not back to the one that
+    refused it, and the other deployments' retries come in by the same share: a fixed
+    window's carried retries are scaled to ``min(1, s_d·ΣR_j/R_d)`` of its own refusals
+    (:func:`reroute_retries`). The 429 target is a share of *all* attempts: each plain
+    slot's own share is taken to one of all attempts and the slots' shares add
+    (:func:`fleet_burst`).
 
 Spillover (a ``priority`` route; ``spillover: false`` turns it off)
     The OVERFLOW approximation — *the overflow of a window limiter feeding the next one*:
@@ -1685,6 +1692,8 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                         return n * vd + ex(n) * u
                     entries[c.name] = Entry(c, m, "fallback", None, fb_rate)
     ordered = [entries[c.name] for c in wl.constraints if c.name in entries]
+    for flow in flows:
+        reroute_retries(wl, flow, ordered)
     for flow in flows:  # a rotation's slots left to the random split (token slots)
         if flow.logical in rotated:
             mine = {id(call) for call, _ in flow.calls}
@@ -1697,6 +1706,78 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
            and profile.routes[f.logical].spillover and len(f.shares) > 1
            and f.logical not in pooled}
     return FleetModels(ordered, flows, cycle_s, spill, fallback, off, pooled, rotated)
+
+
+def _own_slot(c: Constraint, mine: set[int]) -> bool:
+    """True when slot ``c`` is charged by the route's calls only (``mine``), each by one
+    deployment of the route (not a quota several of them share)."""
+    for key, cost in c.costs.items():
+        if cost is None or cost.mean <= 0:
+            continue
+        if key not in mine or (isinstance(cost, MixedCost)
+                               and sum(x is not None for _, x in cost.parts) > 1):
+            return False
+    return True
+
+
+def reroute_retries(wl: Workload, flow: RouteFlow, entries: list[Entry]) -> None:
+    """Retries routed afresh: a ``weighted`` (per call) or ``round_robin`` route sends a
+    refused call's retry to deployment d with its share ``s_d`` (1/k in rotation), not
+    back to the slot that refused it, and brings the other deployments' retries to d
+    with the same share. A fixed window's carried retries (the Lindley recursion,
+    honoured retry-afters) are then ``s_d·ΣR_j`` where its own refusals are ``R_d``:
+    scaled by ``min(1, s_d·ΣR_j/R_d)`` (``ClumpWindowModel.carry_back``), each
+    deployment's ``R_j`` at N from its slots' retry-free stop-loss (the most refusing
+    slot, as shares of all calls; a deployment without a slot refuses nothing). Slots
+    that carry other calls keep every retry. ``per_turn`` routes keep a turn's retries
+    on its deployment, ``least_busy`` is left as it is (its random split already meets
+    the engine: route.yaml 149 vs 149 [148–151]). route.yaml weighted 1:1 over 300 and
+    200 RPM: 149 → 152 vs simulated 155 [154–157] (no retries: 158 vs 158 [156–160])."""
+    if flow.chain or flow.per_turn or flow.policy not in ("weighted", "round_robin"):
+        return
+    profile = wl.profile
+    if profile.retry.max_retries <= 0 or profile.routes[flow.logical].spillover:
+        return
+    live = [(t, s) for t, s in flow.shares if s > 0]
+    if len(live) < 2:
+        return
+    mine = {id(call) for call, _ in flow.calls}
+    by_quota: dict[str, list[Entry]] = {}
+    for e in entries:
+        by_quota.setdefault(e.c.quota, []).append(e)
+    slots: dict[str, list[tuple[_window.ClumpWindowModel, float]]] = {}
+    for t, _ in live:
+        for qn in profile.quotas_for(t):
+            for e in by_quota.get(qn, []):
+                pooled = isinstance(e.model, Pooled)
+                if pooled and not isinstance(e.model, Rotated):
+                    continue  # one pool: its retries all come back to it
+                inner = getattr(e.model.model if pooled else e.model, "inner", None)
+                if (isinstance(inner, _window.ClumpWindowModel) and not inner.sliding
+                        and _own_slot(e.c, mine)):
+                    slots.setdefault(t, []).append((inner, wl.attempt_share(e.c)))
+    if not slots:
+        return
+    seen: dict[int, dict[str, float]] = {}
+
+    def refused(n: int) -> dict[str, float]:
+        """Each deployment's refusals at ``n``, as a share of all calls."""
+        hit = seen.get(n)
+        if hit is None:
+            if len(seen) >= 256:
+                seen.clear()
+            hit = seen[n] = {t: max(m.stop_loss_share(n) * a for m, a in ms)
+                             for t, ms in slots.items()}
+        return hit
+
+    for t, share in live:
+        for inner, a in slots.get(t, []):
+            def back(n: int, inner: _window.ClumpWindowModel = inner, a: float = a,
+                     share: float = share) -> float:
+                own = inner.stop_loss_share(n) * a
+                total = math.fsum(refused(n).values())
+                return min(1.0, share * total / own) if own > 0 else share
+            inner.carry_back = back
 
 
 @dataclass
@@ -1821,36 +1902,28 @@ def _rotated(wl: Workload, cs: list[Constraint], mine: set[int], k: int, cycle_s
     random half — its slot of allowance ``q`` turns away ``(S/k − q)⁺``, the route's
     calls against ``k·q`` scaled down by ``k``. That model's attempt share is the slot's
     own (its attempts are ``S/k``), and :func:`of_all_attempts` takes it to a share of
-    all attempts as for any plain slot. A refused call's retry is routed afresh: it comes
-    back to this deployment ``1/k`` of the time (to a deployment of equal limit filling
-    with it, equally: the ``k_eq/k`` of them), so the carried retries are thinned
-    (``ClumpWindowModel.carry_back``). route.yaml (east 300 / west 200 RPM per 10 s, SDK
-    retries): west's own share at 165 sessions 1.94 % against the engine's 1.91 %
-    (random split 4.98 %), N* 165 vs simulated 165 [164–166] (was 149). Request slots
-    of fixed or sliding windows that carry only the route's calls (a sliding log's
-    herded retries are not thinned: conservative, 109 vs 116 [113–118] with west
-    sliding). Token slots keep the random split (conservative): a deployment gets one
-    call in k, but which calls — large or small — is still random, and scaling all
-    charges by 1/k was optimistic (turns of 200-, 12,000- and 300-token calls over
+    all attempts as for any plain slot. A refused call's retry is routed afresh, to this
+    deployment ``1/k`` of the time (:func:`reroute_retries`). route.yaml (east 300 /
+    west 200 RPM per 10 s, SDK retries): west's own share at 165 sessions 1.94 % against
+    the engine's 1.91 % (random split 4.98 %), N* 165 vs simulated 165 [164–166] (was
+    149). Request slots of fixed or sliding windows that carry only the route's calls (a
+    sliding log's herded retries are not rerouted: conservative, 109 vs 116 [113–118]
+    with west sliding). Token slots keep the random split (conservative): a deployment
+    gets one call in k, but which calls — large or small — is still random, and scaling
+    all charges by 1/k was optimistic (turns of 200-, 12,000- and 300-token calls over
     900k/400k TPM: 55 vs simulated 49 [48–49]; the split says 41); buckets too."""
     out: list[tuple[Constraint, Any, Callable[[float], float]]] = []
     for c in cs:
         if (c.unit != "requests" or c.enforcement == "token_bucket"
-                or sum(x.quota == c.quota for x in cs) > 1
-                or any(cost is not None and cost.mean > 0 and key not in mine
-                       for key, cost in c.costs.items())):
+                or sum(x.quota == c.quota for x in cs) > 1 or not _own_slot(c, mine)):
             continue
         costs: dict[int, CallCost | None] = {}
         for key in mine:
             cost = c.costs.get(key)
             if isinstance(cost, MixedCost):  # this deployment's part, unthinned
-                parts = [x for _, x in cost.parts if x is not None]
-                if len(parts) > 1:
-                    break  # one slot of several deployments: not a rotation's k-th
-                cost = parts[0] if parts else None
+                cost = next((x for _, x in cost.parts if x is not None), None)
             costs[key] = cost
-        else:
-            out.append(_rotated_slot(wl, c, cs, costs, k, cycle_s, min_cycle_s))
+        out.append(_rotated_slot(wl, c, cs, costs, k, cycle_s, min_cycle_s))
     return out
 
 
@@ -1862,9 +1935,6 @@ def _rotated_slot(wl: Workload, c: Constraint, cs: list[Constraint],
     scaled = dataclasses.replace(c, limit=k * c.allowance * c.period_s / c.window_s,
                                  costs=costs)
     model = constraint_model(wl, scaled, cycle_s, min_cycle_s)
-    inner = getattr(model, "inner", None)
-    if isinstance(inner, _window.ClumpWindowModel):
-        inner.carry_back = sum(x.allowance == c.allowance for x in cs) / k
     others = ", ".join(x.quota for x in cs if x is not c)
 
     def load(n: float, v: float = wl.units_per_turn(c) / cycle_s) -> float:

@@ -201,10 +201,11 @@ class ClumpWindowModel:
     storm_rough: bool = False          # storm size: one window of storm (a search's guess)
     storm_scale: float = 1.0           # ... times this (a guess calibrated on one chain)
     never_fit: float = 0.0             # share of calls charged more than the allowance
-    # Share of the calls this slot turns away whose retries come back to it (1: all; a
-    # round-robin route over k deployments sends a retry to this one 1/k of the time,
-    # :func:`capacity.analytic.fleet._rotated`): the carry is thinned to it.
-    carry_back: float = 1.0
+    # Share of the calls this slot turns away whose retries come back to it, by N (None:
+    # all; a route that routes each retry afresh sends some elsewhere and brings other
+    # deployments' retries here, :func:`capacity.analytic.fleet.reroute_retries`): the
+    # carried retries are scaled by it.
+    carry_back: Callable[[int], float] | None = None
     # Aborted turns end early (no retries, ``abort_turn``, think-time sessions): per
     # pattern of a turn's launches up to a refusable event, the turn time it saves
     # when that event holds the turn's first refusal (s per turn; :func:`_abort_saving`),
@@ -461,7 +462,8 @@ class ClumpWindowModel:
                                  _overload_share(mean_s, q, self.retry.max_retries)))
             return {"attempt": share, "call": min(1.0, stop / max(mean_s, 1e-300)),
                     "failed": share, "exceed": exceed, "retry_share": share}
-        carry, e_y, gone = self._carry(n, g)
+        back_share = 1.0 if self.carry_back is None else self.carry_back(n)
+        carry, e_y, gone = self._carry(n, g, back_share)
         k = np.arange(carry.size)
         # Calls refused in a window that overflows (carry > 0 after it): the crossing
         # one and the later ones that no longer fit (:meth:`refused`), retries refused
@@ -469,10 +471,10 @@ class ClumpWindowModel:
         full = max(0.0, 1.0 - float(carry[0]))
         # Never below the fresh overflow alone (the carry's lattice is coarser).
         rej = max(self.refused(e_y + gone, full), self.refused(x_fresh, exceed))
-        same, all_same = self._same_window(carry)
+        same, all_same = self._same_window(carry, back_share)
         rej_att = rej * (1.0 + same)
         # This slot's attempts: its fresh calls and the retries that come back to it.
-        back = mean_s + self.carry_back * rej_att
+        back = mean_s + back_share * rej_att
         attempt = rej_att / back if back > 0 else 0.0
         call = min(1.0, rej / mean_s) if mean_s > 0 else 0.0
         # A carried retry is rejected again only when the carry alone overfills a window.
@@ -653,13 +655,13 @@ class ClumpWindowModel:
         self._cascades[n] = out
         return out
 
-    def _carry(self, n: int, g: NDArray[np.float64]) -> tuple[NDArray[np.float64], float,
-                                                                float]:
+    def _carry(self, n: int, g: NDArray[np.float64], back_share: float = 1.0
+               ) -> tuple[NDArray[np.float64], float, float]:
         """:func:`_carry_law` at ``n`` sessions (lattice units of ``g``), on a lattice of
         at most ~256 points across ``q`` (the carry takes tens of windows to settle; its
         law needs no finer step than the window count's spread), started from the
         stationary carry of the largest smaller N already solved (the searches ask many N
-        near one another)."""
+        near one another); ``back_share`` of it comes back here (:attr:`carry_back`)."""
         c = max(1, math.floor(self.q_lat / _CARRY_POINTS))
         L = g.size
         gc = _coarsen(g, float(c))[: max(1, L // c)] if c > 1 else g
@@ -667,7 +669,7 @@ class ClumpWindowModel:
         start = self._carries[max(below)] if below else None
         law, e_y, gone, settled = _carry_law(gc, self.q_lat / c, self.retry.max_retries,
                                              start=start,
-                                             back_share=self.carry_back)
+                                             back_share=back_share)
         if settled:
             if len(self._carries) >= 64:
                 self._carries.clear()
@@ -679,7 +681,8 @@ class ClumpWindowModel:
         carry[idx[idx < L]] = law[idx < L]
         return carry, e_y * c, gone * c
 
-    def _same_window(self, carry: NDArray[np.float64]) -> tuple[float, float]:
+    def _same_window(self, carry: NDArray[np.float64], back: float = 1.0
+                     ) -> tuple[float, float]:
         """(retries per refused call that come back into the window that refused it, and
         are refused again; the chance all of them do) for backoff retries (no
         retry-after), given the law of the units a window turns away (``carry``,
@@ -689,7 +692,8 @@ class ClumpWindowModel:
         uniform on ``(0, w·(X + b)/S)``; retry k is back before the window ends when its
         delay ``c_k < R``. Averaged over the refused calls: ``X`` from the carry law
         given an overflow, weighed by the calls each window refuses (``∝ X + W̄``), and
-        ``b`` from the refused charges' law (:func:`_size_bias`)."""
+        ``b`` from the refused charges' law (:func:`_size_bias`). ``back``: the chance a
+        retry is routed back to this slot (:attr:`carry_back`)."""
         c = self.retry.backoff_s
         full = 1.0 - float(carry[0]) if carry.size else 0.0
         if not c or full <= 0:
@@ -710,8 +714,7 @@ class ClumpWindowModel:
         span = self.window_s * np.minimum(
             1.0, (x[:, None] + b[None, :]) / (self.q_lat + x[:, None]))
         wv = w[:, None] * v[None, :]
-        # Retry k comes back here only if retries 1…k all did (carry_back each).
-        back = self.carry_back
+        # Retry k comes back here only if retries 1…k all did (``back`` each).
         probs = [back ** (j + 1) * _dot(wv, np.maximum(0.0, 1.0 - ck / span))
                  for j, ck in enumerate(c)]
         return math.fsum(probs), probs[-1]
