@@ -654,6 +654,14 @@ class TestLundberg:
         lam = load * rate / 2.0
         assert lundberg_theta(lam, ONE_OR_THREE, 1.0, rate) == 0.0
 
+    def test_zero_when_load_is_the_rate_to_rounding(self) -> None:
+        """A load one ulp under the refill (370 RPM, batches of 1 or 3, the N at the mean
+        ceiling — hypothesis found it) is a drained bucket, not a lost bracket."""
+        severity = np.array([0.0, 2 / 3, 0.0, 1 / 3])
+        assert lundberg_theta(3.7, severity, 1.0, 6.166666666666667) == 0.0
+        mean, burst = ceilings(370, 3, {"type": "token_bucket", "burst": "60s"}, "210s")
+        assert 0 <= burst <= mean
+
     def test_lattice_step_scales_theta(self) -> None:
         """Batches of 100-token units: θ per token is θ per unit divided by h = 100."""
         per_unit = lundberg_theta(0.3, ONE_OR_THREE, 1.0, 1.0)

@@ -381,7 +381,9 @@ def lundberg_theta(lam: float, severity: NDArray[np.float64], h: float, rate: fl
     f = severity[k] / float(severity[k].sum())
     logf = np.log(f)
     mean = float(np.dot(f, x))
-    if lam * mean >= rate:
+    # A load within rounding of the refill (an N exactly at the mean ceiling: 3.7 batches
+    # of 5/3 units against 6.1666…67 units/s) has no root a double can bracket.
+    if lam * mean >= rate * (1.0 - 1e-12):
         return 0.0
 
     def g(theta: float) -> float:
@@ -404,6 +406,8 @@ def lundberg_theta(lam: float, severity: NDArray[np.float64], h: float, rate: fl
     lo = hi / 2.0
     while g(lo) >= 0 and lo > 1e-300:
         lo /= 2.0
+    if g(lo) >= 0:
+        return 0.0  # the root is below what g resolves: the bucket as good as drains
     return brentq(lambda t: min(g(t), 1e300), lo, hi, xtol=1e-14, rtol=1e-10)
 
 
