@@ -82,7 +82,7 @@ from capacity.model.workload import (
 from capacity.profile.schema import Profile
 
 if TYPE_CHECKING:  # the search result a simulated ceiling carries (no runtime import)
-    from capacity.analytic.bucket import BucketChain, DeepBucket
+    from capacity.analytic.bucket import BucketChain, ClosedSessions, DeepBucket
     from capacity.analytic.clumped import ClumpedWindow
     from capacity.search import SaturationResult
 
@@ -470,6 +470,8 @@ def bucket_model(wl: Workload, c: Constraint, cycle_s: float) -> _BucketModel:
     rates = np.array([r / cycle_s for r, _ in mix])
     model = compound_bucket(c, h, rates, [batch_units_pmf(b, c.costs, h) for _, b in mix])
     model.chain = bucket_chain(wl, c, mix, rates, h)
+    if model.chain is not None:
+        model.chain.closed = closed_law(wl, c, model.chain, cycle_s)
     if model.chain is None:
         deep = deep_bucket(wl, c, mix, rates, h)
         if deep is not None and model.rate_per_session > 0:
@@ -477,6 +479,34 @@ def bucket_model(wl: Workload, c: Constraint, cycle_s: float) -> _BucketModel:
             deep.scale /= model.rate_per_session
             model.chain = deep
     return model
+
+
+def closed_law(wl: Workload, c: Constraint, chain: BucketChain, cycle_s: float
+               ) -> ClosedSessions | None:
+    """The inter-launch law of a session at ``c``'s bucket when every turn is one call
+    on it and nothing else (a session then launches once per cycle: a renewal whose time
+    is the cycle's, turn latency plus think time or the cadence's), without retries, one
+    population, no pacing; None otherwise (Poisson launches)."""
+    from capacity.analytic.bucket import CLOSED_HORIZON, fit_closed
+
+    prof = wl.profile
+    if (chain.retry.max_retries > 0 or prof.populations or prof.pacing is not None
+            or prof.routes or chain.count.size != 2 or chain.count[1] != 1.0
+            or any(len(t.events) != 1 or t.events[0].rate != 1.0 for t in wl.turns)
+            or any(abs(k - 1.0) > 1e-12 for k in wl.calls_per_turn_type())
+            or abs(wl.calls_per_turn_on(c) - 1.0) > 1e-12):
+        return None
+    cyc = cycle_time(wl)
+    if abs(cyc.cycle_s - cycle_s) > 1e-9 * cycle_s:
+        return None                       # another think time (the sensitivity sweep)
+    s = prof.session
+    lat = wl.turn_latency
+    pause = s.pause.sample(np.random.default_rng(11), lat.size)
+    gap = lat + pause if s.mode == "think_time" else np.maximum(pause, lat)
+    # Fitted over the bucket's memory (where a quick second launch joins a burst) and
+    # over a whole mean cycle (how many sessions are young: over a bucket 1 s deep the
+    # first span alone sees nothing and leaves the split free).
+    return fit_closed(gap, cycle_s, CLOSED_HORIZON * c.depth / c.rate_per_s, span=cycle_s)
 
 
 def deep_bucket(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
