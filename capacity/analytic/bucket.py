@@ -290,6 +290,7 @@ class BucketChain:
     _grids: list[_Grid] = field(default_factory=list, repr=False)
     _cache: dict[tuple[float, float], dict[str, float]] = field(default_factory=dict, repr=False)
     _pgrids: list[_Parts] = field(default_factory=list, repr=False)
+    _cgrid: _Grid | None = field(default=None, repr=False)
 
     def converged(self, lam: float) -> bool:
         """True when the coarse and fine grids agree at ``lam`` launches per second (the
@@ -321,6 +322,18 @@ class BucketChain:
                 counted = round(1.0 / delta) if self.retry.counts_rejected else 0
                 self._grids.append(_grid(self.count, pmf, delta, top, counted))
         return self._grids
+
+    def closed_grid(self) -> _Grid:
+        """The closed chain's grid: ``_CLOSED_STEPS`` steps per mean call at most (its
+        solve is cubic in the levels; its error is the Poisson chain's on it)."""
+        if self._cgrid is None:
+            s = min(_steps_per_call(self.call_pmf, self.h, self.depth), _CLOSED_STEPS)
+            delta = self.mean_charge / max(s, 1)
+            top = math.floor(self.depth / delta + 1e-9)
+            counted = round(1.0 / delta) if self.retry.counts_rejected else 0
+            self._cgrid = _grid(self.count, _regrid(self.call_pmf, self.h, delta, top),
+                                delta, top, counted)
+        return self._cgrid
 
     def _solve(self, g: _Grid, lam: float, lam_r: float) -> tuple[float, float]:
         """(fresh calls' refusal share, retries' refusal share) with fresh launches at
@@ -1133,6 +1146,8 @@ CLOSED_MAX_SESSIONS = 40
 # and over a mean cycle.
 CLOSED_HORIZON = 3.0
 _CLOSED_POINTS = 48
+# Grid steps per mean call of the closed chain, at most.
+_CLOSED_STEPS = 4
 
 
 @dataclass(frozen=True)
@@ -1217,8 +1232,8 @@ def closed_share(chain: BucketChain, law: ClosedSessions, sessions: int, lam: fl
     tridiagonal in ``y``: solved by linear level reduction from both ends. A refused
     launch turns its session young as an admitted one does (its cycle is a rejection
     latency shorter: second order at the shares a target allows)."""
-    # The coarse grid (its own error is taken out below, against the Poisson chain's).
-    g = chain.grids()[0]
+    # A coarse grid (its own error is taken out below, against the Poisson chain's).
+    g = chain.closed_grid()
     n = sessions
     y = np.arange(n + 1, dtype=np.float64)
     young, old, age = y * law.beta, (n - y) * law.alpha, y * law.nu
