@@ -96,3 +96,24 @@ def test_the_text_does_not_call_the_level_law_a_bound() -> None:
     text = analytic_text(DATA / "deep-bucket-fanout.yaml")
     assert "of time the bucket holds less than a mean call" in text
     assert "(an upper bound)" not in text
+
+
+def test_a_call_larger_than_the_bucket_with_retries(tmp_path: Path) -> None:
+    """Every call charges more than the bucket holds (1,100 tokens, 70 deep) and retries:
+    the level-crossing block is one level, so no herd forms; every attempt is refused
+    and the ceiling is 0 (the fuzzer's case raised numpy's broadcast ValueError out of
+    ``capacity ceiling --method analytic`` before)."""
+    path = tmp_path / "never-fits.yaml"
+    path.write_text(
+        "models: {m: {tokens_per_second: 40}}\n"
+        "quotas: {q: {models: [m], tpm: 4200, "
+        "enforcement: {type: token_bucket, burst: 1s}}}\n"
+        "session: {think_time: 600s, turns: {t: {steps: "
+        "[{call: {model: m, input_tokens: 1000, output_tokens: 100}}]}}}\n"
+        "retry: {max_retries: 2}\n")
+    res = analyze(load_profile(path), sessions=3)
+    assert res.burst_ceiling == 0 and res.binding.one_event_exceeds
+    at = res.binding.at_sessions
+    assert at is not None
+    assert at.call_429_fraction == pytest.approx(1.0)
+    assert at.call_failure_fraction == pytest.approx(1.0)

@@ -912,13 +912,20 @@ class DeepBucket:
             lo = K
             pi[K] = 1.0
             base = np.zeros(K)
-        if self.retry is not None and self.retry.max_retries > 0:
+        herd = self.retry is not None and self.retry.max_retries > 0
+        if herd and lo > 0:
             return self._herd_share(g, lam, pi, lo, base)
         _recurse(pi, g.down, c, base, lo, 0)
         z = float(pi.sum())
         refused = float(np.dot(pi[: g.block], g.refused)) + g.never * z
         short = float(pi[: max(1, round(g.mean / g.delta))].sum()) / z
-        return min(1.0, max(0.0, refused / (z * g.calls))), min(1.0, short)
+        share = min(1.0, max(0.0, refused / (z * g.calls)))
+        if herd:
+            # A one-level block (lo = 0): every call that fits fits at any level, so
+            # only the never-fitting ones are refused; no herd forms (their retries are
+            # left out, as in _herd_share).
+            self._last = (share, min(1.0, g.never / max(g.calls, 1e-300)), 0.0)
+        return share, min(1.0, short)
 
     def _herd_share(self, g: _DeepGrid, lam: float, pi: NDArray[np.float64], lo: int,
                     base: NDArray[np.float64]) -> tuple[float, float]:
