@@ -98,3 +98,26 @@ def test_aborted_turns_make_no_more_calls_in_the_full_window() -> None:
 
 def test_aborted_turns_meet_the_simulated_ceiling() -> None:
     _within_target("abort-tool-loop-fixed.yaml")
+
+
+def test_aborted_turns_of_a_session_that_overfills_the_window_alone(tmp_path: Path) -> None:
+    """One session, a turn every ~3.3 s against 1 request per 30 s window, no retries:
+    it alone launches ~9 calls a window, so at least 1 − 1/9 of them are refused.
+    The aborted-turn share counted the other sessions and the turn's own earlier calls,
+    not the session's earlier turns: it said 0% 429s at N = 1 (and a ceiling of 1
+    where the simulated one is 0; the fuzzer's case)."""
+    from capacity.analytic.model import analyze
+
+    path = tmp_path / "alone.yaml"
+    path.write_text(
+        "models: {m: {tokens_per_second: 10, ttft: 0.3s}}\n"
+        "quotas: {q: {models: [m], rpm: 2, enforcement: {type: fixed_window, window: 30s}}}\n"
+        "session: {think_time: 1s, turns: {t: {steps: "
+        "[{call: {model: m, input_tokens: 100, output_tokens: 20}}]}}}\n"
+        "retry: {max_retries: 0}\n"
+        "targets: {max_429_fraction: 0.05}\n")
+    res = analyze(load_profile(path), sessions=1)
+    at = res.binding.at_sessions
+    assert at is not None and at.mean_per_window > 5
+    assert at.call_429_fraction >= 1.0 - 1.0 / at.mean_per_window - 1e-9
+    assert res.burst_ceiling == 0

@@ -458,7 +458,11 @@ class ClumpWindowModel:
             if self.cascade is not None and mean_s > 0:
                 share += self._cascaded(n)
             if self.aborted is not None and self.prefix_pmfs is not None and mean_s > 0:
-                share = self._first_refused(n)
+                # _first_refused's Palm view counts the others' launches and the turn's
+                # own, not the session's earlier turns in the window: a session that
+                # overfills a window alone (cycle shorter than the window) loses at
+                # least its own overflow, at N = 1 too (it said 0 there).
+                share = max(self._first_refused(n), self._alone_share())
             share = min(1.0, share)
             return {"attempt": share, "call": share, "failed": share, "exceed": exceed,
                     "retry_share": 0.0}
@@ -491,6 +495,18 @@ class ClumpWindowModel:
         failed = call * (all_same + (1.0 - all_same) * again ** self.retry.max_retries)
         return {"attempt": min(1.0, attempt), "call": call, "failed": failed,
                 "exceed": exceed, "retry_share": call}
+
+    def _alone_share(self) -> float:
+        """Share of one session's calls its own launches leave no room for in a fixed
+        window (0 unless a session alone overfills the allowance)."""
+        g = self.pmf(1.0)
+        mean_s = self.mean_units / self.h
+        if mean_s <= 0:
+            return 0.0
+        exceed = max(0.0, 1.0 - float(g[: math.floor(self.q_lat + 1e-9) + 1].sum()))
+        if exceed <= 0.0:
+            return 0.0
+        return min(1.0, self.refused(_stop_loss(g, self.q_lat, mean_s), exceed) / mean_s)
 
     def _prefix_log(self, L: int, u: NDArray[np.float64], r: float, step: int
                     ) -> NDArray[np.complex128]:
