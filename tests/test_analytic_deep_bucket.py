@@ -117,3 +117,23 @@ def test_a_call_larger_than_the_bucket_with_retries(tmp_path: Path) -> None:
     assert at is not None
     assert at.call_429_fraction == pytest.approx(1.0)
     assert at.call_failure_fraction == pytest.approx(1.0)
+
+
+def test_a_bucket_millions_of_calls_deep_with_retries(tmp_path: Path) -> None:
+    """50 M input tokens a minute in a one-minute bucket, 20-token calls, one retry: the
+    level grid (4,096 steps of ~12,000 tokens) is far coarser than a call, so a herd
+    admitting one call per grid step's refill let ~70 fresh calls join each tick at 13%
+    of the refill and the herd queue's matrix was singular (numpy LinAlgError out of
+    ``capacity ceiling --method analytic``; the fuzzer's case). The bucket is 2.5 M
+    calls deep: the burst-aware ceiling is the mean one."""
+    path = tmp_path / "deep.yaml"
+    path.write_text(
+        "models: {m: {tokens_per_second: 5000, ttft: 0}}\n"
+        "quotas: {q: {models: [m], preset: anthropic, itpm: 50000000}}\n"
+        "session: {think_time: {exponential: 5s}, turns: {t: {steps: "
+        "[{call: {model: m, input_tokens: 20, output_tokens: 10}}]}}}\n"
+        "retry: {max_retries: 1}\n"
+        "targets: {max_429_fraction: 0.05}\n")
+    res = analyze(load_profile(path))
+    assert res.binding.dimension == "itpm"
+    assert 0.99 * res.mean_ceiling <= res.burst_ceiling <= res.mean_ceiling

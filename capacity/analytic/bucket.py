@@ -947,6 +947,11 @@ class DeepBucket:
         ek = g.calls
         b = max(1, min(lo, round(g.mean / g.delta)))        # the herd's exit level
         tick = b * g.delta / self.refill
+        if 0.0 < g.mean < 0.5 * g.delta:
+            # A grid coarser than a call (a bucket millions of calls deep): the herd
+            # admits one call per charge's refill, not per grid step (which let ~70
+            # calls join a tick at 13% of the refill and made the queue singular).
+            tick = g.mean / self.refill
         n = lo + 1                                          # block levels solved here
         ref = g.refusing[:n, :n]
         p_ref = ref.sum(axis=1)
@@ -993,7 +998,13 @@ class DeepBucket:
         for v in v_all:
             np.add.at(nxt[v - 1], np.minimum(v - 1 + ks, m), join)
         doomed = np.maximum(ks[None, :] - (m - v_all[:, None] + 1), 0) @ join
-        N = np.linalg.inv(np.eye(m) - nxt[:, 1:])         # expected ticks at v from v0
+        try:
+            N = np.linalg.inv(np.eye(m) - nxt[:, 1:])     # expected ticks at v from v0
+        except np.linalg.LinAlgError:
+            # Calls join the herd so fast (P(none joins a tick) underflows to 0) that
+            # it never drains: overloaded, every call refused on every attempt.
+            self._last = (1.0, 1.0, float(m))
+            return 1.0, 1.0
         ticks_v = N.sum(axis=1)
         ret_v = N @ v_all.astype(np.float64)
         gone_v = N @ doomed
