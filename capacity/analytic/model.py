@@ -806,6 +806,7 @@ def constraint_ceiling(wl: Workload, c: Constraint, cycle_s: float, target: floa
         # in a 15 s cycle: 118 vs simulated 114 [114–115] with it).
         cap = max(cap, min(math.floor(mean_ceiling / (1.0 - min(own, 0.5))) + 1, 2 * cap + 1))
     burst, at = search(own, cap) if search else _largest_meeting(stats_fn, own, cap)
+    _remember(wl, c, cycle_s, min_cycle_s, model)
     at = of_all_attempts(at, share)
     at_n = of_all_attempts(stats_fn(sessions), share) if sessions is not None else None
     util = sessions * per_session_per_s / c.rate_per_s if sessions is not None else None
@@ -818,6 +819,29 @@ def constraint_ceiling(wl: Workload, c: Constraint, cycle_s: float, target: floa
         method=at.method if at else stats_fn(1).method, at_burst_ceiling=at,
         at_sessions=at_n, utilisation_at_sessions=util, one_event_exceeds=one_event_exceeds,
     )
+
+
+# The models the ceiling searches built, by (constraint, cycle): joint_ceiling asks the
+# same N again (its pmfs are cached there). Each entry holds its workload and constraint,
+# so that their ids name them while it lasts; a few at a time.
+_SEARCHED: dict[tuple[int, int, float, float | None], tuple[Workload, Constraint, Any]] = {}
+
+
+def _remember(wl: Workload, c: Constraint, cycle_s: float, min_cycle_s: float | None,
+              model: Any) -> None:
+    if len(_SEARCHED) >= 32:
+        _SEARCHED.clear()
+    _SEARCHED[(id(wl), id(c), cycle_s, min_cycle_s)] = (wl, c, model)
+
+
+def _searched(wl: Workload, c: Constraint, cycle_s: float, min_cycle_s: float | None
+              ) -> Any:
+    """The model :func:`constraint_ceiling` searched for ``c`` at this cycle, else a new
+    one."""
+    hit = _SEARCHED.get((id(wl), id(c), cycle_s, min_cycle_s))
+    if hit is not None and hit[0] is wl and hit[1] is c:
+        return hit[2]
+    return constraint_model(wl, c, cycle_s, min_cycle_s)
 
 
 def _mean_ceiling(wl: Workload, c: Constraint, cycle_s: float) -> float:
@@ -935,7 +959,26 @@ def joint_ceiling(results: list[ConstraintResult],
             total.append(share)
         return WindowStats(n, 0.0, 0.0, math.fsum(total), "quotas together")
 
-    return _largest_meeting(together, target * (1.0 + 1e-9), low)[0]
+    if not split:
+        return _largest_meeting(together, target * (1.0 + 1e-9), low)[0]
+    # Shared 429s keep the joint ceiling within a few sessions of the smallest one: down
+    # from it in doubling steps, then bisection (each step evaluates every dimension).
+    level = target * (1.0 + 1e-9)
+    if together(low).loss_fraction <= level:
+        return low
+    bad, step = low, 1
+    while True:
+        good = max(bad - step, 0)
+        if good == 0 or together(good).loss_fraction <= level:
+            break
+        bad, step = good, 2 * step
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        if together(mid).loss_fraction <= level:
+            good = mid
+        else:
+            bad = mid
+    return good
 
 
 def _shared_429s(rho: float, p_top: float, p_other: float) -> float:
@@ -999,7 +1042,7 @@ def _joint(wl: Workload, cyc: CycleTime, results: list[ConstraintResult],
 
         def stats(n: int) -> WindowStats:
             if not built:
-                built.append(constraint_model(wl, c, cyc.cycle_s, cyc.min_cycle_s))
+                built.append(_searched(wl, c, cyc.cycle_s, cyc.min_cycle_s))
             st: WindowStats = built[0].stats(n)
             return of_all_attempts(st, share)
         return stats
