@@ -735,7 +735,9 @@ static inline int ep_append(Queue *Q, int64_t e, int32_t id) {
  * 10^6 sessions) and writes both; here it appends to a buffer whose end is in cache,
  * and the drain walks an epoch's records with their reads overlapped, into buckets that
  * are consecutive. Entries of an epoch a year (the buffer ring) or more later stay. */
-static void cq_drain(Queue *Q) {
+static ALWAYS_INLINE void cq_insert_i(Queue *Q, int32_t id, Ev *e, double t);
+/* inf: every empty bucket's tail is the record due at -inf (q_pop_b; see cq_insert_p) */
+static ALWAYS_INLINE void cq_drain_impl(Queue *Q, const int inf) {
     int64_t e = Q->ep_done + 1;
     EpBuf *B = Q->eb + (e & Q->ep_mask);
     int32_t *ids = B->ids;
@@ -743,8 +745,10 @@ static void cq_drain(Queue *Q) {
     for (int64_t i = 0; i < n; i++) {
         if (i + CQ_DRAIN_PF < n) PREFETCH(EVAT(Q, ids[i + CQ_DRAIN_PF]));
         int32_t id = ids[i];
-        if ((vbucket(Q, EVAT(Q, id)->t) >> CQ_EPOCH) == e) {
-            cq_insert(Q, id);
+        Ev *ev = EVAT(Q, id);
+        if ((vbucket(Q, ev->t) >> CQ_EPOCH) == e) {
+            if (inf) cq_insert_i(Q, id, ev, ev->t);
+            else cq_insert(Q, id);
             if (CQ_DRAIN_PARTNERS) cq_partners(Q, id); /* what its event reads next */
         } else {
             ids[k++] = id;
@@ -755,6 +759,8 @@ static void cq_drain(Queue *Q) {
     Q->ep_done = e;
     Q->drain_at = ((e + 1) << CQ_EPOCH) - CQ_MARGIN;
 }
+static void cq_drain(Queue *Q) { cq_drain_impl(Q, 0); }
+static void cq_drain_b(Queue *Q) { cq_drain_impl(Q, 1); }
 
 /* The k-th smallest of a[0..n) (0-based; a is reordered): the value a full sort would put
  * at k, in O(n) (Hoare's selection; a sort of 10^6 times took ~0.1 s per layout). */
@@ -992,6 +998,27 @@ static ALWAYS_INLINE void cq_partners(Queue *Q, int32_t h) {
     }
 }
 
+/* Nothing due within a whole turn of the calendar: jump to the earliest. */
+static void cq_jump(Queue *Q) {
+    int64_t best = INT64_MAX;
+    for (int64_t b = 0; b <= Q->mask; b++) {
+        if (Q->bk[b].head >= 0) {
+            int64_t vb = vbucket(Q, EVAT(Q, Q->bk[b].head)->t);
+            if (vb < best) best = vb;
+        }
+    }
+    if (Q->ep) { /* the calendar is empty (it holds less than a year): the buffers */
+        for (int64_t b = 0; b <= Q->ep_mask; b++)
+            for (int64_t i = 0; i < Q->eb[b].len; i++) {
+                int64_t vb = vbucket(Q, EVAT(Q, Q->eb[b].ids[i])->t);
+                if (vb < best) best = vb;
+            }
+        Q->ep_done = (best >> CQ_EPOCH) - 1;
+        Q->drain_at = ((Q->ep_done + 1) << CQ_EPOCH) - CQ_MARGIN;
+    }
+    Q->cur = best;
+}
+
 /* Pop the earliest event: its owner id (-1 if empty; -2 on out-of-memory). */
 static ALWAYS_INLINE int32_t q_pop(Queue *Q) {
     if (Q->n == 0) return -1;
@@ -1067,24 +1094,83 @@ static ALWAYS_INLINE int32_t q_pop(Queue *Q) {
             Q->steps++;
             s++;
         }
-        /* Nothing due within a whole turn of the calendar: jump to the earliest. */
-        int64_t best = INT64_MAX;
-        for (int64_t b = 0; b <= Q->mask; b++) {
-            if (Q->bk[b].head >= 0) {
-                int64_t vb = vbucket(Q, EVAT(Q, Q->bk[b].head)->t);
-                if (vb < best) best = vb;
+        cq_jump(Q);
+    }
+}
+
+/* The large populations' fast case (big: from CQ_AHEAD_MIN sessions, without the heap,
+ * in the loop compiled for the fast case): the same queue as q_push / q_pop (the same
+ * buckets, lists, epochs and re-timing rule, so the same order) without their branches
+ * for the heap and the held-back pushes, which never run with epochs on; the caller
+ * hands over the pushed record's event, and a pop returns its record's event. Anything
+ * else (a re-timing check, epochs off after a resize) goes through q_push / q_pop. */
+static ALWAYS_INLINE void q_push_b(Queue *Q, int32_t id, Ev *e, double t, int kind) {
+    if (__builtin_expect(!Q->ep, 0)) {
+        q_push(Q, id, t, kind);
+        return;
+    }
+    e->t = t;
+    e->kind = kind;
+    Q->n++;
+    Q->pushes++;
+    int64_t ep = vbucket(Q, t) >> CQ_EPOCH;
+    if (ep > Q->ep_done) (void)ep_append(Q, ep, id); /* failure: the next pop fails */
+    else cq_insert_i(Q, id, e, t);
+    if (Q->n > Q->n_grow) Q->check_at = 0; /* resize at the next pop */
+}
+
+/* With epochs on, every empty bucket's tail is the record due at -inf (as in cq_plain:
+ * cq_layout sets it, the pops here restore it), so inserts take cq_insert_p's path. The
+ * fast case has no pacer, whose event that record otherwise holds. */
+static ALWAYS_INLINE int32_t q_pop_b(Queue *Q, Ev **pe) {
+    if (__builtin_expect(Q->pops >= Q->check_at || !Q->ep || Q->dn > 0 || Q->n == 0 || Q->oom,
+                         0)) {
+        if (Q->ep && Q->dn == 0 && Q->n > 0 && !Q->oom) {
+            /* the re-timing rule of q_pop (a rebuild lays every tail out as -inf) */
+            int64_t p = Q->pops ? Q->pops : 1, w = Q->pushes ? Q->pushes : 1;
+            if (Q->steps > 6 * CQ_ROOM * p || Q->walks > 4 * w || CQ_ROOM * Q->n > 2 * Q->nb ||
+                (Q->nb > 16 && 4 * CQ_ROOM * Q->n < Q->nb)) {
+                if (cq_rebuild(Q) < 0) return -2;
+            } else {
+                Q->pops = Q->steps = Q->pushes = Q->walks = 0;
             }
         }
-        if (Q->ep) { /* the calendar is empty (it holds less than a year): the buffers */
-            for (int64_t b = 0; b <= Q->ep_mask; b++)
-                for (int64_t i = 0; i < Q->eb[b].len; i++) {
-                    int64_t vb = vbucket(Q, EVAT(Q, Q->eb[b].ids[i])->t);
-                    if (vb < best) best = vb;
-                }
-            Q->ep_done = (best >> CQ_EPOCH) - 1;
-            Q->drain_at = ((Q->ep_done + 1) << CQ_EPOCH) - CQ_MARGIN;
+        if (!Q->ep || Q->dn > 0 || Q->n == 0 || Q->oom) { /* epochs off after a resize */
+            int32_t j = q_pop(Q);
+            if (j >= 0) *pe = EVAT(Q, j);
+            return j;
         }
-        Q->cur = best;
+    }
+    Q->pops++;
+    for (;;) {
+        for (int64_t s = 0; s < Q->nb;) {
+            while (Q->cur >= Q->drain_at) cq_drain_b(Q);
+            const Bucket *bk = Q->bk;
+            const int64_t mask = Q->mask, c0 = Q->cur;
+            int64_t c = c0, stop = c0 + (Q->nb - s);
+            if (Q->drain_at < stop) stop = Q->drain_at;
+            while (c < stop && bk[c & mask].head < 0) c++;
+            Q->steps += c - c0;
+            s += c - c0;
+            Q->cur = c;
+            if (c == stop) continue; /* a drain is due, or the year is stepped */
+            Bucket *B = Q->bk + (c & mask);
+            int32_t j = B->head;
+            Ev *e = EVAT(Q, j);
+            if (vbucket(Q, e->t) == c) {
+                int32_t nx = e->next, tl = B->tail;
+                B->head = nx;
+                B->tail = nx < 0 ? (int32_t)Q->n_sess : tl; /* emptied: the -inf record */
+                Q->n--;
+                cq_ahead(Q, nx);
+                *pe = e;
+                return j;
+            }
+            Q->cur++;
+            Q->steps++;
+            s++;
+        }
+        cq_jump(Q);
     }
 }
 
@@ -1093,7 +1179,7 @@ static ALWAYS_INLINE int32_t q_pop(Queue *Q) {
  * q_push / q_pop above (the same buckets, lists and re-timing rule, so the same order);
  * the caller hands over the pushed record's event, and a pop scans the empty buckets in
  * a tight loop and returns its record's event. */
-static void cq_insert_p(Queue *Q, int32_t id, Ev *e, double t) {
+static ALWAYS_INLINE void cq_insert_i(Queue *Q, int32_t id, Ev *e, double t) {
     Bucket *B = Q->bk + (vbucket(Q, t) & Q->mask);
     e->next = -1;
     /* An empty bucket's tail is the record due at -inf (EVP): a push into it takes the
@@ -1127,6 +1213,8 @@ static void cq_insert_p(Queue *Q, int32_t id, Ev *e, double t) {
         h = EVP(Q, h->next);
     }
 }
+/* (out of line: inlined into the fast loop it measured 6 % slower at 1,000 sessions) */
+static void cq_insert_p(Queue *Q, int32_t id, Ev *e, double t) { cq_insert_i(Q, id, e, t); }
 
 static ALWAYS_INLINE void q_push_p(Queue *Q, int32_t id, Ev *e, double t, int kind) {
     e->t = t;
@@ -1946,6 +2034,7 @@ static uint64_t pf_lines(const Tpl *tpl, int64_t n_turns, int64_t M) {
 #define QPUSH(id_, ev_, t_, kind_)                                                          \
     do {                                                                                   \
         if (plain) q_push_p(&R->Q, (id_), (ev_), (t_), (kind_));                           \
+        else if (big) q_push_b(&R->Q, (id_), (ev_), (t_), (kind_));                        \
         else q_push(&R->Q, (id_), (t_), (kind_));                                          \
     } while (0)
 
@@ -1956,7 +2045,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                                         double t1, int64_t M, const double *P,
                                         const double *deficit, const double *used, int heap,
                                         Out *O, Run *R, Rt *T, const int fast, const int one,
-                                        const int plain) {
+                                        const int plain, const int big) {
     const int routed = !fast && T->on;
     const int64_t trace_rows = fast ? 0 : O->trace_rows;
     /* A routed trace row ends with the calls in flight per deployment (what least_busy
@@ -2123,7 +2212,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
     uint32_t polls = 0;
     for (;;) {
         Ev *pe = NULL;
-        int32_t id = plain ? q_pop_p(&R->Q, &pe) : q_pop(&R->Q);
+        int32_t id = plain ? q_pop_p(&R->Q, &pe) : big ? q_pop_b(&R->Q, &pe) : q_pop(&R->Q);
         if (id == -2) goto done;
         /* Ctrl-C: every 4,096 events, a stop asked for (stop()) ends the replication. */
         if (__builtin_expect(!(++polls & 0xFFFu), 0) && g_stop) {
@@ -2131,7 +2220,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             goto done;
         }
         if (id < 0) break;
-        if (!plain) pe = EVAT(&R->Q, id);
+        if (!plain && !big) pe = EVAT(&R->Q, id);
         double t = pe->t;
         if (t >= t1 && measured_open == 0) break;
         int ev = pe->kind;
@@ -2629,15 +2718,21 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
     for (int64_t li = 0; li < G->L; li++) fast &= (int)P[li * P_NCOL + P_KIND] != KIND_SLIDING;
     /* plain: the calendar queue without the look-ahead (below CQ_AHEAD_MIN sessions) */
     int plain = fast && !heap && N < CQ_AHEAD_MIN;
+    /* big: the calendar queue with epochs (from CQ_AHEAD_MIN sessions: q_push_b, q_pop_b) */
+    int big = fast && !heap && !plain;
     if (plain && G->L == 1)
-        return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 1, 1, 1);
+        return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 1, 1, 1, 0);
     if (plain)
-        return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 1, 0, 1);
+        return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 1, 0, 1, 0);
+    if (big && G->L == 1)
+        return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 1, 1, 0, 1);
+    if (big)
+        return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 1, 0, 0, 1);
     if (fast && G->L == 1)
-        return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 1, 1, 0);
+        return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 1, 1, 0, 0);
     if (fast)
-        return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 1, 0, 0);
-    return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 0, 0, 0);
+        return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 1, 0, 0, 0);
+    return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 0, 0, 0, 0);
 }
 
 /* ---- Python wrappers -------------------------------------------------------------- */
