@@ -137,10 +137,13 @@
 enum { D_FIXED, D_UNIFORM, D_UNIFORM_INT, D_EXPONENTIAL, D_LOGNORMAL, D_CHOICE };
 enum { S_CALL, S_SEQ, S_PAR, S_OPT, S_REP };
 enum { I_CALL, I_SEQ, I_PAR };
-/* A node's kind byte (Ev.nkind): its kind (I_*) and two flags, so that the walk of a
- * turn reads neither its parent nor its session on the common path: the parent is a
- * sequence (fixed at expansion), and the turn is measured (set when the node starts). */
-enum { NK_KIND = 0x0F, NK_PSEQ = 0x10, NK_MEAS = 0x20 };
+/* A node's kind byte (Ev.nkind): its kind (I_*) and flags, so that the walk of a turn
+ * reads neither its parent nor its session on the common path: the parent is a sequence
+ * (fixed at expansion); it is the last step of the turn's root, a sequence (fixed: its
+ * end ends the turn, and the walk does not read the root); its end never ends the turn
+ * (fixed by the templates: the look-ahead does not fetch its session for it); the turn is
+ * measured (set when the node starts). */
+enum { NK_KIND = 0x03, NK_NOEND = 0x04, NK_REND = 0x08, NK_PSEQ = 0x10, NK_MEAS = 0x20 };
 enum { DP_KIND, DP_P0, DP_P1, DP_OFF, DP_LEN, DP_NCOL };
 enum { SITE_IN, SITE_OUT, SITE_TTFT, SITE_TPS };
 enum { C_MODE, C_PAUSE, C_MAX_RETRIES, C_INIT_DELAY, C_MAX_DELAY, C_JITTER, C_HONOUR,
@@ -980,9 +983,10 @@ static ALWAYS_INLINE void cq_partners(Queue *Q, int32_t h) {
     {
         if (h > Q->n_sess) { /* a call: the lines its event reads (see the walk) */
             const Node *nd = Q->nodes + (h - Q->n_sess - 1);
-            const int pseq = nd->ev.nkind & NK_PSEQ, last = nd->next < 0;
+            const int nk = nd->ev.nkind, pseq = nk & NK_PSEQ, last = nd->next < 0;
             /* its session: where the turn may end, and for a 429's retry or failure */
-            if (last || nd->ev.kind != EV_DONE) PREFETCH(&Q->sess[nd->sess]);
+            if ((last && !(nk & NK_NOEND)) || nd->ev.kind != EV_DONE)
+                PREFETCH(&Q->sess[nd->sess]);
             if (pseq && !last) {
                 /* a sequence goes on: the nodes after it in its turn's block (every line
                  * of each): its next sibling and, when that is a group, the group's first
@@ -991,7 +995,8 @@ static ALWAYS_INLINE void cq_partners(Queue *Q, int32_t h) {
                 for (int64_t j = i + 1; j < end && j <= i + CQ_AHEAD_KIDS; j++)
                     for (size_t b = 0; b < sizeof(Node); b += 64)
                         PREFETCH((const char *)&Q->nodes[j] + b);
-            } else if (nd->parent >= 0) { /* a group's pending count, or a sequence's end */
+            } else if (nd->parent >= 0 && !(nk & NK_REND)) {
+                /* a group's pending count, or a sequence's end (not the root's: unread) */
                 PREFETCH(&Q->nodes[nd->parent]);
             }
         }
@@ -1713,6 +1718,11 @@ static int64_t expand(const Prog *G, Node *nodes, uint64_t *nkey, NodeRt *nrt, i
             }
         }
     }
+    /* the last step of a sequence root: its end is the turn's (NK_REND) */
+    if (pos > 0 && (nodes[base].ev.nkind & NK_KIND) == I_SEQ && nodes[base].u.kids.last >= 0) {
+        Node *ln = nodes + nodes[base].u.kids.last;
+        ln->ev.nkind = (int8_t)(ln->ev.nkind | NK_REND);
+    }
     return pos;
 }
 
@@ -1754,6 +1764,9 @@ typedef struct {
 
 typedef struct {
     int64_t n, nc;  /* nodes, calls; n == 0: no template (expand each turn) */
+    int32_t first0; /* the root's first step when the root is a sequence, else -1 */
+    int32_t w0;     /* where a turn's walk starts: first0 (not touching the root, whose
+                     * structure is the template's; see NK_REND), else 0 (the root) */
     int64_t n_tok, n_scr, n_any, n_lat; /* draws: uniform token counts (floor by truncation),
                                          * uniform into scr, the others; latencies */
     DrawOp *ops;    /* n_tok, then n_scr, then n_any entries */
@@ -1896,6 +1909,20 @@ static int tpl_build(const Prog *G, int64_t root, int64_t M, int64_t *stack, Tpl
     }
     tp->n = n;
     tp->nc = nc;
+    /* Which ends may end the turn (parents come before their children): the root's; a
+     * parallel group's child's if its group's may (any child may be the last to end); a
+     * sequence's last step's if its sequence's may. The others are marked NK_NOEND, so
+     * that the look-ahead does not fetch their session for them. */
+    for (int64_t i = 1; i < n; i++) {
+        Node *nd = tp->nodes + i;
+        const Node *pn = tp->nodes + nd->parent;
+        int pend = !(pn->ev.nkind & NK_NOEND);
+        int end = (pn->ev.nkind & NK_KIND) == I_PAR ? pend : pend && nd->next < 0;
+        if (!end) nd->ev.nkind = (int8_t)(nd->ev.nkind | NK_NOEND);
+    }
+    tp->first0 = n > 0 && (tp->nodes[0].ev.nkind & NK_KIND) == I_SEQ ? tp->nodes[0].u.kids.first
+                                                                       : -1;
+    tp->w0 = tp->first0 > 0 ? tp->first0 : 0;
     return tpl_ops(tp);
 }
 
@@ -2008,17 +2035,21 @@ static ALWAYS_INLINE void pf_block(const Node *b, uint64_t lines) {
 #endif
 }
 
-/* The nodes of a block (among its first 64) that a turn start may touch, a bit each: the
- * root and the node after it (a sequence's first step, a group's first child), and with
- * a template the calls whose draws it writes; without one, the first 8. */
+/* The nodes of a block (among its first 64) that a turn start may touch, a bit each: with
+ * a template, the root's first step when the root is a sequence (the walk skips the
+ * root), else the root and the node after it, and the calls whose draws it writes;
+ * without one, the first 8. */
 static uint64_t pf_lines(const Tpl *tpl, int64_t n_turns, int64_t M) {
-    uint64_t m = M > 1 ? 3u : 1u;
+    uint64_t m = 0;
     for (int64_t tt = 0; tt < n_turns; tt++) {
         const Tpl *tp = tpl + tt;
         if (tp->n == 0) {
             m |= M >= 8 ? 0xFFu : ((uint64_t)1 << M) - 1;
             continue;
         }
+        /* the root's first step (the walk skips the root), or the root and its next */
+        if (tp->first0 >= 0 && tp->first0 < 64) m |= (uint64_t)1 << tp->first0;
+        else if (tp->first0 < 0) m |= M > 1 ? 3u : 1u;
         const int64_t per = (int64_t)(sizeof(Node) / sizeof(double));
         for (int64_t k = 0; k < tp->n_tok + tp->n_scr + tp->n_any; k++) {
             const DrawOp *op = tp->ops + k;
@@ -2270,7 +2301,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 measured_open++;
             }
             walk = W_START;
-            wn = (int32_t)base;
+            wn = (int32_t)base + tpl[tt].w0; /* a sequence root: its first step */
         } else if (id == PACER) {
             wake_pending = 0;
             dispatch = 1;
@@ -2394,7 +2425,8 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
         }
         w_complete: {
             Node *nd = nodes + n;
-            int32_t p = nd->parent;
+            /* the last step of a sequence root ends the turn (the root is not read) */
+            int32_t p = nd->ev.nkind & NK_REND ? -1 : nd->parent;
             if (p < 0) { /* the turn has ended */
                 Session *ss = R->s + x;
                 int fl = ss->flags;
