@@ -121,3 +121,23 @@ def test_aborted_turns_of_a_session_that_overfills_the_window_alone(tmp_path: Pa
     assert at is not None and at.mean_per_window > 5
     assert at.call_429_fraction >= 1.0 - 1.0 / at.mean_per_window - 1e-9
     assert res.burst_ceiling == 0
+
+
+def test_every_call_larger_than_the_allowance_is_refused(tmp_path: Path) -> None:
+    """Every call charges ~1,050 tokens against 166 per 2 s window: none is ever admitted.
+    The window model saw no load (never-fitting calls count 0 in the window) and gave
+    0% 429s and a ceiling of 1 (the fuzzer's case); every attempt is refused, N* = 0."""
+    from capacity.analytic.model import analyze
+
+    path = tmp_path / "never.yaml"
+    path.write_text(
+        "models: {m: {tokens_per_second: 10, ttft: 0}}\n"
+        "quotas: {q: {models: [m], tpm: 5000, enforcement: {type: fixed_window, window: 2s}}}\n"
+        "session: {think_time: 30s, turns: {t: {steps: "
+        "[{call: {model: m, input_tokens: 1000, output_tokens: 50}}]}}}\n"
+        "retry: {max_retries: 0}\n"
+        "targets: {max_429_fraction: 0.05}\n")
+    res = analyze(load_profile(path), sessions=1)
+    at = res.binding.at_sessions
+    assert at is not None and at.call_429_fraction == 1.0 and at.loss_fraction == 1.0
+    assert res.burst_ceiling == 0 and res.binding.one_event_exceeds

@@ -84,6 +84,13 @@ class ClumpedWindow:
         """Window statistics at ``n`` sessions; ``loss_fraction`` is the attempt share."""
         m = self.inner
         if n <= 0 or m.p_single <= 0:
+            if n > 0 and m.never_fit > 0:
+                # Every relevant call is charged more than the allowance: no window
+                # load, but each such call is refused on every attempt (it said 0).
+                r = m._with_never_fit({"attempt": 0.0, "call": 0.0, "failed": 0.0,
+                                       "exceed": 0.0, "retry_share": 0.0})
+                return WindowStats(n, 0.0, 0.0, r["attempt"], "calls larger than the "
+                                   "allowance, refused", r["call"], r["failed"])
             return WindowStats(n, 0.0, 0.0, 0.0, "none", 0.0, 0.0)
         r = m.attempt_share(n)
         kind = "sliding window (Palm scan count)" if self.sliding else "fixed windows"

@@ -3112,6 +3112,8 @@ def _fail_odds(pmfs: list[NDArray[np.float64]], call_pmf: NDArray[np.float64],
         return np.ones(len(pmfs))
     k = np.arange(call_pmf.size, dtype=np.float64)
     e_b = _dot(k, call_pmf)
+    if e_b <= 0:  # every call charged more than the allowance: none fits (no odds)
+        return np.ones(len(pmfs))
     surv = 1.0 - np.cumsum(call_pmf)
     f_e = np.concatenate([[0.0], np.cumsum(surv)[:-1]]) / e_b
     odds = np.array([_dot(p, f_e[: p.size]) for p in pmfs])
