@@ -317,6 +317,13 @@ def workloads() -> list[tuple[str, Profile]]:
     web["name"] = "web-research-continue"
     web["retry"] = {"max_retries": 0, "on_exhausted": "continue"}
     rows.append(("web-research, no retries, on_exhausted: continue", profile_from_dict(web)))
+    # The same in a sliding 10 s log that counts refusals: a refused stage's next stages
+    # come at once into the log its refusal keeps full (the cascade, and storms whose
+    # turns run through whole).
+    rows.append(("1-3-1 RPM sliding 10 s window, no retries, on_exhausted: continue",
+                 dag_profile("dag-sliding-continue", {"rpm": 500, "enforcement": {
+                     "type": "sliding_window", "window": "10s"}},
+                     {"max_retries": 0, "on_exhausted": "continue"})))
     return rows
 
 

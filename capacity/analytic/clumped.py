@@ -115,9 +115,8 @@ class ClumpedWindow:
         if (self.sliding and m.storm_first.size and m.retry.retries and hi > 1
                 and m._retry_rejection(0.0) >= 1.0):
             return self._largest_meeting_storms(target, hi)
-        if (self.sliding and not herds and hi > 1 and not m.retry.retries
-                and _window._ABORT_STORMS and m.retry.counts_rejected
-                and m.retry.abort_turn and m.storm_first.size):
+        if (self.sliding and not herds and hi > 1
+                and m.retry.storms_without_retries and m.storm_first.size):
             return self._largest_meeting_abort_storms(target, hi)
         if (self.sliding and not herds) or not m.retry.retries or hi <= 1:
             return _largest_meeting(self.stats, target, hi)

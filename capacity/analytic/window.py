@@ -91,7 +91,14 @@ Aborted turns
     ``continue`` the turn's next stages launch a rejection latency after the refusal,
     into the same full fixed window, and are refused too (:class:`Cascade`,
     :meth:`ClumpWindowModel._cascaded`; a sliding loss log:
-    :meth:`ClumpWindowModel._sliding_cascade`).
+    :meth:`ClumpWindowModel._sliding_cascade`). A sliding log that counts refusals logs
+    every launch, so its count is the free one, but a refusal keeps it full: the
+    refused turn's next stages are cascaded into it the same way (the others' count not
+    truncated), and each first refusal starts a storm (:meth:`ClumpWindowModel._storms`)
+    in which a turn met runs through at once — a turn starting brings all its calls, one
+    caught mid-way its next launch's and every later one's, and the crossing launch's
+    turn its later calls (hunt-rpm-217 counted, ``continue``: 29 -> 24 vs simulated 25
+    [23-25]).
 """
 
 from __future__ import annotations
@@ -113,6 +120,9 @@ from capacity.model.workload import CallCost
 
 _MAX_FFT = 1 << 22
 _ABORT_STORMS = True
+_CONTINUE_STORMS = True
+_CASCADE_COUNTED = True
+_CONTINUE_START = True
 _COUNTED_SPELLS = True
 # Cells over a fixed window for the cascade of refused stages (Cascade), and the time
 # left (share of the window) at which the chance a launch is refused whole is solved.
@@ -145,6 +155,21 @@ class RetryModel:
     def retries(self) -> bool:
         """True when a rejected call is tried again."""
         return self.max_retries > 0
+
+    @property
+    def continues(self) -> bool:
+        """No retries, and a refused call's turn goes on (``on_exhausted: continue``,
+        not a routed call, whose 429 may spill instead)."""
+        return (not self.retries and not self.abort_turn
+                and self.rejection_latency_s is not None)
+
+    @property
+    def storms_without_retries(self) -> bool:
+        """A counted log without retries: a refusal keeps it full, and the refused
+        turns' sessions (aborted: back a pause later; continuing: their next stages at
+        once) are refused and counted again (see :meth:`ClumpWindowModel.storm_size`)."""
+        return self.counts_rejected and not self.retries and (
+            (_ABORT_STORMS and self.abort_turn) or (_CONTINUE_STORMS and self.continues))
 
 
 def attempts_per_call(p: float, m: int) -> float:
@@ -203,6 +228,11 @@ class ClumpWindowModel:
     turns_per_window: float = 0.0
     storm_pause: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     storm_ends: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    # A refused turn that goes on (no retries, ``on_exhausted: continue``) launches its
+    # later stages a 429's trip apart: per sampled turn, all its launches' units; per
+    # later launch (as ``storm_gaps``), its units and every later one's of its turn.
+    storm_whole: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    storm_rest: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     storm_cadence: float = 0.0         # cadence paced: the mean cycle (s); else 0
     storm_rough: bool = False          # storm size: one window of storm (a search's guess)
     storm_scale: float = 1.0           # ... times this (a guess calibrated on one chain)
@@ -1022,7 +1052,8 @@ class ClumpWindowModel:
                     p = new
                     break
                 p = new
-        if self.cascade is not None and self.loses:
+        if self.cascade is not None and (self.loses or (
+                _CASCADE_COUNTED and self.sliding and self.retry.counts_rejected)):
             p = min(1.0, p + self._sliding_cascade(n, p))
         per, pr = self._retries_per_call(p, n)
         attempt = (p + per * pr) / (1.0 + per)
@@ -1030,8 +1061,7 @@ class ClumpWindowModel:
                "exceed": self.exceedance(n) if exceed else 0.0, "retry_share": per}
         if m > 0 and pr >= 1.0:
             out = self._storms(n, out)
-        elif (m == 0 and _ABORT_STORMS and self.retry.counts_rejected
-              and self.retry.abort_turn and self.storm_first.size):
+        elif m == 0 and self.retry.storms_without_retries and self.storm_first.size:
             out = self._storms(n, out, gate=False)
         return out
 
@@ -1096,8 +1126,9 @@ class ClumpWindowModel:
             return 0.0
         g = self.pmf(max(n - 1, 0))
         q = math.floor(self.q_lat + 1e-9)
-        kept = float(g[: q + 1].sum())
-        g = g[: q + 1] / kept if kept > 0 else g[: q + 1]
+        if not self.retry.counts_rejected:  # a loss log: the others' count truncated
+            kept = float(g[: q + 1].sum())
+            g = g[: q + 1] / kept if kept > 0 else g[: q + 1]
         x = np.convolve(g, self.own_pmf)[: q + 1]
         cdf = np.cumsum(x)                                  # P(X ≤ s), s = 0..q
         b = self.call_pmf
@@ -1464,6 +1495,9 @@ def _storm_size(mdl: ClumpWindowModel, n: float) -> float:
         return 0.0
     per_turn = n * mdl.turns_per_window / w / nt   # turn starts per second per sampled turn
     kmax = int(max(first.max(), sizes.max(initial=0)))
+    if mdl.retry.continues:  # a refused turn's later stages come at once
+        kmax = max(kmax, int(mdl.storm_whole.max(initial=0)),
+                   int(mdl.storm_rest.max(initial=0)))
     ks = np.arange(kmax + 1, dtype=np.float64)
     pre = (np.bincount(first, minlength=kmax + 1)
            + np.bincount(sizes, minlength=kmax + 1)).astype(np.float64)
@@ -1505,6 +1539,16 @@ def _storm_size(mdl: ClumpWindowModel, n: float) -> float:
     x[a * np.arange(1, kmax + 1)] = o_law
     x /= x.sum()
     rejected = a * float(_dot(np.arange(1, kmax + 1), o_law))
+    if mdl.retry.continues and _CONTINUE_START:
+        # The crossing launch's turn goes on: its later stages come a 429's trip later,
+        # into the full log, and are turned away too (the steady launches' later units).
+        later = np.concatenate([(mdl.storm_whole - first)[first > 0],
+                                mdl.storm_rest - sizes])
+        law = np.bincount(later, weights=None).astype(np.float64)
+        law /= law.sum()
+        x = np.convolve(x, law)[:size]
+        x /= x.sum()
+        rejected += float(_dot(np.arange(law.size), law))
     below = 0.0                                     # storms whose count fell below q
     tots = arr.sum(axis=1) * dt                     # arrivals per step
     ups = np.zeros((steps, a * kmax + 1))           # a launch turned away: up (1 + m)k
@@ -1598,7 +1642,12 @@ def _storm_arrivals(mdl: ClumpWindowModel, first: NDArray[np.int64],
     """
     kmax = pre.size - 1
     w = mdl.window_s
-    if not mdl.retry.abort_turn:
+    if mdl.retry.continues:
+        # A refused turn that goes on launches its later stages a 429's trip apart, into
+        # the same full log: a turn met is met whole — a turn starting, all its units;
+        # a turn caught mid-way, at its next launch, that launch's and every later one's.
+        first, sizes = mdl.storm_whole, mdl.storm_rest
+    elif not mdl.retry.abort_turn:
         return np.broadcast_to(pre, (steps, kmax + 1))
     nt = first.size
     t = np.arange(steps) * dt
@@ -2149,9 +2198,10 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
     # Storms only arise where rejections are logged and retried (requests: whole calls).
     storm = (timing.memo(("storm", *memo_key), lambda: _storm_launches(
         timing, relevant, rel_pmfs[: len(relevant)]))
-        if sliding and retry.counts_rejected and (retry.retries or (
-            _ABORT_STORMS and retry.abort_turn))
-        else (np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), np.zeros(0)))
+        if sliding and retry.counts_rejected and (
+            retry.retries or retry.storms_without_retries)
+        else (np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), np.zeros(0),
+              np.zeros(0, np.int64), np.zeros(0, np.int64)))
     session = _SessionArgs(
         relevant, [c for c in col_costs[: len(relevant)] if c is not None], q_units, h,
         rest * window_s / h, [(exact[col_ids[j]] * window_s, rel_pmfs[j]) for j in missed])
@@ -2162,6 +2212,7 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
         fail_odds=_fail_odds(fine, fine_call, launches, is_requests),
         event_pmf=event_pmf, crossing=crossing, cascade=cascade, storm_first=storm[0],
         storm_gaps=storm[1], storm_sizes=storm[2], storm_ends=storm[3], aborted=aborted,
+        storm_whole=storm[4], storm_rest=storm[5],
         never_fit=never_fit, saving_weight=saving[0], saving_before=saving[1],
         saving_through=saving[2]), units_per_turn, session)
 
@@ -2480,7 +2531,7 @@ def _event_law(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.fl
 def _storm_launches(timing: TurnTiming, relevant: list[int],
                     pmfs: list[NDArray[np.float64]]
                     ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64],
-                               NDArray[np.float64]]:
+                               NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]:
     """What a retry storm meets, from the turn sample (see :meth:`ClumpWindowModel.storm_size`).
 
     Returns the units (lattice, rounded mean charges) of each sampled turn's first
@@ -2488,10 +2539,13 @@ def _storm_launches(timing: TurnTiming, relevant: list[int],
     the turn's previous charged launch and its units; and each turn's end after its
     last charged launch (s). A turn aborted by a storm makes none of its later launches:
     a session caught mid-turn at the storm's start makes only its next launch, ``gap``
-    or less after the start, or, past its last launch, ends that long after it.
+    or less after the start, or, past its last launch, ends that long after it. Then,
+    for turns that go on when refused (``on_exhausted: continue``, no retries), each
+    turn's units in all and each later launch's units with every later one's of its turn.
     """
     if not relevant:
-        return np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), np.zeros(0)
+        return (np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), np.zeros(0),
+                np.zeros(0, np.int64), np.zeros(0, np.int64))
     gt, gc = timing.groups()
     mean_charge = np.array([float(_dot(np.arange(p.size), p)) for p in pmfs])
     x = np.rint(gc[:, :, relevant].astype(np.float64) @ mean_charge).astype(np.int64)
@@ -2499,7 +2553,10 @@ def _storm_launches(timing: TurnTiming, relevant: list[int],
     first = np.zeros(gt.shape[0], np.int64)
     gaps: list[NDArray[np.float64]] = []
     sizes: list[NDArray[np.int64]] = []
+    rest: list[NDArray[np.int64]] = []
     prev = np.full(gt.shape[0], math.nan)
+    xs = np.where(hit, x, 0)
+    after = np.cumsum(xs[:, ::-1], axis=1)[:, ::-1]  # units from launch j on
     for j in range(gt.shape[1]):  # events per turn: few (launches at one instant merge)
         on = hit[:, j]
         start = on & np.isnan(prev)
@@ -2507,10 +2564,12 @@ def _storm_launches(timing: TurnTiming, relevant: list[int],
         later = on & ~np.isnan(prev)
         gaps.append(gt[later, j] - prev[later])
         sizes.append(x[later, j])
+        rest.append(after[later, j])
         prev = np.where(on, gt[:, j], prev)
     # A turn past its last launch ends as it would: after latency − last launch.
     ends = (timing.latency - prev)[~np.isnan(prev)]
-    return first, np.concatenate(gaps), np.concatenate(sizes), np.maximum(ends, 0.0)
+    return (first, np.concatenate(gaps), np.concatenate(sizes), np.maximum(ends, 0.0),
+            np.where(first > 0, after[:, 0], 0), np.concatenate(rest))
 
 
 # Points of the fine lattice on which the size bias of rejections is computed.
