@@ -26,6 +26,7 @@ from capacity.model.workload import Workload
 from capacity.profile.loader import load_profile
 from capacity.sim import kernels as K
 from capacity.sim.engine import trace_attempts
+from capacity.whatif.ceiling import size
 
 from ._accuracy import assert_profile_accurate
 
@@ -79,3 +80,15 @@ def test_requests_and_output_tokens_of_one_window_against_the_simulator() -> Non
     r = analyze(p)
     assert r.burst_ceiling < min(c.burst_ceiling for c in r.constraints)
     assert_profile_accurate(p)
+
+
+@pytest.mark.parametrize("sessions", [80, 120])
+def test_size_carries_what_the_joint_ceiling_counts(sessions: int) -> None:
+    """`capacity size` and `capacity ceiling` count one quota's same-window dimensions by
+    one rule: the sized limits carry the sessions asked for (the split's larger share
+    alone sized 80 sessions of the RPM/OTPM profile whose ceiling was then 76)."""
+    profile = load_profile(JOINT)
+    result = size(profile, sessions)
+    raised = [d.set_path for d in result.to_raise]
+    assert any(d.dimension == "rpm" for d in result.to_raise)
+    assert analyze(load_profile(JOINT, raised)).burst_ceiling >= sessions

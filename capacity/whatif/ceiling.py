@@ -615,12 +615,7 @@ def size(profile: Profile, sessions: int, *, method: str = "analytic",
     elif profile.routes:
         dims = size_fleet(wl, cyc, sessions, target, max_spill)
     else:
-        active = {c.name: c for c in wl.constraints if wl.units_per_turn(c) > 0}
-        dims = tuple(size_constraint(wl, c, cyc, sessions, target) for c in active.values())
-        dims = split_target(dims, target, lambda d, t: size_constraint(
-            wl, active[f"{d.quota}.{d.dimension}"], cyc, sessions, t),
-            lambda d: _stats(wl, active[f"{d.quota}.{d.dimension}"], cyc,
-                             sessions).loss_fraction)
+        dims = _size_plain(profile, wl, cyc, sessions, target)
     result = SizeResult(profile.title, sessions, target, dims,
                         max_spill=max_spill if profile.routes else None,
                         populations=populations)
@@ -640,6 +635,68 @@ def size(profile: Profile, sessions: int, *, method: str = "analytic",
     except SimulationError as e:
         return dataclasses.replace(
             result, notes=(f"Not simulated: {e}. The analytic size stands.",))
+
+
+def _size_plain(profile: Profile, wl: Workload, cyc: CycleTime, sessions: int,
+                target: float) -> tuple[DimensionSize, ...]:
+    """Each constraint sized on its own, the target split among those raised
+    (:func:`split_target`), then checked by the one rule that joins them: the analytic
+    ceiling at the sized limits (:func:`capacity.analytic.model.joint_ceiling`) must carry
+    ``sessions``. One quota's dimensions over one fixed window add the 429s they do not
+    share there (RPM and OTPM per second of a few output-heavy calls: the split's larger
+    share sized 80 sessions whose ceiling was 76), so the split's target is then lowered
+    until it does: by steps of 0.75, then bisected to 10% of the target or until the
+    ceiling is ``sessions`` exactly."""
+    from capacity.analytic.model import _joint, constraint_ceiling
+
+    active = {c.name: c for c in wl.constraints if wl.units_per_turn(c) > 0}
+
+    def sized(t: float) -> tuple[DimensionSize, ...]:
+        dims = tuple(size_constraint(wl, c, cyc, sessions, t) for c in active.values())
+        return split_target(dims, t, lambda d, u: size_constraint(
+            wl, active[f"{d.quota}.{d.dimension}"], cyc, sessions, u),
+            lambda d: _stats(wl, active[f"{d.quota}.{d.dimension}"], cyc,
+                             sessions).loss_fraction)
+
+    def ceiling_at(dims: tuple[DimensionSize, ...]) -> int:
+        # The joint burst-aware ceiling alone (no pacer, latency target or sensitivity:
+        # what the limits decide), the constraints at their sized limits on the same
+        # workload (the cycle does not depend on them), as size_constraint models them.
+        limits = {f"{d.quota}.{d.dimension}": d.required_limit
+                  for d in dims if d.raise_needed}
+        if not limits:
+            return sessions
+        cs = [dataclasses.replace(c, limit=limits.get(name, c.limit))
+              for name, c in active.items()]
+        results = [constraint_ceiling(wl, c, cyc.cycle_s, target, None, cyc.min_cycle_s)
+                   for c in cs]
+        return _joint(wl, cyc, results, target, cs)
+
+    dims = first = sized(target)
+    # Only one quota's dimensions over one fixed window are counted otherwise by the split
+    # (largest share) than by the joint rule (the unshared rest added).
+    keys = [same_bursts(c.quota, c.enforcement, c.window_s) for c in active.values()
+            if c.enforcement == "fixed_window"]
+    if len(set(keys)) == len(keys) or ceiling_at(dims) >= sessions:
+        return dims
+    bad, good = 1.0, 0.75
+    dims = sized(good * target)
+    reached = ceiling_at(dims)
+    while reached < sessions:
+        if good < 0.1:
+            return first  # not the split's doing: the split's sizes stand
+        bad, good = good, 0.75 * good
+        dims = sized(good * target)
+        reached = ceiling_at(dims)
+    while bad - good > 0.1 * bad and reached > sessions:
+        mid = 0.5 * (good + bad)
+        mid_dims = sized(mid * target)
+        at_mid = ceiling_at(mid_dims)
+        if at_mid >= sessions:
+            good, dims, reached = mid, mid_dims, at_mid
+        else:
+            bad = mid
+    return dims
 
 
 def _with_limits(profile: Profile, limits: dict[tuple[str, str], float]) -> Profile:
