@@ -1,5 +1,5 @@
-"""Build of the compiled simulator (``capacity.sim._engine``); everything else is in
-pyproject.toml.
+"""Build of the compiled simulator (``capacity.sim._engine``) and the analytic model's
+retry-carry kernel (``capacity.analytic._carry``); everything else is in pyproject.toml.
 
 The engine is one C file using the CPython and numpy C APIs, compiled here when the
 package is built (``pip install .`` / ``pip install -e .`` / a wheel build), so nothing is
@@ -43,7 +43,15 @@ ext_modules: list[Any] = [
         sources=["capacity/sim/_engine.c"],
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    )
+    ),
+    # The analytic model's retry-carry iteration (window._carry_law): numpy's numbers,
+    # bit for bit, without a numpy call per element-wise step.
+    Extension(
+        "capacity.analytic._carry",
+        sources=["capacity/analytic/_carry.c"],
+        include_dirs=[np.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    ),
 ]
 
 setup(ext_modules=ext_modules, cmdclass={"build_ext": BuildExt})

@@ -324,3 +324,45 @@ def test_abort_storm_search_is_the_bisection(target: float) -> None:
         got = short.largest_meeting(target, hi)
         assert got == amodel._largest_meeting(long.stats, target, hi)
         assert got[0] > 0
+
+
+def _poisson_law(load: float, q: float, L: int) -> np.ndarray:
+    """A window count of mean ``load·q`` on ``L`` lattice points (round-off flushed)."""
+    g = np.fft.irfft(np.exp(load * q * (np.exp(-2j * np.pi * np.fft.rfftfreq(L)) - 1)), L)
+    return np.where(g > 1e-250, g, 0.0)
+
+
+@pytest.mark.parametrize(("q", "retries", "load", "L"), [
+    (83.0, 2, 0.6, 512), (83.0, 2, 0.97, 512), (40.4, 1, 0.9, 256), (256.0, 5, 0.99, 1024),
+    (250.0, 2, 1.3, 1024), (250.0, 2, 2.0, 1024), (120.0, 2, 1.05, 256),
+    (140.0, 2, 1.2, 256), (12.0, 0, 0.9, 128), (3.0, 3, 0.8, 20000)])
+def test_compiled_carry_is_the_numpy_loop(q: float, retries: int, load: float,
+                                          L: int) -> None:
+    # Settling, running out of windows, outgrowing the lattice (load 2), a q past half
+    # the lattice (the wrap check on a whole tail), no retries, a lattice past numpy's
+    # 8,192-element blocks; from empty and from a smaller load's carry: the compiled
+    # iteration (_carry.c) gives the numpy loop's numbers bit for bit.
+    assert window._carry is not None  # built with the package (setup.py)
+    init = window._carry_law(_poisson_law(0.9 * load, q, L), q, retries)[0]
+    for start in (None, init):
+        g = _poisson_law(load, q, L)
+        got = window._carry_law(g, q, retries, start=start)
+        rfft, irfft = window._real_fft(L)
+        y = np.zeros(L)
+        if start is None:
+            y[0] = 1.0
+        else:
+            y[: start.size] = start
+        want = window._carry_loop(y, q, retries, 96, 1e-5, rfft, irfft, rfft(g).copy())
+        assert got[0].tobytes() == want[0].tobytes()
+        assert got[1:] == want[1:]
+
+
+@pytest.mark.parametrize("n", [*range(0, 140), 255, 256, 257, 1000, 8191, 8192, 8193, 20000])
+def test_compiled_sums_are_numpys(n: int) -> None:
+    # The kernel's sums are np.add.reduce's (pairwise, from 0): on values of every scale.
+    assert window._carry is not None
+    rng = np.random.default_rng(n)
+    a = rng.random(n) * 10.0 ** rng.integers(-8, 8, n)
+    a[rng.random(n) < 0.1] *= -1.0
+    assert window._carry.pairwise_sum(a) == float(np.add.reduce(a))

@@ -1821,12 +1821,35 @@ def _carry_law(g: NDArray[np.float64], q: float, retries: int, windows: int = 96
     L = g.size
     rfft, irfft = _real_fft(L)
     gh = rfft(g).copy()
-    ar = np.arange(L, dtype=np.float64)
     y = np.zeros(L)
     if start is None:
         y[0] = 1.0
     else:
         y[: min(L, start.size)] = start[:L]
+    if _carry is not None and 0 < qi < L and math.floor(q) + 1 < L:
+        # The same loop compiled (capacity/analytic/_carry.c): numpy's numbers bit for
+        # bit, numpy's own FFT and complex product called back once a window.
+        def conv(back: NDArray[np.float64]) -> NDArray[np.float64]:
+            spec = rfft(back)
+            spec *= gh
+            return irfft(spec)
+
+        out: tuple[NDArray[np.float64], float, float, bool] = _carry.carry_loop(
+            y, float(q), int(retries), int(windows), float(rtol), conv)
+        return out
+    return _carry_loop(y, q, retries, windows, rtol, rfft, irfft, gh)
+
+
+def _carry_loop(y: NDArray[np.float64], q: float, retries: int, windows: int, rtol: float,
+                rfft: Callable[[NDArray[np.float64]], NDArray[np.complex128]],
+                irfft: Callable[[NDArray[np.complex128]], NDArray[np.float64]],
+                gh: NDArray[np.complex128]
+                ) -> tuple[NDArray[np.float64], float, float, bool]:
+    """:func:`_carry_law`'s iteration in numpy (``y``: the starting law; ``gh``: the
+    window count's transform): the reference of the compiled one."""
+    qi = math.floor(q + 0.5)
+    L = y.size
+    ar = np.arange(L, dtype=np.float64)
     buf = np.empty(L)  # scratch of the inner products (same sums as _dot)
     mean = float(np.multiply(ar, y, out=buf).sum())
     dropped = 0.0
@@ -1861,6 +1884,12 @@ def _carry_law(g: NDArray[np.float64], q: float, retries: int, windows: int = 96
         mean = new
     return y, mean, dropped, False
 
+
+_carry: Any
+try:  # the compiled iteration (setup.py builds it with the simulator)
+    from capacity.analytic import _carry
+except ImportError:  # pragma: no cover - a build without it: the numpy loop
+    _carry = None
 
 _pfu: Any
 try:  # numpy >= 2: the transforms np.fft wraps (numpy 1.x: np.fft itself)

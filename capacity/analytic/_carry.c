@@ -1,0 +1,202 @@
+/* The retry carry's iteration (capacity.analytic.window._carry_law) in one call.
+ *
+ * The analytic model's slowest loop is a Lindley-type recursion on a short lattice
+ * (tens of windows, ~500 points): each step is two FFTs and some twenty small numpy
+ * operations, whose per-call overhead was most of the cost. This file runs the loop's
+ * element-wise work in C and calls back into Python once a step for the convolution
+ * (numpy's own FFT and complex product), so the numbers are numpy's bit for bit:
+ *
+ *  - element-wise +, -, *, floor are IEEE operations (setup.py turns contraction into
+ *    fused multiply-adds off);
+ *  - every sum is numpy's pairwise summation of a contiguous float64 array (0.0 plus
+ *    the pairwise sum: 8 accumulators up to 128 elements, halves above), as
+ *    ``np.add.reduce`` computes it;
+ *  - the two bincounts of the remap accumulate in index order into zeroed arrays,
+ *    then add, as numpy's bincount and ``+=`` do;
+ *  - Python's ``min``/``max``/``**`` on floats are mirrored (``pow`` from libm).
+ *
+ * tests/test_analytic_speed.py checks the result against the plain numpy loop.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <string.h>
+#include <numpy/arrayobject.h>
+
+/* numpy's pairwise summation (numpy/_core/src/umath/loops_utils.h.src), started from 0. */
+static double pairwise(const double *a, npy_intp n) {
+    if (n < 8) {
+        double res = 0.0;
+        for (npy_intp i = 0; i < n; i++) res += a[i];
+        return res;
+    } else if (n <= 128) {
+        double r[8];
+        npy_intp i;
+        for (int j = 0; j < 8; j++) r[j] = a[j];
+        for (i = 8; i < n - (n % 8); i += 8) {
+            for (int j = 0; j < 8; j++) r[j] += a[i + j];
+        }
+        double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++) res += a[i];
+        return res;
+    } else {
+        npy_intp n2 = n / 2;
+        n2 -= n2 % 8;
+        return pairwise(a, n2) + pairwise(a + n2, n - n2);
+    }
+}
+
+static double total(const double *a, npy_intp n) { return 0.0 + pairwise(a, n); }
+
+/* carry_loop(y, q, retries, windows, rtol, conv) -> (y, mean, dropped, settled)
+ *
+ * y: the starting law (float64, length L, C-contiguous; not modified);
+ * conv(back) -> the circular convolution of back with the window count (float64,
+ * length L; read before the next call). */
+static PyObject *carry_loop(PyObject *self, PyObject *args) {
+    PyObject *y_obj, *conv;
+    double q, rtol;
+    int retries, windows;
+    if (!PyArg_ParseTuple(args, "O!diidO", &PyArray_Type, &y_obj, &q, &retries, &windows,
+                          &rtol, &conv))
+        return NULL;
+    PyArrayObject *y_in = (PyArrayObject *)y_obj;
+    if (PyArray_TYPE(y_in) != NPY_FLOAT64 || PyArray_NDIM(y_in) != 1 ||
+        !PyArray_IS_C_CONTIGUOUS(y_in)) {
+        PyErr_SetString(PyExc_ValueError, "y must be a contiguous float64 vector");
+        return NULL;
+    }
+    npy_intp L = PyArray_DIM(y_in, 0);
+    npy_intp qi = (npy_intp)floor(q + 0.5);
+    npy_intp up = (npy_intp)floor(q) + 1;
+    npy_intp limit = qi + 1 > L - qi - 1 ? qi + 1 : L - qi - 1;
+    npy_intp head = L - qi;
+    if (L < 1 || head < 1 || up < 1 || up > L) {
+        PyErr_SetString(PyExc_ValueError, "q outside the lattice");
+        return NULL;
+    }
+    npy_intp dims[1] = {L};
+    /* Two laws in turn (y, the next), the remap's two bincounts, a scratch of products. */
+    PyArrayObject *ya = (PyArrayObject *)PyArray_ZEROS(1, dims, NPY_FLOAT64, 0);
+    PyArrayObject *yb = (PyArrayObject *)PyArray_ZEROS(1, dims, NPY_FLOAT64, 0);
+    PyArrayObject *back = (PyArrayObject *)PyArray_ZEROS(1, dims, NPY_FLOAT64, 0);
+    double *lo_sum = (double *)malloc(sizeof(double) * (size_t)L);
+    double *buf = (double *)malloc(sizeof(double) * (size_t)L);
+    PyObject *res = NULL, *z_obj = NULL;
+    if (!ya || !yb || !back || !lo_sum || !buf) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    double *y = (double *)PyArray_DATA(ya), *nxt = (double *)PyArray_DATA(yb);
+    double *bk = (double *)PyArray_DATA(back);
+    memcpy(y, PyArray_DATA(y_in), sizeof(double) * (size_t)L);
+    for (npy_intp k = 0; k < L; k++) buf[k] = (double)k * y[k];
+    double mean = total(buf, L);
+    double dropped = 0.0;
+    int settled = 0;
+    for (int it = 0; it < windows; it++) {
+        for (npy_intp k = up; k < L; k++) buf[k] = ((double)k - q) * y[k];
+        double over_q = total(buf + up, L - up);
+        dropped = 0.0;
+        if (over_q > 0.0 && retries >= 1) {
+            double m = 1e-300 > mean ? 1e-300 : mean;           /* max(mean, 1e-300) */
+            double ratio = over_q / m;
+            double rho = ratio < 1.0 ? ratio : 1.0;               /* min(1.0, ratio) */
+            double phi = pow(rho, (double)(retries - 1));
+            dropped = phi * over_q;
+            /* _remap(ar[up:] − phi·(ar[up:] − q), y[up:], L), then back[:up] += y[:up] */
+            memset(lo_sum, 0, sizeof(double) * (size_t)L);
+            memset(bk, 0, sizeof(double) * (size_t)L);
+            for (npy_intp k = up; k < L; k++) {
+                double v = (double)k - phi * ((double)k - q);
+                double f = floor(v);
+                npy_intp lo = (npy_intp)f;
+                double frac = v - f;
+                if (lo < 0 || lo >= L) {
+                    PyErr_SetString(PyExc_ValueError, "remap outside the lattice");
+                    goto done;
+                }
+                lo_sum[lo] += y[k] * (1.0 - frac);
+            }
+            for (npy_intp k = up; k < L; k++) {
+                double v = (double)k - phi * ((double)k - q);
+                double f = floor(v);
+                npy_intp hi = (npy_intp)f + 1;
+                if (hi > L - 1) hi = L - 1;
+                bk[hi] += y[k] * (v - f);
+            }
+            for (npy_intp i = 0; i < L; i++) bk[i] = lo_sum[i] + bk[i];
+            for (npy_intp i = 0; i < up; i++) bk[i] += y[i];
+        } else {
+            memcpy(bk, y, sizeof(double) * (size_t)L);
+        }
+        z_obj = PyObject_CallOneArg(conv, (PyObject *)back);
+        if (z_obj == NULL) goto done;
+        PyArrayObject *za = (PyArrayObject *)PyArray_FROM_OTF(z_obj, NPY_FLOAT64,
+                                                              NPY_ARRAY_IN_ARRAY);
+        if (za == NULL) goto done;
+        if (PyArray_SIZE(za) != L) {
+            Py_DECREF(za);
+            PyErr_SetString(PyExc_ValueError, "conv must return L values");
+            goto done;
+        }
+        const double *z = (const double *)PyArray_DATA(za) + qi;
+        memset(nxt, 0, sizeof(double) * (size_t)L);
+        for (npy_intp i = 0; i < head; i++)
+            if (z[i] > 1e-250) nxt[i] = z[i];                     /* round-off flushed */
+        Py_DECREF(za);
+        Py_CLEAR(z_obj);
+        double rest = 1.0 - total(nxt, head);
+        nxt[0] += rest > 0.0 ? rest : 0.0;                        /* max(0.0, rest) */
+        if ((limit < L ? total(nxt + limit, L - limit) : 0.0) > 1e-9)
+            break;  /* the carry outgrows the lattice: keep the last law that fitted */
+        double *t = y; y = nxt; nxt = t;
+        PyArrayObject *ta = ya; ya = yb; yb = ta;
+        for (npy_intp k = 0; k < L; k++) buf[k] = (double)k * y[k];
+        double now = total(buf, L);
+        if (fabs(now - mean) <= rtol * now) {
+            mean = now;
+            settled = 1;
+            break;
+        }
+        mean = now;
+    }
+    res = Py_BuildValue("(OddO)", (PyObject *)ya, mean, dropped,
+                        settled ? Py_True : Py_False);
+done:
+    Py_XDECREF(z_obj);
+    Py_XDECREF(ya);
+    Py_XDECREF(yb);
+    Py_XDECREF(back);
+    free(lo_sum);
+    free(buf);
+    return res;
+}
+
+static PyObject *pairwise_sum(PyObject *self, PyObject *args) {
+    PyObject *a_obj;
+    if (!PyArg_ParseTuple(args, "O!", &PyArray_Type, &a_obj)) return NULL;
+    PyArrayObject *a = (PyArrayObject *)a_obj;
+    if (PyArray_TYPE(a) != NPY_FLOAT64 || PyArray_NDIM(a) != 1 ||
+        !PyArray_IS_C_CONTIGUOUS(a)) {
+        PyErr_SetString(PyExc_ValueError, "a must be a contiguous float64 vector");
+        return NULL;
+    }
+    return PyFloat_FromDouble(total((const double *)PyArray_DATA(a), PyArray_DIM(a, 0)));
+}
+
+static PyMethodDef methods[] = {
+    {"carry_loop", carry_loop, METH_VARARGS,
+     "The retry carry's iteration: (law, mean, dropped, settled)."},
+    {"pairwise_sum", pairwise_sum, METH_VARARGS,
+     "np.add.reduce of a contiguous float64 vector, as this module computes it."},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_carry",
+                                    "The retry carry's iteration (window._carry_law).",
+                                    -1, methods};
+
+PyMODINIT_FUNC PyInit__carry(void) {
+    import_array();
+    return PyModule_Create(&moddef);
+}
