@@ -3,7 +3,8 @@
 Speed itself is measured in benchmarks/ (analytic_accuracy.py's compute column), never
 asserted here; these tests pin that each shortcut taken for it leaves the answer as it
 was: the think-time sweep that skips constraints far from the binding one, the storms'
-search by storm-grid cells, the pacer's scalar interpolation and the FFT buffers.
+search by storm-grid cells, the pacer's scalar interpolation, the FFT buffers and the
+compiled retry-carry iteration (numpy's numbers bit for bit).
 """
 
 from __future__ import annotations
