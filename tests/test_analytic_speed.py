@@ -367,3 +367,36 @@ def test_compiled_sums_are_numpys(n: int) -> None:
     a = rng.random(n) * 10.0 ** rng.integers(-8, 8, n)
     a[rng.random(n) < 0.1] *= -1.0
     assert window._carry.pairwise_sum(a) == float(np.add.reduce(a))
+
+
+def _plain_fft(n: int) -> tuple[object, object]:
+    """np.fft's transforms of length ``n`` (the long way round _real_fft's buffers)."""
+    return (lambda a: np.fft.rfft(a, n)), (lambda a: np.fft.irfft(a, n))
+
+
+@pytest.mark.parametrize("m", [0, 1, 3])
+def test_herd_spell_with_reused_buffers_is_np_fft(m: int, monkeypatch: pytest.MonkeyPatch
+                                                   ) -> None:
+    # The sliding log's herd spell (window._spell_uncached) with its loop's transforms in
+    # _real_fft's buffers: the same four figures as with np.fft's own, bit for bit.
+    rng = np.random.default_rng(m)
+    cases = [(np.array([0.0, 0.2, 0.5, 0.3]), 0.8), (rng.random(10) / 5.0, 2.5),
+             (np.eye(1, 7, 6).ravel(), 0.3)]
+    fast = [window._spell_uncached(e / e.sum(), k, m) for e, k in cases]
+    monkeypatch.setattr(window, "_real_fft", _plain_fft)
+    slow = [window._spell_uncached(e / e.sum(), k, m) for e, k in cases]
+    assert fast == slow
+
+
+def test_lindley_with_reused_buffers_is_np_fft(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fleet's carried load (window._lindley, thinned or not) the same way.
+    def thin(y: np.ndarray) -> np.ndarray:
+        return np.asarray(y * 0.7 + np.roll(y, 1) * 0.1)
+
+    cases = [(_poisson_law(load, q, L), q, th) for load, q, L in
+             ((0.6, 83.0, 512), (0.98, 40.0, 256), (1.4, 20.0, 128)) for th in (None, thin)]
+    fast = [window._lindley(g, q, thin=th) for g, q, th in cases]
+    monkeypatch.setattr(window, "_real_fft", _plain_fft)
+    slow = [window._lindley(g, q, thin=th) for g, q, th in cases]
+    for (a, ma), (b, mb) in zip(fast, slow, strict=True):
+        assert a.tobytes() == b.tobytes() and ma == mb

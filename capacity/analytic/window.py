@@ -1396,6 +1396,8 @@ def _spell_uncached(e: NDArray[np.float64], mean_k: float, m: int, steps: int = 
     h = np.clip(np.fft.irfft(np.fft.rfft(surv / mu, L) * ah, L), 0.0, None)
     h[half:] = 0.0
     kk = np.arange(L, dtype=np.float64)
+    # The loop's transforms into reused buffers (np.fft's numbers without its wrapper).
+    rfft, irfft = _real_fft(L)
     u1 = _dot(kk, h)
     ages = np.zeros(m + 1)                        # expected herd units by retry number
     if m > 0:
@@ -1411,7 +1413,7 @@ def _spell_uncached(e: NDArray[np.float64], mean_k: float, m: int, steps: int = 
             h[0] = mass
         else:
             sum_h += e_h
-        z = np.clip(np.fft.irfft(np.fft.rfft(h) * rev, L), 0.0, None)
+        z = np.clip(irfft(rfft(h) * rev), 0.0, None)
         pos = z[off + 1:]
         e_r = _dot(np.arange(1, pos.size + 1, dtype=np.float64), pos)
         keep = 0.0
@@ -1432,7 +1434,7 @@ def _spell_uncached(e: NDArray[np.float64], mean_k: float, m: int, steps: int = 
             y[off: off + sc.size] += sc
         else:  # all of them failed: no herd, and no room either
             y[off] += float(pos.sum())
-        hn = np.clip(np.fft.irfft(np.fft.rfft(y) * ah, L), 0.0, None)[off:]
+        hn = np.clip(irfft(rfft(y) * ah), 0.0, None)[off:]
         h = np.zeros(L)
         h[1: min(hn.size, half)] = hn[1: min(hn.size, half)]  # 0: the launches fit, it ends
         first = max(_dot(kk, h) - keep * e_r, 0.0)
@@ -1953,14 +1955,15 @@ def _lindley(g: NDArray[np.float64], q: float, windows: int = 30, rtol: float = 
     """
     qi = math.floor(q + 0.5)
     L = g.size
-    gh = np.fft.rfft(g)
+    rfft, irfft = _real_fft(L)  # (np.fft's numbers into reused buffers)
+    gh = rfft(g).copy()
     k = np.arange(L - qi, dtype=np.float64)
     y = np.zeros(L)
     y[0] = 1.0
     mean = 0.0
     for _ in range(windows):
         carried = thin(y) if thin is not None else y  # the carry that comes back
-        z = np.fft.irfft(np.fft.rfft(carried[:L], L) * gh, L)
+        z = irfft(rfft(carried[:L]) * gh)
         over = np.where(z[qi:] > 1e-250, z[qi:], 0.0)
         y = np.zeros(L)
         y[: over.size] = over
