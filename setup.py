@@ -1,5 +1,5 @@
 """Build of the compiled simulator (``capacity.sim._engine``) and the analytic model's
-retry-carry kernel (``capacity.analytic._carry``); everything else is in pyproject.toml.
+compiled loops (``capacity.analytic._kernels``); everything else is in pyproject.toml.
 
 The engine is one C file using the CPython and numpy C APIs, compiled here when the
 package is built (``pip install .`` / ``pip install -e .`` / a wheel build), so nothing is
@@ -44,11 +44,11 @@ ext_modules: list[Any] = [
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     ),
-    # The analytic model's retry-carry iteration (window._carry_law): numpy's numbers,
-    # bit for bit, without a numpy call per element-wise step.
+    # The analytic model's scalar-bound loops (the retry carry's iteration, the rate
+    # pacer's recursion): numpy's and Python's numbers, bit for bit, compiled.
     Extension(
-        "capacity.analytic._carry",
-        sources=["capacity/analytic/_carry.c"],
+        "capacity.analytic._kernels",
+        sources=["capacity/analytic/_kernels.c"],
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     ),

@@ -342,8 +342,8 @@ def test_compiled_carry_is_the_numpy_loop(q: float, retries: int, load: float,
     # Settling, running out of windows, outgrowing the lattice (load 2), a q past half
     # the lattice (the wrap check on a whole tail), no retries, a lattice past numpy's
     # 8,192-element blocks; from empty and from a smaller load's carry: the compiled
-    # iteration (_carry.c) gives the numpy loop's numbers bit for bit.
-    assert window._carry is not None  # built with the package (setup.py)
+    # iteration (_kernels.c) gives the numpy loop's numbers bit for bit.
+    assert window._kernels is not None  # built with the package (setup.py)
     init = window._carry_law(_poisson_law(0.9 * load, q, L), q, retries)[0]
     for start in (None, init):
         g = _poisson_law(load, q, L)
@@ -362,11 +362,11 @@ def test_compiled_carry_is_the_numpy_loop(q: float, retries: int, load: float,
 @pytest.mark.parametrize("n", [*range(0, 140), 255, 256, 257, 1000, 8191, 8192, 8193, 20000])
 def test_compiled_sums_are_numpys(n: int) -> None:
     # The kernel's sums are np.add.reduce's (pairwise, from 0): on values of every scale.
-    assert window._carry is not None
+    assert window._kernels is not None
     rng = np.random.default_rng(n)
     a = rng.random(n) * 10.0 ** rng.integers(-8, 8, n)
     a[rng.random(n) < 0.1] *= -1.0
-    assert window._carry.pairwise_sum(a) == float(np.add.reduce(a))
+    assert window._kernels.pairwise_sum(a) == float(np.add.reduce(a))
 
 
 def _plain_fft(n: int) -> tuple[object, object]:
@@ -400,3 +400,25 @@ def test_lindley_with_reused_buffers_is_np_fft(monkeypatch: pytest.MonkeyPatch) 
     slow = [window._lindley(g, q, thin=th) for g, q, th in cases]
     for (a, ma), (b, mb) in zip(fast, slow, strict=True):
         assert a.tobytes() == b.tobytes() and ma == mb
+
+
+@pytest.mark.parametrize("think", [True, False])
+def test_compiled_rate_mva_is_the_python_recursion(think: bool) -> None:
+    # The rate pacer's MVA over N = 1..3000 (past the knee: the pacer saturated; the
+    # cadence branch's knee wait held too) in C: Python's numbers, every N, bit for bit
+    # (tool-agent behind a pacer: its cycle increases strictly in the wait, where the
+    # compiled loop is used).
+    from capacity.analytic import pacing
+
+    assert pacing._kernels is not None
+    prof = load_profile(ROOT / "tests/data/paced-think-time.yaml")
+    turns = pacing.PacedTurns(Workload.from_profile(prof))
+    v, s, grid, cyc_at = pacing._mva_setup(turns)
+    assert bool(np.all(np.diff(cyc_at) > 0))
+    for rate in (40 / 60.0, 140 / 60.0, 3000 / 60.0):
+        got = pacing._kernels.rate_mva_loop(3000, v, s, 1.0 / rate, pacing.RATE_RESIDUAL,
+                                            think, grid, cyc_at)
+        want = pacing._rate_mva_loop(think, 3000, v, s, 1.0 / rate, pacing.RATE_RESIDUAL,
+                                     grid, cyc_at, True)
+        assert got[0].tobytes() == want[0].tobytes()
+        assert got[1].tobytes() == want[1].tobytes()

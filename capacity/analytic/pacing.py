@@ -71,6 +71,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from capacity.analytic.timing import _MIN_TURNS, _max_launches
+from capacity.analytic.window import _kernels
 from capacity.model.dist import Distribution, _ndtr
 from capacity.model.workload import (
     ONE,
@@ -538,9 +539,25 @@ def rate_mva(turns: PacedTurns, n_max: int, rate: float,
     # The recursion is scalar, step by step (N runs to the quotas' ceilings, thousands):
     # plain floats and lists, np.interp's arithmetic where the abscissae increase
     # strictly (a cadence's cycle is flat while its pause absorbs the waits: np.interp).
+    strict = bool(np.all(np.diff(cyc_at) > 0))
+    if strict and _kernels is not None:
+        # The same recursion compiled (capacity/analytic/_kernels.c): Python's float
+        # arithmetic, min/max and _interp, ~15 ms less per thousand N.
+        out: tuple[NDArray[np.float64], NDArray[np.float64]] = _kernels.rate_mva_loop(
+            n_max, float(v), float(s), float(d), float(residual), bool(turns.think),
+            np.ascontiguousarray(grid, dtype=np.float64),
+            np.ascontiguousarray(cyc_at, dtype=np.float64))
+        return out
+    return _rate_mva_loop(turns.think, n_max, v, s, d, residual, grid, cyc_at, strict)
+
+
+def _rate_mva_loop(think: bool, n_max: int, v: float, s: float, d: float, residual: float,
+                   grid: NDArray[np.float64], cyc_at: NDArray[np.float64], strict: bool
+                   ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """:func:`rate_mva`'s recursion in Python (the reference of the compiled one, and
+    the loop for a cycle not strictly increasing in the wait)."""
     grid_l = grid.tolist()
     cyc_l = cyc_at.tolist()
-    strict = bool(np.all(np.diff(cyc_at) > 0))
 
     def need_at(x: float) -> float:
         return (_interp(x, cyc_l, grid_l) if strict
@@ -556,7 +573,7 @@ def rate_mva(turns: PacedTurns, n_max: int, rate: float,
         # The pacer releases at most r calls/s: the turns (and so the cycle) stretch at
         # least until i sessions' calls fit, i·v/C ≤ r.
         need = need_at(i * v * d)
-        if not turns.think and i * v * d > cyc0:
+        if not think and i * v * d > cyc0:
             # Past a cadence's knee the queue is what stretches the late turns just
             # enough (the cadence absorbs the rest); the closed recursion, which
             # knows no cadence, would add a whole round of calls per session.

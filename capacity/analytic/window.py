@@ -1828,15 +1828,15 @@ def _carry_law(g: NDArray[np.float64], q: float, retries: int, windows: int = 96
         y[0] = 1.0
     else:
         y[: min(L, start.size)] = start[:L]
-    if _carry is not None and 0 < qi < L and math.floor(q) + 1 < L:
-        # The same loop compiled (capacity/analytic/_carry.c): numpy's numbers bit for
+    if _kernels is not None and 0 < qi < L and math.floor(q) + 1 < L:
+        # The same loop compiled (capacity/analytic/_kernels.c): numpy's numbers bit for
         # bit, numpy's own FFT and complex product called back once a window.
         def conv(back: NDArray[np.float64]) -> NDArray[np.float64]:
             spec = rfft(back)
             spec *= gh
             return irfft(spec)
 
-        out: tuple[NDArray[np.float64], float, float, bool] = _carry.carry_loop(
+        out: tuple[NDArray[np.float64], float, float, bool] = _kernels.carry_loop(
             y, float(q), int(retries), int(windows), float(rtol), conv)
         return out
     return _carry_loop(y, q, retries, windows, rtol, rfft, irfft, gh)
@@ -1887,11 +1887,11 @@ def _carry_loop(y: NDArray[np.float64], q: float, retries: int, windows: int, rt
     return y, mean, dropped, False
 
 
-_carry: Any
+_kernels: Any
 try:  # the compiled iteration (setup.py builds it with the simulator)
-    from capacity.analytic import _carry
+    from capacity.analytic import _kernels
 except ImportError:  # pragma: no cover - a build without it: the numpy loop
-    _carry = None
+    _kernels = None
 
 _pfu: Any
 try:  # numpy >= 2: the transforms np.fft wraps (numpy 1.x: np.fft itself)

@@ -1,4 +1,4 @@
-"""Type stub of the analytic model's compiled retry-carry iteration (``_carry.c``)."""
+"""Type stub of the analytic model's compiled loops (``_kernels.c``)."""
 
 from collections.abc import Callable
 
@@ -10,3 +10,5 @@ _F = NDArray[np.float64]
 def carry_loop(y: _F, q: float, retries: int, windows: int, rtol: float,
                conv: Callable[[_F], _F]) -> tuple[_F, float, float, bool]: ...
 def pairwise_sum(a: _F) -> float: ...
+def rate_mva_loop(n_max: int, v: float, s: float, d: float, residual: float, think: bool,
+                  grid: _F, cyc_at: _F) -> tuple[_F, _F]: ...

@@ -1,5 +1,6 @@
-/* The retry carry's iteration (capacity.analytic.window._carry_law) in one call.
+/* The analytic model's two scalar-bound loops, compiled: numpy's and Python's numbers.
  *
+ * carry_loop: the retry carry's iteration (capacity.analytic.window._carry_law).
  * The analytic model's slowest loop is a Lindley-type recursion on a short lattice
  * (tens of windows, ~500 points): each step is two FFTs and some twenty small numpy
  * operations, whose per-call overhead was most of the cost. This file runs the loop's
@@ -15,7 +16,11 @@
  *    then add, as numpy's bincount and ``+=`` do;
  *  - Python's ``min``/``max``/``**`` on floats are mirrored (``pow`` from libm).
  *
- * tests/test_analytic_speed.py checks the result against the plain numpy loop.
+ * rate_mva_loop: the rate pacer's mean-value recursion over N = 1..n_max
+ * (capacity.analytic.pacing.rate_mva): scalar float arithmetic in the order Python
+ * evaluates it, its min/max, and np.interp's arithmetic (pacing._interp).
+ *
+ * tests/test_analytic_speed.py checks both against the Python loops.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -185,18 +190,97 @@ static PyObject *pairwise_sum(PyObject *self, PyObject *args) {
     return PyFloat_FromDouble(total((const double *)PyArray_DATA(a), PyArray_DIM(a, 0)));
 }
 
+
+/* pacing._interp: np.interp(x, xp, fp) at one point of a strictly increasing xp. */
+static double interp1(double x, const double *xp, const double *fp, npy_intp n) {
+    if (x != x) return x;
+    if (x < xp[0]) return fp[0];
+    if (x >= xp[n - 1]) return fp[n - 1];
+    npy_intp lo = 0, hi = n;  /* bisect_right(xp, x) */
+    while (lo < hi) {
+        npy_intp mid = lo + (hi - lo) / 2;
+        if (x < xp[mid]) hi = mid; else lo = mid + 1;
+    }
+    npy_intp j = lo - 1;
+    if (xp[j] == x) return fp[j];
+    double slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j]);
+    double out = slope * (x - xp[j]) + fp[j];
+    if (out != out) {
+        out = slope * (x - xp[j + 1]) + fp[j + 1];
+        if (out != out && fp[j] == fp[j + 1]) out = fp[j];
+    }
+    return out;
+}
+
+/* Python's max(a, b) and min(a, b) on floats (the first unless the second is beyond). */
+static double pymax(double a, double b) { return b > a ? b : a; }
+static double pymin(double a, double b) { return b < a ? b : a; }
+
+/* rate_mva_loop(n_max, v, s, d, residual, think, grid, cyc_at) -> (waits, util)
+ * cyc_at strictly increasing (the caller checks). */
+static PyObject *rate_mva_loop(PyObject *self, PyObject *args) {
+    Py_ssize_t n_max;
+    double v, s, d, residual;
+    int think;
+    PyObject *g_obj, *c_obj;
+    if (!PyArg_ParseTuple(args, "nddddpO!O!", &n_max, &v, &s, &d, &residual, &think,
+                          &PyArray_Type, &g_obj, &PyArray_Type, &c_obj))
+        return NULL;
+    PyArrayObject *ga = (PyArrayObject *)g_obj, *ca = (PyArrayObject *)c_obj;
+    if (PyArray_TYPE(ga) != NPY_FLOAT64 || PyArray_TYPE(ca) != NPY_FLOAT64 ||
+        PyArray_NDIM(ga) != 1 || PyArray_NDIM(ca) != 1 || !PyArray_IS_C_CONTIGUOUS(ga) ||
+        !PyArray_IS_C_CONTIGUOUS(ca) || PyArray_DIM(ga, 0) != PyArray_DIM(ca, 0) ||
+        PyArray_DIM(ga, 0) < 1 || n_max < 0) {
+        PyErr_SetString(PyExc_ValueError, "grid and cyc_at: two float64 vectors alike");
+        return NULL;
+    }
+    const double *grid = (const double *)PyArray_DATA(ga);
+    const double *cyc_at = (const double *)PyArray_DATA(ca);
+    npy_intp m = PyArray_DIM(ga, 0);
+    npy_intp dims[1] = {(npy_intp)n_max + 1};
+    PyArrayObject *wa = (PyArrayObject *)PyArray_ZEROS(1, dims, NPY_FLOAT64, 0);
+    PyArrayObject *ua = (PyArrayObject *)PyArray_ZEROS(1, dims, NPY_FLOAT64, 0);
+    if (!wa || !ua) {
+        Py_XDECREF(wa);
+        Py_XDECREF(ua);
+        return PyErr_NoMemory();
+    }
+    double *waits = (double *)PyArray_DATA(wa), *util = (double *)PyArray_DATA(ua);
+    double cyc0 = cyc_at[0];
+    double q = 0.0, u = 0.0, knee_wq = -1.0;
+    for (Py_ssize_t i = 1; i <= n_max; i++) {
+        double fi = (double)i;
+        double wq = d * pymax(q - u, 0.0) + u * d * residual;
+        double need = interp1(fi * v * d, cyc_at, grid, m);
+        if (!think && fi * v * d > cyc0) {
+            if (knee_wq < 0.0) knee_wq = waits[i - 1];
+            wq = knee_wq;
+        }
+        wq = pymax(wq, need / s);
+        double cyc = interp1(s * wq, grid, cyc_at, m);
+        double x = fi / cyc;
+        u = pymin(1.0, x * v * d);
+        q = x * v * (wq + d);
+        waits[i] = wq;
+        util[i] = u;
+    }
+    return Py_BuildValue("(NN)", (PyObject *)wa, (PyObject *)ua);
+}
+
 static PyMethodDef methods[] = {
     {"carry_loop", carry_loop, METH_VARARGS,
      "The retry carry's iteration: (law, mean, dropped, settled)."},
     {"pairwise_sum", pairwise_sum, METH_VARARGS,
      "np.add.reduce of a contiguous float64 vector, as this module computes it."},
+    {"rate_mva_loop", rate_mva_loop, METH_VARARGS,
+     "The rate pacer's mean-value recursion: (waits, util) by N."},
     {NULL, NULL, 0, NULL}};
 
-static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_carry",
-                                    "The retry carry's iteration (window._carry_law).",
+static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_kernels",
+                                    "The analytic model's compiled loops.",
                                     -1, methods};
 
-PyMODINIT_FUNC PyInit__carry(void) {
+PyMODINIT_FUNC PyInit__kernels(void) {
     import_array();
     return PyModule_Create(&moddef);
 }
