@@ -422,3 +422,29 @@ def test_compiled_rate_mva_is_the_python_recursion(think: bool) -> None:
                                      grid, cyc_at, True)
         assert got[0].tobytes() == want[0].tobytes()
         assert got[1].tobytes() == want[1].tobytes()
+
+
+def test_compiled_hold_law_is_numpys() -> None:
+    # The pacer's hold law (pacing.hold_law) from the compiled row sorts and sums: the
+    # numpy way's numbers, bit for bit — on a cap of 5's walks (tool-agent's loops, calls
+    # not made: inf) and on synthetic walks with ties, fan-outs (equal arrivals) and
+    # calls leaving as others arrive.
+    from capacity.analytic import pacing
+
+    assert pacing._kernels is not None
+    prof = load_profile(ROOT / "tests/data/paced-concurrency.yaml")
+    q = pacing.PacedQueue(Workload.from_profile(prof))
+    walks = [q.turns.base, q.small.base, q.walked(3)[0], q.walked(9)[0]]
+    rng = np.random.default_rng(5)
+    for n, m in ((200, 1), (300, 7), (64, 40)):
+        arrive = np.round(rng.random((n, m)) * 20.0, 1)
+        arrive[:, 1:3] = arrive[:, :1]                       # a fan-out's copies
+        leave = arrive + np.round(rng.exponential(3.0, (n, m)), 1)
+        leave[:, -1] = arrive[:, 0]                          # leaves as another arrives
+        off = rng.random((n, m)) < 0.2
+        arrive[off] = leave[off] = np.inf
+        walks.append(pacing._Walked(np.zeros(n), arrive, leave, np.zeros((n, m))))
+    for w in walks:
+        got = pacing._hold_sums(w.arrive, w.leave)
+        want = pacing._hold_sums_numpy(w.arrive, w.leave)
+        assert got.tobytes() == want.tobytes()

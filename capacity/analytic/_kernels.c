@@ -1,4 +1,4 @@
-/* The analytic model's two scalar-bound loops, compiled: numpy's and Python's numbers.
+/* The analytic model's scalar-bound loops, compiled: numpy's and Python's numbers.
  *
  * carry_loop: the retry carry's iteration (capacity.analytic.window._carry_law).
  * The analytic model's slowest loop is a Lindley-type recursion on a short lattice
@@ -20,7 +20,10 @@
  * (capacity.analytic.pacing.rate_mva): scalar float arithmetic in the order Python
  * evaluates it, its min/max, and np.interp's arithmetic (pacing._interp).
  *
- * tests/test_analytic_speed.py checks both against the Python loops.
+ * hold_law_sums: the pacer's time-average law of the calls a session holds
+ * (capacity.analytic.pacing.hold_law): its row sorts, levels and weighted bincount.
+ *
+ * tests/test_analytic_speed.py checks each against the Python/numpy code.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -267,11 +270,89 @@ static PyObject *rate_mva_loop(PyObject *self, PyObject *args) {
     return Py_BuildValue("(NN)", (PyObject *)wa, (PyObject *)ua);
 }
 
+/* An event of a row of hold_law: its time and column (the stable order's tie-break). */
+typedef struct { double t; npy_intp k; } event_t;
+
+static int event_cmp(const void *pa, const void *pb) {
+    const event_t *a = (const event_t *)pa, *b = (const event_t *)pb;
+    if (a->t < b->t) return -1;
+    if (a->t > b->t) return 1;
+    return (a->k > b->k) - (a->k < b->k);
+}
+
+/* hold_law_sums(arrive, leave) -> (bincount of the held spans by level, as
+ * pacing.hold_law's np.bincount(held, weights=dur[ok], minlength=top + 1)):
+ * per row the 2m events in numpy's stable order (by time, then column), the level
+ * (+1 at an arrival, −1 at a departure) after each, the spans to the next event of
+ * positive length at a positive level summed by level in row-major order. No nan. */
+static PyObject *hold_law_sums(PyObject *self, PyObject *args) {
+    PyObject *a_obj, *l_obj;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyArray_Type, &a_obj, &PyArray_Type, &l_obj))
+        return NULL;
+    PyArrayObject *aa = (PyArrayObject *)a_obj, *la = (PyArrayObject *)l_obj;
+    if (PyArray_TYPE(aa) != NPY_FLOAT64 || PyArray_TYPE(la) != NPY_FLOAT64 ||
+        PyArray_NDIM(aa) != 2 || PyArray_NDIM(la) != 2 || !PyArray_IS_C_CONTIGUOUS(aa) ||
+        !PyArray_IS_C_CONTIGUOUS(la) || PyArray_DIM(aa, 0) != PyArray_DIM(la, 0) ||
+        PyArray_DIM(aa, 1) != PyArray_DIM(la, 1)) {
+        PyErr_SetString(PyExc_ValueError, "arrive and leave: two float64 matrices alike");
+        return NULL;
+    }
+    npy_intp n = PyArray_DIM(aa, 0), m = PyArray_DIM(aa, 1), e = 2 * m;
+    const double *A = (const double *)PyArray_DATA(aa), *V = (const double *)PyArray_DATA(la);
+    event_t *ev = (event_t *)malloc(sizeof(event_t) * (size_t)(e > 0 ? e : 1));
+    double *sums = (double *)calloc((size_t)(m + 1), sizeof(double));
+    if (!ev || !sums) {
+        free(ev);
+        free(sums);
+        return PyErr_NoMemory();
+    }
+    npy_intp top = 0;
+    for (npy_intp r = 0; r < n; r++) {
+        for (npy_intp k = 0; k < m; k++) {
+            double x = A[r * m + k], y = V[r * m + k];
+            if (x != x || y != y) {
+                free(ev);
+                free(sums);
+                PyErr_SetString(PyExc_ValueError, "nan in the walk");
+                return NULL;
+            }
+            ev[k].t = x;
+            ev[k].k = k;
+            ev[m + k].t = y;
+            ev[m + k].k = m + k;
+        }
+        qsort(ev, (size_t)e, sizeof(event_t), event_cmp);
+        double level = 0.0;
+        for (npy_intp j = 0; j + 1 < e; j++) {
+            level += ev[j].k < m ? 1.0 : -1.0;
+            double dur = ev[j + 1].t - ev[j].t;
+            if (dur > 0 && level > 0) {
+                npy_intp h = (npy_intp)level;
+                if (h > m) h = m;  /* (at most m calls of a row are held) */
+                sums[h] += dur;
+                if (h > top) top = h;
+            }
+        }
+    }
+    free(ev);
+    npy_intp dims[1] = {top + 1};
+    PyArrayObject *out = (PyArrayObject *)PyArray_ZEROS(1, dims, NPY_FLOAT64, 0);
+    if (out == NULL) {
+        free(sums);
+        return NULL;
+    }
+    memcpy(PyArray_DATA(out), sums, sizeof(double) * (size_t)(top + 1));
+    free(sums);
+    return (PyObject *)out;
+}
+
 static PyMethodDef methods[] = {
     {"carry_loop", carry_loop, METH_VARARGS,
      "The retry carry's iteration: (law, mean, dropped, settled)."},
     {"pairwise_sum", pairwise_sum, METH_VARARGS,
      "np.add.reduce of a contiguous float64 vector, as this module computes it."},
+    {"hold_law_sums", hold_law_sums, METH_VARARGS,
+     "pacing.hold_law's bincount of the held spans by level."},
     {"rate_mva_loop", rate_mva_loop, METH_VARARGS,
      "The rate pacer's mean-value recursion: (waits, util) by N."},
     {NULL, NULL, 0, NULL}};

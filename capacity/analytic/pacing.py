@@ -329,6 +329,28 @@ def hold_law(w: _Walked, cycle_s: float) -> NDArray[np.float64]:
     """Time-average law of the calls one session holds in the pacer (waiting or in
     flight): ``p[d]``, d = 0, 1, ... over its whole cycle."""
     a, lv = w.arrive, w.leave
+    n = a.shape[0]
+    p = _hold_sums(a, lv) / n
+    p = p / cycle_s
+    p[0] = max(0.0, 1.0 - float(p[1:].sum()))
+    return np.asarray(p / p.sum(), dtype=np.float64)
+
+
+def _hold_sums(a: NDArray[np.float64], lv: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The held spans (s) summed by the level held, over all rows: compiled
+    (capacity/analytic/_kernels.c: the same row order, sums in the same order) or numpy."""
+    if (_kernels is not None and a.dtype == np.float64 and lv.dtype == np.float64
+            and a.flags.c_contiguous and lv.flags.c_contiguous):
+        try:
+            out: NDArray[np.float64] = _kernels.hold_law_sums(a, lv)
+            return out
+        except ValueError:  # (nan: never from walk) the numpy way below
+            pass
+    return _hold_sums_numpy(a, lv)
+
+
+def _hold_sums_numpy(a: NDArray[np.float64], lv: NDArray[np.float64]
+                     ) -> NDArray[np.float64]:
     n, m = a.shape
     # (A call not made arrives and leaves at inf: walk's arrays hold no nan.)
     t = np.concatenate([a, lv], axis=1)
@@ -343,10 +365,8 @@ def hold_law(w: _Walked, cycle_s: float) -> NDArray[np.float64]:
     ok = (dur > 0) & (lev > 0)
     held = lev[ok]
     top = int(held.max()) if held.size else 0
-    p = np.bincount(held.astype(np.int64), weights=dur[ok], minlength=top + 1) / n
-    p = p / cycle_s
-    p[0] = max(0.0, 1.0 - float(p[1:].sum()))
-    return np.asarray(p / p.sum(), dtype=np.float64)
+    return np.asarray(np.bincount(held.astype(np.int64), weights=dur[ok], minlength=top + 1),
+                      dtype=np.float64)
 
 
 def convolve_power(p: NDArray[np.float64], k: int) -> NDArray[np.float64]:
