@@ -71,7 +71,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from capacity.analytic.timing import _MIN_TURNS, _max_launches
-from capacity.analytic.window import _kernels
 from capacity.model.dist import Distribution, _ndtr
 from capacity.model.workload import (
     ONE,
@@ -92,6 +91,12 @@ from capacity.profile.schema import (
 
 if TYPE_CHECKING:
     from capacity.analytic.model import CeilingResult
+
+_kernels: Any
+try:  # the compiled loops (setup.py builds them with the simulator)
+    from capacity.analytic import _kernels
+except ImportError:  # pragma: no cover - a build without them: the Python loops
+    _kernels = None
 
 PACED_SAMPLE_SIZE = 4096
 PACED_SEED = 20261130
