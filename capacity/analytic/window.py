@@ -1828,9 +1828,10 @@ def _carry_law(g: NDArray[np.float64], q: float, retries: int, windows: int = 96
         y[0] = 1.0
     else:
         y[: min(L, start.size)] = start[:L]
-    if _kernels is not None and 0 < qi < L and math.floor(q) + 1 < L:
+    if _kernels is not None and 0 < qi < L and math.floor(q) + 1 < L and back_share >= 1.0:
         # The same loop compiled (capacity/analytic/_kernels.c): numpy's numbers bit for
-        # bit, numpy's own FFT and complex product called back once a window.
+        # bit, numpy's own FFT and complex product called back once a window (a carry
+        # routed elsewhere in part, back_share < 1: the numpy loop).
         def conv(back: NDArray[np.float64]) -> NDArray[np.float64]:
             spec = rfft(back)
             spec *= gh
@@ -1839,13 +1840,13 @@ def _carry_law(g: NDArray[np.float64], q: float, retries: int, windows: int = 96
         out: tuple[NDArray[np.float64], float, float, bool] = _kernels.carry_loop(
             y, float(q), int(retries), int(windows), float(rtol), conv)
         return out
-    return _carry_loop(y, q, retries, windows, rtol, rfft, irfft, gh)
+    return _carry_loop(y, q, retries, windows, rtol, rfft, irfft, gh, back_share)
 
 
 def _carry_loop(y: NDArray[np.float64], q: float, retries: int, windows: int, rtol: float,
                 rfft: Callable[[NDArray[np.float64]], NDArray[np.complex128]],
                 irfft: Callable[[NDArray[np.complex128]], NDArray[np.float64]],
-                gh: NDArray[np.complex128]
+                gh: NDArray[np.complex128], back_share: float = 1.0
                 ) -> tuple[NDArray[np.float64], float, float, bool]:
     """:func:`_carry_law`'s iteration in numpy (``y``: the starting law; ``gh``: the
     window count's transform): the reference of the compiled one."""
