@@ -61,6 +61,11 @@ static double total(const double *a, npy_intp n) { return 0.0 + pairwise(a, n); 
  * y: the starting law (float64, length L, C-contiguous; not modified);
  * conv(back) -> the circular convolution of back with the window count (float64,
  * length L; read before the next call). */
+/* A float64 array this machine can read in place: native byte order and aligned (a
+ * big-endian '>f8' has the same type number and would be read as garbage). */
+#define F64(a) (PyArray_TYPE(a) == NPY_FLOAT64 && PyArray_ISNOTSWAPPED(a) && \
+                PyArray_ISALIGNED(a))
+
 static PyObject *carry_loop(PyObject *self, PyObject *args) {
     PyObject *y_obj, *conv;
     double q, rtol;
@@ -69,12 +74,16 @@ static PyObject *carry_loop(PyObject *self, PyObject *args) {
                           &rtol, &conv))
         return NULL;
     PyArrayObject *y_in = (PyArrayObject *)y_obj;
-    if (PyArray_TYPE(y_in) != NPY_FLOAT64 || PyArray_NDIM(y_in) != 1 ||
+    if (!F64(y_in) || PyArray_NDIM(y_in) != 1 ||
         !PyArray_IS_C_CONTIGUOUS(y_in)) {
         PyErr_SetString(PyExc_ValueError, "y must be a contiguous float64 vector");
         return NULL;
     }
     npy_intp L = PyArray_DIM(y_in, 0);
+    if (!(q >= 0.0 && q < (double)L)) {  /* before any cast: nan, inf, huge q */
+        PyErr_SetString(PyExc_ValueError, "q outside the lattice");
+        return NULL;
+    }
     npy_intp qi = (npy_intp)floor(q + 0.5);
     npy_intp up = (npy_intp)floor(q) + 1;
     npy_intp limit = qi + 1 > L - qi - 1 ? qi + 1 : L - qi - 1;
@@ -185,7 +194,7 @@ static PyObject *pairwise_sum(PyObject *self, PyObject *args) {
     PyObject *a_obj;
     if (!PyArg_ParseTuple(args, "O!", &PyArray_Type, &a_obj)) return NULL;
     PyArrayObject *a = (PyArrayObject *)a_obj;
-    if (PyArray_TYPE(a) != NPY_FLOAT64 || PyArray_NDIM(a) != 1 ||
+    if (!F64(a) || PyArray_NDIM(a) != 1 ||
         !PyArray_IS_C_CONTIGUOUS(a)) {
         PyErr_SetString(PyExc_ValueError, "a must be a contiguous float64 vector");
         return NULL;
@@ -205,6 +214,7 @@ static double interp1(double x, const double *xp, const double *fp, npy_intp n) 
         if (x < xp[mid]) hi = mid; else lo = mid + 1;
     }
     npy_intp j = lo - 1;
+    if (j >= n - 1) return fp[n - 1];  /* a nan last point: never read past the end */
     if (xp[j] == x) return fp[j];
     double slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j]);
     double out = slope * (x - xp[j]) + fp[j];
@@ -230,7 +240,7 @@ static PyObject *rate_mva_loop(PyObject *self, PyObject *args) {
                           &PyArray_Type, &g_obj, &PyArray_Type, &c_obj))
         return NULL;
     PyArrayObject *ga = (PyArrayObject *)g_obj, *ca = (PyArrayObject *)c_obj;
-    if (PyArray_TYPE(ga) != NPY_FLOAT64 || PyArray_TYPE(ca) != NPY_FLOAT64 ||
+    if (!F64(ga) || !F64(ca) ||
         PyArray_NDIM(ga) != 1 || PyArray_NDIM(ca) != 1 || !PyArray_IS_C_CONTIGUOUS(ga) ||
         !PyArray_IS_C_CONTIGUOUS(ca) || PyArray_DIM(ga, 0) != PyArray_DIM(ca, 0) ||
         PyArray_DIM(ga, 0) < 1 || n_max < 0) {
@@ -290,7 +300,7 @@ static PyObject *hold_law_sums(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O!O!", &PyArray_Type, &a_obj, &PyArray_Type, &l_obj))
         return NULL;
     PyArrayObject *aa = (PyArrayObject *)a_obj, *la = (PyArrayObject *)l_obj;
-    if (PyArray_TYPE(aa) != NPY_FLOAT64 || PyArray_TYPE(la) != NPY_FLOAT64 ||
+    if (!F64(aa) || !F64(la) ||
         PyArray_NDIM(aa) != 2 || PyArray_NDIM(la) != 2 || !PyArray_IS_C_CONTIGUOUS(aa) ||
         !PyArray_IS_C_CONTIGUOUS(la) || PyArray_DIM(aa, 0) != PyArray_DIM(la, 0) ||
         PyArray_DIM(aa, 1) != PyArray_DIM(la, 1)) {
