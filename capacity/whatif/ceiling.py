@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from capacity._version import __version__
 from capacity.analytic.model import (
     CeilingResult,
+    ConstraintResult,
     CycleTime,
     WindowStats,
     analyze,
@@ -658,6 +659,10 @@ def _size_plain(profile: Profile, wl: Workload, cyc: CycleTime, sessions: int,
             lambda d: _stats(wl, active[f"{d.quota}.{d.dimension}"], cyc,
                              sessions).loss_fraction)
 
+    # A constraint's own ceiling by its limit: the ones kept, and sizes met again across
+    # the steps, are searched once.
+    ceilings: dict[tuple[str, float], ConstraintResult] = {}
+
     def ceiling_at(dims: tuple[DimensionSize, ...]) -> int:
         # The joint burst-aware ceiling alone (no pacer, latency target or sensitivity:
         # what the limits decide), the constraints at their sized limits on the same
@@ -668,9 +673,11 @@ def _size_plain(profile: Profile, wl: Workload, cyc: CycleTime, sessions: int,
             return sessions
         cs = [dataclasses.replace(c, limit=limits.get(name, c.limit))
               for name, c in active.items()]
-        results = [constraint_ceiling(wl, c, cyc.cycle_s, target, None, cyc.min_cycle_s)
-                   for c in cs]
-        return _joint(wl, cyc, results, target, cs)
+        for c in cs:
+            if (c.name, c.limit) not in ceilings:
+                ceilings[c.name, c.limit] = constraint_ceiling(
+                    wl, c, cyc.cycle_s, target, None, cyc.min_cycle_s)
+        return _joint(wl, cyc, [ceilings[c.name, c.limit] for c in cs], target, cs)
 
     dims = first = sized(target)
     # Only one quota's dimensions over one fixed window are counted otherwise by the split
