@@ -473,3 +473,52 @@ def test_fleet_conv_power_by_fft_products_equals_the_copies_one_by_one(
     assert got[n:].sum() < 1e-12 and want[n:].sum() < 1e-12
     mean = float(np.dot(np.arange(size), p))
     assert float(np.dot(np.arange(got.size), got)) == pytest.approx(k * mean, rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_compiled_storm_renewals_are_the_python_loops(seed: int,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # The storms' renewal sums of the pauses (window._storm_arrivals: a fixed return
+    # delay, and honoured retry-afters whose trips follow the logged content) in C: the
+    # Python loops' starts, bit for bit — returns within a step, many steps later, past
+    # the chain; no retries to three; a step short of every window.
+    rng = np.random.default_rng(seed)
+    for _ in range(12):
+        steps = int(rng.integers(1, 1300))
+        into = np.concatenate([rng.random(steps) * rng.random(), [0.0]])
+        fz = rng.random(steps) * 10.0 ** -rng.integers(1, 4)
+        starts, aborted, turned = rng.random(steps), rng.random(steps), rng.random(steps)
+        back = float(rng.choice([0.0, 0.4, rng.random() * 60.0, steps + 2.5]))
+        got = window._storm_renewal(into, fz, starts, aborted, back, 0.7, 0.013)
+        want = window._storm_renewal_numpy(into, fz, starts, aborted, back, 0.7, 0.013)
+        assert got.tobytes() == want.tobytes()
+        args = (0.013, float(rng.random() * 60.0), int(rng.integers(0, 300)),
+                float(rng.random()), int(rng.integers(0, 4)), int(rng.integers(1, 200)),
+                float(rng.random() * 3.0), float(rng.random() * 4.0), 0.8)
+        got = window._storm_retried(into, fz, starts, aborted, turned, *args)
+        with monkeypatch.context() as mp:
+            mp.setattr(window, "_kernels", None)
+            want = window._storm_retried(into, fz, starts, aborted, turned, *args)
+        assert got.tobytes() == want.tobytes()
+
+
+def test_fractional_sessions_law_with_the_remembered_exp_is_the_same() -> None:
+    # A fractional N's extra session (ClumpWindowModel._log_power) takes exp of the
+    # session law's log transform from the model's cache: the same pmf as computed
+    # afresh, at a first and a later guess.
+    prof = load_profile(ROOT / "profiles/tool-agent.yaml")
+    wl = Workload.from_profile(prof)
+    c = wl.constraints[0]
+    cyc = amodel.cycle_time(wl)
+    inner = amodel.constraint_model(wl, c, cyc.cycle_s, cyc.min_cycle_s).inner
+    assert inner.session_pmf is not None
+    for n in (7.3, 7.9, 12.25):
+        got = inner._pmf(n, 0.0)
+        L = min(inner._length(n), window._MAX_FFT)
+        k = math.floor(n + 1e-12)
+        log_s = inner._transforms(L)[0]
+        part = 1.0 - (n - k) + (n - k) * np.exp(log_s)
+        log_g = k * log_s + np.log(np.where(np.abs(part) < 1e-300, 1e-300, part))
+        with np.errstate(under="ignore"):
+            g = np.fft.irfft(np.exp(log_g), L)
+        assert got.tobytes() == np.where(g > 1e-250, g, 0.0).tobytes()

@@ -356,6 +356,177 @@ static PyObject *hold_law_sums(PyObject *self, PyObject *args) {
     return (PyObject *)out;
 }
 
+/* A contiguous float64 vector of at least n elements, or NULL with ValueError set. */
+static const double *f64_vec(PyObject *o, npy_intp n, const char *name) {
+    PyArrayObject *a = (PyArrayObject *)o;
+    if (!PyArray_Check(o) || !F64(a) || PyArray_NDIM(a) != 1 ||
+        !PyArray_IS_C_CONTIGUOUS(a) || PyArray_DIM(a, 0) < n) {
+        PyErr_Format(PyExc_ValueError, "%s must be a contiguous float64 vector of %zd",
+                     name, (Py_ssize_t)n);
+        return NULL;
+    }
+    return (const double *)PyArray_DATA(a);
+}
+
+/* storm_renewal(into, fz, starts, aborted, back, launching, dt) -> starts
+ * (window._storm_arrivals' renewal sum, a session's pause starting a fixed ``back`` steps
+ * after its turn is aborted). into: steps + 1 values (the pauses starting per step), fz:
+ * steps, starts and aborted: steps (the arrays the Python loop holds as lists). The
+ * step's new starts are numpy's pairwise sum of into[i-1..0]·fz[1..i]; into[k] is final
+ * once step k is done, so one array holds both of the loop's copies. */
+static PyObject *storm_renewal(PyObject *self, PyObject *args) {
+    PyObject *i_obj, *f_obj, *s_obj, *a_obj;
+    double back, launching, dt;
+    if (!PyArg_ParseTuple(args, "OOOOddd", &i_obj, &f_obj, &s_obj, &a_obj, &back,
+                          &launching, &dt))
+        return NULL;
+    if (!PyArray_Check(s_obj) || PyArray_NDIM((PyArrayObject *)s_obj) != 1) {
+        PyErr_SetString(PyExc_ValueError, "starts must be a float64 vector");
+        return NULL;
+    }
+    npy_intp steps = PyArray_DIM((PyArrayObject *)s_obj, 0);
+    const double *into0 = f64_vec(i_obj, steps + 1, "into");
+    const double *fz = into0 ? f64_vec(f_obj, steps, "fz") : NULL;
+    const double *st0 = fz ? f64_vec(s_obj, steps, "starts") : NULL;
+    const double *ab0 = st0 ? f64_vec(a_obj, steps, "aborted") : NULL;
+    if (!ab0) return NULL;
+    if (!(back >= 0.0 && back < 1e15)) {  /* the Python loop's int(pos): finite, >= 0 */
+        PyErr_SetString(PyExc_ValueError, "back outside [0, 1e15)");
+        return NULL;
+    }
+    npy_intp dims[1] = {steps};
+    PyArrayObject *out = (PyArrayObject *)PyArray_ZEROS(1, dims, NPY_FLOAT64, 0);
+    double *into = (double *)malloc(sizeof(double) * (size_t)(steps + 2));
+    double *aborted = (double *)malloc(sizeof(double) * (size_t)(steps + 1));
+    double *buf = (double *)malloc(sizeof(double) * (size_t)(steps + 1));
+    if (!out || !into || !aborted || !buf) {
+        Py_XDECREF(out);
+        free(into);
+        free(aborted);
+        free(buf);
+        return PyErr_NoMemory();
+    }
+    double *starts = (double *)PyArray_DATA(out);
+    memcpy(into, into0, sizeof(double) * (size_t)(steps + 1));
+    into[steps + 1] = 0.0;
+    memcpy(starts, st0, sizeof(double) * (size_t)steps);
+    memcpy(aborted, ab0, sizeof(double) * (size_t)steps);
+    for (npy_intp i = 0; i < steps; i++) {
+        if (i) {
+            for (npy_intp k = 0; k < i; k++) buf[k] = into[i - 1 - k] * fz[1 + k];
+            double st = total(buf, i);
+            starts[i] += st;
+            aborted[i] += st * launching * dt;
+        }
+        double pos = (double)i + back;
+        if (pos < (double)steps) {  /* int(pos) < steps, pos >= 0 */
+            npy_intp j = (npy_intp)pos;
+            double ab = aborted[i];
+            into[j] += ab * ((double)(j + 1) - pos);
+            into[j + 1] += ab * (pos - (double)j);
+        }
+    }
+    free(into);
+    free(aborted);
+    free(buf);
+    return (PyObject *)out;
+}
+
+/* storm_retried(into, fz, starts, aborted, turned, dt, w, q, lat, m, per_w, overflow,
+ *               first_units, launching) -> starts
+ * (window._retried_returns: honoured retry-afters delay the pauses; the same arrays as
+ * storm_renewal, turned: steps values). Scalar arithmetic in Python's order. */
+static PyObject *storm_retried(PyObject *self, PyObject *args) {
+    PyObject *i_obj, *f_obj, *s_obj, *a_obj, *t_obj;
+    double dt, w, lat, overflow, first_units, launching;
+    Py_ssize_t q, m, per_w;
+    if (!PyArg_ParseTuple(args, "OOOOOddndnnddd", &i_obj, &f_obj, &s_obj, &a_obj, &t_obj,
+                          &dt, &w, &q, &lat, &m, &per_w, &overflow, &first_units,
+                          &launching))
+        return NULL;
+    if (!PyArray_Check(s_obj) || PyArray_NDIM((PyArrayObject *)s_obj) != 1) {
+        PyErr_SetString(PyExc_ValueError, "starts must be a float64 vector");
+        return NULL;
+    }
+    npy_intp steps = PyArray_DIM((PyArrayObject *)s_obj, 0);
+    const double *into0 = f64_vec(i_obj, steps + 1, "into");
+    const double *fz = into0 ? f64_vec(f_obj, steps, "fz") : NULL;
+    const double *st0 = fz ? f64_vec(s_obj, steps, "starts") : NULL;
+    const double *ab0 = st0 ? f64_vec(a_obj, steps, "aborted") : NULL;
+    const double *tu0 = ab0 ? f64_vec(t_obj, steps, "turned") : NULL;
+    if (!tu0) return NULL;
+    if (per_w < 1 || m < 0 || q < 0 || q > ((Py_ssize_t)1 << 52)) {
+        PyErr_SetString(PyExc_ValueError, "per_w >= 1, m >= 0, 0 <= q < 2**52");
+        return NULL;
+    }
+    npy_intp dims[1] = {steps};
+    PyArrayObject *out = (PyArrayObject *)PyArray_ZEROS(1, dims, NPY_FLOAT64, 0);
+    double *into = (double *)malloc(sizeof(double) * (size_t)(steps + 2));
+    double *aborted = (double *)malloc(sizeof(double) * (size_t)(steps + 1));
+    double *turned_l = (double *)malloc(sizeof(double) * (size_t)(steps + 1));
+    double *logged = (double *)calloc((size_t)(steps + 2), sizeof(double));
+    double *buf = (double *)malloc(sizeof(double) * (size_t)(steps + 1));
+    PyObject *res = NULL;
+    if (!out || !into || !aborted || !turned_l || !logged || !buf) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    double *starts = (double *)PyArray_DATA(out);
+    memcpy(into, into0, sizeof(double) * (size_t)(steps + 1));
+    into[steps + 1] = 0.0;
+    memcpy(starts, st0, sizeof(double) * (size_t)steps);
+    memcpy(aborted, ab0, sizeof(double) * (size_t)steps);
+    memcpy(turned_l, tu0, sizeof(double) * (size_t)steps);
+    double earlier = 0.0, qd = (double)q;
+    for (npy_intp i = 0; i < steps; i++) {
+        if (i) {
+            for (npy_intp k = 0; k < i; k++) buf[k] = into[i - 1 - k] * fz[1 + k];
+            double st = total(buf, i);
+            starts[i] += st;
+            turned_l[i] += st * first_units * dt;
+            aborted[i] += st * launching * dt;
+        }
+        double turned = turned_l[i] + (i == 0 ? overflow : 0.0);
+        logged[i] += turned;
+        double content = qd * pymax(0.0, 1.0 - (double)i / (double)per_w) + earlier
+                         + logged[i];
+        double trip = (lat + w * pymax(content - qd + 1.0, 0.0) / pymax(content, 1.0)) / dt;
+        for (Py_ssize_t k = 1; k <= m; k++) {
+            double pos = (double)i + (double)k * trip;
+            if (!(pos >= 0.0 && pos < 1e15)) {  /* Python's int(pos) of a huge or nan */
+                PyErr_SetString(PyExc_ValueError, "a retry beyond the chain");
+                goto done;
+            }
+            if (pos < (double)(steps + 1)) {  /* int(pos) <= steps */
+                npy_intp j = (npy_intp)pos;
+                logged[j] += turned * ((double)(j + 1) - pos);
+                logged[j + 1] += turned * (pos - (double)j);
+            }
+        }
+        earlier += logged[i] - (i >= per_w - 1 ? logged[i - per_w + 1] : 0.0);
+        double pos = (double)i + ((double)m * trip + lat / dt);
+        if (!(pos >= 0.0 && pos < 1e15)) {
+            PyErr_SetString(PyExc_ValueError, "a return beyond the chain");
+            goto done;
+        }
+        if (pos < (double)steps) {
+            npy_intp j = (npy_intp)pos;
+            into[j] += aborted[i] * ((double)(j + 1) - pos);
+            into[j + 1] += aborted[i] * (pos - (double)j);
+        }
+    }
+    res = (PyObject *)out;
+    out = NULL;
+done:
+    Py_XDECREF(out);
+    free(into);
+    free(aborted);
+    free(turned_l);
+    free(logged);
+    free(buf);
+    return res;
+}
+
 static PyMethodDef methods[] = {
     {"carry_loop", carry_loop, METH_VARARGS,
      "The retry carry's iteration: (law, mean, dropped, settled)."},
@@ -365,6 +536,10 @@ static PyMethodDef methods[] = {
      "pacing.hold_law's bincount of the held spans by level."},
     {"rate_mva_loop", rate_mva_loop, METH_VARARGS,
      "The rate pacer's mean-value recursion: (waits, util) by N."},
+    {"storm_renewal", storm_renewal, METH_VARARGS,
+     "window._storm_arrivals' renewal sum of the pauses: the starts per step."},
+    {"storm_retried", storm_retried, METH_VARARGS,
+     "window._retried_returns: the starts per step."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_kernels",

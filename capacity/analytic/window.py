@@ -259,6 +259,10 @@ class ClumpWindowModel:
     session_pmf: NDArray[np.float64] | None = None
     _storm_sizes: dict[float, float] = field(default_factory=dict, repr=False)
     _cache: dict[int, Any] = field(default_factory=dict, repr=False)
+    # exp of the session law's log transform, by L: a fractional N's extra session
+    # (:meth:`_log_power`) needs it at every guess of the abort fixed point (a complex exp
+    # of 8,193 points is ~0.5 ms; the same numbers each time).
+    _exp_log: dict[int, NDArray[np.complex128]] = field(default_factory=dict, repr=False)
     _herd: dict[int, float] = field(default_factory=dict, repr=False)
     _chains: dict[int, dict[str, float]] = field(default_factory=dict, repr=False)
     _carries: dict[int, NDArray[np.float64]] = field(default_factory=dict, repr=False)
@@ -322,7 +326,10 @@ class ClumpWindowModel:
         f = x - k
         out = k * log_s
         if f > 1e-12:
-            part = 1.0 - f + f * np.exp(log_s)
+            e = self._exp_log.get(L)
+            if e is None:
+                e = self._exp_log[L] = np.exp(log_s)
+            part = 1.0 - f + f * e
             out = out + np.log(np.where(np.abs(part) < 1e-300, 1e-300, part))
         return out
 
@@ -1687,33 +1694,16 @@ def _storm_arrivals(mdl: ClumpWindowModel, first: NDArray[np.int64],
         m = r.max_retries
         honour = r.honour_retry_after
         back = ((r.backoff_s[-1] if r.backoff_s else 0.0) + lat) / dt   # (backoff: fixed)
-        # (Plain lists: the loop runs per step of every chain, scalar by scalar.)
-        into_l = [*into.tolist(), 0.0]
-        starts_l = starts.tolist()
-        aborted_l = ((starts * launching + nxt_tot) * dt).tolist()
-        add, mul = np.add.reduce, np.multiply
+        aborted = (starts * launching + nxt_tot) * dt
         if honour and m > 0:
-            _retried_returns(starts_l, into, into_l, aborted_l, fz, steps, dt, w, q,
-                             lat, m, per_w, overflow, first_units, launching,
-                             ((starts * first_units + nxt_units) * dt).tolist())
-            return np.array(starts_l)[:, None] * first_law[None, :] + nxt
+            got = _storm_retried(into, fz, starts, aborted,
+                                 (starts * first_units + nxt_units) * dt, dt, w, q, lat, m,
+                                 per_w, overflow, first_units, launching)
+            return got[:, None] * first_law[None, :] + nxt
         if honour:   # no retries: the call gives up at its first 429 (m·trip = 0)
             back = lat / dt
-        # A session's pause starts a fixed ``back`` after its turn is aborted: into[i] is
-        # final once step i is done (later steps add at their own step or after).
-        for i in range(steps):
-            if i:
-                st = float(add(mul(into[i - 1::-1], fz[1: i + 1])))
-                starts_l[i] += st
-                aborted_l[i] += st * launching * dt
-            pos = i + back
-            j = int(pos)
-            if j < steps:
-                ab = aborted_l[i]
-                into_l[j] += ab * (j + 1 - pos)
-                into_l[j + 1] += ab * (pos - j)
-            into[i] = into_l[i]
-        return np.array(starts_l)[:, None] * first_law[None, :] + nxt
+        got = _storm_renewal(into, fz, starts, aborted, back, launching, dt)
+        return got[:, None] * first_law[None, :] + nxt
     arr = turns * first_law[None, :] + nxt
     cyc = mdl.storm_cadence
     if cyc > w:
@@ -1724,6 +1714,78 @@ def _storm_arrivals(mdl: ClumpWindowModel, first: NDArray[np.int64],
         factor = np.where(t < cyc - w, gap, np.where(t < cyc, back, 1.0))
         arr = arr * factor[:, None]
     return arr
+
+
+def _storm_renewal(into: NDArray[np.float64], fz: NDArray[np.float64],
+                   starts: NDArray[np.float64], aborted: NDArray[np.float64], back: float,
+                   launching: float, dt: float) -> NDArray[np.float64]:
+    """:func:`_storm_arrivals`' renewal sum of the pauses (a session's pause starts a
+    fixed ``back`` steps after its turn is aborted): the turn starts per step. Compiled
+    (capacity/analytic/_kernels.c: the same operations in the same order, numpy's pairwise
+    sums; ~1,000 steps of a chain each a numpy call) or :func:`_storm_renewal_numpy`."""
+    if _kernels is not None:
+        try:
+            out: NDArray[np.float64] = _kernels.storm_renewal(
+                np.ascontiguousarray(into, dtype=np.float64),
+                np.ascontiguousarray(fz, dtype=np.float64),
+                np.ascontiguousarray(starts, dtype=np.float64),
+                np.ascontiguousarray(aborted, dtype=np.float64), back, launching, dt)
+            return out
+        except ValueError:  # (a return beyond any float step: never from the chains)
+            pass
+    return _storm_renewal_numpy(into, fz, starts, aborted, back, launching, dt)
+
+
+def _storm_renewal_numpy(into: NDArray[np.float64], fz: NDArray[np.float64],
+                         starts: NDArray[np.float64], aborted: NDArray[np.float64],
+                         back: float, launching: float, dt: float) -> NDArray[np.float64]:
+    steps = starts.size
+    into = into.copy()
+    add, mul = np.add.reduce, np.multiply
+    # (Plain lists: the loop runs per step of every chain, scalar by scalar.)
+    into_l = [*into.tolist(), 0.0]
+    starts_l = starts.tolist()
+    aborted_l = aborted.tolist()
+    # into[i] is final once step i is done (later steps add at their own step or after).
+    for i in range(steps):
+        if i:
+            st = float(add(mul(into[i - 1::-1], fz[1: i + 1])))
+            starts_l[i] += st
+            aborted_l[i] += st * launching * dt
+        pos = i + back
+        j = int(pos)
+        if j < steps:
+            ab = aborted_l[i]
+            into_l[j] += ab * (j + 1 - pos)
+            into_l[j + 1] += ab * (pos - j)
+        into[i] = into_l[i]
+    return np.array(starts_l)
+
+
+def _storm_retried(into: NDArray[np.float64], fz: NDArray[np.float64],
+                   starts: NDArray[np.float64], aborted: NDArray[np.float64],
+                   turned: NDArray[np.float64], dt: float, w: float, q: int, lat: float,
+                   m: int, per_w: int, overflow: float, first_units: float,
+                   launching: float) -> NDArray[np.float64]:
+    """The turn starts per step of :func:`_retried_returns`, compiled
+    (capacity/analytic/_kernels.c) or in Python."""
+    if _kernels is not None:
+        try:
+            out: NDArray[np.float64] = _kernels.storm_retried(
+                np.ascontiguousarray(into, dtype=np.float64),
+                np.ascontiguousarray(fz, dtype=np.float64),
+                np.ascontiguousarray(starts, dtype=np.float64),
+                np.ascontiguousarray(aborted, dtype=np.float64),
+                np.ascontiguousarray(turned, dtype=np.float64), dt, w, q, lat, m, per_w,
+                overflow, first_units, launching)
+            return out
+        except ValueError:  # (a retry beyond any float step: never from the chains)
+            pass
+    starts_l = starts.tolist()
+    into_l = [*into.tolist(), 0.0]
+    _retried_returns(starts_l, into.copy(), into_l, aborted.tolist(), fz, starts.size, dt,
+                     w, q, lat, m, per_w, overflow, first_units, launching, turned.tolist())
+    return np.array(starts_l)
 
 
 def _retried_returns(starts: list[float], into: NDArray[np.float64], into_l: list[float],
