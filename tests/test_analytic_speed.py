@@ -522,3 +522,58 @@ def test_fractional_sessions_law_with_the_remembered_exp_is_the_same() -> None:
         with np.errstate(under="ignore"):
             g = np.fft.irfft(np.exp(log_g), L)
         assert got.tobytes() == np.where(g > 1e-250, g, 0.0).tobytes()
+
+
+def test_compiled_search_is_numpys_searchsorted() -> None:
+    # The pacer's slot draws (pacing._SlotWait.draw) count the thresholds at or below
+    # each normal draw in C: np.searchsorted(side="right")'s indices — with infinite
+    # thresholds, ties, keys equal to thresholds, an empty list and no keys.
+    from capacity.analytic import pacing
+
+    assert pacing._kernels is not None
+    rng = np.random.default_rng(11)
+    for _ in range(400):
+        n = int(rng.integers(0, 60))
+        a = np.sort(rng.standard_normal(n))
+        if n > 4:
+            a[: int(rng.integers(0, 3))] = -math.inf
+            a[n - int(rng.integers(0, 3)):] = math.inf
+            a[2:4] = a[2]
+        v = rng.standard_normal(int(rng.integers(0, 3000)))
+        if v.size > 10 and n:
+            v[:10] = a[rng.integers(0, n, 10)]
+        got = pacing._search_right(a, v)
+        want = np.searchsorted(a, v, side="right")
+        assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("name", ["paced-concurrency.yaml", "counted-sliding-tool-loop.yaml",
+                                  "backoff-fanout-tpm.yaml"])
+def test_turn_timing_columns_as_the_column_stack(name: str) -> None:
+    # turn_timing masks its launch columns stacked as rows, then transposes: the arrays
+    # np.stack(axis=1) and the mask on (n, R) gave, bit for bit (a turn of sequential
+    # calls whose launches need the stable sort, and a fan-out's sorted copies).
+    from capacity.analytic import timing
+
+    wl = Workload.from_profile(load_profile(ROOT / "tests/data" / name))
+    got = timing.turn_timing(wl, 512)
+    rng = np.random.default_rng(timing.TIMING_SEED)
+    probs = np.array([t.probability for t in wl.turns])
+    which = rng.choice(len(probs), size=512, p=probs / probs.sum())
+    walker = timing._Walker(wl.profile, rng, 512)
+    for i, turn in enumerate(wl.turns):
+        if (which == i).any():
+            walker.walk(turn.steps, np.zeros(512), which == i)
+    act = np.stack(walker.active, axis=1)
+    times = np.where(act, np.stack(walker.times, axis=1), math.inf)
+    fields = {"calls": np.where(act, np.broadcast_to(np.asarray(walker.calls), times.shape), -1),
+              "levels": np.where(act, np.stack(walker.levels, axis=1), -1),
+              "ends": np.where(act, np.stack(walker.ends, axis=1), math.inf),
+              "outs": np.where(act, np.stack(walker.outs, axis=1), 0.0)}
+    width = max(1, int(np.isfinite(times).sum(axis=1).max()))
+    order = np.argsort(times, axis=1, kind="stable")[:, :width]
+    want = {k: np.take_along_axis(v, order, axis=1) for k, v in fields.items()}
+    want["times"] = np.take_along_axis(times, order, axis=1)
+    for k, v in want.items():
+        a = getattr(got, k)
+        assert a.dtype == v.dtype and a.tobytes() == np.ascontiguousarray(v).tobytes(), k

@@ -527,6 +527,54 @@ done:
     return res;
 }
 
+/* search_right(a, v) -> np.searchsorted(a, v, side="right") (int64) for a sorted a with
+ * no nan and any v without nan: the count of a's values <= each v, by a binary search
+ * (numpy's generic search restarts for unsorted keys; the pacer's draws are random). */
+static PyObject *search_right(PyObject *self, PyObject *args) {
+    PyObject *a_obj, *v_obj;
+    if (!PyArg_ParseTuple(args, "OO", &a_obj, &v_obj)) return NULL;
+    if (!PyArray_Check(a_obj) || !PyArray_Check(v_obj)) {
+        PyErr_SetString(PyExc_ValueError, "a and v must be float64 vectors");
+        return NULL;
+    }
+    PyArrayObject *aa = (PyArrayObject *)a_obj, *va = (PyArrayObject *)v_obj;
+    npy_intp n = PyArray_NDIM(aa) == 1 ? PyArray_DIM(aa, 0) : -1;
+    npy_intp m = PyArray_NDIM(va) == 1 ? PyArray_DIM(va, 0) : -1;
+    const double *a = f64_vec(a_obj, n, "a");
+    const double *v = a ? f64_vec(v_obj, m, "v") : NULL;
+    if (!v) return NULL;
+    for (npy_intp i = 0; i < n; i++) {
+        if (a[i] != a[i] || (i && !(a[i - 1] <= a[i]))) {
+            PyErr_SetString(PyExc_ValueError, "a must be sorted, without nan");
+            return NULL;
+        }
+    }
+    npy_intp dims[1] = {m};
+    PyArrayObject *out = (PyArrayObject *)PyArray_ZEROS(1, dims, NPY_INT64, 0);
+    if (!out) return NULL;
+    npy_int64 *o = (npy_int64 *)PyArray_DATA(out);
+    for (npy_intp k = 0; k < m; k++) {
+        double x = v[k];
+        if (x != x) {
+            Py_DECREF(out);
+            PyErr_SetString(PyExc_ValueError, "v must hold no nan");
+            return NULL;
+        }
+        npy_intp lo = 0, len = n;  /* first index whose value is > x */
+        while (len > 0) {
+            npy_intp half = len / 2;
+            if (a[lo + half] <= x) {
+                lo += half + 1;
+                len -= half + 1;
+            } else {
+                len = half;
+            }
+        }
+        o[k] = (npy_int64)lo;
+    }
+    return (PyObject *)out;
+}
+
 static PyMethodDef methods[] = {
     {"carry_loop", carry_loop, METH_VARARGS,
      "The retry carry's iteration: (law, mean, dropped, settled)."},
@@ -536,6 +584,8 @@ static PyMethodDef methods[] = {
      "pacing.hold_law's bincount of the held spans by level."},
     {"rate_mva_loop", rate_mva_loop, METH_VARARGS,
      "The rate pacer's mean-value recursion: (waits, util) by N."},
+    {"search_right", search_right, METH_VARARGS,
+     "np.searchsorted(a, v, side='right') of a sorted float64 a (int64)."},
     {"storm_renewal", storm_renewal, METH_VARARGS,
      "window._storm_arrivals' renewal sum of the pauses: the starts per step."},
     {"storm_retried", storm_retried, METH_VARARGS,

@@ -429,7 +429,7 @@ class _SlotWait(_WaitLaw):
                 np.zeros(n)
             z = a * self.z + np.sqrt(np.maximum(1.0 - a * a, 0.0)) * eps
         self.z, self.t = z, tt
-        d = np.searchsorted(self.zcut, z, side="right")
+        d = _search_right(self.zcut, z)
         if pos.ndim == 1:
             return _gamma(d + pos - self.c + 1, rng) / self.mu
         # A fan-out's copies (columns, positions pos[:, 0] + j) wait for the same
@@ -444,6 +444,19 @@ class _SlotWait(_WaitLaw):
         out: NDArray[np.float64] = base[:, None] + np.cumsum(gaps, axis=1)
         out[k0[:, None] + col < 1] = 0.0
         return out / self.mu
+
+
+def _search_right(a: NDArray[np.float64], v: NDArray[np.float64]) -> NDArray[np.int64]:
+    """``np.searchsorted(a, v, side="right")`` (``a`` sorted): compiled where it can be
+    (capacity/analytic/_kernels.c; numpy's search of random keys restarts at every key
+    that is smaller than the last, ~1/8 of a cap's walk)."""
+    if _kernels is not None:
+        try:
+            out: NDArray[np.int64] = _kernels.search_right(a, v)
+            return out
+        except ValueError:  # (not float64 vectors, or a nan: numpy's own order)
+            pass
+    return np.searchsorted(a, v, side="right")
 
 
 def _gamma(k: NDArray[np.int64], rng: _Replayed) -> NDArray[np.float64]:

@@ -386,24 +386,34 @@ def turn_timing(wl: Workload, n: int = TIMING_SAMPLE_SIZE) -> TurnTiming:
             end = walker.walk(turn.steps, zero, on)
             latency = np.where(on, end, latency)
     if walker.times:
-        times = np.stack(walker.times, axis=1)
-        act = np.stack(walker.active, axis=1)
-        calls = np.broadcast_to(np.asarray(walker.calls, dtype=np.int64), times.shape)
-        times = np.where(act, times, math.inf)
-        calls = np.where(act, calls, -1)
-        levels = np.where(act, np.stack(walker.levels, axis=1), -1)
-        ends = np.where(act, np.stack(walker.ends, axis=1), math.inf)
-        outs = np.where(act, np.stack(walker.outs, axis=1), 0.0)
+        # The launch columns stacked as rows (contiguous copies), masked there, and turned
+        # into (n, R) once each: np.stack(axis=1) writes every column strided, which was
+        # most of a 300-call fan-out's sample (a million records, five fields).
+        act = np.stack(walker.active)
+        times_r = np.where(act, np.stack(walker.times), math.inf)
+        call_col = np.asarray(walker.calls, dtype=np.int64)[:, None]
+
+        def rows(xs: list[NDArray[Any]], fill: float, r: int) -> NDArray[Any]:
+            out: NDArray[Any] = np.ascontiguousarray(
+                np.where(act[:r], np.stack(xs[:r]), fill).T)
+            return out
+
         # Drop columns that are padding in every row (the pads sort last): the sorted
         # columns kept gathered once by flat index (a 300-call fan-out's million records).
-        width = max(1, int(np.isfinite(times).sum(axis=1).max()))
-        if bool((times[:, 1:] >= times[:, :-1]).all()):
+        width = max(1, int(np.isfinite(times_r).sum(axis=0).max()))
+        if bool((times_r[1:] >= times_r[:-1]).all()):
             # In order already (a fan-out's copies launch together): the stable sort's
             # order is the identity, the columns kept are the first ``width``.
-            times, ends, outs = times[:, :width], ends[:, :width], outs[:, :width]
-            calls, levels = calls[:, :width], levels[:, :width]
-            times = np.ascontiguousarray(times)
+            times = np.ascontiguousarray(times_r[:width].T)
+            ends, outs = rows(walker.ends, math.inf, width), rows(walker.outs, 0.0, width)
+            levels = rows(walker.levels, -1, width)
+            calls = np.ascontiguousarray(np.where(act[:width], call_col[:width], -1).T)
         else:
+            r = len(walker.times)
+            times = np.ascontiguousarray(times_r.T)
+            calls = np.ascontiguousarray(np.where(act, call_col, -1).T)
+            levels = rows(walker.levels, -1, r)
+            ends, outs = rows(walker.ends, math.inf, r), rows(walker.outs, 0.0, r)
             order = np.argsort(times, axis=1, kind="stable")[:, :width]
             order += np.arange(n, dtype=order.dtype)[:, None] * times.shape[1]
             times, ends, outs = times.take(order), ends.take(order), outs.take(order)
