@@ -450,9 +450,10 @@ def _search_right(a: NDArray[np.float64], v: NDArray[np.float64]) -> NDArray[np.
     """``np.searchsorted(a, v, side="right")`` (``a`` sorted): compiled where it can be
     (capacity/analytic/_kernels.c; numpy's search of random keys restarts at every key
     that is smaller than the last, ~1/8 of a cap's walk)."""
-    if _kernels is not None:
+    fn = getattr(_kernels, "search_right", None)  # (None: no build, or one before it)
+    if fn is not None:
         try:
-            out: NDArray[np.int64] = _kernels.search_right(a, v)
+            out: NDArray[np.int64] = fn(a, v)
             return out
         except ValueError:  # (not float64 vectors, or a nan: numpy's own order)
             pass

@@ -1723,9 +1723,10 @@ def _storm_renewal(into: NDArray[np.float64], fz: NDArray[np.float64],
     fixed ``back`` steps after its turn is aborted): the turn starts per step. Compiled
     (capacity/analytic/_kernels.c: the same operations in the same order, numpy's pairwise
     sums; ~1,000 steps of a chain each a numpy call) or :func:`_storm_renewal_numpy`."""
-    if _kernels is not None:
+    fn = getattr(_kernels, "storm_renewal", None)  # (None: no build, or one before it)
+    if fn is not None:
         try:
-            out: NDArray[np.float64] = _kernels.storm_renewal(
+            out: NDArray[np.float64] = fn(
                 np.ascontiguousarray(into, dtype=np.float64),
                 np.ascontiguousarray(fz, dtype=np.float64),
                 np.ascontiguousarray(starts, dtype=np.float64),
@@ -1769,9 +1770,10 @@ def _storm_retried(into: NDArray[np.float64], fz: NDArray[np.float64],
                    launching: float) -> NDArray[np.float64]:
     """The turn starts per step of :func:`_retried_returns`, compiled
     (capacity/analytic/_kernels.c) or in Python."""
-    if _kernels is not None:
+    fn = getattr(_kernels, "storm_retried", None)  # (None: no build, or one before it)
+    if fn is not None:
         try:
-            out: NDArray[np.float64] = _kernels.storm_retried(
+            out: NDArray[np.float64] = fn(
                 np.ascontiguousarray(into, dtype=np.float64),
                 np.ascontiguousarray(fz, dtype=np.float64),
                 np.ascontiguousarray(starts, dtype=np.float64),
