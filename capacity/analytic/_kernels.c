@@ -331,7 +331,21 @@ static PyObject *hold_law_sums(PyObject *self, PyObject *args) {
             ev[m + k].t = y;
             ev[m + k].k = m + k;
         }
-        qsort(ev, (size_t)e, sizeof(event_t), event_cmp);
+        if (e <= 64) {
+            /* A row's events are few and mostly in order (arrivals in call order): an
+             * insertion sort; the order is total (ties by column), so any sort gives it. */
+            for (npy_intp j = 1; j < e; j++) {
+                event_t x = ev[j];
+                npy_intp i = j;
+                while (i > 0 && event_cmp(&ev[i - 1], &x) > 0) {
+                    ev[i] = ev[i - 1];
+                    i--;
+                }
+                ev[i] = x;
+            }
+        } else {
+            qsort(ev, (size_t)e, sizeof(event_t), event_cmp);
+        }
         double level = 0.0;
         for (npy_intp j = 0; j + 1 < e; j++) {
             level += ev[j].k < m ? 1.0 : -1.0;
@@ -560,17 +574,19 @@ static PyObject *search_right(PyObject *self, PyObject *args) {
             PyErr_SetString(PyExc_ValueError, "v must hold no nan");
             return NULL;
         }
-        npy_intp lo = 0, len = n;  /* first index whose value is > x */
-        while (len > 0) {
-            npy_intp half = len / 2;
-            if (a[lo + half] <= x) {
-                lo += half + 1;
-                len -= half + 1;
-            } else {
-                len = half;
-            }
+        /* The first index whose value is > x: a search without branches on the data
+         * (the keys are random: a branch per level is mispredicted half the time). */
+        npy_intp lo = 0, len = n;
+        if (len == 0) {
+            o[k] = 0;
+            continue;
         }
-        o[k] = (npy_int64)lo;
+        while (len > 1) {
+            npy_intp half = len / 2;
+            lo += (a[lo + half - 1] <= x) ? half : 0;
+            len -= half;
+        }
+        o[k] = (npy_int64)(lo + (a[lo] <= x));
     }
     return (PyObject *)out;
 }

@@ -178,6 +178,10 @@ def _counts(d: Distribution, rng: np.random.Generator, n: int) -> NDArray[np.int
     return d.sample(rng, n).astype(np.int64)
 
 
+# Stands for the walk's generator of the turns' own draws (made only when one is needed).
+_RNG = object()
+
+
 class PacedTurns:
     """A fixed-seed sample of turns, walked with pacer waits drawn per call."""
 
@@ -195,6 +199,7 @@ class PacedTurns:
         s = self.profile.session
         self.think = s.mode == "think_time"
         self.pause = s.pause.sample(rng, n)
+        self._pause_mean = self.pause.mean()  # (every walk's cycle adds it)
         self._draws: list[NDArray[Any]] = []
         self._wait_tape: list[tuple[str, tuple[int, ...], NDArray[Any]]] = []
         self._wait_end: list[np.random.Generator] = []
@@ -203,20 +208,24 @@ class PacedTurns:
     def walk(self, law: _WaitLaw | None) -> _Walked:
         """The sample's turns with waits from ``law`` (None: no waits); same draws each
         time (common random numbers), so answers are monotone in the law."""
-        rng = np.random.default_rng(PACED_SEED + 1)
         wrng = _Replayed(PACED_SEED + 2, self._wait_tape, self._wait_end)
         if law is not None:
             law.reset()
         # The turns' own draws (latencies, counts, branches) are the same in every walk:
-        # made once, replayed in order.
+        # made once, replayed in order. Their generator (a fresh one per walk, ``_RNG`` in
+        # the arguments) is only made when a draw is not in the cache yet: in the first
+        # walk (every later one replays them all).
         cache = self._draws
         seq = [0]
+        gen: list[np.random.Generator] = []
 
         def once(make: Callable[..., NDArray[Any]], *args: Any) -> NDArray[Any]:
             i = seq[0]
             seq[0] += 1
             if i == len(cache):
-                cache.append(make(*args))
+                if not gen:
+                    gen.append(np.random.default_rng(PACED_SEED + 1))
+                cache.append(make(*(gen[0] if a is _RNG else a for a in args)))
             return cache[i]
 
         arrive: list[NDArray[np.float64]] = []
@@ -232,7 +241,7 @@ class PacedTurns:
             t = t0
             for step in steps:
                 if isinstance(step, CallStep):
-                    lat = once(sample_call_latency, step.call, self.profile, rng, n)
+                    lat = once(sample_call_latency, step.call, self.profile, _RNG, n)
                     w = law.draw(pos, t, wrng) if law is not None else np.zeros(n)
                     end = t + w + lat
                     arrive.append(np.where(active, t, math.inf))
@@ -243,7 +252,7 @@ class PacedTurns:
                     pos = np.zeros(n, dtype=np.int64)
                 elif isinstance(step, OptionalStep):
                     opt = step.optional
-                    on = active & (once(rng.random, n) < opt.probability)
+                    on = active & (once(np.random.Generator.random, _RNG, n) < opt.probability)
                     end = walk(opt.body, t, on, pos)
                     t = np.where(on, end, t)
                 elif isinstance(step, ParallelStep) and len(step.parallel.body) == 1 \
@@ -252,10 +261,10 @@ class PacedTurns:
                     # 300-call fan-out walked copy by copy took seconds).
                     par = step.parallel
                     call = step.parallel.body[0].call
-                    k = once(_counts, par.count, rng, n)
+                    k = once(_counts, par.count, _RNG, n)
                     kmax = int(k[active].max()) if active.any() else 0
                     if kmax > 0:
-                        lat2 = once(sample_call_latency, call, self.profile, rng,
+                        lat2 = once(sample_call_latency, call, self.profile, _RNG,
                                     n * kmax).reshape(n, kmax)
                         col = np.arange(kmax)
                         on2 = active[:, None] & (col < k[:, None])
@@ -272,7 +281,7 @@ class PacedTurns:
                     pos = np.zeros(n, dtype=np.int64)
                 elif isinstance(step, ParallelStep):
                     par = step.parallel
-                    k = once(_counts, par.count, rng, n)
+                    k = once(_counts, par.count, _RNG, n)
                     kmax = int(k[active].max()) if active.any() else 0
                     end = t
                     body = par.body  # (a property: a new CallStep, validated, per access)
@@ -285,7 +294,7 @@ class PacedTurns:
                 else:
                     assert isinstance(step, RepeatStep)
                     rep = step.repeat
-                    k = once(_counts, rep.count, rng, n)
+                    k = once(_counts, rep.count, _RNG, n)
                     kmax = int(k[active].max()) if active.any() else 0
                     body = rep.body
                     for j in range(kmax):
@@ -326,7 +335,7 @@ class PacedTurns:
     def cycle(self, latency: NDArray[np.float64]) -> float:
         """Mean start-to-start time (s) of a session whose turns take ``latency``."""
         if self.think:
-            return float(latency.mean() + self.pause.mean())
+            return float(latency.mean() + self._pause_mean)
         return float(np.maximum(self.pause, latency).mean())
 
 
