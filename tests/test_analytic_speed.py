@@ -577,3 +577,27 @@ def test_turn_timing_columns_as_the_column_stack(name: str) -> None:
     for k, v in want.items():
         a = getattr(got, k)
         assert a.dtype == v.dtype and a.tobytes() == np.ascontiguousarray(v).tobytes(), k
+
+
+@pytest.mark.parametrize("name", ["paced-concurrency.yaml", "counted-sliding-tool-loop.yaml",
+                                  "backoff-fanout-tpm.yaml"])
+def test_compiled_run_signatures_are_numpys(name: str) -> None:
+    # TurnTiming._runs_uncached's launch counts after each kept breakpoint, from one
+    # compiled pass over the sorted breakpoints: numpy's spec-by-spec cumulative sums,
+    # at windows shorter than a call, about a turn and longer than many.
+    from capacity.analytic import timing
+
+    assert timing._kernels is not None
+    tt = timing.turn_timing(Workload.from_profile(load_profile(ROOT / "tests/data" / name)))
+    gt, gc = tt.groups()
+    for w in (0.3, 10.0, 60.0, 600.0):
+        vals = np.concatenate([gt - w, gt], axis=1)
+        order = np.argsort(vals, axis=1, kind="stable")
+        sv = np.take_along_axis(vals, order, axis=1)
+        with np.errstate(invalid="ignore"):
+            length = sv[:, 1:] - sv[:, :-1]
+        take = np.isfinite(length) & (length > 0)
+        got = timing._run_signatures(order, gc, take)
+        want = timing._run_signatures_numpy(order, gc, take)
+        assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+        assert got.shape == (int(take.sum()), gc.shape[2])

@@ -591,6 +591,75 @@ static PyObject *search_right(PyObject *self, PyObject *args) {
     return (PyObject *)out;
 }
 
+/* run_signatures(order, gc, take) -> sig (TurnTiming._runs_uncached): per turn r, its
+ * 2G window breakpoints in ``order`` (an index e < G: launch group e enters, +gc[r, e];
+ * e >= G: group e - G leaves, -gc[r, e - G]), the launches caught after each breakpoint
+ * p (the running sum over the breakpoints up to p), one row of k counts per p where
+ * take[r, p], in row-major order (np.nonzero's). Integer sums: exact in any order. */
+static PyObject *run_signatures(PyObject *self, PyObject *args) {
+    PyObject *o_obj, *g_obj, *t_obj;
+    if (!PyArg_ParseTuple(args, "O!O!O!", &PyArray_Type, &o_obj, &PyArray_Type, &g_obj,
+                          &PyArray_Type, &t_obj))
+        return NULL;
+    PyArrayObject *oa = (PyArrayObject *)o_obj, *ga = (PyArrayObject *)g_obj,
+                  *ta = (PyArrayObject *)t_obj;
+    if (PyArray_TYPE(oa) != NPY_INTP || PyArray_TYPE(ga) != NPY_INT64 ||
+        PyArray_TYPE(ta) != NPY_BOOL || !PyArray_ISNOTSWAPPED(oa) ||
+        !PyArray_ISNOTSWAPPED(ga) || !PyArray_ISALIGNED(oa) || !PyArray_ISALIGNED(ga) ||
+        PyArray_NDIM(oa) != 2 || PyArray_NDIM(ga) != 3 || PyArray_NDIM(ta) != 2 ||
+        !PyArray_IS_C_CONTIGUOUS(oa) || !PyArray_IS_C_CONTIGUOUS(ga) ||
+        !PyArray_IS_C_CONTIGUOUS(ta)) {
+        PyErr_SetString(PyExc_ValueError, "order (intp), gc (int64), take (bool): contiguous");
+        return NULL;
+    }
+    npy_intp n = PyArray_DIM(ga, 0), g = PyArray_DIM(ga, 1), k = PyArray_DIM(ga, 2);
+    npy_intp e = 2 * g;
+    if (PyArray_DIM(oa, 0) != n || PyArray_DIM(oa, 1) != e || PyArray_DIM(ta, 0) != n ||
+        PyArray_DIM(ta, 1) != (e > 0 ? e - 1 : 0) || e < 1) {
+        PyErr_SetString(PyExc_ValueError, "order (n, 2G), gc (n, G, k), take (n, 2G - 1)");
+        return NULL;
+    }
+    const npy_intp *order = (const npy_intp *)PyArray_DATA(oa);
+    const npy_int64 *gc = (const npy_int64 *)PyArray_DATA(ga);
+    const npy_bool *take = (const npy_bool *)PyArray_DATA(ta);
+    npy_intp m = 0;
+    for (npy_intp i = 0; i < n * (e - 1); i++) m += take[i] != 0;
+    for (npy_intp i = 0; i < n * e; i++) {
+        if (order[i] < 0 || order[i] >= e) {
+            PyErr_SetString(PyExc_ValueError, "order outside [0, 2G)");
+            return NULL;
+        }
+    }
+    npy_intp dims[2] = {m, k};
+    PyArrayObject *out = (PyArrayObject *)PyArray_ZEROS(2, dims, NPY_INT64, 0);
+    npy_int64 *cum = (npy_int64 *)calloc((size_t)(k > 0 ? k : 1), sizeof(npy_int64));
+    if (!out || !cum) {
+        Py_XDECREF(out);
+        free(cum);
+        return PyErr_NoMemory();
+    }
+    npy_int64 *sig = (npy_int64 *)PyArray_DATA(out);
+    npy_intp row = 0;
+    for (npy_intp r = 0; r < n; r++) {
+        for (npy_intp j = 0; j < k; j++) cum[j] = 0;
+        for (npy_intp p = 0; p + 1 < e; p++) {
+            npy_intp ev = order[r * e + p];
+            const npy_int64 *c = gc + (r * g + (ev < g ? ev : ev - g)) * k;
+            if (ev < g) {
+                for (npy_intp j = 0; j < k; j++) cum[j] += c[j];
+            } else {
+                for (npy_intp j = 0; j < k; j++) cum[j] -= c[j];
+            }
+            if (take[r * (e - 1) + p]) {
+                for (npy_intp j = 0; j < k; j++) sig[row * k + j] = cum[j];
+                row++;
+            }
+        }
+    }
+    free(cum);
+    return (PyObject *)out;
+}
+
 static PyMethodDef methods[] = {
     {"carry_loop", carry_loop, METH_VARARGS,
      "The retry carry's iteration: (law, mean, dropped, settled)."},
@@ -600,6 +669,8 @@ static PyMethodDef methods[] = {
      "pacing.hold_law's bincount of the held spans by level."},
     {"rate_mva_loop", rate_mva_loop, METH_VARARGS,
      "The rate pacer's mean-value recursion: (waits, util) by N."},
+    {"run_signatures", run_signatures, METH_VARARGS,
+     "TurnTiming._runs_uncached's launch counts after each kept breakpoint."},
     {"search_right", search_right, METH_VARARGS,
      "np.searchsorted(a, v, side='right') of a sorted float64 a (int64)."},
     {"storm_renewal", storm_renewal, METH_VARARGS,

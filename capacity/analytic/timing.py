@@ -161,14 +161,9 @@ class TurnTiming:
         with np.errstate(invalid="ignore"):
             length = sv[:, 1:] - sv[:, :-1]  # inf − inf (padding) is nan: not a run
         take = np.isfinite(length) & (length > 0)
-        rows, cols = np.nonzero(take)
-        sig = np.zeros((rows.size, k), dtype=np.int64)
-        for j in range(k):
-            delta = np.concatenate([gc[:, :, j], -gc[:, :, j]], axis=1)
-            cum = np.take_along_axis(delta, order, axis=1).cumsum(axis=1)
-            sig[:, j] = cum[rows, cols]
+        sig = _run_signatures(order, gc, take)
         nonempty = sig.sum(axis=1) > 0
-        length_all = length[rows, cols][nonempty]
+        length_all = length[take][nonempty]
         sig_all = sig[nonempty]
         if not length_all.size:
             return np.zeros(0), np.zeros((0, k), dtype=np.int64)
@@ -264,6 +259,41 @@ class TurnTiming:
             yield one
         if keep:
             self._memo[key] = lags
+
+def _run_signatures(order: NDArray[np.intp], gc: NDArray[np.int64],
+                    take: NDArray[np.bool_]) -> NDArray[np.int64]:
+    """The launches (by spec) a window catches after each kept breakpoint (``take``, in
+    row-major order) of :meth:`TurnTiming._runs_uncached`: the running sums of the
+    groups entering (``order`` < G) and leaving. Compiled (capacity/analytic/_kernels.c,
+    one pass over the breakpoints; integer sums, exact) or numpy, spec by spec."""
+    fn = getattr(_kernels, "run_signatures", None)  # (None: no build, or one before it)
+    if fn is not None:
+        try:
+            out: NDArray[np.int64] = fn(order, gc, take)
+            return out
+        except ValueError:  # (not contiguous / not these dtypes: numpy's way)
+            pass
+    return _run_signatures_numpy(order, gc, take)
+
+
+def _run_signatures_numpy(order: NDArray[np.intp], gc: NDArray[np.int64],
+                          take: NDArray[np.bool_]) -> NDArray[np.int64]:
+    k = gc.shape[2]
+    rows, cols = np.nonzero(take)
+    sig = np.zeros((rows.size, k), dtype=np.int64)
+    for j in range(k):
+        delta = np.concatenate([gc[:, :, j], -gc[:, :, j]], axis=1)
+        cum = np.take_along_axis(delta, order, axis=1).cumsum(axis=1)
+        sig[:, j] = cum[rows, cols]
+    return sig
+
+
+_kernels: Any
+try:  # the compiled loops (setup.py builds them with the simulator)
+    from capacity.analytic import _kernels
+except ImportError:  # pragma: no cover - a build without them: numpy
+    _kernels = None
+
 
 def _dot(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
     return float(np.multiply(a, b).sum())
