@@ -601,3 +601,22 @@ def test_compiled_run_signatures_are_numpys(name: str) -> None:
         want = timing._run_signatures_numpy(order, gc, take)
         assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
         assert got.shape == (int(take.sum()), gc.shape[2])
+
+
+@pytest.mark.parametrize("name", ["paced-concurrency.yaml", "counted-sliding-tool-loop.yaml",
+                                  "backoff-fanout-tpm.yaml"])
+def test_compiled_cross_moment_is_numpys(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two turns of a session in one window (TurnTiming._cross_uncached), each lag's range
+    # sums compiled: the numpy loop's figure bit for bit, for request counts and for
+    # uneven charges, windows from under a call to many turns long.
+    from capacity.analytic import timing
+
+    assert timing._kernels is not None
+    tt = timing.turn_timing(Workload.from_profile(load_profile(ROOT / "tests/data" / name)))
+    k = tt.groups()[1].shape[2]
+    weights = [np.ones(k), np.linspace(0.5, 4000.0, k)]
+    cases = [(w, x) for w in (0.3, 10.0, 60.0, 600.0) for x in weights]
+    got = [tt._cross_uncached(w, x, 64) for w, x in cases]
+    monkeypatch.setattr(timing, "_kernels", None)
+    want = [tt._cross_uncached(w, x, 64) for w, x in cases]
+    assert got == want

@@ -660,6 +660,83 @@ static PyObject *run_signatures(PyObject *self, PyObject *args) {
     return (PyObject *)out;
 }
 
+/* An intp vector of at least n elements, each in [0, top], or NULL with ValueError. */
+static const npy_intp *idx_vec(PyObject *o, npy_intp n, npy_intp top, const char *name) {
+    PyArrayObject *a = (PyArrayObject *)o;
+    if (!PyArray_Check(o) || PyArray_TYPE(a) != NPY_INTP || !PyArray_ISNOTSWAPPED(a) ||
+        !PyArray_ISALIGNED(a) || PyArray_NDIM(a) != 1 || !PyArray_IS_C_CONTIGUOUS(a) ||
+        PyArray_DIM(a, 0) < n) {
+        PyErr_Format(PyExc_ValueError, "%s must be a contiguous intp vector of %zd", name,
+                     (Py_ssize_t)n);
+        return NULL;
+    }
+    const npy_intp *v = (const npy_intp *)PyArray_DATA(a);
+    for (npy_intp i = 0; i < n; i++) {
+        if (v[i] < 0 || v[i] > top) {
+            PyErr_Format(PyExc_ValueError, "%s outside [0, %zd]", name, (Py_ssize_t)top);
+            return NULL;
+        }
+    }
+    return v;
+}
+
+/* cross_lag(xa, other, t_a, t_b, lo, mid, hi, w) -> float (TurnTiming._cross_uncached,
+ * one lag): xa (n, G) the events' charges (0 at pads), x_b = xa[other] row by row, its
+ * prefix sums and those of x_b·t_b (numpy's cumsum: sequential, a 0 in front), the
+ * range sums below and above each launch a, and numpy's pairwise sum of
+ * x_a·(below + above) — the operations of the numpy loop in its order. */
+static PyObject *cross_lag(PyObject *self, PyObject *args) {
+    PyObject *x_obj, *o_obj, *ta_obj, *tb_obj, *lo_obj, *mid_obj, *hi_obj;
+    double w;
+    if (!PyArg_ParseTuple(args, "OOOOOOOd", &x_obj, &o_obj, &ta_obj, &tb_obj, &lo_obj,
+                          &mid_obj, &hi_obj, &w))
+        return NULL;
+    PyArrayObject *xa_arr = (PyArrayObject *)x_obj;
+    if (!PyArray_Check(x_obj) || !F64(xa_arr) || PyArray_NDIM(xa_arr) != 2 ||
+        !PyArray_IS_C_CONTIGUOUS(xa_arr)) {
+        PyErr_SetString(PyExc_ValueError, "xa must be a contiguous float64 matrix");
+        return NULL;
+    }
+    npy_intp n = PyArray_DIM(xa_arr, 0), g = PyArray_DIM(xa_arr, 1), ng = n * g;
+    const double *xa = (const double *)PyArray_DATA(xa_arr);
+    const npy_intp *other = idx_vec(o_obj, n, n - 1, "other");
+    const double *t_a = other ? f64_vec(ta_obj, ng, "t_a") : NULL;
+    const double *t_b = t_a ? f64_vec(tb_obj, ng, "t_b") : NULL;
+    const npy_intp *lo = t_b ? idx_vec(lo_obj, ng, ng, "lo") : NULL;
+    const npy_intp *mid = lo ? idx_vec(mid_obj, ng, ng, "mid") : NULL;
+    const npy_intp *hi = mid ? idx_vec(hi_obj, ng, ng, "hi") : NULL;
+    if (!hi) return NULL;
+    double *cx = (double *)malloc(sizeof(double) * (size_t)(ng + 1));
+    double *cxt = (double *)malloc(sizeof(double) * (size_t)(ng + 1));
+    double *buf = (double *)malloc(sizeof(double) * (size_t)(ng > 0 ? ng : 1));
+    if (!cx || !cxt || !buf) {
+        free(cx);
+        free(cxt);
+        free(buf);
+        return PyErr_NoMemory();
+    }
+    cx[0] = cxt[0] = 0.0;
+    for (npy_intp r = 0; r < n; r++) {
+        const double *xb = xa + other[r] * g;
+        for (npy_intp j = 0; j < g; j++) {
+            npy_intp i = r * g + j;
+            double v = xb[j], vt = xb[j] * t_b[i];
+            cx[i + 1] = i ? cx[i] + v : v;      /* cumsum's first value is the first x */
+            cxt[i + 1] = i ? cxt[i] + vt : vt;
+        }
+    }
+    for (npy_intp i = 0; i < ng; i++) {
+        double below = (w - t_a[i]) * (cx[mid[i]] - cx[lo[i]]) + (cxt[mid[i]] - cxt[lo[i]]);
+        double above = (w + t_a[i]) * (cx[hi[i]] - cx[mid[i]]) - (cxt[hi[i]] - cxt[mid[i]]);
+        buf[i] = xa[i] * (below + above);
+    }
+    double out = total(buf, ng);
+    free(cx);
+    free(cxt);
+    free(buf);
+    return PyFloat_FromDouble(out);
+}
+
 static PyMethodDef methods[] = {
     {"carry_loop", carry_loop, METH_VARARGS,
      "The retry carry's iteration: (law, mean, dropped, settled)."},
@@ -669,6 +746,8 @@ static PyMethodDef methods[] = {
      "pacing.hold_law's bincount of the held spans by level."},
     {"rate_mva_loop", rate_mva_loop, METH_VARARGS,
      "The rate pacer's mean-value recursion: (waits, util) by N."},
+    {"cross_lag", cross_lag, METH_VARARGS,
+     "TurnTiming._cross_uncached's sum over one lag."},
     {"run_signatures", run_signatures, METH_VARARGS,
      "TurnTiming._runs_uncached's launch counts after each kept breakpoint."},
     {"search_right", search_right, METH_VARARGS,
