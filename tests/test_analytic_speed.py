@@ -620,3 +620,25 @@ def test_compiled_cross_moment_is_numpys(name: str, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(timing, "_kernels", None)
     want = [tt._cross_uncached(w, x, 64) for w, x in cases]
     assert got == want
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_compiled_session_law_is_numpys(seed: int) -> None:
+    # A session's window law from its timeline (window._session_law_uncached) compiled:
+    # numpy's pmf bit for bit — launches at the same instants (ties between a window's
+    # entries and exits), zero charges, windows shorter than a gap and longer than many,
+    # a mean load above and below the sampled one.
+    rng = np.random.default_rng(seed)
+    assert window._kernels is not None
+    for _ in range(40):
+        n = int(rng.integers(1, 2000))
+        t = np.sort(np.round(rng.random(n) * float(rng.choice([5.0, 50.0, 500.0])), 1))
+        c = np.round(rng.random(n) * float(rng.choice([0.5, 3.0, 40.0])), 2)
+        c[rng.random(n) < 0.2] = 0.0
+        total = float(t[-1]) + float(rng.choice([0.1, 5.0]))
+        w, mean_lat = float(rng.choice([0.1, 1.0, 10.0, 60.0])), float(rng.random() * 5.0)
+        got = window._kernels.session_law(t, c, total, w, mean_lat)
+        want = window._session_law_numpy(t, c, total, w, mean_lat)
+        assert (got is None) == (want is None)
+        if got is not None and want is not None:
+            assert got.tobytes() == want.tobytes()

@@ -737,6 +737,152 @@ static PyObject *cross_lag(PyObject *self, PyObject *args) {
     return PyFloat_FromDouble(out);
 }
 
+/* session_law(t, c, total, w, mean_lat) -> pmf or None (window._session_law_uncached
+ * after its timeline): the circle of launches (sorted offsets t, units c) wrapped by w,
+ * the window's contents between its breakpoints (the stable merge of t - w and t,
+ * numpy's stable argsort of the two sorted runs), the sequential running sum of the
+ * units entering and leaving, the kept runs' pairwise sums, the two bincounts that split
+ * each content between its lattice points, in the numpy code's order of operations. */
+static double np_clip(double x, double lo, double hi) {
+    double m = (x != x) ? x : (x > lo ? x : lo);
+    return (m != m) ? m : (m < hi ? m : hi);
+}
+
+static PyObject *session_law(PyObject *self, PyObject *args) {
+    PyObject *t_obj, *c_obj;
+    double tot, w, mean_lat;
+    if (!PyArg_ParseTuple(args, "OOddd", &t_obj, &c_obj, &tot, &w, &mean_lat))
+        return NULL;
+    if (!PyArray_Check(t_obj) || PyArray_NDIM((PyArrayObject *)t_obj) != 1) {
+        PyErr_SetString(PyExc_ValueError, "t must be a float64 vector");
+        return NULL;
+    }
+    npy_intp n = PyArray_DIM((PyArrayObject *)t_obj, 0);
+    const double *t = f64_vec(t_obj, n, "t");
+    const double *c = t ? f64_vec(c_obj, n, "c") : NULL;
+    if (!c) return NULL;
+    if (!(tot > 0.0) || tot != tot || w != w || !(tot < 1e300) || !(w < 1e300)) {
+        PyErr_SetString(PyExc_ValueError, "total and w: finite, total > 0");
+        return NULL;
+    }
+    for (npy_intp i = 0; i < n; i++) {
+        if (t[i] != t[i] || c[i] != c[i] || (i && !(t[i - 1] <= t[i])) ||
+            !(t[i] < 1e300 && t[i] > -1e300)) {
+            PyErr_SetString(PyExc_ValueError, "t sorted and finite, c without nan");
+            return NULL;
+        }
+    }
+    npy_intp wrap = 0;  /* np.searchsorted(t, w, side="right") */
+    while (wrap < n && t[wrap] <= w) wrap++;
+    npy_intp m = n + wrap, e = 2 * m;
+    double *t2 = (double *)malloc(sizeof(double) * (size_t)(m > 0 ? m : 1));
+    double *c2 = (double *)malloc(sizeof(double) * (size_t)(m > 0 ? m : 1));
+    double *units = (double *)malloc(sizeof(double) * (size_t)(e > 0 ? e : 1));
+    double *len = (double *)malloc(sizeof(double) * (size_t)(e > 0 ? e : 1));
+    double *buf = (double *)malloc(sizeof(double) * (size_t)(e > 0 ? e : 1));
+    npy_int64 *idx = (npy_int64 *)malloc(sizeof(npy_int64) * (size_t)(e > 0 ? e : 1));
+    double *sv = (double *)malloc(sizeof(double) * (size_t)(e > 0 ? e : 1));
+    double *sc = (double *)malloc(sizeof(double) * (size_t)(e > 0 ? e : 1));
+    double *out1 = NULL, *out2 = NULL;
+    PyObject *res = NULL;
+    if (!t2 || !c2 || !units || !len || !buf || !idx || !sv || !sc) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (npy_intp i = 0; i < n; i++) {
+        t2[i] = t[i];
+        c2[i] = c[i];
+    }
+    for (npy_intp i = 0; i < wrap; i++) {
+        t2[n + i] = t[i] + tot;
+        c2[n + i] = c[i];
+    }
+    /* The stable merge of (t2 - w) (first, +c2) and t2 (second, -c2). */
+    {
+        npy_intp i = 0, j = 0, k = 0;
+        while (i < m || j < m) {
+            if (j >= m || (i < m && t2[i] - w <= t2[j])) {
+                sv[k] = t2[i] - w;
+                sc[k] = c2[i];
+                i++;
+            } else {
+                sv[k] = t2[j];
+                sc[k] = -c2[j];
+                j++;
+            }
+            k++;
+        }
+    }
+    /* units: max(cumsum, 0.0) (numpy's maximum); lengths between the clipped points. */
+    npy_intp kept = 0;
+    double run = 0.0;
+    for (npy_intp k = 0; k < e; k++) {
+        run = k ? run + sc[k] : sc[k];
+        double u = (run >= 0.0 || run != run) ? run : 0.0;
+        double lo = np_clip(sv[k], 0.0, tot);
+        double hi = np_clip(k + 1 < e ? sv[k + 1] : tot, 0.0, tot);
+        double l = hi - lo;
+        if (l > 0 && u > 1e-9) {
+            units[kept] = u;
+            len[kept] = l / tot;
+            kept++;
+        }
+    }
+    for (npy_intp k = 0; k < kept; k++) buf[k] = units[k] * len[k];
+    double sampled = total(buf, kept);
+    if (!(sampled > 0)) {
+        res = Py_None;
+        Py_INCREF(res);
+        goto done;
+    }
+    double lsum = total(len, kept);
+    double a = mean_lat / sampled, b = 1.0 / lsum;
+    double scale = b < a ? b : a;  /* Python's min(a, b) */
+    npy_int64 top = 0;
+    for (npy_intp k = 0; k < kept; k++) {
+        len[k] = len[k] * scale;
+        double base = floor(units[k]);
+        units[k] = units[k] - base;  /* frac */
+        if (!(base >= 0.0 && base < 9.0e15)) {
+            PyErr_SetString(PyExc_ValueError, "a content off the lattice");
+            goto done;
+        }
+        idx[k] = (npy_int64)base;
+        if (idx[k] > top) top = idx[k];
+    }
+    npy_intp size = (npy_intp)top + 2;
+    out1 = (double *)calloc((size_t)size, sizeof(double));
+    out2 = (double *)calloc((size_t)size, sizeof(double));
+    if (!out1 || !out2) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (npy_intp k = 0; k < kept; k++) out1[idx[k]] += len[k] * (1.0 - units[k]);
+    for (npy_intp k = 0; k < kept; k++) out2[idx[k] + 1] += len[k] * units[k];
+    for (npy_intp k = 0; k < size; k++) out1[k] += out2[k];
+    double left = 1.0 - total(len, kept);
+    out1[0] += left > 0.0 ? left : 0.0;  /* Python's max(0.0, left) */
+    double norm = total(out1, size);
+    npy_intp dims[1] = {size};
+    PyArrayObject *arr = (PyArrayObject *)PyArray_ZEROS(1, dims, NPY_FLOAT64, 0);
+    if (!arr) goto done;
+    double *o = (double *)PyArray_DATA(arr);
+    for (npy_intp k = 0; k < size; k++) o[k] = out1[k] / norm;
+    res = (PyObject *)arr;
+done:
+    free(t2);
+    free(c2);
+    free(units);
+    free(len);
+    free(buf);
+    free(idx);
+    free(sv);
+    free(sc);
+    free(out1);
+    free(out2);
+    return res;
+}
+
 static PyMethodDef methods[] = {
     {"carry_loop", carry_loop, METH_VARARGS,
      "The retry carry's iteration: (law, mean, dropped, settled)."},
@@ -746,6 +892,8 @@ static PyMethodDef methods[] = {
      "pacing.hold_law's bincount of the held spans by level."},
     {"rate_mva_loop", rate_mva_loop, METH_VARARGS,
      "The rate pacer's mean-value recursion: (waits, util) by N."},
+    {"session_law", session_law, METH_VARARGS,
+     "window._session_law_uncached's law from its timeline (None: no load)."},
     {"cross_lag", cross_lag, METH_VARARGS,
      "TurnTiming._cross_uncached's sum over one lag."},
     {"run_signatures", run_signatures, METH_VARARGS,

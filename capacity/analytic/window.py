@@ -2519,6 +2519,23 @@ def _session_law_uncached(timing: TurnTiming, relevant: list[int], costs: list[C
     if line is None or line[2] <= w:
         return None
     t, c, total = line
+    fn = getattr(_kernels, "session_law", None)  # (None: no build, or one before it)
+    if fn is not None:
+        # Compiled (capacity/analytic/_kernels.c): the steps below in their order, the
+        # two sorted runs merged, the sums sequential or numpy's pairwise as here.
+        try:
+            law: NDArray[np.float64] | None = fn(t, c, float(total), float(w), float(mean_lat))
+        except ValueError:  # (not contiguous float64, or a nan: numpy's way)
+            pass
+        else:
+            if law is not None:
+                law.setflags(write=False)
+            return law
+    return _session_law_numpy(t, c, total, w, mean_lat)
+
+
+def _session_law_numpy(t: NDArray[np.float64], c: NDArray[np.float64], total: float,
+                       w: float, mean_lat: float) -> NDArray[np.float64] | None:
     # Circle: the windows that start near the end hold the first launches, once more.
     wrap = int(np.searchsorted(t, w, side="right"))
     t = np.concatenate([t, t[:wrap] + total])
