@@ -713,19 +713,25 @@ static inline void cq_insert(Queue *Q, int32_t id) {
 
 static ALWAYS_INLINE void cq_partners(Queue *Q, int32_t h);
 
-/* Append owner id to the buffer of epoch e (due after the epochs linked). */
-static inline int ep_append(Queue *Q, int64_t e, int32_t id) {
-    EpBuf *B = Q->eb + (e & Q->ep_mask);
-    if (B->len == B->cap) {
-        int64_t c = B->cap ? 2 * B->cap : 64;
-        int32_t *p = realloc(B->ids, sizeof(int32_t) * (size_t)c);
-        if (!p) {
-            Q->oom = 1;
-            return -1;
-        }
-        B->ids = p;
-        B->cap = c;
+/* An epoch's buffer is full: double it (out of line: rare). */
+static __attribute__((noinline)) int ep_grow(Queue *Q, EpBuf *B) {
+    int64_t c = B->cap ? 2 * B->cap : 64;
+    int32_t *p = realloc(B->ids, sizeof(int32_t) * (size_t)c);
+    if (!p) {
+        Q->oom = 1;
+        return -1;
     }
+    B->ids = p;
+    B->cap = c;
+    return 0;
+}
+
+/* Append owner id to the buffer of epoch e (due after the epochs linked). Inlined into
+ * every push at 10^5-10^6 sessions (most pushes land here): as a call it cost ~4 % of the
+ * loop's time there (perf). */
+static ALWAYS_INLINE int ep_append(Queue *Q, int64_t e, int32_t id) {
+    EpBuf *B = Q->eb + (e & Q->ep_mask);
+    if (__builtin_expect(B->len == B->cap, 0) && ep_grow(Q, B) < 0) return -1;
     B->ids[B->len++] = id;
     Q->nbuf++;
     return 0;
@@ -998,6 +1004,14 @@ static ALWAYS_INLINE void cq_partners(Queue *Q, int32_t h) {
             } else if (nd->parent >= 0 && !(nk & NK_REND)) {
                 /* a group's pending count, or a sequence's end (not the root's: unread) */
                 PREFETCH(&Q->nodes[nd->parent]);
+                if (!pseq && last) {
+                    /* a fan-out's last child in order: the node after it in its block, its
+                     * group's next step when the children are calls (expanded depth first).
+                     * Its copies are launched last first, so with equal latencies it ends
+                     * first, and the step the group then starts was read cold. */
+                    int64_t i = h - Q->n_sess - 1, end = (i / Q->blk_nodes + 1) * Q->blk_nodes;
+                    if (i + 1 < end) PREFETCH(&Q->nodes[i + 1]);
+                }
             }
         }
     }
@@ -2485,6 +2499,10 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 n = p;
                 goto w_complete;
             }
+            /* Large populations: a child ended and others still run; the step its group
+             * starts when the last ends (a hint: its line is cold, and the group's line,
+             * read here, is in cache now). */
+            if (big && nodes[p].next >= 0) PREFETCH(nodes + nodes[p].next);
         }
         w_next:
             if (sp > 0) {
