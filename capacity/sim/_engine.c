@@ -2036,7 +2036,11 @@ typedef struct {
 /* Prefetch the lines of a free block that the next turn start takes (the free list's
  * top): a turn start writes its draws and starts its first nodes, and at 10^5-10^6
  * sessions those lines were last touched a whole turn ago. lines: a bit per node of the
- * block that a turn start may touch (pf_lines). Hints only. */
+ * block that a turn start may touch (pf_lines). Hints only. Issued when a turn ends and
+ * frees its block (the new top), not when a turn start uncovers the next block: about
+ * half the time a turn end buries that block again first, and at 10^6 sessions the
+ * loop's time goes to lines in flight (perf: the prefetch instructions themselves stall
+ * on full fill buffers), so a fetch that is not used soon is a cost. */
 static ALWAYS_INLINE void pf_block(const Node *b, uint64_t lines) {
 #if defined(__GNUC__) || defined(__clang__)
     while (lines) {
@@ -2294,8 +2298,6 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             }
             int32_t blk = R->free_blk[--R->n_free];
             ss->blk = blk;
-            if (!plain && R->Q.ahead && R->n_free > 0)
-                pf_block(nodes + (int64_t)R->free_blk[R->n_free - 1] * M, pfl);
             int64_t base = (int64_t)blk * M;
             /* Without routes (fast), a block last expanded for this turn type's template is
              * only reset (see tpl_expand). */
