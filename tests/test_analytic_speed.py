@@ -642,3 +642,21 @@ def test_compiled_session_law_is_numpys(seed: int) -> None:
         assert (got is None) == (want is None)
         if got is not None and want is not None:
             assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("name", ["paced-concurrency.yaml", "counted-sliding-tool-loop.yaml",
+                                  "backoff-fanout-tpm.yaml"])
+def test_compiled_launch_groups_are_numpys(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # TurnTiming.groups' events (a fan-out's copies at one instant are one) numbered in
+    # one compiled pass: the same event times, counts and event numbers as numpy's.
+    from capacity.analytic import timing
+
+    assert timing._kernels is not None
+    wl = Workload.from_profile(load_profile(ROOT / "tests/data" / name))
+    tt = timing.turn_timing(wl, 512)
+    got = (*tt.groups(), tt._memo[("group-cells",)])
+    monkeypatch.setattr(timing, "_kernels", None)
+    tt = timing.turn_timing(wl, 512)
+    want = (*tt.groups(), tt._memo[("group-cells",)])
+    for a, b in zip(got, want, strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()

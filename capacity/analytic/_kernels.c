@@ -883,6 +883,50 @@ done:
     return res;
 }
 
+/* launch_groups(times, calls) -> (cells, width) (TurnTiming.groups): per row, a new
+ * group at every launch (calls >= 0) whose offset differs from the column before it
+ * (np.cumsum of those starts, less 1, at every column, valid or not), and the most
+ * groups of a row; cells hold row * width + group. Integers: exact. */
+static PyObject *launch_groups(PyObject *self, PyObject *args) {
+    PyObject *t_obj, *c_obj;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyArray_Type, &t_obj, &PyArray_Type, &c_obj))
+        return NULL;
+    PyArrayObject *ta = (PyArrayObject *)t_obj, *ca = (PyArrayObject *)c_obj;
+    if (!F64(ta) || PyArray_TYPE(ca) != NPY_INT64 || !PyArray_ISNOTSWAPPED(ca) ||
+        !PyArray_ISALIGNED(ca) || PyArray_NDIM(ta) != 2 || PyArray_NDIM(ca) != 2 ||
+        !PyArray_IS_C_CONTIGUOUS(ta) || !PyArray_IS_C_CONTIGUOUS(ca) ||
+        PyArray_DIM(ta, 0) != PyArray_DIM(ca, 0) || PyArray_DIM(ta, 1) != PyArray_DIM(ca, 1)) {
+        PyErr_SetString(PyExc_ValueError, "times (float64) and calls (int64): alike");
+        return NULL;
+    }
+    npy_intp n = PyArray_DIM(ta, 0), r = PyArray_DIM(ta, 1);
+    const double *t = (const double *)PyArray_DATA(ta);
+    const npy_int64 *c = (const npy_int64 *)PyArray_DATA(ca);
+    npy_intp dims[2] = {n, r};
+    PyArrayObject *out = (PyArrayObject *)PyArray_ZEROS(2, dims, NPY_INT64, 0);
+    if (!out) return NULL;
+    npy_int64 *cell = (npy_int64 *)PyArray_DATA(out);
+    npy_int64 top = 0;
+    int any = 0, started = 0;
+    for (npy_intp i = 0; i < n; i++) {
+        npy_int64 run = 0;
+        for (npy_intp j = 0; j < r; j++) {
+            npy_intp x = i * r + j;
+            int valid = c[x] >= 0;
+            int is_new = valid && (j == 0 || t[x] != t[x - 1]);
+            run += is_new;
+            cell[x] = run - 1;
+            if (!started || run - 1 > top) top = run - 1;
+            started = 1;
+            any |= valid;
+        }
+    }
+    npy_int64 width = any ? (top + 1 > 1 ? top + 1 : 1) : 1;
+    for (npy_intp i = 0; i < n; i++)
+        for (npy_intp j = 0; j < r; j++) cell[i * r + j] += (npy_int64)i * width;
+    return Py_BuildValue("(NL)", (PyObject *)out, (long long)width);
+}
+
 static PyMethodDef methods[] = {
     {"carry_loop", carry_loop, METH_VARARGS,
      "The retry carry's iteration: (law, mean, dropped, settled)."},
@@ -892,6 +936,8 @@ static PyMethodDef methods[] = {
      "pacing.hold_law's bincount of the held spans by level."},
     {"rate_mva_loop", rate_mva_loop, METH_VARARGS,
      "The rate pacer's mean-value recursion: (waits, util) by N."},
+    {"launch_groups", launch_groups, METH_VARARGS,
+     "TurnTiming.groups' event numbers of the launches and the most events a row."},
     {"session_law", session_law, METH_VARARGS,
      "window._session_law_uncached's law from its timeline (None: no load)."},
     {"cross_lag", cross_lag, METH_VARARGS,

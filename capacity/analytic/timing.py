@@ -122,18 +122,10 @@ class TurnTiming:
         if self._groups:
             return self._groups[0]
         t, c = self.times, self.calls
-        n, r = t.shape
+        n = t.shape[0]
         k = len(self.specs)
         valid = c >= 0
-        new = np.ones((n, r), dtype=bool)
-        np.not_equal(t[:, 1:], t[:, :-1], out=new[:, 1:])
-        new &= valid
-        # In place on flat cell numbers, without row/column index arrays: a 300-call
-        # fan-out's sample holds a million launch records (52 → 19 ms).
-        cell = np.cumsum(new, axis=1)
-        cell -= 1                                   # the event (group) of each launch
-        width = max(1, int(cell.max()) + 1) if valid.any() else 1
-        cell += np.arange(n, dtype=np.int64)[:, None] * width
+        cell, width = _launch_groups(t, c, valid)
         gt = np.full(n * width, math.inf)
         gt[cell[valid]] = t[valid]
         gt = gt.reshape(n, width)
@@ -268,6 +260,32 @@ class TurnTiming:
             yield one
         if keep:
             self._memo[key] = lags
+
+def _launch_groups(t: NDArray[np.float64], c: NDArray[np.int64], valid: NDArray[np.bool_]
+                   ) -> tuple[NDArray[np.int64], int]:
+    """(the flat event number ``row·G + event`` of every launch record, ``G``) for
+    :meth:`TurnTiming.groups`: a new event at each launch whose offset differs from the
+    record before it. Compiled (capacity/analytic/_kernels.c, one pass; integers) or
+    numpy."""
+    fn = getattr(_kernels, "launch_groups", None)  # (None: no build, or one before it)
+    if fn is not None:
+        try:
+            cells, width = fn(t, c)
+            return cells, int(width)
+        except ValueError:  # (not contiguous / not these dtypes: numpy's way)
+            pass
+    n, r = t.shape
+    new = np.ones((n, r), dtype=bool)
+    np.not_equal(t[:, 1:], t[:, :-1], out=new[:, 1:])
+    new &= valid
+    # In place on flat cell numbers, without row/column index arrays: a 300-call
+    # fan-out's sample holds a million launch records (52 → 19 ms).
+    cell = np.cumsum(new, axis=1)
+    cell -= 1                                   # the event (group) of each launch
+    width = max(1, int(cell.max()) + 1) if valid.any() else 1
+    cell += np.arange(n, dtype=np.int64)[:, None] * width
+    return cell, width
+
 
 def _run_signatures(order: NDArray[np.intp], gc: NDArray[np.int64],
                     take: NDArray[np.bool_]) -> NDArray[np.int64]:
