@@ -23,6 +23,17 @@
  * hold_law_sums: the pacer's time-average law of the calls a session holds
  * (capacity.analytic.pacing.hold_law): its row sorts, levels and weighted bincount.
  *
+ * storm_renewal, storm_retried: the retry storms' renewal sums of the pauses
+ * (capacity.analytic.window._storm_arrivals), Python's scalar order, numpy's pairwise sums.
+ *
+ * search_right: np.searchsorted(side="right") of random keys (the pacer's slot draws).
+ *
+ * run_signatures, cross_lag, launch_groups: the turn sample's window runs, cross moment
+ * and launch events (capacity.analytic.timing.TurnTiming): integer counts, numpy's
+ * sequential prefix sums and pairwise sums in the numpy code's order.
+ *
+ * session_law: a session's window law from its timeline (window._session_law_uncached).
+ *
  * tests/test_analytic_speed.py checks each against the Python/numpy code.
  */
 #define PY_SSIZE_T_CLEAN
