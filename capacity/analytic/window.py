@@ -1053,12 +1053,7 @@ class ClumpWindowModel:
         else:
             p = self._sliding_h(n, 0.0)
         if m > 0:
-            for _ in range(200):  # from below: converges to the least fixed point
-                new = self._sliding_step(n, p)
-                if abs(new - p) < 1e-10:
-                    p = new
-                    break
-                p = new
+            p = _iterate(functools.partial(self._sliding_step, n), p, 200, 1e-10)
         if self.cascade is not None and (self.loses or (
                 _CASCADE_COUNTED and self.sliding and self.retry.counts_rejected)):
             p = min(1.0, p + self._sliding_cascade(n, p))
@@ -1343,6 +1338,33 @@ class ClumpWindowModel:
         if d[-1] >= 0:
             roots.append(float(ps[-1]))
         return roots or [float(ps[-1])]
+
+
+def _iterate(step: Callable[[float], float], p: float, limit: int, tol: float) -> float:
+    """``p ← step(p)`` until two iterates are within ``tol`` or ``limit`` steps were taken;
+    the last iterate. From below it converges to the least fixed point.
+
+    The map can also enter a cycle instead: at ``p = 1`` a backoff-retried sliding log
+    takes the counted log's bursty share (its retries rejected with ``p``, as every
+    retry of a counted log is), which sends ``p`` back down (fuzz case fz110: periods of
+    3 and 4, 200 steps each of them an FFT). The values then repeat exactly, so the
+    step where the cycle started and its period say which value the ``limit``-th step
+    lands on: the same answer, bit for bit, without walking the cycle.
+    """
+    seen = {p: 0}
+    hist = [p]
+    for i in range(limit):
+        new = step(p)
+        if abs(new - p) < tol:
+            return new
+        p = new
+        j = seen.get(p)
+        if j is not None:
+            period = i + 1 - j
+            return hist[j + (limit - j) % period]
+        seen[p] = i + 1
+        hist.append(p)
+    return p
 
 
 def _dot(a: Any, b: Any) -> float:
