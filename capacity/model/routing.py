@@ -13,8 +13,13 @@ Policies
 * :class:`RoundRobin` — the next available deployment in declared order.
 * :class:`LeastBusy` — the fewest calls in flight (ties: declared order).
 * :class:`UsageBased` — the lowest share of its window used, read from
-  :meth:`capacity.limits.Limiter.snapshot` (the most used of the deployment's slots;
-  what LiteLLM's usage-based routing does with its per-minute counters).
+  :meth:`capacity.limits.Limiter.snapshot` (the most used of the deployment's slots).
+  Inspired by LiteLLM's usage-based routing but not the same rule: LiteLLM
+  (``lowest_tpm_rpm_v2``) also skips a deployment whose current minute cannot take the
+  request, picks the lowest raw TPM among the rest and answers 429 "no deployments
+  available" when none is left. Here a deployment that never admits a call (every call
+  larger than its window) keeps a share of 0 and is chosen before any deployment that
+  has used part of its window, so its route carries almost nothing.
 * :class:`Priority` — the first available in declared order (Azure PTU, then pay-as-you-
   go; APIM priority groups). With spillover (the default for this policy) a 429 sends the
   call to the next deployment *at once*, without a retry wait.
@@ -205,7 +210,8 @@ def usage_share(snapshots: Iterable[SlotSnapshot]) -> float:
 
 @dataclass(slots=True)
 class UsageBased:
-    """The lowest share of its window used (ties: declared order)."""
+    """The lowest share of its window used (ties: declared order; no fit check — see the
+    module docstring for how LiteLLM's rule differs)."""
 
     name: str = "usage_based"
     spills: bool = False
