@@ -938,6 +938,89 @@ static PyObject *launch_groups(PyObject *self, PyObject *args) {
     return Py_BuildValue("(NL)", (PyObject *)out, (long long)width);
 }
 
+/* masked_columns(xs, act, r, fill) -> (n, r) array (timing.turn_timing): column j is
+ * xs[j] where act[j] else fill, for j < r — np.where(act[:r], np.stack(xs[:r]), fill).T
+ * made contiguous, in one pass. xs: vectors of n float64 (fill a float) or int64 (fill
+ * an int); act: (>= r, n) bool. Values are copied, never computed. */
+static PyObject *masked_columns(PyObject *self, PyObject *args) {
+    PyObject *xs, *a_obj, *fill_obj;
+    Py_ssize_t r;
+    if (!PyArg_ParseTuple(args, "O!O!nO", &PyList_Type, &xs, &PyArray_Type, &a_obj, &r,
+                          &fill_obj))
+        return NULL;
+    PyArrayObject *aa = (PyArrayObject *)a_obj;
+    if (PyArray_TYPE(aa) != NPY_BOOL || PyArray_NDIM(aa) != 2 ||
+        !PyArray_IS_C_CONTIGUOUS(aa) || r < 1 || PyArray_DIM(aa, 0) < r ||
+        PyList_GET_SIZE(xs) < r) {
+        PyErr_SetString(PyExc_ValueError, "act (R, n) bool contiguous, 1 <= r <= R");
+        return NULL;
+    }
+    npy_intp n = PyArray_DIM(aa, 1);
+    const npy_bool *act = (const npy_bool *)PyArray_DATA(aa);
+    PyArrayObject *first = (PyArrayObject *)PyList_GET_ITEM(xs, 0);
+    if (!PyArray_Check((PyObject *)first)) {
+        PyErr_SetString(PyExc_ValueError, "xs: numpy vectors");
+        return NULL;
+    }
+    int type = PyArray_TYPE(first);
+    if (type != NPY_FLOAT64 && type != NPY_INT64) {
+        PyErr_SetString(PyExc_ValueError, "xs: float64 or int64 vectors");
+        return NULL;
+    }
+    double fd = 0.0;
+    npy_int64 fi = 0;
+    if (type == NPY_FLOAT64) {
+        if (!PyFloat_CheckExact(fill_obj)) {
+            PyErr_SetString(PyExc_ValueError, "a float fill for float64 columns");
+            return NULL;
+        }
+        fd = PyFloat_AS_DOUBLE(fill_obj);
+    } else {
+        if (!PyLong_CheckExact(fill_obj)) {
+            PyErr_SetString(PyExc_ValueError, "an int fill for int64 columns");
+            return NULL;
+        }
+        fi = (npy_int64)PyLong_AsLongLong(fill_obj);
+        if (PyErr_Occurred()) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_ValueError, "an int64 fill");
+            return NULL;
+        }
+    }
+    for (Py_ssize_t j = 0; j < r; j++) {
+        PyObject *o = PyList_GET_ITEM(xs, j);
+        PyArrayObject *x = (PyArrayObject *)o;
+        if (!PyArray_Check(o) || PyArray_TYPE(x) != type || !PyArray_ISNOTSWAPPED(x) ||
+            !PyArray_ISALIGNED(x) || PyArray_NDIM(x) != 1 || PyArray_DIM(x, 0) != n ||
+            !PyArray_IS_C_CONTIGUOUS(x)) {
+            PyErr_SetString(PyExc_ValueError, "xs: contiguous vectors of one type, n each");
+            return NULL;
+        }
+    }
+    npy_intp dims[2] = {n, (npy_intp)r};
+    PyArrayObject *out = (PyArrayObject *)PyArray_EMPTY(2, dims, type, 0);
+    if (!out) return NULL;
+    /* In blocks of rows, so that the columns' reads and the rows' writes stay cached. */
+    const npy_intp B = 64;
+    for (npy_intp i0 = 0; i0 < n; i0 += B) {
+        npy_intp i1 = i0 + B < n ? i0 + B : n;
+        for (Py_ssize_t j = 0; j < r; j++) {
+            const npy_bool *aj = act + (npy_intp)j * n;
+            PyArrayObject *x = (PyArrayObject *)PyList_GET_ITEM(xs, j);
+            if (type == NPY_FLOAT64) {
+                const double *xj = (const double *)PyArray_DATA(x);
+                double *o = (double *)PyArray_DATA(out);
+                for (npy_intp i = i0; i < i1; i++) o[i * r + j] = aj[i] ? xj[i] : fd;
+            } else {
+                const npy_int64 *xj = (const npy_int64 *)PyArray_DATA(x);
+                npy_int64 *o = (npy_int64 *)PyArray_DATA(out);
+                for (npy_intp i = i0; i < i1; i++) o[i * r + j] = aj[i] ? xj[i] : fi;
+            }
+        }
+    }
+    return (PyObject *)out;
+}
+
 static PyMethodDef methods[] = {
     {"carry_loop", carry_loop, METH_VARARGS,
      "The retry carry's iteration: (law, mean, dropped, settled)."},
@@ -947,6 +1030,8 @@ static PyMethodDef methods[] = {
      "pacing.hold_law's bincount of the held spans by level."},
     {"rate_mva_loop", rate_mva_loop, METH_VARARGS,
      "The rate pacer's mean-value recursion: (waits, util) by N."},
+    {"masked_columns", masked_columns, METH_VARARGS,
+     "timing.turn_timing's launch columns, masked, as the rows of an (n, r) array."},
     {"launch_groups", launch_groups, METH_VARARGS,
      "TurnTiming.groups' event numbers of the launches and the most events a row."},
     {"session_law", session_law, METH_VARARGS,

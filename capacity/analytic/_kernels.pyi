@@ -1,6 +1,7 @@
 """Type stub of the analytic model's compiled loops (``_kernels.c``)."""
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,3 +26,5 @@ def cross_lag(xa: _F, other: NDArray[np.intp], t_a: _F, t_b: _F, lo: NDArray[np.
               mid: NDArray[np.intp], hi: NDArray[np.intp], w: float) -> float: ...
 def session_law(t: _F, c: _F, total: float, w: float, mean_lat: float) -> _F | None: ...
 def launch_groups(times: _F, calls: NDArray[np.int64]) -> tuple[NDArray[np.int64], int]: ...
+def masked_columns(xs: list[NDArray[Any]], act: NDArray[np.bool_], r: int,
+                   fill: float) -> NDArray[Any]: ...

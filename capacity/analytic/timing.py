@@ -450,7 +450,15 @@ def turn_timing(wl: Workload, n: int = TIMING_SAMPLE_SIZE) -> TurnTiming:
         times_r = np.where(act, np.stack(walker.times), math.inf)
         call_col = np.asarray(walker.calls, dtype=np.int64)[:, None]
 
+        masked = getattr(_kernels, "masked_columns", None)  # (None: no build/an older one)
+
         def rows(xs: list[NDArray[Any]], fill: float, r: int) -> NDArray[Any]:
+            if masked is not None:
+                try:  # compiled: the same values copied in one pass
+                    got: NDArray[Any] = masked(xs, act, r, fill)
+                    return got
+                except ValueError:  # (not one dtype matching the fill: numpy's way)
+                    pass
             out: NDArray[Any] = np.ascontiguousarray(
                 np.where(act[:r], np.stack(xs[:r]), fill).T)
             return out
