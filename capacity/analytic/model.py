@@ -456,11 +456,11 @@ def _lundberg_newton(lam: float, severity: NDArray[np.float64], h: float,
         k = np.flatnonzero(severity > 0)
         xs = np.asarray(k * h, dtype=np.float64)
         fs = np.asarray(severity[k] / float(severity[k].sum()), dtype=np.float64)
-        found: dict[float, float] = {}
+        found: dict[tuple[float, float], float] = {}
         hit = (severity, h, xs, fs, np.log(fs), float(np.multiply(fs, xs).sum()), found)
         _NEWTON_MEMO["law"] = hit
     x, f, logf, mean = hit[2], hit[3], hit[4], hit[5]
-    roots: dict[float, float] = hit[6]
+    roots: dict[tuple[float, float], float] = hit[6]
     if lam * mean >= rate * (1.0 - 1e-12):
         return 0.0
     c = rate / lam
@@ -469,11 +469,14 @@ def _lundberg_newton(lam: float, severity: NDArray[np.float64], h: float,
         lm, tilted = _log_mgf(theta, x, f, logf)
         return lm - math.log1p(c * theta), tilted - c / (1.0 + c * theta)
 
-    # A point right of the root: the root of a nearby rate (θ* falls as λ grows), else
-    # doubling from 1/x_max as Brent's bracket did.
-    near = min(roots.items(), key=lambda kv: abs(kv[0] - lam), default=None)
-    theta = near[1] if near is not None and 0.0 < near[1] < math.inf else (
-        1.0 / max(float(x[-1]), 1e-12))
+    key = (lam, rate)
+    if key in roots:
+        return roots[key]
+    # A point right of the root by doubling from 1/x_max, as Brent's bracket did. Always
+    # this start, never a nearby rate's root: Newton stops within 1e-13 of the root, and a
+    # start that depended on which rates were asked before would make the last bits of
+    # the answer depend on the call history (the simulator's bucket start read it).
+    theta = 1.0 / max(float(x[-1]), 1e-12)
     val, slope = big_g(theta)
     while val < 0.0:
         theta *= 2.0
@@ -492,7 +495,7 @@ def _lundberg_newton(lam: float, severity: NDArray[np.float64], h: float,
         return 0.0
     if len(roots) >= 64:
         roots.clear()
-    roots[lam] = theta
+    roots[key] = theta
     return theta
 
 
