@@ -660,3 +660,28 @@ def test_compiled_launch_groups_are_numpys(name: str, monkeypatch: pytest.Monkey
     want = (*tt.groups(), tt._memo[("group-cells",)])
     for a, b in zip(got, want, strict=True):
         assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def test_compiled_loops_leave_inputs_outside_their_order_to_numpy(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found in review: two compiled loops assumed an order the numpy/Python code does not.
+    # session_law merged the circle's wrapped copies as one sorted run, but a launch past
+    # total + t[0] comes after them (numpy sorts it: a different pmf); storm_retried sent
+    # a return before its own step (a negative latency) into a step the Python loop has
+    # finished. Both now raise ValueError and their callers take numpy's/Python's way.
+    assert window._kernels is not None
+    t, c = np.array([0.0, 0.5, 2.9, 3.5]), np.array([1.0, 2.0, 1.0, 3.0])
+    with pytest.raises(ValueError):
+        window._kernels.session_law(t, c, 3.0, 1.0, 0.5)
+    rng = np.random.default_rng(1)
+    steps, dt = 50, 0.013
+    into, fz = np.concatenate([rng.random(steps), [0.0]]), rng.random(steps) * 0.01
+    starts, aborted = rng.random(steps), rng.random(steps) * 0.01
+    turned = rng.random(steps) * 0.01
+    for lat, m in [(-0.3, 1), (-0.3, 2), (-0.45, 1)]:
+        args = (dt, 5.0, 100, lat * dt, m, 10, 0.0, 0.01, 0.8)
+        got = window._storm_retried(into, fz, starts, aborted, turned, *args)
+        with monkeypatch.context() as mp:
+            mp.setattr(window, "_kernels", None)
+            want = window._storm_retried(into, fz, starts, aborted, turned, *args)
+        assert got.tobytes() == want.tobytes()

@@ -530,8 +530,9 @@ static PyObject *storm_retried(PyObject *self, PyObject *args) {
         }
         earlier += logged[i] - (i >= per_w - 1 ? logged[i - per_w + 1] : 0.0);
         double pos = (double)i + ((double)m * trip + lat / dt);
-        if (!(pos >= 0.0 && pos < 1e15)) {
-            PyErr_SetString(PyExc_ValueError, "a return beyond the chain");
+        /* (before step i: the Python loop's into[j] is final then, only its list moves) */
+        if (!(pos >= (double)i && pos < 1e15)) {
+            PyErr_SetString(PyExc_ValueError, "a return before its step or beyond the chain");
             goto done;
         }
         if (pos < (double)steps) {
@@ -785,6 +786,12 @@ static PyObject *session_law(PyObject *self, PyObject *args) {
     }
     npy_intp wrap = 0;  /* np.searchsorted(t, w, side="right") */
     while (wrap < n && t[wrap] <= w) wrap++;
+    /* The merge below needs the wrapped copies after the last launch (numpy sorts
+     * whatever it gets): a launch past total + t[0] is left to numpy. */
+    if (wrap > 0 && !(t[n - 1] <= t[0] + tot)) {
+        PyErr_SetString(PyExc_ValueError, "a launch past the circle's wrap");
+        return NULL;
+    }
     npy_intp m = n + wrap, e = 2 * m;
     double *t2 = (double *)malloc(sizeof(double) * (size_t)(m > 0 ? m : 1));
     double *c2 = (double *)malloc(sizeof(double) * (size_t)(m > 0 ? m : 1));
