@@ -44,8 +44,9 @@ ext_modules: list[Any] = [
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     ),
-    # The analytic model's scalar-bound loops (the retry carry's iteration, the rate
-    # pacer's recursion): numpy's and Python's numbers, bit for bit, compiled.
+    # The analytic model's scalar-bound loops (the retry carry, the rate pacer, the
+    # storms' renewal sums, the turn sample's runs and laws: the list heads the file):
+    # numpy's and Python's numbers, bit for bit, compiled.
     Extension(
         "capacity.analytic._kernels",
         sources=["capacity/analytic/_kernels.c"],

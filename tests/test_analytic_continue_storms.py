@@ -30,7 +30,9 @@ def test_continuing_turns_meet_the_storm_whole() -> None:
     # A turn met by the storm brings all its calls (plan, 0-4 tools, answer: ~4.5),
     # a turn caught mid-way its next call and every later one.
     assert model.storm_whole.mean() > 4.0 > model.storm_first.mean()
-    assert (model.storm_rest >= model.storm_sizes).all()
+    # (storm_rest counts a caught call and every later one: ≥ storm_sizes by construction;
+    # what the model decides is that later calls follow.)
+    assert (model.storm_rest > model.storm_sizes).any()
     assert model.storm_rest.mean() > 2.0
     # The cascade and the storms add to the free count's share.
     assert model.attempt_share(26)["attempt"] > 2.5 * model._sliding_h(26, 0.0)

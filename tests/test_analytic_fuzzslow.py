@@ -77,7 +77,7 @@ def test_newton_root_does_not_depend_on_what_was_asked_before() -> None:
     assert up == down[::-1] == alone
 
 
-def test_short_laws_keep_brents_root_bit_for_bit(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_short_laws_take_brents_method(monkeypatch: pytest.MonkeyPatch) -> None:
     law = Distribution.parse({"lognormal": {"median": 30, "p95": 90}}, "tokens").lattice_pmf(1.0)
     assert np.count_nonzero(law) <= amodel._NEWTON_POINTS
     monkeypatch.setattr(amodel, "_lundberg_newton", None)  # never called for it

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from capacity.analytic import clumped
-from capacity.analytic.model import cycle_time
+from capacity.analytic.model import CeilingResult, WindowStats, analyze, cycle_time
 from capacity.model.workload import Workload
 from capacity.profile.loader import load_profile
 
@@ -34,6 +34,17 @@ DATA = Path(__file__).parent / "data"
 
 def _within_target(name: str) -> None:
     assert_profile_accurate(load_profile(DATA / name))
+
+
+def _one_session(tmp_path: Path, name: str, text: str) -> tuple[CeilingResult, WindowStats]:
+    """The analytic result of a profile written to ``tmp_path`` at one session, and the
+    binding constraint's figures there."""
+    path = tmp_path / name
+    path.write_text(text)
+    res = analyze(load_profile(path), sessions=1)
+    at = res.binding.at_sessions
+    assert at is not None
+    return res, at
 
 
 def test_calls_larger_than_the_allowance_never_charge() -> None:
@@ -106,19 +117,14 @@ def test_aborted_turns_of_a_session_that_overfills_the_window_alone(tmp_path: Pa
     The aborted-turn share counted the other sessions and the turn's own earlier calls,
     not the session's earlier turns: it said 0% 429s at N = 1 (and a ceiling of 1
     where the simulated one is 0; the fuzzer's case)."""
-    from capacity.analytic.model import analyze
-
-    path = tmp_path / "alone.yaml"
-    path.write_text(
+    res, at = _one_session(tmp_path, "alone.yaml",
         "models: {m: {tokens_per_second: 10, ttft: 0.3s}}\n"
         "quotas: {q: {models: [m], rpm: 2, enforcement: {type: fixed_window, window: 30s}}}\n"
         "session: {think_time: 1s, turns: {t: {steps: "
         "[{call: {model: m, input_tokens: 100, output_tokens: 20}}]}}}\n"
         "retry: {max_retries: 0}\n"
         "targets: {max_429_fraction: 0.05}\n")
-    res = analyze(load_profile(path), sessions=1)
-    at = res.binding.at_sessions
-    assert at is not None and at.mean_per_window > 5
+    assert at.mean_per_window > 5
     assert at.call_429_fraction >= 1.0 - 1.0 / at.mean_per_window - 1e-9
     assert res.burst_ceiling == 0
 
@@ -127,17 +133,12 @@ def test_every_call_larger_than_the_allowance_is_refused(tmp_path: Path) -> None
     """Every call charges ~1,050 tokens against 166 per 2 s window: none is ever admitted.
     The window model saw no load (never-fitting calls count 0 in the window) and gave
     0% 429s and a ceiling of 1 (the fuzzer's case); every attempt is refused, N* = 0."""
-    from capacity.analytic.model import analyze
-
-    path = tmp_path / "never.yaml"
-    path.write_text(
+    res, at = _one_session(tmp_path, "never.yaml",
         "models: {m: {tokens_per_second: 10, ttft: 0}}\n"
         "quotas: {q: {models: [m], tpm: 5000, enforcement: {type: fixed_window, window: 2s}}}\n"
         "session: {think_time: 30s, turns: {t: {steps: "
         "[{call: {model: m, input_tokens: 1000, output_tokens: 50}}]}}}\n"
         "retry: {max_retries: 0}\n"
         "targets: {max_429_fraction: 0.05}\n")
-    res = analyze(load_profile(path), sessions=1)
-    at = res.binding.at_sessions
-    assert at is not None and at.call_429_fraction == 1.0 and at.loss_fraction == 1.0
+    assert at.call_429_fraction == 1.0 and at.loss_fraction == 1.0
     assert res.burst_ceiling == 0 and res.binding.one_event_exceeds

@@ -4,7 +4,7 @@ Speed itself is measured in benchmarks/ (analytic_accuracy.py's compute column),
 asserted here; these tests pin that each shortcut taken for it leaves the answer as it
 was: the think-time sweep that skips constraints far from the binding one, the storms'
 search by storm-grid cells, the pacer's scalar interpolation, the FFT buffers and the
-compiled retry-carry iteration (numpy's numbers bit for bit).
+compiled loops of capacity/analytic/_kernels.c (numpy's numbers bit for bit).
 """
 
 from __future__ import annotations
@@ -474,6 +474,19 @@ def test_fleet_conv_power_by_fft_products_equals_the_copies_one_by_one(
     mean = float(np.dot(np.arange(size), p))
     assert float(np.dot(np.arange(got.size), got)) == pytest.approx(k * mean, rel=1e-9)
 
+def test_every_declared_kernel_is_built() -> None:
+    # Each compiled loop is looked up by name and falls back to numpy when missing (a
+    # build from before it): the equality tests below would then compare numpy with
+    # itself. The build under test must carry every function its stub declares.
+    import re
+
+    from capacity.analytic import _kernels
+
+    stub = (ROOT / "capacity" / "analytic" / "_kernels.pyi").read_text()
+    names = re.findall(r"^def (\w+)\(", stub, flags=re.M)
+    assert len(names) >= 12
+    assert [n for n in names if not callable(getattr(_kernels, n, None))] == []
+
 
 @pytest.mark.parametrize("seed", range(6))
 def test_compiled_storm_renewals_are_the_python_loops(seed: int,
@@ -482,6 +495,10 @@ def test_compiled_storm_renewals_are_the_python_loops(seed: int,
     # delay, and honoured retry-afters whose trips follow the logged content) in C: the
     # Python loops' starts, bit for bit — returns within a step, many steps later, past
     # the chain; no retries to three; a step short of every window.
+    # The kernels are called directly: through the wrappers, a missing build (or an input
+    # the kernel refuses) would compare the Python loops with themselves.
+    kern = window._kernels
+    assert kern is not None
     rng = np.random.default_rng(seed)
     for _ in range(12):
         steps = int(rng.integers(1, 1300))
@@ -489,13 +506,13 @@ def test_compiled_storm_renewals_are_the_python_loops(seed: int,
         fz = rng.random(steps) * 10.0 ** -rng.integers(1, 4)
         starts, aborted, turned = rng.random(steps), rng.random(steps), rng.random(steps)
         back = float(rng.choice([0.0, 0.4, rng.random() * 60.0, steps + 2.5]))
-        got = window._storm_renewal(into, fz, starts, aborted, back, 0.7, 0.013)
+        got = kern.storm_renewal(into, fz, starts, aborted, back, 0.7, 0.013)
         want = window._storm_renewal_numpy(into, fz, starts, aborted, back, 0.7, 0.013)
         assert got.tobytes() == want.tobytes()
         args = (0.013, float(rng.random() * 60.0), int(rng.integers(0, 300)),
                 float(rng.random()), int(rng.integers(0, 4)), int(rng.integers(1, 200)),
                 float(rng.random() * 3.0), float(rng.random() * 4.0), 0.8)
-        got = window._storm_retried(into, fz, starts, aborted, turned, *args)
+        got = kern.storm_retried(into, fz, starts, aborted, turned, *args)
         with monkeypatch.context() as mp:
             mp.setattr(window, "_kernels", None)
             want = window._storm_retried(into, fz, starts, aborted, turned, *args)
@@ -680,6 +697,8 @@ def test_compiled_loops_leave_inputs_outside_their_order_to_numpy(
     turned = rng.random(steps) * 0.01
     for lat, m in [(-0.3, 1), (-0.3, 2), (-0.45, 1)]:
         args = (dt, 5.0, 100, lat * dt, m, 10, 0.0, 0.01, 0.8)
+        with pytest.raises(ValueError):
+            window._kernels.storm_retried(into, fz, starts, aborted, turned, *args)
         got = window._storm_retried(into, fz, starts, aborted, turned, *args)
         with monkeypatch.context() as mp:
             mp.setattr(window, "_kernels", None)

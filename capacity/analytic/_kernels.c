@@ -34,6 +34,12 @@
  *
  * session_law: a session's window law from its timeline (window._session_law_uncached).
  *
+ * masked_columns: the turn sample's launch columns copied into their (n, R) arrays
+ * (timing.turn_timing): values copied, never computed.
+ *
+ * pairwise_sum: numpy's pairwise summation of a float64 vector (the tests' check of the
+ * sums every loop above uses).
+ *
  * tests/test_analytic_speed.py checks each against the Python/numpy code.
  */
 #define PY_SSIZE_T_CLEAN
