@@ -36,12 +36,10 @@ def test_loss_log_truncates_the_sum_with_own_charges() -> None:
     # sessions: 0.66 % vs 1.8 %; the engine, 0.58 %).
     joint = m._sliding_h(18, 0.0)
     m.single_launches = False
-    earlier, m.earlier_pmf = m.earlier_pmf, None  # (the fan-outs' rule truncates the sum too)
     try:
         assert joint < 0.5 * m._sliding_h(18, 0.0)
     finally:
         m.single_launches = True
-        m.earlier_pmf = earlier
 
 
 def test_sliding_loss_tool_loop_within_target() -> None:

@@ -245,9 +245,6 @@ class ClumpWindowModel:
     # Every launch a single call (no batch-mates ahead): ``own_pmf`` is all earlier
     # launches, in the log with the others' charges (False: fan-outs, or a blend).
     single_launches: bool = False
-    # Fan-outs: the session's units in the log before the arriving call's launch instant
-    # (``own_pmf`` without the batch-mates ahead of it; None: not built).
-    earlier_pmf: NDArray[np.float64] | None = None
     # Aborted turns end early (no retries, ``abort_turn``, think-time sessions): per
     # pattern of a turn's launches up to a refusable event, the turn time it saves
     # when that event holds the turn's first refusal (s per turn; :func:`_abort_saving`),
@@ -808,8 +805,6 @@ class ClumpWindowModel:
         lossy = self.loses or truncate
         if lossy and self.single_launches:
             return self._loss_share(g, q)
-        if lossy and self.earlier_pmf is not None and _EARLIER_TRUNCATED:
-            return self._fan_loss_share(g, q)
         if lossy:
             # A rejected charge that is never retried nor logged leaves no trace: the log
             # is a loss system (each admitted unit held w seconds, at most q held), whose
@@ -862,39 +857,6 @@ class ClumpWindowModel:
             return 1.0
         fits = _dot(extra, at[: extra.size])                   # P(O + E + B ≤ q)
         return float(min(1.0, max(0.0, 1.0 - fits / room)))
-
-    def _fan_loss_share(self, g: NDArray[np.float64], q: int) -> float:
-        """The share of calls a loss log turns away (no retries, refusals not logged)
-        when launches are fan-outs, from the others' free count ``g`` (N − 1 sessions).
-
-        As :meth:`_loss_share`, the log before the arriving call's launch instant holds
-        at most ``q`` units, the others' ``O`` and its session's earlier ones ``E``
-        together (``P(O = x | E = e) ∝ P(O = x)`` for ``x ≤ q − e``); its batch-mates
-        ahead ``A`` are launched with it, so they are not in that state: the call is
-        turned away when ``O + E + A + B > q``,
-        ``p = 1 − P(O + E + A + B ≤ q)/P(O + E ≤ q)``, and the partial admission's
-        correction follows (:meth:`_partial_admission`). Truncating the others alone
-        and adding ``E`` on top turns a call away whenever ``O`` is within ``E`` of
-        ``q``: hunt-124 (13 sessions, OTPM over 30 s, fan-outs, a session's own earlier
-        calls a large part of the log), 0.77 % vs 0.31 % here, simulated without
-        retries 0.25 %; counting the batch-mates in the log before their own instant
-        (``E + A`` truncated) says 0.18 % on the 1-3-1 TPM row over a 10 s log at 113
-        sessions, simulated 0.41 % (0.32 % here, 0.47 % corrected).
-        """
-        earlier = self.earlier_pmf
-        assert earlier is not None
-        extra, units = self._arrival_laws()
-        f_cdf = np.cumsum(g)
-        top = max(earlier.size, extra.size)
-        idx = q - np.arange(top)
-        at = np.where(idx < 0, 0.0, f_cdf[np.clip(idx, 0, f_cdf.size - 1)])
-        room = _dot(earlier, at[: earlier.size])                 # P(O + E ≤ q)
-        if room <= 0:
-            return 1.0
-        p = float(min(1.0, max(0.0, 1.0 - _dot(extra, at[: extra.size]) / room)))
-        p_units = float(min(1.0, max(0.0, 1.0 - _dot(units, at[: units.size]) / room)))
-        free = g
-        return self._partial_admission(free, q, p, p_units)
 
     def _arrival_laws(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(own-turn units ahead plus the arriving call's charge; the same weighted by
@@ -2392,9 +2354,9 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
     # once per sample (the think-time sweep and the stability check rebuild the model).
     charges = b"".join(p.tobytes() for p in rel_pmfs[: len(relevant)])
     memo_key = (window_s, tuple(relevant), charges)
-    own, single, earlier = (timing.memo(("own", *memo_key), lambda: _own_prior(
+    own, single = (timing.memo(("own", *memo_key), lambda: _own_prior(
         timing, relevant, rel_pmfs[: len(relevant)], window_s)) if sliding
-        else (np.ones(1), False, None))
+        else (np.ones(1), False))
     # Only a failure without retries aborts a turn often enough to thin the load.
     hist, counts = (timing.memo(("prior", tuple(relevant)),
                                 lambda: _prior_launches(timing, relevant))
@@ -2439,7 +2401,7 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
         rest * window_s / h, [(exact[col_ids[j]] * window_s, rel_pmfs[j]) for j in missed])
     return _Parts(load, folded, cross, mu_units, calls_per_turn, events_per_turn, dict(
         h=h, q_lat=q_lat, window_s=window_s, sliding=sliding, clump_pmf=clump,
-        call_pmf=call_pmf, own_pmf=own, single_launches=single, earlier_pmf=earlier,
+        call_pmf=call_pmf, own_pmf=own, single_launches=single,
         retry=retry, size_bias=kappa,
         prior_hist=hist, prior_counts=counts,
         fail_odds=_fail_odds(fine, fine_call, launches, is_requests),
@@ -2468,14 +2430,6 @@ class _SessionArgs:
 # Switches for ablations (the accuracy benchmark's before/after): the session law of the
 # window count, and the first refused instants of aborted turns in fixed windows.
 _SESSION_LAW = True
-# A fan-out's loss log truncating the others' count with its session's earlier units
-# (:meth:`ClumpWindowModel._fan_loss_share`). Off: closer on most fan-out logs of the
-# hunt (hunt-146 70 -> 73 vs simulated 75 [73-78], the 1-3-1 TPM row over a sliding
-# 60 s log with SDK retries 169 -> 173 vs 175 [173-178]) but optimistic where a large
-# fan-out admitted in part fills the log to its brim at small N (hunt-050's 31-call
-# fan-outs: 11 -> 12 vs 11 [11-12], +9 %; hunt-131 40 -> 45 vs 41 [38-45]), which the
-# product form's truncated state does not hold.
-_EARLIER_TRUNCATED = False
 ABORT_SAVING = True
 # Seed of the input tokens drawn for the session law's launches (the latencies' draws,
 # outputs included, are the timing sample's).
@@ -3441,7 +3395,7 @@ def _fail_odds(pmfs: list[NDArray[np.float64]], call_pmf: NDArray[np.float64],
 
 
 def _own_prior(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.float64]],
-               w: float) -> tuple[NDArray[np.float64], bool, NDArray[np.float64] | None]:
+               w: float) -> tuple[NDArray[np.float64], bool]:
     """Units of an arriving call's own session already in its trailing window (Palm view),
     and whether every launch is a single call (no batch-mates: see
     :attr:`ClumpWindowModel.single_launches`).
@@ -3475,7 +3429,7 @@ def _own_prior(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.fl
     # with probability 1/(T + 1), counted in its own charge (as one batch-mate's).
     e_idx, j_idx = np.nonzero(rc.reshape(n * g, -1) > 0)
     if e_idx.size == 0:
-        return np.ones(1), False, None
+        return np.ones(1), False
     tcount = ties.ravel()[e_idx].astype(np.int64)
     reps = tcount + 1
     if reps.min() == reps.max():
@@ -3496,12 +3450,9 @@ def _own_prior(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.fl
         out = np.bincount(lat, weights=mass)
     total = float(rc.sum())
     if total <= 0:
-        return np.ones(1), False, None
-    # The same launches' earlier units alone (the batch-mates ahead left out).
-    before = np.bincount(np.rint(prior.ravel()[e_idx]).astype(np.int64),
-                         weights=rc.reshape(n * g, -1)[e_idx, j_idx])
+        return np.ones(1), False
     # Single launches only (no batch-mates): every own unit is an earlier launch.
-    return out / total, not tcount.any(), before / total
+    return out / total, not tcount.any()
 
 
 __all__ = ["ClumpWindowModel", "RetryModel", "attempts_per_call", "build"]
