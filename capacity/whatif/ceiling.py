@@ -660,8 +660,17 @@ def _size_plain(profile: Profile, wl: Workload, cyc: CycleTime, sessions: int,
                              sessions).loss_fraction)
 
     # A constraint's own ceiling by its limit: the ones kept, and sizes met again across
-    # the steps, are searched once.
+    # the steps, are searched once. The copies at a limit are made once too (the models
+    # the joint rule builds are cached by the constraint object).
     ceilings: dict[tuple[str, float], ConstraintResult] = {}
+    copies: dict[tuple[str, float], Constraint] = {}
+
+    def at_limit(name: str, c: Constraint, limit: float) -> Constraint:
+        if limit == c.limit:
+            return c
+        if (name, limit) not in copies:
+            copies[name, limit] = dataclasses.replace(c, limit=limit)
+        return copies[name, limit]
 
     def ceiling_at(dims: tuple[DimensionSize, ...]) -> int:
         # The joint burst-aware ceiling alone (no pacer, latency target or sensitivity:
@@ -671,8 +680,7 @@ def _size_plain(profile: Profile, wl: Workload, cyc: CycleTime, sessions: int,
                   for d in dims if d.raise_needed}
         if not limits:
             return sessions
-        cs = [dataclasses.replace(c, limit=limits.get(name, c.limit))
-              for name, c in active.items()]
+        cs = [at_limit(name, c, limits.get(name, c.limit)) for name, c in active.items()]
         for c in cs:
             if (c.name, c.limit) not in ceilings:
                 ceilings[c.name, c.limit] = constraint_ceiling(
