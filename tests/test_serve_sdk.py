@@ -131,6 +131,22 @@ def test_models_list_and_unknown_model_is_404() -> None:
         assert e2.value.param == "messages[0].content"
 
 
+def test_models_retrieve_in_both_sdks() -> None:
+    # `models.retrieve` (GET /v1/models/{id}) was an "unknown path" 404 even for a model
+    # the profile serves, and an OpenAI-shaped one for the Anthropic SDK.
+    with serving() as srv, _oai(srv, max_retries=0) as client, anthropic.Anthropic(
+            base_url=srv.url, api_key="mock", max_retries=0) as ant:
+        m = client.models.retrieve(GPT)
+        assert m.id == GPT and m.object == "model"
+        with pytest.raises(openai.NotFoundError) as e:
+            client.models.retrieve("nope")
+        assert e.value.code == "model_not_found" and e.value.param == "model"
+        assert ant.models.retrieve(CLAUDE).id == CLAUDE
+        with pytest.raises(anthropic.NotFoundError) as e2:
+            ant.models.retrieve("nope")
+        assert e2.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
+
+
 def test_azure_deployment_maps_to_quota() -> None:
     prof = profile(rpm=2, window="60s")
     with serving(prof, clock=ManualClock(0.0), time_scale=60_000) as srv, \

@@ -7,10 +7,11 @@ Routes
 * ``POST /openai/deployments/{deployment}/chat/completions?api-version=…`` — Azure: the
   deployment names a deployment or model of the profile (or, as before fleets, a quota:
   its first model answers);
-* ``POST /v1/messages`` — Anthropic Messages;
+* ``POST /v1/messages`` — Anthropic Messages (the ``anthropic-version`` header required,
+  any value, as the real API requires it);
 * ``POST /v1/responses`` — OpenAI Responses;
-* ``GET /v1/models`` — the profile's models (Anthropic's shape when the request carries
-  ``anthropic-version``);
+* ``GET /v1/models``, ``GET /v1/models/{model}`` — the profile's models, one model
+  (Anthropic's shape when the request carries ``anthropic-version``);
 * ``GET /metrics`` (Prometheus text), ``POST /admin/reset`` (fresh quota state; with
   ``?metrics=true`` also zero the counters), ``GET /health``.
 
@@ -275,6 +276,23 @@ class MockProvider:
                 for m in names]}
         return web.Response(body=dumps(data), content_type="application/json")
 
+    async def model(self, request: web.Request) -> web.Response:
+        """``GET /v1/models/{model}``: one of the profile's models (the SDKs'
+        ``models.retrieve``), or a 404 in the dialect the client speaks."""
+        name = request.match_info["model"]
+        p = self.profile
+        anthropic = "anthropic-version" in request.headers
+        if name not in (*p.models, *p.deployments, *p.routes):
+            err = (ApiError(404, f"model: {name}") if anthropic else
+                   ApiError(404, f"The model '{name}' does not exist", param="model",
+                            code="model_not_found"))
+            return self._error("anthropic" if anthropic else "openai", err, request)
+        data: dict[str, Any] = (
+            {"type": "model", "id": name, "display_name": name,
+             "created_at": "2026-01-01T00:00:00Z"} if anthropic else
+            {"id": name, "object": "model", "created": 0, "owned_by": "capacity-mock"})
+        return web.Response(body=dumps(data), content_type="application/json")
+
     async def metrics_text(self, request: web.Request) -> web.Response:
         """``GET /metrics``."""
         return web.Response(text=self.metrics.render(), content_type="text/plain",
@@ -355,6 +373,12 @@ class MockProvider:
                 raise bad("api-version", "the api-version query parameter (?api-version=) "
                           "is required for all requests")
             body, size = await self._body(request)
+            if ep.module is anthropic_messages and \
+                    not request.headers.get("anthropic-version", "").strip():
+                # The real API refuses a request without it (any version string is
+                # accepted here: SDKs send newer ones); a client that forgot it must not
+                # pass against the mock and fail against the provider.
+                raise bad("anthropic-version", "header is required")
             if ep.module is openai_chat:
                 parsed = openai_chat.parse(body, model=deployment)
             else:
@@ -801,6 +825,7 @@ def build_app(provider: MockProvider) -> web.Application:
     app.router.add_post("/v1/messages", provider.messages)
     app.router.add_post("/v1/responses", provider.responses)
     app.router.add_get("/v1/models", provider.models)
+    app.router.add_get("/v1/models/{model}", provider.model)
     app.router.add_get("/metrics", provider.metrics_text)
     app.router.add_post("/admin/reset", provider.reset)
     app.router.add_get("/health", provider.health)
