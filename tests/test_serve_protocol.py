@@ -50,6 +50,12 @@ CHAT_CASES: list[tuple[Any, int, str]] = [
     ({**OK_CHAT, "max_tokens": 0}, 400, "max_tokens"),
     ({**OK_CHAT, "max_completion_tokens": 1.5}, 400, "max_completion_tokens"),
     ({**OK_CHAT, "stream_options": []}, 400, "stream_options"),
+    # OpenAI refuses these; the mock answered 200 (a client bug seen only in production).
+    ({**OK_CHAT, "stream_options": {"include_usage": True}}, 400, "stream_options"),
+    ({**OK_CHAT, "stream": False, "stream_options": {"include_usage": True}}, 400,
+     "stream_options"),
+    ({**OK_CHAT, "tools": []}, 400, "tools"),
+    ({**OK_CHAT, "tools": [WEATHER_TOOL] * 129}, 400, "tools"),
     ({**OK_CHAT, "model": "gpt-unknown"}, 404, "model"),
     ([1, 2, 3], 400, "body"),
 ]

@@ -4,7 +4,8 @@ Accepts what the official SDK and LangChain's ``ChatOpenAI`` send: ``system`` an
 ``developer`` roles, ``tool`` messages, assistant ``tool_calls`` with ``content: null``,
 ``tools`` / ``tool_choice`` (``none | auto | required | {"type": "function", ...}``),
 ``parallel_tool_calls``, ``max_tokens`` and ``max_completion_tokens`` (the smaller wins
-when both are sent), ``stream`` with ``stream_options.include_usage``. Unknown fields
+when both are sent), ``stream`` with ``stream_options.include_usage`` (refused without
+``stream``, as are ``tools`` outside 1..128: OpenAI refuses them). Unknown fields
 (temperature, seed, ...) are accepted and ignored, as a provider would.
 
 Streams follow the recorded wire format: a first chunk with ``role``, content (or
@@ -20,7 +21,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from capacity.serve.behaviour import text_of
-from capacity.serve.errors import bad
+from capacity.serve.errors import ApiError, bad
 from capacity.serve.history import Reply, ToolDef, TurnView, new_id
 from capacity.serve.wire import (
     Parsed,
@@ -35,6 +36,7 @@ from capacity.serve.wire import (
 )
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+MAX_TOOLS = 128  # OpenAI refuses more tools in one request (array_above_max_length)
 
 
 def parse(body: Any, *, model: str | None = None) -> Parsed:
@@ -63,6 +65,8 @@ def parse(body: Any, *, model: str | None = None) -> Parsed:
     include_usage = False
     if so is not None:
         check_type(so, dict, "stream_options", "an object")
+        if not stream:  # as OpenAI: a non-streaming request must not carry it
+            raise bad("stream_options", "only allowed when 'stream' is enabled")
         include_usage = opt_bool(so, "include_usage", False)
     caps = [c for c in (opt_positive_int(body, "max_tokens"),
                         opt_positive_int(body, "max_completion_tokens")) if c is not None]
@@ -116,6 +120,13 @@ def _tools(raw: Any) -> tuple[ToolDef, ...]:
     if raw is None:
         return ()
     check_type(raw, list, "tools", "an array")
+    # OpenAI's own bounds: `[] is too short - 'tools'`, at most 128 tools.
+    if not raw:
+        raise bad("tools", "[] is too short: give at least one tool or leave 'tools' out")
+    if len(raw) > MAX_TOOLS:
+        raise ApiError(400, f"tools: array too long. Expected an array with maximum length "
+                       f"{MAX_TOOLS}, but got an array with length {len(raw)} instead.",
+                       param="tools", code="array_above_max_length")
     out = []
     for i, t in enumerate(raw):
         p = f"tools[{i}]"
