@@ -208,14 +208,29 @@ def test_garbage_target_is_one_line_exit_2(tmp_path: Path, answer: str) -> None:
     assert "Traceback" not in r.stderr
 
 
-def test_lag_guard_refuses_to_report(tmp_path: Path, mock: ServerThread) -> None:
+def test_time_scale_other_than_the_mocks_is_one_line_exit_2(tmp_path: Path,
+                                                           mock: ServerThread) -> None:
+    # The mock runs at K = 40; a load generator at K = 20 read every latency and window
+    # twice too long and printed the result (exit 0): a silently wrong measurement.
+    r = _cli(str(_write_small(tmp_path)), "--target", mock.url, "--sessions", "2",
+             "--duration", "20s", "--warmup", "0s", "--time-scale", "20", "--no-predict",
+             "--seed", "1")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    err = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1 and "--time-scale 20, but the target runs at --time-scale 40" \
+        in err[0], r.stderr
+    assert r.stdout == "" and "Traceback" not in r.stderr
+
+
+def test_lag_guard_refuses_to_report(tmp_path: Path) -> None:
     """At K = 20000 the smallest window (10 s) is 0.5 ms of wall time: no event loop keeps
     time to 0.05 ms, so the run is refused (exit 1) instead of printed — by the load
     generator's own lag guard, or, when the machine is busy enough that the mock's loop
     lags first, by the guard on the target's reported lag (both are that refusal)."""
-    r = _cli(str(_write_small(tmp_path)), "--target", mock.url, "--sessions", "2",
-             "--duration", "2000s", "--warmup", "0s", "--time-scale", "20000",
-             "--no-predict", "--seed", "1")
+    with ServerThread(_small(), ServeOptions(time_scale=20000, seed=5)) as fast:
+        r = _cli(str(_write_small(tmp_path)), "--target", fast.url, "--sessions", "2",
+                 "--duration", "2000s", "--warmup", "0s", "--time-scale", "20000",
+                 "--no-predict", "--seed", "1")
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert r.stdout == "", r.stdout
     assert ("event-loop lag too high" in r.stderr

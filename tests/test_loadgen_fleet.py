@@ -311,10 +311,11 @@ def test_cli_fleet_run_beside_the_simulators_prediction(
     assert spill["measured"] > 0 and spill["predicted"] > 0
     assert set(pt["predicted"]["deployments"]) == {"ptu", "paygo", "mini"}
     # The rendering (a lighter run: K = 20 keeps the lag guard's limit at 50 ms on a busy
-    # machine).
-    text = _cli(str(path), "--target", priority_mock.url, "--sessions", "10",
-                "--time-scale", "20", "--duration", "60s", "--warmup", "0s", "--seed", "4",
-                "--no-predict")
+    # machine), against a mock at that K (the load generator refuses another).
+    with ServerThread(_prof(spec(PRIORITY)), ServeOptions(time_scale=20, seed=3)) as slow:
+        text = _cli(str(path), "--target", slow.url, "--sessions", "10",
+                    "--time-scale", "20", "--duration", "60s", "--warmup", "0s", "--seed",
+                    "4", "--no-predict")
     assert text.returncode == 0, text.stderr
     assert "per deployment" in text.stdout and "spilled at once" in text.stdout
 

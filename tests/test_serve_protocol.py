@@ -329,8 +329,8 @@ def test_metrics_format_and_reset(srv: Any, http: Any) -> None:
     http.post("/v1/chat/completions", json=OK_CHAT, headers={"x-stainless-retry-count": "9"})
     assert metric_sum(metrics(srv.url), "capacity_mock_retry_count_seen_total",
                       retry="6+") >= 1
-    assert http.post("/admin/reset?metrics=true").json() == {"reset": True,
-                                                             "metrics_reset": True}
+    assert http.post("/admin/reset?metrics=true").json() == {
+        "reset": True, "metrics_reset": True, "time_scale": 100.0}
     m = metrics(srv.url)
     assert metric_sum(m, "capacity_mock_requests_total") == 0
     assert math.isclose(m["capacity_mock_retries_seen_total"], 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from collections.abc import Callable
@@ -207,14 +208,16 @@ def steady_start(profile: Profile, sessions: int, seed: int) -> dict[str, float]
     return bucket_start(profile, sessions, u)
 
 
-def reset_target(target: str, deficit: dict[str, float], timeout_s: float = 10.0
-                 ) -> str | None:
+def reset_target(target: str, deficit: dict[str, float], timeout_s: float = 10.0,
+                 time_scale: float | None = None) -> str | None:
     """``POST /admin/reset`` to the target before an N: ``capacity serve`` then starts from
     a fresh quota state with its token buckets at the simulator's steady-state start
     (``deficit``), so no N inherits the previous one's state and both sides start alike.
 
     Returns a note when the target has no such endpoint (not ``capacity serve``: its state
-    is what it is); raises :class:`TargetError` when it cannot be reached.
+    is what it is); raises :class:`TargetError` when it cannot be reached, or when it
+    reports a time scale other than ``time_scale`` (every latency, window and retry-after
+    would be read K-fold wrong: a silently wrong measurement).
     """
     import aiohttp
 
@@ -231,11 +234,31 @@ def reset_target(target: str, deficit: dict[str, float], timeout_s: float = 10.0
     except (aiohttp.ClientError, OSError, TimeoutError) as e:
         raise TargetError(f"cannot reach the target {target}: {e}") from None
     if status == 200:
+        _check_time_scale(body, time_scale)
         return None
     if status == 400:
         raise TargetError(f"the target refused the quota reset: {body[:200]!r}")
     return (f"the target has no POST /admin/reset (HTTP {status}): its quota state was not "
             "reset between N values")
+
+
+def _check_time_scale(body: bytes, time_scale: float | None) -> None:
+    """Refuse a target whose reset answer names another ``time_scale`` (capacity serve's
+    ``--time-scale``); a target that names none is taken as it is."""
+    from .protocol import TargetError
+
+    if time_scale is None:
+        return
+    try:
+        theirs = json.loads(body).get("time_scale")
+    except (ValueError, AttributeError):
+        return
+    if isinstance(theirs, bool) or not isinstance(theirs, int | float):
+        return
+    if not math.isclose(float(theirs), time_scale, rel_tol=1e-9):
+        raise TargetError(f"--time-scale {time_scale:g}, but the target runs at --time-scale "
+                          f"{float(theirs):g}: give both the same K (every latency, window "
+                          "and retry-after would be read K-fold wrong)")
 
 
 _MOCK_LAG = "capacity_mock_event_loop_lag_seconds{quantile=\"0.99\"}"
@@ -377,7 +400,8 @@ def _grid(profile: Profile, cfg: LoadtestConfig, grid: list[int], result: Loadte
                 why = f"token buckets start full (no steady-state start): {e}"
                 if why not in result.notes:
                     result.notes.append(why)
-            note = reset_target(normalise_target(cfg.target, cfg.provider), deficit)
+            note = reset_target(normalise_target(cfg.target, cfg.provider), deficit,
+                                time_scale=cfg.time_scale)
             if note is not None and note not in result.notes:
                 result.notes.append(note)
         if cfg.engine == "locust":

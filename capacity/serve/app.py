@@ -327,7 +327,10 @@ class MockProvider:
         zero = request.query.get("metrics", "").lower() in ("1", "true", "yes")
         if zero:
             self.metrics.reset()
-        return web.Response(body=dumps({"reset": True, "metrics_reset": zero}),
+        # The time scale too: a load generator run at another K would read every latency
+        # and window K-fold wrong, and checks it here (capacity.loadgen.runner).
+        return web.Response(body=dumps({"reset": True, "metrics_reset": zero,
+                                        "time_scale": self.k}),
                             content_type="application/json")
 
     async def health(self, request: web.Request) -> web.Response:
