@@ -222,6 +222,15 @@ def test_time_scale_other_than_the_mocks_is_one_line_exit_2(tmp_path: Path,
     assert r.stdout == "" and "Traceback" not in r.stderr
 
 
+def test_no_turn_measured_prints_dashes_not_nan(tmp_path: Path, mock: ServerThread) -> None:
+    # A 1 ms interval holds no turn start: the progress line said "p95 nans".
+    r = _cli(str(_write_small(tmp_path)), "--target", mock.url, "--sessions", "1",
+             "--duration", "1ms", "--warmup", "0s", "--time-scale", str(K), "--no-predict",
+             "--seed", "1")
+    assert r.returncode == 0, r.stderr
+    assert "N=1: 429 —, p95 —, 0.0 calls/min" in r.stderr and "nan" not in r.stderr
+
+
 def test_lag_guard_refuses_to_report(tmp_path: Path) -> None:
     """At K = 20000 the smallest window (10 s) is 0.5 ms of wall time: no event loop keeps
     time to 0.05 ms, so the run is refused (exit 1) instead of printed — by the load

@@ -215,8 +215,9 @@ def loadtest(
 
     def progress(point: Any) -> None:
         m = point.measured
+        p95 = _f(m["turn_latency_p95_s"])  # "—", not "nans", when no turn was measured
         err_console.print(f"  N={point.sessions}: 429 {_pct(m['attempt_429_fraction'])}, "
-                          f"p95 {m['turn_latency_p95_s']:.1f}s, "
+                          f"p95 {p95}{'s' if p95 != '—' else ''}, "
                           f"{m['goodput_calls_per_min']:.1f} calls/min", highlight=False)
 
     try:
