@@ -312,6 +312,18 @@ def test_quota_from_copies_quotas_retry_and_targets(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "none of its quotas covers a model" in bad.stderr
 
 
+def test_report_format_follows_its_name(tmp_path: Path) -> None:
+    # A PNG was written whatever the name (--report fit.txt: a .txt holding a PNG).
+    path = _synth(tmp_path, Path("profiles/web-research.yaml"), 20, 10)
+    txt = tmp_path / "fit.txt"
+    r = _run_cli(str(path), "--report", str(txt))
+    assert r.returncode == 2 and not txt.exists() and r.stdout == ""
+    assert r.stderr.strip() == f"error: --report {txt}: give a file ending in .png, .svg or .pdf"
+    svg = tmp_path / "fit.svg"
+    assert _run_cli(str(path), "--report", str(svg)).returncode == 0
+    assert b"<svg" in svg.read_bytes()[:1000]
+
+
 # -- streaming --------------------------------------------------------------------------------
 
 

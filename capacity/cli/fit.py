@@ -39,8 +39,8 @@ def fit_command(
         "--output", "-o", help="Write the profile here (default: stdout).",
         show_default=False)] = None,
     report: Annotated[Path | None, typer.Option(
-        "--report", help="Draw fitted vs observed distributions into this PNG (needs "
-        "matplotlib).", show_default=False)] = None,
+        "--report", help="Draw fitted vs observed distributions into this image (.png, .svg "
+        "or .pdf; needs matplotlib).", show_default=False)] = None,
     pacing: Annotated[Pacing, typer.Option(
         "--pacing", help="think_time (closed loop) or cadence; auto: the one independent of "
         "turn latency.")] = Pacing.auto,
@@ -59,6 +59,10 @@ def fit_command(
     """
     from capacity.cli.app import _fail, _run, err_console
 
+    if report is not None and report.suffix.lower() not in (".png", ".svg", ".pdf"):
+        # The image format follows the name: a PNG written to report.txt was a silent
+        # surprise.
+        raise _fail(f"--report {report}: give a file ending in .png, .svg or .pdf")
     if report is not None and not report.parent.exists():
         raise _fail(f"--report: directory {report.parent} does not exist")
     if output is not None and not output.parent.exists():

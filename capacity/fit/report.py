@@ -67,5 +67,5 @@ def draw_report(res: FitResult, path: Path, title: str = "capacity fit") -> None
     fig.suptitle(f"{title}: {res.sessions:,} sessions, {res.turns:,} turns, {res.calls:,} calls "
                  "— observed ECDF (black) vs fitted cdf (blue)", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    fig.savefig(path, dpi=90, format="png")
+    fig.savefig(path, dpi=90, format=Path(path).suffix.lower().lstrip(".") or "png")
     plt.close(fig)
