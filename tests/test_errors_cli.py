@@ -1,0 +1,25 @@
+"""Defects found by a new user's error hunt over the shipped CLI, each pinned by the
+command that showed it (real processes: what a user types, exit code and streams)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "capacity", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_check_simulate_that_was_not_simulated_says_so() -> None:
+    # A quota too large to simulate: the simulation is skipped and the burst-aware figure
+    # stands. `check --method simulate` printed that figure as "(simulate)" (JSON
+    # "method": "simulate") with no word of the skip.
+    r = _cli("check", "web-research", "--set", "quotas.deployment.rpm=1e12", "--sessions",
+             "5", "--method", "simulate", "--seed", "1", "-q", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["method"] == "analytic" and out["ceiling"] > 10**11
+    assert r.stderr.startswith("note: Not simulated:") and "burst-aware figure" in r.stderr
