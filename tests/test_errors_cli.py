@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+from .conftest import ROOT
+
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "capacity", *args], capture_output=True,
@@ -23,3 +25,17 @@ def test_check_simulate_that_was_not_simulated_says_so() -> None:
     out = json.loads(r.stdout)
     assert out["method"] == "analytic" and out["ceiling"] > 10**11
     assert r.stderr.startswith("note: Not simulated:") and "burst-aware figure" in r.stderr
+
+
+def test_validate_reads_standard_input_once() -> None:
+    # `validate - -` read stdin twice: the second '-' met an empty stream and was reported
+    # as "file is empty"; and the valid one was named '-' where errors say '<stdin>'.
+    text = (ROOT / "profiles" / "web-research.yaml").read_text(encoding="utf-8")
+    r = subprocess.run([sys.executable, "-m", "capacity", "validate", "-", "-"], input=text,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip() == ("error: '-' (standard input) given more than once; it can "
+                                "be read only once")
+    r = subprocess.run([sys.executable, "-m", "capacity", "validate", "-"], input=text,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.startswith("ok: <stdin>: web-research"), r.stdout

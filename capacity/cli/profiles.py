@@ -49,6 +49,12 @@ def validate_files(paths: list[Path], merge: bool, overrides: list[str] | None) 
     code: 0 when all are valid, 2 otherwise."""
     import typer
 
+    if not merge and sum(str(p) == "-" for p in paths) > 1:
+        # Standard input is read once: a second '-' met an empty stream and was reported
+        # as an empty profile.
+        from capacity.cli.common import _fail
+
+        raise _fail("'-' (standard input) given more than once; it can be read only once")
     stacks = [paths] if merge else [[p] for p in paths]
     failed = 0
     for stack in stacks:
@@ -59,7 +65,8 @@ def validate_files(paths: list[Path], merge: bool, overrides: list[str] | None) 
             continue
         n_turns = sum(1 for _ in profile.all_turns())
         n_q = len(profile.quotas)
-        where = " + ".join(str(p) for p in resolve_paths(stack)) if merge else str(stack[0])
+        where = " + ".join("<stdin>" if str(p) == "-" else str(p)  # as errors name it
+                           for p in (resolve_paths(stack) if merge else stack))
         extra = "".join(
             f", {n} {what}{'s' * (n != 1)}" for n, what in (
                 (len(profile.populations) + 1 if profile.populations else 0, "population"),
