@@ -39,3 +39,16 @@ def test_validate_reads_standard_input_once() -> None:
     r = subprocess.run([sys.executable, "-m", "capacity", "validate", "-"], input=text,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.startswith("ok: <stdin>: web-research"), r.stdout
+
+
+def test_a_shipped_overlay_alone_says_to_put_a_profile_first() -> None:
+    # `capacity profiles` lists overlays beside profiles and says "use a name where a path
+    # is expected"; `capacity ceiling second-deployment` then failed with a bare
+    # "session: required key is missing".
+    r = _cli("ceiling", "second-deployment", "--method", "analytic")
+    assert r.returncode == 2 and r.stdout == ""
+    assert len(r.stderr.splitlines()) == 1
+    assert "session: required key is missing ('second-deployment' is a what-if overlay, " \
+        "not a profile: name a profile first, e.g. web-research second-deployment)" \
+        in r.stderr
+    assert _cli("validate", "web-research", "second-deployment", "--merge").returncode == 0

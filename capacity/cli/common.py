@@ -156,6 +156,10 @@ def load(paths: Sequence[Path | str], overrides: Sequence[str] | None) -> Profil
             with _stdin_as_file(resolve_paths(paths)) as files:
                 return load_profile(files, list(overrides or ()))
         except ProfileError as e:
+            hint = _overlay_first_hint(paths)
+            if hint and e.rule != "no such file":
+                raise ProfileError(e.rule + hint, source=e.source, line=e.line,
+                                   path=e.path) from None
             if e.rule != "no such file" or e.line is not None or "/" in e.source \
                     or "\\" in e.source:
                 raise  # a path, not a name: "no such file" says it all
@@ -163,6 +167,19 @@ def load(paths: Sequence[Path | str], overrides: Sequence[str] | None) -> Profil
                                source=e.source) from None
 
     return _run(go)
+
+
+def _overlay_first_hint(paths: Sequence[Path | str]) -> str:
+    """When the first name is a shipped overlay (listed beside the profiles by
+    ``capacity profiles``), why a profile built on it fails: say to put a profile first."""
+    from capacity.profile.shipped import find, resolve
+
+    first = str(paths[0]) if paths else "-"
+    found = find(first) if resolve(first) != first else None
+    if found is None or found.kind != "overlay":
+        return ""
+    return (f" ({found.name!r} is a what-if overlay, not a profile: name a profile first, "
+            f"e.g. web-research {found.name})")
 
 
 def _shipped_hint(name: str) -> str:
