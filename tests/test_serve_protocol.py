@@ -208,6 +208,16 @@ class Tree(BaseModel):
     children: list[Tree] = []
 
 
+class Booking(BaseModel):
+    # Patterns none of the placeholders match and no example gives: the mock sent
+    # 'mock code', which pydantic refuses (the agent's tool call fails).
+    code: str = Field(pattern=r"^[0-9]{3}-[a-z]{2}$")
+    day: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    ticker: str = Field(pattern=r"^[A-Z]{1,5}$", min_length=3)
+    slot: str = Field(pattern=r"^(?:[01]\d|2[0-3]):[0-5]\d$")
+    key: str = Field(pattern=r"^sk-[A-Za-z0-9]{8}$")
+
+
 class Order(BaseModel):
     items: list[Item] = Field(min_length=2)
     priority: Literal["low", "high"]
@@ -221,6 +231,7 @@ SCHEMAS: list[dict[str, Any]] = [
     WEATHER_TOOL["function"]["parameters"],
     Order.model_json_schema(),
     Tree.model_json_schema(),
+    Booking.model_json_schema(),
     {"type": "object", "properties": {
         "n": {"type": "integer", "exclusiveMinimum": 10, "multipleOf": 7},
         "s": {"type": "string", "minLength": 12, "maxLength": 14, "format": "email"},
@@ -247,6 +258,10 @@ def test_arguments_valid_against_schema(schema: dict[str, Any]) -> None:
     args = arguments_for(schema)
     assert isinstance(args, dict)
     jsonschema.validate(args, schema, format_checker=jsonschema.FormatChecker())
+
+
+def test_pattern_arguments_pass_pydantic() -> None:
+    Booking.model_validate(arguments_for(Booking.model_json_schema()))
 
 
 def test_pydantic_accepts_generated_order() -> None:

@@ -13,9 +13,10 @@ LangChain parses them with ``json.loads`` and validates them against the tool's 
   ``uniqueItems``, numbers honour bounds and ``multipleOf``, strings honour
   ``minLength`` / ``maxLength`` and common ``format`` values.
 
-``pattern`` is honoured only for the candidates tried (the property name, a few
-placeholders): a regex is not inverted. Recursive schemas stop at ``max_depth`` with the
-smallest value the branch allows.
+``pattern``: the placeholders (the property name, a few others) when one matches, else a
+string walked from the regex itself (the shortest it allows; lookarounds and
+backreferences followed loosely, the result checked against the regex). Recursive schemas
+stop at ``max_depth`` with the smallest value the branch allows.
 """
 
 from __future__ import annotations
@@ -50,6 +51,123 @@ _FORMATS: dict[str, str] = {
 MAX_SIZE = 1000
 
 _TYPE_ORDER = ("object", "string", "integer", "number", "boolean", "array", "null")
+
+
+class _Unsupported(Exception):
+    """A regex construct :func:`from_regex` does not follow."""
+
+
+# Characters tried, in order, for a character class: readable ones first.
+_CHAR_POOL = "a0A_x -.:/@" + "".join(chr(i) for i in range(33, 127))
+
+
+def _sre(name: str) -> Any:
+    """``re._parser`` / ``re._constants``: the stdlib's own regex parser and opcodes
+    (private, untyped; ``sre_parse`` is their deprecated public alias)."""
+    import importlib
+
+    return importlib.import_module(f"re.{name}")
+
+
+def _char_matches(ch: str, items: list[tuple[Any, Any]]) -> bool:
+    """Whether ``ch`` is in a parsed character class (items of ``re``'s parser)."""
+    k = _sre("_constants")
+    o = ord(ch)
+    for op, av in items:
+        if op is k.LITERAL and o == av:
+            return True
+        if op is k.RANGE and av[0] <= o <= av[1]:
+            return True
+        if op is k.CATEGORY:
+            word = ch.isalnum() or ch == "_"
+            hit = {k.CATEGORY_DIGIT: ch.isdigit(), k.CATEGORY_NOT_DIGIT: not ch.isdigit(),
+                   k.CATEGORY_SPACE: ch.isspace(), k.CATEGORY_NOT_SPACE: not ch.isspace(),
+                   k.CATEGORY_WORD: word, k.CATEGORY_NOT_WORD: not word}.get(av)
+            if hit is None:
+                raise _Unsupported(str(av))
+            if hit:
+                return True
+        if op not in (k.LITERAL, k.RANGE, k.CATEGORY, k.NEGATE):
+            raise _Unsupported(str(op))
+    return False
+
+
+def from_regex(pattern: str, min_length: int = 0) -> str | None:
+    """A short string that ``pattern`` matches, its repeats lengthened toward
+    ``min_length`` characters; None when the regex uses a construct not followed
+    (the caller checks the result against the compiled regex either way)."""
+    k = _sre("_constants")
+    try:
+        tree = _sre("_parser").parse(pattern)
+    except (re.error, RecursionError, OverflowError, ValueError):
+        return None
+    groups: dict[int, str] = {}
+    need = [min_length]
+
+    def in_char(items: list[tuple[Any, Any]]) -> str:
+        negate = bool(items) and items[0][0] is k.NEGATE
+        rest = items[1:] if negate else items
+        for ch in _CHAR_POOL:
+            if _char_matches(ch, rest) != negate:
+                return ch
+        if not negate:  # a class of characters outside the pool (CJK, a control range)
+            op, av = rest[0]
+            if op is k.LITERAL:
+                return chr(av)
+            if op is k.RANGE:
+                return chr(av[0])
+        raise _Unsupported("class")
+
+    def gen(seq: Any, depth: int = 0) -> str:
+        if depth > 50:
+            raise _Unsupported("depth")
+        out: list[str] = []
+        for op, av in seq:
+            if op is k.LITERAL:
+                out.append(chr(av))
+            elif op is k.NOT_LITERAL:
+                out.append("a" if av != ord("a") else "b")
+            elif op is k.ANY:
+                out.append("a")
+            elif op is k.IN:
+                out.append(in_char(av))
+            elif op in (k.MAX_REPEAT, k.MIN_REPEAT, k.POSSESSIVE_REPEAT):
+                lo_n, hi_n, sub = av
+                if lo_n > MAX_SIZE * 100:
+                    raise _Unsupported("repeat")
+                parts = [gen(sub, depth + 1) for _ in range(lo_n)]
+                n = lo_n
+                while need[0] - sum(map(len, out)) - sum(map(len, parts)) > 0 and n < hi_n \
+                        and n < MAX_SIZE * 100:
+                    piece = gen(sub, depth + 1)
+                    if not piece:
+                        break
+                    parts.append(piece)
+                    n += 1
+                out.append("".join(parts))
+            elif op is k.SUBPATTERN:
+                text = gen(av[3], depth + 1)
+                if av[0]:
+                    groups[av[0]] = text
+                out.append(text)
+            elif op is k.ATOMIC_GROUP:
+                out.append(gen(av, depth + 1))
+            elif op is k.BRANCH:
+                out.append(gen(av[1][0], depth + 1))
+            elif op is k.GROUPREF:
+                out.append(groups.get(av, ""))
+            elif op is k.GROUPREF_EXISTS:
+                out.append(gen(av[1] if av[0] in groups else (av[2] or []), depth + 1))
+            elif op in (k.AT, k.ASSERT, k.ASSERT_NOT):
+                continue  # anchors and lookarounds take no characters
+            else:
+                raise _Unsupported(str(op))
+        return "".join(out)
+
+    try:
+        return gen(tree)
+    except (_Unsupported, RecursionError, ValueError, OverflowError):
+        return None
 
 
 def resolve_ref(root: dict[str, Any], ref: str) -> dict[str, Any]:
@@ -265,6 +383,14 @@ class _Gen:
                 c = c[:hi]
             if rx is None or rx.search(c):
                 return c
+        if rx is not None and pattern is not None:
+            # None of the placeholders matches: walk the regex itself (a tool with a
+            # pattern such as ^[0-9]{3}-[a-z]{2}$ got 'mock code', which the agent's
+            # validation refuses).
+            made = from_regex(pattern, lo)
+            if made is not None and rx.search(made) and len(made) >= lo and (
+                    hi is None or len(made) <= hi):
+                return made
         c = candidates[0] + "x" * max(0, lo - len(candidates[0]))
         return c[:hi] if hi is not None else c
 
