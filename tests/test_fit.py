@@ -68,6 +68,9 @@ def test_request_log_round_trips_and_omits_defaults() -> None:
     (_call(cached_input_tokens=11), "exceeds input_tokens"),
     (_call(colour="red"), "unknown key 'colour'"),
     (_call(ttft=5.0), "longer than the call"),
+    # Read as a failed call before (any status outside 2xx is one), silently.
+    (_call(status=999), "status: expected an HTTP status (100-599), got 999"),
+    (_call(status=0), "status: expected an HTTP status (100-599), got 0"),
 ])
 def test_request_log_rejects_bad_records(record: dict, rule: str) -> None:
     with pytest.raises(RequestLogError, match=re.escape(rule)):

@@ -133,11 +133,14 @@ class CallRecord:
         model = d["model"]
         if not isinstance(model, str) or not model:
             raise RequestLogError(f"model: expected a non-empty string, got {model!r}")
+        status = _count(d, "status", 200)
+        if not 100 <= status <= 599:  # 0 or 999 read as a failed call, silently
+            raise RequestLogError(f"status: expected an HTTP status (100-599), got {status}")
         return cls(
             session=_ident(d, "session"), turn=_ident(d, "turn"), start=start, end=end,
             model=model, input_tokens=inp, output_tokens=_count(d, "output_tokens"),
             cached_input_tokens=cached, max_tokens=max_tokens,
-            status=_count(d, "status", 200), retries=_count(d, "retries", 0), name=name,
+            status=status, retries=_count(d, "retries", 0), name=name,
             ttft=ttft,
         )
 
