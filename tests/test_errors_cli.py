@@ -52,3 +52,12 @@ def test_a_shipped_overlay_alone_says_to_put_a_profile_first() -> None:
         "not a profile: name a profile first, e.g. web-research second-deployment)" \
         in r.stderr
     assert _cli("validate", "web-research", "second-deployment", "--merge").returncode == 0
+
+
+def test_loadtest_agent_template_without_agent_url_is_refused() -> None:
+    # It was silently ignored: the sessions called the LLM endpoint directly.
+    r = _cli("loadtest", "web-research", "--target", "http://127.0.0.1:9", "--sessions", "2",
+             "--agent-template", '{"q": "{message}"}', "--no-predict")
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip() == ("error: --agent-template is the body posted to --agent-url: "
+                                "give --agent-url too")

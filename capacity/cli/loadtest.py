@@ -148,6 +148,10 @@ def loadtest(
         raise _fail(f"--warmup must be ≥ 0, got {warmup!r}")
     if as_json and as_csv:
         raise _fail("give at most one of --json and --csv")
+    if agent_template is not None and agent_url is None:
+        # It was ignored: the sessions called the LLM endpoint directly.
+        raise _fail("--agent-template is the body posted to --agent-url: give --agent-url "
+                    "too")
     if client != Client.raw and time_scale != 1.0:
         raise _fail(f"--client {client.value} runs the SDK's own retries in wall time: it "
                     "needs --time-scale 1")
