@@ -205,6 +205,8 @@ def test_garbage_target_is_one_line_exit_2(tmp_path: Path, answer: str) -> None:
     assert r.returncode == 2, r.stderr
     err = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
     assert len(err) == 1 and "not" in err[0], r.stderr
+    if answer.startswith("{"):  # it read "is not a openai completion"
+        assert "the target's answer is not an OpenAI completion" in err[0], err[0]
     assert "Traceback" not in r.stderr
 
 

@@ -324,7 +324,9 @@ def parse_reply(provider: Provider, data: Any) -> Reply:
                      int(u["completion_tokens"]), int(details.get("cached_tokens") or 0))
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
         shown = json.dumps(data)[:120] if not isinstance(data, str) else data[:120]
-        raise TargetError(f"the target's answer is not a {provider} completion "
+        api = {"openai": "an OpenAI", "azure": "an Azure OpenAI",
+               "anthropic": "an Anthropic"}.get(provider, f"a {provider}")
+        raise TargetError(f"the target's answer is not {api} completion "
                           f"({type(e).__name__}: {e}): {shown}") from None
 
 
