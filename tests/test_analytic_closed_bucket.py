@@ -48,3 +48,37 @@ def test_few_sessions_refuse_less_than_poisson_launches() -> None:
 
 def test_closed_bucket_within_target() -> None:
     assert_profile_accurate(load_profile(PROFILE))
+
+
+MANY = Path(__file__).parent / "data" / "closed-bucket-many-sessions.yaml"
+
+
+def test_many_sessions_keep_the_closed_chain() -> None:
+    # Beyond 40 sessions the young count is held to a band around its mean: the share is
+    # the full chain's (every count kept) to the digits the ceiling can see.
+    from capacity.analytic import bucket
+
+    wl = Workload.from_profile(load_profile(MANY))
+    c = next(x for x in wl.constraints if x.dim == "rpm")
+    model = constraint_model(wl, c, cycle_time(wl).cycle_s)
+    chain = model.chain
+    assert chain is not None and isinstance(chain.closed, ClosedSessions)
+    n = 55
+    lam = n * model.rate_per_session
+    banded = chain.shares(lam, n)["attempt"]
+    poisson = chain.shares(lam)["attempt"]
+    assert banded < 0.8 * poisson
+    _, lo, hi = bucket._closed_band(chain.closed, n)
+    assert 0 < hi - lo < n
+    full = bucket._CLOSED_FULL
+    try:
+        bucket._CLOSED_FULL = n                 # every count kept
+        whole = bucket.closed_share(chain, chain.closed, n, lam)
+    finally:
+        bucket._CLOSED_FULL = full
+    assert abs(banded - whole) <= 1e-6 * whole
+
+
+def test_closed_bucket_many_sessions_within_target() -> None:
+    # Poisson launches answer 51 (simulated 55 [54–55], -7.3%); the closed chain 54.
+    assert_profile_accurate(load_profile(MANY))
