@@ -1043,12 +1043,24 @@ def joint_ceiling(results: list[ConstraintResult],
             for i, (r, f) in enumerate(zip(results, stats, strict=True))
             if r.burst_ceiling <= 1.5 * low + 1
             or (rho is not None and low > 0 and f(low).loss_fraction >= 0.02 * target)]
+    if rho is not None:
+        # One quota's sliding logs over different lengths (RPM per 5 s, TPM per 10 s)
+        # meter the same calls: a burst that fills the shorter fills most of the longer,
+        # so they form one group whose 429s are split as a fixed window's are, with the
+        # nested windows' correlation (``_nested``).
+        lengths: dict[str, set[float | None]] = {}
+        for (q, kind, w), _, _ in near:
+            if kind == "sliding_window":
+                lengths.setdefault(q, set()).add(w)
+        near = [((k[0], k[1], None) if k[1] == "sliding_window" and len(lengths[k[0]]) > 1
+                 else k, i, f) for k, i, f in near]
     groups: dict[tuple[str, str, float | None], int] = {}
     for quota, _, _ in near:
         groups[quota] = groups.get(quota, 0) + 1
     # One group counts by its largest share (the smallest ceiling) unless ``rho`` splits
-    # a fixed-window group's 429s.
-    split = rho is not None and any(k[1] == "fixed_window" and m > 1 for k, m in groups.items())
+    # a fixed-window group's 429s (or a group of sliding logs of several lengths).
+    split = rho is not None and any(
+        m > 1 and (k[1] == "fixed_window" or k[2] is None) for k, m in groups.items())
     if low <= 0 or (len(groups) < 2 and not split):
         return low
 
@@ -1062,9 +1074,14 @@ def joint_ceiling(results: list[ConstraintResult],
             top_i, top = sts[0]
             share = top.loss_fraction
             for i, st in sts[1:]:
-                shared = (1.0 if rho is None or quota[1] != "fixed_window"
-                          else _shared_429s(rho(top_i, i), top.window_exceedance,
-                                            st.window_exceedance))
+                if rho is None or (quota[1] != "fixed_window" and quota[2] is not None):
+                    shared = 1.0
+                elif quota[1] == "fixed_window":
+                    shared = _shared_429s(rho(top_i, i), top.window_exceedance,
+                                          st.window_exceedance)
+                else:
+                    shared = _nested(rho(top_i, i), results[top_i].window_s,
+                                     results[i].window_s, top, st)
                 share += st.loss_fraction * (1.0 - shared)
             total.append(share)
         return WindowStats(n, 0.0, 0.0, math.fsum(total), "quotas together")
@@ -1089,6 +1106,23 @@ def joint_ceiling(results: list[ConstraintResult],
         else:
             bad = mid
     return good
+
+
+def _nested(rho: float, w_top: float | None, w_other: float | None, top: WindowStats,
+            other: WindowStats) -> float:
+    """Share of a sliding log's 429s that another log of its quota (over another length)
+    refuses too: :func:`_shared_429s` with the correlation of the counts an arrival sees
+    over the last ``w₁`` and ``w₂`` seconds — the same-length correlation ``rho`` times
+    ``√(w₁/w₂)`` (the shorter window's count is part of the longer's: a Poisson count's
+    covariance over nested windows is the shorter one's variance). Equal lengths: one
+    log's bursts are the other's (1). hunt-116 (RPM per 5 s, TPM per 10 s, one call per
+    turn, no retries): the engine refuses 0.55 % of attempts on RPM alone and 0.55 % on
+    TPM alone at 224 sessions, 0.87 % with both (40 replications), where adding them
+    says 1.0 %."""
+    if w_top is None or w_other is None or w_top == w_other:
+        return 1.0
+    nested = rho * math.sqrt(min(w_top, w_other) / max(w_top, w_other))
+    return _shared_429s(nested, top.window_exceedance, other.window_exceedance)
 
 
 def _shared_429s(rho: float, p_top: float, p_other: float) -> float:
