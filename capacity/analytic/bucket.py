@@ -1163,8 +1163,8 @@ def _quantile_units(count: NDArray[np.float64], call: NDArray[np.float64], h: fl
 # (``_CLOSED_BAND`` standard deviations of its binomial law, at least ``_CLOSED_BLOCKS``
 # counts), so its cost stops growing with N (:func:`_closed_fits` bounds it).
 CLOSED_MAX_SESSIONS = 1000
-_CLOSED_BAND = 8.0
-_CLOSED_BLOCKS = 48
+_CLOSED_BAND = 6.0
+_CLOSED_BLOCKS = 24
 # Up to this many sessions every count is kept (the chain as it was before the band).
 _CLOSED_FULL = 40
 # The inter-launch law is fitted on [0, CLOSED_HORIZON × the bucket's refill time] (the
