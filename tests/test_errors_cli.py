@@ -61,3 +61,21 @@ def test_loadtest_agent_template_without_agent_url_is_refused() -> None:
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.strip() == ("error: --agent-template is the body posted to --agent-url: "
                                 "give --agent-url too")
+
+
+def test_every_commands_help_names_its_values() -> None:
+    # serve, loadtest and fit showed type tags (<list[Path]>, <int range>, <str>) and
+    # {profiles}... where every other command shows PROFILE..., N, DURATION.
+    import re
+
+    from typer.testing import CliRunner
+
+    from capacity.cli.app import app
+
+    for command in ("serve", "loadtest", "fit", "ceiling", "sweep", "sensitivity"):
+        out = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "120"})
+        assert out.exit_code == 0, out.output
+        assert not re.search(r"<[a-z][^>]*>", out.output), (command, out.output)
+        assert "{" not in out.output.splitlines()[0], out.output
+    usage = CliRunner().invoke(app, ["serve", "--help"]).output.splitlines()[0]
+    assert usage.endswith("serve [OPTIONS] PROFILE...")

@@ -475,10 +475,12 @@ def init_cmd(
                   soft_wrap=True)
 
 
-app.command(name="serve", short_help="A quota-enforcing mock provider (HTTP).")(serve_command)
-app.command(name="loadtest", short_help="Drive sessions against an endpoint.")(
-    loadtest_command)
-app.command(name="fit", short_help="Write a profile from traces.")(fit_command)
+# HelpCommand as for the others: their --help showed type tags (<list[Path]>, <str>).
+app.command(name="serve", cls=HelpCommand,
+            short_help="A quota-enforcing mock provider (HTTP).")(serve_command)
+app.command(name="loadtest", cls=HelpCommand,
+            short_help="Drive sessions against an endpoint.")(loadtest_command)
+app.command(name="fit", cls=HelpCommand, short_help="Write a profile from traces.")(fit_command)
 app.command(name="sensitivity", cls=HelpCommand)(sensitivity_command)
 
 

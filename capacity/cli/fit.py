@@ -28,27 +28,33 @@ class Pacing(StrEnum):
 
 def fit_command(
     traces: Annotated[list[Path], typer.Argument(
+        metavar="TRACE",
         help="Trace files: OTLP JSON (GenAI spans; JSON Lines or one document) or JSONL "
              "request logs.", show_default=False)],
     fmt: Annotated[TraceFormat, typer.Option(
-        "--format", help="File format (auto: by content).")] = TraceFormat.auto,
+        "--format", metavar="auto|otlp-json|jsonl",
+        help="File format (auto: by content).")] = TraceFormat.auto,
     quota_from: Annotated[Path | None, typer.Option(
-        "--quota-from", help="Copy quotas (and retry, pacing, targets) from this profile; "
+        "--quota-from", metavar="PROFILE",
+        help="Copy quotas (and retry, pacing, targets) from this profile; "
         "default: a marked placeholder quota.", show_default=False)] = None,
     output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Write the profile here (default: stdout).",
+        "--output", "-o", metavar="FILE", help="Write the profile here (default: stdout).",
         show_default=False)] = None,
     report: Annotated[Path | None, typer.Option(
-        "--report", help="Draw fitted vs observed distributions into this image (.png, .svg "
+        "--report", metavar="FILE.png|svg|pdf",
+        help="Draw fitted vs observed distributions into this image (.png, .svg "
         "or .pdf; needs matplotlib).", show_default=False)] = None,
     pacing: Annotated[Pacing, typer.Option(
-        "--pacing", help="think_time (closed loop) or cadence; auto: the one independent of "
+        "--pacing", metavar="auto|think_time|cadence",
+        help="think_time (closed loop) or cadence; auto: the one independent of "
         "turn latency.")] = Pacing.auto,
     time_scale: Annotated[float, typer.Option(
-        "--time-scale", min=1e-9, help="Multiply every duration by K (traces recorded "
+        "--time-scale", metavar="K", min=1e-9, help="Multiply every duration by K (traces recorded "
         "against 'capacity serve --time-scale K').")] = 1.0,
     name: Annotated[str | None, typer.Option(
-        "--name", help="Profile name (default: the output file's stem, else 'fitted').",
+        "--name", metavar="NAME",
+        help="Profile name (default: the output file's stem, else 'fitted').",
         show_default=False)] = None,
 ) -> None:
     """Write a profile from traces: turn structure, token, latency and pacing distributions.

@@ -61,59 +61,70 @@ class Engine(StrEnum):
 
 def loadtest(
     profiles: Annotated[list[Path], typer.Argument(
+        metavar="PROFILE",
         help="Profile YAML file(s); later files are merged over earlier ones.",
         show_default=False)],
     target: Annotated[str, typer.Option(
-        "--target", help="Base URL of the OpenAI/Azure/Anthropic-compatible endpoint "
+        "--target", metavar="URL",
+        help="Base URL of the OpenAI/Azure/Anthropic-compatible endpoint "
         "(e.g. http://127.0.0.1:8000 for capacity serve).", show_default=False)],
     sessions: Annotated[str, typer.Option(
-        "--sessions", help="N, or a grid start:stop[:step] (inclusive) or 10,20,50.",
+        "--sessions", metavar="N|START:STOP[:STEP]|N,N,...",
+        help="N, or a grid start:stop[:step] (inclusive) or 10,20,50.",
         show_default=False)],
     duration: Annotated[str, typer.Option(
-        "--duration", help="Measured interval per N, model time (e.g. 10m).")] = "10m",
+        "--duration", metavar="DURATION",
+        help="Measured interval per N, model time (e.g. 10m).")] = "10m",
     warmup: Annotated[str | None, typer.Option(
-        "--warmup", help="Discarded model time before it (default: two mean session "
+        "--warmup", metavar="DURATION",
+        help="Discarded model time before it (default: two mean session "
         "cycles, the simulator's default).", show_default=False)] = None,
     time_scale: Annotated[float, typer.Option(
-        "--time-scale", min=0.001, max=1_000_000.0,
+        "--time-scale", metavar="K", min=0.001, max=1_000_000.0,
         help="K: run K× faster; must equal capacity serve's --time-scale.")] = 1.0,
     provider: Annotated[Provider, typer.Option(
-        "--provider", help="Request dialect.")] = Provider.openai,
+        "--provider", metavar="openai|azure|anthropic", help="Request dialect.")] = Provider.openai,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV, one row per N.")] = False,
     seed: Annotated[int | None, typer.Option(
-        "--seed", min=0, help="Seed of all randomness (default: fresh, printed).",
+        "--seed", metavar="INT", min=0, help="Seed of all randomness (default: fresh, printed).",
         show_default=False)] = None,
     client: Annotated[Client, typer.Option(
-        "--client", help="raw (lean aiohttp, default) or the official openai/anthropic SDK "
+        "--client", metavar="raw|openai|anthropic",
+        help="raw (lean aiohttp, default) or the official openai/anthropic SDK "
         "with its own retries (time scale 1 only).")] = Client.raw,
     processes: Annotated[int, typer.Option(
-        "--processes", min=1, help="Shard the sessions across P processes.")] = 1,
+        "--processes", metavar="P", min=1, help="Shard the sessions across P processes.")] = 1,
     agent_url: Annotated[str | None, typer.Option(
-        "--agent-url", help="Post each user turn to this agent service instead of calling "
+        "--agent-url", metavar="URL",
+        help="Post each user turn to this agent service instead of calling "
         "the LLM; --target is then the LLM endpoint the agent uses (its /metrics are read).",
         show_default=False)] = None,
     agent_template: Annotated[str | None, typer.Option(
-        "--agent-template", help='JSON body posted to --agent-url; "{session}", '
+        "--agent-template", metavar="JSON", help='JSON body posted to --agent-url; "{session}", '
         '"{turn}" and "{message}" are filled in (default: '
         '{"session_id": "{session}", "message": "{message}"}).', show_default=False)] = None,
     engine: Annotated[Engine, typer.Option(
-        "--engine", help="builtin (asyncio) or locust (a local Locust master and "
+        "--engine", metavar="builtin|locust",
+        help="builtin (asyncio) or locust (a local Locust master and "
         "--workers workers).")] = Engine.builtin,
     workers: Annotated[int, typer.Option(
-        "--workers", min=1, help="Locust workers (with --engine locust).")] = 2,
+        "--workers", metavar="N", min=1, help="Locust workers (with --engine locust).")] = 2,
     replications: Annotated[int, typer.Option(
-        "--replications", min=2, help="Simulation replications for the prediction.")] = 20,
+        "--replications", metavar="N",
+        min=2, help="Simulation replications for the prediction.")] = 20,
     no_predict: Annotated[bool, typer.Option(
         "--no-predict", help="Measure only (no simulation beside it).")] = False,
     overrides: Annotated[list[str] | None, typer.Option(
-        "--set", help="Override a profile value: key.path=value (repeatable).",
+        "--set", metavar="KEY=VALUE", help="Override a profile value: key.path=value (repeatable).",
         show_default=False)] = None,
     log: Annotated[Path | None, typer.Option(
-        "--log", help="Write every call as a JSONL request log (capacity fit reads it; "
+        "--log", metavar="FILE.jsonl",
+        help="Write every call as a JSONL request log (capacity fit reads it; "
         "wall-clock times: fit it with --time-scale K).", show_default=False)] = None,
     route: Annotated[RouteMode | None, typer.Option(
-        "--route", help="Fleet profiles (routes): client = the load generator routes each "
+        "--route", metavar="client|gateway",
+        help="Fleet profiles (routes): client = the load generator routes each "
         "call to a deployment as a LiteLLM-style router would (default with the builtin "
         "raw client); gateway = it sends the logical model name and the target routes "
         "(capacity serve acting as the gateway; the only mode of --engine locust, --client "

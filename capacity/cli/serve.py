@@ -32,34 +32,38 @@ def _is_loopback(host: str) -> bool:
 
 def serve_command(
     profiles: Annotated[list[Path], typer.Argument(
+        metavar="PROFILE",
         help="Profile YAML file(s); later files are merged over earlier ones.",
         show_default=False)],
     overrides: Annotated[list[str] | None, typer.Option(
-        "--set", help="Override a profile value: key.path=value (repeatable).",
+        "--set", metavar="KEY=VALUE", help="Override a profile value: key.path=value (repeatable).",
         show_default=False)] = None,
     host: Annotated[str, typer.Option(
-        "--host", help="Address to bind (default loopback only).")] = "127.0.0.1",
+        "--host", metavar="ADDRESS",
+        help="Address to bind (default loopback only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(
-        "--port", min=0, max=65535, help="Port (0: a free one, printed).")] = 8000,
+        "--port", metavar="PORT", min=0, max=65535, help="Port (0: a free one, printed).")] = 8000,
     time_scale: Annotated[float, typer.Option(
-        "--time-scale", min=0.001, max=1_000_000.0,
+        "--time-scale", metavar="K", min=0.001, max=1_000_000.0,
         help="Run K times faster: latencies, windows and retry-after divided by K.")] = 1.0,
     seed: Annotated[int | None, typer.Option(
-        "--seed", min=0, help="Seed of all draws (default: fresh, printed).",
+        "--seed", metavar="INT", min=0, help="Seed of all draws (default: fresh, printed).",
         show_default=False)] = None,
     provider: Annotated[Provider, typer.Option(
-        "--provider", help="Header dialect for /v1/chat/completions and /v1/responses.")
+        "--provider", metavar="openai|azure|anthropic",
+        help="Header dialect for /v1/chat/completions and /v1/responses.")
     ] = Provider.openai,
     tool_probability: Annotated[float, typer.Option(
-        "--tool-probability", min=0.0, max=1.0,
+        "--tool-probability", metavar="P", min=0.0, max=1.0,
         help="Chance that a turn offered tools (tool_choice auto) answers with a call.")
     ] = 1.0,
     tool_calls: Annotated[int | None, typer.Option(
-        "--tool-calls", min=1, max=64,
+        "--tool-calls", metavar="N", min=1, max=64,
         help="Tool calls per tool-call answer when parallel calls are allowed (default: "
              "the profile's fan-out for the model, else 1).", show_default=False)] = None,
     log_file: Annotated[Path | None, typer.Option(
-        "--log", help="Write one JSONL request-log line per answered request (capacity "
+        "--log", metavar="FILE.jsonl",
+        help="Write one JSONL request-log line per answered request (capacity "
         "fit reads it; sessions/turns from x-capacity-session/-turn, OpenAI 'user' or "
         "Anthropic metadata.user_id).", show_default=False)] = None,
 ) -> None:
