@@ -145,7 +145,9 @@ def test_unknown_paths_methods_and_azure_version(http: Any) -> None:
     r = http.get("/v1/chat/completions")
     assert r.status_code == 405 and "error" in r.json()
     r = http.post("/openai/deployments/oai/chat/completions", json=OK_CHAT)
-    assert r.status_code == 400 and r.json()["error"]["param"] == "api-version"
+    # As Azure answers it: 404 {"error": {"code": "404", "message": "Resource not found"}}.
+    assert r.status_code == 404 and r.json()["error"]["code"] == "404"
+    assert r.json()["error"]["message"].startswith("Resource not found: the api-version")
     r = http.post("/openai/deployments/oai/chat/completions?api-version=2024-10-21",
                   json={"messages": OK_CHAT["messages"]})
     assert r.status_code == 200 and r.json()["model"] == "oai"

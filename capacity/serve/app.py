@@ -373,8 +373,11 @@ class MockProvider:
         try:
             if ep.api == "azure" and deployment is not None and \
                     not request.query.get("api-version"):
-                raise bad("api-version", "the api-version query parameter (?api-version=) "
-                          "is required for all requests")
+                # Azure's own answer is a 404 "Resource not found" (a 400 made the SDK
+                # raise BadRequestError where the real service gives NotFoundError).
+                raise ApiError(404, "Resource not found: the api-version query parameter "
+                               "(?api-version=) is required for all requests",
+                               param="api-version", code="404")
             body, size = await self._body(request)
             if ep.module is anthropic_messages and \
                     not request.headers.get("anthropic-version", "").strip():
