@@ -892,6 +892,20 @@ static int cq_rebuild(Queue *Q) {
     return rc;
 }
 
+/* The re-timing rule, run by every calendar pop (q_pop, q_pop_b, q_pop_p) once check_at
+ * pops have passed: re-lay the pending records when pops step over many empty buckets or
+ * pushes walk long lists (the pending times drifted from the width chosen), or when their
+ * count doubled or fell to a quarter; else start counting afresh. 0, or -1 when out of
+ * memory. */
+static ALWAYS_INLINE int cq_retime(Queue *Q) {
+    int64_t p = Q->pops ? Q->pops : 1, w = Q->pushes ? Q->pushes : 1;
+    if (Q->steps > 6 * CQ_ROOM * p || Q->walks > 4 * w || CQ_ROOM * Q->n > 2 * Q->nb ||
+        (Q->nb > 16 && 4 * CQ_ROOM * Q->n < Q->nb))
+        return cq_rebuild(Q);
+    Q->pops = Q->steps = Q->pushes = Q->walks = 0;
+    return 0;
+}
+
 static inline int heap_less(Queue *Q, int32_t a, int64_t sa, int32_t b, int64_t sb) {
     double ta = EVAT(Q, a)->t, tb = EVAT(Q, b)->t;
     return ta < tb || (ta == tb && sa < sb);
@@ -1063,18 +1077,7 @@ static ALWAYS_INLINE int32_t q_pop(Queue *Q) {
         return top;
     }
     if (Q->dn > 0 && (Q->pops >= Q->check_at || Q->dn == Q->n)) cq_flush(Q);
-    if (Q->pops >= Q->check_at) {
-        /* Re-time when pops step over many empty buckets or pushes walk long lists (the
-         * pending times drifted from the width chosen), and resize when the count doubled
-         * or fell to a quarter. */
-        int64_t p = Q->pops ? Q->pops : 1, w = Q->pushes ? Q->pushes : 1;
-        if (Q->steps > 6 * CQ_ROOM * p || Q->walks > 4 * w || CQ_ROOM * Q->n > 2 * Q->nb ||
-            (Q->nb > 16 && 4 * CQ_ROOM * Q->n < Q->nb)) {
-            if (cq_rebuild(Q) < 0) return -2;
-        } else {
-            Q->pops = Q->steps = Q->pushes = Q->walks = 0;
-        }
-    }
+    if (Q->pops >= Q->check_at && cq_retime(Q) < 0) return -2;
     Q->pops++;
     /* Held-back pushes are due at or after the last pop, which left cur at its bucket. */
     int64_t cur0 = Q->cur;
@@ -1144,16 +1147,8 @@ static ALWAYS_INLINE void q_push_b(Queue *Q, int32_t id, Ev *e, double t, int ki
 static ALWAYS_INLINE int32_t q_pop_b(Queue *Q, Ev **pe) {
     if (__builtin_expect(Q->pops >= Q->check_at || !Q->ep || Q->dn > 0 || Q->n == 0 || Q->oom,
                          0)) {
-        if (Q->ep && Q->dn == 0 && Q->n > 0 && !Q->oom) {
-            /* the re-timing rule of q_pop (a rebuild lays every tail out as -inf) */
-            int64_t p = Q->pops ? Q->pops : 1, w = Q->pushes ? Q->pushes : 1;
-            if (Q->steps > 6 * CQ_ROOM * p || Q->walks > 4 * w || CQ_ROOM * Q->n > 2 * Q->nb ||
-                (Q->nb > 16 && 4 * CQ_ROOM * Q->n < Q->nb)) {
-                if (cq_rebuild(Q) < 0) return -2;
-            } else {
-                Q->pops = Q->steps = Q->pushes = Q->walks = 0;
-            }
-        }
+        /* the re-timing rule (a rebuild lays every tail out as -inf) */
+        if (Q->ep && Q->dn == 0 && Q->n > 0 && !Q->oom && cq_retime(Q) < 0) return -2;
         if (!Q->ep || Q->dn > 0 || Q->n == 0 || Q->oom) { /* epochs off after a resize */
             int32_t j = q_pop(Q);
             if (j >= 0) *pe = EVAT(Q, j);
@@ -1246,15 +1241,7 @@ static ALWAYS_INLINE void q_push_p(Queue *Q, int32_t id, Ev *e, double t, int ki
 
 static ALWAYS_INLINE int32_t q_pop_p(Queue *Q, Ev **pe) {
     if (Q->n == 0) return -1;
-    if (Q->pops >= Q->check_at) {
-        int64_t p = Q->pops ? Q->pops : 1, w = Q->pushes ? Q->pushes : 1;
-        if (Q->steps > 6 * CQ_ROOM * p || Q->walks > 4 * w || CQ_ROOM * Q->n > 2 * Q->nb ||
-            (Q->nb > 16 && 4 * CQ_ROOM * Q->n < Q->nb)) {
-            if (cq_rebuild(Q) < 0) return -2;
-        } else {
-            Q->pops = Q->steps = Q->pushes = Q->walks = 0;
-        }
-    }
+    if (Q->pops >= Q->check_at && cq_retime(Q) < 0) return -2;
     Q->pops++;
     const Bucket *bk = Q->bk;
     const int64_t mask = Q->mask;
