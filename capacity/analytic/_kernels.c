@@ -37,6 +37,10 @@
  * masked_columns: the turn sample's launch columns copied into their (n, R) arrays
  * (timing.turn_timing): values copied, never computed.
  *
+ * pgf_truncated: a fleet spill count's pgf at a charge's transform, each point's power sum
+ * cut once its power is below eps (fleet._compound on long count laws): IEEE element-wise
+ * operations in the numpy fallback's order.
+ *
  * pairwise_sum: numpy's pairwise summation of a float64 vector (the tests' check of the
  * sums every loop above uses).
  *
@@ -1034,6 +1038,58 @@ static PyObject *masked_columns(PyObject *self, PyObject *args) {
     return (PyObject *)out;
 }
 
+/* pgf_truncated(counts, fre, fim, eps) -> (re, im)
+ * (fleet._compound: a count's pgf G(z) = sum_k counts[k] z^k at each point z = fre + i fim
+ * of a charge's transform, |z| <= 1). The powers z^k by repeated products, the sum in k's
+ * order; a point stops once |z^k| < eps: every term left is below eps times the count's
+ * mass left. Element-wise IEEE operations only (contraction off), as
+ * fleet._pgf_truncated_numpy computes them. */
+static PyObject *pgf_truncated(PyObject *self, PyObject *args) {
+    PyObject *c_obj, *r_obj, *i_obj;
+    double eps;
+    if (!PyArg_ParseTuple(args, "OOOd", &c_obj, &r_obj, &i_obj, &eps)) return NULL;
+    if (!PyArray_Check(c_obj) || PyArray_NDIM((PyArrayObject *)c_obj) != 1 ||
+        !PyArray_Check(r_obj) || PyArray_NDIM((PyArrayObject *)r_obj) != 1) {
+        PyErr_SetString(PyExc_ValueError, "counts and fre must be float64 vectors");
+        return NULL;
+    }
+    npy_intp kn = PyArray_DIM((PyArrayObject *)c_obj, 0);
+    npy_intp mn = PyArray_DIM((PyArrayObject *)r_obj, 0);
+    const double *cnt = f64_vec(c_obj, kn, "counts");
+    const double *fre = cnt ? f64_vec(r_obj, mn, "fre") : NULL;
+    const double *fim = fre ? f64_vec(i_obj, mn, "fim") : NULL;
+    if (!fim) return NULL;
+    npy_intp dims[1] = {mn};
+    PyArrayObject *ore = (PyArrayObject *)PyArray_ZEROS(1, dims, NPY_FLOAT64, 0);
+    PyArrayObject *oim = (PyArrayObject *)PyArray_ZEROS(1, dims, NPY_FLOAT64, 0);
+    if (!ore || !oim) {
+        Py_XDECREF(ore);
+        Py_XDECREF(oim);
+        return PyErr_NoMemory();
+    }
+    double *are = (double *)PyArray_DATA(ore), *aim = (double *)PyArray_DATA(oim);
+    const double eps2 = eps * eps;
+    Py_BEGIN_ALLOW_THREADS
+    for (npy_intp j = 0; j < mn; j++) {
+        const double zr = fre[j], zi = fim[j];
+        double pr = 1.0, pi = 0.0, sr = 0.0, si = 0.0;
+        for (npy_intp k = 0; k < kn; k++) {
+            const double c = cnt[k];
+            sr = sr + c * pr;
+            si = si + c * pi;
+            const double nr = pr * zr - pi * zi;
+            const double ni = pr * zi + pi * zr;
+            pr = nr;
+            pi = ni;
+            if (pr * pr + pi * pi < eps2) break;
+        }
+        are[j] = sr;
+        aim[j] = si;
+    }
+    Py_END_ALLOW_THREADS
+    return Py_BuildValue("NN", ore, oim);
+}
+
 static PyMethodDef methods[] = {
     {"carry_loop", carry_loop, METH_VARARGS,
      "The retry carry's iteration: (law, mean, dropped, settled)."},
@@ -1059,6 +1115,8 @@ static PyMethodDef methods[] = {
      "window._storm_arrivals' renewal sum of the pauses: the starts per step."},
     {"storm_retried", storm_retried, METH_VARARGS,
      "window._retried_returns: the starts per step."},
+    {"pgf_truncated", pgf_truncated, METH_VARARGS,
+     "fleet._compound's count pgf at a charge's transform, each point cut below eps."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_kernels",

@@ -395,11 +395,112 @@ def _compound(counts: NDArray[np.float64], charge: NDArray[np.float64],
     L = 1 << max(6, math.ceil(math.log2(max(min(length, span), 2))))
     L = min(L, _MAX_FFT)
     fh = np.fft.rfft(charge, L)
-    acc = np.zeros(L // 2 + 1, dtype=np.complex128)
-    for coef in counts[::-1]:  # Horner on the count's pgf at the charge's transform
-        acc = acc * fh + coef
+    if counts.size > _HORNER_POINTS or counts.size * fh.size > _HORNER_WORK:
+        acc = _pgf_long(counts, fh)
+    else:
+        acc = np.zeros(L // 2 + 1, dtype=np.complex128)
+        for coef in counts[::-1]:  # Horner on the count's pgf at the charge's transform
+            acc = acc * fh + coef
     out: NDArray[np.float64] = np.clip(np.fft.irfft(acc, L), 0.0, None)
     return out
+
+
+# A count law longer than this many points, or of more products (count points × transform
+# points), has its pgf summed by :func:`_pgf_long` (a spill count of 293,680 points on a
+# 2^19 transform: Horner's 7.7·10^10 products took minutes, the cut sums ~3.3·10^7; a
+# 36,167-point count on a 256-point transform: a Python step a point, 0.09 s, 225 times a
+# search); shorter ones by Horner's rule (answers kept bit for bit: the longest count of
+# the shipped profiles and the accuracy table has 281 points).
+_HORNER_POINTS = 4096
+_HORNER_WORK = 1 << 24
+# A long count law's two tails are cut where each holds at most this much mass (moved
+# onto the nearest point kept, so the compound law moves by at most 2·10^-11 in total
+# variation): the round-off dust of a count law made by FFT (~1e-16 a point over 10^5
+# points, 7·10^-12 in all on a fleet's 101,765-point spill count whose mass lies in
+# 5,000 of them).
+_COUNT_TAIL = 1e-11
+# A point's sum stops once |z^k| < _PGF_EPS: what is left, Σ_{j≥k} c_j·z^j, is below
+# _PGF_EPS times the count's mass left (|z| ≤ 1: a law's transform), so every point of
+# the compound law moves by less than _PGF_EPS (irfft averages the points).
+_PGF_EPS = 1e-18
+
+
+def _pgf_long(counts: NDArray[np.float64], fh: NDArray[np.complex128]
+              ) -> NDArray[np.complex128]:
+    """``Σ_k counts[k]·fh^k`` at every point of ``fh`` (|fh| ≤ 1) for a long count law:
+    its tails cut (``_COUNT_TAIL``), the rest ``fh^lo·Σ_j counts[lo + j]·fh^j`` summed by
+    :func:`_pgf_truncated` (``fh^lo`` by binary powers)."""
+    lo, hi = _cut_tails(counts, _COUNT_TAIL)
+    part = counts[lo:hi].copy()
+    part[0] += float(counts[:lo].sum())
+    part[-1] += float(counts[hi:].sum())
+    acc = _pgf_truncated(part, fh)
+    e, base = lo, fh
+    while e:
+        if e & 1:
+            acc = acc * base
+        e >>= 1
+        if e:
+            base = base * base
+    return acc
+
+
+def _cut_tails(p: NDArray[np.float64], eps: float) -> tuple[int, int]:
+    """``(lo, hi)``: the points of ``p`` kept when each tail holding at most ``eps`` of its
+    mass is cut (at least one point kept)."""
+    head = np.cumsum(p)
+    lo = int(np.searchsorted(head, eps, side="right"))
+    tail = np.cumsum(p[::-1])
+    hi = p.size - int(np.searchsorted(tail, eps, side="right"))
+    if hi <= lo:  # (a law of less than 2·eps: keep its heaviest point)
+        lo = int(np.argmax(p))
+        hi = lo + 1
+    return lo, hi
+
+
+def _pgf_truncated(counts: NDArray[np.float64], fh: NDArray[np.complex128]
+                   ) -> NDArray[np.complex128]:
+    """``Σ_k counts[k]·fh^k`` at every point of ``fh`` (|fh| ≤ 1), each point's sum of
+    powers stopped once its power is below ``_PGF_EPS`` (compiled, or
+    :func:`_pgf_truncated_numpy`: the same IEEE operations in the same order)."""
+    c = np.ascontiguousarray(counts, dtype=np.float64)
+    fre = np.ascontiguousarray(fh.real, dtype=np.float64)
+    fim = np.ascontiguousarray(fh.imag, dtype=np.float64)
+    fn = getattr(_window._kernels, "pgf_truncated", None)  # (None: no build)
+    if fn is not None:
+        re, im = fn(c, fre, fim, _PGF_EPS)
+    else:
+        re, im = _pgf_truncated_numpy(c, fre, fim, _PGF_EPS)
+    out: NDArray[np.complex128] = re + 1j * im
+    return out
+
+
+def _pgf_truncated_numpy(counts: NDArray[np.float64], fre: NDArray[np.float64],
+                         fim: NDArray[np.float64], eps: float
+                         ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """:func:`_pgf_truncated`'s sums in numpy (real and imaginary parts), the points
+    still summing kept together."""
+    m = fre.size
+    re, im = np.zeros(m), np.zeros(m)
+    idx = np.arange(m)
+    zr, zi = fre.copy(), fim.copy()
+    pr, pi = np.ones(m), np.zeros(m)
+    sr, si = np.zeros(m), np.zeros(m)
+    eps2 = eps * eps
+    for c in counts.tolist():
+        sr = sr + c * pr
+        si = si + c * pi
+        pr, pi = pr * zr - pi * zi, pr * zi + pi * zr
+        live = pr * pr + pi * pi >= eps2
+        if not live.all():
+            done = ~live
+            re[idx[done]], im[idx[done]] = sr[done], si[done]
+            idx = idx[live]
+            zr, zi, pr, pi, sr, si = (a[live] for a in (zr, zi, pr, pi, sr, si))
+            if not idx.size:
+                break
+    re[idx], im[idx] = sr, si
+    return re, im
 
 
 def _poisson(mean: float) -> NDArray[np.float64]:
