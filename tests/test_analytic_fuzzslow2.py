@@ -1,4 +1,5 @@
-"""Long count laws in a fleet's compound charge: cut sums, bounded error, bounded work.
+"""Long count laws in a fleet's compound charge: cut sums, bounded error, bounded work;
+continuous lattices made once.
 
 The fuzzer's fleet profiles (fz119, fz141, fz208, fz226, fz291) sent count laws of 10^4 to
 3·10^5 points through ``fleet._compound``, whose Horner loop over the count's pgf cost a
@@ -17,6 +18,8 @@ import pytest
 
 from capacity.analytic import _kernels, fleet
 from capacity.analytic.model import analyze
+from capacity.model import dist
+from capacity.model.dist import Distribution
 from capacity.profile.loader import load_profile
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -90,3 +93,46 @@ def test_fuzz_fleet_long_count_answer_and_work(monkeypatch: pytest.MonkeyPatch) 
     assert r.burst_ceiling == 49188
     # The 8,926-point count law is summed over its 573 points of mass.
     assert summed and max(summed) <= 600
+
+
+def test_continuous_lattice_made_once_and_handed_out_as_copies(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dist, "_LATTICES", {})
+    calls = {"n": 0}
+    real = dist._ndtr
+
+    def counted(z: Any) -> np.ndarray:
+        calls["n"] += np.size(z) > 1000     # (the passes over the lattice)
+        return real(z)
+
+    monkeypatch.setattr(dist, "_ndtr", counted)
+    d = Distribution.parse({"lognormal": {"median": 600, "p95": 1800}}, "tokens")
+    first = d.lattice_pmf(1.0)
+    made = calls["n"]
+    assert first.size >= dist._LATTICE_CACHE_FROM and made == 4  # cdf, partial mean, 2 tails
+    first[:] = 0.0                                       # a caller's own copy
+    again = d.lattice_pmf(1.0)
+    assert calls["n"] == made and again.sum() == pytest.approx(1.0)
+    monkeypatch.setattr(dist, "_LATTICES", {})
+    assert np.array_equal(again, d.lattice_pmf(1.0))     # the same law, bit for bit
+    assert calls["n"] == 2 * made
+
+
+def test_fuzz_repeated_lognormal_lattice_answer_and_work(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dist, "_LATTICES", {})
+    built: list[tuple[Any, ...]] = []
+    real = Distribution._lattice_continuous
+
+    def counted(self: Distribution, *a: Any) -> np.ndarray:
+        out = real(self, *a)
+        if out.size > 500_000:
+            built.append((self, *a))
+        return out
+
+    monkeypatch.setattr(Distribution, "_lattice_continuous", counted)
+    r = analyze(load_profile(DATA / "fuzz-repeated-lognormal-lattice.yaml"))
+    assert r.burst_ceiling == 0 and r.mean_ceiling == pytest.approx(0.0395, abs=1e-4)
+    # Two lattices of over 10^6 points (steps 1 and 1/25.6), each made once (the first
+    # five times before: once a constraint and a cycle of the search).
+    assert len(built) == len(set(built)) == 2

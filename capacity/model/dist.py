@@ -17,7 +17,6 @@ Profiles write them as
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from dataclasses import dataclass
@@ -37,21 +36,15 @@ _Z95 = 1.6448536269514722  # scipy.special.ndtri(0.95); a test checks it
 _STD_NORMAL = NormalDist()
 
 
-@functools.cache
-def _erfc() -> Any:
-    """The C library's erfc as a numpy ufunc (built on first use: numpy is imported
-    lazily). Tests check the normal cdf built on it against scipy.stats.norm."""
-    import numpy as np
-
-    return np.frompyfunc(math.erfc, 1, 1)
-
-
 def _ndtr(z: Any) -> NDArray[np.float64]:
-    """Standard normal cdf Φ(z), vectorised."""
+    """Standard normal cdf Φ(z), vectorised: the C library's erfc (``math.erfc``) mapped
+    over a list into a float64 array (half the cost of an object ufunc, the same values).
+    Tests check it against scipy.stats.norm."""
     import numpy as np
 
-    return np.asarray(0.5 * _erfc()(-np.asarray(z, dtype=np.float64) / math.sqrt(2.0)),
-                      dtype=np.float64)
+    x = -np.asarray(z, dtype=np.float64) / math.sqrt(2.0)
+    e = np.fromiter(map(math.erfc, x.ravel().tolist()), dtype=np.float64, count=x.size)
+    return np.asarray(0.5 * e.reshape(x.shape), dtype=np.float64)
 
 MAX_COUNT = 1000
 """Largest fan-out or loop count a step may have."""
@@ -544,6 +537,25 @@ class Distribution:
         if self.kind in ("fixed", "choice") or self._int_uniform:
             vals, w = self._points()
             return _spread(np.minimum(vals, cap), w, h, top, t_idx)
+        # A continuous law's lattice costs a normal cdf a point (a lognormal's million
+        # points, ~0.2 s each time): the same lattice asked again — one call's charge law
+        # per constraint and per cycle of a search — is the one made before (a copy).
+        key = (self, h, cap, top, tail)
+        hit = _LATTICES.get(key)
+        if hit is None:
+            hit = self._lattice_continuous(h, cap, top, tail)
+            if hit.size >= _LATTICE_CACHE_FROM:
+                held = sum(v.size for v in _LATTICES.values())
+                if held + hit.size > _LATTICE_CACHE_POINTS:
+                    _LATTICES.clear()
+                _LATTICES[key] = hit
+        return hit.copy()
+
+    def _lattice_continuous(self, h: float, cap: float, top: float, tail: float
+                            ) -> NDArray[np.float64]:
+        """:meth:`lattice_pmf` of a continuous kind (``top`` already at most ``cap``)."""
+        import numpy as np
+
         t = min(top, self.upper)
         if t / h > _DEFAULT_POINTS:
             # Too many points to spell out: cut at the 1 − tail quantile (at most a million
@@ -551,13 +563,14 @@ class Distribution:
             t = min(t, max(self.ppf(1.0 - tail), h), h * _DEFAULT_POINTS)
         k_max = math.ceil(t / h - 1e-12)
         edges = np.minimum(np.arange(k_max + 1, dtype=np.float64) * h, t)
-        dF = np.diff(self.cdf(edges))
+        cdf = self.cdf(edges)
+        dF = np.diff(cdf)
         dG = np.diff(self.partial_mean(edges))
         # Above the median, differences of P(X > x) and E[X; X > x] instead: differences
         # of the cdf near 1 keep only its absolute rounding (~1e-16), which (k+1)·dF
         # multiplies by k and the clipping below turned into a bias of the mean.
         surv, upper_mean = self._tails(edges)
-        hi = self.cdf(edges[1:]) > 0.5
+        hi = cdf[1:] > 0.5
         dF = np.where(hi, surv[:-1] - surv[1:], dF)
         dG = np.where(hi, upper_mean[:-1] - upper_mean[1:], dG)
         k = np.arange(k_max, dtype=np.float64)
@@ -688,6 +701,11 @@ def dist_json_schema(quantity: Quantity) -> dict[str, Any]:
 
 _MAX_LATTICE = 1 << 24
 _DEFAULT_POINTS = 1 << 20
+# Continuous lattices of at least this many points are kept (by distribution, step, cap,
+# top and tail), up to this many points in all (then the store starts again).
+_LATTICE_CACHE_FROM = 1 << 12
+_LATTICE_CACHE_POINTS = 1 << 23
+_LATTICES: dict[tuple[Any, ...], Any] = {}
 _FAR_POINT = _MAX_LATTICE // 4
 """Furthest lattice index a tail cut for size is placed at (4,194,304 steps; 32 MB)."""
 
