@@ -36,6 +36,8 @@ from capacity.serve.wire import (
 )
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+# Content part types Chat Completions accepts (OpenAI refuses others: invalid_value).
+_PART_TYPES = frozenset({"text", "image_url", "input_audio", "file", "refusal", "audio"})
 MAX_TOOLS = 128  # OpenAI refuses more tools in one request (array_above_max_length)
 
 
@@ -96,6 +98,12 @@ def _check_message(m: Any, p: str) -> None:
         for j, part in enumerate(content):
             check_type(part, dict, f"{p}.content[{j}]", "a content part object")
             check_type(part.get("type"), str, f"{p}.content[{j}].type", "a string")
+            kind = part["type"]
+            if kind not in _PART_TYPES:  # as OpenAI: an unknown part is refused
+                raise bad(f"{p}.content[{j}].type", f"invalid value {kind!r}; supported: "
+                          f"{', '.join(sorted(_PART_TYPES))}")
+            if kind in ("text", "refusal") and not isinstance(part.get(kind), str):
+                raise bad(f"{p}.content[{j}].{kind}", "required (a string)")
     else:
         check_type(content, str, f"{p}.content", "a string or an array of content parts")
     if role == "tool":
