@@ -147,6 +147,24 @@ def test_models_retrieve_in_both_sdks() -> None:
         assert e2.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
 
 
+def test_anthropic_count_tokens() -> None:
+    # POST /v1/messages/count_tokens (ChatAnthropic.get_num_tokens_from_messages) was an
+    # "unknown path" 404.
+    with serving() as srv, anthropic.Anthropic(base_url=srv.url, api_key="mock",
+                                               max_retries=0) as ant:
+        short = ant.messages.count_tokens(model=CLAUDE, messages=USER).input_tokens
+        long = ant.messages.count_tokens(model=CLAUDE, system="x" * 4000,
+                                         messages=USER).input_tokens
+        assert 0 < short < long and long >= 1000
+        with pytest.raises(anthropic.NotFoundError):
+            ant.messages.count_tokens(model="nope", messages=USER)
+        with pytest.raises(anthropic.BadRequestError) as e:
+            ant.messages.count_tokens(model=CLAUDE, messages=[])
+        assert "messages" in str(e.value)
+        # Nothing was charged or counted as a generation request.
+        assert metric_sum(metrics(srv.url), "capacity_mock_requests_total") == 0
+
+
 def test_azure_deployment_maps_to_quota() -> None:
     prof = profile(rpm=2, window="60s")
     with serving(prof, clock=ManualClock(0.0), time_scale=60_000) as srv, \

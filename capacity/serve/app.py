@@ -9,6 +9,7 @@ Routes
   its first model answers);
 * ``POST /v1/messages`` — Anthropic Messages (the ``anthropic-version`` header required,
   any value, as the real API requires it);
+* ``POST /v1/messages/count_tokens`` — Anthropic's token count (the mock's estimate);
 * ``POST /v1/responses`` — OpenAI Responses;
 * ``GET /v1/models``, ``GET /v1/models/{model}`` — the profile's models, one model
   (Anthropic's shape when the request carries ``anthropic-version``);
@@ -256,6 +257,24 @@ class MockProvider:
     async def messages(self, request: web.Request) -> web.StreamResponse:
         """``POST /v1/messages``."""
         return await self._handle(request, self.ep_messages, None)
+
+    async def count_tokens(self, request: web.Request) -> web.Response:
+        """``POST /v1/messages/count_tokens``: the prompt tokens a Messages request
+        would be charged (the estimate the mock charges), no quota spent; LangChain's
+        ``ChatAnthropic.get_num_tokens_from_messages`` calls it."""
+        ep = self.ep_messages
+        try:
+            if not request.headers.get("anthropic-version", "").strip():
+                raise bad("anthropic-version", "header is required")
+            body, size = await self._body(request)
+            # Validated as a Messages body, whose max_tokens this endpoint does not take.
+            parsed = anthropic_messages.parse(
+                {"max_tokens": 1, **body} if isinstance(body, dict) else body)
+            self._resolve(ep, parsed.model, False)
+        except ApiError as e:
+            return self._error(ep.api, e, request)
+        return web.Response(body=dumps({"input_tokens": estimate_prompt_tokens(size)}),
+                            content_type="application/json")
 
     async def responses(self, request: web.Request) -> web.StreamResponse:
         """``POST /v1/responses``."""
@@ -829,6 +848,7 @@ def build_app(provider: MockProvider) -> web.Application:
     app.router.add_post("/openai/deployments/{deployment}/chat/completions",
                         provider.azure_chat)
     app.router.add_post("/v1/messages", provider.messages)
+    app.router.add_post("/v1/messages/count_tokens", provider.count_tokens)
     app.router.add_post("/v1/responses", provider.responses)
     app.router.add_get("/v1/models", provider.models)
     app.router.add_get("/v1/models/{model}", provider.model)
