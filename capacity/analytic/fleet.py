@@ -410,7 +410,7 @@ def _compound(counts: NDArray[np.float64], charge: NDArray[np.float64],
 # 2^19 transform: Horner's 7.7·10^10 products took minutes, the cut sums ~3.3·10^7; a
 # 36,167-point count on a 256-point transform: a Python step a point, 0.09 s, 225 times a
 # search); shorter ones by Horner's rule (answers kept bit for bit: the longest count of
-# the shipped profiles and the accuracy table has 281 points).
+# the shipped profiles and the accuracy table has 506 points).
 _HORNER_POINTS = 4096
 _HORNER_WORK = 1 << 24
 # A long count law's two tails are cut where each holds at most this much mass (moved
