@@ -222,6 +222,12 @@ def test_time_scale_other_than_the_mocks_is_one_line_exit_2(tmp_path: Path,
     assert len(err) == 1 and "--time-scale 20, but the target runs at --time-scale 40" \
         in err[0], r.stderr
     assert r.stdout == "" and "Traceback" not in r.stderr
+    # Without --reset the mock's /metrics names its K (capacity_mock_time_scale).
+    r = _cli(str(_write_small(tmp_path)), "--target", mock.url, "--sessions", "2",
+             "--duration", "20s", "--warmup", "0s", "--time-scale", "20", "--no-predict",
+             "--seed", "1", "--no-reset")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "but the target runs at --time-scale 40" in r.stderr and r.stdout == ""
 
 
 def test_no_turn_measured_prints_dashes_not_nan(tmp_path: Path, mock: ServerThread) -> None:

@@ -264,6 +264,34 @@ def _check_time_scale(body: bytes, time_scale: float | None) -> None:
 _MOCK_LAG = "capacity_mock_event_loop_lag_seconds{quantile=\"0.99\"}"
 
 
+def check_target_time_scale(target: str, time_scale: float, timeout_s: float = 10.0
+                            ) -> None:
+    """Refuse a target whose ``/metrics`` names another time scale (``capacity serve``'s
+    ``capacity_mock_time_scale``); the check for runs that skip the reset, whose answer
+    carries it too. A target without that metric is taken as it is."""
+    import aiohttp
+
+    async def get() -> tuple[int, str]:
+        to = aiohttp.ClientTimeout(total=timeout_s)
+        async with aiohttp.ClientSession(timeout=to) as http, http.get(
+                target + "/metrics") as resp:
+            return resp.status, await resp.text()
+
+    try:
+        status, text = asyncio.run(get())
+    except (aiohttp.ClientError, OSError, TimeoutError, UnicodeDecodeError):
+        return  # unreachable: the run itself says so
+    if status != 200:
+        return
+    for line in text.splitlines():
+        if line.startswith("capacity_mock_time_scale "):
+            try:
+                theirs = float(line.split()[-1])
+            except ValueError:
+                return
+            _check_time_scale(json.dumps({"time_scale": theirs}).encode(), time_scale)
+
+
 def target_lag_s(target: str, timeout_s: float = 10.0) -> float | None:
     """The target's own p99 event-loop lag since its last reset (wall seconds), read from
     ``capacity serve``'s ``/metrics``; ``None`` for a target that does not report it.
@@ -359,6 +387,8 @@ def run_loadtest(profile: Profile, cfg: LoadtestConfig, grid: list[int], *,
         agent_url=cfg.agent_url, populations=describe(profile),
         held={k: p.sessions for k, p in profile.populations.items()
               if p.sessions is not None})
+    if not cfg.reset:  # the reset's answer is not there to name the target's time scale
+        check_target_time_scale(normalise_target(cfg.target, cfg.provider), cfg.time_scale)
     log = None
     if cfg.log is not None:
         from ..fit.jsonl import RequestLogWriter

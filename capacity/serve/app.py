@@ -314,7 +314,11 @@ class MockProvider:
 
     async def metrics_text(self, request: web.Request) -> web.Response:
         """``GET /metrics``."""
-        return web.Response(text=self.metrics.render(), content_type="text/plain",
+        # The time scale too, for a load generator run without --reset (see reset()).
+        scale = ("# HELP capacity_mock_time_scale K: the mock runs K times faster\n"
+                 "# TYPE capacity_mock_time_scale gauge\n"
+                 f"capacity_mock_time_scale {self.k:g}\n")
+        return web.Response(text=self.metrics.render() + scale, content_type="text/plain",
                             charset="utf-8", headers={"x-prometheus-format": "0.0.4"})
 
     async def reset(self, request: web.Request) -> web.Response:
