@@ -7,8 +7,8 @@ Routes
 * ``POST /openai/deployments/{deployment}/chat/completions?api-version=…`` — Azure: the
   deployment names a deployment or model of the profile (or, as before fleets, a quota:
   its first model answers);
-* ``POST /v1/messages`` — Anthropic Messages (the ``anthropic-version`` header required,
-  any value, as the real API requires it);
+* ``POST /v1/messages`` — Anthropic Messages (any ``anthropic-version``, and none: the
+  mock, lenient on headers as on ``x-api-key``, answers raw clients the SDKs' way);
 * ``POST /v1/messages/count_tokens`` — Anthropic's token count (the mock's estimate);
 * ``POST /v1/responses`` — OpenAI Responses;
 * ``GET /v1/models``, ``GET /v1/models/{model}`` — the profile's models, one model
@@ -264,8 +264,6 @@ class MockProvider:
         ``ChatAnthropic.get_num_tokens_from_messages`` calls it."""
         ep = self.ep_messages
         try:
-            if not request.headers.get("anthropic-version", "").strip():
-                raise bad("anthropic-version", "header is required")
             body, size = await self._body(request)
             # Validated as a Messages body, whose max_tokens this endpoint does not take.
             parsed = anthropic_messages.parse(
@@ -402,12 +400,6 @@ class MockProvider:
                                "(?api-version=) is required for all requests",
                                param="api-version", code="404")
             body, size = await self._body(request)
-            if ep.module is anthropic_messages and \
-                    not request.headers.get("anthropic-version", "").strip():
-                # The real API refuses a request without it (any version string is
-                # accepted here: SDKs send newer ones); a client that forgot it must not
-                # pass against the mock and fail against the provider.
-                raise bad("anthropic-version", "header is required")
             if ep.module is openai_chat:
                 parsed = openai_chat.parse(body, model=deployment)
             else:
