@@ -54,9 +54,12 @@ def test_loadtest_refuses_when_the_mock_lagged(monkeypatch: pytest.MonkeyPatch) 
     """The load generator's own loop kept time, the mock's did not: refused (LagError,
     the CLI's exit 1) naming the target's loop, not printed as a result."""
     monkeypatch.setattr(loadgen_runner, "target_lag_s", lambda target: 5.0)
-    with serving(profile(rpm=600, window="10s")) as srv:
-        cfg = LoadtestConfig(target=srv.url, time_scale=100.0, warmup_s=0.0,
+    # 60 s windows at K = 25: the load generator's own limit is 240 ms, so its own loop
+    # passes even on a loaded CI machine (10 s at K = 100 gave 10 ms, and a p99 of 22.6 ms
+    # at a load of ~12 failed the test on the wrong check).
+    with serving(profile(rpm=600, window="60s"), time_scale=25.0) as srv:
+        cfg = LoadtestConfig(target=srv.url, time_scale=25.0, warmup_s=0.0,
                              duration_s=60.0, seed=1)
         with pytest.raises(LagError, match="target's own event loop lagged"):
-            run_loadtest(profile(rpm=600, window="10s"), cfg, [1], ceiling=False,
+            run_loadtest(profile(rpm=600, window="60s"), cfg, [1], ceiling=False,
                          predicted=False)
