@@ -46,9 +46,10 @@ class TestParseForms:
     @pytest.mark.parametrize(("raw", "seconds"), [
         ("150s", 150.0), ("2.5m", 150.0), ("500ms", 0.5), ("1h", 3600.0), ("2min", 120.0),
         ("45", 45.0), (12, 12.0), (0.25, 0.25), (" 3 s ", 3.0), ("1e3ms", 1.0),
+        ("1d", 86400.0), ("0.5 d", 43200.0),
     ])
     def test_durations_in_seconds(self, raw: Any, seconds: float) -> None:
-        """Durations accept ms, s, m, min, h and bare numbers, always returned in seconds."""
+        """Durations accept ms, s, m, min, h, d and bare numbers, always in seconds."""
         assert parse_duration(raw) == pytest.approx(seconds, rel=1e-15)
         assert parse(raw, "duration").mean == pytest.approx(seconds, rel=1e-15)
 

@@ -290,7 +290,8 @@ class TestSchema:
             with pytest.raises(jsonschema.ValidationError):
                 jsonschema.validate(data, full)  # an overlay alone is not a profile
 
-    @pytest.mark.parametrize("duration", ["2.5 m", "1e2s", "500ms", "1h", " 30s ", "2min"])
+    @pytest.mark.parametrize("duration", ["2.5 m", "1e2s", "500ms", "1h", " 30s ", "2min",
+                                          "0.01d"])
     def test_durations_the_cli_accepts_the_schema_accepts(self, duration: str) -> None:
         """The duration pattern is the parser's own rule."""
         import jsonschema

@@ -70,8 +70,9 @@ BOUNDS: dict[str, tuple[float, str]] = {
 }
 """Upper bound of every value of a distribution, by quantity (value, as said in errors)."""
 
-_DURATION_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|min|h)?\s*$")
-_UNIT_SECONDS = {None: 1.0, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+_DURATION_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|min|h|d)?\s*$")
+_UNIT_SECONDS = {None: 1.0, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0,
+                 "d": 86400.0}
 
 
 def _finite_float(value: int | float) -> float | None:
@@ -90,7 +91,7 @@ def _short(value: Any) -> str:
 
 
 def parse_duration(value: Any) -> float:
-    """Parse ``150s``, ``2.5m``, ``500ms``, ``1h`` or a bare number (seconds) into seconds."""
+    """Parse ``150s``, ``2.5m``, ``500ms``, ``1h``, ``1d`` or a bare number into seconds."""
     if isinstance(value, bool):
         raise ValueError(f"expected a duration such as 150s or 2.5m, got {value!r}")
     if isinstance(value, int | float):
@@ -666,7 +667,7 @@ def dist_json_schema(quantity: Quantity) -> dict[str, Any]:
         scalar: dict[str, Any] = {
             "anyOf": [
                 {"type": "number", "minimum": 0, "maximum": top},
-                {"type": "string", "pattern": r"^[0-9.]+([eE][-+]?[0-9]+)?(ms|s|m|min|h)?$"},
+                {"type": "string", "pattern": r"^[0-9.]+([eE][-+]?[0-9]+)?(ms|s|m|min|h|d)?$"},
             ]
         }
     elif quantity == "count":

@@ -75,7 +75,7 @@ def _complete(node: Any, pattern: str) -> None:
             for name, sub in props.items():
                 if isinstance(sub, dict) and "description" not in sub and name in DESCRIBE:
                     sub["description"] = DESCRIBE[name]
-        if node.get("type") == "string" and "(ms|s|m|min|h)" in str(node.get("pattern", "")):
+        if node.get("type") == "string" and "(ms|s|m|min|h|d)" in str(node.get("pattern", "")):
             node["pattern"] = pattern
         for value in node.values():
             _complete(value, pattern)

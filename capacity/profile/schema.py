@@ -136,7 +136,7 @@ def _seconds_type(low: float, low_open: bool, desc: str) -> Any:
     return Annotated[float, BeforeValidator(check), WithJsonSchema({
         "anyOf": [{"type": "number", **bound, "maximum": MAX_SECONDS},
                   {"type": "string",
-                   "pattern": r"^[0-9.]+([eE][-+]?[0-9]+)?(ms|s|m|min|h)?$"}],
+                   "pattern": r"^[0-9.]+([eE][-+]?[0-9]+)?(ms|s|m|min|h|d)?$"}],
         "description": f"{desc}: seconds, or a string such as 150s, 2.5m, 500ms; "
         f"{'more than' if low_open else 'at least'} {_fmt(low)}s, at most 30 days"})]
 
