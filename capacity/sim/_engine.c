@@ -103,8 +103,12 @@
 #ifndef CQ_AHEAD_MIN
 #define CQ_AHEAD_MIN 65536 /* sessions from which the queue prefetches (see cq_ahead) */
 #endif
+/* Epochs of 2,048 buckets (8,192 before): a drained record waits a quarter as long for
+ * its pop, so it is still in L2 more often (10^6 sessions, web-research: 4.81 -> 4.38
+ * lines per attempt from beyond a 2 MB cache, cachegrind), and the calendar is a 64 kB
+ * ring. */
 #ifndef CQ_EPOCH
-#define CQ_EPOCH 13 /* log2 of the buckets per epoch (see cq_drain) */
+#define CQ_EPOCH 11 /* log2 of the buckets per epoch (see cq_drain) */
 #endif
 #ifndef CQ_DRAIN_PF
 #define CQ_DRAIN_PF 16 /* a drain prefetches the record this many entries ahead */
@@ -821,7 +825,7 @@ static int cq_layout(Queue *Q, const int32_t *order, int64_t m) {
      * empty here (cq_rebuild empties them). The calendar then holds the records of the
      * epochs linked only, less than 2^CQ_EPOCH + CQ_MARGIN buckets ahead of the current
      * one, so its buckets are a ring of a few epochs (nb stays the year the epochs'
-     * buffers span): at 10^6 sessions 256 kB instead of 64-128 MB, swept in cache. */
+     * buffers span): at 10^6 sessions 64 kB instead of 64-128 MB, swept in cache. */
     Q->ep = Q->ahead && !Q->heap && nb >= ((int64_t)4 << CQ_EPOCH) && nb >= 8 * CQ_MARGIN;
     int64_t nphys = nb;
     if (Q->ep) {
