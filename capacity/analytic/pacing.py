@@ -434,9 +434,22 @@ class _SlotWait(_WaitLaw):
         if self.z is None or self.t is None or self.z.size != n:
             z = eps
         else:
-            a = np.exp(-np.maximum(tt - self.t, 0.0) / self.tau) if self.tau > 0 else \
-                np.zeros(n)
-            z = a * self.z + np.sqrt(np.maximum(1.0 - a * a, 0.0)) * eps
+            # (In place: the same operations in the same order, fewer arrays made.)
+            if self.tau > 0:
+                a = tt - self.t
+                np.maximum(a, 0.0, out=a)
+                np.negative(a, out=a)
+                a /= self.tau
+                np.exp(a, out=a)
+            else:
+                a = np.zeros(n)
+            r = a * a
+            np.subtract(1.0, r, out=r)
+            np.maximum(r, 0.0, out=r)
+            np.sqrt(r, out=r)
+            r *= eps
+            z = a * self.z
+            z += r
         self.z, self.t = z, tt
         d = _search_right(self.zcut, z)
         if pos.ndim == 1:
@@ -475,15 +488,23 @@ def _gamma(k: NDArray[np.int64], rng: _Replayed) -> NDArray[np.float64]:
     Wilson–Hilferty above."""
     u = rng.random(k.shape)
     g = rng.standard_normal(k.shape)
-    out: NDArray[np.float64] = np.zeros(k.shape)
-    # (Most calls find a free slot, k ≤ 0: only the others are computed.)
+    # Wilson–Hilferty on every entry at once, in place (k ≤ 1 computed as k = 2 and
+    # overwritten): the same operations in the same order per entry as on the k > 1
+    # entries alone, a third of the array passes (a cap's walk makes ~400 of these).
+    kk = np.maximum(k, 2).astype(np.float64)
+    s = 9.0 * kk
+    out: NDArray[np.float64] = np.divide(1.0, s)
+    np.subtract(1.0, out, out=out)
+    np.sqrt(s, out=s)
+    np.divide(g, s, out=s)
+    out += s
+    np.maximum(out, 0.0, out=out)
+    out **= 3
+    out *= kk
     one = k == 1
-    out[one] = -np.log1p(-u[one])
-    more = k > 1
-    if more.any():
-        kk = k[more].astype(np.float64)
-        out[more] = kk * np.maximum(1.0 - 1.0 / (9.0 * kk) + g[more] / np.sqrt(9.0 * kk),
-                                    0.0) ** 3
+    if one.any():
+        out[one] = -np.log1p(-u[one])
+    out[k < 1] = 0.0
     return out
 
 
