@@ -257,6 +257,10 @@ class ClumpWindowModel:
     # One session's window count (lattice), from its turns laid end to end (None: the
     # binomial–Poisson mixture of the module docstring).
     session_pmf: NDArray[np.float64] | None = None
+    # Fixed windows, retries after the retry-after: one session's counts in two
+    # consecutive windows (the carry's lattice) and the change a refused launch makes to
+    # the next window's count by delaying its turn, by its time left (:class:`_Pair`).
+    pair: _Pair | None = None
     _storm_sizes: dict[float, float] = field(default_factory=dict, repr=False)
     _cache: dict[int, Any] = field(default_factory=dict, repr=False)
     # exp of the session law's log transform, by L: a fractional N's extra session
@@ -736,6 +740,10 @@ class ClumpWindowModel:
             if len(self._carries) >= 64:
                 self._carries.clear()
             self._carries[n] = np.trim_zeros(law, "b")
+        if self.pair is not None and back_share >= 1.0 and e_y > 0 and c == self.pair.c:
+            b, v = self._refused_charges()
+            law, e_y, gone = self.pair.carry(n, gc, self.q_lat / c, law, e_y, gone,
+                                             self.window_s, float(_dot(b, v)) / c)
         if c == 1:
             return law, e_y, gone
         carry = np.zeros(L)
@@ -2181,6 +2189,11 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
         _session_law(timing, sa.relevant, sa.costs, window_s, cycle_s, sa.q, sa.h,
                      sa.sampled_load / cycle_s),
         [(r / cycle_s, pmf) for r, pmf in sa.missed]))
+    pair = None
+    if (_PAIR and not sliding and retry.retries and retry.honour_retry_after
+            and session_pmf is not None and not sa.missed):
+        pair = _pair_of(timing, sa.relevant, sa.costs, window_s, cycle_s, sa.q, sa.h,
+                        sa.sampled_load / cycle_s, max(1, math.floor(q_lat / _CARRY_POINTS)))
     prefix_pmfs = (None if got.fields["aborted"] is None or sa.missed or not _SESSION_LAW
                    else _prefix_laws(timing, sa.relevant, sa.costs, window_s, cycle_s, sa.q,
                                      sa.h, sa.sampled_load / window_s / cycle_s))
@@ -2190,7 +2203,7 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
         calls_per_window=got.calls_per_turn * window_s / cycle_s,
         events_per_window=got.events_per_turn * window_s / cycle_s,
         turns_per_window=window_s / cycle_s, session_pmf=session_pmf,
-        prefix_pmfs=prefix_pmfs, **got.fields)
+        prefix_pmfs=prefix_pmfs, pair=pair, **got.fields)
 
 
 @dataclass
@@ -2430,6 +2443,7 @@ class _SessionArgs:
 # Switches for ablations (the accuracy benchmark's before/after): the session law of the
 # window count, and the first refused instants of aborted turns in fixed windows.
 _SESSION_LAW = True
+_PAIR = True  # the carry's window-to-window memory (:class:`_Pair`)
 ABORT_SAVING = True
 # Seed of the input tokens drawn for the session law's launches (the latencies' draws,
 # outputs included, are the timing sample's).
@@ -2665,6 +2679,242 @@ def _session_law_numpy(t: NDArray[np.float64], c: NDArray[np.float64], total: fl
     out = out / float(out.sum())
     out.setflags(write=False)
     return out
+
+
+@dataclass
+class _Pair:
+    """The carry's window-to-window memory (fixed windows, retries after the
+    retry-after). A turn's calls span several windows, so a window that overflows is
+    followed by a busier one than average (hunt-149: ``P(S' > q | S > q)`` 0.17 against
+    ``P(S > q)`` 0.05), and the iid Lindley carry misses the retries that meet it (the
+    engine's own window sequence in order carries 1.5x its shuffle). The carry becomes
+    a two-state chain: a window after an overflow draws its fresh count from the law
+    given that the window before overflowed, any other from the rest. That law is the
+    sessions' pair law tilted to the overflowing count (the conditional limit: each
+    session's ``(a, b)`` weighed by ``e^{θa}``, θ setting the N sessions' ``a`` to the
+    overflow's), less what the refusals displace: a refused launch is retried at the
+    next window's start, so its turn's later launches move later by its time left ``d``
+    — those it still made in its own window now land in the next, those just inside the
+    next one move past it (``shift``; the engine: 4.53 -> 4.29 busy units after an
+    overflow, unthrottled -> throttled)."""
+
+    c: int                        # the carry lattice's step (model lattice units)
+    joint: NDArray[np.float64]    # P(a, b): one session's units in two windows (carry lattice)
+    d_grid: NDArray[np.float64]   # a refused launch's time left in its window (s)
+    shift: NDArray[np.float64]    # the next window's change per refused unit, by d
+    area: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))  # ∫₀^d shift
+
+    def __post_init__(self) -> None:
+        steps = np.diff(self.d_grid) * 0.5 * (self.shift[1:] + self.shift[:-1])
+        self.area = np.concatenate([[0.0], np.cumsum(steps)])
+
+    def carry(self, n: int, g: NDArray[np.float64], q: float, law: NDArray[np.float64],
+              e_y: float, gone: float, w: float, b_bar: float
+              ) -> tuple[NDArray[np.float64], float, float]:
+        """The two-state carry at ``n`` sessions from the iid one (``law``, mean ``e_y``,
+        ``gone``; lattice of ``g``, allowance ``q``, window ``w`` s; ``b_bar``: a refused
+        call's mean charge less a unit)."""
+        busy = 1.0 - float(law[0])
+        if busy <= 0.0 or g.size < 4:
+            return law, e_y, gone
+        # Only the points the laws reach (the lattice is sized for the far tail): the
+        # fresh count's and the iid carry's, and room for a busier window after them.
+        reach = int(np.nonzero(g > 1e-14)[0][-1]) + int(np.nonzero(law > 1e-14)[0][-1])
+        L = min(g.size, 1 << (reach + self.joint.shape[0] + 2).bit_length())
+        g, full_size = g[:L], g.size
+        law = law[:L]
+        s = np.arange(L, dtype=np.float64)
+        # A window holding s fresh units overflows when the carry in exceeds q − s.
+        tail = 1.0 - np.cumsum(law[:L])
+        k = np.floor(q - s).astype(np.int64)
+        over = np.where(k < 0, 1.0, tail[np.clip(k, 0, L - 1)])
+        v = g * np.clip(over, 0.0, 1.0)
+        p = float(v.sum())
+        if p <= 1e-12 or p >= 1.0 - 1e-9:
+            return law, e_y, gone
+        g1 = self._tilted(n, s, v, L)
+        g0 = np.clip(g - p * g1, 0.0, None)
+        g0 /= g0.sum()
+        # A window that turns X units away refuses from when its count passes q − b
+        # (b: a refused call's charge less a unit): the time left of its refusals is
+        # uniform on (0, w·(X + b)/(q + X)) (as in ClumpWindowModel._same_window), X
+        # from the iid carry weighed by the units refused.
+        x = s[1:]
+        wx = law[1:L] * x
+        span = w * np.minimum(1.0, (x + b_bar) / (q + x))
+        mean_shift = float(_dot(wx, np.interp(span, self.d_grid, self.area) / span)) / float(
+            wx.sum())
+        mu = -(e_y / busy) * mean_shift
+        e1 = float(_dot(s, g1))
+        if e1 > 0:
+            g1 = _remap(np.minimum(s * max(0.0, 1.0 - mu / e1), L - 1.0), g1, L)
+        y, e2, gone2 = _two_state(g0, g1, q, law, e_y, gone)
+        if L < full_size:
+            y = np.concatenate([y, np.zeros(full_size - L)])
+        return y, e2, gone2
+
+    def _tilted(self, n: int, s: NDArray[np.float64], v: NDArray[np.float64], L: int
+                ) -> NDArray[np.float64]:
+        """The next window's count law given this one overflowed (weights ``v`` over its
+        counts ``s``), from the pair law tilted to a few bins of the overflow's count."""
+        pa = self.joint.sum(axis=1)
+        a = np.arange(pa.size, dtype=np.float64)
+        top = float(a[pa > 0].max()) if (pa > 0).any() else 0.0
+        cw = np.cumsum(v) / float(v.sum())
+        bins = np.split(np.arange(L), np.searchsorted(cw, np.linspace(0.0, 1.0, 9)[1:-1]))
+        wt = np.array([float(v[i].sum()) for i in bins])
+        keep = wt > 0
+        target = np.array([float(_dot(s[i], v[i])) for i in bins])[keep] / wt[keep] / n
+        target = np.minimum(target, 0.999 * top)
+        wt = wt[keep]
+        lo = np.full(wt.size, -60.0)
+        hi = np.full(wt.size, 60.0)
+        for _ in range(40):  # E_θ[a] rises with θ: bisection, every bin at once
+            th = 0.5 * (lo + hi)
+            e = pa * np.exp(th[:, None] * (a - top * (th[:, None] > 0)))
+            up = (e @ a) < target * e.sum(axis=1)
+            lo = np.where(up, th, lo)
+            hi = np.where(up, hi, th)
+        th = 0.5 * (lo + hi)
+        e = np.exp(th[:, None] * (a - top * (th[:, None] > 0)))
+        e /= (e * pa).sum(axis=1, keepdims=True)
+        hb = e @ self.joint
+        with np.errstate(under="ignore", over="ignore"):  # (circular: L holds the laws)
+            gn = np.fft.irfft(np.fft.rfft(hb, L, axis=1) ** n, L, axis=1)
+        gn = np.clip(gn, 0.0, None)
+        gn /= np.maximum(gn.sum(axis=1, keepdims=True), 1e-300)
+        # The tilt fixes the count's mean, not the count: the part of S''s spread that
+        # S's own spread under the tilt explains (Cov²/Var(S)) is taken out by narrowing
+        # each law about its mean (exact for Gaussian pairs).
+        b = np.arange(self.joint.shape[1], dtype=np.float64)
+        ea, eb = (e * pa) @ a, hb @ b
+        va = (e * pa) @ (a * a) - ea**2
+        vb = hb @ (b * b) - eb**2
+        cab = np.einsum("ka,ab,b->k", e, self.joint * a[:, None], b) - ea * eb
+        keep_var = 1.0 - np.clip(cab**2 / np.maximum(va * vb, 1e-300), 0.0, 1.0)
+        out = np.zeros(L)
+        for k in range(wt.size):
+            mean = float(_dot(s, gn[k]))
+            out += wt[k] * _remap(np.clip(mean + (s - mean) * math.sqrt(keep_var[k]), 0.0,
+                                          L - 1.0), gn[k], L)
+        res: NDArray[np.float64] = out / out.sum()
+        return res
+
+
+def _two_state(g0: NDArray[np.float64], g1: NDArray[np.float64], q: float,
+               law: NDArray[np.float64], e_y: float, gone: float, windows: int = 96,
+               rtol: float = 1e-4) -> tuple[NDArray[np.float64], float, float]:
+    """``Y' = (S + Y − q)⁺`` with ``S ~ g1`` after a window that overflowed (``Y > 0``)
+    and ``g0`` otherwise, from the iid carry ``law``; the retries failing for good scaled
+    with the mean (``gone``·E[Y]/``e_y``)."""
+    L = g0.size
+    qi = math.floor(q + 0.5)
+    rfft, irfft = _real_fft(L)  # (circular: the caller's L holds the laws)
+    h1 = rfft(g1).copy()
+    y = law[:L].copy()
+    mean = e_y
+    ar = np.arange(L, dtype=np.float64)
+    for _ in range(windows):
+        pos = y.copy()
+        pos[0] = 0.0
+        spec = rfft(pos)
+        spec *= h1
+        z = irfft(spec) + y[0] * g0
+        z = np.where(z > 1e-250, z, 0.0)
+        nxt = np.zeros(L)
+        nxt[: L - qi] = z[qi:]
+        nxt[0] = max(0.0, 1.0 - float(nxt[1:].sum()))
+        y = nxt
+        new = float(_dot(ar, y))
+        if abs(new - mean) <= rtol * max(new, 1e-300):
+            mean = new
+            break
+        mean = new
+    return y, mean, gone * (mean / e_y if e_y > 0 else 1.0)
+
+
+def _displaced(rows: NDArray[np.int64], offs: NDArray[np.float64], x: NDArray[np.float64],
+               w: float, d_grid: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The next window's change per refused unit (:attr:`_Pair.shift`) when a refused
+    launch has ``d`` s of its window left (``d_grid``): each charged instant's later
+    ones in its turn (``rows``: turns, ``offs``: offsets, s; ``x``: units), those within
+    ``d`` moved into the next window, those ``w`` to ``w + d`` later moved out of it,
+    weighed by the refused instant's units."""
+    gaps: list[NDArray[np.float64]] = []
+    wts: list[NDArray[np.float64]] = []
+    for lag in range(1, rows.size):
+        same = rows[lag:] == rows[:-lag]
+        if not same.any():
+            break
+        i = np.nonzero(same)[0]
+        j = i + lag
+        for u, v in ((i, j), (j, i)):
+            gap = offs[v] - offs[u]
+            later = gap > 1e-9
+            gaps.append(gap[later])
+            wts.append(x[u][later] * x[v][later])
+    if not gaps:
+        return np.zeros(d_grid.size)
+    gap = np.concatenate(gaps)
+    order = np.argsort(gap)
+    gap = gap[order]
+    cum = np.concatenate([[0.0], np.cumsum(np.concatenate(wts)[order])])
+
+    def below(t: NDArray[np.float64]) -> NDArray[np.float64]:
+        out: NDArray[np.float64] = cum[np.searchsorted(gap, t, side="left")]
+        return out
+
+    moved = below(d_grid) - (below(w + d_grid) - below(np.full(d_grid.size, w)))
+    out: NDArray[np.float64] = moved / max(float(_dot(x, x)), 1e-300)
+    return out
+
+
+def _pair_of(timing: TurnTiming, relevant: list[int], costs: list[CallCost], w: float,
+             cycle_s: float, q: float, h: float, mean_lat: float, c: int) -> _Pair | None:
+    """:class:`_Pair` of one session from its turns laid end to end (see
+    :func:`_session_law`), units on the carry lattice (step ``c`` lattice units)."""
+    line = _timeline(timing, relevant, costs, cycle_s, q, h, 0)
+    fixed = timing.memo(("timeline-fixed", q, h, 0, tuple(relevant),
+                         tuple(id(x) for x in costs)),
+                        lambda: _timeline_fixed(timing, relevant, costs, q, h, 0))
+    if line is None or fixed is None or line[2] <= 2 * w:
+        return None
+    t, u, total = line
+    u = u / c
+    wrap = int(np.searchsorted(t, 2 * w, side="right"))
+    t = np.concatenate([t, t[:wrap] + total])
+    u = np.concatenate([u, u[:wrap]])
+    # Windows [x, x + w) and [x + w, x + 2w) over x ∈ [0, total): a launch at τ enters
+    # the second at τ − 2w, moves to the first at τ − w, leaves at τ.
+    ev = np.concatenate([t - 2 * w, t - w, t])
+    da = np.concatenate([0 * u, u, -u])
+    db = np.concatenate([u, -u, 0 * u])
+    order = np.argsort(ev, kind="stable")
+    sv = ev[order]
+    a = np.maximum(np.cumsum(da[order]), 0.0)
+    b = np.maximum(np.cumsum(db[order]), 0.0)
+    lo = np.clip(sv, 0.0, total)
+    length = (np.clip(np.concatenate([sv[1:], [total]]), 0.0, total) - lo) / total
+    keep = length > 0
+    a, b, length = a[keep], b[keep], length[keep]
+    sampled = float(_dot(a, length)) * c
+    if sampled <= 0:
+        return None
+    length = length * min(mean_lat / sampled, 1.0 / float(length.sum()))
+    K = int(max(a.max(), b.max())) + 2
+    ia, ib = np.floor(a).astype(np.int64), np.floor(b).astype(np.int64)
+    fa, fb = a - ia, b - ib
+    flat = np.zeros(K * K)
+    for ja, wa in ((ia, 1.0 - fa), (ia + 1, fa)):  # bilinear: mean-preserving
+        for jb, wb in ((ib, 1.0 - fb), (ib + 1, fb)):
+            flat += np.bincount(ja * K + jb, length * wa * wb, K * K)
+    joint = flat.reshape(K, K)
+    joint[0, 0] += max(0.0, 1.0 - float(joint.sum()))
+    joint /= joint.sum()
+    d_grid = np.linspace(0.0, w, 17)
+    shift = timing.memo(("pair-shift", w, q, h, tuple(relevant), tuple(id(x) for x in costs)),
+                        lambda: _displaced(fixed[0], fixed[1], fixed[2], w, d_grid))
+    return _Pair(c=c, joint=joint, d_grid=d_grid, shift=shift)
 
 
 def _with_missed(law: NDArray[np.float64] | None,
