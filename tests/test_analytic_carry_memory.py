@@ -30,7 +30,7 @@ def test_window_after_an_overflow_is_busier_and_the_refusals_displace_their_turn
     wl = Workload.from_profile(profile)
     c = next(x for x in wl.constraints if x.dim == "rpm")
     m = constraint_model(wl, c, cycle_time(wl).cycle_s).inner
-    pair = m.pair
+    pair = m.pair_of() if m.pair_of is not None else None
     assert pair is not None and pair.c == 1
     pa = pair.joint.sum(axis=1)
     assert m.session_pmf is not None

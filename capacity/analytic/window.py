@@ -259,8 +259,10 @@ class ClumpWindowModel:
     session_pmf: NDArray[np.float64] | None = None
     # Fixed windows, retries after the retry-after: one session's counts in two
     # consecutive windows (the carry's lattice) and the change a refused launch makes to
-    # the next window's count by delaying its turn, by its time left (:class:`_Pair`).
-    pair: _Pair | None = None
+    # the next window's count by delaying its turn, by its time left (:class:`_Pair`),
+    # made when the carry first needs it (``pair_of``; many models never carry).
+    pair_of: Callable[[], _Pair | None] | None = None
+    _pair: _Pair | None = field(default=None, repr=False)
     _storm_sizes: dict[float, float] = field(default_factory=dict, repr=False)
     _cache: dict[int, Any] = field(default_factory=dict, repr=False)
     # exp of the session law's log transform, by L: a fractional N's extra session
@@ -740,9 +742,12 @@ class ClumpWindowModel:
             if len(self._carries) >= 64:
                 self._carries.clear()
             self._carries[n] = np.trim_zeros(law, "b")
-        if self.pair is not None and back_share >= 1.0 and e_y > 0 and c == self.pair.c:
+        if self.pair_of is not None and back_share >= 1.0 and e_y > 0:
+            self._pair = self.pair_of()
+            self.pair_of = None
+        if self._pair is not None and back_share >= 1.0 and e_y > 0 and c == self._pair.c:
             b, v = self._refused_charges()
-            law, e_y, gone = self.pair.carry(n, gc, self.q_lat / c, law, e_y, gone,
+            law, e_y, gone = self._pair.carry(n, gc, self.q_lat / c, law, e_y, gone,
                                              self.window_s, float(_dot(b, v)) / c)
         if c == 1:
             return law, e_y, gone
@@ -2189,11 +2194,13 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
         _session_law(timing, sa.relevant, sa.costs, window_s, cycle_s, sa.q, sa.h,
                      sa.sampled_load / cycle_s),
         [(r / cycle_s, pmf) for r, pmf in sa.missed]))
-    pair = None
+    pair_of = None
     if (_PAIR and not sliding and retry.retries and retry.honour_retry_after
             and session_pmf is not None and not sa.missed):
-        pair = _pair_of(timing, sa.relevant, sa.costs, window_s, cycle_s, sa.q, sa.h,
-                        sa.sampled_load / cycle_s, max(1, math.floor(q_lat / _CARRY_POINTS)))
+        def pair_of() -> _Pair | None:
+            return _pair_of(timing, sa.relevant, sa.costs, window_s, cycle_s, sa.q, sa.h,
+                            sa.sampled_load / cycle_s,
+                            max(1, math.floor(q_lat / _CARRY_POINTS)))
     prefix_pmfs = (None if got.fields["aborted"] is None or sa.missed or not _SESSION_LAW
                    else _prefix_laws(timing, sa.relevant, sa.costs, window_s, cycle_s, sa.q,
                                      sa.h, sa.sampled_load / window_s / cycle_s))
@@ -2203,7 +2210,7 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
         calls_per_window=got.calls_per_turn * window_s / cycle_s,
         events_per_window=got.events_per_turn * window_s / cycle_s,
         turns_per_window=window_s / cycle_s, session_pmf=session_pmf,
-        prefix_pmfs=prefix_pmfs, pair=pair, **got.fields)
+        prefix_pmfs=prefix_pmfs, pair_of=pair_of, **got.fields)
 
 
 @dataclass
@@ -2444,6 +2451,8 @@ class _SessionArgs:
 # window count, and the first refused instants of aborted turns in fixed windows.
 _SESSION_LAW = True
 _PAIR = True  # the carry's window-to-window memory (:class:`_Pair`)
+_PAIR_TURNS = 2048  # turns of the sample the pair law is drawn from
+_TILT_BINS = 8  # bins of the overflowing count the pair law is tilted to
 ABORT_SAVING = True
 # Seed of the input tokens drawn for the session law's launches (the latencies' draws,
 # outputs included, are the timing sample's).
@@ -2704,9 +2713,26 @@ class _Pair:
     shift: NDArray[np.float64]    # the next window's change per refused unit, by d
     area: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))  # ∫₀^d shift
 
+    # Σ_b P(a, b)·(b, b², a·b) by a: the tilted pair's moments are their dot products.
+    _moments: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]] = field(
+        default_factory=lambda: (np.zeros(0), np.zeros(0), np.zeros(0)))
+
+    _laws: dict[int, NDArray[np.float64]] = field(default_factory=dict)  # by N
+    _guess: tuple[NDArray[np.float64], NDArray[np.float64]] = field(
+        default_factory=lambda: (np.zeros(0), np.zeros(0)))
+
     def __post_init__(self) -> None:
         steps = np.diff(self.d_grid) * 0.5 * (self.shift[1:] + self.shift[:-1])
         self.area = np.concatenate([[0.0], np.cumsum(steps)])
+        k = np.arange(self.joint.shape[0], dtype=np.float64)
+        m1 = self.joint @ k
+        self._moments = (m1, self.joint @ (k * k), k * m1)
+        # E_θ[a] on a grid of θ: the tilts' first guesses (Newton then settles them).
+        pa = self.joint.sum(axis=1)
+        top = float(k[pa > 0].max()) if (pa > 0).any() else 0.0
+        th = np.linspace(-16.0, 16.0, 129)
+        e = pa * np.exp(th[:, None] * (k - top * (th[:, None] > 0)))
+        self._guess = (th, (e @ k) / np.maximum(e.sum(axis=1), 1e-300))
 
     def carry(self, n: int, g: NDArray[np.float64], q: float, law: NDArray[np.float64],
               e_y: float, gone: float, w: float, b_bar: float
@@ -2719,8 +2745,8 @@ class _Pair:
             return law, e_y, gone
         # Only the points the laws reach (the lattice is sized for the far tail): the
         # fresh count's and the iid carry's, and room for a busier window after them.
-        reach = int(np.nonzero(g > 1e-14)[0][-1]) + int(np.nonzero(law > 1e-14)[0][-1])
-        L = min(g.size, 1 << (reach + self.joint.shape[0] + 2).bit_length())
+        reach = int(np.nonzero(g > 1e-13)[0][-1]) + int(np.nonzero(law > 1e-13)[0][-1])
+        L = min(g.size, -(-(reach + self.joint.shape[0] + 2) // 64) * 64)
         g, full_size = g[:L], g.size
         law = law[:L]
         s = np.arange(L, dtype=np.float64)
@@ -2748,8 +2774,15 @@ class _Pair:
         e1 = float(_dot(s, g1))
         if e1 > 0:
             g1 = _remap(np.minimum(s * max(0.0, 1.0 - mu / e1), L - 1.0), g1, L)
-        y, e2, gone2 = _two_state(g0, g1, q, law, e_y, gone)
-        if L < full_size:
+        # Started from the chain of the largest smaller N solved (the search asks many N
+        # near one another; the iterates still settle on this N's law).
+        below = [k for k in self._laws if k < n and self._laws[k].size == L]
+        start = self._laws[max(below)] if below else law
+        y, e2, gone2 = _two_state(g0, g1, q, start, e_y, gone)
+        if len(self._laws) >= 64:
+            self._laws.clear()
+        self._laws[n] = y
+        if full_size > L:
             y = np.concatenate([y, np.zeros(full_size - L)])
         return y, e2, gone2
 
@@ -2761,7 +2794,8 @@ class _Pair:
         a = np.arange(pa.size, dtype=np.float64)
         top = float(a[pa > 0].max()) if (pa > 0).any() else 0.0
         cw = np.cumsum(v) / float(v.sum())
-        bins = np.split(np.arange(L), np.searchsorted(cw, np.linspace(0.0, 1.0, 9)[1:-1]))
+        edges = np.searchsorted(cw, np.linspace(0.0, 1.0, _TILT_BINS + 1)[1:-1])
+        bins = np.split(np.arange(L), edges)
         wt = np.array([float(v[i].sum()) for i in bins])
         keep = wt > 0
         target = np.array([float(_dot(s[i], v[i])) for i in bins])[keep] / wt[keep] / n
@@ -2769,51 +2803,64 @@ class _Pair:
         wt = wt[keep]
         lo = np.full(wt.size, -60.0)
         hi = np.full(wt.size, 60.0)
-        for _ in range(40):  # E_θ[a] rises with θ: bisection, every bin at once
-            th = 0.5 * (lo + hi)
+        th = np.interp(target, self._guess[1], self._guess[0])
+        for _ in range(30):  # E_θ[a] rises with θ (slope Var_θ a): Newton inside a bracket
             e = pa * np.exp(th[:, None] * (a - top * (th[:, None] > 0)))
-            up = (e @ a) < target * e.sum(axis=1)
+            tot = e.sum(axis=1)
+            mean = (e @ a) / tot
+            if float(np.abs(mean - target).max()) <= 1e-9 * max(1.0, float(target.max())):
+                break
+            var = (e @ (a * a)) / tot - mean**2
+            up = mean < target
             lo = np.where(up, th, lo)
             hi = np.where(up, hi, th)
-        th = 0.5 * (lo + hi)
+            step = th + (target - mean) / np.maximum(var, 1e-12)
+            th = np.where((step >= lo) & (step <= hi), step, 0.5 * (lo + hi))
         e = np.exp(th[:, None] * (a - top * (th[:, None] > 0)))
         e /= (e * pa).sum(axis=1, keepdims=True)
         hb = e @ self.joint
-        with np.errstate(under="ignore", over="ignore"):  # (circular: L holds the laws)
-            gn = np.fft.irfft(np.fft.rfft(hb, L, axis=1) ** n, L, axis=1)
+        # The N-fold sums by FFT (circular: L holds the laws), the powers through logs
+        # with the vanishing ones set to 0 (a subnormal power is slow to compute).
+        f = np.fft.rfft(hb, L, axis=1)
+        mag = n * np.log(np.maximum(np.abs(f), 1e-300))
+        ang = n * np.angle(f)
+        r = np.where(mag > -700.0, np.exp(np.maximum(mag, -700.0)), 0.0)
+        gn = np.fft.irfft(r * np.cos(ang) + 1j * (r * np.sin(ang)), L, axis=1)
         gn = np.clip(gn, 0.0, None)
-        gn /= np.maximum(gn.sum(axis=1, keepdims=True), 1e-300)
+        gn *= (wt / np.maximum(gn.sum(axis=1), 1e-300))[:, None]
         # The tilt fixes the count's mean, not the count: the part of S''s spread that
         # S's own spread under the tilt explains (Cov²/Var(S)) is taken out by narrowing
         # each law about its mean (exact for Gaussian pairs).
-        b = np.arange(self.joint.shape[1], dtype=np.float64)
-        ea, eb = (e * pa) @ a, hb @ b
+        m1, m2, mab = self._moments
+        ea, eb = (e * pa) @ a, e @ m1
         va = (e * pa) @ (a * a) - ea**2
-        vb = hb @ (b * b) - eb**2
-        cab = np.einsum("ka,ab,b->k", e, self.joint * a[:, None], b) - ea * eb
-        keep_var = 1.0 - np.clip(cab**2 / np.maximum(va * vb, 1e-300), 0.0, 1.0)
-        out = np.zeros(L)
-        for k in range(wt.size):
-            mean = float(_dot(s, gn[k]))
-            out += wt[k] * _remap(np.clip(mean + (s - mean) * math.sqrt(keep_var[k]), 0.0,
-                                          L - 1.0), gn[k], L)
+        vb = e @ m2 - eb**2
+        cab = e @ mab - ea * eb
+        keep_sd = np.sqrt(1.0 - np.clip(cab**2 / np.maximum(va * vb, 1e-300), 0.0, 1.0))
+        mean = (gn @ s) / wt
+        x = np.clip(mean[:, None] + (s[None, :] - mean[:, None]) * keep_sd[:, None], 0.0,
+                    L - 1.0)
+        lo_i = np.floor(x).astype(np.int64)
+        frac = x - lo_i
+        out = np.bincount(lo_i.ravel(), (gn * (1.0 - frac)).ravel(), L)
+        out += np.bincount(np.minimum(lo_i + 1, L - 1).ravel(), (gn * frac).ravel(), L)
         res: NDArray[np.float64] = out / out.sum()
         return res
 
 
 def _two_state(g0: NDArray[np.float64], g1: NDArray[np.float64], q: float,
                law: NDArray[np.float64], e_y: float, gone: float, windows: int = 96,
-               rtol: float = 1e-4) -> tuple[NDArray[np.float64], float, float]:
+               rtol: float = 1e-5) -> tuple[NDArray[np.float64], float, float]:
     """``Y' = (S + Y − q)⁺`` with ``S ~ g1`` after a window that overflowed (``Y > 0``)
-    and ``g0`` otherwise, from the iid carry ``law``; the retries failing for good scaled
-    with the mean (``gone``·E[Y]/``e_y``)."""
+    and ``g0`` otherwise, iterated from ``law`` until its mean settles; the retries
+    failing for good scaled from the iid carry's (``gone`` at mean ``e_y``) with the mean."""
     L = g0.size
     qi = math.floor(q + 0.5)
     rfft, irfft = _real_fft(L)  # (circular: the caller's L holds the laws)
     h1 = rfft(g1).copy()
     y = law[:L].copy()
-    mean = e_y
     ar = np.arange(L, dtype=np.float64)
+    mean = float(_dot(ar, y))
     for _ in range(windows):
         pos = y.copy()
         pos[0] = 0.0
@@ -2873,10 +2920,13 @@ def _pair_of(timing: TurnTiming, relevant: list[int], costs: list[CallCost], w: 
              cycle_s: float, q: float, h: float, mean_lat: float, c: int) -> _Pair | None:
     """:class:`_Pair` of one session from its turns laid end to end (see
     :func:`_session_law`), units on the carry lattice (step ``c`` lattice units)."""
-    line = _timeline(timing, relevant, costs, cycle_s, q, h, 0)
-    fixed = timing.memo(("timeline-fixed", q, h, 0, tuple(relevant),
+    # The first _PAIR_TURNS turns of the sample: the pair law only shapes the window
+    # after an overflow (its mean and spread), not the window count itself.
+    turns = _PAIR_TURNS if timing.n > _PAIR_TURNS else 0
+    line = _timeline(timing, relevant, costs, cycle_s, q, h, turns)
+    fixed = timing.memo(("timeline-fixed", q, h, turns, tuple(relevant),
                          tuple(id(x) for x in costs)),
-                        lambda: _timeline_fixed(timing, relevant, costs, q, h, 0))
+                        lambda: _timeline_fixed(timing, relevant, costs, q, h, turns))
     if line is None or fixed is None or line[2] <= 2 * w:
         return None
     t, u, total = line
@@ -2912,7 +2962,8 @@ def _pair_of(timing: TurnTiming, relevant: list[int], costs: list[CallCost], w: 
     joint[0, 0] += max(0.0, 1.0 - float(joint.sum()))
     joint /= joint.sum()
     d_grid = np.linspace(0.0, w, 17)
-    shift = timing.memo(("pair-shift", w, q, h, tuple(relevant), tuple(id(x) for x in costs)),
+    shift = timing.memo(("pair-shift", w, q, h, turns, tuple(relevant),
+                         tuple(id(x) for x in costs)),
                         lambda: _displaced(fixed[0], fixed[1], fixed[2], w, d_grid))
     return _Pair(c=c, joint=joint, d_grid=d_grid, shift=shift)
 
