@@ -43,6 +43,11 @@ The 429 share of attempts — fixed windows
     crosses ``q`` (a large one) and the later ones that no longer fit the room left —
     every one of them once the room is gone, whatever its size
     (:meth:`Crossing.refused`, from the excess's mean per overflowing window).
+    A turn's calls span several windows, so the window after an overflow is busier than
+    the average one and meets the carry more often than an iid window count says
+    (hunt-149: the engine's own window sequence carries 1.5× its shuffle): the carry is
+    then a two-state chain whose window after an overflow draws from the sessions' pair
+    law tilted to the overflow, less the launches the refusals push later (:class:`_Pair`).
 
 The 429 share of attempts — sliding windows (a scan statistic)
     A sliding counter rejects an attempt when the units in the trailing ``w`` seconds
