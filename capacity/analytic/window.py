@@ -2200,8 +2200,9 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
                      sa.sampled_load / cycle_s),
         [(r / cycle_s, pmf) for r, pmf in sa.missed]))
     pair_of = None
+    # (Calls the sample never makes are too rare to shape the window after an overflow.)
     if (_PAIR and not sliding and retry.retries and retry.honour_retry_after
-            and session_pmf is not None and not sa.missed):
+            and session_pmf is not None):
         def pair_of() -> _Pair | None:
             return _pair_of(timing, sa.relevant, sa.costs, window_s, cycle_s, sa.q, sa.h,
                             sa.sampled_load / cycle_s,
