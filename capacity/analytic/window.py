@@ -747,9 +747,8 @@ class ClumpWindowModel:
             if len(self._carries) >= 64:
                 self._carries.clear()
             self._carries[n] = np.trim_zeros(law, "b")
-        if self.pair_of is not None and back_share >= 1.0 and e_y > 0:
-            self._pair = self.pair_of()
-            self.pair_of = None
+        if back_share >= 1.0 and e_y > 0:
+            self.pair_law()
         if self._pair is not None and back_share >= 1.0 and e_y > 0 and c == self._pair.c:
             b, v = self._refused_charges()
             law, e_y, gone = self._pair.carry(n, gc, self.q_lat / c, law, e_y, gone,
@@ -760,6 +759,13 @@ class ClumpWindowModel:
         idx = np.arange(law.size) * c
         carry[idx[idx < L]] = law[idx < L]
         return carry, e_y * c, gone * c
+
+    def pair_law(self) -> _Pair | None:
+        """The carry's pair law (:class:`_Pair`), made on the first call (None: none)."""
+        if self.pair_of is not None:
+            self._pair = self.pair_of()
+            self.pair_of = None
+        return self._pair
 
     def _same_window(self, carry: NDArray[np.float64], back: float = 1.0
                      ) -> tuple[float, float]:
@@ -2714,31 +2720,48 @@ class _Pair:
     overflow, unthrottled -> throttled)."""
 
     c: int                        # the carry lattice's step (model lattice units)
-    joint: NDArray[np.float64]    # P(a, b): one session's units in two windows (carry lattice)
+    # P(a, b): one session's units in two windows (carry lattice), by part of a population
+    # mix (a plain session: one part), with the parts' shares of the sessions (sum 1).
+    joints: tuple[NDArray[np.float64], ...]
     d_grid: NDArray[np.float64]   # a refused launch's time left in its window (s)
     shift: NDArray[np.float64]    # the next window's change per refused unit, by d
+    shares: tuple[float, ...] = (1.0,)
     area: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))  # ∫₀^d shift
 
-    # Σ_b P(a, b)·(b, b², a·b) by a: the tilted pair's moments are their dot products.
-    _moments: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]] = field(
-        default_factory=lambda: (np.zeros(0), np.zeros(0), np.zeros(0)))
-
-    _laws: dict[int, NDArray[np.float64]] = field(default_factory=dict)  # by N
+    # By part: P(a), a's lattice, its largest value, and Σ_b P(a, b)·(b, b², a·b) by a
+    # (the tilted pair's moments are their dot products).
+    _pa: list[NDArray[np.float64]] = field(default_factory=list)
+    _ks: list[NDArray[np.float64]] = field(default_factory=list)
+    _tops: list[float] = field(default_factory=list)
+    _moments: list[tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]] = (
+        field(default_factory=list))
     _guess: tuple[NDArray[np.float64], NDArray[np.float64]] = field(
         default_factory=lambda: (np.zeros(0), np.zeros(0)))
+
+    @property
+    def joint(self) -> NDArray[np.float64]:
+        """One session's pair law (a plain session's; a mix's first part)."""
+        return self.joints[0]
 
     def __post_init__(self) -> None:
         steps = np.diff(self.d_grid) * 0.5 * (self.shift[1:] + self.shift[:-1])
         self.area = np.concatenate([[0.0], np.cumsum(steps)])
-        k = np.arange(self.joint.shape[0], dtype=np.float64)
-        m1 = self.joint @ k
-        self._moments = (m1, self.joint @ (k * k), k * m1)
-        # E_θ[a] on a grid of θ: the tilts' first guesses (Newton then settles them).
-        pa = self.joint.sum(axis=1)
-        top = float(k[pa > 0].max()) if (pa > 0).any() else 0.0
+        # E_θ[a] of one session of the mix on a grid of θ: the tilts' first guesses
+        # (Newton then settles them).
         th = np.linspace(-16.0, 16.0, 129)
-        e = pa * np.exp(th[:, None] * (k - top * (th[:, None] > 0)))
-        self._guess = (th, (e @ k) / np.maximum(e.sum(axis=1), 1e-300))
+        guess = np.zeros(th.size)
+        for joint, share in zip(self.joints, self.shares, strict=True):
+            k = np.arange(joint.shape[0], dtype=np.float64)
+            m1 = joint @ k
+            pa = joint.sum(axis=1)
+            top = float(k[pa > 0].max()) if (pa > 0).any() else 0.0
+            self._pa.append(pa)
+            self._ks.append(k)
+            self._tops.append(top)
+            self._moments.append((m1, joint @ (k * k), k * m1))
+            e = pa * np.exp(th[:, None] * (k - top * (th[:, None] > 0)))
+            guess += share * ((e @ k) / np.maximum(e.sum(axis=1), 1e-300))
+        self._guess = (th, guess)
 
     def carry(self, n: int, g: NDArray[np.float64], q: float, law: NDArray[np.float64],
               e_y: float, gone: float, w: float, b_bar: float
@@ -2780,14 +2803,9 @@ class _Pair:
         e1 = float(_dot(s, g1))
         if e1 > 0:
             g1 = _remap(np.minimum(s * max(0.0, 1.0 - mu / e1), L - 1.0), g1, L)
-        # Started from the chain of the largest smaller N solved (the search asks many N
-        # near one another; the iterates still settle on this N's law).
-        below = [k for k in self._laws if k < n and self._laws[k].size == L]
-        start = self._laws[max(below)] if below else law
-        y, e2, gone2 = _two_state(g0, g1, q, start, e_y, gone)
-        if len(self._laws) >= 64:
-            self._laws.clear()
-        self._laws[n] = y
+        # Started from this N's iid carry (not from another N's chain: the answer at N
+        # must not depend on which N were asked before it).
+        y, e2, gone2 = _two_state(g0, g1, q, law, e_y, gone)
         if full_size > L:
             y = np.concatenate([y, np.zeros(full_size - L)])
         return y, e2, gone2
@@ -2796,40 +2814,61 @@ class _Pair:
                 ) -> NDArray[np.float64]:
         """The next window's count law given this one overflowed (weights ``v`` over its
         counts ``s``), from the pair law tilted to a few bins of the overflow's count."""
-        pa = self.joint.sum(axis=1)
-        a = np.arange(pa.size, dtype=np.float64)
-        top = float(a[pa > 0].max()) if (pa > 0).any() else 0.0
         cw = np.cumsum(v) / float(v.sum())
         edges = np.searchsorted(cw, np.linspace(0.0, 1.0, _TILT_BINS + 1)[1:-1])
         bins = np.split(np.arange(L), edges)
         wt = np.array([float(v[i].sum()) for i in bins])
         keep = wt > 0
         target = np.array([float(_dot(s[i], v[i])) for i in bins])[keep] / wt[keep] / n
+        # One common θ over the mix's sessions (the conditional limit of a sum of
+        # independent parts): each part tilted by it, their means summing to the target.
+        parts = list(zip(self.joints, self.shares, self._pa, self._ks, self._tops,
+                         self._moments, strict=True))
+        top = math.fsum(s_p * t_p for _, s_p, _, _, t_p, _ in parts)
         target = np.minimum(target, 0.999 * top)
         wt = wt[keep]
         lo = np.full(wt.size, -60.0)
         hi = np.full(wt.size, 60.0)
         th = np.interp(target, self._guess[1], self._guess[0])
         for _ in range(30):  # E_θ[a] rises with θ (slope Var_θ a): Newton inside a bracket
-            e = pa * np.exp(th[:, None] * (a - top * (th[:, None] > 0)))
-            tot = e.sum(axis=1)
-            mean = (e @ a) / tot
+            mean = np.zeros(th.size)
+            var = np.zeros(th.size)
+            for _j, s_p, pa, a, t_p, _m in parts:
+                e = pa * np.exp(th[:, None] * (a - t_p * (th[:, None] > 0)))
+                tot = e.sum(axis=1)
+                mean_p = (e @ a) / tot
+                mean += s_p * mean_p
+                var += s_p * ((e @ (a * a)) / tot - mean_p**2)
             if float(np.abs(mean - target).max()) <= 1e-9 * max(1.0, float(target.max())):
                 break
-            var = (e @ (a * a)) / tot - mean**2
             up = mean < target
             lo = np.where(up, th, lo)
             hi = np.where(up, hi, th)
             step = th + (target - mean) / np.maximum(var, 1e-12)
             th = np.where((step >= lo) & (step <= hi), step, 0.5 * (lo + hi))
-        e = np.exp(th[:, None] * (a - top * (th[:, None] > 0)))
-        e /= (e * pa).sum(axis=1, keepdims=True)
-        hb = e @ self.joint
         # The N-fold sums by FFT (circular: L holds the laws), the powers through logs
-        # with the vanishing ones set to 0 (a subnormal power is slow to compute).
-        f = np.fft.rfft(hb, L, axis=1)
-        mag = n * np.log(np.maximum(np.abs(f), 1e-300))
-        ang = n * np.angle(f)
+        # with the vanishing ones set to 0 (a subnormal power is slow to compute); the
+        # tilted pair's moments by part.
+        mag = np.zeros((th.size, L // 2 + 1))
+        ang = np.zeros((th.size, L // 2 + 1))
+        ea = np.zeros(th.size)
+        eb = np.zeros(th.size)
+        va = np.zeros(th.size)
+        vb = np.zeros(th.size)
+        cab = np.zeros(th.size)
+        for joint, s_p, pa, a, t_p, (m1, m2, mab) in parts:
+            e = np.exp(th[:, None] * (a - t_p * (th[:, None] > 0)))
+            e /= (e * pa).sum(axis=1, keepdims=True)
+            hb = e @ joint
+            f = np.fft.rfft(hb, L, axis=1)
+            mag += (n * s_p) * np.log(np.maximum(np.abs(f), 1e-300))
+            ang += (n * s_p) * np.angle(f)
+            ea_p, eb_p = (e * pa) @ a, e @ m1
+            ea += s_p * ea_p
+            eb += s_p * eb_p
+            va += s_p * ((e * pa) @ (a * a) - ea_p**2)
+            vb += s_p * (e @ m2 - eb_p**2)
+            cab += s_p * (e @ mab - ea_p * eb_p)
         r = np.where(mag > -700.0, np.exp(np.maximum(mag, -700.0)), 0.0)
         gn = np.fft.irfft(r * np.cos(ang) + 1j * (r * np.sin(ang)), L, axis=1)
         gn = np.clip(gn, 0.0, None)
@@ -2837,11 +2876,6 @@ class _Pair:
         # The tilt fixes the count's mean, not the count: the part of S''s spread that
         # S's own spread under the tilt explains (Cov²/Var(S)) is taken out by narrowing
         # each law about its mean (exact for Gaussian pairs).
-        m1, m2, mab = self._moments
-        ea, eb = (e * pa) @ a, e @ m1
-        va = (e * pa) @ (a * a) - ea**2
-        vb = e @ m2 - eb**2
-        cab = e @ mab - ea * eb
         keep_sd = np.sqrt(1.0 - np.clip(cab**2 / np.maximum(va * vb, 1e-300), 0.0, 1.0))
         mean = (gn @ s) / wt
         x = np.clip(mean[:, None] + (s[None, :] - mean[:, None]) * keep_sd[:, None], 0.0,
@@ -2971,7 +3005,33 @@ def _pair_of(timing: TurnTiming, relevant: list[int], costs: list[CallCost], w: 
     shift = timing.memo(("pair-shift", w, q, h, turns, tuple(relevant),
                          tuple(id(x) for x in costs)),
                         lambda: _displaced(fixed[0], fixed[1], fixed[2], w, d_grid))
-    return _Pair(c=c, joint=joint, d_grid=d_grid, shift=shift)
+    return _Pair(c=c, joints=(joint,), d_grid=d_grid, shift=shift)
+
+
+def mix_pairs(parts: list[tuple[float, float, _Pair]]) -> _Pair | None:
+    """The pair law of one session of a population mix (``(share of the sessions, units
+    per window of one session, the part's pair law)``): N sessions of the mix are
+    independent sessions of its parts, so their pair count is the parts' N-fold pair
+    counts summed (their transforms multiplied, as the mix's window law's), and a
+    refused unit displaces its turn as its own part's do (the shifts mixed by the parts'
+    shares of the units)."""
+    live = [(a, u, p) for a, u, p in parts if a > 0]
+    if not live or any(p.c != live[0][2].c for _, _, p in live):
+        return None
+    first = live[0][2]
+    if any(p.d_grid.size != first.d_grid.size or not np.array_equal(p.d_grid, first.d_grid)
+           for _, _, p in live):
+        return None
+    load = math.fsum(a * u for a, u, _ in live)
+    shift = (sum((a * u / load * p.shift for a, u, p in live), np.zeros(first.shift.size))
+             if load > 0 else first.shift)
+    joints: list[NDArray[np.float64]] = []
+    shares: list[float] = []
+    for a, _, p in live:
+        joints.extend(p.joints)
+        shares.extend(a * s for s in p.shares)
+    return _Pair(c=first.c, joints=tuple(joints), d_grid=first.d_grid, shift=shift,
+                 shares=tuple(shares))
 
 
 def _with_missed(law: NDArray[np.float64] | None,
