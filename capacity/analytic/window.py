@@ -747,9 +747,13 @@ class ClumpWindowModel:
             if len(self._carries) >= 64:
                 self._carries.clear()
             self._carries[n] = np.trim_zeros(law, "b")
-        if back_share >= 1.0 and e_y > 0:
-            self.pair_law()
-        if self._pair is not None and back_share >= 1.0 and e_y > 0 and c == self._pair.c:
+        # The memory models a stationary carry: one that has not settled in its windows
+        # (an overloaded queue, most windows overflowing, far past any target) keeps the
+        # iid carry.
+        memory = settled and back_share >= 1.0 and e_y > 0
+        if memory and self.pair_of is not None and _Pair.worth(gc, self.q_lat / c, law):
+            self.pair_law()  # (made only when a window overflows with a chance to tilt)
+        if memory and self._pair is not None and c == self._pair.c:
             b, v = self._refused_charges()
             law, e_y, gone = self._pair.carry(n, gc, self.q_lat / c, law, e_y, gone,
                                              self.window_s, float(_dot(b, v)) / c)
@@ -2465,6 +2469,7 @@ _SESSION_LAW = True
 _PAIR = True  # the carry's window-to-window memory (:class:`_Pair`)
 _PAIR_TURNS = 2048  # turns of the sample the pair law is drawn from
 _TILT_BINS = 8  # bins of the overflowing count the pair law is tilted to
+_TILT_EDGES = np.linspace(0.0, 1.0, _TILT_BINS + 1)[1:-1]
 ABORT_SAVING = True
 # Seed of the input tokens drawn for the session law's launches (the latencies' draws,
 # outputs included, are the timing sample's).
@@ -2763,6 +2768,19 @@ class _Pair:
             guess += share * ((e @ k) / np.maximum(e.sum(axis=1), 1e-300))
         self._guess = (th, guess)
 
+    @staticmethod
+    def worth(g: NDArray[np.float64], q: float, law: NDArray[np.float64]) -> bool:
+        """Whether :meth:`carry` would change the iid carry ``law`` (some windows, not
+        all, overflow): the pair law is not made for a model that never needs it."""
+        if 1.0 - float(law[0]) <= 0.0 or g.size < 4:
+            return False
+        L = min(g.size, law.size)
+        tail = 1.0 - np.cumsum(law[:L])
+        k = np.floor(q - np.arange(L, dtype=np.float64)).astype(np.int64)
+        p = float((g[:L] * np.clip(np.where(k < 0, 1.0, tail[np.clip(k, 0, L - 1)]), 0.0,
+                                   1.0)).sum())
+        return 1e-12 < p < 1.0 - 1e-9
+
     def carry(self, n: int, g: NDArray[np.float64], q: float, law: NDArray[np.float64],
               e_y: float, gone: float, w: float, b_bar: float
               ) -> tuple[NDArray[np.float64], float, float]:
@@ -2814,12 +2832,16 @@ class _Pair:
                 ) -> NDArray[np.float64]:
         """The next window's count law given this one overflowed (weights ``v`` over its
         counts ``s``), from the pair law tilted to a few bins of the overflow's count."""
-        cw = np.cumsum(v) / float(v.sum())
-        edges = np.searchsorted(cw, np.linspace(0.0, 1.0, _TILT_BINS + 1)[1:-1])
-        bins = np.split(np.arange(L), edges)
-        wt = np.array([float(v[i].sum()) for i in bins])
-        keep = wt > 0
-        target = np.array([float(_dot(s[i], v[i])) for i in bins])[keep] / wt[keep] / n
+        cv = np.cumsum(v)
+        cw = cv / float(cv[-1])
+        # Bins of equal overflow weight: their weights and mean counts from the running
+        # sums at their edges.
+        edges = np.concatenate([[0], np.searchsorted(cw, _TILT_EDGES), [L]])
+        cv = np.concatenate([[0.0], cv])
+        csv = np.concatenate([[0.0], np.cumsum(s * v)])
+        wt = np.diff(cv[edges])
+        keep = (wt > 0) & (np.diff(edges) > 0)
+        target = np.diff(csv[edges])[keep] / wt[keep] / n
         # One common θ over the mix's sessions (the conditional limit of a sum of
         # independent parts): each part tilted by it, their means summing to the target.
         parts = list(zip(self.joints, self.shares, self._pa, self._ks, self._tops,
@@ -2830,17 +2852,28 @@ class _Pair:
         lo = np.full(wt.size, -60.0)
         hi = np.full(wt.size, 60.0)
         th = np.interp(target, self._guess[1], self._guess[0])
+        tol = 1e-9 * max(1.0, float(target.max()))
+        single = len(parts) == 1
         for _ in range(30):  # E_θ[a] rises with θ (slope Var_θ a): Newton inside a bracket
-            mean = np.zeros(th.size)
-            var = np.zeros(th.size)
-            for _j, s_p, pa, a, t_p, _m in parts:
+            if single:  # (a plain session: the same numbers, fewer arrays)
+                _j, _s, pa, a, t_p, _m = parts[0]
                 e = pa * np.exp(th[:, None] * (a - t_p * (th[:, None] > 0)))
                 tot = e.sum(axis=1)
-                mean_p = (e @ a) / tot
-                mean += s_p * mean_p
-                var += s_p * ((e @ (a * a)) / tot - mean_p**2)
-            if float(np.abs(mean - target).max()) <= 1e-9 * max(1.0, float(target.max())):
-                break
+                mean = (e @ a) / tot
+                if float(np.abs(mean - target).max()) <= tol:
+                    break
+                var = (e @ (a * a)) / tot - mean**2
+            else:
+                mean = np.zeros(th.size)
+                var = np.zeros(th.size)
+                for _j, s_p, pa, a, t_p, _m in parts:
+                    e = pa * np.exp(th[:, None] * (a - t_p * (th[:, None] > 0)))
+                    tot = e.sum(axis=1)
+                    mean_p = (e @ a) / tot
+                    mean += s_p * mean_p
+                    var += s_p * ((e @ (a * a)) / tot - mean_p**2)
+                if float(np.abs(mean - target).max()) <= tol:
+                    break
             up = mean < target
             lo = np.where(up, th, lo)
             hi = np.where(up, hi, th)
@@ -2850,7 +2883,7 @@ class _Pair:
         # with the vanishing ones set to 0 (a subnormal power is slow to compute); the
         # tilted pair's moments by part.
         mag = np.zeros((th.size, L // 2 + 1))
-        ang = np.zeros((th.size, L // 2 + 1))
+        fs: list[NDArray[np.complex128]] = []
         ea = np.zeros(th.size)
         eb = np.zeros(th.size)
         va = np.zeros(th.size)
@@ -2862,15 +2895,22 @@ class _Pair:
             hb = e @ joint
             f = np.fft.rfft(hb, L, axis=1)
             mag += (n * s_p) * np.log(np.maximum(np.abs(f), 1e-300))
-            ang += (n * s_p) * np.angle(f)
+            fs.append(f)
             ea_p, eb_p = (e * pa) @ a, e @ m1
             ea += s_p * ea_p
             eb += s_p * eb_p
             va += s_p * ((e * pa) @ (a * a) - ea_p**2)
             vb += s_p * (e @ m2 - eb_p**2)
             cab += s_p * (e @ mab - ea_p * eb_p)
-        r = np.where(mag > -700.0, np.exp(np.maximum(mag, -700.0)), 0.0)
-        gn = np.fft.irfft(r * np.cos(ang) + 1j * (r * np.sin(ang)), L, axis=1)
+        # (Only the frequencies whose power does not vanish: few of them at large N.)
+        live = mag > -700.0
+        ang = (n * self.shares[0]) * np.angle(fs[0][live])
+        for f, s_p in zip(fs[1:], self.shares[1:], strict=True):
+            ang += (n * s_p) * np.angle(f[live])
+        r = np.exp(mag[live])
+        spec = np.zeros(mag.shape, dtype=np.complex128)
+        spec[live] = r * np.cos(ang) + 1j * (r * np.sin(ang))
+        gn = np.fft.irfft(spec, L, axis=1)
         gn = np.clip(gn, 0.0, None)
         gn *= (wt / np.maximum(gn.sum(axis=1), 1e-300))[:, None]
         # The tilt fixes the count's mean, not the count: the part of S''s spread that
@@ -2895,10 +2935,34 @@ def _two_state(g0: NDArray[np.float64], g1: NDArray[np.float64], q: float,
     and ``g0`` otherwise, iterated from ``law`` until its mean settles; the retries
     failing for good scaled from the iid carry's (``gone`` at mean ``e_y``) with the mean."""
     L = g0.size
-    qi = math.floor(q + 0.5)
     rfft, irfft = _real_fft(L)  # (circular: the caller's L holds the laws)
     h1 = rfft(g1).copy()
-    y = law[:L].copy()
+    y = np.ascontiguousarray(law[:L], dtype=np.float64)
+    if _kernels is not None and 0.0 <= q < L and L >= 2 and math.floor(q + 0.5) < L:
+        # The same loop compiled (capacity/analytic/_kernels.c): numpy's numbers bit for
+        # bit, numpy's own FFT and complex product called back once a window.
+        def conv(pos: NDArray[np.float64]) -> NDArray[np.float64]:
+            spec = rfft(pos)
+            spec *= h1
+            return irfft(spec)
+
+        y, mean = _kernels.two_state_loop(y, np.ascontiguousarray(g0, dtype=np.float64),
+                                          float(q), int(windows), float(rtol), conv)
+    else:
+        y, mean = _two_state_loop(y.copy(), g0, q, windows, rtol, rfft, irfft, h1)
+    return y, mean, gone * (mean / e_y if e_y > 0 else 1.0)
+
+
+def _two_state_loop(y: NDArray[np.float64], g0: NDArray[np.float64], q: float,
+                    windows: int, rtol: float,
+                    rfft: Callable[[NDArray[np.float64]], NDArray[np.complex128]],
+                    irfft: Callable[[NDArray[np.complex128]], NDArray[np.float64]],
+                    h1: NDArray[np.complex128]) -> tuple[NDArray[np.float64], float]:
+    """:func:`_two_state`'s iteration in numpy (``y``: the starting law; ``h1``: the
+    transform of the window count after an overflow): the reference of the compiled
+    one."""
+    L = g0.size
+    qi = math.floor(q + 0.5)
     ar = np.arange(L, dtype=np.float64)
     mean = float(_dot(ar, y))
     for _ in range(windows):
@@ -2917,7 +2981,7 @@ def _two_state(g0: NDArray[np.float64], g1: NDArray[np.float64], q: float,
             mean = new
             break
         mean = new
-    return y, mean, gone * (mean / e_y if e_y > 0 else 1.0)
+    return y, mean
 
 
 def _displaced(rows: NDArray[np.int64], offs: NDArray[np.float64], x: NDArray[np.float64],
