@@ -747,10 +747,7 @@ class ClumpWindowModel:
             if len(self._carries) >= 64:
                 self._carries.clear()
             self._carries[n] = np.trim_zeros(law, "b")
-        # The memory models a stationary carry: one that has not settled in its windows
-        # (an overloaded queue, most windows overflowing, far past any target) keeps the
-        # iid carry.
-        memory = settled and back_share >= 1.0 and e_y > 0
+        memory = back_share >= 1.0 and e_y > 0
         if memory and self.pair_of is not None and _Pair.worth(gc, self.q_lat / c, law):
             self.pair_law()  # (made only when a window overflows with a chance to tilt)
         if memory and self._pair is not None and c == self._pair.c:
