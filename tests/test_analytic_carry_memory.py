@@ -47,3 +47,63 @@ def test_carry_memory_meets_the_simulated_ceiling() -> None:
     n_a = analyze(profile).burst_ceiling
     sat = find_saturation(profile, max(1, n_a - 8), n_a + 8, seed=1, replications=20)
     assert_accurate(n_a, sat)
+
+
+def test_carried_retry_search_is_the_bisection_within_its_tolerance() -> None:
+    """The search with carried retries (clumped.ClumpedWindow._closed_in: guesses from the
+    cheap bound's ratio, closed one tolerance from the guess) finds the bisection's
+    largest N meeting the target: exactly below 500 sessions, within 0.2 % and never
+    above it for thousands (tool-agent's non-binding RPM constraints, ~1,800 and
+    ~15,000 sessions, the binding TPM's ~20, and hunt-149's RPM)."""
+    from capacity.analytic import clumped
+    from capacity.analytic.model import _cap, _largest_meeting, _mean_ceiling
+
+    agent = load_profile(DATA.parent.parent / "profiles" / "tool-agent.yaml")
+    cases = [(load_profile(PROFILE), "rpm"), (agent, "rpm"), (agent, "tpm")]
+    seen = 0
+    for profile, dim in cases:
+        wl = Workload.from_profile(profile)
+        cyc = cycle_time(wl)
+        for c in (x for x in wl.constraints if x.dim == dim):
+            hi = _cap(_mean_ceiling(wl, c, cyc.cycle_s))
+            for target in (0.002, 0.01, 0.05):
+                fast = clumped.clumped_window_model(wl, c, cyc.cycle_s)
+                slow = clumped.clumped_window_model(wl, c, cyc.cycle_s)
+                got, at = fast.largest_meeting(target, hi)
+                want, _ = _largest_meeting(slow.stats, target, hi)
+                tol = max(1, int(clumped._REL_TOL * want))
+                assert want - tol <= got <= want, (profile.name, c.name, target, got, want)
+                if want < 500:
+                    assert got == want
+                assert at is not None and at.loss_fraction <= target
+                seen += 1
+    assert seen >= 9
+
+
+def test_two_state_chain_leaps_to_its_own_settled_law() -> None:
+    """The chain's extrapolation (window._two_state_loop, every _CHAIN_LEAP windows)
+    reaches the law the plain iteration settles to, in fewer windows: from an iid carry
+    far above it (a heavy load whose refusals thin the window after an overflow) and
+    from empty."""
+    from capacity.analytic import window
+
+    L, q = 1024, 256.0
+    k = np.arange(L, dtype=np.float64)
+
+    def poisson(mean: float) -> np.ndarray:
+        from math import lgamma
+
+        logp = k * np.log(mean) - mean - np.array([lgamma(x + 1.0) for x in k])
+        p = np.exp(logp)
+        return p / p.sum()
+
+    g0, g1 = poisson(0.93 * q), poisson(0.97 * q)
+    iid = window._carry_law(poisson(0.985 * q), q, 2)[0]
+    empty = np.zeros(L)
+    empty[0] = 1.0
+    for start in (iid, empty):
+        ref = window._two_state(g0, g1, q, start, 1.0, 1.0, 5000, 1e-13, leap=0)
+        plain = window._two_state(g0, g1, q, start, 1.0, 1.0, leap=0)
+        leapt = window._two_state(g0, g1, q, start, 1.0, 1.0)
+        assert abs(leapt[1] - ref[1]) <= 2 * abs(plain[1] - ref[1]) + 1e-6 * ref[1]
+        assert float(np.abs(leapt[0] - ref[0][:L]).sum()) < 1e-3

@@ -374,12 +374,13 @@ def test_compiled_two_state_chain_is_the_numpy_loop(q: float, load: float, L: in
     empty = np.zeros(L)
     empty[0] = 1.0
     for start in (iid, empty):
-        got = window._two_state(g0, g1, q, start, 1.0, 0.5, windows)
-        rfft, irfft = window._real_fft(L)
-        want = window._two_state_loop(start.copy(), g0, q, windows, 1e-5, rfft, irfft,
-                                      rfft(g1).copy())
-        assert got[0].tobytes() == want[0].tobytes()
-        assert got[1] == want[1] and got[2] == 0.5 * want[1]
+        for leap in (0, 3, window._CHAIN_LEAP):  # (none, often, as the model leaps)
+            got = window._two_state(g0, g1, q, start, 1.0, 0.5, windows, leap=leap)
+            rfft, irfft = window._real_fft(L)
+            want = window._two_state_loop(start.copy(), g0, q, windows, 1e-5, rfft, irfft,
+                                          rfft(g1).copy(), leap)
+            assert got[0].tobytes() == want[0].tobytes()
+            assert got[1] == want[1] and got[2] == 0.5 * want[1]
 
 
 @pytest.mark.parametrize("n", [*range(0, 140), 255, 256, 257, 1000, 8191, 8192, 8193, 20000])

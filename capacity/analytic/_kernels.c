@@ -213,18 +213,19 @@ done:
     return res;
 }
 
-/* two_state_loop(y, g0, q, windows, rtol, conv) -> (y, mean)
+/* two_state_loop(y, g0, q, windows, rtol, leap, conv) -> (y, mean)
  *
- * window._two_state's iteration: Y' = (S + Y − q)⁺, S ~ g1 after a window that
- * overflowed (Y > 0), g0 otherwise. y: the starting law, g0: float64, length L,
- * C-contiguous (not modified); conv(pos) -> the circular convolution of pos (y with
- * y[0] set to 0) with g1 (float64, length L; read before the next call). */
+ * window._two_state_loop's iteration: Y' = (S + Y − q)⁺, S ~ g1 after a window that
+ * overflowed (Y > 0), g0 otherwise, with its extrapolation every ``leap`` windows.
+ * y: the starting law, g0: float64, length L, C-contiguous (not modified); conv(pos) ->
+ * the circular convolution of pos (y with y[0] set to 0) with g1 (float64, length L;
+ * read before the next call). */
 static PyObject *two_state_loop(PyObject *self, PyObject *args) {
     PyObject *y_obj, *g_obj, *conv;
     double q, rtol;
-    int windows;
-    if (!PyArg_ParseTuple(args, "O!O!didO", &PyArray_Type, &y_obj, &PyArray_Type, &g_obj,
-                          &q, &windows, &rtol, &conv))
+    int windows, leap;
+    if (!PyArg_ParseTuple(args, "O!O!didiO", &PyArray_Type, &y_obj, &PyArray_Type, &g_obj,
+                          &q, &windows, &rtol, &leap, &conv))
         return NULL;
     PyArrayObject *y_in = (PyArrayObject *)y_obj, *g_in = (PyArrayObject *)g_obj;
     if (!F64(y_in) || PyArray_NDIM(y_in) != 1 || !PyArray_IS_C_CONTIGUOUS(y_in) ||
@@ -259,7 +260,8 @@ static PyObject *two_state_loop(PyObject *self, PyObject *args) {
     double *ps = (double *)PyArray_DATA(pos);
     memcpy(y, PyArray_DATA(y_in), sizeof(double) * (size_t)L);
     for (npy_intp k = 0; k < L; k++) buf[k] = (double)k * y[k];
-    double mean = total(buf, L);
+    double mean = total(buf, L), back = NAN;                 /* back: two windows back */
+    int since = 0;
     for (int it = 0; it < windows; it++) {
         memcpy(ps, y, sizeof(double) * (size_t)L);
         ps[0] = 0.0;
@@ -284,7 +286,7 @@ static PyObject *two_state_loop(PyObject *self, PyObject *args) {
         Py_CLEAR(z_obj);
         double rest = 1.0 - total(nxt + 1, L - 1);
         nxt[0] = rest > 0.0 ? rest : 0.0;                         /* max(0.0, rest) */
-        double *t = y; y = nxt; nxt = t;
+        double *t = y; y = nxt; nxt = t;                          /* nxt: the last law */
         PyArrayObject *ta = ya; ya = yb; yb = ta;
         for (npy_intp k = 0; k < L; k++) buf[k] = (double)k * y[k];
         double now = total(buf, L);
@@ -292,7 +294,31 @@ static PyObject *two_state_loop(PyObject *self, PyObject *args) {
             mean = now;
             break;
         }
+        since++;
+        double d1 = mean - back, d2 = now - mean;
+        back = mean;
         mean = now;
+        if (leap > 0 && since >= leap && d1 != 0.0) {
+            double r = d2 / d1;
+            if (0.0 < r && r < 0.995) {                    /* Aitken's jump ahead */
+                double c = r / (1.0 - r);
+                for (npy_intp k = 0; k < L; k++) {
+                    double v = y[k] + (y[k] - nxt[k]) * c;
+                    y[k] = v > 0.0 ? v : 0.0;
+                }
+                y[0] = 0.0;
+                double rest = total(y + 1, L - 1);
+                if (rest > 1.0) {
+                    for (npy_intp k = 0; k < L; k++) y[k] = y[k] / rest;
+                    rest = total(y + 1, L - 1);
+                }
+                y[0] = 1.0 - rest > 0.0 ? 1.0 - rest : 0.0;      /* max(0.0, 1 - rest) */
+                for (npy_intp k = 0; k < L; k++) buf[k] = (double)k * y[k];
+                mean = total(buf, L);
+                back = NAN;
+                since = 0;
+            }
+        }
     }
     res = Py_BuildValue("(Od)", (PyObject *)ya, mean);
 done:

@@ -138,6 +138,9 @@ _CASCADE_MIDDLES = 0.5 * (_CASCADE_EDGES[1:] + _CASCADE_EDGES[:-1])
 _CASCADE_LEFT = np.array([0.003, 0.01, 0.025, 0.05, 0.09, 0.15, 0.24, 0.37, 0.55, 0.8, 1.0])
 # Lattice points across the allowance for the carried retries' stationary law.
 _CARRY_POINTS = 256
+# At most about this many lattice points across q for the carry's memory (its tilts and
+# two-state chain, :class:`_Pair`): it reshapes a law the iid carry found finer.
+_PAIR_POINTS = 128
 
 
 @dataclass
@@ -750,10 +753,23 @@ class ClumpWindowModel:
         memory = back_share >= 1.0 and e_y > 0
         if memory and self.pair_of is not None and _Pair.worth(gc, self.q_lat / c, law):
             self.pair_law()  # (made only when a window overflows with a chance to tilt)
-        if memory and self._pair is not None and c == self._pair.c:
+        cm = max(1, math.floor(self.q_lat / _PAIR_POINTS))
+        if memory and self._pair is not None and cm == self._pair.c:
+            # The memory on its own lattice (at most ~_PAIR_POINTS across q: it reshapes
+            # the carry, whose law the iid solve has already found on the finer one).
             b, v = self._refused_charges()
-            law, e_y, gone = self._pair.carry(n, gc, self.q_lat / c, law, e_y, gone,
-                                             self.window_s, float(_dot(b, v)) / c)
+            f = cm / c
+            gm = _coarsen(g, float(cm))[: max(1, L // cm)] if cm > 1 else g
+            lm = _coarsen(law, f) if f > 1.0 else law
+            y, e2, gone2 = self._pair.carry(n, gm, self.q_lat / cm, lm, e_y / f, gone / f,
+                                            self.window_s, float(_dot(b, v)) / cm)
+            if y is not lm:  # (the same law back: no overflow to tilt to)
+                if cm == 1:
+                    return y, e2, gone2
+                carry = np.zeros(L)
+                idx = np.arange(y.size) * cm
+                carry[idx[idx < L]] = y[idx < L]
+                return carry, e2 * cm, gone2 * cm
         if c == 1:
             return law, e_y, gone
         carry = np.zeros(L)
@@ -2213,7 +2229,7 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
         def pair_of() -> _Pair | None:
             return _pair_of(timing, sa.relevant, sa.costs, window_s, cycle_s, sa.q, sa.h,
                             sa.sampled_load / cycle_s,
-                            max(1, math.floor(q_lat / _CARRY_POINTS)))
+                            max(1, math.floor(q_lat / _PAIR_POINTS)))
     prefix_pmfs = (None if got.fields["aborted"] is None or sa.missed or not _SESSION_LAW
                    else _prefix_laws(timing, sa.relevant, sa.costs, window_s, cycle_s, sa.q,
                                      sa.h, sa.sampled_load / window_s / cycle_s))
@@ -2467,6 +2483,7 @@ _PAIR = True  # the carry's window-to-window memory (:class:`_Pair`)
 _PAIR_TURNS = 2048  # turns of the sample the pair law is drawn from
 _TILT_BINS = 8  # bins of the overflowing count the pair law is tilted to
 _TILT_EDGES = np.linspace(0.0, 1.0, _TILT_BINS + 1)[1:-1]
+_CHAIN_LEAP = 8  # windows of the two-state chain between its extrapolations (0: none)
 ABORT_SAVING = True
 # Seed of the input tokens drawn for the session law's launches (the latencies' draws,
 # outputs included, are the timing sample's).
@@ -2739,6 +2756,8 @@ class _Pair:
         field(default_factory=list))
     _guess: tuple[NDArray[np.float64], NDArray[np.float64]] = field(
         default_factory=lambda: (np.zeros(0), np.zeros(0)))
+    _pam: list[NDArray[np.float64]] = field(default_factory=list)
+    _bm: list[NDArray[np.float64]] = field(default_factory=list)
 
     @property
     def joint(self) -> NDArray[np.float64]:
@@ -2761,6 +2780,10 @@ class _Pair:
             self._ks.append(k)
             self._tops.append(top)
             self._moments.append((m1, joint @ (k * k), k * m1))
+            # Σ_a of P(a)·e^{θa}·(1, a, a²) and of e^{θa}·Σ_b P(a, b)·(b, b², a·b): one
+            # product each (the Newton steps' and the tilted pair's moments).
+            self._pam.append(np.ascontiguousarray(pa[:, None] * np.stack([k**0, k, k * k], 1)))
+            self._bm.append(np.ascontiguousarray(np.stack([m1, joint @ (k * k), k * m1], 1)))
             e = pa * np.exp(th[:, None] * (k - top * (th[:, None] > 0)))
             guess += share * ((e @ k) / np.maximum(e.sum(axis=1), 1e-300))
         self._guess = (th, guess)
@@ -2789,8 +2812,13 @@ class _Pair:
             return law, e_y, gone
         # Only the points the laws reach (the lattice is sized for the far tail): the
         # fresh count's and the iid carry's, and room for a busier window after them.
-        reach = int(np.nonzero(g > 1e-13)[0][-1]) + int(np.nonzero(law > 1e-13)[0][-1])
-        L = min(g.size, -(-(reach + self.joint.shape[0] + 2) // 64) * 64)
+        top = int(np.nonzero(g > 1e-13)[0][-1])
+        reach = top + int(np.nonzero(law > 1e-13)[0][-1])
+        L = min(g.size, _fft_size(reach + self.joint.shape[0] + 2))
+        # The window after an overflow is the fresh count's law tilted up (at most g/p
+        # point by point): the tilt's transforms need its reach and a margin, not the
+        # carry's (the chain's convolution does).
+        L_t = min(L, _fft_size(top + top // 4 + self.joint.shape[0] + 2))
         g, full_size = g[:L], g.size
         law = law[:L]
         s = np.arange(L, dtype=np.float64)
@@ -2802,7 +2830,9 @@ class _Pair:
         p = float(v.sum())
         if p <= 1e-12 or p >= 1.0 - 1e-9:
             return law, e_y, gone
-        g1 = self._tilted(n, s, v, L)
+        g1 = self._tilted(n, s[:L_t], v[:L_t], L_t)
+        if L_t < L:
+            g1 = np.concatenate([g1, np.zeros(L - L_t)])
         g0 = np.clip(g - p * g1, 0.0, None)
         g0 /= g0.sum()
         # A window that turns X units away refuses from when its count passes q − b
@@ -2841,36 +2871,32 @@ class _Pair:
         target = np.diff(csv[edges])[keep] / wt[keep] / n
         # One common θ over the mix's sessions (the conditional limit of a sum of
         # independent parts): each part tilted by it, their means summing to the target.
-        parts = list(zip(self.joints, self.shares, self._pa, self._ks, self._tops,
-                         self._moments, strict=True))
-        top = math.fsum(s_p * t_p for _, s_p, _, _, t_p, _ in parts)
+        parts = list(zip(self._ks, self._tops, self._pam, self._bm, self.shares, strict=True))
+        top = math.fsum(s_p * t_p for _, t_p, _, _, s_p in parts)
         target = np.minimum(target, 0.999 * top)
         wt = wt[keep]
         lo = np.full(wt.size, -60.0)
         hi = np.full(wt.size, 60.0)
         th = np.interp(target, self._guess[1], self._guess[0])
         tol = 1e-9 * max(1.0, float(target.max()))
-        single = len(parts) == 1
+
+        def tilt(th: NDArray[np.float64], k: NDArray[np.float64], t_p: float
+                 ) -> NDArray[np.float64]:
+            # e^{θa}, scaled by e^{−θ·top} where θ > 0 (no overflow)
+            out: NDArray[np.float64] = np.exp(np.multiply.outer(th, k)
+                                              - (th * t_p * (th > 0))[:, None])
+            return out
+
         for _ in range(30):  # E_θ[a] rises with θ (slope Var_θ a): Newton inside a bracket
-            if single:  # (a plain session: the same numbers, fewer arrays)
-                _j, _s, pa, a, t_p, _m = parts[0]
-                e = pa * np.exp(th[:, None] * (a - t_p * (th[:, None] > 0)))
-                tot = e.sum(axis=1)
-                mean = (e @ a) / tot
-                if float(np.abs(mean - target).max()) <= tol:
-                    break
-                var = (e @ (a * a)) / tot - mean**2
-            else:
-                mean = np.zeros(th.size)
-                var = np.zeros(th.size)
-                for _j, s_p, pa, a, t_p, _m in parts:
-                    e = pa * np.exp(th[:, None] * (a - t_p * (th[:, None] > 0)))
-                    tot = e.sum(axis=1)
-                    mean_p = (e @ a) / tot
-                    mean += s_p * mean_p
-                    var += s_p * ((e @ (a * a)) / tot - mean_p**2)
-                if float(np.abs(mean - target).max()) <= tol:
-                    break
+            mean = np.zeros(th.size)
+            var = np.zeros(th.size)
+            for k, t_p, pam, _bm, s_p in parts:
+                mom = tilt(th, k, t_p) @ pam  # Σ P(a)e^{θa}·(1, a, a²)
+                mean_p = mom[:, 1] / mom[:, 0]
+                mean += s_p * mean_p
+                var += s_p * (mom[:, 2] / mom[:, 0] - mean_p**2)
+            if float(np.abs(mean - target).max()) <= tol:
+                break
             up = mean < target
             lo = np.where(up, th, lo)
             hi = np.where(up, hi, th)
@@ -2881,56 +2907,74 @@ class _Pair:
         # tilted pair's moments by part.
         mag = np.zeros((th.size, L // 2 + 1))
         fs: list[NDArray[np.complex128]] = []
-        ea = np.zeros(th.size)
-        eb = np.zeros(th.size)
         va = np.zeros(th.size)
         vb = np.zeros(th.size)
         cab = np.zeros(th.size)
-        for joint, s_p, pa, a, t_p, (m1, m2, mab) in parts:
-            e = np.exp(th[:, None] * (a - t_p * (th[:, None] > 0)))
-            e /= (e * pa).sum(axis=1, keepdims=True)
+        for (k, t_p, pam, bm, s_p), joint in zip(parts, self.joints, strict=True):
+            e = tilt(th, k, t_p)
+            mom = e @ pam
+            e /= mom[:, :1]
             hb = e @ joint
             f = np.fft.rfft(hb, L, axis=1)
             mag += (n * s_p) * np.log(np.maximum(np.abs(f), 1e-300))
             fs.append(f)
-            ea_p, eb_p = (e * pa) @ a, e @ m1
-            ea += s_p * ea_p
-            eb += s_p * eb_p
-            va += s_p * ((e * pa) @ (a * a) - ea_p**2)
-            vb += s_p * (e @ m2 - eb_p**2)
-            cab += s_p * (e @ mab - ea_p * eb_p)
+            ea_p = mom[:, 1] / mom[:, 0]
+            mb = e @ bm  # E_θ of (b, b², a·b)
+            va += s_p * (mom[:, 2] / mom[:, 0] - ea_p**2)
+            vb += s_p * (mb[:, 1] - mb[:, 0] ** 2)
+            cab += s_p * (mb[:, 2] - ea_p * mb[:, 0])
         # (Only the frequencies whose power does not vanish: few of them at large N.)
-        live = mag > -700.0
-        ang = (n * self.shares[0]) * np.angle(fs[0][live])
+        live = np.nonzero((mag > -700.0).ravel())[0]
+        ang = (n * self.shares[0]) * np.angle(fs[0].ravel()[live])
         for f, s_p in zip(fs[1:], self.shares[1:], strict=True):
-            ang += (n * s_p) * np.angle(f[live])
-        r = np.exp(mag[live])
+            ang += (n * s_p) * np.angle(f.ravel()[live])
+        r = np.exp(mag.ravel()[live])
         spec = np.zeros(mag.shape, dtype=np.complex128)
-        spec[live] = r * np.cos(ang) + 1j * (r * np.sin(ang))
+        flat = spec.ravel()
+        flat.real[live] = r * np.cos(ang)
+        flat.imag[live] = r * np.sin(ang)
         gn = np.fft.irfft(spec, L, axis=1)
-        gn = np.clip(gn, 0.0, None)
+        np.maximum(gn, 0.0, out=gn)
         gn *= (wt / np.maximum(gn.sum(axis=1), 1e-300))[:, None]
         # The tilt fixes the count's mean, not the count: the part of S''s spread that
         # S's own spread under the tilt explains (Cov²/Var(S)) is taken out by narrowing
         # each law about its mean (exact for Gaussian pairs).
         keep_sd = np.sqrt(1.0 - np.clip(cab**2 / np.maximum(va * vb, 1e-300), 0.0, 1.0))
         mean = (gn @ s) / wt
-        x = np.clip(mean[:, None] + (s[None, :] - mean[:, None]) * keep_sd[:, None], 0.0,
-                    L - 1.0)
-        lo_i = np.floor(x).astype(np.int64)
+        x = mean[:, None] + np.multiply.outer(keep_sd, s) - (mean * keep_sd)[:, None]
+        np.clip(x, 0.0, L - 1.0, out=x)
+        lo_i = x.astype(np.int64)  # (x ≥ 0: floor)
         frac = x - lo_i
-        out = np.bincount(lo_i.ravel(), (gn * (1.0 - frac)).ravel(), L)
-        out += np.bincount(np.minimum(lo_i + 1, L - 1).ravel(), (gn * frac).ravel(), L)
+        hi_w = gn * frac
+        out = np.bincount(lo_i.ravel(), (gn - hi_w).ravel(), L)
+        lo_i += 1
+        np.minimum(lo_i, L - 1, out=lo_i)
+        out += np.bincount(lo_i.ravel(), hi_w.ravel(), L)
         res: NDArray[np.float64] = out / out.sum()
         return res
 
 
+# Even transform lengths 2^a·3^b·5^c (pocketfft's fast ones; 1,472 = 64·23 takes ~30 % longer
+# than 1,536): every such length up to 2^22, sorted.
+_SMOOTH = np.array(sorted(2**a * 3**b * 5**c for a in range(1, 23) for b in range(14)
+                          for c in range(10) if 2**a * 3**b * 5**c <= 1 << 22))
+
+
+def _fft_size(n: int) -> int:
+    """The smallest even transform length 2^a·3^b·5^c at least ``n`` (``n`` beyond 2^22: n)."""
+    i = int(np.searchsorted(_SMOOTH, n))
+    return int(_SMOOTH[i]) if i < _SMOOTH.size else n
+
+
 def _two_state(g0: NDArray[np.float64], g1: NDArray[np.float64], q: float,
                law: NDArray[np.float64], e_y: float, gone: float, windows: int = 96,
-               rtol: float = 1e-5) -> tuple[NDArray[np.float64], float, float]:
+               rtol: float = 1e-5, leap: int = _CHAIN_LEAP
+               ) -> tuple[NDArray[np.float64], float, float]:
     """``Y' = (S + Y − q)⁺`` with ``S ~ g1`` after a window that overflowed (``Y > 0``)
-    and ``g0`` otherwise, iterated from ``law`` until its mean settles; the retries
-    failing for good scaled from the iid carry's (``gone`` at mean ``e_y``) with the mean."""
+    and ``g0`` otherwise, iterated from ``law`` until its mean settles (the iid carry
+    of a heavy load is far from the chain's: every ``leap`` windows the law jumps ahead
+    along its last step, :func:`_two_state_loop`); the retries failing for good scaled
+    from the iid carry's (``gone`` at mean ``e_y``) with the mean."""
     L = g0.size
     rfft, irfft = _real_fft(L)  # (circular: the caller's L holds the laws)
     h1 = rfft(g1).copy()
@@ -2944,9 +2988,10 @@ def _two_state(g0: NDArray[np.float64], g1: NDArray[np.float64], q: float,
             return irfft(spec)
 
         y, mean = _kernels.two_state_loop(y, np.ascontiguousarray(g0, dtype=np.float64),
-                                          float(q), int(windows), float(rtol), conv)
+                                          float(q), int(windows), float(rtol), int(leap),
+                                          conv)
     else:
-        y, mean = _two_state_loop(y.copy(), g0, q, windows, rtol, rfft, irfft, h1)
+        y, mean = _two_state_loop(y.copy(), g0, q, windows, rtol, rfft, irfft, h1, leap)
     return y, mean, gone * (mean / e_y if e_y > 0 else 1.0)
 
 
@@ -2954,14 +2999,22 @@ def _two_state_loop(y: NDArray[np.float64], g0: NDArray[np.float64], q: float,
                     windows: int, rtol: float,
                     rfft: Callable[[NDArray[np.float64]], NDArray[np.complex128]],
                     irfft: Callable[[NDArray[np.complex128]], NDArray[np.float64]],
-                    h1: NDArray[np.complex128]) -> tuple[NDArray[np.float64], float]:
+                    h1: NDArray[np.complex128], leap: int = _CHAIN_LEAP
+                    ) -> tuple[NDArray[np.float64], float]:
     """:func:`_two_state`'s iteration in numpy (``y``: the starting law; ``h1``: the
     transform of the window count after an overflow): the reference of the compiled
-    one."""
+    one. The chain settles geometrically (its mean's steps shrink by a steady ratio
+    ``r``): after ``leap`` windows (0: never) with ``0 < r < 0.995`` the law jumps to
+    ``y + (y − y_prev)·r/(1 − r)`` (Aitken's extrapolation of the remaining steps,
+    negative masses cut, the empty carry's mass the rest), which halves the windows a
+    heavy load's chain takes from its iid carry; the chain then goes on, and stops only
+    when a window's own step is within ``rtol``."""
     L = g0.size
     qi = math.floor(q + 0.5)
     ar = np.arange(L, dtype=np.float64)
     mean = float(_dot(ar, y))
+    back = math.nan  # the mean two windows back
+    since = 0
     for _ in range(windows):
         pos = y.copy()
         pos[0] = 0.0
@@ -2972,12 +3025,29 @@ def _two_state_loop(y: NDArray[np.float64], g0: NDArray[np.float64], q: float,
         nxt = np.zeros(L)
         nxt[: L - qi] = z[qi:]
         nxt[0] = max(0.0, 1.0 - float(nxt[1:].sum()))
-        y = nxt
+        prev, y = y, nxt
         new = float(_dot(ar, y))
         if abs(new - mean) <= rtol * max(new, 1e-300):
             mean = new
             break
-        mean = new
+        since += 1
+        d1, d2 = mean - back, new - mean
+        back, mean = mean, new
+        if leap > 0 and since >= leap and d1 != 0.0:
+            r = d2 / d1
+            if 0.0 < r < 0.995:
+                ye = y + (y - prev) * (r / (1.0 - r))
+                ye = np.where(ye > 0.0, ye, 0.0)
+                ye[0] = 0.0
+                rest = float(ye[1:].sum())
+                if rest > 1.0:
+                    ye /= rest
+                    rest = float(ye[1:].sum())
+                ye[0] = max(0.0, 1.0 - rest)
+                y = ye
+                mean = float(_dot(ar, y))
+                back = math.nan
+                since = 0
     return y, mean
 
 
