@@ -359,30 +359,6 @@ def test_compiled_carry_is_the_numpy_loop(q: float, retries: int, load: float,
         assert got[1:] == want[1:]
 
 
-@pytest.mark.parametrize(("q", "load", "L", "windows"), [
-    (83.0, 0.6, 512, 96), (83.0, 0.97, 512, 96), (40.4, 0.9, 256, 96), (256.0, 0.99, 1024, 96),
-    (250.0, 1.3, 1024, 96), (120.0, 1.05, 256, 5), (12.0, 0.9, 128, 96), (3.0, 0.8, 20000, 30)])
-def test_compiled_two_state_chain_is_the_numpy_loop(q: float, load: float, L: int,
-                                                     windows: int) -> None:
-    # The carry's two-state chain (window._two_state) compiled: a quieter window law
-    # after no overflow, a busier one after one; settling or running out of windows, from
-    # an iid carry and from empty: numpy's numbers bit for bit.
-    assert window._kernels is not None
-    g0, g1 = _poisson_law(0.95 * load, q, L), _poisson_law(1.1 * load, q, L)
-    g0, g1 = g0 / g0.sum(), g1 / g1.sum()
-    iid = window._carry_law(_poisson_law(load, q, L), q, 2)[0]
-    empty = np.zeros(L)
-    empty[0] = 1.0
-    for start in (iid, empty):
-        for leap in (0, 3, window._CHAIN_LEAP):  # (none, often, as the model leaps)
-            got = window._two_state(g0, g1, q, start, 1.0, 0.5, windows, leap=leap)
-            rfft, irfft = window._real_fft(L)
-            want = window._two_state_loop(start.copy(), g0, q, windows, 1e-5, rfft, irfft,
-                                          rfft(g1).copy(), leap)
-            assert got[0].tobytes() == want[0].tobytes()
-            assert got[1] == want[1] and got[2] == 0.5 * want[1]
-
-
 @pytest.mark.parametrize("n", [*range(0, 140), 255, 256, 257, 1000, 8191, 8192, 8193, 20000])
 def test_compiled_sums_are_numpys(n: int) -> None:
     # The kernel's sums are np.add.reduce's (pairwise, from 0): on values of every scale.

@@ -16,8 +16,6 @@
  *    then add, as numpy's bincount and ``+=`` do;
  *  - Python's ``min``/``max``/``**`` on floats are mirrored (``pow`` from libm).
  *
- * two_state_loop: the carry's two-state chain (window._two_state), the same way.
- *
  * rate_mva_loop: the rate pacer's mean-value recursion over N = 1..n_max
  * (capacity.analytic.pacing.rate_mva): scalar float arithmetic in the order Python
  * evaluates it, its min/max, and np.interp's arithmetic (pacing._interp).
@@ -209,123 +207,6 @@ done:
     Py_XDECREF(yb);
     Py_XDECREF(back);
     free(lo_sum);
-    free(buf);
-    return res;
-}
-
-/* two_state_loop(y, g0, q, windows, rtol, leap, conv) -> (y, mean)
- *
- * window._two_state_loop's iteration: Y' = (S + Y − q)⁺, S ~ g1 after a window that
- * overflowed (Y > 0), g0 otherwise, with its extrapolation every ``leap`` windows.
- * y: the starting law, g0: float64, length L, C-contiguous (not modified); conv(pos) ->
- * the circular convolution of pos (y with y[0] set to 0) with g1 (float64, length L;
- * read before the next call). */
-static PyObject *two_state_loop(PyObject *self, PyObject *args) {
-    PyObject *y_obj, *g_obj, *conv;
-    double q, rtol;
-    int windows, leap;
-    if (!PyArg_ParseTuple(args, "O!O!didiO", &PyArray_Type, &y_obj, &PyArray_Type, &g_obj,
-                          &q, &windows, &rtol, &leap, &conv))
-        return NULL;
-    PyArrayObject *y_in = (PyArrayObject *)y_obj, *g_in = (PyArrayObject *)g_obj;
-    if (!F64(y_in) || PyArray_NDIM(y_in) != 1 || !PyArray_IS_C_CONTIGUOUS(y_in) ||
-        !F64(g_in) || PyArray_NDIM(g_in) != 1 || !PyArray_IS_C_CONTIGUOUS(g_in) ||
-        PyArray_DIM(g_in, 0) != PyArray_DIM(y_in, 0)) {
-        PyErr_SetString(PyExc_ValueError, "y, g0 must be contiguous float64 vectors of one size");
-        return NULL;
-    }
-    npy_intp L = PyArray_DIM(y_in, 0);
-    if (!(q >= 0.0 && q < (double)L) || L < 2) {
-        PyErr_SetString(PyExc_ValueError, "q outside the lattice");
-        return NULL;
-    }
-    npy_intp qi = (npy_intp)floor(q + 0.5);
-    npy_intp head = L - qi;
-    if (head < 1) {
-        PyErr_SetString(PyExc_ValueError, "q outside the lattice");
-        return NULL;
-    }
-    const double *g0 = (const double *)PyArray_DATA(g_in);
-    npy_intp dims[1] = {L};
-    PyArrayObject *ya = (PyArrayObject *)PyArray_ZEROS(1, dims, NPY_FLOAT64, 0);
-    PyArrayObject *yb = (PyArrayObject *)PyArray_ZEROS(1, dims, NPY_FLOAT64, 0);
-    PyArrayObject *pos = (PyArrayObject *)PyArray_ZEROS(1, dims, NPY_FLOAT64, 0);
-    double *buf = (double *)malloc(sizeof(double) * (size_t)L);
-    PyObject *res = NULL, *z_obj = NULL;
-    if (!ya || !yb || !pos || !buf) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    double *y = (double *)PyArray_DATA(ya), *nxt = (double *)PyArray_DATA(yb);
-    double *ps = (double *)PyArray_DATA(pos);
-    memcpy(y, PyArray_DATA(y_in), sizeof(double) * (size_t)L);
-    for (npy_intp k = 0; k < L; k++) buf[k] = (double)k * y[k];
-    double mean = total(buf, L), back = NAN;                 /* back: two windows back */
-    int since = 0;
-    for (int it = 0; it < windows; it++) {
-        memcpy(ps, y, sizeof(double) * (size_t)L);
-        ps[0] = 0.0;
-        double y0 = y[0];
-        z_obj = PyObject_CallOneArg(conv, (PyObject *)pos);
-        if (z_obj == NULL) goto done;
-        PyArrayObject *za = (PyArrayObject *)PyArray_FROM_OTF(z_obj, NPY_FLOAT64,
-                                                              NPY_ARRAY_IN_ARRAY);
-        if (za == NULL) goto done;
-        if (PyArray_SIZE(za) != L) {
-            Py_DECREF(za);
-            PyErr_SetString(PyExc_ValueError, "conv must return L values");
-            goto done;
-        }
-        const double *z = (const double *)PyArray_DATA(za);
-        memset(nxt, 0, sizeof(double) * (size_t)L);
-        for (npy_intp i = 0; i < head; i++) {
-            double v = z[qi + i] + y0 * g0[qi + i];
-            nxt[i] = v > 1e-250 ? v : 0.0;                        /* round-off flushed */
-        }
-        Py_DECREF(za);
-        Py_CLEAR(z_obj);
-        double rest = 1.0 - total(nxt + 1, L - 1);
-        nxt[0] = rest > 0.0 ? rest : 0.0;                         /* max(0.0, rest) */
-        double *t = y; y = nxt; nxt = t;                          /* nxt: the last law */
-        PyArrayObject *ta = ya; ya = yb; yb = ta;
-        for (npy_intp k = 0; k < L; k++) buf[k] = (double)k * y[k];
-        double now = total(buf, L);
-        if (fabs(now - mean) <= rtol * (1e-300 > now ? 1e-300 : now)) {
-            mean = now;
-            break;
-        }
-        since++;
-        double d1 = mean - back, d2 = now - mean;
-        back = mean;
-        mean = now;
-        if (leap > 0 && since >= leap && d1 != 0.0) {
-            double r = d2 / d1;
-            if (0.0 < r && r < 0.995) {                    /* Aitken's jump ahead */
-                double c = r / (1.0 - r);
-                for (npy_intp k = 0; k < L; k++) {
-                    double v = y[k] + (y[k] - nxt[k]) * c;
-                    y[k] = v > 0.0 ? v : 0.0;
-                }
-                y[0] = 0.0;
-                double rest = total(y + 1, L - 1);
-                if (rest > 1.0) {
-                    for (npy_intp k = 0; k < L; k++) y[k] = y[k] / rest;
-                    rest = total(y + 1, L - 1);
-                }
-                y[0] = 1.0 - rest > 0.0 ? 1.0 - rest : 0.0;      /* max(0.0, 1 - rest) */
-                for (npy_intp k = 0; k < L; k++) buf[k] = (double)k * y[k];
-                mean = total(buf, L);
-                back = NAN;
-                since = 0;
-            }
-        }
-    }
-    res = Py_BuildValue("(Od)", (PyObject *)ya, mean);
-done:
-    Py_XDECREF(z_obj);
-    Py_XDECREF(ya);
-    Py_XDECREF(yb);
-    Py_XDECREF(pos);
     free(buf);
     return res;
 }
@@ -1212,8 +1093,6 @@ static PyObject *pgf_truncated(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"carry_loop", carry_loop, METH_VARARGS,
      "The retry carry's iteration: (law, mean, dropped, settled)."},
-    {"two_state_loop", two_state_loop, METH_VARARGS,
-     "window._two_state's iteration: (law, mean)."},
     {"pairwise_sum", pairwise_sum, METH_VARARGS,
      "np.add.reduce of a contiguous float64 vector, as this module computes it."},
     {"hold_law_sums", hold_law_sums, METH_VARARGS,

@@ -79,25 +79,9 @@ class ClumpedWindow:
 
     inner: _window.ClumpWindowModel
     sliding: bool
-    # By N: the joint check asks again what the search solved (with carried retries a
-    # Lindley solve each, and the carry's memory's chain). Keyed also by the parts of the
-    # model a caller may swap after building it (fleet: a spilling slot's retries).
-    _seen: dict[tuple[int, int, int, int], WindowStats] = dataclasses.field(
-        default_factory=dict, repr=False)
 
     def stats(self, n: int) -> WindowStats:
         """Window statistics at ``n`` sessions; ``loss_fraction`` is the attempt share."""
-        m = self.inner
-        key = (n, id(m.retry), id(m.carry_back), id(m.call_pmf))
-        hit = self._seen.get(key)
-        if hit is not None:
-            return hit
-        if len(self._seen) >= 256:
-            self._seen.clear()
-        out = self._seen[key] = self._stats(n)
-        return out
-
-    def _stats(self, n: int) -> WindowStats:
         m = self.inner
         if n <= 0 or m.p_single <= 0:
             if n > 0 and m.never_fit > 0:
@@ -184,8 +168,6 @@ class ClumpedWindow:
 
         if stats(up).loss_fraction <= target:
             return up, stats(up)
-        if not herds:
-            return self._closed_in(stats, cheap, seen, target, up)
         # Near the ceiling the attempt share is a steady multiple r of the cheap one:
         # guess the boundary from r, re-measure r there, repeat (secant-like); each guess
         # costs one full evaluation (a Lindley solve, or a herd spell), the cheap
@@ -214,80 +196,6 @@ class ClumpedWindow:
             else:
                 up = mid
         return lo, (stats(lo) if lo > 0 else None)
-
-    @staticmethod
-    def _closed_in(stats: Callable[[int], WindowStats], cheap: Callable[[int], float],
-                   seen: dict[int, float], target: float, up: int
-                   ) -> tuple[int, WindowStats | None]:
-        """:meth:`largest_meeting` below ``up`` (its share above ``target``) with carried
-        retries: the largest n passing, to :data:`_REL_TOL` (erring low; exact below 500
-        sessions), in few full evaluations (each a Lindley solve, the carry's memory's
-        chain included; the cheap bound's bisections cost none of them).
-
-        Near the ceiling the attempt share is a slowly changing multiple ``r(n)`` of the
-        cheap bound: the boundary is guessed where ``cheap(n)·r(n)`` meets the target,
-        ``r`` interpolated in log between the bracket's ends (the upper end's alone before
-        a passing point is known), and a guess within a tolerance of an end is moved to
-        the point one tolerance from it, so that a right guess closes the bracket in two
-        evaluations (the guess, and the point one tolerance above or below). Every
-        evaluation shrinks the bracket; after five guesses it is bisected."""
-        lo = 0
-        guided = 0
-        reach = 1  # tolerances the next probe from an end goes (doubled while it fails to close)
-        side = 0   # the end the last probe went from: +1 lo, −1 up, 0 none
-        while True:
-            tol = max(1, int(_REL_TOL * lo))
-            if up - lo <= tol:
-                return lo, (stats(lo) if lo > 0 else None)
-            probe = 0
-            if guided >= 5:
-                cand = (lo + up) // 2
-            else:
-                guided += 1
-                c_up = cheap(up)
-                log_up = math.log(max(stats(up).loss_fraction / c_up, 1.0) if c_up > 0
-                                  else 4.0)
-                log_lo = log_up
-                if lo > 0:
-                    c_lo = cheap(lo)
-                    log_lo = math.log(max(stats(lo).loss_fraction / c_lo, 1.0) if c_lo > 0
-                                      else 4.0)
-
-                def meets(k: int, lo: int = lo, up: int = up, log_lo: float = log_lo,
-                          log_up: float = log_up) -> bool:
-                    r = math.exp(log_lo + (log_up - log_lo) * (k - lo) / (up - lo))
-                    return cheap(k) * r <= target
-
-                # cheap(n)·r(n) ≤ target at a, not at b: first from the cheap bounds
-                # already known (``seen``), then bisected.
-                a = max((k for k in seen if lo < k < up and meets(k)), default=lo)
-                b = min((k for k in seen if a < k < up and not meets(k)), default=up)
-                while b - a > 1:
-                    mid = (a + b) // 2
-                    if meets(mid):
-                        a = mid
-                    else:
-                        b = mid
-                t = max(1, int(_REL_TOL * max(a, lo)))
-                if up - lo <= 2 * t:
-                    cand = (lo + up) // 2
-                elif a - lo <= t and lo > 0:
-                    probe = 1  # the guess is the lower end: close above it
-                elif up - a <= t:
-                    probe = -1  # the guess is the upper end: close below it
-                else:
-                    cand = max(a, 1)
-                if probe:
-                    # A probe that failed to close the bracket on the same side: the
-                    # guesses lag the boundary, so the next one goes twice as far.
-                    reach = 2 * reach if probe == side else 1
-                    cand = lo + reach * t if probe > 0 else up - reach * t
-            side = probe
-            cand = min(max(cand, lo + 1), up - 1)
-            if stats(cand).loss_fraction <= target:
-                lo = cand
-            else:
-                up = cand
 
     def _largest_meeting_abort_storms(self, target: float, hi: int
                                       ) -> tuple[int, WindowStats | None]:

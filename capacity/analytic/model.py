@@ -1086,9 +1086,10 @@ def joint_ceiling(results: list[ConstraintResult],
             total.append(share)
         return WindowStats(n, 0.0, 0.0, math.fsum(total), "quotas together")
 
-    # Added 429s (or shared ones) keep the joint ceiling near the smallest one: down from
-    # it in doubling steps, then bisection (each step evaluates every constraint; the
-    # bisection of [0, low] would ask N far below, a carried-retry solve each).
+    if not split:
+        return _largest_meeting(together, target * (1.0 + 1e-9), low)[0]
+    # Shared 429s keep the joint ceiling within a few sessions of the smallest one: down
+    # from it in doubling steps, then bisection (each step evaluates every dimension).
     level = target * (1.0 + 1e-9)
     if together(low).loss_fraction <= level:
         return low

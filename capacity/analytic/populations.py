@@ -329,21 +329,8 @@ def blend(parts: list[tuple[float, _window.ClumpWindowModel]]) -> _window.ClumpW
         # _cascade_cells (this one only says they are there).
         cascade=(first.cascade if all(m.cascade is not None for _, m in live) else None),
         parts=tuple(live),
-        # The carry's window-to-window memory (fixed windows): the parts' pair laws, as
-        # the mix's window law is made of the parts' (None when a part has none).
-        pair_of=lambda: _mixed_pair(live),
         made_weights=tuple(x / math.fsum(calls) if math.fsum(calls) > 0 else 1.0 / len(live)
                            for x in calls))
-
-
-def _mixed_pair(live: list[tuple[float, _window.ClumpWindowModel]]) -> Any:
-    """The pair law (:class:`window._Pair`) of one session of the mix ``live``, from its
-    parts' (None when any part has none: the iid carry)."""
-    pairs = [m.pair_law() for _, m in live]
-    if any(p is None for p in pairs):
-        return None
-    return _window.mix_pairs([(a, m.mean_units, p)
-                              for (a, m), p in zip(live, pairs, strict=True) if p is not None])
 
 
 def blend_bucket(parts: list[tuple[float, _BucketModel]]) -> _BucketModel:

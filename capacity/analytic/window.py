@@ -43,11 +43,6 @@ The 429 share of attempts — fixed windows
     crosses ``q`` (a large one) and the later ones that no longer fit the room left —
     every one of them once the room is gone, whatever its size
     (:meth:`Crossing.refused`, from the excess's mean per overflowing window).
-    A turn's calls span several windows, so the window after an overflow is busier than
-    the average one and meets the carry more often than an iid window count says
-    (hunt-149: the engine's own window sequence carries 1.5× its shuffle): the carry is
-    then a two-state chain whose window after an overflow draws from the sessions' pair
-    law tilted to the overflow, less the launches the refusals push later (:class:`_Pair`).
 
 The 429 share of attempts — sliding windows (a scan statistic)
     A sliding counter rejects an attempt when the units in the trailing ``w`` seconds
@@ -138,9 +133,6 @@ _CASCADE_MIDDLES = 0.5 * (_CASCADE_EDGES[1:] + _CASCADE_EDGES[:-1])
 _CASCADE_LEFT = np.array([0.003, 0.01, 0.025, 0.05, 0.09, 0.15, 0.24, 0.37, 0.55, 0.8, 1.0])
 # Lattice points across the allowance for the carried retries' stationary law.
 _CARRY_POINTS = 256
-# At most about this many lattice points across q for the carry's memory (its tilts and
-# two-state chain, :class:`_Pair`): it reshapes a law the iid carry found finer.
-_PAIR_POINTS = 128
 
 
 @dataclass
@@ -265,12 +257,6 @@ class ClumpWindowModel:
     # One session's window count (lattice), from its turns laid end to end (None: the
     # binomial–Poisson mixture of the module docstring).
     session_pmf: NDArray[np.float64] | None = None
-    # Fixed windows, retries after the retry-after: one session's counts in two
-    # consecutive windows (the carry's lattice) and the change a refused launch makes to
-    # the next window's count by delaying its turn, by its time left (:class:`_Pair`),
-    # made when the carry first needs it (``pair_of``; many models never carry).
-    pair_of: Callable[[], _Pair | None] | None = None
-    _pair: _Pair | None = field(default=None, repr=False)
     _storm_sizes: dict[float, float] = field(default_factory=dict, repr=False)
     _cache: dict[int, Any] = field(default_factory=dict, repr=False)
     # exp of the session law's log transform, by L: a fractional N's extra session
@@ -750,39 +736,12 @@ class ClumpWindowModel:
             if len(self._carries) >= 64:
                 self._carries.clear()
             self._carries[n] = np.trim_zeros(law, "b")
-        memory = back_share >= 1.0 and e_y > 0
-        if memory and self.pair_of is not None and _Pair.worth(gc, self.q_lat / c, law):
-            self.pair_law()  # (made only when a window overflows with a chance to tilt)
-        cm = max(1, math.floor(self.q_lat / _PAIR_POINTS))
-        if memory and self._pair is not None and cm == self._pair.c:
-            # The memory on its own lattice (at most ~_PAIR_POINTS across q: it reshapes
-            # the carry, whose law the iid solve has already found on the finer one).
-            b, v = self._refused_charges()
-            f = cm / c
-            gm = _coarsen(g, float(cm))[: max(1, L // cm)] if cm > 1 else g
-            lm = _coarsen(law, f) if f > 1.0 else law
-            y, e2, gone2 = self._pair.carry(n, gm, self.q_lat / cm, lm, e_y / f, gone / f,
-                                            self.window_s, float(_dot(b, v)) / cm)
-            if y is not lm:  # (the same law back: no overflow to tilt to)
-                if cm == 1:
-                    return y, e2, gone2
-                carry = np.zeros(L)
-                idx = np.arange(y.size) * cm
-                carry[idx[idx < L]] = y[idx < L]
-                return carry, e2 * cm, gone2 * cm
         if c == 1:
             return law, e_y, gone
         carry = np.zeros(L)
         idx = np.arange(law.size) * c
         carry[idx[idx < L]] = law[idx < L]
         return carry, e_y * c, gone * c
-
-    def pair_law(self) -> _Pair | None:
-        """The carry's pair law (:class:`_Pair`), made on the first call (None: none)."""
-        if self.pair_of is not None:
-            self._pair = self.pair_of()
-            self.pair_of = None
-        return self._pair
 
     def _same_window(self, carry: NDArray[np.float64], back: float = 1.0
                      ) -> tuple[float, float]:
@@ -2222,14 +2181,6 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
         _session_law(timing, sa.relevant, sa.costs, window_s, cycle_s, sa.q, sa.h,
                      sa.sampled_load / cycle_s),
         [(r / cycle_s, pmf) for r, pmf in sa.missed]))
-    pair_of = None
-    # (Calls the sample never makes are too rare to shape the window after an overflow.)
-    if (_PAIR and not sliding and retry.retries and retry.honour_retry_after
-            and session_pmf is not None):
-        def pair_of() -> _Pair | None:
-            return _pair_of(timing, sa.relevant, sa.costs, window_s, cycle_s, sa.q, sa.h,
-                            sa.sampled_load / cycle_s,
-                            max(1, math.floor(q_lat / _PAIR_POINTS)))
     prefix_pmfs = (None if got.fields["aborted"] is None or sa.missed or not _SESSION_LAW
                    else _prefix_laws(timing, sa.relevant, sa.costs, window_s, cycle_s, sa.q,
                                      sa.h, sa.sampled_load / window_s / cycle_s))
@@ -2239,7 +2190,7 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
         calls_per_window=got.calls_per_turn * window_s / cycle_s,
         events_per_window=got.events_per_turn * window_s / cycle_s,
         turns_per_window=window_s / cycle_s, session_pmf=session_pmf,
-        prefix_pmfs=prefix_pmfs, pair_of=pair_of, **got.fields)
+        prefix_pmfs=prefix_pmfs, **got.fields)
 
 
 @dataclass
@@ -2479,11 +2430,6 @@ class _SessionArgs:
 # Switches for ablations (the accuracy benchmark's before/after): the session law of the
 # window count, and the first refused instants of aborted turns in fixed windows.
 _SESSION_LAW = True
-_PAIR = True  # the carry's window-to-window memory (:class:`_Pair`)
-_PAIR_TURNS = 2048  # turns of the sample the pair law is drawn from
-_TILT_BINS = 8  # bins of the overflowing count the pair law is tilted to
-_TILT_EDGES = np.linspace(0.0, 1.0, _TILT_BINS + 1)[1:-1]
-_CHAIN_LEAP = 8  # windows of the two-state chain between its extrapolations (0: none)
 ABORT_SAVING = True
 # Seed of the input tokens drawn for the session law's launches (the latencies' draws,
 # outputs included, are the timing sample's).
@@ -2719,450 +2665,6 @@ def _session_law_numpy(t: NDArray[np.float64], c: NDArray[np.float64], total: fl
     out = out / float(out.sum())
     out.setflags(write=False)
     return out
-
-
-@dataclass
-class _Pair:
-    """The carry's window-to-window memory (fixed windows, retries after the
-    retry-after). A turn's calls span several windows, so a window that overflows is
-    followed by a busier one than average (hunt-149: ``P(S' > q | S > q)`` 0.17 against
-    ``P(S > q)`` 0.05), and the iid Lindley carry misses the retries that meet it (the
-    engine's own window sequence in order carries 1.5x its shuffle). The carry becomes
-    a two-state chain: a window after an overflow draws its fresh count from the law
-    given that the window before overflowed, any other from the rest. That law is the
-    sessions' pair law tilted to the overflowing count (the conditional limit: each
-    session's ``(a, b)`` weighed by ``e^{θa}``, θ setting the N sessions' ``a`` to the
-    overflow's), less what the refusals displace: a refused launch is retried at the
-    next window's start, so its turn's later launches move later by its time left ``d``
-    — those it still made in its own window now land in the next, those just inside the
-    next one move past it (``shift``; the engine: 4.53 -> 4.29 busy units after an
-    overflow, unthrottled -> throttled)."""
-
-    c: int                        # the carry lattice's step (model lattice units)
-    # P(a, b): one session's units in two windows (carry lattice), by part of a population
-    # mix (a plain session: one part), with the parts' shares of the sessions (sum 1).
-    joints: tuple[NDArray[np.float64], ...]
-    d_grid: NDArray[np.float64]   # a refused launch's time left in its window (s)
-    shift: NDArray[np.float64]    # the next window's change per refused unit, by d
-    shares: tuple[float, ...] = (1.0,)
-    area: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))  # ∫₀^d shift
-
-    # By part: P(a), a's lattice, its largest value, and Σ_b P(a, b)·(b, b², a·b) by a
-    # (the tilted pair's moments are their dot products).
-    _pa: list[NDArray[np.float64]] = field(default_factory=list)
-    _ks: list[NDArray[np.float64]] = field(default_factory=list)
-    _tops: list[float] = field(default_factory=list)
-    _moments: list[tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]] = (
-        field(default_factory=list))
-    _guess: tuple[NDArray[np.float64], NDArray[np.float64]] = field(
-        default_factory=lambda: (np.zeros(0), np.zeros(0)))
-    _pam: list[NDArray[np.float64]] = field(default_factory=list)
-    _bm: list[NDArray[np.float64]] = field(default_factory=list)
-
-    @property
-    def joint(self) -> NDArray[np.float64]:
-        """One session's pair law (a plain session's; a mix's first part)."""
-        return self.joints[0]
-
-    def __post_init__(self) -> None:
-        steps = np.diff(self.d_grid) * 0.5 * (self.shift[1:] + self.shift[:-1])
-        self.area = np.concatenate([[0.0], np.cumsum(steps)])
-        # E_θ[a] of one session of the mix on a grid of θ: the tilts' first guesses
-        # (Newton then settles them).
-        th = np.linspace(-16.0, 16.0, 129)
-        guess = np.zeros(th.size)
-        for joint, share in zip(self.joints, self.shares, strict=True):
-            k = np.arange(joint.shape[0], dtype=np.float64)
-            m1 = joint @ k
-            pa = joint.sum(axis=1)
-            top = float(k[pa > 0].max()) if (pa > 0).any() else 0.0
-            self._pa.append(pa)
-            self._ks.append(k)
-            self._tops.append(top)
-            self._moments.append((m1, joint @ (k * k), k * m1))
-            # Σ_a of P(a)·e^{θa}·(1, a, a²) and of e^{θa}·Σ_b P(a, b)·(b, b², a·b): one
-            # product each (the Newton steps' and the tilted pair's moments).
-            self._pam.append(np.ascontiguousarray(pa[:, None] * np.stack([k**0, k, k * k], 1)))
-            self._bm.append(np.ascontiguousarray(np.stack([m1, joint @ (k * k), k * m1], 1)))
-            e = pa * np.exp(th[:, None] * (k - top * (th[:, None] > 0)))
-            guess += share * ((e @ k) / np.maximum(e.sum(axis=1), 1e-300))
-        self._guess = (th, guess)
-
-    @staticmethod
-    def worth(g: NDArray[np.float64], q: float, law: NDArray[np.float64]) -> bool:
-        """Whether :meth:`carry` would change the iid carry ``law`` (some windows, not
-        all, overflow): the pair law is not made for a model that never needs it."""
-        if 1.0 - float(law[0]) <= 0.0 or g.size < 4:
-            return False
-        L = min(g.size, law.size)
-        tail = 1.0 - np.cumsum(law[:L])
-        k = np.floor(q - np.arange(L, dtype=np.float64)).astype(np.int64)
-        p = float((g[:L] * np.clip(np.where(k < 0, 1.0, tail[np.clip(k, 0, L - 1)]), 0.0,
-                                   1.0)).sum())
-        return 1e-12 < p < 1.0 - 1e-9
-
-    def carry(self, n: int, g: NDArray[np.float64], q: float, law: NDArray[np.float64],
-              e_y: float, gone: float, w: float, b_bar: float
-              ) -> tuple[NDArray[np.float64], float, float]:
-        """The two-state carry at ``n`` sessions from the iid one (``law``, mean ``e_y``,
-        ``gone``; lattice of ``g``, allowance ``q``, window ``w`` s; ``b_bar``: a refused
-        call's mean charge less a unit)."""
-        busy = 1.0 - float(law[0])
-        if busy <= 0.0 or g.size < 4:
-            return law, e_y, gone
-        # Only the points the laws reach (the lattice is sized for the far tail): the
-        # fresh count's and the iid carry's, and room for a busier window after them.
-        top = int(np.nonzero(g > 1e-13)[0][-1])
-        reach = top + int(np.nonzero(law > 1e-13)[0][-1])
-        L = min(g.size, _fft_size(reach + self.joint.shape[0] + 2))
-        # The window after an overflow is the fresh count's law tilted up (at most g/p
-        # point by point): the tilt's transforms need its reach and a margin, not the
-        # carry's (the chain's convolution does).
-        L_t = min(L, _fft_size(top + top // 4 + self.joint.shape[0] + 2))
-        g, full_size = g[:L], g.size
-        law = law[:L]
-        s = np.arange(L, dtype=np.float64)
-        # A window holding s fresh units overflows when the carry in exceeds q − s.
-        tail = 1.0 - np.cumsum(law[:L])
-        k = np.floor(q - s).astype(np.int64)
-        over = np.where(k < 0, 1.0, tail[np.clip(k, 0, L - 1)])
-        v = g * np.clip(over, 0.0, 1.0)
-        p = float(v.sum())
-        if p <= 1e-12 or p >= 1.0 - 1e-9:
-            return law, e_y, gone
-        g1 = self._tilted(n, s[:L_t], v[:L_t], L_t)
-        if L_t < L:
-            g1 = np.concatenate([g1, np.zeros(L - L_t)])
-        g0 = np.clip(g - p * g1, 0.0, None)
-        g0 /= g0.sum()
-        # A window that turns X units away refuses from when its count passes q − b
-        # (b: a refused call's charge less a unit): the time left of its refusals is
-        # uniform on (0, w·(X + b)/(q + X)) (as in ClumpWindowModel._same_window), X
-        # from the iid carry weighed by the units refused.
-        x = s[1:]
-        wx = law[1:L] * x
-        span = w * np.minimum(1.0, (x + b_bar) / (q + x))
-        mean_shift = float(_dot(wx, np.interp(span, self.d_grid, self.area) / span)) / float(
-            wx.sum())
-        mu = -(e_y / busy) * mean_shift
-        e1 = float(_dot(s, g1))
-        if e1 > 0:
-            g1 = _remap(np.minimum(s * max(0.0, 1.0 - mu / e1), L - 1.0), g1, L)
-        # Started from this N's iid carry (not from another N's chain: the answer at N
-        # must not depend on which N were asked before it).
-        y, e2, gone2 = _two_state(g0, g1, q, law, e_y, gone)
-        if full_size > L:
-            y = np.concatenate([y, np.zeros(full_size - L)])
-        return y, e2, gone2
-
-    def _tilted(self, n: int, s: NDArray[np.float64], v: NDArray[np.float64], L: int
-                ) -> NDArray[np.float64]:
-        """The next window's count law given this one overflowed (weights ``v`` over its
-        counts ``s``), from the pair law tilted to a few bins of the overflow's count."""
-        cv = np.cumsum(v)
-        cw = cv / float(cv[-1])
-        # Bins of equal overflow weight: their weights and mean counts from the running
-        # sums at their edges.
-        edges = np.concatenate([[0], np.searchsorted(cw, _TILT_EDGES), [L]])
-        cv = np.concatenate([[0.0], cv])
-        csv = np.concatenate([[0.0], np.cumsum(s * v)])
-        wt = np.diff(cv[edges])
-        keep = (wt > 0) & (np.diff(edges) > 0)
-        target = np.diff(csv[edges])[keep] / wt[keep] / n
-        # One common θ over the mix's sessions (the conditional limit of a sum of
-        # independent parts): each part tilted by it, their means summing to the target.
-        parts = list(zip(self._ks, self._tops, self._pam, self._bm, self.shares, strict=True))
-        top = math.fsum(s_p * t_p for _, t_p, _, _, s_p in parts)
-        target = np.minimum(target, 0.999 * top)
-        wt = wt[keep]
-        lo = np.full(wt.size, -60.0)
-        hi = np.full(wt.size, 60.0)
-        th = np.interp(target, self._guess[1], self._guess[0])
-        tol = 1e-9 * max(1.0, float(target.max()))
-
-        def tilt(th: NDArray[np.float64], k: NDArray[np.float64], t_p: float
-                 ) -> NDArray[np.float64]:
-            # e^{θa}, scaled by e^{−θ·top} where θ > 0 (no overflow)
-            out: NDArray[np.float64] = np.exp(np.multiply.outer(th, k)
-                                              - (th * t_p * (th > 0))[:, None])
-            return out
-
-        for _ in range(30):  # E_θ[a] rises with θ (slope Var_θ a): Newton inside a bracket
-            mean = np.zeros(th.size)
-            var = np.zeros(th.size)
-            for k, t_p, pam, _bm, s_p in parts:
-                mom = tilt(th, k, t_p) @ pam  # Σ P(a)e^{θa}·(1, a, a²)
-                mean_p = mom[:, 1] / mom[:, 0]
-                mean += s_p * mean_p
-                var += s_p * (mom[:, 2] / mom[:, 0] - mean_p**2)
-            if float(np.abs(mean - target).max()) <= tol:
-                break
-            up = mean < target
-            lo = np.where(up, th, lo)
-            hi = np.where(up, hi, th)
-            step = th + (target - mean) / np.maximum(var, 1e-12)
-            th = np.where((step >= lo) & (step <= hi), step, 0.5 * (lo + hi))
-        # The N-fold sums by FFT (circular: L holds the laws), the powers through logs
-        # with the vanishing ones set to 0 (a subnormal power is slow to compute); the
-        # tilted pair's moments by part.
-        mag = np.zeros((th.size, L // 2 + 1))
-        fs: list[NDArray[np.complex128]] = []
-        va = np.zeros(th.size)
-        vb = np.zeros(th.size)
-        cab = np.zeros(th.size)
-        for (k, t_p, pam, bm, s_p), joint in zip(parts, self.joints, strict=True):
-            e = tilt(th, k, t_p)
-            mom = e @ pam
-            e /= mom[:, :1]
-            hb = e @ joint
-            f = np.fft.rfft(hb, L, axis=1)
-            mag += (n * s_p) * np.log(np.maximum(np.abs(f), 1e-300))
-            fs.append(f)
-            ea_p = mom[:, 1] / mom[:, 0]
-            mb = e @ bm  # E_θ of (b, b², a·b)
-            va += s_p * (mom[:, 2] / mom[:, 0] - ea_p**2)
-            vb += s_p * (mb[:, 1] - mb[:, 0] ** 2)
-            cab += s_p * (mb[:, 2] - ea_p * mb[:, 0])
-        # (Only the frequencies whose power does not vanish: few of them at large N.)
-        live = np.nonzero((mag > -700.0).ravel())[0]
-        ang = (n * self.shares[0]) * np.angle(fs[0].ravel()[live])
-        for f, s_p in zip(fs[1:], self.shares[1:], strict=True):
-            ang += (n * s_p) * np.angle(f.ravel()[live])
-        r = np.exp(mag.ravel()[live])
-        spec = np.zeros(mag.shape, dtype=np.complex128)
-        flat = spec.ravel()
-        flat.real[live] = r * np.cos(ang)
-        flat.imag[live] = r * np.sin(ang)
-        gn = np.fft.irfft(spec, L, axis=1)
-        np.maximum(gn, 0.0, out=gn)
-        gn *= (wt / np.maximum(gn.sum(axis=1), 1e-300))[:, None]
-        # The tilt fixes the count's mean, not the count: the part of S''s spread that
-        # S's own spread under the tilt explains (Cov²/Var(S)) is taken out by narrowing
-        # each law about its mean (exact for Gaussian pairs).
-        keep_sd = np.sqrt(1.0 - np.clip(cab**2 / np.maximum(va * vb, 1e-300), 0.0, 1.0))
-        mean = (gn @ s) / wt
-        x = mean[:, None] + np.multiply.outer(keep_sd, s) - (mean * keep_sd)[:, None]
-        np.clip(x, 0.0, L - 1.0, out=x)
-        lo_i = x.astype(np.int64)  # (x ≥ 0: floor)
-        frac = x - lo_i
-        hi_w = gn * frac
-        out = np.bincount(lo_i.ravel(), (gn - hi_w).ravel(), L)
-        lo_i += 1
-        np.minimum(lo_i, L - 1, out=lo_i)
-        out += np.bincount(lo_i.ravel(), hi_w.ravel(), L)
-        res: NDArray[np.float64] = out / out.sum()
-        return res
-
-
-# Even transform lengths 2^a·3^b·5^c (pocketfft's fast ones; 1,472 = 64·23 takes ~30 % longer
-# than 1,536): every such length up to 2^22, sorted.
-_SMOOTH = np.array(sorted(2**a * 3**b * 5**c for a in range(1, 23) for b in range(14)
-                          for c in range(10) if 2**a * 3**b * 5**c <= 1 << 22))
-
-
-def _fft_size(n: int) -> int:
-    """The smallest even transform length 2^a·3^b·5^c at least ``n`` (``n`` beyond 2^22: n)."""
-    i = int(np.searchsorted(_SMOOTH, n))
-    return int(_SMOOTH[i]) if i < _SMOOTH.size else n
-
-
-def _two_state(g0: NDArray[np.float64], g1: NDArray[np.float64], q: float,
-               law: NDArray[np.float64], e_y: float, gone: float, windows: int = 96,
-               rtol: float = 1e-5, leap: int = _CHAIN_LEAP
-               ) -> tuple[NDArray[np.float64], float, float]:
-    """``Y' = (S + Y − q)⁺`` with ``S ~ g1`` after a window that overflowed (``Y > 0``)
-    and ``g0`` otherwise, iterated from ``law`` until its mean settles (the iid carry
-    of a heavy load is far from the chain's: every ``leap`` windows the law jumps ahead
-    along its last step, :func:`_two_state_loop`); the retries failing for good scaled
-    from the iid carry's (``gone`` at mean ``e_y``) with the mean."""
-    L = g0.size
-    rfft, irfft = _real_fft(L)  # (circular: the caller's L holds the laws)
-    h1 = rfft(g1).copy()
-    y = np.ascontiguousarray(law[:L], dtype=np.float64)
-    if _kernels is not None and 0.0 <= q < L and L >= 2 and math.floor(q + 0.5) < L:
-        # The same loop compiled (capacity/analytic/_kernels.c): numpy's numbers bit for
-        # bit, numpy's own FFT and complex product called back once a window.
-        def conv(pos: NDArray[np.float64]) -> NDArray[np.float64]:
-            spec = rfft(pos)
-            spec *= h1
-            return irfft(spec)
-
-        y, mean = _kernels.two_state_loop(y, np.ascontiguousarray(g0, dtype=np.float64),
-                                          float(q), int(windows), float(rtol), int(leap),
-                                          conv)
-    else:
-        y, mean = _two_state_loop(y.copy(), g0, q, windows, rtol, rfft, irfft, h1, leap)
-    return y, mean, gone * (mean / e_y if e_y > 0 else 1.0)
-
-
-def _two_state_loop(y: NDArray[np.float64], g0: NDArray[np.float64], q: float,
-                    windows: int, rtol: float,
-                    rfft: Callable[[NDArray[np.float64]], NDArray[np.complex128]],
-                    irfft: Callable[[NDArray[np.complex128]], NDArray[np.float64]],
-                    h1: NDArray[np.complex128], leap: int = _CHAIN_LEAP
-                    ) -> tuple[NDArray[np.float64], float]:
-    """:func:`_two_state`'s iteration in numpy (``y``: the starting law; ``h1``: the
-    transform of the window count after an overflow): the reference of the compiled
-    one. The chain settles geometrically (its mean's steps shrink by a steady ratio
-    ``r``): after ``leap`` windows (0: never) with ``0 < r < 0.995`` the law jumps to
-    ``y + (y − y_prev)·r/(1 − r)`` (Aitken's extrapolation of the remaining steps,
-    negative masses cut, the empty carry's mass the rest), which halves the windows a
-    heavy load's chain takes from its iid carry; the chain then goes on, and stops only
-    when a window's own step is within ``rtol``."""
-    L = g0.size
-    qi = math.floor(q + 0.5)
-    ar = np.arange(L, dtype=np.float64)
-    mean = float(_dot(ar, y))
-    back = math.nan  # the mean two windows back
-    since = 0
-    for _ in range(windows):
-        pos = y.copy()
-        pos[0] = 0.0
-        spec = rfft(pos)
-        spec *= h1
-        z = irfft(spec) + y[0] * g0
-        z = np.where(z > 1e-250, z, 0.0)
-        nxt = np.zeros(L)
-        nxt[: L - qi] = z[qi:]
-        nxt[0] = max(0.0, 1.0 - float(nxt[1:].sum()))
-        prev, y = y, nxt
-        new = float(_dot(ar, y))
-        if abs(new - mean) <= rtol * max(new, 1e-300):
-            mean = new
-            break
-        since += 1
-        d1, d2 = mean - back, new - mean
-        back, mean = mean, new
-        if leap > 0 and since >= leap and d1 != 0.0:
-            r = d2 / d1
-            if 0.0 < r < 0.995:
-                ye = y + (y - prev) * (r / (1.0 - r))
-                ye = np.where(ye > 0.0, ye, 0.0)
-                ye[0] = 0.0
-                rest = float(ye[1:].sum())
-                if rest > 1.0:
-                    ye /= rest
-                    rest = float(ye[1:].sum())
-                ye[0] = max(0.0, 1.0 - rest)
-                y = ye
-                mean = float(_dot(ar, y))
-                back = math.nan
-                since = 0
-    return y, mean
-
-
-def _displaced(rows: NDArray[np.int64], offs: NDArray[np.float64], x: NDArray[np.float64],
-               w: float, d_grid: NDArray[np.float64]) -> NDArray[np.float64]:
-    """The next window's change per refused unit (:attr:`_Pair.shift`) when a refused
-    launch has ``d`` s of its window left (``d_grid``): each charged instant's later
-    ones in its turn (``rows``: turns, ``offs``: offsets, s; ``x``: units), those within
-    ``d`` moved into the next window, those ``w`` to ``w + d`` later moved out of it,
-    weighed by the refused instant's units."""
-    gaps: list[NDArray[np.float64]] = []
-    wts: list[NDArray[np.float64]] = []
-    for lag in range(1, rows.size):
-        same = rows[lag:] == rows[:-lag]
-        if not same.any():
-            break
-        i = np.nonzero(same)[0]
-        j = i + lag
-        for u, v in ((i, j), (j, i)):
-            gap = offs[v] - offs[u]
-            later = gap > 1e-9
-            gaps.append(gap[later])
-            wts.append(x[u][later] * x[v][later])
-    if not gaps:
-        return np.zeros(d_grid.size)
-    gap = np.concatenate(gaps)
-    order = np.argsort(gap)
-    gap = gap[order]
-    cum = np.concatenate([[0.0], np.cumsum(np.concatenate(wts)[order])])
-
-    def below(t: NDArray[np.float64]) -> NDArray[np.float64]:
-        out: NDArray[np.float64] = cum[np.searchsorted(gap, t, side="left")]
-        return out
-
-    moved = below(d_grid) - (below(w + d_grid) - below(np.full(d_grid.size, w)))
-    out: NDArray[np.float64] = moved / max(float(_dot(x, x)), 1e-300)
-    return out
-
-
-def _pair_of(timing: TurnTiming, relevant: list[int], costs: list[CallCost], w: float,
-             cycle_s: float, q: float, h: float, mean_lat: float, c: int) -> _Pair | None:
-    """:class:`_Pair` of one session from its turns laid end to end (see
-    :func:`_session_law`), units on the carry lattice (step ``c`` lattice units)."""
-    # The first _PAIR_TURNS turns of the sample: the pair law only shapes the window
-    # after an overflow (its mean and spread), not the window count itself.
-    turns = _PAIR_TURNS if timing.n > _PAIR_TURNS else 0
-    line = _timeline(timing, relevant, costs, cycle_s, q, h, turns)
-    fixed = timing.memo(("timeline-fixed", q, h, turns, tuple(relevant),
-                         tuple(id(x) for x in costs)),
-                        lambda: _timeline_fixed(timing, relevant, costs, q, h, turns))
-    if line is None or fixed is None or line[2] <= 2 * w:
-        return None
-    t, u, total = line
-    u = u / c
-    wrap = int(np.searchsorted(t, 2 * w, side="right"))
-    t = np.concatenate([t, t[:wrap] + total])
-    u = np.concatenate([u, u[:wrap]])
-    # Windows [x, x + w) and [x + w, x + 2w) over x ∈ [0, total): a launch at τ enters
-    # the second at τ − 2w, moves to the first at τ − w, leaves at τ.
-    ev = np.concatenate([t - 2 * w, t - w, t])
-    da = np.concatenate([0 * u, u, -u])
-    db = np.concatenate([u, -u, 0 * u])
-    order = np.argsort(ev, kind="stable")
-    sv = ev[order]
-    a = np.maximum(np.cumsum(da[order]), 0.0)
-    b = np.maximum(np.cumsum(db[order]), 0.0)
-    lo = np.clip(sv, 0.0, total)
-    length = (np.clip(np.concatenate([sv[1:], [total]]), 0.0, total) - lo) / total
-    keep = length > 0
-    a, b, length = a[keep], b[keep], length[keep]
-    sampled = float(_dot(a, length)) * c
-    if sampled <= 0:
-        return None
-    length = length * min(mean_lat / sampled, 1.0 / float(length.sum()))
-    K = int(max(a.max(), b.max())) + 2
-    ia, ib = np.floor(a).astype(np.int64), np.floor(b).astype(np.int64)
-    fa, fb = a - ia, b - ib
-    flat = np.zeros(K * K)
-    for ja, wa in ((ia, 1.0 - fa), (ia + 1, fa)):  # bilinear: mean-preserving
-        for jb, wb in ((ib, 1.0 - fb), (ib + 1, fb)):
-            flat += np.bincount(ja * K + jb, length * wa * wb, K * K)
-    joint = flat.reshape(K, K)
-    joint[0, 0] += max(0.0, 1.0 - float(joint.sum()))
-    joint /= joint.sum()
-    d_grid = np.linspace(0.0, w, 17)
-    shift = timing.memo(("pair-shift", w, q, h, turns, tuple(relevant),
-                         tuple(id(x) for x in costs)),
-                        lambda: _displaced(fixed[0], fixed[1], fixed[2], w, d_grid))
-    return _Pair(c=c, joints=(joint,), d_grid=d_grid, shift=shift)
-
-
-def mix_pairs(parts: list[tuple[float, float, _Pair]]) -> _Pair | None:
-    """The pair law of one session of a population mix (``(share of the sessions, units
-    per window of one session, the part's pair law)``): N sessions of the mix are
-    independent sessions of its parts, so their pair count is the parts' N-fold pair
-    counts summed (their transforms multiplied, as the mix's window law's), and a
-    refused unit displaces its turn as its own part's do (the shifts mixed by the parts'
-    shares of the units)."""
-    live = [(a, u, p) for a, u, p in parts if a > 0]
-    if not live or any(p.c != live[0][2].c for _, _, p in live):
-        return None
-    first = live[0][2]
-    if any(p.d_grid.size != first.d_grid.size or not np.array_equal(p.d_grid, first.d_grid)
-           for _, _, p in live):
-        return None
-    load = math.fsum(a * u for a, u, _ in live)
-    shift = (sum((a * u / load * p.shift for a, u, p in live), np.zeros(first.shift.size))
-             if load > 0 else first.shift)
-    joints: list[NDArray[np.float64]] = []
-    shares: list[float] = []
-    for a, _, p in live:
-        joints.extend(p.joints)
-        shares.extend(a * s for s in p.shares)
-    return _Pair(c=first.c, joints=tuple(joints), d_grid=first.d_grid, shift=shift,
-                 shares=tuple(shares))
 
 
 def _with_missed(law: NDArray[np.float64] | None,
