@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import socket
 import time
 from typing import Any, Literal
@@ -268,6 +269,20 @@ def test_arguments_valid_against_schema(schema: dict[str, Any]) -> None:
 
 def test_pattern_arguments_pass_pydantic() -> None:
     Booking.model_validate(arguments_for(Booking.model_json_schema()))
+
+
+def test_long_min_length_pattern_is_walked() -> None:
+    # A long minLength over a repeat: the walk lengthens the repeat to it (the loop keeps
+    # a running total; it once re-summed every piece per pass).
+    schema = {"type": "object", "required": ["n"], "properties": {
+        "n": {"type": "string", "pattern": r"^[0-9]+$", "minLength": 20_000,
+              "maxLength": 20_005}}}
+    args = arguments_for(schema)
+    assert isinstance(args, dict)
+    value = args["n"]
+    assert 20_000 <= len(value) <= 20_005
+    assert re.fullmatch(r"[0-9]+", value)
+    jsonschema.validate(args, schema)
 
 
 def test_pydantic_accepts_generated_order() -> None:

@@ -21,6 +21,8 @@ stop at ``max_depth`` with the smallest value the branch allows.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import math
 import re
 from typing import Any
@@ -61,17 +63,16 @@ class _Unsupported(Exception):
 _CHAR_POOL = "a0A_x -.:/@" + "".join(chr(i) for i in range(33, 127))
 
 
-def _sre(name: str) -> Any:
-    """``re._parser`` / ``re._constants``: the stdlib's own regex parser and opcodes
-    (private, untyped; ``sre_parse`` is their deprecated public alias)."""
-    import importlib
-
-    return importlib.import_module(f"re.{name}")
+# ``re._parser`` / ``re._constants``: the stdlib's own regex parser and opcodes (private,
+# untyped, Python >= 3.11; ``sre_parse`` is their deprecated public alias). Imported once:
+# looking them up per character cost more than the walk itself.
+_PARSER: Any = importlib.import_module("re._parser")
+_K: Any = importlib.import_module("re._constants")
 
 
 def _char_matches(ch: str, items: list[tuple[Any, Any]]) -> bool:
     """Whether ``ch`` is in a parsed character class (items of ``re``'s parser)."""
-    k = _sre("_constants")
+    k = _K
     o = ord(ch)
     for op, av in items:
         if op is k.LITERAL and o == av:
@@ -92,17 +93,18 @@ def _char_matches(ch: str, items: list[tuple[Any, Any]]) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=256)
 def from_regex(pattern: str, min_length: int = 0) -> str | None:
     """A short string that ``pattern`` matches, its repeats lengthened toward
     ``min_length`` characters; None when the regex uses a construct not followed
-    (the caller checks the result against the compiled regex either way)."""
-    k = _sre("_constants")
+    (the caller checks the result against the compiled regex either way). Pure, so
+    cached: a tool's schema arrives again with every request of a session."""
+    k = _K
     try:
-        tree = _sre("_parser").parse(pattern)
+        tree = _PARSER.parse(pattern)
     except (re.error, RecursionError, OverflowError, ValueError):
         return None
     groups: dict[int, str] = {}
-    need = [min_length]
 
     def in_char(items: list[tuple[Any, Any]]) -> str:
         negate = bool(items) and items[0][0] is k.NEGATE
@@ -137,12 +139,15 @@ def from_regex(pattern: str, min_length: int = 0) -> str | None:
                     raise _Unsupported("repeat")
                 parts = [gen(sub, depth + 1) for _ in range(lo_n)]
                 n = lo_n
-                while need[0] - sum(map(len, out)) - sum(map(len, parts)) > 0 and n < hi_n \
-                        and n < MAX_SIZE * 100:
+                # A running total of this sequence's characters so far (re-summing
+                # every piece on each pass was quadratic in min_length).
+                have = sum(map(len, out)) + sum(map(len, parts))
+                while min_length - have > 0 and n < hi_n and n < MAX_SIZE * 100:
                     piece = gen(sub, depth + 1)
                     if not piece:
                         break
                     parts.append(piece)
+                    have += len(piece)
                     n += 1
                 out.append("".join(parts))
             elif op is k.SUBPATTERN:
