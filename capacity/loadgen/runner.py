@@ -245,8 +245,6 @@ def reset_target(target: str, deficit: dict[str, float], timeout_s: float = 10.0
 def _check_time_scale(body: bytes, time_scale: float | None) -> None:
     """Refuse a target whose reset answer names another ``time_scale`` (capacity serve's
     ``--time-scale``); a target that names none is taken as it is."""
-    from .protocol import TargetError
-
     if time_scale is None:
         return
     try:
@@ -255,20 +253,28 @@ def _check_time_scale(body: bytes, time_scale: float | None) -> None:
         return
     if isinstance(theirs, bool) or not isinstance(theirs, int | float):
         return
-    if not math.isclose(float(theirs), time_scale, rel_tol=1e-9):
-        raise TargetError(f"--time-scale {time_scale:g}, but the target runs at --time-scale "
-                          f"{float(theirs):g}: give both the same K (every latency, window "
+    _same_scale(float(theirs), time_scale)
+
+
+def _same_scale(theirs: float, mine: float) -> None:
+    """Refuse a target that runs at time scale ``theirs`` when this run uses ``mine``
+    (the reset answer's and the ``/metrics`` check's one comparison)."""
+    from .protocol import TargetError
+
+    if not math.isclose(theirs, mine, rel_tol=1e-9):
+        raise TargetError(f"--time-scale {mine:g}, but the target runs at --time-scale "
+                          f"{theirs:g}: give both the same K (every latency, window "
                           "and retry-after would be read K-fold wrong)")
 
 
 _MOCK_LAG = "capacity_mock_event_loop_lag_seconds{quantile=\"0.99\"}"
+_MOCK_TIME_SCALE = "capacity_mock_time_scale "
 
 
-def check_target_time_scale(target: str, time_scale: float, timeout_s: float = 10.0
-                            ) -> None:
-    """Refuse a target whose ``/metrics`` names another time scale (``capacity serve``'s
-    ``capacity_mock_time_scale``); the check for runs that skip the reset, whose answer
-    carries it too. A target without that metric is taken as it is."""
+def _metric(target: str, prefix: str, timeout_s: float = 10.0) -> float | None:
+    """The value on the first line of the target's ``GET /metrics`` that starts with
+    ``prefix``; ``None`` when the target is unreachable, answers other than 200, or has
+    no such line (or an unreadable value): it is not ``capacity serve``."""
     import aiohttp
 
     async def get() -> tuple[int, str]:
@@ -280,16 +286,27 @@ def check_target_time_scale(target: str, time_scale: float, timeout_s: float = 1
     try:
         status, text = asyncio.run(get())
     except (aiohttp.ClientError, OSError, TimeoutError, UnicodeDecodeError):
-        return  # unreachable: the run itself says so
+        return None
     if status != 200:
-        return
+        return None
     for line in text.splitlines():
-        if line.startswith("capacity_mock_time_scale "):
+        if line.startswith(prefix):
             try:
-                theirs = float(line.split()[-1])
+                return float(line.split()[-1])
             except ValueError:
-                return
-            _check_time_scale(json.dumps({"time_scale": theirs}).encode(), time_scale)
+                return None
+    return None
+
+
+def check_target_time_scale(target: str, time_scale: float, timeout_s: float = 10.0
+                            ) -> None:
+    """Refuse a target whose ``/metrics`` names another time scale (``capacity serve``'s
+    ``capacity_mock_time_scale``); the check for runs that skip the reset, whose answer
+    carries it too. A target without that metric (or unreachable: the run itself says
+    so) is taken as it is."""
+    theirs = _metric(target, _MOCK_TIME_SCALE, timeout_s)
+    if theirs is not None:
+        _same_scale(theirs, time_scale)
 
 
 def target_lag_s(target: str, timeout_s: float = 10.0) -> float | None:
@@ -301,27 +318,7 @@ def target_lag_s(target: str, timeout_s: float = 10.0) -> float | None:
     busy 2-core machine: web-research measured 2.6% 429s at N=40 against 0.41% predicted,
     and 0% when the same run was repeated on an idle machine).
     """
-    import aiohttp
-
-    async def get() -> tuple[int, str]:
-        to = aiohttp.ClientTimeout(total=timeout_s)
-        async with aiohttp.ClientSession(timeout=to) as http, http.get(
-                target + "/metrics") as resp:
-            return resp.status, await resp.text()
-
-    try:
-        status, text = asyncio.run(get())
-    except (aiohttp.ClientError, OSError, TimeoutError, UnicodeDecodeError):
-        return None
-    if status != 200:
-        return None
-    for line in text.splitlines():
-        if line.startswith(_MOCK_LAG):
-            try:
-                return float(line.split()[-1])
-            except ValueError:
-                return None
-    return None
+    return _metric(target, _MOCK_LAG, timeout_s)
 
 
 def predict(profile: Profile, sessions: int, cfg: LoadtestConfig) -> Any:
