@@ -276,14 +276,12 @@ def check_cmd(
     solved = simulating(lambda progress: solve_ceiling(profile, kind, sim=sim,
                                                         progress=progress),
                         quiet=quiet or kind == "analytic")
-    used = method.value
     if kind == "simulate" and solved.simulated is None:
-        # Not simulated (over the memory or time budget, or a simulator error): the gate
-        # compares the burst-aware figure and says so, never "(simulate)" beside it.
-        used = "analytic"
+        # Not simulated (over the memory or time budget, or a simulator error): check()
+        # compares the burst-aware figure and labels it analytic; say why here.
         for note in solved.notes:
             err_console.print(f"note: {note}", soft_wrap=True, highlight=False, markup=False)
-    result = _run(lambda: check_ceiling(solved, sessions, used))
+    result = _run(lambda: check_ceiling(solved, sessions, method.value))
     emit(result, how, output, check_text)
     raise typer.Exit(0 if result.passed else 1)
 

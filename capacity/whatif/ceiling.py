@@ -862,7 +862,12 @@ class CheckResult:
 
 
 def check(result: CeilingResult, required: int, method: str) -> CheckResult:
-    """Compare a ceiling result with a required number of sessions."""
+    """Compare a ceiling result with a required number of sessions. ``method="simulate"``
+    on a result that was not simulated (over the memory or time budget, or a simulator
+    error: its notes say which) compares the burst-aware figure and is labelled
+    ``analytic``, never "simulate" beside an analytic number."""
+    if method == "simulate" and result.simulated is None:
+        method = "analytic"
     ceiling = {"mean": math.floor(result.mean_ceiling + 1e-9),
                "analytic": result.burst_ceiling}.get(method, result.saturation_point)
     return CheckResult(result.profile, required, ceiling, method, result.binding.name)
