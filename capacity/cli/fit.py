@@ -64,11 +64,12 @@ def fit_command(
     a KS distance each. The header says what it was fitted from and which fits are weak.
     """
     from capacity.cli.app import _fail, _run, err_console
+    from capacity.render.plot import plot_format
 
-    if report is not None and report.suffix.lower() not in (".png", ".svg", ".pdf"):
+    if report is not None:
         # The image format follows the name: a PNG written to report.txt was a silent
         # surprise.
-        raise _fail(f"--report {report}: give a file ending in .png, .svg or .pdf")
+        _run(lambda: plot_format(report, "--report"))
     if report is not None and not report.parent.exists():
         raise _fail(f"--report: directory {report.parent} does not exist")
     if output is not None and not output.parent.exists():

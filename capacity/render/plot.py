@@ -31,11 +31,12 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_format(path: Path) -> str:
-    """The image format named by ``path``'s extension (png, svg or pdf)."""
+def plot_format(path: Path, flag: str = "--plot") -> str:
+    """The image format named by ``path``'s extension (png, svg or pdf); errors name
+    ``flag``, the option that gave the path."""
     ext = path.suffix.lower().lstrip(".")
     if ext not in FORMATS:
-        raise CapacityError(f"--plot {path}: give a file ending in .png, .svg or .pdf")
+        raise CapacityError(f"{flag} {path}: give a file ending in .png, .svg or .pdf")
     return ext
 
 
