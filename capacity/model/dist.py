@@ -70,7 +70,15 @@ BOUNDS: dict[str, tuple[float, str]] = {
 }
 """Upper bound of every value of a distribution, by quantity (value, as said in errors)."""
 
-_DURATION_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|min|h|d)?\s*$")
+DURATION_UNITS = "(ms|s|m|min|h|d)"
+"""The unit group of a duration string (keys of ``_UNIT_SECONDS``), in every pattern."""
+_DURATION_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*" + DURATION_UNITS
+                          + r"?\s*$")
+DURATION_PATTERN = _DURATION_RE.pattern
+"""The parser's own duration rule (the published JSON Schema carries it)."""
+DURATION_SCHEMA_PATTERN = r"^[0-9.]+([eE][-+]?[0-9]+)?" + DURATION_UNITS + "?$"
+"""The simpler pattern pydantic's schema writes for a duration string; the published
+JSON Schema (:mod:`capacity.profile.jsonschema`) replaces it by :data:`DURATION_PATTERN`."""
 _UNIT_SECONDS = {None: 1.0, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0,
                  "d": 86400.0}
 
@@ -667,7 +675,7 @@ def dist_json_schema(quantity: Quantity) -> dict[str, Any]:
         scalar: dict[str, Any] = {
             "anyOf": [
                 {"type": "number", "minimum": 0, "maximum": top},
-                {"type": "string", "pattern": r"^[0-9.]+([eE][-+]?[0-9]+)?(ms|s|m|min|h|d)?$"},
+                {"type": "string", "pattern": DURATION_SCHEMA_PATTERN},
             ]
         }
     elif quantity == "count":

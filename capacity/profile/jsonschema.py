@@ -7,7 +7,7 @@ Built from the pydantic models of :mod:`capacity.profile.schema`, then completed
 * a description on every property (the models describe their own fields; the forms of a
   distribution and the shorthand forms of a limit are described from :data:`DESCRIBE`);
 * duration strings matched by the pattern of the parser itself
-  (:data:`capacity.model.dist._DURATION_RE`), so the schema accepts exactly what the CLI
+  (:data:`capacity.model.dist.DURATION_PATTERN`), so the schema accepts exactly what the CLI
   accepts (``2.5 m``, ``1e2s``);
 * an ``overlay`` variant with nothing required: an overlay states only what it changes.
 """
@@ -18,7 +18,7 @@ import copy
 from typing import Any
 
 from capacity._version import DISTRIBUTION, __version__
-from capacity.model.dist import _DURATION_RE
+from capacity.model.dist import DURATION_PATTERN, DURATION_UNITS
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -65,7 +65,7 @@ DESCRIBE: dict[str, str] = {
 
 def _duration_pattern() -> str:
     # The parser's own rule; Python and ECMA-262 agree on every construct it uses.
-    return _DURATION_RE.pattern
+    return DURATION_PATTERN
 
 
 def _complete(node: Any, pattern: str) -> None:
@@ -75,7 +75,7 @@ def _complete(node: Any, pattern: str) -> None:
             for name, sub in props.items():
                 if isinstance(sub, dict) and "description" not in sub and name in DESCRIBE:
                     sub["description"] = DESCRIBE[name]
-        if node.get("type") == "string" and "(ms|s|m|min|h|d)" in str(node.get("pattern", "")):
+        if node.get("type") == "string" and DURATION_UNITS in str(node.get("pattern", "")):
             node["pattern"] = pattern
         for value in node.values():
             _complete(value, pattern)

@@ -42,6 +42,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from capacity.model.dist import (
+    DURATION_SCHEMA_PATTERN,
     MAX_SECONDS,
     MAX_TOKENS,
     MAX_WEIGHT,
@@ -136,7 +137,7 @@ def _seconds_type(low: float, low_open: bool, desc: str) -> Any:
     return Annotated[float, BeforeValidator(check), WithJsonSchema({
         "anyOf": [{"type": "number", **bound, "maximum": MAX_SECONDS},
                   {"type": "string",
-                   "pattern": r"^[0-9.]+([eE][-+]?[0-9]+)?(ms|s|m|min|h|d)?$"}],
+                   "pattern": DURATION_SCHEMA_PATTERN}],
         "description": f"{desc}: seconds, or a string such as 150s, 2.5m, 500ms; "
         f"{'more than' if low_open else 'at least'} {_fmt(low)}s, at most 30 days"})]
 
