@@ -278,37 +278,41 @@ class MockProvider:
         """``POST /v1/responses``."""
         return await self._handle(request, self.ep_responses, None)
 
+    def _model_names(self) -> list[str]:
+        """The profile's model, deployment and route names, each once, in order."""
+        p = self.profile
+        return list(dict.fromkeys((*p.models, *p.deployments, *p.routes)))
+
+    @staticmethod
+    def _model_entry(name: str, anthropic: bool) -> dict[str, Any]:
+        """One model object in the dialect the client speaks (Anthropic's or OpenAI's)."""
+        if anthropic:
+            return {"type": "model", "id": name, "display_name": name,
+                    "created_at": "2026-01-01T00:00:00Z"}
+        return {"id": name, "object": "model", "created": 0, "owned_by": "capacity-mock"}
+
     async def models(self, request: web.Request) -> web.Response:
         """``GET /v1/models``: the profile's models."""
-        p = self.profile
-        names = list(dict.fromkeys((*p.models, *p.deployments, *p.routes)))
-        if "anthropic-version" in request.headers:
-            data: dict[str, Any] = {
-                "data": [{"type": "model", "id": m, "display_name": m,
-                          "created_at": "2026-01-01T00:00:00Z"} for m in names],
-                "has_more": False, "first_id": names[0], "last_id": names[-1]}
-        else:
-            data = {"object": "list", "data": [
-                {"id": m, "object": "model", "created": 0, "owned_by": "capacity-mock"}
-                for m in names]}
+        names = self._model_names()
+        anthropic = "anthropic-version" in request.headers
+        entries = [self._model_entry(m, anthropic) for m in names]
+        data: dict[str, Any] = (
+            {"data": entries, "has_more": False, "first_id": names[0], "last_id": names[-1]}
+            if anthropic else {"object": "list", "data": entries})
         return web.Response(body=dumps(data), content_type="application/json")
 
     async def model(self, request: web.Request) -> web.Response:
         """``GET /v1/models/{model}``: one of the profile's models (the SDKs'
         ``models.retrieve``), or a 404 in the dialect the client speaks."""
         name = request.match_info["model"]
-        p = self.profile
         anthropic = "anthropic-version" in request.headers
-        if name not in (*p.models, *p.deployments, *p.routes):
+        if name not in self._model_names():
             err = (ApiError(404, f"model: {name}") if anthropic else
                    ApiError(404, f"The model '{name}' does not exist", param="model",
                             code="model_not_found"))
             return self._error("anthropic" if anthropic else "openai", err, request)
-        data: dict[str, Any] = (
-            {"type": "model", "id": name, "display_name": name,
-             "created_at": "2026-01-01T00:00:00Z"} if anthropic else
-            {"id": name, "object": "model", "created": 0, "owned_by": "capacity-mock"})
-        return web.Response(body=dumps(data), content_type="application/json")
+        return web.Response(body=dumps(self._model_entry(name, anthropic)),
+                            content_type="application/json")
 
     async def metrics_text(self, request: web.Request) -> web.Response:
         """``GET /metrics``."""
