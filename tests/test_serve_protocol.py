@@ -144,6 +144,15 @@ def test_body_errors_malformed_empty_too_large(srv: Any, http: Any) -> None:
     assert http.post("/v1/chat/completions", json=OK_CHAT).status_code == 200
 
 
+def test_empty_tools_is_openais_empty_array_400(http: Any) -> None:
+    r = http.post("/v1/chat/completions", json={**OK_CHAT, "tools": []})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["param"] == "tools" and err["code"] == "empty_array"
+    assert err["message"] == ("tools: empty array. Expected an array with minimum length 1, "
+                              "but got an empty array instead.")
+
+
 def test_unknown_paths_methods_and_azure_version(http: Any) -> None:
     r = http.post("/v1/embeddings", json={})
     assert r.status_code == 404 and "unknown path" in r.json()["error"]["message"]

@@ -128,9 +128,10 @@ def _tools(raw: Any) -> tuple[ToolDef, ...]:
     if raw is None:
         return ()
     check_type(raw, list, "tools", "an array")
-    # OpenAI's own bounds: `[] is too short - 'tools'`, at most 128 tools.
+    # OpenAI's own bounds and answers: at least one tool, at most 128.
     if not raw:
-        raise bad("tools", "[] is too short: give at least one tool or leave 'tools' out")
+        raise ApiError(400, "tools: empty array. Expected an array with minimum length 1, "
+                       "but got an empty array instead.", param="tools", code="empty_array")
     if len(raw) > MAX_TOOLS:
         raise ApiError(400, f"tools: array too long. Expected an array with maximum length "
                        f"{MAX_TOOLS}, but got an array with length {len(raw)} instead.",
