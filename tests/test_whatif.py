@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from capacity import ProfileError, load_profile
 from capacity.analytic.model import analyze
-from capacity.whatif.ceiling import size
+from capacity.whatif.ceiling import ceiling, check, size
 
 from .conftest import PROFILES
 
@@ -77,6 +77,17 @@ def test_check_exit_codes(web_research: Path) -> None:
     mean = _cli("check", str(web_research), "--sessions", "75", "--method", "mean", "--json")
     assert mean.exit_code == 0
     assert json.loads(mean.stdout)["margin"] == 0
+
+
+def test_check_simulate_on_an_unsimulated_result_is_labelled_analytic(
+        web_research: Path) -> None:
+    # A library caller asking for the simulated ceiling of a result that has none gets
+    # the burst-aware figure labelled as such (the CLI relabelled it; callers did not).
+    result = ceiling(load_profile(web_research), "analytic")
+    assert result.simulated is None
+    checked = check(result, 1, "simulate")
+    assert checked.method == "analytic" and checked.ceiling == result.burst_ceiling
+    assert check(result, 1, "mean").method == "mean"
 
 
 def test_check_bad_profile_is_2_not_1(tmp_path: Path) -> None:
