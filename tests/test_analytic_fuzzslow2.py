@@ -70,6 +70,8 @@ def test_long_count_compound_is_horners_within_the_stated_bound() -> None:
     # Cutting tails of at most _COUNT_TAIL each moves the law by at most twice that in
     # total variation (plus the transforms' round-off).
     assert np.abs(new - old).sum() <= 2 * fleet._COUNT_TAIL + 1e-12
+    # ... and keeps the mass (a cut that dropped the tails' mass would still pass above).
+    assert abs(new.sum() - old.sum()) < 1e-12
     lo, hi = fleet._cut_tails(counts, fleet._COUNT_TAIL)
     assert hi - lo < 6_000       # the dust's 34,000 points are not summed
 

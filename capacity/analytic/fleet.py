@@ -350,11 +350,8 @@ def _thin(p: NDArray[np.float64], keep: float) -> NDArray[np.float64]:
     # On the pgf: P(1 − keep + keep·s), by FFT.
     L = 1 << max(4, math.ceil(math.log2(2 * p.size + 1)))
     s = np.exp(-2j * np.pi * np.arange(L // 2 + 1) / L)
-    z = 1.0 - keep + keep * s
-    acc = np.zeros_like(z)
-    for coef in p[::-1]:
-        acc = acc * z + coef
-    out: NDArray[np.float64] = np.clip(np.fft.irfft(acc, L)[: p.size], 0.0, None)
+    z = 1.0 - keep + keep * s  # (|z| ≤ 1)
+    out: NDArray[np.float64] = np.clip(np.fft.irfft(_pgf(p, z), L)[: p.size], 0.0, None)
     return out / float(out.sum())
 
 
@@ -394,15 +391,21 @@ def _compound(counts: NDArray[np.float64], charge: NDArray[np.float64],
     span = m_n * m_b + 14.0 * math.sqrt(m_n * v_b + v_n * m_b * m_b) + 4 * charge.size + 64
     L = 1 << max(6, math.ceil(math.log2(max(min(length, span), 2))))
     L = min(L, _MAX_FFT)
-    fh = np.fft.rfft(charge, L)
-    if counts.size > _HORNER_POINTS or counts.size * fh.size > _HORNER_WORK:
-        acc = _pgf_long(counts, fh)
-    else:
-        acc = np.zeros(L // 2 + 1, dtype=np.complex128)
-        for coef in counts[::-1]:  # Horner on the count's pgf at the charge's transform
-            acc = acc * fh + coef
-    out: NDArray[np.float64] = np.clip(np.fft.irfft(acc, L), 0.0, None)
+    # The count's pgf at the charge's transform.
+    out: NDArray[np.float64] = np.clip(np.fft.irfft(_pgf(counts, np.fft.rfft(charge, L)), L),
+                                       0.0, None)
     return out
+
+
+def _pgf(counts: NDArray[np.float64], z: NDArray[np.complex128]) -> NDArray[np.complex128]:
+    """``Σ_k counts[k]·z^k`` at every point of ``z`` (|z| ≤ 1): Horner's rule for a short
+    count law, :func:`_pgf_long` for a long one (``_HORNER_POINTS``, ``_HORNER_WORK``)."""
+    if counts.size > _HORNER_POINTS or counts.size * z.size > _HORNER_WORK:
+        return _pgf_long(counts, z)
+    acc = np.zeros(z.size, dtype=np.complex128)
+    for coef in counts[::-1]:
+        acc = acc * z + coef
+    return acc
 
 
 # A count law longer than this many points, or of more products (count points × transform

@@ -1047,12 +1047,14 @@ def joint_ceiling(results: list[ConstraintResult],
         # One quota's sliding logs over different lengths (RPM per 5 s, TPM per 10 s)
         # meter the same calls: a burst that fills the shorter fills most of the longer,
         # so they form one group whose 429s are split as a fixed window's are, with the
-        # nested windows' correlation (``_nested``).
+        # nested windows' correlation (``_nested``). The group has its own kind: a None
+        # window alone would also match a token bucket's dimensions (no window at all).
         lengths: dict[str, set[float | None]] = {}
         for (q, kind, w), _, _ in near:
             if kind == "sliding_window":
                 lengths.setdefault(q, set()).add(w)
-        near = [((k[0], k[1], None) if k[1] == "sliding_window" and len(lengths[k[0]]) > 1
+        near = [((k[0], "nested_sliding", None)
+                 if k[1] == "sliding_window" and len(lengths[k[0]]) > 1
                  else k, i, f) for k, i, f in near]
     groups: dict[tuple[str, str, float | None], int] = {}
     for quota, _, _ in near:
@@ -1060,7 +1062,7 @@ def joint_ceiling(results: list[ConstraintResult],
     # One group counts by its largest share (the smallest ceiling) unless ``rho`` splits
     # a fixed-window group's 429s (or a group of sliding logs of several lengths).
     split = rho is not None and any(
-        m > 1 and (k[1] == "fixed_window" or k[2] is None) for k, m in groups.items())
+        m > 1 and k[1] in ("fixed_window", "nested_sliding") for k, m in groups.items())
     if low <= 0 or (len(groups) < 2 and not split):
         return low
 
@@ -1074,7 +1076,7 @@ def joint_ceiling(results: list[ConstraintResult],
             top_i, top = sts[0]
             share = top.loss_fraction
             for i, st in sts[1:]:
-                if rho is None or (quota[1] != "fixed_window" and quota[2] is not None):
+                if rho is None or quota[1] not in ("fixed_window", "nested_sliding"):
                     shared = 1.0
                 elif quota[1] == "fixed_window":
                     shared = _shared_429s(rho(top_i, i), top.window_exceedance,
