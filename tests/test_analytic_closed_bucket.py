@@ -7,6 +7,7 @@ think time) and launches again at the fitted Coxian-2 inter-launch law's rates
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,12 +35,18 @@ def test_fit_follows_the_inter_launch_law() -> None:
     assert abs(mean - gap.mean()) < 1e-6 * gap.mean()
 
 
-def test_few_sessions_refuse_less_than_poisson_launches() -> None:
-    wl = Workload.from_profile(load_profile(PROFILE))
+def _rpm_chain(path: Path) -> tuple[Any, Any]:
+    """The RPM constraint's model of the profile at ``path`` and its closed bucket chain."""
+    wl = Workload.from_profile(load_profile(path))
     c = next(x for x in wl.constraints if x.dim == "rpm")
     model = constraint_model(wl, c, cycle_time(wl).cycle_s)
     chain = model.chain
     assert chain is not None and isinstance(chain.closed, ClosedSessions)
+    return model, chain
+
+
+def test_few_sessions_refuse_less_than_poisson_launches() -> None:
+    model, chain = _rpm_chain(PROFILE)
     lam = 15 * model.rate_per_session
     closed = chain.shares(lam, 15)["attempt"]
     poisson = chain.shares(lam)["attempt"]
@@ -58,11 +65,7 @@ def test_many_sessions_keep_the_closed_chain() -> None:
     # the full chain's (every count kept) to the digits the ceiling can see.
     from capacity.analytic import bucket
 
-    wl = Workload.from_profile(load_profile(MANY))
-    c = next(x for x in wl.constraints if x.dim == "rpm")
-    model = constraint_model(wl, c, cycle_time(wl).cycle_s)
-    chain = model.chain
-    assert chain is not None and isinstance(chain.closed, ClosedSessions)
+    model, chain = _rpm_chain(MANY)
     n = 55
     lam = n * model.rate_per_session
     banded = chain.shares(lam, n)["attempt"]
