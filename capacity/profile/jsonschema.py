@@ -63,11 +63,6 @@ DESCRIBE: dict[str, str] = {
 }
 
 
-def _duration_pattern() -> str:
-    # The parser's own rule; Python and ECMA-262 agree on every construct it uses.
-    return DURATION_PATTERN
-
-
 def _complete(node: Any, pattern: str) -> None:
     if isinstance(node, dict):
         props = node.get("properties")
@@ -103,7 +98,8 @@ def profile_json_schema(*, overlay: bool = False) -> dict[str, Any]:
     from capacity.profile.schema import Profile
 
     body = copy.deepcopy(Profile.model_json_schema())
-    _complete(body, _duration_pattern())
+    # The parser's own rule; Python and ECMA-262 agree on every construct it uses.
+    _complete(body, DURATION_PATTERN)
     kind = "overlay" if overlay else "profile"
     body["description"] = ROOT_DESCRIPTION if not overlay else (
         "An overlay: any part of a capacity profile, merged over a base profile "
