@@ -92,7 +92,9 @@ def test_openai_bad_requests_name_the_field(http: Any, body: Any, status: int,
 MSG_CASES: list[tuple[Any, int, str]] = [
     ({k: v for k, v in OK_MSG.items() if k != "max_tokens"}, 400, "max_tokens"),
     ({k: v for k, v in OK_MSG.items() if k != "messages"}, 400, "messages"),
-    ({**OK_MSG, "messages": [{"role": "system", "content": "x"}]}, 400, "messages.0.role"),
+    ({**OK_MSG, "messages": [{"role": "wizard", "content": "x"}]}, 400, "messages.0.role"),
+    ({**OK_MSG, "messages": [{"role": "system", "content": [{"type": "image"}]}]}, 400,
+     "messages.0.content.0.type"),
     ({**OK_MSG, "messages": [{"role": "user", "content": [{"text": "x"}]}]}, 400,
      "messages.0.content.0.type"),
     ({**OK_MSG, "messages": [{"role": "user", "content": [

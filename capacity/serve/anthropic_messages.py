@@ -5,7 +5,12 @@ text blocks), ``messages`` whose content is a string or a list of blocks (``text
 ``image``, ``tool_use``, ``tool_result``, ...), ``tools`` with ``input_schema`` (server
 tools with a ``type`` are accepted and never called), ``tool_choice``
 (``auto | any | tool | none``, ``disable_parallel_tool_use``), ``max_tokens`` (required,
-as the real API requires it) and ``stream``.
+as the real API requires it), ``stream`` and ``output_config.format`` (structured
+output, ``{"type": "json_schema", "schema": ...}``: a text answer is then a JSON document
+valid against the schema — what ``messages.parse`` and ``ChatAnthropic``'s
+``with_structured_output(method="json_schema")`` read). A content block of a type the
+API does not define is refused, naming it (``messages.0.content.1.type``), as the API does;
+so are text blocks without a string ``text``.
 
 "Last message is a tool result" means: the last message is a ``user`` message whose
 content holds a ``tool_result`` block (``ChatAnthropic`` merges a run of tool results
@@ -23,15 +28,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from capacity.serve.behaviour import text_of
 from capacity.serve.errors import bad
-from capacity.serve.history import Reply, ToolDef, TurnView, new_id
+from capacity.serve.history import JsonAnswer, Reply, ToolDef, TurnView, new_id
 from capacity.serve.wire import (
     Parsed,
     StreamParts,
     Usage,
+    answer_pieces,
+    answer_text,
     check_type,
-    n_groups,
     opt_bool,
     opt_positive_int,
     split_even,
@@ -39,6 +44,18 @@ from capacity.serve.wire import (
 )
 
 STOP_REASON = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+
+# The content block types a message may hold: the union of the anthropic SDK's
+# ContentBlockParam (2.14.0; tests/test_serve_protocol.py checks this set covers the
+# installed SDK's). The API refuses any other type with a 400 naming the block.
+BLOCK_TYPES = frozenset({
+    "bash_code_execution_tool_result", "code_execution_tool_result", "container_upload",
+    "document", "image", "redacted_thinking", "search_result", "server_tool_use", "text",
+    "text_editor_code_execution_tool_result", "thinking", "tool_result",
+    "tool_search_tool_result", "tool_use", "web_fetch_tool_result", "web_search_tool_result",
+})
+# Roles of a message: the SDK's MessageParam (2.14.0) also has 'system' (text only).
+_ROLES = ("user", "assistant", "system")
 
 
 def parse(body: Any) -> Parsed:
@@ -72,7 +89,8 @@ def parse(body: Any) -> Parsed:
     content = last.get("content")
     last_tool = (last.get("role") == "user" and isinstance(content, list)
                  and any(b.get("type") == "tool_result" for b in content))
-    view = TurnView(last_tool, tools, choice, parallel)
+    view = TurnView(last_tool, tools, choice, parallel,
+                    _output_format(body.get("output_config")))
     return Parsed(body["model"], stream, True, max_tokens, view)
 
 
@@ -81,8 +99,9 @@ def _check_message(m: Any, p: str) -> None:
     role = m.get("role")
     if role is None:
         raise bad(f"{p}.role", "Field required")
-    if role not in ("user", "assistant"):
-        raise bad(f"{p}.role", f"Input should be 'user' or 'assistant'; got {role!r}")
+    if role not in _ROLES:
+        raise bad(f"{p}.role", f"Input should be 'user', 'assistant' or 'system'; "
+                  f"got {role!r}")
     if "content" not in m:
         raise bad(f"{p}.content", "Field required")
     content = m["content"]
@@ -93,12 +112,38 @@ def _check_message(m: Any, p: str) -> None:
         q = f"{p}.content.{j}"
         check_type(b, dict, q, "a content block object")
         check_type(b.get("type"), str, f"{q}.type", "a string")
-        if b["type"] == "tool_result":
+        kind = b["type"]
+        allowed = BLOCK_TYPES if role != "system" else ("text",)
+        if kind not in allowed:
+            raise bad(f"{q}.type", f"Input tag {kind!r} found using 'type' does not match "
+                      f"any of the expected tags: {', '.join(map(repr, sorted(allowed)))}")
+        if kind == "text":
+            check_type(b.get("text"), str, f"{q}.text", "a string")
+        elif kind == "tool_result":
             check_type(b.get("tool_use_id"), str, f"{q}.tool_use_id", "a string")
         elif b["type"] == "tool_use":
             check_type(b.get("id"), str, f"{q}.id", "a string")
             check_type(b.get("name"), str, f"{q}.name", "a string")
             check_type(b.get("input"), dict, f"{q}.input", "an object")
+
+
+def _output_format(raw: Any) -> JsonAnswer | None:
+    """``output_config.format``: the JSON Schema a text answer must satisfy, if any."""
+    if raw is None:
+        return None
+    check_type(raw, dict, "output_config", "an object")
+    fmt = raw.get("format")
+    if fmt is None:
+        return None
+    check_type(fmt, dict, "output_config.format", "an object")
+    if fmt.get("type") != "json_schema":
+        raise bad("output_config.format.type", f"Input should be 'json_schema'; got "
+                  f"{fmt.get('type')!r}")
+    schema = fmt.get("schema")
+    if schema is None:
+        raise bad("output_config.format.schema", "Field required")
+    check_type(schema, dict, "output_config.format.schema", "a JSON Schema object")
+    return JsonAnswer(schema, "output_config.format.schema")
 
 
 def _tools(raw: Any) -> tuple[ToolDef, ...]:
@@ -156,7 +201,7 @@ def render(p: Parsed, reply: Reply, u: Usage) -> dict[str, Any]:
             {"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}
             for c in reply.calls]
     else:
-        content = [{"type": "text", "text": text_of(0, u.completion_tokens)}]
+        content = [{"type": "text", "text": answer_text(reply, u.completion_tokens)}]
     return {"id": new_id("msg_"), "type": "message", "role": "assistant", "model": p.model,
             "content": content, "stop_reason": STOP_REASON[u.finish], "stop_sequence": None,
             "usage": _usage(u, u.completion_tokens)}
@@ -195,10 +240,10 @@ def stream(p: Parsed, reply: Reply, u: Usage, groups: int) -> StreamParts:
         head = start + sse_event("content_block_start", {
             "type": "content_block_start", "index": 0,
             "content_block": {"type": "text", "text": ""}}) + ping
+        texts, n_text = answer_pieces(reply, u.completion_tokens, groups)
         text_pieces = (sse_event("content_block_delta", {
             "type": "content_block_delta", "index": 0,
-            "delta": {"type": "text_delta", "text": text_of(a, b)}})
-            for a, b in split_even(u.completion_tokens, groups))
+            "delta": {"type": "text_delta", "text": t}}) for t in texts)
         tail = sse_event("content_block_stop", {"type": "content_block_stop", "index": 0})
     tail += sse_event("message_delta", {
         "type": "message_delta",
@@ -206,5 +251,5 @@ def stream(p: Parsed, reply: Reply, u: Usage, groups: int) -> StreamParts:
         "usage": {"output_tokens": u.completion_tokens}})
     tail += sse_event("message_stop", {"type": "message_stop"})
     if text_pieces is not None:
-        return StreamParts(head, text_pieces, n_groups(u.completion_tokens, groups), tail)
+        return StreamParts(head, text_pieces, n_text, tail)
     return StreamParts(head, pieces, len(pieces), tail)

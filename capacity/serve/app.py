@@ -228,6 +228,14 @@ class MockProvider:
                             content_type="application/json", headers=h)
 
     async def _body(self, request: web.Request) -> tuple[Any, int]:
+        if "content-type" in request.headers:
+            # A declared non-JSON body is a client mistake (curl -d sends a form type):
+            # refused naming the header. A raw client that sends none is read as JSON.
+            mime = request.content_type
+            if mime != "application/json" and not mime.endswith("+json"):
+                raise bad("content-type", f"expected application/json, got {mime!r}: the "
+                          "body must be JSON sent as application/json (curl -d needs "
+                          "-H 'content-type: application/json')")
         limit = self.options.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             raise ApiError(413, f"body: request too large ({request.content_length} bytes; "
@@ -260,10 +268,12 @@ class MockProvider:
 
     async def count_tokens(self, request: web.Request) -> web.Response:
         """``POST /v1/messages/count_tokens``: the prompt tokens a Messages request
-        would be charged (the estimate the mock charges), no quota spent; LangChain's
-        ``ChatAnthropic.get_num_tokens_from_messages`` calls it."""
+        would be charged, no quota spent — the ``x-capacity-input-tokens`` hint when
+        sent (as ``/v1/messages`` charges it), else the estimate from the body's size;
+        LangChain's ``ChatAnthropic.get_num_tokens_from_messages`` calls it."""
         ep = self.ep_messages
         try:
+            hints = read_hints(request.headers)
             body, size = await self._body(request)
             # Validated as a Messages body, whose max_tokens this endpoint does not take.
             parsed = anthropic_messages.parse(
@@ -271,7 +281,9 @@ class MockProvider:
             self._resolve(ep, parsed.model, False)
         except ApiError as e:
             return self._error(ep.api, e, request)
-        return web.Response(body=dumps({"input_tokens": estimate_prompt_tokens(size)}),
+        tokens = (estimate_prompt_tokens(size) if hints.input_tokens is None
+                  else hints.input_tokens)
+        return web.Response(body=dumps({"input_tokens": tokens}),
                             content_type="application/json")
 
     async def responses(self, request: web.Request) -> web.StreamResponse:

@@ -10,7 +10,11 @@
    A schema no value can be generated for is a 400 naming it.
    With ``tool_probability`` p < 1, an ``auto`` choice answers text with probability 1 − p
    ("some turns use no tool"); ``required`` / a named tool always call.
-3. Otherwise → text.
+3. Otherwise → text: prose, or — when the request asks for structured output (OpenAI
+   ``response_format`` ``json_schema`` / ``json_object``, Responses ``text.format``,
+   Anthropic ``output_config.format``) — a JSON document valid against its schema, made
+   by the same generator as tool-call arguments (a schema no value can be generated for
+   is a 400 naming it).
 
 Because the rule reads only the last message, an agent loop always ends: a tool call is
 answered by the agent with a tool result, which the mock answers with text. A mock that
@@ -29,9 +33,9 @@ from typing import Any
 import numpy as np
 
 from capacity.serve.errors import bad
-from capacity.serve.schema_args import SchemaError, arguments_for
+from capacity.serve.schema_args import SchemaError, arguments_for, value_for
 
-__all__ = ["Reply", "ToolCall", "ToolDef", "TurnView", "decide", "new_id"]
+__all__ = ["JsonAnswer", "Reply", "ToolCall", "ToolDef", "TurnView", "decide", "new_id"]
 
 _PREFIX = os.urandom(5).hex()
 _COUNTER = itertools.count(1)
@@ -54,6 +58,18 @@ class ToolDef:
 
 
 @dataclass(frozen=True, slots=True)
+class JsonAnswer:
+    """A request for structured output: text answers are a JSON document valid against
+    ``schema`` (``{"type": "object"}`` for OpenAI's ``json_object`` mode); ``param`` is
+    where the schema sits in the request (for a 400 naming it); ``object_root``: the API
+    refuses a schema whose root is not an object (OpenAI's do)."""
+
+    schema: dict[str, Any]
+    param: str
+    object_root: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class TurnView:
     """What the rule needs from a request, whatever its protocol.
 
@@ -63,12 +79,14 @@ class TurnView:
     tools : tools offered, in order.
     tool_choice : ``"auto"``, ``"none"``, ``"required"`` or ``("name", <tool name>)``.
     parallel : several calls allowed in one answer.
+    json_answer : structured output asked for (text answers are JSON), or None (prose).
     """
 
     last_is_tool_result: bool
     tools: tuple[ToolDef, ...]
     tool_choice: str | tuple[str, str]
     parallel: bool
+    json_answer: JsonAnswer | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +101,14 @@ class ToolCall:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """The answer's content: text (``calls`` empty) or tool calls."""
+    """The answer's content: text (``calls`` empty) or tool calls.
+
+    ``text`` is the structured-output JSON of a text answer; None means prose, which the
+    renderers draw from the token count (:func:`capacity.serve.behaviour.text_of`).
+    """
 
     calls: tuple[ToolCall, ...] = ()
+    text: str | None = None
 
     @property
     def is_tool_call(self) -> bool:
@@ -109,14 +132,14 @@ def decide(view: TurnView, rng: np.random.Generator, *, tool_probability: float,
     id_prefix : ``call_`` (OpenAI) or ``toolu_`` (Anthropic).
     """
     if view.last_is_tool_result or not view.tools or view.tool_choice == "none":
-        return _TEXT
+        return _text(view)
     choice = view.tool_choice
     if isinstance(choice, tuple):
         named = [t for t in view.tools if t.name == choice[1]]
         chosen = [named[0]] if named else [view.tools[0]]
     else:
         if choice == "auto" and tool_probability < 1.0 and rng.random() >= tool_probability:
-            return _TEXT
+            return _text(view)
         k = max(1, n_calls) if view.parallel else 1
         # Distinct tools first (an agent fanning out usually calls different tools),
         # then repeats, each with its own id.
@@ -131,3 +154,17 @@ def decide(view: TurnView, rng: np.random.Generator, *, tool_probability: float,
         calls.append(ToolCall(new_id(id_prefix), tool.name, args,
                               json.dumps(args, separators=(",", ":"))))
     return Reply(tuple(calls))
+
+
+def _text(view: TurnView) -> Reply:
+    """A text answer: prose, or the structured-output JSON the request asks for."""
+    ask = view.json_answer
+    if ask is None:
+        return _TEXT
+    try:
+        value = value_for(ask.schema)
+    except SchemaError as e:
+        raise bad(ask.param, str(e)) from None
+    if ask.object_root and not isinstance(value, dict):
+        raise bad(ask.param, 'the root of the schema must be an object ("type": "object")')
+    return Reply(text=json.dumps(value, separators=(",", ":"), ensure_ascii=False))

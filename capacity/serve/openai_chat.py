@@ -5,8 +5,12 @@ Accepts what the official SDK and LangChain's ``ChatOpenAI`` send: ``system`` an
 ``tools`` / ``tool_choice`` (``none | auto | required | {"type": "function", ...}``),
 ``parallel_tool_calls``, ``max_tokens`` and ``max_completion_tokens`` (the smaller wins
 when both are sent), ``stream`` with ``stream_options.include_usage`` (refused without
-``stream``, as are ``tools`` outside 1..128: OpenAI refuses them). Unknown fields
-(temperature, seed, ...) are accepted and ignored, as a provider would.
+``stream``, as are ``tools`` outside 1..128: OpenAI refuses them), ``response_format``
+(``text``, ``json_object`` — which OpenAI refuses unless a message says "json" — and
+``json_schema``: a text answer is then a JSON document valid against the schema, what
+``client.beta.chat.completions.parse`` and LangChain's ``with_structured_output``
+read). Unknown fields (temperature, seed, ...) are accepted and ignored, as a provider
+would.
 
 Streams follow the recorded wire format: a first chunk with ``role``, content (or
 ``tool_calls`` deltas, each with its ``index``; the first per call carries id, type and
@@ -20,15 +24,15 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from capacity.serve.behaviour import text_of
 from capacity.serve.errors import ApiError, bad
-from capacity.serve.history import Reply, ToolDef, TurnView, new_id
+from capacity.serve.history import JsonAnswer, Reply, ToolDef, TurnView, new_id
 from capacity.serve.wire import (
     Parsed,
     StreamParts,
     Usage,
+    answer_pieces,
+    answer_text,
     check_type,
-    n_groups,
     opt_bool,
     opt_positive_int,
     split_even,
@@ -78,7 +82,8 @@ def parse(body: Any, *, model: str | None = None) -> Parsed:
     parallel = opt_bool(body, "parallel_tool_calls", True)
     last = msgs[-1]
     view = TurnView(last_is_tool_result=last.get("role") in ("tool", "function"),
-                    tools=tools, tool_choice=choice, parallel=parallel)
+                    tools=tools, tool_choice=choice, parallel=parallel,
+                    json_answer=_response_format(body.get("response_format"), msgs))
     return Parsed(model, stream, include_usage, min(caps) if caps else None, view)
 
 
@@ -172,6 +177,48 @@ def _tool_choice(raw: Any, tools: tuple[ToolDef, ...]) -> str | tuple[str, str]:
     return ("name", name)
 
 
+def _response_format(raw: Any, msgs: list[Any]) -> JsonAnswer | None:
+    """``response_format``: None for prose (absent or ``text``), else the JSON asked for."""
+    if raw is None:
+        return None
+    check_type(raw, dict, "response_format", "an object")
+    kind = raw.get("type")
+    if kind is None:
+        raise bad("response_format.type", "required")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        # OpenAI's own rule: JSON mode needs the word in the conversation.
+        if not any("json" in _text_of_message(m).lower() for m in msgs):
+            raise bad("messages", "'messages' must contain the word 'json' in some form, "
+                      "to use 'response_format' of type 'json_object'")
+        return JsonAnswer({"type": "object"}, "response_format", object_root=True)
+    if kind == "json_schema":
+        spec = raw.get("json_schema")
+        if spec is None:
+            raise bad("response_format.json_schema", "required")
+        check_type(spec, dict, "response_format.json_schema", "an object")
+        check_type(spec.get("name"), str, "response_format.json_schema.name", "a string")
+        schema = spec.get("schema")
+        if schema is None:  # OpenAI allows it: any JSON object answers
+            return JsonAnswer({"type": "object"}, "response_format.json_schema",
+                              object_root=True)
+        check_type(schema, dict, "response_format.json_schema.schema", "a JSON Schema object")
+        return JsonAnswer(schema, "response_format.json_schema.schema", object_root=True)
+    raise bad("response_format.type", f"invalid value {kind!r}; supported: json_object, "
+              "json_schema, text")
+
+
+def _text_of_message(m: dict[str, Any]) -> str:
+    """The text a message carries (string content or its text parts)."""
+    content = m.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p["text"] for p in content if p.get("type") == "text")
+    return ""
+
+
 def _usage(u: Usage) -> dict[str, Any]:
     return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
             "total_tokens": u.prompt_tokens + u.completion_tokens,
@@ -191,7 +238,7 @@ def render(p: Parsed, reply: Reply, u: Usage) -> dict[str, Any]:
              "function": {"name": c.name, "arguments": c.arguments_json}}
             for c in reply.calls]
     else:
-        message["content"] = text_of(0, u.completion_tokens)
+        message["content"] = answer_text(reply, u.completion_tokens)
     return {"id": new_id("chatcmpl-"), "object": "chat.completion",
             "created": int(time.time()), "model": p.model,
             "choices": [{"index": 0, "message": message, "logprobs": None,
@@ -227,12 +274,12 @@ def stream(p: Parsed, reply: Reply, u: Usage, groups: int) -> StreamParts:
                     {"index": i, "function": {"arguments": text[a:b]}}]}))
     else:
         head = chunk({"role": "assistant", "content": "", "refusal": None})
-        text_pieces = (chunk({"content": text_of(a, b)})
-                       for a, b in split_even(u.completion_tokens, groups))
+        texts, n_text = answer_pieces(reply, u.completion_tokens, groups)
+        text_pieces = (chunk({"content": t}) for t in texts)
     tail = chunk({}, u.finish)
     if p.include_usage:
         tail += sse_data({**base, "choices": [], "usage": _usage(u)})
     tail += b"data: [DONE]\n\n"
     if text_pieces is not None:
-        return StreamParts(head, text_pieces, n_groups(u.completion_tokens, groups), tail)
+        return StreamParts(head, text_pieces, n_text, tail)
     return StreamParts(head, pieces, len(pieces), tail)

@@ -5,8 +5,10 @@
 tool results (other item types are accepted). The history rule reads the last item:
 a ``function_call_output`` → text; otherwise function tools offered → ``function_call``
 output items (``call_id`` unique, ``arguments`` a JSON string). ``max_output_tokens`` caps
-the output (``status: incomplete`` when it cuts). Stateless: ``previous_response_id`` is
-accepted, but the decision reads only this request's ``input``.
+the output (``status: incomplete`` when it cuts). ``text.format`` ``json_schema`` or
+``json_object`` makes a text answer a JSON document valid against the schema (what
+``client.responses.parse`` reads); the response echoes the format. Stateless:
+``previous_response_id`` is accepted, but the decision reads only this request's ``input``.
 
 Streams send the named events the SDK's accumulator expects: ``response.created``,
 ``response.in_progress``, ``response.output_item.added``, ``response.content_part.added``,
@@ -21,15 +23,15 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from capacity.serve.behaviour import text_of
 from capacity.serve.errors import bad
-from capacity.serve.history import Reply, ToolDef, TurnView, new_id
+from capacity.serve.history import JsonAnswer, Reply, ToolDef, TurnView, new_id
 from capacity.serve.wire import (
     Parsed,
     StreamParts,
     Usage,
+    answer_pieces,
+    answer_text,
     check_type,
-    n_groups,
     opt_bool,
     opt_positive_int,
     split_even,
@@ -63,7 +65,8 @@ def parse(body: Any) -> Parsed:
     choice = _tool_choice(body.get("tool_choice"), tools)
     parallel = opt_bool(body, "parallel_tool_calls", True)
     stream = opt_bool(body, "stream", False)
-    echo = {"instructions": body.get("instructions"),
+    fmt, json_answer = _text_format(body.get("text"))
+    echo = {"text": {"format": fmt},"instructions": body.get("instructions"),
             "tools": tools_raw if isinstance(tools_raw, list) else [],
             "tool_choice": body.get("tool_choice", "auto"),
             "parallel_tool_calls": parallel,
@@ -71,7 +74,7 @@ def parse(body: Any) -> Parsed:
             "max_output_tokens": body.get("max_output_tokens"),
             "metadata": body.get("metadata") if isinstance(body.get("metadata"), dict) else {}}
     return Parsed(body["model"], stream, True, opt_positive_int(body, "max_output_tokens"),
-                  TurnView(last_tool, tools, choice, parallel), echo)
+                  TurnView(last_tool, tools, choice, parallel, json_answer), echo)
 
 
 def _check_item(item: Any, p: str) -> None:
@@ -95,6 +98,32 @@ def _check_item(item: Any, p: str) -> None:
         check_type(item.get("call_id"), str, f"{p}.call_id", "a string")
         check_type(item.get("name"), str, f"{p}.name", "a string")
         check_type(item.get("arguments"), str, f"{p}.arguments", "a JSON string")
+
+
+def _text_format(raw: Any) -> tuple[dict[str, Any], JsonAnswer | None]:
+    """``text.format``: the format echoed in the response, and the JSON asked for (None:
+    prose)."""
+    if raw is None:
+        return {"type": "text"}, None
+    check_type(raw, dict, "text", "an object")
+    fmt = raw.get("format")
+    if fmt is None:
+        return {"type": "text"}, None
+    check_type(fmt, dict, "text.format", "an object")
+    kind = fmt.get("type")
+    if kind == "text":
+        return fmt, None
+    if kind == "json_object":
+        return fmt, JsonAnswer({"type": "object"}, "text.format", object_root=True)
+    if kind == "json_schema":
+        check_type(fmt.get("name"), str, "text.format.name", "a string")
+        schema = fmt.get("schema")
+        if schema is None:
+            raise bad("text.format.schema", "required")
+        check_type(schema, dict, "text.format.schema", "a JSON Schema object")
+        return fmt, JsonAnswer(schema, "text.format.schema", object_root=True)
+    raise bad("text.format.type", f"invalid value {kind!r}; supported: json_object, "
+              "json_schema, text")
 
 
 def _tools(raw: Any) -> tuple[ToolDef, ...]:
@@ -150,7 +179,8 @@ def _items(reply: Reply, u: Usage, done: bool) -> list[dict[str, Any]]:
                  "name": c.name, "arguments": c.arguments_json if done else "",
                  "status": status} for c in reply.calls]
     return [{"type": "message", "id": new_id("msg_"), "status": status, "role": "assistant",
-             "content": ([{"type": "output_text", "text": text_of(0, u.completion_tokens),
+             "content": ([{"type": "output_text",
+                           "text": answer_text(reply, u.completion_tokens),
                            "annotations": [], "logprobs": []}] if done else [])}]
 
 
@@ -163,8 +193,7 @@ def _response(p: Parsed, rid: str, created: int, status: str, output: list[dict[
             "incomplete_details": {"reason": "max_output_tokens"} if truncated else None,
             "model": p.model, "output": output, **p.echo,
             "reasoning": {"effort": None, "summary": None}, "store": False,
-            "temperature": 1.0, "top_p": 1.0, "text": {"format": {"type": "text"}},
-            "truncation": "disabled", "user": None,
+            "temperature": 1.0, "top_p": 1.0, "truncation": "disabled", "user": None,
             "usage": _usage(u) if u is not None else None}
 
 
@@ -218,15 +247,15 @@ def stream(p: Parsed, reply: Reply, u: Usage, groups: int) -> StreamParts:
         head += ev("response.output_item.added", {"output_index": 0, "item": start[0]})
         head += ev("response.content_part.added", {"item_id": item_id, "output_index": 0,
                                                    "content_index": 0, "part": part})
-        count = n_groups(u.completion_tokens, groups)
+        texts, count = answer_pieces(reply, u.completion_tokens, groups)
         first = seq
         text_pieces = (sse_event("response.output_text.delta", {
             "type": "response.output_text.delta", "sequence_number": first + j,
             "item_id": item_id, "output_index": 0, "content_index": 0,
-            "delta": text_of(a, b), "logprobs": []})
-            for j, (a, b) in enumerate(split_even(u.completion_tokens, groups)))
+            "delta": t, "logprobs": []})
+            for j, t in enumerate(texts))
         seq += count  # the lazy deltas take the next sequence numbers
-        text = text_of(0, u.completion_tokens)
+        text = answer_text(reply, u.completion_tokens)
         tail = ev("response.output_text.done", {"item_id": item_id, "output_index": 0,
                                                 "content_index": 0, "text": text,
                                                 "logprobs": []})

@@ -27,7 +27,7 @@ import math
 import re
 from typing import Any
 
-__all__ = ["SchemaError", "arguments_for", "resolve_ref"]
+__all__ = ["SchemaError", "arguments_for", "resolve_ref", "value_for"]
 
 
 class SchemaError(ValueError):
@@ -207,13 +207,22 @@ def arguments_for(schema: Any, *, fill_optional: bool = True,
     """
     if not isinstance(schema, dict):
         return {}
+    value = value_for(schema, fill_optional=fill_optional, max_depth=max_depth)
+    return value if isinstance(value, dict) else {}
+
+
+def value_for(schema: dict[str, Any], *, fill_optional: bool = True,
+              max_depth: int = 8) -> Any:
+    """A JSON value valid against ``schema``, whatever its root type: the generator
+    behind :func:`arguments_for`, also used for structured-output answers
+    (``response_format`` / ``output_config.format``). Raises :class:`SchemaError` for a
+    malformed schema."""
     try:
-        value = _Gen(schema, fill_optional, max_depth).value(schema, "", 0)
+        return _Gen(schema, fill_optional, max_depth).value(schema, "", 0)
     except (TypeError, ValueError, AttributeError, KeyError, IndexError, RecursionError,
             OverflowError) as e:
         # Whatever a client sends as a schema must end as a 400, never a crash.
         raise SchemaError(f"not a usable JSON Schema ({type(e).__name__}: {e})") from None
-    return value if isinstance(value, dict) else {}
 
 
 class _Gen:

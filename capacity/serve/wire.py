@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from capacity.serve.behaviour import text_of
 from capacity.serve.errors import bad
-from capacity.serve.history import TurnView
+from capacity.serve.history import Reply, TurnView
 
 try:  # pragma: no cover - which branch runs depends on the install
     import orjson
@@ -104,6 +105,23 @@ def split_even(n: int, groups: int) -> Iterator[tuple[int, int]]:
     g = n_groups(n, groups)
     for i in range(g):
         yield n * i // g, n * (i + 1) // g
+
+
+def answer_text(reply: Reply, tokens: int) -> str:
+    """A text answer's whole content: its structured-output JSON, else ``tokens`` words
+    of prose. (Usage still reports the drawn ``tokens``: the quota is charged the
+    profile's output, as for tool-call arguments.)"""
+    return reply.text if reply.text is not None else text_of(0, tokens)
+
+
+def answer_pieces(reply: Reply, tokens: int, groups: int) -> tuple[Iterator[str], int]:
+    """A text answer cut into :func:`n_groups` stream deltas (lazily) and their count:
+    the JSON by characters, prose by tokens."""
+    if reply.text is None:
+        return ((text_of(a, b) for a, b in split_even(tokens, groups)),
+                n_groups(tokens, groups))
+    text = reply.text
+    return (text[a:b] for a, b in split_even(len(text), groups)), n_groups(len(text), groups)
 
 
 def check_type(value: Any, types: type | tuple[type, ...], param: str, what: str) -> None:

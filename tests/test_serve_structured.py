@@ -1,0 +1,213 @@
+"""Structured output and request hygiene against the mock, through the official SDKs:
+``response_format`` / ``text.format`` / ``output_config.format`` answers are JSON valid
+against the schema; unknown Anthropic block types, non-JSON content types and
+count_tokens' hint header are answered as the messages endpoint answers them."""
+
+from __future__ import annotations
+
+import json
+import typing
+from typing import Any, Literal
+
+import anthropic
+import httpx2
+import jsonschema
+import openai
+import pytest
+from pydantic import BaseModel, Field
+
+from capacity.serve.anthropic_messages import BLOCK_TYPES
+from tests.serve_support import CLAUDE, GPT, serving
+
+USER = [{"role": "user", "content": "Book the order."}]
+ANTHROPIC_HEADERS = {"anthropic-version": "2023-06-01", "x-api-key": "mock"}
+
+
+class Item(BaseModel):
+    sku: str = Field(pattern=r"^[A-Z]{3}-\d{4}$")
+    qty: int = Field(ge=2, le=5)
+
+
+class Order(BaseModel):
+    kind: Literal["buy", "sell"]
+    items: list[Item] = Field(min_length=2)
+    note: str | None = None
+
+
+class Plain(BaseModel):
+    """What the anthropic SDK's schema transform keeps whole (it moves ``pattern``,
+    bounds and ``minItems`` into descriptions, which only a model can read)."""
+
+    kind: Literal["buy", "sell"]
+    qty: int
+    tags: list[str]
+    note: str | None = None
+
+
+@pytest.fixture(name="srv", scope="module")
+def _srv() -> Any:
+    with serving() as s:
+        yield s
+
+
+@pytest.fixture(name="oai", scope="module")
+def _oai(srv: Any) -> Any:
+    with openai.OpenAI(base_url=srv.openai_base_url, api_key="mock", max_retries=0) as c:
+        yield c
+
+
+@pytest.fixture(name="ant", scope="module")
+def _ant(srv: Any) -> Any:
+    with anthropic.Anthropic(base_url=srv.anthropic_base_url, api_key="mock",
+                             max_retries=0) as c:
+        yield c
+
+
+@pytest.fixture(name="http", scope="module")
+def _http(srv: Any) -> Any:
+    with httpx2.Client(base_url=srv.url, timeout=30) as c:
+        yield c
+
+
+# -- structured output -------------------------------------------------------------------
+
+def test_openai_parse_gets_json_valid_against_the_schema(oai: Any) -> None:
+    c = oai.chat.completions.parse(model=GPT, messages=USER, response_format=Order)
+    msg = c.choices[0].message
+    assert isinstance(msg.parsed, Order), msg.content
+    assert len(msg.parsed.items) >= 2 and msg.parsed.items[0].qty >= 2
+    assert c.choices[0].finish_reason == "stop"
+    with oai.chat.completions.stream(model=GPT, messages=USER, response_format=Order) as s:
+        for _ in s:
+            pass
+        assert isinstance(s.get_final_completion().choices[0].message.parsed, Order)
+
+
+def test_openai_json_object_mode(oai: Any, http: Any) -> None:
+    c = oai.chat.completions.create(
+        model=GPT, messages=[{"role": "user", "content": "Answer in JSON."}],
+        response_format={"type": "json_object"})
+    assert isinstance(json.loads(c.choices[0].message.content), dict)
+    # OpenAI's own rule: JSON mode without the word in the conversation is a 400.
+    with pytest.raises(openai.BadRequestError, match="must contain the word 'json'"):
+        oai.chat.completions.create(model=GPT, messages=USER,
+                                    response_format={"type": "json_object"})
+
+
+@pytest.mark.parametrize(("fmt", "param"), [
+    ({"type": "yaml"}, "response_format.type"),
+    ({"type": "json_schema"}, "response_format.json_schema"),
+    ({"type": "json_schema", "json_schema": {"schema": {}}}, "response_format.json_schema.name"),
+    ({"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "string"}}},
+     "response_format.json_schema.schema"),
+    ({"type": "json_schema", "json_schema": {"name": "x", "schema": {"$ref": "#/$defs/No"}}},
+     "response_format.json_schema.schema"),
+])
+def test_bad_response_format_names_the_field(http: Any, fmt: Any, param: str) -> None:
+    r = http.post("/v1/chat/completions",
+                  json={"model": GPT, "messages": USER, "response_format": fmt})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == param
+
+
+def test_responses_parse_gets_json_and_echoes_the_format(oai: Any) -> None:
+    r = oai.responses.parse(model=GPT, input="Book the order.", text_format=Order)
+    assert isinstance(r.output_parsed, Order)
+    assert r.text is not None and r.text.format.type == "json_schema"
+
+
+def test_anthropic_output_config_format(ant: Any, http: Any) -> None:
+    m = ant.messages.parse(model=CLAUDE, max_tokens=500, messages=USER, output_format=Plain)
+    assert isinstance(m.parsed_output, Plain), m.content
+    schema = Plain.model_json_schema()
+    with ant.messages.stream(model=CLAUDE, max_tokens=500, messages=USER,
+                             output_config={"format": {"type": "json_schema",
+                                                       "schema": schema}}) as s:
+        text = s.get_final_text()
+    jsonschema.validate(json.loads(text), schema)
+    r = http.post("/v1/messages", headers=ANTHROPIC_HEADERS, json={
+        "model": CLAUDE, "max_tokens": 50, "messages": USER,
+        "output_config": {"format": {"type": "yaml"}}})
+    assert r.status_code == 400
+    assert r.json()["error"]["message"].startswith("output_config.format.type")
+
+
+def test_langchain_with_structured_output(srv: Any) -> None:
+    lc_openai = pytest.importorskip("langchain_openai")
+    lc_anthropic = pytest.importorskip("langchain_anthropic")
+    llm = lc_openai.ChatOpenAI(model=GPT, base_url=srv.openai_base_url, api_key="mock",
+                               max_retries=0, timeout=30)
+    assert isinstance(llm.with_structured_output(Order).invoke("Book it."), Order)
+    claude = lc_anthropic.ChatAnthropic(model=CLAUDE, base_url=srv.anthropic_base_url,
+                                        api_key="mock", max_retries=0, timeout=30,
+                                        max_tokens=500)
+    out = claude.with_structured_output(Plain, method="json_schema").invoke("Book it.")
+    assert isinstance(out, Plain)
+
+
+# -- Anthropic content blocks --------------------------------------------------------------
+
+@pytest.mark.parametrize(("content", "param"), [
+    ([{"type": "bogus", "text": "x"}], "messages.0.content.0.type"),
+    ([{"type": "text", "text": "a"}, {"type": "txt", "text": "b"}], "messages.0.content.1.type"),
+    ([{"type": "text"}], "messages.0.content.0.text"),
+    ([{"type": "text", "text": 5}], "messages.0.content.0.text"),
+])
+def test_anthropic_unknown_block_is_a_400_naming_it(ant: Any, content: Any,
+                                                    param: str) -> None:
+    with pytest.raises(anthropic.BadRequestError) as e:
+        ant.messages.create(model=CLAUDE, max_tokens=10,
+                            messages=[{"role": "user", "content": content}])
+    body = e.value.body
+    assert isinstance(body, dict) and body["error"]["type"] == "invalid_request_error"
+    assert body["error"]["message"].startswith(param + ":")
+
+
+def _literals(tp: Any) -> set[str]:
+    if typing.get_origin(tp) is Literal:
+        return set(typing.get_args(tp))
+    if isinstance(tp, type) and getattr(tp, "__total__", None) is not None:
+        hints = typing.get_type_hints(tp)
+        return _literals(hints["type"]) if "type" in hints else set()
+    return set().union(*(_literals(a) for a in typing.get_args(tp)))
+
+
+def test_block_types_cover_the_installed_sdk() -> None:
+    # Every block type the SDK can send is served: the allow-list must not refuse a
+    # valid request of a newer SDK without this test saying so.
+    sdk: set[str] = set()
+    for message in typing.get_args(anthropic.types.MessageParam) or (
+            anthropic.types.MessageParam,):
+        sdk |= _literals(typing.get_type_hints(message)["content"])
+    assert "tool_result" in sdk and sdk <= BLOCK_TYPES, sorted(sdk - BLOCK_TYPES)
+
+
+# -- count_tokens and content types ---------------------------------------------------------
+
+def test_count_tokens_honours_the_input_tokens_hint(http: Any) -> None:
+    body = {"model": CLAUDE, "messages": USER}
+    plain = http.post("/v1/messages/count_tokens", json=body, headers=ANTHROPIC_HEADERS)
+    assert plain.status_code == 200 and plain.json()["input_tokens"] != 1234
+    hinted = http.post("/v1/messages/count_tokens", json=body,
+                       headers={**ANTHROPIC_HEADERS, "x-capacity-input-tokens": "1234"})
+    assert hinted.json() == {"input_tokens": 1234}
+    bad = http.post("/v1/messages/count_tokens", json=body,
+                    headers={**ANTHROPIC_HEADERS, "x-capacity-input-tokens": "lots"})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["message"].startswith("x-capacity-input-tokens:")
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages",
+                                  "/v1/messages/count_tokens", "/v1/responses"])
+def test_non_json_content_type_is_a_400_naming_it(http: Any, path: str) -> None:
+    body = json.dumps({"model": GPT if "chat" in path or "resp" in path else CLAUDE,
+                       "max_tokens": 10, "messages": USER, "input": "hi"}).encode()
+    for ctype in ("text/plain", "application/x-www-form-urlencoded"):
+        r = http.post(path, content=body, headers={**ANTHROPIC_HEADERS, "content-type": ctype})
+        assert r.status_code == 400, r.text
+        err = r.json()["error"]
+        assert err["message"].startswith("content-type:") and ctype in err["message"]
+    # JSON with a charset, and a raw client that declares no type, are served.
+    for headers in ({"content-type": "application/json; charset=utf-8"}, {}):
+        r = http.post(path, content=body, headers={**ANTHROPIC_HEADERS, **headers})
+        assert r.status_code == 200, r.text
