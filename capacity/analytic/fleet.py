@@ -1052,22 +1052,15 @@ class FeedModel(_MemoStats):
         if offered <= 0:
             return WindowStats(n, 0.0, 0.0, 0.0, self.how, 0.0, 0.0)
         sliding = self.c.enforcement == "sliding_window"
-        # Known defect: beyond half the load turned away the chain is off, so the share
-        # falls there (tests/test_analytic_monotone.py, strict xfail); keeping it on costs
-        # the fed deployments' searches over the 0.2 s budget.
-        if (self.carried and self.retries and not sliding
-                and stop < 0.5 * max(mean_s, 1e-300)):
-            L = 1 << max(6, math.ceil(math.log2(g.size + 2 * q + 16)))
+        if self.carried and self.retries and not sliding:
             # A carried retry starts a new round at the first deployment: only the share
             # that spills again comes back here (token buckets, :class:`TurnSpill`; a
             # window that overflowed is still full when the retry comes).
             back = self.again(n) if self.again is not None else 1.0
-            carry, e_y = _lindley_thinned(np.pad(g, (0, L - g.size)), q, back,
-                                          windows=2 * (self.retries + 1))
+            # At every load: switched off in overload, the share fell as sessions were
+            # added (ptu-spillover's pay-as-you-go 60% at 258 sessions, 22% at 260).
+            e_y, again = _carried(g, q, stop, back, 2 * (self.retries + 1))
             rej = self.kappa * e_y
-            kk = np.arange(carry.size, dtype=np.float64)
-            # A carried retry is turned away again when the carry alone overfills.
-            again = float(np.dot(np.maximum(kk - q, 0.0), carry)) / e_y if e_y > 0 else 0.0
         else:
             rej = self.kappa * stop
             again = 0.0
@@ -1119,6 +1112,45 @@ class FeedModel(_MemoStats):
         ``(S − q)⁺`` in units, over ``per_call`` mean units a call."""
         g, _ = self.window_law(n)
         return _overflow_in_calls(g, self.q_lat, self.h, self.kappa, per_call)
+
+
+# The carried retries' chain runs on at most this many points: a coarser lattice beyond.
+_CARRY_POINTS = 4096
+
+
+def _carried(g: NDArray[np.float64], q: float, stop: float, back: float, windows: int
+             ) -> tuple[float, float]:
+    """The carried retries after ``windows`` windows (:func:`_lindley_thinned` from
+    empty, ``S ~ g``, allowance ``q``, a carried unit back with probability ``back``):
+    (their mean, lattice units; the share of it the carry alone turns away again).
+
+    The lattice holds the window's count and the carry, whose mean is at most
+    ``stop·Σ_{j<windows} back^j`` (``stop`` = ``E[(S − q)⁺]``: each window adds at most
+    that to what comes back): in overload the carry grows by about ``μ − q`` a window,
+    and a lattice of the count's length alone let it wrap around (the share fell: 70% ->
+    54% on a fed token bucket between 264 and 312 sessions). Beyond ``_CARRY_POINTS``
+    points it is coarsened ``k``-fold (``k`` a power of 2, the nodes aligned on ``q``):
+    each value moved to its two nodes keeping its mean is a mean-preserving spread, and
+    the chain's steps are increasing convex, so the coarse chain's two figures are upper
+    bounds, by at most ``k/4`` units a window and a spread (of the tens of thousands of
+    units a window such a carry holds)."""
+    qi = math.floor(q + 0.5)
+    span = g.size + 2 * q + 16 + stop * math.fsum(back**j for j in range(windows))
+    k = 1 << max(0, math.ceil(math.log2(span / _CARRY_POINTS)))
+    if k > 1:
+        shift = -qi % k                            # q + shift on a coarse node
+        g = _rebin((np.arange(g.size, dtype=np.float64) + shift) / k, g)
+        qc: float = (qi + shift) // k
+        span = span / k + 2
+    else:
+        shift, qc = 0, q
+    L = 1 << max(6, math.ceil(math.log2(max(span, g.size))))
+    carry, e_c = _lindley_thinned(np.pad(g, (0, L - g.size)), qc, back, windows)
+    if e_c <= 0:
+        return 0.0, 0.0
+    # A carried retry is turned away again when the carry alone overfills.
+    units = np.arange(carry.size, dtype=np.float64) * k
+    return k * e_c, float(np.dot(np.maximum(units - q, 0.0), carry)) / (k * e_c)
 
 
 def _lindley_thinned(g: NDArray[np.float64], q: float, back: float, windows: int,
@@ -2140,11 +2172,15 @@ def fleet_mean_ceilings(wl: Workload, cyc: CycleTime) -> dict[str, float]:
 
 
 def entry_result(wl: Workload, e: Entry, cycle_s: float, target: float,
-                 sessions: int | None) -> ConstraintResult:
-    """The :class:`ConstraintResult` of one fleet entry."""
+                 sessions: int | None, bound: int | None = None) -> ConstraintResult:
+    """The :class:`ConstraintResult` of one fleet entry. ``bound`` (sessions): search no
+    higher — the burst ceiling is then ``min(its own, bound)`` (a caller that wants only
+    the fleet's smallest ceiling, :func:`least_burst`)."""
     c = e.c
     mean_ceiling = _mean_ceiling(e)
     cap = math.floor(mean_ceiling + 1e-9) if math.isfinite(mean_ceiling) else 1_000_000
+    if bound is not None:
+        cap = min(cap, bound)
     if c.enforcement == "token_bucket":
         window = allowance = None
         depth: float | None = c.depth
@@ -2219,6 +2255,29 @@ def fleet_burst(wl: Workload, fm: FleetModels, results: list[ConstraintResult],
     return min([x for x in [best, *others] if x is not None])
 
 
+def least_burst(wl: Workload, fm: FleetModels, cycle_s: float, target: float) -> int:
+    """:func:`fleet_burst` of ``fm`` without the other entries' own ceilings: a plain
+    entry's is searched in full (:func:`~capacity.analytic.model.joint_ceiling` reads
+    it), every other one only up to the smallest ceiling found so far, which it can
+    only match or lower (the 429 share rises with N) — one look at that N where it
+    stays within the target. A spilling entry (never binding) and a fallback (fed by
+    failures in deep overload: its own ceiling lies among N nothing else asks for) come
+    last."""
+    plain = [e for e in fm.entries
+             if e.spill_to is None and e.role == "plain" and not fed_entry(e)]
+    rest = sorted((e for e in fm.entries if all(e is not p for p in plain)),
+                  key=lambda e: (e.role == "fallback", e.spill_to is not None))
+    # (The entries whose ceilings fleet_burst reads: visible_results'.)
+    seen = {id(e) for e in fm.entries if e.spill_to is None} or {id(e) for e in fm.entries}
+    found: dict[int, ConstraintResult] = {}
+    for e in plain:
+        found[id(e)] = entry_result(wl, e, cycle_s, target, None)
+    for e in rest:
+        least = min((r.burst_ceiling for i, r in found.items() if i in seen), default=None)
+        found[id(e)] = entry_result(wl, e, cycle_s, target, None, least)
+    return fleet_burst(wl, fm, [found[id(e)] for e in fm.entries], target)
+
+
 def visible_results(results: list[ConstraintResult]) -> list[ConstraintResult]:
     """The results whose 429s a client sees (a spilling deployment's never bind)."""
     return [r for r in results if r.spill_to is None] or results
@@ -2227,39 +2286,72 @@ def visible_results(results: list[ConstraintResult]) -> list[ConstraintResult]:
 def analyze_fleet(profile: Profile, wl: Workload,
                   sessions: int | None = None) -> CeilingResult:
     """:func:`capacity.analytic.model.analyze` for a profile with ``routes``."""
-    target = profile.targets.max_429_fraction
-    cyc = cycle_time(wl)
-    fm = fleet_models(wl, cyc)
-    results = [entry_result(wl, e, cyc.cycle_s, target, sessions) for e in fm.entries]
-    visible = visible_results(results)
-    binding = min(visible, key=lambda r: (r.burst_ceiling, r.mean_ceiling))
-    results = [dataclasses.replace(r, binding=r is binding) for r in results]
-    binding = next(r for r in results if r.binding)
-    mean_ceiling = min(r.mean_ceiling for r in visible_results(results))
-    burst = fleet_burst(wl, fm, results, target)
-    at = sessions if sessions is not None else burst
-    notes = tuple(route_notes(fm, at, sessions is not None, profile.cooldown is not None))
-    pause = profile.session.pause
-    sens = None
-    if not pause.is_fixed:
-        lo, hi = pause.range()
-        out = []
-        for v in (lo, hi):
-            c2 = cycle_time(wl, Distribution.fixed(v, "duration"))
-            fm2 = fleet_models(wl, c2)
-            res = [entry_result(wl, e, c2.cycle_s, target, None) for e in fm2.entries]
-            out.append((min(r.mean_ceiling for r in visible_results(res)),
-                        fleet_burst(wl, fm2, res, target)))
-        sens = PauseSensitivity(profile.session.mode, lo, hi, out[0][0], out[1][0],
-                                out[0][1], out[1][1], math.isfinite(pause.upper))
-    return CeilingResult(
-        profile=profile.title,
-        targets={"max_429_fraction": target,
-                 "p95_turn_latency_s": profile.targets.p95_turn_latency},
-        cycle=cyc, calls_per_turn=wl.calls_per_turn(), constraints=tuple(results),
-        mean_ceiling=mean_ceiling, burst_ceiling=burst, binding=binding,
-        sensitivity=sens, sessions=sessions, notes=notes,
-    )
+    return FleetAnalysis(profile, wl, sessions).result()
+
+
+class FleetAnalysis:
+    """:func:`analyze_fleet` in two steps on one set of fleet models: ``burst_ceiling``
+    alone (:func:`least_burst`: what a caller iterating on it needs), then ``result()``,
+    which reuses the statistics the first step memoised."""
+
+    def __init__(self, profile: Profile, wl: Workload, sessions: int | None = None) -> None:
+        self.profile, self.wl, self.sessions = profile, wl, sessions
+        self.target = profile.targets.max_429_fraction
+        self.cyc = cycle_time(wl)
+        self.fm = fleet_models(wl, self.cyc)
+        self._burst: int | None = None
+        self._result: CeilingResult | None = None
+
+    @property
+    def burst_ceiling(self) -> int:
+        """The fleet's burst-aware ceiling (sessions)."""
+        if self._result is not None:
+            return self._result.burst_ceiling
+        if self._burst is None:
+            self._burst = least_burst(self.wl, self.fm, self.cyc.cycle_s, self.target)
+        return self._burst
+
+    def result(self) -> CeilingResult:
+        """The whole answer: every entry's ceilings, the notes and the pause's range."""
+        if self._result is None:
+            self._result = self._complete()
+        return self._result
+
+    def _complete(self) -> CeilingResult:
+        profile, wl, sessions, target = self.profile, self.wl, self.sessions, self.target
+        cyc, fm = self.cyc, self.fm
+        results = [entry_result(wl, e, cyc.cycle_s, target, sessions) for e in fm.entries]
+        visible = visible_results(results)
+        binding = min(visible, key=lambda r: (r.burst_ceiling, r.mean_ceiling))
+        results = [dataclasses.replace(r, binding=r is binding) for r in results]
+        binding = next(r for r in results if r.binding)
+        mean_ceiling = min(r.mean_ceiling for r in visible_results(results))
+        burst = fleet_burst(wl, fm, results, target)
+        at = sessions if sessions is not None else burst
+        notes = tuple(route_notes(fm, at, sessions is not None, profile.cooldown is not None))
+        pause = profile.session.pause
+        sens = None
+        if not pause.is_fixed:
+            lo, hi = pause.range()
+            out = []
+            for v in (lo, hi):
+                c2 = cycle_time(wl, Distribution.fixed(v, "duration"))
+                fm2 = fleet_models(wl, c2)
+                # Only the fleet's ceiling at each end of the pause's range is reported.
+                means = [_mean_ceiling(e) for e in fm2.entries]
+                seen = [m for e, m in zip(fm2.entries, means, strict=True)
+                        if e.spill_to is None] or means
+                out.append((min(seen), least_burst(wl, fm2, c2.cycle_s, target)))
+            sens = PauseSensitivity(profile.session.mode, lo, hi, out[0][0], out[1][0],
+                                    out[0][1], out[1][1], math.isfinite(pause.upper))
+        return CeilingResult(
+            profile=profile.title,
+            targets={"max_429_fraction": target,
+                     "p95_turn_latency_s": profile.targets.p95_turn_latency},
+            cycle=cyc, calls_per_turn=wl.calls_per_turn(), constraints=tuple(results),
+            mean_ceiling=mean_ceiling, burst_ceiling=burst, binding=binding,
+            sensitivity=sens, sessions=sessions, notes=notes,
+        )
 
 
 def route_notes(fm: FleetModels, n: int, asked: bool, cooled: bool = False) -> list[str]:
@@ -2310,6 +2402,6 @@ def route_notes(fm: FleetModels, n: int, asked: bool, cooled: bool = False) -> l
     return out
 
 
-__all__ = ["FleetModels", "RouteFlow", "analyze_fleet", "fed_entry", "fleet_ceilings",
-           "fleet_mean_ceilings", "fleet_models",
+__all__ = ["FleetAnalysis", "FleetModels", "RouteFlow", "analyze_fleet", "fed_entry",
+           "fleet_ceilings", "fleet_mean_ceilings", "fleet_models",
            "route_flows", "thin_calls", "visible_results"]

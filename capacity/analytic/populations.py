@@ -810,16 +810,18 @@ def analyze_mixed_fleet(pv: PopulationView, sessions: int | None) -> Any:
     the population mix, the ceiling in N found by iterating the mix: at N the M = N +
     held sessions of the mix at ``split(N)``; the fleet's ceiling M* there gives N = M* −
     held, until N repeats (the mix changes slowly with N)."""
-    from capacity.analytic.fleet import analyze_fleet
+    from capacity.analytic.fleet import FleetAnalysis
 
     profile = pv.profile
     held = sum(p.held or 0 for p in pv.parts)
 
-    def at(n: int, asked: int | None = None) -> Any:
+    def at(n: int, asked: int | None = None) -> tuple[FleetAnalysis, int]:
+        # The iteration reads only each mix's ceiling; the whole answer is completed for
+        # the one reported (its models' statistics reused).
         counts = profile.split(n)
         mp = mixed_profile(pv, counts)
         total = sum(counts.values())
-        return analyze_fleet(mp, Workload.from_profile(mp),
+        return FleetAnalysis(mp, Workload.from_profile(mp),
                              None if asked is None else total), total
 
     # Start from the mean-value ceiling of the per-population split (spillover only
@@ -827,23 +829,20 @@ def analyze_mixed_fleet(pv: PopulationView, sessions: int | None) -> Any:
     means = [pv.mean_ceiling(c) for c in pv.constraints() if pv.touches(c)]
     n = min(math.floor(min(min(means, default=1.0), 1e6) + 1e-9), 1_000_000)
     n = max(n, 0 if held else 1)
-    seen: dict[int, Any] = {}
+    seen: dict[int, FleetAnalysis] = {}
     for _ in range(8):
         if n in seen:
             break
-        res, _ = at(n)
-        seen[n] = res
-        n = max(res.burst_ceiling - held, 0 if held else 1)
+        fa, _ = at(n)
+        seen[n] = fa
+        n = max(fa.burst_ceiling - held, 0 if held else 1)
     # The largest N whose own mix carries it (N ≤ M*(mix at N) − held).
     ok = [k for k, r in seen.items() if r.burst_ceiling - held >= k]
     best = max(ok, default=0)
     if best not in seen:  # nothing visited carries itself: N = 0 (the held ones, or 1)
         seen[best] = at(max(best, 0 if held else 1))[0]
-    res = seen[best]
-    if sessions is not None:
-        res_at, _ = at(sessions, sessions)
-    else:
-        res_at = None
+    res = seen[best].result()
+    res_at = at(sessions, sessions)[0].result() if sessions is not None else None
 
     def shift(r: ConstraintResult, asked: ConstraintResult | None) -> ConstraintResult:
         return dataclasses.replace(
