@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import ROOT
 
 
@@ -79,3 +81,49 @@ def test_every_commands_help_names_its_values() -> None:
         assert "{" not in out.output.splitlines()[0], out.output
     usage = CliRunner().invoke(app, ["serve", "--help"]).output.splitlines()[0]
     assert usage.endswith("serve [OPTIONS] PROFILE...")
+
+
+WEB = str(ROOT / "profiles" / "web-research.yaml")
+CHAT = str(ROOT / "profiles" / "chat-assistant.yaml")
+TRACE = str(ROOT / "tests" / "data" / "no-such-trace.jsonl")
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    # "1,,3" ran the grid 1,3 (the empty entry dropped); ",", "0" and "-3" all said
+    # "session counts must be ≥ 1", of a list that had no count in it.
+    (["sweep", WEB, "--method", "analytic", "--sessions", "1,,3"],
+     "--sessions '1,,3': entry 2 of the list is empty"),
+    (["sweep", WEB, "--method", "analytic", "--sessions", ","],
+     "--sessions ',': entry 1 of the list is empty"),
+    (["sweep", WEB, "--method", "analytic", "--sessions", "1,2.5"],
+     "--sessions '1,2.5': entry 2 of the list, '2.5', is not a whole number of sessions"),
+    (["sweep", WEB, "--method", "analytic", "--sessions", "0"],
+     "--sessions '0': the count is 0: session counts must be ≥ 1"),
+    (["sweep", WEB, "--method", "analytic", "--sessions=-3"],
+     "--sessions '-3': the count is -3"),
+    (["sweep", WEB, "--method", "analytic", "--sessions", "1.5"],
+     "--sessions '1.5': expected start:stop[:step] or a list such as 10,20,50"),
+    # NaN was refused as "should be less than or equal to 1000000"; `fit --time-scale inf`
+    # (no maximum) was accepted and stretched every time to infinity.
+    (["serve", WEB, "--port", "0", "--time-scale", "nan"],
+     "'--time-scale': 'nan' is not a finite number"),
+    (["serve", WEB, "--port", "0", "--time-scale", "-1"],
+     "'--time-scale': '-1' is out of range: must be from 0.001 to 1,000,000"),
+    (["serve", WEB, "--port", "0", "--tool-probability", "nan"],
+     "'--tool-probability': 'nan' is not a finite number"),
+    (["loadtest", WEB, "--target", "http://127.0.0.1:9", "--sessions", "1",
+      "--time-scale", "inf"], "'--time-scale': 'inf' is not a finite number"),
+    (["fit", TRACE, "--time-scale", "inf"], "'--time-scale': 'inf' is not a finite number"),
+    (["fit", TRACE, "--time-scale", "1e308"],
+     "'--time-scale': '1e308' is out of range: must be from 1e-09 to 1,000,000"),
+    # A token bucket less than one token deep: a traceback (IndexError) in the analytic
+    # model; a window allowing 0 tokens was already refused this way.
+    (["ceiling", CHAT, "--method", "analytic", "--set", "quotas.org.itpm=1e-30"],
+     "quotas.org.itpm: 1e-30 itpm in a token bucket 60s deep holds 1e-30 input tokens: "
+     "nothing could ever be admitted"),
+])
+def test_bad_numbers_are_one_line_exit_2(args: list[str], needle: str) -> None:
+    r = _cli(*args, timeout=60)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert lines[0].startswith("error:") and needle in lines[0], lines[0]

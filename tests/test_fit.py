@@ -408,3 +408,27 @@ def test_call_names_that_read_as_numbers_stay_names(tmp_path: Path) -> None:
     out = tmp_path / "fitted.yaml"
     out.write_text(text)
     load_profile(out)  # the project's loader reads YAML 1.2 numbers (1e+308 is a float)
+
+
+def test_output_above_max_tokens_is_cut_and_said(tmp_path: Path) -> None:
+    # A provider stops at max_tokens: a log saying otherwise must not be fitted silently
+    # (it was: "86 cut at 400" and a lognormal with its median above the cap, no warning).
+    rng = np.random.default_rng(3)
+    recs, t = [], 0.0
+    for s in range(40):
+        for turn in range(4):
+            t += float(rng.exponential(30.0))
+            out = int(rng.integers(100, 701))
+            recs.append(_call(session=f"s{s}", turn=turn, start=t, end=t + 0.5 + out / 100,
+                              output_tokens=out, max_tokens=400))
+            t += 0.5 + out / 100
+    over = sum(r["output_tokens"] > 400 for r in recs)
+    res = fit_read(read_traces([_log(tmp_path / "over.jsonl", recs)]))
+    out = res.types[0].steps[0].call.output_tokens
+    assert out.sample.max() == 400  # counted as cut where the profile cuts
+    weak = dict(res.weak_fits())
+    where = "session.turns.m.steps.0 output_tokens"
+    assert where in weak and f"{over:,} of 160 calls logged more output tokens" in weak[where]
+    proc = _run_cli(str(tmp_path / "over.jsonl"))
+    assert proc.returncode == 0 and "1 weak fit(s)" in proc.stderr
+    assert "logged more output tokens than their max_tokens" in proc.stdout

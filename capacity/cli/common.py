@@ -5,6 +5,7 @@ HTML; stdout or ``-o FILE``)."""
 from __future__ import annotations
 
 import codecs
+import math
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -54,6 +55,37 @@ def degrade_streams() -> None:
 
 
 # -- errors ------------------------------------------------------------------------------
+
+
+def finite(lo: float, hi: float = float("inf")) -> Callable[[str | float], float]:
+    """A parser for a float option that must be finite and in ``[lo, hi]``.
+
+    Typer's own ``min``/``max`` compare NaN false and let ``inf`` through an open top, so
+    ``--time-scale nan`` was refused as "should be less than or equal to 1000000" and
+    ``--time-scale inf`` accepted where no maximum is set. Pass the same ``min``/``max``
+    to ``typer.Option`` as well: they print the range in ``--help``.
+    """
+    def parse(text: str | float) -> float:
+        if isinstance(text, int | float):  # the option's default: typer parses it too
+            return float(text)
+        try:
+            x = float(text)
+        except ValueError:
+            raise typer.BadParameter(f"{text!r} is not a number") from None
+        if not math.isfinite(x):
+            raise typer.BadParameter(f"{text!r} is not a finite number")
+        if not lo <= x <= hi:
+            where = (f"from {_num(lo)} to {_num(hi)}" if math.isfinite(hi)
+                     else f"at least {_num(lo)}")
+            raise typer.BadParameter(f"{text!r} is out of range: must be {where}")
+        return x
+
+    return parse
+
+
+def _num(x: float) -> str:
+    """A bound as typed by a person: 1,000,000 rather than 1e+06."""
+    return f"{int(x):,}" if x == int(x) and abs(x) < 1e15 else f"{x:g}"
 
 
 def _fail(message: str) -> typer.Exit:

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from capacity.cli.common import finite
+
 
 class TraceFormat(StrEnum):
     """Trace file format."""
@@ -50,8 +52,10 @@ def fit_command(
         help="think_time (closed loop) or cadence; auto: the one independent of "
         "turn latency.")] = Pacing.auto,
     time_scale: Annotated[float, typer.Option(
-        "--time-scale", metavar="K", min=1e-9, help="Multiply every duration by K (traces recorded "
-        "against 'capacity serve --time-scale K').")] = 1.0,
+        "--time-scale", metavar="K", min=1e-9, max=1_000_000.0,
+        parser=finite(1e-9, 1_000_000.0),
+        help="Multiply every duration by K (traces recorded against 'capacity serve "
+        "--time-scale K').")] = 1.0,
     name: Annotated[str | None, typer.Option(
         "--name", metavar="NAME",
         help="Profile name (default: the output file's stem, else 'fitted').",

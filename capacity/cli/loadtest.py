@@ -23,6 +23,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from capacity.cli.common import finite
+
 __all__ = ["loadtest"]
 
 
@@ -81,6 +83,7 @@ def loadtest(
         "cycles, the simulator's default).", show_default=False)] = None,
     time_scale: Annotated[float, typer.Option(
         "--time-scale", metavar="K", min=0.001, max=1_000_000.0,
+        parser=finite(0.001, 1_000_000.0),
         help="K: run K× faster; must equal capacity serve's --time-scale.")] = 1.0,
     provider: Annotated[Provider, typer.Option(
         "--provider", metavar="openai|azure|anthropic", help="Request dialect.")] = Provider.openai,

@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from capacity.cli.common import finite
+
 
 class Provider(StrEnum):
     """Header dialect for paths that do not imply one."""
@@ -45,6 +47,7 @@ def serve_command(
         "--port", metavar="PORT", min=0, max=65535, help="Port (0: a free one, printed).")] = 8000,
     time_scale: Annotated[float, typer.Option(
         "--time-scale", metavar="K", min=0.001, max=1_000_000.0,
+        parser=finite(0.001, 1_000_000.0),
         help="Run K times faster: latencies, windows and retry-after divided by K.")] = 1.0,
     seed: Annotated[int | None, typer.Option(
         "--seed", metavar="INT", min=0, help="Seed of all draws (default: fresh, printed).",
@@ -54,7 +57,7 @@ def serve_command(
         help="Header dialect for /v1/chat/completions and /v1/responses.")
     ] = Provider.openai,
     tool_probability: Annotated[float, typer.Option(
-        "--tool-probability", metavar="P", min=0.0, max=1.0,
+        "--tool-probability", metavar="P", min=0.0, max=1.0, parser=finite(0.0, 1.0),
         help="Chance that a turn offered tools (tool_choice auto) answers with a call.")
     ] = 1.0,
     tool_calls: Annotated[int | None, typer.Option(

@@ -238,7 +238,14 @@ def fit_call(el: Element, calls: list[CallRecord]) -> CallFit:
     models = Counter(c.model for c in cs)
     model = models.most_common(1)[0][0]
     inp = np.array([float(c.input_tokens) for c in cs])
-    outp = np.array([float(c.output_tokens) for c in cs])
+    raw = np.array([float(c.output_tokens) for c in cs])
+    sent = np.array([math.inf if c.max_tokens is None else float(c.max_tokens) for c in cs])
+    # A provider stops at max_tokens, so a logged output above the call's own max_tokens
+    # is a logging mismatch (hidden reasoning tokens, another cap than the one sent). The
+    # profile cuts output at max_tokens, so such outputs are counted as cut there — and
+    # said, as a weak fit, with how much output the profile drops.
+    outp = np.minimum(raw, sent)
+    over = raw > sent
     mt = _mode([c.max_tokens for c in cs])
     cap = float(mt) if mt is not None and np.any(outp >= mt) else None
     total_in = float(inp.sum())
@@ -249,9 +256,17 @@ def fit_call(el: Element, calls: list[CallRecord]) -> CallFit:
     if len({c.max_tokens for c in cs}) > 1:
         notes.append(f"max_tokens varies {sorted({str(c.max_tokens) for c in cs})}: the most "
                      "common is written")
-    return CallFit(el.label, model, fit_continuous(inp, "tokens"),
-                   fit_continuous(outp, "tokens", cap), round(cached, 4), mt, len(cs),
-                   "; ".join(notes))
+    out_fit = fit_continuous(outp, "tokens", cap)
+    if np.any(over):
+        clamp = (f"{int(over.sum()):,} of {len(cs):,} calls logged more output tokens than "
+                 f"their max_tokens (up to {raw[over].max():,.0f} against "
+                 f"{sent[over].min():,.0f}); counted as cut at max_tokens, as the profile "
+                 f"cuts them: mean output {raw.mean():,.1f} logged, {outp.mean():,.1f} once "
+                 "cut — check the log (hidden reasoning tokens? another max_tokens than the "
+                 "one sent?)")
+        out_fit = replace(out_fit, weak=f"{out_fit.weak}; {clamp}" if out_fit.weak else clamp)
+    return CallFit(el.label, model, fit_continuous(inp, "tokens"), out_fit, round(cached, 4),
+                   mt, len(cs), "; ".join(notes))
 
 
 def _step(el: Element, calls: list[CallRecord]) -> StepFit:

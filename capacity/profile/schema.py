@@ -916,12 +916,14 @@ def check_references(profile: Profile) -> list[tuple[PathT, str]]:
             enf = q.enforcement_for(dim)
             if enf.type == "token_bucket":
                 depth = lim.limit * enf.burst / DIMENSION_PERIOD_S[dim]
-                if DIMENSION_UNIT[dim] == "requests" and depth < 1:
+                # Less than one unit deep admits nothing, as a window allowing 0 does (a
+                # token dimension too: the analytic bucket chain has no lattice for it).
+                if depth < 1:
                     problems.append((
                         ("quotas", qname, dim),
                         f"{lim.limit:g} {dim} in a token bucket {enf.burst:g}s deep holds "
-                        f"{depth:.3g} requests: nothing could ever be admitted; use a "
-                        "deeper bucket (burst)"))
+                        f"{depth:.3g} {DIMENSION_UNIT[dim]}: nothing could ever be "
+                        "admitted; use a deeper bucket (burst)"))
                 continue
             allowance = math.floor(lim.limit * enf.window / DIMENSION_PERIOD_S[dim] + 1e-9)
             if allowance < 1:

@@ -16,6 +16,7 @@ from capacity.model.workload import Workload
 from capacity.profile.schema import Profile
 
 _RANGE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*(?::\s*(\d+)\s*)?$")
+_WHOLE = re.compile(r"^[+-]?\d+$")
 MAX_POINTS = 1000
 
 
@@ -32,14 +33,25 @@ def parse_sessions(text: str) -> list[int]:
                                  text)
         values = list(grid)
     else:
-        try:
-            values = sorted({int(v) for v in text.split(",") if v.strip()})
-        except ValueError:
+        parts = [v.strip() for v in text.split(",")]
+        if len(parts) == 1 and not _WHOLE.match(parts[0]):
             raise ParameterError(
-                "sessions", "expected start:stop[:step] or a list such as 10,20,50", text
-            ) from None
-        if not values or values[0] < 1:
-            raise ParameterError("sessions", "session counts must be ≥ 1", text)
+                "sessions", "expected start:stop[:step] or a list such as 10,20,50", text)
+        found: set[int] = set()
+        for i, v in enumerate(parts, 1):
+            # Every entry is checked: "1,,3" or "1,2.5" is a typo, not the list 1,3.
+            where = f"entry {i} of the list" if len(parts) > 1 else "the count"
+            if not v:
+                raise ParameterError("sessions", f"{where} is empty (expected whole numbers "
+                                     "such as 10,20,50)", text)
+            if not _WHOLE.match(v):
+                raise ParameterError("sessions", f"{where}, {v!r}, is not a whole number of "
+                                     "sessions", text)
+            if int(v) < 1:
+                raise ParameterError("sessions", f"{where} is {v}: session counts must be "
+                                     "≥ 1", text)
+            found.add(int(v))
+        values = sorted(found)
     if len(values) > MAX_POINTS:
         raise ParameterError("sessions", f"{len(values)} points; at most {MAX_POINTS}", text)
     return values
