@@ -10,6 +10,7 @@ every load (on a coarser lattice where the carry is long: capacity.analytic.flee
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,3 +87,44 @@ def test_the_coarse_carry_bounds_the_chain_from_above_within_k_over_4(
     assert k > 1
     assert fine * (1 - 1e-12) <= e <= fine + 6 * 2 * k / 4
     assert fine_again - 1e-9 <= again <= fine_again + 1e-3
+
+
+def _counted(model: Any, looks: set[int]) -> Any:
+    """A fresh copy of a FeedModel whose ``stats`` notes each N it is asked for."""
+    import dataclasses
+
+    copy = dataclasses.replace(model)
+    inner = copy.stats
+
+    def stats(n: int) -> Any:
+        looks.add(n)
+        return inner(n)
+    copy.stats = stats
+    return copy
+
+
+@pytest.mark.parametrize("overlay", [None, *VARIANTS])
+def test_a_fed_slots_interpolating_search_finds_the_bisections_answer(
+        overlay: str | None) -> None:
+    """FeedModel.largest_meeting places its looks by the share's logarithm: the same
+    largest N within each target as model._largest_meeting's halving (the share rises
+    with N), and the fallback of ptu-spillover in fewer looks."""
+    from capacity.analytic.fleet import FeedModel, fleet_models
+    from capacity.analytic.model import _largest_meeting, cycle_time
+    from capacity.model.workload import Workload
+
+    paths = [ROOT / "profiles" / "ptu-spillover.yaml"]
+    if overlay:
+        paths.append(ROOT / "tests" / "data" / f"{overlay}.yaml")
+    wl = Workload.from_profile(load_profile(paths))
+    for e in fleet_models(wl, cycle_time(wl)).entries:
+        if not isinstance(e.model, FeedModel):
+            continue
+        for target in (1e-4, 1e-3, 0.01, 0.05, 0.3):
+            looked: set[int] = set()
+            halved: set[int] = set()
+            got = _counted(e.model, looked).largest_meeting(target, 400)[0]
+            want = _largest_meeting(_counted(e.model, halved).stats, target, 400)[0]
+            assert got == want, (e.c.name, target)
+            if e.role == "fallback" and overlay is None and target == 0.01:
+                assert len(looked) < len(halved)

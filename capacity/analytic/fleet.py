@@ -1085,6 +1085,37 @@ class FeedModel(_MemoStats):
         return WindowStats(n, mean_s * self.h, exceed, min(1.0, attempt), self.how, call,
                            min(call, failed))
 
+    def largest_meeting(self, target: float, hi: int) -> tuple[int, WindowStats | None]:
+        """:func:`~capacity.analytic.model._largest_meeting`'s answer (the largest n ≤
+        ``hi`` whose share is within ``target``; the share rises with n), each probe
+        where ``log(share)`` interpolated between the bracket's ends meets
+        ``log(target)`` once both ends are within ``_LOG_SPAN`` of it — a fed slot's share
+        rises smoothly and steeply from nothing, and each look deep in overload costs
+        its sources' window laws (a fallback of ptu-spillover: 7 looks instead of 9) —
+        halving instead while an end is farther, and whenever two probes together kept
+        more than half the bracket."""
+        if hi <= 0:
+            return 0, None
+        top = self.stats(hi)
+        if top.loss_fraction <= target:
+            return hi, top
+        lo, lo_st = 0, None
+        f_lo, f_hi = 0.0, top.loss_fraction
+        widths = [hi, hi]                     # the bracket's width two probes ago, one ago
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if (f_lo * _LOG_SPAN >= target >= f_hi / _LOG_SPAN and f_hi > f_lo
+                    and 2 * (hi - lo) <= widths[0]):
+                x = lo + (hi - lo) * math.log(target / f_lo) / math.log(f_hi / f_lo)
+                mid = min(max(math.floor(x), lo + 1), hi - 1)
+            widths = [widths[1], hi - lo]
+            st = self.stats(mid)
+            if st.loss_fraction <= target:
+                lo, lo_st, f_lo = mid, st, st.loss_fraction
+            else:
+                hi, f_hi = mid, st.loss_fraction
+        return lo, lo_st
+
     def _blocking(self, g: NDArray[np.float64]) -> float:
         """``P(S + B > q)`` for an arriving call of charge ``B`` (the sources' charge
         law) and the trailing count ``S ~ g``. A log that neither counts its rejections
@@ -1114,6 +1145,10 @@ class FeedModel(_MemoStats):
         return _overflow_in_calls(g, self.q_lat, self.h, self.kappa, per_call)
 
 
+# FeedModel.largest_meeting interpolates the share's logarithm only with both ends of the
+# bracket within this factor of the target: nearer, it is nearly straight; farther, it
+# bends (from ~1e-16 of round-off far below the ceiling to ~70% far above).
+_LOG_SPAN = 100.0
 # The carried retries' chain runs on at most this many points: a coarser lattice beyond.
 _CARRY_POINTS = 4096
 
