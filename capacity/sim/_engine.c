@@ -77,6 +77,7 @@
 #include <string.h>
 #if defined(__linux__)
 #include <sys/mman.h>
+#include <unistd.h>
 #endif
 #ifndef CQ_FRAC
 #define CQ_FRAC 16 /* the gap is measured over the earliest 1/CQ_FRAC of the records */
@@ -109,6 +110,9 @@
  * ring. */
 #ifndef CQ_EPOCH
 #define CQ_EPOCH 11 /* log2 of the buckets per epoch (see cq_drain) */
+#endif
+#ifndef CQ_ARENA
+#define CQ_ARENA 64 /* bytes of address space per session for the epochs' buffers */
 #endif
 #ifndef CQ_DRAIN_PF
 #define CQ_DRAIN_PF 16 /* a drain prefetches the record this many entries ahead */
@@ -244,15 +248,29 @@ static void *big_alloc(size_t bytes, int zero) {
 
 /* Address space for n bytes of node blocks, reserved at once and committed as pages are
  * first touched (Linux), so the block pool grows without moving: growing by realloc
- * copied up to 0.5 GB at 10^6 sessions. NULL where not available (then realloc). */
+ * copied up to 0.5 GB at 10^6 sessions. From 4 MB up it starts on a 2 MB boundary and is
+ * asked for transparent huge pages (a huge page covers only a whole aligned 2 MB). NULL
+ * where not available (then realloc). */
 static void *map_reserve(size_t bytes) {
 #if defined(__linux__) && defined(MAP_NORESERVE)
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+    const size_t huge = (size_t)2 << 20;
+    const int big = bytes >= 2 * huge;
+    size_t len = big ? bytes + huge : bytes; /* room to start on a boundary */
+    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                    -1, 0);
     if (p == MAP_FAILED) return NULL;
+    if (big) { /* keep [a, a + bytes), a the first boundary; unmap the rest */
+        char *a = (char *)(((uintptr_t)p + huge - 1) & ~(uintptr_t)(huge - 1));
+        long pg = sysconf(_SC_PAGESIZE);
+        uintptr_t pm = (uintptr_t)(pg > 0 ? pg : 4096) - 1;
+        char *e = (char *)(((uintptr_t)a + bytes + pm) & ~pm); /* its last page's end */
+        if (a > p) munmap(p, (size_t)(a - p));
+        if (p + len > e) munmap(e, (size_t)(p + len - e));
+        p = a;
 #if defined(MADV_HUGEPAGE)
-    if (bytes >= ((size_t)4 << 20)) (void)madvise(p, bytes, MADV_HUGEPAGE);
+        (void)madvise(p, bytes, MADV_HUGEPAGE);
 #endif
+    }
     return p;
 #else
     (void)bytes;
@@ -657,6 +675,11 @@ typedef struct {
     int64_t ep_cap;         /* buffers allocated */
     int64_t ep_mask, ep_done, drain_at, nbuf;
     int oom; /* a buffer could not grow: the next pop fails */
+    /* The buffers' memory (large populations, Linux): taken in order from one region of
+     * transparent huge pages (see ep_grow), NULL elsewhere (then malloc). */
+    char *ar;
+    size_t ar_size, ar_used;
+    void *ar_free[48]; /* buffers given back, by size (64 << k ids): a list through each */
     /* binary heap alternative (queue=1): owner ids ordered by (t, seq) */
     int heap;
     int32_t *h;
@@ -717,10 +740,43 @@ static inline void cq_insert(Queue *Q, int32_t id) {
 
 static ALWAYS_INLINE void cq_partners(Queue *Q, int32_t h);
 
-/* An epoch's buffer is full: double it (out of line: rare). */
+static inline int ep_in_arena(const Queue *Q, const int32_t *p) {
+    return Q->ar && (const char *)p >= Q->ar && (const char *)p < Q->ar + Q->ar_size;
+}
+
+/* An epoch's buffer is full: double it (out of line: rare). Large populations take the
+ * buffers from the arena, a region of transparent huge pages (a buffer given back is
+ * kept for the next one of its size; malloc once the region is used up): at 10^6
+ * sessions a push appends to one of ~2,000-4,000 buffers at random, each on its own
+ * 4 kB page when malloc'd, so an append was often also a TLB miss. */
 static __attribute__((noinline)) int ep_grow(Queue *Q, EpBuf *B) {
     int64_t c = B->cap ? 2 * B->cap : 64;
-    int32_t *p = realloc(B->ids, sizeof(int32_t) * (size_t)c);
+    int k = 0; /* c = 64 << k */
+    while (((int64_t)64 << k) < c) k++;
+    size_t bytes = sizeof(int32_t) * (size_t)c; /* a multiple of 256: lines stay aligned */
+    int32_t *p = NULL, *old = B->ids;
+    const int old_ar = ep_in_arena(Q, old);
+    if (Q->ar && k < 48) {
+        if (Q->ar_free[k]) {
+            p = Q->ar_free[k];
+            Q->ar_free[k] = *(void **)p;
+        } else if (bytes <= Q->ar_size - Q->ar_used) {
+            p = (int32_t *)(Q->ar + Q->ar_used);
+            Q->ar_used += bytes;
+        }
+    }
+    if (p || old_ar) {
+        if (!p) p = malloc(bytes);
+        if (p && B->len) memcpy(p, old, sizeof(int32_t) * (size_t)B->len);
+        if (p && old_ar) { /* kept for the next buffer of its size (k - 1: half of c) */
+            *(void **)old = Q->ar_free[k - 1];
+            Q->ar_free[k - 1] = old;
+        } else if (p) {
+            free(old);
+        }
+    } else {
+        p = realloc(old, bytes);
+    }
     if (!p) {
         Q->oom = 1;
         return -1;
@@ -1288,6 +1344,13 @@ static int q_init(Queue *Q, Session *sess, int64_t n_sess, int heap, int64_t cap
     Q->n_sess = n_sess;
     Q->heap = heap;
     Q->ahead = n_sess >= CQ_AHEAD_MIN;
+    if (Q->ahead && !heap) {
+        /* address space only (committed as touched): the buffers hold about one id per
+         * pending record, so 16 ids per session leave room for the doublings left behind */
+        Q->ar_size = (size_t)CQ_ARENA * (size_t)(n_sess + 1);
+        Q->ar = map_reserve(Q->ar_size);
+        if (!Q->ar) Q->ar_size = 0;
+    }
     Q->dmin = INFINITY;
     if (heap) {
         Q->h = malloc(sizeof(int32_t) * (size_t)cap);
@@ -1313,8 +1376,10 @@ static int q_reserve(Queue *Q, Node *nodes, int64_t M, int64_t cap) {
 }
 
 static void q_free(Queue *Q) {
-    for (int64_t b = 0; b < Q->ep_cap; b++) free(Q->eb[b].ids);
+    for (int64_t b = 0; b < Q->ep_cap; b++)
+        if (!ep_in_arena(Q, Q->eb[b].ids)) free(Q->eb[b].ids);
     free(Q->eb);
+    map_release(Q->ar, Q->ar_size);
     free(Q->bk);
     free(Q->h);
     free(Q->hseq);
