@@ -12,7 +12,8 @@ Profiles write them as
 * ``{uniform: [low, high]}`` (inclusive integers for counts);
 * ``{exponential: mean}``;
 * ``{lognormal: {median: m, p95: x}}`` (friendlier than mu/sigma);
-* ``{choice: {values: [...], weights: [...]}}`` (weights default to equal).
+* ``{choice: {values: [...], weights: [...]}}`` (weights relative: divided by their sum at
+  parse, so every consumer draws one law; default equal).
 """
 
 from __future__ import annotations
