@@ -114,6 +114,9 @@ TRACE = str(ROOT / "tests" / "data" / "no-such-trace.jsonl")
     (["loadtest", WEB, "--target", "http://127.0.0.1:9", "--sessions", "1",
       "--time-scale", "inf"], "'--time-scale': 'inf' is not a finite number"),
     (["fit", TRACE, "--time-scale", "inf"], "'--time-scale': 'inf' is not a finite number"),
+    # It started and would have run for 1e28 days, saying so only in its first line.
+    (["loadtest", WEB, "--target", "http://127.0.0.1:9", "--sessions", "1", "--duration",
+      "1e30s"], "--duration '1e30s' at --time-scale 1 is 1.16e+25 days of wall time per N"),
     (["fit", TRACE, "--time-scale", "1e308"],
      "'--time-scale': '1e308' is out of range: must be from 1e-09 to 1,000,000"),
     # A token bucket less than one token deep: a traceback (IndexError) in the analytic
@@ -127,3 +130,30 @@ def test_bad_numbers_are_one_line_exit_2(args: list[str], needle: str) -> None:
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1, r.stderr
     assert lines[0].startswith("error:") and needle in lines[0], lines[0]
+
+
+def test_loadtest_against_a_web_server_that_is_no_llm_api_says_so() -> None:
+    # `python -m http.server` answers POST with 501: the load generator retried it as a
+    # server error, counted every call failed, and printed "measured N* ≥ 2 (every N of
+    # the grid meets the targets)" with exit 0.
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        r = _cli("loadtest", str(ROOT / "profiles" / "tool-agent.yaml"), "--target",
+                 f"http://127.0.0.1:{srv.server_port}", "--sessions", "3", "--warmup", "0s",
+                 "--duration", "120s", "--time-scale", "10", "--no-predict", timeout=60)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(10)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith(
+        "error: the target answered HTTP 501 to /v1/chat/completions")

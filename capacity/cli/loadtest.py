@@ -30,6 +30,9 @@ __all__ = ["loadtest"]
 
 # Sessions one run of the load generator drives at most (see the check below).
 MAX_SESSIONS = 100_000
+# Wall time one measurement (warm-up + duration, ÷ K) may take: a soak test of days is a
+# plan, --duration 1e30s a typo that would run forever without a word.
+MAX_WALL_S = 30 * 86400.0
 
 class Provider(StrEnum):
     """Request dialect."""
@@ -160,6 +163,12 @@ def loadtest(
         raise _fail(f"--duration must be positive, got {duration!r}")
     if warmup_s is not None and warmup_s < 0:
         raise _fail(f"--warmup must be ≥ 0, got {warmup!r}")
+    for flag, text, secs in (("--duration", duration, duration_s),
+                             ("--warmup", warmup, warmup_s)):
+        if secs is not None and secs / time_scale > MAX_WALL_S:
+            raise _fail(f"{flag} {text!r} at --time-scale {time_scale:g} is "
+                        f"{secs / time_scale / 86400:,.3g} days of wall time per N; at most "
+                        f"{MAX_WALL_S / 86400:g} days")
     if as_json and as_csv:
         raise _fail("give at most one of --json and --csv")
     if agent_template is not None and agent_url is None:

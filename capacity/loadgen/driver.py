@@ -482,7 +482,7 @@ class SessionDriver:
                     conv.record(new, reply)
                     self.log_call(rec, call, started, status, k + 1, reply)
                     return conv
-                if status == 429 or status >= 500:
+                if _retryable(status):
                     if status == 429:
                         rec.rejected += 1
                     k += 1
@@ -576,7 +576,7 @@ class SessionDriver:
                         conv.record(new, reply)
                         self.log_call(rec, call, started, status, rounds, reply)
                         return conv
-                    if status != 429 and status < 500:
+                    if not _retryable(status):
                         raise TargetError(f"the target answered HTTP {status} to "
                                           f"{req.path}: {_short(raw)}")
                     last_status = status
@@ -613,6 +613,14 @@ class SessionDriver:
         finally:
             if gate is not None:
                 gate.release()
+
+
+def _retryable(status: int) -> bool:
+    """A status the client retries, as the SDKs do: 429 and server errors — except 501
+    and 505, a server saying it does not implement the request (a web server that is no
+    LLM API, e.g. ``python -m http.server``): retrying those measured every call as
+    failed and the targets as met."""
+    return status == 429 or (status >= 500 and status not in (501, 505))
 
 
 def gateway_counts(rec: TurnRecord, headers: Any, status: int) -> None:
