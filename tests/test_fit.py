@@ -71,6 +71,8 @@ def test_request_log_round_trips_and_omits_defaults() -> None:
     # Read as a failed call before (any status outside 2xx is one), silently.
     (_call(status=999), "status: expected an HTTP status (100-599), got 999"),
     (_call(status=0), "status: expected an HTTP status (100-599), got 0"),
+    # Read, then written into a profile that did not load ("please report this").
+    (_call(max_tokens=0), "max_tokens: expected an integer ≥ 1"),
 ])
 def test_request_log_rejects_bad_records(record: dict, rule: str) -> None:
     with pytest.raises(RequestLogError, match=re.escape(rule)):
@@ -432,3 +434,13 @@ def test_output_above_max_tokens_is_cut_and_said(tmp_path: Path) -> None:
     proc = _run_cli(str(tmp_path / "over.jsonl"))
     assert proc.returncode == 0 and "1 weak fit(s)" in proc.stderr
     assert "logged more output tokens than their max_tokens" in proc.stdout
+
+
+def test_span_max_tokens_of_zero_reads_as_not_sent() -> None:
+    # A span's max_tokens of 0 (an unset value) was written as max_tokens: 0, a profile
+    # that does not load.
+    from capacity.fit.readers import _max_tokens
+
+    assert _max_tokens({"gen_ai.request.max_tokens": 0}) is None
+    assert _max_tokens({"llm.invocation_parameters": '{"max_tokens": 0}'}) is None
+    assert _max_tokens({"gen_ai.request.max_tokens": 256}) == 256

@@ -211,3 +211,27 @@ def test_non_json_content_type_is_a_400_naming_it(http: Any, path: str) -> None:
     for headers in ({"content-type": "application/json; charset=utf-8"}, {}):
         r = http.post(path, content=body, headers={**ANTHROPIC_HEADERS, **headers})
         assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("pattern", ["^((){100000}){100000}$", "^((b{1000}){1000}){1000}$"])
+def test_a_pattern_that_repeats_without_end_is_a_400_not_a_dead_server(
+        http: Any, pattern: str) -> None:
+    # The first exhausted the server's memory inside Python's own matcher (on a
+    # 6-character string), the second built a 10^9-character string; (b{1000}){1000}
+    # took 1.6 s of the event loop for a 10^6-character value.
+    schema = {"type": "object", "properties": {"code": {"type": "string", "pattern": pattern}},
+              "required": ["code"]}
+    tool = {"type": "function", "function": {"name": "f", "parameters": schema}}
+    r = http.post("/v1/chat/completions", json={"model": GPT, "messages": USER,
+                                                "tools": [tool]})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["param"] == "tools[0].function.parameters" and "repeats at least" in \
+        err["message"]
+    r = http.post("/v1/chat/completions", json={
+        "model": GPT, "messages": USER,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "x",
+                                                                   "schema": schema}}})
+    assert r.status_code == 400 and "repeats at least" in r.json()["error"]["message"]
+    assert http.post("/v1/chat/completions", json={"model": GPT, "messages": USER}
+                     ).status_code == 200

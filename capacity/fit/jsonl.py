@@ -127,6 +127,9 @@ class CallRecord:
         if cached > inp:
             raise RequestLogError(f"cached_input_tokens {cached} exceeds input_tokens {inp}")
         max_tokens = None if d.get("max_tokens") is None else _count(d, "max_tokens")
+        if max_tokens == 0:  # no provider accepts it; the profile written would not load
+            raise RequestLogError("max_tokens: expected an integer ≥ 1 (omit the key when "
+                                  "none was sent), got 0")
         name = d.get("name")
         if name is not None and not isinstance(name, str):
             raise RequestLogError(f"name: expected a string, got {name!r}")

@@ -273,8 +273,10 @@ def _token(attrs: dict[str, Any], keys: tuple[str, ...]) -> int | None:
 
 
 def _max_tokens(attrs: dict[str, Any]) -> int | None:
+    """The request's max_tokens; 0 reads as not sent (no provider accepts a cap of 0, and
+    instrumentations record 0 for an unset value), which the profile cannot hold."""
     mt = _token(attrs, _MAX_TOKENS_KEYS)
-    if mt is not None:
+    if mt:
         return mt
     params = attrs.get("llm.invocation_parameters")
     if isinstance(params, str):
@@ -283,7 +285,8 @@ def _max_tokens(attrs: dict[str, Any]) -> int | None:
         except json.JSONDecodeError:
             return None
         if isinstance(p, dict):
-            return _token(p, ("max_tokens", "max_completion_tokens", "max_output_tokens"))
+            return _token(p, ("max_tokens", "max_completion_tokens", "max_output_tokens")) \
+                or None
     return None
 
 

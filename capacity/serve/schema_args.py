@@ -51,6 +51,9 @@ _FORMATS: dict[str, str] = {
 # Sizes a schema may demand: beyond these a request could make the server build huge
 # values (minItems: 10**9); such a schema is refused instead.
 MAX_SIZE = 1000
+# Nodes a regex walk may visit (a pattern's nested repeats of empty groups would
+# otherwise loop 10^10 times) — far above any real pattern's few hundred.
+_MAX_WALK_STEPS = 200_000
 
 _TYPE_ORDER = ("object", "string", "integer", "number", "boolean", "array", "null")
 
@@ -105,6 +108,10 @@ def from_regex(pattern: str, min_length: int = 0) -> str | None:
     except (re.error, RecursionError, OverflowError, ValueError):
         return None
     groups: dict[int, str] = {}
+    # Nested repeats multiply: (b{1000}){1000} was a 10^6-character string and 1.6 s of
+    # the server's loop, one level more 10^9 (memory). The walk gives up past a length
+    # and a number of steps instead (the placeholder answers, as for any construct).
+    steps = [0]
 
     def in_char(items: list[tuple[Any, Any]]) -> str:
         negate = bool(items) and items[0][0] is k.NEGATE
@@ -123,6 +130,9 @@ def from_regex(pattern: str, min_length: int = 0) -> str | None:
     def gen(seq: Any, depth: int = 0) -> str:
         if depth > 50:
             raise _Unsupported("depth")
+        steps[0] += 1
+        if steps[0] > _MAX_WALK_STEPS:
+            raise _Unsupported("steps")
         out: list[str] = []
         for op, av in seq:
             if op is k.LITERAL:
@@ -137,11 +147,16 @@ def from_regex(pattern: str, min_length: int = 0) -> str | None:
                 lo_n, hi_n, sub = av
                 if lo_n > MAX_SIZE * 100:
                     raise _Unsupported("repeat")
-                parts = [gen(sub, depth + 1) for _ in range(lo_n)]
-                n = lo_n
                 # A running total of this sequence's characters so far (re-summing
                 # every piece on each pass was quadratic in min_length).
-                have = sum(map(len, out)) + sum(map(len, parts))
+                have = sum(map(len, out))
+                parts = []
+                for _ in range(lo_n):
+                    parts.append(gen(sub, depth + 1))
+                    have += len(parts[-1])
+                    if have > MAX_SIZE * 100:
+                        raise _Unsupported("length")
+                n = lo_n
                 while min_length - have > 0 and n < hi_n and n < MAX_SIZE * 100:
                     piece = gen(sub, depth + 1)
                     if not piece:
@@ -173,6 +188,40 @@ def from_regex(pattern: str, min_length: int = 0) -> str | None:
         return gen(tree)
     except (_Unsupported, RecursionError, ValueError, OverflowError):
         return None
+
+
+def repeat_product(pattern: str) -> int:
+    """The largest product of minimum repeat counts along one nesting path of
+    ``pattern`` (1 for none; 0 when it does not parse): Python's own matcher allocates
+    per mandatory repetition, so ``((){100000}){100000}`` exhausted memory matching a
+    6-character string."""
+    k = _K
+    try:
+        tree = _PARSER.parse(pattern)
+    except (re.error, RecursionError, OverflowError, ValueError):
+        return 0
+
+    def worst(seq: Any) -> int:
+        m = 1
+        for op, av in seq:
+            if op in (k.MAX_REPEAT, k.MIN_REPEAT, k.POSSESSIVE_REPEAT):
+                m = max(m, max(av[0], 1) * worst(av[2]))
+            elif op is k.SUBPATTERN:
+                m = max(m, worst(av[3]))
+            elif op is k.ATOMIC_GROUP:
+                m = max(m, worst(av))
+            elif op is k.BRANCH:
+                m = max([m, *(worst(b) for b in av[1])])
+            elif op in (k.ASSERT, k.ASSERT_NOT):
+                m = max(m, worst(av[1]))
+            elif op is k.GROUPREF_EXISTS:
+                m = max(m, worst(av[1]), worst(av[2] or []))
+        return m
+
+    try:
+        return worst(tree)
+    except RecursionError:
+        return MAX_SIZE * 100 + 1
 
 
 def resolve_ref(root: dict[str, Any], ref: str) -> dict[str, Any]:
@@ -387,6 +436,10 @@ class _Gen:
         pattern = s.get("pattern") if isinstance(s.get("pattern"), str) else None
         rx = None
         if pattern is not None:
+            reps = repeat_product(pattern)
+            if reps > MAX_SIZE * 100:
+                raise ValueError(f"pattern {pattern[:60]!r} repeats at least {reps:,} times; "
+                                 f"at most {MAX_SIZE * 100:,}")
             try:
                 rx = re.compile(pattern)
             except re.error:
