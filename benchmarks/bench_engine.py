@@ -6,6 +6,7 @@ Run from the repository root (needs the dev extra: numba, simpy)::
     python benchmarks/bench_engine.py --sizes 10 1000    # engine scaling only, fewer sizes
     python benchmarks/bench_engine.py --skip-scaling     # SimPy and search only
     python benchmarks/bench_engine.py --sizes 1000 1000000 --scaling-only  # scaling only
+    python benchmarks/bench_engine.py --sizes 1000000 --scaling-only --huge-pages  # + THP use
 
 What it prints (every ratio from timings taken in this one run, interleaved):
 
@@ -17,7 +18,10 @@ What it prints (every ratio from timings taken in this one run, interleaved):
    the same utilisation. Every run simulates at least 4 million attempts and at least
    three mean session cycles (the shortest replication ``capacity`` runs: a warm-up of two
    cycles and a horizon of at least one), the same rule for every engine and size. The
-   results of the three are compared bit for bit first.
+   results of the three are compared bit for bit first. With ``--huge-pages`` (Linux), one
+   more calendar run per size, untimed, reports how much of the process's resident memory
+   the kernel backed with transparent huge pages (the engine asks for them for its big
+   arrays: at 10^6 sessions every record an event touches is on another 4 kB page).
 2. **Against SimPy**: the independent workload (1 → 3 → 1 calls, Exp(120 s) think time,
    500 RPM in fixed 10 s windows, no retries) written as SimPy's documentation writes
    models — a generator per session, ``env.timeout``, ``env.all_of`` for the fan-out, a
@@ -37,6 +41,7 @@ import os
 import random
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -86,7 +91,41 @@ def _same(old: Any, new: Any) -> bool:
             and all(np.array_equal(x, y) for x, y in zip(old[1:4], new[1:4], strict=True)))
 
 
-def scaling(sizes: list[int], attempts: float, workload: str) -> None:
+def _resident() -> tuple[int, int]:
+    """This process's resident memory and the part of it in transparent huge pages, kB
+    (0, 0 where /proc/self/smaps_rollup is not available)."""
+    try:
+        with open("/proc/self/smaps_rollup") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+    except OSError:
+        return 0, 0
+    kb = {k: int(v.split()[0]) for k, v in fields.items() if v.strip().endswith("kB")}
+    return kb.get("Rss", 0), kb.get("AnonHugePages", 0)
+
+
+def _huge_pages(fn: Callable[[], Any]) -> tuple[int, int, int]:
+    """Run fn (untimed) sampling _resident() every 50 ms from a thread (the engine releases
+    the GIL): resident before, peak resident and peak huge-page kB during it."""
+    before = _resident()[0]
+    peak = [0, 0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            rss, huge = _resident()
+            peak[0], peak[1] = max(peak[0], rss), max(peak[1], huge)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        th.join()
+    return before, peak[0], peak[1]
+
+
+def scaling(sizes: list[int], attempts: float, workload: str, huge: bool = False) -> None:
     from numba_engine import kernels as old  # compiled on first use (about 20 s)
 
     path, key, rpm, n_ref = {
@@ -127,6 +166,10 @@ def scaling(sizes: list[int], attempts: float, workload: str) -> None:
               f"{ns['heap'] / ns['cal']:>13.2f}×  {'yes' if same else 'NO'}")
         print(f"{'':>10} {'ns/attempt':>11} {ns['old']:>13.0f} {ns['heap']:>13.0f} "
               f"{ns['cal']:>13.0f}")
+        if huge:
+            before, rss, thp = _huge_pages(lambda a=a: c_replicate(*a, queue=0))
+            print(f"{'':>10} huge pages (C, calendar, one more run, untimed): {thp / 1024:,.0f} "
+                  f"of {rss / 1024:,.0f} MB resident at peak ({before / 1024:,.0f} MB before it)")
     if 1000 in per_attempt and max(per_attempt) > 1000:
         top = max(per_attempt)
         print(f"cost per attempt at {top:,} sessions / at 1,000 (new engine): "
@@ -280,6 +323,9 @@ def main() -> None:
     ap.add_argument("--skip-scaling", action="store_true")
     ap.add_argument("--scaling-only", action="store_true",
                     help="engine scaling only (no SimPy comparison, no searches)")
+    ap.add_argument("--huge-pages", action="store_true",
+                    help="report the engine's use of transparent huge pages (Linux; an "
+                         "untimed run per size)")
     ap.add_argument("--simpy-sessions", type=int, default=155)
     ap.add_argument("--simpy-replications", type=int, default=5)
     ap.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3, 20240501])
@@ -289,7 +335,7 @@ def main() -> None:
           f"numpy {np.__version__})")
     if not args.skip_scaling:
         for w in args.workloads:
-            scaling(args.sizes, args.attempts, w)
+            scaling(args.sizes, args.attempts, w, args.huge_pages)
     if not args.scaling_only:
         vs_simpy(args.simpy_sessions, 20, args.simpy_replications)
         searches(args.seeds)
