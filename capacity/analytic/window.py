@@ -123,6 +123,9 @@ _ABORT_STORMS = True
 _CONTINUE_STORMS = True
 _CASCADE_COUNTED = True
 _CONTINUE_START = True
+# Backoff retries in fixed windows: where the refused calls sit from the Palm view of the
+# window's prefix (ClumpWindowModel._refusal_cells), not the spread rule.
+_PALM_SAME_WINDOW = True
 _COUNTED_SPELLS = True
 # Cells over a fixed window for the cascade of refused stages (Cascade), and the time
 # left (share of the window) at which the chance a launch is refused whole is solved.
@@ -521,7 +524,7 @@ class ClumpWindowModel:
         full = max(0.0, 1.0 - float(carry[0]))
         # Never below the fresh overflow alone (the carry's lattice is coarser).
         rej = max(self.refused(e_y + gone, full), self.refused(x_fresh, exceed))
-        same, all_same = self._same_window(carry, back_share)
+        same, all_same = self._same_window(carry, back_share, n)
         rej_att = rej * (1.0 + same)
         # This slot's attempts: its fresh calls and the retries that come back to it.
         back = mean_s + back_share * rej_att
@@ -743,23 +746,34 @@ class ClumpWindowModel:
         carry[idx[idx < L]] = law[idx < L]
         return carry, e_y * c, gone * c
 
-    def _same_window(self, carry: NDArray[np.float64], back: float = 1.0
-                     ) -> tuple[float, float]:
+    def _same_window(self, carry: NDArray[np.float64], back: float = 1.0,
+                     n: float | None = None) -> tuple[float, float]:
         """(retries per refused call that come back into the window that refused it, and
         are refused again; the chance all of them do) for backoff retries (no
         retry-after), given the law of the units a window turns away (``carry``,
         lattice). A call of charge ``b`` is refused from when the window's count passes
-        ``q − b``: with the window's ``S = q + X`` offered units spread over it, that is
-        its last ``(X + b)/S`` (``X/S`` for single requests), and the time left ``R`` is
-        uniform on ``(0, w·(X + b)/S)``; retry k is back before the window ends when its
-        delay ``c_k < R``. Averaged over the refused calls: ``X`` from the carry law
-        given an overflow, weighed by the calls each window refuses (``∝ X + W̄``), and
-        ``b`` from the refused charges' law (:func:`_size_bias`). ``back``: the chance a
-        retry is routed back to this slot (:attr:`carry_back`)."""
+        ``q − b`` (and the count only grows, so its retry in the same window is refused
+        again): retry k is back before the window ends when its delay ``c_k`` is less
+        than the time left ``R``. With ``n`` (sessions) ``R`` comes from where the refused
+        calls sit in the window (:meth:`_refusal_cells`); without, from the spread rule
+        below. ``back``: the chance a retry is routed back to this slot
+        (:attr:`carry_back`); retry k comes back here only if retries 1…k all did."""
         c = self.retry.backoff_s
         full = 1.0 - float(carry[0]) if carry.size else 0.0
         if not c or full <= 0:
             return 0.0, 0.0
+        if n is not None and _PALM_SAME_WINDOW:
+            cells = self._refusal_cells(n, carry)
+            if cells is not None:
+                probs = [back ** (j + 1) * self._before_end(cells, ck / self.window_s)
+                         for j, ck in enumerate(c)]
+                return math.fsum(probs), probs[-1]
+        # The spread rule: with the window's ``S = q + X`` offered units spread evenly
+        # over it, a call of charge ``b`` falls in its last ``(X + b)/S`` (``X/S`` for
+        # single requests), ``R`` uniform on ``(0, w·(X + b)/S)``, averaged over the
+        # refused calls (``X`` from the carry law given an overflow, weighed by the calls
+        # each window refuses, ``∝ X + W̄``; ``b`` from the refused charges' law,
+        # :func:`_size_bias`).
         x = np.arange(1, carry.size, dtype=np.float64)
         w = carry[1:] / full
         keep = w > 1e-12
@@ -776,10 +790,63 @@ class ClumpWindowModel:
         span = self.window_s * np.minimum(
             1.0, (x[:, None] + b[None, :]) / (self.q_lat + x[:, None]))
         wv = w[:, None] * v[None, :]
-        # Retry k comes back here only if retries 1…k all did (``back`` each).
         probs = [back ** (j + 1) * _dot(wv, np.maximum(0.0, 1.0 - ck / span))
                  for j, ck in enumerate(c)]
         return math.fsum(probs), probs[-1]
+
+    @staticmethod
+    def _before_end(cells: NDArray[np.float64], frac: float) -> float:
+        """Share of the refusals (``cells``: their law over equal cells in ``u``) at
+        ``u < 1 − frac``: those whose retry ``frac`` of a window later is still in it."""
+        edge = 1.0 - frac
+        if edge <= 0.0:
+            return 0.0
+        k = cells.size
+        cover = np.clip(edge * k - np.arange(k, dtype=np.float64), 0.0, 1.0)
+        return float(_dot(cells, cover))
+
+    def _refusal_cells(self, n: float, carry: NDArray[np.float64]
+                       ) -> NDArray[np.float64] | None:
+        """Where in a fixed window its refused calls sit: their law over
+        ``_CASCADE_NODES`` equal cells in ``u`` (None: no refusal).
+
+        Palm view, as :meth:`_first_refused`: a call launched at the fraction ``u`` of
+        the window is refused when the retries carried in at its start (``Y``, first in
+        line), the other ``N − 1`` sessions' launches in ``[0, u)`` (``O_u``) and its
+        own turn's units ahead of it with its charge (``E + B``: batch-mates ahead
+        included) exceed ``q``; launches are uniform in ``u``, so the refusals' density
+        is ``P(Y + O_u + E + B > q)``. Many small calls overflow late in the window (the
+        spread rule's last ``(X + b)/S``), but a fan-out as large as the allowance
+        overflows it wherever it lands: hunt-188's 37-call fan-outs against 37 calls per
+        1 s window have their refused calls anywhere in it, and ~30% of the first
+        retries 0.4 s later were refused again in the engine, ~5% by the spread rule."""
+        key = ("refusal-cells", n)
+        hit = self._cascade_memo.get(key)
+        if hit is not None:
+            out_hit: NDArray[np.float64] | None = hit[0]
+            return out_hit
+        others = max(n - 1.0, 0.0)
+        step = max(1, math.ceil(self.q_lat / _CASCADE_POINTS))
+        q = math.floor(self.q_lat / step + 1e-9)
+        L = 1 << max(6, math.ceil(math.log2(2 * (q + 1))))
+        r = math.exp(-30.0 / L)
+        damp = r ** np.arange(L)
+        extra = _coarsen(self._arrival_laws()[0], float(step))[:L]
+        y = _coarsen(carry, float(step))[:L] if step > 1 else carry[:L]
+        add = (np.fft.rfft(extra * damp[: extra.size], L)
+               * np.fft.rfft(y * damp[: y.size], L))[None, :]
+        nodes = 1.0 - _CASCADE_LEFT
+        with np.errstate(under="ignore", over="ignore"):
+            tr = np.exp(others * self._prefix_log(L, nodes, r, step)) * add
+            g = np.fft.irfft(tr, L, axis=1)[:, : q + 1] / damp[: q + 1]
+        at = np.clip(1.0 - g.sum(axis=1), 1e-300, 1.0)
+        dens = np.exp(np.interp(_CASCADE_MIDDLES, nodes[::-1], np.log(at[::-1])))
+        total = float(dens.sum())
+        out = dens / total if total > 1e-200 else None
+        if len(self._cascade_memo) >= 512:
+            self._cascade_memo.clear()
+        self._cascade_memo[key] = (out,)
+        return out
 
     def _refused_charges(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """The law of a refused call's charge less a unit (a count above ``q − b``
