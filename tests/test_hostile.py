@@ -337,3 +337,25 @@ def test_memory_budget_refuses_a_huge_simulation() -> None:
     """25k sessions of turns of 1,000 calls would need gigabytes: estimated and refused."""
     assert simulation_memory(25_000, 1_002, 20) > MAX_SIMULATION_BYTES
     assert simulation_memory(100, 10, 20) < MAX_SIMULATION_BYTES / 1000
+
+
+CHAT = ROOT / "profiles" / "chat-assistant.yaml"
+
+
+def test_an_empty_set_value_is_refused_not_a_removed_limit() -> None:
+    # `--set quotas.org.rpm=` (a shell variable left unset) read as null and dropped the
+    # rpm limit: a larger ceiling, no word. null still removes it, explicitly.
+    with pytest.raises(ProfileError) as info:
+        load_profile(CHAT, ["quotas.org.rpm="])
+    assert str(info.value) == "--set quotas.org.rpm=: empty value; write null to remove the key"
+    assert load_profile(CHAT, ["quotas.org.rpm=null"]).quotas["org"].rpm is None
+
+
+def test_a_set_that_creates_an_unlike_key_names_the_keys_there() -> None:
+    # A typo far from every name (no "did you mean") said only "steps: required key is
+    # missing" of a turn type the user never meant to create.
+    with pytest.raises(ProfileError) as info:
+        load_profile(CHAT, ["session.turns.chatt.weight=5"])
+    assert str(info.value).endswith(
+        "session.turns.chatt.steps: required key is missing (--set created "
+        "'session.turns.chatt', which the profile did not have (its keys there: message))")

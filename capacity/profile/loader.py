@@ -346,7 +346,9 @@ def _flag(text: str) -> str:
 def _parse_value(raw: str, text: str) -> Any:
     """The YAML value of a ``--set`` (plain text when it is not valid YAML)."""
     if not raw.strip():
-        return None
+        # It read as null, which drops an optional key: `rpm=$RPM` with RPM unset removed
+        # the limit and raised the ceiling without a word.
+        raise ProfileError(f"{_flag(text)}: empty value; write null to remove the key")
     try:
         return _load_yaml(raw, _flag(text), None)
     except ProfileError as e:
@@ -405,13 +407,15 @@ def _join_dotted_keys(data: Any, parts: list[str | int]) -> list[str | int]:
 
 
 def _apply_override(data: dict[str, Any], parts: list[str | int], value: Any,
-                    text: str, loc: _Located) -> list[tuple[tuple[str | int, ...], str]]:
+                    text: str, loc: _Located
+                    ) -> list[tuple[tuple[str | int, ...], str, list[str]]]:
     """Set one value; returns the mappings it had to create, each with the existing key
-    its name is close to ("" if none), so a failed validation can suggest the typo.
+    its name is close to ("" if none) and the keys beside it, so a failed validation can
+    suggest the typo.
 
     The value is merged like an overlay; every key path inside it is blamed on the flag.
     """
-    created: list[tuple[tuple[str | int, ...], str]] = []
+    created: list[tuple[tuple[str | int, ...], str, list[str]]] = []
     source = _flag(text)
     parts[:] = _join_dotted_keys(data, parts)
     node: Any = data
@@ -439,7 +443,8 @@ def _apply_override(data: dict[str, Any], parts: list[str | int], value: Any,
                 if part not in node:
                     close = difflib.get_close_matches(str(part), [str(k) for k in node],
                                                       n=1)
-                    created.append((tuple(parts[: i + 1]), close[0] if close else ""))
+                    created.append((tuple(parts[: i + 1]), close[0] if close else "",
+                                    [str(k) for k in node]))
                     loc.where[tuple(parts[: i + 1])] = (source, None)
                 node[part] = {}
             node = node[part]
@@ -586,21 +591,24 @@ def load_profile(
         if root is not None:
             loc.where[()] = root
         names.append(path.stem)
-    hints: list[tuple[tuple[str | int, ...], str, str]] = []
+    hints: list[tuple[tuple[str | int, ...], str, list[str]]] = []
     for text in overrides:
         parts, value = parse_override(text)
-        for created, close in _apply_override(data, parts, value, text, loc):
-            hints.append((created, close, text))
+        hints += _apply_override(data, parts, value, text, loc)
     data.setdefault("name", names[0] if names else "profile")
     try:
         return profile_from_dict(data, loc)
     except ProfileError as err:
-        for created, close, _text in hints:
-            if close and err.path.startswith(_format_loc(created)):
+        for created, close, beside in hints:
+            if err.path.startswith(_format_loc(created)):
+                # A new key whose validation failed is most likely a typo of an old one.
+                keys = ", ".join(beside[:8]) + (", ..." if len(beside) > 8 else "")
+                why = (f": did you mean {close!r}?" if close else
+                       f", which the profile did not have (its keys there: {keys})"
+                       if beside else ", which the profile did not have")
                 raise ProfileError(
-                    f"{err.rule} (--set created {_format_loc(created)!r}: did you mean "
-                    f"{close!r}?)", source=err.source, line=err.line, path=err.path,
-                ) from None
+                    f"{err.rule} (--set created {_format_loc(created)!r}{why})",
+                    source=err.source, line=err.line, path=err.path) from None
         raise
 
 
