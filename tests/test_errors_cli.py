@@ -157,3 +157,18 @@ def test_loadtest_against_a_web_server_that_is_no_llm_api_says_so() -> None:
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith(
         "error: the target answered HTTP 501 to /v1/chat/completions")
+
+
+def test_loadtest_prediction_keeps_the_simulation_budget() -> None:
+    # `loadtest --replications 1000000000` measured, then ran the simulator for hours:
+    # the prediction skipped ceiling's budget. Now it is a note beside the measurement.
+    from capacity import load_profile
+    from capacity.errors import CapacityError
+    from capacity.loadgen.runner import LoadtestConfig, predict
+
+    prof = load_profile(ROOT / "profiles" / "tool-agent.yaml")
+    cfg = LoadtestConfig(target="http://127.0.0.1:9", duration_s=20.0, warmup_s=1.0,
+                         replications=10**9)
+    with pytest.raises(CapacityError, match=r"Not simulated: up to 2 sessions would mean "
+                                            r"~5\.\de\+09 simulated call attempts"):
+        predict(prof, 2, cfg)

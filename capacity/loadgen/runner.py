@@ -322,9 +322,23 @@ def target_lag_s(target: str, timeout_s: float = 10.0) -> float | None:
 
 
 def predict(profile: Profile, sessions: int, cfg: LoadtestConfig) -> Any:
-    """The simulator at the same N, horizon, warm-up and seed."""
+    """The simulator at the same N, horizon, warm-up and seed; raises CapacityError
+    (the caller's note) when that simulation is beyond ``capacity ceiling``'s budget."""
+    from ..analytic.model import cycle_time
+    from ..model.workload import Workload
     from ..sim.engine import simulate
+    from ..whatif.ceiling import SimSettings, nodes_per_session, simulation_budget
 
+    # The budget ceiling applies (--replications 1e9 ran the simulator for hours after the
+    # measurement). A measured window may be shorter than a cycle here: the budget's
+    # horizon is at least one, which only its too-short check reads.
+    wl = Workload.from_profile(profile)
+    cycle_s = cycle_time(wl).cycle_s
+    skip = simulation_budget(cycle_s, wl.calls_per_turn(), sessions, SimSettings(
+        seed=cfg.seed, replications=cfg.replications,
+        horizon_s=max(cfg.duration_s, cycle_s)), 1, nodes_per_session(profile))
+    if skip is not None:
+        raise CapacityError(skip)
     return simulate(profile, sessions, horizon_s=cfg.duration_s, warmup_s=cfg.warmup_s,
                     replications=cfg.replications, seed=cfg.seed, workers=1)
 

@@ -89,7 +89,7 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
     # A bisection up to `cap` evaluates about 2·log2(cap) + 6 values of N.
     evaluations = 2 * math.ceil(math.log2(max(cap, 2))) + 6
     skip = simulation_budget(result.cycle.cycle_s, result.calls_per_turn, cap, sim,
-                             evaluations, _nodes_per_session(profile))
+                             evaluations, nodes_per_session(profile))
     if skip is not None:
         return dataclasses.replace(result, method="analytic",
                                    notes=(*result.notes, skip + " The burst-aware figure "
@@ -186,7 +186,7 @@ MAX_SIMULATED_ATTEMPTS = 1e8
 MAX_TOTAL_ATTEMPTS = 4e8
 
 
-def _nodes_per_session(profile: Profile) -> int:
+def nodes_per_session(profile: Profile) -> int:
     """Instance nodes one simulated session holds (its largest expanded turn)."""
     from capacity.sim.engine import _compile
 
@@ -626,7 +626,7 @@ def size(profile: Profile, sessions: int, *, method: str = "analytic",
         raise CapacityError("simulation settings (a seed) are required to simulate")
     # The bisection over a scale factor and its confirmation take about 12 evaluations.
     skip = simulation_budget(cyc.cycle_s, wl.calls_per_turn(), sessions, sim, 12,
-                             _nodes_per_session(profile))
+                             nodes_per_session(profile))
     if skip is not None:
         return dataclasses.replace(result, notes=(skip + " The analytic size stands.",))
     from capacity.sim.engine import SimulationError
