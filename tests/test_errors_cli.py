@@ -172,3 +172,17 @@ def test_loadtest_prediction_keeps_the_simulation_budget() -> None:
     with pytest.raises(CapacityError, match=r"Not simulated: up to 2 sessions would mean "
                                             r"~5\.\de\+09 simulated call attempts"):
         predict(prof, 2, cfg)
+
+
+def test_loadtest_predicted_ceiling_note_names_duration() -> None:
+    # The note said "--horizon 20s is shorter than one session cycle", an option loadtest
+    # does not have.
+    from capacity import load_profile
+    from capacity.errors import CapacityError
+    from capacity.loadgen.runner import LoadtestConfig, predict_ceiling
+
+    prof = load_profile(ROOT / "profiles" / "tool-agent.yaml")
+    cfg = LoadtestConfig(target="http://127.0.0.1:9", duration_s=20.0, warmup_s=1.0)
+    with pytest.raises(CapacityError, match=r"^--duration 20s is shorter than one session "
+                                            r"cycle \(\d+s\)"):
+        predict_ceiling(prof, cfg)

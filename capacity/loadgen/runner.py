@@ -345,8 +345,15 @@ def predict(profile: Profile, sessions: int, cfg: LoadtestConfig) -> Any:
 
 def predict_ceiling(profile: Profile, cfg: LoadtestConfig) -> Any:
     """``capacity ceiling``'s simulated N* with its CI, same horizon, warm-up and seed."""
+    from ..analytic.model import cycle_time
+    from ..model.workload import Workload
     from ..whatif.ceiling import SimSettings
     from ..whatif.ceiling import ceiling as solve
+
+    cycle_s = cycle_time(Workload.from_profile(profile)).cycle_s
+    if cfg.duration_s < cycle_s:  # ceiling's own words name its --horizon, not ours
+        raise CapacityError(f"--duration {cfg.duration_s:g}s is shorter than one session "
+                            f"cycle ({cycle_s:.0f}s): the simulation would measure nothing")
 
     res = solve(profile, "simulate", sim=SimSettings(
         seed=cfg.seed, replications=cfg.replications, horizon_s=cfg.duration_s,
