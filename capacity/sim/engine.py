@@ -136,9 +136,11 @@ rounded to whole tokens, as providers count them.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import statistics
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -999,6 +1001,7 @@ def sample_distribution(dist: Distribution, n: int, seed: int) -> NDArray[np.flo
 
 # Above this many instance nodes a replication would need gigabytes of memory.
 _MAX_POOL = 50_000_000
+_POOL_IDS = itertools.count()  # names each run's worker threads apart
 
 
 def _check_args(sessions: int, horizon_s: float, warmup_s: float | None,
@@ -1268,7 +1271,8 @@ def _run_reps(c: _Compiled, sessions: int, *, horizon_s: float, warmup_s: float 
     # Ctrl-C at once (a signal reaches Python only between bytecodes): it then tells the
     # running loops to stop (they return within a few thousand events) and re-raises.
     stop(False)
-    pool = ThreadPoolExecutor(max_workers=n_workers)
+    name = f"capacity-replications-{next(_POOL_IDS)}"
+    pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix=name)
     try:
         futures = [pool.submit(_run_rep, c, sessions, ch, t0, t1, start) for ch in children]
         for i, f in enumerate(futures):
@@ -1280,6 +1284,13 @@ def _run_reps(c: _Compiled, sessions: int, *, horizon_s: float, warmup_s: float 
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        # A Ctrl-C inside submit() (while Thread.start waits for a new worker) leaves that
+        # worker out of the pool's list, so shutdown() does not wait for it; clearing the
+        # flag then let it run its replication to the end (minutes; the interpreter waits
+        # for it at exit). Every worker of this pool, listed or not, stops first.
+        for t in threading.enumerate():
+            if t.name.startswith(name + "_"):
+                t.join()
         stop(False)
     return [r for r in reps if r is not None]
 
