@@ -32,6 +32,7 @@ from capacity.loadgen.plan import TurnSampler, draw_residual, iter_calls
 from capacity.loadgen.result import COMPARED
 from capacity.serve import ServeOptions, ServerThread
 from capacity.sim.engine import METRICS
+from tests.serve_support import metric_sum, metrics
 
 K = 40.0
 
@@ -256,18 +257,30 @@ def test_lag_guard_refuses_to_report(tmp_path: Path) -> None:
 
 def test_ctrl_c_prints_partial_results_and_exits_130(tmp_path: Path,
                                                       mock: ServerThread) -> None:
+    def sent() -> float:
+        return metric_sum(metrics(mock.url), "capacity_mock_requests_total")
+
+    before = sent()
     proc = subprocess.Popen(
         [sys.executable, "-m", "capacity", "loadtest", str(_write_small(tmp_path)),
          "--target", mock.url, "--sessions", "3", "--duration", "1h", "--warmup", "10s",
          "--time-scale", str(K), "--seed", "2", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(6.0)  # interpreter start-up, then a few seconds of sessions
+        # Ctrl-C once the sessions are well into the measured hour, however long a loaded
+        # machine takes to start the interpreter (a fixed 6 s sleep could land in its
+        # imports): 150 attempts are ~3 model minutes of these three sessions, while the
+        # 10 s warm-up holds a few dozen at most (two 10-request windows, 429s backed off).
+        deadline = time.monotonic() + 300
+        while sent() - before < 150:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.communicate()
     assert proc.returncode == 130, err
     import json
 

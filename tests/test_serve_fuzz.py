@@ -79,7 +79,7 @@ def _proc(tmp_path: Path) -> Iterator[Proc]:
         if p.poll() is None:
             p.send_signal(signal.SIGINT)
             try:
-                p.wait(timeout=10)
+                p.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
@@ -97,7 +97,7 @@ def test_cli_banner_and_ctrl_c(proc: Proc) -> None:
                     json={"model": GPT, "messages": [{"role": "user", "content": "hi"}]})
     assert r.status_code == 200
     proc.popen.send_signal(signal.SIGINT)
-    assert proc.popen.wait(timeout=10) == 130
+    assert proc.popen.wait(timeout=60) == 130
     assert proc.popen.stderr is not None and "Traceback" not in proc.popen.stderr.read()
 
 
@@ -269,7 +269,7 @@ def test_fuzz_leaves_server_answering_with_bounded_memory(proc: Proc) -> None:
         rss_end = proc.rss_kb()
         assert cases >= 200 * 3
         assert http.post("/v1/chat/completions", json=ok).status_code == 200
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # a real condition, polled; generous when loaded
         while True:
             m = metrics(proc.url)
             idle = (m["capacity_mock_in_flight_requests"] == 0
@@ -285,13 +285,14 @@ def test_fuzz_leaves_server_answering_with_bounded_memory(proc: Proc) -> None:
 
 
 def test_ctrl_c_does_not_wait_for_long_streams(tmp_path: Path) -> None:
-    # An 80 s answer is streaming when Ctrl-C arrives: the server cuts it and exits.
+    # A 160 s answer is streaming when Ctrl-C arrives: the server cuts it and exits.
     path = tmp_path / "slow.yaml"
-    path.write_text(PROFILE_YAML.replace("tokens_per_second: 400", "tokens_per_second: 50")
+    path.write_text(PROFILE_YAML.replace("tokens_per_second: 400", "tokens_per_second: 25")
                     .replace("max_tokens: 512", "max_tokens: 8000")
                     .replace("{uniform: [5, 30]}", "4000"))
     p = subprocess.Popen([sys.executable, "-m", "capacity", "serve", str(path), "--port", "0"],
                          stdout=subprocess.PIPE, text=True)
+    s: socket.socket | None = None
     try:
         assert p.stdout is not None
         url = ""
@@ -300,20 +301,22 @@ def test_ctrl_c_does_not_wait_for_long_streams(tmp_path: Path) -> None:
                 url = line.split()[2]
             if line.startswith("Ctrl-C"):
                 break
+        assert url, "the server exited before its banner"
         proc = Proc(p, url, "")
         body = json.dumps({"model": GPT, "stream": True, "max_tokens": 4000,
                            "messages": [{"role": "user", "content": "hi"}]}).encode()
-        s = socket.create_connection(proc.host_port, timeout=10)
+        s = socket.create_connection(proc.host_port, timeout=60)
         s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\ncontent-type: "
                   b"application/json\r\ncontent-length: " + str(len(body)).encode()
                   + b"\r\n\r\n" + body)
         assert s.recv(100).startswith(b"HTTP/1.1 200")
-        t0 = time.monotonic()
         p.send_signal(signal.SIGINT)
+        # Not the 160 s the answer had left: a server that waited for it times out here;
+        # the cut itself takes 0.5 s (the shutdown timeout), the rest is a loaded machine.
         assert p.wait(timeout=60) == 130
-        assert time.monotonic() - t0 < 20  # not the 80 s the answer had left
-        s.close()
     finally:
+        if s is not None:
+            s.close()
         if p.poll() is None:
             p.kill()
             p.wait()
