@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
+import openai
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
@@ -75,11 +76,20 @@ class AgentRun:
     turns: int = 0
 
 
-def build_agent(base_url: str, run: AgentRun) -> Any:
-    """The compiled LangGraph agent, its models pointed at ``base_url``."""
+def build_agent(base_url: str, run: AgentRun,
+                http: list[openai.DefaultAsyncHttpxClient]) -> Any:
+    """The compiled LangGraph agent, its models pointed at ``base_url``; the HTTP clients
+    it opens are appended to ``http`` (the caller closes them in its event loop)."""
     def llm(model: str) -> ChatOpenAI:
+        # Its own HTTP client, not langchain's per-URL cached one: that one outlived this
+        # event loop with its connections open, and a later test's model on the same URL
+        # (a port the OS handed out again) or the cache's eviction met them ("unclosed
+        # transport", a ResourceWarning that -W error turns into a failure elsewhere).
+        client = openai.DefaultAsyncHttpxClient(timeout=30)
+        http.append(client)
         return ChatOpenAI(model=model, base_url=base_url, api_key="mock",  # type: ignore[arg-type]
-                          max_tokens=MAX_TOKENS[model], max_retries=2, timeout=30)  # type: ignore[call-arg]
+                          max_tokens=MAX_TOKENS[model], max_retries=2, timeout=30,  # type: ignore[call-arg]
+                          http_async_client=client)
 
     planner = llm("mock-planner").bind_tools([lookup])
     writer, judge = llm("mock-writer"), llm("mock-judge")
@@ -158,14 +168,19 @@ def run_agent(out: Path, *, sessions: int = 4, turns: int = 8, seed: int = 1,
         opts = ServeOptions(time_scale=time_scale, seed=seed,
                             tool_probability=TOOL_PROBABILITY)
         with ServerThread(load_profile(SERVE_PROFILE), opts) as srv:
-            agent = build_agent(srv.openai_base_url, run)
+            http: list[openai.DefaultAsyncHttpxClient] = []
+            agent = build_agent(srv.openai_base_url, run, http)
             tracer = provider.get_tracer("capacity.tests.fit_agent")
             rngs = [random.Random(seed * 1000 + s) for s in range(sessions)]
 
             async def main() -> None:
-                await asyncio.gather(*(_session(agent, tracer, f"session-{s}", turns,
-                                                rngs[s], think_s, run)
-                                       for s in range(sessions)))
+                try:
+                    await asyncio.gather(*(_session(agent, tracer, f"session-{s}", turns,
+                                                    rngs[s], think_s, run)
+                                           for s in range(sessions)))
+                finally:
+                    for client in http:  # in this loop, whose connections they hold
+                        await client.aclose()
 
             asyncio.run(main())
     finally:

@@ -233,6 +233,7 @@ def test_locust_through_the_gateway(tmp_path: Path) -> None:
 def test_langgraph_agent_through_the_gateway() -> None:
     """A real LangGraph ReAct agent (ChatOpenAI, the official SDK inside) names the
     logical model; the mock routes its calls and spills once ptu is full."""
+    import openai
     from langchain_core.messages import HumanMessage
     from langchain_openai import ChatOpenAI
 
@@ -240,10 +241,12 @@ def test_langgraph_agent_through_the_gateway() -> None:
     from tests.test_serve_langgraph import agent
 
     prof = _prof(spec(PRIORITY, ptu_rpm=6, paygo_rpm=600))  # ptu: 1 call per window
+    # Its own HTTP client, closed here (langchain's per-URL cached one stayed open).
     with ServerThread(prof, ServeOptions(time_scale=60_000, seed=5,
-                                         clock=ManualClock(0.0))) as srv:
+                                         clock=ManualClock(0.0))) as srv, \
+            openai.DefaultHttpxClient(timeout=30) as http:
         llm = ChatOpenAI(model="gpt", base_url=srv.openai_base_url, api_key="k",
-                         max_retries=0, timeout=30)
+                         max_retries=0, timeout=30, http_client=http)
         graph = agent(llm)
         for city in ("Paris", "Oslo"):
             out = graph.invoke({"messages": [HumanMessage(f"Weather in {city}?")]},
