@@ -185,12 +185,13 @@ class _Recording:
 
         self._thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
         self._thread.start()
-        self._ready.wait(10)
+        # Generous for a loaded machine; without it url stays "" and the test misreads.
+        assert self._ready.wait(60), "the recording endpoint did not start"
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(10)
+        self._thread.join(60)
 
 
 @pytest.mark.parametrize("answer", ["<html>hello</html>", '{"choices": "nope"}'])
