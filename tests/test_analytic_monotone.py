@@ -35,6 +35,19 @@ def test_the_analytic_share_rises_with_sessions_to_3x_the_ceiling(path: Path) ->
     assert not falls, falls
 
 
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_deep_overload_is_a_result_not_a_crash(path: Path) -> None:
+    """Far past the ceiling the answer is a share near 1, not an exception: the
+    token-bucket chain's damping root was bracketed by the launch totals' mean alone,
+    which missed it beyond ~24x chat-assistant's ceiling (brentq: f(0.0) and f(2.02) must
+    have opposite signs, at 5,000 sessions)."""
+    profile = load_profile(path)
+    top = analyze(profile).burst_ceiling
+    grid = [top * 25, top * 500]
+    shares = [row.analytic_429_fraction for row in sweep(profile, grid).rows]
+    assert all(0.5 < s <= 1.0 for s in shares), shares
+
 # The fed deployments of ptu-spillover's variants to deep overload: pay-as-you-go first
 # feeds the PTU's token buckets thousands of units a window, a carry that wrapped around
 # a lattice of the window count's length (the PTU's output share 70% at 264 sessions,

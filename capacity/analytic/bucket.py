@@ -944,8 +944,11 @@ class DeepBucket:
                 # (Over the launch totals' support only: T is 0 past the largest.)
                 nz = np.flatnonzero(p)
                 pn, kn = p[nz], k[nz]
-                a0 = brentq(lambda a: float(np.dot(pn, np.exp(-a * kn))) - 1.0,
-                            0.0, 50.0 / max(1.0, float(np.dot(pn, kn))) + 1.0)
+                # Σ p_k e^{−a k} ≤ e^{−a·k_min}·Σ p_k: past log(Σ p)/k_min the sum is
+                # below 1, so the bracket holds the root however deep the overload.
+                top = max(50.0 / max(1.0, float(np.dot(pn, kn))),
+                          math.log(float(pn.sum())) / float(kn.min())) + 1.0
+                a0 = brentq(lambda a: float(np.dot(pn, np.exp(-a * kn))) - 1.0, 0.0, top)
             a = a0 + 30.0 / L
             if a * n > 600.0:                                  # deep overload: fluid
                 fluid = 1.0 - 1.0 / max(float(p.sum()), 1.0)
