@@ -275,6 +275,8 @@ class ClumpWindowModel:
     _moments: tuple[float, float] | None = field(default=None, repr=False)
     _cascades: dict[float, float] = field(default_factory=dict, repr=False)
     _cascade_memo: dict[Any, Any] = field(default_factory=dict, repr=False)
+    # The call-charge transform less one, by L (the retries' Poisson term, :meth:`_pmf`).
+    _retry_terms: dict[int, NDArray[np.complex128]] = field(default_factory=dict, repr=False)
 
     # -- the compound sum ------------------------------------------------------------
 
@@ -355,16 +357,22 @@ class ClumpWindowModel:
     def _pmf(self, n: float, retry_calls: float) -> NDArray[np.float64]:
         extra = retry_calls * float(_dot(np.arange(self.call_pmf.size), self.call_pmf))
         L = min(self._length(n, extra), _MAX_FFT)
-        log_g = self._log_power(n, L)
-        ch = self._transforms(L)[1]
+        log_g = self._log_power(n, L)  # a fresh array: worked on in place below
         if retry_calls > 0:
-            log_g = log_g + retry_calls * (ch - 1.0)
+            # The fixed point of the retries asks for this at every step (20 or so an N,
+            # each 2^14–2^16 points): ``ch − 1`` is kept by L, and the sum, its exp and
+            # the flush below are done in place — the same operations in the same order
+            # (answers bit for bit), fewer passes over memory.
+            cm1 = self._retry_terms.get(L)
+            if cm1 is None:
+                cm1 = self._retry_terms[L] = self._transforms(L)[1] - 1.0
+            np.add(log_g, np.multiply(retry_calls, cm1), out=log_g)
         with np.errstate(under="ignore"):
-            g = np.fft.irfft(np.exp(log_g), L)
+            g: NDArray[np.float64] = np.fft.irfft(np.exp(log_g, out=log_g), L)
         # Flush round-off and subnormal values: later FFTs of subnormals are ~100× slower.
-        out: NDArray[np.float64] = np.where(g > 1e-250, g, 0.0)
-        out.setflags(write=False)
-        return out
+        np.copyto(g, 0.0, where=~(g > 1e-250))
+        g.setflags(write=False)
+        return g
 
     # -- the 429 share ---------------------------------------------------------------
 
@@ -885,8 +893,12 @@ class ClumpWindowModel:
                 g = np.concatenate([g[: q + 1] / kept, np.zeros(max(g.size - q - 1, 0))])
         # An arriving call of charge B is rejected when S + own + B > q.
         extra, units = self._arrival_laws()
-        tail = np.concatenate([np.cumsum(g[::-1])[::-1], [0.0]])  # tail[s] = P(S ≥ s)
-        idx = np.clip(q + 1 - np.arange(extra.size), 0, tail.size - 1)
+        # tail[s − lo] = P(S ≥ s), only from the least s the rule reads (q + 2 − the
+        # arrival law's length) up: the lattice runs to ~14 sd past the mean, far beyond q,
+        # and the sum from the far end is the same sequence of additions either way.
+        lo = min(max(q + 2 - extra.size, 0), g.size)
+        tail = np.concatenate([np.cumsum(g[lo:][::-1])[::-1], [0.0]])
+        idx = np.clip(q + 1 - np.arange(extra.size), 0, g.size) - lo
         p = float(min(1.0, _dot(extra, tail[idx])))
         if lossy:
             # The same rule weighted by the arriving charge: the share of offered UNITS
