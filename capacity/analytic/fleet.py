@@ -986,6 +986,9 @@ class Source:
     # A window's overflow leaves as whole launches (:func:`launch_charge`): the charge
     # of one launch and the mean calls a launch makes; None: calls charged one by one.
     launch: tuple[NDArray[np.float64], float] | None = None
+    # A sliding receiver: the law of these calls an arriving one of them finds in its
+    # trailing window (:func:`_tail_spill_seen`); None: ``calls``' (a time average).
+    seen: Callable[[int], NDArray[np.float64]] | None = None
 
 
 @dataclass
@@ -1030,14 +1033,7 @@ class FeedModel(_MemoStats):
             g = _trim(g / g.sum())
         offered = n * self.direct_units_per_s * w / self.h
         for src in self.sources:
-            counts = src.calls(n)
-            charge = src.charge
-            if src.launch is not None:
-                charge, per = src.launch
-                counts = _rebin(np.arange(counts.size, dtype=np.float64) / per, counts)
-            size = (counts.size - 1) * (charge.size - 1) + 1
-            part = _compound(counts, charge, size + 1)[:size]
-            g = _trim(np.convolve(g, part / part.sum()))
+            g = _trim(np.convolve(g, self._source_units(src, src.calls(n))))
             offered += n * src.route_units_per_s * w / self.h
         self._cache[n] = (g, offered)
         return g, offered
@@ -1072,7 +1068,7 @@ class FeedModel(_MemoStats):
             # A sliding log turns an arrival away whenever the trailing window leaves no
             # room (not only by the excess of a fixed window): the share is the chance an
             # arrival finds the log too full for its charge, over the calls here.
-            call = min(1.0, self._blocking(g) * mean_s / offered)
+            call = min(1.0, self._arrival_blocking(n, g, mean_s) * mean_s / offered)
             rej = call * offered
         if sliding and self.carried:
             # Honoured retry-afters of a sliding log: a counted log is full again when the
@@ -1118,6 +1114,36 @@ class FeedModel(_MemoStats):
             else:
                 hi, f_hi = mid, st.loss_fraction
         return lo, lo_st
+
+    def _arrival_blocking(self, n: int, g: NDArray[np.float64], mean_s: float) -> float:
+        """The blocking of a sliding log over its arrivals: the direct calls find the
+        time-average law ``g``; spilled calls that bunch (:attr:`Source.seen`) find the
+        law of their own bunch in the trailing window, beside the direct traffic."""
+        if not self.sources or any(src.seen is None for src in self.sources):
+            return self._blocking(g)
+        gd = np.ones(1)
+        if self.direct is not None:
+            gd = self.direct.inner.pmf(n)
+            gd = _trim(gd / gd.sum())
+        mean_d = float(np.dot(np.arange(gd.size, dtype=np.float64), gd))
+        gp = gd
+        for src in self.sources:
+            assert src.seen is not None
+            gp = _trim(np.convolve(gp, self._source_units(src, src.seen(n))))
+        share = min(1.0, max(0.0, 1.0 - mean_d / max(mean_s, 1e-300)))
+        return (1.0 - share) * self._blocking(g) + share * self._blocking(gp)
+
+    def _source_units(self, src: Source, counts: NDArray[np.float64]) -> NDArray[np.float64]:
+        """A source's calls (law ``counts``) as units on the lattice: each charged by its
+        charge law, or as whole launches (:attr:`Source.launch`)."""
+        charge = src.charge
+        if src.launch is not None:
+            charge, per = src.launch
+            counts = _rebin(np.arange(counts.size, dtype=np.float64) / per, counts)
+        size = (counts.size - 1) * (charge.size - 1) + 1
+        part = _compound(counts, charge, size + 1)[:size]
+        out: NDArray[np.float64] = part / part.sum()
+        return out
 
     def _blocking(self, g: NDArray[np.float64]) -> float:
         """``P(S + B > q)`` for an arriving call of charge ``B`` (the sources' charge
@@ -1326,6 +1352,7 @@ def _spill_source(model: Any, per_call: float, window_s: float,
 # the kept fraction the thinnings are made at.
 _TAIL_PHASES = 32
 _TAIL_STEPS = 4
+_TAIL_GROUPS = 256
 
 
 def _tail_spill(g: NDArray[np.float64], q: float, h: float, kappa: float, per_call: float,
@@ -1828,6 +1855,8 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                                                        c.enforcement),
                                           charge,
                                           calls_per_s * per_call)]
+                        if c.enforcement == "sliding_window":
+                            sources[0].seen = _joint_seen(upstream, w)
                         ups = [um for um, _, _, _ in upstream]
                         if not any(isinstance(um, BucketSpill) for um in ups):
                             sources[0].launch = launch_charge(wl, flow, slot, dep, h)
@@ -2230,6 +2259,32 @@ def _rotated_slot(wl: Workload, c: Constraint, cs: list[Constraint],
     return c, Rotated(model, others, scaled, (c,), k), load
 
 
+def _joint_seen(upstream: list[tuple[Any, float, float, float]], dest_window_s: float
+                ) -> Callable[[int], NDArray[np.float64]] | None:
+    """What a spilled call finds of its own spill in a sliding log ``dest_window_s``
+    long, by the slot turning away the most (:func:`_tail_spill_seen`); None unless every
+    upstream slot is a fixed window longer than the log (other spills keep the time
+    average)."""
+    ups: list[tuple[Any, float, float]] = []
+    for m, per_call, w, _ in upstream:
+        inner = getattr(m, "inner", None)
+        if (isinstance(m, FeedModel) or inner is None or inner.sliding
+                or dest_window_s / w >= 1.0 - 1e-9):
+            return None
+        ups.append((m, per_call, dest_window_s / w))
+    if not ups:
+        return None
+
+    def seen(n: int) -> NDArray[np.float64]:
+        shares = [m.stats(n).loss_fraction for m, _, _ in ups]
+        m, per_call, k = ups[int(np.argmax(shares))]
+        g = m.inner.pmf(n)
+        return _tail_spill_seen(g / g.sum(), m.inner.q_lat, m.inner.h, m.inner.size_bias,
+                                per_call, k)
+
+    return seen
+
+
 def _joint_spill(upstream: list[tuple[Any, float, float, float]], dest_window_s: float,
                  batch: NDArray[np.float64], dest: str = ""
                  ) -> Callable[[int], NDArray[np.float64]]:
@@ -2527,3 +2582,56 @@ def route_notes(fm: FleetModels, n: int, asked: bool, cooled: bool = False) -> l
 __all__ = ["FleetAnalysis", "FleetModels", "RouteFlow", "analyze_fleet", "fed_entry",
            "fleet_ceilings", "fleet_mean_ceilings", "fleet_models",
            "route_flows", "thin_calls", "visible_results"]
+
+
+def _tail_spill_seen(g: NDArray[np.float64], q: float, h: float, kappa: float,
+                     per_call: float, k: float) -> NDArray[np.float64]:
+    """What a call a fixed window spills finds of the same spill in the trailing window
+    of a sliding log ``k < 1`` times as long (the Palm law of :func:`_tail_spill`).
+
+    It arrives at a uniform instant of the spill, the last fraction ``f = (S − q)⁺/S`` of
+    the window, chosen in proportion to the spilled calls ``C`` (its own window spills
+    more than the average one); the trailing window overlaps ``min(k, V)`` of the spill
+    before it (``V ~ U(0, f)``), each of the other ``C − 1`` calls in it with that part of
+    ``f``."""
+    qi = math.floor(q + 1e-9)
+    over = g[qi + 1:]
+    if over.size == 0 or per_call <= 0 or float(over.sum()) <= 0.0:
+        return np.ones(1)
+    s_units = np.arange(qi + 1, g.size, dtype=np.float64)
+    spill = s_units - q
+    calls = spill * h * kappa / per_call
+    # Palm: a window weighed by the calls it spills; its units gathered into at most
+    # _TAIL_GROUPS groups (a token lattice's thousands of points: the spill's part of
+    # the window, f, hardly moves between neighbours), each at its weighted means.
+    pw = over * calls
+    grp = (np.arange(over.size) * _TAIL_GROUPS) // over.size
+    tot = np.bincount(grp, pw)
+    ok = tot > 0
+    tot = tot[ok]
+    f = (np.bincount(grp, pw * spill / s_units)[ok] / tot)
+    calls = np.bincount(grp, pw * calls)[ok] / tot
+    v = ((np.arange(_TAIL_PHASES, dtype=np.float64) + 0.5) / _TAIL_PHASES)[:, None] * f
+    keep = np.minimum(np.minimum(v, k) / f, 1.0)
+    weight = np.broadcast_to(tot / _TAIL_PHASES, keep.shape)
+    x = keep * _TAIL_STEPS
+    lo = np.minimum(np.floor(x).astype(np.int64), _TAIL_STEPS - 1)
+    frac = x - lo
+    others = np.broadcast_to(np.maximum(calls - 1.0, 0.0), keep.shape)
+    out = np.zeros(1)
+    for step in range(_TAIL_STEPS + 1):
+        w = (np.where(lo == step, weight * (1.0 - frac), 0.0)
+             + np.where(lo + 1 == step, weight * frac, 0.0))
+        mass = float(w.sum())
+        if mass <= 0.0:
+            continue
+        if step == 0:
+            out[0] += mass
+            continue
+        part = _rebin(others.ravel(), w.ravel())
+        if step < _TAIL_STEPS:
+            part = _thin(part / mass, step / _TAIL_STEPS) * mass
+        if part.size > out.size:
+            out = np.pad(out, (0, part.size - out.size))
+        out[: part.size] += part
+    return _trim(out / float(out.sum()))
