@@ -1044,6 +1044,8 @@ static PyObject *masked_columns(PyObject *self, PyObject *args) {
  * order; a point stops once |z^k| < eps: every term left is below eps times the count's
  * mass left. Element-wise IEEE operations only (contraction off), as
  * fleet._pgf_truncated_numpy computes them. */
+#define PGF_LANES 8
+
 static PyObject *pgf_truncated(PyObject *self, PyObject *args) {
     PyObject *c_obj, *r_obj, *i_obj;
     double eps;
@@ -1070,7 +1072,47 @@ static PyObject *pgf_truncated(PyObject *self, PyObject *args) {
     double *are = (double *)PyArray_DATA(ore), *aim = (double *)PyArray_DATA(oim);
     const double eps2 = eps * eps;
     Py_BEGIN_ALLOW_THREADS
-    for (npy_intp j = 0; j < mn; j++) {
+    /* PGF_LANES points at a time: each point's sum is a chain of dependent complex
+     * products (latency-bound), so independent chains interleaved keep the multipliers
+     * busy (hunt-69: 0.79 -> 0.60 s with 4 lanes, 0.56 s with 8). Each lane does the same
+     * operations in the same order as the one-point loop below (and -ffp-contract=off):
+     * the sums are bit for bit the same. */
+    npy_intp j0 = 0;
+    for (; j0 + PGF_LANES <= mn; j0 += PGF_LANES) {
+        double zr[PGF_LANES], zi[PGF_LANES], pr[PGF_LANES], pi[PGF_LANES];
+        double sr[PGF_LANES], si[PGF_LANES];
+        int live[PGF_LANES], left = PGF_LANES;
+        for (int l = 0; l < PGF_LANES; l++) {
+            zr[l] = fre[j0 + l];
+            zi[l] = fim[j0 + l];
+            pr[l] = 1.0;
+            pi[l] = 0.0;
+            sr[l] = 0.0;
+            si[l] = 0.0;
+            live[l] = 1;
+        }
+        for (npy_intp k = 0; k < kn && left > 0; k++) {
+            const double c = cnt[k];
+            for (int l = 0; l < PGF_LANES; l++) {
+                if (!live[l]) continue;
+                sr[l] = sr[l] + c * pr[l];
+                si[l] = si[l] + c * pi[l];
+                const double nr = pr[l] * zr[l] - pi[l] * zi[l];
+                const double ni = pr[l] * zi[l] + pi[l] * zr[l];
+                pr[l] = nr;
+                pi[l] = ni;
+                if (nr * nr + ni * ni < eps2) {
+                    live[l] = 0;
+                    left--;
+                }
+            }
+        }
+        for (int l = 0; l < PGF_LANES; l++) {
+            are[j0 + l] = sr[l];
+            aim[j0 + l] = si[l];
+        }
+    }
+    for (npy_intp j = j0; j < mn; j++) {
         const double zr = fre[j], zi = fim[j];
         double pr = 1.0, pi = 0.0, sr = 0.0, si = 0.0;
         for (npy_intp k = 0; k < kn; k++) {
