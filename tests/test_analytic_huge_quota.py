@@ -54,3 +54,21 @@ def test_coarse_count_keeps_the_mean() -> None:
     mean = float(k @ counts) * 0.3
     got = float(np.arange(coarse.size) @ coarse) * float(np.arange(block.size) @ block)
     assert got == pytest.approx(mean, rel=1e-12)
+
+
+def test_huge_paygo_quota_spill_law_in_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 10^7 rpm the route's spilled calls per window (~1.6·10^6) were a law of 2^22
+    points (_MAX_FFT) at each probe; in blocks of calls it holds at most _SPILL_POINTS,
+    and the answer is the one the whole law gave."""
+    sizes: list[int] = []
+    real = fleet.TurnSpill.calls
+
+    def counted(self: fleet.TurnSpill, n: int) -> Any:
+        out = real(self, n)
+        sizes.append(out.size)
+        return out
+
+    monkeypatch.setattr(fleet.TurnSpill, "calls", counted)
+    r = analyze(load_profile(PTU, ["quotas.paygo.rpm=1e7"]))
+    assert r.burst_ceiling == 7_811_584
+    assert sizes and max(sizes) <= fleet._SPILL_POINTS

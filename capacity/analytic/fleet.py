@@ -1010,6 +1010,8 @@ class Source:
     # A window's overflow leaves as whole launches (:func:`launch_charge`): the charge
     # of one launch and the mean calls a launch makes; None: calls charged one by one.
     launch: tuple[NDArray[np.float64], float] | None = None
+    # Calls a point of ``calls(n)`` stands for at ``n`` (:meth:`TurnSpill.block`); None: 1.
+    block: Callable[[int], int] | None = None
     # A sliding receiver: the law of these calls an arriving one of them finds in its
     # trailing window (:func:`_tail_spill_seen`); None: ``calls``' (a time average).
     seen: Callable[[int], NDArray[np.float64]] | None = None
@@ -1057,7 +1059,8 @@ class FeedModel(_MemoStats):
             g = _trim(g / g.sum())
         offered = n * self.direct_units_per_s * w / self.h
         for src in self.sources:
-            g = _trim(np.convolve(g, self._source_units(src, src.calls(n))))
+            g = _trim(np.convolve(g, self._source_units(
+                src, src.calls(n), src.block(n) if src.block is not None else 1)))
             offered += n * src.route_units_per_s * w / self.h
         self._cache[n] = (g, offered)
         return g, offered
@@ -1157,13 +1160,17 @@ class FeedModel(_MemoStats):
         share = min(1.0, max(0.0, 1.0 - mean_d / max(mean_s, 1e-300)))
         return (1.0 - share) * self._blocking(g) + share * self._blocking(gp)
 
-    def _source_units(self, src: Source, counts: NDArray[np.float64]) -> NDArray[np.float64]:
-        """A source's calls (law ``counts``) as units on the lattice: each charged by its
-        charge law, or as whole launches (:attr:`Source.launch`)."""
+    def _source_units(self, src: Source, counts: NDArray[np.float64], block: int = 1
+                      ) -> NDArray[np.float64]:
+        """A source's calls (law ``counts``, a point ``block`` calls) as units on the
+        lattice: each charged by its charge law, or as whole launches
+        (:attr:`Source.launch`)."""
         charge = src.charge
         if src.launch is not None:
             charge, per = src.launch
-            counts = _rebin(np.arange(counts.size, dtype=np.float64) / per, counts)
+            counts = _rebin(np.arange(counts.size, dtype=np.float64) * (block / per), counts)
+        elif block > 1:
+            charge = _conv_power(charge, block)
         counts, charge = _coarse_count(counts, charge)
         size = (counts.size - 1) * (charge.size - 1) + 1
         part = _compound(counts, charge, size + 1)[:size]
@@ -1373,6 +1380,15 @@ def _spill_source(model: Any, per_call: float, window_s: float,
     return calls
 
 
+# A route's spilled calls per window (:meth:`TurnSpill.calls`) spanning more than this
+# many calls are taken in blocks of ``kb`` calls (a power of 2; its length followed the
+# quota: 2^18 points at pay-as-you-go 10^6 rpm, past _MAX_FFT, wrapped around, at 10^9).
+# The window's count sums n sessions' counts, so its characteristic function at
+# ``|t| ≥ π/kb`` is about ``exp(−σ²π²/2kb²)``: with ``σ ≥ √mean`` and ``kb ≤ 2·span/
+# _SPILL_POINTS``, σ/kb ≥ 2^15/√mean (> 4 up to 6·10^7 calls a window), so the
+# samples at the block points are the law's to ~e^{-79}; the shipped profiles and tests
+# span at most 9,084 calls (kb = 1, unchanged).
+_SPILL_POINTS = 1 << 16
 # Phases of a shorter window across a longer one (the tail spill's mixture), and steps of
 # the kept fraction the thinnings are made at.
 _TAIL_PHASES = 32
@@ -1478,6 +1494,12 @@ class TurnSpill:
     rates: NDArray[np.float64]         # their copies per turn
     _shares: dict[int, NDArray[np.float64]] = field(default_factory=dict, repr=False)
     _cache: dict[int, NDArray[np.float64]] = field(default_factory=dict, repr=False)
+    _blocks: dict[int, int] = field(default_factory=dict, repr=False)
+
+    def block(self, n: int) -> int:
+        """Calls a point of :meth:`calls`' law stands for at ``n`` sessions."""
+        self.calls(n)
+        return self._blocks.get(n, 1)
 
     def call_shares(self, n: int) -> NDArray[np.float64]:
         """Spill probability of each of the route's calls at ``n`` sessions."""
@@ -1533,8 +1555,12 @@ class TurnSpill:
             mean_c = n * self.p_single * float(self.weights @ self.uniq.sum(axis=1))
             m_y = n * self.p_single * float(self.weights @ (self.uniq @ np.where(hi, 1.0, s)))
             span = m_y + 14.0 * math.sqrt(max(m_y * max(top, 1), 1e-12)) + top + 16
-            L = min(1 << max(6, math.ceil(math.log2(span * 1.25))), _MAX_FFT)
-            z = np.exp(-2j * np.pi * np.arange(L // 2 + 1) / L)
+            # Past _SPILL_POINTS points the law is taken in blocks of ``kb`` calls (see
+            # _SPILL_POINTS): its characteristic function at ``2πj/(L·kb)``.
+            kb = 1 << max(0, math.ceil(math.log2(span * 1.25 / _SPILL_POINTS)))
+            L = min(1 << max(6, math.ceil(math.log2(span * 1.25 / kb))), _MAX_FFT)
+            z = np.exp(-2j * np.pi * np.arange(L // 2 + 1) / (L * kb))
+            self._blocks[n] = kb
             # Σ_sig w·Π_col pgf^m: each column's powers once, gathered by signature.
             terms = np.ones((self.uniq.shape[0], L // 2 + 1), dtype=np.complex128)
             for j, (h, sj) in enumerate(zip(hi, s, strict=True)):
@@ -1558,7 +1584,7 @@ class TurnSpill:
             g = _trim(g / float(g.sum()))
             k = np.arange(g.size, dtype=np.float64)
             e_y = float(np.dot(k, g))
-            want = target * mean_c
+            want = target * mean_c / kb
             if e_y > 0:
                 if want >= e_y:  # nothing left to admit: all of Y, scaled up
                     out = _trim(_rebin(k * (want / e_y), g))
@@ -1895,7 +1921,7 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                             if ts is None:
                                 ts = turn_spill(wl, flow, ups, w, cycle_s)
                             if ts is not None:
-                                sources[0].calls = ts.calls
+                                sources[0].calls, sources[0].block = ts.calls, ts.block
                                 turned[f"{flow.logical}|{w}"] = turned[flow.logical] = ts
                         kc = charge / charge.sum()
                         kappa = (1.0 if c.unit == "requests"
