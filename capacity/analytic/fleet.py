@@ -1432,14 +1432,22 @@ def _tail_spill(g: NDArray[np.float64], q: float, h: float, kappa: float, per_ca
                + np.clip(np.minimum(u + k, 2.0) - np.maximum(u, 2.0 - f), 0.0, None))
     keep = np.minimum(lap / f, 1.0)              # (phases, S values)
     weight = np.broadcast_to(over / lap.shape[0], keep.shape)
-    # Thinned at _TAIL_STEPS + 1 kept fractions, each (phase, S) split between its two
-    # neighbouring steps (the mean kept exactly: thinning is linear in the fraction).
+    return _thinned_mix(keep, weight, np.broadcast_to(calls, keep.shape),
+                        max(0.0, 1.0 - float(over.sum())))
+
+
+def _thinned_mix(keep: NDArray[np.float64], weight: NDArray[np.float64],
+                 calls: NDArray[np.float64], none: float) -> NDArray[np.float64]:
+    """The law of ``calls`` (per cell, same shape as ``keep``) each kept with chance
+    ``keep``, cells weighted by ``weight``, plus mass ``none`` at 0 calls.
+
+    Thinned at _TAIL_STEPS + 1 kept fractions, each cell split between its two
+    neighbouring steps (the mean kept exactly: thinning is linear in the fraction)."""
     x = keep * _TAIL_STEPS
     lo = np.minimum(np.floor(x).astype(np.int64), _TAIL_STEPS - 1)
     frac = x - lo
-    cc = np.broadcast_to(calls, keep.shape)
     out = np.zeros(1)
-    out[0] = max(0.0, 1.0 - float(over.sum()))
+    out[0] = none
     for step in range(_TAIL_STEPS + 1):
         w = (np.where(lo == step, weight * (1.0 - frac), 0.0)
              + np.where(lo + 1 == step, weight * frac, 0.0))
@@ -1449,7 +1457,7 @@ def _tail_spill(g: NDArray[np.float64], q: float, h: float, kappa: float, per_ca
         if step == 0:
             out[0] += mass
             continue
-        part = _rebin(cc.ravel(), w.ravel())
+        part = _rebin(calls.ravel(), w.ravel())
         if step < _TAIL_STEPS:
             part = _thin(part / mass, step / _TAIL_STEPS) * mass
         if part.size > out.size:
@@ -2665,24 +2673,5 @@ def _tail_spill_seen(g: NDArray[np.float64], q: float, h: float, kappa: float,
     v = ((np.arange(_TAIL_PHASES, dtype=np.float64) + 0.5) / _TAIL_PHASES)[:, None] * f
     keep = np.minimum(np.minimum(v, k) / f, 1.0)
     weight = np.broadcast_to(tot / _TAIL_PHASES, keep.shape)
-    x = keep * _TAIL_STEPS
-    lo = np.minimum(np.floor(x).astype(np.int64), _TAIL_STEPS - 1)
-    frac = x - lo
     others = np.broadcast_to(np.maximum(calls - 1.0, 0.0), keep.shape)
-    out = np.zeros(1)
-    for step in range(_TAIL_STEPS + 1):
-        w = (np.where(lo == step, weight * (1.0 - frac), 0.0)
-             + np.where(lo + 1 == step, weight * frac, 0.0))
-        mass = float(w.sum())
-        if mass <= 0.0:
-            continue
-        if step == 0:
-            out[0] += mass
-            continue
-        part = _rebin(others.ravel(), w.ravel())
-        if step < _TAIL_STEPS:
-            part = _thin(part / mass, step / _TAIL_STEPS) * mass
-        if part.size > out.size:
-            out = np.pad(out, (0, part.size - out.size))
-        out[: part.size] += part
-    return _trim(out / float(out.sum()))
+    return _thinned_mix(keep, weight, others, 0.0)
