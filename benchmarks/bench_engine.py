@@ -169,7 +169,8 @@ def scaling(sizes: list[int], attempts: float, workload: str, huge: bool = False
         if huge:
             before, rss, thp = _huge_pages(lambda a=a: c_replicate(*a, queue=0))
             print(f"{'':>10} huge pages (C, calendar, one more run, untimed): {thp / 1024:,.0f} "
-                  f"of {rss / 1024:,.0f} MB resident at peak ({before / 1024:,.0f} MB before it)")
+                  f"of {rss / 1024:,.0f} MB resident at peak, process-wide "
+                  f"({before / 1024:,.0f} MB before it)")
     if 1000 in per_attempt and max(per_attempt) > 1000:
         top = max(per_attempt)
         print(f"cost per attempt at {top:,} sessions / at 1,000 (new engine): "

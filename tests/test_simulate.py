@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import threading
 from typing import Any
 
 import numpy as np
@@ -563,6 +564,38 @@ def test_ctrl_c_while_a_worker_starts_stops_that_worker() -> None:
             f"p = load_profile({str(ROOT / 'profiles' / 'web-research.yaml')!r}, "
             "['quotas.deployment.rpm=1000000'])\n"
             "try:\n    engine.simulate(p, 200000, horizon_s=360000, replications=1, "
+            "workers=1, seed=1)\n"
+            "except KeyboardInterrupt:\n    sys.exit(130)\n"
+            "sys.exit(0)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 130, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.skipif(not hasattr(threading, "_start_new_thread")
+                    or not hasattr(threading, "_limbo"),
+                    reason="models the start race through CPython 3.11-3.12's threading")
+def test_ctrl_c_before_a_starting_worker_runs_is_exit_130() -> None:
+    """A Ctrl-C in Thread.start's wait before the OS has run the new worker (a loaded
+    machine): that thread is listed but not started, and joining it raised RuntimeError
+    ('cannot join thread before it is started') in place of the KeyboardInterrupt."""
+    code = ("import sys, threading, time\nfrom capacity.profile.loader import load_profile\n"
+            "import capacity.sim.engine as engine\n"
+            "real_start = threading.Thread.start\n"
+            "def start(self):\n"
+            "    if threading.current_thread() is not threading.main_thread():\n"
+            "        return real_start(self)\n"
+            "    threading.Thread.start = real_start\n"
+            "    with threading._active_limbo_lock:\n"
+            "        threading._limbo[self] = self\n"
+            "    boot = self._bootstrap\n"
+            # the OS runs the new thread 0.3 s late; the signal lands in the wait
+            "    threading._start_new_thread(lambda: (time.sleep(0.3), boot()), ())\n"
+            "    raise KeyboardInterrupt\n"
+            "threading.Thread.start = start\n"
+            f"p = load_profile({str(ROOT / 'profiles' / 'web-research.yaml')!r}, [])\n"
+            "try:\n    engine.simulate(p, 50, horizon_s=600, replications=2, "
             "workers=1, seed=1)\n"
             "except KeyboardInterrupt:\n    sys.exit(130)\n"
             "sys.exit(0)\n")

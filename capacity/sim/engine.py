@@ -1287,9 +1287,11 @@ def _run_reps(c: _Compiled, sessions: int, *, horizon_s: float, warmup_s: float 
         # A Ctrl-C inside submit() (while Thread.start waits for a new worker) leaves that
         # worker out of the pool's list, so shutdown() does not wait for it; clearing the
         # flag then let it run its replication to the end (minutes; the interpreter waits
-        # for it at exit). Every worker of this pool, listed or not, stops first.
+        # for it at exit). Every worker of this pool, listed or not, stops first. One
+        # still starting (Ctrl-C in Thread.start's wait before the OS ran it) cannot be
+        # joined, and needs not be: the queue it will read holds only the stop marker.
         for t in threading.enumerate():
-            if t.name.startswith(name + "_"):
+            if t.name.startswith(name + "_") and t.is_alive():
                 t.join()
         stop(False)
     return [r for r in reps if r is not None]
