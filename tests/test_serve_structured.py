@@ -116,6 +116,32 @@ def test_responses_parse_gets_json_and_echoes_the_format(oai: Any) -> None:
     assert r.text is not None and r.text.format.type == "json_schema"
 
 
+class Node(BaseModel):
+    value: int
+    next: Node | None
+
+
+class Person(BaseModel):
+    name: str
+    parent: Person | None = None
+
+
+@pytest.mark.parametrize("model", [Node, Person])
+def test_a_self_referencing_model_ends_at_max_depth(oai: Any, model: Any) -> None:
+    # The OpenAI SDK's strict schema makes every field required, so the generator
+    # followed ``next`` / ``parent`` into a RecursionError (a 400) before it ended them
+    # with the ``null`` branch.
+    c = oai.chat.completions.parse(model=GPT, messages=USER, response_format=model)
+    parsed = c.choices[0].message.parsed
+    assert isinstance(parsed, model), c.choices[0].message.content
+    depth = 0
+    while parsed is not None:
+        parsed, depth = getattr(parsed, "next", getattr(parsed, "parent", None)), depth + 1
+    assert 1 < depth < 20
+    r = oai.responses.parse(model=GPT, input="Book the order.", text_format=model)
+    assert isinstance(r.output_parsed, model)
+
+
 def test_anthropic_output_config_format(ant: Any, http: Any) -> None:
     m = ant.messages.parse(model=CLAUDE, max_tokens=500, messages=USER, output_format=Plain)
     assert isinstance(m.parsed_output, Plain), m.content

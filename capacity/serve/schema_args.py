@@ -7,7 +7,8 @@ LangChain parses them with ``json.loads`` and validates them against the tool's 
 
 * ``const`` first, then ``default``, then ``enum[0]`` / ``examples[0]``;
 * ``$ref`` (local: ``#``, ``#/$defs/..``, ``#/definitions/..``; pydantic emits these),
-  ``allOf`` (merged), ``anyOf`` / ``oneOf`` (the first non-null branch);
+  ``allOf`` (merged), ``anyOf`` / ``oneOf`` (the first non-null branch; past
+  ``max_depth`` the ``null`` one or one without ``$ref``, so a self-referencing model ends);
 * objects fill every ``required`` property (and the optional ones too, with
   ``fill_optional``), arrays honour ``minItems`` / ``maxItems`` / ``prefixItems`` /
   ``uniqueItems``, numbers honour bounds and ``multipleOf``, strings honour
@@ -274,6 +275,15 @@ def value_for(schema: dict[str, Any], *, fill_optional: bool = True,
         raise SchemaError(f"not a usable JSON Schema ({type(e).__name__}: {e})") from None
 
 
+def _refers(s: Any) -> bool:
+    """Whether schema ``s`` holds a ``$ref`` anywhere (a branch that may recurse)."""
+    if isinstance(s, dict):
+        return "$ref" in s or any(_refers(v) for v in s.values())
+    if isinstance(s, list):
+        return any(_refers(v) for v in s)
+    return False
+
+
 class _Gen:
     def __init__(self, root: dict[str, Any], fill_optional: bool, max_depth: int) -> None:
         self.root = root
@@ -318,8 +328,17 @@ class _Gen:
                 # A nullable field (pydantic's Optional) is better filled with a real value.
                 derefd = [self.deref(b) for b in branches]
                 non_null = [b for b in derefd if b.get("type") != "null"]
+                pick = (non_null or derefd)[0]
+                if depth >= self.max_depth:
+                    # A self-referencing model (``next: Optional[Node]``; the OpenAI SDK's
+                    # strict schema makes it required) recursed here without end: past
+                    # max_depth end it with ``null`` or a branch that refers nowhere.
+                    ends = ([b for b in derefd if b.get("type") == "null"]
+                            + [b for b, raw in zip(derefd, branches, strict=True)
+                               if not _refers(raw)])
+                    pick = ends[0] if ends else pick
                 base = {k: v for k, v in s.items() if k not in ("anyOf", "oneOf")}
-                return self.value({**base, **(non_null or derefd)[0]}, name, depth)
+                return self.value({**base, **pick}, name, depth)
         if isinstance(s.get("examples"), list) and s["examples"]:
             return s["examples"][0]
         typ = s.get("type")
