@@ -198,14 +198,28 @@ def _literals(tp: Any) -> set[str]:
     return set().union(*(_literals(a) for a in typing.get_args(tp)))
 
 
-def test_block_types_cover_the_installed_sdk() -> None:
+@pytest.mark.parametrize("param", [anthropic.types.MessageParam,
+                                   anthropic.types.beta.BetaMessageParam])
+def test_block_types_cover_the_installed_sdk(param: Any) -> None:
     # Every block type the SDK can send is served: the allow-list must not refuse a
-    # valid request of a newer SDK without this test saying so.
+    # valid request of a newer SDK without this test saying so. The beta client posts
+    # to the same /v1/messages.
     sdk: set[str] = set()
-    for message in typing.get_args(anthropic.types.MessageParam) or (
-            anthropic.types.MessageParam,):
+    for message in typing.get_args(param) or (param,):
         sdk |= _literals(typing.get_type_hints(message)["content"])
     assert "tool_result" in sdk and sdk <= BLOCK_TYPES, sorted(sdk - BLOCK_TYPES)
+
+
+def test_beta_client_with_an_mcp_history_is_served(ant: Any) -> None:
+    msgs = [{"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [{"type": "mcp_tool_use", "id": "mcptoolu_1",
+                                               "name": "x", "server_name": "s", "input": {}}]},
+            {"role": "user", "content": [
+                {"type": "mcp_tool_result", "tool_use_id": "mcptoolu_1", "content": "ok"},
+                {"type": "text", "text": "go on"}]}]
+    r = ant.beta.messages.create(model=CLAUDE, max_tokens=20, messages=msgs,
+                                 betas=["mcp-client-2025-04-04"])
+    assert r.stop_reason in ("end_turn", "max_tokens", "tool_use"), r
 
 
 # -- count_tokens and content types ---------------------------------------------------------

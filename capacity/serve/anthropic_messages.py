@@ -46,13 +46,18 @@ from capacity.serve.wire import (
 STOP_REASON = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 
 # The content block types a message may hold: the union of the anthropic SDK's
-# ContentBlockParam (2.14.0; tests/test_serve_protocol.py checks this set covers the
-# installed SDK's). The API refuses any other type with a 400 naming the block.
+# MessageParam and BetaMessageParam blocks (2.14.0; ``client.beta.messages.create`` posts
+# to the same endpoint, with mcp_tool_use, compaction, ... in its history;
+# tests/test_serve_structured.py checks this set covers the installed SDK's). The API
+# refuses any other type with a 400 naming the block.
 BLOCK_TYPES = frozenset({
     "bash_code_execution_tool_result", "code_execution_tool_result", "container_upload",
     "document", "image", "redacted_thinking", "search_result", "server_tool_use", "text",
     "text_editor_code_execution_tool_result", "thinking", "tool_result",
     "tool_search_tool_result", "tool_use", "web_fetch_tool_result", "web_search_tool_result",
+    # BetaMessageParam only:
+    "advisor_tool_result", "compaction", "fallback", "mcp_tool_listing", "mcp_tool_result",
+    "mcp_tool_use", "tool_addition", "tool_removal",
 })
 # Roles of a message: the SDK's MessageParam (2.14.0) also has 'system' (text only).
 _ROLES = ("user", "assistant", "system")
