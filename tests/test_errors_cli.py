@@ -103,6 +103,12 @@ TRACE = str(ROOT / "tests" / "data" / "no-such-trace.jsonl")
      "--sessions '-3': the count is -3"),
     (["sweep", WEB, "--method", "analytic", "--sessions", "1.5"],
      "--sessions '1.5': expected start:stop[:step] or a list such as 10,20,50"),
+    # 5,000 digits: a traceback ("Exceeds the limit (4300 digits) for integer string
+    # conversion") from int(), in the list and in the range form.
+    (["sweep", WEB, "--method", "analytic", "--sessions", "1," + "9" * 5000],
+     "(5,002 characters)': a count of 5,000 digits; at most 18"),
+    (["sweep", WEB, "--method", "analytic", "--sessions", "1:" + "9" * 5000],
+     "--sessions '1:9999"),
     # NaN was refused as "should be less than or equal to 1000000"; `fit --time-scale inf`
     # (no maximum) was accepted and stretched every time to infinity.
     (["serve", WEB, "--port", "0", "--time-scale", "nan"],

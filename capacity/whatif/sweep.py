@@ -18,10 +18,18 @@ from capacity.profile.schema import Profile
 _RANGE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*(?::\s*(\d+)\s*)?$")
 _WHOLE = re.compile(r"^[+-]?\d+$")
 MAX_POINTS = 1000
+# Digits a session count may have: 10^18 sessions is far beyond any quota, and Python
+# refuses int() of more than 4,300 digits with a traceback.
+_MAX_DIGITS = 18
 
 
 def parse_sessions(text: str) -> list[int]:
     """``10:300:10`` (start:stop[:step], inclusive) or ``10,20,50`` → sorted session counts."""
+    shown = text if len(text) <= 60 else f"{text[:40]}… ({len(text):,} characters)"
+    digits = max((len(d) for d in re.findall(r"\d+", text)), default=0)
+    if digits > _MAX_DIGITS:
+        raise ParameterError("sessions", f"a count of {digits:,} digits; at most "
+                             f"{_MAX_DIGITS}", shown)
     m = _RANGE.match(text)
     if m:
         start, stop, step = int(m.group(1)), int(m.group(2)), int(m.group(3) or 1)
