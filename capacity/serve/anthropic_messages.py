@@ -8,9 +8,13 @@ tools with a ``type`` are accepted and never called), ``tool_choice``
 as the real API requires it), ``stream`` and ``output_config.format`` (structured
 output, ``{"type": "json_schema", "schema": ...}``: a text answer is then a JSON document
 valid against the schema — what ``messages.parse`` and ``ChatAnthropic``'s
-``with_structured_output(method="json_schema")`` read). A content block of a type the
-API does not define is refused, naming it (``messages.0.content.1.type``), as the API does;
-so are text blocks without a string ``text``.
+``with_structured_output(method="json_schema")`` read; but the anthropic SDK moves
+``pattern``, bounds and ``minItems`` into ``description`` text before sending, so for a
+model with such constraints the answer satisfies the sent schema and fails the SDK's
+client-side validation: the mock does not read constraints out of descriptions). A
+content block of a type the API does not define is refused, naming it
+(``messages.0.content.1.type``), as the API does; so are text blocks without a string
+``text``.
 
 "Last message is a tool result" means: the last message is a ``user`` message whose
 content holds a ``tool_result`` block (``ChatAnthropic`` merges a run of tool results
