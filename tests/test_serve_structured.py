@@ -5,6 +5,7 @@ count_tokens' hint header are answered as the messages endpoint answers them."""
 
 from __future__ import annotations
 
+import enum
 import json
 import typing
 from typing import Any, Literal
@@ -140,6 +141,57 @@ def test_a_self_referencing_model_ends_at_max_depth(oai: Any, model: Any) -> Non
     assert 1 < depth < 20
     r = oai.responses.parse(model=GPT, input="Book the order.", text_format=model)
     assert isinstance(r.output_parsed, model)
+
+
+class Color(enum.StrEnum):
+    RED = "red"
+    GREEN = "green"
+    BLUE = "blue"
+
+
+class Palette(BaseModel):
+    colors: set[Color] = Field(min_length=3)
+
+
+def test_unique_enum_items_take_the_next_enum_value(oai: Any) -> None:
+    # set[Color] (enum + uniqueItems + minItems) answered ["red", "mock red1"], which
+    # the SDK's own validation refused.
+    c = oai.chat.completions.parse(model=GPT, messages=USER, response_format=Palette)
+    parsed = c.choices[0].message.parsed
+    assert isinstance(parsed, Palette), c.choices[0].message.content
+    assert parsed.colors == set(Color)
+
+
+def _prop(sub: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": {"a": sub}, "required": ["a"]}
+
+
+@pytest.mark.parametrize(("schema", "where"), [
+    ({"type": "object", "not": {}}, "/: matches its 'not' schema"),
+    (_prop({"enum": []}), "/a: not one of enum []"),
+    (_prop({"type": "string", "minLength": 5, "maxLength": 2}), "/a: length 2 outside"),
+    (_prop({"type": "integer", "minimum": 5, "maximum": 2}), "/a: 2 outside its minimum"),
+    ({"type": "object", "properties": {}, "required": ["a"], "additionalProperties": False},
+     "/: property 'a' not allowed"),
+    (_prop({"type": "array", "items": {"enum": [1, 2]}, "minItems": 3,
+            "uniqueItems": True}), "/a: item 2 repeats"),
+])
+def test_an_unsatisfiable_schema_is_a_400_never_an_invalid_200(
+        http: Any, schema: Any, where: str) -> None:
+    # Each answered a 200 whose JSON broke its own schema.
+    r = http.post("/v1/chat/completions", json={
+        "model": GPT, "messages": USER,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "x",
+                                                                   "schema": schema}}})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["param"] == "response_format.json_schema.schema"
+    assert f"no value generated satisfies the schema ({where}" in err["message"]
+    tool = {"type": "function", "function": {"name": "f", "parameters": schema}}
+    r = http.post("/v1/chat/completions", json={"model": GPT, "messages": USER,
+                                                "tools": [tool], "tool_choice": "required"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == "tools[0].function.parameters"
 
 
 def test_anthropic_output_config_format(ant: Any, http: Any) -> None:

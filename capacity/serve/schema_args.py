@@ -18,6 +18,12 @@ LangChain parses them with ``json.loads`` and validates them against the tool's 
 string walked from the regex itself (the shortest it allows; lookarounds and
 backreferences followed loosely, the result checked against the regex). Recursive schemas
 stop at ``max_depth`` with the smallest value the branch allows.
+
+The value is then checked against the schema (:meth:`_Gen.violation`: types, enum/const,
+bounds, lengths, pattern, items, required, additionalProperties, not/anyOf/oneOf); one
+that fails — an unsatisfiable schema (``enum: []``, minimum > maximum) or one beyond the
+generator — raises :class:`SchemaError` naming where, so the client gets a 400, never a
+200 with JSON its own validation refuses.
 """
 
 from __future__ import annotations
@@ -268,11 +274,18 @@ def value_for(schema: dict[str, Any], *, fill_optional: bool = True,
     (``response_format`` / ``output_config.format``). Raises :class:`SchemaError` for a
     malformed schema."""
     try:
-        return _Gen(schema, fill_optional, max_depth).value(schema, "", 0)
+        gen = _Gen(schema, fill_optional, max_depth)
+        value = gen.value(schema, "", 0)
+        problem = gen.violation(value, schema, "")
     except (TypeError, ValueError, AttributeError, KeyError, IndexError, RecursionError,
             OverflowError) as e:
         # Whatever a client sends as a schema must end as a 400, never a crash.
         raise SchemaError(f"not a usable JSON Schema ({type(e).__name__}: {e})") from None
+    if problem is not None:
+        # An unsatisfiable schema (``not: {}``, ``enum: []``, minimum > maximum, ...) or one
+        # beyond the generator: a 400 saying where, never a 200 the client then refuses.
+        raise SchemaError(f"no value generated satisfies the schema ({problem})")
+    return value
 
 
 def _refers(s: Any) -> bool:
@@ -282,6 +295,44 @@ def _refers(s: Any) -> bool:
     if isinstance(s, list):
         return any(_refers(v) for v in s)
     return False
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality: ``1 == 1.0`` but ``True != 1`` (Python's ``==`` says otherwise)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+def _is_type(v: Any, t: Any) -> bool:
+    """Whether ``v`` is of JSON Schema type ``t`` (an unknown type name passes)."""
+    if t == "integer":
+        return (isinstance(v, int) and not isinstance(v, bool)) or (
+            isinstance(v, float) and v.is_integer())
+    checks: dict[str, Any] = {"string": str, "boolean": bool, "object": dict, "array": list,
+                              "null": type(None)}
+    if t == "number":
+        return isinstance(v, int | float) and not isinstance(v, bool)
+    return isinstance(v, checks[t]) if t in checks else True
+
+
+def _search(pattern: str, text: str) -> bool | None:
+    """Whether ``pattern`` finds a match in ``text``; None for a regex ``re`` cannot
+    compile (the generator ignored it as well: a lookbehind of variable width)."""
+    try:
+        return re.search(pattern, text) is not None
+    except re.error:
+        return None
+
+
+def _multiple(v: float, m: float) -> bool:
+    """``v`` a multiple of ``m``, to float rounding (0.3 of 0.1)."""
+    q = v / m
+    return math.isfinite(q) and abs(q - round(q)) <= 1e-9 * max(1.0, abs(q))
 
 
 class _Gen:
@@ -411,6 +462,20 @@ class _Gen:
 
     def _vary(self, s: dict[str, Any], v: Any, used: list[Any], i: int) -> Any:
         """Another value of schema ``s`` not in ``used`` (for ``uniqueItems``)."""
+        for key in ("const", "enum"):
+            if key in s:  # only the listed values are valid: take the next unused one
+                allowed = [s[key]] if key == "const" else s[key]
+                if isinstance(allowed, list):
+                    return next((a for a in allowed if a not in used), v)
+        if isinstance(v, dict):  # vary one property (a set of small objects)
+            props = s.get("properties")
+            for key, sub in (props.items() if isinstance(props, dict) else ()):
+                if key in v:
+                    nv = self._vary(self.deref(sub), v[key],
+                                    [u.get(key) for u in used if isinstance(u, dict)], i)
+                    if nv != v[key]:
+                        return {**v, key: nv}
+            return v
         if isinstance(v, bool):
             return not v
         if isinstance(v, int | float):
@@ -429,6 +494,98 @@ class _Gen:
                 if text not in used:
                     return text
         return v
+
+    def violation(self, v: Any, s: Any, where: str) -> str | None:
+        """Where and why ``v`` is not valid against schema ``s`` (None when it is).
+
+        The keywords the generator honours are checked (no ``format``, ``if``/``then``,
+        ``dependentSchemas``): the serve extra has no jsonschema, and this is only the
+        generator's own answer being checked before it is sent."""
+        if s is False:
+            return f"{where or '/'}: false schema"
+        s = self.deref(s)
+        at = where or "/"
+        if "not" in s and self.violation(v, s["not"], where) is None:
+            return f"{at}: matches its 'not' schema"
+        if "const" in s and not _same(v, s["const"]):
+            return f"{at}: not the const {s['const']!r}"
+        if isinstance(s.get("enum"), list) and not any(_same(v, e) for e in s["enum"]):
+            return f"{at}: not one of enum {s['enum'][:5]!r}"
+        for key in ("anyOf", "oneOf"):
+            branches = s.get(key)
+            if isinstance(branches, list):
+                ok = sum(self.violation(v, b, where) is None for b in branches)
+                if ok == 0 or (key == "oneOf" and ok > 1):
+                    return f"{at}: valid against {ok} of its {key} branches"
+        typ = s.get("type")
+        if typ is not None:
+            types = typ if isinstance(typ, list) else [typ]
+            if not any(_is_type(v, t) for t in types):
+                return f"{at}: not of type {typ!r}"
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            if not self._in_bounds(s, v):
+                return f"{at}: {v!r} outside its minimum/maximum"
+            m = s.get("multipleOf")
+            if isinstance(m, int | float) and m > 0 and not _multiple(v, m):
+                return f"{at}: {v!r} not a multiple of {m!r}"
+        elif isinstance(v, str):
+            lo, hi = s.get("minLength"), s.get("maxLength")
+            if (isinstance(lo, int) and len(v) < lo) or (isinstance(hi, int) and len(v) > hi):
+                return f"{at}: length {len(v)} outside minLength {lo} / maxLength {hi}"
+            pattern = s.get("pattern")
+            if isinstance(pattern, str) and _search(pattern, v) is False:
+                return f"{at}: does not match pattern {pattern[:60]!r}"
+        elif isinstance(v, list):
+            return self._array_violation(v, s, where)
+        elif isinstance(v, dict):
+            return self._object_violation(v, s, where)
+        return None
+
+    def _array_violation(self, v: list[Any], s: dict[str, Any], where: str) -> str | None:
+        at = where or "/"
+        lo, hi = s.get("minItems"), s.get("maxItems")
+        if (isinstance(lo, int) and len(v) < lo) or (isinstance(hi, int) and len(v) > hi):
+            return f"{at}: {len(v)} items outside minItems {lo} / maxItems {hi}"
+        if s.get("uniqueItems") is True:
+            for j, x in enumerate(v):
+                if any(_same(x, y) for y in v[:j]):
+                    return f"{at}: item {j} repeats an earlier one (uniqueItems)"
+        prefix = s.get("prefixItems") if isinstance(s.get("prefixItems"), list) else []
+        assert isinstance(prefix, list)
+        for j, x in enumerate(v):
+            sub = prefix[j] if j < len(prefix) else s.get("items", True)
+            problem = self.violation(x, sub, f"{where}/{j}")
+            if problem is not None:
+                return problem
+        return None
+
+    def _object_violation(self, v: dict[str, Any], s: dict[str, Any],
+                          where: str) -> str | None:
+        at = where or "/"
+        props = s.get("properties") if isinstance(s.get("properties"), dict) else {}
+        assert isinstance(props, dict)
+        for key in s.get("required", []):
+            if isinstance(key, str) and key not in v:
+                return f"{at}: required property {key!r} missing"
+        lo, hi = s.get("minProperties"), s.get("maxProperties")
+        if (isinstance(lo, int) and len(v) < lo) or (isinstance(hi, int) and len(v) > hi):
+            return f"{at}: {len(v)} properties outside minProperties {lo} / maxProperties {hi}"
+        pattern_props = (s.get("patternProperties")
+                         if isinstance(s.get("patternProperties"), dict) else {})
+        assert isinstance(pattern_props, dict)
+        extra = s.get("additionalProperties", True)
+        for key, x in v.items():
+            matched = [sub for rx, sub in pattern_props.items() if _search(rx, key)]
+            subs = [props[key]] if key in props else matched
+            if not subs:
+                subs = [extra]
+            for sub in subs:
+                problem = self.violation(x, sub, f"{where}/{key}")
+                if problem is not None:
+                    if sub is False:
+                        return f"{at}: property {key!r} not allowed (additionalProperties)"
+                    return problem
+        return None
 
     @staticmethod
     def _in_bounds(s: dict[str, Any], x: float) -> bool:
