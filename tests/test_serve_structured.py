@@ -194,6 +194,31 @@ def test_an_unsatisfiable_schema_is_a_400_never_an_invalid_200(
     assert r.json()["error"]["param"] == "tools[0].function.parameters"
 
 
+def test_responses_json_object_needs_the_word_json(oai: Any) -> None:
+    # Chat refused JSON mode without the word; Responses answered it.
+    r = oai.responses.create(model=GPT, input="Answer in JSON.",
+                             text={"format": {"type": "json_object"}})
+    assert isinstance(json.loads(r.output_text), dict)
+    r = oai.responses.create(model=GPT, input="Book the order.", instructions="Reply in json",
+                             text={"format": {"type": "json_object"}})
+    assert isinstance(json.loads(r.output_text), dict)
+    with pytest.raises(openai.BadRequestError, match="must contain the word 'json'") as e:
+        oai.responses.create(model=GPT, input=[{"role": "user", "content": [
+            {"type": "input_text", "text": "Book the order."}]}],
+            text={"format": {"type": "json_object"}})
+    assert isinstance(e.value.body, dict) and e.value.body["param"] == "input"
+
+
+def test_anthropic_system_role_message_is_served(ant: Any) -> None:
+    # MessageParam (2.14.0) has role "system" with text content; the mock allows it.
+    m = ant.messages.create(model=CLAUDE, max_tokens=20, messages=[
+        {"role": "system", "content": "Be brief."}, *USER])
+    assert m.stop_reason in ("end_turn", "max_tokens")
+    with pytest.raises(anthropic.BadRequestError, match=r"messages\.0\.content\.0\.type"):
+        ant.messages.create(model=CLAUDE, max_tokens=20, messages=[
+            {"role": "system", "content": [{"type": "image", "source": {}}]}, *USER])
+
+
 def test_anthropic_output_config_format(ant: Any, http: Any) -> None:
     m = ant.messages.parse(model=CLAUDE, max_tokens=500, messages=USER, output_format=Plain)
     assert isinstance(m.parsed_output, Plain), m.content
@@ -310,6 +335,10 @@ def test_non_json_content_type_is_a_400_naming_it(http: Any, path: str) -> None:
         assert r.status_code == 400, r.text
         err = r.json()["error"]
         assert err["message"].startswith("content-type:") and ctype in err["message"]
+    # An empty header was reported as 'application/octet-stream' (aiohttp's reading).
+    r = http.post(path, content=body, headers={**ANTHROPIC_HEADERS, "content-type": ""})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"].startswith("content-type: the header is empty")
     # JSON with a charset, and a raw client that declares no type, are served.
     for headers in ({"content-type": "application/json; charset=utf-8"}, {}):
         r = http.post(path, content=body, headers={**ANTHROPIC_HEADERS, **headers})

@@ -232,6 +232,11 @@ class MockProvider:
             # A declared non-JSON body is a client mistake (curl -d sends a form type):
             # refused naming the header. A raw client that sends none is read as JSON.
             mime = request.content_type
+            if not request.headers["content-type"].strip():
+                # aiohttp reads an empty header as application/octet-stream: say what
+                # was sent, not what it was taken for.
+                raise bad("content-type", "the header is empty: the body must be JSON sent "
+                          "as application/json")
             if mime != "application/json" and not mime.endswith("+json"):
                 raise bad("content-type", f"expected application/json, got {mime!r}: the "
                           "body must be JSON sent as application/json (curl -d needs "

@@ -7,7 +7,8 @@ a ``function_call_output`` → text; otherwise function tools offered → ``func
 output items (``call_id`` unique, ``arguments`` a JSON string). ``max_output_tokens`` caps
 the output (``status: incomplete`` when it cuts). ``text.format`` ``json_schema`` or
 ``json_object`` makes a text answer a JSON document valid against the schema (what
-``client.responses.parse`` reads); the response echoes the format. Stateless:
+``client.responses.parse`` reads); the response echoes the format. ``json_object`` is
+refused, as OpenAI refuses it, unless the input or ``instructions`` say "json". Stateless:
 ``previous_response_id`` is accepted, but the decision reads only this request's ``input``.
 
 Streams send the named events the SDK's accumulator expects: ``response.created``,
@@ -66,7 +67,11 @@ def parse(body: Any) -> Parsed:
     parallel = opt_bool(body, "parallel_tool_calls", True)
     stream = opt_bool(body, "stream", False)
     fmt, json_answer = _text_format(body.get("text"))
-    echo = {"text": {"format": fmt},"instructions": body.get("instructions"),
+    if fmt.get("type") == "json_object" and "json" not in _input_text(body).lower():
+        # OpenAI's rule, as for chat's response_format: JSON mode needs the word.
+        raise bad("input", "Response input messages must contain the word 'json' in some "
+                  "form to use 'text.format' of type 'json_object'")
+    echo = {"text": {"format": fmt}, "instructions": body.get("instructions"),
             "tools": tools_raw if isinstance(tools_raw, list) else [],
             "tool_choice": body.get("tool_choice", "auto"),
             "parallel_tool_calls": parallel,
@@ -75,6 +80,21 @@ def parse(body: Any) -> Parsed:
             "metadata": body.get("metadata") if isinstance(body.get("metadata"), dict) else {}}
     return Parsed(body["model"], stream, True, opt_positive_int(body, "max_output_tokens"),
                   TurnView(last_tool, tools, choice, parallel, json_answer), echo)
+
+
+def _input_text(body: dict[str, Any]) -> str:
+    """The text of ``instructions`` and the input's messages (string content or the
+    ``text`` of its parts), for the json_object rule."""
+    texts = [body["instructions"]] if isinstance(body.get("instructions"), str) else []
+    inp = body["input"]
+    for item in [{"content": inp}] if isinstance(inp, str) else inp:
+        content = item.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts += [part["text"] for part in content
+                      if isinstance(part, dict) and isinstance(part.get("text"), str)]
+    return " ".join(texts)
 
 
 def _check_item(item: Any, p: str) -> None:
