@@ -330,7 +330,8 @@ def test_count_tokens_honours_the_input_tokens_hint(http: Any) -> None:
 def test_non_json_content_type_is_a_400_naming_it(http: Any, path: str) -> None:
     body = json.dumps({"model": GPT if "chat" in path or "resp" in path else CLAUDE,
                        "max_tokens": 10, "messages": USER, "input": "hi"}).encode()
-    for ctype in ("text/plain", "application/x-www-form-urlencoded"):
+    for ctype in ("text/plain", "application/x-www-form-urlencoded",
+                  "application/json, text/plain"):
         r = http.post(path, content=body, headers={**ANTHROPIC_HEADERS, "content-type": ctype})
         assert r.status_code == 400, r.text
         err = r.json()["error"]

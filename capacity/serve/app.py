@@ -238,7 +238,10 @@ class MockProvider:
                 raise bad("content-type", "the header is empty: the body must be JSON sent "
                           "as application/json")
             if mime != "application/json" and not mime.endswith("+json"):
-                raise bad("content-type", f"expected application/json, got {mime!r}: the "
+                # The header as sent: aiohttp reads 'application/json, text/plain' as
+                # application/octet-stream, which the client never wrote.
+                raise bad("content-type", f"expected application/json, got "
+                          f"{request.headers['content-type'][:100]!r}: the "
                           "body must be JSON sent as application/json (curl -d needs "
                           "-H 'content-type: application/json')")
         limit = self.options.max_body_bytes
