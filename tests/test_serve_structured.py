@@ -219,6 +219,31 @@ def test_anthropic_system_role_message_is_served(ant: Any) -> None:
             {"role": "system", "content": [{"type": "image", "source": {}}]}, *USER])
 
 
+def _nested(levels: int, inner: Any) -> Any:
+    for _ in range(levels):
+        inner = {"type": "array", "items": inner, "minItems": 30}
+    return inner
+
+
+@pytest.mark.parametrize(("schema", "needle"), [
+    # 30^4 = 810,000 values (five levels stalled the server's loop for 110 s), and
+    # 20 strings of 100,000 characters: each level within MAX_SIZE, the product not.
+    (_nested(4, {"type": "integer"}), "more than 50,000 values"),
+    ({"type": "array", "items": {"type": "string", "minLength": 100_000}, "minItems": 20},
+     "more than 1,000,000 characters"),
+])
+def test_a_schema_demanding_a_huge_answer_is_a_400(http: Any, schema: Any,
+                                                   needle: str) -> None:
+    r = http.post("/v1/chat/completions", json={
+        "model": GPT, "messages": USER,
+        "response_format": {"type": "json_schema", "json_schema": {
+            "name": "x", "schema": {"type": "object", "properties": {"a": schema},
+                                    "required": ["a"]}}}})
+    assert r.status_code == 400, r.text[:200]
+    err = r.json()["error"]
+    assert err["param"] == "response_format.json_schema.schema" and needle in err["message"]
+
+
 def test_anthropic_output_config_format(ant: Any, http: Any) -> None:
     m = ant.messages.parse(model=CLAUDE, max_tokens=500, messages=USER, output_format=Plain)
     assert isinstance(m.parsed_output, Plain), m.content

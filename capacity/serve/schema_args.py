@@ -23,7 +23,8 @@ The value is then checked against the schema (:meth:`_Gen.violation`: types, enu
 bounds, lengths, pattern, items, required, additionalProperties, not/anyOf/oneOf); one
 that fails — an unsatisfiable schema (``enum: []``, minimum > maximum) or one beyond the
 generator — raises :class:`SchemaError` naming where, so the client gets a 400, never a
-200 with JSON its own validation refuses.
+200 with JSON its own validation refuses. One answer holds at most 50,000 values and
+1,000,000 string characters (nested ``minItems`` multiply): beyond, :class:`SchemaError`.
 """
 
 from __future__ import annotations
@@ -61,6 +62,12 @@ MAX_SIZE = 1000
 # Nodes a regex walk may visit (a pattern's nested repeats of empty groups would
 # otherwise loop 10^10 times) — far above any real pattern's few hundred.
 _MAX_WALK_STEPS = 200_000
+
+# Values and string characters one generated answer may hold: nested minItems multiply
+# (five levels of minItems 30 are 24 million values, 110 s of the server's loop; 1000
+# strings of minLength 100,000 are 100 MB), each within MAX_SIZE alone.
+_MAX_NODES = 50_000
+_MAX_CHARS = 1_000_000
 
 _TYPE_ORDER = ("object", "string", "integer", "number", "boolean", "array", "null")
 
@@ -340,6 +347,8 @@ class _Gen:
         self.root = root
         self.fill_optional = fill_optional
         self.max_depth = max_depth
+        self.nodes = 0  # values generated so far (against _MAX_NODES)
+        self.chars = 0  # string characters generated so far (against _MAX_CHARS)
 
     def deref(self, s: Any, seen: int = 0) -> dict[str, Any]:
         """Follow ``$ref`` and merge ``allOf`` into one plain schema dict."""
@@ -366,6 +375,10 @@ class _Gen:
         return out
 
     def value(self, s: Any, name: str, depth: int) -> Any:
+        self.nodes += 1
+        if self.nodes > _MAX_NODES:
+            raise ValueError(f"the schema demands more than {_MAX_NODES:,} values "
+                             "(nested minItems multiply)")
         s = self.deref(s)
         if "const" in s:
             return s["const"]
@@ -599,6 +612,14 @@ class _Gen:
                     or (xlo is not None and x <= xlo) or (xhi is not None and x >= xhi))
 
     def string(self, s: dict[str, Any], name: str) -> str:
+        text = self._string(s, name)
+        self.chars += len(text)
+        if self.chars > _MAX_CHARS:
+            raise ValueError(f"the schema demands more than {_MAX_CHARS:,} characters "
+                             "of strings (minLength times minItems)")
+        return text
+
+    def _string(self, s: dict[str, Any], name: str) -> str:
         fmt = s.get("format")
         candidates = []
         if isinstance(fmt, str) and fmt in _FORMATS:
