@@ -186,6 +186,36 @@ def test_sessions_with_one_turn_cannot_fit_pacing(tmp_path: Path) -> None:
         fit_read(read_traces([p]))
 
 
+def _tool_agent_log(path: Path, mode: str, seed: int) -> Path:
+    """4 sessions x 8 turns: a call, a tool run of 0-20 s (its own time, not the model's),
+    a call; then 1-3 s of think time (closed loop) or the next turn 30-40 s after this
+    one's start (cadence, overruns wait for the turn's end)."""
+    rng = np.random.default_rng(seed)
+    recs = []
+    for s in range(4):
+        t = float(rng.uniform(0, 10))
+        for j in range(8):
+            a, tool, b = rng.uniform(1.5, 3), rng.uniform(0, 20), rng.uniform(1.5, 3)
+            for i, (t0, t1) in enumerate([(t, t + a), (t + a + tool, t + a + tool + b)]):
+                recs.append(CallRecord(f"s{s}", str(j), t0, t1, "m", 100, 50, name=f"c{i}"))
+            end = t + a + tool + b
+            t = end + rng.uniform(1, 3) if mode == "think_time" else max(
+                t + rng.uniform(30, 40), end)
+    return _log(path, recs)
+
+
+@pytest.mark.parametrize("mode", ["think_time", "cadence"])
+def test_pacing_is_told_by_the_turn_duration_not_the_time_calls_were_in_flight(
+        tmp_path: Path, mode: str) -> None:
+    """Tool runs inside a turn vary on their own: they bury the relation between the time
+    in flight and the next start (comparing on it picked the wrong mode for 4 of these 10
+    think-time logs and 3 of the 10 cadence ones), not the one with the turn's
+    start-to-end duration."""
+    got = [fit_read(read_traces([_tool_agent_log(tmp_path / f"{seed}.jsonl", mode, seed)]))
+           .pacing.mode for seed in range(10)]
+    assert got == [mode] * 10
+
+
 # -- distribution fits ------------------------------------------------------------------------
 
 

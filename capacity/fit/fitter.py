@@ -2,9 +2,14 @@
 
 Pacing. For consecutive turns of a session, ``busy`` is the time a turn had a call in
 flight (the sum of its stages' durations: the turn latency the profile models) and
-``s2s`` the time from its start to the next turn's start. A closed loop (think time)
-makes ``s2s − busy`` independent of ``busy``; a cadence makes ``s2s`` independent of it.
-The mode whose pause is the less correlated with ``busy`` wins (``--pacing`` overrides).
+``s2s`` the time from its start to the next turn's start. The mode is chosen on the
+turn's wall time ``wall`` (start to end, the agent's own work inside it included): a
+closed loop (think time) makes the pause after the turn's end, ``s2s − wall``,
+independent of ``wall``; a cadence makes ``s2s`` independent of it. The mode whose pause
+is the less correlated with ``wall`` wins (``--pacing`` overrides). Not ``busy``: the
+idle time inside a turn grows with its calls in any real agent (a tool run per tool
+call, framework overhead per step), so ``s2s − busy`` correlates with ``busy`` in a
+closed loop too, and the comparison could take that for a cadence.
 The think time is fitted to ``s2s − busy``: idle time inside a turn (tool execution,
 agent overhead), which the profile format has no step for, is folded into the think
 time so that the cycle — what every ceiling depends on — is kept; the header says how
@@ -160,29 +165,31 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
 
 def fit_pacing(turns: list[Turn], mode: PacingMode | None) -> PacingFit:
     """Fit think time or cadence from consecutive turns of each session."""
-    busy, s2s, idle = [], [], []
+    busy, wall, s2s, idle = [], [], [], []
     for a, b in pairwise(turns):
         if a.session != b.session:
             continue
         busy.append(a.busy_s)
+        wall.append(a.end - a.start)
         s2s.append(b.start - a.start)
         idle.append(max(0.0, (a.end - a.start) - a.busy_s))
     if not busy:
         raise TraceError("cannot fit the pacing: no session has two turns (record a session "
                          "id: the JSONL 'session' key, or session.id / gen_ai.conversation.id "
                          "on the turn span)")
-    r, c = np.asarray(busy), np.asarray(s2s)
+    r, w, c = np.asarray(busy), np.asarray(wall), np.asarray(s2s)
     think = np.maximum(c - r, 0.0)
     overlapped = int(np.sum(c - r < -1e-6))
-    corr_cadence, corr_think = _corr(r, c), _corr(r, think)
+    # The pause after the turn's end (clipped like the think time: a cadence's overruns).
+    corr_cadence, corr_think = _corr(w, c), _corr(w, np.maximum(c - w, 0.0))
     if mode is None:
-        if np.std(r) <= 1e-9 * max(1.0, float(np.mean(r))):
-            mode, why = "think_time", "turn latency is constant: think time and cadence agree"
+        if np.std(w) <= 1e-9 * max(1.0, float(np.mean(w))):
+            mode, why = "think_time", "turn duration is constant: think time and cadence agree"
         else:
             mode = "cadence" if abs(corr_cadence) < abs(corr_think) else "think_time"
-            why = (f"corr(latency, start-to-start) {corr_cadence:+.2f} vs corr(latency, "
-                   f"think time) {corr_think:+.2f}: the {mode.replace('_', ' ')} is the one "
-                   "independent of the turn's latency")
+            why = (f"corr(turn duration, start-to-start) {corr_cadence:+.2f} vs corr(turn "
+                   f"duration, pause after its end) {corr_think:+.2f}: the "
+                   f"{mode.replace('_', ' ')} is the one independent of the turn's duration")
     else:
         why = "chosen with --pacing"
     x = c if mode == "cadence" else think
