@@ -62,3 +62,24 @@ def test_long_window_spilling_into_a_short_one_against_the_simulator(receiver: s
     sat = find_saturation(p, max(1, n_a - 20), n_a + 20, seed=1, replications=20,
                           max_sessions=1300)
     assert_accurate(n_a, sat, f"{p.name}, {receiver} receiver")
+
+
+def test_a_long_window_into_many_short_ones_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An hour's window spilling into 1 s ones (3,600 nested sub-windows): the spill law
+    is mixed over at most _TAIL_PHASES phases, not 3,600 rows of the window law's length
+    (a day's window into 1 s ones allocated 86,400 x 6,143 points, 4 GB, and crashed)."""
+    from capacity.analytic import fleet
+
+    rows: list[int] = []
+    real = fleet._thinned_mix
+
+    def counted(keep: np.ndarray, *a: object) -> np.ndarray:
+        rows.append(keep.shape[0])
+        return real(keep, *a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fleet, "_thinned_mix", counted)
+    r = analyze(load_profile(DATA / "spill-long-window-into-short.yaml",
+                             ["quotas.qa.enforcement.window=3600s",
+                              "quotas.qb.enforcement.window=1s"]))
+    assert rows and max(rows) <= 32  # fleet._TAIL_PHASES, a literal: the old code's 3,600
+    assert 0 < r.burst_ceiling < 1_000

@@ -1421,7 +1421,10 @@ def _tail_spill(g: NDArray[np.float64], q: float, h: float, kappa: float, per_ca
     f = spill / s_units                          # the spill's part of the window
     calls = spill * h * kappa / per_call
     m = round(1.0 / k)
-    if nested and abs(m * k - 1.0) < 1e-9:
+    # Past _TAIL_PHASES sub-windows the uniform phase below stands for them: m rows of
+    # the window law's length (a day's window into 1 s ones: 86,400 × 6,143 points, 4 GB)
+    # for a resolution the phases already give.
+    if nested and abs(m * k - 1.0) < 1e-9 and m <= _TAIL_PHASES:
         # The window's m fixed sub-windows [j/m, (j+1)/m]; the spill is [1 − f, 1].
         j = np.arange(m, dtype=np.float64)[:, None]
         lap = np.clip(np.minimum((j + 1) / m, 1.0) - np.maximum(j / m, 1.0 - f), 0.0, None)
