@@ -1569,6 +1569,20 @@ class TurnSpill:
             # Past _SPILL_POINTS points the law is taken in blocks of ``kb`` calls (see
             # _SPILL_POINTS): its characteristic function at ``2πj/(L·kb)``.
             kb = 1 << max(0, math.ceil(math.log2(span * 1.25 / _SPILL_POINTS)))
+            if kb > 1:
+                # The blocks' bound needs σ/kb ≥ 4 (see _SPILL_POINTS): σ from the law's
+                # own moments, as a session's count can be far steadier than Poisson
+                # (saturated columns, p_single·rb near 1); smaller blocks, a longer FFT.
+                kept = np.where(hi, 1.0, s)
+                mu_sig = self.uniq @ kept
+                var_sig = self.uniq @ (kept * (1.0 - kept))
+                mu = float(self.weights @ mu_sig)
+                e2 = float(self.weights @ (var_sig + mu_sig * mu_sig))
+                both = self.rb * self.p_single
+                var = n * max(both * e2 - (both * mu) ** 2
+                              + (self.p_single - both) * e2, 0.0)
+                steady = math.sqrt(var) / 4.0
+                kb = min(kb, 1 << max(0, math.floor(math.log2(steady)))) if steady >= 1 else 1
             L = min(1 << max(6, math.ceil(math.log2(span * 1.25 / kb))), _MAX_FFT)
             z = np.exp(-2j * np.pi * np.arange(L // 2 + 1) / (L * kb))
             self._blocks[n] = kb
