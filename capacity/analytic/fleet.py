@@ -1227,9 +1227,10 @@ def _carried(g: NDArray[np.float64], q: float, stop: float, back: float, windows
     54% on a fed token bucket between 264 and 312 sessions). Beyond ``_CARRY_POINTS``
     points it is coarsened ``k``-fold (``k`` a power of 2, the nodes aligned on ``q``):
     each value moved to its two nodes keeping its mean is a mean-preserving spread, and
-    the chain's steps are increasing convex, so the coarse chain's two figures are upper
-    bounds, by at most ``k/4`` units a window and a spread (of the tens of thousands of
-    units a window such a carry holds)."""
+    the chain's steps are increasing convex, so the coarse chain's mean carry (and its
+    stop-loss) are upper bounds, by at most ``k/4`` units a window and a spread (of the
+    tens of thousands of units a window such a carry holds); the second figure, a ratio
+    of two such bounds, is not itself a bound (its test allows the same slack)."""
     qi = math.floor(q + 0.5)
     span = g.size + 2 * q + 16 + stop * math.fsum(back**j for j in range(windows))
     k = 1 << max(0, math.ceil(math.log2(span / _CARRY_POINTS)))

@@ -828,6 +828,8 @@ class ClumpWindowModel:
         overflows it wherever it lands: hunt-188's 37-call fan-outs against 37 calls per
         1 s window have their refused calls anywhere in it, and ~30% of the first
         retries 0.4 s later were refused again in the engine, ~5% by the spread rule."""
+        # Keyed by n alone: the caller's carry is a function of n (the fixed point at n).
+        # Carry above the cut (2q) is refused whatever u: a cell law without it.
         key = ("refusal-cells", n)
         hit = self._cascade_memo.get(key)
         if hit is not None:
