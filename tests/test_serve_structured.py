@@ -393,3 +393,45 @@ def test_a_pattern_that_repeats_without_end_is_a_400_not_a_dead_server(
     assert r.status_code == 400 and "repeats at least" in r.json()["error"]["message"]
     assert http.post("/v1/chat/completions", json={"model": GPT, "messages": USER}
                      ).status_code == 200
+
+
+# Valid schemas real agents send, beyond the generator or against its first try: a 200 with
+# its closest value (or, refilled without the optional fields, a valid one), never a 400
+# no provider would answer (a reviewer's hunt over 143 schemas; each was a 400).
+_VALID_BUT_HARD: list[dict[str, Any]] = [
+    {"oneOf": [{"type": "string", "format": "date"},
+               {"type": "string", "format": "date-time"}]},
+    {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}},
+     "oneOf": [{"required": ["id"]}, {"required": ["name"]}]},
+    {"type": "object", "properties": {"zip": {"type": "string", "pattern": r"^\d{5}$",
+                                              "default": ""}}},
+    {"type": "array", "uniqueItems": True, "minItems": 2,
+     "items": {"type": "string", "format": "uuid"}},
+    {"type": "string", "pattern": "^(?=.*[A-Z])(?=.*\\d)(?=.*[a-z]).{8,}$"},
+    {"type": "array", "minItems": 2, "maxItems": 2,
+     "items": [{"type": "string"}, {"type": "number"}]},
+]
+
+
+@pytest.mark.parametrize("schema", _VALID_BUT_HARD)
+def test_a_valid_schema_beyond_the_generator_is_answered(schema: dict[str, Any]) -> None:
+    from capacity.serve.schema_args import value_for
+
+    value_for(schema)  # no SchemaError
+
+
+def test_a_recursive_union_ends_in_its_leaf() -> None:
+    """Expr = BinOp | Num with BinOp's operands Exprs: past max_depth every branch was a
+    $ref, so the generator took BinOp for ever (RecursionError, a 400)."""
+    from capacity.serve.schema_args import value_for
+
+    class Num(BaseModel):
+        value: float
+
+    class BinOp(BaseModel):
+        op: str
+        left: Num | BinOp
+        right: Num | BinOp
+
+    value = value_for(BinOp.model_json_schema())
+    BinOp.model_validate(value)

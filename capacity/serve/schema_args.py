@@ -288,11 +288,96 @@ def value_for(schema: dict[str, Any], *, fill_optional: bool = True,
             OverflowError) as e:
         # Whatever a client sends as a schema must end as a 400, never a crash.
         raise SchemaError(f"not a usable JSON Schema ({type(e).__name__}: {e})") from None
+    if problem is not None and fill_optional:
+        # Optional fields filled can break a schema that holds without them (a default
+        # pydantic never checked against its own pattern; "exactly one of id / name").
+        try:
+            gen = _Gen(schema, False, max_depth)
+            bare = gen.value(schema, "", 0)
+            if gen.violation(bare, schema, "") is None:
+                return bare
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError,
+                RecursionError, OverflowError):
+            pass
     if problem is not None:
-        # An unsatisfiable schema (``not: {}``, ``enum: []``, minimum > maximum, ...) or one
-        # beyond the generator: a 400 saying where, never a 200 the client then refuses.
-        raise SchemaError(f"no value generated satisfies the schema ({problem})")
+        contradiction = _contradiction(schema, "")
+        if contradiction is not None:
+            # No value can satisfy it: a 400 saying where, never a 200 the client refuses.
+            raise SchemaError(f"no value generated satisfies the schema ({problem}; "
+                              f"impossible: {contradiction})")
+        # A satisfiable schema beyond the generator (lookahead patterns, formats in unique
+        # arrays, ...): the closest value it made, as a real model might answer, rather
+        # than a 400 no provider would send for a valid schema.
     return value
+
+
+_PAIRS = (("minLength", "maxLength"), ("minItems", "maxItems"),
+          ("minProperties", "maxProperties"), ("minimum", "maximum"),
+          ("minContains", "maxContains"))
+
+
+def _contradiction(s: Any, where: str) -> str | None:
+    """Where schema ``s`` asks for the impossible, read off its keywords alone (``enum:
+    []``, ``not: {}``, a minimum above its maximum, a required key additionalProperties
+    forbids), or None."""
+    if s is False:
+        return f"{where or '/'}: the schema false"
+    if isinstance(s, list):
+        for i, x in enumerate(s):
+            found = _contradiction(x, f"{where}/{i}")
+            if found is not None:
+                return found
+        return None
+    if not isinstance(s, dict):
+        return None
+    here = where or "/"
+    if s.get("enum") == []:
+        return f"{here}: enum []"
+    if s.get("not") in ({}, True):
+        return f"{here}: not {{}}"
+    for lo, hi in _PAIRS:
+        a, b = s.get(lo), s.get(hi)
+        if (isinstance(a, (int, float)) and isinstance(b, (int, float))
+                and not isinstance(a, bool) and not isinstance(b, bool) and a > b):
+            return f"{here}: {lo} {a} > {hi} {b}"
+    a, b = s.get("exclusiveMinimum"), s.get("exclusiveMaximum")
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a >= b:
+        return f"{here}: exclusiveMinimum {a} >= exclusiveMaximum {b}"
+    items = s.get("items")
+    if (s.get("uniqueItems") is True and isinstance(items, dict)
+            and isinstance(items.get("enum"), list)
+            and isinstance(s.get("minItems"), int) and s["minItems"] > len(items["enum"])):
+        return f"{here}: {s['minItems']} unique items of {len(items['enum'])} values"
+    props: dict[str, Any] = s["properties"] if isinstance(s.get("properties"), dict) else {}
+    if s.get("additionalProperties") is False and not s.get("patternProperties"):
+        for key in s.get("required") or []:
+            if isinstance(key, str) and key not in props:
+                return f"{here}: required {key!r} but additionalProperties false"
+    for key, sub in s.items():
+        if key in _SCHEMA_MAPS and isinstance(sub, dict):
+            # A map of names to schemas: a property called "not" or "enum" is a name.
+            for name, one in sub.items():
+                found = _contradiction(one, f"{where}/{key}/{name}")
+                if found is not None:
+                    return found
+        elif key in ("anyOf", "oneOf") and isinstance(sub, list) and sub:
+            # Impossible only if every branch is.
+            each = [_contradiction(b, f"{where}/{key}/{i}") for i, b in enumerate(sub)]
+            if all(each):
+                return each[0]
+        elif key in _SCHEMA_KEYS:
+            found = _contradiction(sub, f"{where}/{key}")
+            if found is not None:
+                return found
+    return None
+
+
+_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions",
+                          "dependentSchemas"})
+# Subschemas whose impossibility is the whole's (not "not": the negation of an impossible
+# schema is anything; a property's subschema counts once it is required or filled — the
+# generator failed on it, which is the only time this is asked).
+_SCHEMA_KEYS = frozenset({"items", "prefixItems", "allOf", "contains"})
 
 
 def _refers(s: Any) -> bool:
@@ -398,8 +483,7 @@ class _Gen:
                     # strict schema makes it required) recursed here without end: past
                     # max_depth end it with ``null`` or a branch that refers nowhere.
                     ends = ([b for b in derefd if b.get("type") == "null"]
-                            + [b for b, raw in zip(derefd, branches, strict=True)
-                               if not _refers(raw)])
+                            + [b for b in derefd if not _refers(b)])
                     pick = ends[0] if ends else pick
                 base = {k: v for k, v in s.items() if k not in ("anyOf", "oneOf")}
                 return self.value({**base, **pick}, name, depth)
