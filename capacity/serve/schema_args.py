@@ -21,9 +21,11 @@ stop at ``max_depth`` with the smallest value the branch allows.
 
 The value is then checked against the schema (:meth:`_Gen.violation`: types, enum/const,
 bounds, lengths, pattern, items, required, additionalProperties, not/anyOf/oneOf); one
-that fails — an unsatisfiable schema (``enum: []``, minimum > maximum) or one beyond the
-generator — raises :class:`SchemaError` naming where, so the client gets a 400, never a
-200 with JSON its own validation refuses. One answer holds at most 50,000 values and
+that fails is made again without the optional fields, and if that fails too: a schema
+whose keywords contradict (``enum: []``, minimum > maximum; :func:`_contradiction`)
+raises :class:`SchemaError` naming where, so the client gets a 400 as from a provider; a
+valid schema beyond the generator (lookahead patterns, formats in unique arrays) gets the
+closest value made, never a 400 no provider would send. One answer holds at most 50,000 values and
 1,000,000 string characters (nested ``minItems`` multiply): beyond, :class:`SchemaError`.
 """
 
