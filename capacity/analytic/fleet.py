@@ -127,6 +127,7 @@ from capacity.analytic.model import (
     WindowStats,
     _largest_meeting,
     _lattice_step,
+    ceiling_targets,
     constraint_model,
     cycle_time,
     of_all_attempts,
@@ -2600,8 +2601,7 @@ class FleetAnalysis:
                                     out[0][1], out[1][1], math.isfinite(pause.upper))
         return CeilingResult(
             profile=profile.title,
-            targets={"max_429_fraction": target,
-                     "p95_turn_latency_s": profile.targets.p95_turn_latency},
+            targets=ceiling_targets(profile, target),
             cycle=cyc, calls_per_turn=wl.calls_per_turn(), constraints=tuple(results),
             mean_ceiling=mean_ceiling, burst_ceiling=burst, binding=binding,
             sensitivity=sens, sessions=sessions, notes=notes,

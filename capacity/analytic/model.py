@@ -1222,6 +1222,13 @@ class PauseSensitivity:
         return _clean(dict(self.__dict__))
 
 
+def ceiling_targets(profile: Profile, target: float) -> dict[str, Any]:
+    """The targets a :class:`CeilingResult` reports: the 429 share searched for (a
+    fraction) and the profile's p95 turn latency (seconds, or None)."""
+    return {"max_429_fraction": target,
+            "p95_turn_latency_s": profile.targets.p95_turn_latency}
+
+
 @dataclass(frozen=True)
 class CeilingResult:
     """Analytic answer for a profile: per-constraint ceilings and the saturation point."""
@@ -1428,8 +1435,7 @@ def _analyze(profile: Profile, sessions: int | None,
                                               math.floor(min(r.mean_ceiling, 1e6) + 1e-9)))
     return CeilingResult(
         profile=profile.title,
-        targets={"max_429_fraction": target,
-                 "p95_turn_latency_s": profile.targets.p95_turn_latency},
+        targets=ceiling_targets(profile, target),
         cycle=cyc, calls_per_turn=wl.calls_per_turn(), constraints=tuple(results),
         mean_ceiling=mean_ceiling, burst_ceiling=burst, binding=binding,
         sensitivity=sens, sessions=sessions, notes=notes,

@@ -547,7 +547,7 @@ def population_notes(pv: PopulationView, results: list[ConstraintResult]) -> lis
 
 def analyze_populations(profile: Profile, sessions: int | None = None) -> Any:
     """:func:`capacity.analytic.model.analyze` for a profile with ``populations``."""
-    from capacity.analytic.model import CeilingResult, _pick_binding
+    from capacity.analytic.model import CeilingResult, _pick_binding, ceiling_targets
 
     pv = view(profile)
     if profile.routes and fleet_needs_mix(profile):
@@ -565,8 +565,7 @@ def analyze_populations(profile: Profile, sessions: int | None = None) -> Any:
     notes = population_notes(pv, results) + _stability_notes(pv, results)
     return CeilingResult(
         profile=profile.title,
-        targets={"max_429_fraction": target,
-                 "p95_turn_latency_s": profile.targets.p95_turn_latency},
+        targets=ceiling_targets(profile, target),
         cycle=main.cycle, calls_per_turn=main.wl.calls_per_turn(),
         constraints=tuple(results), mean_ceiling=min(r.mean_ceiling for r in results),
         burst_ceiling=burst, binding=binding,

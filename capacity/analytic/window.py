@@ -700,13 +700,7 @@ class ClumpWindowModel:
             return hit
         # The other sessions' launches (Palm: the instant's own session is the tagged one).
         others = max(n - 1.0, 0.0)
-        # On at most ~256 points across q (an added share needs no finer lattice).
-        step = max(1, math.ceil(self.q_lat / _CASCADE_POINTS))
-        q = math.floor(self.q_lat / step + 1e-9)
-        # Only P(S_u + B ≤ q) is needed: a short transform of the damped law (generating
-        # function at r·z) aliases the mass beyond L onto 0..q scaled by r^L ≈ e^-30.
-        L = 1 << max(6, math.ceil(math.log2(2 * (q + 1))))
-        r = math.exp(-30.0 / L)
+        step, q, L, r = self._cascade_lattice()
         key = ("call", L, step)
         ch = self._cascade_memo.get(key)
         if ch is None:
@@ -813,6 +807,17 @@ class ClumpWindowModel:
         cover = np.clip(edge * k - np.arange(k, dtype=np.float64), 0.0, 1.0)
         return float(_dot(cells, cover))
 
+    def _cascade_lattice(self) -> tuple[int, int, int, float]:
+        """(step, q, L, r) of the cascades' coarse lattice: at most ~256 points across q
+        (an added share needs no finer lattice), the allowance ``q`` on it, and a short
+        transform of length ``L`` of the law damped by ``r`` (generating function at
+        ``r·z``): only P(· ≤ q) is read, and the mass beyond L aliases onto 0..q scaled
+        by r^L ≈ e^-30."""
+        step = max(1, math.ceil(self.q_lat / _CASCADE_POINTS))
+        q = math.floor(self.q_lat / step + 1e-9)
+        L = 1 << max(6, math.ceil(math.log2(2 * (q + 1))))
+        return step, q, L, math.exp(-30.0 / L)
+
     def _refusal_cells(self, n: float, carry: NDArray[np.float64]
                        ) -> NDArray[np.float64] | None:
         """Where in a fixed window its refused calls sit: their law over
@@ -836,10 +841,7 @@ class ClumpWindowModel:
             out_hit: NDArray[np.float64] | None = hit[0]
             return out_hit
         others = max(n - 1.0, 0.0)
-        step = max(1, math.ceil(self.q_lat / _CASCADE_POINTS))
-        q = math.floor(self.q_lat / step + 1e-9)
-        L = 1 << max(6, math.ceil(math.log2(2 * (q + 1))))
-        r = math.exp(-30.0 / L)
+        step, q, L, r = self._cascade_lattice()
         damp = r ** np.arange(L)
         extra = _coarsen(self._arrival_laws()[0], float(step))[:L]
         y = _coarsen(carry, float(step))[:L] if step > 1 else carry[:L]
