@@ -515,7 +515,9 @@ def test_ctrl_c_stops_a_long_replication(replications: int) -> None:
     code = ("import sys\nfrom capacity.profile.loader import load_profile\n"
             "import capacity.sim.engine as engine\n"
             "loop = engine.replicate\n"
-            "def entered(*a, **k):\n    print('in', flush=True)\n"
+            # One write of 'in\n': print() writes the text and the newline apart, and two
+            # workers entering together interleaved them ('inin').
+            "def entered(*a, **k):\n    sys.stdout.write('in\\n'); sys.stdout.flush()\n"
             "    return loop(*a, **k)\n"
             "engine.replicate = entered\n"
             f"p = load_profile({str(ROOT / 'profiles' / 'web-research.yaml')!r}, "
