@@ -459,7 +459,7 @@ def window_correlation(wl: Workload, a: Constraint, b: Constraint, cycle_s: floa
     call and OTPM of an output-heavy last one: ~0.5 (hunt-028).
     """
     timing = timing_of(wl)
-    w = float(a.window_s)
+    w = float(a.memory_s)
     key = ("window-corr", w, id(a.costs), id(b.costs))
     # (The memo holds the cost dicts: their ids cannot name other ones meanwhile.)
     held = timing.memo(key, lambda: (a.costs, b.costs, _moments(timing, a, b, w)))

@@ -1045,7 +1045,7 @@ class FeedModel(_MemoStats):
     @property
     def window_s(self) -> float:
         """The slot's window (a token bucket: its depth in seconds)."""
-        return self.c.burst_s if self.c.enforcement == "token_bucket" else self.c.window_s
+        return self.c.memory_s
 
     def window_law(self, n: int) -> tuple[NDArray[np.float64], float]:
         """(pmf of the units in a window on the lattice, offered units per window in
@@ -1896,7 +1896,7 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                     per_call = flow.units_per_call(profile, slot, dep)
                     if per_call <= 0:
                         continue
-                    w = c.burst_s if c.enforcement == "token_bucket" else c.window_s
+                    w = c.memory_s
                     if k == 0:
                         m = plain_model(c)
                         if m is None:
@@ -2061,7 +2061,7 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                     direct = plain_model(c)
                     h = (direct.inner.h if direct is not None and hasattr(direct, "inner")
                          else _feed_lattice(c, costs))
-                    w = c.burst_s if c.enforcement == "token_bucket" else c.window_s
+                    w = c.memory_s
 
                     def stream(n: int, fails: Callable[[int], float] = fails,
                                lam: float = calls_per_s * share, w: float = w
@@ -2241,7 +2241,7 @@ def _pooled(wl: Workload, flow: RouteFlow, by_quota: dict[str, list[Constraint]]
     for t in targets:
         for qn in profile.quotas_for(t):
             for c in by_quota.get(qn, []):
-                span = c.burst_s if c.enforcement == "token_bucket" else c.window_s
+                span = c.memory_s
                 groups.setdefault((c.dim, c.enforcement, span, c.period_s), []).append((t, c))
     out: list[tuple[Constraint, Any, Callable[[float], float]]] = []
     for members in groups.values():

@@ -1034,10 +1034,13 @@ def joint_ceiling(results: list[ConstraintResult],
     and count by the largest, while those over different windows or counters add
     (:func:`same_bursts`). With ``rho`` (the correlation of two fixed-window dimensions'
     window counts, by index) those of one quota over one window add but for the 429s
-    they share (:func:`_shared_429s`). Only constraints within 1.5× of the smallest
-    ceiling take part, or that refuse 2% of the target at it (a call charged more than an
-    allowance is refused on every attempt at any N: hunt-028's OTPM, 0.6% of attempts
-    where its own ceiling is twice the ITPM's)."""
+    they share (:func:`_shared_429s`); so do one quota's token buckets (``rho`` of their
+    counts over the depth's seconds of refill, their refusal shares as the tail events:
+    ITPM drained by reads, OTPM by writes refuse apart — tests/data/itpm-otpm-bucket.yaml,
+    where the larger alone said 31 against simulated 27 [26–27]). Only constraints
+    within 1.5× of the smallest ceiling take part, or that refuse 2% of the target at it
+    (a call charged more than an allowance is refused on every attempt at any N:
+    hunt-028's OTPM, 0.6% of attempts where its own ceiling is twice the ITPM's)."""
     low = min(r.burst_ceiling for r in results)
     near = [(same_bursts(r.quota, r.enforcement, r.window_s), i, f)
             for i, (r, f) in enumerate(zip(results, stats, strict=True))
@@ -1062,7 +1065,7 @@ def joint_ceiling(results: list[ConstraintResult],
     # One group counts by its largest share (the smallest ceiling) unless ``rho`` splits
     # a fixed-window group's 429s (or a group of sliding logs of several lengths).
     split = rho is not None and any(
-        m > 1 and k[1] in ("fixed_window", "nested_sliding") for k, m in groups.items())
+        m > 1 and k[1] in SPLIT_KINDS for k, m in groups.items())
     if low <= 0 or (len(groups) < 2 and not split):
         return low
 
@@ -1076,11 +1079,14 @@ def joint_ceiling(results: list[ConstraintResult],
             top_i, top = sts[0]
             share = top.loss_fraction
             for i, st in sts[1:]:
-                if rho is None or quota[1] not in ("fixed_window", "nested_sliding"):
+                if rho is None or quota[1] not in SPLIT_KINDS:
                     shared = 1.0
                 elif quota[1] == "fixed_window":
                     shared = _shared_429s(rho(top_i, i), top.window_exceedance,
                                           st.window_exceedance)
+                elif quota[1] == "token_bucket":
+                    # A bucket's 429s are its tail: the refusal shares are the events.
+                    shared = _shared_429s(rho(top_i, i), top.loss_fraction, st.loss_fraction)
                 else:
                     shared = _nested(rho(top_i, i), results[top_i].window_s,
                                      results[i].window_s, top, st)
@@ -1108,6 +1114,11 @@ def joint_ceiling(results: list[ConstraintResult],
         else:
             bad = mid
     return good
+
+
+# Counter kinds whose dimensions of one quota add their 429s but for those they share
+# (:func:`joint_ceiling`, with the counts' correlation).
+SPLIT_KINDS = ("fixed_window", "nested_sliding", "token_bucket")
 
 
 def _nested(rho: float, w_top: float | None, w_other: float | None, top: WindowStats,

@@ -667,6 +667,12 @@ class Constraint:
         return self.limit * self.burst_s / self.period_s
 
     @property
+    def memory_s(self) -> float:
+        """Seconds the counter remembers: its window, or a token bucket's depth in
+        seconds of refill."""
+        return self.burst_s if self.enforcement == "token_bucket" else self.window_s
+
+    @property
     def name(self) -> str:
         """``quota.dim``."""
         return f"{self.quota}.{self.dim}"

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from capacity._version import __version__
 from capacity.analytic.model import (
+    SPLIT_KINDS,
     CeilingResult,
     ConstraintResult,
     CycleTime,
@@ -688,10 +689,11 @@ def _size_plain(profile: Profile, wl: Workload, cyc: CycleTime, sessions: int,
         return _joint(wl, cyc, [ceilings[c.name, c.limit] for c in cs], target, cs)
 
     dims = first = sized(target)
-    # Only one quota's dimensions over one fixed window are counted otherwise by the split
-    # (largest share) than by the joint rule (the unshared rest added).
+    # Only one quota's dimensions over one fixed window or token bucket are counted
+    # otherwise by the split (largest share) than by the joint rule (the unshared rest
+    # added).
     keys = [same_bursts(c.quota, c.enforcement, c.window_s) for c in active.values()
-            if c.enforcement == "fixed_window"]
+            if c.enforcement in SPLIT_KINDS]
     if len(set(keys)) == len(keys) or ceiling_at(dims) >= sessions:
         return dims
     bad, good = 1.0, 0.75
