@@ -474,3 +474,71 @@ def test_span_max_tokens_of_zero_reads_as_not_sent() -> None:
     assert _max_tokens({"gen_ai.request.max_tokens": 0}) is None
     assert _max_tokens({"llm.invocation_parameters": '{"max_tokens": 0}'}) is None
     assert _max_tokens({"gen_ai.request.max_tokens": 256}) == 256
+
+
+# -- the third error hunt ----------------------------------------------------------------------
+
+
+def test_output_and_trace_paths_are_one_line_errors(tmp_path: Path) -> None:
+    # `fit -o DIR` was a traceback (IsADirectoryError, exit 3); a directory given as a
+    # trace said "no such file"; a trace given twice was read twice, each turn's calls
+    # doubled into a fan-out of 2 (exit 0, a silently wrong profile).
+    path = _synth(tmp_path, Path("profiles/web-research.yaml"), 20, 10)
+    same = tmp_path / "." / path.name
+    for args, line in [
+            ((str(path), "-o", str(tmp_path)), f"error: --output {tmp_path}: is a directory"),
+            ((str(tmp_path),), f"error: {tmp_path}: is a directory, not a trace file"),
+            ((str(path), str(same)),
+             f"error: {same}: given more than once (as {path}); each file is read once"),
+    ]:
+        r = _run_cli(*args)
+        assert r.returncode == 2 and r.stdout == "", (args, r.stderr)
+        assert r.stderr.strip() == line, (args, r.stderr)
+    if Path("/dev/full").exists():
+        r = _run_cli(str(path), "-o", "/dev/full")
+        assert r.returncode == 2 and r.stderr.strip().splitlines()[-1] == (
+            "error: --output /dev/full: cannot write: No space left on device"), r.stderr
+
+
+def test_quota_from_takes_a_shipped_profile_name(tmp_path: Path) -> None:
+    # Every PROFILE argument takes a shipped name (`capacity profiles` says so);
+    # --quota-from said "web-research: no such file".
+    path = _synth(tmp_path, Path("profiles/web-research.yaml"), 20, 10)
+    out = tmp_path / "fitted.yaml"
+    r = _run_cli(str(path), "--quota-from", "web-research", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert load_profile(out).quotas == load_profile("profiles/web-research.yaml").quotas
+    r = _run_cli(str(path), "--quota-from", "web-reserch")
+    assert r.returncode == 2 and r.stderr.strip() == (
+        "error: web-reserch: no such file, nor a shipped profile (did you mean "
+        "'web-research'?)"), r.stderr
+
+
+def test_a_time_scale_that_leaves_no_valid_profile_names_the_option(tmp_path: Path) -> None:
+    # The traces' durations times K gave generation speeds outside the profile's range;
+    # the error called it a bug ("the fitted profile does not validate (...); please
+    # report this with the trace file").
+    path = _synth(tmp_path, Path("profiles/web-research.yaml"), 20, 10)
+    r = _run_cli(str(path), "--time-scale", "1e-9")
+    line = r.stderr.strip()
+    assert r.returncode == 2 and len(line.splitlines()) == 1, r.stderr
+    assert line.startswith("error: --time-scale 1e-09: the traces' durations multiplied by "
+                           "it fit no valid profile (models.gpt-4o.tokens_per_second: "), line
+    assert "please report" not in line
+
+
+@pytest.mark.parametrize("name", ["m\nquotas: {}", "m\rx", "m\u2028x", "m\x85x", "m\x07x"])
+def test_trace_names_with_line_breaks_stay_in_their_comments(tmp_path: Path,
+                                                            name: str) -> None:
+    # A model or call name holding a line break ended the comment that cites it and
+    # started YAML: a traceback (ScannerError, exit 3) or "the fitted profile does not
+    # validate ... please report this"; a control character made the YAML unreadable.
+    # (A duration that does not grow with the output makes the header cite the model.)
+    recs = [_call(session=f"s{s}", turn=t, start=1000.0 + 100 * s + 10 * t,
+                  end=1001.0 + 100 * s + 10 * t, model=name, name=name,
+                  output_tokens=5 + s + t)
+            for s in range(6) for t in range(5)]
+    text = render_profile(fit_read(read_traces([_log(tmp_path / "n.jsonl", recs)])))
+    assert "latency could not be split" in text
+    prof = profile_from_dict(yaml.safe_load(text))
+    assert list(prof.models) == [name]

@@ -43,6 +43,7 @@ from capacity.cli.common import (
     output_format,
     sim_settings,
     simulating,
+    write_text,
 )
 from capacity.cli.fit import fit_command
 from capacity.cli.loadtest import loadtest as loadtest_command
@@ -169,13 +170,7 @@ def schema(
     # the renderers, which load the analytic model and numpy.
     text = json.dumps(profile_json_schema(overlay=overlay), indent=2, allow_nan=False,
                       ensure_ascii=True) + "\n"
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        try:
-            output.write_text(text, encoding="utf-8")
-        except OSError as e:
-            raise _fail(f"--output {output}: cannot write: {e.strerror or e}") from None
+    write_text(output, text)
 
 
 def _fraction(text: str | float) -> float:
@@ -433,10 +428,7 @@ def report_cmd(
     sim = sim_settings(replications, horizon, seed)
     page = build_report(profiles, overrides, sessions=sessions, compare=compare,
                         scenarios=scenarios, method=method.value, sim=sim, quiet=quiet)
-    try:
-        output.write_text(page, encoding="utf-8")
-    except OSError as e:
-        raise _fail(f"--output {output}: cannot write: {e.strerror or e}") from None
+    write_text(output, page)
     if not quiet:
         err_console.print(f"wrote {output}", markup=False)
 

@@ -326,6 +326,18 @@ def check_output(output: Path | None) -> None:
 
 # -- output ----------------------------------------------------------------------------------
 
+
+def write_text(output: Path | None, text: str) -> None:
+    """Write a finished result to stdout, or to ``output`` (checked by
+    :func:`check_output` beforehand); a failed write is one line, exit 2."""
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise _fail(f"--output {output}: cannot write: {e.strerror or e}") from None
+
 _TRAILING = re.compile(r"[ \t]+((?:\x1b\[[0-9;]*m)*)$", re.MULTILINE)
 
 

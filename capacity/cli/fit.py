@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -67,7 +66,7 @@ def fit_command(
     overlap (a fan-out), repeated calls into loops; distributions are fitted by AIC with
     a KS distance each. The header says what it was fitted from and which fits are weak.
     """
-    from capacity.cli.app import _fail, _run, err_console
+    from capacity.cli.app import _fail, _load, _run, err_console
     from capacity.render.plot import plot_format
 
     if report is not None:
@@ -76,9 +75,9 @@ def fit_command(
         _run(lambda: plot_format(report, "--report"))
     if report is not None and not report.parent.exists():
         raise _fail(f"--report: directory {report.parent} does not exist")
-    if output is not None and not output.parent.exists():
-        raise _fail(f"--output: directory {output.parent} does not exist")
-    from capacity.cli.common import same_file
+    from capacity.cli.common import check_output, resolve_paths, same_file, write_text
+
+    check_output(output)
 
     for flag, target in (("--output", output), ("--report", report)):
         for trace in traces:
@@ -88,7 +87,10 @@ def fit_command(
     from capacity.fit.fitter import PacingMode, fit_read, scale_times
     from capacity.fit.readers import read_traces
     from capacity.fit.writer import fleet_refit, render_profile
-    from capacity.profile.loader import load_profile
+
+    # A shipped profile's name is taken where a path is, as by every PROFILE argument.
+    ref = _load([quota_from], None) if quota_from is not None else None
+    ref_path = Path(resolve_paths([quota_from])[0]) if quota_from is not None else None
 
     def run() -> str:
         read = read_traces(traces, fmt.value)
@@ -97,10 +99,9 @@ def fit_command(
                                    else "cadence" if pacing is Pacing.cadence
                                    else "think_time")
         # Against a fleet, the summary and report describe the refit the profile gets.
-        res = fleet_refit(fit_read(read, mode),
-                          load_profile(quota_from) if quota_from is not None else None)
+        res = fleet_refit(fit_read(read, mode), ref)
         nm = name or (output.stem if output is not None else "fitted")
-        text = render_profile(res, name=nm, quota_from=quota_from)
+        text = render_profile(res, name=nm, quota_from=ref_path)
         if report is not None:
             try:
                 from capacity.fit.report import draw_report
@@ -118,8 +119,4 @@ def fit_command(
             + (f"; report -> {report}" if report else ""), soft_wrap=True, highlight=False)
         return text
 
-    text = _run(run)
-    if output is not None:
-        output.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    write_text(output, _run(run))

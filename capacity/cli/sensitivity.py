@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
@@ -22,7 +21,6 @@ from capacity.cli.common import (
     SeedOpt,
     SetOpt,
     VerboseOpt,
-    _fail,
     _run,
     _stdin_as_file,
     check_output,
@@ -31,6 +29,7 @@ from capacity.cli.common import (
     output_format,
     resolve_paths,
     sim_settings,
+    write_text,
 )
 
 if TYPE_CHECKING:
@@ -125,11 +124,4 @@ def sensitivity_command(
     if how != "csv":
         emit(result, how, output, sensitivity_renderable, verbose=verbose)
         return
-    text = sensitivity_csv(result)
-    if output is None:
-        sys.stdout.write(text)
-        return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as e:
-        raise _fail(f"--output {output}: cannot write: {e.strerror or e}") from None
+    write_text(output, sensitivity_csv(result))

@@ -295,6 +295,7 @@ def scale_times(read: ReadResult, k: float) -> None:
     --time-scale K``: wall seconds × K = model seconds), around the earliest time."""
     if k == 1.0 or not read.calls:
         return
+    read.time_scale *= k
     t0 = min(c.start for c in read.calls)
 
     def f(t: float) -> float:

@@ -86,6 +86,8 @@ class ReadResult:
     skipped_at: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     sessionless_turns: int = 0
+    time_scale: float = 1.0
+    """The factor the times were stretched by (:func:`capacity.fit.fitter.scale_times`)."""
     _first: tuple[float, str] = (math.inf, "")
     _last: tuple[float, str] = (-math.inf, "")
 
@@ -121,10 +123,19 @@ def detect_format(path: Path) -> Literal["otlp-json", "jsonl"]:
 def read_traces(paths: Iterable[str | Path], fmt: Format = "auto") -> ReadResult:
     """Read every file into one :class:`ReadResult`; raises :class:`TraceError`."""
     out = ReadResult()
+    seen: dict[tuple[int, int], Path] = {}
     for p in paths:
         path = Path(p)
+        if path.is_dir():
+            raise TraceError(f"{path}: is a directory, not a trace file")
         if not path.is_file():
             raise TraceError(f"{path}: no such file")
+        # Read twice, every call would be in its turn twice: a fan-out of 2 out of nothing.
+        st = path.stat()
+        first = seen.setdefault((st.st_dev, st.st_ino), path)
+        if first is not path:
+            raise TraceError(f"{path}: given more than once (as {first}); each file is "
+                             "read once")
         kind = detect_format(path) if fmt == "auto" else fmt
         out.files.append(str(path))
         try:

@@ -10,6 +10,7 @@ they are copied from ``--quota-from PROFILE`` or, for quotas, left as a marked p
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -261,13 +262,33 @@ def render_profile(res: FitResult, *, name: str = "fitted", quota_from: Path | N
             body.comment(0, f"{key}: copied from {quota_from}")
             body.lines += yaml.safe_dump({key: ref[key]}, sort_keys=False,
                                          default_flow_style=None).rstrip().splitlines()
-    text = "\n".join(_header(res, name, quota_from, notes, sources) + body.lines) + "\n"
+    lines = _header(res, name, quota_from, notes, sources) + body.lines
+    text = "\n".join(map(_printable, lines)) + "\n"
     try:
         profile_from_dict(yaml.safe_load(text))
-    except CapacityError as e:  # a bug in the fitter or writer: one line, never a profile
+    except CapacityError as e:
+        k = res.read.time_scale
+        if k != 1.0:  # durations times the user's K can leave the profile's ranges
+            raise ParameterError(
+                "time_scale", f"the traces' durations multiplied by it fit no valid profile "
+                f"({e}); give the time scale the traces were recorded at", k) from None
+        # Otherwise a bug in the fitter or writer: one line, never a profile.
         raise CapacityError(f"the fitted profile does not validate ({e}); please report "
                             "this with the trace file") from None
     return text
+
+
+# What YAML reads as a line break (ending a comment) or refuses outright: anything but
+# tab and the printable characters (YAML 1.1 §5.1), and U+0085 / U+2028 / U+2029.
+_UNPRINTABLE = re.compile("[^\t\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+                          "|[\u2028\u2029]")
+
+
+def _printable(line: str) -> str:
+    """``line`` as one printable line: a trace's model or call name holding a line break
+    or a control character, cited in a comment, is escaped as JSON escapes it (values are
+    quoted by :func:`_scalar` and hold none)."""
+    return _UNPRINTABLE.sub(lambda m: json.dumps(m.group())[1:-1], line)
 
 
 def _scalar(text: str) -> str:
