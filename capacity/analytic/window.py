@@ -3365,21 +3365,39 @@ def _crossing_exact(law: dict[float, float], q: float
     return rooms, sum(r * w for r, w in rooms.items()), cross / crossed
 
 
-def _size_bias(call_pmf: NDArray[np.float64]) -> float:
-    """``κ = E[B] / E[B | rejected]`` for first-fit admission of charges ``B``.
+def _rejected_weight(call_pmf: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``P(rejected | B = b) ∝ F_e(b)`` at each lattice point ``b`` of the charge law.
 
     Near the allowance a call is turned away when its charge exceeds the room left,
-    ``R``; taking ``R`` from the equilibrium (residual) law of a charge,
-    ``P(rejected | B = b) ∝ F_e(b)``, so the rejected calls are the larger ones and
-    ``κ = E[B]·E[F_e(B)] / E[B·F_e(B)] ≤ 1`` converts rejected units into calls.
-    """
+    ``R``; taking ``R`` from the equilibrium (residual) law of a charge, the rejected
+    calls are the larger ones."""
     k = np.arange(call_pmf.size, dtype=np.float64)
     e_b = float(_dot(k, call_pmf))
     surv = 1.0 - np.cumsum(call_pmf)  # P(B > x) at lattice points
-    f_e = np.concatenate([[0.0], np.cumsum(surv)[:-1]]) / e_b  # F_e(b), b = 0, 1, …
+    out: NDArray[np.float64] = np.concatenate([[0.0], np.cumsum(surv)[:-1]]) / e_b
+    return out
+
+
+def _size_bias(call_pmf: NDArray[np.float64]) -> float:
+    """``κ = E[B] / E[B | rejected]`` for first-fit admission of charges ``B``
+    (:func:`_rejected_weight`): ``κ = E[B]·E[F_e(B)] / E[B·F_e(B)] ≤ 1`` converts
+    rejected units into calls."""
+    k = np.arange(call_pmf.size, dtype=np.float64)
+    e_b = float(_dot(k, call_pmf))
+    f_e = _rejected_weight(call_pmf)
     num = float(_dot(call_pmf, f_e))
     den = float(_dot(call_pmf, k * f_e))
     return min(1.0, e_b * num / den) if den > 0 else 1.0
+
+
+def rejected_charge(call_pmf: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The charge law of the calls first-fit admission turns away (:func:`_rejected_weight`;
+    mean ``E[B]/κ``): a window's spilled calls as the next deployment's slot of the same
+    dimension charges them."""
+    p = call_pmf / float(call_pmf.sum())
+    w = p * _rejected_weight(p)
+    tot = float(w.sum())
+    return w / tot if tot > 0 else p
 
 
 def _prior_launches(timing: TurnTiming, relevant: list[int]) -> tuple[
