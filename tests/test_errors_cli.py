@@ -125,6 +125,12 @@ TRACE = str(ROOT / "tests" / "data" / "no-such-trace.jsonl")
       "1e30s"], "--duration '1e30s' at --time-scale 1 is 1.16e+25 days of wall time per N"),
     (["fit", TRACE, "--time-scale", "1e308"],
      "'--time-scale': '1e308' is out of range: must be from 1e-09 to 1,000,000"),
+    # The error hunt: a bad --warmup was named "--duration/--warmup".
+    (["loadtest", WEB, "--target", "http://127.0.0.1:9", "--sessions", "1", "--warmup",
+      "-1s"], "error: --warmup: expected a duration such as 150s, 2.5m or 500ms, got '-1s'"),
+    (["loadtest", WEB, "--target", "http://127.0.0.1:9", "--sessions", "1", "--duration",
+      "soon"], "error: --duration: expected a duration such as 150s, 2.5m or 500ms, got "
+     "'soon'"),
     # A token bucket less than one token deep: a traceback (IndexError) in the analytic
     # model; a window allowing 0 tokens was already refused this way.
     (["ceiling", CHAT, "--method", "analytic", "--set", "quotas.org.itpm=1e-30"],

@@ -74,3 +74,22 @@ def _check(r: subprocess.CompletedProcess[str]) -> None:
     assert under["meets"] and not over["meets"]
     assert data["measured_ceiling"]["bracket"] == [2, 7]
     assert data["predicted_ceiling"]["n_star"] >= 1
+
+
+def test_an_unreachable_agent_is_named_not_the_target(mock: ServerThread) -> None:
+    # The error hunt: with --agent-url on a closed port and a live --target, the run
+    # ended "cannot reach the target http://127.0.0.1:<mock>: Connect call failed
+    # ('127.0.0.1', 9)" — naming the endpoint that was up.
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}/chat"
+    r = subprocess.run(
+        [sys.executable, "-m", "capacity", "loadtest", str(PROFILE), "--target", mock.url,
+         "--agent-url", closed, "--sessions", "1", "--time-scale", str(K), "--duration",
+         "20s", "--warmup", "0s", "--no-predict"], capture_output=True, text=True,
+        timeout=120)
+    assert r.returncode == 2, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: cannot reach the agent {closed} (--agent-url): "), last

@@ -156,9 +156,12 @@ def loadtest(
                     "run; spread more over machines with --engine locust")
     try:
         duration_s = parse_duration(duration)
+    except ValueError as e:
+        raise _fail(f"--duration: {e}") from None
+    try:
         warmup_s = None if warmup is None else parse_duration(warmup)
     except ValueError as e:
-        raise _fail(f"--duration/--warmup: {e}") from None
+        raise _fail(f"--warmup: {e}") from None
     if not duration_s > 0:
         raise _fail(f"--duration must be positive, got {duration!r}")
     if warmup_s is not None and warmup_s < 0:

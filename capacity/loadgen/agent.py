@@ -97,6 +97,10 @@ class AgentDriver(SessionDriver):
         """The target's origin (its /metrics and /admin/reset) and the agent's."""
         return {*super().allowed_origins(), _origin(self.agent_url)}
 
+    def peer(self) -> str:
+        """The sessions post to the agent, not to the target."""
+        return f"the agent {self.agent_url} (--agent-url)"
+
     def _body(self, session: int, turn: int, message: str) -> str:
         return (self.template.replace("{session}", f"session-{session}")
                 .replace("{turn}", str(turn)).replace("{message}", message))

@@ -343,7 +343,11 @@ class SessionDriver:
         except TargetError as e:
             self._fail(e)
         except Exception as e:
-            self._fail(TargetError(_describe(e, self.cfg.target)))
+            self._fail(TargetError(_describe(e, self.peer())))
+
+    def peer(self) -> str:
+        """The endpoint the sessions talk to, as an error names it."""
+        return f"the target {self.cfg.target}"
 
     def population(self, k: int) -> tuple[str, int, int]:
         """Session ``k``'s population, that population's index in
@@ -669,14 +673,15 @@ def _short(raw: bytes) -> str:
     return repr(text) if text else "(empty body)"
 
 
-def _describe(e: BaseException, target: str) -> str:
+def _describe(e: BaseException, peer: str) -> str:
+    """One line for a session's failure; ``peer`` names the endpoint ("the target URL")."""
     import aiohttp
 
     if isinstance(e, aiohttp.ClientConnectorError | ConnectionError):
-        return f"cannot reach the target {target}: {e.strerror or e}" if isinstance(
-            e, aiohttp.ClientConnectorError) else f"cannot reach the target {target}: {e}"
+        return f"cannot reach {peer}: {e.strerror or e}" if isinstance(
+            e, aiohttp.ClientConnectorError) else f"cannot reach {peer}: {e}"
     if isinstance(e, asyncio.TimeoutError | TimeoutError):
-        return f"the target {target} did not answer in time"
+        return f"{peer} did not answer in time"
     if isinstance(e, aiohttp.ClientError):
-        return f"the target {target} broke the connection: {type(e).__name__}: {e}"
+        return f"{peer} broke the connection: {type(e).__name__}: {e}"
     return f"load generator failed: {type(e).__name__}: {e}"
