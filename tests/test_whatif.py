@@ -165,6 +165,23 @@ def test_unknown_preset(tmp_path: Path) -> None:
         load_profile(path)
 
 
+@pytest.mark.parametrize("value", ["[openai]", "{a: 1}", "5"])
+def test_a_preset_that_is_no_name_is_one_line(tmp_path: Path, value: str) -> None:
+    """The error hunt: a list or mapping as the preset was a traceback (TypeError:
+    unhashable type, exit 3)."""
+    path = tmp_path / "x.yaml"
+    path.write_text(
+        "models: {m: {tokens_per_second: 50}}\n"
+        f"quotas: {{org: {{preset: {value}, models: [m], rpm: 50}}}}\n"
+        "session: {think_time: 10s, turns: {t: {steps: [{call: {model: m, input_tokens: 1, "
+        "output_tokens: 1}}]}}}\n")
+    with pytest.raises(ProfileError) as info:
+        load_profile(path)
+    text = str(info.value)
+    assert text.startswith(f"{path}:2: quotas.org.preset: unknown preset ") and "\n" not in text
+    assert text.endswith("; presets: azure-standard, openai, anthropic")
+
+
 @pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.name)
 def test_size_round_trip_through_the_cli_with_simulation(path: Path) -> None:
     """`size` (default method) then `ceiling --set` (another seed) carries the sessions."""

@@ -75,7 +75,7 @@ def apply_preset(data: dict[str, Any]) -> dict[str, Any]:
     name = data.get("preset")
     if name is None:
         return data
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:  # a list or mapping: unhashable
         import difflib
 
         close = difflib.get_close_matches(str(name), list(PRESETS), n=1)
