@@ -32,8 +32,8 @@
  * Event queue: a calendar queue (Brown 1988): time-sorted bucket lists, threaded through
  * the owners' records (an owner has at most one pending event: a session its next turn,
  * a call its attempt / answer / retry, the pacer its wake-up), four buckets per pending
- * event, each bucket holding the times of its ends and each record the time of its
- * successor, so a push or a pop touches only the records it links. It is resized and
+ * event, each record holding its successor, so a push or a pop touches only the records
+ * it links (a push into the middle of a list, rare, the ones it walks). It is resized and
  * re-timed as it runs. Equal times leave in insertion order, which is exactly the
  * (time, sequence) order of a binary heap, so the choice of queue changes no result;
  * `queue=1` selects the binary heap (kept for the benchmark that compares them: the
@@ -52,9 +52,11 @@
  * arrays) live in a block taken from a pool when the turn starts and returned when it
  * ends, so memory grows with the turns in progress, not with N times the largest turn;
  * the pool's address space is reserved at once so it grows without moving. From
- * CQ_AHEAD_MIN sessions up the queue prefetches the records of the events about to be
- * popped and holds each push back until its bucket has been fetched (cq_ahead, q_push):
- * there the loop is bound by cache misses, and overlapping them changes no decision.
+ * CQ_AHEAD_MIN sessions up, when every turn type has a template, a node is 32 bytes
+ * (NodeC: two to a line; its links from the template, its draws made when it is sent).
+ * There too the queue prefetches the records of the events about to be popped and
+ * holds each push back until its bucket has been fetched (cq_ahead, q_push): there the
+ * loop is bound by cache misses, and overlapping them changes no decision.
  * From 2^(CQ_EPOCH+2) buckets up, a push due beyond the next epoch (2^CQ_EPOCH buckets)
  * is appended to that epoch's buffer and linked when the pops near it (cq_drain), so the
  * calendar itself is a ring of a few epochs that stays in cache.
@@ -578,7 +580,6 @@ static void lim_free(Lim *L) {
 /* A pending event, embedded in its owner's record (an owner has at most one). */
 typedef struct {
     double t;
-    double next_t; /* the time of the next record in its bucket (read without touching it) */
     int32_t next;  /* next record in its bucket (-1: last); in the pacer's FIFO, the next
                     * queued call (a queued call has no pending event) */
     int8_t kind;   /* EV_* */
@@ -608,6 +609,7 @@ typedef struct {
     int32_t blk; /* its turn's node block, -1 between turns */
     int16_t flags;
     int16_t btt; /* the turn type its block was expanded for (-1: none; see free_tag) */
+    int64_t pad_; /* one line */
 } Session;
 
 /* A call or group instance of a turn: one 64-byte cache line (the node arrays are
@@ -623,14 +625,37 @@ typedef struct {
 typedef struct {
     Ev ev;        /* its attempt, answer or retry; ev.nkind, ev.site: its kind and site */
     int32_t sess; /* its session (the queue's look-ahead prefetches it from here) */
+    int32_t att;  /* a call: attempts sent; a group: children still running */
+    uint64_t tkey; /* compact nodes (NodeC) only: its turn's key */
     int32_t parent, next;
-    int32_t att; /* a call: attempts sent; a group: children still running */
     union {
         double lat; /* a call: its latency */
         Kids kids;  /* a group: its first and last child */
     } u;
     double tin, tout; /* a call: whole tokens in and out */
 } Node;
+/* A compact node (large populations whose turn types all have templates: see Link): a
+ * node's first half, 32 bytes, so two share a line. Its tree links are its template's
+ * (Link), its tokens and latency drawn from its turn's key when it is sent; ev.site holds
+ * its turn type (its site is the template's). At 10^5-10^6 sessions every line a turn
+ * touches is a cache miss: the independent workload's turn of 7 nodes was 7 lines, now 4
+ * (cachegrind, 10^5 sessions: 2.22 -> 1.28 lines per attempt from beyond a 2 MB cache). */
+typedef struct {
+    Ev ev;
+    int32_t sess, att;
+    uint64_t tkey;
+} NodeC;
+/* A template node's links and what a compact node takes from its template (relative to
+ * its block; INT32_MIN: none, so that block + link is negative without a branch):
+ * indexed by turn type * block nodes + the node's place. */
+typedef struct {
+    int32_t parent, next, first; /* a group's first child */
+    int32_t c;     /* a call: its ordinal (its lazy key; its plan in the template) */
+    uint16_t site; /* a call's site */
+    int8_t nkind;  /* the template's kind byte (flags but NK_MEAS) */
+    int8_t drawn;  /* a call: 1 if a token count or its latency is drawn (cz_draws) */
+    double lat0;   /* a call whose nothing is drawn: its latency (its tokens are fixed) */
+} Link;
 /* A routed call's CallPath (routed profiles only). */
 typedef struct {
     uint32_t tried; /* route entries tried in this round (bit per declared position) */
@@ -641,6 +666,9 @@ typedef struct {
     int8_t pad_;
 } NodeRt;
 _Static_assert(sizeof(Node) == 64, "a node is one cache line");
+_Static_assert(sizeof(NodeC) == 32 && offsetof(Node, tkey) == offsetof(NodeC, tkey) &&
+                   offsetof(Node, att) == offsetof(NodeC, att),
+               "a compact node is a node's first half");
 _Static_assert(sizeof(NodeRt) == 16, "a route state is 16 bytes");
 _Static_assert(sizeof(Session) == 64, "a session is one cache line");
 
@@ -655,9 +683,13 @@ typedef struct {
     int64_t nb, mask, n, cur;
     int64_t n_grow;  /* more pending records than this: resize at the next pop */
     /* Owner id -> record address: the sessions' (with the pacer's after them) and the
-     * nodes' records are both 64 bytes with the event first, so an owner's event is at
-     * base + 64 * id, base the sessions' or the nodes' shifted by their first id. */
+     * nodes' records are both 64 bytes (compact nodes: 32) with the event first, so an
+     * owner's event is at base + 64 * id (32 * id), base the sessions' or the nodes'
+     * shifted by their first id (EVPs). */
     uintptr_t sbase, nbase;
+    int nsh;         /* log2 of a node's record: 6, or 5 with compact nodes (NodeC) */
+    const Link *lk;  /* compact nodes: the templates' links (see Link), else NULL */
+    int blk_log;     /* compact nodes: log2 of blk_nodes */
     double inv_w;
     /* self-tuning: cost of pops (empty buckets stepped) and pushes (records walked) */
     int64_t pops, steps, pushes, walks, check_at;
@@ -691,11 +723,14 @@ typedef struct {
  * mispredicted about once per event: sessions and calls come in random order). Id n_sess
  * is the record after the sessions': the pacer's event, or in cq_plain (never with the
  * pacer) an empty bucket's tail due at -inf. */
-static inline Ev *EVP(const Queue *Q, int32_t id) {
-    uintptr_t b = id <= Q->n_sess ? Q->sbase : Q->nbase;
-    return (Ev *)(b + (uintptr_t)(uint32_t)id * 64u);
+static ALWAYS_INLINE Ev *EVPs(const Queue *Q, int32_t id, const int sh) {
+    const int s = id <= Q->n_sess;
+    uintptr_t b = s ? Q->sbase : Q->nbase;
+    return (Ev *)(b + ((uintptr_t)(uint32_t)id << (s ? 6 : sh)));
 }
-static inline Ev *EVAT(Queue *Q, int32_t id) { return EVP(Q, id); }
+/* sh: log2 of a node's record (6: 64 bytes; 5: the compact nodes, see NodeC) */
+static inline Ev *EVP(const Queue *Q, int32_t id) { return EVPs(Q, id, 6); }
+static inline Ev *EVAT(const Queue *Q, int32_t id) { return EVPs(Q, id, Q->nsh); }
 
 static inline int64_t vbucket(const Queue *Q, double t) {
     double x = t * Q->inv_w;
@@ -714,31 +749,28 @@ static inline void cq_insert(Queue *Q, int32_t id) {
     Ev *tl = EVAT(Q, B->tail);
     if (tl->t <= t) { /* after every record due at or before t */
         tl->next = id;
-        tl->next_t = t;
         B->tail = id;
         return;
     }
     Ev *h = EVAT(Q, B->head);
     if (t < h->t) {
         e->next = B->head;
-        e->next_t = h->t;
         B->head = id;
         return;
     }
-    for (;;) { /* stop before the first record due strictly after t */
+    for (;;) { /* stop before the first record due strictly after t (the tail is) */
         Q->walks++;
-        if (h->next_t > t) {
+        Ev *nx = EVAT(Q, h->next);
+        if (nx->t > t) {
             e->next = h->next;
-            e->next_t = h->next_t;
             h->next = id;
-            h->next_t = t;
             return;
         }
-        h = EVAT(Q, h->next);
+        h = nx;
     }
 }
 
-static ALWAYS_INLINE void cq_partners(Queue *Q, int32_t h);
+static ALWAYS_INLINE void cq_partners(Queue *Q, int32_t h, const int sh);
 
 static inline int ep_in_arena(const Queue *Q, const int32_t *p) {
     return Q->ar && (const char *)p >= Q->ar && (const char *)p < Q->ar + Q->ar_size;
@@ -804,21 +836,21 @@ static ALWAYS_INLINE int ep_append(Queue *Q, int64_t e, int32_t id) {
  * 10^6 sessions) and writes both; here it appends to a buffer whose end is in cache,
  * and the drain walks an epoch's records with their reads overlapped, into buckets that
  * are consecutive. Entries of an epoch a year (the buffer ring) or more later stay. */
-static ALWAYS_INLINE void cq_insert_i(Queue *Q, int32_t id, Ev *e, double t);
+static ALWAYS_INLINE void cq_insert_i(Queue *Q, int32_t id, Ev *e, double t, const int sh);
 /* inf: every empty bucket's tail is the record due at -inf (q_pop_b; see cq_insert_p) */
-static ALWAYS_INLINE void cq_drain_impl(Queue *Q, const int inf) {
+static ALWAYS_INLINE void cq_drain_impl(Queue *Q, const int inf, const int sh) {
     int64_t e = Q->ep_done + 1;
     EpBuf *B = Q->eb + (e & Q->ep_mask);
     int32_t *ids = B->ids;
     int64_t n = B->len, k = 0;
     for (int64_t i = 0; i < n; i++) {
-        if (i + CQ_DRAIN_PF < n) PREFETCH(EVAT(Q, ids[i + CQ_DRAIN_PF]));
+        if (i + CQ_DRAIN_PF < n) PREFETCH(EVPs(Q, ids[i + CQ_DRAIN_PF], sh));
         int32_t id = ids[i];
-        Ev *ev = EVAT(Q, id);
+        Ev *ev = EVPs(Q, id, sh);
         if ((vbucket(Q, ev->t) >> CQ_EPOCH) == e) {
-            if (inf) cq_insert_i(Q, id, ev, ev->t);
+            if (inf) cq_insert_i(Q, id, ev, ev->t, sh);
             else cq_insert(Q, id);
-            if (CQ_DRAIN_PARTNERS) cq_partners(Q, id); /* what its event reads next */
+            if (CQ_DRAIN_PARTNERS) cq_partners(Q, id, sh); /* what its event reads next */
         } else {
             ids[k++] = id;
         }
@@ -828,8 +860,10 @@ static ALWAYS_INLINE void cq_drain_impl(Queue *Q, const int inf) {
     Q->ep_done = e;
     Q->drain_at = ((e + 1) << CQ_EPOCH) - CQ_MARGIN;
 }
-static void cq_drain(Queue *Q) { cq_drain_impl(Q, 0); }
-static void cq_drain_b(Queue *Q) { cq_drain_impl(Q, 1); }
+static void cq_drain(Queue *Q) { cq_drain_impl(Q, 0, Q->nsh); }
+/* q_pop_b's, for 64-byte nodes and for compact ones (sh: see EVPs) */
+static void cq_drain_b6(Queue *Q) { cq_drain_impl(Q, 1, 6); }
+static void cq_drain_b5(Queue *Q) { cq_drain_impl(Q, 1, 5); }
 
 /* The k-th smallest of a[0..n) (0-based; a is reordered): the value a full sort would put
  * at k, in O(n) (Hoare's selection; a sort of 10^6 times took ~0.1 s per layout). */
@@ -1044,22 +1078,44 @@ static inline void cq_flush(Queue *Q) {
  * held-back pushes (q_push) cost more than they save (measured: +14-18 % per attempt at
  * 1,000 sessions, +27 % at 30,000 on the independent workload). Hints only:
  * nothing here changes the queue. */
-static inline void cq_ahead(Queue *Q, int32_t next) {
-    if (next >= 0) PREFETCH(EVAT(Q, next));
+static ALWAYS_INLINE void cq_ahead_s(Queue *Q, int32_t next, const int sh) {
+    if (next >= 0) PREFETCH(EVPs(Q, next, sh));
     if (Q->ahead_rec < Q->cur) Q->ahead_rec = Q->cur;
     while (Q->ahead_rec < Q->cur + CQ_AHEAD_REC) {
         int32_t h = Q->bk[++Q->ahead_rec & Q->mask].head;
-        if (h >= 0) PREFETCH(EVAT(Q, h));
+        if (h >= 0) PREFETCH(EVPs(Q, h, sh));
     }
     if (Q->ahead_ses < Q->cur) Q->ahead_ses = Q->cur;
     while (Q->ahead_ses < Q->cur + CQ_AHEAD_SES) {
         int32_t h = Q->bk[++Q->ahead_ses & Q->mask].head;
-        if (!(CQ_DRAIN_PARTNERS && Q->ep)) cq_partners(Q, h);
+        if (!(CQ_DRAIN_PARTNERS && Q->ep)) cq_partners(Q, h, sh);
     }
 }
+static inline void cq_ahead(Queue *Q, int32_t next) { cq_ahead_s(Q, next, Q->nsh); }
 
 /* Prefetch what the event of record h reads besides its record (see cq_ahead). */
-static ALWAYS_INLINE void cq_partners(Queue *Q, int32_t h) {
+static ALWAYS_INLINE void cq_partners(Queue *Q, int32_t h, const int sh) {
+    if (sh == 5) { /* compact nodes: the same lines, the links from the template */
+        if (h > Q->n_sess) {
+            const int64_t i = h - Q->n_sess - 1, M = Q->blk_nodes, at = i & (M - 1);
+            const NodeC *nc = (const NodeC *)Q->nodes, *nd = nc + i;
+            const Link *l = Q->lk + ((int64_t)nd->ev.site << Q->blk_log) + at;
+            const int nk = nd->ev.nkind, pseq = nk & NK_PSEQ, last = l->next < 0;
+            if ((last && !(nk & NK_NOEND)) || nd->ev.kind != EV_DONE)
+                PREFETCH(&Q->sess[nd->sess]);
+            if (pseq && !last) {
+                /* the nodes after it in its block: two to a line */
+                int64_t e = (i | (M - 1)) + 1, j1 = i + 1 + CQ_AHEAD_KIDS;
+                uintptr_t a = (uintptr_t)(nc + i + 1) & ~(uintptr_t)63;
+                for (uintptr_t z = (uintptr_t)(nc + (j1 < e ? j1 : e)); a < z; a += 64)
+                    PREFETCH((const void *)a);
+            } else if (l->parent >= 0 && !(nk & NK_REND)) {
+                PREFETCH(nc + (i - at) + l->parent);
+                if (!pseq && last && at + 1 < M) PREFETCH(nc + i + 1);
+            }
+        }
+        return;
+    }
     {
         if (h > Q->n_sess) { /* a call: the lines its event reads (see the walk) */
             const Node *nd = Q->nodes + (h - Q->n_sess - 1);
@@ -1186,7 +1242,8 @@ static ALWAYS_INLINE int32_t q_pop(Queue *Q) {
  * for the heap and the held-back pushes, which never run with epochs on; the caller
  * hands over the pushed record's event, and a pop returns its record's event. Anything
  * else (a re-timing check, epochs off after a resize) goes through q_push / q_pop. */
-static ALWAYS_INLINE void q_push_b(Queue *Q, int32_t id, Ev *e, double t, int kind) {
+static ALWAYS_INLINE void q_push_b(Queue *Q, int32_t id, Ev *e, double t, int kind,
+                                   const int sh) {
     if (__builtin_expect(!Q->ep, 0)) {
         q_push(Q, id, t, kind);
         return;
@@ -1197,14 +1254,14 @@ static ALWAYS_INLINE void q_push_b(Queue *Q, int32_t id, Ev *e, double t, int ki
     Q->pushes++;
     int64_t ep = vbucket(Q, t) >> CQ_EPOCH;
     if (ep > Q->ep_done) (void)ep_append(Q, ep, id); /* failure: the next pop fails */
-    else cq_insert_i(Q, id, e, t);
+    else cq_insert_i(Q, id, e, t, sh);
     if (Q->n > Q->n_grow) Q->check_at = 0; /* resize at the next pop */
 }
 
 /* With epochs on, every empty bucket's tail is the record due at -inf (as in cq_plain:
  * cq_layout sets it, the pops here restore it), so inserts take cq_insert_p's path. The
  * fast case has no pacer, whose event that record otherwise holds. */
-static ALWAYS_INLINE int32_t q_pop_b(Queue *Q, Ev **pe) {
+static ALWAYS_INLINE int32_t q_pop_b(Queue *Q, Ev **pe, const int sh) {
     if (__builtin_expect(Q->pops >= Q->check_at || !Q->ep || Q->dn > 0 || Q->n == 0 || Q->oom,
                          0)) {
         /* the re-timing rule (a rebuild lays every tail out as -inf) */
@@ -1218,7 +1275,10 @@ static ALWAYS_INLINE int32_t q_pop_b(Queue *Q, Ev **pe) {
     Q->pops++;
     for (;;) {
         for (int64_t s = 0; s < Q->nb;) {
-            while (Q->cur >= Q->drain_at) cq_drain_b(Q);
+            while (Q->cur >= Q->drain_at) {
+                if (sh == 5) cq_drain_b5(Q);
+                else cq_drain_b6(Q);
+            }
             const Bucket *bk = Q->bk;
             const int64_t mask = Q->mask, c0 = Q->cur;
             int64_t c = c0, stop = c0 + (Q->nb - s);
@@ -1230,13 +1290,13 @@ static ALWAYS_INLINE int32_t q_pop_b(Queue *Q, Ev **pe) {
             if (c == stop) continue; /* a drain is due, or the year is stepped */
             Bucket *B = Q->bk + (c & mask);
             int32_t j = B->head;
-            Ev *e = EVAT(Q, j);
+            Ev *e = EVPs(Q, j, sh);
             if (vbucket(Q, e->t) == c) {
                 int32_t nx = e->next, tl = B->tail;
                 B->head = nx;
                 B->tail = nx < 0 ? (int32_t)Q->n_sess : tl; /* emptied: the -inf record */
                 Q->n--;
-                cq_ahead(Q, nx);
+                cq_ahead_s(Q, nx, sh);
                 *pe = e;
                 return j;
             }
@@ -1253,42 +1313,39 @@ static ALWAYS_INLINE int32_t q_pop_b(Queue *Q, Ev **pe) {
  * q_push / q_pop above (the same buckets, lists and re-timing rule, so the same order);
  * the caller hands over the pushed record's event, and a pop scans the empty buckets in
  * a tight loop and returns its record's event. */
-static ALWAYS_INLINE void cq_insert_i(Queue *Q, int32_t id, Ev *e, double t) {
+static ALWAYS_INLINE void cq_insert_i(Queue *Q, int32_t id, Ev *e, double t, const int sh) {
     Bucket *B = Q->bk + (vbucket(Q, t) & Q->mask);
     e->next = -1;
     /* An empty bucket's tail is the record due at -inf (EVP): a push into it takes the
      * same path as one after the last record, without a branch on emptiness (about
      * half the pushes find their bucket empty, at random). */
-    Ev *tl = EVP(Q, B->tail);
+    Ev *tl = EVPs(Q, B->tail, sh);
     if (tl->t <= t) { /* after every record due at or before t */
         int32_t h = B->head;
         tl->next = id;
-        tl->next_t = t;
         B->tail = id;
         B->head = h < 0 ? id : h;
         return;
     }
-    Ev *h = EVP(Q, B->head);
+    Ev *h = EVPs(Q, B->head, sh);
     if (t < h->t) {
         e->next = B->head;
-        e->next_t = h->t;
         B->head = id;
         return;
     }
-    for (;;) { /* stop before the first record due strictly after t */
+    for (;;) { /* stop before the first record due strictly after t (the tail is) */
         Q->walks++;
-        if (h->next_t > t) {
+        Ev *nx = EVPs(Q, h->next, sh);
+        if (nx->t > t) {
             e->next = h->next;
-            e->next_t = h->next_t;
             h->next = id;
-            h->next_t = t;
             return;
         }
-        h = EVP(Q, h->next);
+        h = nx;
     }
 }
 /* (out of line: inlined into the fast loop it measured 6 % slower at 1,000 sessions) */
-static void cq_insert_p(Queue *Q, int32_t id, Ev *e, double t) { cq_insert_i(Q, id, e, t); }
+static void cq_insert_p(Queue *Q, int32_t id, Ev *e, double t) { cq_insert_i(Q, id, e, t, 6); }
 
 static ALWAYS_INLINE void q_push_p(Queue *Q, int32_t id, Ev *e, double t, int kind) {
     e->t = t;
@@ -1341,6 +1398,7 @@ static int q_init(Queue *Q, Session *sess, int64_t n_sess, int heap, int64_t cap
     memset(Q, 0, sizeof(*Q));
     Q->sess = sess;
     Q->sbase = (uintptr_t)sess;
+    Q->nsh = 6;
     Q->n_sess = n_sess;
     Q->heap = heap;
     Q->ahead = n_sess >= CQ_AHEAD_MIN;
@@ -1363,7 +1421,7 @@ static int q_init(Queue *Q, Session *sess, int64_t n_sess, int heap, int64_t cap
 
 static int q_reserve(Queue *Q, Node *nodes, int64_t M, int64_t cap) {
     Q->nodes = nodes;
-    Q->nbase = (uintptr_t)nodes - (uintptr_t)(Q->n_sess + 1) * 64u;
+    Q->nbase = (uintptr_t)nodes - ((uintptr_t)(Q->n_sess + 1) << Q->nsh);
     Q->blk_nodes = M;
     if (!Q->heap) return 0;
     int32_t *h = realloc(Q->h, sizeof(int32_t) * (size_t)cap);
@@ -2139,18 +2197,40 @@ static uint64_t pf_lines(const Tpl *tpl, int64_t n_turns, int64_t M) {
 #define QPUSH(id_, ev_, t_, kind_)                                                          \
     do {                                                                                   \
         if (plain) q_push_p(&R->Q, (id_), (ev_), (t_), (kind_));                           \
-        else if (big) q_push_b(&R->Q, (id_), (ev_), (t_), (kind_));                        \
+        else if (big) q_push_b(&R->Q, (id_), (ev_), (t_), (kind_), cz ? 5 : 6);            \
         else q_push(&R->Q, (id_), (t_), (kind_));                                          \
     } while (0)
 
+/* A compact node's tokens and latency (see NodeC): the values tpl_expand writes into call
+ * c's node (call_draws' and tpl_ops' operations), drawn from its turn's key tkey when the
+ * call is sent; a token count's floor of a positive value below 2^52 is the truncation
+ * tpl_expand takes. */
+static ALWAYS_INLINE void cz_draws(const Prog *G, const Tpl *tp, int32_t c, uint64_t tkey,
+                                   double *tin, double *tout, double *lat) {
+    const Plan *pl = tp->plan + c;
+    const Node *tn = tp->nodes + tp->cidx[c];
+    const uint64_t pos = (uint64_t)tp->cpos[c];
+    double v[4];
+    for (int j = 0; j < 4; j++) {
+        if (pl->kind[j] == PL_FIXED) v[j] = pl->p0[j];
+        else if (pl->kind[j] == PL_UNIFORM)
+            v[j] = pl->p0[j] + unit01(tkey, pos + 2u * (uint64_t)j) * pl->span[j];
+        else v[j] = draw_any(&G->D, pl->dist[j], tkey, pos + 2u * (uint64_t)j);
+    }
+    *tin = pl->kind[SITE_IN] == PL_FIXED ? tn->tin : ffloor(v[SITE_IN] + 0.5);
+    *tout = pl->kind[SITE_OUT] == PL_FIXED ? tn->tout : ffloor(v[SITE_OUT] + 0.5);
+    *lat = pl->lat ? v[SITE_TTFT] + dmin(*tout, pl->maxtok) / v[SITE_TPS] : tn->u.lat;
+}
+
 /* Simulate one replication. 0, or -1 when out of memory. Compiled once per case of
  * replicate_c below: with fast, no routes, populations, trace, pacer or sliding window
- * (their code drops out); with one, a single limit slot (its loops unrolled). */
+ * (their code drops out); with one, a single limit slot (its loops unrolled); with cz
+ * (big only, every turn type templated), compact nodes (NodeC). */
 static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_key, double t0,
                                         double t1, int64_t M, const double *P,
                                         const double *deficit, const double *used, int heap,
                                         Out *O, Run *R, Rt *T, const int fast, const int one,
-                                        const int plain, const int big) {
+                                        const int plain, const int big, const int cz) {
     const int routed = !fast && T->on;
     const int64_t trace_rows = fast ? 0 : O->trace_rows;
     /* A routed trace row ends with the calls in flight per deployment (what least_busy
@@ -2184,6 +2264,8 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
     double *pst = !fast && O->n_pops > 0 ? O->pstats : NULL;
     int32_t *spop = NULL;
     Tpl *tpl = NULL;
+    Link *LK = NULL; /* compact nodes: the templates' links (turn type * MB + place) */
+    int64_t MB = M;  /* nodes per block (compact nodes: a power of two) */
     /* Without routes (fast), the units of the sites whose token counts are fixed. */
     int8_t *sfix = NULL;
     double *sunits = NULL;
@@ -2225,7 +2307,37 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
     if (!tpl) goto done;
     for (int64_t tt = 0; tt < G->n_turns; tt++)
         if (tpl_build(G, G->turn_root[tt], M, stack, tpl + tt) < 0) goto done;
-    const uint64_t pfl = pf_lines(tpl, G->n_turns, M);
+    uint64_t pfl = pf_lines(tpl, G->n_turns, M);
+    if (cz) {
+        int64_t mx = 1;
+        for (int64_t tt = 0; tt < G->n_turns; tt++) mx = tpl[tt].n > mx ? tpl[tt].n : mx;
+        for (MB = 1; MB < mx && MB < ((int64_t)1 << 30);) MB *= 2; /* mx <= M */
+        LK = calloc((size_t)(G->n_turns > 0 ? G->n_turns : 1) * (size_t)MB, sizeof(Link));
+        if (!LK) goto done;
+        pfl = 0;
+        for (int64_t tt = 0; tt < G->n_turns; tt++) {
+            const Tpl *tp = tpl + tt;
+            for (int64_t i = 0; i < tp->n; i++) {
+                const Node *tn = tp->nodes + i;
+                Link *l = LK + tt * MB + i;
+                const int call = (tn->ev.nkind & NK_KIND) == I_CALL;
+                l->parent = tn->parent >= 0 ? tn->parent : INT32_MIN;
+                l->next = tn->next >= 0 ? tn->next : INT32_MIN;
+                l->first = !call && tn->u.kids.first >= 0 ? tn->u.kids.first : INT32_MIN;
+                l->c = call ? (int32_t)tp->keys[i] : -1;
+                l->site = call ? tn->ev.site : 0;
+                l->nkind = (int8_t)(tn->ev.nkind & ~NK_MEAS);
+                if (call) {
+                    const Plan *pl = tp->plan + l->c;
+                    l->drawn = (int8_t)(pl->lat || pl->kind[SITE_IN] != PL_FIXED);
+                    l->lat0 = tn->u.lat;
+                }
+            }
+            /* a turn start touches its first node only (nothing is copied or drawn) */
+            if (tp->w0 * 32 / 64 < 64) pfl |= (uint64_t)1 << (tp->w0 * 32 / 64);
+        }
+        R->M = MB;
+    }
     if (lim_load(&lim, P, L, deficit, used, SPREAD) < 0) goto done;
     /* One slot: its parameters in a local copy, which the loop keeps in registers (P is
      * memory the loop's stores might alias, as far as the compiler knows). */
@@ -2248,13 +2360,20 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
         }
     }
     if (q_init(&R->Q, R->s, N, heap, N + 1) < 0) goto done;
+    int mbl = 0; /* log2(MB) */
+    while (((int64_t)1 << mbl) < MB) mbl++;
+    if (cz) {
+        R->Q.nsh = 5;
+        R->Q.lk = LK;
+        R->Q.blk_log = mbl;
+    }
     {
         /* A session holds at most one block, and the pool doubles from 16 blocks only when
          * every block is taken, so it never exceeds the power of two from 16 up that holds
          * N blocks. */
         int64_t most = 16;
         while (most < N) most *= 2;
-        if (most * M + N + 1 <= INT32_MAX) pool_reserve(R, most * M);
+        if (most * MB + N + 1 <= INT32_MAX) pool_reserve(R, most * MB);
     }
     int64_t grow_to = N < 64 ? N : 64;
     while (R->n_blk < grow_to)
@@ -2317,7 +2436,9 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
     uint32_t polls = 0;
     for (;;) {
         Ev *pe = NULL;
-        int32_t id = plain ? q_pop_p(&R->Q, &pe) : big ? q_pop_b(&R->Q, &pe) : q_pop(&R->Q);
+        int32_t id = plain ? q_pop_p(&R->Q, &pe)
+                     : big ? q_pop_b(&R->Q, &pe, cz ? 5 : 6)
+                           : q_pop(&R->Q);
         if (id == -2) goto done;
         /* Ctrl-C: every 4,096 events, a stop asked for (stop()) ends the replication. */
         if (__builtin_expect(!(++polls & 0xFFFu), 0) && g_stop) {
@@ -2332,8 +2453,14 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
         int64_t n_now = 0;
         int walk = W_NONE; /* the walk of the turn's tree this event starts, from wn */
         int32_t wn = -1;
+        uint64_t wkey = 0; /* compact nodes: the walk's turn key and turn type */
+        int32_t wtt = 0;
         int dispatch = 0;
         Node *nodes = R->nodes;
+/* Node n (compact nodes: a NodeC, of which only the fields it has are read), and a compact
+ * node's link f (see Link; the walk's turn type wtt, its block from wbase). */
+#define ND(n_) (cz ? (Node *)((char *)nodes + (size_t)(n_) * sizeof(NodeC)) : nodes + (n_))
+#define LN(f_, n_) (wl[n_].f_ + wbase) /* none: negative (see Link) */
         if (ev == EV_TURN) {
             int64_t x = id;
             Session *ss = R->s + x;
@@ -2354,13 +2481,16 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             }
             int32_t blk = R->free_blk[--R->n_free];
             ss->blk = blk;
-            int64_t base = (int64_t)blk * M;
+            int64_t base = (int64_t)blk * MB;
             /* Without routes (fast), a block last expanded for this turn type's template is
              * only reset (see tpl_expand). */
             int reuse = fast && R->free_tag[R->n_free] == (int32_t)tt;
             ss->btt = (int16_t)(fast && tpl[tt].n > 0 && tt < INT16_MAX ? tt : -1);
             NodeRt *nrt = routed ? R->nrt : NULL;
-            if (tpl[tt].n > 0)
+            if (cz) { /* compact nodes: nothing to copy, each set when the walk starts it */
+                wkey = tkey;
+                wtt = (int32_t)tt;
+            } else if (tpl[tt].n > 0)
                 tpl_expand(G, tpl + tt, nodes, R->nkey, nrt, base, tkey, (int32_t)x, fast, reuse);
             else
                 (void)expand(G, nodes, R->nkey, nrt, G->turn_root[tt], base, tkey, stack,
@@ -2379,7 +2509,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             dispatch = 1;
         } else {
             int32_t n = id - NODE0;
-            Node *nd = nodes + n;
+            Node *nd = ND(n);
             if (ev == EV_ATTEMPT) { /* a retry, after its backoff */
                 R->now[0] = n;
                 n_now = 1;
@@ -2406,7 +2536,11 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 int64_t row = trace_rows > 0 ? R->ntrow[n] : -1;
                 if (routed ? R->nrt[n].nx == NX_RETRY : k <= max_retries) {
                     /* routed: the jitter of the round's end (nd->att counts every choice) */
-                    uint64_t ck = fast ? call_key(R->s + nd->sess, R->nkey[n]) : R->nkey[n];
+                    uint64_t ck =
+                        cz     ? hash2(nd->tkey ^ DOM_CALL,
+                                       (uint64_t)LK[((int64_t)nd->ev.site << mbl) + (n & (MB - 1))].c)
+                        : fast ? call_key(R->s + nd->sess, R->nkey[n])
+                               : R->nkey[n];
                     double ju = unit01(ck, (uint64_t)nd->att);
                     double ra = R->nra[n], d;
                     if (honour && 0.0 < ra && ra <= max_ra) {
@@ -2422,15 +2556,15 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                     QPUSH(id, &nd->ev, t + d, EV_ATTEMPT);
                 } else {
                     if (row >= 0) O->trace[row * TW + T_WAIT] = WAIT_GAVE_UP;
-                    Session *ss = R->s + nodes[n].sess;
+                    Session *ss = R->s + nd->sess;
                     ss->flags |= F_FAILED;
                     if (abort_turn) {
                         ss->flags |= F_ABORTED;
-                        abits[nodes[n].sess >> 6] |= 1ull << (nodes[n].sess & 63);
+                        abits[nd->sess >> 6] |= 1ull << (nd->sess & 63);
                     }
                     if (ss->flags & F_MEASURED) {
                         cnt[K_CALLS_FAILED]++;
-                        if (pst) pst[(int64_t)spop[nodes[n].sess] * PS_NCOL + K_CALLS_FAILED] += 1;
+                        if (pst) pst[(int64_t)spop[nd->sess] * PS_NCOL + K_CALLS_FAILED] += 1;
                     }
                     if (pacing) {
                         inflight--;
@@ -2449,15 +2583,29 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             int32_t n = wn;
             int64_t sp = 0;
             /* the walk's session, and whether its turn is measured (NK_MEAS or 0) */
-            const int32_t x = walk == W_START ? id : nodes[wn].sess;
+            const int32_t x = walk == W_START ? id : ND(wn)->sess;
             const int8_t wmeas = walk == W_START ? (R->s[x].flags & F_MEASURED ? NK_MEAS : 0)
-                                                 : (nodes[wn].ev.nkind & NK_MEAS);
+                                                 : (ND(wn)->ev.nkind & NK_MEAS);
+            /* compact nodes: the walk stays in one block, of one turn */
+            const int32_t wbase = cz ? (int32_t)(wn & ~(int32_t)(MB - 1)) : 0;
+            if (cz && walk == W_COMPLETE) {
+                wkey = ND(wn)->tkey;
+                wtt = ND(wn)->ev.site;
+            }
+            /* compact nodes: node n's link is wl[n] */
+            const Link *wl = cz ? LK + ((int64_t)wtt << mbl) - wbase : NULL;
             if (walk == W_COMPLETE) goto w_complete;
         w_start: {
-            Node *nd = nodes + n;
-            const int nk = nd->ev.nkind & NK_KIND;
+            Node *nd = ND(n);
+            const int nk = (cz ? wl[n].nkind : nd->ev.nkind) & NK_KIND;
             nd->sess = x;
-            nd->ev.nkind = (int8_t)((nd->ev.nkind & ~NK_MEAS) | wmeas);
+            if (cz) { /* a compact node is set here, whatever the block held */
+                nd->ev.nkind = (int8_t)(wl[n].nkind | wmeas);
+                nd->ev.site = (uint16_t)wtt;
+                nd->tkey = wkey;
+            } else {
+                nd->ev.nkind = (int8_t)((nd->ev.nkind & ~NK_MEAS) | wmeas);
+            }
             if (nk == I_CALL) {
                 nd->att = 0;
                 if (wmeas) {
@@ -2477,7 +2625,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 }
                 goto w_next;
             }
-            int32_t c = nd->u.kids.first;
+            int32_t c = cz ? LN(first, n) : nd->u.kids.first;
             if (nk == I_SEQ) {
                 if (c >= 0 && !(abits[x >> 6] >> (x & 63) & 1)) { /* not aborted */
                     n = c;
@@ -2489,16 +2637,16 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             int32_t kids = 0;
             while (c >= 0) {
                 wnode[sp++] = c;
-                c = nodes[c].next;
+                c = cz ? LN(next, c) : nodes[c].next;
                 kids++;
             }
             nd->att = kids; /* children still running */
             goto w_next;
         }
         w_complete: {
-            Node *nd = nodes + n;
+            Node *nd = ND(n);
             /* the last step of a sequence root ends the turn (the root is not read) */
-            int32_t p = nd->ev.nkind & NK_REND ? -1 : nd->parent;
+            int32_t p = nd->ev.nkind & NK_REND ? -1 : cz ? LN(parent, n) : nd->parent;
             if (p < 0) { /* the turn has ended */
                 Session *ss = R->s + x;
                 int fl = ss->flags;
@@ -2539,13 +2687,13 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 ss->turn++;
                 R->free_tag[R->n_free] = ss->btt;
                 R->free_blk[R->n_free++] = ss->blk;
-                if (!plain && R->Q.ahead) pf_block(nodes + (int64_t)ss->blk * M, pfl);
+                if (!plain && R->Q.ahead) pf_block(ND((int64_t)ss->blk * MB), pfl);
                 ss->blk = -1;
                 QPUSH(x, &ss->ev, nxt, EV_TURN);
                 goto w_next;
             }
             if (nd->ev.nkind & NK_PSEQ) {
-                int32_t nx = nd->next;
+                int32_t nx = cz ? LN(next, n) : nd->next;
                 if (nx >= 0 && !(abits[x >> 6] >> (x & 63) & 1)) { /* not aborted */
                     n = nx;
                     goto w_start;
@@ -2553,14 +2701,17 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 n = p;
                 goto w_complete;
             }
-            if (--nodes[p].att == 0) {
+            if (--ND(p)->att == 0) {
                 n = p;
                 goto w_complete;
             }
             /* Large populations: a child ended and others still run; the step its group
              * starts when the last ends (a hint: its line is cold, and the group's line,
              * read here, is in cache now). */
-            if (big && nodes[p].next >= 0) PREFETCH(nodes + nodes[p].next);
+            if (big) {
+                int32_t pn = cz ? LN(next, p) : nodes[p].next;
+                if (pn >= 0) PREFETCH(ND(pn));
+            }
         }
         w_next:
             if (sp > 0) {
@@ -2604,10 +2755,18 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
          * fallbacks), in order. */
         for (int64_t ia = 0; ia < n_now; ia++) {
             int32_t n = R->now[ia];
-            Node *nd = nodes + n;
-            int32_t x = nodes[n].sess;
+            Node *nd = ND(n);
+            int32_t x = nd->sess;
             Session *ss = R->s + x;
             int64_t site = nd->ev.site;
+            /* compact nodes: the site is the template's, the tokens and latency drawn now */
+            double ctin = 0.0, ctout = 0.0, clat = 0.0;
+            if (cz) {
+                const Link *cl = LK + ((int64_t)nd->ev.site << mbl) + (n & (MB - 1));
+                site = cl->site;
+                if (cl->drawn) cz_draws(G, tpl + nd->ev.site, cl->c, nd->tkey, &ctin, &ctout, &clat);
+                else clat = cl->lat0; /* and its tokens are fixed: sfix[site] */
+            }
             int meas = (nd->ev.nkind & NK_MEAS) != 0; /* its turn's F_MEASURED */
             double mt = G->site_maxtok[site];
             const double *cf = G->coef + site * L * 5;
@@ -2653,9 +2812,9 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 } else {
                     /* no cached share: ffloor(0 * tin + 0.5) is +0.0 for any finite tin */
                     double sc = G->site_cached[site];
-                    tcached = fast && sc == 0.0 && isfinite(nd->tin) ? 0.0
-                                                                     : ffloor(sc * nd->tin + 0.5);
-                    call_units(cf, L, nd->tin, tcached, nd->tout, mt, units);
+                    const double tin = cz ? ctin : nd->tin, tout = cz ? ctout : nd->tout;
+                    tcached = fast && sc == 0.0 && isfinite(tin) ? 0.0 : ffloor(sc * tin + 0.5);
+                    call_units(cf, L, tin, tcached, tout, mt, units);
                 }
                 if (sliding && lim_log_full(&lim) && lim_grow(&lim) < 0) goto done;
                 admitted = lim_attempt_n(&lim, one ? P1 : P, L, t, units, rej, &ra);
@@ -2754,7 +2913,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             if (admitted) {
                 if (inwin)
                     for (int64_t li = 0; li < L; li++) O->util[li] += units[li];
-                QPUSH(NODE0 + n, &nd->ev, t + nd->u.lat, EV_DONE);
+                QPUSH(NODE0 + n, &nd->ev, t + (cz ? clat : nd->u.lat), EV_DONE);
             } else {
                 /* the client sees a 429 unless the call spills (counted once per round) */
                 if (nx != NX_SPILL) {
@@ -2791,6 +2950,7 @@ done:
     if (tpl)
         for (int64_t tt = 0; tt < G->n_turns; tt++) tpl_free(tpl + tt);
     free(tpl);
+    free(LK);
     free(sfix);
     free(sunits);
     free(abits);
@@ -2814,6 +2974,8 @@ done:
         R->latp = NULL;
     }
     return rc;
+#undef ND
+#undef LN
 }
 
 /* One replication (see replicate_impl): the common cases get code of their own. */
@@ -2828,19 +2990,28 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
     int plain = fast && !heap && N < CQ_AHEAD_MIN;
     /* big: the calendar queue with epochs (from CQ_AHEAD_MIN sessions: q_push_b, q_pop_b) */
     int big = fast && !heap && !plain;
-    if (plain && G->L == 1)
-        return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 1, 1, 1, 0);
-    if (plain)
-        return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 1, 0, 1, 0);
-    if (big && G->L == 1)
-        return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 1, 1, 0, 1);
-    if (big)
-        return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 1, 0, 0, 1);
-    if (fast && G->L == 1)
-        return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 1, 1, 0, 0);
-    if (fast)
-        return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 1, 0, 0, 0);
-    return replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, 0, 0, 0, 0);
+    /* cz: compact nodes (NodeC), when every turn type has a template (see tpl_fixed) */
+    int cz = big && G->n_turns < 65536;
+    if (cz) {
+        int64_t *stack = malloc(sizeof(int64_t) * (size_t)(2 * (M + 1)));
+        if (!stack) return -1;
+        for (int64_t tt = 0; tt < G->n_turns && cz; tt++)
+            cz = tpl_fixed(G, G->turn_root[tt], M, stack);
+        free(stack);
+    }
+#define REPLICATE(fast_, one_, plain_, big_, cz_)                                              \
+    replicate_impl(G, N, rep_key, t0, t1, M, P, deficit, used, heap, O, R, T, fast_, one_,   \
+                   plain_, big_, cz_)
+    if (plain && G->L == 1) return REPLICATE(1, 1, 1, 0, 0);
+    if (plain) return REPLICATE(1, 0, 1, 0, 0);
+    if (cz && G->L == 1) return REPLICATE(1, 1, 0, 1, 1);
+    if (cz) return REPLICATE(1, 0, 0, 1, 1);
+    if (big && G->L == 1) return REPLICATE(1, 1, 0, 1, 0);
+    if (big) return REPLICATE(1, 0, 0, 1, 0);
+    if (fast && G->L == 1) return REPLICATE(1, 1, 0, 0, 0);
+    if (fast) return REPLICATE(1, 0, 0, 0, 0);
+    return REPLICATE(0, 0, 0, 0, 0);
+#undef REPLICATE
 }
 
 /* ---- Python wrappers -------------------------------------------------------------- */
