@@ -332,3 +332,36 @@ def test_bad_urls_are_one_line_exit_2(tmp_path: Path, option: str, url: str) -> 
     assert r.returncode == 2, r.stderr
     err = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
     assert len(err) == 1 and option in err[0], r.stderr
+
+
+@pytest.mark.parametrize("provider", ["openai", "azure", "anthropic"])
+@pytest.mark.parametrize("tokens", [30, 200, 2000])
+def test_a_tool_result_is_always_sent_with_its_tool_call(provider: str, tokens: int) -> None:
+    # The error hunt: a call of few input tokens (a classifier's 200) trimmed the history
+    # to its budget, dropping the assistant message whose tool calls the new tool results
+    # answer — half the requests of a tool loop (20 of 40) carried orphan tool results,
+    # which OpenAI and Anthropic refuse with a 400 (the mock did not).
+    from capacity.loadgen.plan import CallPlan
+    from capacity.loadgen.protocol import Conversation, Reply, build_request
+
+    conv = Conversation(0)
+    for step in range(40):
+        new = conv.next_messages()
+        msgs = build_request(provider, CallPlan("c", "m", tokens, 0, 50, 100),  # type: ignore[arg-type]
+                             conv.exchanges, new).body["messages"]
+        for i, m in enumerate(msgs):
+            if provider == "anthropic":
+                answered = {b["tool_use_id"] for b in m["content"]
+                            if b["type"] == "tool_result"}
+                called = {b["id"] for b in msgs[i - 1]["content"] if b["type"] == "tool_use"
+                          } if i and msgs[i - 1]["role"] == "assistant" else set()
+                assert answered <= called, (step, i, msgs)
+            elif m["role"] == "tool":
+                j = i - 1
+                while msgs[j]["role"] == "tool":
+                    j -= 1
+                assert m["tool_call_id"] in {c["id"] for c in msgs[j].get("tool_calls") or []
+                                             }, (step, i, msgs)
+        tool_result = new[0][0] == "tool"  # the mock's rule: text after a tool result
+        ids = [] if tool_result else [f"call_{step}_{k}" for k in range(1 + 2 * (step % 3 == 0))]
+        conv.record(new, Reply(ids, "done" if tool_result else "", tokens, 50))

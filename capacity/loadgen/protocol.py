@@ -197,13 +197,16 @@ def build_request(provider: Provider, call: CallPlan, history: list[list[tuple[A
     counts roughly the same), padded in the system prompt."""
     target = call.input_tokens * CHARS_PER_TOKEN
     hist = list(history)
+    # Tool results answer the tool calls that end the last exchange: OpenAI and Anthropic
+    # refuse a tool result without its call (400), so that message stays whatever the budget.
+    anchor = [history[-1][-1]] if new and new[0][0] == "tool" and history else []
     while True:
-        msgs, _ = _fit(hist, new, target)
-        msgs = msgs + new
+        kept, _ = _fit(hist, new, target)
+        msgs = (kept or anchor) + new
         req = _build(provider, call, "", msgs, deployment, ident, population)
         # The placeholder system prompt is replaced by the padding.
         pad = target - len(req.data) + len(_PLACEHOLDER)
-        if pad >= len(_PLACEHOLDER) or not msgs[: len(msgs) - len(new)]:
+        if pad >= len(_PLACEHOLDER) or not kept:
             break
         hist = hist[1:]  # drop the oldest exchange and try again
     if pad > len(_PLACEHOLDER):
