@@ -63,6 +63,22 @@ CHAT_CASES: list[tuple[Any, int, str]] = [
     ({**OK_CHAT, "tools": [WEATHER_TOOL] * 129}, 400, "tools"),
     ({**OK_CHAT, "model": "gpt-unknown"}, 404, "model"),
     ([1, 2, 3], 400, "body"),
+    # The error hunt: tool messages that answer no tool call (OpenAI refuses them: "messages
+    # with role 'tool' must be a response to a preceeding message with 'tool_calls'") and
+    # tool calls left unanswered were served 200.
+    ({"model": GPT, "messages": [{"role": "user", "content": "q"},
+                                 {"role": "tool", "tool_call_id": "call_1", "content": "r"}]},
+     400, "messages[1].role"),
+    ({"model": GPT, "messages": [*[{"role": "user", "content": "q"}], *(_TOOL_TURN := [
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}},
+            {"id": "call_2", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "r"}]),
+        {"role": "tool", "tool_call_id": "call_9", "content": "r"}]}, 400,
+     "messages[3].tool_call_id"),
+    ({"model": GPT, "messages": [{"role": "user", "content": "q"}, *_TOOL_TURN,
+                                 {"role": "user", "content": "next"}]}, 400,
+     "messages[1].tool_calls"),
 ]
 
 
@@ -104,6 +120,28 @@ MSG_CASES: list[tuple[Any, int, str]] = [
     ({**OK_MSG, "tool_choice": {"type": "sometimes"}}, 400, "tool_choice.type"),
     ({**OK_MSG, "system": 5}, 400, "system"),
     ({**OK_MSG, "model": "claude-unknown"}, 404, "model"),
+    # The error hunt: tool_result blocks answering no tool_use of the previous message, and
+    # tool_use blocks the next message does not answer, were served 200 (Anthropic: "unexpected
+    # `tool_use_id` found in `tool_result` blocks" / "`tool_use` ids were found without
+    # `tool_result` blocks immediately after").
+    ({**OK_MSG, "messages": [{"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "r"}]}]}, 400,
+     "messages.0.content.0"),
+    ({**OK_MSG, "messages": [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "f",
+                                           "input": {}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_9", "content": "r"}]}]}, 400,
+     "messages.2.content.0"),
+    ({**OK_MSG, "messages": [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": [
+            {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}},
+            {"type": "tool_use", "id": "toolu_2", "name": "f", "input": {}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "r"}]}]}, 400,
+     "messages.1"),
 ]
 
 
@@ -117,6 +155,31 @@ def test_anthropic_bad_requests_name_the_field(http: Any, body: Any, status: int
     assert j["error"]["type"] == ("invalid_request_error" if status == 400
                                   else "not_found_error")
     assert j["error"]["message"].startswith(param)
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"model": GPT, "input": [{"role": "user", "content": "q"},
+                              {"type": "function_call_output", "call_id": "c9", "output": "r"}]},
+     "input[1].call_id"),
+    ({"model": GPT, "input": [{"type": "function_call_output", "call_id": "c1", "output": "r"},
+                              {"type": "function_call", "call_id": "c1", "name": "f",
+                               "arguments": "{}"}]}, "input[0].call_id"),
+])
+def test_responses_output_of_no_function_call_is_refused(http: Any, body: Any,
+                                                        param: str) -> None:
+    # The error hunt: served 200; OpenAI: "No tool call found for function call output
+    # with call_id ...". With previous_response_id the call may be in the stored response.
+    r = http.post("/v1/responses", json=body)
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["param"] == param and err["message"].startswith(param), err
+    ok = {"model": GPT, "input": [
+        {"role": "user", "content": "q"},
+        {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "r"}]}
+    assert http.post("/v1/responses", json=ok).status_code == 200
+    chained = {**body, "previous_response_id": "resp_1"}
+    assert http.post("/v1/responses", json=chained).status_code == 200
 
 
 def test_any_anthropic_version_or_none_is_served(http: Any) -> None:

@@ -14,7 +14,8 @@ model with such constraints the answer satisfies the sent schema and fails the S
 client-side validation: the mock does not read constraints out of descriptions). A
 content block of a type the API does not define is refused, naming it
 (``messages.0.content.1.type``), as the API does; so are text blocks without a string
-``text``.
+``text``, ``tool_result`` blocks answering no ``tool_use`` of the message before them and
+``tool_use`` blocks the next message leaves unanswered.
 
 "Last message is a tool result" means: the last message is a ``user`` message whose
 content holds a ``tool_result`` block (``ChatAnthropic`` merges a run of tool results
@@ -86,6 +87,7 @@ def parse(body: Any) -> Parsed:
         raise bad("messages", "at least one message is required")
     for i, m in enumerate(msgs):
         _check_message(m, f"messages.{i}")
+    _check_tool_answers(msgs)
     system = body.get("system")
     if system is not None and not isinstance(system, str):
         check_type(system, list, "system", "a string or an array of text blocks")
@@ -134,6 +136,34 @@ def _check_message(m: Any, p: str) -> None:
             check_type(b.get("id"), str, f"{q}.id", "a string")
             check_type(b.get("name"), str, f"{q}.name", "a string")
             check_type(b.get("input"), dict, f"{q}.input", "an object")
+
+
+def _blocks(m: dict[str, Any], kind: str, key: str) -> list[tuple[int, str]]:
+    """(index, ``key``) of ``m``'s content blocks of type ``kind``."""
+    content = m["content"]
+    return [] if isinstance(content, str) else [
+        (j, b[key]) for j, b in enumerate(content) if b["type"] == kind]
+
+
+def _check_tool_answers(msgs: list[dict[str, Any]]) -> None:
+    """Anthropic's pairing rule: a ``tool_result`` block answers a ``tool_use`` block of
+    the message just before it, and the message after an assistant's ``tool_use`` blocks
+    answers every one of them."""
+    for i, m in enumerate(msgs):
+        asked = ([tid for _, tid in _blocks(msgs[i - 1], "tool_use", "id")]
+                 if i and msgs[i - 1]["role"] == "assistant" else [])
+        results = _blocks(m, "tool_result", "tool_use_id")
+        for j, tid in results:
+            if tid not in asked:
+                raise bad(f"messages.{i}.content.{j}", f"unexpected `tool_use_id` found in "
+                          f"`tool_result` blocks: {tid}. Each `tool_result` block must have a "
+                          "corresponding `tool_use` block in the previous message.")
+        answered = {tid for _, tid in results}
+        missing = [tid for tid in asked if tid not in answered]
+        if missing:
+            raise bad(f"messages.{i - 1}", "`tool_use` ids were found without `tool_result` "
+                      f"blocks immediately after: {', '.join(missing)}. Each `tool_use` block "
+                      "must have a corresponding `tool_result` block in the next message.")
 
 
 def _output_format(raw: Any) -> JsonAnswer | None:

@@ -10,7 +10,8 @@ when both are sent), ``stream`` with ``stream_options.include_usage`` (refused w
 ``json_schema``: a text answer is then a JSON document valid against the schema, what
 ``client.beta.chat.completions.parse`` and LangChain's ``with_structured_output``
 read). Unknown fields (temperature, seed, ...) are accepted and ignored, as a provider
-would.
+would. A ``tool`` message must answer an open call of the assistant message before it, and
+that message's calls must all be answered before another message (OpenAI refuses both).
 
 Streams follow the recorded wire format: a first chunk with ``role``, content (or
 ``tool_calls`` deltas, each with its ``index``; the first per call carries id, type and
@@ -64,6 +65,7 @@ def parse(body: Any, *, model: str | None = None) -> Parsed:
         raise bad("messages", "must contain at least one message")
     for i, m in enumerate(msgs):
         _check_message(m, f"messages[{i}]")
+    _check_tool_answers(msgs)
     tools = _tools(body.get("tools"))
     choice = _tool_choice(body.get("tool_choice"), tools)
     stream = opt_bool(body, "stream", False)
@@ -127,6 +129,32 @@ def _check_message(m: Any, p: str) -> None:
             check_type(fn, dict, f"{q}.function", "an object")
             check_type(fn.get("name"), str, f"{q}.function.name", "a string")
             check_type(fn.get("arguments"), str, f"{q}.function.arguments", "a JSON string")
+
+
+def _check_tool_answers(msgs: list[dict[str, Any]]) -> None:
+    """OpenAI's pairing rule: the ``tool`` messages after an assistant message with
+    ``tool_calls`` answer those calls, each of them, before any other message; a ``tool``
+    message anywhere else is refused (an agent that drops or reorders history)."""
+    open_ids: list[str] = []  # the calls of the last assistant message not yet answered
+    asked_at = -1
+    for i, m in enumerate(msgs):
+        if m["role"] == "tool":
+            if asked_at < 0:
+                raise bad(f"messages[{i}].role", "messages with role 'tool' must be a "
+                          "response to a preceding message with 'tool_calls'")
+            if m["tool_call_id"] not in open_ids:
+                raise bad(f"messages[{i}].tool_call_id", f"{m['tool_call_id']!r} answers no "
+                          f"open tool call of messages[{asked_at}] (open: "
+                          f"{', '.join(open_ids) or 'none'})")
+            open_ids.remove(m["tool_call_id"])
+            continue
+        if open_ids:
+            raise bad(f"messages[{asked_at}].tool_calls", "an assistant message with "
+                      "'tool_calls' must be followed by tool messages responding to each "
+                      f"'tool_call_id'; no response for: {', '.join(open_ids)}")
+        calls = m.get("tool_calls") if m["role"] == "assistant" else None
+        open_ids = [c["id"] for c in calls or ()]
+        asked_at = i if open_ids else -1
 
 
 def _tools(raw: Any) -> tuple[ToolDef, ...]:

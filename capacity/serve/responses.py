@@ -58,6 +58,8 @@ def parse(body: Any) -> Parsed:
             raise bad("input", "must contain at least one item")
         for i, item in enumerate(inp):
             _check_item(item, f"input[{i}]")
+        if body.get("previous_response_id") is None and body.get("conversation") is None:
+            _check_outputs_have_calls(inp)  # else the call may be in the stored response
         last_tool = inp[-1].get("type") == "function_call_output"
     if body.get("instructions") is not None:
         check_type(body["instructions"], str, "instructions", "a string")
@@ -118,6 +120,18 @@ def _check_item(item: Any, p: str) -> None:
         check_type(item.get("call_id"), str, f"{p}.call_id", "a string")
         check_type(item.get("name"), str, f"{p}.name", "a string")
         check_type(item.get("arguments"), str, f"{p}.arguments", "a JSON string")
+
+
+def _check_outputs_have_calls(items: list[dict[str, Any]]) -> None:
+    """OpenAI's rule: a ``function_call_output`` answers a ``function_call`` item before
+    it in the input."""
+    called: set[str] = set()
+    for i, item in enumerate(items):
+        if item.get("type") == "function_call":
+            called.add(item["call_id"])
+        elif item.get("type") == "function_call_output" and item["call_id"] not in called:
+            raise bad(f"input[{i}].call_id", "No tool call found for function call output "
+                      f"with call_id {item['call_id']}.")
 
 
 def _text_format(raw: Any) -> tuple[dict[str, Any], JsonAnswer | None]:
