@@ -446,6 +446,15 @@ def test_metrics_format_and_reset(srv: Any, http: Any) -> None:
     m = metrics(srv.url)
     assert metric_sum(m, "capacity_mock_requests_total") == 0
     assert math.isclose(m["capacity_mock_retries_seen_total"], 0)
+    # The error hunt: ?metrics=maybe (or =ture) reset the quota and silently kept the
+    # counters ("metrics_reset": false); it is a 400 naming the parameter, nothing reset.
+    http.post("/v1/chat/completions", json=OK_CHAT)
+    r = http.post("/admin/reset?metrics=maybe")
+    assert r.status_code == 400 and r.json()["error"]["param"] == "metrics", r.text
+    assert r.json()["error"]["message"] == ("metrics: expected true or false (1/0, yes/no), "
+                                            "got 'maybe'")
+    assert metric_sum(metrics(srv.url), "capacity_mock_requests_total") == 1
+    assert http.post("/admin/reset?metrics=no").json()["metrics_reset"] is False
 
 
 def test_provider_option_picks_header_dialect() -> None:

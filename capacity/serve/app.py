@@ -116,6 +116,9 @@ log = logging.getLogger("capacity.serve")
 _DIM_TEXT = {"rpm": "requests per min (RPM)", "rpd": "requests per day (RPD)",
              "tpm": "tokens per min (TPM)", "tpd": "tokens per day (TPD)",
              "itpm": "input tokens per min (ITPM)", "otpm": "output tokens per min (OTPM)"}
+# /admin/reset?metrics=...: absent or empty is false.
+_FLAG = {"": False, "0": False, "false": False, "no": False,
+         "1": True, "true": True, "yes": True}
 
 
 @dataclass
@@ -352,6 +355,10 @@ class MockProvider:
         ``capacity loadtest`` sends before each N so that both start alike (a full bucket
         of a slow quota takes minutes of over-demand to drain, longer than a warm-up).
         """
+        flag = request.query.get("metrics", "").lower()
+        if flag not in _FLAG:  # a typo must not silently keep the counters
+            return self._error("openai", bad("metrics", "expected true or false (1/0, yes/no), "
+                                             f"got {request.query['metrics']!r}"), request)
         deficit: dict[str, float] = {}
         raw = await request.read()
         if raw.strip():
@@ -369,7 +376,7 @@ class MockProvider:
             if slot.key in deficit and isinstance(meter, TokenBucket):
                 # A full bucket charged the deficit now: level = depth − deficit at `now`.
                 meter.charge(now, min(deficit[slot.key], meter.depth))
-        zero = request.query.get("metrics", "").lower() in ("1", "true", "yes")
+        zero = _FLAG[flag]
         if zero:
             self.metrics.reset()
         # The time scale too: a load generator run at another K would read every latency
