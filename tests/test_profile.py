@@ -272,6 +272,24 @@ def test_preset_enforcement_merges_field_by_field(tmp_path: Path) -> None:
     assert (enf.type, enf.burst) == ("token_bucket", 5.0)
 
 
+@pytest.mark.parametrize(("old", "new", "line", "expect"), [
+    ("rpm: 150", "rpm: 1" + "0" * 5000, 26,
+     "quotas.deployment.rpm: invalid YAML value: a number of 5,001 digits"),
+    ("name: web-research", "name: 2024-02-30", 14,
+     "name: invalid YAML value: day is out of range for month"),
+])
+def test_an_unreadable_yaml_value_names_line_and_key(tmp_path: Path, old: str, new: str,
+                                                     line: int, expect: str) -> None:
+    """The error hunt: an integer past Python's 4,300 digits (or an impossible date) said
+    'p.yaml: invalid YAML value: Exceeds the limit (4300 digits) for integer string
+    conversion ...; use sys.set_int_max_str_digits() to increase the limit' — no line,
+    no key, and advice for a Python programmer."""
+    path = _mutate(tmp_path, old, new)
+    with pytest.raises(ProfileError) as info:
+        load_profile(path)
+    assert str(info.value) == f"{path}:{line}: {expect}"
+
+
 @pytest.mark.parametrize(("text", "what"), [
     ("description: !!python/object:os.system x\n", "constructor"),
     ("? [a, b]\n: 1\n", "unhashable key"),

@@ -260,9 +260,40 @@ def _load_yaml(text: str, source: str, loc: _Located | None) -> Any:
     except (ValueError, TypeError, OverflowError) as e:
         # e.g. an integer of more digits than Python converts, an impossible date
         msg = " ".join(str(e).split()) or type(e).__name__
-        raise ProfileError(f"invalid YAML value: {msg}", source=source) from None
+        digits = re.search(r"value has (\d+) digits", msg)
+        if digits:  # not Python's advice (sys.set_int_max_str_digits) to a profile's author
+            msg = f"a number of {int(digits.group(1)):,} digits"
+        where = _unreadable_scalar(node)
+        raise ProfileError(f"invalid YAML value: {msg}", source=source,
+                           line=where[0] if where else None,
+                           path=_format_loc(where[1]) if where else "") from None
     finally:
         loader.dispose()
+
+
+def _unreadable_scalar(root: yaml.Node) -> tuple[int, PathT] | None:
+    """(line, key path) of the first scalar under ``root`` YAML cannot turn into a value
+    (the document's construction failed somewhere, and says not where)."""
+    loader = _Loader("")  # a fresh one: the failed construction left its state behind
+    stack: list[tuple[yaml.Node, PathT]] = [(root, ())]
+    seen: set[int] = set()
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                loader.construct_object(node)
+            except (ValueError, TypeError, OverflowError):
+                return node.start_mark.line + 1, path
+        elif isinstance(node, yaml.MappingNode):
+            for k, v in reversed(node.value):
+                key = k.value if isinstance(k, yaml.ScalarNode) else str(k.value)
+                stack += [(v, (*path, key)), (k, path)]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += [(v, (*path, i)) for i, v in reversed(list(enumerate(node.value)))]
+    return None
 
 
 def _parse_yaml(text: str, source: str, loc: _Located) -> dict[str, Any]:
