@@ -120,6 +120,15 @@ MSG_CASES: list[tuple[Any, int, str]] = [
     ({**OK_MSG, "tool_choice": {"type": "sometimes"}}, 400, "tool_choice.type"),
     ({**OK_MSG, "system": 5}, 400, "system"),
     ({**OK_MSG, "model": "claude-unknown"}, 404, "model"),
+    # The error hunt: empty content was served 200 (Anthropic: "all messages must have
+    # non-empty content except for the optional final assistant message").
+    ({**OK_MSG, "messages": [{"role": "user", "content": ""}]}, 400, "messages.0.content"),
+    ({**OK_MSG, "messages": [{"role": "user", "content": []}]}, 400, "messages.0.content"),
+    ({**OK_MSG, "messages": [{"role": "user", "content": "q"},
+                             {"role": "assistant", "content": "  "},
+                             {"role": "user", "content": "r"}]}, 400, "messages.1.content"),
+    ({**OK_MSG, "messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]},
+     400, "messages.0.content.0.text"),
     # The error hunt: tool_result blocks answering no tool_use of the previous message, and
     # tool_use blocks the next message does not answer, were served 200 (Anthropic: "unexpected
     # `tool_use_id` found in `tool_result` blocks" / "`tool_use` ids were found without
@@ -180,6 +189,13 @@ def test_responses_output_of_no_function_call_is_refused(http: Any, body: Any,
     assert http.post("/v1/responses", json=ok).status_code == 200
     chained = {**body, "previous_response_id": "resp_1"}
     assert http.post("/v1/responses", json=chained).status_code == 200
+
+
+def test_anthropic_final_assistant_message_may_be_empty(http: Any) -> None:
+    # A prefill: the one message Anthropic lets be empty.
+    body = {**OK_MSG, "messages": [{"role": "user", "content": "q"},
+                                   {"role": "assistant", "content": ""}]}
+    assert http.post("/v1/messages", json=body, headers=ANTHROPIC_HEADERS).status_code == 200
 
 
 def test_any_anthropic_version_or_none_is_served(http: Any) -> None:

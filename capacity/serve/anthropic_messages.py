@@ -86,7 +86,7 @@ def parse(body: Any) -> Parsed:
     if not msgs:
         raise bad("messages", "at least one message is required")
     for i, m in enumerate(msgs):
-        _check_message(m, f"messages.{i}")
+        _check_message(m, f"messages.{i}", prefill=i == len(msgs) - 1)
     _check_tool_answers(msgs)
     system = body.get("system")
     if system is not None and not isinstance(system, str):
@@ -105,7 +105,8 @@ def parse(body: Any) -> Parsed:
     return Parsed(body["model"], stream, True, max_tokens, view)
 
 
-def _check_message(m: Any, p: str) -> None:
+def _check_message(m: Any, p: str, *, prefill: bool = False) -> None:
+    """One message; ``prefill``: it is the last one (an assistant's may then be empty)."""
     check_type(m, dict, p, "a message object")
     role = m.get("role")
     if role is None:
@@ -116,6 +117,10 @@ def _check_message(m: Any, p: str) -> None:
     if "content" not in m:
         raise bad(f"{p}.content", "Field required")
     content = m["content"]
+    if not (prefill and role == "assistant") and (
+            not content or (isinstance(content, str) and not content.strip())):
+        raise bad(f"{p}.content", "all messages must have non-empty content except for the "
+                  "optional final assistant message")
     if isinstance(content, str):
         return
     check_type(content, list, f"{p}.content", "a string or an array of content blocks")
@@ -130,6 +135,8 @@ def _check_message(m: Any, p: str) -> None:
                       f"any of the expected tags: {', '.join(map(repr, sorted(allowed)))}")
         if kind == "text":
             check_type(b.get("text"), str, f"{q}.text", "a string")
+            if not b["text"].strip() and not (prefill and role == "assistant"):
+                raise bad(f"{q}.text", "text content blocks must contain non-whitespace text")
         elif kind == "tool_result":
             check_type(b.get("tool_use_id"), str, f"{q}.tool_use_id", "a string")
         elif b["type"] == "tool_use":
