@@ -474,6 +474,28 @@ def test_fleet_conv_power_by_fft_products_equals_the_copies_one_by_one(
     mean = float(np.dot(np.arange(size), p))
     assert float(np.dot(np.arange(got.size), got)) == pytest.approx(k * mean, rel=1e-9)
 
+@pytest.mark.parametrize(("points", "coefs"), [(65537, 120), (1025, 4096), (3, 1), (300, 57)])
+def test_compiled_horner_is_numpys_loop(points: int, coefs: int) -> None:
+    """A fleet's short count pgf: the compiled Horner sum is numpy's in-place loop bit for
+    bit (where numpy's complex product is the fused one the kernel computes; this
+    machine's numpy is probed), and _pgf uses it."""
+    from capacity.analytic import _kernels, fleet
+
+    rng = np.random.default_rng(points)
+    f = rng.random(900) * np.exp(-np.arange(900) / 90.0)
+    z = np.fft.rfft(f / f.sum(), 2 * (points - 1)) if points > 3 else np.array(
+        [0.5 + 0.25j, -0.3 + 0.9j, 1.0 + 0.0j])
+    counts = rng.random(coefs)
+    counts /= counts.sum()
+    want = fleet._horner_numpy(counts, z)
+    re, im = _kernels.pgf_horner(counts, np.ascontiguousarray(z.real),
+                                 np.ascontiguousarray(z.imag))
+    if fleet._horner_kernel() is None:
+        pytest.skip("numpy's complex product here is not the fused one")
+    assert re.tobytes() == want.real.tobytes() and im.tobytes() == want.imag.tobytes()
+    assert fleet._pgf(counts, z).tobytes() == want.tobytes()
+
+
 def test_every_declared_kernel_is_built() -> None:
     # Each compiled loop is looked up by name and falls back to numpy when missing (a
     # build from before it): the equality tests below would then compare numpy with
