@@ -122,6 +122,38 @@ def test_iterate_with_a_cycle_lands_where_the_full_walk_does(start: int, period:
         assert window._iterate(step, 0.0, limit, 1e-10) == p
 
 
+@pytest.mark.parametrize("ratio", [0.5, 0.9, 0.97, 0.99])
+def test_iterate_extrapolates_a_geometric_approach(ratio: float) -> None:
+    # p -> a + r·p near a fixed point: a plain walk takes log(1e-10)/log(r) steps (2,300
+    # at 0.99); the extrapolation lands on the same point within the walk's own error.
+    calls = {"n": 0}
+    fixed = 0.02
+
+    def step(p: float) -> float:
+        calls["n"] += 1
+        return fixed + ratio * (p - fixed) + 0.05 * (p - fixed) ** 2
+
+    got = window._iterate(step, 0.0, 5000, 1e-10)
+    jumped = calls["n"]
+    plain = window._iterate(step, 0.0, 5000, 1e-10, jumps=False)
+    assert abs(got - fixed) < 1e-10 * ratio / (1 - ratio) + 1e-12
+    assert abs(got - plain) < 2e-10 * ratio / (1 - ratio) + 1e-12
+    assert jumped <= max(10, (calls["n"] - jumped) // 8)   # 0.9: 10 steps, not 161
+
+
+def test_iterate_does_not_jump_past_one() -> None:
+    # A walk rising geometrically towards a point above 1 (a storm's share is capped at 1
+    # by the map itself): a jump never lands at or above 1.
+    seen = []
+
+    def step(p: float) -> float:
+        seen.append(p)
+        return min(1.0, 1.5 - 0.9 * (1.5 - p))
+
+    assert window._iterate(step, 0.0, 200, 1e-10) == 1.0
+    assert max(seen) <= 1.0
+
+
 def test_fuzz_sliding_retry_cycle_answer_and_work(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = {"n": 0}
     real = window.ClumpWindowModel._pmf
