@@ -496,6 +496,53 @@ def test_compiled_horner_is_numpys_loop(points: int, coefs: int) -> None:
     assert fleet._pgf(counts, z).tobytes() == want.tobytes()
 
 
+@pytest.mark.parametrize("share", [0.02, 0.3, 0.9])
+def test_room_spill_rebins_the_sums_not_every_pair(share: float,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sliding log's spill into a shorter window, (Y − (a − S)⁺)⁺: the law of every
+    (S, Y) pair rebinned (an outer product: 16,384 × 8,192 points for hunt seed 145, 5 s a
+    call) is the law of the sums S + Y shifted by the allowance, one rebin of their
+    points — the same law to round-off."""
+    from capacity.analytic import fleet
+
+    rng = np.random.default_rng(3)
+    g = rng.random(700) * np.exp(-((np.arange(700) - 400.0) / 90.0) ** 2)
+    g /= g.sum()
+    y = rng.random(300) * np.exp(-np.arange(300) / 40.0)
+    y /= y.sum()
+    sizes = []
+    real = fleet._rebin
+
+    def counted(values: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        sizes.append(values.size)
+        return real(values, probs)
+
+    monkeypatch.setattr(fleet, "_rebin", counted)
+    got = fleet._room_spill(g, 2.0, 3.0, share, y)
+    assert max(sizes) <= g.size + y.size
+    # The pairs' law, with the allowance the function solved for (its mean is the
+    # spill share of E[Y]).
+    s = fleet._trim(real(np.arange(g.size) * (2.0 / 3.0), g))
+    ky = np.arange(y.size, dtype=np.float64)
+    want_mean = share * float(ky @ y)
+    mean = float(np.arange(got.size) @ got)
+    assert mean == pytest.approx(want_mean, rel=1e-9, abs=1e-12)
+    lo, hi = 0.0, float(s.size + y.size)
+    for _ in range(60):   # the allowance whose pair law has that mean
+        a = 0.5 * (lo + hi)
+        room = np.maximum(a - np.arange(s.size), 0.0)
+        pairs = real(np.maximum(ky[None, :] - room[:, None], 0.0).ravel(),
+                     (s[:, None] * y[None, :]).ravel())
+        if float(np.arange(pairs.size) @ pairs) > want_mean:
+            lo = a
+        else:
+            hi = a
+    pairs = fleet._trim(pairs / pairs.sum())
+    n = max(pairs.size, got.size)
+    assert np.abs(np.pad(got, (0, n - got.size)) - np.pad(pairs, (0, n - pairs.size))
+                  ).max() < 1e-9
+
+
 def test_every_declared_kernel_is_built() -> None:
     # Each compiled loop is looked up by name and falls back to numpy when missing (a
     # build from before it): the equality tests below would then compare numpy with
