@@ -540,12 +540,19 @@ class BucketChain:
         Which share of the
         refused retries are a call's last, and the mean delay (retry k after
         ``backoff_s``, weighted by how many get that far), follow the retries' refusal
-        share (one step from 3/4 on the fine grid)."""
+        share (one step from 3/4 on the fine grid); for retries told the retry-after, so
+        do the levels fresh calls are refused at, which set the share of them the told
+        wait rescues and the wait itself (``told`` of :meth:`_pending`)."""
         m = self.retry.max_retries
+        # Retries told the retry-after (a requests bucket counting its refusals: told
+        # retries elsewhere herd), each refused alone: the told wait's rescue. A launch of
+        # several calls refused together (a fan-out) is told one wait per call from the
+        # levels the counts of the others left, and comes back as a herd: the level each
+        # meets decides, as before.
+        told = self.retry.honour_retry_after and self.count.size <= 2
         if self.retry.honour_retry_after:
-            # Told the time to one unit from the level it found (below one: on average
-            # half a unit's refill), but the refusal emptied the bucket: the retry comes
-            # back to a bucket short again, is refused and empties it again.
+            # Told the time until the level it was refused at reaches one unit: on
+            # average half a unit's refill (the first solve), then the refused levels'.
             delays = np.full(m, self._latency + 0.5 / self.refill)
         else:
             c = self.retry.backoff_s
@@ -556,11 +563,30 @@ class BucketChain:
             w = pr ** np.arange(m)
             return float(np.dot(w, delays) / w.sum()), float(w[-1] / w.sum())
 
-        # The retries' refusal share from a start of 3/4 on the fine grid, then both.
-        v = self._pending(grids[1], lam, sessions, *weights(0.75))
+        def rescue(g: _Parts, v: NDArray[np.float64]) -> tuple[float, float] | None:
+            """(share of fresh refusals a told retry meets a unit after, their mean told
+            wait in seconds) on ``g``, from a solve's refused-level law (``v[5:]``)."""
+            at = v[5:]
+            if not told or at.sum() <= 0:
+                return None
+            at = at / float(at.sum())
+            lv = np.arange(at.size) * g.delta                       # units
+            a = float(at[lv <= self.refill * self._latency + 1e-9].sum())
+            wait = self._latency + float(at @ np.maximum(1.0 - lv, 0.0)) / self.refill
+            # A call refused above that level is refused on every retry (each meets the
+            # level of the refusal before: L, 1 − L + r·latency, L, …); the chain draws
+            # each retry afresh, so each gets the chance that makes m of them rescue ``a``.
+            return 1.0 - (1.0 - a) ** (1.0 / m), wait
+
+        # The retries' refusal share from a start of 3/4 on the fine grid (and the levels
+        # fresh calls are refused at, for told retries), then both grids.
+        v = self._pending(grids[1], lam, sessions, *weights(0.75), levels=told)
         d, fail = weights(min(1.0, max(0.0, float(v[3] / max(v[2], 1e-300)))))
-        v = 2.0 * self._pending(grids[1], lam, sessions, d, fail) - self._pending(
-            grids[0], lam, sessions, d, fail)
+        res = rescue(grids[1], v)
+        if res is not None:
+            d = res[1]
+        v = (2.0 * self._pending(grids[1], lam, sessions, d, fail, res)
+             - self._pending(grids[0], lam, sessions, d, fail, res))
         fa, fr, ra, rr, fl = (max(0.0, float(x)) for x in v)
         return {"attempt": min(1.0, (fr + rr) / max(fa + ra, 1e-300)),
                 "call": min(1.0, fr / max(fa, 1e-300)),
@@ -568,9 +594,11 @@ class BucketChain:
                 "retry_share": ra / max(fa, 1e-300)}
 
     def _pending(self, parts: _Parts, lam: float, sessions: float, delay: float,
-                 fail: float) -> NDArray[np.float64]:
-        """(fresh attempts, fresh refused, retries, retries refused, failed) per event
-        of the chain of (level after an event, retries pending ``j``).
+                 fail: float, told: tuple[float, float] | None = None,
+                 levels: bool = False) -> NDArray[np.float64]:
+        """(fresh attempts, fresh refused, retries, retries refused, failed, then with
+        ``levels`` the fresh calls refused at each grid level) per event of the chain of
+        (level after an event, retries pending ``j``).
 
         A refusal of a counting bucket empties it, and a retry sent back ``delay``
         seconds later meets the bucket still near empty — it is refused and empties it
@@ -583,7 +611,18 @@ class BucketChain:
         last (share ``fail``). While retries are pending the level is kept below a
         charge plus two first delays' refill (it was below a charge when the first of
         them was refused). Solved by censoring the pending counts from the top (the
-        chain moves down one at a time)."""
+        chain moves down one at a time).
+
+        ``told`` (a share ``a``, a wait ``w`` s): retries told the time until the level
+        they were refused at, ``L``, reaches one unit, at a bucket counting refusals.
+        The count took ``L``, so the told wait refills only it: a retry meets
+        ``1 − L + r·latency`` when nothing else came meanwhile — admitted only if ``L``
+        was within the latency's refill of nothing (share ``a`` of the refused levels),
+        left near empty; else refused, its count emptying the bucket. An exponential
+        delay from the emptied level had it admitted whenever the delay ran long (hunt-97:
+        29% of refused calls rescued against the engine's ~0). Whatever else came in the
+        wait (fresh calls, other retries: chance ``1 − e^{−rate·w}``) moved the level
+        since, and the retry is the level's, as any call."""
         F, R, D, n0, nc = parts.fit, parts.ref, parts.joint, parts.top + 1, parts.cap + 1
         J = _PENDING
         u = D.shape[0] - 1
@@ -604,11 +643,33 @@ class BucketChain:
             for j in range(1, J + 1):
                 jj = min(j + k, J)
                 T[j, jj] = T[j, jj] + blk[j - 1] if (j, jj) in T else blk[j - 1]
-        back = (1.0 - pf[1:, None, None]) * (Gs @ (F[:nc, :nc] + fail * R[:nc, :nc]))
-        stay = ((1.0 - pf[1:]) * (1.0 - fail))[:, None, None] * (Gs @ R[:nc, :nc])
+        wb = 1.0 - pf[1:]                                   # the event is a retry
+        ws = wb * (1.0 - fail)                              # … refused and not its last
+        refused_j = np.broadcast_to(refused_by[:nc], (J, nc))
+        if told is None:
+            back = wb[:, None, None] * (Gs @ (F[:nc, :nc] + fail * R[:nc, :nc]))
+            stay = ws[:, None, None] * (Gs @ R[:nc, :nc])
+            last = wb[0] * (Gs[0] @ (F[:nc] + fail * R[:nc]))   # onto the full depth
+        else:
+            # Alone in its wait (nothing else came: the others' events at rate − ν), it
+            # is admitted with chance a, taking a unit (level ℓ → max(ℓ − unit, 0)), else
+            # refused, emptying the bucket (ℓ → 0; Gs's rows sum to 1); otherwise the
+            # level it meets decides, as any call's.
+            a = told[0]
+            alone = np.exp(-(rates[1:] - nu) * told[1])
+            unit = round(1.0 / parts.delta)
+            back = (wb * (1.0 - alone))[:, None, None] * (
+                Gs @ (F[:nc, :nc] + fail * R[:nc, :nc]))
+            back[:, :, 0] += (wb * alone)[:, None] * (
+                a * Gs[:, :, : unit + 1].sum(axis=2) + fail * (1.0 - a))
+            back[:, :, 1: nc - unit] += (wb * alone * a)[:, None, None] * Gs[:, :, unit + 1:]
+            stay = (ws * (1.0 - alone))[:, None, None] * (Gs @ R[:nc, :nc])
+            stay[:, :, 0] += (ws * alone * (1.0 - a))[:, None]
+            last = np.pad(back[0], ((0, 0), (0, n0 - nc)))
+            refused_j = (alone * (1.0 - a))[:, None] + (1.0 - alone)[:, None] * refused_by[
+                None, :nc]
         for j in range(1, J + 1):
-            T[j, j - 1] = back[j - 1] if j > 1 else (1.0 - pf[1]) * (
-                Gs[0] @ (F[:nc] + fail * R[:nc]))
+            T[j, j - 1] = back[j - 1] if j > 1 else last
             T[j, j] = T[j, j] + stay[j - 1]
         # Censor j = J, J − 1, …, 1 in turn: a pending count is left only downwards, one
         # at a time, so eliminating j adds paths a → j → j − 1 (a ∈ [j − u, j − 1]).
@@ -627,14 +688,16 @@ class BucketChain:
                     acc += pis[a] @ T[a, j]
             pis.append(np.clip(acc @ inv[j], 0.0, None))
         total = sum(float(x.sum()) for x in pis)
-        out = np.zeros(5)
+        out = np.zeros(5 + n0 if levels else 5)
         for j in range(J + 1):
             rho = pis[j] @ pre[j] / total       # the level the event meets
             out[0] += pf[j] * float(rho.sum()) * self.mean_calls
             out[1] += pf[j] * float(rho @ parts.launch_refused[: size[j]])
+            if levels:
+                out[5: 5 + size[j]] += pf[j] * rho * parts.launch_refused[: size[j]]
             if j > 0:
                 out[2] += (1.0 - pf[j]) * float(rho.sum())
-                out[3] += (1.0 - pf[j]) * float(rho @ refused_by[: size[j]])
+                out[3] += (1.0 - pf[j]) * float(rho @ refused_j[j - 1])
         out[4] = fail * out[3]
         return out
 
