@@ -484,12 +484,15 @@ def test_output_and_trace_paths_are_one_line_errors(tmp_path: Path) -> None:
     # trace said "no such file"; a trace given twice was read twice, each turn's calls
     # doubled into a fan-out of 2 (exit 0, a silently wrong profile).
     path = _synth(tmp_path, Path("profiles/web-research.yaml"), 20, 10)
-    same = tmp_path / "." / path.name
+    same = tmp_path / "link.jsonl"  # the same file by another name
+    same.symlink_to(path)
     for args, line in [
             ((str(path), "-o", str(tmp_path)), f"error: --output {tmp_path}: is a directory"),
             ((str(tmp_path),), f"error: {tmp_path}: is a directory, not a trace file"),
             ((str(path), str(same)),
              f"error: {same}: given more than once (as {path}); each file is read once"),
+            ((str(path), f"{tmp_path}/./{path.name}"),
+             f"error: {path}: given more than once; each file is read once"),
     ]:
         r = _run_cli(*args)
         assert r.returncode == 2 and r.stdout == "", (args, r.stderr)

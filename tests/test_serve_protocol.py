@@ -124,6 +124,11 @@ MSG_CASES: list[tuple[Any, int, str]] = [
     # non-empty content except for the optional final assistant message").
     ({**OK_MSG, "messages": [{"role": "user", "content": ""}]}, 400, "messages.0.content"),
     ({**OK_MSG, "messages": [{"role": "user", "content": []}]}, 400, "messages.0.content"),
+    # Falsy content of the wrong type is a type error, not an empty one.
+    ({**OK_MSG, "messages": [{"role": "user", "content": None}]}, 400,
+     "messages.0.content: expected a string or an array"),
+    ({**OK_MSG, "messages": [{"role": "user", "content": {}}]}, 400,
+     "messages.0.content: expected a string or an array"),
     ({**OK_MSG, "messages": [{"role": "user", "content": "q"},
                              {"role": "assistant", "content": "  "},
                              {"role": "user", "content": "r"}]}, 400, "messages.1.content"),
@@ -189,6 +194,9 @@ def test_responses_output_of_no_function_call_is_refused(http: Any, body: Any,
     assert http.post("/v1/responses", json=ok).status_code == 200
     chained = {**body, "previous_response_id": "resp_1"}
     assert http.post("/v1/responses", json=chained).status_code == 200
+    # A stateful client re-sends a stored call as a reference to its fc_ id.
+    referenced = {**body, "input": [{"type": "item_reference", "id": "fc_1"}, *body["input"]]}
+    assert http.post("/v1/responses", json=referenced).status_code == 200
 
 
 def test_anthropic_final_assistant_message_may_be_empty(http: Any) -> None:

@@ -134,8 +134,8 @@ def read_traces(paths: Iterable[str | Path], fmt: Format = "auto") -> ReadResult
         st = path.stat()
         first = seen.setdefault((st.st_dev, st.st_ino), path)
         if first is not path:
-            raise TraceError(f"{path}: given more than once (as {first}); each file is "
-                             "read once")
+            also = "" if str(first) == str(path) else f" (as {first})"
+            raise TraceError(f"{path}: given more than once{also}; each file is read once")
         kind = detect_format(path) if fmt == "auto" else fmt
         out.files.append(str(path))
         try:

@@ -117,13 +117,14 @@ def _check_message(m: Any, p: str, *, prefill: bool = False) -> None:
     if "content" not in m:
         raise bad(f"{p}.content", "Field required")
     content = m["content"]
+    if not isinstance(content, str):
+        check_type(content, list, f"{p}.content", "a string or an array of content blocks")
     if not (prefill and role == "assistant") and (
             not content or (isinstance(content, str) and not content.strip())):
         raise bad(f"{p}.content", "all messages must have non-empty content except for the "
                   "optional final assistant message")
     if isinstance(content, str):
         return
-    check_type(content, list, f"{p}.content", "a string or an array of content blocks")
     for j, b in enumerate(content):
         q = f"{p}.content.{j}"
         check_type(b, dict, q, "a content block object")

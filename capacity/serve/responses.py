@@ -58,8 +58,11 @@ def parse(body: Any) -> Parsed:
             raise bad("input", "must contain at least one item")
         for i, item in enumerate(inp):
             _check_item(item, f"input[{i}]")
-        if body.get("previous_response_id") is None and body.get("conversation") is None:
-            _check_outputs_have_calls(inp)  # else the call may be in the stored response
+        if (body.get("previous_response_id") is None and body.get("conversation") is None
+                and not any(item.get("type") == "item_reference" for item in inp)):
+            # Else the call may be stored: in the previous response, the conversation, or
+            # an item_reference (an fc_ id whose call_id only the stored item knows).
+            _check_outputs_have_calls(inp)
         last_tool = inp[-1].get("type") == "function_call_output"
     if body.get("instructions") is not None:
         check_type(body["instructions"], str, "instructions", "a string")
