@@ -168,3 +168,53 @@ def test_serve_cli_log_option(tmp_path: Path) -> None:
     assert (rec.session, rec.turn, rec.retries) == ("alice", "2", 1)
     assert (rec.input_tokens, rec.output_tokens) == (usage["prompt_tokens"],
                                                      usage["completion_tokens"])
+
+
+class _FullDisk:
+    """A text file on a full disk: every write fails as /dev/full's does."""
+
+    def write(self, text: str) -> int:
+        raise OSError(28, "No space left on device")
+
+    def flush(self) -> None:
+        pass
+
+
+def test_serve_keeps_answering_when_its_log_cannot_be_written(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # The error hunt: `capacity serve --log /dev/full` answered every request with a 500
+    # ("internal error in the capacity mock") and a traceback in its log.
+    import logging
+
+    import httpx2
+
+    from capacity.fit.jsonl import RequestLogWriter
+
+    srv = ServerThread(_small(), ServeOptions(time_scale=K, seed=5,
+                                              log=RequestLogWriter(_FullDisk())))  # type: ignore[arg-type]
+    srv.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="capacity.serve"):
+            for _ in range(2):
+                r = httpx2.post(srv.url + "/v1/chat/completions", timeout=60, json={
+                    "model": "m", "messages": [{"role": "user", "content": "hi"}]})
+                assert r.status_code == 200, r.text
+    finally:
+        srv.close()
+    said = [r.getMessage() for r in caplog.records if "request log" in r.getMessage()]
+    assert said == ["request log: cannot write: No space left on device; no more lines "
+                    "are written (the requests are still answered)"], said
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_loadtest_log_that_cannot_be_written_is_one_error(mock: ServerThread) -> None:
+    # The error hunt: `loadtest --log /dev/full` measured, then died with a traceback
+    # (OSError: No space left on device, exit 3).
+    from capacity.errors import CapacityError
+    from capacity.loadgen import LoadtestConfig, run_loadtest
+
+    cfg = LoadtestConfig(target=mock.url, time_scale=K, warmup_s=0.0, duration_s=30.0,
+                         seed=3, log="/dev/full")
+    with pytest.raises(CapacityError, match=r"^--log /dev/full: cannot write: No space left "
+                                            r"on device$"):
+        run_loadtest(_small(), cfg, [2], predicted=False)

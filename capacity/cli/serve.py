@@ -158,5 +158,10 @@ def serve_command(
         raise typer.Exit(130) from None
     finally:
         if writer is not None:
-            writer.close()
+            from capacity.fit.jsonl import RequestLogWriteError
+
+            # Line-buffered, it fails to close only after a line failed, which the server
+            # said when it happened.
+            with contextlib.suppress(RequestLogWriteError):
+                writer.close()
     sys.stdout.write("stopped\n")

@@ -42,6 +42,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from capacity.errors import CapacityError
 from capacity.model.dist import MAX_TOKENS
 
 FORMAT_KEYS: tuple[str, ...] = (
@@ -181,6 +182,11 @@ def _count(d: dict[str, Any], key: str, default: int | None = None) -> int:
     return v
 
 
+class RequestLogWriteError(CapacityError):
+    """The request log could not be written (a full disk): ``"<file>: cannot write:
+    <the system's reason>"``."""
+
+
 class RequestLogWriter:
     """Append :class:`CallRecord` lines to a file (line-buffered: a killed run keeps its lines).
 
@@ -196,6 +202,7 @@ class RequestLogWriter:
             self._owned = True
         else:
             self._fh, self._owned = path, False
+        self.name = str(path) if self._owned else "request log"
         self.count = 0
 
     def write(self, record: CallRecord) -> None:
@@ -203,7 +210,11 @@ class RequestLogWriter:
         than an exception at write time)."""
         line = record.to_json()
         CallRecord.from_dict(json.loads(line))
-        self._fh.write(line + "\n")
+        try:
+            self._fh.write(line + "\n")
+        except OSError as e:
+            raise RequestLogWriteError(f"{self.name}: cannot write: {e.strerror or e}"
+                                       ) from None
         self.count += 1
 
     def write_call(self, **fields: Any) -> None:
@@ -212,10 +223,14 @@ class RequestLogWriter:
 
     def close(self) -> None:
         """Flush and close (only a file this writer opened)."""
-        if self._owned:
-            self._fh.close()
-        else:
-            self._fh.flush()
+        try:
+            if self._owned:
+                self._fh.close()
+            else:
+                self._fh.flush()
+        except OSError as e:
+            raise RequestLogWriteError(f"{self.name}: cannot write: {e.strerror or e}"
+                                       ) from None
 
     def __enter__(self) -> RequestLogWriter:
         return self

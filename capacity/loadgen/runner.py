@@ -415,11 +415,17 @@ def run_loadtest(profile: Profile, cfg: LoadtestConfig, grid: list[int], *,
             log = RequestLogWriter(cfg.log)
         except OSError as e:
             raise CapacityError(f"--log {cfg.log}: cannot write: {e.strerror or e}") from None
+    from ..fit.jsonl import RequestLogWriteError
+
     try:
-        _grid(profile, cfg, grid, result, limit, targets, predicted, on_point, check_lag, log)
-    finally:
-        if log is not None:
-            log.close()
+        try:
+            _grid(profile, cfg, grid, result, limit, targets, predicted, on_point, check_lag,
+                  log)
+        finally:
+            if log is not None:
+                log.close()
+    except RequestLogWriteError as e:  # a full disk: one line naming the option
+        raise CapacityError(f"--log {e}") from None
     result.measured_ceiling = measured_ceiling(result.points, targets)
     if ceiling and predicted and not result.interrupted:
         try:

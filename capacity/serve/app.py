@@ -77,6 +77,7 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
+from capacity.fit.jsonl import RequestLogWriteError
 from capacity.limits import (
     Clock,
     Decision,
@@ -713,6 +714,9 @@ class MockProvider:
             self.options.log.write_call(**line)
         except ValueError as e:  # a line the format refuses: say so, keep serving
             log.warning("request log: line skipped: %s", e)
+        except RequestLogWriteError as e:  # a full disk: say so once, keep serving
+            log.error("%s; no more lines are written (the requests are still answered)", e)
+            self.options.log = None
 
     def _settle(self, lreq: Request, actual: float) -> None:
         if actual == lreq.output_tokens:
