@@ -63,6 +63,9 @@ CHAT_CASES: list[tuple[Any, int, str]] = [
     ({**OK_CHAT, "tools": [WEATHER_TOOL] * 129}, 400, "tools"),
     ({**OK_CHAT, "model": "gpt-unknown"}, 404, "model"),
     ([1, 2, 3], 400, "body"),
+    # The error hunt: a non-string `user` (the session of the mock's request log) was
+    # served and logged as session '-'; OpenAI refuses it.
+    ({**OK_CHAT, "user": 5}, 400, "user"),
     # The error hunt: tool messages that answer no tool call (OpenAI refuses them: "messages
     # with role 'tool' must be a response to a preceeding message with 'tool_calls'") and
     # tool calls left unanswered were served 200.
@@ -120,6 +123,10 @@ MSG_CASES: list[tuple[Any, int, str]] = [
     ({**OK_MSG, "tool_choice": {"type": "sometimes"}}, 400, "tool_choice.type"),
     ({**OK_MSG, "system": 5}, 400, "system"),
     ({**OK_MSG, "model": "claude-unknown"}, 404, "model"),
+    # The error hunt: metadata that is no object, or a non-string user_id (the session of
+    # the request log), was served and logged as session '-'; Anthropic refuses them.
+    ({**OK_MSG, "metadata": "alice"}, 400, "metadata"),
+    ({**OK_MSG, "metadata": {"user_id": 5}}, 400, "metadata.user_id"),
     # The error hunt: empty content was served 200 (Anthropic: "all messages must have
     # non-empty content except for the optional final assistant message").
     ({**OK_MSG, "messages": [{"role": "user", "content": ""}]}, 400, "messages.0.content"),

@@ -88,6 +88,11 @@ def parse(body: Any) -> Parsed:
     for i, m in enumerate(msgs):
         _check_message(m, f"messages.{i}", prefill=i == len(msgs) - 1)
     _check_tool_answers(msgs)
+    meta = body.get("metadata")
+    if meta is not None:  # its user_id is the request log's session
+        check_type(meta, dict, "metadata", "an object")
+        if meta.get("user_id") is not None:
+            check_type(meta["user_id"], str, "metadata.user_id", "a string")
     system = body.get("system")
     if system is not None and not isinstance(system, str):
         check_type(system, list, "system", "a string or an array of text blocks")

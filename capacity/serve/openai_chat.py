@@ -66,6 +66,8 @@ def parse(body: Any, *, model: str | None = None) -> Parsed:
     for i, m in enumerate(msgs):
         _check_message(m, f"messages[{i}]")
     _check_tool_answers(msgs)
+    if body.get("user") is not None:  # the request log's session
+        check_type(body["user"], str, "user", "a string")
     tools = _tools(body.get("tools"))
     choice = _tool_choice(body.get("tool_choice"), tools)
     stream = opt_bool(body, "stream", False)
