@@ -190,6 +190,7 @@ def test_responses_output_of_no_function_call_is_refused(http: Any, body: Any,
                                                         param: str) -> None:
     # The error hunt: served 200; OpenAI: "No tool call found for function call output
     # with call_id ...". With previous_response_id the call may be in the stored response.
+    # An output that is neither text nor content parts was served 200 too.
     r = http.post("/v1/responses", json=body)
     assert r.status_code == 400, r.text
     err = r.json()["error"]
@@ -201,6 +202,9 @@ def test_responses_output_of_no_function_call_is_refused(http: Any, body: Any,
     assert http.post("/v1/responses", json=ok).status_code == 200
     chained = {**body, "previous_response_id": "resp_1"}
     assert http.post("/v1/responses", json=chained).status_code == 200
+    ok["input"][2]["output"] = 5
+    r = http.post("/v1/responses", json=ok)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "input[2].output", r.text
     # A stateful client re-sends a stored call as a reference to its fc_ id.
     referenced = {**body, "input": [{"type": "item_reference", "id": "fc_1"}, *body["input"]]}
     assert http.post("/v1/responses", json=referenced).status_code == 200

@@ -119,6 +119,8 @@ def _check_item(item: Any, p: str) -> None:
         check_type(item.get("call_id"), str, f"{p}.call_id", "a string")
         if "output" not in item:
             raise bad(f"{p}.output", "required")
+        check_type(item["output"], (str, list), f"{p}.output",
+                   "a string or an array of content parts")
     elif kind == "function_call":
         check_type(item.get("call_id"), str, f"{p}.call_id", "a string")
         check_type(item.get("name"), str, f"{p}.name", "a string")
