@@ -638,8 +638,9 @@ typedef struct {
  * node's first half, 32 bytes, so two share a line. Its tree links are its template's
  * (Link), its tokens and latency drawn from its turn's key when it is sent; ev.site holds
  * its turn type (its site is the template's). At 10^5-10^6 sessions every line a turn
- * touches is a cache miss: the independent workload's turn of 7 nodes was 7 lines, now 4
- * (cachegrind, 10^5 sessions: 2.22 -> 1.28 lines per attempt from beyond a 2 MB cache). */
+ * touches is a cache miss: a turn of 7 nodes was 7 lines, now 4, and its start no longer
+ * writes its calls' draws (web-research, cachegrind at 10^5 sessions: 3.69 -> 2.48 lines
+ * per attempt from beyond a 2 MB cache; used only where calls draw: see replicate_c). */
 typedef struct {
     Ev ev;
     int32_t sess, att;
