@@ -745,3 +745,16 @@ class TestProperties:
         losses = [m.stats(n).loss_fraction for n in sorted(set(ns))]
         # 1e-9: FFT round-off in the stop-loss cancellation, far below any 429 target.
         assert all(b >= a - 1e-9 for a, b in itertools.pairwise(losses))
+
+
+def test_a_vanishing_charge_answers_as_none() -> None:
+    """A call charging 1e-300 output tokens (the error hunt: ``mu_units**2`` underflowed to
+    0, a ZeroDivisionError from ``ceiling`` by either method) answers as one charging 0."""
+    from capacity.profile.loader import load_profile
+
+    path = Path(__file__).parent / "data" / "tiny-output-charge.yaml"
+    tiny = load_profile(path)
+    zero = load_profile(path, ["populations.other.turns.p.steps.0.parallel.call."
+                               "output_tokens=0"])
+    assert tiny != zero
+    assert analyze(tiny).burst_ceiling == analyze(zero).burst_ceiling > 0

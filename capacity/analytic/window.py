@@ -2315,7 +2315,8 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
         p_single *= 1.0 - got.f0
     c2 = got.cross / cycle_s if p_single > 0 else 0.0
     mu_units = got.mu_units
-    pb2 = p_single**2 - c2 / mu_units**2 if mu_units > 0 else 0.0
+    # Divided twice: mu_units**2 underflows to 0 for a charge of ~1e-160 units or less.
+    pb2 = p_single**2 - c2 / mu_units / mu_units if mu_units > 0 else 0.0
     p_binomial = min(p_single, 1.0, math.sqrt(max(pb2, 0.0)))
     sa = got.session
     # The cycle sets where a session's turns fall: its own window law (_session_law),
