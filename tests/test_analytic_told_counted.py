@@ -42,3 +42,14 @@ def test_told_retries_fail_as_the_engine_fails_them() -> None:
     assert 0.8 * 0.049 <= st.loss_fraction <= 1.2 * 0.049
     assert st.call_failure_fraction is not None
     assert 0.8 * 0.015 <= st.call_failure_fraction <= 1.2 * 0.015
+
+
+def test_refill_within_the_latency_is_an_answer_not_a_crash() -> None:
+    """At 1,200 RPM a unit refills within the rejection latency: every refused level is
+    rescuable and the level law's sum rounded above 1 — (1 − a) ** (1/m) was complex,
+    a casting error from ``ceiling`` (either method; found by review)."""
+    from capacity.analytic.model import analyze
+
+    for rpm in (1200, 1300, 2400):
+        r = analyze(load_profile(TOLD, [f"quotas.q0.rpm={rpm}"]))
+        assert r.burst_ceiling > 0

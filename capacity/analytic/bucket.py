@@ -571,7 +571,9 @@ class BucketChain:
                 return None
             at = at / float(at.sum())
             lv = np.arange(at.size) * g.delta                       # units
-            a = float(at[lv <= self.refill * self._latency + 1e-9].sum())
+            # (At most 1: a normalised sum may round to 1 + 2e-16, and (1 − a) ** (1/m)
+            # of a negative float is complex.)
+            a = min(1.0, float(at[lv <= self.refill * self._latency + 1e-9].sum()))
             wait = self._latency + float(at @ np.maximum(1.0 - lv, 0.0)) / self.refill
             # A call refused above that level is refused on every retry (each meets the
             # level of the refusal before: L, 1 − L + r·latency, L, …); the chain draws
