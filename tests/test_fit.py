@@ -503,6 +503,24 @@ def test_output_and_trace_paths_are_one_line_errors(tmp_path: Path) -> None:
             "error: --output /dev/full: cannot write: No space left on device"), r.stderr
 
 
+def test_a_trace_on_standard_input(tmp_path: Path) -> None:
+    # `fit -` said "-: no such file"; '-' is standard input wherever a file goes.
+    path = _synth(tmp_path, Path("profiles/web-research.yaml"), 20, 10)
+    by_name = _run_cli(str(path))
+    piped = subprocess.run([sys.executable, "-m", "capacity", "fit", "-"],
+                           input=path.read_text(), capture_output=True, text=True,
+                           timeout=120)
+    assert piped.returncode == 0 and by_name.returncode == 0, piped.stderr
+    assert piped.stdout.replace("<stdin>", "") == by_name.stdout.replace(str(path), "")
+    bad = subprocess.run([sys.executable, "-m", "capacity", "fit", "-", "-"],
+                         input="", capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "error: '-' (standard input) given more than once; it can be read only once")
+    bad = subprocess.run([sys.executable, "-m", "capacity", "fit", "-"],
+                         input='{"x": 1}\n', capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: <stdin>:1: missing key")
+
+
 def test_quota_from_takes_a_shipped_profile_name(tmp_path: Path) -> None:
     # Every PROFILE argument takes a shipped name (`capacity profiles` says so);
     # --quota-from said "web-research: no such file".

@@ -31,7 +31,7 @@ def fit_command(
     traces: Annotated[list[Path], typer.Argument(
         metavar="TRACE",
         help="Trace files: OTLP JSON (GenAI spans; JSON Lines or one document) or JSONL "
-             "request logs.", show_default=False)],
+             "request logs; '-' reads standard input.", show_default=False)],
     fmt: Annotated[TraceFormat, typer.Option(
         "--format", metavar="auto|otlp-json|jsonl",
         help="File format (auto: by content).")] = TraceFormat.auto,

@@ -37,8 +37,10 @@ request span of an agent served over HTTP). Its start and end are the root span'
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -112,7 +114,11 @@ class ReadResult:
 def detect_format(path: Path) -> Literal["otlp-json", "jsonl"]:
     """``otlp-json`` when the first JSON value holds ``resourceSpans``, else ``jsonl``."""
     with open(path, encoding="utf-8", errors="replace") as fh:
-        head = fh.read(4096)
+        return _detect_text(fh.read(4096))
+
+
+def _detect_text(head: str) -> Literal["otlp-json", "jsonl"]:
+    """:func:`detect_format` of a file's first 4,096 characters."""
     compact = head.replace(" ", "").replace("\n", "").replace("\t", "").replace("\r", "")
     if compact.startswith(('{"resourceSpans"', '{"resource_spans"')) or (
             '"resourceSpans"' in head or '"resource_spans"' in head):
@@ -124,7 +130,15 @@ def read_traces(paths: Iterable[str | Path], fmt: Format = "auto") -> ReadResult
     """Read every file into one :class:`ReadResult`; raises :class:`TraceError`."""
     out = ReadResult()
     seen: dict[tuple[int, int], Path] = {}
+    stdin_read = False
     for p in paths:
+        if str(p) == "-":  # standard input, named <stdin> as the profile loader does
+            if stdin_read:
+                raise TraceError("'-' (standard input) given more than once; it can be "
+                                 "read only once")
+            stdin_read = True
+            _read_text(sys.stdin.buffer.read(), "<stdin>", fmt, out)
+            continue
         path = Path(p)
         if path.is_dir():
             raise TraceError(f"{path}: is a directory, not a trace file")
@@ -137,16 +151,30 @@ def read_traces(paths: Iterable[str | Path], fmt: Format = "auto") -> ReadResult
             also = "" if str(first) == str(path) else f" (as {first})"
             raise TraceError(f"{path}: given more than once{also}; each file is read once")
         kind = detect_format(path) if fmt == "auto" else fmt
-        out.files.append(str(path))
         try:
-            with open(path, encoding="utf-8") as fh:
-                if kind == "jsonl":
-                    _read_jsonl(fh, str(path), out)
-                else:
-                    _read_otlp(fh, str(path), out)
+            with open(path, encoding="utf-8") as fh:  # streamed: traces can be large
+                _read_stream(fh, str(path), kind, out)
         except UnicodeDecodeError as e:
             raise TraceError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     return out
+
+
+def _read_text(data: bytes, name: str, fmt: Format, out: ReadResult) -> None:
+    """A whole trace's bytes (standard input; ``name`` for errors) into ``out``."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise TraceError(f"{name}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    kind = _detect_text(text[:4096]) if fmt == "auto" else fmt
+    _read_stream(io.StringIO(text), name, kind, out)
+
+
+def _read_stream(fh: IO[str], name: str, kind: str, out: ReadResult) -> None:
+    out.files.append(name)
+    if kind == "jsonl":
+        _read_jsonl(fh, name, out)
+    else:
+        _read_otlp(fh, name, out)
 
 
 # ---------------------------------------------------------------------------------------
