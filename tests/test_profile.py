@@ -190,6 +190,8 @@ def test_set_override_typed(web_research: Path) -> None:
     ("quotas.deployment.rpmx=10", "did you mean 'rpm'"),
     ("session.turns.research.steps.9.call.model=x", "no such list index"),
     ("nonsense", "key.path=value"),
+    # Merged key by key, {} changed nothing, silently (error hunt 3).
+    ("session.turns={}", "session.turns={}: an empty mapping changes nothing"),
 ])
 def test_set_override_errors(web_research: Path, override: str, what: str) -> None:
     """Bad overrides name the --set flag and the key."""

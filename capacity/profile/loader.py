@@ -485,6 +485,11 @@ def _apply_override(data: dict[str, Any], parts: list[str | int], value: Any,
     if isinstance(node, dict) and isinstance(last, int):
         last = str(last)
         parts[-1] = last
+    if value == {} and isinstance(node, dict) and isinstance(node.get(last), dict):
+        # Merged key by key, {} would change nothing — silently, where the user meant to
+        # empty or replace the mapping.
+        raise ProfileError(f"{_flag(text)}: an empty mapping changes nothing (a mapping "
+                           "merges key by key); set the keys inside it, or null to remove it")
     full = tuple(parts)
     over_loc = _Located()
     for p in _walk_paths(value, full):
