@@ -303,3 +303,20 @@ def test_unsafe_or_odd_yaml_is_one_line(tmp_path: Path, text: str, what: str) ->
         load_profile(path)
     assert "\n" not in str(info.value) and what in str(info.value)
     assert str(info.value).startswith(f"{path}:")
+
+
+@pytest.mark.parametrize(("name", "said"), [
+    ("yes", 'the name yes/true/on is read by YAML as a boolean, not a name; quote it ("yes")'),
+    ("5", 'the name 5 is read by YAML as a number, not a name; quote it ("5")'),
+    ("2024-01-01", "the name 2024-01-01 is read by YAML as a date, not a name; quote it "
+                   '("2024-01-01")'),
+    ("~", 'the name null/~ is read by YAML as null, not a name; quote it ("null")'),
+])
+def test_a_name_yaml_reads_as_another_type(tmp_path: Path, name: str, said: str) -> None:
+    """A mapping key YAML reads as a boolean, number, date or null: said at the mapping,
+    not as pydantic's "models[1].[key]: input should be a valid string" (error hunt 3)."""
+    path = tmp_path / "p.yaml"
+    path.write_text(f"name: x\nmodels:\n  {name}: {{ttft: 1s, tokens_per_second: 10}}\n")
+    with pytest.raises(ProfileError) as info:
+        load_profile(path)
+    assert str(info.value) == f"{path}:2: models: {said}"

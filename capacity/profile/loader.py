@@ -32,6 +32,7 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -561,6 +562,17 @@ def _value_at(data: Any, loc: Sequence[str | int]) -> Any:
     return data
 
 
+def _json_kind(value: Any) -> str:
+    """How YAML read a scalar: 'a boolean', 'null', 'a number', 'a date'."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float):
+        return "a number"
+    return "a date" if isinstance(value, date) else f"a {type(value).__name__}"
+
+
 def _first_error(err: ValidationError, data: Any, loc_map: _Located) -> ProfileError:
     errors = err.errors(include_url=False)
     # Prefer the most specific error (deepest location) so a union's siblings don't hide it.
@@ -582,6 +594,18 @@ def _first_error(err: ValidationError, data: Any, loc_map: _Located) -> ProfileE
         value, dict | list
     ) and "got" not in msg:
         msg = f"{msg}, got {value!r}"
+    if len(loc) >= 2 and loc[-1] == "[key]":
+        # A name YAML read as another type (`yes:` is true, `5:` a number): say so, at the
+        # mapping, with the name as written.
+        key = e.get("input")  # (the location holds pydantic's rendering of it)
+        shown = ("yes/true/on" if key is True else "no/false/off" if key is False
+                 else "null/~" if key is None
+                 else key.isoformat() if isinstance(key, date) else str(key))
+        loc = loc[:-2]
+        msg = (f"the name {shown} is read by YAML as {_json_kind(key)}, not a name; "
+               f"quote it (\"{shown.split('/')[0]}\")")
+        source, line = loc_map.lookup(loc)
+        return ProfileError(msg, source=source, line=line, path=_format_loc(loc))
     source, line = loc_map.lookup(loc)
     if isinstance(_value_at(data, loc), dict) and not source.startswith("--set "):
         # A rule over a whole mapping (cadence's mean, a quota with no limit): when a
