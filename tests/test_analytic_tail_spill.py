@@ -11,7 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from capacity.analytic.fleet import _overflow_in_calls, _tail_spill, _tail_spill_seen
+from capacity.analytic.fleet import (
+    _bucket_burst,
+    _overflow_in_calls,
+    _tail_spill,
+    _tail_spill_seen,
+)
 from capacity.analytic.model import analyze
 from capacity.profile.loader import load_profile
 from capacity.search import find_saturation
@@ -83,3 +88,32 @@ def test_a_long_window_into_many_short_ones_is_bounded(monkeypatch: pytest.Monke
                               "quotas.qb.enforcement.window=1s"]))
     assert rows and max(rows) <= 32  # fleet._TAIL_PHASES, a literal: the old code's 3,600
     assert 0 < r.burst_ceiling < 1_000
+
+
+def test_a_long_window_into_a_token_bucket_meets_the_simulated_ceiling() -> None:
+    """A 30 s window spilling into a bucket 5 s deep (tests/data/spill-long-window-into-
+    bucket.yaml): the bucket meets each spill full and admits its depth plus its refill
+    over it (``_bucket_burst``). Against the simulated N* 899 [897–901] (seed 1, 20 × 1 h,
+    ``find_saturation`` over 889–929): the spill spread over the window said 1,151, the
+    depth's windows' stop-loss over the tail spill 976."""
+    from types import SimpleNamespace
+
+    n_a = analyze(load_profile(DATA / "spill-long-window-into-bucket.yaml")).burst_ceiling
+    assert_accurate(n_a, SimpleNamespace(n_star=899, n_lo=897, n_hi=901),
+                    "spill-long-window-into-bucket")
+
+
+def test_a_bucket_admits_its_depth_and_its_refill_over_a_spill() -> None:
+    """A window of 40 calls (allowance 30) spilling its last 10 into a bucket of 2 calls
+    that refills 1 call/s (2 s deep, 1/15 of the 30 s window): the spill starts at the
+    30th of 40 arrivals, at ~22 s, so the bucket's refill over its ~8 s leaves ~2 calls
+    past it (a little more: ``(B − r·T)⁺`` over the spill's start) — in one depth's
+    window of 15, the rest none; never more than the spill."""
+    g = np.zeros(41)
+    g[40] = 1.0
+    out = _bucket_burst(g, 30.0, 1.0, 1.0, 1.0 / 15.0, 2.0, 30.0)
+    k = np.arange(out.size)
+    assert float(out[0]) >= 14.0 / 15.0 - 1e-12
+    fluid = (10.0 - (30.0 - 30.0 * 30.0 / 41.0)) / 15.0
+    assert fluid <= float(k @ out) <= fluid + 0.015
+    assert out.size <= 11
