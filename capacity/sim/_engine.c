@@ -2461,7 +2461,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
 /* Node n (compact nodes: a NodeC, of which only the fields it has are read), and a compact
  * node's link f (see Link; the walk's turn type wtt, its block from wbase). */
 #define ND(n_) (cz ? (Node *)((char *)nodes + (size_t)(n_) * sizeof(NodeC)) : nodes + (n_))
-#define LN(f_, n_) (wl[n_].f_ + wbase) /* none: negative (see Link) */
+#define LN(f_, n_) (wl[(n_) - wbase].f_ + wbase) /* none: negative (see Link) */
         if (ev == EV_TURN) {
             int64_t x = id;
             Session *ss = R->s + x;
@@ -2593,15 +2593,16 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 wkey = ND(wn)->tkey;
                 wtt = ND(wn)->ev.site;
             }
-            /* compact nodes: node n's link is wl[n] */
-            const Link *wl = cz ? LK + ((int64_t)wtt << mbl) - wbase : NULL;
+            /* compact nodes: node n's link is wl[n - wbase] (the turn type's links; the
+             * pointer stays within LK, unlike LK - wbase) */
+            const Link *wl = cz ? LK + ((int64_t)wtt << mbl) : NULL;
             if (walk == W_COMPLETE) goto w_complete;
         w_start: {
             Node *nd = ND(n);
-            const int nk = (cz ? wl[n].nkind : nd->ev.nkind) & NK_KIND;
+            const int nk = (cz ? wl[n - wbase].nkind : nd->ev.nkind) & NK_KIND;
             nd->sess = x;
             if (cz) { /* a compact node is set here, whatever the block held */
-                nd->ev.nkind = (int8_t)(wl[n].nkind | wmeas);
+                nd->ev.nkind = (int8_t)(wl[n - wbase].nkind | wmeas);
                 nd->ev.site = (uint16_t)wtt;
                 nd->tkey = wkey;
             } else {
