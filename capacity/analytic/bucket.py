@@ -534,6 +534,13 @@ class BucketChain:
         """Seconds a 429 takes back to the client."""
         return self.retry.rejection_latency_s or 0.0
 
+    @property
+    def _trains(self) -> bool:
+        """Told retries return in trains: a refused call's retry comes back to
+        1 − L + r·latency units, under two while r·latency < 2 — one unit or none, so
+        any other event in the unit's refill before it leaves it short."""
+        return self.refill * self._latency < 2.0 - 1e-9
+
     def _backoff_shares(self, lam: float, sessions: float) -> dict[str, float]:
         """429 shares with retries at a bucket counting its rejections (backoff, or
         the retry-after): the chain of (level, retries pending) (see :meth:`_pending`).
@@ -575,6 +582,12 @@ class BucketChain:
             # of a negative float is complex.)
             a = min(1.0, float(at[lv <= self.refill * self._latency + 1e-9].sum()))
             wait = self._latency + float(at @ np.maximum(1.0 - lv, 0.0)) / self.refill
+            if not self._trains:
+                # A call refused above that level is refused on every retry (each meets
+                # the level of the refusal before: L, 1 − L + r·latency, L, …); the chain
+                # draws each retry afresh, so each gets the chance that makes m of them
+                # rescue ``a``.
+                return 1.0 - (1.0 - a) ** (1.0 / m), wait
             # Each retry's chance: near the ceiling a refused retry was refused in a train
             # (calls each within a unit's refill of the one before) at a level drawn
             # afresh (r × its gap), not the level of the refusal before.
@@ -661,21 +674,30 @@ class BucketChain:
             stay = ws[:, None, None] * (Gs @ R[:nc, :nc])
             last = wb[0] * (Gs[0] @ (F[:nc] + fail * R[:nc]))   # onto the full depth
         else:
-            # Alone (no fresh launch in the unit's refill before it returns, no other
-            # retry pending), it is admitted with chance a, taking a unit (level ℓ →
-            # max(ℓ − unit, 0)); else refused, emptying the bucket (ℓ → 0; Gs's rows sum
-            # to 1).
+            # Alone, it is admitted with chance a, taking a unit (level ℓ → max(ℓ − unit,
+            # 0)); else refused, emptying the bucket (ℓ → 0; Gs's rows sum to 1). With
+            # trains (r·latency < 2 units): alone = no fresh launch in the unit's refill
+            # before it returns and no other retry pending, and a retry not alone is
+            # refused in its train. Without (a returning retry may meet two units or
+            # more, which others' events leave behind): alone = nothing else in its wait,
+            # and otherwise the level it meets decides, as any call's.
             a = told[0]
-            alone = np.where(j_all[1:] == 1, np.exp(-fresh[1:] / self.refill), 0.0)
+            if self._trains:
+                alone = np.where(j_all[1:] == 1, np.exp(-fresh[1:] / self.refill), 0.0)
+                rest = np.zeros(J)
+            else:
+                alone = np.exp(-(rates[1:] - nu) * told[1])
+                rest = 1.0 - alone
+            zero = alone * (1.0 - a) + (1.0 - alone) - rest     # refused, level → 0
             unit = round(1.0 / parts.delta)
-            back = np.zeros((J, nc, nc))
-            back[:, :, 0] = ((wb * alone * a)[:, None] * Gs[:, :, : unit + 1].sum(axis=2)
-                             + (wb * fail * (1.0 - alone * a))[:, None])
+            back = (wb * rest)[:, None, None] * (Gs @ (F[:nc, :nc] + fail * R[:nc, :nc]))
+            back[:, :, 0] += ((wb * alone * a)[:, None] * Gs[:, :, : unit + 1].sum(axis=2)
+                              + (wb * fail * zero)[:, None])
             back[:, :, 1: nc - unit] += (wb * alone * a)[:, None, None] * Gs[:, :, unit + 1:]
-            stay = np.zeros((J, nc, nc))
-            stay[:, :, 0] += (ws * (1.0 - alone * a))[:, None]
+            stay = (ws * rest)[:, None, None] * (Gs @ R[:nc, :nc])
+            stay[:, :, 0] += (ws * zero)[:, None]
             last = np.pad(back[0], ((0, 0), (0, n0 - nc)))
-            refused_j = np.broadcast_to((1.0 - alone * a)[:, None], (J, nc))
+            refused_j = zero[:, None] + rest[:, None] * refused_by[None, :nc]
         for j in range(1, J + 1):
             T[j, j - 1] = back[j - 1] if j > 1 else last
             T[j, j] = T[j, j] + stay[j - 1]
