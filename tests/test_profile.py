@@ -306,11 +306,11 @@ def test_unsafe_or_odd_yaml_is_one_line(tmp_path: Path, text: str, what: str) ->
 
 
 @pytest.mark.parametrize(("name", "said"), [
-    ("yes", 'the name yes/true/on is read by YAML as a boolean, not a name; quote it ("yes")'),
-    ("5", 'the name 5 is read by YAML as a number, not a name; quote it ("5")'),
-    ("2024-01-01", "the name 2024-01-01 is read by YAML as a date, not a name; quote it "
-                   '("2024-01-01")'),
-    ("~", 'the name null/~ is read by YAML as null, not a name; quote it ("null")'),
+    ("yes", "a boolean (yes/true/on)"),
+    ("5", "a number (5)"),
+    ("1.5e3", "a number (1500.0)"),  # YAML's value, not the text: quoting is the user's
+    ("2024-01-01", "a date (2024-01-01)"),
+    ("~", "null (null/~)"),
 ])
 def test_a_name_yaml_reads_as_another_type(tmp_path: Path, name: str, said: str) -> None:
     """A mapping key YAML reads as a boolean, number, date or null: said at the mapping,
@@ -319,4 +319,5 @@ def test_a_name_yaml_reads_as_another_type(tmp_path: Path, name: str, said: str)
     path.write_text(f"name: x\nmodels:\n  {name}: {{ttft: 1s, tokens_per_second: 10}}\n")
     with pytest.raises(ProfileError) as info:
         load_profile(path)
-    assert str(info.value) == f"{path}:2: models: {said}"
+    assert str(info.value) == (f"{path}:2: models: a name YAML reads as {said}, not a "
+                               "string; quote it in the file")

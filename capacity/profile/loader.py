@@ -490,7 +490,7 @@ def _apply_override(data: dict[str, Any], parts: list[str | int], value: Any,
         # Merged key by key, {} would change nothing — silently, where the user meant to
         # empty or replace the mapping.
         raise ProfileError(f"{_flag(text)}: an empty mapping changes nothing (a mapping "
-                           "merges key by key); set the keys inside it, or null to remove it")
+                           "merges key by key); set the keys inside it")
     full = tuple(parts)
     over_loc = _Located()
     for p in _walk_paths(value, full):
@@ -602,8 +602,8 @@ def _first_error(err: ValidationError, data: Any, loc_map: _Located) -> ProfileE
                  else "null/~" if key is None
                  else key.isoformat() if isinstance(key, date) else str(key))
         loc = loc[:-2]
-        msg = (f"the name {shown} is read by YAML as {_json_kind(key)}, not a name; "
-               f"quote it (\"{shown.split('/')[0]}\")")
+        msg = (f"a name YAML reads as {_json_kind(key)} ({shown}), not a string; "
+               "quote it in the file")
         source, line = loc_map.lookup(loc)
         return ProfileError(msg, source=source, line=line, path=_format_loc(loc))
     source, line = loc_map.lookup(loc)
