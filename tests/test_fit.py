@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -512,6 +513,13 @@ def test_a_trace_on_standard_input(tmp_path: Path) -> None:
                            timeout=120)
     assert piped.returncode == 0 and by_name.returncode == 0, piped.stderr
     assert piped.stdout.replace("<stdin>", "") == by_name.stdout.replace(str(path), "")
+    dash = tmp_path / "-"  # a file named '-', given as ./-, is that file (review)
+    dash.write_text(path.read_text())
+    named = subprocess.run([sys.executable, "-m", "capacity", "fit", "./-"], input="",
+                           capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                           env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert named.returncode == 0 and named.stdout.replace("./-", "") == by_name.stdout.replace(
+        str(path), ""), named.stderr
     bad = subprocess.run([sys.executable, "-m", "capacity", "fit", "-", "-"],
                          input="", capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.strip() == (

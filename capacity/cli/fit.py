@@ -28,7 +28,7 @@ class Pacing(StrEnum):
 
 
 def fit_command(
-    traces: Annotated[list[Path], typer.Argument(
+    traces: Annotated[list[str], typer.Argument(  # str: typer makes ./- a Path "-"
         metavar="TRACE",
         help="Trace files: OTLP JSON (GenAI spans; JSON Lines or one document) or JSONL "
              "request logs; '-' reads standard input.", show_default=False)],
