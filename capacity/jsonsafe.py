@@ -3,7 +3,28 @@
 from __future__ import annotations
 
 import math
+from datetime import date
 from typing import Any, overload
+
+
+def json_kind(v: Any) -> str:
+    """What a parsed JSON/YAML value is, for an error: 'null', 'a boolean', 'a number',
+    'a string', 'an array', 'an object' (YAML's dates: 'a date')."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, int | float):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "an array"
+    if isinstance(v, dict):
+        return "an object"
+    if isinstance(v, date):
+        return "a date"
+    return type(v).__name__
 
 
 def finite(x: float | None) -> float | None:

@@ -690,11 +690,14 @@ class BucketChain:
                 rest = 1.0 - alone
             zero = alone * (1.0 - a) + (1.0 - alone) - rest     # refused, level → 0
             unit = round(1.0 / parts.delta)
-            back = (wb * rest)[:, None, None] * (Gs @ (F[:nc, :nc] + fail * R[:nc, :nc]))
+            # (With trains no retry is the level's: rest is 0, the products skipped.)
+            back = ((wb * rest)[:, None, None] * (Gs @ (F[:nc, :nc] + fail * R[:nc, :nc]))
+                    if rest.any() else np.zeros((J, nc, nc)))
             back[:, :, 0] += ((wb * alone * a)[:, None] * Gs[:, :, : unit + 1].sum(axis=2)
                               + (wb * fail * zero)[:, None])
             back[:, :, 1: nc - unit] += (wb * alone * a)[:, None, None] * Gs[:, :, unit + 1:]
-            stay = (ws * rest)[:, None, None] * (Gs @ R[:nc, :nc])
+            stay = ((ws * rest)[:, None, None] * (Gs @ R[:nc, :nc]) if rest.any()
+                    else np.zeros((J, nc, nc)))
             stay[:, :, 0] += (ws * zero)[:, None]
             last = np.pad(back[0], ((0, 0), (0, n0 - nc)))
             refused_j = zero[:, None] + rest[:, None] * refused_by[None, :nc]

@@ -40,6 +40,7 @@ import yaml
 from pydantic import ValidationError
 
 from capacity.errors import ProfileError
+from capacity.jsonsafe import json_kind
 from capacity.profile.schema import DIMENSIONS, PathT, Profile, check_references
 
 MAX_PROFILE_BYTES = 1 << 20
@@ -562,17 +563,6 @@ def _value_at(data: Any, loc: Sequence[str | int]) -> Any:
     return data
 
 
-def _json_kind(value: Any) -> str:
-    """How YAML read a scalar: 'a boolean', 'null', 'a number', 'a date'."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if value is None:
-        return "null"
-    if isinstance(value, int | float):
-        return "a number"
-    return "a date" if isinstance(value, date) else f"a {type(value).__name__}"
-
-
 def _first_error(err: ValidationError, data: Any, loc_map: _Located) -> ProfileError:
     errors = err.errors(include_url=False)
     # Prefer the most specific error (deepest location) so a union's siblings don't hide it.
@@ -602,7 +592,7 @@ def _first_error(err: ValidationError, data: Any, loc_map: _Located) -> ProfileE
                  else "null/~" if key is None
                  else key.isoformat() if isinstance(key, date) else str(key))
         loc = loc[:-2]
-        msg = (f"a name YAML reads as {_json_kind(key)} ({shown}), not a string; "
+        msg = (f"a name YAML reads as {json_kind(key)} ({shown}), not a string; "
                "quote it in the file")
         source, line = loc_map.lookup(loc)
         return ProfileError(msg, source=source, line=line, path=_format_loc(loc))

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from capacity.jsonsafe import json_kind
 from capacity.serve.behaviour import text_of
 from capacity.serve.errors import bad
 from capacity.serve.history import Reply, TurnView
@@ -134,23 +135,7 @@ def check_type(value: Any, types: type | tuple[type, ...], param: str, what: str
     if ok and t is bool:
         ok = bool in (types if isinstance(types, tuple) else (types,))
     if not ok:
-        raise bad(param, f"expected {what}, got {_json_type(value)}")
-
-
-def _json_type(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "a boolean"
-    if isinstance(v, int | float):
-        return "a number"
-    if isinstance(v, str):
-        return "a string"
-    if isinstance(v, list):
-        return "an array"
-    if isinstance(v, dict):
-        return "an object"
-    return type(v).__name__
+        raise bad(param, f"expected {what}, got {json_kind(value)}")
 
 
 def opt_positive_int(body: dict[str, Any], key: str) -> int | None:
@@ -159,7 +144,7 @@ def opt_positive_int(body: dict[str, Any], key: str) -> int | None:
     if v is None:
         return None
     if isinstance(v, bool) or not isinstance(v, int):
-        raise bad(key, f"expected an integer, got {_json_type(v)}")
+        raise bad(key, f"expected an integer, got {json_kind(v)}")
     if v < 1:
         raise bad(key, f"must be >= 1, got {v}")
     return v
