@@ -571,3 +571,36 @@ def test_trace_names_with_line_breaks_stay_in_their_comments(tmp_path: Path,
     assert "latency could not be split" in text
     prof = profile_from_dict(yaml.safe_load(text))
     assert list(prof.models) == [name]
+
+
+# -- the fourth error hunt (review of 00e4fe5) ---------------------------------------------
+
+
+def test_two_logs_pool_as_separate_sessions(tmp_path: Path) -> None:
+    # Two load-test logs at one N reuse session ids (N10-s0, ...): their calls were merged
+    # into the same turns, 9.88 calls/turn and an invented fan-out. Each file's sessions are
+    # its own; a JSONL log given twice under two names is two runs, same shape.
+    path = _synth(tmp_path, Path("profiles/web-research.yaml"), 20, 10)
+    copy = tmp_path / "copy.jsonl"
+    copy.write_text(path.read_text())
+    one, two = fit_read(read_traces([path])), fit_read(read_traces([path, copy]))
+    assert (two.sessions, two.turns, two.calls) == (2 * one.sessions, 2 * one.turns,
+                                                    2 * one.calls)
+    assert [[s.kind for s in t.steps] for t in two.types] == [
+        [s.kind for s in t.steps] for t in one.types]
+    assert any("appear in more than one request log" in n for n in two.notes)
+
+
+def test_an_otlp_span_read_twice_is_kept_once(tmp_path: Path) -> None:
+    # An OTLP file given twice (a copy) doubled every turn: 348 calls, 10.89 calls/turn,
+    # `parallel: count: 2`. A trace id is global (a trace may span rotated files), so a
+    # repeated (traceId, spanId) is the same span: kept once, with a note.
+    copy = tmp_path / "c.jsonl"
+    copy.write_text((DATA / "agent-trace.otlp.jsonl").read_text())
+    one = fit_read(read_traces([DATA / "agent-trace.otlp.jsonl"]))
+    two = fit_read(read_traces([DATA / "agent-trace.otlp.jsonl", copy]))
+    assert (two.sessions, two.turns, two.calls) == (one.sessions, one.turns, one.calls) == (
+        4, 32, 174)
+    assert render_profile(two, name="x").split("\nname:")[1] == render_profile(
+        one, name="x").split("\nname:")[1]
+    assert any(n.startswith("174 LLM span(s) were read before") for n in two.notes)

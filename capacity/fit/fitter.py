@@ -329,7 +329,7 @@ def fit_read(read: ReadResult, pacing: PacingMode | None = None,
     failed = len(read.calls) - len(ok)
     if not ok:
         raise TraceError(f"{where}: zero turns: all {failed:,} LLM calls failed")
-    notes: list[str] = []
+    notes: list[str] = list(read.notes)
     if read.sessionless_turns:
         sessions = {c.session for c in ok}
         if sessions == {""}:

@@ -33,6 +33,11 @@ session      ``session.id`` (OpenInference), ``gen_ai.conversation.id`` on any s
 
 A **turn** is a trace: the LLM calls under one root span (the agent's turn span, or the
 request span of an agent served over HTTP). Its start and end are the root span's.
+
+Several files are pooled. A JSONL log's session ids are its own: two logs that both hold a
+session ``s1`` (two load-test runs at one N) hold two sessions, never one whose turns merge.
+OTLP trace ids are global, so a trace may span files (a rotated export); a span read twice
+(same traceId and spanId: a file copied, overlapping exports) is kept once, with a note.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ import math
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -90,6 +95,13 @@ class ReadResult:
     sessionless_turns: int = 0
     time_scale: float = 1.0
     """The factor the times were stretched by (:func:`capacity.fit.fitter.scale_times`)."""
+    repeated_spans: int = 0
+    """LLM spans dropped as repeats of one already read (same traceId and spanId)."""
+    _span_ids: set[tuple[str, str]] = field(default_factory=set)
+    _repeat_at: str = ""
+    _file_sessions: dict[str, str] = field(default_factory=dict)
+    """JSONL session id -> the first file it was read in."""
+    _shared_sessions: int = 0
     _first: tuple[float, str] = (math.inf, "")
     _last: tuple[float, str] = (-math.inf, "")
 
@@ -156,6 +168,12 @@ def read_traces(paths: Iterable[str | Path], fmt: Format = "auto") -> ReadResult
                 _read_stream(fh, str(path), kind, out)
         except UnicodeDecodeError as e:
             raise TraceError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    if out._shared_sessions:
+        out.notes.append(f"{out._shared_sessions:,} session id(s) appear in more than one "
+                         "request log: each file's sessions were read as its own")
+    if out.repeated_spans:
+        out.notes.append(f"{out.repeated_spans:,} LLM span(s) were read before (same traceId "
+                         f"and spanId, first repeat at {out._repeat_at}) and were kept once")
     return out
 
 
@@ -183,11 +201,22 @@ def _read_stream(fh: IO[str], name: str, kind: str, out: ReadResult) -> None:
 
 
 def _read_jsonl(fh: IO[str], name: str, out: ReadResult) -> None:
+    # Session ids are scoped by file: the n-th file's session s is read as "s\x00n" (the
+    # first file's as given). Names never reach the profile; only equality matters.
+    nth = len(out.files) - 1
+    mine: set[str] = set()
     try:
         for lineno, rec in iter_request_log(fh):
             where = f"{name}:{lineno}"
             out.clock(rec.start, where)
             out.clock(rec.end, where)
+            if rec.session not in mine:
+                mine.add(rec.session)
+                first = out._file_sessions.setdefault(rec.session, name)
+                if first != name:
+                    out._shared_sessions += 1
+            if nth:
+                rec = replace(rec, session=f"{rec.session}\x00{nth}")
             out.calls.append(rec)
     except RequestLogError as e:
         where = name if e.line is None else f"{name}:{e.line}"
@@ -435,6 +464,12 @@ def _one_span(span: Any, name: str, lineno: int, rsession: Any, sessions: dict[s
                     ("max_tokens", _max_tokens(attrs))):
         if v is not None and v > MAX_TOKENS:  # a profile could not hold it
             raise TraceError(f"{where}: {what}: at most {MAX_TOKENS:,} per call, got {v:,}")
+    if span_id != "?":
+        if (trace, span_id) in out._span_ids:
+            out.repeated_spans += 1
+            out._repeat_at = out._repeat_at or where
+            return
+        out._span_ids.add((trace, span_id))
     out.clock(start, where)
     out.clock(end, where)
     cached = _token(attrs, _CACHED_KEYS) or 0
