@@ -77,3 +77,31 @@ def test_simulated_head_names_the_latency_target_when_it_alone_binds() -> None:
     assert out.returncode == 0, out.stderr
     text = " ".join(out.stdout.split())
     assert "0 sessions (simulated; the p95 turn-latency target binds first)" in text
+
+
+def test_every_command_names_the_latency_target_as_the_binding() -> None:
+    # The table of `ceiling` said the target binds; check ("binding deployment.rpm"),
+    # compare's binds column, ceiling --json's binding_constraint and summary ("cuts
+    # that to 0"), sweep's header and size (no note) named the quota.
+    from capacity.whatif.ceiling import CompareResult, check, size
+    from capacity.whatif.sweep import sweep
+
+    prof = _web(targets={"p95_turn_latency": 1.0})
+    r = analyze(prof)
+    assert r.binding_name == "targets.p95_turn_latency"
+    latency = {"quota": None, "dimension": "p95_turn_latency"}
+    assert r.to_dict()["binding_constraint"] == latency
+    assert "cuts" not in r.summary() and "no number of sessions meets it" in r.summary()
+    c = check(r, 5, "analytic")
+    assert c.binding == "targets.p95_turn_latency" and c.to_dict()["binding_constraint"] == latency
+    assert check(r, 5, "mean").binding == "deployment.rpm"  # the napkin ignores latency
+    rows = CompareResult(("web", "lat"), (analyze(_web()), r)).rows()
+    assert [x["binding_constraint"] for x in rows] == [
+        {"quota": "deployment", "dimension": "rpm"}, latency]
+    sw = sweep(prof, [5, 10], method="analytic")
+    assert sw.binding == "targets.p95_turn_latency" and sw.saturation_point is None
+    assert sw.to_dict()["binding_constraint"] == latency
+    assert "no quota meets it" in size(prof, 10, method="analytic").summary()
+    plain = analyze(_web())
+    assert plain.binding_name == "deployment.rpm" and check(plain, 5, "analytic").binding == (
+        "deployment.rpm")

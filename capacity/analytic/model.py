@@ -1240,6 +1240,18 @@ def ceiling_targets(profile: Profile, target: float) -> dict[str, Any]:
             "p95_turn_latency_s": profile.targets.p95_turn_latency}
 
 
+LATENCY_BINDING = "targets.p95_turn_latency"
+"""The binding's name when the p95 turn-latency target, not a quota, stops the next
+session (the key to relax, as ``quota.dimension`` names a quota's)."""
+
+
+def binding_constraint(name: str) -> dict[str, str | None]:
+    """The JSON ``binding_constraint`` of a binding's name: ``{quota, dimension}``; the
+    latency target's is ``{"quota": null, "dimension": "p95_turn_latency"}`` (no quota)."""
+    quota, _, dim = name.rpartition(".")
+    return {"quota": None if name == LATENCY_BINDING else quota, "dimension": dim}
+
+
 @dataclass(frozen=True)
 class CeilingResult:
     """Analytic answer for a profile: per-constraint ceilings and the saturation point."""
@@ -1270,6 +1282,21 @@ class CeilingResult:
     pacing_summary: str | None = None
 
     @property
+    def latency_limits(self) -> bool:
+        """Whether the p95 turn-latency target, not a quota, stops the next session: the
+        analytic answer's unreachable (or pacer-held) target, or the simulated search's
+        N* + 1 missing only it."""
+        sim = self.simulated
+        if sim is None:
+            return self.latency_bound or self.latency_binds
+        return tuple(sim.binding) == ("p95_turn_latency",)
+
+    @property
+    def binding_name(self) -> str:
+        """What binds: a quota's ``quota.dimension``, or :data:`LATENCY_BINDING`."""
+        return LATENCY_BINDING if self.latency_limits else self.binding.name
+
+    @property
     def saturation_point(self) -> int:
         """Sessions the quota carries at the targets (simulated N* when simulated)."""
         if self.simulated is not None:
@@ -1296,12 +1323,14 @@ class CeilingResult:
         if self.pacing_summary:
             text = (f"The napkin (quota ÷ per-session rate) says {mean_n:,} sessions. "
                     + self.pacing_summary)
+        elif self.latency_bound:  # no quota binds: none could carry even one session
+            text = (f"The napkin (quota ÷ per-session rate) says {mean_n:,} sessions, but the "
+                    "p95 turn-latency target is out of reach — the turn alone, unthrottled, "
+                    f"takes {self.cycle.turn_latency_p95_s:.1f}s at p95 — so no number of "
+                    "sessions meets it, whatever the quotas.")
         elif 0 < self.burst_ceiling < mean_n:
             text += (f": {1 - self.burst_ceiling / mean_n:.0%} fewer — the napkin overstates "
                      f"capacity {self.napkin_ratio:.2f}×.")
-        elif self.latency_bound:
-            text += (": the p95 turn-latency target is out of reach — the turn alone, "
-                     f"unthrottled, takes {self.cycle.turn_latency_p95_s:.1f}s at p95.")
         elif self.burst_ceiling == 0 and self.populations and (
                 b.at_burst_ceiling is not None and b.at_burst_ceiling.sessions == 0):
             text += (f": the held sessions alone already have "
@@ -1328,8 +1357,7 @@ class CeilingResult:
             "profile": self.profile,
             "method": self.method,
             "saturation_point": self.saturation_point,
-            "binding_constraint": {"quota": self.binding.quota,
-                                   "dimension": self.binding.dimension},
+            "binding_constraint": binding_constraint(self.binding_name),
             "mean_ceiling": self.mean_ceiling,
             "mean_ceiling_sessions": math.floor(self.mean_ceiling + 1e-9)
             if math.isfinite(self.mean_ceiling) else None,

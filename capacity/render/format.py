@@ -124,10 +124,7 @@ def latency_binds(r: object) -> bool:
     """Whether the p95 turn-latency target, not a quota, stops the next session: the
     analytic answer's unreachable (or pacer-held) target, or the simulated search's
     N* + 1 missing only it."""
-    sim = getattr(r, "simulated", None)
-    if sim is None:
-        return bool(getattr(r, "latency_bound", False) or getattr(r, "latency_binds", False))
-    return tuple(sim.binding) == ("p95_turn_latency",)
+    return bool(getattr(r, "latency_limits", False))  # CeilingResult.latency_limits
 
 
 def ascii_fallback(err: UnicodeError) -> tuple[str, int]:

@@ -367,7 +367,8 @@ def compare_renderable(r: Any, verbose: bool = False) -> Group:
         cells.append("—" if x is rows[0] else (
             f"{x['change_sessions']:+,}" + (f" ({x['change_percent']:+.0f}%)"
                                              if x["change_percent"] is not None else "")))
-        cells.append(f"{x['binding_constraint']['quota']}.{x['binding_constraint']['dimension']}")
+        bc = x["binding_constraint"]  # quota null: the latency target (no quota) binds
+        cells.append(f"{bc['quota'] or 'targets'}.{bc['dimension']}")
         _row(t, *cells)
     by = "simulated" if sim else "burst"
     lines = [cell(f"{x['name']}: {x['populations']}.", style="cyan") for x in rows

@@ -21,6 +21,7 @@ from capacity.analytic.model import (
     CycleTime,
     WindowStats,
     analyze,
+    binding_constraint,
     constraint_model,
     cycle_time,
     of_all_attempts,
@@ -622,7 +623,9 @@ def size(profile: Profile, sessions: int, *, method: str = "analytic",
                         max_spill=max_spill if profile.routes else None,
                         populations=populations)
     if method == "analytic":
-        return result
+        out_of_reach = _latency_out_of_reach(profile.targets.p95_turn_latency,
+                                             cyc.turn_latency_p95_s)
+        return dataclasses.replace(result, notes=(out_of_reach,)) if out_of_reach else result
     if sim is None:
         raise CapacityError("simulation settings (a seed) are required to simulate")
     # The bisection over a scale factor and its confirmation take about 12 evaluations.
@@ -726,6 +729,14 @@ def _with_limits(profile: Profile, limits: dict[tuple[str, str], float]) -> Prof
     return profile.model_copy(update={"quotas": quotas})
 
 
+def _latency_out_of_reach(p95_target: float | None, p95_unthrottled: float) -> str | None:
+    """The note :func:`size` adds when no quota can meet the p95 turn-latency target."""
+    if p95_target is None or p95_unthrottled <= p95_target:
+        return None
+    return (f"The p95 turn latency target ({p95_target:g}s) is below the unthrottled p95 "
+            f"({p95_unthrottled:.1f}s): no quota meets it, so it was left out.")
+
+
 def _size_by_simulation(profile: Profile, result: SizeResult, p95_unthrottled: float,
                         sim: SimSettings,
                         progress: Callable[[int], None] | None) -> SizeResult:
@@ -733,9 +744,9 @@ def _size_by_simulation(profile: Profile, result: SizeResult, p95_unthrottled: f
 
     notes: list[str] = []
     p95_target = profile.targets.p95_turn_latency
-    if p95_target is not None and p95_unthrottled > p95_target:
-        notes.append(f"The p95 turn latency target ({p95_target:g}s) is below the unthrottled "
-                     f"p95 ({p95_unthrottled:.1f}s): no quota meets it, so it was left out.")
+    out_of_reach = _latency_out_of_reach(p95_target, p95_unthrottled)
+    if out_of_reach:
+        notes.append(out_of_reach)
         p95_target = None
     dims = {(d.quota, d.dimension): d for d in result.dimensions}
     done = [0]
@@ -855,10 +866,9 @@ class CheckResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        quota, _, dim = self.binding.rpartition(".")
         return {"version": self.version, "profile": self.profile, "required": self.required,
                 "ceiling": self.ceiling, "method": self.method, "binding": self.binding,
-                "binding_constraint": {"quota": quota, "dimension": dim},
+                "binding_constraint": binding_constraint(self.binding),
                 "passed": self.passed, "margin": self.margin,
                 "margin_fraction": self.margin / self.required}
 
@@ -872,7 +882,9 @@ def check(result: CeilingResult, required: int, method: str) -> CheckResult:
         method = "analytic"
     ceiling = {"mean": math.floor(result.mean_ceiling + 1e-9),
                "analytic": result.burst_ceiling}.get(method, result.saturation_point)
-    return CheckResult(result.profile, required, ceiling, method, result.binding.name)
+    # The napkin ignores the latency target; the other figures stop at it when it binds.
+    return CheckResult(result.profile, required, ceiling, method,
+                       result.binding.name if method == "mean" else result.binding_name)
 
 
 # ---------------------------------------------------------------------------------------
@@ -901,8 +913,7 @@ class CompareResult:
                 "simulated_ci": [r.simulated.n_lo, r.simulated.n_hi]
                 if r.simulated is not None else None,
                 "saturation_point": sp,
-                "binding_constraint": {"quota": r.binding.quota,
-                                       "dimension": r.binding.dimension},
+                "binding_constraint": binding_constraint(r.binding_name),
                 "change_sessions": sp - base.saturation_point,
                 "change_percent": (100.0 * (sp - base.saturation_point) / base.saturation_point
                                    if base.saturation_point else None),

@@ -580,8 +580,7 @@ def analytic_figure(profile: Profile) -> Figure:
     from capacity.analytic.model import analyze
 
     r = analyze(profile)
-    return Figure(r.burst_ceiling, r.mean_ceiling, None, "analytic",
-                  f"{r.binding.quota}.{r.binding.dimension}")
+    return Figure(r.burst_ceiling, r.mean_ceiling, None, "analytic", r.binding_name)
 
 
 def simulated_figure(profile: Profile, sim: SimSettings) -> Figure:
@@ -590,7 +589,7 @@ def simulated_figure(profile: Profile, sim: SimSettings) -> Figure:
     from capacity.whatif.ceiling import ceiling
 
     r = ceiling(profile, "simulate", sim=sim)
-    binding = f"{r.binding.quota}.{r.binding.dimension}"
+    binding = r.binding_name
     if r.simulated is None:
         return Figure(r.burst_ceiling, r.mean_ceiling, None, "analytic", binding)
     s = r.simulated

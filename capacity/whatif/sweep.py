@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from capacity._version import __version__
-from capacity.analytic.model import _ceilings, _pick_binding, constraint_model, cycle_time
+from capacity.analytic.model import (
+    LATENCY_BINDING,
+    _ceilings,
+    _pick_binding,
+    binding_constraint,
+    constraint_model,
+    cycle_time,
+)
 from capacity.errors import CapacityError, ParameterError
 from capacity.jsonsafe import clean as _clean
 from capacity.model.workload import Workload
@@ -130,8 +137,7 @@ class SweepResult:
         """JSON form."""
         return _clean({
             "version": self.version, "profile": self.profile, "method": self.method,
-            "binding_constraint": dict(zip(("quota", "dimension"),
-                                           self.binding.rsplit(".", 1), strict=True)),
+            "binding_constraint": binding_constraint(self.binding),
             "targets": self.targets,
             "saturation_point": self.saturation_point, "seed": self.seed,
             "replications": self.replications, "horizon_s": self.horizon_s,
@@ -208,6 +214,9 @@ def sweep(profile: Profile, sessions: Sequence[int], *, method: str = "analytic"
         bname = _pick_binding(_ceilings(wl, cyc, target)).name
     binding = next(c for c in active if c.name == bname)
     p95_target = profile.targets.p95_turn_latency
+    # A target the unthrottled turn already misses binds at every N (the analytic ceiling
+    # is 0): no row meets the targets and the latency target, not a quota, is the binding.
+    unreachable = p95_target is not None and cyc.turn_latency_p95_s > p95_target
     simulate_too = method != "analytic"
     sim_seed = 0
     if simulate_too:
@@ -231,7 +240,7 @@ def sweep(profile: Profile, sessions: Sequence[int], *, method: str = "analytic"
         losses = {c.name: m.stats(n).loss_fraction for c, m in models}
         analytic = max(losses.values())
         util = utilisation(binding, n)
-        meets = analytic <= target and util <= 1.0
+        meets = analytic <= target and util <= 1.0 and not unreachable
         sim = None
         if simulate_too:
             res = _simulate_compiled(compiled, n, horizon_s=horizon_s, warmup_s=None,
@@ -249,7 +258,7 @@ def sweep(profile: Profile, sessions: Sequence[int], *, method: str = "analytic"
         spill = {route: float(f(n)) for route, f in spill_of.items()} or None
         rows.append(SweepRow(n, analytic, util, meets, sim, spill))
     return SweepResult(
-        profile.title, method, binding.name,
+        profile.title, method, LATENCY_BINDING if unreachable else binding.name,
         {"max_429_fraction": target, "p95_turn_latency_s": p95_target}, tuple(rows),
         seed if simulate_too else None, replications if simulate_too else None,
         horizon_s if simulate_too else None, populations=populations)
