@@ -32,7 +32,10 @@ one more single-call launch (the orbit approximation of theory.md §3), the retr
 and the refusal share a fixed point iterated from below. The 429 share is on attempts,
 as for windows.
 
-Assumptions: launches Poisson (many independent sessions); the calls of one launch
+Assumptions: launches Poisson (many independent sessions) — but without retries, a few
+sessions whose turns are one call here are a closed loop (:func:`closed_share`), and
+think-time turns that launch here more than once a chain of the sessions in a turn
+(:func:`follow_share`: a turn's calls follow one another); the calls of one launch
 draw their charges independently from the launch's call-charge law; rejections do not
 charge, except that a requests bucket counting its rejections (``rejected_count``) loses
 the unit a rejection takes if it is there.
@@ -292,6 +295,9 @@ class BucketChain:
     # One launch per turn from a few sessions: their inter-launch law (see
     # :func:`closed_share`); None: Poisson launches.
     closed: ClosedSessions | None = None
+    # Turns launching more than once from a few sessions (see :func:`follow_share`);
+    # None: Poisson launches.
+    follow: FollowSessions | None = None
     # Grid steps per mean call (0: from the depth, :func:`_steps_per_call`): set on the
     # two chains a depth between grid levels is interpolated from (:meth:`_bracket`).
     steps: int = 0
@@ -299,6 +305,7 @@ class BucketChain:
     _cache: dict[tuple[float, float], dict[str, float]] = field(default_factory=dict, repr=False)
     _pgrids: list[_Parts] = field(default_factory=list, repr=False)
     _cgrid: _Grid | None = field(default=None, repr=False)
+    _fgrids: dict[int, tuple[_Grid, _Grid]] = field(default_factory=dict, repr=False)
     _brackets: tuple[BucketChain, BucketChain, float] | None = field(default=None, repr=False)
 
     def _bracket(self) -> tuple[BucketChain, BucketChain, float] | None:
@@ -331,11 +338,11 @@ class BucketChain:
             if frac <= 1e-6 or lo_k * delta < mean or lo_k >= _BRACKET_LEVELS:
                 self._brackets = (self, self, 0.0)
             else:
-                self._brackets = (replace(self, depth=lo_k * delta, steps=s, _grids=[],
-                                          _cache={}, _pgrids=[], _cgrid=None),
-                                  replace(self, depth=(lo_k + 1) * delta, steps=s,
-                                          _grids=[], _cache={}, _pgrids=[], _cgrid=None),
-                                  frac)
+                def at(depth: float) -> BucketChain:
+                    return replace(self, depth=depth, steps=s, _grids=[], _cache={},
+                                   _pgrids=[], _cgrid=None, _fgrids={})
+
+                self._brackets = (at(lo_k * delta), at((lo_k + 1) * delta), frac)
         lo, hi, f = self._brackets
         return None if lo is self else (lo, hi, f)
 
@@ -475,13 +482,23 @@ class BucketChain:
             self._cache[lam, sessions] = out
             return out
         m = self.retry.max_retries
-        if (self.closed is not None and m == 0 and math.isfinite(sessions)
+        law = self.closed if self.closed is not None else self.follow
+        if (law is not None and m == 0 and math.isfinite(sessions)
                 and 0 < sessions <= CLOSED_MAX_SESSIONS
-                and _closed_fits(self, self.closed, round(sessions))):
-            p = closed_share(self, self.closed, round(sessions), lam)
+                and _closed_fits(self, law, round(sessions))):
+            n = round(sessions)
+            p = (closed_share(self, law, n, lam) if isinstance(law, ClosedSessions)
+                 else follow_share(self, law, n, lam))
             out = {"attempt": p, "call": p, "failed": p, "retry_share": 0.0}
             self._cache[lam, sessions] = out
             return out
+        out = self._poisson_shares(lam, sessions)
+        self._cache[lam, sessions] = out
+        return out
+
+    def _poisson_shares(self, lam: float, sessions: float) -> dict[str, float]:
+        """:meth:`shares` with launches Poisson (``sessions``: the pending chain's)."""
+        m = self.retry.max_retries
         # (backoff_s: retries that do not wait for the retry-after.)
         short = bool(self.retry.backoff_s) and (
             self.refill * self.retry.backoff_s[0] <= _NEAR * self.depth)
@@ -495,9 +512,7 @@ class BucketChain:
             # brings it back to a level nearly independent of the one that refused it:
             # the orbit below; the pending chain's exponential delays would bring a
             # share back early instead, to a level not yet recovered.)
-            out = self._backoff_shares(lam, sessions)
-            self._cache[lam, sessions] = out
-            return out
+            return self._backoff_shares(lam, sessions)
         if m > 0 and self.retry.honour_retry_after:
             # Retries told to wait until their charge fits come back together (a herd):
             # the bucket serves one of them per charge's worth of refill while the herd
@@ -509,7 +524,6 @@ class BucketChain:
                    "call": min(1.0, fr / max(fa, 1e-300)),
                    "failed": min(1.0, fl / max(fa, 1e-300)),
                    "retry_share": ra / max(fa, 1e-300)}
-            self._cache[lam, sessions] = out
             return out
         p = pr = 0.0
         per = 0.0
@@ -526,7 +540,6 @@ class BucketChain:
         attempt = (p + per * pr) / (1.0 + per)
         out = {"attempt": min(1.0, attempt), "call": p,
                "failed": p * pr ** m if m > 0 else p, "retry_share": per}
-        self._cache[lam, sessions] = out
         return out
 
     @property
@@ -1344,6 +1357,12 @@ class ClosedSessions:
     nu: float
     alpha: float
 
+    @property
+    def share(self) -> float:
+        """The share of its time a session is young."""
+        young_time = 1.0 / (self.beta + self.nu)
+        return young_time / (young_time + (1.0 - self.beta * young_time) / self.alpha)
+
     def cdf(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         """P(inter-launch time ≤ x)."""
         out: NDArray[np.float64] = _coxian2_cdf(
@@ -1400,16 +1419,16 @@ def fit_closed(sample: NDArray[np.float64], mean: float, horizon: float,
     return ClosedSessions(beta=s * p, nu=s * (1.0 - p), alpha=a)
 
 
-def _closed_band(law: ClosedSessions, n: int) -> tuple[int, int, int]:
-    """(likeliest young count, lowest and highest count kept) for ``n`` sessions.
+def _closed_band(law: ClosedSessions | FollowSessions, n: int) -> tuple[int, int, int]:
+    """(likeliest young count, lowest and highest count kept) for ``n`` sessions (for
+    :class:`FollowSessions`, the count of sessions in a turn).
 
     The likeliest count is the young share of a cycle times ``n``; the young count is
     nearly binomial (each session young that share of its time), so counts
     ``_CLOSED_BAND`` standard deviations away carry nothing the share can see: beyond
     ``_CLOSED_FULL`` sessions the chain keeps that band (at least ``_CLOSED_BLOCKS``
     counts), below it every count."""
-    young_time = 1.0 / (law.beta + law.nu)
-    f = young_time / (young_time + (1.0 - law.beta * young_time) / law.alpha)
+    f = law.share
     mid = min(n, max(0, round(n * f)))
     if n <= _CLOSED_FULL:
         return mid, 0, n
@@ -1417,7 +1436,7 @@ def _closed_band(law: ClosedSessions, n: int) -> tuple[int, int, int]:
     return mid, max(0, math.floor(mid - half)), min(n, math.ceil(mid + half))
 
 
-def _closed_fits(chain: BucketChain, law: ClosedSessions, n: int) -> bool:
+def _closed_fits(chain: BucketChain, law: ClosedSessions | FollowSessions, n: int) -> bool:
     """True when the closed chain of ``n`` sessions is cheap enough: every count up to
     ``_CLOSED_FULL`` sessions (as always), beyond that a band whose block solves cost
     at most those of ``_CLOSED_FULL`` counts on a 48-level grid (a few ms each)."""
@@ -1466,10 +1485,43 @@ def closed_share(chain: BucketChain, law: ClosedSessions, sessions: int, lam: fl
         stay[-1] = stay[-1] + up[-1]
     if lo > 0:
         stay[0] = stay[0] + down[0]
-    eye = np.eye(g.top + 1)
-    # Reduced from both ends to the likeliest count: the censored chain there is well
-    # conditioned (at y = 0 it is a 1e-17 event). Indices are y − lo.
-    m0, top = mid - lo, hi - lo
+    pis = _band_stationary(stay, up, down, mid - lo)
+    top = hi - lo
+    calls = refused = 0.0
+    for k in range(top + 1):
+        rho = pis[k] @ G[k]                                        # the level an event meets
+        share = (young[k] + old[k]) / tot[k]
+        calls += share * float(rho.sum())
+        refused += share * float(rho @ g.refused)
+    closed = refused / max(calls * chain.mean_calls, 1e-300)
+    return _grid_corrected(chain, g, lam, closed)
+
+
+def _grid_corrected(chain: BucketChain, g: _Grid, lam: float, share: float) -> float:
+    """``share``, a refusal share solved on the coarse grid ``g``, with the grid's own
+    error taken out: that of the Poisson chain on the same grid and kernel at ``lam``
+    launches per second, scaled by its extrapolated share over that one (a level on the
+    grid stands for the interval around it: one just at a charge admits it every time;
+    hunt's one-call bucket 1 s deep: 0.95 % on this grid against 1.09 % extrapolated and
+    simulated)."""
+    G1 = _refills(np.array([lam]), chain.refill, g.delta, g.top)[0]
+    rho = _stationary(np.matmul(G1, g.launch)) @ G1
+    poisson_grid = float(rho @ g.refused) / chain.mean_calls
+    got = [chain._solve(x, lam, 0.0)[0] for x in chain.grids()]
+    poisson = min(1.0, max(0.0, 2.0 * got[1] - got[0]))
+    if poisson_grid <= 0.0:
+        return min(1.0, share)
+    return min(1.0, share * poisson / poisson_grid)
+
+
+def _band_stationary(stay: NDArray[np.float64], up: NDArray[np.float64],
+                     down: NDArray[np.float64], m0: int) -> dict[int, NDArray[np.float64]]:
+    """Stationary law of a block-tridiagonal chain (blocks ``k → k`` ``stay[k]``,
+    ``k → k + 1`` ``up[k]``, ``k → k − 1`` ``down[k]``), by block: reduced by linear
+    level reduction from both ends to ``m0`` (the likeliest block: the censored chain
+    there is well conditioned, where at an end it may be a 1e-17 event), unnormalised."""
+    eye = np.eye(stay.shape[1])
+    top = stay.shape[0] - 1
     R: dict[int, NDArray[np.float64]] = {}
     edge = np.zeros_like(eye)                                      # R_{y+1} D_{y+1}
     for k in range(top, m0, -1):
@@ -1487,22 +1539,104 @@ def closed_share(chain: BucketChain, law: ClosedSessions, sessions: int, lam: fl
         pis[k] = np.clip(pis[k - 1] @ R[k], 0.0, None)
     for k in range(m0 - 1, -1, -1):
         pis[k] = np.clip(pis[k + 1] @ R[k], 0.0, None)
+    return pis
+
+
+# ---------------------------------------------------------------------------------------
+# A few sessions whose turns launch more than once: calls that follow one another
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class FollowSessions:
+    """Sessions whose turns launch here more than once, one launch after another (a
+    chain's calls): a turn is its first launch (``first``: the law of calls per launch
+    and the summed charge laws of its calls, as :func:`launch_law` gives them), then with
+    chance ``later_share`` its later launches (``later``: one of them, pooled), each an
+    exponential time of mean ``gap`` seconds after the one before, the turn going on
+    after each with chance ``go_on`` (a turn with later launches has at least one);
+    between turns a session pauses an exponential time whose mean makes up its cycle
+    (``idle`` seconds). ``abort``: a launch with a refused call ends its turn (no
+    retries, ``on_exhausted: abort_turn``)."""
+
+    idle: float
+    gap: float
+    later_share: float
+    go_on: float
+    first: tuple[NDArray[np.float64], NDArray[np.float64]]
+    later: tuple[NDArray[np.float64], NDArray[np.float64]]
+    abort: bool
+
+    @property
+    def share(self) -> float:
+        """The share of its time a session waits for a later launch of its turn."""
+        busy = self.later_share * self.gap / (1.0 - self.go_on)
+        return busy / (busy + self.idle)
+
+
+def follow_share(chain: BucketChain, law: FollowSessions, sessions: int, lam: float
+                 ) -> float:
+    """Share of calls refused when ``sessions`` sessions of ``law`` launch at the
+    bucket (``lam`` launches per second in all: the Poisson chain's, for the grid).
+
+    A turn whose calls follow one another (call k + 1 sent when call k returns) brings
+    them to the bucket seconds apart, not as independent arrivals, and a session
+    launches again soon only while it is in a turn: hunt-203's four-call chains (calls
+    2–4 within ~4.5 s, ~10 s after call 1) at a 7.7-request bucket 5 s deep see 0.78 %
+    refused at 23 sessions (U(0, 139 s) think time) where Poisson launches see 0.24 %
+    (26 sessions against a simulated 23). Poisson *turns* would see 3.5 %: that only
+    the sessions not in a turn can start one (a closed loop) matters as much. The chain
+    is of (sessions waiting for a later launch ``j``, level just after an event),
+    events being turn starts (``(N − j)/idle`` per second: the first launch) and later
+    launches (``j/gap``); between them the bucket refills for an exponential time at
+    that ``j``'s event rate. Block tridiagonal in ``j``, solved as
+    :func:`closed_share`'s young count is (the same band beyond ``_CLOSED_FULL``
+    sessions) on the same coarse grid, its error taken out against the Poisson chain's.
+    With ``abort`` a launch with a refused call ends its turn (a first launch's at once:
+    the session pauses again). The chain does not know how far a turn has gone: past
+    its second launch the count is geometric (exact for two launches a turn), and its
+    gaps and pauses are exponential, burstier than a chain's call latencies and a
+    uniform think time: erring low (hunt-203 without retries: 21 against a simulated
+    23 [23–24]; Poisson launches 26)."""
+    g = chain.closed_grid()
+    parts = chain._fgrids.get(id(law))
+    if parts is None:
+        counted = round(1.0 / g.delta) if chain.retry.counts_rejected else 0
+        one, rest = (_grid(k, _regrid(c / c.sum(), chain.h, g.delta, g.top), g.delta, g.top,
+                           counted) for k, c in (law.first, law.later))
+        parts = chain._fgrids[id(law)] = (one, rest)
+    one, rest = parts
+    calls_one = float(np.dot(np.arange(law.first[0].size), law.first[0]))
+    calls_rest = float(np.dot(np.arange(law.later[0].size), law.later[0]))
+    n = sessions
+    mid, lo, hi = _closed_band(law, n)
+    j = np.arange(lo, hi + 1, dtype=np.float64)
+    start = (n - j) / law.idle
+    later = j / law.gap
+    tot = np.maximum(start + later, 1e-300)
+    G = _refills(tot, chain.refill, g.delta, g.top)             # (hi − lo + 1, K + 1, K + 1)
+    a, b = ((x / tot)[:, None, None] for x in (start, later))
+    w, c = law.later_share, law.go_on
+    first, next_ = np.matmul(G, one.launch), np.matmul(G, rest.launch)
+    if law.abort:
+        clean, next_clean = np.matmul(G, one.clean), np.matmul(G, rest.clean)
+        up = a * w * clean                                         # j → j + 1
+        stay = a * (first - w * clean) + b * c * next_clean        # j → j
+        down = b * (next_ - c * next_clean)                        # j → j − 1
+    else:
+        up = a * w * first
+        stay = a * (1.0 - w) * first + b * c * next_
+        down = b * (1.0 - c) * next_
+    # At the band's edges a step out of it is held at the edge (the level still moves).
+    if hi < n:
+        stay[-1] = stay[-1] + up[-1]
+    if lo > 0:
+        stay[0] = stay[0] + down[0]
+    pis = _band_stationary(stay, up, down, mid - lo)
     calls = refused = 0.0
-    for k in range(top + 1):
+    for k in range(hi - lo + 1):
         rho = pis[k] @ G[k]                                        # the level an event meets
-        share = (young[k] + old[k]) / tot[k]
-        calls += share * float(rho.sum())
-        refused += share * float(rho @ g.refused)
-    closed = refused / max(calls * chain.mean_calls, 1e-300)
-    # The grid's own error (a level on the grid stands for the interval around it: one
-    # just at a charge admits it every time) is the Poisson chain's on the same grid and
-    # kernel: scaled by the extrapolated Poisson share over that one (hunt's one-call
-    # bucket 1 s deep: 0.95 % on this grid against 1.09 % extrapolated and simulated).
-    G1 = _refills(np.array([lam]), chain.refill, g.delta, g.top)[0]
-    rho = _stationary(np.matmul(G1, g.launch)) @ G1
-    poisson_grid = float(rho @ g.refused) / chain.mean_calls
-    got = [chain._solve(x, lam, 0.0)[0] for x in chain.grids()]
-    poisson = min(1.0, max(0.0, 2.0 * got[1] - got[0]))
-    if poisson_grid <= 0.0:
-        return min(1.0, closed)
-    return min(1.0, closed * poisson / poisson_grid)
+        s1, s2 = start[k] / tot[k], later[k] / tot[k]
+        calls += float(rho.sum()) * (s1 * calls_one + s2 * calls_rest)
+        refused += s1 * float(rho @ one.refused) + s2 * float(rho @ rest.refused)
+    return _grid_corrected(chain, g, lam, refused / max(calls, 1e-300))

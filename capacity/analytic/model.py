@@ -82,7 +82,12 @@ from capacity.model.workload import (
 from capacity.profile.schema import Profile
 
 if TYPE_CHECKING:  # the search result a simulated ceiling carries (no runtime import)
-    from capacity.analytic.bucket import BucketChain, ClosedSessions, DeepBucket
+    from capacity.analytic.bucket import (
+        BucketChain,
+        ClosedSessions,
+        DeepBucket,
+        FollowSessions,
+    )
     from capacity.analytic.clumped import ClumpedWindow
     from capacity.search import SaturationResult
 
@@ -560,6 +565,8 @@ def bucket_model(wl: Workload, c: Constraint, cycle_s: float) -> _BucketModel:
     model.chain = bucket_chain(wl, c, mix, rates, h)
     if model.chain is not None:
         model.chain.closed = closed_law(wl, c, model.chain, cycle_s)
+        if model.chain.closed is None:
+            model.chain.follow = follow_law(wl, c, model.chain, cycle_s)
     if model.chain is None:
         deep = deep_bucket(wl, c, mix, rates, h)
         if deep is not None and model.rate_per_session > 0:
@@ -617,6 +624,73 @@ def closed_law(wl: Workload, c: Constraint, chain: BucketChain, cycle_s: float
     # over a whole mean cycle (how many sessions are young: over a bucket 1 s deep the
     # first span alone sees nothing and leaves the split free).
     return fit_closed(gap, cycle_s, CLOSED_HORIZON * c.depth / c.rate_per_s, span=cycle_s)
+
+
+def follow_law(wl: Workload, c: Constraint, chain: BucketChain, cycle_s: float
+               ) -> FollowSessions | None:
+    """Sessions as turns and pauses (:func:`capacity.analytic.bucket.follow_share`) when
+    a turn launches at ``c``'s bucket more than once, each launch once a turn (no loops
+    or optional steps), sessions pausing a think time (a cadence's pause is far more
+    regular than the chain's exponential one: hunt-155's two calls at a bucket 30 s deep,
+    without retries, said 46 against a simulated 49 [47–50], Poisson launches 50),
+    without retries, one population, no pacing; None otherwise (Poisson launches)."""
+    from capacity.analytic.bucket import FollowSessions, launch_law
+    from capacity.analytic.clumped import timing_of  # it imports this module
+
+    prof = wl.profile
+    if (chain.retry.max_retries > 0 or prof.session.mode != "think_time"
+            or prof.populations or prof.pacing is not None or prof.routes):
+        return None
+    top = c.depth + chain.h
+    first: list[tuple[float, NDArray[np.float64], NDArray[np.float64]]] = []
+    later: list[tuple[float, NDArray[np.float64], NDArray[np.float64]]] = []
+    share = 0.0
+    for t in wl.turns:
+        evs = [ev for ev in t.events if batch_units_mean(ev.batch, c.costs) > 0]
+        if any(ev.rate != 1.0 for ev in evs):
+            return None
+        if not evs:
+            first.append((t.probability, np.ones(1), np.zeros(1)))
+            continue
+        first.append((t.probability, *launch_law(evs[0].batch, c.costs, chain.h, top)))
+        if len(evs) > 1:
+            share += t.probability
+        later.extend((t.probability, *launch_law(ev.batch, c.costs, chain.h, top))
+                     for ev in evs[1:])
+    if share <= 0.0:
+        return None
+    per_turn = sum(w for w, _, _ in later) / share          # later launches, ≥ 1
+    # The mean gap between a turn's launches here, after its first.
+    tt = timing_of(wl)
+    here = np.array([c.costs.get(id(sp)) is not None for sp in tt.specs])
+
+    def spread() -> tuple[float, float]:
+        times, counts = tt.groups()
+        on = counts[:, :, here].sum(axis=2) > 0                 # an event with a call here
+        n_on = on.sum(axis=1)
+        span = (np.where(on, times, -np.inf).max(axis=1)
+                - np.where(on, times, np.inf).min(axis=1))
+        many = n_on > 1
+        return float(span[many].sum()), float((n_on[many] - 1).sum())
+
+    total, count = tt.memo(("follow-spread", here.tobytes()), spread)
+    gap = total / max(count, 1.0)
+    idle = cycle_s - share * gap * per_turn
+    if gap <= 0.0 or idle <= 0.0:
+        return None
+
+    def mixed(parts: list[tuple[float, NDArray[np.float64], NDArray[np.float64]]]
+              ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        weight = sum(w for w, _, _ in parts)
+        k = np.zeros(max(x.size for _, x, _ in parts))
+        ch = np.zeros(max(x.size for _, _, x in parts))
+        for w, kk, cc in parts:
+            k[: kk.size] += w / weight * kk
+            ch[: cc.size] += w / weight * cc
+        return k, ch
+
+    return FollowSessions(idle, gap, share, 1.0 - 1.0 / per_turn, mixed(first),
+                          mixed(later), chain.retry.abort_turn)
 
 
 def deep_bucket(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
