@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -198,3 +199,36 @@ def test_loadtest_predicted_ceiling_note_names_duration() -> None:
     with pytest.raises(CapacityError, match=r"^--duration 20s is shorter than one session "
                                             r"cycle \(\d+s\)"):
         predict_ceiling(prof, cfg)
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    ([b"ceiling", b"web-research", b"--set", b"description=caf\xe9", b"-q"],
+     "error: --set: 'description=caf\\xe9' is not UTF-8 text (byte 0xe9)"),
+    ([b"ceiling", b"web-research", b"--set=descr\xe9ption=x", b"-q"],
+     "error: --set: 'descr\\xe9ption=x' is not UTF-8 text (byte 0xe9)"),
+    ([b"compare", b"web-research", b"--scenario", b"a:description=caf\xe9", b"-q"],
+     "error: --scenario: 'a:description=caf\\xe9' is not UTF-8 text (byte 0xe9)"),
+    ([b"serve", b"web-research", b"--host", b"\xff"],
+     "error: --host: '\\xff' is not UTF-8 text (byte 0xff)"),
+    ([b"fit", str(ROOT / "tests" / "data" / "agent-trace.otlp.jsonl").encode(), b"--name",
+      b"caf\xe9"], "error: --name: 'caf\\xe9' is not UTF-8 text (byte 0xe9)"),
+])
+def test_an_option_value_that_is_not_utf8_is_one_line(args: list[bytes], line: str) -> None:
+    # A UnicodeEncodeError traceback (exit 3) where the value was first encoded; fit
+    # --name wrote a profile named 'caf\udce9' that validate then refused.
+    r = subprocess.run([sys.executable.encode(), b"-m", b"capacity", *args],
+                       capture_output=True, timeout=120)
+    err = r.stderr.decode("utf-8", "replace").strip()
+    assert r.returncode == 2 and r.stdout == b"" and "Traceback" not in err, err
+    assert err == line + "; give the value in UTF-8"
+
+
+def test_a_file_path_may_hold_any_bytes(tmp_path: Path) -> None:
+    # Paths are the file system's bytes: a profile named caf\xe9.yaml still opens.
+    src = ROOT / "profiles" / "web-research.yaml"
+    path = bytes(tmp_path) + b"/caf\xe9.yaml"
+    with open(path, "wb") as fh:
+        fh.write(src.read_bytes())
+    r = subprocess.run([sys.executable.encode(), b"-m", b"capacity", b"validate", path],
+                       capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr

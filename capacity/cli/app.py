@@ -494,6 +494,68 @@ def _app_for(argv: list[str]) -> typer.Typer:
     return app
 
 
+def _argv_not_text(argv: list[str]) -> str | None:
+    """The error line for an option value that is not UTF-8 text, or None.
+
+    Python reads such bytes as lone surrogates, which fail later (a traceback where the
+    value is first encoded, or a profile named ``caf\\udce9``). A file path may hold any
+    bytes (the file system takes them back), so a positional argument or a ``Path``
+    option's value is left to open as given.
+    """
+    import typing
+
+    bad = [(i, a) for i, a in enumerate(argv) if not _is_text(a)]
+    if not bad:
+        return None
+    cmd = typer.main.get_command(_app_for(argv))
+    sub = getattr(cmd, "commands", {}).get(argv[0]) if argv else None
+    info = next((c for c in app.registered_commands if c.callback is not None and
+                 (c.name or typer.main.get_command_name(c.callback.__name__)) == argv[0]),
+                None) if argv else None
+    params = [*getattr(cmd, "params", []), *getattr(sub, "params", [])]
+    hints = typing.get_type_hints(info.callback) if info and info.callback else {}
+    for i, arg in bad:
+        if arg.startswith("--") and "=" in arg:
+            opt, value = arg.split("=", 1)
+        elif i > 0 and argv[i - 1].startswith("-"):
+            opt, value = argv[i - 1], arg
+        else:
+            continue  # positional: a file path, or a name that is looked up and refused
+        param = next((p for p in params if opt in (*p.opts, *p.secondary_opts)), None)
+        if param is None or param.is_flag or param.count:
+            continue
+        hint = hints.get(param.name or "")
+        if hint is not None and "Path" in {getattr(t, "__name__", "") for t in
+                                           _type_parts(hint)}:
+            continue
+        # An undecodable byte b was read as the lone surrogate U+DC00 + b.
+        shown = value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        ch = next(ch for ch in value if not _is_text(ch))
+        byte = f" (byte 0x{ord(ch) - 0xDC00:02x})" if 0xDC80 <= ord(ch) <= 0xDCFF else ""
+        return f"{opt}: '{shown}' is not UTF-8 text{byte}; give the value in UTF-8"
+    return None
+
+
+def _is_text(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _type_parts(hint: object) -> list[object]:
+    """``hint`` and the types inside it (Annotated, Optional, unions, lists)."""
+    import typing
+
+    out, todo = [], [hint]
+    while todo:
+        t = todo.pop()
+        out.append(t)
+        todo.extend(a for a in typing.get_args(t) if not isinstance(a, typer.models.ParameterInfo))
+    return out
+
+
 def main() -> None:
     """Console-script entry point (exit 3 with a traceback marks a bug, not bad input).
 
@@ -505,6 +567,9 @@ def main() -> None:
     usage_error: type[Exception] = typer.BadParameter.__mro__[1]
     degrade_streams()
     try:
+        not_text = _argv_not_text(sys.argv[1:])
+        if not_text is not None:
+            raise _fail(not_text)
         code = _app_for(sys.argv[1:])(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
     except usage_error as e:
