@@ -104,6 +104,9 @@ def test_malformed_otlp_names_line(tmp_path: Path) -> None:
         read_traces([p])
 
 
+UNIX0 = 1_767_225_600  # 2026-01-01: OTLP times are Unix nanoseconds
+
+
 def _span(trace: str, span: str, start_s: float, dur_s: float, attrs: dict,
           parent: str | None = "p0") -> dict:
     def val(v: object) -> dict:
@@ -115,8 +118,8 @@ def _span(trace: str, span: str, start_s: float, dur_s: float, attrs: dict,
             return {"doubleValue": v}
         return {"stringValue": str(v)}
     s = {"traceId": trace, "spanId": span, "name": "chat",
-         "startTimeUnixNano": str(int(start_s * 1e9)),
-         "endTimeUnixNano": str(int((start_s + dur_s) * 1e9)),
+         "startTimeUnixNano": str(int((UNIX0 + start_s) * 1e9)),
+         "endTimeUnixNano": str(int((UNIX0 + start_s + dur_s) * 1e9)),
          "attributes": [{"key": k, "value": val(v)} for k, v in attrs.items()], "status": {}}
     if parent:
         s["parentSpanId"] = parent
@@ -604,3 +607,51 @@ def test_an_otlp_span_read_twice_is_kept_once(tmp_path: Path) -> None:
     assert render_profile(two, name="x").split("\nname:")[1] == render_profile(
         one, name="x").split("\nname:")[1]
     assert any(n.startswith("174 LLM span(s) were read before") for n in two.notes)
+
+
+@pytest.mark.parametrize(("scale", "looks"), [
+    (1e-3, "looks like Unix microseconds"), (1e-6, "looks like Unix milliseconds"),
+    (1e-9, "looks like Unix seconds"), (None, "looks like Unix seconds"),
+])
+def test_otlp_times_in_another_unit_are_refused(tmp_path: Path, scale: float | None,
+                                                looks: str) -> None:
+    # Read as nanoseconds whatever they were: µs gave a profile 1000x too fast (exit 0);
+    # ms or float seconds "fitted profile does not validate ... please report this".
+    spans = []
+    for t in range(4):
+        for s in (_span(f"{t:032x}", f"r{t}", 60.0 * t, 5.0, {"session.id": "s"}, None),
+                  _span(f"{t:032x}", f"a{t}", 60.0 * t + 1, 2.0, GENAI, f"r{t}")):
+            for k in ("startTimeUnixNano", "endTimeUnixNano"):
+                ns = int(s[k])
+                s[k] = ns / 1e9 if scale is None else str(int(ns * scale))  # float seconds
+            spans.append(s)
+    p = _otlp(tmp_path / "t.json", [spans])
+    r = _run_cli(str(p))
+    assert r.returncode == 2 and r.stdout == "", r.stderr
+    assert r.stderr.startswith(f"error: {p}:1 span r0: startTimeUnixNano ") and (
+        f"{looks}; OTLP times are Unix nanoseconds" in r.stderr), r.stderr
+
+
+def test_a_jsonl_log_in_milliseconds_from_zero_is_refused(tmp_path: Path) -> None:
+    # A clock from 0 in ms passed the Unix-milliseconds check: exit 0, ttft 17-84 min.
+    recs = [_call(session=f"s{s}", turn=t, start=1000.0 * (60 * t + s),
+                  end=1000.0 * (60 * t + s) + 2500.0) for s in range(3) for t in range(4)]
+    p = _log(tmp_path / "ms.jsonl", recs)
+    r = _run_cli(str(p))
+    assert r.returncode == 2 and r.stderr.strip() == (
+        f"error: {p}: the median call takes 2,500 s (42 min): are the times in milliseconds? "
+        "start and end are seconds"), r.stderr
+
+
+def test_unix_logs_months_apart_are_one_clock(tmp_path: Path) -> None:
+    # Two days' logs 40 days apart were "mixed clocks"; a Unix time beside a clock from 0
+    # still is.
+    day = 86_400.0
+    a = _log(tmp_path / "a.jsonl", [_call(start=1_767_225_600.0, end=1_767_225_601.0)])
+    b = _log(tmp_path / "b.jsonl", [_call(start=1_767_225_600.0 + 40 * day,
+                                          end=1_767_225_601.0 + 40 * day)])
+    assert len(read_traces([a, b]).calls) == 2
+    c = _log(tmp_path / "c.jsonl", [_call(start=5.0, end=6.0)])
+    with pytest.raises(TraceError, match=r"a\.jsonl:1: mixed clocks: time 1\.76723e\+09 s is "
+                       r"Unix time but 5 s at .*c\.jsonl:1 is not"):
+        read_traces([c, a])

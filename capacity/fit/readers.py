@@ -64,9 +64,15 @@ class TraceError(CapacityError):
     """A trace file cannot be read; the message names file and line or span."""
 
 
-# A clock jump larger than this inside the input means two clocks (e.g. Unix time and a
-# monotonic clock, or seconds and milliseconds): durations across them would be garbage.
+# Times on both sides of UNIX_TIME_MIN_S, or a jump larger than MAX_TRACE_SPAN_S among times
+# below it, mean two clocks (Unix time and a monotonic one, or two monotonic ones):
+# durations across them would be garbage. Unix times may be months apart (days of logs).
 MAX_TRACE_SPAN_S = 30 * 86400.0
+UNIX_TIME_MIN_S = 1e9
+"""Times from here (2001) on are Unix times; a clock from 0 stays below (31 years)."""
+# No LLM deployment's typical call takes longer: a log whose median call does has its
+# times in another unit.
+MAX_MEDIAN_CALL_S = 600.0
 
 _LLM_OPERATIONS = {"chat", "text_completion", "generate_content", "completion"}
 _MODEL_KEYS = ("gen_ai.request.model", "gen_ai.response.model", "llm.model_name")
@@ -116,8 +122,13 @@ class ReadResult:
             self._first = (t, where)
         if t > self._last[0]:
             self._last = (t, where)
-        if self._last[0] - self._first[0] > MAX_TRACE_SPAN_S:
-            (t0, w0), (t1, w1) = self._first, self._last
+        (t0, w0), (t1, w1) = self._first, self._last
+        if t0 < UNIX_TIME_MIN_S <= t1:
+            raise TraceError(
+                f"{w1}: mixed clocks: time {t1:.6g} s is Unix time but {t0:.6g} s at {w0} is "
+                "not; every file must use one clock (Unix seconds)")
+        # Unix times months apart are several days' logs; two clocks from 0 are not.
+        if t1 < UNIX_TIME_MIN_S and t1 - t0 > MAX_TRACE_SPAN_S:
             raise TraceError(
                 f"{w1}: mixed clocks: time {t1:.6g} s is {(t1 - t0) / 86400:.0f} days after "
                 f"{t0:.6g} s at {w0}; every file must use one clock (Unix seconds)")
@@ -205,6 +216,7 @@ def _read_jsonl(fh: IO[str], name: str, out: ReadResult) -> None:
     # first file's as given). Names never reach the profile; only equality matters.
     nth = len(out.files) - 1
     mine: set[str] = set()
+    durations: list[float] = []
     try:
         for lineno, rec in iter_request_log(fh):
             where = f"{name}:{lineno}"
@@ -218,9 +230,16 @@ def _read_jsonl(fh: IO[str], name: str, out: ReadResult) -> None:
             if nth:
                 rec = replace(rec, session=f"{rec.session}\x00{nth}")
             out.calls.append(rec)
+            durations.append(rec.end - rec.start)
     except RequestLogError as e:
         where = name if e.line is None else f"{name}:{e.line}"
         raise TraceError(f"{where}: {e.rule}") from None
+    # Milliseconds on a clock from 0 pass the Unix-time check but stretch every call 1000×.
+    median = sorted(durations)[len(durations) // 2] if durations else 0.0
+    if median > MAX_MEDIAN_CALL_S:
+        raise TraceError(f"{name}: the median call takes {median:,.0f} s "
+                         f"({median / 60:,.0f} min): are the times in milliseconds? start and "
+                         "end are seconds")
 
 
 # ---------------------------------------------------------------------------------------
@@ -303,13 +322,32 @@ def _attrs(span: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _nanos(span: dict[str, Any], camel: str, snake: str) -> float | None:
+# OTLP times are Unix nanoseconds: 1e17 ns is 1973. A smaller time is another unit (or a
+# clock from 0), read as nanoseconds it would make every call 10^3-10^9 times too fast.
+# Unix times 1973-5138 in each smaller unit, from the largest.
+_MIN_UNIX_NANOS = 1e17
+_UNITS = ((1e14, "microseconds"), (1e11, "milliseconds"), (1e8, "seconds"))
+
+
+def _nanos(span: dict[str, Any], camel: str, snake: str, where: str) -> float | None:
     v = _get(span, camel, snake)
     try:
-        ns = int(v)
+        ns: float = int(v)
     except (TypeError, ValueError, OverflowError):
+        try:  # a number written with a fraction: seconds, most likely
+            ns = float(v)
+        except (TypeError, ValueError, OverflowError):
+            return None
+        if not math.isfinite(ns):
+            return None
+    if ns <= 0:
         return None
-    return ns / 1e9 if ns > 0 else None
+    if ns < _MIN_UNIX_NANOS:
+        unit = next((u for low, u in _UNITS if ns >= low), None)
+        looks = f"looks like Unix {unit}" if unit else "is not a Unix time (a clock from 0?)"
+        raise TraceError(f"{where}: {camel} {v!r} {looks}; OTLP times are Unix nanoseconds "
+                         "(19 digits today)")
+    return ns / 1e9
 
 
 def _first(attrs: dict[str, Any], keys: tuple[str, ...]) -> tuple[str | None, Any]:
@@ -426,8 +464,8 @@ def _one_span(span: Any, name: str, lineno: int, rsession: Any, sessions: dict[s
         out.skip("no traceId", where)
         return
     attrs = _attrs(span)
-    start = _nanos(span, "startTimeUnixNano", "start_time_unix_nano")
-    end = _nanos(span, "endTimeUnixNano", "end_time_unix_nano")
+    start = _nanos(span, "startTimeUnixNano", "start_time_unix_nano", where)
+    end = _nanos(span, "endTimeUnixNano", "end_time_unix_nano", where)
     _, sid = _first(attrs, _SESSION_KEYS)
     if sid is None:
         sid = rsession
