@@ -232,3 +232,33 @@ def test_a_file_path_may_hold_any_bytes(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable.encode(), b"-m", b"capacity", b"validate", path],
                        capture_output=True, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [
+    ["explain", "web-research"], ["validate", "web-research"], ["profiles"],
+    ["init", "web-research", "-"], ["ceiling", "web-research", "--method", "analytic", "--json"],
+    ["fit", str(ROOT / "tests" / "data" / "agent-trace.otlp.jsonl")],
+])
+def test_standard_output_that_cannot_be_written_is_one_line(args: list[str]) -> None:
+    # `> /dev/full` was an OSError traceback, exit 3 ("a bug in capacity").
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([sys.executable, "-m", "capacity", *args], stdout=full,
+                           stderr=subprocess.PIPE, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (
+        "error: standard output: cannot write: No space left on device")
+
+
+def test_a_reader_that_went_away_ends_the_command_quietly() -> None:
+    # `capacity ... | head`: the pipe closes; SIGPIPE's exit, nothing on stderr.
+    import os
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        r = subprocess.run([sys.executable, "-m", "capacity", "explain", "web-research"],
+                           stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert r.returncode == 141 and r.stderr == ""

@@ -30,6 +30,7 @@ from capacity.cli.common import (
     ReportFormatOpt,
     SeedOpt,
     SetOpt,
+    StdoutError,
     VerboseOpt,
     _fail,
     _load,
@@ -38,8 +39,10 @@ from capacity.cli.common import (
     check_output,
     console,
     degrade_streams,
+    drop_stdout,
     emit,
     err_console,
+    guard_stdout,
     output_format,
     sim_settings,
     simulating,
@@ -560,8 +563,31 @@ def main() -> None:
     """Console-script entry point (exit 3 with a traceback marks a bug, not bad input).
 
     Usage errors (a bad option value, a missing argument) are printed as one ``error:``
-    line with exit 2, like profile errors, instead of the multi-line usage block.
+    line with exit 2, like profile errors, instead of the multi-line usage block. Standard
+    output that cannot be written (``> /dev/full``) is one line too, exit 2; a reader that
+    went away (``| head``) ends the command quietly (exit 141, as SIGPIPE would).
     """
+    import errno
+
+    guard_stdout()
+    try:
+        try:
+            _main()
+            code: int | str | None = 0
+        except SystemExit as e:
+            code = e.code
+        sys.stdout.flush()  # what is buffered fails here, not in Python's exit
+    except StdoutError as e:
+        drop_stdout()
+        if e.error.errno == errno.EPIPE:
+            sys.exit(141)
+        raise SystemExit(_fail(f"standard output: cannot write: "
+                               f"{e.error.strerror or e.error}").exit_code) from None
+    sys.exit(code)
+
+
+def _main() -> None:
+    """:func:`main` less standard output's failures."""
     # Typer's public BadParameter derives from the usage-error class in every supported
     # version (click's before typer 0.26, typer's vendored copy after).
     usage_error: type[Exception] = typer.BadParameter.__mro__[1]
@@ -588,6 +614,8 @@ def main() -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    except StdoutError:
+        raise  # main's
     except Exception:  # the last line of defence: report it, never hide it
         import traceback
 

@@ -39,6 +39,56 @@ MAX_STDIN_BYTES = 16 * 1024 * 1024
 codecs.register_error("capacity-ascii", ascii_fallback)
 
 
+class StdoutError(Exception):
+    """Standard output cannot be written (a full disk, a closed pipe): raised by the
+    guarded stream :func:`guard_stdout` installs, so the edge can tell it from a bug."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class _GuardedStdout:
+    """``sys.stdout`` whose failed writes raise :class:`StdoutError` (all else forwarded)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except OSError as e:
+            raise StdoutError(e) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as e:
+            raise StdoutError(e) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def guard_stdout() -> None:
+    """Make a failed write to standard output a :class:`StdoutError`."""
+    if not isinstance(sys.stdout, _GuardedStdout) and sys.stdout is not None:
+        sys.stdout = _GuardedStdout(sys.stdout)
+
+
+def drop_stdout() -> None:
+    """Point standard output at the null device: what is still buffered, flushed at exit,
+    would raise again (Python's 'Exception ignored' and exit 120)."""
+    import os
+
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.__stdout__.fileno() if sys.__stdout__ is not None else 1)
+        os.close(fd)
+    except (OSError, ValueError):
+        pass
+
+
 def degrade_streams() -> None:
     """On a terminal or pipe that cannot encode our glyphs (PYTHONIOENCODING=ascii, a
     latin-1 locale), print ASCII look-alikes instead of failing with UnicodeEncodeError."""
