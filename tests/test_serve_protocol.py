@@ -556,3 +556,24 @@ def test_library_entry_points_take_a_path_and_keywords(root: Any) -> None:
             await asyncio.sleep(0)
 
     asyncio.run(main())
+
+
+def test_a_request_that_can_never_fit_names_the_window_allowance() -> None:
+    # 6,000 TPM over 10 s windows admits 1,000 tokens a window. OpenAI's text said "Limit
+    # 6000, Requested 4117" (it looked like it fits); Azure's "Please retry after 0
+    # seconds" beside x-should-retry: false.
+    prof = profile(tpm=6_000, window="10s", charge_max_tokens=True)
+    body = {**OK_CHAT, "max_tokens": 4096}
+    with serving(prof) as srv, httpx2.Client(base_url=srv.url) as http:
+        r = http.post("/v1/chat/completions", json=body)
+        assert r.status_code == 429 and r.headers["x-should-retry"] == "false"
+        msg = r.json()["error"]["message"]
+        assert msg.startswith("Request too large") and (
+            "(4,1" in msg and "tokens) can never fit: the quota admits at most 1,000 tokens "
+            "per 100ms window, so no wait helps." in msg), msg  # 10 s at time scale 100
+        r = http.post("/openai/deployments/oai/chat/completions?api-version=2024-10-21",
+                      json={"messages": OK_CHAT["messages"], "max_tokens": 4096})
+        msg = r.json()["error"]["message"]
+        assert r.status_code == 429 and "retry after" not in msg, msg
+        assert "can never fit: the quota admits at most 1,000 tokens" in msg and (
+            "Do not retry it." in msg), msg

@@ -83,6 +83,7 @@ from capacity.limits import (
     Decision,
     Limiter,
     Request,
+    SlotSnapshot,
     TokenBucket,
     WallClock,
     render_headers,
@@ -117,6 +118,8 @@ log = logging.getLogger("capacity.serve")
 _DIM_TEXT = {"rpm": "requests per min (RPM)", "rpd": "requests per day (RPD)",
              "tpm": "tokens per min (TPM)", "tpd": "tokens per day (TPD)",
              "itpm": "input tokens per min (ITPM)", "otpm": "output tokens per min (OTPM)"}
+_UNIT_TEXT = {"rpm": "requests", "rpd": "requests", "tpm": "tokens", "tpd": "tokens",
+              "itpm": "input tokens", "otpm": "output tokens"}
 # /admin/reset?metrics=...: absent or empty is false.
 _FLAG = {"": False, "0": False, "false": False, "no": False,
          "1": True, "true": True, "yes": True}
@@ -729,6 +732,19 @@ class MockProvider:
             self.metrics.charged[key] = (self.metrics.charged.get(key, 0.0) + units
                                          - before.get(key, 0.0))
 
+    def _never_fits(self, key: str, snap: SlotSnapshot | None, requested: float) -> str:
+        """Why a request can never be admitted: the most its slot admits at once (the
+        window's allowance or the bucket's depth; wall time for the window)."""
+        slot = next((s for s in self.limiter.slots if s.key == key), None)
+        if slot is None or snap is None:
+            return "This request can never fit."
+        unit = _UNIT_TEXT.get(slot.dimension, "units")
+        most = (f"a token bucket {snap.allowance:,g} {unit} deep" if slot.kind == "token_bucket"
+                else f"at most {snap.allowance:,g} {unit} per {_human(slot.window_s / self.k)} "
+                "window")
+        return (f"This request ({requested:,g} {unit}) can never fit: the quota admits {most}, "
+                f"so no wait helps.")
+
     def _rate_limited(self, request: web.Request, ep: _Endpoint, parsed: Parsed, model: str,
                       lreq: Request, d: Decision, headers: dict[str, str]) -> web.Response:
         for key in d.rejected_by:
@@ -742,14 +758,16 @@ class MockProvider:
         limit = snap.limit if snap is not None else 0.0
         remaining = snap.remaining if snap is not None else 0.0
         never = not math.isfinite(d.retry_after_s)
+        cap = ""
         if never:
             headers["x-should-retry"] = "false"  # it can never fit: retrying cannot help
+            cap = self._never_fits(key, snap, requested)
         wait_s = d.retry_after_s / self.k
         if ep.api == "anthropic":
             what = _DIM_TEXT.get(dim, dim).split(" (")[0]
             msg = (f"This request would exceed the rate limit for your organization of "
                    f"{limit:g} {what} (quota {key}). "
-                   + ("It can never fit: reduce its size." if never else
+                   + (f"{cap} Reduce its size." if never else
                       "Please try again later or contact sales to increase your rate limit."))
             err = ApiError(429, msg, code="rate_limit_error")
         elif ep.api == "azure":
@@ -758,7 +776,8 @@ class MockProvider:
             msg = (f"Requests to the ChatCompletions_Create Operation under Azure OpenAI API "
                    f"version {request.query.get('api-version', '2024-10-21')} have exceeded "
                    f"{kind} rate limit of your current OpenAI S0 pricing tier (quota {key}). "
-                   f"Please retry after {after} seconds. Please go here: "
+                   + (f"{cap} Do not retry it. " if never else
+                      f"Please retry after {after} seconds. ") + "Please go here: "
                    "https://aka.ms/oai/quotaincrease if you would like to further increase "
                    "the default rate limit.")
             err = ApiError(429, msg, code="429")
@@ -766,8 +785,8 @@ class MockProvider:
             if never:
                 msg = (f"Request too large for {model} in organization org-mock on "
                        f"{_DIM_TEXT.get(dim, dim)} (quota {key}): Limit {limit:g}, Requested "
-                       f"{requested:g}. The input or output tokens must be reduced in order "
-                       "to run successfully.")
+                       f"{requested:g}. {cap} The input or output tokens must be reduced in "
+                       "order to run successfully.")
             else:
                 msg = (f"Rate limit reached for {model} in organization org-mock on "
                        f"{_DIM_TEXT.get(dim, dim)} (quota {key}): Limit {limit:g}, Remaining "
