@@ -262,3 +262,20 @@ def test_a_reader_that_went_away_ends_the_command_quietly() -> None:
     finally:
         os.close(write)
     assert r.returncode == 141 and r.stderr == ""
+
+
+def test_init_of_an_overlay_suggests_a_command_that_runs(tmp_path: Path) -> None:
+    # `init second-deployment o.yaml` said "try: capacity ceiling o.yaml", which failed
+    # with a bare "session: required key is missing".
+    out = tmp_path / "o.yaml"
+    r = _cli("init", "second-deployment", str(out))
+    assert r.returncode == 0 and r.stdout.strip() == (
+        f"wrote {out}; try: capacity ceiling web-research {out}"), r.stdout
+    assert _cli("ceiling", "web-research", str(out), "--method", "analytic").returncode == 0
+    r = _cli("ceiling", str(out), "--method", "analytic")
+    assert r.returncode == 2 and r.stderr.strip().endswith(
+        f"session: required key is missing (an overlay? name the profile it changes first: "
+        f"PROFILE {out})"), r.stderr
+    r = _cli("init", "web-research", str(tmp_path / "w.yaml"))
+    assert r.stdout.strip() == f"wrote {tmp_path / 'w.yaml'}; try: capacity ceiling " \
+        f"{tmp_path / 'w.yaml'}"

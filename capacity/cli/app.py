@@ -458,14 +458,15 @@ def init_cmd(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a commented copy of a shipped profile to edit (PATH - : to stdout)."""
-    from capacity.profile.shipped import copy_to, text_of
+    from capacity.profile.shipped import copy_to, overlay_base, text_of
 
     if path is not None and str(path) == "-":  # as - reads stdin elsewhere; not a file "-"
         sys.stdout.write(_run(lambda: text_of(name)))
         return
     target = _run(lambda: copy_to(name, path or Path.cwd(), force=force))
-    console.print(f"wrote {target}; try: capacity ceiling {target}", markup=False,
-                  soft_wrap=True)
+    base = overlay_base(name)  # an overlay is merged over a profile, never run alone
+    console.print(f"wrote {target}; try: capacity ceiling "
+                  + (f"{base} " if base else "") + str(target), markup=False, soft_wrap=True)
 
 
 # HelpCommand as for the others: their --help showed type tags (<list[Path]>, <str>).

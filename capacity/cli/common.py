@@ -238,7 +238,7 @@ def load(paths: Sequence[Path | str], overrides: Sequence[str] | None) -> Profil
             with _stdin_as_file(resolve_paths(paths)) as files:
                 return load_profile(files, list(overrides or ()))
         except ProfileError as e:
-            hint = _overlay_first_hint(paths)
+            hint = _overlay_first_hint(paths, e)
             if hint and e.rule != "no such file":
                 raise ProfileError(e.rule + hint, source=e.source, line=e.line,
                                    path=e.path) from None
@@ -251,14 +251,19 @@ def load(paths: Sequence[Path | str], overrides: Sequence[str] | None) -> Profil
     return _run(go)
 
 
-def _overlay_first_hint(paths: Sequence[Path | str]) -> str:
+def _overlay_first_hint(paths: Sequence[Path | str], e: ProfileError) -> str:
     """When the first name is a shipped overlay (listed beside the profiles by
-    ``capacity profiles``), why a profile built on it fails: say to put a profile first."""
+    ``capacity profiles``), why a profile built on it fails: say to put a profile first.
+    A single file without ``models``, ``quotas`` or ``session`` may be an overlay too (one
+    ``capacity init`` copied): ask."""
     from capacity.profile.shipped import find, resolve
 
     first = str(paths[0]) if paths else "-"
     found = find(first) if resolve(first) != first else None
     if found is None or found.kind != "overlay":
+        if len(paths) == 1 and first != "-" and e.path in ("models", "quotas", "session") \
+                and e.rule == "required key is missing":
+            return f" (an overlay? name the profile it changes first: PROFILE {first})"
         return ""
     return (f" ({found.name!r} is a what-if overlay, not a profile: name a profile first, "
             f"e.g. web-research {found.name})")

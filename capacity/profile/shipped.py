@@ -90,6 +90,19 @@ def resolve(path: str | Path) -> str | Path:
     return Path(str(found.resource))
 
 
+_BASE = re.compile(r"^#.*\bMerge over profiles/([\w.-]+)\.yaml", re.MULTILINE)
+
+
+def overlay_base(name: str) -> str | None:
+    """The profile a shipped overlay is merged over (its comment's ``Merge over
+    profiles/NAME.yaml``; ``PROFILE`` when it names none); None for a profile."""
+    found = find(name)
+    if found is None or found.kind != "overlay":
+        return None
+    m = _BASE.search(found.text())
+    return m.group(1) if m else "PROFILE"
+
+
 def names() -> list[str]:
     """Names of every shipped profile and overlay."""
     return [s.name for s in shipped()]
