@@ -175,6 +175,22 @@ def test_exponent_numbers_are_numbers_everywhere(tmp_path: Path) -> None:
     assert p.session.turns["research"].steps[0].call.input_tokens.mean == 1e6  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(("value", "read"), [
+    ("0226", 226), ("0o226", 150), ("0x96", 150), ("1_500", 1500), ("007", 7), ("1.5e2", 150),
+    ("2:30", None), ("0b10010110", None), ("2:30.0", None),
+])
+def test_numbers_are_read_as_yaml_12_reads_them(value: str, read: int | None) -> None:
+    """YAML 1.1 read `0226` as octal (150), `2:30` in base 60 and `0b10010110` in binary
+    — silently 150 where 226 or an error was meant — while the loader said it read numbers
+    as YAML 1.2 and refused 0o226."""
+    key = "quotas.deployment.rpm"
+    if read is None:
+        with pytest.raises(ProfileError, match=f"got '{value}'"):
+            load_profile(WEB, [f"{key}={value}"])
+        return
+    assert load_profile(WEB, [f"{key}={value}"]).quotas["deployment"].rpm.limit == read  # type: ignore[union-attr]
+
+
 def test_schema_states_the_bounds() -> None:
     """`capacity schema` carries every bound (maximum/minimum) of the numeric fields."""
     res = _cli("schema")

@@ -58,12 +58,34 @@ class _Loader(_BaseLoader):  # type: ignore[misc]
     """YAML's safe loader (libyaml when available) reading numbers as YAML 1.2 does."""
 
 
-# YAML 1.1 reads `1e6` (no dot, unsigned exponent) as a string; YAML 1.2 and JSON read a
-# number. Limits used to accept the string and token counts did not: now both are numbers.
+# Numbers as YAML 1.2's core schema reads them (digit-separating underscores kept). YAML 1.1
+# reads `1e6` (no dot, unsigned exponent) as a string, and reads `0226` as octal (150),
+# `2:30` in base 60 (150) and `0b10010110` in binary (150): a limit silently other than the
+# one written. YAML 1.2 reads 0226 as 226, 0o226 as octal, and 2:30 or 0b1 as strings
+# (which the schema then refuses in one line).
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+_Loader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in rs if tag not in _NUMBER_TAGS]
+    for ch, rs in _BaseLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(  # before float: a plain integer is an int
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7_]+|0x[0-9a-fA-F_]+)$"), list("-+0123456789"))
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    re.compile(r"^(?:[-+]?(?:\.[0-9][0-9_]*|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
+               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
     list("-+0123456789."))
+
+
+def _yaml12_int(loader: Any, node: Any) -> int:
+    """An int as YAML 1.2 reads it: decimal (leading zeros too), ``0o`` octal, ``0x`` hex."""
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    if text.startswith(("0o", "0x")):
+        return int(text[2:], 8 if text[1] == "o" else 16)
+    return int(text, 10)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _yaml12_int)
 
 _OPEN = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
 _CLOSE = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
