@@ -262,7 +262,7 @@ def _overlay_first_hint(paths: Sequence[Path | str], e: ProfileError) -> str:
     found = find(first) if resolve(first) != first else None
     if found is None or found.kind != "overlay":
         if len(paths) == 1 and first != "-" and e.path in ("models", "quotas", "session") \
-                and e.rule == "required key is missing":
+                and e.rule.startswith("required key is missing"):
             return f" (an overlay? name the profile it changes first: PROFILE {first})"
         return ""
     return (f" ({found.name!r} is a what-if overlay, not a profile: name a profile first, "
