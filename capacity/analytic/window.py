@@ -1338,12 +1338,7 @@ class ClumpWindowModel:
             out = dict(healthy)
             out["call"] = out["failed"] = min(1.0, p)
             return out
-        if self.storm_rough:                       # a rough guess: one window's attempts
-            size = self.storm_scale * ((1 + m) * lam_w)
-        elif self.storm_first.size:
-            size = self.storm_size(n)
-        else:
-            size = (n - n_u) * (1 + m)             # attempts turned away per storm
+        size = self._storm_turned_away(n, lam_w)
         # Every call turned away above N_u starts a storm (its retries are logged and
         # turned away too), so the healthy share's rejections are the storms' first
         # calls, already in their size: the storms alone, never below the healthy share.
@@ -1355,6 +1350,98 @@ class ClumpWindowModel:
         out["call"] = min(1.0, max(p, ignition * size / (1 + m) / lam))
         out["failed"] = out["call"]
         return out
+
+    def _storm_turned_away(self, n: int, lam_w: float) -> float:
+        """Attempts one storm turns away at ``n`` sessions (``lam_w``: calls per window):
+        the storm chain's (:meth:`storm_size`), a search's rough guess (one window's
+        attempts, scaled), or ``(1 + m)(N − N_u)`` without a turn sample."""
+        m = self.retry.max_retries
+        if self.storm_rough:                       # a rough guess: one window's attempts
+            return self.storm_scale * ((1 + m) * lam_w)
+        if self.storm_first.size:
+            return self.storm_size(n)
+        return (n - self.storm_threshold()) * (1 + m)
+
+    @property
+    def storms(self) -> bool:
+        """True when a refusal can start a storm here (:meth:`_storms`): a counted
+        sliding log whose retries meet it full again, or, without retries, whose refused
+        turns come back and are counted again."""
+        r = self.retry
+        if not (self.sliding and r.counts_rejected):
+            return False
+        if r.retries:
+            return self._retry_rejection(0.0) >= 1.0
+        return r.storms_without_retries and bool(self.storm_first.size)
+
+    def ignited_by(self, other: ClumpWindowModel, rho: float, n: int) -> float:
+        """Share of this counted request log's attempts turned away by the storms that
+        another dimension's full spells start (``other``: its quota's token log over the
+        same calls and window; ``rho``: their window counts' correlation).
+
+        Every attempt the other log refuses is logged here (a refusal counts against the
+        request limit), so a token spell that turns away ``A`` attempts adds ``A`` to
+        this log's count ``X`` while it lasts; when ``X + A`` reaches the allowance ``q``
+        the next call is refused here and, on a log that storms (:attr:`storms`), starts
+        a storm of :meth:`storm_size` attempts. ``X`` at a spell's start is the count
+        given the token count at its allowance ``b`` — the pair as Gaussian:
+        ``N(μ_x + ρσ_x(b − μ_y)/σ_y, σ_x²(1 − ρ²))`` (the same calls fill both logs, so
+        a full token log holds nearly a fixed number of calls). The spells start at the
+        other log's declumped crossing rate (:meth:`crossings`), ``A`` is geometric with
+        the mean its refused attempts per spell give. Below the storm threshold (with
+        retries) a refusal here starts no storm: nothing is added. hunt-171 (RPM + TPM
+        over one 30 s log, honoured retries) at 90 sessions: every one of the engine's
+        storms began in a TPM spell (8 of 21 spells, ~60 requests logged at the start,
+        6.7 refused attempts per spell); the model says ~60, 10 and 5 spells an hour.
+        """
+        m = self.retry.max_retries
+        if n <= 0 or not self.storms or (m > 0 and n <= self.storm_threshold()):
+            return 0.0
+        spells = other.crossings(n)
+        if spells <= 0.0:
+            return 0.0
+        st = other.attempt_share(n)
+        lam_o = n * other.calls_per_window / other.window_s
+        refused = st["attempt"] * lam_o * (1.0 + st["retry_share"])  # attempts per s
+        a_mean = max(1.0, refused / spells)
+        mx, sx = _moments_of(self.pmf(n))
+        my, sy = _moments_of(other.pmf(n))
+        if sy <= 0.0:
+            return 0.0
+        r = min(max(rho, 0.0), 1.0)
+        mean = mx + r * sx * (other.q_lat - my) / sy
+        sd = sx * math.sqrt(max(1.0 - r * r, 0.0))
+        q = math.floor(self.q_lat + 1e-9)
+        # P(X + A ≥ q): X on the integers near its conditional mean, P(A ≥ k) geometric.
+        lo = max(0, math.floor(mean - 6.0 * sd))
+        x = np.arange(lo, max(lo + 1, math.ceil(mean + 6.0 * sd) + 1), dtype=np.float64)
+        wx = np.exp(-0.5 * ((x - mean) / sd) ** 2) if sd > 0 else (x == round(mean)) * 1.0
+        if float(wx.sum()) <= 0.0:
+            return 0.0
+        need = np.maximum(q - x, 1.0)
+        started = _dot(wx / wx.sum(), (1.0 - 1.0 / a_mean) ** (need - 1.0))
+        lam_w = n * self.calls_per_window
+        lam = lam_w / self.window_s
+        rejected = spells * started * self._storm_turned_away(n, lam_w)
+        own = self.attempt_share(n)
+        attempts = lam * (1.0 + own["retry_share"]) + rejected * m / (1 + m)
+        return min(1.0, rejected / attempts) if attempts > 0 else 0.0
+
+    def crossings(self, n: int) -> float:
+        """Full spells per second: arrivals that find the trailing count at its edge
+        (over the allowance with their own charge ``B``, not before it), declumped as in
+        Alm's scan-statistic approximation, ``(1 − E[count]/(q + 1))⁺·λ·P(q − B <
+        count ≤ q)`` (:meth:`_storms`' ignition, for any unit)."""
+        q = math.floor(self.q_lat + 1e-9)
+        if n <= 0 or q <= 0:
+            return 0.0
+        palm = np.convolve(self.pmf(max(n - 1, 0)), self.own_pmf)
+        tail = np.concatenate([np.cumsum(palm[::-1])[::-1], [0.0]])
+        b = np.arange(self.call_pmf.size)
+        over = tail[np.clip(q + 1 - b, 0, tail.size - 1)] - tail[min(q + 1, tail.size - 1)]
+        lam = n * self.calls_per_window / self.window_s
+        mean = n * self.mean_units / self.h
+        return max(0.0, 1.0 - mean / (q + 1)) * lam * float(_dot(self.call_pmf, over))
 
     def storm_size(self, n: int) -> float:
         """Attempts a retry storm turns away (counted, retried sliding window), from the
@@ -1493,6 +1580,13 @@ def _iterate(step: Callable[[float], float], p: float, limit: int, tol: float,
                         hist.append(p)
                         jumped_at = len(hist)
     return p
+
+
+def _moments_of(pmf: NDArray[np.float64]) -> tuple[float, float]:
+    """Mean and standard deviation of a lattice pmf."""
+    k = np.arange(pmf.size, dtype=np.float64)
+    mean = _dot(k, pmf)
+    return mean, math.sqrt(max(_dot(k * k, pmf) - mean * mean, 0.0))
 
 
 def _dot(a: Any, b: Any) -> float:
