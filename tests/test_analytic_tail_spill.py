@@ -117,3 +117,40 @@ def test_a_bucket_admits_its_depth_and_its_refill_over_a_spill() -> None:
     fluid = (10.0 - (30.0 - 30.0 * 30.0 / 41.0)) / 15.0
     assert fluid <= float(k @ out) <= fluid + 0.015
     assert out.size <= 11
+
+
+def test_a_fixed_windows_spilled_tokens_come_as_the_engines_calls() -> None:
+    """A full fixed window spills its later calls whatever their size: its spilled
+    tokens are as many calls as the route's mean charge makes them (one large one at its
+    margin, ``_fixed_spill_calls``), not ``κ`` of that as if each were a large one (which
+    charged the receiver ``κ`` of the spilled tokens). Spilled calls per route's mean
+    charge of the spilled tokens at 155 sessions: the engine's attempt trace 0.96, the
+    model's 0.99 (0.78 before: κ = 0.78)."""
+    from capacity.analytic.fleet import FeedModel, fleet_models
+    from capacity.analytic.model import cycle_time
+    from capacity.model.workload import Workload
+    from capacity.sim.engine import trace_attempts
+    from capacity.sim.kernels import T_ADMITTED, T_DEP, T_UNITS
+
+    p = load_profile(DATA / "spill-window-into-longer-log.yaml")
+    n = 155
+    tr = trace_attempts(p, n, horizon_s=1200.0, seed=1)
+    j = next(i for i, s in enumerate(tr.slots) if s.quota == "qa")
+    units = tr.rows[:, T_UNITS + j]
+    at_a = (tr.rows[:, T_DEP] == 0) & (units > 0)
+    spilled = at_a & (tr.rows[:, T_ADMITTED] == 0)
+    measured = float(spilled.sum() * units[at_a].mean() / units[spilled].sum())
+    wl = Workload.from_profile(p)
+    entries = fleet_models(wl, cycle_time(wl)).entries
+    inner = next(e.model for e in entries if e.c.quota == "qa").inner
+    feed = next(e.model for e in entries if isinstance(e.model, FeedModel))
+    src = feed.sources[0]
+    g = inner.pmf(n)
+    g = g / g.sum()
+    k = np.arange(g.size, dtype=np.float64)
+    spill_units = float(np.maximum(k - inner.q_lat, 0.0) @ g) * inner.h * 1.5  # 15 s / 10 s
+    calls = src.calls(n)
+    kb = np.arange(src.charge.size, dtype=np.float64)
+    mean_charge = float(kb @ src.charge / src.charge.sum()) * feed.h
+    model = float(np.arange(calls.size) @ calls) * mean_charge / spill_units
+    assert abs(model - measured) < 0.05, (model, measured)
