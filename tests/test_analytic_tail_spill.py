@@ -154,3 +154,31 @@ def test_a_fixed_windows_spilled_tokens_come_as_the_engines_calls() -> None:
     mean_charge = float(kb @ src.charge / src.charge.sum()) * feed.h
     model = float(np.arange(calls.size) @ calls) * mean_charge / spill_units
     assert abs(model - measured) < 0.05, (model, measured)
+
+
+def test_a_log_longer_than_the_window_holds_the_spill_before() -> None:
+    """A window of 40 calls (allowance 30) spills its last 10, the last quarter of it, into
+    a sliding log 1.5 windows long: a spilled call's trailing window reaches back past its
+    own window's start over the whole spill of the window before (10 calls) and holds
+    the calls of its own spill ahead of it (4.5 on average) — not a time average of 1.5
+    windows' spills."""
+    g = np.zeros(41)
+    g[40] = 1.0
+    seen = _tail_spill_seen(g, 30.0, 1.0, 1.0, 1.0, 1.5)
+    k = np.arange(seen.size)
+    assert float(seen[:10].sum()) < 1e-12
+    assert abs(float(k @ seen) - 14.5) < 1e-9
+    assert seen.size <= 20
+
+
+def test_a_window_spilling_into_a_longer_log_against_the_simulator() -> None:
+    """tests/data/spill-window-into-longer-log.yaml (a 10 s fixed window into a 15 s
+    sliding log, reduced from hunt seed 165): the log's blocking read by its arrivals
+    (``_tail_spill_seen``) meets the accuracy table's rule against the simulated N* 155
+    [154–156] (seed 1, 20 × 1 h); 188 before, 163 with the spilled calls counted right
+    but the log read by its time average."""
+    p = load_profile(DATA / "spill-window-into-longer-log.yaml")
+    n_a = analyze(p).burst_ceiling
+    sat = find_saturation(p, max(1, n_a - 10), n_a + 10, seed=1, replications=20,
+                          max_sessions=400)
+    assert_accurate(n_a, sat, p.name)
