@@ -24,7 +24,8 @@ def research_variants() -> list[tuple[str, object]]:
         ("classifier on mini", load_profile(
             [base, HERE / "overlays" / "small-classifier.yaml"],
             ["session.turns.research.steps.2.call.model=gpt-4o-mini"])),
-        ("token bucket", load_profile(base, ["quotas.deployment.enforcement.type=token_bucket"])),
+        ("token bucket", load_profile(
+            base, ["quotas.deployment.enforcement={type: token_bucket}"])),
     ]
 
 

@@ -38,7 +38,7 @@ def _shipped(name: str, sets: tuple[str, ...] = ()) -> Profile:
 
 CASES = [
     ("web-research", ()),
-    ("web-research", ("quotas.deployment.enforcement.type=token_bucket",)),
+    ("web-research", ("quotas.deployment.enforcement={type: token_bucket}",)),
     ("web-research", ("quotas.deployment.enforcement.type=sliding_window",)),
     ("tool-agent", ()),
     ("chat-assistant", ()),

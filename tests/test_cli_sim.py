@@ -170,7 +170,7 @@ def test_oversized_simulation_is_skipped_with_a_note(web_research: Path) -> None
 def test_simulated_ceiling_never_far_above_mean_value(web_research: Path) -> None:
     """N* stays within mean ceiling / (1 - target): beyond it the target is unreachable."""
     data = json.loads(_ok("ceiling", str(web_research), "--json", *FAST, "--set",
-                          "quotas.deployment.enforcement.type=token_bucket").stdout)
+                          "quotas.deployment.enforcement={type: token_bucket}").stdout)
     limit = data["mean_ceiling"] / (1 - data["targets"]["max_429_fraction"]) + 1
     assert data["simulated"]["n_star"] <= limit
 

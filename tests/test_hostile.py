@@ -21,7 +21,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from capacity import ProfileError, load_profile
+from capacity import ProfileError, load_profile, profile_from_dict
 from capacity.analytic.model import analyze
 from capacity.model.dist import Distribution
 from capacity.profile.loader import MAX_DEPTH, MAX_PROFILE_BYTES
@@ -375,3 +375,29 @@ def test_a_set_that_creates_an_unlike_key_names_the_keys_there() -> None:
     assert str(info.value).endswith(
         "session.turns.chatt.steps: required key is missing (--set created "
         "'session.turns.chatt', which the profile did not have (its keys there: message))")
+
+
+def test_a_window_on_a_token_bucket_is_refused() -> None:
+    """`{type: token_bucket, window: 10s}` was a 60 s bucket (the window silently ignored);
+    web-research's comment suggested `--set ...enforcement.type=token_bucket`, which kept
+    the file's `window: 10s` and so did just that."""
+    with pytest.raises(ProfileError, match=r"quotas\.deployment\.enforcement\.window: a token "
+                       r"bucket has no window: its depth is `burst`") as e:
+        load_profile(WEB, ["quotas.deployment.enforcement.type=token_bucket"])
+    assert e.value.line is not None  # the file's `window:` line
+    with pytest.raises(ProfileError, match=r"enforcement\.burst: burst is a token bucket's "
+                       r"depth; a sliding_window has none"):
+        load_profile(WEB, ["quotas.deployment.enforcement.type=sliding_window",
+                           "quotas.deployment.enforcement.burst=5s"])
+    # An enforcement whose type changes is replaced whole (as a step whose kind changes).
+    bucket = load_profile(WEB, ["quotas.deployment.enforcement={type: token_bucket, burst: 10s}"])
+    enf = bucket.quotas["deployment"].enforcement
+    assert (enf.type, enf.burst, enf.window) == ("token_bucket", 10.0, 60.0)
+    assert load_profile(WEB, ["quotas.deployment.enforcement={window: 1s}"]).quotas[
+        "deployment"].enforcement.type == "fixed_window"  # same type: merged
+    # A preset's window is not merged into a bucket the profile asks for.
+    data = bucket.model_dump(mode="json", exclude_none=True)
+    data["quotas"]["deployment"] = {"preset": "azure-standard", "models": ["gpt-4o"],
+                                    "tpm": 100_000, "enforcement": {"type": "token_bucket"}}
+    assert profile_from_dict(data).quotas["deployment"].enforcement.type == "token_bucket"
+    assert profile_from_dict(bucket.model_dump(mode="json", exclude_none=True)) == bucket

@@ -264,7 +264,8 @@ def test_array_form_matches_on_adversarial_sequences(kind: str, counted: bool,
                                                      sizes: list[int]) -> None:
     """Ties and arrivals exactly on window boundaries and expiry instants: same decisions."""
     p = _profile({"q": {"models": ["m"], "rpm": 30, "tpm": 600, "rejected_count": counted,
-                        "enforcement": {"type": kind, "window": "5s", "burst": "5s"}}})
+                        "enforcement": {"type": kind, **({"burst": "5s"} if kind ==
+                                                         "token_bucket" else {"window": "5s"})}}})
     slots = limit_slots(p)
     times = np.cumsum(gaps)
     units = np.array([[1.0, float(sizes[i % len(sizes)])] for i in range(times.size)])

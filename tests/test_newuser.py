@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tomllib
@@ -315,7 +316,7 @@ TABLE_RUNS = [
     ("ceiling", "profiles/chat-assistant.yaml", "--method", "analytic", "--sessions", "50"),
     ("sweep", "profiles/web-research.yaml", "--sessions", "20:100:20", *FAST),
     ("compare", "profiles/web-research.yaml", "examples/overlays/second-deployment.yaml",
-     "--scenario", "bucket:quotas.deployment.enforcement.type=token_bucket",
+     "--scenario", "bucket:quotas.deployment.enforcement={type: token_bucket}",
      "--scenario", "1s-windows:quotas.deployment.enforcement.window=1s"),
     ("size", "profiles/web-research.yaml", "--sessions", "500", "--method", "analytic"),
     ("explain", "profiles/tool-agent.yaml"),
@@ -634,7 +635,8 @@ def _readme_examples() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("command", "printed"), _readme_examples(),
                          ids=lambda v: v.split()[1] if v.startswith("capacity") else "")
 def test_readme_console_examples_reproduce(command: str, printed: str) -> None:
-    """Each README console example prints exactly what the README shows (80 columns)."""
-    out = _cli(*command.split()[1:])
+    """Each README console example prints exactly what the README shows (80 columns); the
+    command is split as a shell splits it (quotes kept a value with spaces whole)."""
+    out = _cli(*shlex.split(command)[1:])
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip("\n") == printed

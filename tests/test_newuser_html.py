@@ -66,14 +66,14 @@ def _report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, o
     out = tmp_path_factory.mktemp("report") / "report.html"
     result = runner.invoke(app, ["report", "web-research", "-o", str(out), "--compare",
                                  "second-deployment", "--scenario",
-                                 "bucket:quotas.deployment.enforcement.type=token_bucket",
+                                 "bucket:quotas.deployment.enforcement={type: token_bucket}",
                                  *FAST], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     ceiling = json.loads(runner.invoke(app, ["ceiling", "web-research", "--json",
                                              *FAST]).stdout)
     compare = json.loads(runner.invoke(app, [
         "compare", "web-research", "second-deployment", "--scenario",
-        "bucket:quotas.deployment.enforcement.type=token_bucket", "--json"]).stdout)
+        "bucket:quotas.deployment.enforcement={type: token_bucket}", "--json"]).stdout)
     return out, {**ceiling, "compare": compare}
 
 

@@ -58,7 +58,8 @@ def test_shipped_profiles_replay_exactly(name: str) -> None:
 def _quota(kind: str, dims: dict[str, float], window: float, burst: float, reserve: bool,
            cached_exempt: bool, counted: bool, models: list[str]) -> dict[str, Any]:
     q: dict[str, Any] = {"models": models, **dims,
-                         "enforcement": {"type": kind, "window": window, "burst": burst},
+                         "enforcement": {"type": kind, **({"burst": burst} if kind ==
+                                                          "token_bucket" else {"window": window})},
                          "charge_max_tokens": reserve, "cached_input_exempt": cached_exempt,
                          "rejected_count": counted}
     return q

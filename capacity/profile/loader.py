@@ -17,10 +17,11 @@ YAML is read with YAML 1.2 numbers: ``1e6`` is the number 10⁶ (YAML 1.1 would 
 a string), wherever it is written.
 
 Merging (overlays, then ``--set``): mappings merge key by key; anything else replaces.
-Three values are replaced whole even when written as mappings: a distribution, a step
-whose kind changes, and a list. A limit written as a plain number is shorthand for
-``{limit: N}``: a number restated over a ``{limit, enforcement}`` mapping changes the
-limit only, so restating a value never changes what it means. A ``--set`` whose value is
+Four values are replaced whole even when written as mappings: a distribution, a step
+whose kind changes, an enforcement whose type changes, and a list. A limit written as a
+plain number is shorthand for ``{limit: N}``: a number restated over a
+``{limit, enforcement}`` mapping changes the limit only, so restating a value never
+changes what it means. A ``--set`` whose value is
 a mapping merges like an overlay; ``null`` removes a key.
 """
 
@@ -358,6 +359,10 @@ def _is_step_path(path: PathT) -> bool:
             and isinstance(path[-1], int))
 
 
+def _is_enforcement_path(path: PathT) -> bool:
+    return len(path) in (3, 4) and path[0] == "quotas" and path[-1] == "enforcement"
+
+
 def _step_kind(value: Any) -> str | None:
     kinds = [k for k in _STEP_KINDS if isinstance(value, dict) and k in value]
     return kinds[0] if len(kinds) == 1 else None
@@ -383,6 +388,9 @@ def _merge(base: Any, over: Any, path: PathT, loc: _Located, over_loc: _Located)
         isinstance(base, dict) and isinstance(over, dict))
     if not replace and _is_step_path(path):
         replace = _step_kind(over) is not None and _step_kind(over) != _step_kind(base)
+    if not replace and _is_enforcement_path(path):
+        # Another type reads other fields: a window's `window` kept on a bucket was ignored.
+        replace = "type" in over and over.get("type") != base.get("type", "fixed_window")
     if replace:
         loc.drop_under(path)
         return over

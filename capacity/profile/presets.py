@@ -85,7 +85,11 @@ def apply_preset(data: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in data.items() if k != "preset"}
     for key, value in preset.defaults.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = {**value, **out[key]}  # field by field: the profile's fields win
+            mine = out[key]
+            # Field by field, the profile's fields winning; another enforcement type
+            # takes none of the preset's (a fixed window's `window` on a bucket).
+            if "type" not in mine or mine["type"] == value.get("type"):
+                out[key] = {**value, **mine}
         else:
             out.setdefault(key, value)
     for dim, enf in preset.dimension_enforcement.items():

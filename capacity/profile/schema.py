@@ -35,6 +35,7 @@ from pydantic import (
     PlainSerializer,
     StrictBool,
     Tag,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -473,6 +474,9 @@ class PopulationSpec(SessionSpec):
 # ---------------------------------------------------------------------------------------
 
 
+_SPAN_DEFAULT_S = 60.0  # an enforcement's window and bucket depth unless given
+
+
 class Enforcement(Spec):
     """How the provider checks a limit.
 
@@ -484,10 +488,33 @@ class Enforcement(Spec):
     """
 
     type: Literal["fixed_window", "sliding_window", "token_bucket"] = "fixed_window"
-    window: WindowSeconds = Field(default=60.0,
+    window: WindowSeconds = Field(default=_SPAN_DEFAULT_S,
                                   description="window length for *_window types")
-    burst: WindowSeconds = Field(default=60.0,
+    burst: WindowSeconds = Field(default=_SPAN_DEFAULT_S,
                                  description="token bucket depth, in seconds of refill")
+
+    # Each type reads one of window and burst; the other, given, was silently ignored
+    # (`{type: token_bucket, window: 10s}` was a 60 s bucket). Its default (60 s) is let
+    # through: a profile's dump carries both fields.
+    @field_validator("window")
+    @classmethod
+    def _window_of_a_window(cls, v: float, info: ValidationInfo) -> float:
+        if info.data.get("type") == "token_bucket" and v != _SPAN_DEFAULT_S:
+            raise ValueError("a token bucket has no window: its depth is `burst` (seconds of "
+                             "refill, 60s unless given); give burst instead (to change the "
+                             "type, set the enforcement whole: enforcement={type: "
+                             "token_bucket, burst: 10s})")
+        return v
+
+    @field_validator("burst")
+    @classmethod
+    def _burst_of_a_bucket(cls, v: float, info: ValidationInfo) -> float:
+        kind = info.data.get("type", "fixed_window")
+        if kind != "token_bucket" and v != _SPAN_DEFAULT_S:
+            raise ValueError(f"burst is a token bucket's depth; a {kind} has none: give "
+                             f"window instead (to change the type, set the enforcement whole: "
+                             f"enforcement={{type: {kind}, window: 10s}})")
+        return v
 
 
 class LimitSpec(Spec):
