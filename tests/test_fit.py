@@ -655,3 +655,24 @@ def test_unix_logs_months_apart_are_one_clock(tmp_path: Path) -> None:
     with pytest.raises(TraceError, match=r"a\.jsonl:1: mixed clocks: time 1\.76723e\+09 s is "
                        r"Unix time but 5 s at .*c\.jsonl:1 is not"):
         read_traces([c, a])
+
+
+def test_a_trace_from_a_pipe(tmp_path: Path) -> None:
+    # `fit <(zcat log.gz)` gives a FIFO (/dev/fd/63): "no such file"; a device is not one.
+    import threading
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    data = (DATA / "agent-trace.otlp.jsonl").read_bytes()
+
+    def feed() -> None:
+        with open(fifo, "wb") as fh:
+            fh.write(data)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    read = read_traces([fifo])
+    writer.join()
+    assert len(read.calls) == 174 and read.files == [str(fifo)]
+    with pytest.raises(TraceError, match="/dev/null: not a regular file or pipe"):
+        read_traces(["/dev/null"])

@@ -365,3 +365,21 @@ def test_a_tool_result_is_always_sent_with_its_tool_call(provider: str, tokens: 
         tool_result = new[0][0] == "tool"  # the mock's rule: text after a tool result
         ids = [] if tool_result else [f"call_{step}_{k}" for k in range(1 + 2 * (step % 3 == 0))]
         conv.record(new, Reply(ids, "done" if tool_result else "", tokens, 50))
+
+
+def test_a_reset_refused_by_a_mock_of_another_profile_says_so() -> None:
+    # "the target refused the quota reset: b'{\"error\": ...}'" (raw bytes): a mock serving
+    # another profile knows none of this load test's bucket slots.
+    from capacity.loadgen.protocol import TargetError
+    from capacity.loadgen.runner import reset_target
+    from tests.serve_support import serving
+
+    with serving() as srv, pytest.raises(TargetError) as e:
+        reset_target(srv.url, {"deployment.rpm": 3.0})
+    msg = str(e.value)
+    assert msg.startswith("the target refused the quota reset: bucket_deficit: "
+                          "'deployment.rpm' is not a "
+                          "token-bucket slot of the profile (those are: ant.itpm, ant.otpm, "
+                          "ant.rpm)"), msg
+    assert msg.endswith("the target serves another profile than this load test's: start "
+                        "`capacity serve` with the same profile") and "b'" not in msg

@@ -165,8 +165,13 @@ def read_traces(paths: Iterable[str | Path], fmt: Format = "auto") -> ReadResult
         path = Path(p)
         if path.is_dir():
             raise TraceError(f"{path}: is a directory, not a trace file")
+        if path.is_fifo():  # a pipe (`fit <(zcat log.jsonl.gz)`): read once, like stdin
+            with open(path, "rb") as pipe:
+                _read_text(pipe.read(), str(path), fmt, out)
+            continue
         if not path.is_file():
-            raise TraceError(f"{path}: no such file")
+            raise TraceError(f"{path}: not a regular file or pipe" if path.exists()
+                             else f"{path}: no such file")
         # Read twice, every call would be in its turn twice: a fan-out of 2 out of nothing.
         st = path.stat()
         first = seen.setdefault((st.st_dev, st.st_ino), path)

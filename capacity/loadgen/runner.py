@@ -237,9 +237,25 @@ def reset_target(target: str, deficit: dict[str, float], timeout_s: float = 10.0
         _check_time_scale(body, time_scale)
         return None
     if status == 400:
-        raise TargetError(f"the target refused the quota reset: {body[:200]!r}")
+        raise TargetError(f"the target refused the quota reset: {_refusal(body)}")
     return (f"the target has no POST /admin/reset (HTTP {status}): its quota state was not "
             "reset between N values")
+
+
+def _refusal(body: bytes) -> str:
+    """A reset's 400 as words: its error message (not the raw bytes), and what a token-
+    bucket slot the target does not know means — it serves another profile."""
+    try:
+        err = json.loads(body).get("error") or {}
+        message = str(err.get("message") or "").strip()
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        message = ""
+    if not message:
+        return body[:200].decode("utf-8", "replace")
+    if "is not a token-bucket slot of the profile" in message:
+        message += ("; the target serves another profile than this load test's: start "
+                    "`capacity serve` with the same profile")
+    return message
 
 
 def _check_time_scale(body: bytes, time_scale: float | None) -> None:
