@@ -181,3 +181,20 @@ def test_a_second_model_on_the_same_url(make: Callable[[Any, bool], Any]) -> Non
     for messages in (first, second):
         ai = [x for x in messages if isinstance(x, AIMessage)]
         assert ai and not ai[-1].tool_calls and ai[-1].content
+
+
+def test_streamed_chat_anthropic_reports_input_tokens() -> None:
+    """langchain-anthropic reads a stream's usage from message_delta alone: without the
+    input counts there (as the API sends them) a streamed ChatAnthropic — LangGraph's
+    stream_mode="messages" — reported input_tokens 0."""
+    with serving(tool_probability=0.0) as srv:
+        model = _anthropic(srv, True)
+        try:
+            chunks = list(model.stream("What is the weather in Boston?"))
+            whole = model.invoke("What is the weather in Boston?")
+        finally:
+            _close(model)
+    usage = [c.usage_metadata for c in chunks if c.usage_metadata]
+    streamed_in = sum(u["input_tokens"] for u in usage)
+    assert whole.usage_metadata is not None
+    assert streamed_in == whole.usage_metadata["input_tokens"] > 0

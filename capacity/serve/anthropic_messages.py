@@ -246,6 +246,14 @@ def _usage(u: Usage, output_tokens: int) -> dict[str, Any]:
             "output_tokens": output_tokens, "service_tier": "standard"}
 
 
+def _delta_usage(u: Usage) -> dict[str, Any]:
+    """``message_delta``'s usage: the totals so far, input counts included (the API's
+    MessageDeltaUsage carries them; the SDK's accumulator copies them)."""
+    full = _usage(u, u.completion_tokens)
+    return {k: full[k] for k in ("input_tokens", "cache_creation_input_tokens",
+                                 "cache_read_input_tokens", "output_tokens")}
+
+
 def render(p: Parsed, reply: Reply, u: Usage) -> dict[str, Any]:
     """The non-streaming ``message`` object."""
     if reply.is_tool_call:
@@ -300,7 +308,9 @@ def stream(p: Parsed, reply: Reply, u: Usage, groups: int) -> StreamParts:
     tail += sse_event("message_delta", {
         "type": "message_delta",
         "delta": {"stop_reason": STOP_REASON[u.finish], "stop_sequence": None},
-        "usage": {"output_tokens": u.completion_tokens}})
+        # Cumulative usage, as the API sends it: langchain-anthropic reads a stream's
+        # usage from this event alone (input 0 without the input counts).
+        "usage": _delta_usage(u)})
     tail += sse_event("message_stop", {"type": "message_stop"})
     if text_pieces is not None:
         return StreamParts(head, text_pieces, n_text, tail)
