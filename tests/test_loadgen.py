@@ -98,6 +98,24 @@ def test_summary_uses_the_simulators_metric_names() -> None:
     assert counts["turns"] == 2 and counts["calls"] == 3
 
 
+def test_occupancy_means_add_across_shards() -> None:
+    # Two shards (processes / Locust workers), each with its own sessions: 3 in a turn
+    # and 2 calls in flight in one, 5 and 1 in the other, sampled at different times.
+    # The run had 8 sessions in a turn, not their pooled average 4.
+    a = Recorder(occupancy=[(t, 3, 2) for t in (1.0, 2.0, 3.0)])
+    b = Recorder(occupancy=[(t, 5, 1) for t in (1.5, 2.5)])
+    merged = Recorder()
+    merged.merge(a)
+    merged.merge(b.to_wire())
+    m, _, _ = summarise(merged, 0.0, 60.0)
+    assert m["sessions_in_turn_mean"] == pytest.approx(8.0)
+    assert m["calls_in_flight_mean"] == pytest.approx(3.0)
+    own, _, _ = summarise(a, 0.0, 60.0)  # one shard, never merged
+    assert own["sessions_in_turn_mean"] == pytest.approx(3.0)
+    a.merge(b)  # a recorder with samples of its own, then another shard's
+    assert summarise(a, 0.0, 60.0)[0]["sessions_in_turn_mean"] == pytest.approx(8.0)
+
+
 def test_measured_matches_predicted_under_and_over_saturation() -> None:
     p = _small()
     # K = 20, not the module's 40: the lag guard's limit is 0.1 x the 10 s window / K, and

@@ -105,6 +105,9 @@ class Recorder:
     calls: list[dict[str, Any]] = field(default_factory=list)
     # Turns ended in each shard merged in (a process, a Locust worker), in merge order.
     shard_turns: list[int] = field(default_factory=list)
+    # Occupancy samples of each shard merged in, in merge order: the shards sample apart,
+    # so their means add (empty: one shard, this recorder's own samples).
+    shard_occupancy: list[int] = field(default_factory=list)
     # Routed profiles: per ended turn and deployment, (turn start, deployment, sent,
     # admitted, rejected, spilled, fell_back): attempts sent to it, admitted, 429s the
     # client saw from it (the last one tried in a round), 429s it spilled from (the call
@@ -123,6 +126,9 @@ class Recorder:
         self.turns.extend(o.turns)
         self.open_turns.extend(o.open_turns)
         self.successes.extend(o.successes)
+        if self.occupancy and not self.shard_occupancy:
+            self.shard_occupancy.append(len(self.occupancy))  # samples of its own
+        self.shard_occupancy.extend(o.shard_occupancy or [len(o.occupancy)])
         self.occupancy.extend(o.occupancy)
         self.lag.extend(o.lag)
         self.usage_mismatch += o.usage_mismatch
@@ -173,6 +179,24 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b > 0 else math.nan
 
 
+def _occupancy_means(rec: Recorder, t0: float, t1: float) -> tuple[float, float]:
+    """Mean sessions in a turn and calls in flight over ``[t0, t1)``: each shard's
+    samples count its own sessions, so the shards' means add (averaging the pooled
+    samples divided the run's figure by the number of shards)."""
+    sizes = rec.shard_occupancy or [len(rec.occupancy)]
+    in_turn = in_flight = 0.0
+    sampled = False
+    start = 0
+    for n in sizes:
+        occ = [o for o in rec.occupancy[start:start + n] if t0 <= o[0] < t1]
+        start += n
+        if occ:
+            sampled = True
+            in_turn += float(np.mean([o[1] for o in occ]))
+            in_flight += float(np.mean([o[2] for o in occ]))
+    return (in_turn, in_flight) if sampled else (math.nan, math.nan)
+
+
 def summarise(rec: Recorder, t0: float, t1: float) -> tuple[dict[str, float], dict[str, int],
                                                              LagStats]:
     """Metrics over the measured interval ``[t0, t1)`` (model seconds).
@@ -212,9 +236,7 @@ def summarise(rec: Recorder, t0: float, t1: float) -> tuple[dict[str, float], di
         "pacing_wait_mean_s": _ratio(pace, calls),
         "goodput_tokens_per_min": sum(s[1] for s in good) / horizon * 60.0,
     }
-    occ = [o for o in rec.occupancy if t0 <= o[0] < t1]
-    m["sessions_in_turn_mean"] = float(np.mean([o[1] for o in occ])) if occ else math.nan
-    m["calls_in_flight_mean"] = float(np.mean([o[2] for o in occ])) if occ else math.nan
+    m["sessions_in_turn_mean"], m["calls_in_flight_mean"] = _occupancy_means(rec, t0, t1)
     open_measured = sum(1 for s in rec.open_turns if t0 <= s < t1)
     counts = {"turns": turns, "calls": calls, "attempts": attempts, "rejected": rejected,
               "calls_failed": failed_calls, "open_turns": open_measured,
