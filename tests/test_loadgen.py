@@ -116,6 +116,49 @@ def test_occupancy_means_add_across_shards() -> None:
     assert summarise(a, 0.0, 60.0)[0]["sessions_in_turn_mean"] == pytest.approx(8.0)
 
 
+def _point(sessions: int, counts: dict[str, int], **kw: Any) -> Any:
+    from capacity.loadgen.measure import LagStats
+    from capacity.loadgen.result import LoadPoint
+
+    rec = Recorder(turns=[(1.0, 3.0, 2, 3, 1, 0, 0.0, False)], successes=[(2.0, 100)])
+    m, base, _ = summarise(rec, 0.0, 60.0)
+    return LoadPoint(sessions, m, {**base, **counts}, LagStats(math.nan, math.nan, 0),
+                     60.0, **kw)
+
+
+def _result(points: list[Any]) -> Any:
+    from capacity.loadgen.result import LoadtestResult
+
+    return LoadtestResult(
+        profile="small", target="http://127.0.0.1:1", provider="openai", engine="builtin",
+        client="raw", time_scale=10.0, warmup_s=0.0, duration_s=60.0, seed=1,
+        replications=1, lag_limit_s=0.1, lag_fraction=0.1,
+        targets={"max_429_fraction": 0.01, "p95_turn_latency": None}, points=points)
+
+
+def test_open_turns_are_named_in_the_table() -> None:
+    # Turns still open at the run's end were only in the JSON; the table says so now.
+    from rich.console import Console
+
+    from capacity.cli.loadtest import render
+
+    con = Console(record=True, width=160)
+    render(_result([_point(4, {"open_turns": 0}), _point(8, {"open_turns": 7})]), con)
+    text = con.export_text()
+    assert "N=8: 7 turns begun in the measured interval had not ended" in text
+    assert "N=4:" not in text
+
+
+def test_locust_drains_at_least_twice_the_p99_turn() -> None:
+    # web-research's turns last ~100 s (p99); Locust's old 60 s drain (0.2 x 5 min) cut
+    # 7 of 56 measured turns short.
+    from capacity.loadgen.locust import locust_drain_s
+
+    web = load_profile(Path(__file__).parents[1] / "profiles" / "web-research.yaml")
+    assert 200.0 <= locust_drain_s(web, 300.0) <= 600.0
+    assert locust_drain_s(web, 3000.0) == pytest.approx(600.0)  # 0.2 x duration
+
+
 def test_measured_matches_predicted_under_and_over_saturation() -> None:
     p = _small()
     # K = 20, not the module's 40: the lag guard's limit is 0.1 x the 10 s window / K, and

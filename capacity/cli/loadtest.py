@@ -351,6 +351,13 @@ def render(result: Any, console: Console) -> None:
             pair("goodput_calls_per_min", _f), _f(m["goodput_tokens_per_min"], 0),
             _f(m["sessions_in_turn_mean"]), "ok" if p.meets else "miss")
     console.print(t)
+    for p in result.points:
+        if p.counts.get("open_turns", 0) > 0:
+            n = p.counts["open_turns"]
+            console.print(
+                f"note: N={p.sessions}: {n:,} turn{'s' if n != 1 else ''} begun in the "
+                f"measured interval had not ended when the run stopped; left out of the "
+                f"latency figures (the longest turns: p95 reads low)", highlight=False)
     if any(p.deployments for p in result.points):
         render_deployments(result, console)
     if any(p.populations for p in result.points):

@@ -246,17 +246,30 @@ def user_class(profile: Profile | str | Path, *, time_scale: float = 1.0,
     return ProfileSession
 
 
+def locust_drain_s(profile: Profile, duration_s: float) -> float:
+    """How long Locust runs after the measured interval (model seconds). It cannot stop
+    when the measured turns have ended, only at its --run-time: a shorter drain than the
+    built-in engine's, but at least twice the model's p99 turn latency (retries lengthen
+    turns under load), so that a turn begun at the interval's end can end — 60 s cut
+    web-research's ~100 s turns short (7 of 56 left open at --duration 5m). Turns still
+    open are reported as such."""
+    from ..analytic.model import cycle_time
+    from ..model.workload import Workload
+    from .runner import default_drain_s
+
+    long_turn = 2.0 * cycle_time(Workload.from_profile(profile)).turn_latency_p99_s
+    return min(default_drain_s(profile, duration_s),
+               max(60.0, 0.2 * duration_s, long_turn))
+
+
 def run_locust(profile: Profile, cfg: Any, sessions: int) -> tuple[Recorder, bool, float]:
     """Run ``sessions`` sessions on a local Locust master with ``cfg.workers`` workers
     (Locust's own master/worker mode); returns (records, interrupted, measured horizon)."""
     from .protocol import normalise_target
-    from .runner import default_drain_s
 
     target = normalise_target(cfg.target, cfg.provider)
-    # Locust cannot stop when the measured turns have ended, only at its --run-time: a
-    # shorter drain than the built-in engine's (turns still open are reported as such).
-    drain = cfg.drain_s if cfg.drain_s is not None else min(
-        default_drain_s(profile, cfg.duration_s), max(60.0, 0.2 * cfg.duration_s))
+    drain = cfg.drain_s if cfg.drain_s is not None else locust_drain_s(profile,
+                                                                       cfg.duration_s)
     run_time = (cfg.warmup_s + cfg.duration_s + drain) / cfg.time_scale
     with tempfile.TemporaryDirectory(prefix="capacity-locust-") as tmp:
         prof = Path(tmp) / "profile.pickle"
