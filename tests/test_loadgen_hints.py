@@ -161,3 +161,50 @@ def test_reset_starts_token_buckets_part_used() -> None:
                      {"bucket_deficit": {"q.otpm": -1}}, {"other": 1}, [1]):
             r = http.post("/admin/reset", json=body)
             assert r.status_code == 400 and r.json()["error"]["param"] == "bucket_deficit"
+
+
+def _window_profile() -> Any:
+    return profile_from_dict({
+        "name": "window", "models": {"m": {"ttft": "0s", "tokens_per_second": 100000}},
+        "quotas": {"q": {"models": ["m"], "rpm": 5,
+                         "enforcement": {"type": "fixed_window", "window": "60s"}}},
+        "session": {"think_time": "1s", "turns": {"t": {"steps": [{"call": {
+            "model": "m", "input_tokens": 100, "output_tokens": 5}}]}}}})
+
+
+def test_reset_restarts_the_window_clock() -> None:
+    """The fixed window's phase was the time since the mock started, not since the reset:
+    the same run after a reset gave other 429s. Now the reset restarts model time, and
+    ``clock_offset_s`` sets the phase (the simulator's per-replication clock offset)."""
+    from capacity.limits import ManualClock
+
+    clock = ManualClock()
+    body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+    with serving(_window_profile(), clock=clock) as srv, \
+            httpx2.Client(base_url=srv.url, timeout=30) as http:
+
+        def run(reset: dict[str, Any]) -> list[int]:
+            # A load: 4 requests at t = 0 and 4 at t = 20 s after the reset.
+            assert http.post("/admin/reset", json=reset).status_code == 200
+            out = [http.post("/v1/chat/completions", json=body).status_code
+                   for _ in range(4)]
+            clock.advance(20.0)
+            return out + [http.post("/v1/chat/completions", json=body).status_code
+                          for _ in range(4)]
+
+        clock.advance(50.0)  # the mock ran before
+        first = run({})
+        clock.advance(1234.0)
+        assert run({}) == first == [200] * 5 + [429] * 3  # one window: 5 admitted
+        # Phase 50 s: the window ends 10 s after the reset, the second 4 pass.
+        assert run({"clock_offset_s": 50.0}) == [200] * 8
+        r = http.post("/admin/reset", json={"clock_offset_s": -1})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "clock_offset_s"
+
+
+def test_loadtest_window_phase_is_the_seeds() -> None:
+    from capacity.loadgen.runner import window_phase
+
+    assert window_phase(4, 30) == window_phase(4, 30)
+    assert window_phase(4, 30) != window_phase(5, 30)
+    assert 0.0 <= window_phase(4, 30) < 86400.0

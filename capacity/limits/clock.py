@@ -63,3 +63,8 @@ class ManualClock:
 
     def to_wall(self, model_seconds: float) -> float:
         return model_seconds
+
+    def restart(self) -> None:
+        """Model time 0 is now (as :meth:`WallClock.restart`: a new origin, not time
+        going backwards)."""
+        self.t = 0.0

@@ -208,11 +208,22 @@ def steady_start(profile: Profile, sessions: int, seed: int) -> dict[str, float]
     return bucket_start(profile, sessions, u)
 
 
+def window_phase(seed: int, sessions: int) -> float:
+    """The provider's clock at t = 0 (fixed windows' phase, seconds) for N = ``sessions``:
+    one draw of the simulator's rule (:func:`capacity.sim.engine.clock_offset`), seeded by
+    (seed, N) as :func:`steady_start` — the same seed measures the same phase."""
+    from ..sim.engine import clock_offset
+
+    return clock_offset(float(np.random.default_rng(
+        np.random.SeedSequence(seed, spawn_key=(sessions, 2))).random()))
+
+
 def reset_target(target: str, deficit: dict[str, float], timeout_s: float = 10.0,
-                 time_scale: float | None = None) -> str | None:
+                 time_scale: float | None = None, clock_offset_s: float = 0.0) -> str | None:
     """``POST /admin/reset`` to the target before an N: ``capacity serve`` then starts from
     a fresh quota state with its token buckets at the simulator's steady-state start
-    (``deficit``), so no N inherits the previous one's state and both sides start alike.
+    (``deficit``) and its clock at 0 with fixed windows at phase ``clock_offset_s``, so
+    no N inherits the previous one's state and both sides start alike.
 
     Returns a note when the target has no such endpoint (not ``capacity serve``: its state
     is what it is); raises :class:`TargetError` when it cannot be reached, or when it
@@ -226,7 +237,8 @@ def reset_target(target: str, deficit: dict[str, float], timeout_s: float = 10.0
     async def post() -> tuple[int, bytes]:
         to = aiohttp.ClientTimeout(total=timeout_s)
         async with aiohttp.ClientSession(timeout=to) as http, http.post(
-                target + "/admin/reset", json={"bucket_deficit": deficit}) as resp:
+                target + "/admin/reset", json={"bucket_deficit": deficit,
+                                               "clock_offset_s": clock_offset_s}) as resp:
             return resp.status, await resp.read()
 
     try:
@@ -471,7 +483,8 @@ def _grid(profile: Profile, cfg: LoadtestConfig, grid: list[int], result: Loadte
                 if why not in result.notes:
                     result.notes.append(why)
             note = reset_target(normalise_target(cfg.target, cfg.provider), deficit,
-                                time_scale=cfg.time_scale)
+                                time_scale=cfg.time_scale,
+                                clock_offset_s=window_phase(cfg.seed, n))
             if note is not None and note not in result.notes:
                 result.notes.append(note)
         if cfg.engine == "locust":

@@ -358,19 +358,34 @@ class MockProvider:
         buckets part-used instead of full — the simulator's steady-state start, which
         ``capacity loadtest`` sends before each N so that both start alike (a full bucket
         of a slow quota takes minutes of over-demand to drain, longer than a warm-up).
+
+        Model time restarts at 0 and fixed windows fall at multiples of their length on
+        the provider's clock, ``clock_offset_s`` (in the body; default 0) at time 0 — the
+        simulator's window phase, which ``capacity loadtest`` draws from its seed. Before,
+        the phase was the time since the mock started: the same seed did not give the
+        same 429s twice.
         """
         flag = request.query.get("metrics", "").lower()
         if flag not in _FLAG:  # a typo must not silently keep the counters
             return self._error("openai", bad("metrics", "expected true or false (1/0, yes/no), "
                                              f"got {request.query['metrics']!r}"), request)
         deficit: dict[str, float] = {}
+        offset = 0.0
         raw = await request.read()
         if raw.strip():
             try:
-                deficit = _bucket_deficit(loads(raw), self.limiter)
+                body = loads(raw)
+                deficit = _bucket_deficit(body, self.limiter)
+                offset = _clock_offset(body)
             except (JSONDecodeError, ValueError, UnicodeDecodeError) as e:
-                return self._error("openai", bad("bucket_deficit", str(e).splitlines()[0]
-                                                 [:200]), request)
+                msg = str(e).splitlines()[0]
+                param = "clock_offset_s" if msg.startswith("clock_offset_s") else \
+                    "bucket_deficit"
+                return self._error("openai", bad(param, msg[:200]), request)
+        restart = getattr(self.clock, "restart", None)
+        if restart is not None:
+            restart()
+        self.limiter.clock_offset_s = offset
         self.limiter.reset()
         if self.router is not None:  # the gateway's state too: cooldowns, RR positions
             self.router = router_from_profile(self.profile)
@@ -831,8 +846,9 @@ def _ident(request: web.Request, body: Any) -> tuple[str, str, str | None]:
 
 def _bucket_deficit(body: Any, limiter: Limiter) -> dict[str, float]:
     """The ``bucket_deficit`` of a reset body, checked (ValueError naming what is wrong)."""
-    if not isinstance(body, dict) or set(body) - {"bucket_deficit"}:
-        raise ValueError('expected {"bucket_deficit": {"<slot key>": units, ...}}')
+    if not isinstance(body, dict) or set(body) - {"bucket_deficit", "clock_offset_s"}:
+        raise ValueError('expected {"bucket_deficit": {"<slot key>": units, ...}, '
+                         '"clock_offset_s": seconds}')
     d = body.get("bucket_deficit") or {}
     if not isinstance(d, dict):
         raise ValueError("expected an object of slot keys to units")
@@ -847,6 +863,15 @@ def _bucket_deficit(body: Any, limiter: Limiter) -> dict[str, float]:
             raise ValueError(f"{key}: expected a number of units ≥ 0, got {units!r}")
         out[key] = float(units)
     return out
+
+
+def _clock_offset(body: dict[str, Any]) -> float:
+    """The ``clock_offset_s`` of a reset body (0 if absent), checked."""
+    x = body.get("clock_offset_s", 0.0)
+    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x) \
+            or x < 0:
+        raise ValueError(f"clock_offset_s: expected a number of seconds ≥ 0, got {x!r}")
+    return float(x)
 
 
 def _human(seconds: float) -> str:

@@ -1091,6 +1091,12 @@ def bucket_start(profile: Profile, sessions: int, u: float) -> dict[str, float]:
             if s.kind == "token_bucket"}
 
 
+def clock_offset(u: float) -> float:
+    """The provider's clock at t = 0 (the fixed windows' phase) for the uniform ``u``:
+    uniform over a day. ``capacity loadtest`` hands ``capacity serve`` one such draw."""
+    return u * 86400.0
+
+
 def _rep_setup(c: _Compiled, sessions: int, child: np.random.SeedSequence,
                start: tuple[NDArray[np.float64], ...] | None = None,
                warmup_s: float = math.inf
@@ -1100,8 +1106,7 @@ def _rep_setup(c: _Compiled, sessions: int, child: np.random.SeedSequence,
     (``warmup_s``: the replication's warm-up, see :func:`_initial_use`)."""
     state = child.generate_state(3, np.uint64)
     rep_key = state[0]
-    # The provider's clock at t = 0 (window phase): uniform over a day.
-    clock = float(state[1] >> np.uint64(11)) * 2.0**-53 * 86400.0
+    clock = clock_offset(float(state[1] >> np.uint64(11)) * 2.0**-53)
     P = LimiterArrays.from_slots(c.slots, clock).params
     u = float(state[2] >> np.uint64(11)) * 2.0**-53
     deficit, used = _initial_use(c, P, u, c.warm.start(sessions) if start is None else start,
