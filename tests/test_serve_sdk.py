@@ -253,6 +253,9 @@ def test_anthropic_429_shape_and_headers() -> None:
         body = e.value.response.json()
         assert body["type"] == "error" and body["error"]["type"] == "rate_limit_error"
         h = e.value.response.headers
+        # One id: the headers and the body name the same request.
+        assert h["x-request-id"] == h["request-id"] == body["request_id"] == \
+            e.value.request_id
         assert h["retry-after"] == "1"
         assert h["anthropic-ratelimit-requests-remaining"] == "0"
         assert h["anthropic-ratelimit-requests-reset"].endswith("Z")
@@ -292,7 +295,8 @@ def test_burst_beyond_quota_raises_rate_limit_error_after_retries() -> None:
         assert h["x-ratelimit-limit-requests"] == "5"
         assert h["x-ratelimit-remaining-requests"] == "0"
         assert h["x-ratelimit-reset-requests"] == "1ms"
-        assert e.value.code == "rate_limit_exceeded"
+        # As OpenAI: type names the limit that refused, code is rate_limit_exceeded.
+        assert e.value.code == "rate_limit_exceeded" and e.value.type == "requests"
         m = metrics(srv.url)
         assert metric_sum(m, "capacity_mock_requests_total", status="429") == 3
         assert metric_sum(m, "capacity_mock_requests_total", status="200") == 5
@@ -300,6 +304,19 @@ def test_burst_beyond_quota_raises_rate_limit_error_after_retries() -> None:
         # POST /admin/reset: a fresh quota admits again.
         httpx2.post(srv.url + "/admin/reset").raise_for_status()
         assert client.chat.completions.create(model=GPT, messages=USER).choices
+
+
+def test_openai_token_429_names_the_token_limit() -> None:
+    # A TPM refusal: OpenAI's body has type "tokens" (a request-limit one "requests").
+    prof = profile(tpm=600, window="60s", charge_max_tokens=True)  # ~520 a request
+    with serving(prof, clock=ManualClock(0.0), time_scale=60_000) as srv, \
+            _oai(srv, max_retries=0) as client:
+        client.chat.completions.create(model=GPT, messages=USER)
+        with pytest.raises(openai.RateLimitError) as e:
+            client.chat.completions.create(model=GPT, messages=USER)
+        assert e.value.type == "tokens" and e.value.code == "rate_limit_exceeded"
+        assert e.value.body["type"] == "tokens"  # type: ignore[index]
+        assert "tokens per min (TPM)" in e.value.message
 
 
 def test_anthropic_async_stream_and_not() -> None:

@@ -223,7 +223,9 @@ class MockProvider:
 
     def _error(self, api: Api, err: ApiError, request: web.Request,
                headers: dict[str, str] | None = None) -> web.Response:
-        rid = new_id("req_")
+        # One id per request: the one its headers carry already (a 429 of the generation
+        # path), else a new one — header and body name the same request.
+        rid = (headers or {}).get("x-request-id") or new_id("req_")
         h = {"x-request-id": rid, **(headers or {})}
         if api == "anthropic":
             h["request-id"] = rid
@@ -808,7 +810,9 @@ class MockProvider:
                        f"{remaining:g}, Requested {requested:g}. Please try again in "
                        f"{_human(wait_s)}. Visit https://platform.openai.com/account/"
                        "rate-limits to learn more.")
-            err = ApiError(429, msg, code="rate_limit_exceeded")
+            # As OpenAI: type names the limit ("tokens" / "requests"), code is the same.
+            err = ApiError(429, msg, code="rate_limit_exceeded",
+                           kind="requests" if dim in ("rpm", "rpd") else "tokens")
         return self._error(ep.api, err, request, headers)
 
 

@@ -34,12 +34,15 @@ class ApiError(Exception):
     message : one line naming the request field and the rule it breaks.
     param : the request field (dotted path, e.g. ``messages[2].content``) or None.
     code : OpenAI's ``code`` (e.g. ``model_not_found``), Azure's ``code`` when shaped so.
+    kind : OpenAI's ``type`` when not the status's own: a 429 names the limit that
+        refused, ``"tokens"`` or ``"requests"`` (its ``code`` is ``rate_limit_exceeded``).
     """
 
     status: int
     message: str
     param: str | None = None
     code: str | None = None
+    kind: str | None = None
 
     def __str__(self) -> str:
         return self.message
@@ -59,7 +62,7 @@ def error_body(api: Api, err: ApiError, request_id: str) -> dict[str, Any]:
                 "request_id": request_id}
     if api == "azure" and err.status in (404, 429) and err.code is not None:
         return {"error": {"code": err.code, "message": err.message}}
-    kind = {413: "invalid_request_error", 429: "rate_limit_exceeded"}.get(
+    kind = err.kind or {413: "invalid_request_error", 429: "rate_limit_exceeded"}.get(
         err.status, "invalid_request_error" if err.status < 500 else "server_error")
     return {"error": {"message": err.message, "type": kind, "param": err.param,
                       "code": err.code}}
