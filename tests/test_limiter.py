@@ -180,6 +180,10 @@ def test_anthropic_headers_use_rfc3339_resets_and_token_families() -> None:
     assert h["anthropic-ratelimit-input-tokens-remaining"] == "27000"
     assert h["anthropic-ratelimit-output-tokens-remaining"] == "7600"
     assert h["anthropic-ratelimit-requests-remaining"] == "49"
+    # tokens-*: the most restrictive token limit in effect (here the output one).
+    assert h["anthropic-ratelimit-tokens-limit"] == "8000"
+    assert h["anthropic-ratelimit-tokens-remaining"] == "7600"
+    assert h["anthropic-ratelimit-tokens-reset"] == h["anthropic-ratelimit-output-tokens-reset"]
     # 3000 of 30000/min refill in 6 s.
     assert h["anthropic-ratelimit-input-tokens-reset"] == "2026-11-30T12:00:06Z"
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", v)

@@ -35,6 +35,9 @@ _OPENAI_FAMILY = {"rpm": "requests", "rpd": "requests", "tpm": "tokens", "tpd": 
                   "itpm": "tokens", "otpm": "tokens"}
 _ANTHROPIC_FAMILY = {"rpm": "requests", "rpd": "requests", "tpm": "tokens", "tpd": "tokens",
                      "itpm": "input-tokens", "otpm": "output-tokens"}
+# Anthropic's tokens-* show "the most restrictive limit currently in effect"
+# (provider-limits.md §3): of every token limit, input and output ones included.
+_ANTHROPIC_TOKENS = {"tpm": "tokens", "tpd": "tokens", "itpm": "tokens", "otpm": "tokens"}
 
 
 def go_duration(seconds: float) -> str:
@@ -64,7 +67,9 @@ def _tightest(snaps: tuple[SlotSnapshot, ...], family: dict[str, str]
               ) -> dict[str, SlotSnapshot]:
     out: dict[str, SlotSnapshot] = {}
     for s in snaps:
-        fam = family[s.dimension]
+        fam = family.get(s.dimension)
+        if fam is None:
+            continue
         cur = out.get(fam)
         if cur is None or s.remaining < cur.remaining:
             out[fam] = s
@@ -100,7 +105,9 @@ def render_headers(decision: Decision, dialect: Dialect, *, time_scale: float = 
             h["retry-after-ms"] = str(max(1, math.ceil(wait * 1000.0 - 1e-6)))
     if dialect == "anthropic":
         now = time.time() if now_epoch_s is None else now_epoch_s
-        for fam, s in _tightest(decision.snapshots, _ANTHROPIC_FAMILY).items():
+        fams = {**_tightest(decision.snapshots, _ANTHROPIC_FAMILY),
+                **_tightest(decision.snapshots, _ANTHROPIC_TOKENS)}
+        for fam, s in fams.items():
             p = f"anthropic-ratelimit-{fam}"
             h[f"{p}-limit"] = _int(s.limit)
             h[f"{p}-remaining"] = _int(s.remaining)
