@@ -220,6 +220,8 @@ def table(runs: list[dict]) -> str:
             summary.append(f"| {r['profile']} | (the last N was refused: "
                            f"{r['lag_error']}) | | | |")
         cross = mc["n_star_interpolated"]
+        if cross is None:  # the smallest N missed: no crossing measured
+            cross = math.nan
         diff = (cross - pc["n_star"]) / pc["n_star"] if pc["n_star"] else math.nan
         grid_n = (f"≥ {mc['n_star']}" if mc["capped"] else
                   f"{mc['n_star']} (misses at {mc['bracket'][1]})")

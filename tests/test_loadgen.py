@@ -10,6 +10,7 @@ busy machine), and goodput within 15 % of the predicted mean.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import signal
@@ -142,11 +143,55 @@ def test_open_turns_are_named_in_the_table() -> None:
 
     from capacity.cli.loadtest import render
 
-    con = Console(record=True, width=160)
-    render(_result([_point(4, {"open_turns": 0}), _point(8, {"open_turns": 7})]), con)
-    text = con.export_text()
+    out = io.StringIO()
+    render(_result([_point(4, {"open_turns": 0}), _point(8, {"open_turns": 7})]),
+           Console(file=out, width=160))
+    text = out.getvalue()
     assert "N=8: 7 turns begun in the measured interval had not ended" in text
     assert "N=4:" not in text
+
+
+def test_table_is_not_squeezed_outside_a_terminal() -> None:
+    # Piped, rich falls back to 80 columns: headers were cut ("atte…") and the
+    # measured / predicted pairs wrapped. Tables now print at their natural width, as
+    # every other command's (cli.common.print_renderable).
+    from rich.console import Console
+
+    from capacity.cli.loadtest import render
+
+    out = io.StringIO()
+    render(_result([_point(30, {"open_turns": 0})]), Console(file=out, width=80))
+    text = out.getvalue()
+    assert "…" not in text
+    header = next(ln for ln in text.splitlines() if "attempts" in ln)
+    assert "calls/min m/p" in header and "targets" in header
+    assert max(len(ln) for ln in text.splitlines()) > 80
+
+
+def test_no_attempt_measured_is_no_data_and_a_first_miss_has_no_crossing() -> None:
+    from capacity.loadgen.result import measured_ceiling
+    from capacity.loadgen.runner import judge
+
+    targets = {"max_429_fraction": 0.01, "p95_turn_latency": None}
+    # --duration 1s: nothing measured is no evidence of a miss.
+    empty = judge(_point(2, {"attempts": 0, "turns": 0, "calls": 0}), targets)
+    assert empty.meets is None and empty.violates == ()
+    assert judge(_point(2, {}), targets).meets is False  # 1 of 3 attempts refused
+    assert measured_ceiling([empty], targets) is None
+    # The smallest N misses: no crossing is interpolated (it was a line from (0, 0 %)).
+    miss = judge(_point(4, {}), targets)
+    mc = measured_ceiling([empty, miss], targets)
+    assert mc is not None and mc.n_star == 0 and mc.bracket == (0, 4)
+    assert mc.to_dict()["n_star_interpolated"] is None
+    from rich.console import Console
+
+    from capacity.cli.loadtest import render
+
+    out = io.StringIO()
+    res = _result([empty, miss])
+    res.measured_ceiling = mc
+    render(res, Console(file=out, width=160))
+    assert "no data" in out.getvalue() and "measured N* < 4" in out.getvalue()
 
 
 def test_locust_drains_at_least_twice_the_p99_turn() -> None:

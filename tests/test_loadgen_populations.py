@@ -13,6 +13,7 @@ vary less) plus 5 % of ``c`` (timing on a busy machine).
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import subprocess
@@ -223,9 +224,9 @@ def test_loadtest_runs_every_population_beside_the_simulator(mock: ServerThread,
     csv = to_csv(res)
     assert "measured_population_batch_turns_per_hour" in csv
     assert "predicted_population_chat_call_share" in csv
-    con = Console(record=True, width=160)
-    render(res, con)
-    text = con.export_text()
+    out = io.StringIO()
+    render(res, Console(file=out, width=160))
+    text = out.getvalue()
     assert "per population" in text and "batch: 10 sessions held" in text
 
 

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from capacity.cli.common import finite
+from capacity.cli.common import finite, print_renderable
 
 __all__ = ["loadtest"]
 
@@ -349,8 +349,9 @@ def render(result: Any, console: Console) -> None:
             pair("attempt_429_fraction", _pct100), f"{p.counts['calls_failed']:,}",
             _f(m["turn_latency_p50_s"]), pair("turn_latency_p95_s", _f),
             pair("goodput_calls_per_min", _f), _f(m["goodput_tokens_per_min"], 0),
-            _f(m["sessions_in_turn_mean"]), "ok" if p.meets else "miss")
-    console.print(t)
+            _f(m["sessions_in_turn_mean"]),
+            "no data" if p.meets is None else "ok" if p.meets else "miss")
+    print_renderable(console, t)  # never squeezed: the other commands' rule
     for p in result.points:
         if p.counts.get("open_turns", 0) > 0:
             n = p.counts["open_turns"]
@@ -403,7 +404,7 @@ def render_populations(result: Any, console: Console) -> None:
             t.add_row(str(p.sessions), escape(pop), f"{int(m['sessions']):,}",
                       pair("turns_per_hour", _f), pair("call_share", _pct100),
                       pair("turn_latency_p95_s", _f), pair("attempt_429_fraction", _pct100))
-    console.print(t)
+    print_renderable(console, t)  # never squeezed: the other commands' rule
 
 
 def render_deployments(result: Any, console: Console) -> None:
@@ -421,7 +422,7 @@ def render_deployments(result: Any, console: Console) -> None:
             t.add_row(str(p.sessions), escape(dep), f"{c['sent']:,}", f"{c['admitted']:,}",
                       f"{c['rejected']:,}", f"{c['spilled']:,}", f"{c['fell_back']:,}",
                       _pct(share))
-    console.print(t)
+    print_renderable(console, t)  # never squeezed: the other commands' rule
     for p in result.points:
         if "spill_fraction" not in p.measured:
             continue

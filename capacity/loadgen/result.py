@@ -87,7 +87,8 @@ class LoadPoint:
     counts : measured turns, calls, attempts, 429s, failed calls, turns still open.
     lag : event-loop lag over the measured interval (``p99_s``, ``max_s``; wall seconds).
     predicted : the simulation at the same N, horizon, warm-up and seed (or None).
-    meets / violates : the measured figures against the profile's targets.
+    meets / violates : the measured figures against the profile's targets (``meets``
+        None: no data — no attempt was measured, nothing to judge).
     interrupted : the run was stopped (Ctrl-C) before its end; figures are partial.
     shard_turns : turns ended in each process / Locust worker (empty: one process).
     deployments : routed profiles: per deployment ``sent``, ``admitted``, ``rejected``
@@ -105,7 +106,7 @@ class LoadPoint:
     lag: Any
     measured_horizon_s: float
     predicted: Any = None
-    meets: bool = False
+    meets: bool | None = False
     violates: tuple[str, ...] = ()
     interrupted: bool = False
     shard_turns: list[int] = field(default_factory=list)
@@ -151,12 +152,14 @@ class MeasuredCeiling:
     n_star : largest grid N that meets every target with every smaller grid N meeting
     them too (0 when the smallest fails); bracket : (that N, the first failing N, or
     None); n_star_interpolated : where the violated metric crosses its target between the
-    two (linear); capped : no grid N failed (the ceiling is above the grid).
+    two (linear; None when the smallest N fails: there is no measured point below it to
+    draw the line from); capped : no grid N failed (the ceiling is above the grid). Points
+    with no data (``meets`` None) are left out.
     """
 
     n_star: int
     bracket: tuple[int, int | None]
-    n_star_interpolated: float
+    n_star_interpolated: float | None
     capped: bool
 
     def to_dict(self) -> dict[str, Any]:
@@ -224,7 +227,8 @@ class LoadtestResult:
 def measured_ceiling(points: list[LoadPoint], targets: dict[str, float | None]
                      ) -> MeasuredCeiling | None:
     """The measured N* from grid points (in increasing N)."""
-    pts = sorted((p for p in points if not p.interrupted), key=lambda p: p.sessions)
+    pts = sorted((p for p in points if not p.interrupted and p.meets is not None),
+                 key=lambda p: p.sessions)
     if not pts:
         return None
     last_ok: LoadPoint | None = None
@@ -239,8 +243,10 @@ def measured_ceiling(points: list[LoadPoint], targets: dict[str, float | None]
         assert last_ok is not None
         return MeasuredCeiling(last_ok.sessions, (last_ok.sessions, None),
                                float(last_ok.sessions), True)
-    a = last_ok.sessions if last_ok is not None else 0
     b = first_bad.sessions
+    if last_ok is None:  # no point below the first miss: no line to interpolate on
+        return MeasuredCeiling(0, (0, b), None, False)
+    a = last_ok.sessions
     crossings = [float(b)]
     for name, key in (("max_429_fraction", "attempt_429_fraction"),
                       ("p95_turn_latency", "turn_latency_p95_s")):
@@ -248,7 +254,7 @@ def measured_ceiling(points: list[LoadPoint], targets: dict[str, float | None]
         if tgt is None or name not in first_bad.violates:
             continue
         xb = first_bad.measured.get(key, math.nan)
-        xa = last_ok.measured.get(key, math.nan) if last_ok is not None else 0.0
+        xa = last_ok.measured.get(key, math.nan)
         if math.isfinite(xa) and math.isfinite(xb) and xb > xa:
             crossings.append(a + (b - a) * (tgt - xa) / (xb - xa))
     return MeasuredCeiling(a, (a, b), max(float(a), min(crossings)), False)

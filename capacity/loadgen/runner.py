@@ -395,7 +395,11 @@ def targets_of(profile: Profile) -> dict[str, float | None]:
 
 
 def judge(point: LoadPoint, targets: dict[str, float | None]) -> LoadPoint:
-    """Set ``meets``/``violates`` from the measured figures."""
+    """Set ``meets``/``violates`` from the measured figures; ``meets`` None (no data)
+    when nothing was measured — no attempt in the measured interval (a too-short
+    ``--duration``) is no evidence of a miss."""
+    if point.counts.get("attempts", 0) <= 0:
+        return replace(point, meets=None, violates=())
     bad = []
     f429 = point.measured.get("attempt_429_fraction", math.nan)
     if not (math.isfinite(f429) and f429 <= (targets["max_429_fraction"] or 0.0)):
