@@ -1,4 +1,6 @@
-"""THE client retry policy on a 429 (the official SDKs' rule, with the profile's numbers).
+"""THE client retry policy on a 429 (the official SDKs' rule, with the profile's numbers;
+the profile's defaults are openai-python ≤ 2.51's numbers, see
+:class:`capacity.profile.schema.RetrySpec` for the current SDKs).
 
 Retry *k* (1-based) waits the server's retry-after when ``honour_retry_after`` and
 ``0 < retry_after ≤ max_retry_after``; otherwise ``min(initial_delay·2^(k−1), max_delay)

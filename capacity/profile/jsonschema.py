@@ -33,7 +33,7 @@ DESCRIBE: dict[str, str] = {
     "models": "Latency of each model, by the name calls use.",
     "quotas": "Named provider limits, each over one or more models.",
     "session": "How a session paces its turns and which turns it runs.",
-    "retry": "The client's policy on a 429 (defaults: the official OpenAI/Anthropic SDKs).",
+    "retry": "The client's policy on a 429 (defaults: openai-python ≤ 2.51's rule).",
     "pacing": "Optional client-side pacing: calls wait instead of being sent into a 429.",
     "targets": "What counts as carrying the load: 429 fraction and optional p95 latency.",
     "call": "One LLM call.",

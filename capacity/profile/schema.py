@@ -8,7 +8,7 @@ A profile describes one agent workload against one provider account:
   sliding window or token bucket) and how tokens are counted at admission;
 * ``session`` — think time (closed loop) or cadence (turn start to turn start) and a
   weighted mix of turn types, each an ordered list of steps;
-* ``retry`` — the client's 429 policy (defaults: the official OpenAI/Anthropic SDKs);
+* ``retry`` — the client's 429 policy (defaults: openai-python ≤ 2.51's rule);
 * ``targets`` — acceptable 429 fraction and, optionally, p95 turn latency.
 
 Validation is done by pydantic models (which also give ``capacity schema`` its JSON
@@ -614,7 +614,11 @@ class QuotaSpec(Spec):
 
 
 class RetrySpec(Spec):
-    """Client behaviour on a 429 (defaults: openai-python / anthropic-sdk-python)."""
+    """Client behaviour on a 429. The defaults are openai-python ≤ 2.51's rule (and the
+    older anthropic SDK's): a retry-after ≤ 60 s is waited, a longer one backs off.
+    openai 3.57 waits ≤ 120 s and gives up above; anthropic 2.14 waits any positive
+    retry-after (``max_retry_after: 30d`` models it). The defaults stay: the shipped
+    answers and the reference models depend on them."""
 
     max_retries: NonNegInt = Field(default=2, description="retries per call after a 429")
     initial_delay: Seconds = 0.5
