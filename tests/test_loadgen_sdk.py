@@ -103,3 +103,23 @@ def test_sdk_client_needs_time_scale_1(tmp_path: Path) -> None:
         assert r.returncode == 2, r.stderr
         err = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
         assert len(err) == 1 and "--client openai" in err[0], r.stderr
+
+
+def test_prediction_retries_by_the_sdks_rule() -> None:
+    """--client openai|anthropic: the SDK retries by its own rule, so the prediction
+    simulates that rule (the profile's defaults are openai ≤ 2.51's: ≤ 60 s waited, a
+    longer retry-after backs off). openai 3.57 waits ≤ 120 s and gives up above;
+    anthropic 2.14 waits any positive retry-after."""
+    from capacity.loadgen.runner import predicted_profile
+    from capacity.model.retry import RetryPolicy
+
+    prof = _profile("gpt-4o")
+    raw = RetryPolicy.from_profile(predicted_profile(prof, "raw"))
+    oai = RetryPolicy.from_profile(predicted_profile(prof, "openai"))
+    ant = RetryPolicy.from_profile(predicted_profile(prof, "anthropic"))
+    assert raw == RetryPolicy.from_profile(prof)
+    assert raw.wait(1, 90.0, 0.0) == 0.5  # beyond 60 s: backoff
+    assert oai.wait(1, 90.0, 0.0) == 90.0 and oai.wait(1, 121.0, 0.0) is None
+    assert oai.wait(1, None, 0.0) == 0.5  # no retry-after: backoff
+    assert ant.wait(1, 5000.0, 0.0) == 5000.0
+    assert oai.max_retries == ant.max_retries == prof.retry.max_retries

@@ -177,6 +177,46 @@ def test_replay_catches_a_changed_retry_rule(monkeypatch: pytest.MonkeyPatch) ->
     assert any(m.what.startswith("wait") for m in replay(tr, profile))
 
 
+def _give_up_profile(beyond: str) -> Profile:
+    # retry-afters up to the 10 s window, the client's cap 0.5 s.
+    return profile_from_dict({
+        "models": {"m": {"tokens_per_second": 50}},
+        "quotas": {"q": {"models": ["m"], "rpm": 30,
+                         "enforcement": {"type": "fixed_window", "window": "10s"}}},
+        "session": {"think_time": 5, "turns": {"t": {"steps": [
+            {"parallel": {"count": 4, "call": {"model": "m", "input_tokens": 100,
+                                                "output_tokens": 10}}}]}}},
+        "retry": {"max_retries": 3, "max_retry_after": "0.5s",
+                  "beyond_max_retry_after": beyond}})
+
+
+def test_give_up_beyond_max_retry_after_replays_exactly() -> None:
+    """openai 3.57's rule (a retry-after over its cap is not retried): the engine gives
+    up at the first such 429, as the pure policy does; with the default it backs off."""
+    profile = _give_up_profile("give_up")
+    tr = _trace(profile, 10)
+    rows = tr.rows
+    early = (rows[:, T_WAIT] == WAIT_GAVE_UP) & (rows[:, T_ATTEMPT] <= 3)
+    assert early.sum() > 10, "calls must give up before their retries run out"
+    assert replay(tr, profile) == []
+    backoff = _trace(_give_up_profile("backoff"), 10).rows
+    assert not ((backoff[:, T_WAIT] == WAIT_GAVE_UP) & (backoff[:, T_ATTEMPT] <= 3)).any()
+    # The twin notices a rule changed on one side only.
+    assert replay(tr, _give_up_profile("backoff")) != []
+
+
+def test_routed_give_up_replays_exactly() -> None:
+    profile = load_profile(ROOT / "profiles" / "ptu-spillover.yaml")
+    body = profile.model_dump(mode="json", exclude_none=True)
+    body["retry"] = {**body.get("retry", {}), "max_retry_after": "0.5s",
+                     "beyond_max_retry_after": "give_up"}
+    profile = profile_from_dict(body)
+    tr = _trace(profile, 160, horizon_s=240.0)
+    rows = tr.rows
+    assert ((rows[:, T_NEXT] == NX_RETRY) & (rows[:, T_WAIT] == WAIT_GAVE_UP)).sum() > 5
+    assert replay(tr, profile) == []
+
+
 def test_constants_frozen_into_the_kernels_equal_the_pure_ones() -> None:
     """Constants the compiled kernels bake in are the plain-Python rules' constants."""
     from capacity.limits import meters

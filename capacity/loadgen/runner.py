@@ -349,6 +349,28 @@ def target_lag_s(target: str, timeout_s: float = 10.0) -> float | None:
     return _metric(target, _MOCK_LAG, timeout_s)
 
 
+# The retry rule of the pinned SDKs (llm-api-protocols.md, "what the package registry
+# serves now"): openai 3.57 waits a retry-after of at most 120 s and does not retry after a
+# longer one; anthropic 2.14 waits any positive one (30 days: the longest duration a
+# profile takes). Both back off 0.5 s · 2^k, at most 8 s, less up to 25 % jitter.
+SDK_RETRY: dict[str, dict[str, Any]] = {
+    "openai": {"max_retry_after": 120.0, "beyond_max_retry_after": "give_up"},
+    "anthropic": {"max_retry_after": 30 * 86400.0, "beyond_max_retry_after": "backoff"},
+}
+_SDK_BACKOFF = {"honour_retry_after": True, "initial_delay": 0.5, "max_delay": 8.0,
+                "jitter": 0.25}
+
+
+def predicted_profile(profile: Profile, client: str) -> Profile:
+    """The profile the prediction simulates: with ``--client openai|anthropic`` the SDK
+    retries by its own rule, not the profile's (``max_retries`` is the profile's: the
+    load generator hands it to the SDK)."""
+    if client not in SDK_RETRY:
+        return profile
+    retry = profile.retry.model_copy(update={**_SDK_BACKOFF, **SDK_RETRY[client]})
+    return profile.model_copy(update={"retry": retry})
+
+
 def predict(profile: Profile, sessions: int, cfg: LoadtestConfig) -> Any:
     """The simulator at the same N, horizon, warm-up and seed; raises CapacityError
     (the caller's note) when that simulation is beyond ``capacity ceiling``'s budget."""
@@ -367,7 +389,8 @@ def predict(profile: Profile, sessions: int, cfg: LoadtestConfig) -> Any:
         horizon_s=max(cfg.duration_s, cycle_s)), 1, nodes_per_session(profile))
     if skip is not None:
         raise CapacityError(skip)
-    return simulate(profile, sessions, horizon_s=cfg.duration_s, warmup_s=cfg.warmup_s,
+    return simulate(predicted_profile(profile, cfg.client), sessions,
+                    horizon_s=cfg.duration_s, warmup_s=cfg.warmup_s,
                     replications=cfg.replications, seed=cfg.seed, workers=1)
 
 
@@ -383,7 +406,7 @@ def predict_ceiling(profile: Profile, cfg: LoadtestConfig) -> Any:
         raise CapacityError(f"--duration {cfg.duration_s:g}s is shorter than one session "
                             f"cycle ({cycle_s:.0f}s): the simulation would measure nothing")
 
-    res = solve(profile, "simulate", sim=SimSettings(
+    res = solve(predicted_profile(profile, cfg.client), "simulate", sim=SimSettings(
         seed=cfg.seed, replications=cfg.replications, horizon_s=cfg.duration_s,
         warmup_s=cfg.warmup_s))
     return res.simulated
@@ -437,6 +460,14 @@ def run_loadtest(profile: Profile, cfg: LoadtestConfig, grid: list[int], *,
         agent_url=cfg.agent_url, populations=describe(profile),
         held={k: p.sessions for k, p in profile.populations.items()
               if p.sessions is not None})
+    if cfg.client in SDK_RETRY and predicted:
+        r = predicted_profile(profile, cfg.client).retry
+        result.notes.append(
+            f"predicted with the {cfg.client} SDK's retry rule, not the profile's: a "
+            f"retry-after up to {r.max_retry_after:g}s is waited, a longer one "
+            + ("ends the call's retries" if r.beyond_max_retry_after == "give_up"
+               else "backs off") + f"; backoff {r.initial_delay:g}s·2^k up to "
+            f"{r.max_delay:g}s")
     if not cfg.reset:  # the reset's answer is not there to name the target's time scale
         check_target_time_scale(normalise_target(cfg.target, cfg.provider), cfg.time_scale)
     log = None

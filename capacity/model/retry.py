@@ -3,9 +3,10 @@ the profile's defaults are openai-python ≤ 2.51's numbers, see
 :class:`capacity.profile.schema.RetrySpec` for the current SDKs).
 
 Retry *k* (1-based) waits the server's retry-after when ``honour_retry_after`` and
-``0 < retry_after ≤ max_retry_after``; otherwise ``min(initial_delay·2^(k−1), max_delay)
-·(1 − jitter·u)`` with ``u`` uniform on [0, 1). After ``max_retries`` retries the call
-fails (``on_exhausted`` says whether the turn goes on). A 429 reaches the client
+``0 < retry_after ≤ max_retry_after``; a longer one ends the call's retries when
+``give_up_beyond`` (openai 3.57's rule with 120 s); otherwise ``min(initial_delay·2^(k−1),
+max_delay)·(1 − jitter·u)`` with ``u`` uniform on [0, 1). After ``max_retries`` retries the
+call fails (``on_exhausted`` says whether the turn goes on). A 429 reaches the client
 ``rejection_latency`` seconds after the attempt.
 
 The load generator retries by this class; the simulator's compiled twin (in
@@ -32,6 +33,7 @@ class RetryPolicy:
     max_retry_after_s: float = 60.0
     rejection_latency_s: float = 0.05
     on_exhausted: Literal["abort_turn", "continue"] = "abort_turn"
+    give_up_beyond: bool = False
 
     @classmethod
     def from_profile(cls, profile: Profile) -> RetryPolicy:
@@ -41,7 +43,8 @@ class RetryPolicy:
                    max_delay_s=r.max_delay, jitter=r.jitter,
                    honour_retry_after=r.honour_retry_after,
                    max_retry_after_s=r.max_retry_after,
-                   rejection_latency_s=r.rejection_latency, on_exhausted=r.on_exhausted)
+                   rejection_latency_s=r.rejection_latency, on_exhausted=r.on_exhausted,
+                   give_up_beyond=r.beyond_max_retry_after == "give_up")
 
     def honours(self, retry_after_s: float | None) -> bool:
         """True if the server's retry-after (seconds) is waited as given."""
@@ -67,4 +70,7 @@ class RetryPolicy:
         if self.honours(retry_after_s):
             assert retry_after_s is not None
             return retry_after_s
+        if self.give_up_beyond and retry_after_s is not None \
+                and retry_after_s > self.max_retry_after_s:
+            return None  # openai 3.57: a retry-after over its cap is not retried
         return self.backoff(k, u)

@@ -617,7 +617,8 @@ class RetrySpec(Spec):
     """Client behaviour on a 429. The defaults are openai-python ≤ 2.51's rule (and the
     older anthropic SDK's): a retry-after ≤ 60 s is waited, a longer one backs off.
     openai 3.57 waits ≤ 120 s and gives up above; anthropic 2.14 waits any positive
-    retry-after (``max_retry_after: 30d`` models it). The defaults stay: the shipped
+    retry-after (``max_retry_after: 30d`` models it; openai 3.57 is ``max_retry_after:
+    120s`` with ``beyond_max_retry_after: give_up``). The defaults stay: the shipped
     answers and the reference models depend on them."""
 
     max_retries: NonNegInt = Field(default=2, description="retries per call after a 429")
@@ -626,7 +627,12 @@ class RetrySpec(Spec):
     jitter: Fraction = Field(default=0.25, description="backoff is cut by up to this fraction")
     honour_retry_after: StrictBool = True
     max_retry_after: Seconds = Field(
-        default=60.0, description="a longer retry-after falls back to the backoff")
+        default=60.0, description="a longer retry-after falls back to the backoff (or, "
+        "with beyond_max_retry_after: give_up, ends the call's retries)")
+    beyond_max_retry_after: Literal["backoff", "give_up"] = Field(
+        default="backoff",
+        description="a retry-after longer than max_retry_after: back off (openai ≤ 2.51) "
+        "or give up the call (openai 3.57, max_retry_after 120s)")
     rejection_latency: Seconds = Field(
         default=0.05, description="time for a 429 to reach the client (seconds)")
     on_exhausted: Literal["abort_turn", "continue"] = Field(

@@ -2243,7 +2243,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
     int64_t max_retries = (int64_t)cfg[C_MAX_RETRIES];
     double init_delay = cfg[C_INIT_DELAY], max_delay = cfg[C_MAX_DELAY];
     double jitter = cfg[C_JITTER];
-    int honour = cfg[C_HONOUR] > 0.0;
+    int honour = (int)cfg[C_HONOUR] & 1, give_up_beyond = (int)cfg[C_HONOUR] & 2;
     double max_ra = cfg[C_MAX_RA], rej_lat = cfg[C_REJ_LAT];
     int abort_turn = cfg[C_ABORT] > 0.0;
     double pace_rate = cfg[C_PACE_RATE], pace_depth = cfg[C_PACE_DEPTH];
@@ -2535,7 +2535,8 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 /* the next attempt would be retry number k; routed: CallPath.attempt */
                 int64_t k = routed ? R->nrt[n].rnd : nd->att;
                 int64_t row = trace_rows > 0 ? R->ntrow[n] : -1;
-                if (routed ? R->nrt[n].nx == NX_RETRY : k <= max_retries) {
+                if ((routed ? R->nrt[n].nx == NX_RETRY : k <= max_retries) &&
+                    !(give_up_beyond && R->nra[n] > max_ra)) {
                     /* routed: the jitter of the round's end (nd->att counts every choice) */
                     uint64_t ck =
                         cz     ? hash2(nd->tkey ^ DOM_CALL,

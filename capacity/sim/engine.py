@@ -20,7 +20,8 @@ Model (one replication)
   ``ttft + min(output, max_tokens) / tokens_per_second`` once admitted.
 * Every attempt goes through the provider limiter (:mod:`capacity.limits`). A 429 reaches
   the client ``rejection_latency`` later; retry *k* (1-based) then waits the retry-after if
-  ``honour_retry_after`` and ``0 < retry_after ≤ max_retry_after``, else
+  ``honour_retry_after`` and ``0 < retry_after ≤ max_retry_after``, gives up on a longer
+  one with ``beyond_max_retry_after: give_up``, else
   ``min(initial_delay·2^(k−1), max_delay)·(1 − jitter·U)``. After ``max_retries`` failed
   retries the call fails; with ``on_exhausted: abort_turn`` no further step of the turn is
   launched (copies already in flight finish); the turn counts as failed either way.
@@ -945,7 +946,9 @@ def _compile_uncached(profile: Profile) -> _Compiled:
     cfg[C_INIT_DELAY] = r.initial_delay
     cfg[C_MAX_DELAY] = r.max_delay
     cfg[C_JITTER] = r.jitter
-    cfg[C_HONOUR] = 1.0 if r.honour_retry_after else 0.0
+    # Bit 0: honour the retry-after; bit 1: give up beyond max_retry_after (C reads both).
+    cfg[C_HONOUR] = ((1.0 if r.honour_retry_after else 0.0)
+                     + (2.0 if r.beyond_max_retry_after == "give_up" else 0.0))
     cfg[C_MAX_RA] = r.max_retry_after
     cfg[C_REJ_LAT] = r.rejection_latency
     cfg[C_ABORT] = 1.0 if r.on_exhausted == "abort_turn" else 0.0

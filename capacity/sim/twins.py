@@ -222,10 +222,11 @@ def _replay_routed(trace: AttemptTrace, profile: Profile, limit: int) -> list[Mi
             due[node] = answered
         elif nxt is Next.RETRY:
             wait = policy.wait(path.attempt, round_ra[node], float(row[T_JITTER]))
-            # WAIT_NONE: the run ended before the answer reached the client.
-            if row[T_WAIT] != WAIT_NONE and wait != float(row[T_WAIT]):
-                out.append(Mismatch(k, "wait before the next retry (s)", float(row[T_WAIT]),
-                                    wait))
+            # WAIT_NONE: the run ended before the answer reached the client; a give-up
+            # (a retry-after beyond the client's cap): WAIT_GAVE_UP.
+            engine_wait = None if row[T_WAIT] == WAIT_GAVE_UP else float(row[T_WAIT])
+            if row[T_WAIT] != WAIT_NONE and wait != engine_wait:
+                out.append(Mismatch(k, "wait before the next retry (s)", engine_wait, wait))
             if wait is not None:
                 due[node] = answered + wait
         elif row[T_WAIT] not in (WAIT_GAVE_UP, WAIT_NONE):
