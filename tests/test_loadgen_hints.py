@@ -113,15 +113,20 @@ def test_malformed_hint_is_a_400_naming_the_header(headers: dict[str, str],
         assert http.post("/v1/chat/completions", json=CHAT).status_code == 200
 
 
-def _otpm_profile() -> Any:
-    """One fast model (tokens are near free of time) under a 1,000 OTPM token bucket."""
+def _fast_profile(name: str, quota: dict[str, Any], call: dict[str, Any]) -> Any:
+    """One fast model (tokens are near free of time) under one quota ``q``."""
     return profile_from_dict({
-        "name": "otpm", "models": {"m": {"ttft": "0s", "tokens_per_second": 100000}},
-        "quotas": {"q": {"models": ["m"], "otpm": 1000,
-                         "enforcement": {"type": "token_bucket", "burst": "60s"}}},
+        "name": name, "models": {"m": {"ttft": "0s", "tokens_per_second": 100000}},
+        "quotas": {"q": {"models": ["m"], **quota}},
         "session": {"think_time": "1s", "turns": {"t": {"steps": [{"call": {
-            "model": "m", "input_tokens": 100, "output_tokens": {"uniform": [1, 2000]},
-            "max_tokens": 2000}}]}}}})
+            "model": "m", "input_tokens": 100, **call}}]}}}})
+
+
+def _otpm_profile() -> Any:
+    """A 1,000 OTPM token bucket."""
+    return _fast_profile(
+        "otpm", {"otpm": 1000, "enforcement": {"type": "token_bucket", "burst": "60s"}},
+        {"output_tokens": {"uniform": [1, 2000]}, "max_tokens": 2000})
 
 
 OTPM_BODY = {"model": "m", "max_tokens": 2000,
@@ -164,12 +169,10 @@ def test_reset_starts_token_buckets_part_used() -> None:
 
 
 def _window_profile() -> Any:
-    return profile_from_dict({
-        "name": "window", "models": {"m": {"ttft": "0s", "tokens_per_second": 100000}},
-        "quotas": {"q": {"models": ["m"], "rpm": 5,
-                         "enforcement": {"type": "fixed_window", "window": "60s"}}},
-        "session": {"think_time": "1s", "turns": {"t": {"steps": [{"call": {
-            "model": "m", "input_tokens": 100, "output_tokens": 5}}]}}}})
+    """5 requests per 60 s fixed window."""
+    return _fast_profile(
+        "window", {"rpm": 5, "enforcement": {"type": "fixed_window", "window": "60s"}},
+        {"output_tokens": 5})
 
 
 def test_reset_restarts_the_window_clock() -> None:

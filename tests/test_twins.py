@@ -157,18 +157,23 @@ def test_replay_catches_a_charge_changed_in_one_twin(monkeypatch: pytest.MonkeyP
     assert found and found[0].what == "charge"
 
 
-def test_replay_catches_a_changed_retry_rule(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A backoff changed in the pure policy only is reported as a different wait."""
-    from capacity.model.retry import RetryPolicy
-
-    profile = profile_from_dict({
+def _fan_out_profile(retry: dict[str, Any]) -> Profile:
+    """Four parallel calls a turn under 30 RPM in 10 s fixed windows: many 429s."""
+    return profile_from_dict({
         "models": {"m": {"tokens_per_second": 50}},
         "quotas": {"q": {"models": ["m"], "rpm": 30,
                          "enforcement": {"type": "fixed_window", "window": "10s"}}},
         "session": {"think_time": 5, "turns": {"t": {"steps": [
             {"parallel": {"count": 4, "call": {"model": "m", "input_tokens": 100,
                                                 "output_tokens": 10}}}]}}},
-        "retry": {"honour_retry_after": False}})
+        "retry": retry})
+
+
+def test_replay_catches_a_changed_retry_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backoff changed in the pure policy only is reported as a different wait."""
+    from capacity.model.retry import RetryPolicy
+
+    profile = _fan_out_profile({"honour_retry_after": False})
     tr = _trace(profile, 10)
     waits = tr.rows[:, T_WAIT]
     assert ((waits > 0) | (waits == WAIT_GAVE_UP)).sum() > 10
@@ -179,15 +184,8 @@ def test_replay_catches_a_changed_retry_rule(monkeypatch: pytest.MonkeyPatch) ->
 
 def _give_up_profile(beyond: str) -> Profile:
     # retry-afters up to the 10 s window, the client's cap 0.5 s.
-    return profile_from_dict({
-        "models": {"m": {"tokens_per_second": 50}},
-        "quotas": {"q": {"models": ["m"], "rpm": 30,
-                         "enforcement": {"type": "fixed_window", "window": "10s"}}},
-        "session": {"think_time": 5, "turns": {"t": {"steps": [
-            {"parallel": {"count": 4, "call": {"model": "m", "input_tokens": 100,
-                                                "output_tokens": 10}}}]}}},
-        "retry": {"max_retries": 3, "max_retry_after": "0.5s",
-                  "beyond_max_retry_after": beyond}})
+    return _fan_out_profile({"max_retries": 3, "max_retry_after": "0.5s",
+                             "beyond_max_retry_after": beyond})
 
 
 def test_give_up_beyond_max_retry_after_replays_exactly() -> None:
