@@ -657,6 +657,22 @@ typedef struct {
     int8_t drawn;  /* a call: 1 if a token count or its latency is drawn (cz_draws) */
     double lat0;   /* a call whose nothing is drawn: its latency (its tokens are fixed) */
 } Link;
+/* A compact call's draws made once per template (indexed like its Link), so that a send
+ * finds them in one place instead of through its template's plan, node and position
+ * tables, and makes only its non-fixed draws without a branch per field: v0 holds the
+ * values of the fixed fields (whole tokens in and out, first-token time, speed: the
+ * template node's, which call_draws made from the same values), and its n draws, all
+ * uniform, overwrite their fields — the first ntok token counts (p0 + u span + 0.5,
+ * truncated: tpl_ops' safe case), then the others (p0 + u span) — at positions g (unit01g).
+ * n < 0: another law, or a token count whose truncation is not its floor (cz_draws). */
+typedef struct {
+    double v0[4];
+    double maxtok;
+    int8_t n, ntok;
+    int8_t dst[4];  /* the field each draw sets (SITE_*) */
+    uint64_t g[4];
+    double p0[4], span[4];
+} CzCall;
 /* A routed call's CallPath (routed profiles only). */
 typedef struct {
     uint32_t tried; /* route entries tried in this round (bit per declared position) */
@@ -688,6 +704,7 @@ typedef struct {
      * owner's event is at base + 64 * id (32 * id), base the sessions' or the nodes'
      * shifted by their first id (EVPs). */
     uintptr_t sbase, nbase;
+    uintptr_t bt[2]; /* nbase, sbase: for a select by index (see EVPs) */
     int nsh;         /* log2 of a node's record: 6, or 5 with compact nodes (NodeC) */
     const Link *lk;  /* compact nodes: the templates' links (see Link), else NULL */
     int blk_log;     /* compact nodes: log2 of blk_nodes */
@@ -725,6 +742,11 @@ typedef struct {
  * is the record after the sessions': the pacer's event, or in cq_plain (never with the
  * pacer) an empty bucket's tail due at -inf. */
 static ALWAYS_INLINE Ev *EVPs(const Queue *Q, int32_t id, const int sh) {
+    if (sh == 5) { /* two strides: the base and the shift by index (gcc made the two selects
+                    * a branch, mispredicted ~0.7 times per attempt on web-research) */
+        const unsigned s = (unsigned)(id <= Q->n_sess);
+        return (Ev *)(Q->bt[s] + ((uintptr_t)(uint32_t)id << (5 + s)));
+    }
     const int s = id <= Q->n_sess;
     uintptr_t b = s ? Q->sbase : Q->nbase;
     return (Ev *)(b + ((uintptr_t)(uint32_t)id << (s ? 6 : sh)));
@@ -1080,17 +1102,42 @@ static inline void cq_flush(Queue *Q) {
  * 1,000 sessions, +27 % at 30,000 on the independent workload). Hints only:
  * nothing here changes the queue. */
 static ALWAYS_INLINE void cq_ahead_s(Queue *Q, int32_t next, const int sh) {
-    if (next >= 0) PREFETCH(EVPs(Q, next, sh));
-    if (Q->ahead_rec < Q->cur) Q->ahead_rec = Q->cur;
-    while (Q->ahead_rec < Q->cur + CQ_AHEAD_REC) {
-        int32_t h = Q->bk[++Q->ahead_rec & Q->mask].head;
-        if (h >= 0) PREFETCH(EVPs(Q, h, sh));
+    if (sh == 6) { /* 64-byte nodes (measured: the compact path's form below is no faster) */
+        if (next >= 0) PREFETCH(EVPs(Q, next, sh));
+        if (Q->ahead_rec < Q->cur) Q->ahead_rec = Q->cur;
+        while (Q->ahead_rec < Q->cur + CQ_AHEAD_REC) {
+            int32_t h = Q->bk[++Q->ahead_rec & Q->mask].head;
+            if (h >= 0) PREFETCH(EVPs(Q, h, sh));
+        }
+        if (Q->ahead_ses < Q->cur) Q->ahead_ses = Q->cur;
+        while (Q->ahead_ses < Q->cur + CQ_AHEAD_SES) {
+            int32_t h = Q->bk[++Q->ahead_ses & Q->mask].head;
+            if (!(CQ_DRAIN_PARTNERS && Q->ep)) cq_partners(Q, h, sh);
+        }
+        return;
     }
-    if (Q->ahead_ses < Q->cur) Q->ahead_ses = Q->cur;
-    while (Q->ahead_ses < Q->cur + CQ_AHEAD_SES) {
-        int32_t h = Q->bk[++Q->ahead_ses & Q->mask].head;
+    /* Compact nodes: without a branch on whether a bucket is empty (the record due at -inf,
+     * in cache, stands for none; each branch mispredicted 0.2-0.6 times per attempt, and a
+     * mispredict here throws away loads in flight), the queue's fields in locals (the build
+     * has no strict aliasing, so every store through Q reloads them). */
+    const Bucket *bk = Q->bk;
+    const int64_t mask = Q->mask, cur = Q->cur;
+    const int32_t ns = (int32_t)Q->n_sess;
+    int32_t m = next >> 31;
+    PREFETCH(EVPs(Q, (ns & m) | (next & ~m), sh));
+    int64_t a = Q->ahead_rec < cur ? cur : Q->ahead_rec;
+    while (a < cur + CQ_AHEAD_REC) {
+        int32_t h = bk[++a & mask].head;
+        m = h >> 31;
+        PREFETCH(EVPs(Q, (ns & m) | (h & ~m), sh));
+    }
+    Q->ahead_rec = a;
+    a = Q->ahead_ses < cur ? cur : Q->ahead_ses;
+    while (a < cur + CQ_AHEAD_SES) {
+        int32_t h = bk[++a & mask].head;
         if (!(CQ_DRAIN_PARTNERS && Q->ep)) cq_partners(Q, h, sh);
     }
+    Q->ahead_ses = a;
 }
 static inline void cq_ahead(Queue *Q, int32_t next) { cq_ahead_s(Q, next, Q->nsh); }
 
@@ -1295,7 +1342,14 @@ static ALWAYS_INLINE int32_t q_pop_b(Queue *Q, Ev **pe, const int sh) {
             if (vbucket(Q, e->t) == c) {
                 int32_t nx = e->next, tl = B->tail;
                 B->head = nx;
-                B->tail = nx < 0 ? (int32_t)Q->n_sess : tl; /* emptied: the -inf record */
+                /* emptied: the -inf record (a mask, not a select: gcc made that a branch,
+                 * mispredicted ~0.6 times per attempt) */
+                if (sh == 5) {
+                    const int32_t em = nx >> 31;
+                    B->tail = ((int32_t)Q->n_sess & em) | (tl & ~em);
+                } else {
+                    B->tail = nx < 0 ? (int32_t)Q->n_sess : tl;
+                }
                 Q->n--;
                 cq_ahead_s(Q, nx, sh);
                 *pe = e;
@@ -1398,7 +1452,7 @@ static ALWAYS_INLINE int32_t q_pop_p(Queue *Q, Ev **pe) {
 static int q_init(Queue *Q, Session *sess, int64_t n_sess, int heap, int64_t cap) {
     memset(Q, 0, sizeof(*Q));
     Q->sess = sess;
-    Q->sbase = (uintptr_t)sess;
+    Q->sbase = Q->bt[1] = (uintptr_t)sess;
     Q->nsh = 6;
     Q->n_sess = n_sess;
     Q->heap = heap;
@@ -1422,7 +1476,7 @@ static int q_init(Queue *Q, Session *sess, int64_t n_sess, int heap, int64_t cap
 
 static int q_reserve(Queue *Q, Node *nodes, int64_t M, int64_t cap) {
     Q->nodes = nodes;
-    Q->nbase = (uintptr_t)nodes - ((uintptr_t)(Q->n_sess + 1) << Q->nsh);
+    Q->nbase = Q->bt[0] = (uintptr_t)nodes - ((uintptr_t)(Q->n_sess + 1) << Q->nsh);
     Q->blk_nodes = M;
     if (!Q->heap) return 0;
     int32_t *h = realloc(Q->h, sizeof(int32_t) * (size_t)cap);
@@ -2267,6 +2321,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
     Tpl *tpl = NULL;
     Link *LK = NULL; /* compact nodes: the templates' links (turn type * MB + place) */
     int64_t MB = M;  /* nodes per block (compact nodes: a power of two) */
+    CzCall *CZ = NULL; /* compact nodes: the calls' draws, indexed like LK */
     /* Without routes (fast), the units of the sites whose token counts are fixed. */
     int8_t *sfix = NULL;
     double *sunits = NULL;
@@ -2314,7 +2369,8 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
         for (int64_t tt = 0; tt < G->n_turns; tt++) mx = tpl[tt].n > mx ? tpl[tt].n : mx;
         for (MB = 1; MB < mx && MB < ((int64_t)1 << 30);) MB *= 2; /* mx <= M */
         LK = calloc((size_t)(G->n_turns > 0 ? G->n_turns : 1) * (size_t)MB, sizeof(Link));
-        if (!LK) goto done;
+        CZ = calloc((size_t)(G->n_turns > 0 ? G->n_turns : 1) * (size_t)MB, sizeof(CzCall));
+        if (!LK || !CZ) goto done;
         pfl = 0;
         for (int64_t tt = 0; tt < G->n_turns; tt++) {
             const Tpl *tp = tpl + tt;
@@ -2332,10 +2388,70 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                     const Plan *pl = tp->plan + l->c;
                     l->drawn = (int8_t)(pl->lat || pl->kind[SITE_IN] != PL_FIXED);
                     l->lat0 = tn->u.lat;
+                    CzCall *z = CZ + tt * MB + i;
+                    const uint64_t pos = (uint64_t)tp->cpos[l->c];
+                    z->v0[SITE_IN] = tn->tin;
+                    z->v0[SITE_OUT] = tn->tout;
+                    z->v0[SITE_TTFT] = pl->p0[SITE_TTFT];
+                    z->v0[SITE_TPS] = pl->p0[SITE_TPS];
+                    z->maxtok = pl->maxtok;
+                    /* token counts first (the draws cz_draws makes, as tpl_ops orders them) */
+                    for (int tok = 1; tok >= 0 && z->n >= 0; tok--)
+                        for (int j = 0; j < 4; j++) {
+                            if ((j == SITE_IN || j == SITE_OUT) != tok) continue;
+                            if (pl->kind[j] == PL_FIXED || (j != SITE_IN && !pl->lat)) continue;
+                            if (pl->kind[j] != PL_UNIFORM ||
+                                (tok && !(pl->p0[j] >= 0.0 && pl->span[j] >= 0.0 &&
+                                          pl->p0[j] + pl->span[j] < 1.0e15))) {
+                                z->n = -1; /* cz_draws */
+                                break;
+                            }
+                            z->dst[z->n] = (int8_t)j;
+                            z->g[z->n] = (pos + 2u * (uint64_t)j + 1) * GAMMA;
+                            z->p0[z->n] = pl->p0[j];
+                            z->span[z->n] = pl->span[j];
+                            z->n++;
+                            z->ntok = (int8_t)(z->ntok + tok);
+                        }
                 }
             }
             /* a turn start touches its first node only (nothing is copied or drawn) */
             if (tp->w0 * 32 / 64 < 64) pfl |= (uint64_t)1 << (tp->w0 * 32 / 64);
+        }
+        /* Every call's lists padded to the same counts (the most of any call), with draws
+         * into a scratch field (4): a send's two loops then always run as many times, and
+         * their ends are predicted (calls of different counts come in random order). */
+        int8_t ntk = 0, nsc = 0;
+        for (int64_t i = 0; i < G->n_turns * MB; i++)
+            if (LK[i].drawn && CZ[i].n >= 0) {
+                ntk = CZ[i].ntok > ntk ? CZ[i].ntok : ntk;
+                nsc = (int8_t)(CZ[i].n - CZ[i].ntok) > nsc ? (int8_t)(CZ[i].n - CZ[i].ntok) : nsc;
+            }
+        for (int64_t i = 0; i < G->n_turns * MB; i++) {
+            CzCall *z = CZ + i;
+            if (!LK[i].drawn || z->n < 0) continue;
+            CzCall w = *z;
+            for (int k = 0; k < 4; k++) { /* scratch draws: nothing set, any position */
+                w.dst[k] = 4;
+                w.g[k] = GAMMA;
+                w.p0[k] = w.span[k] = 0.0;
+            }
+            for (int k = 0; k < z->ntok; k++) {
+                w.dst[k] = z->dst[k];
+                w.g[k] = z->g[k];
+                w.p0[k] = z->p0[k];
+                w.span[k] = z->span[k];
+            }
+            for (int k = z->ntok; k < z->n; k++) {
+                const int d = ntk + k - z->ntok;
+                w.dst[d] = z->dst[k];
+                w.g[d] = z->g[k];
+                w.p0[d] = z->p0[k];
+                w.span[d] = z->span[k];
+            }
+            w.ntok = ntk;
+            w.n = (int8_t)(ntk + nsc);
+            *z = w;
         }
         R->M = MB;
     }
@@ -2765,10 +2881,27 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             /* compact nodes: the site is the template's, the tokens and latency drawn now */
             double ctin = 0.0, ctout = 0.0, clat = 0.0;
             if (cz) {
-                const Link *cl = LK + ((int64_t)nd->ev.site << mbl) + (n & (MB - 1));
+                const int64_t li_ = ((int64_t)nd->ev.site << mbl) + (n & (MB - 1));
+                const Link *cl = LK + li_;
+                const CzCall *z = CZ + li_;
                 site = cl->site;
-                if (cl->drawn) cz_draws(G, tpl + nd->ev.site, cl->c, nd->tkey, &ctin, &ctout, &clat);
-                else clat = cl->lat0; /* and its tokens are fixed: sfix[site] */
+                if (!cl->drawn) {
+                    clat = cl->lat0; /* and its tokens are fixed: sfix[site] */
+                } else if (z->n >= 0) {
+                    const uint64_t tk = nd->tkey;
+                    double v[5] = {z->v0[0], z->v0[1], z->v0[2], z->v0[3], 0.0};
+                    int k = 0;
+                    for (; k < z->ntok; k++)
+                        v[z->dst[k]] =
+                            (double)(int64_t)(z->p0[k] + unit01g(tk, z->g[k]) * z->span[k] + 0.5);
+                    for (; k < z->n; k++) v[z->dst[k]] = z->p0[k] + unit01g(tk, z->g[k]) * z->span[k];
+                    ctin = v[SITE_IN];
+                    ctout = v[SITE_OUT];
+                    /* every field fixed but the input: the template's latency, the same doubles */
+                    clat = v[SITE_TTFT] + dmin(ctout, z->maxtok) / v[SITE_TPS];
+                } else {
+                    cz_draws(G, tpl + nd->ev.site, cl->c, nd->tkey, &ctin, &ctout, &clat);
+                }
             }
             int meas = (nd->ev.nkind & NK_MEAS) != 0; /* its turn's F_MEASURED */
             double mt = G->site_maxtok[site];
@@ -2954,6 +3087,7 @@ done:
         for (int64_t tt = 0; tt < G->n_turns; tt++) tpl_free(tpl + tt);
     free(tpl);
     free(LK);
+    free(CZ);
     free(sfix);
     free(sunits);
     free(abits);
