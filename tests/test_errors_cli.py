@@ -279,3 +279,18 @@ def test_init_of_an_overlay_suggests_a_command_that_runs(tmp_path: Path) -> None
     r = _cli("init", "web-research", str(tmp_path / "w.yaml"))
     assert r.stdout.strip() == f"wrote {tmp_path / 'w.yaml'}; try: capacity ceiling " \
         f"{tmp_path / 'w.yaml'}"
+
+
+@pytest.mark.parametrize(("scenario", "line"), [
+    ("a:quotas.deployment.rpm=-1", "error: --scenario a:quotas.deployment.rpm=-1: "
+     "quotas.deployment.rpm: must be > 0 and at most 1,000,000,000,000, got -1"),
+    ("b:x", "error: --scenario b:x: expected key.path=value"),
+])
+def test_a_scenario_error_names_the_scenario(scenario: str, line: str) -> None:
+    # It named a `--set x=1` the user never gave.
+    for command in ("compare", "report"):
+        r = _cli(command, "web-research", "--scenario", scenario, "--method", "analytic",
+                 "-q", *(["-o", "/dev/null"] if command == "report" else []))
+        assert r.returncode == 2 and r.stderr.strip() == line, (command, r.stderr)
+    r = _cli("compare", "web-research", "--scenario", "c:nope.x=1", "-q")
+    assert "(--scenario c created 'nope'" in r.stderr

@@ -321,3 +321,20 @@ def test_a_name_yaml_reads_as_another_type(tmp_path: Path, name: str, said: str)
         load_profile(path)
     assert str(info.value) == (f"{path}:2: models: a name YAML reads as {said}, not a "
                                "string; quote it in the file")
+
+
+def test_a_preset_rpm_derived_as_zero_says_so(tmp_path: Path) -> None:
+    """azure-standard derives 6 RPM per 1,000 TPM: tpm 100 gave "quotas.q.rpm: must be
+    > 0 ..., got 0", an rpm the profile never wrote."""
+    text = ("models: {m: {tokens_per_second: 50, max_tokens: 64}}\n"
+            "quotas: {q: {preset: azure-standard, models: [m], tpm: TPM}}\n"
+            "session: {think_time: 10s, turns: {t: {steps: [{call: {model: m, "
+            "input_tokens: 1, output_tokens: 1}}]}}}\n")
+    with pytest.raises(ProfileError, match=re.escape(
+            "quotas.q.preset: azure-standard derives rpm from tpm (6 RPM per 1,000 TPM): tpm "
+            "100 gives 0 RPM; give rpm, or a tpm of at least 1,000")):
+        load_profile(_write(tmp_path, text.replace("TPM", "100")))
+    with pytest.raises(ProfileError, match=re.escape(  # 3 RPM: 0 per 10 s window
+            "tpm 500 gives 3 RPM, 0 per 10s window; give rpm, or a tpm of at least 1,000")):
+        load_profile(_write(tmp_path, text.replace("TPM", "500")))
+    assert load_profile(_write(tmp_path, text.replace("TPM", "1000"))).quotas["q"].rpm.limit == 6  # type: ignore[union-attr]

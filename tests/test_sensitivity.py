@@ -4,6 +4,7 @@ founding story's profile, every variant validated like user input, and the torna
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -217,8 +218,8 @@ def test_absolute_change_moves_the_mean_by_that_much() -> None:
     ("k=+50%", "k", Variation(None, 0.5)),
     ("k=-5%", "k", Variation(0.05, None)),
     ("*.max_tokens=±1", "*.max_tokens", Variation(1.0, 1.0, absolute=True)),
-    ("k=+2s", "k", Variation(None, 2.0, absolute=True)),
-    ("k=±1.5m", "k", Variation(90.0, 90.0, absolute=True)),
+    ("k=+2s", "k", Variation(None, 2.0, absolute=True, timed=True)),
+    ("k=±1.5m", "k", Variation(90.0, 90.0, absolute=True, timed=True)),
     ("k=off", "k", None),
 ])
 def test_parse_vary(text: str, key: str, expected: Variation | None) -> None:
@@ -244,6 +245,19 @@ def test_vary_names_an_unknown_key() -> None:
         sensitivity_of_files([WEB], vary=["*.nothing=±10%"])
     with pytest.raises(CapacityError, match="not a number"):
         sensitivity_of_files([WEB], vary=["retry.honour_retry_after=±10%"])
+
+
+def test_vary_with_a_time_unit_moves_durations_only() -> None:
+    """`quotas.deployment.rpm=±2s` moved 150 rpm by 2, the unit ignored; a pattern with a
+    time unit moves the durations it matches."""
+    with pytest.raises(CapacityError, match=re.escape(
+            "quotas.deployment.rpm is a limit, not a duration: give the change without a "
+            "time unit (±2) or relative (±10%)")):
+        sensitivity_of_files([WEB], vary=["quotas.deployment.rpm=±2s"])
+    r = sensitivity_of_files([WEB], vary=["*=±1s"])
+    timed = {row.parameter.key: row.parameter.kind for row in r.rows
+             if row.variation.absolute}
+    assert timed and set(timed.values()) == {"duration"}, timed
 
 
 def test_vary_adds_a_key_outside_the_defaults() -> None:

@@ -285,7 +285,10 @@ def check_cmd(
 
 
 def _scenario(text: str) -> tuple[str, list[str]]:
-    """``NAME:k=v,k=v`` → (NAME, [k=v, ...]); commas inside [..] or {..} stay in a value."""
+    """``NAME:k=v,k=v`` → (NAME, [k=v, ...]); commas inside [..] or {..} stay in a value.
+    Each k=v is named ``--scenario NAME:k=v`` in the errors it meets."""
+    from capacity.profile.loader import Override
+
     name, sep, rest = text.partition(":")
     if not sep or not name or not rest:
         raise _fail(f"--scenario {text!r}: expected NAME:key=value[,key=value...]")
@@ -298,7 +301,7 @@ def _scenario(text: str) -> tuple[str, list[str]]:
         else:
             cur += ch
     parts.append(cur)
-    return name, [kv.strip() for kv in parts if kv.strip()]
+    return name, [Override(kv.strip(), f"--scenario {name}:") for kv in parts if kv.strip()]
 
 
 ScenarioOpt = Annotated[list[str] | None, typer.Option(
@@ -322,7 +325,7 @@ def _variants(base: Path, others: list[Path] | None, scenarios: list[str] | None
 @app.command(name="compare", cls=HelpCommand,
              short_help="Ceilings of what-if variants side by side.",
              epilog="Example: capacity compare web-research second-deployment "
-                    "--scenario bucket:quotas.deployment.enforcement.type=token_bucket")
+                    "--scenario 'bucket:quotas.deployment.enforcement={type: token_bucket}'")
 def compare_cmd(
     base: Annotated[Path, typer.Argument(help="Baseline profile (file or shipped name).",
                                          show_default=False, metavar="BASE")],

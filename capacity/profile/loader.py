@@ -400,10 +400,33 @@ def _merge(base: Any, over: Any, path: PathT, loc: _Located, over_loc: _Located)
     return out
 
 
+class Override(str):
+    """A ``key.path=value`` override given by another flag than ``--set``, which messages
+    name instead (``Override("x=1", "--scenario a:")`` is "--scenario a:x=1")."""
+
+    flag: str
+
+    def __new__(cls, text: str, flag: str) -> Override:
+        out = super().__new__(cls, text)
+        out.flag = flag
+        return out
+
+
+def _flag_name(text: str) -> str:
+    """The flag an override came by: ``--set`` or, say, ``--scenario a``."""
+    return getattr(text, "flag", "--set ").rstrip(" :")
+
+
+def _from_flag(source: str) -> bool:
+    """Whether an error's source is an override (``--set ...``, ``--scenario NAME:...``)."""
+    return source.startswith(("--set ", "--scenario "))
+
+
 def _flag(text: str) -> str:
     """How a ``--set`` is named in messages (long values cut, so errors stay one line)."""
+    prefix = getattr(text, "flag", "--set ")
     text = " ".join(text.split())
-    return f"--set {text if len(text) <= 100 else text[:97] + '...'}"
+    return f"{prefix}{text if len(text) <= 100 else text[:97] + '...'}"
 
 
 def _parse_value(raw: str, text: str) -> Any:
@@ -627,12 +650,12 @@ def _first_error(err: ValidationError, data: Any, loc_map: _Located) -> ProfileE
         source, line = loc_map.lookup(loc)
         return ProfileError(msg, source=source, line=line, path=_format_loc(loc))
     source, line = loc_map.lookup(loc)
-    if isinstance(_value_at(data, loc), dict) and not source.startswith("--set "):
+    if isinstance(_value_at(data, loc), dict) and not _from_flag(source):
         # A rule over a whole mapping (cadence's mean, a quota with no limit): when a
         # --set changed something inside it, that flag is what made it fail.
         inside = [where for p, where in loc_map.where.items()
                   if len(p) > len(loc) and list(p[:len(loc)]) == loc
-                  and where[0].startswith("--set ")]
+                  and _from_flag(where[0])]
         if inside:
             source, line = inside[-1]
     extra = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
@@ -671,15 +694,15 @@ def load_profile(
         if root is not None:
             loc.where[()] = root
         names.append(path.stem)
-    hints: list[tuple[tuple[str | int, ...], str, list[str]]] = []
+    hints: list[tuple[tuple[str | int, ...], str, list[str], str]] = []
     for text in overrides:
         parts, value = parse_override(text)
-        hints += _apply_override(data, parts, value, text, loc)
+        hints += [(*h, _flag_name(text)) for h in _apply_override(data, parts, value, text, loc)]
     data.setdefault("name", names[0] if names else "profile")
     try:
         return profile_from_dict(data, loc)
     except ProfileError as err:
-        for created, close, beside in hints:
+        for created, close, beside, flag in hints:
             if err.path.startswith(_format_loc(created)):
                 # A new key whose validation failed is most likely a typo of an old one.
                 keys = ", ".join(beside[:8]) + (", ..." if len(beside) > 8 else "")
@@ -687,7 +710,7 @@ def load_profile(
                        f", which the profile did not have (its keys there: {keys})"
                        if beside else ", which the profile did not have")
                 raise ProfileError(
-                    f"{err.rule} (--set created {_format_loc(created)!r}{why})",
+                    f"{err.rule} ({flag} created {_format_loc(created)!r}{why})",
                     source=err.source, line=err.line, path=err.path) from None
         raise
 

@@ -101,5 +101,31 @@ def apply_preset(data: dict[str, Any]) -> dict[str, Any]:
     if preset.rpm_per_1000_tpm and "rpm" not in out and "tpm" in out:
         tpm = out["tpm"]["limit"] if isinstance(out["tpm"], dict) else out["tpm"]
         if isinstance(tpm, int | float) and not isinstance(tpm, bool) and tpm > 0:
-            out["rpm"] = math.floor(tpm / 1000.0 * preset.rpm_per_1000_tpm)
+            out["rpm"] = rpm = math.floor(tpm / 1000.0 * preset.rpm_per_1000_tpm)
+            _check_derived_rpm(name, preset.rpm_per_1000_tpm, tpm, rpm, out.get("enforcement"))
     return out
+
+
+def _check_derived_rpm(name: str, per_1000: float, tpm: float, rpm: int,
+                       enforcement: Any) -> None:
+    """Refuse an rpm derived from tpm that admits nothing: 0, or less than one request per
+    window. The error named ``rpm`` ("must be > 0, got 0"), a value the profile never
+    wrote."""
+    from capacity.model.dist import parse_duration
+
+    window_s = 60.0
+    if isinstance(enforcement, dict) and enforcement.get("type", "fixed_window") != \
+            "token_bucket":
+        try:
+            window_s = parse_duration(enforcement.get("window", "60s"))
+        except (ValueError, TypeError):
+            return  # the schema names a bad window itself
+    per_window = math.floor(rpm * window_s / 60.0 + 1e-9) if window_s < 60.0 else rpm
+    if per_window >= 1:
+        return
+    need_rpm = max(1, math.ceil(60.0 / window_s - 1e-9)) if window_s < 60.0 else 1
+    need = math.ceil(need_rpm * 1000.0 / per_1000 - 1e-9)
+    raise ValueError(f"{name} derives rpm from tpm ({per_1000:g} RPM per 1,000 TPM): tpm "
+                     f"{tpm:g} gives {rpm:,} RPM"
+                     + (f", 0 per {window_s:g}s window" if rpm >= 1 else "")
+                     + f"; give rpm, or a tpm of at least {need:,}")

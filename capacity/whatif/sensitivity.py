@@ -360,6 +360,8 @@ class Variation:
     down: float | None = DEFAULT_CHANGE
     up: float | None = DEFAULT_CHANGE
     absolute: bool = False
+    timed: bool = False
+    """Written with a time unit (``±2s``): it moves durations only."""
 
     @property
     def text(self) -> str:
@@ -413,11 +415,12 @@ def parse_vary(text: str) -> tuple[str, Variation | None]:
                                  "durations)", text) from None
     if not mag > 0 or not math.isfinite(mag):
         raise ParameterError("vary", "the change must be positive", text)
+    timed = absolute and bool(unit)
     if sign == "+":
-        return key, Variation(None, mag, absolute)
+        return key, Variation(None, mag, absolute, timed)
     if sign == "-":
-        return key, Variation(mag, None, absolute)
-    return key, Variation(mag, mag, absolute)
+        return key, Variation(mag, None, absolute, timed)
+    return key, Variation(mag, mag, absolute, timed)
 
 
 # ---------------------------------------------------------------------------------------
@@ -787,11 +790,24 @@ def plan(profile: Profile, vary: Sequence[str] = ()) -> list[tuple[Parameter, Va
                 raise ParameterError("vary", f"no parameter matches {pattern!r}; the JSON result "
                                      "lists every parameter's key", text)
             p = resolve(profile, pattern)
+            _unit_fits(p, variation, text)
             chosen[p.key] = (p, variation)
             continue
+        if variation is not None and variation.timed and len(hits) > 1:
+            # A pattern with a time unit moves the durations it matches (`*=±1s`).
+            hits = [k for k in hits if chosen[k][0].kind == "duration"] or hits[:1]
         for k in hits:
+            _unit_fits(chosen[k][0], variation, text)
             chosen[k] = (chosen[k][0], variation)
     return [(p, v) for p, v in chosen.values() if v is not None]
+
+
+def _unit_fits(p: Parameter, v: Variation | None, text: str) -> None:
+    """Refuse a change with a time unit on a value that is no duration (``rpm=±2s`` moved
+    150 requests per minute by 2, the unit ignored)."""
+    if v is not None and v.timed and p.kind != "duration":
+        raise ParameterError("vary", f"{p.key} is a {p.kind}, not a duration: give the "
+                             "change without a time unit (±2) or relative (±10%)", text)
 
 
 def _evaluate(load: LoadFn, p: Parameter, v: Variation, direction: int, base: Figure,
