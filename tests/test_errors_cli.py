@@ -236,7 +236,8 @@ def test_a_file_path_may_hold_any_bytes(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 @pytest.mark.parametrize("args", [
-    ["explain", "web-research"], ["validate", "web-research"], ["profiles"],
+    ["explain", "web-research"], ["validate", "web-research"], ["profiles"], ["--version"],
+    ["ceiling", "--help"], ["schema"],
     ["init", "web-research", "-"], ["ceiling", "web-research", "--method", "analytic", "--json"],
     ["fit", str(ROOT / "tests" / "data" / "agent-trace.otlp.jsonl")],
 ])

@@ -7,6 +7,7 @@ of text. Everything else goes to :func:`capacity.cli.app.main`.
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import sys
@@ -21,7 +22,16 @@ def main() -> None:
         from capacity._version import __version__
 
         # The same line as the CLI's own --version option.
-        sys.stdout.write(f"capacity {__version__}\n")
+        try:
+            sys.stdout.write(f"capacity {__version__}\n")
+            sys.stdout.flush()
+        except OSError as e:  # as the CLI says it (capacity.cli.app.main), without rich
+            fd = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(fd, sys.stdout.fileno())  # Python's exit flush would raise again
+            if e.errno == errno.EPIPE:
+                sys.exit(141)
+            sys.stderr.write(f"error: standard output: cannot write: {e.strerror or e}\n")
+            sys.exit(2)
         return
     if not any(v in os.environ for v in _BLAS_THREAD_VARS):
         # numpy's OpenBLAS starts a thread per core as it loads, and those threads spin
