@@ -187,6 +187,24 @@ def test_azure_deployment_maps_to_quota() -> None:
         assert e2.value.response.json()["error"]["code"] == "DeploymentNotFound"
 
 
+def test_azure_responses_and_v1_routes() -> None:
+    """AzureOpenAI(...).responses (POST /openai/responses?api-version=) and Azure's v1 API
+    (OpenAI(base_url=".../openai/v1/"): chat and responses) were 404s."""
+    with serving() as srv, \
+            openai.AzureOpenAI(azure_endpoint=srv.azure_endpoint, api_key="mock",
+                               api_version="2025-04-01-preview", max_retries=0) as az, \
+            openai.OpenAI(base_url=srv.azure_endpoint + "/openai/v1/", api_key="mock",
+                          max_retries=0) as v1:
+        r = az.responses.with_raw_response.create(model=GPT, input="hi")
+        assert r.parse().output_text and r.parse().usage.input_tokens > 0
+        assert "x-ratelimit-limit-requests" not in r.headers  # Azure's 200 subset
+        c = v1.chat.completions.create(model=GPT, messages=USER)
+        assert c.choices[0].message.content
+        assert v1.responses.create(model=GPT, input="hi").output_text
+        m = metrics(srv.url)
+    assert metric_sum(m, "capacity_mock_requests_total", status="200") == 3
+
+
 def test_responses_api_function_call_round_trip() -> None:
     tool = {"type": "function", "name": "get_weather",
             "parameters": WEATHER_TOOL["function"]["parameters"]}

@@ -7,6 +7,9 @@ Routes
 * ``POST /openai/deployments/{deployment}/chat/completions?api-version=…`` — Azure: the
   deployment names a deployment or model of the profile (or, as before fleets, a quota:
   its first model answers);
+* ``POST /openai/responses?api-version=…``, ``POST /openai/v1/chat/completions`` and
+  ``POST /openai/v1/responses`` — Azure's Responses API and its v1 API (the body's
+  ``model``), in Azure's error shape and header subset;
 * ``POST /v1/messages`` — Anthropic Messages (any ``anthropic-version``, and none: the
   mock, lenient on headers as on ``x-api-key``, answers raw clients the SDKs' way);
 * ``POST /v1/messages/count_tokens`` — Anthropic's token count (the mock's estimate);
@@ -218,6 +221,7 @@ class MockProvider:
         self.ep_messages = _Endpoint("messages", anthropic_messages, "anthropic", "anthropic")
         self.ep_responses = _Endpoint("responses", responses,
                                       "azure" if p == "azure" else "openai", p)
+        self.ep_azure_responses = _Endpoint("responses", responses, "azure", "azure")
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -278,6 +282,16 @@ class MockProvider:
     async def azure_chat(self, request: web.Request) -> web.StreamResponse:
         """``POST /openai/deployments/{deployment}/chat/completions``."""
         return await self._handle(request, self.ep_azure, request.match_info["deployment"])
+
+    async def azure_v1_chat(self, request: web.Request) -> web.StreamResponse:
+        """``POST /openai/v1/chat/completions``: Azure's v1 API (``OpenAI(base_url=
+        ".../openai/v1/")``, the model in the body, no api-version)."""
+        return await self._handle(request, self.ep_azure, None)
+
+    async def azure_responses(self, request: web.Request) -> web.StreamResponse:
+        """``POST /openai/responses?api-version=`` (``AzureOpenAI(...).responses``) and
+        ``POST /openai/v1/responses`` (Azure's v1 API)."""
+        return await self._handle(request, self.ep_azure_responses, None)
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         """``POST /v1/messages``."""
@@ -926,6 +940,9 @@ def build_app(provider: MockProvider) -> web.Application:
     app.router.add_post("/chat/completions", provider.chat)  # base_url without /v1
     app.router.add_post("/openai/deployments/{deployment}/chat/completions",
                         provider.azure_chat)
+    app.router.add_post("/openai/v1/chat/completions", provider.azure_v1_chat)
+    app.router.add_post("/openai/responses", provider.azure_responses)
+    app.router.add_post("/openai/v1/responses", provider.azure_responses)
     app.router.add_post("/v1/messages", provider.messages)
     app.router.add_post("/v1/messages/count_tokens", provider.count_tokens)
     app.router.add_post("/v1/responses", provider.responses)
