@@ -789,3 +789,34 @@ def test_compiled_loops_leave_inputs_outside_their_order_to_numpy(
             mp.setattr(window, "_kernels", None)
             want = window._storm_retried(into, fz, starts, aborted, turned, *args)
         assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize(("share", "k"), [(0.02, 1.0), (0.3, 2.5), (0.9, 1.0), (0.5, 0.5)])
+def test_room_allowance_is_the_sixty_halvings(share: float, k: float) -> None:
+    # fleet._room_allowance fills the room of every full log (S ≥ a) with its one term and
+    # stops halving once no float lies between the ends: the 60 halvings of the whole
+    # vector, bit for bit.
+    from capacity.analytic import fleet
+
+    rng = np.random.default_rng(int(share * 100))
+    s = rng.random(900) * np.exp(-((np.arange(900) - 500.0) / 120.0) ** 2)
+    s /= s.sum()
+    y = rng.random(400) * np.exp(-np.arange(400) / 60.0)
+    y /= y.sum()
+    ky = np.arange(y.size, dtype=np.float64)
+    t0 = np.concatenate([np.cumsum(y[::-1])[::-1], [0.0]])
+    t1 = np.concatenate([np.cumsum((ky * y)[::-1])[::-1], [0.0]])
+    extra = max(k - 1.0, 0.0)
+    want = share * float(ky @ y)
+    ks = np.arange(s.size, dtype=np.float64)
+    lo, hi = 0.0, float(s.size + y.size)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        r = np.maximum(mid - ks, 0.0) + extra * mid
+        j = np.minimum(np.floor(r).astype(np.int64) + 1, y.size)
+        if float(np.dot(s, t1[j] - r * t0[j])) > want:
+            lo = mid
+        else:
+            hi = mid
+    got = fleet._room_allowance(s, t0, t1, extra, want)
+    assert np.float64(got).tobytes() == np.float64(0.5 * (lo + hi)).tobytes()

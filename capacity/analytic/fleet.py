@@ -1514,6 +1514,41 @@ _TAIL_NODES = 4
 _TAIL_REACH = 1e-6
 
 
+def _room_allowance(s: NDArray[np.float64], t0: NDArray[np.float64],
+                    t1: NDArray[np.float64], extra: float, want: float) -> float:
+    """The allowance ``a`` of :func:`_room_spill`: ``E[(Y − R)⁺] = want`` with the room
+    ``R = (a − S)⁺ + e·a`` (``S ~ s``; ``t0``, ``t1``: ``P(Y ≥ m)``, ``E[Y; Y ≥ m]``,
+    ``m = 0..``), by 60 halvings of ``[0, |s| + |Y|]``.
+
+    Past ``S = a`` the room is ``e·a`` alone: one term, filled in — the same numbers as
+    computing it at every such ``S``, so the same dot product bit for bit (hunt seed 145
+    bisects 8,000-point logs twice an N). The halving stops once no float lies between
+    its ends: every step left would repeat that one."""
+    ks = np.arange(s.size, dtype=np.float64)
+    top = t0.size - 1                     # (the least m with T0 = T1 = 0: |Y|)
+    terms = np.empty(s.size)
+
+    def spilled(a: float) -> float:  # E[(Y − R)⁺], falling in a
+        m = min(s.size, max(math.ceil(a), 0))
+        r = np.maximum(a - ks[:m], 0.0) + extra * a
+        j = np.minimum(np.floor(r).astype(np.int64) + 1, top)
+        terms[:m] = t1[j] - r * t0[j]
+        if m < s.size:
+            r_full = 0.0 + extra * a
+            j_full = min(math.floor(r_full) + 1, top)
+            terms[m:] = t1[j_full] - r_full * t0[j_full]
+        return float(np.dot(s, terms))
+
+    lo, hi = 0.0, float(s.size + top)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        new = (mid, hi) if spilled(mid) > want else (lo, mid)
+        if new == (lo, hi):
+            break
+        lo, hi = new
+    return 0.5 * (lo + hi)
+
+
 def _room_spill(g: NDArray[np.float64], h: float, per_call: float, share: float,
                 y: NDArray[np.float64], k: float = 1.0) -> NDArray[np.float64]:
     """Calls a sliding log (its trailing units ``S ~ g`` on lattice ``h``, ``per_call``
@@ -1539,26 +1574,12 @@ def _room_spill(g: NDArray[np.float64], h: float, per_call: float, share: float,
     if want <= 0.0 or y.size <= 1:
         return np.ones(1)
     s = _trim(_rebin(np.arange(g.size, dtype=np.float64) * (h / max(per_call, 1e-300)), g))
-    ks = np.arange(s.size, dtype=np.float64)
     extra = max(k - 1.0, 0.0)
     # E[(Y − r)⁺] = T1(j + 1) − r·T0(j + 1) for r in [j, j + 1): T0(m) = P(Y ≥ m),
     # T1(m) = E[Y; Y ≥ m].
     t0 = np.concatenate([np.cumsum(y[::-1])[::-1], [0.0]])
     t1 = np.concatenate([np.cumsum((ky * y)[::-1])[::-1], [0.0]])
-
-    def spilled(a: float) -> float:  # E[(Y − R)⁺], falling in a
-        r = np.maximum(a - ks, 0.0) + extra * a
-        j = np.minimum(np.floor(r).astype(np.int64) + 1, y.size)
-        return float(np.dot(s, t1[j] - r * t0[j]))
-
-    lo, hi = 0.0, float(s.size + y.size)
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        if spilled(mid) > want:
-            lo = mid
-        else:
-            hi = mid
-    a = 0.5 * (lo + hi)
+    a = _room_allowance(s, t0, t1, extra, want)
     # (Y − (a − S)⁺ − e·a)⁺ by the sum K = S + Y: a log with room (S < a) spills
     # (K − (1 + e)·a)⁺, a full one (S ≥ a) (Y − e·a)⁺ — the law of every (S, Y) pair (an
     # outer product of 16,384 × 8,192 points rebinned took 5 s a call, hunt seed 145 over
