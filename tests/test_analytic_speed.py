@@ -791,6 +791,52 @@ def test_compiled_loops_leave_inputs_outside_their_order_to_numpy(
         assert got.tobytes() == want.tobytes()
 
 
+@pytest.mark.parametrize(("a", "kmax", "size", "per_w"),
+                         [(3, 36, 3000, 40), (3, 1, 900, 300), (2, 9, 50, 7), (4, 2, 1, 3)])
+def test_compiled_storm_walk_is_the_numpy_loop(a: int, kmax: int, size: int,
+                                               per_w: int) -> None:
+    # A storm chain's steps (window._storm_size) in C: each correlation summed tap by tap
+    # over the count's nonzero span instead of numpy's dot a point — the same sums in
+    # another order (as the residue-class correlation above), so equal to ~1e-12 of the
+    # mass, and the same step ends the chain. Kernels built as _storm_size builds them:
+    # arrivals at multiples of a, the content from before expiring, the storm's own
+    # attempts leaving a window later; a count of one point, a chain that dies out.
+    rng = np.random.default_rng(size)
+    steps = 3 * per_w
+    arr = rng.random((steps, kmax + 1)) * rng.random(kmax + 1) / (kmax + 1)
+    arr[:, 0] = 0.0
+    tots = arr.sum(axis=1)
+    ups = np.zeros((steps, a * kmax + 1))
+    ups[:, a * np.arange(kmax + 1)] = arr
+    steps_k = ups.copy()
+    steps_k[:, 0] += 1.0 - tots
+    gone = ups.copy()
+    gone[:, 0] -= tots
+    stay = rng.random(kmax + 1) * 0.3 / (kmax + 1)
+    stay[-1] += 1.0 - stay.sum()
+    x = rng.random(size) * np.exp(-np.arange(size) / max(size / 6.0, 1.0))
+    x[size // 2:] = 0.0 if size > 1 else x[size // 2:]
+    x /= x.sum()
+    units = arr @ (a * np.arange(kmax + 1, dtype=np.float64)) + 0.01
+    cum = np.concatenate([[0.0], np.cumsum(units)])
+    args = (steps_k, stay, gone, units, 1.0 - tots, 1.0 / np.maximum(tots, 1e-12), cum,
+            float(rng.integers(1, 50)), per_w, 0.01, 0.5)
+    ends = []
+    for alive_min in (1e-4, 0.9, 2.0):   # (2: the chain ends at once)
+        kern = window._kernels
+        assert kern is not None
+        gx, galive, grej, gbelow, gend = kern.storm_walk(x, *args, alive_min)
+        wx, walive, wrej, wbelow, wend = window._storm_walk_numpy(x, *args, alive_min)
+        assert gend == wend
+        assert gx.shape == wx.shape and galive.shape == walive.shape
+        assert np.abs(gx - wx).max() <= 1e-12
+        assert np.abs(galive - walive).max() <= 1e-12
+        assert abs(grej - wrej) <= 1e-12 * max(abs(wrej), 1.0)
+        assert abs(gbelow - wbelow) <= 1e-12
+        ends.append(wend)
+    assert ends[-1] and galive[0] == walive[0] and np.all(galive[1:] == 1.0)
+
+
 @pytest.mark.parametrize(("share", "k"), [(0.02, 1.0), (0.3, 2.5), (0.9, 1.0), (0.5, 0.5)])
 def test_room_allowance_is_the_sixty_halvings(share: float, k: float) -> None:
     # fleet._room_allowance fills the room of every full log (S ≥ a) with its one term and

@@ -567,6 +567,203 @@ done:
     return res;
 }
 
+/* conv_span: out[t] = sum_d a[t - d]·v[d] for t in [lo, end), end = min(hi + vlen - 1,
+ * cap), a zero outside [lo, hi): zeroed there first, then one contiguous pass a nonzero
+ * tap (a storm's kernels are zero between multiples of 1 + m). Returns end. */
+static inline __attribute__((always_inline))
+npy_intp conv_span(const double *restrict a, npy_intp lo, npy_intp hi,
+                          const double *v, npy_intp vlen, double *restrict out, npy_intp cap) {
+    npy_intp end = hi + vlen - 1;
+    if (end > cap) end = cap;
+    if (lo >= end) return lo;
+    memset(out + lo, 0, sizeof(double) * (size_t)(end - lo));
+    for (npy_intp d = 0; d < vlen; d++) {
+        double c = v[d];
+        if (c == 0.0) continue;
+        npy_intp top = hi < end - d ? hi : end - d;
+        double *restrict o = out + d;
+        for (npy_intp t = lo; t < top; t++) o[t] += a[t] * c;
+    }
+    return end;
+}
+
+/* The count's ends below 1e-300 set to 0: the span then stops widening by kk a step into
+ * subnormal numbers (each product ~100 times slower; hunt-76: ~150 of its ~3,700 points,
+ * 14,271 steps a chain). Those points hold under 1e-296 of the mass. */
+#define WALK_TRIM                                                                       \
+    while (xh > xl && fabs(x[xh - 1]) < 1e-300) x[--xh] = 0.0;                         \
+    while (xl < xh && fabs(x[xl]) < 1e-300) x[xl++] = 0.0;
+
+struct walk {
+    const double *sk, *gk, *stay, *units_dt, *keep, *inv_gone, *cum;
+    double *x, *alive, *u, *o;
+    npy_intp size, steps, K, kk, kmax, per_w, xl, xh;
+    double q, below, rejected, alive_min;
+};
+
+/* storm_walk's steps (below); 1 if the chain ended. */
+static inline __attribute__((always_inline)) int walk_core(struct walk *wk) {
+    const double *sk = wk->sk, *gk = wk->gk, *stay = wk->stay, *units_dt = wk->units_dt;
+    const double *keep = wk->keep, *inv_gone = wk->inv_gone, *cum = wk->cum;
+    double *x = wk->x, *alive = wk->alive, *u = wk->u, *o = wk->o;
+    npy_intp size = wk->size, steps = wk->steps, K = wk->K, kk = wk->kk, kmax = wk->kmax;
+    npy_intp per_w = wk->per_w, xl = wk->xl, xh = wk->xh;
+    double q = wk->q, below = wk->below, rejected = wk->rejected, alive_min = wk->alive_min;
+    int ended = 0;
+    for (npy_intp i = 0; i < steps; i++) {
+        double live = total(x, size);
+        double left = live + below;
+        alive[i] = left;
+        if (left < alive_min) {
+            ended = 1;
+            break;
+        }
+        rejected += live * units_dt[i];
+        below *= keep[i];
+        const double *row = sk + i * K;
+        if (i < per_w) {
+            /* u = x * steps_k[i], then o = u * stay: x = o[kmax:kmax + size],
+             * below += o[:kmax] (the content from before the storm expiring). */
+            npy_intp cap = size + kmax;
+            npy_intp uh = conv_span(x, xl, xh, row, K, u, cap);
+            npy_intp oh = conv_span(u, xl, uh, stay, kmax + 1, o, cap);
+            npy_intp ol = xl;
+            if (ol < kmax) below += 0.0 + pairwise(o + ol, (oh < kmax ? oh : kmax) - ol);
+            memset(x + xl, 0, sizeof(double) * (size_t)(xh - xl));
+            xl = ol > kmax ? ol - kmax : 0;
+            xh = oh > kmax ? oh - kmax : 0;
+            if (xh < xl) xh = xl;
+            if (xh > xl) memcpy(x + xl, o + kmax + xl, sizeof(double) * (size_t)(xh - xl));
+            WALK_TRIM
+            continue;
+        }
+        /* y = (x * steps_k[i])[:size]; ys = min((q + s)/(cum_i − cum_j), inv_gone[j])·y;
+         * y[s] += Σ_n ys[s + n]·gone[j][n] (s < 0: below). */
+        npy_intp j = i - per_w;
+        npy_intp yh = conv_span(x, xl, xh, row, K, u, size);
+        npy_intp yl = xl < yh ? xl : yh;
+        double span = cum[i] - cum[j];
+        double c = 1.0 / (span > 1e-12 ? span : 1e-12), ig = inv_gone[j];
+        /* o[p + kk] holds the sum for level p (p from yl − kk): the downward shifts */
+        npy_intp olo = yl, ohi = yh + kk;
+        if (ohi > olo) memset(o + olo, 0, sizeof(double) * (size_t)(ohi - olo));
+        const double *grow = gk + j * K;
+        for (npy_intp s = yl; s < yh; s++) {
+            double v = ((double)s + q) * c;
+            x[s] = (v < ig ? v : ig) * u[s];     /* (x is free: ys kept in its place) */
+        }
+        for (npy_intp n = 0; n < K; n++) {
+            double g = grow[n];
+            if (g == 0.0) continue;
+            double *restrict dst = o + (kk - n);
+            const double *restrict src = x;
+            for (npy_intp p = yl; p < yh; p++) dst[p] += src[p] * g;
+        }
+        npy_intp nl = yl > kk ? yl - kk : 0;
+        if (olo < kk) below += 0.0 + pairwise(o + olo, (ohi < kk ? ohi : kk) - olo);
+        memset(x + xl, 0, sizeof(double) * (size_t)(xh - xl));
+        for (npy_intp s = nl; s < yh; s++) x[s] = (s >= yl ? u[s] : 0.0) + o[s + kk];
+        xl = nl;
+        xh = yh;
+        WALK_TRIM
+    }
+    wk->below = below;
+    wk->rejected = rejected;
+    return ended;
+}
+
+static int walk_plain(struct walk *wk) { return walk_core(wk); }
+
+#if defined(__GNUC__) && defined(__x86_64__)
+/* The same steps in AVX2's 4-wide registers (no FMA: the products and sums round as the
+ * plain build's, element by element). */
+__attribute__((target("avx2")))
+static int walk_avx2(struct walk *wk) { return walk_core(wk); }
+#endif
+
+/* storm_walk(x, steps_k, stay, gone, units_dt, keep, inv_gone, cum, q, per_w, below,
+ * rejected, alive_min) -> (x, alive, rejected, below, ended): window._storm_walk_numpy's
+ * steps of a storm chain. numpy correlates each output point with a BLAS dot over the
+ * whole kernel; here each nonzero tap is one pass over the count's nonzero span (the same
+ * sums in another order: ~1e-16 apart a step), and the count's ends under 1e-300 are
+ * dropped (WALK_TRIM). The mass alive and fallen below are numpy's pairwise sums of the
+ * whole vectors. */
+static PyObject *storm_walk(PyObject *self, PyObject *args) {
+    PyObject *x_obj, *s_obj, *st_obj, *g_obj, *u_obj, *k_obj, *ig_obj, *c_obj;
+    double q, below, rejected, alive_min;
+    Py_ssize_t per_w;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOdnddd", &x_obj, &s_obj, &st_obj, &g_obj, &u_obj,
+                          &k_obj, &ig_obj, &c_obj, &q, &per_w, &below, &rejected,
+                          &alive_min))
+        return NULL;
+    PyArrayObject *sa = (PyArrayObject *)s_obj, *ga = (PyArrayObject *)g_obj;
+    if (!PyArray_Check(x_obj) || PyArray_NDIM((PyArrayObject *)x_obj) != 1 ||
+        !PyArray_Check(st_obj) || PyArray_NDIM((PyArrayObject *)st_obj) != 1 ||
+        !PyArray_Check(s_obj) || !PyArray_Check(g_obj) || PyArray_NDIM(sa) != 2 ||
+        PyArray_NDIM(ga) != 2 || !F64(sa) || !F64(ga) || !PyArray_IS_C_CONTIGUOUS(sa) ||
+        !PyArray_IS_C_CONTIGUOUS(ga) || PyArray_DIM(sa, 0) != PyArray_DIM(ga, 0) ||
+        PyArray_DIM(sa, 1) != PyArray_DIM(ga, 1) || PyArray_DIM(sa, 1) < 1) {
+        PyErr_SetString(PyExc_ValueError,
+                        "x, stay: float64 vectors; steps_k, gone: contiguous float64 "
+                        "(steps, K) arrays");
+        return NULL;
+    }
+    npy_intp size = PyArray_DIM((PyArrayObject *)x_obj, 0);
+    npy_intp steps = PyArray_DIM(sa, 0), K = PyArray_DIM(sa, 1), kk = K - 1;
+    npy_intp kmax = PyArray_DIM((PyArrayObject *)st_obj, 0) - 1;
+    const double *x0 = f64_vec(x_obj, size, "x");
+    const double *stay = x0 ? f64_vec(st_obj, kmax + 1, "stay") : NULL;
+    const double *units_dt = stay ? f64_vec(u_obj, steps, "units_dt") : NULL;
+    const double *keep = units_dt ? f64_vec(k_obj, steps, "keep") : NULL;
+    const double *inv_gone = keep ? f64_vec(ig_obj, steps, "inv_gone") : NULL;
+    const double *cum = inv_gone ? f64_vec(c_obj, steps + 1, "cum") : NULL;
+    if (!cum) return NULL;
+    if (per_w < 1 || kmax < 0 || size < 1) {
+        PyErr_SetString(PyExc_ValueError, "per_w >= 1, a nonempty x and stay");
+        return NULL;
+    }
+    const double *sk = (const double *)PyArray_DATA(sa), *gk = (const double *)PyArray_DATA(ga);
+    npy_intp dims[1] = {steps}, xdims[1] = {size};
+    PyArrayObject *alive_a = (PyArrayObject *)PyArray_EMPTY(1, dims, NPY_FLOAT64, 0);
+    PyArrayObject *x_a = (PyArrayObject *)PyArray_ZEROS(1, xdims, NPY_FLOAT64, 0);
+    size_t room = (size_t)(size + kk + kmax + 2);
+    double *u = (double *)malloc(sizeof(double) * room);
+    double *o = (double *)malloc(sizeof(double) * room);
+    PyObject *res = NULL;
+    if (!alive_a || !x_a || !u || !o) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    double *alive = (double *)PyArray_DATA(alive_a), *x = (double *)PyArray_DATA(x_a);
+    for (npy_intp i = 0; i < steps; i++) alive[i] = 1.0;
+    memcpy(x, x0, sizeof(double) * (size_t)size);
+    npy_intp xl = 0, xh = size;          /* x is zero outside [xl, xh) */
+    while (xh > 0 && x[xh - 1] == 0.0) xh--;
+    while (xl < xh && x[xl] == 0.0) xl++;
+    struct walk wk = {sk, gk, stay, units_dt, keep, inv_gone, cum, x, alive, u, o,
+                      size, steps, K, kk, kmax, per_w, xl, xh, q, below, rejected,
+                      alive_min};
+    int ended;
+    Py_BEGIN_ALLOW_THREADS
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (__builtin_cpu_supports("avx2"))
+        ended = walk_avx2(&wk);
+    else
+#endif
+        ended = walk_plain(&wk);
+    Py_END_ALLOW_THREADS
+    res = Py_BuildValue("NNddO", (PyObject *)x_a, (PyObject *)alive_a, wk.rejected, wk.below,
+                        ended ? Py_True : Py_False);
+    x_a = NULL;
+    alive_a = NULL;
+done:
+    Py_XDECREF(x_a);
+    Py_XDECREF(alive_a);
+    free(u);
+    free(o);
+    return res;
+}
+
 /* search_right(a, v) -> np.searchsorted(a, v, side="right") (int64) for a sorted a with
  * no nan and any v without nan: the count of a's values <= each v, by a binary search
  * (numpy's generic search restarts for unsorted keys; the pacer's draws are random). */
@@ -1242,6 +1439,8 @@ static PyMethodDef methods[] = {
      "window._storm_arrivals' renewal sum of the pauses: the starts per step."},
     {"storm_retried", storm_retried, METH_VARARGS,
      "window._retried_returns: the starts per step."},
+    {"storm_walk", storm_walk, METH_VARARGS,
+     "window._storm_walk_numpy: a storm chain's steps (its sums in another order)."},
     {"pgf_horner", pgf_horner, METH_VARARGS,
      "fleet._pgf's count pgf at a charge's transform by Horner's rule (numpy's products)."},
     {"pgf_truncated", pgf_truncated, METH_VARARGS,
