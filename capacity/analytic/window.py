@@ -1899,25 +1899,23 @@ def _storm_size(mdl: ClumpWindowModel, n: float) -> float:
     return float(rejected) / call_units
 
 
-def _storm_walk(x: NDArray[np.float64], steps_k: NDArray[np.float64],
-                stay: NDArray[np.float64], gone: NDArray[np.float64],
-                units_dt: NDArray[np.float64], keep: NDArray[np.float64],
-                inv_gone: NDArray[np.float64], cum: NDArray[np.float64], q: float,
-                per_w: int, below: float, rejected: float, alive_min: float
-                ) -> tuple[NDArray[np.float64], NDArray[np.float64], float, float, bool]:
-    """A storm chain's steps (:func:`_storm_size`), compiled (``_kernels.storm_walk``:
+# (the count's law above q, the mass alive by step, attempts turned away, mass below q,
+# whether the chain ended): :func:`_storm_walk_numpy`.
+_StormWalk = tuple[NDArray[np.float64], NDArray[np.float64], float, float, bool]
+
+
+def _storm_walk(x: NDArray[np.float64], *rest: Any) -> _StormWalk:
+    """A storm chain's steps (:func:`_storm_size`; the arguments after ``x`` are
+    :func:`_storm_walk_numpy`'s), compiled (``_kernels.storm_walk``:
     each correlation summed tap by tap over the count's nonzero span, in C, its ends
     under 1e-300 dropped — the numpy loop's numbers to ~1e-15, its sums in another order;
     hunt-67's chains were ~2,000 numpy calls each, hunt-76's 14,271 steps with subnormal
     ends: 2.8 -> 0.8 s and 1.7 -> 0.6 s) or :func:`_storm_walk_numpy`."""
     fn = getattr(_kernels, "storm_walk", None)  # (None: no build, or one before it)
     if fn is not None:
-        out: tuple[NDArray[np.float64], NDArray[np.float64], float, float, bool] = fn(
-            np.ascontiguousarray(x, dtype=np.float64), steps_k, stay, gone, units_dt,
-            keep, inv_gone, cum, q, per_w, below, rejected, alive_min)
+        out: _StormWalk = fn(np.ascontiguousarray(x, dtype=np.float64), *rest)
         return out
-    return _storm_walk_numpy(x, steps_k, stay, gone, units_dt, keep, inv_gone, cum, q,
-                             per_w, below, rejected, alive_min)
+    return _storm_walk_numpy(x, *rest)
 
 
 def _storm_walk_numpy(x: NDArray[np.float64], steps_k: NDArray[np.float64],
@@ -1925,7 +1923,7 @@ def _storm_walk_numpy(x: NDArray[np.float64], steps_k: NDArray[np.float64],
                       units_dt: NDArray[np.float64], keep: NDArray[np.float64],
                       inv_gone: NDArray[np.float64], cum: NDArray[np.float64], q: float,
                       per_w: int, below: float, rejected: float, alive_min: float
-                      ) -> tuple[NDArray[np.float64], NDArray[np.float64], float, float, bool]:
+                      ) -> _StormWalk:
     """The steps of a storm chain: (the count's law above q, the mass alive at each
     step, the attempts turned away, the mass fallen below q, whether it ended).
 
