@@ -18,7 +18,7 @@ import yaml
 
 from capacity import load_profile, profile_from_dict
 from capacity.fit.families import fit_continuous, fit_count, ks_limit
-from capacity.fit.fitter import fit_read
+from capacity.fit.fitter import fit_read, scale_times
 from capacity.fit.jsonl import CallRecord, RequestLogError, RequestLogWriter, iter_request_log
 from capacity.fit.readers import TraceError, read_traces
 from capacity.fit.structure import call_labels, group_turns, turn_types
@@ -74,6 +74,8 @@ def test_request_log_round_trips_and_omits_defaults() -> None:
     (_call(status=0), "status: expected an HTTP status (100-599), got 0"),
     # Read, then written into a profile that did not load ("please report this").
     (_call(max_tokens=0), "max_tokens: expected an integer ≥ 1"),
+    (_call(time_scale=0), "time_scale: expected the run's --time-scale K, a number > 0"),
+    (_call(time_scale="60"), "time_scale: expected the run's --time-scale K"),
 ])
 def test_request_log_rejects_bad_records(record: dict, rule: str) -> None:
     with pytest.raises(RequestLogError, match=re.escape(rule)):
@@ -676,3 +678,80 @@ def test_a_trace_from_a_pipe(tmp_path: Path) -> None:
     assert len(read.calls) == 174 and read.files == [str(fifo)]
     with pytest.raises(TraceError, match="/dev/null: not a regular file or pipe"):
         read_traces(["/dev/null"])
+
+
+# -- a log recorded at --time-scale K says so ---------------------------------------------
+
+
+def _recorded_at(src: Path, dst: Path, k: float, lines: slice = slice(None)) -> Path:
+    """``src`` (model seconds) as a run at ``--time-scale k`` logs it: times k× short
+    around the first start, ``time_scale`` k on the lines in ``lines``."""
+    rows = [json.loads(x) for x in src.read_text().splitlines()]
+    t0 = min(r["start"] for r in rows)
+    for r in rows:
+        r["start"], r["end"] = t0 + (r["start"] - t0) / k, t0 + (r["end"] - t0) / k
+        if r.get("ttft") is not None:
+            r["ttft"] /= k
+    for r in rows[lines]:
+        r["time_scale"] = k
+    dst.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return dst
+
+
+def _fitted(paths: list[Path], k: float | None = None) -> tuple[str, list[str]]:
+    """The fitted profile without its header comments, and the fit's notes."""
+    read = read_traces(paths)
+    scale_times(read, k)
+    res = fit_read(read)
+    return render_profile(res, name="x").split("\nname:")[1], res.notes
+
+
+def test_a_log_that_records_its_time_scale_is_fitted_in_model_time(tmp_path: Path) -> None:
+    # `loadtest --time-scale 60 --log` wrote wall-clock times; `fit` without --time-scale
+    # read them 60× too fast (a web-research log: napkin 1 session instead of 74). The log
+    # now records its K and fit multiplies by it, saying so.
+    model = _synth(tmp_path, Path("profiles/web-research.yaml"), 20, 10)
+    wall = _recorded_at(model, tmp_path / "wall.jsonl", 60.0)
+    want, _ = _fitted([model])
+    got, notes = _fitted([wall])
+    assert got == want
+    assert f"{wall}: times multiplied by 60, the time scale the log records (time_scale)" in (
+        notes)
+    assert _fitted([wall], 60.0)[0] == want  # the K it records, given: the same
+    # A log that records none is as before: --time-scale multiplies it.
+    assert _fitted([_recorded_at(model, tmp_path / "old.jsonl", 60.0, slice(0))],
+                   60.0)[0] == want
+    # Logs recorded at different K (one in real time) are each stretched by their own.
+    copy = tmp_path / "copy.jsonl"
+    copy.write_text(model.read_text())
+    assert _fitted([wall, copy])[0] == _fitted([model, copy])[0]
+
+
+def test_a_time_scale_other_than_the_logs_is_one_error(tmp_path: Path) -> None:
+    model = _synth(tmp_path, Path("profiles/web-research.yaml"), 20, 10)
+    wall = _recorded_at(model, tmp_path / "wall.jsonl", 60.0)
+    r = _run_cli(str(wall), "--time-scale", "20")
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.strip() == (
+        f"error: {wall}:1: the log records time_scale 60 (it was recorded at --time-scale "
+        "60) but --time-scale 20 was given; give --time-scale 60, or none"), r.stderr
+    r = _run_cli(str(wall), "--time-scale", "60")
+    assert r.returncode == 0 and "times multiplied by 60" in r.stdout, r.stderr
+
+
+@pytest.mark.parametrize(("lines", "said"), [
+    (slice(1), "records no time_scale but line 1 records time_scale 60"),
+    (slice(1, None), "records time_scale 60 but line 1 records no time_scale"),
+])
+def test_lines_of_one_log_at_two_time_scales_are_refused(tmp_path: Path, lines: slice,
+                                                          said: str) -> None:
+    model = _synth(tmp_path, Path("profiles/web-research.yaml"), 2, 2)
+    wall = _recorded_at(model, tmp_path / "wall.jsonl", 60.0, lines)
+    with pytest.raises(TraceError, match=re.escape(
+            f"{wall}:2: {said}; a log is one run at one time scale")):
+        read_traces([wall])
+    rows = [json.loads(x) for x in wall.read_text().splitlines()]
+    rows[2]["time_scale"] = 20
+    _log(wall, [{**r, "time_scale": 60} for r in rows[:2]] + rows[2:3])
+    with pytest.raises(TraceError, match=re.escape(
+            f"{wall}:3: records time_scale 20 but line 1 records time_scale 60")):
+        read_traces([wall])

@@ -50,11 +50,13 @@ def fit_command(
         "--pacing", metavar="auto|think_time|cadence",
         help="think_time (closed loop) or cadence; auto: the one independent of "
         "turn latency.")] = Pacing.auto,
-    time_scale: Annotated[float, typer.Option(
+    time_scale: Annotated[float | None, typer.Option(
         "--time-scale", metavar="K", min=1e-9, max=1_000_000.0,
         parser=finite(1e-9, 1_000_000.0),
         help="Multiply every duration by K (traces recorded against 'capacity serve "
-        "--time-scale K').")] = 1.0,
+        "--time-scale K'; default 1). A JSONL log that records its K (loadtest or serve "
+        "--log at K ≠ 1) is multiplied by that K; one given must equal it.",
+        show_default=False)] = None,
     name: Annotated[str | None, typer.Option(
         "--name", metavar="NAME",
         help="Profile name (default: the output file's stem, else 'fitted').",

@@ -290,22 +290,45 @@ def _step(el: Element, calls: list[CallRecord]) -> StepFit:
     return StepFit("repeat", call, fit_count(counts), None, len(counts))
 
 
-def scale_times(read: ReadResult, k: float) -> None:
-    """Stretch every time by ``k`` in place (traces recorded against ``capacity serve
-    --time-scale K``: wall seconds × K = model seconds), around the earliest time."""
-    if k == 1.0 or not read.calls:
+def scale_times(read: ReadResult, k: float | None = None) -> None:
+    """Stretch the times in place to model seconds: traces recorded against ``capacity
+    serve --time-scale K`` are K× short (wall seconds × K = model seconds).
+
+    A JSONL log whose lines record ``time_scale`` is stretched by that K, with a note;
+    ``k`` (``fit --time-scale``) stretches the other traces (None: 1) and, given, must
+    equal every recorded K (else :class:`TraceError` naming the file and line). The calls
+    stretched by one factor are stretched around their earliest start (logs recorded at
+    different K are different runs, whose sessions are their own).
+    """
+    for name, (rk, line) in read.recorded_scales.items():
+        if k is not None and not math.isclose(k, rk, rel_tol=1e-9):
+            raise TraceError(f"{name}:{line}: the log records time_scale {rk:g} (it was "
+                             f"recorded at --time-scale {rk:g}) but --time-scale {k:g} was "
+                             f"given; give --time-scale {rk:g}, or none")
+        read.notes.append(f"{name}: times multiplied by {rk:g}, the time scale the log "
+                          "records (time_scale)")
+    other = 1.0 if k is None else k
+
+    def factor(c: CallRecord) -> float:
+        return other if c.time_scale is None else c.time_scale
+
+    if all(factor(c) == 1.0 for c in read.calls) and (other == 1.0 or not read.turn_bounds):
         return
-    read.time_scale *= k
-    t0 = min(c.start for c in read.calls)
+    read.time_scale *= other
+    t0: dict[float, float] = {}
+    for c in read.calls:
+        t0[factor(c)] = min(t0.get(factor(c), math.inf), c.start)
+    if read.turn_bounds:  # OTLP root spans: their calls record no time scale
+        t0.setdefault(other, min(a for a, _ in read.turn_bounds.values()))
 
-    def f(t: float) -> float:
-        return t0 + (t - t0) * k
+    def f(t: float, x: float) -> float:
+        return t0[x] + (t - t0[x]) * x
 
-    read.calls = [CallRecord(c.session, c.turn, f(c.start), f(c.end), c.model, c.input_tokens,
-                             c.output_tokens, c.cached_input_tokens, c.max_tokens, c.status,
-                             c.retries, c.name, None if c.ttft is None else c.ttft * k)
-                  for c in read.calls]
-    read.turn_bounds = {key: (f(a), f(b)) for key, (a, b) in read.turn_bounds.items()}
+    read.calls = [replace(c, start=f(c.start, x), end=f(c.end, x), time_scale=None,
+                          ttft=None if c.ttft is None else c.ttft * x)
+                  for c in read.calls for x in (factor(c),)]
+    read.turn_bounds = {key: (f(a, other), f(b, other))
+                        for key, (a, b) in read.turn_bounds.items()}
 
 
 def fit_read(read: ReadResult, pacing: PacingMode | None = None,

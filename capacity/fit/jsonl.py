@@ -19,6 +19,10 @@ status               no       HTTP status of the final attempt (default 200)
 retries              no       attempts retried before the final one (default 0)
 name                 no       the call's label (a profile call ``name``, an agent node)
 ttft                 no       seconds from the final attempt's send to its first token
+time_scale           no       K of a run at ``--time-scale K`` (``capacity loadtest --log``,
+                              ``capacity serve --log`` write it when K ≠ 1): the times are
+                              wall seconds, K× short; ``capacity fit`` multiplies them by K.
+                              One value for every line of a log (default: not recorded)
 ==================== ======== ==========================================================
 
 Example::
@@ -47,13 +51,15 @@ from capacity.model.dist import MAX_TOKENS
 
 FORMAT_KEYS: tuple[str, ...] = (
     "session", "turn", "start", "end", "model", "input_tokens", "output_tokens",
-    "cached_input_tokens", "max_tokens", "status", "retries", "name", "ttft",
+    "cached_input_tokens", "max_tokens", "status", "retries", "name", "ttft", "time_scale",
 )
 REQUIRED_KEYS: tuple[str, ...] = FORMAT_KEYS[:7]
 
 # Unix seconds stay below this until the year 5138; a larger start is almost surely
 # milliseconds or nanoseconds, which would silently stretch every duration.
 _MAX_SECONDS = 1e11
+# The largest --time-scale capacity serve, loadtest and fit accept.
+MAX_TIME_SCALE = 1_000_000.0
 
 
 def loads(text: str) -> Any:
@@ -90,6 +96,9 @@ class CallRecord:
     retries: int = 0
     name: str | None = None
     ttft: float | None = None
+    time_scale: float | None = None
+    """K of the ``--time-scale K`` run that logged the call (its times are K× short);
+    None: not recorded."""
 
     @property
     def ok(self) -> bool:
@@ -100,7 +109,8 @@ class CallRecord:
         """The record as one JSON line (no newline); optional keys at their default omitted."""
         d: dict[str, Any] = asdict(self)
         for key, default in (("cached_input_tokens", 0), ("max_tokens", None), ("status", 200),
-                             ("retries", 0), ("name", None), ("ttft", None)):
+                             ("retries", 0), ("name", None), ("ttft", None),
+                             ("time_scale", None)):
             if d[key] == default:
                 del d[key]
         return json.dumps(d, separators=(",", ":"), ensure_ascii=False)
@@ -137,6 +147,11 @@ class CallRecord:
         model = d["model"]
         if not isinstance(model, str) or not model:
             raise RequestLogError(f"model: expected a non-empty string, got {model!r}")
+        scale = d.get("time_scale")
+        if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int | float)
+                                  or not 0 < scale <= MAX_TIME_SCALE):  # NaN fails too
+            raise RequestLogError(f"time_scale: expected the run's --time-scale K, a number > 0 "
+                                  f"and ≤ {MAX_TIME_SCALE:,.0f}, got {scale!r}")
         status = _count(d, "status", 200)
         if not 100 <= status <= 599:  # 0 or 999 read as a failed call, silently
             raise RequestLogError(f"status: expected an HTTP status (100-599), got {status}")
@@ -145,7 +160,7 @@ class CallRecord:
             model=model, input_tokens=inp, output_tokens=_count(d, "output_tokens"),
             cached_input_tokens=cached, max_tokens=max_tokens,
             status=status, retries=_count(d, "retries", 0), name=name,
-            ttft=ttft,
+            ttft=ttft, time_scale=None if scale is None else float(scale),
         )
 
 

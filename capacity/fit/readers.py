@@ -101,6 +101,8 @@ class ReadResult:
     sessionless_turns: int = 0
     time_scale: float = 1.0
     """The factor the times were stretched by (:func:`capacity.fit.fitter.scale_times`)."""
+    recorded_scales: dict[str, tuple[float, int]] = field(default_factory=dict)
+    """JSONL file -> (the ``time_scale`` K its lines record, the first such line)."""
     repeated_spans: int = 0
     """LLM spans dropped as repeats of one already read (same traceId and spanId)."""
     _span_ids: set[tuple[str, str]] = field(default_factory=set)
@@ -222,11 +224,20 @@ def _read_jsonl(fh: IO[str], name: str, out: ReadResult) -> None:
     nth = len(out.files) - 1
     mine: set[str] = set()
     durations: list[float] = []
+    first_scale: tuple[float | None, int] | None = None
     try:
         for lineno, rec in iter_request_log(fh):
             where = f"{name}:{lineno}"
             out.clock(rec.start, where)
             out.clock(rec.end, where)
+            if first_scale is None:
+                first_scale = (rec.time_scale, lineno)
+                if rec.time_scale is not None:
+                    out.recorded_scales[name] = (rec.time_scale, lineno)
+            elif rec.time_scale != first_scale[0]:  # one log is one run, at one K
+                raise TraceError(f"{where}: {_scale_said(rec.time_scale)} but line "
+                                 f"{first_scale[1]} {_scale_said(first_scale[0])}; a log "
+                                 "is one run at one time scale")
             if rec.session not in mine:
                 mine.add(rec.session)
                 first = out._file_sessions.setdefault(rec.session, name)
@@ -245,6 +256,10 @@ def _read_jsonl(fh: IO[str], name: str, out: ReadResult) -> None:
         raise TraceError(f"{name}: the median call takes {median:,.0f} s "
                          f"({median / 60:,.0f} min): are the times in milliseconds? start and "
                          "end are seconds")
+
+
+def _scale_said(k: float | None) -> str:
+    return "records no time_scale" if k is None else f"records time_scale {k:g}"
 
 
 # ---------------------------------------------------------------------------------------
