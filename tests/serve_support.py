@@ -7,6 +7,8 @@ milliseconds; quotas are generous unless a test asks for a tight one.
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,6 +63,32 @@ def serving(prof: Profile | None = None, **options: Any) -> Iterator[ServerThrea
         yield srv
     finally:
         srv.close()
+
+
+def banner_url(proc: subprocess.Popen[str]) -> str:
+    """The URL a ``capacity serve --port 0`` process listens on, once its banner ends (it
+    names the port the OS gave: however long a loaded machine takes to start the
+    interpreter, and no port picked here that another process could take first)."""
+    assert proc.stdout is not None
+    url = ""
+    for line in proc.stdout:
+        if line.startswith("listening on"):
+            url = line.split()[2]
+        if line.startswith("Ctrl-C"):
+            break
+    assert url, "the server exited before its banner"
+    return url
+
+
+def interrupt(proc: subprocess.Popen[str]) -> None:
+    """Ctrl-C a server process and wait for it to exit (killed after 60 s)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
 
 
 def metrics(url: str) -> dict[str, float]:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from capacity import load_profile
 from capacity.fit.jsonl import iter_request_log
 from capacity.profile.schema import RepeatStep
 from capacity.serve import ServeOptions, ServerThread
+from tests.serve_support import banner_url, interrupt
 from tests.test_loadgen import SMALL, _small
 
 # K = 20, not test_loadgen's 40: the lag guard's limit is then 50 ms (0.1 x the 10 s
@@ -92,6 +94,60 @@ def test_loadtest_log_round_trips_through_fit(tmp_path: Path, mock: ServerThread
     assert fitted.session.pause.mean == pytest.approx(orig.session.pause.mean, rel=0.25)
 
 
+@contextmanager
+def _serve_cli(prof: Path, *args: str) -> Iterator[str]:
+    """``capacity serve PROF --port 0 ARGS`` in a process; yields its URL, then Ctrl-C."""
+    proc = subprocess.Popen([sys.executable, "-m", "capacity", "serve", str(prof), "--port",
+                             "0", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield banner_url(proc)
+    finally:
+        interrupt(proc)
+
+
+def _fit_cli(log: Path, prof: Path, out: Path, *extra: str) -> str:
+    r = subprocess.run([sys.executable, "-m", "capacity", "fit", str(log), "--quota-from",
+                        str(prof), "-o", str(out), "--name", "fitted", *extra],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    return out.read_text()
+
+
+def test_logs_of_a_scaled_run_fit_in_model_time_without_the_option(tmp_path: Path) -> None:
+    """`capacity serve --time-scale K --log` and `capacity loadtest --time-scale K --log`
+    wrote wall-clock times: `capacity fit` without `--time-scale K` fitted a think time and
+    latencies K× too short (one web-research log: napkin 1 session instead of 74). Their
+    lines now record K, which fit multiplies by: the same profile as with the option."""
+    from capacity.analytic.model import analyze
+
+    prof = tmp_path / "small.yaml"
+    prof.write_text(yaml.safe_dump(SMALL))
+    served, mine = tmp_path / "served.jsonl", tmp_path / "loadtest.jsonl"
+    with _serve_cli(prof, "--time-scale", f"{K:g}", "--seed", "5", "--log", str(served)) as url:
+        r = subprocess.run(
+            [sys.executable, "-m", "capacity", "loadtest", str(prof), "--target", url,
+             "--sessions", "3", "--time-scale", f"{K:g}", "--duration", "300s", "--warmup",
+             "10s", "--seed", "4", "--no-predict", "--log", str(mine)],
+            capture_output=True, text=True, timeout=180)
+        assert r.returncode == 0, r.stderr
+    pause = _small().session.pause.mean
+    for log in (mine, served):
+        with log.open() as fh:
+            assert {rec.time_scale for _, rec in iter_request_log(fh)} == {K}
+        given = _fit_cli(log, prof, tmp_path / "given.yaml", "--time-scale", f"{K:g}")
+        recorded = _fit_cli(log, prof, tmp_path / "recorded.yaml")
+        assert (f"# Note: {log}: times multiplied by {K:g}, the time scale the log records "
+                "(time_scale).") in recorded
+        assert recorded.split("\nname:")[1] == given.split("\nname:")[1]
+        fitted = load_profile([tmp_path / "recorded.yaml"])
+        ceiling = analyze(fitted).mean_ceiling
+        print(f"\n{log.name}: think time {fitted.session.pause.mean:.2f} s (profile "
+              f"{pause:g} s), napkin {ceiling:.2f} (profile {analyze(_small()).mean_ceiling:.2f})")
+        assert ceiling == analyze(load_profile([tmp_path / "given.yaml"])).mean_ceiling
+        assert fitted.session.pause.mean == pytest.approx(pause, rel=0.3)
+
+
 def test_serve_log_matches_the_load_generators(tmp_path: Path) -> None:
     """capacity serve's log (ServeOptions(log=...), what --log writes) of a load test: one
     line per answered request, grouped by the session and turn the load generator named
@@ -127,27 +183,12 @@ def test_serve_log_matches_the_load_generators(tmp_path: Path) -> None:
 
 
 def test_serve_cli_log_option(tmp_path: Path) -> None:
-    import signal
     import urllib.request
 
     prof = tmp_path / "small.yaml"
     prof.write_text(yaml.safe_dump(SMALL))
     log = tmp_path / "served.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "capacity", "serve", str(prof), "--port",
-                             "0", "--time-scale", "100", "--log", str(log)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        # Ready when the banner ends (it names the port the OS gave): however long a
-        # loaded machine takes to start the interpreter, and no port picked here that
-        # another process could take before the server binds it.
-        assert proc.stdout is not None
-        url = ""
-        for line in proc.stdout:
-            if line.startswith("listening on"):
-                url = line.split()[2]
-            if line.startswith("Ctrl-C"):
-                break
-        assert url, proc.communicate()
+    with _serve_cli(prof, "--time-scale", "100", "--log", str(log)) as url:
         body = json.dumps({"model": "m", "user": "alice", "messages": [
             {"role": "user", "content": "hi"}, {"role": "assistant", "content": "yes"},
             {"role": "user", "content": "and?"}]}).encode()
@@ -155,17 +196,11 @@ def test_serve_cli_log_option(tmp_path: Path) -> None:
             "content-type": "application/json", "x-stainless-retry-count": "1"})
         with urllib.request.urlopen(req, timeout=60) as r:
             usage = json.loads(r.read())["usage"]
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
     with log.open() as fh:
         (rec,) = [r for _, r in iter_request_log(fh)]
     # Session from OpenAI's `user`, turn = the history's user messages, retries from the SDK.
     assert (rec.session, rec.turn, rec.retries) == ("alice", "2", 1)
+    assert rec.time_scale == 100  # its times are wall clock: capacity fit multiplies by 100
     assert (rec.input_tokens, rec.output_tokens) == (usage["prompt_tokens"],
                                                      usage["completion_tokens"])
 

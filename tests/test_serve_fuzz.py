@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from capacity.cli.serve import _is_loopback
-from tests.serve_support import CLAUDE, GPT, WEATHER_TOOL, metrics
+from tests.serve_support import CLAUDE, GPT, WEATHER_TOOL, banner_url, interrupt, metrics
 
 PROFILE_YAML = f"""
 name: fuzz
@@ -76,13 +76,7 @@ def _proc(tmp_path: Path) -> Iterator[Proc]:
         url = next(x.split()[2] for x in lines if x.startswith("listening on"))
         yield Proc(p, url, "".join(lines))
     finally:
-        if p.poll() is None:
-            p.send_signal(signal.SIGINT)
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        interrupt(p)
         for f in (p.stdout, p.stderr):
             if f is not None:
                 f.close()
@@ -294,15 +288,7 @@ def test_ctrl_c_does_not_wait_for_long_streams(tmp_path: Path) -> None:
                          stdout=subprocess.PIPE, text=True)
     s: socket.socket | None = None
     try:
-        assert p.stdout is not None
-        url = ""
-        for line in p.stdout:
-            if line.startswith("listening on"):
-                url = line.split()[2]
-            if line.startswith("Ctrl-C"):
-                break
-        assert url, "the server exited before its banner"
-        proc = Proc(p, url, "")
+        proc = Proc(p, banner_url(p), "")
         body = json.dumps({"model": GPT, "stream": True, "max_tokens": 4000,
                            "messages": [{"role": "user", "content": "hi"}]}).encode()
         s = socket.create_connection(proc.host_port, timeout=60)

@@ -127,7 +127,8 @@ def loadtest(
     log: Annotated[Path | None, typer.Option(
         "--log", metavar="FILE.jsonl",
         help="Write every call as a JSONL request log (capacity fit reads it; "
-        "wall-clock times: fit it with --time-scale K).", show_default=False)] = None,
+        "wall-clock times, each line records K: fit multiplies them by it).",
+        show_default=False)] = None,
     route: Annotated[RouteMode | None, typer.Option(
         "--route", metavar="client|gateway",
         help="Fleet profiles (routes): client = the load generator routes each "

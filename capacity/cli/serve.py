@@ -68,7 +68,8 @@ def serve_command(
         "--log", metavar="FILE.jsonl",
         help="Write one JSONL request-log line per answered request (capacity "
         "fit reads it; sessions/turns from x-capacity-session/-turn, OpenAI 'user' or "
-        "Anthropic metadata.user_id).", show_default=False)] = None,
+        "Anthropic metadata.user_id; wall-clock times, each line records K).",
+        show_default=False)] = None,
 ) -> None:
     """Serve the profile's provider: OpenAI, Azure and Anthropic APIs with its quotas.
 

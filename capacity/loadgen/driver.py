@@ -410,7 +410,7 @@ class SessionDriver:
         """One request-log line (:mod:`capacity.fit.jsonl`) for a call that has ended.
 
         ``started``: Unix seconds of its first attempt (wall clock: at ``--time-scale K``
-        durations are K times short, read the log with ``capacity fit --time-scale K``).
+        durations are K times short; the lines record K: :func:`.runner.write_log`).
         """
         if rec.calls_log is None:
             return

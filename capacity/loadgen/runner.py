@@ -498,11 +498,13 @@ def run_loadtest(profile: Profile, cfg: LoadtestConfig, grid: list[int], *,
     return result
 
 
-def write_log(log: Any, rec: Recorder, sessions: int) -> None:
+def write_log(log: Any, rec: Recorder, sessions: int, time_scale: float) -> None:
     """The calls of one N into the request log; session ids ``N<n>-s<k>`` keep the
-    sessions of different N apart."""
+    sessions of different N apart. Times are wall clock: at K ≠ 1 every line records
+    ``time_scale`` K, which ``capacity fit`` multiplies them by."""
+    scale = {} if time_scale == 1.0 else {"time_scale": time_scale}
     for line in sorted(rec.calls, key=lambda c: c["start"]):
-        log.write_call(**{**line, "session": f"N{sessions}-s{line['session']}"})
+        log.write_call(**{**line, "session": f"N{sessions}-s{line['session']}", **scale})
 
 
 def _grid(profile: Profile, cfg: LoadtestConfig, grid: list[int], result: LoadtestResult,
@@ -529,7 +531,7 @@ def _grid(profile: Profile, cfg: LoadtestConfig, grid: list[int], result: Loadte
         else:
             rec, interrupted, horizon = measure(profile, cfg, n)
         if log is not None:
-            write_log(log, rec, n)
+            write_log(log, rec, n, cfg.time_scale)
         t0 = cfg.warmup_s
         metrics, counts, lag = summarise(rec, t0, t0 + max(horizon, 1e-9))
         deployments = summarise_routing(rec, t0, t0 + max(horizon, 1e-9))

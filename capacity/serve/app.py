@@ -728,7 +728,8 @@ class MockProvider:
                  ttft_wall_s: float) -> None:
         """One request-log line (:mod:`capacity.fit.jsonl`) for an answered request.
 
-        Wall-clock times (at ``--time-scale K`` fit with ``capacity fit --time-scale K``).
+        Wall-clock times (at ``--time-scale K`` ≠ 1 the line records ``time_scale`` K,
+        which ``capacity fit`` multiplies them by).
         The mock sees attempts, not calls: refused attempts are not logged, and
         ``retries`` is the SDK's ``x-stainless-retry-count`` (the ``start`` is this
         attempt's arrival). Session and turn: see :func:`_ident`.
@@ -744,6 +745,8 @@ class MockProvider:
             "ttft": ttft_wall_s}
         if name is not None:
             line["name"] = name
+        if self.k != 1.0:
+            line["time_scale"] = self.k
         try:
             self.options.log.write_call(**line)
         except ValueError as e:  # a line the format refuses: say so, keep serving
