@@ -12,11 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from capacity.analytic.fleet import _palm_positions, _room_spill
-from capacity.analytic.model import analyze
 from capacity.profile.loader import load_profile
-from capacity.search import find_saturation
 
-from ._accuracy import assert_accurate
+from ._accuracy import assert_profile_accurate
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -59,11 +57,7 @@ def test_spilled_calls_are_the_large_ones() -> None:
 def test_sliding_log_spilling_fan_outs_against_the_simulator() -> None:
     """The profile hunt.py found (seed 179): the analytic N* meets the accuracy table's
     rule (it said 16 against the simulated 7 [7–7])."""
-    p = load_profile(DATA / "sliding-spill-fanout.yaml")
-    n_a = analyze(p).burst_ceiling
-    sat = find_saturation(p, max(1, n_a - 6), n_a + 6, seed=1, replications=20,
-                          max_sessions=100)
-    assert_accurate(n_a, sat, p.name)
+    assert_profile_accurate(load_profile(DATA / "sliding-spill-fanout.yaml"))
 
 
 def test_a_fixed_windows_spilled_calls_charge_as_in_the_engine() -> None:

@@ -23,7 +23,7 @@ from capacity.analytic.model import analyze
 from capacity.profile.loader import load_profile
 from capacity.search import find_saturation
 
-from ._accuracy import assert_accurate
+from ._accuracy import assert_accurate, assert_profile_accurate
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -179,11 +179,8 @@ def test_a_window_spilling_into_a_longer_log_against_the_simulator() -> None:
     (``_tail_spill_seen``) meets the accuracy table's rule against the simulated N* 155
     [154–156] (seed 1, 20 × 1 h); 188 before, 163 with the spilled calls counted right
     but the log read by its time average."""
-    p = load_profile(DATA / "spill-window-into-longer-log.yaml")
-    n_a = analyze(p).burst_ceiling
-    sat = find_saturation(p, max(1, n_a - 10), n_a + 10, seed=1, replications=20,
-                          max_sessions=400)
-    assert_accurate(n_a, sat, p.name)
+    assert_profile_accurate(load_profile(DATA / "spill-window-into-longer-log.yaml"),
+                            span=10, max_sessions=400)
 
 
 def test_a_burst_finds_the_room_the_admitted_burst_before_left() -> None:
@@ -210,8 +207,5 @@ def test_a_window_spilling_into_a_longer_log_without_retries_against_the_simulat
     said 196 (+14 %) reading the log by the arrivals' law truncated at its allowance (the
     log's share of its calls turned away at 172 sessions: 10.0 % in the engine, 9.2 % so,
     2.3 % before)."""
-    p = load_profile(DATA / "spill-window-into-longer-log-no-retries.yaml")
-    n_a = analyze(p).burst_ceiling
-    sat = find_saturation(p, max(1, n_a - 10), n_a + 10, seed=1, replications=20,
-                          max_sessions=400)
-    assert_accurate(n_a, sat, p.name)
+    assert_profile_accurate(load_profile(DATA / "spill-window-into-longer-log-no-retries.yaml"),
+                            span=10, max_sessions=400)
