@@ -401,3 +401,22 @@ def test_a_window_on_a_token_bucket_is_refused() -> None:
                                     "tpm": 100_000, "enforcement": {"type": "token_bucket"}}
     assert profile_from_dict(data).quotas["deployment"].enforcement.type == "token_bucket"
     assert profile_from_dict(bucket.model_dump(mode="json", exclude_none=True)) == bucket
+
+
+def test_fixed_to_sliding_keeps_the_window() -> None:
+    """Both window types read `window`: an overlay or a preset's profile switching fixed
+    <-> sliding keeps the length (replacing the enforcement whole dropped web-research's
+    10 s window to the 60 s default: the ceiling 25 -> 57, silently)."""
+    merged = load_profile(WEB, ["quotas.deployment.enforcement={type: sliding_window}"])
+    enf = merged.quotas["deployment"].enforcement
+    assert (enf.type, enf.window) == ("sliding_window", 10.0)
+    data = merged.model_dump(mode="json", exclude_none=True)
+    data["quotas"]["deployment"] = {"preset": "azure-standard", "models": ["gpt-4o"],
+                                    "tpm": 100_000, "enforcement": {"type": "sliding_window"}}
+    preset = profile_from_dict(data).quotas["deployment"].enforcement
+    plain = dict(data)
+    plain["quotas"] = {"deployment": {"preset": "azure-standard", "models": ["gpt-4o"],
+                                      "tpm": 100_000}}
+    fixed = profile_from_dict(plain).quotas["deployment"].enforcement
+    assert (preset.type, preset.window) == ("sliding_window", fixed.window)
+    assert fixed.window != 60.0  # the preset's own window, not the default

@@ -42,6 +42,7 @@ from pydantic import ValidationError
 
 from capacity.errors import ProfileError
 from capacity.jsonsafe import json_kind
+from capacity.profile.presets import same_span_field
 from capacity.profile.schema import DIMENSIONS, PathT, Profile, check_references
 
 MAX_PROFILE_BYTES = 1 << 20
@@ -389,8 +390,10 @@ def _merge(base: Any, over: Any, path: PathT, loc: _Located, over_loc: _Located)
     if not replace and _is_step_path(path):
         replace = _step_kind(over) is not None and _step_kind(over) != _step_kind(base)
     if not replace and _is_enforcement_path(path):
-        # Another type reads other fields: a window's `window` kept on a bucket was ignored.
-        replace = "type" in over and over.get("type") != base.get("type", "fixed_window")
+        # A type across the bucket / window divide reads other fields (a window's `window`
+        # kept on a bucket was ignored); fixed <-> sliding keeps the window's length.
+        replace = "type" in over and not same_span_field(
+            over.get("type"), base.get("type", "fixed_window"))
     if replace:
         loc.drop_under(path)
         return over

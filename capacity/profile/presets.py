@@ -70,6 +70,13 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+def same_span_field(a: Any, b: Any) -> bool:
+    """True when enforcement types ``a`` and ``b`` read the same span: both windows
+    (fixed, sliding: ``window``) or both buckets (``burst``). A type changed across that
+    divide keeps none of the other's fields; within it, the window's length stays."""
+    return bool(a == "token_bucket") == bool(b == "token_bucket")
+
+
 def apply_preset(data: dict[str, Any]) -> dict[str, Any]:
     """Expand ``preset:`` in a raw quota mapping; raises ValueError for an unknown preset."""
     name = data.get("preset")
@@ -86,9 +93,10 @@ def apply_preset(data: dict[str, Any]) -> dict[str, Any]:
     for key, value in preset.defaults.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             mine = out[key]
-            # Field by field, the profile's fields winning; another enforcement type
-            # takes none of the preset's (a fixed window's `window` on a bucket).
-            if "type" not in mine or mine["type"] == value.get("type"):
+            # Field by field, the profile's fields winning; a type across the bucket /
+            # window divide takes none of the preset's (a fixed window's `window` on a
+            # bucket), a sliding window keeps the preset's fixed window's length.
+            if "type" not in mine or same_span_field(mine["type"], value.get("type")):
                 out[key] = {**value, **mine}
         else:
             out.setdefault(key, value)
