@@ -251,6 +251,20 @@ def test_standard_output_that_cannot_be_written_is_one_line(args: list[str]) -> 
         "error: standard output: cannot write: No space left on device")
 
 
+@pytest.mark.parametrize(("args", "code"), [
+    (["check", "web-research", "--sessions", "5", "--method", "analytic"], 0),
+    (["check", "web-research", "--sessions", "500", "--method", "analytic"], 1),
+    (["--version"], 0), (["schema"], 0), (["profiles"], 0), (["explain", "web-research"], 0),
+])
+def test_a_closed_standard_output_runs_the_command(args: list[str], code: int) -> None:
+    # `capacity check ... >&-` (Python's sys.stdout is None): a flush of None was an
+    # AttributeError traceback, exit 1 — check's "below target" for a passing gate.
+    r = subprocess.run([sys.executable, "-m", "capacity", *args], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True, timeout=120,
+                       preexec_fn=lambda: __import__("os").close(1))
+    assert r.returncode == code and "Traceback" not in r.stderr, r.stderr
+
+
 def test_a_reader_that_went_away_ends_the_command_quietly() -> None:
     # `capacity ... | head`: the pipe closes; SIGPIPE's exit, nothing on stderr.
     import os

@@ -71,8 +71,16 @@ class _GuardedStdout:
 
 
 def guard_stdout() -> None:
-    """Make a failed write to standard output a :class:`StdoutError`."""
-    if not isinstance(sys.stdout, _GuardedStdout) and sys.stdout is not None:
+    """Make a failed write to standard output a :class:`StdoutError`.
+
+    Started with standard output closed (``>&-``, where Python's ``sys.stdout`` is None),
+    the output goes to the null device, as a closed stream's would: the command still runs
+    and exits with its own code (``check``'s exit 1 means below target, not a crash)."""
+    if sys.stdout is None:
+        import os
+
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (process-long)
+    if not isinstance(sys.stdout, _GuardedStdout):
         sys.stdout = _GuardedStdout(sys.stdout)
 
 

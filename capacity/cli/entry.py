@@ -21,6 +21,8 @@ def main() -> None:
     if sys.argv[1:] == ["--version"]:
         from capacity._version import __version__
 
+        if sys.stdout is None:  # started with stdout closed (>&-): nothing to write to,
+            return  # as every other command then
         # The same line as the CLI's own --version option.
         try:
             sys.stdout.write(f"capacity {__version__}\n")
