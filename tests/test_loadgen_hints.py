@@ -203,6 +203,8 @@ def test_reset_restarts_the_window_clock() -> None:
         assert run({"clock_offset_s": 50.0}) == [200] * 8
         r = http.post("/admin/reset", json={"clock_offset_s": -1})
         assert r.status_code == 400 and r.json()["error"]["param"] == "clock_offset_s"
+        assert r.json()["error"]["message"] == (  # the field named once
+            "clock_offset_s: expected a number of seconds ≥ 0, got -1")
 
 
 def test_loadtest_window_phase_is_the_seeds() -> None:

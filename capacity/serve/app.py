@@ -395,8 +395,10 @@ class MockProvider:
                 offset = _clock_offset(body)
             except (JSONDecodeError, ValueError, UnicodeDecodeError) as e:
                 msg = str(e).splitlines()[0]
-                param = "clock_offset_s" if msg.startswith("clock_offset_s") else \
+                param = "clock_offset_s" if msg.startswith("clock_offset_s: ") else \
                     "bucket_deficit"
+                # bad() names the field itself ("clock_offset_s: clock_offset_s: ..." else)
+                msg = msg.removeprefix(f"{param}: ")
                 return self._error("openai", bad(param, msg[:200]), request)
         restart = getattr(self.clock, "restart", None)
         if restart is not None:
