@@ -755,3 +755,16 @@ def test_lines_of_one_log_at_two_time_scales_are_refused(tmp_path: Path, lines: 
     with pytest.raises(TraceError, match=re.escape(
             f"{wall}:3: records time_scale 20 but line 1 records time_scale 60")):
         read_traces([wall])
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS file names must be UTF-8")
+def test_an_output_name_that_is_not_text_still_names_a_loadable_profile(
+        tmp_path: Path) -> None:
+    # `fit -o o\xe9.yaml`: the profile was named "o\udce9" (the stem's lone surrogate), a
+    # YAML escape that validate then refused.
+    out = os.path.join(os.fsencode(tmp_path), b"o\xe9.yaml")
+    trace = Path(__file__).parent / "data" / "agent-trace.otlp.jsonl"
+    r = subprocess.run([sys.executable, "-m", "capacity", "fit", str(trace), "-o", out],
+                       capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert load_profile(os.fsdecode(out)).name == "o\ufffd"

@@ -102,7 +102,10 @@ def fit_command(
                                    else "think_time")
         # Against a fleet, the summary and report describe the refit the profile gets.
         res = fleet_refit(fit_read(read, mode), ref)
-        nm = name or (output.stem if output is not None else "fitted")
+        # A file name need not be text: its undecodable bytes become U+FFFD in the
+        # profile's name (a lone surrogate written into YAML cannot be read back).
+        nm = name or (output.stem.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                      if output is not None else "fitted")
         text = render_profile(res, name=nm, quota_from=ref_path)
         if report is not None:
             try:
