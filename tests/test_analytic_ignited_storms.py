@@ -7,9 +7,11 @@ dimension alone allows ~103 sessions; their 429s, counted by the larger, said so
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from capacity.analytic.model import analyze
 from capacity.profile.loader import load_profile
+from capacity.profile.schema import Profile
 from capacity.search import find_saturation
 
 from ._accuracy import assert_accurate, assert_profile_accurate
@@ -37,3 +39,38 @@ def test_uncounted_refusals_start_no_storm() -> None:
     sat = find_saturation(p, result.burst_ceiling - 6, result.burst_ceiling + 6, seed=1,
                           replications=20, max_sessions=200)
     assert_accurate(result.burst_ceiling, sat, "uncounted refusals")
+
+
+def _rpm_tpm_models() -> tuple[Any, Any, float, Profile]:
+    """The test profile's RPM and TPM log models (fresh: no storm chain solved) and
+    their window counts' correlation."""
+    from capacity.analytic.clumped import window_correlation
+    from capacity.analytic.model import constraint_model, cycle_time
+    from capacity.model.workload import Workload
+
+    p = load_profile(DATA / "tpm-spells-start-rpm-storms.yaml")
+    wl = Workload.from_profile(p)
+    cyc = cycle_time(wl)
+    rpm, tpm = (next(c for c in wl.constraints if c.dim == d) for d in ("rpm", "tpm"))
+    models = [constraint_model(wl, c, cyc.cycle_s, cyc.min_cycle_s).inner
+              for c in (rpm, tpm)]
+    return models[0], models[1], window_correlation(wl, rpm, tpm, cyc.cycle_s), p
+
+
+def test_a_negligible_ignition_solves_no_storm_chain() -> None:
+    """A ceiling search's guess far below its boundary: with a chain solved near the
+    ceiling, a share of the RPM log's own attempts under ``negligible`` (checked here
+    against the full answer, a fresh model's) is 0 without a new chain; near the ceiling
+    the answer is the full one, and the ceiling is the one without the shortcut
+    (hunt-234 at 269 sessions: 1e-12 of its attempts, a 0.8 s chain)."""
+    rpm, tpm, rho, p = _rpm_tpm_models()
+    rpm.storm_size(100)
+    solved = len(rpm._storm_sizes)
+    negligible = 1e-3 * p.targets.max_429_fraction
+    full, _, _, _ = _rpm_tpm_models()
+    assert 0.0 < full.ignited_by(tpm, rho, 60) < negligible
+    assert rpm.ignited_by(tpm, rho, 60, negligible) == 0.0
+    assert len(rpm._storm_sizes) == solved                      # no chain at 60
+    for n in (92, 98):
+        assert rpm.ignited_by(tpm, rho, n, negligible) == full.ignited_by(tpm, rho, n)
+    assert analyze(p).burst_ceiling == 91

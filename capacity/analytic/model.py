@@ -1334,10 +1334,13 @@ def _joint(wl: Workload, cyc: CycleTime, results: list[ConstraintResult],
     igniters = _igniters(active, results, model)
 
     def ignited(n: int) -> float:
-        # Shares of the request log's own attempts, as shares of all (its calls' share).
+        # Shares of the request log's own attempts, as shares of all (its calls' share,
+        # so never more): one of its own under 0.1% of the target counts as 0 — no new
+        # storm chain at a guess far below the boundary (ClumpWindowModel.ignited_by).
         return math.fsum(
             of_all_attempts(WindowStats(n, 0.0, 0.0, model(i).inner.ignited_by(
-                model(j).inner, rho(i, j), n), "ignited"), wl.attempt_share(active[i])
+                model(j).inner, rho(i, j), n, 1e-3 * target), "ignited"),
+                wl.attempt_share(active[i])
             ).loss_fraction for i, js in igniters.items() for j in js)
 
     return joint_ceiling(results, [of_all(i) for i in range(len(active))], target, rho,

@@ -1374,7 +1374,8 @@ class ClumpWindowModel:
             return self._retry_rejection(0.0) >= 1.0
         return r.storms_without_retries and bool(self.storm_first.size)
 
-    def ignited_by(self, other: ClumpWindowModel, rho: float, n: int) -> float:
+    def ignited_by(self, other: ClumpWindowModel, rho: float, n: int,
+                   negligible: float = 0.0) -> float:
         """Share of this counted request log's attempts turned away by the storms that
         another dimension's full spells start (``other``: its quota's token log over the
         same calls and window; ``rho``: their window counts' correlation).
@@ -1393,6 +1394,12 @@ class ClumpWindowModel:
         over one 30 s log, honoured retries) at 90 sessions: every one of the engine's
         storms began in a TPM spell (8 of 21 spells, ~60 requests logged at the start,
         6.7 refused attempts per spell); the model says ~60, 10 and 5 spells an hour.
+
+        ``negligible``: a share below which the answer may be 0 without a new storm chain
+        (a ceiling search's guesses far below its boundary): when this ``n``'s chain is
+        not yet solved but others are, the share with ten times the largest solved size
+        per session (:meth:`_storm_bound`) decides — sizes per session vary by tens of
+        percent across cells, the spells' start probability by orders of magnitude.
         """
         m = self.retry.max_retries
         if n <= 0 or not self.storms or (m > 0 and n <= self.storm_threshold()):
@@ -1422,10 +1429,30 @@ class ClumpWindowModel:
         started = _dot(wx / wx.sum(), (1.0 - 1.0 / a_mean) ** (need - 1.0))
         lam_w = n * self.calls_per_window
         lam = lam_w / self.window_s
-        rejected = spells * started * self._storm_turned_away(n, lam_w)
+
+        def share(size: float, retry_share: float) -> float:
+            rejected = spells * started * size
+            attempts = lam * (1.0 + retry_share) + rejected * m / (1 + m)
+            return min(1.0, rejected / attempts) if attempts > 0 else 0.0
+
+        # The bound's share without this log's own retries (its own share may need the
+        # chain too): larger still.
+        bound = self._storm_bound(n) if negligible > 0.0 else None
+        if bound is not None and share(bound, 0.0) < negligible:
+            return 0.0
         own = self.attempt_share(n)
-        attempts = lam * (1.0 + own["retry_share"]) + rejected * m / (1 + m)
-        return min(1.0, rejected / attempts) if attempts > 0 else 0.0
+        return share(self._storm_turned_away(n, lam_w), own["retry_share"])
+
+    def _storm_bound(self, n: int) -> float | None:
+        """Ten times the largest storm size per session of the chains solved so far, at
+        ``n`` sessions — or None when ``n``'s chain is solved (or needs none) or no chain
+        is (:meth:`ignited_by`'s test of a negligible share). hunt-1152: 8.8–11.8
+        attempts per session over 404–575 sessions; hunt-234: 8,100–8,700."""
+        if self.storm_rough or not self.storm_first.size or not self._storm_sizes:
+            return None
+        if _STORM_GRID ** storm_cell(n) in self._storm_sizes:
+            return None
+        return 10.0 * n * max(s / x for x, s in self._storm_sizes.items() if x > 0)
 
     def crossings(self, n: int) -> float:
         """Full spells per second: arrivals that find the trailing count at its edge
