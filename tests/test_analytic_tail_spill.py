@@ -18,6 +18,8 @@ from capacity.analytic.fleet import (
     _overflow_in_calls,
     _tail_spill,
     _tail_spill_seen,
+    _thin,
+    _thin_pgf,
 )
 from capacity.analytic.model import analyze
 from capacity.profile.loader import load_profile
@@ -209,3 +211,25 @@ def test_a_window_spilling_into_a_longer_log_without_retries_against_the_simulat
     2.3 % before)."""
     assert_profile_accurate(load_profile(DATA / "spill-window-into-longer-log-no-retries.yaml"),
                             span=10, max_sessions=400)
+
+
+def test_sparse_long_law_thinned_by_its_binomials_as_by_the_pgf() -> None:
+    """A long law with few points (a fixed window's spilled calls rebinned: ~180 points
+    over 12,400 on hunt seed 468, thinned 900 times a search) is thinned by summing its
+    points' binomials, not on a 2^15-point pgf: the same law to the pgf's round-off, at
+    every kept fraction (a tiny one too), and the pgf's way still taken for a dense law."""
+    rng = np.random.default_rng(7)
+    p = np.zeros(12_400)
+    at = np.sort(rng.choice(np.arange(2_500, 12_400), 180, replace=False))
+    p[at] = rng.random(180)
+    p /= p.sum()
+    for keep in (0.25, 0.5, 0.75, 0.03, 1e-8):
+        fast, slow = _thin(p, keep), _thin_pgf(p, keep)
+        assert fast.size == slow.size == p.size
+        assert np.abs(fast - slow).max() < 1e-11 * max(1.0, float(slow.max()))
+        assert np.abs(fast - slow).sum() < 1e-10
+        k = np.arange(p.size)
+        assert float(np.dot(k, fast)) == pytest.approx(keep * float(np.dot(k, p)), rel=1e-12)
+    dense = rng.random(5_000)
+    dense /= dense.sum()
+    assert np.array_equal(_thin(dense, 0.5), _thin_pgf(dense, 0.5))

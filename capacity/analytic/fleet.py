@@ -364,9 +364,60 @@ def _convolve(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.floa
     return out
 
 
+# A binomial's points kept either side of its mode when a sparse law is thinned directly
+# (:func:`_thin_sparse`): this many standard deviations (of the largest count's), plus
+# _THIN_PAD points — beyond 13 sd a binomial at 1/4..3/4 holds < 1e-37.
+_THIN_SD = 13.0
+_THIN_PAD = 20
+# ... and that way when its binomials' points number at most this many per point of the
+# law (the pgf's way costs ~the law's length times the transform's).
+_THIN_SPARSE = 64
+
+
 def _thin(p: NDArray[np.float64], keep: float) -> NDArray[np.float64]:
-    """Each of a count's items kept with probability ``keep``: ``Σ_y p_y Bin(y, keep)``."""
-    # On the pgf: P(1 − keep + keep·s), by FFT.
+    """Each of a count's items kept with probability ``keep``: ``Σ_y p_y Bin(y, keep)``.
+
+    A long law with few points (a spill's calls rebinned, :func:`_thinned_mix`: ~180
+    points over 12,400 on hunt seed 468) by its binomials summed directly
+    (:func:`_thin_sparse`); otherwise :func:`_thin_pgf`."""
+    if p.size > _HORNER_POINTS and 0.0 < keep < 1.0:
+        nz = np.flatnonzero(p)
+        half = math.ceil(_THIN_SD * math.sqrt(float(nz[-1]) * keep * (1.0 - keep))) + _THIN_PAD
+        if nz.size * (2 * half + 1) <= _THIN_SPARSE * p.size:
+            return _thin_sparse(p, nz, keep, half)
+    return _thin_pgf(p, keep)
+
+
+def _thin_sparse(p: NDArray[np.float64], nz: NDArray[np.int64], keep: float,
+                 half: int) -> NDArray[np.float64]:
+    """:func:`_thin` of ``p`` (nonzero at ``nz``): each point's binomial ``Bin(y, keep)``
+    at ``half`` points either side of its mode, by the ratios of neighbouring terms from
+    the mode outwards (every term ≤ the mode's: nothing overflows), normalised to 1.
+    Against :func:`_thin_pgf` 1e-16 a point, 3e-13 in all (its FFT's round-off)."""
+    c = nz.astype(np.float64)
+    r = keep / (1.0 - keep)
+    mode = np.minimum(np.floor((c + 1.0) * keep), c)[:, None]
+    step = np.arange(half, dtype=np.float64)
+    up = mode + step                              # term x + 1 over term x, x = up
+    right = np.cumprod(np.maximum(c[:, None] - up, 0.0) / (up + 1.0) * r, axis=1)
+    down = mode - step                            # term x − 1 over term x, x = down
+    left = np.cumprod(np.maximum(down, 0.0) / (c[:, None] - down + 1.0) / r, axis=1)
+    total = 1.0 + right.sum(axis=1) + left.sum(axis=1)
+    scale = (p[nz] / total)[:, None]
+    out = np.zeros(p.size + 1)
+    np.add.at(out, mode[:, 0].astype(np.int64), scale[:, 0])
+    ok = right > 0.0
+    out += np.bincount((up + 1.0)[ok].astype(np.int64), (right * scale)[ok],
+                       minlength=out.size)[: out.size]
+    ok = (left > 0.0) & (down >= 1.0)
+    out += np.bincount((down - 1.0)[ok].astype(np.int64), (left * scale)[ok],
+                       minlength=out.size)[: out.size]
+    res: NDArray[np.float64] = out[: p.size]
+    return res / float(res.sum())
+
+
+def _thin_pgf(p: NDArray[np.float64], keep: float) -> NDArray[np.float64]:
+    """:func:`_thin` on the pgf: ``P(1 − keep + keep·s)``, by FFT."""
     L = 1 << max(4, math.ceil(math.log2(2 * p.size + 1)))
     s = np.exp(-2j * np.pi * np.arange(L // 2 + 1) / L)
     z = 1.0 - keep + keep * s  # (|z| ≤ 1)
