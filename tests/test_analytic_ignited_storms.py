@@ -27,6 +27,14 @@ def test_tpm_spells_start_rpm_storms_against_the_simulator() -> None:
                             max_sessions=200)
 
 
+def test_a_token_log_of_another_length_starts_storms_too() -> None:
+    """The TPM log 31 s long, the RPM log 30 s: every TPM refusal is logged on the RPM
+    log all the same. Only equal lengths took part: 103 against the simulated 92 [90–94]
+    (seed 1, 20 × 1 h)."""
+    assert_profile_accurate(load_profile(DATA / "tpm-spells-start-rpm-storms-31s.yaml"),
+                            max_sessions=200)
+
+
 def test_uncounted_refusals_start_no_storm() -> None:
     """The same quota when refusals are not logged against the request limit: a TPM
     spell leaves the RPM log as it was, and the ceiling is the dimensions' own (103
@@ -74,3 +82,4 @@ def test_a_negligible_ignition_solves_no_storm_chain() -> None:
     for n in (92, 98):
         assert rpm.ignited_by(tpm, rho, n, negligible) == full.ignited_by(tpm, rho, n)
     assert analyze(p).burst_ceiling == 91
+

@@ -1378,7 +1378,8 @@ class ClumpWindowModel:
                    negligible: float = 0.0) -> float:
         """Share of this counted request log's attempts turned away by the storms that
         another dimension's full spells start (``other``: its quota's token log over the
-        same calls and window; ``rho``: their window counts' correlation).
+        same calls, over this window or another length; ``rho``: their window counts'
+        correlation).
 
         Every attempt the other log refuses is logged here (a refusal counts against the
         request limit), so a token spell that turns away ``A`` attempts adds ``A`` to
