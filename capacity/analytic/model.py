@@ -1350,7 +1350,7 @@ def _joint(wl: Workload, cyc: CycleTime, results: list[ConstraintResult],
 def _igniters(active: list[Constraint], results: list[ConstraintResult],
               model: Callable[[int], Any]) -> dict[int, list[int]]:
     """Per counted request log that storms (sliding, refusals logged, retries that meet
-    it full: ``ClumpWindowModel.storms``; retries honour the retry-after, if any), its
+    it full: ``ClumpWindowModel.storms``; retries that honour the retry-after), its
     quota's sliding token logs whose refusals it logs
     (:meth:`ClumpWindowModel.ignited_by`): a token spell that turns away a few attempts
     fills the request log and starts its storm. hunt-171 (RPM + TPM over one
