@@ -39,7 +39,6 @@ from capacity.cli.common import (
     check_output,
     console,
     degrade_streams,
-    drop_stdout,
     emit,
     err_console,
     guard_stdout,
@@ -48,6 +47,7 @@ from capacity.cli.common import (
     simulating,
     write_text,
 )
+from capacity.cli.entry import drop_stdout
 from capacity.cli.fit import fit_command
 from capacity.cli.loadtest import loadtest as loadtest_command
 from capacity.cli.sensitivity import sensitivity_command

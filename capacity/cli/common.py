@@ -84,19 +84,6 @@ def guard_stdout() -> None:
         sys.stdout = _GuardedStdout(sys.stdout)
 
 
-def drop_stdout() -> None:
-    """Point standard output at the null device: what is still buffered, flushed at exit,
-    would raise again (Python's 'Exception ignored' and exit 120)."""
-    import os
-
-    try:
-        fd = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(fd, sys.__stdout__.fileno() if sys.__stdout__ is not None else 1)
-        os.close(fd)
-    except (OSError, ValueError):
-        pass
-
-
 def degrade_streams() -> None:
     """On a terminal or pipe that cannot encode our glyphs (PYTHONIOENCODING=ascii, a
     latin-1 locale), print ASCII look-alikes instead of failing with UnicodeEncodeError."""

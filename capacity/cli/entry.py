@@ -16,6 +16,18 @@ import sys
 _BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
 
 
+def drop_stdout() -> None:
+    """Point standard output at the null device: what is still buffered, flushed at exit,
+    would raise again (Python's 'Exception ignored' and exit 120). Here, not in
+    :mod:`capacity.cli.common`, so that ``--version`` shares it without loading the CLI."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.__stdout__.fileno() if sys.__stdout__ is not None else 1)
+        os.close(fd)
+    except (OSError, ValueError):
+        pass
+
+
 def main() -> None:
     """Run the CLI; ``--version`` alone is printed without loading it."""
     if sys.argv[1:] == ["--version"]:
@@ -28,8 +40,7 @@ def main() -> None:
             sys.stdout.write(f"capacity {__version__}\n")
             sys.stdout.flush()
         except OSError as e:  # as the CLI says it (capacity.cli.app.main), without rich
-            fd = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(fd, sys.stdout.fileno())  # Python's exit flush would raise again
+            drop_stdout()
             if e.errno == errno.EPIPE:
                 sys.exit(141)
             sys.stderr.write(f"error: standard output: cannot write: {e.strerror or e}\n")
