@@ -1480,12 +1480,7 @@ def closed_share(chain: BucketChain, law: ClosedSessions, sessions: int, lam: fl
     stay = (young / tot)[:, None, None] * GA                       # y → y
     up = (old / tot)[:, None, None] * GA                           # y → y + 1
     down = (age / tot)[:, None, None] * G                          # y → y − 1
-    # At the band's edges a step out of it is held at the edge (the level still moves).
-    if hi < n:
-        stay[-1] = stay[-1] + up[-1]
-    if lo > 0:
-        stay[0] = stay[0] + down[0]
-    pis = _band_stationary(stay, up, down, mid - lo)
+    pis = _band_stationary(stay, up, down, mid - lo, held=(lo > 0, hi < n))
     top = hi - lo
     calls = refused = 0.0
     for k in range(top + 1):
@@ -1515,11 +1510,19 @@ def _grid_corrected(chain: BucketChain, g: _Grid, lam: float, share: float) -> f
 
 
 def _band_stationary(stay: NDArray[np.float64], up: NDArray[np.float64],
-                     down: NDArray[np.float64], m0: int) -> dict[int, NDArray[np.float64]]:
+                     down: NDArray[np.float64], m0: int,
+                     held: tuple[bool, bool] = (False, False)
+                     ) -> dict[int, NDArray[np.float64]]:
     """Stationary law of a block-tridiagonal chain (blocks ``k → k`` ``stay[k]``,
     ``k → k + 1`` ``up[k]``, ``k → k − 1`` ``down[k]``), by block: reduced by linear
     level reduction from both ends to ``m0`` (the likeliest block: the censored chain
-    there is well conditioned, where at an end it may be a 1e-17 event), unnormalised."""
+    there is well conditioned, where at an end it may be a 1e-17 event), unnormalised.
+    ``held`` (bottom, top): a band cut from a longer chain holds a step out of it at that
+    edge (the level still moves); ``stay`` is changed in place."""
+    if held[1]:
+        stay[-1] = stay[-1] + up[-1]
+    if held[0]:
+        stay[0] = stay[0] + down[0]
     eye = np.eye(stay.shape[1])
     top = stay.shape[0] - 1
     R: dict[int, NDArray[np.float64]] = {}
@@ -1627,12 +1630,7 @@ def follow_share(chain: BucketChain, law: FollowSessions, sessions: int, lam: fl
         up = a * w * first
         stay = a * (1.0 - w) * first + b * c * next_
         down = b * (1.0 - c) * next_
-    # At the band's edges a step out of it is held at the edge (the level still moves).
-    if hi < n:
-        stay[-1] = stay[-1] + up[-1]
-    if lo > 0:
-        stay[0] = stay[0] + down[0]
-    pis = _band_stationary(stay, up, down, mid - lo)
+    pis = _band_stationary(stay, up, down, mid - lo, held=(lo > 0, hi < n))
     calls = refused = 0.0
     for k in range(hi - lo + 1):
         rho = pis[k] @ G[k]                                        # the level an event meets
