@@ -634,7 +634,7 @@ def follow_law(wl: Workload, c: Constraint, chain: BucketChain, cycle_s: float
     regular than the chain's exponential one: hunt-155's two calls at a bucket 30 s deep,
     without retries, said 46 against a simulated 49 [47–50], Poisson launches 50),
     without retries, one population, no pacing; None otherwise (Poisson launches)."""
-    from capacity.analytic.bucket import FollowSessions, launch_law
+    from capacity.analytic.bucket import FollowSessions, _add, launch_law
     from capacity.analytic.clumped import timing_of  # it imports this module
 
     prof = wl.profile
@@ -682,11 +682,9 @@ def follow_law(wl: Workload, c: Constraint, chain: BucketChain, cycle_s: float
     def mixed(parts: list[tuple[float, NDArray[np.float64], NDArray[np.float64]]]
               ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         weight = sum(w for w, _, _ in parts)
-        k = np.zeros(max(x.size for _, x, _ in parts))
-        ch = np.zeros(max(x.size for _, _, x in parts))
+        k = ch = np.zeros(1)
         for w, kk, cc in parts:
-            k[: kk.size] += w / weight * kk
-            ch[: cc.size] += w / weight * cc
+            k, ch = _add(k, w / weight * kk), _add(ch, w / weight * cc)
         return k, ch
 
     return FollowSessions(idle, gap, share, 1.0 - 1.0 / per_turn, mixed(first),
