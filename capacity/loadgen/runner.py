@@ -367,8 +367,18 @@ def predicted_profile(profile: Profile, client: str) -> Profile:
     load generator hands it to the SDK)."""
     if client not in SDK_RETRY:
         return profile
-    retry = profile.retry.model_copy(update={**_SDK_BACKOFF, **SDK_RETRY[client]})
-    return profile.model_copy(update={"retry": retry})
+    from ..model.workload import cached_per_profile
+
+    # One copy per (profile, client): the simulator's compiled workload is cached by the
+    # profile's identity, and predict() asks at every N of the grid.
+    def sdk(p: Profile) -> Profile:
+        retry = p.retry.model_copy(update={**_SDK_BACKOFF, **SDK_RETRY[client]})
+        return p.model_copy(update={"retry": retry})
+
+    return cached_per_profile(_PREDICTED.setdefault(client, {}), profile, sdk)
+
+
+_PREDICTED: dict[str, dict[int, tuple[Profile, Profile]]] = {}
 
 
 def predict(profile: Profile, sessions: int, cfg: LoadtestConfig) -> Any:
