@@ -323,6 +323,35 @@ def test_a_name_yaml_reads_as_another_type(tmp_path: Path, name: str, said: str)
                                "string; quote it in the file")
 
 
+@pytest.mark.parametrize(("line", "path", "said"), [
+    ("name: no", "name", "a boolean (no/false/off)"),
+    ("name: 2024", "name", "a number (2024)"),
+    ("description: 2024-01-01", "description", "a date (2024-01-01)"),
+])
+def test_a_text_value_yaml_reads_as_another_type(tmp_path: Path, line: str, path: str,
+                                                 said: str) -> None:
+    """A text value YAML typed: said with the value as written, not "got False" or "got
+    datetime.date(2024, 1, 1)" (Python's repr of what YAML made)."""
+    text = (ROOT / "profiles" / "web-research.yaml").read_text()
+    p = tmp_path / "p.yaml"
+    p.write_text(re.sub(rf"^{path}: .*$", line, text, count=1, flags=re.M))
+    with pytest.raises(ProfileError) as info:
+        load_profile(p)
+    assert str(info.value).startswith(f"{p}:") and str(info.value).endswith(
+        f" {path}: a value YAML reads as {said}, not a string; quote it")
+
+
+def test_a_top_level_name_yaml_reads_as_another_type(tmp_path: Path) -> None:
+    """`yes:` at the top of a profile: said as for a nested name, not "keys must be
+    strings, got True"."""
+    p = tmp_path / "p.yaml"
+    p.write_text("yes: 1\nname: x\n")
+    with pytest.raises(ProfileError) as info:
+        load_profile(p)
+    assert str(info.value) == (f"{p}:1: a name YAML reads as a boolean (yes/true/on), "
+                               "not a string; quote it")
+
+
 def test_a_preset_rpm_derived_as_zero_says_so(tmp_path: Path) -> None:
     """azure-standard derives 6 RPM per 1,000 TPM: tpm 100 gave "quotas.q.rpm: must be
     > 0 ..., got 0", an rpm the profile never wrote."""

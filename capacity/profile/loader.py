@@ -333,9 +333,18 @@ def _parse_yaml(text: str, source: str, loc: _Located) -> dict[str, Any]:
             f"{type(data).__name__}", source=source, line=loc.lookup(())[1])
     for key in data:
         if not isinstance(key, str):
-            raise ProfileError(f"keys must be strings, got {key!r}", source=source,
+            raise ProfileError(_not_a_string("a name", key), source=source,
                                line=loc.lookup((str(key),))[1])
     return data
+
+
+def _not_a_string(what: str, value: Any) -> str:
+    """Why a scalar YAML typed (``no`` is false, ``2024`` a number, ``2024-01-01`` a date)
+    is not the string the profile wanted, with the value as written and the cure."""
+    shown = ("yes/true/on" if value is True else "no/false/off" if value is False
+             else "null/~" if value is None
+             else value.isoformat() if isinstance(value, date) else str(value))
+    return f"{what} YAML reads as {json_kind(value)} ({shown}), not a string; quote it"
 
 
 _DIST_KINDS = {"fixed", "uniform", "exponential", "lognormal", "choice"}
@@ -636,22 +645,21 @@ def _first_error(err: ValidationError, data: Any, loc_map: _Located) -> ProfileE
     elif e["type"] == "extra_forbidden":
         msg = "unknown key"
     value = e.get("input")
-    if e["type"] not in {"unknown_key", "missing", "extra_forbidden"} and not isinstance(
+    if e["type"] == "string_type" and isinstance(value, bool | int | float | date):
+        # A text value YAML typed (`name: no` is false, `description: 2024-01-01` a
+        # date): say so with the value as written, not as Python's repr of what YAML made.
+        msg = _not_a_string("a value", value)
+    elif e["type"] not in {"unknown_key", "missing", "extra_forbidden"} and not isinstance(
         value, dict | list
     ) and "got" not in msg:
         msg = f"{msg}, got {value!r}"
     if len(loc) >= 2 and loc[-1] == "[key]":
         # A name YAML read as another type (`yes:` is true, `5:` a number): say so, at the
-        # mapping, with the name as written.
-        key = e.get("input")  # (the location holds pydantic's rendering of it)
-        shown = ("yes/true/on" if key is True else "no/false/off" if key is False
-                 else "null/~" if key is None
-                 else key.isoformat() if isinstance(key, date) else str(key))
+        # mapping, with the name as written (the location holds pydantic's rendering).
         loc = loc[:-2]
-        msg = (f"a name YAML reads as {json_kind(key)} ({shown}), not a string; "
-               "quote it in the file")
         source, line = loc_map.lookup(loc)
-        return ProfileError(msg, source=source, line=line, path=_format_loc(loc))
+        return ProfileError(_not_a_string("a name", value) + " in the file", source=source,
+                            line=line, path=_format_loc(loc))
     source, line = loc_map.lookup(loc)
     if isinstance(_value_at(data, loc), dict) and not _from_flag(source):
         # A rule over a whole mapping (cadence's mean, a quota with no limit): when a
