@@ -120,6 +120,14 @@ MSG_CASES: list[tuple[Any, int, str]] = [
         {"type": "tool_result", "tool_use_id": 3}]}]}, 400,
      "messages.0.content.0.tool_use_id"),
     ({**OK_MSG, "tools": [{"name": "t"}]}, 400, "tools.0.input_schema"),
+    # Two tools of one name were served 200 (a tool_use of the first); the API answers
+    # 400 "tools: Tool names must be unique." (server tools' names count too).
+    ({**OK_MSG, "tools": [{"name": "t", "input_schema": {"type": "object"}},
+                          {"name": "t", "input_schema": {"type": "object"}}]}, 400,
+     "tools: Tool names must be unique."),
+    ({**OK_MSG, "tools": [{"type": "web_search_20250305", "name": "web_search"},
+                          {"name": "web_search", "input_schema": {"type": "object"}}]}, 400,
+     "tools: Tool names must be unique."),
     ({**OK_MSG, "tool_choice": {"type": "sometimes"}}, 400, "tool_choice.type"),
     ({**OK_MSG, "system": 5}, 400, "system"),
     ({**OK_MSG, "model": "claude-unknown"}, 404, "model"),

@@ -203,10 +203,14 @@ def _tools(raw: Any) -> tuple[ToolDef, ...]:
         return ()
     check_type(raw, list, "tools", "an array")
     out = []
+    names: set[str] = set()
     for i, t in enumerate(raw):
         p = f"tools.{i}"
         check_type(t, dict, p, "a tool object")
         check_type(t.get("name"), str, f"{p}.name", "a string")
+        if t["name"] in names:  # the API's words; server tools' names count too
+            raise bad("tools", "Tool names must be unique.")
+        names.add(t["name"])
         if t.get("type") not in (None, "custom"):
             continue  # a server tool (web search, ...): the provider runs it, never a call
         schema = t.get("input_schema")
