@@ -500,6 +500,26 @@ def test_metrics_format_and_reset(srv: Any, http: Any) -> None:
     assert http.post("/admin/reset?metrics=no").json()["metrics_reset"] is False
 
 
+@pytest.mark.parametrize(("body", "param", "said"), [
+    # A NaN or a cut-off body was "bucket_deficit: unexpected character ...": a field
+    # blamed for the body's syntax.
+    (b'{"clock_offset_s": NaN}', "body", "body: not valid JSON ("),
+    (b'{"bucket_deficit": {', "body", "body: not valid JSON ("),
+    (b'[1]', "body", 'body: expected {"bucket_deficit"'),
+    (b'{"bucket_deficit": 5}', "bucket_deficit", "bucket_deficit: expected an object"),
+    (b'{"bucket_deficit": {"nope": 1}}', "bucket_deficit",
+     "bucket_deficit: 'nope' is not a token-bucket slot"),
+    (b'{"clock_offset_s": -1}', "clock_offset_s",
+     "clock_offset_s: expected a number of seconds"),
+])
+def test_a_bad_reset_body_names_what_is_wrong(http: Any, body: bytes, param: str,
+                                              said: str) -> None:
+    r = http.post("/admin/reset", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["param"] == param and err["message"].startswith(said), err
+
+
 def test_provider_option_picks_header_dialect() -> None:
     with serving(provider="anthropic") as srv, httpx2.Client(base_url=srv.url) as http:
         r = http.post("/v1/chat/completions", json=OK_CHAT)

@@ -391,15 +391,16 @@ class MockProvider:
         if raw.strip():
             try:
                 body = loads(raw)
+            except (JSONDecodeError, ValueError, UnicodeDecodeError) as e:
+                # The body's syntax, not a field: "bucket_deficit: unexpected character"
+                # blamed a field for a NaN or a truncated body.
+                return self._error("openai", bad(
+                    "body", f"not valid JSON ({str(e).splitlines()[0][:120]})"), request)
+            try:
                 deficit = _bucket_deficit(body, self.limiter)
                 offset = _clock_offset(body)
-            except (JSONDecodeError, ValueError, UnicodeDecodeError) as e:
-                msg = str(e).splitlines()[0]
-                param = "clock_offset_s" if msg.startswith("clock_offset_s: ") else \
-                    "bucket_deficit"
-                # bad() names the field itself ("clock_offset_s: clock_offset_s: ..." else)
-                msg = msg.removeprefix(f"{param}: ")
-                return self._error("openai", bad(param, msg[:200]), request)
+            except ApiError as e:
+                return self._error("openai", e, request)
         restart = getattr(self.clock, "restart", None)
         if restart is not None:
             restart()
@@ -868,32 +869,33 @@ def _ident(request: web.Request, body: Any) -> tuple[str, str, str | None]:
 
 
 def _bucket_deficit(body: Any, limiter: Limiter) -> dict[str, float]:
-    """The ``bucket_deficit`` of a reset body, checked (ValueError naming what is wrong)."""
+    """The ``bucket_deficit`` of a reset body, checked (a 400 naming what is wrong)."""
     if not isinstance(body, dict) or set(body) - {"bucket_deficit", "clock_offset_s"}:
-        raise ValueError('expected {"bucket_deficit": {"<slot key>": units, ...}, '
-                         '"clock_offset_s": seconds}')
+        raise bad("body", 'expected {"bucket_deficit": {"<slot key>": units, ...}, '
+                  '"clock_offset_s": seconds}')
     d = body.get("bucket_deficit") or {}
     if not isinstance(d, dict):
-        raise ValueError("expected an object of slot keys to units")
+        raise bad("bucket_deficit", "expected an object of slot keys to units")
     buckets = {s.key for s in limiter.slots if s.kind == "token_bucket"}
     out: dict[str, float] = {}
     for key, units in d.items():
         if key not in buckets:
-            raise ValueError(f"{key!r} is not a token-bucket slot of the profile (those are: "
-                             f"{', '.join(sorted(buckets)) or 'none'})")
+            raise bad("bucket_deficit", f"{key!r} is not a token-bucket slot of the profile "
+                      f"(those are: {', '.join(sorted(buckets)) or 'none'})")
         if isinstance(units, bool) or not isinstance(units, int | float) or \
                 not math.isfinite(units) or units < 0:
-            raise ValueError(f"{key}: expected a number of units ≥ 0, got {units!r}")
+            raise bad("bucket_deficit", f"{key}: expected a number of units ≥ 0, got "
+                      f"{units!r}"[:200])
         out[key] = float(units)
     return out
 
 
 def _clock_offset(body: dict[str, Any]) -> float:
-    """The ``clock_offset_s`` of a reset body (0 if absent), checked."""
+    """The ``clock_offset_s`` of a reset body (0 if absent), checked (a 400 if not)."""
     x = body.get("clock_offset_s", 0.0)
     if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x) \
             or x < 0:
-        raise ValueError(f"clock_offset_s: expected a number of seconds ≥ 0, got {x!r}")
+        raise bad("clock_offset_s", f"expected a number of seconds ≥ 0, got {x!r}"[:200])
     return float(x)
 
 
