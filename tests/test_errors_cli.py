@@ -309,3 +309,19 @@ def test_a_scenario_error_names_the_scenario(scenario: str, line: str) -> None:
         assert r.returncode == 2 and r.stderr.strip() == line, (command, r.stderr)
     r = _cli("compare", "web-research", "--scenario", "c:nope.x=1", "-q")
     assert "(--scenario c created 'nope'" in r.stderr
+
+
+@pytest.mark.parametrize("scenarios", [
+    ["x:quotas.deployment.rpm=300", "x:quotas.deployment.rpm=400"],
+    ["web-research:quotas.deployment.rpm=300"],  # the baseline's name
+])
+def test_two_variants_of_one_name_are_refused(scenarios: list[str]) -> None:
+    """Two rows named 'x' (and JSON/CSV records no one could tell apart) were printed."""
+    name = scenarios[-1].partition(":")[0]
+    words = [w for s in scenarios for w in ("--scenario", s)]
+    for command in ("compare", "report"):
+        r = _cli(command, "web-research", *words, "--method", "analytic", "-q",
+                 *(["-o", "/dev/null"] if command == "report" else []))
+        assert r.returncode == 2 and r.stderr.strip() == (
+            f"error: two variants are named {name!r}: give each --scenario its own NAME "
+            "(an overlay is named by its file name)"), (command, r.stderr)

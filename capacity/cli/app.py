@@ -10,7 +10,7 @@ import copy
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -310,15 +310,26 @@ ScenarioOpt = Annotated[list[str] | None, typer.Option(
 
 
 def _variants(base: Path, others: list[Path] | None, scenarios: list[str] | None,
-              overrides: list[str] | None) -> list[tuple[str, object]]:
+              overrides: list[str] | None) -> list[tuple[str, Any]]:
     """The baseline, each overlay merged over it, and each named --scenario."""
     sets = overrides or []
-    variants: list[tuple[str, object]] = [(base.stem, _load([base], sets))]
+    variants: list[tuple[str, Any]] = [(base.stem, _load([base], sets))]
     for other in others or []:
         variants.append((other.stem, _load([base, other], sets)))
     for text in scenarios or []:
         name, kvs = _scenario(text)
         variants.append((name, _load([base], [*sets, *kvs])))
+    return distinct_names(variants)
+
+
+def distinct_names(variants: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """``variants``, refused when two share a name: their rows, JSON records and CSV lines
+    could not be told apart (``--scenario x:… --scenario x:…`` gave two rows 'x')."""
+    names = [name for name, _ in variants]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise _fail(f"two variants are named {name!r}: give each --scenario its own "
+                        "NAME (an overlay is named by its file name)")
     return variants
 
 
@@ -352,7 +363,7 @@ def compare_cmd(
     variants = _variants(base, others, scenarios, overrides)
     sim = sim_settings(replications, horizon, seed)
     result = simulating(lambda progress: compare_variants(
-        variants, method=method.value, sim=sim, progress=progress),  # type: ignore[arg-type]
+        variants, method=method.value, sim=sim, progress=progress),
         quiet=quiet or method == Method.analytic)
     emit(result, how, output, compare_renderable)
 

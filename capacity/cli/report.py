@@ -46,7 +46,7 @@ def build_report(profiles: list[Path], overrides: list[str] | None, *,
                  sim: Any = None, quiet: bool = True) -> str:
     """The HTML page for a profile: its ceiling (given, or computed), a saturation curve,
     an optional what-if comparison, the inputs and the command that reproduces it."""
-    from capacity.cli.app import _scenario
+    from capacity.cli.app import _scenario, distinct_names
     from capacity.render.html import report_page
     from capacity.whatif.ceiling import ceiling as solve_ceiling
     from capacity.whatif.ceiling import compare as compare_variants
@@ -76,6 +76,7 @@ def build_report(profiles: list[Path], overrides: list[str] | None, *,
         for text in scenarios or []:
             name, kvs = _scenario(text)
             variants.append((name, _load(profiles, [*(overrides or []), *kvs])))
+        distinct_names(variants)
         comparison = _run(lambda: compare_variants(variants, method="analytic"))
     words = ["capacity", "report", *map(str, profiles)]
     for s in overrides or []:
