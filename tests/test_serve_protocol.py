@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from pydantic import BaseModel, Field
 
+from capacity.serve.behaviour import text_of
 from capacity.serve.history import ToolDef, TurnView, decide
 from capacity.serve.schema_args import arguments_for
 from tests.serve_support import CLAUDE, GPT, WEATHER_TOOL, metric_sum, metrics, profile, serving
@@ -518,6 +519,17 @@ def test_a_bad_reset_body_names_what_is_wrong(http: Any, body: bytes, param: str
     assert r.status_code == 400, r.text
     err = r.json()["error"]
     assert err["param"] == param and err["message"].startswith(said), err
+
+
+@pytest.mark.parametrize(("start", "stop"), [(0, 40), (5, 40), (65_530, 65_560),
+                                           (131_060, 131_080)])
+def test_generated_prose_puts_a_space_after_each_sentence(start: int, stop: int) -> None:
+    """Every sentence after the first was glued on ("per token.The mock"), also where the
+    65,536-token text repeats; a stream's deltas still add up to the whole answer."""
+    text = text_of(start, stop)
+    assert ".The" not in text and text.count(". The") >= 1, text
+    assert text == text_of(start, start + 3) + text_of(start + 3, stop)
+    assert text_of(0, 3) == "The mock model"
 
 
 def test_provider_option_picks_header_dialect() -> None:

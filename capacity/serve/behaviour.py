@@ -127,7 +127,9 @@ def read_hints(headers: Mapping[str, str]) -> Hints:
 
 
 # Generated text: one word per token, so usage and text agree in a way a reader can check.
-_WORDS = ("The", " mock", " model", " answers", " with", " text", " shaped", " by",
+# Every sentence starts " The" ("token. The", not "token.The", also where the text
+# repeats); the answer's first token drops the space.
+_WORDS = (" The", " mock", " model", " answers", " with", " text", " shaped", " by",
           " the", " profile", ",", " one", " word", " per", " token", ".")
 _MAX_TEXT_TOKENS = 65536
 _TEXT: str = ""
@@ -154,10 +156,11 @@ def text_of(start: int, stop: int) -> str:
     texts longer than 65,536 tokens repeat."""
     if stop <= start:
         return ""
-    if stop <= _MAX_TEXT_TOKENS:
-        return _TEXT[_OFFSETS[start]:_OFFSETS[stop]]
-    return "".join(text_of(a % _MAX_TEXT_TOKENS, a % _MAX_TEXT_TOKENS + min(
-        stop - a, _MAX_TEXT_TOKENS - a % _MAX_TEXT_TOKENS)) for a in _chunks(start, stop))
+    text = _TEXT[_OFFSETS[start]:_OFFSETS[stop]] if stop <= _MAX_TEXT_TOKENS else "".join(
+        _TEXT[_OFFSETS[a % _MAX_TEXT_TOKENS]:_OFFSETS[
+            a % _MAX_TEXT_TOKENS + min(stop - a, _MAX_TEXT_TOKENS - a % _MAX_TEXT_TOKENS)]]
+        for a in _chunks(start, stop))
+    return text[1:] if start == 0 else text
 
 
 def _chunks(start: int, stop: int) -> Iterator[int]:
