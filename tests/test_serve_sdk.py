@@ -286,17 +286,22 @@ def test_sdk_retry_honours_retry_after_ms() -> None:
     # succeeding on the first retry shows the SDK used the mock's header.
     prof = profile(rpm=1, window="60s")
     with serving(prof, time_scale=50) as srv, _oai(srv, max_retries=2) as client:
+        # Model time from 0, a window's start: the retry is admitted at the window's end,
+        # 1.2 s after the reset however long the first call took (under load it took
+        # over 1 s from the server's start, and the retry waited only the 0.2 s left).
+        t_reset = time.monotonic()
+        httpx2.post(srv.url + "/admin/reset").raise_for_status()
         client.chat.completions.create(model=GPT, messages=USER)
-        t0 = time.monotonic()
         r = client.chat.completions.with_raw_response.create(model=GPT, messages=USER)
-        elapsed = time.monotonic() - t0
+        elapsed = time.monotonic() - t_reset
         assert r.parse().choices[0].message.content
         m = metrics(srv.url)
         assert metric_sum(m, "capacity_mock_requests_total", status="429") == 1
         assert metric_sum(m, "capacity_mock_retry_count_seen_total", retry="1") == 1
         assert m["capacity_mock_retries_seen_total"] == 1
         assert metric_sum(m, "capacity_mock_rate_limited_total", slot="oai.rpm") == 1
-        assert elapsed >= 0.9  # at least most of the 1.2 s window, not the 0.5 s backoff
+        # The window's end, not the 0.5 s backoff (which, sent before it, met a second 429)
+        assert elapsed >= 1.15
 
 
 def test_burst_beyond_quota_raises_rate_limit_error_after_retries() -> None:
