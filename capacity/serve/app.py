@@ -776,11 +776,11 @@ class MockProvider:
         if slot is None or snap is None:
             return "This request can never fit."
         unit = _UNIT_TEXT.get(slot.dimension, "units")
-        most = (f"a token bucket {snap.allowance:,g} {unit} deep" if slot.kind == "token_bucket"
-                else f"at most {snap.allowance:,g} {unit} per {_human(slot.window_s / self.k)} "
-                "window")
-        return (f"This request ({requested:,g} {unit}) can never fit: the quota admits {most}, "
-                f"so no wait helps.")
+        allowance = _units(snap.allowance, True)
+        most = (f"a token bucket {allowance} {unit} deep" if slot.kind == "token_bucket"
+                else f"at most {allowance} {unit} per {_human(slot.window_s / self.k)} window")
+        return (f"This request ({_units(requested, True)} {unit}) can never fit: the quota "
+                f"admits {most}, so no wait helps.")
 
     def _rate_limited(self, request: web.Request, ep: _Endpoint, parsed: Parsed, model: str,
                       lreq: Request, d: Decision, headers: dict[str, str]) -> web.Response:
@@ -803,7 +803,7 @@ class MockProvider:
         if ep.api == "anthropic":
             what = _DIM_TEXT.get(dim, dim).split(" (")[0]
             msg = (f"This request would exceed the rate limit for your organization of "
-                   f"{limit:g} {what} (quota {key}). "
+                   f"{_units(limit)} {what} (quota {key}). "
                    + (f"{cap} Reduce its size." if never else
                       "Please try again later or contact sales to increase your rate limit."))
             err = ApiError(429, msg, code="rate_limit_error")
@@ -821,13 +821,13 @@ class MockProvider:
         else:
             if never:
                 msg = (f"Request too large for {model} in organization org-mock on "
-                       f"{_DIM_TEXT.get(dim, dim)} (quota {key}): Limit {limit:g}, Requested "
-                       f"{requested:g}. {cap} The input or output tokens must be reduced in "
+                       f"{_DIM_TEXT.get(dim, dim)} (quota {key}): Limit {_units(limit)}, Requested "
+                       f"{_units(requested)}. {cap} The input or output tokens must be reduced in "
                        "order to run successfully.")
             else:
                 msg = (f"Rate limit reached for {model} in organization org-mock on "
-                       f"{_DIM_TEXT.get(dim, dim)} (quota {key}): Limit {limit:g}, Remaining "
-                       f"{remaining:g}, Requested {requested:g}. Please try again in "
+                       f"{_DIM_TEXT.get(dim, dim)} (quota {key}): Limit {_units(limit)}, Remaining "
+                       f"{_units(remaining)}, Requested {_units(requested)}. Please try again in "
                        f"{_human(wait_s)}. Visit https://platform.openai.com/account/"
                        "rate-limits to learn more.")
             # As OpenAI: type names the limit ("tokens" / "requests"), code is the same.
@@ -897,6 +897,15 @@ def _clock_offset(body: dict[str, Any]) -> float:
             or x < 0:
         raise bad("clock_offset_s", f"expected a number of seconds ≥ 0, got {x!r}"[:200])
     return float(x)
+
+
+def _units(x: float, grouped: bool = False) -> str:
+    """A count of requests or tokens as a provider's message prints it: a whole number in
+    full (4000000 or 4,000,000 ``grouped``; ``:g`` printed 4e+06, and 1234567 as
+    1.23457e+06, another number), a fraction (a bucket's level) to 3 decimals."""
+    if float(x).is_integer():
+        return f"{int(x):,}" if grouped else str(int(x))
+    return (f"{x:,.3f}" if grouped else f"{x:.3f}").rstrip("0").rstrip(".")
 
 
 def _human(seconds: float) -> str:
