@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from pydantic import BaseModel, Field
 
+from capacity.serve.app import _units
 from capacity.serve.behaviour import text_of
 from capacity.serve.history import ToolDef, TurnView, decide
 from capacity.serve.schema_args import arguments_for
@@ -617,3 +618,30 @@ def test_a_request_that_can_never_fit_names_the_window_allowance() -> None:
         assert r.status_code == 429 and "retry after" not in msg, msg
         assert "can never fit: the quota admits at most 1,000 tokens" in msg and (
             "Do not retry it." in msg), msg
+
+
+def test_rate_limit_messages_print_large_counts_in_full() -> None:
+    # `:g` printed a 1,234,567 TPM limit as "Limit 1.23457e+06" (another number) and a
+    # 2,000,512-token request as "Requested 2.00051e+06"; OpenAI prints "Limit 1234567".
+    prof = profile(tpm=1_234_567, window="1s", charge_max_tokens=True)
+    hints = {"x-capacity-input-tokens": "2000000", "x-capacity-output-tokens": "5"}
+    body = {**OK_CHAT, "max_tokens": 512}
+    with serving(prof) as srv, httpx2.Client(base_url=srv.url) as http:
+        r = http.post("/v1/chat/completions", json=body, headers=hints)
+        msg = r.json()["error"]["message"]
+        assert r.status_code == 429 and "Limit 1234567, Requested 2000512." in msg, msg
+        assert "(2,000,512 tokens) can never fit: the quota admits at most 20,576 tokens" \
+            in msg and "e+" not in msg, msg
+        r = http.post("/v1/messages", json={**body, "model": GPT}, headers=hints)
+        msg = r.json()["error"]["message"]
+        assert r.status_code == 429 and "organization of 1234567 tokens per min" in msg, msg
+    assert _units(20_576.25) == "20576.25" and _units(1_234_567.0, True) == "1,234,567"
+
+
+def test_charged_units_metric_is_exact_past_a_million() -> None:
+    # `{units:g}` kept 6 significant digits: 1,234,572 tokens read back as 1,234,570.
+    hints = {"x-capacity-input-tokens": "1234567", "x-capacity-output-tokens": "5"}
+    with serving(profile()) as srv, httpx2.Client(base_url=srv.url) as http:
+        assert http.post("/v1/chat/completions", json=OK_CHAT, headers=hints).status_code == 200
+        assert metric_sum(metrics(srv.url), "capacity_mock_charged_units_total",
+                          slot="oai.tpm") == 1_234_572

@@ -88,7 +88,7 @@ class Metrics:
         family("capacity_mock_charged_units_total", "counter",
                "units charged at admission by slot (requests or tokens), net of settlement")
         for slot, units in sorted(self.charged.items()):
-            out.append(f'capacity_mock_charged_units_total{{slot="{_esc(slot)}"}} {units:g}')
+            out.append(f'capacity_mock_charged_units_total{{slot="{_esc(slot)}"}} {float(units)!r}')
         family("capacity_mock_tokens_total", "counter",
                "tokens in the usage of answered requests, by model and kind")
         for (model, kind), v in sorted(self.tokens.items()):
