@@ -325,3 +325,16 @@ def test_two_variants_of_one_name_are_refused(scenarios: list[str]) -> None:
         assert r.returncode == 2 and r.stderr.strip() == (
             f"error: two variants are named {name!r}: give each --scenario its own NAME "
             "(an overlay is named by its file name)"), (command, r.stderr)
+
+
+def test_an_analytic_sweep_says_its_utilisation_is_offered_load(tmp_path: Path) -> None:
+    """`sweep --method analytic` printed 147% under "util: binding quota used" at 110
+    sessions of web-research: the model's figure is the load offered, which a quota's use
+    cannot be; the legend (and the HTML report's header) say so."""
+    r = _cli("sweep", "web-research", "--sessions", "110", "--method", "analytic", "-q")
+    assert r.returncode == 0 and "147%" in r.stdout, r.stdout
+    words = " ".join(r.stdout.split())  # the legend wraps at 80 columns
+    assert "quota used" not in words and "load offered to the binding quota" in words
+    page = tmp_path / "r.html"
+    r = _cli("report", "web-research", "--method", "analytic", "-q", "-o", str(page))
+    assert r.returncode == 0 and "<th>offered ÷ limit</th>" in page.read_text()

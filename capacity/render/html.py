@@ -73,7 +73,8 @@ def _sweep_table(s: Any) -> str:
     headers = ["sessions", "429 (model)"]
     if sim:
         headers += ["429 (simulated)", "failed calls", "p95 turn latency"]
-    headers.append("utilisation")
+    # Analytic only: the load offered ÷ the limit, which passes 100% past saturation.
+    headers.append("utilisation" if sim else "offered ÷ limit")
     rows = []
     for i, row in enumerate(s.rows):
         cells = [_td(f"{row.sessions:,}", f"sweep.rows.{i}.sessions"),
