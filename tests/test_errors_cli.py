@@ -338,3 +338,18 @@ def test_an_analytic_sweep_says_its_utilisation_is_offered_load(tmp_path: Path) 
     page = tmp_path / "r.html"
     r = _cli("report", "web-research", "--method", "analytic", "-q", "-o", str(page))
     assert r.returncode == 0 and "<th>offered ÷ limit</th>" in page.read_text()
+
+
+def test_a_profile_on_standard_input_serves_every_variant() -> None:
+    """`cat p.yaml | capacity compare - --scenario x:…` loads the base once per variant:
+    the second read of '-' met an empty stream, "error: <stdin>: file is empty"."""
+    text = (ROOT / "profiles" / "web-research.yaml").read_text(encoding="utf-8")
+    for command in ("compare", "report"):
+        r = subprocess.run([sys.executable, "-m", "capacity", command, "-", "--scenario",
+                            "x:quotas.deployment.rpm=300", "--method", "analytic", "-q",
+                            *(["-o", "/dev/null"] if command == "report" else ["--json"])],
+                           input=text, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, (command, r.stderr)
+        if command == "compare":
+            ceilings = [v["burst_ceiling"] for v in json.loads(r.stdout)["variants"]]
+            assert ceilings == [42, 106], ceilings

@@ -167,7 +167,10 @@ def _stdin_as_file(paths: Sequence[Path | str]) -> Iterator[list[str | Path]]:
         for p in paths:
             if str(p) == "-":
                 if tmp is None:
-                    data = sys.stdin.buffer.read(MAX_STDIN_BYTES + 1)
+                    data = _INVOCATION.stdin
+                    if data is None:
+                        data = sys.stdin.buffer.read(MAX_STDIN_BYTES + 1)
+                        _INVOCATION.stdin = data
                     if len(data) > MAX_STDIN_BYTES:
                         raise CapacityError(f"<stdin>: more than {MAX_STDIN_BYTES:,} bytes; "
                                             "a profile is far smaller")
@@ -196,6 +199,9 @@ class _Invocation:
     """State of one command invocation (reset by the app's callback)."""
 
     output: Path | None = None  # the --output checked by check_output, if any
+    # Standard input's bytes once read: compare and report load the base once per
+    # variant, and a second read of "-" met an empty stream ("<stdin>: file is empty").
+    stdin: bytes | None = None
 
 
 _INVOCATION = _Invocation()
@@ -204,6 +210,7 @@ _INVOCATION = _Invocation()
 def begin_invocation() -> None:
     """Forget the previous invocation's state (in-process runs reuse this module)."""
     _INVOCATION.output = None
+    _INVOCATION.stdin = None
 
 
 def same_file(a: Path | str, b: Path | str) -> bool:
