@@ -44,6 +44,14 @@ CHAT_CASES: list[tuple[Any, int, str]] = [
     ({**OK_CHAT, "tools": {"a": 1}}, 400, "tools"),
     ({**OK_CHAT, "tools": [{"type": "function", "function": {"name": 1}}]}, 400,
      "tools[0].function.name"),
+    # A name OpenAI refuses ("string does not match pattern", "string too long") was
+    # served 200 with a tool call of that name.
+    ({**OK_CHAT, "tools": [{"type": "function", "function": {"name": "get weather!"}}]},
+     400, "tools[0].function.name"),
+    ({**OK_CHAT, "tools": [{"type": "function", "function": {"name": "mcp/search"}}]},
+     400, "tools[0].function.name"),
+    ({**OK_CHAT, "tools": [{"type": "function", "function": {"name": "f" * 65}}]},
+     400, "tools[0].function.name"),
     ({**OK_CHAT, "tool_choice": "maybe"}, 400, "tool_choice"),
     ({**OK_CHAT, "tools": [WEATHER_TOOL],
       "tool_choice": {"type": "function", "function": {"name": "other"}}}, 400,

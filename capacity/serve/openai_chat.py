@@ -21,6 +21,7 @@ name), a chunk with ``finish_reason``, then — with ``include_usage`` — a chu
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -44,6 +45,10 @@ _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "functio
 # Content part types Chat Completions accepts (OpenAI refuses others: invalid_value).
 _PART_TYPES = frozenset({"text", "image_url", "input_audio", "file", "refusal", "audio"})
 MAX_TOOLS = 128  # OpenAI refuses more tools in one request (array_above_max_length)
+# A function name OpenAI accepts (invalid_value otherwise: a space, '/', '!'...); some
+# models' pattern also allows '.', which the mock does not refuse. At most 64 characters.
+_TOOL_NAME = re.compile(r"[a-zA-Z0-9_.-]+")
+MAX_TOOL_NAME = 64
 
 
 def parse(body: Any, *, model: str | None = None) -> Parsed:
@@ -181,6 +186,15 @@ def _tools(raw: Any) -> tuple[ToolDef, ...]:
         check_type(fn, dict, f"{p}.function", "an object")
         name = fn.get("name")
         check_type(name, str, f"{p}.function.name", "a string")
+        if not _TOOL_NAME.fullmatch(name):
+            raise ApiError(400, f"{p}.function.name: string does not match pattern. Expected "
+                           f"a string that matches the pattern '^[a-zA-Z0-9_\\.-]+$', got "
+                           f"{name[:80]!r}.", param=f"{p}.function.name", code="invalid_value")
+        if len(name) > MAX_TOOL_NAME:
+            raise ApiError(400, f"{p}.function.name: string too long. Expected a string with "
+                           f"maximum length {MAX_TOOL_NAME}, but got a string with length "
+                           f"{len(name)} instead.", param=f"{p}.function.name",
+                           code="string_above_max_length")
         params = fn.get("parameters")
         if params is not None:
             check_type(params, dict, f"{p}.function.parameters", "a JSON Schema object")
