@@ -20,8 +20,9 @@ What it prints (every ratio from timings taken in this one run, interleaved):
    cycles and a horizon of at least one), the same rule for every engine and size. The
    results of the three are compared bit for bit first. With ``--huge-pages`` (Linux), one
    more calendar run per size, untimed, reports how much of the process's resident memory
-   the kernel backed with transparent huge pages (the engine asks for them for its big
-   arrays: at 10^6 sessions every record an event touches is on another 4 kB page).
+   the kernel backed with transparent huge pages, and how much of the regions that asked
+   for them (the engine's big arrays: at 10^6 sessions every record an event touches is
+   on another 4 kB page; in ``madvise`` mode nothing else is huge).
 2. **Against SimPy**: the independent workload (1 → 3 → 1 calls, Exp(120 s) think time,
    500 RPM in fixed 10 s windows, no retries) written as SimPy's documentation writes
    models — a generator per session, ``env.timeout``, ``env.all_of`` for the fan-out, a
@@ -91,29 +92,45 @@ def _same(old: Any, new: Any) -> bool:
             and all(np.array_equal(x, y) for x, y in zip(old[1:4], new[1:4], strict=True)))
 
 
-def _resident() -> tuple[int, int]:
-    """This process's resident memory and the part of it in transparent huge pages, kB
-    (0, 0 where /proc/self/smaps_rollup is not available)."""
+def _resident() -> tuple[int, int, int, int]:
+    """This process's resident memory and the part of it in transparent huge pages, kB,
+    then the same two for the mappings asked for huge pages (MADV_HUGEPAGE: VmFlags 'hg',
+    the engine's big arrays), from /proc/self/smaps; zeros where it is not available. The
+    process-wide figures also count numba's and numpy's arrays and Python's heap, which
+    nothing asks to be huge (this VM runs THP in 'madvise' mode)."""
+    tot = [0, 0, 0, 0]
+    rss = thp = 0
     try:
-        with open("/proc/self/smaps_rollup") as f:
-            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        with open("/proc/self/smaps") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key == "Rss":
+                    rss = int(rest.split()[0])
+                elif key == "AnonHugePages":
+                    thp = int(rest.split()[0])
+                elif key == "VmFlags":  # a mapping's last field
+                    tot[0] += rss
+                    tot[1] += thp
+                    if "hg" in rest.split():
+                        tot[2] += rss
+                        tot[3] += thp
+                    rss = thp = 0
     except OSError:
-        return 0, 0
-    kb = {k: int(v.split()[0]) for k, v in fields.items() if v.strip().endswith("kB")}
-    return kb.get("Rss", 0), kb.get("AnonHugePages", 0)
+        pass
+    return tot[0], tot[1], tot[2], tot[3]
 
 
-def _huge_pages(fn: Callable[[], Any]) -> tuple[int, int, int]:
+def _huge_pages(fn: Callable[[], Any]) -> tuple[int, list[int]]:
     """Run fn (untimed) sampling _resident() every 50 ms from a thread (the engine releases
-    the GIL): resident before, peak resident and peak huge-page kB during it."""
+    the GIL): resident before, and each of _resident()'s figures at its peak during it."""
     before = _resident()[0]
-    peak = [0, 0]
+    peak = [0, 0, 0, 0]
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(0.05):
-            rss, huge = _resident()
-            peak[0], peak[1] = max(peak[0], rss), max(peak[1], huge)
+            for i, v in enumerate(_resident()):
+                peak[i] = max(peak[i], v)
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
@@ -122,7 +139,7 @@ def _huge_pages(fn: Callable[[], Any]) -> tuple[int, int, int]:
     finally:
         done.set()
         th.join()
-    return before, peak[0], peak[1]
+    return before, peak
 
 
 def scaling(sizes: list[int], attempts: float, workload: str, huge: bool = False) -> None:
@@ -167,10 +184,11 @@ def scaling(sizes: list[int], attempts: float, workload: str, huge: bool = False
         print(f"{'':>10} {'ns/attempt':>11} {ns['old']:>13.0f} {ns['heap']:>13.0f} "
               f"{ns['cal']:>13.0f}")
         if huge:
-            before, rss, thp = _huge_pages(lambda a=a: c_replicate(*a, queue=0))
+            before, (rss, thp, rss_hg, thp_hg) = _huge_pages(lambda a=a: c_replicate(*a, queue=0))
             print(f"{'':>10} huge pages (C, calendar, one more run, untimed): {thp / 1024:,.0f} "
                   f"of {rss / 1024:,.0f} MB resident at peak, process-wide "
-                  f"({before / 1024:,.0f} MB before it)")
+                  f"({before / 1024:,.0f} MB before it); in the regions asked for them "
+                  f"(the engine's big arrays): {thp_hg / 1024:,.0f} of {rss_hg / 1024:,.0f} MB")
     if 1000 in per_attempt and max(per_attempt) > 1000:
         top = max(per_attempt)
         print(f"cost per attempt at {top:,} sessions / at 1,000 (new engine): "
