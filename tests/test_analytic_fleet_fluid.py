@@ -45,3 +45,16 @@ def test_bucket_spilling_into_a_bucket_against_the_simulator() -> None:
     233 [233–234]; now 228)."""
     assert_profile_accurate(load_profile(DATA / "fleet-bucket-spill-fluid.yaml"),
                             max_sessions=400)
+
+
+def test_request_bound_spill_is_mean_sized_calls() -> None:
+    """The other side of the rule: a first deployment that turns calls away by its request
+    limit (300 RPM; its TPM never binds) spills a random sample of calls, mean-sized, so
+    the second's TPM fluid ceiling is where the route's mean calls fill it — about 408.6
+    sessions; charged as the large calls a token slot refuses it said 192.6, and capped
+    the simulated search at 199 (simulated N* 407, 95% CI 403-419, seed 1)."""
+    p = load_profile(DATA / "fleet-rpm-bound-spill.yaml")
+    wl = Workload.from_profile(p)
+    fm = fleet_models(wl, cycle_time(wl))
+    fed = next(e for e in fm.entries if e.c.quota == "q1")
+    assert 400 < _mean_ceiling(fed) < 415

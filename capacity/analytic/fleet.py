@@ -2192,16 +2192,18 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
         def offered(n: float, lam: float = calls_per_s) -> float:
             return n * lam
         prev_excess: Callable[[float], float] = offered
-        prev_kappa: dict[tuple[str, bool], float] = {}
+        # The previous level's token slots by (dimension, charges max_tokens): (limit
+        # units/s, offered units/s, κ of what they turn away), for the next level's load.
+        prev_units: dict[tuple[str, bool], list[tuple[float, Callable[[float], float],
+                                                      float]]] = {}
         for k, dep in enumerate(flow.chain):
             level: list[tuple[Any, float, float, float]] = []
             level_cs: list[Constraint] = []
             quota_names = profile.quotas_for(dep)
             nxt = flow.chain[k + 1] if k + 1 < len(flow.chain) else None
             level_caps: list[tuple[float, Callable[[float], float], float]] = []
-            # κ of this level's token slots by (dimension, charges max_tokens): the size
-            # bias of the calls they turn away, for the next level's fluid load.
-            level_kappa: dict[tuple[str, bool], float] = {}
+            level_units: dict[tuple[str, bool], list[tuple[float, Callable[[float], float],
+                                                           float]]] = {}
             for qn in quota_names:
                 for c in by_quota.get(qn, []):
                     slot = _slot_of(slots, c)
@@ -2316,17 +2318,26 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                                       ts_up.again if ts_up is not None else None)
                         v_direct = wl.units_per_turn(c) / cycle_s
 
-                        # A spilled call of the dimension a slot before turned it away
-                        # by (first fit: the large calls) is charged here as it was there,
-                        # E[B]/κ, not the route's mean E[B]: the fluid spill keeps the
+                        # Spilled calls bring the units the level before could not take:
+                        # mean-sized calls (E[B] each) where a request limit or another
+                        # dimension turned them away, but where a slot of this dimension
+                        # and charging rule did (first fit: the large calls, E[B]/κ) its
                         # excess units (hunt seed 69, a sliding log into a bucket, both
-                        # charging max_tokens: 892 sessions fluid against 784 simulated).
-                        u_spilled = per_call / (1.0 if slot.is_request else prev_kappa.get(
-                            (c.dim, profile.quotas[c.quota].charge_max_tokens), 1.0))
+                        # charging max_tokens: 892 sessions fluid against 784 simulated;
+                        # an RPM-bound first deployment still spills mean-sized calls).
+                        same = [] if slot.is_request else prev_units.get(
+                            (c.dim, profile.quotas[c.quota].charge_max_tokens), [])
 
                         def fed(n: float, pe: Callable[[float], float] = prev_excess,
-                                u: float = u_spilled, vd: float = v_direct) -> float:
-                            return n * vd + pe(n) * u
+                                u: float = per_call, vd: float = v_direct,
+                                same: list[tuple[float, Callable[[float], float], float]]
+                                = same) -> float:
+                            calls = pe(n)
+                            units = calls * u
+                            for cap, rate_fn, ku in same:
+                                units = max(units, min(max(0.0, rate_fn(n) - cap),
+                                                       calls * u / ku))
+                            return n * vd + units
                         rate = fed
                     level.append((m, per_call, w, 0.0))
                     level_cs.append(c)
@@ -2336,8 +2347,9 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                                float(getattr(getattr(m, "inner", None), "size_bias", 1.0)))
                     level_caps.append((c.rate_per_s, rate, per_call / kappa_u))
                     if not slot.is_request:
-                        key = (c.dim, profile.quotas[c.quota].charge_max_tokens)
-                        level_kappa[key] = min(level_kappa.get(key, 1.0), kappa_u)
+                        level_units.setdefault(
+                            (c.dim, profile.quotas[c.quota].charge_max_tokens), []).append(
+                            (c.rate_per_s, rate, kappa_u))
                     entries[c.name] = Entry(c, m, "spill" if nxt is not None else
                                             ("receive" if k else "plain"), nxt, rate)
             upstream, upstream_cs = (level, level_cs) if level else (upstream, upstream_cs)
@@ -2349,7 +2361,7 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                     worst = max(worst, max(0.0, rate_fn(n) - cap) / u)
                 return min(pe(n), worst)
             prev_excess = excess
-            prev_kappa = level_kappa
+            prev_units = level_units
         first = [e for e in entries.values() if e.role == "spill"
                  and e.c.quota in profile.quotas_for(flow.chain[0])]
         ts_first = turned.get(flow.logical)
