@@ -309,16 +309,17 @@ ScenarioOpt = Annotated[list[str] | None, typer.Option(
     show_default=False, metavar="NAME:KEY=VALUE,...")]
 
 
-def _variants(base: Path, others: list[Path] | None, scenarios: list[str] | None,
-              overrides: list[str] | None) -> list[tuple[str, Any]]:
-    """The baseline, each overlay merged over it, and each named --scenario."""
+def variants_of(bases: list[Path], others: list[Path] | None, scenarios: list[str] | None,
+                overrides: list[str] | None) -> list[tuple[str, Any]]:
+    """The baseline (``bases`` merged in order, named after the first), each overlay
+    merged over it, and each named --scenario; refused if two share a name."""
     sets = overrides or []
-    variants: list[tuple[str, Any]] = [(base.stem, _load([base], sets))]
+    variants: list[tuple[str, Any]] = [(bases[0].stem, _load(bases, sets))]
     for other in others or []:
-        variants.append((other.stem, _load([base, other], sets)))
+        variants.append((other.stem, _load([*bases, other], sets)))
     for text in scenarios or []:
         name, kvs = _scenario(text)
-        variants.append((name, _load([base], [*sets, *kvs])))
+        variants.append((name, _load(bases, [*sets, *kvs])))
     return distinct_names(variants)
 
 
@@ -360,7 +361,7 @@ def compare_cmd(
 
     how = output_format(fmt, as_json)
     check_output(output)
-    variants = _variants(base, others, scenarios, overrides)
+    variants = variants_of([base], others, scenarios, overrides)
     sim = sim_settings(replications, horizon, seed)
     result = simulating(lambda progress: compare_variants(
         variants, method=method.value, sim=sim, progress=progress),

@@ -46,7 +46,7 @@ def build_report(profiles: list[Path], overrides: list[str] | None, *,
                  sim: Any = None, quiet: bool = True) -> str:
     """The HTML page for a profile: its ceiling (given, or computed), a saturation curve,
     an optional what-if comparison, the inputs and the command that reproduces it."""
-    from capacity.cli.app import _scenario, distinct_names
+    from capacity.cli.app import variants_of
     from capacity.render.html import report_page
     from capacity.whatif.ceiling import ceiling as solve_ceiling
     from capacity.whatif.ceiling import compare as compare_variants
@@ -54,6 +54,10 @@ def build_report(profiles: list[Path], overrides: list[str] | None, *,
     from capacity.whatif.sweep import sweep as run_sweep
 
     profile = _load(profiles, overrides)
+    # The comparison's variants first: a bad overlay or two scenarios of one name are
+    # refused before anything is simulated.
+    variants = (variants_of(profiles, compare, scenarios, overrides)
+                if compare or scenarios else None)
     if ceiling_result is None:
         ceiling_result = simulating(lambda progress: solve_ceiling(
             profile, method, sim=sim, progress=progress), quiet=quiet or method == "analytic")
@@ -68,15 +72,7 @@ def build_report(profiles: list[Path], overrides: list[str] | None, *,
         profile, grid, method=sweep_method, seed=sim.seed, replications=sim.replications,
         horizon_s=sim.horizon_s, progress=progress), quiet=quiet or sweep_method == "analytic")
     comparison = None
-    if compare or scenarios:
-        base = profiles[0]
-        variants: list[tuple[str, Any]] = [(base.stem, profile)]
-        for other in compare or []:
-            variants.append((other.stem, _load([*profiles, other], overrides)))
-        for text in scenarios or []:
-            name, kvs = _scenario(text)
-            variants.append((name, _load(profiles, [*(overrides or []), *kvs])))
-        distinct_names(variants)
+    if variants is not None:
         comparison = _run(lambda: compare_variants(variants, method="analytic"))
     words = ["capacity", "report", *map(str, profiles)]
     for s in overrides or []:

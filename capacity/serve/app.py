@@ -803,7 +803,7 @@ class MockProvider:
         if ep.api == "anthropic":
             what = _DIM_TEXT.get(dim, dim).split(" (")[0]
             msg = (f"This request would exceed the rate limit for your organization of "
-                   f"{_units(limit)} {what} (quota {key}). "
+                   f"{_units(limit, True)} {what} (quota {key}). "
                    + (f"{cap} Reduce its size." if never else
                       "Please try again later or contact sales to increase your rate limit."))
             err = ApiError(429, msg, code="rate_limit_error")
