@@ -216,6 +216,15 @@ static inline double unit01(uint64_t key, uint64_t i) {
 static ALWAYS_INLINE double unit01g(uint64_t key, uint64_t g) {
     return (double)(mix64(key + g) >> 11) * 0x1p-53;
 }
+/* unit01g(key, g) * 2^53: the draw's 53-bit integer, as a double (exact). A template's
+ * uniform draw p0 + unit01g(key, g) * span is made as p0 + mant53(key, g) * (span * 2^-53):
+ * the same double whenever span * 2^-53 is exact and normal, or span is 0 (span53_ok), as
+ * a power of two scales before or after a rounding alike (no underflow, no overflow) — one
+ * multiplication fewer per draw. */
+static ALWAYS_INLINE double mant53(uint64_t key, uint64_t g) { return (double)(mix64(key + g) >> 11); }
+static inline int span53_ok(double span) {
+    return span == 0.0 || (isfinite(span) && fabs(span) >= 0x1p-960);
+}
 
 /* floor(x), bit for bit, without a libm call (baseline x86-64 has no rounding
  * instruction, so the compiler calls floor() through the PLT: ~8 % of the loop). */
@@ -663,8 +672,9 @@ typedef struct {
  * values of the fixed fields (whole tokens in and out, first-token time, speed: the
  * template node's, which call_draws made from the same values), and its n draws, all
  * uniform, overwrite their fields — the first ntok token counts (p0 + u span + 0.5,
- * truncated: tpl_ops' safe case), then the others (p0 + u span) — at positions g (unit01g).
- * n < 0: another law, or a token count whose truncation is not its floor (cz_draws). */
+ * truncated: tpl_ops' safe case), then the others (p0 + u span) — at positions g (unit01g;
+ * span holds span * 2^-53, see mant53). n < 0: another law, a token count whose truncation
+ * is not its floor, or a span not span53_ok (cz_draws). */
 typedef struct {
     double v0[4];
     double maxtok;
@@ -1429,7 +1439,10 @@ static ALWAYS_INLINE int32_t q_pop_p(Queue *Q, Ev **pe) {
             Bucket *B = Q->bk + (cur & mask);
             int32_t nx = e->next, tl = B->tail;
             B->head = nx;
-            B->tail = nx < 0 ? (int32_t)Q->n_sess : tl; /* emptied: the -inf record */
+            /* emptied: the -inf record (a mask, as q_pop_b: gcc made the select a branch,
+             * taken at random, ~0.5 mispredicts per attempt in callgrind's model) */
+            const int32_t em = nx >> 31;
+            B->tail = ((int32_t)Q->n_sess & em) | (tl & ~em);
             Q->n--;
             *pe = e;
             return j;
@@ -1932,7 +1945,8 @@ enum { PL_FIXED, PL_UNIFORM, PL_OTHER };
  * latency is drawn gets it from its node's output tokens and the scratch. */
 typedef struct {
     uint64_t g;
-    double p0, span; /* uniform: low end, high - low (as plan_draw) */
+    double p0, span; /* uniform: low end, high - low (as plan_draw); in the first two lists
+                      * span * 2^-53 (mant53) */
     int32_t off;     /* the double it sets: from the turn's first node, or in scr */
     int8_t to_scr;   /* 1: in scr (no floor); 0: a node's token count */
     int8_t safe;     /* token count: ffloor is the truncation for every u (see tpl_ops) */
@@ -2023,14 +2037,14 @@ static int tpl_ops(Tpl *tp) {
                  * below 2^52 (rounding is monotonic), so ffloor(x) is (double)(int64_t)x */
                 int safe = tok && uni && pl->p0[j] >= 0.0 && pl->span[j] >= 0.0 &&
                            pl->p0[j] + pl->span[j] < 1.0e15;
-                int want = safe ? 0 : (!tok && uni) ? 1 : 2;
+                int want = !span53_ok(pl->span[j]) ? 2 : safe ? 0 : (!tok && uni) ? 1 : 2;
                 if (want != pass) continue;
                 DrawOp *op = tp->ops + k++;
                 uint64_t pos = (uint64_t)tp->cpos[c] + 2u * (uint64_t)j;
                 op->g = (pos + 1) * GAMMA;
                 op->pos = pos;
                 op->p0 = pl->p0[j];
-                op->span = pl->span[j];
+                op->span = want < 2 ? pl->span[j] * 0x1p-53 : pl->span[j];
                 op->dist = pl->dist[j];
                 op->uni = (int8_t)uni;
                 op->safe = (int8_t)safe;
@@ -2058,7 +2072,8 @@ static int tpl_ops(Tpl *tp) {
 }
 
 /* The template of the turn of static program root (tp->n = 0 if its shape varies). */
-static int tpl_build(const Prog *G, int64_t root, int64_t M, int64_t *stack, Tpl *tp) {
+static int tpl_build(const Prog *G, int64_t root, int64_t M, int64_t *stack, const int8_t *sfix,
+                     Tpl *tp) {
     memset(tp, 0, sizeof(*tp));
     if (!tpl_fixed(G, root, M, stack)) return 0;
     tp->nodes = calloc((size_t)M, sizeof(Node));
@@ -2083,6 +2098,10 @@ static int tpl_build(const Prog *G, int64_t root, int64_t M, int64_t *stack, Tpl
             pl->p0[j] = r[DP_P0];
             pl->span[j] = r[DP_P1] - r[DP_P0];
         }
+        /* A site whose units are made once (sfix, the fast loop only) reads its input
+         * tokens nowhere: they are not drawn (a draw is at a fixed position of the turn's
+         * stream, so no other draw moves), and its nodes keep the template's count. */
+        if (sfix && sfix[tp->nodes[i].ev.site]) pl->kind[SITE_IN] = PL_FIXED;
         pl->maxtok = G->site_maxtok[tp->nodes[i].ev.site];
         pl->lat = pl->kind[SITE_OUT] != PL_FIXED || pl->kind[SITE_TTFT] != PL_FIXED ||
                   pl->kind[SITE_TPS] != PL_FIXED;
@@ -2113,6 +2132,31 @@ static int tpl_build(const Prog *G, int64_t root, int64_t M, int64_t *stack, Tpl
  * expand makes, from its session's current turn. */
 static inline uint64_t call_key(const Session *ss, uint64_t ordinal) {
     return hash2(hash2(ss->key, (uint64_t)ss->turn) ^ DOM_CALL, ordinal);
+}
+
+/* 1 if the units a call of site si charges (call_units) are the same whatever its token
+ * counts: every slot charges by request only (the input, cached and output coefficients
+ * zero, the request's finite and nonzero), and the counts, the cached tokens and
+ * min(output, max_tokens) are finite for every draw (token laws fixed, or uniform between
+ * bounds below 1e300; a cached share in [0, 1]; max_tokens >= 0). Then each token term is
+ * a zero, and c0 plus or minus a zero is c0 exactly (c0 != 0), so the units are
+ * call_units' at any finite counts; the fast loop makes them once (sfix) and never draws
+ * the input (tpl_build). A requests-per-minute quota charges so (web-research). */
+static int units_token_free(const Prog *G, int64_t si, int64_t L) {
+    for (int64_t li = 0; li < L; li++) {
+        const double *c = G->coef + (si * L + li) * 5;
+        if (!(isfinite(c[0]) && c[0] != 0.0 && c[1] == 0.0 && c[2] == 0.0 && c[3] == 0.0))
+            return 0;
+    }
+    const double sc = G->site_cached[si]; /* a share: sc * tin is finite too */
+    if (!(sc >= 0.0 && sc <= 1.0) || !(G->site_maxtok[si] >= 0.0)) return 0;
+    for (int j = SITE_IN; j <= SITE_OUT; j++) {
+        const double *r = G->D.dpar + G->site_dist[4 * si + j] * DP_NCOL;
+        if (r[DP_KIND] == D_FIXED ? !isfinite(r[DP_P0])
+            : r[DP_KIND] != D_UNIFORM || !(fabs(r[DP_P0]) < 1e300 && fabs(r[DP_P1]) < 1e300))
+            return 0;
+    }
+    return 1;
 }
 
 /* The units a call charges on each of the L slots (coefficients cf, L x 5): whole
@@ -2172,8 +2216,8 @@ static ALWAYS_INLINE void tpl_expand(const Prog *G, const Tpl *tp, Node *nodes, 
     double *fd = (double *)dst, *scr = tp->scr;
     const DrawOp *op = tp->ops, *end_tok = op + tp->n_tok, *end_scr = end_tok + tp->n_scr;
     for (; op < end_tok; op++) /* ffloor(x) of a positive x below 2^52: its truncation */
-        fd[op->off] = (double)(int64_t)(op->p0 + unit01g(tkey, op->g) * op->span + 0.5);
-    for (; op < end_scr; op++) scr[op->off] = op->p0 + unit01g(tkey, op->g) * op->span;
+        fd[op->off] = (double)(int64_t)(op->p0 + mant53(tkey, op->g) * op->span + 0.5);
+    for (; op < end_scr; op++) scr[op->off] = op->p0 + mant53(tkey, op->g) * op->span;
     for (const DrawOp *end = end_scr + tp->n_any; op < end; op++) {
         double x = op->uni ? op->p0 + unit01g(tkey, op->g) * op->span
                            : draw_any(&G->D, op->dist, tkey, op->pos);
@@ -2359,10 +2403,31 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
         for (int64_t p = 0; p < O->n_pops; p++)
             for (int64_t j = 0; j < O->pcount[p]; j++) spop[k++] = (int32_t)p;
     }
+    if (fast) { /* (before the templates: a site made here draws no input tokens) */
+        sfix = calloc((size_t)G->n_sites + 1, 1);
+        sunits = calloc((size_t)(G->n_sites * L) + 1, sizeof(double));
+        if (!sfix || !sunits) goto done;
+        for (int64_t si = 0; si < G->n_sites; si++) {
+            const int64_t *sd = G->site_dist + 4 * si;
+            const double *ri = G->D.dpar + sd[SITE_IN] * DP_NCOL;
+            const double *ro = G->D.dpar + sd[SITE_OUT] * DP_NCOL;
+            double tin = 0.0, tout = 0.0; /* any finite counts (units_token_free) */
+            if (ri[DP_KIND] == D_FIXED && ro[DP_KIND] == D_FIXED) {
+                tin = ffloor(ri[DP_P0] + 0.5);
+                tout = ffloor(ro[DP_P0] + 0.5);
+            } else if (!units_token_free(G, si, L)) {
+                continue;
+            }
+            double tc = ffloor(G->site_cached[si] * tin + 0.5);
+            call_units(G->coef + si * L * 5, L, tin, tc, tout, G->site_maxtok[si],
+                       sunits + si * L);
+            sfix[si] = 1;
+        }
+    }
     tpl = calloc((size_t)G->n_turns, sizeof(Tpl));
     if (!tpl) goto done;
     for (int64_t tt = 0; tt < G->n_turns; tt++)
-        if (tpl_build(G, G->turn_root[tt], M, stack, tpl + tt) < 0) goto done;
+        if (tpl_build(G, G->turn_root[tt], M, stack, sfix, tpl + tt) < 0) goto done;
     uint64_t pfl = pf_lines(tpl, G->n_turns, M);
     if (cz) {
         int64_t mx = 1;
@@ -2400,7 +2465,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                         for (int j = 0; j < 4; j++) {
                             if ((j == SITE_IN || j == SITE_OUT) != tok) continue;
                             if (pl->kind[j] == PL_FIXED || (j != SITE_IN && !pl->lat)) continue;
-                            if (pl->kind[j] != PL_UNIFORM ||
+                            if (pl->kind[j] != PL_UNIFORM || !span53_ok(pl->span[j]) ||
                                 (tok && !(pl->p0[j] >= 0.0 && pl->span[j] >= 0.0 &&
                                           pl->p0[j] + pl->span[j] < 1.0e15))) {
                                 z->n = -1; /* cz_draws */
@@ -2409,7 +2474,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                             z->dst[z->n] = (int8_t)j;
                             z->g[z->n] = (pos + 2u * (uint64_t)j + 1) * GAMMA;
                             z->p0[z->n] = pl->p0[j];
-                            z->span[z->n] = pl->span[j];
+                            z->span[z->n] = pl->span[j] * 0x1p-53;
                             z->n++;
                             z->ntok = (int8_t)(z->ntok + tok);
                         }
@@ -2460,22 +2525,6 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
      * memory the loop's stores might alias, as far as the compiler knows). */
     double P1[P_NCOL];
     for (int c = 0; c < P_NCOL; c++) P1[c] = one ? P[c] : 0.0;
-    if (fast) {
-        sfix = calloc((size_t)G->n_sites + 1, 1);
-        sunits = calloc((size_t)(G->n_sites * L) + 1, sizeof(double));
-        if (!sfix || !sunits) goto done;
-        for (int64_t si = 0; si < G->n_sites; si++) {
-            const int64_t *sd = G->site_dist + 4 * si;
-            const double *ri = G->D.dpar + sd[SITE_IN] * DP_NCOL;
-            const double *ro = G->D.dpar + sd[SITE_OUT] * DP_NCOL;
-            if (ri[DP_KIND] != D_FIXED || ro[DP_KIND] != D_FIXED) continue;
-            double tin = ffloor(ri[DP_P0] + 0.5), tout = ffloor(ro[DP_P0] + 0.5);
-            double tc = ffloor(G->site_cached[si] * tin + 0.5);
-            call_units(G->coef + si * L * 5, L, tin, tc, tout, G->site_maxtok[si],
-                       sunits + si * L);
-            sfix[si] = 1;
-        }
-    }
     if (q_init(&R->Q, R->s, N, heap, N + 1) < 0) goto done;
     int mbl = 0; /* log2(MB) */
     while (((int64_t)1 << mbl) < MB) mbl++;
@@ -2893,8 +2942,8 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                     int k = 0;
                     for (; k < z->ntok; k++)
                         v[z->dst[k]] =
-                            (double)(int64_t)(z->p0[k] + unit01g(tk, z->g[k]) * z->span[k] + 0.5);
-                    for (; k < z->n; k++) v[z->dst[k]] = z->p0[k] + unit01g(tk, z->g[k]) * z->span[k];
+                            (double)(int64_t)(z->p0[k] + mant53(tk, z->g[k]) * z->span[k] + 0.5);
+                    for (; k < z->n; k++) v[z->dst[k]] = z->p0[k] + mant53(tk, z->g[k]) * z->span[k];
                     ctin = v[SITE_IN];
                     ctout = v[SITE_OUT];
                     /* every field fixed but the input: the template's latency, the same doubles */
