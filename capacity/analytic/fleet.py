@@ -2319,12 +2319,15 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                         v_direct = wl.units_per_turn(c) / cycle_s
 
                         # Spilled calls bring the units the level before could not take:
-                        # mean-sized calls (E[B] each) where a request limit or another
-                        # dimension turned them away, but where a slot of this dimension
-                        # and charging rule did (first fit: the large calls, E[B]/κ) its
-                        # excess units (hunt seed 69, a sliding log into a bucket, both
-                        # charging max_tokens: 892 sessions fluid against 784 simulated;
-                        # an RPM-bound first deployment still spills mean-sized calls).
+                        # mean-sized calls (E[B] each) where a request limit turned them
+                        # away, but where a slot of this dimension and charging rule did
+                        # (first fit: the large calls, E[B]/κ) its excess units (hunt
+                        # seed 69, a sliding log into a bucket, both charging max_tokens:
+                        # 892 sessions fluid against 784 simulated; an RPM-bound first
+                        # deployment still spills mean-sized calls). Known gap, optimistic:
+                        # the large calls a slot of another dimension sharing the tokens
+                        # turns away (ITPM before TPM), or a level of the chain before the
+                        # last (a -> RPM-only b -> c), are charged E[B] here.
                         same = [] if slot.is_request else prev_units.get(
                             (c.dim, profile.quotas[c.quota].charge_max_tokens), [])
 

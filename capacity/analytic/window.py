@@ -244,9 +244,9 @@ class ClumpWindowModel:
     storm_rough: bool = False          # storm size: one window of storm (a search's guess)
     storm_scale: float = 1.0           # ... times this (a guess calibrated on one chain)
     never_fit: float = 0.0             # share of calls charged more than the allowance
-    # max_tokens charged at admission: each call's unused reservation is refunded when
-    # it ends, which frees room in a log before its charges expire (see _held_backoff).
-    refunds: bool = False
+    # max_tokens charged at admission (output charged as the reservation): _held_backoff
+    # leaves such logs to the orbit rule, an empirical exclusion (see there).
+    reserved: bool = False
     # Share of the calls this slot turns away whose retries come back to it, by N (None:
     # all; a route that routes each retry afresh sends some elsewhere and brings other
     # deployments' retries here, :func:`capacity.analytic.fleet.reroute_retries`): the
@@ -1144,10 +1144,15 @@ class ClumpWindowModel:
         r = self.retry
         c = r.backoff_s
         if (not self.sliding or not r.retries or r.counts_rejected or r.honour_retry_after
-                or not c or c[0] >= self.window_s or self.refunds):
-            # (Refunded reservations free room as calls end, not only as charges expire:
-            # left to the orbit rule — hunt seed 178 and tests/data/tpm-spells-start-rpm-
-            # storms.yaml with backoff, 4–8 % further from the engine under this rule.)
+                or not c or c[0] >= self.window_s or self.reserved):
+            # An empirical exclusion, not a rule of the simulator (which refunds nothing
+            # of a reservation: Limiter.settle is a no-op there, and such a log frees room
+            # only as charges expire, like any other): on hunt seed 178 and
+            # tests/data/tpm-spells-start-rpm-storms.yaml with backoff this rule came out
+            # 4–8 % further from the engine, for a reason not yet found (that profile also
+            # has a counted RPM in the quota). Known cost: a reserving log with backoff
+            # inside the window is left to the orbit rule, optimistic there (a 1-call
+            # turn on a 60 s sliding TPM log reserving 2,000 tokens: 23 vs 20 [20-22]).
             return None
         key = ("held", n)
         hit = self._cascade_memo.get(key)
@@ -2634,7 +2639,7 @@ def build(timing: TurnTiming, costs: dict[int, CallCost | None], window_s: float
         events_per_window=got.events_per_turn * window_s / cycle_s,
         turns_per_window=window_s / cycle_s, session_pmf=session_pmf,
         prefix_pmfs=prefix_pmfs,
-        refunds=any(c is not None and c.output_fixed is not None for c in costs.values()),
+        reserved=any(c is not None and c.output_fixed is not None for c in costs.values()),
         **got.fields)
 
 
