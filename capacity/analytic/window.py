@@ -1755,8 +1755,13 @@ def _moments_of(pmf: NDArray[np.float64]) -> tuple[float, float]:
 
 def _dot(a: Any, b: Any) -> float:
     """Inner product of two 1-D arrays without BLAS: on a busy machine BLAS threads can
-    spend milliseconds waiting for each other on a vector product of microseconds."""
-    return float(np.multiply(a, b).sum())
+    spend milliseconds waiting for each other on a vector product of microseconds.
+    ``np.add.reduce(·, axis=None)`` is what ``ndarray.sum()`` calls (the same pairwise
+    sum), without its two Python wrappers: the spells' loop calls this ~10× a step."""
+    return float(_reduce(np.multiply(a, b), axis=None))
+
+
+_reduce = np.add.reduce
 
 
 def _coarsen(pmf: NDArray[np.float64], factor: float) -> NDArray[np.float64]:
@@ -1830,13 +1835,18 @@ def _spell_uncached(e: NDArray[np.float64], mean_k: float, m: int, steps: int = 
         ages[1] = u1
     sum_h = sum_r = fail = 0.0
     first_step = True
+    # The loop's numpy calls without their Python wrappers (a spell runs ~40 steps of
+    # ~30 calls on short arrays): ``np.clip(x, 0, None)`` is ``np.maximum(x, 0)`` (its
+    # own definition), ``x.sum()`` is ``np.add.reduce(x, axis=None)``, and the refused
+    # units' weights 1, 2, … are ``kk``'s (the same numbers): answers bit for bit.
+    clip0, ramp = np.maximum, kk[1: L - off]
     for _ in range(steps):
-        mass = float(h.sum())
+        mass = float(_reduce(h, axis=None))
         if mass < 1e-7:  # the spell has ended (its remaining units are below 1e-6)
             break
         if told and first_step:
             # (Its law is G₁ + G_{ν−1} − V: one gap's launches already in ``h``.)
-            z = np.clip(irfft(rfft(gap1) * o_mix), 0.0, None)
+            z = clip0(irfft(rfft(gap1) * o_mix), 0.0)
             wait_units = _dot(o_law, extra_units)
             e_h = _dot(kk, h) + wait_units
             u1 += wait_units
@@ -1850,9 +1860,9 @@ def _spell_uncached(e: NDArray[np.float64], mean_k: float, m: int, steps: int = 
                 h[0] = mass
             else:
                 sum_h += e_h
-            z = np.clip(irfft(rfft(h) * rev), 0.0, None)
+            z = clip0(irfft(rfft(h) * rev), 0.0)
         pos = z[off + 1:]
-        e_r = _dot(np.arange(1, pos.size + 1, dtype=np.float64), pos)
+        e_r = _dot(ramp, pos)
         keep = 0.0
         if m > 0 and e_r > 0:
             sum_r += e_r
@@ -1870,8 +1880,8 @@ def _spell_uncached(e: NDArray[np.float64], mean_k: float, m: int, steps: int = 
             sc = _coarsen(np.concatenate([[0.0], pos]), 1.0 / keep)[: L - off]
             y[off: off + sc.size] += sc
         else:  # all of them failed: no herd, and no room either
-            y[off] += float(pos.sum())
-        hn = np.clip(irfft(rfft(y) * ah), 0.0, None)[off:]
+            y[off] += float(_reduce(pos, axis=None))
+        hn = clip0(irfft(rfft(y) * ah), 0.0)[off:]
         h = np.zeros(L)
         h[1: min(hn.size, half)] = hn[1: min(hn.size, half)]  # 0: the launches fit, it ends
         first = max(_dot(kk, h) - keep * e_r, 0.0)
