@@ -32,13 +32,15 @@ one more single-call launch (the orbit approximation of theory.md §3), the retr
 and the refusal share a fixed point iterated from below. The 429 share is on attempts,
 as for windows.
 
-Assumptions: launches Poisson (many independent sessions) — but without retries, a few
-sessions whose turns are one call here are a closed loop (:func:`closed_share`), and
-think-time turns that launch here more than once a chain of the sessions in a turn
-(:func:`follow_share`: a turn's calls follow one another); the calls of one launch
-draw their charges independently from the launch's call-charge law; rejections do not
-charge, except that a requests bucket counting its rejections (``rejected_count``) loses
-the unit a rejection takes if it is there.
+Assumptions: launches Poisson (many independent sessions) — but a few sessions whose
+turns are one call here are a closed loop (:func:`closed_share`), and think-time turns
+that launch here more than once a chain of the sessions in a turn (:func:`follow_share`:
+a turn's calls follow one another); with retries (not the orbit's) these move the fresh
+calls' refusal share the retry model gives (the follow chain only:
+:meth:`BucketChain._sessions_fresh`); the
+calls of one launch draw their charges independently from the launch's call-charge
+law; rejections do not charge, except that a requests bucket counting its rejections
+(``rejected_count``) loses the unit a rejection takes if it is there.
 """
 
 from __future__ import annotations
@@ -493,15 +495,77 @@ class BucketChain:
             self._cache[lam, sessions] = out
             return out
         out = self._poisson_shares(lam, sessions)
+        if (isinstance(law, FollowSessions) and m > 0 and not self._orbit
+                and math.isfinite(sessions)
+                and 0 < sessions <= CLOSED_MAX_SESSIONS
+                and _closed_fits(self, law, round(sessions))):
+            out = self._sessions_fresh(out, law, round(sessions), lam)
         self._cache[lam, sessions] = out
         return out
+
+    def poisson_share(self, lam: float) -> float:
+        """Share of calls refused with Poisson launches at ``lam`` per second and no
+        retries (extrapolated from both grids; remembered per rate)."""
+        hit = self._cache.get((lam, -1.0))
+        if hit is None:
+            got = [self._solve(g, lam, 0.0)[0] for g in self.grids()]
+            hit = self._cache[lam, -1.0] = {"call": min(1.0, max(0.0, 2.0 * got[1] - got[0]))}
+        return hit["call"]
+
+    def _sessions_fresh(self, out: dict[str, float], law: FollowSessions, n: int,
+                        lam: float) -> dict[str, float]:
+        """The retry model's shares ``out`` (Poisson launches) with its fresh calls'
+        refusal share moved by what the sessions' own launch pattern does to it without
+        retries — a turn's calls following one another (:func:`follow_share`) against
+        Poisson launches at the same rate —
+        and the retries scaled with the calls they retry (each refused call keeps its
+        retries, their refusal share and its chance to fail, as the retry model has
+        them). With retries a turn ends at a refused call only when the call fails
+        after its retries (``abort_turn``): the follow chain's abort share is the
+        failed share of refused calls.
+
+        hunt-203 (four-call chains, SDK retries, a 7.7-request bucket): Poisson launches
+        refuse 0.27 % of fresh calls at 22 sessions where the engine refuses 0.59 %, and
+        every retry there is refused too (22 against a simulated 19 [18–19]; now 18).
+        hunt-53 (three-call chains at ITPM/OTPM buckets 5 s deep): 55 against 49
+        [47–50], now 51 — the engine's fresh refusals rise along the chain (0.45 %,
+        1.04 %, 1.71 % by call at 53 sessions) where the follow chain's do not.
+        Only for the follow chain: the closed loop of one-call turns moved the fresh
+        refusals too far down with retries (tests/data/bucket-told-counted: 59 against
+        57 [56–58]; the table's 600k ITPM bucket with backoff retries: 39 against 37
+        [36–40], the engine refusing 0.94 % of attempts at 37 as Poisson launches do).
+        Nor with the orbit's retries (the same table row)."""
+        p, rs, att, failed = out["call"], out["retry_share"], out["attempt"], out["failed"]
+        ab = min(1.0, failed / p) if law.abort and p > 0.0 else 0.0
+        own = follow_share(self, law, n, lam, abort=ab)
+        fresh = min(1.0, max(0.0, p + own - self.poisson_share(lam)))
+        if p <= 0.0:
+            return {"attempt": fresh, "call": fresh, "failed": fresh, "retry_share": 0.0}
+        k = fresh / p
+        # The retries' refusal share, from the attempts' (refused attempts over all).
+        pr = (att * (1.0 + rs) - p) / rs if rs > 0.0 else 0.0
+        rs2 = rs * k
+        return {"attempt": min(1.0, (fresh + rs2 * pr) / (1.0 + rs2)), "call": fresh,
+                "failed": min(1.0, failed * k), "retry_share": rs2}
+
+    @property
+    def _short_backoff(self) -> bool:
+        """Backoff retries (not waiting for the retry-after) whose first delay refills at
+        most ``_NEAR`` of the depth: they come back to a bucket still short."""
+        return bool(self.retry.backoff_s) and (
+            self.refill * self.retry.backoff_s[0] <= _NEAR * self.depth)
+
+    @property
+    def _orbit(self) -> bool:
+        """Retries modelled as the orbit (one more launch each, meeting the average
+        level): backoff retries long enough for the bucket to recover."""
+        return (self.retry.max_retries > 0 and not self.retry.honour_retry_after
+                and not self._short_backoff)
 
     def _poisson_shares(self, lam: float, sessions: float) -> dict[str, float]:
         """:meth:`shares` with launches Poisson (``sessions``: the pending chain's)."""
         m = self.retry.max_retries
-        # (backoff_s: retries that do not wait for the retry-after.)
-        short = bool(self.retry.backoff_s) and (
-            self.refill * self.retry.backoff_s[0] <= _NEAR * self.depth)
+        short = self._short_backoff
         if m > 0 and (short or (self.retry.counts_rejected
                                 and self.retry.honour_retry_after)):
             # A refusal empties a counting bucket, and leaves any bucket short of the
@@ -1502,8 +1566,7 @@ def _grid_corrected(chain: BucketChain, g: _Grid, lam: float, share: float) -> f
     G1 = _refills(np.array([lam]), chain.refill, g.delta, g.top)[0]
     rho = _stationary(np.matmul(G1, g.launch)) @ G1
     poisson_grid = float(rho @ g.refused) / chain.mean_calls
-    got = [chain._solve(x, lam, 0.0)[0] for x in chain.grids()]
-    poisson = min(1.0, max(0.0, 2.0 * got[1] - got[0]))
+    poisson = chain.poisson_share(lam)
     if poisson_grid <= 0.0:
         return min(1.0, share)
     return min(1.0, share * poisson / poisson_grid)
@@ -1577,8 +1640,8 @@ class FollowSessions:
         return busy / (busy + self.idle)
 
 
-def follow_share(chain: BucketChain, law: FollowSessions, sessions: int, lam: float
-                 ) -> float:
+def follow_share(chain: BucketChain, law: FollowSessions, sessions: int, lam: float,
+                 abort: float | None = None) -> float:
     """Share of calls refused when ``sessions`` sessions of ``law`` launch at the
     bucket (``lam`` launches per second in all: the Poisson chain's, for the grid).
 
@@ -1621,15 +1684,17 @@ def follow_share(chain: BucketChain, law: FollowSessions, sessions: int, lam: fl
     a, b = ((x / tot)[:, None, None] for x in (start, later))
     w, c = law.later_share, law.go_on
     first, next_ = np.matmul(G, one.launch), np.matmul(G, rest.launch)
-    if law.abort:
+    # The share of launches with a refused call that end their turn (``abort``: with
+    # retries, those whose call failed on every try).
+    ab = (1.0 if law.abort else 0.0) if abort is None else abort
+    up = (1.0 - ab) * a * w * first
+    stay = (1.0 - ab) * (a * (1.0 - w) * first + b * c * next_)
+    down = (1.0 - ab) * b * (1.0 - c) * next_
+    if ab > 0.0:
         clean, next_clean = np.matmul(G, one.clean), np.matmul(G, rest.clean)
-        up = a * w * clean                                         # j → j + 1
-        stay = a * (first - w * clean) + b * c * next_clean        # j → j
-        down = b * (next_ - c * next_clean)                        # j → j − 1
-    else:
-        up = a * w * first
-        stay = a * (1.0 - w) * first + b * c * next_
-        down = b * (1.0 - c) * next_
+        up = up + ab * a * w * clean                               # j → j + 1
+        stay = stay + ab * (a * (first - w * clean) + b * c * next_clean)   # j → j
+        down = down + ab * b * (next_ - c * next_clean)            # j → j − 1
     pis = _band_stationary(stay, up, down, mid - lo, held=(lo > 0, hi < n))
     calls = refused = 0.0
     for k in range(hi - lo + 1):

@@ -633,12 +633,13 @@ def follow_law(wl: Workload, c: Constraint, chain: BucketChain, cycle_s: float
     or optional steps), sessions pausing a think time (a cadence's pause is far more
     regular than the chain's exponential one: hunt-155's two calls at a bucket 30 s deep,
     without retries, said 46 against a simulated 49 [47–50], Poisson launches 50),
-    without retries, one population, no pacing; None otherwise (Poisson launches)."""
+    one population, no pacing; None otherwise (Poisson launches). With retries it moves
+    the retry model's fresh refusals (:meth:`capacity.analytic.bucket.BucketChain.shares`)."""
     from capacity.analytic.bucket import FollowSessions, _add, launch_law
     from capacity.analytic.clumped import timing_of  # it imports this module
 
     prof = wl.profile
-    if (chain.retry.max_retries > 0 or prof.session.mode != "think_time"
+    if (prof.session.mode != "think_time"
             or prof.populations or prof.pacing is not None or prof.routes):
         return None
     top = c.depth + chain.h
