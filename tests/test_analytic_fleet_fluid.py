@@ -7,14 +7,25 @@ spill as mean calls answered above the simulated N* wherever the cap bound."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from capacity.analytic.fleet import FeedModel, _mean_ceiling, fleet_models
-from capacity.analytic.model import cycle_time
+import pytest
+
+from capacity.analytic.fleet import (
+    CallPoints,
+    FeedModel,
+    _mean_ceiling,
+    fleet_models,
+    refused_law,
+    route_flows,
+)
+from capacity.analytic.model import analyze, cycle_time
+from capacity.model.quota import limit_slots
 from capacity.model.workload import Workload
 from capacity.profile.loader import load_profile
 
-from ._accuracy import assert_profile_accurate
+from ._accuracy import assert_accurate, assert_profile_accurate
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -58,3 +69,53 @@ def test_request_bound_spill_is_mean_sized_calls() -> None:
     fm = fleet_models(wl, cycle_time(wl))
     fed = next(e for e in fm.entries if e.c.quota == "q1")
     assert 400 < _mean_ceiling(fed) < 415
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    """A simulated N* recorded with ``capacity ceiling FILE --seed 1 --format json`` (20
+    replications × 1 h), the CI its search brackets."""
+
+    n_star: int
+    n_lo: int
+    n_hi: int
+
+
+@pytest.mark.parametrize(("name", "sim"), [
+    # ITPM turns the large prompts away; the next deployment's TPM charges them as large
+    # (850 with them charged as the route's mean calls).
+    ("fleet-itpm-spill-into-tpm", _Recorded(320, 319, 323)),
+    # TPM -> a 10 RPM deployment -> TPM: the calls past the request-only level are still
+    # the large ones the first turned away (623 with them mean-sized).
+    ("fleet-spill-past-rpm-only", _Recorded(323, 322, 326)),
+])
+def test_spilled_calls_keep_their_size_law_down_the_chain(name: str, sim: _Recorded) -> None:
+    """A spilled stream's units law is the refused-call law of the level before, carried
+    down the chain (SpillStream): a token slot's refusals are its large calls in every slot
+    that charges their tokens, and a request-only level passes them on as they came."""
+    assert_accurate(analyze(load_profile(DATA / f"{name}.yaml")).burst_ceiling, sim, name)
+
+
+def test_a_request_only_level_passes_the_size_law_on() -> None:
+    """Past the 10 RPM middle level the third deployment's TPM is charged the first's
+    refused calls' mean, not the route's 2,380 tokens: first fit refuses a call of B
+    tokens in proportion to ``F_e(B) = E[min(B', B)]/E[B']`` (400/2,380 for the 400-token
+    calls, 1 for the 20,200-token ones), which makes them 8,280 tokens each."""
+    p = load_profile(DATA / "fleet-spill-past-rpm-only.yaml")
+    wl = Workload.from_profile(p)
+    flow = route_flows(wl)[0]
+    points = CallPoints.of(p, flow)
+    slot = next(s for s in limit_slots(p) if s.quota == "q2")
+    tpm = points.charges(slot, "c")
+    assert abs(float(points.p @ tpm) - 2380.0) < 1e-6
+    small = 0.9 * 400.0 / 2380.0
+    refused = (small * 400.0 + 0.1 * 20200.0) / (small + 0.1)
+    assert abs(float(refused_law(points.p, tpm) @ tpm) - refused) < 1e-6
+    fm = fleet_models(wl, cycle_time(wl))
+    fed = next(e for e in fm.entries if e.c.quota == "q2")
+    middle = next(e for e in fm.entries if e.c.quota == "q1")
+    n = 400.0
+    # At 400 sessions: the calls past the middle level (all it is offered but its 10 a
+    # minute) bring that many tokens each (the count from the first's own model, κ 0.28).
+    per_call = fed.units_per_s(n) / (middle.units_per_s(n) - 10.0 / 60.0)
+    assert abs(per_call - refused) < 1e-6 * refused, per_call

@@ -104,9 +104,12 @@ web-research on two 150 RPM deployments: N* 106 analytic vs 108 simulated); ``si
 scales the pooled deployments' limits by one common factor.
 
 Mean-value ceilings are the fluid limit of the same rules: a deployment takes its share
-up to its limit, the excess spills down the chain (and past its end, to the fallback) —
-as units where the next slot charges the same dimension the same way (the large calls a
-slot turns away are charged as large ones there), as calls otherwise.
+up to its limit, the excess spills down the chain (and past its end, to the fallback) as
+calls with their size law (:class:`SpillStream`): a token slot turns its large calls away
+first, a request limit a sample of what reaches it, and each slot down the chain is
+charged those calls by its own rule (ITPM's large prompts are large in the next TPM too,
+and stay large past a request-only deployment between). The fallback is offered them as
+mean-sized calls.
 """
 
 from __future__ import annotations
@@ -140,7 +143,7 @@ from capacity.analytic.model import (
     retried_attempts,
 )
 from capacity.model.dist import Distribution, finest_step
-from capacity.model.quota import LimitSlot, limit_slots
+from capacity.model.quota import LimitSlot, limit_slots, slot_charge
 from capacity.model.workload import (
     CallCost,
     Constraint,
@@ -2119,6 +2122,199 @@ def _feed_lattice(c: Constraint, costs: dict[int, CallCost | None]) -> float:
                finest_step(max(means, default=0.0)))
 
 
+def _support(d: Distribution, steps: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Points and probabilities carrying the law of ``d``: a choice's own values, else its
+    lattice law (mean kept) on a step of ``1/steps`` of its range (the 1 − 10⁻⁶ quantile
+    where unbounded)."""
+    if d.kind == "choice" and len(d.values) <= steps:
+        w = np.asarray(d.weights, dtype=np.float64)
+        return np.asarray(d.values, dtype=np.float64), w / float(w.sum())
+    hi = d.upper if math.isfinite(d.upper) else d.ppf(1.0 - 1e-6)
+    if d.is_fixed or hi <= 0:
+        return np.array([d.mean]), np.ones(1)
+    h = hi / steps
+    pmf = d.lattice_pmf(h)
+    k = np.flatnonzero(pmf > 0)
+    return k.astype(np.float64) * h, pmf[k] / float(pmf[k].sum())
+
+
+@dataclass
+class CallPoints:
+    """A route's calls as weighted points (call, input tokens, output tokens drawn
+    independently, as the simulator draws them): the size law of a stream of its calls is
+    a weight vector over these points, and any slot's charge a vector of the same length."""
+
+    profile: Profile
+    calls: list[CallSpec]
+    which: NDArray[np.intp]          # the call of each point (index into ``calls``)
+    inp: NDArray[np.float64]         # input tokens
+    out: NDArray[np.float64]         # output tokens the model would generate
+    p: NDArray[np.float64]           # the route's law: launch share x input x output
+    _memo: dict[tuple[str, str], NDArray[np.float64]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, profile: Profile, flow: RouteFlow) -> CallPoints:
+        """The points of ``flow``'s calls (32 input and 8 output steps a call)."""
+        n = flow.calls_per_turn
+        which, inp, out, p = [], [], [], []
+        for i, (call, r) in enumerate(flow.calls):
+            xi, pi = _support(call.input_tokens, 32)
+            xo, po = _support(call.output_tokens, 8)
+            which.append(np.full(xi.size * xo.size, i, dtype=np.intp))
+            inp.append(np.repeat(xi, xo.size))
+            out.append(np.tile(xo, xi.size))
+            p.append((r / n) * np.outer(pi, po).ravel())
+        return cls(profile, [call for call, _ in flow.calls], np.concatenate(which),
+                   np.concatenate(inp), np.concatenate(out), np.concatenate(p))
+
+    def charges(self, slot: LimitSlot, target: str) -> NDArray[np.float64]:
+        """Units each point is charged on ``slot`` when ``target`` serves it: the
+        simulator's rule (:func:`capacity.model.quota.slot_charge`), point by point."""
+        key = (slot.key, target)
+        got = self._memo.get(key)
+        if got is not None:
+            return got
+        per_call = []
+        for call in self.calls:
+            req, inp_c, cac_c, out_c, mtk_c, cap = slot_charge(self.profile, call, slot,
+                                                               target)
+            per_call.append((req, inp_c * (1.0 - cac_c * call.cached_input_fraction),
+                             out_c, mtk_c * cap if math.isfinite(cap) else 0.0, cap))
+        co = np.array(per_call, dtype=np.float64).reshape(-1, 5)[self.which]
+        got = (co[:, 0] + co[:, 1] * self.inp + co[:, 2] * np.minimum(self.out, co[:, 4])
+               + co[:, 3])
+        self._memo[key] = got
+        return got
+
+
+def refused_law(law: NDArray[np.float64], units: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The size law of the calls first-fit admission turns away from a stream of law
+    ``law`` charged ``units`` a point: ``P(refused | B = b) ∝ F_e(b) = E[min(B, b)]/E[B]``
+    (:func:`capacity.analytic.window._rejected_weight` on the points: near the allowance
+    the room left is the equilibrium residual of a charge, and a call larger than the
+    room is turned away)."""
+    order = np.argsort(units, kind="stable")
+    b, q = units[order], law[order]
+    below = np.concatenate([[0.0], np.cumsum(q * b)[:-1]])    # Σ q·B over smaller B
+    above = float(q.sum()) - np.concatenate([[0.0], np.cumsum(q)[:-1]])  # P(B ≥ b)
+    f_e = np.empty_like(b)
+    f_e[order] = below + b * above
+    w = law * f_e
+    tot = float(w.sum())
+    return w / tot if tot > 0 else law
+
+
+@dataclass
+class _Refusing:
+    """One slot of a spillover level, for the fluid load of the level after it."""
+
+    cap: float                                # limit, units/s
+    rate: Callable[[float], float]            # offered units/s at N
+    units: NDArray[np.float64] | None         # charge a point (None: one a request)
+    per_refused: float | None                 # units a refused call (None: from its law)
+
+
+Path = tuple[tuple[int, int], ...]   # the token refusals a law went through: (level, slot)
+
+
+class SpillStream:
+    """The calls a level of a priority chain turns away, at N: how many a second and their
+    size law, carried down the chain.
+
+    A request limit refuses calls whatever their size: the law it spills is the law that
+    came in. A token slot refuses the large ones first (:func:`refused_law`). So the
+    calls a token slot turned away stay large past a request-only level, and a slot of
+    another dimension that shares their tokens (ITPM before TPM) spills calls that are
+    large in the next slot's tokens too; each receiving slot is charged the units its own
+    rule charges those calls. The level's count is its most refusing slot's (as many
+    calls as the arrivals bring at most); the law passed on is that slot's."""
+
+    def __init__(self, before: SpillStream | None, offered: Callable[[float], float],
+                 points: CallPoints, slots: list[_Refusing]) -> None:
+        self.before, self.offered, self.points, self.slots = before, offered, points, slots
+        self.levels: list[SpillStream] = [*(before.levels if before else []), self]
+        # Laws and mean charges, shared along the chain.
+        self._laws: dict[Path, NDArray[np.float64]] = (
+            before._laws if before else {(): points.p})
+        self._means: dict[tuple[Path, int], float] = before._means if before else {}
+        self._last: tuple[float, tuple[float, Path,
+                                       list[tuple[float, float, Path]]]] | None = None
+
+    def _law(self, path: Path) -> NDArray[np.float64]:
+        """The route's law after the token refusals ``path`` names, in turn."""
+        got = self._laws.get(path)
+        if got is None:
+            level, i = path[-1]
+            units = self.levels[level].slots[i].units
+            assert units is not None
+            got = self._laws[path] = refused_law(self._law(path[:-1]), units)
+        return got
+
+    def mean(self, path: Path, units: NDArray[np.float64]) -> float:
+        """Mean charge (``units`` a point) of a call of the law ``path`` names."""
+        key = (path, id(units))
+        got = self._means.get(key)
+        if got is None:
+            got = self._means[key] = float(np.dot(self._law(path), units))
+        return got
+
+    def at(self, n: float) -> tuple[float, Path, list[tuple[float, float, Path]]]:
+        """(calls/s turned away, the path of their law, per slot (calls/s it turns away,
+        units a refused call there, the path of their law)) at ``n`` sessions."""
+        if self._last is not None and self._last[0] == n:
+            return self._last[1]
+        arriving, path_in = self.arriving(n)
+        depth = len(self.levels) - 1
+        parts = []
+        worst, out_path = 0.0, path_in
+        for i, s in enumerate(self.slots):
+            path = path_in if s.units is None else (*path_in, (depth, i))
+            u = (1.0 if s.units is None else s.per_refused if s.per_refused is not None
+                 else self.mean(path, s.units))
+            e = max(0.0, s.rate(n) - s.cap) / u if u > 0 else 0.0
+            parts.append((e, u, path))
+            if e > worst:
+                worst, out_path = e, path
+        got = (min(arriving, worst), out_path, parts)
+        self._last = (n, got)
+        return got
+
+    def arriving(self, n: float) -> tuple[float, Path]:
+        """Calls/s of the route this level is offered at ``n`` sessions and their law."""
+        if self.before is None:
+            return self.offered(n), ()
+        calls, path, _ = self.before.at(n)
+        return calls, path
+
+    def calls(self, n: float) -> float:
+        """Calls/s this level turns away at ``n`` sessions."""
+        return self.at(n)[0]
+
+    def units(self, n: float, units: NDArray[np.float64] | None, per_call: float) -> float:
+        """Units/s the calls this level turns away bring to a slot of the next level that
+        charges them ``units`` a point (None: a request each; ``per_call``: its mean charge
+        of the route's calls): at least the calls at the law they came in with, and where
+        a slot here turned them away, that slot's refused calls at their law."""
+        calls, _, parts = self.at(n)
+        if units is None:
+            return calls
+        route = self.mean((), units)
+        scale = per_call / route if route > 0 else 0.0   # the route's exact mean kept
+        got = calls * self.mean(self.arriving(n)[1], units) * scale
+        for (e, u, path), s in zip(parts, self.slots, strict=True):
+            if e <= 0:
+                continue
+            if s.units is None:
+                got = max(got, min(e, calls) * self.mean(path, units) * scale)
+            else:
+                # Units here per unit refused there, both on that slot's refused law (1
+                # for a slot that charges the same way: its excess units come on).
+                own = self.mean(path, s.units)
+                ratio = self.mean(path, units) / own if own > 0 else 0.0
+                got = max(got, min(e, calls) * u * ratio)
+        return got
+
+
 def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
     """The burst-aware model of every constraint of a routed profile, with its role:
     ``plain`` (static shares), ``spill`` (the first deployments of a priority chain: its
@@ -2191,25 +2387,22 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
         upstream_cs: list[Constraint] = []
         def offered(n: float, lam: float = calls_per_s) -> float:
             return n * lam
-        prev_excess: Callable[[float], float] = offered
-        # The previous level's token slots by (dimension, charges max_tokens): (limit
-        # units/s, offered units/s, κ of what they turn away), for the next level's load.
-        prev_units: dict[tuple[str, bool], list[tuple[float, Callable[[float], float],
-                                                      float]]] = {}
+        points = CallPoints.of(profile, flow)
+        # What the level before turned away: how many calls, and their size law.
+        before: SpillStream | None = None
         for k, dep in enumerate(flow.chain):
             level: list[tuple[Any, float, float, float]] = []
             level_cs: list[Constraint] = []
             quota_names = profile.quotas_for(dep)
             nxt = flow.chain[k + 1] if k + 1 < len(flow.chain) else None
-            level_caps: list[tuple[float, Callable[[float], float], float]] = []
-            level_units: dict[tuple[str, bool], list[tuple[float, Callable[[float], float],
-                                                           float]]] = {}
+            refusing: list[_Refusing] = []
             for qn in quota_names:
                 for c in by_quota.get(qn, []):
                     slot = _slot_of(slots, c)
                     per_call = flow.units_per_call(profile, slot, dep)
                     if per_call <= 0:
                         continue
+                    units = None if slot.is_request else points.charges(slot, dep)
                     w = c.memory_s
                     if k == 0:
                         m = plain_model(c)
@@ -2318,53 +2511,34 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                                       ts_up.again if ts_up is not None else None)
                         v_direct = wl.units_per_turn(c) / cycle_s
 
-                        # Spilled calls bring the units the level before could not take:
-                        # mean-sized calls (E[B] each) where a request limit turned them
-                        # away, but where a slot of this dimension and charging rule did
-                        # (first fit: the large calls, E[B]/κ) its excess units (hunt
-                        # seed 69, a sliding log into a bucket, both charging max_tokens:
-                        # 892 sessions fluid against 784 simulated; an RPM-bound first
-                        # deployment still spills mean-sized calls). Known gap, optimistic:
-                        # the large calls a slot of another dimension sharing the tokens
-                        # turns away (ITPM before TPM), or a level of the chain before the
-                        # last (a -> RPM-only b -> c), are charged E[B] here.
-                        same = [] if slot.is_request else prev_units.get(
-                            (c.dim, profile.quotas[c.quota].charge_max_tokens), [])
+                        # Spilled calls bring the units the level before could not take,
+                        # as this slot charges the calls it turned away: mean-sized where
+                        # a request limit did, its large calls where a token slot did
+                        # (hunt seed 69, a sliding log into a bucket, both charging
+                        # max_tokens: 892 sessions fluid against 784 simulated), also in
+                        # another dimension sharing their tokens (ITPM before TPM) and
+                        # past a request-only level between (SpillStream).
+                        assert before is not None
 
-                        def fed(n: float, pe: Callable[[float], float] = prev_excess,
-                                u: float = per_call, vd: float = v_direct,
-                                same: list[tuple[float, Callable[[float], float], float]]
-                                = same) -> float:
-                            calls = pe(n)
-                            units = calls * u
-                            for cap, rate_fn, ku in same:
-                                units = max(units, min(max(0.0, rate_fn(n) - cap),
-                                                       calls * u / ku))
-                            return n * vd + units
+                        def fed(n: float, b: SpillStream = before, vd: float = v_direct,
+                                units: NDArray[np.float64] | None = units,
+                                u: float = per_call) -> float:
+                            return n * vd + b.units(n, units, u)
                         rate = fed
                     level.append((m, per_call, w, 0.0))
                     level_cs.append(c)
                     # Turned-away units leave as calls of the size-biased charge (the
-                    # large ones spill first), as in the burst model.
+                    # large ones spill first), as in the burst model: at the first level,
+                    # offered the route's law, E[B]/κ with the slot's own model's κ (its
+                    # exact lattice law); further down, from the law that reaches it.
                     kappa_u = (m.kappa if isinstance(m, BucketSpill | FeedModel) else
                                float(getattr(getattr(m, "inner", None), "size_bias", 1.0)))
-                    level_caps.append((c.rate_per_s, rate, per_call / kappa_u))
-                    if not slot.is_request:
-                        level_units.setdefault(
-                            (c.dim, profile.quotas[c.quota].charge_max_tokens), []).append(
-                            (c.rate_per_s, rate, kappa_u))
+                    refusing.append(_Refusing(c.rate_per_s, rate, units,
+                                              per_call / kappa_u if k == 0 else None))
                     entries[c.name] = Entry(c, m, "spill" if nxt is not None else
                                             ("receive" if k else "plain"), nxt, rate)
             upstream, upstream_cs = (level, level_cs) if level else (upstream, upstream_cs)
-
-            def excess(n: float, caps: list[tuple[float, Callable[[float], float], float]]
-                       = level_caps, pe: Callable[[float], float] = prev_excess) -> float:
-                worst = 0.0
-                for cap, rate_fn, u in caps:
-                    worst = max(worst, max(0.0, rate_fn(n) - cap) / u)
-                return min(pe(n), worst)
-            prev_excess = excess
-            prev_units = level_units
+            before = SpillStream(before, offered, points, refusing)
         first = [e for e in entries.values() if e.role == "spill"
                  and e.c.quota in profile.quotas_for(flow.chain[0])]
         ts_first = turned.get(flow.logical)
@@ -2386,7 +2560,7 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                 worst = max(worst, st.loss_fraction if f is None else f)
             return worst
         failure[flow.logical] = fails_chain
-        beyond[flow.logical] = prev_excess
+        beyond[flow.logical] = before.calls if before is not None else offered
     # Spillover between deployments of a non-priority route: pooled windows; a rotation
     # over unequal limits: each deployment's k-th of the calls.
     pooled: set[str] = set()
