@@ -517,6 +517,12 @@ def test_metrics_format_and_reset(srv: Any, http: Any) -> None:
     (b'{"bucket_deficit": {', "body", "body: not valid JSON ("),
     (b'[1]', "body", 'body: expected {"bucket_deficit"'),
     (b'{"bucket_deficit": 5}', "bucket_deficit", "bucket_deficit: expected an object"),
+    # A falsy wrong type was taken as no deficit ('or {}'): a full bucket, and a 200.
+    (b'{"bucket_deficit": 0}', "bucket_deficit", "bucket_deficit: expected an object"),
+    (b'{"bucket_deficit": false}', "bucket_deficit", "bucket_deficit: expected an object"),
+    (b'{"bucket_deficit": []}', "bucket_deficit", "bucket_deficit: expected an object"),
+    (b'{"bucket_deficit": ""}', "bucket_deficit", "bucket_deficit: expected an object"),
+    (b'{"bucket_deficit": null}', "bucket_deficit", "bucket_deficit: expected an object"),
     (b'{"bucket_deficit": {"nope": 1}}', "bucket_deficit",
      "bucket_deficit: 'nope' is not a token-bucket slot"),
     (b'{"clock_offset_s": -1}', "clock_offset_s",

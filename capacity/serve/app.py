@@ -873,9 +873,12 @@ def _bucket_deficit(body: Any, limiter: Limiter) -> dict[str, float]:
     if not isinstance(body, dict) or set(body) - {"bucket_deficit", "clock_offset_s"}:
         raise bad("body", 'expected {"bucket_deficit": {"<slot key>": units, ...}, '
                   '"clock_offset_s": seconds}')
-    d = body.get("bucket_deficit") or {}
+    # Absent is {}; a present value must be the object itself (0, false, [] or null were
+    # taken as {} when ``or {}`` stood here: a full bucket where a deficit was meant).
+    d = body.get("bucket_deficit", {})
     if not isinstance(d, dict):
-        raise bad("bucket_deficit", "expected an object of slot keys to units")
+        raise bad("bucket_deficit", "expected an object of slot keys to units, got "
+                  f"{d!r}"[:200])
     buckets = {s.key for s in limiter.slots if s.kind == "token_bucket"}
     out: dict[str, float] = {}
     for key, units in d.items():
