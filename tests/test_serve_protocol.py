@@ -661,3 +661,20 @@ def test_charged_units_metric_is_exact_past_a_million() -> None:
         assert http.post("/v1/chat/completions", json=OK_CHAT, headers=hints).status_code == 200
         assert metric_sum(metrics(srv.url), "capacity_mock_charged_units_total",
                           slot="oai.tpm") == 1_234_572
+
+
+def test_openai_rate_limit_message_is_openais_own_format() -> None:
+    # OpenAI says "Limit 10000, Used 9348, Requested 5086" (llm-api-protocols.md §2); the
+    # mock said "Remaining", and put its quota key between "(TPM)" and ":", so a client's
+    # pattern for the real text (or a person reading it) found neither.
+    hints = {"x-capacity-input-tokens": "600", "x-capacity-output-tokens": "5"}
+    with serving(profile(tpm=1_000)) as srv, httpx2.Client(base_url=srv.url) as http:
+        assert http.post("/v1/chat/completions", json=OK_CHAT, headers=hints).status_code == 200
+        r = http.post("/v1/chat/completions", json=OK_CHAT, headers=hints)
+        msg = r.json()["error"]["message"]
+        m = re.fullmatch(r"Rate limit reached for (\S+) in organization org-mock on tokens "
+                         r"per min \(TPM\): Limit (\d+), Used (\d+), Requested (\d+)\. Please "
+                         r"try again in \d+(\.\d+)?m?s\. Visit https://platform\.openai\.com/"
+                         r"account/rate-limits to learn more\. \(Mock quota oai\.tpm\.\)", msg)
+        assert r.status_code == 429 and m is not None, msg
+        assert m[1] == GPT and (m[2], m[3], m[4]) == ("1000", "605", "605"), msg

@@ -819,17 +819,23 @@ class MockProvider:
                    "the default rate limit.")
             err = ApiError(429, msg, code="429")
         else:
+            # OpenAI's own text, word for word ("... on tokens per min (TPM): Limit 10000,
+            # Used 9348, Requested 5086. Please try again in 26.604s. Visit ..."), which
+            # clients and people match; the mock's quota key follows it, not inside it.
+            head = (f"for {model} in organization org-mock on {_DIM_TEXT.get(dim, dim)}: "
+                    f"Limit {_units(limit)}")
+            visit = ("Visit https://platform.openai.com/account/rate-limits to learn more. "
+                     f"(Mock quota {key}.)")
             if never:
-                msg = (f"Request too large for {model} in organization org-mock on "
-                       f"{_DIM_TEXT.get(dim, dim)} (quota {key}): Limit {_units(limit)}, Requested "
-                       f"{_units(requested)}. {cap} The input or output tokens must be reduced in "
-                       "order to run successfully.")
+                msg = (f"Request too large {head}, Requested {_units(requested)}. {cap} The "
+                       "input or output tokens must be reduced in order to run successfully. "
+                       + visit)
             else:
-                msg = (f"Rate limit reached for {model} in organization org-mock on "
-                       f"{_DIM_TEXT.get(dim, dim)} (quota {key}): Limit {_units(limit)}, Remaining "
-                       f"{_units(remaining)}, Requested {_units(requested)}. Please try again in "
-                       f"{_human(wait_s)}. Visit https://platform.openai.com/account/"
-                       "rate-limits to learn more.")
+                # Used: the units of the refusing window (or bucket) already taken, as the
+                # remaining-* headers count them (a window's allowance − what is left).
+                used = math.floor(max(snap.allowance - remaining, 0.0)) if snap else 0
+                msg = (f"Rate limit reached {head}, Used {used}, Requested "
+                       f"{_units(requested)}. Please try again in {_human(wait_s)}. " + visit)
             # As OpenAI: type names the limit ("tokens" / "requests"), code is the same.
             err = ApiError(429, msg, code="rate_limit_exceeded",
                            kind="requests" if dim in ("rpm", "rpd") else "tokens")
