@@ -680,6 +680,25 @@ def test_a_trace_from_a_pipe(tmp_path: Path) -> None:
         read_traces(["/dev/null"])
 
 
+def test_a_trace_with_a_utf8_bom_is_read(tmp_path: Path) -> None:
+    # Windows tools (Notepad, PowerShell's Out-File) start UTF-8 files with a BOM; the
+    # reader said "<file>:1: malformed JSON" for a log every JSON tool reads.
+    log = _synth(tmp_path, Path("profiles/web-research.yaml"), 5, 4)
+    otlp = DATA / "agent-trace.otlp.jsonl"
+    for src, calls in ((log, len(read_traces([log]).calls)), (otlp, 174)):
+        bom = tmp_path / f"bom-{src.name}"
+        bom.write_bytes(b"\xef\xbb\xbf" + src.read_bytes())
+        assert len(read_traces([bom]).calls) == calls, src
+        r = subprocess.run([sys.executable, "-m", "capacity", "fit", "-"],
+                           input=bom.read_bytes(), capture_output=True, timeout=120)
+        assert r.returncode == 0, r.stderr.decode()
+    # Only at the start: a BOM on line 2 is no part of JSON there.
+    two = tmp_path / "two.jsonl"
+    two.write_bytes(log.read_bytes().replace(b"\n", b"\n\xef\xbb\xbf", 1))
+    with pytest.raises(TraceError, match=r"two.jsonl:2: "):
+        read_traces([two])
+
+
 # -- a log recorded at --time-scale K says so ---------------------------------------------
 
 

@@ -73,6 +73,9 @@ UNIX_TIME_MIN_S = 1e9
 # No LLM deployment's typical call takes longer: a log whose median call does has its
 # times in another unit.
 MAX_MEDIAN_CALL_S = 600.0
+# Traces are UTF-8; a leading byte-order mark (Windows tools write one) is dropped, as jq and
+# pandas do, not read as part of the first JSON value.
+TEXT_ENCODING = "utf-8-sig"
 
 _LLM_OPERATIONS = {"chat", "text_completion", "generate_content", "completion"}
 _MODEL_KEYS = ("gen_ai.request.model", "gen_ai.response.model", "llm.model_name")
@@ -138,7 +141,7 @@ class ReadResult:
 
 def detect_format(path: Path) -> Literal["otlp-json", "jsonl"]:
     """``otlp-json`` when the first JSON value holds ``resourceSpans``, else ``jsonl``."""
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    with open(path, encoding=TEXT_ENCODING, errors="replace") as fh:
         return _detect_text(fh.read(4096))
 
 
@@ -182,7 +185,9 @@ def read_traces(paths: Iterable[str | Path], fmt: Format = "auto") -> ReadResult
             raise TraceError(f"{path}: given more than once{also}; each file is read once")
         kind = detect_format(path) if fmt == "auto" else fmt
         try:
-            with open(path, encoding="utf-8") as fh:  # streamed: traces can be large
+            # streamed: traces can be large; utf-8-sig drops a leading BOM (Windows tools
+            # write one; json.loads refuses it), as jq and pandas do
+            with open(path, encoding=TEXT_ENCODING) as fh:
                 _read_stream(fh, str(path), kind, out)
         except UnicodeDecodeError as e:
             raise TraceError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
@@ -198,7 +203,7 @@ def read_traces(paths: Iterable[str | Path], fmt: Format = "auto") -> ReadResult
 def _read_text(data: bytes, name: str, fmt: Format, out: ReadResult) -> None:
     """A whole trace's bytes (standard input; ``name`` for errors) into ``out``."""
     try:
-        text = data.decode("utf-8")
+        text = data.decode(TEXT_ENCODING)
     except UnicodeDecodeError as e:
         raise TraceError(f"{name}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     kind = _detect_text(text[:4096]) if fmt == "auto" else fmt
