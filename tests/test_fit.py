@@ -699,6 +699,26 @@ def test_a_trace_with_a_utf8_bom_is_read(tmp_path: Path) -> None:
         read_traces([two])
 
 
+def test_a_byte_that_is_not_utf8_is_placed_by_its_line(tmp_path: Path) -> None:
+    # Streamed, the decoder's offset is within its 8 kB chunk: a 0xff at byte 231,601
+    # (line 2,000) was reported "at byte 2225", nowhere near it.
+    rows = [json.dumps(_call(session=f"s{i // 5}", turn=i % 5 + 1, start=100.0 + i,
+                             end=101.0 + i)) for i in range(2000)]
+    data = ("\n".join(rows) + "\n").encode()
+    at = data.rindex(b'"model"')
+    p = tmp_path / "bad.jsonl"
+    p.write_bytes(data[:at] + b"\xff" + data[at:])
+    col = at - data.rindex(b"\n", 0, at)
+    said = f"{p}:2000: not UTF-8 text (invalid start byte at column {col})"
+    with pytest.raises(TraceError) as e:
+        read_traces([p])
+    assert str(e.value) == said
+    r = subprocess.run([sys.executable, "-m", "capacity", "fit", "-"], input=p.read_bytes(),
+                       capture_output=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.decode().strip() == "error: " + said.replace(
+        str(p), "<stdin>"), r.stderr
+
+
 # -- a log recorded at --time-scale K says so ---------------------------------------------
 
 

@@ -189,8 +189,9 @@ def read_traces(paths: Iterable[str | Path], fmt: Format = "auto") -> ReadResult
             # write one; json.loads refuses it), as jq and pandas do
             with open(path, encoding=TEXT_ENCODING) as fh:
                 _read_stream(fh, str(path), kind, out)
-        except UnicodeDecodeError as e:
-            raise TraceError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        except UnicodeDecodeError:
+            with open(path, "rb") as raw:  # the decoder's offset is within its chunk
+                raise _not_utf8(raw, str(path)) from None
     if out._shared_sessions:
         out.notes.append(f"{out._shared_sessions:,} session id(s) appear in more than one "
                          "request log: each file's sessions were read as its own")
@@ -204,10 +205,22 @@ def _read_text(data: bytes, name: str, fmt: Format, out: ReadResult) -> None:
     """A whole trace's bytes (standard input; ``name`` for errors) into ``out``."""
     try:
         text = data.decode(TEXT_ENCODING)
-    except UnicodeDecodeError as e:
-        raise TraceError(f"{name}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except UnicodeDecodeError:
+        raise _not_utf8(io.BytesIO(data), name) from None
     kind = _detect_text(text[:4096]) if fmt == "auto" else fmt
     _read_stream(io.StringIO(text), name, kind, out)
+
+
+def _not_utf8(raw: IO[bytes], name: str) -> TraceError:
+    """Where the first byte that is not UTF-8 is, by line and column (1-based, in bytes):
+    lines split at b"\\n", which no multi-byte UTF-8 sequence contains."""
+    for lineno, line in enumerate(raw, 1):
+        try:
+            line.decode("utf-8")  # a BOM is valid UTF-8: columns count its 3 bytes
+        except UnicodeDecodeError as e:
+            return TraceError(f"{name}:{lineno}: not UTF-8 text ({e.reason} at column "
+                              f"{e.start + 1})")
+    return TraceError(f"{name}: not UTF-8 text")  # a sequence cut by the end of the data
 
 
 def _read_stream(fh: IO[str], name: str, kind: str, out: ReadResult) -> None:
