@@ -159,6 +159,41 @@ def test_spans_without_needed_attributes_are_counted_and_named(tmp_path: Path) -
     assert "6 with no gen_ai.usage.output_tokens (first at" in text
 
 
+@pytest.mark.parametrize("value", [{"intValue": "12"}, {"intValue": 12},
+                                   {"stringValue": "12"}, {"doubleValue": 12.0}])
+def test_a_token_count_in_any_otlp_encoding_of_a_whole_number_is_read(
+        tmp_path: Path, value: dict) -> None:
+    # OTLP/JSON writes an int64 as a decimal string ("intValue": "12"); some tools write
+    # the number itself, a double or a string attribute.
+    span = _span("ab" * 16, "s0", 1000.0, 1.0, GENAI)
+    span["attributes"][2]["value"] = value
+    assert span["attributes"][2]["key"] == "gen_ai.usage.input_tokens"
+    read = read_traces([_otlp(tmp_path / "spans.json", [[span]])])
+    assert [c.input_tokens for c in read.calls] == [12]
+
+
+@pytest.mark.parametrize(("value", "got"), [
+    ({"stringValue": "twelve"}, '"twelve"'), ({"intValue": "12.5"}, '{"intValue": "12.5"}'),
+    ({"stringValue": "12.7"}, '"12.7"'), ({"doubleValue": 12.7}, "12.7"),
+    ({"intValue": "-5"}, "-5"), ({"boolValue": True}, "true"), ({"stringValue": ""}, '""'),
+    ({"intValue": "1e3"}, '{"intValue": "1e3"}'),
+])
+def test_a_token_count_that_is_not_a_whole_number_names_span_and_attribute(
+        tmp_path: Path, value: dict, got: str) -> None:
+    # Read as absent, the span was skipped "with no gen_ai.usage.input_tokens" (it has
+    # one); "12.7" and 12.7 were cut to 12 tokens without a word.
+    span = _span("ab" * 16, "s0", 1000.0, 1.0, GENAI)
+    span["attributes"][2]["value"] = value
+    p = _otlp(tmp_path / "spans.json", [[span]])
+    said = (f"{p}:1 span s0: gen_ai.usage.input_tokens: expected a whole number of tokens "
+            f'≥ 0 (OTLP JSON: {{"intValue": "1200"}}), got {got}')
+    with pytest.raises(TraceError) as e:
+        read_traces([p])
+    assert str(e.value) == said
+    r = _run_cli(str(p))
+    assert r.returncode == 2 and r.stderr.strip() == "error: " + said, r.stderr
+
+
 def test_only_incomplete_spans_is_zero_turns_with_the_reason(tmp_path: Path) -> None:
     no_model = {k: v for k, v in GENAI.items() if k != "gen_ai.request.model"}
     p = _otlp(tmp_path / "t.json", [[_span("ab" * 16, f"x{i}", 1000.0 + i, 1.0, no_model)
@@ -477,9 +512,12 @@ def test_span_max_tokens_of_zero_reads_as_not_sent() -> None:
     # that does not load.
     from capacity.fit.readers import _max_tokens
 
-    assert _max_tokens({"gen_ai.request.max_tokens": 0}) is None
-    assert _max_tokens({"llm.invocation_parameters": '{"max_tokens": 0}'}) is None
-    assert _max_tokens({"gen_ai.request.max_tokens": 256}) == 256
+    assert _max_tokens({"gen_ai.request.max_tokens": 0}, "s") is None
+    assert _max_tokens({"llm.invocation_parameters": '{"max_tokens": 0}'}, "s") is None
+    assert _max_tokens({"gen_ai.request.max_tokens": 256}, "s") == 256
+    with pytest.raises(TraceError, match=r"^s: llm\.invocation_parameters max_tokens: "
+                       r"expected a whole number of tokens ≥ 0 .*, got \"all\"$"):
+        _max_tokens({"llm.invocation_parameters": '{"max_tokens": "all"}'}, "s")
 
 
 # -- the third error hunt ----------------------------------------------------------------------

@@ -318,8 +318,20 @@ def _get(d: dict[str, Any], camel: str, snake: str) -> Any:
     return d.get(snake) if v is None else v
 
 
+@dataclass(frozen=True)
+class _Malformed:
+    """An OTLP intValue or doubleValue that is no number (``{"intValue": "12.5"}``): kept,
+    not read as absent, so that a token count of that kind is named, not skipped as
+    missing. ``str()`` is its JSON, for messages."""
+
+    value: dict[str, Any]
+
+    def __str__(self) -> str:
+        return json.dumps(self.value)[:120]
+
+
 def _any_value(v: Any) -> Any:
-    """An OTLP AnyValue as a Python value."""
+    """An OTLP AnyValue as a Python value (an int64 is a decimal string in OTLP JSON)."""
     if not isinstance(v, dict):
         return v
     for k in ("stringValue", "string_value"):
@@ -330,13 +342,13 @@ def _any_value(v: Any) -> Any:
             try:
                 return int(v[k])
             except (TypeError, ValueError, OverflowError):
-                return None
+                return _Malformed(v)
     for k in ("doubleValue", "double_value"):
         if k in v:
             try:
                 return float(v[k])
             except (TypeError, ValueError, OverflowError):
-                return None
+                return _Malformed(v)
     for k in ("boolValue", "bool_value"):
         if k in v:
             return bool(v[k])
@@ -405,21 +417,34 @@ def _is_llm_span(attrs: dict[str, Any]) -> bool:
             and _first(attrs, _MODEL_KEYS)[1] is not None)
 
 
-def _token(attrs: dict[str, Any], keys: tuple[str, ...]) -> int | None:
-    _, v = _first(attrs, keys)
-    if isinstance(v, bool) or v is None:
+def _token(attrs: dict[str, Any], keys: tuple[str, ...], where: str,
+           prefix: str = "") -> int | None:
+    """The first of ``keys`` present, a whole number of tokens (None when none is); one
+    error naming ``where`` and the attribute when it is anything else: a fraction, a
+    negative, a word were read as absent (the span skipped "with no ..." that has one) or
+    cut to a whole number without a word."""
+    key, v = _first(attrs, keys)
+    if v is None:
         return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return int(f) if math.isfinite(f) and f >= 0 else None
+    n: float | None = None
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        n = v
+    elif isinstance(v, str):
+        try:
+            n = float(v.strip())
+        except ValueError:
+            n = None
+    if n is None or not math.isfinite(n) or not float(n).is_integer() or n < 0:
+        got = v if isinstance(v, _Malformed) else json.dumps(v)[:120]
+        raise TraceError(f"{where}: {prefix}{key}: expected a whole number of tokens ≥ 0 "
+                         f'(OTLP JSON: {{"intValue": "1200"}}), got {got}')
+    return int(n)
 
 
-def _max_tokens(attrs: dict[str, Any]) -> int | None:
+def _max_tokens(attrs: dict[str, Any], where: str) -> int | None:
     """The request's max_tokens; 0 reads as not sent (no provider accepts a cap of 0, and
     instrumentations record 0 for an unset value), which the profile cannot hold."""
-    mt = _token(attrs, _MAX_TOKENS_KEYS)
+    mt = _token(attrs, _MAX_TOKENS_KEYS, where)
     if mt:
         return mt
     params = attrs.get("llm.invocation_parameters")
@@ -429,8 +454,8 @@ def _max_tokens(attrs: dict[str, Any]) -> int | None:
         except json.JSONDecodeError:
             return None
         if isinstance(p, dict):
-            return _token(p, ("max_tokens", "max_completion_tokens", "max_output_tokens")) \
-                or None
+            return _token(p, ("max_tokens", "max_completion_tokens", "max_output_tokens"),
+                          where, "llm.invocation_parameters ") or None
     return None
 
 
@@ -520,7 +545,7 @@ def _one_span(span: Any, name: str, lineno: int, rsession: Any, sessions: dict[s
     if end < start:
         raise TraceError(f"{where}: end time is before start time")
     _, model = _first(attrs, _MODEL_KEYS)
-    inp, outp = _token(attrs, _INPUT_KEYS), _token(attrs, _OUTPUT_KEYS)
+    inp, outp = _token(attrs, _INPUT_KEYS, where), _token(attrs, _OUTPUT_KEYS, where)
     status_obj = span.get("status")
     code = status_obj.get("code") if isinstance(status_obj, dict) else None
     status = 500 if code in (2, "2", "STATUS_CODE_ERROR") else 200
@@ -537,7 +562,7 @@ def _one_span(span: Any, name: str, lineno: int, rsession: Any, sessions: dict[s
                                                                               "")):
         status = 429
     for what, v in (("input tokens", inp), ("output tokens", outp),
-                    ("max_tokens", _max_tokens(attrs))):
+                    ("max_tokens", _max_tokens(attrs, where))):
         if v is not None and v > MAX_TOKENS:  # a profile could not hold it
             raise TraceError(f"{where}: {what}: at most {MAX_TOKENS:,} per call, got {v:,}")
     if span_id != "?":
@@ -548,9 +573,9 @@ def _one_span(span: Any, name: str, lineno: int, rsession: Any, sessions: dict[s
         out._span_ids.add((trace, span_id))
     out.clock(start, where)
     out.clock(end, where)
-    cached = _token(attrs, _CACHED_KEYS) or 0
+    cached = _token(attrs, _CACHED_KEYS, where) or 0
     rec = CallRecord(session="", turn=trace, start=start, end=end, model=str(model),
                      input_tokens=inp or 0, output_tokens=outp or 0,
-                     cached_input_tokens=min(cached, inp or 0), max_tokens=_max_tokens(attrs),
-                     status=status)
+                     cached_input_tokens=min(cached, inp or 0),
+                     max_tokens=_max_tokens(attrs, where), status=status)
     pending.append((trace, rec))
