@@ -116,6 +116,26 @@ def test_compare_scenarios_and_overlays(tmp_path: Path, web_research: Path) -> N
     assert "change" in table.stdout
 
 
+@pytest.mark.parametrize("other", ["tool-agent", "ptu-spillover"])
+def test_compare_of_two_whole_profiles_says_what_to_pass(other: str) -> None:
+    """A second whole profile is no overlay: merged key by key over the first, tool-agent
+    failed on a mixed session ("give exactly one of 'think_time' (closed loop) or
+    'cadence'", at tool-agent.yaml:45) and ptu-spillover was compared as a mix of both."""
+    import subprocess
+    import sys
+
+    from capacity.profile.shipped import resolve
+
+    r = subprocess.run([sys.executable, "-m", "capacity", "compare", "web-research", other],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stdout == "", r.stdout
+    assert r.stderr.splitlines() == [
+        f"error: {resolve(other)}: a whole profile, not an overlay of "
+        f"{resolve('web-research')}: merged key by key the two would mix; pass only what "
+        "changes (an overlay, --set or --scenario), or run `capacity ceiling` on each "
+        "profile"], r.stderr
+
+
 def test_compare_bad_scenario(web_research: Path) -> None:
     """A malformed --scenario is a usage error (exit 2)."""
     from capacity.cli.app import app

@@ -693,12 +693,17 @@ def load_profile(
         paths = [paths]
     loc = _Located()
     data: dict[str, Any] = {}
-    names = []
+    names: list[str] = []
+    first = ""
     for p in paths:
         path = Path(p)
         source = str(p)
         layer_loc = _Located()
         layer = _parse_yaml(read_profile_text(path, source), source, layer_loc)
+        if names:
+            _refuse_whole_profile(layer, source, first)
+        else:
+            first = source
         root = loc.where.get(())
         data = _merge(data, copy.deepcopy(layer), (), loc, layer_loc)
         loc.where.update(layer_loc.where)
@@ -724,6 +729,20 @@ def load_profile(
                     f"{err.rule} ({flag} created {_format_loc(created)!r}{why})",
                     source=err.source, line=err.line, path=err.path) from None
         raise
+
+
+def _refuse_whole_profile(layer: dict[str, Any], source: str, base: str) -> None:
+    """An overlay that is a whole profile on its own (it validates alone) is refused:
+    merged key by key over the base, their turns, models and quotas would mix — a second
+    profile given to ``compare`` failed on the mixed session ("give exactly one of
+    'think_time' ... or 'cadence'") or was silently compared as the mix."""
+    try:
+        profile_from_dict({"name": "overlay", **layer})
+    except ProfileError:
+        return
+    raise ProfileError(f"a whole profile, not an overlay of {base}: merged key by key the "
+                       "two would mix; pass only what changes (an overlay, --set or "
+                       "--scenario), or run `capacity ceiling` on each profile", source=source)
 
 
 def profile_from_dict(data: dict[str, Any], loc: _Located | None = None) -> Profile:
