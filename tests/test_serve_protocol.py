@@ -527,6 +527,10 @@ def test_metrics_format_and_reset(srv: Any, http: Any) -> None:
      "bucket_deficit: 'nope' is not a token-bucket slot"),
     (b'{"clock_offset_s": -1}', "clock_offset_s",
      "clock_offset_s: expected a number of seconds"),
+    # 1e308 s was a 200: t + offset lost every digit of t, and a 1 s window's remaining
+    # count went 24, 23, 24 within one window.
+    (b'{"clock_offset_s": 1e308}', "clock_offset_s",
+     "clock_offset_s: at most 10,000,000,000 seconds (a phase"),
 ])
 def test_a_bad_reset_body_names_what_is_wrong(http: Any, body: bytes, param: str,
                                               said: str) -> None:

@@ -123,6 +123,9 @@ _DIM_TEXT = {"rpm": "requests per min (RPM)", "rpd": "requests per day (RPD)",
              "itpm": "input tokens per min (ITPM)", "otpm": "output tokens per min (OTPM)"}
 _UNIT_TEXT = {"rpm": "requests", "rpd": "requests", "tpm": "tokens", "tpd": "tokens",
               "itpm": "input tokens", "otpm": "output tokens"}
+# /admin/reset's clock_offset_s, at most: Unix time fits, with the provider's clock still
+# exact to 2 µs (at 1e308 s, t + offset lost every digit of t and windows with it).
+_MAX_CLOCK_OFFSET_S = 1e10
 # /admin/reset?metrics=...: absent or empty is false.
 _FLAG = {"": False, "0": False, "false": False, "no": False,
          "1": True, "true": True, "yes": True}
@@ -905,6 +908,9 @@ def _clock_offset(body: dict[str, Any]) -> float:
     if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x) \
             or x < 0:
         raise bad("clock_offset_s", f"expected a number of seconds ≥ 0, got {x!r}"[:200])
+    if x > _MAX_CLOCK_OFFSET_S:
+        raise bad("clock_offset_s", f"at most {_MAX_CLOCK_OFFSET_S:,.0f} seconds (a phase; "
+                  f"loadtest draws one within a day), got {x!r}"[:200])
     return float(x)
 
 
