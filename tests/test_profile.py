@@ -79,6 +79,13 @@ BAD_CASES = [
      "exceeds max_tokens"),
     ("  cadence: {uniform: [2m, 3m]}", "  cadence: {uniform: [2m, 3m]}\n  think_time: 10s",
      "session", "exactly one of 'think_time'"),
+    # One message for both cases did not say which: a think time added to a cadence
+    # profile (--set session.think_time=30s) read as if none were given.
+    ("  cadence: {uniform: [2m, 3m]}", "  cadence: {uniform: [2m, 3m]}\n  think_time: 10s",
+     "session", "or 'cadence': both are given; remove one (with --set, KEY=null removes a "
+     "key)"),
+    ("  cadence: {uniform: [2m, 3m]}", "", "session",
+     "or 'cadence': neither is given"),
     ("    models: [gpt-4o]", "    models: [gpt-4]", "quotas.deployment.models[0]",
      "unknown model"),
     ("  jitter: 0.25", "  jitter: 2", "retry.jitter", "less than or equal"),

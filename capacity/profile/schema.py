@@ -431,8 +431,12 @@ class SessionSpec(Spec):
     @model_validator(mode="after")
     def _one_pacing(self) -> SessionSpec:
         if (self.think_time is None) == (self.cadence is None):
+            # Which case: a think time added to a cadence profile read as none given.
+            which = ("neither is given" if self.think_time is None else
+                     "both are given; remove one (with --set, KEY=null removes a key)")
             raise PydanticCustomError(
-                "pacing", "give exactly one of 'think_time' (closed loop) or 'cadence'")
+                "pacing", "give exactly one of 'think_time' (closed loop) or 'cadence': "
+                f"{which}")
         if self.cadence is not None and self.cadence.mean <= 0:
             raise PydanticCustomError("pacing", "cadence must have a positive mean")
         return self
