@@ -757,6 +757,23 @@ def test_a_byte_that_is_not_utf8_is_placed_by_its_line(tmp_path: Path) -> None:
         str(p), "<stdin>"), r.stderr
 
 
+def test_a_compressed_trace_says_to_decompress_it(tmp_path: Path) -> None:
+    # "t.jsonl.gz:1: not UTF-8 text (invalid start byte at column 2)" did not say why.
+    import gzip
+
+    p = tmp_path / "t.jsonl.gz"
+    p.write_bytes(gzip.compress((DATA / "agent-trace.otlp.jsonl").read_bytes()))
+    with pytest.raises(TraceError) as e:
+        read_traces([p])
+    assert str(e.value) == (f"{p}: gzip-compressed, not text: decompress it first "
+                            f"(capacity fit <(zcat {p}))")
+    r = subprocess.run([sys.executable, "-m", "capacity", "fit", "-"], input=p.read_bytes(),
+                       capture_output=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.decode().strip() == (
+        "error: <stdin>: gzip-compressed, not text: decompress it first "
+        "(zcat FILE | capacity fit -)"), r.stderr
+
+
 # -- a log recorded at --time-scale K says so ---------------------------------------------
 
 

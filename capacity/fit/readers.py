@@ -213,7 +213,13 @@ def _read_text(data: bytes, name: str, fmt: Format, out: ReadResult) -> None:
 
 def _not_utf8(raw: IO[bytes], name: str) -> TraceError:
     """Where the first byte that is not UTF-8 is, by line and column (1-based, in bytes):
-    lines split at b"\\n", which no multi-byte UTF-8 sequence contains."""
+    lines split at b"\\n", which no multi-byte UTF-8 sequence contains. A gzip file is
+    named as one (its first bytes are 1f 8b), not as a bad byte at line 1."""
+    if raw.read(2) == b"\x1f\x8b":
+        how = "zcat FILE | capacity fit -" if name == "<stdin>" else \
+            f"capacity fit <(zcat {name})"
+        return TraceError(f"{name}: gzip-compressed, not text: decompress it first ({how})")
+    raw.seek(0)
     for lineno, line in enumerate(raw, 1):
         try:
             line.decode("utf-8")  # a BOM is valid UTF-8: columns count its 3 bytes
