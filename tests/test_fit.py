@@ -774,6 +774,22 @@ def test_a_compressed_trace_says_to_decompress_it(tmp_path: Path) -> None:
         "(zcat FILE | capacity fit -)"), r.stderr
 
 
+@pytest.mark.parametrize(("text", "said"), [
+    # Python's type names ("got list", "got NoneType") are not what the file holds.
+    ("[]\n", "t.json:1: expected a JSON object, got an array"),
+    ("null\n", "t.json:1: expected a JSON object, got null"),
+    ('{"resourceSpans": {}}\n', "t.json:1: resourceSpans is not a JSON array (got an object)"),
+    ('{"resourceSpans": [{"resource": 5}]}\n',
+     "t.json:1: resource is not a JSON object (got a number)"),
+])
+def test_a_wrong_json_type_is_named_as_json(tmp_path: Path, text: str, said: str) -> None:
+    p = tmp_path / "t.json"
+    p.write_text(text)
+    with pytest.raises(TraceError) as e:
+        read_traces([p])
+    assert str(e.value) == f"{tmp_path}/{said}"
+
+
 # -- a log recorded at --time-scale K says so ---------------------------------------------
 
 

@@ -47,6 +47,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from capacity.errors import CapacityError
+from capacity.jsonsafe import json_kind
 from capacity.model.dist import MAX_TOKENS
 
 FORMAT_KEYS: tuple[str, ...] = (
@@ -119,7 +120,7 @@ class CallRecord:
     def from_dict(cls, d: Any) -> CallRecord:
         """Validate one parsed line; raises :class:`RequestLogError` naming the key and rule."""
         if not isinstance(d, dict):
-            raise RequestLogError(f"expected a JSON object, got {type(d).__name__}")
+            raise RequestLogError(f"expected a JSON object, got {json_kind(d)}")
         missing = [k for k in REQUIRED_KEYS if k not in d]
         if missing:
             raise RequestLogError(f"missing key(s) {', '.join(missing)} "

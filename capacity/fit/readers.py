@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from capacity.errors import CapacityError
+from capacity.jsonsafe import json_kind
 from capacity.model.dist import MAX_TOKENS
 
 from .jsonl import CallRecord, RequestLogError, iter_request_log, loads
@@ -470,7 +471,7 @@ def _object(v: Any, what: str, where: str) -> dict[str, Any]:
     if v is None:
         return {}
     if not isinstance(v, dict):
-        raise TraceError(f"{where}: {what} is not a JSON object (got {type(v).__name__})")
+        raise TraceError(f"{where}: {what} is not a JSON object (got {json_kind(v)})")
     return v
 
 
@@ -479,7 +480,7 @@ def _objects(v: Any, what: str, where: str) -> list[dict[str, Any]]:
     if v is None:
         return []
     if not isinstance(v, list):
-        raise TraceError(f"{where}: {what} is not a JSON array (got {type(v).__name__})")
+        raise TraceError(f"{where}: {what} is not a JSON array (got {json_kind(v)})")
     return [_object(x, f"an item of {what}", where) for x in v]
 
 
