@@ -682,3 +682,13 @@ def test_openai_rate_limit_message_is_openais_own_format() -> None:
                          r"account/rate-limits to learn more\. \(Mock quota oai\.tpm\.\)", msg)
         assert r.status_code == 429 and m is not None, msg
         assert m[1] == GPT and (m[2], m[3], m[4]) == ("1000", "605", "605"), msg
+    # Over 10 s windows "Limit 600, Used 100" read as room left: the tail says the window's
+    # allowance (600 RPM as at most 100 per 10 s; 100 ms at time scale 100).
+    from capacity.limits import ManualClock
+
+    with serving(profile(rpm=600, window="10s"), clock=ManualClock()) as srv, \
+            httpx2.Client(base_url=srv.url) as http:
+        codes = [http.post("/v1/chat/completions", json=OK_CHAT) for _ in range(101)]
+        msg = codes[-1].json()["error"]["message"]
+        assert codes[-1].status_code == 429 and "Limit 600, Used 100, Requested 1." in msg and \
+            msg.endswith("(Mock quota oai.rpm: at most 100 requests per 100ms window.)"), msg

@@ -772,16 +772,23 @@ class MockProvider:
             self.metrics.charged[key] = (self.metrics.charged.get(key, 0.0) + units
                                          - before.get(key, 0.0))
 
-    def _never_fits(self, key: str, snap: SlotSnapshot | None, requested: float) -> str:
-        """Why a request can never be admitted: the most its slot admits at once (the
-        window's allowance or the bucket's depth; wall time for the window)."""
+    def _admits(self, key: str, snap: SlotSnapshot | None) -> str | None:
+        """The most slot ``key`` admits at once: its window's allowance (per window of
+        wall time) or its bucket's depth; None when the slot is unknown."""
         slot = next((s for s in self.limiter.slots if s.key == key), None)
         if slot is None or snap is None:
-            return "This request can never fit."
+            return None
         unit = _UNIT_TEXT.get(slot.dimension, "units")
         allowance = _units(snap.allowance, True)
-        most = (f"a token bucket {allowance} {unit} deep" if slot.kind == "token_bucket"
+        return (f"a token bucket {allowance} {unit} deep" if slot.kind == "token_bucket"
                 else f"at most {allowance} {unit} per {_human(slot.window_s / self.k)} window")
+
+    def _never_fits(self, key: str, snap: SlotSnapshot | None, requested: float) -> str:
+        """Why a request can never be admitted: the most its slot admits at once."""
+        most = self._admits(key, snap)
+        if most is None:
+            return "This request can never fit."
+        unit = _UNIT_TEXT.get(key.rsplit(".", 1)[-1], "units")
         return (f"This request ({_units(requested, True)} {unit}) can never fit: the quota "
                 f"admits {most}, so no wait helps.")
 
@@ -827,8 +834,12 @@ class MockProvider:
             # clients and people match; the mock's quota key follows it, not inside it.
             head = (f"for {model} in organization org-mock on {_DIM_TEXT.get(dim, dim)}: "
                     f"Limit {_units(limit)}")
+            # The window's allowance where it is not the limit ("Limit 600, Used 100" over
+            # 10 s windows read as room left); a request that can never fit says it already.
+            most = (self._admits(key, snap) if snap and snap.allowance != limit and not never
+                    else None)
             visit = ("Visit https://platform.openai.com/account/rate-limits to learn more. "
-                     f"(Mock quota {key}.)")
+                     f"(Mock quota {key}{f': {most}' if most else ''}.)")
             if never:
                 msg = (f"Request too large {head}, Requested {_units(requested)}. {cap} The "
                        "input or output tokens must be reduced in order to run successfully. "
