@@ -790,6 +790,22 @@ def test_a_wrong_json_type_is_named_as_json(tmp_path: Path, text: str, said: str
     assert str(e.value) == f"{tmp_path}/{said}"
 
 
+def test_calls_of_one_duration_fit_as_ttft_not_a_rate_past_the_schema(
+        tmp_path: Path) -> None:
+    # Every call 3.5 s whatever its output: the least-squares slope was float noise
+    # (~1e-16 s per token), its inverse 1.08e16 tokens/s, and fit ended "the fitted
+    # profile does not validate (models.m.tokens_per_second: ...); please report this".
+    rows = [_call(session=f"s{s}", turn=t + 1, start=UNIX0 + 7.0 * s + 120.0 * t,
+                  end=UNIX0 + 7.0 * s + 120.0 * t + 3.5, input_tokens=1000 + t,
+                  output_tokens=50 + s) for s in range(8) for t in range(6)]
+    p = _log(tmp_path / "flat.jsonl", rows)
+    r = _run_cli(str(p))
+    assert r.returncode == 0, r.stderr
+    model = yaml.safe_load(r.stdout)["models"]["m"]
+    assert model["tokens_per_second"] == 1_000_000 and "3.5s" in str(model["ttft"]), model
+    assert "ttft carries it all" in r.stdout
+
+
 # -- a log recorded at --time-scale K says so ---------------------------------------------
 
 

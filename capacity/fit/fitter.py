@@ -218,7 +218,9 @@ def fit_model(name: str, calls: list[CallRecord]) -> ModelFit:
         b = 0.0
         if len(clean) >= 3 and np.ptp(out) > 0:
             b, _ = np.polyfit(out, dur, 1)
-        if b > 0:
+        # A slope that moves durations by less than 1e-9 of their mean across the output
+        # range is float noise (equal durations gave ~1e-16 s per token: 1e16 tokens/s).
+        if b > 0 and b * np.ptp(out) > 1e-9 * float(np.mean(dur)):
             tps = 1.0 / float(b)
             ttft = fit_continuous(np.maximum(dur - out * b, 0.0), "duration")
             r = np.corrcoef(out, dur)[0, 1] if np.std(dur) > 0 else 1.0
