@@ -10,6 +10,7 @@ compiled loops of capacity/analytic/_kernels.c (numpy's numbers bit for bit).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -59,10 +60,15 @@ def test_sweep_skipping_far_constraints_matches_the_full_sweep(path: str) -> Non
     profile = _near_quotas() if path == "near-quotas" else load_profile(ROOT / path)
     wl = Workload.from_profile(profile)
     target = wl.profile.targets.max_429_fraction
+    full = _full_sweep(wl, target)
     sens = amodel._sensitivity(wl, target)
     assert sens is not None
     assert (sens.mean_ceiling_low, sens.mean_ceiling_high, sens.burst_ceiling_low,
-            sens.burst_ceiling_high) == _full_sweep(wl, target)
+            sens.burst_ceiling_high) == full
+    # The searches started from the ceilings at the mean cycle (analyze's): the same.
+    cyc = amodel.cycle_time(wl)
+    guessed = amodel._sensitivity(wl, target, cyc.cycle_s, amodel._ceilings(wl, cyc, target))
+    assert guessed == sens
 
 
 def test_clears_only_constraints_whose_ceiling_is_above() -> None:
@@ -325,6 +331,53 @@ def test_abort_storm_search_is_the_bisection(target: float) -> None:
         got = short.largest_meeting(target, hi)
         assert got == amodel._largest_meeting(long.stats, target, hi)
         assert got[0] > 0
+
+
+def _growing_share(target: float, boundary: float, rate: float, zero: float, one: float
+                   ) -> Callable[[int], float]:
+    """A share that grows exponentially through ``target`` at ``boundary`` (0 below
+    ``zero``, 1 above ``one``)."""
+    def share(n: int) -> float:
+        if n < zero:
+            return 0.0
+        if n > one:
+            return 1.0
+        return float(min(1.0, target * math.exp(min(rate * (n - boundary), 700.0))))
+    return share
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_search_from_a_guess_is_the_bisection(seed: int) -> None:
+    # boundary_near starts from a guess and follows the shares' logs: whatever the
+    # guess, the shape of the share (steep, flat, zero below some N, 1 above some N),
+    # the target and the range, the answer and the figures at it are the bisection's,
+    # from a known bracket too; and it asks fewer N than the bisection from a near guess.
+    rng = np.random.default_rng(seed)
+    for _ in range(300):
+        hi = int(rng.integers(1, 5000))
+        boundary = float(rng.uniform(-0.2, 1.2)) * hi
+        target = float(10.0 ** rng.uniform(-3, -0.5))
+        share = _growing_share(target, boundary, float(10.0 ** rng.uniform(-3, 0.5)),
+                               boundary - float(rng.uniform(0, 2)) * hi,
+                               boundary + float(rng.uniform(0, 2)) * hi)
+
+        def stats(n: int, share: Callable[[int], float] = share) -> amodel.WindowStats:
+            return amodel.WindowStats(n, 0.0, 0.0, share(n), "test")
+
+        near = max(1, int(boundary * rng.uniform(0.5, 1.5)))
+        truth = amodel._largest_meeting(stats, target, hi)
+        assert amodel._largest_meeting_near(stats, target, hi, near) == truth
+        lo = int(rng.integers(0, truth[0] + 1))
+        known = {lo: share(lo)} if lo > 0 else {}
+        assert amodel.boundary_near(share, target, lo, hi + 1, None, known) == truth[0]
+    asked: list[int] = []
+
+    def counted(n: int) -> amodel.WindowStats:
+        asked.append(n)
+        return amodel.WindowStats(n, 0.0, 0.0, 0.01 * math.exp(0.05 * (n - 700.5)), "test")
+
+    assert amodel._largest_meeting_near(counted, 0.01, 1000, 680)[0] == 700
+    assert len(asked) <= 6  # the bisection: 10
 
 
 def _poisson_law(load: float, q: float, L: int) -> np.ndarray:

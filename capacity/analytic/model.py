@@ -60,7 +60,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, overload
 
@@ -940,6 +940,90 @@ def _largest_meeting(stats_fn: Any, target: float, hi: int) -> tuple[int, Window
     return lo, lo_stats
 
 
+def _largest_meeting_near(stats_fn: Callable[[int], WindowStats], target: float, hi: int,
+                          near: int) -> tuple[int, WindowStats | None]:
+    """:func:`_largest_meeting`'s answer (the largest n in [0, hi] with loss(n) ≤ target,
+    loss non-decreasing in n) by :func:`boundary_near` from a guess ``near``, for a
+    ``stats_fn`` whose value at n does not depend on what was asked before (no warm
+    starts). The bisection from [0, hi] asks ~log2(hi) N, the first at ``hi`` (where an
+    abort fixed point runs longest); from a guess a few percent off this asks ~4-6."""
+    if hi <= 0:
+        return 0, None
+    seen: dict[int, WindowStats] = {}
+
+    def share(n: int) -> float:
+        if n not in seen:
+            seen[n] = stats_fn(n)
+        return seen[n].loss_fraction
+
+    n = boundary_near(share, target, 0, hi + 1, near)
+    return n, (seen[n] if n > 0 else None)
+
+
+def boundary_near(share: Callable[[int], float], level: float, good: int, bad: int,
+                  near: int | None = None, known: Mapping[int, float] | None = None
+                  ) -> int:
+    """Largest n in [good, bad) with ``share(n) ≤ level``, ``share`` non-decreasing in n
+    and ``share(good) ≤ level < share(bad)`` (or ``good`` 0 and ``bad`` one past the
+    range: never asked): the bisection's answer from a guess ``near`` (default: where a
+    line through the ends' logs crosses the level, else the middle); ``known``: shares
+    already computed. Near a ceiling a share grows about exponentially in n: each next n
+    is where the straight line through two shares' logs crosses the level — the
+    bracket's ends once both have a share in (0, 1), else the last two asked, a step at
+    most 4× theirs —, steps of 5% from ``near`` while no such line is known, and
+    bisection when two guesses in a row left more than half of a bracket."""
+    vals: dict[int, float] = dict(known or {})
+    top = bad - 1
+
+    def logged(n: int) -> bool:
+        return n in vals and 0.0 < vals[n] < 1.0
+
+    def line(a: int, b: int) -> int | None:
+        """Where the line through the logs of a's and b's shares meets the level."""
+        sa, sb = vals[a], vals[b]
+        slope = math.log(sb / sa) if sa != sb and level > 0 else 0.0
+        y = a + (b - a) * math.log(level / sa) / slope if slope != 0.0 else math.nan
+        return math.floor(y) if math.isfinite(y) else None
+
+    if bad - good <= 1:
+        return good
+    x = near if near is not None else (
+        line(good, bad) if logged(good) and logged(bad) else None)
+    x = (good + bad) // 2 if x is None else x
+    x = min(max(x, good + 1), top)
+    step = max(1, round(0.05 * x))
+    asked: list[int] = []
+    slow = 0
+    while bad - good > 1:
+        width = bad - good
+        if x not in vals:
+            vals[x] = share(x)
+        if vals[x] <= level:
+            good = x
+        else:
+            bad = x
+        asked.append(x)
+        if bad - good <= 1:
+            break
+        bracket = good in vals and bad in vals
+        slow = slow + 1 if bracket and 2 * (bad - good) > width else 0
+        ends = bracket and logged(good) and logged(bad)
+        pair = (good, bad) if ends else tuple(n for n in asked if logged(n))[-2:]
+        y = line(*pair) if len(pair) == 2 and slow < 2 else None
+        if slow >= 2:
+            x, slow = (good + bad) // 2, 0
+        elif y is not None:
+            if not ends:  # beyond both: no further than 4× their distance from x
+                reach = 4 * abs(pair[1] - pair[0])
+                y = min(max(y, x - reach), x + reach)
+            x = y
+        else:
+            x = x + step if x == good else x - step
+            step *= 2
+        x = min(max(x, good + 1), bad - 1)
+    return good
+
+
 # Above the mean ceiling only sessions whose pause is at least this share of their cycle
 # (or paced by a cadence): their refused turns do not bring them back much sooner.
 _PAUSED = 0.4
@@ -947,7 +1031,8 @@ _PAUSED = 0.4
 
 def constraint_ceiling(wl: Workload, c: Constraint, cycle_s: float, target: float,
                        sessions: int | None = None,
-                       min_cycle_s: float | None = None) -> ConstraintResult:
+                       min_cycle_s: float | None = None,
+                       near: int | None = None) -> ConstraintResult:
     """Mean-value and burst-aware ceilings of one constraint (see module docstring).
 
     The target is a share of *all* attempts (the simulated search's definition): a quota
@@ -988,7 +1073,12 @@ def constraint_ceiling(wl: Workload, c: Constraint, cycle_s: float, target: floa
         # the stop-loss at the unthrottled cycle does not see (hunt-rpm-221, 5 s think
         # in a 15 s cycle: 118 vs simulated 114 [114–115] with it).
         cap = max(cap, min(math.floor(mean_ceiling / (1.0 - min(own, 0.5))) + 1, 2 * cap + 1))
-    burst, at = search(own, cap) if search else _largest_meeting(stats_fn, own, cap)
+    if search is None:
+        burst, at = _largest_meeting(stats_fn, own, cap)
+    elif near is not None and getattr(model, "searches_near", False):
+        burst, at = search(own, cap, near=near)  # a guess of the answer (the sweep's)
+    else:
+        burst, at = search(own, cap)
     _remember(wl, c, cycle_s, min_cycle_s, model)
     at = of_all_attempts(at, share)
     at_n = of_all_attempts(stats_fn(sessions), share) if sessions is not None else None
@@ -1640,7 +1730,7 @@ def _analyze(profile: Profile, sessions: int | None,
     ]
     binding = next(r for r in results if r.binding)
     mean_ceiling = min(r.mean_ceiling for r in results)
-    sens = _sensitivity(wl, target)
+    sens = _sensitivity(wl, target, cyc.cycle_s, results)
     from capacity.analytic.clumped import stability_notes  # it imports this module
 
     # Metastability: does the retry fixed point have a storm solution below the napkin?
@@ -1657,7 +1747,11 @@ def _analyze(profile: Profile, sessions: int | None,
     )
 
 
-def _sensitivity(wl: Workload, target: float) -> PauseSensitivity | None:
+def _sensitivity(wl: Workload, target: float, cycle_s: float | None = None,
+                 results: list[ConstraintResult] | None = None) -> PauseSensitivity | None:
+    """The ceilings at the think time's (cadence's) lower and upper end; ``results``:
+    the constraints' ceilings at the cycle ``cycle_s``, a guess of theirs where a search
+    takes one (a ceiling scales about with the cycle)."""
     pause = wl.profile.session.pause
     if pause.is_fixed:
         return None
@@ -1677,8 +1771,10 @@ def _sensitivity(wl: Workload, target: float) -> PauseSensitivity | None:
                 low = min(r.burst_ceiling for r in found.values())
                 if _clears(wl, active[i], cyc, target, math.floor(1.5 * low + 1.0) + 1):
                     continue
+            near = (None if results is None or cycle_s is None else
+                    max(1, round(results[i].burst_ceiling * cyc.cycle_s / cycle_s)))
             found[i] = constraint_ceiling(wl, active[i], cyc.cycle_s, target, None,
-                                          cyc.min_cycle_s)
+                                          cyc.min_cycle_s, near)
         kept = sorted(found)
         out.append((min(means), _joint(wl, cyc, [found[i] for i in kept], target,
                                        [active[i] for i in kept])))
