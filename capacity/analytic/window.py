@@ -390,11 +390,12 @@ class ClumpWindowModel:
         nothing more: the load thins to ``made(p)`` of the launches (each launch is made
         only if no earlier launch of its turn failed), a fixed point in ``p``.
         """
-        share = self._sliding if self.sliding else self._fixed
+        shares = self._sliding if self.sliding else self._fixed
         if self.retry.retries or not self.retry.abort_turn or self.prior_hist.size < 2:
-            return self._with_never_fit(share(n))
-        if self.sliding:  # (its exceedance, a pmf of its own: at the last guess only)
-            share = functools.partial(self._sliding, exceed=False)
+            return self._with_never_fit(shares(n))
+        # The exceedance (a fresh-count pmf at each fractional N, the aborted launches'
+        # load) at the last guess only.
+        share = functools.partial(shares, exceed=False)
         at: float = n
         out = share(n)
         made = 1.0
@@ -405,8 +406,7 @@ class ClumpWindowModel:
             made = new
             at = n * made
             out = share(at)  # type: ignore[arg-type]
-        if self.sliding:
-            out["exceed"] = self.exceedance(at)  # type: ignore[arg-type]
+        out["exceed"] = self.exceedance(at)  # type: ignore[arg-type]
         return self._with_never_fit(out)
 
     def _with_never_fit(self, out: dict[str, float]) -> dict[str, float]:
@@ -502,26 +502,33 @@ class ClumpWindowModel:
         later = max(0.0, excess * self.h - c.overshoot) / e_b if e_b > 0 else 0.0
         return c.waste(later) / self.h
 
-    def _fixed(self, n: int) -> dict[str, float]:
-        g = self.pmf(n)
+    def _fixed(self, n: int, exceed: bool = True) -> dict[str, float]:
+        """The shares at ``n`` (fixed windows); without ``exceed`` the dict may leave out
+        the exceedance where nothing else needs the window count's pmf at ``n``."""
         q = self.q_lat
         mean_s = n * self.mean_units / self.h
-        exceed = max(0.0, 1.0 - float(g[: math.floor(q + 1e-9) + 1].sum()))
+        if (not self.retry.retries and self.aborted is not None
+                and self.prefix_pmfs is not None and mean_s > 0):
+            # _first_refused's Palm view counts the others' launches and the turn's own,
+            # not the session's earlier turns in the window: a session that overfills a
+            # window alone (cycle shorter than the window) loses at least its own
+            # overflow, at N = 1 too (it said 0 there).
+            share = min(1.0, max(self._first_refused(n), self._alone_share()))
+            out = {"attempt": share, "call": share, "failed": share, "retry_share": 0.0}
+            if exceed:
+                out["exceed"] = self.exceedance(n)
+            return out
+        g = self.pmf(n)
+        exceed_p = max(0.0, 1.0 - float(g[: math.floor(q + 1e-9) + 1].sum()))
         x_fresh = _stop_loss(g, q, mean_s)
         if not self.retry.retries:
-            share = self.refused(x_fresh, exceed) / mean_s if mean_s > 0 else 0.0
+            share = self.refused(x_fresh, exceed_p) / mean_s if mean_s > 0 else 0.0
             if self.cascade is not None and mean_s > 0:
                 share += self._cascaded(n)
-            if self.aborted is not None and self.prefix_pmfs is not None and mean_s > 0:
-                # _first_refused's Palm view counts the others' launches and the turn's
-                # own, not the session's earlier turns in the window: a session that
-                # overfills a window alone (cycle shorter than the window) loses at
-                # least its own overflow, at N = 1 too (it said 0 there).
-                share = max(self._first_refused(n), self._alone_share())
             share = min(1.0, share)
-            return {"attempt": share, "call": share, "failed": share, "exceed": exceed,
+            return {"attempt": share, "call": share, "failed": share, "exceed": exceed_p,
                     "retry_share": 0.0}
-        stop = x_fresh + exceed * self.waste(x_fresh / exceed if exceed > 0 else 0.0)
+        stop = x_fresh + exceed_p * self.waste(x_fresh / exceed_p if exceed_p > 0 else 0.0)
         if mean_s <= 0 or stop >= 0.5 * mean_s:
             # Overloaded: the carried retries never drain (no stationary law). Fluid
             # view: every window admits q of its A attempts, A = fresh·A(f) with each
@@ -529,7 +536,7 @@ class ClumpWindowModel:
             share = min(1.0, max(stop / (mean_s + stop),
                                  _overload_share(mean_s, q, self.retry.max_retries)))
             return {"attempt": share, "call": min(1.0, stop / max(mean_s, 1e-300)),
-                    "failed": share, "exceed": exceed, "retry_share": share}
+                    "failed": share, "exceed": exceed_p, "retry_share": share}
         back_share = 1.0 if self.carry_back is None else self.carry_back(n)
         carry, e_y, gone = self._carry(n, g, back_share)
         k = np.arange(carry.size)
@@ -538,7 +545,7 @@ class ClumpWindowModel:
         # for the last time included (they leave the carry).
         full = max(0.0, 1.0 - float(carry[0]))
         # Never below the fresh overflow alone (the carry's lattice is coarser).
-        rej = max(self.refused(e_y + gone, full), self.refused(x_fresh, exceed))
+        rej = max(self.refused(e_y + gone, full), self.refused(x_fresh, exceed_p))
         same, all_same = self._same_window(carry, back_share, n)
         rej_att = rej * (1.0 + same)
         # This slot's attempts: its fresh calls and the retries that come back to it.
@@ -549,7 +556,7 @@ class ClumpWindowModel:
         again = float(_dot(np.maximum(k - q, 0.0), carry)) / e_y if e_y > 0 else 0.0
         failed = call * (all_same + (1.0 - all_same) * again ** self.retry.max_retries)
         return {"attempt": min(1.0, attempt), "call": call, "failed": failed,
-                "exceed": exceed, "retry_share": call}
+                "exceed": exceed_p, "retry_share": call}
 
     def _alone_share(self) -> float:
         """Share of one session's calls its own launches leave no room for in a fixed
