@@ -966,12 +966,14 @@ def boundary_near(share: Callable[[int], float], level: float, good: int, bad: i
     """Largest n in [good, bad) with ``share(n) ≤ level``, ``share`` non-decreasing in n
     and ``share(good) ≤ level < share(bad)`` (or ``good`` 0 and ``bad`` one past the
     range: never asked): the bisection's answer from a guess ``near`` (default: where a
-    line through the ends' logs crosses the level, else the middle); ``known``: shares
-    already computed. Near a ceiling a share grows about exponentially in n: each next n
-    is where the straight line through two shares' logs crosses the level — the
-    bracket's ends once both have a share in (0, 1), else the last two asked, a step at
-    most 4× theirs —, steps of 5% from ``near`` while no such line is known, and
-    bisection when two guesses in a row left more than half of a bracket."""
+    line through the logs of the two known shares nearest the bracket crosses the
+    level, else the middle); ``known``: shares already computed.
+
+    Near a ceiling a share grows about exponentially in n: each next n is where the
+    straight line through two shares' logs crosses the level — the bracket's ends once
+    both have a share in (0, 1), else the last two asked, a step at most 4× theirs —,
+    steps of 5% from ``near`` while no such line is known, and bisection when two
+    guesses in a row left more than half of a bracket."""
     vals: dict[int, float] = dict(known or {})
     top = bad - 1
 
@@ -987,9 +989,14 @@ def boundary_near(share: Callable[[int], float], level: float, good: int, bad: i
 
     if bad - good <= 1:
         return good
-    x = near if near is not None else (
-        line(good, bad) if logged(good) and logged(bad) else None)
-    x = (good + bad) // 2 if x is None else x
+    if near is None:
+        # The line through the two known shares nearest the bracket (its ends when both
+        # have one; else those past an end: the carried-retry search asks again at a
+        # lower level, below every share known so far).
+        nearest = sorted((n for n in vals if logged(n)),
+                         key=lambda n: min(abs(n - good), abs(n - bad)))
+        near = line(nearest[0], nearest[1]) if len(nearest) >= 2 else None
+    x = (good + bad) // 2 if near is None else near
     x = min(max(x, good + 1), top)
     step = max(1, round(0.05 * x))
     asked: list[int] = []
