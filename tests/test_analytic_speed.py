@@ -919,3 +919,64 @@ def test_room_allowance_is_the_sixty_halvings(share: float, k: float) -> None:
             hi = mid
     got = fleet._room_allowance(s, t0, t1, extra, want)
     assert np.float64(got).tobytes() == np.float64(0.5 * (lo + hi)).tobytes()
+
+
+def _pending_blocks(rng: np.random.Generator, n0: int, nc: int, u: int, J: int
+                    ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, np.ndarray,
+                               np.ndarray]:
+    """Random blocks of a pending chain (bucket.BucketChain._pending's shapes), each
+    level's row over all its blocks summing to 1, the retries' moves down outweighing
+    the launches' up (a chain that returns, as the bucket's does)."""
+    t0 = [rng.random((n0, n0))] + [rng.random((n0, nc)) / (k + 1) ** 2 for k in range(u)]
+    blk = [rng.random((J, nc, nc)) / (k + 1) ** 2 for k in range(u + 1)]
+    last = 4.0 * rng.random((nc, n0))
+    back, stay = 4.0 * rng.random((J, nc, nc)), rng.random((J, nc, nc))
+    s0 = sum(x.sum(axis=1) for x in t0)
+    t0 = [x / s0[:, None] for x in t0]
+    sj = sum(b.sum(axis=2) for b in blk) + back.sum(axis=2) + stay.sum(axis=2)
+    sj[0] += last.sum(axis=1) - back[0].sum(axis=1)
+    blk = [b / sj[:, :, None] for b in blk]
+    back, stay, last = back / sj[:, :, None], stay / sj[:, :, None], last / sj[0][:, None]
+    return t0, blk, last, back, stay
+
+
+@pytest.mark.parametrize(("n0", "nc", "u"), [(42, 7, 3), (84, 20, 3), (21, 10, 1),
+                                             (41, 19, 16), (5, 5, 0), (120, 9, 2)])
+def test_compiled_pending_chain_is_the_numpy_elimination(n0: int, nc: int, u: int) -> None:
+    # The pending chain's censoring by pending count in C (bucket._pending_laws in plain
+    # loops): not numpy's numbers bit for bit (BLAS and LAPACK sum in their own order),
+    # the same laws to rounding. (120 levels: the GTH elimination's, past the dense solve.)
+    from capacity.analytic import bucket
+
+    assert bucket._kernels is not None
+    rng = np.random.default_rng(n0 * 1000 + nc * 10 + u)
+    J = bucket._PENDING
+    t0, blk, last, back, stay = _pending_blocks(rng, n0, nc, u, J)
+    want = bucket._pending_laws(t0, blk, last, back, stay, n0, nc)
+    got = bucket._kernels.pending_chain(
+        t0[0], np.array(t0[1:]).reshape(u, n0, nc), np.array(blk), last, back, stay)
+    assert got.shape == (J + 1, n0)
+    assert np.allclose(got[0, :n0], want[0], rtol=1e-10, atol=1e-14)
+    for j in range(1, J + 1):
+        assert np.allclose(got[j, :nc], want[j], rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("path", ["tests/data/bucket-told-counted.yaml",
+                                  "tests/data/bucket-fast-backoff.yaml"])
+def test_compiled_pending_chain_keeps_the_answer(path: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # The whole answer with the compiled pending chain and with the numpy one: the same
+    # ceilings, the shares to rounding.
+    from capacity.analytic import bucket
+
+    prof = load_profile(ROOT / path)
+    got = amodel.analyze(prof)
+    with monkeypatch.context() as mp:
+        mp.setattr(bucket, "_PENDING_NUMPY", True)
+        want = amodel.analyze(prof)
+    assert got.burst_ceiling == want.burst_ceiling
+    for a, b in zip(got.constraints, want.constraints, strict=True):
+        assert a.burst_ceiling == b.burst_ceiling
+        assert a.at_burst_ceiling is not None and b.at_burst_ceiling is not None
+        assert math.isclose(a.at_burst_ceiling.loss_fraction, b.at_burst_ceiling.loss_fraction,
+                            rel_tol=1e-9)

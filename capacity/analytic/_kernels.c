@@ -1414,6 +1414,284 @@ static PyObject *pgf_horner(PyObject *self, PyObject *args) {
     return Py_BuildValue("NN", io.ore, io.oim);
 }
 
+/* ---- Small dense blocks (bucket.py's level chains) ------------------------------------
+ * These are not numpy's numbers bit for bit: numpy's matrix products and inverses are
+ * BLAS/LAPACK's, whose summation order (blocking, fused multiply-adds) depends on the
+ * machine. Plain loops here round differently in the last bits only; the chains' shares
+ * are read against targets of ~1e-2, far above that. */
+
+/* c (r×m) += a (r×n) · b (n×m), row-major; the product of each pair summed in k order
+ * into a zeroed row, then added (numpy's `c + a @ b`: the product, then the sum). */
+static void mat_addmul(double *c, const double *a, const double *b, npy_intp r, npy_intp n,
+                       npy_intp m, double *row) {
+    for (npy_intp i = 0; i < r; i++) {
+        for (npy_intp j = 0; j < m; j++) row[j] = 0.0;
+        for (npy_intp k = 0; k < n; k++) {
+            double x = a[i * n + k];
+            if (x == 0.0) continue;
+            const double *bk = b + k * m;
+            for (npy_intp j = 0; j < m; j++) row[j] += x * bk[j];
+        }
+        for (npy_intp j = 0; j < m; j++) c[i * m + j] += row[j];
+    }
+}
+
+/* x (m) = v (n) · b (n×m). */
+static void vec_mul(double *x, const double *v, const double *b, npy_intp n, npy_intp m) {
+    for (npy_intp j = 0; j < m; j++) x[j] = 0.0;
+    for (npy_intp k = 0; k < n; k++) {
+        double y = v[k];
+        if (y == 0.0) continue;
+        const double *bk = b + k * m;
+        for (npy_intp j = 0; j < m; j++) x[j] += y * bk[j];
+    }
+}
+
+/* LU with partial pivoting of the n×n a (in place, as LAPACK's getrf picks pivots: the
+ * largest magnitude in the column, the first of equals); 0 when a pivot is exactly 0. */
+static int lu(double *a, npy_intp n, npy_intp *piv) {
+    for (npy_intp k = 0; k < n; k++) {
+        npy_intp p = k;
+        double best = fabs(a[k * n + k]);
+        for (npy_intp i = k + 1; i < n; i++) {
+            double v = fabs(a[i * n + k]);
+            if (v > best) { best = v; p = i; }
+        }
+        piv[k] = p;
+        if (a[p * n + k] == 0.0) return 0;
+        if (p != k) {
+            for (npy_intp j = 0; j < n; j++) {
+                double t = a[k * n + j]; a[k * n + j] = a[p * n + j]; a[p * n + j] = t;
+            }
+        }
+        double d = a[k * n + k];
+        for (npy_intp i = k + 1; i < n; i++) {
+            double f = a[i * n + k] / d;
+            a[i * n + k] = f;
+            if (f == 0.0) continue;
+            for (npy_intp j = k + 1; j < n; j++) a[i * n + j] -= f * a[k * n + j];
+        }
+    }
+    return 1;
+}
+
+/* Solve (LU) x = b in place for one right-hand side b (n). */
+static void lu_solve(const double *a, const npy_intp *piv, npy_intp n, double *b) {
+    for (npy_intp k = 0; k < n; k++) {
+        if (piv[k] != k) { double t = b[k]; b[k] = b[piv[k]]; b[piv[k]] = t; }
+    }
+    for (npy_intp i = 1; i < n; i++) {
+        double s = b[i];
+        for (npy_intp k = 0; k < i; k++) s -= a[i * n + k] * b[k];
+        b[i] = s;
+    }
+    for (npy_intp i = n - 1; i >= 0; i--) {
+        double s = b[i];
+        for (npy_intp k = i + 1; k < n; k++) s -= a[i * n + k] * b[k];
+        b[i] = s / a[i * n + i];
+    }
+}
+
+/* inv (n×n) = (I − t)⁻¹; 0 when singular. work: n² + n doubles, piv: n. */
+static int inv_eye_minus(const double *t, npy_intp n, double *inv, double *work,
+                         npy_intp *piv) {
+    double *a = work, *col = work + n * n;
+    for (npy_intp i = 0; i < n * n; i++) a[i] = -t[i];
+    for (npy_intp i = 0; i < n; i++) a[i * n + i] += 1.0;
+    if (!lu(a, n, piv)) return 0;
+    for (npy_intp j = 0; j < n; j++) {
+        for (npy_intp i = 0; i < n; i++) col[i] = i == j ? 1.0 : 0.0;
+        lu_solve(a, piv, n, col);
+        for (npy_intp i = 0; i < n; i++) inv[i * n + j] = col[i];
+    }
+    return 1;
+}
+
+/* bucket._stationary of the row-stochastic t (n×n): the dense solve (the balance
+ * equations with the last replaced by the total) up to 96 states when it gives no
+ * negative mass beyond -1e-9, else the GTH elimination. work: 2n² + n doubles. */
+static void stationary(const double *t, npy_intp n, double *pi, double *work, npy_intp *piv) {
+    double *a = work, *p = work + n * n;
+    if (n <= 96) {
+        for (npy_intp i = 0; i < n; i++)
+            for (npy_intp j = 0; j < n; j++) a[i * n + j] = t[j * n + i] - (i == j);
+        for (npy_intp j = 0; j < n; j++) a[(n - 1) * n + j] = 1.0;
+        if (lu(a, n, piv)) {
+            for (npy_intp i = 0; i < n; i++) pi[i] = i == n - 1 ? 1.0 : 0.0;
+            lu_solve(a, piv, n, pi);
+            double lo = pi[0];
+            for (npy_intp i = 1; i < n; i++) lo = pi[i] < lo ? pi[i] : lo;
+            if (lo > -1e-9) {
+                for (npy_intp i = 0; i < n; i++) pi[i] = pi[i] > 0.0 ? pi[i] : 0.0;
+                double s = total(pi, n);
+                for (npy_intp i = 0; i < n; i++) pi[i] /= s;
+                return;
+            }
+        }
+    }
+    memcpy(p, t, sizeof(double) * n * n);
+    for (npy_intp k = n - 1; k > 0; k--) {
+        double s = total(p + k * n, k);
+        if (s <= 0.0) s = 1e-300;
+        for (npy_intp i = 0; i < k; i++) p[i * n + k] /= s;
+        for (npy_intp i = 0; i < k; i++) {
+            double f = p[i * n + k];
+            for (npy_intp j = 0; j < k; j++) p[i * n + j] += f * p[k * n + j];
+        }
+    }
+    pi[0] = 1.0;
+    for (npy_intp k = 1; k < n; k++) {
+        double s = 0.0;
+        for (npy_intp i = 0; i < k; i++) s += pi[i] * p[i * n + k];
+        pi[k] = s;
+    }
+    double s = total(pi, n);
+    for (npy_intp i = 0; i < n; i++) pi[i] /= s;
+}
+
+/* A C-contiguous float64 array of the given shape (dims < 0: any), or NULL with
+ * ValueError set. */
+static double *f64_arr(PyObject *o, int nd, const npy_intp *dims, const char *name) {
+    PyArrayObject *a = (PyArrayObject *)o;
+    if (!PyArray_Check(o) || !F64(a) || PyArray_NDIM(a) != nd || !PyArray_IS_C_CONTIGUOUS(a)) {
+        PyErr_Format(PyExc_ValueError, "%s must be a C-contiguous float64 array of %d dims",
+                     name, nd);
+        return NULL;
+    }
+    for (int i = 0; i < nd; i++) {
+        if (dims[i] >= 0 && PyArray_DIM(a, i) != dims[i]) {
+            PyErr_Format(PyExc_ValueError, "%s: dimension %d is %zd, not %zd", name, i,
+                         (Py_ssize_t)PyArray_DIM(a, i), (Py_ssize_t)dims[i]);
+            return NULL;
+        }
+    }
+    return (double *)PyArray_DATA(a);
+}
+
+/* pending_chain(t00, t0, blk, last, back, stay) -> pis (J + 1, max(n0, nc)) or None
+ *
+ * bucket.BucketChain._pending's chain of (pending j = 0..J, level): the blocks as the
+ * Python code builds them — t00 (n0×n0) T[0,0]; t0 (u, n0, nc) T[0,k], k = 1..u; blk
+ * (u + 1, J, nc, nc) the fresh launches' blocks by refused calls k from j = 1..J (into
+ * T[j, min(j + k, J)], added in k order); last (nc, n0) T[1,0]; back (J, nc, nc) T[j, j−1]
+ * at j − 1 (j ≥ 2); stay (J, nc, nc) added to T[j,j] — censored from j = J down, then
+ * the stationary law of T[0,0]'s chain and the pending counts' laws up (unnormalised; row
+ * j's first n0 or nc entries). None: a block I − T[j,j] is singular (the numpy code's
+ * LinAlgError). */
+static PyObject *pending_chain(PyObject *self, PyObject *args) {
+    PyObject *o00, *o0, *ob, *ol, *oba, *ost;
+    if (!PyArg_ParseTuple(args, "OOOOOO", &o00, &o0, &ob, &ol, &oba, &ost)) return NULL;
+    if (!PyArray_Check(o00) || PyArray_NDIM((PyArrayObject *)o00) != 2 ||
+        !PyArray_Check(ob) || PyArray_NDIM((PyArrayObject *)ob) != 4) {
+        PyErr_SetString(PyExc_ValueError, "t00 must be 2-d and blk 4-d");
+        return NULL;
+    }
+    npy_intp n0 = PyArray_DIM((PyArrayObject *)o00, 0);
+    npy_intp u = PyArray_DIM((PyArrayObject *)ob, 0) - 1;
+    npy_intp J = PyArray_DIM((PyArrayObject *)ob, 1);
+    npy_intp nc = PyArray_DIM((PyArrayObject *)ob, 2);
+    if (u < 0 || u > J || J < 1 || nc < 1 || nc > n0) {
+        PyErr_SetString(PyExc_ValueError, "pending_chain: shapes out of range");
+        return NULL;
+    }
+    npy_intp d00[2] = {n0, n0}, d0[3] = {u, n0, nc}, db[4] = {u + 1, J, nc, nc};
+    npy_intp dl[2] = {nc, n0}, dj[3] = {J, nc, nc};
+    const double *t00 = f64_arr(o00, 2, d00, "t00");
+    const double *t0 = t00 ? f64_arr(o0, 3, d0, "t0") : NULL;
+    const double *blk = t0 ? f64_arr(ob, 4, db, "blk") : NULL;
+    const double *last = blk ? f64_arr(ol, 2, dl, "last") : NULL;
+    const double *back = last ? f64_arr(oba, 3, dj, "back") : NULL;
+    const double *stay = back ? f64_arr(ost, 3, dj, "stay") : NULL;
+    if (!stay) return NULL;
+    npy_intp b2 = nc * nc, w = n0;
+    npy_intp dims[2] = {J + 1, w};
+    PyArrayObject *out = (PyArrayObject *)PyArray_ZEROS(2, dims, NPY_FLOAT64, 0);
+    if (!out) return NULL;
+    double *pis = (double *)PyArray_DATA(out);
+    /* T00 | T0[1..u] | T10 | U[j][k] (j = 1..J, k = 0..u) | D[j] (j = 2..J) | inv[j] |
+       down | scratch */
+    npy_intp size = n0 * n0 + u * n0 * nc + nc * n0 + J * (u + 1) * b2 + J * b2 + J * b2
+                    + nc * n0 + n0 * n0 + 2 * n0 * n0 + n0;
+    double *mem = (double *)calloc((size_t)size, sizeof(double));
+    npy_intp *piv = (npy_intp *)malloc(sizeof(npy_intp) * (size_t)n0);
+    char *init = (char *)calloc((size_t)(J * (u + 1)), 1);
+    if (!mem || !piv || !init) {
+        free(mem); free(piv); free(init); Py_DECREF(out);
+        return PyErr_NoMemory();
+    }
+    int ok = 1;
+    Py_BEGIN_ALLOW_THREADS
+    double *T00 = mem, *T0 = T00 + n0 * n0, *T10 = T0 + u * n0 * nc, *U = T10 + nc * n0;
+    double *D = U + J * (u + 1) * b2, *INV = D + J * b2, *down = INV + J * b2;
+    double *C = down + nc * n0, *work = C + n0 * n0;  /* work: 2n0² + n0 */
+#define UB(j, k) (U + (((j) - 1) * (u + 1) + (k)) * b2)
+#define DB(j) (D + ((j) - 1) * b2)
+#define T0B(c) (T0 + ((c) - 1) * n0 * nc)
+    memcpy(T00, t00, sizeof(double) * n0 * n0);
+    memcpy(T0, t0, sizeof(double) * u * n0 * nc);
+    memcpy(T10, last, sizeof(double) * nc * n0);
+    for (npy_intp k = 0; k <= u; k++) {
+        for (npy_intp j = 1; j <= J; j++) {
+            npy_intp kk = k < J - j ? k : J - j;
+            const double *src = blk + (k * J + (j - 1)) * b2;
+            double *dst = UB(j, kk);
+            if (!init[(j - 1) * (u + 1) + kk]) {
+                memcpy(dst, src, sizeof(double) * b2);
+                init[(j - 1) * (u + 1) + kk] = 1;
+            } else {
+                for (npy_intp i = 0; i < b2; i++) dst[i] = dst[i] + src[i];
+            }
+        }
+    }
+    for (npy_intp j = 1; j <= J; j++) {
+        if (j > 1) memcpy(DB(j), back + (j - 1) * b2, sizeof(double) * b2);
+        double *dg = UB(j, 0);
+        const double *st = stay + (j - 1) * b2;
+        for (npy_intp i = 0; i < b2; i++) dg[i] = dg[i] + st[i];
+    }
+    /* Censor j = J, …, 1: T[a, j−1] += T[a, j] (I − T[j,j])⁻¹ T[j, j−1]. */
+    for (npy_intp j = J; j >= 1 && ok; j--) {
+        double *inv = INV + (j - 1) * b2;
+        if (!inv_eye_minus(UB(j, 0), nc, inv, work, piv)) { ok = 0; break; }
+        npy_intp cols = j == 1 ? n0 : nc;
+        const double *tdown = j == 1 ? T10 : DB(j);
+        for (npy_intp i = 0; i < nc * cols; i++) down[i] = 0.0;
+        mat_addmul(down, inv, tdown, nc, nc, cols, work);
+        for (npy_intp a = (j - u > 0 ? j - u : 0); a < j; a++) {
+            const double *src = a == 0 ? T0B(j) : UB(a, j - a);
+            double *dst = a == 0 ? (j == 1 ? T00 : T0B(j - 1))
+                                 : (j - 1 == a ? UB(a, 0) : UB(a, j - 1 - a));
+            mat_addmul(dst, src, down, a == 0 ? n0 : nc, nc, cols, work);
+        }
+    }
+    if (ok) {
+        /* pis[0]: the censored chain's, its rows renormalised. */
+        for (npy_intp i = 0; i < n0; i++) {
+            double s = total(T00 + i * n0, n0);
+            for (npy_intp j = 0; j < n0; j++) C[i * n0 + j] = T00[i * n0 + j] / s;
+        }
+        stationary(C, n0, pis, work, piv);
+        double *acc = work, *x = work + n0;
+        for (npy_intp j = 1; j <= J; j++) {
+            for (npy_intp i = 0; i < nc; i++) acc[i] = 0.0;
+            for (npy_intp a = (j - u > 0 ? j - u : 0); a < j; a++) {
+                const double *src = a == 0 ? T0B(j) : UB(a, j - a);
+                vec_mul(x, pis + a * w, src, a == 0 ? n0 : nc, nc);
+                for (npy_intp i = 0; i < nc; i++) acc[i] += x[i];
+            }
+            vec_mul(x, acc, INV + (j - 1) * b2, nc, nc);
+            for (npy_intp i = 0; i < nc; i++) pis[j * w + i] = x[i] > 0.0 ? x[i] : 0.0;
+        }
+    }
+#undef UB
+#undef DB
+#undef T0B
+    Py_END_ALLOW_THREADS
+    free(mem); free(piv); free(init);
+    if (!ok) { Py_DECREF(out); Py_RETURN_NONE; }
+    return (PyObject *)out;
+}
+
 static PyMethodDef methods[] = {
     {"carry_loop", carry_loop, METH_VARARGS,
      "The retry carry's iteration: (law, mean, dropped, settled)."},
@@ -1445,6 +1723,8 @@ static PyMethodDef methods[] = {
      "fleet._pgf's count pgf at a charge's transform by Horner's rule (numpy's products)."},
     {"pgf_truncated", pgf_truncated, METH_VARARGS,
      "fleet._compound's count pgf at a charge's transform, each point cut below eps."},
+    {"pending_chain", pending_chain, METH_VARARGS,
+     "bucket.BucketChain._pending's chain censored by pending count: the laws by count."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_kernels",

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -54,6 +55,12 @@ from numpy.typing import NDArray
 from capacity.analytic.window import RetryModel, attempts_per_call
 from capacity.model.numeric import brentq
 from capacity.model.workload import Batch, CallCost
+
+_kernels: Any
+try:  # the compiled loops (setup.py builds them with the simulator)
+    from capacity.analytic import _kernels
+except ImportError:  # pragma: no cover - a build without them: the numpy loops
+    _kernels = None
 
 # Coarse grid: ``δ`` a ``1/s`` of the mean call charge (so equal charges sit on the grid),
 # ``s`` at most ``_MAX_STEPS_PER_CALL`` and the depth at most ``_MAX_POINTS`` steps (the
@@ -309,6 +316,9 @@ class BucketChain:
     _cgrid: _Grid | None = field(default=None, repr=False)
     _fgrids: dict[int, tuple[_Grid, _Grid]] = field(default_factory=dict, repr=False)
     _brackets: tuple[BucketChain, BucketChain, float] | None = field(default=None, repr=False)
+    # The pending chain's blocks from nothing pending at the last (grid, launch rate).
+    _top: tuple[tuple[int, float], NDArray[np.float64], list[NDArray[np.float64]]] | None = (
+        field(default=None, repr=False))
 
     def _bracket(self) -> tuple[BucketChain, BucketChain, float] | None:
         """A depth between two levels of the coarse grid: the chains at those two depths
@@ -342,7 +352,7 @@ class BucketChain:
             else:
                 def at(depth: float) -> BucketChain:
                     return replace(self, depth=depth, steps=s, _grids=[], _cache={},
-                                   _pgrids=[], _cgrid=None, _fgrids={})
+                                   _pgrids=[], _cgrid=None, _fgrids={}, _top=None)
 
                 self._brackets = (at(lo_k * delta), at((lo_k + 1) * delta), frac)
         lo, hi, f = self._brackets
@@ -727,22 +737,23 @@ class BucketChain:
         J = _PENDING
         u = D.shape[0] - 1
         nu = 1.0 / max(delay, 1e-9)
-        size = [n0] + [nc] * J
         refused_by = R.sum(axis=1)
-        T: dict[tuple[int, int], NDArray[np.float64]] = {}
         j_all = np.arange(J + 1, dtype=np.float64)
         fresh = lam * np.clip(1.0 - j_all / sessions, 0.05, 1.0)  # launches per second
         rates = fresh + j_all * nu                              # events per second, by j
         pf = fresh / rates                                      # the event is fresh
-        G0 = _refills(rates[:1], self.refill, parts.delta, n0 - 1)[0]
         Gs = _refills(rates[1:], self.refill, parts.delta, nc - 1)
-        pre = [G0, *Gs]
-        for k in range(u + 1):
-            T[0, min(k, J)] = pf[0] * (G0 @ _clip(D[k], size[min(k, J)]))
-            blk = pf[1:, None, None] * (Gs @ D[k][:nc, :nc])
-            for j in range(1, J + 1):
-                jj = min(j + k, J)
-                T[j, jj] = T[j, jj] + blk[j - 1] if (j, jj) in T else blk[j - 1]
+        # From j: a fresh launch refusing k calls (to min(j + k, J)); from 0, T[0, k]:
+        # with nothing pending every event is fresh (rate lam, pf[0] = 1), so these are
+        # the same for every delay asked at lam (_backoff_shares asks the fine grid twice;
+        # G0 @ D[0] is the chain's largest product).
+        key = (id(parts), lam)
+        if self._top is None or self._top[0] != key:
+            G0 = _refills(rates[:1], self.refill, parts.delta, n0 - 1)[0]
+            self._top = (key, G0, [pf[0] * (G0 @ _clip(D[k], n0 if k == 0 else nc))
+                                   for k in range(u + 1)])
+        _, G0, t0 = self._top
+        blk = [pf[1:, None, None] * (Gs @ D[k][:nc, :nc]) for k in range(u + 1)]
         wb = 1.0 - pf[1:]                                   # the event is a retry
         ws = wb * (1.0 - fail)                              # … refused and not its last
         refused_j = np.broadcast_to(refused_by[:nc], (J, nc))
@@ -778,36 +789,34 @@ class BucketChain:
             stay[:, :, 0] += (ws * zero)[:, None]
             last = np.pad(back[0], ((0, 0), (0, n0 - nc)))
             refused_j = zero[:, None] + rest[:, None] * refused_by[None, :nc]
-        for j in range(1, J + 1):
-            T[j, j - 1] = back[j - 1] if j > 1 else last
-            T[j, j] = T[j, j] + stay[j - 1]
-        # Censor j = J, J − 1, …, 1 in turn: a pending count is left only downwards, one
-        # at a time, so eliminating j adds paths a → j → j − 1 (a ∈ [j − u, j − 1]).
-        inv: list[NDArray[np.float64]] = [np.zeros((0, 0))] * (J + 1)
-        for j in range(J, 0, -1):
-            inv[j] = np.asarray(np.linalg.inv(np.eye(size[j]) - T[j, j]), dtype=np.float64)
-            down = inv[j] @ T[j, j - 1]
-            for a in range(max(0, j - u), j):
-                if (a, j) in T:
-                    T[a, j - 1] = T[a, j - 1] + T[a, j] @ down
-        pis = [_stationary(T[0, 0] / T[0, 0].sum(axis=1, keepdims=True))]
-        for j in range(1, J + 1):
-            acc = np.zeros(size[j])
-            for a in range(max(0, j - u), j):
-                if (a, j) in T:
-                    acc += pis[a] @ T[a, j]
-            pis.append(np.clip(acc @ inv[j], 0.0, None))
-        total = sum(float(x.sum()) for x in pis)
+        pis: list[NDArray[np.float64]] | None = None
+        if _kernels is not None and not _PENDING_NUMPY:
+            # The same chain compiled (capacity/analytic/_kernels.c): its sums and small
+            # inverses in plain loops, not BLAS/LAPACK's (the last bits may differ).
+            got = _kernels.pending_chain(
+                t0[0], np.ascontiguousarray(np.array(t0[1:]).reshape(u, n0, nc)),
+                np.ascontiguousarray(np.array(blk)), np.ascontiguousarray(last),
+                np.ascontiguousarray(back), np.ascontiguousarray(stay))
+            if got is not None:
+                pis = [got[0, :n0], got[1:, :nc]]
+        if pis is None:
+            laws = _pending_laws(t0, blk, last, back, stay, n0, nc)
+            pis = [laws[0], np.array(laws[1:])]
+        p0, ps = pis
+        total = float(p0.sum()) + float(ps.sum())
+        # The level the event meets, from nothing pending (rho0) and from j ≥ 1 (rho).
+        rho0 = p0 @ G0 / total
+        rho = np.matmul(ps[:, None, :], Gs)[:, 0, :] / total
+        lr = parts.launch_refused
+        at = rho.sum(axis=1)
         out = np.zeros(5 + n0 if levels else 5)
-        for j in range(J + 1):
-            rho = pis[j] @ pre[j] / total       # the level the event meets
-            out[0] += pf[j] * float(rho.sum()) * self.mean_calls
-            out[1] += pf[j] * float(rho @ parts.launch_refused[: size[j]])
-            if levels:
-                out[5: 5 + size[j]] += pf[j] * rho * parts.launch_refused[: size[j]]
-            if j > 0:
-                out[2] += (1.0 - pf[j]) * float(rho.sum())
-                out[3] += (1.0 - pf[j]) * float(rho @ refused_j[j - 1])
+        out[0] = (float(rho0.sum()) + float(np.dot(pf[1:], at))) * self.mean_calls
+        out[1] = float(rho0 @ lr[:n0]) + float(np.dot(pf[1:], rho @ lr[:nc]))
+        if levels:
+            out[5:] = rho0 * lr[:n0]
+            out[5: 5 + nc] += pf[1:] @ rho * lr[:nc]
+        out[2] = float(np.dot(1.0 - pf[1:], at))
+        out[3] = float(np.dot(1.0 - pf[1:], np.einsum("jl,jl->j", rho, refused_j)))
         out[4] = fail * out[3]
         return out
 
@@ -864,6 +873,50 @@ class _Parts:
     joint: NDArray[np.float64]
     launch_refused: NDArray[np.float64]   # a launch's refused calls, by level
     cap: int
+
+
+# The numpy elimination for the pending chain even where the compiled one is built (the
+# tests' reference).
+_PENDING_NUMPY = False
+
+
+def _pending_laws(t0: list[NDArray[np.float64]], blk: list[NDArray[np.float64]],
+                  last: NDArray[np.float64], back: NDArray[np.float64],
+                  stay: NDArray[np.float64], n0: int, nc: int) -> list[NDArray[np.float64]]:
+    """The pending chain's stationary laws by pending count ``j`` (unnormalised), from
+    its blocks (see :meth:`BucketChain._pending`): ``t0[k]`` from ``j = 0`` to ``k``,
+    ``blk[k][j − 1]`` a fresh launch from ``j`` refusing ``k`` calls (to ``min(j + k,
+    J)``), ``last`` and ``back[j − 1]`` a retry's move down from ``j``, ``stay[j − 1]`` a
+    refused retry's at ``j`` (numpy; ``_kernels.pending_chain`` compiled)."""
+    J = blk[0].shape[0]
+    u = len(blk) - 1
+    size = [n0] + [nc] * J
+    T: dict[tuple[int, int], NDArray[np.float64]] = {}
+    for k in range(u + 1):
+        T[0, min(k, J)] = t0[k]
+        for j in range(1, J + 1):
+            jj = min(j + k, J)
+            T[j, jj] = T[j, jj] + blk[k][j - 1] if (j, jj) in T else blk[k][j - 1]
+    for j in range(1, J + 1):
+        T[j, j - 1] = back[j - 1] if j > 1 else last
+        T[j, j] = T[j, j] + stay[j - 1]
+    # Censor j = J, J − 1, …, 1 in turn: a pending count is left only downwards, one
+    # at a time, so eliminating j adds paths a → j → j − 1 (a ∈ [j − u, j − 1]).
+    inv: list[NDArray[np.float64]] = [np.zeros((0, 0))] * (J + 1)
+    for j in range(J, 0, -1):
+        inv[j] = np.asarray(np.linalg.inv(np.eye(size[j]) - T[j, j]), dtype=np.float64)
+        down = inv[j] @ T[j, j - 1]
+        for a in range(max(0, j - u), j):
+            if (a, j) in T:
+                T[a, j - 1] = T[a, j - 1] + T[a, j] @ down
+    pis = [_stationary(T[0, 0] / T[0, 0].sum(axis=1, keepdims=True))]
+    for j in range(1, J + 1):
+        acc = np.zeros(size[j])
+        for a in range(max(0, j - u), j):
+            if (a, j) in T:
+                acc += pis[a] @ T[a, j]
+        pis.append(np.clip(acc @ inv[j], 0.0, None))
+    return pis
 
 
 def _clip(X: NDArray[np.float64], n: int) -> NDArray[np.float64]:
