@@ -369,6 +369,7 @@ def analytic(profile: Profile, repeat: int = 5) -> tuple[Any, float]:
         amodel._QUANTILES.clear()
         amodel._DEEP_KINDS.clear()
         bucket._DEEP_GRIDS.clear()
+        bucket._CHAIN_GRIDS.clear()
         t0 = time.process_time()
         res = analyze(profile)
         times.append(time.process_time() - t0)

@@ -972,7 +972,50 @@ def test_compiled_pending_chain_keeps_the_answer(path: str,
     prof = load_profile(ROOT / path)
     got = amodel.analyze(prof)
     with monkeypatch.context() as mp:
-        mp.setattr(bucket, "_PENDING_NUMPY", True)
+        mp.setattr(bucket, "_NUMPY_ONLY", True)
+        want = amodel.analyze(prof)
+    assert got.burst_ceiling == want.burst_ceiling
+    for a, b in zip(got.constraints, want.constraints, strict=True):
+        assert a.burst_ceiling == b.burst_ceiling
+        assert a.at_burst_ceiling is not None and b.at_burst_ceiling is not None
+        assert math.isclose(a.at_burst_ceiling.loss_fraction, b.at_burst_ceiling.loss_fraction,
+                            rel_tol=1e-9)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 42, 84])
+def test_compiled_refills_are_numpys(n: int) -> None:
+    # The refill matrices (bucket._refills) and their products with blocks by the
+    # matrices' geometric rows (a running sum from the top, _kernels.refill_combine)
+    # against numpy's dense products: equal to rounding, rates from none to very many
+    # events a refill step.
+    from capacity.analytic import bucket
+
+    assert bucket._kernels is not None
+    rng = np.random.default_rng(n)
+    lams = np.array([1e-300, 0.01, 0.5, 3.0, 40.0, 1e4])
+    G = bucket._refills(lams, 2.5, 0.7, n - 1)
+    assert np.allclose(bucket._kernels.refills(lams, 2.5, 0.7, n), G, rtol=0, atol=1e-15)
+    x = [rng.random((n, 3)) for _ in range(4)]
+    coef = rng.standard_normal((lams.size, 2, 4))
+    got = bucket._kernels.refill_combine(lams, 2.5, 0.7, np.hstack(x), coef)
+    want = np.einsum("bqp,bpij->qbij", coef, np.stack([G @ xp for xp in x], axis=1))
+    assert got.shape == (2, lams.size, n, 3)
+    assert np.allclose(got, want, rtol=1e-13, atol=1e-14)
+
+
+@pytest.mark.parametrize("path", ["tests/data/bucket-chain-turns.yaml",
+                                  "tests/data/closed-bucket-many-sessions.yaml"])
+def test_compiled_follow_and_closed_chains_keep_the_answer(
+        path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The follow and closed chains' blocks from the compiled refill products: the same
+    # ceilings as numpy's dense products, the shares to rounding.
+    from capacity.analytic import bucket
+
+    prof = load_profile(ROOT / path)
+    got = amodel.analyze(prof)
+    with monkeypatch.context() as mp:
+        mp.setattr(bucket, "_NUMPY_ONLY", True)
+        mp.setattr(bucket, "_CHAIN_GRIDS", {})
         want = amodel.analyze(prof)
     assert got.burst_ceiling == want.burst_ceiling
     for a, b in zip(got.constraints, want.constraints, strict=True):

@@ -1692,6 +1692,118 @@ static PyObject *pending_chain(PyObject *self, PyObject *args) {
     return (PyObject *)out;
 }
 
+/* refill_combine(lams, refill, delta, x, coef) -> out (Q, len(lams), n, w):
+ * out[q, b] = Σ_p coef[b, q, p] · (G_b @ x_p), x = [x_0 | x_1 | …] (n × P·w), G_b the
+ * refill matrix of bucket._refills at event rate lams[b] on n levels. G's rows are
+ * geometric — G[i, k] = r0 at k = i, c·q^(k−i−1) for i < k < n − 1, the rest of the row
+ * at n − 1 — so G @ x is a running sum from the top, O(n·m) a block instead of a dense
+ * product's O(n²·m). Its sums run in another order than BLAS's dense product: the last
+ * bits differ. */
+static PyObject *refill_combine(PyObject *self, PyObject *args) {
+    PyObject *ol, *ox, *oc;
+    double refill, delta;
+    if (!PyArg_ParseTuple(args, "OddOO", &ol, &refill, &delta, &ox, &oc)) return NULL;
+    npy_intp dl[1] = {-1}, dx[2] = {-1, -1}, dc[3] = {-1, -1, -1};
+    const double *lams = f64_arr(ol, 1, dl, "lams");
+    const double *x = lams ? f64_arr(ox, 2, dx, "x") : NULL;
+    const double *coef = x ? f64_arr(oc, 3, dc, "coef") : NULL;
+    if (!coef) return NULL;
+    npy_intp nb = PyArray_DIM((PyArrayObject *)ol, 0);
+    npy_intp n = PyArray_DIM((PyArrayObject *)ox, 0), m = PyArray_DIM((PyArrayObject *)ox, 1);
+    npy_intp Q = PyArray_DIM((PyArrayObject *)oc, 1), P = PyArray_DIM((PyArrayObject *)oc, 2);
+    if (n < 1 || P < 1 || m % P != 0 || PyArray_DIM((PyArrayObject *)oc, 0) != nb) {
+        PyErr_SetString(PyExc_ValueError, "refill_combine: shapes do not match");
+        return NULL;
+    }
+    npy_intp wd = m / P;
+    npy_intp dims[4] = {Q, nb, n, wd};
+    PyArrayObject *out = (PyArrayObject *)PyArray_ZEROS(4, dims, NPY_FLOAT64, 0);
+    if (!out) return NULL;
+    double *o = (double *)PyArray_DATA(out);
+    double *mem = (double *)malloc(sizeof(double) * (size_t)(m * (n + 1)));
+    if (!mem) { Py_DECREF(out); return PyErr_NoMemory(); }
+    double *acc = mem, *y = mem + m;
+    npy_intp top = n - 1;
+    const double *xt = x + top * m;
+    Py_BEGIN_ALLOW_THREADS
+    for (npy_intp b = 0; b < nb; b++) {
+        double a = lams[b] * delta / refill;
+        double q = exp(-a);
+        double r0 = 1.0 - (1.0 - q) / a;
+        double c = (1.0 - q) * (1.0 - q) / a;
+        for (npy_intp j = 0; j < m; j++) { acc[j] = 0.0; y[top * m + j] = xt[j]; }
+        /* Row i < top: r0·x[i] + c·Σ_{i<k<top} q^(k−i−1)·x[k] + (1 − the row's sum)·x[top];
+           the row's sum r0 + c·(1 + q + … + q^(top−i−2)), accumulated as it grows. */
+        double geo = 0.0;
+        for (npy_intp i = top - 1; i >= 0; i--) {
+            double gt = 1.0 - (r0 + c * geo);
+            const double *xi = x + i * m;
+            double *yi = y + i * m;
+            for (npy_intp j = 0; j < m; j++) yi[j] = r0 * xi[j] + c * acc[j] + gt * xt[j];
+            for (npy_intp j = 0; j < m; j++) acc[j] = xi[j] + q * acc[j];
+            geo = 1.0 + q * geo;
+        }
+        for (npy_intp qq = 0; qq < Q; qq++) {
+            double *ob = o + (qq * nb + b) * n * wd;
+            for (npy_intp p = 0; p < P; p++) {
+                double w = coef[(b * Q + qq) * P + p];
+                if (w == 0.0) continue;
+                for (npy_intp i = 0; i < n; i++) {
+                    const double *yi = y + i * m + p * wd;
+                    double *oi = ob + i * wd;
+                    for (npy_intp j = 0; j < wd; j++) oi[j] += w * yi[j];
+                }
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    free(mem);
+    return (PyObject *)out;
+}
+
+/* refills(lams, refill, delta, n) -> G (len(lams), n, n): bucket._refills' matrices
+ * (the mean-preserving split of an exponential refill over the grid, capped at the
+ * depth), element by element in its formulas (libm's exp and pow; the last column the
+ * row's rest, numpy's pairwise sum). */
+static PyObject *refills(PyObject *self, PyObject *args) {
+    PyObject *ol;
+    double refill, delta;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "Oddn", &ol, &refill, &delta, &n)) return NULL;
+    npy_intp dl[1] = {-1};
+    const double *lams = f64_arr(ol, 1, dl, "lams");
+    if (!lams) return NULL;
+    if (n < 1) {
+        PyErr_SetString(PyExc_ValueError, "refills: no levels");
+        return NULL;
+    }
+    npy_intp nb = PyArray_DIM((PyArrayObject *)ol, 0);
+    npy_intp dims[3] = {nb, n, n};
+    PyArrayObject *out = (PyArrayObject *)PyArray_ZEROS(3, dims, NPY_FLOAT64, 0);
+    if (!out) return NULL;
+    double *g = (double *)PyArray_DATA(out);
+    double *row = (double *)malloc(sizeof(double) * (size_t)n);
+    if (!row) { Py_DECREF(out); return PyErr_NoMemory(); }
+    npy_intp top = n - 1;
+    Py_BEGIN_ALLOW_THREADS
+    for (npy_intp b = 0; b < nb; b++) {
+        double a = lams[b] * delta / refill;
+        double q = exp(-a);
+        row[0] = 1.0 - (1.0 - q) / a;
+        double c = (1.0 - q) * (1.0 - q) / a;
+        for (npy_intp d = 1; d < n; d++) row[d] = pow(q, (double)(d - 1)) * c;
+        double *gb = g + b * n * n;
+        for (npy_intp i = 0; i < n; i++) {
+            double *gi = gb + i * n;
+            for (npy_intp k = i; k < top; k++) gi[k] = row[k - i];
+            gi[top] = 1.0 - total(gi, top);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    free(row);
+    return (PyObject *)out;
+}
+
 static PyMethodDef methods[] = {
     {"carry_loop", carry_loop, METH_VARARGS,
      "The retry carry's iteration: (law, mean, dropped, settled)."},
@@ -1725,6 +1837,10 @@ static PyMethodDef methods[] = {
      "fleet._compound's count pgf at a charge's transform, each point cut below eps."},
     {"pending_chain", pending_chain, METH_VARARGS,
      "bucket.BucketChain._pending's chain censored by pending count: the laws by count."},
+    {"refill_combine", refill_combine, METH_VARARGS,
+     "Sums of bucket._refills' matrices times x's blocks, by their geometric rows."},
+    {"refills", refills, METH_VARARGS,
+     "bucket._refills' matrices at each event rate: (len(lams), n, n)."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_kernels",

@@ -46,7 +46,7 @@ law; rejections do not charge, except that a requests bucket counting its reject
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import astuple, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -242,6 +242,37 @@ def _refills(lams: NDArray[np.float64], refill: float, delta: float, top: int
     return G
 
 
+def _refills_c(lams: NDArray[np.float64], refill: float, delta: float, top: int
+               ) -> NDArray[np.float64]:
+    """:func:`_refills`, compiled (``_kernels.refills``: its formulas element by element,
+    its last column's sum in another order — the last bits may differ) where built."""
+    if _kernels is not None and not _NUMPY_ONLY:
+        out: NDArray[np.float64] = _kernels.refills(
+            np.ascontiguousarray(lams, dtype=np.float64), refill, delta, top + 1)
+        return out
+    return _refills(lams, refill, delta, top)
+
+
+def _refilled(lams: NDArray[np.float64], refill: float, delta: float,
+              x: list[NDArray[np.float64]], coef: NDArray[np.float64]
+              ) -> NDArray[np.float64]:
+    """``out[q, b] = Σ_p coef[b, q, p] · (G_b @ x[p])`` for :func:`_refills`' matrix
+    ``G_b`` at each event rate ``lams[b]`` (``x``: matrices of one shape, a row per level).
+    Compiled (``_kernels.refill_combine``) by the matrices' geometric rows, a running
+    sum from the top (O(K²) a product where the dense one is O(K³); the last bits
+    differ); else the dense products."""
+    if _kernels is not None and not _NUMPY_ONLY:
+        out: NDArray[np.float64] = _kernels.refill_combine(
+            np.ascontiguousarray(lams, dtype=np.float64), refill, delta,
+            np.ascontiguousarray(np.hstack(x), dtype=np.float64),
+            np.ascontiguousarray(coef, dtype=np.float64))
+        return out
+    G = _refills(lams, refill, delta, x[0].shape[0] - 1)
+    got = np.stack([np.matmul(G, xp) for xp in x], axis=1)          # (b, p, n, n)
+    combined: NDArray[np.float64] = np.einsum("bqp,bpij->qbij", coef, got)
+    return combined
+
+
 def _censored(T: NDArray[np.float64], n1: int) -> NDArray[np.float64]:
     """Stationary law of ``T`` through the chain censored to its first ``n1`` states
     (``C = T₁₁ + T₁₂ (I − T₂₂)⁻¹ T₂₁``), so every dense solve stays small."""
@@ -362,8 +393,26 @@ class BucketChain:
         """True when the coarse and fine grids agree at ``lam`` launches per second (the
         refusal share within 20%): the extrapolation is then in its O(δ) regime. A
         grid of one step per charge need not be (a refill step as long as a launch gap)."""
-        got = [self._solve(g, lam, 0.0)[0] for g in self.grids()]
-        return abs(got[1] - got[0]) <= 0.2 * max(got[1], 1e-3)
+        seen: dict[float, bool] = self._shared().setdefault("converged", {})
+        if lam not in seen:
+            got = [self._solve(g, lam, 0.0)[0] for g in self.grids()]
+            seen[lam] = abs(got[1] - got[0]) <= 0.2 * max(got[1], 1e-3)
+        return seen[lam]
+
+    def _shared(self) -> dict[str, Any]:
+        """What this chain builds that depends only on its launch and charge laws, the
+        bucket and the retries (its grids' operators; :data:`_CHAIN_GRIDS`), shared with
+        every chain of the same: the think-time sweep and the joint ceiling build the
+        chain again at other cycle times, whose laws are the same bit for bit (or it is
+        built again)."""
+        key = (self.count.tobytes(), self.call_pmf.tobytes(), self.h, self.refill,
+               self.depth, self.steps, astuple(self.retry))
+        hit = _CHAIN_GRIDS.get(key)
+        if hit is None:
+            if len(_CHAIN_GRIDS) >= 16:
+                _CHAIN_GRIDS.pop(next(iter(_CHAIN_GRIDS)))
+            hit = _CHAIN_GRIDS[key] = {}
+        return hit
 
     @property
     def mean_charge(self) -> float:
@@ -378,27 +427,36 @@ class BucketChain:
     def grids(self) -> list[_Grid]:
         """The coarse and fine grid operators (built once)."""
         if not self._grids:
-            s = self.steps or _steps_per_call(self.call_pmf, self.h, self.depth)
-            mean = float(np.dot(np.arange(self.call_pmf.size), self.call_pmf)) * self.h
-            for k in (1, 2):
-                delta = mean / (s * k)
-                top = math.floor(self.depth / delta + 1e-9)
-                pmf = _regrid(self.call_pmf, self.h, delta, top)
-                # A counted rejection takes one unit (requests buckets only).
-                counted = round(1.0 / delta) if self.retry.counts_rejected else 0
-                self._grids.append(_grid(self.count, pmf, delta, top, counted))
+            shared = self._shared()
+            if "grids" not in shared:
+                s = self.steps or _steps_per_call(self.call_pmf, self.h, self.depth)
+                mean = float(np.dot(np.arange(self.call_pmf.size), self.call_pmf)) * self.h
+                grids = []
+                for k in (1, 2):
+                    delta = mean / (s * k)
+                    top = math.floor(self.depth / delta + 1e-9)
+                    pmf = _regrid(self.call_pmf, self.h, delta, top)
+                    # A counted rejection takes one unit (requests buckets only).
+                    counted = round(1.0 / delta) if self.retry.counts_rejected else 0
+                    grids.append(_grid(self.count, pmf, delta, top, counted))
+                shared["grids"] = grids
+            self._grids = shared["grids"]
         return self._grids
 
     def closed_grid(self) -> _Grid:
         """The closed chain's grid: ``_CLOSED_STEPS`` steps per mean call at most (its
         solve is cubic in the levels; its error is the Poisson chain's on it)."""
         if self._cgrid is None:
-            s = min(_steps_per_call(self.call_pmf, self.h, self.depth), _CLOSED_STEPS)
-            delta = self.mean_charge / max(s, 1)
-            top = math.floor(self.depth / delta + 1e-9)
-            counted = round(1.0 / delta) if self.retry.counts_rejected else 0
-            self._cgrid = _grid(self.count, _regrid(self.call_pmf, self.h, delta, top),
-                                delta, top, counted)
+            shared = self._shared()
+            if "cgrid" not in shared:
+                s = min(_steps_per_call(self.call_pmf, self.h, self.depth), _CLOSED_STEPS)
+                delta = self.mean_charge / max(s, 1)
+                top = math.floor(self.depth / delta + 1e-9)
+                counted = round(1.0 / delta) if self.retry.counts_rejected else 0
+                shared["cgrid"] = _grid(self.count,
+                                        _regrid(self.call_pmf, self.h, delta, top),
+                                        delta, top, counted)
+            self._cgrid = shared["cgrid"]
         return self._cgrid
 
     def _solve(self, g: _Grid, lam: float, lam_r: float) -> tuple[float, float]:
@@ -742,18 +800,23 @@ class BucketChain:
         fresh = lam * np.clip(1.0 - j_all / sessions, 0.05, 1.0)  # launches per second
         rates = fresh + j_all * nu                              # events per second, by j
         pf = fresh / rates                                      # the event is fresh
-        Gs = _refills(rates[1:], self.refill, parts.delta, nc - 1)
+        Gs = _refills_c(rates[1:], self.refill, parts.delta, nc - 1)
         # From j: a fresh launch refusing k calls (to min(j + k, J)); from 0, T[0, k]:
         # with nothing pending every event is fresh (rate lam, pf[0] = 1), so these are
         # the same for every delay asked at lam (_backoff_shares asks the fine grid twice;
         # G0 @ D[0] is the chain's largest product).
         key = (id(parts), lam)
         if self._top is None or self._top[0] != key:
-            G0 = _refills(rates[:1], self.refill, parts.delta, n0 - 1)[0]
-            self._top = (key, G0, [pf[0] * (G0 @ _clip(D[k], n0 if k == 0 else nc))
-                                   for k in range(u + 1)])
+            G0 = _refills_c(rates[:1], self.refill, parts.delta, n0 - 1)[0]
+            top0 = _refilled(rates[:1], self.refill, parts.delta, [D[0]], np.ones((1, 1, 1)))
+            rest0 = (_refilled(rates[:1], self.refill, parts.delta,
+                               [_clip(D[k], nc) for k in range(1, u + 1)],
+                               np.eye(u)[None]) if u else np.zeros((0, 1, n0, nc)))
+            self._top = (key, G0, [top0[0, 0], *rest0[:, 0]])
         _, G0, t0 = self._top
-        blk = [pf[1:, None, None] * (Gs @ D[k][:nc, :nc]) for k in range(u + 1)]
+        blk = list(_refilled(rates[1:], self.refill, parts.delta,
+                             [D[k][:nc, :nc] for k in range(u + 1)],
+                             pf[1:, None, None] * np.eye(u + 1)[None]))
         wb = 1.0 - pf[1:]                                   # the event is a retry
         ws = wb * (1.0 - fail)                              # … refused and not its last
         refused_j = np.broadcast_to(refused_by[:nc], (J, nc))
@@ -790,7 +853,7 @@ class BucketChain:
             last = np.pad(back[0], ((0, 0), (0, n0 - nc)))
             refused_j = zero[:, None] + rest[:, None] * refused_by[None, :nc]
         pis: list[NDArray[np.float64]] | None = None
-        if _kernels is not None and not _PENDING_NUMPY:
+        if _kernels is not None and not _NUMPY_ONLY:
             # The same chain compiled (capacity/analytic/_kernels.c): its sums and small
             # inverses in plain loops, not BLAS/LAPACK's (the last bits may differ).
             got = _kernels.pending_chain(
@@ -824,11 +887,13 @@ class BucketChain:
         """The pending chain's two grids: at most ``_PENDING_POINTS`` levels on the
         coarse one (a requests bucket: one step a request), twice as many on the fine."""
         if not self._pgrids:
-            mean = self.mean_charge
-            s = max(1, min(_steps_per_call(self.call_pmf, self.h, self.depth),
-                           math.floor(_PENDING_POINTS * mean / self.depth + 1e-9)))
-            for k in (1, 2):
-                self._pgrids.append(self._parts(mean / (s * k)))
+            shared = self._shared()
+            if "pgrids" not in shared:
+                mean = self.mean_charge
+                s = max(1, min(_steps_per_call(self.call_pmf, self.h, self.depth),
+                               math.floor(_PENDING_POINTS * mean / self.depth + 1e-9)))
+                shared["pgrids"] = [self._parts(mean / (s * k)) for k in (1, 2)]
+            self._pgrids = shared["pgrids"]
         return self._pgrids
 
     def _parts(self, delta: float) -> _Parts:
@@ -875,9 +940,13 @@ class _Parts:
     cap: int
 
 
-# The numpy elimination for the pending chain even where the compiled one is built (the
-# tests' reference).
-_PENDING_NUMPY = False
+# Each chain's grid operators by its laws, bucket and retries (BucketChain._shared; a
+# few at a time: an answer builds one chain per constraint and cycle time).
+_CHAIN_GRIDS: dict[tuple[object, ...], dict[str, Any]] = {}
+
+# The numpy loops (the pending chain's elimination, the refill products) even where the
+# compiled ones are built (the tests' reference).
+_NUMPY_ONLY = False
 
 
 def _pending_laws(t0: list[NDArray[np.float64]], blk: list[NDArray[np.float64]],
@@ -1592,19 +1661,19 @@ def closed_share(chain: BucketChain, law: ClosedSessions, sessions: int, lam: fl
     y = np.arange(lo, hi + 1, dtype=np.float64)
     young, old, age = y * law.beta, (n - y) * law.alpha, y * law.nu
     tot = np.maximum(young + old + age, 1e-300)
-    G = _refills(tot, chain.refill, g.delta, g.top)             # (hi − lo + 1, K + 1, K + 1)
-    GA = np.matmul(G, g.launch)
-    stay = (young / tot)[:, None, None] * GA                       # y → y
-    up = (old / tot)[:, None, None] * GA                           # y → y + 1
-    down = (age / tot)[:, None, None] * G                          # y → y − 1
+    G = _refills_c(tot, chain.refill, g.delta, g.top)           # (hi − lo + 1, K + 1, K + 1)
+    # y → y (a young one launches), y → y + 1 (an old one does), y → y − 1 (one ages).
+    zero = np.zeros_like(tot)
+    coef = np.stack([np.stack([young / tot, zero]), np.stack([old / tot, zero]),
+                     np.stack([zero, age / tot])]).transpose(2, 0, 1)
+    stay, up, down = _refilled(tot, chain.refill, g.delta, [g.launch, np.eye(g.top + 1)],
+                               coef)
     pis = _band_stationary(stay, up, down, mid - lo, held=(lo > 0, hi < n))
-    top = hi - lo
-    calls = refused = 0.0
-    for k in range(top + 1):
-        rho = pis[k] @ G[k]                                        # the level an event meets
-        share = (young[k] + old[k]) / tot[k]
-        calls += share * float(rho.sum())
-        refused += share * float(rho @ g.refused)
+    # The level an event meets, by young count.
+    rho = np.einsum("yk,ykl->yl", np.array([pis[k] for k in range(hi - lo + 1)]), G)
+    share = (young + old) / tot
+    calls = float(np.dot(share, rho.sum(axis=1)))
+    refused = float(np.dot(share, rho @ g.refused))
     closed = refused / max(calls * chain.mean_calls, 1e-300)
     return _grid_corrected(chain, g, lam, closed)
 
@@ -1733,26 +1802,30 @@ def follow_share(chain: BucketChain, law: FollowSessions, sessions: int, lam: fl
     start = (n - j) / law.idle
     later = j / law.gap
     tot = np.maximum(start + later, 1e-300)
-    G = _refills(tot, chain.refill, g.delta, g.top)             # (hi − lo + 1, K + 1, K + 1)
-    a, b = ((x / tot)[:, None, None] for x in (start, later))
+    G = _refills_c(tot, chain.refill, g.delta, g.top)           # (hi − lo + 1, K + 1, K + 1)
     w, c = law.later_share, law.go_on
-    first, next_ = np.matmul(G, one.launch), np.matmul(G, rest.launch)
     # The share of launches with a refused call that end their turn (``abort``: with
-    # retries, those whose call failed on every try).
+    # retries, those whose call failed on every try). A launch moves the level as
+    # ``launch``; of those with ``ab``, the ones that keep the turn going as ``clean``:
+    # the third and fourth moves are the first and later launches' moves that keep it
+    # going (j → j + 1 and j → j), the rest end it (j → j and j → j − 1).
     ab = (1.0 if law.abort else 0.0) if abort is None else abort
-    up = (1.0 - ab) * a * w * first
-    stay = (1.0 - ab) * (a * (1.0 - w) * first + b * c * next_)
-    down = (1.0 - ab) * b * (1.0 - c) * next_
+    moves = [one.launch, rest.launch]
+    a, b = start / tot, later / tot                  # the event starts a turn / goes on
+    zero = np.zeros_like(tot)
     if ab > 0.0:
-        clean, next_clean = np.matmul(G, one.clean), np.matmul(G, rest.clean)
-        up = up + ab * a * w * clean                               # j → j + 1
-        stay = stay + ab * (a * (first - w * clean) + b * c * next_clean)   # j → j
-        down = down + ab * b * (next_ - c * next_clean)            # j → j − 1
+        moves += [(1.0 - ab) * one.launch + ab * one.clean,
+                  (1.0 - ab) * rest.launch + ab * rest.clean]
+        coef = np.stack([np.stack([zero, zero, a * w, zero]),              # j → j + 1
+                         np.stack([a, zero, -(a * w), b * c]),             # j → j
+                         np.stack([zero, b, zero, -(b * c)])])             # j → j − 1
+    else:
+        coef = np.stack([np.stack([a * w, zero]), np.stack([a * (1.0 - w), b * c]),
+                         np.stack([zero, b * (1.0 - c)])])
+    up, stay, down = _refilled(tot, chain.refill, g.delta, moves, coef.transpose(2, 0, 1))
     pis = _band_stationary(stay, up, down, mid - lo, held=(lo > 0, hi < n))
-    calls = refused = 0.0
-    for k in range(hi - lo + 1):
-        rho = pis[k] @ G[k]                                        # the level an event meets
-        s1, s2 = start[k] / tot[k], later[k] / tot[k]
-        calls += float(rho.sum()) * (s1 * calls_one + s2 * calls_rest)
-        refused += s1 * float(rho @ one.refused) + s2 * float(rho @ rest.refused)
+    # The level an event meets, by the count in a turn.
+    rho = np.einsum("yk,ykl->yl", np.array([pis[k] for k in range(hi - lo + 1)]), G)
+    calls = float(np.dot(rho.sum(axis=1), a * calls_one + b * calls_rest))
+    refused = float(np.dot(a, rho @ one.refused)) + float(np.dot(b, rho @ rest.refused))
     return _grid_corrected(chain, g, lam, refused / max(calls, 1e-300))
