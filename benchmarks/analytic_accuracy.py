@@ -353,7 +353,7 @@ def simulated(profile: Profile, seed: int, replications: int, cache: dict[str, A
 
 def analytic(profile: Profile, repeat: int = 5) -> tuple[Any, float]:
     """The analytic result and the least CPU seconds of computing it (fresh workload)."""
-    from capacity.analytic import bucket, clumped, window
+    from capacity.analytic import bucket, clumped, fleet, window
     from capacity.analytic import model as amodel
     from capacity.analytic.model import analyze
     from capacity.model import workload as wlmod
@@ -370,6 +370,7 @@ def analytic(profile: Profile, repeat: int = 5) -> tuple[Any, float]:
         amodel._DEEP_KINDS.clear()
         bucket._DEEP_GRIDS.clear()
         bucket._CHAIN_GRIDS.clear()
+        fleet._BUCKET_RATES.clear()
         t0 = time.process_time()
         res = analyze(profile)
         times.append(time.process_time() - t0)

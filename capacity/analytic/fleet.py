@@ -915,15 +915,18 @@ def _bucket_chain(lam: float, batch: NDArray[np.float64], refill: float, depth: 
     w = batch[ks] / float(batch[ks].sum())
     T = np.zeros((top + 1, top + 1))
     spilled = np.zeros(top + 1)                   # calls a launch turns away, by level
+    # The level at the next launch, x_start + refill·gap, to its nearest grid point: up
+    # d = j − start steps with these chances (d from −top to top), the matrix gathered
+    # from them for each launch size.
+    d = np.arange(-top, top + 1).astype(np.float64)
+    up = np.where(d >= 1, q ** np.maximum(d - 0.5, 0.0) - q ** (d + 0.5), 0.0)
+    up = np.where(d == 0, 1.0 - math.sqrt(q), up)
     for k, pk in zip(ks, w, strict=True):
         a = np.minimum(k, np.floor(x + 1e-9)).astype(np.int64)
         start = j - a * m
         if counted:
             start = np.where(a < k, 0, start)
-        # The level at the next launch, x_start + refill·gap, to its nearest grid point.
-        d = (j[None, :] - start[:, None]).astype(np.float64)
-        grow = np.where(d >= 1, q ** np.maximum(d - 0.5, 0.0) - q ** (d + 0.5), 0.0)
-        grow = np.where(d == 0, 1.0 - math.sqrt(q), grow)
+        grow = up[j[None, :] - start[:, None] + top]
         grow[:, top] = np.where(start < top, q ** np.maximum(top - start - 0.5, 0.0), 1.0)
         T += pk * grow
         spilled += pk * (k - a)
@@ -938,6 +941,11 @@ def _bucket_chain(lam: float, batch: NDArray[np.float64], refill: float, depth: 
         return None
     pi /= float(pi.sum())
     return float(pi @ spilled) / float(np.dot(ks, w))
+
+
+# BucketSpill.rates by (launch law, refill, depth, counted): a few at a time.
+_BUCKET_RATES: dict[tuple[object, ...], tuple[NDArray[np.float64], NDArray[np.float64]]
+                    | None] = {}
 
 
 class _MemoStats:
@@ -1010,18 +1018,32 @@ class BucketSpill(_MemoStats):
         None when the depth is too large for it)."""
         if self._rates is None:
             b = self.bucket
-            mean_k = float(np.dot(np.arange(b.severity.size), b.severity))
-            grid = b.refill / max(mean_k, 1e-300) * np.geomspace(1e-2, 32.0, 28)
-            adm = []
-            for x in grid:
-                got = requests_bucket_spill(float(x), b.severity, b.refill, b.depth,
-                                            self.counted)
-                if got is None:
-                    self.requests = False
-                    return None
-                adm.append(x * mean_k * (1.0 - got))
-            self._rates = (grid, np.asarray(adm))
+            # The same launch law at the same bucket (the think-time sweep's and the
+            # population mixes' fleets): the same grid, made once (_BUCKET_RATES).
+            key = (b.severity.tobytes(), b.refill, b.depth, self.counted)
+            if key not in _BUCKET_RATES:
+                if len(_BUCKET_RATES) >= 16:
+                    _BUCKET_RATES.pop(next(iter(_BUCKET_RATES)))
+                _BUCKET_RATES[key] = self._rates_uncached()
+            got = _BUCKET_RATES[key]
+            if got is None:
+                self.requests = False
+                return None
+            self._rates = got
         return self._rates
+
+    def _rates_uncached(self) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+        b = self.bucket
+        mean_k = float(np.dot(np.arange(b.severity.size), b.severity))
+        grid = b.refill / max(mean_k, 1e-300) * np.geomspace(1e-2, 32.0, 28)
+        adm = []
+        for x in grid:
+            got = requests_bucket_spill(float(x), b.severity, b.refill, b.depth,
+                                        self.counted)
+            if got is None:
+                return None
+            adm.append(x * mean_k * (1.0 - got))
+        return grid, np.asarray(adm)
 
     def admitted_rate(self, lam: float) -> float:
         """Calls per second the requests bucket admits when launches come at ``lam`` per
