@@ -1422,7 +1422,7 @@ static PyObject *pgf_horner(PyObject *self, PyObject *args) {
 
 /* c (r×m) += a (r×n) · b (n×m), row-major; the product of each pair summed in k order
  * into a zeroed row, then added (numpy's `c + a @ b`: the product, then the sum). */
-static void mat_addmul(double *c, const double *a, const double *b, npy_intp r, npy_intp n,
+static inline __attribute__((always_inline)) void mat_addmul(double *c, const double *a, const double *b, npy_intp r, npy_intp n,
                        npy_intp m, double *row) {
     for (npy_intp i = 0; i < r; i++) {
         for (npy_intp j = 0; j < m; j++) row[j] = 0.0;
@@ -1437,7 +1437,7 @@ static void mat_addmul(double *c, const double *a, const double *b, npy_intp r, 
 }
 
 /* x (m) = v (n) · b (n×m). */
-static void vec_mul(double *x, const double *v, const double *b, npy_intp n, npy_intp m) {
+static inline __attribute__((always_inline)) void vec_mul(double *x, const double *v, const double *b, npy_intp n, npy_intp m) {
     for (npy_intp j = 0; j < m; j++) x[j] = 0.0;
     for (npy_intp k = 0; k < n; k++) {
         double y = v[k];
@@ -1449,7 +1449,7 @@ static void vec_mul(double *x, const double *v, const double *b, npy_intp n, npy
 
 /* LU with partial pivoting of the n×n a (in place, as LAPACK's getrf picks pivots: the
  * largest magnitude in the column, the first of equals); 0 when a pivot is exactly 0. */
-static int lu(double *a, npy_intp n, npy_intp *piv) {
+static inline __attribute__((always_inline)) int lu(double *a, npy_intp n, npy_intp *piv) {
     for (npy_intp k = 0; k < n; k++) {
         npy_intp p = k;
         double best = fabs(a[k * n + k]);
@@ -1476,7 +1476,7 @@ static int lu(double *a, npy_intp n, npy_intp *piv) {
 }
 
 /* Solve (LU) x = b in place for one right-hand side b (n). */
-static void lu_solve(const double *a, const npy_intp *piv, npy_intp n, double *b) {
+static inline __attribute__((always_inline)) void lu_solve(const double *a, const npy_intp *piv, npy_intp n, double *b) {
     for (npy_intp k = 0; k < n; k++) {
         if (piv[k] != k) { double t = b[k]; b[k] = b[piv[k]]; b[piv[k]] = t; }
     }
@@ -1493,7 +1493,7 @@ static void lu_solve(const double *a, const npy_intp *piv, npy_intp n, double *b
 }
 
 /* inv (n×n) = (I − t)⁻¹; 0 when singular. work: n² + n doubles, piv: n. */
-static int inv_eye_minus(const double *t, npy_intp n, double *inv, double *work,
+static inline __attribute__((always_inline)) int inv_eye_minus(const double *t, npy_intp n, double *inv, double *work,
                          npy_intp *piv) {
     double *a = work, *col = work + n * n;
     for (npy_intp i = 0; i < n * n; i++) a[i] = -t[i];
@@ -1510,7 +1510,7 @@ static int inv_eye_minus(const double *t, npy_intp n, double *inv, double *work,
 /* bucket._stationary of the row-stochastic t (n×n): the dense solve (the balance
  * equations with the last replaced by the total) up to 96 states when it gives no
  * negative mass beyond -1e-9, else the GTH elimination. work: 2n² + n doubles. */
-static void stationary(const double *t, npy_intp n, double *pi, double *work, npy_intp *piv) {
+static inline __attribute__((always_inline)) void stationary(const double *t, npy_intp n, double *pi, double *work, npy_intp *piv) {
     double *a = work, *p = work + n * n;
     if (n <= 96) {
         for (npy_intp i = 0; i < n; i++)
@@ -1568,59 +1568,23 @@ static double *f64_arr(PyObject *o, int nd, const npy_intp *dims, const char *na
     return (double *)PyArray_DATA(a);
 }
 
-/* pending_chain(t00, t0, blk, last, back, stay) -> pis (J + 1, max(n0, nc)) or None
- *
- * bucket.BucketChain._pending's chain of (pending j = 0..J, level): the blocks as the
- * Python code builds them — t00 (n0×n0) T[0,0]; t0 (u, n0, nc) T[0,k], k = 1..u; blk
- * (u + 1, J, nc, nc) the fresh launches' blocks by refused calls k from j = 1..J (into
- * T[j, min(j + k, J)], added in k order); last (nc, n0) T[1,0]; back (J, nc, nc) T[j, j−1]
- * at j − 1 (j ≥ 2); stay (J, nc, nc) added to T[j,j] — censored from j = J down, then
- * the stationary law of T[0,0]'s chain and the pending counts' laws up (unnormalised; row
- * j's first n0 or nc entries). None: a block I − T[j,j] is singular (the numpy code's
- * LinAlgError). */
-static PyObject *pending_chain(PyObject *self, PyObject *args) {
-    PyObject *o00, *o0, *ob, *ol, *oba, *ost;
-    if (!PyArg_ParseTuple(args, "OOOOOO", &o00, &o0, &ob, &ol, &oba, &ost)) return NULL;
-    if (!PyArray_Check(o00) || PyArray_NDIM((PyArrayObject *)o00) != 2 ||
-        !PyArray_Check(ob) || PyArray_NDIM((PyArrayObject *)ob) != 4) {
-        PyErr_SetString(PyExc_ValueError, "t00 must be 2-d and blk 4-d");
-        return NULL;
-    }
-    npy_intp n0 = PyArray_DIM((PyArrayObject *)o00, 0);
-    npy_intp u = PyArray_DIM((PyArrayObject *)ob, 0) - 1;
-    npy_intp J = PyArray_DIM((PyArrayObject *)ob, 1);
-    npy_intp nc = PyArray_DIM((PyArrayObject *)ob, 2);
-    if (u < 0 || u > J || J < 1 || nc < 1 || nc > n0) {
-        PyErr_SetString(PyExc_ValueError, "pending_chain: shapes out of range");
-        return NULL;
-    }
-    npy_intp d00[2] = {n0, n0}, d0[3] = {u, n0, nc}, db[4] = {u + 1, J, nc, nc};
-    npy_intp dl[2] = {nc, n0}, dj[3] = {J, nc, nc};
-    const double *t00 = f64_arr(o00, 2, d00, "t00");
-    const double *t0 = t00 ? f64_arr(o0, 3, d0, "t0") : NULL;
-    const double *blk = t0 ? f64_arr(ob, 4, db, "blk") : NULL;
-    const double *last = blk ? f64_arr(ol, 2, dl, "last") : NULL;
-    const double *back = last ? f64_arr(oba, 3, dj, "back") : NULL;
-    const double *stay = back ? f64_arr(ost, 3, dj, "stay") : NULL;
-    if (!stay) return NULL;
-    npy_intp b2 = nc * nc, w = n0;
-    npy_intp dims[2] = {J + 1, w};
-    PyArrayObject *out = (PyArrayObject *)PyArray_ZEROS(2, dims, NPY_FLOAT64, 0);
-    if (!out) return NULL;
-    double *pis = (double *)PyArray_DATA(out);
-    /* T00 | T0[1..u] | T10 | U[j][k] (j = 1..J, k = 0..u) | D[j] (j = 2..J) | inv[j] |
-       down | scratch */
-    npy_intp size = n0 * n0 + u * n0 * nc + nc * n0 + J * (u + 1) * b2 + J * b2 + J * b2
-                    + nc * n0 + n0 * n0 + 2 * n0 * n0 + n0;
-    double *mem = (double *)calloc((size_t)size, sizeof(double));
-    npy_intp *piv = (npy_intp *)malloc(sizeof(npy_intp) * (size_t)n0);
-    char *init = (char *)calloc((size_t)(J * (u + 1)), 1);
-    if (!mem || !piv || !init) {
-        free(mem); free(piv); free(init); Py_DECREF(out);
-        return PyErr_NoMemory();
-    }
+/* The pending chain's work (see pending_chain), on its inputs and scratch. */
+struct pending {
+    const double *t00, *t0, *blk, *last, *back, *stay;
+    npy_intp n0, nc, u, J, w;
+    double *mem, *pis;
+    npy_intp *piv;
+    char *init;
+};
+
+static inline __attribute__((always_inline)) int pending_core(struct pending *pd) {
+    const double *t00 = pd->t00, *t0 = pd->t0, *blk = pd->blk, *last = pd->last;
+    const double *back = pd->back, *stay = pd->stay;
+    npy_intp n0 = pd->n0, nc = pd->nc, u = pd->u, J = pd->J, w = pd->w, b2 = nc * nc;
+    double *mem = pd->mem, *pis = pd->pis;
+    npy_intp *piv = pd->piv;
+    char *init = pd->init;
     int ok = 1;
-    Py_BEGIN_ALLOW_THREADS
     double *T00 = mem, *T0 = T00 + n0 * n0, *T10 = T0 + u * n0 * nc, *U = T10 + nc * n0;
     double *D = U + J * (u + 1) * b2, *INV = D + J * b2, *down = INV + J * b2;
     double *C = down + nc * n0, *work = C + n0 * n0;  /* work: 2n0² + n0 */
@@ -1686,6 +1650,78 @@ static PyObject *pending_chain(PyObject *self, PyObject *args) {
 #undef UB
 #undef DB
 #undef T0B
+    return ok;
+}
+
+static int pending_plain(struct pending *pd) { return pending_core(pd); }
+
+#if defined(__GNUC__) && defined(__x86_64__)
+/* The same in AVX2's 4-wide registers (no FMA: each product and sum rounds as the plain
+ * build's). */
+__attribute__((target("avx2")))
+static int pending_avx2(struct pending *pd) { return pending_core(pd); }
+#endif
+
+/* pending_chain(t00, t0, blk, last, back, stay) -> pis (J + 1, max(n0, nc)) or None
+ *
+ * bucket.BucketChain._pending's chain of (pending j = 0..J, level): the blocks as the
+ * Python code builds them — t00 (n0×n0) T[0,0]; t0 (u, n0, nc) T[0,k], k = 1..u; blk
+ * (u + 1, J, nc, nc) the fresh launches' blocks by refused calls k from j = 1..J (into
+ * T[j, min(j + k, J)], added in k order); last (nc, n0) T[1,0]; back (J, nc, nc) T[j, j−1]
+ * at j − 1 (j ≥ 2); stay (J, nc, nc) added to T[j,j] — censored from j = J down, then
+ * the stationary law of T[0,0]'s chain and the pending counts' laws up (unnormalised; row
+ * j's first n0 or nc entries). None: a block I − T[j,j] is singular (the numpy code's
+ * LinAlgError). */
+static PyObject *pending_chain(PyObject *self, PyObject *args) {
+    PyObject *o00, *o0, *ob, *ol, *oba, *ost;
+    if (!PyArg_ParseTuple(args, "OOOOOO", &o00, &o0, &ob, &ol, &oba, &ost)) return NULL;
+    if (!PyArray_Check(o00) || PyArray_NDIM((PyArrayObject *)o00) != 2 ||
+        !PyArray_Check(ob) || PyArray_NDIM((PyArrayObject *)ob) != 4) {
+        PyErr_SetString(PyExc_ValueError, "t00 must be 2-d and blk 4-d");
+        return NULL;
+    }
+    npy_intp n0 = PyArray_DIM((PyArrayObject *)o00, 0);
+    npy_intp u = PyArray_DIM((PyArrayObject *)ob, 0) - 1;
+    npy_intp J = PyArray_DIM((PyArrayObject *)ob, 1);
+    npy_intp nc = PyArray_DIM((PyArrayObject *)ob, 2);
+    if (u < 0 || u > J || J < 1 || nc < 1 || nc > n0) {
+        PyErr_SetString(PyExc_ValueError, "pending_chain: shapes out of range");
+        return NULL;
+    }
+    npy_intp d00[2] = {n0, n0}, d0[3] = {u, n0, nc}, db[4] = {u + 1, J, nc, nc};
+    npy_intp dl[2] = {nc, n0}, dj[3] = {J, nc, nc};
+    const double *t00 = f64_arr(o00, 2, d00, "t00");
+    const double *t0 = t00 ? f64_arr(o0, 3, d0, "t0") : NULL;
+    const double *blk = t0 ? f64_arr(ob, 4, db, "blk") : NULL;
+    const double *last = blk ? f64_arr(ol, 2, dl, "last") : NULL;
+    const double *back = last ? f64_arr(oba, 3, dj, "back") : NULL;
+    const double *stay = back ? f64_arr(ost, 3, dj, "stay") : NULL;
+    if (!stay) return NULL;
+    npy_intp b2 = nc * nc, w = n0;
+    npy_intp dims[2] = {J + 1, w};
+    PyArrayObject *out = (PyArrayObject *)PyArray_ZEROS(2, dims, NPY_FLOAT64, 0);
+    if (!out) return NULL;
+    double *pis = (double *)PyArray_DATA(out);
+    /* T00 | T0[1..u] | T10 | U[j][k] (j = 1..J, k = 0..u) | D[j] (j = 2..J) | inv[j] |
+       down | scratch */
+    npy_intp size = n0 * n0 + u * n0 * nc + nc * n0 + J * (u + 1) * b2 + J * b2 + J * b2
+                    + nc * n0 + n0 * n0 + 2 * n0 * n0 + n0;
+    double *mem = (double *)calloc((size_t)size, sizeof(double));
+    npy_intp *piv = (npy_intp *)malloc(sizeof(npy_intp) * (size_t)n0);
+    char *init = (char *)calloc((size_t)(J * (u + 1)), 1);
+    if (!mem || !piv || !init) {
+        free(mem); free(piv); free(init); Py_DECREF(out);
+        return PyErr_NoMemory();
+    }
+    int ok;
+    struct pending pd = {t00, t0, blk, last, back, stay, n0, nc, u, J, w, mem, pis, piv, init};
+    Py_BEGIN_ALLOW_THREADS
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (__builtin_cpu_supports("avx2"))
+        ok = pending_avx2(&pd);
+    else
+#endif
+        ok = pending_plain(&pd);
     Py_END_ALLOW_THREADS
     free(mem); free(piv); free(init);
     if (!ok) { Py_DECREF(out); Py_RETURN_NONE; }

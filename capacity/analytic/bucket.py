@@ -797,7 +797,8 @@ class BucketChain:
         nu = 1.0 / max(delay, 1e-9)
         refused_by = R.sum(axis=1)
         j_all = np.arange(J + 1, dtype=np.float64)
-        fresh = lam * np.clip(1.0 - j_all / sessions, 0.05, 1.0)  # launches per second
+        # Launches per second (np.clip's arithmetic without its Python wrapper).
+        fresh = lam * np.minimum(np.maximum(1.0 - j_all / sessions, 0.05), 1.0)
         rates = fresh + j_all * nu                              # events per second, by j
         pf = fresh / rates                                      # the event is fresh
         Gs = _refills_c(rates[1:], self.refill, parts.delta, nc - 1)
@@ -819,10 +820,13 @@ class BucketChain:
                              pf[1:, None, None] * np.eye(u + 1)[None]))
         wb = 1.0 - pf[1:]                                   # the event is a retry
         ws = wb * (1.0 - fail)                              # … refused and not its last
-        refused_j = np.broadcast_to(refused_by[:nc], (J, nc))
+        refused_j: NDArray[np.float64] | None = None     # by j (None: refused_by's)
         if told is None:
-            back = wb[:, None, None] * (Gs @ (F[:nc, :nc] + fail * R[:nc, :nc]))
-            stay = ws[:, None, None] * (Gs @ R[:nc, :nc])
+            moved = F[:nc, :nc] + fail * R[:nc, :nc]
+            zero = np.zeros(J)
+            back, stay = _refilled(rates[1:], self.refill, parts.delta, [moved, R[:nc, :nc]],
+                                   np.stack([np.stack([wb, zero]),
+                                             np.stack([zero, ws])]).transpose(2, 0, 1))
             last = wb[0] * (Gs[0] @ (F[:nc] + fail * R[:nc]))   # onto the full depth
         else:
             # Alone, it is admitted with chance a, taking a unit (level ℓ → max(ℓ − unit,
@@ -879,7 +883,8 @@ class BucketChain:
             out[5:] = rho0 * lr[:n0]
             out[5: 5 + nc] += pf[1:] @ rho * lr[:nc]
         out[2] = float(np.dot(1.0 - pf[1:], at))
-        out[3] = float(np.dot(1.0 - pf[1:], np.einsum("jl,jl->j", rho, refused_j)))
+        out[3] = float(np.dot(1.0 - pf[1:], rho @ refused_by[:nc] if refused_j is None
+                              else np.einsum("jl,jl->j", rho, refused_j)))
         out[4] = fail * out[3]
         return out
 
