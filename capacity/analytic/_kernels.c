@@ -81,6 +81,21 @@ static double pairwise(const double *a, npy_intp n) {
 
 static double total(const double *a, npy_intp n) { return 0.0 + pairwise(a, n); }
 
+/* name_plain and, on x86-64 with GCC or Clang, name_avx2: core (an always-inline
+ * int core(T *)) built twice, the second in AVX2's 4-wide registers (no FMA: each product
+ * and sum rounds as the plain build's, element by element); BEST_BUILD(name, p) calls
+ * the one this CPU runs. */
+#if defined(__GNUC__) && defined(__x86_64__)
+#define TWO_BUILDS(name, T, core) \
+    static int name##_plain(T *p) { return core(p); } \
+    __attribute__((target("avx2"))) static int name##_avx2(T *p) { return core(p); }
+#define BEST_BUILD(name, p) \
+    (__builtin_cpu_supports("avx2") ? name##_avx2(p) : name##_plain(p))
+#else
+#define TWO_BUILDS(name, T, core) static int name##_plain(T *p) { return core(p); }
+#define BEST_BUILD(name, p) name##_plain(p)
+#endif
+
 /* carry_loop(y, q, retries, windows, rtol, conv) -> (y, mean, dropped, settled)
  *
  * y: the starting law (float64, length L, C-contiguous; not modified);
@@ -672,14 +687,7 @@ static inline __attribute__((always_inline)) int walk_core(struct walk *wk) {
     return ended;
 }
 
-static int walk_plain(struct walk *wk) { return walk_core(wk); }
-
-#if defined(__GNUC__) && defined(__x86_64__)
-/* The same steps in AVX2's 4-wide registers (no FMA: the products and sums round as the
- * plain build's, element by element). */
-__attribute__((target("avx2")))
-static int walk_avx2(struct walk *wk) { return walk_core(wk); }
-#endif
+TWO_BUILDS(walk, struct walk, walk_core)
 
 /* storm_walk(x, steps_k, stay, gone, units_dt, keep, inv_gone, cum, q, per_w, below,
  * rejected, alive_min) -> (x, alive, rejected, below, ended): window._storm_walk_numpy's
@@ -745,12 +753,7 @@ static PyObject *storm_walk(PyObject *self, PyObject *args) {
                       alive_min};
     int ended;
     Py_BEGIN_ALLOW_THREADS
-#if defined(__GNUC__) && defined(__x86_64__)
-    if (__builtin_cpu_supports("avx2"))
-        ended = walk_avx2(&wk);
-    else
-#endif
-        ended = walk_plain(&wk);
+    ended = BEST_BUILD(walk, &wk);
     Py_END_ALLOW_THREADS
     res = Py_BuildValue("NNddO", (PyObject *)x_a, (PyObject *)alive_a, wk.rejected, wk.below,
                         ended ? Py_True : Py_False);
@@ -1653,14 +1656,7 @@ static inline __attribute__((always_inline)) int pending_core(struct pending *pd
     return ok;
 }
 
-static int pending_plain(struct pending *pd) { return pending_core(pd); }
-
-#if defined(__GNUC__) && defined(__x86_64__)
-/* The same in AVX2's 4-wide registers (no FMA: each product and sum rounds as the plain
- * build's). */
-__attribute__((target("avx2")))
-static int pending_avx2(struct pending *pd) { return pending_core(pd); }
-#endif
+TWO_BUILDS(pending, struct pending, pending_core)
 
 /* pending_chain(t00, t0, blk, last, back, stay) -> pis (J + 1, max(n0, nc)) or None
  *
@@ -1716,12 +1712,7 @@ static PyObject *pending_chain(PyObject *self, PyObject *args) {
     int ok;
     struct pending pd = {t00, t0, blk, last, back, stay, n0, nc, u, J, w, mem, pis, piv, init};
     Py_BEGIN_ALLOW_THREADS
-#if defined(__GNUC__) && defined(__x86_64__)
-    if (__builtin_cpu_supports("avx2"))
-        ok = pending_avx2(&pd);
-    else
-#endif
-        ok = pending_plain(&pd);
+    ok = BEST_BUILD(pending, &pd);
     Py_END_ALLOW_THREADS
     free(mem); free(piv); free(init);
     if (!ok) { Py_DECREF(out); Py_RETURN_NONE; }
