@@ -78,6 +78,7 @@
 #include <stdlib.h>
 #include <string.h>
 #if defined(__linux__)
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #endif
@@ -265,26 +266,78 @@ static void *big_alloc(size_t bytes, int zero) {
 #endif
 }
 
+/* Regions of 4 MB or more are kept when released, for the next replication in this
+ * process to take (map_reserve): this VM hands memory freed to the kernel back to its host
+ * (free page reporting), so a 10^6-session replication otherwise faults its ~0.3-0.5 GB
+ * in afresh, each page cleared by the kernel (7-30 ns of system CPU per attempt). Their
+ * lengths are rounded up to a power of two (address space only: pages are committed as
+ * touched), so a replication of a similar size takes them too. At most MAP_KEEP regions
+ * are kept, the oldest unmapped first; trim() unmaps them all. */
+#define MAP_KEEP 16
+#ifndef MAP_KEEP_MIN
+#define MAP_KEEP_MIN ((size_t)4 << 20) /* (smaller in tests: every size then takes them) */
+#endif
+#if defined(__linux__) && defined(MAP_NORESERVE)
+static struct {
+    char *p;
+    size_t len;
+} g_kept[MAP_KEEP];
+static int g_n_kept = 0;
+static pthread_mutex_t g_kept_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static size_t map_len(size_t bytes) {
+    if (bytes < MAP_KEEP_MIN) return bytes;
+    size_t len = MAP_KEEP_MIN;
+    while (len < bytes) len *= 2;
+    return len;
+}
+
+/* A kept region of exactly len bytes (NULL: none), taken out of the cache. */
+static char *map_take(size_t len) {
+    char *p = NULL;
+    pthread_mutex_lock(&g_kept_mu);
+    for (int i = g_n_kept - 1; i >= 0; i--) /* the latest first: its pages are warmest */
+        if (g_kept[i].len == len) {
+            p = g_kept[i].p;
+            memmove(g_kept + i, g_kept + i + 1, sizeof(g_kept[0]) * (size_t)(g_n_kept - 1 - i));
+            g_n_kept--;
+            break;
+        }
+    pthread_mutex_unlock(&g_kept_mu);
+#ifdef MAP_POISON /* tests: what the last user left must not matter */
+    if (p) memset(p, 0xA5, len);
+#endif
+    return p;
+}
+#endif
+
 /* Address space for n bytes of node blocks, reserved at once and committed as pages are
  * first touched (Linux), so the block pool grows without moving: growing by realloc
  * copied up to 0.5 GB at 10^6 sessions. From 4 MB up it starts on a 2 MB boundary and is
- * asked for transparent huge pages (a huge page covers only a whole aligned 2 MB). NULL
- * where not available (then realloc). */
-static void *map_reserve(size_t bytes) {
+ * asked for transparent huge pages (a huge page covers only a whole aligned 2 MB), and
+ * may be a kept region (see MAP_KEEP): its contents are then what the last user left, so
+ * nothing may read what it did not write. *fresh (if given) is set when the region is new
+ * (zero-filled). NULL where not available (then realloc). */
+static void *map_reserve_f(size_t bytes, int *fresh) {
 #if defined(__linux__) && defined(MAP_NORESERVE)
     const size_t huge = (size_t)2 << 20;
     const int big = bytes >= 2 * huge;
+    const int keep = bytes >= MAP_KEEP_MIN;
+    bytes = map_len(bytes);
+    if (fresh) *fresh = 0;
+    if (keep) {
+        char *k = map_take(bytes);
+        if (k) return k;
+    }
+    if (fresh) *fresh = 1;
     size_t len = big ? bytes + huge : bytes; /* room to start on a boundary */
     char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                    -1, 0);
     if (p == MAP_FAILED) return NULL;
     if (big) { /* keep [a, a + bytes), a the first boundary; unmap the rest */
         char *a = (char *)(((uintptr_t)p + huge - 1) & ~(uintptr_t)(huge - 1));
-        long pg = sysconf(_SC_PAGESIZE);
-        uintptr_t pm = (uintptr_t)(pg > 0 ? pg : 4096) - 1;
-        char *e = (char *)(((uintptr_t)a + bytes + pm) & ~pm); /* its last page's end */
         if (a > p) munmap(p, (size_t)(a - p));
-        if (p + len > e) munmap(e, (size_t)(p + len - e));
+        if (p + len > a + bytes) munmap(a + bytes, (size_t)(p + len - (a + bytes)));
         p = a;
 #if defined(MADV_HUGEPAGE)
         (void)madvise(p, bytes, MADV_HUGEPAGE);
@@ -293,16 +346,47 @@ static void *map_reserve(size_t bytes) {
     return p;
 #else
     (void)bytes;
+    (void)fresh;
     return NULL;
 #endif
 }
+static void *map_reserve(size_t bytes) { return map_reserve_f(bytes, NULL); }
 
+/* Give back what map_reserve(bytes) returned: kept (see MAP_KEEP) from 4 MB up. */
 static void map_release(void *p, size_t bytes) {
 #if defined(__linux__) && defined(MAP_NORESERVE)
-    if (p) munmap(p, bytes);
+    if (!p) return;
+    size_t len = map_len(bytes);
+    if (bytes >= MAP_KEEP_MIN) {
+        char *old = NULL;
+        size_t old_len = 0;
+        pthread_mutex_lock(&g_kept_mu);
+        if (g_n_kept == MAP_KEEP) { /* the oldest goes */
+            old = g_kept[0].p;
+            old_len = g_kept[0].len;
+            memmove(g_kept, g_kept + 1, sizeof(g_kept[0]) * (MAP_KEEP - 1));
+            g_n_kept--;
+        }
+        g_kept[g_n_kept].p = p;
+        g_kept[g_n_kept++].len = len;
+        pthread_mutex_unlock(&g_kept_mu);
+        if (old) munmap(old, old_len);
+        return;
+    }
+    munmap(p, len);
 #else
     (void)p;
     (void)bytes;
+#endif
+}
+
+/* Unmap every kept region (see MAP_KEEP). */
+static void map_trim(void) {
+#if defined(__linux__) && defined(MAP_NORESERVE)
+    pthread_mutex_lock(&g_kept_mu);
+    for (int i = 0; i < g_n_kept; i++) munmap(g_kept[i].p, g_kept[i].len);
+    g_n_kept = 0;
+    pthread_mutex_unlock(&g_kept_mu);
 #endif
 }
 
@@ -1758,7 +1842,26 @@ typedef struct {
     int32_t *latp; /* populations: each latency's population (NULL without) */
     int64_t n_lat, lat_cap;
     int64_t map_nodes; /* nodes of reserved address space in the pool (0: realloc'd) */
+    size_t s_map;      /* bytes of the sessions' region when map_reserve'd (0: big_alloc) */
 } Run;
+
+/* n session records, zeroed: from 4 MB up a region kept across replications (see
+ * MAP_KEEP). Out of line, as sessions_free: the loop's function stays as it was. */
+static __attribute__((noinline)) Session *sessions_alloc(Run *R, int64_t n) {
+    size_t sb = sizeof(Session) * (size_t)n;
+    int fresh = 0;
+    Session *s = sb >= MAP_KEEP_MIN ? map_reserve_f(sb, &fresh) : NULL;
+    if (!s) return big_alloc(sb, 1);
+    R->s_map = sb;
+    if (!fresh) memset(s, 0, sb);
+    return s;
+}
+
+static __attribute__((noinline)) void sessions_free(Run *R) {
+    if (R->s_map) map_release(R->s, R->s_map);
+    else free(R->s);
+    R->s = NULL;
+}
 
 static void pool_arrays(Run *R, void ***a) {
     a[0] = (void **)&R->nodes;
@@ -2410,7 +2513,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
     int8_t *rej = calloc((size_t)L + 1, 1);
     double *last_exc = malloc(sizeof(double) * ((size_t)L + 1));
     /* one more: in the fast loop's queue, the record due at -inf (see EVP) */
-    R->s = big_alloc(sizeof(Session) * (size_t)(N + 1), 1);
+    R->s = sessions_alloc(R, N + 1);
     abits = calloc((size_t)(N + 63) / 64 + 1, sizeof(uint64_t));
     R->now_cap = M + 16;
     R->now = malloc(sizeof(int32_t) * (size_t)R->now_cap);
@@ -3180,7 +3283,7 @@ done:
     free(last_exc);
     lim_free(&lim);
     q_free(&R->Q);
-    free(R->s);
+    sessions_free(R);
     pool_free(R);
     free(R->free_blk);
     free(R->free_tag);
@@ -3731,6 +3834,13 @@ static PyObject *py_stop(PyObject *self, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+static PyObject *py_trim(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    map_trim();
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"stop", py_stop, METH_O,
      "stop(flag)\n--\n\nTrue: every running replication stops within ~4,096 events and "
@@ -3748,6 +3858,9 @@ static PyMethodDef methods[] = {
     {"run_attempts", py_run_attempts, METH_VARARGS,
      "run_attempts(P, times, units)\n--\n\n"
      "A fresh limiter fed an arrival sequence: (admitted, retry_after_s, rejected_by)."},
+    {"trim", py_trim, METH_NOARGS,
+     "trim()\n--\n\nUnmap the big regions kept from finished replications for the next "
+     "ones (sessions, node pool, epoch buffers: from 4 MB each, at most 16)."},
     {"layout", py_layout, METH_NOARGS,
      "layout()\n--\n\nThe layout constants compiled into this module."},
     {NULL, NULL, 0, NULL}};
