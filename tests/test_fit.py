@@ -160,11 +160,13 @@ def test_spans_without_needed_attributes_are_counted_and_named(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("value", [{"intValue": "12"}, {"intValue": 12},
-                                   {"stringValue": "12"}, {"doubleValue": 12.0}])
+                                   {"stringValue": "12"}, {"doubleValue": 12.0},
+                                   {"intValue": "1.2e1"}, {"intValue": 1.2e1}])
 def test_a_token_count_in_any_otlp_encoding_of_a_whole_number_is_read(
         tmp_path: Path, value: dict) -> None:
     # OTLP/JSON writes an int64 as a decimal string ("intValue": "12"); some tools write
-    # the number itself, a double or a string attribute.
+    # the number itself, a double or a string attribute; protobuf's JSON mapping accepts
+    # exponent notation, quoted or not.
     span = _span("ab" * 16, "s0", 1000.0, 1.0, GENAI)
     span["attributes"][2]["value"] = value
     assert span["attributes"][2]["key"] == "gen_ai.usage.input_tokens"
@@ -176,7 +178,7 @@ def test_a_token_count_in_any_otlp_encoding_of_a_whole_number_is_read(
     ({"stringValue": "twelve"}, '"twelve"'), ({"intValue": "12.5"}, '{"intValue": "12.5"}'),
     ({"stringValue": "12.7"}, '"12.7"'), ({"doubleValue": 12.7}, "12.7"),
     ({"intValue": "-5"}, "-5"), ({"boolValue": True}, "true"), ({"stringValue": ""}, '""'),
-    ({"intValue": "1e3"}, '{"intValue": "1e3"}'),
+    ({"intValue": "1.5e0"}, '{"intValue": "1.5e0"}'), ({"intValue": 12.7}, '{"intValue": 12.7}'),
 ])
 def test_a_token_count_that_is_not_a_whole_number_names_span_and_attribute(
         tmp_path: Path, value: dict, got: str) -> None:

@@ -136,6 +136,22 @@ def test_compare_of_two_whole_profiles_says_what_to_pass(other: str) -> None:
         "profile"], r.stderr
 
 
+def test_compare_of_a_changed_copy_of_the_baseline(tmp_path: Path) -> None:
+    """A copy of the baseline with one value changed is a whole profile too, but merged
+    over the baseline it is itself (nothing mixes): compared, not refused."""
+    from capacity.profile.shipped import resolve
+
+    text = resolve("web-research").read_text()
+    assert "max_429_fraction: 0.01" in text
+    copy = tmp_path / "looser.yaml"
+    copy.write_text(text.replace("max_429_fraction: 0.01", "max_429_fraction: 0.05"))
+    res = _cli("compare", "web-research", str(copy), "--json")
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)["variants"]
+    assert [r["name"] for r in rows] == ["web-research", "looser"]
+    assert rows[1]["burst_ceiling"] > rows[0]["burst_ceiling"]
+
+
 def test_compare_bad_scenario(web_research: Path) -> None:
     """A malformed --scenario is a usage error (exit 2)."""
     from capacity.cli.app import app

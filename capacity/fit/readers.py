@@ -337,6 +337,26 @@ class _Malformed:
         return json.dumps(self.value)[:120]
 
 
+def _int64(raw: Any, v: dict[str, Any]) -> int | _Malformed:
+    """An OTLP intValue: a decimal string in OTLP JSON, a number from some exporters, in
+    exponent form ("1e3") as protobuf's JSON mapping allows; a fraction or a word is kept
+    malformed (``int(12.7)`` cut it to 12 without a word)."""
+    if isinstance(raw, bool):
+        return _Malformed(v)
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, str):
+        try:
+            return int(raw)  # exact beyond 2^53, where a float is not
+        except ValueError:
+            pass
+    try:
+        f = float(raw)
+    except (TypeError, ValueError, OverflowError):
+        return _Malformed(v)
+    return int(f) if math.isfinite(f) and f.is_integer() else _Malformed(v)
+
+
 def _any_value(v: Any) -> Any:
     """An OTLP AnyValue as a Python value (an int64 is a decimal string in OTLP JSON)."""
     if not isinstance(v, dict):
@@ -346,10 +366,7 @@ def _any_value(v: Any) -> Any:
             return v[k]
     for k in ("intValue", "int_value"):
         if k in v:
-            try:
-                return int(v[k])
-            except (TypeError, ValueError, OverflowError):
-                return _Malformed(v)
+            return _int64(v[k], v)
     for k in ("doubleValue", "double_value"):
         if k in v:
             try:

@@ -701,7 +701,7 @@ def load_profile(
         layer_loc = _Located()
         layer = _parse_yaml(read_profile_text(path, source), source, layer_loc)
         if names:
-            _refuse_whole_profile(layer, source, first)
+            _refuse_whole_profile(data, layer, source, first)
         else:
             first = source
         root = loc.where.get(())
@@ -731,14 +731,19 @@ def load_profile(
         raise
 
 
-def _refuse_whole_profile(layer: dict[str, Any], source: str, base: str) -> None:
-    """An overlay that is a whole profile on its own (it validates alone) is refused:
-    merged key by key over the base, their turns, models and quotas would mix — a second
-    profile given to ``compare`` failed on the mixed session ("give exactly one of
-    'think_time' ... or 'cadence'") or was silently compared as the mix."""
+def _refuse_whole_profile(data: dict[str, Any], layer: dict[str, Any], source: str,
+                          base: str) -> None:
+    """An overlay that is a whole profile on its own (it validates alone) and that the
+    merge would change is refused: merged key by key over the base, their turns, models
+    and quotas would mix — a second profile given to ``compare`` failed on the mixed
+    session ("give exactly one of 'think_time' ... or 'cadence'") or was silently compared
+    as the mix. A copy of the base with some values changed merges to itself: kept."""
     try:
         profile_from_dict({"name": "overlay", **layer})
     except ProfileError:
+        return
+    merged = _merge(copy.deepcopy(data), copy.deepcopy(layer), (), _Located(), _Located())
+    if merged == layer:
         return
     raise ProfileError(f"a whole profile, not an overlay of {base}: merged key by key the "
                        "two would mix; pass only what changes (an overlay, --set or "

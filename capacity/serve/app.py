@@ -67,6 +67,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import math
 import threading
@@ -898,7 +899,7 @@ def _bucket_deficit(body: Any, limiter: Limiter) -> dict[str, float]:
     d = body.get("bucket_deficit", {})
     if not isinstance(d, dict):
         raise bad("bucket_deficit", "expected an object of slot keys to units, got "
-                  f"{d!r}"[:200])
+                  + json.dumps(d)[:120])
     buckets = {s.key for s in limiter.slots if s.kind == "token_bucket"}
     out: dict[str, float] = {}
     for key, units in d.items():
@@ -908,7 +909,7 @@ def _bucket_deficit(body: Any, limiter: Limiter) -> dict[str, float]:
         if isinstance(units, bool) or not isinstance(units, int | float) or \
                 not math.isfinite(units) or units < 0:
             raise bad("bucket_deficit", f"{key}: expected a number of units ≥ 0, got "
-                      f"{units!r}"[:200])
+                      + json.dumps(units)[:120])
         out[key] = float(units)
     return out
 
@@ -918,10 +919,11 @@ def _clock_offset(body: dict[str, Any]) -> float:
     x = body.get("clock_offset_s", 0.0)
     if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x) \
             or x < 0:
-        raise bad("clock_offset_s", f"expected a number of seconds ≥ 0, got {x!r}"[:200])
+        raise bad("clock_offset_s", "expected a number of seconds ≥ 0, got "
+                  + json.dumps(x)[:120])
     if x > _MAX_CLOCK_OFFSET_S:
         raise bad("clock_offset_s", f"at most {_MAX_CLOCK_OFFSET_S:,.0f} seconds (a phase; "
-                  f"loadtest draws one within a day), got {x!r}"[:200])
+                  "loadtest draws one within a day), got " + json.dumps(x)[:120])
     return float(x)
 
 
