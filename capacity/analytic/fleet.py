@@ -2234,9 +2234,15 @@ class _Refusing:
     rate: Callable[[float], float]            # offered units/s at N
     units: NDArray[np.float64] | None         # charge a point (None: one a request)
     per_refused: float | None                 # units a refused call (None: from its law)
+    room: float = math.inf                    # most units one call can ever be admitted
+    # with (a bucket's depth, a window's allowance): larger charges are refused at any load
 
 
-Path = tuple[tuple[int, int], ...]   # the token refusals a law went through: (level, slot)
+# The token refusals a law went through: (level, slot, part), part 0 the calls that can fit
+# there turned away at its margin (:func:`refused_law`), 1 the calls that can never fit.
+Path = tuple[tuple[int, int, int], ...]
+# What a slot (or a level) turns away: (calls/s, the path of their law) per part.
+Parts = list[tuple[float, Path]]
 
 
 class SpillStream:
@@ -2248,8 +2254,12 @@ class SpillStream:
     calls a token slot turned away stay large past a request-only level, and a slot of
     another dimension that shares their tokens (ITPM before TPM) spills calls that are
     large in the next slot's tokens too; each receiving slot is charged the units its own
-    rule charges those calls. The level's count is its most refusing slot's (as many
-    calls as the arrivals bring at most); the law passed on is that slot's."""
+    rule charges those calls. A call charged more than a slot's ``room`` (a bucket's depth,
+    a window's allowance) is refused whatever the load (the limiter's retry-after is
+    infinite) and spills at once, as any 429 of a spilling deployment does: the slot turns
+    away all of those, at their own law, plus the fluid excess of the calls that can fit.
+    The level's count is its most refusing slot's (as many calls as the arrivals bring at
+    most); the laws passed on are that slot's."""
 
     def __init__(self, before: SpillStream | None, offered: Callable[[float], float],
                  points: CallPoints, slots: list[_Refusing]) -> None:
@@ -2259,17 +2269,25 @@ class SpillStream:
         self._laws: dict[Path, NDArray[np.float64]] = (
             before._laws if before else {(): points.p})
         self._means: dict[tuple[Path, int], float] = before._means if before else {}
-        self._last: tuple[float, tuple[float, Path,
-                                       list[tuple[float, float, Path]]]] | None = None
+        self._last: tuple[float, tuple[float, Parts,
+                                       list[tuple[float, float, Parts]]]] | None = None
 
     def _law(self, path: Path) -> NDArray[np.float64]:
         """The route's law after the token refusals ``path`` names, in turn."""
         got = self._laws.get(path)
         if got is None:
-            level, i = path[-1]
-            units = self.levels[level].slots[i].units
-            assert units is not None
-            got = self._laws[path] = refused_law(self._law(path[:-1]), units)
+            level, i, part = path[-1]
+            s = self.levels[level].slots[i]
+            assert s.units is not None
+            law = self._law(path[:-1])
+            never = s.units > s.room
+            if part:
+                w = np.where(never, law, 0.0)
+                got = w / float(w.sum())
+            else:
+                got = refused_law(np.where(never, 0.0, law) if never.any() else law,
+                                  s.units)
+            self._laws[path] = got
         return got
 
     def mean(self, path: Path, units: NDArray[np.float64]) -> float:
@@ -2280,61 +2298,120 @@ class SpillStream:
             got = self._means[key] = float(np.dot(self._law(path), units))
         return got
 
-    def at(self, n: float) -> tuple[float, Path, list[tuple[float, float, Path]]]:
-        """(calls/s turned away, the path of their law, per slot (calls/s it turns away,
-        units a refused call there, the path of their law)) at ``n`` sessions."""
+    def _never(self, path: Path, s: _Refusing) -> tuple[float, float]:
+        """(share of the calls of law ``path`` that never fit slot ``s``, their mean charge
+        there)."""
+        assert s.units is not None
+        never = s.units > s.room
+        if not never.any():
+            return 0.0, 0.0
+        law = self._law(path)
+        p = float(law[never].sum())
+        return p, (float(np.dot(law[never], s.units[never])) / p if p > 0 else 0.0)
+
+    def at(self, n: float) -> tuple[float, Parts, list[tuple[float, float, Parts]]]:
+        """(calls/s turned away, their parts, per slot (calls/s it turns away, units a
+        refused call of its fitting part there, its parts)) at ``n`` sessions."""
         if self._last is not None and self._last[0] == n:
             return self._last[1]
-        arriving, path_in = self.arriving(n)
+        arriving, parts_in = self.arriving(n)
         depth = len(self.levels) - 1
-        parts = []
-        worst, out_path = 0.0, path_in
+        slots = []
+        worst, out = 0.0, parts_in
         for i, s in enumerate(self.slots):
-            path = path_in if s.units is None else (*path_in, (depth, i))
-            u = (1.0 if s.units is None else s.per_refused if s.per_refused is not None
-                 else self.mean(path, s.units))
-            e = max(0.0, s.rate(n) - s.cap) / u if u > 0 else 0.0
-            parts.append((e, u, path))
+            if s.units is None:
+                e = max(0.0, s.rate(n) - s.cap)
+                got: Parts = [(c, path) for c, path in parts_in]
+                slots.append((e, 1.0, got))
+            else:
+                # Calls that can never fit leave whatever the load; the excess of the
+                # rest over the limit leaves at the margin's law.
+                gone: Parts = []
+                never_units = 0.0
+                for c, path in parts_in:
+                    p, b = self._never(path, s)
+                    if p > 0 and c > 0:
+                        gone.append((c * p, (*path, (depth, i, 1))))
+                        never_units += c * p * b
+                fit = (*parts_in[0][1], (depth, i, 0)) if len(parts_in) == 1 else None
+                if fit is None:   # mixed arrivals: the margin's law of their mixture
+                    fit = self._mix(parts_in, depth, i)
+                u = (s.per_refused if s.per_refused is not None and not gone
+                     else self.mean(fit, s.units))
+                ex = max(0.0, s.rate(n) - never_units - s.cap) / u if u > 0 else 0.0
+                got = [*gone, (ex, fit)] if ex > 0 else gone
+                e = math.fsum(c for c, _ in got)
+                slots.append((e, u, got))
             if e > worst:
-                worst, out_path = e, path
-        got = (min(arriving, worst), out_path, parts)
-        self._last = (n, got)
-        return got
+                worst, out = e, slots[-1][2]
+        got_calls = min(arriving, worst)
+        result = (got_calls, out if worst > 0 else parts_in, slots)
+        self._last = (n, result)
+        return result
 
-    def arriving(self, n: float) -> tuple[float, Path]:
-        """Calls/s of the route this level is offered at ``n`` sessions and their law."""
+    def _mix(self, parts: Parts, depth: int, i: int) -> Path:
+        """A path standing for the fitting calls' margin law at slot ``i`` when calls of
+        several laws arrive (weights as they arrive now): stored under a key of its own."""
+        tot = math.fsum(c for c, _ in parts)
+        law = sum((c / tot) * self._law(path) for c, path in parts) if tot > 0 \
+            else self._law(parts[0][1])
+        key: Path = ((-1, len(self._laws), 0), (depth, i, 0))
+        self._laws[key[:1]] = np.asarray(law, dtype=np.float64)
+        return key
+
+    def arriving(self, n: float) -> tuple[float, Parts]:
+        """Calls/s of the route this level is offered at ``n`` sessions and their parts."""
         if self.before is None:
-            return self.offered(n), ()
-        calls, path, _ = self.before.at(n)
-        return calls, path
+            return self.offered(n), [(self.offered(n), ())]
+        calls, parts, _ = self.before.at(n)
+        return calls, _spread(parts, calls)
 
     def calls(self, n: float) -> float:
         """Calls/s this level turns away at ``n`` sessions."""
         return self.at(n)[0]
+
+    def _brought(self, parts: Parts, units: NDArray[np.float64]) -> float:
+        """Units/s (``units`` a point) the calls of ``parts`` bring."""
+        return math.fsum(c * self.mean(path, units) for c, path in parts)
 
     def units(self, n: float, units: NDArray[np.float64] | None, per_call: float) -> float:
         """Units/s the calls this level turns away bring to a slot of the next level that
         charges them ``units`` a point (None: a request each; ``per_call``: its mean charge
         of the route's calls): at least the calls at the law they came in with, and where
         a slot here turned them away, that slot's refused calls at their law."""
-        calls, _, parts = self.at(n)
+        calls, _, slots = self.at(n)
         if units is None:
             return calls
         route = self.mean((), units)
         scale = per_call / route if route > 0 else 0.0   # the route's exact mean kept
-        got = calls * self.mean(self.arriving(n)[1], units) * scale
-        for (e, u, path), s in zip(parts, self.slots, strict=True):
+        got = self._brought(_spread(self.arriving(n)[1], calls), units) * scale
+        for (e, u, parts), s in zip(slots, self.slots, strict=True):
             if e <= 0:
                 continue
+            kept = _spread(parts, min(e, calls))
             if s.units is None:
-                got = max(got, min(e, calls) * self.mean(path, units) * scale)
+                got = max(got, self._brought(kept, units) * scale)
             else:
                 # Units here per unit refused there, both on that slot's refused law (1
-                # for a slot that charges the same way: its excess units come on).
-                own = self.mean(path, s.units)
-                ratio = self.mean(path, units) / own if own > 0 else 0.0
-                got = max(got, min(e, calls) * u * ratio)
+                # for a slot that charges the same way: its excess units come on); the
+                # calls that never fit there bring their own law's units.
+                b = []
+                for c, path in kept:
+                    if path[-1][2]:
+                        b.append(c * self.mean(path, units))
+                    else:
+                        own = self.mean(path, s.units)
+                        b.append(c * u * (self.mean(path, units) / own if own > 0 else 0.0))
+                got = max(got, math.fsum(b))
         return got
+
+
+def _spread(parts: Parts, calls: float) -> Parts:
+    """``parts`` scaled to ``calls`` calls/s in all (their shares kept)."""
+    if len(parts) == 1:
+        return [(calls, parts[0][1])]
+    tot = math.fsum(c for c, _ in parts)
+    return [(c * calls / tot, path) for c, path in parts] if tot > 0 else parts
 
 
 def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
@@ -2555,8 +2632,11 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                     # exact lattice law); further down, from the law that reaches it.
                     kappa_u = (m.kappa if isinstance(m, BucketSpill | FeedModel) else
                                float(getattr(getattr(m, "inner", None), "size_bias", 1.0)))
+                    room = (c.depth if c.enforcement == "token_bucket"
+                            else float(c.allowance))
                     refusing.append(_Refusing(c.rate_per_s, rate, units,
-                                              per_call / kappa_u if k == 0 else None))
+                                              per_call / kappa_u if k == 0 else None,
+                                              room))
                     entries[c.name] = Entry(c, m, "spill" if nxt is not None else
                                             ("receive" if k else "plain"), nxt, rate)
             upstream, upstream_cs = (level, level_cs) if level else (upstream, upstream_cs)
