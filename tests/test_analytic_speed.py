@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -844,16 +845,10 @@ def test_compiled_loops_leave_inputs_outside_their_order_to_numpy(
         assert got.tobytes() == want.tobytes()
 
 
-@pytest.mark.parametrize(("a", "kmax", "size", "per_w"),
-                         [(3, 36, 3000, 40), (3, 1, 900, 300), (2, 9, 50, 7), (4, 2, 1, 3)])
-def test_compiled_storm_walk_is_the_numpy_loop(a: int, kmax: int, size: int,
-                                               per_w: int) -> None:
-    # A storm chain's steps (window._storm_size) in C: each correlation summed tap by tap
-    # over the count's nonzero span instead of numpy's dot a point — the same sums in
-    # another order (as the residue-class correlation above), so equal to ~1e-12 of the
-    # mass, and the same step ends the chain. Kernels built as _storm_size builds them:
-    # arrivals at multiples of a, the content from before expiring, the storm's own
-    # attempts leaving a window later; a count of one point, a chain that dies out.
+def _storm_walk_args(a: int, kmax: int, size: int, per_w: int) -> tuple[Any, ...]:
+    """A storm chain's steps as window._storm_size builds them, with a start law x:
+    arrivals at multiples of a, the content from before expiring, the storm's own
+    attempts leaving a window later (storm_walk's arguments but alive_min)."""
     rng = np.random.default_rng(size)
     steps = 3 * per_w
     arr = rng.random((steps, kmax + 1)) * rng.random(kmax + 1) / (kmax + 1)
@@ -872,8 +867,21 @@ def test_compiled_storm_walk_is_the_numpy_loop(a: int, kmax: int, size: int,
     x /= x.sum()
     units = arr @ (a * np.arange(kmax + 1, dtype=np.float64)) + 0.01
     cum = np.concatenate([[0.0], np.cumsum(units)])
-    args = (steps_k, stay, gone, units, 1.0 - tots, 1.0 / np.maximum(tots, 1e-12), cum,
+    return (x, steps_k, stay, gone, units, 1.0 - tots, 1.0 / np.maximum(tots, 1e-12), cum,
             float(rng.integers(1, 50)), per_w, 0.01, 0.5)
+
+
+_STORM_SHAPES = [(3, 36, 3000, 40), (3, 1, 900, 300), (2, 9, 50, 7), (4, 2, 1, 3)]
+
+
+@pytest.mark.parametrize(("a", "kmax", "size", "per_w"), _STORM_SHAPES)
+def test_compiled_storm_walk_is_the_numpy_loop(a: int, kmax: int, size: int,
+                                               per_w: int) -> None:
+    # A storm chain's steps (window._storm_size) in C: each correlation summed tap by tap
+    # over the count's nonzero span instead of numpy's dot a point — the same sums in
+    # another order (as the residue-class correlation above), so equal to ~1e-12 of the
+    # mass, and the same step ends the chain; a count of one point, a chain that dies out.
+    x, *args = _storm_walk_args(a, kmax, size, per_w)
     ends = []
     for alive_min in (1e-4, 0.9, 2.0):   # (2: the chain ends at once)
         kern = window._kernels
@@ -959,6 +967,34 @@ def test_compiled_pending_chain_is_the_numpy_elimination(n0: int, nc: int, u: in
     assert np.allclose(got[0, :n0], want[0], rtol=1e-10, atol=1e-14)
     for j in range(1, J + 1):
         assert np.allclose(got[j, :nc], want[j], rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("shape", range(len(_STORM_SHAPES)))
+def test_the_plain_and_avx2_builds_give_the_same_bytes(shape: int) -> None:
+    # storm_walk and pending_chain are built twice on x86-64 (plain and AVX2, no FMA) and
+    # run the AVX2 one where the CPU has it; other machines (aarch64, no AVX2) run only
+    # the plain one, which must give the same numbers bit for bit.
+    from capacity.analytic import bucket
+
+    kern = bucket._kernels
+    assert kern is not None and window._kernels is kern
+    walk = _storm_walk_args(*_STORM_SHAPES[shape])
+    n0, nc, u = [(42, 7, 3), (84, 20, 3), (41, 19, 16), (120, 9, 2)][shape]
+    t0, blk, last, back, stay = _pending_blocks(np.random.default_rng(shape), n0, nc, u,
+                                                bucket._PENDING)
+    chain = (t0[0], np.array(t0[1:]).reshape(u, n0, nc), np.array(blk), last, back, stay)
+
+    def run() -> list[bytes]:
+        out = [np.asarray(v).tobytes() for v in kern.storm_walk(*walk, 1e-4)]
+        return [*out, kern.pending_chain(*chain).tobytes()]
+
+    best = run()
+    was = kern.plain_builds(True)
+    try:
+        plain = run()
+    finally:
+        kern.plain_builds(was)
+    assert was is False and plain == best
 
 
 @pytest.mark.parametrize("path", ["tests/data/bucket-told-counted.yaml",

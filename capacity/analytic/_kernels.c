@@ -85,12 +85,15 @@ static double total(const double *a, npy_intp n) { return 0.0 + pairwise(a, n); 
  * int core(T *)) built twice, the second in AVX2's 4-wide registers (no FMA: each product
  * and sum rounds as the plain build's, element by element); BEST_BUILD(name, p) calls
  * the one this CPU runs. */
+/* Set by plain_builds(True): every BEST_BUILD calls the plain build, so a test compares
+ * the two builds byte for byte on a CPU that has AVX2 (elsewhere only the plain one runs). */
+static int g_plain_only = 0;
 #if defined(__GNUC__) && defined(__x86_64__)
 #define TWO_BUILDS(name, T, core) \
     static int name##_plain(T *p) { return core(p); } \
     __attribute__((target("avx2"))) static int name##_avx2(T *p) { return core(p); }
 #define BEST_BUILD(name, p) \
-    (__builtin_cpu_supports("avx2") ? name##_avx2(p) : name##_plain(p))
+    (!g_plain_only && __builtin_cpu_supports("avx2") ? name##_avx2(p) : name##_plain(p))
 #else
 #define TWO_BUILDS(name, T, core) static int name##_plain(T *p) { return core(p); }
 #define BEST_BUILD(name, p) name##_plain(p)
@@ -1831,7 +1834,17 @@ static PyObject *refills(PyObject *self, PyObject *args) {
     return (PyObject *)out;
 }
 
+static PyObject *plain_builds(PyObject *self, PyObject *args) {
+    int flag;
+    if (!PyArg_ParseTuple(args, "p", &flag)) return NULL;
+    const int was = g_plain_only;
+    g_plain_only = flag;
+    return PyBool_FromLong(was);
+}
+
 static PyMethodDef methods[] = {
+    {"plain_builds", plain_builds, METH_VARARGS,
+     "plain_builds(flag) -> previous flag: True runs only the plain builds (tests)."},
     {"carry_loop", carry_loop, METH_VARARGS,
      "The retry carry's iteration: (law, mean, dropped, settled)."},
     {"pairwise_sum", pairwise_sum, METH_VARARGS,
