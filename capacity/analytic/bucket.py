@@ -54,7 +54,7 @@ from numpy.typing import NDArray
 
 from capacity.analytic.window import RetryModel, attempts_per_call
 from capacity.model.numeric import brentq
-from capacity.model.workload import Batch, CallCost
+from capacity.model.workload import Batch, CallCost, remember
 
 _kernels: Any
 try:  # the compiled loops (setup.py builds them with the simulator)
@@ -408,11 +408,7 @@ class BucketChain:
         key = (self.count.tobytes(), self.call_pmf.tobytes(), self.h, self.refill,
                self.depth, self.steps, astuple(self.retry))
         hit = _CHAIN_GRIDS.get(key)
-        if hit is None:
-            if len(_CHAIN_GRIDS) >= 16:
-                _CHAIN_GRIDS.pop(next(iter(_CHAIN_GRIDS)))
-            hit = _CHAIN_GRIDS[key] = {}
-        return hit
+        return hit if hit is not None else remember(_CHAIN_GRIDS, key, {})
 
     @property
     def mean_charge(self) -> float:

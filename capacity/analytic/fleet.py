@@ -152,6 +152,7 @@ from capacity.model.workload import (
     batch_units_mean,
     batch_units_upper,
     metered,
+    remember,
     route_shares,
 )
 from capacity.profile.schema import CallSpec, Profile
@@ -1021,11 +1022,8 @@ class BucketSpill(_MemoStats):
             # The same launch law at the same bucket (the think-time sweep's and the
             # population mixes' fleets): the same grid, made once (_BUCKET_RATES).
             key = (b.severity.tobytes(), b.refill, b.depth, self.counted)
-            if key not in _BUCKET_RATES:
-                if len(_BUCKET_RATES) >= 16:
-                    _BUCKET_RATES.pop(next(iter(_BUCKET_RATES)))
-                _BUCKET_RATES[key] = self._rates_uncached()
-            got = _BUCKET_RATES[key]
+            got = (_BUCKET_RATES[key] if key in _BUCKET_RATES
+                   else remember(_BUCKET_RATES, key, self._rates_uncached()))
             if got is None:
                 self.requests = False
                 return None

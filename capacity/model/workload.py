@@ -823,9 +823,20 @@ def cached_per_profile(store: dict[int, tuple[Profile, T]], profile: Profile,
     if hit is not None and hit[0] is profile:
         return hit[1]
     value = build(profile)
-    if len(store) >= 16:
+    remember(store, id(profile), (profile, value))
+    return value
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def remember(store: dict[K, V], key: K, value: V, size: int = 16) -> V:
+    """``store[key] = value``, the oldest entry dropped first once ``store`` holds
+    ``size`` (a module-level cache that stays small across many profiles)."""
+    if len(store) >= size:
         store.pop(next(iter(store)))
-    store[id(profile)] = (profile, value)
+    store[key] = value
     return value
 
 
