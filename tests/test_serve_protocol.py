@@ -76,6 +76,18 @@ CHAT_CASES: list[tuple[Any, int, str]] = [
     # The error hunt: a non-string `user` (the session of the mock's request log) was
     # served and logged as session '-'; OpenAI refuses it.
     ({**OK_CHAT, "user": 5}, 400, "user"),
+    # Sampling fields the mock ignores are still checked as OpenAI checks them (it refuses
+    # "Invalid 'temperature': decimal above maximum value"), so a client bug shows here.
+    ({**OK_CHAT, "temperature": 2.5}, 400, "temperature"),
+    ({**OK_CHAT, "temperature": "hot"}, 400, "temperature"),
+    ({**OK_CHAT, "top_p": -0.1}, 400, "top_p"),
+    ({**OK_CHAT, "presence_penalty": 3}, 400, "presence_penalty"),
+    ({**OK_CHAT, "frequency_penalty": True}, 400, "frequency_penalty"),
+    ({**OK_CHAT, "seed": 1.5}, 400, "seed"),
+    ({**OK_CHAT, "stop": ["a", "b", "c", "d", "e"]}, 400, "stop"),
+    ({**OK_CHAT, "stop": [1]}, 400, "stop[0]"),
+    ({**OK_CHAT, "logprobs": "yes"}, 400, "logprobs"),
+    ({**OK_CHAT, "top_logprobs": 21}, 400, "top_logprobs"),
     # The error hunt: tool messages that answer no tool call (OpenAI refuses them: "messages
     # with role 'tool' must be a response to a preceeding message with 'tool_calls'") and
     # tool calls left unanswered were served 200.
@@ -181,7 +193,28 @@ MSG_CASES: list[tuple[Any, int, str]] = [
         {"role": "user", "content": [
             {"type": "tool_result", "tool_use_id": "toolu_1", "content": "r"}]}]}, 400,
      "messages.1"),
+    # Anthropic's temperature is 0..1 (OpenAI's 0..2): a client ported from OpenAI with
+    # temperature 1.5 is refused there, so here too.
+    ({**OK_MSG, "temperature": 1.5}, 400, "temperature"),
+    ({**OK_MSG, "top_p": "x"}, 400, "top_p"),
+    ({**OK_MSG, "top_k": -1}, 400, "top_k"),
+    ({**OK_MSG, "stop_sequences": "END"}, 400, "stop_sequences"),
 ]
+
+
+def test_sampling_fields_in_range_are_served(http: Any) -> None:
+    """The edges of each range are accepted (and null is "not sent"); Responses echoes
+    temperature and top_p as sent."""
+    chat = {**OK_CHAT, "temperature": 2, "top_p": 0, "presence_penalty": -2.0,
+            "frequency_penalty": None, "seed": -7, "stop": "END", "logprobs": True,
+            "top_logprobs": 20}
+    assert http.post("/v1/chat/completions", json=chat).status_code == 200
+    msg = {**OK_MSG, "temperature": 1, "top_p": 0.5, "top_k": 0, "stop_sequences": ["END"]}
+    assert http.post("/v1/messages", json=msg, headers=ANTHROPIC_HEADERS).status_code == 200
+    r = http.post("/v1/responses", json={"model": GPT, "input": "q", "temperature": 0.2})
+    assert r.status_code == 200 and (r.json()["temperature"], r.json()["top_p"]) == (0.2, 1.0)
+    r = http.post("/v1/responses", json={"model": GPT, "input": "q", "top_p": 1.01})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "top_p", r.text
 
 
 @pytest.mark.parametrize(("body", "status", "param"), MSG_CASES)

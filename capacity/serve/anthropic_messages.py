@@ -15,7 +15,8 @@ client-side validation: the mock does not read constraints out of descriptions).
 content block of a type the API does not define is refused, naming it
 (``messages.0.content.1.type``), as the API does; so are text blocks without a string
 ``text``, ``tool_result`` blocks answering no ``tool_use`` of the message before them and
-``tool_use`` blocks the next message leaves unanswered.
+``tool_use`` blocks the next message leaves unanswered. ``temperature`` (0–1), ``top_p``,
+``top_k`` and ``stop_sequences`` are type- and range-checked, not used.
 
 "Last message is a tool result" means: the last message is a ``user`` message whose
 content holds a ``tool_result`` block (``ChatAnthropic`` merges a run of tool results
@@ -41,9 +42,12 @@ from capacity.serve.wire import (
     Usage,
     answer_pieces,
     answer_text,
+    check_ranges,
     check_type,
     opt_bool,
+    opt_int,
     opt_positive_int,
+    opt_strings,
     split_even,
     sse_event,
 )
@@ -101,6 +105,9 @@ def parse(body: Any) -> Parsed:
     tools = _tools(body.get("tools"))
     choice, parallel = _tool_choice(body.get("tool_choice"), tools)
     stream = opt_bool(body, "stream", False)
+    check_ranges(body, (("temperature", 0.0, 1.0), ("top_p", 0.0, 1.0)))
+    opt_int(body, "top_k", 0)
+    opt_strings(body, "stop_sequences", None)
     last = msgs[-1]
     content = last.get("content")
     last_tool = (last.get("role") == "user" and isinstance(content, list)

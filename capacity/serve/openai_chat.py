@@ -9,9 +9,11 @@ when both are sent), ``stream`` with ``stream_options.include_usage`` (refused w
 (``text``, ``json_object`` — which OpenAI refuses unless a message says "json" — and
 ``json_schema``: a text answer is then a JSON document valid against the schema, what
 ``client.beta.chat.completions.parse`` and LangChain's ``with_structured_output``
-read). Unknown fields (temperature, seed, ...) are accepted and ignored, as a provider
-would. A ``tool`` message must answer an open call of the assistant message before it, and
-that message's calls must all be answered before another message (OpenAI refuses both).
+read). Sampling fields (``temperature``, ``top_p``, the penalties, ``seed``, ``stop``,
+``logprobs``) are ignored but type- and range-checked as OpenAI does; unknown fields are
+accepted and ignored, as a provider would. A ``tool`` message must answer an open call of
+the assistant message before it, and that message's calls must all be answered before
+another message (OpenAI refuses both).
 
 Streams follow the recorded wire format: a first chunk with ``role``, content (or
 ``tool_calls`` deltas, each with its ``index``; the first per call carries id, type and
@@ -34,9 +36,12 @@ from capacity.serve.wire import (
     Usage,
     answer_pieces,
     answer_text,
+    check_ranges,
     check_type,
     opt_bool,
+    opt_int,
     opt_positive_int,
+    opt_strings,
     split_even,
     sse_data,
 )
@@ -49,6 +54,9 @@ MAX_TOOLS = 128  # OpenAI refuses more tools in one request (array_above_max_len
 # models' pattern also allows '.', which the mock does not refuse. At most 64 characters.
 _TOOL_NAME = re.compile(r"[a-zA-Z0-9_.-]+")
 MAX_TOOL_NAME = 64
+# OpenAI's ranges for the sampling fields the mock ignores but validates.
+SAMPLING = (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0),
+            ("presence_penalty", -2.0, 2.0), ("frequency_penalty", -2.0, 2.0))
 
 
 def parse(body: Any, *, model: str | None = None) -> Parsed:
@@ -89,6 +97,11 @@ def parse(body: Any, *, model: str | None = None) -> Parsed:
     if n is not None and n != 1:
         raise bad("n", f"the mock answers with one choice (n = 1), got {n}")
     parallel = opt_bool(body, "parallel_tool_calls", True)
+    check_ranges(body, SAMPLING)
+    opt_int(body, "seed")
+    opt_bool(body, "logprobs", False)
+    opt_int(body, "top_logprobs", 0, 20)
+    opt_strings(body, "stop", 4, single=True)
     last = msgs[-1]
     view = TurnView(last_is_tool_result=last.get("role") in ("tool", "function"),
                     tools=tools, tool_choice=choice, parallel=parallel,

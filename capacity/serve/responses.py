@@ -8,7 +8,8 @@ output items (``call_id`` unique, ``arguments`` a JSON string). ``max_output_tok
 the output (``status: incomplete`` when it cuts). ``text.format`` ``json_schema`` or
 ``json_object`` makes a text answer a JSON document valid against the schema (what
 ``client.responses.parse`` reads); the response echoes the format. ``json_object`` is
-refused, as OpenAI refuses it, unless the input or ``instructions`` say "json". Stateless:
+refused, as OpenAI refuses it, unless the input or ``instructions`` say "json".
+``temperature`` and ``top_p`` are range-checked and echoed, not used. Stateless:
 ``previous_response_id`` is accepted, but the decision reads only this request's ``input``.
 
 Streams send the named events the SDK's accumulator expects: ``response.created``,
@@ -26,18 +27,23 @@ from typing import Any
 
 from capacity.serve.errors import bad
 from capacity.serve.history import JsonAnswer, Reply, ToolDef, TurnView, new_id
+from capacity.serve.openai_chat import SAMPLING
 from capacity.serve.wire import (
     Parsed,
     StreamParts,
     Usage,
     answer_pieces,
     answer_text,
+    check_ranges,
     check_type,
     opt_bool,
     opt_positive_int,
     split_even,
     sse_event,
 )
+
+# temperature and top_p (Responses has no penalties), range-checked as OpenAI does.
+_SAMPLING = SAMPLING[:2]
 
 
 def parse(body: Any) -> Parsed:
@@ -71,6 +77,7 @@ def parse(body: Any) -> Parsed:
     choice = _tool_choice(body.get("tool_choice"), tools)
     parallel = opt_bool(body, "parallel_tool_calls", True)
     stream = opt_bool(body, "stream", False)
+    check_ranges(body, _SAMPLING)
     fmt, json_answer = _text_format(body.get("text"))
     if fmt.get("type") == "json_object" and "json" not in _input_text(body).lower():
         # OpenAI's rule, as for chat's response_format: JSON mode needs the word.
@@ -82,7 +89,9 @@ def parse(body: Any) -> Parsed:
             "parallel_tool_calls": parallel,
             "previous_response_id": body.get("previous_response_id"),
             "max_output_tokens": body.get("max_output_tokens"),
-            "metadata": body.get("metadata") if isinstance(body.get("metadata"), dict) else {}}
+            "metadata": body.get("metadata") if isinstance(body.get("metadata"), dict) else {},
+            # the sampling fields, as sent (OpenAI's defaults: 1.0)
+            **{k: float(body[k]) if body.get(k) is not None else 1.0 for k, _, _ in _SAMPLING}}
     return Parsed(body["model"], stream, True, opt_positive_int(body, "max_output_tokens"),
                   TurnView(last_tool, tools, choice, parallel, json_answer), echo)
 
@@ -232,7 +241,7 @@ def _response(p: Parsed, rid: str, created: int, status: str, output: list[dict[
             "incomplete_details": {"reason": "max_output_tokens"} if truncated else None,
             "model": p.model, "output": output, **p.echo,
             "reasoning": {"effort": None, "summary": None}, "store": False,
-            "temperature": 1.0, "top_p": 1.0, "truncation": "disabled", "user": None,
+            "truncation": "disabled", "user": None,
             "usage": _usage(u) if u is not None else None}
 
 

@@ -140,14 +140,53 @@ def check_type(value: Any, types: type | tuple[type, ...], param: str, what: str
 
 def opt_positive_int(body: dict[str, Any], key: str) -> int | None:
     """``body[key]`` as a positive integer, None if absent or null; 400 otherwise."""
+    return opt_int(body, key, 1)
+
+
+def check_ranges(body: dict[str, Any], ranges: Iterable[tuple[str, float, float]]) -> None:
+    """400 naming the field unless each present, non-null ``(key, lo, hi)`` of ``body``
+    is a number in ``[lo, hi]``: the sampling parameters (temperature, top_p, penalties)
+    the mock ignores but a provider validates, so a client bug shows here as it would
+    there."""
+    for key, lo, hi in ranges:
+        v = body.get(key)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise bad(key, f"expected a number, got {json_kind(v)}")
+        if not lo <= v <= hi:
+            raise bad(key, f"must be between {lo:g} and {hi:g}, got {v}")
+
+
+def opt_int(body: dict[str, Any], key: str, lo: int | None = None,
+            hi: int | None = None) -> int | None:
+    """``body[key]`` as an integer in ``[lo, hi]`` (either bound optional), None if
+    absent or null; 400 otherwise."""
     v = body.get(key)
     if v is None:
         return None
     if isinstance(v, bool) or not isinstance(v, int):
         raise bad(key, f"expected an integer, got {json_kind(v)}")
-    if v < 1:
-        raise bad(key, f"must be >= 1, got {v}")
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        span = f">= {lo}" if hi is None else f"<= {hi}" if lo is None else \
+            f"between {lo} and {hi}"
+        raise bad(key, f"must be {span}, got {v}")
     return v
+
+
+def opt_strings(body: dict[str, Any], key: str, most: int | None, *,
+                single: bool = False) -> None:
+    """400 unless ``body[key]`` is absent, null, an array of at most ``most`` strings, or
+    (``single``) one string: OpenAI's ``stop``, Anthropic's ``stop_sequences``."""
+    v = body.get(key)
+    if v is None or (single and isinstance(v, str)):
+        return
+    check_type(v, list, key, "a string or an array of strings" if single
+               else "an array of strings")
+    if most is not None and len(v) > most:
+        raise bad(key, f"at most {most} sequences, got {len(v)}")
+    for i, s in enumerate(v):
+        check_type(s, str, f"{key}[{i}]", "a string")
 
 
 def opt_bool(body: dict[str, Any], key: str, default: bool) -> bool:
