@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,15 @@ def test_size_cli_json(web_research: Path) -> None:
     assert data["raise"] == ["deployment.rpm"]
     assert data["set"][0].startswith("quotas.deployment.rpm.limit=")
     assert data["dimensions"][0]["required_limit"] > data["dimensions"][0]["mean_value_limit"]
+
+
+def test_size_factor_groups_its_thousands(web_research: Path) -> None:
+    """A raise of a million times reads 1,349,664.60× (table and sentence), not a run of
+    digits to count."""
+    res = _cli("size", str(web_research), "--sessions", "100000000", "--method", "analytic")
+    assert res.exit_code == 0, res.output
+    factors = re.findall(r"([\d,]+\.\d\d)×", res.stdout)
+    assert len(factors) == 2 and all(f.count(",") == 2 for f in factors), res.stdout
 
 
 def test_check_exit_codes(web_research: Path) -> None:

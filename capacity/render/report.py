@@ -313,7 +313,7 @@ def size_renderable(r: Any, verbose: bool = False) -> Group:
              enf, count(d.current_limit),
              count(math.ceil(d.mean_value_limit - 1e-9)),
              count(d.required_limit),
-             f"{d.required_limit / d.current_limit:.2f}×" if d.raise_needed else "—",
+             f"{d.required_limit / d.current_limit:,.2f}×" if d.raise_needed else "—",
              style="bold" if d.raise_needed else None)
     parts: list[RenderableType] = [
         head, t, _legend("napkin needs: limit at which the mean rate fits; needs: with bursts, "

@@ -287,7 +287,7 @@ class SizeResult:
                              f"≤{self.target_429_fraction:.1%} 429s.", *extra, *self.notes])
         asks = "; ".join(
             f"{d.quota}.{d.dimension} from {d.current_limit:,.0f} to {d.required_limit:,.0f} "
-            f"({d.required_limit / d.current_limit:.2f}×)" for d in raise_)
+            f"({d.required_limit / d.current_limit:,.2f}×)" for d in raise_)
         first = raise_[0]
         text = (f"To carry {self.sessions:,} sessions ask the provider to raise {asks}. "
                 f"The one that binds first is {first.quota}.{first.dimension}.")
