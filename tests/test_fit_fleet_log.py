@@ -28,7 +28,7 @@ from capacity.serve import ServeOptions, ServerThread
 from .conftest import ROOT
 
 PTU = ROOT / "profiles" / "ptu-spillover.yaml"
-K = 100.0  # model seconds per wall second: 600 model seconds of load in ~10 s
+K = 25.0  # model seconds per wall second: 600 model seconds of load in ~24 s
 
 
 def _fit(log: Path, out: Path, *extra: str) -> str:
