@@ -1501,7 +1501,7 @@ class ClumpWindowModel:
         m = self.retry.max_retries
         if self.storm_rough:                       # a rough guess: one window's attempts
             return self.storm_scale * ((1 + m) * lam_w)
-        if self.storm_first.size:
+        if self._storm_sampled:
             return self.storm_size(n)
         return (n - self.storm_threshold()) * (1 + m)
 
@@ -1650,12 +1650,21 @@ class ClumpWindowModel:
         """
         return self._storm_at(_STORM_GRID ** storm_cell(n))
 
+    @property
+    def _storm_sampled(self) -> bool:
+        """True when the storm chain has the launches it needs (a turn sample)."""
+        return bool(self.storm_first.size)
+
+    def _storm_chain_size(self, n: float) -> float:
+        """The storm chain's size at ``n`` sessions (:func:`_storm_size`)."""
+        return _storm_size(self, n)
+
     def _storm_at(self, n: float) -> float:
         hit = self._storm_sizes.get(n)
         if hit is None:
             if len(self._storm_sizes) >= 256:
                 self._storm_sizes.clear()
-            hit = self._storm_sizes[n] = _storm_size(self, n)
+            hit = self._storm_sizes[n] = self._storm_chain_size(n)
         return hit
 
     def exceedance(self, n: int) -> float:
@@ -1980,29 +1989,62 @@ def storm_cell_span(n: int) -> tuple[int, int]:
     return lo, hi
 
 
+def storm_launches(mdl: ClumpWindowModel, n: float) -> NDArray[np.float64]:
+    """The steady launches per second at ``n`` sessions, by units (index 0 empty), from
+    the model's turn sample: each sampled turn's first launch and later ones, at the
+    turn start rate ``n·turns per window / w`` shared among the sampled turns (empty
+    without a sample)."""
+    first, sizes = mdl.storm_first, mdl.storm_sizes
+    nt = first.size
+    if nt == 0 or n <= 0:
+        return np.zeros(1)
+    per_turn = n * mdl.turns_per_window / mdl.window_s / nt
+    kmax = int(max(first.max(), sizes.max(initial=0)))
+    pre = (np.bincount(first, minlength=kmax + 1)
+           + np.bincount(sizes, minlength=kmax + 1)).astype(np.float64)
+    pre[0] = 0.0
+    out: NDArray[np.float64] = pre * per_turn
+    return out
+
+
 def _storm_size(mdl: ClumpWindowModel, n: float) -> float:
     """Attempts one retry storm turns away at ``n`` sessions (see
     :meth:`ClumpWindowModel.storm_size`)."""
     first, gaps, sizes = mdl.storm_first, mdl.storm_gaps, mdl.storm_sizes
     nt = first.size
-    w = mdl.window_s
-    q = math.floor(mdl.q_lat + 1e-9)
-    a = 1 + mdl.retry.max_retries
-    call_units = float(_dot(np.arange(mdl.call_pmf.size), mdl.call_pmf))
-    if nt == 0 or n <= 0 or q <= 0 or call_units <= 0:
+    if nt == 0 or n <= 0:
         return 0.0
-    per_turn = n * mdl.turns_per_window / w / nt   # turn starts per second per sampled turn
+    # Turn starts per second per sampled turn.
+    per_turn = n * mdl.turns_per_window / mdl.window_s / nt
     kmax = int(max(first.max(), sizes.max(initial=0)))
     if mdl.retry.continues:  # a refused turn's later stages come at once
         kmax = max(kmax, int(mdl.storm_whole.max(initial=0)),
                    int(mdl.storm_rest.max(initial=0)))
-    ks = np.arange(kmax + 1, dtype=np.float64)
-    pre = (np.bincount(first, minlength=kmax + 1)
-           + np.bincount(sizes, minlength=kmax + 1)).astype(np.float64)
-    pre[0] = 0.0
-    pre *= per_turn                                 # steady launches per second, by units
-    if pre.sum() <= 0:
+    pre = np.zeros(kmax + 1)
+    steady = storm_launches(mdl, n)
+    pre[: steady.size] = steady
+
+    def arrivals(dt: float, steps: int, q: int, o_mean: float) -> NDArray[np.float64]:
+        return _storm_arrivals(mdl, first, gaps, sizes, pre, per_turn, dt, steps, q, o_mean)
+
+    return storm_chain(mdl, pre, arrivals)
+
+
+def storm_chain(mdl: ClumpWindowModel, pre: NDArray[np.float64],
+                arrivals: Callable[[float, int, int, float], NDArray[np.float64]]
+                ) -> float:
+    """Calls one retry storm turns away (:meth:`ClumpWindowModel.storm_size`'s chain)
+    on ``mdl``'s log, from the steady launches per second by units ``pre`` and the
+    launches the storm meets, ``arrivals(dt, steps, q, overflow)`` (per second, by
+    units, ``[step, units]``)."""
+    kmax = pre.size - 1
+    w = mdl.window_s
+    q = math.floor(mdl.q_lat + 1e-9)
+    a = 1 + mdl.retry.max_retries
+    call_units = float(_dot(np.arange(mdl.call_pmf.size), mdl.call_pmf))
+    if q <= 0 or call_units <= 0 or pre.sum() <= 0:
         return 0.0
+    ks = np.arange(kmax + 1, dtype=np.float64)
     # Steps short enough that a step rarely holds two events (arrivals or expiries).
     per_w = min(_STORM_MAX_STEPS, max(_STORM_STEPS, math.ceil(
         2.0 * float(pre.sum()) * w / _STORM_EVENTS_PER_STEP)))
@@ -2018,13 +2060,13 @@ def _storm_size(mdl: ClumpWindowModel, n: float) -> float:
     surv = 1.0 - np.cumsum(pre_law)
     o_law = surv[:-1] / pre_mean                    # P(O = j), j = 1..kmax (see below)
     o_mean = float(_dot(np.arange(1, kmax + 1), o_law))
-    arr = _storm_arrivals(mdl, first, gaps, sizes, pre, per_turn, dt, steps, q, o_mean)
+    arr = arrivals(dt, steps, q, o_mean)
     busiest = float(arr.sum(axis=1).max()) * dt    # (aborted sessions return in bursts)
     if busiest > 1.0:
         per_w = math.ceil(per_w * busiest / _STORM_MAX_EVENTS)
         dt = w / per_w
         steps = per_w * _STORM_WINDOWS
-        arr = _storm_arrivals(mdl, first, gaps, sizes, pre, per_turn, dt, steps, q, o_mean)
+        arr = arrivals(dt, steps, q, o_mean)
     arr_units = arr @ (a * ks)                      # attempts' units per second
     e_pre = q / (w * pre_mean) * dt                 # old launches expiring per step
     # Room above q the count reaches: the storm's steady content and 6 sd of it.
@@ -2040,8 +2082,8 @@ def _storm_size(mdl: ClumpWindowModel, n: float) -> float:
     if mdl.retry.continues and _CONTINUE_START:
         # The crossing launch's turn goes on: its later stages come a 429's trip later,
         # into the full log, and are turned away too (the steady launches' later units).
-        later = np.concatenate([(mdl.storm_whole - first)[first > 0],
-                                mdl.storm_rest - sizes])
+        later = np.concatenate([(mdl.storm_whole - mdl.storm_first)[mdl.storm_first > 0],
+                                mdl.storm_rest - mdl.storm_sizes])
         law = np.bincount(later, weights=None).astype(np.float64)
         law /= law.sum()
         x = np.convolve(x, law)[:size]
