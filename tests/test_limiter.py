@@ -178,11 +178,13 @@ def test_anthropic_headers_use_rfc3339_resets_and_token_families() -> None:
     h = render_headers(d, "anthropic", now_epoch_s=now)
     assert h["anthropic-ratelimit-input-tokens-limit"] == "30000"
     assert h["anthropic-ratelimit-input-tokens-remaining"] == "27000"
-    assert h["anthropic-ratelimit-output-tokens-remaining"] == "7600"
+    # Token remaining values rounded to the nearest thousand (Anthropic's docs): 7600
+    # left prints 8000; requests stay exact.
+    assert h["anthropic-ratelimit-output-tokens-remaining"] == "8000"
     assert h["anthropic-ratelimit-requests-remaining"] == "49"
     # tokens-*: the most restrictive token limit in effect (here the output one).
     assert h["anthropic-ratelimit-tokens-limit"] == "8000"
-    assert h["anthropic-ratelimit-tokens-remaining"] == "7600"
+    assert h["anthropic-ratelimit-tokens-remaining"] == "8000"
     assert h["anthropic-ratelimit-tokens-reset"] == h["anthropic-ratelimit-output-tokens-reset"]
     # 3000 of 30000/min refill in 6 s.
     assert h["anthropic-ratelimit-input-tokens-reset"] == "2026-11-30T12:00:06Z"
@@ -194,6 +196,20 @@ def test_anthropic_headers_use_rfc3339_resets_and_token_families() -> None:
     h = render_headers(no, "anthropic", now_epoch_s=now)
     assert "retry-after" in h and "retry-after-ms" not in h
     assert rfc3339(now + 0.2) == "2026-11-30T12:00:01Z"
+
+
+@pytest.mark.parametrize(("used", "shown"), [(3500, "27000"), (3501, "26000"),
+                                              (29_600, "0"), (29_400, "1000")])
+def test_anthropic_token_remaining_is_rounded_to_the_nearest_thousand(
+        used: int, shown: str) -> None:
+    """provider-limits.md §3: token "remaining" values are "rounded to the nearest
+    thousand" (halves up); requests-remaining stays exact."""
+    lim = Limiter.from_profile(_profile({"rpm": 50, "itpm": 30_000, "otpm": 8_000,
+                                         "enforcement": {"type": "token_bucket"}}))
+    h = render_headers(lim.admit(0.0, Request("m", used, 1)), "anthropic", now_epoch_s=0.0)
+    assert h["anthropic-ratelimit-input-tokens-remaining"] == shown
+    assert h["anthropic-ratelimit-output-tokens-remaining"] == "8000"  # 7999 left
+    assert h["anthropic-ratelimit-requests-remaining"] == "49"
 
 
 def test_unknown_dialect_is_refused() -> None:

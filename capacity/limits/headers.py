@@ -9,7 +9,9 @@
 * ``anthropic``: ``anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-
   {limit,remaining,reset}`` with RFC 3339 resets (the instant the limit is fully
   replenished) and ``retry-after`` in seconds on a 429 (plus ``retry-after-ms`` under
-  time compression, which the anthropic SDK reads first).
+  time compression, which the anthropic SDK reads first). Token ``remaining`` values are
+  rounded to the nearest thousand, as Anthropic documents (provider-limits.md §3);
+  ``requests-remaining`` is exact.
 
 Which slot a header reports: providers print one figure per dimension family; where a
 request touches several slots of a family (two quotas, or rpm and rpd) the header shows the
@@ -80,6 +82,12 @@ def _int(x: float) -> str:
     return str(int(max(0.0, math.floor(x + 1e-9))))
 
 
+def _thousands(x: float) -> str:
+    """A token count rounded to the nearest thousand (halves up), as Anthropic's token
+    ``remaining`` headers print it: 7600 -> 8000, 7499 -> 7000, 400 -> 0."""
+    return str(1000 * int(max(0.0, math.floor(x + 1e-9)) / 1000.0 + 0.5))
+
+
 def render_headers(decision: Decision, dialect: Dialect, *, time_scale: float = 1.0,
                    now_epoch_s: float | None = None) -> dict[str, str]:
     """The headers a provider of ``dialect`` sends with this decision.
@@ -110,7 +118,8 @@ def render_headers(decision: Decision, dialect: Dialect, *, time_scale: float = 
         for fam, s in fams.items():
             p = f"anthropic-ratelimit-{fam}"
             h[f"{p}-limit"] = _int(s.limit)
-            h[f"{p}-remaining"] = _int(s.remaining)
+            h[f"{p}-remaining"] = (_int(s.remaining) if fam == "requests"
+                                   else _thousands(s.remaining))
             h[f"{p}-reset"] = rfc3339(now + s.reset_s / k)
         return h
     for fam, s in _tightest(decision.snapshots, _OPENAI_FAMILY).items():
