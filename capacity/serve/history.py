@@ -9,7 +9,9 @@
    per call; several calls when parallel calls are allowed and the plan says so.
    A schema no value can be generated for is a 400 naming it.
    With ``tool_probability`` p < 1, an ``auto`` choice answers text with probability 1 − p
-   ("some turns use no tool"); ``required`` / a named tool always call.
+   ("some turns use no tool"); ``required`` / a named tool always call — when rule 1
+   does not apply: after a tool result the answer is text whatever ``tool_choice`` says
+   (a real model under ``required`` would call again; the mock ends the loop, below).
 3. Otherwise → text: prose, or — when the request asks for structured output (OpenAI
    ``response_format`` ``json_schema`` / ``json_object``, Responses ``text.format``,
    Anthropic ``output_config.format``) — a JSON document valid against its schema, made

@@ -10,8 +10,11 @@ when both are sent), ``stream`` with ``stream_options.include_usage`` (refused w
 ``json_schema``: a text answer is then a JSON document valid against the schema, what
 ``client.beta.chat.completions.parse`` and LangChain's ``with_structured_output``
 read). Sampling fields (``temperature``, ``top_p``, the penalties, ``seed``, ``stop``,
-``logprobs``) are ignored but type- and range-checked as OpenAI does; unknown fields are
-accepted and ignored, as a provider would. A ``tool`` message must answer an open call of
+``logprobs``) are ignored but type- and range-checked as OpenAI does. Unknown top-level
+fields are accepted and ignored — more lenient than OpenAI, which refuses them
+("Unrecognized request argument supplied: ..."), so that a client's ``extra_body`` or a
+newer SDK's field does not fail against the mock; a client relying on the mock to catch
+a misspelt field will not get that 400 here. A ``tool`` message must answer an open call of
 the assistant message before it, and that message's calls must all be answered before
 another message (OpenAI refuses both).
 
