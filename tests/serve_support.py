@@ -24,8 +24,9 @@ CLAUDE = "mock-claude"
 def profile(*, rpm: float = 100_000, tpm: float = 100_000_000, window: str = "60s",
             claude_rpm: float = 100_000, output_tokens: Any = None,
             extra_quotas: dict[str, Any] | None = None,
-            charge_max_tokens: bool = False) -> Profile:
-    """Two models (OpenAI-like and Anthropic-like), one quota each."""
+            charge_max_tokens: bool = False, cached: float = 0.0) -> Profile:
+    """Two models (OpenAI-like and Anthropic-like), one quota each (``cached``: the calls'
+    cached input fraction)."""
     if output_tokens is None:
         output_tokens = {"uniform": [5, 40]}
     return profile_from_dict({
@@ -45,9 +46,9 @@ def profile(*, rpm: float = 100_000, tpm: float = 100_000_000, window: str = "60
         },
         "session": {"think_time": "1s", "turns": {"t": {"steps": [
             {"call": {"model": GPT, "input_tokens": 1000, "output_tokens": output_tokens,
-                      "max_tokens": 512}},
-            {"call": {"model": CLAUDE, "input_tokens": 1000,
-                      "output_tokens": output_tokens, "max_tokens": 512}},
+                      "max_tokens": 512, "cached_input_fraction": cached}},
+            {"call": {"model": CLAUDE, "input_tokens": 1000, "output_tokens": output_tokens,
+                      "max_tokens": 512, "cached_input_fraction": cached}},
         ]}}},
     })
 

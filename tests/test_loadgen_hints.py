@@ -14,7 +14,8 @@ import httpx2
 import pytest
 
 from capacity import profile_from_dict
-from capacity.serve.behaviour import estimate_prompt_tokens
+from capacity.serve import openai_chat
+from capacity.serve.wire import estimate_prompt_tokens
 from tests.serve_support import CLAUDE, GPT, metric_sum, metrics, profile, serving
 
 CHAT = {"model": GPT, "messages": [{"role": "user", "content": "hello there"}]}
@@ -76,7 +77,8 @@ def test_without_hints_the_mock_draws_and_estimates() -> None:
         for _ in range(12):
             r = http.post("/v1/chat/completions", json=CHAT)
             u = r.json()["usage"]
-            assert u["prompt_tokens"] == estimate_prompt_tokens(len(r.request.content))
+            assert u["prompt_tokens"] == estimate_prompt_tokens(CHAT,
+                                                                openai_chat.PROMPT_FIELDS)
             assert 5 <= u["completion_tokens"] <= 40
             outs.add(u["completion_tokens"])
         assert len(outs) > 3  # drawn, not fixed

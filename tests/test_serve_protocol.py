@@ -451,6 +451,49 @@ def test_pydantic_accepts_generated_order() -> None:
 
 # -- time scale, SSE grouping, disconnects, metrics --------------------------------------
 
+def _prompt_estimate(body: dict[str, Any], fields: tuple[str, ...]) -> int:
+    """ceil(bytes / 4) of the prompt fields as compact JSON, computed here independently."""
+    part = {k: body[k] for k in fields if k in body}
+    return math.ceil(len(json.dumps(part, separators=(",", ":"), ensure_ascii=False)
+                         .encode()) / 4)
+
+
+@pytest.mark.parametrize(("path", "body", "fields", "usage_of"), [
+    ("/v1/chat/completions",
+     {**OK_CHAT, "tools": [WEATHER_TOOL], "tool_choice": "none"},
+     ("messages", "tools", "response_format"), lambda u: u["prompt_tokens"]),
+    ("/v1/responses",
+     {"model": GPT, "input": "What is the weather?", "instructions": "Be terse."},
+     ("instructions", "input", "tools", "text"), lambda u: u["input_tokens"]),
+    ("/v1/messages", {**OK_MSG, "system": "Be terse."},
+     ("system", "messages", "tools", "tool_choice", "output_config"),
+     lambda u: u["input_tokens"] + u["cache_read_input_tokens"]),
+])
+def test_prompt_tokens_come_from_the_prompt_fields_only(
+        http: Any, path: str, body: dict[str, Any], fields: tuple[str, ...],
+        usage_of: Any) -> None:
+    """The estimate reads the prompt-bearing fields re-serialised compactly: the body's
+    layout (indented JSON), metadata and max_tokens digits change nothing; the prompt
+    does. Before, it was ceil(whole body bytes / 4), which all of these changed."""
+    def prompt(b: dict[str, Any], indent: int | None = None) -> int:
+        r = http.post(path, content=json.dumps(b, indent=indent),
+                      headers={"content-type": "application/json", **ANTHROPIC_HEADERS})
+        assert r.status_code == 200, r.text
+        return int(usage_of(r.json()["usage"]))
+
+    base = prompt(body)
+    assert base == _prompt_estimate(body, fields)
+    cap = "max_output_tokens" if path == "/v1/responses" else "max_tokens"
+    assert prompt(body, indent=8) == base
+    assert prompt({**body, cap: 12345, "metadata": {"user_id": "x" * 500}}) == base
+    longer = json.loads(json.dumps(body))
+    if "messages" in longer:
+        longer["messages"][0]["content"] += " and more" * 100
+    else:
+        longer["input"] += " and more" * 100
+    assert prompt(longer) == _prompt_estimate(longer, fields) >= base + 200
+
+
 def test_time_scale_divides_latency_and_header_durations() -> None:
     prof = profile(rpm=60, window="60s")
     # 20 ms ttft + 5..40 tokens at 400/s: 32-120 ms model; K = 0.1 makes it 0.3-1.2 s.

@@ -16,7 +16,8 @@ import numpy as np
 
 from capacity import profile_from_dict
 from capacity.limits import Limiter, ManualClock, Request, render_headers
-from capacity.serve.behaviour import estimate_prompt_tokens
+from capacity.serve import anthropic_messages, openai_chat
+from capacity.serve.wire import estimate_prompt_tokens
 from tests.serve_support import serving
 
 K = 1e6  # model seconds per wall second: answers take ~0 wall time
@@ -78,7 +79,9 @@ def test_replay_matches_pure_limiter() -> None:
             r = http.post(path, content=body, headers={"content-type": "application/json",
                                                        "anthropic-version": "2023-06-01"})
             model = "mock-gpt" if api == "openai" else "mock-claude"
-            req = Request(model=model, input_tokens=estimate_prompt_tokens(len(body)),
+            fields = (openai_chat if api == "openai" else anthropic_messages).PROMPT_FIELDS
+            req = Request(model=model, input_tokens=estimate_prompt_tokens(json.loads(body),
+                                                                           fields),
                           output_tokens=min(OUT, mt), max_tokens=mt)
             d = expected.admit(t, req)
             if d.admitted:

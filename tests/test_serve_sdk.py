@@ -165,6 +165,27 @@ def test_anthropic_count_tokens() -> None:
         assert metric_sum(metrics(srv.url), "capacity_mock_requests_total") == 0
 
 
+def test_anthropic_count_tokens_is_the_same_requests_input_usage() -> None:
+    """count_tokens answers what /v1/messages charges the same request: input_tokens +
+    cache_read_input_tokens (it answered 18 where usage said 6 + 15 = 21: the estimate
+    read the whole body's bytes, and count_tokens' body has no max_tokens)."""
+    tool = {"name": "get_weather", "description": "Weather of a city",
+            "input_schema": WEATHER_TOOL["function"]["parameters"]}
+    asks = [dict(messages=USER),
+            dict(system="You are terse.", messages=USER, tools=[tool],
+                 tool_choice={"type": "any"})]
+    with serving(profile(cached=0.5)) as srv, anthropic.Anthropic(
+            base_url=srv.url, api_key="mock", max_retries=0) as ant:
+        for ask in asks:
+            counted = ant.messages.count_tokens(model=CLAUDE, **ask).input_tokens
+            # max_tokens and metadata are not prompt: their digits change nothing.
+            for extra in ({"max_tokens": 7}, {"max_tokens": 4096,
+                                               "metadata": {"user_id": "u" * 400}}):
+                u = ant.messages.create(model=CLAUDE, **ask, **extra).usage
+                assert u.cache_read_input_tokens and u.cache_read_input_tokens > 0
+                assert u.input_tokens + u.cache_read_input_tokens == counted, (ask, extra)
+
+
 def test_azure_deployment_maps_to_quota() -> None:
     prof = profile(rpm=2, window="60s")
     with serving(prof, clock=ManualClock(0.0), time_scale=60_000) as srv, \

@@ -192,9 +192,10 @@ def build_request(provider: Provider, call: CallPlan, history: list[list[tuple[A
                   ident: tuple[str, int] | None = None,
                   population: str | None = None) -> Request:
     """The HTTP request for ``call``: history (trimmed) + ``new`` messages, its JSON body
-    exactly ``4 × input_tokens`` bytes long when the history allows (``capacity serve``
-    estimates prompt tokens as ``ceil(body bytes / 4)``; a real provider's tokenizer
-    counts roughly the same), padded in the system prompt."""
+    exactly ``4 × input_tokens`` bytes long when the history allows (characters over
+    four, which a real provider's tokenizer counts roughly; ``capacity serve`` reads the
+    ``x-capacity-input-tokens`` hint instead of its own estimate), padded in the system
+    prompt."""
     target = call.input_tokens * CHARS_PER_TOKEN
     hist = list(history)
     # Tool results answer the tool calls that end the last exchange: OpenAI and Anthropic

@@ -52,6 +52,13 @@ from capacity.serve.wire import (
     sse_event,
 )
 
+# The fields the prompt-token estimate reads (wire.estimate_prompt_tokens): what
+# count_tokens takes and counts — system, messages, tools, tool_choice (Anthropic's tool-use
+# system prompt differs with it: "auto"/"none" vs "any"/"tool") and the
+# output_config.format schema; max_tokens, stream, metadata and the sampling fields are
+# not counted, so count_tokens (no max_tokens) equals the same request's input_tokens +
+# cache_read_input_tokens.
+PROMPT_FIELDS = ("system", "messages", "tools", "tool_choice", "output_config")
 STOP_REASON = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 
 # The content block types a message may hold: the union of the anthropic SDK's

@@ -107,13 +107,19 @@ from capacity.serve.behaviour import (
     Hints,
     ModelBehaviour,
     Plan,
-    estimate_prompt_tokens,
     read_hints,
 )
 from capacity.serve.errors import Api, ApiError, bad, error_body
 from capacity.serve.history import decide, new_id
 from capacity.serve.metrics import LAG_TICK_S, Metrics, retry_bucket
-from capacity.serve.wire import JSONDecodeError, Parsed, Usage, dumps, loads
+from capacity.serve.wire import (
+    JSONDecodeError,
+    Parsed,
+    Usage,
+    dumps,
+    estimate_prompt_tokens,
+    loads,
+)
 
 __all__ = ["MockServer", "ServeOptions", "ServerThread", "build_app"]
 
@@ -244,7 +250,7 @@ class MockProvider:
         return web.Response(status=err.status, body=dumps(error_body(api, err, rid)),
                             content_type="application/json", headers=h)
 
-    async def _body(self, request: web.Request) -> tuple[Any, int]:
+    async def _body(self, request: web.Request) -> Any:
         if "content-type" in request.headers:
             # A declared non-JSON body is a client mistake (curl -d sends a form type):
             # refused naming the header. A raw client that sends none is read as JSON.
@@ -273,7 +279,7 @@ class MockProvider:
         if not raw:
             raise bad("body", "empty; expected a JSON object")
         try:
-            return loads(raw), len(raw)
+            return loads(raw)
         except (JSONDecodeError, ValueError, UnicodeDecodeError) as e:
             raise bad("body", f"not valid JSON ({str(e).splitlines()[0][:120]})") from None
 
@@ -304,20 +310,22 @@ class MockProvider:
     async def count_tokens(self, request: web.Request) -> web.Response:
         """``POST /v1/messages/count_tokens``: the prompt tokens a Messages request
         would be charged, no quota spent — the ``x-capacity-input-tokens`` hint when
-        sent (as ``/v1/messages`` charges it), else the estimate from the body's size;
+        sent (as ``/v1/messages`` charges it), else the estimate from its prompt fields
+        (:func:`capacity.serve.wire.estimate_prompt_tokens`, as ``/v1/messages``), so it
+        equals that request's ``input_tokens + cache_read_input_tokens``;
         LangChain's ``ChatAnthropic.get_num_tokens_from_messages`` calls it."""
         ep = self.ep_messages
         try:
             hints = read_hints(request.headers)
-            body, size = await self._body(request)
+            body = await self._body(request)
             # Validated as a Messages body, whose max_tokens this endpoint does not take.
             parsed = anthropic_messages.parse(
                 {"max_tokens": 1, **body} if isinstance(body, dict) else body)
             self._resolve(ep, parsed.model, False)
         except ApiError as e:
             return self._error(ep.api, e, request)
-        tokens = (estimate_prompt_tokens(size) if hints.input_tokens is None
-                  else hints.input_tokens)
+        tokens = (estimate_prompt_tokens(body, anthropic_messages.PROMPT_FIELDS)
+                  if hints.input_tokens is None else hints.input_tokens)
         return web.Response(body=dumps({"input_tokens": tokens}),
                             content_type="application/json")
 
@@ -472,7 +480,7 @@ class MockProvider:
                 raise ApiError(404, "Resource not found: the api-version query parameter "
                                "(?api-version=) is required for all requests",
                                param="api-version", code="404")
-            body, size = await self._body(request)
+            body = await self._body(request)
             if ep.module is openai_chat:
                 parsed = openai_chat.parse(body, model=deployment)
             else:
@@ -484,7 +492,7 @@ class MockProvider:
             model in self.profile.routes
         ident = (_ident(request, body) if self.options.log is not None or routed
                  else None)
-        return await self._generate(request, ep, parsed, model, size, ident, routed)
+        return await self._generate(request, ep, parsed, model, body, ident, routed)
 
     def _admit(self, target: str, plan: Plan, prompt: int, cached: int,
                max_tokens: int | None) -> tuple[Request | None, Decision | None]:
@@ -498,7 +506,7 @@ class MockProvider:
         return lreq, self.limiter.admit(self.clock.now(), lreq)
 
     async def _generate(self, request: web.Request, ep: _Endpoint, parsed: Parsed,
-                        model: str, size: int,
+                        model: str, body: dict[str, Any],
                         ident: tuple[str, str, str | None] | None = None,
                         routed: bool = False) -> web.StreamResponse:
         opts = self.options
@@ -522,8 +530,8 @@ class MockProvider:
                            id_prefix="toolu_" if ep.api == "anthropic" else "call_")
         except ApiError as e:  # a tool schema no arguments can be generated for
             return self._error(ep.api, e, request)
-        prompt = (estimate_prompt_tokens(size) if hints.input_tokens is None
-                  else hints.input_tokens)
+        prompt = (estimate_prompt_tokens(body, ep.module.PROMPT_FIELDS)
+                  if hints.input_tokens is None else hints.input_tokens)
         if hints.cached_tokens is None:
             cached = int(prompt * plan.cached_fraction)
         elif hints.cached_tokens <= prompt:

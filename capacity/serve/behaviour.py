@@ -11,12 +11,11 @@ A model the profile declares but no call uses generates :data:`DEFAULT_OUTPUT_TO
 The response takes ``ttft + output_tokens / tokens_per_second`` model seconds (divided by
 the time scale on the wall clock).
 
-Prompt tokens are estimated as ``ceil(len(request body in bytes) / 4)``: the
-characters-over-four rule of thumb (OpenAI: "estimated number of tokens based on the
-character count of your request"), applied to the whole body so that tool definitions
-and message framing count too, and free to compute (no tokenizer, no second walk over
-the messages). Cached prompt tokens are that estimate times the drawn call's
-``cached_input_fraction``.
+Prompt tokens are estimated as ``ceil(bytes / 4)`` of the request's prompt-bearing
+fields re-serialised as compact JSON (:func:`capacity.serve.wire.estimate_prompt_tokens`:
+the characters-over-four rule of thumb over messages, system text, tools and output
+schema, not over the body's layout or its other fields). Cached prompt tokens are that
+estimate times the drawn call's ``cached_input_fraction``.
 
 Hint headers (:func:`read_hints`): a client that knows which call of the profile a
 request stands for — ``capacity loadtest`` draws every call as the simulator does — may
@@ -72,15 +71,10 @@ from capacity.profile.schema import (
 )
 
 __all__ = ["DEFAULT_OUTPUT_TOKENS", "HINT_HEADERS", "Hints", "ModelBehaviour", "Plan",
-           "estimate_prompt_tokens", "population_rates", "read_hints", "text_of"]
+           "population_rates", "read_hints", "text_of"]
 
 DEFAULT_OUTPUT_TOKENS = 64
 """Output tokens of a model that no call of the profile uses."""
-
-
-def estimate_prompt_tokens(body_bytes: int) -> int:
-    """Prompt tokens of a request whose body is ``body_bytes`` long: ``ceil(bytes / 4)``."""
-    return max(1, math.ceil(body_bytes / 4))
 
 
 HINT_HEADERS = ("x-capacity-input-tokens", "x-capacity-cached-tokens",

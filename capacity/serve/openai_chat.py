@@ -52,6 +52,11 @@ from capacity.serve.wire import (
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 # Content part types Chat Completions accepts (OpenAI refuses others: invalid_value).
 _PART_TYPES = frozenset({"text", "image_url", "input_audio", "file", "refusal", "audio"})
+# The fields the prompt-token estimate reads (wire.estimate_prompt_tokens): what OpenAI
+# puts before the model — the messages, the tool definitions and a response_format's
+# schema (structured outputs are prompted with it). tool_choice, n, sampling fields,
+# user and metadata steer or label the request and are not prompt text.
+PROMPT_FIELDS = ("messages", "tools", "response_format")
 MAX_TOOLS = 128  # OpenAI refuses more tools in one request (array_above_max_length)
 # A function name OpenAI accepts (invalid_value otherwise: a space, '/', '!'...); some
 # models' pattern also allows '.', which the mock does not refuse. At most 64 characters.

@@ -42,6 +42,11 @@ from capacity.serve.wire import (
     sse_event,
 )
 
+# The fields the prompt-token estimate reads (wire.estimate_prompt_tokens): the
+# Responses counterparts of chat's — instructions (the system prompt), input, the tool
+# definitions and text.format's schema; tool_choice, metadata, store and the sampling
+# fields are not prompt text.
+PROMPT_FIELDS = ("instructions", "input", "tools", "text")
 # temperature and top_p (Responses has no penalties), range-checked as OpenAI does.
 _SAMPLING = SAMPLING[:2]
 

@@ -8,6 +8,7 @@ otherwise; both produce the same documents.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,23 @@ except ImportError:  # pragma: no cover
 
     loads = json.loads
     JSONDecodeError = ValueError
+
+
+def estimate_prompt_tokens(body: dict[str, Any], fields: tuple[str, ...]) -> int:
+    """Prompt tokens of a request (≥ 1): ``ceil(bytes / 4)`` of its prompt-bearing
+    ``fields`` (each protocol's ``PROMPT_FIELDS``) re-serialised as compact JSON.
+
+    The characters-over-four rule of thumb (OpenAI: "estimated number of tokens based on
+    the character count of your request") over what the model reads — messages, system
+    text, tool definitions, the output schema — so that tool definitions and message
+    framing count, while the body's layout (indented or compact JSON, key order),
+    ``metadata``, ``max_tokens`` digits or ``stream`` do not. Every generation endpoint
+    and Anthropic's ``count_tokens`` use it, so ``count_tokens`` answers what the same
+    request's usage reports. One compact ``dumps`` of the fields: a few µs for an
+    agent's few KB, no tokenizer.
+    """
+    prompt = {k: body[k] for k in fields if body.get(k) is not None}
+    return max(1, math.ceil(len(dumps(prompt)) / 4))
 
 
 def sse_data(obj: Any) -> bytes:
