@@ -7,7 +7,9 @@ import json
 import math
 import re
 import socket
+import tempfile
 import time
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx2
@@ -734,6 +736,47 @@ def test_rate_limit_messages_print_large_counts_in_full() -> None:
         # public issue threads, e.g. stackblitz/bolt.new#8588); OpenAI does not.
         assert r.status_code == 429 and "organization of 1,234,567 tokens per min" in msg, msg
     assert _units(20_576.25) == "20576.25" and _units(1_234_567.0, True) == "1,234,567"
+
+
+@pytest.mark.parametrize("reserve", [False, True])
+def test_n_choices_are_charged_every_output(reserve: bool) -> None:
+    """A request for n choices is charged its prompt once and every choice's output: n ×
+    max_tokens where the quota reserves max_tokens (OpenAI's estimate counts
+    max_tokens × n), the sum of the outputs otherwise; the metrics and the request log
+    report the sum as its completion tokens."""
+    from capacity.fit.jsonl import RequestLogWriter
+    from capacity.limits import ManualClock
+
+    prof = profile(tpm=10_000, window="60s", charge_max_tokens=reserve)
+    out = {"x-capacity-output-tokens": "30"}
+    body = {**OK_CHAT, "max_tokens": 100, "n": 3}
+    with tempfile.TemporaryDirectory() as d:
+        log_path = Path(d) / "log.jsonl"
+        with RequestLogWriter(log_path) as log, serving(
+                prof, clock=ManualClock(0.0), time_scale=10_000, log=log) as srv, \
+                httpx2.Client(base_url=srv.url, timeout=30) as h:
+            r = h.post("/v1/chat/completions", json=body, headers=out)
+            assert r.status_code == 200, r.text
+            u = r.json()["usage"]
+            assert u["completion_tokens"] == 90 and len(r.json()["choices"]) == 3
+            # At admission: n × max_tokens reserved, or the three outputs.
+            held = 300 if reserve else 90
+            assert int(r.headers["x-ratelimit-remaining-tokens"]) == \
+                10_000 - u["prompt_tokens"] - held
+            m = metrics(srv.url)
+            # Settled to what was sent (a reservation stays, as for one choice).
+            assert metric_sum(m, "capacity_mock_charged_units_total", slot="oai.tpm") == \
+                u["prompt_tokens"] + held
+            assert metric_sum(m, "capacity_mock_tokens_total", kind="completion") == 90
+            # n = 40 × max_tokens 300 can never fit a 10,000-token quota that reserves
+            # max_tokens; one choice is admitted.
+            big = {**OK_CHAT, "max_tokens": 300}
+            if reserve:
+                r = h.post("/v1/chat/completions", json={**big, "n": 40}, headers=out)
+                assert r.status_code == 429 and r.headers["x-should-retry"] == "false"
+            assert h.post("/v1/chat/completions", json=big, headers=out).status_code == 200
+        first = json.loads(log_path.read_text().splitlines()[0])
+    assert first["output_tokens"] == 90
 
 
 def test_charged_units_metric_is_exact_past_a_million() -> None:

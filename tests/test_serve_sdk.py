@@ -13,6 +13,7 @@ import openai
 import pytest
 
 from capacity.limits import ManualClock
+from capacity.serve.behaviour import text_of
 from tests.serve_support import (
     CLAUDE,
     GPT,
@@ -184,6 +185,54 @@ def test_anthropic_count_tokens_is_the_same_requests_input_usage() -> None:
                 u = ant.messages.create(model=CLAUDE, **ask, **extra).usage
                 assert u.cache_read_input_tokens and u.cache_read_input_tokens > 0
                 assert u.input_tokens + u.cache_read_input_tokens == counted, (ask, extra)
+
+
+def test_openai_n_choices_non_streaming_and_streaming() -> None:
+    """n > 1 (refused before: "the mock answers with one choice") answers choices
+    0..n-1, each decided by the history rule on its own (tool calls with unique ids),
+    usage.completion_tokens the sum; streamed, every chunk carries one choice by index
+    and the SDK's stream accumulator assembles all n."""
+    out = {"x-capacity-output-tokens": "20"}  # every choice 20 tokens: the sum is known
+    with serving() as srv, _oai(srv, max_retries=0) as client:
+        c = client.chat.completions.create(model=GPT, messages=USER, tools=[WEATHER_TOOL],
+                                           n=3, extra_headers=out)
+        assert [ch.index for ch in c.choices] == [0, 1, 2]
+        assert all(ch.finish_reason == "tool_calls" for ch in c.choices)
+        ids = [t.id for ch in c.choices for t in ch.message.tool_calls or []]
+        assert len(ids) == 3 and len(set(ids)) == 3
+        assert c.usage is not None and c.usage.completion_tokens == 60
+        # After a tool result each choice answers text.
+        c = client.chat.completions.create(model=GPT, messages=USER, n=4, extra_headers=out)
+        assert [ch.index for ch in c.choices] == [0, 1, 2, 3]
+        assert all(ch.finish_reason == "stop" and ch.message.content for ch in c.choices)
+        assert c.usage is not None and c.usage.completion_tokens == 80
+        with client.chat.completions.stream(
+                model=GPT, messages=USER, n=3, extra_headers=out,
+                stream_options={"include_usage": True}) as s:
+            final = s.get_final_completion()
+        assert [ch.index for ch in final.choices] == [0, 1, 2]
+        # Each choice's pieces reassembled whole: the 20-token text of a choice.
+        assert all(ch.finish_reason == "stop" and ch.message.content == text_of(0, 20)
+                   for ch in final.choices)
+        assert final.usage is not None and final.usage.completion_tokens == 60
+        with client.chat.completions.stream(model=GPT, messages=USER, n=2,
+                                            tools=[WEATHER_TOOL]) as s:
+            final = s.get_final_completion()
+        calls = [ch.message.tool_calls for ch in final.choices]
+        assert [ch.finish_reason for ch in final.choices] == ["tool_calls"] * 2
+        assert all(cs and len(cs) == 1 and json.loads(cs[0].function.arguments)
+                   for cs in calls)
+        assert calls[0][0].id != calls[1][0].id  # type: ignore[index]
+        seen = []
+        for chunk in client.chat.completions.create(model=GPT, messages=USER, n=3,
+                                                    stream=True):
+            assert len(chunk.choices) == 1  # one choice per chunk, as OpenAI streams
+            seen.append(chunk.choices[0].index)
+        assert sorted(set(seen)) == [0, 1, 2] and seen[:3] == [0, 1, 2]
+        for bad_n in (0, 129):
+            with pytest.raises(openai.BadRequestError) as e:
+                client.chat.completions.create(model=GPT, messages=USER, n=bad_n)
+            assert e.value.body["param"] == "n"  # type: ignore[index]
 
 
 def test_azure_deployment_maps_to_quota() -> None:

@@ -113,6 +113,7 @@ from capacity.serve.errors import Api, ApiError, bad, error_body
 from capacity.serve.history import decide, new_id
 from capacity.serve.metrics import LAG_TICK_S, Metrics, retry_bucket
 from capacity.serve.wire import (
+    Choice,
     JSONDecodeError,
     Parsed,
     Usage,
@@ -496,13 +497,28 @@ class MockProvider:
 
     def _admit(self, target: str, plan: Plan, prompt: int, cached: int,
                max_tokens: int | None) -> tuple[Request | None, Decision | None]:
-        """Admit a request on ``target``'s quotas now (None, None: no quota covers it)."""
+        """Admit a request on ``target``'s quotas now (None, None: no quota covers it).
+
+        THE request the limiter meters (settled by :meth:`_settle` with the output
+        actually sent): its prompt once and the output of every choice
+        (:attr:`Plan.total_output_tokens`). With ``n`` > 1 choices its ``max_tokens`` is
+        ``n ×`` the request's (else the model's default): each choice may run to the cap,
+        so a quota that reserves max_tokens reserves ``n ×`` it, as OpenAI's admission
+        estimate counts ``max_tokens × n``, and the charge's cut at max_tokens applies to
+        the total of all choices, not to one.
+        """
         if not self.limiter.knows(target):
             return None, None
+        n = 1 + len(plan.more)
+        cap = max_tokens
+        if n > 1:
+            cap = max_tokens if max_tokens is not None else \
+                self.profile.model_of(target).max_tokens
+            cap = None if cap is None else n * cap
         lreq = Request(model=target, input_tokens=float(prompt),
-                       output_tokens=float(plan.output_tokens),
+                       output_tokens=float(plan.total_output_tokens),
                        cached_input_tokens=float(cached),
-                       max_tokens=None if max_tokens is None else float(max_tokens))
+                       max_tokens=None if cap is None else float(cap))
         return lreq, self.limiter.admit(self.clock.now(), lreq)
 
     async def _generate(self, request: web.Request, ep: _Endpoint, parsed: Parsed,
@@ -523,11 +539,13 @@ class MockProvider:
         first = self.router.routes[model].deployments[0].name if (
             routed and self.router is not None) else model
         plan = self.behaviours[first].plan(self.rng, parsed.max_tokens, hints.output_tokens,
-                                           hints.population, hints.call)
+                                           hints.population, hints.call, parsed.n)
         try:
-            reply = decide(parsed.view, self.rng, tool_probability=opts.tool_probability,
-                           n_calls=plan.tool_calls,
-                           id_prefix="toolu_" if ep.api == "anthropic" else "call_")
+            # The history rule per choice (OpenAI's n), each with its own draws and ids.
+            replies = [decide(parsed.view, self.rng, tool_probability=opts.tool_probability,
+                              n_calls=p.tool_calls,
+                              id_prefix="toolu_" if ep.api == "anthropic" else "call_")
+                       for p in (plan, *plan.more)]
         except ApiError as e:  # a tool schema no arguments can be generated for
             return self._error(ep.api, e, request)
         prompt = (estimate_prompt_tokens(body, ep.module.PROMPT_FIELDS)
@@ -561,9 +579,14 @@ class MockProvider:
                     assert lreq is not None
                     return self._rate_limited(request, ep, parsed, model, lreq, d, headers)
                 self._count_charged(d)
-        finish = ("tool_calls" if reply.is_tool_call
-                  else "length" if plan.truncated else "stop")
-        usage = Usage(prompt, cached, plan.output_tokens, finish)
+        choices = tuple(
+            Choice(r, p.output_tokens, "tool_calls" if r.is_tool_call
+                   else "length" if p.truncated else "stop")
+            for r, p in zip(replies, (plan, *plan.more), strict=True))
+        reply = replies[0]
+        usage = Usage(prompt, cached, plan.total_output_tokens, choices[0].finish)
+        # Several choices (n > 1) are rendered from the list; one keeps the plain call.
+        more: dict[str, Any] = {"choices": choices} if plan.more else {}
         self.metrics.requests[(ep.name, model, 200)] += 1
         self.metrics.tokens[(model, "prompt")] += prompt
         self.metrics.in_flight_requests += 1
@@ -572,17 +595,17 @@ class MockProvider:
         try:
             if parsed.stream:
                 return await self._stream(request, ep, parsed, reply, usage, plan.ttft_s,
-                                          plan.generation_s, headers, progress)
+                                          plan.generation_s, headers, progress, more)
             await asyncio.sleep((plan.ttft_s + plan.generation_s) / self.k)
             progress[0] = 1.0
-            return web.Response(body=dumps(ep.module.render(parsed, reply, usage)),
+            return web.Response(body=dumps(ep.module.render(parsed, reply, usage, **more)),
                                 content_type="application/json", headers=headers)
         finally:
             self.metrics.in_flight_requests -= 1
             self.metrics.in_flight[model] -= 1
             if progress[0] < 1.0:
                 self.metrics.disconnects += 1
-            actual = float(round(plan.output_tokens * progress[0]))
+            actual = float(round(plan.total_output_tokens * progress[0]))
             self.metrics.tokens[(model, "completion")] += int(actual)
             if lreq is not None:
                 self._settle(lreq, actual)
@@ -640,7 +663,7 @@ class MockProvider:
                 # The first deployment's plan was drawn already (the answer's shape).
                 plan = plan0 if dep.name == first else self.behaviours[dep.name].plan(
                     self.rng, parsed.max_tokens, hints.output_tokens, hints.population,
-                    hints.call)
+                    hints.call, parsed.n)
                 lreq, d = self._admit(dep.name, plan, prompt, cached, parsed.max_tokens)
                 admitted = d is None or d.admitted
                 last = (dep.name, lreq, d)
@@ -702,15 +725,17 @@ class MockProvider:
 
     async def _stream(self, request: web.Request, ep: _Endpoint, parsed: Parsed,
                       reply: Any, usage: Usage, ttft_s: float, gen_s: float,
-                      headers: dict[str, str], progress: list[float]) -> web.StreamResponse:
+                      headers: dict[str, str], progress: list[float],
+                      more: dict[str, Any]) -> web.StreamResponse:
         """Send an answer as server-sent events at the model's pace.
 
-        ``progress[0]`` tracks the share of the content written (1.0 once complete).
+        ``progress[0]`` tracks the share of the content written (1.0 once complete);
+        ``more``: the renderer's extra keywords (the choices of an ``n`` > 1 answer).
         """
         gen_wall = gen_s / self.k
         groups = max(1, min(usage.completion_tokens,
                             math.ceil(gen_wall / self.options.stream_interval_s)))
-        parts = ep.module.stream(parsed, reply, usage, groups)
+        parts = ep.module.stream(parsed, reply, usage, groups, **more)
         resp = web.StreamResponse(status=200, headers={
             **headers, "content-type": "text/event-stream; charset=utf-8",
             "cache-control": "no-cache"})

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -176,6 +176,10 @@ class Plan:
     tokens_per_second : output tokens generated per model second.
     cached_fraction : share of the prompt served from the provider's cache.
     tool_calls : how many tool calls a tool-call answer carries (≥ 1).
+    more : the plans of choices 1..n−1 of a request asking for ``n`` choices (OpenAI
+        chat's ``n``), each drawn as this one; only their ``output_tokens``,
+        ``truncated`` and ``tool_calls`` are read (the answer's latency and cache are
+        this plan's). Empty for one choice.
     """
 
     output_tokens: int
@@ -184,11 +188,19 @@ class Plan:
     tokens_per_second: float
     cached_fraction: float
     tool_calls: int
+    more: tuple[Plan, ...] = ()
+
+    @property
+    def total_output_tokens(self) -> int:
+        """Completion tokens of every choice: what usage reports and the quota is charged."""
+        return self.output_tokens + sum(p.output_tokens for p in self.more)
 
     @property
     def generation_s(self) -> float:
-        """Model seconds from the first token to the last."""
-        return self.output_tokens / self.tokens_per_second
+        """Model seconds from the first token to the last (choices are generated side by
+        side: the longest one's)."""
+        longest = max((self.output_tokens, *(p.output_tokens for p in self.more)))
+        return longest / self.tokens_per_second
 
     @property
     def total_s(self) -> float:
@@ -351,11 +363,23 @@ class ModelBehaviour:
 
     def plan(self, rng: np.random.Generator, max_tokens: int | None,
              output_tokens: int | None = None, population: str | None = None,
-             call_name: str | None = None) -> Plan:
+             call_name: str | None = None, choices: int = 1) -> Plan:
         """Draw one response's behaviour (``max_tokens``: the request's, if it sent one;
         ``output_tokens``: a hint that replaces the draw of the call's output;
         ``population`` / ``call_name``: hints that restrict the call to that population's
-        turns, and that name — see the module docstring)."""
+        turns, and that name — see the module docstring; ``choices``: OpenAI's ``n``,
+        each further choice drawn after the first as its own plan, :attr:`Plan.more`)."""
+        first = self._plan(rng, max_tokens, output_tokens, population, call_name)
+        if choices == 1:
+            return first
+        return replace(first, more=tuple(
+            self._plan(rng, max_tokens, output_tokens, population, call_name)
+            for _ in range(choices - 1)))
+
+    def _plan(self, rng: np.random.Generator, max_tokens: int | None,
+              output_tokens: int | None, population: str | None,
+              call_name: str | None) -> Plan:
+        """One choice's draw (:meth:`plan`)."""
         cached = 0.0
         call_cap: int | None = self.default_max_tokens
         sub = self._subset(population, call_name) if population is not None else None

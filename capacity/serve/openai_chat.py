@@ -18,22 +18,31 @@ a misspelt field will not get that 400 here. A ``tool`` message must answer an o
 the assistant message before it, and that message's calls must all be answered before
 another message (OpenAI refuses both).
 
+``n`` (1..128, OpenAI's bounds) asks for that many choices, ``index`` 0..n−1: each is
+drawn and decided by the history rule on its own (its own output tokens and tool calls,
+ids unique); ``usage.completion_tokens`` is their sum, and the quota is charged every
+choice's output (``n × max_tokens`` where the quota reserves max_tokens:
+:meth:`capacity.serve.app.MockProvider._admit`). The answer takes as long as its longest
+choice.
+
 Streams follow the recorded wire format: a first chunk with ``role``, content (or
 ``tool_calls`` deltas, each with its ``index``; the first per call carries id, type and
 name), a chunk with ``finish_reason``, then — with ``include_usage`` — a chunk with empty
-``choices`` and the usage, then ``data: [DONE]``.
+``choices`` and the usage, then ``data: [DONE]``. With ``n`` > 1 each chunk carries one
+choice by its ``index`` (:func:`stream`).
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from capacity.serve.errors import ApiError, bad
 from capacity.serve.history import JsonAnswer, Reply, ToolDef, TurnView, new_id
 from capacity.serve.wire import (
+    Choice,
     Parsed,
     StreamParts,
     Usage,
@@ -57,6 +66,7 @@ _PART_TYPES = frozenset({"text", "image_url", "input_audio", "file", "refusal", 
 # schema (structured outputs are prompted with it). tool_choice, n, sampling fields,
 # user and metadata steer or label the request and are not prompt text.
 PROMPT_FIELDS = ("messages", "tools", "response_format")
+MAX_N = 128  # OpenAI's bound on n (choices per request)
 MAX_TOOLS = 128  # OpenAI refuses more tools in one request (array_above_max_length)
 # A function name OpenAI accepts (invalid_value otherwise: a space, '/', '!'...); some
 # models' pattern also allows '.', which the mock does not refuse. At most 64 characters.
@@ -101,9 +111,7 @@ def parse(body: Any, *, model: str | None = None) -> Parsed:
         include_usage = opt_bool(so, "include_usage", False)
     caps = [c for c in (opt_positive_int(body, "max_tokens"),
                         opt_positive_int(body, "max_completion_tokens")) if c is not None]
-    n = opt_positive_int(body, "n")
-    if n is not None and n != 1:
-        raise bad("n", f"the mock answers with one choice (n = 1), got {n}")
+    n = opt_int(body, "n", 1, MAX_N) or 1
     parallel = opt_bool(body, "parallel_tool_calls", True)
     check_ranges(body, SAMPLING)
     opt_int(body, "seed")
@@ -114,7 +122,7 @@ def parse(body: Any, *, model: str | None = None) -> Parsed:
     view = TurnView(last_is_tool_result=last.get("role") in ("tool", "function"),
                     tools=tools, tool_choice=choice, parallel=parallel,
                     json_answer=_response_format(body.get("response_format"), msgs))
-    return Parsed(model, stream, include_usage, min(caps) if caps else None, view)
+    return Parsed(model, stream, include_usage, min(caps) if caps else None, view, n=n)
 
 
 def _check_message(m: Any, p: str) -> None:
@@ -293,58 +301,104 @@ def _usage(u: Usage) -> dict[str, Any]:
                                           "rejected_prediction_tokens": 0}}
 
 
-def render(p: Parsed, reply: Reply, u: Usage) -> dict[str, Any]:
-    """The non-streaming ``chat.completion`` object."""
-    message: dict[str, Any] = {"role": "assistant", "refusal": None, "annotations": []}
-    if reply.is_tool_call:
-        message["content"] = None
-        message["tool_calls"] = [
-            {"id": c.id, "type": "function",
-             "function": {"name": c.name, "arguments": c.arguments_json}}
-            for c in reply.calls]
-    else:
-        message["content"] = answer_text(reply, u.completion_tokens)
+def _choices(reply: Reply, u: Usage, choices: tuple[Choice, ...]) -> tuple[Choice, ...]:
+    """The answer's choices: ``choices`` when the request asked for several (``n`` > 1),
+    else the one ``reply`` with ``u``'s tokens and finish."""
+    return choices or (Choice(reply, u.completion_tokens, u.finish),)
+
+
+def render(p: Parsed, reply: Reply, u: Usage,
+           choices: tuple[Choice, ...] = ()) -> dict[str, Any]:
+    """The non-streaming ``chat.completion`` object; ``choices``: all of them when the
+    request asked for ``n`` > 1 (``u`` then holds their total completion tokens)."""
+    out = []
+    for i, c in enumerate(_choices(reply, u, choices)):
+        message: dict[str, Any] = {"role": "assistant", "refusal": None, "annotations": []}
+        if c.reply.is_tool_call:
+            message["content"] = None
+            message["tool_calls"] = [
+                {"id": call.id, "type": "function",
+                 "function": {"name": call.name, "arguments": call.arguments_json}}
+                for call in c.reply.calls]
+        else:
+            message["content"] = answer_text(c.reply, c.tokens)
+        out.append({"index": i, "message": message, "logprobs": None,
+                    "finish_reason": c.finish})
     return {"id": new_id("chatcmpl-"), "object": "chat.completion",
-            "created": int(time.time()), "model": p.model,
-            "choices": [{"index": 0, "message": message, "logprobs": None,
-                         "finish_reason": u.finish}],
+            "created": int(time.time()), "model": p.model, "choices": out,
             "usage": _usage(u), "service_tier": "default",
             "system_fingerprint": "fp_capacity_mock"}
 
 
-def stream(p: Parsed, reply: Reply, u: Usage, groups: int) -> StreamParts:
-    """The chunks of a streamed answer, content cut into ``groups`` pieces."""
+def stream(p: Parsed, reply: Reply, u: Usage, groups: int,
+           choices: tuple[Choice, ...] = ()) -> StreamParts:
+    """The chunks of a streamed answer, content cut into ``groups`` pieces.
+
+    With ``choices`` (``n`` > 1) every chunk carries one choice, named by its ``index``,
+    as OpenAI streams them: first each choice's role chunk in index order (the SDK's
+    ``ChatCompletionStreamState`` appends a choice it has not seen at the end of its
+    list, so they must first appear in order), then the choices' pieces in turn (each
+    cut into ``groups // n`` pieces, so a stream sends as many events as with one
+    choice), then each choice's finish chunk, the usage chunk and ``[DONE]``.
+    """
     base = {"id": new_id("chatcmpl-"), "object": "chat.completion.chunk",
             "created": int(time.time()), "model": p.model,
             "system_fingerprint": "fp_capacity_mock"}
     if p.include_usage:
         base["usage"] = None  # "All other chunks will also include a usage field ... null"
-
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return sse_data({**base, "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                                             "finish_reason": finish}]})
-
-    pieces: list[bytes] = []
-    text_pieces: Iterable[bytes] | None = None
-    if reply.is_tool_call:
-        head = chunk({"role": "assistant", "content": None, "refusal": None, "tool_calls": [
-            {"index": i, "id": c.id, "type": "function",
-             "function": {"name": c.name, "arguments": ""}}
-            for i, c in enumerate(reply.calls)]})
-        per_call = max(1, groups // len(reply.calls))
-        for i, c in enumerate(reply.calls):
-            text = c.arguments_json
-            for a, b in split_even(len(text), per_call):
-                pieces.append(chunk({"tool_calls": [
-                    {"index": i, "function": {"arguments": text[a:b]}}]}))
-    else:
-        head = chunk({"role": "assistant", "content": "", "refusal": None})
-        texts, n_text = answer_pieces(reply, u.completion_tokens, groups)
-        text_pieces = (chunk({"content": t}) for t in texts)
-    tail = chunk({}, u.finish)
+    all_ = _choices(reply, u, choices)
+    per = max(1, groups // len(all_))
+    heads, parts, tails = [], [], []
+    for i, c in enumerate(all_):
+        head, pieces, n, tail = _choice_chunks(base, i, c, per)
+        heads.append(head)
+        parts.append((pieces, n))
+        tails.append(tail)
+    tail = b"".join(tails)
     if p.include_usage:
         tail += sse_data({**base, "choices": [], "usage": _usage(u)})
     tail += b"data: [DONE]\n\n"
-    if text_pieces is not None:
-        return StreamParts(head, text_pieces, n_text, tail)
-    return StreamParts(head, pieces, len(pieces), tail)
+    if len(parts) == 1:
+        return StreamParts(heads[0], parts[0][0], parts[0][1], tail)
+    return StreamParts(b"".join(heads), _in_turn([it for it, _ in parts]),
+                       sum(n for _, n in parts), tail)
+
+
+def _in_turn(iterables: list[Iterable[bytes]]) -> Iterator[bytes]:
+    """The items of ``iterables`` taken one of each in turn (a shorter one drops out)."""
+    its = [iter(x) for x in iterables]
+    while its:
+        alive = []
+        for it in its:
+            item = next(it, None)
+            if item is not None:
+                yield item
+                alive.append(it)
+        its = alive
+
+
+def _choice_chunks(base: dict[str, Any], index: int, c: Choice, groups: int
+                   ) -> tuple[bytes, Iterable[bytes], int, bytes]:
+    """One choice's stream: its role chunk, its content pieces (lazy for text) and their
+    count, its finish chunk."""
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return sse_data({**base, "choices": [{"index": index, "delta": delta,
+                                             "logprobs": None, "finish_reason": finish}]})
+
+    reply = c.reply
+    if reply.is_tool_call:
+        head = chunk({"role": "assistant", "content": None, "refusal": None, "tool_calls": [
+            {"index": i, "id": call.id, "type": "function",
+             "function": {"name": call.name, "arguments": ""}}
+            for i, call in enumerate(reply.calls)]})
+        per_call = max(1, groups // len(reply.calls))
+        pieces: list[bytes] = []
+        for i, call in enumerate(reply.calls):
+            text = call.arguments_json
+            for a, b in split_even(len(text), per_call):
+                pieces.append(chunk({"tool_calls": [
+                    {"index": i, "function": {"arguments": text[a:b]}}]}))
+        return head, pieces, len(pieces), chunk({}, c.finish)
+    head = chunk({"role": "assistant", "content": "", "refusal": None})
+    texts, n_text = answer_pieces(reply, c.tokens, groups)
+    return head, (chunk({"content": t}) for t in texts), n_text, chunk({}, c.finish)

@@ -76,6 +76,7 @@ class Parsed:
     max_tokens : the request's output cap, if it sent one.
     view : what the history rule reads.
     echo : protocol-specific fields a response repeats (e.g. Responses' ``tools``).
+    n : choices asked for (OpenAI chat's ``n``; 1 elsewhere).
     """
 
     model: str
@@ -84,6 +85,7 @@ class Parsed:
     max_tokens: int | None
     view: TurnView
     echo: dict[str, Any] = field(default_factory=dict)
+    n: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,16 @@ class Usage:
     prompt_tokens: int
     cached_tokens: int
     completion_tokens: int
+    finish: str
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One choice of an answer asking for several (OpenAI chat's ``n``): its content, its
+    completion tokens and why it stopped (``stop``, ``length`` or ``tool_calls``)."""
+
+    reply: Reply
+    tokens: int
     finish: str
 
 
