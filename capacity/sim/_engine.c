@@ -114,6 +114,9 @@
 #ifndef CQ_EPOCH
 #define CQ_EPOCH 11 /* log2 of the buckets per epoch (see cq_drain) */
 #endif
+#ifndef CQ_COARSE
+#define CQ_COARSE 6 /* log2 of the epochs per coarse span (see co_split) */
+#endif
 #ifndef CQ_ARENA
 #define CQ_ARENA 64 /* bytes of address space per session for the epochs' buffers */
 #endif
@@ -696,10 +699,13 @@ typedef struct {
     int32_t head, tail;
 } Bucket;
 
-/* An epoch's pushes not yet linked (see cq_drain): owner ids in push order. */
+/* An epoch's pushes not yet linked (see cq_drain): owner ids in push order. 16 bytes
+ * (ids are 32-bit, so a buffer holds fewer than 2^31; ep_grow refuses more): at 10^6
+ * sessions a push appends to one of 2,000-4,000 buffers at random, and their heads were
+ * 48-96 kB of a 512 kB L2 at 24 bytes. */
 typedef struct {
     int32_t *ids;
-    int64_t len, cap;
+    int32_t len, cap;
 } EpBuf;
 
 typedef struct {
@@ -826,6 +832,11 @@ typedef struct {
     EpBuf *eb;
     int64_t ep_cap;         /* buffers allocated */
     int64_t ep_mask, ep_done, drain_at, nbuf;
+    /* Coarse spans of 2^CQ_COARSE epochs (see co_split): a push due in a span after co_done
+     * waits in its span's buffer (cb: a ring of co_mask + 1, after the epochs' in eb) as
+     * (id, epoch) pairs; co_done INT64_MAX: no coarse level (too few epochs). */
+    EpBuf *cb;
+    int64_t co_mask, co_done;
     int oom; /* a buffer could not grow: the next pop fails */
     /* The buffers' memory (large populations, Linux): taken in order from one region of
      * transparent huge pages (see ep_grow), NULL elsewhere (then malloc). */
@@ -917,7 +928,11 @@ static inline int ep_in_arena(const Queue *Q, const int32_t *p) {
  * sessions a push appends to one of ~2,000-4,000 buffers at random, each on its own
  * 4 kB page when malloc'd, so an append was often also a TLB miss. */
 static __attribute__((noinline)) int ep_grow(Queue *Q, EpBuf *B) {
-    int64_t c = B->cap ? 2 * B->cap : 64;
+    int64_t c = B->cap ? 2 * (int64_t)B->cap : 64;
+    if (c > INT32_MAX) {
+        Q->oom = 1;
+        return -1;
+    }
     int k = 0; /* c = 64 << k */
     while (((int64_t)64 << k) < c) k++;
     size_t bytes = sizeof(int32_t) * (size_t)c; /* a multiple of 256: lines stay aligned */
@@ -949,19 +964,57 @@ static __attribute__((noinline)) int ep_grow(Queue *Q, EpBuf *B) {
         return -1;
     }
     B->ids = p;
-    B->cap = c;
+    B->cap = (int32_t)c;
     return 0;
 }
 
-/* Append owner id to the buffer of epoch e (due after the epochs linked). Inlined into
- * every push at 10^5-10^6 sessions (most pushes land here): as a call it cost ~4 % of the
- * loop's time there (perf). */
-static ALWAYS_INLINE int ep_append(Queue *Q, int64_t e, int32_t id) {
+/* Append owner id to the buffer of epoch e (not counted in nbuf: see ep_append). */
+static ALWAYS_INLINE int ep_put(Queue *Q, int64_t e, int32_t id) {
     EpBuf *B = Q->eb + (e & Q->ep_mask);
     if (__builtin_expect(B->len == B->cap, 0) && ep_grow(Q, B) < 0) return -1;
     B->ids[B->len++] = id;
-    Q->nbuf++;
     return 0;
+}
+
+/* A push due in an epoch not linked yet: to its epoch's buffer when its coarse span is
+ * split (co_done), else (id, epoch) to its span's buffer. At 10^6 sessions a push due
+ * seconds or a think time ahead lands in one of 2,000-4,000 epochs at random, and the end
+ * of that epoch's buffer was a line from beyond the 512 kB L2 (0.26 per attempt,
+ * cachegrind, independent workload), with its head (0.13); the spans' buffer ends are a
+ * few dozen lines, in cache, and co_split appends to 2^CQ_COARSE epochs' buffers at a
+ * time. An epoch outside [0, 2^31) (a time out of any horizon) goes to its epoch's buffer.
+ * Inlined into every push at 10^5-10^6 sessions (most pushes land here): as a call it
+ * cost ~4 % of the loop's time there (perf). */
+static ALWAYS_INLINE int ep_append(Queue *Q, int64_t e, int32_t id) {
+    Q->nbuf++;
+    if ((e >> CQ_COARSE) <= Q->co_done || (uint64_t)e > INT32_MAX) return ep_put(Q, e, id);
+    EpBuf *B = Q->cb + ((e >> CQ_COARSE) & Q->co_mask);
+    if (__builtin_expect(B->len + 2 > B->cap, 0) && ep_grow(Q, B) < 0) return -1;
+    B->ids[B->len] = id;
+    B->ids[B->len + 1] = (int32_t)e;
+    B->len += 2;
+    return 0;
+}
+
+/* Move coarse span c's pushes to their epochs' buffers, in push order (the drain of the
+ * span's first epoch comes next; everything pushed for an epoch of the span before this
+ * is in the span's buffer, everything after goes to the epoch's), keeping those of a
+ * span a year (the ring) or more later. */
+static __attribute__((noinline)) void co_split(Queue *Q, int64_t c) {
+    EpBuf *B = Q->cb + (c & Q->co_mask);
+    int32_t *v = B->ids;
+    int64_t n = B->len, k = 0;
+    for (int64_t i = 0; i < n; i += 2) {
+        const int64_t e = v[i + 1];
+        if ((e >> CQ_COARSE) == c) {
+            if (ep_put(Q, e, v[i]) < 0) return; /* Q->oom: the next pop fails */
+        } else {
+            v[k++] = v[i];
+            v[k++] = (int32_t)e;
+        }
+    }
+    B->len = (int32_t)k;
+    Q->co_done = c;
 }
 
 /* Link the next epoch's pushes into the calendar, in push order (so equal times keep
@@ -975,6 +1028,7 @@ static ALWAYS_INLINE void cq_insert_i(Queue *Q, int32_t id, Ev *e, double t, con
 /* inf: every empty bucket's tail is the record due at -inf (q_pop_b; see cq_insert_p) */
 static ALWAYS_INLINE void cq_drain_impl(Queue *Q, const int inf, const int sh) {
     int64_t e = Q->ep_done + 1;
+    while ((e >> CQ_COARSE) > Q->co_done) co_split(Q, Q->co_done + 1);
     EpBuf *B = Q->eb + (e & Q->ep_mask);
     int32_t *ids = B->ids;
     int64_t n = B->len, k = 0;
@@ -991,7 +1045,7 @@ static ALWAYS_INLINE void cq_drain_impl(Queue *Q, const int inf, const int sh) {
         }
     }
     Q->nbuf -= n - k;
-    B->len = k;
+    B->len = (int32_t)k;
     Q->ep_done = e;
     Q->drain_at = ((e + 1) << CQ_EPOCH) - CQ_MARGIN;
 }
@@ -1071,16 +1125,22 @@ static int cq_layout(Queue *Q, const int32_t *order, int64_t m) {
     Q->cur = m ? vbucket(Q, t_min) : 0; /* vbucket is monotone: the earliest bucket */
     if (Q->ep) {
         int64_t ne = nb >> CQ_EPOCH;
-        if (ne > Q->ep_cap) {
-            EpBuf *eb = realloc(Q->eb, sizeof(EpBuf) * (size_t)ne);
+        /* coarse spans: with at least four to the year */
+        const int64_t nc = ne >= ((int64_t)4 << CQ_COARSE) ? ne >> CQ_COARSE : 0;
+        if (ne + nc > Q->ep_cap) {
+            EpBuf *eb = realloc(Q->eb, sizeof(EpBuf) * (size_t)(ne + nc));
             if (!eb) return -1;
-            memset(eb + Q->ep_cap, 0, sizeof(EpBuf) * (size_t)(ne - Q->ep_cap));
+            memset(eb + Q->ep_cap, 0, sizeof(EpBuf) * (size_t)(ne + nc - Q->ep_cap));
             Q->eb = eb;
-            Q->ep_cap = ne;
+            Q->ep_cap = ne + nc;
         }
         Q->ep_mask = ne - 1;
         Q->ep_done = Q->cur >> CQ_EPOCH;
         Q->drain_at = ((Q->ep_done + 1) << CQ_EPOCH) - CQ_MARGIN;
+        Q->cb = Q->eb + ne;
+        Q->co_mask = nc - 1;
+        /* the next epoch's span is split (a push due in it goes to its epoch's buffer) */
+        Q->co_done = nc ? (Q->ep_done + 1) >> CQ_COARSE : INT64_MAX;
     }
     for (int64_t i = 0; i < m; i++) {
         if (Q->ep) {
@@ -1110,11 +1170,17 @@ static int cq_rebuild(Queue *Q) {
         for (int32_t j = Q->bk[b].head; j >= 0; j = EVAT(Q, j)->next) order[m++] = j;
     }
     /* then the buffered ones, each buffer in push order (equal times share a buffer) */
-    if (Q->ep)
+    if (Q->ep) {
         for (int64_t b = 0; b <= Q->ep_mask; b++) {
             for (int64_t i = 0; i < Q->eb[b].len; i++) order[m++] = Q->eb[b].ids[i];
             Q->eb[b].len = 0;
         }
+        /* (a span not split holds every push for its epochs: equal times stay in order) */
+        for (int64_t b = 0; Q->co_done != INT64_MAX && b <= Q->co_mask; b++) {
+            for (int64_t i = 0; i < Q->cb[b].len; i += 2) order[m++] = Q->cb[b].ids[i];
+            Q->cb[b].len = 0;
+        }
+    }
     Q->nbuf = 0;
     int rc = cq_layout(Q, order, m);
     free(order);
@@ -1322,8 +1388,16 @@ static void cq_jump(Queue *Q) {
                 int64_t vb = vbucket(Q, EVAT(Q, Q->eb[b].ids[i])->t);
                 if (vb < best) best = vb;
             }
+        for (int64_t b = 0; Q->co_done != INT64_MAX && b <= Q->co_mask; b++)
+            for (int64_t i = 0; i < Q->cb[b].len; i += 2) {
+                int64_t vb = vbucket(Q, EVAT(Q, Q->cb[b].ids[i])->t);
+                if (vb < best) best = vb;
+            }
         Q->ep_done = (best >> CQ_EPOCH) - 1;
         Q->drain_at = ((Q->ep_done + 1) << CQ_EPOCH) - CQ_MARGIN;
+        /* nothing is pending in the spans before best's: the drain splits from its span */
+        if (Q->co_done != INT64_MAX && Q->co_done < ((Q->ep_done + 1) >> CQ_COARSE) - 1)
+            Q->co_done = ((Q->ep_done + 1) >> CQ_COARSE) - 1;
     }
     Q->cur = best;
 }
@@ -1937,6 +2011,17 @@ static ALWAYS_INLINE int turn_aborted(const uint64_t *ab, int32_t x) {
     OPAQUE(x);
     return (int)(ab[x >> 6] >> (x & 63) & 1);
 }
+/* The same, with a summary first (large populations, big): a bit per word of ab, set with
+ * any of the word's bits and cleared when a session's bit, cleared as its aborted turn
+ * ends, was the word's last. At 10^6 sessions ab is 125 kB read at random: a line from
+ * beyond the 512 kB L2 0.28 times per attempt (cachegrind, independent workload); the
+ * summary is 2 kB, and its bit is seldom set (an aborted turn lasts only until its calls
+ * in flight end). */
+static ALWAYS_INLINE int turn_aborted_s(const uint64_t *ab, const uint64_t *sum, int32_t x) {
+    OPAQUE(x);
+    if (!(sum[x >> 12] >> ((x >> 6) & 63) & 1)) return 0;
+    return (int)(ab[x >> 6] >> (x & 63) & 1);
+}
 
 static inline int now_add(Run *R, int64_t *n_now, int32_t n) {
     if (*n_now == R->now_cap) {
@@ -2500,7 +2585,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
     double *sunits = NULL;
     /* Sessions whose turn in progress is aborted, a bit each (the walk reads it where a
      * sequence goes on; the session's line stays cold between its turn's start and end) */
-    uint64_t *abits = NULL;
+    uint64_t *abits = NULL, *asum = NULL; /* asum: its summary (big; see turn_aborted_s) */
 
     Lim lim;
     memset(&lim, 0, sizeof(lim));
@@ -2514,7 +2599,8 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
     double *last_exc = malloc(sizeof(double) * ((size_t)L + 1));
     /* one more: in the fast loop's queue, the record due at -inf (see EVP) */
     R->s = sessions_alloc(R, N + 1);
-    abits = calloc((size_t)(N + 63) / 64 + 1, sizeof(uint64_t));
+    abits = calloc((size_t)(N + 63) / 64 + (size_t)(N + 4095) / 4096 + 2, sizeof(uint64_t));
+    if (abits) asum = abits + (N + 63) / 64 + 1;
     R->now_cap = M + 16;
     R->now = malloc(sizeof(int32_t) * (size_t)R->now_cap);
     R->lat_cap = 1024;
@@ -2791,7 +2877,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                 (void)expand(G, nodes, R->nkey, nrt, G->turn_root[tt], base, tkey, stack,
                              (int32_t)x, NULL, fast);
             ss->start = t;
-            if (ss->flags & F_ABORTED) abits[x >> 6] &= ~(1ull << (x & 63));
+            if (!big && (ss->flags & F_ABORTED)) abits[x >> 6] &= ~(1ull << (x & 63));
             ss->flags = 0;
             if (t0 <= t && t < t1) {
                 ss->flags = F_MEASURED;
@@ -2857,6 +2943,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
                     if (abort_turn) {
                         ss->flags |= F_ABORTED;
                         abits[nd->sess >> 6] |= 1ull << (nd->sess & 63);
+                        if (big) asum[nd->sess >> 12] |= 1ull << ((nd->sess >> 6) & 63);
                     }
                     if (ss->flags & F_MEASURED) {
                         cnt[K_CALLS_FAILED]++;
@@ -2926,7 +3013,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             }
             int32_t c = cz ? LN(first, n) : nd->u.kids.first;
             if (nk == I_SEQ) {
-                if (c >= 0 && !turn_aborted(abits, x)) {
+                if (c >= 0 && !(big ? turn_aborted_s(abits, asum, x) : turn_aborted(abits, x))) {
                     n = c;
                     goto w_start;
                 }
@@ -2949,6 +3036,11 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             if (p < 0) { /* the turn has ended */
                 Session *ss = R->s + x;
                 int fl = ss->flags;
+                if (big && (fl & F_ABORTED)) { /* its bit, and the summary's if it was the last */
+                    uint64_t *w = abits + (x >> 6);
+                    *w &= ~(1ull << (x & 63));
+                    if (!*w) asum[x >> 12] &= ~(1ull << ((x >> 6) & 63));
+                }
                 int64_t pp = pst ? spop[x] : 0;
                 double *ps = pst ? pst + pp * PS_NCOL : NULL;
                 if (fl & F_MEASURED) {
@@ -2993,7 +3085,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
             }
             if (nd->ev.nkind & NK_PSEQ) {
                 int32_t nx = cz ? LN(next, n) : nd->next;
-                if (nx >= 0 && !turn_aborted(abits, x)) {
+                if (nx >= 0 && !(big ? turn_aborted_s(abits, asum, x) : turn_aborted(abits, x))) {
                     n = nx;
                     goto w_start;
                 }
