@@ -32,12 +32,17 @@ one more single-call launch (the orbit approximation of theory.md §3), the retr
 and the refusal share a fixed point iterated from below. The 429 share is on attempts,
 as for windows.
 
+Backoff retries short against the refill carry the charge of the call that was refused,
+and the refused calls are the big ones: their charge law is the refused calls' (size-biased
+by the levels fresh calls are refused at), not every call's.
+
 Assumptions: launches Poisson (many independent sessions) — but a few sessions whose
 turns are one call here are a closed loop (:func:`closed_share`), and think-time turns
 that launch here more than once a chain of the sessions in a turn (:func:`follow_share`:
 a turn's calls follow one another); with retries (not the orbit's) these move the fresh
-calls' refusal share the retry model gives (the follow chain only:
-:meth:`BucketChain._sessions_fresh`); the
+calls' refusal share the retry model gives (:meth:`BucketChain._sessions_fresh`; not
+for the orbit's retries, nor the closed loop's told ones at a counting requests bucket);
+the
 calls of one launch draw their charges independently from the launch's call-charge
 law; rejections do not charge, except that a requests bucket counting its rejections
 (``rejected_count``) loses the unit a rejection takes if it is there.
@@ -559,7 +564,8 @@ class BucketChain:
             self._cache[lam, sessions] = out
             return out
         out = self._poisson_shares(lam, sessions)
-        if (isinstance(law, FollowSessions) and m > 0 and not self._orbit
+        if (law is not None and m > 0 and not self._orbit
+                and not (self._told and isinstance(law, ClosedSessions))
                 and math.isfinite(sessions)
                 and 0 < sessions <= CLOSED_MAX_SESSIONS
                 and _closed_fits(self, law, round(sessions))):
@@ -576,12 +582,12 @@ class BucketChain:
             hit = self._cache[lam, -1.0] = {"call": min(1.0, max(0.0, 2.0 * got[1] - got[0]))}
         return hit["call"]
 
-    def _sessions_fresh(self, out: dict[str, float], law: FollowSessions, n: int,
-                        lam: float) -> dict[str, float]:
+    def _sessions_fresh(self, out: dict[str, float], law: ClosedSessions | FollowSessions,
+                        n: int, lam: float) -> dict[str, float]:
         """The retry model's shares ``out`` (Poisson launches) with its fresh calls'
         refusal share moved by what the sessions' own launch pattern does to it without
-        retries — a turn's calls following one another (:func:`follow_share`) against
-        Poisson launches at the same rate —
+        retries — the closed loop (:func:`closed_share`) or a turn's calls following
+        one another (:func:`follow_share`) against Poisson launches at the same rate —
         and the retries scaled with the calls they retry (each refused call keeps its
         retries, their refusal share and its chance to fail, as the retry model has
         them). With retries a turn ends at a refused call only when the call fails
@@ -594,14 +600,27 @@ class BucketChain:
         hunt-53 (three-call chains at ITPM/OTPM buckets 5 s deep): 55 against 49
         [47–50], now 51 — the engine's fresh refusals rise along the chain (0.45 %,
         1.04 %, 1.71 % by call at 53 sessions) where the follow chain's do not.
-        Only for the follow chain: the closed loop of one-call turns moved the fresh
-        refusals too far down with retries (tests/data/bucket-told-counted: 59 against
-        57 [56–58]; the table's 600k ITPM bucket with backoff retries: 39 against 37
-        [36–40], the engine refusing 0.94 % of attempts at 37 as Poisson launches do).
-        Nor with the orbit's retries (the same table row)."""
+        hunt-56 (one call, 0.1 s backoffs): the closed loop takes the fresh refusals
+        from 1.04 % to 0.71 % at 16 sessions (the engine: 2.2 % of attempts there, 16
+        against a simulated 17 [16–17]). Not with the orbit's retries: they miss the
+        retries' own push on the fresh calls (the table's 600k ITPM bucket 1 s deep:
+        37 → 41 simulated sessions without its two retries, the orbit 37 → 37), which
+        Poisson launches happen to make up — the closed loop there said 39 against 37
+        [36–40], the engine refusing 0.94 % of attempts at 37 as the orbit does. Nor
+        the closed loop with told retries at a counting requests bucket (:attr:`_told`;
+        its follow chain moves them, hunt-203 above): the closed loop
+        is right there without retries (tests/data/bucket-told-counted at 59: the engine
+        refuses 1.67 % of calls, the closed chain 1.71 %, Poisson launches 1.80 %), but
+        the told retry model falls short of the retries' own push on the fresh calls
+        (+0.38 points over no retries in the model, +0.56 in the engine, 2.23 % in all;
+        retries refused 78 % against 87 %), which Poisson launches' extra fresh
+        refusals made up — the closed loop there said 59 against 57 [56–58]."""
         p, rs, att, failed = out["call"], out["retry_share"], out["attempt"], out["failed"]
-        ab = min(1.0, failed / p) if law.abort and p > 0.0 else 0.0
-        own = follow_share(self, law, n, lam, abort=ab)
+        if isinstance(law, ClosedSessions):
+            own = closed_share(self, law, n, lam)
+        else:
+            ab = min(1.0, failed / p) if law.abort and p > 0.0 else 0.0
+            own = follow_share(self, law, n, lam, abort=ab)
         fresh = min(1.0, max(0.0, p + own - self.poisson_share(lam)))
         if p <= 0.0:
             return {"attempt": fresh, "call": fresh, "failed": fresh, "retry_share": 0.0}
@@ -671,6 +690,14 @@ class BucketChain:
         return out
 
     @property
+    def _told(self) -> bool:
+        """Retries told the retry-after at a requests bucket counting its refusals, each
+        launch one call: the told wait's rescue (:meth:`_backoff_shares`). (Told retries
+        elsewhere herd; backoff retries never wait for the level.)"""
+        return (self.retry.max_retries > 0 and self.retry.honour_retry_after
+                and self.retry.counts_rejected and self.count.size <= 2)
+
+    @property
     def _latency(self) -> float:
         """Seconds a 429 takes back to the client."""
         return self.retry.rejection_latency_s or 0.0
@@ -697,7 +724,7 @@ class BucketChain:
         # several calls refused together (a fan-out) is told one wait per call from the
         # levels the counts of the others left, and comes back as a herd: the level each
         # meets decides, as before.
-        told = self.retry.honour_retry_after and self.count.size <= 2
+        told = self._told
         if self.retry.honour_retry_after:
             # Told the time until the level it was refused at reaches one unit: on
             # average half a unit's refill (the first solve), then the refused levels'.
@@ -735,14 +762,17 @@ class BucketChain:
             return a, wait
 
         # The retries' refusal share from a start of 3/4 on the fine grid (and the levels
-        # fresh calls are refused at, for told retries), then both grids.
-        v = self._pending(grids[1], lam, sessions, *weights(0.75), levels=told)
+        # fresh calls are refused at: the told retries' rescue, and the charges of the
+        # calls refused there, which their retries carry), then both grids.
+        v = self._pending(grids[1], lam, sessions, *weights(0.75), levels=True)
+        carried = [self._refused_charges(g, grids[1], v[5:]) for g in grids]
         d, fail = weights(min(1.0, max(0.0, float(v[3] / max(v[2], 1e-300)))))
         res = rescue(grids[1], v)
         if res is not None:
             d = res[1]
-        v = (2.0 * self._pending(grids[1], lam, sessions, d, fail, res)
-             - self._pending(grids[0], lam, sessions, d, fail, res))
+        v = (2.0 * self._pending(grids[1], lam, sessions, d, fail, res,
+                                 retry_pmf=carried[1])
+             - self._pending(grids[0], lam, sessions, d, fail, res, retry_pmf=carried[0]))
         fa, fr, ra, rr, fl = (max(0.0, float(x)) for x in v)
         return {"attempt": min(1.0, (fr + rr) / max(fa + ra, 1e-300)),
                 "call": min(1.0, fr / max(fa, 1e-300)),
@@ -751,7 +781,8 @@ class BucketChain:
 
     def _pending(self, parts: _Parts, lam: float, sessions: float, delay: float,
                  fail: float, told: tuple[float, float] | None = None,
-                 levels: bool = False) -> NDArray[np.float64]:
+                 levels: bool = False, retry_pmf: NDArray[np.float64] | None = None
+                 ) -> NDArray[np.float64]:
         """(fresh attempts, fresh refused, retries, retries refused, failed, then with
         ``levels`` the fresh calls refused at each grid level) per event of the chain of
         (level after an event, retries pending ``j``).
@@ -788,6 +819,10 @@ class BucketChain:
         not alone, over its whole wait, rescued trains: +7.6–9.5% at 900–1,200 RPM of
         ``bucket-told-counted``, where r·latency nears a unit.)"""
         F, R, D, n0, nc = parts.fit, parts.ref, parts.joint, parts.top + 1, parts.cap + 1
+        if retry_pmf is not None:
+            # A retry carries the charge of the call that was refused (size-biased).
+            counted = round(1.0 / parts.delta) if self.retry.counts_rejected else 0
+            F, R, _ = _call_outcomes(retry_pmf, parts.top, counted, apart=True, half=True)
         J = _PENDING
         u = D.shape[0] - 1
         nu = 1.0 / max(delay, 1e-9)
@@ -883,6 +918,36 @@ class BucketChain:
                               else np.einsum("jl,jl->j", rho, refused_j)))
         out[4] = fail * out[3]
         return out
+
+    def _refused_charges(self, g: _Parts, at_grid: _Parts, at: NDArray[np.float64]
+                         ) -> NDArray[np.float64] | None:
+        """The charge law (steps of ``g``) of the calls refused when fresh calls are
+        refused at the levels ``at`` (weights by level of ``at_grid``): a call is refused
+        when its charge is above the level, so the refused ones are the big ones —
+        ``pmf(c)·P(c > level)`` averaged over the refusals' levels. None: no refusal.
+
+        A retry carries its call's charge; drawn from every call's law instead, a
+        refused 1,700-token call came back as a 415-token one half the time and fitted
+        (hunt-155, 0.5 s backoffs at a bucket 30 s deep: the engine refuses 87 % of first
+        retries, 70 % of later ones; 43 sessions against a simulated 35 [34–38], now
+        34)."""
+        total = float(at.sum())
+        if total <= 0.0:
+            return None
+        pmf = _regrid(self.call_pmf, self.h, at_grid.delta, at_grid.top)
+        c = np.arange(pmf.size)
+        lv = np.arange(at.size)
+        # A charge on a level is refused half the time (_call_outcomes' ``half``).
+        over = (c[None, :] > lv[:, None]) + 0.5 * ((c[None, :] == lv[:, None]) & (c > 0))
+        p_ref = over @ pmf
+        w = np.where(p_ref > 1e-300, at / total / np.maximum(p_ref, 1e-300), 0.0)
+        law: NDArray[np.float64] = pmf * (w @ over)
+        if float(law.sum()) <= 0.0:
+            return None
+        law /= float(law.sum())
+        if g is at_grid:
+            return law
+        return _regrid(law, at_grid.delta, g.delta, g.top)
 
     def _pending_grids(self) -> list[_Parts]:
         """The pending chain's two grids: at most ``_PENDING_POINTS`` levels on the

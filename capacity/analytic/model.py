@@ -602,12 +602,14 @@ def closed_law(wl: Workload, c: Constraint, chain: BucketChain, cycle_s: float
                ) -> ClosedSessions | None:
     """The inter-launch law of a session at ``c``'s bucket when every turn is one call
     on it and nothing else (a session then launches once per cycle: a renewal whose time
-    is the cycle's, turn latency plus think time or the cadence's), without retries, one
-    population, no pacing; None otherwise (Poisson launches)."""
+    is the cycle's, turn latency plus think time or the cadence's), one population, no
+    pacing; None otherwise (Poisson launches). With retries it moves the retry model's
+    fresh refusals (:meth:`capacity.analytic.bucket.BucketChain.shares`; not the orbit's
+    nor told retries' at a counting requests bucket)."""
     from capacity.analytic.bucket import CLOSED_HORIZON, fit_closed
 
     prof = wl.profile
-    if (chain.retry.max_retries > 0 or prof.populations or prof.pacing is not None
+    if (prof.populations or prof.pacing is not None
             or prof.routes or chain.count.size != 2 or chain.count[1] != 1.0
             or any(len(t.events) != 1 or t.events[0].rate != 1.0 for t in wl.turns)
             or any(abs(k - 1.0) > 1e-12 for k in wl.calls_per_turn_type())
