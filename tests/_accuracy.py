@@ -8,6 +8,7 @@ a conservative one only leaves sessions unused).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from benchmarks.analytic_accuracy import OPTIMISTIC, WITHIN, error, meets_target
@@ -27,6 +28,16 @@ class Simulated(Protocol):
 
     @property
     def n_hi(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A simulated N* recorded with ``capacity ceiling FILE --seed 1 --format json`` (20
+    replications × 1 h), the CI its search brackets."""
+
+    n_star: int
+    n_lo: int
+    n_hi: int
 
 
 def assert_accurate(analytic: int, sim: Simulated, what: object = "") -> None:

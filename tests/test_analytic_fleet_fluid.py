@@ -7,7 +7,6 @@ spill as mean calls answered above the simulated N* wherever the cap bound."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from capacity.model.quota import limit_slots
 from capacity.model.workload import Workload
 from capacity.profile.loader import load_profile
 
+from ._accuracy import Recorded as _Recorded
 from ._accuracy import assert_accurate, assert_profile_accurate
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -69,16 +69,6 @@ def test_request_bound_spill_is_mean_sized_calls() -> None:
     fm = fleet_models(wl, cycle_time(wl))
     fed = next(e for e in fm.entries if e.c.quota == "q1")
     assert 400 < _mean_ceiling(fed) < 415
-
-
-@dataclass(frozen=True)
-class _Recorded:
-    """A simulated N* recorded with ``capacity ceiling FILE --seed 1 --format json`` (20
-    replications × 1 h), the CI its search brackets."""
-
-    n_star: int
-    n_lo: int
-    n_hi: int
 
 
 @pytest.mark.parametrize(("name", "sim"), [
