@@ -503,23 +503,29 @@ class MockProvider:
         actually sent): its prompt once and the output of every choice
         (:attr:`Plan.total_output_tokens`). With ``n`` > 1 choices its ``max_tokens`` is
         ``n ×`` the request's (else the model's default): each choice may run to the cap,
-        so a quota that reserves max_tokens reserves ``n ×`` it, as OpenAI's admission
-        estimate counts ``max_tokens × n``, and the charge's cut at max_tokens applies to
-        the total of all choices, not to one.
+        so a quota that reserves max_tokens reserves ``n ×`` it (the mock's assumption:
+        provider-limits.md documents no OpenAI rule for ``n``), and the charge's cut at
+        max_tokens applies to the total of all choices, not to one.
         """
         if not self.limiter.knows(target):
             return None, None
-        n = 1 + len(plan.more)
-        cap = max_tokens
-        if n > 1:
-            cap = max_tokens if max_tokens is not None else \
-                self.profile.model_of(target).max_tokens
-            cap = None if cap is None else n * cap
+        cap = self._cap(target, plan, max_tokens)
         lreq = Request(model=target, input_tokens=float(prompt),
                        output_tokens=float(plan.total_output_tokens),
                        cached_input_tokens=float(cached),
                        max_tokens=None if cap is None else float(cap))
         return lreq, self.limiter.admit(self.clock.now(), lreq)
+
+    def _cap(self, target: str, plan: Plan, max_tokens: int | None) -> int | None:
+        """The output cap of a request of ``1 + len(plan.more)`` choices on ``target``:
+        the request's ``max_tokens`` for one choice, ``n ×`` it (else the model's
+        default) for ``n`` — what the limiter reserves and the request log records."""
+        n = 1 + len(plan.more)
+        if n == 1:
+            return max_tokens
+        cap = max_tokens if max_tokens is not None else \
+            self.profile.model_of(target).max_tokens
+        return None if cap is None else n * cap
 
     async def _generate(self, request: web.Request, ep: _Endpoint, parsed: Parsed,
                         model: str, body: dict[str, Any],
@@ -610,8 +616,10 @@ class MockProvider:
             if lreq is not None:
                 self._settle(lreq, actual)
             if opts.log is not None and progress[0] >= 1.0:
-                self.log_line(request, ident, model, arrived, usage, parsed.max_tokens,
-                              plan.ttft_s / self.k)
+                # The cap of all n choices, as their summed output_tokens (a fit of
+                # one choice's cap read every n > 1 call as running past it).
+                self.log_line(request, ident, model, arrived, usage,
+                              self._cap(model, plan, parsed.max_tokens), plan.ttft_s / self.k)
 
     def _count_charged(self, d: Decision) -> None:
         for key, units in d.charged.items():
