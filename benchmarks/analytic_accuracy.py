@@ -364,6 +364,7 @@ def analytic(profile: Profile, repeat: int = 5) -> tuple[Any, float]:
         # Time the whole answer as a fresh process computes it: the workload view, the
         # launch-offset sample, the latency quantiles and the herd spells included.
         wlmod._WORKLOADS.clear()
+        wlmod._FANOUT_MEANS.clear()
         clumped._TIMINGS.clear()
         window._SPELLS.clear()
         amodel._QUANTILES.clear()

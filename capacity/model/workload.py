@@ -39,6 +39,7 @@ from capacity.profile.schema import (
     RepeatStep,
     SessionSpec,
     Step,
+    iter_calls,
     max_calls,
 )
 
@@ -1230,15 +1231,39 @@ def latency_moments(steps: tuple[Step, ...] | list[Step], profile: Profile) -> t
             if k.is_fixed and (bfx or k.mean == 1):
                 m, fx = (bm if k.mean >= 1 else 0.0), bfx
             else:
-                rng = np.random.default_rng(TURN_SAMPLE_SEED)
-                n = turn_sample_size(k.mean * max(max_calls(step.parallel.body), 1),
-                                     TURN_SAMPLE_SIZE)
-                lat, _, _ = _sample_steps((step,), profile, (), rng, n, raw=False)
-                m, fx = float(lat.mean()), False
+                m, fx = _fanout_mean(step, profile), False
         mean += m
         low += lo
         fixed = fixed and fx
     return mean, low, fixed
+
+
+def _fanout_mean(step: ParallelStep, profile: Profile) -> float:
+    """Mean latency (s) of a random fan-out's slowest copy, from a fixed-seed sample of
+    the step alone; remembered by value in :data:`_FANOUT_MEANS`."""
+    # The sample reads the step and, of each call in it, the targets serving it with
+    # their latency models and max_tokens: nothing else of the profile. A population
+    # mix (populations.mixed_profile) is a new profile over the same turns at each N
+    # its ceiling iterates, so a key by profile identity redrew the same sample per mix.
+    key = (step, tuple(tuple((t, s, profile.model_of(t), profile.max_tokens_for(call, t))
+                             for t, s in call_targets(profile, call))
+                       for call, _ in iter_calls((step,), ())))
+    try:
+        hit, kept = _FANOUT_MEANS.get(key), True
+    except TypeError:  # a block whose ``steps`` is a list (unhashable): not remembered
+        hit, kept = None, False
+    if hit is None:
+        rng = np.random.default_rng(TURN_SAMPLE_SEED)
+        n = turn_sample_size(step.parallel.count.mean * max(max_calls(step.parallel.body), 1),
+                             TURN_SAMPLE_SIZE)
+        lat, _, _ = _sample_steps((step,), profile, (), rng, n, raw=False)
+        hit = float(lat.mean())
+        if kept:
+            remember(_FANOUT_MEANS, key, hit)
+    return hit
+
+
+_FANOUT_MEANS: dict[tuple[Any, ...], float] = {}
 
 
 def sample_turns(workload: Workload, n: int, rng: np.random.Generator,
