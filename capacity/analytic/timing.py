@@ -463,6 +463,14 @@ def turn_timing(wl: Workload, n: int = TIMING_SAMPLE_SIZE) -> TurnTiming:
                 np.where(act[:r], np.stack(xs[:r]), fill).T)
             return out
 
+        def call_rows(r: int) -> NDArray[np.int64]:
+            # The launches' call columns as rows: the mask transposed as bytes and the
+            # row of call numbers broadcast into it (the same values as transposing the
+            # (R, n) int64 ``where``, at a quarter of its cost on a 300-call fan-out).
+            out: NDArray[np.int64] = np.where(np.ascontiguousarray(act[:r].T),
+                                              call_col[:r, 0], -1)
+            return out
+
         # Drop columns that are padding in every row (the pads sort last): the sorted
         # columns kept gathered once by flat index (a 300-call fan-out's million records).
         width = max(1, int(np.isfinite(times_r).sum(axis=0).max()))
@@ -472,11 +480,11 @@ def turn_timing(wl: Workload, n: int = TIMING_SAMPLE_SIZE) -> TurnTiming:
             times = np.ascontiguousarray(times_r[:width].T)
             ends, outs = rows(walker.ends, math.inf, width), rows(walker.outs, 0.0, width)
             levels = rows(walker.levels, -1, width)
-            calls = np.ascontiguousarray(np.where(act[:width], call_col[:width], -1).T)
+            calls = call_rows(width)
         else:
             r = len(walker.times)
             times = np.ascontiguousarray(times_r.T)
-            calls = np.ascontiguousarray(np.where(act, call_col, -1).T)
+            calls = call_rows(r)
             levels = rows(walker.levels, -1, r)
             ends, outs = rows(walker.ends, math.inf, r), rows(walker.outs, 0.0, r)
             order = np.argsort(times, axis=1, kind="stable")[:, :width]
