@@ -703,6 +703,28 @@ def test_compiled_search_is_numpys_searchsorted() -> None:
         assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
 
 
+def test_compiled_coarsen_is_numpys_add_at() -> None:
+    # window._coarsen in C: np.add.at's sums in its order, bit for bit — factors just
+    # above 1 (several points per cell), whole and fractional ones, one point, zeros,
+    # a pmf summing to 1 and raw weights.
+    assert window._kernels is not None
+    rng = np.random.default_rng(17)
+    for _ in range(3000):
+        n = int(rng.integers(1, 300))
+        p = rng.random(n) * (rng.random(n) < 0.8)
+        if rng.random() < 0.5 and p.sum() > 0:
+            p = p / p.sum()
+        f = float(rng.choice([1.0 + 1e-9, 1.5, 2.0, 3.0, 1 / 0.7, 1 / 0.93,
+                              rng.uniform(1.0, 40.0), 1 / rng.uniform(0.01, 1.0)]))
+        got, want = window._coarsen(p, f), window._coarsen_numpy(p, f)
+        assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), (n, f)
+    # Not a contiguous float64 vector, or no points: numpy's way (and its error).
+    p = rng.random(40)
+    assert window._coarsen(p[::2], 1.7).tobytes() == window._coarsen_numpy(p[::2], 1.7).tobytes()
+    with pytest.raises(ValueError):
+        window._coarsen(np.zeros(0), 2.0)
+
+
 @pytest.mark.parametrize("name", ["paced-concurrency.yaml", "counted-sliding-tool-loop.yaml",
                                   "backoff-fanout-tpm.yaml"])
 def test_turn_timing_columns_as_the_column_stack(name: str) -> None:

@@ -37,6 +37,9 @@
  * masked_columns: the turn sample's launch columns copied into their (n, R) arrays
  * (timing.turn_timing): values copied, never computed.
  *
+ * coarsen: a lattice pmf on a coarser lattice (window._coarsen): np.add.at's sums, in its
+ * order.
+ *
  * pgf_truncated: a fleet spill count's pgf at a charge's transform, each point's power sum
  * cut once its power is below eps (fleet._compound on long count laws): IEEE element-wise
  * operations in the numpy fallback's order.
@@ -1245,6 +1248,43 @@ static PyObject *masked_columns(PyObject *self, PyObject *args) {
     return (PyObject *)out;
 }
 
+/* coarsen(pmf, factor) -> out (window._coarsen, factor > 1 and finite): the point i goes
+ * to i / factor, split between its two nearest points of the coarser lattice — the
+ * numpy code's operations in its order: x = i / factor, lo = floor(x), frac = x - lo,
+ * out[lo] += pmf·(1 − frac) for every i in order, then out[lo + 1] += pmf·frac (the two
+ * np.add.at calls, each adding one term at a time from 0). */
+static PyObject *coarsen(PyObject *self, PyObject *args) {
+    PyObject *p_obj;
+    double factor;
+    if (!PyArg_ParseTuple(args, "Od", &p_obj, &factor)) return NULL;
+    if (!PyArray_Check(p_obj) || PyArray_NDIM((PyArrayObject *)p_obj) != 1 ||
+        PyArray_DIM((PyArrayObject *)p_obj, 0) < 1) {
+        PyErr_SetString(PyExc_ValueError, "pmf must be a non-empty float64 vector");
+        return NULL;
+    }
+    npy_intp n = PyArray_DIM((PyArrayObject *)p_obj, 0);
+    const double *p = f64_vec(p_obj, n, "pmf");
+    if (!p) return NULL;
+    if (!(factor > 1.0) || !(factor < 1e300)) {
+        PyErr_SetString(PyExc_ValueError, "factor: finite, above 1");
+        return NULL;
+    }
+    /* floor(i / factor) never decreases with i: the last is the largest. */
+    npy_intp size = (npy_intp)floor((double)(n - 1) / factor) + 2;
+    PyArrayObject *out = (PyArrayObject *)PyArray_ZEROS(1, &size, NPY_FLOAT64, 0);
+    if (!out) return NULL;
+    double *o = (double *)PyArray_DATA(out);
+    for (npy_intp i = 0; i < n; i++) {
+        double x = (double)i / factor, lo = floor(x);
+        o[(npy_intp)lo] += p[i] * (1.0 - (x - lo));
+    }
+    for (npy_intp i = 0; i < n; i++) {
+        double x = (double)i / factor, lo = floor(x);
+        o[(npy_intp)lo + 1] += p[i] * (x - lo);
+    }
+    return (PyObject *)out;
+}
+
 /* A pgf kernel's arguments (counts; the transform's real and imaginary parts; with "OOOd"
  * also eps) and its two zeroed outputs; -1 with the error set. */
 struct pgf_io {
@@ -1855,6 +1895,8 @@ static PyMethodDef methods[] = {
      "The rate pacer's mean-value recursion: (waits, util) by N."},
     {"masked_columns", masked_columns, METH_VARARGS,
      "timing.turn_timing's launch columns, masked, as the rows of an (n, r) array."},
+    {"coarsen", coarsen, METH_VARARGS,
+     "window._coarsen's pmf on a lattice factor times coarser (np.add.at's sums)."},
     {"launch_groups", launch_groups, METH_VARARGS,
      "TurnTiming.groups' event numbers of the launches and the most events a row."},
     {"session_law", session_law, METH_VARARGS,
