@@ -365,6 +365,7 @@ def analytic(profile: Profile, repeat: int = 5) -> tuple[Any, float]:
         # launch-offset sample, the latency quantiles and the herd spells included.
         wlmod._WORKLOADS.clear()
         wlmod._FANOUT_MEANS.clear()
+        wlmod._COST_PMFS.clear()
         clumped._TIMINGS.clear()
         window._SPELLS.clear()
         amodel._QUANTILES.clear()

@@ -703,6 +703,25 @@ def test_compiled_search_is_numpys_searchsorted() -> None:
         assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
 
 
+def test_remembered_charge_laws_are_fresh_copies() -> None:
+    # CallCost.pmf remembers its laws by value (metered makes a new CallCost each time):
+    # an equal cost gets the same law as computing it, and a caller that changes its
+    # copy changes nothing the next caller gets.
+    from capacity.model import workload as wm
+
+    inp = Distribution.parse({"uniform": [1000, 3000]}, "number")
+    out = Distribution.parse({"uniform": [100, 900]}, "number")
+    for h, top in ((7.0, math.inf), (13.5, 2500.0)):
+        wm._COST_PMFS.clear()
+        want = wm.CallCost("tokens", inp, 0.5, out, 800.0)._pmf(h, top)
+        first = wm.CallCost("tokens", inp, 0.5, out, 800.0).pmf(h, top)
+        first[:] = -1.0
+        again = wm.CallCost("tokens", inp, 0.5, out, 800.0).pmf(h, top)
+        assert again.tobytes() == want.tobytes() and len(wm._COST_PMFS) == 1
+        other = wm.CallCost("tokens", inp, 0.5, out, 700.0).pmf(h, top)
+        assert other.tobytes() != want.tobytes() and len(wm._COST_PMFS) == 2
+
+
 def test_compiled_coarsen_is_numpys_add_at() -> None:
     # window._coarsen in C: np.add.at's sums in its order, bit for bit — factors just
     # above 1 (several points per cell), whole and fractional ones, one point, zeros,

@@ -143,8 +143,22 @@ class CallCost:
         """Distribution of the charge on a lattice of step ``h`` units (index k = k·h).
 
         Mean-preserving (see :meth:`Distribution.lattice_pmf`); charges above ``top``
-        units are gathered at the point ⌈top/h⌉.
+        units are gathered at the point ⌈top/h⌉. A copy (callers change theirs) of the
+        law remembered in :data:`_COST_PMFS`.
         """
+        # By value: :func:`metered` makes a new CallCost at each call, and a fleet's
+        # models ask for the same charge on the same lattice again and again (the
+        # populations beside ptu-spillover: 380 laws an answer, 56 of them distinct).
+        key = (self, h, top)
+        try:
+            hit = _COST_PMFS.get(key)
+        except TypeError:  # (a distribution built with lists: unhashable, not remembered)
+            return self._pmf(h, top)
+        if hit is None:
+            hit = remember(_COST_PMFS, key, self._pmf(h, top), size=64)
+        return hit.copy()
+
+    def _pmf(self, h: float, top: float) -> NDArray[np.float64]:
         t_idx = math.ceil(top / h - 1e-12) if math.isfinite(top) else None
         if self.kind == "requests":
             return Distribution.fixed(1.0).lattice_pmf(h, top=top)
@@ -159,6 +173,9 @@ class CallCost:
         elif self.output is not None:
             acc = _conv(acc, self.output.lattice_pmf(h, cap=self.output_cap, top=top), t_idx)
         return acc
+
+
+_COST_PMFS: dict[tuple[CallCost, float, float], NDArray[np.float64]] = {}
 
 
 def metered(profile: Profile, slot: LimitSlot, call: CallSpec,
