@@ -27,3 +27,32 @@ def test_retried_chains_at_a_bucket_against_the_simulator(name: str) -> None:
     sat = find_saturation(p, max(1, n_a - 5), n_a + 5, seed=1, replications=20,
                           max_sessions=60)
     assert_accurate(n_a, sat, name)
+
+
+def test_a_retry_that_never_fits_stays_past_the_depth_on_the_coarse_grid(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The refused calls' charge law is built on the fine grid, whose last point is
+    "past the depth"; moved to the coarse grid it must stay there. Re-gridded as a charge
+    it landed at coarse step top + ½ and half of it became a charge a full bucket admits
+    (a reviewer: prompts U[2000, 10600] at a 10,000-token bucket, 0.94 of the retries
+    never fit on the fine grid, 0.47 on the coarse one; 16 sessions against 15)."""
+    from capacity.analytic import bucket
+
+    seen: list[tuple[float, float]] = []
+    orig = bucket.BucketChain._refused_charges
+
+    def spy(self: bucket.BucketChain, g: bucket._Parts, at_grid: bucket._Parts,
+            at: object) -> object:
+        out = orig(self, g, at_grid, at)  # type: ignore[arg-type]
+        if out is not None and g is not at_grid:
+            fine = orig(self, at_grid, at_grid, at)  # type: ignore[arg-type]
+            assert fine is not None
+            seen.append((float(fine[-1]), float(out[-1])))
+        return out
+
+    monkeypatch.setattr(bucket.BucketChain, "_refused_charges", spy)
+    analyze(load_profile(DATA / "bucket-never-fit-backoff.yaml"))
+    assert seen, "the coarse grid's retry law was never asked for"
+    assert max(f for f, _ in seen) > 0.3  # a good share of the retries never fits
+    for fine, coarse in seen:
+        assert coarse == pytest.approx(fine, abs=1e-12)

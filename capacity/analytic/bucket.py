@@ -947,7 +947,13 @@ class BucketChain:
         law /= float(law.sum())
         if g is at_grid:
             return law
-        return _regrid(law, at_grid.delta, g.delta, g.top)
+        # The last point is "past the depth" (a charge that never fits), not one of
+        # top + 1 fine steps: _regrid would put it at coarse step top + ½, half of it on a
+        # charge a full bucket admits. It is carried across as what it is.
+        past = float(law[-1])
+        out = _regrid(law[:-1], at_grid.delta, g.delta, g.top) * (1.0 - past)
+        out[-1] += past
+        return out
 
     def _pending_grids(self) -> list[_Parts]:
         """The pending chain's two grids: at most ``_PENDING_POINTS`` levels on the
