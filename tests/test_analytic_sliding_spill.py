@@ -91,7 +91,7 @@ def test_a_fixed_windows_spilled_calls_charge_as_in_the_engine() -> None:
 
 def test_sliding_log_spilling_into_a_longer_one_against_the_simulator() -> None:
     """A 1 s log into a 5 s one (hunt seed 200): the receiver's share of attempts
-    answered 429 at 50 and 60 sessions within a quarter of the simulated mean (seed 1,
+    answered 429 at 50 and 60 sessions from 3/4 of the simulated mean to its CI (seed 1,
     20 × 1 h: 0.87 % and 1.60 %; five independent windows' excesses said 0.13 % and
     0.23 %; the spilled calls' blocking read as a share of the route's units, 1.12 % and
     1.60 %; as a share of its calls, 0.90 % and 1.28 %, N* 52 against 50 [47–53])."""
@@ -107,7 +107,9 @@ def test_sliding_log_spilling_into_a_longer_one_against_the_simulator() -> None:
     for n in (50, 60):
         share = max(float(f.stats(n).attempt_429_fraction or 0.0) for f in feeds)
         sim = simulate(p, n, replications=20, seed=1).metrics["attempt_429_fraction"]
-        assert abs(share - sim.mean) <= 0.25 * sim.mean, (n, share, sim.mean, sim.lo, sim.hi)
+        # Not below three quarters of the simulated mean (the optimistic side, where
+        # 1.28 % at 60 sits just under the CI), nor above the CI (the conservative side).
+        assert 0.75 * sim.mean <= share <= sim.hi, (n, share, sim.mean, sim.lo, sim.hi)
 
 
 def test_spilled_calls_refused_by_a_longer_log_count_as_calls() -> None:

@@ -201,7 +201,7 @@ def test_openai_n_choices_non_streaming_and_streaming() -> None:
         ids = [t.id for ch in c.choices for t in ch.message.tool_calls or []]
         assert len(ids) == 3 and len(set(ids)) == 3
         assert c.usage is not None and c.usage.completion_tokens == 60
-        # After a tool result each choice answers text.
+        # No tools offered: each choice answers text.
         c = client.chat.completions.create(model=GPT, messages=USER, n=4, extra_headers=out)
         assert [ch.index for ch in c.choices] == [0, 1, 2, 3]
         assert all(ch.finish_reason == "stop" and ch.message.content for ch in c.choices)
