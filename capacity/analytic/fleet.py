@@ -1277,13 +1277,13 @@ class FeedModel(_MemoStats):
         src = self.sources[0]
         if src.spilled is None:
             return 1.0
-        own = src.charges(n)[0]
-        e_own = float(np.dot(np.arange(own.size, dtype=np.float64), own)) / max(
-            float(own.sum()), 1e-300)
-        route = src.charge
-        e_route = float(np.dot(np.arange(route.size, dtype=np.float64), route)) / max(
-            float(route.sum()), 1e-300)
-        return e_route / e_own if e_own > 0.0 else 1.0
+
+        def mean(law: NDArray[np.float64]) -> float:
+            return float(np.dot(np.arange(law.size, dtype=np.float64), law)) / max(
+                float(law.sum()), 1e-300)
+
+        e_own = mean(src.charges(n)[0])
+        return mean(src.charge) / e_own if e_own > 0.0 else 1.0
 
     def largest_meeting(self, target: float, hi: int) -> tuple[int, WindowStats | None]:
         """:func:`~capacity.analytic.model._largest_meeting`'s answer (the largest n ≤
