@@ -86,6 +86,10 @@ CHAT_CASES: list[tuple[Any, int, str]] = [
     ({**OK_CHAT, "presence_penalty": 3}, 400, "presence_penalty"),
     ({**OK_CHAT, "frequency_penalty": True}, 400, "frequency_penalty"),
     ({**OK_CHAT, "seed": 1.5}, 400, "seed"),
+    # int64, as OpenAI's schema; past 2^64 orjson reads the literal as a float, which
+    # had been reported as "got a number" for an integer the client wrote.
+    ({**OK_CHAT, "seed": 2 ** 63}, 400, "seed"),
+    ({**OK_CHAT, "seed": 2 ** 64 + 1}, 400, "seed"),
     ({**OK_CHAT, "stop": ["a", "b", "c", "d", "e"]}, 400, "stop"),
     ({**OK_CHAT, "stop": [1]}, 400, "stop[0]"),
     ({**OK_CHAT, "logprobs": "yes"}, 400, "logprobs"),
@@ -201,6 +205,8 @@ MSG_CASES: list[tuple[Any, int, str]] = [
     ({**OK_MSG, "top_p": "x"}, 400, "top_p"),
     ({**OK_MSG, "top_k": -1}, 400, "top_k"),
     ({**OK_MSG, "stop_sequences": "END"}, 400, "stop_sequences"),
+    # Anthropic names an element as messages.0 does (it said stop_sequences[1]).
+    ({**OK_MSG, "stop_sequences": ["END", 2]}, 400, "stop_sequences.1"),
 ]
 
 
@@ -217,6 +223,13 @@ def test_sampling_fields_in_range_are_served(http: Any) -> None:
     assert r.status_code == 200 and (r.json()["temperature"], r.json()["top_p"]) == (0.2, 1.0)
     r = http.post("/v1/responses", json={"model": GPT, "input": "q", "top_p": 1.01})
     assert r.status_code == 400 and r.json()["error"]["param"] == "top_p", r.text
+
+
+def test_an_integer_past_64_bits_is_out_of_range_not_a_number(http: Any) -> None:
+    r = http.post("/v1/chat/completions", json={**OK_CHAT, "seed": 2 ** 64 + 1})
+    assert r.status_code == 400
+    assert r.json()["error"]["message"] == \
+        "seed: integer out of range (more than 64 bits)", r.text
 
 
 @pytest.mark.parametrize(("body", "status", "param"), MSG_CASES)
@@ -774,6 +787,9 @@ def test_n_choices_are_charged_every_output(reserve: bool) -> None:
             if reserve:
                 r = h.post("/v1/chat/completions", json={**big, "n": 40}, headers=out)
                 assert r.status_code == 429 and r.headers["x-should-retry"] == "false"
+                # The message says why a 300-token cap is 12,000: one choice would fit.
+                assert "counting the output of each of its n=40 choices" in \
+                    r.json()["error"]["message"], r.text
             assert h.post("/v1/chat/completions", json=big, headers=out).status_code == 200
         first = json.loads(log_path.read_text().splitlines()[0])
     # The log's cap is the three choices' as their output is (a fit read one choice's

@@ -157,14 +157,21 @@ def request_coefficients(profile: Profile, model: str, max_tokens: float | None,
     return ChargeCoefficients(req, inp, cac, out, mtk, cap)
 
 
+def output_cap(profile: Profile, model: str, max_tokens: float | None) -> float | None:
+    """A request's output cap (tokens): its own ``max_tokens``, else its model's default
+    (``model`` a model or deployment of ``profile``; None: unbounded)."""
+    if max_tokens is None and (model in profile.models or model in profile.deployments):
+        return profile.model_of(model).max_tokens
+    return max_tokens
+
+
 def _rule(profile: Profile, model: str, max_tokens: float | None,
           slots: tuple[LimitSlot, ...] | None) -> tuple[Columns, float]:
     """:func:`request_coefficients` as plain lists (one value per slot) and the
     max_tokens cut: validating a profile reads the rule without importing numpy."""
     slots = limit_slots(profile) if slots is None else slots
     touched = set(profile.quotas_for(model))
-    if max_tokens is None and (model in profile.models or model in profile.deployments):
-        max_tokens = profile.model_of(model).max_tokens
+    max_tokens = output_cap(profile, model, max_tokens)
     n = len(slots)
     req, inp, cac, out, mtk = ([0.0] * n for _ in range(5))
     for i, s in enumerate(slots):

@@ -114,7 +114,7 @@ def parse(body: Any) -> Parsed:
     stream = opt_bool(body, "stream", False)
     check_ranges(body, (("temperature", 0.0, 1.0), ("top_p", 0.0, 1.0)))
     opt_int(body, "top_k", 0)
-    opt_strings(body, "stop_sequences", None)
+    opt_strings(body, "stop_sequences", None, item="{key}.{i}")
     last = msgs[-1]
     content = last.get("content")
     last_tool = (last.get("role") == "user" and isinstance(content, list)

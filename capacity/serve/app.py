@@ -92,6 +92,7 @@ from capacity.limits import (
     WallClock,
     render_headers,
 )
+from capacity.model.quota import REQUEST_DIMENSIONS, output_cap
 from capacity.model.retry import RetryPolicy
 from capacity.model.routing import (
     CallPath,
@@ -523,9 +524,8 @@ class MockProvider:
         n = 1 + len(plan.more)
         if n == 1:
             return max_tokens
-        cap = max_tokens if max_tokens is not None else \
-            self.profile.model_of(target).max_tokens
-        return None if cap is None else n * cap
+        cap = output_cap(self.profile, target, max_tokens)
+        return None if cap is None else n * int(cap)
 
     async def _generate(self, request: web.Request, ep: _Endpoint, parsed: Parsed,
                         model: str, body: dict[str, Any],
@@ -825,14 +825,20 @@ class MockProvider:
         return (f"a token bucket {allowance} {unit} deep" if slot.kind == "token_bucket"
                 else f"at most {allowance} {unit} per {_human(slot.window_s / self.k)} window")
 
-    def _never_fits(self, key: str, snap: SlotSnapshot | None, requested: float) -> str:
-        """Why a request can never be admitted: the most its slot admits at once."""
+    def _never_fits(self, key: str, snap: SlotSnapshot | None, requested: float,
+                    n: int = 1) -> str:
+        """Why a request can never be admitted: the most its slot admits at once (and,
+        for ``n`` > 1 choices on a token dimension, that the charge counts every choice's
+        output, or cap where max_tokens is reserved: fewer choices may fit)."""
         most = self._admits(key, snap)
         if most is None:
             return "This request can never fit."
-        unit = _UNIT_TEXT.get(key.rsplit(".", 1)[-1], "units")
-        return (f"This request ({_units(requested, True)} {unit}) can never fit: the quota "
-                f"admits {most}, so no wait helps.")
+        dim = key.rsplit(".", 1)[-1]
+        unit = _UNIT_TEXT.get(dim, "units")
+        each = (f", counting the output of each of its n={n} choices"
+                if n > 1 and dim not in REQUEST_DIMENSIONS else "")
+        return (f"This request ({_units(requested, True)} {unit}{each}) can never fit: the "
+                f"quota admits {most}, so no wait helps.")
 
     def _rate_limited(self, request: web.Request, ep: _Endpoint, parsed: Parsed, model: str,
                       lreq: Request, d: Decision, headers: dict[str, str]) -> web.Response:
@@ -850,7 +856,7 @@ class MockProvider:
         cap = ""
         if never:
             headers["x-should-retry"] = "false"  # it can never fit: retrying cannot help
-            cap = self._never_fits(key, snap, requested)
+            cap = self._never_fits(key, snap, requested, parsed.n)
         wait_s = d.retry_after_s / self.k
         if ep.api == "anthropic":
             what = _DIM_TEXT.get(dim, dim).split(" (")[0]
@@ -860,7 +866,7 @@ class MockProvider:
                       "Please try again later or contact sales to increase your rate limit."))
             err = ApiError(429, msg, code="rate_limit_error")
         elif ep.api == "azure":
-            kind = "call" if dim in ("rpm", "rpd") else "token"
+            kind = "call" if dim in REQUEST_DIMENSIONS else "token"
             after = headers.get("retry-after", "0")
             msg = (f"Requests to the ChatCompletions_Create Operation under Azure OpenAI API "
                    f"version {request.query.get('api-version', '2024-10-21')} have exceeded "
@@ -894,7 +900,7 @@ class MockProvider:
                        f"{_units(requested)}. Please try again in {_human(wait_s)}. " + visit)
             # As OpenAI: type names the limit ("tokens" / "requests"), code is the same.
             err = ApiError(429, msg, code="rate_limit_exceeded",
-                           kind="requests" if dim in ("rpm", "rpd") else "tokens")
+                           kind="requests" if dim in REQUEST_DIMENSIONS else "tokens")
         return self._error(ep.api, err, request, headers)
 
 

@@ -114,7 +114,7 @@ def parse(body: Any, *, model: str | None = None) -> Parsed:
     n = opt_int(body, "n", 1, MAX_N) or 1
     parallel = opt_bool(body, "parallel_tool_calls", True)
     check_ranges(body, SAMPLING)
-    opt_int(body, "seed")
+    opt_int(body, "seed", -2 ** 63, 2 ** 63 - 1)  # int64, as the API's schema says
     opt_bool(body, "logprobs", False)
     opt_int(body, "top_logprobs", 0, 20)
     opt_strings(body, "stop", 4, single=True)

@@ -195,6 +195,10 @@ def opt_int(body: dict[str, Any], key: str, lo: int | None = None,
     v = body.get(key)
     if v is None:
         return None
+    if isinstance(v, float) and v.is_integer() and abs(v) >= 2.0 ** 64:
+        # orjson reads an integer literal past 64 bits as a float (its digits are lost):
+        # say it was an integer, not "got a number".
+        raise bad(key, "integer out of range (more than 64 bits)")
     if isinstance(v, bool) or not isinstance(v, int):
         raise bad(key, f"expected an integer, got {json_kind(v)}")
     if (lo is not None and v < lo) or (hi is not None and v > hi):
@@ -205,9 +209,10 @@ def opt_int(body: dict[str, Any], key: str, lo: int | None = None,
 
 
 def opt_strings(body: dict[str, Any], key: str, most: int | None, *,
-                single: bool = False) -> None:
+                single: bool = False, item: str = "{key}[{i}]") -> None:
     """400 unless ``body[key]`` is absent, null, an array of at most ``most`` strings, or
-    (``single``) one string: OpenAI's ``stop``, Anthropic's ``stop_sequences``."""
+    (``single``) one string: OpenAI's ``stop``, Anthropic's ``stop_sequences``. ``item``
+    names an element as the API does (OpenAI ``stop[1]``, Anthropic ``stop_sequences.1``)."""
     v = body.get(key)
     if v is None or (single and isinstance(v, str)):
         return
@@ -216,7 +221,7 @@ def opt_strings(body: dict[str, Any], key: str, most: int | None, *,
     if most is not None and len(v) > most:
         raise bad(key, f"at most {most} sequences, got {len(v)}")
     for i, s in enumerate(v):
-        check_type(s, str, f"{key}[{i}]", "a string")
+        check_type(s, str, item.format(key=key, i=i), "a string")
 
 
 def opt_bool(body: dict[str, Any], key: str, default: bool) -> bool:
