@@ -225,11 +225,15 @@ def test_sampling_fields_in_range_are_served(http: Any) -> None:
     assert r.status_code == 400 and r.json()["error"]["param"] == "top_p", r.text
 
 
-def test_an_integer_past_64_bits_is_out_of_range_not_a_number(http: Any) -> None:
-    r = http.post("/v1/chat/completions", json={**OK_CHAT, "seed": 2 ** 64 + 1})
+@pytest.mark.parametrize("seed", [2 ** 64 + 1, -(2 ** 63) - 1])
+def test_an_integer_past_64_bits_is_out_of_range_not_a_number(http: Any, seed: int) -> None:
+    # orjson reads these literals as floats: "expected an integer, got a number" denied
+    # the integer the client wrote.
+    r = http.post("/v1/chat/completions", json={**OK_CHAT, "seed": seed})
     assert r.status_code == 400
     assert r.json()["error"]["message"] == \
-        "seed: integer out of range (more than 64 bits)", r.text
+        f"seed: must be a 64-bit integer, got a number past 64 bits ({float(seed):.3g})", \
+        r.text
 
 
 @pytest.mark.parametrize(("body", "status", "param"), MSG_CASES)
@@ -788,13 +792,76 @@ def test_n_choices_are_charged_every_output(reserve: bool) -> None:
                 r = h.post("/v1/chat/completions", json={**big, "n": 40}, headers=out)
                 assert r.status_code == 429 and r.headers["x-should-retry"] == "false"
                 # The message says why a 300-token cap is 12,000: one choice would fit.
-                assert "counting the output of each of its n=40 choices" in \
-                    r.json()["error"]["message"], r.text
+                assert "reserving max_tokens 300 for each of its n=40 choices; one choice " \
+                    "would fit" in r.json()["error"]["message"], r.text
             assert h.post("/v1/chat/completions", json=big, headers=out).status_code == 200
         first = json.loads(log_path.read_text().splitlines()[0])
     # The log's cap is the three choices' as their output is (a fit read one choice's
     # cap, 100, under 90 + ... tokens of output: "more output than max_tokens").
     assert (first["output_tokens"], first["max_tokens"]) == (90, 300)
+
+
+def test_never_fitting_n_choices_say_so_only_where_one_choice_would_fit() -> None:
+    """The n clause of a can-never-fit 429 is true where it is printed: the outputs of all
+    choices counted at admission (a TPM quota that does not reserve max_tokens), and no
+    clause where one choice would not fit either or the slot charges no output (it had
+    said "counting the output of each of its n=3 choices" of an ITPM quota)."""
+    itpm = {"in": {"models": [GPT], "itpm": 2_000,
+                   "enforcement": {"type": "fixed_window", "window": "60s"}}}
+    with serving(profile(tpm=10_000, extra_quotas=itpm)) as srv, \
+            httpx2.Client(base_url=srv.url, timeout=30) as h:
+        def message(n: int, input_tokens: int, output_tokens: int) -> str:
+            hints = {"x-capacity-input-tokens": str(input_tokens),
+                     "x-capacity-output-tokens": str(output_tokens)}
+            r = h.post("/v1/chat/completions", json={**OK_CHAT, "n": n}, headers=hints)
+            assert r.status_code == 429 and r.headers["x-should-retry"] == "false", r.text
+            return str(r.json()["error"]["message"])
+
+        msg = message(40, 1_000, 300)  # 1,000 + 40 × 300 on oai.tpm; one choice fits
+        assert "(13,000 tokens, counting the output of all n=40 choices; one choice would " \
+            "fit) can never fit" in msg, msg
+        msg = message(3, 5_000, 10)  # ITPM: no output charged
+        assert "(Mock quota in.itpm" in msg and "choices" not in msg, msg
+        itpm["in"]["itpm"] = 100_000
+    with serving(profile(tpm=10_000, extra_quotas=itpm)) as srv, \
+            httpx2.Client(base_url=srv.url, timeout=30) as h:
+        msg = message(2, 11_000, 10)  # the prompt alone is past the quota
+        assert "(Mock quota oai.tpm" in msg and "choices" not in msg, msg
+
+
+def test_a_request_without_max_tokens_is_cut_and_charged_by_one_cap() -> None:
+    """Without max_tokens the output keeps the profile call's law (cut at its 50), but
+    finish_reason says "length" only at the cap the provider applies — the model's default
+    512, which the quota reserves (it had said "length" at 50 while reserving 512)."""
+    from capacity import profile_from_dict
+    from capacity.limits import ManualClock
+
+    prof = profile_from_dict({
+        "name": "cap", "models": {GPT: {"ttft": "10ms", "tokens_per_second": 1000,
+                                        "max_tokens": 512}},
+        "quotas": {"oai": {"models": [GPT], "tpm": 100_000, "charge_max_tokens": True,
+                           "enforcement": {"type": "fixed_window", "window": "60s"}}},
+        "session": {"think_time": "1s", "turns": {"t": {"steps": [{"call": {
+            "model": GPT, "input_tokens": 100, "output_tokens": {"uniform": [40, 300]},
+            "max_tokens": 50}}]}}}})
+    with serving(prof, clock=ManualClock(0.0)) as srv, \
+            httpx2.Client(base_url=srv.url, timeout=30) as h:
+        outs = []
+        for _ in range(8):  # U[40, 300] is past 50 with probability 0.96 each time
+            r = h.post("/v1/chat/completions", json={"model": GPT, "messages": [
+                {"role": "user", "content": "hi"}]})
+            assert r.status_code == 200, r.text
+            j = r.json()
+            outs.append(j["usage"]["completion_tokens"])
+            assert j["choices"][0]["finish_reason"] == "stop", j
+            if len(outs) == 1:  # the first in its window: its prompt and 512 reserved
+                assert int(r.headers["x-ratelimit-remaining-tokens"]) == \
+                    100_000 - j["usage"]["prompt_tokens"] - 512
+        assert max(outs) == 50 and min(outs) >= 40, outs
+        r = h.post("/v1/chat/completions", json={"model": GPT, "max_tokens": 40, "messages": [
+            {"role": "user", "content": "hi"}]})
+        assert (r.json()["usage"]["completion_tokens"],
+                r.json()["choices"][0]["finish_reason"]) == (40, "length"), r.text
 
 
 def test_charged_units_metric_is_exact_past_a_million() -> None:

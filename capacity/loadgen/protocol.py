@@ -50,6 +50,10 @@ _TOOL_SCHEMA = {"type": "object",
                 "properties": {"query": {"type": "string", "description": "what to look up"}},
                 "required": ["query"]}
 _PLACEHOLDER = "You are an agent."
+# Anthropic requires max_tokens; a profile that sets none (call or model) has no cap and
+# cannot reserve one (profile checks), so the body carries the SDKs' usual 4,096: it only
+# cuts an output drawn past it.
+_ANTHROPIC_UNCAPPED_MAX_TOKENS = 4096
 _WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel")
 
 
@@ -294,7 +298,8 @@ def _anthropic(call: CallPlan, system: str, msgs: list[tuple[Any, ...]],
     if not out or out[0]["role"] != "user":
         out.insert(0, {"role": "user", "content": [{"type": "text", "text": "start"}]})
     body: dict[str, Any] = {
-        "model": call.model, "max_tokens": call.max_tokens or 4096,
+        "model": call.model, "max_tokens": (call.max_tokens if call.max_tokens is not None
+                                            else _ANTHROPIC_UNCAPPED_MAX_TOKENS),
         # The system prompt (and so the cacheable prefix) marked for prompt caching.
         "system": [{"type": "text", "text": system or _PLACEHOLDER,
                     "cache_control": {"type": "ephemeral"}}],

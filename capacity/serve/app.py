@@ -825,19 +825,30 @@ class MockProvider:
         return (f"a token bucket {allowance} {unit} deep" if slot.kind == "token_bucket"
                 else f"at most {allowance} {unit} per {_human(slot.window_s / self.k)} window")
 
-    def _never_fits(self, key: str, snap: SlotSnapshot | None, requested: float,
+    def _never_fits(self, key: str, snap: SlotSnapshot | None, lreq: Request,
                     n: int = 1) -> str:
-        """Why a request can never be admitted: the most its slot admits at once (and,
-        for ``n`` > 1 choices on a token dimension, that the charge counts every choice's
-        output, or cap where max_tokens is reserved: fewer choices may fit)."""
+        """Why a request can never be admitted: the most its slot admits at once — and,
+        for ``n`` > 1 choices where one choice would fit, that the charge counts every
+        choice's output (or reserves every choice's max_tokens)."""
         most = self._admits(key, snap)
         if most is None:
             return "This request can never fit."
-        dim = key.rsplit(".", 1)[-1]
-        unit = _UNIT_TEXT.get(dim, "units")
-        each = (f", counting the output of each of its n={n} choices"
-                if n > 1 and dim not in REQUEST_DIMENSIONS else "")
-        return (f"This request ({_units(requested, True)} {unit}{each}) can never fit: the "
+        requested = self.limiter.charges(lreq).get(key, 0.0)
+        unit = _UNIT_TEXT.get(key.rsplit(".", 1)[-1], "units")
+        why = ""
+        if n > 1 and snap is not None:
+            one = replace(lreq, output_tokens=lreq.output_tokens / n,
+                          max_tokens=None if lreq.max_tokens is None else lreq.max_tokens / n)
+            single = self.limiter.charges(one).get(key, 0.0)
+            if single < requested and single <= snap.allowance:
+                # Output not charged at admission: the slot reserves max_tokens instead.
+                reserved = self.limiter.charges(replace(lreq, output_tokens=0.0)).get(
+                    key, 0.0) == requested and one.max_tokens is not None
+                why = (f", reserving max_tokens {_units(one.max_tokens or 0.0, True)} for each of "
+                       f"its n={n} choices" if reserved else
+                       f", counting the output of all n={n} choices")
+                why += "; one choice would fit"
+        return (f"This request ({_units(requested, True)} {unit}{why}) can never fit: the "
                 f"quota admits {most}, so no wait helps.")
 
     def _rate_limited(self, request: web.Request, ep: _Endpoint, parsed: Parsed, model: str,
@@ -856,7 +867,7 @@ class MockProvider:
         cap = ""
         if never:
             headers["x-should-retry"] = "false"  # it can never fit: retrying cannot help
-            cap = self._never_fits(key, snap, requested, parsed.n)
+            cap = self._never_fits(key, snap, lreq, parsed.n)
         wait_s = d.retry_after_s / self.k
         if ep.api == "anthropic":
             what = _DIM_TEXT.get(dim, dim).split(" (")[0]

@@ -57,6 +57,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from capacity.model.dist import Distribution
+from capacity.model.quota import output_cap
 from capacity.profile.schema import (
     Block,
     CallSpec,
@@ -281,10 +282,10 @@ class ModelBehaviour:
 
     def __init__(self, profile: Profile, model: str, tool_calls: int | None = None) -> None:
         mspec = profile.model_of(model)
+        self.profile = profile
         self.model = model
         self.ttft = mspec.ttft
         self.tps = mspec.tokens_per_second
-        self.default_max_tokens = mspec.max_tokens
         served: dict[str, bool] = {}
 
         def serves(logical: str) -> bool:
@@ -381,7 +382,7 @@ class ModelBehaviour:
               call_name: str | None) -> Plan:
         """One choice's draw (:meth:`plan`)."""
         cached = 0.0
-        call_cap: int | None = self.default_max_tokens
+        call_cap: int | None = None
         sub = self._subset(population, call_name) if population is not None else None
         fanout = self.fanout
         if sub is not None:
@@ -405,11 +406,19 @@ class ModelBehaviour:
             call_cap = self.max_tokens[i]
         else:
             drawn = float(DEFAULT_OUTPUT_TOKENS)
-        cap = max_tokens if max_tokens is not None else call_cap
         n = max(1, round(drawn))
+        if max_tokens is None and call_cap is not None:
+            # The profile's law of the call's output is cut at the call's own cap (the
+            # simulator's rule; a load generator sends that cap as max_tokens).
+            n = min(n, call_cap)
+        # finish_reason "length" only where the request's cap cuts: its max_tokens, else
+        # the model's default — the cap the quota reserves (one rule, quota.output_cap),
+        # so what is generated and what is charged agree (a request without max_tokens
+        # had been cut at its call's 50 with "length" while 4,096 was reserved).
+        cap = output_cap(self.profile, self.model, max_tokens)
         truncated = cap is not None and n > cap
         if cap is not None:
-            n = max(1, min(n, cap))
+            n = max(1, min(n, int(cap)))
         ttft = max(0.0, float(self.ttft.sample(rng, 1)[0]))
         tps = max(1e-6, float(self.tps.sample(rng, 1)[0]))
         if self.fixed_tool_calls is not None:

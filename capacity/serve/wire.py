@@ -195,10 +195,10 @@ def opt_int(body: dict[str, Any], key: str, lo: int | None = None,
     v = body.get(key)
     if v is None:
         return None
-    if isinstance(v, float) and v.is_integer() and abs(v) >= 2.0 ** 64:
-        # orjson reads an integer literal past 64 bits as a float (its digits are lost):
-        # say it was an integer, not "got a number".
-        raise bad(key, "integer out of range (more than 64 bits)")
+    if isinstance(v, float) and v.is_integer() and not -2.0 ** 63 < v < 2.0 ** 64:
+        # orjson reads an integer literal past 64 bits as a float (its digits lost):
+        # "got a number" would deny the integer the client wrote.
+        raise bad(key, f"must be a 64-bit integer, got a number past 64 bits ({v:.3g})")
     if isinstance(v, bool) or not isinstance(v, int):
         raise bad(key, f"expected an integer, got {json_kind(v)}")
     if (lo is not None and v < lo) or (hi is not None and v > hi):
