@@ -1079,6 +1079,7 @@ static PyObject *session_law(PyObject *self, PyObject *args) {
     npy_int64 top = 0;
     for (npy_intp k = 0; k < kept; k++) {
         len[k] = len[k] * scale;
+        if (a > b) units[k] = units[k] * (a / b);  /* the contents keep the exact load */
         double base = floor(units[k]);
         units[k] = units[k] - base;  /* frac */
         if (!(base >= 0.0 && base < 9.0e15)) {
