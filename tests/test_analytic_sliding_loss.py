@@ -41,7 +41,7 @@ def test_partial_admission_raises_the_loss_of_fanouts() -> None:
     m = constraint_model(wl, c, cycle_time(wl).cycle_s).inner
     assert isinstance(m, ClumpWindowModel)
     p = m._sliding_h(824, 0.0)
-    # The Palm rule on the truncated count alone said 0.94 %; a replay of the log with
+    # The Palm rule on the truncated count alone said 0.91 %; a replay of the log with
     # Poisson fan-outs loses 2.04 % at 824 sessions; complete blocking (the knapsack) 2.5 %.
     assert 0.017 < p < 0.022
     g = m.pmf(823)

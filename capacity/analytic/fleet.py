@@ -1139,6 +1139,9 @@ class Source:
     # A window's overflow leaves as whole launches (:func:`launch_charge`): the charge
     # of one launch and the mean calls a launch makes; None: calls charged one by one.
     launch: tuple[NDArray[np.float64], float] | None = None
+    # The mean calls of a launch at each point of ``launch``'s charge law (None: its
+    # mean at every point), for a law of the launches spilled (:attr:`spilled`).
+    launch_calls: NDArray[np.float64] | None = None
     # Calls a point of ``calls(n)`` stands for at ``n`` (:meth:`TurnSpill.block`); None: 1.
     block: Callable[[int], int] | None = None
     # A sliding receiver: the law of these calls an arriving one of them finds in its
@@ -1164,7 +1167,18 @@ class Source:
         charge, launch_law = got
         launch = self.launch
         if launch is not None and launch_law is not None:
-            launch = (launch_law, launch[1])
+            # The spilled launches' own calls per launch: the large launches a window
+            # turns away are its fan-outs, of many calls each — their charge over the
+            # route's mean calls a launch read each spilled call as a fan-out's
+            # (hunt seed 196: 35,400 tokens a spilled call where the simulator's
+            # spilled calls carry 13,200, a fixed window fed 2.9 times the units spilled).
+            per = launch[1]
+            if self.launch_calls is not None:
+                top = min(launch_law.size, self.launch_calls.size)
+                mass = float(launch_law[:top].sum())
+                if mass > 0.0:
+                    per = float(np.dot(launch_law[:top], self.launch_calls[:top])) / mass
+            launch = (launch_law, per)
         return charge, launch
 
 
@@ -2015,11 +2029,12 @@ def _bucket_call_shares(up: BucketSpill, col_ids: list[int], rates: NDArray[np.f
     return out
 
 
-def launch_charge(wl: Workload, flow: RouteFlow, slot: LimitSlot, target: str,
-                  h: float) -> tuple[NDArray[np.float64], float] | None:
+def launch_charge(wl: Workload, flow: RouteFlow, slot: LimitSlot, target: str, h: float
+                  ) -> tuple[NDArray[np.float64], float, NDArray[np.float64]] | None:
     """(charge law of one of ``flow``'s launches on ``target``'s ``slot``, lattice ``h``;
-    mean calls per launch), over the launches making at least one of its calls — None for
-    requests (the count of calls is their charge).
+    mean calls per launch; the mean calls of the launches at each point of the law, each
+    kind of launch by its mean), over the launches making at least one of its calls —
+    None for requests (the count of calls is their charge).
 
     A window's overflow is the calls that came after its allowance was used up: whole
     launches (a fan-out's copies together, three 4,000-token reservations where the
@@ -2032,6 +2047,7 @@ def launch_charge(wl: Workload, flow: RouteFlow, slot: LimitSlot, target: str,
     profile = wl.profile
     mine = {id(call) for call, _ in flow.calls}
     out = np.zeros(1)
+    at = np.zeros(1)                     # Σ rate · pmf · calls a launch of that kind
     total = calls = 0.0
     for t in wl.turns:
         for ev in t.events:
@@ -2053,11 +2069,16 @@ def launch_charge(wl: Workload, flow: RouteFlow, slot: LimitSlot, target: str,
             if out.size < pmf.size:
                 out = np.pad(out, (0, pmf.size - out.size))
             out[: pmf.size] += rate * pmf
+            mean_calls = float(np.dot(np.arange(size.size), size)) / made
+            if at.size < pmf.size:
+                at = np.pad(at, (0, pmf.size - at.size))
+            at[: pmf.size] += rate * pmf * mean_calls
             total += rate * made
             calls += rate * float(np.dot(np.arange(size.size), size))
     if total <= 0 or float(out.sum()) <= 0:
         return None
-    return out / float(out.sum()), calls / total
+    per_point = np.divide(at, out, out=np.full(out.size, calls / total), where=out > 0)
+    return out / float(out.sum()), calls / total, per_point
 
 
 def route_count(wl: Workload, flow: RouteFlow, window_s: float, cycle_s: float) -> Any:
@@ -2565,12 +2586,16 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                             and any(u.dim == c.dim and u.enforcement != "token_bucket"
                                     for u in upstream_cs)
                         # The route's calls per window here: what a sliding log spills
-                        # into a window (:func:`_room_spill`). A bucket keeps the
-                        # thinned overflow: its window stop-loss leaves out the refill
-                        # during a bunch (hunt seeds 23 and 158, sliding logs into
-                        # buckets: 176 -> 142 against 163 simulated, 54 -> 49 against 64).
+                        # into a window or a bucket (:func:`_room_spill`: a full log
+                        # spills whole fan-outs, which a 5 s bucket meets as bunches).
+                        # Once the log's loss share no longer counted its session's
+                        # earlier units twice (ClumpWindowModel._loss_share), a
+                        # bucket's thinned overflow said 181 for hunt seed 23 (sliding
+                        # into a bucket) against 163 [162-164] simulated and 70 for
+                        # seed 158 against 64 [64-65]; the bunches 168 and 58 (with the
+                        # doubled loss share they had said 142 and 49).
                         count = (route_count(wl, flow, w, cycle_s)
-                                 if c.enforcement != "token_bucket" and any(
+                                 if any(
                                      getattr(getattr(um, "inner", None), "sliding", False)
                                      for um, _, _, _ in upstream) else None)
                         depth_calls = (c.depth / per_call
@@ -2590,7 +2615,10 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                                 sources[0].held = _held_bursts(upstream, w, q_units / per_call)
                         ups = [um for um, _, _, _ in upstream]
                         if not any(isinstance(um, BucketSpill) for um in ups):
-                            sources[0].launch = launch_charge(wl, flow, slot, dep, h)
+                            got = launch_charge(wl, flow, slot, dep, h)
+                            if got is not None:
+                                sources[0].launch = got[:2]
+                                sources[0].launch_calls = got[2]
                         if biased:
                             sources[0].spilled = _spilled_charges(
                                 upstream, upstream_cs, c.dim, charge, sources[0].launch)

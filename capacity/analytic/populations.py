@@ -347,6 +347,8 @@ def blend(parts: list[tuple[float, _window.ClumpWindowModel]]) -> _window.ClumpW
         p_single=p_single, p_binomial=0.0, clump_pmf=clump,
         call_pmf=_mix([m.call_pmf for _, m in live], calls),
         own_pmf=_mix([m.own_pmf for _, m in live], calls),
+        prior_pmf=_mix([m.own_pmf if m.prior_pmf is None else m.prior_pmf
+                        for _, m in live], calls),
         mean_units=math.fsum(units), calls_per_window=math.fsum(calls),
         retry=first.retry,
         size_bias=(math.fsum(u * m.size_bias for u, (_, m) in zip(units, live, strict=True))

@@ -255,6 +255,10 @@ class ClumpWindowModel:
     # Every launch a single call (no batch-mates ahead): ``own_pmf`` is all earlier
     # launches, in the log with the others' charges (False: fan-outs, or a blend).
     single_launches: bool = False
+    # Units of an arriving call's own session already in the log when its launch comes
+    # (its earlier launches, batch-mates left out: they arrive with it); None: own_pmf
+    # (single launches, whose own units are all earlier ones).
+    prior_pmf: NDArray[np.float64] | None = None
     # Aborted turns end early (no retries, ``abort_turn``, think-time sessions): per
     # pattern of a turn's launches up to a refusable event, the turn time it saves
     # when that event holds the turn's first refusal (s per turn; :func:`_abort_saving`),
@@ -898,38 +902,35 @@ class ClumpWindowModel:
         lossy = self.loses or truncate
         if lossy and self.single_launches:
             return self._loss_share(g, q)
+        extra, units = self._arrival_laws()
         if lossy:
             # A rejected charge that is never retried nor logged leaves no trace: the log
             # is a loss system (each admitted unit held w seconds, at most q held), whose
             # occupancy is the free count truncated at q (Erlang's loss formula, and its
             # insensitivity to the holding time); the free count over-counts the charges
             # already turned away. Exact for single calls and for clumps admitted or
-            # refused whole (the stochastic knapsack); clumps admitted in part: below.
-            free = g
-            kept = float(g[: q + 1].sum())
-            if 0.0 < kept < 1.0:
-                g = np.concatenate([g[: q + 1] / kept, np.zeros(max(g.size - q - 1, 0))])
+            # refused whole (the stochastic knapsack): the truncation bounds what the log
+            # holds when a launch comes, the others' units and the session's earlier
+            # ones together (:meth:`_loss_share`); the arriving call's batch-mates come
+            # with it, on top. Clumps admitted in part: below.
+            p = self._loss_share(g, q, extra)
+            p_units = self._loss_share(g, q, units)
+            return self._partial_admission(g, q, p, p_units)
         # An arriving call of charge B is rejected when S + own + B > q.
-        extra, units = self._arrival_laws()
         # tail[s − lo] = P(S ≥ s), only from the least s the rule reads (q + 2 − the
         # arrival law's length) up: the lattice runs to ~14 sd past the mean, far beyond q,
         # and the sum from the far end is the same sequence of additions either way.
         lo = min(max(q + 2 - extra.size, 0), g.size)
         tail = np.concatenate([np.cumsum(g[lo:][::-1])[::-1], [0.0]])
         idx = np.clip(q + 1 - np.arange(extra.size), 0, g.size) - lo
-        p = float(min(1.0, _dot(extra, tail[idx])))
-        if lossy:
-            # The same rule weighted by the arriving charge: the share of offered UNITS
-            # refused, which the knapsack's p_cb is measured against (unequal charges
-            # refuse more units than calls: the large ones do not fit).
-            p_units = float(min(1.0, _dot(units, tail[idx])))
-            p = self._partial_admission(free, q, p, p_units)
-        return p
+        return float(min(1.0, _dot(extra, tail[idx])))
 
-    def _loss_share(self, g: NDArray[np.float64], q: int) -> float:
-        """The share of calls a loss log turns away (no retries, refusals not logged)
-        when every launch is a single call, from the others' free count ``g`` (N − 1
-        sessions).
+    def _loss_share(self, g: NDArray[np.float64], q: int,
+                    arriving: NDArray[np.float64] | None = None) -> float:
+        """The share of calls a loss log turns away (no retries, refusals not logged),
+        from the others' free count ``g`` (N − 1 sessions); ``arriving`` (default: the
+        arrival law, :meth:`_arrival_laws`) is what an arriving call adds to the log, its
+        session's earlier units ``E`` included.
 
         The log holds at most ``q`` units — the others' and the arriving call's
         session's earlier ones ``E`` together — so the product form (single calls,
@@ -942,17 +943,24 @@ class ClumpWindowModel:
         turns a call away whenever ``O`` is within ``E`` of ``q``: a tool loop's call
         with two earlier calls of its session in a 60 s log sees three points of the
         count's tail instead of one (hunt-rpm-224 without counted refusals, 18
-        sessions: 1.8 % vs 0.66 % here, simulated 0.58 %). Fan-outs keep the others'
-        truncation with the partial admission's correction (:meth:`_partial_admission`).
+        sessions: 1.8 % vs 0.66 % here, simulated 0.58 %). A fan-out's call has its
+        batch-mates ``A`` ahead of it as well: they come at its own instant, so are not
+        in the truncated occupancy (``E`` is :attr:`prior_pmf`) but on top of it,
+        ``p = 1 − P(O + E + A + B ≤ q)/P(O + E ≤ q)``. Adding ``E`` on top of the
+        others' truncation as well turned away more than a saturated log cannot hold
+        (hunt seed 196, a 30 s log of 27-call fan-outs at 1.6 times its allowance:
+        78 % of the calls, where a log that admits its allowance refuses 39 % and the
+        simulator 38 %; this rule: 38 %).
         """
+        extra = self._arrival_laws()[0] if arriving is None else arriving
+        prior = self.own_pmf if self.prior_pmf is None else self.prior_pmf
         f_cdf = np.cumsum(g)
-        idx = q - np.arange(max(self.own_pmf.size, self._arrival_laws()[0].size))
+        idx = q - np.arange(max(prior.size, extra.size))
         at = np.where(idx < 0, 0.0, f_cdf[np.clip(idx, 0, f_cdf.size - 1)])
-        room = _dot(self.own_pmf, at[: self.own_pmf.size])     # P(O + E ≤ q)
-        extra = self._arrival_laws()[0]
+        room = _dot(prior, at[: prior.size])                   # P(O + E ≤ q)
         if room <= 0:
             return 1.0
-        fits = _dot(extra, at[: extra.size])                   # P(O + E + B ≤ q)
+        fits = _dot(extra, at[: extra.size])                   # P(O + E + A + B ≤ q)
         return float(min(1.0, max(0.0, 1.0 - fits / room)))
 
     def _arrival_laws(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -989,7 +997,7 @@ class ClumpWindowModel:
         one large first call and small fan-out calls: 210 → 408 alone, vs simulated 444
         [432–459]). Single calls: ``p_cb = p`` (Erlang), no change. The
         22-call fan-outs of the hunt (sliding 5 s, 500,000 tokens, 824 sessions): ``p``
-        0.94%, ``p_cb`` 2.5%, ``d`` 0.66, ``p'`` 1.97% (a replay of the log: 2.04%).
+        0.91%, ``p_cb`` 2.5%, ``d`` 0.66, ``p'`` 1.95% (a replay of the log: 2.04%).
         """
         f = self.clump_pmf
         x_bar = round(_dot(np.arange(f.size), f))
@@ -2876,9 +2884,9 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
     # once per sample (the think-time sweep and the stability check rebuild the model).
     charges = b"".join(p.tobytes() for p in rel_pmfs[: len(relevant)])
     memo_key = (window_s, tuple(relevant), charges)
-    own, single = (timing.memo(("own", *memo_key), lambda: _own_prior(
+    own, single, prior = (timing.memo(("own", *memo_key), lambda: _own_prior(
         timing, relevant, rel_pmfs[: len(relevant)], window_s)) if sliding
-        else (np.ones(1), False))
+        else (np.ones(1), False, np.ones(1)))
     # Only a failure without retries aborts a turn often enough to thin the load.
     hist, counts = (timing.memo(("prior", tuple(relevant)),
                                 lambda: _prior_launches(timing, relevant))
@@ -2923,7 +2931,7 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
         rest * window_s / h, [(exact[col_ids[j]] * window_s, rel_pmfs[j]) for j in missed])
     return _Parts(load, folded, cross, mu_units, calls_per_turn, events_per_turn, dict(
         h=h, q_lat=q_lat, window_s=window_s, sliding=sliding, clump_pmf=clump,
-        call_pmf=call_pmf, own_pmf=own, single_launches=single,
+        call_pmf=call_pmf, own_pmf=own, single_launches=single, prior_pmf=prior,
         retry=retry, size_bias=kappa,
         prior_hist=hist, prior_counts=counts,
         fail_odds=_fail_odds(fine, fine_call, launches, is_requests),
@@ -3944,10 +3952,11 @@ def _fail_odds(pmfs: list[NDArray[np.float64]], call_pmf: NDArray[np.float64],
 
 
 def _own_prior(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.float64]],
-               w: float) -> tuple[NDArray[np.float64], bool]:
+               w: float) -> tuple[NDArray[np.float64], bool, NDArray[np.float64]]:
     """Units of an arriving call's own session already in its trailing window (Palm view),
-    and whether every launch is a single call (no batch-mates: see
-    :attr:`ClumpWindowModel.single_launches`).
+    whether every launch is a single call (no batch-mates: see
+    :attr:`ClumpWindowModel.single_launches`), and the same units without the
+    batch-mates (:attr:`ClumpWindowModel.prior_pmf`).
 
     Launches in ``(τ − w, τ)`` count whole — those of its own turn and of the session's
     earlier turns (a closed session's previous turn ends a think time before this one
@@ -3978,7 +3987,7 @@ def _own_prior(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.fl
     # with probability 1/(T + 1), counted in its own charge (as one batch-mate's).
     e_idx, j_idx = np.nonzero(rc.reshape(n * g, -1) > 0)
     if e_idx.size == 0:
-        return np.ones(1), False
+        return np.ones(1), False, np.ones(1)
     tcount = ties.ravel()[e_idx].astype(np.int64)
     reps = tcount + 1
     if reps.min() == reps.max():
@@ -3999,9 +4008,12 @@ def _own_prior(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.fl
         out = np.bincount(lat, weights=mass)
     total = float(rc.sum())
     if total <= 0:
-        return np.ones(1), False
+        return np.ones(1), False, np.ones(1)
+    # The earlier launches alone: each launch's prior with all its mass.
+    before = np.bincount(np.rint(prior.ravel()[e_idx]).astype(np.int64),
+                         weights=rc.reshape(n * g, -1)[e_idx, j_idx])
     # Single launches only (no batch-mates): every own unit is an earlier launch.
-    return out / total, not tcount.any()
+    return out / total, not tcount.any(), before / total
 
 
 __all__ = ["ClumpWindowModel", "RetryModel", "attempts_per_call", "build"]
