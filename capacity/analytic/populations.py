@@ -157,6 +157,16 @@ class PopulationView:
             return 0.0
         return room / per if per > 0 else math.inf
 
+    def whole_cap(self, c: Constraint, cap: int) -> int:
+        """The most sessions from ``cap`` (the mean ceiling's floor) up whose split's mean
+        load fits ``c``: N sessions run as :meth:`Profile.split` rounds them, not as N
+        shares of the mix (hunt seed 135: a one-session population beside a 43 % one whose
+        five-call fan-outs never fit a window; the mix's mean ceiling 0.3, while one
+        session is all of the first population, 3 % of the quota)."""
+        while cap < 1_000_000 and self.load(c, cap + 1) <= c.rate_per_s:
+            cap += 1
+        return cap
+
     def touches(self, c: Constraint) -> bool:
         """Whether any population charges ``c``."""
         return any(self.rate(p, c) > 0 for p in self.parts)
@@ -533,7 +543,8 @@ def population_ceiling(pv: PopulationView, c: Constraint, target: float,
                        sessions: int | None = None) -> ConstraintResult:
     """Mean-value and burst-aware ceilings (in N) of one constraint over the populations."""
     mean_ceiling = pv.mean_ceiling(c)
-    cap = math.floor(mean_ceiling + 1e-9) if math.isfinite(mean_ceiling) else 1_000_000
+    cap = (pv.whole_cap(c, math.floor(mean_ceiling + 1e-9)) if math.isfinite(mean_ceiling)
+           else 1_000_000)
     model = pv.model(c)
     # The target is a share of all attempts: c sees `share` of the calls near its ceiling.
     share = max(pv.attempt_share(c, min(cap, 1_000_000)), 1e-12)
