@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import optimize, stats
 
@@ -701,19 +701,31 @@ def ceilings(rpm: int, fanout: int, enforcement: dict[str, Any], cadence: str,
     return res.mean_ceiling, res.burst_ceiling
 
 
+def search_slack(n: int) -> int:
+    """How far below its boundary a carried-retry search near ``n`` may stop: it ends on a
+    bracket of ``max(1, int(_REL_TOL · lo))`` sessions (a 1-session bracket is exact)."""
+    from capacity.analytic.clumped import _REL_TOL
+
+    return int(_REL_TOL * n)
+
+
 class TestProperties:
     """Monotonicity and ordering of the ceilings."""
 
     @settings(max_examples=25, deadline=None)
     @given(rpm=rpm_st, extra=st.integers(min_value=1, max_value=2000), fanout=fanout_st,
            enforcement=enforcement_st, cadence=cadence_st)
+    @example(rpm=1270, extra=1, fanout=1, enforcement=fixed_window(60), cadence="150s")
     def test_non_decreasing_in_quota(self, rpm: int, extra: int, fanout: int,
                                      enforcement: dict[str, Any], cadence: str) -> None:
-        """A larger quota never lowers the mean or the burst-aware ceiling."""
+        """A larger quota never lowers the mean or the burst-aware ceiling (beyond the
+        carried-retry search's stated resolution, 0.2 % erring low: hypothesis found 1270
+        → 1271 RPM, 60 s windows, a 150 s cadence, 1031 → 1030, where 1031 meets the
+        target at both)."""
         m1, b1 = ceilings(rpm, fanout, enforcement, cadence)
         m2, b2 = ceilings(rpm + extra, fanout, enforcement, cadence)
         assert m2 >= m1
-        assert b2 >= b1
+        assert b2 >= b1 - search_slack(b1)
 
     @settings(max_examples=25, deadline=None)
     @given(rpm=rpm_st, fanout=fanout_st, more=st.integers(min_value=1, max_value=4),
@@ -724,7 +736,7 @@ class TestProperties:
         m1, b1 = ceilings(rpm, fanout, enforcement, cadence)
         m2, b2 = ceilings(rpm, fanout + more, enforcement, cadence)
         assert m2 < m1
-        assert b2 <= b1
+        assert b2 <= b1 + search_slack(b2)
 
     @settings(max_examples=25, deadline=None)
     @given(rpm=rpm_st, fanout=fanout_st, enforcement=enforcement_st, cadence=cadence_st)
