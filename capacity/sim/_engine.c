@@ -107,12 +107,14 @@
 #ifndef CQ_AHEAD_MIN
 #define CQ_AHEAD_MIN 65536 /* sessions from which the queue prefetches (see cq_ahead) */
 #endif
-/* Epochs of 2,048 buckets (8,192 before): a drained record waits a quarter as long for
- * its pop, so it is still in L2 more often (10^6 sessions, web-research: 4.81 -> 4.38
- * lines per attempt from beyond a 2 MB cache, cachegrind), and the calendar is a 64 kB
- * ring. */
+/* Epochs of 512 buckets (~130 records at 4 buckets per record; 8,192, then 2,048 before):
+ * a record the drain reads waits about 80 pops for its pop instead of ~270, so it is still
+ * in the 512 kB L2 more often (10^6 sessions, cachegrind with this machine's L2 as the
+ * last level: the pop's second miss 0.31 -> 0.14 lines per attempt, independent workload;
+ * 0.21 -> 0.10, web-research). Far pushes go to coarse spans (co_split), so more epochs
+ * cost no more random buffer ends. */
 #ifndef CQ_EPOCH
-#define CQ_EPOCH 11 /* log2 of the buckets per epoch (see cq_drain) */
+#define CQ_EPOCH 9 /* log2 of the buckets per epoch (see cq_drain) */
 #endif
 #ifndef CQ_COARSE
 #define CQ_COARSE 6 /* log2 of the epochs per coarse span (see co_split) */
@@ -978,13 +980,13 @@ static ALWAYS_INLINE int ep_put(Queue *Q, int64_t e, int32_t id) {
 
 /* A push due in an epoch not linked yet: to its epoch's buffer when its coarse span is
  * split (co_done), else (id, epoch) to its span's buffer. At 10^6 sessions a push due
- * seconds or a think time ahead lands in one of 2,000-4,000 epochs at random, and the end
- * of that epoch's buffer was a line from beyond the 512 kB L2 (0.26 per attempt,
- * cachegrind, independent workload), with its head (0.13); the spans' buffer ends are a
- * few dozen lines, in cache, and co_split appends to 2^CQ_COARSE epochs' buffers at a
- * time. An epoch outside [0, 2^31) (a time out of any horizon) goes to its epoch's buffer.
- * Inlined into every push at 10^5-10^6 sessions (most pushes land here): as a call it
- * cost ~4 % of the loop's time there (perf). */
+ * seconds or a think time ahead lands in one of 2,000-4,000 epochs (of 2,048 buckets;
+ * 8,000-16,000 of 512 now) at random, and the end of that epoch's buffer was a line from
+ * beyond the 512 kB L2 (0.26 per attempt, cachegrind, independent workload), with its
+ * head (0.13); the spans' buffer ends are 128-256 lines, in cache, and co_split appends
+ * to 2^CQ_COARSE epochs' buffers at a time. An epoch outside [0, 2^31) (a time out of
+ * any horizon) goes to its epoch's buffer. Inlined into every push at 10^5-10^6 sessions
+ * (most pushes land here): as a call it cost ~4 % of the loop's time there (perf). */
 static ALWAYS_INLINE int ep_append(Queue *Q, int64_t e, int32_t id) {
     Q->nbuf++;
     if ((e >> CQ_COARSE) <= Q->co_done || (uint64_t)e > INT32_MAX) return ep_put(Q, e, id);
@@ -1104,7 +1106,7 @@ static int cq_layout(Queue *Q, const int32_t *order, int64_t m) {
      * empty here (cq_rebuild empties them). The calendar then holds the records of the
      * epochs linked only, less than 2^CQ_EPOCH + CQ_MARGIN buckets ahead of the current
      * one, so its buckets are a ring of a few epochs (nb stays the year the epochs'
-     * buffers span): at 10^6 sessions 64 kB instead of 64-128 MB, swept in cache. */
+     * buffers span): at 10^6 sessions 16 kB instead of 64-128 MB, swept in cache. */
     Q->ep = Q->ahead && !Q->heap && nb >= ((int64_t)4 << CQ_EPOCH) && nb >= 8 * CQ_MARGIN;
     int64_t nphys = nb;
     if (Q->ep) {
