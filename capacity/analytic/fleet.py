@@ -2588,8 +2588,9 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                         # The route's calls per window here: what a sliding log spills
                         # into a window or a bucket (:func:`_room_spill`: a full log
                         # spills whole fan-outs, which a 5 s bucket meets as bunches).
-                        # Once the log's loss share no longer counted its session's
-                        # earlier units twice (ClumpWindowModel._loss_share), a
+                        # Once a fan-out's loss share no longer counted its session's
+                        # earlier units twice (ClumpWindowModel._sliding_h through
+                        # _loss_share), a
                         # bucket's thinned overflow said 181 for hunt seed 23 (sliding
                         # into a bucket) against 163 [162-164] simulated and 70 for
                         # seed 158 against 64 [64-65]; the bunches 168 and 58 (with the

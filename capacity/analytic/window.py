@@ -947,8 +947,8 @@ class ClumpWindowModel:
         batch-mates ``A`` ahead of it as well: they come at its own instant, so are not
         in the truncated occupancy (``E`` is :attr:`prior_pmf`) but on top of it,
         ``p = 1 − P(O + E + A + B ≤ q)/P(O + E ≤ q)``. Adding ``E`` on top of the
-        others' truncation as well turned away more than a saturated log cannot hold
-        (hunt seed 196, a 30 s log of 27-call fan-outs at 1.6 times its allowance:
+        others' truncation as well turned away more than a saturated log can hold back
+        (hunt seed 196, a 30 s log of 27-call fan-outs at 1.65 times its allowance:
         78 % of the calls, where a log that admits its allowance refuses 39 % and the
         simulator 38 %; this rule: 38 %).
         """
