@@ -9,25 +9,16 @@ windows' worth, where the engine's storms at that load never end. hunt-77 was an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from capacity.analytic.model import analyze
 from capacity.analytic.populations import PopulationModel, view
 from capacity.profile.loader import load_profile
 
-from ._accuracy import assert_accurate
+from ._accuracy import Recorded, assert_accurate
 
 PROFILE = Path(__file__).parent / "data" / "counted-sliding-continue-populations.yaml"
 
-
-@dataclass(frozen=True)
-class _Recorded:
-    """A simulated N* and its 95 % CI (seed 1, 20 replications × 1 h)."""
-
-    n_star: int
-    n_lo: int
-    n_hi: int
 
 
 def test_storms_over_the_mix_run_the_chain() -> None:
@@ -47,5 +38,5 @@ def test_storms_over_the_mix_run_the_chain() -> None:
 def test_counted_sliding_continue_populations_within_target() -> None:
     # `capacity ceiling tests/data/counted-sliding-continue-populations.yaml --seed 1`:
     # N* 28 [28–29] (1.4 % of attempts answered 429 at N*, storms beyond).
-    assert_accurate(analyze(load_profile(PROFILE)).burst_ceiling, _Recorded(28, 28, 29),
+    assert_accurate(analyze(load_profile(PROFILE)).burst_ceiling, Recorded(28, 28, 29),
                     PROFILE.stem)

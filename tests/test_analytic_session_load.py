@@ -11,7 +11,6 @@ at every N from 130 up, where no window overflows; analytic 125 against a simula
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,18 +20,10 @@ from capacity.analytic.model import analyze, cycle_time
 from capacity.model.workload import Workload
 from capacity.profile.loader import load_profile
 
-from ._accuracy import assert_accurate
+from ._accuracy import Recorded, assert_accurate
 
 PROFILE = Path(__file__).parent / "data" / "fixed-window-one-cycle.yaml"
 
-
-@dataclass(frozen=True)
-class _Recorded:
-    """A simulated N* and its 95 % CI (seed 1, 20 replications × 1 h)."""
-
-    n_star: int
-    n_lo: int
-    n_hi: int
 
 
 def test_a_window_as_long_as_the_cycle_keeps_the_exact_load() -> None:
@@ -53,5 +44,5 @@ def test_a_window_as_long_as_the_cycle_keeps_the_exact_load() -> None:
 
 def test_fixed_window_one_cycle_within_target() -> None:
     # `capacity ceiling tests/data/fixed-window-one-cycle.yaml --seed 1`: N* 196 [195–197].
-    assert_accurate(analyze(load_profile(PROFILE)).burst_ceiling, _Recorded(196, 195, 197),
+    assert_accurate(analyze(load_profile(PROFILE)).burst_ceiling, Recorded(196, 195, 197),
                     PROFILE.stem)
