@@ -658,6 +658,54 @@ def test_compiled_storm_renewals_are_the_python_loops(seed: int,
         assert got.tobytes() == want.tobytes()
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_compiled_storm_renewals_over_sparse_pause_laws_are_the_python_loops(
+        seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The pause law is a bincount of sampled pauses (window._storm_arrivals), mostly zeros
+    # over a long chain (hunt-76: 171-256 nonzero of 14,271 steps): the kernels sum the
+    # renewal step over its nonzero taps alone, in numpy's pairwise tree. The Python loops'
+    # starts bit for bit: taps spread, bunched, at a block's edges (multiples of 8 and
+    # 128 steps), none; into holding zeros, and (the fixed delay's sums) an inf (inf·0 is
+    # nan: the dense sums) or a nan.
+    kern = window._kernels
+    assert kern is not None
+    rng = np.random.default_rng(100 + seed)
+    cases = [(int(rng.integers(2, 3000)), int(rng.integers(0, 40))) for _ in range(5)]
+    cases += [(4100, 60), (257, 8), (129, 3)]
+    for steps, ntaps in cases:
+        fz = np.zeros(steps)
+        spots = rng.choice(np.arange(1, steps), size=min(ntaps, steps - 1), replace=False)
+        edges = np.array([k for k in (7, 8, 9, 127, 128, 129, 1024, 2048) if k < steps])
+        if rng.random() < 0.5:
+            spots = np.concatenate([spots, edges]).astype(np.int64)
+        fz[spots] = rng.random(spots.size) * 10.0 ** -rng.integers(0, 4)
+        into = np.concatenate([rng.random(steps) * (rng.random(steps) < 0.3), [0.0]])
+        starts, aborted, turned = rng.random(steps), rng.random(steps), rng.random(steps)
+        for bad in (None, math.inf, math.nan):
+            if bad is not None:
+                into = into.copy()
+                into[int(rng.integers(0, steps))] = bad
+            back = float(rng.choice([0.0, 0.4, rng.random() * 60.0]))
+            got = kern.storm_renewal(into, fz, starts, aborted, back, 0.7, 0.013)
+            with np.errstate(invalid="ignore"):
+                want = window._storm_renewal_numpy(into, fz, starts, aborted, back, 0.7,
+                                                   0.013)
+            if bad is math.nan:  # (a nan's sign bit is its summation order's)
+                assert np.array_equal(got, want, equal_nan=True)
+            else:
+                assert got.tobytes() == want.tobytes()
+            if bad is not None:
+                continue  # (retried: a nan start sends its retries nowhere, ValueError)
+            args = (0.013, float(rng.random() * 60.0), int(rng.integers(0, 300)),
+                    float(rng.random()), int(rng.integers(0, 4)), int(rng.integers(1, 200)),
+                    float(rng.random() * 3.0), float(rng.random() * 4.0), 0.8)
+            got = kern.storm_retried(into, fz, starts, aborted, turned, *args)
+            with monkeypatch.context() as mp:
+                mp.setattr(window, "_kernels", None)
+                want = window._storm_retried(into, fz, starts, aborted, turned, *args)
+            assert got.tobytes() == want.tobytes()
+
+
 def test_fractional_sessions_law_with_the_remembered_exp_is_the_same() -> None:
     # A fractional N's extra session (ClumpWindowModel._log_power) takes exp of the
     # session law's log transform from the model's cache: the same pmf as computed
