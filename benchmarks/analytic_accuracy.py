@@ -370,6 +370,7 @@ def analytic(profile: Profile, repeat: int = 5) -> tuple[Any, float]:
         window._SPELLS.clear()
         amodel._QUANTILES.clear()
         amodel._DEEP_KINDS.clear()
+        amodel._BRENT_LAWS.clear()
         bucket._DEEP_GRIDS.clear()
         bucket._CHAIN_GRIDS.clear()
         fleet._BUCKET_RATES.clear()

@@ -1148,3 +1148,36 @@ def test_compiled_follow_and_closed_chains_keep_the_answer(
         mp.setattr(bucket, "_CHAIN_GRIDS", {})
         want = amodel.analyze(prof)
     _same_to_rounding(got, want)
+
+
+def test_short_law_roots_with_the_remembered_law_are_the_fresh_ones(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # lundberg_theta keeps a short law's lattice and its M_B(θ) − 1 / log M_B(θ) by θ
+    # (model._BRENT_LAWS): the roots of one law at rate after rate, and of two laws in
+    # turn, are the floats each gives alone on a fresh copy, with fewer passes over it.
+    laws = [Distribution.parse({"lognormal": {"median": m, "p95": 3 * m}},
+                               "tokens").lattice_pmf(1.0) for m in (30.0, 60.0)]
+    assert all(np.count_nonzero(p) <= amodel._NEWTON_POINTS for p in laws)
+    rate = 900.0
+    asks = [(p, float(lam)) for lam in np.geomspace(0.05, 0.98, 9) for p in laws]
+    asks = [(p, lam * rate / float(np.dot(np.arange(p.size), p))) for p, lam in asks]
+    passes = {"n": 0}
+
+    def counting(real: Any) -> Any:
+        def counted(*a: Any, **k: Any) -> Any:
+            passes["n"] += 1
+            return real(*a, **k)
+        return counted
+
+    for name in ("exp", "expm1"):  # a pass over the law: M_B(θ) − 1 or log M_B(θ)
+        monkeypatch.setattr(amodel.np, name, counting(getattr(np, name)))
+    amodel._BRENT_LAWS.clear()
+    kept = [amodel.lundberg_theta(lam, p, 1.0, rate) for p, lam in asks]
+    with_memo = passes["n"]
+    fresh = []
+    for p, lam in asks:
+        amodel._BRENT_LAWS.clear()
+        fresh.append(amodel.lundberg_theta(lam, p.copy(), 1.0, rate))
+    assert all(t > 0 for t in kept)
+    assert kept == fresh
+    assert with_memo < passes["n"] - with_memo

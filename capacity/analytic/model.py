@@ -376,6 +376,14 @@ def constraint_model(wl: Workload, c: Constraint, cycle_s: float,
 _NEWTON_POINTS = 4096
 
 
+# Short batch laws lundberg_theta prepared, by id (the law kept: the id is not reused),
+# with each law's M_B(θ) − 1 (or log M_B(θ)) by θ: every root of a law starts its bracket
+# from the same θ (1/x_max, doubled or halved), Brent's method asks its ends again, and a
+# bucket's search asks roots of a few laws at one rate after another (ptu-spillover: 79
+# roots of 4 laws an answer). The same floats as computed afresh: g is a pure function.
+_BRENT_LAWS: dict[int, tuple[Any, ...]] = {}
+
+
 def lundberg_theta(lam: float, severity: NDArray[np.float64], h: float, rate: float) -> float:
     """Adjustment coefficient θ* > 0 solving ``λ (M_B(θ) - 1) = r θ`` (per unit).
 
@@ -383,29 +391,50 @@ def lundberg_theta(lam: float, severity: NDArray[np.float64], h: float, rate: fl
     rate (1/s) and ``rate`` the refill (units/s). Returns 0 when the load is not below
     the refill rate (no positive root: the bucket drains).
     """
-    k = np.flatnonzero(severity > 0)
-    if k.size > _NEWTON_POINTS:
-        return _lundberg_newton(lam, severity, h, rate)
-    x = k * h
-    # Near θ = 0, M_B(θ) - 1 must be computed without cancellation (and over a pmf that
-    # sums to exactly 1): a residue of 1e-16 times a huge batch rate (an rpm of 1e8)
-    # outweighs r θ there, g looks positive at every small θ and the bracket is lost.
-    f = severity[k] / float(severity[k].sum())
-    logf = np.log(f)
-    mean = float(np.dot(f, x))
+    hit = _BRENT_LAWS.get(id(severity))
+    if hit is None or hit[0] is not severity or hit[1] != h or hit[2].size > _NEWTON_POINTS:
+        k = np.flatnonzero(severity > 0)
+        if k.size > _NEWTON_POINTS:
+            return _lundberg_newton(lam, severity, h, rate)
+        x = k * h
+        # Near θ = 0, M_B(θ) - 1 must be computed without cancellation (and over a pmf
+        # that sums to exactly 1): a residue of 1e-16 times a huge batch rate (an rpm of
+        # 1e8) outweighs r θ there, g looks positive at every small θ and the bracket is
+        # lost.
+        f = severity[k] / float(severity[k].sum())
+        parts: dict[float, float] = {}
+        hit = (severity, h, x, f, np.log(f), float(np.dot(f, x)), parts)
+        if len(_BRENT_LAWS) >= 32:
+            _BRENT_LAWS.clear()
+        _BRENT_LAWS[id(severity)] = hit
+    x, f, logf, mean = hit[2], hit[3], hit[4], hit[5]
+    known: dict[float, float] = hit[6]
     # A load within rounding of the refill (an N exactly at the mean ceiling: 3.7 batches
     # of 5/3 units against 6.1666…67 units/s) has no root a double can bracket.
     if lam * mean >= rate * (1.0 - 1e-12):
         return 0.0
 
+    def part(theta: float) -> float:
+        """M_B(θ) − 1 below θ·x_max = 1, else log M_B(θ) (of the law alone)."""
+        got = known.get(theta)
+        if got is None:
+            if len(known) >= 4096:
+                known.clear()
+            if theta * float(x[-1]) < 1.0:
+                # M_B(θ) - 1 = Σ f (e^{θx} - 1): expm1 keeps it exact where θx is tiny.
+                got = float(np.dot(f, np.expm1(theta * x)))
+            else:
+                # log-sum-exp keeps M_B(θ) finite for large batches.
+                z = logf + theta * x
+                zmax = float(z.max())
+                got = zmax + math.log(float(np.exp(z - zmax).sum()))
+            known[theta] = got
+        return got
+
     def g(theta: float) -> float:
         if theta * float(x[-1]) < 1.0:
-            # M_B(θ) - 1 = Σ f (e^{θx} - 1): expm1 keeps it exact where θx is tiny.
-            return lam * float(np.dot(f, np.expm1(theta * x))) - rate * theta
-        # log-sum-exp keeps M_B(θ) finite for large batches.
-        z = logf + theta * x
-        zmax = float(z.max())
-        log_m = zmax + math.log(float(np.exp(z - zmax).sum()))
+            return lam * part(theta) - rate * theta
+        log_m = part(theta)
         if log_m > 700:
             return math.inf
         return lam * math.expm1(log_m) - rate * theta
