@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from capacity.analytic import clumped, window
 from capacity.analytic import model as amodel
@@ -648,14 +649,25 @@ def test_compiled_storm_renewals_are_the_python_loops(seed: int,
         got = kern.storm_renewal(into, fz, starts, aborted, back, 0.7, 0.013)
         want = window._storm_renewal_numpy(into, fz, starts, aborted, back, 0.7, 0.013)
         assert got.tobytes() == want.tobytes()
-        args = (0.013, float(rng.random() * 60.0), int(rng.integers(0, 300)),
-                float(rng.random()), int(rng.integers(0, 4)), int(rng.integers(1, 200)),
-                float(rng.random() * 3.0), float(rng.random() * 4.0), 0.8)
-        got = kern.storm_retried(into, fz, starts, aborted, turned, *args)
-        with monkeypatch.context() as mp:
-            mp.setattr(window, "_kernels", None)
-            want = window._storm_retried(into, fz, starts, aborted, turned, *args)
-        assert got.tobytes() == want.tobytes()
+        _assert_retried_is_the_python_loop(rng, monkeypatch, into, fz, starts, aborted,
+                                           turned)
+
+
+def _assert_retried_is_the_python_loop(rng: np.random.Generator,
+                                       monkeypatch: pytest.MonkeyPatch,
+                                       *laws: NDArray[np.float64]) -> None:
+    """The compiled storm_retried on ``laws`` (into, fz, starts, aborted, turned) and
+    random scalars is the Python loop's result bit for bit."""
+    kern = window._kernels
+    assert kern is not None
+    args = (0.013, float(rng.random() * 60.0), int(rng.integers(0, 300)),
+            float(rng.random()), int(rng.integers(0, 4)), int(rng.integers(1, 200)),
+            float(rng.random() * 3.0), float(rng.random() * 4.0), 0.8)
+    got = kern.storm_retried(*laws, *args)
+    with monkeypatch.context() as mp:
+        mp.setattr(window, "_kernels", None)
+        want = window._storm_retried(*laws, *args)
+    assert got.tobytes() == want.tobytes()
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -696,14 +708,8 @@ def test_compiled_storm_renewals_over_sparse_pause_laws_are_the_python_loops(
                 assert got.tobytes() == want.tobytes()
             if bad is not None:
                 continue  # (retried: a nan start sends its retries nowhere, ValueError)
-            args = (0.013, float(rng.random() * 60.0), int(rng.integers(0, 300)),
-                    float(rng.random()), int(rng.integers(0, 4)), int(rng.integers(1, 200)),
-                    float(rng.random() * 3.0), float(rng.random() * 4.0), 0.8)
-            got = kern.storm_retried(into, fz, starts, aborted, turned, *args)
-            with monkeypatch.context() as mp:
-                mp.setattr(window, "_kernels", None)
-                want = window._storm_retried(into, fz, starts, aborted, turned, *args)
-            assert got.tobytes() == want.tobytes()
+            _assert_retried_is_the_python_loop(rng, monkeypatch, into, fz, starts, aborted,
+                                               turned)
 
 
 def test_fractional_sessions_law_with_the_remembered_exp_is_the_same() -> None:
