@@ -3139,10 +3139,10 @@ def _joint_seen(upstream: list[tuple[Any, float, float, float]], dest_window_s: 
     def seen(n: int) -> NDArray[np.float64]:
         shares = [m.stats(n).loss_fraction for m, _, _ in ups]
         m, per_call, k = ups[int(np.argmax(shares))]
-        g = m.inner.pmf(n)
-        g = g / g.sum()
         if m.inner.sliding:
             return _palm_positions(_sliding_spill(m, n, per_call, count, k, lone))
+        g = m.inner.pmf(n)
+        g = g / g.sum()
         return _tail_spill_seen(g, m.inner.q_lat, m.inner.h, m.inner.size_bias,
                                 per_call, k)
 
