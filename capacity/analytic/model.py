@@ -78,6 +78,7 @@ from capacity.model.workload import (
     batch_units_pmf,
     batch_units_upper,
     cached_per_profile,
+    remember,
 )
 from capacity.profile.schema import Profile
 
@@ -403,10 +404,8 @@ def lundberg_theta(lam: float, severity: NDArray[np.float64], h: float, rate: fl
         # lost.
         f = severity[k] / float(severity[k].sum())
         parts: dict[float, float] = {}
-        hit = (severity, h, x, f, np.log(f), float(np.dot(f, x)), parts)
-        if len(_BRENT_LAWS) >= 32:
-            _BRENT_LAWS.clear()
-        _BRENT_LAWS[id(severity)] = hit
+        hit = remember(_BRENT_LAWS, id(severity),
+                       (severity, h, x, f, np.log(f), float(np.dot(f, x)), parts), size=32)
     x, f, logf, mean = hit[2], hit[3], hit[4], hit[5]
     known: dict[float, float] = hit[6]
     # A load within rounding of the refill (an N exactly at the mean ceiling: 3.7 batches
@@ -418,8 +417,6 @@ def lundberg_theta(lam: float, severity: NDArray[np.float64], h: float, rate: fl
         """M_B(θ) − 1 below θ·x_max = 1, else log M_B(θ) (of the law alone)."""
         got = known.get(theta)
         if got is None:
-            if len(known) >= 4096:
-                known.clear()
             if theta * float(x[-1]) < 1.0:
                 # M_B(θ) - 1 = Σ f (e^{θx} - 1): expm1 keeps it exact where θx is tiny.
                 got = float(np.dot(f, np.expm1(theta * x)))
@@ -428,7 +425,7 @@ def lundberg_theta(lam: float, severity: NDArray[np.float64], h: float, rate: fl
                 z = logf + theta * x
                 zmax = float(z.max())
                 got = zmax + math.log(float(np.exp(z - zmax).sum()))
-            known[theta] = got
+            remember(known, theta, got, size=4096)
         return got
 
     def g(theta: float) -> float:
