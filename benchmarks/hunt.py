@@ -282,8 +282,8 @@ def simulate(prof: Profile, res: Any, seed: int, reps: int) -> dict[str, Any] | 
     from capacity.search import find_saturation
     from capacity.whatif.ceiling import (
         SimSettings,
-        _nodes_per_session,
         _spill_cap,
+        nodes_per_session,
         simulation_budget,
     )
 
@@ -294,7 +294,7 @@ def simulate(prof: Profile, res: Any, seed: int, reps: int) -> dict[str, Any] | 
     sim = SimSettings(seed=seed, replications=reps)
     evals = 2 * math.ceil(math.log2(max(cap, 2))) + 6
     if simulation_budget(res.cycle.cycle_s, res.calls_per_turn, cap, sim, evals,
-                         _nodes_per_session(prof)) is not None:
+                         nodes_per_session(prof)) is not None:
         return None
     t0 = time.perf_counter()
     sat = find_saturation(prof, lo, hi, seed=seed, replications=reps, max_sessions=cap,

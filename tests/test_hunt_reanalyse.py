@@ -27,3 +27,13 @@ def test_reanalyse_re_times_records_the_hunt_did_not_simulate(
     assert [(x["analytic"], x["analytic_seconds"]) for x in out] == [(68, 0.05), (6, 0.05)]
     assert out[0]["simulated"] is None and out[0]["analytic_before"] == 339
     assert out[1]["outside"] is False
+
+
+def test_a_record_is_simulated_as_capacity_ceiling_brackets_it() -> None:
+    # The hunt's own simulated search (it had imported a helper by a name the package
+    # had since made public, and every new record failed on ImportError).
+    fam, _data, prof, res, _cpu = hunt.build(75)
+    sim = hunt.simulate(prof, res, 75, 2)
+    assert sim is not None and not sim["capped"]
+    assert sim["lo"] <= sim["n_star"] <= sim["hi"] and sim["replications"] == 2
+    assert fam["fleet"] == "single" and res.burst_ceiling >= 1
