@@ -438,8 +438,7 @@ def clumped_window_model(wl: Workload, c: Constraint, cycle_s: float) -> Clumped
                           cycle_s, wl.units_per_turn(c), retry_model(wl.profile, c),
                           exact_calls=exact_calls_per_turn(wl), reuse=True)
     session = wl.profile.session
-    if session.think_time is not None:
-        inner.abort_cycle_s = cycle_s  # its aborted turns come back sooner
+    inner.abort_cycle_s = cycle_s  # its aborted turns come back sooner
     if inner.storm_first.size:
         if session.think_time is not None:
             # The pause a storm's aborted sessions take, scaled to this cycle's (the

@@ -524,8 +524,7 @@ def _population_models(pv: PopulationView, c: Constraint) -> list[tuple[str, Any
                               p.cycle.cycle_s, p.wl.units_per_turn(own),
                               retry_model(p.wl.profile, c),
                               exact_calls=exact_calls_per_turn(p.wl))
-        if p.wl.profile.session.think_time is not None:
-            inner.abort_cycle_s = p.cycle.cycle_s  # its aborted turns come back sooner
+        inner.abort_cycle_s = p.cycle.cycle_s  # its aborted turns come back sooner
         if pv.profile.routes:
             from capacity.analytic.fleet import thin_calls
 

@@ -74,6 +74,9 @@ class TurnTiming:
     ends: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
     # Per launch: the output tokens drawn for its latency (before any max_tokens cut).
     outs: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
+    # Per turn, cadence-paced sessions only: the cadence drawn (s; the next turn starts at
+    # ``max(cadence, end)``); empty for think-time sessions (the pause follows the end).
+    cadence: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     _runs: dict[float, tuple[NDArray[np.float64], NDArray[np.int64]]] = field(
         default_factory=dict, repr=False, compare=False)
     _cross: dict[tuple[float, bytes, int], float] = field(
@@ -503,7 +506,8 @@ def turn_timing(wl: Workload, n: int = TIMING_SAMPLE_SIZE) -> TurnTiming:
     gap = latency + pause if s.mode == "think_time" else np.maximum(pause, latency)
     return TurnTiming(times, np.ascontiguousarray(calls), latency, gap, tuple(walker.specs),
                       np.ascontiguousarray(levels), np.ascontiguousarray(ends),
-                      outs=np.ascontiguousarray(outs))
+                      outs=np.ascontiguousarray(outs),
+                      cadence=pause if s.mode != "think_time" else np.zeros(0))
 
 
 __all__ = ["TIMING_SAMPLE_SIZE", "TurnTiming", "turn_timing"]
