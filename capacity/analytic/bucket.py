@@ -355,6 +355,10 @@ class BucketChain:
     # The pending chain's blocks from nothing pending at the last (grid, launch rate).
     _top: tuple[tuple[int, float], NDArray[np.float64], list[NDArray[np.float64]]] | None = (
         field(default=None, repr=False))
+    # Level laws of fresh launches alone, by (grid, launch rate): the share and the
+    # refusal by charge ask the same (:meth:`refused_by_charge`).
+    _laws: dict[tuple[int, float], NDArray[np.float64]] = field(
+        default_factory=dict, init=False, repr=False)
 
     def _bracket(self) -> tuple[BucketChain, BucketChain, float] | None:
         """A depth between two levels of the coarse grid: the chains at those two depths
@@ -460,14 +464,98 @@ class BucketChain:
             self._cgrid = shared["cgrid"]
         return self._cgrid
 
-    def _solve(self, g: _Grid, lam: float, lam_r: float) -> tuple[float, float]:
-        """(fresh calls' refusal share, retries' refusal share) with fresh launches at
+    def _level_law(self, g: _Grid, lam: float, lam_r: float) -> NDArray[np.float64]:
+        """Law of the level (grid steps of ``g``) a launch finds, with fresh launches at
         ``lam`` and retries at ``lam_r`` per second."""
+        key = (id(g), lam)
+        if lam_r == 0.0 and key in self._laws:
+            return self._laws[key]
         tot = lam + lam_r
         launch = (lam * g.launch + lam_r * g.retry) / tot
         pi = _stationary(np.einsum("ij,jk->ik", launch,
                                    _refill(tot, self.refill, g.delta, g.top)))
+        if lam_r == 0.0:
+            if len(self._laws) >= 256:
+                self._laws.clear()
+            self._laws[key] = pi
+        return pi
+
+    def _solve(self, g: _Grid, lam: float, lam_r: float) -> tuple[float, float]:
+        """(fresh calls' refusal share, retries' refusal share) with fresh launches at
+        ``lam`` and retries at ``lam_r`` per second."""
+        pi = self._level_law(g, lam, lam_r)
         return (float(pi @ g.refused) / self.mean_calls, float(pi @ g.retry_refused))
+
+    def refused_after(self, lam: float, units: NDArray[np.float64],
+                      delays: tuple[float, ...]) -> NDArray[np.float64]:
+        """``out[k, i]``: the chance a lone call charging ``units[i]`` that was refused
+        is refused again ``delays[k]`` seconds later (no retries of its own meanwhile),
+        with Poisson launches at ``lam`` per second: the level it was refused at (the
+        launch law's, below the charge) carried forward by the chain in continuous time
+        — the refill one grid step at ``r/δ`` a second, launches at ``lam`` — on the
+        fine grid, each charge split between the two grid levels around it as the chain
+        splits the calls' law. A backoff shorter than the time the level needs to build
+        up to a large charge finds it short again, where a fresh call of that charge is
+        refused only by the level's time average."""
+        g = self.grids()[1]
+        n = g.top + 1
+        pi = self._level_law(g, lam, 0.0)
+        x = np.asarray(units, dtype=np.float64) / g.delta
+        lo = np.floor(x + 1e-9)
+        w = np.clip(x - lo, 0.0, 1.0)
+        lv = np.arange(n)[None, :]
+        # Refused at level ℓ by the lower and the upper grid charge, each from where it
+        # was refused (a charge past the depth: refused at every level).
+        ref = [(lv < lo[:, None]).astype(np.float64), (lv < lo[:, None] + 1).astype(np.float64)]
+        start = [r * pi[None, :] for r in ref]
+        # Uniformised: events at ``rate`` a second, each a refill step (chance r/δ/rate)
+        # or a launch; the law after d seconds the Poisson(rate·d) mixture of the powers.
+        rate = self.refill / g.delta + lam
+        P = lam / rate * g.launch
+        P[np.arange(n - 1), np.arange(1, n)] += self.refill / g.delta / rate
+        P[n - 1, n - 1] += self.refill / g.delta / rate
+        mus = np.array([rate * max(d, 0.0) for d in delays])
+        top = max((math.ceil(mu + 10.0 * math.sqrt(mu) + 10.0) for mu in mus), default=0)
+        ks = np.arange(top + 1, dtype=np.float64)
+        # Poisson(μ_j) weights of k events, row by delay (μ = 0: all at k = 0).
+        logw = (-mus[:, None] + ks[None, :] * np.log(np.maximum(mus, 1e-300))[:, None]
+                - np.array([math.lgamma(k + 1.0) for k in ks])[None, :])
+        wts = np.where(mus[:, None] > 0, np.exp(logw), (ks[None, :] == 0) * 1.0)
+        v = np.vstack(start)
+        both = np.vstack(ref)
+        again = np.empty((top + 1, v.shape[0]))          # refused again after k events
+        for k in range(top + 1):
+            if k:
+                v = v @ P
+            again[k] = (v * both).sum(axis=1)
+        m = x.size
+        later = wts @ again                                # (delays, 2m)
+        mass = (1.0 - w) * start[0].sum(axis=1) + w * start[1].sum(axis=1)
+        num = (1.0 - w)[None, :] * later[:, :m] + w[None, :] * later[:, m:]
+        out = np.where(mass[None, :] > 1e-300, num / np.maximum(mass, 1e-300)[None, :], 1.0)
+        return np.asarray(np.clip(out, 0.0, 1.0), dtype=np.float64)
+
+    def refused_by_charge(self, lam: float, units: NDArray[np.float64]
+                          ) -> NDArray[np.float64]:
+        """The chance a lone call charging ``units`` (any charges, units) is refused
+        with Poisson launches at ``lam`` per second and no retries: ``P(L < charge)`` for
+        the level ``L`` a launch finds, each charge split between the two grid levels
+        around it as the chain splits the calls' law (:func:`_regrid`), a charge past
+        the depth always refused; extrapolated from both grids as the share is."""
+        got = []
+        for g in self.grids():
+            pi = self._level_law(g, lam, 0.0)
+            below = np.concatenate([[0.0], np.cumsum(pi)])       # P(L < k), k = 0..top+1
+            x = np.asarray(units, dtype=np.float64) / g.delta
+            lo = np.floor(x + 1e-9)
+            w = np.clip(x - lo, 0.0, 1.0)
+            lo_i = lo.astype(np.int64)
+            at = np.minimum(lo_i, g.top + 1)
+            nxt = np.minimum(lo_i + 1, g.top + 1)
+            got.append((1.0 - w) * below[at] + w * below[nxt])
+        out = np.clip(2.0 * got[1] - got[0], 0.0, 1.0)
+        # (A charge past the depth: ``below[top + 1]`` is 1 on both grids.)
+        return np.where(np.asarray(units) > self.depth + 1e-9, 1.0, out)
 
     def _herd(self, g: _Grid, lam: float) -> NDArray[np.float64]:
         """(fresh attempts, fresh refused, retries, retries refused, failed) per launch
