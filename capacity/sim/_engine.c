@@ -753,7 +753,7 @@ typedef struct {
  * its turn type (its site is the template's). At 10^5-10^6 sessions every line a turn
  * touches is a cache miss: a turn of 7 nodes was 7 lines, now 4, and its start no longer
  * writes its calls' draws (web-research, cachegrind at 10^5 sessions: 3.69 -> 2.48 lines
- * per attempt from beyond a 2 MB cache; used only where calls draw: see replicate_c). */
+ * per attempt from beyond a 2 MB cache; every templated workload: see replicate_c). */
 typedef struct {
     Ev ev;
     int32_t sess, att;
@@ -3410,16 +3410,13 @@ static int replicate_c(const Prog *G, int64_t N, uint64_t rep_key, double t0, do
     int plain = fast && !heap && N < CQ_AHEAD_MIN;
     /* big: the calendar queue with epochs (from CQ_AHEAD_MIN sessions: q_push_b, q_pop_b) */
     int big = fast && !heap && !plain;
-    /* cz: compact nodes (NodeC), when every turn type has a template (see tpl_fixed) and
-     * some call's tokens or latency are drawn. Without draws a turn's start writes no
-     * call's line, and the lines compact nodes save cost as much as the instructions they
-     * add (independent workload at 10^6 sessions, interleaved A/B, medians: 91.2 ns per
-     * attempt with 64-byte nodes, 94.2 compact; web-research 151.3 and 134.0). */
-    int cz = big && G->n_turns < 65536, drawn = 0;
-    for (int64_t si = 0; si < G->n_sites; si++)
-        for (int j = 0; j < 4; j++)
-            drawn |= G->D.dpar[G->site_dist[4 * si + j] * DP_NCOL + DP_KIND] != D_FIXED;
-    cz = cz && drawn;
+    /* cz: compact nodes (NodeC), when every turn type has a template (see tpl_fixed),
+     * whether or not a call draws. On the Intel VM (2 MB L2) a workload without draws lost
+     * as much to the compact path's instructions as it saved in lines, and kept 64-byte
+     * nodes; with a 512 kB L2 the lines weigh more: independent workload at 10^6 sessions,
+     * cachegrind (L2 as last level) 3.75 -> 2.87 lines and 590 -> 697 instructions per
+     * attempt, interleaved A/B 165.8 -> 141.1 ns per attempt (medians, load 12). */
+    int cz = big && G->n_turns < 65536;
     if (cz) {
         int64_t *stack = malloc(sizeof(int64_t) * (size_t)(2 * (M + 1)));
         if (!stack) return -1;
