@@ -879,8 +879,27 @@ def analyze_mixed_fleet(pv: PopulationView, sessions: int | None) -> Any:
         seen[n] = fa
         n = max(fa.burst_ceiling - held, 0 if held else 1)
     # The largest N whose own mix carries it (N ≤ M*(mix at N) − held).
-    ok = [k for k, r in seen.items() if r.burst_ceiling - held >= k]
+    def carried(k: int) -> bool:
+        return seen[k].burst_ceiling - held >= k
+
+    ok = [k for k in seen if carried(k)]
     best = max(ok, default=0)
+    # The iteration can jump over the boundary: from an N whose mix carries nothing to a
+    # small N carried many times over, never visiting the N between (hunt seed 10: a
+    # 16 % population whose first session, at N = 4, makes the mix's ceiling 0; from 4
+    # to 1, whose mix of `session` alone carries 121: N = 1 against a simulated 3 [3-3]).
+    # Between the largest carried N and the smallest visited one above it not carried,
+    # bisected (the mix at each N as split(N) rounds it).
+    above = [k for k in seen if k > best and not carried(k)]
+    if ok and above:
+        hi = min(above)
+        while hi - best > 1:
+            mid = (best + hi) // 2
+            seen[mid] = at(mid)[0]
+            if carried(mid):
+                best = mid
+            else:
+                hi = mid
     if best not in seen:  # nothing visited carries itself: N = 0 (the held ones, or 1)
         seen[best] = at(max(best, 0 if held else 1))[0]
     res = seen[best].result()
