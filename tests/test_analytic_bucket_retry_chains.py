@@ -5,6 +5,7 @@ carries the charge of the call that was refused — the big ones."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -35,8 +36,18 @@ def test_a_retry_that_never_fits_stays_past_the_depth_on_the_coarse_grid(
     "past the depth"; moved to the coarse grid it must stay there. Re-gridded as a charge
     it landed at coarse step top + ½ and half of it became a charge a full bucket admits
     (a reviewer: prompts U[2000, 10600] at a 10,000-token bucket, 0.94 of the retries
-    never fit on the fine grid, 0.47 on the coarse one; 16 sessions against 15)."""
+    never fit on the fine grid, 0.47 on the coarse one; 16 sessions against 15).
+
+    The model now takes the calls past the depth out of the level's chain (charged 0,
+    their attempts counted by the retry rule: tests/test_analytic_never_fit_retries.py);
+    the chain here is the profile's with its call law as it was, those calls in it."""
+    import dataclasses
+
+    import numpy as np
+
     from capacity.analytic import bucket
+    from capacity.analytic.model import bucket_model, cycle_time
+    from capacity.model.workload import Workload
 
     seen: list[tuple[float, float]] = []
     orig = bucket.BucketChain._refused_charges
@@ -51,7 +62,18 @@ def test_a_retry_that_never_fits_stays_past_the_depth_on_the_coarse_grid(
         return out
 
     monkeypatch.setattr(bucket.BucketChain, "_refused_charges", spy)
-    analyze(load_profile(DATA / "bucket-never-fit-backoff.yaml"))
+    wl = Workload.from_profile(load_profile(DATA / "bucket-never-fit-backoff.yaml"))
+    c = wl.constraints[0]
+    chain = bucket_model(wl, c, cycle_time(wl).cycle_s).chain
+    assert isinstance(chain, bucket.BucketChain)
+    assert chain.never_fit == pytest.approx(800 / 8600, rel=0.02)    # 2,200-10,800 tokens
+    # The prompts U[2000, 10600] plus 200 output tokens, on the chain's lattice.
+    k = np.arange(math.ceil(10_800 / chain.h) + 1)
+    law = ((k * chain.h >= 2_200) & (k * chain.h <= 10_800)).astype(np.float64)
+    raw = dataclasses.replace(chain, call_pmf=law / law.sum(), never_fit=0.0, _grids=[],
+                              _cache={}, _pgrids=[], _cgrid=None, _fgrids={},
+                              _brackets=None, _top=None)
+    raw.shares(6 * 0.03, 6)        # six sessions, a call every ~33 s each
     assert seen, "the coarse grid's retry law was never asked for"
     assert max(f for f, _ in seen) > 0.3  # a good share of the retries never fits
     for fine, coarse in seen:

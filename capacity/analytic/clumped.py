@@ -65,8 +65,8 @@ def retry_model(profile: Profile, c: Constraint) -> _window.RetryModel:
     honour = r.honour_retry_after and (c.enforcement == "token_bucket"
                                        or c.window_s <= r.max_retry_after)
     backoff: tuple[float, ...] = ()
+    policy = RetryPolicy.from_profile(profile)
     if not honour:
-        policy = RetryPolicy.from_profile(profile)
         waits = itertools.accumulate(
             policy.rejection_latency_s + policy.backoff(k, 0.5)  # the mean jitter cut
             for k in range(1, r.max_retries + 1))
@@ -77,7 +77,8 @@ def retry_model(profile: Profile, c: Constraint) -> _window.RetryModel:
                               # A routed call's 429 may spill instead of failing: no
                               # cascade of its turn's stages is modelled there.
                               rejection_latency_s=None if profile.routes
-                              else r.rejection_latency)
+                              else r.rejection_latency,
+                              give_up_beyond=policy.give_up_beyond)
 
 
 @dataclass

@@ -549,7 +549,7 @@ class _BucketModel:
             return WindowStats(n, 0.0, 0.0, 0.0, "none")
         lam = n * self.rate_per_session
         if isinstance(self.chain, DeepBucket):
-            sh = self.chain.shares(lam, n)
+            sh = self._with_never_fit(self.chain.shares(lam, n))
             # Exceedance: the chance the level is below one mean call (no bound needed).
             return WindowStats(n, lam * self.mean_batch_units, sh["short"], sh["attempt"],
                                "token bucket, level law by level crossing", sh["call"],
@@ -558,7 +558,7 @@ class _BucketModel:
         if self.chain is not None:
             # The bound stays the exceedance (the fleet's finite-dam spill reads it).
             bound = 1.0 if theta == 0.0 else math.exp(-theta * self.depth)
-            sh = self.chain.shares(lam, n)
+            sh = self._with_never_fit(self.chain.shares(lam, n))
             return WindowStats(n, lam * self.mean_batch_units, bound, sh["attempt"],
                                "token bucket, exact level chain", sh["call"], sh["failed"])
         if theta == 0.0:
@@ -570,6 +570,16 @@ class _BucketModel:
         bound = math.exp(-theta * self.depth)
         return WindowStats(n, lam * self.mean_batch_units, bound, bound,
                            "Lundberg bound (token bucket)")
+
+    def _with_never_fit(self, shares: dict[str, float]) -> dict[str, float]:
+        """The level's shares (calls past the depth counted as charged 0) with those
+        calls' attempts, every one refused, by the client's retry rule."""
+        from capacity.analytic.window import with_never_fit
+
+        assert self.chain is not None
+        retry = self.chain.retry
+        return with_never_fit(shares, self.chain.never_fit,
+                              retry.never_fit_tries if retry is not None else 1)
 
 
 def bucket_step(c: Constraint, batch_means: list[float]) -> float:
@@ -663,7 +673,7 @@ def follow_law(wl: Workload, c: Constraint, chain: BucketChain, cycle_s: float
     without retries, said 46 against a simulated 49 [47–50], Poisson launches 50),
     one population, no pacing; None otherwise (Poisson launches). With retries it moves
     the retry model's fresh refusals (:meth:`capacity.analytic.bucket.BucketChain.shares`)."""
-    from capacity.analytic.bucket import FollowSessions, _add, launch_law
+    from capacity.analytic.bucket import FollowSessions, _add, launch_law, never_fit_stripped
     from capacity.analytic.clumped import timing_of  # it imports this module
 
     prof = wl.profile
@@ -671,6 +681,12 @@ def follow_law(wl: Workload, c: Constraint, chain: BucketChain, cycle_s: float
             or prof.populations or prof.pacing is not None or prof.routes):
         return None
     top = c.depth + chain.h
+
+    def launch(batch: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        # As the chain's laws: a call past the depth is charged 0 (bucket_chain).
+        k, ch = launch_law(batch, c.costs, chain.h, top)
+        return k, never_fit_stripped(ch, chain.h, c.depth)[0]
+
     first: list[tuple[float, NDArray[np.float64], NDArray[np.float64]]] = []
     later: list[tuple[float, NDArray[np.float64], NDArray[np.float64]]] = []
     share = 0.0
@@ -681,10 +697,10 @@ def follow_law(wl: Workload, c: Constraint, chain: BucketChain, cycle_s: float
         if not evs:
             first.append((t.probability, np.ones(1), np.zeros(1)))
             continue
-        first.append((t.probability, *launch_law(evs[0].batch, c.costs, chain.h, top)))
+        first.append((t.probability, *launch(evs[0].batch)))
         if len(evs) > 1:
             share += t.probability
-        later.extend((t.probability, *launch_law(ev.batch, c.costs, chain.h, top))
+        later.extend((t.probability, *launch(ev.batch))
                      for ev in evs[1:])
     if share <= 0.0:
         return None
@@ -776,7 +792,13 @@ def bucket_chain(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
                  rates: NDArray[np.float64], h: float) -> BucketChain | None:
     """The level chain of constraint ``c``'s bucket (None: too deep for it): launches
     of every event in ``mix`` at ``rates``, mixed."""
-    from capacity.analytic.bucket import BucketChain, _add, fits_chain, launch_law
+    from capacity.analytic.bucket import (
+        BucketChain,
+        _add,
+        fits_chain,
+        launch_law,
+        never_fit_stripped,
+    )
     from capacity.analytic.clumped import retry_model  # it imports this module
 
     if not mix or c.depth <= 0 or rates.sum() <= 0:
@@ -801,6 +823,8 @@ def bucket_chain(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
         charge = _add(charge, wi * ch)
     if charge.sum() <= 0:
         return None
+    # Calls charged past the depth never take a unit: the level sees them as charged 0.
+    charge, never = never_fit_stripped(charge, h, c.depth)
     call_pmf = charge / charge.sum()
     if not fits_chain(call_pmf, h, c.depth):
         return None
@@ -810,7 +834,7 @@ def bucket_chain(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
     count = count.copy()
     count[0] = 0.0
     count /= count.sum()
-    chain = BucketChain(count, call_pmf, h, c.rate_per_s, c.depth, retry)
+    chain = BucketChain(count, call_pmf, h, c.rate_per_s, c.depth, retry, never_fit=never)
     # Checked where it matters most, at the refill rate (load 1): a coarse grid whose two
     # resolutions disagree there is left to the bound.
     mean_calls = float(np.dot(np.arange(count.size), count))

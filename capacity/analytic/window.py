@@ -120,6 +120,7 @@ from numpy.typing import NDArray
 
 from capacity.analytic.timing import TurnTiming
 from capacity.model.dist import Distribution, finest_step
+from capacity.model.retry import RetryPolicy
 from capacity.model.workload import CallCost
 
 _MAX_FFT = 1 << 22
@@ -168,11 +169,22 @@ class RetryModel:
     # ``on_exhausted: continue`` without retries: seconds from a refusal to the turn's
     # next stage (the 429's return trip); None leaves the cascade out (see Cascade).
     rejection_latency_s: float | None = None
+    # A retry-after over the client's cap ends the call's retries (openai 3.57's rule).
+    give_up_beyond: bool = False
 
     @property
     def retries(self) -> bool:
         """True when a rejected call is tried again."""
         return self.max_retries > 0
+
+    @property
+    def never_fit_tries(self) -> int:
+        """Attempts of a call charged more than the limit can ever hold, each refused:
+        the limiter's retry-after is infinite, and the client's one rule
+        (:meth:`capacity.model.retry.RetryPolicy.attempts_refused`) backs off instead
+        (``1 + max_retries``), or gives up at once beyond its cap."""
+        return RetryPolicy(max_retries=self.max_retries, give_up_beyond=self.give_up_beyond
+                           ).attempts_refused(math.inf)
 
     @property
     def continues(self) -> bool:
@@ -188,6 +200,25 @@ class RetryModel:
         once) are refused and counted again (see :meth:`ClumpWindowModel.storm_size`)."""
         return self.counts_rejected and not self.retries and (
             (_ABORT_STORMS and self.abort_turn) or (_CONTINUE_STORMS and self.continues))
+
+
+def with_never_fit(out: dict[str, float], f: float, tries: int) -> dict[str, float]:
+    """The 429 shares ``out`` with the calls charged more than the limit can ever hold
+    (share ``f`` of the calls) added: each is refused on all its ``tries`` attempts
+    (:attr:`RetryModel.never_fit_tries`) and fails. ``out`` counts them as calls charged
+    0, admitted at once (the window count's and the bucket level's view: they never
+    take a unit), so its shares are per call of all kinds: ``r = a/(1 − a)`` refused
+    attempts per call from the calls that fit."""
+    if f <= 0:
+        return out
+    a = min(out["attempt"], 1.0 - 1e-12)
+    r = a / (1.0 - a)
+    res = dict(out)
+    res["attempt"] = min(1.0, (r + f * tries) / (1.0 - f + r + f * tries))
+    res["call"] = min(1.0, out["call"] + f)
+    res["failed"] = min(1.0, out["failed"] + f)
+    res["retry_share"] = out["retry_share"] + f * (tries - 1)    # retries per call
+    return res
 
 
 def attempts_per_call(p: float, m: int) -> float:
@@ -430,22 +461,8 @@ class ClumpWindowModel:
         return self._with_never_fit(out)
 
     def _with_never_fit(self, out: dict[str, float]) -> dict[str, float]:
-        """Add the calls charged more than the allowance (share ``f`` of the calls): each
-        is refused on all its ``m + 1`` attempts and fails. ``out`` counts them as calls
-        charged 0, admitted at once (the window count's view), so its shares are per call
-        of all kinds: ``r = a/(1 − a)`` refused attempts per call from the calls that fit."""
-        f = self.never_fit
-        if f <= 0:
-            return out
-        a = min(out["attempt"], 1.0 - 1e-12)
-        r = a / (1.0 - a)
-        tries = 1.0 + self.retry.max_retries
-        res = dict(out)
-        res["attempt"] = min(1.0, (r + f * tries) / (1.0 - f + r + f * tries))
-        res["call"] = min(1.0, out["call"] + f)
-        res["failed"] = min(1.0, out["failed"] + f)
-        res["retry_share"] = min(1.0, out["retry_share"] + f)
-        return res
+        """``out`` with the calls charged more than the allowance (:func:`with_never_fit`)."""
+        return with_never_fit(out, self.never_fit, self.retry.never_fit_tries)
 
     def made_fraction(self, p_fail: float) -> float:
         """Share of launches still made when calls fail (``p_fail`` on average) and a

@@ -56,6 +56,17 @@ class RetryPolicy:
         return min(self.initial_delay_s * 2.0 ** (k - 1), self.max_delay_s) * (
             1.0 - self.jitter * u)
 
+    def attempts_refused(self, retry_after_s: float | None) -> int:
+        """Attempts a call makes when every one is refused with the same retry-after
+        (seconds): the first and each retry :meth:`wait` allows. A charge larger than
+        the limit can ever hold gets an infinite one (:meth:`capacity.limits.meters.
+        Meter.check`): not honoured, so backed off ``max_retries`` times — once only
+        with ``give_up_beyond``."""
+        k = 1
+        while self.wait(k, retry_after_s, 0.0) is not None:
+            k += 1
+        return k
+
     def wait(self, k: int, retry_after_s: float | None, u: float) -> float | None:
         """Seconds to wait before retry ``k`` (1-based), or ``None`` to give up.
 
