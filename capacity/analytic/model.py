@@ -667,8 +667,9 @@ def closed_law(wl: Workload, c: Constraint, chain: BucketChain, cycle_s: float
 def follow_law(wl: Workload, c: Constraint, chain: BucketChain, cycle_s: float
                ) -> FollowSessions | None:
     """Sessions as turns and pauses (:func:`capacity.analytic.bucket.follow_share`) when
-    a turn launches at ``c``'s bucket more than once, each launch once a turn (no loops
-    or optional steps), sessions pausing a think time (a cadence's pause is far more
+    a turn launches at ``c``'s bucket more than once (its first launch once a turn; later
+    ones looped or optional too: a tool loop's calls follow one another as a chain's
+    do, hunt-1018), sessions pausing a think time (a cadence's pause is far more
     regular than the chain's exponential one: hunt-155's two calls at a bucket 30 s deep,
     without retries, said 46 against a simulated 49 [47–50], Poisson launches 50),
     one population, no pacing; None otherwise (Poisson launches). With retries it moves
@@ -690,9 +691,10 @@ def follow_law(wl: Workload, c: Constraint, chain: BucketChain, cycle_s: float
     first: list[tuple[float, NDArray[np.float64], NDArray[np.float64]]] = []
     later: list[tuple[float, NDArray[np.float64], NDArray[np.float64]]] = []
     share = 0.0
+    repeated = False          # a later step looped or optional: launched ``rate`` times
     for t in wl.turns:
         evs = [ev for ev in t.events if batch_units_mean(ev.batch, c.costs) > 0]
-        if any(ev.rate != 1.0 for ev in evs):
+        if evs and evs[0].rate != 1.0:
             return None
         if not evs:
             first.append((t.probability, np.ones(1), np.zeros(1)))
@@ -700,25 +702,33 @@ def follow_law(wl: Workload, c: Constraint, chain: BucketChain, cycle_s: float
         first.append((t.probability, *launch(evs[0].batch)))
         if len(evs) > 1:
             share += t.probability
-        later.extend((t.probability, *launch(ev.batch))
+        repeated |= any(ev.rate != 1.0 for ev in evs[1:])
+        later.extend((t.probability * ev.rate, *launch(ev.batch))
                      for ev in evs[1:])
     if share <= 0.0:
         return None
-    per_turn = sum(w for w, _, _ in later) / share          # later launches, ≥ 1
     # The mean gap between a turn's launches here, after its first.
     tt = timing_of(wl)
     here = np.array([c.costs.get(id(sp)) is not None for sp in tt.specs])
 
-    def spread() -> tuple[float, float]:
+    def spread() -> tuple[float, float, float]:
         times, counts = tt.groups()
         on = counts[:, :, here].sum(axis=2) > 0                 # an event with a call here
         n_on = on.sum(axis=1)
         span = (np.where(on, times, -np.inf).max(axis=1)
                 - np.where(on, times, np.inf).min(axis=1))
         many = n_on > 1
-        return float(span[many].sum()), float((n_on[many] - 1).sum())
+        return (float(span[many].sum()), float((n_on[many] - 1).sum()),
+                float(many.mean()) if many.size else 0.0)
 
-    total, count = tt.memo(("follow-spread", here.tobytes()), spread)
+    total, count, sampled = tt.memo(("follow-spread", here.tobytes()), spread)
+    if repeated:
+        # A loop or an optional step may launch no later call: the sampled turns say
+        # how many have one (the launches' mean stays the events' exact rates).
+        share = sampled
+        if share <= 0.0:
+            return None
+    per_turn = sum(w for w, _, _ in later) / share          # later launches, ≥ 1
     gap = total / max(count, 1.0)
     idle = cycle_s - share * gap * per_turn
     if gap <= 0.0 or idle <= 0.0:
