@@ -41,3 +41,26 @@ def test_population_shallow_bucket_against_the_simulator() -> None:
 
     assert_accurate(analyze(load_profile(PROFILE)).burst_ceiling, Recorded(101, 100, 101),
                     "population-shallow-bucket")
+
+
+def test_the_blend_keeps_the_calls_that_never_fit() -> None:
+    """Each population's chain holds its calls past the depth as charged 0 and their
+    share apart (``never_fit``: their attempts are added by the retry rule); the blend
+    keeps that share, by the calls (0 when it was left out: no attempt of theirs)."""
+    import numpy as np
+
+    from capacity.analytic.bucket import BucketChain
+    from capacity.analytic.populations import blend_chain
+    from capacity.analytic.window import RetryModel
+
+    retry = RetryModel(3, False, backoff_s=(0.5, 1.5, 3.5))
+    one = np.array([0.0, 1.0])
+    law = np.zeros(31)
+    law[10:31] = 1.0 / 21                                # 1,000-3,000 units, step 100
+    a = BucketChain(one, law, 100.0, 2_000.0, 10_000.0, retry, never_fit=0.2)
+    two = np.array([0.0, 0.0, 1.0])                      # two calls a launch
+    b = BucketChain(two, law, 100.0, 2_000.0, 10_000.0, retry, never_fit=0.05)
+    got = blend_chain([(1.0, a), (1.0, b)])
+    assert got is not None
+    # Half the launches each: a third of the calls are a's.
+    assert abs(got.never_fit - (0.2 + 2 * 0.05) / 3) < 1e-3

@@ -412,7 +412,11 @@ def blend_chain(parts: list[tuple[float, Any]]) -> BucketChain | None:
     calls = [w * c.mean_calls for w, (_, c) in zip(launches, parts, strict=True)]
     count = _mix([c.count for _, c in parts], launches)
     call_pmf = _mix([c.call_pmf for _, c in parts], calls)
-    chain = BucketChain(count, call_pmf, first.h, first.refill, first.depth, first.retry)
+    # Each part's calls past the depth are charged 0 in its law (bucket_chain): their
+    # share of the mix's calls, by the calls.
+    never = math.fsum(k * c.never_fit for k, (_, c) in zip(calls, parts, strict=True))
+    chain = BucketChain(count, call_pmf, first.h, first.refill, first.depth, first.retry,
+                        never_fit=never / max(math.fsum(calls), 1e-300))
     if not chain.converged(first.refill / (chain.mean_calls * chain.mean_charge)):
         return None
     return chain
