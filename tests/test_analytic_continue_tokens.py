@@ -37,3 +37,20 @@ def test_continue_token_cascade_against_the_simulator() -> None:
 
     assert_accurate(analyze(load_profile(PROFILE)).burst_ceiling, Recorded(12, 12, 13),
                     "continue-token-cascade")
+
+
+def test_a_window_of_requests_cascades_as_one_charge() -> None:
+    """Every call charges one request, so the least of j + 1 charges is one: a single
+    stage law. Asked of the call law before coarsening (600 requests a 60 s window is
+    coarsened by 3, which splits the one charge between two lattice points and made the
+    requests cascade as mixed sizes)."""
+    from capacity.analytic.model import constraint_model, cycle_time
+    from capacity.model.workload import Workload
+
+    p = load_profile(PROFILE, overrides=[
+        "quotas.q.itpm=null", "quotas.q.rpm=600", "quotas.q.enforcement.window=60s"])
+    wl = Workload.from_profile(p)
+    m = constraint_model(wl, wl.constraints[0], cycle_time(wl).cycle_s).inner
+    step, _q, L, r = m._cascade_lattice()
+    assert step > 1 and m.cascade is not None and np.count_nonzero(m.call_pmf) == 1
+    assert m._least_charges(L, step, r).weights.size == 1
