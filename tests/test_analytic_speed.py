@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from capacity.analytic import clumped, window
+from capacity.analytic import clumped, populations, window
 from capacity.analytic import model as amodel
 from capacity.analytic.pacing import _interp
 from capacity.model.dist import Distribution
@@ -333,6 +333,90 @@ def test_abort_storm_search_is_the_bisection(target: float) -> None:
         got = short.largest_meeting(target, hi)
         assert got == amodel._largest_meeting(long.stats, target, hi)
         assert got[0] > 0
+
+
+def _asking(model: Any, asked: list[int]) -> Callable[[int], amodel.WindowStats]:
+    """``model.stats``, each N it is asked appended to ``asked``."""
+    inner = model.stats
+
+    def stats(n: int) -> amodel.WindowStats:
+        asked.append(n)
+        got: amodel.WindowStats = inner(n)
+        return got
+    return stats
+
+
+def _capped(name: str, enforcement: str
+            ) -> list[tuple[Workload, Any, amodel.CycleTime, int]]:
+    """(workload, constraint, cycle, the search's cap) of each constraint of
+    tests/data/``name``.yaml enforced by ``enforcement`` that its turns charge."""
+    wl = Workload.from_profile(load_profile(ROOT / f"tests/data/{name}.yaml"))
+    cyc = amodel.cycle_time(wl)
+    return [(wl, c, cyc, amodel._cap(amodel._mean_ceiling(wl, c, cyc.cycle_s)))
+            for c in wl.constraints
+            if c.enforcement == enforcement and wl.units_per_turn(c) > 0]
+
+
+@pytest.mark.parametrize("name", ["bucket-chain-retries", "deep-bucket-herd",
+                                  "bucket-told-counted", "bucket-fractional-depth"])
+def test_bucket_search_from_a_guess_is_the_bisection(name: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # A token bucket's share at N does not depend on what was asked before (level
+    # chains and Lundberg roots solved per rate, memoised by value): its search starts
+    # from a guess — 85% of the cap, a poor one (a third of it), the think-time sweep's
+    # (near the answer) — and finds the bisection's answer and the figures at it, bit
+    # for bit; from a guess near the answer in fewer chain solves.
+    asked: list[int] = []
+    bisected: list[int] = []
+    for wl, c, cyc, hi in _capped(name, "token_bucket"):
+        for target in (0.002, 0.01, 0.05):
+            plain = amodel.bucket_model(wl, c, cyc.cycle_s)
+            truth = amodel._largest_meeting(_asking(plain, bisected), target, hi)
+            for near in (None, max(1, hi // 3), max(1, round(1.05 * truth[0]))):
+                guess = amodel.bucket_model(wl, c, cyc.cycle_s)
+                mine: list[int] = []
+                monkeypatch.setattr(guess, "stats", _asking(guess, mine))
+                assert guess.largest_meeting(target, hi, near) == truth
+            asked += mine  # the last: from near the answer
+    assert 0 < len(asked) < len(bisected)
+
+
+@pytest.mark.parametrize("name", ["fuzz-sliding-retry-cycle", "sliding-held-backoff"])
+def test_retried_sliding_search_from_a_guess_is_the_bisection(name: str) -> None:
+    # A retried sliding log without herds iterates its retry fixed point at n from the
+    # first attempts' share at n (no warm start): its search from a guess finds the
+    # bisection's answer and the figures at it, bit for bit.
+    for wl, c, cyc, hi in _capped(name, "sliding_window"):
+        for target in (0.002, 0.01, 0.05):
+            plain = clumped.clumped_window_model(wl, c, cyc.cycle_s)
+            truth = amodel._largest_meeting(plain.stats, target, hi)
+            for near in (None, max(1, hi // 3)):
+                guess = clumped.clumped_window_model(wl, c, cyc.cycle_s)
+                assert guess.inner.retry.retries and not guess.inner.herds
+                assert guess.largest_meeting(target, hi, near) == truth
+
+
+@pytest.mark.parametrize("name", ["abort-shortens-cycle-populations",
+                                  "counted-sliding-continue-populations",
+                                  "population-split-never-fits"])
+def test_population_search_from_a_guess_is_the_bisection(
+        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each N blends a fresh model of the population mix: unless a part's carry starts
+    # from the last N solved (fixed windows with retries: population-split-never-fits,
+    # which keeps the bisection's path), its search starts from a guess and finds the
+    # bisection's answer and figures, bit for bit.
+    pv = populations.view(load_profile(ROOT / f"tests/data/{name}.yaml"))
+    for c in (x for x in pv.constraints() if pv.touches(x)):
+        hi = pv.whole_cap(c, math.floor(pv.mean_ceiling(c) + 1e-9))
+        for target in (0.002, 0.01, 0.05):
+            guess = populations.PopulationModel(pv, c)
+            plain = populations.PopulationModel(pv, c)
+            asked: list[int] = []
+            monkeypatch.setattr(guess, "stats", _asking(guess, asked))
+            got = guess.largest_meeting(target, hi)
+            assert got == amodel._largest_meeting(plain.stats, target, hi)
+            warm = any(getattr(m, "warm_started", False) for _, m in guess._parts)
+            assert warm == (name == "population-split-never-fits")
 
 
 def _growing_share(target: float, boundary: float, rate: float, zero: float, one: float

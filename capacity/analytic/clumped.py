@@ -22,6 +22,7 @@ from capacity.analytic.model import (
     _largest_meeting,
     _largest_meeting_near,
     _lattice_step,
+    _near,
     boundary_near,
 )
 from capacity.analytic.timing import TurnTiming, turn_timing
@@ -116,9 +117,11 @@ class ClumpedWindow:
                         ) -> tuple[int, WindowStats | None]:
         """Largest n ≤ ``hi`` whose attempt share is within ``target`` (bisection).
 
-        Without retries a share at n is the same whatever was asked before: the search
-        starts from ``near``, a guess of the answer (default: 85% of ``hi``), by
-        :func:`_largest_meeting_near` — the bisection's answer in fewer evaluations.
+        Without retries, and with retries in a sliding log without herds (the retry
+        fixed point iterated from the first attempts' share at n), a share at n is the
+        same whatever was asked before: the search starts from ``near``, a guess of the
+        answer (default: 85% of ``hi``), by :func:`_largest_meeting_near` — the
+        bisection's answer in fewer evaluations.
 
         With carried retries (fixed windows) each evaluation solves a Lindley recursion,
         with herded retries (sliding windows) it runs a herd spell; a cheap lower bound
@@ -133,9 +136,11 @@ class ClumpedWindow:
         if (self.sliding and not herds and hi > 1
                 and m.retry.storms_without_retries and m.storm_first.size):
             return self._largest_meeting_abort_storms(target, hi, near)
-        if not m.retry.retries:
+        if not m.retry.retries or (self.sliding and not herds and hi > 1):
+            # (Retried sliding logs without herds: the retry fixed point at n starts
+            # from the first attempts' share at n, no warm start either.)
             return _largest_meeting_near(self.stats, target, hi, _near(near, hi))
-        if (self.sliding and not herds) or hi <= 1:
+        if hi <= 1:
             return _largest_meeting(self.stats, target, hi)
 
         # A cheap lower bound of the attempt share, monotone in n: fixed windows ℓ/(1+ℓ)
@@ -241,7 +246,7 @@ class ClumpedWindow:
         reuse their chains).
         """
         rough = ClumpedWindow(dataclasses.replace(self.inner, storm_rough=True), True)
-        guess, _ = _largest_meeting(rough.stats, target, hi)
+        guess, _ = _largest_meeting_near(rough.stats, target, hi, _near(None, hi))
         cache: dict[int, WindowStats] = {}
 
         def ok(n: int) -> bool:
@@ -288,12 +293,6 @@ class ClumpedWindow:
     def fixed_points(self, n: int) -> list[float]:
         """Solutions of the retry fixed point at ``n`` (more than one: metastable)."""
         return self.inner.fixed_points(n)
-
-
-def _near(near: int | None, hi: int) -> int:
-    """The search's first guess: ``near``, else 85% of its upper end (the mean ceiling or
-    a little above: a burst-aware ceiling is most often 65-98% of the mean one)."""
-    return near if near is not None else max(1, math.floor(0.85 * hi))
 
 
 # Below this many sessions the storms' search is exact (0.2% of N is under one session).

@@ -62,7 +62,7 @@ import math
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -541,6 +541,18 @@ class _BucketModel:
     # The exact level chain of a shallow bucket (:mod:`capacity.analytic.bucket`): the
     # 429 share of attempts, retries included; None: the Lundberg bound.
     chain: BucketChain | DeepBucket | None = None
+    # largest_meeting takes a guess of the answer (constraint_ceiling's ``near``).
+    searches_near: ClassVar[bool] = True
+
+    def largest_meeting(self, target: float, hi: int, near: int | None = None
+                        ) -> tuple[int, WindowStats | None]:
+        """Largest n ≤ ``hi`` whose attempt share is within ``target``: the bisection's
+        answer from a guess (``near``, else 85% of ``hi``) by :func:`_largest_meeting_near`.
+        A share at n is the same whatever was asked before (each rate's level chain and
+        Lundberg root are solved afresh, memoised by rate, never warm-started), and each
+        costs a chain solve (5-25 ms on a shallow bucket with retries): the bisection from
+        [0, hi] asked ~log2(hi) of them, the first at ``hi``."""
+        return _largest_meeting_near(self.stats, target, hi, _near(near, hi))
 
     def stats(self, n: int) -> WindowStats:
         from capacity.analytic.bucket import DeepBucket
@@ -1000,6 +1012,12 @@ def _largest_meeting(stats_fn: Any, target: float, hi: int) -> tuple[int, Window
         else:
             hi = mid
     return lo, lo_stats
+
+
+def _near(near: int | None, hi: int) -> int:
+    """The search's first guess: ``near``, else 85% of its upper end (the mean ceiling or
+    a little above: a burst-aware ceiling is most often 65-98% of the mean one)."""
+    return near if near is not None else max(1, math.floor(0.85 * hi))
 
 
 def _largest_meeting_near(stats_fn: Callable[[int], WindowStats], target: float, hi: int,

@@ -54,6 +54,8 @@ from capacity.analytic.model import (
     _BucketModel,
     _event_mix,
     _largest_meeting,
+    _largest_meeting_near,
+    _near,
     bucket_chain,
     bucket_step,
     compound_bucket,
@@ -507,7 +509,11 @@ class PopulationModel:
         at0 = self.stats(0)
         if at0.loss_fraction > target:
             return 0, at0
-        return _largest_meeting(self.stats, target, hi)
+        if any(getattr(m, "warm_started", False) for _, m in self._parts):
+            return _largest_meeting(self.stats, target, hi)
+        # Each N blends a fresh model of the mix (a token bucket's a fresh level chain,
+        # tens of ms each on hunt-169's): from a guess, the bisection's answer in fewer.
+        return _largest_meeting_near(self.stats, target, hi, _near(None, hi))
 
 
 def _population_models(pv: PopulationView, c: Constraint) -> list[tuple[str, Any]]:

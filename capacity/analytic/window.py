@@ -807,6 +807,13 @@ class ClumpWindowModel:
             fts.append(np.fft.rfft((sj[:-1] - sj[1:]) * damp, L))
         return _LeastCharges(lv / lv.sum(), np.array(fts)[:, None, :])
 
+    @property
+    def warm_started(self) -> bool:
+        """True when a share at n depends on the N asked before it: fixed windows with
+        retries, whose :meth:`_carry` starts from the carry of the largest smaller N
+        solved (every other share is a function of n alone, its memos by value)."""
+        return not self.sliding and self.retry.retries
+
     def _carry(self, n: int, g: NDArray[np.float64], back_share: float = 1.0
                ) -> tuple[NDArray[np.float64], float, float]:
         """:func:`_carry_law` at ``n`` sessions (lattice units of ``g``), on a lattice of
