@@ -100,3 +100,14 @@ def test_bucket_spilling_large_prompts_against_the_simulator() -> None:
     ceiling --seed 1``, 20 replications × 1 h); the fluid spill said 32."""
     assert_accurate(analyze(load_profile(DATA / "bucket-spill-level-chain.yaml")
                             ).burst_ceiling, Recorded(18, 17, 18), "bucket-spill-level-chain")
+
+
+def test_a_middle_log_spills_calls_not_their_retries() -> None:
+    """A middle deployment's refusals spill on to the next one (they are not retried at
+    it), so its share of the route's calls turned away is at most the bucket's: the
+    backoff-retry term of the chain's last log counted retries here too (9.8 % of calls
+    spilled to c against 4.6 % to b, at 18 sessions)."""
+    res = analyze(load_profile(DATA / "bucket-spill-level-chain-third.yaml"), sessions=18)
+    share = {c.quota: c.at_sessions.loss_fraction for c in res.constraints
+             if c.at_sessions is not None}
+    assert 0.0 < share["q1"] <= share["q0"], share

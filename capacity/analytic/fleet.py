@@ -2839,8 +2839,10 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                         if (biased or pts is not None) and _room_law_slot(m, c, profile.retry):
                             m.sized_retries = gate
                         rm = retry_model(profile, c)
+                        # (Only at the chain's last deployment: a middle one's refusals
+                        # spill on to the next, and its share is of calls, not retries.)
                         if (pts is not None and units is not None and m.loss_log
-                                and rm.retries and not rm.honour_retry_after
+                                and nxt is None and rm.retries and not rm.honour_retry_after
                                 and rm.backoff_s and rm.backoff_s[0] < w
                                 and len(ups) == 1 and isinstance(ups[0], BucketSpill)
                                 and ups[0].levels is not None):
