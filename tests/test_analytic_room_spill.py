@@ -144,6 +144,34 @@ def test_a_limit_beside_the_loss_log_that_turns_away_less(overlay: str) -> None:
     assert_accurate(analyze(p).burst_ceiling, Recorded(19, 18, 19), overlay)
 
 
+def test_a_second_loss_log_beside_against_the_simulator() -> None:
+    """An uncounted 60 RPM log beside a's TPM log (tests/data/loss-chain-uncounted-rpm.yaml)
+    turns away more calls than it from ~21 sessions: read from it alone, a's spill was the
+    route's calls thinned, without the large calls the TPM log refuses (30). Simulated
+    19 [18–19] (seed 1, 20 × 1 h)."""
+    p = load_profile([CHAIN, DATA / "loss-chain-uncounted-rpm.yaml"])
+    assert_accurate(analyze(p).burst_ceiling, Recorded(19, 18, 19), "loss-chain-uncounted-rpm")
+
+
+def test_a_level_spills_the_calls_any_of_its_slots_refuses() -> None:
+    """At 24 sessions a's 60 RPM log turns away the most (22 % of the calls, its TPM log
+    6 %, 7 % by the room law): a call spills when either refuses it, ``1 − (1 − r)(1 − r')``
+    of them, and b gets the TPM log's large calls (10 % of the route's) among the RPM
+    log's: more than twice their share, not the route's mix."""
+    wl = Workload.from_profile(load_profile([CHAIN, DATA / "loss-chain-uncounted-rpm.yaml"]))
+    es = {e.c.name: e.model for e in fleet.fleet_models(wl, cycle_time(wl)).entries}
+    n, rpm, tpm = 24, es["q0.rpm"], es["q0.tpm"]
+    assert rpm.stats(n).loss_fraction > 2 * tpm.stats(n).loss_fraction
+    r, r2 = room_share(rpm.inner, n, True), room_share(tpm.inner, n, True)
+    assert r is not None and r2 is not None and r2 > 0.05
+    assert fleet._level_share([rpm, tpm], n) == pytest.approx(1 - (1 - r) * (1 - r2), abs=1e-12)
+    got = es["q1.tpm"].sources[0].spilled(n)
+    assert got is not None
+    law = got[0] / got[0].sum()
+    large = float(law[int(20_000 / es["q1.tpm"].h):].sum())   # the 20,200-token calls
+    assert large > 0.2
+
+
 @dataclasses.dataclass
 class _Refusing:
     """A slot's model reduced to its share of refused calls at every load."""

@@ -1498,14 +1498,17 @@ class FeedModel(_MemoStats):
         idx = np.clip(qi + 1 - np.arange(charge.size), 0, tail.size - 1)
         return float(min(1.0, np.dot(charge, tail[idx])))
 
-    def overflow_calls(self, n: int, per_call: float, lone: bool = False
-                       ) -> NDArray[np.float64]:
+    def overflow_calls(self, n: int, per_call: float, lone: bool = False,
+                       level: float | None = None) -> NDArray[np.float64]:
         """Law of the calls this slot turns away per window (for the next deployment):
         ``(S − q)⁺`` in units, over ``per_call`` mean units a call — or, for a sliding log
         that holds only what it admitted fed by one source (``lone``: its turns make one
         call each, :func:`_room_inner`), the source's calls each turned away by the room
-        law (:meth:`room_share`)."""
+        law (:meth:`room_share`), or by any slot of its level (``level``: the share
+        :func:`_level_share` gives)."""
         share = self.room_share(n) if lone else None
+        if share is not None and level is not None:
+            share = level
         if share is not None:
             src = self.sources[0]
             return _thin(_trim(src.calls(n)), share)
@@ -1673,7 +1676,8 @@ def _compound_poisson(mean_events: float, batch: NDArray[np.float64]) -> NDArray
 def _spill_source(model: Any, per_call: float, window_s: float,
                   dest_window_s: float, batch: NDArray[np.float64],
                   dest: str = "", count: Any = None, depth_calls: float = 0.0,
-                  gate: Callable[[int], bool] | None = None
+                  gate: Callable[[int], bool] | None = None,
+                  level: Callable[[int], float | None] | None = None
                   ) -> Callable[[int], NDArray[np.float64]]:
     """Calls a spilling slot (its burst model ``model``) sends on per window of the next
     deployment (``dest_window_s``; ``dest``: its enforcement, windows on the same clock
@@ -1683,12 +1687,16 @@ def _spill_source(model: Any, per_call: float, window_s: float,
 
     A token bucket has no windows: its spilled units (:class:`BucketSpill`) leave as
     whole launches (``batch``: calls per launch of the route), a Poisson number of them.
+    ``level``: at ``n``, the share of the calls reaching its level any slot of it turns
+    away (:func:`_level_share`), where the room law reads them (``gate``).
     """
     k = dest_window_s / window_s
 
     def calls(n: int) -> NDArray[np.float64]:
         if isinstance(model, FeedModel):
-            per = model.overflow_calls(n, per_call, gate is not None and gate(n))
+            lone = gate is not None and gate(n)
+            per = model.overflow_calls(n, per_call, lone,
+                                       level(n) if lone and level is not None else None)
         else:
             inner = getattr(model, "inner", None)
             if inner is None:  # a token bucket
@@ -1706,8 +1714,9 @@ def _spill_source(model: Any, per_call: float, window_s: float,
             g = g / g.sum()
             q = inner.q_lat
             if inner.sliding and count is not None:
-                return _sliding_spill(model, n, per_call, count, k,
-                                      gate is not None and gate(n))
+                lone = gate is not None and gate(n)
+                return _sliding_spill(model, n, per_call, count, k, lone,
+                                      level(n) if lone and level is not None else None)
             if inner.sliding:
                 # A sliding log turns away more than a fixed window's (S − q)⁺ (a log that
                 # counts its rejections stays full): the overflow keeps the shape
@@ -1760,17 +1769,19 @@ _TAIL_REACH = 1e-6
 
 
 def _sliding_spill(model: Any, n: int, per_call: float, count: Any, k: float,
-                   lone: bool) -> NDArray[np.float64]:
+                   lone: bool, level: float | None = None) -> NDArray[np.float64]:
     """Calls a sliding log (``model``, its :class:`ClumpedWindow`; ``per_call`` units a
     call) spills per window of a receiver ``k`` times as long, whose count of the route's
     calls is ``count`` at ``n``: the route's calls each turned away by the room law where
     it applies (:func:`room_share`: a log that holds only what it admitted refuses a call
     for its own charge against the room it finds, not as a bunch while full — the large
     calls of a mix are refused, the small slip in, call by call), else
-    :func:`_room_spill`."""
+    :func:`_room_spill`. ``level``: the share any slot of its level turns away
+    (:func:`_level_share`), in place of its own where the room law applies."""
     y = np.asarray(count.pmf(n), dtype=np.float64)
     share = room_share(model.inner, n, lone)
     if share is not None:
+        share = share if level is None else level
         return _thin(_trim(y / float(y.sum())), share)
     g = model.inner.pmf(n)
     return _room_spill(g / g.sum(), model.inner.h, per_call, model.stats(n).loss_fraction,
@@ -2689,6 +2700,7 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
         gate = RoomGate(lone_calls(wl, flow))
         # What the level before turned away: how many calls, and their size law.
         before: SpillStream | None = None
+        refusals: _Refusals | None = None   # (:func:`_level_memo` of the level before)
         for k, dep in enumerate(flow.chain):
             level: list[tuple[Any, float, float, float]] = []
             level_cs: list[Constraint] = []
@@ -2769,11 +2781,12 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                                        if c.enforcement == "token_bucket" else 0.0)
                         sources = [Source(_joint_spill(upstream, w, launch_sizes(wl, flow),
                                                        c.enforcement, count, depth_calls,
-                                                       gate),
+                                                       gate, refusals),
                                           charge,
                                           calls_per_s * per_call)]
                         if c.enforcement == "sliding_window":
-                            sources[0].seen = _joint_seen(upstream, w, count, gate)
+                            sources[0].seen = _joint_seen(upstream, w, count, gate,
+                                                          refusals)
                             # A log that holds only what it admitted (no retries, its
                             # rejections not counted: FeedModel._blocking's truncation),
                             # fed only by a fixed window's bursts.
@@ -2790,7 +2803,7 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                         if biased:
                             sources[0].spilled = _spilled_charges(
                                 upstream, upstream_cs, c.dim, charge, sources[0].launch, h,
-                                gate)
+                                gate, refusals)
                         pts = _points_spilled(upstream, upstream_units, gate)
                         if pts is not None:
                             # Spilled by a bucket's level chain (and the loss logs after
@@ -2886,6 +2899,8 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                 gate = gate.then([(um, _room_law_slot(um, uc, profile.retry))
                                   for (um, _, _, _), uc in zip(level, level_cs, strict=True)])
                 upstream, upstream_cs, upstream_units = level, level_cs, level_units
+                # What each slot of it turns away, by load: read by every slot of the next.
+                refusals = _level_memo([um for um, _, _, _ in upstream])
             before = SpillStream(before, offered, points, refusing)
         first = [e for e in entries.values() if e.role == "spill"
                  and e.c.quota in profile.quotas_for(flow.chain[0])]
@@ -3229,11 +3244,14 @@ def _rotated_slot(wl: Workload, c: Constraint, cs: list[Constraint],
 
 
 def _joint_seen(upstream: list[tuple[Any, float, float, float]], dest_window_s: float,
-                count: Any = None, gate: Callable[[int], bool] | None = None
+                count: Any = None, gate: Callable[[int], bool] | None = None,
+                refusals: _Refusals | None = None
                 ) -> Callable[[int], NDArray[np.float64]] | None:
     """What a spilled call finds of its own spill in a sliding log ``dest_window_s``
-    long, by the slot turning away the most (:func:`_tail_spill_seen`); None unless every
-    upstream slot is a window (other spills keep the time average)."""
+    long, by the slot turning away the most (:func:`_tail_spill_seen`; where the room
+    law reads the level, the calls any slot refuses, :func:`_level_share`, ``refusals``
+    its :func:`_level_memo`); None unless every upstream slot is a window (other spills
+    keep the time average)."""
     ups: list[tuple[Any, float, float]] = []
     for m, per_call, w, _ in upstream:
         inner = getattr(m, "inner", None)
@@ -3244,13 +3262,17 @@ def _joint_seen(upstream: list[tuple[Any, float, float, float]], dest_window_s: 
         ups.append((m, per_call, dest_window_s / w))
     if not ups:
         return None
+    models = [u for u, _, _ in ups]
+    refusals = refusals or _level_memo(models)
 
     def seen(n: int) -> NDArray[np.float64]:
         shares = [m.stats(n).loss_fraction for m, _, _ in ups]
         m, per_call, k = ups[int(np.argmax(shares))]
         if m.inner.sliding:
-            return _palm_positions(_sliding_spill(m, n, per_call, count, k,
-                                                  gate is not None and gate(n)))
+            lone = gate is not None and gate(n)
+            return _palm_positions(_sliding_spill(
+                m, n, per_call, count, k, lone,
+                _level_share(models, n, refusals) if lone else None))
         g = m.inner.pmf(n)
         g = g / g.sum()
         return _tail_spill_seen(g, m.inner.q_lat, m.inner.h, m.inner.size_bias,
@@ -3337,8 +3359,9 @@ class RoomGate:
     spills come from is a loss log (:func:`_room_law_slot`).
 
     The model reads a level's spill from its slot turning away the most at ``n``
-    (:func:`_joint_spill`, :func:`_spilled_charges`), so that is the slot asked, at
-    ``n``; a slot beside it that turns away less (a counted 500 RPM log beside a
+    (:func:`_joint_spill`, :func:`_spilled_charges`; where this gate opens, with the
+    calls every other slot of the level refuses, :func:`_level_share`), so that is the
+    slot asked, at ``n``; a slot beside it that turns away less (a counted 500 RPM log beside a
     100,000 TPM loss log, tests/data/loss-chain-counted-rpm.yaml) sends none of the calls
     the model spills. Decided for every slot of a level before, a limit that never
     binds turned the room law off and the chain's answer was 30 sessions against 19
@@ -3425,10 +3448,94 @@ def room_share(inner: Any, n: int, lone: bool) -> float | None:
     return float(inner.never_fit) + refused_share(inner.call_pmf, g, inner.q_lat)
 
 
+# A level's slots' shares of the calls reaching it turned away, by load (_level_refusals).
+_Refusals = Callable[[int], list[float] | None]
+
+
+def _own_room_share(m: Any, n: int) -> float | None:
+    """The share of the calls reaching it a slot of a spillover chain turns away at ``n``
+    by the room law (:func:`room_share`, :meth:`FeedModel.room_share`), or None where it
+    is no loss log."""
+    if isinstance(m, FeedModel):
+        return m.room_share(n)
+    inner = getattr(m, "inner", None)
+    if inner is None or not inner.sliding:
+        return None
+    return room_share(inner, n, True)
+
+
+def _slot_room(m: Any, n: int) -> tuple[NDArray[np.float64], float, float] | None:
+    """A loss log's offered units at ``n`` (normalised), allowance and lattice (units a
+    point), which :func:`room_refused` reads; None for another slot."""
+    if isinstance(m, FeedModel):
+        if not m.loss_log:
+            return None
+        g, _ = m.window_law(n)
+        return g / g.sum(), m.q_lat, m.h
+    inner = getattr(m, "inner", None)
+    if inner is None or not inner.sliding:
+        return None
+    room = _room_inner(inner, n, True)
+    return None if room is None else (room, inner.q_lat, inner.h)
+
+
+def _level_refusals(models: list[Any], n: int) -> list[float] | None:
+    """Each slot's share of the calls reaching its level of a spillover chain turned away
+    at ``n``: a loss log's room share (:func:`_own_room_share`), another slot's loss
+    fraction; None when no slot is a loss log."""
+    own = [_own_room_share(m, n) for m in models]
+    if all(r is None for r in own):
+        return None
+    return [float(m.stats(n).loss_fraction) if r is None else r
+            for m, r in zip(models, own, strict=True)]
+
+
+def _level_memo(models: list[Any]) -> _Refusals:
+    """:func:`_level_refusals` of ``models`` by ``n``, each load's computed once: the
+    spill's count, its charge law and what a spilled call finds ask it for every slot
+    of the next level (computed at each ask,
+    tests/data/sliding-loss-spill-chain.yaml's analysis took 1.08 s against 0.72 s)."""
+    memo: dict[int, list[float] | None] = {}
+
+    def at(n: int) -> list[float] | None:
+        if n not in memo:
+            memo[n] = _level_refusals(models, n)
+        return memo[n]
+    return at
+
+
+def _level_share(models: list[Any], n: int,
+                 refusals: _Refusals | None = None
+                 ) -> float | None:
+    """The share of the calls reaching a level of a spillover chain that some slot of it
+    turns away at ``n`` — the level's spill, where the room law reads it — or None when
+    no slot is a loss log (:func:`_level_refusals`).
+
+    The limiter refuses a call when any of its deployment's slots refuses it, and a log
+    that holds only what it admitted keeps none of the calls the others refused; the
+    slots' refusals are taken as independent, ``1 − Π(1 − r_i)``. The level's spill read
+    from its slot turning away the most alone left out the others' refusals: an
+    uncounted 60 RPM log beside a's 100,000 TPM loss log
+    (tests/data/loss-chain-uncounted-rpm.yaml) turned away more calls than it from 21
+    sessions, the spill was the route's calls thinned, without the large calls the TPM
+    log refused, and c all but empty said 30 sessions against 19 [18-19] simulated.
+    (Slots of one dimension refuse the same large calls, so there the product
+    over-counts the spill: more reaches the next level.) ``refusals``: the level's
+    :func:`_level_memo`, if any."""
+    rs = _level_refusals(models, n) if refusals is None else refusals(n)
+    if rs is None:
+        return None
+    keep = 1.0
+    for r in rs:
+        keep *= 1.0 - r
+    return 1.0 - keep
+
+
 def _spilled_charges(upstream: list[tuple[Any, float, float, float]],
                      cs: list[Constraint], dim: str, charge: NDArray[np.float64],
                      launch: tuple[NDArray[np.float64], float] | None, h: float = 1.0,
-                     gate: Callable[[int], bool] | None = None
+                     gate: Callable[[int], bool] | None = None,
+                     refusals: _Refusals | None = None
                      ) -> Callable[[int], tuple[NDArray[np.float64],
                                                 NDArray[np.float64] | None] | None]:
     """At ``n``, the charge laws (a call's on this slot, ``charge``; a launch's, of
@@ -3454,32 +3561,51 @@ def _spilled_charges(upstream: list[tuple[Any, float, float, float]],
     full = (_window.rejected_charge(charge),
             None if launch is None else _window.rejected_charge(launch[0]))
 
+    models = [u for u, _, _, _ in upstream]
+    refusals = refusals or _level_memo(models)
+
+    def level(x: NDArray[np.float64], n: int) -> NDArray[np.float64]:
+        """The charge law of the calls of law ``x`` (on this slot's lattice) reaching the
+        level that some slot of it turns away (:func:`_level_share`): a loss log of this
+        dimension by its room (:func:`room_refused`), another slot at its share whatever
+        the charge (:func:`_level_refusals`)."""
+        rs = refusals(n) or [0.0] * len(models)
+        keep = np.ones(x.size)
+        for u, r, c in zip(models, rs, cs, strict=True):
+            room = _slot_room(u, n) if c.dim == dim else None
+            keep *= 1.0 - (r if room is None else
+                           room_refused(x, room[0], room[1], room[2] / h, weights=True))
+        w = x * (1.0 - keep)
+        t = float(w.sum())
+        return w / t if t > 0.0 else x / float(x.sum())
+
     def spilled(n: int) -> tuple[NDArray[np.float64], NDArray[np.float64] | None] | None:
         shares = [m.stats(n).loss_fraction for m, _, _, _ in upstream]
         i = int(np.argmax(shares))
         m, per_call, _, _ = upstream[i]
         inner = getattr(m, "inner", None)
+        # Where the room law reads the level (``gate``), the calls some slot of it turned
+        # away, if a loss log of this dimension is among them, whichever turns away most.
         lone = gate is not None and gate(n)
-        if (lone and cs[i].dim == dim and isinstance(m, FeedModel) and m.loss_log
-                and m.sources[0].spilled is not None):
-            # A loss log fed by spilled calls turns away those its room cannot hold.
-            got = m.sources[0].spilled(n)
-            if got is None:
-                return None
-            law_b = m.window_law(n)[0]
-            ratio = m.h / h     # (``got``: on that log's lattice)
+        for u, c in zip(models, cs, strict=True):
+            if not lone or c.dim != dim:
+                continue
+            if isinstance(u, FeedModel) and u.loss_log and u.sources[0].spilled is not None:
+                # A loss log fed by spilled calls turns away those its room cannot hold.
+                got = u.sources[0].spilled(n)
+                if got is None:
+                    return None
+                ratio = u.h / h     # (``got``: on that log's lattice)
 
-            def on(law: NDArray[np.float64]) -> NDArray[np.float64]:
-                came = _rebin(np.arange(law.size, dtype=np.float64) * ratio, law)
-                return room_refused(came, law_b / law_b.sum(), m.q_lat, ratio)
-            return (on(got[0]), None if got[1] is None or launch is None else on(got[1]))
+                def on(law: NDArray[np.float64], r: float = ratio) -> NDArray[np.float64]:
+                    return level(_rebin(np.arange(law.size, dtype=np.float64) * r, law), n)
+                return (on(got[0]), None if got[1] is None or launch is None
+                        else on(got[1]))
+            if not isinstance(u, FeedModel) and _slot_room(u, n) is not None:
+                # A loss log: the calls its room (or a slot beside) could not hold.
+                return (level(charge, n), None if launch is None else level(launch[0], n))
         if cs[i].dim != dim or inner is None or isinstance(m, FeedModel):
             return None
-        room = _room_inner(inner, n, lone) if inner.sliding else None
-        if room is not None:  # a loss log: the calls its room could not hold
-            return (room_refused(charge, room, inner.q_lat, inner.h / h),
-                    None if launch is None else
-                    room_refused(launch[0], room, inner.q_lat, inner.h / h))
         if inner.sliding:
             return full
         g = inner.pmf(n)
@@ -3653,14 +3779,18 @@ def _charged_points(law: Callable[[int], NDArray[np.float64] | None],
 
 def _joint_spill(upstream: list[tuple[Any, float, float, float]], dest_window_s: float,
                  batch: NDArray[np.float64], dest: str = "", count: Any = None,
-                 depth_calls: float = 0.0, gate: Callable[[int], bool] | None = None
+                 depth_calls: float = 0.0, gate: Callable[[int], bool] | None = None,
+                 refusals: _Refusals | None = None
                  ) -> Callable[[int], NDArray[np.float64]]:
-    """Overflow calls from the deployment before, by its slot turning away the most
-    (``depth_calls``: a token bucket's depth here, in the route's calls)."""
-    sources = [_spill_source(m, per_call, w, dest_window_s, batch, dest, count,
-                             depth_calls, gate)
-               for m, per_call, w, _ in upstream]
+    """Overflow calls from the deployment before, by its slot turning away the most, or
+    where the room law reads the level (``gate``) those any slot of it refuses
+    (:func:`_level_share`; ``refusals``: its :func:`_level_memo`). ``depth_calls``: a
+    token bucket's depth here, in the route's calls."""
     models = [m for m, _, _, _ in upstream]
+    refusals = refusals or _level_memo(models)
+    sources = [_spill_source(m, per_call, w, dest_window_s, batch, dest, count,
+                             depth_calls, gate, lambda n: _level_share(models, n, refusals))
+               for m, per_call, w, _ in upstream]
 
     def calls(n: int) -> NDArray[np.float64]:
         if not sources:
