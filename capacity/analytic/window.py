@@ -1492,6 +1492,8 @@ class ClumpWindowModel:
             return 0.0
         cdf = np.cumsum(x) / x.sum()
         b2, b = self.restart_pmf
+        if b2.sum() <= 0 or b.sum() <= 0:
+            return 0.0  # no restarted call meets the log: none is refused for it
         k = np.arange(b.size)
         t = np.where(k <= q, 1.0 - cdf[np.clip(q - k, 0, q)], 1.0)
         e_t = _dot(b, t)
@@ -3014,8 +3016,11 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
                                 lambda: _prior_launches(timing, relevant))
                     if retry.max_retries == 0 and retry.abort_turn
                     else (np.ones(1), np.zeros((1, len(relevant)))))
-    saving = (timing.memo(("saving", tuple(relevant)),
-                          lambda: _abort_saving(timing, relevant))
+    # A restarted turn's first call on this quota meets the log that refused while the
+    # refusal's content is still in it: less than a window after the refusal.
+    reach = window_s - (retry.rejection_latency_s or 0.0)
+    saving = (timing.memo(("saving", tuple(relevant), reach),
+                          lambda: _abort_saving(timing, relevant, reach))
               if retry.max_retries == 0 and retry.abort_turn
               else (np.zeros(0), np.zeros((0, 1)), np.zeros((0, 1)), np.zeros(0),
                     np.zeros((2, 1))))
@@ -4019,7 +4024,7 @@ def _prior_launches(timing: TurnTiming, relevant: list[int]) -> tuple[
     return weight / weight.sum(), uniq.astype(np.float64)
 
 
-def _abort_saving(timing: TurnTiming, relevant: list[int]) -> tuple[
+def _abort_saving(timing: TurnTiming, relevant: list[int], reach: float) -> tuple[
         NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
         NDArray[np.float64]]:
     """Turn time an aborted turn saves (no retries, ``abort_turn``), by pattern.
@@ -4036,10 +4041,14 @@ def _abort_saving(timing: TurnTiming, relevant: list[int]) -> tuple[
     at once (the engine: at ``max(start + cadence, end)``): a lone refused call with
     nothing earlier still running ends the turn at the refusal, so the next turn's first
     launch comes a rejection latency later into the log that has just turned a call
-    away. Also returned: ``restart[u]``, those events' share of the sampled turns by
-    pattern, and by spec (rows): the relevant calls of the next turn's first launch and
-    those of the refused launch, summed over those events and divided by the sampled
-    turns (the charge laws of :meth:`ClumpWindowModel._sliding_restart`).
+    away. The restart meets that log only if the next turn's first launch with a call on
+    this quota comes before ``reach`` (s, from the next turn's start: the window less the
+    rejection latency; later, the refusal's content has left the log and the call sees a
+    random instant's). Also returned: ``restart[u]``, the share of the sampled turns
+    whose restart meets the log, by pattern, and by spec (rows): the relevant calls of
+    the next turn's first relevant launch and those of the refused launch, summed over
+    those events and divided by the sampled turns (the charge laws of
+    :meth:`ClumpWindowModel._sliding_restart`).
     """
     k = len(relevant)
     gt, gc = timing.groups()
@@ -4079,10 +4088,16 @@ def _abort_saving(timing: TurnTiming, relevant: list[int]) -> tuple[
     code = both @ (float(base) ** np.arange(2 * k))
     _, first, inv = np.unique(code, return_index=True, return_inverse=True)
     weight = np.bincount(inv.ravel(), weights=saved[sel], minlength=first.size) / n
+    # The next sampled turn is the session's next turn (the sample is one session's):
+    # its first launch with a call on this quota, if it comes soon enough.
+    has = mult > 0
+    j0 = np.argmax(has, axis=1)
+    rows = np.arange(n)
+    meets = has.any(axis=1) & (gt[rows, j0] < reach)
+    nxt = np.roll(rc[rows, j0, :] * meets[:, None], -1, axis=0).astype(np.float64)
+    again &= np.roll(meets, -1)[:, None]
     restart = np.bincount(inv.ravel(), weights=again[sel].astype(np.float64),
                           minlength=first.size) / n
-    # The next sampled turn is the session's next turn (the sample is one session's).
-    nxt = np.roll(rc[:, 0, :], -1, axis=0).astype(np.float64)
     firsts = (again & sel).sum(axis=1).astype(np.float64) @ nxt / n
     refused = np.einsum("ij,ijk->k", (again & sel).astype(np.float64), rc) / n
     return (weight, rows_b[first].astype(np.float64), rows_t[first].astype(np.float64),
