@@ -97,3 +97,30 @@ def test_a_cadence_longer_than_every_turn_neither_shortens_nor_restarts() -> Non
     m = _model(RESTART, ["session.cadence.uniform=[75s, 91s]"])
     assert m.restart_weight.size == 0
     assert m.load_factor(0.05) == m.made_fraction(0.05)
+
+
+def test_the_cadence_range_ends_are_the_profile_at_each_end() -> None:
+    """The sensitivity's ends are the answers for the profile with its cadence fixed at
+    each end (the turn sample's cadences too, not only the cycle): 26 and 37 (with the
+    drawn cadences kept, 27 and 35; simulated at a fixed 36 s: 37 [36–38])."""
+    sens = analyze(load_profile(ABORT)).sensitivity
+    assert sens is not None
+    ends = [analyze(load_profile(ABORT, [f"session.cadence={v:g}s"])).burst_ceiling
+            for v in (sens.low_s, sens.high_s)]
+    assert [sens.burst_ceiling_low, sens.burst_ceiling_high] == ends
+
+
+def test_the_shared_sample_is_the_fixed_profiles_own() -> None:
+    """The range's ends reuse the profile's turn sample with the cadence fixed: the same
+    launches, gaps and cadences as drawing the fixed profile's sample afresh."""
+    from capacity.analytic.clumped import timing_of
+    from capacity.analytic.model import _with_fixed_pause
+    from capacity.analytic.timing import turn_timing
+
+    base = Workload.from_profile(load_profile(ABORT))
+    timing_of(base)
+    fixed = _with_fixed_pause(base, 36.0)
+    shared, fresh = timing_of(fixed), turn_timing(fixed)
+    assert shared is not timing_of(base)
+    for name in ("times", "calls", "latency", "gap", "cadence", "ends"):
+        assert np.array_equal(getattr(shared, name), getattr(fresh, name)), name

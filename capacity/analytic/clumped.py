@@ -34,6 +34,7 @@ from capacity.model.workload import (
     Workload,
     batch_units_mean,
     cached_per_profile,
+    remember,
 )
 from capacity.profile.schema import Profile
 
@@ -57,6 +58,17 @@ def timing_of(wl: Workload) -> TurnTiming:
 
 
 _TIMINGS: dict[int, tuple[Profile, TurnTiming]] = {}
+
+
+def share_timing(base: Workload, fixed: Workload) -> None:
+    """Give ``fixed`` (``base``'s profile with its pause fixed) ``base``'s timing sample
+    with the fixed pauses, if ``base``'s is built: the same turns as drawing it again."""
+    hit = _TIMINGS.get(id(base.profile))
+    if hit is None or hit[0] is not base.profile:
+        return
+    s = fixed.profile.session
+    pause = np.full(hit[1].n, s.pause.mean)
+    remember(_TIMINGS, id(fixed.profile), (fixed.profile, hit[1].with_pause(s.mode, pause)))
 
 
 def retry_model(profile: Profile, c: Constraint) -> _window.RetryModel:

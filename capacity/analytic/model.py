@@ -1834,6 +1834,22 @@ def _analyze(profile: Profile, sessions: int | None,
     )
 
 
+def _with_fixed_pause(wl: Workload, v: float) -> Workload:
+    """``wl``'s profile with its cadence fixed at ``v`` seconds."""
+    fixed = wl.profile.session.model_copy(
+        update={"cadence": Distribution.fixed(v, "duration")})
+    out = Workload.from_profile(wl.profile.model_copy(update={"session": fixed}))
+    # The turns are the same: their latency sample and launch offsets are drawn without
+    # the pause, so they are shared rather than drawn again.
+    for name in ("turn_latency", "turn_latency_moments"):
+        if name in wl.__dict__:
+            out.__dict__[name] = wl.__dict__[name]
+    from capacity.analytic.clumped import share_timing  # it imports this module
+
+    share_timing(wl, out)
+    return out
+
+
 def _sensitivity(wl: Workload, target: float, cycle_s: float | None = None,
                  results: list[ConstraintResult] | None = None) -> PauseSensitivity | None:
     """The ceilings at the think time's (cadence's) lower and upper end; ``results``:
@@ -1845,7 +1861,14 @@ def _sensitivity(wl: Workload, target: float, cycle_s: float | None = None,
     lo, hi = pause.range()
     out = []
     active = [c for c in wl.constraints if wl.units_per_turn(c) > 0]
+    session_mode = wl.profile.session.mode
+    base = wl
     for v in (lo, hi):
+        # A cadence session's turn sample carries each turn's cadence (abort savings,
+        # restarts: TurnTiming.cadence): the profile with its cadence fixed at v, the same
+        # path as analysing that profile. (A think-time sample's pauses only space its
+        # turns; it is shared, at v's cycle, which costs no second sample.)
+        wl = base if session_mode == "think_time" else _with_fixed_pause(base, v)
         cyc = cycle_time(wl, Distribution.fixed(v, "duration"))
         means = [_mean_ceiling(wl, c, cyc.cycle_s) for c in active]
         # Only the smallest burst-aware ceiling matters here, and those near it (the

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -97,6 +97,18 @@ class TurnTiming:
         if key not in self._memo:
             self._memo[key] = build()
         out: T = self._memo[key]
+        return out
+
+    def with_pause(self, mode: str, pause: NDArray[np.float64]) -> TurnTiming:
+        """The same turns followed by the pauses ``pause`` (s, one per sampled turn): the
+        sample of the profile with that think time (cadence), whose launches are drawn
+        before its pauses. Only the launch events (:meth:`groups`) are kept; every other
+        remembered quantity may depend on the pauses and is built again."""
+        out = replace(self, gap=_gap(mode, self.latency, pause),
+                                  cadence=pause if mode != "think_time" else np.zeros(0),
+                                  _runs={}, _cross={}, _groups=list(self._groups), _memo={})
+        if ("group-cells",) in self._memo:
+            out._memo[("group-cells",)] = self._memo[("group-cells",)]
         return out
 
     def runs(self, w: float) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
@@ -501,13 +513,20 @@ def turn_timing(wl: Workload, n: int = TIMING_SAMPLE_SIZE) -> TurnTiming:
         ends = np.full((n, 1), math.inf)
         outs = np.zeros((n, 1))
     s = profile.session
-    pause = s.pause.sample(rng, n)
-    # Start to next start: turn + think time, or the later of cadence and turn end.
-    gap = latency + pause if s.mode == "think_time" else np.maximum(pause, latency)
-    return TurnTiming(times, np.ascontiguousarray(calls), latency, gap, tuple(walker.specs),
+    pause = s.pause.sample(rng, n)  # drawn last: the launches above do not depend on it
+    return TurnTiming(times, np.ascontiguousarray(calls), latency,
+                      _gap(s.mode, latency, pause), tuple(walker.specs),
                       np.ascontiguousarray(levels), np.ascontiguousarray(ends),
                       outs=np.ascontiguousarray(outs),
                       cadence=pause if s.mode != "think_time" else np.zeros(0))
+
+
+def _gap(mode: str, latency: NDArray[np.float64],
+         pause: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Start to next start (s): turn + think time, or the later of cadence and turn end."""
+    out: NDArray[np.float64] = (latency + pause if mode == "think_time"
+                                else np.maximum(pause, latency))
+    return out
 
 
 __all__ = ["TIMING_SAMPLE_SIZE", "TurnTiming", "turn_timing"]
