@@ -105,3 +105,23 @@ def test_every_command_names_the_latency_target_as_the_binding() -> None:
     plain = analyze(_web())
     assert plain.binding_name == "deployment.rpm" and check(plain, 5, "analytic").binding == (
         "deployment.rpm")
+
+
+def test_the_sweep_reads_a_quota_share_of_all_attempts_as_the_ceiling_does() -> None:
+    """The binding quota sees the turns' later calls only (the first is on an unlimited
+    model): its 429s are a share of all attempts in the target, the ceiling and the
+    simulator. The sweep's model column gave them as a share of the quota's own attempts
+    (5.9 % at 22 sessions where `capacity ceiling --sessions 22` said 5.0 %, the ceiling 22
+    at a 5 % target but the sweep's grid 20)."""
+    from capacity.whatif.sweep import sweep
+
+    prof = load_profile(Path(__file__).resolve().parent / "data"
+                        / "cadence-restart-elsewhere.yaml")
+    grid = [20, 22, 24]
+    rows = sweep(prof, grid, method="analytic").rows
+    for n, row in zip(grid, rows, strict=True):
+        at = analyze(prof, sessions=n)
+        (binding,) = [c for c in at.constraints if c.at_sessions is not None
+                      and c.at_sessions.loss_fraction > 0]
+        assert binding.at_sessions is not None
+        assert abs(row.analytic_429_fraction - binding.at_sessions.loss_fraction) < 1e-12, n

@@ -60,8 +60,8 @@ class RetryPolicy:
         """Attempts a call makes when every one is refused with the same retry-after
         (seconds): the first and each retry :meth:`wait` allows. A charge larger than
         the limit can ever hold gets an infinite one (:meth:`capacity.limits.meters.
-        Meter.check`): not honoured, so backed off ``max_retries`` times — once only
-        with ``give_up_beyond``."""
+        Meter.check`): not honoured, so backed off ``max_retries`` times (``1 +
+        max_retries`` attempts); with ``give_up_beyond``, the first attempt only."""
         k = 1
         while self.wait(k, retry_after_s, 0.0) is not None:
             k += 1

@@ -16,6 +16,7 @@ from capacity.analytic.model import (
     binding_constraint,
     constraint_model,
     cycle_time,
+    of_all_attempts,
 )
 from capacity.errors import CapacityError, ParameterError
 from capacity.jsonsafe import clean as _clean
@@ -161,6 +162,9 @@ def sweep(profile: Profile, sessions: Sequence[int], *, method: str = "analytic"
     cyc = cycle_time(wl)
     target = profile.targets.max_429_fraction
     populations = None
+    # A single deployment's quota: its 429 share of its own attempts as a share of all
+    # attempts (of_all_attempts: the target's and `capacity ceiling`'s definition).
+    own_share: dict[str, float] = {}
     if profile.populations:
         # N counts the varying sessions; the held populations load every point alike.
         from capacity.analytic.populations import population_info, sweep_models, view
@@ -204,6 +208,7 @@ def sweep(profile: Profile, sessions: Sequence[int], *, method: str = "analytic"
         spill_of = {}
         active = [c for c in wl.constraints if wl.units_per_turn(c) > 0]
         models = [(c, constraint_model(wl, c, cyc.cycle_s, cyc.min_cycle_s)) for c in active]
+        own_share = {c.name: max(wl.attempt_share(c), 1e-12) for c in active}
         per_session = {c.name: wl.units_per_turn(c) / cyc.cycle_s / c.rate_per_s
                        for c in active}
 
@@ -237,7 +242,8 @@ def sweep(profile: Profile, sessions: Sequence[int], *, method: str = "analytic"
             raise CapacityError(skip + " Or use --method analytic.")
     rows = []
     for i, n in enumerate(sessions):
-        losses = {c.name: m.stats(n).loss_fraction for c, m in models}
+        losses = {c.name: of_all_attempts(m.stats(n), own_share.get(c.name, 1.0))
+                  .loss_fraction for c, m in models}
         analytic = max(losses.values())
         util = utilisation(binding, n)
         meets = analytic <= target and util <= 1.0 and not unreachable
