@@ -183,8 +183,9 @@ class RetryModel:
         the limiter's retry-after is infinite, and the client's one rule
         (:meth:`capacity.model.retry.RetryPolicy.attempts_refused`) backs off instead
         (``1 + max_retries``), or gives up at once beyond its cap."""
-        return RetryPolicy(max_retries=self.max_retries, give_up_beyond=self.give_up_beyond
-                           ).attempts_refused(math.inf)
+        return RetryPolicy(max_retries=self.max_retries,
+                           honour_retry_after=self.honour_retry_after,
+                           give_up_beyond=self.give_up_beyond).attempts_refused(math.inf)
 
     @property
     def continues(self) -> bool:
