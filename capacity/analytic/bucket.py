@@ -138,6 +138,16 @@ def _add(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
     return out
 
 
+def _grid_split(units: NDArray[np.float64], delta: float
+                ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """(charges in grid steps of ``delta`` units, the grid level below each, the weight
+    of the level above): a charge split between the two grid levels around it, as the
+    level chain splits the calls' law."""
+    x = np.asarray(units, dtype=np.float64) / delta
+    lo = np.floor(x + 1e-9)
+    return x, lo, np.clip(x - lo, 0.0, 1.0)
+
+
 def never_fit_stripped(charge: NDArray[np.float64], h: float, depth: float
                        ) -> tuple[NDArray[np.float64], float]:
     """(the charge law ``charge`` (lattice step ``h`` units, any total mass) with the
@@ -527,9 +537,7 @@ class BucketChain:
         g = self.grids()[1]
         n = g.top + 1
         pi = self._level_law(g, lam, 0.0)
-        x = np.asarray(units, dtype=np.float64) / g.delta
-        lo = np.floor(x + 1e-9)
-        w = np.clip(x - lo, 0.0, 1.0)
+        x, lo, w = _grid_split(units, g.delta)
         lv = np.arange(n)[None, :]
         # Refused at level ℓ by the lower and the upper grid charge, each from where it
         # was refused (a charge past the depth: refused at every level).
@@ -573,9 +581,7 @@ class BucketChain:
         for g in self.grids():
             pi = self._level_law(g, lam, 0.0)
             below = np.concatenate([[0.0], np.cumsum(pi)])       # P(L < k), k = 0..top+1
-            x = np.asarray(units, dtype=np.float64) / g.delta
-            lo = np.floor(x + 1e-9)
-            w = np.clip(x - lo, 0.0, 1.0)
+            _, lo, w = _grid_split(units, g.delta)
             lo_i = lo.astype(np.int64)
             at = np.minimum(lo_i, g.top + 1)
             nxt = np.minimum(lo_i + 1, g.top + 1)
