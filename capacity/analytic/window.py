@@ -79,7 +79,11 @@ The 429 share of attempts — sliding windows (a scan statistic)
     session's earlier charges with the others': the product form truncates their sum
     (:meth:`ClumpWindowModel._loss_share`); a log that counts the refusals of aborted
     turns is that loss log with its full spells lengthened by the logged refusals
-    (:meth:`ClumpWindowModel._counted_spells`).
+    (:meth:`ClumpWindowModel._counted_spells`) — a cadence session's restart among them:
+    refused past its cadence, it starts its next turn at once, whose first call comes a
+    rejection latency later into the log the refusal filled, refused and logged as well
+    (``storm_restart``; tests/data/cadence-restart-counted.yaml: 20 -> 18 against a
+    simulated 16 [16-17]).
     Without retries a counted refusal still keeps the log full, and its aborted turn's
     session comes back a think time later (Exp(5 s) inside a 10 s window) to be refused
     and counted again: every first refusal starts such a storm, at any N (hunt-rpm-226
@@ -283,6 +287,9 @@ class ClumpWindowModel:
     # later launch (as ``storm_gaps``), its units and every later one's of its turn.
     storm_whole: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     storm_rest: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    # Per later launch (as ``storm_gaps``): the units of the restart its refusal brings
+    # (cadence-paced sessions past their cadence, no retries; empty: none).
+    storm_restart: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     storm_cadence: float = 0.0         # cadence paced: the mean cycle (s); else 0
     storm_rough: bool = False          # storm size: one window of storm (a search's guess)
     storm_scale: float = 1.0           # ... times this (a guess calibrated on one chain)
@@ -2157,6 +2164,11 @@ def _storm_size(mdl: ClumpWindowModel, n: float) -> float:
     """Attempts one retry storm turns away at ``n`` sessions (see
     :meth:`ClumpWindowModel.storm_size`)."""
     first, gaps, sizes = mdl.storm_first, mdl.storm_gaps, mdl.storm_sizes
+    if mdl.storm_restart.size:
+        # A refusal that restarts its session brings the restarted turn's first call a
+        # rejection latency later, into the log the refusal left full: turned away and
+        # logged with it (one arrival of both launches' units).
+        sizes = sizes + mdl.storm_restart
     nt = first.size
     if nt == 0 or n <= 0:
         return 0.0
@@ -3024,7 +3036,7 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
                           lambda: _abort_saving(timing, relevant, reach))
               if retry.max_retries == 0 and retry.abort_turn
               else (np.zeros(0), np.zeros((0, 1)), np.zeros((0, 1)), np.zeros(0),
-                    np.zeros((2, 1))))
+                    np.zeros((2, 1)), np.zeros((0, 0, 1))))
     # The charge laws of a restarted turn's first launch (one of its calls) and of the
     # call whose refusal restarted it.
     restart_pmf = np.zeros((2, max((q.size for q in rel_pmfs[: len(relevant)]), default=1)))
@@ -3056,12 +3068,12 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
                    and retry.abort_turn)
                else None)
     # Storms only arise where rejections are logged and retried (requests: whole calls).
-    storm = (timing.memo(("storm", *memo_key), lambda: _storm_launches(
-        timing, relevant, rel_pmfs[: len(relevant)]))
+    storm = (timing.memo(("storm", *memo_key, reach), lambda: _storm_launches(
+        timing, relevant, rel_pmfs[: len(relevant)], saving[5]))
         if sliding and retry.counts_rejected and (
             retry.retries or retry.storms_without_retries)
         else (np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), np.zeros(0),
-              np.zeros(0, np.int64), np.zeros(0, np.int64)))
+              np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)))
     session = _SessionArgs(
         relevant, [c for c in col_costs[: len(relevant)] if c is not None], q_units, h,
         rest * window_s / h, [(exact[col_ids[j]] * window_s, rel_pmfs[j]) for j in missed])
@@ -3074,6 +3086,7 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
         event_pmf=event_pmf, crossing=crossing, cascade=cascade, storm_first=storm[0],
         storm_gaps=storm[1], storm_sizes=storm[2], storm_ends=storm[3], aborted=aborted,
         storm_whole=storm[4], storm_rest=storm[5],
+        storm_restart=storm[6] if storm[6].any() else np.zeros(0, np.int64),
         never_fit=never_fit, saving_weight=saving[0], saving_before=saving[1],
         saving_through=saving[2],
         restart_weight=saving[3] if saving[3].any() else np.zeros(0), restart_pmf=restart_pmf),
@@ -3418,9 +3431,10 @@ def _event_law(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.fl
 
 
 def _storm_launches(timing: TurnTiming, relevant: list[int],
-                    pmfs: list[NDArray[np.float64]]
+                    pmfs: list[NDArray[np.float64]], brings: NDArray[np.float64]
                     ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64],
-                               NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]:
+                               NDArray[np.float64], NDArray[np.int64], NDArray[np.int64],
+                               NDArray[np.int64]]:
     """What a retry storm meets, from the turn sample (see :meth:`ClumpWindowModel.storm_size`).
 
     Returns the units (lattice, rounded mean charges) of each sampled turn's first
@@ -3431,10 +3445,14 @@ def _storm_launches(timing: TurnTiming, relevant: list[int],
     or less after the start, or, past its last launch, ends that long after it. Then,
     for turns that go on when refused (``on_exhausted: continue``, no retries), each
     turn's units in all and each later launch's units with every later one's of its turn.
+    Last, per later launch, the units of the restart its refusal brings (``brings``:
+    calls per sampled turn and event, by relevant call, :func:`_abort_saving`; empty:
+    none) — a cadence's session past its cadence starts its next turn at once, and that
+    turn's first call comes a rejection latency later into the log the refusal left full.
     """
     if not relevant:
         return (np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), np.zeros(0),
-                np.zeros(0, np.int64), np.zeros(0, np.int64))
+                np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
     gt, gc = timing.groups()
     mean_charge = np.array([float(_dot(np.arange(p.size), p)) for p in pmfs])
     x = np.rint(gc[:, :, relevant].astype(np.float64) @ mean_charge).astype(np.int64)
@@ -3443,6 +3461,9 @@ def _storm_launches(timing: TurnTiming, relevant: list[int],
     gaps: list[NDArray[np.float64]] = []
     sizes: list[NDArray[np.int64]] = []
     rest: list[NDArray[np.int64]] = []
+    back: list[NDArray[np.int64]] = []
+    restart = (np.rint(brings @ mean_charge).astype(np.int64) if brings.size
+               else np.zeros(gt.shape, np.int64))
     prev = np.full(gt.shape[0], math.nan)
     xs = np.where(hit, x, 0)
     after = np.cumsum(xs[:, ::-1], axis=1)[:, ::-1]  # units from launch j on
@@ -3454,11 +3475,12 @@ def _storm_launches(timing: TurnTiming, relevant: list[int],
         gaps.append(gt[later, j] - prev[later])
         sizes.append(x[later, j])
         rest.append(after[later, j])
+        back.append(restart[later, j])
         prev = np.where(on, gt[:, j], prev)
     # A turn past its last launch ends as it would: after latency − last launch.
     ends = (timing.latency - prev)[~np.isnan(prev)]
     return (first, np.concatenate(gaps), np.concatenate(sizes), np.maximum(ends, 0.0),
-            np.where(first > 0, after[:, 0], 0), np.concatenate(rest))
+            np.where(first > 0, after[:, 0], 0), np.concatenate(rest), np.concatenate(back))
 
 
 # Points of the fine lattice on which the size bias of rejections is computed.
@@ -4027,7 +4049,7 @@ def _prior_launches(timing: TurnTiming, relevant: list[int]) -> tuple[
 
 def _abort_saving(timing: TurnTiming, relevant: list[int], reach: float) -> tuple[
         NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
-        NDArray[np.float64]]:
+        NDArray[np.float64], NDArray[np.float64]]:
     """Turn time an aborted turn saves (no retries, ``abort_turn``), by pattern.
 
     Returns ``(weight, before, through)``: a sampled turn whose first refusal is at an
@@ -4049,13 +4071,15 @@ def _abort_saving(timing: TurnTiming, relevant: list[int], reach: float) -> tupl
     whose restart meets the log, by pattern, and by spec (rows): the relevant calls of
     the next turn's first relevant launch and those of the refused launch, summed over
     those events and divided by the sampled turns (the charge laws of
-    :meth:`ClumpWindowModel._sliding_restart`).
+    :meth:`ClumpWindowModel._sliding_restart`); and per sampled turn and event, the
+    calls on this quota (by relevant call) of the restart a refusal there brings (zero
+    when none: the storm chain's restarts, :func:`_storm_launches`).
     """
     k = len(relevant)
     gt, gc = timing.groups()
     n = gt.shape[0]
     none = (np.zeros(0), np.zeros((0, max(k, 1))), np.zeros((0, max(k, 1))), np.zeros(0),
-            np.zeros((2, max(k, 1))))
+            np.zeros((2, max(k, 1))), np.zeros((0, 0, max(k, 1))))
     if k == 0 or n == 0 or timing.ends.shape != timing.times.shape:
         return none
     rc = gc[:, :, relevant]
@@ -4101,8 +4125,9 @@ def _abort_saving(timing: TurnTiming, relevant: list[int], reach: float) -> tupl
                           minlength=first.size) / n
     firsts = (again & sel).sum(axis=1).astype(np.float64) @ nxt / n
     refused = np.einsum("ij,ijk->k", (again & sel).astype(np.float64), rc) / n
+    brings = (again & sel)[:, :, None] * nxt[:, None, :]
     return (weight, rows_b[first].astype(np.float64), rows_t[first].astype(np.float64),
-            restart, np.stack([firsts, refused]))
+            restart, np.stack([firsts, refused]), brings)
 
 
 def _fail_odds(pmfs: list[NDArray[np.float64]], call_pmf: NDArray[np.float64],
