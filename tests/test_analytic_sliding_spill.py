@@ -2,16 +2,18 @@
 deployment no longer than its own (capacity/analytic/fleet.py::_room_spill): a full log
 stays full, so the route's calls spill as they come, a fan-out whole, past the room the
 log had — not a thinned share of its long window's overflow; a sliding receiver reads
-each spilled call's place in its bunch (``_palm_positions``). A window's spilled calls
-are its large ones (capacity/analytic/window.py::rejected_charge)."""
+each spilled call's place in its bunch (``_palm_positions``), or, for a route of single
+calls a full log spills, the others of its window around it (``_palm_others``). A
+window's spilled calls are its large ones (capacity/analytic/window.py::rejected_charge)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
-from capacity.analytic.fleet import _palm_positions, _room_spill
+from capacity.analytic.fleet import _palm_others, _palm_positions, _room_spill
 from capacity.profile.loader import load_profile
 
 from ._accuracy import Recorded, assert_accurate, assert_profile_accurate
@@ -38,6 +40,30 @@ def test_a_bunch_member_finds_the_calls_ahead_of_it() -> None:
     seen = _palm_positions(np.array([0.9, 0, 0, 0, 0, 0, 0.1]))
     assert np.allclose(seen, np.full(6, 1.0 / 6.0))
     assert abs(float(seen[4:].sum()) - 2.0 / 6.0) < 1e-12
+
+
+def test_a_call_among_others_finds_its_window_less_itself() -> None:
+    """Calls that come around a call as it does (a Poisson count, mean 0.8): the count
+    it finds of the others is the same Poisson law — twice the mean of the calls ahead
+    of it in a bunch of that law, which is half of it."""
+    lam = 0.8
+    law = np.array([math.exp(-lam) * lam**j / math.factorial(j) for j in range(40)])
+    others = _palm_others(law)
+    assert np.allclose(others, law[:-1], atol=1e-12)
+    ahead = _palm_positions(law)
+    mean = lambda p: float(np.dot(np.arange(p.size), p))  # noqa: E731
+    assert abs(mean(others) - lam) < 1e-9
+    assert abs(mean(ahead) - lam / 2.0) < 1e-9
+
+
+def test_counted_log_spilling_single_calls_against_the_simulator() -> None:
+    """tests/data/counted-sliding-lone-spill.yaml (hunt seed 2034): single-call turns a
+    counted 1-a-second log spills into a counted log of 2 a 2 s window; simulated
+    11 [10–12] (the analytic N* was 16)."""
+    p = load_profile(DATA / "counted-sliding-lone-spill.yaml")
+    from capacity.analytic.model import analyze
+
+    assert_accurate(analyze(p).burst_ceiling, Recorded(11, 10, 12), "counted-sliding-lone-spill")
 
 
 def test_spilled_calls_are_the_large_ones() -> None:
