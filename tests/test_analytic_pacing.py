@@ -29,7 +29,6 @@ DATA = Path(__file__).parent / "data"
 RPM = DATA / "paced-rpm.yaml"
 CONC = DATA / "paced-concurrency.yaml"
 THINK = DATA / "paced-think-time.yaml"
-GIVES_UP = DATA / "paced-cap-gives-up.yaml"
 
 
 @pytest.mark.parametrize("path", [RPM, CONC, THINK], ids=lambda p: p.stem)
@@ -112,22 +111,3 @@ def test_the_answer_names_the_pacers_queue_not_the_quota() -> None:
     assert out.returncode == 0, out.stderr
     assert "the p95 turn-latency target binds first" in out.stdout
     assert "its waits set N" in out.stdout
-
-
-def test_a_cap_does_not_smooth_a_quota_its_refused_calls_leave_at_once() -> None:
-    """A cap of 12 calls in flight, no retries, before a 5 s sliding TPM log: a call
-    refused for good frees its slot a rejection latency later, so while the log is full
-    the cap sends its queue into it (the engine: 4.8 % of attempts refused at 19
-    sessions, 8.4 % at 22, 19 % at 28). The cap's renewal rate said 0.5 % at any N: the
-    search's bound, 28, against a simulated 19 [17-20] (seed 1, 20 x 1 h; +47 %). Now the
-    quota's unpaced ceiling stands: 16 (conservative, the cap's smoothing below its knee
-    not modelled). With 2 retries a refused call holds its slot through its waits: the
-    renewal rate still bounds the release, and the answer is the search's bound, 28
-    (simulated: the search's cap, 29)."""
-    r = analyze(load_profile(GIVES_UP))
-    unpaced = analyze(load_profile(GIVES_UP, ["pacing=null"]))
-    assert r.burst_ceiling == unpaced.burst_ceiling == 16
-    assert any("unpaced ceiling" in n for n in r.notes)
-    retried = analyze(load_profile(GIVES_UP, ["retry.max_retries=2"]))
-    assert retried.burst_ceiling == 28
-    assert any("Neither target binds" in n for n in retried.notes)

@@ -41,10 +41,9 @@ The p95 turn latency
 The quota behind the pacer (:func:`paced`)
     The pacer releases at most ``r·w`` calls in a window of ``w`` seconds, plus what its
     depth adds after an idle spell (``(depth − 1)·(1 − U)``), or about ``c·w/E[S]`` behind
-    a cap (``c·(1 + w/s₀)`` when calls give up at their first 429: a refusal frees its
-    slot at once, :func:`released_per_window`): a quota whose 429 share (normal stop-loss
-    of those calls' charges) stays within the target at that release one session past
-    its unpaced ceiling cannot bind (the release only shrinks as N grows). Otherwise its
+    a cap: a quota whose 429 share (normal stop-loss of those calls' charges) stays within
+    the target at that release one session past its unpaced ceiling cannot bind (the
+    release only shrinks as N grows). Otherwise its
     unpaced ceiling stands: the smoothing of bursts below the pacer's rate is not
     modelled (conservative: web-research behind 200 calls/min against 150 RPM, 42 against
     a simulated 44 [43–45]). With nothing binding, the answer is the simulated search's
@@ -698,9 +697,6 @@ class PacedQueue:
         svc = self.turns.base.service
         self.mean_service = float(svc[np.isfinite(svc)].mean()) if np.isfinite(svc).any() \
             else 0.0
-        # Calls give up at their first 429 (no retries): a refusal frees its cap slot at
-        # once (:func:`released_per_window`).
-        self.gives_up = wl.profile.retry.max_retries == 0
         self._mva: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
         self._walked: dict[int, tuple[_Walked, float]] = {}
         self._laws: dict[int, _WaitLaw | None] = {}
@@ -862,18 +858,7 @@ def released_per_window(q: PacedQueue, w_s: float, n: int) -> tuple[float, float
     sessions: the bucket's ``r·w`` plus what its depth may add at a window's start — all
     of it after an idle spell, none while the queue is busy, so ``(depth − 1)·(1 − U)`` at
     the pacer's utilisation U —; behind a cap, ``c·w/E[S]`` (its slots renew every call
-    latency) with renewal variance ``·CV²(S)``.
-
-    A cap holds a slot until the call's final outcome: a call that gives up at its first
-    429 (no retries) frees it a rejection latency after the refusal, so while the quota
-    refuses, the cap sends its queue into the full window one rejection latency apart —
-    every queued call refused, more of them the longer the queue, i.e. the larger N.
-    Its renewal rate bounds only the calls admitted; there the cap's release is taken
-    as the most its slots can admit, each renewing at the shortest call latency ``s₀``:
-    ``c·(1 + w/s₀)`` (no variance), which keeps a quota within the target only if the
-    quota can hardly refuse at all. (paced-conc, a cap of 12 before a 5 s sliding TPM
-    log: the renewal rate said 0.5 % refused at any N, the engine refuses 4.8 % at 19
-    sessions and 19 % at 28, all while admitting fewer.)"""
+    latency) with renewal variance ``·CV²(S)``."""
     out, var = math.inf, 0.0
     if q.rate > 0.0:
         law = q.rate_law(n)
@@ -882,13 +867,9 @@ def released_per_window(q: PacedQueue, w_s: float, n: int) -> tuple[float, float
     if q.conc > 0 and q.mean_service > 0.0:
         svc = q.turns.base.service
         s = svc[np.isfinite(svc)]
-        if q.gives_up:
-            k, kv = q.conc * (1.0 + w_s / max(float(s.min()), 1e-9)), 0.0
-        else:
-            k = q.conc * w_s / q.mean_service
-            kv = k * float(s.var()) / q.mean_service ** 2
+        k = q.conc * w_s / q.mean_service
         if k < out:
-            out, var = k, kv
+            out, var = k, k * float(s.var()) / q.mean_service ** 2
     return out, var
 
 
