@@ -258,6 +258,33 @@ def test_storm_arrivals_are_the_long_ways(monkeypatch: pytest.MonkeyPatch) -> No
     assert 0 in calls and max(calls) > 0
 
 
+def test_storm_floors_keep_the_shares(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A counted loss log's share is min(1, h·ratio): far above its ceiling a floor of the
+    # storm size decides it (or none when h is 0), so the chain stops there. The shares at
+    # every N, and the sizes run whole afterwards, are the full chains' bit for bit.
+    ns = [10, 14, 18, 24, 40, 80, 200]
+    floored = _abort_storm_model()
+    got = [floored.attempt_share(n) for n in ns]
+    floors = [k for k, v in floored._storm_sizes.items() if isinstance(v, window._StormFloor)]
+    assert floors                                    # (some chain stopped or never ran)
+    whole = window.ClumpWindowModel._counted_spells
+    monkeypatch.setattr(window.ClumpWindowModel, "_counted_spells",
+                        lambda self, n, h=None: whole(self, n))
+    full = _abort_storm_model()
+    assert got == [full.attempt_share(n) for n in ns]
+    assert [floored._storm_at(k) for k in floors] == [full._storm_sizes[k] for k in floors]
+    assert not any(isinstance(v, window._StormFloor) for v in floored._storm_sizes.values())
+
+
+def _abort_storm_model() -> window.ClumpWindowModel:
+    """counted-sliding-abort-storms.yaml's RPM log, a fresh model (its own storm sizes)."""
+    wl = Workload.from_profile(load_profile(ROOT / "tests/data/counted-sliding-abort-storms.yaml"))
+    c = next(x for x in wl.constraints if x.dim == "rpm")
+    inner = clumped.clumped_window_model(wl, c, amodel.cycle_time(wl).cycle_s).inner
+    assert inner._counted_loss and not inner._storm_sizes
+    return inner
+
+
 def _storms_long(mdl: window.ClumpWindowModel, n: float, healthy: dict[str, float],
                  gate: bool = True) -> dict[str, float]:
     """ClumpWindowModel._storms with every storm's size computed (its chain run)."""
@@ -1075,6 +1102,16 @@ def test_compiled_storm_walk_is_the_numpy_loop(a: int, kmax: int, size: int,
         assert abs(gbelow - wbelow) <= 1e-12
         ends.append(wend)
     assert ends[-1] and galive[0] == walive[0] and np.all(galive[1:] == 1.0)
+    # Stopped once the attempts turned away reach a floor: at the same step.
+    x2, *rest = _storm_walk_args(a, kmax, size, per_w)
+    whole = window._storm_walk_numpy(x2, *rest, 1e-4)[2]
+    stop = args[-1] + 0.5 * (whole - args[-1])
+    if stop > args[-1]:
+        kern = window._kernels
+        assert kern is not None
+        grej = kern.storm_walk(x2, *rest, 1e-4, stop)[2]
+        wrej = window._storm_walk_numpy(x2, *rest, 1e-4, stop)[2]
+        assert stop <= wrej < whole and abs(grej - wrej) <= 1e-12 * max(abs(wrej), 1.0)
 
 
 @pytest.mark.parametrize(("share", "k"), [(0.02, 1.0), (0.3, 2.5), (0.9, 1.0), (0.5, 0.5)])

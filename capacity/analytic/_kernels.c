@@ -721,7 +721,7 @@ struct walk {
     const double *sk, *gk, *stay, *units_dt, *keep, *inv_gone, *cum;
     double *x, *alive, *u, *o;
     npy_intp size, steps, K, kk, kmax, per_w, xl, xh;
-    double q, below, rejected, alive_min;
+    double q, below, rejected, alive_min, stop_at;
 };
 
 /* storm_walk's steps (below); 1 if the chain ended. */
@@ -732,6 +732,7 @@ static inline __attribute__((always_inline)) int walk_core(struct walk *wk) {
     npy_intp size = wk->size, steps = wk->steps, K = wk->K, kk = wk->kk, kmax = wk->kmax;
     npy_intp per_w = wk->per_w, xl = wk->xl, xh = wk->xh;
     double q = wk->q, below = wk->below, rejected = wk->rejected, alive_min = wk->alive_min;
+    double stop_at = wk->stop_at;
     int ended = 0;
     for (npy_intp i = 0; i < steps; i++) {
         double live = 0.0 + pairwise_span(x, size, xl, xh);  /* x is 0 outside [xl, xh) */
@@ -742,6 +743,7 @@ static inline __attribute__((always_inline)) int walk_core(struct walk *wk) {
             break;
         }
         rejected += live * units_dt[i];
+        if (rejected >= stop_at) break;  /* enough turned away: the caller's floor */
         below *= keep[i];
         const double *row = sk + i * K;
         if (i < per_w) {
@@ -798,19 +800,20 @@ static inline __attribute__((always_inline)) int walk_core(struct walk *wk) {
 TWO_BUILDS(walk, struct walk, walk_core)
 
 /* storm_walk(x, steps_k, stay, gone, units_dt, keep, inv_gone, cum, q, per_w, below,
- * rejected, alive_min) -> (x, alive, rejected, below, ended): window._storm_walk_numpy's
- * steps of a storm chain. numpy correlates each output point with a BLAS dot over the
+ * rejected, alive_min[, stop_at]) -> (x, alive, rejected, below, ended):
+ * window._storm_walk_numpy's steps of a storm chain (stopped once ``rejected`` reaches
+ * ``stop_at``: a floor of the size is all its caller needs). numpy correlates each output point with a BLAS dot over the
  * whole kernel; here each nonzero tap is one pass over the count's nonzero span (the same
  * sums in another order: ~1e-16 apart a step), and the count's ends under 1e-300 are
  * dropped (WALK_TRIM). The mass alive and fallen below are numpy's pairwise sums of the
  * whole vectors. */
 static PyObject *storm_walk(PyObject *self, PyObject *args) {
     PyObject *x_obj, *s_obj, *st_obj, *g_obj, *u_obj, *k_obj, *ig_obj, *c_obj;
-    double q, below, rejected, alive_min;
+    double q, below, rejected, alive_min, stop_at = Py_HUGE_VAL;
     Py_ssize_t per_w;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOdnddd", &x_obj, &s_obj, &st_obj, &g_obj, &u_obj,
+    if (!PyArg_ParseTuple(args, "OOOOOOOOdnddd|d", &x_obj, &s_obj, &st_obj, &g_obj, &u_obj,
                           &k_obj, &ig_obj, &c_obj, &q, &per_w, &below, &rejected,
-                          &alive_min))
+                          &alive_min, &stop_at))
         return NULL;
     PyArrayObject *sa = (PyArrayObject *)s_obj, *ga = (PyArrayObject *)g_obj;
     if (!PyArray_Check(x_obj) || PyArray_NDIM((PyArrayObject *)x_obj) != 1 ||
@@ -858,7 +861,7 @@ static PyObject *storm_walk(PyObject *self, PyObject *args) {
     while (xl < xh && x[xl] == 0.0) xl++;
     struct walk wk = {sk, gk, stay, units_dt, keep, inv_gone, cum, x, alive, u, o,
                       size, steps, K, kk, kmax, per_w, xl, xh, q, below, rejected,
-                      alive_min};
+                      alive_min, stop_at};
     int ended;
     Py_BEGIN_ALLOW_THREADS
     ended = BEST_BUILD(walk, &wk);

@@ -297,13 +297,14 @@ class _Blend(_window.ClumpWindowModel):
         return (not r.abort_turn and not r.continues
                 and all(m.storm_first.size for _, m in self.parts))
 
-    def _storm_chain_size(self, n: float) -> float:
+    def _storm_chain_size(self, n: float, enough: float = math.inf) -> float:
         """The storm chain at ``n`` sessions of the mix on the superposed launches: each
         population's, from its own turn sample, at its share ``a_p·n`` of the sessions.
         hunt-77 (a 10 s counted RPM log, one honoured retry, ``continue``, 14% of the
         sessions in a second population): the fallback's ``(1 + m)(N − N_u)`` = 128
         attempts a storm at 150 sessions, 0.9% of attempts turned away, where the
-        engine's storms, once started, never end (98%)."""
+        engine's storms, once started, never end (98%). A floor ``≥ enough`` once the
+        chain turned that much away (:func:`capacity.analytic.window.storm_chain`)."""
         if not self._storm_sampled:
             return 0.0
         laws = [_window.storm_launches(m, a * n) for a, m in self.parts]
@@ -315,7 +316,7 @@ class _Blend(_window.ClumpWindowModel):
             out: NDArray[np.float64] = np.broadcast_to(pre, (steps, pre.size))
             return out
 
-        return _window.storm_chain(self, pre, steady)
+        return _window.storm_chain(self, pre, steady, enough)
 
     def made_fraction(self, p_fail: float) -> float:
         """Launch-weighted mean of the populations' made fractions."""

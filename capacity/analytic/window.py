@@ -326,7 +326,8 @@ class ClumpWindowModel:
     # One session's window count (lattice), from its turns laid end to end (None: the
     # binomial–Poisson mixture of the module docstring).
     session_pmf: NDArray[np.float64] | None = None
-    _storm_sizes: dict[float, float] = field(default_factory=dict, repr=False)
+    # Storm sizes by grid point, or a floor where a caller needed no more (_StormFloor).
+    _storm_sizes: dict[float, float | _StormFloor] = field(default_factory=dict, repr=False)
     _cache: dict[int, Any] = field(default_factory=dict, repr=False)
     # exp of the session law's log transform, by L: a fractional N's extra session
     # (:meth:`_log_power`) needs it at every guess of the abort fixed point (a complex exp
@@ -1364,7 +1365,8 @@ class ClumpWindowModel:
             return self._sliding_herd(n, exceed)
         m = self.retry.max_retries
         if self._counted_loss:
-            p = min(1.0, self._sliding_h(n, 0.0, truncate=True) * self._counted_spells(n))
+            h = self._sliding_h(n, 0.0, truncate=True)
+            p = min(1.0, h * self._counted_spells(n, h))
         else:
             p = self._sliding_h(n, 0.0)
         if m > 0:
@@ -1394,7 +1396,7 @@ class ClumpWindowModel:
         return (_COUNTED_SPELLS and self.sliding and not r.retries and r.counts_rejected
                 and r.abort_turn and self.single_launches)
 
-    def _counted_spells(self, n: float) -> float:
+    def _counted_spells(self, n: float, h: float | None = None) -> float:
         """How much logging the refusals lengthens a full log's spells (no retries,
         aborted turns): the calls a counted log turns away per full spell over a loss
         log's.
@@ -1412,6 +1414,13 @@ class ClumpWindowModel:
         (simulated 2.69 vs 1.92), 0.92 % (simulated 0.81 %), where the free count the
         model used said 2.5 %: a refused turn launches nothing more, so the log does
         not overflow the way the free count of every launch does.
+
+        ``h``: the loss log's share this ratio multiplies (capped at 1): every storm size
+        of at least ``loss/h`` then gives the share 1 (and every size the share 0 when
+        ``h`` is 0), so the chain need only tell that much (:meth:`storm_size`'s
+        ``enough``): a search's first guesses far above a ceiling meet storms of
+        millions of attempts (hunt-1006 at 281 sessions: 7.4 M, a chain of 254k steps,
+        ~5 s) where a few thousand decide.
         """
         e = self.event_pmf
         k = np.arange(e.size, dtype=np.float64)
@@ -1422,7 +1431,10 @@ class ClumpWindowModel:
             return 1.0
         over = _dot(k * (k + 1.0), e) / (2.0 * e_k)
         loss = (over + n * self.mean_units / self.h * e_k / q) / b
-        return max(1.0, self.storm_size(n) / loss)  # type: ignore[arg-type]
+        enough = math.inf
+        if h is not None:
+            enough = 0.0 if h == 0.0 else loss / h * (1.0 + _STORM_FLOOR_MARGIN)
+        return max(1.0, self.storm_size(n, enough) / loss)  # type: ignore[arg-type]
 
     def _cascade_levels(self) -> tuple[NDArray[np.float64], float]:
         """(cascaded calls per launch instant by stages on, mean calls per instant)."""
@@ -1736,7 +1748,8 @@ class ClumpWindowModel:
             return None
         if _STORM_GRID ** storm_cell(n) in self._storm_sizes:
             return None
-        return 10.0 * n * max(s / x for x, s in self._storm_sizes.items() if x > 0)
+        sizes = [(x, self._storm_at(x)) for x in list(self._storm_sizes)]  # (floors run)
+        return 10.0 * n * max(s / x for x, s in sizes if x > 0)
 
     def crossings(self, n: int) -> float:
         """Full spells per second: arrivals that find the trailing count at its edge
@@ -1754,7 +1767,7 @@ class ClumpWindowModel:
         mean = n * self.mean_units / self.h
         return max(0.0, 1.0 - mean / (q + 1)) * lam * float(_dot(self.call_pmf, over))
 
-    def storm_size(self, n: int) -> float:
+    def storm_size(self, n: int, enough: float = math.inf) -> float:
         """Attempts a retry storm turns away (counted, retried sliding window), from the
         first one until an arrival finds the trailing count below the allowance ``q``.
 
@@ -1787,24 +1800,42 @@ class ClumpWindowModel:
         last window's decay). The size is smooth in ``n``: it is computed at the nearest
         point of a geometric grid (4% apart) and cached, so a ceiling search's guesses
         share a few chains.
+
+        ``enough``: a caller for which every size of at least this much is the same may
+        get a floor instead, a number ``≥ enough`` (the chain stopped once it turned that
+        much away; no chain at all when ``enough ≤ 0``): the cell then keeps a
+        :class:`_StormFloor`, whose chain is run whole only when a caller needs the size.
         """
-        return self._storm_at(_STORM_GRID ** storm_cell(n))
+        return self._storm_at(_STORM_GRID ** storm_cell(n), enough)
 
     @property
     def _storm_sampled(self) -> bool:
         """True when the storm chain has the launches it needs (a turn sample)."""
         return bool(self.storm_first.size)
 
-    def _storm_chain_size(self, n: float) -> float:
-        """The storm chain's size at ``n`` sessions (:func:`_storm_size`)."""
-        return _storm_size(self, n)
+    def _storm_chain_size(self, n: float, enough: float = math.inf) -> float:
+        """The storm chain's size at ``n`` sessions (:func:`_storm_size`; a floor
+        ``≥ enough`` once it turned that much away)."""
+        return _storm_size(self, n, enough)
 
-    def _storm_at(self, n: float) -> float:
+    def _storm_at(self, n: float, enough: float = math.inf) -> float:
+        """The storm size at the grid point ``n`` (cached), or a floor ``≥ enough``
+        (:meth:`storm_size`)."""
         hit = self._storm_sizes.get(n)
-        if hit is None:
+        if isinstance(hit, _StormFloor):
+            if hit.floor >= enough:
+                return hit.floor
+            # (The model that asked first runs it, as it would have then: the dict is
+            # shared by the dataclasses.replace variants of a model.)
+            hit = self._storm_sizes[n] = hit.model._storm_chain_size(n)
+        elif hit is None:
             if len(self._storm_sizes) >= 256:
                 self._storm_sizes.clear()
-            hit = self._storm_sizes[n] = self._storm_chain_size(n)
+            if enough <= 0.0:
+                self._storm_sizes[n] = _StormFloor(0.0, self)
+                return 0.0
+            hit = self._storm_chain_size(n, enough)
+            self._storm_sizes[n] = _StormFloor(hit, self) if hit >= enough else hit
         return hit
 
     def exceedance(self, n: int) -> float:
@@ -2118,6 +2149,18 @@ _STORM_WINDOWS = 3
 _STORM_ALIVE = 1e-4
 # Storm sizes are computed at N on a geometric grid this far apart (the nearest point).
 _STORM_GRID = 1.04
+# A floor of a storm's size asked for (storm_size's ``enough``) this much above the size
+# that decides: the walk's sum of the mass alive may round down by ~1e-16 a step.
+_STORM_FLOOR_MARGIN = 1e-6
+
+
+@dataclass
+class _StormFloor:
+    """A storm-grid cell whose chain stopped at ``floor`` attempts (or never ran: 0),
+    all its caller needed; ``model`` runs the chain whole when another needs the size."""
+
+    floor: float
+    model: ClumpWindowModel
 
 
 def storm_cell(n: float) -> int:
@@ -2160,9 +2203,10 @@ def storm_launches(mdl: ClumpWindowModel, n: float) -> NDArray[np.float64]:
     return out
 
 
-def _storm_size(mdl: ClumpWindowModel, n: float) -> float:
+def _storm_size(mdl: ClumpWindowModel, n: float, enough: float = math.inf) -> float:
     """Attempts one retry storm turns away at ``n`` sessions (see
-    :meth:`ClumpWindowModel.storm_size`)."""
+    :meth:`ClumpWindowModel.storm_size`; a floor ``≥ enough`` once it turned that much
+    away)."""
     first, gaps, sizes = mdl.storm_first, mdl.storm_gaps, mdl.storm_sizes
     if mdl.storm_restart.size:
         # A refusal that restarts its session brings the restarted turn's first call a
@@ -2185,16 +2229,18 @@ def _storm_size(mdl: ClumpWindowModel, n: float) -> float:
     def arrivals(dt: float, steps: int, q: int, o_mean: float) -> NDArray[np.float64]:
         return _storm_arrivals(mdl, first, gaps, sizes, pre, per_turn, dt, steps, q, o_mean)
 
-    return storm_chain(mdl, pre, arrivals)
+    return storm_chain(mdl, pre, arrivals, enough)
 
 
 def storm_chain(mdl: ClumpWindowModel, pre: NDArray[np.float64],
-                arrivals: Callable[[float, int, int, float], NDArray[np.float64]]
-                ) -> float:
+                arrivals: Callable[[float, int, int, float], NDArray[np.float64]],
+                enough: float = math.inf) -> float:
     """Calls one retry storm turns away (:meth:`ClumpWindowModel.storm_size`'s chain)
     on ``mdl``'s log, from the steady launches per second by units ``pre`` and the
     launches the storm meets, ``arrivals(dt, steps, q, overflow)`` (per second, by
-    units, ``[step, units]``)."""
+    units, ``[step, units]``). Once the calls turned away reach ``enough`` the chain
+    stops and says ``enough`` or more: a floor of the size (every later step only adds
+    to it), not the size."""
     kmax = pre.size - 1
     w = mdl.window_s
     q = math.floor(mdl.q_lat + 1e-9)
@@ -2270,9 +2316,12 @@ def storm_chain(mdl: ClumpWindowModel, pre: NDArray[np.float64],
     out = np.convolve(x, pre_kern * 0.5)
     x = x * (1.0 - 0.5 * pre_out) + out[kmax: kmax + size]
     below = below + float(out[:kmax].sum())
+    stop_at = enough * call_units
     x, alive, rejected, below, ended = _storm_walk(
         x, steps_k, stay, gone, arr_units * dt, 1.0 - tots, 1.0 / np.maximum(tots, 1e-12),
-        cum, float(q), per_w, below, rejected, _STORM_ALIVE)
+        cum, float(q), per_w, below, rejected, _STORM_ALIVE, stop_at)
+    if rejected >= stop_at:
+        return max(enough, float(rejected) / call_units)
     if not ended:
         # Still alive: the rest as a geometric tail at the last window's decay.
         r_w = min(float(alive[-1]) / max(float(alive[-1 - per_w]), 1e-300), 0.99)
@@ -2303,8 +2352,8 @@ def _storm_walk_numpy(x: NDArray[np.float64], steps_k: NDArray[np.float64],
                       stay: NDArray[np.float64], gone: NDArray[np.float64],
                       units_dt: NDArray[np.float64], keep: NDArray[np.float64],
                       inv_gone: NDArray[np.float64], cum: NDArray[np.float64], q: float,
-                      per_w: int, below: float, rejected: float, alive_min: float
-                      ) -> _StormWalk:
+                      per_w: int, below: float, rejected: float, alive_min: float,
+                      stop_at: float = math.inf) -> _StormWalk:
     """The steps of a storm chain: (the count's law above q, the mass alive at each
     step, the attempts turned away, the mass fallen below q, whether it ended).
 
@@ -2315,7 +2364,8 @@ def _storm_walk_numpy(x: NDArray[np.float64], steps_k: NDArray[np.float64],
     ``per_w`` steps later, with chance ``min((q + s)/(cum[i] − cum[j]), inv_gone[j])``
     at level ``s`` (the share of a level's attempts made at step ``j``); ``units_dt``,
     ``keep``: per step, the units an alive storm turns away and the chance no arrival
-    ends a fallen one. Stops once the mass alive is under ``alive_min``."""
+    ends a fallen one. Stops once the mass alive is under ``alive_min``, or once the
+    attempts turned away reach ``stop_at`` (a floor of the size is all its caller needs)."""
     steps, size = steps_k.shape[0], x.size
     kmax = stay.size - 1
     kk = steps_k.shape[1] - 1
@@ -2347,6 +2397,8 @@ def _storm_walk_numpy(x: NDArray[np.float64], steps_k: NDArray[np.float64],
             ended = True
             break
         rejected += live * units_l[i]
+        if rejected >= stop_at:
+            break
         below *= keep_l[i]                          # an arrival there ends the storm
         if i < per_w:                               # the content from before the storm
             out = corr(full(x, steps_r[i]), stay_r, "full")  # (beyond the room:
