@@ -825,6 +825,11 @@ typedef struct {
     double inv_w;
     /* self-tuning: cost of pops (empty buckets stepped) and pushes (records walked) */
     int64_t pops, steps, pushes, walks, check_at;
+    /* q_pop_b's one test for its slow path: at most check_at, and INT64_MIN while epochs
+     * are off or a buffer could not grow (the held-back pushes run only with epochs off),
+     * so that its pops test pops >= check_b and n == 0 instead of five fields (cq_layout,
+     * the pushes and ep_grow keep it) */
+    int64_t check_b;
     int ahead;                    /* prefetch (large populations only: see cq_ahead) */
     int64_t blk_nodes;            /* nodes per turn block (see cq_ahead) */
     int32_t dq[CQ_DEFER];         /* pushes not yet linked, oldest at dh (see q_push) */
@@ -938,6 +943,7 @@ static __attribute__((noinline)) int ep_grow(Queue *Q, EpBuf *B) {
     int64_t c = B->cap ? 2 * (int64_t)B->cap : 64;
     if (c > INT32_MAX) {
         Q->oom = 1;
+        Q->check_b = INT64_MIN;
         return -1;
     }
     int k = 0; /* c = 64 << k */
@@ -968,6 +974,7 @@ static __attribute__((noinline)) int ep_grow(Queue *Q, EpBuf *B) {
     }
     if (!p) {
         Q->oom = 1;
+        Q->check_b = INT64_MIN;
         return -1;
     }
     B->ids = p;
@@ -1162,6 +1169,7 @@ static int cq_layout(Queue *Q, const int32_t *order, int64_t m) {
     Q->pops = Q->steps = Q->pushes = Q->walks = 0;
     Q->ahead_rec = Q->ahead_ses = INT64_MIN;
     Q->check_at = m > 4096 ? m : 4096;
+    Q->check_b = Q->ep && !Q->oom ? Q->check_at : INT64_MIN;
     return 0;
 }
 
@@ -1261,7 +1269,7 @@ static ALWAYS_INLINE void q_push(Queue *Q, int32_t id, double t, int kind) {
     } else {
         cq_insert(Q, id);
     }
-    if (Q->n > Q->n_grow) Q->check_at = 0; /* resize at the next pop */
+    if (Q->n > Q->n_grow) Q->check_at = Q->check_b = 0; /* resize at the next pop */
 }
 
 /* Link every held-back push, oldest first. */
@@ -1498,15 +1506,14 @@ static ALWAYS_INLINE void q_push_b(Queue *Q, int32_t id, Ev *e, double t, int ki
     int64_t ep = vbucket(Q, t) >> CQ_EPOCH;
     if (ep > Q->ep_done) (void)ep_append(Q, ep, id); /* failure: the next pop fails */
     else cq_insert_i(Q, id, e, t, sh);
-    if (Q->n > Q->n_grow) Q->check_at = 0; /* resize at the next pop */
+    if (Q->n > Q->n_grow) Q->check_at = Q->check_b = 0; /* resize at the next pop */
 }
 
 /* With epochs on, every empty bucket's tail is the record due at -inf (as in cq_plain:
  * cq_layout sets it, the pops here restore it), so inserts take cq_insert_p's path. The
  * fast case has no pacer, whose event that record otherwise holds. */
 static ALWAYS_INLINE int32_t q_pop_b(Queue *Q, Ev **pe, const int sh) {
-    if (__builtin_expect(Q->pops >= Q->check_at || !Q->ep || Q->dn > 0 || Q->n == 0 || Q->oom,
-                         0)) {
+    if (__builtin_expect(Q->pops >= Q->check_b || Q->n == 0, 0)) {
         /* the re-timing rule (a rebuild lays every tail out as -inf) */
         if (Q->ep && Q->dn == 0 && Q->n > 0 && !Q->oom && cq_retime(Q) < 0) return -2;
         if (!Q->ep || Q->dn > 0 || Q->n == 0 || Q->oom) { /* epochs off after a resize */
