@@ -4,7 +4,8 @@ level chain's (capacity/analytic/bucket.py, ``BucketChain.refused_by_charge``: a
 charging ``b`` is refused when the level it finds is below ``b``), so the large calls
 spill, and the next deployments are charged for them as they charge those calls (in
 any dimension); their backoff retries find the bucket still short
-(``BucketChain.refused_after``)."""
+(``BucketChain.refused_after``). A bucket too deep for the chain's grid has the same
+level law by level crossing (``DeepBucket``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from capacity.analytic.bucket import BucketChain
+import pytest
+
+from capacity.analytic.bucket import BucketChain, DeepBucket
 from capacity.analytic.model import analyze
 from capacity.analytic.window import RetryModel
 from capacity.profile.loader import load_profile
@@ -29,11 +32,14 @@ DEPTH, REFILL, LAM = 25_000.0, 100_000.0 / 60.0, 50.55 / 60.0
 SIZES, SHARES = (200.0, 20_000.0), (0.9, 0.1)
 
 
-def _chain() -> BucketChain:
-    h = 100.0
+def _pmf() -> np.ndarray:
     pmf = np.zeros(201)
     pmf[2], pmf[200] = SHARES
-    return BucketChain(np.array([0.0, 1.0]), pmf, h, REFILL, DEPTH,
+    return pmf
+
+
+def _chain() -> BucketChain:
+    return BucketChain(np.array([0.0, 1.0]), _pmf(), 100.0, REFILL, DEPTH,
                        RetryModel(0, False, False, abort_turn=False))
 
 
@@ -111,3 +117,34 @@ def test_a_middle_log_spills_calls_not_their_retries() -> None:
     share = {c.quota: c.at_sessions.loss_fraction for c in res.constraints
              if c.at_sessions is not None}
     assert 0.0 < share["q1"] <= share["q0"], share
+
+
+def test_the_deep_law_is_the_chains() -> None:
+    """Where the chain's grid still holds the bucket, the level law by level crossing
+    (what a deeper bucket gets) refuses each charge, refuses the calls and refuses a
+    large call again a backoff later as the chain does: the answer moves smoothly where
+    the chain hands over (the Lundberg bound there said 32 sessions for 21)."""
+    chain = _chain()
+    deep = DeepBucket([(1.0, np.array([0.0, 1.0]), _pmf())], 100.0, REFILL, DEPTH)
+    for lam in (LAM, 1.2 * LAM):
+        sizes = np.array(SIZES)
+        assert np.allclose(deep.refused_by_charge(lam, sizes),
+                           chain.refused_by_charge(lam, sizes), atol=0.005)
+        assert math.isclose(deep.poisson_share(lam), chain.poisson_share(lam), abs_tol=5e-4)
+        big = np.array([SIZES[1]])
+        assert np.allclose(deep.refused_after(lam, big, (1.0, 4.0)),
+                           chain.refused_after(lam, big, (1.0, 4.0)), atol=0.005)
+
+
+@pytest.mark.parametrize(("name", "sim"), [
+    ("bucket-spill-deep-22s", Recorded(21, 21, 21)),
+    ("bucket-spill-deep-25s", Recorded(21, 21, 22)),
+])
+def test_a_deep_bucket_spilling_large_prompts_against_the_simulator(
+        name: str, sim: Recorded) -> None:
+    """The same fleet with its bucket ~17 and ~19 mean calls deep, past the chain's
+    grid: simulated N* (``capacity ceiling --seed 1``, 20 replications × 1 h); the
+    Lundberg bound's fluid spill said 32 for both."""
+    res = analyze(load_profile(DATA / f"{name}.yaml"))
+    assert "level crossing" in res.constraints[0].method
+    assert_accurate(res.burst_ceiling, sim, name)

@@ -359,6 +359,68 @@ def _stationary(T: NDArray[np.float64]) -> NDArray[np.float64]:
     return pi / float(pi.sum())
 
 
+def _refused_below(laws: list[tuple[NDArray[np.float64], float]],
+                   units: NDArray[np.float64], depth: float) -> NDArray[np.float64]:
+    """``P(L < charge)`` for each of ``units`` from the law of the level ``L`` on the
+    coarse and the fine grid (``(law over levels 0..top, step in units)`` each), each
+    charge split between the two grid levels around it as the chain splits the calls'
+    law (:func:`_grid_split`), extrapolated as the share is (``2·fine − coarse``); a
+    charge past the ``depth`` always refused."""
+    got = []
+    for pi, delta in laws:
+        top = pi.size - 1
+        below = np.concatenate([[0.0], np.cumsum(pi)])       # P(L < k), k = 0..top+1
+        _, lo, w = _grid_split(units, delta)
+        lo_i = lo.astype(np.int64)
+        at = np.minimum(lo_i, top + 1)
+        nxt = np.minimum(lo_i + 1, top + 1)
+        got.append((1.0 - w) * below[at] + w * below[nxt])
+    out = np.clip(2.0 * got[1] - got[0], 0.0, 1.0)
+    # (A charge past the depth: ``below[top + 1]`` is 1 on both grids.)
+    return np.where(np.asarray(units) > depth + 1e-9, 1.0, out)
+
+
+def _refused_again(pi: NDArray[np.float64], launch: NDArray[np.float64], delta: float,
+                   refill: float, lam: float, units: NDArray[np.float64],
+                   delays: tuple[float, ...]) -> NDArray[np.float64]:
+    """:meth:`BucketChain.refused_after` on one grid of ``delta`` units: ``pi`` the law of
+    the level a launch finds, ``launch`` a launch's move (level → level), ``refill``
+    units a second, launches at ``lam`` a second."""
+    n = pi.size
+    x, lo, w = _grid_split(units, delta)
+    lv = np.arange(n)[None, :]
+    # Refused at level ℓ by the lower and the upper grid charge, each from where it
+    # was refused (a charge past the depth: refused at every level).
+    ref = [(lv < lo[:, None]).astype(np.float64), (lv < lo[:, None] + 1).astype(np.float64)]
+    start = [r * pi[None, :] for r in ref]
+    # Uniformised: events at ``rate`` a second, each a refill step (chance r/δ/rate)
+    # or a launch; the law after d seconds the Poisson(rate·d) mixture of the powers.
+    rate = refill / delta + lam
+    P = lam / rate * launch
+    P[np.arange(n - 1), np.arange(1, n)] += refill / delta / rate
+    P[n - 1, n - 1] += refill / delta / rate
+    mus = np.array([rate * max(d, 0.0) for d in delays])
+    top = max((math.ceil(mu + 10.0 * math.sqrt(mu) + 10.0) for mu in mus), default=0)
+    ks = np.arange(top + 1, dtype=np.float64)
+    # Poisson(μ_j) weights of k events, row by delay (μ = 0: all at k = 0).
+    logw = (-mus[:, None] + ks[None, :] * np.log(np.maximum(mus, 1e-300))[:, None]
+            - np.array([math.lgamma(k + 1.0) for k in ks])[None, :])
+    wts = np.where(mus[:, None] > 0, np.exp(logw), (ks[None, :] == 0) * 1.0)
+    v = np.vstack(start)
+    both = np.vstack(ref)
+    again = np.empty((top + 1, v.shape[0]))          # refused again after k events
+    for k in range(top + 1):
+        if k:
+            v = v @ P
+        again[k] = (v * both).sum(axis=1)
+    m = x.size
+    later = wts @ again                                # (delays, 2m)
+    mass = (1.0 - w) * start[0].sum(axis=1) + w * start[1].sum(axis=1)
+    num = (1.0 - w)[None, :] * later[:, :m] + w[None, :] * later[:, m:]
+    out = np.where(mass[None, :] > 1e-300, num / np.maximum(mass, 1e-300)[None, :], 1.0)
+    return np.asarray(np.clip(out, 0.0, 1.0), dtype=np.float64)
+
+
 @dataclass
 class BucketChain:
     """The refusal shares of a token bucket (``depth`` units, ``refill`` units per
@@ -535,40 +597,8 @@ class BucketChain:
         up to a large charge finds it short again, where a fresh call of that charge is
         refused only by the level's time average."""
         g = self.grids()[1]
-        n = g.top + 1
-        pi = self._level_law(g, lam, 0.0)
-        x, lo, w = _grid_split(units, g.delta)
-        lv = np.arange(n)[None, :]
-        # Refused at level ℓ by the lower and the upper grid charge, each from where it
-        # was refused (a charge past the depth: refused at every level).
-        ref = [(lv < lo[:, None]).astype(np.float64), (lv < lo[:, None] + 1).astype(np.float64)]
-        start = [r * pi[None, :] for r in ref]
-        # Uniformised: events at ``rate`` a second, each a refill step (chance r/δ/rate)
-        # or a launch; the law after d seconds the Poisson(rate·d) mixture of the powers.
-        rate = self.refill / g.delta + lam
-        P = lam / rate * g.launch
-        P[np.arange(n - 1), np.arange(1, n)] += self.refill / g.delta / rate
-        P[n - 1, n - 1] += self.refill / g.delta / rate
-        mus = np.array([rate * max(d, 0.0) for d in delays])
-        top = max((math.ceil(mu + 10.0 * math.sqrt(mu) + 10.0) for mu in mus), default=0)
-        ks = np.arange(top + 1, dtype=np.float64)
-        # Poisson(μ_j) weights of k events, row by delay (μ = 0: all at k = 0).
-        logw = (-mus[:, None] + ks[None, :] * np.log(np.maximum(mus, 1e-300))[:, None]
-                - np.array([math.lgamma(k + 1.0) for k in ks])[None, :])
-        wts = np.where(mus[:, None] > 0, np.exp(logw), (ks[None, :] == 0) * 1.0)
-        v = np.vstack(start)
-        both = np.vstack(ref)
-        again = np.empty((top + 1, v.shape[0]))          # refused again after k events
-        for k in range(top + 1):
-            if k:
-                v = v @ P
-            again[k] = (v * both).sum(axis=1)
-        m = x.size
-        later = wts @ again                                # (delays, 2m)
-        mass = (1.0 - w) * start[0].sum(axis=1) + w * start[1].sum(axis=1)
-        num = (1.0 - w)[None, :] * later[:, :m] + w[None, :] * later[:, m:]
-        out = np.where(mass[None, :] > 1e-300, num / np.maximum(mass, 1e-300)[None, :], 1.0)
-        return np.asarray(np.clip(out, 0.0, 1.0), dtype=np.float64)
+        return _refused_again(self._level_law(g, lam, 0.0), g.launch, g.delta, self.refill,
+                              lam, units, delays)
 
     def refused_by_charge(self, lam: float, units: NDArray[np.float64]
                           ) -> NDArray[np.float64]:
@@ -577,18 +607,8 @@ class BucketChain:
         the level ``L`` a launch finds, each charge split between the two grid levels
         around it as the chain splits the calls' law (:func:`_regrid`), a charge past
         the depth always refused; extrapolated from both grids as the share is."""
-        got = []
-        for g in self.grids():
-            pi = self._level_law(g, lam, 0.0)
-            below = np.concatenate([[0.0], np.cumsum(pi)])       # P(L < k), k = 0..top+1
-            _, lo, w = _grid_split(units, g.delta)
-            lo_i = lo.astype(np.int64)
-            at = np.minimum(lo_i, g.top + 1)
-            nxt = np.minimum(lo_i + 1, g.top + 1)
-            got.append((1.0 - w) * below[at] + w * below[nxt])
-        out = np.clip(2.0 * got[1] - got[0], 0.0, 1.0)
-        # (A charge past the depth: ``below[top + 1]`` is 1 on both grids.)
-        return np.where(np.asarray(units) > self.depth + 1e-9, 1.0, out)
+        return _refused_below([(self._level_law(g, lam, 0.0), g.delta) for g in self.grids()],
+                              units, self.depth)
 
     def _herd(self, g: _Grid, lam: float) -> NDArray[np.float64]:
         """(fresh attempts, fresh refused, retries, retries refused, failed) per launch
@@ -1278,6 +1298,9 @@ _DEEP_POINTS = 4096
 _DEEP_BLOCK = 48
 # A launch from a level its batch exceeds with at most this chance takes its whole batch.
 _DEEP_EPS = 1e-6
+# Levels of the grid a deep bucket's refused calls are carried forward on, at most
+# (DeepBucket.refused_after): the level chain's fine grid has up to 2·_MAX_POINTS + 1.
+_AGAIN_LEVELS = 96
 
 
 @dataclass
@@ -1336,6 +1359,12 @@ class DeepBucket:
     _cache: dict[float, dict[str, float]] = field(default_factory=dict, repr=False)
     _coarse_top: int = field(default=1, repr=False)
     _last: tuple[float, float, float] = field(default=(0.0, 0.0, 0.0), repr=False)
+    # Level laws without retries by (grid, launch rate): the share and the refusal by
+    # charge ask the same (:meth:`refused_by_charge`).
+    _laws: dict[tuple[int, float], NDArray[np.float64] | float] = field(
+        default_factory=dict, init=False, repr=False)
+    # A launch's move, level → level, on the grid :meth:`refused_after` carries on.
+    _again: NDArray[np.float64] | None = field(default=None, init=False, repr=False)
 
     @property
     def never_fit(self) -> float:
@@ -1421,9 +1450,13 @@ class DeepBucket:
         return _DeepGrid(delta, top, block, tail, down, refused, never, calls,
                          mean / max(calls, 1e-300), refusing, clean_down)
 
-    def _share(self, g: _DeepGrid, lam: float) -> tuple[float, float]:
-        """(share of calls refused, chance the level is below one mean call) at ``lam``
-        launches per second on grid ``g``."""
+    def _interior(self, g: _DeepGrid, lam: float
+                  ) -> tuple[NDArray[np.float64], int, NDArray[np.float64]] | float:
+        """The level law (unnormalised) on grid ``g`` at ``lam`` launches per second
+        from the full bucket down to the block's top, ``lo``, and the interior's pull on
+        the block (``base``, levels ``1..lo``): ``(pi, lo, base)``; or the fluid share of
+        calls refused (``1 − 1/ρ``) when the bucket is so far overloaded that its law is
+        all at the bottom."""
         c = lam * g.delta / self.refill
         K, J = g.top, g.block
         pi = np.zeros(K + 1)
@@ -1447,9 +1480,7 @@ class DeepBucket:
                 a0 = brentq(lambda a: float(np.dot(pn, np.exp(-a * kn))) - 1.0, 0.0, top)
             a = a0 + 30.0 / L
             if a * n > 600.0:                                  # deep overload: fluid
-                fluid = 1.0 - 1.0 / max(float(p.sum()), 1.0)
-                self._last = (fluid, fluid, 0.0)
-                return fluid, 1.0
+                return 1.0 - 1.0 / max(float(p.sum()), 1.0)
             pt = np.fft.rfft(p * np.exp(-a * k), L)
             ut = np.fft.irfft(1.0 / (1.0 - pt), L)[: n + 1]
             u = ut * np.exp(a * (np.arange(n + 1) - n))
@@ -1471,15 +1502,50 @@ class DeepBucket:
             lo = K
             pi[K] = 1.0
             base = np.zeros(K)
+        return pi, lo, base
+
+    def _law(self, g: _DeepGrid, lam: float) -> NDArray[np.float64] | float:
+        """The law of the level a launch finds (levels ``0..top`` of grid ``g``) at
+        ``lam`` launches per second, without retries, or in a deep overload the fluid
+        share (:meth:`_interior`); remembered per grid and rate."""
+        key = (id(g), lam)
+        hit = self._laws.get(key)
+        if hit is None:
+            got = self._interior(g, lam)
+            if isinstance(got, float):
+                hit = got
+            else:
+                pi, lo, base = got
+                _recurse(pi, g.down, lam * g.delta / self.refill, base, lo, 0)
+                hit = pi / float(pi.sum())
+            if len(self._laws) >= 256:
+                self._laws.clear()
+            self._laws[key] = hit
+        return hit
+
+    def _share(self, g: _DeepGrid, lam: float) -> tuple[float, float]:
+        """(share of calls refused, chance the level is below one mean call) at ``lam``
+        launches per second on grid ``g``."""
         herd = self.retry is not None and self.retry.max_retries > 0
-        if herd and lo > 0:
-            return self._herd_share(g, lam, pi, lo, base)
-        _recurse(pi, g.down, c, base, lo, 0)
-        z = float(pi.sum())
+        if herd:
+            got = self._interior(g, lam)
+            if isinstance(got, float):
+                self._last = (got, got, 0.0)
+                return got, 1.0
+            pi, lo, base = got
+            if lo > 0:
+                return self._herd_share(g, lam, pi, lo, base)
+            _recurse(pi, g.down, lam * g.delta / self.refill, base, lo, 0)
+            pi = pi / float(pi.sum())
+        else:
+            law = self._law(g, lam)
+            if isinstance(law, float):
+                return law, 1.0
+            pi = law
         # (The calls that never fit are the caller's: :attr:`never_fit`.)
         refused = float(np.dot(pi[: g.block], g.refused))
-        short = float(pi[: max(1, round(g.mean / g.delta))].sum()) / z
-        share = min(1.0, max(0.0, refused / (z * g.calls)))
+        short = float(pi[: max(1, round(g.mean / g.delta))].sum())
+        share = min(1.0, max(0.0, refused / g.calls))
         if herd:
             # A one-level block (lo = 0): every call that fits fits at any level (the
             # never-fitting ones are the caller's); no herd forms.
@@ -1614,6 +1680,49 @@ class DeepBucket:
                        retry_share=_richardson(rest[0][2], rest[1][2]))
         self._cache[lam] = out
         return out
+
+
+    def poisson_share(self, lam: float) -> float:
+        """Share of the calls refused at ``lam`` launches per second without retries,
+        the ones charged past the depth included (:meth:`BucketChain.poisson_share`)."""
+        return min(1.0, self.shares(lam)["call"] + self.never_fit)
+
+    def refused_by_charge(self, lam: float, units: NDArray[np.float64]
+                          ) -> NDArray[np.float64]:
+        """The chance a lone call charging ``units`` is refused at ``lam`` launches per
+        second without retries: ``P(L < charge)`` for the level ``L`` a launch finds
+        (:meth:`BucketChain.refused_by_charge`, the level law by level crossing)."""
+        laws = []
+        for g in self.grids():
+            law = self._law(g, lam * self.scale)
+            if isinstance(law, float):       # deep overload: the level at the bottom
+                law = np.zeros(g.top + 1)
+                law[0] = 1.0
+            laws.append((law, g.delta))
+        return _refused_below(laws, units, self.depth)
+
+    def refused_after(self, lam: float, units: NDArray[np.float64],
+                      delays: tuple[float, ...]) -> NDArray[np.float64]:
+        """:meth:`BucketChain.refused_after` from the level law by level crossing (the
+        fine grid's), carried forward on a grid of at most ``_AGAIN_LEVELS`` levels to
+        the depth (each level split between the two around it): the carrying costs the
+        levels squared times the events in a delay, about the cube of the levels, so it
+        stays at the level chain's cost and grain where the chain hands over."""
+        g = self.grids()[1]
+        law = self._law(g, lam * self.scale)
+        if isinstance(law, float):            # deep overload: short on every retry
+            return np.ones((len(delays), np.asarray(units).size))
+        if self._again is None:
+            top = min(g.top, _AGAIN_LEVELS)
+            launch = np.zeros((top + 1, top + 1))
+            for w, count, call in self.kinds:
+                launch += w * _launch_block(
+                    count, _regrid(call, self.h, self.depth / top, top), top)[0]
+            self._again = launch
+        top = self._again.shape[0] - 1
+        delta = self.depth / top
+        return _refused_again(_regrid(law, g.delta, delta, top)[: top + 1], self._again,
+                              delta, self.refill, lam * self.scale, units, delays)
 
 
 def _recurse(pi: NDArray[np.float64], down: NDArray[np.float64], c: float,
