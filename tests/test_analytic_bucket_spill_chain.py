@@ -14,7 +14,6 @@ import random
 from pathlib import Path
 
 import numpy as np
-
 import pytest
 
 from capacity.analytic.bucket import BucketChain, DeepBucket
@@ -148,3 +147,11 @@ def test_a_deep_bucket_spilling_large_prompts_against_the_simulator(
     res = analyze(load_profile(DATA / f"{name}.yaml"))
     assert "level crossing" in res.constraints[0].method
     assert_accurate(res.burst_ceiling, sim, name)
+
+
+def test_an_rpm_and_itpm_bucket_spill_what_either_refuses() -> None:
+    """tests/data/bucket-spill-rpm-itpm.yaml: 60 RPM beside the 100k ITPM on the same
+    bucket; a call is admitted only when both hold its charge. Simulated N* 18 [17–18]
+    (``capacity ceiling --seed 1``); read from the slot turning away the most, 30."""
+    assert_accurate(analyze(load_profile(DATA / "bucket-spill-rpm-itpm.yaml")).burst_ceiling,
+                    Recorded(18, 17, 18), "bucket-spill-rpm-itpm")

@@ -1151,13 +1151,23 @@ class BucketSpill(_MemoStats):
         launch sizes)."""
         return self.launch_law
 
+    @property
+    def by_point(self) -> bool:
+        """True when :meth:`refused_points` knows the calls it turns away, point by point
+        (the level chain of lone calls, or a requests bucket's exact chain)."""
+        return self.offered is not None and (self.levels is not None or self.requests)
+
     def refused_points(self, n: int) -> NDArray[np.float64] | None:
         """The chance each of the route's points is turned away at ``n`` sessions, from
         the level chain (:meth:`capacity.analytic.bucket.BucketChain.refused_by_charge`:
-        a call charging ``b`` is refused when the level it finds is below ``b``); None
-        without the chain."""
-        if self.levels is None or self.units is None or n <= 0:
+        a call charging ``b`` is refused when the level it finds is below ``b``), or for
+        a requests bucket every point alike by the exact chain's share (one unit a
+        call); None without either."""
+        if self.offered is None or n <= 0:
             return None
+        if self.levels is None or self.units is None:
+            exact = self.chain(n)
+            return None if exact is None else np.full(self.offered.size, exact)
         hit = self._refused.get(n)
         if hit is None:
             if len(self._refused) >= 4096:
@@ -2763,6 +2773,11 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                             m.levels = bucket_levels(flow, profile, slot, dep, c,
                                                      m.bucket.h)
                             m.launches, m.units, m.offered = calls_per_s, units, points.p
+                        if (isinstance(m, BucketSpill) and m.requests and gate.lone
+                                and _own_slot(c, mine)):
+                            # A requests bucket refuses lone calls whatever their size:
+                            # beside a token bucket, the calls either refuses spill.
+                            m.launches, m.offered = calls_per_s, points.p
                         rate = plain_rate(c)
                     else:
                         costs = {id(call): metered(profile, slot, call, dep)
@@ -2882,11 +2897,12 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                         if (pts is not None and units is not None and m.loss_log
                                 and nxt is None and rm.retries and not rm.honour_retry_after
                                 and rm.backoff_s and rm.backoff_s[0] < w
-                                and len(ups) == 1 and isinstance(ups[0], BucketSpill)
-                                and ups[0].levels is not None):
+                                and all(isinstance(um, BucketSpill) and um.by_point
+                                        for um in ups)
+                                and any(um.levels is not None for um in ups)):
                             # Backoff retries of the bucket's large calls, back to a
                             # bucket still short and a log still holding what refused them.
-                            m.held_retries = _held_retries(ups[0], m, units,
+                            m.held_retries = _held_retries(ups, m, units,
                                                            rm.backoff_s[: rm.max_retries])
                         v_direct = wl.units_per_turn(c) / cycle_s
 
@@ -3379,8 +3395,9 @@ def _room_law_slot(m: Any, c: Constraint, retry: Any) -> bool:
     calls (its retries on backoff: 20 against 16 [16-17])."""
     if isinstance(m, BucketSpill):
         # A bucket's level chain refuses call by call by the level each finds (its
-        # spill is no burst), and its 429s leave at once (never retried there).
-        return m.levels is not None
+        # spill is no burst), and its 429s leave at once (never retried there); so does
+        # a requests bucket's exact chain, lone calls one unit each.
+        return m.by_point
     if retry.max_retries and not (retry.honour_retry_after
                                   and c.memory_s <= retry.max_retry_after):
         return False
@@ -3668,9 +3685,17 @@ def _points_refused(m: Any, units: NDArray[np.float64] | None, n: int
     on its lattice, between the two lattice points around each charge) — so a call's
     size follows it down the chain in every dimension at once: a prompt an ITPM bucket
     refuses is as large in the next deployment's TPM with ``max_tokens``."""
+    got = _points_refusal(m, units, n)
+    return None if got is None else got[0] * got[1]
+
+
+def _points_refusal(m: Any, units: NDArray[np.float64] | None, n: int
+                    ) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+    """:func:`_points_refused` in two parts: (the law over the route's points of the
+    calls reaching the slot ``m``, unnormalised; the chance it refuses each)."""
     if isinstance(m, BucketSpill):
         r = m.refused_points(n)
-        return None if r is None or m.offered is None else r * m.offered
+        return None if r is None or m.offered is None else (m.offered, r)
     if not (isinstance(m, FeedModel) and m.loss_log and units is not None):
         return None
     came = m.sources[0].points(n) if m.sources[0].points is not None else None
@@ -3680,19 +3705,23 @@ def _points_refused(m: Any, units: NDArray[np.float64] | None, n: int
     x = units / m.h
     top = math.ceil(float(x.max())) + 2
     refused = room_refused(np.ones(top), g / g.sum(), m.q_lat, 1.0, weights=True)
-    return came * np.interp(x, np.arange(top, dtype=np.float64), refused)
+    return came, np.interp(x, np.arange(top, dtype=np.float64), refused)
 
 
 def _points_spilled(upstream: list[tuple[Any, float, float, float]],
                     units: list[NDArray[np.float64] | None], gate: RoomGate
                     ) -> Callable[[int], NDArray[np.float64] | None] | None:
     """At ``n``, the law over the route's points of the calls the level before spills,
-    by its slot turning away the most (:func:`_points_refused`); None unless that level
-    knows it (a bucket's level chain, or a loss log fed by one) and, at ``n``, the room
-    law reads the calls reaching this level (``gate``)."""
+    those any of its slots turns away (:func:`_points_refusal`); None unless every slot
+    knows it (a bucket's level chain, a requests bucket's, or a loss log fed by one) and,
+    at ``n``, the room law reads the calls reaching this level (``gate``).
+
+    Read from the slot turning away the most alone, an RPM bucket beside an ITPM one
+    left the ITPM's large prompts out of the spill (b said 30 sessions against 18
+    [17-18] simulated)."""
     models = [m for m, _, _, _ in upstream]
     if not gate.lone or not models or not all(
-            (isinstance(m, BucketSpill) and m.levels is not None)
+            (isinstance(m, BucketSpill) and m.by_point)
             or (isinstance(m, FeedModel) and m.sources and m.sources[0].points is not None)
             for m in models):
         return None
@@ -3702,9 +3731,18 @@ def _points_spilled(upstream: list[tuple[Any, float, float, float]],
     def law(n: int) -> NDArray[np.float64] | None:
         if n in memo:
             return memo[n]
-        shares = [m.stats(n).loss_fraction for m in models]
-        i = int(np.argmax(shares))
-        w = _points_refused(models[i], units[i], n) if gate(n) else None
+        got = ([_points_refusal(m, u, n) for m, u in zip(models, units, strict=True)]
+               if gate(n) else [None])
+        parts = [x for x in got if x is not None]
+        w = None
+        if len(parts) == len(got):
+            # The limiter turns a call away when any slot lacks its charge: 1 − Π(1 − r_i)
+            # by point, the slots' refusals independent (as :func:`_level_share`), of
+            # the calls reaching the level (the same law at every slot).
+            keep = np.ones_like(parts[0][0])
+            for _, r in parts:
+                keep = keep * (1.0 - r)
+            w = parts[0][0] * (1.0 - keep)
         out = None if w is None or float(w.sum()) <= 0.0 else w / float(w.sum())
         if len(memo) >= 4096:
             memo.clear()
@@ -3762,13 +3800,15 @@ def _held_again(m: FeedModel, n: int, units: NDArray[np.float64],
     return out
 
 
-def _held_retries(up: BucketSpill, m: FeedModel, units: NDArray[np.float64],
+def _held_retries(ups: list[BucketSpill], m: FeedModel, units: NDArray[np.float64],
                   delays: tuple[float, ...]) -> Callable[[int], tuple[float, float, float]]:
     """:attr:`FeedModel.held_retries` of the loss log ``m`` (charging ``units`` a
-    point) fed by the spill of bucket ``up``: a call it refused comes back after each
-    backoff (``delays``: seconds from the refusal to retry k) to the bucket first, which
-    refuses it again while the level is still short of its charge
-    (:meth:`capacity.analytic.bucket.BucketChain.refused_after`), and then here, still
+    point) fed by the spill of the buckets ``ups`` (one deployment's): a call it refused
+    comes back after each backoff (``delays``: seconds from the refusal to retry k) to
+    those buckets first, which refuse it again while a level is still short of its charge
+    (:meth:`capacity.analytic.bucket.BucketChain.refused_after`; a requests bucket
+    beside it, by its share of the calls — any of them refusing, independently, as
+    :func:`_points_spilled` reads them), and then here, still
     short while the charges that refused it have not expired (:func:`_held_again`).
     Retries 1…k are all refused with about the product of the two chances at the k-th
     backoff (the level and the log move one way between retries: both are short at the
@@ -3779,8 +3819,7 @@ def _held_retries(up: BucketSpill, m: FeedModel, units: NDArray[np.float64],
     answered 429, 0.53 % of calls failed, 1.023 attempts a call) imply ~0.9 % of the
     calls refused at the log and ~58 % of those refused on all three retries — this says
     0.95 % and 58 % (92 % and 79 % on the first one and two)."""
-    chain, at = up.levels, up.units
-    assert chain is not None and at is not None
+    assert all(up.units is not None or up.levels is None for up in ups)
 
     def held(n: int) -> tuple[float, float, float]:
         w = _points_refused(m, units, n)
@@ -3788,9 +3827,15 @@ def _held_retries(up: BucketSpill, m: FeedModel, units: NDArray[np.float64],
             return 1.0, 1.0, 1.0
         w = w / float(w.sum())
         keep = w > 1e-12
-        a = chain.refused_after(n * up.launches, at[keep], delays)
+        free = np.ones((len(delays), int(keep.sum())))   # no bucket refuses it again
+        for up in ups:
+            if up.levels is not None and up.units is not None:
+                free *= 1.0 - up.levels.refused_after(n * up.launches, up.units[keep],
+                                                      delays)
+            else:
+                free *= 1.0 - float(up.stats(n).loss_fraction)
         b = _held_again(m, n, units[keep], delays)
-        runs = np.vstack([np.ones(int(keep.sum())), a * b])    # P(retries 1..k refused)
+        runs = np.vstack([np.ones(int(keep.sum())), (1.0 - free) * b])
         per = runs @ w[keep]
         return float(per.sum()), float(per[:-1].sum()), float(per[-1])
 
