@@ -2343,7 +2343,12 @@ def _storm_walk(x: NDArray[np.float64], *rest: Any) -> _StormWalk:
     ends: 2.8 -> 0.8 s and 1.7 -> 0.6 s) or :func:`_storm_walk_numpy`."""
     fn = getattr(_kernels, "storm_walk", None)  # (None: no build, or one before it)
     if fn is not None:
-        out: _StormWalk = fn(np.ascontiguousarray(x, dtype=np.float64), *rest)
+        try:
+            out: _StormWalk = fn(np.ascontiguousarray(x, dtype=np.float64), *rest)
+        except TypeError:
+            # A build from before ``stop_at`` (13 arguments: an editable install not
+            # rebuilt since 7cc1713): the numpy loop gives the same numbers.
+            return _storm_walk_numpy(x, *rest)
         return out
     return _storm_walk_numpy(x, *rest)
 
