@@ -954,7 +954,9 @@ def _bucket_chain(lam: float, batch: NDArray[np.float64], refill: float, depth: 
     # d = j − start steps with these chances (d from −top to top), the matrix gathered
     # from them for each launch size.
     d = np.arange(-top, top + 1).astype(np.float64)
-    up = np.where(d >= 1, q ** np.maximum(d - 0.5, 0.0) - q ** (d + 0.5), 0.0)
+    # (Exponents clipped at 0: np.where evaluates both branches, and q to the power of a
+    # large negative d overflowed, a RuntimeWarning on stderr for values it then drops.)
+    up = np.where(d >= 1, q ** np.maximum(d - 0.5, 0.0) - q ** np.maximum(d + 0.5, 0.0), 0.0)
     up = np.where(d == 0, 1.0 - math.sqrt(q), up)
     for k, pk in zip(ks, w, strict=True):
         a = np.minimum(k, np.floor(x + 1e-9)).astype(np.int64)
