@@ -3580,11 +3580,15 @@ def _level_share(models: list[Any], n: int,
     over-counts the spill: more reaches the next level.) ``refusals``: the level's
     :func:`_level_memo`, if any."""
     rs = _level_refusals(models, n) if refusals is None else refusals(n)
-    if rs is None:
-        return None
+    return None if rs is None else float(_any_refuses(rs))
+
+
+def _any_refuses(rs: Any) -> Any:
+    """``1 − Π(1 − r_i)``: the chance some slot turns a call away, the slots' refusal
+    chances ``rs`` (floats, or arrays over the route's points) taken as independent."""
     keep = 1.0
     for r in rs:
-        keep *= 1.0 - r
+        keep = keep * (1.0 - r)
     return 1.0 - keep
 
 
@@ -3741,10 +3745,7 @@ def _points_spilled(upstream: list[tuple[Any, float, float, float]],
             # The limiter turns a call away when any slot lacks its charge: 1 − Π(1 − r_i)
             # by point, the slots' refusals independent (as :func:`_level_share`), of
             # the calls reaching the level (the same law at every slot).
-            keep = np.ones_like(parts[0][0])
-            for _, r in parts:
-                keep = keep * (1.0 - r)
-            w = parts[0][0] * (1.0 - keep)
+            w = parts[0][0] * _any_refuses([r for _, r in parts])
         out = None if w is None or float(w.sum()) <= 0.0 else w / float(w.sum())
         if len(memo) >= 4096:
             memo.clear()
