@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from capacity.analytic.model import analyze
+from capacity.analytic.model import _analyze, analyze
 from capacity.profile.loader import load_profile, profile_from_dict
 
 WEB = Path(__file__).resolve().parents[1] / "profiles" / "web-research.yaml"
@@ -125,3 +125,31 @@ def test_the_sweep_reads_a_quota_share_of_all_attempts_as_the_ceiling_does() -> 
                       and c.at_sessions.loss_fraction > 0]
         assert binding.at_sessions is not None
         assert abs(row.analytic_429_fraction - binding.at_sessions.loss_fraction) < 1e-12, n
+
+
+def _web_think(think: Any, **retry: Any) -> Any:
+    data = load_profile(WEB).model_dump(mode="json", exclude_none=True)
+    data["session"].pop("cadence")
+    data["session"]["think_time"] = think
+    data["retry"] = {**data.get("retry", {}), **retry}
+    return profile_from_dict(data)
+
+
+def _locks(r: Any) -> bool:
+    return any("nearly constant" in n and "--method simulate" in n for n in r.notes)
+
+
+def test_a_nearly_constant_think_time_is_said_to_lock_phases() -> None:
+    # A refused turn ends early; with a constant think time its session keeps the head
+    # start, so refused sessions return together (README, "A fixed think time").
+    fixed = analyze(_web_think("150s"))
+    assert _locks(fixed)
+    assert _locks(analyze(_web_think({"uniform": ["145s", "155s"]})))
+    # The note says, it does not move the answer.
+    assert fixed.burst_ceiling == _analyze(_web_think("150s"), None, None).burst_ceiling
+    # A spread think time scatters the phases again; a cadence keeps its own clock.
+    assert not _locks(analyze(_web_think({"exponential": "150s"})))
+    assert not _locks(analyze(_web_think({"uniform": ["30s", "270s"]})))
+    assert not _locks(analyze(_web()))
+    # A refusal that takes as long as a turn saves the session nothing.
+    assert not _locks(analyze(_web_think("150s", rejection_latency="200s")))
