@@ -140,8 +140,9 @@ def _locks(r: Any) -> bool:
 
 
 def test_a_nearly_constant_think_time_is_said_to_lock_phases() -> None:
-    # A refused turn ends early; with a constant think time its session keeps the head
-    # start, so refused sessions return together (README, "A fixed think time").
+    # A failed turn ends early; with a constant think time its session keeps the head
+    # start, so refused sessions can return together (README, "A fixed think time"); the
+    # note is a caveat, said wherever the cycle barely varies.
     fixed = analyze(_web_think("150s"))
     assert _locks(fixed)
     assert _locks(analyze(_web_think({"uniform": ["145s", "155s"]})))
@@ -153,3 +154,19 @@ def test_a_nearly_constant_think_time_is_said_to_lock_phases() -> None:
     assert not _locks(analyze(_web()))
     # A refusal that takes as long as a turn saves the session nothing.
     assert not _locks(analyze(_web_think("150s", rejection_latency="200s")))
+    # Nothing is refused behind a pacer (its queue waits instead), and a latency target
+    # that already sets the ceiling to 0 leaves nothing to be optimistic about.
+    assert not _locks(analyze(_web_think("150s").model_copy(
+        update={"pacing": _web(pacing={"concurrency": 10}).pacing})))
+    data = _web_think("150s").model_dump(mode="json", exclude_none=True)
+    data["targets"] = {**data.get("targets", {}), "p95_turn_latency": 95.0}
+    bound = analyze(profile_from_dict(data))
+    assert bound.latency_bound and not _locks(bound)
+
+
+def test_the_phase_lock_note_names_the_population_whose_think_time_is_constant() -> None:
+    data = _web_think({"exponential": "150s"}).model_dump(mode="json", exclude_none=True)
+    data["populations"] = {"steady": {**data["session"], "think_time": "150s",
+                                      "share": 0.5}}
+    notes = [n for n in analyze(profile_from_dict(data)).notes if "nearly constant" in n]
+    assert len(notes) == 1 and "population 'steady'" in notes[0]

@@ -1772,9 +1772,6 @@ def _outside_the_model(profile: Profile, result: CeilingResult) -> CeilingResult
     target = profile.targets.p95_turn_latency
     p95 = result.cycle.turn_latency_p95_s
     out = result
-    lock = _phase_lock_note(profile, result.cycle)
-    if lock is not None:
-        notes.append(lock)
     if target is not None and p95 > target:
         notes.append(f"No number of sessions meets the p95 turn-latency target of "
                      f"{target:g}s: the turn alone, unthrottled, takes {p95:.1f}s at p95.")
@@ -1795,41 +1792,59 @@ def _outside_the_model(profile: Profile, result: CeilingResult) -> CeilingResult
                      "populations or routes: calls it holds back wait in its queue instead "
                      "of being refused, so the ceiling is set by that queue's waits and the "
                      "latency target — simulate it (--method simulate).")
+    notes.extend(_phase_lock_notes(profile, out))
     return dataclasses.replace(out, notes=tuple(notes)) if notes != list(result.notes) else out
 
 
 # Below this spread of the cycle over its mean, sessions keep their phases from turn to
-# turn: a 54 s think time spread +-2 s (0.02) left the simulation 6 % under the analytic
-# answer, +-10 s (0.1) 1 %; a uniform 68-102 s think beside fan-outs with retries (0.11)
-# still 16 % (the sessions a storm aborts come back together a pause later).
+# turn. Simulated against the analytic answer: one 3.1 s call a turn, 360 RPM in 30 s
+# windows, a 54.3 s think time spread +-5 s (spread 0.05) 321 against 336, +-10 s (0.10)
+# 332, +-15 s (0.15) 335; hunt-1094 (fan-outs, SDK retries, sliding 5 s) with a uniform
+# 55-115 s think time (0.15) 149 against 163, 45-125 s (0.20) 157.
 PHASE_LOCK_SPREAD = 0.2
 
 
-def _phase_lock_note(profile: Profile, cyc: CycleTime) -> str | None:
-    """A note when a (nearly) constant think time lets refusals pull sessions into step.
+def _phase_lock_notes(profile: Profile, result: CeilingResult) -> list[str]:
+    """A note for each kind of session whose (nearly) constant think time lets failed
+    turns pull its sessions into step.
 
-    A refused turn ends early (its 429 comes back after ``rejection_latency``), so its
-    session's next turn comes sooner than those of the sessions served beside it, and
-    sessions refused together return together; with little spread in the cycle nothing
-    scatters them again. The analytic model keeps the sessions' phases independent and
-    uniform, so its answer can be optimistic there (README, "A fixed think time").
-    The cycle's spread: the think time's standard deviation with the turn latency's,
-    read from its median and p95 (seconds); a cadence keeps turn starts on its own clock.
+    A turn that fails (after its retries, if any) ends early: its 429 comes back after
+    ``rejection_latency``, so its session's next turn comes sooner than those of the
+    sessions served beside it, and sessions refused together return together; with
+    little spread in the cycle nothing scatters them again. The analytic model keeps the
+    sessions' phases independent and uniform, so its answer can be optimistic there
+    (README, "A fixed think time"). Said only where something can be refused (no pacer
+    in front, a ceiling not set by the latency target) and a refusal is shorter than
+    the turn.
     """
-    s = profile.session
-    if s.mode != "think_time" or cyc.cycle_s <= 0:
-        return None
-    if profile.retry.rejection_latency >= cyc.turn_latency_mean_s:
-        return None  # a refused turn takes as long as a served one: nothing to gain
-    turn_sd = max(cyc.turn_latency_p95_s - cyc.turn_latency_p50_s, 0.0) / 1.645
-    spread = math.sqrt(s.pause.var + turn_sd**2) / cyc.cycle_s
-    if spread >= PHASE_LOCK_SPREAD:
-        return None
-    return (f"Think time {s.pause.describe()} is nearly constant (the cycle varies by "
-            f"{spread:.0%} of its {cyc.cycle_s:.0f}s mean): a refused turn ends early, so "
-            "sessions refused together come back together and can fall into step, which "
-            "this model does not see; its answer can be optimistic there. Check it with "
-            "--method simulate over a long horizon.")
+    if profile.pacing is not None or result.latency_bound:
+        return []
+    if profile.populations:
+        from capacity.analytic.populations import view  # it imports this module
+
+        parts = [(p.name, p.profile.session, p.cycle) for p in view(profile).parts]
+    else:
+        parts = [("", profile.session, result.cycle)]
+    notes = []
+    for name, s, cyc in parts:
+        if (s.mode != "think_time" or cyc.cycle_s <= 0
+                or profile.retry.rejection_latency >= cyc.turn_latency_mean_s):
+            continue
+        # The cycle's spread: the think time's with the turn latency's, the latter read
+        # from its median and p95 (seconds); a cadence keeps turn starts on its own clock.
+        turn_sd = max(cyc.turn_latency_p95_s - cyc.turn_latency_p50_s, 0.0) / 1.645
+        spread = math.sqrt(s.pause.var + turn_sd**2) / cyc.cycle_s
+        if spread >= PHASE_LOCK_SPREAD:
+            continue
+        who = f" of population {name!r}" if profile.populations else ""
+        notes.append(
+            f"Think time{who} {s.pause.describe()} is nearly constant (the cycle varies by "
+            f"{spread:.0%} of its {cyc.cycle_s:.0f}s mean): a turn that fails (after its "
+            "retries, if any) ends early, so sessions refused together come back together "
+            "and can fall into step, which the analytic model does not see; its answer can "
+            "be optimistic there. Check it with a simulation over a long horizon "
+            "(--method simulate, --horizon).")
+    return notes
 
 
 def _analyze(profile: Profile, sessions: int | None,

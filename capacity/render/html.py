@@ -183,7 +183,7 @@ def report_page(*, ceiling: Any, sweep: Any, compare: Any | None,
     # A fleet: how each route splits its calls, what spills and what falls back.
     parts += [f'<p class="small">{_e(n)}</p>' for n in r.notes
               if n.startswith(("Route ", "Spillover is", "The held sessions",
-                               "With populations"))]
+                               "With populations", "Think time"))]
     if sim is not None:
         parts.append(f'<p class="small">Simulation: {sim.replications} replications × '
                      f"{_e(format_duration(sim.horizon_s))}, seed "
