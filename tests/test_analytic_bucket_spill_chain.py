@@ -155,3 +155,65 @@ def test_an_rpm_and_itpm_bucket_spill_what_either_refuses() -> None:
     (``capacity ceiling --seed 1``); read from the slot turning away the most, 30."""
     assert_accurate(analyze(load_profile(DATA / "bucket-spill-rpm-itpm.yaml")).burst_ceiling,
                     Recorded(18, 17, 18), "bucket-spill-rpm-itpm")
+
+
+def test_backoff_retries_walk_the_chain_again() -> None:
+    """tests/data/bucket-spill-chain-backoff.yaml: a call refused at the bucket, then at
+    b's and c's logs, retries from the bucket (``CallPath``: a failed attempt routes
+    afresh), refused again while the bucket is short and each log still holds what
+    refused it. Simulated N* 6 [6–7] (``capacity ceiling --seed 1``, 20 × 1 h); with c
+    charged the route's mean call and the retries read as fresh calls the answer was 19
+    (+217 %)."""
+    assert_accurate(analyze(load_profile(DATA / "bucket-spill-chain-backoff.yaml")
+                            ).burst_ceiling, Recorded(6, 6, 7), "bucket-spill-chain-backoff")
+
+
+def test_fixed_window_receiver_holds_its_retries() -> None:
+    """tests/data/bucket-spill-fixed-receiver.yaml: the bucket's large prompts refused by
+    a fixed window come back (through the bucket) into the same window, refused again
+    until it ends. Simulated N* 22 [21–23]; the fresh-call reading said 30 (+36 %)."""
+    assert_accurate(analyze(load_profile(DATA / "bucket-spill-fixed-receiver.yaml")
+                            ).burst_ceiling, Recorded(22, 21, 23), "bucket-spill-fixed-receiver")
+
+
+def test_a_third_deployment_sees_the_large_calls_and_their_retries() -> None:
+    """tests/data/bucket-spill-level-chain-third.yaml (backoff retries): c is charged the
+    20,200-token calls b's log refuses (the room law past a middle log the bucket
+    feeds), not the route's mean call, and their retries meet the bucket, b and c
+    again. At 18 sessions the engine refuses 2.9 % of the attempts (1.0 % of the calls
+    on their first, 51 % of those on all three retries); the analytic share is below
+    (c refuses 21 % of the calls reaching it where the engine's overflow, bunched by b,
+    sees 40 %), so N* is 19 against a simulated 18 [17–18] — 34 before."""
+    p = load_profile(DATA / "bucket-spill-level-chain-third.yaml")
+    assert analyze(p).burst_ceiling <= 19
+    res = analyze(p, sessions=18)
+    share = {c.quota: c.at_sessions for c in res.constraints if c.at_sessions is not None}
+    assert 0.015 < share["q2"].loss_fraction < 0.029, share["q2"]
+    failed = share["q2"].call_failure_fraction
+    assert failed is not None and 0.002 < failed < 0.0052, share["q2"]
+
+
+def test_a_receiving_bucket_refuses_what_never_fits() -> None:
+    """tests/data/bucket-spill-third-never-fits.yaml: c's bucket (15,000 tokens deep)
+    can never hold the 20,200-token calls b refuses, so it refuses every one of them on
+    every attempt, and the level chain of what fits there is not built. The engine at 10
+    sessions: every call reaching c refused (0.86 % of the calls on their first
+    attempt, 2.8 % of the attempts). Simulated N* 10 [10–11]; 34 before, 12 now (b's
+    loss log still reads the bucket's spill as Poisson: 17 % refused there, the engine
+    26 %)."""
+    from capacity.analytic.fleet import FeedModel, _refused_again, _refused_by_charge, fleet_models
+    from capacity.analytic.model import cycle_time
+    from capacity.model.workload import Workload
+
+    p = load_profile(DATA / "bucket-spill-third-never-fits.yaml")
+    wl = Workload.from_profile(p)
+    fm = fleet_models(wl, cycle_time(wl))
+    c = next(e.model for e in fm.entries if e.c.quota == "q2")
+    assert isinstance(c, FeedModel) and c.point_units is not None
+    big = c.point_units > c.c.depth
+    assert big.any()
+    assert c.levels_at(10) is None
+    refused = _refused_by_charge(c, 10, c.point_units)
+    assert refused is not None and np.all(refused[big] == 1.0)
+    assert np.all(_refused_again(c, 10, c.point_units[big], (0.5, 1.5, 3.5)) == 1.0)
+    assert analyze(p).burst_ceiling <= 12

@@ -126,7 +126,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from capacity.analytic import window as _window
-from capacity.analytic.bucket import BucketChain, DeepBucket, _stationary, fits_chain
+from capacity.analytic.bucket import (
+    BucketChain,
+    DeepBucket,
+    _stationary,
+    fits_chain,
+    never_fit_stripped,
+)
 from capacity.analytic.model import (
     CeilingResult,
     ConstraintResult,
@@ -1297,6 +1303,19 @@ class FeedModel(_MemoStats):
     # (:func:`_held_retries`): at ``n``, per call refused here (refused attempts,
     # retries, the chance all its retries are refused). None: not such a slot.
     held_retries: Callable[[int], tuple[float, float, float]] | None = None
+    # A slot fed by a bucket's level chain (directly or through loss logs, each with
+    # its charge a point): the levels a retry of a call refused here meets before it
+    # (capacity.model.routing.CallPath: a failed attempt routes afresh, from the top).
+    path: tuple[tuple[BucketSpill, ...],
+                tuple[tuple[FeedModel, NDArray[np.float64]], ...]] | None = \
+        field(default=None, repr=False)
+    # ... and its charge at each of the route's points, the route's calls a second per
+    # session (set with ``path``).
+    point_units: NDArray[np.float64] | None = field(default=None, repr=False)
+    route_calls: float = 0.0
+    # A token bucket so fed: its level chain at each n (:meth:`levels_at`).
+    _levels: dict[int, tuple[BucketChain, float] | None] = field(
+        default_factory=dict, init=False, repr=False)
     _cache: dict[int, tuple[NDArray[np.float64], float]] = field(default_factory=dict)
     # Not an init field: dataclasses.replace (size's trial limits) must not share it.
     _stats: dict[int, WindowStats] = field(default_factory=dict, init=False, repr=False)
@@ -1370,6 +1389,9 @@ class FeedModel(_MemoStats):
         attempt = rej / (offered + rej) if self.retries else call
         if self.retries and self.held_retries is not None:
             per_refused, per_retry, all_refused = self.held_retries(n)
+            own = self.points_call(n)
+            if own is not None:
+                call = own
             refused = call * per_refused
             attempt = refused / (1.0 + call * per_retry)
             return WindowStats(n, mean_s * self.h, exceed, min(1.0, attempt), self.how,
@@ -1541,6 +1563,57 @@ class FeedModel(_MemoStats):
         g, _ = self.window_law(n)
         return _overflow_in_calls(g, self.q_lat, self.h, self.kappa, per_call)
 
+    def points_call(self, n: int) -> float | None:
+        """The share of the route's calls a bucket or fixed window fed by a bucket's
+        level chain (:attr:`path`) turns away at ``n``, by its own law for each charge
+        (:func:`_points_refused`): the calls reaching it per route call times those it
+        refuses of them. None for a loss log (its blocking is the window model's) or
+        where the law is not known."""
+        if self.loss_log or self.path is None or self.point_units is None \
+                or self.route_calls <= 0.0 or n <= 0:
+            return None
+        refused = _points_refused(self, self.point_units, n)
+        if refused is None:
+            return None
+        counts = self.sources[0].calls(n)
+        here = float(np.dot(np.arange(counts.size, dtype=np.float64), counts))
+        return min(1.0, here / (n * self.route_calls * self.window_s)
+                   * float(refused.sum()))
+
+    def levels_at(self, n: int) -> tuple[BucketChain, float] | None:
+        """A token bucket fed only by the calls a bucket's level chain spilled (and the
+        loss logs after it turned away; :attr:`path`): (the level chain of those calls,
+        charged as this bucket charges them, launches a second reaching it) at ``n`` —
+        Poisson arrivals of their law, as the first bucket's own chain. Calls larger
+        than the depth leave the level alone (:func:`~capacity.analytic.bucket.
+        never_fit_stripped`); None when nothing else comes or the chain does not hold
+        the law (:func:`~capacity.analytic.bucket.fits_chain`)."""
+        if n in self._levels:
+            return self._levels[n]
+        out: tuple[BucketChain, float] | None = None
+        src = self.sources[0] if self.sources else None
+        law = src.points(n) if src is not None and src.points is not None else None
+        if law is not None and self.point_units is not None:
+            counts = src.calls(n) if src is not None else np.ones(1)
+            lam = float(np.dot(np.arange(counts.size, dtype=np.float64), counts)
+                        ) / self.window_s
+            pmf, gone = never_fit_stripped(_rebin(self.point_units / self.h, law),
+                                           self.h, self.c.depth)
+            # (Those calls are no launches of the chain: out of the law and the rate.)
+            pmf[0] -= gone * float(pmf.sum())
+            if lam > 0.0 and float(pmf.sum()) > 1e-12:
+                pmf = np.trim_zeros(pmf / float(pmf.sum()), "b")
+                chain = BucketChain(np.array([0.0, 1.0]), pmf, self.h, self.c.rate_per_s,
+                                    self.c.depth,
+                                    _window.RetryModel(0, False, False, abort_turn=False))
+                if fits_chain(pmf, self.h, self.c.depth) and chain.converged(
+                        lam * (1.0 - gone)):
+                    out = (chain, lam * (1.0 - gone))
+        if len(self._levels) >= 4096:
+            self._levels.clear()
+        self._levels[n] = out
+        return out
+
     @property
     def loss_log(self) -> bool:
         """A sliding log that holds only what it admitted (its rejections not counted)
@@ -1688,15 +1761,42 @@ def _overflow_in_calls(g: NDArray[np.float64], q: float, h: float, kappa: float,
 
 def _compound_poisson(mean_events: float, batch: NDArray[np.float64]) -> NDArray[np.float64]:
     """Law of the calls of a Poisson number of launches, each of ``batch`` calls."""
-    if mean_events <= 0:
-        return np.ones(1)
+    return _compound_poissons((mean_events,), batch)[0]
+
+
+def _compound_poissons(means: tuple[float, ...], batch: NDArray[np.float64],
+                       upto: int | None = None) -> list[NDArray[np.float64]]:
+    """:func:`_compound_poisson` at each of ``means`` (launches), from one transform of
+    ``batch`` (as long as the largest mean needs). ``upto``: only the law's first
+    ``upto + 1`` points, from a transform of ``2·(upto + 1)`` points of the generating
+    function damped by ``r = e^{−40/L}`` (what lies past the transform's length folds
+    back scaled by ``r^L``; ``batch`` sums to 1 — its charges past ``upto`` reach only
+    the points past it)."""
+    if upto is not None:
+        L = 1 << max(6, math.ceil(math.log2(2 * (upto + 1))))
+        r = math.exp(-40.0 / L)
+        damp = r ** np.arange(upto + 1, dtype=np.float64)
+        b = batch[: upto + 1]
+        fb = np.fft.rfft(b * damp[: b.size], L) - 1.0
+        return [np.ones(1) if mean <= 0 else
+                np.clip(np.fft.irfft(np.exp(mean * fb), L)[: upto + 1] / damp, 0.0, 1.0)
+                for mean in means]
+    top = max(means, default=0.0)
+    if top <= 0:
+        return [np.ones(1) for _ in means]
     k = np.arange(batch.size, dtype=np.float64)
     m1, m2 = float(np.dot(k, batch)), float(np.dot(k * k, batch))
-    span = mean_events * m1 + 14.0 * math.sqrt(mean_events * m2 + 1.0) + batch.size + 16
+    span = top * m1 + 14.0 * math.sqrt(top * m2 + 1.0) + batch.size + 16
     L = 1 << max(6, math.ceil(math.log2(span)))
-    g = np.clip(np.fft.irfft(np.exp(mean_events * (np.fft.rfft(batch, L) - 1.0)), L),
-                0.0, None)
-    return _trim(g / float(g.sum()))
+    fb = np.fft.rfft(batch, L) - 1.0
+    out = []
+    for mean in means:
+        if mean <= 0:
+            out.append(np.ones(1))
+            continue
+        g = np.clip(np.fft.irfft(np.exp(mean * fb), L), 0.0, None)
+        out.append(_trim(g / float(g.sum())))
+    return out
 
 
 def _spill_source(model: Any, per_call: float, window_s: float,
@@ -2891,20 +2991,39 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                                       profile.quotas[c.quota].rejected_count
                                       and c.unit == "requests",
                                       ts_up.again if ts_up is not None else None)
-                        if (biased or pts is not None) and _room_law_slot(m, c, profile.retry):
-                            m.sized_retries = gate
                         rm = retry_model(profile, c)
+                        if pts is not None and units is not None and ups \
+                                and m.direct is None and len(m.sources) == 1:
+                            # The levels a retry of a call refused here meets first: the
+                            # first deployment's buckets (a level chain, and a requests
+                            # bucket beside it), then the loss logs between (each with
+                            # its charges).
+                            up = ups[0]
+                            if all(isinstance(um, BucketSpill) and um.by_point
+                                   for um in ups) \
+                                    and any(um.levels is not None for um in ups):
+                                m.path = (tuple(ups), ())
+                            elif len(ups) == 1 and isinstance(up, FeedModel) \
+                                    and up.path is not None \
+                                    and upstream_units[0] is not None:
+                                m.path = (up.path[0],
+                                          (*up.path[1], (up, upstream_units[0])))
+                            m.point_units, m.route_calls = units, calls_per_s
+                        if ((biased or pts is not None) and _room_law_slot(m, c, profile.retry)
+                                and not (m.path is not None and rm.retries
+                                         and not rm.honour_retry_after)):
+                            # (Backoff retries along a bucket's chain: held_retries below,
+                            # at the last deployment; a middle one's share is of calls.)
+                            m.sized_retries = gate
                         # (Only at the chain's last deployment: a middle one's refusals
                         # spill on to the next, and its share is of calls, not retries.)
-                        if (pts is not None and units is not None and m.loss_log
-                                and nxt is None and rm.retries and not rm.honour_retry_after
-                                and rm.backoff_s and rm.backoff_s[0] < w
-                                and all(isinstance(um, BucketSpill) and um.by_point
-                                        for um in ups)
-                                and any(um.levels is not None for um in ups)):
-                            # Backoff retries of the bucket's large calls, back to a
-                            # bucket still short and a log still holding what refused them.
-                            m.held_retries = _held_retries(ups, m, units,
+                        if (m.path is not None and nxt is None and rm.retries
+                                and not rm.honour_retry_after
+                                and rm.backoff_s and rm.backoff_s[0] < w):
+                            # Backoff retries of the bucket's large calls, back to buckets
+                            # still short and logs still holding what refused them.
+                            assert units is not None
+                            m.held_retries = _held_retries(m.path, m, units,
                                                            rm.backoff_s[: rm.max_retries])
                         v_direct = wl.units_per_turn(c) / cycle_s
 
@@ -3400,6 +3519,13 @@ def _room_law_slot(m: Any, c: Constraint, retry: Any) -> bool:
         # spill is no burst), and its 429s leave at once (never retried there); so does
         # a requests bucket's exact chain, lone calls one unit each.
         return m.by_point
+    if isinstance(m, FeedModel) and m.path is not None and retry.max_retries \
+            and not retry.honour_retry_after:
+        # Fed by a bucket's level chain: a call it refuses spills on at once or fails
+        # its attempt, and a backoff retry walks the route again from the bucket
+        # (capacity.model.routing.CallPath), which meets it still short; what reaches
+        # this log again is held by it (_held_retries), not a fresh call.
+        return m.loss_log
     if retry.max_retries and not (retry.honour_retry_after
                                   and c.memory_s <= retry.max_retry_after):
         return False
@@ -3702,16 +3828,101 @@ def _points_refusal(m: Any, units: NDArray[np.float64] | None, n: int
     if isinstance(m, BucketSpill):
         r = m.refused_points(n)
         return None if r is None or m.offered is None else (m.offered, r)
-    if not (isinstance(m, FeedModel) and m.loss_log and units is not None):
+    if not (isinstance(m, FeedModel) and units is not None and m.sources
+            and m.sources[0].points is not None):
         return None
-    came = m.sources[0].points(n) if m.sources[0].points is not None else None
-    if came is None:
+    came = m.sources[0].points(n)
+    refused = _refused_by_charge(m, n, units)
+    return None if came is None or refused is None else (came, refused)
+
+
+def _refused_by_charge(m: FeedModel, n: int, units: NDArray[np.float64]
+                       ) -> NDArray[np.float64] | None:
+    """The chance a call charging ``units`` (units, each of the route's points) that
+    reaches slot ``m`` at ``n`` sessions is turned away there, by the slot's own law: a
+    loss log by the room its admitted units leave (:func:`room_refused`), a token
+    bucket fed by a bucket's level chain by the level it finds (its own chain,
+    :meth:`FeedModel.levels_at`), a fixed window by where in the window it comes
+    (:func:`_fixed_refused`); None for another slot."""
+    if m.loss_log:
+        g = m.window_law(n)[0]
+        x = units / m.h
+        top = math.ceil(float(x.max())) + 2
+        refused = room_refused(np.ones(top), g / g.sum(), m.q_lat, 1.0, weights=True)
+        return np.asarray(np.interp(x, np.arange(top, dtype=np.float64), refused),
+                          dtype=np.float64)
+    if m.path is None or m.direct is not None or len(m.sources) != 1:
         return None
-    g = m.window_law(n)[0]
+    if m.c.enforcement == "token_bucket":
+        never = units > m.c.depth * (1.0 + 1e-12)
+        got = m.levels_at(n)
+        if got is None:
+            # No chain: right where none of the calls reaching it fits (each refused).
+            pts = m.sources[0].points
+            came = pts(n) if pts is not None else None
+            if came is None or float(came[~never].sum()) > 1e-12 * float(came.sum()):
+                return None
+            return never.astype(np.float64)
+        chain, lam = got
+        return np.asarray(np.where(never, 1.0, chain.refused_by_charge(lam, units)),
+                          dtype=np.float64)
+    if m.c.enforcement == "fixed_window":
+        first: NDArray[np.float64] = _fixed_refused(m, n, units, (0.0,))[0]
+        return first
+    return None
+
+
+def _fixed_refused(m: FeedModel, n: int, units: NDArray[np.float64],
+                   delays: tuple[float, ...]) -> NDArray[np.float64]:
+    """``out[k, i]``: the chance a call charging ``units[i]`` that reaches the fixed
+    window ``m`` is turned away there and, ``delays[k]`` seconds later, still in the
+    same window (so turned away again: refused calls charge nothing, the count only
+    grows until the window ends). The spread rule (as :meth:`capacity.analytic.window.
+    ClumpWindowModel._same_window`): a window offered ``S`` units (``S ~`` its law, seen
+    by a call in proportion to ``S``) fills evenly, so a call of charge ``b`` is
+    refused in its last ``f = (S − q + b)/S`` and the time left is uniform on
+    ``(0, f·w)``: ``E[S·(f − d/w)⁺]/E[S]``. Row 0 at no delay is the refusal."""
+    g, _ = m.window_law(n)
+    s = np.arange(g.size, dtype=np.float64)
+    w = g * s
+    tot = float(w.sum())
+    out = np.zeros((len(delays), units.size))
+    if tot <= 0.0:
+        return out
     x = units / m.h
-    top = math.ceil(float(x.max())) + 2
-    refused = room_refused(np.ones(top), g / g.sum(), m.q_lat, 1.0, weights=True)
-    return came, np.interp(x, np.arange(top, dtype=np.float64), refused)
+    f = np.clip((s[None, :] - m.q_lat + x[:, None]) / np.maximum(s[None, :], 1e-300),
+                0.0, 1.0)
+    for k, d in enumerate(delays):
+        out[k] = np.maximum(f - d / m.window_s, 0.0) @ w / tot
+    # A charge past the allowance never fits: refused in every window, whenever.
+    return np.where(x[None, :] > m.q_lat + 1e-9, 1.0, out)
+
+
+def _refused_again(m: FeedModel, n: int, units: NDArray[np.float64],
+                   delays: tuple[float, ...]) -> NDArray[np.float64]:
+    """``out[k, i]``: the chance slot ``m`` still turns away a call charging
+    ``units[i]`` it refused, ``delays[k]`` seconds later, by its own law: a loss log
+    while the charges that refused it are logged (:func:`_held_again`), a token bucket
+    while its level is short of the charge (its chain's
+    :meth:`~capacity.analytic.bucket.BucketChain.refused_after`), a fixed window while
+    the window lasts (:func:`_fixed_refused`); 1 otherwise."""
+    if m.loss_log:
+        return _held_again(m, n, units, delays)
+    never = units[None, :] > m.c.depth * (1.0 + 1e-12)
+    if m.c.enforcement == "token_bucket":
+        got = m.levels_at(n)
+        if got is None:
+            return np.ones((len(delays), units.size))
+        chain, lam = got
+        return np.asarray(np.where(never, 1.0, chain.refused_after(lam, units, delays)),
+                          dtype=np.float64)
+    if m.c.enforcement == "fixed_window":
+        both = _fixed_refused(m, n, units, (0.0, *delays))
+        again: NDArray[np.float64] = np.divide(
+            both[1:], both[0][None, :], out=np.ones((len(delays), units.size)),
+            where=both[0][None, :] > 1e-300)
+        return again
+    return np.ones((len(delays), units.size))
 
 
 def _points_spilled(upstream: list[tuple[Any, float, float, float]],
@@ -3770,29 +3981,36 @@ def _held_again(m: FeedModel, n: int, units: NDArray[np.float64],
     src = m.sources[0]
     counts = src.calls(n)
     mu = float(np.dot(np.arange(counts.size, dtype=np.float64), counts))
-    charge = src.charges(n)[0]
+    # On at most ~_HELD_POINTS points across the allowance: the chance moves smoothly
+    # with the charges (a step of the log's 2,048 is 1/256 of it at this lattice).
+    step = max(1.0, math.floor(m.q_lat / _HELD_POINTS))
+    charge = _window._coarsen(np.ascontiguousarray(src.charges(n)[0], dtype=np.float64),
+                              step)
     charge = charge / float(charge.sum())
-    qi = math.floor(m.q_lat + 1e-9)
-    x = units / m.h
+    q_lat = m.q_lat / step
+    qi = math.floor(q_lat + 1e-9)
+    x = units / (m.h * step)
     out = np.ones((len(delays), x.size))
     if mu <= 0.0:
         return out
-    for k, d in enumerate(delays):
-        p = min(max(d / m.window_s, 0.0), 1.0)
+    shares = [min(max(d / m.window_s, 0.0), 1.0) for d in delays]
+    laws = _compound_poissons(tuple(v for p in shares for v in (mu * p, mu * (1.0 - p))),
+                              charge, qi)
+    for k, p in enumerate(shares):
         if p >= 1.0:
             out[k] = 0.0
             continue
         e = np.zeros(qi + 1)
-        got = _compound_poisson(mu * p, charge)[: qi + 1]
+        got = laws[2 * k][: qi + 1]
         e[: got.size] = got
         r = np.zeros(qi + 1)
-        got = _compound_poisson(mu * (1.0 - p), charge)[: qi + 1]
+        got = laws[2 * k + 1][: qi + 1]
         r[: got.size] = got
         ce = np.concatenate([[0.0], np.cumsum(e)])          # P(E < j), j = 0..q+1
         s = np.arange(qi + 1)
         hi_e = ce[np.clip(qi - s + 1, 0, qi + 1)]             # P(E ≤ q − R), R = s
         for i, b in enumerate(x):
-            lo = min(max(math.floor(m.q_lat - b + 1e-9), -1), qi)   # refused: S > lo
+            lo = min(max(math.floor(q_lat - b + 1e-9), -1), qi)     # refused: S > lo
             if lo < 0:
                 continue                                     # never fits: always refused
             # P(lo < E + R ≤ q) split by R: R ≤ lo frees the room, R > lo keeps it short.
@@ -3803,25 +4021,39 @@ def _held_again(m: FeedModel, n: int, units: NDArray[np.float64],
     return out
 
 
-def _held_retries(ups: list[BucketSpill], m: FeedModel, units: NDArray[np.float64],
+# Points across a loss log's allowance :func:`_held_again` reads its laws on.
+_HELD_POINTS = 256
+
+
+def _held_retries(path: tuple[tuple[BucketSpill, ...],
+                              tuple[tuple[FeedModel, NDArray[np.float64]], ...]],
+                  m: FeedModel, units: NDArray[np.float64],
                   delays: tuple[float, ...]) -> Callable[[int], tuple[float, float, float]]:
-    """:attr:`FeedModel.held_retries` of the loss log ``m`` (charging ``units`` a
-    point) fed by the spill of the buckets ``ups`` (one deployment's): a call it refused
-    comes back after each backoff (``delays``: seconds from the refusal to retry k) to
-    those buckets first, which refuse it again while a level is still short of its charge
-    (:meth:`capacity.analytic.bucket.BucketChain.refused_after`; a requests bucket
-    beside it, by its share of the calls — any of them refusing, independently, as
-    :func:`_points_spilled` reads them), and then here, still
-    short while the charges that refused it have not expired (:func:`_held_again`).
-    Retries 1…k are all refused with about the product of the two chances at the k-th
-    backoff (the level and the log move one way between retries: both are short at the
-    k-th only if they were before), point by point over the calls refused here. Read as
+    """:attr:`FeedModel.held_retries` of the last slot ``m`` (charging ``units`` a
+    point) of a chain fed by the spill of the buckets of one deployment (``path``: those
+    buckets, and the loss logs between, each with its charges): a call it refused fails
+    its attempt and comes back after each backoff (``delays``: seconds from the refusal
+    to retry k) to those buckets first (a failed attempt routes afresh,
+    :class:`capacity.model.routing.CallPath`), which refuse it again while a level is
+    still short of its charge (:meth:`capacity.analytic.bucket.BucketChain.
+    refused_after`; a requests bucket beside it, by its share of the calls — any of them
+    refusing, independently, as :func:`_points_spilled` reads them), then to each log
+    between, still short while the charges that refused it there have not expired
+    (:func:`_held_again`), and then here, refused again by this slot's own law
+    (:func:`_refused_again`: a log's held charges, a bucket's level, a fixed window
+    until it ends). Retries 1…k are all refused with about the product of the chances
+    at the k-th backoff (the levels and the logs move one way between retries: all are
+    short at the k-th only if they were before), point by point over the calls refused
+    here. A third deployment (tests/data/bucket-spill-level-chain-third.yaml at 18
+    sessions): 58 % of the calls c refuses refused on all three retries, the engine 51 %
+    (86 %, 84 %, 71 % on each). Read as
     fresh arrivals, a retry met the bucket's time average (a 20,000-token prompt in ten
     at a 25,000-token ITPM bucket, tests/data/bucket-spill-level-chain.yaml: 4.6 % of
     the calls spill); the simulated shares at 18 sessions there (2.7 % of attempts
     answered 429, 0.53 % of calls failed, 1.023 attempts a call) imply ~0.9 % of the
     calls refused at the log and ~58 % of those refused on all three retries — this says
     0.95 % and 58 % (92 % and 79 % on the first one and two)."""
+    ups, logs = path
     assert all(up.units is not None or up.levels is None for up in ups)
 
     def held(n: int) -> tuple[float, float, float]:
@@ -3837,8 +4069,12 @@ def _held_retries(ups: list[BucketSpill], m: FeedModel, units: NDArray[np.float6
                                                       delays)
             else:
                 free *= 1.0 - float(up.stats(n).loss_fraction)
-        b = _held_again(m, n, units[keep], delays)
-        runs = np.vstack([np.ones(int(keep.sum())), (1.0 - free) * b])
+        b = _refused_again(m, n, units[keep], delays)
+        for log, log_units in logs:
+            # Refused there too on its way here: turned away again while that log
+            # still holds what refused it (else admitted there).
+            b = b * _refused_again(log, n, log_units[keep], delays)
+        runs = np.vstack([np.ones(int(keep.sum())), (1.0 - free) * b])  # P(1..k refused)
         per = runs @ w[keep]
         return float(per.sum()), float(per[:-1].sum()), float(per[-1])
 
