@@ -131,7 +131,7 @@ def _web_think(think: Any, **retry: Any) -> Any:
     data = load_profile(WEB).model_dump(mode="json", exclude_none=True)
     data["session"].pop("cadence")
     data["session"]["think_time"] = think
-    data["retry"] = {**data.get("retry", {}), **retry}
+    data["retry"] = {**data.get("retry", {}), "max_retries": 0, **retry}
     return profile_from_dict(data)
 
 
@@ -152,6 +152,8 @@ def test_a_nearly_constant_think_time_is_said_to_lock_phases() -> None:
     assert not _locks(analyze(_web_think({"exponential": "150s"})))
     assert not _locks(analyze(_web_think({"uniform": ["30s", "270s"]})))
     assert not _locks(analyze(_web()))
+    # Retried, a refused call waits and its turn grows longer: that spreads the sessions.
+    assert not _locks(analyze(_web_think("150s", max_retries=2)))
     # A refusal that takes as long as a turn saves the session nothing.
     assert not _locks(analyze(_web_think("150s", rejection_latency="200s")))
     # Nothing is refused behind a pacer (its queue waits instead), and a latency target

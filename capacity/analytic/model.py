@@ -1799,8 +1799,8 @@ def _outside_the_model(profile: Profile, result: CeilingResult) -> CeilingResult
 # Below this spread of the cycle over its mean, sessions keep their phases from turn to
 # turn. Simulated against the analytic answer: one 3.1 s call a turn, 360 RPM in 30 s
 # windows, a 54.3 s think time spread +-5 s (spread 0.05) 321 against 336, +-10 s (0.10)
-# 332, +-15 s (0.15) 335; hunt-1094 (fan-outs, SDK retries, sliding 5 s) with a uniform
-# 55-115 s think time (0.15) 149 against 163, 45-125 s (0.20) 157.
+# 332, +-15 s (0.15) 335; hunt-82 (no retries, a tool loop, fixed TPM windows) 162
+# [158-165] against 183 with its fixed think time, 185 with an exponential one.
 PHASE_LOCK_SPREAD = 0.2
 
 
@@ -1808,16 +1808,18 @@ def _phase_lock_notes(profile: Profile, result: CeilingResult) -> list[str]:
     """A note for each kind of session whose (nearly) constant think time lets failed
     turns pull its sessions into step.
 
-    A turn that fails (after its retries, if any) ends early: its 429 comes back after
+    Without retries a refused call fails at once: its 429 comes back after
     ``rejection_latency``, so its session's next turn comes sooner than those of the
     sessions served beside it, and sessions refused together return together; with
     little spread in the cycle nothing scatters them again. The analytic model keeps the
     sessions' phases independent and uniform, so its answer can be optimistic there
     (README, "A fixed think time"). Said only where something can be refused (no pacer
     in front, a ceiling not set by the latency target) and a refusal is shorter than
-    the turn.
+    the turn. With retries a refused call waits and its turn grows longer, which spreads
+    the sessions (simulated: pessimistic); the retry storms that abort turns together
+    are the metastability note's (``clumped.stability_notes``).
     """
-    if profile.pacing is not None or result.latency_bound:
+    if profile.pacing is not None or result.latency_bound or profile.retry.max_retries > 0:
         return []
     if profile.populations:
         from capacity.analytic.populations import view  # it imports this module
@@ -1839,8 +1841,8 @@ def _phase_lock_notes(profile: Profile, result: CeilingResult) -> list[str]:
         who = f" of population {name!r}" if profile.populations else ""
         notes.append(
             f"Think time{who} {s.pause.describe()} is nearly constant (the cycle varies by "
-            f"{spread:.0%} of its {cyc.cycle_s:.0f}s mean): a turn that fails (after its "
-            "retries, if any) ends early, so sessions refused together come back together "
+            f"{spread:.0%} of its {cyc.cycle_s:.0f}s mean) and a refused call is not "
+            "retried: its turn ends early, so sessions refused together come back together "
             "and can fall into step, which the analytic model does not see; its answer can "
             "be optimistic there. Check it with a simulation over a long horizon "
             "(--method simulate, --horizon).")
