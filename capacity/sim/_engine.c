@@ -59,7 +59,11 @@
  * loop is bound by cache misses, and overlapping them changes no decision.
  * From 2^(CQ_EPOCH+2) buckets up, a push due beyond the next epoch (2^CQ_EPOCH buckets)
  * is appended to that epoch's buffer and linked when the pops near it (cq_drain), so the
- * calendar itself is a ring of a few epochs that stays in cache.
+ * calendar itself is a ring of a few epochs that stays in cache. In the loop compiled for
+ * the fast case (q_push_b, q_pop_b) the queue is in sorted mode instead: the buffers hold
+ * each push's time beside its id (QEnt), an epoch is sorted into an array when the pops
+ * near it (arr_drain) and popped from there, so no record is linked or read by the queue
+ * (arr_pop: the events' records are prefetched a few pops ahead, exactly).
  *
  * The GIL is released while a replication runs: threads run replications on separate
  * cores.
@@ -124,8 +128,8 @@
 #define CQ_COARSE 8 /* log2 of the epochs per coarse span (see co_split) */
 #endif
 #ifndef CQ_ARENA
-#define CQ_ARENA 64 /* bytes of address space per session for the epochs' buffers */
-#endif
+#define CQ_ARENA 192 /* bytes of address space per session for the epochs' buffers */
+#endif              /* (12-byte entries in sorted mode: at 64, malloc took over at 10^6) */
 #ifndef CQ_DRAIN_PF
 #define CQ_DRAIN_PF 16 /* a drain prefetches the record this many entries ahead */
 #endif
@@ -714,6 +718,25 @@ typedef struct {
     int32_t len, cap;
 } EpBuf;
 
+/* Sorted mode (see arr_pop): a pending event as the queue keeps it outside its owner's
+ * record, 12 bytes (three of an EpBuf's ids). The linked calendar's drain read every
+ * record to place it (~1.0 line per attempt from beyond the L2 at 10^6 sessions, waited
+ * for ~80 pops before the record's own pop), then linked it through its record and the
+ * bucket's last one; with the time in the buffers the drain reads only them, in order. */
+typedef struct __attribute__((packed)) {
+    double t;
+    int32_t id;
+} QEnt;
+#ifndef CQ_ARR_REC
+#define CQ_ARR_REC 8 /* sorted mode: a pop prefetches the record this many pops ahead */
+#endif
+#ifndef CQ_ARR_SES
+#define CQ_ARR_SES 3 /* ... and what its event reads this many ahead (cq_partners) */
+#endif
+#ifndef CQ_ARR_LOW
+#define CQ_ARR_LOW 32 /* the next epoch is sorted in when fewer are left */
+#endif
+
 typedef struct {
     Ev ev; /* its next turn */
     uint64_t key;
@@ -850,6 +873,15 @@ typedef struct {
     EpBuf *cb;
     int64_t co_mask, co_done;
     int oom; /* a buffer could not grow: the next pop fails */
+    /* Sorted mode (big fast loop with epochs: arr_ok set by the loop, arr by cq_layout):
+     * buffers hold QEnt (time and id), the epochs up to ep_done are sa[sr..sw) sorted by
+     * (time, push order); records are not linked (Ev.next unused) */
+    int arr_ok, arr;
+    QEnt *sa;
+    int64_t sr, sw, scap;
+    uint16_t *sk;
+    QEnt *stmp;
+    int64_t skcap;
     /* The buffers' memory (large populations, Linux): taken in order from one region of
      * transparent huge pages (see ep_grow), NULL elsewhere (then malloc). */
     char *ar;
@@ -1010,6 +1042,44 @@ static ALWAYS_INLINE int ep_append(Queue *Q, int64_t e, int32_t id) {
     return 0;
 }
 
+/* Sorted mode: ep_put and ep_append with the time beside the id (QEnt). */
+static ALWAYS_INLINE int ep_put3(Queue *Q, EpBuf *B, int32_t id, double t) {
+    if (__builtin_expect(B->len + 3 > B->cap, 0) && ep_grow(Q, B) < 0) return -1;
+    QEnt *x = (QEnt *)(B->ids + B->len);
+    x->t = t;
+    x->id = id;
+    B->len += 3;
+    return 0;
+}
+static ALWAYS_INLINE int arr_append(Queue *Q, int64_t e, int32_t id, double t) {
+    Q->nbuf++;
+    if ((e >> CQ_COARSE) <= Q->co_done || (uint64_t)e > INT32_MAX)
+        return ep_put3(Q, Q->eb + (e & Q->ep_mask), id, t);
+    return ep_put3(Q, Q->cb + ((e >> CQ_COARSE) & Q->co_mask), id, t);
+}
+/* co_split in sorted mode: each entry's epoch from its time */
+static __attribute__((noinline)) void co_split3(Queue *Q, int64_t c) {
+    EpBuf *B = Q->cb + (c & Q->co_mask);
+    int32_t *v = B->ids;
+    int64_t n = B->len, k = 0;
+    for (int64_t i = 0; i < n; i += 3) {
+        const QEnt *x = (const QEnt *)(v + i);
+        const double t = x->t;
+        const int32_t id = x->id;
+        const int64_t e = vbucket(Q, t) >> CQ_EPOCH;
+        if ((e >> CQ_COARSE) == c) {
+            if (ep_put3(Q, Q->eb + (e & Q->ep_mask), id, t) < 0) return;
+        } else {
+            QEnt *y = (QEnt *)(v + k);
+            y->t = t;
+            y->id = id;
+            k += 3;
+        }
+    }
+    B->len = (int32_t)k;
+    Q->co_done = c;
+}
+
 /* Move coarse span c's pushes to their epochs' buffers, in push order (the drain of the
  * span's first epoch comes next; everything pushed for an epoch of the span before this
  * is in the span's buffer, everything after goes to the epoch's), keeping those of a
@@ -1131,6 +1201,8 @@ static int cq_layout(Queue *Q, const int32_t *order, int64_t m) {
      * one, so its buckets are a ring of a few epochs (nb stays the year the epochs'
      * buffers span): at 10^6 sessions 16 kB instead of 64-128 MB, swept in cache. */
     Q->ep = Q->ahead && !Q->heap && nb >= ((int64_t)4 << CQ_EPOCH) && nb >= 8 * CQ_MARGIN;
+    Q->arr = Q->ep && Q->arr_ok;
+    Q->sr = Q->sw = 0;
     int64_t nphys = nb;
     if (Q->ep) {
         while (nphys > 16 && nphys / 2 >= ((int64_t)2 << CQ_EPOCH) + 2 * CQ_MARGIN) nphys /= 2;
@@ -1160,7 +1232,8 @@ static int cq_layout(Queue *Q, const int32_t *order, int64_t m) {
             Q->ep_cap = ne + nc;
         }
         Q->ep_mask = ne - 1;
-        Q->ep_done = Q->cur >> CQ_EPOCH;
+        /* sorted mode: every record buffered, the first epoch sorted in by the first pop */
+        Q->ep_done = (Q->cur >> CQ_EPOCH) - (Q->arr ? 1 : 0);
         Q->drain_at = ((Q->ep_done + 1) << CQ_EPOCH) - CQ_MARGIN;
         Q->cb = Q->eb + ne;
         Q->co_mask = nc - 1;
@@ -1168,6 +1241,11 @@ static int cq_layout(Queue *Q, const int32_t *order, int64_t m) {
         Q->co_done = nc ? (Q->ep_done + 1) >> CQ_COARSE : INT64_MAX;
     }
     for (int64_t i = 0; i < m; i++) {
+        if (Q->arr) {
+            const double t = EVAT(Q, order[i])->t;
+            if (arr_append(Q, vbucket(Q, t) >> CQ_EPOCH, order[i], t) < 0) return -1;
+            continue;
+        }
         if (Q->ep) {
             int64_t e = vbucket(Q, EVAT(Q, order[i])->t) >> CQ_EPOCH;
             if (e > Q->ep_done) {
@@ -1191,19 +1269,26 @@ static int cq_rebuild(Queue *Q) {
     if (!order) return -1;
     /* From the current bucket on: within a bucket records are in queue order, and equal
      * times share a bucket, so equal times keep their order. */
-    for (int64_t s = 0; s <= Q->mask && m < n - Q->nbuf; s++) {
+    if (Q->arr) {
+        for (int64_t i = Q->sr; i < Q->sw; i++) order[m++] = Q->sa[i].id;
+        Q->sr = Q->sw = 0;
+    }
+    for (int64_t s = 0; !Q->arr && s <= Q->mask && m < n - Q->nbuf; s++) {
         int64_t b = (Q->cur + s) & Q->mask;
         for (int32_t j = Q->bk[b].head; j >= 0; j = EVAT(Q, j)->next) order[m++] = j;
     }
     /* then the buffered ones, each buffer in push order (equal times share a buffer) */
     if (Q->ep) {
+        const int st = Q->arr ? 3 : 1;
         for (int64_t b = 0; b <= Q->ep_mask; b++) {
-            for (int64_t i = 0; i < Q->eb[b].len; i++) order[m++] = Q->eb[b].ids[i];
+            for (int64_t i = 0; i < Q->eb[b].len; i += st)
+                order[m++] = Q->arr ? ((const QEnt *)(Q->eb[b].ids + i))->id : Q->eb[b].ids[i];
             Q->eb[b].len = 0;
         }
         /* (a span not split holds every push for its epochs: equal times stay in order) */
         for (int64_t b = 0; Q->co_done != INT64_MAX && b <= Q->co_mask; b++) {
-            for (int64_t i = 0; i < Q->cb[b].len; i += 2) order[m++] = Q->cb[b].ids[i];
+            for (int64_t i = 0; i < Q->cb[b].len; i += st + (Q->arr ? 0 : 1))
+                order[m++] = Q->arr ? ((const QEnt *)(Q->cb[b].ids + i))->id : Q->cb[b].ids[i];
             Q->cb[b].len = 0;
         }
     }
@@ -1219,6 +1304,9 @@ static int cq_rebuild(Queue *Q) {
  * count doubled or fell to a quarter; else start counting afresh. 0, or -1 when out of
  * memory. */
 static ALWAYS_INLINE int cq_retime(Queue *Q) {
+#ifdef CQ_TEST_REBUILD /* tests: sorted mode re-lays at every check */
+    if (Q->arr) return cq_rebuild(Q);
+#endif
     int64_t p = Q->pops ? Q->pops : 1, w = Q->pushes ? Q->pushes : 1;
     if (Q->steps > 6 * CQ_ROOM * p || Q->walks > 4 * w || CQ_ROOM * Q->n > 2 * Q->nb ||
         (Q->nb > 16 && 4 * CQ_ROOM * Q->n < Q->nb))
@@ -1498,6 +1586,169 @@ static ALWAYS_INLINE int32_t q_pop(Queue *Q) {
     }
 }
 
+/* Sorted mode: sort epoch ep_done + 1's entries into sa after the ones left (all due
+ * earlier): by bucket (a counting sort, stable), then by time within a bucket (an
+ * insertion sort, stable), so equal times keep their push order. Its records are not read. */
+static __attribute__((noinline)) int arr_drain(Queue *Q) {
+    const int64_t e = Q->ep_done + 1;
+    while ((e >> CQ_COARSE) > Q->co_done) co_split3(Q, Q->co_done + 1);
+    if (Q->oom) return -1;
+    EpBuf *B = Q->eb + (e & Q->ep_mask);
+    int32_t *v = B->ids;
+    const int64_t n = B->len, ne = n / 3, live = Q->sw - Q->sr;
+    if (ne > Q->skcap) {
+        int64_t c = Q->skcap ? 2 * Q->skcap : 1024;
+        while (c < ne) c *= 2;
+        uint16_t *sk = realloc(Q->sk, sizeof(uint16_t) * (size_t)c);
+        if (sk) Q->sk = sk;
+        QEnt *st = realloc(Q->stmp, sizeof(QEnt) * (size_t)c);
+        if (st) Q->stmp = st;
+        if (!sk || !st) goto oom;
+        Q->skcap = c;
+    }
+    if (Q->sr > 0) {
+        memmove(Q->sa, Q->sa + Q->sr, sizeof(QEnt) * (size_t)live);
+        Q->sr = 0;
+        Q->sw = live;
+    }
+    if (live + ne > Q->scap) {
+        int64_t c = Q->scap ? 2 * Q->scap : 1024;
+        while (c < live + ne) c *= 2;
+        QEnt *sa = realloc(Q->sa, sizeof(QEnt) * (size_t)c);
+        if (!sa) goto oom;
+        Q->sa = sa;
+        Q->scap = c;
+    }
+    uint32_t cnt[(1 << CQ_EPOCH) + 1];
+    memset(cnt, 0, sizeof(cnt));
+    uint16_t *sk = Q->sk;
+    QEnt *tmp = Q->stmp;
+    int64_t m = 0, k = 0;
+    for (int64_t i = 0; i < n; i += 3) {
+        const QEnt *x = (const QEnt *)(v + i);
+        const double t = x->t;
+        const int32_t id = x->id;
+        const int64_t vb = vbucket(Q, t);
+        if ((vb >> CQ_EPOCH) == e) {
+            const unsigned key = (unsigned)(vb & ((1 << CQ_EPOCH) - 1));
+            sk[m] = (uint16_t)key;
+            tmp[m].t = t;
+            tmp[m].id = id;
+            m++;
+            cnt[key + 1]++;
+        } else {
+            QEnt *y = (QEnt *)(v + k);
+            y->t = t;
+            y->id = id;
+            k += 3;
+        }
+    }
+    for (int b = 0; b < (1 << CQ_EPOCH); b++) cnt[b + 1] += cnt[b];
+    QEnt *out = Q->sa + Q->sw;
+    for (int64_t i = 0; i < m; i++) out[cnt[sk[i]]++] = tmp[i];
+    for (int64_t i = 1; i < m; i++) {
+        if (!(out[i].t < out[i - 1].t)) continue;
+        const QEnt x = out[i];
+        int64_t j = i;
+        while (j > 0 && x.t < out[j - 1].t) {
+            out[j] = out[j - 1];
+            j--;
+        }
+        out[j] = x;
+    }
+    Q->sw += m;
+    Q->nbuf -= m;
+    B->len = (int32_t)k;
+    Q->ep_done = e;
+    return 0;
+oom:
+    Q->oom = 1;
+    Q->check_b = INT64_MIN;
+    return -1;
+}
+
+/* Sorted mode: nothing sorted in and a whole year of epochs empty: on from the earliest
+ * buffered entry's epoch (as cq_jump). */
+static void arr_jump(Queue *Q) {
+    int64_t best = INT64_MAX;
+    for (int64_t b = 0; b <= Q->ep_mask; b++)
+        for (int64_t i = 0; i < Q->eb[b].len; i += 3) {
+            int64_t vb = vbucket(Q, ((const QEnt *)(Q->eb[b].ids + i))->t);
+            if (vb < best) best = vb;
+        }
+    for (int64_t b = 0; Q->co_done != INT64_MAX && b <= Q->co_mask; b++)
+        for (int64_t i = 0; i < Q->cb[b].len; i += 3) {
+            int64_t vb = vbucket(Q, ((const QEnt *)(Q->cb[b].ids + i))->t);
+            if (vb < best) best = vb;
+        }
+    Q->ep_done = (best >> CQ_EPOCH) - 1;
+    if (Q->co_done != INT64_MAX && Q->co_done < ((Q->ep_done + 1) >> CQ_COARSE) - 1)
+        Q->co_done = ((Q->ep_done + 1) >> CQ_COARSE) - 1;
+}
+
+/* Sorted mode: fewer than CQ_ARR_LOW entries sorted in: the next epoch (and, while none
+ * is, the ones after it). n > 0. */
+static __attribute__((noinline)) int arr_fill(Queue *Q) {
+    if (arr_drain(Q) < 0) return -1;
+    int64_t empty = 0;
+    while (Q->sw == Q->sr) {
+#ifndef CQ_ARR_JUMP
+#define CQ_ARR_JUMP (Q->ep_mask + 1) /* (tests: smaller) */
+#endif
+        if (++empty >= CQ_ARR_JUMP) {
+            arr_jump(Q);
+            empty = 0;
+        }
+        if (arr_drain(Q) < 0) return -1;
+    }
+    return 0;
+}
+
+/* Sorted mode: a push due in an epoch already sorted in, at its place (after every entry
+ * due at or before t). Rare: such a push is due within about an epoch. */
+static __attribute__((noinline)) int arr_insert(Queue *Q, int32_t id, double t) {
+    if (Q->sw == Q->scap) {
+        if (Q->sr > 0) {
+            memmove(Q->sa, Q->sa + Q->sr, sizeof(QEnt) * (size_t)(Q->sw - Q->sr));
+            Q->sw -= Q->sr;
+            Q->sr = 0;
+        } else {
+            int64_t c = Q->scap ? 2 * Q->scap : 1024;
+            QEnt *sa = realloc(Q->sa, sizeof(QEnt) * (size_t)c);
+            if (!sa) {
+                Q->oom = 1;
+                Q->check_b = INT64_MIN;
+                return -1;
+            }
+            Q->sa = sa;
+            Q->scap = c;
+        }
+    }
+    int64_t lo = Q->sr, hi = Q->sw;
+    while (lo < hi) {
+        const int64_t mid = lo + (hi - lo) / 2;
+        if (Q->sa[mid].t > t) hi = mid;
+        else lo = mid + 1;
+    }
+    memmove(Q->sa + lo + 1, Q->sa + lo, sizeof(QEnt) * (size_t)(Q->sw - lo));
+    Q->sa[lo].t = t;
+    Q->sa[lo].id = id;
+    Q->sw++;
+    return 0;
+}
+
+static ALWAYS_INLINE int32_t arr_pop(Queue *Q, Ev **pe, const int sh) {
+    if (__builtin_expect(Q->sw - Q->sr < CQ_ARR_LOW, 0) && arr_fill(Q) < 0) return -2;
+    const int64_t r = Q->sr++;
+    const QEnt *sa = Q->sa;
+    const int32_t j = sa[r].id;
+    Q->n--;
+    if (r + CQ_ARR_REC < Q->sw) PREFETCH(EVPs(Q, sa[r + CQ_ARR_REC].id, sh));
+    if (r + CQ_ARR_SES < Q->sw) cq_partners(Q, sa[r + CQ_ARR_SES].id, sh);
+    *pe = EVPs(Q, j, sh);
+    return j;
+}
+
 /* The large populations' fast case (big: from CQ_AHEAD_MIN sessions, without the heap,
  * in the loop compiled for the fast case): the same queue as q_push / q_pop (the same
  * buckets, lists, epochs and re-timing rule, so the same order) without their branches
@@ -1515,7 +1766,10 @@ static ALWAYS_INLINE void q_push_b(Queue *Q, int32_t id, Ev *e, double t, int ki
     Q->n++;
     Q->pushes++;
     const int64_t vb = vbucket(Q, t), ep = vb >> CQ_EPOCH;
-    if (ep > Q->ep_done) (void)ep_append(Q, ep, id); /* failure: the next pop fails */
+    if (Q->arr) {
+        if (__builtin_expect(ep > Q->ep_done, 1)) (void)arr_append(Q, ep, id, t);
+        else (void)arr_insert(Q, id, t);
+    } else if (ep > Q->ep_done) (void)ep_append(Q, ep, id); /* failure: the next pop fails */
     else cq_insert_v(Q, id, e, t, vb, sh);
     if (Q->n > Q->n_grow) Q->check_at = Q->check_b = 0; /* resize at the next pop */
 }
@@ -1534,6 +1788,7 @@ static ALWAYS_INLINE int32_t q_pop_b(Queue *Q, Ev **pe, const int sh) {
         }
     }
     Q->pops++;
+    if (Q->arr) return arr_pop(Q, pe, sh);
     for (;;) {
         for (int64_t s = 0; s < Q->nb;) {
             while (Q->cur >= Q->drain_at) {
@@ -1677,8 +1932,9 @@ static int q_init(Queue *Q, Session *sess, int64_t n_sess, int heap, int64_t cap
     Q->heap = heap;
     Q->ahead = n_sess >= CQ_AHEAD_MIN;
     if (Q->ahead && !heap) {
-        /* address space only (committed as touched): the buffers hold about one id per
-         * pending record, so 16 ids per session leave room for the doublings left behind */
+        /* address space only (committed as touched): the buffers hold about one entry per
+         * pending record (an id, 4 bytes; in sorted mode time and id, 12), so 192 bytes per
+         * session leave room for the doublings left behind */
         Q->ar_size = (size_t)CQ_ARENA * (size_t)(n_sess + 1);
         Q->ar = map_reserve(Q->ar_size);
         if (!Q->ar) Q->ar_size = 0;
@@ -1711,6 +1967,9 @@ static void q_free(Queue *Q) {
     for (int64_t b = 0; b < Q->ep_cap; b++)
         if (!ep_in_arena(Q, Q->eb[b].ids)) free(Q->eb[b].ids);
     free(Q->eb);
+    free(Q->sa);
+    free(Q->sk);
+    free(Q->stmp);
     map_release(Q->ar, Q->ar_size);
     free(Q->bk);
     free(Q->h);
@@ -2772,6 +3031,7 @@ static ALWAYS_INLINE int replicate_impl(const Prog *G, int64_t N, uint64_t rep_k
     double P1[P_NCOL];
     for (int c = 0; c < P_NCOL; c++) P1[c] = one ? P[c] : 0.0;
     if (q_init(&R->Q, R->s, N, heap, N + 1) < 0) goto done;
+    R->Q.arr_ok = big; /* sorted mode with epochs (q_pop_b, q_push_b) */
     int mbl = 0; /* log2(MB) */
     while (((int64_t)1 << mbl) < MB) mbl++;
     if (cz) {
