@@ -185,7 +185,7 @@ def test_a_third_deployment_sees_the_large_calls_and_their_retries() -> None:
     (c refuses 21 % of the calls reaching it where the engine's overflow, bunched by b,
     sees 40 %), so N* is 19 against a simulated 18 [17–18] — 34 before."""
     p = load_profile(DATA / "bucket-spill-level-chain-third.yaml")
-    assert analyze(p).burst_ceiling <= 19
+    assert 17 <= analyze(p).burst_ceiling <= 19  # simulated 18 [17-18]; 34 before
     res = analyze(p, sessions=18)
     share = {c.quota: c.at_sessions for c in res.constraints if c.at_sessions is not None}
     assert 0.015 < share["q2"].loss_fraction < 0.029, share["q2"]
@@ -201,7 +201,7 @@ def test_a_receiving_bucket_refuses_what_never_fits() -> None:
     attempt, 2.8 % of the attempts). Simulated N* 10 [10–11]; 34 before, 12 now (b's
     loss log still reads the bucket's spill as Poisson: 17 % refused there, the engine
     26 %)."""
-    from capacity.analytic.fleet import FeedModel, _refused_again, _refused_by_charge, fleet_models
+    from capacity.analytic.fleet import FeedModel, _refused_by_charge, fleet_models
     from capacity.analytic.model import cycle_time
     from capacity.model.workload import Workload
 
@@ -215,5 +215,4 @@ def test_a_receiving_bucket_refuses_what_never_fits() -> None:
     assert c.levels_at(10) is None
     refused = _refused_by_charge(c, 10, c.point_units)
     assert refused is not None and np.all(refused[big] == 1.0)
-    assert np.all(_refused_again(c, 10, c.point_units[big], (0.5, 1.5, 3.5)) == 1.0)
-    assert analyze(p).burst_ceiling <= 12
+    assert 10 <= analyze(p).burst_ceiling <= 12  # simulated 10 [10-11]; 34 before
