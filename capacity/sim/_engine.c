@@ -1107,26 +1107,24 @@ static __attribute__((noinline)) void co_split(Queue *Q, int64_t c) {
  * otherwise touches a cold bucket and that bucket's last record (two cache misses at
  * 10^6 sessions) and writes both; here it appends to a buffer whose end is in cache,
  * and the drain walks an epoch's records with their reads overlapped, into buckets that
- * are consecutive. Entries of an epoch a year (the buffer ring) or more later stay. */
-static ALWAYS_INLINE void cq_insert_v(Queue *Q, int32_t id, Ev *e, double t, int64_t vb,
-                                      const int sh);
+ * are consecutive. Entries of an epoch a year (the buffer ring) or more later stay.
+ * (The loop compiled for the fast case runs sorted mode instead: arr_drain.) */
 /* One entry of the drain below: linked if due in epoch e, else kept at ids[k] (k: the
  * entries kept so far, returned counted). */
 static ALWAYS_INLINE int64_t cq_drain_one(Queue *Q, int32_t *ids, int64_t k, int32_t id,
-                                          int64_t e, const int inf, const int sh) {
+                                          int64_t e, const int sh) {
     Ev *ev = EVPs(Q, id, sh);
     const int64_t vb = vbucket(Q, ev->t);
     if ((vb >> CQ_EPOCH) == e) {
-        if (inf) cq_insert_v(Q, id, ev, ev->t, vb, sh); /* (its bucket computed once) */
-        else cq_insert(Q, id);
+        cq_insert(Q, id);
         if (CQ_DRAIN_PARTNERS) cq_partners(Q, id, sh); /* what its event reads next */
     } else {
         ids[k++] = id;
     }
     return k;
 }
-/* inf: every empty bucket's tail is the record due at -inf (q_pop_b; see cq_insert_p) */
-static ALWAYS_INLINE void cq_drain_impl(Queue *Q, const int inf, const int sh) {
+static void cq_drain(Queue *Q) {
+    const int sh = Q->nsh;
     int64_t e = Q->ep_done + 1;
     while ((e >> CQ_COARSE) > Q->co_done) co_split(Q, Q->co_done + 1);
     EpBuf *B = Q->eb + (e & Q->ep_mask);
@@ -1136,18 +1134,14 @@ static ALWAYS_INLINE void cq_drain_impl(Queue *Q, const int inf, const int sh) {
      * not a test per entry) */
     for (; i < n - CQ_DRAIN_PF; i++) {
         PREFETCH(EVPs(Q, ids[i + CQ_DRAIN_PF], sh));
-        k = cq_drain_one(Q, ids, k, ids[i], e, inf, sh);
+        k = cq_drain_one(Q, ids, k, ids[i], e, sh);
     }
-    for (; i < n; i++) k = cq_drain_one(Q, ids, k, ids[i], e, inf, sh);
+    for (; i < n; i++) k = cq_drain_one(Q, ids, k, ids[i], e, sh);
     Q->nbuf -= n - k;
     B->len = (int32_t)k;
     Q->ep_done = e;
     Q->drain_at = ((e + 1) << CQ_EPOCH) - CQ_MARGIN;
 }
-static void cq_drain(Queue *Q) { cq_drain_impl(Q, 0, Q->nsh); }
-/* q_pop_b's, for 64-byte nodes and for compact ones (sh: see EVPs) */
-static void cq_drain_b6(Queue *Q) { cq_drain_impl(Q, 1, 6); }
-static void cq_drain_b5(Queue *Q) { cq_drain_impl(Q, 1, 5); }
 
 /* The k-th smallest of a[0..n) (0-based; a is reordered): the value a full sort would put
  * at k, in O(n) (Hoare's selection; a sort of 10^6 times took ~0.1 s per layout). */
@@ -1750,13 +1744,12 @@ static ALWAYS_INLINE int32_t arr_pop(Queue *Q, Ev **pe, const int sh) {
 }
 
 /* The large populations' fast case (big: from CQ_AHEAD_MIN sessions, without the heap,
- * in the loop compiled for the fast case): the same queue as q_push / q_pop (the same
- * buckets, lists, epochs and re-timing rule, so the same order) without their branches
- * for the heap and the held-back pushes, which never run with epochs on; the caller
- * hands over the pushed record's event, and a pop returns its record's event. Anything
- * else (a re-timing check, epochs off after a resize) goes through q_push / q_pop. */
-static ALWAYS_INLINE void q_push_b(Queue *Q, int32_t id, Ev *e, double t, int kind,
-                                   const int sh) {
+ * in the loop compiled for the fast case): with epochs on the queue is in sorted mode
+ * there (arr_ok is set by that loop, so cq_layout turns it on with the epochs), the same
+ * order as q_push / q_pop's (time, then push order); the caller hands over the pushed
+ * record's event, and a pop returns its record's event. Anything else (a re-timing check,
+ * epochs off after a resize) goes through q_push / q_pop. */
+static ALWAYS_INLINE void q_push_b(Queue *Q, int32_t id, Ev *e, double t, int kind) {
     if (__builtin_expect(!Q->ep, 0)) {
         q_push(Q, id, t, kind);
         return;
@@ -1765,21 +1758,17 @@ static ALWAYS_INLINE void q_push_b(Queue *Q, int32_t id, Ev *e, double t, int ki
     e->kind = kind;
     Q->n++;
     Q->pushes++;
-    const int64_t vb = vbucket(Q, t), ep = vb >> CQ_EPOCH;
-    if (Q->arr) {
-        if (__builtin_expect(ep > Q->ep_done, 1)) (void)arr_append(Q, ep, id, t);
-        else (void)arr_insert(Q, id, t);
-    } else if (ep > Q->ep_done) (void)ep_append(Q, ep, id); /* failure: the next pop fails */
-    else cq_insert_v(Q, id, e, t, vb, sh);
+    const int64_t ep = vbucket(Q, t) >> CQ_EPOCH;
+    /* (a failure: the next pop fails) */
+    if (__builtin_expect(ep > Q->ep_done, 1)) (void)arr_append(Q, ep, id, t);
+    else (void)arr_insert(Q, id, t);
     if (Q->n > Q->n_grow) Q->check_at = Q->check_b = 0; /* resize at the next pop */
 }
 
-/* With epochs on, every empty bucket's tail is the record due at -inf (as in cq_plain:
- * cq_layout sets it, the pops here restore it), so inserts take cq_insert_p's path. The
- * fast case has no pacer, whose event that record otherwise holds. */
+/* (sh: see EVPs) */
 static ALWAYS_INLINE int32_t q_pop_b(Queue *Q, Ev **pe, const int sh) {
     if (__builtin_expect(Q->pops >= Q->check_b || Q->n == 0, 0)) {
-        /* the re-timing rule (a rebuild lays every tail out as -inf) */
+        /* the re-timing rule */
         if (Q->ep && Q->dn == 0 && Q->n > 0 && !Q->oom && cq_retime(Q) < 0) return -2;
         if (!Q->ep || Q->dn > 0 || Q->n == 0 || Q->oom) { /* epochs off after a resize */
             int32_t j = q_pop(Q);
@@ -1788,47 +1777,7 @@ static ALWAYS_INLINE int32_t q_pop_b(Queue *Q, Ev **pe, const int sh) {
         }
     }
     Q->pops++;
-    if (Q->arr) return arr_pop(Q, pe, sh);
-    for (;;) {
-        for (int64_t s = 0; s < Q->nb;) {
-            while (Q->cur >= Q->drain_at) {
-                if (sh == 5) cq_drain_b5(Q);
-                else cq_drain_b6(Q);
-            }
-            const Bucket *bk = Q->bk;
-            const int64_t mask = Q->mask, c0 = Q->cur;
-            int64_t c = c0, stop = c0 + (Q->nb - s);
-            if (Q->drain_at < stop) stop = Q->drain_at;
-            while (c < stop && bk[c & mask].head < 0) c++;
-            Q->steps += c - c0;
-            s += c - c0;
-            Q->cur = c;
-            if (c == stop) continue; /* a drain is due, or the year is stepped */
-            Bucket *B = Q->bk + (c & mask);
-            int32_t j = B->head;
-            Ev *e = EVPs(Q, j, sh);
-            if (vbucket(Q, e->t) == c) {
-                int32_t nx = e->next, tl = B->tail;
-                B->head = nx;
-                /* emptied: the -inf record (a mask, not a select: gcc made that a branch,
-                 * mispredicted ~0.6 times per attempt) */
-                if (sh == 5) {
-                    const int32_t em = nx >> 31;
-                    B->tail = ((int32_t)Q->n_sess & em) | (tl & ~em);
-                } else {
-                    B->tail = nx < 0 ? (int32_t)Q->n_sess : tl;
-                }
-                Q->n--;
-                cq_ahead_s(Q, nx, sh);
-                *pe = e;
-                return j;
-            }
-            Q->cur++;
-            Q->steps++;
-            s++;
-        }
-        cq_jump(Q);
-    }
+    return arr_pop(Q, pe, sh); /* epochs on: sorted mode */
 }
 
 /* The calendar queue without the heap, the look-ahead or the pacer (cq_plain: below
@@ -2800,7 +2749,7 @@ static uint64_t pf_lines(const Tpl *tpl, int64_t n_turns, int64_t M) {
 #define QPUSH(id_, ev_, t_, kind_)                                                          \
     do {                                                                                   \
         if (plain) q_push_p(&R->Q, (id_), (ev_), (t_), (kind_));                           \
-        else if (big) q_push_b(&R->Q, (id_), (ev_), (t_), (kind_), cz ? 5 : 6);            \
+        else if (big) q_push_b(&R->Q, (id_), (ev_), (t_), (kind_));                        \
         else q_push(&R->Q, (id_), (t_), (kind_));                                          \
     } while (0)
 
