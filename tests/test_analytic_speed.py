@@ -502,14 +502,16 @@ def _poisson_law(load: float, q: float, L: int) -> np.ndarray:
 @pytest.mark.parametrize(("q", "retries", "load", "L"), [
     (83.0, 2, 0.6, 512), (83.0, 2, 0.97, 512), (40.4, 1, 0.9, 256), (256.0, 5, 0.99, 1024),
     (250.0, 2, 1.3, 1024), (250.0, 2, 2.0, 1024), (120.0, 2, 1.05, 256),
-    (140.0, 2, 1.2, 256), (12.0, 0, 0.9, 128), (3.0, 3, 0.8, 20000)])
+    (140.0, 2, 1.2, 256), (12.0, 0, 0.9, 128), (3.0, 3, 0.8, 20000), (61.3, 2, 0.95, 301)])
 def test_compiled_carry_is_the_numpy_loop(q: float, retries: int, load: float,
                                           L: int) -> None:
     # Settling, running out of windows, outgrowing the lattice (load 2), a q past half
     # the lattice (the wrap check on a whole tail), no retries, a lattice past numpy's
-    # 8,192-element blocks; from empty and from a smaller load's carry: the compiled
-    # iteration (_kernels.c) gives the numpy loop's numbers bit for bit.
+    # 8,192-element blocks, an odd lattice (rfft_n_odd); from empty and from a smaller
+    # load's carry: the compiled iteration (_kernels.c, numpy's FFT and product by their
+    # inner loops) gives the numpy loop's numbers bit for bit.
     assert window._kernels is not None  # built with the package (setup.py)
+    assert window._direct_conv(np.zeros(L // 2 + 1, dtype=complex), L) is not None
     init = window._carry_law(_poisson_law(0.9 * load, q, L), q, retries)[0]
     for start in (None, init):
         g = _poisson_law(load, q, L)
@@ -523,6 +525,40 @@ def test_compiled_carry_is_the_numpy_loop(q: float, retries: int, load: float,
         want = window._carry_loop(y, q, retries, 96, 1e-5, rfft, irfft, rfft(g).copy())
         assert got[0].tobytes() == want[0].tobytes()
         assert got[1:] == want[1:]
+
+
+@pytest.mark.parametrize("L", [16, 17, 64, 255, 512, 1000, 4096])
+def test_direct_convolution_is_the_callbacks(L: int) -> None:
+    # carry_loop's convolution by numpy's own inner loops (the rfft/irfft gufuncs and the
+    # complex product, called from C) against the Python callback that calls the same
+    # ufuncs: the same bytes, window by window (one window at a time from random laws).
+    kern = window._kernels
+    assert kern is not None
+    rng = np.random.default_rng(L)
+    for _ in range(20):
+        q = float(rng.uniform(1.0, 0.45 * L))
+        g = rng.random(L) * (rng.random(L) < 0.5)
+        g[int(rng.integers(1, L)):] = 0.0
+        g[0] += 0.01
+        g /= g.sum()
+        rfft, irfft = window._real_fft(L)
+        gh = rfft(g).copy()
+        conv = window._conv_callback(rfft, irfft, gh)
+        y = rng.random(L) * (rng.random(L) < 0.3)
+        y[0] += 0.01
+        y /= y.sum()
+        direct = window._direct_conv(gh, L)
+        assert direct is not None
+        for windows in (1, 3):
+            got = kern.carry_loop(y, q, 2, windows, 0.0, direct)
+            want = kern.carry_loop(y, q, 2, windows, 0.0, conv)
+            assert got[0].tobytes() == want[0].tobytes()
+            assert got[1:] == want[1:]
+    with pytest.raises(ValueError):  # a transform of the wrong length
+        kern.carry_loop(np.ones(L) / L, 1.0, 2, 1, 0.0, (np.zeros(L // 2 + 2, dtype=complex),
+                                                        *direct[1:]))
+    with pytest.raises(TypeError):  # not ufuncs
+        kern.carry_loop(np.ones(L) / L, 1.0, 2, 1, 0.0, (direct[0], len, len, len))
 
 
 @pytest.mark.parametrize("n", [*range(0, 140), 255, 256, 257, 1000, 8191, 8192, 8193, 20000])

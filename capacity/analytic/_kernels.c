@@ -58,6 +58,7 @@
 #include <math.h>
 #include <string.h>
 #include <numpy/arrayobject.h>
+#include <numpy/ufuncobject.h>
 
 /* numpy's pairwise summation (numpy/_core/src/umath/loops_utils.h.src), started from 0. */
 static double pairwise(const double *a, npy_intp n) {
@@ -118,11 +119,108 @@ static int g_plain_only = 0;
  *
  * y: the starting law (float64, length L, C-contiguous; not modified);
  * conv(back) -> the circular convolution of back with the window count (float64,
- * length L; read before the next call). */
+ * length L; read before the next call); or conv = (gh, rfft, irfft, multiply): the window
+ * count's transform (complex128, L/2 + 1) and the ufuncs the callback would call
+ * (numpy.fft._pocketfft_umath's rfft_n_even or rfft_n_odd and irfft, np.multiply), whose
+ * own inner loops then run here without a call back into Python (struct direct_conv). */
 /* A float64 array this machine can read in place: native byte order and aligned (a
  * big-endian '>f8' has the same type number and would be read as garbage). */
 #define F64(a) (PyArray_TYPE(a) == NPY_FLOAT64 && PyArray_ISNOTSWAPPED(a) && \
                 PyArray_ISALIGNED(a))
+
+/* A ufunc's own inner loop for one type signature: the function numpy's ufunc machinery
+ * runs for it (the same code, so the same numbers), called without the machinery's few
+ * microseconds per call (argument parsing, type resolution, output allocation, the
+ * floating-point error checks: a loop over probability laws raises none it would report). */
+struct loop {
+    PyUFuncGenericFunction fn;
+    void *data;
+};
+
+static int find_loop(PyObject *uf, const char *types, struct loop *out) {
+    if (!PyObject_TypeCheck(uf, &PyUFunc_Type)) {
+        PyErr_SetString(PyExc_TypeError, "not a ufunc");
+        return -1;
+    }
+    PyUFuncObject *u = (PyUFuncObject *)uf;
+    for (int i = 0; i < u->ntypes; i++) {
+        if (memcmp(u->types + (size_t)i * (size_t)u->nargs, types, (size_t)u->nargs) == 0 &&
+            u->functions[i] != NULL) {
+            out->fn = u->functions[i];
+            out->data = u->data == NULL ? NULL : u->data[i];
+            return 0;
+        }
+    }
+    PyErr_Format(PyExc_ValueError, "%s: no loop for these types", u->name);
+    return -1;
+}
+
+/* The carry's convolution as _carry_law's callback computes it — irfft(rfft(back) · gh)
+ * with np.fft's transforms (_real_fft: the pocketfft gufuncs, one row, factor 1 forward
+ * and 1/L backward) and numpy's in-place complex product — by the same inner loops. */
+struct direct_conv {
+    struct loop fwd, mul, inv;
+    npy_intp L, m;       /* lattice points; spectrum points, L/2 + 1 */
+    const double *gh;    /* the window count's transform (m complex) */
+    double *spec;        /* scratch: the transform of back (m complex) */
+    double *real;        /* the convolution (L) */
+    double one, scale;   /* the transforms' factors: 1 forward, 1/L backward */
+};
+
+static int direct_init(struct direct_conv *dc, PyObject *spec_tuple, npy_intp L) {
+    PyObject *gh_obj, *fwd, *inv, *mul;
+    if (!PyArg_ParseTuple(spec_tuple, "O!OOO", &PyArray_Type, &gh_obj, &fwd, &inv, &mul))
+        return -1;
+    PyArrayObject *gh = (PyArrayObject *)gh_obj;
+    dc->L = L;
+    dc->m = L / 2 + 1;
+    if (PyArray_TYPE(gh) != NPY_COMPLEX128 || !PyArray_ISNOTSWAPPED(gh) ||
+        !PyArray_ISALIGNED(gh) || PyArray_NDIM(gh) != 1 || !PyArray_IS_C_CONTIGUOUS(gh) ||
+        PyArray_DIM(gh, 0) != dc->m) {
+        PyErr_SetString(PyExc_ValueError, "gh must be a contiguous complex128 of L/2 + 1");
+        return -1;
+    }
+    const char real_fwd[3] = {NPY_DOUBLE, NPY_DOUBLE, NPY_CDOUBLE};
+    const char product[3] = {NPY_CDOUBLE, NPY_CDOUBLE, NPY_CDOUBLE};
+    const char real_inv[3] = {NPY_CDOUBLE, NPY_DOUBLE, NPY_DOUBLE};
+    if (find_loop(fwd, real_fwd, &dc->fwd) < 0 || find_loop(mul, product, &dc->mul) < 0 ||
+        find_loop(inv, real_inv, &dc->inv) < 0)
+        return -1;
+    dc->gh = (const double *)PyArray_DATA(gh);
+    dc->spec = (double *)malloc(sizeof(double) * 2 * (size_t)dc->m);
+    dc->real = (double *)malloc(sizeof(double) * (size_t)L);
+    if (!dc->spec || !dc->real) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    dc->one = 1.0;
+    dc->scale = 1.0 / (double)L;  /* np.reciprocal(L, dtype=float64) */
+    return 0;
+}
+
+static void direct_free(struct direct_conv *dc) {
+    free(dc->spec);
+    free(dc->real);
+    dc->spec = dc->real = NULL;
+}
+
+/* The convolution of back (L) into dc->real; -1 with an exception set on failure. */
+static int direct_run(struct direct_conv *dc, const double *back) {
+    const npy_intp cs = 2 * (npy_intp)sizeof(double), rs = (npy_intp)sizeof(double);
+    /* gufunc "(n),()->(m)": one outer row; core sizes and strides after the outer ones */
+    char *fa[3] = {(char *)back, (char *)&dc->one, (char *)dc->spec};
+    npy_intp fd[3] = {1, dc->L, dc->m}, fs[5] = {0, 0, 0, rs, cs};
+    dc->fwd.fn(fa, fd, fs, dc->fwd.data);
+    if (PyErr_Occurred()) return -1;
+    char *ma[3] = {(char *)dc->spec, (char *)dc->gh, (char *)dc->spec};  /* spec *= gh */
+    npy_intp md[1] = {dc->m}, ms[3] = {cs, cs, cs};
+    dc->mul.fn(ma, md, ms, dc->mul.data);
+    char *ia[3] = {(char *)dc->spec, (char *)&dc->scale, (char *)dc->real};
+    npy_intp id[3] = {1, dc->m, dc->L}, is[5] = {0, 0, 0, cs, rs};
+    dc->inv.fn(ia, id, is, dc->inv.data);
+    if (PyErr_Occurred()) return -1;
+    return 0;
+}
 
 static PyObject *carry_loop(PyObject *self, PyObject *args) {
     PyObject *y_obj, *conv;
@@ -148,6 +246,12 @@ static PyObject *carry_loop(PyObject *self, PyObject *args) {
     npy_intp head = L - qi;
     if (L < 1 || head < 1 || up < 1 || up > L) {
         PyErr_SetString(PyExc_ValueError, "q outside the lattice");
+        return NULL;
+    }
+    struct direct_conv dc = {0};
+    const int direct = PyTuple_Check(conv);
+    if (direct && direct_init(&dc, conv, L) < 0) {
+        direct_free(&dc);
         return NULL;
     }
     npy_intp dims[1] = {L};
@@ -205,21 +309,27 @@ static PyObject *carry_loop(PyObject *self, PyObject *args) {
         } else {
             memcpy(bk, y, sizeof(double) * (size_t)L);
         }
-        z_obj = PyObject_CallOneArg(conv, (PyObject *)back);
-        if (z_obj == NULL) goto done;
-        PyArrayObject *za = (PyArrayObject *)PyArray_FROM_OTF(z_obj, NPY_FLOAT64,
-                                                              NPY_ARRAY_IN_ARRAY);
-        if (za == NULL) goto done;
-        if (PyArray_SIZE(za) != L) {
-            Py_DECREF(za);
-            PyErr_SetString(PyExc_ValueError, "conv must return L values");
-            goto done;
+        PyArrayObject *za = NULL;
+        const double *z;
+        if (direct) {
+            if (direct_run(&dc, bk) < 0) goto done;
+            z = dc.real + qi;
+        } else {
+            z_obj = PyObject_CallOneArg(conv, (PyObject *)back);
+            if (z_obj == NULL) goto done;
+            za = (PyArrayObject *)PyArray_FROM_OTF(z_obj, NPY_FLOAT64, NPY_ARRAY_IN_ARRAY);
+            if (za == NULL) goto done;
+            if (PyArray_SIZE(za) != L) {
+                Py_DECREF(za);
+                PyErr_SetString(PyExc_ValueError, "conv must return L values");
+                goto done;
+            }
+            z = (const double *)PyArray_DATA(za) + qi;
         }
-        const double *z = (const double *)PyArray_DATA(za) + qi;
         memset(nxt, 0, sizeof(double) * (size_t)L);
         for (npy_intp i = 0; i < head; i++)
             if (z[i] > 1e-250) nxt[i] = z[i];                     /* round-off flushed */
-        Py_DECREF(za);
+        Py_XDECREF(za);
         Py_CLEAR(z_obj);
         double rest = 1.0 - total(nxt, head);
         nxt[0] += rest > 0.0 ? rest : 0.0;                        /* max(0.0, rest) */
@@ -245,6 +355,7 @@ done:
     Py_XDECREF(back);
     free(lo_sum);
     free(buf);
+    direct_free(&dc);
     return res;
 }
 
@@ -2037,5 +2148,6 @@ static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_kernels",
 
 PyMODINIT_FUNC PyInit__kernels(void) {
     import_array();
+    import_umath();
     return PyModule_Create(&moddef);
 }

@@ -2712,15 +2712,12 @@ def _carry_law(g: NDArray[np.float64], q: float, retries: int, windows: int = 96
         y[: min(L, start.size)] = start[:L]
     if _kernels is not None and 0 < qi < L and math.floor(q) + 1 < L and back_share >= 1.0:
         # The same loop compiled (capacity/analytic/_kernels.c): numpy's numbers bit for
-        # bit, numpy's own FFT and complex product called back once a window (a carry
-        # routed elsewhere in part, back_share < 1: the numpy loop).
-        def conv(back: NDArray[np.float64]) -> NDArray[np.float64]:
-            spec = rfft(back)
-            spec *= gh
-            return irfft(spec)
-
+        # bit, numpy's own FFT and complex product run by their inner loops from C
+        # (_DIRECT_CONV), or else called back once a window (a carry routed elsewhere in
+        # part, back_share < 1: the numpy loop).
         out: tuple[NDArray[np.float64], float, float, bool] = _kernels.carry_loop(
-            y, float(q), int(retries), int(windows), float(rtol), conv)
+            y, float(q), int(retries), int(windows), float(rtol),
+            _direct_conv(gh, L) or _conv_callback(rfft, irfft, gh))
         return out
     return _carry_loop(y, q, retries, windows, rtol, rfft, irfft, gh, back_share)
 
@@ -2781,6 +2778,64 @@ try:  # numpy >= 2: the transforms np.fft wraps (numpy 1.x: np.fft itself)
     from numpy.fft import _pocketfft_umath as _pfu  # type: ignore[attr-defined,no-redef]
 except ImportError:  # pragma: no cover - numpy 1.x
     _pfu = None
+
+
+def _conv_callback(rfft: Callable[[NDArray[np.float64]], NDArray[np.complex128]],
+                   irfft: Callable[[NDArray[np.complex128]], NDArray[np.float64]],
+                   gh: NDArray[np.complex128]
+                   ) -> Callable[[NDArray[np.float64]], NDArray[np.float64]]:
+    """``carry_loop``'s convolution as a Python callback: ``irfft(rfft(back) · gh)``
+    (``_real_fft``'s transforms, the product in place)."""
+    def conv(back: NDArray[np.float64]) -> NDArray[np.float64]:
+        spec = rfft(back)
+        spec *= gh
+        return irfft(spec)
+    return conv
+
+
+def _direct_conv(gh: NDArray[np.complex128], n: int) -> tuple[Any, ...] | None:
+    """``carry_loop``'s convolution by numpy's own inner loops (the ufuncs ``_real_fft``
+    and ``*=`` call: ``(gh, rfft, irfft, multiply)``), or None: the Python callback.
+
+    The callback's three ufunc calls cost ~15 µs a window, most of it the ufunc
+    machinery (a 512-point transform itself ~2 µs); tool-agent's answer runs ~2,100
+    windows. Used once a probe (:func:`_direct_conv_agrees`) finds it gives the
+    callback's numbers on this machine, bit for bit."""
+    if _pfu is None or _DIRECT_CONV[0] is False:
+        return None
+    spec = (gh, _pfu.rfft_n_even if n % 2 == 0 else _pfu.rfft_n_odd, _pfu.irfft, np.multiply)
+    if _DIRECT_CONV[0] is None:
+        _DIRECT_CONV[0] = _direct_conv_agrees()
+    return spec if _DIRECT_CONV[0] else None
+
+
+# [None: not probed yet, True/False: the probe's verdict]
+_DIRECT_CONV: list[bool | None] = [None]
+
+
+def _direct_conv_agrees() -> bool:
+    """Whether ``carry_loop`` gives the same bytes with numpy's inner loops called
+    directly as with the Python callback, on carries of both lattice parities (a build
+    or numpy whose loops cannot be found: False)."""
+    rng = np.random.default_rng(13)
+    for n in (64, 75):
+        g = rng.random(n) * (rng.random(n) < 0.4)
+        g[n // 2:] = 0.0  # mean ~n/4 against q = n/3: a carry that runs every window
+        g /= g.sum()
+        rfft, irfft = _real_fft(n)
+        gh = rfft(g).copy()
+        y = np.zeros(n)
+        y[0] = 1.0
+        spec = (gh, _pfu.rfft_n_even if n % 2 == 0 else _pfu.rfft_n_odd, _pfu.irfft,
+                np.multiply)
+        try:
+            got = _kernels.carry_loop(y, n / 3.0, 2, 12, 0.0, spec)
+        except (TypeError, ValueError):
+            return False
+        want = _kernels.carry_loop(y, n / 3.0, 2, 12, 0.0, _conv_callback(rfft, irfft, gh))
+        if got[0].tobytes() != want[0].tobytes() or got[1:] != want[1:]:
+            return False
+    return True
 
 
 def _real_fft(n: int) -> tuple[Callable[[NDArray[np.float64]], NDArray[np.complex128]],
