@@ -904,6 +904,29 @@ def test_compiled_search_is_numpys_searchsorted() -> None:
         assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_compiled_gamma_draws_are_numpys(seed: int) -> None:
+    # The pacer's slot waits (pacing._gamma) in C, numpy's cube and log1p loops called
+    # from there: _gamma_numpy's bytes — counts below 1, of 1 (log1p), up to thousands
+    # (the cube), normals large enough to clip at 0, lengths around the SIMD widths.
+    from capacity.analytic import pacing
+
+    kern = pacing._kernels
+    assert kern is not None and pacing._gamma_compiled()  # the probe passed: in use
+    rng = np.random.default_rng(seed)
+    for _ in range(60):
+        n = int(rng.integers(0, 3000)) if rng.random() < 0.8 else int(rng.integers(0, 9))
+        k = rng.integers(-2, int(rng.choice([3, 40, 5000])), n)
+        u, g = rng.random(n), rng.standard_normal(n) * rng.uniform(0.1, 6.0)
+        got = kern.gamma_wh(k, u, g, np.power, np.log1p)
+        assert got.tobytes() == pacing._gamma_numpy(k, u, g).tobytes()
+    with pytest.raises(ValueError):  # a nan normal draw: the numpy way instead
+        kern.gamma_wh(np.full(3, 5), np.ones(3) / 2, np.array([0.0, math.nan, 0.0]),
+                      np.power, np.log1p)
+    with pytest.raises(ValueError):  # not int64 counts
+        kern.gamma_wh(np.ones(3), np.ones(3) / 2, np.zeros(3), np.power, np.log1p)
+
+
 def test_remembered_charge_laws_are_fresh_copies() -> None:
     # CallCost.pmf remembers its laws by value (metered makes a new CallCost each time):
     # an equal cost gets the same law as computing it, and a caller that changes its

@@ -28,6 +28,9 @@
  *
  * search_right: np.searchsorted(side="right") of random keys (the pacer's slot draws).
  *
+ * gamma_wh: the pacer's slot waits, Gamma(k, 1) by Wilson-Hilferty (pacing._gamma), with
+ * numpy's own cube and log1p loops.
+ *
  * run_signatures, cross_lag, launch_groups: the turn sample's window runs, cross moment
  * and launch events (capacity.analytic.timing.TurnTiming): integer counts, numpy's
  * sequential prefix sums and pairwise sums in the numpy code's order.
@@ -2091,6 +2094,92 @@ static PyObject *refills(PyObject *self, PyObject *args) {
     return (PyObject *)out;
 }
 
+/* gamma_wh(k, u, g, power, log1p) -> pacing._gamma_numpy(k, u, g): Gamma(k, 1) by
+ * Wilson–Hilferty, k(1 − 1/(9k) + g/√(9k))³ (k ≤ 1 computed as k = 2), −log1p(−u) where
+ * k = 1, 0 where k < 1. The element-wise +, −, ×, ÷, √ and max(·, 0) are IEEE operations
+ * in the numpy code's order (every x it meets is finite: max(x, 0) is x >= 0 ? x : 0);
+ * the cube and log1p are numpy's own inner loops (struct loop), called on the same arrays
+ * numpy's would be (the whole vector with the exponent broadcast; the gathered u of the
+ * k = 1 entries), so their SIMD or libm results are numpy's. */
+static PyObject *gamma_wh(PyObject *self, PyObject *args) {
+    PyObject *k_obj, *u_obj, *g_obj, *pow_uf, *log1p_uf;
+    if (!PyArg_ParseTuple(args, "O!OOOO", &PyArray_Type, &k_obj, &u_obj, &g_obj, &pow_uf,
+                          &log1p_uf))
+        return NULL;
+    PyArrayObject *ka = (PyArrayObject *)k_obj;
+    npy_intp n = PyArray_NDIM(ka) == 1 ? PyArray_DIM(ka, 0) : -1;
+    if (n < 0 || PyArray_TYPE(ka) != NPY_INT64 || !PyArray_ISNOTSWAPPED(ka) ||
+        !PyArray_ISALIGNED(ka) || !PyArray_IS_C_CONTIGUOUS(ka)) {
+        PyErr_SetString(PyExc_ValueError, "k must be a contiguous int64 vector");
+        return NULL;
+    }
+    if (!PyArray_Check(u_obj) || !PyArray_Check(g_obj) ||
+        PyArray_NDIM((PyArrayObject *)u_obj) != 1 || PyArray_NDIM((PyArrayObject *)g_obj) != 1) {
+        PyErr_SetString(PyExc_ValueError, "u and g must be float64 vectors");
+        return NULL;
+    }
+    const double *u = f64_vec(u_obj, n, "u");
+    const double *g = u ? f64_vec(g_obj, n, "g") : NULL;
+    if (!g) return NULL;
+    struct loop cube, l1p;
+    const char dd_d[3] = {NPY_DOUBLE, NPY_DOUBLE, NPY_DOUBLE}, d_d[2] = {NPY_DOUBLE, NPY_DOUBLE};
+    if (find_loop(pow_uf, dd_d, &cube) < 0 || find_loop(log1p_uf, d_d, &l1p) < 0) return NULL;
+    const npy_int64 *k = (const npy_int64 *)PyArray_DATA(ka);
+    npy_intp dims[1] = {n};
+    PyArrayObject *out_a = (PyArrayObject *)PyArray_ZEROS(1, dims, NPY_FLOAT64, 0);
+    if (!out_a) return NULL;
+    double *out = (double *)PyArray_DATA(out_a);
+    npy_intp ones = 0;
+    for (npy_intp i = 0; i < n; i++) {
+        double kk = (double)(k[i] > 2 ? k[i] : 2);   /* np.maximum(k, 2).astype(float64) */
+        double s = 9.0 * kk;
+        double o = 1.0 / s;
+        o = 1.0 - o;
+        s = sqrt(s);
+        s = g[i] / s;
+        o += s;
+        if (!(o >= 0.0)) {
+            if (o != o) {  /* (np.maximum propagates a nan; no nan reaches here) */
+                Py_DECREF(out_a);
+                PyErr_SetString(PyExc_ValueError, "nan in the Wilson-Hilferty draw");
+                return NULL;
+            }
+            o = 0.0;
+        }
+        out[i] = o;
+        ones += k[i] == 1;
+    }
+    const double three = 3.0;
+    char *pa[3] = {(char *)out, (char *)&three, (char *)out};   /* out **= 3 */
+    npy_intp pd[1] = {n}, ps[3] = {sizeof(double), 0, sizeof(double)};
+    cube.fn(pa, pd, ps, cube.data);
+    for (npy_intp i = 0; i < n; i++) out[i] *= (double)(k[i] > 2 ? k[i] : 2);
+    if (ones > 0) {  /* out[k == 1] = −log1p(−u[k == 1]) */
+        double *v = (double *)malloc(sizeof(double) * (size_t)ones);
+        if (!v) {
+            Py_DECREF(out_a);
+            return PyErr_NoMemory();
+        }
+        npy_intp j = 0;
+        for (npy_intp i = 0; i < n; i++)
+            if (k[i] == 1) v[j++] = -u[i];
+        char *la[2] = {(char *)v, (char *)v};
+        npy_intp ld[1] = {ones}, ls[2] = {sizeof(double), sizeof(double)};
+        l1p.fn(la, ld, ls, l1p.data);
+        j = 0;
+        for (npy_intp i = 0; i < n; i++)
+            if (k[i] == 1) out[i] = -v[j++];
+        free(v);
+    }
+    for (npy_intp i = 0; i < n; i++)
+        if (k[i] < 1) out[i] = 0.0;
+    if (PyErr_Occurred()) {
+        Py_DECREF(out_a);
+        return NULL;
+    }
+    return (PyObject *)out_a;
+}
+
 static PyObject *plain_builds(PyObject *self, PyObject *args) {
     int flag;
     if (!PyArg_ParseTuple(args, "p", &flag)) return NULL;
@@ -2122,6 +2211,8 @@ static PyMethodDef methods[] = {
      "TurnTiming._cross_uncached's sum over one lag."},
     {"run_signatures", run_signatures, METH_VARARGS,
      "TurnTiming._runs_uncached's launch counts after each kept breakpoint."},
+    {"gamma_wh", gamma_wh, METH_VARARGS,
+     "pacing._gamma_numpy's Wilson-Hilferty Gamma(k, 1) draws (numpy's cube and log1p)."},
     {"search_right", search_right, METH_VARARGS,
      "np.searchsorted(a, v, side='right') of a sorted float64 a (int64)."},
     {"storm_renewal", storm_renewal, METH_VARARGS,

@@ -488,6 +488,48 @@ def _gamma(k: NDArray[np.int64], rng: _Replayed) -> NDArray[np.float64]:
     Wilson–Hilferty above."""
     u = rng.random(k.shape)
     g = rng.standard_normal(k.shape)
+    if k.ndim == 1 and _gamma_compiled():
+        # Compiled (capacity/analytic/_kernels.c, numpy's cube and log1p loops): a cap's
+        # walks make ~400 of these a p95, ~15 numpy passes each over 1,024–4,096 turns.
+        try:
+            out: NDArray[np.float64] = _kernels.gamma_wh(
+                np.ascontiguousarray(k, dtype=np.int64), u, g, np.power, np.log1p)
+            return out
+        except ValueError:  # (a nan, or arrays the kernel does not read: numpy's way)
+            pass
+    return _gamma_numpy(k, u, g)
+
+
+# [None: not probed yet, True/False: whether the compiled draws are numpy's]
+_GAMMA_COMPILED: list[bool | None] = [None]
+
+
+def _gamma_compiled() -> bool:
+    """Whether ``_kernels.gamma_wh`` is built and gives :func:`_gamma_numpy`'s bytes on
+    this machine (probed once: k from −1 to past the SIMD blocks' widths, every branch)."""
+    if _GAMMA_COMPILED[0] is None:
+        ok = getattr(_kernels, "gamma_wh", None) is not None
+        if ok:
+            rng = np.random.default_rng(5)
+            for n in (1, 7, 64, 1001):
+                k = rng.integers(-1, 40, n)
+                u, g = rng.random(n), rng.standard_normal(n) * 3.0
+                try:
+                    got = _kernels.gamma_wh(k, u, g, np.power, np.log1p)
+                except (TypeError, ValueError):
+                    ok = False
+                    break
+                if got.tobytes() != _gamma_numpy(k, u, g).tobytes():
+                    ok = False
+                    break
+        _GAMMA_COMPILED[0] = ok
+    return bool(_GAMMA_COMPILED[0])
+
+
+def _gamma_numpy(k: NDArray[np.int64], u: NDArray[np.float64], g: NDArray[np.float64]
+                 ) -> NDArray[np.float64]:
+    """:func:`_gamma` from its draws ``u`` (uniform) and ``g`` (standard normal), in numpy
+    (the reference of the compiled one)."""
     # Wilson–Hilferty on every entry at once, in place (k ≤ 1 computed as k = 2 and
     # overwritten): the same operations in the same order per entry as on the k > 1
     # entries alone, a third of the array passes (a cap's walk makes ~400 of these).
