@@ -904,6 +904,38 @@ def test_compiled_search_is_numpys_searchsorted() -> None:
         assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
 
 
+def test_galloping_search_is_numpys_searchsorted() -> None:
+    # The cross-turn lags' and a session's earlier launches' searches
+    # (timing.searchsorted_near): np.searchsorted's indices on either side — keys in
+    # order, in order with drops (a turn's padding), at random, equal to entries of a
+    # (ties), beyond both ends; an empty a, no keys; an unsorted a: numpy's own answer.
+    from capacity.analytic import timing
+
+    kern = timing._kernels
+    assert kern is not None
+    rng = np.random.default_rng(12)
+    for _ in range(600):
+        n = int(rng.integers(0, 400))
+        a = np.sort(np.round(rng.standard_normal(n) * 4.0, 1))
+        m = int(rng.integers(0, 500))
+        v = np.round(rng.standard_normal(m) * 5.0, 1)
+        if rng.random() < 0.6:
+            v = np.sort(v)
+            v[rng.random(m) < 0.05] = -3.0  # drops
+        if n and m:
+            v[rng.random(m) < 0.2] = a[rng.integers(0, n)]
+        for side in ("left", "right"):
+            got = kern.search_sorted(a, v, side == "right")
+            want = np.searchsorted(a, v, side=side)
+            assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+            assert timing.searchsorted_near(a, v, side).tobytes() == want.tobytes()
+    a = np.array([3.0, 1.0, 2.0])
+    with pytest.raises(ValueError):
+        kern.search_sorted(a, np.ones(2), True)
+    assert (timing.searchsorted_near(a, np.ones(2), "left").tobytes()
+            == np.searchsorted(a, np.ones(2), side="left").tobytes())
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_compiled_gamma_draws_are_numpys(seed: int) -> None:
     # The pacer's slot waits (pacing._gamma) in C, numpy's cube and log1p loops called

@@ -122,7 +122,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from capacity.analytic.timing import TurnTiming
+from capacity.analytic.timing import TurnTiming, searchsorted_near
 from capacity.model.dist import Distribution, finest_step
 from capacity.model.retry import RetryPolicy
 from capacity.model.workload import CallCost
@@ -4289,8 +4289,8 @@ def _own_prior(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.fl
     order = np.argsort(key, kind="stable")
     ks = key[order]
     cx = np.concatenate([[0.0], np.cumsum(np.where(fin, xg, 0.0).ravel()[order])])
-    lo = np.searchsorted(ks, key - w, side="right")
-    hi = np.searchsorted(ks, key, side="left")
+    lo = searchsorted_near(ks, key - w, "right")
+    hi = searchsorted_near(ks, key, "left")
     prior = (cx[hi] - cx[lo]).reshape(n, g)
     ties = rc.sum(axis=2) - 1.0                          # batch-mates of one launch
     # A launch of call j in an event with T batch-mates has 0..T of them ahead, each
