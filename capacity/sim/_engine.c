@@ -1513,6 +1513,8 @@ static void cq_jump(Queue *Q) {
 }
 
 /* Pop the earliest event: its owner id (-1 if empty; -2 on out-of-memory). */
+static ALWAYS_INLINE int32_t arr_pop(Queue *Q, Ev **pe, const int sh);
+
 static ALWAYS_INLINE int32_t q_pop(Queue *Q) {
     if (Q->n == 0) return -1;
     if (Q->oom) return -2;
@@ -1539,6 +1541,10 @@ static ALWAYS_INLINE int32_t q_pop(Queue *Q) {
     if (Q->dn > 0 && (Q->pops >= Q->check_at || Q->dn == Q->n)) cq_flush(Q);
     if (Q->pops >= Q->check_at && cq_retime(Q) < 0) return -2;
     Q->pops++;
+    if (Q->arr) { /* the re-lay just turned epochs, and with them sorted mode, back on */
+        Ev *pe_;
+        return arr_pop(Q, &pe_, Q->nsh);
+    }
     /* Held-back pushes are due at or after the last pop, which left cur at its bucket. */
     int64_t cur0 = Q->cur;
     for (;;) {
