@@ -216,3 +216,34 @@ def test_a_receiving_bucket_refuses_what_never_fits() -> None:
     refused = _refused_by_charge(c, 10, c.point_units)
     assert refused is not None and np.all(refused[big] == 1.0)
     assert 10 <= analyze(p).burst_ceiling <= 12  # simulated 10 [10-11]; 34 before
+
+
+def test_a_deep_receiving_bucket_fails_only_the_calls_its_retries_miss() -> None:
+    """tests/data/bucket-spill-receiving-deep.yaml: b's bucket is too deep for the level
+    chain, so its law is the deep one (level crossing) for the charges it refuses and
+    their backoff retries too — the chain alone was not built there and every call b
+    refused was reported failed (1.65 % of the calls at 17 sessions, all of its 429s).
+    The engine at 17 sessions: 0.81 % of the calls refused, 0.51 % [0.37–0.65] failed
+    (63 % of the refused). N* 15 against a simulated 17 [16–17] (20 before, its 429s the
+    window model's): b refuses 1.3 % of the calls where the engine refuses 0.81 %, each
+    with 3.3 attempts refused as the engine's 3.2."""
+    from capacity.analytic.bucket import DeepBucket as Deep
+    from capacity.analytic.fleet import FeedModel, fleet_models
+    from capacity.analytic.model import cycle_time
+    from capacity.model.workload import Workload
+
+    p = load_profile(DATA / "bucket-spill-receiving-deep.yaml")
+    assert 15 <= analyze(p).burst_ceiling <= 17  # simulated 17 [16-17]; 20 before
+    wl = Workload.from_profile(p)
+    b = next(e.model for e in fleet_models(wl, cycle_time(wl)).entries
+             if e.c.quota == "q1")
+    assert isinstance(b, FeedModel)
+    got = b.levels_at(17)
+    assert got is not None and isinstance(got[0], Deep)
+    res = analyze(p, sessions=17)
+    q1 = next(c.at_sessions for c in res.constraints if c.quota == "q1")
+    assert q1 is not None and q1.call_failure_fraction is not None \
+        and q1.call_429_fraction is not None
+    refused, failed = q1.call_429_fraction, q1.call_failure_fraction
+    assert 0.0025 < failed < 0.0102, q1                # the engine's 0.0051, within 2x
+    assert 0.4 < failed / refused < 0.8, q1            # the engine's 0.63

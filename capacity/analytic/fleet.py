@@ -776,14 +776,24 @@ def bucket_levels(flow: RouteFlow, profile: Profile, slot: LimitSlot, target: st
     pmf = flow.charge_pmf(profile, slot, target, h)
     if float(pmf.sum()) <= 0.0:
         return None
-    pmf = pmf / float(pmf.sum())
+    return _level_law(pmf / float(pmf.sum()), h, c)
+
+
+def _level_law(pmf: NDArray[np.float64], h: float, c: Constraint,
+               lam: float | None = None) -> BucketChain | DeepBucket | None:
+    """The level law of token bucket ``c`` fed by Poisson launches of one call each,
+    of charge law ``pmf`` (normalised, on a lattice of ``h`` units): its level chain
+    (no retries), or for a bucket too deep for the chain the same law by level crossing
+    (:class:`~capacity.analytic.bucket.DeepBucket`); None for a bucket holding less
+    than a mean call or a chain whose two grids disagree at ``lam`` launches a second
+    (None: at the refill, one mean call's worth a second)."""
     if not fits_chain(pmf, h, c.depth):
         if float(np.dot(np.arange(pmf.size), pmf)) * h > c.depth:
             return None
         return DeepBucket([(1.0, np.array([0.0, 1.0]), pmf)], h, c.rate_per_s, c.depth)
     chain = BucketChain(np.array([0.0, 1.0]), pmf, h, c.rate_per_s, c.depth,
                         _window.RetryModel(0, False, False, abort_turn=False))
-    if not chain.converged(c.rate_per_s / chain.mean_charge):
+    if not chain.converged(c.rate_per_s / chain.mean_charge if lam is None else lam):
         return None
     return chain
 
@@ -1302,7 +1312,7 @@ class FeedModel(_MemoStats):
     # bucket is still short and this log still holds what refused them
     # (:func:`_held_retries`): at ``n``, per call refused here (refused attempts,
     # retries, the chance all its retries are refused). None: not such a slot.
-    held_retries: Callable[[int], tuple[float, float, float]] | None = None
+    held_retries: Callable[[int], tuple[float, float, float] | None] | None = None
     # A slot fed by a bucket's level chain (directly or through loss logs, each with
     # its charge a point): the levels a retry of a call refused here meets before it
     # (capacity.model.routing.CallPath: a failed attempt routes afresh, from the top).
@@ -1314,7 +1324,7 @@ class FeedModel(_MemoStats):
     point_units: NDArray[np.float64] | None = field(default=None, repr=False)
     route_calls: float = 0.0
     # A token bucket so fed: its level chain at each n (:meth:`levels_at`).
-    _levels: dict[int, tuple[BucketChain, float] | None] = field(
+    _levels: dict[int, tuple[BucketChain | DeepBucket, float] | None] = field(
         default_factory=dict, init=False, repr=False)
     _cache: dict[int, tuple[NDArray[np.float64], float]] = field(default_factory=dict)
     # Not an init field: dataclasses.replace (size's trial limits) must not share it.
@@ -1387,8 +1397,10 @@ class FeedModel(_MemoStats):
         # Each retry is a new round: it reaches this deployment only if it spills again.
         up = self.upstream(n) if self.upstream is not None else 1.0
         attempt = rej / (offered + rej) if self.retries else call
-        if self.retries and self.held_retries is not None:
-            per_refused, per_retry, all_refused = self.held_retries(n)
+        held = self.held_retries(n) if self.retries and self.held_retries is not None \
+            else None
+        if held is not None:
+            per_refused, per_retry, all_refused = held
             own = self.points_call(n)
             if own is not None:
                 call = own
@@ -1580,17 +1592,18 @@ class FeedModel(_MemoStats):
         return min(1.0, here / (n * self.route_calls * self.window_s)
                    * float(refused.sum()))
 
-    def levels_at(self, n: int) -> tuple[BucketChain, float] | None:
+    def levels_at(self, n: int) -> tuple[BucketChain | DeepBucket, float] | None:
         """A token bucket fed only by the calls a bucket's level chain spilled (and the
         loss logs after it turned away; :attr:`path`): (the level chain of those calls,
         charged as this bucket charges them, launches a second reaching it) at ``n`` —
         Poisson arrivals of their law, as the first bucket's own chain. Calls larger
         than the depth leave the level alone (:func:`~capacity.analytic.bucket.
-        never_fit_stripped`); None when nothing else comes or the chain does not hold
-        the law (:func:`~capacity.analytic.bucket.fits_chain`)."""
+        never_fit_stripped`); a bucket too deep for the chain by level crossing, as
+        the first bucket's (:func:`_level_law`). None when nothing else comes, a mean
+        call is larger than the depth or the chain's grids disagree."""
         if n in self._levels:
             return self._levels[n]
-        out: tuple[BucketChain, float] | None = None
+        out: tuple[BucketChain | DeepBucket, float] | None = None
         src = self.sources[0] if self.sources else None
         law = src.points(n) if src is not None and src.points is not None else None
         if law is not None and self.point_units is not None:
@@ -1602,13 +1615,12 @@ class FeedModel(_MemoStats):
             # (Those calls are no launches of the chain: out of the law and the rate.)
             pmf[0] -= gone * float(pmf.sum())
             if lam > 0.0 and float(pmf.sum()) > 1e-12:
-                pmf = np.trim_zeros(pmf / float(pmf.sum()), "b")
-                chain = BucketChain(np.array([0.0, 1.0]), pmf, self.h, self.c.rate_per_s,
-                                    self.c.depth,
-                                    _window.RetryModel(0, False, False, abort_turn=False))
-                if fits_chain(pmf, self.h, self.c.depth) and chain.converged(
-                        lam * (1.0 - gone)):
-                    out = (chain, lam * (1.0 - gone))
+                # The same law as the first bucket's (:func:`bucket_levels`): too deep
+                # for the chain, by level crossing.
+                levels = _level_law(np.trim_zeros(pmf / float(pmf.sum()), "b"), self.h,
+                                    self.c, lam * (1.0 - gone))
+                if levels is not None:
+                    out = (levels, lam * (1.0 - gone))
         if len(self._levels) >= 4096:
             self._levels.clear()
         self._levels[n] = out
@@ -4028,7 +4040,8 @@ _HELD_POINTS = 256
 def _held_retries(path: tuple[tuple[BucketSpill, ...],
                               tuple[tuple[FeedModel, NDArray[np.float64]], ...]],
                   m: FeedModel, units: NDArray[np.float64],
-                  delays: tuple[float, ...]) -> Callable[[int], tuple[float, float, float]]:
+                  delays: tuple[float, ...]
+                  ) -> Callable[[int], tuple[float, float, float] | None]:
     """:attr:`FeedModel.held_retries` of the last slot ``m`` (charging ``units`` a
     point) of a chain fed by the spill of the buckets of one deployment (``path``: those
     buckets, and the loss logs between, each with its charges): a call it refused fails
@@ -4056,10 +4069,13 @@ def _held_retries(path: tuple[tuple[BucketSpill, ...],
     ups, logs = path
     assert all(up.units is not None or up.levels is None for up in ups)
 
-    def held(n: int) -> tuple[float, float, float]:
+    def held(n: int) -> tuple[float, float, float] | None:
         w = _points_refused(m, units, n)
         if w is None or float(w.sum()) <= 0.0:
-            return 1.0, 1.0, 1.0
+            # This slot's refusals by charge unknown (or none): the caller's own law of
+            # retries (:meth:`FeedModel._stats_uncached`), not a placeholder — one read
+            # as "all retries refused" called every refused call failed.
+            return None
         w = w / float(w.sum())
         keep = w > 1e-12
         free = np.ones((len(delays), int(keep.sum())))   # no bucket refuses it again
