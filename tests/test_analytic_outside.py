@@ -172,3 +172,35 @@ def test_the_phase_lock_note_names_the_population_whose_think_time_is_constant()
                                       "share": 0.5}}
     notes = [n for n in analyze(profile_from_dict(data)).notes if "nearly constant" in n]
     assert len(notes) == 1 and "population 'steady'" in notes[0]
+
+
+def test_check_and_compare_carry_the_ceilings_notes(tmp_path: Path) -> None:
+    # A CI gate that passes on an answer the model calls optimistic must say so: `check`
+    # printed the notes only when a simulation was skipped, and neither its JSON nor
+    # `compare` had them.
+    import yaml
+
+    prof = tmp_path / "locked.yaml"
+    prof.write_text(yaml.safe_dump(_web_think("150s").model_dump(mode="json",
+                                                                 exclude_none=True)))
+    cli = [sys.executable, "-m", "capacity"]
+    res = subprocess.run([*cli, "check", str(prof), "--sessions", "1", "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    notes = json.loads(res.stdout)["notes"]
+    assert any("nearly constant" in n for n in notes)
+    assert [ln for ln in res.stderr.splitlines() if "nearly constant" in ln]
+    # Text: stdout stays the gate's one line, the notes go to stderr.
+    res = subprocess.run([*cli, "check", str(prof), "--sessions", "1"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.stdout.startswith("PASS") and "nearly constant" not in res.stdout
+    assert res.stderr.startswith("note: Think time 2.5m is nearly constant")
+    # compare: per variant in JSON; in the table each note once, named by its variants.
+    args = [*cli, "compare", str(prof), "--scenario",
+            "spread:session.think_time={exponential: 150s}"]
+    rows = json.loads(subprocess.run([*args, "--json"], capture_output=True, text=True,
+                                     timeout=120).stdout)["variants"]
+    assert [any("nearly constant" in n for n in r["notes"]) for r in rows] == [True, False]
+    text = " ".join(subprocess.run(args, capture_output=True, text=True,
+                                   timeout=120).stdout.split())
+    assert f"{rows[0]['name']}: Think time 2.5m is nearly constant" in text

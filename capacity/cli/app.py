@@ -274,11 +274,11 @@ def check_cmd(
     solved = simulating(lambda progress: solve_ceiling(profile, kind, sim=sim,
                                                         progress=progress),
                         quiet=quiet or kind == "analytic")
-    if kind == "simulate" and solved.simulated is None:
-        # Not simulated (over the memory or time budget, or a simulator error): check()
-        # compares the burst-aware figure and labels it analytic; say why here.
-        for note in solved.notes:
-            err_console.print(f"note: {note}", soft_wrap=True, highlight=False, markup=False)
+    # The ceiling's notes go to stderr, keeping stdout one line (or the JSON, which has
+    # them too): where the model is optimistic, a gate that passes must say so; and when a
+    # simulation was skipped, check() compares the burst-aware figure and the note says why.
+    for note in solved.notes:
+        err_console.print(f"note: {note}", soft_wrap=True, highlight=False, markup=False)
     result = _run(lambda: check_ceiling(solved, sessions, method.value))
     emit(result, how, output, check_text)
     raise typer.Exit(0 if result.passed else 1)

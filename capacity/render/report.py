@@ -373,6 +373,13 @@ def compare_renderable(r: Any, verbose: bool = False) -> Group:
     by = "simulated" if sim else "burst"
     lines = [cell(f"{x['name']}: {x['populations']}.", style="cyan") for x in rows
              if x.get("populations")]
+    # Each note once, naming the variants it belongs to unless it belongs to all of them.
+    whose: dict[str, list[str]] = {}
+    for x in rows:
+        for note in x.get("notes", ()):
+            whose.setdefault(note, []).append(x["name"])
+    lines += [cell(note if len(names) == len(rows) else f"{', '.join(names)}: {note}",
+                   style="yellow") for note, names in whose.items()]
     return Group(head, t, _legend(f"mean: the napkin; burst: with bursts; ceiling: the saturation "
                             f"point ({by}); change: of the ceiling."), *lines)
 

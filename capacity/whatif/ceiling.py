@@ -852,6 +852,7 @@ class CheckResult:
     ceiling: int
     method: str
     binding: str
+    notes: tuple[str, ...] = ()  # the ceiling's notes (where the model stops, what it left out)
     version: str = __version__
 
     @property
@@ -870,7 +871,7 @@ class CheckResult:
                 "ceiling": self.ceiling, "method": self.method, "binding": self.binding,
                 "binding_constraint": binding_constraint(self.binding),
                 "passed": self.passed, "margin": self.margin,
-                "margin_fraction": self.margin / self.required}
+                "margin_fraction": self.margin / self.required, "notes": list(self.notes)}
 
 
 def check(result: CeilingResult, required: int, method: str) -> CheckResult:
@@ -884,7 +885,8 @@ def check(result: CeilingResult, required: int, method: str) -> CheckResult:
                "analytic": result.burst_ceiling}.get(method, result.saturation_point)
     # The napkin ignores the latency target; the other figures stop at it when it binds.
     return CheckResult(result.profile, required, ceiling, method,
-                       result.binding.name if method == "mean" else result.binding_name)
+                       result.binding.name if method == "mean" else result.binding_name,
+                       tuple(result.notes))
 
 
 # ---------------------------------------------------------------------------------------
@@ -920,6 +922,7 @@ class CompareResult:
             }
             if r.populations:  # what N counts in this variant (held populations beside)
                 row["populations"] = r.populations["line"]
+            row["notes"] = list(r.notes)
             out.append(row)
         return out
 
