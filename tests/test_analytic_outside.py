@@ -195,6 +195,10 @@ def test_check_and_compare_carry_the_ceilings_notes(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=120)
     assert res.stdout.startswith("PASS") and "nearly constant" not in res.stdout
     assert res.stderr.startswith("note: Think time 2.5m is nearly constant")
+    # The napkin is not the model: its gate carries none of the model's notes.
+    res = subprocess.run([*cli, "check", str(prof), "--sessions", "1", "--method", "mean",
+                          "--json"], capture_output=True, text=True, timeout=120)
+    assert json.loads(res.stdout)["notes"] == [] and "note:" not in res.stderr
     # compare: per variant in JSON; in the table each note once, named by its variants.
     args = [*cli, "compare", str(prof), "--scenario",
             "spread:session.think_time={exponential: 150s}"]

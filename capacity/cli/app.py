@@ -274,12 +274,12 @@ def check_cmd(
     solved = simulating(lambda progress: solve_ceiling(profile, kind, sim=sim,
                                                         progress=progress),
                         quiet=quiet or kind == "analytic")
+    result = _run(lambda: check_ceiling(solved, sessions, method.value))
     # The ceiling's notes go to stderr, keeping stdout one line (or the JSON, which has
     # them too): where the model is optimistic, a gate that passes must say so; and when a
     # simulation was skipped, check() compares the burst-aware figure and the note says why.
-    for note in solved.notes:
+    for note in result.notes:
         err_console.print(f"note: {note}", soft_wrap=True, highlight=False, markup=False)
-    result = _run(lambda: check_ceiling(solved, sessions, method.value))
     emit(result, how, output, check_text)
     raise typer.Exit(0 if result.passed else 1)
 

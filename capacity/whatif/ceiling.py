@@ -886,7 +886,8 @@ def check(result: CeilingResult, required: int, method: str) -> CheckResult:
     # The napkin ignores the latency target; the other figures stop at it when it binds.
     return CheckResult(result.profile, required, ceiling, method,
                        result.binding.name if method == "mean" else result.binding_name,
-                       tuple(result.notes))
+                       # (the notes are the model's and the simulation's, not the napkin's)
+                       () if method == "mean" else tuple(result.notes))
 
 
 # ---------------------------------------------------------------------------------------
