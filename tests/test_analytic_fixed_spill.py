@@ -1,0 +1,77 @@
+"""A fixed window's spill into the fixed window of the next deployment (issue 13, hunt
+seed 2047): the calls it turns away counted first-fit, and the calls it can never admit
+sent on too. Simulated figures: ``capacity ceiling FILE --seed 1 --format json``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from capacity.analytic.model import analyze
+from capacity.profile.loader import load_profile
+
+from ._accuracy import Recorded, assert_accurate
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_first_fit_count_of_a_fixed_windows_spill() -> None:
+    """Two 2,000-token calls fit the first window (4,481 tokens), so A calls spill A − 2:
+    the analytic N* 491 before (the spill read as (S − q)/2,000 = A − 2.24 calls)."""
+    p = load_profile(DATA / "fixed-spill-first-fit.yaml")
+    assert_accurate(analyze(p).burst_ceiling, Recorded(466, 462, 470), "first-fit spill")
+
+
+def test_first_fit_count_is_the_engines() -> None:
+    """The share of a's calls its window spills at 466 sessions is the engine's (51.7 %
+    of the attempts at a, seed 1, 1 h; (S − q)/2,000 counted 46 %)."""
+    from capacity.analytic import fleet
+    from capacity.analytic.model import cycle_time
+    from capacity.model.workload import Workload
+    from capacity.sim.engine import trace_attempts
+    from capacity.sim.kernels import T_ADMITTED, T_DEP
+
+    p = load_profile(DATA / "fixed-spill-first-fit.yaml")
+    wl = Workload.from_profile(p)
+    first = fleet.fleet_models(wl, cycle_time(wl)).entries[0].model
+    inner = first.inner
+    g = inner.pmf(466)
+    law = fleet._overflow_in_calls(g / g.sum(), inner.q_lat, inner.h, inner.size_bias,
+                                   2000.0, fixed=True, count=fleet._spill_count(inner))
+    calls = float(np.arange(g.size) @ g) / g.sum() * inner.h / 2000.0  # a window
+    model = float(np.arange(law.size) @ law) / calls
+    tr = trace_attempts(p, 466, horizon_s=3600.0, seed=1)
+    at_a = tr.rows[:, T_DEP] == 0
+    measured = float((at_a & (tr.rows[:, T_ADMITTED] == 0)).sum()) / float(at_a.sum())
+    assert abs(model - measured) < 0.03 * measured, (model, measured)
+
+
+def test_calls_that_never_fit_the_first_window_reach_the_next() -> None:
+    """Hunt seed 2047: most calls can never fit a's 1 s window of 524 output tokens; the
+    10 s window after it gets every one of them. The N* is the engine's (510 before
+    against 288 [284–293]), and at 300 sessions of the main population alone b's window
+    law holds the output tokens the engine offers b a window (3,260, seed 1, 1 h; the
+    model 3,321; 783 before)."""
+    from capacity.analytic.fleet import FeedModel, fleet_models
+    from capacity.analytic.model import cycle_time
+    from capacity.model.workload import Workload
+    from capacity.sim.engine import trace_attempts
+    from capacity.sim.kernels import T_DEP, T_UNITS
+
+    p = load_profile(DATA / "never-fit-spill.yaml")
+    assert_accurate(analyze(p).burst_ceiling, Recorded(288, 284, 293), "hunt-2047")
+    from capacity.profile.loader import profile_from_dict
+
+    data = p.model_dump(mode="json", exclude_none=True)
+    data.pop("populations")  # one session's workload: the fleet model on its own
+    wl = Workload.from_profile(profile_from_dict(data))
+    entry = next(e for e in fleet_models(wl, cycle_time(wl)).entries
+                 if e.c.name == "q1.otpm")
+    assert isinstance(entry.model, FeedModel)
+    g, _ = entry.model.window_law(300)
+    mean = float(np.arange(g.size) @ g) * entry.model.h
+    tr = trace_attempts(profile_from_dict(data), 300, horizon_s=3600.0, seed=1)
+    j = next(i for i, s in enumerate(tr.slots) if s.quota == "q1" and s.dimension == "otpm")
+    measured = float(tr.rows[tr.rows[:, T_DEP] == 1, T_UNITS + j].sum()) / 360.0
+    assert abs(mean - measured) < 0.05 * measured, (mean, measured)
