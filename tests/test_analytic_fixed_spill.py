@@ -1,6 +1,7 @@
-"""A fixed window's spill into the fixed window of the next deployment (issue 13, hunt
-seed 2047): the calls it turns away counted first-fit, and the calls it can never admit
-sent on too. Simulated figures: ``capacity ceiling FILE --seed 1 --format json``."""
+"""What reaches the next deployment of a priority route (issue 13, hunt seeds 2047 and
+1022): a fixed window's spilled calls counted first-fit, the calls it can never admit
+sent on too, and a bucket's spilled calls at their own sizes. Simulated figures:
+``capacity ceiling FILE --seed 1 --format json``."""
 
 from __future__ import annotations
 
@@ -75,3 +76,11 @@ def test_calls_that_never_fit_the_first_window_reach_the_next() -> None:
     j = next(i for i, s in enumerate(tr.slots) if s.quota == "q1" and s.dimension == "otpm")
     measured = float(tr.rows[tr.rows[:, T_DEP] == 1, T_UNITS + j].sum()) / 360.0
     assert abs(mean - measured) < 0.05 * measured, (mean, measured)
+
+
+def test_a_buckets_spilled_calls_are_its_large_ones() -> None:
+    """A 60 s deep OTPM bucket spilling into a 2 s log: the calls it turns away are
+    charged by the share of each it refuses (the large first calls of a tool loop), not
+    at the route's mean call (183 before against 139 [138–139])."""
+    p = load_profile(DATA / "bucket-spill-large-calls.yaml")
+    assert_accurate(analyze(p).burst_ceiling, Recorded(139, 138, 139), "bucket spill")
