@@ -376,7 +376,13 @@ def blend(parts: list[tuple[float, _window.ClumpWindowModel]]) -> _window.ClumpW
         cascade=(first.cascade if all(m.cascade is not None for _, m in live) else None),
         parts=tuple(live),
         made_weights=tuple(x / math.fsum(calls) if math.fsum(calls) > 0 else 1.0 / len(live)
-                           for x in calls))
+                           for x in calls),
+        # Each population's calls charged past the allowance (refused on every attempt,
+        # charged 0 in its laws), by the calls: left out, a population whose calls can
+        # never fit was read as fitting (hunt seed 1077: 693 output tokens a call against
+        # 663 a window, 4 sessions where one such session fails half the attempts).
+        never_fit=(math.fsum(c * m.never_fit for c, (_, m) in zip(calls, live, strict=True))
+                   / math.fsum(calls) if math.fsum(calls) > 0 else 0.0))
 
 
 def blend_bucket(parts: list[tuple[float, _BucketModel]]) -> _BucketModel:

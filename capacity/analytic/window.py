@@ -3161,6 +3161,10 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
         full[:, : len(relevant)] = counts[:, : len(relevant)]
     counts = full
     calls_per_turn = float(launches.sum()) / window_s * scale  # launches per turn
+    if calls_per_turn <= 0.0 and col_never.any():
+        # No call fits (the units' scale is 0): the calls are still made, each refused
+        # (a population of them beside others is weighed by them, populations.blend).
+        calls_per_turn = math.fsum(exact.get(i, 0.0) for i in col_ids)
     # Launch instants (a fan-out's copies are one): what a sliding log's expiry frees.
     event_pmf, events_per_turn = (timing.memo(("events", *memo_key), lambda: _event_law(
         timing, relevant, rel_pmfs[: len(relevant)])) if sliding else (np.zeros(1), 0.0))
