@@ -2570,8 +2570,8 @@ def _support(d: Distribution, steps: int) -> tuple[NDArray[np.float64], NDArray[
 
 def _quantile_support(d: Distribution, steps: int
                       ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Points and probabilities for ``d``: a choice's or a small integer range's own
-    values, else ``steps`` quantile midpoints of equal weight."""
+    """Points and probabilities for ``d``: a fixed value, a choice's own values (up to
+    ``steps`` of them), else ``steps`` quantile midpoints of equal weight."""
     if d.is_fixed:
         return np.array([d.mean]), np.ones(1)
     if d.kind == "choice" and len(d.values) <= steps:
@@ -4338,7 +4338,7 @@ def _turn_spill_charges(ts: TurnSpill, flow: RouteFlow, profile: Profile, slot: 
     the fluid sends it at 160 sessions (the engine turns away 383-token calls where a's
     mean call is 110): its main population 183 against 139 [138–139] simulated, 139 so
     (``tests/data/bucket-spill-large-calls.yaml``)."""
-    calls = dict((id(call), call) for call, _ in flow.calls)
+    calls = {id(call): call for call, _ in flow.calls}
     pmfs = []
     for i in ts.col_ids:
         c = metered(profile, slot, calls[i], dep)
@@ -4390,12 +4390,11 @@ def _never_fit_source(flow: RouteFlow, profile: Profile, slots: tuple[LimitSlot,
     they spill (its law is of the calls that fit), yet every one of them comes on, as it
     is made: ``n·calls_per_s·P`` calls a second (``P`` their share of the route's
     :meth:`CallPoints.quantiles`), a Poisson number a window, each at its own charge
-    here. They
-    add no route units (the first source counts the route's). Without them, hunt seed
-    2047's 1 s window of 524 output tokens (calls of 722 at the median never fit) fed the
-    10 s window after it 262 tokens a window of 6,426 offered: 510 sessions against 291
-    simulated. (A sliding log's spill is read at its loss share, which counts them:
-    :func:`_sliding_spill`.)"""
+    here. They add no route units (the first source counts the route's). Without them,
+    hunt seed 2047's 1 s window of 524 output tokens (calls of 722 at the median never
+    fit) fed the 10 s window after it 262 tokens a window of 6,426 offered: 510 sessions
+    against 291 simulated. (A sliding log's spill is read at its loss share, which counts
+    them: :func:`_sliding_spill`.)"""
     points = CallPoints.quantiles(profile, flow)
     mask = np.zeros(points.p.size, dtype=bool)
     for u in upstream_cs:
@@ -4835,8 +4834,7 @@ def _held_bursts(upstream: list[tuple[Any, float, float, float]], dest_window_s:
 
 
 def _tail_spill_seen(g: NDArray[np.float64], q: float, h: float, kappa: float,
-                     per_call: float, k: float, spill_count: SpillCount | None = None
-                     ) -> NDArray[np.float64]:
+                     per_call: float, k: float) -> NDArray[np.float64]:
     """What a call a fixed window spills finds of the spills in the trailing window of a
     sliding log ``k`` times as long (the Palm law of the spill; ``g``, ``q``, ``h``: the
     window's units, allowance and lattice, ``κ``/``per_call``: :func:`_fixed_spill_calls`).
@@ -4860,7 +4858,7 @@ def _tail_spill_seen(g: NDArray[np.float64], q: float, h: float, kappa: float,
         return np.ones(1)
     s_units = np.arange(qi + 1, g.size, dtype=np.float64)
     spill = s_units - q
-    calls_all = _fixed_spill_calls(spill * h, kappa, per_call, spill_count)
+    calls_all = _fixed_spill_calls(spill * h, kappa, per_call)
     f_all = spill / s_units
     # Palm: a window weighed by the calls it spills; its units gathered into at most
     # _TAIL_GROUPS groups (a token lattice's thousands of points: the spill's part of
@@ -4897,7 +4895,7 @@ def _tail_spill_seen(g: NDArray[np.float64], q: float, h: float, kappa: float,
     t_calls = np.bincount(grp, over * calls_all)[t_ok] / t_w
     # Windows wholly inside the span (ρ − j + 1 ≥ every f'): their whole spills, the
     # m-fold power of one window's law; the one or two at its far end in part.
-    whole = _overflow_in_calls(g, q, h, kappa, per_call, fixed=True, count=spill_count)
+    whole = _overflow_in_calls(g, q, h, kappa, per_call, fixed=True)
     powers: dict[int, NDArray[np.float64]] = {0: np.ones(1)}
     out = np.zeros(1)
     for r, node in enumerate(nodes):
