@@ -4376,7 +4376,16 @@ def _turn_spill_seen(ts: TurnSpill) -> Callable[[int], NDArray[np.float64]]:
 
     def seen(n: int) -> NDArray[np.float64]:
         law = ts.calls(n)
-        return _palm_others(law) if ts.block(n) == 1 else law
+        if ts.block(n) != 1:
+            return law
+        # Its far tail cut first (as _pgf_long cuts a count law's): weighed by the
+        # count, the transform's round-off dust there would hold more than _COUNT_TAIL
+        # and keep thousands of points in every compound after (tests/data/
+        # fuzz-fleet-long-count.yaml: 8,985 points summed where 573 carry the law).
+        _, hi = _cut_tails(law, _COUNT_TAIL)
+        kept = law[:hi].copy()
+        kept[-1] += float(law[hi:].sum())
+        return _palm_others(kept)
 
     return seen
 
