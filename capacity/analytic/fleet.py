@@ -1518,7 +1518,10 @@ class FeedModel(_MemoStats):
         gp = gd
         for src in self.sources:
             assert src.seen is not None
-            gp = _trim(np.convolve(gp, self._source_units(src, src.seen(n), n)))
+            # (A point of a seen law stands for as many calls as one of ``calls``': a
+            # bucket's spill past _SPILL_POINTS, :func:`_turn_spill_seen`.)
+            gp = _trim(np.convolve(gp, self._source_units(
+                src, src.seen(n), n, src.block(n) if src.block is not None else 1)))
         share = min(1.0, max(0.0, 1.0 - mean_d / max(mean_s, 1e-300)))
         return (1.0 - share) * self._blocking(g, n) + share * self._blocking(gp, n)
 
@@ -1577,7 +1580,8 @@ class FeedModel(_MemoStats):
             src = self.sources[0]
             return _thin(_trim(src.calls(n)), share)
         g, _ = self.window_law(n)
-        return _overflow_in_calls(g, self.q_lat, self.h, self.kappa, per_call)
+        kappa = self.kappa if self.kappa_at is None else self.kappa_at(n)
+        return _overflow_in_calls(g, self.q_lat, self.h, kappa, per_call)
 
     def points_call(self, n: int) -> float | None:
         """The share of the route's calls a bucket or fixed window fed by a bucket's
@@ -4321,6 +4325,8 @@ def _arrival_kappa(sources: list[Source], route: NDArray[np.float64]
         e_arr = float(np.dot(np.arange(mix.size, dtype=np.float64), mix)) / tot \
             if tot > 0.0 else 0.0
         out = 1.0 if e_arr <= 0.0 else _window._size_bias(mix / tot) * e_route / e_arr
+        if len(memo) >= 512:
+            memo.clear()
         memo[n] = out
         return out
 
