@@ -1357,6 +1357,10 @@ class FeedModel(_MemoStats):
         self._cache[n] = (g, offered)
         return g, offered
 
+    def _kappa(self, n: int) -> float:
+        """κ at ``n``: the arriving mix's where it is not the route's (:attr:`kappa_at`)."""
+        return self.kappa if self.kappa_at is None else self.kappa_at(n)
+
     def _stats_uncached(self, n: int) -> WindowStats:
         """Client-visible 429 share (over the calls that could come here) at ``n``."""
         if n <= 0:
@@ -1370,7 +1374,7 @@ class FeedModel(_MemoStats):
         if offered <= 0:
             return WindowStats(n, 0.0, 0.0, 0.0, self.how, 0.0, 0.0)
         sliding = self.c.enforcement == "sliding_window"
-        kappa = self.kappa if self.kappa_at is None else self.kappa_at(n)
+        kappa = self._kappa(n)
         if self.carried and self.retries and not sliding:
             # A carried retry starts a new round at the first deployment: only the share
             # that spills again comes back here (token buckets, :class:`TurnSpill`; a
@@ -1580,8 +1584,7 @@ class FeedModel(_MemoStats):
             src = self.sources[0]
             return _thin(_trim(src.calls(n)), share)
         g, _ = self.window_law(n)
-        kappa = self.kappa if self.kappa_at is None else self.kappa_at(n)
-        return _overflow_in_calls(g, self.q_lat, self.h, kappa, per_call)
+        return _overflow_in_calls(g, self.q_lat, self.h, self._kappa(n), per_call)
 
     def points_call(self, n: int) -> float | None:
         """The share of the route's calls a bucket or fixed window fed by a bucket's
@@ -2936,6 +2939,7 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
         def offered(n: float, lam: float = calls_per_s) -> float:
             return n * lam
         points = CallPoints.of(profile, flow)
+        fine_points: CallPoints | None = None   # (:meth:`CallPoints.quantiles`, if asked)
         mine = {id(call) for call, _ in flow.calls}
         # The room law (:func:`room_refused`) at a level: the route's turns make one call
         # each, and at every level before the slot it spills from is a loss log
@@ -3091,7 +3095,9 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                         if k == 1 and pts is None and c.enforcement == "fixed_window" \
                                 and all(getattr(um, "inner", None) is not None
                                         and not um.inner.sliding for um in ups):
-                            nf = _never_fit_source(flow, profile, slots, upstream_cs,
+                            if fine_points is None:  # (once per route: 48² points a call)
+                                fine_points = CallPoints.quantiles(profile, flow)
+                            nf = _never_fit_source(fine_points, slots, upstream_cs,
                                                    flow.chain[0], slot, dep, h, w,
                                                    calls_per_s)
                             if nf is not None:
@@ -4396,7 +4402,7 @@ def _turn_spill_seen(ts: TurnSpill) -> Callable[[int], NDArray[np.float64]]:
     return seen
 
 
-def _never_fit_source(flow: RouteFlow, profile: Profile, slots: tuple[LimitSlot, ...],
+def _never_fit_source(points: CallPoints, slots: tuple[LimitSlot, ...],
                       upstream_cs: list[Constraint], first: str, slot: LimitSlot, dep: str,
                       h: float, window_s: float, calls_per_s: float) -> Source | None:
     """The route's calls a fixed window of the first deployment ``first`` can never admit (a
@@ -4405,13 +4411,12 @@ def _never_fit_source(flow: RouteFlow, profile: Profile, slots: tuple[LimitSlot,
     ``h``, windows of ``window_s``). The window models leave them out of the overflow
     they spill (its law is of the calls that fit), yet every one of them comes on, as it
     is made: ``n·calls_per_s·P`` calls a second (``P`` their share of the route's
-    :meth:`CallPoints.quantiles`), a Poisson number a window, each at its own charge
+    ``points``, :meth:`CallPoints.quantiles`), a Poisson number a window, each at its own charge
     here. They add no route units (the first source counts the route's). Without them,
     hunt seed 2047's 1 s window of 524 output tokens (calls of 722 at the median never
     fit) fed the 10 s window after it 262 tokens a window of 6,426 offered: 510 sessions
     against 291 simulated. (A sliding log's spill is read at its loss share, which counts
     them: :func:`_sliding_spill`.)"""
-    points = CallPoints.quantiles(profile, flow)
     mask = np.zeros(points.p.size, dtype=bool)
     for u in upstream_cs:
         if u.enforcement != "fixed_window":
