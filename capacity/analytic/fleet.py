@@ -1935,7 +1935,7 @@ def _spill_source(model: Any, per_call: float, window_s: float,
             # still reads the spill by κ: the loss logs' laws were fitted to it
             # (tests/data/sliding-loss-spill-chain.yaml with a fixed first window: 28
             # against 22 [21–22] simulated with the count, 21 without, though the count
-            # is the nearer at the window — 10.4 calls a window, the engine 8.1, κ 18.9).
+            # is the nearer at the window — 10.4 calls a window, the engine 7.9, κ 18.9).
             per = _overflow_in_calls(g, q, inner.h, inner.size_bias, per_call,
                                      fixed=not inner.sliding,
                                      count=(_spill_count(inner) if not inner.sliding
