@@ -394,7 +394,9 @@ def summary(recs: list[dict[str, Any]]) -> None:
               f"max {1000 * t[-1]:.0f} ms, over 0.2 s: {sum(v > 0.2 for v in t)}")
     key = lambda x: x["error_pct"] if x["error_pct"] is not None else 0.0  # noqa: E731
     for label, rows in (("most optimistic", sorted(done, key=key, reverse=True)[:8]),
-                        ("most conservative", sorted(done, key=key)[:5])):
+                        ("most conservative", sorted(done, key=key)[:5]),
+                        ("every record > 5% optimistic and outside",
+                         sorted(opt, key=key, reverse=True))):
         print(f"\n{label}:")
         for x in rows:
             c = x.get("confirm")

@@ -754,8 +754,21 @@ def follow_law(wl: Workload, c: Constraint, chain: BucketChain, cycle_s: float
             k, ch = _add(k, w / weight * kk), _add(ch, w / weight * cc)
         return k, ch
 
+    def kinds(parts: list[tuple[float, NDArray[np.float64], NDArray[np.float64]]]
+              ) -> tuple[tuple[float, NDArray[np.float64], NDArray[np.float64]], ...]:
+        # Each kind of launch by its own calls (bucket._mixed_grid), when they differ.
+        weight = sum(w for w, _, _ in parts)
+        merged: dict[tuple[bytes, bytes], list[Any]] = {}
+        for w, kk, cc in parts:
+            key = (kk.tobytes(), cc.tobytes())
+            if key in merged:
+                merged[key][0] += w / weight
+            else:
+                merged[key] = [w / weight, kk, cc]
+        return tuple((v[0], v[1], v[2]) for v in merged.values()) if len(merged) > 1 else ()
+
     return FollowSessions(idle, gap, share, 1.0 - 1.0 / per_turn, mixed(first),
-                          mixed(later), chain.retry.abort_turn)
+                          mixed(later), chain.retry.abort_turn, kinds(first), kinds(later))
 
 
 def deep_bucket(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
@@ -818,6 +831,7 @@ def bucket_chain(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
         BucketChain,
         _add,
         fits_chain,
+        launch_kinds,
         launch_law,
         never_fit_stripped,
     )
@@ -839,10 +853,12 @@ def bucket_chain(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
     count = np.zeros(1)
     charge = np.zeros(1)
     w = rates / rates.sum()
+    laws = []
     for wi, (_, b) in zip(w, mix, strict=True):
         k, ch = launch_law(b, c.costs, h, top)
         count = _add(count, wi * k)
         charge = _add(charge, wi * ch)
+        laws.append((float(wi), k, ch))
     if charge.sum() <= 0:
         return None
     # Calls charged past the depth never take a unit: the level sees them as charged 0.
@@ -856,7 +872,8 @@ def bucket_chain(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
     count = count.copy()
     count[0] = 0.0
     count /= count.sum()
-    chain = BucketChain(count, call_pmf, h, c.rate_per_s, c.depth, retry, never_fit=never)
+    chain = BucketChain(count, call_pmf, h, c.rate_per_s, c.depth, retry, never_fit=never,
+                        kinds=launch_kinds(laws, h, c.depth))
     # Checked where it matters most, at the refill rate (load 1): a coarse grid whose two
     # resolutions disagree there is left to the bound.
     mean_calls = float(np.dot(np.arange(count.size), count))

@@ -424,8 +424,20 @@ def blend_chain(parts: list[tuple[float, Any]]) -> BucketChain | None:
     # Each part's calls past the depth are charged 0 in its law (bucket_chain): their
     # share of the mix's calls, by the calls.
     never = math.fsum(k * c.never_fit for k, (_, c) in zip(calls, parts, strict=True))
+    # Each part's kinds of launch by their launches (its one kind: its pooled laws).
+    merged: dict[tuple[bytes, bytes], list[Any]] = {}
+    for w, (_, c) in zip(launches, parts, strict=True):
+        for v, k, ch in c.kinds or ((1.0, c.count, c.call_pmf),):
+            key = (k.tobytes(), ch.tobytes())
+            if key in merged:
+                merged[key][0] += w * v
+            else:
+                merged[key] = [w * v, k, ch]
+    weight = math.fsum(v[0] for v in merged.values())
+    kinds = (tuple((v[0] / weight, v[1], v[2]) for v in merged.values())
+             if len(merged) > 1 else ())
     chain = BucketChain(count, call_pmf, first.h, first.refill, first.depth, first.retry,
-                        never_fit=never / max(math.fsum(calls), 1e-300))
+                        never_fit=never / max(math.fsum(calls), 1e-300), kinds=kinds)
     if not chain.converged(first.refill / (chain.mean_calls * chain.mean_charge)):
         return None
     return chain
