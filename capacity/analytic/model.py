@@ -88,6 +88,7 @@ if TYPE_CHECKING:  # the search result a simulated ceiling carries (no runtime i
         ClosedSessions,
         DeepBucket,
         FollowSessions,
+        GoesOn,
     )
     from capacity.analytic.clumped import ClumpedWindow
     from capacity.search import SaturationResult
@@ -611,6 +612,8 @@ def bucket_model(wl: Workload, c: Constraint, cycle_s: float) -> _BucketModel:
     rates = np.array([r / cycle_s for r, _ in mix])
     model = compound_bucket(c, h, rates, [_bucket_pmf(wl, c, b, h) for _, b in mix])
     model.chain = bucket_chain(wl, c, mix, rates, h)
+    if model.chain is not None and model.chain.retry.continues:
+        model.chain.goes_on = goes_on_law(wl, c, model.chain)
     if model.chain is not None:
         model.chain.closed = closed_law(wl, c, model.chain, cycle_s)
         if model.chain.closed is None:
@@ -644,6 +647,52 @@ def _bucket_pmf(wl: Workload, c: Constraint, b: Any, h: float) -> NDArray[np.flo
 
 
 _BUCKET_PMFS: dict[int, tuple[Profile, dict[Any, Any]]] = {}
+
+
+def goes_on_law(wl: Workload, c: Constraint, chain: BucketChain) -> GoesOn | None:
+    """The launch a refused one brings when turns go on (``on_exhausted: continue``, no
+    retries; :class:`capacity.analytic.bucket.GoesOn`): the chance a launch here has a
+    later one in its turn (every launch but a turn's first: a loop's repeats, a chain's
+    later steps), and that later launch's law; None when no turn launches here twice."""
+    from capacity.analytic.bucket import GoesOn, launch_law, never_fit_stripped
+
+    assert chain.retry.rejection_latency_s is not None
+    top = c.depth + chain.h
+    total = 0.0
+    later: dict[tuple[bytes, bytes], list[Any]] = {}
+    for t in wl.turns:
+        evs = [ev for ev in t.events if batch_units_mean(ev.batch, c.costs) > 0]
+        total += t.probability * sum(ev.rate for ev in evs)
+        for i, ev in enumerate(evs):
+            # A turn's first launch here is no one's next: the rest of its rate is.
+            r = t.probability * (ev.rate if i > 0 else max(ev.rate - 1.0, 0.0))
+            k, ch = launch_law(ev.batch, c.costs, chain.h, top)
+            mass = float(ch.sum())
+            if r <= 0.0 or mass <= 0.0:
+                continue
+            # Past the depth a call is charged 0 to the level, as the chain's own are.
+            call = never_fit_stripped(ch, chain.h, c.depth)[0] / mass
+            key = (k.tobytes(), call.tobytes())
+            if key in later:
+                later[key][0] += r
+            else:
+                later[key] = [r, k, call]
+    weight = math.fsum(v[0] for v in later.values())
+    if total <= 0.0 or weight <= 0.0:
+        return None
+    # A later launch with no call here (an optional call not made) brings nothing: the
+    # chance counts only the launches with one.
+    live = [(v[0] * (1.0 - float(v[1][0])), v[1], v[2]) for v in later.values()]
+    chance = math.fsum(w for w, _, _ in live) / total
+    kinds = []
+    for w, k, call in live:
+        if w > 0.0:
+            k = k.copy()
+            k[0] = 0.0
+            kinds.append((w, k / k.sum(), call))
+    norm = math.fsum(w for w, _, _ in kinds)
+    return GoesOn(min(1.0, chance), chain.retry.rejection_latency_s,
+                  tuple((w / norm, k, call) for w, k, call in kinds))
 
 
 def closed_law(wl: Workload, c: Constraint, chain: BucketChain, cycle_s: float

@@ -45,7 +45,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from capacity.analytic import window as _window
-from capacity.analytic.bucket import BucketChain, DeepBucket
+from capacity.analytic.bucket import BucketChain, DeepBucket, GoesOn
 from capacity.analytic.model import (
     ConstraintResult,
     CycleTime,
@@ -61,6 +61,7 @@ from capacity.analytic.model import (
     compound_bucket,
     cycle_time,
     deep_bucket,
+    goes_on_law,
     of_all_attempts,
     own_target,
     retried_attempts,
@@ -437,10 +438,34 @@ def blend_chain(parts: list[tuple[float, Any]]) -> BucketChain | None:
     kinds = (tuple((v[0] / weight, v[1], v[2]) for v in merged.values())
              if len(merged) > 1 else ())
     chain = BucketChain(count, call_pmf, first.h, first.refill, first.depth, first.retry,
-                        never_fit=never / max(math.fsum(calls), 1e-300), kinds=kinds)
+                        never_fit=never / max(math.fsum(calls), 1e-300), kinds=kinds,
+                        goes_on=_blend_goes_on(launches, [c for _, c in parts]))
     if not chain.converged(first.refill / (chain.mean_calls * chain.mean_charge)):
         return None
     return chain
+
+
+def _blend_goes_on(launches: list[float], chains: list[BucketChain]) -> GoesOn | None:
+    """The launch a refused one brings (turns that go on when refused), over the mix:
+    the chance by the launches, the next launch's kinds by the launches that bring one."""
+    on = [(w, c.goes_on) for w, c in zip(launches, chains, strict=True)
+          if c.goes_on is not None]
+    total = math.fsum(launches)
+    if not on or total <= 0.0:
+        return None
+    merged: dict[tuple[bytes, bytes], list[Any]] = {}
+    for w, g in on:
+        for v, k, ch in g.kinds:
+            key = (k.tobytes(), ch.tobytes())
+            if key in merged:
+                merged[key][0] += w * g.chance * v
+            else:
+                merged[key] = [w * g.chance * v, k, ch]
+    weight = math.fsum(v[0] for v in merged.values())
+    if weight <= 0.0:
+        return None
+    return GoesOn(weight / total, on[0][1].delay,
+                  tuple((v[0] / weight, v[1], v[2]) for v in merged.values()))
 
 
 def blend_deep(parts: list[tuple[float, Any]]) -> DeepBucket | None:
@@ -562,6 +587,8 @@ def _population_models(pv: PopulationView, c: Constraint) -> list[tuple[str, Any
             if rates.sum() > 0 and model.rate_per_session > 0:
                 chain = bucket_chain(p.wl, c, mix, rates, h)
                 if chain is not None:
+                    if chain.retry.continues:
+                        chain.goes_on = goes_on_law(p.wl, c, chain)
                     model.chain = chain
                 else:
                     deep = deep_bucket(p.wl, c, mix, rates, h)
