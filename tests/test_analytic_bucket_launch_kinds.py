@@ -92,3 +92,31 @@ def test_a_refused_turn_that_goes_on_brings_its_next_call_at_once() -> None:
     at = analyze(p, sessions=73).binding.at_sessions
     assert at is not None and 0.85 * 0.029 <= at.attempt_429_fraction <= 1.15 * 0.029
     assert_accurate(analyze(p).burst_ceiling, Recorded(73, 72, 74), "continue loop")
+
+
+def test_a_turns_later_call_meets_the_level_its_first_left() -> None:
+    """A cadence's two-call turns at a bucket 2 s deep: the second call comes 1.1–1.6 s
+    after the first, into what the first left. At 16 sessions the engine refuses 1.8 % of
+    attempts, the walk 1.8 % (Poisson launches 1.4 %); N* 16 against 16 [16–16] (18)."""
+    p = load_profile(DATA / "bucket-turn-walk.yaml")
+    chain = _chain("bucket-turn-walk.yaml")
+    assert chain.walk is not None and chain.follow is None
+    at = analyze(p, sessions=16).binding.at_sessions
+    assert at is not None and 0.85 * 0.018 <= at.attempt_429_fraction <= 1.15 * 0.018
+    assert_accurate(analyze(p).burst_ceiling, Recorded(16, 16, 16), "turn walk")
+
+
+def test_a_walk_past_the_buckets_memory_is_the_poisson_chain() -> None:
+    """Gaps of hours: every later launch meets the stationary level, and the walk's share
+    is the Poisson chain's (the same launches, sampled rather than mixed exactly)."""
+    from dataclasses import replace
+
+    chain = _chain("bucket-turn-walk.yaml")
+    assert chain.walk is not None
+    far = replace(chain.walk, gaps=chain.walk.gaps * 1e4, columns=[])
+    lam = 16 * 2 / 37.7
+    long = replace(chain, walk=far, _grids=[], _cache={}, _pgrids=[], _cgrid=None,
+                   _fgrids={}, _top=None)
+    near = chain._walk_share(lam)
+    assert long._walk_share(lam) == pytest.approx(chain.poisson_share(lam), rel=0.05)
+    assert near > 1.2 * chain.poisson_share(lam)

@@ -512,6 +512,68 @@ def _shift(steps: float, top: int) -> NDArray[np.float64]:
     return S
 
 
+@dataclass(frozen=True, eq=False)
+class TurnWalk:
+    """A sample of turns as their launches here (``seq[t, j]``: the ``j``-th launch of
+    sampled turn ``t``, an index into ``patterns``, −1 pads), each launch's calls by the
+    call specs charged here (``patterns[p, s]``; one call's charge law of spec ``s``:
+    ``pmfs[s]``, lattice h, calls past the depth charged 0) and the seconds since the
+    turn's previous launch here (``gaps[t, j]``). ``key``: the sample's digest (the grid
+    cache's)."""
+
+    pmfs: tuple[NDArray[np.float64], ...]
+    patterns: NDArray[np.int64]
+    seq: NDArray[np.int64]
+    gaps: NDArray[np.float64]
+    key: int
+    # The distinct paths (a launch pattern and a gap class at every position): their
+    # turns (``weight``), and per position the gap classes (paths, mean gap s; none at
+    # the first) and the paths launching each pattern there (pattern, paths); the calls
+    # of all the sampled turns.
+    weight: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0), repr=False)
+    columns: list[tuple[list[tuple[NDArray[np.int64], float]],
+                        list[tuple[int, NDArray[np.int64]]]]] = field(
+        default_factory=list, repr=False)
+    calls: float = 0.0
+
+    def __post_init__(self) -> None:
+        t, width = self.seq.shape
+        cls = np.full((t, width), -1, np.int64)
+        means: list[NDArray[np.float64]] = [np.zeros(0)]
+        for j in range(1, width):
+            rows = np.flatnonzero(self.seq[:, j] >= 0)
+            gap = self.gaps[rows, j]
+            edges = np.quantile(gap, np.linspace(0.0, 1.0, _WALK_BINS + 1))
+            c = np.clip(np.searchsorted(edges, gap, side="right") - 1, 0, _WALK_BINS - 1)
+            cls[rows, j] = c
+            means.append(np.array([float(gap[c == b].mean()) if (c == b).any() else 0.0
+                                   for b in range(_WALK_BINS)]))
+        # Turns alike in every launch and gap class walk alike: each path once.
+        paths, counts = np.unique(np.concatenate([self.seq, cls], axis=1), axis=0,
+                                  return_counts=True)
+        seq, cls = paths[:, :width], paths[:, width:]
+        object.__setattr__(self, "weight", counts.astype(np.float64))
+        for j in range(width):
+            on = seq[:, j] >= 0
+            bins = ([(np.flatnonzero(on & (cls[:, j] == b)), float(means[j][b]))
+                     for b in np.unique(cls[on, j])] if j > 0 else [])
+            launches = [(int(p), np.flatnonzero(seq[:, j] == p))
+                        for p in np.unique(seq[on, j])]
+            self.columns.append((bins, launches))
+        calls = self.patterns.sum(axis=1)
+        object.__setattr__(self, "calls", float(calls[self.seq[self.seq >= 0]].sum()))
+
+
+# A turn's later launch meets the stationary level once this many bucket refill times
+# (depth/refill) have passed since its previous one, or this many other launches.
+_WALK_MEMORY = 5.0
+_WALK_LAUNCHES = 24.0
+# Gap classes per launch position (each its mean gap).
+_WALK_BINS = 4
+# A gap is carried over in 2**_WALK_SPLIT steps.
+_WALK_SPLIT = 4
+
+
 @dataclass
 class BucketChain:
     """The refusal shares of a token bucket (``depth`` units, ``refill`` units per
@@ -544,6 +606,9 @@ class BucketChain:
     # Turns that go on when refused (``on_exhausted: continue``, no retries): the launch
     # a refused one brings at once (:class:`GoesOn`); None: none.
     goes_on: GoesOn | None = None
+    # Turns launching here more than once, as sampled (:class:`TurnWalk`): each later
+    # launch meets the level the turn's own earlier ones left; None: Poisson launches.
+    walk: TurnWalk | None = None
     _grids: list[_Grid] = field(default_factory=list, repr=False)
     _cache: dict[tuple[float, float], dict[str, float]] = field(default_factory=dict, repr=False)
     _pgrids: list[_Parts] = field(default_factory=list, repr=False)
@@ -615,6 +680,7 @@ class BucketChain:
         key = (self.count.tobytes(), self.call_pmf.tobytes(), self.h, self.refill,
                self.depth, self.steps, astuple(self.retry),
                tuple((w, k.tobytes(), c.tobytes()) for w, k, c in self.kinds),
+               None if self.walk is None else self.walk.key,
                None if self.goes_on is None else (
                    self.goes_on.chance, self.goes_on.delay,
                    tuple((w, k.tobytes(), c.tobytes()) for w, k, c in self.goes_on.kinds)))
@@ -732,6 +798,95 @@ class BucketChain:
                 fresh = lam / (1.0 + float(pi @ extra))
             got.append(float(pi @ refused) / (self.mean_calls + float(pi @ calls)))
         return min(1.0, max(0.0, 2.0 * got[1] - got[0]))
+
+    def _walk_ops(self, k: int) -> tuple[list[NDArray[np.float64]], ...]:
+        """Grid ``k``'s operators of the turn walk: each launch pattern's move and its
+        expected refused calls by level, and the powers ``L^0 … L^K`` of the launch
+        move (the others' launches during a gap)."""
+        shared = self._shared().setdefault("walk", {})
+        hit = shared.get(k)
+        if hit is not None:
+            out: tuple[list[NDArray[np.float64]], ...] = hit
+            return out
+        assert self.walk is not None
+        g = self.grids()[k]
+        top = g.top
+        counted = round(1.0 / g.delta) if self.retry.counts_rejected else 0
+        calls = [_call_matrix(_regrid(p, self.h, g.delta, top), top, counted)
+                 for p in self.walk.pmfs]
+        moves, refused = [], []
+        for row in self.walk.patterns:
+            A = np.eye(top + 1)
+            R = np.zeros(top + 1)
+            for spec, x in enumerate(row):
+                M, r = calls[spec]
+                for _ in range(int(x)):
+                    R = R + A @ r
+                    A = A @ M
+            moves.append(A)
+            refused.append(R)
+        powers = [np.eye(top + 1)]
+        for _ in range(math.ceil(_WALK_LAUNCHES * 3.0)):
+            powers.append(powers[-1] @ g.launch)
+        shared[k] = ops = (moves, refused, [np.array(powers)])
+        return ops
+
+    def _walk_share(self, lam: float) -> float:
+        """Share of calls refused, no retries, when each sampled turn's launches here
+        come as sampled (:class:`TurnWalk`): its first meets the level a Poisson launch
+        finds; each later one the level its turn's previous launch left, carried over
+        the gap — the refill ``r·g`` around the others' Poisson launches in it
+        (half the refill, the launches, the other half) — or the stationary law after
+        ``_WALK_MEMORY`` refill times or ``_WALK_LAUNCHES`` others' launches.
+        Extrapolated from both grids as the Poisson share is. A turn's calls a second
+        apart at a bucket remembering two: Poisson launches miss that its second call
+        meets the level its first left (hunt seed 2031: 0.56 % refused at 12 sessions
+        against the engine's 0.75 %), the follow chain's exponential gaps bring half the
+        second calls within 0.3 s where none come before 1.1 s (1.5 % where the engine
+        refuses 0.60 %)."""
+        assert self.walk is not None
+        walk = self.walk
+        memory = self.depth / self.refill
+        got = []
+        for k, g in enumerate(self.grids()):
+            moves, refused, (powers,) = self._walk_ops(k)
+            pi = self._level_law(g, lam, 0.0)
+            law = np.tile(pi, (walk.weight.size, 1))
+            ref = 0.0
+            for j, (bins, launches) in enumerate(walk.columns):
+                for rows, gap in bins:
+                    if gap >= _WALK_MEMORY * memory or lam * gap >= _WALK_LAUNCHES:
+                        law[rows] = pi
+                    else:
+                        law[rows] = law[rows] @ self._carry(g, powers, lam, gap)
+                for p, rows in launches:
+                    ref += float((law[rows] @ refused[p]) @ walk.weight[rows])
+                    if j + 1 < len(walk.columns):
+                        law[rows] = law[rows] @ moves[p]
+            got.append(ref / walk.calls)
+        return min(1.0, max(0.0, 2.0 * got[1] - got[0]))
+
+    def _carry(self, g: _Grid, powers: NDArray[np.float64], lam: float,
+               gap: float) -> NDArray[np.float64]:
+        """Level → level over ``gap`` seconds: ``2^_WALK_SPLIT`` equal steps, each half
+        its refill, the others' Poisson launches in it (``Σ P(k)·L^k``), the other half
+        (Strang's splitting of the refill and the launches; one step of the whole gap
+        gave every launch in it half the gap's refill after it, where one just before
+        the next launch has none: the bucket came back too full)."""
+        steps = 1 << _WALK_SPLIT
+        mu = lam * gap / steps
+        # Poisson(μ) past μ + 8√μ + 8 holds under 1e-9: those powers need no weight.
+        ks = np.arange(min(len(powers), math.ceil(mu + 8.0 * math.sqrt(mu) + 9.0)))
+        logw = -mu + ks * math.log(max(mu, 1e-300)) - np.array(
+            [math.lgamma(x + 1.0) for x in ks])
+        w = np.exp(logw) if mu > 0 else (ks == 0).astype(np.float64)
+        w[-1] += max(0.0, 1.0 - float(w.sum()))
+        B = np.tensordot(w, powers[: ks.size], axes=1)
+        S = _shift(self.refill * gap / steps / 2.0 / g.delta, g.top)
+        out: NDArray[np.float64] = S @ B @ S
+        for _ in range(_WALK_SPLIT):
+            out = out @ out
+        return out
 
     def _level_law(self, g: _Grid, lam: float, lam_r: float) -> NDArray[np.float64]:
         """Law of the level (grid steps of ``g``) a launch finds, with fresh launches at
@@ -879,6 +1034,16 @@ class BucketChain:
             out = {"attempt": p, "call": p, "failed": p, "retry_share": 0.0}
             self._cache[lam, sessions] = out
             return out
+        if m == 0 and self.walk is not None:
+            # Where the follow chain does not reach (a cadence, more sessions than it
+            # keeps): Poisson launches, but each turn's later launches meet the level its
+            # earlier ones left. (The follow chain's exponential gaps err high, the walk's
+            # Poisson others low — hunt seed 1018: follow 1.3 %, walk 0.42 %, the engine
+            # 0.80 % at 7 sessions — so the follow chain keeps the sessions it holds.)
+            p = self._walk_share(lam)
+            out = {"attempt": p, "call": p, "failed": p, "retry_share": 0.0}
+            self._cache[lam, sessions] = out
+            return out
         out = self._poisson_shares(lam, sessions)
         if (law is not None and m > 0 and not self._orbit
                 and not (self._told and isinstance(law, ClosedSessions))
@@ -886,6 +1051,10 @@ class BucketChain:
                 and 0 < sessions <= CLOSED_MAX_SESSIONS
                 and _closed_fits(self, law, round(sessions))):
             out = self._sessions_fresh(out, law, round(sessions), lam)
+        elif m > 0 and self.walk is not None and not self._orbit:
+            # The walk's fresh refusals, the retries scaled with them (as the follow
+            # chain's are).
+            out = self._fresh_moved(out, self._walk_share(lam), lam)
         self._cache[lam, sessions] = out
         return out
 
@@ -931,12 +1100,21 @@ class BucketChain:
         (+0.38 points over no retries in the model, +0.56 in the engine, 2.23 % in all;
         retries refused 78 % against 87 %), which Poisson launches' extra fresh
         refusals made up — the closed loop there said 59 against 57 [56–58]."""
-        p, rs, att, failed = out["call"], out["retry_share"], out["attempt"], out["failed"]
+        p, failed = out["call"], out["failed"]
         if isinstance(law, ClosedSessions):
             own = closed_share(self, law, n, lam)
         else:
             ab = min(1.0, failed / p) if law.abort and p > 0.0 else 0.0
             own = follow_share(self, law, n, lam, abort=ab)
+        return self._fresh_moved(out, own, lam)
+
+    def _fresh_moved(self, out: dict[str, float], own: float, lam: float
+                     ) -> dict[str, float]:
+        """The retry model's shares ``out`` with its fresh refusal share moved by
+        ``own − poisson``: ``own``, the fresh calls' refusal share without retries under
+        the sessions' own launch pattern, against Poisson launches' (see
+        :meth:`_sessions_fresh`)."""
+        p, rs, att, failed = out["call"], out["retry_share"], out["attempt"], out["failed"]
         fresh = min(1.0, max(0.0, p + own - self.poisson_share(lam)))
         if p <= 0.0:
             return {"attempt": fresh, "call": fresh, "failed": fresh, "retry_share": 0.0}

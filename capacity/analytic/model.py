@@ -89,6 +89,7 @@ if TYPE_CHECKING:  # the search result a simulated ceiling carries (no runtime i
         DeepBucket,
         FollowSessions,
         GoesOn,
+        TurnWalk,
     )
     from capacity.analytic.clumped import ClumpedWindow
     from capacity.search import SaturationResult
@@ -615,6 +616,8 @@ def bucket_model(wl: Workload, c: Constraint, cycle_s: float) -> _BucketModel:
     if model.chain is not None and model.chain.retry.continues:
         model.chain.goes_on = goes_on_law(wl, c, model.chain)
     if model.chain is not None:
+        model.chain.walk = turn_walk(wl, c, model.chain)
+    if model.chain is not None:
         model.chain.closed = closed_law(wl, c, model.chain, cycle_s)
         if model.chain.closed is None:
             model.chain.follow = follow_law(wl, c, model.chain, cycle_s)
@@ -647,6 +650,54 @@ def _bucket_pmf(wl: Workload, c: Constraint, b: Any, h: float) -> NDArray[np.flo
 
 
 _BUCKET_PMFS: dict[int, tuple[Profile, dict[Any, Any]]] = {}
+
+
+# Sampled turns a bucket's turn walk follows, at most.
+_WALK_TURNS = 256
+
+
+def turn_walk(wl: Workload, c: Constraint, chain: BucketChain) -> TurnWalk | None:
+    """The sampled turns' launches at ``c``'s bucket for its turn walk
+    (:class:`capacity.analytic.bucket.TurnWalk`); None when no turn launches here twice
+    (then every launch meets the level a Poisson one does)."""
+    from capacity.analytic.bucket import TurnWalk, never_fit_stripped
+    from capacity.analytic.clumped import timing_of  # it imports this module
+
+    tt = timing_of(wl)
+    here = [i for i, sp in enumerate(tt.specs) if c.costs.get(id(sp)) is not None]
+    if not here:
+        return None
+
+    def build() -> TurnWalk | None:
+        times, counts = tt.groups()
+        cnt = counts[:, :, here]
+        on = cnt.sum(axis=2) > 0
+        keep = np.flatnonzero(on.any(axis=1))[:_WALK_TURNS]
+        on = on[keep]
+        if not (on.sum(axis=1) > 1).any():
+            return None
+        width = int(on.sum(axis=1).max())
+        rows, cols = np.nonzero(on)                      # row-major: each turn in order
+        pos = (np.cumsum(on, axis=1) - 1)[rows, cols]
+        pats, inv = np.unique(cnt[keep][rows, cols], axis=0, return_inverse=True)
+        seq = np.full((keep.size, width), -1, np.int64)
+        seq[rows, pos] = inv.ravel()
+        at = np.full((keep.size, width), np.nan)
+        at[rows, pos] = times[keep][rows, cols]
+        gaps = np.full((keep.size, width), np.nan)
+        gaps[:, 1:] = at[:, 1:] - at[:, :-1]
+        top = c.depth + chain.h
+        pmfs = []
+        for i in here:
+            cost = c.costs[id(tt.specs[i])]
+            assert cost is not None
+            pmf = never_fit_stripped(cost.pmf(chain.h, top), chain.h, c.depth)[0]
+            pmfs.append(pmf / pmf.sum())
+        key = hash((pats.tobytes(), seq.tobytes(), gaps.tobytes(), chain.h, c.depth))
+        return TurnWalk(tuple(pmfs), pats.astype(np.int64), seq, gaps, key)
+
+    out: TurnWalk | None = tt.memo(("bucket-walk", c.quota, c.dim, chain.h, c.depth), build)
+    return out
 
 
 def goes_on_law(wl: Workload, c: Constraint, chain: BucketChain) -> GoesOn | None:
