@@ -482,7 +482,8 @@ class GoesOn:
 
     chance: float
     delay: float
-    kinds: tuple[tuple[float, NDArray[np.float64], NDArray[np.float64]], ...]
+    kinds: tuple[tuple[float, NDArray[np.float64], NDArray[np.float64]], ...] = field(
+        repr=False)
 
 
 def _refused_all(count: NDArray[np.float64], pmf: NDArray[np.float64], top: int,
@@ -521,11 +522,11 @@ class TurnWalk:
     turn's previous launch here (``gaps[t, j]``). ``key``: the sample's digest (the grid
     cache's)."""
 
-    pmfs: tuple[NDArray[np.float64], ...]
-    patterns: NDArray[np.int64]
-    seq: NDArray[np.int64]
-    gaps: NDArray[np.float64]
-    key: int
+    pmfs: tuple[NDArray[np.float64], ...] = field(repr=False)
+    patterns: NDArray[np.int64] = field(repr=False)
+    seq: NDArray[np.int64] = field(repr=False)
+    gaps: NDArray[np.float64] = field(repr=False)
+    key: int = 0
     # The distinct paths (a launch pattern and a gap class at every position): their
     # turns (``weight``), and per position the gap classes (paths, mean gap s; none at
     # the first) and the paths launching each pattern there (pattern, paths); the calls
