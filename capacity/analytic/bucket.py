@@ -51,7 +51,7 @@ law; rejections do not charge, except that a requests bucket counting its reject
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import astuple, dataclass, field, replace
 from typing import Any
 
@@ -173,6 +173,22 @@ def never_fit_stripped(charge: NDArray[np.float64], h: float, depth: float
     return out, gone / total
 
 
+Kind = tuple[float, NDArray[np.float64], NDArray[np.float64]]
+
+
+def merge_kinds(items: Iterable[Kind]) -> list[Kind]:
+    """``(weight, calls per launch, charge law)`` items with the same two laws merged,
+    their weights added (first seen first)."""
+    merged: dict[tuple[bytes, bytes], list[Any]] = {}
+    for w, k, ch in items:
+        key = (k.tobytes(), ch.tobytes())
+        if key in merged:
+            merged[key][0] += w
+        else:
+            merged[key] = [w, k, ch]
+    return [(v[0], v[1], v[2]) for v in merged.values()]
+
+
 def launch_kinds(laws: list[tuple[float, NDArray[np.float64], NDArray[np.float64]]],
                  h: float, depth: float
                  ) -> tuple[tuple[float, NDArray[np.float64], NDArray[np.float64]], ...]:
@@ -180,25 +196,20 @@ def launch_kinds(laws: list[tuple[float, NDArray[np.float64], NDArray[np.float64
     summed charge law of its calls)`` as :func:`launch_law` gives them): launches with no
     call here thinned out, calls past the depth charged 0 (:func:`never_fit_stripped`),
     kinds with the same laws merged; () when one kind remains."""
-    merged: dict[tuple[bytes, bytes], list[Any]] = {}
+    live: list[Kind] = []
     for w, k, ch in laws:
         mass = float(ch.sum())
         if w <= 0.0 or mass <= 0.0 or k[0] >= 1.0:
             continue
-        call = never_fit_stripped(ch, h, depth)[0] / mass
         count = k.copy()
-        live = 1.0 - float(count[0])
         count[0] = 0.0
-        count /= count.sum()
-        key = (count.tobytes(), call.tobytes())
-        if key in merged:
-            merged[key][0] += w * live
-        else:
-            merged[key] = [w * live, count, call]
+        live.append((w * (1.0 - float(k[0])), count / count.sum(),
+                     never_fit_stripped(ch, h, depth)[0] / mass))
+    merged = merge_kinds(live)
     if len(merged) <= 1:
         return ()
-    total = math.fsum(v[0] for v in merged.values())
-    return tuple((v[0] / total, v[1], v[2]) for v in merged.values())
+    total = math.fsum(w for w, _, _ in merged)
+    return tuple((w / total, k, c) for w, k, c in merged)
 
 
 @dataclass

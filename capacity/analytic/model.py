@@ -715,12 +715,12 @@ def goes_on_law(wl: Workload, c: Constraint, chain: BucketChain) -> GoesOn | Non
     retries; :class:`capacity.analytic.bucket.GoesOn`): the chance a launch here has a
     later one in its turn (every launch but a turn's first: a loop's repeats, a chain's
     later steps), and that later launch's law; None when no turn launches here twice."""
-    from capacity.analytic.bucket import GoesOn, launch_law, never_fit_stripped
+    from capacity.analytic.bucket import GoesOn, launch_law, merge_kinds, never_fit_stripped
 
     assert chain.retry.rejection_latency_s is not None
     top = c.depth + chain.h
     total = 0.0
-    later: dict[tuple[bytes, bytes], list[Any]] = {}
+    found = []
     for t in wl.turns:
         evs = [ev for ev in t.events if batch_units_mean(ev.batch, c.costs) > 0]
         total += t.probability * sum(ev.rate for ev in evs)
@@ -732,18 +732,14 @@ def goes_on_law(wl: Workload, c: Constraint, chain: BucketChain) -> GoesOn | Non
             if r <= 0.0 or mass <= 0.0:
                 continue
             # Past the depth a call is charged 0 to the level, as the chain's own are.
-            call = never_fit_stripped(ch, chain.h, c.depth)[0] / mass
-            key = (k.tobytes(), call.tobytes())
-            if key in later:
-                later[key][0] += r
-            else:
-                later[key] = [r, k, call]
-    weight = math.fsum(v[0] for v in later.values())
+            found.append((r, k, never_fit_stripped(ch, chain.h, c.depth)[0] / mass))
+    later = merge_kinds(found)
+    weight = math.fsum(w for w, _, _ in later)
     if total <= 0.0 or weight <= 0.0:
         return None
     # A later launch with no call here (an optional call not made) brings nothing: the
     # chance counts only the launches with one.
-    live = [(v[0] * (1.0 - float(v[1][0])), v[1], v[2]) for v in later.values()]
+    live = [(w * (1.0 - float(k[0])), k, call) for w, k, call in later]
     chance = math.fsum(w for w, _, _ in live) / total
     kinds = []
     for w, k, call in live:
@@ -796,7 +792,13 @@ def follow_law(wl: Workload, c: Constraint, chain: BucketChain, cycle_s: float
     without retries, said 46 against a simulated 49 [47–50], Poisson launches 50),
     one population, no pacing; None otherwise (Poisson launches). With retries it moves
     the retry model's fresh refusals (:meth:`capacity.analytic.bucket.BucketChain.shares`)."""
-    from capacity.analytic.bucket import FollowSessions, _add, launch_law, never_fit_stripped
+    from capacity.analytic.bucket import (
+        FollowSessions,
+        _add,
+        launch_law,
+        merge_kinds,
+        never_fit_stripped,
+    )
     from capacity.analytic.clumped import timing_of  # it imports this module
 
     prof = wl.profile
@@ -868,14 +870,8 @@ def follow_law(wl: Workload, c: Constraint, chain: BucketChain, cycle_s: float
               ) -> tuple[tuple[float, NDArray[np.float64], NDArray[np.float64]], ...]:
         # Each kind of launch by its own calls (bucket._mixed_grid), when they differ.
         weight = sum(w for w, _, _ in parts)
-        merged: dict[tuple[bytes, bytes], list[Any]] = {}
-        for w, kk, cc in parts:
-            key = (kk.tobytes(), cc.tobytes())
-            if key in merged:
-                merged[key][0] += w / weight
-            else:
-                merged[key] = [w / weight, kk, cc]
-        return tuple((v[0], v[1], v[2]) for v in merged.values()) if len(merged) > 1 else ()
+        merged = merge_kinds((w / weight, kk, cc) for w, kk, cc in parts)
+        return tuple(merged) if len(merged) > 1 else ()
 
     return FollowSessions(idle, gap, share, 1.0 - 1.0 / per_turn, mixed(first),
                           mixed(later), chain.retry.abort_turn, kinds(first), kinds(later))

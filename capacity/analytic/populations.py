@@ -45,7 +45,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from capacity.analytic import window as _window
-from capacity.analytic.bucket import BucketChain, DeepBucket, GoesOn
+from capacity.analytic.bucket import BucketChain, DeepBucket, GoesOn, merge_kinds
 from capacity.analytic.model import (
     ConstraintResult,
     CycleTime,
@@ -426,17 +426,10 @@ def blend_chain(parts: list[tuple[float, Any]]) -> BucketChain | None:
     # share of the mix's calls, by the calls.
     never = math.fsum(k * c.never_fit for k, (_, c) in zip(calls, parts, strict=True))
     # Each part's kinds of launch by their launches (its one kind: its pooled laws).
-    merged: dict[tuple[bytes, bytes], list[Any]] = {}
-    for w, (_, c) in zip(launches, parts, strict=True):
-        for v, k, ch in c.kinds or ((1.0, c.count, c.call_pmf),):
-            key = (k.tobytes(), ch.tobytes())
-            if key in merged:
-                merged[key][0] += w * v
-            else:
-                merged[key] = [w * v, k, ch]
-    weight = math.fsum(v[0] for v in merged.values())
-    kinds = (tuple((v[0] / weight, v[1], v[2]) for v in merged.values())
-             if len(merged) > 1 else ())
+    merged = merge_kinds((w * v, k, ch) for w, (_, c) in zip(launches, parts, strict=True)
+                         for v, k, ch in c.kinds or ((1.0, c.count, c.call_pmf),))
+    weight = math.fsum(v for v, _, _ in merged)
+    kinds = tuple((v / weight, k, ch) for v, k, ch in merged) if len(merged) > 1 else ()
     chain = BucketChain(count, call_pmf, first.h, first.refill, first.depth, first.retry,
                         never_fit=never / max(math.fsum(calls), 1e-300), kinds=kinds,
                         goes_on=_blend_goes_on(launches, [c for _, c in parts]))
@@ -453,19 +446,12 @@ def _blend_goes_on(launches: list[float], chains: list[BucketChain]) -> GoesOn |
     total = math.fsum(launches)
     if not on or total <= 0.0:
         return None
-    merged: dict[tuple[bytes, bytes], list[Any]] = {}
-    for w, g in on:
-        for v, k, ch in g.kinds:
-            key = (k.tobytes(), ch.tobytes())
-            if key in merged:
-                merged[key][0] += w * g.chance * v
-            else:
-                merged[key] = [w * g.chance * v, k, ch]
-    weight = math.fsum(v[0] for v in merged.values())
+    merged = merge_kinds((w * g.chance * v, k, ch) for w, g in on for v, k, ch in g.kinds)
+    weight = math.fsum(v for v, _, _ in merged)
     if weight <= 0.0:
         return None
     return GoesOn(weight / total, on[0][1].delay,
-                  tuple((v[0] / weight, v[1], v[2]) for v in merged.values()))
+                  tuple((v / weight, k, ch) for v, k, ch in merged))
 
 
 def blend_deep(parts: list[tuple[float, Any]]) -> DeepBucket | None:
@@ -478,15 +464,9 @@ def blend_deep(parts: list[tuple[float, Any]]) -> DeepBucket | None:
     total = math.fsum(r * d.scale for r, d in parts)
     if total <= 0:
         return None
-    merged: dict[tuple[bytes, bytes], list[Any]] = {}
-    for r, d in parts:
-        for w, k, ch in d.kinds:
-            key = (k.tobytes(), ch.tobytes())
-            if key in merged:
-                merged[key][0] += r * d.scale * w / total
-            else:
-                merged[key] = [r * d.scale * w / total, k, ch]
-    kinds = [(round(w, 3), k, ch) for w, k, ch in merged.values()]
+    merged = merge_kinds((r * d.scale * w / total, k, ch) for r, d in parts
+                         for w, k, ch in d.kinds)
+    kinds = [(round(w, 3), k, ch) for w, k, ch in merged]
     kinds = [x for x in kinds if x[0] > 0]
     weight = math.fsum(w for w, _, _ in kinds)
     first = parts[0][1]
