@@ -208,3 +208,15 @@ def test_check_and_compare_carry_the_ceilings_notes(tmp_path: Path) -> None:
     text = " ".join(subprocess.run(args, capture_output=True, text=True,
                                    timeout=120).stdout.split())
     assert f"{rows[0]['name']}: Think time 2.5m is nearly constant" in text
+
+
+def test_the_phase_lock_note_says_what_is_steady_and_what_a_refusal_does() -> None:
+    # An exponential think time after long, steady turns leaves the cycle steady: the note
+    # says the cycle is, not the think time; and a turn that goes on when refused does
+    # not end early (tests/data/bucket-continue-loop.yaml: 74 s turns, Exp(11 s) think).
+    data = Path(__file__).parent / "data" / "bucket-continue-loop.yaml"
+    notes = [n for n in analyze(load_profile(data)).notes if "nearly constant" in n]
+    assert len(notes) == 1
+    assert notes[0].startswith("The cycle (think time exponential")
+    assert "goes on without the refused call's time" in notes[0]
+    assert "ends early" not in notes[0]

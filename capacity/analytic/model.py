@@ -1962,10 +1962,19 @@ def _phase_lock_notes(profile: Profile, result: CeilingResult) -> list[str]:
         if spread >= PHASE_LOCK_SPREAD:
             continue
         who = f" of population {name!r}" if profile.populations else ""
+        # With on_exhausted: continue the turn goes on, shorter by the refused call.
+        ends = ("ends early" if profile.retry.on_exhausted == "abort_turn"
+                else "goes on without the refused call's time")
+        # A spread think time after long, steady turns still leaves the cycle steady:
+        # say which is nearly constant.
+        steady = (f"Think time{who} {s.pause.describe()} is nearly constant"
+                  if math.sqrt(s.pause.var) < PHASE_LOCK_SPREAD * max(s.pause.mean, 1e-9)
+                  else f"The cycle{who} (think time {s.pause.describe()} after turns of "
+                       "nearly constant length) is nearly constant")
         notes.append(
-            f"Think time{who} {s.pause.describe()} is nearly constant (the cycle varies by "
+            f"{steady} (the cycle varies by "
             f"{spread:.0%} of its {cyc.cycle_s:.0f}s mean) and a refused call is not "
-            "retried: its turn ends early, so sessions refused together come back together "
+            f"retried: its turn {ends}, so sessions refused together come back together "
             "and can fall into step, which the analytic model does not see; its answer can "
             "be optimistic there. Check it with a simulation over a long horizon "
             "(--method simulate, --horizon).")
