@@ -117,7 +117,7 @@ def test_a_walk_past_the_buckets_memory_is_the_poisson_chain() -> None:
 
     chain = _chain("bucket-turn-walk.yaml")
     assert chain.walk is not None
-    far = replace(chain.walk, gaps=chain.walk.gaps * 1e4, columns=[])
+    far = replace(chain.walk, gaps=chain.walk.gaps * 1e4)
     lam = 16 * 2 / 37.7
     long = replace(chain, walk=far, _grids=[], _cache={}, _pgrids=[], _cgrid=None,
                    _fgrids={}, _top=None)

@@ -554,6 +554,8 @@ class TurnWalk:
     calls: float = 0.0
 
     def __post_init__(self) -> None:
+        # Derived here, whatever was passed (``dataclasses.replace`` passes them on).
+        object.__setattr__(self, "columns", [])
         t, width = self.seq.shape
         cls = np.full((t, width), -1, np.int64)
         means: list[NDArray[np.float64]] = [np.zeros(0)]
