@@ -1504,9 +1504,13 @@ class BucketChain:
         lv = np.arange(at.size)
         # A charge on a level is refused half the time (_call_outcomes' ``half``).
         over = (c[None, :] > lv[:, None]) + 0.5 * ((c[None, :] == lv[:, None]) & (c > 0))
-        p_ref = over @ pmf
-        w = np.where(p_ref > 1e-300, at / total / np.maximum(p_ref, 1e-300), 0.0)
-        law: NDArray[np.float64] = pmf * (w @ over)
+        law: NDArray[np.float64]
+        if len(self.kinds) > 1:
+            law = self._refused_charges_by_kind(at_grid, at, over)
+        else:
+            p_ref = over @ pmf
+            w = np.where(p_ref > 1e-300, at / total / np.maximum(p_ref, 1e-300), 0.0)
+            law = pmf * (w @ over)
         if float(law.sum()) <= 0.0:
             return None
         law /= float(law.sum())
@@ -1518,6 +1522,39 @@ class BucketChain:
         past = float(law[-1])
         out = _regrid(law[:-1], at_grid.delta, g.delta, g.top) * (1.0 - past)
         out[-1] += past
+        return out
+
+    def _refused_charges_by_kind(self, at_grid: _Parts, at: NDArray[np.float64],
+                                 over: NDArray[np.float64]) -> NDArray[np.float64]:
+        """:meth:`_refused_charges` when launches are of several kinds (unnormalised):
+        ``at`` are refused calls by the level their launch met; each kind's launch walks
+        its own calls down from there (call j meets ``M^(j−1)``), so a fan-out's refused
+        calls are its own small ones, not the other kinds' large ones. ``X[ℓ, c]``: a
+        launch from ℓ's refused calls of charge ``c``; the law ``Σ_ℓ at/ΣX[ℓ]·X[ℓ]``.
+        With the pooled call law a refused fan-out call came back carrying a loop's
+        charge (a review's variant of tests/data/bucket-launch-kinds.yaml with three
+        retries after a 0.1 s backoff: 89 % of retried charges over 5,000 tokens where
+        55 % are; 5.2 % refused at 30 sessions against the engine's 2.5 %, N* 19 against
+        27 [27–28])."""
+        delta, top = at_grid.delta, at_grid.top
+        n = top + 1
+        counted = round(1.0 / delta) if self.retry.counts_rejected else 0
+        X = np.zeros((n, top + 2))
+        for w, count, call in self.kinds:
+            pmf = _regrid(call, self.h, delta, top)
+            F, R, _ = _call_outcomes(pmf, top, counted, apart=True, half=True)
+            M = F + R
+            refused_c = over * pmf[None, :]
+            P = np.eye(n)
+            for j in range(1, count.size):
+                reach = float(count[j:].sum())          # P(the launch has a j-th call)
+                if reach <= 0.0:
+                    break
+                X += w * reach * (P @ refused_c)
+                P = P @ M
+        per = X.sum(axis=1)
+        rho = np.where(per > 1e-300, at / np.maximum(per, 1e-300), 0.0)
+        out: NDArray[np.float64] = rho @ X
         return out
 
     def _pending_grids(self) -> list[_Parts]:
