@@ -195,7 +195,8 @@ def launch_kinds(laws: list[tuple[float, NDArray[np.float64], NDArray[np.float64
     """:attr:`BucketChain.kinds` from ``laws`` (``(share of launches, calls per launch,
     summed charge law of its calls)`` as :func:`launch_law` gives them): launches with no
     call here thinned out, calls past the depth charged 0 (:func:`never_fit_stripped`),
-    kinds with the same laws merged; () when one kind remains."""
+    kinds with the same laws merged; () when one kind remains or every launch is one
+    call (then the pooled laws are the mixture)."""
     live: list[Kind] = []
     for w, k, ch in laws:
         mass = float(ch.sum())
@@ -206,7 +207,8 @@ def launch_kinds(laws: list[tuple[float, NDArray[np.float64], NDArray[np.float64
         live.append((w * (1.0 - float(k[0])), count / count.sum(),
                      never_fit_stripped(ch, h, depth)[0] / mass))
     merged = merge_kinds(live)
-    if len(merged) <= 1:
+    # One call a launch, whatever its charge: the pooled laws are the mixture exactly.
+    if len(merged) <= 1 or all(k.size == 2 for _, k, _ in merged):
         return ()
     total = math.fsum(w for w, _, _ in merged)
     return tuple((w / total, k, c) for w, k, c in merged)
