@@ -3333,17 +3333,30 @@ def _launch_charges(timing: TurnTiming, relevant: list[int], costs: list[CallCos
             m = int(b - a)
         if not m:
             continue
+        # A fixed part is added as a scalar: at 10^6 launches (a 300-call fan-out) the
+        # arrays of constants cost more than the rest of the window law. (A fixed law
+        # draws nothing from rng, so the other calls' samples are unchanged.)
+        fixed = 0.0
+        x: NDArray[np.float64] | None = None
         if cost.kind == "requests":
-            x = np.ones(m)
+            fixed = 1.0
         else:
-            x = np.zeros(m)
             if cost.input is not None and cost.uncached > 0:
-                x += np.rint(cost.input.sample(rng, m)) * cost.uncached
+                if cost.input.kind == "fixed":
+                    fixed += float(np.rint(cost.input.params[0])) * cost.uncached
+                else:
+                    x = np.rint(cost.input.sample(rng, m)) * cost.uncached
             if cost.output_fixed is not None:
-                x += cost.output_fixed
+                fixed += cost.output_fixed
             elif cost.output is not None:
-                x += np.minimum(flat_outs[on], cost.output_cap)
-        flat_out[on] = np.where(x > q, 0.0, x)
+                o = np.minimum(flat_outs[on], cost.output_cap)
+                x = o if x is None else x + o
+        if x is None:
+            flat_out[on] = 0.0 if fixed > q else fixed
+            continue
+        if fixed:
+            x += fixed
+        flat_out[on] = np.where(x > q, 0.0, x) if x.max() > q else x
     return out
 
 
