@@ -134,3 +134,29 @@ def test_priority_deployment_spill_rises_with_n() -> None:
         excess = 1.0 - 422.2 / n
         assert 0.75 * excess < s < excess
     assert 560 < analyze(p).burst_ceiling < 700
+
+
+def test_a_count_that_never_reaches_the_allowance_is_a_full_log() -> None:
+    """hunt-96: turns of six calls every 20-36 s (a cadence) against a sliding minute of
+    4,216 requests. Every session charges at least six units a window, so past ~703
+    sessions the count can never be as low as q: the loss log is always full. The share
+    fell to round-off there (0.0 at 750 sessions, 1.9 % at 862); it now rises with N
+    through three times the ceiling."""
+    turn = {"model": "m", "input_tokens": 500, "output_tokens": 100}
+    p = profile_from_dict({
+        "name": "never-below-q",
+        "models": {"m": {"tokens_per_second": 80, "ttft": {"uniform": ["0.31s", "1.42s"]}}},
+        "quotas": {"q0": {"models": ["m"], "rpm": 4216, "rejected_count": False,
+                          "enforcement": {"type": "sliding_window", "window": "60s"}}},
+        "session": {"cadence": {"uniform": ["20s", "36s"]}, "turns": {"t": {"steps": [
+            {"call": turn}, {"repeat": {"count": 4, "call": turn}}, {"call": turn}]}}},
+        "targets": {"max_429_fraction": 0.01}})
+    res = analyze(p)
+    ns = [res.burst_ceiling, *range(400, 1101, 50)]
+    shares = []
+    for n in ns:
+        at = analyze(p, n).constraints[0].at_sessions
+        assert at is not None
+        shares.append(at.loss_fraction)
+    assert all(b >= a - 1e-9 for a, b in itertools.pairwise(shares))
+    assert shares[-1] > 0.5

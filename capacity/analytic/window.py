@@ -132,6 +132,8 @@ _MAX_FFT = 1 << 22
 # (:meth:`ClumpWindowModel.truncated`): the FFT's round-off is ~1e-16 of the peak, so
 # 1e-7 keeps ~9 digits on the direct path and changes no answer that was accurate.
 _TILT_BELOW = 1e-7
+# A tilt past this (e^{−50} a unit) leaves only the count's least value: none reaches q.
+_TILT_MAX = 50.0
 _ABORT_STORMS = True
 _CONTINUE_STORMS = True
 _CASCADE_COUNTED = True
@@ -468,6 +470,15 @@ class ClumpWindowModel:
         t = self._tilt(n, retry_calls, q)
         if t <= 0.0:
             return head / mass if mass > 0 else head
+        if not math.isfinite(t):
+            # The count is never as low as q: every session charges at least its least
+            # units a window (a tool loop's six calls in every minute) and N of them add
+            # up past q. Every arrival finds the log full (the product form's limit; it
+            # said 97 % at the last N where the count could reach q, hunt-96's 60 s log
+            # at 690 sessions, and 1e-16 of round-off at 750).
+            full = np.zeros(q + 1)
+            full[q] = 1.0
+            return full
         h = self._tilted_pmf(n, retry_calls, t)[: q + 1]
         w = h * np.exp(t * (np.arange(h.size, dtype=np.float64) - q))
         tot = float(w.sum())
@@ -499,14 +510,15 @@ class ClumpWindowModel:
 
     def _tilt(self, n: float, retry_calls: float, q: int) -> float:
         """The tilt ``t ≥ 0`` whose tilted count has mean ``q`` (bisection; 0 if the
-        count's mean is already at or below ``q``)."""
+        count's mean is already at or below ``q``, ``inf`` if no tilt brings it there:
+        the count's least value is above ``q``)."""
         if self._tilt_mean(n, retry_calls, 0.0) <= q:
             return 0.0
+        if self._tilt_mean(n, retry_calls, _TILT_MAX) > q:
+            return math.inf
         lo, hi = 0.0, 1e-6
         while self._tilt_mean(n, retry_calls, hi) > q:
             lo, hi = hi, hi * 4.0
-            if hi > 50.0:
-                return 0.0
         for _ in range(60):
             mid = 0.5 * (lo + hi)
             if self._tilt_mean(n, retry_calls, mid) > q:
