@@ -160,3 +160,26 @@ def test_a_count_that_never_reaches_the_allowance_is_a_full_log() -> None:
         shares.append(at.loss_fraction)
     assert all(b >= a - 1e-9 for a, b in itertools.pairwise(shares))
     assert shares[-1] > 0.5
+
+
+def test_fixed_window_carry_does_not_depend_on_the_n_solved_before() -> None:
+    """hunt-1060: a fixed TPM window with SDK retries. The carried retries' chain starts
+    from the stationary carry of the largest N solved before; above the allowance that
+    law could reach the end of the lattice and stop the chain at once (234 sessions: an
+    attempt share of 39 % after a search, 62 % from empty). Each N now gives one answer
+    whatever was asked before, and the shares rise with N."""
+    p = load_profile(DATA / "fixed-carry-overload.yaml")
+    wl = Workload.from_profile(p)
+
+    def model() -> Any:
+        return clumped.clumped_window_model(wl, wl.constraints[0],
+                                            cycle_time(wl).cycle_s).inner
+
+    fresh = model().attempt_share(234)["attempt"]
+    searched = model()
+    for n in (150, 156, 157, 160, 203):     # what the ceiling's search asks first
+        searched.attempt_share(n)
+    assert searched.attempt_share(234)["attempt"] == pytest.approx(fresh, rel=1e-6)
+    shares = [analyze(p, n).constraints[0].at_sessions.loss_fraction  # type: ignore[union-attr]
+              for n in (179, 203, 234, 273, 312)]
+    assert all(b > a for a, b in itertools.pairwise(shares))
