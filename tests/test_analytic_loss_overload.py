@@ -183,3 +183,17 @@ def test_fixed_window_carry_does_not_depend_on_the_n_solved_before() -> None:
     shares = [analyze(p, n).constraints[0].at_sessions.loss_fraction  # type: ignore[union-attr]
               for n in (179, 203, 234, 273, 312)]
     assert all(b > a for a, b in itertools.pairwise(shares))
+
+
+def test_fixed_window_share_rises_into_the_overloaded_branch() -> None:
+    """hunt-2089: a fixed TPM window, retry-after honoured, four retries. Past the
+    allowance the carry's chain stops short of its stationary law; its attempt share fell
+    from 68 % at 1.3× the allowance to 51 % at 2×, then jumped to 90 % in the overloaded
+    (fluid) branch. The fluid share is now its floor: the shares rise with N and meet
+    that branch."""
+    p = load_profile(DATA / "fixed-honoured-overload.yaml")
+    ns = (282, 309, 350, 404, 471, 538, 672, 800)
+    shares = [analyze(p, n).constraints[0].at_sessions.loss_fraction  # type: ignore[union-attr]
+              for n in ns]
+    assert all(b > a for a, b in itertools.pairwise(shares))
+    assert shares[-2] > 0.85
