@@ -137,6 +137,7 @@ from capacity.analytic.model import (
     CeilingResult,
     ConstraintResult,
     CycleTime,
+    Deferred,
     PauseSensitivity,
     WindowStats,
     _largest_meeting,
@@ -4662,21 +4663,7 @@ class FleetAnalysis:
         burst = fleet_burst(wl, fm, results, target)
         at = sessions if sessions is not None else burst
         notes = tuple(route_notes(fm, at, sessions is not None, profile.cooldown is not None))
-        pause = profile.session.pause
-        sens = None
-        if not pause.is_fixed:
-            lo, hi = pause.range()
-            out = []
-            for v in (lo, hi):
-                c2 = cycle_time(wl, Distribution.fixed(v, "duration"))
-                fm2 = fleet_models(wl, c2)
-                # Only the fleet's ceiling at each end of the pause's range is reported.
-                means = [_mean_ceiling(e) for e in fm2.entries]
-                seen = [m for e, m in zip(fm2.entries, means, strict=True)
-                        if e.spill_to is None] or means
-                out.append((min(seen), least_burst(wl, fm2, c2.cycle_s, target)))
-            sens = PauseSensitivity(profile.session.mode, lo, hi, out[0][0], out[1][0],
-                                    out[0][1], out[1][1], math.isfinite(pause.upper))
+        sens = Deferred(functools.partial(_fleet_sensitivity, wl, target))
         return CeilingResult(
             profile=profile.title,
             targets=ceiling_targets(profile, target),
@@ -4684,6 +4671,27 @@ class FleetAnalysis:
             mean_ceiling=mean_ceiling, burst_ceiling=burst, binding=binding,
             sensitivity=sens, sessions=sessions, notes=notes,
         )
+
+
+def _fleet_sensitivity(wl: Workload, target: float) -> PauseSensitivity | None:
+    """The fleet's ceilings at the think time's (cadence's) lower and upper end (None: a
+    fixed pause)."""
+    profile = wl.profile
+    pause = profile.session.pause
+    if pause.is_fixed:
+        return None
+    lo, hi = pause.range()
+    out = []
+    for v in (lo, hi):
+        c2 = cycle_time(wl, Distribution.fixed(v, "duration"))
+        fm2 = fleet_models(wl, c2)
+        # Only the fleet's ceiling at each end of the pause's range is reported.
+        means = [_mean_ceiling(e) for e in fm2.entries]
+        seen = [m for e, m in zip(fm2.entries, means, strict=True)
+                if e.spill_to is None] or means
+        out.append((min(seen), least_burst(wl, fm2, c2.cycle_s, target)))
+    return PauseSensitivity(profile.session.mode, lo, hi, out[0][0], out[1][0],
+                            out[0][1], out[1][1], math.isfinite(pause.upper))
 
 
 def route_notes(fm: FleetModels, n: int, asked: bool, cooled: bool = False) -> list[str]:

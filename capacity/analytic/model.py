@@ -58,6 +58,7 @@ The accuracy of the ceiling against the simulated N* is measured by
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import weakref
 from collections.abc import Callable, Mapping
@@ -1728,6 +1729,52 @@ def binding_constraint(name: str) -> dict[str, str | None]:
     return {"quota": None if name == LATENCY_BINDING else quota, "dimension": dim}
 
 
+class Deferred:
+    """A field's value computed on first read, by ``fn`` (no arguments): see
+    :class:`_DeferredField`."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[], PauseSensitivity | None]) -> None:
+        self.fn = fn
+
+
+class _DeferredField:
+    """A frozen dataclass field that may be given a :class:`Deferred` and computes it on
+    its first read, once. The pause sensitivity is two more ceiling searches (at the think
+    time's or cadence's two ends), as long as the answer itself or longer; only the
+    ``ceiling`` report and its JSON show it, so ``check``, ``size``, ``compare``,
+    ``sweep``, the ``sensitivity`` tornado and a notebook reading N* do not pay for it."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = "_deferred_" + name
+
+    @overload
+    def __get__(self, obj: None, objtype: type | None = None) -> _DeferredField: ...
+
+    @overload
+    def __get__(self, obj: object, objtype: type | None = None) -> PauseSensitivity | None: ...
+
+    def __get__(self, obj: object | None, objtype: type | None = None
+                ) -> PauseSensitivity | _DeferredField | None:
+        if obj is None:
+            # No default (dataclasses asks the class for one): a required field.
+            raise AttributeError(self.slot)
+        got = obj.__dict__[self.slot]
+        if isinstance(got, Deferred):
+            got = obj.__dict__[self.slot] = got.fn()
+        out: PauseSensitivity | None = got
+        return out
+
+    def __set__(self, obj: object, value: PauseSensitivity | Deferred | None) -> None:
+        obj.__dict__[self.slot] = value
+
+    def raw(self, obj: object) -> PauseSensitivity | Deferred | None:
+        """The stored value, a :class:`Deferred` not yet computed left as it is."""
+        got: PauseSensitivity | Deferred | None = obj.__dict__[self.slot]
+        return got
+
+
 @dataclass(frozen=True)
 class CeilingResult:
     """Analytic answer for a profile: per-constraint ceilings and the saturation point."""
@@ -1740,7 +1787,9 @@ class CeilingResult:
     mean_ceiling: float
     burst_ceiling: int
     binding: ConstraintResult
-    sensitivity: PauseSensitivity | None
+    # How the ceilings move across the pause's range; computed on first read (None: a
+    # fixed pause).
+    sensitivity: _DeferredField = _DeferredField()
     sessions: int | None = None
     simulated: SaturationResult | None = None
     method: str = "analytic"
@@ -1756,6 +1805,12 @@ class CeilingResult:
     # sets N, and one sentence saying what sets it (None: not paced, or the quota as usual).
     latency_binds: bool = False
     pacing_summary: str | None = None
+
+    def replaced(self, **changes: Any) -> CeilingResult:
+        """:func:`dataclasses.replace`, a sensitivity not yet computed left so."""
+        field = type(self).__dict__["sensitivity"]
+        changes.setdefault("sensitivity", field.raw(self))
+        return dataclasses.replace(self, **changes)
 
     @property
     def latency_limits(self) -> bool:
@@ -1898,7 +1953,7 @@ def _outside_the_model(profile: Profile, result: CeilingResult) -> CeilingResult
     if target is not None and p95 > target:
         notes.append(f"No number of sessions meets the p95 turn-latency target of "
                      f"{target:g}s: the turn alone, unthrottled, takes {p95:.1f}s at p95.")
-        out = dataclasses.replace(out, burst_ceiling=0, latency_bound=True)
+        out = out.replaced(burst_ceiling=0, latency_bound=True)
     if profile.pacing is not None and not (profile.populations or profile.routes):
         # The pacer's queue (capacity.analytic.pacing): waits instead of 429s.
         from capacity.analytic.pacing import paced
@@ -1906,7 +1961,7 @@ def _outside_the_model(profile: Profile, result: CeilingResult) -> CeilingResult
         ans = paced(profile, result)
         notes.extend(ans.notes)
         if not out.latency_bound:
-            out = dataclasses.replace(out, burst_ceiling=ans.sessions,
+            out = out.replaced(burst_ceiling=ans.sessions,
                                       latency_bound=ans.latency_bound,
                                       latency_binds=ans.latency_binds,
                                       pacing_summary=ans.summary or None)
@@ -1916,7 +1971,7 @@ def _outside_the_model(profile: Profile, result: CeilingResult) -> CeilingResult
                      "of being refused, so the ceiling is set by that queue's waits and the "
                      "latency target — simulate it (--method simulate).")
     notes.extend(_phase_lock_notes(profile, out))
-    return dataclasses.replace(out, notes=tuple(notes)) if notes != list(result.notes) else out
+    return out.replaced(notes=tuple(notes)) if notes != list(result.notes) else out
 
 
 # Below this spread of the cycle over its mean, sessions keep their phases from turn to
@@ -2003,7 +2058,7 @@ def _analyze(profile: Profile, sessions: int | None,
     ]
     binding = next(r for r in results if r.binding)
     mean_ceiling = min(r.mean_ceiling for r in results)
-    sens = _sensitivity(wl, target, cyc.cycle_s, results)
+    sens = Deferred(functools.partial(_sensitivity, wl, target, cyc.cycle_s, results))
     from capacity.analytic.clumped import stability_notes  # it imports this module
 
     # Metastability: does the retry fixed point have a storm solution below the napkin?

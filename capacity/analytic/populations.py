@@ -36,6 +36,7 @@ population mix instead (:func:`analyze_mixed_fleet`, an approximation stated in 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ from capacity.analytic.bucket import BucketChain, DeepBucket, GoesOn, merge_kind
 from capacity.analytic.model import (
     ConstraintResult,
     CycleTime,
+    Deferred,
     PauseSensitivity,
     WindowStats,
     _BucketModel,
@@ -683,7 +685,7 @@ def analyze_populations(profile: Profile, sessions: int | None = None) -> Any:
         cycle=main.cycle, calls_per_turn=main.wl.calls_per_turn(),
         constraints=tuple(results), mean_ceiling=min(r.mean_ceiling for r in results),
         burst_ceiling=burst, binding=binding,
-        sensitivity=pause_sensitivity(pv, target),
+        sensitivity=Deferred(functools.partial(pause_sensitivity, pv, target)),
         sessions=sessions, notes=tuple(notes),
         populations=population_info(pv))
 

@@ -93,7 +93,7 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
     skip = simulation_budget(result.cycle.cycle_s, result.calls_per_turn, cap, sim,
                              evaluations, nodes_per_session(profile))
     if skip is not None:
-        return dataclasses.replace(result, method="analytic",
+        return result.replaced(method="analytic",
                                    notes=(*result.notes, skip + " The burst-aware figure "
                                           "stands."))
     from capacity.sim.engine import SimulationError
@@ -104,8 +104,8 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
                               seed=sim.seed, progress=progress, max_sessions=cap)
     except SimulationError as e:
         note = f"Not simulated: {e}. The burst-aware figure stands."
-        return dataclasses.replace(result, method="analytic", notes=(*result.notes, note))
-    return dataclasses.replace(result, simulated=sat, method=method)
+        return result.replaced(method="analytic", notes=(*result.notes, note))
+    return result.replaced(simulated=sat, method=method)
 
 
 def _spill_cap(profile: Profile, result: CeilingResult) -> int:
