@@ -1352,7 +1352,7 @@ class FeedModel(_MemoStats):
             g = _trim(g / g.sum())
         offered = n * self.direct_units_per_s * w / self.h
         for src in self.sources:
-            g = _trim(np.convolve(g, self._source_units(
+            g = _trim(_convolve(g, self._source_units(
                 src, src.calls(n), n, src.block(n) if src.block is not None else 1)))
             offered += n * src.route_units_per_s * w / self.h
         self._cache[n] = (g, offered)
@@ -1525,7 +1525,7 @@ class FeedModel(_MemoStats):
             assert src.seen is not None
             # (A point of a seen law stands for as many calls as one of ``calls``': a
             # bucket's spill past _SPILL_POINTS, :func:`_turn_spill_seen`.)
-            gp = _trim(np.convolve(gp, self._source_units(
+            gp = _trim(_convolve(gp, self._source_units(
                 src, src.seen(n), n, src.block(n) if src.block is not None else 1)))
         share = min(1.0, max(0.0, 1.0 - mean_d / max(mean_s, 1e-300)))
         return (1.0 - share) * self._blocking(g, n) + share * self._blocking(gp, n)
