@@ -100,3 +100,19 @@ def test_fixed_pause_has_none() -> None:
     fixed = profile.model_copy(update={"session": profile.session.model_copy(
         update={"think_time": Distribution.fixed(45.0, "duration")})})
     assert analyze(fixed).sensitivity is None
+
+
+def test_an_error_computing_it_is_the_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ceiling`` computes it inside the command's error edge (CeilingResult.resolved):
+    a user error raised there is one line and exit 2, not a traceback from the renderer."""
+    from capacity.errors import CapacityError
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise CapacityError("no sensitivity here")
+    monkeypatch.setattr(amodel, "_sensitivity", refuse)
+    path = str(ROOT / "profiles" / "tool-agent.yaml")
+    for extra in ([], ["--json"]):
+        out = CliRunner().invoke(app, ["ceiling", path, "--method", "analytic", *extra],
+                                 catch_exceptions=False)
+        assert out.exit_code == 2, out.output
+        assert "no sensitivity here" in out.output

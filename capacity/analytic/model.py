@@ -1812,6 +1812,13 @@ class CeilingResult:
         changes.setdefault("sensitivity", field.raw(self))
         return dataclasses.replace(self, **changes)
 
+    def resolved(self) -> CeilingResult:
+        """This result with its sensitivity computed: a report that prints it asks here,
+        where a user error raised computing it is still the command's, not the
+        renderer's."""
+        _ = self.sensitivity
+        return self
+
     @property
     def latency_limits(self) -> bool:
         """Whether the p95 turn-latency target, not a quota, stops the next session: the

@@ -118,7 +118,7 @@ def ceiling(
     profile = _load(profiles, overrides)
     sim = sim_settings(replications, horizon, seed)
     result = simulating(lambda progress: solve_ceiling(
-        profile, method.value, sim=sim, sessions=sessions, progress=progress),
+        profile, method.value, sim=sim, sessions=sessions, progress=progress).resolved(),
         quiet=quiet or method == Method.analytic)
     emit(result, how, output, ceiling_renderable, verbose=verbose,
          html=lambda: _html_report(profiles, overrides, result, sim))

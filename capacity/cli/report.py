@@ -60,7 +60,8 @@ def build_report(profiles: list[Path], overrides: list[str] | None, *,
                 if compare or scenarios else None)
     if ceiling_result is None:
         ceiling_result = simulating(lambda progress: solve_ceiling(
-            profile, method, sim=sim, progress=progress), quiet=quiet or method == "analytic")
+            profile, method, sim=sim, progress=progress).resolved(),
+            quiet=quiet or method == "analytic")
     r = ceiling_result
     if sim is None:
         from capacity.cli.common import sim_settings
