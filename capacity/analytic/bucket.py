@@ -872,6 +872,13 @@ class BucketChain:
         shared[k] = ops = (moves, refused, [np.array(powers)])
         return ops
 
+    def _follow_share(self, law: FollowSessions, n: int, lam: float,
+                      abort: float | None = None) -> float:
+        """The follow chain's share (:func:`follow_share`) scaled by the shape of a
+        turn's gaps (:meth:`_gap_shape`)."""
+        return min(1.0, follow_share(self, law, n, lam, abort=abort)
+                   * self._gap_shape(law, lam))
+
     def _gap_shape(self, law: FollowSessions, lam: float) -> float:
         """What the shape of a turn's gaps does to its launches' refusal share, for the
         follow chain (:func:`follow_share`), whose gaps are exponential: the turn walk's
@@ -1142,7 +1149,7 @@ class BucketChain:
                 and _closed_fits(self, law, round(sessions))):
             n = round(sessions)
             p = (closed_share(self, law, n, lam) if isinstance(law, ClosedSessions)
-                 else min(1.0, follow_share(self, law, n, lam) * self._gap_shape(law, lam)))
+                 else self._follow_share(law, n, lam))
             out = {"attempt": p, "call": p, "failed": p, "retry_share": 0.0}
             self._cache[lam, sessions] = out
             return out
@@ -1217,8 +1224,7 @@ class BucketChain:
             own = closed_share(self, law, n, lam)
         else:
             ab = min(1.0, failed / p) if law.abort and p > 0.0 else 0.0
-            own = min(1.0, follow_share(self, law, n, lam, abort=ab)
-                      * self._gap_shape(law, lam))
+            own = self._follow_share(law, n, lam, abort=ab)
         return self._fresh_moved(out, own, lam)
 
     def _fresh_moved(self, out: dict[str, float], own: float, lam: float
@@ -2609,8 +2615,8 @@ def follow_share(chain: BucketChain, law: FollowSessions, sessions: int, lam: fl
     its second launch the count is geometric (exact for two launches a turn), and its
     gaps and pauses are exponential, burstier than a chain's call latencies and a
     uniform think time: erring low (hunt-203 without retries: 21 against a simulated
-    23 [23–24]; Poisson launches 26). Its callers scale the share by the gaps' shape
-    (:meth:`BucketChain._gap_shape`)."""
+    23 [23–24]; Poisson launches 26). :meth:`BucketChain._follow_share` scales it by the
+    gaps' shape."""
     g = chain.closed_grid()
     parts = chain._fgrids.get(id(law))
     if parts is None:

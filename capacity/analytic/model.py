@@ -1969,9 +1969,9 @@ def _outside_the_model(profile: Profile, result: CeilingResult) -> CeilingResult
         notes.extend(ans.notes)
         if not out.latency_bound:
             out = out.replaced(burst_ceiling=ans.sessions,
-                                      latency_bound=ans.latency_bound,
-                                      latency_binds=ans.latency_binds,
-                                      pacing_summary=ans.summary or None)
+                               latency_bound=ans.latency_bound,
+                               latency_binds=ans.latency_binds,
+                               pacing_summary=ans.summary or None)
     elif profile.pacing is not None:
         notes.append("Client-side pacing (pacing:) is not in the analytic model for "
                      "populations or routes: calls it holds back wait in its queue instead "

@@ -94,8 +94,8 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
                              evaluations, nodes_per_session(profile))
     if skip is not None:
         return result.replaced(method="analytic",
-                                   notes=(*result.notes, skip + " The burst-aware figure "
-                                          "stands."))
+                               notes=(*result.notes, skip + " The burst-aware figure "
+                                      "stands."))
     from capacity.sim.engine import SimulationError
 
     try:
