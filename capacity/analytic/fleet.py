@@ -4607,7 +4607,9 @@ def _never_fit_spill(upstream: list[tuple[Any, float, float, float]],
     def of_route(n: int) -> float:
         counts = grown(n)
         here = float(np.dot(np.arange(counts.size, dtype=np.float64), counts))
-        return min(1.0, here * of_spill(n) / (n * route_calls)) if n > 0 else 0.0
+        if n <= 0 or route_calls <= 0.0:
+            return 0.0
+        return min(1.0, here * of_spill(n) / (n * route_calls))
 
     return NeverFit(of_route, of_spill, again), grown
 
