@@ -6,15 +6,18 @@ attempts and against the simulated saturation search."""
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import yaml
 
 from capacity.analytic.fleet import FeedModel, fleet_models
 from capacity.analytic.model import cycle_time
 from capacity.model.workload import Workload
-from capacity.profile.loader import load_profile
+from capacity.profile.loader import load_profile, profile_from_dict
 from capacity.sim.engine import trace_attempts
 from capacity.sim.kernels import T_ADMITTED, T_ATTEMPT, T_DEP, T_NODE, T_SESSION, T_UNITS
 from tests._accuracy import assert_profile_accurate
@@ -86,3 +89,31 @@ def test_the_ceiling_against_the_simulated_search() -> None:
     """Analytic N* 222 against the simulated 220 [217–223]; the spill charged as the
     route's calls, the retries as fresh arrivals, said 261 (+19 %)."""
     assert_profile_accurate(load_profile(PROFILE), span=10, max_sessions=600)
+
+
+def _variant(change: Any) -> list[Any]:
+    """The entries of the test profile changed by ``change`` (its dict, in place)."""
+    data = copy.deepcopy(yaml.safe_load(PROFILE.read_text()))
+    change(data)
+    wl = Workload.from_profile(profile_from_dict(data))
+    return fleet_models(wl, cycle_time(wl)).entries
+
+
+def test_only_at_the_last_deployment_behind_a_sliding_log() -> None:
+    """A bucket in the middle of a chain sends its never-fitting calls on (they are not
+    lost there); behind a fixed window a retry meets the window still full, which the
+    retry chance here does not say: neither takes this path."""
+    def third(d: dict[str, Any]) -> None:
+        d["quotas"]["q2"] = {"models": ["c"], "tpm": 400000,
+                             "enforcement": {"type": "fixed_window", "window": "60s"}}
+        d["deployments"]["c"] = {"model": "m", "quotas": ["q2"]}
+        d["routes"]["m"]["deployments"].append("c")
+
+    def fixed(d: dict[str, Any]) -> None:
+        d["quotas"]["q0"]["enforcement"]["type"] = "fixed_window"
+
+    for change in (third, fixed):
+        (bucket,) = [e for e in _variant(change) if e.c.enforcement == "token_bucket"]
+        assert isinstance(bucket.model, FeedModel) and bucket.model.never is None
+    (bucket,) = [e for e in _variant(lambda d: None) if e.c.enforcement == "token_bucket"]
+    assert isinstance(bucket.model, FeedModel) and bucket.model.never is not None

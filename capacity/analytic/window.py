@@ -1501,7 +1501,7 @@ class ClumpWindowModel:
             la = min(la, _MAX_FFT)
             ga = np.clip(np.fft.irfft(np.exp(m_a * (np.fft.rfft(e_n, la) - 1.0)), la),
                          0.0, None)
-            size = L + la
+            size = 1 << math.ceil(math.log2(L + la - 1))    # (no wrap-around)
             # The law of E − A, shifted by la − 1: E's law times A's reversed.
             d = np.clip(np.fft.irfft(np.fft.rfft(g, size) * np.fft.rfft(ga[::-1], size),
                                      size), 0.0, None)
