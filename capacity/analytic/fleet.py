@@ -1393,8 +1393,9 @@ class FeedModel(_MemoStats):
         # it spills here again (chance back[k − 1]); otherwise its retry is admitted
         # before. The calls that fit: r refused attempts per call (a = r/(1 + r)).
         back = self.never.again(n)
+        last = back[-1] if back else 1.0     # the chance all its attempts are refused
         refused = 1.0 + math.fsum(back)
-        rounds = refused + (1.0 - (back[-1] if back else 1.0))
+        rounds = refused + (1.0 - last)
         a = min(st.loss_fraction, 1.0 - 1e-12)
         # The fitting calls' refused attempts and attempts per call: a refused one is
         # retried (FeedModel's share, rej/(offered + rej)), or not at all.
@@ -1404,7 +1405,7 @@ class FeedModel(_MemoStats):
         failed = st.call_failure_fraction if st.call_failure_fraction is not None else call
         return WindowStats(n, st.mean_per_window, st.window_exceedance, min(1.0, attempt),
                            st.method, min(1.0, call + f),
-                           min(1.0, failed + f * (back[-1] if back else 1.0)))
+                           min(1.0, failed + f * last))
 
     def _fitting_stats(self, n: int) -> WindowStats:
         """:meth:`_stats_uncached` of the calls that can fit here."""
@@ -4557,6 +4558,12 @@ def _never_fit_spill(upstream: list[tuple[Any, float, float, float]],
     ks = np.arange(charge.size, dtype=np.float64)
     big = float(np.dot(ks, over_law)) / float(over_law.sum())   # lattice units
 
+    def spill_share(n: int) -> float:
+        """The level's spill share at ``n``: the slot turning away the most."""
+        return max((float(u.stats(n).loss_fraction) for u in models), default=0.0)
+
+    # (Read at every n by the count, the share, the growth and the stats: once each.)
+    @functools.lru_cache(maxsize=256)
     def spilled_law(n: int) -> NDArray[np.float64]:
         """The spilled calls' charge law here at ``n`` (unnormalised): by the room law
         whatever the turns (:func:`_spilled_charges` reads it only for one-call turns;
@@ -4581,27 +4588,29 @@ def _never_fit_spill(upstream: list[tuple[Any, float, float, float]],
         2.0 * policy.rejection_latency_s + policy.backoff(k, 0.5)   # the mean jitter cut
         for k in range(1, policy.attempts_refused(math.inf))))
 
+    # The log that holds the refused calls' room, and those calls' charges there where
+    # both meter alike (on its lattice; else its own calls').
+    holder = next(((u.inner, uc) for u, uc in logs
+                   if not u.inner.reserved and waits and waits[0] < u.inner.window_s), None)
+    there = None
+    if holder is not None:
+        qa, qb = profile.quotas[holder[1].quota], profile.quotas[c.quota]
+        if (qa.charge_max_tokens, qa.cached_input_exempt) == (
+                qb.charge_max_tokens, qb.cached_input_exempt):
+            there = _rebin(ks[over_law > 0.0] * (h / holder[0].h), charge[over_law > 0.0])
+
+    @functools.lru_cache(maxsize=256)
     def again(n: int) -> tuple[float, ...]:
         if not waits:
             return ()
-        p = max((float(u.stats(n).loss_fraction) for u in models), default=0.0)
-        held: tuple[float, ...] | None = None
-        for u, uc in logs:
-            inner = u.inner
-            if not inner.reserved and waits[0] < inner.window_s:
-                # Those calls' charges there, where both meter alike (on its lattice);
-                # else the log's own calls'.
-                qa, qb = profile.quotas[uc.quota], profile.quotas[c.quota]
-                there = (_rebin(ks[over_law > 0.0] * (h / inner.h), charge[over_law > 0.0])
-                         if (qa.charge_max_tokens, qa.cached_input_exempt)
-                         == (qb.charge_max_tokens, qb.cached_input_exempt) else None)
-                held = inner.held_after(n, waits, there, arrivals=True)
-                break
-        if held is None:  # another arrival each time (the orbit approximation)
+        p = spill_share(n)
+        if holder is None:  # another arrival each time (the orbit approximation)
             return tuple(p ** k for k in range(1, len(waits) + 1))
+        held = holder[0].held_after(n, waits, there, arrivals=True)
         # Still held, or freed and refused afresh (as the log's own backoff retries).
         return tuple(s + (1.0 - s) * p ** k for k, s in enumerate(held, 1))
 
+    @functools.lru_cache(maxsize=256)
     def grow(n: int) -> float:
         """The spill grown by the retries the first deployment admits. They come back
         while it is full (a moment after it refused them) and take the room the calls
@@ -4609,7 +4618,7 @@ def _never_fit_spill(upstream: list[tuple[Any, float, float, float]],
         its place, a spilled call's mean charge each (hunt seed 2053 at 240 sessions:
         the first attempts spilled 3.1 % without retries, 5.2 % with; the admitted
         load rose by 0.6 % where the retries admitted brought 3.8 %)."""
-        s0 = max((float(u.stats(n).loss_fraction) for u in models), default=0.0)
+        s0 = spill_share(n)
         back = again(n)
         if s0 <= 0.0 or not back:
             return 1.0

@@ -1468,11 +1468,9 @@ class ClumpWindowModel:
                 res.append(0.0)          # every charge that refused it has expired
                 continue
             m_k = rate * ck
-            m_a = lam_w / self.window_s * ck
+            m_a = lam_w / self.window_s * ck if arrivals else 0.0   # the others' launches
             mean, sd = m_k * mu_t, math.sqrt(m_k * var_t)
             mean_a, sd_a = m_a * mu_e, math.sqrt(m_a * var_e)
-            if not arrivals:
-                mean_a = sd_a = 0.0
             if mean - mean_a - 10.0 * math.hypot(sd, sd_a) > o_pmf.size:
                 res.append(0.0)
                 continue
