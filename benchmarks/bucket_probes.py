@@ -9,8 +9,9 @@ Run from the repository root::
 
 ``never-fit`` (tests/data/sliding-spill-never-fits.yaml: a 60 s sliding TPM log spilling
 into a TPM bucket 1 s deep): from attempt traces (seeds 0-3, 1 h each) the share of the
-first attempts the log spills, with and without retries; of those, the share larger than
-the bucket's depth; of those, the share whose retry 1 and retry 2 the log spills again;
+first attempts the log spills, with and without retries (and the units it admits); of
+those, the share larger than the bucket's depth; of those, the share whose retry 1 and
+retry 2 the log spills again;
 from ``simulate`` (seed 1, 10 × 1 h) the attempts answered 429 and the calls failed —
 each beside the model's figure (``fleet_models``; the model before the change is ``git
 checkout a0d8c84^``).
@@ -85,23 +86,29 @@ def _calls(rows: np.ndarray) -> list[list[np.ndarray]]:
     return out + [v for v in open_.values() if v]
 
 
-def _first_spill(profile: Profile, n: int, seeds: range) -> tuple[list[list[np.ndarray]],
-                                                                  int, float]:
+def _first_spill(profile: Profile, n: int, seeds: range
+                 ) -> tuple[list[list[np.ndarray]], int, float, float, float]:
     """(the calls whose first attempt the first deployment refused, the calls, the depth
-    of the profile's token bucket or inf)."""
+    of the profile's token bucket or inf, the units of its first slot the first
+    deployment admitted, those of them retries)."""
     spilled: list[list[np.ndarray]] = []
     calls = 0
     depth = float("inf")
+    admitted = retried = 0.0
     for seed in seeds:
         tr = trace_attempts(profile, n, horizon_s=3600.0, seed=seed)
         for s in tr.slots:
             if s.kind == "token_bucket":
                 depth = s.limit * s.burst_s / 60.0
-        for seq in _calls(tr.rows):
+        r = tr.rows
+        mine = (r[:, T_DEP] == 0) & (r[:, T_ADMITTED] > 0)
+        admitted += float(r[mine, T_UNITS].sum())
+        retried += float(r[mine & (r[:, T_ATTEMPT] > 1), T_UNITS].sum())
+        for seq in _calls(r):
             calls += 1
             if seq[0][T_DEP] == 0 and seq[0][T_ADMITTED] == 0:
                 spilled.append(seq)
-    return spilled, calls, depth
+    return spilled, calls, depth, admitted, retried
 
 
 def never_fit() -> None:
@@ -110,8 +117,8 @@ def never_fit() -> None:
     profile = profile_from_dict(data)
     no_retry = copy.deepcopy(data)
     no_retry["retry"]["max_retries"] = 0
-    spilled0, calls0, _ = _first_spill(profile_from_dict(no_retry), n, range(4))
-    spilled, calls, depth = _first_spill(profile, n, range(4))
+    spilled0, calls0, _, load0, _ = _first_spill(profile_from_dict(no_retry), n, range(4))
+    spilled, calls, depth, load, retried = _first_spill(profile, n, range(4))
     big = [seq for seq in spilled if float(seq[0][T_UNITS]) > depth]
     again = [0, 0]
     for seq in big:
@@ -131,6 +138,8 @@ def never_fit() -> None:
     print(f"first attempts spilled, no retries  {len(spilled0) / calls0:8.2%}   {share:8.2%}")
     print(f"... with retries                    {len(spilled) / calls:8.2%}   "
           f"{m.never.share(n) / m.never.of_spill(n):8.2%}")
+    print(f"  (the log's admitted units {load / load0 - 1.0:+.1%} with retries; the "
+          f"retries it admitted {retried / load0:.1%} of them without)")
     print(f"spilled calls past the depth        {len(big) / len(spilled):8.2%}   "
           f"{m.never.of_spill(n):8.2%}")
     a1, a2 = m.never.again(n)
@@ -193,7 +202,7 @@ def drained() -> None:
     data = _data("benchmarks/hunt/profiles/hunt-3002.yaml")
     p = profile_from_dict(data)
     n = 3
-    spilled, calls, _ = _first_spill(p, n, range(5))
+    spilled, calls, _, _, _ = _first_spill(p, n, range(5))
     wl = Workload.from_profile(p)
     share = fleet_models(wl, cycle_time(wl)).spill["m"](n)
     print(f"hunt-3002 at {n} sessions: first attempts refused by a, engine "

@@ -4617,7 +4617,8 @@ def _never_fit_spill(upstream: list[tuple[Any, float, float, float]],
         after them would have had: each displaces its units of those, which spill in
         its place, a spilled call's mean charge each (hunt seed 2053 at 240 sessions:
         the first attempts spilled 3.1 % without retries, 5.2 % with; the admitted
-        load rose by 0.6 % where the retries admitted brought 3.8 %)."""
+        load rose by 0.6 % where the retries admitted brought 3.6 %;
+        benchmarks/bucket_probes.py never-fit)."""
         s0 = spill_share(n)
         back = again(n)
         if s0 <= 0.0 or not back:
