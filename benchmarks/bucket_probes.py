@@ -111,20 +111,33 @@ def _first_spill(profile: Profile, n: int, seeds: range
     return spilled, calls, depth, admitted, retried
 
 
+def never_fit_engine(profile: Profile, n: int, seeds: range) -> dict[str, float]:
+    """In the engine at ``n`` sessions, of the calls the first deployment spilled on
+    their first attempt: the share past the bucket's depth (``never``), and of those the
+    share whose retry 1 and retry 2 it spilled again (``again1``, ``again2``); and the
+    first attempts spilled (``spilled``), the units of its first slot it admitted
+    (``load``), those of them retries (``retried``). (Both deployments charge alike: a
+    call's first-slot charge is its charge at the bucket.)"""
+    spilled, calls, depth, load, retried = _first_spill(profile, n, seeds)
+    big = [seq for seq in spilled if float(seq[0][T_UNITS]) > depth]
+    again = [0, 0]
+    for seq in big:
+        at_a = [r for r in seq[1:] if r[T_DEP] == 0]   # the retries' rounds
+        for k in (0, 1):
+            again[k] += len(at_a) > k and at_a[k][T_ADMITTED] == 0
+    return {"never": len(big) / len(spilled), "again1": again[0] / len(big),
+            "again2": again[1] / len(big), "spilled": len(spilled) / calls,
+            "load": load, "retried": retried}
+
+
 def never_fit() -> None:
     data = _data("tests/data/sliding-spill-never-fits.yaml")
     n = 240
     profile = profile_from_dict(data)
     no_retry = copy.deepcopy(data)
     no_retry["retry"]["max_retries"] = 0
-    spilled0, calls0, _, load0, _ = _first_spill(profile_from_dict(no_retry), n, range(4))
-    spilled, calls, depth, load, retried = _first_spill(profile, n, range(4))
-    big = [seq for seq in spilled if float(seq[0][T_UNITS]) > depth]
-    again = [0, 0]
-    for seq in big:
-        at_a = [r for r in seq[1:] if r[T_DEP] == 0]
-        for k in (0, 1):
-            again[k] += len(at_a) > k and at_a[k][T_ADMITTED] == 0
+    got0 = never_fit_engine(profile_from_dict(no_retry), n, range(4))
+    got = never_fit_engine(profile, n, range(4))
     sim = simulate(profile, n, seed=1, replications=10, horizon_s=3600.0).metrics
 
     wl = Workload.from_profile(profile)
@@ -135,16 +148,17 @@ def never_fit() -> None:
     st = m.stats(n)
     share = fm.spill["m"](n)
     print(f"hunt-2053 at {n} sessions            engine       model")
-    print(f"first attempts spilled, no retries  {len(spilled0) / calls0:8.2%}   {share:8.2%}")
-    print(f"... with retries                    {len(spilled) / calls:8.2%}   "
+    print(f"first attempts spilled, no retries  {got0['spilled']:8.2%}   {share:8.2%}")
+    print(f"... with retries                    {got['spilled']:8.2%}   "
           f"{m.never.share(n) / m.never.of_spill(n):8.2%}")
-    print(f"  (the log's admitted units {load / load0 - 1.0:+.1%} with retries; the "
-          f"retries it admitted {retried / load0:.1%} of them without)")
-    print(f"spilled calls past the depth        {len(big) / len(spilled):8.2%}   "
+    print(f"  (the log's admitted units {got['load'] / got0['load'] - 1.0:+.1%} with "
+          f"retries; the retries it admitted {got['retried'] / got0['load']:.1%} of them "
+          "without)")
+    print(f"spilled calls past the depth        {got['never']:8.2%}   "
           f"{m.never.of_spill(n):8.2%}")
     a1, a2 = m.never.again(n)
-    print(f"their retry 1 / 2 spilled again     {again[0] / len(big):.2f} / "
-          f"{again[1] / len(big):.2f}  {a1:.2f} / {a2:.2f}")
+    print(f"their retry 1 / 2 spilled again     {got['again1']:.2f} / "
+          f"{got['again2']:.2f}  {a1:.2f} / {a2:.2f}")
     print(f"attempts answered 429               "
           f"{sim['attempt_429_fraction'].mean:8.2%}   {st.loss_fraction:8.2%}")
     print(f"calls failed                        "

@@ -7,56 +7,20 @@ attempts and against the simulated saturation search."""
 from __future__ import annotations
 
 import copy
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
+from benchmarks.bucket_probes import never_fit_engine
 from capacity.analytic.fleet import FeedModel, fleet_models
 from capacity.analytic.model import cycle_time
 from capacity.model.workload import Workload
 from capacity.profile.loader import load_profile, profile_from_dict
-from capacity.sim.engine import trace_attempts
-from capacity.sim.kernels import T_ADMITTED, T_ATTEMPT, T_DEP, T_NODE, T_SESSION, T_UNITS
 from tests._accuracy import assert_profile_accurate
 
 DATA = Path(__file__).resolve().parent / "data"
 PROFILE = DATA / "sliding-spill-never-fits.yaml"
-
-
-def _engine(sessions: int, reps: int) -> dict[str, float]:
-    """Of the calls the log spilled on their first attempt: the share that never fit the
-    bucket, and of those, the share whose retry 1 and retry 2 the log spilled again."""
-    profile = load_profile(PROFILE)
-    spilled = big = again1 = again2 = 0
-    for seed in range(reps):
-        tr = trace_attempts(profile, sessions, horizon_s=3600.0, seed=seed)
-        k = next(i for i, s in enumerate(tr.slots) if s.kind == "token_bucket")
-        depth = tr.slots[k].limit * tr.slots[k].burst_s / 60.0
-        # A call's attempts, in order: each session's calls of one node follow one
-        # another (no fan-outs here), a new call at each first attempt.
-        open_: dict[tuple[int, int], list[np.ndarray]] = defaultdict(list)
-        calls: list[list[np.ndarray]] = []
-        for row in tr.rows:
-            key = (int(row[T_SESSION]), int(row[T_NODE]))
-            if row[T_ATTEMPT] == 1 and open_[key]:
-                calls.append(open_.pop(key))
-            open_[key].append(row)
-        calls += [v for v in open_.values() if v]
-        for seq in calls:
-            if seq[0][T_ADMITTED] > 0:
-                continue
-            spilled += 1
-            # (Both deployments charge TPM alike: the first slot's charge is the call's.)
-            if float(seq[0][T_UNITS]) <= depth:
-                continue
-            big += 1
-            at_a = [r for r in seq[1:] if r[T_DEP] == 0]   # the retries' rounds
-            again1 += len(at_a) > 0 and at_a[0][T_ADMITTED] == 0
-            again2 += len(at_a) > 1 and at_a[1][T_ADMITTED] == 0
-    return {"never": big / spilled, "again1": again1 / big, "again2": again2 / big}
 
 
 def _bucket(sessions: int) -> tuple[FeedModel, float]:
@@ -73,7 +37,7 @@ def test_spilled_never_fit_and_their_retries_against_the_engine() -> None:
     32 %), and spills 71 % and 47 % of their retries again; the model 62 %, 0.71, 0.60 —
     where the orbit approximation (each retry another arrival) said the spill share,
     2.7 %, and the route's law a third."""
-    got = _engine(240, 4)
+    got = never_fit_engine(load_profile(PROFILE), 240, range(4))
     model, spill = _bucket(240)
     assert model.never is not None
     share = model.never.of_spill(240)
