@@ -2029,9 +2029,14 @@ def _sliding_spill(model: Any, n: int, per_call: float, count: Any, k: float,
     if share is not None:
         share = share if level is None else level
         return _thin(_trim(y / float(y.sum())), share)
-    g = model.inner.pmf(n)
-    return _room_spill(g / g.sum(), model.inner.h, per_call, model.stats(n).loss_fraction,
-                       y, k)
+    inner = model.inner
+    # A loss log's room over a receiver's window at least its own is its allowance less
+    # what it holds, and all it holds expires within the window: the offered count's
+    # swings above the allowance are no room (hunt-3015 at 504 sessions, a 10 s log at
+    # 1.37 times its allowance into a 15 s one: the spill a window 31.5 ± 25.0 calls
+    # with the offered count, ± 16.0 with the held one, the engine ± 15.8).
+    g = inner.truncated(n) if inner.loses and k >= 1.0 - 1e-9 else inner.pmf(n)
+    return _room_spill(g / g.sum(), inner.h, per_call, model.stats(n).loss_fraction, y, k)
 
 
 def _room_allowance(s: NDArray[np.float64], t0: NDArray[np.float64],
@@ -3859,6 +3864,29 @@ def _own_room_share(m: Any, n: int) -> float | None:
     return room_share(inner, n, True)
 
 
+# The session's own earlier units in a loss log, as a share of its allowance, past which
+# the room law is not read for the sizes it spills (:func:`_loss_log_room`).
+_OWN_ROOM = 0.05
+
+
+def _loss_log_room(inner: Any, n: int) -> NDArray[np.float64] | None:
+    """What an arriving call finds in a sliding loss log (its lattice) at ``n``
+    sessions: the others' count truncated at the allowance (:meth:`truncated`, stable far
+    above it) with its own session's earlier units on top, ``O + E``, which
+    :func:`room_refused` truncates jointly (the window model's own loss rule,
+    ``_loss_share``). None where the log is no loss system or a call has batch-mates
+    ahead of it (a fan-out's: not in ``E``)."""
+    if not (inner.loses and inner.single_launches):
+        return None
+    prior = inner.own_pmf if inner.prior_pmf is None else inner.prior_pmf
+    own = float(np.dot(np.arange(prior.size, dtype=np.float64), prior))
+    if own > _OWN_ROOM * inner.q_lat:
+        return None
+    g = np.convolve(inner.truncated(max(n - 1, 0)), prior)
+    tot = float(g.sum())
+    return g / tot if tot > 0.0 else None
+
+
 def _slot_room(m: Any, n: int) -> tuple[NDArray[np.float64], float, float] | None:
     """A loss log's offered units at ``n`` (normalised), allowance and lattice (units a
     point), which :func:`room_refused` reads; None for another slot."""
@@ -3956,7 +3984,12 @@ def _spilled_charges(upstream: list[tuple[Any, float, float, float]],
     A sliding log that holds only what it admitted, of a route whose turns make one call
     each (``lone``), is a loss system: it turns a call away by the room its admitted
     units leave (:func:`room_refused`, the charge law of that slot's lattice on this
-    one's, ``h``), and a receiving one turns away those of the calls that reached it."""
+    one's, ``h``), and a receiving one turns away those of the calls that reached it.
+    So does a first sliding loss log of other routes whose sessions' own earlier units
+    take little of its allowance (:func:`_loss_log_room`): far over its allowance the
+    room a call finds is what the small calls left, not a charge's residual (hunt-3015,
+    a 10 s ITPM log at 1.37 times its allowance: the engine turns away calls of 3,300
+    input tokens where the route's average 1,240; this 3,132, the residual law 1,704)."""
     full = (_window.rejected_charge(charge),
             None if launch is None else _window.rejected_charge(launch[0]))
 
@@ -4006,7 +4039,13 @@ def _spilled_charges(upstream: list[tuple[Any, float, float, float]],
         if cs[i].dim != dim or inner is None or isinstance(m, FeedModel):
             return None
         if inner.sliding:
-            return full
+            room = _loss_log_room(inner, n)
+            if room is None:
+                return full
+            ratio = inner.h / h
+            return (room_refused(charge, room, inner.q_lat, ratio),
+                    None if launch is None else room_refused(launch[0], room, inner.q_lat,
+                                                             ratio))
         g = inner.pmf(n)
         calls = _overflow_in_calls(g / g.sum(), inner.q_lat, inner.h, inner.size_bias,
                                    per_call, fixed=True)

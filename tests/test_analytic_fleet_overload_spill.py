@@ -1,0 +1,81 @@
+"""A sliding loss log far over its allowance spilling into a longer sliding log
+(tests/data/sliding-overload-spill.yaml, hunt-3015): the calls it turns away are its
+large ones, by the room its held units leave (fleet._loss_log_room, room_refused), and
+its spill over the receiver's window is the route's count past the room it holds, not
+past its offered count's swings (fleet._sliding_spill). Checked against the engine's own
+attempts and the simulated saturation search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from capacity.analytic.fleet import FeedModel, fleet_models
+from capacity.analytic.model import analyze, cycle_time
+from capacity.model.workload import Workload
+from capacity.profile.loader import load_profile
+from capacity.search import find_saturation
+from capacity.sim.engine import trace_attempts
+from capacity.sim.kernels import T_ADMITTED, T_DEP, T_T, T_UNITS
+
+PROFILE = Path(__file__).resolve().parent / "data" / "sliding-overload-spill.yaml"
+SESSIONS = 504
+
+
+def _engine() -> tuple[float, float]:
+    """(mean input tokens of the calls a's ITPM log turns away, sd of the attempts b
+    receives per 15 s window): 2 × 30 min traces past the first 300 s. The ITPM log is
+    rebuilt from a's admitted attempts (it decides exactly the engine's refusals)."""
+    profile = load_profile(PROFILE)
+    sizes: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
+    for rep in range(2):
+        tr = trace_attempts(profile, SESSIONS, horizon_s=1800.0, seed=1, replication=rep)
+        rows = tr.rows
+        (si,) = [i for i, s in enumerate(tr.slots)
+                 if s.quota == "q0" and s.dimension == "itpm"]
+        a = rows[rows[:, T_DEP] == list(tr.deployments).index("a")]
+        t, units = a[:, T_T], a[:, T_UNITS + si]
+        held = np.concatenate([[0.0], np.cumsum(units * a[:, T_ADMITTED])])
+        before = held[np.arange(t.size)] - held[np.searchsorted(t, t - 10.0, side="right")]
+        over = (before + units > 155772) & (t > 300.0)
+        sizes.append(units[over])
+        b = rows[rows[:, T_DEP] == list(tr.deployments).index("b"), T_T]
+        b = b[b > 300.0]
+        grid = np.arange(b[0] + 15.0, b[-1], 0.5)
+        counts.append(np.searchsorted(b, grid) - np.searchsorted(b, grid - 15.0))
+    return float(np.concatenate(sizes).mean()), float(np.concatenate(counts).std())
+
+
+def test_spilled_sizes_and_spread_against_the_engine() -> None:
+    """504 sessions: the engine's ITPM log turns away calls of 3,300 input tokens on
+    average (the route's: 1,240), and b gets 37.8 ± 15.8 attempts a 15 s window. The
+    model: 3,132 tokens a spilled call and 31.5 ± 16.0 calls (first attempts; the
+    engine's count has the retries spilled again) — where the equilibrium-residual law
+    said 1,704 tokens and the offered count's swings ± 25.0."""
+    size, spread = _engine()
+    wl = Workload.from_profile(load_profile(PROFILE))
+    fm = fleet_models(wl, cycle_time(wl))
+    (e,) = [e for e in fm.entries if e.c.quota == "q1" and e.c.dim == "itpm"]
+    model = e.model
+    assert isinstance(model, FeedModel)
+    (src,) = model.sources
+    charge, _ = src.charges(SESSIONS)
+    mean = float(np.dot(np.arange(charge.size) * model.h, charge) / charge.sum())
+    assert abs(mean / size - 1.0) <= 0.10, (mean, size)
+    calls = src.calls(SESSIONS)
+    k = np.arange(calls.size, dtype=np.float64)
+    mu = float(np.dot(k, calls))
+    sd = float(np.sqrt(np.dot(k * k, calls) - mu * mu))
+    assert abs(sd / spread - 1.0) <= 0.15, (sd, spread)
+
+
+def test_the_ceiling_against_the_simulated_search() -> None:
+    """Analytic N* 526 against the simulated 506 [503–508] (+4 %, inside the 5 % that
+    keeps an answer from overloading the quota; not within 3 %: the model's spill leaves
+    out the retries b refuses that a spills again); it said 602 (+19 %)."""
+    n_a = analyze(load_profile(PROFILE)).burst_ceiling
+    sat = find_saturation(load_profile(PROFILE), n_a - 40, n_a + 10, seed=1,
+                          replications=20, max_sessions=1200)
+    assert abs(n_a / sat.n_star - 1.0) <= 0.05, (n_a, sat.n_star, sat.n_lo, sat.n_hi)
