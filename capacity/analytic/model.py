@@ -2038,8 +2038,8 @@ def _phase_lock_notes(profile: Profile, result: CeilingResult) -> list[str]:
             f"{spread:.0%} of its {cyc.cycle_s:.0f}s mean) and a refused call is not "
             f"retried: its turn {ends}, so sessions refused together come back together "
             "and can fall into step, which the analytic model does not see; its answer can "
-            "be optimistic there. Check it with a simulation over a long horizon "
-            "(--method simulate, --horizon).")
+            "be optimistic there. Check it with a simulation (--method simulate), which "
+            "measures its N* again two hours later and says whether it settled.")
     return notes
 
 

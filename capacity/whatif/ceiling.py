@@ -33,6 +33,7 @@ from capacity.model.workload import Constraint, Workload
 from capacity.profile.schema import Profile
 
 if TYPE_CHECKING:
+    from capacity.search import Settling
     from capacity.sim.engine import SimulationResult
 
 # ---------------------------------------------------------------------------------------
@@ -80,7 +81,7 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
         return result
     if sim is None:
         raise CapacityError("simulation settings (a seed) are required to simulate")
-    from capacity.search import find_saturation
+    from capacity.search import find_saturation, settle
 
     target = profile.targets.max_429_fraction
     mean_n = math.floor(result.mean_ceiling + 1e-9)
@@ -102,10 +103,33 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
         sat = find_saturation(profile, lo, hi, horizon_s=sim.horizon_s,
                               warmup_s=sim.warmup_s, replications=sim.replications,
                               seed=sim.seed, progress=progress, max_sessions=cap)
+        settling = settle(profile, sat, search=True)
     except SimulationError as e:
         note = f"Not simulated: {e}. The burst-aware figure stands."
         return result.replaced(method="analytic", notes=(*result.notes, note))
-    return result.replaced(simulated=sat, method=method)
+    sat = dataclasses.replace(sat, settling=settling)
+    notes = result.notes
+    if settling is not None and settling.drifts:
+        notes = (*notes, settling_note(settling, sat.horizon_s))
+    return result.replaced(simulated=sat, method=method, notes=notes)
+
+
+def settling_note(s: Settling, horizon_s: float) -> str:
+    """The note for a simulated N* whose 429 share drifts past the target later
+    (:class:`capacity.search.Settling`)."""
+    from capacity.model.dist import format_duration
+
+    lo, hi = s.later.lo, s.later.hi
+    return (f"Not settled at N* = {s.sessions:,}: after {format_duration(s.extra_s)} more of "
+            f"the same sessions, {s.later.mean:.2%} of attempts are answered 429 (95% CI "
+            f"{lo:.2%}–{hi:.2%}, {s.replications} replications × "
+            f"{format_duration(horizon_s)}) against {s.measured.mean:.2%} in the search's "
+            f"measured {format_duration(horizon_s)}, above the {s.target:.1%} target. The "
+            "sessions' timing drifts over hours — a think time that barely varies can lock "
+            "their turns onto the provider's windows, or a retry storm can build — so the "
+            "simulated N* is a transient's" + ("." if s.settled is None else
+            f"; searched again with the warm-up {format_duration(s.extra_s)} longer, N* = "
+            f"{s.settled.n_star:,} (95% CI {s.settled.n_lo:,}–{s.settled.n_hi:,})."))
 
 
 def _spill_cap(profile: Profile, result: CeilingResult) -> int:
