@@ -59,7 +59,7 @@ from capacity.sim.engine import (
 )
 
 __all__ = ["SETTLE_S", "SaturationResult", "SearchPoint", "Settling", "find_saturation",
-           "settle"]
+           "settle", "settle_replications"]
 
 Level = Literal["upper", "mean", "lower"]
 
@@ -152,7 +152,8 @@ class Settling:
                 "replications": self.replications, "drifts": self.drifts,
                 "settled": None if settled is None else {
                     "n_star": settled.n_star, "n_lo": settled.n_lo,
-                    "n_hi": settled.n_hi, "warmup_s": settled.warmup_s}}
+                    "n_hi": settled.n_hi, "warmup_s": settled.warmup_s,
+                    "capped": settled.capped}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,12 +458,18 @@ def find_saturation(
     )
 
 
+def settle_replications(replications: int) -> int:
+    """Replications :func:`settle` measures with by default: a quarter of the search's,
+    at least 4 (a usable interval), never more than the search's."""
+    return min(replications, max(4, -(-replications // 4)))
+
+
 def settle(profile: Profile, sat: SaturationResult, *, extra_s: float = SETTLE_S,
            replications: int | None = None, workers: int | None = None,
            search: bool = False) -> Settling | None:
     """Measure the 429 share at the search's N* again after ``extra_s`` more seconds
-    (seconds; the search's warm-up plus that), with ``replications`` (default: a quarter
-    of the search's, at least 4) on the search's seed and horizon. None when N* is 0 or
+    (seconds; the search's warm-up plus that), with ``replications`` (default:
+    :func:`settle_replications`) on the search's seed and horizon. None when N* is 0 or
     was not simulated (nothing to measure again). ``search``: where the share drifts,
     also search N* again with the longer warm-up (every replication of the search's;
     below its N*, which the later share confidently misses)."""
@@ -472,7 +479,8 @@ def settle(profile: Profile, sat: SaturationResult, *, extra_s: float = SETTLE_S
         return None
     if not extra_s > 0 or not math.isfinite(extra_s):
         raise SimulationError(f"extra_s must be a positive number of seconds, got {extra_s}")
-    reps = replications if replications is not None else max(4, -(-sat.replications // 4))
+    reps = (replications if replications is not None
+            else settle_replications(sat.replications))
     later = simulate(profile, sat.n_star, seed=sat.seed, replications=reps,
                      horizon_s=sat.horizon_s, warmup_s=sat.warmup_s + extra_s,
                      workers=workers)

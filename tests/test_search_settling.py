@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from capacity.cli.app import app
 from capacity.profile.loader import load_profile, profile_from_dict
-from capacity.search import SETTLE_S, find_saturation, settle
+from capacity.search import SETTLE_S, find_saturation, settle, settle_replications
 from capacity.sim.engine import SimulationError, simulate, trace_attempts
 from capacity.sim.kernels import T_ADMITTED, T_T
 from capacity.whatif.ceiling import SimSettings, ceiling
@@ -57,6 +57,7 @@ def test_the_search_measured_a_transient() -> None:
     assert s.settled is not None and s.settled.warmup_s == sat.warmup_s + SETTLE_S
     assert s.settled.n_star < 0.96 * sat.n_star
     assert any(f"N* = {s.settled.n_star}" in n for n in res.notes)
+    assert res.saturation_point == res.settled == s.settled.n_star
     # The same mean think time, exponential: the phases never lock.
     data = copy.deepcopy(yaml.safe_load(PROFILE.read_text()))
     data["session"]["think_time"] = {"exponential": "54.3s"}
@@ -98,3 +99,39 @@ def test_the_cli_prints_and_serialises_it() -> None:
     assert s["settled"]["n_star"] < s["sessions"]
     assert np.isfinite(s["later_429_fraction"]["mean"])
     assert any(n.startswith("Not settled") for n in d["notes"])
+
+
+def test_the_gate_and_the_report_use_the_settled_figure(tmp_path: Path) -> None:
+    """`check` at 160 sessions fails against the settled 150 (it passed against the first
+    hour's 162); the HTML report keeps the note."""
+    run = CliRunner().invoke(app, ["check", str(PROFILE), "--sessions", "160", "--method",
+                                   "simulate", "--seed", "1", "-q"])
+    assert run.exit_code == 1, run.output
+    page = tmp_path / "r.html"
+    run = CliRunner().invoke(app, ["ceiling", str(PROFILE), "--seed", "1", "-q", "-f",
+                                   "html", "-o", str(page)])
+    assert run.exit_code == 0, run.output
+    html = page.read_text()
+    assert "Not settled at N* = " in html and "searched again two hours on" in html
+
+
+def test_over_the_budget_it_is_not_measured_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check that would pass the simulation budget is skipped, and said so."""
+    import capacity.whatif.ceiling as wc
+
+    real = wc.simulation_budget
+
+    def budget(cycle_s: float, calls: float, sessions: int, sim: SimSettings,
+               evaluations: int = 1, nodes: int = 1) -> str | None:
+        return "over" if sim.horizon_s > 3600.0 else real(cycle_s, calls, sessions, sim,
+                                                           evaluations, nodes)
+
+    monkeypatch.setattr(wc, "simulation_budget", budget)
+    res = ceiling(load_profile(PROFILE), "simulate", sim=SimSettings(seed=1))
+    assert res.simulated is not None and res.simulated.settling is None
+    assert any(n.startswith("The simulated N* was not measured again") for n in res.notes)
+    assert res.saturation_point == res.simulated.n_star
+
+
+def test_settle_replications() -> None:
+    assert [settle_replications(r) for r in (2, 3, 4, 20, 40)] == [2, 3, 4, 5, 10]

@@ -1836,10 +1836,21 @@ class CeilingResult:
 
     @property
     def saturation_point(self) -> int:
-        """Sessions the quota carries at the targets (simulated N* when simulated)."""
+        """Sessions the quota carries at the targets: the simulated N* when simulated —
+        the one searched again two hours on where the first drifted past the target
+        (:attr:`settled`) — else the burst-aware ceiling."""
         if self.simulated is not None:
-            return int(self.simulated.n_star)
+            return int(self.settled if self.settled is not None else self.simulated.n_star)
         return self.burst_ceiling
+
+    @property
+    def settled(self) -> int | None:
+        """The simulated N* searched again with a warm-up two hours longer, where the
+        429 share at the first drifted past the target (:class:`capacity.search.Settling`);
+        None otherwise."""
+        st = getattr(self.simulated, "settling", None)
+        again = None if st is None else st.settled
+        return None if again is None else int(again.n_star)
 
     @property
     def napkin_ratio(self) -> float:

@@ -418,7 +418,7 @@ def predict_ceiling(profile: Profile, cfg: LoadtestConfig) -> Any:
 
     res = solve(predicted_profile(profile, cfg.client), "simulate", sim=SimSettings(
         seed=cfg.seed, replications=cfg.replications, horizon_s=cfg.duration_s,
-        warmup_s=cfg.warmup_s))
+        warmup_s=cfg.warmup_s), settle=False)   # the run measures its own horizon, as this
     return res.simulated
 
 

@@ -158,7 +158,8 @@ def report_page(*, ceiling: Any, sweep: Any, compare: Any | None,
     merged from; ``command`` reproduces the page."""
     r = ceiling
     sim = r.simulated
-    by = "simulated" if sim is not None else "burst-aware model"
+    by = ("burst-aware model" if sim is None else "simulated" if r.settled is None
+          else "simulated, searched again two hours on")
     binding = "the p95 turn-latency target" if latency_binds(r) else r.binding.name
     parts = [
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
@@ -183,7 +184,8 @@ def report_page(*, ceiling: Any, sweep: Any, compare: Any | None,
     # A fleet: how each route splits its calls, what spills and what falls back.
     parts += [f'<p class="small">{_e(n)}</p>' for n in r.notes
               if n.startswith(("Route ", "Spillover is", "The held sessions",
-                               "With populations", "Think time"))]
+                               "With populations", "Think time", "Not settled",
+                               "The simulated N* was not measured again"))]
     if sim is not None:
         parts.append(f'<p class="small">Simulation: {sim.replications} replications × '
                      f"{_e(format_duration(sim.horizon_s))}, seed "

@@ -65,7 +65,8 @@ class SimSettings:
 
 def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None = None,
             sessions: int | None = None,
-            progress: Callable[[int], None] | None = None) -> CeilingResult:
+            progress: Callable[[int], None] | None = None,
+            settle: bool = True) -> CeilingResult:
     """Analytic ceilings and, unless ``method == "analytic"``, the simulated N* with a CI.
 
     The simulation's saturation search is bracketed by the burst-aware and mean-value
@@ -73,6 +74,11 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
     ``mean ceiling / (1 - target)``: past that a 429 fraction within the target is
     impossible in steady state. Simulations larger than ``MAX_SIMULATED_ATTEMPTS`` per
     evaluation are skipped with a note (the analytic answer stands).
+
+    ``settle``: measure the 429 share at the simulated N* again two hours of the same
+    sessions later (:func:`capacity.search.settle`) and, where it drifts past the target,
+    note it and search again with that longer warm-up — then the settled N* is the
+    saturation point. Within the simulation budget, or not at all (noted).
     """
     if method not in METHODS:
         raise CapacityError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -81,7 +87,8 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
         return result
     if sim is None:
         raise CapacityError("simulation settings (a seed) are required to simulate")
-    from capacity.search import find_saturation, settle
+    from capacity.search import SETTLE_S, find_saturation, settle_replications
+    from capacity.search import settle as settle_search
 
     target = profile.targets.max_429_fraction
     mean_n = math.floor(result.mean_ceiling + 1e-9)
@@ -103,14 +110,30 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
         sat = find_saturation(profile, lo, hi, horizon_s=sim.horizon_s,
                               warmup_s=sim.warmup_s, replications=sim.replications,
                               seed=sim.seed, progress=progress, max_sessions=cap)
-        settling = settle(profile, sat, search=True)
     except SimulationError as e:
         note = f"Not simulated: {e}. The burst-aware figure stands."
         return result.replaced(method="analytic", notes=(*result.notes, note))
-    sat = dataclasses.replace(sat, settling=settling)
     notes = result.notes
-    if settling is not None and settling.drifts:
-        notes = (*notes, settling_note(settling, sat.horizon_s))
+    if settle and sat.n_star >= 1:
+        # The check and a second search (where the share drifts) simulate each
+        # replication SETTLE_S longer: within the same budgets as the search, or not at
+        # all (noted).
+        longer = dataclasses.replace(sim, horizon_s=sim.horizon_s + sat.warmup_s + SETTLE_S)
+        nodes = nodes_per_session(profile)
+        reps = settle_replications(sim.replications)
+        check = simulation_budget(result.cycle.cycle_s, result.calls_per_turn, sat.n_star,
+                                  dataclasses.replace(longer, replications=reps), 1, nodes)
+        if check is not None:
+            notes = (*notes, "The simulated N* was not measured again two hours on "
+                     "(whether its 429 share settles): that would exceed the simulation "
+                     "budget.")
+        else:
+            again = simulation_budget(result.cycle.cycle_s, result.calls_per_turn,
+                                      sat.n_star, longer, evaluations, nodes) is None
+            settling = settle_search(profile, sat, replications=reps, search=again)
+            sat = dataclasses.replace(sat, settling=settling)
+            if settling is not None and settling.drifts:
+                notes = (*notes, settling_note(settling, sat.horizon_s))
     return result.replaced(simulated=sat, method=method, notes=notes)
 
 
@@ -127,9 +150,11 @@ def settling_note(s: Settling, horizon_s: float) -> str:
             f"measured {format_duration(horizon_s)}, above the {s.target:.1%} target. The "
             "sessions' timing drifts over hours — a think time that barely varies can lock "
             "their turns onto the provider's windows, or a retry storm can build — so the "
-            "simulated N* is a transient's" + ("." if s.settled is None else
-            f"; searched again with the warm-up {format_duration(s.extra_s)} longer, N* = "
-            f"{s.settled.n_star:,} (95% CI {s.settled.n_lo:,}–{s.settled.n_hi:,})."))
+            "simulated N* is a transient's" + (
+                "; a search again with that longer warm-up would exceed the simulation "
+                "budget." if s.settled is None else
+                f"; searched again with the warm-up {format_duration(s.extra_s)} longer, "
+                f"N* = {s.settled.n_star:,} (95% CI {s.settled.n_lo:,}–{s.settled.n_hi:,})."))
 
 
 def _spill_cap(profile: Profile, result: CeilingResult) -> int:

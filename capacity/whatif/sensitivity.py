@@ -591,7 +591,8 @@ def simulated_figure(profile: Profile, sim: SimSettings) -> Figure:
     so, when the simulation is over budget)."""
     from capacity.whatif.ceiling import ceiling
 
-    r = ceiling(profile, "simulate", sim=sim)
+    # Each knob's N* beside the base's, all over the same horizon (not measured again).
+    r = ceiling(profile, "simulate", sim=sim, settle=False)
     binding = r.binding_name
     if r.simulated is None:
         return Figure(r.burst_ceiling, r.mean_ceiling, None, "analytic", binding)
