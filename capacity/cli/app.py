@@ -109,7 +109,7 @@ def ceiling(
     output: OutputOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Saturation point: mean-value, burst-aware and simulated ceilings, and what binds. Both models hold targets.max_429_fraction to the share of call attempts (retries included) answered 429."""  # noqa: E501
+    """Saturation point: mean-value, burst-aware and simulated ceilings, and what binds. Both models hold targets.max_429_fraction to the share of call attempts (retries included) answered 429. A simulated N* is measured again two hours on; where its 429 share drifts past the target, N* is searched again there and that is the saturation point."""  # noqa: E501
     from capacity.render.report import ceiling_renderable
     from capacity.whatif.ceiling import ceiling as solve_ceiling
 
