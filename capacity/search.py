@@ -466,13 +466,15 @@ def settle_replications(replications: int) -> int:
 
 def settle(profile: Profile, sat: SaturationResult, *, extra_s: float = SETTLE_S,
            replications: int | None = None, workers: int | None = None,
-           search: bool = False) -> Settling | None:
+           search: bool = False,
+           progress: Callable[[int], None] | None = None) -> Settling | None:
     """Measure the 429 share at the search's N* again after ``extra_s`` more seconds
     (seconds; the search's warm-up plus that), with ``replications`` (default:
     :func:`settle_replications`) on the search's seed and horizon. None when N* is 0 or
     was not simulated (nothing to measure again). ``search``: where the share drifts,
     also search N* again with the longer warm-up (every replication of the search's;
-    below its N*, which the later share confidently misses)."""
+    below its N*, which the later share confidently misses). ``progress``: called with
+    the replications simulated so far, the search's included (its count goes on)."""
     from capacity.sim.engine import simulate
 
     if sat.n_star < 1 or sat.metric_at_n_star is None:
@@ -481,9 +483,14 @@ def settle(profile: Profile, sat: SaturationResult, *, extra_s: float = SETTLE_S
         raise SimulationError(f"extra_s must be a positive number of seconds, got {extra_s}")
     reps = (replications if replications is not None
             else settle_replications(sat.replications))
+    base = sat.replications_simulated
+
+    def on(k: int) -> Callable[[int], None] | None:
+        return None if progress is None else (lambda done: progress(base + k + done))
+
     later = simulate(profile, sat.n_star, seed=sat.seed, replications=reps,
                      horizon_s=sat.horizon_s, warmup_s=sat.warmup_s + extra_s,
-                     workers=workers)
+                     workers=workers, progress=on(0))
     out = Settling(sat.n_star, float(extra_s),
                    sat.metric_at_n_star.metrics["attempt_429_fraction"],
                    later.metrics["attempt_429_fraction"], sat.max_429_fraction, reps)
@@ -492,6 +499,7 @@ def settle(profile: Profile, sat: SaturationResult, *, extra_s: float = SETTLE_S
         again = find_saturation(profile, max(least, sat.n_star * 3 // 4), sat.n_star,
                                 horizon_s=sat.horizon_s, warmup_s=sat.warmup_s + extra_s,
                                 replications=sat.replications, seed=sat.seed,
-                                max_sessions=sat.n_star, workers=workers)
+                                max_sessions=sat.n_star, workers=workers,
+                                progress=on(reps))
         out = dataclasses.replace(out, settled=again)
     return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import json
 from pathlib import Path
 
@@ -46,9 +47,14 @@ def test_fixed_think_time_locks_onto_the_windows() -> None:
 def test_the_search_measured_a_transient() -> None:
     """N* 162 [158–165] (20 × 1 h after a 2 minute warm-up) answers 0.98 % of attempts
     429; two hours later 3.6 % [3.4–3.8 %]: flagged, with a note naming both."""
-    res = ceiling(load_profile(PROFILE), "simulate", sim=SimSettings(seed=1))
+    seen: list[int] = []
+    res = ceiling(load_profile(PROFILE), "simulate", sim=SimSettings(seed=1),
+                  progress=seen.append)
     sat = res.simulated
     assert sat is not None and sat.settling is not None
+    # The progress count goes on through the check and the second search.
+    assert all(b >= a for a, b in itertools.pairwise(seen))
+    assert seen[-1] > sat.replications_simulated + sat.settling.replications
     s = sat.settling
     assert s.sessions == sat.n_star and s.extra_s == SETTLE_S and s.drifts
     assert s.later.lo > 2 * s.target

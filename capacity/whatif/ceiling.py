@@ -130,7 +130,8 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
         else:
             again = simulation_budget(result.cycle.cycle_s, result.calls_per_turn,
                                       sat.n_star, longer, evaluations, nodes) is None
-            settling = settle_search(profile, sat, replications=reps, search=again)
+            settling = settle_search(profile, sat, replications=reps, search=again,
+                                     progress=progress)
             sat = dataclasses.replace(sat, settling=settling)
             if settling is not None and settling.drifts:
                 notes = (*notes, settling_note(settling, sat.horizon_s))
