@@ -444,50 +444,67 @@ def _refused_below(laws: list[tuple[NDArray[np.float64], float]],
     return np.where(np.asarray(units) > depth + 1e-9, 1.0, out)
 
 
-def _refused_again(pi: NDArray[np.float64], launch: NDArray[np.float64], delta: float,
-                   refill: float, lam: float, units: NDArray[np.float64],
-                   delays: tuple[float, ...]) -> NDArray[np.float64]:
-    """:meth:`BucketChain.refused_after` on one grid of ``delta`` units: ``pi`` the law of
-    the level a launch finds, ``launch`` a launch's move (level → level), ``refill``
-    units a second, launches at ``lam`` a second."""
+def _thresholds(pi: NDArray[np.float64], launch: NDArray[np.float64], delta: float,
+                refill: float, lam: float
+                ) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
+    """What :func:`_refused_again` and :func:`_refused_chain` carry: ``ref[j, ℓ]`` = 1 for
+    a level ``ℓ`` below threshold ``j`` (``j = 0..n``; a charge acts only through the grid
+    level below it, so each threshold is carried once whatever the number of charges — a
+    one-token lattice is thousands, each carried over ~100 steps: 1.8 s a call,
+    hunt-3099), and the uniformised move: events at ``rate`` a second, each a refill
+    step (chance r/δ/rate) or a launch, so the law after d seconds is the
+    Poisson(rate·d) mixture of the powers of ``P``."""
     n = pi.size
-    _, lo, w = _grid_split(units, delta)
-    lv = np.arange(n)[None, :]
-    # A charge acts only through the grid level below it: each of the n + 1 thresholds
-    # is carried once, whatever the number of charges (a one-token lattice is thousands,
-    # each carried over ~100 steps: 1.8 s a call, hunt-3099). Refused at level ℓ below
-    # threshold j, from where it was refused (a charge past the depth: at every level).
-    js = np.arange(n + 1)
-    ref = (lv < js[:, None]).astype(np.float64)
-    # Uniformised: events at ``rate`` a second, each a refill step (chance r/δ/rate)
-    # or a launch; the law after d seconds the Poisson(rate·d) mixture of the powers.
+    ref = (np.arange(n)[None, :] < np.arange(n + 1)[:, None]).astype(np.float64)
     rate = refill / delta + lam
     P = lam / rate * launch
     P[np.arange(n - 1), np.arange(1, n)] += refill / delta / rate
     P[n - 1, n - 1] += refill / delta / rate
-    mus = np.array([rate * max(d, 0.0) for d in delays])
-    top = max((math.ceil(mu + 10.0 * math.sqrt(mu) + 10.0) for mu in mus), default=0)
-    ks = np.arange(top + 1, dtype=np.float64)
-    # Poisson(μ_j) weights of k events, row by delay (μ = 0: all at k = 0).
-    logw = (-mus[:, None] + ks[None, :] * np.log(np.maximum(mus, 1e-300))[:, None]
-            - np.array([math.lgamma(k + 1.0) for k in ks])[None, :])
-    wts = np.where(mus[:, None] > 0, np.exp(logw), (ks[None, :] == 0) * 1.0)
-    v = ref * pi[None, :]
-    start = v.sum(axis=1)
-    again = np.empty((top + 1, js.size))             # refused again after k events
-    for k in range(top + 1):
-        if k:
-            v = v @ P
-        again[k] = (v * ref).sum(axis=1)
-    later = wts @ again                                # (delays, thresholds)
-    # Each charge split between the grid charges below and above it (its lower and
-    # upper thresholds; past the top, every level).
+    return ref, P, rate
+
+
+def _per_charge(units: NDArray[np.float64], delta: float, start: NDArray[np.float64],
+                later: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``later[k, j] / start[j]`` at each charge: split between the grid charges below
+    and above it (its lower and upper thresholds; past the top, every level)."""
+    n = start.size - 1
+    _, lo, w = _grid_split(units, delta)
     a = np.minimum(lo, n).astype(np.int64)
     b = np.minimum(lo + 1, n).astype(np.int64)
     mass = (1.0 - w) * start[a] + w * start[b]
     num = (1.0 - w)[None, :] * later[:, a] + w[None, :] * later[:, b]
     out = np.where(mass[None, :] > 1e-300, num / np.maximum(mass, 1e-300)[None, :], 1.0)
     return np.asarray(np.clip(out, 0.0, 1.0), dtype=np.float64)
+
+
+def _poisson_weights(mu: float) -> NDArray[np.float64]:
+    """Poisson(``mu``) weights of 0.. events, out to ``mu + 10√mu + 10`` (μ = 0: all at 0)."""
+    if mu <= 0:
+        return np.ones(1)
+    ks = np.arange(math.ceil(mu + 10.0 * math.sqrt(mu) + 10.0) + 1, dtype=np.float64)
+    return np.asarray(np.exp(-mu + ks * math.log(mu)
+                             - np.array([math.lgamma(k + 1.0) for k in ks])),
+                      dtype=np.float64)
+
+
+def _refused_again(pi: NDArray[np.float64], launch: NDArray[np.float64], delta: float,
+                   refill: float, lam: float, units: NDArray[np.float64],
+                   delays: tuple[float, ...]) -> NDArray[np.float64]:
+    """:meth:`BucketChain.refused_after` on one grid of ``delta`` units: ``pi`` the law of
+    the level a launch finds, ``launch`` a launch's move (level → level), ``refill``
+    units a second, launches at ``lam`` a second."""
+    ref, P, rate = _thresholds(pi, launch, delta, refill, lam)
+    wts = [_poisson_weights(rate * max(d, 0.0)) for d in delays]
+    top = max((x.size for x in wts), default=1) - 1
+    v = ref * pi[None, :]
+    start = v.sum(axis=1)
+    again = np.empty((top + 1, start.size))          # refused again after k events
+    for k in range(top + 1):
+        if k:
+            v = v @ P
+        again[k] = (v * ref).sum(axis=1)
+    later = np.array([x @ again[: x.size] for x in wts]).reshape(len(delays), start.size)
+    return _per_charge(units, delta, start, later)
 
 
 def _refused_chain(pi: NDArray[np.float64], launch: NDArray[np.float64], delta: float,
@@ -502,20 +519,12 @@ def _refused_chain(pi: NDArray[np.float64], launch: NDArray[np.float64], delta: 
     over the chance it was refused at first. After a gap of ``mixed_s`` seconds or more
     the level has forgotten where it was: the retry meets ``pi``, as any launch does.
 
-    As :func:`_refused_again` (each charge through the grid level below it), but the
-    tries chained: the calls that reach a later retry are the large ones, refused at
-    low levels, which a product of each retry's average over the first refusals'
-    charges misses (hunt-3099's second retries: 14 % that way, 21 % chained, the engine
-    37 %)."""
+    As :func:`_refused_again`, but the tries chained: the calls that reach a later retry
+    are the large ones, refused at low levels, which a product of each retry's average
+    over the first refusals' charges misses (hunt-3099's second retries: 14 % that way,
+    21 % chained, the engine 37 %)."""
     n = pi.size
-    _, lo, w = _grid_split(units, delta)
-    lv = np.arange(n)[None, :]
-    js = np.arange(n + 1)
-    ref = (lv < js[:, None]).astype(np.float64)
-    rate = refill / delta + lam
-    P = lam / rate * launch
-    P[np.arange(n - 1), np.arange(1, n)] += refill / delta / rate
-    P[n - 1, n - 1] += refill / delta / rate
+    ref, P, rate = _thresholds(pi, launch, delta, refill, lam)
     v = ref * pi[None, :]
     start = v.sum(axis=1)
     rows = []
@@ -528,26 +537,15 @@ def _refused_chain(pi: NDArray[np.float64], launch: NDArray[np.float64], delta: 
             # Mixed: the retry meets the level any launch does (PASTA).
             acc = v.sum(axis=1)[:, None] * pi[None, :]
         else:
-            mu = rate * max(gap, 0.0)
-            top = math.ceil(mu + 10.0 * math.sqrt(mu) + 10.0) if mu > 0 else 0
-            ks = np.arange(top + 1, dtype=np.float64)
-            wts = (np.exp(-mu + ks * math.log(mu)
-                          - np.array([math.lgamma(k + 1.0) for k in ks]))
-                   if mu > 0 else (ks == 0).astype(np.float64))
+            wts = _poisson_weights(rate * max(gap, 0.0))
             acc = wts[0] * v
             x = v
-            for k in range(1, top + 1):
+            for k in range(1, wts.size):
                 x = x @ P
                 acc += wts[k] * x
         v = acc * ref                                  # refused again: below the charge
         rows.append(v.sum(axis=1))
-    R = np.array(rows).reshape(len(gaps), js.size)
-    a = np.minimum(lo, n).astype(np.int64)
-    b = np.minimum(lo + 1, n).astype(np.int64)
-    mass = (1.0 - w) * start[a] + w * start[b]
-    num = (1.0 - w)[None, :] * R[:, a] + w[None, :] * R[:, b]
-    out = np.where(mass[None, :] > 1e-300, num / np.maximum(mass, 1e-300)[None, :], 1.0)
-    return np.asarray(np.clip(out, 0.0, 1.0), dtype=np.float64)
+    return _per_charge(units, delta, start, np.array(rows).reshape(len(gaps), start.size))
 
 
 @dataclass(frozen=True, eq=False)
