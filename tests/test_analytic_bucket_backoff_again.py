@@ -8,15 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from capacity.analytic.bucket import BucketChain
-from capacity.analytic.model import analyze, bucket_model, cycle_time
-from capacity.model.workload import Workload
+from benchmarks.session32_probes import bucket_chain_at, refused_by_attempt
+from capacity.analytic.model import analyze
 from capacity.profile.loader import load_profile, profile_from_dict
 from capacity.search import find_saturation
-from capacity.sim.engine import trace_attempts
-from capacity.sim.kernels import T_ADMITTED, T_ATTEMPT
 
 PROFILE = Path(__file__).resolve().parent / "data" / "bucket-backoff-again.yaml"
 SESSIONS = 147
@@ -28,16 +23,8 @@ def test_retries_refused_again_against_the_engine() -> None:
     second, chained from the level the first was refused at (the average level said
     1.5 %, as a fresh call's; each retry apart, 14 % for the second)."""
     profile = load_profile(PROFILE)
-    rows = np.concatenate([trace_attempts(profile, SESSIONS, horizon_s=3600.0, seed=1,
-                                          replication=r).rows for r in range(3)])
-    refused = {a: 1.0 - float(rows[rows[:, T_ATTEMPT] == a, T_ADMITTED].mean())
-               for a in (1, 2, 3)}
-    wl = Workload.from_profile(profile)
-    (c,) = [c for c in wl.constraints if wl.units_per_turn(c) > 0]
-    model = bucket_model(wl, c, cycle_time(wl).cycle_s)
-    chain = model.chain
-    assert isinstance(chain, BucketChain)
-    lam = SESSIONS * model.rate_per_session
+    refused = dict(zip((1, 2, 3), refused_by_attempt(profile, SESSIONS), strict=True))
+    chain, lam, _ = bucket_chain_at(profile, SESSIONS)
     chained = chain._retry_refusals(lam)     # retries 1..k all refused, given the first
     assert refused[2] > 10 * refused[1]
     assert abs(float(chained[0]) - refused[2]) <= 0.08, (chained, refused)

@@ -12,56 +12,26 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from benchmarks.session32_probes import fed_itpm, overload_engine
 from capacity.analytic.fleet import FeedModel, fleet_models
 from capacity.analytic.model import analyze, cycle_time
 from capacity.model.workload import Workload
 from capacity.profile.loader import load_profile, profile_from_dict
 from capacity.search import find_saturation
-from capacity.sim.engine import trace_attempts
-from capacity.sim.kernels import T_ADMITTED, T_DEP, T_T, T_UNITS
 
 PROFILE = Path(__file__).resolve().parent / "data" / "sliding-overload-spill.yaml"
 SESSIONS = 504
 
 
-def _engine() -> tuple[float, float]:
-    """(mean input tokens of the calls a's ITPM log turns away, sd of the attempts b
-    receives per 15 s window): 2 × 30 min traces past the first 300 s. The ITPM log is
-    rebuilt from a's admitted attempts (it decides exactly the engine's refusals)."""
-    profile = load_profile(PROFILE)
-    (allowance,) = [c.allowance for c in Workload.from_profile(profile).constraints
-                    if c.quota == "q0" and c.dim == "itpm"]
-    sizes: list[np.ndarray] = []
-    counts: list[np.ndarray] = []
-    for rep in range(2):
-        tr = trace_attempts(profile, SESSIONS, horizon_s=1800.0, seed=1, replication=rep)
-        rows = tr.rows
-        (si,) = [i for i, s in enumerate(tr.slots)
-                 if s.quota == "q0" and s.dimension == "itpm"]
-        a = rows[rows[:, T_DEP] == list(tr.deployments).index("a")]
-        t, units = a[:, T_T], a[:, T_UNITS + si]
-        held = np.concatenate([[0.0], np.cumsum(units * a[:, T_ADMITTED])])
-        before = held[np.arange(t.size)] - held[np.searchsorted(t, t - 10.0, side="right")]
-        over = (before + units > allowance) & (t > 300.0)
-        sizes.append(units[over])
-        b = rows[rows[:, T_DEP] == list(tr.deployments).index("b"), T_T]
-        b = b[b > 300.0]
-        grid = np.arange(b[0] + 15.0, b[-1], 0.5)
-        counts.append(np.searchsorted(b, grid) - np.searchsorted(b, grid - 15.0))
-    return float(np.concatenate(sizes).mean()), float(np.concatenate(counts).std())
-
-
 def test_spilled_sizes_and_spread_against_the_engine() -> None:
     """504 sessions: the engine's ITPM log turns away calls of 3,300 input tokens on
-    average (the route's: 1,240), and b gets 37.8 ± 15.8 attempts a 15 s window. The
+    average (the route's: 1,240), and b gets 38.5 ± 16.2 attempts a 15 s window. The
     model: 3,132 tokens a spilled call and 31.5 ± 16.0 calls (first attempts; the
     engine's count has the retries spilled again) — where the equilibrium-residual law
     said 1,704 tokens and the offered count's swings ± 25.0."""
-    size, spread = _engine()
-    wl = Workload.from_profile(load_profile(PROFILE))
-    fm = fleet_models(wl, cycle_time(wl))
-    (e,) = [e for e in fm.entries if e.c.quota == "q1" and e.c.dim == "itpm"]
-    model = e.model
+    got = overload_engine(load_profile(PROFILE), SESSIONS)
+    size, spread = got["size"], got["count_sd"]
+    model = fed_itpm(load_profile(PROFILE))
     assert isinstance(model, FeedModel)
     (src,) = model.sources
     charge, _ = src.charges(SESSIONS)

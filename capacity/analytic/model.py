@@ -1853,6 +1853,13 @@ class CeilingResult:
         return None if again is None else int(again.n_star)
 
     @property
+    def saturation_by(self) -> str:
+        """What gave :attr:`saturation_point`, in words."""
+        if self.simulated is None:
+            return "burst-aware model"
+        return "simulated" if self.settled is None else "simulated, searched again two hours on"
+
+    @property
     def napkin_ratio(self) -> float:
         """Mean-value ceiling ÷ burst-aware ceiling (how far the napkin overstates)."""
         return self.mean_ceiling / self.burst_ceiling if self.burst_ceiling > 0 else math.inf

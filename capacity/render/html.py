@@ -158,8 +158,7 @@ def report_page(*, ceiling: Any, sweep: Any, compare: Any | None,
     merged from; ``command`` reproduces the page."""
     r = ceiling
     sim = r.simulated
-    by = ("burst-aware model" if sim is None else "simulated" if r.settled is None
-          else "simulated, searched again two hours on")
+    by = r.saturation_by
     binding = "the p95 turn-latency target" if latency_binds(r) else r.binding.name
     parts = [
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",

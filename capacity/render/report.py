@@ -111,9 +111,7 @@ def ceiling_renderable(r: CeilingResult, verbose: bool = False) -> Group:
     head = Text()
     head.append("Saturation point: ", style="bold")
     head.append(f"{r.saturation_point:,} sessions", style="bold green")
-    how = ("burst-aware model" if sim is None else "simulated" if r.settled is None
-           else "simulated, searched again two hours on")
-    head.append(f" ({how}; ")
+    head.append(f" ({r.saturation_by}; ")
     # What stops the next session: the latency target when it alone does (the analytic
     # answer's unreachable target; the simulated search's N* + 1 missing only it).
     head.append("the p95 turn-latency target" if latency_binds(r) else safe(r.binding.name))

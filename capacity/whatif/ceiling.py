@@ -98,8 +98,9 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
               _spill_cap(profile, result))
     # A bisection up to `cap` evaluates about 2·log2(cap) + 6 values of N.
     evaluations = 2 * math.ceil(math.log2(max(cap, 2))) + 6
+    nodes = nodes_per_session(profile)
     skip = simulation_budget(result.cycle.cycle_s, result.calls_per_turn, cap, sim,
-                             evaluations, nodes_per_session(profile))
+                             evaluations, nodes)
     if skip is not None:
         return result.replaced(method="analytic",
                                notes=(*result.notes, skip + " The burst-aware figure "
@@ -119,7 +120,6 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
         # replication SETTLE_S longer: within the same budgets as the search, or not at
         # all (noted).
         longer = dataclasses.replace(sim, horizon_s=sim.horizon_s + sat.warmup_s + SETTLE_S)
-        nodes = nodes_per_session(profile)
         reps = settle_replications(sim.replications)
         check = simulation_budget(result.cycle.cycle_s, result.calls_per_turn, sat.n_star,
                                   dataclasses.replace(longer, replications=reps), 1, nodes)
