@@ -40,6 +40,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from capacity.cli.entry import one_blas_thread  # noqa: E402
+
+# Timed as the CLI computes it: one BLAS thread (capacity.cli.entry says why). Process
+# CPU time would otherwise count the idle BLAS threads' spinning (seconds of it on the
+# fleet models' small matrix products).
+one_blas_thread()
+
 from capacity.profile.loader import load_profile, profile_from_dict  # noqa: E402
 from capacity.profile.schema import Profile  # noqa: E402
 

@@ -172,3 +172,49 @@ def test_large_convolutions_by_fft_equal_the_direct_sum(na: int, nb: int) -> Non
     np.testing.assert_allclose(out, ref / ref.sum(), rtol=0, atol=1e-18)
     top = _conv(a, b, top=na // 2)
     assert top.size == na // 2 + 1 and top.sum() == pytest.approx(1.0, abs=1e-14)
+
+
+def test_a_lattice_laws_negligible_tail_is_gathered_not_carried() -> None:
+    """_conv gathers a tail of mass at most 1e-15 onto its first point: mass kept, the
+    kept points unchanged, the mean moved by at most that mass times the length — and a
+    law without such a tail is returned whole."""
+    from capacity.model.workload import _TAIL_MASS, _conv
+
+    a = np.exp(-0.5 * ((np.arange(20_000) - 3_000) / 300.0) ** 2)  # a normal, 1e-15 far
+    a /= a.sum()
+    b = np.full(400, 1 / 400)
+    full = np.convolve(a, b)
+    out = _conv(a, b)
+    assert 3_000 < out.size < full.size                     # cut where the mass is gone
+    assert float(full[out.size:].sum()) <= _TAIL_MASS       # only a negligible tail went
+    assert out.sum() == pytest.approx(1.0, abs=1e-15)
+    np.testing.assert_allclose(out[:-1], full[: out.size - 1], rtol=0, atol=1e-17)  # FFT
+    k = np.arange(full.size)
+    assert abs(float(k[: out.size] @ out) - float(k @ full)) <= _TAIL_MASS * full.size
+    flat = np.full(9_000, 1 / 9_000)                        # no negligible tail
+    assert _conv(flat, b).size == flat.size + b.size - 1
+
+
+@pytest.mark.parametrize("k", [2, 3, 7, 11, 16])
+def test_a_fixed_fan_out_by_squaring_equals_k_successive_copies(k: int) -> None:
+    """batch_units_pmf takes a fixed count K's K-fold sum by squaring: the law of K
+    successive convolutions, to rounding, with and without a top."""
+    from capacity.model.dist import Distribution
+    from capacity.model.workload import Batch, CallCost, _conv, batch_units_pmf
+
+    cost = CallCost("tokens", input=Distribution.parse({"uniform": [100.5, 900.5]}, "tokens"))
+    child = object()
+    inner = cost.pmf(7.0)
+    ref = np.ones(1)
+    for _ in range(k):
+        ref = _conv(ref, inner)
+    batch = Batch(count=Distribution.fixed(float(k), "count"),
+                  children=(child,))  # type: ignore[arg-type]
+    got = batch_units_pmf(batch, {id(child): cost}, 7.0)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-15)
+    top = 300.0 * k
+    cut = batch_units_pmf(batch, {id(child): cost}, 7.0, top=top)
+    t = math.ceil(top / 7.0)
+    assert cut.size == t + 1
+    np.testing.assert_allclose(cut[:t], ref[:t], rtol=0, atol=1e-15)
+    assert cut[t] == pytest.approx(float(ref[t:].sum()), abs=1e-14)

@@ -28,6 +28,17 @@ def drop_stdout() -> None:
         pass
 
 
+def one_blas_thread() -> None:
+    """Ask numpy's OpenBLAS (when it loads) for one thread, unless the user chose a count.
+
+    numpy's OpenBLAS starts a thread per core as it loads, and those threads spin
+    between calls: ~0.05 s of CPU per command here (2 cores), seconds on a fleet's
+    analytic answer. The models' matrix products are small and the simulator runs its
+    own threads, so one BLAS thread is all a command needs."""
+    if not any(v in os.environ for v in _BLAS_THREAD_VARS):
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+
 def main() -> None:
     """Run the CLI; ``--version`` alone is printed without loading it."""
     if sys.argv[1:] == ["--version"]:
@@ -46,12 +57,7 @@ def main() -> None:
             sys.stderr.write(f"error: standard output: cannot write: {e.strerror or e}\n")
             sys.exit(2)
         return
-    if not any(v in os.environ for v in _BLAS_THREAD_VARS):
-        # numpy's OpenBLAS starts a thread per core as it loads, and those threads spin
-        # between calls: ~0.05 s of CPU per command here (2 cores). The models' vector
-        # products are small and the simulator runs its own threads, so one BLAS thread is
-        # all a command needs. A user's own setting of these variables is kept.
-        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    one_blas_thread()
     # Importing the CLI creates a few hundred thousand objects that live as long as the
     # process (classes, pydantic schemas, typing objects) and next to no garbage, so the
     # cyclic collector's passes over them are pure cost (~0.03 s of CPU): it is paused
