@@ -3174,7 +3174,7 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                                 fine_points = CallPoints.quantiles(profile, flow)
                             nf = _never_fit_source(fine_points, slots, upstream_cs,
                                                    flow.chain[0], slot, dep, h, w,
-                                                   calls_per_s)
+                                                   calls_per_s, wl, flow)
                             if nf is not None:
                                 sources.append(nf)
                         kc = charge / charge.sum()
@@ -4522,7 +4522,9 @@ def _turn_spill_seen(ts: TurnSpill) -> Callable[[int], NDArray[np.float64]]:
 
 def _never_fit_source(points: CallPoints, slots: tuple[LimitSlot, ...],
                       upstream_cs: list[Constraint], first: str, slot: LimitSlot, dep: str,
-                      h: float, window_s: float, calls_per_s: float) -> Source | None:
+                      h: float, window_s: float, calls_per_s: float,
+                      wl: Workload | None = None, flow: RouteFlow | None = None
+                      ) -> Source | None:
     """The route's calls a fixed window of the first deployment ``first`` can never admit (a
     charge past its allowance: refused whatever the window holds, never charged —
     :func:`capacity.analytic.window._fitting`), as they reach ``slot`` of ``dep`` (lattice
@@ -4530,7 +4532,13 @@ def _never_fit_source(points: CallPoints, slots: tuple[LimitSlot, ...],
     they spill (its law is of the calls that fit), yet every one of them comes on, as it
     is made: ``n·calls_per_s·P`` calls a second (``P`` their share of the route's
     ``points``, :meth:`CallPoints.quantiles`), a Poisson number a window, each at its own charge
-    here. They add no route units (the first source counts the route's). Without them,
+    here — or, given the workload and the route (``wl``, ``flow``), a Poisson number of
+    *launches* a window, each with the never-fitting calls of its batch: a fan-out of
+    three whose copies never fit comes on as three at once (ptu-spillover's synthesis
+    passes, reserving 4,000 output tokens against a 1 s window of 1,666, took two of
+    paygo's 2 a second: one refused every turn, 17 % of the attempts at one session,
+    where Poisson singles said 0.004 %). They add no route units (the first source
+    counts the route's). Without them,
     hunt seed 2047's 1 s window of 524 output tokens (calls of 722 at the median never
     fit) fed the 10 s window after it 262 tokens a window of 6,426 offered: 510 sessions
     against 291 simulated. (A sliding log's spill is read at its loss share, which counts
@@ -4545,11 +4553,64 @@ def _never_fit_source(points: CallPoints, slots: tuple[LimitSlot, ...],
         return None
     law = _trim(_rebin(points.charges(slot, dep)[mask] / h, points.p[mask] / share))
     per_window = calls_per_s * share * window_s
+    launches = (_never_fit_launches(wl, flow, points, mask)
+                if wl is not None and flow is not None else None)
+    if launches is None:
+        def calls(n: int) -> NDArray[np.float64]:
+            return _poisson(n * per_window)
+    else:
+        per_turn, batch = launches
+        # Launches a window: the route's calls a window over its calls a turn, times the
+        # launches a turn that make one of them.
+        assert flow is not None
+        events = calls_per_s * window_s * per_turn / max(flow.calls_per_turn, 1e-300)
 
-    def calls(n: int) -> NDArray[np.float64]:
-        return _poisson(n * per_window)
+        def calls(n: int) -> NDArray[np.float64]:
+            return _compound_poisson(n * events, batch)
 
     return Source(calls, law, 0.0)
+
+
+def _never_fit_launches(wl: Workload, flow: RouteFlow, points: CallPoints,
+                        mask: NDArray[np.bool_]) -> tuple[float, NDArray[np.float64]] | None:
+    """(launch events a turn that make one of ``flow``'s calls, law of the calls among
+    them in ``mask`` — points that never fit — per such launch), or None when no call of
+    the route never fits. A call's copies never fit independently, each with its
+    points' share (exact for one kind of call a fan-out; a batch of several kinds is
+    thinned by their mean share)."""
+    from capacity.model.workload import batch_units_pmf
+
+    shares: dict[int, float] = {}
+    for i, call in enumerate(points.calls):
+        mine = points.which == i
+        tot = float(points.p[mine].sum())
+        if tot > 0.0:
+            shares[id(call)] = float(points.p[mine & mask].sum()) / tot
+    if not any(v > 0.0 for v in shares.values()):
+        return None
+    per_turn = 0.0
+    out = np.zeros(1)
+    for t in wl.turns:
+        for ev in t.events:
+            here = [x for x in ev.batch.calls() if id(x) in shares]
+            if not here:
+                continue
+            ones: dict[int, CallCost | None] = {id(x): CallCost("requests") for x in here}
+            # The batch's mean share over its calls (each kind weighted by its copies).
+            means = [batch_units_mean(ev.batch, {id(x): CallCost("requests")})
+                     for x in here]
+            tot = math.fsum(means)
+            keep = math.fsum(m * shares[id(x)] for m, x in zip(means, here, strict=True)) \
+                / tot if tot > 0 else 0.0
+            got = _thin(batch_units_pmf(ev.batch, ones, 1.0), keep)
+            w = t.probability * ev.rate
+            per_turn += w
+            if out.size < got.size:
+                out = np.pad(out, (0, got.size - out.size))
+            out[: got.size] += w * got
+    if per_turn <= 0.0:
+        return None
+    return per_turn, out / per_turn
 
 
 def _thinned_calls(calls: Callable[[int], NDArray[np.float64]],

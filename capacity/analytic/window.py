@@ -3081,7 +3081,12 @@ def _lindley(g: NDArray[np.float64], q: float, windows: int = 30, rtol: float = 
     carry to the part that comes back into the next window (all of it by default; a
     fleet's spilled retries are partly admitted upstream).
     """
-    qi = math.floor(q + 0.5)
+    # A fractional allowance (a request bucket 2.5 deep) is not rounded to a whole step
+    # (3 took a fan-out of three whole, where the stop-loss beside it turned half of one
+    # away): the excess over ⌊q⌋ is moved down by the fraction f, spread over its two
+    # steps (mean-preserving, as Distribution.lattice_pmf spreads a value).
+    qi = math.floor(q + 1e-9)
+    f = q - qi if q - qi > 1e-9 else 0.0
     L = g.size
     rfft, irfft = _real_fft(L)  # (np.fft's numbers into reused buffers)
     gh = rfft(g).copy()
@@ -3093,6 +3098,12 @@ def _lindley(g: NDArray[np.float64], q: float, windows: int = 30, rtol: float = 
         carried = thin(y) if thin is not None else y  # the carry that comes back
         z = irfft(rfft(carried[:L]) * gh)
         over = np.where(z[qi:] > 1e-250, z[qi:], 0.0)
+        if f > 0.0:
+            # (S + Y − q)⁺ = (j − f)⁺ for the excess j over ⌊q⌋: j − 1 with chance f.
+            moved = (1.0 - f) * over
+            moved[:-1] += f * over[1:]
+            moved[0] = 0.0
+            over = moved
         y = np.zeros(L)
         y[: over.size] = over
         y[0] += max(0.0, 1.0 - float(over.sum()))
