@@ -576,7 +576,9 @@ class TestTheoryExample:
         assert c1 < c10 < c60 <= 250
 
     def test_one_minute_token_bucket_loses_almost_nothing(self) -> None:
-        """A bucket of depth b = 500 refilled at 500/60 per s: Lundberg N* ≥ 95% of 250."""
+        """A bucket of depth b = 500 refilled at 500/60 per s: Lundberg N* ≥ 95% of 250,
+        and the analytic answer (the level law, its counted refusals and told retries
+        held: 248; simulated 250 [250–250]) between that bound and the napkin."""
         r, b, eps = THEORY_RPM / 60, float(THEORY_RPM), 0.01
         e_b = float(np.dot(np.arange(4), THEORY_BATCH))
 
@@ -592,10 +594,11 @@ class TestTheoryExample:
         n_star = largest(range(1, 251), lambda n: theta(n) >= math.log(1 / eps) / b)
         assert n_star >= 0.95 * THEORY_MEAN
         res = analyze(theory_profile({"type": "token_bucket", "burst": "60s"}), sessions=240)
-        assert res.burst_ceiling == n_star
+        assert n_star <= res.burst_ceiling <= THEORY_MEAN
         at = res.binding.at_sessions
         assert at is not None
-        assert at.window_exceedance == pytest.approx(math.exp(-theta(240) * b), rel=1e-6)
+        # The level law's chance the bucket holds less than a call: within the bound.
+        assert 0.0 < at.window_exceedance <= math.exp(-theta(240) * b)
 
 
 # ---------------------------------------------------------------------------------------

@@ -2151,6 +2151,8 @@ class DeepBucket:
         """(share of calls refused, chance the level is below one mean call) at ``lam``
         launches per second on grid ``g``."""
         herd = self.retry is not None and self.retry.max_retries > 0
+        if herd and self.retry is not None and self.retry.counts_rejected:
+            return self._counted_share(g, lam)
         if herd:
             got = self._interior(g, lam)
             if isinstance(got, float):
@@ -2175,6 +2177,65 @@ class DeepBucket:
             # never-fitting ones are the caller's); no herd forms.
             self._last = (share, 0.0, 0.0)
         return share, min(1.0, short)
+
+    def _counted_share(self, g: _DeepGrid, lam: float) -> tuple[float, float]:
+        """:meth:`_share` at a requests bucket that counts its refusals, retries told
+        the retry-after; stores the other shares in ``self._last`` as
+        :meth:`_herd_share`.
+
+        A counted refusal takes what is left of the unit (the level goes to 0) after
+        the retry-after was read from the level before, so a call refused at level ℓ
+        comes back to ``1 − ℓ + r·τ`` (τ: the 429's way back), short unless ℓ ≤ r·τ,
+        and its second retry to ℓ again: web-research on a 60 s bucket refuses 151 of
+        153 first retries and 143 of 151 second ones at 76 sessions. Every such refusal
+        holds the bucket under one unit: a refused call's m retries, each ``τ`` and
+        about half a unit's refill apart, then a unit's refill from empty,
+        ``D = m·(τ + 1/(2r)) + 1/r``, and every call arriving within it is refused and
+        holds it in turn. So a visit under one unit that meets an arrival becomes a
+        busy period of overlapping holds, ``(e^{λD} − 1)/λ`` long (M/D/∞): the level
+        law without retries, its visits under one unit stretched so (their rate,
+        ``r·π(1−)``, and the levels they start at, ``π``'s rise below one unit, are
+        the law's)."""
+        assert self.retry is not None
+        m = self.retry.max_retries
+        law = self._law(g, lam)
+        if isinstance(law, float):
+            self._last = (law, law, float(m) * law)
+            return law, 1.0
+        u = max(1, round(1.0 / g.delta))                  # grid levels under one unit
+        low = law[:u]
+        top = float(low[-1])
+        short = float(law[: max(1, round(g.mean / g.delta))].sum())
+        if top <= 0.0:
+            self._last = (0.0, 0.0, 0.0)
+            return 0.0, short
+        r = self.refill
+        calls = lam * g.calls                              # calls a second
+        tau = self._latency_s
+        nu = r / g.delta * top                             # visits under one unit /s
+        # The levels visits start at: π rises below one unit as P(start ≤ ℓ).
+        starts = np.diff(np.concatenate(([0.0], np.maximum.accumulate(low)))) / top
+        stay = (1.0 - (np.arange(u) + 0.5) * g.delta) / r   # to one unit, unhindered
+        hold = m * (tau + 0.5 / r) + 1.0 / r
+        busy = math.expm1(min(calls * hold, 700.0)) / max(calls, 1e-300)
+        met = -np.expm1(-calls * stay)                     # an arrival meets the visit
+        old = float(np.dot(starts, stay))
+        new = float(np.dot(starts, met / max(calls, 1e-300) + met * busy))
+        frac_old = nu * old
+        p = min(1.0, nu * new / max(1.0 - frac_old + nu * new, 1e-300))
+        # A first retry is admitted only from a level within r·τ of empty, and only if
+        # nothing came in its wait; later ones meet the level they were refused at.
+        again = 1.0 - min(1.0, r * tau) * math.exp(-calls * (tau + 1.0 / r))
+        refused = 1.0 + m * again
+        tries = 1.0 + (m - 1) * again
+        self._last = (p, p * again, p * tries)
+        attempt = p * refused / (1.0 + p * tries)
+        return min(1.0, attempt), min(1.0, max(short, p))
+
+    @property
+    def _latency_s(self) -> float:
+        """Seconds a 429 takes back to the client."""
+        return (self.retry.rejection_latency_s or 0.0) if self.retry is not None else 0.0
 
     def _herd_share(self, g: _DeepGrid, lam: float, pi: NDArray[np.float64], lo: int,
                     base: NDArray[np.float64]) -> tuple[float, float]:
