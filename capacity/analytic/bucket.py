@@ -2101,7 +2101,12 @@ class DeepBucket:
                 # below 1, so the bracket holds the root however deep the overload.
                 top = max(50.0 / max(1.0, float(np.dot(pn, kn))),
                           math.log(float(pn.sum())) / float(kn.min())) + 1.0
-                a0 = brentq(lambda a: float(np.dot(pn, np.exp(-a * kn))) - 1.0, 0.0, top)
+                def grow(a: float) -> float:
+                    return float(np.dot(pn, np.exp(-a * kn))) - 1.0
+
+                # At the refill to rounding (Σ p read as 1 one way, 1 − 1e-16 the other,
+                # hypothesis: 1,131 RPM, 60 s deep) nothing grows: no root to find.
+                a0 = brentq(grow, 0.0, top) if grow(0.0) > 0.0 else 0.0
             a = a0 + 30.0 / L
             if a * n > 600.0:                                  # deep overload: fluid
                 return 1.0 - 1.0 / max(float(p.sum()), 1.0)
