@@ -2156,6 +2156,8 @@ class DeepBucket:
         """(share of calls refused, chance the level is below one mean call) at ``lam``
         launches per second on grid ``g``."""
         herd = self.retry is not None and self.retry.max_retries > 0
+        if herd and self.retry is not None and not self.retry.honour_retry_after:
+            return self._backoff_share(g, lam)
         if herd and self.retry is not None and self.retry.counts_rejected:
             return self._counted_share(g, lam)
         if herd:
@@ -2236,6 +2238,60 @@ class DeepBucket:
         self._last = (p, p * again, p * tries)
         attempt = p * refused / (1.0 + p * tries)
         return min(1.0, attempt), min(1.0, max(short, p))
+
+    def _backoff_share(self, g: _DeepGrid, lam: float) -> tuple[float, float]:
+        """:meth:`_share` with backoff retries (the retry-after not honoured); stores
+        the other shares in ``self._last`` as :meth:`_herd_share`. Fresh calls meet the
+        level law of launches, the admitted retries among them (one pass of the fixed
+        point); a refused call's retries are chained from the level each try was
+        refused at (:func:`_refused_chain`, as :meth:`BucketChain._retry_refusals`, on
+        the grid :meth:`refused_after` carries levels on), a counted refusal taking its
+        unit."""
+        assert self.retry is not None
+        m = self.retry.max_retries
+        c = np.asarray(self.retry.backoff_s[:m], dtype=np.float64)
+        gaps = np.diff(np.concatenate([[0.0], c])) if c.size else np.zeros(0)
+        if 0 < gaps.size < m:
+            gaps = np.concatenate([gaps, np.full(m - gaps.size, gaps[-1])])
+        pooled = np.zeros(max(ch.size for _, _, ch in self.kinds))
+        for w, _, ch in self.kinds:
+            pooled[: ch.size] += w * ch
+        units = np.arange(pooled.size, dtype=np.float64) * self.h
+        lam_eff, out = lam, (0.0, 0.0)
+        for _ in range(2):
+            law = self._law(g, lam_eff)
+            if isinstance(law, float):
+                self._last = (law, law, float(m) * law)
+                return law, 1.0
+            p0 = min(1.0, float(np.dot(law[: g.block], g.refused[: g.block])) / g.calls)
+            short = float(law[: max(1, round(g.mean / g.delta))].sum())
+            chain = np.zeros(m)
+            if p0 > 0.0 and gaps.size:
+                top = min(g.top, _AGAIN_LEVELS)
+                delta = self.depth / top
+                if self._again is None:
+                    launch = np.zeros((top + 1, top + 1))
+                    for w, count, call in self.kinds:
+                        launch += w * _launch_block(
+                            count, _regrid(call, self.h, delta, top), top)[0]
+                    self._again = launch
+                pi = _regrid(law, g.delta, delta, top)[: top + 1]
+                counted = round(1.0 / delta) if self.retry.counts_rejected else 0
+                by = _refused_below([(law, g.delta), (law, g.delta)], units, self.depth)
+                wts = pooled * by
+                if float(wts.sum()) > 0.0:
+                    got = _refused_chain(pi, self._again, delta, self.refill, lam_eff,
+                                         units, tuple(float(x) for x in gaps), counted)
+                    chain = np.clip(got @ (wts / float(wts.sum())), 0.0, 1.0)
+            refused = 1.0 + float(chain.sum())
+            tries = 1.0 + float(chain[:-1].sum()) if m > 1 else 1.0
+            fail = float(chain[-1]) if m else 1.0
+            out = (p0, short)
+            self._last = (p0, p0 * fail, p0 * tries)
+            attempt = p0 * refused / (1.0 + p0 * tries)
+            # The retries admitted come as launches too.
+            lam_eff = lam * (1.0 + p0 * max(tries - (refused - 1.0), 0.0))
+        return min(1.0, max(0.0, attempt)), min(1.0, out[1])
 
     @property
     def _latency_s(self) -> float:

@@ -880,17 +880,15 @@ def follow_law(wl: Workload, c: Constraint, chain: BucketChain, cycle_s: float
 
 def deep_bucket(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
                 rates: NDArray[np.float64], h: float) -> DeepBucket | None:
-    """The level law of a bucket too deep for the level chain, without retries or with
-    retries that honour the retry-after (None with other retries, routes, or a bucket
-    no call fits: the bound's)."""
+    """The level law of a bucket too deep for the level chain, with or without retries
+    (None with counted refusals of calls charging more than one unit, routes, or a
+    bucket no call fits: the bound's)."""
     from capacity.analytic.bucket import DeepBucket, launch_law
     from capacity.analytic.clumped import retry_model  # it imports this module
 
     if not mix or c.depth <= 0 or rates.sum() <= 0 or wl.profile.routes:
         return None
     retry = retry_model(wl.profile, c)
-    if retry.max_retries > 0 and not retry.honour_retry_after:
-        return None
     if retry.max_retries > 0 and retry.counts_rejected and not _unit_charges(c):
         return None
     total = float(rates.sum())
