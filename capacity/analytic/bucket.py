@@ -428,8 +428,8 @@ def _refused_below(laws: list[tuple[NDArray[np.float64], float]],
     """``P(L < charge)`` for each of ``units`` from the law of the level ``L`` on the
     coarse and the fine grid (``(law over levels 0..top, step in units)`` each), each
     charge split between the two grid levels around it as the chain splits the calls'
-    law (:func:`_grid_split`), extrapolated as the share is (``2·fine − coarse``); a
-    charge past the ``depth`` always refused."""
+    law (:func:`_grid_split`), extrapolated as the share is (``2·fine − coarse``); from
+    one grid's law alone, that grid's; a charge past the ``depth`` always refused."""
     got = []
     for pi, delta in laws:
         top = pi.size - 1
@@ -439,7 +439,7 @@ def _refused_below(laws: list[tuple[NDArray[np.float64], float]],
         at = np.minimum(lo_i, top + 1)
         nxt = np.minimum(lo_i + 1, top + 1)
         got.append((1.0 - w) * below[at] + w * below[nxt])
-    out = np.clip(2.0 * got[1] - got[0], 0.0, 1.0)
+    out = np.clip(got[0] if len(got) == 1 else 2.0 * got[1] - got[0], 0.0, 1.0)
     # (A charge past the depth: ``below[top + 1]`` is 1 on both grids.)
     return np.where(np.asarray(units) > depth + 1e-9, 1.0, out)
 
@@ -505,6 +505,19 @@ def _refused_again(pi: NDArray[np.float64], launch: NDArray[np.float64], delta: 
         again[k] = (v * ref).sum(axis=1)
     later = np.array([x @ again[: x.size] for x in wts]).reshape(len(delays), start.size)
     return _per_charge(units, delta, start, later)
+
+
+def _backoff_gaps(retry: RetryModel) -> tuple[float, ...]:
+    """Seconds between a refused call's tries under backoff (``retry.backoff_s`` are
+    the waits from the first refusal; retries past the listed ones wait the last gap)."""
+    m = retry.max_retries
+    c = np.asarray(retry.backoff_s[:m], dtype=np.float64)
+    if c.size == 0:
+        return ()
+    gaps = np.diff(np.concatenate([[0.0], c]))
+    if gaps.size < m:
+        gaps = np.concatenate([gaps, np.full(m - gaps.size, gaps[-1])])
+    return tuple(float(x) for x in gaps)
 
 
 def _refused_chain(pi: NDArray[np.float64], launch: NDArray[np.float64], delta: float,
@@ -1397,16 +1410,12 @@ class BucketChain:
         units = np.arange(self.call_pmf.size, dtype=np.float64) * self.h
         w = self.call_pmf * self.refused_by_charge(lam, units)
         tot = float(w.sum())
-        m = self.retry.max_retries
-        c = np.asarray(self.retry.backoff_s[:m], dtype=np.float64)
-        if tot <= 0.0 or c.size == 0:
-            return np.zeros(max(m, 1))
-        gaps = np.diff(np.concatenate([[0.0], c]))
-        if gaps.size < m:   # retries past the listed delays wait the last gap
-            gaps = np.concatenate([gaps, np.full(m - gaps.size, gaps[-1])])
+        gaps = _backoff_gaps(self.retry)
+        if tot <= 0.0 or not gaps:
+            return np.zeros(max(self.retry.max_retries, 1))
         counted = round(1.0 / g.delta) if self.retry.counts_rejected else 0
         out = _refused_chain(self._level_law(g, lam, 0.0), g.launch, g.delta, self.refill,
-                             lam, units, tuple(float(x) for x in gaps), counted,
+                             lam, units, gaps, counted,
                              _WALK_MEMORY * self.depth / self.refill) @ (w / tot)
         return np.asarray(np.clip(out, 0.0, 1.0), dtype=np.float64)
 
@@ -2218,7 +2227,7 @@ class DeepBucket:
             return 0.0, short
         r = self.refill
         calls = lam * g.calls                              # calls a second
-        tau = self._latency_s
+        tau = self.retry.rejection_latency_s or 0.0          # the 429's way back
         nu = r / g.delta * top                             # visits under one unit /s
         # The levels visits start at: π rises below one unit as P(start ≤ ℓ).
         starts = np.diff(np.concatenate(([0.0], np.maximum.accumulate(low)))) / top
@@ -2249,15 +2258,12 @@ class DeepBucket:
         unit."""
         assert self.retry is not None
         m = self.retry.max_retries
-        c = np.asarray(self.retry.backoff_s[:m], dtype=np.float64)
-        gaps = np.diff(np.concatenate([[0.0], c])) if c.size else np.zeros(0)
-        if 0 < gaps.size < m:
-            gaps = np.concatenate([gaps, np.full(m - gaps.size, gaps[-1])])
+        gaps = _backoff_gaps(self.retry)
         pooled = np.zeros(max(ch.size for _, _, ch in self.kinds))
         for w, _, ch in self.kinds:
             pooled[: ch.size] += w * ch
         units = np.arange(pooled.size, dtype=np.float64) * self.h
-        lam_eff, out = lam, (0.0, 0.0)
+        lam_eff = lam
         for _ in range(2):
             law = self._law(g, lam_eff)
             if isinstance(law, float):
@@ -2266,37 +2272,38 @@ class DeepBucket:
             p0 = min(1.0, float(np.dot(law[: g.block], g.refused[: g.block])) / g.calls)
             short = float(law[: max(1, round(g.mean / g.delta))].sum())
             chain = np.zeros(m)
-            if p0 > 0.0 and gaps.size:
-                top = min(g.top, _AGAIN_LEVELS)
-                delta = self.depth / top
-                if self._again is None:
-                    launch = np.zeros((top + 1, top + 1))
-                    for w, count, call in self.kinds:
-                        launch += w * _launch_block(
-                            count, _regrid(call, self.h, delta, top), top)[0]
-                    self._again = launch
-                pi = _regrid(law, g.delta, delta, top)[: top + 1]
+            wts = pooled * _refused_below([(law, g.delta)], units, self.depth)
+            if p0 > 0.0 and gaps and float(wts.sum()) > 0.0:
+                pi, move, delta = self._carried(g, law)
                 counted = round(1.0 / delta) if self.retry.counts_rejected else 0
-                by = _refused_below([(law, g.delta), (law, g.delta)], units, self.depth)
-                wts = pooled * by
-                if float(wts.sum()) > 0.0:
-                    got = _refused_chain(pi, self._again, delta, self.refill, lam_eff,
-                                         units, tuple(float(x) for x in gaps), counted)
-                    chain = np.clip(got @ (wts / float(wts.sum())), 0.0, 1.0)
+                got = _refused_chain(pi, move, delta, self.refill, lam_eff, units, gaps,
+                                     counted)
+                chain = np.clip(got @ (wts / float(wts.sum())), 0.0, 1.0)
             refused = 1.0 + float(chain.sum())
             tries = 1.0 + float(chain[:-1].sum()) if m > 1 else 1.0
             fail = float(chain[-1]) if m else 1.0
-            out = (p0, short)
             self._last = (p0, p0 * fail, p0 * tries)
             attempt = p0 * refused / (1.0 + p0 * tries)
             # The retries admitted come as launches too.
             lam_eff = lam * (1.0 + p0 * max(tries - (refused - 1.0), 0.0))
-        return min(1.0, max(0.0, attempt)), min(1.0, out[1])
+        return min(1.0, max(0.0, attempt)), min(1.0, short)
 
-    @property
-    def _latency_s(self) -> float:
-        """Seconds a 429 takes back to the client."""
-        return (self.retry.rejection_latency_s or 0.0) if self.retry is not None else 0.0
+    def _carried(self, g: _DeepGrid, law: NDArray[np.float64]
+                 ) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
+        """The level law ``law`` (grid ``g``) on the grid refused calls are carried
+        forward on (at most ``_AGAIN_LEVELS`` levels to the depth, each level split
+        between the two around it), that grid's launch move (level → level, built once:
+        its cost is about the cube of the levels) and its step (units)."""
+        if self._again is None:
+            top = min(self.grids()[1].top, _AGAIN_LEVELS)
+            launch = np.zeros((top + 1, top + 1))
+            for w, count, call in self.kinds:
+                launch += w * _launch_block(
+                    count, _regrid(call, self.h, self.depth / top, top), top)[0]
+            self._again = launch
+        top = self._again.shape[0] - 1
+        delta = self.depth / top
+        return _regrid(law, g.delta, delta, top)[: top + 1], self._again, delta
 
     def _herd_share(self, g: _DeepGrid, lam: float, pi: NDArray[np.float64], lo: int,
                     base: NDArray[np.float64]) -> tuple[float, float]:
@@ -2458,17 +2465,8 @@ class DeepBucket:
         law = self._law(g, lam * self.scale)
         if isinstance(law, float):            # deep overload: short on every retry
             return np.ones((len(delays), np.asarray(units).size))
-        if self._again is None:
-            top = min(g.top, _AGAIN_LEVELS)
-            launch = np.zeros((top + 1, top + 1))
-            for w, count, call in self.kinds:
-                launch += w * _launch_block(
-                    count, _regrid(call, self.h, self.depth / top, top), top)[0]
-            self._again = launch
-        top = self._again.shape[0] - 1
-        delta = self.depth / top
-        return _refused_again(_regrid(law, g.delta, delta, top)[: top + 1], self._again,
-                              delta, self.refill, lam * self.scale, units, delays)
+        pi, move, delta = self._carried(g, law)
+        return _refused_again(pi, move, delta, self.refill, lam * self.scale, units, delays)
 
 
 def _recurse(pi: NDArray[np.float64], down: NDArray[np.float64], c: float,

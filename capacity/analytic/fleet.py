@@ -4522,19 +4522,18 @@ def _turn_spill_seen(ts: TurnSpill) -> Callable[[int], NDArray[np.float64]]:
 
 def _never_fit_source(points: CallPoints, slots: tuple[LimitSlot, ...],
                       upstream_cs: list[Constraint], first: str, slot: LimitSlot, dep: str,
-                      h: float, window_s: float, calls_per_s: float,
-                      wl: Workload | None = None, flow: RouteFlow | None = None
-                      ) -> Source | None:
+                      h: float, window_s: float, calls_per_s: float, wl: Workload,
+                      flow: RouteFlow) -> Source | None:
     """The route's calls a fixed window of the first deployment ``first`` can never admit (a
     charge past its allowance: refused whatever the window holds, never charged —
     :func:`capacity.analytic.window._fitting`), as they reach ``slot`` of ``dep`` (lattice
     ``h``, windows of ``window_s``). The window models leave them out of the overflow
     they spill (its law is of the calls that fit), yet every one of them comes on, as it
     is made: ``n·calls_per_s·P`` calls a second (``P`` their share of the route's
-    ``points``, :meth:`CallPoints.quantiles`), a Poisson number a window, each at its own charge
-    here — or, given the workload and the route (``wl``, ``flow``), a Poisson number of
-    *launches* a window, each with the never-fitting calls of its batch: a fan-out of
-    three whose copies never fit comes on as three at once (ptu-spillover's synthesis
+    ``points``, :meth:`CallPoints.quantiles`), each at its own charge here, as a Poisson
+    number of *launches* a window, each with the never-fitting calls of its batch
+    (:func:`_never_fit_launches`): a fan-out of three whose copies never fit comes on as
+    three at once (ptu-spillover's synthesis
     passes, reserving 4,000 output tokens against a 1 s window of 1,666, took two of
     paygo's 2 a second: one refused every turn, 17 % of the attempts at one session,
     where Poisson singles said 0.004 %). They add no route units (the first source
@@ -4552,21 +4551,16 @@ def _never_fit_source(points: CallPoints, slots: tuple[LimitSlot, ...],
     if share <= 1e-12:
         return None
     law = _trim(_rebin(points.charges(slot, dep)[mask] / h, points.p[mask] / share))
-    per_window = calls_per_s * share * window_s
-    launches = (_never_fit_launches(wl, flow, points, mask)
-                if wl is not None and flow is not None else None)
+    launches = _never_fit_launches(wl, flow, points, mask)
     if launches is None:
-        def calls(n: int) -> NDArray[np.float64]:
-            return _poisson(n * per_window)
-    else:
-        per_turn, batch = launches
-        # Launches a window: the route's calls a window over its calls a turn, times the
-        # launches a turn that make one of them.
-        assert flow is not None
-        events = calls_per_s * window_s * per_turn / max(flow.calls_per_turn, 1e-300)
+        return None
+    per_turn, batch = launches
+    # Launches a window: the route's calls a window over its calls a turn, times the
+    # launches a turn that make one of them.
+    events = calls_per_s * window_s * per_turn / max(flow.calls_per_turn, 1e-300)
 
-        def calls(n: int) -> NDArray[np.float64]:
-            return _compound_poisson(n * events, batch)
+    def calls(n: int) -> NDArray[np.float64]:
+        return _compound_poisson(n * events, batch)
 
     return Source(calls, law, 0.0)
 

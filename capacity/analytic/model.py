@@ -889,7 +889,8 @@ def deep_bucket(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
     if not mix or c.depth <= 0 or rates.sum() <= 0 or wl.profile.routes:
         return None
     retry = retry_model(wl.profile, c)
-    if retry.max_retries > 0 and retry.counts_rejected and not _unit_charges(c):
+    # (Counted refusals: DeepBucket._counted_share's one-unit holds, a requests limit's.)
+    if retry.max_retries > 0 and retry.counts_rejected and c.unit != "requests":
         return None
     total = float(rates.sum())
     # The level law's grids are an eighth of a mean call at the finest (a sixteenth on
@@ -929,11 +930,6 @@ def deep_bucket(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
 
 _DEEP_KINDS: dict[int, tuple[Profile, dict[Any, Any]]] = {}
 
-
-def _unit_charges(c: Constraint) -> bool:
-    """True when every call charges ``c`` one unit (a requests limit): what
-    :meth:`DeepBucket._counted_share` models."""
-    return c.unit == "requests"
 
 
 def bucket_chain(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
