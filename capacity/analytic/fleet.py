@@ -141,11 +141,13 @@ from capacity.analytic.model import (
     Deferred,
     PauseSensitivity,
     WindowStats,
+    _BucketModel,
     _largest_meeting,
     _lattice_step,
     ceiling_targets,
     constraint_model,
     cycle_time,
+    finite_dam_loss,
     of_all_attempts,
     own_target,
     retried_attempts,
@@ -1217,9 +1219,15 @@ class BucketSpill(_MemoStats):
                    else "token bucket, exact level chain of lone calls")
             return WindowStats(n, st.mean_per_window, st.window_exceedance, loss, how, loss,
                                loss)
-        rho = st.mean_per_window / self.bucket.refill
-        pi = min(1.0, st.window_exceedance)
-        loss = 1.0 - 1.0 / rho if rho >= 1.0 else (1.0 - rho) * pi / (1.0 - rho * pi)
+        b = self.bucket
+        if isinstance(b, _BucketModel):
+            # The finite dam's loss at every load, continuous through the refill.
+            loss = finite_dam_loss(n * b.rate_per_session, b.severity, b.h, b.refill,
+                                   b.depth)
+        else:
+            rho = st.mean_per_window / b.refill
+            pi = min(1.0, st.window_exceedance)
+            loss = 1.0 - 1.0 / rho if rho >= 1.0 else (1.0 - rho) * pi / (1.0 - rho * pi)
         loss = min(1.0, self.kappa * loss)
         loss = self.never + (1.0 - self.never) * loss
         return WindowStats(n, st.mean_per_window, st.window_exceedance, loss,
@@ -2316,13 +2324,15 @@ class TurnSpill:
                 big = np.maximum(big, [up.per_call.get(i, (0.0, 0.0, 0.0))[2]
                                        for i in self.col_ids])
             rest = np.zeros(len(self.col_ids))
-            most = -1.0
+            most = 0.0
             for up in self.ups:
                 alloc = _bucket_call_shares(up, self.col_ids, self.rates, n)
                 left = np.clip((alloc - big) / np.maximum(1.0 - big, 1e-300), 0.0, 1.0)
-                turned = float(np.dot(self.rates * (1.0 - big), left))
-                if turned > most:
-                    most, rest = turned, left
+                rest = np.maximum(rest, left)
+                most = max(most, float(np.dot(self.rates * (1.0 - big), left)))
+            turned = float(np.dot(self.rates * (1.0 - big), rest))
+            if turned > 0.0:
+                rest = rest * (most / turned)
             hit = big + (1.0 - big) * rest
             if len(self._shares) >= 4096:
                 self._shares.clear()
