@@ -34,9 +34,11 @@ def test_storms_start_where_the_logged_spill_fills_the_log() -> None:
     m = _b()
     shares = [m.stats(n).loss_fraction for n in range(10, 46)]
     assert all(b >= a for a, b in itertools.pairwise(shares)), shares
-    # Below the load a storm sustains itself ((1 + m·back)·E[S] < q): b's own blocking.
+    # Below the load a storm sustains itself ((1 + m·back)·E[S] < q): the few that start
+    # die out.
     assert m.stats(30).loss_fraction < 1e-3
-    assert m._storms(30, *_law(m, 30)) is None
+    got = m._storms(30, *_law(m, 30))
+    assert got is None or got[0] < 1e-3
     # Above it: most of the spilled calls' attempts.
     assert m.stats(38).loss_fraction > 0.05
 
@@ -59,3 +61,25 @@ def test_the_ceiling_is_below_the_collapse() -> None:
     above = simulate(p, n_star + 6, seed=1, replications=6, horizon_s=3600.0)
     assert below.metrics["attempt_429_fraction"].mean <= target
     assert above.metrics["attempt_429_fraction"].mean > target
+
+
+def test_ptu_spillover_on_sliding_logs_is_not_optimistic() -> None:
+    """ptu-spillover with every limit a 10 s sliding log (``benchmarks/
+    profile_variants.py``): the analytic answer was 62 against a simulated 50 [48–53];
+    the engine refuses 12 % of attempts at 62, in storms at pay-as-you-go."""
+    import copy
+
+    import yaml
+
+    from capacity.profile.loader import profile_from_dict
+
+    root = Path(__file__).resolve().parents[1]
+    data = yaml.safe_load((root / "profiles" / "ptu-spillover.yaml").read_text())
+    data = copy.deepcopy(data)
+    for q in data["quotas"].values():
+        q["enforcement"] = {"type": "sliding_window", "window": "10s"}
+    p = profile_from_dict(data)
+    n_star = analyze(p).burst_ceiling
+    assert 40 <= n_star <= 52
+    sim = simulate(p, n_star, seed=1, replications=8, horizon_s=3600.0)
+    assert sim.metrics["attempt_429_fraction"].mean <= p.targets.max_429_fraction

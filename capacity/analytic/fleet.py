@@ -1492,26 +1492,31 @@ class FeedModel(_MemoStats):
         honoured retries turns away at ``n`` (its window law ``g``, mean ``mean_s`` and
         the route's offered units a window ``offered``, lattice units; ``back``: the
         chance a retry spills here again), as the single deployment's
-        (:meth:`capacity.analytic.window.ClumpWindowModel._storms`); None below the
-        load that sustains one.
+        (:meth:`capacity.analytic.window.ClumpWindowModel._storms`); None where none
+        starts.
 
         Once the log turns a call away, its retries, told to come back when the oldest
         charge expires, start again at the first deployment, spill here again with
         chance ``back`` and meet the log full, each logged: ``1 + m·back`` units a
-        refused call. A storm feeds itself when the calls spilled here, each logged so,
-        fill the allowance, ``(1 + m·back)·E[S] ≥ q``. Ignition: an arrival finding the
-        count at its edge, declumped (Alm), ``(1 − E[S]/(q + 1))⁺·λ·P(q − B < S ≤ q)``;
-        a storm then turns away :func:`capacity.analytic.window.storm_chain`'s attempts
-        (the spilled calls as Poisson arrivals of their charge, logged ``1 + m·back``
-        times: the chains of the integers either side, interpolated). Without this the
-        spilled calls' storms were missing: hunt-3067 (a 1 s log spilling 23-call
-        fan-outs into a counted 30 s log) collapses between 34 and 38 sessions in the
-        engine (0.3 % → 8 % of attempts), the model said 0.03 % at 38; ptu-spillover with
-        10 s sliding logs refuses in bursts of up to 160 attempts lasting 40 s."""
+        refused call. Ignition: an arrival finding the count at its edge, declumped
+        (Alm), ``ι = (1 − E[S]/(q + 1))⁺·λ·P(q − B < S ≤ q)``; a storm then turns away
+        :func:`capacity.analytic.window.storm_chain`'s attempts (the spilled calls as
+        Poisson arrivals of their charge, logged ``1 + m·back`` times: the chains of the
+        integers either side, interpolated), lasting ``T`` — storms take ``ι·T/(1 +
+        ι·T)`` of the time, and all the calls spilled here then. Below the load at which
+        a storm feeds itself (``(1 + m·back)·E[S] < q``) the chain still says how long
+        one lasts before it dies out (the single deployment's model leaves those to its
+        retry fixed point; this one's healthy share has none): ptu-spillover with 10 s
+        sliding logs refuses in bursts of up to 160 attempts lasting 40 s from 52
+        sessions (the engine: 1.4 % of attempts; 2.5 % at 56), where storms that feed
+        themselves start at ~57 in the model. Without storms the fleet model saw only
+        the log's healthy blocking: hunt-3067 (a 1 s log spilling 23-call fan-outs into
+        a counted 30 s log) collapses between 34 and 38 sessions in the engine (0.3 % →
+        8 % of attempts), the model said 0.03 % at 38."""
         q = self.q_lat
         m = self.retries
         logged = 1.0 + m * min(max(back, 0.0), 1.0)
-        if mean_s <= 0.0 or logged * mean_s < q:
+        if mean_s <= 0.0:
             return None
         charge = np.zeros(1)
         for src in self.sources:
