@@ -114,3 +114,20 @@ def test_hunt_3002_next_deployment_share_rises_with_sessions() -> None:
     shares = [otpm.stats(n).loss_fraction for n in range(1, 41)]
     assert all(b >= a for a, b in itertools.pairwise(shares)), shares
     assert shares[10] > 0.01          # 11 sessions: over the 1 % target
+
+
+def test_one_minus_rho_from_the_drift_at_the_refill() -> None:
+    """Within rounding of the refill ``1 − ρ`` is taken from the drift the root was
+    solved with: ``1.0 - rho`` rounded otherwise, and the loss jumped by 20 % from one
+    λ to the next double (the load of ``lundberg_theta``'s own example: 3.7 batches of
+    5/3 units against 6.1666…67 units a second)."""
+    sev = np.zeros(6)
+    sev[5] = 1.0
+    lam = 3.7
+    got = []
+    for step in range(-3, 4):
+        x = lam
+        for _ in range(abs(step)):
+            x = float(np.nextafter(x, math.inf if step > 0 else -math.inf))
+        got.append(finite_dam_loss(x, sev, 1.0 / 3.0, 6.166666666666667, 20.0))
+    assert max(got) - min(got) < 1e-9

@@ -10,6 +10,7 @@ blocking (0.03 % at 38) and answered 47 against a simulated 36 [36–37]."""
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 
 from capacity.analytic.fleet import FeedModel, fleet_models
@@ -83,3 +84,31 @@ def test_ptu_spillover_on_sliding_logs_is_not_optimistic() -> None:
     assert 40 <= n_star <= 52
     sim = simulate(p, n_star, seed=1, replications=8, horizon_s=3600.0)
     assert sim.metrics["attempt_429_fraction"].mean <= p.targets.max_429_fraction
+
+
+def test_a_refused_call_is_logged_by_its_law() -> None:
+    """``storm_chain``'s law of the times a refused call is logged: a point at ``1 + m``
+    is the single deployment's chain; a retry that comes back only if the one before
+    did logs fewer, and the storm turns away less."""
+    import numpy as np
+
+    from capacity.analytic import window
+    from capacity.analytic.fleet import _StormLog
+
+    pre = np.array([0.0, 2.0])                       # two one-unit calls a second
+    log = _StormLog(10.0, 12.0, window.RetryModel(2, True, True, abort_turn=False),
+                    np.array([0.0, 1.0]))
+
+    def arrivals(dt: float, steps: int, _q: int, _o: float) -> np.ndarray:
+        return np.broadcast_to(pre, (steps, pre.size))
+
+    whole = window.storm_chain(log, pre, arrivals)  # type: ignore[arg-type]
+    point = window.storm_chain(log, pre, arrivals, math.inf,  # type: ignore[arg-type]
+                               np.array([0.0, 0.0, 0.0, 1.0]))
+    back = 0.6
+    geometric = window.storm_chain(log, pre, arrivals, math.inf,  # type: ignore[arg-type]
+                                   np.array([0.0, 1 - back, back * (1 - back), back**2]))
+    once = window.storm_chain(log, pre, arrivals, math.inf,  # type: ignore[arg-type]
+                              np.array([0.0, 1.0]))
+    assert point == whole
+    assert once < geometric < whole

@@ -100,11 +100,29 @@ class ClumpedWindow:
 
     inner: _window.ClumpWindowModel
     sliding: bool
+    # Keep each N's statistics (a fleet's first deployment, whose model no search
+    # varies: the next deployments' laws ask it at the same N again and again — a
+    # sliding log far over its allowance, 7-16 ms a look, ~80 looks for ptu-spillover on
+    # 60 s logs, 25 of them new).
+    memoised: bool = False
+    _memo: dict[int, WindowStats] = dataclasses.field(default_factory=dict, init=False,
+                                                      repr=False, compare=False)
     # largest_meeting takes a guess of the answer (constraint_ceiling's ``near``).
     searches_near: ClassVar[bool] = True
 
     def stats(self, n: int) -> WindowStats:
         """Window statistics at ``n`` sessions; ``loss_fraction`` is the attempt share."""
+        if not self.memoised:
+            return self._stats(n)
+        hit = self._memo.get(n)
+        if hit is None:
+            if len(self._memo) >= 4096:
+                self._memo.clear()
+            hit = self._memo[n] = self._stats(n)
+        return hit
+
+    def _stats(self, n: int) -> WindowStats:
+        """:meth:`stats`, computed."""
         m = self.inner
         if n <= 0 or m.p_single <= 0:
             if n > 0 and m.never_fit > 0:

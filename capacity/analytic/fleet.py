@@ -679,6 +679,10 @@ def _no_retry(model: Any, kappa: float = 1.0) -> Any:
         # Spilled attempts stay in a sliding log that counts rejections (they fill it).
         inner.retry = _window.RetryModel(0, False, inner.retry.counts_rejected,
                                          abort_turn=False)
+        from capacity.analytic.clumped import ClumpedWindow  # (it imports this module)
+
+        if isinstance(model, ClumpedWindow):
+            model.memoised = True
         return model
     if isinstance(model, BucketSpill):
         return model
@@ -1482,13 +1486,13 @@ class FeedModel(_MemoStats):
             storm = self._storms(n, g, mean_s, offered, up)
             if storm is not None and storm[0] > attempt:
                 attempt, call = storm[0], max(call, storm[1])
-                failed = max(failed, storm[1])
+                failed = max(failed, storm[2])
         return WindowStats(n, mean_s * self.h, exceed, min(1.0, attempt), self.how, call,
                            min(call, failed))
 
     def _storms(self, n: int, g: NDArray[np.float64], mean_s: float, offered: float,
-                back: float) -> tuple[float, float] | None:
-        """(attempt share, call share) of the retry storms a counted sliding log with
+                back: float) -> tuple[float, float, float] | None:
+        """(attempt share, call share, failure share) of the retry storms a counted sliding log with
         honoured retries turns away at ``n`` (its window law ``g``, mean ``mean_s`` and
         the route's offered units a window ``offered``, lattice units; ``back``: the
         chance a retry spills here again), as the single deployment's
@@ -1497,14 +1501,15 @@ class FeedModel(_MemoStats):
 
         Once the log turns a call away, its retries, told to come back when the oldest
         charge expires, start again at the first deployment, spill here again with
-        chance ``back`` and meet the log full, each logged: ``1 + m·back`` units a
-        refused call. Ignition: an arrival finding the count at its edge, declumped
-        (Alm), ``ι = (1 − E[S]/(q + 1))⁺·λ·P(q − B < S ≤ q)``; a storm then turns away
+        chance ``back`` and meet the log full, each logged — retry j only if retry j − 1
+        came back: ``L = Σ_{j≤m} back^j`` times a refused call. Ignition: an arrival
+        finding the count at its edge, declumped (Alm), ``ι = (1 − E[S]/(q + 1))⁺·λ·P(q −
+        B < S ≤ q)``; a storm then turns away
         :func:`capacity.analytic.window.storm_chain`'s attempts (the spilled calls as
-        Poisson arrivals of their charge, logged ``1 + m·back`` times: the chains of the
-        integers either side, interpolated), lasting ``T`` — storms take ``ι·T/(1 +
+        Poisson arrivals of their charge, each refused one logged by that law),
+        lasting ``T`` — storms take ``ι·T/(1 +
         ι·T)`` of the time, and all the calls spilled here then. Below the load at which
-        a storm feeds itself (``(1 + m·back)·E[S] < q``) the chain still says how long
+        a storm feeds itself (``L·E[S] < q``) the chain still says how long
         one lasts before it dies out (the single deployment's model leaves those to its
         retry fixed point; this one's healthy share has none): ptu-spillover with 10 s
         sliding logs refuses in bursts of up to 160 attempts lasting 40 s from 52
@@ -1515,7 +1520,30 @@ class FeedModel(_MemoStats):
         8 % of attempts), the model said 0.03 % at 38."""
         q = self.q_lat
         m = self.retries
-        logged = 1.0 + m * min(max(back, 0.0), 1.0)
+        back = min(max(back, 0.0), 1.0)
+        ell = math.fsum(back**j for j in range(m + 1))
+        if (self.upstream is not None and offered > 0.0 and 2.0 * ell * mean_s >= q
+                and mean_s < q + 1.0):
+            # In a storm the retries are more load at the first deployment, which turns
+            # away more of them: its share at the load they make, ``n·(1 + (L − 1)·s)``
+            # (``s``: the route's share spilled here), two rounds. hunt-3067's retries
+            # spill again 87 % of the time in the engine's storms, its calls 60 % (the
+            # model's share at 38 sessions: 0.60; at the storm's load 0.8). Only where
+            # storms can matter and start (past the allowance a storm holds the log
+            # whatever its retries; each new N is a look at the first deployment, far
+            # over its allowance: costly).
+            for _ in range(2):
+                ell = math.fsum(back**j for j in range(m + 1))
+                n_eff = n * (1.0 + (ell - 1.0) * min(mean_s / offered, 1.0))
+                # (On a grid 10 % apart: each new N asks the first deployment's model,
+                # whose look far over its allowance is costly; the searches share them.)
+                cell = _STORM_LOAD_GRID ** round(math.log(n_eff) / math.log(_STORM_LOAD_GRID))
+                back = min(max(self.upstream(max(n, round(cell))), back), 1.0)
+        # Times a refused call is logged: retry j comes back here only if retry j − 1 did
+        # (a retry the first deployment admits ends the call): 1 + j times with chance
+        # back^j·(1 − back), 1 + m with back^m.
+        law = np.array([0.0] + [back**j * (1.0 - back) for j in range(m)] + [back**m])
+        logged = float(np.dot(np.arange(law.size), law))
         if mean_s <= 0.0:
             return None
         charge = np.zeros(1)
@@ -1538,7 +1566,7 @@ class FeedModel(_MemoStats):
             return min(1.0, attempt), min(1.0, refused / logged / offered)
 
         # A log in a storm for good turns away every call spilled here, each logged
-        # ``1 + m·back`` times; its windows' fresh count alone overfills it that often.
+        # ``L`` times; its windows' fresh count alone overfills it that often.
         whole = logged * mean_s
         tail = np.concatenate([np.cumsum(g[::-1])[::-1], [0.0]])     # P(S ≥ s)
         over = float(tail[min(qi + 1, tail.size - 1)])
@@ -1551,32 +1579,26 @@ class FeedModel(_MemoStats):
             pre = lam * charge
             pre[0] = 0.0
             # A storm's share of the time: storms start at ``ι`` a second of healthy
-            # time and last ``T`` (the attempts one turns away over the ``1 + m·back``
+            # time and last ``T`` (the attempts one turns away over the ``L``
             # a second each call brings), ``ι·T/(1 + ι·T)``; past ten storms' worth of
             # attempts per healthy second it is within 10 % of whole: no longer chain.
             enough = 10.0 * logged * lam / ignition
 
-            def size(a: int) -> float:
-                log = _StormLog(w, q, _window.RetryModel(a - 1, True, True,
-                                                         abort_turn=False), charge)
+            log = _StormLog(w, q, _window.RetryModel(m, True, True, abort_turn=False),
+                            charge)
 
-                def arrivals(dt: float, steps: int, _q: int, _o: float
-                             ) -> NDArray[np.float64]:
-                    return np.broadcast_to(pre, (steps, pre.size))
+            def arrivals(dt: float, steps: int, _q: int, _o: float) -> NDArray[np.float64]:
+                return np.broadcast_to(pre, (steps, pre.size))
 
-                return _window.storm_chain(log, pre, arrivals,  # type: ignore[arg-type]
-                                           enough)
-
-            lo = math.floor(logged)
-            frac = logged - lo
-            turned = size(lo) if frac < 1.0 - 1e-12 else 0.0
-            if frac > 1e-12:
-                turned = (1.0 - frac) * turned + frac * size(lo + 1)
+            turned = _window.storm_chain(log, pre, arrivals,  # type: ignore[arg-type]
+                                         enough, law)
             it = ignition * turned / (logged * lam)
             refused = max(refused, whole * it / (1.0 + it))
         if refused <= 0.0:
             return None
-        return shares(refused)
+        attempt, call = shares(refused)
+        # A call fails when each of its retries spilled back into the storm.
+        return attempt, call, call * back**m
 
     def _respill(self, n: int, g: NDArray[np.float64]) -> float:
         """The chance a retry of a call this slot turns away reaches it again (a new
@@ -1805,6 +1827,10 @@ class FeedModel(_MemoStats):
             return None
         g, _ = self.window_law(n)
         return refused_share(self.sources[0].charges(n)[0], g / g.sum(), self.q_lat)
+
+
+# The grid (ratio) of loads at which a storm's retries are read at the first deployment.
+_STORM_LOAD_GRID = 1.1
 
 
 @dataclass

@@ -496,11 +496,14 @@ def finite_dam_loss(lam: float, severity: NDArray[np.float64], h: float, rate: f
         theta = brentq(g, -2.0 * lam / rate, -drift / (lam * m2), xtol=1e-300, rtol=1e-12)
     if theta == 0.0:
         return 1.0 / (1.0 + 2.0 * rate * depth / (lam * m2))    # (the limit at ρ = 1)
+    # 1 − ρ from the drift θ was solved with (``1.0 - rho`` rounds otherwise: within
+    # 1e-12 of the refill, jumps of 20 %).
+    omr = -drift / rate
     e = -theta * depth
     if e > 700.0:
-        return (rho - 1.0) / (rho - math.exp(-e))               # π past a double: 1/π
+        return -omr / (rho - math.exp(-e))                      # π past a double: 1/π
     # 1 − ρπ = (1 − ρ) − ρ·(π − 1), without cancellation near ρ = 1.
-    return (1.0 - rho) * math.exp(e) / ((1.0 - rho) - rho * math.expm1(e))
+    return omr * math.exp(e) / (omr - rho * math.expm1(e))
 
 
 # The last long batch law :func:`_lundberg_newton` prepared, and its last root: the

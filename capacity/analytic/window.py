@@ -2424,17 +2424,27 @@ def _storm_size(mdl: ClumpWindowModel, n: float, enough: float = math.inf) -> fl
 
 def storm_chain(mdl: ClumpWindowModel, pre: NDArray[np.float64],
                 arrivals: Callable[[float, int, int, float], NDArray[np.float64]],
-                enough: float = math.inf) -> float:
+                enough: float = math.inf,
+                logged: NDArray[np.float64] | None = None) -> float:
     """Calls one retry storm turns away (:meth:`ClumpWindowModel.storm_size`'s chain)
     on ``mdl``'s log, from the steady launches per second by units ``pre`` and the
     launches the storm meets, ``arrivals(dt, steps, q, overflow)`` (per second, by
     units, ``[step, units]``). Once the calls turned away reach ``enough`` the chain
     stops and says ``enough`` or more: a floor of the size (every later step only adds
-    to it), not the size."""
+    to it), not the size. ``logged``: the law of the times a refused call is logged
+    (``logged[j]``: j times; default ``1 + m`` times, every retry back into the full
+    log)."""
     kmax = pre.size - 1
     w = mdl.window_s
     q = math.floor(mdl.q_lat + 1e-9)
-    a = 1 + mdl.retry.max_retries
+    if logged is None:
+        logged = np.zeros(2 + mdl.retry.max_retries)
+        logged[-1] = 1.0
+    mult = np.flatnonzero(logged > 0.0)
+    p_mult = logged[mult] / float(logged[mult].sum())
+    a = int(mult[-1])                                # the most a call is logged
+    a_mean = float(np.dot(mult, p_mult))
+    a_sq = float(np.dot(mult * mult, p_mult))
     call_units = float(_dot(np.arange(mdl.call_pmf.size), mdl.call_pmf))
     if q <= 0 or call_units <= 0 or pre.sum() <= 0:
         return 0.0
@@ -2461,18 +2471,19 @@ def storm_chain(mdl: ClumpWindowModel, pre: NDArray[np.float64],
         dt = w / per_w
         steps = per_w * _STORM_WINDOWS
         arr = arrivals(dt, steps, q, o_mean)
-    arr_units = arr @ (a * ks)                      # attempts' units per second
+    arr_units = arr @ (a_mean * ks)                 # attempts' units per second
     e_pre = q / (w * pre_mean) * dt                 # old launches expiring per step
     # Room above q the count reaches: the storm's steady content and 6 sd of it.
     top = int(np.argmax(arr_units))                 # (the storm's busiest step)
     m0 = float(arr_units[top]) * w
-    var0 = w * float(_dot(arr[top], (a * ks) ** 2))
+    var0 = w * a_sq * float(_dot(arr[top], ks**2))
     size = int(max(m0 - q, 0.0) + 6.0 * math.sqrt(var0) + 2 * a * kmax) + 8
     # Start: q plus the overflow of the launch that crossed it, logged 1 + m times.
     x = np.zeros(size)
-    x[a * np.arange(1, kmax + 1)] = o_law
+    for j, pj in zip(mult, p_mult, strict=True):
+        x[j * np.arange(1, kmax + 1)] += pj * o_law
     x /= x.sum()
-    rejected = a * float(_dot(np.arange(1, kmax + 1), o_law))
+    rejected = a_mean * float(_dot(np.arange(1, kmax + 1), o_law))
     if mdl.retry.continues and _CONTINUE_START:
         # The crossing launch's turn goes on: its later stages come a 429's trip later,
         # into the full log, and are turned away too (the steady launches' later units).
@@ -2486,7 +2497,9 @@ def storm_chain(mdl: ClumpWindowModel, pre: NDArray[np.float64],
     below = 0.0                                     # storms whose count fell below q
     tots = arr.sum(axis=1) * dt                     # arrivals per step
     ups = np.zeros((steps, a * kmax + 1))           # a launch turned away: up (1 + m)k
-    ups[:, a * np.arange(kmax + 1)] = arr * dt
+    for j, pj in zip(mult, p_mult, strict=True):
+        ups[:, j * np.arange(1, kmax + 1)] += pj * arr[:, 1:] * dt
+    ups[:, 0] += arr[:, 0] * dt
     pre_kern = (pre_law * e_pre)[::-1]              # (reversed: out[d + K] gets y[d + k])
     pre_out = float(pre_kern.sum())
     # Before w the expiries do not depend on the count: a step's arrivals and expiries are
