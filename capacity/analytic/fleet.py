@@ -1546,13 +1546,7 @@ class FeedModel(_MemoStats):
         logged = float(np.dot(np.arange(law.size), law))
         if mean_s <= 0.0:
             return None
-        charge = np.zeros(1)
-        for src in self.sources:
-            b = src.charges(n)[0]
-            b = b / max(float(b.sum()), 1e-300)
-            if charge.size < b.size:
-                charge = np.pad(charge, (0, b.size - charge.size))
-            charge[: b.size] += b / len(self.sources)
+        charge = self._arriving_charge(n)
         kb = np.arange(charge.size, dtype=np.float64)
         e_b = float(np.dot(kb, charge))
         qi = math.floor(q + 1e-9)
@@ -1719,6 +1713,18 @@ class FeedModel(_MemoStats):
         out: NDArray[np.float64] = part / part.sum()
         return out
 
+    def _arriving_charge(self, n: int) -> NDArray[np.float64]:
+        """The charge law (lattice units) of a call arriving here at ``n``: the sources'
+        laws, each normalised, mixed evenly."""
+        charge = np.zeros(1)
+        for src in self.sources:
+            b = src.charges(n)[0]
+            b = b / max(float(b.sum()), 1e-300)
+            if charge.size < b.size:
+                charge = np.pad(charge, (0, b.size - charge.size))
+            charge[: b.size] += b / len(self.sources)
+        return charge
+
     def _blocking(self, g: NDArray[np.float64], n: int) -> float:
         """``P(S + B > q)`` for an arriving call of charge ``B`` (the sources' charge
         law) and the trailing count ``S ~ g``. A log that neither counts its rejections
@@ -1731,13 +1737,7 @@ class FeedModel(_MemoStats):
             kept = float(g[: qi + 1].sum())
             if 0.0 < kept < 1.0:
                 gg = g[: qi + 1] / kept
-        charge = np.zeros(1)
-        for src in self.sources:
-            b = src.charges(n)[0]
-            b = b / max(float(b.sum()), 1e-300)
-            if charge.size < b.size:
-                charge = np.pad(charge, (0, b.size - charge.size))
-            charge[: b.size] += b / len(self.sources)
+        charge = self._arriving_charge(n)
         tail = np.concatenate([np.cumsum(gg[::-1])[::-1], [0.0]])  # P(S ≥ s)
         idx = np.clip(qi + 1 - np.arange(charge.size), 0, tail.size - 1)
         return float(min(1.0, np.dot(charge, tail[idx])))
