@@ -115,11 +115,7 @@ class ClumpedWindow:
         if not self.memoised:
             return self._stats(n)
         hit = self._memo.get(n)
-        if hit is None:
-            if len(self._memo) >= 4096:
-                self._memo.clear()
-            hit = self._memo[n] = self._stats(n)
-        return hit
+        return hit if hit is not None else remember(self._memo, n, self._stats(n), 4096)
 
     def _stats(self, n: int) -> WindowStats:
         """:meth:`stats`, computed."""

@@ -1022,11 +1022,8 @@ class _MemoStats:
     def stats(self, n: int) -> WindowStats:
         """The model's statistics at ``n`` sessions (see the class's ``_stats_uncached``)."""
         hit = self._stats.get(n)
-        if hit is None:
-            if len(self._stats) >= 4096:
-                self._stats.clear()
-            hit = self._stats[n] = self._stats_uncached(n)
-        return hit
+        return hit if hit is not None else remember(self._stats, n, self._stats_uncached(n),
+                                                    4096)
 
 
 @dataclass
@@ -1518,6 +1515,8 @@ class FeedModel(_MemoStats):
         the log's healthy blocking: hunt-3067 (a 1 s log spilling 23-call fan-outs into
         a counted 30 s log) collapses between 34 and 38 sessions in the engine (0.3 % →
         8 % of attempts), the model said 0.03 % at 38."""
+        if mean_s <= 0.0:
+            return None
         q = self.q_lat
         m = self.retries
         back = min(max(back, 0.0), 1.0)
@@ -1543,9 +1542,7 @@ class FeedModel(_MemoStats):
         # (a retry the first deployment admits ends the call): 1 + j times with chance
         # back^j·(1 − back), 1 + m with back^m.
         law = np.array([0.0] + [back**j * (1.0 - back) for j in range(m)] + [back**m])
-        logged = float(np.dot(np.arange(law.size), law))
-        if mean_s <= 0.0:
-            return None
+        logged = math.fsum(back**j for j in range(m + 1))             # its mean, L
         charge = self._arriving_charge(n)
         kb = np.arange(charge.size, dtype=np.float64)
         e_b = float(np.dot(kb, charge))
@@ -1836,8 +1833,8 @@ _STORM_LOAD_GRID = 1.1
 @dataclass
 class _StormLog:
     """What :func:`capacity.analytic.window.storm_chain` reads of a log: its window (s),
-    allowance (lattice units), retries (each refused call logged ``1 + max_retries``
-    times) and a call's charge law."""
+    allowance (lattice units), retries (at most ``1 + max_retries`` logged attempts a
+    refused call; the law of how many is passed to the chain) and a call's charge law."""
 
     window_s: float
     q_lat: float

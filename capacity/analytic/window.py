@@ -2496,8 +2496,8 @@ def storm_chain(mdl: ClumpWindowModel, pre: NDArray[np.float64],
         rejected += float(_dot(np.arange(law.size), law))
     below = 0.0                                     # storms whose count fell below q
     tots = arr.sum(axis=1) * dt                     # arrivals per step
-    ups = np.zeros((steps, a * kmax + 1))           # a launch turned away: up (1 + m)k
-    for j, pj in zip(mult, p_mult, strict=True):
+    ups = np.zeros((steps, a * kmax + 1))           # a launch turned away: up j·k, j
+    for j, pj in zip(mult, p_mult, strict=True):    # logged attempts with chance p_j
         ups[:, j * np.arange(1, kmax + 1)] += pj * arr[:, 1:] * dt
     ups[:, 0] += arr[:, 0] * dt
     pre_kern = (pre_law * e_pre)[::-1]              # (reversed: out[d + K] gets y[d + k])
