@@ -53,7 +53,7 @@ def _engine_fresh(p: Profile, n: int, reps: int, seed: int) -> tuple[float, floa
 def test_hunt_3099_fresh_and_attempt_shares_against_the_engine() -> None:
     """At 147 sessions the engine refuses 2.03 % of fresh calls and 2.90 % of attempts
     (its retries 32 %); the orbit said 1.60 % and 2.11 % (N* 162 against 147 [145–149]).
-    Now 2.02 % and 2.64 % (N* 152)."""
+    Now 2.02 % and ~2.7 % (N* 151)."""
     p = load_profile(DATA / "bucket-backoff-clustered.yaml")
     from capacity.analytic.model import analyze
 
@@ -65,7 +65,7 @@ def test_hunt_3099_fresh_and_attempt_shares_against_the_engine() -> None:
                        workers=1).metrics["attempt_429_fraction"].mean
     assert st.call_429_fraction == pytest.approx(fresh, rel=0.06)
     assert st.loss_fraction == pytest.approx(attempt, rel=0.12)
-    assert analyze(p).burst_ceiling <= 152
+    assert analyze(p).burst_ceiling <= 153
 
 
 def test_the_retries_push_on_fresh_calls_at_a_shallow_bucket() -> None:
@@ -109,10 +109,11 @@ def test_clustered_ratio_is_one_without_retries_or_after_a_long_backoff() -> Non
     assert bucket.clustered_ratio(*args, 0.0, 0.5) == 1.0
     short = bucket.clustered_ratio(*args, lam_r, 0.5)
     longer = bucket.clustered_ratio(*args, lam_r, 2.0)
-    far = bucket.clustered_ratio(*args, lam_r, 30.0)
+    far = bucket.clustered_ratio(*args, lam_r, 30.0,
+                                 bucket._WALK_MEMORY * chain.depth / chain.refill)
     assert short > 1.05
     assert short > longer > far
-    assert far == pytest.approx(1.0, abs=0.01)
+    assert far == 1.0                    # past the level's memory: the time law
 
 
 def test_a_retry_meets_the_retries_of_the_calls_refused_before_it(
@@ -120,8 +121,8 @@ def test_a_retry_meets_the_retries_of_the_calls_refused_before_it(
     """Refusals cluster, and by the Palm symmetry of a stationary point process as many
     calls were refused in the backoff before a refusal as after it: their retries land
     in this one's gap. hunt-3099 at 147 sessions: the engine sends 0.31 other retries
-    into a first retry's 0.49 s gap; the count here, fresh refusals only, 0.14; the
-    first retry refused 25.8 % of the time (23.5 % without them; the engine 29 %)."""
+    into a first retry's 0.49 s gap; the count here, fresh refusals only, 0.27; the
+    first retry refused 27.8 % of the time (23.5 % without them; the engine 29 %)."""
     p = load_profile(DATA / "bucket-backoff-clustered.yaml")
     chain = _model(p)
     lam = 147 * _rate(p)
@@ -138,6 +139,6 @@ def test_a_retry_meets_the_retries_of_the_calls_refused_before_it(
     monkeypatch.setattr(bucket, "_with_others",
                         lambda v, P, rate, lam, gap, others: (P, rate))
     without = chain._retry_refusals(lam)
-    assert 0.08 < seen[0] < 0.4
+    assert 0.2 < seen[0] < 0.4
     assert with_others[0] > without[0] + 0.01
-    assert 0.24 < with_others[0] < 0.31
+    assert 0.26 < with_others[0] < 0.31

@@ -603,7 +603,8 @@ def _with_others(v: NDArray[np.float64], P: NDArray[np.float64], rate: float, la
 
 def clustered_ratio(pi: NDArray[np.float64], launch: NDArray[np.float64],
                     refused: NDArray[np.float64], retry: NDArray[np.float64], delta: float,
-                    refill: float, lam: float, lam_r: float, gap: float) -> float:
+                    refill: float, lam: float, lam_r: float, gap: float,
+                    mixed_s: float = math.inf) -> float:
     """How many times more often fresh calls are refused when backoff retries (``lam_r``
     a second, each one call moving the level by ``retry``) come back to the levels they
     meet rather than to the average level, as the orbit's Poisson stream does.
@@ -621,7 +622,10 @@ def clustered_ratio(pi: NDArray[np.float64], launch: NDArray[np.float64],
     without (12 h each); the orbit said 1.60 %, this ×1.105 of it — and with the turn's
     calls following one another (:meth:`BucketChain._sessions_fresh`) 2.02 %."""
     n = pi.size
-    if lam_r <= 0.0 or gap <= 0.0 or n < 2:
+    # (A gap of ``mixed_s`` or more: the level has forgotten the refusal and a retry
+    # meets the time law, as the orbit's do — and carrying κ would cost the events of
+    # the whole gap: a review's 600 s backoff took 8 s.)
+    if lam_r <= 0.0 or gap <= 0.0 or n < 2 or gap >= mixed_s:
         return 1.0
     eye = np.eye(n)
     base = lam * (launch - eye)
@@ -1416,7 +1420,14 @@ class BucketChain:
         the sessions' own launch pattern, against Poisson launches' (see
         :meth:`_sessions_fresh`)."""
         p, rs, att, failed = out["call"], out["retry_share"], out["attempt"], out["failed"]
-        fresh = min(1.0, max(0.0, p + own - self.poisson_share(lam)))
+        poisson = self.poisson_share(lam)
+        shift = own - poisson
+        if self._orbit and poisson < 1.0:
+            # The orbit's share carries its retries' push on top of the Poisson one: the
+            # shift fades as that share nears 1 (a review: rpm 300 counted, the sweep
+            # fell 0.92 -> 0.84 from 250 to 500 sessions, the engine 0.94 at 500).
+            shift *= max(0.0, 1.0 - p) / (1.0 - poisson)
+        fresh = min(1.0, max(0.0, p + shift))
         if p <= 0.0:
             return {"attempt": fresh, "call": fresh, "failed": fresh, "retry_share": 0.0}
         k = fresh / p
@@ -1499,7 +1510,7 @@ class BucketChain:
                 p = min(1.0, p * clustered_ratio(
                     self._level_law(g, lam, 0.0), g.launch, g.refused, g.retry, g.delta,
                     self.refill, lam, lam * self.mean_calls * per,
-                    _backoff_gaps(self.retry)[0]))
+                    _backoff_gaps(self.retry)[0], _WALK_MEMORY * self.depth / self.refill))
                 per = p * float(np.cumprod(np.concatenate([[1.0], each[:-1]])).sum())
             all_refused = np.cumprod(each)               # retry k refused, and all before
             refused = p * float(all_refused.sum())
@@ -1535,8 +1546,11 @@ class BucketChain:
         n_lv = g.top + 1
         _, lo_i, frac = _grid_split(units, g.delta)
         rw = np.zeros(n_lv + 1)
-        np.add.at(rw, np.minimum(lo_i.astype(np.int64), n_lv), (1.0 - frac) * w / tot)
-        np.add.at(rw, np.minimum(lo_i.astype(np.int64) + 1, n_lv), frac * w / tot)
+        # (by the call law: each row of the chain already holds its charge's chance of
+        # a refusal — weighing it by ``w`` counted that chance twice, a review found)
+        cw = self.call_pmf / float(self.call_pmf.sum())
+        np.add.at(rw, np.minimum(lo_i.astype(np.int64), n_lv), (1.0 - frac) * cw)
+        np.add.at(rw, np.minimum(lo_i.astype(np.int64) + 1, n_lv), frac * cw)
         out = _refused_chain(self._level_law(g, lam, 0.0), g.launch, g.delta, self.refill,
                              lam, units, gaps, counted,
                              _WALK_MEMORY * self.depth / self.refill,
@@ -2414,7 +2428,8 @@ class DeepBucket:
                 retry_move = _call_matrix(charge, top, counted)[0]
                 p0 = min(1.0, p0 * clustered_ratio(
                     pi, move, self._again_refused, retry_move, delta, self.refill, lam_eff,
-                    lam_eff * g.calls * p0 * tries_now, gaps[0]))
+                    lam_eff * g.calls * p0 * tries_now, gaps[0],
+                    _WALK_MEMORY * self.depth / self.refill))
             refused = 1.0 + float(chain.sum())
             tries = 1.0 + float(chain[:-1].sum()) if m > 1 else 1.0
             fail = float(chain[-1]) if m else 1.0
