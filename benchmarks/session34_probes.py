@@ -53,6 +53,26 @@ from capacity.sim.kernels import (  # noqa: E402
 )
 
 
+def bucket_loss(lam: float, rng: np.random.Generator, seconds: float, refill: float,
+                depth: float) -> float:
+    """Share of units a token bucket (``depth`` units, ``refill`` a second) turns away
+    when Poisson calls (``lam`` a second) charge 14 or 1,026 units (0.8 / 0.2), each
+    admitted whole or refused: hunt-3002's OTPM charges, by direct simulation of the
+    level over ``seconds``."""
+    n = rng.poisson(lam * seconds)
+    t = np.sort(rng.uniform(0.0, seconds, n))
+    x = rng.choice(np.array([14.0, 1026.0]), n, p=[0.8, 0.2])
+    level, last, lost = depth, 0.0, 0.0
+    for ti, xi in zip(t.tolist(), x.tolist(), strict=True):
+        level = min(depth, level + (ti - last) * refill)
+        last = ti
+        if xi <= level:
+            level -= xi
+        else:
+            lost += xi
+    return lost / float(x.sum())
+
+
 def dam() -> None:
     sev = np.zeros(1027)
     sev[14], sev[1026] = 0.8, 0.2
@@ -61,18 +81,7 @@ def dam() -> None:
     rng = np.random.default_rng(3)
 
     def simulated(lam: float, seconds: float = 2e6) -> float:
-        n = rng.poisson(lam * seconds)
-        t = np.sort(rng.uniform(0.0, seconds, n))
-        x = rng.choice(np.array([14.0, 1026.0]), n, p=[0.8, 0.2])
-        level, last, lost = b, 0.0, 0.0
-        for ti, xi in zip(t.tolist(), x.tolist(), strict=True):
-            level = min(b, level + (ti - last) * r)
-            last = ti
-            if xi <= level:
-                level -= xi
-            else:
-                lost += xi
-        return lost / float(x.sum())
+        return bucket_loss(lam, rng, seconds, r, b)
 
     print("| ρ | finite_dam_loss | simulated bucket | fluid 1 − 1/ρ |")
     print("|---|---|---|---|")

@@ -63,21 +63,10 @@ def test_continuous_and_rising_through_the_refill() -> None:
 
 def _bucket_loss(rho: float, seconds: float, seed: int) -> float:
     """Units a token bucket turns away (each charge admitted whole or refused), by
-    direct simulation of its level."""
-    rng = np.random.default_rng(seed)
-    lam = _lam(rho)
-    n = rng.poisson(lam * seconds)
-    t = np.sort(rng.uniform(0.0, seconds, n))
-    x = rng.choice(np.array([14.0, 1026.0]), n, p=[0.8, 0.2])
-    level, last, lost = DEPTH, 0.0, 0.0
-    for ti, xi in zip(t.tolist(), x.tolist(), strict=True):
-        level = min(DEPTH, level + (ti - last) * REFILL)
-        last = ti
-        if xi <= level:
-            level -= xi
-        else:
-            lost += xi
-    return lost / float(x.sum())
+    direct simulation of its level (the probe's, benchmarks/session34_probes.py)."""
+    from benchmarks.session34_probes import bucket_loss
+
+    return bucket_loss(_lam(rho), np.random.default_rng(seed), seconds, REFILL, DEPTH)
 
 
 @pytest.mark.parametrize("rho", [1.02, 1.2])
