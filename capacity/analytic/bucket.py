@@ -2380,9 +2380,7 @@ class DeepBucket:
         new = float(np.dot(starts, met / max(calls, 1e-300) + met * busy))
         frac_old = nu * old
         p = min(1.0, nu * new / max(1.0 - frac_old + nu * new, 1e-300))
-        # A first retry is admitted only from a level within r·τ of empty, and only if
-        # nothing came in its wait; later ones meet the level they were refused at.
-        again = 1.0 - min(1.0, r * tau) * math.exp(-calls * (tau + 1.0 / r))
+        again = counted_again(r, tau, calls)
         refused = 1.0 + m * again
         tries = 1.0 + (m - 1) * again
         self._last = (p, p * again, p * tries)
@@ -2621,6 +2619,15 @@ class DeepBucket:
             return np.ones((len(delays), np.asarray(units).size))
         pi, move, delta = self._carried(g, law)
         return _refused_again(pi, move, delta, self.refill, lam * self.scale, units, delays)
+
+
+def counted_again(refill: float, tau: float, calls: float) -> float:
+    """The chance a retry told the retry-after is refused again by a requests bucket
+    that counts its refusals (:meth:`DeepBucket._counted_share`): ``refill`` units/s,
+    ``tau`` the 429's way back (s), ``calls`` arriving a second. A first retry is
+    admitted only from a level within ``r·τ`` of empty, and only if nothing came in its
+    wait; later ones meet the level they were refused at."""
+    return 1.0 - min(1.0, refill * tau) * math.exp(-calls * (tau + 1.0 / refill))
 
 
 def _recurse(pi: NDArray[np.float64], down: NDArray[np.float64], c: float,
