@@ -66,7 +66,10 @@ Spillover (a ``priority`` route; ``spillover: false`` turns it off)
     ``E[(S₂ − q₂)⁺]`` with honoured retry-afters carried to the next window (the
     Lindley recursion of :mod:`capacity.analytic.window`), for a sliding log the chance
     an arrival finds no room (``P(S₂ + B > q₂)``; truncated at ``q₂`` — Erlang's loss
-    formula — when rejections are neither counted nor retried). A retry starts a new
+    formula — when rejections are neither counted nor retried), for a requests token
+    bucket its level law (:meth:`FeedModel._bucket_shares`: Poisson launches with the
+    window law's mean and index of dispersion; the window's stop-loss against the
+    depth left out the refill). A retry starts a new
     round at the first deployment and reaches the next only if it spills again (a carried
     retry behind a bucket with the chance a spilled call's kind spills,
     :meth:`TurnSpill.again`; behind a window, always: it is still full). The
