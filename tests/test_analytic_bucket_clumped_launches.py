@@ -65,7 +65,7 @@ def test_call_train_within_target() -> None:
 def test_call_train_without_retries_close() -> None:
     """Without retries: 27 against 28 [28-28], one session conservative (the launches
     bunched over half the depth's seconds refuse 1.3 % at 28 sessions, the engine
-    0.94 %); the launches' own law said 33."""
+    0.94 %); the launches' own law said 32."""
     p = _without_retries(load_profile(TRAIN))
     res = analyze(p)
     n_a = res.burst_ceiling
