@@ -9,7 +9,7 @@ a conservative one only leaves sessions unused).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from benchmarks.analytic_accuracy import OPTIMISTIC, WITHIN, error, meets_target
 
@@ -65,3 +65,19 @@ def assert_profile_accurate(profile: Profile, span: int = 6, max_sessions: int =
     sat = find_saturation(profile, max(1, n_a - span), n_a + span, seed=1, replications=20,
                           max_sessions=max_sessions)
     assert_accurate(n_a, sat, profile.name)
+
+
+def searched(profile: Profile) -> tuple[int, Any]:
+    """(analytic N*, the simulated search) as benchmarks/profile_variants.py runs it: seed
+    1, 20 replications × 1 h, one thread, bracketed from 80 % of the analytic answer to the
+    mean ceiling."""
+    from capacity.analytic.model import analyze
+    from capacity.search import find_saturation
+
+    res = analyze(profile)
+    n_a = res.burst_ceiling
+    lo, hi = max(1, int(n_a * 0.8)), int(res.mean_ceiling + 1e-9) + 1
+    cap = max(hi, int(res.mean_ceiling / (1.0 - profile.targets.max_429_fraction)) + 1)
+    sim = find_saturation(profile, lo, max(lo + 1, hi), seed=1, replications=20,
+                          horizon_s=3600.0, max_sessions=cap, workers=1)
+    return n_a, sim

@@ -18,14 +18,13 @@ from typing import Any
 import pytest
 import yaml
 
-from capacity.analytic.model import analyze, constraint_model, cycle_time
+from capacity.analytic.model import constraint_model, cycle_time
 from capacity.model.workload import Workload
 from capacity.profile.loader import load_profile, profile_from_dict
 from capacity.profile.schema import Profile
-from capacity.search import find_saturation
 from capacity.sim.engine import simulate
 
-from ._accuracy import assert_accurate
+from ._accuracy import assert_accurate, searched
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "tests" / "data" / "bucket-call-train.yaml"
@@ -47,13 +46,7 @@ def _tool_agent_bucket(retries: bool) -> Profile:
 
 
 def _check(p: Profile, what: str) -> None:
-    res = analyze(p)
-    n_a = res.burst_ceiling
-    lo, hi = max(1, int(n_a * 0.8)), int(res.mean_ceiling + 1e-9) + 1
-    cap = max(hi, int(res.mean_ceiling / (1.0 - p.targets.max_429_fraction)) + 1)
-    sim = find_saturation(p, lo, max(lo + 1, hi), seed=1, replications=20,
-                          horizon_s=3600.0, max_sessions=cap, workers=1)
-    assert_accurate(n_a, sim, what)
+    assert_accurate(*searched(p), what)
 
 
 def test_call_train_within_target() -> None:
@@ -66,11 +59,7 @@ def test_call_train_without_retries_close() -> None:
     """Without retries: 27 against 28 [28-28], one session conservative (the launches
     bunched over half the depth's seconds refuse 1.3 % at 28 sessions, the engine
     0.94 %); the launches' own law said 32."""
-    p = _without_retries(load_profile(TRAIN))
-    res = analyze(p)
-    n_a = res.burst_ceiling
-    sim = find_saturation(p, max(1, int(n_a * 0.8)), int(res.mean_ceiling) + 1, seed=1,
-                          replications=20, horizon_s=3600.0, workers=1)
+    n_a, sim = searched(_without_retries(load_profile(TRAIN)))
     assert n_a <= sim.n_hi and n_a >= 0.95 * sim.n_lo, (n_a, sim.n_star, sim.n_lo,
                                                          sim.n_hi)
 

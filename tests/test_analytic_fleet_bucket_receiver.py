@@ -21,12 +21,11 @@ import yaml
 
 from capacity.analytic.bucket import DeepBucket
 from capacity.analytic.fleet import fleet_models
-from capacity.analytic.model import analyze, cycle_time
+from capacity.analytic.model import cycle_time
 from capacity.model.workload import Workload
 from capacity.profile.loader import profile_from_dict
-from capacity.search import find_saturation
 
-from ._accuracy import assert_accurate
+from ._accuracy import assert_accurate, searched
 
 ROOT = Path(__file__).resolve().parents[1]
 DIMENSIONS = ("rpm", "tpm", "itpm", "otpm")
@@ -46,14 +45,7 @@ def _buckets(burst: str, retries: bool) -> dict[str, Any]:
 
 
 def _simulated_n_star(data: dict[str, Any]) -> tuple[int, Any]:
-    p = profile_from_dict(data)
-    res = analyze(p)
-    n_a = res.burst_ceiling
-    lo, hi = max(1, int(n_a * 0.8)), int(res.mean_ceiling + 1e-9) + 1
-    cap = max(hi, int(res.mean_ceiling / (1.0 - p.targets.max_429_fraction)) + 1)
-    sim = find_saturation(p, lo, max(lo + 1, hi), seed=1, replications=20,
-                          horizon_s=3600.0, max_sessions=cap, workers=1)
-    return n_a, sim
+    return searched(profile_from_dict(data))
 
 
 @pytest.mark.parametrize("burst", ["5s", "10s", "60s"])

@@ -2622,6 +2622,79 @@ class DeepBucket:
         return _refused_again(pi, move, delta, self.refill, lam * self.scale, units, delays)
 
 
+# Bunched launches (:func:`bunched_kinds`): the most calls a launch holds before they are
+# taken in blocks (the level law's launch matrices take a product per call), and the log
+# step of the grid the extra calls' mean is taken on (5 %: the N a search asks share the
+# level law's grids, each built in milliseconds).
+_BUNCH_CALLS = 32
+_BUNCH_STEP = math.log(1.05)
+
+
+def calls_dispersion(g: NDArray[np.float64], charge: NDArray[np.float64]
+                     ) -> tuple[float, float]:
+    """(mean units, ``E[B²]/E[B]`` of the calls that come together) of a window law ``g``
+    of units whose calls are charged by ``charge`` (both on one lattice): a compound
+    Poisson count of launches of ``B`` calls has ``Var S = λw·(E[B]·Var C + E[B²]·E[C]²)``,
+    so the units' index of dispersion less the charges' own spread, over the mean
+    charge. (0, 0) without units or charge."""
+    g = g / float(g.sum())
+    k = np.arange(g.size, dtype=np.float64)
+    mean_s = float(np.dot(k, g))
+    x = np.arange(charge.size, dtype=np.float64)
+    c = charge / float(charge.sum())
+    e_c = float(np.dot(x, c))
+    if mean_s <= 0.0 or e_c <= 0.0:
+        return 0.0, 0.0
+    v_c = max(float(np.dot(x * x, c)) - e_c * e_c, 0.0)
+    v_s = max(float(np.dot(k * k, g)) - mean_s * mean_s, 0.0)
+    return mean_s, (v_s / mean_s - v_c / e_c) / e_c
+
+
+def bunched_kinds(kinds: list[tuple[float, NDArray[np.float64], NDArray[np.float64]]],
+                  d: float, more: float = 1.0
+                  ) -> tuple[list[tuple[float, NDArray[np.float64], NDArray[np.float64]]],
+                             float] | None:
+    """Launch kinds (``(share, calls per launch, one call's charge)``, as
+    :class:`DeepBucket` takes them) each joined by ``ν`` more calls, Poisson, of its
+    charge, so that the calls that come together have ``E[B²]/E[B] = d``:
+    ``(E[K²] + (2E[K] + 1)ν + ν²)/(E[K] + ν) = d``, ``K`` the launches' own calls (``ν``
+    on a 5 % grid); and the factor on the launch rate (``E[K]/(E[K] + ν)``, the launches
+    left with a call). None where ``d`` is at most ``more`` times the launches' own.
+    Launches of more than :data:`_BUNCH_CALLS` calls are taken in blocks of calls, the
+    mean kept."""
+    from capacity.analytic.fleet import _conv_power, _poisson, _rebin  # it imports this
+
+    e1 = e2 = 0.0
+    for share, count, _ in kinds:
+        kk = np.arange(count.size, dtype=np.float64)
+        e1 += share * float(np.dot(kk, count))
+        e2 += share * float(np.dot(kk * kk, count))
+    if e1 <= 0.0 or d <= more * e2 / e1:
+        return None
+    b = 1.0 + 2.0 * e1 - d
+    nu = 0.5 * (-b + math.sqrt(b * b - 4.0 * (e2 - d * e1)))
+    nu = math.exp(round(math.log(max(nu, 1e-9)) / _BUNCH_STEP) * _BUNCH_STEP)
+    extra = _poisson(nu)
+    out = []
+    kept = 0.0
+    for share, count, charge in kinds:
+        both = np.convolve(count, extra)
+        block = math.ceil((both.size - 1) / _BUNCH_CALLS)
+        if block > 1:
+            both = _rebin(np.arange(both.size, dtype=np.float64) / block, both)
+            charge = _conv_power(charge, block)
+        # (A launch left without a block charges nothing: thinned out.)
+        w = share * (1.0 - float(both[0]))
+        both = both.copy()
+        both[0] = 0.0
+        if w > 0.0:
+            out.append((w, both / float(both.sum()), charge))
+            kept += w
+    if kept <= 0.0:
+        return None
+    return [(w / kept, k, c) for w, k, c in out], kept * e1 / (e1 + nu)
+
+
 def counted_again(refill: float, tau: float, calls: float) -> float:
     """The chance a retry told the retry-after is refused again by a requests bucket
     that counts its refusals (:meth:`DeepBucket._counted_share`): ``refill`` units/s,

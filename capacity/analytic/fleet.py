@@ -134,6 +134,8 @@ from capacity.analytic.bucket import (
     BucketChain,
     DeepBucket,
     _stationary,
+    bunched_kinds,
+    calls_dispersion,
     counted_again,
     fits_chain,
     never_fit_stripped,
@@ -316,11 +318,6 @@ def launch_sizes(wl: Workload, flow: RouteFlow) -> NDArray[np.float64]:
 # ---------------------------------------------------------------------------------------
 # Lattice helpers
 # ---------------------------------------------------------------------------------------
-
-
-# The most calls a launch of :meth:`FeedModel._bucket_shares` holds before they are taken
-# in blocks.
-_LEVEL_COUNTS = 32
 
 
 def _rebin(values: NDArray[np.float64], probs: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -1759,34 +1756,17 @@ class FeedModel(_MemoStats):
         if mass <= 0.0:
             return None
         charge = np.trim_zeros(charge / mass, "b")
-        x = np.arange(charge.size, dtype=np.float64)
-        e_c = float(np.dot(x, charge))
+        e_c = float(np.dot(np.arange(charge.size, dtype=np.float64), charge))
         if e_c <= 0.0 or e_c * self.h > self.c.depth:
             return None
-        v_c = max(float(np.dot(x * x, charge)) - e_c * e_c, 0.0)
-        k = np.arange(g.size, dtype=np.float64)
-        v_s = max(float(np.dot(k * k, g)) - mean_s * mean_s, 0.0)
-        # E[B²]/E[B] of the calls a launch: the units' index of dispersion less the
-        # charges' own spread (Var S = λw·(E[B]·Var C + E[B²]·E[C]²)); B = 1 + K with
-        # K Poisson(μ): E[B²]/E[B] = (1 + 3μ + μ²)/(1 + μ). Below 1: lone calls.
-        d = (v_s / mean_s - v_c / e_c) / e_c
-        mu = 0.0
-        if d > 1.0:
-            mu = 0.5 * ((d - 3.0) + math.sqrt((3.0 - d) ** 2 + 4.0 * (d - 1.0)))
-        batch = np.concatenate([np.zeros(1), _poisson(mu)])
-        lam = mean_s / self.window_s / ((1.0 + mu) * e_c)
-        block = math.ceil((batch.size - 1) / _LEVEL_COUNTS)
-        if block > 1:
-            # A launch's calls in blocks of ``block`` (the level law's launch matrices
-            # take a product per call: a 60 s bucket's window bunching, μ in the
-            # hundreds, took seconds), the mean kept.
-            batch = _rebin(np.arange(batch.size, dtype=np.float64) / block, batch)
-            lam *= 1.0 - float(batch[0])
-            batch[0] = 0.0
-            batch /= float(batch.sum())
-            charge = _conv_power(charge, block)
-        out = DeepBucket([(1.0, batch, charge)], self.h, self.c.rate_per_s,
-                         self.c.depth).shares(lam)
+        # Lone calls, each joined by the others the window's dispersion says (below 1:
+        # lone calls).
+        _, d = calls_dispersion(g, charge)
+        lone = [(1.0, np.array([0.0, 1.0]), charge)]
+        got = bunched_kinds(lone, d)
+        kinds, keep = got if got is not None else (lone, 1.0)
+        out = DeepBucket(kinds, self.h, self.c.rate_per_s,
+                         self.c.depth).shares(mean_s / self.window_s / e_c * keep)
         rm = self.retry_law
         if (rm is not None and rm.max_retries > 0 and rm.counts_rejected
                 and rm.honour_retry_after and self.c.unit == "requests"):

@@ -701,15 +701,10 @@ def bucket_model(wl: Workload, c: Constraint, cycle_s: float) -> _BucketModel:
     return model
 
 
-# The most calls a launch of :class:`ClumpedLaunches` holds before they are taken in
-# blocks (the level law's launch matrices take a product per call).
-_CLUMP_CALLS = 32
-# The window's bunching must pass the launches' own by this factor to answer.
+# The window's bunching must pass the launches' own by this factor to answer ...
 _CLUMP_MORE = 1.05
 # ... over this share of the depth's seconds of refill (see :class:`ClumpedLaunches`).
 _CLUMP_WINDOW = 0.5
-# The extra calls' mean on a geometric grid of this log step.
-_CLUMP_STEP = math.log(1.05)
 
 
 @dataclass
@@ -742,7 +737,6 @@ class ClumpedLaunches:
     depth: float
     scale: float
     retry: Any
-    calls: tuple[float, float]        # the launches' E[K], E[K²]
     _memo: dict[int, dict[str, float] | None] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -770,16 +764,8 @@ class ClumpedLaunches:
         mean = float(np.dot(x, charge))
         if mean <= 0.0:
             return None
-        # The launches' own calls: E[K], E[K²] (a fan-out's copies).
-        e1 = e2 = 0.0
-        for share, count, _ in deep.kinds:
-            kk = np.arange(count.size, dtype=np.float64)
-            e1 += share * float(np.dot(kk, count))
-            e2 += share * float(np.dot(kk * kk, count))
-        if e1 <= 0.0:
-            return None
         return cls(inner, w, charge, deep.kinds, deep.h, c.rate_per_s, c.depth,
-                   deep.scale, deep.retry, (e1, e2))
+                   deep.scale, deep.retry)
 
     def shares(self, lam: float, n: int) -> dict[str, float] | None:
         """:meth:`DeepBucket.shares <capacity.analytic.bucket.DeepBucket.shares>` at
@@ -787,44 +773,16 @@ class ClumpedLaunches:
         more bunched than the launches)."""
         if n in self._memo:
             return self._memo[n]
-        from capacity.analytic.bucket import DeepBucket
-        from capacity.analytic.fleet import _conv_power, _poisson, _rebin
+        from capacity.analytic.bucket import DeepBucket, bunched_kinds, calls_dispersion
 
-        g = self.window.pmf(n)
-        g = g / float(g.sum())
-        k = np.arange(g.size, dtype=np.float64)
-        mean_s = float(np.dot(k, g))
+        # The calls that come together: a launch's own and the turn's others about it.
+        _, d = calls_dispersion(self.window.pmf(n), self.charge)
+        got = bunched_kinds(self.kinds, d, _CLUMP_MORE)
         out: dict[str, float] | None = None
-        if mean_s > 0.0:
-            x = np.arange(self.charge.size, dtype=np.float64)
-            e_c = float(np.dot(x, self.charge))
-            v_c = max(float(np.dot(x * x, self.charge)) - e_c * e_c, 0.0)
-            v_s = max(float(np.dot(k * k, g)) - mean_s * mean_s, 0.0)
-            # E[B²]/E[B] of the calls that come together (Var S = λw·(E[B]·Var C +
-            # E[B²]·E[C]²)): a launch's own calls K and ν more, Poisson — the turn's
-            # calls around it: E[B²]/E[B] = (E[K²] + (2E[K] + 1)ν + ν²)/(E[K] + ν).
-            d = (v_s / mean_s - v_c / e_c) / e_c
-            e1, e2 = self.calls
-            if d > _CLUMP_MORE * e2 / e1:
-                b = 1.0 + 2.0 * e1 - d
-                nu = 0.5 * (-b + math.sqrt(b * b - 4.0 * (e2 - d * e1)))
-                # On steps of 5 %: the N a search asks share a level law's grids
-                # (DeepBucket's cache), each built in milliseconds.
-                nu = math.exp(round(math.log(max(nu, 1e-9)) / _CLUMP_STEP) * _CLUMP_STEP)
-                extra = _poisson(nu)
-                kinds = []
-                for share, count, charge in self.kinds:
-                    both = np.convolve(count, extra)
-                    block = math.ceil((both.size - 1) / _CLUMP_CALLS)
-                    if block > 1:
-                        # In blocks of calls, the mean kept (the level law's launch
-                        # matrices take a product per call).
-                        both = _rebin(np.arange(both.size, dtype=np.float64) / block,
-                                      both)
-                        charge = _conv_power(charge, block)
-                    kinds.append((share, both, charge))
-                out = DeepBucket(kinds, self.h, self.refill, self.depth, self.scale,
-                                 retry=self.retry).shares(lam * e1 / (e1 + nu))
+        if got is not None:
+            kinds, keep = got
+            out = DeepBucket(kinds, self.h, self.refill, self.depth, self.scale,
+                             retry=self.retry).shares(lam * keep)
         if len(self._memo) >= 512:
             self._memo.clear()
         self._memo[n] = out
