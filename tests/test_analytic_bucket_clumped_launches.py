@@ -89,16 +89,33 @@ def test_call_train_share_against_the_engine() -> None:
 
 
 def test_lone_poisson_calls_keep_the_launch_law() -> None:
-    """One call a turn after an exponential think time is no more bunched than its
-    launches: the clumped launches answer nothing and the level law of the launches
-    stands."""
+    """One call a turn after an exponential think time has no train (one launch a turn)
+    and is no more bunched than its launches: the level law of the launches stands."""
     data: dict[str, Any] = yaml.safe_load(TRAIN.read_text())
     data["session"] = {"think_time": {"exponential": "10s"}, "turns": {"one": {"steps": [
         {"call": {"model": "m", "input_tokens": 100, "output_tokens": 20}}]}}}
     p = _without_retries(profile_from_dict(data))
     wl = Workload.from_profile(p)
     m = constraint_model(wl, wl.constraints[0], cycle_time(wl).cycle_s)
-    clumped = getattr(m, "clumped", None)
-    assert clumped is not None
+    assert getattr(m, "clumped", "missing") is None
+    chain = getattr(m, "chain", None)
+    assert chain is not None
     for n in (20, 25, 30):
+        assert m.stats(n).loss_fraction == chain.shares(n * m.rate_per_session, n)["attempt"]
+
+
+def test_deep_bucket_past_twice_the_train_keeps_the_launch_law() -> None:
+    """The same tool loop at a 30 s bucket (half its depth's seconds, 15 s, past twice
+    the loop's 6.9 s train): the launches' law answers, 33 without retries (the engine
+    33 [33-33]; bunched over 15 s the launches said 31)."""
+    data: dict[str, Any] = yaml.safe_load(TRAIN.read_text())
+    data["quotas"]["q0"]["enforcement"]["burst"] = "30s"
+    p = _without_retries(profile_from_dict(data))
+    wl = Workload.from_profile(p)
+    m = constraint_model(wl, wl.constraints[0], cycle_time(wl).cycle_s)
+    clumped = getattr(m, "clumped", None)
+    assert clumped is not None and clumped.window_s > 2.0 * clumped.span
+    for n in (28, 31, 33):
         assert clumped.shares(n * m.rate_per_session, n) is None
+    n_a, sim = searched(p)
+    assert_accurate(n_a, sim, "call train at a 30 s bucket, no retries")

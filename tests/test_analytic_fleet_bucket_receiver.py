@@ -56,17 +56,22 @@ def test_bucket_receiver_without_retries_within_target(burst: str) -> None:
     assert_accurate(n_a, sim, f"ptu-spillover, every limit a {burst} bucket, no retries")
 
 
-@pytest.mark.parametrize("burst", ["5s", "10s", "60s"])
-def test_bucket_receiver_with_counted_retries_within_five_percent(burst: str) -> None:
+_HOLDS = ("each refused call's futile retries hold the bucket under one unit a while "
+          "(DeepBucket._counted_share's busy periods), which the receiver's reading leaves "
+          "out: 77 against 72 [70-76] (+6.9 %; 40 replications put it at 75) and 113 "
+          "against 109 [106-112] (+3.7 %)")
+
+
+@pytest.mark.parametrize("burst", [
+    pytest.param("5s", marks=pytest.mark.xfail(strict=True, reason=_HOLDS)),
+    pytest.param("10s", marks=pytest.mark.xfail(strict=True, reason=_HOLDS)),
+    "60s"])
+def test_bucket_receiver_with_counted_retries_within_target(burst: str) -> None:
     """With the SDK's retries (honoured; pay-as-you-go counts its refusals, so a retry
-    that spills there again is refused again) the N* is within 5 % of the simulated CI
-    either way (the stop-loss: 61, 87 and 127 against 72 [70–76], 109 [106–112] and
-    141 [141–141]). The level law now says 77, 113 and 140: a touch optimistic, the
-    holds of the refused calls' retries (:meth:`DeepBucket._counted_share`'s busy
-    periods) left out; 40 replications put the 5 s bucket's N* at 75."""
+    that spills there again is refused again): 140 against 141 [141-141] at 60 s (the
+    stop-loss: 61, 87 and 127 against 72, 109 and 141)."""
     n_a, sim = _simulated_n_star(_buckets(burst, retries=True))
-    assert 0.95 * sim.n_lo <= n_a <= 1.05 * sim.n_hi, (burst, n_a, sim.n_star, sim.n_lo,
-                                                      sim.n_hi)
+    assert_accurate(n_a, sim, f"ptu-spillover, every limit a {burst} bucket, SDK retries")
 
 
 def test_poisson_spill_meets_the_level_law() -> None:

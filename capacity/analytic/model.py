@@ -621,12 +621,8 @@ class _BucketModel:
             return WindowStats(n, 0.0, 0.0, 0.0, "none")
         lam = n * self.rate_per_session
         if isinstance(self.chain, DeepBucket):
-            sh = self.chain.shares(lam, n)
-            if self.clumped is not None:
-                got = self.clumped.shares(lam, n)
-                if got is not None and got["attempt"] > sh["attempt"]:
-                    sh = got
-            sh = self._with_never_fit(sh)
+            got = self.clumped.shares(lam, n) if self.clumped is not None else None
+            sh = self._with_never_fit(got if got is not None else self.chain.shares(lam, n))
             # Exceedance: the chance the level is below one mean call (no bound needed).
             return WindowStats(n, lam * self.mean_batch_units, sh["short"], sh["attempt"],
                                "token bucket, level law by level crossing", sh["call"],
@@ -701,6 +697,27 @@ def bucket_model(wl: Workload, c: Constraint, cycle_s: float) -> _BucketModel:
     return model
 
 
+def _train_span(wl: Workload, c: Constraint) -> float:
+    """Seconds from a turn's first launch on ``c`` to its last, the mean over the turns
+    that launch there (the fixed-seed launch-offset sample); 0: one launch a turn."""
+    from capacity.analytic.clumped import timing_of  # it imports this module
+
+    tm = timing_of(wl)
+    on = np.array([(cost := c.costs.get(id(spec))) is not None and cost.mean > 0.0
+                   for spec in tm.specs], dtype=bool)
+    if not on.any():
+        return 0.0
+    here = (tm.calls >= 0) & np.isfinite(tm.times) & on[np.maximum(tm.calls, 0)]
+    turns = here.any(axis=1)
+    if not turns.any():
+        return 0.0
+    t = tm.times[turns]
+    h = here[turns]
+    first = np.where(h, t, np.inf).min(axis=1)
+    last = np.where(h, t, -np.inf).max(axis=1)
+    return float(np.mean(last - first))
+
+
 # The window's bunching must pass the launches' own by this factor to answer ...
 _CLUMP_MORE = 1.05
 # ... over this share of the depth's seconds of refill (see :class:`ClumpedLaunches`).
@@ -724,9 +741,14 @@ class ClumpedLaunches:
     against 9.4e-3 at 28). Over the depth's whole seconds a window's calls would be taken
     as one instant (3.4e-3 at 20); over a quarter of it too few bunch (tool-agent on a
     10 s TPM bucket without retries: 0.05 % at 33 sessions against the engine's 0.5 %,
-    half: 0.28 %). The larger of this and the launches' own share answers
-    (:meth:`_BucketModel.stats`), so launches no more bunched than Poisson keep their
-    exact law."""
+    half: 0.28 %). It answers (:meth:`_BucketModel.stats`) where its fresh calls'
+    share without retries passes the launches' own, so launches no more bunched than
+    Poisson keep their exact law; and only where the window lies within a turn's train
+    (``span``, its launches here first to last), fading log-linearly to none at twice
+    the train: a deeper bucket meets the trains as launches (the same tool loop at a
+    20 s bucket, a 10 s window past its 6.9 s train: bunched 24 with retries and 29
+    without, where the engine says 30 [29–30] and 32 and the launches' law 31 and 33;
+    now 29 and 32)."""
 
     window: Any                       # the ClumpWindowModel of the half-depth window
     window_s: float
@@ -737,6 +759,7 @@ class ClumpedLaunches:
     depth: float
     scale: float
     retry: Any
+    span: float                       # a turn's launches here, first to last (s, mean)
     _memo: dict[int, dict[str, float] | None] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -764,8 +787,11 @@ class ClumpedLaunches:
         mean = float(np.dot(x, charge))
         if mean <= 0.0:
             return None
+        span = _train_span(wl, c)
+        if span <= 0.0:
+            return None
         return cls(inner, w, charge, deep.kinds, deep.h, c.rate_per_s, c.depth,
-                   deep.scale, deep.retry)
+                   deep.scale, deep.retry, span)
 
     def shares(self, lam: float, n: int) -> dict[str, float] | None:
         """:meth:`DeepBucket.shares <capacity.analytic.bucket.DeepBucket.shares>` at
@@ -778,11 +804,28 @@ class ClumpedLaunches:
         # The calls that come together: a launch's own and the turn's others about it.
         _, d = calls_dispersion(self.window.pmf(n), self.charge)
         got = bunched_kinds(self.kinds, d, _CLUMP_MORE)
+        # The window within a turn's train: all of it; past twice the train, none
+        # (log-linear between).
+        phi = min(1.0, max(0.0, 2.0 - self.window_s / self.span))
         out: dict[str, float] | None = None
-        if got is not None:
+        if got is not None and phi > 0.0:
             kinds, keep = got
-            out = DeepBucket(kinds, self.h, self.refill, self.depth, self.scale,
-                             retry=self.retry).shares(lam * keep)
+            # Which answers, by the fresh calls' share without retries (each a level law
+            # in milliseconds; with backoff retries each costs a retry chain, 0.4 s on
+            # a tool loop with five of them when both were solved).
+            alone = DeepBucket(kinds, self.h, self.refill, self.depth, self.scale)
+            own = DeepBucket(self.kinds, self.h, self.refill, self.depth, self.scale)
+            if alone.shares(lam * keep)["call"] > own.shares(lam)["call"]:
+                out = (alone if self.retry is None else DeepBucket(
+                    kinds, self.h, self.refill, self.depth, self.scale,
+                    retry=self.retry)).shares(lam * keep)
+                if phi < 1.0:
+                    base = (own if self.retry is None else DeepBucket(
+                        self.kinds, self.h, self.refill, self.depth, self.scale,
+                        retry=self.retry)).shares(lam)
+                    out = {key: math.exp((1.0 - phi) * math.log(max(base[key], 1e-300))
+                                         + phi * math.log(max(v, 1e-300)))
+                           for key, v in out.items()}
         if len(self._memo) >= 512:
             self._memo.clear()
         self._memo[n] = out
