@@ -793,6 +793,11 @@ class ClumpedLaunches:
         return cls(inner, w, charge, deep.kinds, deep.h, c.rate_per_s, c.depth,
                    deep.scale, deep.retry, span)
 
+    def window_law(self, n: float) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
+        """(the window count of units at ``n`` sessions, one call's charge, the train's
+        seconds), on the window model's lattice."""
+        return self.window.pmf(n), self.charge, self.span
+
     def shares(self, lam: float, n: int) -> dict[str, float] | None:
         """:meth:`DeepBucket.shares <capacity.analytic.bucket.DeepBucket.shares>` at
         ``lam`` launches a second (the launches' own count) and ``n`` sessions (None: no
@@ -802,11 +807,12 @@ class ClumpedLaunches:
         from capacity.analytic.bucket import DeepBucket, bunched_kinds, calls_dispersion
 
         # The calls that come together: a launch's own and the turn's others about it.
-        _, d = calls_dispersion(self.window.pmf(n), self.charge)
+        g, charge, span = self.window_law(n)
+        _, d = calls_dispersion(g, charge)
         got = bunched_kinds(self.kinds, d, _CLUMP_MORE)
         # The window within a turn's train: all of it; past twice the train, none
         # (log-linear between).
-        phi = min(1.0, max(0.0, 2.0 - self.window_s / self.span))
+        phi = min(1.0, max(0.0, 2.0 - self.window_s / span)) if span > 0.0 else 0.0
         out: dict[str, float] | None = None
         if got is not None and phi > 0.0:
             kinds, keep = got
@@ -830,6 +836,54 @@ class ClumpedLaunches:
             self._memo.clear()
         self._memo[n] = out
         return out
+
+
+@dataclass
+class MixedClumpedLaunches(ClumpedLaunches):
+    """:class:`ClumpedLaunches` of a mix of populations (``parts``: each one's share of
+    the sessions and its clumped launches, on one window lattice): the window count is
+    the populations' counts convolved, each at its share of N; a call's charge and the
+    train's seconds their mix by the calls in a window."""
+
+    parts: list[tuple[float, ClumpedLaunches]] = field(default_factory=list)
+
+    def window_law(self, n: float) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
+        g = np.ones(1)
+        charge = np.zeros(1)
+        span = calls = 0.0
+        for a, part in self.parts:
+            gp = part.window.pmf(a * n)
+            gp = gp / float(gp.sum())
+            g = np.convolve(g, gp)
+            x = np.arange(part.charge.size, dtype=np.float64)
+            k = float(np.dot(np.arange(gp.size, dtype=np.float64), gp)) / max(
+                float(np.dot(x, part.charge)), 1e-300)          # its calls a window
+            if charge.size < part.charge.size:
+                charge = np.pad(charge, (0, part.charge.size - charge.size))
+            charge[: part.charge.size] += k * part.charge
+            span += k * part.span
+            calls += k
+        if calls <= 0.0:
+            return g, np.array([0.0, 1.0]), 0.0
+        return g, charge / calls, span / calls
+
+
+def mixed_clumped(parts: list[tuple[float, ClumpedLaunches | None]], deep: DeepBucket
+                  ) -> MixedClumpedLaunches | None:
+    """The clumped launches of the mix of ``parts`` (``(share of the sessions, the
+    population's)``) at the blended level law ``deep`` (None unless every population has
+    them, on one window lattice and one window)."""
+    live = [(a, p) for a, p in parts if a > 0.0]
+    if not live or any(p is None for _, p in live):
+        return None
+    first = live[0][1]
+    assert first is not None
+    if any(p is None or p.window.h != first.window.h or p.window_s != first.window_s
+           for _, p in live):
+        return None
+    return MixedClumpedLaunches(first.window, first.window_s, first.charge, deep.kinds,
+                                deep.h, first.refill, first.depth, deep.scale, deep.retry,
+                                first.span, parts=[(a, p) for a, p in live if p is not None])
 
 
 def _bucket_pmf(wl: Workload, c: Constraint, b: Any, h: float) -> NDArray[np.float64]:

@@ -48,6 +48,7 @@ from numpy.typing import NDArray
 from capacity.analytic import window as _window
 from capacity.analytic.bucket import BucketChain, DeepBucket, GoesOn, merge_kinds
 from capacity.analytic.model import (
+    ClumpedLaunches,
     ConstraintResult,
     CycleTime,
     Deferred,
@@ -64,6 +65,7 @@ from capacity.analytic.model import (
     cycle_time,
     deep_bucket,
     goes_on_law,
+    mixed_clumped,
     of_all_attempts,
     own_target,
     retried_attempts,
@@ -404,6 +406,9 @@ def blend_bucket(parts: list[tuple[float, _BucketModel]]) -> _BucketModel:
                        first.refill, first.depth, mean / math.fsum(rates))
     parts_ = [(r, m.chain) for r, (_, m) in zip(rates, live, strict=True)]
     out.chain = blend_deep(parts_) or blend_chain(parts_)
+    if isinstance(out.chain, DeepBucket):
+        # The populations' calls bunched as their turns' are, each at its share of N.
+        out.clumped = mixed_clumped([(a, m.clumped) for a, m in live], out.chain)
     return out
 
 
@@ -577,6 +582,9 @@ def _population_models(pv: PopulationView, c: Constraint) -> list[tuple[str, Any
                     if deep is not None:
                         deep.scale /= model.rate_per_session
                         model.chain = deep
+                        # Its calls bunched as its turns' are (as bucket_model's).
+                        model.clumped = ClumpedLaunches.build(p.wl, c, p.cycle.cycle_s,
+                                                              deep)
             out.append((p.name, model))
         return out
     from capacity.analytic.clumped import (
