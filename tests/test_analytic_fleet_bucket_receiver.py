@@ -68,7 +68,7 @@ _HOLDS = ("each refused call's futile retries hold the bucket under one unit a w
     "60s"])
 def test_bucket_receiver_with_counted_retries_within_target(burst: str) -> None:
     """With the SDK's retries (honoured; pay-as-you-go counts its refusals, so a retry
-    that spills there again is refused again): 140 against 141 [141-141] at 60 s (the
+    that spills there again is refused again): 139 against 141 [141-141] at 60 s (the
     stop-loss: 61, 87 and 127 against 72, 109 and 141)."""
     n_a, sim = _simulated_n_star(_buckets(burst, retries=True))
     assert_accurate(n_a, sim, f"ptu-spillover, every limit a {burst} bucket, SDK retries")

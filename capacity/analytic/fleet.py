@@ -135,7 +135,6 @@ from capacity.analytic.bucket import (
     DeepBucket,
     _stationary,
     bunched_kinds,
-    calls_dispersion,
     counted_again,
     fits_chain,
     never_fit_stripped,
@@ -1356,7 +1355,7 @@ class FeedModel(_MemoStats):
     # κ at n where the calls arriving differ in size from the route's (never-fitting
     # calls beside the overflow, :func:`_arrival_kappa`); None: ``kappa``.
     kappa_at: Callable[[int], float] | None = None
-    # The client's retries as a token bucket's level law follows them
+    # The client's retry rule, for a requests bucket's counted refusals
     # (:meth:`_bucket_shares`); None: without.
     retry_law: _window.RetryModel | None = None
     # A token bucket fed by a sliding log's spill, some of it charged more than its
@@ -1724,20 +1723,22 @@ class FeedModel(_MemoStats):
 
     def _bucket_shares(self, n: int, g: NDArray[np.float64], mean_s: float
                        ) -> dict[str, float] | None:
-        """The 429 shares of the calls arriving at a token bucket at ``n``
+        """The 429 shares of the calls arriving at a requests token bucket at ``n``
         (:meth:`DeepBucket.shares <capacity.analytic.bucket.DeepBucket.shares>`: its
         refused attempts, fresh calls refused, calls failed and retries, each a call
         here), from the window law ``g`` of their units (``window_s``, the depth's
         seconds of refill; mean ``mean_s``, lattice units): the level law of Poisson
-        launches
-        (:class:`~capacity.analytic.bucket.DeepBucket`, by level crossing) of ``1 + K``
-        calls, ``K`` Poisson, each of the arriving charge law, with the window law's mean
-        and variance. Its launches stand for a window's bunching, not calls told one
-        instant, so other retries meet it as arrivals (the orbit, in
-        :meth:`_fitting_stats`: herds of those launches failed 0.47 % of the calls where
-        the engine fails 0.01 %, a 60 s bucket after a 10 s window); a counted refusal's
-        retries, futile, as :func:`~capacity.analytic.bucket.counted_again` says.
-        None: no calls, or none fits.
+        launches (:class:`~capacity.analytic.bucket.DeepBucket`, by level crossing) of
+        one call and the others the window law's index of dispersion says
+        (:func:`~capacity.analytic.bucket.bunched_kinds`), a request one whole unit (not
+        the window's lattice: 1.17 units at a 60 s bucket split a request 0.15 / 0.85,
+        the 0.15 charged nothing, 0.61 % refused where whole requests say 0.72 %). Its
+        launches stand for a window's bunching, not calls told one instant, so other
+        retries meet it as arrivals (the orbit, in :meth:`_fitting_stats`: herds of those
+        launches failed 0.47 % of the calls where the engine fails 0.01 %, a 60 s bucket
+        after a 10 s window); a counted refusal's retries, futile, as
+        :func:`~capacity.analytic.bucket.counted_again` says. None: no calls, or a bucket
+        under one request deep.
 
         The window's stop-loss against the depth, ``E[(S − b)⁺]``, left out the refill: a
         bucket admits up to ``b + r·w`` in any ``w`` seconds, twice the depth over its
@@ -1747,39 +1748,22 @@ class FeedModel(_MemoStats):
         away 5.0 % of the route's calls where the engine refuses 1.5–1.9 % of its
         arrivals, 0.6 % of the route's (N* 89 against 125 [124–127]). Launches of the
         same index of dispersion are a touch burstier than the spill (its calls in a
-        window are not simultaneous: 2.2 % against the engine's 1.5–1.9 %), the
-        engine's own same-instant batches a touch smoother (1.4 %)."""
-        if mean_s <= 0.0 or self.c.depth <= 0.0:
+        window are not simultaneous: 2.1 % against the engine's 1.5–1.9 %), the
+        engine's own same-instant batches a touch smoother (1.4 %;
+        ``python benchmarks/session36_probes.py receiver``)."""
+        if mean_s <= 0.0 or self.c.depth < 1.0:
             return None
-        charge = self._arriving_charge(n)
-        mass = float(charge.sum())
-        if mass <= 0.0:
-            return None
-        charge = np.trim_zeros(charge / mass, "b")
-        e_c = float(np.dot(np.arange(charge.size, dtype=np.float64), charge))
-        if e_c <= 0.0 or e_c * self.h > self.c.depth:
-            return None
-        h = self.h
-        if self.c.unit == "requests":
-            # A request is one unit: on whole units, not the window's lattice (1.17 units
-            # at a 60 s bucket split a request 0.15 / 0.85, the 0.15 charged nothing:
-            # 0.61 % refused where whole requests say 0.72 %).
-            k = np.arange(g.size, dtype=np.float64)
-            v_s = max(float(np.dot(k * k, g)) - mean_s * mean_s, 0.0)
-            d = h * v_s / mean_s
-            charge, e_c, mean_s, h = np.array([0.0, 1.0]), 1.0, mean_s * h, 1.0
-        else:
-            _, d = calls_dispersion(g, charge)
-        # Lone calls, each joined by the others the window's dispersion says (below 1:
-        # lone calls).
-        lone = [(1.0, np.array([0.0, 1.0]), charge)]
-        got = bunched_kinds(lone, d)
+        k = np.arange(g.size, dtype=np.float64)
+        v_s = max(float(np.dot(k * k, g)) - mean_s * mean_s, 0.0)
+        calls = mean_s * self.h / self.window_s             # requests a second
+        one = np.array([0.0, 1.0])
+        lone = [(1.0, one, one)]
+        got = bunched_kinds(lone, self.h * v_s / mean_s)    # E[B²]/E[B]: the index
         kinds, keep = got if got is not None else (lone, 1.0)
-        out = DeepBucket(kinds, h, self.c.rate_per_s,
-                         self.c.depth).shares(mean_s / self.window_s / e_c * keep)
+        out = DeepBucket(kinds, 1.0, self.c.rate_per_s, self.c.depth).shares(calls * keep)
         rm = self.retry_law
-        if (rm is not None and rm.max_retries > 0 and rm.counts_rejected
-                and rm.honour_retry_after and self.c.unit == "requests"):
+        if rm is not None and rm.max_retries > 0 and rm.counts_rejected \
+                and rm.honour_retry_after:
             # A counted refusal makes the retry told the retry-after futile (it comes
             # back to the level it was refused at, :func:`counted_again`) — when it
             # spills here again (:attr:`again`; else the first deployment took it). The
@@ -1790,8 +1774,7 @@ class FeedModel(_MemoStats):
             p = out["call"]
             back = self.again(n) if self.again is not None else 1.0
             a = min(1.0, back) * counted_again(
-                self.c.rate_per_s, rm.rejection_latency_s or 0.0,
-                mean_s / self.window_s / e_c)
+                self.c.rate_per_s, rm.rejection_latency_s or 0.0, calls)
             m = rm.max_retries
             refused = p * math.fsum(a**j for j in range(m + 1))
             retries = p * math.fsum(a**j for j in range(m))

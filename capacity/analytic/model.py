@@ -726,22 +726,23 @@ _CLUMP_WINDOW = 0.5
 
 @dataclass
 class ClumpedLaunches:
-    """A deep bucket's arrivals as Poisson launches of ``1 + K`` calls (``K`` Poisson),
-    each of the constraint's call charge law, with the index of dispersion of the turns'
-    clumped window count over half the depth's seconds (:class:`~capacity.analytic.
-    window.ClumpWindowModel` of a sliding window that long, at each N): the level law of
-    :class:`~capacity.analytic.bucket.DeepBucket` with the client's retries, as for the
-    launches themselves.
+    """A deep bucket's arrivals as Poisson launches of a launch's own calls and a Poisson
+    number more (:func:`~capacity.analytic.bucket.bunched_kinds`), set by the index of
+    dispersion of the turns' clumped window count over half the depth's seconds
+    (:class:`~capacity.analytic.window.ClumpWindowModel` of a fixed window that long, at
+    each N): the level law of :class:`~capacity.analytic.bucket.DeepBucket` with the
+    client's retries, as for the launches themselves
+    (``python benchmarks/session36_probes.py train``).
 
     The launches alone are Poisson; a session's calls are not: a tool loop of 7–8 calls
     a second apart at a 165 RPM bucket 10 s deep (hunt-3096) drains it in runs, and the
     launches' law said 1.4e-8 refused at 24 sessions without retries where the engine
     refuses 2.6e-3. The window count over half the depth's seconds has those runs;
-    launches of its index of dispersion say 2.7e-3 (4.0e-4 against 4.3e-4 at 20, 1.3e-2
+    launches of its index of dispersion say 2.6e-3 (4.0e-4 against 4.3e-4 at 20, 1.3e-2
     against 9.4e-3 at 28). Over the depth's whole seconds a window's calls would be taken
-    as one instant (3.4e-3 at 20); over a quarter of it too few bunch (tool-agent on a
-    10 s TPM bucket without retries: 0.05 % at 33 sessions against the engine's 0.5 %,
-    half: 0.28 %). It answers (:meth:`_BucketModel.stats`) where its fresh calls'
+    as one instant (2.9e-3 at 20); over a quarter of it too few bunch (tool-agent on a
+    10 s TPM bucket without retries: 0.06 % at 33 sessions against the engine's 0.39 %,
+    half: 0.35 %). It answers (:meth:`_BucketModel.stats`) where its fresh calls'
     share without retries passes the launches' own, so launches no more bunched than
     Poisson keep their exact law; and only where the window lies within a turn's train
     (``span``, its launches here first to last), fading log-linearly to none at twice
@@ -765,8 +766,8 @@ class ClumpedLaunches:
     @classmethod
     def build(cls, wl: Workload, c: Constraint, cycle_s: float,
               deep: DeepBucket) -> ClumpedLaunches | None:
-        """The clumped launches of constraint ``c``'s deep bucket (None: no calls, a
-        mean call past the depth, or a window the clumped model cannot hold)."""
+        """The clumped launches of constraint ``c``'s deep bucket (None: no calls, one
+        launch a turn, or a window the clumped model cannot hold)."""
         from capacity.analytic.clumped import clumped_window_model  # it imports this
 
         if c.rate_per_s <= 0.0 or c.depth <= 0.0:
@@ -783,10 +784,6 @@ class ClumpedLaunches:
         if mass <= 0.0:
             return None
         charge = np.trim_zeros(charge / mass, "b")
-        x = np.arange(charge.size, dtype=np.float64)
-        mean = float(np.dot(x, charge))
-        if mean <= 0.0:
-            return None
         span = _train_span(wl, c)
         if span <= 0.0:
             return None
@@ -873,17 +870,15 @@ def mixed_clumped(parts: list[tuple[float, ClumpedLaunches | None]], deep: DeepB
     """The clumped launches of the mix of ``parts`` (``(share of the sessions, the
     population's)``) at the blended level law ``deep`` (None unless every population has
     them, on one window lattice and one window)."""
-    live = [(a, p) for a, p in parts if a > 0.0]
-    if not live or any(p is None for _, p in live):
+    live = [(a, p) for a, p in parts if a > 0.0 and p is not None]
+    if not live or len(live) < sum(1 for a, _ in parts if a > 0.0):
         return None
     first = live[0][1]
-    assert first is not None
-    if any(p is None or p.window.h != first.window.h or p.window_s != first.window_s
-           for _, p in live):
+    if any(p.window.h != first.window.h or p.window_s != first.window_s for _, p in live):
         return None
     return MixedClumpedLaunches(first.window, first.window_s, first.charge, deep.kinds,
                                 deep.h, first.refill, first.depth, deep.scale, deep.retry,
-                                first.span, parts=[(a, p) for a, p in live if p is not None])
+                                first.span, parts=live)
 
 
 def _bucket_pmf(wl: Workload, c: Constraint, b: Any, h: float) -> NDArray[np.float64]:
