@@ -164,7 +164,9 @@ def test_fuzz_sliding_retry_cycle_answer_and_work(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(window.ClumpWindowModel, "_pmf", counted)
     r = amodel.analyze(load_profile(str(DATA / "fuzz-sliding-retry-cycle.yaml")))
-    assert r.burst_ceiling == 43
+    # 43 while the log's backoff retries were read one at a time; 44 since they are
+    # refused again together and the ones let in cost fresh calls (simulated 45 [45-45]).
+    assert r.burst_ceiling == 44
     # The cycles are walked once each: 238 window laws (2,000 before).
     assert calls["n"] <= 400
 

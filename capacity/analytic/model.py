@@ -1895,8 +1895,8 @@ def _joint(wl: Workload, cyc: CycleTime, results: list[ConstraintResult],
 def _igniters(active: list[Constraint], results: list[ConstraintResult],
               model: Callable[[int], Any]) -> dict[int, list[int]]:
     """Per counted request log that storms (sliding, refusals logged, retries that meet
-    it full: ``ClumpWindowModel.storms``; retries that honour the retry-after), its
-    quota's sliding token logs whose refusals it logs
+    it full: ``ClumpWindowModel.storms``), its quota's sliding token logs whose refusals
+    it logs
     (:meth:`ClumpWindowModel.ignited_by`): a token spell that turns away a few attempts
     fills the request log and starts its storm. hunt-171 (RPM + TPM over one
     30 s log): each alone refuses 0.4% / 0.8% of attempts at 90 sessions in the engine,
@@ -1905,7 +1905,14 @@ def _igniters(active: list[Constraint], results: list[ConstraintResult],
     too, places the request count at a spell's start):
     tests/data/tpm-spells-start-rpm-storms-31s.yaml (TPM per 31 s) said 103 against the
     simulated 92 [90–94] while only equal lengths took part. Only pairs whose ceilings
-    are within 1.5× of each other (:func:`joint_ceiling`'s near ones)."""
+    are within 1.5× of each other (:func:`joint_ceiling`'s near ones). Backed-off
+    retries (the retry-after ignored) that come back within the window storm there as
+    honoured ones do; while the token log's own backoff retries were each read as a
+    fresh attempt (its refusals over-counted), the ignition said 89 for
+    tests/data/tpm-spells-start-rpm-storms.yaml with backoff (simulated 93 [91–95]) and
+    was left out; with the joint chain of those retries
+    (:meth:`ClumpWindowModel._held_joint`) it says 91, hunt-244 150 (157 [153–157]),
+    hunt-518 181 (175 [169–180])."""
     low = min((r.burst_ceiling for r in results), default=0)
     near = [i for i, r in enumerate(results) if r.burst_ceiling <= 1.5 * low + 1]
     out: dict[int, list[int]] = {}
@@ -1924,13 +1931,6 @@ def _igniters(active: list[Constraint], results: list[ConstraintResult],
             # log counts once (tests/data/nested-sliding-rpm-tpm.yaml, RPM per 5 s beside
             # TPM per 10 s, no retries: ignited, 202 against the simulated 223 [219–230];
             # 219 without).
-            continue
-        if not retry.honour_retry_after:
-            # Backed-off retries (no retry-after) come back at their own times, not all
-            # when the log's oldest charge expires: the ignition is validated with
-            # honoured ones only (hunt-171), and without them it said 142 for hunt-244
-            # (simulated 157 [155–157]), 158 for hunt-518 (175 [169–180]) and 89 for
-            # tests/data/tpm-spells-start-rpm-storms.yaml (93 [91–95]).
             continue
         if model(i).inner.storms:
             out[i] = others

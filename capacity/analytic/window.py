@@ -303,8 +303,9 @@ class ClumpWindowModel:
     storm_rough: bool = False          # storm size: one window of storm (a search's guess)
     storm_scale: float = 1.0           # ... times this (a guess calibrated on one chain)
     never_fit: float = 0.0             # share of calls charged more than the allowance
-    # max_tokens charged at admission (output charged as the reservation): _held_backoff
-    # leaves such logs to the orbit rule, an empirical exclusion (see there).
+    # max_tokens charged at admission (output charged as the reservation): the fleet's
+    # spill holder (fleet.py) leaves such logs to the orbit rule, an empirical exclusion
+    # made while retries were read one at a time (_held_backoff now takes them).
     reserved: bool = False
     # Share of the calls this slot turns away whose retries come back to it, by N (None:
     # all; a route that routes each retry afresh sends some elsewhere and brings other
@@ -1392,20 +1393,17 @@ class ClumpWindowModel:
         ``λw·M'(θ) = x``. The expired units ``E_k`` over ``c_k`` are that compound
         Poisson over ``c_k``, the others' launches ``A_k`` the untilted input; the
         overshoot has the equilibrium law of the call charge,
-        ``P(O = j) = P(C ≥ j)/E[C]``; ``s_k = P(E_j − A_j < O, j ≤ k)``.
+        ``P(O = j) = P(C ≥ j)/E[C]``; ``s_k = P(E_j − A_j < O, j ≤ k)``. A log charged
+        ``max_tokens`` at admission is no different (it frees room only as its charges
+        expire): it was left to the orbit rule while the retries were read one by one
+        (the rule then came out 4–8 % further from the engine on hunt seed 178), and
+        now takes this one — hunt seed 1078 3 → 2 against the simulated 2, 3080 458 →
+        472 against 477, seed 178 with an exponential think time 60 against 60.
         """
         r = self.retry
         c = r.backoff_s
         if (not self.sliding or not r.retries or r.counts_rejected or r.honour_retry_after
-                or not c or c[0] >= self.window_s or self.reserved):
-            # An empirical exclusion, not a rule of the simulator (which refunds nothing
-            # of a reservation: Limiter.settle is a no-op there, and such a log frees room
-            # only as charges expire, like any other): on hunt seed 178 and
-            # tests/data/tpm-spells-start-rpm-storms.yaml with backoff this rule came out
-            # 4–8 % further from the engine, for a reason not yet found (that profile also
-            # has a counted RPM in the quota). Known cost: a reserving log with backoff
-            # inside the window is left to the orbit rule, optimistic there (a 1-call
-            # turn on a 60 s sliding TPM log reserving 2,000 tokens: 23 vs 20 [20-22]).
+                or not c or c[0] >= self.window_s):
             return None
         return self.held_after(n, c, arrivals=True, joint=True)
 
