@@ -21,9 +21,12 @@ against the engine's own traces:
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 import yaml
 
 from capacity.analytic.model import analyze, constraint_model, cycle_time
@@ -72,6 +75,56 @@ def test_retries_are_refused_again_together() -> None:
     for model, engine in zip(joint, refused, strict=True):
         # (engine 0.44 / 0.19 / 0.050; the model 0.41 / 0.17 / 0.059)
         assert 0.75 * engine <= model <= 1.3 * engine, (joint, refused)
+
+
+def _panjer(lam: float, f: np.ndarray, kmax: int) -> np.ndarray:
+    """A compound Poisson law by Panjer's recursion (no transforms)."""
+    g = np.zeros(kmax + 1)
+    g[0] = math.exp(lam * (f[0] - 1.0))
+    jf = np.arange(f.size) * f * lam
+    for k in range(1, kmax + 1):
+        j = np.arange(1, min(k, f.size - 1) + 1)
+        g[k] = np.dot(jf[j], g[k - j]) / k
+    return g
+
+
+def test_the_joint_chain_by_direct_convolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    # _held_joint's transforms against Panjer's laws and direct convolutions of the room
+    # R <- R + dA - dE (the reviewer's check, session 38): the chance retries 1..k are all
+    # refused, the mass let in by the room to spare, and that none is lost.
+    profile = load_profile(LOOP)
+    n = 68
+    m = _model(profile)
+    seen: dict[str, Any] = {}
+    real = ClumpWindowModel._held_joint
+
+    def spy(self: ClumpWindowModel, *args: Any, **kw: Any) -> tuple[float, ...]:
+        seen["args"] = args
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(ClumpWindowModel, "_held_joint", spy)
+    c = m.retry.backoff_s
+    got = m._held_backoff(n)
+    assert got is not None
+    _, _, o_pmf, rate, f_t, e_n = seen["args"]
+    fit = m._cascade_memo[("fit", n, c)]
+    lam_s = n * m.events_per_window / m.window_s
+    r = o_pmf.copy()
+    r[0] = 0.0
+    prev, still = 0.0, float(r.sum())
+    for k, ck in enumerate(c):
+        dt, prev = ck - prev, ck
+        e = _panjer(rate * dt, f_t, 3000)
+        a = _panjer(lam_s * dt, e_n, 3000)
+        d = np.convolve(np.convolve(r, a), e[::-1])     # index i: R' = i − (e.size − 1)
+        z = e.size - 1
+        let_in = d[: z + 1][::-1]                        # room to spare 0, 1, 2, ...
+        r = np.concatenate([[0.0], d[z + 1:]])
+        assert abs(got[k] - r.sum()) < 1e-9, (k, got[k], r.sum())
+        size = min(let_in.size, fit[k].size)
+        assert np.max(np.abs(let_in[:size] - fit[k][:size])) < 1e-9
+        assert abs(fit[k].sum() + got[k] - still) < 1e-9
+        still = got[k]
 
 
 def test_readmitted_retries_turn_fresh_calls_away() -> None:

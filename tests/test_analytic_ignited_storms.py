@@ -84,7 +84,7 @@ def test_a_negligible_ignition_solves_no_storm_chain() -> None:
     assert analyze(p).burst_ceiling == 91
 
 
-def test_retries_without_retry_after_are_left_to_each_dimension() -> None:
+def test_backed_off_retries_light_storms_too() -> None:
     """The test profile with ``retry.honour_retry_after: false``: backed-off retries come
     back within the window and storm as honoured ones do. While the TPM log's backoff
     retries were each read as a fresh attempt the ignition said 89 against the simulated

@@ -1468,7 +1468,7 @@ class ClumpWindowModel:
         mu_t = _dot(ke, f_t)
         var_t = _dot(ke * ke, f_t)
         if arrivals and joint:
-            out = self._held_joint(n, c, o_pmf, rate, f_t, e_n)
+            out = self._held_joint(n, c, o_pmf, rate, f_t, e_n, own=charge is None)
             self._cascade_memo[key] = out
             return out
         res = []
@@ -1518,8 +1518,8 @@ class ClumpWindowModel:
         return out
 
     def _held_joint(self, n: int, c: tuple[float, ...], o_pmf: NDArray[np.float64],
-                    rate: float, f_t: NDArray[np.float64], e_n: NDArray[np.float64]
-                    ) -> tuple[float, ...]:
+                    rate: float, f_t: NDArray[np.float64], e_n: NDArray[np.float64],
+                    own: bool = True) -> tuple[float, ...]:
         """:meth:`held_after` with the others' launches, retry by retry: the room a
         refused call lacks, ``R₀ = O``, becomes ``R_k = R_{k−1} − ΔE_k + ΔA_k`` by retry k
         (``ΔE_k``: the tilted expiries over ``c_k − c_{k−1}`` seconds, ``ΔA_k``: the
@@ -1530,13 +1530,20 @@ class ClumpWindowModel:
         hunt seed 126 (tests/data/sliding-backoff-loop.yaml) 0.41 / 0.23 / 0.11 alone,
         0.41 / 0.17 / 0.06 here, the engine 0.44 / 0.19 / 0.05; seed 35 0.44 / 0.34 / 0.24
         alone, 0.44 / 0.24 / 0.13 here, the engine 0.26 / 0.08 / 0.02; seed 122 over five
-        retries 0.52 … 0.21 alone, 0.52 … 0.07 here, the engine 0.50 … 0.012."""
-        lam_s = n * self.events_per_window / self.window_s   # the others' launches per s
+        retries 0.52 … 0.21 alone, 0.52 … 0.07 here, the engine 0.50 … 0.012.
+
+        ``own``: the log's own refused calls (their admitted mass kept by the room left,
+        memo key ``("fit", n, c)``); calls sent back from elsewhere are not kept. A retry
+        at or past ``w`` meets none of the charges that refused it: the chain stops there
+        and the calls it still holds are neither refused again nor kept as let in (for
+        :meth:`_retry_cost` they are admitted as any arrival is, at no extra cost)."""
+        lam_s = n * self.events_per_window / self.window_s   # the launches per s
         r = o_pmf.copy()
         r[0] = 0.0                                # index: the room still short, units
         res: list[float] = []
         fit: list[NDArray[np.float64]] = []
-        self._cascade_memo[("fit", n, c)] = fit
+        if own:
+            self._cascade_memo[("fit", n, c)] = fit
         kt, ka = np.arange(f_t.size, dtype=np.float64), np.arange(e_n.size, dtype=np.float64)
         mu_t, var_t = _dot(kt, f_t), _dot(kt * kt, f_t)
         mu_e, var_e = _dot(ka, e_n), _dot(ka * ka, e_n)
@@ -1596,7 +1603,9 @@ class ClumpWindowModel:
         busy) on the log's own blocking function: a charge ``b`` admitted with
         ``b + s`` of room costs ``P_B(q)/P_B(q − b − s)`` fresh calls turned away later
         (``P_B(c)``: the loss log's share at allowance ``c``, :meth:`_loss_share`;
-        ``b`` the refused charge, size-biased). ν sums that over the retries let in.
+        ``b`` the refused charge, size-biased). ν sums that over the retries let in
+        before ``w`` (one let in later meets a log that has forgotten its refusal: an
+        arrival like any other, which the loss log already counts).
         Without retries the engine refuses the loss log's share (hunt seeds 35, 1015,
         1028, 1055: 0.28 / 0.37 / 0.59 / 0.68 % of fresh calls against 0.29 / 0.35 /
         0.61 / 0.69 % here); with them, ``ν = 1 − p_loss/p`` from its fresh share ``p``
@@ -1635,7 +1644,10 @@ class ClumpWindowModel:
         occupied = occupied[: max(1, int(np.count_nonzero(tail > 1e-9 * tail[0])))]
         # P_B(c) for every allowance c ≤ q at once: 1 − P(O + E + A + B ≤ c)/P(O + E ≤ c),
         # the cdf of the others' count convolved with the laws _loss_share reads.
-        g = self.pmf(max(n - 1, 0))
+        # The truncated law (the ratios below do not depend on its normalisation), read
+        # stably where the free count seldom reaches q: the raw pmf's round-off there made
+        # costs of 1e9 at 200 sessions of tests/data/sliding-backoff-readmitted.yaml.
+        g = self.truncated(max(n - 1, 0))
         cdf = np.cumsum(g[: q + 1])
         extra = self._arrival_laws()[0]
         prior = self.own_pmf if self.prior_pmf is None else self.prior_pmf
@@ -1653,6 +1665,9 @@ class ClumpWindowModel:
         pb = np.ones(caps.size)
         np.divide(fits, room, out=pb, where=room > 0)
         pb = np.where(room > 0, np.clip(1.0 - pb, 0.0, 1.0), 1.0)
+        # A smaller allowance never blocks less, so a cost is at most 1 (where the ratio
+        # of two far tails is noise, it is held to that).
+        pb = np.maximum.accumulate(pb)
         cost = np.zeros(caps.size)
         np.divide(pb[0], pb, out=cost, where=pb > 0)
         nu = float(min(_dot(occupied, cost), 0.999))
