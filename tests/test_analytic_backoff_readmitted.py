@@ -21,6 +21,7 @@ against the engine's own traces:
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from pathlib import Path
 from typing import Any
@@ -163,3 +164,13 @@ def test_backoff_logs_meet_the_simulated_ceiling() -> None:
         sat = find_saturation(profile, max(1, n_a - 6), n_a + 6, seed=1, replications=20,
                               max_sessions=2 * n_a)
         assert_accurate(n_a, sat, profile.name)
+
+
+def test_the_cost_stays_a_cost_far_over_the_allowance() -> None:
+    # Far over its allowance the free count seldom reaches q: read from the raw pmf the
+    # blocking ratios were round-off (costs of 1e9, ν 0.999 at 200 sessions and 0.000 at
+    # 250 here). From the truncated count, every cost at most 1, ν rises smoothly with N.
+    m = _model(load_profile(READMITTED))
+    nus = [m._retry_cost(n) for n in (69, 100, 150, 200, 250, 300, 500)]
+    assert all(0.0 < nu < 0.9 for nu in nus), nus
+    assert all(b >= a - 0.02 for a, b in itertools.pairwise(nus)), nus
