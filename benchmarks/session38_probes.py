@@ -13,9 +13,10 @@ retry k's own chance (``held_after``, the rule before), the joint chain
 the fresh calls refused).
 
 ``cost``: the fresh calls' refused share in the engine (seed 1, 8 × 1 h traces) with the
-profile's retries and with ``max_retries: 0``, the model's loss-log share and its share
-with the retries (``p_loss/(1 − ν)``), the free count's (the rule before), and ν: the
-model's (``_retry_cost``) against the engine's, ``1 − p_loss/p``.
+profile's retries and with ``max_retries: 0``, the model's share without retries (the
+profile with ``max_retries: 0``), its loss-log share and its share with the retries
+(``p_loss/(1 − ν)``), the free count's (the rule before), and ν: the model's
+(``_retry_cost``) against the engine's, ``1 − p_loss/p``.
 
 ``storms``: tests/data/tpm-spells-start-rpm-storms.yaml with ``honour_retry_after:
 false``: the engine's attempt share (seed 1, 20 × 1 h) with both limits and with each
@@ -87,14 +88,15 @@ def held() -> None:
 
 
 def cost() -> None:
-    print("seed, N: engine fresh share with retries / without | model loss share, "
-          "with the retries, free count | nu model / engine")
+    print("seed, N: engine fresh share with retries / without | model without retries, "
+          "loss share, with the retries, free count | nu model / engine")
     for seed, n in SEEDS.items():
         fam, data, prof, *_ = hunt.build(seed)
         bare = copy.deepcopy(data)
         bare.setdefault("retry", {})["max_retries"] = 0
         shares = []
-        for p in (prof, profile_from_dict(bare)):
+        bare_p = profile_from_dict(bare)
+        for p in (prof, bare_p):
             rows = _rows(p, n, 8)
             fresh = rows[:, T_ATTEMPT] == 1
             shares.append(float(np.mean(rows[fresh, T_ADMITTED] == 0)))
@@ -102,8 +104,10 @@ def cost() -> None:
         loss = m._sliding_h(n, 0.0, truncate=True)
         free = m._sliding_h(n, 0.0)
         nu = m._retry_cost(n)
+        alone = _log(bare_p).attempt_share(n)["call"]
         print(f"{seed} {n} ({fam['family']}, {fam['pace']}): {shares[0]:.4%} / "
-              f"{shares[1]:.4%} | {loss:.4%}, {min(free, loss / (1 - nu)):.4%}, "
+              f"{shares[1]:.4%} | {alone:.4%}, {loss:.4%}, "
+              f"{min(free, loss / (1 - nu)):.4%}, "
               f"{free:.4%} | {nu:.2f} / {1 - loss / shares[0]:.2f}")
 
 

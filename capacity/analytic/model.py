@@ -754,12 +754,7 @@ class ClumpedLaunches:
     window: Any                       # the ClumpWindowModel of the half-depth window
     window_s: float
     charge: NDArray[np.float64]       # one call's charge on the window's lattice
-    kinds: list[tuple[float, NDArray[np.float64], NDArray[np.float64]]]  # the launches'
-    h: float                          # ... lattice step (units)
-    refill: float
-    depth: float
-    scale: float
-    retry: Any
+    deep: DeepBucket                  # the launches' own level law, with the retries
     span: float                       # a turn's launches here, first to last (s, mean)
     _memo: dict[int, dict[str, float] | None] = field(default_factory=dict, repr=False)
 
@@ -787,8 +782,7 @@ class ClumpedLaunches:
         span = _train_span(wl, c)
         if span <= 0.0:
             return None
-        return cls(inner, w, charge, deep.kinds, deep.h, c.rate_per_s, c.depth,
-                   deep.scale, deep.retry, span)
+        return cls(inner, w, charge, deep, span)
 
     def window_law(self, n: float) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
         """(the window count of units at ``n`` sessions, one call's charge, the train's
@@ -804,9 +798,10 @@ class ClumpedLaunches:
         from capacity.analytic.bucket import DeepBucket, bunched_kinds, calls_dispersion
 
         # The calls that come together: a launch's own and the turn's others about it.
+        deep = self.deep
         g, charge, span = self.window_law(n)
         _, d = calls_dispersion(g, charge)
-        got = bunched_kinds(self.kinds, d, _CLUMP_MORE)
+        got = bunched_kinds(deep.kinds, d, _CLUMP_MORE)
         # The window within a turn's train: all of it; past twice the train, none
         # (log-linear between).
         phi = min(1.0, max(0.0, 2.0 - self.window_s / span)) if span > 0.0 else 0.0
@@ -816,16 +811,14 @@ class ClumpedLaunches:
             # Which answers, by the fresh calls' share without retries (each a level law
             # in milliseconds; with backoff retries each costs a retry chain, 0.4 s on
             # a tool loop with five of them when both were solved).
-            alone = DeepBucket(kinds, self.h, self.refill, self.depth, self.scale)
-            own = DeepBucket(self.kinds, self.h, self.refill, self.depth, self.scale)
+            alone = DeepBucket(kinds, deep.h, deep.refill, deep.depth, deep.scale)
+            own = DeepBucket(deep.kinds, deep.h, deep.refill, deep.depth, deep.scale)
             if alone.shares(lam * keep)["call"] > own.shares(lam)["call"]:
-                out = (alone if self.retry is None else DeepBucket(
-                    kinds, self.h, self.refill, self.depth, self.scale,
-                    retry=self.retry)).shares(lam * keep)
+                out = (alone if deep.retry is None else DeepBucket(
+                    kinds, deep.h, deep.refill, deep.depth, deep.scale,
+                    retry=deep.retry)).shares(lam * keep)
                 if phi < 1.0:
-                    base = (own if self.retry is None else DeepBucket(
-                        self.kinds, self.h, self.refill, self.depth, self.scale,
-                        retry=self.retry)).shares(lam)
+                    base = deep.shares(lam)
                     out = {key: math.exp((1.0 - phi) * math.log(max(base[key], 1e-300))
                                          + phi * math.log(max(v, 1e-300)))
                            for key, v in out.items()}
@@ -876,8 +869,7 @@ def mixed_clumped(parts: list[tuple[float, ClumpedLaunches | None]], deep: DeepB
     first = live[0][1]
     if any(p.window.h != first.window.h or p.window_s != first.window_s for _, p in live):
         return None
-    return MixedClumpedLaunches(first.window, first.window_s, first.charge, deep.kinds,
-                                deep.h, first.refill, first.depth, deep.scale, deep.retry,
+    return MixedClumpedLaunches(first.window, first.window_s, first.charge, deep,
                                 first.span, parts=live)
 
 

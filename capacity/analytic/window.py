@@ -1464,13 +1464,13 @@ class ClumpWindowModel:
         f_t = np.zeros(e.size)
         f_t[pos] = wts / wts.sum()
         e_n = e / float(e.sum())
-        mu_e, var_e = _dot(ke, e_n), _dot(ke * ke, e_n)
-        mu_t = _dot(ke, f_t)
-        var_t = _dot(ke * ke, f_t)
         if arrivals and joint:
             out = self._held_joint(n, c, o_pmf, rate, f_t, e_n, own=charge is None)
             self._cascade_memo[key] = out
             return out
+        mu_e, var_e = _dot(ke, e_n), _dot(ke * ke, e_n)
+        mu_t = _dot(ke, f_t)
+        var_t = _dot(ke * ke, f_t)
         res = []
         for ck in c:
             if ck >= self.window_s:
@@ -1618,12 +1618,10 @@ class ClumpWindowModel:
         hit = self._cascade_memo.get(key)
         if hit is not None:
             return hit  # type: ignore[no-any-return]
-        c = self.retry.backoff_s
-        fit = self._cascade_memo.get(("fit", n, c))
-        if fit is None:
-            self._cascade_memo.pop(("held", n, c, None, True, True), None)
-            self.held_after(n, c, arrivals=True, joint=True)
-            fit = self._cascade_memo.get(("fit", n, c), [])
+        # The joint chain keeps its let-in mass beside its answer (one memo, cleared
+        # whole): asking it again is a lookup.
+        self._held_backoff(n)
+        fit = self._cascade_memo.get(("fit", n, self.retry.backoff_s), [])
         q = math.floor(self.q_lat + 1e-9)
         if not fit or q <= 0:
             return 0.0
