@@ -20,7 +20,10 @@ every call refused while the level is short is told the same instant, when the l
 reaches one charge; there the oldest is admitted and the rest are refused again (told one
 charge's refill later), while every fresh call meanwhile is refused and joins — a queue
 whose calls give up after ``m`` refused retries, so its state is the number it will
-still admit (at most ``m``). A bucket counting its rejections (requests) is emptied by
+still admit (at most ``m``). That is so where the charges are (nearly) equal; where they
+spread, the smaller calls get in while a big one waits, and a told retry instead lands
+where the level reaches its charge unless fresh calls or other retries took the level
+first: level crossing with those landings (:func:`told_shares`). A bucket counting its rejections (requests) is emptied by
 every refusal: the retry comes back to a bucket short again, whether told the time to
 one request from the level it found (the retry-after, computed before the count) or a
 backoff, and is refused and empties it again, as the fresh calls meanwhile are — a
@@ -841,6 +844,8 @@ class BucketChain:
     _cgrid: _Grid | None = field(default=None, repr=False)
     _fgrids: dict[int, tuple[_Grid, _Grid]] = field(default_factory=dict, repr=False)
     _brackets: tuple[BucketChain, BucketChain, float] | None = field(default=None, repr=False)
+    # The fine grid's launches as told retries need them (:meth:`_told_shares`).
+    _told_block: _ToldBlock | None = field(default=None, repr=False)
     # The pending chain's blocks from nothing pending at the last (grid, launch rate).
     _top: tuple[tuple[int, float], NDArray[np.float64], list[NDArray[np.float64]]] | None = (
         field(default=None, repr=False))
@@ -1466,6 +1471,8 @@ class BucketChain:
             # the orbit below; the pending chain's exponential delays would bring a
             # share back early instead, to a level not yet recovered.)
             return self._backoff_shares(lam, sessions)
+        if m > 0 and self.retry.honour_retry_after and spreads(self.call_pmf, self.h):
+            return self._told_shares(lam)
         if m > 0 and self.retry.honour_retry_after:
             # Retries told to wait until their charge fits come back together (a herd):
             # the bucket serves one of them per charge's worth of refill while the herd
@@ -1521,6 +1528,32 @@ class BucketChain:
         out = {"attempt": min(1.0, attempt), "call": p,
                "failed": p * pr ** m if m > 0 else p, "retry_share": per}
         return out
+
+    def _told_shares(self, lam: float) -> dict[str, float]:
+        """:meth:`_poisson_shares` with told retries where the charges spread: the
+        fresh calls' share without retries (both grids, extrapolated) moved by what the
+        retries do to it on the fine grid (:func:`told_shares`, the whole bucket its
+        block), the retries' own refusals per fresh call refused from there."""
+        g = self.grids()[1]
+        if self._told_block is None:
+            kinds = self.kinds or ((1.0, self.count, self.call_pmf),)
+            parts = []
+            for w, count, call in kinds:
+                f = _regrid(call, self.h, g.delta, g.top)
+                parts.append((w, count, f, _call_matrix(f, g.top, 0)[0]
+                              if count.size > 2 else np.zeros((0, 0))))
+            self._told_block = _ToldBlock(g.launch, parts)
+        pi = np.zeros(g.top + 1)
+        pi[-1] = 1.0
+        m = self.retry.max_retries
+        t0, t1, again, tries, failed = told_shares(
+            self._told_block, pi, g.top, np.zeros(g.top), g.refused, self.mean_calls,
+            lam, self.refill, g.delta, m, self._latency)
+        p0 = self.poisson_share(lam)
+        fresh = min(1.0, p0 * t1 / t0) if t0 > 0.0 else min(1.0, t1)
+        return {"attempt": min(1.0, fresh * (1.0 + again) / (1.0 + fresh * tries)),
+                "call": fresh, "failed": min(1.0, fresh * failed),
+                "retry_share": fresh * tries}
 
     def _retry_refusals(self, lam: float) -> NDArray[np.float64]:
         """Per backoff retry k, the chance a refused call is refused on its retries 1..k
@@ -2096,6 +2129,8 @@ class _DeepGrid:
     # the chance of one), and the chance a launch with none ends below ``i``.
     refusing: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
     clean_down: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
+    # Told retries where the charges spread (:func:`told_shares`): the block's launches.
+    told: _ToldBlock | None = None
 
 
 @dataclass
@@ -2140,6 +2175,10 @@ class DeepBucket:
     # ... and its refused calls by level.
     _again_refused: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0),
                                                 init=False, repr=False)
+    # Told retries where the charges spread (:func:`told_shares`): the answers by
+    # launch rate.
+    _told_at: dict[float, tuple[float, float, float, float, float]] = field(
+        default_factory=dict, init=False, repr=False)
 
     @property
     def never_fit(self) -> float:
@@ -2210,6 +2249,7 @@ class DeepBucket:
         refusing = np.zeros((block, block)) if herd else np.zeros((0, 0))
         clean_down = np.zeros((block, block)) if herd else np.zeros((0, 0))
         never = calls = 0.0
+        told = _ToldBlock(np.zeros((block, block)), []) if herd and self.spread else None
         for w, thin, fit, t, kbar, nu in kinds:
             tail += w * t
             f = np.zeros(block + 1)
@@ -2219,6 +2259,10 @@ class DeepBucket:
             cum = np.cumsum(launch, axis=1)
             down[:, 1:] += w * cum[:, :-1]
             refused += w * ref
+            if told is not None:
+                told.move += w * launch
+                told.parts.append((w, thin, f, _call_matrix(f, block - 1, 0)[0]
+                                   if thin.size > 2 else np.zeros((0, 0))))
             if herd:
                 refusing += w * (launch - clean)
                 clean_down[:, 1:] += w * np.cumsum(clean, axis=1)[:, :-1]
@@ -2226,7 +2270,7 @@ class DeepBucket:
             calls += w * kbar
         mean = sum(w * kbar * _mean_units(fit, delta) for w, _, fit, _, kbar, _ in kinds)
         return _DeepGrid(delta, top, block, tail, down, refused, never, calls,
-                         mean / max(calls, 1e-300), refusing, clean_down)
+                         mean / max(calls, 1e-300), refusing, clean_down, told)
 
     def _interior(self, g: _DeepGrid, lam: float
                   ) -> tuple[NDArray[np.float64], int, NDArray[np.float64]] | float:
@@ -2314,6 +2358,8 @@ class DeepBucket:
             return self._backoff_share(g, lam)
         if herd and self.retry is not None and self.retry.counts_rejected:
             return self._counted_share(g, lam)
+        if herd and self.spread:
+            return self._told_share(g, lam)
         if herd:
             got = self._interior(g, lam)
             if isinstance(got, float):
@@ -2338,6 +2384,57 @@ class DeepBucket:
             # never-fitting ones are the caller's); no herd forms.
             self._last = (share, 0.0, 0.0)
         return share, min(1.0, short)
+
+    @property
+    def spread(self) -> bool:
+        """True when the calls' charges spread enough for told retries to follow the
+        level (:func:`told_shares`) rather than a herd of equal charges
+        (:meth:`_herd_share`): :func:`spreads` of the charge pooled over the calls."""
+        pooled = np.zeros(max((c.size for _, _, c in self.kinds), default=1))
+        for w, count, call in self.kinds:
+            pooled[: call.size] += w * float(np.dot(np.arange(count.size), count)) * call
+        return spreads(pooled, self.h)
+
+    def _told_share(self, g: _DeepGrid, lam: float) -> tuple[float, float]:
+        """:meth:`_share` with told retries where the charges spread: the fresh calls'
+        share on grid ``g`` without retries, moved by what the retries do to it on the
+        told grid (:func:`told_shares`, whose own share without retries it is scaled
+        against, as :func:`_grid_corrected` does); the retries' own refusals per fresh
+        call refused from there. Stores the other shares in ``self._last`` as
+        :meth:`_herd_share`."""
+        assert self.retry is not None
+        m = self.retry.max_retries
+        law = self._law(g, lam)
+        if isinstance(law, float):
+            self._last = (law, law, float(m) * law)
+            return law, 1.0
+        p0 = float(np.dot(law[: g.block], g.refused[: g.block])) / g.calls
+        short = float(law[: max(1, round(g.mean / g.delta))].sum())
+        hit = self._told_at.get(lam)
+        if hit is None:
+            hit = self._told(lam)
+            if len(self._told_at) >= 256:
+                self._told_at.clear()
+            self._told_at[lam] = hit
+        t0, t1, again, tries, failed = hit
+        fresh = min(1.0, p0 * t1 / t0) if t0 > 0.0 else min(1.0, t1)
+        self._last = (fresh, fresh * failed, fresh * tries)
+        attempt = fresh * (1.0 + again) / (1.0 + fresh * tries)
+        return min(1.0, max(0.0, attempt)), min(1.0, short)
+
+    def _told(self, lam: float) -> tuple[float, float, float, float, float]:
+        """:func:`told_shares` on the coarse grid at ``lam`` launches a second."""
+        assert self.retry is not None
+        g = self.grids()[0]
+        got = self._interior(g, lam)
+        if isinstance(got, float):                  # deep overload: all at the bottom
+            return got, got, float(self.retry.max_retries), float(self.retry.max_retries), 1.0
+        pi, lo, base = got
+        if lo == 0 or g.told is None:               # every call fits at any level
+            return 0.0, 0.0, 0.0, 0.0, 0.0
+        return told_shares(g.told, pi, lo, base, g.refused, g.calls, lam, self.refill,
+                           g.delta, self.retry.max_retries,
+                           self.retry.rejection_latency_s or 0.0)
 
     def _counted_share(self, g: _DeepGrid, lam: float) -> tuple[float, float]:
         """:meth:`_share` at a requests bucket that counts its refusals, retries told
@@ -2623,6 +2720,211 @@ class DeepBucket:
             return np.ones((len(delays), np.asarray(units).size))
         pi, move, delta = self._carried(g, law)
         return _refused_again(pi, move, delta, self.refill, lam * self.scale, units, delays)
+
+
+# ---------------------------------------------------------------------------------------
+# Told retries at a bucket whose charges spread
+# ---------------------------------------------------------------------------------------
+
+# Retries told the retry-after follow the level, not a herd, when the pooled charge's
+# coefficient of variation passes this (smaller calls get in while a big one waits).
+_TOLD_SPREAD = 0.25
+# The fixed point's passes, at most, and its tolerance (relative, on the retries'
+# landing flux).
+_TOLD_PASSES = 60
+_TOLD_TOL = 1e-7
+
+
+def spreads(pmf: NDArray[np.float64], h: float) -> bool:
+    """True when a charge law (lattice step ``h``) spreads enough for told retries to
+    follow the level (:func:`told_shares`) rather than herd: its coefficient of
+    variation passes ``_TOLD_SPREAD``."""
+    u = np.arange(pmf.size) * h
+    total = float(pmf.sum())
+    mean = float(pmf @ u) / max(total, 1e-300)
+    if total <= 0.0 or mean <= 0.0:
+        return False
+    var = max(float(pmf @ (u * u)) / total - mean * mean, 0.0)
+    return math.sqrt(var) > _TOLD_SPREAD * mean
+
+
+@dataclass
+class _ToldBlock:
+    """The bottom block of a deep bucket's grid (levels ``0..J − 1``) as told retries
+    need it: a launch's move (level → level) and each kind's ``(weight, count law,
+    charge law in steps — index J: never fits this low —, one call's move)``."""
+
+    move: NDArray[np.float64]
+    parts: list[tuple[float, NDArray[np.float64], NDArray[np.float64],
+                      NDArray[np.float64]]]
+
+
+def _tried(tb: _ToldBlock, pi: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``W[ℓ, s]``: calls charging ``s`` steps (``s = J``: more than the block) tried at
+    level ``ℓ`` per launch, launches meeting the levels ``pi`` (a launch's later calls
+    meet the level its earlier ones left)."""
+    W = np.zeros((pi.size, pi.size + 1))
+    for w, count, f, M in tb.parts:
+        left = 1.0 - np.cumsum(count)                 # P(more than t calls)
+        v = pi
+        for t in range(count.size - 1):
+            if left[t] <= 1e-15:
+                break
+            W += np.outer(w * left[t] * v, f)
+            if t + 2 < count.size:
+                v = v @ M
+    return W
+
+
+def _interfered(move: NDArray[np.float64], pl: float, x: float) -> NDArray[np.float64]:
+    """``q[ℓ, s]``: the chance a call charging ``s`` steps (``s = J``: more than the
+    block), refused at level ``ℓ < s`` and told to come back when the refill has brought
+    the level to ``s`` (plus ``x`` steps: the 429's way back, and the retry-after
+    rounded up), finds less than ``s`` there: fresh calls that fit the rising level got
+    in meanwhile, more than ``x`` steps of them. Followed level by level of the
+    undisturbed climb (a launch in each with chance ``pl``, moving the level by
+    ``move``) in the steps ``C`` taken so far, from the top down for every charge at
+    once; a charge that lands past the block's top lands at it."""
+    n = move.shape[0]
+    top = n - 1
+    x0 = math.floor(x)
+    fx = x - x0
+    cn = min(x0 + 3, top + 3)                       # C = 0..x0 + 1, then refused
+    gone = cn - 1
+    s_all = np.arange(n + 1)
+    land = np.minimum(s_all + x0, top)              # the level each charge lands at
+    room = land - np.minimum(s_all, top)            # steps that may get in meanwhile
+    cs = np.arange(cn)[:, None]
+    end = np.where(cs <= room[None, :], 0.0, 1.0)
+    part = (land == s_all + x0) & (room + 1 < gone)
+    end[np.minimum(room + 1, gone)[part], np.flatnonzero(part)] = 1.0 - fx
+    # Below the level: P(a launch from L ends at or below it), per L (cumulative move).
+    cum = np.cumsum(move, axis=1)
+    q = np.zeros((n, n + 1))
+    v = np.zeros((cn, n + 1))
+    for y in range(top, -1, -1):
+        c = np.arange(min(gone, y + 1))
+        lvl = y - c                                 # the level with C = c taken
+        T = np.zeros((cn, cn))
+        T[gone, gone] = 1.0
+        k = np.arange(gone)
+        ok = k[None, :] >= c[:, None]               # ends at y − k: took k ≥ c
+        dst = np.clip(y - k, 0, None)
+        T[np.ix_(c, k)] = np.where(ok & (y - k >= 0)[None, :],
+                                   pl * move[lvl[:, None], dst[None, :]], 0.0)
+        if y - gone >= 0:
+            T[c, gone] = pl * cum[lvl, y - gone]
+        T[c, c] += 1.0 - pl
+        v = T @ v
+        at = land == y
+        v[:, at] = end[:, at]
+        q[y] = v[0]
+    return np.where(np.arange(n)[:, None] < s_all[None, :], q, 0.0)
+
+
+def told_shares(tb: _ToldBlock, pi: NDArray[np.float64], lo: int,
+                base: NDArray[np.float64], refused: NDArray[np.float64], calls: float,
+                lam: float, refill: float, delta: float, retries: int, latency: float
+                ) -> tuple[float, float, float, float, float]:
+    """Retries told the retry-after at a bucket whose charges spread, on a deep
+    bucket's grid (``delta`` units a step) at ``lam`` launches a second: ``(fresh calls
+    refused without retries, with them, retries refused per fresh call refused, retries
+    per fresh call refused, fresh calls failed per fresh call refused)``, each of the
+    calls that fit. ``pi``: the level law (unnormalised) solved above the block's top
+    ``lo`` (:meth:`DeepBucket._interior`), ``base`` the interior's pull on the block,
+    ``refused`` the block's refused calls per launch by level.
+
+    A call charging ``s`` refused at level ``ℓ`` is told ``(s − ℓ)/r``: its retry comes
+    when the refill has brought the level to ``s`` (plus the 429's way back), unless a
+    fresh call that fit the rising level got in meanwhile (:func:`_interfered`), or
+    another's retry landed first; then it is told again from the level it finds. So the
+    retries admitted take their units at a known level, ``s`` (plus the way back): the
+    block's level crossing gains those jumps — a flux of the retries admitted, each
+    crossing the levels between where it lands and where it leaves the level — solved
+    with it as a fixed point (the refusals make the flux; a herd of equal charges is
+    :meth:`DeepBucket._herd_share`'s). The landings of others are a hazard on the climb
+    (their share of its up-crossings; past them, one gets in a crossing and the rest are
+    told again), each retry of a call refused independently with its charge's chance."""
+    n = lo + 1
+    J = tb.move.shape[0]
+    c = lam * delta / refill
+    x = refill * (latency + 5e-4) / delta          # retry-after: up to 1 ms more
+    x0 = math.floor(x)
+    fx = x - x0
+    down = np.zeros((J, J + 1))
+    down[:, 1:] = np.cumsum(tb.move, axis=1)        # P(a launch from j ends below i)
+    # The block's balance across i = 1..lo, unknowns π[0..lo − 1]:
+    # π[i − 1] − c·Σ_{lo > j ≥ i} π[j]·down[j, i] = c·π[lo]·down[lo, i] + base[i − 1]
+    # + (δ/r)·(landings crossing i).
+    A = np.eye(lo)
+    i = np.arange(1, lo + 1)
+    j = np.arange(lo)
+    A -= np.where(j[None, :] >= i[:, None], c * down[:lo, 1: lo + 1].T, 0.0)
+    inv = np.linalg.inv(A) if lo else A
+    rhs0 = c * pi[lo] * down[lo, 1: lo + 1] + (base[:lo] if base.size else 0.0)
+    above = float(pi[lo:].sum())
+    s_all = np.arange(n + 1)                        # charges; n: more than the block
+    land = np.minimum(s_all + x0, lo)
+    split = (s_all + x0 + 1 <= lo) & (fx > 0.0)
+    land_hi = np.where(split, land + 1, land)
+    w_lo = np.where(split, 1.0 - fx, 1.0)
+    below = np.arange(n)[:, None] < s_all[None, :]
+    pl = -math.expm1(-c)
+    fresh_q = _interfered(tb.move[:n, :n], pl, x)
+
+    def levels(flux: NDArray[np.float64]) -> NDArray[np.float64]:
+        # Landings from y to y − s cross the levels y − s < i ≤ y.
+        cross = np.zeros(lo + 2)
+        for at, wt in ((land, w_lo), (land_hi, 1.0 - w_lo)):
+            f = flux * wt
+            np.add.at(cross, np.clip(at - np.minimum(s_all, at) + 1, 0, lo + 1), f)
+            np.add.at(cross, np.minimum(at + 1, lo + 1), -f)
+        lands = np.cumsum(cross)[1: lo + 1]
+        out = pi[: n].copy()
+        out[:lo] = inv @ (rhs0 + lands / (refill / delta)) if lo else out[:lo]
+        return np.clip(out, 0.0, None)
+
+    x_lv = levels(np.zeros(n + 1))
+    z = above + float(x_lv[:lo].sum())
+    p0 = float(x_lv @ refused[:n]) / (z * calls)
+    flux = np.zeros(n + 1)                          # retries admitted, by charge
+    q1 = np.zeros(n + 1)
+    ref = np.zeros((n, n + 1))
+    for _ in range(_TOLD_PASSES):
+        x_lv = levels(flux)
+        lands = np.zeros(n)
+        np.add.at(lands, land, flux * w_lo)
+        np.add.at(lands, land_hi, flux * (1.0 - w_lo))
+        ups = (refill / delta) * np.concatenate([[np.inf], x_lv[:-1]])
+        share = np.divide(lands, ups, out=np.where(lands > 0.0, 1e12, 0.0),
+                          where=ups > lands * 1e-12)
+        # More retries landing at a level than it is crossed upwards: one gets in a
+        # crossing, the rest are told again (a fan-out's calls refused together).
+        crowd = np.maximum(share, 1.0)
+        theta = np.minimum(share, 1.0)
+        admit = w_lo / crowd[land] + (1.0 - w_lo) / crowd[land_hi]
+        ref = _tried(tb, x_lv) * below
+        # Refused again: a fresh call got in, or another's retry landed, on the climb
+        # (up to the level before its own: those landing with it are a herd's).
+        cum = np.concatenate([[0.0], np.cumsum(theta[1:])])    # Θ(y) = Σ_{1..y}
+        climb = cum[np.maximum(land - 1, 0)][None, :] - cum[:, None]
+        others = np.exp(-np.maximum(climb, 0.0))
+        q = 1.0 - (1.0 - fresh_q) * others * admit[None, :]
+        refs = ref.sum(axis=0)
+        q1 = np.where(refs > 0, (ref * q).sum(axis=0) / np.maximum(refs, 1e-300), 0.0)
+        new = lam * refs * (1.0 - q1 ** retries)
+        res = float(np.abs(new - flux).sum())
+        flux = new
+        if res <= _TOLD_TOL * float(new.sum()) or res <= 1e-300:
+            break
+    z = above + float(x_lv[:lo].sum())
+    refs = ref.sum(axis=0)
+    per = max(float(refs.sum()), 1e-300)
+    again = sum(float(refs @ q1 ** k) for k in range(1, retries + 1)) / per
+    tries = sum(float(refs @ q1 ** (k - 1)) for k in range(1, retries + 1)) / per
+    failed = float(refs @ q1 ** retries) / per
+    fresh = float(x_lv @ refused[:n]) / (z * calls)
+    return p0, fresh, again, tries, failed
 
 
 # Bunched launches (:func:`bunched_kinds`): the most calls a launch holds before they are
