@@ -22,6 +22,7 @@ import yaml
 
 from capacity.analytic.bucket import BucketChain, DeepBucket, spreads, told_shares
 from capacity.analytic.model import _BucketModel, analyze, constraint_model, cycle_time
+from capacity.analytic.window import RetryModel
 from capacity.model.workload import Workload
 from capacity.profile.loader import load_profile, profile_from_dict
 from capacity.profile.schema import Profile
@@ -135,3 +136,33 @@ def test_a_shallow_bucket_whose_charges_spread_takes_the_told_model_too() -> Non
         assert 0.0 < st.call_429_fraction <= 1.0
         assert last < st.loss_fraction <= 1.0
         last = st.loss_fraction
+
+
+@pytest.mark.parametrize("latency", [0.0, 0.05, 5.0])
+def test_fan_outs_past_the_refill_stay_refused(latency: float) -> None:
+    """Five-call fan-outs beside single calls at a bucket 6 s deep, from light load to
+    eight times the refill, the 429 as slow as 5 s (its refill a block deep): the
+    landings would ask more of a level than it is crossed (the fixed point once went
+    negative, then zero: 0 % refused at twice the refill; and past doubles with a 5 s
+    way back: NaN), so the step is halved until the law stays one. Every share is finite
+    and in [0, 1], and far past the refill most attempts are refused."""
+    h = 100.0
+
+    def law(charges: list[float]) -> np.ndarray:
+        pmf = np.zeros(int(max(charges) / h) + 2)
+        for v in charges:
+            pmf[round(v / h)] += 1.0 / len(charges)
+        return pmf
+
+    one = np.array([0.0, 1.0])
+    five = np.zeros(6)
+    five[5] = 1.0
+    deep = DeepBucket([(0.5, one, law([200, 900])), (0.5, five, law([300, 2500]))], h,
+                      5000.0, 30000.0, retry=RetryModel(2, True, rejection_latency_s=latency))
+    assert deep.spread
+    shares = [deep.shares(lam) for lam in np.geomspace(0.1, 40.0, 25)]
+    for sh in shares:
+        assert all(math.isfinite(v) for v in sh.values()), sh
+        assert 0.0 <= sh["call"] <= 1.0 and 0.0 <= sh["attempt"] <= 1.0, sh
+    assert shares[0]["attempt"] < 1e-4
+    assert min(sh["attempt"] for sh in shares[-6:]) > 0.5

@@ -2838,6 +2838,14 @@ def _interfered(move: NDArray[np.float64], pl: float, x: float) -> NDArray[np.fl
     return np.where(np.arange(n)[:, None] < s_all[None, :], q, 0.0)
 
 
+def _a_law(raw: NDArray[np.float64]) -> bool:
+    """True when ``raw`` (levels scaled to the interior's largest, 1) is a law: finite,
+    nowhere negative, and not all at the bottom past what doubles hold (the landings'
+    gain past 1, deep overload: the fixed point would grow without end)."""
+    top = float(np.max(raw))
+    return bool(np.isfinite(raw).all()) and top < 1e12 and float(np.min(raw)) >= -1e-9 * top
+
+
 def told_shares(tb: _ToldBlock, pi: NDArray[np.float64], lo: int,
                 base: NDArray[np.float64], refused: NDArray[np.float64], calls: float,
                 lam: float, refill: float, delta: float, retries: int, latency: float
@@ -2864,6 +2872,12 @@ def told_shares(tb: _ToldBlock, pi: NDArray[np.float64], lo: int,
     n = lo + 1
     J = tb.move.shape[0]
     c = lam * delta / refill
+    # The law is unnormalised (an overloaded bucket's grows by orders of magnitude from
+    # the top down): scaled to its largest level first, which the solve is linear in.
+    scale = max(float(np.max(pi[lo:])), float(np.max(base[:lo])) if lo and base.size
+                else 0.0, 1e-300)
+    pi = pi / scale
+    base = base / scale
     x = refill * (latency + 5e-4) / delta          # retry-after: up to 1 ms more
     x0 = math.floor(x)
     fx = x - x0
@@ -2898,16 +2912,15 @@ def told_shares(tb: _ToldBlock, pi: NDArray[np.float64], lo: int,
         lands = np.cumsum(cross)[1: lo + 1]
         out = pi[: n].copy()
         out[:lo] = inv @ (rhs0 + lands / (refill / delta)) if lo else out[:lo]
-        return np.clip(out, 0.0, None)
+        return out
 
-    x_lv = levels(np.zeros(n + 1))
+    x_lv = np.clip(levels(np.zeros(n + 1)), 0.0, None)
     z = above + float(x_lv[:lo].sum())
     p0 = float(x_lv @ refused[:n]) / (z * calls)
     flux = np.zeros(n + 1)                          # retries admitted, by charge
     q1 = np.zeros(n + 1)
     ref = np.zeros((n, n + 1))
     for _ in range(_TOLD_PASSES):
-        x_lv = levels(flux)
         lands = np.zeros(n)
         np.add.at(lands, land, flux * w_lo)
         np.add.at(lands, land_hi, flux * (1.0 - w_lo))
@@ -2930,16 +2943,29 @@ def told_shares(tb: _ToldBlock, pi: NDArray[np.float64], lo: int,
         q1 = np.where(refs > 0, (ref * q).sum(axis=0) / np.maximum(refs, 1e-300), 0.0)
         new = lam * refs * (1.0 - q1 ** retries)
         res = float(np.abs(new - flux).sum())
-        flux = new
         if res <= _TOLD_TOL * float(new.sum()) or res <= 1e-300:
             break
+        # A step whose landings ask more of a level than its crossings give makes the
+        # law negative there (deep overload, fan-outs refused whole): halve it until
+        # the law stays a law (no flux always does).
+        step = 1.0
+        while True:
+            cand = flux + step * (new - flux)
+            raw = levels(cand)
+            if _a_law(raw) or step < 1e-4:
+                break
+            step *= 0.5
+        if not _a_law(raw):
+            break                                   # no feasible step: keep the last
+        flux = cand
+        x_lv = np.clip(raw, 0.0, None)
     z = above + float(x_lv[:lo].sum())
     refs = ref.sum(axis=0)
     per = max(float(refs.sum()), 1e-300)
     again = sum(float(refs @ q1 ** k) for k in range(1, retries + 1)) / per
     tries = sum(float(refs @ q1 ** (k - 1)) for k in range(1, retries + 1)) / per
     failed = float(refs @ q1 ** retries) / per
-    fresh = float(x_lv @ refused[:n]) / (z * calls)
+    fresh = max(p0, float(x_lv @ refused[:n]) / (z * calls))
     return p0, fresh, again, tries, failed
 
 
