@@ -1363,8 +1363,9 @@ class BucketChain:
         elif m > 0 and self.walk is not None:
             # The walk's fresh refusals, the retries scaled with them (as the follow
             # chain's are).
-            out = (self._told_shares(lam, self._walk_share(lam)) if self._told_spread
-                   else self._fresh_moved(out, self._walk_share(lam), lam))
+            walked = self._walk_share(lam)
+            told = self._told_shares(lam, walked) if self._told_spread else None
+            out = told if told is not None else self._fresh_moved(out, walked, lam)
         self._cache[lam, sessions] = out
         return out
 
@@ -1423,7 +1424,9 @@ class BucketChain:
             # chains at 49 sessions, where the follow chain says 0.30 % refused without
             # retries (the engine 0.27 %), the engine 0.62 % with them — moved by the
             # told model's Poisson 0.043 % -> 0.094 %, 0.41 %; scaled, 0.65 %.
-            return self._told_shares(lam, own)
+            told = self._told_shares(lam, own)
+            if told is not None:
+                return told
         return self._fresh_moved(out, own, lam)
 
     def _fresh_moved(self, out: dict[str, float], own: float, lam: float
@@ -1479,8 +1482,9 @@ class BucketChain:
             # the orbit below; the pending chain's exponential delays would bring a
             # share back early instead, to a level not yet recovered.)
             return self._backoff_shares(lam, sessions)
-        if self._told_spread:
-            return self._told_shares(lam)
+        told = self._told_shares(lam) if self._told_spread else None
+        if told is not None:
+            return told
         if m > 0 and self.retry.honour_retry_after:
             # Retries told to wait until their charge fits come back together (a herd):
             # the bucket serves one of them per charge's worth of refill while the herd
@@ -1544,12 +1548,14 @@ class BucketChain:
         return (self.retry.max_retries > 0 and self.retry.honour_retry_after
                 and not self.retry.counts_rejected and spreads(self.call_pmf, self.h))
 
-    def _told_shares(self, lam: float, own: float | None = None) -> dict[str, float]:
+    def _told_shares(self, lam: float, own: float | None = None
+                     ) -> dict[str, float] | None:
         """:meth:`_poisson_shares` with told retries where the charges spread: the
         fresh calls' share without retries — ``own``, the sessions' own, else Poisson
         launches' (both grids, extrapolated) — moved by what the retries do to it on the
         fine grid (:func:`told_shares`, the whole bucket its block), the retries' own
-        refusals per fresh call refused from there."""
+        refusals per fresh call refused from there; None where that has no fixed point
+        (the herd answers)."""
         g = self.grids()[1]
         if self._told_block is None:
             kinds = self.kinds or ((1.0, self.count, self.call_pmf),)
@@ -1562,9 +1568,11 @@ class BucketChain:
         pi = np.zeros(g.top + 1)
         pi[-1] = 1.0
         m = self.retry.max_retries
-        t0, t1, again, tries, failed = told_shares(
-            self._told_block, pi, g.top, np.zeros(g.top), g.refused, self.mean_calls,
-            lam, self.refill, g.delta, m, self._latency)
+        got = told_shares(self._told_block, pi, g.top, np.zeros(g.top), g.refused,
+                          self.mean_calls, lam, self.refill, g.delta, m, self._latency)
+        if got is None:
+            return None
+        t0, t1, again, tries, failed = got
         p0 = self.poisson_share(lam) if own is None else own
         fresh = min(1.0, p0 * t1 / t0) if t0 > 0.0 else min(1.0, t1)
         return {"attempt": min(1.0, fresh * (1.0 + again) / (1.0 + fresh * tries)),
@@ -2193,7 +2201,7 @@ class DeepBucket:
                                                 init=False, repr=False)
     # Told retries where the charges spread (:func:`told_shares`): the answers by
     # launch rate.
-    _told_at: dict[float, tuple[float, float, float, float, float]] = field(
+    _told_at: dict[float, tuple[float, float, float, float, float] | None] = field(
         default_factory=dict, init=False, repr=False)
 
     @property
@@ -2374,8 +2382,10 @@ class DeepBucket:
             return self._backoff_share(g, lam)
         if herd and self.retry is not None and self.retry.counts_rejected:
             return self._counted_share(g, lam)
-        if herd and self.spread:
-            return self._told_share(g, lam)
+        if herd and self.spread and self._told_fits:
+            told = self._told_share(g, lam)
+            if told is not None:
+                return told
         if herd:
             got = self._interior(g, lam)
             if isinstance(got, float):
@@ -2411,7 +2421,17 @@ class DeepBucket:
             pooled[: call.size] += w * float(np.dot(np.arange(count.size), count)) * call
         return spreads(pooled, self.h)
 
-    def _told_share(self, g: _DeepGrid, lam: float) -> tuple[float, float]:
+    @property
+    def _told_fits(self) -> bool:
+        """True when the coarse grid can follow told retries: a mean call at least a
+        step and a block of a few levels. A bucket thousands of calls deep has a grid
+        coarser than a call (chat-assistant's limits × 100, 60 s deep: a block of two
+        levels, 0.2 steps a call), where the told fixed point said 0.88 % of fresh calls
+        refused at the refill rate against the herd's 0.067 %; the herd keeps those."""
+        g = self.grids()[0]
+        return g.mean >= g.delta and min(g.block, g.top + 1) >= 4
+
+    def _told_share(self, g: _DeepGrid, lam: float) -> tuple[float, float] | None:
         """:meth:`_share` with told retries where the charges spread: the fresh calls'
         share on grid ``g`` without retries, moved by what the retries do to it on the
         told grid (:func:`told_shares`, whose own share without retries it is scaled
@@ -2426,19 +2446,20 @@ class DeepBucket:
             return law, 1.0
         p0 = float(np.dot(law[: g.block], g.refused[: g.block])) / g.calls
         short = float(law[: max(1, round(g.mean / g.delta))].sum())
-        hit = self._told_at.get(lam)
-        if hit is None:
-            hit = self._told(lam)
+        if lam not in self._told_at:
             if len(self._told_at) >= 256:
                 self._told_at.clear()
-            self._told_at[lam] = hit
+            self._told_at[lam] = self._told(lam)
+        hit = self._told_at[lam]
+        if hit is None:
+            return None
         t0, t1, again, tries, failed = hit
         fresh = min(1.0, p0 * t1 / t0) if t0 > 0.0 else min(1.0, t1)
         self._last = (fresh, fresh * failed, fresh * tries)
         attempt = fresh * (1.0 + again) / (1.0 + fresh * tries)
         return min(1.0, max(0.0, attempt)), min(1.0, short)
 
-    def _told(self, lam: float) -> tuple[float, float, float, float, float]:
+    def _told(self, lam: float) -> tuple[float, float, float, float, float] | None:
         """:func:`told_shares` on the coarse grid at ``lam`` launches a second."""
         assert self.retry is not None
         g = self.grids()[0]
@@ -2812,10 +2833,19 @@ def _interfered(move: NDArray[np.float64], pl: float, x: float) -> NDArray[np.fl
     room = land - np.minimum(s_all, top)            # steps that may get in meanwhile
     cs = np.arange(cn)[:, None]
     end = np.where(cs <= room[None, :], 0.0, 1.0)
-    part = (land == s_all + x0) & (room + 1 < gone)
-    end[np.minimum(room + 1, gone)[part], np.flatnonzero(part)] = 1.0 - fx
     # Below the level: P(a launch from L ends at or below it), per L (cumulative move).
     cum = np.cumsum(move, axis=1)
+    # The climb's last fraction of a step (x past its whole steps): a launch in it
+    # (chance 1 − e^{−c·fx}) refuses the retry if it leaves the level below the charge
+    # (a whole step's launch at a fraction's chance made q jump at each whole step of x:
+    # 0.19 -> 0.24 from x = 0.999 to 1.000).
+    pf = -math.expm1(math.log1p(-min(pl, 1.0 - 1e-16)) * fx)
+    whole = (land == s_all + x0) & (s_all >= 1) & (s_all <= top)
+    for taken in range(min(x0 + 1, cn - 1)):
+        at_lvl = land[whole] - taken
+        fine = at_lvl >= 0
+        cols = np.flatnonzero(whole)[fine]
+        end[taken, cols] = pf * cum[at_lvl[fine], s_all[cols] - 1]
     q = np.zeros((n, n + 1))
     v = np.zeros((cn, n + 1))
     for y in range(top, -1, -1):
@@ -2849,12 +2879,14 @@ def _a_law(raw: NDArray[np.float64]) -> bool:
 def told_shares(tb: _ToldBlock, pi: NDArray[np.float64], lo: int,
                 base: NDArray[np.float64], refused: NDArray[np.float64], calls: float,
                 lam: float, refill: float, delta: float, retries: int, latency: float
-                ) -> tuple[float, float, float, float, float]:
+                ) -> tuple[float, float, float, float, float] | None:
     """Retries told the retry-after at a bucket whose charges spread, on a deep
     bucket's grid (``delta`` units a step) at ``lam`` launches a second: ``(fresh calls
     refused without retries, with them, retries refused per fresh call refused, retries
     per fresh call refused, fresh calls failed per fresh call refused)``, each of the
-    calls that fit. ``pi``: the level law (unnormalised) solved above the block's top
+    calls that fit; None where no fixed point keeps the law a law (the retries'
+    landings outrun the refill). ``pi``: the level law (unnormalised) solved above the
+    block's top
     ``lo`` (:meth:`DeepBucket._interior`), ``base`` the interior's pull on the block,
     ``refused`` the block's refused calls per launch by level.
 
@@ -2956,7 +2988,10 @@ def told_shares(tb: _ToldBlock, pi: NDArray[np.float64], lo: int,
                 break
             step *= 0.5
         if not _a_law(raw):
-            break                                   # no feasible step: keep the last
+            # No step keeps it a law: the retries' landings outrun the refill (deep
+            # overload); the caller's herd answers (it held 0.52 of fresh calls refused,
+            # the told law without landings, where it had said 0.67 just below).
+            return None
         flux = cand
         x_lv = np.clip(raw, 0.0, None)
     z = above + float(x_lv[:lo].sum())
