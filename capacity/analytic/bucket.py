@@ -2421,6 +2421,15 @@ class DeepBucket:
             pooled[: call.size] += w * float(np.dot(np.arange(count.size), count)) * call
         return spreads(pooled, self.h)
 
+    def _retried_law(self, g: _DeepGrid, lam: float) -> NDArray[np.float64] | float:
+        """:meth:`_law`, a retry model's start; in a deep overload the fluid share, then
+        stored in ``self._last`` as every call's (each refused on every try)."""
+        assert self.retry is not None
+        law = self._law(g, lam)
+        if isinstance(law, float):
+            self._last = (law, law, float(self.retry.max_retries) * law)
+        return law
+
     @property
     def _told_fits(self) -> bool:
         """True when the coarse grid can follow told retries: a mean call at least a
@@ -2438,11 +2447,8 @@ class DeepBucket:
         against, as :func:`_grid_corrected` does); the retries' own refusals per fresh
         call refused from there. Stores the other shares in ``self._last`` as
         :meth:`_herd_share`."""
-        assert self.retry is not None
-        m = self.retry.max_retries
-        law = self._law(g, lam)
+        law = self._retried_law(g, lam)
         if isinstance(law, float):
-            self._last = (law, law, float(m) * law)
             return law, 1.0
         p0 = float(np.dot(law[: g.block], g.refused[: g.block])) / g.calls
         short = float(law[: max(1, round(g.mean / g.delta))].sum())
@@ -2493,9 +2499,8 @@ class DeepBucket:
         the law's)."""
         assert self.retry is not None
         m = self.retry.max_retries
-        law = self._law(g, lam)
+        law = self._retried_law(g, lam)
         if isinstance(law, float):
-            self._last = (law, law, float(m) * law)
             return law, 1.0
         u = max(1, round(1.0 / g.delta))                  # grid levels under one unit
         low = law[:u]
