@@ -4,6 +4,7 @@ charges spread, against the engine's traces.
     python benchmarks/session39_probes.py spread       # tests/data/bucket-told-spread.yaml
     python benchmarks/session39_probes.py population   # chat-assistant bucket5, N sessions
     python benchmarks/session39_probes.py hunt 2086,53 # hunt records at their simulated N*
+    python benchmarks/session39_probes.py latency      # the 429's way back, 0.05-30 s
 
 ``spread``: the engine's fresh calls, first retries and attempts refused (10 × 1 h) at
 640 / 700 / 760 sessions against the told model (``bucket.told_shares``) and the herd it
@@ -67,31 +68,65 @@ def model(profile: Profile, n: int) -> list[tuple[str, float, float]]:
     return out
 
 
+def first_retries(profile: Profile, n: int) -> float:
+    """The told model's first retries refused per fresh call refused at ``n`` (two
+    retries: its retries per refused call less the first)."""
+    wl = Workload.from_profile(profile)
+    m = constraint_model(wl, wl.constraints[0], cycle_time(wl).cycle_s)
+    chain = getattr(m, "chain", None)
+    assert isinstance(chain, bucket.DeepBucket)
+    told = chain._told(n * m.rate_per_session * chain.scale)
+    assert told is not None
+    return told[3] - 1.0
+
+
 def spread() -> None:
+    from capacity.analytic.model import analyze
+    from capacity.search import find_saturation
+
     profile = load_profile(SPREAD)
-    print("| sessions | engine fresh / first retry / attempts | told fresh / attempts "
-          "| herd fresh / attempts |")
+    print("| sessions | engine fresh / first retry / attempts | told fresh / first retry "
+          "/ attempts | herd fresh / attempts |")
     print("|---|---|---|---|")
     rows = []
     for n in (640, 700, 760):
         f, r1, a = engine(profile, n, 10)
         (_, tf, ta), = model(profile, n)
-        rows.append((n, f, r1, a, tf, ta))
+        rows.append((n, f, r1, a, tf, first_retries(profile, n), ta))
+    told_n = analyze(profile).burst_ceiling
     was = bucket.DeepBucket.spread
     bucket.DeepBucket.spread = property(lambda self: False)  # type: ignore[assignment]
     bucket._DEEP_GRIDS.clear()
     try:
-        for n, f, r1, a, tf, ta in rows:
+        for n, f, r1, a, tf, t1, ta in rows:
             (_, hf, ha), = model(profile, n)
-            print(f"| {n} | {f:.2%} / {r1:.2f} / {a:.2%} | {tf:.2%} / {ta:.2%} "
+            print(f"| {n} | {f:.2%} / {r1:.2f} / {a:.2%} | {tf:.2%} / {t1:.2f} / {ta:.2%} "
                   f"| {hf:.2%} / {ha:.2%} |")
+        herd_n = analyze(profile).burst_ceiling
     finally:
         bucket.DeepBucket.spread = was  # type: ignore[method-assign]
         bucket._DEEP_GRIDS.clear()
+    sat = find_saturation(profile, told_n - 40, told_n + 20, seed=1, replications=20)
+    print(f"ceiling: told {told_n}, herd {herd_n}, simulated {sat.n_star} "
+          f"[{sat.n_lo}–{sat.n_hi}]")
+
+
+def latency() -> None:
+    """The same profile at 700 sessions with the 429's way back 0.05 to 30 s: the
+    model's landings past the block's top land at it, so its answer stops moving."""
+    data = yaml.safe_load(SPREAD.read_text())
+    print("| rejection latency | engine fresh / attempts | model fresh / attempts |")
+    print("|---|---|---|")
+    for lat in (0.05, 0.5, 2.0, 10.0, 30.0):
+        d = copy.deepcopy(data)
+        d["retry"] = {"rejection_latency": f"{lat}s"}
+        p = profile_from_dict(d)
+        f, _, a = engine(p, 700, 10)
+        (_, mf, ma), = model(p, 700)
+        print(f"| {lat} s | {f:.2%} / {a:.2%} | {mf:.2%} / {ma:.2%} |")
 
 
 def population() -> None:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from profile_variants import variant
     data = yaml.safe_load((ROOT / "profiles" / "chat-assistant.yaml").read_text())
     print("| sessions | think (s) | engine attempts, retries / none | model, retries / none |")
@@ -134,6 +169,8 @@ if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "spread"
     if what == "spread":
         spread()
+    elif what == "latency":
+        latency()
     elif what == "population":
         population()
     else:

@@ -59,6 +59,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import astuple, dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -1541,7 +1542,7 @@ class BucketChain:
                "failed": p * pr ** m if m > 0 else p, "retry_share": per}
         return out
 
-    @property
+    @cached_property
     def _told_spread(self) -> bool:
         """Retries told the retry-after at a bucket that does not count refusals, the
         charges spread (:func:`spreads`): :meth:`_told_shares`, not the herd."""
@@ -1572,12 +1573,10 @@ class BucketChain:
                           self.mean_calls, lam, self.refill, g.delta, m, self._latency)
         if got is None:
             return None
-        t0, t1, again, tries, failed = got
-        p0 = self.poisson_share(lam) if own is None else own
-        fresh = min(1.0, p0 * t1 / t0) if t0 > 0.0 else min(1.0, t1)
-        return {"attempt": min(1.0, fresh * (1.0 + again) / (1.0 + fresh * tries)),
-                "call": fresh, "failed": min(1.0, fresh * failed),
-                "retry_share": fresh * tries}
+        fresh, attempt, failed, retries = told_moved(
+            self.poisson_share(lam) if own is None else own, got)
+        return {"attempt": attempt, "call": fresh, "failed": failed,
+                "retry_share": retries}
 
     def _retry_refusals(self, lam: float) -> NDArray[np.float64]:
         """Per backoff retry k, the chance a refused call is refused on its retries 1..k
@@ -2411,7 +2410,7 @@ class DeepBucket:
             self._last = (share, 0.0, 0.0)
         return share, min(1.0, short)
 
-    @property
+    @cached_property
     def spread(self) -> bool:
         """True when the calls' charges spread enough for told retries to follow the
         level (:func:`told_shares`) rather than a herd of equal charges
@@ -2459,11 +2458,9 @@ class DeepBucket:
         hit = self._told_at[lam]
         if hit is None:
             return None
-        t0, t1, again, tries, failed = hit
-        fresh = min(1.0, p0 * t1 / t0) if t0 > 0.0 else min(1.0, t1)
-        self._last = (fresh, fresh * failed, fresh * tries)
-        attempt = fresh * (1.0 + again) / (1.0 + fresh * tries)
-        return min(1.0, max(0.0, attempt)), min(1.0, short)
+        fresh, attempt, failed, retries = told_moved(p0, hit)
+        self._last = (fresh, failed, retries)
+        return attempt, min(1.0, short)
 
     def _told(self, lam: float) -> tuple[float, float, float, float, float] | None:
         """:func:`told_shares` on the coarse grid at ``lam`` launches a second."""
@@ -2473,8 +2470,8 @@ class DeepBucket:
         if isinstance(got, float):                  # deep overload: all at the bottom
             return got, got, float(self.retry.max_retries), float(self.retry.max_retries), 1.0
         pi, lo, base = got
-        if lo == 0 or g.told is None:               # every call fits at any level
-            return 0.0, 0.0, 0.0, 0.0, 0.0
+        if lo == 0 or g.told is None:               # a one-level block: no climb to
+            return None                             # follow (the plain share answers)
         return told_shares(g.told, pi, lo, base, g.refused, g.calls, lam, self.refill,
                            g.delta, self.retry.max_retries,
                            self.retry.rejection_latency_s or 0.0)
@@ -2547,9 +2544,8 @@ class DeepBucket:
         units = np.arange(pooled.size, dtype=np.float64) * self.h
         lam_eff = lam
         for _ in range(2):
-            law = self._law(g, lam_eff)
+            law = self._retried_law(g, lam_eff)
             if isinstance(law, float):
-                self._last = (law, law, float(m) * law)
                 return law, 1.0
             p0 = min(1.0, float(np.dot(law[: g.block], g.refused[: g.block])) / g.calls)
             short = float(law[: max(1, round(g.mean / g.delta))].sum())
@@ -2873,6 +2869,19 @@ def _interfered(move: NDArray[np.float64], pl: float, x: float) -> NDArray[np.fl
     return np.where(np.arange(n)[:, None] < s_all[None, :], q, 0.0)
 
 
+def told_moved(p0: float, told: tuple[float, float, float, float, float]
+               ) -> tuple[float, float, float, float]:
+    """``(fresh, attempt, failed, retries)`` shares per call: the fresh calls' share
+    without retries ``p0`` moved by :func:`told_shares`' answer ``told`` (its own share
+    with retries over its own without, the grid's error taken out as
+    :func:`_grid_corrected` does), the retries' refusals and failures per fresh call
+    refused from there."""
+    t0, t1, again, tries, failed = told
+    fresh = min(1.0, p0 * t1 / t0) if t0 > 0.0 else min(1.0, t1)
+    attempt = min(1.0, max(0.0, fresh * (1.0 + again) / (1.0 + fresh * tries)))
+    return fresh, attempt, min(1.0, fresh * failed), fresh * tries
+
+
 def _a_law(raw: NDArray[np.float64]) -> bool:
     """True when ``raw`` (levels scaled to the interior's largest, 1) is a law: finite,
     nowhere negative, and not all at the bottom past what doubles hold (the landings'
@@ -2891,9 +2900,8 @@ def told_shares(tb: _ToldBlock, pi: NDArray[np.float64], lo: int,
     per fresh call refused, fresh calls failed per fresh call refused)``, each of the
     calls that fit; None where no fixed point keeps the law a law (the retries'
     landings outrun the refill). ``pi``: the level law (unnormalised) solved above the
-    block's top
-    ``lo`` (:meth:`DeepBucket._interior`), ``base`` the interior's pull on the block,
-    ``refused`` the block's refused calls per launch by level.
+    block's top ``lo`` (:meth:`DeepBucket._interior`), ``base`` the interior's pull on
+    the block, ``refused`` the block's refused calls per launch by level.
 
     A call charging ``s`` refused at level ``ℓ`` is told ``(s − ℓ)/r``: its retry comes
     when the refill has brought the level to ``s`` (plus the 429's way back), unless a
