@@ -8,7 +8,9 @@ its OTPM and its tool-loop turn — an ITPM bucket 1 s deep, turns of a call, a 
 a call — and variants that isolate what the model misses: the engine's attempts refused
 (20 × 1 h, seed 1) against the model's (``constraint_model(...).stats(n)``) at 110 / 123 /
 133 sessions. ``step``: hunt-82 (a fixed 30 s TPM window, tool loops, a fixed 54.3 s
-think time, no retries) against the same with an exponential think time of that mean.
+think time, no retries) and hunt-2012 (an RPM bucket and a 2 s TPM sliding log, chains,
+retries told the retry-after, a fixed think time) against the same with an exponential
+think time of that mean.
 """
 
 from __future__ import annotations
@@ -99,12 +101,13 @@ def pair() -> None:
 
 
 def step() -> None:
-    _, data, _, _, _ = hunt.build(82)
-    ns = (140, 160, 183)
-    row("hunt-82, fixed 54.3 s think time", data, ns)
-    d = copy.deepcopy(data)
-    d["session"]["think_time"] = {"exponential": data["session"]["think_time"]}
-    row("hunt-82, Exp(54.3 s) think time", d, ns)
+    for seed, ns in ((82, (140, 160, 183)), (2012, (310, 341))):
+        _, data, _, _, _ = hunt.build(seed)
+        think = data["session"]["think_time"]
+        row(f"hunt-{seed}, fixed {think} think time", data, ns)
+        d = copy.deepcopy(data)
+        d["session"]["think_time"] = {"exponential": think}
+        row(f"hunt-{seed}, Exp({think}) think time", d, ns)
 
 
 if __name__ == "__main__":
