@@ -2,6 +2,7 @@
 
     python benchmarks/session40_probes.py pair    # hunt-3 reduced: a call pair < 1 s apart
     python benchmarks/session40_probes.py step    # hunt-82: a fixed think time vs Exp
+    python benchmarks/session40_probes.py rate    # refused turns come back sooner
 
 ``pair``: hunt-3 (analytic 114 against a simulated 106) without its second population,
 its OTPM and its tool-loop turn — an ITPM bucket 1 s deep, turns of a call, a fan-out and
@@ -10,7 +11,11 @@ a call — and variants that isolate what the model misses: the engine's attempt
 133 sessions. ``step``: hunt-82 (a fixed 30 s TPM window, tool loops, a fixed 54.3 s
 think time, no retries) and hunt-2012 (an RPM bucket and a 2 s TPM sliding log, chains,
 retries told the retry-after, a fixed think time) against the same with an exponential
-think time of that mean.
+think time of that mean. ``rate``: the engine's fresh calls a second over the unthrottled
+cycle's (20 × 1 h, seed 1) against ``BucketChain._load_factor`` at the engine's own refused
+share, each call refused by its charge and (as before session 40) at one share, on
+tests/data/bucket-pair-aborts.yaml, tests/data/bucket-continue-loop.yaml and the accuracy
+table's 1-3-1 bucket 5 s deep without retries.
 """
 
 from __future__ import annotations
@@ -110,5 +115,40 @@ def step() -> None:
         row(f"hunt-{seed}, Exp({think}) think time", d, ns)
 
 
+def rate() -> None:
+    from analytic_accuracy import NO_RETRIES, dag_profile
+
+    from capacity.analytic.bucket import BucketChain
+    from capacity.profile.loader import load_profile
+
+    data = ROOT / "tests" / "data"
+    cases = [("bucket-pair-aborts", load_profile(data / "bucket-pair-aborts.yaml"),
+              (100, 120)),
+             ("bucket-continue-loop", load_profile(data / "bucket-continue-loop.yaml"),
+              (73, 80)),
+             ("1-3-1 bucket 5 s deep, no retries", dag_profile("dag-bucket5-0", {
+                 "rpm": 500, "enforcement": {"type": "token_bucket", "burst": "5s"}},
+                 NO_RETRIES), (241, 244))]
+    for name, prof, ns in cases:
+        wl = Workload.from_profile(prof)
+        cyc = cycle_time(wl).cycle_s
+        m = constraint_model(wl, wl.constraints[0], cyc)
+        chain = getattr(m, "chain", None)
+        assert isinstance(chain, BucketChain)
+        rate_s: float = getattr(m, "rate_per_session")  # noqa: B009
+        for n in ns:
+            res = simulate(prof, n, replications=20, seed=1, workers=2)
+            # Fresh calls a second over the unthrottled cycle's: the factor's launches
+            # (an aborted turn's later calls are not made).
+            calls = (res.metrics["turn_throughput_per_s"].mean
+                     * res.metrics["calls_per_turn"].mean
+                     / (n / cyc * wl.calls_per_turn_on(wl.constraints[0])))
+            share = res.metrics["attempt_429_fraction"].mean
+            print(f"{name} at {n}: engine {share * 100:.2f} % refused, calls x{calls:.4f}; "
+                  f"model x{chain._load_factor(share, n * rate_s):.4f} by charge, "
+                  f"x{chain._load_factor(share):.4f} at one share; model share "
+                  f"{model(prof, n) * 100:.2f} %", flush=True)
+
+
 if __name__ == "__main__":
-    {"pair": pair, "step": step}[sys.argv[1]]()
+    {"pair": pair, "step": step, "rate": rate}[sys.argv[1]]()
