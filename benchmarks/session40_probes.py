@@ -14,7 +14,8 @@ retries told the retry-after, a fixed think time) against the same with an expon
 think time of that mean. ``rate``: the engine's fresh calls a second over the unthrottled
 cycle's (20 × 1 h, seed 1) against ``BucketChain._load_factor`` at the engine's own refused
 share, each call refused by its charge and (as before session 40) at one share, on
-tests/data/bucket-pair-aborts.yaml, tests/data/bucket-continue-loop.yaml and the accuracy
+tests/data/bucket-pair-aborts.yaml, bucket-deep-fanout-continue.yaml (a deep bucket,
+which had no factor), bucket-continue-loop.yaml and the accuracy
 table's 1-3-1 bucket 5 s deep without retries.
 """
 
@@ -118,12 +119,14 @@ def step() -> None:
 def rate() -> None:
     from analytic_accuracy import NO_RETRIES, dag_profile
 
-    from capacity.analytic.bucket import BucketChain
+    from capacity.analytic.bucket import BucketChain, DeepBucket
     from capacity.profile.loader import load_profile
 
     data = ROOT / "tests" / "data"
     cases = [("bucket-pair-aborts", load_profile(data / "bucket-pair-aborts.yaml"),
               (100, 120)),
+             ("bucket-deep-fanout-continue",
+              load_profile(data / "bucket-deep-fanout-continue.yaml"), (110, 123, 133)),
              ("bucket-continue-loop", load_profile(data / "bucket-continue-loop.yaml"),
               (73, 80)),
              ("1-3-1 bucket 5 s deep, no retries", dag_profile("dag-bucket5-0", {
@@ -134,7 +137,7 @@ def rate() -> None:
         cyc = cycle_time(wl).cycle_s
         m = constraint_model(wl, wl.constraints[0], cyc)
         chain = getattr(m, "chain", None)
-        assert isinstance(chain, BucketChain)
+        assert isinstance(chain, BucketChain | DeepBucket)
         rate_s: float = getattr(m, "rate_per_session")  # noqa: B009
         for n in ns:
             res = simulate(prof, n, replications=20, seed=1, workers=2)
@@ -144,9 +147,13 @@ def rate() -> None:
                      * res.metrics["calls_per_turn"].mean
                      / (n / cyc * wl.calls_per_turn_on(wl.constraints[0])))
             share = res.metrics["attempt_429_fraction"].mean
+            if isinstance(chain, DeepBucket):
+                by, one = chain.load_factor(share, n * rate_s), "(none)"
+            else:
+                by, one = chain._load_factor(share, n * rate_s), \
+                    f"x{chain._load_factor(share):.4f}"
             print(f"{name} at {n}: engine {share * 100:.2f} % refused, calls x{calls:.4f}; "
-                  f"model x{chain._load_factor(share, n * rate_s):.4f} by charge, "
-                  f"x{chain._load_factor(share):.4f} at one share; model share "
+                  f"model x{by:.4f} by charge, {one} at one share; model share "
                   f"{model(prof, n) * 100:.2f} %", flush=True)
 
 

@@ -1,6 +1,7 @@
 """A refused call shortens its turn, so its session comes back sooner, and more so when
 the refused call is a long one (issue 13, session 40; ``python
-benchmarks/session40_probes.py pair``).
+benchmarks/session40_probes.py pair`` and ``rate``) — at the level chain and at a deep
+bucket.
 
 tests/data/bucket-pair-aborts.yaml: each turn is a 2,304-token call, then a 7,307-token
 call lasting ~21 s, at an ITPM bucket 1 s deep, without retries. A refused call ends its
@@ -16,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from capacity.analytic.bucket import BucketChain
+from capacity.analytic.bucket import BucketChain, DeepBucket
 from capacity.analytic.model import analyze, constraint_model, cycle_time
+from capacity.analytic.window import RetryModel
 from capacity.model.workload import Workload
 from capacity.profile.loader import load_profile
 from capacity.sim.engine import simulate
@@ -85,3 +87,46 @@ def test_fewer_than_one_session_is_never_asked(monkeypatch: pytest.MonkeyPatch) 
     assert min(asked) == 1
     # Between two whole counts the share is taken linearly: 3 sessions at 0.5 are 1.5.
     assert chain._shortened_sessions(share, 3, 1.0) == pytest.approx(0.015)
+
+
+DEEP = Path(__file__).parent / "data" / "bucket-deep-fanout-continue.yaml"
+
+
+def _deep() -> tuple[object, DeepBucket]:
+    p = load_profile(DEEP)
+    wl = Workload.from_profile(p)
+    m = constraint_model(wl, wl.constraints[0], cycle_time(wl).cycle_s)
+    chain = getattr(m, "chain", None)
+    assert isinstance(chain, DeepBucket) and chain.walk is not None
+    return m, chain
+
+
+@pytest.mark.parametrize(("n", "engine", "calls"),
+                         [(110, 0.0130, 1.0324), (123, 0.0291, 1.0745),
+                          (133, 0.0518, 1.1366)])
+def test_a_deep_bucket_shortens_its_turns_too(n: int, engine: float, calls: float) -> None:
+    # The engine (20 x 1 h, seed 1): attempts refused, and fresh calls a second over the
+    # unthrottled cycle's. The deep bucket's law had no such factor: 0.89 %, 1.71 %,
+    # 2.60 % refused. Now 1.05 %, 2.46 %, 4.88 %; what is left low is its share at the
+    # engine's own rate (1.07 %, 2.52 %, 4.74 %: the pair family in RESULTS).
+    m, deep = _deep()
+    rate = m.rate_per_session  # type: ignore[attr-defined]
+    # Each call of a launch taking the level in turn: the fan-out's small calls are
+    # refused with the calls before them (a lone call's share said 1.042, 1.099, 1.191).
+    assert abs(deep.load_factor(engine, n * rate) - calls) < 0.025
+    got = m.stats(n).loss_fraction  # type: ignore[attr-defined]
+    assert 0.75 * engine <= got <= 1.1 * engine
+
+
+def test_a_deep_bucket_with_retries_keeps_its_rate() -> None:
+    # Retried, a refused call is not over at its 429: the factor is the retry model's.
+    _, deep = _deep()
+    assert deep.load_factor(0.03, 1.0) > 1.0
+    deep.retry = RetryModel(max_retries=2, honour_retry_after=True)
+    assert deep.load_factor(0.03, 1.0) == 1.0
+
+
+def test_the_deep_ceiling_against_the_simulated_one() -> None:
+    # capacity ceiling FILE --seed 1: 123 [123-123]. The model said 133 (+8.1 %) before.
+    assert_accurate(analyze(load_profile(DEEP)).burst_ceiling, Recorded(123, 123, 123),
+                    "deep fan-out, continue")

@@ -615,14 +615,31 @@ class _BucketModel:
         return _largest_meeting_near(self.stats, target, hi, _near(near, hi))
 
     def stats(self, n: int) -> WindowStats:
-        from capacity.analytic.bucket import DeepBucket
+        from capacity.analytic.bucket import _SHORTENED_PASSES, DeepBucket
 
         if n <= 0:
             return WindowStats(n, 0.0, 0.0, 0.0, "none")
         lam = n * self.rate_per_session
         if isinstance(self.chain, DeepBucket):
-            got = self.clumped.shares(lam, n) if self.clumped is not None else None
-            sh = self._with_never_fit(got if got is not None else self.chain.shares(lam, n))
+            deep = self.chain
+
+            def at(rate: float) -> dict[str, float]:
+                got = self.clumped.shares(rate, n) if self.clumped is not None else None
+                return got if got is not None else deep.shares(rate, n)
+
+            sh = at(lam)
+            # At the launch rate its own refusals make (turns refused come back sooner):
+            # a few fixed-point passes, as BucketChain._shortened.
+            p = sh["attempt"]
+            for _ in range(_SHORTENED_PASSES):
+                f = deep.load_factor(p, lam)
+                if f == 1.0:
+                    break
+                sh = at(lam * f)
+                if abs(sh["attempt"] - p) <= 1e-4 * max(p, 1e-6):
+                    break
+                p = sh["attempt"]
+            sh = self._with_never_fit(sh)
             # Exceedance: the chance the level is below one mean call (no bound needed).
             return WindowStats(n, lam * self.mean_batch_units, sh["short"], sh["attempt"],
                                "token bucket, level law by level crossing", sh["call"],
@@ -695,6 +712,17 @@ def bucket_model(wl: Workload, c: Constraint, cycle_s: float) -> _BucketModel:
             deep.scale /= model.rate_per_session
             model.chain = deep
             model.clumped = ClumpedLaunches.build(wl, c, cycle_s, deep)
+            prof = wl.profile
+            if (deep.retry is None and prof.session.mode == "think_time"
+                    and prof.pacing is None and not prof.populations):
+                # Turns refused come back sooner (DeepBucket.load_factor), as the chain's.
+                from capacity.analytic.clumped import retry_model  # it imports this
+
+                rm = retry_model(prof, c)
+                deep.walk = turn_walk(wl, c, deep)
+                deep.cycle_s = cycle_s
+                deep.abort_turn = rm.abort_turn
+                deep.rejection_latency = rm.rejection_latency_s or 0.0
     return model
 
 
@@ -757,7 +785,8 @@ class ClumpedLaunches:
     charge: NDArray[np.float64]       # one call's charge on the window's lattice
     deep: DeepBucket                  # the launches' own level law, with the retries
     span: float                       # a turn's launches here, first to last (s, mean)
-    _memo: dict[int, dict[str, float] | None] = field(default_factory=dict, repr=False)
+    _memo: dict[tuple[int, float], dict[str, float] | None] = field(default_factory=dict,
+                                                                     repr=False)
 
     @classmethod
     def build(cls, wl: Workload, c: Constraint, cycle_s: float,
@@ -794,8 +823,9 @@ class ClumpedLaunches:
         """:meth:`DeepBucket.shares <capacity.analytic.bucket.DeepBucket.shares>` at
         ``lam`` launches a second (the launches' own count) and ``n`` sessions (None: no
         more bunched than the launches)."""
-        if n in self._memo:
-            return self._memo[n]
+        key = (n, lam)
+        if key in self._memo:
+            return self._memo[key]
         from capacity.analytic.bucket import DeepBucket, bunched_kinds, calls_dispersion
 
         # The calls that come together: a launch's own and the turn's others about it.
@@ -825,7 +855,7 @@ class ClumpedLaunches:
                            for key, v in out.items()}
         if len(self._memo) >= 512:
             self._memo.clear()
-        self._memo[n] = out
+        self._memo[key] = out
         return out
 
 
@@ -900,7 +930,8 @@ _BUCKET_PMFS: dict[int, tuple[Profile, dict[Any, Any]]] = {}
 _WALK_TURNS = 256
 
 
-def turn_walk(wl: Workload, c: Constraint, chain: BucketChain) -> TurnWalk | None:
+def turn_walk(wl: Workload, c: Constraint, chain: BucketChain | DeepBucket
+              ) -> TurnWalk | None:
     """The sampled turns' launches at ``c``'s bucket for its turn walk
     (:class:`capacity.analytic.bucket.TurnWalk`); None when no turn launches here twice
     (then every launch meets the level a Poisson one does)."""
