@@ -1170,12 +1170,7 @@ class BucketChain:
         p = share(lam)
         if self.cycle_s <= 0.0 or self.walk is None:
             return p
-        for _ in range(_SHORTENED_PASSES):
-            nxt = share(lam * self._load_factor(p, lam))
-            if abs(nxt - p) <= 1e-4 * max(p, 1e-6):
-                return nxt
-            p = nxt
-        return p
+        return settled(p, lambda f: share(lam * f), lambda q: self._load_factor(q, lam))
 
     def _shortened_sessions(self, share: Callable[[int], float], n: int,
                             lam: float) -> float:
@@ -1203,12 +1198,7 @@ class BucketChain:
             a = one(lo)
             return a if f < 1e-9 else (1.0 - f) * a + f * one(lo + 1)
 
-        for _ in range(_SHORTENED_PASSES):
-            nxt = at(n * self._load_factor(p, lam))
-            if abs(nxt - p) <= 1e-4 * max(p, 1e-6):
-                return nxt
-            p = nxt
-        return p
+        return settled(p, lambda f: at(n * f), lambda q: self._load_factor(q, lam))
 
     def _carry(self, g: _Grid, powers: NDArray[np.float64], lam: float,
                gap: float) -> NDArray[np.float64]:
@@ -2195,6 +2185,20 @@ class _DeepGrid:
     clean_down: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
     # Told retries where the charges spread (:func:`told_shares`): the block's launches.
     told: _ToldBlock | None = None
+
+
+def settled(p: float, again: Callable[[float], float], factor: Callable[[float], float]
+            ) -> float:
+    """A no-retry refusal share ``p`` (at the unthrottled launch rate) moved to the rate
+    its own refusals make: ``again(f)`` is the share at ``f`` times that rate,
+    ``factor(q)`` the rate factor a share ``q`` makes (:func:`shortened_factor`); a few
+    fixed-point passes."""
+    for _ in range(_SHORTENED_PASSES):
+        nxt = again(factor(p))
+        if abs(nxt - p) <= 1e-4 * max(p, 1e-6):
+            return nxt
+        p = nxt
+    return p
 
 
 def _gathered(pmf: NDArray[np.float64], top: int) -> NDArray[np.float64]:

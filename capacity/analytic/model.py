@@ -615,7 +615,7 @@ class _BucketModel:
         return _largest_meeting_near(self.stats, target, hi, _near(near, hi))
 
     def stats(self, n: int) -> WindowStats:
-        from capacity.analytic.bucket import _SHORTENED_PASSES, DeepBucket
+        from capacity.analytic.bucket import DeepBucket, settled
 
         if n <= 0:
             return WindowStats(n, 0.0, 0.0, 0.0, "none")
@@ -627,19 +627,15 @@ class _BucketModel:
                 got = self.clumped.shares(rate, n) if self.clumped is not None else None
                 return got if got is not None else deep.shares(rate, n)
 
-            sh = at(lam)
-            # At the launch rate its own refusals make (turns refused come back sooner):
-            # a few fixed-point passes, as BucketChain._shortened.
-            p = sh["attempt"]
-            for _ in range(_SHORTENED_PASSES):
-                f = deep.load_factor(p, lam)
-                if f == 1.0:
-                    break
-                sh = at(lam * f)
-                if abs(sh["attempt"] - p) <= 1e-4 * max(p, 1e-6):
-                    break
-                p = sh["attempt"]
-            sh = self._with_never_fit(sh)
+            last = [at(lam)]
+
+            def again(f: float) -> float:
+                last[0] = at(lam * f)
+                return last[0]["attempt"]
+
+            # At the launch rate its own refusals make (turns refused come back sooner).
+            settled(last[0]["attempt"], again, lambda q: deep.load_factor(q, lam))
+            sh = self._with_never_fit(last[0])
             # Exceedance: the chance the level is below one mean call (no bound needed).
             return WindowStats(n, lam * self.mean_batch_units, sh["short"], sh["attempt"],
                                "token bucket, level law by level crossing", sh["call"],
