@@ -839,6 +839,11 @@ class BucketChain:
     # Think-time sessions' mean cycle (s): a turn a refusal shortens brings its session
     # back sooner (:meth:`_load_factor`); 0: not modelled (a cadence keeps its clock).
     cycle_s: float = 0.0
+    # A population's chain: its sampled turns (one launch a turn included) for the mix's
+    # load factor, and the mix of populations' (:func:`capacity.analytic.populations.
+    # blend_chain`): each ``(share of the launches, turns, mean cycle s; 0: a cadence)``.
+    factor_walk: TurnWalk | None = None
+    mix_walks: tuple[tuple[float, TurnWalk, float], ...] = ()
     _grids: list[_Grid] = field(default_factory=list, repr=False)
     _cache: dict[tuple[float, float], dict[str, float]] = field(default_factory=dict, repr=False)
     _pgrids: list[_Parts] = field(default_factory=list, repr=False)
@@ -1031,23 +1036,26 @@ class BucketChain:
             got.append(float(pi @ refused) / (self.mean_calls + float(pi @ calls)))
         return min(1.0, max(0.0, 2.0 * got[1] - got[0]))
 
-    def _walk_ops(self, k: int) -> tuple[list[NDArray[np.float64]], ...]:
-        """Grid ``k``'s operators of the turn walk: each launch pattern's move and its
-        expected refused calls by level, and the powers ``L^0 … L^K`` of the launch
-        move (the others' launches during a gap)."""
-        shared = self._shared().setdefault("walk", {})
+    def _walk_ops(self, k: int, walk: TurnWalk | None = None
+                  ) -> tuple[list[NDArray[np.float64]], ...]:
+        """Grid ``k``'s operators of the turn walk (``walk``, default the chain's own):
+        each launch pattern's move and its expected refused calls by level, and the
+        powers ``L^0 … L^K`` of the launch move (the others' launches during a gap)."""
+        walk = self.walk if walk is None else walk
+        assert walk is not None
+        shared = self._shared().setdefault(
+            "walk" if walk is self.walk else ("walk", walk.key), {})
         hit = shared.get(k)
         if hit is not None:
             out: tuple[list[NDArray[np.float64]], ...] = hit
             return out
-        assert self.walk is not None
         g = self.grids()[k]
         top = g.top
         counted = round(1.0 / g.delta) if self.retry.counts_rejected else 0
         calls = [_call_matrix(_regrid(p, self.h, g.delta, top), top, counted)
-                 for p in self.walk.pmfs]
+                 for p in walk.pmfs]
         moves, refused = [], []
-        for row in self.walk.patterns:
+        for row in walk.patterns:
             A = np.eye(top + 1)
             R = np.zeros(top + 1)
             for spec, x in enumerate(row):
@@ -1146,12 +1154,56 @@ class BucketChain:
         7,307-token one lasting 21 s (``python benchmarks/session40_probes.py pair``):
         at 120 sessions the engine runs 4.15 turns a second where the unthrottled cycle
         gives 3.70, and refuses 8.2 % where the model without this said 5.1 %."""
+        if self.mix_walks:
+            return self._mixed_factor(p, lam)
         w = self.walk
         if w is None or self.cycle_s <= 0.0 or w.rest.size == 0 or p <= 0.0:
             return 1.0
         return shortened_factor(w, self.cycle_s, p if lam is None
                                 else self._pattern_shares(p, lam), self.retry.abort_turn,
                                 self.retry.rejection_latency_s or 0.0)
+
+    def _mixed_factor(self, p: float, lam: float | None) -> float:
+        """:meth:`_load_factor` of a mix of populations (:attr:`mix_walks`): each
+        population's launches sped up by its own turns' refusals, ``Σ a_i·F_i/Σ a_i``
+        by the launches. Each launch pattern is refused by its own charge at the level
+        the mix's launches leave (with ``lam``), one scale over all the populations so
+        that their calls average ``p`` — a population of large calls is refused more
+        (hunt-3: 7,127-token single calls beside 3,700-token fan-outs)."""
+        if p <= 0.0:
+            return 1.0
+        pi = None if lam is None else self._level_law(self.grids()[0], lam, 0.0)
+        raws, calls, seen = [], [], []
+        for _, w, _ in self.mix_walks:
+            k = w.patterns.sum(axis=1).astype(np.float64)
+            n = np.bincount(w.seq[w.seq >= 0], minlength=k.size).astype(np.float64)
+            n /= max(float(n.sum()), 1.0)                # per launch of this population
+            raw = k if pi is None else np.array(
+                [float(pi @ r) for r in self._walk_ops(0, w)[1]])
+            raws.append(raw)
+            calls.append(k)
+            seen.append(n)
+        made = math.fsum(a * float(n @ k) for (a, _, _), n, k
+                         in zip(self.mix_walks, seen, calls, strict=True))
+        lost = math.fsum(a * float(n @ r) for (a, _, _), n, r
+                         in zip(self.mix_walks, seen, raws, strict=True))
+        scale = p * made / lost if lost > 0.0 else 0.0
+        num = den = 0.0
+        for (a, w, cyc), r, k in zip(self.mix_walks, raws, calls, strict=True):
+            den += a
+            if cyc <= 0.0 or w.rest.size == 0 or scale <= 0.0:
+                num += a
+                continue
+            share = np.clip(r / np.maximum(k, 1.0) * scale, 0.0, 1.0)
+            num += a * shortened_factor(w, cyc, share, self.retry.abort_turn,
+                                        self.retry.rejection_latency_s or 0.0)
+        return num / den if den > 0.0 else 1.0
+
+    @property
+    def _shortens(self) -> bool:
+        """Whether refused turns bring their sessions back sooner here (a think-time
+        session's walk, or a mix of populations')."""
+        return bool(self.mix_walks) or (self.cycle_s > 0.0 and self.walk is not None)
 
     def _pattern_shares(self, p: float, lam: float) -> NDArray[np.float64]:
         """Each launch pattern's share of calls refused (:class:`TurnWalk`'s
@@ -1168,7 +1220,7 @@ class BucketChain:
         """``share`` (a no-retry refusal share by launch rate) at the rate its own
         refusals make (:meth:`_load_factor`): a few fixed-point passes from ``lam``."""
         p = share(lam)
-        if self.cycle_s <= 0.0 or self.walk is None:
+        if not self._shortens:
             return p
         return settled(p, lambda f: share(lam * f), lambda q: self._load_factor(q, lam))
 
@@ -1179,7 +1231,7 @@ class BucketChain:
         (:meth:`_load_factor`): as many more sessions at the unthrottled cycle, the
         share between the two whole counts about them taken linearly."""
         p = share(n)
-        if self.cycle_s <= 0.0 or self.walk is None:
+        if not self._shortens:
             return p
         # The passes ask the same whole counts again as the factor settles.
         seen = {n: p}

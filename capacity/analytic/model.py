@@ -926,11 +926,12 @@ _BUCKET_PMFS: dict[int, tuple[Profile, dict[Any, Any]]] = {}
 _WALK_TURNS = 256
 
 
-def turn_walk(wl: Workload, c: Constraint, chain: BucketChain | DeepBucket
-              ) -> TurnWalk | None:
+def turn_walk(wl: Workload, c: Constraint, chain: BucketChain | DeepBucket,
+              single: bool = False) -> TurnWalk | None:
     """The sampled turns' launches at ``c``'s bucket for its turn walk
     (:class:`capacity.analytic.bucket.TurnWalk`); None when no turn launches here twice
-    (then every launch meets the level a Poisson one does)."""
+    (then every launch meets the level a Poisson one does) unless ``single`` (the load
+    factor reads turns of one launch too: refused, each ends sooner)."""
     from capacity.analytic.bucket import TurnWalk, never_fit_stripped
     from capacity.analytic.clumped import timing_of  # it imports this module
 
@@ -939,14 +940,14 @@ def turn_walk(wl: Workload, c: Constraint, chain: BucketChain | DeepBucket
     if not here:
         return None
 
-    def build() -> TurnWalk | None:
+    def build(single: bool) -> TurnWalk | None:
         times, counts = tt.groups()
         cnt = counts[:, :, here]
         on = cnt.sum(axis=2) > 0
         live = np.flatnonzero(on.any(axis=1))
         keep = live[:_WALK_TURNS]
         on = on[keep]
-        if not (on.sum(axis=1) > 1).any():
+        if not (single or (on.sum(axis=1) > 1).any()):
             return None
         width = int(on.sum(axis=1).max())
         rows, cols = np.nonzero(on)                      # row-major: each turn in order
@@ -970,7 +971,11 @@ def turn_walk(wl: Workload, c: Constraint, chain: BucketChain | DeepBucket
         return TurnWalk(tuple(pmfs), pats.astype(np.int64), seq, gaps, key, rest,
                         live.size / max(tt.n, 1))
 
-    out: TurnWalk | None = tt.memo(("bucket-walk", c.quota, c.dim, chain.h, c.depth), build)
+    # (A walk of several launches a turn is the same with ``single``: one memo entry.)
+    many = tt.memo(("bucket-walk", c.quota, c.dim, chain.h, c.depth),
+                   functools.partial(build, False))
+    out: TurnWalk | None = many if many is not None or not single else tt.memo(
+        ("bucket-walk-single", c.quota, c.dim, chain.h, c.depth), functools.partial(build, True))
     return out
 
 
