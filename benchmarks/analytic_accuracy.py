@@ -370,29 +370,30 @@ def analytic_timed(profile: Profile, repeat: int = 5) -> tuple[Any, float, float
     """The analytic result, the least CPU seconds of computing it (fresh workload) and
     the least CPU seconds its pause sensitivity then adds when read (``capacity ceiling``
     prints it; ``check``, ``size``, ``compare`` and ``sweep`` do not read it)."""
-    from capacity.analytic import bucket, clumped, fleet, window
+    from capacity.analytic import bucket, clumped, fleet, populations, window
     from capacity.analytic import model as amodel
     from capacity.analytic.model import analyze
+    from capacity.model import dist as distmod
     from capacity.model import workload as wlmod
 
     times, extra = [], []
     res = None
     for _ in range(repeat):
         # Time the whole answer as a fresh process computes it: the workload view, the
-        # launch-offset sample, the latency quantiles and the herd spells included.
-        wlmod._WORKLOADS.clear()
-        wlmod._FANOUT_MEANS.clear()
-        wlmod._COST_PMFS.clear()
-        clumped._TIMINGS.clear()
-        window._SPELLS.clear()
-        amodel._QUANTILES.clear()
-        amodel._DEEP_KINDS.clear()
-        amodel._BRENT_LAWS.clear()
-        bucket._DEEP_GRIDS.clear()
-        bucket._CHAIN_GRIDS.clear()
-        fleet._BUCKET_RATES.clear()
+        # launch-offset sample, the latency quantiles and the herd spells included —
+        # every module-level store emptied, and a copy of the profile, so that nothing
+        # remembered by its identity is found again (a population view kept its
+        # models' answers: hunt-3 timed 0.6 ms on its second run, 120 ms fresh).
+        for store in (wlmod._WORKLOADS, wlmod._FANOUT_MEANS, wlmod._COST_PMFS,
+                      wlmod._SHARES, wlmod._POPULATIONS, distmod._LATTICES,
+                      clumped._TIMINGS, window._SPELLS, amodel._QUANTILES,
+                      amodel._DEEP_KINDS, amodel._BRENT_LAWS, amodel._BUCKET_PMFS,
+                      amodel._NEWTON_MEMO, amodel._SEARCHED, bucket._DEEP_GRIDS,
+                      bucket._CHAIN_GRIDS, fleet._BUCKET_RATES, populations._VIEWS):
+            store.clear()
+        fresh = profile.model_copy(deep=True)
         t0 = time.process_time()
-        res = analyze(profile)
+        res = analyze(fresh)
         t1 = time.process_time()
         _ = res.sensitivity
         times.append(t1 - t0)
