@@ -1,0 +1,43 @@
+"""The level carried over a backoff gap (``bucket._uniformised``): the Poisson mixture of a
+move's powers, by squaring where that is the fewer products, equals the mixture summed term
+by term (the way it was computed before session 41)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from capacity.analytic.bucket import _poisson_weights, _uniformised
+
+
+def _series(v: np.ndarray, P: np.ndarray, mu: float) -> np.ndarray:
+    wts = _poisson_weights(mu)
+    acc = wts[0] * v
+    x = v
+    for w in wts[1:]:
+        x = x @ P
+        acc = acc + w * x
+    return acc
+
+
+@pytest.mark.parametrize("mu", [0.0, 0.3, 1.0, 2.5, 17.0, 64.0, 300.0, 1500.0])
+def test_squaring_is_the_series(mu: float) -> None:
+    rng = np.random.default_rng(7)
+    n = 60
+    P = rng.random((n, n)) * (rng.random((n, n)) < 0.2)
+    P[np.arange(n - 1), np.arange(1, n)] += 1.0       # a refill step, as the chain's
+    P /= P.sum(axis=1, keepdims=True)
+    v = rng.random((n + 1, n))
+    got, want = _uniformised(v, P, mu), _series(v, P, mu)
+    assert np.allclose(got, want, rtol=1e-11, atol=1e-14 * float(np.abs(want).max()))
+    # Mass is kept: each row's total is carried (P is stochastic).
+    assert np.allclose(got.sum(axis=1), v.sum(axis=1), rtol=1e-11)
+
+
+def test_a_short_gap_is_summed_term_by_term() -> None:
+    # Below one event on average the series is the fewer products: the same numbers.
+    rng = np.random.default_rng(3)
+    P = rng.random((8, 8))
+    P /= P.sum(axis=1, keepdims=True)
+    v = rng.random((9, 8))
+    assert np.array_equal(_uniformised(v, P, 0.4), _series(v, P, 0.4))
