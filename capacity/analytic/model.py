@@ -1570,7 +1570,8 @@ def constraint_ceiling(wl: Workload, c: Constraint, cycle_s: float, target: floa
         bucket_depth=depth, units_per_turn=v,
         units_per_minute_per_session=per_session_per_s * 60.0,
         mean_ceiling=mean_ceiling, burst_ceiling=burst,
-        method=at.method if at else stats_fn(1).method, at_burst_ceiling=at,
+        method=at.method if at else getattr(model, "method_at", lambda k: stats_fn(k).method)(1),
+        at_burst_ceiling=at,
         at_sessions=at_n, utilisation_at_sessions=util, one_event_exceeds=one_event_exceeds,
     )
 
