@@ -493,6 +493,26 @@ def test_search_from_a_guess_is_the_bisection(seed: int) -> None:
     assert len(asked) <= 6  # the bisection: 10
 
 
+def test_a_share_far_above_any_target_asks_one_session_next() -> None:
+    # Calls past the allowance: ~83 % refused whatever N (hunt-1052). The guess and N = 1
+    # answer it (the walk down from the guess asked 16, 15, 11, 1).
+    asked: list[int] = []
+
+    def flat(n: int) -> amodel.WindowStats:
+        asked.append(n)
+        return amodel.WindowStats(n, 0.0, 0.0, 0.829 - 1e-5 * n, "test")
+
+    assert amodel._largest_meeting_near(flat, 0.01, 19, 16) == (0, None)
+    assert asked == [16, 1]
+    # Far above at the guess, met at 1: the two bracket the answer, the bisection's.
+    for boundary in (1, 2, 7, 15):
+        def steep(n: int, b: int = boundary) -> amodel.WindowStats:
+            return amodel.WindowStats(n, 0.0, 0.0, min(1.0, 0.01 * 3.0 ** (n - b)), "t")
+
+        assert (amodel._largest_meeting_near(steep, 0.01, 19, 16)
+                == amodel._largest_meeting(steep, 0.01, 19))
+
+
 def _poisson_law(load: float, q: float, L: int) -> np.ndarray:
     """A window count of mean ``load·q`` on ``L`` lattice points (round-off flushed)."""
     g = np.fft.irfft(np.exp(load * q * (np.exp(-2j * np.pi * np.fft.rfftfreq(L)) - 1)), L)

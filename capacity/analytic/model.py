@@ -1430,8 +1430,23 @@ def _largest_meeting_near(stats_fn: Callable[[int], WindowStats], target: float,
             seen[n] = stats_fn(n)
         return seen[n].loss_fraction
 
+    first = min(max(near, 1), hi)
+    if first > 1 and target < _FAR_ABOVE <= share(first):
+        # Half the calls refused at the guess (85 % of the mean ceiling): a share the
+        # load hardly moves (calls past the allowance, a session overfilling a window
+        # alone). One session next: no N meets the target when it misses (hunt-1052
+        # walked 16, 15, 11, 1 at ~0.83 each), else the two bracket the answer.
+        if share(1) > target:
+            return 0, None
+        n = boundary_near(share, target, 1, first, None,
+                          {k: v.loss_fraction for k, v in seen.items()})
+        return n, seen[n]
     n = boundary_near(share, target, 0, hi + 1, near)
     return n, (seen[n] if n > 0 else None)
+
+
+# A first guess's share at or past this is far from any target: the search asks N = 1 next.
+_FAR_ABOVE = 0.5
 
 
 def boundary_near(share: Callable[[int], float], level: float, good: int, bad: int,
