@@ -3036,12 +3036,16 @@ def _tried(tb: _ToldBlock, pi: NDArray[np.float64]) -> NDArray[np.float64]:
     for w, count, f, M in tb.parts:
         left = 1.0 - np.cumsum(count)                 # P(more than t calls)
         v = pi
+        # Every call of a part has the charge law f: its levels summed over the calls
+        # first, one outer product a part (one a call was ~27 a launch, hunt-2043).
+        acc = np.zeros(pi.size)
         for t in range(count.size - 1):
             if left[t] <= 1e-15:
                 break
-            W += np.outer(w * left[t] * v, f)
+            acc += (w * left[t]) * v
             if t + 2 < count.size:
                 v = v @ M
+        W += np.outer(acc, f)
     return W
 
 
