@@ -383,7 +383,7 @@ def analytic_timed(profile: Profile, repeat: int = 5) -> tuple[Any, float, float
         # launch-offset sample, the latency quantiles and the herd spells included —
         # every module-level store emptied, and a copy of the profile, so that nothing
         # remembered by its identity is found again (a population view kept its
-        # models' answers: hunt-3 timed 0.6 ms on its second run, 120 ms fresh).
+        # models' answers: hunt-3 timed 0.6 ms on its second run, 0.28 s fresh).
         for store in (wlmod._WORKLOADS, wlmod._FANOUT_MEANS, wlmod._COST_PMFS,
                       wlmod._SHARES, wlmod._POPULATIONS, distmod._LATTICES,
                       clumped._TIMINGS, window._SPELLS, amodel._QUANTILES,

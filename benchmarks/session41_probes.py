@@ -3,6 +3,7 @@
     python benchmarks/session41_probes.py mix       # hunt-3: a mix of populations' factor
     python benchmarks/session41_probes.py horizon   # hunt-82 / 1061: lock-in takes hours
     python benchmarks/session41_probes.py lock      # hunt-82: a mean-field phase density
+    python benchmarks/session41_probes.py floor     # hunt-3001: a loss log, its trains
 
 ``mix``: tests/data/bucket-populations-continue.yaml (hunt-3) at 100 / 106 / 114 sessions —
 the engine's attempts refused and its calls a second over the populations' unthrottled
@@ -22,6 +23,11 @@ admitted turns moved by their cycle and refused ones by the part they ran, less 
 windows. Started from a 2 % or 30 % surplus in one window's class, or all sessions in it;
 it prints the share refused over the last 50 of 300 cycles. Not the product's model: it
 shows that the locked state exists (bistable) well below where the engine locks.
+
+``floor``: hunt-3001 (a 30 s TPM sliding log reserving max_tokens, tool loops, no
+retries) and variants of its turn — the engine's attempts refused (20 × 1 h, seed 1)
+against the log's own law (``ClumpedWindow.inner``) and the model's share with the fixed
+windows' floor, at 528 sessions (the simulated N*) or, for a variant, at the model's N*.
 """
 
 from __future__ import annotations
@@ -176,5 +182,38 @@ def lock() -> None:
         print(f"  {n}: " + " / ".join(f"{x:.2%}" for x in got), flush=True)
 
 
+def floor() -> None:
+    from capacity.analytic.clumped import ClumpedWindow
+    from capacity.analytic.model import constraint_model, cycle_time
+
+    _, data, _, _, _ = hunt.build(3001)
+    steps = data["session"]["turns"]["t0-loop"]["steps"]
+
+    def turn(new: list[dict[str, Any]]) -> dict[str, Any]:
+        d = copy.deepcopy(data)
+        d["session"]["turns"]["t0-loop"]["steps"] = copy.deepcopy(new)
+        return d
+
+    fixed = copy.deepcopy(data)
+    fixed["quotas"]["q0"]["enforcement"] = {"type": "fixed_window", "window": "30s"}
+    repeats = copy.deepcopy(steps[1])
+    repeats["repeat"]["count"] = 4
+    rows = [("the log", data, 528), ("fixed 30 s windows", fixed, 528),
+            ("the repeats alone, four a turn", turn([repeats]), None),
+            ("the final call alone", turn([steps[2]]), None),
+            ("the first and the final call", turn([steps[0], steps[2]]), None)]
+    for name, d, at in rows:
+        prof = profile_from_dict(d)
+        n = at if at is not None else analyze(prof).burst_ceiling
+        wl = Workload.from_profile(prof)
+        m = constraint_model(wl, wl.constraints[0], cycle_time(wl).cycle_s)
+        assert isinstance(m, ClumpedWindow)
+        own = m.inner.attempt_share(n)["attempt"]
+        est = simulate(prof, n, replications=20, seed=1, workers=2).metrics[
+            "attempt_429_fraction"]
+        print(f"{name}, {n} sessions: engine {est.mean:.2%}, own law {own:.2%}, "
+              f"model {m.stats(n).loss_fraction:.2%}", flush=True)
+
+
 if __name__ == "__main__":
-    {"mix": mix, "horizon": horizon, "lock": lock}[sys.argv[1]]()
+    {"mix": mix, "horizon": horizon, "lock": lock, "floor": floor}[sys.argv[1]]()

@@ -440,14 +440,13 @@ def blend_chain(parts: list[tuple[float, Any]]) -> BucketChain | None:
     kinds = tuple((v / weight, k, ch) for v, k, ch in merged) if len(merged) > 1 else ()
     # Each population's turns for the mix's load factor: all of them or none (a
     # population whose turns are not read would count as never sped up).
-    walks = tuple((w, c.factor_walk, c.cycle_s) for w, (_, c) in zip(launches, parts,
-                                                                       strict=True))
+    walks = tuple((w, c.factor_walk[0], c.factor_walk[1])
+                  for w, (_, c) in zip(launches, parts, strict=True)
+                  if c.factor_walk is not None)
     chain = BucketChain(count, call_pmf, first.h, first.refill, first.depth, first.retry,
                         never_fit=never / max(math.fsum(calls), 1e-300), kinds=kinds,
                         goes_on=_blend_goes_on(launches, [c for _, c in parts]),
-                        mix_walks=tuple((w, fw, cyc) for w, fw, cyc in walks
-                                        if fw is not None)
-                        if all(fw is not None for _, fw, _ in walks) else ())
+                        mix_walks=walks if len(walks) == len(parts) else ())
     if not chain.converged(first.refill / (chain.mean_calls * chain.mean_charge)):
         return None
     return chain
@@ -588,8 +587,9 @@ def _population_models(pv: PopulationView, c: Constraint) -> list[tuple[str, Any
                             and p.profile.session.mode == "think_time"):
                         # Its refused turns bring its sessions back sooner: the mix's
                         # load factor (BucketChain._mixed_factor) reads its turns.
-                        chain.factor_walk = turn_walk(p.wl, c, chain, single=True)
-                        chain.cycle_s = p.cycle.cycle_s
+                        walk = turn_walk(p.wl, c, chain, single=True)
+                        if walk is not None:
+                            chain.factor_walk = (walk, p.cycle.cycle_s)
                     model.chain = chain
                 else:
                     deep = deep_bucket(p.wl, c, mix, rates, h)
