@@ -1,5 +1,6 @@
-"""Build of the compiled simulator (``capacity.sim._engine``) and the analytic model's
-compiled loops (``capacity.analytic._kernels``); everything else is in pyproject.toml.
+"""Build of the compiled simulator (``capacity.sim._engine``), the analytic model's
+compiled loops (``capacity.analytic._kernels``) and the model layer's normal cdf
+(``capacity.model._special``); everything else is in pyproject.toml.
 
 The engine is one C file using the CPython and numpy C APIs, compiled here when the
 package is built (``pip install .`` / ``pip install -e .`` / a wheel build), so nothing is
@@ -50,6 +51,14 @@ ext_modules: list[Any] = [
     Extension(
         "capacity.analytic._kernels",
         sources=["capacity/analytic/_kernels.c"],
+        include_dirs=[np.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    ),
+    # The model layer's normal cdf over an array (libm's erfc, math.erfc's numbers):
+    # every continuous charge's lattice law asks it four times a point.
+    Extension(
+        "capacity.model._special",
+        sources=["capacity/model/_special.c"],
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     ),
