@@ -5168,13 +5168,18 @@ class FleetAnalysis:
     alone (:func:`least_burst`: what a caller iterating on it needs), then ``result()``,
     which reuses the statistics the first step memoised."""
 
-    def __init__(self, profile: Profile, wl: Workload, sessions: int | None = None) -> None:
+    def __init__(self, profile: Profile, wl: Workload, sessions: int | None = None,
+                 cyc: CycleTime | None = None) -> None:
         self.profile, self.wl, self.sessions = profile, wl, sessions
         self.target = profile.targets.max_429_fraction
-        self.cyc = cycle_time(wl)
+        self.cyc = cycle_time(wl) if cyc is None else cyc
         self.fm = fleet_models(wl, self.cyc)
         self._burst: int | None = None
         self._result: CeilingResult | None = None
+
+    @functools.cached_property
+    def _spells(self) -> HeadSpells | None:
+        return head_spells(self.profile, self.fm, self.cyc)
 
     @property
     def burst_ceiling(self) -> int:
@@ -5182,8 +5187,18 @@ class FleetAnalysis:
         if self._result is not None:
             return self._result.burst_ceiling
         if self._burst is None:
-            self._burst = least_burst(self.wl, self.fm, self.cyc.cycle_s, self.target)
+            burst = least_burst(self.wl, self.fm, self.cyc.cycle_s, self.target)
+            self._burst, _ = self._held_by_spells(burst)
         return self._burst
+
+    def _held_by_spells(self, burst: int) -> tuple[int, str | None]:
+        """``burst`` held to the head's full spells' ceiling (:class:`HeadSpells`), with
+        the note saying so when they bind."""
+        spells = self._spells
+        cap = spells.ceiling(self.target, burst) if spells is not None else None
+        if spells is None or cap is None:
+            return burst, None
+        return cap, spells.note(cap)
 
     def result(self) -> CeilingResult:
         """The whole answer: every entry's ceilings, the notes and the pause's range."""
@@ -5200,9 +5215,11 @@ class FleetAnalysis:
         results = [dataclasses.replace(r, binding=r is binding) for r in results]
         binding = next(r for r in results if r.binding)
         mean_ceiling = min(r.mean_ceiling for r in visible_results(results))
-        burst = fleet_burst(wl, fm, results, target)
+        burst, held = self._held_by_spells(fleet_burst(wl, fm, results, target))
         at = sessions if sessions is not None else burst
         notes = tuple(route_notes(fm, at, sessions is not None, profile.cooldown is not None))
+        if held is not None:
+            notes = (*notes, held)
         sens = Deferred(functools.partial(_fleet_sensitivity, wl, target))
         return CeilingResult(
             profile=profile.title,
@@ -5487,3 +5504,151 @@ def _tail_spill_seen(g: NDArray[np.float64], q: float, h: float, kappa: float,
             out = np.pad(out, (0, part.size - out.size))
         out[: part.size] += part
     return _trim(out / float(out.sum()))
+
+
+@dataclass
+class HeadSpells:
+    """A priority route's first deployment ("the head") with a sliding request log: while
+    the log is full it turns every call away, and the route's calls all go on to the rest
+    of the fleet.
+
+    Each attempt is logged at the head whatever becomes of it, so the log's full spells
+    are stretches of the route's own load, and during one the rest carries the whole
+    route: it turns away what it turns away alone at N (``r``, the rest's model with the
+    head dropped). A spell shorter than the rest's memory (its longest window, or a
+    bucket's depth in seconds, ``T_f``) leaves the rest short of that state, so the
+    route turns away about ``P_h·r·F`` of its attempts — ``P_h`` the head's arrivals
+    finding the log full (its model), ``F = (1 + x)·e^{−x}`` the time share of spells
+    longer than ``T_f`` (``x = T_f/τ``) if their lengths are exponential with mean
+    ``τ = W·min(1, 2/z²)``: the excursion of a count over a window of ``W`` seconds
+    above a level ``z`` standard deviations over its mean (``z`` from ``P_h``) decays
+    with its mean reversion, ``2W/z²``, and never outlasts the window by much. Retries
+    that come back to the head while it is full only lengthen the spells: hunt-3088's
+    engine refuses 3–5× ``P_h·r`` at 199–210 sessions, and past that storms hold the head
+    full for minutes (``benchmarks/session42_probes.py``); at hunt-166's edge (146) the
+    head's ``P_h`` (8.8 %) overstates its spells and ``P_h·r`` (3.3 %) the engine's 1.1 %.
+
+    The fleet model reads the head's overflow as a thinned stream into the rest, never
+    the rest taking the whole route: hunt-3088 (a 15 s log of 1,291 requests that counts
+    its rejections, honoured retries) said 223 sessions, 0.01 % refused at 204 where the
+    engine refuses 10.4 % (199 [198–201] simulated); ``P_h·r·F`` gives 205. hunt-166
+    (a 30 s log of 325, backoff) 155 → 143, simulated 146.
+    """
+
+    logical: str
+    head: str
+    rest_profile: Profile                # the profile without the head
+    rest_cycle: CycleTime | None         # its cycle when the fleet's is the same
+    entries: list[Entry]                 # the head's sliding request logs
+    window_s: float                      # W: the longest of them (s)
+    memory_s: float                      # T_f: the rest's longest memory (s)
+
+    @functools.cached_property
+    def rest(self) -> FleetAnalysis:
+        """The rest of the fleet's models (built when a spell could bind: ``P_h·F`` over
+        the target)."""
+        return FleetAnalysis(self.rest_profile, Workload.from_profile(self.rest_profile),
+                             cyc=self.rest_cycle)
+
+    def full_share(self, n: int) -> float:
+        """``P_h``: the head's arrivals finding a request log full at ``n``."""
+        return max(float(e.model.stats(n).call_429_fraction) for e in self.entries)
+
+    def spell_factor(self, p_full: float, memory_s: float) -> float:
+        """``F``: the time share of the full spells longer than ``memory_s`` seconds."""
+        if p_full <= 0.0:
+            return 0.0
+        z = NormalDist().inv_cdf(1.0 - min(p_full, 1.0 - 1e-12))
+        tau = self.window_s * (min(1.0, 2.0 / (z * z)) if z > 0.0 else 1.0)
+        x = memory_s / tau
+        return (1.0 + x) * math.exp(-x)
+
+    def rest_share(self, n: int) -> float:
+        """``r``: the attempts the rest of the fleet turns away carrying all at ``n``."""
+        fm = self.rest.fm
+        return max((of_all_attempts(e.model.stats(n), entry_share(self.rest.wl, e))
+                    .attempt_429_fraction for e in fm.visible()), default=0.0)
+
+    def share(self, n: int) -> float:
+        """``P_h·r·F``: the route's attempts turned away at least, at ``n``."""
+        p = self.full_share(n)
+        if p <= 0.0:
+            return 0.0
+        f = self.spell_factor(p, self.memory_s)
+        return p * f * self.rest_share(n) if f > 0.0 else 0.0
+
+    def ceiling(self, target: float, upto: int) -> int | None:
+        """The largest N ≤ ``upto`` with :meth:`share` within ``target``; None when
+        ``upto`` itself is (the spells do not bind)."""
+        if upto < 1:
+            return None
+
+        def alone(n: int) -> bool:  # within the target whatever the rest does (r ≤ 1)
+            p = self.full_share(n)
+            return p * self.spell_factor(p, self.memory_s) <= target
+
+        if alone(upto) or self.share(upto) <= target:
+            return None
+        # The rest's model far past its own ceiling is the costly part (~25 ms an N for
+        # hunt-3088's herd chains, and building it), the head's is read at every N
+        # anyway: ``r ≤ 1``, so bracket the answer from below with the head alone first.
+        lo, up = 0, upto
+        while up - lo > 1:
+            mid = (lo + up) // 2
+            if alone(mid):
+                lo = mid
+            else:
+                up = mid
+        up = upto
+        while up - lo > 1:
+            mid = (lo + up) // 2
+            if self.share(mid) <= target:
+                lo = mid
+            else:
+                up = mid
+        return lo
+
+    def note(self, cap: int) -> str:
+        """What the cap says."""
+        (e,) = self.entries[:1]
+        return (f"Route {self.logical}: {self.head}'s {e.c.name} log (sliding "
+                f"{self.window_s:g}s) turns every call away while full, and the calls all "
+                f"go on to the rest of the fleet, which alone refuses more than the target: "
+                f"its full spells hold the route to {cap:,} sessions.")
+
+
+def head_spells(profile: Profile, fm: FleetModels, cyc: CycleTime) -> HeadSpells | None:
+    """:class:`HeadSpells` of ``profile``'s one priority spillover route (``cyc``: the
+    fleet's cycle), when its head has a sliding request log and quotas of its own (None
+    otherwise)."""
+    chains = [f for f in fm.flows if f.chain]
+    if profile.populations or len(chains) != 1 or len(profile.routes) != 1:
+        return None
+    flow = chains[0]
+    head = flow.chain[0]
+    mine = {q for q, spec in profile.quotas.items() if head in spec.models}
+    if not mine or any(profile.quotas[q].models != [head] for q in mine):
+        return None
+    logs = [e for e in fm.entries if e.c.quota in mine and e.c.unit == "requests"
+            and e.c.enforcement == "sliding_window" and e.spill_to is not None]
+    if not logs:
+        return None
+    route = profile.routes[flow.logical]
+    kept: Any = ({k: v for k, v in route.deployments.items() if k != head}
+                 if isinstance(route.deployments, dict)
+                 else [d for d in route.deployments if d != head])
+    rest_profile = profile.model_copy(update={
+        "deployments": {k: v for k, v in profile.deployments.items() if k != head},
+        "quotas": {k: v for k, v in profile.quotas.items() if k not in mine},
+        "routes": {flow.logical: route.model_copy(update={"deployments": kept})},
+    })
+    # The rest's slots are the fleet's own other slots (a window, or a bucket's depth in
+    # seconds of refill): its memory needs no model of the rest.
+    memory = max((e.c.memory_s for e in fm.entries if e.c.quota not in mine), default=0.0)
+    # Every deployment of the chain serving one model: the turns take as long whichever
+    # serves them, so the rest's cycle is the fleet's (its turn sample, ~0.1 s, not drawn
+    # again).
+    served = {profile.deployments[d].model if d in profile.deployments else d
+              for d in flow.chain}
+    return HeadSpells(flow.logical, head, rest_profile, cyc if len(served) == 1 else None,
+                      logs, max(e.c.window_s for e in logs), memory)

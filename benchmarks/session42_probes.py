@@ -1,0 +1,98 @@
+"""Session 42's probes (issue 13).
+
+    python benchmarks/session42_probes.py lock    # hunt-166 / 3088: a full head shuts the route
+    python benchmarks/session42_probes.py trace   # hunt-3088 at 210: the storms' two states
+
+``lock``: two priority fleets whose first deployment ("the head") has a long sliding
+requests log that counts its rejections (hunt-166: 30 s, 325 requests, backoff retries;
+hunt-3088: 15 s, 1,291 requests, honoured retries). Every call tries the head first and is
+logged there, admitted or not, so the head's count is the route's attempts over its
+window. At each N: the engine's attempts refused (8 × 1 h, seed 1), the fleet model's; the
+head's share of arrivals finding the log full (the model, ``P_h``); the rest of the fleet
+alone (the head dropped from the route) — its model's attempts refused (``r``) and N*; and
+``P_h·r``, what the route refuses while the head is full if each of its full spells lasts
+longer than the rest takes to fill (a lower bound on the route's share then; retries that
+come back to the head only lengthen the spells).
+
+``trace``: one engine hour of hunt-3088 at 210 sessions (seed 1, replication 0) in
+two-minute bins: the head's attempts and admissions, the rest's, the attempts that were
+retries — storms in which the head admits nothing for minutes, and healthy spells
+between them.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import hunt  # noqa: E402
+
+from capacity.analytic.model import analyze  # noqa: E402
+from capacity.profile.loader import profile_from_dict  # noqa: E402
+from capacity.profile.schema import Profile  # noqa: E402
+from capacity.sim.engine import simulate, trace_attempts  # noqa: E402
+from capacity.sim.kernels import T_ADMITTED, T_ATTEMPT, T_DEP, T_T  # noqa: E402
+
+
+def _rest_alone(data: dict[str, Any]) -> tuple[Profile, list[str]]:
+    """The profile with its one route's first deployment (and that one's quotas) dropped;
+    the head's quota names."""
+    d = copy.deepcopy(data)
+    (name, route), = d["routes"].items()
+    head = route["deployments"][0]
+    d["routes"] = {name: {**route, "deployments": route["deployments"][1:]}}
+    d["deployments"] = {k: v for k, v in d["deployments"].items() if k != head}
+    heads = [q for q, v in data["quotas"].items() if head in v["models"]]
+    d["quotas"] = {k: v for k, v in d["quotas"].items() if k not in heads}
+    return profile_from_dict(d), heads
+
+
+def lock() -> None:
+    for seed, ns in ((166, (140, 146, 150, 155)), (3088, (190, 199, 204, 210, 223))):
+        _, data, prof, res, _ = hunt.build(seed)
+        rest, heads = _rest_alone(data)
+        print(f"hunt-{seed}: model N* {res.burst_ceiling}, the rest alone "
+              f"{analyze(rest).burst_ceiling}; target {prof.targets.max_429_fraction:.0%}",
+              flush=True)
+        for n in ns:
+            est = simulate(prof, n, replications=8, seed=1,
+                           workers=2).metrics["attempt_429_fraction"]
+            r = analyze(prof, sessions=n)
+            assert r.binding.at_sessions is not None
+            p_h = max(c.at_sessions.call_429_fraction for c in r.constraints
+                      if c.quota in heads and c.unit == "requests" and c.at_sessions)
+            alone = analyze(rest, sessions=n).binding.at_sessions
+            assert alone is not None
+            print(f"  {n}: engine {est.mean:.2%} [{est.lo:.2%}-{est.hi:.2%}], model "
+                  f"{r.binding.at_sessions.attempt_429_fraction:.2%}; P_h {p_h:.2%}, "
+                  f"r {alone.attempt_429_fraction:.1%}, P_h·r "
+                  f"{p_h * alone.attempt_429_fraction:.2%}", flush=True)
+
+
+def trace() -> None:
+    _, _, prof, _, _ = hunt.build(3088)
+    rows = trace_attempts(prof, 210, horizon_s=3600.0, seed=1, replication=0,
+                          max_attempts=3_000_000).rows
+    t, dep, adm = rows[:, T_T], rows[:, T_DEP], rows[:, T_ADMITTED] > 0
+    retry = rows[:, T_ATTEMPT] > 1        # (1-based: a first attempt is 1)
+    t0 = float(t.min())
+    print("hunt-3088 at 210 sessions, one engine hour in 2-minute bins: head attempts / "
+          "admitted, rest attempts / admitted, tries that were retries")
+    for k in range(0, 3600, 120):
+        m = (t >= t0 + k) & (t < t0 + k + 120)
+        cells = [int(np.sum(m & (dep == d))) for d in (0, 1)]
+        done = [int(np.sum(m & (dep == d) & adm)) for d in (0, 1)]
+        print(f"  {k:>5} s: head {cells[0]:>6} / {done[0]:>5}, rest {cells[1]:>6} / "
+              f"{done[1]:>5}, retries {int(np.sum(m & retry)):>6}")
+
+
+if __name__ == "__main__":
+    {"lock": lock, "trace": trace}[sys.argv[1]]()
