@@ -15,9 +15,9 @@ longer than the rest takes to fill (a lower bound on the route's share then; ret
 come back to the head only lengthen the spells).
 
 ``trace``: one engine hour of hunt-3088 at 210 sessions (seed 1, replication 0) in
-two-minute bins: the head's attempts and admissions, the rest's, the attempts that were
-retries — storms in which the head admits nothing for minutes, and healthy spells
-between them.
+two-minute bins: the tries at the head and those it admitted, the tries spilled to the
+rest and those it admitted — storms in which the head admits nothing for minutes while
+its log, counting every try, stays full, and healthy spells between them.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from capacity.analytic.model import analyze  # noqa: E402
 from capacity.profile.loader import profile_from_dict  # noqa: E402
 from capacity.profile.schema import Profile  # noqa: E402
 from capacity.sim.engine import simulate, trace_attempts  # noqa: E402
-from capacity.sim.kernels import T_ADMITTED, T_ATTEMPT, T_DEP, T_T  # noqa: E402
+from capacity.sim.kernels import T_ADMITTED, T_DEP, T_T  # noqa: E402
 
 
 def _rest_alone(data: dict[str, Any]) -> tuple[Profile, list[str]]:
@@ -82,16 +82,15 @@ def trace() -> None:
     rows = trace_attempts(prof, 210, horizon_s=3600.0, seed=1, replication=0,
                           max_attempts=3_000_000).rows
     t, dep, adm = rows[:, T_T], rows[:, T_DEP], rows[:, T_ADMITTED] > 0
-    retry = rows[:, T_ATTEMPT] > 1        # (1-based: a first attempt is 1)
     t0 = float(t.min())
-    print("hunt-3088 at 210 sessions, one engine hour in 2-minute bins: head attempts / "
-          "admitted, rest attempts / admitted, tries that were retries")
+    print("hunt-3088 at 210 sessions, one engine hour in 2-minute bins: tries at the head / "
+          "admitted, spilled to the rest / admitted")
     for k in range(0, 3600, 120):
         m = (t >= t0 + k) & (t < t0 + k + 120)
         cells = [int(np.sum(m & (dep == d))) for d in (0, 1)]
         done = [int(np.sum(m & (dep == d) & adm)) for d in (0, 1)]
         print(f"  {k:>5} s: head {cells[0]:>6} / {done[0]:>5}, rest {cells[1]:>6} / "
-              f"{done[1]:>5}, retries {int(np.sum(m & retry)):>6}")
+              f"{done[1]:>5}")
 
 
 if __name__ == "__main__":
