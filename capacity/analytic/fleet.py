@@ -171,7 +171,7 @@ from capacity.model.workload import (
     remember,
     route_shares,
 )
-from capacity.profile.schema import CallSpec, Profile
+from capacity.profile.schema import CallSpec, Profile, check_references
 
 _MAX_POINTS = 2048
 _MAX_FFT = 1 << 22
@@ -5556,9 +5556,10 @@ class HeadSpells:
 
     def spell_factor(self, p_full: float, memory_s: float) -> float:
         """``F``: the time share of the full spells longer than ``memory_s`` seconds."""
-        if p_full <= 0.0:
+        if not p_full > 0.0:            # (none, or not a number)
             return 0.0
-        z = NormalDist().inv_cdf(1.0 - min(p_full, 1.0 - 1e-12))
+        # The upper tail's z from P_h itself (1 − P_h rounds to 1 below ~1e-16).
+        z = -NormalDist().inv_cdf(min(max(p_full, 1e-300), 1.0 - 1e-12))
         tau = self.window_s * (min(1.0, 2.0 / (z * z)) if z > 0.0 else 1.0)
         x = memory_s / tau
         return (1.0 + x) * math.exp(-x)
@@ -5572,7 +5573,7 @@ class HeadSpells:
     def share(self, n: int) -> float:
         """``P_h·r·F``: the route's attempts turned away at least, at ``n``."""
         p = self.full_share(n)
-        if p <= 0.0:
+        if not p > 0.0:
             return 0.0
         f = self.spell_factor(p, self.memory_s)
         return p * f * self.rest_share(n) if f > 0.0 else 0.0
@@ -5619,18 +5620,23 @@ class HeadSpells:
 
 def head_spells(profile: Profile, fm: FleetModels, cyc: CycleTime) -> HeadSpells | None:
     """:class:`HeadSpells` of ``profile``'s one priority spillover route (``cyc``: the
-    fleet's cycle), when its head has a sliding request log and quotas of its own (None
-    otherwise)."""
+    fleet's cycle), when its head has a sliding request log that counts its rejections
+    (every try is logged there) and quotas no other deployment touches, and the profile
+    without the head is whole (None otherwise)."""
     chains = [f for f in fm.flows if f.chain]
     if profile.populations or len(chains) != 1 or len(profile.routes) != 1:
         return None
     flow = chains[0]
     head = flow.chain[0]
-    mine = {q for q, spec in profile.quotas.items() if head in spec.models}
-    if not mine or any(profile.quotas[q].models != [head] for q in mine):
+    if head not in profile.deployments:
+        return None
+    mine = set(profile.quotas_for(head))
+    if not mine or any(mine & set(profile.quotas_for(d))
+                       for d in profile.deployments if d != head):
         return None
     logs = [e for e in fm.entries if e.c.quota in mine and e.c.unit == "requests"
-            and e.c.enforcement == "sliding_window" and e.spill_to is not None]
+            and e.c.enforcement == "sliding_window" and e.spill_to is not None
+            and profile.quotas[e.c.quota].rejected_count]
     if not logs:
         return None
     route = profile.routes[flow.logical]
@@ -5642,9 +5648,16 @@ def head_spells(profile: Profile, fm: FleetModels, cyc: CycleTime) -> HeadSpells
         "quotas": {k: v for k, v in profile.quotas.items() if k not in mine},
         "routes": {flow.logical: route.model_copy(update={"deployments": kept})},
     })
-    # The rest's slots are the fleet's own other slots (a window, or a bucket's depth in
-    # seconds of refill): its memory needs no model of the rest.
-    memory = max((e.c.memory_s for e in fm.entries if e.c.quota not in mine), default=0.0)
+    # A copy is not validated: a call or a fallback naming the head itself would dangle
+    # (its charges unknown to the rest's model), so such a profile gets no cap.
+    if check_references(rest_profile):
+        return None
+    # The rest's memory: the longest window (or a bucket's depth in seconds of refill) of
+    # the chain's other deployments' slots — the fleet's own entries, no model of the rest
+    # needed; a daily limit's day is not a time the rest takes to fill.
+    theirs = {q for d in flow.chain[1:] for q in profile.quotas_for(d)}
+    memory = max((e.c.memory_s for e in fm.entries if e.c.quota in theirs
+                  and e.c.dim not in ("rpd", "tpd")), default=0.0)
     # Every deployment of the chain serving one model: the turns take as long whichever
     # serves them, so the rest's cycle is the fleet's (its turn sample, ~0.1 s, not drawn
     # again).
