@@ -5588,26 +5588,20 @@ class HeadSpells:
             p = self.full_share(n)
             return p * self.spell_factor(p, self.memory_s) <= target
 
-        if alone(upto) or self.share(upto) <= target:
+        from capacity.analytic.clumped import smallest_bistable  # (the first N past)
+
+        def over(n: int) -> bool:
+            return self.share(n) > target
+
+        if alone(upto) or not over(upto):
             return None
         # The rest's model far past its own ceiling is the costly part (~25 ms an N for
         # hunt-3088's herd chains, and building it), the head's is read at every N
         # anyway: ``r ≤ 1``, so bracket the answer from below with the head alone first.
-        lo, up = 0, upto
-        while up - lo > 1:
-            mid = (lo + up) // 2
-            if alone(mid):
-                lo = mid
-            else:
-                up = mid
-        up = upto
-        while up - lo > 1:
-            mid = (lo + up) // 2
-            if self.share(mid) <= target:
-                lo = mid
-            else:
-                up = mid
-        return lo
+        first = smallest_bistable(lambda n: not alone(n), upto)
+        lo = (upto if first is None else first) - 1
+        past = smallest_bistable(over, upto, lo)
+        return (upto if past is None else past) - 1
 
     def note(self, cap: int) -> str:
         """What the cap says."""
