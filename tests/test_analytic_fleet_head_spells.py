@@ -169,3 +169,23 @@ def test_sessions_mode_reports_the_same_ceiling_and_note() -> None:
     res = analyze(load_profile(HONOURED), sessions=150)
     assert res.burst_ceiling == 205
     assert any("full spells hold the route to 205" in n for n in res.notes)
+
+
+def test_the_sweep_and_the_pause_range_read_the_spells_as_the_answer_does(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from capacity.whatif.sweep import sweep
+
+    prof = load_profile(HONOURED)
+    rows = sweep(prof, [204, 205, 206, 215], method="analytic").rows
+    # Its model column is the spells' share where they bind; the grid's last N meeting the
+    # target is the ceiling's 205 (it was 220: 0.51 % of attempts there).
+    assert [r.meets_targets for r in rows] == [True, True, False, False]
+    assert rows[-1].analytic_429_fraction == pytest.approx(_spells(HONOURED).share(215))
+    sens = analyze(prof).sensitivity
+    assert sens is not None
+    monkeypatch.setattr(fleet, "head_spells", lambda *_: None)
+    plain = analyze(load_profile(HONOURED)).sensitivity
+    assert plain is not None
+    # At both ends of the think time's range the same cap holds (99–480 → 89–430).
+    assert sens.burst_ceiling_high < plain.burst_ceiling_high
+    assert sens.burst_ceiling_low <= plain.burst_ceiling_low

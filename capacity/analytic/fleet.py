@@ -5246,7 +5246,11 @@ def _fleet_sensitivity(wl: Workload, target: float) -> PauseSensitivity | None:
         means = [_mean_ceiling(e) for e in fm2.entries]
         seen = [m for e, m in zip(fm2.entries, means, strict=True)
                 if e.spill_to is None] or means
-        out.append((min(seen), least_burst(wl, fm2, c2.cycle_s, target)))
+        burst = least_burst(wl, fm2, c2.cycle_s, target)
+        # Held by the head's full spells as the answer is (FleetAnalysis._held_by_spells).
+        spells = head_spells(profile, fm2, c2)
+        cap = spells.ceiling(target, burst) if spells is not None else None
+        out.append((min(seen), burst if cap is None else cap))
     return PauseSensitivity(profile.session.mode, lo, hi, out[0][0], out[1][0],
                             out[0][1], out[1][1], math.isfinite(pause.upper))
 

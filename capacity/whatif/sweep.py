@@ -165,6 +165,7 @@ def sweep(profile: Profile, sessions: Sequence[int], *, method: str = "analytic"
     # A single deployment's quota: its 429 share of its own attempts as a share of all
     # attempts (of_all_attempts: the target's and `capacity ceiling`'s definition).
     own_share: dict[str, float] = {}
+    spells: Any = None  # a fleet head's full spells (fleet.HeadSpells), where they bind
     if profile.populations:
         # N counts the varying sessions; the held populations load every point alike.
         from capacity.analytic.populations import population_info, sweep_models, view
@@ -183,10 +184,14 @@ def sweep(profile: Profile, sessions: Sequence[int], *, method: str = "analytic"
             FeedModel,
             fleet_ceilings,
             fleet_models,
+            head_spells,
             visible_results,
         )
 
         fm = fleet_models(wl, cyc)
+        # A priority route's head whose full spells shut the route onto the rest: its
+        # share is the fleet's too, as the ceiling reads it (fleet.HeadSpells).
+        spells = head_spells(profile, fm, cyc)
         spill_of = fm.spill
         fleet = fm.visible()
         active = [e.c for e in fleet]
@@ -245,6 +250,8 @@ def sweep(profile: Profile, sessions: Sequence[int], *, method: str = "analytic"
         losses = {c.name: of_all_attempts(m.stats(n), own_share.get(c.name, 1.0))
                   .loss_fraction for c, m in models}
         analytic = max(losses.values())
+        if spells is not None:
+            analytic = max(analytic, spells.share(n))
         util = utilisation(binding, n)
         meets = analytic <= target and util <= 1.0 and not unreachable
         sim = None
