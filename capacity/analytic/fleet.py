@@ -5192,13 +5192,7 @@ class FleetAnalysis:
         return self._burst
 
     def _held_by_spells(self, burst: int) -> tuple[int, str | None]:
-        """``burst`` held to the head's full spells' ceiling (:class:`HeadSpells`), with
-        the note saying so when they bind."""
-        spells = self._spells
-        cap = spells.ceiling(self.target, burst) if spells is not None else None
-        if spells is None or cap is None:
-            return burst, None
-        return cap, spells.note(cap)
+        return held_by_spells(self._spells, self.target, burst)
 
     def result(self) -> CeilingResult:
         """The whole answer: every entry's ceilings, the notes and the pause's range."""
@@ -5246,11 +5240,9 @@ def _fleet_sensitivity(wl: Workload, target: float) -> PauseSensitivity | None:
         means = [_mean_ceiling(e) for e in fm2.entries]
         seen = [m for e, m in zip(fm2.entries, means, strict=True)
                 if e.spill_to is None] or means
-        burst = least_burst(wl, fm2, c2.cycle_s, target)
-        # Held by the head's full spells as the answer is (FleetAnalysis._held_by_spells).
-        spells = head_spells(profile, fm2, c2)
-        cap = spells.ceiling(target, burst) if spells is not None else None
-        out.append((min(seen), burst if cap is None else cap))
+        burst, _ = held_by_spells(head_spells(profile, fm2, c2), target,
+                                  least_burst(wl, fm2, c2.cycle_s, target))
+        out.append((min(seen), burst))
     return PauseSensitivity(profile.session.mode, lo, hi, out[0][0], out[1][0],
                             out[0][1], out[1][1], math.isfinite(pause.upper))
 
@@ -5575,7 +5567,7 @@ class HeadSpells:
                     .attempt_429_fraction for e in fm.visible()), default=0.0)
 
     def share(self, n: int) -> float:
-        """``P_h·r·F``: the route's attempts turned away at least, at ``n``."""
+        """``P_h·r·F``: about the route's attempts turned away at ``n``."""
         p = self.full_share(n)
         if not p > 0.0:
             return 0.0
@@ -5588,24 +5580,20 @@ class HeadSpells:
         if upto < 1:
             return None
 
-        def alone(n: int) -> bool:  # within the target whatever the rest does (r ≤ 1)
-            p = self.full_share(n)
-            return p * self.spell_factor(p, self.memory_s) <= target
-
         from capacity.analytic.clumped import smallest_bistable  # (the first N past)
 
-        def over(n: int) -> bool:
-            return self.share(n) > target
+        def head_over(n: int) -> bool:  # past the target even if the rest refused all
+            p = self.full_share(n)
+            return p * self.spell_factor(p, self.memory_s) > target
 
-        if alone(upto) or not over(upto):
-            return None
         # The rest's model far past its own ceiling is the costly part (~25 ms an N for
         # hunt-3088's herd chains, and building it), the head's is read at every N
         # anyway: ``r ≤ 1``, so bracket the answer from below with the head alone first.
-        first = smallest_bistable(lambda n: not alone(n), upto)
-        lo = (upto if first is None else first) - 1
-        past = smallest_bistable(over, upto, lo)
-        return (upto if past is None else past) - 1
+        first = smallest_bistable(head_over, upto)
+        if first is None:
+            return None
+        past = smallest_bistable(lambda n: self.share(n) > target, upto, first - 1)
+        return None if past is None else past - 1
 
     def note(self, cap: int) -> str:
         """What the cap says."""
@@ -5614,6 +5602,16 @@ class HeadSpells:
                 f"{self.window_s:g}s) turns every call away while full, and the calls all "
                 f"go on to the rest of the fleet, which alone refuses more than the target: "
                 f"its full spells hold the route to {cap:,} sessions.")
+
+
+def held_by_spells(spells: HeadSpells | None, target: float, burst: int
+                   ) -> tuple[int, str | None]:
+    """``burst`` held to the head's full spells' ceiling (:class:`HeadSpells`; None: no
+    such head), with the note saying so when they bind."""
+    cap = spells.ceiling(target, burst) if spells is not None else None
+    if spells is None or cap is None:
+        return burst, None
+    return cap, spells.note(cap)
 
 
 def head_spells(profile: Profile, fm: FleetModels, cyc: CycleTime) -> HeadSpells | None:
