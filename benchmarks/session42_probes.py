@@ -1,7 +1,10 @@
 """Session 42's probes (issue 13).
 
-    python benchmarks/session42_probes.py lock    # hunt-166 / 3088: a full head shuts the route
-    python benchmarks/session42_probes.py trace   # hunt-3088 at 210: the storms' two states
+    python benchmarks/session42_probes.py lock         # hunt-166 / 3088: a full head
+    python benchmarks/session42_probes.py trace        # hunt-3088 at 210: the storms
+    python benchmarks/session42_probes.py unsimulated  # hunt-145 / 3089 near the answers
+    python benchmarks/session42_probes.py spells       # such heads in the hunt: F, F = 1
+    python benchmarks/session42_probes.py ndtr         # the compiled normal cdf
 
 ``lock``: two priority fleets whose first deployment ("the head") has a long sliding
 requests log that counts its rejections (hunt-166: 30 s, 325 requests, backoff retries;
@@ -18,24 +21,47 @@ come back to the head only lengthen the spells).
 two-minute bins: the tries at the head and those it admitted, the tries spilled to the
 rest and those it admitted — storms in which the head admits nothing for minutes while
 its log, counting every try, stays full, and healthy spells between them.
+
+``unsimulated``: two hunt records never simulated whose answers the spells moved (hunt-145
+536 → 500, hunt-3089 484 → 460): the engine's attempts refused around them (4 × 1 h, seed 1).
+
+``spells``: every hunt fleet whose head has a counted sliding request log: the fleet model's
+answer without the spells, with them, and with ``F = 1`` (every full spell taken as long
+as the rest's memory), beside the simulated N* of the record.
+
+``ndtr``: ``capacity.model._special.ndtr`` against the fallback (libm's ``erfc`` through
+``math.erfc``) on 200,000 random points, and every hunt record's analytic compute timed
+both ways in one process (best of 2, every store emptied): the sum over the records
+either way times over 0.15 s, and how many are over 0.2 s.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from capacity.cli.entry import one_blas_thread  # noqa: E402
+
+# Timed as the CLI computes it (``ndtr``): one BLAS thread, asked before numpy loads —
+# process CPU time would count idle OpenBLAS threads' spinning (2x on hunt-3089).
+one_blas_thread()
+
+import numpy as np  # noqa: E402
+
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import hunt  # noqa: E402
+from analytic_accuracy import analytic_timed  # noqa: E402
 
+from capacity.analytic import fleet  # noqa: E402
 from capacity.analytic.model import analyze  # noqa: E402
+from capacity.model import dist  # noqa: E402
+from capacity.model.workload import Workload  # noqa: E402
 from capacity.profile.loader import profile_from_dict  # noqa: E402
 from capacity.profile.schema import Profile  # noqa: E402
 from capacity.sim.engine import simulate, trace_attempts  # noqa: E402
@@ -93,5 +119,62 @@ def trace() -> None:
               f"{done[1]:>5}")
 
 
+def unsimulated() -> None:
+    for seed, ns in ((145, (500, 510, 515, 520, 536)), (3089, (440, 460, 484))):
+        _, _, prof, res, _ = hunt.build(seed)
+        print(f"hunt-{seed}: analytic {res.burst_ceiling}, target "
+              f"{prof.targets.max_429_fraction:.0%}", flush=True)
+        for n in ns:
+            est = simulate(prof, n, replications=4, seed=1,
+                           workers=2).metrics["attempt_429_fraction"]
+            print(f"  {n}: engine {est.mean:.2%} [{est.lo:.2%}-{est.hi:.2%}]", flush=True)
+
+
+def spells() -> None:
+    recs = {r["seed"]: r for r in hunt.load(ROOT / "benchmarks" / "hunt" / "records.jsonl")}
+    for seed, r in sorted(recs.items()):
+        if r["fleet"] != "fleet" or r.get("simulated") is None:
+            continue
+        _, _, prof, res, _ = hunt.build(seed)
+        wl = Workload.from_profile(prof)
+        cyc = fleet.cycle_time(wl)
+        fa = fleet.FleetAnalysis(prof, wl, cyc=cyc)
+        sp = fa._spells
+        if sp is None:
+            continue
+        plain = fleet.least_burst(wl, fa.fm, cyc.cycle_s, prof.targets.max_429_fraction)
+        whole = dataclasses.replace(sp, memory_s=0.0)
+        target = prof.targets.max_429_fraction
+        print(f"hunt-{seed} (head {sp.window_s:g} s, rest {sp.memory_s:g} s): without "
+              f"{plain}, with {res.burst_ceiling}, F = 1 "
+              f"{fleet.held_by_spells(whole, target, plain)[0]}; simulated "
+              f"{r['simulated']} [{r['ci'][0]}-{r['ci'][1]}]", flush=True)
+
+
+def ndtr() -> None:
+    rng = np.random.default_rng(1)
+    z = rng.normal(0.0, 3.0, 200_000)
+    fast, slow = dist._ndtr(z), dist._ndtr_python(z)
+    print(f"compiled vs fallback: {int(np.sum(fast != slow))} of {z.size} points differ",
+          flush=True)
+    compiled = dist._compiled_ndtr
+    times: dict[int, tuple[float, float]] = {}
+    for r in hunt.load(ROOT / "benchmarks" / "hunt" / "records.jsonl"):
+        _, _, prof, _, _ = hunt.build(r["seed"])
+        dist._compiled_ndtr = lambda: None  # type: ignore[assignment]
+        _, before, _ = analytic_timed(prof, repeat=2)
+        dist._compiled_ndtr = compiled
+        _, after, _ = analytic_timed(prof, repeat=2)
+        times[r["seed"]] = (before, after)
+    slow_ones = [v for v in times.values() if max(v) > 0.15]
+    print(f"{len(times)} records; the {len(slow_ones)} over 0.15 s either way: "
+          f"{sum(v[0] for v in slow_ones):.1f} s -> {sum(v[1] for v in slow_ones):.1f} s; "
+          f"over 0.2 s {sum(v[0] > 0.2 for v in times.values())} -> "
+          f"{sum(v[1] > 0.2 for v in times.values())}")
+    for seed in (2043, 169, 3, 3088, 3089, 145):
+        print(f"  hunt-{seed}: {times[seed][0]:.2f} -> {times[seed][1]:.2f} s")
+
+
 if __name__ == "__main__":
-    {"lock": lock, "trace": trace}[sys.argv[1]]()
+    {"lock": lock, "trace": trace, "unsimulated": unsimulated, "spells": spells,
+     "ndtr": ndtr}[sys.argv[1]]()
