@@ -189,3 +189,76 @@ def test_the_sweep_and_the_pause_range_read_the_spells_as_the_answer_does(
     # At both ends of the think time's range the same cap holds (99–480 → 89–430).
     assert sens.burst_ceiling_high < plain.burst_ceiling_high
     assert sens.burst_ceiling_low <= plain.burst_ceiling_low
+
+
+def test_the_answer_says_what_holds_it_and_names_the_rests_binding() -> None:
+    res = analyze(load_profile(HONOURED), sessions=215)
+    sp = res.spells
+    assert sp is not None and sp["sessions"] == 205 and sp["log"] == "q0.rpm"
+    # The figures are the spells' own at the cap, and their product within the target.
+    spells = _spells(HONOURED)
+    assert sp["full_share"] == pytest.approx(spells.full_share(205))
+    assert sp["share"] == pytest.approx(spells.share(205))
+    assert sp["share"] <= 0.03 < spells.share(206)
+    # The client's 429s come from the rest while the head is full: its worst constraint
+    # binds, and the summary names the head's log, never "q1.tpm carries 205".
+    assert res.binding.name == sp["rest_binding"] == "q1.tpm"
+    assert "q0.rpm log" in res.summary() and "cuts that to" not in res.summary()
+    assert res.to_dict()["spells"]["at_sessions"]["sessions"] == 215
+    assert res.to_dict()["spells"]["at_sessions"]["share"] > 0.03
+
+
+def test_the_report_gives_the_spells_figures_not_the_binding_rows_own(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.console import Console
+
+    from capacity.render.report import ceiling_renderable
+
+    def text(res: Any) -> str:
+        console = Console(width=200, record=True)
+        console.print(ceiling_renderable(res))
+        return console.export_text()
+
+    out = text(analyze(load_profile(HONOURED), sessions=215))
+    # The binding row's own figure at its 223 is not the fleet's: the line is left out.
+    assert "At 223 sessions on" not in out and "turn away about 2.4% of attempts" in out
+    assert "At 215 sessions:" in out and "full spells (its q0.rpm log full for" in out
+    monkeypatch.setattr(fleet, "head_spells", lambda *_: None)
+    assert "At 223 sessions on q1.tpm" in text(analyze(load_profile(HONOURED)))
+
+
+@pytest.mark.parametrize(("path", "n", "raised"),
+                         [(HONOURED, 215, {"q1.rpm", "q1.tpm"}), (BACKOFF, 155, {"q1.rpm"})])
+def test_size_raises_the_rest_for_the_spells_and_the_ceiling_carries_it(
+        path: Path, n: int, raised: set[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from capacity.whatif.ceiling import size
+
+    res = size(load_profile(path), n, method="analytic")
+    assert {f"{d.quota}.{d.dimension}" for d in res.to_raise} == raised
+    assert any("full for" in note and "raised for it" in note for note in res.notes)
+    # The ceiling with the asked limits carries N — the same rule, read the other way
+    # (the engine: 41.6 % → 3.5 % and 51.6 % → 0.4 % of attempts refused at N,
+    # benchmarks/session43_probes.py size).
+    after = analyze(load_profile(path, [d.set_path for d in res.to_raise]))
+    assert n <= after.burst_ceiling <= n + 2
+    # Within the ceiling nothing is asked; without the spells nothing was asked at N.
+    assert not size(load_profile(path), analyze(load_profile(path)).burst_ceiling,
+                    method="analytic").to_raise
+    monkeypatch.setattr(fleet, "head_spells", lambda *_: None)
+    assert not size(load_profile(path), n, method="analytic").to_raise
+
+
+def test_size_by_simulation_raises_every_refusing_dimension_when_one_is_not_enough(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from capacity.whatif.ceiling import SimSettings, size
+
+    # Without the spells the analytic size asks nothing, the engine disagrees (41.6 % of
+    # attempts refused at 215), and b's rpm and tpm both refuse: 64× of the one under
+    # most pressure is not enough, and the search raised no other ("no quota up to 64×
+    # the analytic size carries 215 sessions"). It now raises them both.
+    monkeypatch.setattr(fleet, "head_spells", lambda *_: None)
+    res = size(load_profile(HONOURED), 215, method="simulate",
+               sim=SimSettings(seed=1, replications=4, horizon_s=1800.0))
+    assert {f"{d.quota}.{d.dimension}" for d in res.to_raise} == {"q1.rpm", "q1.tpm"}
+    assert res.simulated is not None
+    assert res.simulated.metrics["attempt_429_fraction"].hi <= 0.03

@@ -5212,15 +5212,26 @@ class FleetAnalysis:
         burst, held = self._held_by_spells(fleet_burst(wl, fm, results, target))
         at = sessions if sessions is not None else burst
         notes = tuple(route_notes(fm, at, sessions is not None, profile.cooldown is not None))
+        spells: dict[str, Any] | None = None
         if held is not None:
             notes = (*notes, held)
+            assert self._spells is not None
+            spells = self._spells.figures(burst)
+            if sessions is not None:
+                spells["at_sessions"] = self._spells.figures(sessions)
+            # The client's 429s while the head is full come from the rest: the constraint
+            # of the rest that turns most away at the cap binds (the simulator's reading).
+            name = spells["rest_binding"]
+            if name is not None and name != binding.name:
+                results = [dataclasses.replace(r, binding=r.name == name) for r in results]
+                binding = next(r for r in results if r.binding)
         sens = Deferred(functools.partial(_fleet_sensitivity, wl, target))
         return CeilingResult(
             profile=profile.title,
             targets=ceiling_targets(profile, target),
             cycle=cyc, calls_per_turn=wl.calls_per_turn(), constraints=tuple(results),
             mean_ceiling=mean_ceiling, burst_ceiling=burst, binding=binding,
-            sensitivity=sens, sessions=sessions, notes=notes,
+            sensitivity=sens, sessions=sessions, notes=notes, spells=spells,
         )
 
 
@@ -5560,11 +5571,31 @@ class HeadSpells:
         x = memory_s / tau
         return (1.0 + x) * math.exp(-x)
 
+    def rest_refused(self, n: int) -> tuple[float, str | None]:
+        """``r``, the attempts the rest of the fleet turns away carrying all at ``n``, and
+        the constraint of the rest that turns most away (None: it has none)."""
+        fm = self.rest.fm
+        shares = [(of_all_attempts(e.model.stats(n), entry_share(self.rest.wl, e))
+                   .attempt_429_fraction, e.c.name) for e in fm.visible()]
+        return max(shares, key=lambda t: t[0], default=(0.0, None))
+
     def rest_share(self, n: int) -> float:
         """``r``: the attempts the rest of the fleet turns away carrying all at ``n``."""
-        fm = self.rest.fm
-        return max((of_all_attempts(e.model.stats(n), entry_share(self.rest.wl, e))
-                    .attempt_429_fraction for e in fm.visible()), default=0.0)
+        return self.rest_refused(n)[0]
+
+    def figures(self, n: int) -> dict[str, Any]:
+        """The spells' figures at ``n`` sessions: ``P_h`` (``full_share``), ``r``
+        (``rest_share``, on ``rest_binding``), ``F`` (``spell_factor``, spells longer
+        than ``memory_s`` seconds) and their product (``share`` of the route's attempts
+        turned away)."""
+        p = self.full_share(n)
+        f = self.spell_factor(p, self.memory_s)
+        r, name = self.rest_refused(n) if p * f > 0.0 else (0.0, None)
+        (e,) = self.entries[:1]
+        return {"sessions": n, "route": self.logical, "head": self.head, "log": e.c.name,
+                "window_s": self.window_s, "memory_s": self.memory_s, "full_share": p,
+                "spell_factor": f, "rest_share": r, "rest_binding": name,
+                "share": p * f * r}
 
     def share(self, n: int) -> float:
         """``P_h·r·F``: about the route's attempts turned away at ``n``."""

@@ -2061,6 +2061,21 @@ class _DeferredField:
         return got
 
 
+def spells_sentence(spells: dict[str, Any], target: float) -> str:
+    """What holds a priority fleet to its head's full spells, in words
+    (:meth:`capacity.analytic.fleet.HeadSpells.figures`; ``target``: the 429 share)."""
+    s = spells
+    most = f", most on {s['rest_binding']}" if s.get("rest_binding") else ""
+    return (f"{s['head']}'s {s['log']} log (sliding {format_duration(s['window_s'])}) turns "
+            f"every call away while full, and the route's calls then all go on to the rest "
+            f"of the fleet: at {s['sessions']:,} sessions {s['full_share']:.1%} of the "
+            f"head's arrivals find it full, and the rest alone refuses "
+            f"{s['rest_share']:.1%} of attempts{most}; the spells that outlast its "
+            f"{format_duration(s['memory_s'])} memory ({s['spell_factor']:.0%} of the full "
+            f"time) turn away about {s['share']:.1%} of attempts, holding the fleet to "
+            f"{s['sessions']:,} sessions at ≤{target:.1%}")
+
+
 @dataclass(frozen=True)
 class CeilingResult:
     """Analytic answer for a profile: per-constraint ceilings and the saturation point."""
@@ -2091,6 +2106,9 @@ class CeilingResult:
     # sets N, and one sentence saying what sets it (None: not paced, or the quota as usual).
     latency_binds: bool = False
     pacing_summary: str | None = None
+    # A priority fleet held by its head's full spells (capacity.analytic.fleet.HeadSpells
+    # .figures at the ceiling, and at ``sessions`` under "at_sessions"); None: not held.
+    spells: dict[str, Any] | None = None
 
     def replaced(self, **changes: Any) -> CeilingResult:
         """:func:`dataclasses.replace`, a sensitivity not yet computed left so."""
@@ -2162,7 +2180,13 @@ class CeilingResult:
                 f"Enforcement over {where} on {b.name} cuts that to {self.burst_ceiling:,} "
                 f"in the burst-aware model at ≤{self.targets['max_429_fraction']:.1%} of "
                 "attempts answered 429")
-        if self.pacing_summary:
+        if self.spells is not None:
+            text = (f"The napkin (quota ÷ per-session rate) says {mean_n:,} sessions. "
+                    + spells_sentence(self.spells, self.targets["max_429_fraction"]))
+            if 0 < self.burst_ceiling < mean_n:
+                text += f" ({1 - self.burst_ceiling / mean_n:.0%} fewer)"
+            text += "."
+        elif self.pacing_summary:
             text = (f"The napkin (quota ÷ per-session rate) says {mean_n:,} sessions. "
                     + self.pacing_summary)
         elif self.latency_bound:  # no quota binds: none could carry even one session
@@ -2216,6 +2240,7 @@ class CeilingResult:
             "notes": list(self.notes),
             "summary": self.summary(),
             **({"populations": self.populations} if self.populations else {}),
+            **({"spells": self.spells} if self.spells is not None else {}),
         })
 
 

@@ -21,7 +21,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from capacity.analytic.model import CeilingResult, ConstraintResult
+from capacity.analytic.model import CeilingResult, ConstraintResult, spells_sentence
 from capacity.model.dist import format_duration
 from capacity.render.format import count, fewer, latency_binds, num, pct, safe, secs, util
 from capacity.whatif.explain import ExplainResult
@@ -127,7 +127,8 @@ def ceiling_renderable(r: CeilingResult, verbose: bool = False) -> Group:
     if b is not None and "level law" in b.method:
         # The deep bucket's level law: the chance it holds less than a mean call.
         over = "time the bucket holds less than a mean call"
-    if b is not None:
+    spells = getattr(r, "spells", None)  # the head's full spells hold the fleet
+    if b is not None and spells is None:  # (held: the summary gives the figures at N)
         parts.append(cell(f"At {b.sessions:,} sessions on {r.binding.name}: "
                        f"{pct(b.loss_fraction)} of attempts answered 429, "
                        f"{pct(b.window_exceedance)} of {over}."))
@@ -138,6 +139,12 @@ def ceiling_renderable(r: CeilingResult, verbose: bool = False) -> Group:
             f"{pct(c.at_sessions.loss_fraction)} of "  # type: ignore[union-attr]
             + (f"calls spilled to {c.spill_to}" if c.spill_to else "attempts answered 429")
             for c in at_n)
+        if spells is not None and "at_sessions" in spells:
+            s_at = spells["at_sessions"]
+            text += (f"; {s_at['head']}'s full spells (its {s_at['log']} log full for "
+                     f"{pct(s_at['full_share'])} of its arrivals, the rest alone refusing "
+                     f"{pct(s_at['rest_share'])}) turn away about {pct(s_at['share'])} of "
+                     "the route's attempts")
         parts.append(cell(f"At {r.sessions:,} sessions: {text}."))
     s = r.sensitivity
     if s is not None:
@@ -178,7 +185,13 @@ def _summary(r: CeilingResult) -> str:
     text = (f"The napkin (quota ÷ per-session rate) says {napkin} sessions. {b.name} is "
             f"enforced over {_where(b)}; ")
     paced = getattr(r, "pacing_summary", None)  # client-side pacing: its queue, not 429s
-    if paced:
+    spells = getattr(r, "spells", None)
+    if spells is not None:
+        text = (f"The napkin (quota ÷ per-session rate) says {napkin} sessions. "
+                + spells_sentence(spells, r.targets["max_429_fraction"])
+                + (f" ({fewer(r.burst_ceiling, mean_n)})." if mean_n is not None
+                   and 0 < r.burst_ceiling < mean_n else "."))
+    elif paced:
         text = f"The napkin (quota ÷ per-session rate) says {napkin} sessions. {paced}"
     elif getattr(r, "latency_bound", False):
         text += ("but the p95 turn-latency target is out of reach: the turn alone, "

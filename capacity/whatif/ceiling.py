@@ -486,8 +486,9 @@ MAX_SPILL = 0.05
 
 
 def size_fleet(wl: Workload, cyc: CycleTime, sessions: int, target: float,
-               max_spill: float = MAX_SPILL) -> tuple[DimensionSize, ...]:
-    """:func:`size` for a profile with routes: how much each deployment needs.
+               max_spill: float = MAX_SPILL
+               ) -> tuple[tuple[DimensionSize, ...], tuple[str, ...]]:
+    """:func:`size` for a profile with routes: how much each deployment needs, and notes.
 
     Deployments serving a route by share (``weighted``, ``round_robin``, …) are sized
     for their share of the calls, at the 429 target. A priority route's first deployment
@@ -495,7 +496,9 @@ def size_fleet(wl: Workload, cyc: CycleTime, sessions: int, target: float,
     (the share its windows turn away and send on, by the overflow model of
     :mod:`capacity.analytic.fleet`: the provisioned — PTU-like — capacity before
     spillover); the deployments after it are sized, given the first one's *current*
-    limit, for the overflow they receive at the 429 target.
+    limit, for the overflow they receive at the 429 target — and, where the first one's
+    sliding request log counts its rejections, for the whole route during its full
+    spells (:func:`_size_for_spells`).
     """
     from capacity.analytic.fleet import FeedModel, Pooled, fleet_models
 
@@ -558,7 +561,57 @@ def size_fleet(wl: Workload, cyc: CycleTime, sessions: int, target: float,
                                  c.enforcement, c.window_s if c.enforcement !=
                                  "token_bucket" else None, with_limit(req).stats(sessions),
                                  spill_to=e.spill_to))
-    return tuple(out)
+    return _size_for_spells(wl, fm, cyc, sessions, target, max_spill, tuple(out))
+
+
+def _size_for_spells(wl: Workload, fm: Any, cyc: CycleTime, sessions: int, target: float,
+                     max_spill: float, dims: tuple[DimensionSize, ...]
+                     ) -> tuple[tuple[DimensionSize, ...], tuple[str, ...]]:
+    """``dims`` with the rest of a priority fleet raised for its head's full spells.
+
+    While the head's log (:class:`capacity.analytic.fleet.HeadSpells`) is full the rest
+    carries the whole route, and the route turns away about ``P_h·r·F`` of its attempts
+    — the rule the ceiling holds the fleet to. With the head's current limit ``P_h·F``
+    is fixed at ``sessions``, so the rest is sized, alone with the whole route, for
+    ``r ≤ target / (P_h·F)`` (each of its dimensions alone, which the rest's mean load
+    bounds from below: conservative where ``r`` could stay within that with less); a
+    dimension keeps the larger of that and its overflow size.
+    """
+    from capacity.analytic.fleet import head_spells
+    from capacity.model.dist import format_duration
+
+    spells = head_spells(wl.profile, fm, cyc)
+    if spells is None:
+        return dims, ()
+    p = spells.full_share(sessions)
+    f = spells.spell_factor(p, spells.memory_s)
+    if not p * f > target:
+        return dims, ()
+    goal = target / (p * f)
+    if spells.rest_share(sessions) <= goal:  # the rest as it is carries the spells
+        return dims, ()
+    rest = spells.rest
+    theirs = {(d.quota, d.dimension): d
+              for d in size_fleet(rest.wl, rest.cyc, sessions, goal, max_spill)[0]}
+    out, raised = [], []
+    for d in dims:
+        alone = theirs.get((d.quota, d.dimension))
+        if d.spill_to is None and alone is not None and (
+                alone.required_limit > d.required_limit):
+            d = dataclasses.replace(d, required_limit=alone.required_limit,
+                                    at_required=alone.at_required)
+            raised.append(f"{d.quota}.{d.dimension}")
+        out.append(d)
+    (log,) = spells.entries[:1]
+    note = (f"{spells.head}'s {log.c.name} log (sliding {format_duration(spells.window_s)}) "
+            f"is full for {p:.1%} of its arrivals at {sessions:,} sessions, and while it is "
+            "full it turns every call away and the route's calls all go on to the rest of "
+            f"the fleet: the rest is sized to refuse at most {goal:.1%} of the attempts "
+            f"carrying the whole route alone, so that the spells that outlast its "
+            f"{format_duration(spells.memory_s)} memory ({f:.0%} of the full time) turn "
+            f"away at most {target:.1%}"
+            + (f" ({', '.join(raised)} raised for it)." if raised else "."))
+    return tuple(out), (note,)
 
 
 def _size_pool(wl: Workload, cyc: CycleTime, pooled: Any, sessions: int,
@@ -643,6 +696,7 @@ def size(profile: Profile, sessions: int, *, method: str = "analytic",
     if not 0.0 < max_spill < 1.0:
         raise ParameterError("max-spill", "must be a fraction in (0, 1)", max_spill)
     populations = None
+    fleet_notes: tuple[str, ...] = ()
     if profile.populations:  # N of the varying populations, the held ones beside them
         from capacity.analytic.populations import (
             fleet_needs_mix,
@@ -659,37 +713,40 @@ def size(profile: Profile, sessions: int, *, method: str = "analytic",
             # A fleet that spills: sized on one session of the mix at N (M sessions).
             counts = profile.split(sessions)
             mwl = Workload.from_profile(mixed_profile(pv, counts))
-            dims = size_fleet(mwl, cycle_time(mwl), sum(counts.values()), target, max_spill)
+            dims, fleet_notes = size_fleet(mwl, cycle_time(mwl), sum(counts.values()),
+                                           target, max_spill)
         else:
             dims = size_populations(profile, sessions, target)
             dims = split_target(dims, target, lambda d, t: size_populations(
                 profile, sessions, t, only=f"{d.quota}.{d.dimension}")[0],
                 lambda d: populations_share(profile, sessions, f"{d.quota}.{d.dimension}"))
     elif profile.routes:
-        dims = size_fleet(wl, cyc, sessions, target, max_spill)
+        dims, fleet_notes = size_fleet(wl, cyc, sessions, target, max_spill)
     else:
         dims = _size_plain(profile, wl, cyc, sessions, target)
     result = SizeResult(profile.title, sessions, target, dims,
                         max_spill=max_spill if profile.routes else None,
-                        populations=populations)
+                        populations=populations, notes=fleet_notes)
     if method == "analytic":
         out_of_reach = _latency_out_of_reach(profile.targets.p95_turn_latency,
                                              cyc.turn_latency_p95_s)
-        return dataclasses.replace(result, notes=(out_of_reach,)) if out_of_reach else result
+        return dataclasses.replace(result, notes=(*result.notes, out_of_reach)
+                                   ) if out_of_reach else result
     if sim is None:
         raise CapacityError("simulation settings (a seed) are required to simulate")
     # The bisection over a scale factor and its confirmation take about 12 evaluations.
     skip = simulation_budget(cyc.cycle_s, wl.calls_per_turn(), sessions, sim, 12,
                              nodes_per_session(profile))
     if skip is not None:
-        return dataclasses.replace(result, notes=(skip + " The analytic size stands.",))
+        return dataclasses.replace(
+            result, notes=(*result.notes, skip + " The analytic size stands."))
     from capacity.sim.engine import SimulationError
 
     try:
         return _size_by_simulation(profile, result, cyc.turn_latency_p95_s, sim, progress)
     except SimulationError as e:
         return dataclasses.replace(
-            result, notes=(f"Not simulated: {e}. The analytic size stands.",))
+            result, notes=(*result.notes, f"Not simulated: {e}. The analytic size stands."))
 
 
 def _size_plain(profile: Profile, wl: Workload, cyc: CycleTime, sessions: int,
@@ -792,7 +849,7 @@ def _size_by_simulation(profile: Profile, result: SizeResult, p95_unthrottled: f
                         progress: Callable[[int], None] | None) -> SizeResult:
     from capacity.sim.engine import simulate
 
-    notes: list[str] = []
+    notes: list[str] = list(result.notes)
     p95_target = profile.targets.p95_turn_latency
     out_of_reach = _latency_out_of_reach(p95_target, p95_unthrottled)
     if out_of_reach:
@@ -838,6 +895,11 @@ def _size_by_simulation(profile: Profile, result: SizeResult, p95_unthrottled: f
             return u.mean if u is not None and math.isfinite(u.mean) else 0.0
 
         keys = [max(raisable, key=pressure)]
+        # Several dimensions may refuse together (a fleet's rest carrying a full head's
+        # route: both its rpm and its tpm): where 64× of the one does not carry N, the
+        # search raises them all rather than stop with no size.
+        if len(raisable) > 1 and not ok(run(64.0, keys, sim.seed)):
+            keys = raisable
     lo, hi, best = 1.0, 1.0, first
     if not ok(first):
         lo, hi = 1.0, 1.25
