@@ -222,7 +222,7 @@ def test_the_report_gives_the_spells_figures_not_the_binding_rows_own(
     out = text(analyze(load_profile(HONOURED), sessions=215))
     # The binding row's own figure at its 223 is not the fleet's: the line is left out.
     assert "At 223 sessions on" not in out and "turn away about 2.4% of attempts" in out
-    assert "At 215 sessions:" in out and "full spells (its q0.rpm log full for" in out
+    assert "At 215 sessions:" in out and "full spells (its q0.rpm log found full by" in out
     monkeypatch.setattr(fleet, "head_spells", lambda *_: None)
     assert "At 223 sessions on q1.tpm" in text(analyze(load_profile(HONOURED)))
 
@@ -235,7 +235,11 @@ def test_size_raises_the_rest_for_the_spells_and_the_ceiling_carries_it(
 
     res = size(load_profile(path), n, method="analytic")
     assert {f"{d.quota}.{d.dimension}" for d in res.to_raise} == raised
-    assert any("full for" in note and "raised for it" in note for note in res.notes)
+    assert any("found full by" in note and "raised for it" in note for note in res.notes)
+    # The raised rows say what they were sized for (their figures are the rest's alone).
+    assert {f"{d.quota}.{d.dimension}" for d in res.dimensions
+            if d.sized_for == "spells"} == raised
+    assert all(d.to_dict().get("sized_for") == "spells" for d in res.to_raise)
     # The ceiling with the asked limits carries N — the same rule, read the other way
     # (the engine: 41.6 % → 3.5 % and 51.6 % → 0.4 % of attempts refused at N,
     # benchmarks/session43_probes.py size).
@@ -262,3 +266,33 @@ def test_size_by_simulation_raises_every_refusing_dimension_when_one_is_not_enou
     assert {f"{d.quota}.{d.dimension}" for d in res.to_raise} == {"q1.rpm", "q1.tpm"}
     assert res.simulated is not None
     assert res.simulated.metrics["attempt_429_fraction"].hi <= 0.03
+
+
+def test_held_populations_count_n_beside_them_in_the_spells_figures() -> None:
+    # The honoured fleet with 10 held sessions beside N: the spells' words count N, the
+    # saturation point's, and their figures are the mix's at N + 10.
+    data = yaml.safe_load(HONOURED.read_text())
+    data["populations"] = {"other": {"think_time": data["session"]["think_time"],
+                                     "turns": data["session"]["turns"], "sessions": 10}}
+    prof = profile_from_dict(data)
+    res = analyze(prof, sessions=205)
+    sp = res.spells
+    assert sp is not None and sp["held"] == 10
+    assert sp["sessions"] == res.burst_ceiling + 10
+    assert f"holding the fleet to N = {res.burst_ceiling:,}" in res.summary()
+    assert sp["at_sessions"]["sessions"] == 215 and sp["at_sessions"]["share"] > 0.03
+    from capacity.whatif.ceiling import size
+
+    note = " ".join(size(prof, 205, method="analytic").notes)
+    assert "at N = 205 (215 sessions with the held ones)" in note
+
+
+def test_the_html_report_says_what_holds_the_fleet() -> None:
+    from capacity.render.html import report_page
+    from capacity.whatif.sweep import sweep
+
+    prof = load_profile(HONOURED)
+    page = report_page(ceiling=analyze(prof), sweep=sweep(prof, [200, 205, 210],
+                                                          method="analytic"),
+                       compare=None, inputs=[], command="capacity report")
+    assert 'data-key="spells"' in page and "q0.rpm log (sliding 15s)" in page

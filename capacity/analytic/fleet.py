@@ -156,6 +156,7 @@ from capacity.analytic.model import (
     of_all_attempts,
     own_target,
     retried_attempts,
+    spill_chain,
 )
 from capacity.model.dist import Distribution, finest_step
 from capacity.model.quota import LimitSlot, limit_slots, slot_charge
@@ -1075,6 +1076,10 @@ class BucketSpill(_MemoStats):
     offered: NDArray[np.float64] | None = field(default=None, repr=False)
     _refused: dict[int, NDArray[np.float64]] = field(default_factory=dict, init=False,
                                                      repr=False)
+    # A bucket the route's turns of several calls charge, shallow enough for the level
+    # chain (:func:`capacity.analytic.model.spill_chain`): the calls it turns away, no
+    # retry; None: the bound's spill share.
+    spill_chain: BucketChain | None = None
 
     def chain(self, n: int) -> float | None:
         """The spill share at ``n`` from the requests bucket's level chain (None: not a
@@ -1226,6 +1231,19 @@ class BucketSpill(_MemoStats):
             return WindowStats(n, st.mean_per_window, st.window_exceedance, loss, how, loss,
                                loss)
         b = self.bucket
+        if self.spill_chain is not None and isinstance(b, _BucketModel):
+            # The level each call finds, a turn's calls following one another: a bucket
+            # a few large calls fill turns them away while the level builds, where the
+            # bound's finite dam said the fluid excess (hunt-3002: an output bucket
+            # 1,835 tokens deep, turns ending in a 1,026-token answer — 0.19 % of the
+            # calls spilled at 5 sessions by the bound, 0.98 % by the chain; the
+            # engine's head alone, no retries, 1.09 %).
+            sh = self.spill_chain.shares(n * b.rate_per_session, n)
+            never = self.spill_chain.never_fit
+            loss = min(1.0, _window.with_never_fit(sh, never, 1)["call"])
+            return WindowStats(n, st.mean_per_window, st.window_exceedance, loss,
+                               "token bucket, exact level chain of the turns' calls", loss,
+                               loss)
         if isinstance(b, _BucketModel):
             # The finite dam's loss at every load, continuous through the refill.
             loss = finite_dam_loss(n * b.rate_per_session, b.severity, b.h, b.refill,
@@ -3267,6 +3285,11 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                             m.levels = bucket_levels(flow, profile, slot, dep, c,
                                                      m.bucket.h)
                             m.launches, m.units, m.offered = calls_per_s, units, points.p
+                        if (isinstance(m, BucketSpill) and not m.requests
+                                and m.levels is None and units is not None
+                                and isinstance(m.bucket, _BucketModel)):
+                            # Turns of several calls: their level chain, no retries.
+                            m.spill_chain = spill_chain(wl, c, cycle_s, m.bucket.h)
                         if (isinstance(m, BucketSpill) and m.requests and gate.lone
                                 and _own_slot(c, mine)):
                             # A requests bucket refuses lone calls whatever their size:
@@ -5222,7 +5245,7 @@ class FleetAnalysis:
             # The client's 429s while the head is full come from the rest: the constraint
             # of the rest that turns most away at the cap binds (the simulator's reading).
             name = spells["rest_binding"]
-            if name is not None and name != binding.name:
+            if name != binding.name and any(r.name == name for r in results):
                 results = [dataclasses.replace(r, binding=r.name == name) for r in results]
                 binding = next(r for r in results if r.binding)
         sens = Deferred(functools.partial(_fleet_sensitivity, wl, target))
@@ -5590,12 +5613,13 @@ class HeadSpells:
         turned away)."""
         p = self.full_share(n)
         f = self.spell_factor(p, self.memory_s)
-        r, name = self.rest_refused(n) if p * f > 0.0 else (0.0, None)
+        # (The rest's model is not built where the head alone cannot bind: no figure.)
+        r, name = self.rest_refused(n) if p * f > 0.0 else (None, None)
         (e,) = self.entries[:1]
         return {"sessions": n, "route": self.logical, "head": self.head, "log": e.c.name,
                 "window_s": self.window_s, "memory_s": self.memory_s, "full_share": p,
                 "spell_factor": f, "rest_share": r, "rest_binding": name,
-                "share": p * f * r}
+                "share": p * f * r if r is not None else 0.0}
 
     def share(self, n: int) -> float:
         """``P_h·r·F``: about the route's attempts turned away at ``n``."""

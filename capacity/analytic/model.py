@@ -1201,9 +1201,11 @@ _DEEP_KINDS: dict[int, tuple[Profile, dict[Any, Any]]] = {}
 
 
 def bucket_chain(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
-                 rates: NDArray[np.float64], h: float) -> BucketChain | None:
+                 rates: NDArray[np.float64], h: float, spill: bool = False
+                 ) -> BucketChain | None:
     """The level chain of constraint ``c``'s bucket (None: too deep for it): launches
-    of every event in ``mix`` at ``rates``, mixed."""
+    of every event in ``mix`` at ``rates``, mixed. ``spill``: a fleet's spilling bucket,
+    whose refused calls leave at once (no retries here, the turn not ended)."""
     from capacity.analytic.bucket import (
         BucketChain,
         _add,
@@ -1213,19 +1215,21 @@ def bucket_chain(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
         never_fit_stripped,
     )
     from capacity.analytic.clumped import retry_model  # it imports this module
+    from capacity.analytic.window import RetryModel
 
     if not mix or c.depth <= 0 or rates.sum() <= 0:
         return None
-    if wl.profile.routes:
-        # Routed deployments are the fleet model's (:mod:`capacity.analytic.fleet`): a
-        # spilling bucket there needs only the bound, and has its own exact requests chain.
+    if wl.profile.routes and not spill:
+        # Routed deployments are the fleet model's (:mod:`capacity.analytic.fleet`): it
+        # asks for a spilling bucket's chain itself (spill_chain).
         return None
     # The chain holds at most ~47 mean calls (fits_chain): a deeper bucket is the bound's,
     # known before any launch law is built (they cost a lognormal lattice each).
     calls = wl.calls_per_turn_on(c)
     if calls > 0 and c.depth > 64.0 * wl.units_per_turn(c) / calls:
         return None
-    retry = retry_model(wl.profile, c)
+    retry = (retry_model(wl.profile, c) if not spill
+             else RetryModel(0, False, False, abort_turn=False))
     top = c.depth + h
     count = np.zeros(1)
     charge = np.zeros(1)
@@ -1256,6 +1260,25 @@ def bucket_chain(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
     mean_calls = float(np.dot(np.arange(count.size), count))
     if not chain.converged(c.rate_per_s / (mean_calls * chain.mean_charge)):
         return None
+    return chain
+
+
+def spill_chain(wl: Workload, c: Constraint, cycle_s: float, h: float
+                ) -> BucketChain | None:
+    """The level chain of a fleet's spilling token bucket ``c`` (lattice ``h`` units):
+    its refused calls spill at once — no retry, the turn goes on elsewhere — and a
+    session's calls follow one another as :func:`bucket_model`'s chain has them (a few
+    sessions a closed loop, a turn's launches a chain); None where the chain does not
+    hold it (too deep, or its grids disagree)."""
+    mix = _event_mix(wl, c)
+    rates = np.array([r / cycle_s for r, _ in mix])
+    chain = bucket_chain(wl, c, mix, rates, h, spill=True)
+    if chain is None:
+        return None
+    chain.walk = turn_walk(wl, c, chain)
+    chain.closed = closed_law(wl, c, chain, cycle_s)
+    if chain.closed is None:
+        chain.follow = follow_law(wl, c, chain, cycle_s)
     return chain
 
 
@@ -2061,6 +2084,16 @@ class _DeferredField:
         return got
 
 
+def spells_count(spells: dict[str, Any], n: int | None = None) -> str:
+    """``n`` (default the spells' own sessions) as a count of sessions, or with held
+    populations (``spells["held"]``) as N beside the mix's sessions."""
+    n = spells["sessions"] if n is None else n
+    held = int(spells.get("held", 0))
+    if held:
+        return f"N = {n - held:,} ({n:,} sessions with the held ones)"
+    return f"{n:,} sessions"
+
+
 def spells_sentence(spells: dict[str, Any], target: float) -> str:
     """What holds a priority fleet to its head's full spells, in words
     (:meth:`capacity.analytic.fleet.HeadSpells.figures`; ``target``: the 429 share)."""
@@ -2068,12 +2101,12 @@ def spells_sentence(spells: dict[str, Any], target: float) -> str:
     most = f", most on {s['rest_binding']}" if s.get("rest_binding") else ""
     return (f"{s['head']}'s {s['log']} log (sliding {format_duration(s['window_s'])}) turns "
             f"every call away while full, and the route's calls then all go on to the rest "
-            f"of the fleet: at {s['sessions']:,} sessions {s['full_share']:.1%} of the "
-            f"head's arrivals find it full, and the rest alone refuses "
-            f"{s['rest_share']:.1%} of attempts{most}; the spells that outlast its "
+            f"of the fleet: at {spells_count(s)} {s['full_share']:.1%} of {s['head']}'s "
+            f"arrivals find it full, and the rest alone refuses "
+            f"{s['rest_share']:.1%} of attempts{most}; the spells that outlast the rest's "
             f"{format_duration(s['memory_s'])} memory ({s['spell_factor']:.0%} of the full "
             f"time) turn away about {s['share']:.1%} of attempts, holding the fleet to "
-            f"{s['sessions']:,} sessions at ≤{target:.1%}")
+            f"{spells_count(s)} at ≤{target:.1%}")
 
 
 @dataclass(frozen=True)

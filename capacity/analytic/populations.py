@@ -998,7 +998,8 @@ def analyze_mixed_fleet(pv: PopulationView, sessions: int | None) -> Any:
     if best not in seen:  # nothing visited carries itself: N = 0 (the held ones, or 1)
         seen[best] = at(max(best, 0 if held else 1))[0]
     res = seen[best].result()
-    res_at = at(sessions, sessions)[0].result() if sessions is not None else None
+    fa_at, m_total = at(sessions, sessions) if sessions is not None else (None, 0)
+    res_at = fa_at.result() if fa_at is not None else None
 
     def shift(r: ConstraintResult, asked: ConstraintResult | None) -> ConstraintResult:
         return dataclasses.replace(
@@ -1016,8 +1017,20 @@ def analyze_mixed_fleet(pv: PopulationView, sessions: int | None) -> Any:
                  for n in notes]
     constraints = tuple(shift(c, asked_by.get(c.name)) for c in res.constraints)
     binding = next(c for c in constraints if c.binding)
+    # A full head's spells (fleet.HeadSpells) count the mix's sessions: N and the held
+    # ones beside it; their figures at the asked N are the asked mix's.
+    spells = res.spells
+    if spells is not None:
+        # (At the answer's N: the mix's own cap can sit a session or two past it.)
+        mine = seen[best]._spells
+        spells = {**(mine.figures(best + held) if mine is not None else spells),
+                  "held": held}
+        spells.pop("at_sessions", None)
+        head = fa_at._spells if fa_at is not None else None
+        if head is not None:
+            spells["at_sessions"] = {**head.figures(m_total), "held": held}
     return dataclasses.replace(
-        res, profile=profile.title, constraints=constraints, binding=binding,
+        res, profile=profile.title, constraints=constraints, binding=binding, spells=spells,
         burst_ceiling=best, mean_ceiling=max(res.mean_ceiling - held, 0.0),
         sessions=sessions, sensitivity=None, cycle=pv.main.cycle,
         calls_per_turn=pv.main.wl.calls_per_turn(),

@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from capacity.analytic.model import spells_sentence
 from capacity.model.dist import format_duration
 from capacity.render.format import count, latency_binds, pct, secs, util
 
@@ -177,6 +178,10 @@ def report_page(*, ceiling: Any, sweep: Any, compare: Any | None,
         + ("; simulated: closed loop with retries, 95% confidence interval" if sim else "")
         + ".</p>",
     ]
+    spells = getattr(r, "spells", None)
+    if spells is not None:  # a full head's spells hold the fleet: what and how much
+        parts.append(f'<p class="small" data-key="spells">'
+                     f"{_e(spells_sentence(spells, r.targets['max_429_fraction']))}.</p>")
     pops = getattr(r, "populations", None)
     if pops:  # several kinds of sessions: the ceilings count N, the held ones beside it
         parts.append(f'<p class="small" data-key="populations.line">{_e(pops["line"])}.</p>')

@@ -141,10 +141,13 @@ def ceiling_renderable(r: CeilingResult, verbose: bool = False) -> Group:
             for c in at_n)
         if spells is not None and "at_sessions" in spells:
             s_at = spells["at_sessions"]
-            text += (f"; {s_at['head']}'s full spells (its {s_at['log']} log full for "
-                     f"{pct(s_at['full_share'])} of its arrivals, the rest alone refusing "
-                     f"{pct(s_at['rest_share'])}) turn away about {pct(s_at['share'])} of "
-                     "the route's attempts")
+            rest = s_at["rest_share"]
+            text += (f"; {s_at['head']}'s full spells (its {s_at['log']} log found full by "
+                     f"{pct(s_at['full_share'])} of {s_at['head']}'s arrivals"
+                     + (f", the rest alone refusing {pct(rest)}" if rest is not None else "")
+                     + f", {s_at['spell_factor']:.0%} of the full time in spells outlasting "
+                     f"the rest's memory) turn away about {pct(s_at['share'])} of the "
+                     "route's attempts")
         parts.append(cell(f"At {r.sessions:,} sessions: {text}."))
     s = r.sensitivity
     if s is not None:
@@ -322,7 +325,8 @@ def size_renderable(r: Any, verbose: bool = False) -> Group:
         enf = ("token bucket" if d.enforcement == "token_bucket"
                else f"{'sliding' if d.enforcement == 'sliding_window' else 'fixed'} "
                f"{format_duration(d.window_s or 0)}")
-        _row(t, f"{d.quota}.{d.dimension}" + (f" → {d.spill_to}" if d.spill_to else ""),
+        _row(t, f"{d.quota}.{d.dimension}" + (f" → {d.spill_to}" if d.spill_to else "")
+             + (" ‡" if getattr(d, "sized_for", None) == "spells" else ""),
              enf, count(d.current_limit),
              count(math.ceil(d.mean_value_limit - 1e-9)),
              count(d.required_limit),
@@ -337,6 +341,9 @@ def size_renderable(r: Any, verbose: bool = False) -> Group:
             f"→ next: the first deployment of a priority route, sized so that at most "
             f"{pct(spill)} of its calls spill to the next (--max-spill); the ones after it "
             "are sized for the overflow of its current limit."))
+    if any(getattr(d, "sized_for", None) == "spells" for d in r.dimensions):
+        parts.append(_legend("‡ sized for the first deployment's full spells, when the rest "
+                             "carries the whole route (below)."))
     pops = getattr(r, "populations", None)
     if pops:
         parts.append(population_text(pops))

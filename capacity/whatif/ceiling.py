@@ -265,6 +265,9 @@ class DimensionSize:
     at_required: WindowStats | None
     analytic_limit: float | None = None
     spill_to: str | None = None  # a priority route's first deployment: sized for its spill
+    # "spells": sized for a full head's spells (the rest carrying the whole route; its
+    # ``at_required`` is then the rest's alone, within that goal); None: at the target.
+    sized_for: str | None = None
 
     @property
     def raise_needed(self) -> bool:
@@ -287,6 +290,8 @@ class DimensionSize:
         d["factor"] = self.required_limit / self.current_limit
         if self.spill_to is None:
             del d["spill_to"]
+        if self.sized_for is None:
+            del d["sized_for"]
         return _clean(d)
 
 
@@ -486,9 +491,10 @@ MAX_SPILL = 0.05
 
 
 def size_fleet(wl: Workload, cyc: CycleTime, sessions: int, target: float,
-               max_spill: float = MAX_SPILL
+               max_spill: float = MAX_SPILL, held: int = 0
                ) -> tuple[tuple[DimensionSize, ...], tuple[str, ...]]:
-    """:func:`size` for a profile with routes: how much each deployment needs, and notes.
+    """:func:`size` for a profile with routes: how much each deployment needs, and notes
+    (``held``: of the ``sessions``, those of held populations — the notes count N).
 
     Deployments serving a route by share (``weighted``, ``round_robin``, …) are sized
     for their share of the calls, at the 429 target. A priority route's first deployment
@@ -561,11 +567,11 @@ def size_fleet(wl: Workload, cyc: CycleTime, sessions: int, target: float,
                                  c.enforcement, c.window_s if c.enforcement !=
                                  "token_bucket" else None, with_limit(req).stats(sessions),
                                  spill_to=e.spill_to))
-    return _size_for_spells(wl, fm, cyc, sessions, target, max_spill, tuple(out))
+    return _size_for_spells(wl, fm, cyc, sessions, target, max_spill, tuple(out), held)
 
 
 def _size_for_spells(wl: Workload, fm: Any, cyc: CycleTime, sessions: int, target: float,
-                     max_spill: float, dims: tuple[DimensionSize, ...]
+                     max_spill: float, dims: tuple[DimensionSize, ...], held: int = 0
                      ) -> tuple[tuple[DimensionSize, ...], tuple[str, ...]]:
     """``dims`` with the rest of a priority fleet raised for its head's full spells.
 
@@ -578,6 +584,7 @@ def _size_for_spells(wl: Workload, fm: Any, cyc: CycleTime, sessions: int, targe
     dimension keeps the larger of that and its overflow size.
     """
     from capacity.analytic.fleet import head_spells
+    from capacity.analytic.model import spells_count
     from capacity.model.dist import format_duration
 
     spells = head_spells(wl.profile, fm, cyc)
@@ -598,16 +605,19 @@ def _size_for_spells(wl: Workload, fm: Any, cyc: CycleTime, sessions: int, targe
         alone = theirs.get((d.quota, d.dimension))
         if d.spill_to is None and alone is not None and (
                 alone.required_limit > d.required_limit):
+            # Its figures at the size are the rest's alone with the whole route (within
+            # the goal, not the target): said so by ``sized_for``.
             d = dataclasses.replace(d, required_limit=alone.required_limit,
-                                    at_required=alone.at_required)
+                                    at_required=alone.at_required, sized_for="spells")
             raised.append(f"{d.quota}.{d.dimension}")
         out.append(d)
     (log,) = spells.entries[:1]
+    at = spells_count({"sessions": sessions, "held": held})
     note = (f"{spells.head}'s {log.c.name} log (sliding {format_duration(spells.window_s)}) "
-            f"is full for {p:.1%} of its arrivals at {sessions:,} sessions, and while it is "
+            f"is found full by {p:.1%} of {spells.head}'s arrivals at {at}, and while it is "
             "full it turns every call away and the route's calls all go on to the rest of "
             f"the fleet: the rest is sized to refuse at most {goal:.1%} of the attempts "
-            f"carrying the whole route alone, so that the spells that outlast its "
+            f"carrying the whole route alone, so that the spells that outlast the rest's "
             f"{format_duration(spells.memory_s)} memory ({f:.0%} of the full time) turn "
             f"away at most {target:.1%}"
             + (f" ({', '.join(raised)} raised for it)." if raised else "."))
@@ -713,8 +723,9 @@ def size(profile: Profile, sessions: int, *, method: str = "analytic",
             # A fleet that spills: sized on one session of the mix at N (M sessions).
             counts = profile.split(sessions)
             mwl = Workload.from_profile(mixed_profile(pv, counts))
-            dims, fleet_notes = size_fleet(mwl, cycle_time(mwl), sum(counts.values()),
-                                           target, max_spill)
+            total = sum(counts.values())
+            dims, fleet_notes = size_fleet(mwl, cycle_time(mwl), total, target, max_spill,
+                                           held=total - sessions)
         else:
             dims = size_populations(profile, sessions, target)
             dims = split_target(dims, target, lambda d, t: size_populations(
@@ -886,6 +897,7 @@ def _size_by_simulation(profile: Profile, result: SizeResult, p95_unthrottled: f
     # configuration the summary recommends (its `set` only).
     raisable = [k for k, d in dims.items() if d.spill_to is None]
     keys = [k for k in raisable if dims[k].raise_needed]
+    unasked = False  # the analytic size asked no raise and the simulation disagreed
     first = run(1.0, keys, sim.seed)
     if not ok(first) and not keys and raisable:
         # The analytic model says no raise is needed but the simulation disagrees: raise
@@ -894,12 +906,14 @@ def _size_by_simulation(profile: Profile, result: SizeResult, p95_unthrottled: f
             u = first.utilisation.get(f"{k[0]}.{k[1]}")
             return u.mean if u is not None and math.isfinite(u.mean) else 0.0
 
-        keys = [max(raisable, key=pressure)]
+        ranked = sorted(raisable, key=pressure, reverse=True)
+        keys = ranked[:1]
         # Several dimensions may refuse together (a fleet's rest carrying a full head's
-        # route: both its rpm and its tpm): where 64× of the one does not carry N, the
-        # search raises them all rather than stop with no size.
-        if len(raisable) > 1 and not ok(run(64.0, keys, sim.seed)):
-            keys = raisable
+        # route: both its rpm and its tpm): while 64× of those chosen does not carry N,
+        # the next under most pressure joins them, rather than stop with no size.
+        while len(keys) < len(ranked) and not ok(run(64.0, keys, sim.seed)):
+            keys = ranked[: len(keys) + 1]
+        unasked = True
     lo, hi, best = 1.0, 1.0, first
     if not ok(first):
         lo, hi = 1.0, 1.25
@@ -938,7 +952,13 @@ def _size_by_simulation(profile: Profile, result: SizeResult, p95_unthrottled: f
         if (d.quota, d.dimension) in keys else
         dataclasses.replace(d, analytic_limit=d.required_limit)
         for d in result.dimensions)
-    if hi > 1.0:
+    if hi > 1.0 and unasked:
+        names = ", ".join(f"{q}.{d}" for q, d in keys)
+        notes.insert(0, f"The analytic size asks for no raise, but the simulation (retries, "
+                     f"clumped stages) turns away more than the target at "
+                     f"{result.sessions:,} sessions: it needs {names} at {hi:.2f}× "
+                     "their current limits.")
+    elif hi > 1.0:
         notes.insert(0, f"Simulation (retries, clumped stages) needs {hi - 1:.0%} more than "
                      "the analytic size on the raised limits.")
     return dataclasses.replace(result, dimensions=new_dims, method="simulate",
