@@ -1,15 +1,24 @@
 """Session 43's probes (issue 13).
 
     python benchmarks/session43_probes.py size   # the spells' sizing, in the engine
+    python benchmarks/session43_probes.py spill  # a bucket head's spill by its chain
 
 ``size``: ``capacity size`` of the two head-spells fleets (tests/data/fleet-head-spells-
 {honoured,backoff}.yaml) at N past their ceiling: the limits it asks for, the analytic
 ceiling with them set, and the engine's attempts refused at N with them (4 × 1 h, seed 1)
 — beside the engine at N with the quotas as they are.
+
+``spill``: hunt-3002 (tests/data/fleet-bucket-head-turns.yaml) without client retries: the
+share of the route's calls the head's token buckets spill at 3, 5 and 8 sessions, by the
+fleet model (the level chain of the turns' calls) and by the finite dam's bound it
+replaced, beside the engine's head (the share of the calls sent to it that it turns
+away, 8 × 1 h, seed 1); then ptu-spillover with every limit a 5 s or 10 s bucket: the
+analytic answer and the engine's attempts refused around it (8 × 1 h, seed 1).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -20,8 +29,12 @@ from capacity.cli.entry import one_blas_thread  # noqa: E402
 
 one_blas_thread()
 
-from capacity.analytic.model import analyze  # noqa: E402
-from capacity.profile.loader import load_profile  # noqa: E402
+import yaml  # noqa: E402
+
+from capacity.analytic import fleet  # noqa: E402
+from capacity.analytic.model import analyze, cycle_time  # noqa: E402
+from capacity.model.workload import Workload  # noqa: E402
+from capacity.profile.loader import load_profile, profile_from_dict  # noqa: E402
 from capacity.sim.engine import simulate  # noqa: E402
 from capacity.whatif.ceiling import size  # noqa: E402
 
@@ -46,5 +59,35 @@ def size_probe() -> None:
               f"{_engine(path, n, sets)}", flush=True)
 
 
+def spill_probe() -> None:
+    from profile_variants import variant
+
+    data = yaml.safe_load((ROOT / "tests" / "data" / "fleet-bucket-head-turns.yaml")
+                          .read_text())
+    data["retry"] = {"max_retries": 0}
+    prof = profile_from_dict(data)
+    wl = Workload.from_profile(prof)
+    fm = fleet.fleet_models(wl, cycle_time(wl))
+    heads = [e.model for e in fm.entries if e.c.quota == "q0"]
+    bound = [dataclasses.replace(m, spill_chain=None) for m in heads]
+    for n in (3, 5, 8):
+        a = simulate(prof, n, replications=8, seed=1, workers=2).deployments["a"]
+        e = a.reject_fraction
+        print(f"hunt-3002, no retries, {n} sessions: model {fm.spill['m'](n):.2%} (the "
+              f"bound {max(float(m.stats(n).loss_fraction) for m in bound):.2%} on the "
+              f"larger bucket), engine {e.mean:.2%} [{e.lo:.2%}-{e.hi:.2%}]", flush=True)
+    ptu = yaml.safe_load((ROOT / "profiles" / "ptu-spillover.yaml").read_text())
+    for v, retries, ns in (("bucket5", True, (72, 75, 77)), ("bucket5", False, (91, 92, 95)),
+                           ("bucket10", False, (123, 124, 127))):
+        p = profile_from_dict(variant(ptu, v, retries))
+        print(f"ptu-spillover {v}, {'SDK retries' if retries else 'no retries'}: analytic "
+              f"{analyze(p).burst_ceiling} (target {p.targets.max_429_fraction:.0%})",
+              flush=True)
+        for n in ns:
+            e = simulate(p, n, replications=8, seed=1, workers=2).metrics[
+                "attempt_429_fraction"]
+            print(f"  {n}: engine {e.mean:.2%} [{e.lo:.2%}-{e.hi:.2%}]", flush=True)
+
+
 if __name__ == "__main__":
-    {"size": size_probe}[sys.argv[1]]()
+    {"size": size_probe, "spill": spill_probe}[sys.argv[1]]()
