@@ -9,8 +9,10 @@ the level is short of one whenever another turn's answer came in the last few se
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -61,3 +63,30 @@ def test_the_heads_spill_share_against_the_engine_without_retries() -> None:
         # Within the engine's interval widened by a fifth, where the bound's 0.19 % at 5
         # was six times too low.
         assert engine.lo * 0.8 <= model <= engine.hi * 1.2, (n, model, engine)
+
+
+def test_launches_denser_than_the_grids_refill_hand_over_to_the_dam() -> None:
+    # The chain rounds the refill between two launches to the nearest grid step: past
+    # half a step a launch it loses the refill, and the dam's fluid excess answers.
+    head = _head()
+    chain = head.spill_chain
+    assert chain is not None
+    step = chain.grids()[0].delta
+    rate = head.bucket.rate_per_session
+    dense = math.floor(fleet._CHAIN_DENSE * chain.refill / (step * rate)) + 1
+    assert "level chain" in head.stats(dense - 1).method
+    assert "Lundberg" in head.stats(dense).method
+
+
+def test_refill_with_launches_too_dense_to_gain_a_step_is_the_identity() -> None:
+    import warnings
+
+    from capacity.analytic.bucket import _refill
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        G = _refill(1e9, 1.0, 1.0, 5)
+    assert np.array_equal(G, np.eye(6))
+    # Just short of that it is a transition matrix near the identity.
+    G = _refill(500.0, 1.0, 1.0, 5)
+    assert np.allclose(G.sum(axis=1), 1.0) and G[0, 0] > 0.99

@@ -319,6 +319,10 @@ def _refill(lam: float, refill: float, delta: float, top: int) -> NDArray[np.flo
     """Level after a launch → level at the next: up ``refill·G/δ`` steps (G ~ Exp(lam)),
     to the nearest grid point, capped at the depth."""
     q = math.exp(-lam * delta / refill)          # P(no launch while δ refills)
+    if q <= 0.0:
+        # Launches so dense the bucket never gains a step between two (a fleet's head
+        # at hundreds of thousands of sessions): the level stays where it was.
+        return np.eye(top + 1)
     # P(up d steps) = q^(d−½) − q^(d+½) for d ≥ 1, 1 − q^½ for d = 0: q^d by powers.
     pw = q ** (np.arange(top + 1) - 0.5)
     row = np.empty(top + 1)
