@@ -50,7 +50,7 @@ def _simulated_n_star(data: dict[str, Any]) -> tuple[int, Any]:
 
 @pytest.mark.parametrize("burst", ["5s", "10s", "60s"])
 def test_bucket_receiver_without_retries_within_target(burst: str) -> None:
-    """Without retries the receiver's level law meets the accuracy rule: 92, 124 and 140
+    """Without retries the receiver's level law meets the accuracy rule: 92, 123 and 140
     against 93, 125 and 142 (the stop-loss: 63, 89 and 130)."""
     n_a, sim = _simulated_n_star(_buckets(burst, retries=False))
     assert_accurate(n_a, sim, f"ptu-spillover, every limit a {burst} bucket, no retries")
