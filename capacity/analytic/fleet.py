@@ -1231,19 +1231,16 @@ class BucketSpill(_MemoStats):
             return WindowStats(n, st.mean_per_window, st.window_exceedance, loss, how, loss,
                                loss)
         b = self.bucket
-        lam = n * b.rate_per_session
-        if (self.spill_chain is not None and isinstance(b, _BucketModel)
-                and lam * self.spill_chain.grids()[0].delta <= _CHAIN_DENSE
-                * self.spill_chain.refill):
-            # The level each call finds, a turn's calls following one another: a bucket
-            # a few large calls fill turns them away while the level builds, where the
-            # bound's finite dam said the fluid excess (hunt-3002: an output bucket
-            # 1,835 tokens deep, turns ending in a 1,026-token answer — 0.19 % of the
-            # calls spilled at 5 sessions by the bound, 1.33 % by the chain; the
-            # engine's head, no retries, 1.30 %).
-            sh = self.spill_chain.shares(lam, n)
-            never = self.spill_chain.never_fit
-            loss = min(1.0, _window.with_never_fit(sh, never, 1)["call"])
+        chain = self.spill_chain
+        last = self.chain_until() if chain is not None else 0
+        if chain is not None and n <= last:
+            # The level each call finds, a turn's later calls the level its earlier ones
+            # left: a bucket a few large calls fill turns them away while the level
+            # builds, where the bound's finite dam said the fluid excess (hunt-3002: an
+            # output bucket 1,835 tokens deep, turns ending in a 1,026-token answer —
+            # 0.19 % of the calls spilled at 5 sessions by the bound, 1.33 % by the
+            # chain; the engine's head, no retries, 1.30 %).
+            loss = self._chain_share(n)
             return WindowStats(n, st.mean_per_window, st.window_exceedance, loss,
                                "token bucket, exact level chain of the turns' calls", loss,
                                loss)
@@ -1257,9 +1254,33 @@ class BucketSpill(_MemoStats):
             loss = 1.0 - 1.0 / rho if rho >= 1.0 else (1.0 - rho) * pi / (1.0 - rho * pi)
         loss = min(1.0, self.kappa * loss)
         loss = self.never + (1.0 - self.never) * loss
+        if chain is not None and last > 0:
+            # Past the chain's last N the dam, never below the chain's share there: the
+            # share must not fall as N rises (the searches read it so), and the dam's
+            # units-to-calls scaling (kappa) need not meet the chain there (hunt-3002's
+            # ITPM bucket: 35.5 % by the chain at 60 sessions, 31.4 % by the dam at 61).
+            loss = max(loss, self._chain_share(last))
         return WindowStats(n, st.mean_per_window, st.window_exceedance, loss,
                            "token bucket, finite-dam loss from the Lundberg bound", loss,
                            loss)
+
+    def chain_until(self) -> int:
+        """The largest N whose launches come no denser than the spill chain holds
+        (``_CHAIN_DENSE`` of a grid step's refill a launch); 0 without a chain."""
+        chain, b = self.spill_chain, self.bucket
+        if chain is None or not isinstance(b, _BucketModel) or b.rate_per_session <= 0:
+            return 0
+        step = chain.grids()[0].delta
+        return max(0, math.floor(_CHAIN_DENSE * chain.refill / (step * b.rate_per_session)
+                                 + 1e-9))
+
+    def _chain_share(self, n: int) -> float:
+        """The spill chain's share of calls turned away at ``n`` sessions (those past
+        the depth, which it counts as charged nothing, among them)."""
+        chain = self.spill_chain
+        assert chain is not None
+        sh = chain.shares(n * self.bucket.rate_per_session, n)
+        return min(1.0, _window.with_never_fit(sh, chain.never_fit, 1)["call"])
 
 
 # A spilling bucket's level chain (BucketSpill.spill_chain) answers while its launches
@@ -1267,8 +1288,9 @@ class BucketSpill(_MemoStats):
 # rounded to the nearest step, which keeps the mean to 1 % at half a step (4 % at one,
 # 15 % at two) — past that the chain loses the refill and spills everything (a head
 # feeding a million-RPM deployment, tests/test_analytic_huge_quota.py: 781,067 sessions
-# became 494,422), where the finite dam's fluid excess is right (several times over
-# the refill).
+# became 494,422). Past it the finite dam answers, held to the chain's share at its
+# last N (BucketSpill.chain_until). Half a step a launch is 0.5·s mean calls' refill
+# (s steps a mean call): over the refill for s ≥ 2, but at it for one-step charges.
 _CHAIN_DENSE = 0.5
 
 
@@ -3300,8 +3322,12 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                             m.launches, m.units, m.offered = calls_per_s, units, points.p
                         if (isinstance(m, BucketSpill) and not m.requests
                                 and m.levels is None and units is not None
-                                and isinstance(m.bucket, _BucketModel)):
-                            # Turns of several calls: their level chain, no retries.
+                                and isinstance(m.bucket, _BucketModel)
+                                and _own_slot(c, mine)):
+                            # A bucket only this route charges, not read by the lone
+                            # calls' law (turns of several calls here): its level
+                            # chain, no retries. (Shared with others' calls, the chain
+                            # would pool them, their retries left out: the bound.)
                             m.spill_chain = spill_chain(wl, c, cycle_s, m.bucket.h)
                         if (isinstance(m, BucketSpill) and m.requests and gate.lone
                                 and _own_slot(c, mine)):

@@ -1266,19 +1266,18 @@ def bucket_chain(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
 def spill_chain(wl: Workload, c: Constraint, cycle_s: float, h: float
                 ) -> BucketChain | None:
     """The level chain of a fleet's spilling token bucket ``c`` (lattice ``h`` units):
-    its refused calls spill at once — no retry, the turn goes on elsewhere — and a
-    session's calls follow one another as :func:`bucket_model`'s chain has them (a few
-    sessions a closed loop, a turn's launches a chain); None where the chain does not
-    hold it (too deep, or its grids disagree)."""
+    its refused calls spill at once — no retry, the turn goes on elsewhere, so no turn
+    ends sooner (no ``cycle_s``) — the others' launches Poisson and each turn's own
+    launches walked (:func:`turn_walk`: a later one meets the level its turn's earlier
+    ones left); the closed loop and the follow chain are the single deployment's
+    (:func:`closed_law` and :func:`follow_law` have none for a routed profile). None
+    where the chain does not hold the bucket (too deep, or its grids disagree)."""
     mix = _event_mix(wl, c)
     rates = np.array([r / cycle_s for r, _ in mix])
     chain = bucket_chain(wl, c, mix, rates, h, spill=True)
     if chain is None:
         return None
     chain.walk = turn_walk(wl, c, chain)
-    chain.closed = closed_law(wl, c, chain, cycle_s)
-    if chain.closed is None:
-        chain.follow = follow_law(wl, c, chain, cycle_s)
     return chain
 
 
