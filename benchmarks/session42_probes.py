@@ -139,7 +139,7 @@ def spells() -> None:
         wl = Workload.from_profile(prof)
         cyc = fleet.cycle_time(wl)
         fa = fleet.FleetAnalysis(prof, wl, cyc=cyc)
-        sp = fa._spells
+        sp = fa.spells_model
         if sp is None:
             continue
         plain = fleet.least_burst(wl, fa.fm, cyc.cycle_s, prof.targets.max_429_fraction)

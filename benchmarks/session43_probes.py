@@ -2,6 +2,9 @@
 
     python benchmarks/session43_probes.py size   # the spells' sizing, in the engine
     python benchmarks/session43_probes.py spill  # a bucket head's spill by its chain
+    python benchmarks/session43_probes.py handover  # the chain and the dam at its last N
+    python benchmarks/session43_probes.py retries   # hunt-3002 with the client's retries
+    python benchmarks/session43_probes.py cost      # the chain's compute
 
 ``size``: ``capacity size`` of the two head-spells fleets (tests/data/fleet-head-spells-
 {honoured,backoff}.yaml) at N past their ceiling: the limits it asks for, the analytic
@@ -14,6 +17,17 @@ fleet model (the level chain of the turns' calls) and by the finite dam's bound 
 replaced, beside the engine's head (the share of the calls sent to it that it turns
 away, 8 × 1 h, seed 1); then ptu-spillover with every limit a 5 s or 10 s bucket: the
 analytic answer and the engine's attempts refused around it (8 × 1 h, seed 1).
+
+``handover``: each head bucket with a spill chain (hunt-3002, ptu-spillover): its last N
+(``BucketSpill.chain_until``), the chain's share there, the finite dam's alone there and
+one past, and the share the model answers one past (the dam held to the chain's).
+
+``retries``: hunt-3002 as it is (SDK retries): the engine's attempts refused at 3, 5 and
+8 sessions (8 × 1 h, seed 1) beside the fleet model's largest visible share there.
+
+``cost``: the analytic compute (``analytic_accuracy.analytic_timed``, best of 3, one BLAS
+thread) of ptu-spillover, hunt-3002 and ptu-spillover beside chat and batch populations,
+with the spill chain and with it patched out.
 """
 
 from __future__ import annotations
@@ -89,5 +103,53 @@ def spill_probe() -> None:
             print(f"  {n}: engine {e.mean:.2%} [{e.lo:.2%}-{e.hi:.2%}]", flush=True)
 
 
+def handover() -> None:
+    for path in (ROOT / "tests" / "data" / "fleet-bucket-head-turns.yaml",
+                 ROOT / "profiles" / "ptu-spillover.yaml"):
+        prof = load_profile(path)
+        wl = Workload.from_profile(prof)
+        fm = fleet.fleet_models(wl, cycle_time(wl))
+        for e in fm.entries:
+            m = e.model
+            if not isinstance(m, fleet.BucketSpill) or m.spill_chain is None:
+                continue
+            last = m.chain_until()
+            dam = dataclasses.replace(m, spill_chain=None)
+            print(f"{prof.name} {e.c.name}: chain to N = {last}: {m.stats(last).loss_fraction:.1%}"
+                  f"; the dam {dam.stats(last).loss_fraction:.1%} there, "
+                  f"{dam.stats(last + 1).loss_fraction:.1%} at {last + 1}; answered at "
+                  f"{last + 1}: {m.stats(last + 1).loss_fraction:.1%}", flush=True)
+
+
+def retries() -> None:
+    prof = load_profile(ROOT / "tests" / "data" / "fleet-bucket-head-turns.yaml")
+    for n in (3, 5, 8):
+        e = simulate(prof, n, replications=8, seed=1, workers=2).metrics[
+            "attempt_429_fraction"]
+        model = max(float(c.at_sessions.loss_fraction)
+                    for c in analyze(prof, sessions=n).constraints
+                    if c.spill_to is None and c.at_sessions is not None)
+        print(f"hunt-3002 at {n} sessions: engine {e.mean:.2%} [{e.lo:.2%}-{e.hi:.2%}], "
+              f"model {model:.2%}", flush=True)
+
+
+def cost() -> None:
+    from analytic_accuracy import analytic_timed
+
+    paths: list[list[Path]] = [
+        [ROOT / "profiles" / "ptu-spillover.yaml"],
+        [ROOT / "tests" / "data" / "fleet-bucket-head-turns.yaml"],
+        [ROOT / "profiles" / "ptu-spillover.yaml", ROOT / "examples" / "chat-and-batch.yaml"]]
+    real = fleet.spill_chain
+    for label, chain in (("with the chain", real), ("without", lambda *_: None)):
+        fleet.spill_chain = chain  # type: ignore[assignment]
+        for p in paths:
+            res, cpu, _ = analytic_timed(load_profile(p), 3)
+            print(f"{label}: {' + '.join(x.name for x in p)}: N {res.burst_ceiling}, "
+                  f"{1000 * cpu:.0f} ms", flush=True)
+    fleet.spill_chain = real
+
+
 if __name__ == "__main__":
-    {"size": size_probe, "spill": spill_probe}[sys.argv[1]]()
+    {"size": size_probe, "spill": spill_probe, "handover": handover, "retries": retries,
+     "cost": cost}[sys.argv[1]]()

@@ -1231,9 +1231,8 @@ class BucketSpill(_MemoStats):
             return WindowStats(n, st.mean_per_window, st.window_exceedance, loss, how, loss,
                                loss)
         b = self.bucket
-        chain = self.spill_chain
-        last = self.chain_until() if chain is not None else 0
-        if chain is not None and n <= last:
+        last = self.chain_until()                    # 0 without a chain
+        if n <= last:
             # The level each call finds, a turn's later calls the level its earlier ones
             # left: a bucket a few large calls fill turns them away while the level
             # builds, where the bound's finite dam said the fluid excess (hunt-3002: an
@@ -1254,7 +1253,7 @@ class BucketSpill(_MemoStats):
             loss = 1.0 - 1.0 / rho if rho >= 1.0 else (1.0 - rho) * pi / (1.0 - rho * pi)
         loss = min(1.0, self.kappa * loss)
         loss = self.never + (1.0 - self.never) * loss
-        if chain is not None and last > 0:
+        if last > 0:
             # Past the chain's last N the dam, never below the chain's share there: the
             # share must not fall as N rises (the searches read it so), and the dam's
             # units-to-calls scaling (kappa) need not meet the chain there (hunt-3002's
@@ -5243,7 +5242,9 @@ class FleetAnalysis:
         self._result: CeilingResult | None = None
 
     @functools.cached_property
-    def _spells(self) -> HeadSpells | None:
+    def spells_model(self) -> HeadSpells | None:
+        """The route's head with a counted sliding request log (:func:`head_spells`),
+        or None."""
         return head_spells(self.profile, self.fm, self.cyc)
 
     @property
@@ -5257,7 +5258,7 @@ class FleetAnalysis:
         return self._burst
 
     def _held_by_spells(self, burst: int) -> tuple[int, str | None]:
-        return held_by_spells(self._spells, self.target, burst)
+        return held_by_spells(self.spells_model, self.target, burst)
 
     def result(self) -> CeilingResult:
         """The whole answer: every entry's ceilings, the notes and the pause's range."""
@@ -5280,10 +5281,11 @@ class FleetAnalysis:
         spells: dict[str, Any] | None = None
         if held is not None:
             notes = (*notes, held)
-            assert self._spells is not None
-            spells = self._spells.figures(burst)
+            model = self.spells_model
+            assert model is not None
+            spells = model.figures(burst)
             if sessions is not None:
-                spells["at_sessions"] = self._spells.figures(sessions)
+                spells["at_sessions"] = model.figures(sessions)
             # The client's 429s while the head is full come from the rest: the constraint
             # of the rest that turns most away at the cap binds (the simulator's reading).
             name = spells["rest_binding"]

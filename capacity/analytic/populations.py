@@ -1019,14 +1019,12 @@ def analyze_mixed_fleet(pv: PopulationView, sessions: int | None) -> Any:
     binding = next(c for c in constraints if c.binding)
     # A full head's spells (fleet.HeadSpells) count the mix's sessions: N and the held
     # ones beside it; their figures at the asked N are the asked mix's.
-    spells = res.spells
-    if spells is not None:
+    spells = None
+    mine = seen[best].spells_model
+    if res.spells is not None and mine is not None:
         # (At the answer's N: the mix's own cap can sit a session or two past it.)
-        mine = seen[best]._spells
-        spells = {**(mine.figures(best + held) if mine is not None else spells),
-                  "held": held}
-        spells.pop("at_sessions", None)
-        head = fa_at._spells if fa_at is not None else None
+        spells = {**mine.figures(best + held), "held": held}
+        head = fa_at.spells_model if fa_at is not None else None
         if head is not None:
             spells["at_sessions"] = {**head.figures(m_total), "held": held}
     return dataclasses.replace(
