@@ -245,8 +245,8 @@ def test_storm_arrivals_are_the_long_ways(monkeypatch: pytest.MonkeyPatch) -> No
     short = window._storm_arrivals
     calls = []
 
-    def both(mdl: window.ClumpWindowModel, *args: object) -> np.ndarray:
-        got = short(mdl, *args)  # type: ignore[arg-type]
+    def both(mdl: window.ClumpWindowModel, *args: object, **kw: object) -> np.ndarray:
+        got = short(mdl, *args, **kw)  # type: ignore[arg-type]
         assert np.array_equal(got, _arrivals_long(mdl, *args))  # type: ignore[arg-type]
         calls.append(mdl.retry.max_retries)
         return got

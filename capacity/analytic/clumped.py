@@ -461,8 +461,24 @@ def stability_notes(wl: Workload, c: Constraint, cycle_s: float, ceiling: int) -
     """A note when retries can make constraint ``c`` bistable at or below ``ceiling``."""
     if c.enforcement != "sliding_window" or ceiling < 1:
         return []
-    n_u = unstable_above(clumped_window_model(wl, c, cycle_s), ceiling)
-    return [] if n_u is None else [unstable_note(n_u, c)]
+    model = clumped_window_model(wl, c, cycle_s)
+    n_u = unstable_above(model, ceiling)
+    if n_u is None:
+        return []
+    notes = [unstable_note(n_u, c)]
+    k = model.inner.storm_rebound(ceiling)
+    if k >= _REBOUND_NOTE:
+        notes.append(
+            f"On {c.quota}.{c.dim} a storm re-ignites itself as it ends (~{k:,.0f} storms "
+            "an ignition at the ceiling): the turns it aborted come back together and are "
+            "admitted at once, and their later calls fill the window again. Such a storm "
+            "can last as long as the load does; the ceiling counts one for the half hour "
+            "it lasts on average once started within a measured hour.")
+    return notes
+
+
+# Storms an ignition brings (ClumpWindowModel.storm_rebound) from which the note says so.
+_REBOUND_NOTE = 2.0
 
 
 def sliding_step(h: float, q_units: float, calls: list[float]) -> float:

@@ -291,6 +291,11 @@ class ClumpWindowModel:
     turns_per_window: float = 0.0
     storm_pause: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     storm_ends: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    # Per later launch (as ``storm_gaps``): its offset (s) from its turn's first launch
+    # and its turn (an index into ``storm_first``): the rebound after a storm
+    # (:func:`_storm_rebound`).
+    storm_offsets: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    storm_turn: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     # A refused turn that goes on (no retries, ``on_exhausted: continue``) launches its
     # later stages a 429's trip apart: per sampled turn, all its launches' units; per
     # later launch (as ``storm_gaps``), its units and every later one's of its turn.
@@ -338,6 +343,8 @@ class ClumpWindowModel:
     session_pmf: NDArray[np.float64] | None = None
     # Storm sizes by grid point, or a floor where a caller needed no more (_StormFloor).
     _storm_sizes: dict[float, float | _StormFloor] = field(default_factory=dict, repr=False)
+    # Storms one ignition brings (:func:`_storm_rebound`), by grid point (1 when absent).
+    _storm_rebounds: dict[float, float] = field(default_factory=dict, repr=False)
     _cache: dict[int, Any] = field(default_factory=dict, repr=False)
     # exp of the session law's log transform, by L: a fractional N's extra session
     # (:meth:`_log_power`) needs it at every guess of the abort fixed point (a complex exp
@@ -2142,6 +2149,16 @@ class ClumpWindowModel:
         """
         return self._storm_at(_STORM_GRID ** storm_cell(n), enough)
 
+    def storm_rebound(self, n: int) -> float:
+        """Storms one ignition brings at ``n`` sessions, counting those each one's end
+        re-ignites (:func:`_storm_rebound`; 1 where storms end for good)."""
+        if not self.storms or self.storm_rough:
+            return 1.0
+        cell = _STORM_GRID ** storm_cell(n)
+        if cell not in self._storm_rebounds:
+            self.storm_size(n)
+        return self._storm_rebounds.get(cell, 1.0)
+
     @property
     def _storm_sampled(self) -> bool:
         """True when the storm chain has the launches it needs (a turn sample)."""
@@ -2560,16 +2577,121 @@ def _storm_size(mdl: ClumpWindowModel, n: float, enough: float = math.inf) -> fl
     steady = storm_launches(mdl, n)
     pre[: steady.size] = steady
 
-    def arrivals(dt: float, steps: int, q: int, o_mean: float) -> NDArray[np.float64]:
-        return _storm_arrivals(mdl, first, gaps, sizes, pre, per_turn, dt, steps, q, o_mean)
+    # Aborted turns' sessions come back after a think time: the storm's aftermath.
+    seen: dict[str, Any] | None = (
+        {} if mdl.retry.abort_turn and mdl.storm_pause.size and not mdl.retry.continues
+        else None)
+    turns: dict[str, Any] = {}
 
-    return storm_chain(mdl, pre, arrivals, enough)
+    def arrivals(dt: float, steps: int, q: int, o_mean: float) -> NDArray[np.float64]:
+        return _storm_arrivals(mdl, first, gaps, sizes, pre, per_turn, dt, steps, q, o_mean,
+                               starts_out=turns if seen is not None else None)
+
+    size = storm_chain(mdl, pre, arrivals, enough, seen=seen)
+    if seen and turns:
+        length = float(seen["length_s"])
+        # What the log holds at the end: the storm's last window (its own attempts, and
+        # the steady content from before it when it was shorter than a window), under q.
+        held = min(float(seen["logged_end"]) * min(length, mdl.window_s)
+                   + float(_dot(np.arange(pre.size), pre)) * max(mdl.window_s - length, 0.0),
+                   mdl.q_lat)
+        k = _storm_rebound(mdl, n, length, float(turns["starts"][seen["step"]]),
+                           float(turns["steady"]), held)
+        mdl._storm_rebounds[n] = k
+        size *= k
+    return size
+
+
+# Seconds over which a storm its own aftermath keeps alive is counted: the simulator's
+# default measured hour. Ignitions fall anywhere in it, so such a storm lasts half of it
+# on average (capped there; a storm that ends by itself is counted whole).
+STORM_HORIZON_S = 3600.0
+# Points of the rebound's window on which its count is followed.
+_REBOUND_POINTS = 48
+
+
+def _storm_rebound(mdl: ClumpWindowModel, n: float, length: float, starts: float,
+                   steady: float, held: float) -> float:
+    """How many storms one ignition brings on average (≥ 1): a storm that aborts turns
+    re-ignites itself when it ends.
+
+    While a storm lasts every turn it meets is aborted and its session, back after a
+    pause, meets it again: at its end (``length`` s after its start) the turns start at
+    the storm's rate ``starts`` (a second; ``steady`` without a storm), more where the
+    pause is shorter than a turn, every one now admitted — and the sessions still
+    retrying a refused first call (backoffs, the retry-after ignored) are admitted at
+    their next retry. Their later launches (a fan-out) then land in the window the storm
+    left. hunt-3083 (a 15 s counted RPM log of 2,118, one call then 20–30 in parallel,
+    4 backoff retries, a 7.5 s think time) at 150 sessions: the engine's storms, once
+    started, come back every 30 s for hours (the fan-outs of the turns admitted in the
+    first 10 s after a storm, ~2,300 calls, fill the log again).
+
+    Only a storm that leaves the log emptier than a healthy window (``held``, what it
+    holds at the end, under the healthy mean: no admitted turn in it) has such an
+    aftermath; one that ends at the log's edge is the healthy log's own crossing. The
+    count over ``t ∈ (0, w]``: ``held`` expiring, plus the launches of turns starting at
+    rate ``r(τ)`` from the end, each launching ``U(a)`` units by age ``a`` (the turn
+    sample's): mean ``held·(1 − t/w) + ∫₀ᵗr(τ)E[U(t − τ)]dτ``, variance with ``E[U²]``
+    (no more than ``n`` turns a window). The storm re-ignites with the chance
+    ``Φ(max_t z(t))`` less the same at the steady rate (the ignition rate's own), ``p``;
+    one ignition brings ``1/(1 − p)`` storms — over no more than half of
+    :data:`STORM_HORIZON_S`."""
+    w = mdl.window_s
+    q = math.floor(mdl.q_lat + 1e-9)
+    first = mdl.storm_first
+    launching = first > 0
+    if q <= 0 or starts <= steady or not launching.any():
+        return 1.0
+    mu, _ = _moments_of(mdl.pmf(max(round(n), 1)))
+    if held >= mu:
+        return 1.0
+    # U(a) per sampled turn on a grid of ages: its first launch, then each later one
+    # from its offset on.
+    ages = np.linspace(0.0, w, _REBOUND_POINTS + 1)
+    step = w / _REBOUND_POINTS
+    grid = np.zeros((first.size, ages.size))
+    grid[:, 0] = first
+    if mdl.storm_offsets.size:
+        cell = np.ceil(mdl.storm_offsets / step).astype(np.int64)
+        keep = cell <= _REBOUND_POINTS
+        np.add.at(grid, (mdl.storm_turn[keep], np.maximum(cell[keep], 0)),
+                  mdl.storm_sizes[keep])
+    u = np.cumsum(grid, axis=1)[launching]
+    u_mean, u_sq = u.mean(axis=0), (u * u).mean(axis=0)
+
+    def over(rate: NDArray[np.float64]) -> tuple[float, float]:
+        """(chance the count goes over q, the age at which that is likeliest)."""
+        if float(rate.sum()) * step > n:                   # no more than every session
+            rate = rate * (n / (float(rate.sum()) * step))
+        # ∫₀ᵗ r(τ)·U(t − τ) dτ on the grid (and with E[U²], the variance).
+        mean = held * (1.0 - ages / w) + np.convolve(rate, u_mean)[: ages.size] * step
+        var = np.convolve(rate, u_sq)[: ages.size] * step
+        ok = var > 0.0
+        if not ok.any():
+            return 0.0, 0.0
+        z = (mean[ok] - q) / np.sqrt(var[ok])
+        k = int(np.argmax(z))
+        return 0.5 * math.erfc(-float(z[k]) / math.sqrt(2.0)), float(ages[ok][k])
+
+    rate = np.full(ages.size, starts)
+    r = mdl.retry
+    if r.backoff_s and not r.honour_retry_after:
+        # Of the first calls refused τ before the end, those between retries j − 1 and j
+        # retry within the gap between them.
+        b = np.diff(np.concatenate([[0.0], np.asarray(r.backoff_s, dtype=np.float64)]))
+        rate += starts * (b[None, :] > ages[:, None]).sum(axis=1)
+    p, age = over(rate)
+    p = max(p - over(np.full(ages.size, steady))[0], 0.0)
+    cycle = length + age                                   # a storm and its rebound
+    most = max(1.0, 0.5 * STORM_HORIZON_S / max(cycle, 1e-9))
+    return min(1.0 / max(1.0 - p, 1e-12), most)
 
 
 def storm_chain(mdl: ClumpWindowModel, pre: NDArray[np.float64],
                 arrivals: Callable[[float, int, int, float], NDArray[np.float64]],
                 enough: float = math.inf,
-                logged: NDArray[np.float64] | None = None) -> float:
+                logged: NDArray[np.float64] | None = None,
+                seen: dict[str, Any] | None = None) -> float:
     """Calls one retry storm turns away (:meth:`ClumpWindowModel.storm_size`'s chain)
     on ``mdl``'s log, from the steady launches per second by units ``pre`` and the
     launches the storm meets, ``arrivals(dt, steps, q, overflow)`` (per second, by
@@ -2577,7 +2699,10 @@ def storm_chain(mdl: ClumpWindowModel, pre: NDArray[np.float64],
     stops and says ``enough`` or more: a floor of the size (every later step only adds
     to it), not the size. ``logged``: the law of the times a refused call is logged
     (``logged[j]``: j times; default ``1 + m`` times, every retry back into the full
-    log)."""
+    log). ``seen``: filled, when given, with what the walk
+    saw of the storm — its mean length ``length_s`` (s) and, at that time, its
+    step (of the last ``arrivals`` asked for) and the units it logged per second
+    ``logged_end`` (:func:`_storm_rebound` reads them)."""
     kmax = pre.size - 1
     w = mdl.window_s
     q = math.floor(mdl.q_lat + 1e-9)
@@ -2673,6 +2798,12 @@ def storm_chain(mdl: ClumpWindowModel, pre: NDArray[np.float64],
         # Still alive: the rest as a geometric tail at the last window's decay.
         r_w = min(float(alive[-1]) / max(float(alive[-1 - per_w]), 1e-300), 0.99)
         rejected += float(x.sum()) * float(arr_units[-1]) * w * r_w / (1.0 - r_w)
+    if seen is not None:
+        # (alive[i]: the mass not yet ended at step i; 1.0 past the step it ended at.)
+        last = int(np.argmax(np.asarray(alive) < _STORM_ALIVE)) if ended else alive.size
+        length = float(np.sum(alive[:last])) * dt
+        at = min(int(length / dt), steps - 1)
+        seen.update(length_s=length, step=at, logged_end=float(arr_units[at]))
     return float(rejected) / call_units
 
 
@@ -2793,7 +2924,8 @@ def _correlate_lattice(x: NDArray[np.float64], v: NDArray[np.float64], a: int
 def _storm_arrivals(mdl: ClumpWindowModel, first: NDArray[np.int64],
                     gaps: NDArray[np.float64], sizes: NDArray[np.int64],
                     pre: NDArray[np.float64], per_turn: float, dt: float, steps: int,
-                    q: int, overflow: float = 0.0) -> NDArray[np.float64]:
+                    q: int, overflow: float = 0.0, starts_out: dict[str, Any] | None = None
+                    ) -> NDArray[np.float64]:
     """Launches a storm meets per second, by units (``[step, units]``), while it lasts.
 
     Without aborted turns: the steady launches. With them (see
@@ -2864,10 +2996,12 @@ def _storm_arrivals(mdl: ClumpWindowModel, first: NDArray[np.int64],
             got = _storm_retried(into, fz, starts, aborted,
                                  (starts * first_units + nxt_units) * dt, dt, w, q, lat, m,
                                  per_w, overflow, first_units, launching)
-            return got[:, None] * first_law[None, :] + nxt
-        if honour:   # no retries: the call gives up at its first 429 (m·trip = 0)
-            back = lat / dt
-        got = _storm_renewal(into, fz, starts, aborted, back, launching, dt)
+        else:
+            if honour:   # no retries: the call gives up at its first 429 (m·trip = 0)
+                back = lat / dt
+            got = _storm_renewal(into, fz, starts, aborted, back, launching, dt)
+        if starts_out is not None:  # turns launching here that start, a second
+            starts_out.update(starts=got * launching, steady=turns * launching)
         return got[:, None] * first_law[None, :] + nxt
     arr = turns * first_law[None, :] + nxt
     cyc = mdl.storm_cadence
@@ -3547,7 +3681,8 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
         if sliding and retry.counts_rejected and (
             retry.retries or retry.storms_without_retries)
         else (np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), np.zeros(0),
-              np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)))
+              np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
+              np.zeros(0), np.zeros(0, np.int64)))
     session = _SessionArgs(
         relevant, [c for c in col_costs[: len(relevant)] if c is not None], q_units, h,
         rest * window_s / h, [(exact[col_ids[j]] * window_s, rel_pmfs[j]) for j in missed])
@@ -3559,7 +3694,8 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
         fail_odds=_fail_odds(fine, fine_call, launches, is_requests),
         event_pmf=event_pmf, crossing=crossing, cascade=cascade, storm_first=storm[0],
         storm_gaps=storm[1], storm_sizes=storm[2], storm_ends=storm[3], aborted=aborted,
-        storm_whole=storm[4], storm_rest=storm[5],
+        storm_whole=storm[4], storm_rest=storm[5], storm_offsets=storm[7],
+        storm_turn=storm[8],
         storm_restart=storm[6] if storm[6].any() else np.zeros(0, np.int64),
         never_fit=never_fit, saving_weight=saving[0], saving_before=saving[1],
         saving_through=saving[2],
@@ -3921,7 +4057,7 @@ def _storm_launches(timing: TurnTiming, relevant: list[int],
                     pmfs: list[NDArray[np.float64]], brings: NDArray[np.float64]
                     ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64],
                                NDArray[np.float64], NDArray[np.int64], NDArray[np.int64],
-                               NDArray[np.int64]]:
+                               NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]]:
     """What a retry storm meets, from the turn sample (see :meth:`ClumpWindowModel.storm_size`).
 
     Returns the units (lattice, rounded mean charges) of each sampled turn's first
@@ -3936,10 +4072,12 @@ def _storm_launches(timing: TurnTiming, relevant: list[int],
     calls per sampled turn and event, by relevant call, :func:`_abort_saving`; empty:
     none) — a cadence's session past its cadence starts its next turn at once, and that
     turn's first call comes a rejection latency later into the log the refusal left full.
+    And per later launch its offset (s) from its turn's first, and its turn.
     """
     if not relevant:
         return (np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), np.zeros(0),
-                np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+                np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                np.zeros(0), np.zeros(0, np.int64))
     gt, gc = timing.groups()
     mean_charge = np.array([float(_dot(np.arange(p.size), p)) for p in pmfs])
     x = np.rint(gc[:, :, relevant].astype(np.float64) @ mean_charge).astype(np.int64)
@@ -3952,14 +4090,20 @@ def _storm_launches(timing: TurnTiming, relevant: list[int],
     restart = (np.rint(brings @ mean_charge).astype(np.int64) if brings.size
                else np.zeros(gt.shape, np.int64))
     prev = np.full(gt.shape[0], math.nan)
+    t0 = np.full(gt.shape[0], math.nan)
+    offsets: list[NDArray[np.float64]] = []
+    turn: list[NDArray[np.int64]] = []
     xs = np.where(hit, x, 0)
     after = np.cumsum(xs[:, ::-1], axis=1)[:, ::-1]  # units from launch j on
     for j in range(gt.shape[1]):  # events per turn: few (launches at one instant merge)
         on = hit[:, j]
         start = on & np.isnan(prev)
         first[start] = x[start, j]
+        t0[start] = gt[start, j]
         later = on & ~np.isnan(prev)
         gaps.append(gt[later, j] - prev[later])
+        offsets.append(gt[later, j] - t0[later])
+        turn.append(np.flatnonzero(later))
         sizes.append(x[later, j])
         rest.append(after[later, j])
         back.append(restart[later, j])
@@ -3967,7 +4111,8 @@ def _storm_launches(timing: TurnTiming, relevant: list[int],
     # A turn past its last launch ends as it would: after latency − last launch.
     ends = (timing.latency - prev)[~np.isnan(prev)]
     return (first, np.concatenate(gaps), np.concatenate(sizes), np.maximum(ends, 0.0),
-            np.where(first > 0, after[:, 0], 0), np.concatenate(rest), np.concatenate(back))
+            np.where(first > 0, after[:, 0], 0), np.concatenate(rest), np.concatenate(back),
+            np.concatenate(offsets), np.concatenate(turn))
 
 
 # Points of the fine lattice on which the size bias of rejections is computed.
