@@ -57,7 +57,9 @@ def test_no_rebound_where_the_sessions_do_not_come_back_together(change: str) ->
     else:                           # no fan-out to fill the window after the first call
         data["session"]["turns"]["t0-fanout"]["steps"][1]["parallel"]["count"] = 1
         n = 1500
-    assert _rebound(data, n) == pytest.approx(1.0, abs=1e-3)
+    # (Without retries a storm is ~1 s long: the few turns it aborts come back a little
+    # together, a few percent more storms at most.)
+    assert _rebound(data, n) < 1.1
 
 
 def test_the_answer_comes_down_to_the_engines_and_says_why() -> None:
@@ -65,7 +67,7 @@ def test_the_answer_comes_down_to_the_engines_and_says_why() -> None:
     # 156 without the rebound, above the engine's 146 [146-150]; not collapsed to the
     # rebound's own threshold either.
     assert 130 <= res.burst_ceiling <= 146
-    assert any("re-ignites itself as it ends" in n for n in res.notes)
+    assert any("a storm re-ignites itself" in n for n in res.notes)
 
 
 def test_the_engine_holds_the_target_at_the_answer() -> None:
@@ -74,3 +76,19 @@ def test_the_engine_holds_the_target_at_the_answer() -> None:
     est = simulate(prof, n, replications=4, seed=1, workers=2).metrics[
         "attempt_429_fraction"]
     assert est.mean <= prof.targets.max_429_fraction
+
+
+ECHO = Path(__file__).parent / "data" / "storm-echo-fixed-think.yaml"
+
+
+def test_a_fixed_pause_brings_the_aborted_sessions_back_together() -> None:
+    # hunt-1094: the sessions a storm aborted come back one fixed pause later, as it took
+    # them, and their fan-outs light the next storm (the echo, window._storm_echo).
+    data: dict[str, Any] = yaml.safe_load(ECHO.read_text())
+    assert _rebound(data, 150) > 5.0
+    assert analyze(profile_from_dict(data)).burst_ceiling <= 145       # 163 before
+    # The same mean pause, exponential: the sessions come back spread out.
+    spread = copy.deepcopy(data)
+    spread["session"]["think_time"] = {"exponential": "85s"}
+    assert _rebound(spread, 150) < 1.1
+    assert analyze(profile_from_dict(spread)).burst_ceiling >= 160      # engine 1.1 % at 160

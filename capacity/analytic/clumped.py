@@ -457,8 +457,11 @@ def unstable_note(n: int, c: Constraint) -> str:
             "start; a trigger from outside (an outage, a deploy) can start more.")
 
 
-def stability_notes(wl: Workload, c: Constraint, cycle_s: float, ceiling: int) -> list[str]:
-    """A note when retries can make constraint ``c`` bistable at or below ``ceiling``."""
+def stability_notes(wl: Workload, c: Constraint, cycle_s: float, ceiling: int,
+                    burst: int | None = None) -> list[str]:
+    """A note when retries can make constraint ``c`` bistable at or below ``ceiling``,
+    and one when its storms re-ignite themselves at ``burst`` sessions (its burst-aware
+    ceiling; default ``ceiling``)."""
     if c.enforcement != "sliding_window" or ceiling < 1:
         return []
     model = clumped_window_model(wl, c, cycle_s)
@@ -466,14 +469,15 @@ def stability_notes(wl: Workload, c: Constraint, cycle_s: float, ceiling: int) -
     if n_u is None:
         return []
     notes = [unstable_note(n_u, c)]
-    k = model.inner.storm_rebound(ceiling)
+    k = model.inner.storm_rebound(ceiling if burst is None else max(burst, 1))
     if k >= _REBOUND_NOTE:
         notes.append(
-            f"On {c.quota}.{c.dim} a storm re-ignites itself as it ends (~{k:,.0f} storms "
-            "an ignition at the ceiling): the turns it aborted come back together and are "
-            "admitted at once, and their later calls fill the window again. Such a storm "
-            "can last as long as the load does; the ceiling counts one for the half hour "
-            "it lasts on average once started within a measured hour.")
+            f"On {c.quota}.{c.dim} a storm re-ignites itself (~{k:,.0f} storms an "
+            "ignition at the ceiling): the sessions whose turns it aborted come back "
+            "together — as it ends, or a pause later when the pause hardly varies — and "
+            "their calls fill the window again. Such a storm can last as long as the load "
+            "does; the ceiling counts each ignition as that many storms, over no more "
+            "than half an hour (the mean left of a measured hour it starts in).")
     return notes
 
 

@@ -2464,7 +2464,8 @@ def _analyze(profile: Profile, sessions: int | None,
     notes = tuple(note for c, r in zip((c for c in wl.constraints
                                          if wl.units_per_turn(c) > 0), results, strict=True)
                   for note in stability_notes(wl, c, cyc.cycle_s,
-                                              math.floor(min(r.mean_ceiling, 1e6) + 1e-9)))
+                                              math.floor(min(r.mean_ceiling, 1e6) + 1e-9),
+                                              r.burst_ceiling))
     return CeilingResult(
         profile=profile.title,
         targets=ceiling_targets(profile, target),

@@ -2596,7 +2596,7 @@ def _storm_size(mdl: ClumpWindowModel, n: float, enough: float = math.inf) -> fl
                    + float(_dot(np.arange(pre.size), pre)) * max(mdl.window_s - length, 0.0),
                    mdl.q_lat)
         k = _storm_rebound(mdl, n, length, float(turns["starts"][seen["step"]]),
-                           float(turns["steady"]), held)
+                           float(turns["steady"]), held, seen["met"], float(seen["dt"]))
         mdl._storm_rebounds[n] = k
         size *= k
     return size
@@ -2611,7 +2611,8 @@ _REBOUND_POINTS = 48
 
 
 def _storm_rebound(mdl: ClumpWindowModel, n: float, length: float, starts: float,
-                   steady: float, held: float) -> float:
+                   steady: float, held: float, met: NDArray[np.float64] | None = None,
+                   dt: float = 0.0) -> float:
     """How many storms one ignition brings on average (≥ 1): a storm that aborts turns
     re-ignites itself when it ends.
 
@@ -2640,11 +2641,9 @@ def _storm_rebound(mdl: ClumpWindowModel, n: float, length: float, starts: float
     q = math.floor(mdl.q_lat + 1e-9)
     first = mdl.storm_first
     launching = first > 0
-    if q <= 0 or starts <= steady or not launching.any():
+    if q <= 0 or not launching.any():
         return 1.0
-    mu, _ = _moments_of(mdl.pmf(max(round(n), 1)))
-    if held >= mu:
-        return 1.0
+    mu, sd = _moments_of(mdl.pmf(max(round(n), 1)))
     # U(a) per sampled turn on a grid of ages: its first launch, then each later one
     # from its offset on.
     ages = np.linspace(0.0, w, _REBOUND_POINTS + 1)
@@ -2673,18 +2672,79 @@ def _storm_rebound(mdl: ClumpWindowModel, n: float, length: float, starts: float
         k = int(np.argmax(z))
         return 0.5 * math.erfc(-float(z[k]) / math.sqrt(2.0)), float(ages[ok][k])
 
-    rate = np.full(ages.size, starts)
-    r = mdl.retry
-    if r.backoff_s and not r.honour_retry_after:
-        # Of the first calls refused τ before the end, those between retries j − 1 and j
-        # retry within the gap between them.
-        b = np.diff(np.concatenate([[0.0], np.asarray(r.backoff_s, dtype=np.float64)]))
-        rate += starts * (b[None, :] > ages[:, None]).sum(axis=1)
-    p, age = over(rate)
-    p = max(p - over(np.full(ages.size, steady))[0], 0.0)
+    p, age = 0.0, 0.0
+    if starts > steady and held < mu:
+        rate = np.full(ages.size, starts)
+        r = mdl.retry
+        if r.backoff_s and not r.honour_retry_after:
+            # Of the first calls refused τ before the end, those between retries j − 1
+            # and j retry within the gap between them.
+            b = np.diff(np.concatenate([[0.0], np.asarray(r.backoff_s, dtype=np.float64)]))
+            rate += starts * (b[None, :] > ages[:, None]).sum(axis=1)
+        p, age = over(rate)
+        p = max(p - over(np.full(ages.size, steady))[0], 0.0)
+    echo, lag = _storm_echo(mdl, met, dt, mu, sd, q)
+    if echo > p:
+        p, age = echo, lag - length
     cycle = length + age                                   # a storm and its rebound
     most = max(1.0, 0.5 * STORM_HORIZON_S / max(cycle, 1e-9))
     return min(1.0 / max(1.0 - p, 1e-12), most)
+
+
+def _storm_echo(mdl: ClumpWindowModel, met: NDArray[np.float64] | None, dt: float,
+                mu: float, sd: float, q: int) -> tuple[float, float]:
+    """(the chance a storm's echo re-ignites it, the echo's lag after the storm's start,
+    s): the sessions whose turns the storm aborted (``met``: the launches it met a
+    second, each aborting its turn, by step ``dt``) start their next turns a pause after
+    their call gave up. A pause that varies little brings them back as the storm took
+    them, together, into a log as healthy as before: their turns' launches (each at its
+    offset in the turn, the turn sample's) in the window where they are most, over the
+    healthy count (mean ``mu``, sd ``sd``; theirs compound Poisson) less their share of
+    it — the chance they add of going over ``q``. A pause that varies by the storm's
+    length or more spreads them out."""
+    pause = mdl.storm_pause
+    first = mdl.storm_first
+    nt = int((first > 0).sum())
+    if met is None or met.size == 0 or dt <= 0.0 or pause.size == 0 or sd <= 0.0 or not nt:
+        return 0.0, 0.0
+    r = mdl.retry
+    lat = r.rejection_latency_s or 0.0
+    # A call gives up after its retries (backoffs; told retry-afters come sooner than a
+    # window's end in a storm: a window's time at most).
+    span = ((r.backoff_s[-1] if r.backoff_s else 0.0) if not r.honour_retry_after
+            else min(r.max_retries, 1) * mdl.window_s) + (1 + r.max_retries) * lat
+    # Turns starting a second on a grid of dt: the aborts shifted by span and each pause.
+    back = np.rint((span + np.sort(pause)) / dt).astype(np.int64)
+    lo = int(back[0])
+    ret = np.convolve(met, np.bincount(back - lo).astype(np.float64) / pause.size)
+    # A returning turn's units by their offset in it (per launching turn).
+    off = np.rint(mdl.storm_offsets / dt).astype(np.int64) if mdl.storm_offsets.size else (
+        np.zeros(0, np.int64))
+    units = np.zeros(int(off.max(initial=0)) + 1)
+    units[0] = float(first.sum())
+    if off.size:
+        np.add.at(units, off, mdl.storm_sizes.astype(np.float64))
+    units /= nt
+    tot = np.zeros(first.size)
+    tot += first
+    if off.size:
+        np.add.at(tot, mdl.storm_turn, mdl.storm_sizes.astype(np.float64))
+    tot = tot[first > 0]
+    disp = float((tot * tot).mean() / tot.mean())          # E[U²]/E[U] of a turn's units
+    launched = np.convolve(ret, units)
+    per_w = max(round(mdl.window_s / dt), 1)
+    csum = np.concatenate([[0.0], np.cumsum(launched) * dt])
+    k = csum[per_w:] - csum[:-per_w] if csum.size > per_w else csum[-1:] - csum[:1]
+    i = int(np.argmax(k))
+    # Over what those sessions launch in a window anyway (their share of the healthy
+    # count): the echo's excess.
+    extra = float(k[i]) - float(met.sum()) * dt * mdl.turns_per_window * float(tot.mean())
+    if extra <= 0.0:
+        return 0.0, 0.0
+    spread = math.sqrt(sd * sd + extra * disp)
+    p = (0.5 * math.erfc(-(mu + extra - q) / spread / math.sqrt(2.0))
+         - 0.5 * math.erfc(-(mu - q) / sd / math.sqrt(2.0)))
+    return max(p, 0.0), (lo + i + per_w) * dt
 
 
 def storm_chain(mdl: ClumpWindowModel, pre: NDArray[np.float64],
@@ -2803,7 +2863,8 @@ def storm_chain(mdl: ClumpWindowModel, pre: NDArray[np.float64],
         last = int(np.argmax(np.asarray(alive) < _STORM_ALIVE)) if ended else alive.size
         length = float(np.sum(alive[:last])) * dt
         at = min(int(length / dt), steps - 1)
-        seen.update(length_s=length, step=at, logged_end=float(arr_units[at]))
+        seen.update(length_s=length, step=at, logged_end=float(arr_units[at]),
+                    met=arr[: at + 1, 1:].sum(axis=1), dt=dt)
     return float(rejected) / call_units
 
 
