@@ -48,8 +48,9 @@ def test_a_storm_of_aborted_fanouts_brings_the_next_one() -> None:
 def test_no_rebound_where_the_sessions_do_not_come_back_together(change: str) -> None:
     data = copy.deepcopy(_data())
     n = 150
-    if change == "long pause":      # back long after the storm: the steady rate
+    if change == "long pause":      # back long after the storm, spread out
         data["session"]["think_time"] = {"lognormal": {"median": "120s", "p95": "480s"}}
+        n = 800                     # (the load the short pause has at 150 sessions)
     elif change == "no retries":    # nobody retrying a first call when it ends
         data["retry"]["max_retries"] = 0
     elif change == "continue":      # a refused call does not abort its turn
@@ -57,8 +58,10 @@ def test_no_rebound_where_the_sessions_do_not_come_back_together(change: str) ->
     else:                           # no fan-out to fill the window after the first call
         data["session"]["turns"]["t0-fanout"]["steps"][1]["parallel"]["count"] = 1
         n = 1500
-    # (Without retries a storm is ~1 s long: the few turns it aborts come back a little
-    # together, a few percent more storms at most.)
+    # (Without retries the model's storm is ~1 s long and the few turns it aborts come
+    # back a little together: a few percent more storms at most. The engine's no-retry
+    # storms here are larger — 1.5 % refused at 160 sessions, 27 % at the model's 169 —
+    # a gap from before the rebound, in the storm chain itself.)
     assert _rebound(data, n) < 1.1
 
 

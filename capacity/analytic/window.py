@@ -2084,8 +2084,11 @@ class ClumpWindowModel:
         """Ten times the largest storm size per session of the chains solved so far, at
         ``n`` sessions — or None when ``n``'s chain is solved (or needs none) or no chain
         is (:meth:`ignited_by`'s test of a negligible share). hunt-1152: 8.8–11.8
-        attempts per session over 404–575 sessions; hunt-234: 8,100–8,700."""
-        if self.storm_rough or not self.storm_first.size or not self._storm_sizes:
+        attempts per session over 404–575 sessions; hunt-234: 8,100–8,700. None too where
+        storms rebound (:attr:`storm_rebounds`): the storms an ignition brings rise from 1
+        to the horizon's cap within a few cells (hunt-3083: 1 → 64 over 98–140 sessions)."""
+        if (self.storm_rough or not self.storm_first.size or not self._storm_sizes
+                or self.storm_rebounds):
             return None
         if _STORM_GRID ** storm_cell(n) in self._storm_sizes:
             return None
@@ -2149,10 +2152,18 @@ class ClumpWindowModel:
         """
         return self._storm_at(_STORM_GRID ** storm_cell(n), enough)
 
+    @property
+    def storm_rebounds(self) -> bool:
+        """True when a storm's aborted sessions come back (think-time sessions whose
+        refused call aborts its turn): its end or its echo can re-ignite it
+        (:func:`_storm_rebound`)."""
+        r = self.retry
+        return bool(r.abort_turn and self.storm_pause.size and not r.continues)
+
     def storm_rebound(self, n: int) -> float:
         """Storms one ignition brings at ``n`` sessions, counting those each one's end
         re-ignites (:func:`_storm_rebound`; 1 where storms end for good)."""
-        if not self.storms or self.storm_rough:
+        if not self.storms or self.storm_rough or not self.storm_rebounds:
             return 1.0
         cell = _STORM_GRID ** storm_cell(n)
         if cell not in self._storm_rebounds:
@@ -2578,9 +2589,7 @@ def _storm_size(mdl: ClumpWindowModel, n: float, enough: float = math.inf) -> fl
     pre[: steady.size] = steady
 
     # Aborted turns' sessions come back after a think time: the storm's aftermath.
-    seen: dict[str, Any] | None = (
-        {} if mdl.retry.abort_turn and mdl.storm_pause.size and not mdl.retry.continues
-        else None)
+    seen: dict[str, Any] | None = {} if mdl.storm_rebounds else None
     turns: dict[str, Any] = {}
 
     def arrivals(dt: float, steps: int, q: int, o_mean: float) -> NDArray[np.float64]:
@@ -2590,8 +2599,10 @@ def _storm_size(mdl: ClumpWindowModel, n: float, enough: float = math.inf) -> fl
     size = storm_chain(mdl, pre, arrivals, enough, seen=seen)
     if seen and turns:
         length = float(seen["length_s"])
-        # What the log holds at the end: the storm's last window (its own attempts, and
-        # the steady content from before it when it was shorter than a window), under q.
+        # What the log holds of the storm's last window once it is over: its own
+        # attempts at the rate it logged them at its end (and the steady content from
+        # before it when it was shorter than a window), under q — a projection: the
+        # count is just under q as it ends, its early attempts expiring.
         held = min(float(seen["logged_end"]) * min(length, mdl.window_s)
                    + float(_dot(np.arange(pre.size), pre)) * max(mdl.window_s - length, 0.0),
                    mdl.q_lat)
@@ -2634,8 +2645,10 @@ def _storm_rebound(mdl: ClumpWindowModel, n: float, length: float, starts: float
     rate ``r(τ)`` from the end, each launching ``U(a)`` units by age ``a`` (the turn
     sample's): mean ``held·(1 − t/w) + ∫₀ᵗr(τ)E[U(t − τ)]dτ``, variance with ``E[U²]``
     (no more than ``n`` turns a window). The storm re-ignites with the chance
-    ``Φ(max_t z(t))`` less the same at the steady rate (the ignition rate's own), ``p``;
-    one ignition brings ``1/(1 − p)`` storms — over no more than half of
+    ``Φ(max_t z(t))`` less the same at the steady rate (the ignition rate's own), ``p``
+    — or, when larger, the chance its echo re-ignites it (:func:`_storm_echo`: ``met``,
+    the launches it met a second by step of ``dt`` s, each aborting its turn); one
+    ignition brings ``1/(1 − p)`` storms — over no more than half of
     :data:`STORM_HORIZON_S`."""
     w = mdl.window_s
     q = math.floor(mdl.q_lat + 1e-9)
@@ -2658,9 +2671,9 @@ def _storm_rebound(mdl: ClumpWindowModel, n: float, length: float, starts: float
     u = np.cumsum(grid, axis=1)[launching]
     u_mean, u_sq = u.mean(axis=0), (u * u).mean(axis=0)
 
-    def over(rate: NDArray[np.float64]) -> tuple[float, float]:
+    def over(rate: NDArray[np.float64], cap: bool = True) -> tuple[float, float]:
         """(chance the count goes over q, the age at which that is likeliest)."""
-        if float(rate.sum()) * step > n:                   # no more than every session
+        if cap and float(rate.sum()) * step > n:           # each session back once at most
             rate = rate * (n / (float(rate.sum()) * step))
         # ∫₀ᵗ r(τ)·U(t − τ) dτ on the grid (and with E[U²], the variance).
         mean = held * (1.0 - ages / w) + np.convolve(rate, u_mean)[: ages.size] * step
@@ -2682,7 +2695,7 @@ def _storm_rebound(mdl: ClumpWindowModel, n: float, length: float, starts: float
             b = np.diff(np.concatenate([[0.0], np.asarray(r.backoff_s, dtype=np.float64)]))
             rate += starts * (b[None, :] > ages[:, None]).sum(axis=1)
         p, age = over(rate)
-        p = max(p - over(np.full(ages.size, steady))[0], 0.0)
+        p = max(p - over(np.full(ages.size, steady), cap=False)[0], 0.0)
     echo, lag = _storm_echo(mdl, met, dt, mu, sd, q)
     if echo > p:
         p, age = echo, lag - length
@@ -2707,30 +2720,42 @@ def _storm_echo(mdl: ClumpWindowModel, met: NDArray[np.float64] | None, dt: floa
     nt = int((first > 0).sum())
     if met is None or met.size == 0 or dt <= 0.0 or pause.size == 0 or sd <= 0.0 or not nt:
         return 0.0, 0.0
+    # A returning session's turn may be of a kind that launches nothing here: its units
+    # here a turn, over every kind.
+    tot = first.astype(np.float64)
+    if mdl.storm_offsets.size:
+        np.add.at(tot, mdl.storm_turn, mdl.storm_sizes.astype(np.float64))
+    per_turn = float(tot.sum()) / first.size
+    aborted = float(met.sum()) * dt
+    share = aborted * mdl.turns_per_window * per_turn      # theirs of the healthy count
+    # At most every one of them back within a window and the storm's length: no echo
+    # where even that adds nothing (a pause far longer than both spreads them out).
+    ps = np.sort(pause)
+    reach = mdl.window_s + met.size * dt
+    most = float(np.max(np.searchsorted(ps, ps + reach, side="right")
+                        - np.arange(ps.size))) / ps.size
+    if aborted * most * per_turn <= share:
+        return 0.0, 0.0
     r = mdl.retry
     lat = r.rejection_latency_s or 0.0
-    # A call gives up after its retries (backoffs; told retry-afters come sooner than a
-    # window's end in a storm: a window's time at most).
-    span = ((r.backoff_s[-1] if r.backoff_s else 0.0) if not r.honour_retry_after
-            else min(r.max_retries, 1) * mdl.window_s) + (1 + r.max_retries) * lat
+    # A call gives up after its retries: a backoff's time includes its 429's trip (as
+    # _storm_arrivals reads it); told retry-afters come within a window in a storm.
+    span = ((r.backoff_s[-1] if r.backoff_s else 0.0) + lat if not r.honour_retry_after
+            else min(r.max_retries, 1) * mdl.window_s + (1 + r.max_retries) * lat)
     # Turns starting a second on a grid of dt: the aborts shifted by span and each pause.
-    back = np.rint((span + np.sort(pause)) / dt).astype(np.int64)
+    back = np.rint((span + ps) / dt).astype(np.int64)
     lo = int(back[0])
     ret = np.convolve(met, np.bincount(back - lo).astype(np.float64) / pause.size)
-    # A returning turn's units by their offset in it (per launching turn).
+    # A returning session's units here by their offset in its turn (any kind of turn).
     off = np.rint(mdl.storm_offsets / dt).astype(np.int64) if mdl.storm_offsets.size else (
         np.zeros(0, np.int64))
     units = np.zeros(int(off.max(initial=0)) + 1)
     units[0] = float(first.sum())
     if off.size:
         np.add.at(units, off, mdl.storm_sizes.astype(np.float64))
-    units /= nt
-    tot = np.zeros(first.size)
-    tot += first
-    if off.size:
-        np.add.at(tot, mdl.storm_turn, mdl.storm_sizes.astype(np.float64))
-    tot = tot[first > 0]
-    disp = float((tot * tot).mean() / tot.mean())          # E[U²]/E[U] of a turn's units
+    units /= first.size
+    here = tot[first > 0]
+    disp = float((here * here).mean() / here.mean())       # E[U²]/E[U] of a turn's units
     launched = np.convolve(ret, units)
     per_w = max(round(mdl.window_s / dt), 1)
     csum = np.concatenate([[0.0], np.cumsum(launched) * dt])
@@ -2738,7 +2763,7 @@ def _storm_echo(mdl: ClumpWindowModel, met: NDArray[np.float64] | None, dt: floa
     i = int(np.argmax(k))
     # Over what those sessions launch in a window anyway (their share of the healthy
     # count): the echo's excess.
-    extra = float(k[i]) - float(met.sum()) * dt * mdl.turns_per_window * float(tot.mean())
+    extra = float(k[i]) - share
     if extra <= 0.0:
         return 0.0, 0.0
     spread = math.sqrt(sd * sd + extra * disp)
@@ -2759,10 +2784,11 @@ def storm_chain(mdl: ClumpWindowModel, pre: NDArray[np.float64],
     stops and says ``enough`` or more: a floor of the size (every later step only adds
     to it), not the size. ``logged``: the law of the times a refused call is logged
     (``logged[j]``: j times; default ``1 + m`` times, every retry back into the full
-    log). ``seen``: filled, when given, with what the walk
-    saw of the storm — its mean length ``length_s`` (s) and, at that time, its
-    step (of the last ``arrivals`` asked for) and the units it logged per second
-    ``logged_end`` (:func:`_storm_rebound` reads them)."""
+    log). ``seen``: filled, when given and the chain ran whole, with what the walk
+    saw of the storm — its mean length ``length_s`` (s, a geometric tail's included),
+    its step then (of the last ``arrivals`` asked for, steps of ``dt`` s), the units it
+    logged per second then ``logged_end``, and the launches it met per second by step
+    up to then ``met`` (:func:`_storm_rebound` reads them)."""
     kmax = pre.size - 1
     w = mdl.window_s
     q = math.floor(mdl.q_lat + 1e-9)
@@ -2854,14 +2880,16 @@ def storm_chain(mdl: ClumpWindowModel, pre: NDArray[np.float64],
         cum, float(q), per_w, below, rejected, _STORM_ALIVE, stop_at)
     if rejected >= stop_at:
         return max(enough, float(rejected) / call_units)
+    tail = 0.0                                      # the tail's mean time (s)
     if not ended:
         # Still alive: the rest as a geometric tail at the last window's decay.
         r_w = min(float(alive[-1]) / max(float(alive[-1 - per_w]), 1e-300), 0.99)
-        rejected += float(x.sum()) * float(arr_units[-1]) * w * r_w / (1.0 - r_w)
+        tail = float(x.sum()) * w * r_w / (1.0 - r_w)
+        rejected += tail * float(arr_units[-1])
     if seen is not None:
         # (alive[i]: the mass not yet ended at step i; 1.0 past the step it ended at.)
         last = int(np.argmax(np.asarray(alive) < _STORM_ALIVE)) if ended else alive.size
-        length = float(np.sum(alive[:last])) * dt
+        length = float(np.sum(alive[:last])) * dt + tail
         at = min(int(length / dt), steps - 1)
         seen.update(length_s=length, step=at, logged_end=float(arr_units[at]),
                     met=arr[: at + 1, 1:].sum(axis=1), dt=dt)
