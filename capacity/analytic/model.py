@@ -1319,8 +1319,9 @@ class CycleTime:
     pause_mean_s: float
     cycle_s: float
     min_cycle_s: float = 0.0
+    # (Keyword-only: the quantiles' fields it replaced were positional.)
     latency: Callable[[], NDArray[np.float64]] | None = field(
-        default=None, repr=False, compare=False)
+        default=None, repr=False, compare=False, kw_only=True)
 
     @functools.cached_property
     def _quantiles(self) -> tuple[float, float, float]:
