@@ -518,6 +518,22 @@ def window_step(c: Constraint) -> float:
     return h
 
 
+def storm_pacing(inner: _window.ClumpWindowModel, wl: Workload, cycle_s: float) -> None:
+    """Give ``inner`` (a storm-capable model of ``wl``'s sessions) the pause a storm's
+    aborted sessions take — the think time's quantiles scaled to this cycle's (the
+    think-time sweep builds the model at other mean pauses) — or their cadence."""
+    if not inner.storm_first.size:
+        return
+    session = wl.profile.session
+    if session.think_time is not None:
+        z = session.think_time
+        zq = np.array([z.ppf((i + 0.5) / _PAUSE_POINTS) for i in range(_PAUSE_POINTS)])
+        pause = max(cycle_s - float(timing_of(wl).latency.mean()), 0.0)
+        inner.storm_pause = zq * (pause / z.mean) if z.mean > 0 else zq * 0.0
+    else:
+        inner.storm_cadence = cycle_s
+
+
 def clumped_window_model(wl: Workload, c: Constraint, cycle_s: float) -> ClumpedWindow:
     """Window count of constraint ``c`` with a turn's launches clumped by their offsets,
     the closed-loop correction and the client's retries (:mod:`capacity.analytic.window`).
@@ -528,18 +544,8 @@ def clumped_window_model(wl: Workload, c: Constraint, cycle_s: float) -> Clumped
     inner = _window.build(timing_of(wl), c.costs, c.window_s, sliding, h, q_units / h,
                           cycle_s, wl.units_per_turn(c), retry_model(wl.profile, c),
                           exact_calls=exact_calls_per_turn(wl), reuse=True)
-    session = wl.profile.session
     inner.abort_cycle_s = cycle_s  # its aborted turns come back sooner
-    if inner.storm_first.size:
-        if session.think_time is not None:
-            # The pause a storm's aborted sessions take, scaled to this cycle's (the
-            # think-time sweep builds the model at other mean pauses).
-            z = session.think_time
-            zq = np.array([z.ppf((i + 0.5) / _PAUSE_POINTS) for i in range(_PAUSE_POINTS)])
-            pause = max(cycle_s - float(timing_of(wl).latency.mean()), 0.0)
-            inner.storm_pause = zq * (pause / z.mean) if z.mean > 0 else zq * 0.0
-        else:
-            inner.storm_cadence = cycle_s
+    storm_pacing(inner, wl, cycle_s)
     if wl.profile.routes:  # a routed call served elsewhere is charged 0: not a call here
         from capacity.analytic.fleet import thin_calls
 

@@ -297,11 +297,28 @@ class _Blend(_window.ClumpWindowModel):
         """A storm over the mix meets every population's steady launches when a refused
         call neither aborts its turn nor hurries it on (retries, ``on_exhausted:
         continue``): the chain then needs only their launch laws, which superpose.
-        (Aborted turns' sessions come back after their own population's pause: the
-        fallback size, ``(1 + m)(N − N_u)``.)"""
+        Where a refused call aborts its turn, each population's sessions come back after
+        their own pause (think-time sessions): the chain meets the sum of each
+        population's arrivals as its own model has them. (Cadence-paced populations:
+        the fallback size, ``(1 + m)(N − N_u)``.)"""
         r = self.retry
-        return (not r.abort_turn and not r.continues
-                and all(m.storm_first.size for _, m in self.parts))
+        if r.continues or not all(m.storm_first.size for _, m in self.parts):
+            return False
+        return not r.abort_turn or self._storm_aborts
+
+    @property
+    def storm_rebounds(self) -> bool:
+        """A storm's aborted sessions come back, each population's after its own pause
+        (:meth:`_storm_chain_size`'s echo)."""
+        return self._storm_aborts
+
+    @property
+    def _storm_aborts(self) -> bool:
+        """Refused calls abort their turns and every population's sessions pause a think
+        time (:func:`capacity.analytic.window._storm_arrivals` follows each)."""
+        return (self.retry.abort_turn and not self.retry.continues
+                and all(m.storm_pause.size and not m.storm_restart.size
+                        and m.storm_cadence <= 0.0 for _, m in self.parts))
 
     def _storm_chain_size(self, n: float, enough: float = math.inf) -> float:
         """The storm chain at ``n`` sessions of the mix on the superposed launches: each
@@ -322,7 +339,47 @@ class _Blend(_window.ClumpWindowModel):
             out: NDArray[np.float64] = np.broadcast_to(pre, (steps, pre.size))
             return out
 
-        return _window.storm_chain(self, pre, steady, enough)
+        if not self.retry.abort_turn:
+            return _window.storm_chain(self, pre, steady, enough)
+        # Aborted turns: each population's sessions as its own model follows them (its
+        # turns caught mid-way, its pause), at its share of the sessions — hunt-3023's
+        # fallback said 54 attempts a storm at 93 sessions, where the engine's storms
+        # last hours.
+        own = []
+        for a, m in self.parts:
+            pre_p = np.zeros(pre.size)
+            x = _window.storm_launches(m, a * n)
+            pre_p[: x.size] = x
+            nt = m.storm_first.size
+            own.append((m, pre_p, a * n * m.turns_per_window / m.window_s / nt))
+
+        parts: list[NDArray[np.float64]] = []
+
+        def aborting(dt: float, steps: int, q: int, overflow: float) -> NDArray[np.float64]:
+            parts.clear()
+            for m, pre_p, per_turn in own:
+                parts.append(_window._storm_arrivals(
+                    m, m.storm_first, m.storm_gaps, m.storm_sizes, pre_p, per_turn, dt,
+                    steps, q, overflow))
+            out: NDArray[np.float64] = np.sum(parts, axis=0)
+            return out
+
+        seen: dict[str, Any] = {}
+        size = _window.storm_chain(self, pre, aborting, enough, seen=seen)
+        if seen:
+            # The echo: each population's aborted sessions back after its own pause
+            # (hunt-3023: both pause ~154 s, and the engine's storms last hours).
+            at, dt = int(seen["step"]), float(seen["dt"])
+            echoes = [e for (m, _, _), arr in zip(own, parts, strict=True)
+                      if (e := _window.echo_launches(m, arr[: at + 1, 1:].sum(axis=1), dt))
+                      is not None]
+            mu, sd = _window._moments_of(self.pmf(max(round(n), 1)))
+            p, lag = _window.echo_chance(echoes, dt, self.window_s, mu, sd,
+                                         math.floor(self.q_lat + 1e-9))
+            k = _window.storms_brought(p, lag) if p > 0.0 else 1.0
+            self._storm_rebounds[n] = k
+            size *= k
+        return size
 
     def made_fraction(self, p_fail: float) -> float:
         """Launch-weighted mean of the populations' made fractions."""
@@ -604,6 +661,7 @@ def _population_models(pv: PopulationView, c: Constraint) -> list[tuple[str, Any
     from capacity.analytic.clumped import (
         exact_calls_per_turn,
         retry_model,
+        storm_pacing,
         timing_of,
         window_step,
     )
@@ -620,6 +678,7 @@ def _population_models(pv: PopulationView, c: Constraint) -> list[tuple[str, Any
                               retry_model(p.wl.profile, c),
                               exact_calls=exact_calls_per_turn(p.wl))
         inner.abort_cycle_s = p.cycle.cycle_s  # its aborted turns come back sooner
+        storm_pacing(inner, p.wl, p.cycle.cycle_s)
         if pv.profile.routes:
             from capacity.analytic.fleet import thin_calls
 

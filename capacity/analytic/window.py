@@ -2699,43 +2699,57 @@ def _storm_rebound(mdl: ClumpWindowModel, n: float, length: float, starts: float
     echo, lag = _storm_echo(mdl, met, dt, mu, sd, q)
     if echo > p:
         p, age = echo, lag - length
-    cycle = length + age                                   # a storm and its rebound
-    most = max(1.0, 0.5 * STORM_HORIZON_S / max(cycle, 1e-9))
+    return storms_brought(p, length + age)                 # a storm and its rebound
+
+
+def storms_brought(p: float, cycle_s: float) -> float:
+    """Storms one ignition brings when each re-ignites the next with chance ``p``,
+    ``cycle_s`` apart: ``1/(1 − p)``, over no more than half of
+    :data:`STORM_HORIZON_S`."""
+    most = max(1.0, 0.5 * STORM_HORIZON_S / max(cycle_s, 1e-9))
     return min(1.0 / max(1.0 - p, 1e-12), most)
 
 
-def _storm_echo(mdl: ClumpWindowModel, met: NDArray[np.float64] | None, dt: float,
-                mu: float, sd: float, q: int) -> tuple[float, float]:
-    """(the chance a storm's echo re-ignites it, the echo's lag after the storm's start,
-    s): the sessions whose turns the storm aborted (``met``: the launches it met a
-    second, each aborting its turn, by step ``dt``) start their next turns a pause after
-    their call gave up. A pause that varies little brings them back as the storm took
-    them, together, into a log as healthy as before: their turns' launches (each at its
-    offset in the turn, the turn sample's) in the window where they are most, over the
-    healthy count (mean ``mu``, sd ``sd``; theirs compound Poisson) less their share of
-    it — the chance they add of going over ``q``. A pause that varies by the storm's
-    length or more spreads them out."""
+@dataclass(frozen=True)
+class EchoLaunches:
+    """The launches a storm's aborted sessions make here when they come back
+    (:func:`echo_launches`): per second on a grid of ``dt`` s from ``lo`` steps after
+    the storm's start; ``share``, what they launch in a window anyway (units); ``disp``,
+    ``E[U²]/E[U]`` of a turn's units here; ``most``, the most of them back within a
+    window and the storm's length (units, a bound)."""
+
+    launched: NDArray[np.float64]
+    lo: int
+    share: float
+    disp: float
+    most: float
+
+
+def echo_launches(mdl: ClumpWindowModel, met: NDArray[np.float64], dt: float
+                  ) -> EchoLaunches | None:
+    """The sessions whose turns a storm aborted (``met``: the launches it met a second,
+    each aborting its turn, by step ``dt``) start their next turns a pause after their
+    call gave up, each turn's launches here at their offsets in it (the turn sample's;
+    a turn of another kind may launch nothing here). None without a turn sample or a
+    pause."""
     pause = mdl.storm_pause
     first = mdl.storm_first
-    nt = int((first > 0).sum())
-    if met is None or met.size == 0 or dt <= 0.0 or pause.size == 0 or sd <= 0.0 or not nt:
-        return 0.0, 0.0
-    # A returning session's turn may be of a kind that launches nothing here: its units
-    # here a turn, over every kind.
+    if met.size == 0 or dt <= 0.0 or pause.size == 0 or not (first > 0).any():
+        return None
     tot = first.astype(np.float64)
     if mdl.storm_offsets.size:
         np.add.at(tot, mdl.storm_turn, mdl.storm_sizes.astype(np.float64))
     per_turn = float(tot.sum()) / first.size
     aborted = float(met.sum()) * dt
-    share = aborted * mdl.turns_per_window * per_turn      # theirs of the healthy count
-    # At most every one of them back within a window and the storm's length: no echo
-    # where even that adds nothing (a pause far longer than both spreads them out).
     ps = np.sort(pause)
     reach = mdl.window_s + met.size * dt
     most = float(np.max(np.searchsorted(ps, ps + reach, side="right")
                         - np.arange(ps.size))) / ps.size
+    share = aborted * mdl.turns_per_window * per_turn      # theirs of the healthy count
+    here = tot[first > 0]
+    disp = float((here * here).mean() / here.mean())       # E[U²]/E[U] of a turn's units
     if aborted * most * per_turn <= share:
-        return 0.0, 0.0
+        return EchoLaunches(np.zeros(0), 0, share, disp, aborted * most * per_turn)
     r = mdl.retry
     lat = r.rejection_latency_s or 0.0
     # A call gives up after its retries: a backoff's time includes its 429's trip (as
@@ -2754,22 +2768,49 @@ def _storm_echo(mdl: ClumpWindowModel, met: NDArray[np.float64] | None, dt: floa
     if off.size:
         np.add.at(units, off, mdl.storm_sizes.astype(np.float64))
     units /= first.size
-    here = tot[first > 0]
-    disp = float((here * here).mean() / here.mean())       # E[U²]/E[U] of a turn's units
-    launched = np.convolve(ret, units)
-    per_w = max(round(mdl.window_s / dt), 1)
+    return EchoLaunches(np.convolve(ret, units), lo, share, disp,
+                        aborted * most * per_turn)
+
+
+def echo_chance(echoes: list[EchoLaunches], dt: float, window_s: float, mu: float,
+                sd: float, q: int) -> tuple[float, float]:
+    """(the chance a storm's echo re-ignites it, the echo's lag after the storm's start,
+    s): the returning sessions' launches (:func:`echo_launches`, every population's on
+    one time axis) in the window where they are most, less what they launch in a window
+    anyway, over the healthy count (mean ``mu``, sd ``sd``; theirs compound Poisson) —
+    the chance they add of going over ``q``."""
+    share = math.fsum(e.share for e in echoes)
+    live = [e for e in echoes if e.launched.size]
+    if not live or sd <= 0.0 or math.fsum(e.most for e in echoes) <= share:
+        return 0.0, 0.0
+    lo = min(e.lo for e in live)
+    launched = np.zeros(max(e.lo - lo + e.launched.size for e in live))
+    for e in live:
+        launched[e.lo - lo: e.lo - lo + e.launched.size] += e.launched
+    per_w = max(round(window_s / dt), 1)
     csum = np.concatenate([[0.0], np.cumsum(launched) * dt])
     k = csum[per_w:] - csum[:-per_w] if csum.size > per_w else csum[-1:] - csum[:1]
     i = int(np.argmax(k))
-    # Over what those sessions launch in a window anyway (their share of the healthy
-    # count): the echo's excess.
     extra = float(k[i]) - share
     if extra <= 0.0:
         return 0.0, 0.0
+    disp = max(e.disp for e in live)
     spread = math.sqrt(sd * sd + extra * disp)
     p = (0.5 * math.erfc(-(mu + extra - q) / spread / math.sqrt(2.0))
          - 0.5 * math.erfc(-(mu - q) / sd / math.sqrt(2.0)))
     return max(p, 0.0), (lo + i + per_w) * dt
+
+
+def _storm_echo(mdl: ClumpWindowModel, met: NDArray[np.float64] | None, dt: float,
+                mu: float, sd: float, q: int) -> tuple[float, float]:
+    """(the chance a storm's echo re-ignites it, the echo's lag after its start, s): the
+    sessions whose turns the storm aborted start their next turns a pause after their
+    call gave up. A pause that varies little brings them back as the storm took them,
+    together, into a log as healthy as before (:func:`echo_launches`,
+    :func:`echo_chance`); one that varies by the storm's length or more spreads them
+    out."""
+    e = echo_launches(mdl, met, dt) if met is not None else None
+    return (0.0, 0.0) if e is None else echo_chance([e], dt, mdl.window_s, mu, sd, q)
 
 
 def storm_chain(mdl: ClumpWindowModel, pre: NDArray[np.float64],
