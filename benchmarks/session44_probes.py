@@ -3,6 +3,7 @@
     python benchmarks/session44_probes.py rebound  # storms that re-ignite: model and engine
     python benchmarks/session44_probes.py trace    # one storm's 30 s cycle in the engine
     python benchmarks/session44_probes.py cost     # the population mix's compute
+    python benchmarks/session44_probes.py lockin   # a mix of populations locking in
 
 ``rebound``: tests/data/storm-rebound-fanout.yaml (hunt-3083): per N, the model's share of
 attempts turned away and the storms one ignition brings (``storm_rebound``), beside the
@@ -12,6 +13,10 @@ replication's own figure, since a replication either storms or does not.
 ``trace``: the engine's attempts at 150 sessions (replication 1 of seed 1, one hour) in
 5 s bins around the first bin that turns away more than a fifth: attempts, refused, first
 calls and fan-out calls first tried.
+
+``lockin``: tests/data/counted-sliding-abort-populations.yaml (hunt-3023) at 93
+sessions, replication 2 of seed 1 (one hour): each minute's attempts and the share
+refused, beside the blend's storm (the chain's attempts and the storms its echo brings).
 
 ``cost``: ptu-spillover beside chat and batch populations (``analytic_accuracy``'s row):
 the analytic compute (best of 3, one BLAS thread) and the N the mixed fleet visits.
@@ -104,5 +109,27 @@ def cost() -> None:
           f"the mix visited at N = {seen}")
 
 
+def lockin() -> None:
+    from capacity.analytic.populations import PopulationModel, view
+
+    path = ROOT / "tests" / "data" / "counted-sliding-abort-populations.yaml"
+    prof = load_profile(path)
+    pv = view(prof)
+    c = next(x for x in pv.constraints() if x.dim == "rpm")
+    mix = PopulationModel(pv, c).blended(93)
+    k = mix.storm_rebound(93)
+    print(f"model at 93: a storm turns away {mix.storm_size(93) / k:.0f} attempts, its "
+          f"echo brings {k:.2f} storms; analytic N* {analyze(prof).burst_ceiling}")
+    rows = trace_attempts(prof, 93, horizon_s=3600.0, seed=1, replication=2,
+                          max_attempts=4_000_000).rows
+    t = rows[:, T_T]
+    b = ((t - t.min()) // 60).astype(np.int64)
+    att = np.bincount(b)
+    rej = np.bincount(b, weights=1.0 - rows[:, T_ADMITTED])
+    print("engine, attempts a minute: " + " ".join(str(int(a)) for a in att))
+    print("engine, % refused a minute: "
+          + " ".join(f"{100 * r / max(a, 1):.0f}" for r, a in zip(rej, att, strict=True)))
+
+
 if __name__ == "__main__":
-    {"rebound": rebound, "trace": trace, "cost": cost}[sys.argv[1]]()
+    {"rebound": rebound, "trace": trace, "cost": cost, "lockin": lockin}[sys.argv[1]]()
