@@ -2084,13 +2084,15 @@ class ClumpWindowModel:
         """Ten times the largest storm size per session of the chains solved so far, at
         ``n`` sessions — or None when ``n``'s chain is solved (or needs none) or no chain
         is (:meth:`ignited_by`'s test of a negligible share). hunt-1152: 8.8–11.8
-        attempts per session over 404–575 sessions; hunt-234: 8,100–8,700. None too where
-        storms rebound (:attr:`storm_rebounds`): the storms an ignition brings rise from 1
-        to the horizon's cap within a few cells (hunt-3083: 1 → 64 over 98–140 sessions)."""
-        if (self.storm_rough or not self.storm_first.size or not self._storm_sizes
-                or self.storm_rebounds):
+        attempts per session over 404–575 sessions; hunt-234: 8,100–8,700. Where storms
+        rebound (:attr:`storm_rebounds`) the storms an ignition brings rise with N, from 1
+        to the horizon's cap within a few cells (hunt-3083: 1 → 64 over 98–140 sessions):
+        only a cell solved above ``n`` bounds it."""
+        if self.storm_rough or not self.storm_first.size or not self._storm_sizes:
             return None
         if _STORM_GRID ** storm_cell(n) in self._storm_sizes:
+            return None
+        if self.storm_rebounds and max(self._storm_sizes) < n:
             return None
         sizes = [(x, self._storm_at(x)) for x in list(self._storm_sizes)]  # (floors run)
         return 10.0 * n * max(s / x for x, s in sizes if x > 0)
