@@ -47,22 +47,39 @@ REBOUND = ROOT / "tests" / "data" / "storm-rebound-fanout.yaml"
 
 
 def rebound() -> None:
+    from capacity.analytic import window
+
     prof = load_profile(REBOUND)
     wl = Workload.from_profile(prof)
     (c,) = wl.constraints
     inner = clumped_window_model(wl, c, cycle_time(wl).cycle_s).inner
     print(f"analytic N* {analyze(prof).burst_ceiling}", flush=True)
+    ends: dict[float, tuple[float, float, float]] = {}      # by storm grid point
+    real = window._storm_rebound
+
+    def spy(mdl: window.ClumpWindowModel, n: float, length: float, starts: float,
+            steady: float, *rest: object) -> float:
+        ends[n] = (length, starts, steady)
+        return real(mdl, n, length, starts, steady, *rest)  # type: ignore[arg-type]
+
+    window._storm_rebound = spy  # type: ignore[assignment]
     for n in (140, 146, 150):
         model = max(float(x.at_sessions.loss_fraction)
                     for x in analyze(prof, sessions=n).constraints
                     if x.at_sessions is not None)
-        print(f"{n} sessions: model {model:.2%} ({inner.storm_rebound(n):.0f} storms an "
-              "ignition)", flush=True)
+        inner._storm_sizes.clear()                        # (its chain run again, seen)
+        k = inner.storm_rebound(n)
+        length, starts, steady = ends[window._STORM_GRID ** window.storm_cell(n)]
+        print(f"{n} sessions: model {model:.2%} ({k:.0f} storms an ignition; one storm "
+              f"turns away {inner.storm_size(n) / k:,.0f} attempts over {length:.1f} s, "
+              f"turns start {starts:.1f}/s at its end against {steady:.1f}/s steady; "
+              f"{3600 * inner.crossings(n):.2f} ignitions an hour)", flush=True)
         for hours in (1, 3):
             r = simulate(prof, n, replications=8, seed=1, workers=2, horizon_s=3600.0 * hours)
             each = " ".join(f"{v:.1%}" for v in r.samples["attempt_429_fraction"])
             print(f"  engine over {hours} h: {r.metrics['attempt_429_fraction'].mean:.2%} "
                   f"({each})", flush=True)
+    window._storm_rebound = real  # type: ignore[assignment]
 
 
 def trace() -> None:

@@ -1323,8 +1323,9 @@ class CycleTime:
     latency: Callable[[], NDArray[np.float64]] | None = field(
         default=None, repr=False, compare=False, kw_only=True)
 
-    @functools.cached_property
+    @property
     def _quantiles(self) -> tuple[float, float, float]:
+        # (_latency_quantiles keeps them by the sample's identity.)
         if self.latency is None:
             return (math.nan, math.nan, math.nan)
         return _latency_quantiles(self.latency())

@@ -304,18 +304,14 @@ class _Blend(_window.ClumpWindowModel):
         r = self.retry
         if r.continues or not all(m.storm_first.size for _, m in self.parts):
             return False
-        return not r.abort_turn or self._storm_aborts
+        return not r.abort_turn or self.storm_rebounds
 
     @property
     def storm_rebounds(self) -> bool:
-        """A storm's aborted sessions come back, each population's after its own pause
-        (:meth:`_storm_chain_size`'s echo)."""
-        return self._storm_aborts
-
-    @property
-    def _storm_aborts(self) -> bool:
         """Refused calls abort their turns and every population's sessions pause a think
-        time (:func:`capacity.analytic.window._storm_arrivals` follows each)."""
+        time: each population's come back after its own pause
+        (:func:`capacity.analytic.window._storm_arrivals` follows each; the echo of
+        :meth:`_storm_chain_size`)."""
         return (self.retry.abort_turn and not self.retry.continues
                 and all(m.storm_pause.size and not m.storm_restart.size
                         and m.storm_cadence <= 0.0 for _, m in self.parts))
@@ -346,12 +342,11 @@ class _Blend(_window.ClumpWindowModel):
         # fallback said 54 attempts a storm at 93 sessions, where the engine's storms
         # last hours.
         own = []
-        for a, m in self.parts:
+        for (a, m), x in zip(self.parts, laws, strict=True):
             pre_p = np.zeros(pre.size)
-            x = _window.storm_launches(m, a * n)
             pre_p[: x.size] = x
-            nt = m.storm_first.size
-            own.append((m, pre_p, a * n * m.turns_per_window / m.window_s / nt))
+            own.append((m, pre_p, a * n * m.turns_per_window / m.window_s
+                        / m.storm_first.size))
 
         parts: list[NDArray[np.float64]] = []
 

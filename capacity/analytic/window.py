@@ -2738,9 +2738,7 @@ def echo_launches(mdl: ClumpWindowModel, met: NDArray[np.float64], dt: float
     first = mdl.storm_first
     if met.size == 0 or dt <= 0.0 or pause.size == 0 or not (first > 0).any():
         return None
-    tot = first.astype(np.float64)
-    if mdl.storm_offsets.size:
-        np.add.at(tot, mdl.storm_turn, mdl.storm_sizes.astype(np.float64))
+    tot = mdl.storm_whole.astype(np.float64)              # each sampled turn's units here
     per_turn = float(tot.sum()) / first.size
     aborted = float(met.sum()) * dt
     ps = np.sort(pause)
