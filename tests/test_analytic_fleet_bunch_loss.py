@@ -34,6 +34,7 @@ def test_the_receiver_turns_away_the_bunches_that_fill_it() -> None:
     engine = sim.metrics["attempt_429_fraction"]
     assert engine.mean > 0.004                 # the engine's share: every 429 is b's
     model = _receiver_share(10)
+    assert model > 0.004                       # the truncated bunch said 0.02 %
     assert 0.75 * engine.lo < model < 1.25 * engine.hi
 
 

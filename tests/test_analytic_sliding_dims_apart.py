@@ -30,10 +30,11 @@ def test_the_two_logs_refuse_apart() -> None:
     at = analyze(profile, sessions=7)
     shares = {c.name: float(c.at_sessions.loss_fraction) for c in at.constraints
               if c.at_sessions is not None}
-    engine = simulate(profile, 7, replications=8, seed=1).metrics["attempt_429_fraction"]
+    engine = simulate(profile, 7, replications=20, seed=1).metrics["attempt_429_fraction"]
     # The engine turns away about what the two turn away apart, well past the larger.
-    assert max(shares.values()) < engine.lo
-    assert 0.8 * engine.lo < sum(shares.values()) < 1.2 * engine.hi
+    larger, both = max(shares.values()), sum(shares.values())
+    assert larger < engine.lo
+    assert abs(both - engine.mean) < 0.25 * abs(larger - engine.mean)
 
 
 @pytest.mark.xfail(strict=True, reason="one quota's sliding logs of one length count by "

@@ -63,9 +63,13 @@ def test_single_calls_keep_erlang(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(m, ClumpWindowModel)
     with_it = m._sliding_h(898, 0.0)
     assert 0.015 < with_it < 0.025
-    # One clump is one call: the knapsack is Erlang's loss system and nothing changes.
-    monkeypatch.setattr(ClumpWindowModel, "_partial_admission",
-                        lambda self, f, q, p, p_units=None: p)
+    # One clump is one call: the knapsack is Erlang's loss system and nothing changes —
+    # the partial admission is never consulted (the single launches' product form).
+    def never(*args: object, **kwargs: object) -> float:
+        raise AssertionError("a single call's loss log consulted the partial admission")
+
+    monkeypatch.setattr(ClumpWindowModel, "_partial_admission", never)
+    m._cache.clear()
     assert m._sliding_h(898, 0.0) == pytest.approx(with_it, rel=1e-9)
 
 
