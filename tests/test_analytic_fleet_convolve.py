@@ -1,12 +1,13 @@
 """A fed slot's window law convolves its direct traffic with each source's units by FFT
-past ``_DIRECT_WORK`` products (fleet._convolve): the same law as the direct product to
-round-off, and the same answers."""
+past ``_DIRECT_WORK`` products (``window.lattice_convolve``, fleet's ``_convolve``; a deep
+bucket's launch sums too): the same law as the direct product to round-off, and the same
+answers."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from capacity.analytic import fleet
+from capacity.analytic import fleet, window
 
 
 def test_fft_product_is_the_direct_one() -> None:
@@ -16,7 +17,8 @@ def test_fft_product_is_the_direct_one() -> None:
     a = rng.gamma(2.0, size=9_000)
     b = rng.gamma(0.5, size=12_000)
     a, b = a / a.sum(), b / b.sum()
-    assert a.size * b.size > fleet._DIRECT_WORK
+    assert fleet._convolve is window.lattice_convolve
+    assert a.size * b.size > window._DIRECT_WORK
     fast, slow = fleet._convolve(a, b), np.convolve(a, b)
     assert fast.shape == slow.shape
     assert float(np.abs(fast - slow).max()) < 1e-15

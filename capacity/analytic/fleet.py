@@ -158,6 +158,7 @@ from capacity.analytic.model import (
     retried_attempts,
     spill_chain,
 )
+from capacity.analytic.window import lattice_convolve as _convolve
 from capacity.model.dist import Distribution, finest_step
 from capacity.model.quota import LimitSlot, limit_slots, slot_charge
 from capacity.model.retry import RetryPolicy
@@ -359,9 +360,6 @@ def _conv_power(p: NDArray[np.float64], k: float) -> NDArray[np.float64]:
 # a long law (a spill of 10^5 calls a window: 770,851 points) by FFT products.
 _DIRECT_POWER = 256
 _DIRECT_SIZE = 4096
-# Products of a direct convolution past which _convolve goes by FFT (a sliding log's
-# 16,384-point count and a route's 8,192-point one: 134M products, ~30 ms; by FFT ~3 ms).
-_DIRECT_WORK = 1 << 22
 
 
 def _fft_product(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -373,18 +371,6 @@ def _fft_product(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.f
     np.clip(out, 0.0, None, out=out)
     res: NDArray[np.float64] = out / float(out.sum())
     return res
-
-
-def _convolve(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``np.convolve(a, b)``; by FFT past ``_DIRECT_WORK`` products (the round-off's
-    negative dust clipped; the mass kept as it is)."""
-    if a.size * b.size <= _DIRECT_WORK:
-        return np.convolve(a, b)
-    size = a.size + b.size - 1
-    L = 1 << math.ceil(math.log2(size))
-    out: NDArray[np.float64] = np.fft.irfft(np.fft.rfft(a, L) * np.fft.rfft(b, L), L)[:size]
-    np.clip(out, 0.0, None, out=out)
-    return out
 
 
 # A binomial's points kept either side of its mode when a sparse law is thinned directly

@@ -2327,6 +2327,23 @@ def _dot(a: Any, b: Any) -> float:
 
 _reduce = np.add.reduce
 
+# Products of a direct convolution past which :func:`lattice_convolve` goes by FFT (a
+# sliding log's 16,384-point count and a route's 8,192-point one: 134M products, ~30 ms;
+# by FFT ~3 ms).
+_DIRECT_WORK = 1 << 22
+
+
+def lattice_convolve(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``np.convolve(a, b)``; by FFT past ``_DIRECT_WORK`` products (the round-off's
+    negative dust clipped; the mass kept as it is)."""
+    if a.size * b.size <= _DIRECT_WORK:
+        return np.convolve(a, b)
+    size = a.size + b.size - 1
+    L = 1 << math.ceil(math.log2(size))
+    out: NDArray[np.float64] = np.fft.irfft(np.fft.rfft(a, L) * np.fft.rfft(b, L), L)[:size]
+    np.clip(out, 0.0, None, out=out)
+    return out
+
 
 def _coarsen(pmf: NDArray[np.float64], factor: float) -> NDArray[np.float64]:
     """``pmf`` of X on a lattice ``factor`` times coarser (mean-preserving split)."""
