@@ -4,26 +4,42 @@
     python benchmarks/session45_probes.py bunch     # a spilled bunch into a short loss log
     python benchmarks/session45_probes.py apart     # ITPM and OTPM over one sliding log
     python benchmarks/session45_probes.py spread    # a fixed think time's sessions spread
+    python benchmarks/session45_probes.py head      # a counted request head far over
+    python benchmarks/session45_probes.py cost      # a deep bucket's launch sums by FFT
     python benchmarks/session45_probes.py variants [--fleet] [--minutes M]
                                                     # the hunt's records without retries
 
 ``clumps``: tests/data/sliding-loss-mixed-clumps.yaml (hunt-32 without retries) at 78
 sessions: the Palm share ``p``, the knapsack's ``p_cb``, Key's displacement ``d`` with a
 slot the mean clump and the clump a unit comes in, the answer each gives; a replay of the
-log with Poisson turn starts (its first call, then its fan-out ~0.7 s later; seed 5,
-20 h); the engine (8 replications, seed 1).
+log with Poisson turn starts (its first call, then its fan-out ~0.7 s later; seeds 1–5,
+20 h each); the engine (8 replications, seed 1).
 
 ``bunch``: tests/data/sliding-spill-bunch-into-short-log.yaml (hunt-2030 without retries)
 at 9, 10 and 12 sessions: the receiver's share of the route's calls, the model's and the
 engine's (20 replications, seed 1), and the first deployment's share turned away.
 
 ``apart``: tests/data/itpm-otpm-sliding-apart.yaml (hunt-2024 without retries) at 7, 8
-and 9 sessions: each dimension's share, their sum and the engine's (20 replications).
+and 9 sessions: each dimension's share, their sum and the engine's (20 replications);
+the same for tests/data/sliding-mixed-charges.yaml (hunt-099) at 280 and 300 sessions
+without retries, with three backoff retries and as it is (8 replications), and hunt-84
+without retries at 20 and 22 sessions (20 replications); then the N* of those profiles,
+of hunt-2024 and of hunt-98 with one quota's equal-length sliding logs counted by the
+larger (as shipped) and split by their correlation as fixed windows are (the reverted
+trial: ``same_bursts`` patched to call them fixed windows).
 
 ``spread``: hunt-178 (a fixed 160.2 s think time, one call a turn, a 5 s TPM log, backoff
 retries) at 90 sessions: the engine's first attempts refused per hour over three hours
 (replication 1, seed 1), and the law of the admitted calls a first attempt finds in its
-trailing window against the Poisson law of the same mean.
+trailing window against the Poisson law of the same mean; then a birth–death chain of
+that count (sessions drifting in and out by the turn latency's jitter, a refused one
+leaving at ``phi`` times that chance) at phi 1 and 20.
+
+``head``: hunt-3067 without retries at 49 sessions: the share its counted 1 s request
+head turns away (spills), the model's and the engine's (10 replications).
+
+``cost``: the analytic compute of hunt-2043 and hunt-3064 without retries (best of two,
+one BLAS thread; their deep TPM buckets' launch sums).
 
 ``variants``: every hunt record with retries and a simulated N* of 5–300 (``--fleet``:
 the fleets, up to 400), its retries removed: the analytic N* against the simulated one
@@ -139,8 +155,8 @@ def clumps() -> None:
         window.ClumpWindowModel._partial_admission = real  # type: ignore[method-assign]
     print(f"78 sessions: the model {share:.3%}")
     turns = 78 / cycle_time(wl).cycle_s
-    print(f"  replay, Poisson turns at {turns:.3f}/s (20 h, seed 5): "
-          f"{_replay_mixed_clumps(turns, 20.0, 5):.3%}")
+    replays = " ".join(f"{_replay_mixed_clumps(turns, 20.0, seed):.3%}" for seed in range(1, 6))
+    print(f"  replays, Poisson turns at {turns:.3f}/s (20 h, seeds 1-5): {replays}")
     e = simulate(prof, 78, replications=8, seed=1).metrics["attempt_429_fraction"]
     print(f"  engine (8 × 1 h, seed 1): {e.mean:.3%} [{e.lo:.3%}–{e.hi:.3%}]")
     print(f"analytic N* {analyze(prof).burst_ceiling}")
@@ -160,16 +176,51 @@ def bunch() -> None:
               f"{a.reject_fraction.mean:.2%}", flush=True)
 
 
-def apart() -> None:
-    prof = load_profile(DATA / "itpm-otpm-sliding-apart.yaml")
-    print(f"analytic N* {analyze(prof).burst_ceiling}")
-    for n in (7, 8, 9):
+def _apart_rows(prof: Profile, ns: tuple[int, ...], reps: int) -> None:
+    for n in ns:
         s = _shares(prof, n)
-        e = simulate(prof, n, replications=20, seed=1, workers=2).metrics[
+        e = simulate(prof, n, replications=reps, seed=1, workers=2).metrics[
             "attempt_429_fraction"]
-        print(f"{n} sessions: ITPM {s['q0.itpm']:.2%}, OTPM {s['q0.otpm']:.2%}, sum "
-              f"{s['q0.itpm'] + s['q0.otpm']:.2%}; engine {e.mean:.2%} "
+        print(f"  {n} sessions: " + ", ".join(f"{k} {v:.2%}" for k, v in s.items())
+              + f", sum {sum(s.values()):.2%}; engine {e.mean:.2%} "
               f"[{e.lo:.2%}–{e.hi:.2%}]", flush=True)
+
+
+def apart() -> None:
+    import yaml
+
+    from capacity.analytic import model
+
+    apart_file = load_profile(DATA / "itpm-otpm-sliding-apart.yaml")
+    print("hunt-2024 without retries (20 replications)")
+    _apart_rows(apart_file, (7, 8, 9), 20)
+    mixed = yaml.safe_load((DATA / "sliding-mixed-charges.yaml").read_text())
+    for name, retry in (("without retries", {"max_retries": 0}),
+                        ("three backoff retries", {"max_retries": 3,
+                                                   "honour_retry_after": False}),
+                        ("as it is", mixed["retry"])):
+        print(f"hunt-099 {name} (8 replications)")
+        _apart_rows(profile_from_dict({**mixed, "retry": retry}), (280, 300), 8)
+    print("hunt-84 without retries (20 replications)")
+    _apart_rows(_hunt_profile(84, {"max_retries": 0}), (20, 22), 20)
+    profiles = {"hunt-2024 without retries": apart_file,
+                "hunt-099": load_profile(DATA / "sliding-mixed-charges.yaml"),
+                "hunt-2024": _hunt_profile(2024), "hunt-98": _hunt_profile(98)}
+    larger = {k: analyze(p).burst_ceiling for k, p in profiles.items()}
+    real = model.same_bursts
+
+    def as_fixed(quota: str, enforcement: str, window_s: float | None
+                 ) -> tuple[str, str, float | None]:
+        return real(quota, "fixed_window" if enforcement == "sliding_window"
+                    else enforcement, window_s)
+
+    model.same_bursts = as_fixed  # type: ignore[assignment]
+    try:
+        split = {k: analyze(p).burst_ceiling for k, p in profiles.items()}
+    finally:
+        model.same_bursts = real  # type: ignore[assignment]
+    for k in profiles:
+        print(f"{k}: N* {larger[k]} by the larger, {split[k]} split")
 
 
 def _hunt_profile(seed: int, retry: dict[str, Any] | None = None) -> Profile:
@@ -207,6 +258,51 @@ def spread() -> None:
     print("  | engine | " + " | ".join(f"{x:.4f}" for x in hist) + " |")
     print("  | Poisson | " + " | ".join(
         f"{math.exp(-m) * m**k / math.factorial(k):.4f}" for k in range(10)) + " |")
+    # A birth–death chain of the count: its call's charge input U(4,730, 14,191) +
+    # max_tokens 4,096 tokens, the log's allowance 1,174,358/12 tokens; a refused
+    # arrival with k others in the window r(k); sessions leave by the latency's jitter
+    # (sd 0.307 s a cycle) at b = E|Δ|/w a cycle, a refused one at phi·r.
+    h = 100.0
+    charge = np.zeros(int(18287 / h) + 2)
+    charge[int(8826 / h): int(18287 / h) + 1] = 1.0
+    charge /= charge.sum()
+    q = int(1174358 / 12 / h)
+    powers = [np.ones(1)]
+    for _ in range(16):
+        powers.append(np.convolve(powers[-1], charge))
+
+    def refused(k: int) -> float:
+        return float(powers[k + 1][q + 1:].sum())
+
+    b = 0.307 * math.sqrt(2.0 / math.pi) / 5.0
+    for phi in (1.0, 20.0):
+        w = [1.0]
+        for i in range(1, 15):
+            w.append(w[-1] * m / i * b / (b + refused(i - 1) * phi))
+        share = sum(w[k] * refused(k) for k in range(15)) / sum(w)
+        print(f"  birth–death chain, a refused session leaving at {phi:g}×: {share:.2%}")
+
+
+def head() -> None:
+    prof = _hunt_profile(3067, {"max_retries": 0})
+    s = _shares(prof, 49)
+    r = simulate(prof, 49, replications=10, seed=1, workers=2)
+    print(f"hunt-3067 without retries at 49 sessions: its head spills {s['q0.rpm']:.1%} "
+          f"(model, q0.rpm), the engine's head turns away "
+          f"{r.deployments['a'].reject_fraction.mean:.1%}; the receiver q1.rpm / q1.tpm "
+          f"{s['q1.rpm']:.2%} / {s['q1.tpm']:.2%} of the route's calls, the engine "
+          f"{r.metrics['attempt_429_fraction'].mean:.1%} of attempts")
+
+
+def cost() -> None:
+    for seed in (2043, 3064):
+        best = math.inf
+        for _ in range(2):
+            prof = _hunt_profile(seed, {"max_retries": 0})    # fresh: nothing kept
+            t0 = time.process_time()
+            n = analyze(prof).burst_ceiling
+            best = min(best, time.process_time() - t0)
+        print(f"hunt-{seed} without retries: N* {n}, {best:.2f} s", flush=True)
 
 
 def variants(fleet: bool, minutes: float) -> None:
@@ -244,14 +340,16 @@ def variants(fleet: bool, minutes: float) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("probe", choices=["clumps", "bunch", "apart", "spread", "variants"])
+    ap.add_argument("probe", choices=["clumps", "bunch", "apart", "spread", "head", "cost",
+                                      "variants"])
     ap.add_argument("--fleet", action="store_true")
     ap.add_argument("--minutes", type=float, default=30.0)
     args = ap.parse_args()
     if args.probe == "variants":
         variants(args.fleet, args.minutes)
     else:
-        {"clumps": clumps, "bunch": bunch, "apart": apart, "spread": spread}[args.probe]()
+        {"clumps": clumps, "bunch": bunch, "apart": apart, "spread": spread, "head": head,
+         "cost": cost}[args.probe]()
 
 
 if __name__ == "__main__":

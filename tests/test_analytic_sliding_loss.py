@@ -78,7 +78,7 @@ def test_the_units_displaced_come_in_large_clumps() -> None:
     # clump admitted in part displaces are later units, in the clumps they come in (the
     # large ones: E[X²]/E[X] = 442 lattice units, E[X] = 178). By the mean clump the
     # displacement was d = 0.59 and the share 1.82 % at 78 sessions; a replay of the log
-    # with Poisson turns loses 1.31-1.40 % (five seeds), the engine (closed loop) 1.29 %.
+    # with Poisson turns loses 1.31-1.39 % (five seeds), the engine (closed loop) 1.29 %.
     from capacity.sim.engine import simulate
 
     profile = load_profile(DATA / "sliding-loss-mixed-clumps.yaml")

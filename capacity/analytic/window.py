@@ -1244,7 +1244,7 @@ class ClumpWindowModel:
         hunt-32 (a 1 s TPM log; a 4k-token call, then 5 or 28–39 calls of ~10k tokens at
         once) without retries at 78 sessions, ``p`` 0.85 %, ``p_cb`` 2.51 %, ``d`` 0.59
         by ``E[X]`` (178 lattice units), ``p'`` 1.82 %; by ``E[X²]/E[X]`` (442) ``d`` 0.35,
-        ``p'`` 1.41 % — replays of the log with Poisson turns 1.31–1.40 % (five seeds,
+        ``p'`` 1.41 % — replays of the log with Poisson turns 1.31–1.39 % (five seeds,
         20 h each), the engine 1.29 % (closed loop; ``python
         benchmarks/session45_probes.py clumps``). The hunt's N* of 32 73 → 78, 1017
         168 → 179, 1045 102 → 105 and 3020 155 → 159 against 83 [81–85], 182 [179–183],
