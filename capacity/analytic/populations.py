@@ -46,7 +46,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from capacity.analytic import window as _window
-from capacity.analytic.bucket import BucketChain, DeepBucket, GoesOn, merge_kinds
+from capacity.analytic.bucket import BucketChain, DeepBucket, GoesOn, _regrid, merge_kinds
 from capacity.analytic.model import (
     ClumpedLaunches,
     ConstraintResult,
@@ -530,15 +530,27 @@ def blend_deep(parts: list[tuple[float, Any]]) -> DeepBucket | None:
     total = math.fsum(r * d.scale for r, d in parts)
     if total <= 0:
         return None
-    merged = merge_kinds((r * d.scale * w / total, k, ch) for r, d in parts
-                         for w, k, ch in d.kinds)
+    # Each population's laws are on its own lattice (deep_bucket's step is at least a
+    # 64th of its mean call): the mix's is the finest, where each law is moved.
+    h = min(d.h for _, d in parts)
+    merged = merge_kinds((r * d.scale * w / total, k, _on_lattice(ch, d.h, h))
+                         for r, d in parts for w, k, ch in d.kinds)
     kinds = [(round(w, 3), k, ch) for w, k, ch in merged]
     kinds = [x for x in kinds if x[0] > 0]
     weight = math.fsum(w for w, _, _ in kinds)
     first = parts[0][1]
-    return DeepBucket([(w / weight, k, ch) for w, k, ch in kinds], first.h, first.refill,
+    return DeepBucket([(w / weight, k, ch) for w, k, ch in kinds], h, first.refill,
                       first.depth, scale=total / math.fsum(r for r, _ in parts),
                       retry=first.retry)
+
+
+def _on_lattice(pmf: NDArray[np.float64], h: float, step: float) -> NDArray[np.float64]:
+    """A charge law on step ``h`` units moved to the finer ``step`` (mean-preserving:
+    each point split between its two neighbours); itself when the steps agree."""
+    if h == step:
+        return pmf
+    out = _regrid(pmf, h, step, math.ceil((pmf.size - 1) * h / step))
+    return np.trim_zeros(out, "b")
 
 
 @dataclass
