@@ -163,6 +163,7 @@ from capacity.model.dist import Distribution, finest_step
 from capacity.model.quota import LimitSlot, limit_slots, slot_charge
 from capacity.model.retry import RetryPolicy
 from capacity.model.workload import (
+    Batch,
     CallCost,
     Constraint,
     MixedCost,
@@ -2776,16 +2777,84 @@ def launch_charge(wl: Workload, flow: RouteFlow, slot: LimitSlot, target: str, h
             if out.size < pmf.size:
                 out = np.pad(out, (0, pmf.size - out.size))
             out[: pmf.size] += rate * pmf
-            mean_calls = float(np.dot(np.arange(size.size), size)) / made
-            if at.size < pmf.size:
-                at = np.pad(at, (0, pmf.size - at.size))
-            at[: pmf.size] += rate * pmf * mean_calls
+            marked = _calls_by_charge(ev.batch, costs, h)
+            if at.size < marked.size:
+                at = np.pad(at, (0, marked.size - at.size))
+            at[: marked.size] += rate * marked
             total += rate * made
             calls += rate * float(np.dot(np.arange(size.size), size))
     if total <= 0 or float(out.sum()) <= 0:
         return None
-    per_point = np.divide(at, out, out=np.full(out.size, calls / total), where=out > 0)
+    at = at[: out.size]
+    per_point = np.divide(at, out, out=np.full(out.size, calls / total),
+                          where=out > 1e-300)
     return out / float(out.sum()), calls / total, per_point
+
+
+def _calls_by_charge(batch: Batch, costs: dict[int, CallCost | None], h: float
+                     ) -> NDArray[np.float64]:
+    """``Σ_k k·P(K = k, X = x)`` on the lattice ``h``: the calls of ``costs``' keys a
+    launch of ``batch`` makes (``K``) by its charge ``x`` (``X``, as
+    :func:`~capacity.model.workload.batch_units_pmf` gives it, uncut) — over that law,
+    the mean calls of a launch of each charge. A fan-out's charge says how many copies
+    it launched: its 42,600 tokens are seven 6,082-token calls, one of them 6,082 tokens
+    one call (hunt-1039: each kind's mean, 4.24 calls, read a spilled 42,600-token
+    launch as 4.24 calls of 10,000 tokens where none charges more than 6,114).
+
+    By the product rule over the batch's tree: a call of the route marks itself (its
+    law), another none; independent parts ``M₁∗P₂ + P₁∗M₂``; ``k`` copies
+    ``k·M∗P^{∗(k−1)}``; a child kept with chance ``keep`` marks ``keep·M``."""
+    def law(b: Batch) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        pmf, mark = np.ones(1), np.zeros(1)
+        for child in b.children:
+            if isinstance(child, Batch):
+                p, m = law(child)
+            else:
+                c = costs.get(id(child), _UNMARKED)
+                if c is _UNMARKED:
+                    p, m = np.ones(1), np.zeros(1)
+                else:
+                    p = c.pmf(h) if c is not None else np.ones(1)
+                    m = p
+            mark = _add_pmf(_convolve(mark, p), _convolve(pmf, m))
+            pmf = _convolve(pmf, p)
+        if b.keep < 1.0:
+            pmf = pmf * b.keep
+            pmf[0] += 1.0 - b.keep
+            mark = mark * b.keep
+        count = b.count
+        if count.is_fixed and count.mean == 1:
+            return pmf, mark
+        probs = count.lattice_pmf(1.0)
+        k_max = int(count.upper)
+        out_p, out_m = np.zeros(1), np.zeros(1)
+        power = np.ones(1)                      # P^{∗(k−1)}, then P^{∗k}
+        for k in range(k_max + 1):
+            pk = float(probs[k]) if k < probs.size else 0.0
+            if k == 0:
+                out_p = _add_pmf(out_p, pk * power)
+                continue
+            if pk > 0.0:
+                out_m = _add_pmf(out_m, pk * k * _convolve(mark, power))
+            power = _convolve(power, pmf)
+            if pk > 0.0:
+                out_p = _add_pmf(out_p, pk * power)
+        return out_p, out_m
+
+    return law(batch)[1]
+
+
+# A call of the batch that is not the route's (no key in the costs): it marks nothing.
+_UNMARKED: Any = object()
+
+
+def _add_pmf(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``a + b`` padded to the longer."""
+    if a.size < b.size:
+        a, b = b, a
+    out = a.copy()
+    out[: b.size] += b
+    return out
 
 
 def route_count(wl: Workload, flow: RouteFlow, window_s: float, cycle_s: float) -> Any:
