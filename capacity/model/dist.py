@@ -546,6 +546,29 @@ class Distribution:
             return vals, np.full(vals.size, 1.0 / vals.size)
         return np.asarray(self.values, dtype=np.float64), np.asarray(self.weights)
 
+    def rounded_points(self, cap: float = math.inf, tail: float = 1e-12,
+                       most: int = 1 << 20) -> tuple[NDArray[np.float64],
+                                                      NDArray[np.float64]] | None:
+        """Support and probabilities of ``min(rint(X), cap)`` — a token count as a draw
+        rounds it (numpy's ``rint``; a continuous law's ``P(rint X = k) = F(k + ½) −
+        F(k − ½)``, an unbounded one cut at its ``1 − tail`` quantile, the rest on the
+        last point); None past ``most`` points."""
+        import numpy as np
+
+        if self.kind in ("fixed", "choice") or self._int_uniform:
+            vals, w = self._points()
+            return np.minimum(np.rint(vals), cap), w
+        hi = self.upper if math.isfinite(self.upper) else self.ppf(1.0 - tail)
+        hi = min(hi, cap)
+        lo = max(math.floor(self.lower) - 1, 0)
+        if not math.isfinite(hi) or hi - lo > most:
+            return None
+        k = np.arange(lo, math.ceil(hi) + 2, dtype=np.float64)
+        c = self.cdf(k + 0.5)
+        w = np.diff(np.concatenate([[0.0], c]))
+        w[-1] += 1.0 - float(c[-1])
+        return np.minimum(k, cap), w
+
     def lattice_pmf(self, h: float, cap: float = math.inf, top: float = math.inf,
                     tail: float = 1e-9) -> NDArray[np.float64]:
         """Probabilities of ``min(X, cap)`` on the lattice 0, h, 2h, ... (index k is k·h).
@@ -745,6 +768,13 @@ def finest_step(mean: float) -> float:
     """Finest lattice step (units) on which :meth:`Distribution.lattice_pmf` keeps a
     mean of ``mean`` units exactly (a finer one refuses a cut tail it cannot reach)."""
     return 2.0 * mean / _FAR_POINT
+
+
+def spread_points(values: NDArray[np.float64], weights: NDArray[np.float64],
+                  h: float) -> NDArray[np.float64]:
+    """Point masses at ``values`` on the lattice 0, h, 2h, … (each spread linearly over
+    its two nearest points: the mean kept)."""
+    return _spread(values, weights, h, math.inf, None)
 
 
 def _spread(values: NDArray[np.float64], weights: NDArray[np.float64], h: float,

@@ -26,7 +26,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from capacity._lazy import LazyModule
-from capacity.model.dist import Distribution
+from capacity.model.dist import Distribution, spread_points
 from capacity.model.quota import LimitSlot, limit_slots, slot_charge
 from capacity.profile.schema import (
     DIMENSION_UNIT,
@@ -1308,14 +1308,74 @@ def _fanout_mean(step: ParallelStep, profile: Profile) -> float:
     except TypeError:  # a block whose ``steps`` is a list (unhashable): not remembered
         hit, kept = None, False
     if hit is None:
+        hit = _fanout_mean_exact(step, profile)
+    if hit is None:
         rng = np.random.default_rng(TURN_SAMPLE_SEED)
         n = turn_sample_size(step.parallel.count.mean * max(max_calls(step.parallel.body), 1),
                              TURN_SAMPLE_SIZE)
         lat, _, _ = _sample_steps((step,), profile, (), rng, n, raw=False)
         hit = float(lat.mean())
-        if kept:
-            remember(_FANOUT_MEANS, key, hit)
+    if kept:
+        remember(_FANOUT_MEANS, key, hit)
     return hit
+
+
+# Lattice points over a fan-out's latency range (:func:`_fanout_mean_exact`): the
+# lattice's spread overstates the mean of the slowest copy by at most a step.
+_FANOUT_POINTS = 8192
+
+
+def _fanout_mean_exact(step: ParallelStep, profile: Profile) -> float | None:
+    """Mean latency (s) of a random fan-out's slowest copy when each copy is one call
+    served by one target at a fixed tokens_per_second: ``∫ (1 − E[F(t)^K]) dt``, ``F``
+    the law of ``ttft + min(rint(output), max_tokens)/tps`` on a lattice of
+    :data:`_FANOUT_POINTS` steps (the ttft's lattice law convolved with the rounded
+    output's). None otherwise (the sample's, :func:`_fanout_mean`).
+
+    The sample it replaces cost 17 % of the analytic answer on the hunt's records over
+    0.15 s (4.4 of 26 s) and was off by up to 0.4 % (hunt: 37 copies of a 40 tokens-a-
+    second call, 40.72 s sampled, 40.889 s here, 40.889 ± 0.011 s from 1.6 M draws)."""
+    body = step.parallel.body
+    if len(body) != 1 or not isinstance(body[0], CallStep):
+        return None
+    call = body[0].call
+    targets = call_targets(profile, call)
+    live = [j for j, (_, share) in enumerate(targets) if share > 0]
+    if len(live) > 1:
+        return None
+    target = targets[live[0] if live else 0][0]
+    model = profile.model_of(target)
+    mt = profile.max_tokens_for(call, target)
+    if not model.tokens_per_second.is_fixed or model.tokens_per_second.mean <= 0:
+        return None
+    tps = model.tokens_per_second.mean
+    out = call.output_tokens.rounded_points(math.inf if mt is None else float(mt))
+    if out is None:
+        return None
+    o_vals, o_w = out
+    ttft = model.ttft
+    count = step.parallel.count.lattice_pmf(1.0)
+    some = 1.0 - float(count[0])                           # P(K ≥ 1)
+    if ttft.is_fixed and np.count_nonzero(o_w) == 1:       # every copy as long
+        return (ttft.mean + float(o_vals[np.flatnonzero(o_w)[0]]) / tps) * some
+    t_hi = ttft.upper if math.isfinite(ttft.upper) else ttft.ppf(1.0 - 1e-12)
+    span = t_hi + float(o_vals.max()) / tps
+    if not math.isfinite(span) or span <= 0:
+        return None
+    h = span / _FANOUT_POINTS
+    a = ttft.lattice_pmf(h, top=t_hi)
+    b = spread_points(o_vals / tps, o_w, h)
+    n = a.size + b.size - 1
+    size = _fast_fft_size(n)
+    pmf = np.fft.irfft(np.fft.rfft(a, size) * np.fft.rfft(b, size), size)[:n]
+    np.clip(pmf, 0.0, None, out=pmf)
+    cdf = np.cumsum(pmf / pmf.sum())
+    # E[F^K] by Horner's rule over the count's law.
+    g = np.zeros(cdf.size)
+    for pk in count[::-1]:
+        g *= cdf
+        g += pk
+    return float(h * np.sum(1.0 - g))
 
 
 _FANOUT_MEANS: dict[tuple[Any, ...], float] = {}
