@@ -1,8 +1,8 @@
 """Populations at a token bucket too deep for the level chain: each population's level
 law is on its own lattice (a 64th of its mean call at least), and the blend
 (:func:`capacity.analytic.populations.blend_deep`) puts them on one — the finest — before
-mixing them (tests/data/deep-bucket-populations-lattices.yaml: 1.6-token and 188-token
-steps; read on the first, the large calls were charged 1/117 of their tokens)."""
+mixing them (tests/data/deep-bucket-populations-lattices.yaml: 16-token and 188-token
+steps; read on the first, the large calls were charged 1/12 of their tokens)."""
 
 from __future__ import annotations
 
