@@ -561,7 +561,7 @@ class Distribution:
         hi = self.upper if math.isfinite(self.upper) else self.ppf(1.0 - tail)
         hi = min(hi, cap)
         lo = max(math.floor(self.lower) - 1, 0)
-        if not math.isfinite(hi) or hi - lo > most:
+        if not math.isfinite(hi) or hi - lo > most or hi < lo:
             return None
         k = np.arange(lo, math.ceil(hi) + 2, dtype=np.float64)
         c = self.cdf(k + 0.5)
