@@ -5,6 +5,7 @@
     python benchmarks/session46_probes.py cascade    # a continued turn's stages, one log
     python benchmarks/session46_probes.py mixed      # a level chain beside a level law
     python benchmarks/session46_probes.py spread     # a fixed think time with retries
+    python benchmarks/session46_probes.py fanout     # a fan-out's slowest copy, law or sample
 
 ``lattice``: tests/data/deep-bucket-populations-lattices.yaml: each population's deep
 bucket step, the blended level law's input tokens a second against the populations' (at
@@ -32,6 +33,12 @@ law of both populations, and the engine's (30 × 1 h, seed 1).
 ``spread``: hunt-2038 (fan-outs, a fixed 40.1 s think time, SDK retries) and the same
 with an exponential think time of that mean: the model's share and the engine's (10 ×
 1 h, seed 1) at 128, 150 and 176 sessions, and the analytic N*.
+
+``fanout``: every random fan-out of the hunt's 511 profiles: how many take the law
+(``workload._fanout_mean_exact``) and its compute against the fixed-seed sample's, their
+means' relative differences, the largest checked against 1.6 M draws (seed 99); then a
+heavy-tailed ttft (lognormal, median 1 s, p95 10 s, five copies of 50 tokens at 50 a
+second) the law leaves to the sample: 4 × 10^5 draws against the sample's answer.
 """
 
 from __future__ import annotations
@@ -257,12 +264,71 @@ def spread() -> None:
             print(f"  {n} sessions: model {_share(prof, n):.2%}, engine {_engine(prof, n, 10)}")
 
 
+def fanout() -> None:
+    import time
+
+    import hunt
+
+    from capacity.model import workload
+
+    got: list[tuple[float, float, float, float, Any, Profile]] = []
+    real = workload._fanout_mean_exact
+
+    def both(step: Any, prof: Profile) -> float | None:
+        t0 = time.process_time()
+        law = real(step, prof)
+        t1 = time.process_time()
+        rng = np.random.default_rng(workload.TURN_SAMPLE_SEED)
+        n = workload.turn_sample_size(
+            step.parallel.count.mean * max(workload.max_calls(step.parallel.body), 1),
+            workload.TURN_SAMPLE_SIZE)
+        lat, _, _ = workload._sample_steps((step,), prof, (), rng, n, raw=False)
+        t2 = time.process_time()
+        got.append((float(lat.mean()), math.nan if law is None else law, t1 - t0, t2 - t1,
+                    step, prof))
+        return law
+
+    workload._fanout_mean_exact = both  # type: ignore[assignment]
+    try:
+        for rec in hunt.load(ROOT / "benchmarks" / "hunt" / "records.jsonl"):
+            workload._FANOUT_MEANS.clear()
+            wl = Workload.from_profile(profile_from_dict(_hunt_data(rec["seed"])))
+            _ = wl.turn_latency_moments        # each fan-out's mean, by both ways
+    finally:
+        workload._fanout_mean_exact = real  # type: ignore[assignment]
+    on = [g for g in got if not math.isnan(g[1])]
+    rel = np.array([(g[1] - g[0]) / g[0] for g in on])
+    print(f"{len(got)} fan-outs, {len(on)} by the law: {sum(g[3] for g in on):.2f} s "
+          f"sampled, {sum(g[2] for g in on):.2f} s by the law; relative difference median "
+          f"{np.median(np.abs(rel)):.1e}, largest {np.abs(rel).max():.2%}")
+    worst = on[int(np.argmax(np.abs(rel)))]
+    rng = np.random.default_rng(99)
+    draws = [float(workload._sample_steps((worst[4],), worst[5], (), rng, 200_000,
+                                          raw=False)[0].mean()) for _ in range(8)]
+    print(f"  largest: sampled {worst[0]:.3f} s, law {worst[1]:.3f} s, 1.6 M draws "
+          f"{np.mean(draws):.3f} ± {np.std(draws) / math.sqrt(8):.3f} s")
+    prof = profile_from_dict({
+        "name": "heavy-ttft", "models": {"m": {
+            "ttft": {"lognormal": {"median": "1s", "p95": "10s"}}, "tokens_per_second": 50}},
+        "quotas": {"q": {"models": ["m"], "rpm": 1000}},
+        "session": {"think_time": "30s", "turns": {"t": {"steps": [{"parallel": {
+            "count": 5, "call": {"model": "m", "input_tokens": 500,
+                                 "output_tokens": 50}}}]}}}})
+    step = next(iter(prof.session.turns.values())).steps[0]
+    lat, _, _ = workload._sample_steps((step,), prof, (), np.random.default_rng(7),
+                                       400_000, raw=False)
+    print(f"heavy-tailed ttft: law {real(step, prof)}, the answer "
+          f"{workload._fanout_mean(step, prof):.3f} s, 4e5 draws {lat.mean():.3f} ± "
+          f"{lat.std() / math.sqrt(lat.size):.3f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("probe", choices=["lattice", "spilled", "cascade", "mixed", "spread"])
+    ap.add_argument("probe", choices=["lattice", "spilled", "cascade", "mixed", "spread",
+                                      "fanout"])
     args = ap.parse_args()
     {"lattice": lattice, "spilled": spilled, "cascade": cascade, "mixed": mixed,
-     "spread": spread}[args.probe]()
+     "spread": spread, "fanout": fanout}[args.probe]()
 
 
 if __name__ == "__main__":

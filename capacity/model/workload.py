@@ -1374,12 +1374,7 @@ def _fanout_mean_exact(step: ParallelStep, profile: Profile) -> float | None:
     # median 1 s and p95 10 s, five copies: 3.8 % high at a 2.4 s step). The sample's.
     if h > (ttft.mean + float(np.dot(o_vals, o_w)) / tps) / _FANOUT_FINE:
         return None
-    a = ttft.lattice_pmf(h, top=t_hi)
-    b = spread_points(o_vals / tps, o_w, h)
-    n = a.size + b.size - 1
-    size = _fast_fft_size(n)
-    pmf = np.fft.irfft(np.fft.rfft(a, size) * np.fft.rfft(b, size), size)[:n]
-    np.clip(pmf, 0.0, None, out=pmf)
+    pmf = _conv(ttft.lattice_pmf(h, top=t_hi), spread_points(o_vals / tps, o_w, h))
     cdf = np.cumsum(pmf / pmf.sum())
     # E[F^K] by Horner's rule over the count's law.
     g = np.zeros(cdf.size)
