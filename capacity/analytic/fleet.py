@@ -2677,9 +2677,8 @@ class TurnSpill:
                 terms *= powers[col]
             phi = self.weights @ terms
             p, pb = self.p_single, self.rb * self.p_single
-            arg = 1.0 - pb + pb * phi
-            arg = np.where(np.abs(arg) < 1e-300, 1e-300, arg)
-            log_session = (np.log(arg) if pb > 0 else 0.0) + (p - pb) * (phi - 1.0)
+            log_session = ((_window.complex_log(1.0 - pb + pb * phi) if pb > 0 else 0.0)
+                           + (p - pb) * (phi - 1.0))
             with np.errstate(under="ignore"):
                 g = np.clip(np.fft.irfft(np.exp(n * log_session), L), 0.0, None)
             g = _trim(g / float(g.sum()))

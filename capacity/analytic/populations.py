@@ -245,12 +245,14 @@ class _Blend(_window.ClumpWindowModel):
                         less = m._log_power(float(round(counts[i])) - 1.0, L)
                         with np.errstate(under="ignore", over="ignore"):
                             mix += a * np.exp(base - full[i] + less)
-                mixed: NDArray[np.complex128] = np.log(
-                    np.where(np.abs(mix) < 1e-300, 1e-300, mix))
-                return mixed
+                return _window.complex_log(mix)
         out: NDArray[np.complex128] = sum(
             (m._log_power(c, L) for c, (_, m) in zip(whole, self.parts, strict=True)), zero)
         return out
+
+    def _power_parts(self, x: float, L: int
+                     ) -> tuple[NDArray[np.complex128], NDArray[np.complex128] | None]:
+        return self._log_power(x, L), None   # the mix's own rule, in the log
 
     def _transforms(self, L: int) -> tuple[NDArray[np.complex128], NDArray[np.complex128]]:
         hit = self._cache.get(L)

@@ -371,7 +371,7 @@ class ClumpWindowModel:
             if self.session_pmf is not None:
                 gh = np.fft.rfft(self.session_pmf, L)
                 # Only ever multiplied by a whole number (:meth:`_log_power`): any branch.
-                log_g = np.log(np.maximum(np.abs(gh), 1e-300)) + 1j * np.angle(gh)
+                log_g = complex_log(gh)
                 hit = (log_g, np.fft.rfft(self.call_pmf, L))
                 self._cache[L] = hit
                 return hit
@@ -379,9 +379,7 @@ class ClumpWindowModel:
             pb, pp = self.p_binomial, self.p_single - self.p_binomial
             # A binomial factor can vanish at a frequency (P' = 1, a clump law with a
             # zero transform there): floor it so that N·log stays finite (exp → 0).
-            arg = 1.0 - pb + pb * fh
-            arg = np.where(np.abs(arg) < 1e-300, 1e-300, arg)
-            log_bin = np.log(arg) if pb > 0 else np.zeros_like(fh)
+            log_bin = complex_log(1.0 - pb + pb * fh) if pb > 0 else np.zeros_like(fh)
             log_session = log_bin + pp * (fh - 1.0)
             hit = (log_session, np.fft.rfft(self.call_pmf, L))
             self._cache[L] = hit
@@ -407,20 +405,31 @@ class ClumpWindowModel:
         The session law's log is only ever multiplied by a whole number (its branch is
         then irrelevant): a fractional ``x = k + f`` (N − 1 others of a blend, a thinned
         N) is ``k`` sessions and one more present with chance ``f``."""
+        out, part = self._power_parts(x, L)
+        if part is not None:
+            out = out + complex_log(part)
+        return out
+
+    def _power_parts(self, x: float, L: int
+                     ) -> tuple[NDArray[np.complex128], NDArray[np.complex128] | None]:
+        """:meth:`_log_power` as (the log of the whole sessions' transform, a fresh
+        array; the factor ``1 − f + f·ĝ`` of the fractional one, None when there is
+        none): a caller that exponentiates multiplies by the factor instead of adding
+        its log (a complex log costs ~120 ns a point, seven times a complex exp)."""
         log_s = self._transforms(L)[0]
         if self.session_pmf is None:
-            out: NDArray[np.complex128] = x * log_s
-            return out
+            whole: NDArray[np.complex128] = x * log_s
+            return whole, None
         k = math.floor(x + 1e-12)
         f = x - k
-        out = k * log_s
-        if f > 1e-12:
-            e = self._exp_log.get(L)
-            if e is None:
-                e = self._exp_log[L] = np.exp(log_s)
-            part = 1.0 - f + f * e
-            out = out + np.log(np.where(np.abs(part) < 1e-300, 1e-300, part))
-        return out
+        whole = k * log_s
+        if f <= 1e-12:
+            return whole, None
+        e = self._exp_log.get(L)
+        if e is None:
+            e = self._exp_log[L] = np.exp(log_s)
+        part: NDArray[np.complex128] = 1.0 - f + f * e
+        return whole, part
 
     def _session_span(self) -> int:
         """Lattice points of one session's window law (0: the mixture's)."""
@@ -441,7 +450,7 @@ class ClumpWindowModel:
     def _pmf(self, n: float, retry_calls: float) -> NDArray[np.float64]:
         extra = retry_calls * float(_dot(np.arange(self.call_pmf.size), self.call_pmf))
         L = min(self._length(n, extra), _MAX_FFT)
-        log_g = self._log_power(n, L)  # a fresh array: worked on in place below
+        log_g, part = self._power_parts(n, L)  # a fresh array: worked on in place below
         if retry_calls > 0:
             # The fixed point of the retries asks for this at every step (20 or so an N,
             # each 2^14–2^16 points): ``ch − 1`` is kept by L, and the sum, its exp and
@@ -452,7 +461,10 @@ class ClumpWindowModel:
                 cm1 = self._retry_terms[L] = self._transforms(L)[1] - 1.0
             np.add(log_g, np.multiply(retry_calls, cm1), out=log_g)
         with np.errstate(under="ignore"):
-            g: NDArray[np.float64] = np.fft.irfft(np.exp(log_g, out=log_g), L)
+            np.exp(log_g, out=log_g)
+            if part is not None:
+                np.multiply(log_g, part, out=log_g)
+            g: NDArray[np.float64] = np.fft.irfft(log_g, L)
         # Flush round-off and subnormal values: later FFTs of subnormals are ~100× slower.
         np.copyto(g, 0.0, where=~(g > 1e-250))
         g.setflags(write=False)
@@ -553,19 +565,17 @@ class ClumpWindowModel:
 
         if self.session_pmf is not None:
             gh = tilted(self.session_pmf)
-            log_s = np.log(np.maximum(np.abs(gh), 1e-300)) + 1j * np.angle(gh)
+            log_s = complex_log(gh)
             whole = math.floor(n + 1e-12)
             f = n - whole
             log_g = whole * log_s
             if f > 1e-12:
                 part = 1.0 - f + f * gh
-                log_g = log_g + np.log(np.where(np.abs(part) < 1e-300, 1e-300, part))
+                log_g = log_g + complex_log(part)
         else:
             fh = tilted(self.clump_pmf)
             pb, pp = self.p_binomial, self.p_single - self.p_binomial
-            arg = 1.0 - pb + pb * fh
-            arg = np.where(np.abs(arg) < 1e-300, 1e-300, arg)
-            log_bin = np.log(arg) if pb > 0 else np.zeros_like(fh)
+            log_bin = complex_log(1.0 - pb + pb * fh) if pb > 0 else np.zeros_like(fh)
             log_g = n * (log_bin + pp * (fh - 1.0))
         if retry_calls > 0:
             log_g = log_g + retry_calls * (tilted(self.call_pmf) - 1.0)
@@ -774,9 +784,7 @@ class ClumpWindowModel:
         pb, pp = self.p_binomial * uu, (self.p_single - self.p_binomial) * uu
         out: NDArray[np.complex128] = pp * (fh - 1.0)
         if self.p_binomial > 0:
-            arg = 1.0 - pb + pb * fh
-            # log|z| + i·arg z: the same branch as np.log, ten times faster.
-            out += np.log(np.maximum(np.abs(arg), 1e-300)) + 1j * np.angle(arg)
+            out += complex_log(1.0 - pb + pb * fh)
         return out
 
     def _cascade_cells(self) -> tuple[NDArray[np.float64], float]:
@@ -877,8 +885,7 @@ class ClumpWindowModel:
             if lg is None:
                 gg = g[:L]
                 gh = np.fft.rfft(gg * damp[: gg.size], L)
-                lg = self._cascade_memo[k2] = (np.log(np.maximum(np.abs(gh), 1e-300))
-                                               + 1j * np.angle(gh))
+                lg = self._cascade_memo[k2] = complex_log(gh)
             with np.errstate(under="ignore", over="ignore"):
                 # Whole N only (_first_refused interpolates between them): any branch.
                 pm = np.fft.irfft(np.exp(round(others) * lg), L)[: q + 1] / damp[: q + 1]
@@ -2315,6 +2322,16 @@ def _moments_of(pmf: NDArray[np.float64]) -> tuple[float, float]:
     k = np.arange(pmf.size, dtype=np.float64)
     mean = _dot(k, pmf)
     return mean, math.sqrt(max(_dot(k * k, pmf) - mean * mean, 0.0))
+
+
+def complex_log(z: NDArray[Any], floor: float = 1e-300
+                ) -> NDArray[np.complex128]:
+    """The principal log of ``z``, ``|z|`` floored at ``floor`` (a transform that
+    vanishes at a frequency stays finite times N: its exp is 0): ``log|z| + i·arg z``,
+    the same numbers as ``np.log`` (to ~1e-16) at a sixth of its time (numpy's complex
+    log is ~120 ns a point; an FFT lattice has 2^13–2^17 of them, at every guess)."""
+    out: NDArray[np.complex128] = np.log(np.maximum(np.abs(z), floor)) + 1j * np.angle(z)
+    return out
 
 
 def _dot(a: Any, b: Any) -> float:
@@ -4149,8 +4166,7 @@ def _with_missed(law: NDArray[np.float64] | None,
         return law
     size = law.size + sum(8 * p.size for _, p in missed)
     L = 1 << max(6, math.ceil(math.log2(size)))
-    log_t = np.log(np.maximum(np.abs(np.fft.rfft(law, L)), 1e-300)) + 1j * np.angle(
-        np.fft.rfft(law, L))
+    log_t = complex_log(np.fft.rfft(law, L))
     for rate, p in missed:
         log_t = log_t + rate * (np.fft.rfft(p, L) - 1.0)
     out = np.clip(np.fft.irfft(np.exp(log_t), L), 0.0, None)
