@@ -1,0 +1,201 @@
+"""Session 47's probes (issue 13).
+
+    python benchmarks/session47_probes.py clog      # complex logs: numpy's against log|z| + i·arg z
+    python benchmarks/session47_probes.py spill     # hunt-3027's spilled calls, model and engine
+
+``clog``: one run, interleaved, best of 7 repeats: ``np.log`` of a complex transform
+against :func:`capacity.analytic.window.complex_log` at 2^13 … 2^18 lattice points (their
+largest difference); then a fractional session count's window law (``_pmf`` at 7.3, 7.9
+and 12.25 sessions of tool-agent's RPM constraint, and at the N − 1 of hunt-1052's ITPM
+log): the log-domain formula it replaced (the factor's log added before one exp) against
+the product it takes now (the factor multiplied after the exp), and their largest
+difference; then hunt-1052's whole analytic answer (seconds of CPU, best of 3).
+
+``spill``: hunt-3027 (a 10 s sliding TPM log spilling into a 10 s fixed one) at 347
+sessions (its simulated N*): the spilled calls as the receiver's model has them (calls a
+window, a call's charge, whole launches' charge and calls) against the engine's (one
+replication of 1 h, seed 1: attempts at the receiver, grouped into launches by session
+and instant), the receiver's window law against the engine's window totals, and the
+429 share, the model's and the engine's (10 × 1 h). Why the record is optimistic: see
+benchmarks/RESULTS.md (session 47).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from capacity.cli.entry import one_blas_thread  # noqa: E402
+
+one_blas_thread()
+
+import hunt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from capacity.analytic import model as amodel  # noqa: E402
+from capacity.analytic import window  # noqa: E402
+from capacity.analytic.model import analyze  # noqa: E402
+from capacity.model.workload import Workload  # noqa: E402
+from capacity.profile.loader import load_profile, profile_from_dict  # noqa: E402
+from capacity.profile.schema import Profile  # noqa: E402
+
+
+def _hunt_profile(seed: int) -> Profile:
+    _, data = hunt.draw(seed)
+    hunt._scale(data, random.Random(seed + 7_000_000))
+    return profile_from_dict(data)
+
+
+def _best(fn: Any, repeat: int = 7) -> float:
+    out = math.inf
+    for _ in range(repeat):
+        t = time.process_time()
+        fn()
+        out = min(out, time.process_time() - t)
+    return out
+
+
+def _old_pmf(inner: Any, n: float) -> np.ndarray:
+    """The window law of ``n`` sessions as computed before: the fractional session's
+    factor added to the log, one exp (``ClumpWindowModel._pmf`` without retries)."""
+    L = min(inner._length(n), window._MAX_FFT)
+    k = math.floor(n + 1e-12)
+    log_s = inner._transforms(L)[0]
+    part = 1.0 - (n - k) + (n - k) * np.exp(log_s)
+    log_g = k * log_s + np.log(np.where(np.abs(part) < 1e-300, 1e-300, part))
+    with np.errstate(under="ignore"):
+        g = np.fft.irfft(np.exp(log_g), L)
+    return np.where(g > 1e-250, g, 0.0)
+
+
+def _inner(prof: Profile, which: int = 0) -> Any:
+    wl = Workload.from_profile(prof)
+    cyc = amodel.cycle_time(wl)
+    return amodel.constraint_model(wl, wl.constraints[which], cyc.cycle_s,
+                                   cyc.min_cycle_s).inner
+
+
+def clog() -> None:
+    rng = np.random.default_rng(5)
+    print("complex log of L/2 + 1 points (ms, best of 7): numpy | log|z| + i·arg z")
+    for e in range(13, 19):
+        L = 1 << e
+        z = np.exp(rng.normal(0.0, 0.3, L // 2 + 1) + 1j * rng.uniform(-3.0, 3.0, L // 2 + 1))
+        a = _best(lambda z=z: np.log(z))
+        b = _best(lambda z=z: window.complex_log(z))
+        diff = float(np.abs(np.log(z) - window.complex_log(z)).max())
+        print(f"  2^{e}: {1e3 * a:7.3f} | {1e3 * b:7.3f}  ({a / b:.1f}×; largest difference "
+              f"{diff:.1e})")
+    cases = [("tool-agent", _inner(load_profile(ROOT / "profiles/tool-agent.yaml")),
+              (7.3, 7.9, 12.25))]
+    p1052 = _hunt_profile(1052)
+    cases.append(("hunt-1052", _inner(p1052), (3.5, 10.25, 40.75)))
+    print("a fractional session count's window law (ms, best of 7): log-domain | product")
+    for name, inner, ns in cases:
+        if inner.session_pmf is None:
+            print(f"  {name}: no session law (nothing fractional to compare)")
+            continue
+        for n in ns:
+            old = _old_pmf(inner, n)
+            new = inner._pmf(n, 0.0)
+            a = _best(lambda inner=inner, n=n: _old_pmf(inner, n))
+            b = _best(lambda inner=inner, n=n: inner._pmf(n, 0.0))
+            diff = float(np.abs(old - new).max()) / float(old.max())
+            print(f"  {name} at {n}: {1e3 * a:6.2f} | {1e3 * b:6.2f} ({old.size} points; "
+                  f"largest difference {diff:.1e} of the peak)")
+    best = math.inf
+    for _ in range(3):
+        prof = _hunt_profile(1052)     # a fresh profile: nothing cached
+        t = time.process_time()
+        res = analyze(prof)
+        best = min(best, time.process_time() - t)
+    print(f"hunt-1052's analytic answer: N* {res.burst_ceiling}, {best:.3f} s CPU (best of 3)")
+
+
+def spill() -> None:
+    from capacity.analytic import fleet
+    from capacity.sim.engine import simulate, trace_attempts
+    from capacity.sim.kernels import T_ADMITTED, T_DEP, T_SESSION, T_T, T_UNITS
+
+    prof = _hunt_profile(3027)
+    n = 347
+    got: dict[str, Any] = {}
+    real = fleet.FeedModel._fitting_stats
+
+    def spy(self: Any, k: int) -> Any:
+        out = real(self, k)
+        if k == n and self.c.quota == "q1":
+            got["m"] = self
+        return out
+
+    fleet.FeedModel._fitting_stats = spy  # type: ignore[method-assign,assignment]
+    try:
+        res = analyze(prof, sessions=n)
+    finally:
+        fleet.FeedModel._fitting_stats = real  # type: ignore[method-assign]
+    m = got["m"]
+    src = m.sources[0]
+    counts = src.calls(n)
+    calls = float(np.dot(np.arange(counts.size), counts)) * (src.block(n) if src.block else 1)
+    charge, launch = src.charges(n)
+
+    def mean(law: np.ndarray) -> float:
+        return float(np.dot(np.arange(law.size) * m.h, law)) / float(law.sum())
+
+    assert launch is not None
+    law, per = launch
+    print(f"model: {calls:.1f} spilled calls a window of {mean(charge):,.0f} tokens "
+          f"({calls * mean(charge):,.0f} tokens); as {calls / per:.2f} launches of "
+          f"{mean(law):,.0f} tokens and {per:.2f} calls ({calls / per * mean(law):,.0f} "
+          "tokens)")
+    tr = trace_attempts(prof, n, horizon_s=3600.0, seed=1, replication=0,
+                        max_attempts=5_000_000)
+    rows = tr.rows
+    slot = next(i for i, s in enumerate(tr.slots) if s.quota == "q1")
+    sl = tr.slots[slot]
+    w = sl.window_s
+    q = sl.limit / sl.period_s * w
+    sp = rows[rows[:, T_DEP] == 1]
+    span = float(rows[:, T_T].max() - rows[:, T_T].min())
+    ch = sp[:, T_UNITS + slot]
+    keys = np.round(sp[:, T_T], 6) * 1e4 + sp[:, T_SESSION]
+    _, inv, cnt = np.unique(keys, return_inverse=True, return_counts=True)
+    print(f"engine: {len(sp) / span * w:.1f} spilled attempts a window of {ch.mean():,.0f} "
+          f"tokens ({ch.sum() / span * w:,.0f} tokens); {cnt.size / span * w:.2f} launches "
+          f"of {np.bincount(inv, weights=ch).mean():,.0f} tokens and {cnt.mean():.2f} calls; "
+          f"{100 * float((sp[:, T_ADMITTED] == 0).mean()):.2f} % of them refused there")
+    g, _ = m.window_law(n)
+    units = np.arange(g.size) * m.h
+    win = np.floor((sp[:, T_T] + tr.clock_offset_s) / w).astype(np.int64)
+    win -= win.min()
+    tot = np.bincount(win, weights=ch)[1:-1]
+    print(f"receiver window ({q:,.0f} tokens): mean model {float(np.dot(units, g)):,.0f}, "
+          f"engine {tot.mean():,.0f}")
+    for x in (0.8, 1.0, 1.25):
+        print(f"  P(S > {x}·q): model {float(g[units > x * q].sum()):.4f}, "
+              f"engine {float((tot > x * q).mean()):.4f}")
+    share = sum(c.at_sessions.attempt_429_fraction for c in res.constraints
+                if c.at_sessions is not None and c.quota == "q1")
+    sim = simulate(prof, n, replications=10, seed=1, workers=2)
+    e = sim.metrics["attempt_429_fraction"]
+    print(f"429 share at {n}: model {100 * share:.2f} %, engine {100 * e.mean:.2f} % "
+          f"[{100 * e.lo:.2f}–{100 * e.hi:.2f}]")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("probe", choices=["clog", "spill"])
+    args = ap.parse_args()
+    {"clog": clog, "spill": spill}[args.probe]()
+
+
+if __name__ == "__main__":
+    main()
