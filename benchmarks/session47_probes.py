@@ -79,7 +79,7 @@ def _old_pmf(inner: Any, n: float) -> np.ndarray:
 def _inner(prof: Profile, which: int = 0) -> Any:
     wl = Workload.from_profile(prof)
     cyc = amodel.cycle_time(wl)
-    return amodel.constraint_model(wl, wl.constraints[which], cyc.cycle_s,
+    return amodel.constraint_model(wl, wl.constraints[which], cyc.cycle_s,  # type: ignore[union-attr]
                                    cyc.min_cycle_s).inner
 
 
