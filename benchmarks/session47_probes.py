@@ -2,6 +2,7 @@
 
     python benchmarks/session47_probes.py clog      # complex logs: numpy's against log|z| + i·arg z
     python benchmarks/session47_probes.py spill     # hunt-3027's spilled calls, model and engine
+    python benchmarks/session47_probes.py floor     # a sliding loss log's floor, in units
 
 ``clog``: one run, interleaved, best of 7 repeats: ``np.log`` of a complex transform
 against :func:`capacity.analytic.window.complex_log` at 2^13 … 2^18 lattice points (their
@@ -18,6 +19,12 @@ replication of 1 h, seed 1: attempts at the receiver, grouped into launches by s
 and instant), the receiver's window law against the engine's window totals, and the
 429 share, the model's and the engine's (10 × 1 h). Why the record is optimistic: see
 benchmarks/RESULTS.md (session 47).
+
+``floor``: tests/data/sliding-loss-two-sizes.yaml (a 10 s sliding TPM log, one call a
+turn of ~950 or ~7,900 tokens, no retries) at 400, 600 and 800 sessions: the log's own
+law and the fixed windows' model (calls turned away), the units each turns away (the
+log's Palm rule by charge; the fixed windows' ``E[(S − q)⁺]/E[S]``), the answer, and the
+engine on the log and on fixed windows of its length (4 × 1 h, seed 1).
 """
 
 from __future__ import annotations
@@ -190,11 +197,43 @@ def spill() -> None:
           f"[{100 * e.lo:.2f}–{100 * e.hi:.2f}]")
 
 
+def floor() -> None:
+    import copy
+
+    import yaml
+
+    from capacity.analytic.clumped import ClumpedWindow
+    from capacity.sim.engine import simulate
+
+    path = ROOT / "tests/data/sliding-loss-two-sizes.yaml"
+    data = yaml.safe_load(path.read_text())
+    prof = load_profile(path)
+    wl = Workload.from_profile(prof)
+    cyc = amodel.cycle_time(wl)
+    m = amodel.constraint_model(wl, wl.constraints[0], cyc.cycle_s, cyc.min_cycle_s)
+    assert isinstance(m, ClumpedWindow) and m.fixed_twin is not None
+    fixed = copy.deepcopy(data)
+    fixed["quotas"]["q0"]["enforcement"]["type"] = "fixed_window"
+    fixed_prof = profile_from_dict(fixed)
+    print("sessions | calls refused: own law, fixed windows' model, answer | units refused: "
+          "own law, fixed windows' E[(S-q)+]/E[S] | engine: log, fixed windows")
+    for n in (400, 600, 800):
+        own = m.inner.attempt_share(n)["attempt"]
+        twin = m.fixed_twin.attempt_share(n)["attempt"]
+        ans = m.stats(n).loss_fraction
+        ou, fu = m.inner.loss_units_share(n), m.fixed_twin.stop_loss_units_share(n)
+        e_log, e_fix = (simulate(p, n, replications=4, seed=1, workers=1)
+                        .metrics["attempt_429_fraction"].mean for p in (prof, fixed_prof))
+        print(f"{n} | {100 * own:.1f} %, {100 * twin:.1f} %, {100 * ans:.1f} % | "
+              f"{100 * ou:.1f} %, {100 * fu:.1f} % | {100 * e_log:.1f} %, {100 * e_fix:.1f} %",
+              flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("probe", choices=["clog", "spill"])
+    ap.add_argument("probe", choices=["clog", "spill", "floor"])
     args = ap.parse_args()
-    {"clog": clog, "spill": spill}[args.probe]()
+    {"clog": clog, "spill": spill, "floor": floor}[args.probe]()
 
 
 if __name__ == "__main__":

@@ -655,6 +655,21 @@ class ClumpWindowModel:
             return 0.0
         return min(1.0, self._rejected(g, mean_s) / mean_s)
 
+    def stop_loss_units_share(self, n: int) -> float:
+        """``E[(S − q)⁺]/E[S]`` at ``n``: the share of the offered units fixed windows
+        turn away past their allowance (no retries; the free count, unthinned)."""
+        mean_s = n * self.mean_units / self.h
+        if mean_s <= 0:
+            return 0.0
+        return min(1.0, _stop_loss(self.pmf(n), self.q_lat, mean_s) / mean_s)
+
+    def loss_units_share(self, n: int) -> float:
+        """The share of the offered units a loss log (:attr:`loses`) turns away at
+        ``n`` by its Palm rule: an arriving call weighted by its charge
+        (:meth:`_loss_share` with the units' arrival law; the free count, unthinned)."""
+        q = math.floor(self.q_lat + 1e-9)
+        return self._loss_share(self.truncated(max(n - 1, 0)), q, self._arrival_laws()[1])
+
     def _rejected(self, g: NDArray[np.float64], mean_s: float) -> float:
         """Calls turned away per fixed window without retries (lattice units of mean
         calls): from ``E[(S − q)⁺]`` and ``P(S > q)`` (:meth:`refused`)."""
