@@ -665,10 +665,21 @@ class ClumpWindowModel:
 
     def loss_units_share(self, n: int) -> float:
         """The share of the offered units a loss log (:attr:`loses`) turns away at
-        ``n`` by its Palm rule: an arriving call weighted by its charge
-        (:meth:`_loss_share` with the units' arrival law; the free count, unthinned)."""
+        ``n`` by its own law: the Palm rule with an arriving call weighted by its charge
+        (:meth:`_loss_share`), and for clumps admitted in part the units they displace
+        (:meth:`_partial_admission`, which scales the calls by the same ratio); the
+        free count, unthinned."""
         q = math.floor(self.q_lat + 1e-9)
-        return self._loss_share(self.truncated(max(n - 1, 0)), q, self._arrival_laws()[1])
+        low = self.truncated(max(n - 1, 0))
+        extra, units = self._arrival_laws()
+        pu = self._loss_share(low, q, units)
+        if self.single_launches:
+            return pu
+        p = self._loss_share(low, q, extra)
+        if p <= 0.0:
+            return pu
+        return min(1.0, pu * self._partial_admission(self.pmf(max(n - 1, 0)), q, p, pu,
+                                                     low) / p)
 
     def _rejected(self, g: NDArray[np.float64], mean_s: float) -> float:
         """Calls turned away per fixed window without retries (lattice units of mean
