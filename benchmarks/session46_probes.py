@@ -114,26 +114,32 @@ def lattice() -> None:
         print(f"{n} sessions: model {_share(prof, n):.2e}, engine {_engine(prof, n, 10)}")
 
 
-def spilled() -> None:
+def receiver_at(prof: Profile, n: int, quota: str = "q1") -> tuple[Any, Any]:
+    """(the fleet model of ``quota`` — a deployment fed by spillover — as the analytic
+    answer at ``n`` sessions built it, that answer)."""
     from capacity.analytic import fleet
 
-    prof = profile_from_dict(_hunt_data(1039))
-    n = 95
     got: dict[str, Any] = {}
     real = fleet.FeedModel._fitting_stats
 
     def spy(self: Any, k: int) -> Any:
         out = real(self, k)
-        if k == n and self.c.quota == "q1":
+        if k == n and self.c.quota == quota:
             got["m"] = self
         return out
 
-    fleet.FeedModel._fitting_stats = spy  # type: ignore[method-assign]
+    fleet.FeedModel._fitting_stats = spy  # type: ignore[method-assign,assignment]
     try:
-        analyze(prof, sessions=n)
+        res = analyze(prof, sessions=n)
     finally:
         fleet.FeedModel._fitting_stats = real  # type: ignore[method-assign]
-    m = got["m"]
+    return got["m"], res
+
+
+def spilled() -> None:
+    n = 95
+    prof = profile_from_dict(_hunt_data(1039))
+    m, _ = receiver_at(prof, n)
     src = m.sources[0]
     _, launch = src.charges(n)
     law, per = launch

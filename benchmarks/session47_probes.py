@@ -3,6 +3,7 @@
     python benchmarks/session47_probes.py clog      # complex logs: numpy's against log|z| + i·arg z
     python benchmarks/session47_probes.py spill     # hunt-3027's spilled calls, model and engine
     python benchmarks/session47_probes.py floor     # a sliding loss log's floor, in units
+    python benchmarks/session47_probes.py trains    # ... and near its allowance, in calls
 
 ``clog``: one run, interleaved, best of 7 repeats: ``np.log`` of a complex transform
 against :func:`capacity.analytic.window.complex_log` at 2^13 … 2^18 lattice points (their
@@ -10,7 +11,9 @@ largest difference); then a fractional session count's window law (``_pmf`` at 7
 and 12.25 sessions of tool-agent's RPM constraint, and at the N − 1 of hunt-1052's ITPM
 log): the log-domain formula it replaced (the factor's log added before one exp) against
 the product it takes now (the factor multiplied after the exp), and their largest
-difference; then hunt-1052's whole analytic answer (seconds of CPU, best of 3).
+difference; then hunt-1052's whole analytic answer (seconds of CPU, best of 3); then
+tests/data/fleet-spill-past-rpm-only.yaml's receiver share at 316, 346 and 358 sessions
+with numpy's complex log and with ``complex_log`` (an ill-conditioned fleet path).
 
 ``spill``: hunt-3027 (a 10 s sliding TPM log spilling into a 10 s fixed one) at 347
 sessions (its simulated N*): the spilled calls as the receiver's model has them (calls a
@@ -25,6 +28,14 @@ turn of ~950 or ~7,900 tokens, no retries) at 400, 600 and 800 sessions: the log
 law and the fixed windows' model (calls turned away), the units each turns away (the
 log's Palm rule by charge; the fixed windows' ``E[(S − q)⁺]/E[S]``), the answer, and the
 engine on the log and on fixed windows of its length (4 × 1 h, seed 1).
+
+``trains``: tests/data/sliding-loss-trains.yaml (hunt-3001) with the loop's final call
+500–24,000 or 500–40,000 input tokens, and tests/data/sliding-loss-trains-two-finals.yaml
+(500 or 30,000, 3:1): the analytic N* with the floor in calls within 1.1 times the
+allowance (as shipped) and with the units gate alone (``clumped._FLOOR_IN_CALLS`` 0, the
+first version), the engine's share at the N each says and at one between (4 × 1 h,
+seed 1; the target 3 %); and on the two finals the share at the last N within 1.1 times
+the allowance and the next N's by the switch alone (no holding to the one before).
 """
 
 from __future__ import annotations
@@ -125,30 +136,38 @@ def clog() -> None:
         res = analyze(prof)
         best = min(best, time.process_time() - t)
     print(f"hunt-1052's analytic answer: N* {res.burst_ceiling}, {best:.3f} s CPU (best of 3)")
+    # An ill-conditioned fleet share: tests/data/fleet-spill-past-rpm-only.yaml's receiver
+    # with numpy's complex log swapped back in (the two differ by ~5e-16).
+    path = ROOT / "tests/data/fleet-spill-past-rpm-only.yaml"
+    ours = window.complex_log
+
+    def numpy_log(z: Any, floor: float = 1e-300) -> Any:
+        return np.log(np.where(np.abs(z) < floor, floor, np.asarray(z, np.complex128)))
+
+    for n in (316, 346, 358):
+        got = []
+        for fn in (numpy_log, ours):
+            window.complex_log = fn
+            try:
+                r = analyze(load_profile(path), sessions=n)   # (a fresh profile each time)
+            finally:
+                window.complex_log = ours
+            got.append(next(c.at_sessions.attempt_429_fraction for c in r.constraints
+                            if c.quota == "q1" and c.dimension == "rpm"
+                            and c.at_sessions is not None))
+        print(f"fleet-spill-past-rpm-only q1.rpm at {n}: numpy's log {100 * got[0]:.2f} %, "
+              f"complex_log {100 * got[1]:.2f} %")
 
 
 def spill() -> None:
-    from capacity.analytic import fleet
+    from session46_probes import receiver_at
+
     from capacity.sim.engine import simulate, trace_attempts
     from capacity.sim.kernels import T_ADMITTED, T_DEP, T_SESSION, T_T, T_UNITS
 
     prof = _hunt_profile(3027)
     n = 347
-    got: dict[str, Any] = {}
-    real = fleet.FeedModel._fitting_stats
-
-    def spy(self: Any, k: int) -> Any:
-        out = real(self, k)
-        if k == n and self.c.quota == "q1":
-            got["m"] = self
-        return out
-
-    fleet.FeedModel._fitting_stats = spy  # type: ignore[method-assign,assignment]
-    try:
-        res = analyze(prof, sessions=n)
-    finally:
-        fleet.FeedModel._fitting_stats = real  # type: ignore[method-assign]
-    m = got["m"]
+    m, res = receiver_at(prof, n)
     src = m.sources[0]
     counts = src.calls(n)
     calls = float(np.dot(np.arange(counts.size), counts)) * (src.block(n) if src.block else 1)
@@ -229,11 +248,62 @@ def floor() -> None:
               flush=True)
 
 
+def trains() -> None:
+    import copy
+
+    import yaml
+
+    from capacity.analytic import clumped
+    from capacity.sim.engine import simulate
+
+    base = yaml.safe_load((ROOT / "tests/data/sliding-loss-trains.yaml").read_text())
+    cases: list[tuple[str, dict[str, Any], int]] = []
+    for lo, hi, mid in ((500, 24000, 327), (500, 40000, 233)):
+        d = copy.deepcopy(base)
+        d["session"]["turns"]["t0-loop"]["steps"][-1]["call"]["input_tokens"] = {
+            "uniform": [lo, hi]}
+        cases.append((f"final call {lo}-{hi}", d, mid))
+    two_path = ROOT / "tests/data/sliding-loss-trains-two-finals.yaml"
+    cases.append(("final call 500 or 30,000 (3:1)", yaml.safe_load(two_path.read_text()),
+                  438))
+    for name, data, mid in cases:
+        # (A fresh profile each time: the analytic answer is remembered by the profile.)
+        shipped = analyze(profile_from_dict(data)).burst_ceiling
+        keep = clumped._FLOOR_IN_CALLS
+        clumped._FLOOR_IN_CALLS = 0.0
+        try:
+            units = analyze(profile_from_dict(data)).burst_ceiling
+        finally:
+            clumped._FLOOR_IN_CALLS = keep
+        shares = []
+        for n in sorted({shipped, mid, units}):
+            e = simulate(profile_from_dict(data), n, replications=4, seed=1,
+                         workers=1).metrics["attempt_429_fraction"]
+            shares.append(f"{n}: {100 * e.mean:.2f} % [{100 * e.lo:.2f}–{100 * e.hi:.2f}]")
+        print(f"{name}: N* {shipped} (calls within 1.1x), {units} (units gate alone); "
+              f"engine {', '.join(shares)}", flush=True)
+    two = load_profile(two_path)
+    wl = Workload.from_profile(two)
+    cyc = amodel.cycle_time(wl)
+    m = amodel.constraint_model(wl, wl.constraints[0], cyc.cycle_s, cyc.min_cycle_s)
+    inner, twin = m.inner, m.fixed_twin  # type: ignore[union-attr]
+    assert twin is not None
+    last = math.floor(clumped._FLOOR_IN_CALLS * inner.q_lat * inner.h / inner.mean_units
+                      + 1e-9)
+    own = inner.attempt_share(last + 1)["attempt"]
+    alone = (max(own, twin.attempt_share(last + 1)["attempt"])
+             if twin.stop_loss_units_share(last + 1) > inner.loss_units_share(last + 1)
+             else own)
+    print(f"two finals: {100 * m.stats(last).loss_fraction:.2f} % at {last} sessions (the "
+          f"last within 1.1x); at {last + 1} {100 * alone:.2f} % by the switch alone, "
+          f"{100 * m.stats(last + 1).loss_fraction:.2f} % as shipped")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("probe", choices=["clog", "spill", "floor"])
+    ap.add_argument("probe", choices=["clog", "spill", "floor", "trains"])
     args = ap.parse_args()
-    {"clog": clog, "spill": spill, "floor": floor}[args.probe]()
+    {"clog": clog, "spill": spill, "floor": floor, "trains": trains}[args.probe]()
 
 
 if __name__ == "__main__":

@@ -119,6 +119,10 @@ class ClumpedWindow:
     twin_build: Callable[[], _window.ClumpWindowModel] | None = None
     _twin: list[_window.ClumpWindowModel] = dataclasses.field(
         default_factory=list, init=False, repr=False, compare=False)
+    # The share at the last N whose floor is in calls, which every N past it is held to
+    # (:meth:`_stats`): solved once, not at each N a search asks past it.
+    _within: list[WindowStats] = dataclasses.field(
+        default_factory=list, init=False, repr=False, compare=False)
 
     @property
     def fixed_twin(self) -> _window.ClumpWindowModel | None:
@@ -180,8 +184,8 @@ class ClumpedWindow:
         # bound in units. In calls the fixed windows' share is what a log whose own law
         # misses its sessions' trains of calls does turn away near its allowance
         # (hunt-3001, :func:`clumped_window_model`; with the trains' final call's charge
-        # spread 500-24,000 tokens the units bound is loose there, and the own law alone
-        # said 344 sessions against the engine's ~327, the calls' floor 331). Far over the
+        # spread 500-24,000 tokens the units bound is loose there, and the units gate
+        # alone said 344 sessions against the engine's ~327, the calls' floor 331). Far over the
         # allowance it is not: a log that stays full lets small calls into the room the
         # large ones cannot use, where a fixed window admits what comes first until full
         # (two sizes, ~950 and ~7,900 tokens, at 1.95 times a 10 s log's allowance: the
@@ -190,24 +194,25 @@ class ClumpedWindow:
         # offered count is within 1.1 times the allowance (the shares a target asks
         # about), and past it only where their units say more than the log's own law —
         # never below the share at the last N within it (the share rises with N: a
-        # switch that dropped it, 5.7 % to 3.1 % on the trains above with two final
+        # switch that dropped it, 6.19 % to 3.08 % on the trains above with two final
         # charges, would have let a ceiling search past it).
-        last = (math.floor(_FLOOR_IN_CALLS * m.q_lat * m.h / m.mean_units + 1e-9)
-                if twin_m is not None and m.mean_units > 0 else n)
-        if twin_m is not None and (n <= last or twin_m.stop_loss_units_share(n)
-                                   > m.loss_units_share(n)):
-            twin = twin_m.attempt_share(n)
-            if twin["attempt"] > r["attempt"]:
-                r = {**r, "attempt": twin["attempt"], "call": twin["call"],
-                     "failed": twin["failed"]}
-                how += ", at least its length's fixed windows'"
-        if n > last >= 1:
-            before = self.stats(last)
-            if before.loss_fraction > r["attempt"]:
-                r = {**r, "attempt": before.loss_fraction,
-                     "call": max(r["call"], before.call_429_fraction or 0.0),
-                     "failed": max(r["failed"], before.call_failure_fraction or 0.0)}
-                how += ", at least its share within 1.1 times its allowance"
+        if twin_m is not None and m.mean_units > 0:
+            last = math.floor(_FLOOR_IN_CALLS * m.q_lat * m.h / m.mean_units + 1e-9)
+            if n <= last or twin_m.stop_loss_units_share(n) > m.loss_units_share(n):
+                twin = twin_m.attempt_share(n)
+                if twin["attempt"] > r["attempt"]:
+                    r = {**r, "attempt": twin["attempt"], "call": twin["call"],
+                         "failed": twin["failed"]}
+                    how += ", at least its length's fixed windows'"
+            if n > last >= 1:
+                if not self._within:
+                    self._within.append(self.stats(last))
+                before = self._within[0]
+                if before.loss_fraction > r["attempt"]:
+                    r = {**r, "attempt": before.loss_fraction,
+                         "call": max(r["call"], before.call_429_fraction or 0.0),
+                         "failed": max(r["failed"], before.call_failure_fraction or 0.0)}
+                    how += ", at least its share within 1.1 times its allowance"
         if m.retry.retries:
             how += (", retries herded at the oldest charge's expiry" if m.herds
                     else ", retry fixed point" if self.sliding
