@@ -2287,6 +2287,18 @@ _SPILL_POINTS = 1 << 16
 _TAIL_PHASES = 32
 _TAIL_STEPS = 4
 _TAIL_GROUPS = 256
+# A sliding log that logs every attempt spills into a receiver at least this many of its
+# windows long by the route's rate there (:func:`_local_rate_spill`); at one window the
+# room law's ``(Y − R)⁺`` (seeds 179, 200). No hunt record has a counted log into a
+# receiver between one and two of its windows: from 1.01 the same records move.
+_LOCAL_RATE_SPAN = 2.0
+# The quantiles of the route's count at which the log's share is solved (9: at most 9
+# more N for the log, each memoised).
+_LOCAL_NODES = np.linspace(0.005, 0.995, 9)
+# ... and the count's points up to which each is thinned by its own binomial
+# (:func:`_thin_each`, ~2 ms at 512 points; hunt-3067's 1,044 took 6 ms, 26 times an
+# answer).
+_LOCAL_EXACT_POINTS = 512
 # Nodes of the span a sliding log reaches back before a spilled call's own window
 # (:func:`_tail_spill_seen`): at most this many, one per 1/_TAIL_NODES of a window
 # it spans (hunt seed 165 at 3 / 4 / 8 nodes: N* 185 / 184 / 185; at 2: 177).
@@ -2312,6 +2324,13 @@ def _sliding_spill(model: Any, n: int, per_call: float, count: Any, k: float,
         share = share if level is None else level
         return _thin(_trim(y / float(y.sum())), share)
     inner = model.inner
+    if not inner.loses and k >= _LOCAL_RATE_SPAN:
+        memo: dict[tuple[int, int], tuple[object, NDArray[np.float64]]] = model.spilled
+        hit = memo.get((n, id(count)))
+        if hit is None or hit[0] is not count:
+            hit = memo[n, id(count)] = (
+                count, _local_rate_spill(model, n, _trim(y / float(y.sum()))))
+        return hit[1]
     # A loss log's room over a receiver's window at least its own is its allowance less
     # what it holds, and all it holds expires within the window: the offered count's
     # swings above the allowance are no room (hunt-3015 at 504 sessions, a 10 s log at
@@ -2319,6 +2338,94 @@ def _sliding_spill(model: Any, n: int, per_call: float, count: Any, k: float,
     # with the offered count, ± 16.0 with the held one, the engine ± 15.8).
     g = inner.truncated(n) if inner.loses and k >= 1.0 - 1e-9 else inner.pmf(n)
     return _room_spill(g / g.sum(), inner.h, per_call, model.stats(n).loss_fraction, y, k)
+
+
+def _local_rate_spill(model: Any, n: int, y: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Calls a sliding log that logs every attempt (``model``, its
+    :class:`ClumpedWindow`) spills per window of a receiver at least
+    ``_LOCAL_RATE_SPAN`` of its own windows long, the route's count there ``Y ~ y`` at
+    ``n``: given ``Y = m``, each call turned away with the log's own share at the
+    session count whose mean count is ``m`` — ``share(n·m/E[Y])``, solved at
+    ``_LOCAL_NODES`` quantiles of ``Y`` and read between them linearly — scaled so the
+    mean is the share at ``n``.
+
+    Such a log refuses by the attempts in its trailing window alone, so its share
+    follows the route's rate over the longer window, and the spill grows faster than the
+    count: hunt-3008's 1 s RPM log into a 15 s window at 383 sessions (its receiver
+    never refusing, no retries) turns away 21.9 / 38.7 / 60.9 % of 60 / 75 / 94 calls
+    a 15 s window in the engine, its model at 301 / 377 / 472 sessions 23.4 / 40.4 /
+    60.9 %; the spill grows 1.29 calls a call of the count, where :func:`_room_spill`'s
+    ``(Y − R)⁺`` grows 1 — its spread 13.2 calls a window against the engine's 18.1, now
+    16.3 (``benchmarks/session48_probes.py local``)."""
+    ky = np.arange(y.size, dtype=np.float64)
+    mean_y = float(np.dot(ky, y))
+    share = model.stats(n).loss_fraction
+    if mean_y <= 0.0 or share <= 0.0 or y.size <= 1:
+        return np.ones(1)
+    cdf = np.cumsum(y)
+    ends = np.minimum(np.searchsorted(cdf, _LOCAL_NODES), y.size - 1)
+    ms = sorted({max(1, round(n * float(v) / mean_y)) for v in ky[ends]} | {n})
+    shares = np.array([share if m == n else model.stats(m).loss_fraction for m in ms])
+    # (At m sessions the mean count is m·E[Y]/n: the node sits there, not at the
+    # quantile it was rounded from.)
+    keep = np.interp(ky, np.array(ms, dtype=np.float64) * mean_y / n, shares)
+    mean = float(np.dot(ky * keep, y))
+    keep = np.clip(keep * (share * mean_y / max(mean, 1e-300)), 0.0, 1.0)
+    if y.size <= _LOCAL_EXACT_POINTS:
+        return _thin_each(y, keep)
+    # A long count: its thinning's own spread as one normal law of the mean conditional
+    # variance about ``Y·keep(Y)`` (the law of total variance), each point's binomial
+    # being near normal and narrow against the count's spread (hunt-3067's ~220 calls a
+    # 30 s window ± 44, a binomial's ± 11; hunt-3089's 64,000-call count took 5.8 s an
+    # answer as binomials by the pgf's way, 0.84 s so).
+    sure = _rebin(ky * keep, y)
+    sd = math.sqrt(float(np.dot(ky * keep * (1.0 - keep), y)))
+    if sd < 0.5:
+        return _trim(sure / float(sure.sum()))
+    half = math.ceil(_THIN_SD * sd)
+    x = np.arange(-half, half + 1, dtype=np.float64)
+    kernel = np.exp(-0.5 * (x / sd) ** 2)
+    out = _convolve(sure, kernel / float(kernel.sum()))
+    # (Index i of the sum is i − half calls: what falls below none is none.)
+    law = out[half:].copy()
+    law[0] += float(out[:half].sum())
+    return _trim(np.clip(law, 0.0, None) / float(np.clip(law, 0.0, None).sum()))
+
+
+def _thin_each(p: NDArray[np.float64], keep: NDArray[np.float64],
+               chunk: int = 256) -> NDArray[np.float64]:
+    """``Σ_y p_y Bin(y, keep_y)``: each point's binomial at its own kept fraction, at
+    ``_THIN_SD`` standard deviations and ``_THIN_PAD`` points either side of its mode by
+    the ratios of neighbouring terms (as :func:`_thin_sparse`), ``chunk`` points at a
+    time."""
+    out = np.zeros(p.size + 1)
+    nz = np.flatnonzero(p)
+    f = keep[nz]
+    none, every = f <= 0.0, f >= 1.0
+    out[0] += float(p[nz[none]].sum())
+    np.add.at(out, nz[every], p[nz[every]])
+    nz = nz[~none & ~every]
+    for lo in range(0, nz.size, chunk):
+        at = nz[lo: lo + chunk]
+        c = at.astype(np.float64)[:, None]
+        fk = keep[at][:, None]
+        r = fk / (1.0 - fk)
+        half = math.ceil(_THIN_SD * math.sqrt(float((c * fk * (1.0 - fk)).max()))) + _THIN_PAD
+        mode = np.minimum(np.floor((c + 1.0) * fk), c)
+        step = np.arange(half, dtype=np.float64)[None, :]
+        up = mode + step                          # term x + 1 over term x, x = up
+        right = np.cumprod(np.maximum(c - up, 0.0) / (up + 1.0) * r, axis=1)
+        down = mode - step                        # term x − 1 over term x, x = down
+        left = np.cumprod(np.maximum(down, 0.0) / (c - down + 1.0) / r, axis=1)
+        scale = p[at][:, None] / (1.0 + right.sum(axis=1) + left.sum(axis=1))[:, None]
+        # One bincount of the modes and both sides (a term past its binomial's support
+        # is 0 by the ratios: placed at the end's point, it adds nothing).
+        where = np.concatenate([mode[:, 0], np.minimum(up + 1.0, c).ravel(),
+                                np.maximum(down - 1.0, 0.0).ravel()]).astype(np.int64)
+        mass = np.concatenate([scale[:, 0], (right * scale).ravel(), (left * scale).ravel()])
+        out += np.bincount(where, mass, minlength=out.size)[: out.size]
+    res = out[: p.size]
+    return _trim(res / float(res.sum()))
 
 
 def _room_allowance(s: NDArray[np.float64], t0: NDArray[np.float64],
