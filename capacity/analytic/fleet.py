@@ -2237,7 +2237,8 @@ def _spill_source(model: Any, per_call: float, window_s: float,
             if inner.sliding and count is not None:
                 lone = gate is not None and gate(n)
                 return _sliding_spill(model, n, per_call, count, k, lone,
-                                      level(n) if lone and level is not None else None)
+                                      level(n) if lone and level is not None else None,
+                                      _local_rate_fits(dest, batch))
             if inner.sliding:
                 # A sliding log turns away more than a fixed window's (S − q)⁺ (a log that
                 # counts its rejections stays full): the overflow keeps the shape
@@ -2287,18 +2288,18 @@ _SPILL_POINTS = 1 << 16
 _TAIL_PHASES = 32
 _TAIL_STEPS = 4
 _TAIL_GROUPS = 256
-# A sliding log that logs every attempt spills into a receiver at least this many of its
-# windows long by the route's rate there (:func:`_local_rate_spill`); at one window the
-# room law's ``(Y − R)⁺`` (seeds 179, 200). No hunt record has a counted log into a
-# receiver between one and two of its windows: from 1.01 the same records move.
+# A sliding log that logs every attempt spills into a window at least this many of its
+# own long by the route's rate there (:func:`_local_rate_spill`); shorter, by the room
+# law's ``(Y − R)⁺``. No hunt record has a counted log into a receiver between one and
+# two of its windows: from 1.01 the same records move.
 _LOCAL_RATE_SPAN = 2.0
 # The quantiles of the route's count at which the log's share is solved (9: at most 9
 # more N for the log, each memoised).
 _LOCAL_NODES = np.linspace(0.005, 0.995, 9)
-# ... and the count's points up to which each is thinned by its own binomial
-# (:func:`_thin_each`, ~2 ms at 512 points; hunt-3067's 1,044 took 6 ms, 26 times an
-# answer).
-_LOCAL_EXACT_POINTS = 512
+# ... and the thinning (:func:`_thin_local`): each binomial exactly up to this sd (at most
+# 2·(13·16 + 20) = 456 terms a point), past it normal laws in bands of sd this ratio apart.
+_LOCAL_EXACT_SD = 16.0
+_LOCAL_BAND = 1.25
 # Nodes of the span a sliding log reaches back before a spilled call's own window
 # (:func:`_tail_spill_seen`): at most this many, one per 1/_TAIL_NODES of a window
 # it spans (hunt seed 165 at 3 / 4 / 8 nodes: N* 185 / 184 / 185; at 2: 177).
@@ -2309,7 +2310,8 @@ _TAIL_REACH = 1e-6
 
 
 def _sliding_spill(model: Any, n: int, per_call: float, count: Any, k: float,
-                   lone: bool, level: float | None = None) -> NDArray[np.float64]:
+                   lone: bool, level: float | None = None, local: bool = False
+                   ) -> NDArray[np.float64]:
     """Calls a sliding log (``model``, its :class:`ClumpedWindow`; ``per_call`` units a
     call) spills per window of a receiver ``k`` times as long, whose count of the route's
     calls is ``count`` at ``n``: the route's calls each turned away by the room law where
@@ -2317,14 +2319,17 @@ def _sliding_spill(model: Any, n: int, per_call: float, count: Any, k: float,
     for its own charge against the room it finds, not as a bunch while full — the large
     calls of a mix are refused, the small slip in, call by call), else
     :func:`_room_spill`. ``level``: the share any slot of its level turns away
-    (:func:`_level_share`), in place of its own where the room law applies."""
+    (:func:`_level_share`), in place of its own where the room law applies.
+    ``local``: the receiver is a window (fixed or sliding) and the route's launches are
+    single calls (:func:`_local_rate_fits`), where a log that logs every attempt spills
+    by the route's rate over the receiver's window (:func:`_local_rate_spill`)."""
     y = np.asarray(count.pmf(n), dtype=np.float64)
     share = room_share(model.inner, n, lone)
     if share is not None:
         share = share if level is None else level
         return _thin(_trim(y / float(y.sum())), share)
     inner = model.inner
-    if not inner.loses and k >= _LOCAL_RATE_SPAN:
+    if local and not inner.loses and k >= _LOCAL_RATE_SPAN:
         memo: dict[tuple[int, int], tuple[object, NDArray[np.float64]]] = model.spilled
         hit = memo.get((n, id(count)))
         if hit is None or hit[0] is not count:
@@ -2340,14 +2345,21 @@ def _sliding_spill(model: Any, n: int, per_call: float, count: Any, k: float,
     return _room_spill(g / g.sum(), inner.h, per_call, model.stats(n).loss_fraction, y, k)
 
 
+def _local_rate_fits(dest: str, batch: NDArray[np.float64]) -> bool:
+    """Whether :func:`_local_rate_spill` reads a log's spill into a receiver of the kind
+    ``dest``, the route's calls a launch ``batch`` (:func:`launch_sizes`): a window
+    (fixed or sliding), every launch a single call."""
+    return dest in ("fixed_window", "sliding_window") and float(batch[2:].sum()) <= 0.0
+
+
 def _local_rate_spill(model: Any, n: int, y: NDArray[np.float64]) -> NDArray[np.float64]:
     """Calls a sliding log that logs every attempt (``model``, its
     :class:`ClumpedWindow`) spills per window of a receiver at least
     ``_LOCAL_RATE_SPAN`` of its own windows long, the route's count there ``Y ~ y`` at
-    ``n``: given ``Y = m``, each call turned away with the log's own share at the
-    session count whose mean count is ``m`` — ``share(n·m/E[Y])``, solved at
-    ``_LOCAL_NODES`` quantiles of ``Y`` and read between them linearly — scaled so the
-    mean is the share at ``n``.
+    ``n`` (its launches single calls): given ``Y = m``, each call turned away with the
+    log's own share at the session count whose mean count is ``m`` — ``share(n·m/E[Y])``,
+    solved at ``_LOCAL_NODES`` quantiles of ``Y`` and read between them linearly —
+    scaled so the mean is the share at ``n`` (:func:`_thin_local`).
 
     Such a log refuses by the attempts in its trailing window alone, so its share
     follows the route's rate over the longer window, and the spill grows faster than the
@@ -2356,12 +2368,23 @@ def _local_rate_spill(model: Any, n: int, y: NDArray[np.float64]) -> NDArray[np.
     a 15 s window in the engine, its model at 301 / 377 / 472 sessions 23.4 / 40.4 /
     60.9 %; the spill grows 1.29 calls a call of the count, where :func:`_room_spill`'s
     ``(Y − R)⁺`` grows 1 — its spread 13.2 calls a window against the engine's 18.1, now
-    16.3 (``benchmarks/session48_probes.py local``)."""
+    16.3 (``benchmarks/session48_probes.py local``). Fan-outs are left to the room law:
+    a full log turns a fan-out away whole, so the spill at a given ``Y`` spreads far more
+    than calls turned away one by one (a review's 6-call fan-outs into a 10 s window:
+    the spread 2.6 times the binomial's, N* 59 against a simulated 54 [53–55], the room
+    law 51), and so are token buckets (the same fan-outs into a 10 s bucket: 64 against
+    49 [48–51], the room law 51)."""
+    return _thin_local(y, _local_rate_keep(model, n, y))
+
+
+def _local_rate_keep(model: Any, n: int, y: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The share of :func:`_local_rate_spill` at each count ``Y = 0, 1, …`` (``y``, its
+    law at ``n``; all 0 where nothing is spilled)."""
     ky = np.arange(y.size, dtype=np.float64)
     mean_y = float(np.dot(ky, y))
     share = model.stats(n).loss_fraction
-    if mean_y <= 0.0 or share <= 0.0 or y.size <= 1:
-        return np.ones(1)
+    if mean_y <= 0.0 or share <= 0.0:
+        return np.zeros(y.size)
     cdf = np.cumsum(y)
     ends = np.minimum(np.searchsorted(cdf, _LOCAL_NODES), y.size - 1)
     ms = sorted({max(1, round(n * float(v) / mean_y)) for v in ky[ends]} | {n})
@@ -2370,34 +2393,46 @@ def _local_rate_spill(model: Any, n: int, y: NDArray[np.float64]) -> NDArray[np.
     # quantile it was rounded from.)
     keep = np.interp(ky, np.array(ms, dtype=np.float64) * mean_y / n, shares)
     mean = float(np.dot(ky * keep, y))
-    keep = np.clip(keep * (share * mean_y / max(mean, 1e-300)), 0.0, 1.0)
-    if y.size <= _LOCAL_EXACT_POINTS:
-        return _thin_each(y, keep)
-    # A long count: its thinning's own spread as one normal law of the mean conditional
-    # variance about ``Y·keep(Y)`` (the law of total variance), each point's binomial
-    # being near normal and narrow against the count's spread (hunt-3067's ~220 calls a
-    # 30 s window ± 44, a binomial's ± 11; hunt-3089's 64,000-call count took 5.8 s an
-    # answer as binomials by the pgf's way, 0.84 s so).
-    sure = _rebin(ky * keep, y)
-    sd = math.sqrt(float(np.dot(ky * keep * (1.0 - keep), y)))
-    if sd < 0.5:
-        return _trim(sure / float(sure.sum()))
-    half = math.ceil(_THIN_SD * sd)
-    x = np.arange(-half, half + 1, dtype=np.float64)
-    kernel = np.exp(-0.5 * (x / sd) ** 2)
-    out = _convolve(sure, kernel / float(kernel.sum()))
-    # (Index i of the sum is i − half calls: what falls below none is none.)
-    law = out[half:].copy()
-    law[0] += float(out[:half].sum())
-    return _trim(np.clip(law, 0.0, None) / float(np.clip(law, 0.0, None).sum()))
+    out: NDArray[np.float64] = np.clip(keep * (share * mean_y / max(mean, 1e-300)), 0.0, 1.0)
+    return out
+
+
+def _thin_local(p: NDArray[np.float64], keep: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``Σ_y p_y Bin(y, keep_y)``, normalised: exactly (:func:`_thin_each`) where a
+    binomial's sd is at most ``_LOCAL_EXACT_SD``; past it, where the binomial is near
+    normal and its mean at least 16 sd from none, by bands of sd ``_LOCAL_BAND`` times
+    apart — each a normal law of its points' mean variance about their means ``y·keep``
+    (hunt-3089's count of 64,000 calls a window: exactly, as binomials by the pgf's way,
+    5.8 s an answer)."""
+    ky = np.arange(p.size, dtype=np.float64)
+    sd = np.sqrt(ky * keep * (1.0 - keep))
+    exact = sd <= _LOCAL_EXACT_SD
+    out = _thin_each(np.where(exact, p, 0.0), keep)
+    wide = np.flatnonzero(~exact & (p > 0.0))
+    if wide.size:
+        band = np.floor(np.log(sd[wide] / _LOCAL_EXACT_SD) / math.log(_LOCAL_BAND))
+        for b in np.unique(band):
+            at = wide[band == b]
+            w = p[at]
+            s = math.sqrt(float(np.dot(w, sd[at] ** 2)) / float(w.sum()))
+            half = math.ceil(_THIN_SD * s)
+            x = np.arange(-half, half + 1, dtype=np.float64)
+            kernel = np.exp(-0.5 * (x / s) ** 2)
+            # (Index i of the sum is i − half calls; its means are past 16 sd.)
+            part = _convolve(_rebin(ky[at] * keep[at], w), kernel / float(kernel.sum()))
+            part = np.clip(part[half:], 0.0, None)
+            if part.size > out.size:
+                out = np.pad(out, (0, part.size - out.size))
+            out[: part.size] += part
+    return _trim(out / float(out.sum()))
 
 
 def _thin_each(p: NDArray[np.float64], keep: NDArray[np.float64],
                chunk: int = 256) -> NDArray[np.float64]:
-    """``Σ_y p_y Bin(y, keep_y)``: each point's binomial at its own kept fraction, at
-    ``_THIN_SD`` standard deviations and ``_THIN_PAD`` points either side of its mode by
-    the ratios of neighbouring terms (as :func:`_thin_sparse`), ``chunk`` points at a
-    time."""
+    """``Σ_y p_y Bin(y, keep_y)`` (its mass ``p``'s): each point's binomial at its own
+    kept fraction, at ``_THIN_SD`` standard deviations and ``_THIN_PAD`` points either
+    side of its mode by the ratios of neighbouring terms (as :func:`_thin_sparse`),
+    ``chunk`` points at a time."""
     out = np.zeros(p.size + 1)
     nz = np.flatnonzero(p)
     f = keep[nz]
@@ -2424,8 +2459,8 @@ def _thin_each(p: NDArray[np.float64], keep: NDArray[np.float64],
                                 np.maximum(down - 1.0, 0.0).ravel()]).astype(np.int64)
         mass = np.concatenate([scale[:, 0], (right * scale).ravel(), (left * scale).ravel()])
         out += np.bincount(where, mass, minlength=out.size)[: out.size]
-    res = out[: p.size]
-    return _trim(res / float(res.sum()))
+    res: NDArray[np.float64] = out[: p.size]
+    return res
 
 
 def _room_allowance(s: NDArray[np.float64], t0: NDArray[np.float64],
@@ -3569,8 +3604,9 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                                           charge,
                                           calls_per_s * per_call)]
                         if c.enforcement == "sliding_window":
-                            sources[0].seen = _joint_seen(upstream, w, count, gate,
-                                                          refusals)
+                            sources[0].seen = _joint_seen(
+                                upstream, w, count, gate, refusals,
+                                _local_rate_fits(c.enforcement, launch_sizes(wl, flow)))
                             # A log that holds only what it admitted (no retries, its
                             # rejections not counted: FeedModel._blocking's truncation),
                             # fed only by a fixed window's bursts.
@@ -4107,13 +4143,14 @@ def _rotated_slot(wl: Workload, c: Constraint, cs: list[Constraint],
 
 def _joint_seen(upstream: list[tuple[Any, float, float, float]], dest_window_s: float,
                 count: Any = None, gate: RoomGate | None = None,
-                refusals: _Refusals | None = None
+                refusals: _Refusals | None = None, local: bool = False
                 ) -> Callable[[int], NDArray[np.float64]] | None:
     """What a spilled call finds of its own spill in a sliding log ``dest_window_s``
-    long, by the slot turning away the most (:func:`_tail_spill_seen`; where the room
-    law reads the level, the calls any slot refuses, :func:`_level_share`, ``refusals``
-    its :func:`_level_memo`); None unless every upstream slot is a window (other spills
-    keep the time average).
+    long (``local``: its spill law is :func:`_local_rate_spill`'s where a log that logs
+    every attempt spills it), by the slot turning away the most
+    (:func:`_tail_spill_seen`; where the room law reads the level, the calls any slot
+    refuses, :func:`_level_share`, ``refusals`` its :func:`_level_memo`); None unless
+    every upstream slot is a window (other spills keep the time average).
 
     A sliding log's spill per window (:func:`_sliding_spill`) is read as a bunch, the
     call at a uniform place in it (:func:`_palm_positions`: a fan-out's or a chain's
@@ -4145,7 +4182,8 @@ def _joint_seen(upstream: list[tuple[Any, float, float, float]], dest_window_s: 
         if m.inner.sliding:
             lone = gate is not None and gate(n)
             law = _sliding_spill(m, n, per_call, count, k, lone,
-                                 _level_share(models, n, refusals) if lone else None)
+                                 _level_share(models, n, refusals) if lone else None,
+                                 local)
             full = gate is not None and gate.lone and _room_inner(m.inner, n, lone) is None
             return _palm_others(law) if full else _palm_positions(law)
         g = m.inner.pmf(n)
