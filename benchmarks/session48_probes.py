@@ -35,8 +35,9 @@ spilled calls a 30 s window, the engine's (1 h, seed 1) and the model's by the r
 by the local rate taken everywhere (not shipped for fan-outs), mean, sd, P(S > x); the
 record's analytic N* by each.
 
-``loss-logs``: the local rate applied to logs that keep only what they admitted too (a
-wrapper of ``fleet._sliding_spill``, not shipped): hunt-196, -200 and -1072's analytic N*.
+``loss-logs``: the local rate applied to logs that keep only what they admitted too, where
+it applies to counted ones (a wrapper of ``fleet._sliding_spill``, not shipped): hunt-196,
+-200 and -1072's analytic N*.
 
 ``subcritical``: hunt-3093's RPM log alone (its TPM limit removed; 2 s, one backoff
 retry) at 155 and 170 sessions: the engine's share of first attempts refused without the
@@ -260,13 +261,14 @@ def loss_logs() -> None:
     real = fleet._sliding_spill
 
     def also_loss_logs(model: Any, n: int, per_call: float, count: Any, k: float,
-                       lone: bool, level: float | None = None) -> np.ndarray:
+                       lone: bool, level: float | None = None, local: bool = False
+                       ) -> np.ndarray:
         inner = model.inner
-        if inner.loses and k >= fleet._LOCAL_RATE_SPAN \
+        if local and inner.loses and k >= fleet._LOCAL_RATE_SPAN \
                 and fleet.room_share(inner, n, lone) is None:
             y = np.asarray(count.pmf(n), dtype=np.float64)
             return fleet._local_rate_spill(model, n, fleet._trim(y / float(y.sum())))
-        return real(model, n, per_call, count, k, lone, level)
+        return real(model, n, per_call, count, k, lone, level, local)
 
     for seed, sim in ((196, "49 [49-49]"), (200, "50 [47-53]"), (1072, "220 [219-221]")):
         prof = profile_from_dict(_hunt(seed))

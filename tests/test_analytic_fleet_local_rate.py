@@ -32,7 +32,8 @@ DATA = Path(__file__).resolve().parent / "data"
 def test_the_share_follows_the_count_of_the_longer_window() -> None:
     """Where the engine's 15 s count is low or high, the share the rule keeps at that
     count is the one the engine turns away there (383 sessions, no retries, the receiver
-    never refusing: 21.9 % and 60.9 % near 60 and 94 calls)."""
+    never refusing: 21.9 % and 60.9 % near 60 and 94 calls). A unit test of the share
+    (``fleet._local_rate_keep``); the rule's wiring is the tests' below."""
     prof = variant()
     y, s = engine_counts(prof, SESSIONS)
     route = np.asarray(_route_count(prof), dtype=np.float64)
@@ -88,19 +89,25 @@ def test_the_ceiling_against_the_simulated_search(name: str, before: int) -> Non
         n_a, sat.n_star, sat.n_lo, sat.n_hi)
 
 
-def test_fan_outs_keep_the_room_law(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def asked(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The N at which the rule is asked (a spy on ``fleet._local_rate_spill``)."""
+    out: list[int] = []
+    real = fleet._local_rate_spill
+
+    def spy(model: object, n: int, y: np.ndarray) -> np.ndarray:
+        out.append(n)
+        return real(model, n, y)
+
+    monkeypatch.setattr(fleet, "_local_rate_spill", spy)
+    return out
+
+
+def test_fan_outs_keep_the_room_law(asked: list[int]) -> None:
     """A full log turns a fan-out away whole, so the spill at a given count spreads far
     more than calls turned away one by one: 60 % single calls and 40 % fan-outs of 6
     through a 2 s log into a 10 s window — the local rate said 59, the room law 51,
     simulated 54 [53–55]. The rule is not asked, and the answer is not optimistic."""
-    asked: list[int] = []
-    real = fleet._local_rate_spill
-
-    def spy(model: object, n: int, y: np.ndarray) -> np.ndarray:
-        asked.append(n)
-        return real(model, n, y)
-
-    monkeypatch.setattr(fleet, "_local_rate_spill", spy)
     prof = load_profile(DATA / "counted-log-spill-fanouts.yaml")
     n_a = analyze(prof).burst_ceiling
     assert not asked
@@ -109,21 +116,14 @@ def test_fan_outs_keep_the_room_law(monkeypatch: pytest.MonkeyPatch) -> None:
     assert n_a <= sat.n_hi, (n_a, sat.n_star, sat.n_lo, sat.n_hi)
 
 
-def test_a_token_bucket_receiver_keeps_the_room_law(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_token_bucket_receiver_keeps_the_room_law(asked: list[int]) -> None:
     """The single calls' profile with a 30 s token bucket for its receiver: the rule is
-    not asked (no bucket was checked against the engine with it)."""
+    not asked (no bucket was checked against the engine with it); with a 30 s fixed
+    window it is."""
     import yaml
 
     from capacity.profile.loader import profile_from_dict
 
-    asked: list[int] = []
-    real = fleet._local_rate_spill
-
-    def spy(model: object, n: int, y: np.ndarray) -> np.ndarray:
-        asked.append(n)
-        return real(model, n, y)
-
-    monkeypatch.setattr(fleet, "_local_rate_spill", spy)
     data = yaml.safe_load((DATA / "counted-log-spill-singles.yaml").read_text())
     data["quotas"]["q1"]["enforcement"] = {"type": "token_bucket", "burst": "30s"}
     analyze(profile_from_dict(data))

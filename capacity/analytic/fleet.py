@@ -2297,7 +2297,8 @@ _LOCAL_RATE_SPAN = 2.0
 # more N for the log, each memoised).
 _LOCAL_NODES = np.linspace(0.005, 0.995, 9)
 # ... and the thinning (:func:`_thin_local`): each binomial exactly up to this sd (at most
-# 2·(13·16 + 20) = 456 terms a point), past it normal laws in bands of sd this ratio apart.
+# 2·(13·16 + 20) + 1 = 457 terms a point), past it normal laws in bands of sd this ratio
+# apart.
 _LOCAL_EXACT_SD = 16.0
 _LOCAL_BAND = 1.25
 # Nodes of the span a sliding log reaches back before a spilled call's own window
@@ -2372,8 +2373,8 @@ def _local_rate_spill(model: Any, n: int, y: NDArray[np.float64]) -> NDArray[np.
     a full log turns a fan-out away whole, so the spill at a given ``Y`` spreads far more
     than calls turned away one by one (a review's 6-call fan-outs into a 10 s window:
     the spread 2.6 times the binomial's, N* 59 against a simulated 54 [53–55], the room
-    law 51), and so are token buckets (the same fan-outs into a 10 s bucket: 64 against
-    49 [48–51], the room law 51)."""
+    law 51), and so are token buckets (the same fan-outs into a 10 s bucket: 63 against
+    48 [47–51], the room law 51; ``benchmarks/session48_probes.py review``)."""
     return _thin_local(y, _local_rate_keep(model, n, y))
 
 
@@ -2402,8 +2403,8 @@ def _thin_local(p: NDArray[np.float64], keep: NDArray[np.float64]) -> NDArray[np
     binomial's sd is at most ``_LOCAL_EXACT_SD``; past it, where the binomial is near
     normal and its mean at least 16 sd from none, by bands of sd ``_LOCAL_BAND`` times
     apart — each a normal law of its points' mean variance about their means ``y·keep``
-    (hunt-3089's count of 64,000 calls a window: exactly, as binomials by the pgf's way,
-    5.8 s an answer)."""
+    (hunt-3089's count of 64,000 calls a window, thinned exactly binomial by binomial the
+    pgf's way, took seconds an answer)."""
     ky = np.arange(p.size, dtype=np.float64)
     sd = np.sqrt(ky * keep * (1.0 - keep))
     exact = sd <= _LOCAL_EXACT_SD
