@@ -10,6 +10,7 @@ Run from the repository root::
     python benchmarks/session48_probes.py subcritical  # hunt-3093: storms below N_u
     python benchmarks/session48_probes.py lock       # hunt-82's lock-in; hunt-3008's echo
     python benchmarks/session48_probes.py review     # a review's profiles: where it holds
+    python benchmarks/session48_probes.py shared     # a quota two routes share
 
 ``local``: tests/data/counted-log-spill-long-receiver.yaml (hunt-3008: a 1 s RPM log
 that logs every attempt, spilling into a 15 s fixed window) at 383 sessions with its
@@ -56,6 +57,12 @@ exponential, and fixed with a receiver that never refuses.
 -fanouts.yaml, and variants of them): the analytic N* by the room law, as shipped, and
 with the local rate taken everywhere (fan-outs and token buckets too), beside the
 simulated search (20 × 1 h, seed 1).
+
+``shared``: tests/data/fleet-shared-quota.yaml (quota q0 on route m's first deployment,
+which spills on, and on route m2's only one): the engine's share of attempts answered 429
+at 20 sessions (4 × 1 h, seed 1); the analytic N* with the spilling slot's held calls
+(shipped) and without (``fleet._held_share`` 0: before), beside the simulated search, as
+is, without retries, and with route m not spilling at all.
 """
 
 from __future__ import annotations
@@ -425,12 +432,39 @@ def review() -> None:
               f"{got[2]}; simulated {sat.n_star} [{sat.n_lo}-{sat.n_hi}]")
 
 
+def shared() -> None:
+    path = ROOT / "tests" / "data" / "fleet-shared-quota.yaml"
+    data = yaml.safe_load(path.read_text())
+    e = simulate(profile_from_dict(data), 20, replications=4, seed=1, workers=2).metrics[
+        "attempt_429_fraction"]
+    print(f"engine at 20 sessions: {e.mean:.1%} of attempts answered 429")
+    bare = yaml.safe_load(path.read_text())
+    bare["retry"] = {"max_retries": 0}
+    alone = yaml.safe_load(path.read_text())
+    alone["routes"]["m"] = {"policy": "priority", "deployments": ["a"]}
+    real = fleet._held_share
+    for name, d in (("as is", data), ("without retries", bare),
+                    ("route m not spilling", alone)):
+        prof = profile_from_dict(d)
+        shipped = analyze(prof).burst_ceiling
+        fleet._held_share = lambda wl, flows, c: 0.0  # type: ignore[assignment]
+        try:
+            before = analyze(profile_from_dict(d)).burst_ceiling
+        finally:
+            fleet._held_share = real  # type: ignore[assignment]
+        sat = find_saturation(prof, 1, max(shipped, 10) + 10, seed=1, replications=20,
+                              max_sessions=500)
+        print(f"{name}: analytic {shipped} (without the held calls {before}); simulated "
+              f"{sat.n_star} [{sat.n_lo}-{sat.n_hi}]")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("what", choices=("local", "exp", "storm", "loss-logs", "subcritical",
-                                     "lock", "review"))
+                                     "lock", "review", "shared"))
     {"local": local, "exp": exp, "storm": storm, "loss-logs": loss_logs,
-     "subcritical": subcritical, "lock": lock, "review": review}[ap.parse_args().what]()
+     "subcritical": subcritical, "lock": lock, "review": review,
+     "shared": shared}[ap.parse_args().what]()
 
 
 if __name__ == "__main__":

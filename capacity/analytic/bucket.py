@@ -2706,7 +2706,10 @@ class DeepBucket:
         starts = np.diff(np.concatenate(([0.0], np.maximum.accumulate(low)))) / top
         stay = (1.0 - (np.arange(u) + 0.5) * g.delta) / r   # to one unit, unhindered
         hold = m * (tau + 0.5 / r) + 1.0 / r
-        busy = math.expm1(min(calls * hold, 700.0)) / max(calls, 1e-300)
+        # (Capped where it is astronomical: the share is then 1 to the last bit, and the
+        # dot product below would overflow — a hypothesis case, chat-assistant at 10^6
+        # RPM.)
+        busy = min(math.expm1(min(calls * hold, 700.0)) / max(calls, 1e-300), 1e250)
         met = -np.expm1(-calls * stay)                     # an arrival meets the visit
         old = float(np.dot(starts, stay))
         new = float(np.dot(starts, met / max(calls, 1e-300) + met * busy))

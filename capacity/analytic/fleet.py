@@ -170,6 +170,7 @@ from capacity.model.workload import (
     Workload,
     batch_units_mean,
     batch_units_upper,
+    charged_share,
     metered,
     remember,
     route_shares,
@@ -3083,6 +3084,10 @@ class Entry:
     role: str                  # plain | spill | receive | fallback
     spill_to: str | None
     units_per_s: Callable[[float], float]   # fluid units per second at N sessions
+    # A spilling slot's calls that cannot spill from it (another route's, with no
+    # deployment after this one), as a share of its calls: its refusals of them are
+    # 429s (:func:`_held_share`).
+    held: float = 0.0
 
 
 @dataclass
@@ -3901,11 +3906,37 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                 not isinstance(e.model, Pooled) and any(
                     key in mine and cost is not None and cost.mean > 0
                     for key, cost in e.c.costs.items()) for e in ordered)
+    for e in ordered:
+        if e.role == "spill":
+            e.held = _held_share(wl, flows, e.c)
     # Spillover on a policy other than priority: left out (a spill only lowers 429s).
     off = {f.logical: True for f in flows if not f.chain and f.policy != "priority"
            and profile.routes[f.logical].spillover and len(f.shares) > 1
            and f.logical not in pooled}
     return FleetModels(ordered, flows, cycle_s, spill, fallback, off, pooled, rotated)
+
+
+def _held_share(wl: Workload, flows: list[RouteFlow], c: Constraint) -> float:
+    """The share of a spilling slot's calls whose refusals are final: those of routes
+    that do not spill from it (no chain, or its quota only at the chain's last
+    deployment). A quota two routes share — one spilling on, one not — turns the
+    other's calls away for good: the fleet model read the slot as spilling only and
+    answered 103 sessions where the engine refuses 58 % of attempts at 20 (a review's
+    profile, session 48: single calls spilling on, fan-outs of 6 with nowhere else to
+    go; simulated 6 [6–7])."""
+    profile = wl.profile
+    total = wl.calls_per_turn_on(c)
+    if total <= 0.0:
+        return 0.0
+    on = 0.0
+    for flow in flows:
+        if not any(c.quota in profile.quotas_for(d) for d in flow.chain[:-1]):
+            continue
+        on += math.fsum(launches * charged_share(c.costs.get(id(call)))
+                        for call, launches in flow.calls)
+    held = min(max(1.0 - on / total, 0.0), 1.0)
+    # (Two sums of the same calls in another order differ by round-off: none held.)
+    return held if held > 1e-9 else 0.0
 
 
 def _own_slot(c: Constraint, mine: set[int]) -> bool:
@@ -5382,11 +5413,20 @@ def entry_result(wl: Workload, e: Entry, cycle_s: float, target: float,
     )
 
 
+def _final(e: Entry) -> bool:
+    """An entry whose refusals are 429s a share of the route's attempts (summed with the
+    others' by :func:`~capacity.analytic.model.joint_ceiling`): a plain slot, or a
+    spilling one that also meters calls that cannot spill (:attr:`Entry.held`)."""
+    return (e.role == "plain" and not fed_entry(e)) or (e.role == "spill" and e.held > 0.0)
+
+
 def entry_share(wl: Workload, e: Entry) -> float:
     """A plain entry's calls as a share of all calls (1 for spilling and fed entries,
     whose shares are of the calls that could come to them)."""
     if e.role == "plain" and not fed_entry(e):
         return max(wl.attempt_share(e.c), 1e-12)
+    if e.held > 0.0:  # a spilling slot's final refusals: of the calls that cannot spill
+        return max(wl.attempt_share(e.c) * e.held, 1e-12)
     return 1.0
 
 
@@ -5405,7 +5445,7 @@ def fleet_burst(wl: Workload, fm: FleetModels, results: list[ConstraintResult],
     from capacity.analytic.model import joint_ceiling
 
     plain = [(e, r) for e, r in zip(fm.entries, results, strict=True)
-             if r.spill_to is None and e.role == "plain" and not fed_entry(e)]
+             if _final(e) and (r.spill_to is None or e.held > 0.0)]
     others = [r.burst_ceiling for e, r in zip(fm.entries, results, strict=True)
               if r in visible_results(results) and all(r is not p for _, p in plain)]
 
@@ -5426,8 +5466,7 @@ def least_burst(wl: Workload, fm: FleetModels, cycle_s: float, target: float) ->
     stays within the target. A spilling entry (never binding) and a fallback (fed by
     failures in deep overload: its own ceiling lies among N nothing else asks for) come
     last."""
-    plain = [e for e in fm.entries
-             if e.spill_to is None and e.role == "plain" and not fed_entry(e)]
+    plain = [e for e in fm.entries if _final(e) and (e.spill_to is None or e.held > 0.0)]
     rest = sorted((e for e in fm.entries if all(e is not p for p in plain)),
                   key=lambda e: (e.role == "fallback", e.spill_to is not None))
     # (The entries whose ceilings fleet_burst reads: visible_results'.)
