@@ -62,7 +62,8 @@ simulated search (20 × 1 h, seed 1).
 which spills on, and on route m2's only one): the engine's share of attempts answered 429
 at 20 sessions (4 × 1 h, seed 1); the analytic N* with the spilling slot's held calls
 (shipped) and without (``fleet._held_share`` 0: before), beside the simulated search, as
-is, without retries, and with route m not spilling at all.
+is, without retries, and with route m not spilling at all; then ``capacity size`` at 20
+sessions (the q0 limit it asks for) and the engine's share there (6 × 1 h, seed 1).
 """
 
 from __future__ import annotations
@@ -456,6 +457,16 @@ def shared() -> None:
                               max_sessions=500)
         print(f"{name}: analytic {shipped} (without the held calls {before}); simulated "
               f"{sat.n_star} [{sat.n_lo}-{sat.n_hi}]")
+    from capacity.whatif.ceiling import size
+
+    (d0,) = [d for d in size(profile_from_dict(data), 20).dimensions if d.quota == "q0"]
+    raised = yaml.safe_load(path.read_text())
+    raised["quotas"]["q0"]["rpm"] = d0.required_limit
+    e = simulate(profile_from_dict(raised), 20, replications=6, seed=1, workers=2).metrics[
+        "attempt_429_fraction"]
+    print(f"capacity size at 20 sessions: q0.rpm {d0.current_limit:g} -> "
+          f"{d0.required_limit:g} ({d0.sized_for}); the engine there {e.mean:.1%} "
+          f"[{e.lo:.1%}-{e.hi:.1%}]")
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ def test_the_shared_slot_holds_the_other_routes_calls() -> None:
 
 
 def test_the_ceiling_against_the_simulated_search_without_retries() -> None:
-    """Without retries: analytic 10 against a simulated 10 [10–11] (107 before)."""
+    """Without retries: analytic 11 against a simulated 10 [10–11] (107 before)."""
     data = yaml.safe_load(PROFILE.read_text())
     data["retry"] = {"max_retries": 0}
     prof = profile_from_dict(data)
@@ -38,9 +38,30 @@ def test_the_ceiling_against_the_simulated_search_without_retries() -> None:
         n_a, sat.n_star, sat.n_lo, sat.n_hi)
 
 
-def test_with_retries_the_answer_is_the_shared_slots() -> None:
-    """With the profile's retries the engine's N* is 6 [6–7]: the spilling slot's model
-    leaves out the retries of the calls it holds (left, benchmarks/RESULTS.md, session
-    48); the answer is its ceiling, 10, not the receiver's 103."""
-    n_a = analyze(load_profile(PROFILE)).burst_ceiling
-    assert n_a <= 10, n_a
+def test_with_retries_against_the_simulated_search() -> None:
+    """With the profile's retries: analytic 7 against a simulated 6 [6–7] — the held
+    calls' 429s read from the slot's plain model, whose retries a counted log logs again
+    (the spilling model, without them, said 10)."""
+    prof = load_profile(PROFILE)
+    n_a = analyze(prof).burst_ceiling
+    sat = find_saturation(prof, 1, n_a + 10, seed=1, replications=20, max_sessions=500)
+    assert sat.n_lo <= n_a <= sat.n_hi or abs(n_a / sat.n_star - 1.0) <= 0.03, (
+        n_a, sat.n_star, sat.n_lo, sat.n_hi)
+
+
+def test_size_raises_the_shared_slot() -> None:
+    """`capacity size` for 20 sessions had said the current quotas carry them (the
+    engine: 58.5 % of attempts refused); it asks for q0.rpm 408 (240 now), where the
+    engine refuses 3.3 % [1.2–5.3] against the 3 % target."""
+    from capacity.sim.engine import simulate
+    from capacity.whatif.ceiling import size
+
+    res = size(load_profile(PROFILE), 20, method="analytic")
+    (d,) = [d for d in res.dimensions if d.quota == "q0"]
+    assert d.raise_needed and d.sized_for == "held" and d.spill_to is None, d
+    assert 380 <= d.required_limit <= 440, d.required_limit
+    data = yaml.safe_load(PROFILE.read_text())
+    data["quotas"]["q0"]["rpm"] = d.required_limit
+    e = simulate(profile_from_dict(data), 20, replications=6, seed=1).metrics[
+        "attempt_429_fraction"]
+    assert e.lo <= 0.03, (e.mean, e.lo, e.hi)

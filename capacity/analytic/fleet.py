@@ -3088,6 +3088,10 @@ class Entry:
     # deployment after this one), as a share of its calls: its refusals of them are
     # 429s (:func:`_held_share`).
     held: float = 0.0
+    # ... and where some are held, the model their 429s are read from: the slot's plain
+    # model, with the profile's retries (a spilled call is not retried here, a held one
+    # is, and logged again by a log that counts refusals).
+    final: Any = None
 
 
 @dataclass
@@ -3909,6 +3913,10 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
     for e in ordered:
         if e.role == "spill":
             e.held = _held_share(wl, flows, e.c)
+            if e.held > 0.0:
+                # (A model of its own: the spilling one's, from plain_model, had its
+                # retries taken away in place by _no_retry.)
+                e.final = constraint_model(wl, e.c, cycle_s, cyc.min_cycle_s)
     # Spillover on a policy other than priority: left out (a spill only lowers 429s).
     off = {f.logical: True for f in flows if not f.chain and f.policy != "priority"
            and profile.routes[f.logical].spillover and len(f.shares) > 1
@@ -5383,14 +5391,15 @@ def entry_result(wl: Workload, e: Entry, cycle_s: float, target: float,
     # A plain entry's 429s are a share of all attempts (the target's definition): it sees
     # attempt_share of the calls. A spilling or fed entry keeps its own shares.
     share = entry_share(wl, e)
+    model = e.final if e.final is not None else e.model
 
     def stats(n: int) -> WindowStats:
-        st: WindowStats = e.model.stats(n)
+        st: WindowStats = model.stats(n)
         return of_all_attempts(st, share)
 
-    search = getattr(e.model, "largest_meeting", None)
-    own = own_target(target, share, retried_attempts(wl, e.model))
-    burst, at = search(own, cap) if search else _largest_meeting(e.model.stats, own, cap)
+    search = getattr(model, "largest_meeting", None)
+    own = own_target(target, share, retried_attempts(wl, model))
+    burst, at = search(own, cap) if search else _largest_meeting(model.stats, own, cap)
     at = of_all_attempts(at, share)
     # Units per turn, as the mean ceiling implies (a fed slot's load depends on N).
     v = (wl.units_per_turn(c) if not fed_entry(e)
@@ -5451,7 +5460,8 @@ def fleet_burst(wl: Workload, fm: FleetModels, results: list[ConstraintResult],
 
     def of_all(e: Entry) -> Callable[[int], WindowStats]:
         share = entry_share(wl, e)
-        return lambda n: of_all_attempts(e.model.stats(n), share)
+        model = e.final if e.final is not None else e.model
+        return lambda n: of_all_attempts(model.stats(n), share)
 
     best = (joint_ceiling([r for _, r in plain], [of_all(e) for e, _ in plain], target)
             if plain else None)

@@ -326,7 +326,8 @@ def size_renderable(r: Any, verbose: bool = False) -> Group:
                else f"{'sliding' if d.enforcement == 'sliding_window' else 'fixed'} "
                f"{format_duration(d.window_s or 0)}")
         _row(t, f"{d.quota}.{d.dimension}" + (f" → {d.spill_to}" if d.spill_to else "")
-             + (" ‡" if getattr(d, "sized_for", None) == "spells" else ""),
+             + (" ‡" if getattr(d, "sized_for", None) == "spells" else "")
+             + (" §" if getattr(d, "sized_for", None) == "held" else ""),
              enf, count(d.current_limit),
              count(math.ceil(d.mean_value_limit - 1e-9)),
              count(d.required_limit),
@@ -344,6 +345,10 @@ def size_renderable(r: Any, verbose: bool = False) -> Group:
     if any(getattr(d, "sized_for", None) == "spells" for d in r.dimensions):
         parts.append(_legend("‡ sized for the first deployment's full spells, when the rest "
                              "carries the whole route (below)."))
+    if any(getattr(d, "sized_for", None) == "held" for d in r.dimensions):
+        parts.append(_legend("§ a priority route's first deployment that also takes calls "
+                             "with nowhere else to go (another route's): sized for their "
+                             "429s at the target."))
     pops = getattr(r, "populations", None)
     if pops:
         parts.append(population_text(pops))

@@ -266,7 +266,10 @@ class DimensionSize:
     analytic_limit: float | None = None
     spill_to: str | None = None  # a priority route's first deployment: sized for its spill
     # "spells": sized for a full head's spells (the rest carrying the whole route; its
-    # ``at_required`` is then the rest's alone, within that goal); None: at the target.
+    # ``at_required`` is then the rest's alone, within that goal); "held": a priority
+    # route's first deployment that also takes calls with nowhere else to go, sized for
+    # their 429s at the target (its ``at_required`` as shares of all attempts); None: at
+    # the target.
     sized_for: str | None = None
 
     @property
@@ -526,20 +529,38 @@ def size_fleet(wl: Workload, cyc: CycleTime, sessions: int, target: float,
             out.append(d)
             continue
         if e.role == "spill" and not isinstance(e.model, FeedModel):
-            from capacity.analytic.fleet import _no_retry
+            from capacity.analytic.fleet import _no_retry, entry_share
 
             def spill_ok(limit: float, c: Constraint = c) -> bool:
                 m = _no_retry(constraint_model(wl, dataclasses.replace(c, limit=limit),
                                                cyc.cycle_s, cyc.min_cycle_s))
                 return bool(m.stats(sessions).loss_fraction <= max_spill)
 
+            # A slot that also takes calls with nowhere else to go (another route's:
+            # fleet._held_share) refuses those for good — 429s, which the ceiling sums
+            # with the plain slots' (fleet._final): sized for them at the target, a
+            # requirement, not the spill share's choice.
+            share = entry_share(wl, e) if e.held > 0.0 else 0.0
+
+            def held_ok(limit: float, c: Constraint = c, share: float = share) -> bool:
+                # (Its plain model, with the retries the held calls make: Entry.final.)
+                m = constraint_model(wl, dataclasses.replace(c, limit=limit), cyc.cycle_s,
+                                     cyc.min_cycle_s)
+                return bool(of_all_attempts(m.stats(sessions), share).loss_fraction
+                            <= target)
+
             # Below the mean load everything beyond it spills: start the search there.
-            req = _size_search(c, mean_limit * (1.0 - max_spill), spill_ok)
-            at = _no_retry(constraint_model(wl, dataclasses.replace(c, limit=req),
-                                            cyc.cycle_s, cyc.min_cycle_s)).stats(sessions)
+            req = _size_search(c, mean_limit * (1.0 - max_spill),
+                               held_ok if share > 0.0 else spill_ok)
+            sized = constraint_model(wl, dataclasses.replace(c, limit=req), cyc.cycle_s,
+                                     cyc.min_cycle_s)
+            at = (of_all_attempts(sized.stats(sessions), share) if share > 0.0
+                  else _no_retry(sized).stats(sessions))
             out.append(DimensionSize(c.quota, c.dim, c.unit, c.limit, req, mean_limit,
                                      c.enforcement, c.window_s if c.enforcement !=
-                                     "token_bucket" else None, at, spill_to=e.spill_to))
+                                     "token_bucket" else None, at,
+                                     spill_to=None if share > 0.0 else e.spill_to,
+                                     sized_for="held" if share > 0.0 else None))
             continue
         model = e.model
         assert isinstance(model, FeedModel)
