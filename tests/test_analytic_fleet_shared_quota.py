@@ -13,6 +13,7 @@ from capacity.analytic.fleet import fleet_models
 from capacity.analytic.model import analyze, cycle_time
 from capacity.model.workload import Workload
 from capacity.profile.loader import load_profile, profile_from_dict
+from capacity.profile.schema import Profile
 from capacity.search import find_saturation
 
 PROFILE = Path(__file__).resolve().parent / "data" / "fleet-shared-quota.yaml"
@@ -27,26 +28,26 @@ def test_the_shared_slot_holds_the_other_routes_calls() -> None:
     assert abs(e.held - 6.0 / 7.0) < 1e-9, e.held
 
 
-def test_the_ceiling_against_the_simulated_search_without_retries() -> None:
-    """Without retries: analytic 11 against a simulated 10 [10–11] (107 before)."""
-    data = yaml.safe_load(PROFILE.read_text())
-    data["retry"] = {"max_retries": 0}
-    prof = profile_from_dict(data)
+def _meets_the_simulated_search(prof: Profile) -> None:
+    """The analytic N* inside the simulated search's interval, or within 3 % of it."""
     n_a = analyze(prof).burst_ceiling
     sat = find_saturation(prof, 1, n_a + 10, seed=1, replications=20, max_sessions=500)
     assert sat.n_lo <= n_a <= sat.n_hi or abs(n_a / sat.n_star - 1.0) <= 0.03, (
         n_a, sat.n_star, sat.n_lo, sat.n_hi)
+
+
+def test_the_ceiling_against_the_simulated_search_without_retries() -> None:
+    """Without retries: analytic 11 against a simulated 10 [10–11] (107 before)."""
+    data = yaml.safe_load(PROFILE.read_text())
+    data["retry"] = {"max_retries": 0}
+    _meets_the_simulated_search(profile_from_dict(data))
 
 
 def test_with_retries_against_the_simulated_search() -> None:
     """With the profile's retries: analytic 7 against a simulated 6 [6–7] — the held
     calls' 429s read from the slot's plain model, whose retries a counted log logs again
     (the spilling model, without them, said 10)."""
-    prof = load_profile(PROFILE)
-    n_a = analyze(prof).burst_ceiling
-    sat = find_saturation(prof, 1, n_a + 10, seed=1, replications=20, max_sessions=500)
-    assert sat.n_lo <= n_a <= sat.n_hi or abs(n_a / sat.n_star - 1.0) <= 0.03, (
-        n_a, sat.n_star, sat.n_lo, sat.n_hi)
+    _meets_the_simulated_search(load_profile(PROFILE))
 
 
 def test_size_raises_the_shared_slot() -> None:
