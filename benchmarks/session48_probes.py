@@ -61,7 +61,9 @@ simulated search (20 × 1 h, seed 1).
 ``shared``: tests/data/fleet-shared-quota.yaml (quota q0 on route m's first deployment,
 which spills on, and on route m2's only one): the engine's share of attempts answered 429
 at 20 sessions (4 × 1 h, seed 1); the analytic N* with the spilling slot's held calls
-(shipped) and without (``fleet._held_share`` 0: before), beside the simulated search, as
+(shipped), without them (``fleet._held_share`` 0: before) and with their 429s read from
+the spilling model, which has no retries (``Entry.final`` None: d18504e), beside the
+simulated search, as
 is, without retries, and with route m not spilling at all; then ``capacity size`` at 20
 sessions (the q0 limit it asks for) and the engine's share there (6 × 1 h, seed 1).
 """
@@ -443,7 +445,7 @@ def shared() -> None:
     bare["retry"] = {"max_retries": 0}
     alone = yaml.safe_load(path.read_text())
     alone["routes"]["m"] = {"policy": "priority", "deployments": ["a"]}
-    real = fleet._held_share
+    real, real_models = fleet._held_share, fleet.fleet_models
     for name, d in (("as is", data), ("without retries", bare),
                     ("route m not spilling", alone)):
         prof = profile_from_dict(d)
@@ -453,9 +455,22 @@ def shared() -> None:
             before = analyze(profile_from_dict(d)).burst_ceiling
         finally:
             fleet._held_share = real  # type: ignore[assignment]
+
+        def spilling_model(wl: Any, cyc: Any) -> Any:
+            fm = real_models(wl, cyc)
+            for e in fm.entries:
+                e.final = None  # the held calls read from the spilling model (d18504e)
+            return fm
+
+        fleet.fleet_models = spilling_model  # type: ignore[assignment]
+        try:
+            no_final = analyze(profile_from_dict(d)).burst_ceiling
+        finally:
+            fleet.fleet_models = real_models  # type: ignore[assignment]
         sat = find_saturation(prof, 1, max(shipped, 10) + 10, seed=1, replications=20,
                               max_sessions=500)
-        print(f"{name}: analytic {shipped} (without the held calls {before}); simulated "
+        print(f"{name}: analytic {shipped} (without the held calls {before}; their 429s "
+              f"from the spilling model, no retries, {no_final}); simulated "
               f"{sat.n_star} [{sat.n_lo}-{sat.n_hi}]")
     from capacity.whatif.ceiling import size
 

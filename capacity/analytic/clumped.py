@@ -125,9 +125,9 @@ class ClumpedWindow:
         default_factory=list, init=False, repr=False, compare=False)
     # A fleet's first deployment: the calls it spills by the route's rate over a longer
     # receiver's window (:func:`capacity.analytic.fleet._local_rate_spill`), by (N, the
-    # receiver's count model's id) — the count model kept beside its law, so that an id
-    # reused is not taken for it; asked twice an N (the receiver's law and what its
-    # spilled calls find).
+    # receiver's count model's id) — the count model kept beside its law, alive, so that
+    # its id is not reused while the entry stands; asked twice an N (the receiver's law
+    # and what its spilled calls find).
     spilled: dict[tuple[int, int], tuple[object, NDArray[np.float64]]] = dataclasses.field(
         default_factory=dict, init=False, repr=False, compare=False)
 

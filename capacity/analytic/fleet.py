@@ -2333,11 +2333,10 @@ def _sliding_spill(model: Any, n: int, per_call: float, count: Any, k: float,
     inner = model.inner
     if local and not inner.loses and k >= _LOCAL_RATE_SPAN:
         memo: dict[tuple[int, int], tuple[object, NDArray[np.float64]]] = model.spilled
-        hit = memo.get((n, id(count)))
-        if hit is None or hit[0] is not count:
-            hit = memo[n, id(count)] = (
-                count, _local_rate_spill(model, n, _trim(y / float(y.sum()))))
-        return hit[1]
+        if (n, id(count)) not in memo:
+            memo[n, id(count)] = (count, _local_rate_spill(model, n,
+                                                           _trim(y / float(y.sum()))))
+        return memo[n, id(count)][1]
     # A loss log's room over a receiver's window at least its own is its allowance less
     # what it holds, and all it holds expires within the window: the offered count's
     # swings above the allowance are no room (hunt-3015 at 504 sessions, a 10 s log at
@@ -3608,15 +3607,15 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                                      for um, _, _, _ in upstream) else None)
                         depth_calls = (c.depth / per_call
                                        if c.enforcement == "token_bucket" else 0.0)
-                        sources = [Source(_joint_spill(upstream, w, launch_sizes(wl, flow),
-                                                       c.enforcement, count, depth_calls,
-                                                       gate, refusals),
+                        batch = launch_sizes(wl, flow)
+                        sources = [Source(_joint_spill(upstream, w, batch, c.enforcement,
+                                                       count, depth_calls, gate, refusals),
                                           charge,
                                           calls_per_s * per_call)]
                         if c.enforcement == "sliding_window":
                             sources[0].seen = _joint_seen(
                                 upstream, w, count, gate, refusals,
-                                _local_rate_fits(c.enforcement, launch_sizes(wl, flow)))
+                                _local_rate_fits(c.enforcement, batch))
                             # A log that holds only what it admitted (no retries, its
                             # rejections not counted: FeedModel._blocking's truncation),
                             # fed only by a fixed window's bursts.
