@@ -11,12 +11,14 @@ joint tail law of the two counts, not their correlation, would tell them apart: 
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
+import yaml
 
 from capacity.analytic.model import analyze
-from capacity.profile.loader import load_profile
+from capacity.profile.loader import load_profile, profile_from_dict
 from capacity.search import find_saturation
 from capacity.sim.engine import simulate
 
@@ -34,7 +36,20 @@ def test_the_two_logs_refuse_apart() -> None:
     # The engine turns away about what the two turn away apart, well past the larger.
     larger, both = max(shares.values()), sum(shares.values())
     assert larger < engine.lo
-    assert abs(both - engine.mean) < 0.25 * abs(larger - engine.mean)
+    assert engine.lo <= both <= engine.hi
+    # Each log alone (the other dimension removed) refuses what the engine does with it
+    # alone: OTPM 0.951 % against 0.953 % [0.74–1.17] (0.747 % with a chain's last call's
+    # own units ahead taken apart from its charge, before session 49), ITPM 1.32 %
+    # against 1.36 % [0.93–1.79].
+    data = yaml.safe_load(PROFILE.read_text())
+    for dim in ("itpm", "otpm"):
+        other = "otpm" if dim == "itpm" else "itpm"
+        alone = copy.deepcopy(data)
+        del alone["quotas"]["q0"][other]
+        prof = profile_from_dict(alone)
+        model = float(analyze(prof, sessions=7).constraints[0].at_sessions.loss_fraction)
+        sim = simulate(prof, 7, replications=20, seed=1).metrics["attempt_429_fraction"]
+        assert abs(model - sim.mean) < 0.1 * sim.mean, (dim, model, sim)
 
 
 @pytest.mark.xfail(strict=True, reason="one quota's sliding logs of one length count by "

@@ -199,6 +199,12 @@ def thin_calls(inner: _window.ClumpWindowModel, wl: Workload,
     """
     from capacity.analytic.clumped import exact_calls_per_turn
 
+    # The fleet's room rules (:func:`room_refused`) read a call's own units ahead and its
+    # charge apart, and a loss log's turns admitted whole (the knapsack); a slot's own
+    # share must be the one they spill by (and the joint law would count the calls
+    # served elsewhere as charged 0), so the window model reads them so here too.
+    inner.arrival_pmf = inner.arrival_units = None
+    inner.trains_in_part = False
     rates = exact_calls_per_turn(wl)
     num = den = 0.0
     for key, cost in c.costs.items():

@@ -324,6 +324,16 @@ class ClumpWindowModel:
     # (its earlier launches, batch-mates left out: they arrive with it); None: own_pmf
     # (single launches, whose own units are all earlier ones).
     prior_pmf: NDArray[np.float64] | None = None
+    # What an arriving call adds to the count it finds, its own units ahead and its charge
+    # taken together, launch by launch (:func:`_own_prior`); None: ``own_pmf`` and
+    # ``call_pmf`` taken as independent.
+    arrival_pmf: NDArray[np.float64] | None = None
+    # ... weighted by the arriving call's charge, over the mean charge (set with it).
+    arrival_units: NDArray[np.float64] | None = None
+    # A loss log without retries: a turn's calls in one window taken as a clump
+    # admitted in part (:meth:`_sliding_h`); False where a fleet's room rules read the
+    # log's share (:func:`capacity.analytic.fleet.thin_calls`).
+    trains_in_part: bool = True
     # Aborted turns end early (no retries, ``abort_turn``, think-time sessions): per
     # pattern of a turn's launches up to a refusable event, the turn time it saves
     # when that event holds the turn's first refusal (s per turn; :func:`_abort_saving`),
@@ -1163,7 +1173,12 @@ class ClumpWindowModel:
                                                                v, 24))
         return hit[1], hit[2]
 
-    def _sliding_h(self, n: int, retry_calls: float, truncate: bool = False) -> float:
+    def _sliding_h(self, n: int, retry_calls: float, truncate: bool = False,
+                   trains: bool = False) -> float:
+        """The share of calls a sliding log turns away at ``n`` (``retry_calls``: retried
+        calls a window on top of the fresh ones; ``truncate``: read the loss log's law,
+        :meth:`truncated`, whatever the log; ``trains``: a loss log without retries, whose
+        turns' calls in one window are admitted in part, :attr:`trains_in_part`)."""
         # The other N − 1 sessions' count; the arriving call's own turn is in ``own``.
         g = self.pmf(max(n - 1, 0), retry_calls)
         q = math.floor(self.q_lat + 1e-9)
@@ -1173,7 +1188,14 @@ class ClumpWindowModel:
             # stably far above the allowance (:meth:`truncated`).
             low = self.truncated(max(n - 1, 0), retry_calls)
         if lossy and self.single_launches:
-            return self._loss_share(low, q)
+            p = self._loss_share(low, q)
+            if not (trains and self.trains_in_part):
+                return p
+            # A turn's calls in one window are a clump admitted in part as a fan-out's
+            # are, one call after the other: its first calls take the room left and its
+            # later ones are turned away (:meth:`_partial_admission`).
+            return self._partial_admission(g, q, p, self._loss_share(
+                low, q, self._arrival_laws()[1]), low)
         extra, units = self._arrival_laws()
         if lossy:
             # A rejected charge that is never retried nor logged leaves no trace: the log
@@ -1241,11 +1263,15 @@ class ClumpWindowModel:
         the same at every N (made once per pair of laws)."""
         hit = self._cascade_memo.get("arrival")
         if hit is None or hit[0] is not self.own_pmf or hit[1] is not self.call_pmf:
-            extra = np.convolve(self.own_pmf, self.call_pmf)
             b = np.arange(self.call_pmf.size, dtype=np.float64)
             e_b = _dot(b, self.call_pmf)
-            units = (np.convolve(self.own_pmf, self.call_pmf * b) / e_b if e_b > 0
-                     else extra)
+            if self.arrival_pmf is not None:
+                extra = self.arrival_pmf
+                units = self.arrival_units if self.arrival_units is not None else extra
+            else:
+                extra = np.convolve(self.own_pmf, self.call_pmf)
+                units = (np.convolve(self.own_pmf, self.call_pmf * b) / e_b if e_b > 0
+                         else extra)
             hit = self._cascade_memo["arrival"] = (self.own_pmf, self.call_pmf, extra, units)
         return hit[2], hit[3]
 
@@ -1756,7 +1782,7 @@ class ClumpWindowModel:
             h = self._sliding_h(n, 0.0, truncate=True)
             p = min(1.0, h * self._counted_spells(n, h))
         else:
-            p = self._sliding_h(n, 0.0)
+            p = self._sliding_h(n, 0.0, trains=m == 0)
         if m > 0:
             p = _iterate(functools.partial(self._sliding_step, n), p, 200, 1e-10)
         if self.cascade is not None and (self.loses or (
@@ -3828,9 +3854,9 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
     # once per sample (the think-time sweep and the stability check rebuild the model).
     charges = b"".join(p.tobytes() for p in rel_pmfs[: len(relevant)])
     memo_key = (window_s, tuple(relevant), charges)
-    own, single, prior = (timing.memo(("own", *memo_key), lambda: _own_prior(
+    own, single, prior, arrival = (timing.memo(("own", *memo_key), lambda: _own_prior(
         timing, relevant, rel_pmfs[: len(relevant)], window_s)) if sliding
-        else (np.ones(1), False, np.ones(1)))
+        else (np.ones(1), False, np.ones(1), None))
     # Only a failure without retries aborts a turn often enough to thin the load.
     hist, counts = (timing.memo(("prior", tuple(relevant)),
                                 lambda: _prior_launches(timing, relevant))
@@ -3892,6 +3918,8 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
     return _Parts(load, folded, cross, mu_units, calls_per_turn, events_per_turn, dict(
         h=h, q_lat=q_lat, window_s=window_s, sliding=sliding, clump_pmf=clump,
         call_pmf=call_pmf, own_pmf=own, single_launches=single, prior_pmf=prior,
+        arrival_pmf=None if arrival is None else arrival[0],
+        arrival_units=None if arrival is None else arrival[1],
         retry=retry, size_bias=kappa,
         prior_hist=hist, prior_counts=counts,
         fail_odds=_fail_odds(fine, fine_call, launches, is_requests),
@@ -4984,11 +5012,14 @@ def _fail_odds(pmfs: list[NDArray[np.float64]], call_pmf: NDArray[np.float64],
 
 
 def _own_prior(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.float64]],
-               w: float) -> tuple[NDArray[np.float64], bool, NDArray[np.float64]]:
+               w: float) -> tuple[NDArray[np.float64], bool, NDArray[np.float64],
+                                  tuple[NDArray[np.float64], NDArray[np.float64]] | None]:
     """Units of an arriving call's own session already in its trailing window (Palm view),
     whether every launch is a single call (no batch-mates: see
-    :attr:`ClumpWindowModel.single_launches`), and the same units without the
-    batch-mates (:attr:`ClumpWindowModel.prior_pmf`).
+    :attr:`ClumpWindowModel.single_launches`), the same units without the
+    batch-mates (:attr:`ClumpWindowModel.prior_pmf`), and those units plus the call's
+    own charge, launch by launch, as is and weighted by the charge
+    (:attr:`ClumpWindowModel.arrival_pmf`; None: no launch).
 
     Launches in ``(τ − w, τ)`` count whole — those of its own turn and of the session's
     earlier turns (a closed session's previous turn ends a think time before this one
@@ -5019,7 +5050,7 @@ def _own_prior(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.fl
     # with probability 1/(T + 1), counted in its own charge (as one batch-mate's).
     e_idx, j_idx = np.nonzero(rc.reshape(n * g, -1) > 0)
     if e_idx.size == 0:
-        return np.ones(1), False, np.ones(1)
+        return np.ones(1), False, np.ones(1), None
     tcount = ties.ravel()[e_idx].astype(np.int64)
     reps = tcount + 1
     if reps.min() == reps.max():
@@ -5030,22 +5061,42 @@ def _own_prior(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.fl
         lat = np.rint(prior.ravel()[e_idx][:, None]
                       + ahead_r[None, :] * mean_charge[j_idx][:, None]).astype(np.int64)
         mass = np.repeat(rc.reshape(n * g, -1)[e_idx, j_idx] / reps, r)
-        out = np.bincount(lat.ravel(), weights=mass)
+        lat = lat.ravel()
+        call = np.repeat(j_idx, r)
     else:
         ahead = np.arange(int(reps.sum())) - np.repeat(np.cumsum(reps) - reps, reps)
         base = np.repeat(prior.ravel()[e_idx], reps)
         unit = np.repeat(mean_charge[j_idx], reps)
         mass = np.repeat(rc.reshape(n * g, -1)[e_idx, j_idx] / reps, reps)
         lat = np.rint(base + ahead * unit).astype(np.int64)
-        out = np.bincount(lat, weights=mass)
+        call = np.repeat(j_idx, reps)
+    out = np.bincount(lat, weights=mass)
     total = float(rc.sum())
     if total <= 0:
-        return np.ones(1), False, np.ones(1)
+        return np.ones(1), False, np.ones(1), None
     # The earlier launches alone: each launch's prior with all its mass.
     before = np.bincount(np.rint(prior.ravel()[e_idx]).astype(np.int64),
                          weights=rc.reshape(n * g, -1)[e_idx, j_idx])
+    # What each launch adds to the count it finds, its own units ahead and its own
+    # charge together: a turn's later calls find its earlier ones in the log and are
+    # often its larger ones (a short query, then a long synthesis with a large
+    # max_tokens). Taken apart, the two laws pair a late call's units ahead with a first
+    # call's charge as often as with its own, which narrows their sum and turns away
+    # fewer calls near the allowance: hunt-2002 (two sequential calls into a 15 s TPM
+    # log, no retries) simulated 381 [379–384], 398 so.
+    size = int(lat.max()) + max(p.size for p in pmfs)
+    joint, units = np.zeros(size), np.zeros(size)
+    for j in np.unique(call):
+        at = call == j
+        own_j = np.bincount(lat[at], weights=mass[at])
+        pj = pmfs[int(j)]
+        joint[: own_j.size + pj.size - 1] += np.convolve(own_j, pj)
+        units[: own_j.size + pj.size - 1] += np.convolve(
+            own_j, pj * np.arange(pj.size, dtype=np.float64))
+    e_b = float(_dot(mean_charge[call], mass))
+    arrival = (joint / total, units / e_b if e_b > 0 else joint / total)
     # Single launches only (no batch-mates): every own unit is an earlier launch.
-    return out / total, not tcount.any(), before / total
+    return out / total, not tcount.any(), before / total, arrival
 
 
 __all__ = ["ClumpWindowModel", "RetryModel", "attempts_per_call", "build"]
