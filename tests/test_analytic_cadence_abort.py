@@ -59,7 +59,8 @@ def test_a_restart_whose_first_call_is_elsewhere_meets_a_fresh_log() -> None:
     quota, was taken as the restart's: every restart refused, 18). The cycle stays
     shorter: 22 against a simulated 21 [21–21] (seed 1, 20 × 1 h; +4.8 %, inside the
     issue's 5 % but not its 3 %: the refusals' bursts outlast a window, which the model
-    does not carry to the restart)."""
+    does not carry to the restart); 21 since session 49 (a call's own units ahead and
+    its charge read together, a loop's calls in one window admitted in part)."""
     assert _model(ELSEWHERE).restart_weight.size == 0
     n = analyze(load_profile(ELSEWHERE)).burst_ceiling
     assert 21 <= n <= 22, n

@@ -64,13 +64,17 @@ def test_single_calls_keep_erlang(monkeypatch: pytest.MonkeyPatch) -> None:
     with_it = m._sliding_h(898, 0.0)
     assert 0.015 < with_it < 0.025
     # One clump is one call: the knapsack is Erlang's loss system and nothing changes —
-    # the partial admission is never consulted (the single launches' product form).
+    # its share never consults the partial admission (the single launches' product
+    # form); a turn's calls admitted in part (session 49) are one call here, and the
+    # share the same.
     def never(*args: object, **kwargs: object) -> float:
         raise AssertionError("a single call's loss log consulted the partial admission")
 
     monkeypatch.setattr(ClumpWindowModel, "_partial_admission", never)
     m._cache.clear()
     assert m._sliding_h(898, 0.0) == pytest.approx(with_it, rel=1e-9)
+    monkeypatch.undo()
+    assert m._sliding_h(898, 0.0, trains=True) == pytest.approx(with_it, rel=1e-9)
 
 
 def test_the_units_displaced_come_in_large_clumps() -> None:

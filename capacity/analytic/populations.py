@@ -402,6 +402,21 @@ def _mix(pmfs: list[NDArray[np.float64]], weights: list[float]) -> NDArray[np.fl
     return out
 
 
+def _joint_arrivals(live: list[tuple[float, _window.ClumpWindowModel]],
+                    calls: list[float]) -> dict[str, Any]:
+    """The blend's :attr:`~capacity.analytic.window.ClumpWindowModel.arrival_pmf` and
+    ``arrival_units``: the populations' mixed by their calls (the units law by their
+    calls' charge), or none where a part reads the two laws apart."""
+    if any(m.arrival_pmf is None or m.arrival_units is None for _, m in live):
+        return {}
+    charge = [c * float(np.dot(np.arange(m.call_pmf.size), m.call_pmf))
+              for c, (_, m) in zip(calls, live, strict=True)]
+    return {"arrival_pmf": _mix([m.arrival_pmf for _, m in live if m.arrival_pmf is not None],
+                                calls),
+            "arrival_units": _mix([m.arrival_units for _, m in live
+                                   if m.arrival_units is not None], charge)}
+
+
 def blend(parts: list[tuple[float, _window.ClumpWindowModel]]) -> _window.ClumpWindowModel:
     """One session of the mix ``a_p`` (weights summing to 1) of per-population models
     on one lattice; a single population's model is returned as it is."""
@@ -422,6 +437,9 @@ def blend(parts: list[tuple[float, _window.ClumpWindowModel]]) -> _window.ClumpW
         own_pmf=_mix([m.own_pmf for _, m in live], calls),
         prior_pmf=_mix([m.own_pmf if m.prior_pmf is None else m.prior_pmf
                         for _, m in live], calls),
+        # A call's own units ahead and its charge together, each population's by its
+        # calls (by their units, the charge-weighted law), where every part has one.
+        **_joint_arrivals(live, calls),
         mean_units=math.fsum(units), calls_per_window=math.fsum(calls),
         retry=first.retry,
         size_bias=(math.fsum(u * m.size_bias for u, (_, m) in zip(units, live, strict=True))
