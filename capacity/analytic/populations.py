@@ -225,6 +225,10 @@ class _Blend(_window.ClumpWindowModel):
     def _session_span(self) -> int:
         return max((m._session_span() for _, m in self.parts), default=0)
 
+    @property
+    def single_parts(self) -> bool:
+        return all(m.single_parts for _, m in self.parts)
+
     def _log_power(self, x: float, L: int) -> NDArray[np.complex128]:
         """x sessions of the mix: x·a of each population's (each part's own rule). When
         x + 1 whole sessions split whole (``x`` is the others of a tagged session), the
@@ -406,13 +410,20 @@ def _joint_arrivals(live: list[tuple[float, _window.ClumpWindowModel]],
                     calls: list[float]) -> dict[str, Any]:
     """The blend's :attr:`~capacity.analytic.window.ClumpWindowModel.arrival_pmf` and
     ``arrival_units``: the populations' mixed by their calls (the units law by their
-    calls' charge), or none where a part reads the two laws apart."""
+    calls' charge), or none where a part reads the two laws apart; and whether its
+    turns' calls are admitted in part, by how far the log turns over between them."""
+    out: dict[str, Any] = {
+        # A turn's calls admitted in part (window.ClumpWindowModel._in_part) where every
+        # population's are, weighed by the mean age of a call's own units ahead.
+        "trains_in_part": all(m.trains_in_part for _, m in live),
+        "train_gap": (math.fsum(c * m.train_gap for c, (_, m) in zip(calls, live, strict=True))
+                      / math.fsum(calls) if math.fsum(calls) > 0 else 1.0)}
     if any(m.arrival_pmf is None or m.arrival_units is None for _, m in live):
-        return {}
+        return out
     charge = [c * float(np.dot(np.arange(m.call_pmf.size), m.call_pmf))
               for c, (_, m) in zip(calls, live, strict=True)]
-    return {"arrival_pmf": _mix([m.arrival_pmf for _, m in live if m.arrival_pmf is not None],
-                                calls),
+    return {**out, "arrival_pmf": _mix([m.arrival_pmf for _, m in live
+                                        if m.arrival_pmf is not None], calls),
             "arrival_units": _mix([m.arrival_units for _, m in live
                                    if m.arrival_units is not None], charge)}
 

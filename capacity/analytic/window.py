@@ -334,9 +334,9 @@ class ClumpWindowModel:
     # admitted in part (:meth:`_sliding_h`); False where a fleet's room rules read the
     # log's share (:func:`capacity.analytic.fleet.thin_calls`).
     trains_in_part: bool = True
-    # The mean gap from a launch to its session's launch before it, where that is within
-    # the window, over the window (1: none within it): how far the log has turned over
-    # between a turn's calls.
+    # The mean age of a launch's own units ahead, weighted by the units, over the window
+    # (1: none ahead): how far the log has turned over since its session's earlier calls
+    # were admitted (:meth:`_in_part`).
     train_gap: float = 1.0
     # Aborted turns end early (no retries, ``abort_turn``, think-time sessions): per
     # pattern of a turn's launches up to a refusable event, the turn time it saves
@@ -694,7 +694,8 @@ class ClumpWindowModel:
             return pu
         free = self.pmf(max(n - 1, 0))
         # (Single launches: a turn's calls admitted in part, :meth:`_in_part`.)
-        part = (self._in_part(free, q, p, pu, low) if self.single_launches
+        part = (self._in_part(free, q, p, pu, low)
+                if self.single_launches or (self.single_parts and self.trains_in_part)
                 else self._partial_admission(free, q, p, pu, low))
         return min(1.0, pu * part / p)
 
@@ -1213,6 +1214,10 @@ class ClumpWindowModel:
             # with it, on top. Clumps admitted in part: below.
             p = self._loss_share(low, q, extra)
             p_units = self._loss_share(low, q, units)
+            if trains and self.trains_in_part and self.single_parts:
+                # A mix of populations whose launches are all single calls: their turns
+                # in part as one population's are (:meth:`_in_part`).
+                return self._in_part(g, q, p, p_units, low)
             return self._partial_admission(g, q, p, p_units, low)
         # An arriving call of charge B is rejected when S + own + B > q.
         # tail[s − lo] = P(S ≥ s), only from the least s the rule reads (q + 2 − the
@@ -1287,12 +1292,13 @@ class ClumpWindowModel:
         of units) with a turn's calls in one window admitted in part, one after the
         other, as a fan-out's are (:meth:`_partial_admission`): its first calls take the
         room left and its later ones are turned away — as far as the log has not turned
-        over between them, ``1 − gap/w`` (:attr:`train_gap`; the free count's
-        correlation over the gap). hunt-2002 (a short call, then a long one a second
-        later, into a 15 s log: gap/w 0.08) 398 → 380 against 381 [379–384]; the long
-        call 8.7 s later (0.58) 361 → 359 against 360 [356–361]; hunt-57's loop (~1.4 s
-        apart in a 5 s log: 0.34), paced 60–90 s, 73 → 69 against 72 [71–73], 68
-        unweighted (``python benchmarks/session49_probes.py trains``)."""
+        over since those first calls were admitted, ``1 − age/w`` (:attr:`train_gap`:
+        the mean age of a call's own units ahead, by their units; the free count's
+        correlation over that lag). hunt-2002 (a short call, then a long one a second
+        later, into a 15 s log: age/w 0.15) 398 → 381 against 381 [379–384]; the long
+        call 8.7 s later (0.59) 361 → 360 against 360 [356–361]; hunt-57's loop (~1.4 s
+        apart in a 5 s log: 0.48), paced 60–90 s, 73 → 70 against 72 [71–73], 68 in
+        full (``python benchmarks/session49_probes.py trains``)."""
         part = self._partial_admission(free, q, p, pu, low)
         return p + max(0.0, 1.0 - self.train_gap) * (part - p)
 
@@ -1356,6 +1362,12 @@ class ClumpWindowModel:
         # Units refused p_u + d·(p_cb − p_u); calls in proportion (the displaced units
         # are refused with the same size bias as the Palm refusals).
         return min(1.0, p * (pu + d * (now - pu)) / pu)
+
+    @property
+    def single_parts(self) -> bool:
+        """Every launch a single call (:attr:`single_launches`; a mix of populations:
+        every population's)."""
+        return self.single_launches
 
     @property
     def loses(self) -> bool:
@@ -5047,9 +5059,8 @@ def _own_prior(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.fl
     :attr:`ClumpWindowModel.single_launches`), the same units without the
     batch-mates (:attr:`ClumpWindowModel.prior_pmf`), and those units plus the call's
     own charge, launch by launch, as is and weighted by the charge
-    (:attr:`ClumpWindowModel.arrival_pmf`), with the mean gap from a launch to its
-    session's launch before it within the window, over the window
-    (:attr:`ClumpWindowModel.train_gap`; None: no launch).
+    (:attr:`ClumpWindowModel.arrival_pmf`), with the mean age of those units over the
+    window (:attr:`ClumpWindowModel.train_gap`; None: no launch).
 
     Launches in ``(τ − w, τ)`` count whole — those of its own turn and of the session's
     earlier turns (a closed session's previous turn ends a think time before this one
@@ -5124,12 +5135,18 @@ def _own_prior(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.fl
         units[: own_j.size + pj.size - 1] += np.convolve(
             own_j, pj * np.arange(pj.size, dtype=np.float64))
     e_b = float(_dot(mean_charge[call], mass))
-    # The gap from a launch to its session's launch before it, where that is within the
-    # window, over the window: how far the log has turned over between a turn's calls.
-    at = np.sort(key.reshape(n, g)[fin & (xg > 0)])
-    lag = np.diff(at)
-    lag = lag[lag < w]
-    gap = float(lag.mean()) / w if lag.size else 1.0
+    # The age of a launch's own units ahead (s since they were launched), weighted by
+    # the units, over the window, over the launches: how far the log has turned over
+    # since the state its session's earlier calls were admitted to. Σ_j x_j·(t − t_j)
+    # over the launches in (t − w, t) from the prefix sums of x and x·t.
+    xt = np.where(fin, xg, 0.0).ravel() * np.where(fin, starts[:, None] + np.where(
+        fin, gt, 0.0), 0.0).ravel()
+    ctx = np.concatenate([[0.0], np.cumsum(xt[order])])
+    ahead = cx[hi] - cx[lo]
+    aged = key * ahead - (ctx[hi] - ctx[lo])
+    launches = rc.sum(axis=2).ravel() * (fin & (xg > 0)).ravel()
+    held = float(_dot(launches, ahead))
+    gap = float(_dot(launches, aged)) / held / w if held > 0 else 1.0
     arrival = (joint / total, units / e_b if e_b > 0 else joint / total, gap)
     # Single launches only (no batch-mates): every own unit is an earlier launch.
     return out / total, not tcount.any(), before / total, arrival
