@@ -181,3 +181,18 @@ def test_populations_alike_answer_as_one() -> None:
     a, b = (float(r.constraints[0].at_sessions.loss_fraction)  # type: ignore[union-attr]
             for r in (two, one))
     assert a == pytest.approx(b, rel=1e-3)
+
+
+def test_a_fleet_without_retries_admits_its_turns_in_part() -> None:
+    """tests/data/fleet-loss-trains-no-retries.yaml (hunt-3052): a priority route whose
+    deployments' TPM limits are 15 s loss logs, no retries. Its slots' own shares take a
+    turn's calls in part as a single deployment's do: 894 before, 852 against a simulated
+    845 [842–849]; with retries the spill rules' copy without them keeps its turns whole
+    (``fleet.thin_calls``)."""
+    data = yaml.safe_load((Path(__file__).parent / "data"
+                           / "fleet-loss-trains-no-retries.yaml").read_text())
+    profile = profile_from_dict(data)
+    n_a = analyze(profile).burst_ceiling
+    sat = find_saturation(profile, n_a - 20, n_a + 20, seed=1, replications=20,
+                          max_sessions=3000)
+    assert_accurate(n_a, sat, profile.name)

@@ -200,11 +200,15 @@ def thin_calls(inner: _window.ClumpWindowModel, wl: Workload,
     from capacity.analytic.clumped import exact_calls_per_turn
 
     # The fleet's room rules (:func:`room_refused`) read a call's own units ahead and its
-    # charge apart, and a loss log's turns admitted whole (the knapsack); a slot's own
-    # share must be the one they spill by (and the joint law would count the calls
-    # served elsewhere as charged 0), so the window model reads them so here too.
+    # charge apart; a slot's own share must be the one they spill by (and the joint law
+    # would count the calls served elsewhere as charged 0): apart here too (taken
+    # jointly, hunt-3030 63 -> 56 against 67 [67-67]). A loss log's turns are admitted in
+    # part where no call is retried, as at a single deployment (hunt-3052 894 -> 852
+    # against 845 [842-849]); with retries the spill rules read the head's first
+    # attempts on a copy without them, whose refusals come back within its window as
+    # retries: its turns whole there (in part, hunt-1082 121 -> 131 against 121 [121-123]).
     inner.arrival_pmf = inner.arrival_units = None
-    inner.trains_in_part = False
+    inner.trains_in_part = inner.trains_in_part and wl.profile.retry.max_retries == 0
     rates = exact_calls_per_turn(wl)
     num = den = 0.0
     for key, cost in c.costs.items():
