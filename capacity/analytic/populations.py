@@ -412,12 +412,18 @@ def _joint_arrivals(live: list[tuple[float, _window.ClumpWindowModel]],
     ``arrival_units``: the populations' mixed by their calls (the units law by their
     calls' charge), or none where a part reads the two laws apart; and whether its
     turns' calls are admitted in part, by how far the log turns over between them."""
+    # A turn's calls admitted in part (window.ClumpWindowModel._in_part) where every
+    # population's are, weighed by the mean age of a call's own units ahead: each
+    # population's by its units ahead (a call with none ahead weighs nothing in its own
+    # population's mean; by calls, a population of single-call turns pulled a mix
+    # towards whole turns — 654 sessions where the engine refuses 5.14 %, 648 so).
+    ahead = [c * float(np.dot(np.arange(q.size), q)) for c, q in zip(
+        calls, (m.own_pmf if m.prior_pmf is None else m.prior_pmf for _, m in live),
+        strict=True)]
     out: dict[str, Any] = {
-        # A turn's calls admitted in part (window.ClumpWindowModel._in_part) where every
-        # population's are, weighed by the mean age of a call's own units ahead.
         "trains_in_part": all(m.trains_in_part for _, m in live),
-        "train_gap": (math.fsum(c * m.train_gap for c, (_, m) in zip(calls, live, strict=True))
-                      / math.fsum(calls) if math.fsum(calls) > 0 else 1.0)}
+        "train_gap": (math.fsum(a * m.train_gap for a, (_, m) in zip(ahead, live, strict=True))
+                      / math.fsum(ahead) if math.fsum(ahead) > 0 else 1.0)}
     if any(m.arrival_pmf is None or m.arrival_units is None for _, m in live):
         return out
     charge = [c * float(np.dot(np.arange(m.call_pmf.size), m.call_pmf))

@@ -687,15 +687,14 @@ class ClumpWindowModel:
         low = self.truncated(max(n - 1, 0))
         extra, units = self._arrival_laws()
         pu = self._loss_share(low, q, units)
-        if self.single_launches and not self.trains_in_part:
+        if self.single_parts and not self.trains_in_part:
             return pu
         p = self._loss_share(low, q, extra)
         if p <= 0.0:
             return pu
         free = self.pmf(max(n - 1, 0))
         # (Single launches: a turn's calls admitted in part, :meth:`_in_part`.)
-        part = (self._in_part(free, q, p, pu, low)
-                if self.single_launches or (self.single_parts and self.trains_in_part)
+        part = (self._in_part(free, q, p, pu, low) if self.single_parts
                 else self._partial_admission(free, q, p, pu, low))
         return min(1.0, pu * part / p)
 
@@ -1214,10 +1213,11 @@ class ClumpWindowModel:
             # with it, on top. Clumps admitted in part: below.
             p = self._loss_share(low, q, extra)
             p_units = self._loss_share(low, q, units)
-            if trains and self.trains_in_part and self.single_parts:
-                # A mix of populations whose launches are all single calls: their turns
-                # in part as one population's are (:meth:`_in_part`).
-                return self._in_part(g, q, p, p_units, low)
+            if self.single_parts:
+                # A mix of populations whose launches are all single calls: as one
+                # population's, the knapsack, or with its turns in part (:meth:`_in_part`).
+                return (self._in_part(g, q, p, p_units, low)
+                        if trains and self.trains_in_part else p)
             return self._partial_admission(g, q, p, p_units, low)
         # An arriving call of charge B is rejected when S + own + B > q.
         # tail[s − lo] = P(S ≥ s), only from the least s the rule reads (q + 2 − the
