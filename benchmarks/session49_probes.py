@@ -5,6 +5,10 @@ Run from the repository root::
     python benchmarks/session49_probes.py trains    # hunt-2002 and variants, three ways
     python benchmarks/session49_probes.py shares    # the refused share, engine and model
     python benchmarks/session49_probes.py spread    # own units ahead + charge: the laws
+    python benchmarks/session49_probes.py content   # the log's content, engine and law
+    python benchmarks/session49_probes.py restarts  # hunt-57: engine and model at 31
+    python benchmarks/session49_probes.py mix       # a population mix: search, engine
+    python benchmarks/session49_probes.py fleets    # the two changes taken into fleets
 
 ``trains``: tests/data/sequential-calls-tpm-log.yaml (hunt-2002: a short call, then in
 86 % of turns a long one about a second later, into a 15 s sliding TPM log reserving
@@ -21,6 +25,20 @@ knapsack of whole turns.
 ``spread``: at 60 sessions (nothing refused) what an arriving call adds to the log — its
 session's units in the trailing 15 s and its own charge — mean and sd (tokens): the
 engine's (4 h trace, seed 1), the joint law's and the two laws' taken apart.
+
+``content``: hunt-2002 at 398 sessions, the log's content over its trailing 15 s at
+400,000 instants of a 3 h trace (seed 1) against the others' free count truncated at the
+allowance (the knapsack's occupancy).
+
+``restarts``: tests/data/cadence-abort.yaml (hunt-57) at 31 sessions, the engine's share
+of calls refused (8 × 1 h, seed 1) and the model's before session 49, with the joint law
+alone and as shipped.
+
+``mix``: tests/data/sequential-calls-population-mix.yaml, the analytic N*, the simulated
+search (20 × 1 h, seed 1) and the engine at 648 and 654 sessions (40 × 1 h, seed 1).
+
+``fleets``: hunt-3030, -3052 and -1082 (fleets of sliding loss logs) as shipped, with the
+joint law kept in fleets, and with every fleet's turns in part (retries or not).
 """
 
 from __future__ import annotations
@@ -87,6 +105,9 @@ def _steps(d: dict[str, Any]) -> list[Any]:
 
 def variants() -> dict[str, Profile]:
     out: dict[str, Profile] = {"as shipped": profile_from_dict(_data())}
+    exp = copy.deepcopy(_data())
+    exp["session"]["think_time"] = {"exponential": "281s"}
+    out["an exponential think time (its mean)"] = profile_from_dict(exp)
     always = copy.deepcopy(_data())
     _steps(always)[1]["optional"]["probability"] = 1.0
     edits: dict[str, Callable[[dict[str, Any]], None]] = {
@@ -181,10 +202,93 @@ def spread() -> None:
           f"apart {moments(np.convolve(inner.own_pmf, inner.call_pmf))}")
 
 
+def content() -> None:
+    prof = profile_from_dict(_data())
+    tr = trace_attempts(prof, 398, horizon_s=3 * 3600.0, seed=1, max_attempts=5_000_000)
+    r = tr.rows[(tr.rows[:, T_T] > 600.0) & (tr.rows[:, T_ADMITTED] > 0)]
+    order = np.argsort(r[:, T_T])
+    t, u = r[order, T_T], r[order, T_UNITS]
+    cum = np.concatenate([[0.0], np.cumsum(u)])
+    at = np.linspace(t.min() + 20.0, t.max() - 1.0, 400_000)
+    held = cum[np.searchsorted(t, at, "right")] - cum[np.searchsorted(t, at - 15.0, "right")]
+    inner = _log(prof).inner
+    low = inner.truncated(398)
+    k = np.arange(low.size) * inner.h
+    for x in (170e3, 185e3, 190e3):
+        print(f"398 sessions, P(log content > {x / 1e3:.0f}k tokens): engine "
+              f"{(held > x).mean():.3f}, the truncated free count "
+              f"{low[k > x].sum() / low.sum():.3f}")
+
+
+def restarts() -> None:
+    prof = profile_from_dict(yaml.safe_load(
+        (ROOT / "tests" / "data" / "cadence-abort.yaml").read_text()))
+    e = simulate(prof, 31, replications=8, seed=1, workers=1).metrics["attempt_429_fraction"]
+    got = []
+    for how in ((False, False), (True, False), (True, True)):
+        with model_as(*how):
+            got.append(_log(prof).stats(31).loss_fraction)
+    print(f"hunt-57 at 31 sessions: engine {e.mean:.2%} [{e.lo:.2%}-{e.hi:.2%}] (8 x 1 h); "
+          f"the model {got[0]:.2%} before, {got[1]:.2%} joint, {got[2]:.2%} shipped")
+
+
+def mix() -> None:
+    prof = profile_from_dict(yaml.safe_load(
+        (ROOT / "tests" / "data" / "sequential-calls-population-mix.yaml").read_text()))
+    n_a = analyze(prof).burst_ceiling
+    sat = find_saturation(prof, n_a - 12, n_a + 12, seed=1, replications=20,
+                          max_sessions=3000)
+    print(f"population mix: analytic {n_a}, simulated {sat.n_star} [{sat.n_lo}-{sat.n_hi}]")
+    for n in (648, 654):
+        e = simulate(prof, n, replications=40, seed=1, workers=1).metrics[
+            "attempt_429_fraction"]
+        print(f"  {n} sessions: engine {e.mean:.2%} [{e.lo:.2%}-{e.hi:.2%}] (40 x 1 h)")
+
+
+@contextmanager
+def fleets_as(joint: bool, in_part: bool) -> Iterator[None]:
+    """Fleets' window models keep the joint law and their turns in part (or not) where
+    ``fleet.thin_calls`` would take them away."""
+    from capacity.analytic import fleet
+
+    thin = fleet.thin_calls
+
+    def wrapped(inner: Any, wl: Any, c: Any) -> Any:
+        kept = (inner.arrival_pmf, inner.arrival_units, inner.trains_in_part)
+        out = thin(inner, wl, c)
+        if joint:
+            out.arrival_pmf, out.arrival_units = kept[0], kept[1]
+        if in_part:
+            out.trains_in_part = kept[2]
+        return out
+
+    fleet.thin_calls = wrapped  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        fleet.thin_calls = thin  # type: ignore[assignment]
+
+
+def fleets() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from session48_probes import _hunt
+
+    for seed in (3030, 3052, 1082):
+        prof = profile_from_dict(_hunt(seed))
+        got = [analyze(prof).burst_ceiling]
+        for how in ((True, False), (False, True)):
+            with fleets_as(*how):
+                got.append(analyze(profile_from_dict(_hunt(seed))).burst_ceiling)
+        print(f"hunt-{seed}: analytic {got[0]} shipped, {got[1]} with the joint law in "
+              f"fleets, {got[2]} with every fleet's turns in part")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("probe", choices=["trains", "shares", "spread"])
-    {"trains": trains, "shares": shares, "spread": spread}[ap.parse_args().probe]()
+    probes = {"trains": trains, "shares": shares, "spread": spread, "content": content,
+              "restarts": restarts, "mix": mix, "fleets": fleets}
+    ap.add_argument("probe", choices=list(probes))
+    probes[ap.parse_args().probe]()
 
 
 if __name__ == "__main__":

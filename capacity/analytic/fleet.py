@@ -206,7 +206,8 @@ def thin_calls(inner: _window.ClumpWindowModel, wl: Workload,
     # part where no call is retried, as at a single deployment (hunt-3052 894 -> 852
     # against 845 [842-849]); with retries the spill rules read the head's first
     # attempts on a copy without them, whose refusals come back within its window as
-    # retries: its turns whole there (in part, hunt-1082 121 -> 131 against 121 [121-123]).
+    # retries: its turns whole there (in part, hunt-1082 121 -> 105 against 121 [121-123];
+    # benchmarks/session49_probes.py fleets).
     inner.arrival_pmf = inner.arrival_units = None
     inner.trains_in_part = inner.trains_in_part and wl.profile.retry.max_retries == 0
     rates = exact_calls_per_turn(wl)
@@ -5463,7 +5464,7 @@ def fleet_burst(wl: Workload, fm: FleetModels, results: list[ConstraintResult],
     from capacity.analytic.model import joint_ceiling
 
     plain = [(e, r) for e, r in zip(fm.entries, results, strict=True)
-             if _final(e) and (r.spill_to is None or e.held > 0.0)]
+             if _final(e)]
     others = [r.burst_ceiling for e, r in zip(fm.entries, results, strict=True)
               if r in visible_results(results) and all(r is not p for _, p in plain)]
 
@@ -5485,7 +5486,7 @@ def least_burst(wl: Workload, fm: FleetModels, cycle_s: float, target: float) ->
     stays within the target. A spilling entry (never binding) and a fallback (fed by
     failures in deep overload: its own ceiling lies among N nothing else asks for) come
     last."""
-    plain = [e for e in fm.entries if _final(e) and (e.spill_to is None or e.held > 0.0)]
+    plain = [e for e in fm.entries if _final(e)]
     rest = sorted((e for e in fm.entries if all(e is not p for p in plain)),
                   key=lambda e: (e.role == "fallback", e.spill_to is not None))
     # (The entries whose ceilings fleet_burst reads: visible_results'.)

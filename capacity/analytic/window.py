@@ -1194,7 +1194,9 @@ class ClumpWindowModel:
             # The loss rules read the count at and below q only: its truncated law, read
             # stably far above the allowance (:meth:`truncated`).
             low = self.truncated(max(n - 1, 0), retry_calls)
-        if lossy and self.single_launches:
+        if lossy and self.single_parts:
+            # (A mix of populations whose launches are all single calls, as one
+            # population's.)
             p = self._loss_share(low, q)
             if not (trains and self.trains_in_part):
                 return p
@@ -1213,11 +1215,6 @@ class ClumpWindowModel:
             # with it, on top. Clumps admitted in part: below.
             p = self._loss_share(low, q, extra)
             p_units = self._loss_share(low, q, units)
-            if self.single_parts:
-                # A mix of populations whose launches are all single calls: as one
-                # population's, the knapsack, or with its turns in part (:meth:`_in_part`).
-                return (self._in_part(g, q, p, p_units, low)
-                        if trains and self.trains_in_part else p)
             return self._partial_admission(g, q, p, p_units, low)
         # An arriving call of charge B is rejected when S + own + B > q.
         # tail[s − lo] = P(S ≥ s), only from the least s the rule reads (q + 2 − the
@@ -1273,12 +1270,12 @@ class ClumpWindowModel:
         hit = self._cascade_memo.get("arrival")
         if (hit is None or hit[0] is not self.own_pmf or hit[1] is not self.call_pmf
                 or hit[4] is not self.arrival_pmf):
-            b = np.arange(self.call_pmf.size, dtype=np.float64)
-            e_b = _dot(b, self.call_pmf)
             if self.arrival_pmf is not None:
                 extra = self.arrival_pmf
                 units = self.arrival_units if self.arrival_units is not None else extra
             else:
+                b = np.arange(self.call_pmf.size, dtype=np.float64)
+                e_b = _dot(b, self.call_pmf)
                 extra = np.convolve(self.own_pmf, self.call_pmf)
                 units = (np.convolve(self.own_pmf, self.call_pmf * b) / e_b if e_b > 0
                          else extra)
