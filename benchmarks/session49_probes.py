@@ -50,6 +50,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import yaml
@@ -86,11 +87,8 @@ def model_as(joint: bool, in_part: bool, weighed: bool = True) -> Iterator[None]
             m.train_gap = 0.0
         return m
 
-    window.build = wrapped  # type: ignore[assignment]
-    try:
+    with mock.patch.object(window, "build", wrapped):
         yield
-    finally:
-        window.build = build  # type: ignore[assignment]
 
 
 def _data() -> dict[str, Any]:
@@ -262,11 +260,8 @@ def fleets_as(joint: bool, in_part: bool) -> Iterator[None]:
             out.trains_in_part = kept[2]
         return out
 
-    fleet.thin_calls = wrapped  # type: ignore[assignment]
-    try:
+    with mock.patch.object(fleet, "thin_calls", wrapped):
         yield
-    finally:
-        fleet.thin_calls = thin  # type: ignore[assignment]
 
 
 def fleets() -> None:
