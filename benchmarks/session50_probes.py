@@ -1,0 +1,135 @@
+"""Session 50's probes (issue 13): what the remaining optimistic misses are made of.
+
+Run from the repository root::
+
+    python benchmarks/session50_probes.py dims    # one quota's ITPM/OTPM over one log
+    python benchmarks/session50_probes.py herd    # told retries refused again
+    python benchmarks/session50_probes.py lock    # a fixed think time over 1 h and 3 h
+
+``dims``: hunt-2024, -191 and -2020 (ITPM and OTPM of one quota over one sliding log
+length): the engine's share of attempts refused with both limits and with each alone
+(the other removed; 20 × 1 h, seed 1) beside the model's share of each (as shipped the
+two count by the larger).
+
+``herd``: hunt records whose sliding log is the only limit and whose retries honour the
+retry-after, at their simulated N*: per call refused on its first attempt, the retries
+made and the retries refused again — the model's herd chain
+(:meth:`ClumpWindowModel.herd_chain`) against the engine's (a 4 h trace, seed 1).
+
+``lock``: one 3.1 s call a turn, 360 RPM in fixed 30 s windows, a fixed 54.3 s think time,
+no retries (README, "A fixed think time lets refusals pull sessions into step"): the
+analytic N* and the engine's share of attempts refused at 300, 316 and 336 sessions over
+1 h and 3 h (8 replications each, seed 1), and hunt-82 at 170 sessions with its think
+time fixed, spread ±2 %, ±10 %, ±25 % and exponential (6 × 1 h, seed 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from session48_probes import _hunt
+
+from capacity.analytic.model import _searched, analyze, cycle_time
+from capacity.model.workload import Workload
+from capacity.profile.loader import profile_from_dict
+from capacity.sim.engine import simulate, trace_attempts
+from capacity.sim.kernels import T_ADMITTED, T_ATTEMPT, T_T
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _without(data: dict[str, Any], dims: list[str], keep: str) -> dict[str, Any]:
+    out = copy.deepcopy(data)
+    for q in out["quotas"].values():
+        for k in dims:
+            if k != keep:
+                q.pop(k, None)
+    return out
+
+
+def dims() -> None:
+    for seed, n in ((2024, 7), (191, 8), (2020, 28)):
+        data = _hunt(seed)
+        cells = []
+        for name, d in (("both", data), ("itpm", _without(data, ["itpm", "otpm"], "itpm")),
+                        ("otpm", _without(data, ["itpm", "otpm"], "otpm"))):
+            prof = profile_from_dict(d)
+            e = simulate(prof, n, replications=20, seed=1, workers=1).metrics[
+                "attempt_429_fraction"]
+            model = {c.name.split(".")[-1]: float(c.at_sessions.loss_fraction)
+                     for c in analyze(prof, sessions=n).constraints
+                     if c.at_sessions is not None}
+            got = ", ".join(f"{k} {v:.2%}" for k, v in model.items())
+            cells.append(f"{name}: engine {e.mean:.2%} [{e.lo:.2%}-{e.hi:.2%}], "
+                         f"model {got}")
+        print(f"hunt-{seed} at {n} sessions:\n  " + "\n  ".join(cells), flush=True)
+
+
+def herd() -> None:
+    recs = {r["seed"]: r for r in map(json.loads, (
+        ROOT / "benchmarks" / "hunt" / "records.jsonl").read_text().splitlines())}
+    for seed in (32, 154, 3020, 2044, 38, 1051, 3035, 189):
+        n = recs[seed]["simulated"]
+        prof = profile_from_dict(_hunt(seed))
+        wl = Workload.from_profile(prof)
+        cyc = cycle_time(wl)
+        c = next(c for c in wl.constraints if wl.units_per_turn(c) > 0)
+        ch = _searched(wl, c, cyc.cycle_s, cyc.min_cycle_s).inner.herd_chain(n)
+        tr = trace_attempts(prof, n, horizon_s=4 * 3600.0, seed=1, max_attempts=5_000_000)
+        r = tr.rows[tr.rows[:, T_T] > 600.0]
+        first = r[r[:, T_ATTEMPT] == 1]
+        again = r[r[:, T_ATTEMPT] > 1]
+        refused = max(float((1.0 - first[:, T_ADMITTED]).sum()), 1.0)
+        print(f"hunt-{seed} ({recs[seed]['family']}, {prof.retry.max_retries} retries) at "
+              f"{n}: per call refused, retries / refused again: model "
+              f"{ch['ret']:.2f} / {ch['rej']:.2f}, engine {again.shape[0] / refused:.2f} / "
+              f"{float((1.0 - again[:, T_ADMITTED]).sum()) / refused:.2f}", flush=True)
+
+
+def _small() -> dict[str, Any]:
+    return {"name": "lock-small", "models": {"m": {"ttft": "0.1s", "tokens_per_second": 100}},
+            "quotas": {"q": {"models": ["m"], "rpm": 360,
+                             "enforcement": {"type": "fixed_window", "window": "30s"}}},
+            "session": {"think_time": "54.3s", "turns": {"t": {"steps": [
+                {"call": {"model": "m", "input_tokens": 100, "output_tokens": 300}}]}}},
+            "retry": {"max_retries": 0}, "targets": {"max_429_fraction": 0.01}}
+
+
+def lock() -> None:
+    prof = profile_from_dict(_small())
+    print(f"one 3.1 s call, fixed 54.3 s think time: analytic {analyze(prof).burst_ceiling}")
+    for n in (300, 316, 336):
+        for h in (3600.0, 3 * 3600.0):
+            e = simulate(prof, n, replications=8, seed=1, workers=1, horizon_s=h).metrics[
+                "attempt_429_fraction"]
+            print(f"  {n} sessions over {h / 3600:.0f} h: {e.mean:.2%} "
+                  f"[{e.lo:.2%}-{e.hi:.2%}]", flush=True)
+    data = _hunt(82)
+    t = float(str(data["session"]["think_time"]).rstrip("s"))
+    for f in (0.0, 0.02, 0.1, 0.25, "exp"):
+        d = copy.deepcopy(data)
+        if f == "exp":
+            d["session"]["think_time"] = {"exponential": {"mean": f"{t}s"}}
+        elif isinstance(f, float) and f > 0:
+            d["session"]["think_time"] = {"uniform": [f"{t * (1 - f)}s", f"{t * (1 + f)}s"]}
+        e = simulate(profile_from_dict(d), 170, replications=6, seed=1, workers=1).metrics[
+            "attempt_429_fraction"]
+        label = f if isinstance(f, str) else f"±{f:.0%}"
+        print(f"  hunt-82 at 170 sessions, think time {label}: {e.mean:.2%} "
+              f"[{e.lo:.2%}-{e.hi:.2%}]", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("probe", choices=["dims", "herd", "lock"])
+    {"dims": dims, "herd": herd, "lock": lock}[ap.parse_args().probe]()
+
+
+if __name__ == "__main__":
+    main()
