@@ -57,6 +57,7 @@ from capacity.profile.schema import Profile  # noqa: E402
 
 WINDOWS = (1, 2, 5, 10, 15, 30, 60)        # seconds
 BURSTS = (1, 2, 5, 10, 30, 60)             # seconds of refill
+BIG_N = 25   # sessions: the summary's mean error is over records simulated this large
 UNIT = 1e8   # a placeholder limit, large enough that any window admits something
 
 
@@ -388,6 +389,15 @@ def summary(recs: list[dict[str, Any]]) -> None:
     opt = [x for x in done if (x["error_pct"] or 0) > 5 and x["outside"]]
     print(f"records {len(recs)} (simulated {len(done)}); outside the target {len(out)}, "
           f"confirmed by a second search {len(conf)}; > 5% optimistic and outside {len(opt)}")
+    # Where one session is a few per cent of N, the mean error says how far off the
+    # analytic answer is, apart from a small search's whole-session steps.
+    big = [x["error_pct"] for x in done
+           if x["simulated"] >= BIG_N and x["error_pct"] is not None]
+    if big:
+        print(f"records simulated at {BIG_N} sessions or more: {len(big)}, mean |error| "
+              f"{sum(abs(e) for e in big) / len(big):.2f}%, more than 3% off "
+              f"{sum(abs(e) > 3 for e in big)}, more than 5% optimistic "
+              f"{sum(e > 5 for e in big)}")
     t = sorted(x["analytic_seconds"] for x in recs)
     if t:
         print(f"analytic compute: median {1000 * t[len(t) // 2]:.0f} ms, "
