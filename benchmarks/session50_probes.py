@@ -5,11 +5,12 @@ Run from the repository root::
     python benchmarks/session50_probes.py dims    # one quota's ITPM/OTPM over one log
     python benchmarks/session50_probes.py herd    # told retries refused again
     python benchmarks/session50_probes.py lock    # a fixed think time over 1 h and 3 h
+    python benchmarks/session50_probes.py tokens  # tool-agent's token windows, variants
 
-``dims``: hunt-2024, -191 and -2020 (ITPM and OTPM of one quota over one sliding log
-length): the engine's share of attempts refused with both limits and with each alone
-(the other removed; 20 × 1 h, seed 1) beside the model's share of each (as shipped the
-two count by the larger).
+``dims``: hunt-2024, -191, -2020 and tests/data/sliding-mixed-charges.yaml (ITPM and
+OTPM of one quota over one sliding log length): the engine's share of attempts refused
+with both limits and with each alone (the other removed; 20 × 1 h, seed 1) beside the
+model's share of each (as shipped the two count by the larger).
 
 ``herd``: hunt records whose sliding log is the only limit and whose retries honour the
 retry-after, at their simulated N*: per call refused on its first attempt, the retries
@@ -21,6 +22,12 @@ no retries (README, "A fixed think time lets refusals pull sessions into step"):
 analytic N* and the engine's share of attempts refused at 300, 316 and 336 sessions over
 1 h and 3 h (8 replications each, seed 1), and hunt-82 at 170 sessions with its think
 time fixed, spread ±2 %, ±10 %, ±25 % and exponential (6 × 1 h, seed 1).
+
+``tokens``: tool-agent with every limit a 10 s sliding log (14 sessions) or 60 s fixed
+windows (36 sessions, with and without retries): the model's share of attempts refused
+(the quotas' shares added) and the engine's (20 × 1 h, seed 1); and at 30 sessions
+without retries the tokens offered a 60 s TPM window, the model's law against an 8 h
+trace's windows.
 """
 
 from __future__ import annotations
@@ -32,14 +39,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from session48_probes import _hunt
 
+from capacity.analytic.clumped import window_correlation
 from capacity.analytic.model import _searched, analyze, cycle_time
 from capacity.model.workload import Workload
 from capacity.profile.loader import profile_from_dict
 from capacity.sim.engine import simulate, trace_attempts
-from capacity.sim.kernels import T_ADMITTED, T_ATTEMPT, T_T
+from capacity.sim.kernels import T_ADMITTED, T_ATTEMPT, T_T, T_UNITS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,8 +65,9 @@ def _without(data: dict[str, Any], dims: list[str], keep: str) -> dict[str, Any]
 
 
 def dims() -> None:
-    for seed, n in ((2024, 7), (191, 8), (2020, 28)):
-        data = _hunt(seed)
+    mixed = yaml.safe_load((ROOT / "tests" / "data" / "sliding-mixed-charges.yaml").read_text())
+    for seed, n in ((2024, 7), (191, 8), (2020, 28), (0, 293)):
+        data = _hunt(seed) if seed else mixed
         cells = []
         for name, d in (("both", data), ("itpm", _without(data, ["itpm", "otpm"], "itpm")),
                         ("otpm", _without(data, ["itpm", "otpm"], "otpm"))):
@@ -68,7 +80,12 @@ def dims() -> None:
             got = ", ".join(f"{k} {v:.2%}" for k, v in model.items())
             cells.append(f"{name}: engine {e.mean:.2%} [{e.lo:.2%}-{e.hi:.2%}], "
                          f"model {got}")
-        print(f"hunt-{seed} at {n} sessions:\n  " + "\n  ".join(cells), flush=True)
+        name = f"hunt-{seed}" if seed else "tests/data/sliding-mixed-charges.yaml"
+        wl = Workload.from_profile(profile_from_dict(data))
+        a, b = (c for c in wl.constraints if wl.units_per_turn(c) > 0)
+        rho = window_correlation(wl, a, b, cycle_time(wl).cycle_s)
+        print(f"{name} at {n} sessions (window counts' correlation {rho:.2f}):\n  "
+              + "\n  ".join(cells), flush=True)
 
 
 def herd() -> None:
@@ -125,10 +142,50 @@ def lock() -> None:
               f"[{e.lo:.2%}-{e.hi:.2%}]", flush=True)
 
 
+def _variant(name: str, enforcement: str, retries: bool = True) -> Any:
+    from profile_variants import variant
+
+    data = yaml.safe_load((ROOT / "profiles" / f"{name}.yaml").read_text())
+    return profile_from_dict(variant(data, enforcement, retries))
+
+
+def tokens() -> None:
+    for enf, n, retries in (("sliding10", 14, True), ("fixed60", 36, True),
+                            ("fixed60", 36, False)):
+        prof = _variant("tool-agent", enf, retries)
+        model = sum(float(c.at_sessions.loss_fraction)
+                    for c in analyze(prof, sessions=n).constraints
+                    if c.at_sessions is not None)
+        e = simulate(prof, n, replications=20, seed=1, workers=1).metrics[
+            "attempt_429_fraction"]
+        print(f"tool-agent {enf}{'' if retries else ' without retries'} at {n} sessions: "
+              f"model {model:.2%}, engine {e.mean:.2%} [{e.lo:.2%}-{e.hi:.2%}]", flush=True)
+    # The 60 s TPM window's count of offered tokens at 30 sessions (few refused).
+    prof = _variant("tool-agent", "fixed60", False)
+    wl = Workload.from_profile(prof)
+    cyc = cycle_time(wl)
+    c = next(c for c in wl.constraints if c.name == "project.tpm")
+    inner = _searched(wl, c, cyc.cycle_s, cyc.min_cycle_s).inner
+    g = inner.pmf(30)
+    k = np.arange(g.size) * inner.h
+    mean = float(np.dot(k, g))
+    sd = float(np.dot((k - mean) ** 2, g)) ** 0.5
+    tr = trace_attempts(prof, 30, horizon_s=8 * 3600.0, seed=1, max_attempts=5_000_000)
+    r = tr.rows[tr.rows[:, T_T] > 600.0]
+    col = T_UNITS + next(i for i, s in enumerate(tr.slots)
+                         if (s.quota, s.dimension) == ("project", "tpm"))
+    win = np.floor((r[:, T_T] + tr.clock_offset_s) / 60.0).astype(np.int64)
+    whole = np.unique(win)[1:-1]
+    per = np.bincount(win - win.min(), weights=r[:, col])[whole - win.min()]
+    print(f"tool-agent fixed60 without retries, 30 sessions, tokens offered a 60 s window: "
+          f"model mean {mean:,.0f} sd {sd:,.0f}; engine mean {per.mean():,.0f} "
+          f"sd {per.std():,.0f} ({whole.size} windows of an 8 h trace)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("probe", choices=["dims", "herd", "lock"])
-    {"dims": dims, "herd": herd, "lock": lock}[ap.parse_args().probe]()
+    ap.add_argument("probe", choices=["dims", "herd", "lock", "tokens"])
+    {"dims": dims, "herd": herd, "lock": lock, "tokens": tokens}[ap.parse_args().probe]()
 
 
 if __name__ == "__main__":
