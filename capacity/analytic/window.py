@@ -277,6 +277,14 @@ class ClumpWindowModel:
     # A refused call whose turn is aborted (``abort_turn``, no retries): the turn's later
     # launches in the same full window are never made (see :meth:`_first_refused`).
     aborted: AbortLaw | None = None
+    # A token window whose refused calls hold their turns (``abort_turn``: retried in the
+    # full window or held to its end by the retry-after, then the turn ends): per charged
+    # launch instant of the turn sample, its gap (s) to the turn's charged instant before
+    # it (inf: the first), sorted, with the running sums of its units times the gap and
+    # of its units, their total and the instants' size-biased mean units E[x²]/E[x]
+    # (:meth:`refused`, :meth:`offered_after`); None: not built.
+    abort_gaps: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
+                      float, float] | None = None
     # One session's units launched in the first fraction u of a window, at the nodes
     # 1 − _CASCADE_LEFT (the session law of a window u·w long); None: not built.
     prefix_pmfs: tuple[NDArray[np.float64], ...] | None = None
@@ -705,7 +713,7 @@ class ClumpWindowModel:
         over = max(0.0, 1.0 - float(g[: math.floor(q + 1e-9) + 1].sum()))
         return self.refused(_stop_loss(g, q, mean_s), over)
 
-    def refused(self, excess: float, over: float) -> float:
+    def refused(self, excess: float, over: float, n: float = 0.0) -> float:
         """Calls turned away per window, as lattice units of mean fresh calls, when the
         window overflows with probability ``over`` by ``excess`` units (lattice) on
         average: the call that crosses ``q`` and the later ones that do not fit the
@@ -722,8 +730,32 @@ class ClumpWindowModel:
         e_b = float(_dot(np.arange(self.call_pmf.size), self.call_pmf))  # lattice units
         if e_b <= 0:
             return 0.0
-        later = max(0.0, x_bar * self.h - c.overshoot) / (e_b * self.h)
+        past = max(0.0, x_bar * self.h - c.overshoot)           # units after the crossing
+        if n > 0 and self.abort_gaps is not None and self.mean_units > 0:
+            # The crossing instant's own later copies are made (a fan-out is sent whole:
+            # on average half its size-biased units); the rest come over the window's
+            # last rest/λ seconds, and of those a turn refused there makes only its first.
+            own = min(past, 0.5 * self.abort_gaps[4])
+            rest = past - own
+            span = min(self.window_s, rest * self.window_s / (n * self.mean_units))
+            past = own + rest * self.offered_after(span)
+        later = past / (e_b * self.h)
         return over * e_b * c.refused(later)
+
+    def offered_after(self, seconds: float) -> float:
+        """Share of the units launched over the last ``seconds`` of a full window that
+        are still made when each turn ends at its first refusal: an instant is made when
+        it is its turn's first in that span, ``Σ x·min(ℓ, g) / (ℓ·Σ x)`` over the
+        instants' units ``x`` and gaps ``g`` to their turn's instant before (1 without
+        :attr:`abort_gaps`)."""
+        ag = self.abort_gaps
+        if ag is None or seconds <= 0:
+            return 1.0
+        gaps, cum_xg, cum_x, total, _ = ag
+        k = int(np.searchsorted(gaps, seconds))
+        below = float(cum_xg[k - 1]) if k else 0.0
+        above = total - (float(cum_x[k - 1]) if k else 0.0)
+        return min(1.0, (below + seconds * above) / (seconds * total)) if total > 0 else 1.0
 
     def waste(self, excess: float) -> float:
         """W̄ (lattice units): the room a window whose offered load overflows ``q`` by
@@ -756,7 +788,7 @@ class ClumpWindowModel:
         exceed_p = max(0.0, 1.0 - float(g[: math.floor(q + 1e-9) + 1].sum()))
         x_fresh = _stop_loss(g, q, mean_s)
         if not self.retry.retries:
-            share = self.refused(x_fresh, exceed_p) / mean_s if mean_s > 0 else 0.0
+            share = self.refused(x_fresh, exceed_p, n) / mean_s if mean_s > 0 else 0.0
             if self.cascade is not None and mean_s > 0:
                 share += self._cascaded(n)
             share = min(1.0, share)
@@ -779,7 +811,7 @@ class ClumpWindowModel:
         # for the last time included (they leave the carry).
         full = max(0.0, 1.0 - float(carry[0]))
         # Never below the fresh overflow alone (the carry's lattice is coarser).
-        rej = max(self.refused(e_y + gone, full), self.refused(x_fresh, exceed_p))
+        rej = max(self.refused(e_y + gone, full, n), self.refused(x_fresh, exceed_p, n))
         same, all_same = self._same_window(carry, back_share, n)
         rej_att = rej * (1.0 + same)
         # This slot's attempts: its fresh calls and the retries that come back to it.
@@ -3939,6 +3971,12 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
                if (ABORT_SAVING and is_requests and not sliding and retry.max_retries == 0
                    and retry.abort_turn)
                else None)
+    abort_gaps = (timing.memo(("abort-gaps", tuple(relevant), q_units), lambda: _abort_gaps(
+        timing, [int(k) for k in relevant],
+        [c for c in col_costs[: len(relevant)] if c is not None], q_units))
+        # (With ``continue`` a refused call's turn goes on in the window: its cascade.)
+        if _ABORT_TOKENS and not is_requests and not sliding and retry.abort_turn
+        else None)
     # Storms only arise where rejections are logged and retried (requests: whole calls).
     storm = (timing.memo(("storm", *memo_key, reach), lambda: _storm_launches(
         timing, relevant, rel_pmfs[: len(relevant)], saving[5]))
@@ -3961,6 +3999,7 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
         fail_odds=_fail_odds(fine, fine_call, launches, is_requests),
         event_pmf=event_pmf, crossing=crossing, cascade=cascade, storm_first=storm[0],
         storm_gaps=storm[1], storm_sizes=storm[2], storm_ends=storm[3], aborted=aborted,
+        abort_gaps=abort_gaps,
         storm_whole=storm[4], storm_rest=storm[5], storm_offsets=storm[7],
         storm_turn=storm[8],
         storm_restart=storm[6] if storm[6].any() else np.zeros(0, np.int64),
@@ -3989,6 +4028,9 @@ class _SessionArgs:
 # window count, and the first refused instants of aborted turns in fixed windows.
 _SESSION_LAW = True
 ABORT_SAVING = True
+# A token window's turns refused after it fills make only their first call there
+# (False: the stop-loss of every offered unit, as before session 50).
+_ABORT_TOKENS = True
 # Seed of the input tokens drawn for the session law's launches (the latencies' draws,
 # outputs included, are the timing sample's).
 TIMING_INPUT_SEED = 20261201
@@ -4587,6 +4629,33 @@ def _abort_law(timing: TurnTiming, relevant: list[int], costs: list[CallCost], q
         gap = np.where(ok & (k == last), d / w, gap)
         own += np.where(ok[:, None] & (d[:, None] < u[None, :]), units[ii, k][:, None], 0.0)
     return AbortLaw(units[ii, jj], calls[ii, jj], gap, own)
+
+
+def _abort_gaps(timing: TurnTiming, relevant: list[int], costs: list[CallCost], q: float
+                ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
+                           float, float] | None:
+    """The :attr:`ClumpWindowModel.abort_gaps` of the turn sample."""
+    ev = _event_charges(timing, relevant, costs, q)
+    if ev is None:
+        return None
+    gt, _ = timing.groups()
+    units = ev[0]
+    on = np.isfinite(gt) & (units > 0)
+    if not on.any():
+        return None
+    t = np.where(on, gt, np.nan)
+    order = np.argsort(np.where(on, gt, np.inf), axis=1, kind="stable")
+    ts = np.take_along_axis(t, order, axis=1)
+    xs = np.take_along_axis(np.where(on, units, 0.0), order, axis=1)
+    prev = np.concatenate([np.full((ts.shape[0], 1), np.nan), ts[:, :-1]], axis=1)
+    gap = np.where(np.isnan(prev), np.inf, ts - prev)
+    keep = xs > 0
+    g, x = gap[keep], xs[keep]
+    srt = np.argsort(g, kind="stable")
+    g, x = g[srt], x[srt]
+    fin = np.isfinite(g)
+    cum_xg = np.cumsum(np.where(fin, x * np.where(fin, g, 0.0), 0.0))
+    return g, cum_xg, np.cumsum(x), float(x.sum()), float(np.dot(x, x) / x.sum())
 
 
 def _last_before(on: NDArray[np.bool_], ii: NDArray[np.int64], jj: NDArray[np.int64]
