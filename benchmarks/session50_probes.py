@@ -25,9 +25,10 @@ time fixed, spread ±2 %, ±10 %, ±25 % and exponential (6 × 1 h, seed 1).
 
 ``tokens``: tool-agent with every limit a 10 s sliding log (14 sessions) or 60 s fixed
 windows (36 sessions, with and without retries): the model's share of attempts refused
-(the quotas' shares added) and the engine's (20 × 1 h, seed 1); and at 30 sessions
-without retries the tokens offered a 60 s TPM window, the model's law against an 8 h
-trace's windows.
+(the quotas' shares added) and N*, before session 50 (a token window's refused turns'
+later calls counted as offered) and as shipped, and the engine's share (20 × 1 h, seed
+1); hunt-43 at 13 sessions the same way; and at 30 sessions without retries the tokens
+offered a 60 s TPM window, the model's law against an 8 h trace's windows.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import yaml
@@ -149,17 +151,38 @@ def _variant(name: str, enforcement: str, retries: bool = True) -> Any:
     return profile_from_dict(variant(data, enforcement, retries))
 
 
+def _share(prof: Any, n: int, thinned: bool = True) -> tuple[float, int]:
+    """The quotas' shares of attempts refused at ``n`` added, and N*: as shipped, or
+    (``thinned`` False) with a token window's refused turns' later calls counted as
+    offered, as before session 50 — on a fresh copy, every store emptied."""
+    from analytic_accuracy import analytic_timed
+
+    from capacity.analytic import window
+
+    with mock.patch.object(window, "_ABORT_TOKENS", thinned):
+        analytic_timed(prof, 1)                 # (empties the stores)
+        fresh = prof.model_copy(deep=True)
+        got = analyze(fresh, sessions=n)
+    return (sum(float(c.at_sessions.loss_fraction) for c in got.constraints
+                if c.at_sessions is not None), got.burst_ceiling)
+
+
 def tokens() -> None:
     for enf, n, retries in (("sliding10", 14, True), ("fixed60", 36, True),
                             ("fixed60", 36, False)):
         prof = _variant("tool-agent", enf, retries)
-        model = sum(float(c.at_sessions.loss_fraction)
-                    for c in analyze(prof, sessions=n).constraints
-                    if c.at_sessions is not None)
+        (before, n_before), (now, n_now) = _share(prof, n, False), _share(prof, n)
         e = simulate(prof, n, replications=20, seed=1, workers=1).metrics[
             "attempt_429_fraction"]
         print(f"tool-agent {enf}{'' if retries else ' without retries'} at {n} sessions: "
-              f"model {model:.2%}, engine {e.mean:.2%} [{e.lo:.2%}-{e.hi:.2%}]", flush=True)
+              f"model {before:.2%} -> {now:.2%} (N* {n_before} -> {n_now}), engine "
+              f"{e.mean:.2%} [{e.lo:.2%}-{e.hi:.2%}]", flush=True)
+    # hunt-43, the record the change moved past its simulated N* (12 [11-13]).
+    prof = profile_from_dict(_hunt(43))
+    (before, n_before), (now, n_now) = _share(prof, 13, False), _share(prof, 13)
+    e = simulate(prof, 13, replications=20, seed=1, workers=1).metrics["attempt_429_fraction"]
+    print(f"hunt-43 at 13 sessions: model {before:.2%} -> {now:.2%} (N* {n_before} -> "
+          f"{n_now}), engine {e.mean:.2%} [{e.lo:.2%}-{e.hi:.2%}]", flush=True)
     # The 60 s TPM window's count of offered tokens at 30 sessions (few refused).
     prof = _variant("tool-agent", "fixed60", False)
     wl = Workload.from_profile(prof)
