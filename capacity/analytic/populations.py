@@ -469,6 +469,9 @@ def blend(parts: list[tuple[float, _window.ClumpWindowModel]]) -> _window.ClumpW
         # Cascaded stages (on_exhausted: continue): every population's, mixed by
         # _cascade_cells (this one only says they are there).
         cascade=(first.cascade if all(m.cascade is not None for _, m in live) else None),
+        # A token window's refused turns make no more calls there: each population's
+        # turns, by its share of the offered units.
+        abort_gaps=_window.mix_abort_gaps(live),
         parts=tuple(live),
         made_weights=tuple(x / math.fsum(calls) if math.fsum(calls) > 0 else 1.0 / len(live)
                            for x in calls),

@@ -4658,6 +4658,35 @@ def _abort_gaps(timing: TurnTiming, relevant: list[int], costs: list[CallCost], 
     return g, cum_xg, np.cumsum(x), float(x.sum()), float(np.dot(x, x) / x.sum())
 
 
+def mix_abort_gaps(parts: list[tuple[float, ClumpWindowModel]]) -> tuple[
+        NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], float, float] | None:
+    """The :attr:`ClumpWindowModel.abort_gaps` of a mix of sessions (weights ``a``): each
+    part's instants weighed by its share of the offered units (``a·mean_units``), so
+    that :meth:`~ClumpWindowModel.offered_after` is the parts' own, mixed so; None
+    unless every part has them."""
+    if not parts or any(m.abort_gaps is None for _, m in parts):
+        return None
+    weights = np.array([a * m.mean_units for a, m in parts], dtype=np.float64)
+    if weights.sum() <= 0:
+        return None
+    weights /= weights.sum()
+    gs, xs, biased = [], [], 0.0
+    for w, (_, m) in zip(weights, parts, strict=True):
+        ag = m.abort_gaps
+        assert ag is not None
+        g, _, cum_x, total, sb = ag
+        x = np.diff(np.concatenate([[0.0], cum_x]))
+        gs.append(g)
+        xs.append(x * (w / total) if total > 0 else 0.0 * x)
+        biased += float(w) * sb
+    g, x = np.concatenate(gs), np.concatenate(xs)
+    srt = np.argsort(g, kind="stable")
+    g, x = g[srt], x[srt]
+    fin = np.isfinite(g)
+    cum_xg = np.cumsum(np.where(fin, x * np.where(fin, g, 0.0), 0.0))
+    return g, cum_xg, np.cumsum(x), float(x.sum()), biased
+
+
 def _last_before(on: NDArray[np.bool_], ii: NDArray[np.int64], jj: NDArray[np.int64]
                  ) -> NDArray[np.int64]:
     """Index of the last charged event before ``jj`` in each row ``ii`` (−1: none)."""
