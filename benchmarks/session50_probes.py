@@ -27,8 +27,9 @@ time fixed, spread ±2 %, ±10 %, ±25 % and exponential (6 × 1 h, seed 1).
 windows (36 sessions, with and without retries): the model's share of attempts refused
 (the quotas' shares added) and N*, before session 50 (a token window's refused turns'
 later calls counted as offered) and as shipped, and the engine's share (20 × 1 h, seed
-1); hunt-43 at 13 sessions the same way; and at 30 sessions without retries the tokens
-offered a 60 s TPM window, the model's law against an 8 h trace's windows.
+1); hunt-43 at 13 sessions and hunt-3000 at 14 the same way; and at 30 sessions
+without retries the tokens offered a 60 s TPM window, the model's law against an 8 h
+trace's windows.
 """
 
 from __future__ import annotations
@@ -177,12 +178,16 @@ def tokens() -> None:
         print(f"tool-agent {enf}{'' if retries else ' without retries'} at {n} sessions: "
               f"model {before:.2%} -> {now:.2%} (N* {n_before} -> {n_now}), engine "
               f"{e.mean:.2%} [{e.lo:.2%}-{e.hi:.2%}]", flush=True)
-    # hunt-43, the record the change moved past its simulated N* (12 [11-13]).
-    prof = profile_from_dict(_hunt(43))
-    (before, n_before), (now, n_now) = _share(prof, 13, False), _share(prof, 13)
-    e = simulate(prof, 13, replications=20, seed=1, workers=1).metrics["attempt_429_fraction"]
-    print(f"hunt-43 at 13 sessions: model {before:.2%} -> {now:.2%} (N* {n_before} -> "
-          f"{n_now}), engine {e.mean:.2%} [{e.lo:.2%}-{e.hi:.2%}]", flush=True)
+    # The records the change moved past their simulated N*: hunt-43 (12 [11-13]) and,
+    # through a population blend, hunt-3000 (12 [12-14]).
+    for seed, n in ((43, 13), (3000, 14)):
+        prof = profile_from_dict(_hunt(seed))
+        (before, n_before), (now, n_now) = _share(prof, n, False), _share(prof, n)
+        e = simulate(prof, n, replications=20, seed=1, workers=1).metrics[
+            "attempt_429_fraction"]
+        print(f"hunt-{seed} at {n} sessions: model {before:.2%} -> {now:.2%} (N* "
+              f"{n_before} -> {n_now}), engine {e.mean:.2%} [{e.lo:.2%}-{e.hi:.2%}]",
+              flush=True)
     # The 60 s TPM window's count of offered tokens at 30 sessions (few refused).
     prof = _variant("tool-agent", "fixed60", False)
     wl = Workload.from_profile(prof)
