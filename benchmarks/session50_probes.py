@@ -6,6 +6,7 @@ Run from the repository root::
     python benchmarks/session50_probes.py herd    # told retries refused again
     python benchmarks/session50_probes.py lock    # a fixed think time over 1 h and 3 h
     python benchmarks/session50_probes.py tokens  # tool-agent's token windows, variants
+    python benchmarks/session50_probes.py review  # the thinning's counter-example
 
 ``dims``: hunt-2024, -191, -2020 and tests/data/sliding-mixed-charges.yaml (ITPM and
 OTPM of one quota over one sliding log length): the engine's share of attempts refused
@@ -25,11 +26,15 @@ time fixed, spread ±2 %, ±10 %, ±25 % and exponential (6 × 1 h, seed 1).
 
 ``tokens``: tool-agent with every limit a 10 s sliding log (14 sessions) or 60 s fixed
 windows (36 sessions, with and without retries): the model's share of attempts refused
-(the quotas' shares added) and N*, before session 50 (a token window's refused turns'
-later calls counted as offered) and as shipped, and the engine's share (20 × 1 h, seed
-1); hunt-43 at 13 sessions and hunt-3000 at 14 the same way; and at 30 sessions
-without retries the tokens offered a 60 s TPM window, the model's law against an 8 h
-trace's windows.
+(the quotas' shares added) and N*, as shipped (a token window's refused turns' later
+calls counted as offered) and thinned (session 50's rule, off), and the engine's share
+(20 × 1 h, seed 1); hunt-43 at 13 sessions and hunt-3000 at 14 the same way; and at 30
+sessions without retries the tokens offered a 60 s TPM window, the model's law against
+an 8 h trace's windows.
+
+``review``: a review's counter-example to the thinning (one OTPM limit over fixed 60 s
+windows, a read and a tool call with small outputs, then a large write; no retries, a
+3 % target): the model as shipped and thinned against the engine at 7-12 sessions.
 """
 
 from __future__ import annotations
@@ -152,10 +157,11 @@ def _variant(name: str, enforcement: str, retries: bool = True) -> Any:
     return profile_from_dict(variant(data, enforcement, retries))
 
 
-def _share(prof: Any, n: int, thinned: bool = True) -> tuple[float, int]:
-    """The quotas' shares of attempts refused at ``n`` added, and N*: as shipped, or
-    (``thinned`` False) with a token window's refused turns' later calls counted as
-    offered, as before session 50 — on a fresh copy, every store emptied."""
+def _share(prof: Any, n: int, thinned: bool) -> tuple[float, int]:
+    """The quotas' shares of attempts refused at ``n`` added, and N*: as shipped (a token
+    window's refused turns' later calls counted as offered), or ``thinned`` (session 50's
+    ``ClumpWindowModel.offered_after``, built but off) — on a fresh copy, every store
+    emptied."""
     from analytic_accuracy import analytic_timed
 
     from capacity.analytic import window
@@ -172,21 +178,22 @@ def tokens() -> None:
     for enf, n, retries in (("sliding10", 14, True), ("fixed60", 36, True),
                             ("fixed60", 36, False)):
         prof = _variant("tool-agent", enf, retries)
-        (before, n_before), (now, n_now) = _share(prof, n, False), _share(prof, n)
+        (before, n_before), (now, n_now) = _share(prof, n, False), _share(prof, n, True)
         e = simulate(prof, n, replications=20, seed=1, workers=1).metrics[
             "attempt_429_fraction"]
         print(f"tool-agent {enf}{'' if retries else ' without retries'} at {n} sessions: "
-              f"model {before:.2%} -> {now:.2%} (N* {n_before} -> {n_now}), engine "
+              f"model {before:.2%}, thinned {now:.2%} (N* {n_before}, thinned {n_now}), "
+              f"engine "
               f"{e.mean:.2%} [{e.lo:.2%}-{e.hi:.2%}]", flush=True)
-    # The records the change moved past their simulated N*: hunt-43 (12 [11-13]) and,
+    # The records the thinning moves past their simulated N*: hunt-43 (12 [11-13]) and,
     # through a population blend, hunt-3000 (12 [12-14]).
     for seed, n in ((43, 13), (3000, 14)):
         prof = profile_from_dict(_hunt(seed))
-        (before, n_before), (now, n_now) = _share(prof, n, False), _share(prof, n)
+        (before, n_before), (now, n_now) = _share(prof, n, False), _share(prof, n, True)
         e = simulate(prof, n, replications=20, seed=1, workers=1).metrics[
             "attempt_429_fraction"]
-        print(f"hunt-{seed} at {n} sessions: model {before:.2%} -> {now:.2%} (N* "
-              f"{n_before} -> {n_now}), engine {e.mean:.2%} [{e.lo:.2%}-{e.hi:.2%}]",
+        print(f"hunt-{seed} at {n} sessions: model {before:.2%}, thinned {now:.2%} (N* "
+              f"{n_before}, thinned {n_now}), engine {e.mean:.2%} [{e.lo:.2%}-{e.hi:.2%}]",
               flush=True)
     # The 60 s TPM window's count of offered tokens at 30 sessions (few refused).
     prof = _variant("tool-agent", "fixed60", False)
@@ -210,10 +217,39 @@ def tokens() -> None:
           f"sd {per.std():,.0f} ({whole.size} windows of an 8 h trace)")
 
 
+def _otpm_chain() -> dict[str, Any]:
+    """A review's counter-example: one OTPM limit over fixed 60 s windows; a read (small
+    output), a tool call (small) and a write (8,000-12,000 output tokens), no retries."""
+    def call(name: str, inp: list[int], out: list[int]) -> dict[str, Any]:
+        return {"call": {"name": name, "model": "m", "input_tokens": {"uniform": inp},
+                         "output_tokens": {"uniform": out}}}
+    return {"name": "otpm-chain",
+            "models": {"m": {"ttft": {"uniform": ["0.2s", "0.4s"]},
+                             "tokens_per_second": 2000}},
+            "quotas": {"q": {"models": ["m"], "otpm": {"limit": 200000, "enforcement": {
+                "type": "fixed_window", "window": "60s"}}}},
+            "session": {"think_time": {"exponential": "20s"}, "turns": {"t": {"steps": [
+                call("read", [8000, 12000], [100, 300]), call("tool", [300, 600], [100, 300]),
+                call("write", [300, 600], [8000, 12000])]}}},
+            "retry": {"max_retries": 0}, "targets": {"max_429_fraction": 0.03}}
+
+
+def review() -> None:
+    prof = profile_from_dict(_otpm_chain())
+    for n in (7, 8, 10, 12):
+        (before, n_before), (now, n_now) = _share(prof, n, False), _share(prof, n, True)
+        e = simulate(prof, n, replications=20, seed=1, workers=1).metrics[
+            "attempt_429_fraction"]
+        print(f"otpm-chain at {n} sessions: model {before:.2%}, thinned {now:.2%} (N* "
+              f"{n_before}, thinned {n_now}), engine {e.mean:.2%} [{e.lo:.2%}-{e.hi:.2%}]",
+              flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("probe", choices=["dims", "herd", "lock", "tokens"])
-    {"dims": dims, "herd": herd, "lock": lock, "tokens": tokens}[ap.parse_args().probe]()
+    ap.add_argument("probe", choices=["dims", "herd", "lock", "tokens", "review"])
+    {"dims": dims, "herd": herd, "lock": lock, "tokens": tokens,
+     "review": review}[ap.parse_args().probe]()
 
 
 if __name__ == "__main__":

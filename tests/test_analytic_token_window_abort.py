@@ -3,14 +3,18 @@
 Fixed windows turn away every call that no longer fits once they fill, and the model
 counts them from the stop-loss of the window's offered units, ``E[(S − q)⁺]``. But a
 refused call ends its turn (``abort_turn``) or, its retry-after honoured, holds it to the
-window's end, so the turn makes none of its later calls in that window: of the units
-offered over the window's last ℓ seconds only each turn's first instant there is made
-(``ClumpWindowModel.offered_after``). A request window reads this with the turn's first
-refused instant (``_first_refused``); a token window did not — tool-agent with every
-limit over fixed 60 s windows (``tests/data/token-window-abort.yaml``) refused 1.30 % of
-calls at 36 sessions without retries where the engine refuses 0.82 %, and with its
-retries answered 34 sessions against a simulated 36 [35–36]
-(``python benchmarks/session50_probes.py tokens``)."""
+window's end, so the turn makes none of its later calls in that window. tool-agent with
+every limit over fixed 60 s windows (``tests/data/token-window-abort.yaml``) refuses
+1.30 % of calls at 36 sessions without retries where the engine refuses 0.82 %, and with
+its retries answers 34 sessions against a simulated 36 [35–36] (``python
+benchmarks/session50_probes.py tokens``): strict xfails below.
+
+Session 50 built the thinning (``ClumpWindowModel.offered_after``: of the units offered
+over the window's last ℓ seconds only each turn's first instant there is made), which
+puts both right, but left it off (``window._ABORT_TOKENS``): a review found it also
+thins the later calls of turns whose earlier call still fit the room the full window
+left (first-fit admits small calls), optimistic where charges are mixed. Its law and
+its blend over populations are tested here with it on."""
 
 from __future__ import annotations
 
@@ -18,8 +22,10 @@ import copy
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
+from capacity.analytic import window
 from capacity.analytic.clumped import clumped_window_model
 from capacity.analytic.model import analyze, cycle_time
 from capacity.model.workload import Workload
@@ -39,15 +45,20 @@ def _without_retries() -> Profile:
     return profile_from_dict(data)
 
 
+@pytest.mark.xfail(strict=True, reason="a token window's refused turns' later calls are "
+                   "counted as offered (the thinning is off, issue 13)")
 def test_refused_share_without_retries_is_the_engines() -> None:
     prof = _without_retries()
     model = sum(float(c.at_sessions.loss_fraction)
                 for c in analyze(prof, sessions=36).constraints if c.at_sessions is not None)
-    engine = simulate(prof, 36, replications=20, seed=1).metrics["attempt_429_fraction"]
-    # 0.89 % against 0.82 % [0.67–0.98]; the stop-loss of every offered unit said 1.30 %.
+    engine = simulate(prof, 36, replications=20, seed=1, workers=1).metrics[
+        "attempt_429_fraction"]
+    # 1.30 % against 0.82 % [0.67–0.98] (with the thinning on, 0.89 %).
     assert abs(model - engine.mean) < 0.15 * engine.mean, (model, engine)
 
 
+@pytest.mark.xfail(strict=True, reason="34 against 36 [35-36]: the refused turns' later "
+                   "calls are counted (the thinning is off, issue 13)")
 def test_with_retries_meets_the_simulated_ceiling() -> None:
     prof = load_profile(PROFILE)
     n_a = analyze(prof).burst_ceiling
@@ -55,6 +66,12 @@ def test_with_retries_meets_the_simulated_ceiling() -> None:
     assert_accurate(n_a, sat, prof.name)
 
 
+@pytest.fixture
+def thinning(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(window, "_ABORT_TOKENS", True)
+
+
+@pytest.mark.usefixtures("thinning")
 def test_offered_after_runs_from_all_to_the_first_instants() -> None:
     prof = _without_retries()
     wl = Workload.from_profile(prof)
@@ -71,6 +88,7 @@ def test_offered_after_runs_from_all_to_the_first_instants() -> None:
     assert abs(kept[-1] - first) < 0.02 * first, (kept[-1], first)
 
 
+@pytest.mark.usefixtures("thinning")
 def test_populations_alike_answer_as_one() -> None:
     # A second population just like the session, half the sessions: the blend thins its
     # turns' later calls as each population does (0.8953 % against 0.8948 % at 36

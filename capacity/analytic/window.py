@@ -3971,7 +3971,9 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
                if (ABORT_SAVING and is_requests and not sliding and retry.max_retries == 0
                    and retry.abort_turn)
                else None)
-    abort_gaps = (timing.memo(("abort-gaps", tuple(relevant), q_units), lambda: _abort_gaps(
+    abort_gaps = (timing.memo(("abort-gaps", tuple(relevant), q_units,
+                               tuple(id(c) for c in col_costs[: len(relevant)])),
+                              lambda: _abort_gaps(
         timing, [int(k) for k in relevant],
         [c for c in col_costs[: len(relevant)] if c is not None], q_units))
         # (With ``continue`` a refused call's turn goes on in the window: its cascade.)
@@ -4029,8 +4031,12 @@ class _SessionArgs:
 _SESSION_LAW = True
 ABORT_SAVING = True
 # A token window's turns refused after it fills make only their first call there
-# (False: the stop-loss of every offered unit, as before session 50).
-_ABORT_TOKENS = True
+# (:meth:`ClumpWindowModel.offered_after`). Off: a review found it thins the later calls
+# of turns whose earlier call still fit the room left (first-fit admits small calls after
+# the window fills), optimistic where charges are mixed, and its share falls with N far
+# over the allowance (the calls never made stay in the denominator). Session 50's
+# figures, `benchmarks/RESULTS.md`; on, tool-agent over 60 s windows is right.
+_ABORT_TOKENS = False
 # Seed of the input tokens drawn for the session law's launches (the latencies' draws,
 # outputs included, are the timing sample's).
 TIMING_INPUT_SEED = 20261201
