@@ -174,27 +174,24 @@ def _share(prof: Any, n: int, thinned: bool) -> tuple[float, int]:
                 if c.at_sessions is not None), got.burst_ceiling)
 
 
+def _compare(label: str, prof: Any, n: int) -> None:
+    """One line: the model's share and N* as shipped and thinned, the engine's share at
+    ``n`` sessions (20 × 1 h, seed 1)."""
+    (before, n_before), (now, n_now) = _share(prof, n, False), _share(prof, n, True)
+    e = simulate(prof, n, replications=20, seed=1, workers=1).metrics["attempt_429_fraction"]
+    print(f"{label} at {n} sessions: model {before:.2%}, thinned {now:.2%} (N* {n_before}, "
+          f"thinned {n_now}), engine {e.mean:.2%} [{e.lo:.2%}-{e.hi:.2%}]", flush=True)
+
+
 def tokens() -> None:
     for enf, n, retries in (("sliding10", 14, True), ("fixed60", 36, True),
                             ("fixed60", 36, False)):
-        prof = _variant("tool-agent", enf, retries)
-        (before, n_before), (now, n_now) = _share(prof, n, False), _share(prof, n, True)
-        e = simulate(prof, n, replications=20, seed=1, workers=1).metrics[
-            "attempt_429_fraction"]
-        print(f"tool-agent {enf}{'' if retries else ' without retries'} at {n} sessions: "
-              f"model {before:.2%}, thinned {now:.2%} (N* {n_before}, thinned {n_now}), "
-              f"engine "
-              f"{e.mean:.2%} [{e.lo:.2%}-{e.hi:.2%}]", flush=True)
+        _compare(f"tool-agent {enf}{'' if retries else ' without retries'}",
+                 _variant("tool-agent", enf, retries), n)
     # The records the thinning moves past their simulated N*: hunt-43 (12 [11-13]) and,
     # through a population blend, hunt-3000 (12 [12-14]).
     for seed, n in ((43, 13), (3000, 14)):
-        prof = profile_from_dict(_hunt(seed))
-        (before, n_before), (now, n_now) = _share(prof, n, False), _share(prof, n, True)
-        e = simulate(prof, n, replications=20, seed=1, workers=1).metrics[
-            "attempt_429_fraction"]
-        print(f"hunt-{seed} at {n} sessions: model {before:.2%}, thinned {now:.2%} (N* "
-              f"{n_before}, thinned {n_now}), engine {e.mean:.2%} [{e.lo:.2%}-{e.hi:.2%}]",
-              flush=True)
+        _compare(f"hunt-{seed}", profile_from_dict(_hunt(seed)), n)
     # The 60 s TPM window's count of offered tokens at 30 sessions (few refused).
     prof = _variant("tool-agent", "fixed60", False)
     wl = Workload.from_profile(prof)
@@ -237,12 +234,7 @@ def _otpm_chain() -> dict[str, Any]:
 def review() -> None:
     prof = profile_from_dict(_otpm_chain())
     for n in (7, 8, 10, 12):
-        (before, n_before), (now, n_now) = _share(prof, n, False), _share(prof, n, True)
-        e = simulate(prof, n, replications=20, seed=1, workers=1).metrics[
-            "attempt_429_fraction"]
-        print(f"otpm-chain at {n} sessions: model {before:.2%}, thinned {now:.2%} (N* "
-              f"{n_before}, thinned {n_now}), engine {e.mean:.2%} [{e.lo:.2%}-{e.hi:.2%}]",
-              flush=True)
+        _compare("otpm-chain", prof, n)
 
 
 def main() -> None:
