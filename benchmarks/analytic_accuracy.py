@@ -366,15 +366,29 @@ def analytic(profile: Profile, repeat: int = 5) -> tuple[Any, float]:
     return res, cpu
 
 
+def empty_stores() -> None:
+    """Empty every module-level store of the analytic answer (workload views, lattices,
+    timings, spells, searched models): the next answer is computed as a fresh process
+    computes it."""
+    from capacity.analytic import bucket, clumped, fleet, populations, window
+    from capacity.analytic import model as amodel
+    from capacity.model import dist as distmod
+    from capacity.model import workload as wlmod
+
+    for store in (wlmod._WORKLOADS, wlmod._FANOUT_MEANS, wlmod._COST_PMFS,
+                  wlmod._SHARES, wlmod._POPULATIONS, distmod._LATTICES,
+                  clumped._TIMINGS, window._SPELLS, amodel._QUANTILES,
+                  amodel._DEEP_KINDS, amodel._BRENT_LAWS, amodel._BUCKET_PMFS,
+                  amodel._NEWTON_MEMO, amodel._SEARCHED, bucket._DEEP_GRIDS,
+                  bucket._CHAIN_GRIDS, fleet._BUCKET_RATES, populations._VIEWS):
+        store.clear()
+
+
 def analytic_timed(profile: Profile, repeat: int = 5) -> tuple[Any, float, float]:
     """The analytic result, the least CPU seconds of computing it (fresh workload) and
     the least CPU seconds its pause sensitivity then adds when read (``capacity ceiling``
     prints it; ``check``, ``size``, ``compare`` and ``sweep`` do not read it)."""
-    from capacity.analytic import bucket, clumped, fleet, populations, window
-    from capacity.analytic import model as amodel
     from capacity.analytic.model import analyze
-    from capacity.model import dist as distmod
-    from capacity.model import workload as wlmod
 
     times, extra = [], []
     res = None
@@ -384,13 +398,7 @@ def analytic_timed(profile: Profile, repeat: int = 5) -> tuple[Any, float, float
         # every module-level store emptied, and a copy of the profile, so that nothing
         # remembered by its identity is found again (a population view kept its
         # models' answers: hunt-3 timed 0.6 ms on its second run, 0.28 s fresh).
-        for store in (wlmod._WORKLOADS, wlmod._FANOUT_MEANS, wlmod._COST_PMFS,
-                      wlmod._SHARES, wlmod._POPULATIONS, distmod._LATTICES,
-                      clumped._TIMINGS, window._SPELLS, amodel._QUANTILES,
-                      amodel._DEEP_KINDS, amodel._BRENT_LAWS, amodel._BUCKET_PMFS,
-                      amodel._NEWTON_MEMO, amodel._SEARCHED, bucket._DEEP_GRIDS,
-                      bucket._CHAIN_GRIDS, fleet._BUCKET_RATES, populations._VIEWS):
-            store.clear()
+        empty_stores()
         fresh = profile.model_copy(deep=True)
         t0 = time.process_time()
         res = analyze(fresh)

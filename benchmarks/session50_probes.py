@@ -162,12 +162,12 @@ def _share(prof: Any, n: int, thinned: bool) -> tuple[float, int]:
     window's refused turns' later calls counted as offered), or ``thinned`` (session 50's
     ``ClumpWindowModel.offered_after``, built but off) — on a fresh copy, every store
     emptied."""
-    from analytic_accuracy import analytic_timed
+    from analytic_accuracy import empty_stores
 
     from capacity.analytic import window
 
     with mock.patch.object(window, "_ABORT_TOKENS", thinned):
-        analytic_timed(prof, 1)                 # (empties the stores)
+        empty_stores()
         fresh = prof.model_copy(deep=True)
         got = analyze(fresh, sessions=n)
     return (sum(float(c.at_sessions.loss_fraction) for c in got.constraints

@@ -278,13 +278,10 @@ class ClumpWindowModel:
     # launches in the same full window are never made (see :meth:`_first_refused`).
     aborted: AbortLaw | None = None
     # A token window whose refused calls hold their turns (``abort_turn``: retried in the
-    # full window or held to its end by the retry-after, then the turn ends): per charged
-    # launch instant of the turn sample, its gap (s) to the turn's charged instant before
-    # it (inf: the first), sorted, with the running sums of its units times the gap and
-    # of its units, their total and the instants' size-biased mean units E[x²]/E[x]
-    # (:meth:`refused`, :meth:`offered_after`); None: not built.
-    abort_gaps: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
-                      float, float] | None = None
+    # full window or held to its end by the retry-after, then the turn ends): its launch
+    # instants' gaps to their turns' instants before (:class:`AbortGaps`, read by
+    # :meth:`refused`); None: not built.
+    abort_gaps: AbortGaps | None = None
     # One session's units launched in the first fraction u of a window, at the nodes
     # 1 − _CASCADE_LEFT (the session law of a window u·w long); None: not built.
     prefix_pmfs: tuple[NDArray[np.float64], ...] | None = None
@@ -735,7 +732,7 @@ class ClumpWindowModel:
             # The crossing instant's own later copies are made (a fan-out is sent whole:
             # on average half its size-biased units); the rest come over the window's
             # last rest/λ seconds, and of those a turn refused there makes only its first.
-            own = min(past, 0.5 * self.abort_gaps[4])
+            own = min(past, 0.5 * self.abort_gaps.biased)
             rest = past - own
             span = min(self.window_s, rest * self.window_s / (n * self.mean_units))
             past = own + rest * self.offered_after(span)
@@ -743,19 +740,8 @@ class ClumpWindowModel:
         return over * e_b * c.refused(later)
 
     def offered_after(self, seconds: float) -> float:
-        """Share of the units launched over the last ``seconds`` of a full window that
-        are still made when each turn ends at its first refusal: an instant is made when
-        it is its turn's first in that span, ``Σ x·min(ℓ, g) / (ℓ·Σ x)`` over the
-        instants' units ``x`` and gaps ``g`` to their turn's instant before (1 without
-        :attr:`abort_gaps`)."""
-        ag = self.abort_gaps
-        if ag is None or seconds <= 0:
-            return 1.0
-        gaps, cum_xg, cum_x, total, _ = ag
-        k = int(np.searchsorted(gaps, seconds))
-        below = float(cum_xg[k - 1]) if k else 0.0
-        above = total - (float(cum_x[k - 1]) if k else 0.0)
-        return min(1.0, (below + seconds * above) / (seconds * total)) if total > 0 else 1.0
+        """:meth:`AbortGaps.offered_after` (1 without :attr:`abort_gaps`)."""
+        return 1.0 if self.abort_gaps is None else self.abort_gaps.offered_after(seconds)
 
     def waste(self, excess: float) -> float:
         """W̄ (lattice units): the room a window whose offered load overflows ``q`` by
@@ -4637,60 +4623,76 @@ def _abort_law(timing: TurnTiming, relevant: list[int], costs: list[CallCost], q
     return AbortLaw(units[ii, jj], calls[ii, jj], gap, own)
 
 
+@dataclass(frozen=True)
+class AbortGaps:
+    """A window's launch instants for :meth:`ClumpWindowModel.refused` where a refused
+    call ends its turn: each instant's gap (s) to its turn's charged instant before
+    (inf: the first), sorted, its units (tokens), and the instants' size-biased mean
+    units ``E[x²]/E[x]``; the running sums that :meth:`offered_after` reads."""
+
+    gaps: NDArray[np.float64]
+    units: NDArray[np.float64]
+    biased: float
+    cum_xg: NDArray[np.float64] = field(repr=False)
+    cum_x: NDArray[np.float64] = field(repr=False)
+    total: float = 0.0
+
+    @classmethod
+    def of(cls, gaps: NDArray[np.float64], units: NDArray[np.float64],
+           biased: float) -> AbortGaps:
+        """The instants' gaps and units, in any order."""
+        srt = np.argsort(gaps, kind="stable")
+        g, x = gaps[srt], units[srt]
+        fin = np.isfinite(g)
+        return cls(g, x, biased, np.cumsum(np.where(fin, x * np.where(fin, g, 0.0), 0.0)),
+                   np.cumsum(x), float(x.sum()))
+
+    def offered_after(self, seconds: float) -> float:
+        """Share of the units launched over the last ``seconds`` of a full window that
+        are still made when each turn ends at its first refusal: an instant is made when
+        it is its turn's first in that span, ``Σ x·min(ℓ, g) / (ℓ·Σ x)``."""
+        if seconds <= 0 or self.total <= 0:
+            return 1.0
+        k = int(np.searchsorted(self.gaps, seconds))
+        below = float(self.cum_xg[k - 1]) if k else 0.0
+        above = self.total - (float(self.cum_x[k - 1]) if k else 0.0)
+        return min(1.0, (below + seconds * above) / (seconds * self.total))
+
+
 def _abort_gaps(timing: TurnTiming, relevant: list[int], costs: list[CallCost], q: float
-                ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
-                           float, float] | None:
-    """The :attr:`ClumpWindowModel.abort_gaps` of the turn sample."""
+                ) -> AbortGaps | None:
+    """The :class:`AbortGaps` of the turn sample (the previous instant as
+    :func:`_abort_law` takes it, :func:`_last_before`)."""
     ev = _event_charges(timing, relevant, costs, q)
     if ev is None:
         return None
     gt, _ = timing.groups()
     units = ev[0]
     on = np.isfinite(gt) & (units > 0)
-    if not on.any():
+    ii, jj = np.nonzero(on)
+    if ii.size == 0:
         return None
-    t = np.where(on, gt, np.nan)
-    order = np.argsort(np.where(on, gt, np.inf), axis=1, kind="stable")
-    ts = np.take_along_axis(t, order, axis=1)
-    xs = np.take_along_axis(np.where(on, units, 0.0), order, axis=1)
-    prev = np.concatenate([np.full((ts.shape[0], 1), np.nan), ts[:, :-1]], axis=1)
-    gap = np.where(np.isnan(prev), np.inf, ts - prev)
-    keep = xs > 0
-    g, x = gap[keep], xs[keep]
-    srt = np.argsort(g, kind="stable")
-    g, x = g[srt], x[srt]
-    fin = np.isfinite(g)
-    cum_xg = np.cumsum(np.where(fin, x * np.where(fin, g, 0.0), 0.0))
-    return g, cum_xg, np.cumsum(x), float(x.sum()), float(np.dot(x, x) / x.sum())
+    last = _last_before(on, ii, jj)
+    gap = np.where(last >= 0, gt[ii, jj] - gt[ii, np.maximum(last, 0)], np.inf)
+    x = units[ii, jj]
+    return AbortGaps.of(gap, x, float(np.dot(x, x) / x.sum()))
 
 
-def mix_abort_gaps(parts: list[tuple[float, ClumpWindowModel]]) -> tuple[
-        NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], float, float] | None:
-    """The :attr:`ClumpWindowModel.abort_gaps` of a mix of sessions (weights ``a``): each
-    part's instants weighed by its share of the offered units (``a·mean_units``), so
-    that :meth:`~ClumpWindowModel.offered_after` is the parts' own, mixed so; None
-    unless every part has them."""
-    if not parts or any(m.abort_gaps is None for _, m in parts):
+def mix_abort_gaps(parts: list[tuple[float, ClumpWindowModel]]) -> AbortGaps | None:
+    """The :class:`AbortGaps` of a mix of sessions (weights ``a``): each part's instants
+    weighed by its share of the offered units (``a·mean_units``), so that
+    :meth:`AbortGaps.offered_after` is the parts' own, mixed so; None unless every part
+    has them."""
+    got = [(a * m.mean_units, m.abort_gaps) for a, m in parts]
+    if not got or any(ag is None or ag.total <= 0 for _, ag in got):
         return None
-    weights = np.array([a * m.mean_units for a, m in parts], dtype=np.float64)
-    if weights.sum() <= 0:
+    tot = math.fsum(w for w, _ in got)
+    if tot <= 0:
         return None
-    weights /= weights.sum()
-    gs, xs, biased = [], [], 0.0
-    for w, (_, m) in zip(weights, parts, strict=True):
-        ag = m.abort_gaps
-        assert ag is not None
-        g, _, cum_x, total, sb = ag
-        x = np.diff(np.concatenate([[0.0], cum_x]))
-        gs.append(g)
-        xs.append(x * (w / total) if total > 0 else 0.0 * x)
-        biased += float(w) * sb
-    g, x = np.concatenate(gs), np.concatenate(xs)
-    srt = np.argsort(g, kind="stable")
-    g, x = g[srt], x[srt]
-    fin = np.isfinite(g)
-    cum_xg = np.cumsum(np.where(fin, x * np.where(fin, g, 0.0), 0.0))
-    return g, cum_xg, np.cumsum(x), float(x.sum()), biased
+    live = [(w / tot, ag) for w, ag in got if ag is not None]
+    return AbortGaps.of(np.concatenate([ag.gaps for _, ag in live]),
+                        np.concatenate([ag.units * (w / ag.total) for w, ag in live]),
+                        math.fsum(w * ag.biased for w, ag in live))
 
 
 def _last_before(on: NDArray[np.bool_], ii: NDArray[np.int64], jj: NDArray[np.int64]
