@@ -5,6 +5,7 @@ Run from the repository root::
 
     python benchmarks/session51_probes.py joint    # the offered load's joint tail
     python benchmarks/session51_probes.py relief   # the engine's overlap, retries off
+    python benchmarks/session51_probes.py sites    # the engine's refusals, call by call
     python benchmarks/session51_probes.py mix      # a fleet's population mix, by N
 
 The four profiles of ``session50_probes.py dims`` (hunt-2024 at 7 sessions, -191 at 8,
@@ -18,12 +19,19 @@ sum.
 ``joint``: one 8 h trace (seed 1) of each profile with both limits lifted — the offered
 load, nothing refused — and at every call, the units each log would hold over the last
 window length with the call's own charge, against each allowance: the chance each is over,
-both are, their overlap — against the Gaussian pair's (the counts' correlation) and the
-engine's (20 × 1 h, seed 1, each limit alone and both).
+both are, their overlap, and the share of each one's over-events that the other's
+over-events earlier in the window, refused, would have brought under the allowance —
+against the Gaussian pair's overlap (the counts' correlation) and the engine's (20 × 1 h,
+seed 1, each limit alone and both).
 
 ``relief``: the engine's overlap (10 × 1 h, seed 1) as the profile is, without retries,
 and without retries with a refused call's turn going on (``on_exhausted: continue``): what
 is left when neither retries nor aborted turns tie the two logs' refusals together.
+
+``sites``: the engine's share of all attempts refused at each call site (a call of the
+profile's turns: a fan-out's copies are one site each), with both limits and with each
+alone (20 × 1 h, seed 1; the profile as it is), and beside the share with both limits
+the rule "at each site the larger of the two alone, added over the sites".
 
 ``mix``: ptu-spillover beside chat and batch populations (the accuracy table's slowest
 row): the fleet's ceiling M* of the population mix at N sessions, less the held ones —
@@ -96,23 +104,36 @@ def joint() -> None:
         rows = tr.rows[np.argsort(tr.rows[:, T_T], kind="stable")]
         t = rows[:, T_T]
         start = np.searchsorted(t, t - window, side="right")
-        over = {}
+        units, excess = {}, {}
         for k in DIMS:
             col = T_UNITS + next(i for i, s in enumerate(tr.slots)
                                  if (s.quota, s.dimension) == (qname, k))
-            units = rows[:, col]
-            run = np.concatenate([[0.0], np.cumsum(units)])
+            units[k] = rows[:, col]
+            run = np.concatenate([[0.0], np.cumsum(units[k])])
             held = run[:-1] - run[start]           # offered over the window before the call
-            over[k] = (held + units > _limit(q[k]) * window / 60.0)[t > 600.0]
+            excess[k] = held + units[k] - _limit(q[k]) * window / 60.0
+        late = t > 600.0
+        over = {k: (excess[k] > 0)[late] for k in DIMS}
         p_i, p_o = float(over["itpm"].mean()), float(over["otpm"].mean())
         p_both = float((over["itpm"] & over["otpm"]).mean())
+        # The other log's over-events earlier in the window, had they been refused, would
+        # have kept their units of this one out: the share of this one's over-events that
+        # such earlier refusals alone would have brought under its allowance.
+        relieved = []
+        for a, b in (("itpm", "otpm"), ("otpm", "itpm")):
+            gone = np.concatenate([[0.0], np.cumsum(np.where(excess[b] > 0, units[a], 0.0))])
+            fits = ((excess[a] > 0) & (excess[b] <= 0)
+                    & (gone[:-1] - gone[start] >= excess[a]))[late]
+            relieved.append(float(fits.mean()) / max(float(over[a].mean()), 1e-12))
         wl = Workload.from_profile(profile_from_dict(data))
         a, b = (c for c in wl.constraints if wl.units_per_turn(c) > 0)
         rho = window_correlation(wl, a, b, cycle_time(wl).cycle_s)
         gauss = _shared_429s(rho, max(p_i, p_o), min(p_i, p_o))
         both, e_i, e_o, engine = _overlap(data, n, 20)
         print(f"{name} at {n} sessions ({window:g} s log): offered over ITPM {p_i:.2%}, "
-              f"OTPM {p_o:.2%}, both {p_both:.3%} — overlap {p_both / min(p_i, p_o):.0%}; "
+              f"OTPM {p_o:.2%}, both {p_both:.3%} — overlap {p_both / min(p_i, p_o):.0%}, "
+              f"relieved by the other's earlier ones ITPM {relieved[0]:.0%}, OTPM "
+              f"{relieved[1]:.0%}; "
               f"Gaussian pair (correlation {rho:.2f}) {gauss:.0%}; engine {engine:.0%} "
               f"(refused {both:.2%}, ITPM alone {e_i:.2%}, OTPM alone {e_o:.2%})",
               flush=True)
@@ -151,10 +172,42 @@ def mix() -> None:
               f"{1000 * (time.process_time() - t0):.0f} ms", flush=True)
 
 
+def sites() -> None:
+    from capacity.sim.kernels import T_ADMITTED, T_SITE
+
+    for name, data, n in _cases():
+        got: dict[str, dict[int, float]] = {}
+        for k, d in (("both", data), ("itpm", _without(data, DIMS, "itpm")),
+                     ("otpm", _without(data, DIMS, "otpm"))):
+            total, refused = 0, {}
+            prof = profile_from_dict(d)
+            for rep in range(20):
+                tr = trace_attempts(prof, n, horizon_s=3600.0, seed=1, replication=rep,
+                                    max_attempts=5_000_000)
+                rows = tr.rows[tr.rows[:, T_T] > 0.0]    # the measured hour (warm-up < 0)
+                total += rows.shape[0]
+                for site in np.unique(rows[:, T_SITE]).astype(np.int64):
+                    gone = 1.0 - rows[rows[:, T_SITE] == site, T_ADMITTED]
+                    refused[int(site)] = refused.get(int(site), 0.0) + float(gone.sum())
+            got[k] = {s: v / total for s, v in refused.items()}
+        each = sorted(set(got["both"]) | set(got["itpm"]) | set(got["otpm"]))
+        share = {k: sum(v.values()) for k, v in got.items()}
+        rule = sum(max(got["itpm"].get(s, 0.0), got["otpm"].get(s, 0.0)) for s in each)
+        print(f"{name} at {n} sessions: refused {share['both']:.2%}; ITPM alone "
+              f"{share['itpm']:.2%}, OTPM alone {share['otpm']:.2%} — the larger "
+              f"{max(share['itpm'], share['otpm']):.2%}, the sum "
+              f"{share['itpm'] + share['otpm']:.2%}, site by site the larger added "
+              f"{rule:.2%}", flush=True)
+        for s in each:
+            print(f"  site {s}: both {got['both'].get(s, 0.0):.3%}, ITPM alone "
+                  f"{got['itpm'].get(s, 0.0):.3%}, OTPM alone {got['otpm'].get(s, 0.0):.3%}",
+                  flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("probe", choices=["joint", "relief", "mix"])
-    {"joint": joint, "relief": relief, "mix": mix}[ap.parse_args().probe]()
+    ap.add_argument("probe", choices=["joint", "relief", "sites", "mix"])
+    {"joint": joint, "relief": relief, "sites": sites, "mix": mix}[ap.parse_args().probe]()
 
 
 if __name__ == "__main__":
