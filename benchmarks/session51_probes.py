@@ -16,13 +16,13 @@ correlation, says they share (``_shared_429s``). The overlap below is always
 ``(alone₁ + alone₂ − both) / min(alone₁, alone₂)``: 100 % is the larger alone, 0 % the
 sum.
 
-``joint``: one 8 h trace (seed 1) of each profile with both limits lifted — the offered
-load, nothing refused — and at every call, the units each log would hold over the last
-window length with the call's own charge, against each allowance: the chance each is over,
-both are, their overlap, and the share of each one's over-events that the other's
-over-events earlier in the window, refused, would have brought under the allowance —
-against the Gaussian pair's overlap (the counts' correlation) and the engine's (20 × 1 h,
-seed 1, each limit alone and both).
+``joint``: one 8 h trace (seed 1; after the default warm-up) of each profile with both
+limits lifted — the offered load, nothing refused — and at every call, the units each
+log would hold over the last window length with the call's own charge, against each
+allowance: the chance each is over, both are, their overlap, and the share of each
+one's over-events that the other's over-events earlier in the window, refused, would
+have brought under the allowance — against the Gaussian pair's overlap (the counts'
+correlation) and the engine's (20 × 1 h, seed 1, each limit alone and both).
 
 ``relief``: the engine's overlap (10 × 1 h, seed 1) as the profile is, without retries,
 and without retries with a refused call's turn going on (``on_exhausted: continue``): what
@@ -58,7 +58,7 @@ from capacity.analytic.clumped import window_correlation
 from capacity.analytic.model import _shared_429s, cycle_time
 from capacity.model.workload import Workload
 from capacity.profile.loader import profile_from_dict
-from capacity.sim.engine import simulate, trace_attempts
+from capacity.sim.engine import default_warmup, simulate, trace_attempts
 from capacity.sim.kernels import T_T, T_UNITS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,7 +112,7 @@ def joint() -> None:
             run = np.concatenate([[0.0], np.cumsum(units[k])])
             held = run[:-1] - run[start]           # offered over the window before the call
             excess[k] = held + units[k] - _limit(q[k]) * window / 60.0
-        late = t > 600.0
+        late = t >= default_warmup(profile_from_dict(lifted))
         over = {k: (excess[k] > 0)[late] for k in DIMS}
         p_i, p_o = float(over["itpm"].mean()), float(over["otpm"].mean())
         p_both = float((over["itpm"] & over["otpm"]).mean())
@@ -163,7 +163,10 @@ def mix() -> None:
                          ROOT / "examples" / "chat-and-batch.yaml"])
     pv = view(prof)
     held = sum(p.held or 0 for p in pv.parts)
-    print(f"ptu-spillover beside chat and batch populations ({held} held sessions):")
+    means = [pv.mean_ceiling(c) for c in pv.constraints() if pv.touches(c)]
+    print(f"ptu-spillover beside chat and batch populations ({held} held sessions; the "
+          f"iteration starts at the smallest mean ceiling, {min(means):.2f}, rounded "
+          f"down):")
     for n in (20, 84, 107, 110, 111, 112, 115, 120):
         t0 = time.process_time()
         mp = mixed_profile(pv, prof.split(n))
@@ -181,10 +184,12 @@ def sites() -> None:
                      ("otpm", _without(data, DIMS, "otpm"))):
             total, refused = 0, {}
             prof = profile_from_dict(d)
+            warm = default_warmup(prof)      # the trace's clock starts the warm-up at 0
             for rep in range(20):
                 tr = trace_attempts(prof, n, horizon_s=3600.0, seed=1, replication=rep,
                                     max_attempts=5_000_000)
-                rows = tr.rows[tr.rows[:, T_T] > 0.0]    # the measured hour (warm-up < 0)
+                t = tr.rows[:, T_T]
+                rows = tr.rows[(t >= warm) & (t < warm + 3600.0)]   # the measured hour
                 total += rows.shape[0]
                 for site in np.unique(rows[:, T_SITE]).astype(np.int64):
                     gone = 1.0 - rows[rows[:, T_SITE] == site, T_ADMITTED]
