@@ -335,6 +335,9 @@ class ClumpWindowModel:
     arrival_pmf: NDArray[np.float64] | None = None
     # ... weighted by the arriving call's charge, over the mean charge (set with it).
     arrival_units: NDArray[np.float64] | None = None
+    # ``arrival_pmf`` call site by call site (the site's index in the turn timing, its
+    # part of the law): where the log's refusals fall (:meth:`site_split`).
+    arrival_sites: tuple[tuple[int, NDArray[np.float64]], ...] | None = None
     # A loss log without retries: a turn's calls in one window taken as a clump
     # admitted in part (:meth:`_sliding_h`); False where a fleet's room rules read the
     # log's share (:func:`capacity.analytic.fleet.thin_calls`).
@@ -1280,6 +1283,25 @@ class ClumpWindowModel:
             return 1.0
         fits = _dot(extra, at[: extra.size])                   # P(O + E + A + B ≤ q)
         return float(min(1.0, max(0.0, 1.0 - fits / room)))
+
+    def site_split(self, n: int) -> dict[int, float] | None:
+        """How the log's refusals at ``n`` sessions fall over the call sites (by the site's
+        index in the turn timing; shares summing to 1): each site's calls refused where
+        the others' count and the call's own units ahead and charge pass the allowance
+        (the count the loss rules read, :meth:`truncated`, where refusals are not
+        logged). None without the per-site laws (a blend, calls the sample missed)."""
+        if self.arrival_sites is None:
+            return None
+        g = (self.truncated(max(n - 1, 0), 0.0) if self.loses
+             else self.pmf(max(n - 1, 0)))
+        q = math.floor(self.q_lat + 1e-9)
+        tail = np.concatenate([np.cumsum(g[::-1])[::-1], [0.0]])
+        got = {}
+        for site, law in self.arrival_sites:
+            idx = np.clip(q + 1 - np.arange(law.size), 0, g.size)
+            got[site] = got.get(site, 0.0) + float(_dot(law, tail[idx]))
+        total = math.fsum(got.values())
+        return {k: v / total for k, v in got.items()} if total > 0 else None
 
     def _arrival_laws(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(own-turn units ahead plus the arriving call's charge; the same weighted by
@@ -3981,6 +4003,7 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
         call_pmf=call_pmf, own_pmf=own, single_launches=single, prior_pmf=prior,
         arrival_pmf=None if arrival is None else arrival[0],
         arrival_units=None if arrival is None else arrival[1],
+        arrival_sites=None if arrival is None else arrival[3],
         train_gap=1.0 if arrival is None else arrival[2],
         retry=retry, size_bias=kappa,
         prior_hist=hist, prior_counts=counts,
@@ -5155,7 +5178,8 @@ def _fail_odds(pmfs: list[NDArray[np.float64]], call_pmf: NDArray[np.float64],
 
 def _own_prior(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.float64]],
                w: float) -> tuple[NDArray[np.float64], bool, NDArray[np.float64],
-                                  tuple[NDArray[np.float64], NDArray[np.float64], float]
+                                  tuple[NDArray[np.float64], NDArray[np.float64], float,
+                                        tuple[tuple[int, NDArray[np.float64]], ...]]
                                   | None]:
     """Units of an arriving call's own session already in its trailing window (Palm view),
     whether every launch is a single call (no batch-mates: see
@@ -5230,11 +5254,14 @@ def _own_prior(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.fl
     # log, no retries) simulated 381 [379–384], 398 so.
     size = int(lat.max()) + max(p.size for p in pmfs)
     joint, units = np.zeros(size), np.zeros(size)
+    sites = []
     for j in np.unique(call):
         at = call == j
         own_j = np.bincount(lat[at], weights=mass[at])
         pj = pmfs[int(j)]
-        joint[: own_j.size + pj.size - 1] += np.convolve(own_j, pj)
+        part = np.convolve(own_j, pj)
+        sites.append((int(relevant[int(j)]), part / total))
+        joint[: own_j.size + pj.size - 1] += part
         units[: own_j.size + pj.size - 1] += np.convolve(
             own_j, pj * np.arange(pj.size, dtype=np.float64))
     e_b = float(_dot(mean_charge[call], mass))
@@ -5250,7 +5277,7 @@ def _own_prior(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.fl
     launches = rc.sum(axis=2).ravel() * (fin & (xg > 0)).ravel()
     held = float(_dot(launches, ahead))
     gap = float(_dot(launches, aged)) / held / w if held > 0 else 1.0
-    arrival = (joint / total, units / e_b if e_b > 0 else joint / total, gap)
+    arrival = (joint / total, units / e_b if e_b > 0 else joint / total, gap, tuple(sites))
     # Single launches only (no batch-mates): every own unit is an earlier launch.
     return out / total, not tcount.any(), before / total, arrival
 
