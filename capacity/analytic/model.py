@@ -2017,11 +2017,12 @@ def _joint(wl: Workload, cyc: CycleTime, results: list[ConstraintResult],
 
     def sites(i: int, n: int) -> dict[int, float] | None:
         # Token logs only: a request log turns calls away by their count, not charge.
+        from capacity.analytic.window import ClumpWindowModel  # it imports this module
+
         inner = getattr(model(i), "inner", None)
-        if active[i].unit == "requests" or not hasattr(inner, "site_split"):
+        if active[i].unit == "requests" or not isinstance(inner, ClumpWindowModel):
             return None
-        split: dict[int, float] | None = inner.site_split(n)
-        return split
+        return inner.site_split(n)
 
     return joint_ceiling(results, [of_all(i) for i in range(len(active))], target, rho,
                          ignited if igniters else None, sites)

@@ -1296,7 +1296,7 @@ class ClumpWindowModel:
              else self.pmf(max(n - 1, 0)))
         q = math.floor(self.q_lat + 1e-9)
         tail = np.concatenate([np.cumsum(g[::-1])[::-1], [0.0]])
-        got = {}
+        got: dict[int, float] = {}
         for site, law in self.arrival_sites:
             idx = np.clip(q + 1 - np.arange(law.size), 0, g.size)
             got[site] = got.get(site, 0.0) + float(_dot(law, tail[idx]))
