@@ -22,6 +22,7 @@ import yaml
 from capacity.analytic.model import _by_sites, _searched, analyze, cycle_time
 from capacity.model.workload import Workload
 from capacity.profile.loader import load_profile, profile_from_dict
+from capacity.profile.schema import Profile
 from capacity.search import find_saturation
 from capacity.sim.engine import default_warmup, simulate, trace_attempts
 from capacity.sim.kernels import T_ADMITTED, T_SITE, T_T
@@ -63,7 +64,7 @@ def test_it_meets_the_simulated_ceiling() -> None:
     assert_accurate(n_a, sat, profile.name)
 
 
-def _engine_sites(profile: object, n: int) -> dict[int, float]:
+def _engine_sites(profile: Profile, n: int) -> dict[int, float]:
     """The engine's refused attempts at ``n`` sessions split over the call sites (20 × 1 h
     after the default warm-up, seed 1), as shares of its refusals."""
     refused: dict[int, float] = {}
@@ -110,3 +111,25 @@ def test_sites_add_apart_and_count_by_the_larger_together() -> None:
     assert same == pytest.approx(0.02)
     assert mixed == pytest.approx(0.015 + 0.008)
     assert _by_sites([(0.02, {0: 1.0}), (0.01, None)]) is None
+
+
+def test_a_request_log_beside_them_keeps_the_rule() -> None:
+    # An RPM log of the same length, its own ceiling far above, cannot say how its
+    # refusals fall over the calls: the two token logs still add site by site (it had
+    # turned the whole group back to the larger alone, 8 -> 9 against 8 [7-8]).
+    data = yaml.safe_load(PROFILE.read_text())
+    base = analyze(profile_from_dict(data)).burst_ceiling
+    data["quotas"]["q0"]["rpm"] = 120
+    assert analyze(profile_from_dict(data)).burst_ceiling == base
+
+
+@pytest.mark.parametrize("n", [10, 12])
+def test_size_asks_for_what_the_ceiling_then_carries(n: int) -> None:
+    # `capacity size` reads the two logs as the answer does: the limits it asks for carry
+    # N by the same rule (its split had left sliding logs out: 9 at N = 10, 10 at 12).
+    from capacity.whatif.ceiling import size
+
+    profile = load_profile(PROFILE)
+    res = size(profile, n, method="analytic")
+    after = analyze(load_profile(PROFILE, [d.set_path for d in res.to_raise]))
+    assert n <= after.burst_ceiling <= n + 2

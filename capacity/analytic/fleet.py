@@ -209,6 +209,7 @@ def thin_calls(inner: _window.ClumpWindowModel, wl: Workload,
     # retries: its turns whole there (in part, hunt-1082 121 -> 105 against 121 [121-123];
     # benchmarks/session49_probes.py fleets).
     inner.arrival_pmf = inner.arrival_units = None
+    inner.arrival_sites = None
     inner.trains_in_part = inner.trains_in_part and wl.profile.retry.max_retries == 0
     rates = exact_calls_per_turn(wl)
     num = den = 0.0

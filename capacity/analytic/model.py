@@ -61,7 +61,7 @@ import dataclasses
 import functools
 import math
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, overload
 
@@ -1788,9 +1788,12 @@ def joint_ceiling(results: list[ConstraintResult],
     for quota, _, _ in near:
         groups[quota] = groups.get(quota, 0) + 1
     # One group counts by its largest share (the smallest ceiling) unless ``rho`` splits
-    # a fixed-window group's 429s (or a group of sliding logs of several lengths).
+    # a fixed-window group's 429s (or a group of sliding logs of several lengths), or
+    # its token logs add their refusals call site by call site (``sites``).
     split = rho is not None and any(
         m > 1 and k[1] in SPLIT_KINDS for k, m in groups.items())
+    # (Sliding groups of two or more: whether two of them are token logs with a split is
+    # known only at an N; the search then bisects, as for a split group.)
     by_sites = sites is not None and any(
         m > 1 and k[1] == "sliding_window" for k, m in groups.items())
     split = split or by_sites
@@ -1806,11 +1809,16 @@ def joint_ceiling(results: list[ConstraintResult],
             sts.sort(key=lambda x: -x[1].loss_fraction)
             top_i, top = sts[0]
             share = top.loss_fraction
-            if by_sites and sites is not None and quota[1] == "sliding_window" \
-                    and len(sts) > 1:
-                got = _by_sites([(st.loss_fraction, sites(i, n)) for i, st in sts])
-                if got is not None:
-                    total.append(got)
+            if by_sites and quota[1] == "sliding_window" and len(sts) > 1:
+                # The token logs that can say how their refusals fall over the calls add
+                # site by site; a request log among them counts by the larger as before.
+                splits = [(st.loss_fraction, sites(i, n) if sites else None)
+                          for i, st in sts]
+                known = [(x, sp) for x, sp in splits if sp is not None]
+                if len(known) > 1:
+                    got = _by_sites(known)
+                    rest = [x for x, sp in splits if sp is None]
+                    total.append(max([got or 0.0, *rest]))
                     continue
             for i, st in sts[1:]:
                 if rho is None or quota[1] not in SPLIT_KINDS:
@@ -1946,7 +1954,7 @@ def _normal_isf(p: float) -> float:
     return 0.5 * (lo + hi)
 
 
-def _by_sites(parts: list[tuple[float, dict[int, float] | None]]) -> float | None:
+def _by_sites(parts: Sequence[tuple[float, dict[int, float] | None]]) -> float | None:
     """One quota's token logs over one length together: at each call site the largest of
     their refusal shares there (``parts``: each log's share of all attempts and how its
     refusals fall over the sites), added over the sites; None if a log cannot say.

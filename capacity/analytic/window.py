@@ -1238,13 +1238,7 @@ class ClumpWindowModel:
             p_units = self._loss_share(low, q, units)
             return self._partial_admission(g, q, p, p_units, low)
         # An arriving call of charge B is rejected when S + own + B > q.
-        # tail[s − lo] = P(S ≥ s), only from the least s the rule reads (q + 2 − the
-        # arrival law's length) up: the lattice runs to ~14 sd past the mean, far beyond q,
-        # and the sum from the far end is the same sequence of additions either way.
-        lo = min(max(q + 2 - extra.size, 0), g.size)
-        tail = np.concatenate([np.cumsum(g[lo:][::-1])[::-1], [0.0]])
-        idx = np.clip(q + 1 - np.arange(extra.size), 0, g.size) - lo
-        return float(min(1.0, _dot(extra, tail[idx])))
+        return min(1.0, _tail_share(g, q, extra))
 
     def _loss_share(self, g: NDArray[np.float64], q: int,
                     arriving: NDArray[np.float64] | None = None) -> float:
@@ -1292,14 +1286,21 @@ class ClumpWindowModel:
         logged). None without the per-site laws (a blend, calls the sample missed)."""
         if self.arrival_sites is None:
             return None
-        g = (self.truncated(max(n - 1, 0), 0.0) if self.loses
-             else self.pmf(max(n - 1, 0)))
         q = math.floor(self.q_lat + 1e-9)
-        tail = np.concatenate([np.cumsum(g[::-1])[::-1], [0.0]])
         got: dict[int, float] = {}
-        for site, law in self.arrival_sites:
-            idx = np.clip(q + 1 - np.arange(law.size), 0, g.size)
-            got[site] = got.get(site, 0.0) + float(_dot(law, tail[idx]))
+        if self.loses:
+            # A loss log: each call's share by the loss rule's room condition, as the
+            # log's own share is read (:meth:`_loss_share`).
+            low = self.truncated(max(n - 1, 0), 0.0)
+            for site, law in self.arrival_sites:
+                mass = float(law.sum())
+                if mass > 0:
+                    got[site] = got.get(site, 0.0) + mass * self._loss_share(
+                        low, q, law / mass)
+        else:
+            g = self.pmf(max(n - 1, 0))
+            for site, law in self.arrival_sites:
+                got[site] = got.get(site, 0.0) + _tail_share(g, q, law)
         total = math.fsum(got.values())
         return {k: v / total for k, v in got.items()} if total > 0 else None
 
@@ -5176,6 +5177,18 @@ def _fail_odds(pmfs: list[NDArray[np.float64]], call_pmf: NDArray[np.float64],
     return out
 
 
+def _tail_share(g: NDArray[np.float64], q: int, arriving: NDArray[np.float64]) -> float:
+    """``P(S + X > q)``: the others' count ``S`` (pmf ``g``) and what an arriving call
+    adds ``X`` (its own units ahead and its charge; pmf ``arriving``, any total mass).
+    ``tail[s − lo] = P(S ≥ s)`` only from the least ``s`` the rule reads (``q + 2`` − the
+    arrival law's length) up: the lattice runs to ~14 sd past the mean, far beyond ``q``,
+    and the sum from the far end is the same sequence of additions either way."""
+    lo = min(max(q + 2 - arriving.size, 0), g.size)
+    tail = np.concatenate([np.cumsum(g[lo:][::-1])[::-1], [0.0]])
+    idx = np.clip(q + 1 - np.arange(arriving.size), 0, g.size) - lo
+    return float(_dot(arriving, tail[idx]))
+
+
 def _own_prior(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.float64]],
                w: float) -> tuple[NDArray[np.float64], bool, NDArray[np.float64],
                                   tuple[NDArray[np.float64], NDArray[np.float64], float,
@@ -5254,7 +5267,7 @@ def _own_prior(timing: TurnTiming, relevant: list[int], pmfs: list[NDArray[np.fl
     # log, no retries) simulated 381 [379–384], 398 so.
     size = int(lat.max()) + max(p.size for p in pmfs)
     joint, units = np.zeros(size), np.zeros(size)
-    sites = []
+    sites: list[tuple[int, NDArray[np.float64]]] = []
     for j in np.unique(call):
         at = call == j
         own_j = np.bincount(lat[at], weights=mass[at])

@@ -831,11 +831,12 @@ def _size_plain(profile: Profile, wl: Workload, cyc: CycleTime, sessions: int,
         return _joint(wl, cyc, [ceilings[c.name, c.limit] for c in cs], target, cs)
 
     dims = first = sized(target)
-    # Only one quota's dimensions over one fixed window or token bucket are counted
-    # otherwise by the split (largest share) than by the joint rule (the unshared rest
-    # added).
+    # Only one quota's dimensions over one fixed window or token bucket, or its token
+    # logs over one sliding length (added call site by call site), are counted otherwise
+    # by the split (largest share) than by the joint rule (the unshared rest added).
     keys = [same_bursts(c.quota, c.enforcement, c.window_s) for c in active.values()
-            if c.enforcement in SPLIT_KINDS]
+            if c.enforcement in SPLIT_KINDS
+            or (c.enforcement == "sliding_window" and c.unit != "requests")]
     if len(set(keys)) == len(keys) or ceiling_at(dims) >= sessions:
         return dims
     bad, good = 1.0, 0.75
