@@ -96,8 +96,8 @@ def test_each_log_refuses_the_calls_the_engine_does(dim: str) -> None:
     top = max(engine, key=engine.__getitem__)
     assert top == {"itpm": 0, "otpm": 4}[dim]
     assert max(split, key=split.__getitem__) == top
-    # Total variation: ~0.10 (ITPM) and ~0.14 (OTPM); splitting OTPM's refusals by the
-    # calls alone (the fan-out's seven copies first) would be ~0.74.
+    # Splitting OTPM's refusals by the calls alone (the fan-out's seven copies first)
+    # would put its top call at 0 and fail both checks.
     tv = 0.5 * sum(abs(split.get(k, 0.0) - engine.get(k, 0.0)) for k in engine | split)
     assert tv < 0.2, (split, engine)
 
