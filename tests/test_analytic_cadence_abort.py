@@ -156,3 +156,33 @@ def test_a_counted_logs_restarts_lengthen_its_full_spells() -> None:
                   ).storm_restart.size == 0
     n = analyze(load_profile(COUNTED)).burst_ceiling
     assert 16 <= n <= 18, n
+
+
+COUNTED_SINGLE = DATA / "cadence-counted-single.yaml"
+
+
+def test_a_counted_log_of_cadence_sessions_holds_the_free_launches() -> None:
+    """hunt-63: one call a turn, cadence-paced, a counted 30 s log, no retries. A refusal
+    brings no launch sooner, so the log holds every launch and refuses the free count's
+    share: 29 before (the spells' chain, 20.6 % refused at 31 sessions), 31 against a
+    simulated 31 [31–31]."""
+    assert_accurate(analyze(load_profile(COUNTED_SINGLE)).burst_ceiling,
+                    Recorded(31, 31, 31), COUNTED_SINGLE.name)
+
+
+def test_the_free_count_bounds_a_cadence_counted_log_and_no_other() -> None:
+    """The bound is the cadence's: a think-time session whose turn a refusal aborts
+    comes back sooner (counted-sliding-tool-loop keeps its spells), and a cadence
+    session refused past its cadence restarts at once (cadence-restart-counted)."""
+    from capacity.sim.engine import simulate
+
+    m = _model(COUNTED_SINGLE)
+    assert m._thinned_free
+    for n in (29, 31, 32):
+        assert m._sliding(n, exceed=False)["call"] == pytest.approx(m._sliding_h(n, 0.0))
+    # The engine at 31 sessions (seed 1, 8 × 1 h): 4.2 %; the model 4.4 %.
+    sim = simulate(load_profile(COUNTED_SINGLE), 31, replications=8, seed=1, workers=1)
+    share = m._sliding(31, exceed=False)["attempt"]
+    assert abs(share - sim.metrics["attempt_429_fraction"].mean) < 0.01, share
+    assert not _model(DATA / "counted-sliding-tool-loop.yaml")._thinned_free
+    assert not _model(COUNTED)._thinned_free

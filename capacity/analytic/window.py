@@ -1852,6 +1852,8 @@ class ClumpWindowModel:
         if self._counted_loss:
             h = self._sliding_h(n, 0.0, truncate=True)
             p = min(1.0, h * self._counted_spells(n, h))
+            if self._thinned_free:
+                p = min(p, self._sliding_h(n, 0.0))
         else:
             p = self._sliding_h(n, 0.0, trains=m == 0)
         if m > 0:
@@ -1868,7 +1870,8 @@ class ClumpWindowModel:
                "exceed": self.exceedance(n) if exceed else 0.0, "retry_share": per}
         if m > 0 and pr >= 1.0:
             out = self._storms(n, out)
-        elif m == 0 and self.retry.storms_without_retries and self.storm_first.size:
+        elif (m == 0 and self.retry.storms_without_retries and self.storm_first.size
+              and not self._thinned_free):
             out = self._storms(n, out, gate=False)
         return out
 
@@ -1880,6 +1883,20 @@ class ClumpWindowModel:
         r = self.retry
         return (_COUNTED_SPELLS and self.sliding and not r.retries and r.counts_rejected
                 and r.abort_turn and self.single_launches)
+
+    @property
+    def _thinned_free(self) -> bool:
+        """A counted loss log (:attr:`_counted_loss`) whose sessions are paced by a
+        cadence and never restart at a refusal: a refused call brings no launch sooner
+        (the next turn is due at its cadence, whatever became of this one) and only takes
+        its turn's later launches away, so the attempts the log holds are the free
+        launches thinned, its count never above the free count — whose share then bounds
+        the spells' and the storms' (exact for turns of one launch). Their chains meet
+        the cadence's launches as Poisson ones and outlast the cadence's steady count:
+        hunt-63 (one call a turn, a 30 s log of 37 requests, cadence U(20, 36) s)
+        at 31 sessions said 20.6 % refused, the free count 4.42 %, the engine 4.24 %."""
+        return (self._counted_loss and self.storm_cadence > 0.0 and not self.storm_pause.size
+                and not self.restart_weight.size and not self.storm_restart.size)
 
     def _counted_spells(self, n: float, h: float | None = None) -> float:
         """How much logging the refusals lengthens a full log's spells (no retries,
