@@ -1887,7 +1887,10 @@ class ClumpWindowModel:
     @property
     def _thinned_free(self) -> bool:
         """A counted loss log (:attr:`_counted_loss`) whose sessions are paced by a
-        cadence and never restart at a refusal: a refused call brings no launch sooner
+        cadence and whose aborted turns never end past it — a turn that outlasts its
+        cadence ends sooner when aborted, and brings its session's next turn with it
+        (``saving_weight``; tests/data/cadence-counted-outlasting.yaml storms for good in
+        the engine) — nor restart at a refusal: a refused call brings no launch sooner
         (the next turn is due at its cadence, whatever became of this one) and only takes
         its turn's later launches away, so the attempts the log holds are the free
         launches thinned, its count never above the free count — whose share then bounds
@@ -1896,7 +1899,8 @@ class ClumpWindowModel:
         hunt-63 (one call a turn, a 30 s log of 37 requests, cadence U(20, 36) s)
         at 31 sessions said 20.6 % refused, the free count 4.42 %, the engine 4.24 %."""
         return (self._counted_loss and self.storm_cadence > 0.0 and not self.storm_pause.size
-                and not self.restart_weight.size and not self.storm_restart.size)
+                and not self.saving_weight.size and not self.restart_weight.size
+                and not self.storm_restart.size)
 
     def _counted_spells(self, n: float, h: float | None = None) -> float:
         """How much logging the refusals lengthens a full log's spells (no retries,
