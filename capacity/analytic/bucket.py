@@ -2340,6 +2340,87 @@ def scaled_pattern_shares(walk: TurnWalk, raw: NDArray[np.float64], p: float
     return np.asarray(np.clip(share, 0.0, 1.0), dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class ClosedTurns:
+    """Think-time sessions whose turns launch at a deep bucket at most once: a session
+    whose launch is in the bucket's deficit is busy with its turn and starts no other,
+    so the launches come slower the deeper the deficit (:meth:`tilt`). ``rest``: seconds
+    from a launch here to its turn's end (the turn sample's, unthrottled); ``pause_s``:
+    the mean think time (s); ``per_turn``: launches here per turn."""
+
+    rest: NDArray[np.float64] = field(repr=False)
+    pause_s: float
+    per_turn: float
+
+    def tilt(self, pi: NDArray[np.float64], g: _DeepGrid, lam: float, refill: float
+             ) -> NDArray[np.float64]:
+        """The law of the level a launch finds (``pi``, Poisson launches at ``lam`` a
+        second on grid ``g``, normalised) with the launch rate falling as the deficit
+        ``y`` grows: ``λ(y) = λ − s·(y − ȳ)``, ``ȳ`` the mean deficit.
+
+        The excursion to a deep deficit is the compound-Poisson dam's likeliest path: the
+        launches come at the tilted rate ``λ·M(θ)`` (``θ``: the Lundberg root of the
+        launch totals, ``λ(M(θ) − 1) = r·θ``) for ``T = (b − ȳ)/(λ·M′(θ) − r)`` seconds,
+        so it leaves ``ΔI = λ·(M(θ) − 1)·E[min(R, T)] = r·θ·E[min(R, T)]`` more sessions
+        busy than the mean (``R``: a launch's time to its turn's end), each starting
+        ``per_turn/pause_s`` fewer launches a second: ``s = ΔI·per_turn/(pause_s·(b −
+        ȳ))``. A deficit's law under a slowly varying rate has the local decay rate
+        ``θ(λ(y))`` (the WKB form): relative to the constant rate, ``exp(−∫ (θ(λ(u)) −
+        θ) du) = exp(|dθ/dλ|·s·(y − ȳ)²/2)``⁻¹ around ``ȳ``; a launch finds the level in
+        proportion to the rate there too. A Poisson replay with that rate matches it
+        (chat-assistant's OTPM on a 5 s bucket at 176 sessions: 0.2375 % replayed with
+        every excess deficit a busy session's, the tilt 0.243 %). The charge and the time
+        to the turn's end are taken apart, as a shuffled replay of the closed loop has
+        them (0.32 %; 0.29 % with each call's output driving both; Poisson 0.38 %, the
+        engine 0.26 %). ``python benchmarks/session52_probes.py closed``."""
+        got = self.slope(pi, g, lam, refill)
+        if got is None:
+            return pi
+        s, ybar, dtheta = got
+        y = (g.top - np.arange(pi.size)) * g.delta           # the deficit at each level
+        out = pi * np.exp(-dtheta * s * (y - ybar) ** 2 / 2.0) * np.maximum(
+            lam - s * (y - ybar), 0.0)
+        total = float(out.sum())
+        return out / total if total > 0.0 else pi
+
+    def slope(self, pi: NDArray[np.float64], g: _DeepGrid, lam: float, refill: float
+              ) -> tuple[float, float, float] | None:
+        """``(s, ȳ, |dθ/dλ|)`` of :meth:`tilt` (launches a second less per unit of
+        deficit, the mean deficit in units, units⁻¹ per launch a second); None where
+        the launches overload the refill or nothing is busy."""
+        d, top = g.delta, g.top
+        k = np.arange(g.tail.size + 1, dtype=np.float64) * d
+        pm = np.maximum(-np.diff(np.concatenate([[1.0], g.tail, [0.0]])), 0.0)[: k.size]
+        if lam <= 0.0 or self.pause_s <= 0.0 or pm.sum() <= 0.0 or k[-1] <= 0.0:
+            return None
+        pm = pm / pm.sum()
+        if lam * float(pm @ k) >= refill:
+            return None                      # overloaded: no positive root, no excursion
+
+        def lundberg(t: float) -> float:
+            return lam * float(pm @ np.expm1(t * k)) - refill * t
+
+        hi = 1.0 / k[-1]
+        while lundberg(hi) < 0.0:
+            hi *= 2.0
+            if hi * k[-1] > 700.0:
+                return None
+        lo = hi / 2.0
+        while lundberg(lo) >= 0.0 and lo > 1e-300:
+            lo /= 2.0                 # (below the load's root the dam's drift is negative)
+        theta = brentq(lundberg, lo, hi, xtol=1e-300, rtol=1e-12)
+        e = np.exp(theta * k)
+        m1 = float(pm @ (k * e))
+        ybar = float(pi @ ((top - np.arange(pi.size)) * d))
+        up = lam * m1 - refill
+        span = top * d - ybar
+        if up <= 0.0 or span <= 0.0:
+            return None
+        busy = refill * theta * float(np.minimum(self.rest, span / up).mean())
+        return (busy * self.per_turn / (self.pause_s * span), ybar,
+                (float(pm @ e) - 1.0) / up)
+
+
 @dataclass
 class DeepBucket:
     """The refusal share of calls at a token bucket too deep for :class:`BucketChain`,
@@ -2376,6 +2457,9 @@ class DeepBucket:
     cycle_s: float = 0.0
     abort_turn: bool = True
     rejection_latency: float = 0.0
+    # Think-time sessions starting fewer turns the deeper the deficit (no retries;
+    # :class:`ClosedTurns`); None: Poisson launches.
+    closed: ClosedTurns | None = None
     _sums: NDArray[np.float64] | None = field(default=None, init=False, repr=False)
     _grids: list[_DeepGrid] = field(default_factory=list, repr=False)
     _cache: dict[float, dict[str, float]] = field(default_factory=dict, repr=False)
@@ -2560,6 +2644,8 @@ class DeepBucket:
                 pi, lo, base = got
                 _recurse(pi, g.down, lam * g.delta / self.refill, base, lo, 0)
                 hit = pi / float(pi.sum())
+                if self.closed is not None:
+                    hit = self.closed.tilt(hit, g, lam, self.refill)
             if len(self._laws) >= 256:
                 self._laws.clear()
             self._laws[key] = hit

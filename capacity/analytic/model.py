@@ -87,6 +87,7 @@ if TYPE_CHECKING:  # the search result a simulated ceiling carries (no runtime i
     from capacity.analytic.bucket import (
         BucketChain,
         ClosedSessions,
+        ClosedTurns,
         DeepBucket,
         FollowSessions,
         GoesOn,
@@ -719,7 +720,33 @@ def bucket_model(wl: Workload, c: Constraint, cycle_s: float) -> _BucketModel:
                 deep.cycle_s = cycle_s
                 deep.abort_turn = rm.abort_turn
                 deep.rejection_latency = rm.rejection_latency_s or 0.0
+            if (prof.session.mode == "think_time" and prof.pacing is None
+                    and not prof.populations):
+                deep.closed = closed_turns(wl, c, deep, cycle_s)
     return model
+
+
+def closed_turns(wl: Workload, c: Constraint, deep: DeepBucket, cycle_s: float
+                 ) -> ClosedTurns | None:
+    """Think-time sessions at ``c``'s deep bucket as :class:`~capacity.analytic.bucket.
+    ClosedTurns` (a session busy with its turn starts no other: launches slow as the
+    deficit deepens), where no turn launches there twice (a turn's later launches are
+    its own walk's, :func:`turn_walk`); None otherwise."""
+    from capacity.analytic.bucket import ClosedTurns
+    from capacity.analytic.clumped import timing_of  # it imports this module
+
+    walk = turn_walk(wl, c, deep, single=True)
+    if walk is None or walk.rest.size == 0:
+        return None
+    on = walk.seq >= 0
+    if (on.sum(axis=1) > 1).any():
+        return None
+    rest = walk.rest[on]
+    rest = rest[np.isfinite(rest)]
+    pause = max(cycle_s - float(timing_of(wl).latency.mean()), 0.0)
+    if rest.size == 0 or pause <= 0.0:
+        return None
+    return ClosedTurns(np.maximum(rest, 0.0), pause, float(walk.here))
 
 
 def _train_span(wl: Workload, c: Constraint) -> float:
