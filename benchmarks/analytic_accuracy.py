@@ -379,7 +379,8 @@ def empty_stores() -> None:
                   wlmod._SHARES, wlmod._POPULATIONS, distmod._LATTICES,
                   clumped._TIMINGS, window._SPELLS, amodel._QUANTILES,
                   amodel._DEEP_KINDS, amodel._BRENT_LAWS, amodel._BUCKET_PMFS,
-                  amodel._NEWTON_MEMO, amodel._SEARCHED, bucket._DEEP_GRIDS,
+                  amodel._NEWTON_MEMO, amodel._SEARCHED, amodel._CLOSED_SAMPLES,
+                  bucket._DEEP_GRIDS,
                   bucket._CHAIN_GRIDS, fleet._BUCKET_RATES, populations._VIEWS):
         store.clear()
 

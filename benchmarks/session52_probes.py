@@ -22,8 +22,8 @@ a Poisson replay of that falling rate (the model's own slope, by thinning: the W
 alone), replays of the closed loop itself (each session thinks an exponential pause of
 the model's mean, its call holds it for the call's latency — ttft plus output at 60
 tokens a second — a refused call holds it for nothing), once with each call's output
-driving both its charge and its latency and once with the latencies shuffled (the
-model takes them apart), and the engine (10 × 1 h, seed 1).
+driving both its charge and its latency (as the model pairs them) and once with the
+latencies shuffled, and the engine (10 × 1 h, seed 1).
 
 ``fleet``: hunt-7 (a priority route: fixed 5 s windows at a, a 1 s sliding log at b that
 a spilled 20-call fan-out cannot fit; SDK retries) with b's RPM removed, at 84 sessions:

@@ -2,10 +2,9 @@
 the bucket's deficit is busy with its turn and starts no other, so launches slow as the
 deficit deepens (:class:`capacity.analytic.bucket.ClosedTurns`). With Poisson launches
 the level law refused 0.386 % of chat-assistant's calls at its OTPM limit alone on a
-5 s bucket, 176 sessions, no retries, where a closed-loop replay refuses 0.31 % (each
-call's latency apart from its charge, as the model takes them) and the engine 0.25 %;
-with the SDK's retries chat-assistant on 5 s buckets said 169 against a simulated 176
-[173–178]."""
+5 s bucket, 176 sessions, no retries, where a closed-loop replay refuses 0.29 % (each
+call's output its charge and part of its latency) and the engine 0.25 %; with the SDK's
+retries chat-assistant on 5 s buckets said 169 against a simulated 176 [173–178]."""
 
 from __future__ import annotations
 
@@ -98,14 +97,15 @@ def test_the_tilt_is_the_falling_rate_it_stands_for() -> None:
 
 def test_the_closed_loop_replayed_refuses_what_the_model_says() -> None:
     """176 sessions thinking Exp(the model's mean pause), each admitted call holding its
-    session for a latency drawn apart from its charge (as the model takes them): 0.31 %
-    refused, the model 0.316 %, Poisson launches 0.386 %."""
+    session for its latency (ttft and its output at 60 tokens a second: the output is
+    its charge too): 0.29 % refused, the model 0.29 %, Poisson launches 0.386 %."""
     prof = _chat("bucket5", retries=False, only="otpm")
     deep, _ = _deep(prof)
     assert deep.closed is not None
-    size = 400_000
+    # (A million calls, ~100 simulated hours: the refusals come in the deficit's rare
+    # excursions, and 400,000 calls spread 0.24-0.30 % over seeds.)
+    size = 1_000_000
     charges, lat = _draws(prof, size)
-    lat = np.random.default_rng(5).permutation(lat)
     rng = np.random.default_rng(11)
     draws = rng.exponential(deep.closed.pause_s, 2 * size).tolist()
     thinking, busy, t, level, refused, k = N, [], 0.0, deep.depth, 0, 0
@@ -129,11 +129,11 @@ def test_the_closed_loop_replayed_refuses_what_the_model_says() -> None:
             refused += 1
     replayed = refused / size
     model = float(analyze(prof, sessions=N).constraints[0].at_sessions.loss_fraction)  # type: ignore[union-attr]
-    assert abs(model - replayed) < 0.15 * replayed, (model, replayed)
+    assert abs(model - replayed) < 0.12 * replayed, (model, replayed)
 
 
 def test_chat_assistant_on_5_s_buckets_against_the_simulator() -> None:
-    """Every limit a 5 s bucket, the SDK's retries: 169 before, 172 against a simulated
+    """Every limit a 5 s bucket, the SDK's retries: 169 before, 173 against a simulated
     176 [173–178] (``python benchmarks/profile_variants.py --profiles chat-assistant
     --variants bucket5``)."""
     assert_accurate(analyze(_chat("bucket5", retries=True)).burst_ceiling,

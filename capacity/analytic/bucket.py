@@ -2351,6 +2351,10 @@ class ClosedTurns:
     rest: NDArray[np.float64] = field(repr=False)
     pause_s: float
     per_turn: float
+    # The same paired with each launch's charge (units; a turn sample with its charges:
+    # a call's output drives both its OTPM charge and its latency); None: ``rest`` apart.
+    paired: tuple[NDArray[np.float64], NDArray[np.float64]] | None = field(
+        default=None, repr=False)
 
     def tilt(self, pi: NDArray[np.float64], g: _DeepGrid, lam: float, refill: float
              ) -> NDArray[np.float64]:
@@ -2361,18 +2365,19 @@ class ClosedTurns:
         The excursion to a deep deficit is the compound-Poisson dam's likeliest path: the
         launches come at the tilted rate ``λ·M(θ)`` (``θ``: the Lundberg root of the
         launch totals, ``λ(M(θ) − 1) = r·θ``) for ``T = (b − ȳ)/(λ·M′(θ) − r)`` seconds,
-        so it leaves ``ΔI = λ·(M(θ) − 1)·E[min(R, T)] = r·θ·E[min(R, T)]`` more sessions
-        busy than the mean (``R``: a launch's time to its turn's end), each starting
+        so it leaves ``ΔI = λ·E[(e^{θS} − 1)·min(R, T)] = r·θ·E_w[min(R, T)]`` more
+        sessions busy than the mean (``R``: a launch's time to its turn's end, ``S`` its
+        charge, ``E_w`` weighted by ``e^{θS} − 1``: the extra launches), each starting
         ``per_turn/pause_s`` fewer launches a second: ``s = ΔI·per_turn/(pause_s·(b −
         ȳ))``. A deficit's law under a slowly varying rate has the local decay rate
         ``θ(λ(y))`` (the WKB form): relative to the constant rate, ``exp(−∫ (θ(λ(u)) −
         θ) du) = exp(|dθ/dλ|·s·(y − ȳ)²/2)``⁻¹ around ``ȳ``; a launch finds the level in
         proportion to the rate there too. A Poisson replay with that rate matches it
         (chat-assistant's OTPM on a 5 s bucket at 176 sessions: 0.2375 % replayed with
-        every excess deficit a busy session's, the tilt 0.243 %). The charge and the time
-        to the turn's end are taken apart, as a shuffled replay of the closed loop has
-        them (0.32 %; 0.29 % with each call's output driving both; Poisson 0.38 %, the
-        engine 0.26 %). ``python benchmarks/session52_probes.py closed``."""
+        every excess deficit a busy session's, the tilt 0.243 %); the closed loop
+        replayed, each call's output driving both its charge and its latency, 0.29 %
+        (Poisson 0.38 %, the engine 0.25 %). ``python benchmarks/session52_probes.py
+        closed``."""
         got = self.slope(pi, g, lam, refill)
         if got is None:
             return pi
@@ -2416,7 +2421,16 @@ class ClosedTurns:
         span = top * d - ybar
         if up <= 0.0 or span <= 0.0:
             return None
-        busy = refill * theta * float(np.minimum(self.rest, span / up).mean())
+        held = span / up
+        if self.paired is not None:
+            # The excursion's launches are the tilted ones (charge law × e^{θS}): each
+            # extra launch weighs (e^{θS} − 1), its time to its turn's end with it.
+            units, rest = self.paired
+            w = np.expm1(theta * units)
+            held_mean = float(w @ np.minimum(rest, held)) / max(float(w.sum()), 1e-300)
+        else:
+            held_mean = float(np.minimum(self.rest, held).mean())
+        busy = refill * theta * held_mean
         return (busy * self.per_turn / (self.pause_s * span), ybar,
                 (float(pm @ e) - 1.0) / up)
 

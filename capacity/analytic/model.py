@@ -80,6 +80,7 @@ from capacity.model.workload import (
     batch_units_upper,
     cached_per_profile,
     remember,
+    sample_turns,
 )
 from capacity.profile.schema import Profile
 
@@ -726,6 +727,14 @@ def bucket_model(wl: Workload, c: Constraint, cycle_s: float) -> _BucketModel:
     return model
 
 
+# Turns sampled with their charges for a deep bucket's closed loop (ClosedTurns.paired),
+# and the sample's seed.
+_CLOSED_SAMPLE = 8192
+_CLOSED_SEED = 52
+# ... one per profile (every deep bucket of it reads the same turns).
+_CLOSED_SAMPLES: dict[int, tuple[Profile, Any]] = {}
+
+
 def closed_turns(wl: Workload, c: Constraint, deep: DeepBucket, cycle_s: float
                  ) -> ClosedTurns | None:
     """Think-time sessions at ``c``'s deep bucket as :class:`~capacity.analytic.bucket.
@@ -743,10 +752,25 @@ def closed_turns(wl: Workload, c: Constraint, deep: DeepBucket, cycle_s: float
         return None
     rest = walk.rest[on]
     rest = rest[np.isfinite(rest)]
-    pause = max(cycle_s - float(timing_of(wl).latency.mean()), 0.0)
+    tt = timing_of(wl)
+    pause = max(cycle_s - float(tt.latency.mean()), 0.0)
     if rest.size == 0 or pause <= 0.0:
         return None
-    return ClosedTurns(np.maximum(rest, 0.0), pause, float(walk.here))
+    # Each turn's charge here beside its latency, from one small sample of whole turns
+    # (the walk's launches carry charge laws, not draws): the time to the turn's end is
+    # the latency less the launch's mean offset in its turn (the walk's).
+    sample = cached_per_profile(_CLOSED_SAMPLES, wl.profile, lambda _p: sample_turns(
+        wl, _CLOSED_SAMPLE, np.random.default_rng(_CLOSED_SEED)))
+    units = sample.units.get(c.name)
+    paired = None
+    if units is not None and (units > 0).any():
+        live = units > 0
+        here = [i for i, sp in enumerate(tt.specs) if c.costs.get(id(sp)) is not None]
+        counts = tt.groups()[1]
+        rows = np.flatnonzero((counts[:, :, here].sum(axis=2) > 0).any(axis=1))
+        offset = max(float(tt.latency[rows[:_WALK_TURNS]].mean()) - float(rest.mean()), 0.0)
+        paired = (units[live], np.maximum(sample.latency[live] - offset, 0.0))
+    return ClosedTurns(np.maximum(rest, 0.0), pause, float(walk.here), paired)
 
 
 def _train_span(wl: Workload, c: Constraint) -> float:
