@@ -18,7 +18,7 @@ from benchmarks.profile_variants import variant
 from capacity.analytic.bucket import DeepBucket
 from capacity.analytic.model import analyze, constraint_model, cycle_time
 from capacity.model.workload import Workload
-from capacity.profile.loader import profile_from_dict
+from capacity.profile.loader import load_profile, profile_from_dict
 from capacity.profile.schema import Profile
 
 from ._accuracy import Recorded, assert_accurate
@@ -157,3 +157,40 @@ def test_only_think_time_sessions_launching_once_a_turn_slow_down() -> None:
     paced["session"].pop("think_time")
     paced["session"]["cadence"] = {"uniform": ["50s", "80s"]}
     assert _deep(profile_from_dict(paced))[0].closed is None
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_a_short_think_time_keeps_the_poisson_law() -> None:
+    """A review's case: an Exp(2 s) think time leaves few sessions thinking; the tilt
+    there went far past a closed-loop replay (N* 39 against a simulated 37 [36–37]).
+    Past its first-order range it fades out: 34, conservative, never above."""
+    prof = load_profile(DATA / "deep-bucket-short-think.yaml")
+    wl = Workload.from_profile(prof)
+    cyc = cycle_time(wl)
+    deep = constraint_model(wl, wl.constraints[0], cyc.cycle_s).chain  # type: ignore[union-attr]
+    assert isinstance(deep, DeepBucket) and deep.closed is not None
+    # The closed loop's pause is the cycle's less the exact mean turn latency.
+    assert abs(deep.closed.pause_s - 2.0) < 0.05, deep.closed.pause_s
+    lam = 36 / cyc.cycle_s
+    g = deep.grids()[1]
+    pi = DeepBucket(deep.kinds, deep.h, deep.refill, deep.depth)._law(g, lam)
+    assert not isinstance(pi, float)
+    assert deep.closed.slope(pi, g, lam, deep.refill) is None
+    n = analyze(prof).burst_ceiling
+    assert n <= 37, n
+
+
+def test_a_paced_twin_shares_no_answer_with_the_closed_loop() -> None:
+    """The deep buckets' answers are kept by their grids: a profile and its twin behind
+    a client cap no session reaches (no closed loop there) have the same grids, and
+    whichever was answered first answered for both."""
+    prof = _chat("bucket5", retries=False, only="otpm")
+    data = yaml.safe_load(prof.model_dump_json())
+    twin = _chat("bucket5", retries=False, only="otpm").model_copy(
+        update={"pacing": profile_from_dict({**data, "pacing": {"concurrency": 100000}}
+                                            ).pacing})
+    paced = float(analyze(twin, sessions=N).constraints[0].at_sessions.loss_fraction)  # type: ignore[union-attr]
+    closed = float(analyze(prof, sessions=N).constraints[0].at_sessions.loss_fraction)  # type: ignore[union-attr]
+    assert closed < 0.85 * paced, (closed, paced)

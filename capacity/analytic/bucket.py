@@ -2340,6 +2340,17 @@ def scaled_pattern_shares(walk: TurnWalk, raw: NDArray[np.float64], p: float
     return np.asarray(np.clip(share, 0.0, 1.0), dtype=np.float64)
 
 
+# ClosedTurns' tilt at full strength while the launch rate falls at most this share at
+# the full deficit and the law's log at most this much there; none past twice that.
+_TILT_RATE = 0.1
+_TILT_LOG = 1.0
+
+
+def _fade(value: float, full: float) -> float:
+    """1 up to ``full``, 0 from twice it, linear between."""
+    return min(1.0, max(0.0, 2.0 - value / full))
+
+
 @dataclass(frozen=True)
 class ClosedTurns:
     """Think-time sessions whose turns launch at a deep bucket at most once: a session
@@ -2355,6 +2366,13 @@ class ClosedTurns:
     # a call's output drives both its OTPM charge and its latency); None: ``rest`` apart.
     paired: tuple[NDArray[np.float64], NDArray[np.float64]] | None = field(
         default=None, repr=False)
+
+    @cached_property
+    def key(self) -> tuple[Any, ...]:
+        """The values the tilt reads (a cache key)."""
+        pairs = (None if self.paired is None
+                 else (self.paired[0].tobytes(), self.paired[1].tobytes()))
+        return (self.rest.tobytes(), self.pause_s, self.per_turn, pairs)
 
     def tilt(self, pi: NDArray[np.float64], g: _DeepGrid, lam: float, refill: float
              ) -> NDArray[np.float64]:
@@ -2431,8 +2449,19 @@ class ClosedTurns:
         else:
             held_mean = float(np.minimum(self.rest, held).mean())
         busy = refill * theta * held_mean
-        return (busy * self.per_turn / (self.pause_s * span), ybar,
-                (float(pm @ e) - 1.0) / up)
+        slope = busy * self.per_turn / (self.pause_s * span)
+        dtheta = (float(pm @ e) - 1.0) / up
+        # First order only: the rate may fall by a tenth at the full deficit and the
+        # law's log by one there; faded out by twice that (a short think time leaves few
+        # sessions thinking, and a review found the tilt there far past a closed-loop
+        # replay — chat-assistant's ITPM on a 5 s bucket with an Exp(2 s) think time at
+        # 36 sessions, 0.0009 % against 0.068 %: the rate fell 88 % at the full deficit,
+        # the log by 7.3; N* 39 against a simulated 36 [36–37]).
+        fade = min(_fade(slope * span / lam, _TILT_RATE), _fade(
+            dtheta * slope * span * span / 2.0, _TILT_LOG))
+        if fade <= 0.0:
+            return None
+        return slope * fade, ybar, dtheta
 
 
 @dataclass
@@ -2516,8 +2545,11 @@ class DeepBucket:
             # cached with the grids (honoured and backoff retries of one bucket shared
             # one answer, whichever was asked first).
             rule = astuple(self.retry) if self.retry is not None else None
+            # (The closed loop tilts the laws: a bucket with it shares no answer with one
+            # without — a paced twin of a profile has the same grids.)
             key = (self.h, self.refill, self.depth, steps, rule, self.scale, tuple(
-                (w, k.tobytes(), c.tobytes()) for w, k, c in self.kinds))
+                (w, k.tobytes(), c.tobytes()) for w, k, c in self.kinds),
+                None if self.closed is None else self.closed.key)
             hit = _DEEP_GRIDS.get(key)
             if hit is None:
                 self._coarse_top = max(2, round(self.depth * steps / mean))
