@@ -6,6 +6,7 @@ Run from the repository root::
     python benchmarks/session52_probes.py cadence   # hunt-63: the free count bounds it
     python benchmarks/session52_probes.py closed    # a deep bucket's busy sessions
     python benchmarks/session52_probes.py fleet     # hunt-7: retries that spill again
+    python benchmarks/session52_probes.py fleet-trace  # ... and how often, traced
 
 ``cadence``: hunt-63 (tests/data/cadence-counted-single.yaml: one call a turn, cadence
 U(20, 36) s, a 30 s sliding log of 37 requests counting its refusals, no retries) at 29,
@@ -241,10 +242,43 @@ def fleet() -> None:
               f"{sim.metrics['call_failure_fraction'].mean:.3%} |", flush=True)
 
 
+def fleet_trace() -> None:
+    """hunt-7 (b's RPM removed, SDK retries) at 84 sessions, one replication traced
+    (1 h, seed 1): a call refused at b comes back to a — how often a refuses it again
+    (it spills), how often b then refuses it again, and how long after b's refusal."""
+    from capacity.sim.engine import trace_attempts
+    from capacity.sim.kernels import T_ADMITTED, T_DEP, T_NODE, T_T
+
+    data = _hunt(7)
+    del data["quotas"]["q1"]["rpm"]
+    tr = trace_attempts(profile_from_dict(data), 84, horizon_s=3600.0, seed=1)
+    a_i, b_i = tr.deployments.index("a"), tr.deployments.index("b")
+    rows = tr.rows
+    order = np.lexsort((rows[:, T_T], rows[:, T_NODE]))
+    r = rows[order]
+    same = r[1:, T_NODE] == r[:-1, T_NODE]
+    after_b = same & (r[:-1, T_DEP] == b_i) & (r[:-1, T_ADMITTED] == 0)
+    at_a = after_b & (r[1:, T_DEP] == a_i)
+    spilled = at_a & (r[1:, T_ADMITTED] == 0)
+    gap = (r[1:, T_T] - r[:-1, T_T])[at_a]
+    # Their next row: b again (the spill), refused or not.
+    idx = np.flatnonzero(spilled) + 1
+    nxt = idx[(idx + 1 < len(r))]
+    nxt = nxt[r[nxt + 1, T_NODE] == r[nxt, T_NODE]]
+    again_b = (r[nxt + 1, T_DEP] == b_i) & (r[nxt + 1, T_ADMITTED] == 0)
+    first_a = (r[:, T_DEP] == a_i)
+    print(f"attempts at a refused (spilled), all: {1.0 - r[first_a, T_ADMITTED].mean():.3%}; "
+          f"retries after a refusal at b: {int(at_a.sum())}, refused at a again "
+          f"{spilled.sum() / max(at_a.sum(), 1):.1%} (the model's chance: 0.038), back "
+          f"after a median {np.median(gap):.2f} s; those refused at b again "
+          f"{again_b.mean():.1%}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("probe", choices=["cadence", "closed", "fleet"])
-    {"cadence": cadence, "closed": closed, "fleet": fleet}[ap.parse_args().probe]()
+    ap.add_argument("probe", choices=["cadence", "closed", "fleet", "fleet-trace"])
+    {"cadence": cadence, "closed": closed, "fleet": fleet,
+     "fleet-trace": fleet_trace}[ap.parse_args().probe]()
 
 
 if __name__ == "__main__":
