@@ -193,6 +193,7 @@ def closed() -> None:
     slope = deep.closed.slope(pi, g, lam, deep.refill)
     assert slope is not None
     s, ybar, _ = slope
+    s *= deep._closed_fade(g)                  # (1 here: the tilt holds whole)
     rng = np.random.default_rng(1)
     size = 1_000_000
     charges = _charges(prof, rng, size)

@@ -9,6 +9,7 @@ retries chat-assistant on 5 s buckets said 169 against a simulated 176 [173–17
 from __future__ import annotations
 
 import heapq
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,7 @@ def test_the_tilt_is_the_falling_rate_it_stands_for() -> None:
     assert not isinstance(pi, float)
     got = deep.closed.slope(pi, g, lam, deep.refill)
     assert got is not None
+    assert deep._closed_fade(g) == 1.0           # first order here: the whole tilt
     s, ybar, _ = got
     tilted = deep._law(g, lam)
     assert not isinstance(tilted, float)
@@ -177,9 +179,35 @@ def test_a_short_think_time_keeps_the_poisson_law() -> None:
     g = deep.grids()[1]
     pi = DeepBucket(deep.kinds, deep.h, deep.refill, deep.depth)._law(g, lam)
     assert not isinstance(pi, float)
-    assert deep.closed.slope(pi, g, lam, deep.refill) is None
+    assert deep._closed_fade(g) == 0.0
+    assert deep.closed.fade(pi, g, lam, deep.refill) == 0.0
     n = analyze(prof).burst_ceiling
     assert n <= 37, n
+
+
+def test_the_share_rises_with_n_through_the_fade() -> None:
+    """The fade is read at one load (0.9 of the refill), not at each N: read at each N
+    it switched the tilt on as the load neared the refill, and a review found the share
+    falling as N rose (an Exp(5 s) think time, ITPM alone on a 5 s bucket: 0.5325 % at
+    49 sessions, 0.5109 % at 50)."""
+    data = yaml.safe_load((DATA / "deep-bucket-short-think.yaml").read_text())
+    data["session"]["think_time"] = {"exponential": "5s"}
+    prof = profile_from_dict(data)
+    shares = [float(analyze(prof, sessions=n).constraints[0].at_sessions.loss_fraction)  # type: ignore[union-attr]
+              for n in range(40, 56)]
+    assert all(b >= a for a, b in itertools.pairwise(shares)), shares
+
+
+def test_a_heavy_tailed_think_time_keeps_the_poisson_law() -> None:
+    """A busy session's lost launches at 1/E[Z] a second hold for think times no more
+    variable than an exponential one: a lognormal think of median 10 s and p95 120 s,
+    freed, likely launches again soon (a review: 4–6 % past the simulated N* with the
+    tilt)."""
+    data = yaml.safe_load((DATA / "deep-bucket-short-think.yaml").read_text())
+    data["session"]["think_time"] = {"lognormal": {"median": "10s", "p95": "120s"}}
+    assert _deep(profile_from_dict(data))[0].closed is None
+    data["session"]["think_time"] = {"uniform": ["5s", "15s"]}
+    assert _deep(profile_from_dict(data))[0].closed is not None
 
 
 def test_a_paced_twin_shares_no_answer_with_the_closed_loop() -> None:

@@ -2341,9 +2341,11 @@ def scaled_pattern_shares(walk: TurnWalk, raw: NDArray[np.float64], p: float
 
 
 # ClosedTurns' tilt at full strength while the launch rate falls at most this share at
-# the full deficit and the law's log at most this much there; none past twice that.
+# the full deficit and the law's log at most this much there; none past twice that; read
+# at this share of the refill (one load for every N: the share stays monotone in N).
 _TILT_RATE = 0.1
 _TILT_LOG = 1.0
+_TILT_LOAD = 0.9
 
 
 def _fade(value: float, full: float) -> float:
@@ -2374,8 +2376,8 @@ class ClosedTurns:
                  else (self.paired[0].tobytes(), self.paired[1].tobytes()))
         return (self.rest.tobytes(), self.pause_s, self.per_turn, pairs)
 
-    def tilt(self, pi: NDArray[np.float64], g: _DeepGrid, lam: float, refill: float
-             ) -> NDArray[np.float64]:
+    def tilt(self, pi: NDArray[np.float64], g: _DeepGrid, lam: float, refill: float,
+             fade: float = 1.0) -> NDArray[np.float64]:
         """The law of the level a launch finds (``pi``, Poisson launches at ``lam`` a
         second on grid ``g``, normalised) with the launch rate falling as the deficit
         ``y`` grows: ``λ(y) = λ − s·(y − ȳ)``, ``ȳ`` the mean deficit.
@@ -2397,9 +2399,10 @@ class ClosedTurns:
         (Poisson 0.38 %, the engine 0.25 %). ``python benchmarks/session52_probes.py
         closed``."""
         got = self.slope(pi, g, lam, refill)
-        if got is None:
+        if got is None or fade <= 0.0:
             return pi
         s, ybar, dtheta = got
+        s *= fade
         y = (g.top - np.arange(pi.size)) * g.delta           # the deficit at each level
         out = pi * np.exp(-dtheta * s * (y - ybar) ** 2 / 2.0) * np.maximum(
             lam - s * (y - ybar), 0.0)
@@ -2449,19 +2452,27 @@ class ClosedTurns:
         else:
             held_mean = float(np.minimum(self.rest, held).mean())
         busy = refill * theta * held_mean
-        slope = busy * self.per_turn / (self.pause_s * span)
-        dtheta = (float(pm @ e) - 1.0) / up
-        # First order only: the rate may fall by a tenth at the full deficit and the
-        # law's log by one there; faded out by twice that (a short think time leaves few
-        # sessions thinking, and a review found the tilt there far past a closed-loop
-        # replay — chat-assistant's ITPM on a 5 s bucket with an Exp(2 s) think time at
-        # 36 sessions, 0.0009 % against 0.068 %: the rate fell 88 % at the full deficit,
-        # the log by 7.3; N* 39 against a simulated 36 [36–37]).
-        fade = min(_fade(slope * span / lam, _TILT_RATE), _fade(
-            dtheta * slope * span * span / 2.0, _TILT_LOG))
-        if fade <= 0.0:
-            return None
-        return slope * fade, ybar, dtheta
+        return (busy * self.per_turn / (self.pause_s * span), ybar,
+                (float(pm @ e) - 1.0) / up)
+
+    def fade(self, pi: NDArray[np.float64], g: _DeepGrid, lam: float, refill: float
+             ) -> float:
+        """How much of the tilt holds (0..1), read from the law ``pi`` at ``lam``: first
+        order only — full while the rate falls at most a tenth at the full deficit and
+        the law's log at most one there, none from twice that. A short think time leaves
+        few sessions thinking: a review found the tilt there far past a closed-loop replay
+        (chat-assistant's ITPM on a 5 s bucket, an Exp(2 s) think time, 36 sessions:
+        0.0009 % against 0.068 %, the rate fallen 88 % at the full deficit, the log by
+        7.3; N* 39 against a simulated 37 [36–37]). The caller reads it at one load
+        (:meth:`DeepBucket._closed_fade`): read at each N it switched on as the load
+        neared the refill, and the share fell as N rose."""
+        got = self.slope(pi, g, lam, refill)
+        if got is None:
+            return 0.0
+        s, ybar, dtheta = got
+        span = g.top * g.delta - ybar
+        return min(_fade(s * span / lam, _TILT_RATE),
+                   _fade(dtheta * s * span * span / 2.0, _TILT_LOG))
 
 
 @dataclass
@@ -2512,6 +2523,8 @@ class DeepBucket:
     # charge ask the same (:meth:`refused_by_charge`).
     _laws: dict[tuple[int, float], NDArray[np.float64] | float] = field(
         default_factory=dict, init=False, repr=False)
+    # The closed loop's fade by grid (:meth:`_closed_fade`).
+    _fades: dict[int, float] = field(default_factory=dict, init=False, repr=False)
     # A launch's move, level → level, on the grid :meth:`refused_after` carries on.
     _again: NDArray[np.float64] | None = field(default=None, init=False, repr=False)
     # ... and its refused calls by level.
@@ -2691,10 +2704,28 @@ class DeepBucket:
                 _recurse(pi, g.down, lam * g.delta / self.refill, base, lo, 0)
                 hit = pi / float(pi.sum())
                 if self.closed is not None:
-                    hit = self.closed.tilt(hit, g, lam, self.refill)
+                    hit = self.closed.tilt(hit, g, lam, self.refill, self._closed_fade(g))
             if len(self._laws) >= 256:
                 self._laws.clear()
             self._laws[key] = hit
+        return hit
+
+    def _closed_fade(self, g: _DeepGrid) -> float:
+        """How much of the closed loop's tilt holds on grid ``g`` (:meth:`ClosedTurns.
+        fade`), read at launches of ``_TILT_LOAD`` times the refill, once."""
+        assert self.closed is not None
+        hit = self._fades.get(id(g))
+        if hit is None:
+            mean = float(g.tail.sum()) * g.delta          # E[S] = δ·Σ P(S > d)
+            hit = 0.0
+            if mean > 0.0:
+                lam = _TILT_LOAD * self.refill / mean
+                got = self._interior(g, lam)
+                if not isinstance(got, float):
+                    pi, lo, base = got
+                    _recurse(pi, g.down, lam * g.delta / self.refill, base, lo, 0)
+                    hit = self.closed.fade(pi / float(pi.sum()), g, lam, self.refill)
+            self._fades[id(g)] = hit
         return hit
 
     def _share(self, g: _DeepGrid, lam: float) -> tuple[float, float]:
