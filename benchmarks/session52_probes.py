@@ -187,8 +187,7 @@ def closed() -> None:
     empty_stores()  # (the models are kept per profile: built again without the tilt)
     with _poisson_launches():
         poisson = _share(prof.model_copy(deep=True), n)
-        flat = DeepBucket(deep.kinds, deep.h, deep.refill, deep.depth)
-        pi = flat._law(g, lam)
+        pi = deep._plain_law(g, lam)
     assert not isinstance(pi, float)
     slope = deep.closed.slope(pi, g, lam, deep.refill)
     assert slope is not None

@@ -2393,11 +2393,10 @@ class ClosedTurns:
         ``θ(λ(y))`` (the WKB form): relative to the constant rate, ``exp(−∫ (θ(λ(u)) −
         θ) du) = exp(|dθ/dλ|·s·(y − ȳ)²/2)``⁻¹ around ``ȳ``; a launch finds the level in
         proportion to the rate there too. A Poisson replay with that rate matches it
-        (chat-assistant's OTPM on a 5 s bucket at 176 sessions: 0.2375 % replayed with
-        every excess deficit a busy session's, the tilt 0.243 %); the closed loop
-        replayed, each call's output driving both its charge and its latency, 0.29 %
-        (Poisson 0.38 %, the engine 0.25 %). ``python benchmarks/session52_probes.py
-        closed``."""
+        (chat-assistant's OTPM on a 5 s bucket at 176 sessions: 0.296 % replayed at the
+        model's slope, the tilt 0.290 %), and so does the closed loop replayed, each
+        call's output driving both its charge and its latency: 0.280 % (Poisson 0.386 %,
+        the engine 0.254 %). ``python benchmarks/session52_probes.py closed``."""
         got = self.slope(pi, g, lam, refill)
         if got is None or fade <= 0.0:
             return pi
@@ -2460,10 +2459,10 @@ class ClosedTurns:
         """How much of the tilt holds (0..1), read from the law ``pi`` at ``lam``: first
         order only — full while the rate falls at most a tenth at the full deficit and
         the law's log at most one there, none from twice that. A short think time leaves
-        few sessions thinking: a review found the tilt there far past a closed-loop replay
-        (chat-assistant's ITPM on a 5 s bucket, an Exp(2 s) think time, 36 sessions:
-        0.0009 % against 0.068 %, the rate fallen 88 % at the full deficit, the log by
-        7.3; N* 39 against a simulated 37 [36–37]). The caller reads it at one load
+        few sessions thinking, and a review found the tilt there far past a closed-loop
+        replay, the rate fallen most of the way at the full deficit
+        (tests/data/deep-bucket-short-think.yaml: N* over its simulated 37 [36–37]; with
+        the tilt faded, 34). The caller reads it at one load
         (:meth:`DeepBucket._closed_fade`): read at each N it switched on as the load
         neared the refill, and the share fell as N rose."""
         got = self.slope(pi, g, lam, refill)
@@ -2696,19 +2695,22 @@ class DeepBucket:
         key = (id(g), lam)
         hit = self._laws.get(key)
         if hit is None:
-            got = self._interior(g, lam)
-            if isinstance(got, float):
-                hit = got
-            else:
-                pi, lo, base = got
-                _recurse(pi, g.down, lam * g.delta / self.refill, base, lo, 0)
-                hit = pi / float(pi.sum())
-                if self.closed is not None:
-                    hit = self.closed.tilt(hit, g, lam, self.refill, self._closed_fade(g))
+            hit = self._plain_law(g, lam)
+            if self.closed is not None and not isinstance(hit, float):
+                hit = self.closed.tilt(hit, g, lam, self.refill, self._closed_fade(g))
             if len(self._laws) >= 256:
                 self._laws.clear()
             self._laws[key] = hit
         return hit
+
+    def _plain_law(self, g: _DeepGrid, lam: float) -> NDArray[np.float64] | float:
+        """:meth:`_law` of Poisson launches (no closed loop's tilt), not remembered."""
+        got = self._interior(g, lam)
+        if isinstance(got, float):
+            return got
+        pi, lo, base = got
+        _recurse(pi, g.down, lam * g.delta / self.refill, base, lo, 0)
+        return pi / float(pi.sum())
 
     def _closed_fade(self, g: _DeepGrid) -> float:
         """How much of the closed loop's tilt holds on grid ``g`` (:meth:`ClosedTurns.
@@ -2720,11 +2722,9 @@ class DeepBucket:
             hit = 0.0
             if mean > 0.0:
                 lam = _TILT_LOAD * self.refill / mean
-                got = self._interior(g, lam)
-                if not isinstance(got, float):
-                    pi, lo, base = got
-                    _recurse(pi, g.down, lam * g.delta / self.refill, base, lo, 0)
-                    hit = self.closed.fade(pi / float(pi.sum()), g, lam, self.refill)
+                pi = self._plain_law(g, lam)
+                if not isinstance(pi, float):
+                    hit = self.closed.fade(pi, g, lam, self.refill)
             self._fades[id(g)] = hit
         return hit
 

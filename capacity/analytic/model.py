@@ -747,8 +747,8 @@ def closed_turns(wl: Workload, c: Constraint, deep: DeepBucket, cycle_s: float
     think = wl.profile.session.think_time
     # A busy session's lost launches at 1/E[Z] a second hold for a think time no more
     # variable than an exponential one: a heavy-tailed one, freed, likely launches again
-    # soon (a review: lognormal think times of median 10 s and p95 120 s, 1-5 % optimistic
-    # before, 4-6 % past the simulated N* with the tilt).
+    # soon (a review found lognormal think times of median 5-20 s and p95 60-200 s past
+    # the simulated N* with the tilt).
     if think is None or think.var > 1.0001 * think.mean ** 2:
         return None
     walk = turn_walk(wl, c, deep, single=True)
@@ -760,8 +760,8 @@ def closed_turns(wl: Workload, c: Constraint, deep: DeepBucket, cycle_s: float
     rest = walk.rest[on]
     rest = rest[np.isfinite(rest)]
     tt = timing_of(wl)
-    # (The cycle's exact mean turn latency, as cycle_s was made: a sample's mean left
-    # 0.92 s of a 1 s think time.)
+    # (The cycle's exact mean turn latency, as cycle_s was made: a sample's mean is off
+    # by a good share of a short think time.)
     pause = max(cycle_s - cycle_time(wl).turn_latency_mean_s, 0.0)
     if rest.size == 0 or pause <= 0.0:
         return None
