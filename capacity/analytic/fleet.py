@@ -175,7 +175,7 @@ from capacity.model.workload import (
     remember,
     route_shares,
 )
-from capacity.profile.schema import CallSpec, Profile, check_references
+from capacity.profile.schema import CallSpec, Profile, RetrySpec, check_references
 
 _MAX_POINTS = 2048
 _MAX_FFT = 1 << 22
@@ -1414,6 +1414,11 @@ class FeedModel(_MemoStats):
     # depth (:func:`_never_fit_spill`): at n their share of the route's calls and of the
     # spill, and per retry the chance it comes back here. None: every call can fit.
     never: NeverFit | None = field(default=None, repr=False)
+    # Backoff retries after fixed windows: at ``n``, for each retry k (1…m), the chance
+    # it is back within the first deployment's window that turned its call away
+    # (ClumpWindowModel.refused_later, :attr:`upstream` k = 1) and its mean delay (s)
+    # after the refusal. None: not such a slot.
+    later: Callable[[int], list[tuple[float, float]]] | None = None
     # A token bucket so fed: its level chain at each n (:meth:`levels_at`).
     _levels: dict[int, tuple[BucketChain | DeepBucket, float] | None] = field(
         default_factory=dict, init=False, repr=False)
@@ -1530,6 +1535,8 @@ class FeedModel(_MemoStats):
             call = min(1.0, self._arrival_blocking(n, g, mean_s) * mean_s / offered
                        * self._calls_per_unit(n))
             rej = call * offered
+        # Each retry is a new round: it reaches this deployment only if it spills again.
+        up = self.upstream(n) if self.upstream is not None else 1.0
         if sliding and self.carried:
             # Honoured retry-afters of a sliding log: a counted log is full again when the
             # retry comes; an uncounted one sends its rejected calls back together, as a
@@ -1537,9 +1544,20 @@ class FeedModel(_MemoStats):
             again = 1.0
         elif not (self.carried and not sliding) and level is None:
             again = call  # backoff retries: another arrival (the orbit approximation)
-        # Each retry is a new round: it reaches this deployment only if it spills again.
-        up = self.upstream(n) if self.upstream is not None else 1.0
-        attempt = rej / (offered + rej) if self.retries else call
+        last: float | None = None
+        if self.retries and self.later is not None:
+            # Backoff retries after fixed windows: both windows only fill until they end,
+            # so retry j is refused when it is back within the first deployment's window
+            # that turned its call away (``a_j``) and, a fixed window here, within this
+            # one's (``b_j``, :meth:`_left_full`); elsewhere here by the orbit rule.
+            # Refused attempts and attempts per call, and the chance all are refused.
+            t = [a * (self._left_full(n, g, c) if not sliding and level is None
+                      else again) for a, c in self.later(n)]
+            refused = call * (1.0 + math.fsum(t))
+            attempt = refused / (1.0 + call * (1.0 + math.fsum(t[:-1])))
+            last = t[-1]
+        else:
+            attempt = rej / (offered + rej) if self.retries else call
         held = self.held_retries(n) if self.retries and self.held_retries is not None \
             else None
         if held is not None:
@@ -1559,6 +1577,8 @@ class FeedModel(_MemoStats):
             refused = call * math.fsum(x**j for j in range(self.retries + 1))
             attempt = refused / (1.0 + call * math.fsum(x**j for j in range(self.retries)))
         failed = call * (up * again) ** self.retries if self.retries else call
+        if last is not None:
+            failed = call * last
         if sliding and self.carried and self.counted_sliding and self.retries:
             storm = self._storms(n, g, mean_s, offered, up)
             if storm is not None and storm[0] > attempt:
@@ -1670,6 +1690,27 @@ class FeedModel(_MemoStats):
         attempt, call = shares(refused)
         # A call fails when each of its retries spilled back into the storm.
         return attempt, call, call * back**m
+
+    def _left_full(self, n: int, g: NDArray[np.float64], delay: float) -> float:
+        """The chance a call this fixed window turns away at ``n`` (its window law ``g``)
+        is tried again ``delay`` seconds later within the same window, full still (its
+        count only grows): the spread rule of
+        :meth:`capacity.analytic.window.ClumpWindowModel._same_window` — a window
+        offered ``q + X`` units turns its calls away in its last ``(X + b)/(q + X)``, the
+        time left uniform there, windows weighed by the calls they turn away."""
+        q = self.q_lat
+        top = math.floor(q + 1e-9)
+        if g.size <= top + 1:
+            return 0.0
+        charge = self._arriving_charge(n)
+        e_b = float(np.dot(np.arange(charge.size, dtype=np.float64), charge))
+        x = np.arange(top + 1, g.size, dtype=np.float64) - q
+        w = g[top + 1:] * (x + 0.5 * e_b)
+        total = float(w.sum())
+        if total <= 0.0 or e_b <= 0.0:
+            return 0.0
+        span = self.window_s * np.minimum(1.0, (x + e_b) / (q + x))
+        return float(np.dot(w, np.maximum(0.0, 1.0 - delay / span)) / total)
 
     def _respill(self, n: int, g: NDArray[np.float64]) -> float:
         """The chance a retry of a call this slot turns away reaches it again (a new
@@ -1983,6 +2024,46 @@ class FeedModel(_MemoStats):
 
 # The grid (ratio) of loads at which a storm's retries are read at the first deployment.
 _STORM_LOAD_GRID = 1.1
+
+
+# A retry's delay after its call was turned away at a receiving slot: by the call's
+# place ``u`` in the first deployment's fixed window (a fraction) and that window's
+# length (s), the delays (s, ``(cells, k)``) and their weights (``(k,)``).
+_Delays = Callable[[NDArray[np.float64], float],
+                   tuple[NDArray[np.float64], NDArray[np.float64]]]
+# Points of a retry's delay law (a retry-after uniform over a window, a backoff's jitter).
+_DELAY_POINTS = 16
+
+
+def _fixed_heads(ms: list[Any]) -> bool:
+    """True when every slot of the level before is a fixed window's model."""
+    return bool(ms) and all(isinstance(getattr(x, "inner", None), _window.ClumpWindowModel)
+                            and not x.inner.sliding for x in ms)
+
+
+def _retry_delays(r: RetrySpec, k: int) -> tuple[_Delays, float] | None:
+    """When retry ``k`` of a call a deployment after a fixed window turned away comes,
+    seconds after the first deployment turned it away (its spill: the same instant),
+    with backoffs (the retry-after not honoured): after the 429's return trips and the
+    mean backoffs before it, its own jitter uniform; and its mean (s). None past the
+    client's retries.
+
+    (A retry-after the client waits is left out: a sliding log's is no independent
+    delay — its oldest charges came in an earlier spill, at the same place in the
+    first window's cycle, so the retry comes back in phase with its spills, and the
+    retries told one instant meet as a herd; ``python benchmarks/session53_probes.py
+    told`` takes four such fleets apart.)"""
+    if r.max_retries < k:
+        return None
+    lat = float(r.rejection_latency)
+    mid = (np.arange(_DELAY_POINTS) + 0.5) / _DELAY_POINTS
+    flat = np.full(_DELAY_POINTS, 1.0 / _DELAY_POINTS)
+    policy = RetryPolicy(max_retries=r.max_retries, initial_delay_s=r.initial_delay,
+                         max_delay_s=r.max_delay, jitter=r.jitter)
+    before = math.fsum(lat + policy.backoff(j, 0.5) for j in range(1, k))
+    back = before + lat + np.array([policy.backoff(k, float(x)) for x in mid])
+    return ((lambda u, w: (np.broadcast_to(back, (u.size, back.size)), flat)),
+            before + lat + policy.backoff(k, 0.5))
 
 
 @dataclass
@@ -3723,12 +3804,24 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
 
                         ts_up = turned.get(flow.logical) if k == 1 else None
 
+                        # Backoff retries after fixed windows: retry j back within the
+                        # window that turned its call away is turned away there again.
+                        waits = [] if carried or grow is not None or ts_up is not None \
+                            or not _fixed_heads(ups) else \
+                            [d for d in (_retry_delays(r, j)
+                                         for j in range(1, r.max_retries + 1))
+                             if d is not None]
+
                         def spills_again(n: int, ms: list[Any] = ups,
                                          ts: TurnSpill | None = ts_up,
-                                         more: Callable[[int], float] | None = grow
-                                         ) -> float:
+                                         more: Callable[[int], float] | None = grow,
+                                         first: _Delays | None = waits[0][0] if waits
+                                         else None) -> float:
                             if ts is not None:
                                 return ts.again(n)
+                            if first is not None:
+                                return max(float(x.inner.refused_later(n, first))
+                                           for x in ms)
                             worst = max((float(x.stats(n).loss_fraction) for x in ms),
                                         default=1.0)
                             return min(1.0, worst * (1.0 if more is None else more(n)))
@@ -3741,6 +3834,13 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                                       profile.quotas[c.quota].rejected_count
                                       and c.unit == "requests",
                                       ts_up.again if ts_up is not None else None)
+                        if waits:
+                            def spills_at(n: int, ms: list[Any] = ups,
+                                          waits: list[tuple[_Delays, float]] = waits
+                                          ) -> list[tuple[float, float]]:
+                                return [(max(float(x.inner.refused_later(n, d)) for x in ms),
+                                         mean) for d, mean in waits]
+                            m.later = spills_at
                         if (nf is not None or never is not None) and c.unit != "requests":
                             # (The calls arriving are not the route's: those beside the
                             # overflow, or only those below the bucket's depth.)

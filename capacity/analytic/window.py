@@ -153,6 +153,10 @@ _CASCADE_EDGES = np.linspace(0.0, 1.0, _CASCADE_NODES + 1)
 _CASCADE_MIDDLES = 0.5 * (_CASCADE_EDGES[1:] + _CASCADE_EDGES[:-1])
 # Cascaded stages beyond this many are gathered here (their least charge barely moves).
 _CASCADE_LEVELS = 12
+# Cells over a fixed window where its refusals are placed for a retry's chance of
+# meeting the same window (ClumpWindowModel.refused_later): 10 ms a 5 s window.
+_LATER_CELLS = 512
+_LATER_MIDDLES = (np.arange(_LATER_CELLS) + 0.5) / _LATER_CELLS
 _CASCADE_LEFT = np.array([0.003, 0.01, 0.025, 0.05, 0.09, 0.15, 0.24, 0.37, 0.55, 0.8, 1.0])
 # Lattice points across the allowance for the carried retries' stationary law.
 _CARRY_POINTS = 256
@@ -1164,6 +1168,20 @@ class ClumpWindowModel:
         if hit is not None:
             out_hit: NDArray[np.float64] | None = hit[0]
             return out_hit
+        dens = self._refused_at(n, carry, _CASCADE_MIDDLES)
+        total = float(dens.sum())
+        out = dens / total if total > 1e-200 else None
+        if len(self._cascade_memo) >= 512:
+            self._cascade_memo.clear()
+        self._cascade_memo[key] = (out,)
+        return out
+
+    def _refused_at(self, n: float, carry: NDArray[np.float64], u: NDArray[np.float64]
+                    ) -> NDArray[np.float64]:
+        """``P(Y + O_u + E + B > q)`` at the fractions ``u`` of a fixed window: the chance
+        a call launched there is refused (:meth:`_refusal_cells`' Palm view; ``carry``
+        the law of ``Y``), solved at the nodes ``1 − _CASCADE_LEFT`` and interpolated in
+        log between them (it rises steeply towards the window's end)."""
         others = max(n - 1.0, 0.0)
         step, q, L, r = self._cascade_lattice()
         damp = r ** np.arange(L)
@@ -1176,13 +1194,46 @@ class ClumpWindowModel:
             tr = np.exp(others * self._prefix_log(L, nodes, r, step)) * add
             g = np.fft.irfft(tr, L, axis=1)[:, : q + 1] / damp[: q + 1]
         at = np.clip(1.0 - g.sum(axis=1), 1e-300, 1.0)
-        dens = np.exp(np.interp(_CASCADE_MIDDLES, nodes[::-1], np.log(at[::-1])))
-        total = float(dens.sum())
-        out = dens / total if total > 1e-200 else None
-        if len(self._cascade_memo) >= 512:
-            self._cascade_memo.clear()
-        self._cascade_memo[key] = (out,)
+        out: NDArray[np.float64] = np.exp(np.interp(u, nodes[::-1], np.log(at[::-1])))
         return out
+
+    def refused_later(self, n: float, delays: Callable[
+            [NDArray[np.float64], float], tuple[NDArray[np.float64], NDArray[np.float64]]]
+                      ) -> float:
+        """The chance a call this fixed window turns away at ``n`` sessions is turned away
+        again when tried once more ``tau[:, j]`` seconds later with chance ``weights[j]``
+        (``tau, weights = delays(u, window_s)``; ``u`` the refusal's place in the
+        window, a fraction).
+
+        The window's count only grows until it ends, so the same call tried again
+        before then is refused again; after it, it is a call launched at its place in
+        the next window. Where the refusals sit (``u``, the Palm view of
+        :meth:`_refusal_cells`) decides which: they come late in the window, most of
+        them, when its count has grown. hunt-3036 (60 s windows spilling to 15 s ones,
+        backoff retries): a retry of a call both turned away, 0.49 s later on average,
+        is turned away at the first window again 92.2 % of the time in the engine, the
+        model 0.964 (``python benchmarks/session53_probes.py backoff``); the window's
+        share of calls, which the fleet model read before, is a time average."""
+        if self.sliding or n <= 0:
+            return 0.0
+        key = ("refused-later", n)
+        at = self._cascade_memo.get(key)
+        if at is None:
+            at = self._refused_at(n, np.ones(1), _LATER_MIDDLES)
+            if len(self._cascade_memo) >= 512:
+                self._cascade_memo.clear()
+            self._cascade_memo[key] = at
+        total = float(at.sum())
+        if total <= 1e-200:
+            return 0.0
+        w = self.window_s
+        tau, weights = delays(_LATER_MIDDLES, w)                        # (cells, k)
+        left = w * (1.0 - _LATER_MIDDLES)[:, None]
+        past = tau - left
+        # Past the window's end: a call launched at its place in a later window.
+        nxt = np.interp(np.mod(np.maximum(past, 0.0) / w, 1.0), _LATER_MIDDLES, at)
+        again = np.where(past < 0.0, 1.0, nxt) @ (weights / weights.sum())
+        return float(min(1.0, _dot(at, again) / total))
 
     def _refused_charges(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """The law of a refused call's charge less a unit (a count above ``q − b``

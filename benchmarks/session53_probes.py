@@ -1,0 +1,179 @@
+"""Session 53's probes (issue 13): a fleet's retries back into the full fixed window that
+spilled them.
+
+Run from the repository root::
+
+    python benchmarks/session53_probes.py backoff   # hunt-3036, hunt-222: retry by retry
+    python benchmarks/session53_probes.py told      # four fleets whose retries are told
+
+``backoff``: hunt-3036 (a priority route: fixed 60 s TPM windows at a spilling to fixed
+15 s ones at b, four backoff retries, a fixed 100 s think time) at 45 sessions and
+hunt-222 (fixed 10 s ITPM/OTPM windows into fixed 60 s ones, five backoff retries,
+``continue``) at 46, traced (2 × 30 min, seed 1): for each retry k of a call that a
+spilled and b refused, the share of those made that a turned away again (it spilled)
+and, of those, the share b turned away again, and their product down to retry k (the
+chance retry k is refused); beside them the model's chances — a's window still full
+after retry k's delay (``ClumpWindowModel.refused_later``: where its refusals sit in
+it), b's (``FeedModel._left_full``: the spread rule) and their product — and each
+retry's mean delay (s).
+
+``told``: four fleets of fixed windows spilling into a sliding log that tells its
+retry-after (SDK retries): hunt-7 with b's RPM removed at 84 sessions, the fleet test's
+pay-as-you-go on a 60 s log at 184, tests/data/spill-window-into-longer-log.yaml at 155
+and hunt-143 at 194, traced (2 × 30 min, seed 1; the pay-as-you-go 4 ×): the share of
+the retries of calls b refused that a turned away again, and of those the share b
+turned away again, beside b's share of all its arrivals; and what the model would read
+with the retry-after uniform over b's window (``refused_later``) and b's blocking of
+its arrivals. Neither is the engine's: a log's oldest charges came in an earlier spill,
+so the retry it tells comes back in phase with a's spills (a 60 s log behind 10 s
+windows: a turns 97 % of them away again, the uniform delay says 42 %), and the calls
+told one instant come back as a herd: 44-64 % of them turned away again where b turns
+away 1-47 % of its arrivals. The model leaves these retries to its rule before session
+53.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from session48_probes import _hunt  # noqa: E402
+
+from capacity.analytic.fleet import FleetAnalysis  # noqa: E402
+from capacity.model.workload import Workload  # noqa: E402
+from capacity.profile.loader import load_profile, profile_from_dict  # noqa: E402
+from capacity.profile.schema import Profile  # noqa: E402
+from capacity.sim.engine import trace_attempts  # noqa: E402
+from capacity.sim.kernels import T_ADMITTED, T_ATTEMPT, T_DEP, T_NODE, T_T  # noqa: E402
+
+
+def _receivers(prof: Profile) -> list[Any]:
+    fa = FleetAnalysis(prof, Workload.from_profile(prof))
+    return [e.model for e in fa.fm.entries if e.role == "receive"]
+
+
+def _rows(prof: Profile, n: int, reps: int) -> list[np.ndarray]:
+    out = []
+    for rep in range(reps):
+        tr = trace_attempts(prof, n, horizon_s=1800.0, seed=1, replication=rep)
+        r = tr.rows
+        out.append(r[np.lexsort((r[:, T_T], r[:, T_NODE]))])
+    return out
+
+
+def backoff() -> None:
+    for seed, n in ((3036, 45), (222, 46)):
+        prof = profile_from_dict(_hunt(seed))
+        m = prof.retry.max_retries
+        made = np.zeros(m)
+        spilled = np.zeros(m)
+        refused = np.zeros(m)
+        for r in _rows(prof, n, 2):
+            node, att = r[:, T_NODE], r[:, T_ATTEMPT]
+            # A node is reused by later calls: a call starts where its attempts restart.
+            starts = np.flatnonzero(np.r_[True, (node[1:] != node[:-1])
+                                          | (att[1:] <= att[:-1])])
+            ends = np.r_[starts[1:], len(r)]
+            for s0, s1 in zip(starts, ends, strict=True):
+                dep, ok = r[s0:s1, T_DEP], r[s0:s1, T_ADMITTED]
+                # The call's path: a (spilled), b (refused), then each retry at a, ...
+                if len(dep) < 3 or dep[0] != 0 or ok[0] or dep[1] != 1 or ok[1]:
+                    continue
+                i, k = 2, 0
+                while i < len(dep) and k < m and dep[i] == 0:
+                    made[k] += 1
+                    if ok[i]:
+                        break
+                    spilled[k] += 1
+                    if i + 1 >= len(dep) or dep[i + 1] != 1:
+                        break
+                    if ok[i + 1]:
+                        break
+                    refused[k] += 1
+                    i, k = i + 2, k + 1
+        feeds = [f for f in _receivers(prof) if f.later is not None]
+        print(f"hunt-{seed} at {n} sessions (engine: 2 x 30 min, seed 1)")
+        print("| retry | delay (s) | engine: a again | engine: b again | engine: refused "
+              "| model: a still full | model: b still full | model: refused |")
+        print("|---|---|---|---|---|---|---|---|")
+        worst = max(feeds, key=lambda f: f.stats(n).loss_fraction)
+        g, _ = worst.window_law(n)
+        both = 1.0
+        for k, (a, mean) in enumerate(worst.later(n)):
+            ea, eb = spilled[k] / max(made[k], 1), refused[k] / max(spilled[k], 1)
+            both *= ea * eb
+            b = worst._left_full(n, g, mean)
+            print(f"| {k + 1} | {mean:.2f} | {ea:.3f} ({int(made[k])}) | {eb:.3f} "
+                  f"({int(spilled[k])}) | {both:.3f} | {a:.3f} | {b:.3f} | {a * b:.3f} |")
+
+
+def _paygo() -> Profile:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_analytic_fleet import EDITS, SPILL
+
+    old, new = EDITS["paygo-sliding"]
+    data = yaml.safe_load(SPILL.replace(old, new))
+    data["cooldown"] = None
+    return profile_from_dict(data)
+
+
+def told() -> None:
+    h7 = _hunt(7)
+    del h7["quotas"]["q1"]["rpm"]
+    cases = (("hunt-7, b's RPM removed", profile_from_dict(h7), 84, 2),
+             ("pay-as-you-go, 60 s log", _paygo(), 184, 4),
+             ("spill-window-into-longer-log", load_profile(
+                 ROOT / "tests" / "data" / "spill-window-into-longer-log.yaml"), 155, 2),
+             ("hunt-143", profile_from_dict(_hunt(143)), 194, 2))
+    print("| fleet | sessions | engine: a again | uniform retry-after: a again | "
+          "engine: b again | engine: b refuses of arrivals | model: b's blocking |")
+    print("|---|---|---|---|---|---|---|")
+    for label, prof, n, reps in cases:
+        again_a, again_b, share = [], [], []
+        for r in _rows(prof, n, reps):
+            same = np.r_[r[1:, T_NODE] == r[:-1, T_NODE], False]
+            at_b = r[:, T_DEP] == 1
+            i = np.flatnonzero(at_b & (r[:, T_ADMITTED] == 0) & same) + 1
+            back = i[r[i, T_DEP] == 0]
+            again_a.append(r[back, T_ADMITTED] == 0)
+            sp = back[(r[back, T_ADMITTED] == 0) & same[back]]
+            sp = sp[r[sp + 1, T_DEP] == 1]
+            again_b.append(r[sp + 1, T_ADMITTED] == 0)
+            share.append(1.0 - r[at_b, T_ADMITTED].mean())
+        a_e, b_e = np.concatenate(again_a), np.concatenate(again_b)
+        feed = max(_receivers(prof), key=lambda f: f.stats(n).loss_fraction)
+        head = max((e.model for e in FleetAnalysis(
+            prof, Workload.from_profile(prof)).fm.entries if e.role == "spill"),
+            key=lambda x: x.stats(n).loss_fraction)
+        lat = float(prof.retry.rejection_latency)
+        wb = feed.window_s
+        mid = (np.arange(16) + 0.5) / 16
+
+        def uniform(u: np.ndarray, w: float, wb: float = wb, lat: float = lat,
+                    mid: np.ndarray = mid) -> tuple[np.ndarray, np.ndarray]:
+            return np.broadcast_to(lat + wb * mid, (u.size, 16)), np.full(16, 1 / 16)
+        up = head.inner.refused_later(n, uniform)
+        g, _ = feed.window_law(n)
+        mean_s = float(np.dot(np.arange(g.size), g))
+        print(f"| {label} | {n} | {a_e.mean():.3f} ({a_e.size}) | {up:.3f} | "
+              f"{b_e.mean():.3f} ({b_e.size}) | {np.mean(share):.3f} | "
+              f"{feed._arrival_blocking(n, g, mean_s):.3f} |", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("probe", choices=["backoff", "told"])
+    {"backoff": backoff, "told": told}[ap.parse_args().probe]()
+
+
+if __name__ == "__main__":
+    main()
