@@ -116,3 +116,21 @@ def test_retry_delays() -> None:
     assert second is not None
     assert second[1] == pytest.approx(mean + lat + 2 * r.initial_delay * (1 - 0.5 * r.jitter))
     assert _retry_delays(r, 4) is None
+
+
+def test_a_bucket_receiver_keeps_the_orbit_rule() -> None:
+    """Only a fixed window here stays full until it ends: a token bucket receiving the
+    spill refills meanwhile, so a retry back here is refused by the orbit rule (the
+    share of calls), not by the spread rule of a window, which reads it as a window
+    still full."""
+    data = yaml.safe_load(SAME_WINDOWS.read_text())
+    data["quotas"]["q1"]["enforcement"] = {"type": "token_bucket", "burst": "15s"}
+    feed, _ = _entries(data)
+    assert feed.later is not None
+    n = 45
+    st = feed.stats(n)
+    call = st.call_429_fraction
+    chain = feed.later(n)
+    orbit = call * (1.0 + sum(a * call for a, _ in chain))
+    per = 1.0 + call * (1.0 + sum(a * call for a, _ in chain[:-1]))
+    assert st.loss_fraction == pytest.approx(orbit / per, rel=1e-9)

@@ -1551,8 +1551,9 @@ class FeedModel(_MemoStats):
             # that turned its call away (``a_j``) and, a fixed window here, within this
             # one's (``b_j``, :meth:`_left_full`); elsewhere here by the orbit rule.
             # Refused attempts and attempts per call, and the chance all are refused.
-            t = [a * (self._left_full(n, g, c) if not sliding and level is None
-                      else again) for a, c in self.later(n)]
+            fixed = self.c.enforcement == "fixed_window"
+            t = [a * (self._left_full(n, g, c) if fixed else again)
+                 for a, c in self.later(n)]
             refused = call * (1.0 + math.fsum(t))
             attempt = refused / (1.0 + call * (1.0 + math.fsum(t[:-1])))
             last = t[-1]
@@ -3838,8 +3839,8 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                             def spills_at(n: int, ms: list[Any] = ups,
                                           waits: list[tuple[_Delays, float]] = waits
                                           ) -> list[tuple[float, float]]:
-                                return [(max(float(x.inner.refused_later(n, d)) for x in ms),
-                                         mean) for d, mean in waits]
+                                return [(max(float(x.inner.refused_later(n, d))
+                                             for x in ms), mean) for d, mean in waits]
                             m.later = spills_at
                         if (nf is not None or never is not None) and c.unit != "requests":
                             # (The calls arriving are not the route's: those beside the
