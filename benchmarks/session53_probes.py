@@ -5,6 +5,7 @@ Run from the repository root::
 
     python benchmarks/session53_probes.py backoff   # hunt-3036, hunt-222: retry by retry
     python benchmarks/session53_probes.py told      # four fleets whose retries are told
+    python benchmarks/session53_probes.py sliding   # sliding first logs, backoff retries
 
 ``backoff``: hunt-3036 (a priority route: fixed 60 s TPM windows at a spilling to fixed
 15 s ones at b, four backoff retries, a fixed 100 s think time) at 45 sessions and
@@ -30,6 +31,14 @@ windows: a turns 97 % of them away again, the uniform delay says 42 %), and the 
 told one instant come back as a herd: 44-64 % of them turned away again where b turns
 away 1-47 % of its arrivals. The model leaves these retries to its rule before session
 53.
+
+``sliding``: hunt-3027 (a 10 s sliding TPM log spilling to fixed 10 s windows, one
+backoff retry) at 347 sessions and hunt-23 (a sliding log into a token bucket, two) at
+163, traced as ``backoff``: a sliding first log far over its allowance turns 58-68 % of
+those retries away again — more than a fresh draw of the room by the refused calls'
+charges, less than its count's persistence read as Gaussian (both tried, neither kept)
+— and the receiver 60-75 %; the model leaves them to the rule before session 53 (each
+refused call's one retry admitted).
 """
 
 from __future__ import annotations
@@ -70,36 +79,56 @@ def _rows(prof: Profile, n: int, reps: int) -> list[np.ndarray]:
     return out
 
 
+def _engine_retries(prof: Profile, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per retry k of a call a spilled and b refused: retries made, of them spilled by
+    a again, of those refused by b again (2 × 30 min, seed 1)."""
+    m = prof.retry.max_retries
+    made = np.zeros(m)
+    spilled = np.zeros(m)
+    refused = np.zeros(m)
+    for r in _rows(prof, n, 2):
+        node, att = r[:, T_NODE], r[:, T_ATTEMPT]
+        # A node is reused by later calls: a call starts where its attempts restart.
+        starts = np.flatnonzero(np.r_[True, (node[1:] != node[:-1])
+                                      | (att[1:] <= att[:-1])])
+        ends = np.r_[starts[1:], len(r)]
+        for s0, s1 in zip(starts, ends, strict=True):
+            dep, ok = r[s0:s1, T_DEP], r[s0:s1, T_ADMITTED]
+            # The call's path: a (spilled), b (refused), then each retry at a, ...
+            if len(dep) < 3 or dep[0] != 0 or ok[0] or dep[1] != 1 or ok[1]:
+                continue
+            i, k = 2, 0
+            while i < len(dep) and k < m and dep[i] == 0:
+                made[k] += 1
+                if ok[i]:
+                    break
+                spilled[k] += 1
+                if i + 1 >= len(dep) or dep[i + 1] != 1 or ok[i + 1]:
+                    break
+                refused[k] += 1
+                i, k = i + 2, k + 1
+    return made, spilled, refused
+
+
+def sliding() -> None:
+    for seed, n in ((3027, 347), (23, 163)):
+        prof = profile_from_dict(_hunt(seed))
+        made, spilled, refused = _engine_retries(prof, n)
+        head = max((e.model for e in FleetAnalysis(
+            prof, Workload.from_profile(prof)).fm.entries if e.role == "spill"),
+            key=lambda x: x.stats(n).loss_fraction)
+        print(f"hunt-{seed} at {n} sessions: a's share of calls (model) "
+              f"{head.stats(n).loss_fraction:.3f}")
+        for k in range(prof.retry.max_retries):
+            print(f"  retry {k + 1}: engine a again {spilled[k] / max(made[k], 1):.3f} "
+                  f"({int(made[k])}), b again {refused[k] / max(spilled[k], 1):.3f} "
+                  f"({int(spilled[k])})")
+
+
 def backoff() -> None:
     for seed, n in ((3036, 45), (222, 46)):
         prof = profile_from_dict(_hunt(seed))
-        m = prof.retry.max_retries
-        made = np.zeros(m)
-        spilled = np.zeros(m)
-        refused = np.zeros(m)
-        for r in _rows(prof, n, 2):
-            node, att = r[:, T_NODE], r[:, T_ATTEMPT]
-            # A node is reused by later calls: a call starts where its attempts restart.
-            starts = np.flatnonzero(np.r_[True, (node[1:] != node[:-1])
-                                          | (att[1:] <= att[:-1])])
-            ends = np.r_[starts[1:], len(r)]
-            for s0, s1 in zip(starts, ends, strict=True):
-                dep, ok = r[s0:s1, T_DEP], r[s0:s1, T_ADMITTED]
-                # The call's path: a (spilled), b (refused), then each retry at a, ...
-                if len(dep) < 3 or dep[0] != 0 or ok[0] or dep[1] != 1 or ok[1]:
-                    continue
-                i, k = 2, 0
-                while i < len(dep) and k < m and dep[i] == 0:
-                    made[k] += 1
-                    if ok[i]:
-                        break
-                    spilled[k] += 1
-                    if i + 1 >= len(dep) or dep[i + 1] != 1:
-                        break
-                    if ok[i + 1]:
-                        break
-                    refused[k] += 1
-                    i, k = i + 2, k + 1
+        made, spilled, refused = _engine_retries(prof, n)
         feeds = [f for f in _receivers(prof) if f.later is not None]
         print(f"hunt-{seed} at {n} sessions (engine: 2 x 30 min, seed 1)")
         print("| retry | delay (s) | engine: a again | engine: b again | engine: refused "
@@ -171,8 +200,8 @@ def told() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("probe", choices=["backoff", "told"])
-    {"backoff": backoff, "told": told}[ap.parse_args().probe]()
+    ap.add_argument("probe", choices=["backoff", "told", "sliding"])
+    {"backoff": backoff, "told": told, "sliding": sliding}[ap.parse_args().probe]()
 
 
 if __name__ == "__main__":
