@@ -8,15 +8,18 @@ Run from the repository root::
     python benchmarks/session53_probes.py sliding   # sliding first logs, backoff retries
 
 ``backoff``: hunt-3036 (a priority route: fixed 60 s TPM windows at a spilling to fixed
-15 s ones at b, four backoff retries, a fixed 100 s think time) at 45 sessions and
+15 s ones at b, four backoff retries, a fixed 100 s think time) at 40 sessions, the
+receiver's share of attempts refused (the model, its rule before, the engine), then at
+45 sessions and
 hunt-222 (fixed 10 s ITPM/OTPM windows into fixed 60 s ones, five backoff retries,
 ``continue``) at 46, traced (2 × 30 min, seed 1): for each retry k of a call that a
 spilled and b refused, the share of those made that a turned away again (it spilled)
 and, of those, the share b turned away again, and their product down to retry k (the
 chance retry k is refused); beside them the model's chances — a's window still full
 after retry k's delay (``ClumpWindowModel.refused_later``: where its refusals sit in
-it), b's (``FeedModel._left_full``: the spread rule) and their product — and each
-retry's mean delay (s).
+it), b's (``FeedModel._left_full``: the spread rule) and the chance retry k is
+refused as the model reads it — and each retry's mean delay (s: the two 429s' trips
+and the mean backoffs).
 
 ``told``: four fleets of fixed windows spilling into a sliding log that tells its
 retry-after (SDK retries): hunt-7 with b's RPM removed at 84 sessions, the fleet test's
@@ -61,7 +64,7 @@ from capacity.analytic.fleet import FleetAnalysis  # noqa: E402
 from capacity.model.workload import Workload  # noqa: E402
 from capacity.profile.loader import load_profile, profile_from_dict  # noqa: E402
 from capacity.profile.schema import Profile  # noqa: E402
-from capacity.sim.engine import trace_attempts  # noqa: E402
+from capacity.sim.engine import simulate, trace_attempts  # noqa: E402
 from capacity.sim.kernels import T_ADMITTED, T_ATTEMPT, T_DEP, T_NODE, T_T  # noqa: E402
 
 
@@ -126,6 +129,16 @@ def sliding() -> None:
 
 
 def backoff() -> None:
+    prof = profile_from_dict(_hunt(3036))
+    feed = max((f for f in _receivers(prof) if f.later is not None),
+               key=lambda f: f.stats(40).loss_fraction)
+    st = feed.stats(40)
+    call = st.call_429_fraction
+    sim = simulate(prof, 40, replications=6, seed=1, workers=1, horizon_s=1800.0)
+    print(f"hunt-3036 at 40 sessions, the receiver's share of attempts refused: model "
+          f"{st.loss_fraction:.2%} (the rule before, each refused call's one retry "
+          f"admitted: {call / (1.0 + call):.2%}), engine "
+          f"{sim.metrics['attempt_429_fraction'].mean:.2%} (6 x 30 min, seed 1)")
     for seed, n in ((3036, 45), (222, 46)):
         prof = profile_from_dict(_hunt(seed))
         made, spilled, refused = _engine_retries(prof, n)
@@ -136,13 +149,16 @@ def backoff() -> None:
         print("|---|---|---|---|---|---|---|---|")
         worst = max(feeds, key=lambda f: f.stats(n).loss_fraction)
         g, _ = worst.window_law(n)
-        both = 1.0
+        call = worst.stats(n).call_429_fraction
+        both, joint = 1.0, 1.0
         for k, (a, mean) in enumerate(worst.later(n)):
             ea, eb = spilled[k] / max(made[k], 1), refused[k] / max(spilled[k], 1)
             both *= ea * eb
             b = worst._left_full(n, g, mean)
+            # As FeedModel reads them: past b's window the orbit rule, never rising.
+            joint = min(joint, a * (b + (1.0 - b) * call))
             print(f"| {k + 1} | {mean:.2f} | {ea:.3f} ({int(made[k])}) | {eb:.3f} "
-                  f"({int(spilled[k])}) | {both:.3f} | {a:.3f} | {b:.3f} | {a * b:.3f} |")
+                  f"({int(spilled[k])}) | {both:.3f} | {a:.3f} | {b:.3f} | {joint:.3f} |")
 
 
 def _paygo() -> Profile:

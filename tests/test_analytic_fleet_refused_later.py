@@ -53,9 +53,9 @@ def test_backoff_retries_back_into_the_full_fixed_windows(path: Path, sim: Recor
 def test_a_retry_is_refused_where_both_windows_are_still_full() -> None:
     """hunt-3036 at 45 and 40 sessions: each retry's chance of being back within a's
     window falls with its delay, and the receiver's share of attempts refused counts
-    every retry so refused: at 40 (the simulated N*) 5.3 % against the engine's 7.0 %
-    (6 × 30 min, seed 1), where the rule before (each refused call's one retry
-    admitted) read 1.9 %."""
+    every retry so refused: at 40 (the simulated N*) 5.22 % against the engine's
+    7.05 % (6 × 30 min, seed 1), where the rule before (each refused call's one retry
+    admitted) read 1.94 % (``python benchmarks/session53_probes.py backoff``)."""
     from capacity.sim.engine import simulate
 
     data = yaml.safe_load(SAME_WINDOWS.read_text())
@@ -101,21 +101,69 @@ def test_refused_later_reads_the_delay_against_the_time_left() -> None:
 def test_retry_delays() -> None:
     """Retry k's delay: the 429's return trips and the mean backoffs before it, its own
     backoff's jitter uniform; none past the client's retries."""
-    r = RetrySpec(max_retries=3, honour_retry_after=False)
+    r = RetrySpec(max_retries=3, honour_retry_after=False, rejection_latency=0.5)
     lat = float(r.rejection_latency)
     u = np.array([0.1, 0.5, 0.95])
-    got = _retry_delays(r, 1)
+    # Two deployments: a's 429 reaches the client (which spills the call to b), b's
+    # reaches it, then the backoff: a refused at 0, b at 0.5, the retry at 1 + backoff.
+    got = _retry_delays(r, 1, 2)
     assert got is not None
     fn, mean = got
     tau, w = fn(u, 5.0)
     assert tau.shape == (3, 16) and w.sum() == pytest.approx(1.0)
-    assert tau.min() >= lat + r.initial_delay * (1 - r.jitter)
-    assert tau.max() <= lat + r.initial_delay
-    assert mean == pytest.approx(lat + r.initial_delay * (1 - 0.5 * r.jitter))
-    second = _retry_delays(r, 2)
+    assert tau.min() >= 2 * lat + r.initial_delay * (1 - r.jitter)
+    assert tau.max() <= 2 * lat + r.initial_delay
+    assert mean == pytest.approx(2 * lat + r.initial_delay * (1 - 0.5 * r.jitter))
+    second = _retry_delays(r, 2, 2)
     assert second is not None
-    assert second[1] == pytest.approx(mean + lat + 2 * r.initial_delay * (1 - 0.5 * r.jitter))
-    assert _retry_delays(r, 4) is None
+    assert second[1] == pytest.approx(
+        mean + 2 * lat + 2 * r.initial_delay * (1 - 0.5 * r.jitter))
+    assert _retry_delays(r, 4, 2) is None
+
+
+def test_retry_after_only_the_chains_last_deployment_with_backoffs() -> None:
+    """A fixed window past the client's cap on the retry-after still tells most of its
+    refusals a shorter one (the time left in it), so the rule needs the retry-after
+    ignored; and a middle deployment's refusals spill on to the next, not back."""
+    data = yaml.safe_load(SAME_WINDOWS.read_text())
+    told = copy.deepcopy(data)
+    told["retry"] = {"max_retries": 4, "max_retry_after": "10s"}
+    assert _entries(told)[0].later is None
+    chain = copy.deepcopy(data)
+    chain["quotas"]["q2"] = {"models": ["c"], "tpm": 200000,
+                             "enforcement": {"type": "fixed_window", "window": "30s"}}
+    chain["deployments"]["c"] = {"model": "m", "quotas": ["q2"]}
+    chain["routes"]["m"]["deployments"] = ["a", "b", "c"]
+    prof = profile_from_dict(chain)
+    fa = FleetAnalysis(prof, Workload.from_profile(prof))
+    middle = next(e.model for e in fa.fm.entries if e.c.quota == "q1")
+    assert middle.later is None
+
+
+def test_the_joint_chances_never_rise() -> None:
+    """``t_j``, the chance retries 1…j are all refused, falls with j even where a late
+    retry's place in a later window of the first deployment refuses more than an earlier
+    one's (a 15 s window, seven retries, the last ones 30-60 s later: at 50 sessions
+    the raw products rise from the fourth retry to the fifth)."""
+    data = yaml.safe_load(SAME_WINDOWS.read_text())
+    data["quotas"]["q0"]["enforcement"] = {"type": "fixed_window", "window": "15s"}
+    data["retry"]["max_retries"] = 7
+    feed, _ = _entries(data)
+    assert feed.later is not None
+    n = 50
+    g, _ = feed.window_law(n)
+    st = feed.stats(n)
+    call = st.call_429_fraction
+    raw = []
+    for a, c in feed.later(n):
+        left = feed._left_full(n, g, c)
+        raw.append(a * (left + (1.0 - left) * call))
+    assert any(y > x for x, y in itertools.pairwise(raw)), raw
+    joint = list(itertools.accumulate(raw, min))
+    assert st.call_failure_fraction == pytest.approx(call * joint[-1], rel=1e-9)
+    refused = call * (1.0 + sum(joint))
+    assert st.loss_fraction == pytest.approx(
+        refused / (1.0 + call * (1.0 + sum(joint[:-1]))), rel=1e-9)
 
 
 def test_a_bucket_receiver_keeps_the_orbit_rule() -> None:
@@ -130,7 +178,7 @@ def test_a_bucket_receiver_keeps_the_orbit_rule() -> None:
     n = 45
     st = feed.stats(n)
     call = st.call_429_fraction
-    chain = feed.later(n)
-    orbit = call * (1.0 + sum(a * call for a, _ in chain))
-    per = 1.0 + call * (1.0 + sum(a * call for a, _ in chain[:-1]))
+    joint = list(itertools.accumulate((a * call for a, _ in feed.later(n)), min))
+    orbit = call * (1.0 + sum(joint))
+    per = 1.0 + call * (1.0 + sum(joint[:-1]))
     assert st.loss_fraction == pytest.approx(orbit / per, rel=1e-9)

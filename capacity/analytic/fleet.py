@@ -1549,11 +1549,16 @@ class FeedModel(_MemoStats):
             # Backoff retries after fixed windows: both windows only fill until they end,
             # so retry j is refused when it is back within the first deployment's window
             # that turned its call away (``a_j``) and, a fixed window here, within this
-            # one's (``b_j``, :meth:`_left_full`); elsewhere here by the orbit rule.
+            # one's (``b_j``, :meth:`_left_full`) or refused in a later one by the orbit
+            # rule; elsewhere here by the orbit rule. ``t_j`` is the chance retries 1…j
+            # are all refused: it cannot rise with j (a retry past a's window, placed in
+            # the next by its own delay alone, can read a later place that refuses more).
             # Refused attempts and attempts per call, and the chance all are refused.
             fixed = self.c.enforcement == "fixed_window"
-            t = [a * (self._left_full(n, g, c) if fixed else again)
-                 for a, c in self.later(n)]
+            t: list[float] = []
+            for a, c in self.later(n):
+                left = self._left_full(n, g, c) if fixed else 0.0
+                t.append(min(a * (left + (1.0 - left) * again), t[-1] if t else 1.0))
             refused = call * (1.0 + math.fsum(t))
             attempt = refused / (1.0 + call * (1.0 + math.fsum(t[:-1])))
             last = t[-1]
@@ -2042,12 +2047,14 @@ def _fixed_heads(ms: list[Any]) -> bool:
                             and not x.inner.sliding for x in ms)
 
 
-def _retry_delays(r: RetrySpec, k: int) -> tuple[_Delays, float] | None:
+def _retry_delays(r: RetrySpec, k: int, hops: int) -> tuple[_Delays, float] | None:
     """When retry ``k`` of a call a deployment after a fixed window turned away comes,
-    seconds after the first deployment turned it away (its spill: the same instant),
-    with backoffs (the retry-after not honoured): after the 429's return trips and the
-    mean backoffs before it, its own jitter uniform; and its mean (s). None past the
-    client's retries.
+    seconds after the first deployment turned it away, with backoffs (the retry-after
+    not honoured): each round's ``hops`` 429s (one a deployment: the call spills to the
+    next when its 429 reaches the client, and backs off from the last one's) and mean
+    backoffs before it, its own backoff's jitter uniform; and its mean (s). The same
+    delay after the last deployment's refusal, each round's trips being alike. None
+    past the client's retries.
 
     (A retry-after the client waits is left out: a sliding log's is no independent
     delay — its oldest charges came in an earlier spill, at the same place in the
@@ -2061,10 +2068,11 @@ def _retry_delays(r: RetrySpec, k: int) -> tuple[_Delays, float] | None:
     flat = np.full(_DELAY_POINTS, 1.0 / _DELAY_POINTS)
     policy = RetryPolicy(max_retries=r.max_retries, initial_delay_s=r.initial_delay,
                          max_delay_s=r.max_delay, jitter=r.jitter)
-    before = math.fsum(lat + policy.backoff(j, 0.5) for j in range(1, k))
-    back = before + lat + np.array([policy.backoff(k, float(x)) for x in mid])
+    trips = hops * lat
+    before = math.fsum(trips + policy.backoff(j, 0.5) for j in range(1, k))
+    back = before + trips + np.array([policy.backoff(k, float(x)) for x in mid])
     return ((lambda u, w: (np.broadcast_to(back, (u.size, back.size)), flat)),
-            before + lat + policy.backoff(k, 0.5))
+            before + trips + policy.backoff(k, 0.5))
 
 
 @dataclass
@@ -3807,9 +3815,12 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
 
                         # Backoff retries after fixed windows: retry j back within the
                         # window that turned its call away is turned away there again.
-                        waits = [] if carried or grow is not None or ts_up is not None \
+                        # (The chain's last deployment only: a middle one's refusals
+                        # spill on, and come back only if the next refuses them too.)
+                        waits = [] if r.honour_retry_after or grow is not None \
+                            or ts_up is not None or nxt is not None \
                             or not _fixed_heads(ups) else \
-                            [d for d in (_retry_delays(r, j)
+                            [d for d in (_retry_delays(r, j, k + 1)
                                          for j in range(1, r.max_retries + 1))
                              if d is not None]
 

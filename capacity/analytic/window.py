@@ -1210,9 +1210,9 @@ class ClumpWindowModel:
         the next window. Where the refusals sit (``u``, the Palm view of
         :meth:`_refusal_cells`) decides which: they come late in the window, most of
         them, when its count has grown. hunt-3036 (60 s windows spilling to 15 s ones,
-        backoff retries): a retry of a call both turned away, 0.49 s later on average,
+        backoff retries): a retry of a call both turned away, 0.54 s later on average,
         is turned away at the first window again 92.2 % of the time in the engine, the
-        model 0.964 (``python benchmarks/session53_probes.py backoff``); the window's
+        model 0.961 (``python benchmarks/session53_probes.py backoff``); the window's
         share of calls, which the fleet model read before, is a time average."""
         if self.sliding or n <= 0:
             return 0.0
