@@ -6,6 +6,7 @@ Run from the repository root::
     python benchmarks/session53_probes.py backoff   # hunt-3036, hunt-222: retry by retry
     python benchmarks/session53_probes.py told      # four fleets whose retries are told
     python benchmarks/session53_probes.py sliding   # sliding first logs, backoff retries
+    python benchmarks/session53_probes.py chain     # three deployments, fixed windows
 
 ``backoff``: hunt-3036 (a priority route: fixed 60 s TPM windows at a spilling to fixed
 15 s ones at b, four backoff retries, a fixed 100 s think time) at 40 sessions, the
@@ -42,11 +43,20 @@ those retries away again — more than a fresh draw of the room by the refused c
 charges, less than its count's persistence read as Gaussian (both tried, neither kept)
 — and the receiver 60-75 %; the model leaves them to the rule before session 53 (each
 refused call's one retry admitted).
+
+``chain``: tests/data/fleet-fixed-chain-three.yaml (three deployments of fixed windows,
+four backoff retries) at 33 sessions, traced: of the calls a, b and c all turned away,
+the share of each retry (of those made) that all three turn away again, and the
+chance retries 1…k are all refused, beside the model's (the first deployment's window by where
+its refusals sit, the later ones by the spread rule); c's share of the route's calls
+without retries, the model's and the engine's; and the N*, the model's and the
+simulated one (the saturation search, 8 × 30 min).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 from typing import Any
@@ -126,6 +136,60 @@ def sliding() -> None:
             print(f"  retry {k + 1}: engine a again {spilled[k] / max(made[k], 1):.3f} "
                   f"({int(made[k])}), b again {refused[k] / max(spilled[k], 1):.3f} "
                   f"({int(spilled[k])})")
+
+
+def chain() -> None:
+    path = ROOT / "tests" / "data" / "fleet-fixed-chain-three.yaml"
+    prof = load_profile(path)
+    n = 33
+    m = prof.retry.max_retries
+    made = np.zeros(m)
+    again = np.zeros(m)
+    for r in _rows(prof, n, 2):
+        node, att = r[:, T_NODE], r[:, T_ATTEMPT]
+        starts = np.flatnonzero(np.r_[True, (node[1:] != node[:-1])
+                                      | (att[1:] <= att[:-1])])
+        ends = np.r_[starts[1:], len(r)]
+        for s0, s1 in zip(starts, ends, strict=True):
+            dep = r[s0:s1, T_DEP].astype(int).tolist()
+            ok = r[s0:s1, T_ADMITTED].tolist()
+            # First attempts refused at a, b and c; then each retry's round.
+            if dep[:3] != [0, 1, 2] or any(ok[:3]):
+                continue
+            i, k = 3, 0
+            while i + 2 < len(dep) + 2 and k < m and i < len(dep) and dep[i] == 0:
+                made[k] += 1
+                if dep[i:i + 3] == [0, 1, 2] and not any(ok[i:i + 3]):
+                    again[k] += 1
+                    i, k = i + 3, k + 1
+                else:
+                    break
+    feed = next(f for f in _receivers(prof) if f.c.quota == "q2")
+    print(f"{path.name} at {n} sessions: a call a, b and c turned away, retry by retry "
+          f"(engine: 2 x 30 min, seed 1)")
+    print("| retry | delay (s) | engine: refused by all three again | engine: joint | "
+          "model: joint |")
+    print("|---|---|---|---|---|")
+    joint = 1.0
+    for k, (t, mean) in enumerate(feed.later(n)):
+        joint *= again[k] / max(made[k], 1)
+        print(f"| {k + 1} | {mean:.2f} | {again[k] / max(made[k], 1):.3f} "
+              f"({int(made[k])}) | {joint:.3f} | {t:.3f} |")
+    bare = copy.deepcopy(yaml.safe_load(path.read_text()))
+    bare["retry"] = {"max_retries": 0}
+    plain = profile_from_dict(bare)
+    own = next(f for f in _receivers(plain) if f.c.quota == "q2").stats(n)
+    sim = simulate(plain, n, replications=6, seed=1, workers=1, horizon_s=1800.0)
+    print(f"without retries, c's share of the route's calls at {n} sessions: model "
+          f"{own.call_429_fraction:.2%}, engine "
+          f"{sim.metrics['attempt_429_fraction'].mean:.2%} (6 x 30 min, seed 1)")
+    from capacity.analytic.model import analyze
+    from capacity.whatif.ceiling import SimSettings, ceiling
+
+    res = ceiling(prof, "both", sim=SimSettings(seed=1, replications=8, horizon_s=1800.0))
+    assert res.simulated is not None
+    print(f"N*: model {analyze(prof).burst_ceiling}, simulated {res.simulated.n_star} "
+          f"[{res.simulated.n_lo}-{res.simulated.n_hi}] (seed 1, 8 x 30 min)")
 
 
 def backoff() -> None:
@@ -216,8 +280,9 @@ def told() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("probe", choices=["backoff", "told", "sliding"])
-    {"backoff": backoff, "told": told, "sliding": sliding}[ap.parse_args().probe]()
+    ap.add_argument("probe", choices=["backoff", "told", "sliding", "chain"])
+    {"backoff": backoff, "told": told, "sliding": sliding,
+     "chain": chain}[ap.parse_args().probe]()
 
 
 if __name__ == "__main__":

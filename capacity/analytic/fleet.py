@@ -2041,10 +2041,26 @@ _Delays = Callable[[NDArray[np.float64], float],
 _DELAY_POINTS = 16
 
 
-def _fixed_heads(ms: list[Any]) -> bool:
-    """True when every slot of the level before is a fixed window's model."""
-    return bool(ms) and all(isinstance(getattr(x, "inner", None), _window.ClumpWindowModel)
-                            and not x.inner.sliding for x in ms)
+def _fixed_chain(levels: list[list[Any]]) -> bool:
+    """True when every slot of every level before is a fixed window: the first
+    deployment's own models, the later ones' spillover FeedModels."""
+    return bool(levels) and bool(levels[0]) and all(
+        isinstance(getattr(x, "inner", None), _window.ClumpWindowModel)
+        and not x.inner.sliding for x in levels[0]) and all(
+        bool(lv) and all(isinstance(x, FeedModel) and x.c.enforcement == "fixed_window"
+                         for x in lv) for lv in levels[1:])
+
+
+def _back_within(levels: list[list[Any]], n: int, delays: _Delays, mean: float) -> float:
+    """The chance a retry ``delays`` after its call was turned away (``mean`` s on
+    average) finds every fixed window before still turning it away: the first
+    deployment's by where its refusals sit (:meth:`ClumpWindowModel.refused_later`),
+    each later one's by the spread rule (:meth:`FeedModel._left_full`) — each window
+    only fills until it ends."""
+    out = max(float(x.inner.refused_later(n, delays)) for x in levels[0])
+    for lv in levels[1:]:
+        out *= max(x._left_full(n, x.window_law(n)[0], mean) for x in lv)
+    return out
 
 
 def _retry_delays(r: RetrySpec, k: int, hops: int) -> tuple[_Delays, float] | None:
@@ -3617,6 +3633,8 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
         # What the level before turned away: how many calls, and their size law.
         before: SpillStream | None = None
         refusals: _Refusals | None = None   # (:func:`_level_memo` of the level before)
+        # Every level's models so far (the backoff chain through fixed windows).
+        levels_before: list[list[Any]] = []
         for k, dep in enumerate(flow.chain):
             level: list[tuple[Any, float, float, float]] = []
             level_cs: list[Constraint] = []
@@ -3819,21 +3837,22 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                         # spill on, and come back only if the next refuses them too.)
                         waits = [] if r.honour_retry_after or grow is not None \
                             or ts_up is not None or nxt is not None \
-                            or not _fixed_heads(ups) else \
+                            or not _fixed_chain(levels_before) else \
                             [d for d in (_retry_delays(r, j, k + 1)
                                          for j in range(1, r.max_retries + 1))
                              if d is not None]
+                        chain_before = list(levels_before)
 
                         def spills_again(n: int, ms: list[Any] = ups,
                                          ts: TurnSpill | None = ts_up,
                                          more: Callable[[int], float] | None = grow,
-                                         first: _Delays | None = waits[0][0] if waits
-                                         else None) -> float:
+                                         first: tuple[_Delays, float] | None = waits[0]
+                                         if waits else None,
+                                         lvs: list[list[Any]] = chain_before) -> float:
                             if ts is not None:
                                 return ts.again(n)
                             if first is not None:
-                                return max(float(x.inner.refused_later(n, first))
-                                           for x in ms)
+                                return _back_within(lvs, n, *first)
                             worst = max((float(x.stats(n).loss_fraction) for x in ms),
                                         default=1.0)
                             return min(1.0, worst * (1.0 if more is None else more(n)))
@@ -3847,11 +3866,11 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                                       and c.unit == "requests",
                                       ts_up.again if ts_up is not None else None)
                         if waits:
-                            def spills_at(n: int, ms: list[Any] = ups,
+                            def spills_at(n: int, lvs: list[list[Any]] = chain_before,
                                           waits: list[tuple[_Delays, float]] = waits
                                           ) -> list[tuple[float, float]]:
-                                return [(max(float(x.inner.refused_later(n, d))
-                                             for x in ms), mean) for d, mean in waits]
+                                return [(_back_within(lvs, n, d, mean), mean)
+                                        for d, mean in waits]
                             m.later = spills_at
                         if (nf is not None or never is not None) and c.unit != "requests":
                             # (The calls arriving are not the route's: those beside the
@@ -3929,6 +3948,7 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                 gate = gate.then([(um, _room_law_slot(um, uc, profile.retry))
                                   for (um, _, _, _), uc in zip(level, level_cs, strict=True)])
                 upstream, upstream_cs, upstream_units = level, level_cs, level_units
+                levels_before.append([um for um, _, _, _ in level])
                 # What each slot of it turns away, by load: read by every slot of the next.
                 refusals = _level_memo([um for um, _, _, _ in upstream])
             before = SpillStream(before, offered, points, refusing)
