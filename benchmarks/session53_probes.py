@@ -7,6 +7,7 @@ Run from the repository root::
     python benchmarks/session53_probes.py told      # four fleets whose retries are told
     python benchmarks/session53_probes.py sliding   # sliding first logs, backoff retries
     python benchmarks/session53_probes.py chain     # three deployments, fixed windows
+    python benchmarks/session53_probes.py receivers # a bucket or a log receiving
 
 ``backoff``: hunt-3036 (a priority route: fixed 60 s TPM windows at a spilling to fixed
 15 s ones at b, four backoff retries, a fixed 100 s think time) at 40 sessions, the
@@ -18,9 +19,12 @@ spilled and b refused, the share of those made that a turned away again (it spil
 and, of those, the share b turned away again, and their product down to retry k (the
 chance retry k is refused); beside them the model's chances — a's window still full
 after retry k's delay (``ClumpWindowModel.refused_later``: where its refusals sit in
-it), b's (``FeedModel._left_full``: the spread rule) and the chance retry k is
-refused as the model reads it — and each retry's mean delay (s: the two 429s' trips
-and the mean backoffs).
+it), b's chance of being still short (``FeedModel._still_short``: a fixed window on the
+same clock is; a sliding log or a bucket has renewed the delay's share of its memory)
+and the chance retries 1…k are all refused as the model reads it
+(``FeedModel.retry_chain``) — and each retry's mean delay (s: the two 429s' trips and
+the mean backoffs). hunt-2 (a 30 s window spilling into a 5 s sliding log, five
+backoff retries) at 259 sessions too.
 
 ``told``: four fleets of fixed windows spilling into a sliding log that tells its
 retry-after (SDK retries): hunt-7 with b's RPM removed at 84 sessions, the fleet test's
@@ -51,6 +55,9 @@ chance retries 1…k are all refused, beside the model's (the first deployment's
 its refusals sit, the later ones by the spread rule); c's share of the route's calls
 without retries, the model's and the engine's; and the N*, the model's and the
 simulated one (the saturation search, 8 × 30 min).
+
+``receivers``: the model's N* and the simulated one for a review's profiles whose last
+deployment is a token bucket or a sliding log (``receiver_variants``).
 """
 
 from __future__ import annotations
@@ -171,7 +178,8 @@ def chain() -> None:
           "model: joint |")
     print("|---|---|---|---|---|")
     joint = 1.0
-    for k, (t, mean) in enumerate(feed.later(n)):
+    for k, ((*_, mean), t) in enumerate(zip(feed.later(n), feed.retry_chain(n),
+                                           strict=True)):
         joint *= again[k] / max(made[k], 1)
         print(f"| {k + 1} | {mean:.2f} | {again[k] / max(made[k], 1):.3f} "
               f"({int(made[k])}) | {joint:.3f} | {t:.3f} |")
@@ -192,6 +200,44 @@ def chain() -> None:
           f"[{res.simulated.n_lo}-{res.simulated.n_hi}] (seed 1, 8 x 30 min)")
 
 
+def receiver_variants() -> list[tuple[str, dict[str, Any]]]:
+    """hunt-3036 with its second deployment a 15 s token bucket or a 15 s sliding log,
+    and the three-deployment chain with a 15 s fixed window second and a 15 s bucket
+    last (a review's profiles)."""
+    base = yaml.safe_load((ROOT / "tests" / "data" /
+                           "fleet-fixed-backoff-same-windows.yaml").read_text())
+    out = []
+    for label, enf in (("hunt-3036, b a 15 s bucket", {"type": "token_bucket",
+                                                        "burst": "15s"}),
+                       ("hunt-3036, b a 15 s sliding log", {"type": "sliding_window",
+                                                             "window": "15s"})):
+        d = copy.deepcopy(base)
+        d["quotas"]["q1"]["enforcement"] = enf
+        out.append((label, d))
+    d = yaml.safe_load((ROOT / "tests" / "data" / "fleet-fixed-chain-three.yaml"
+                        ).read_text())
+    d["quotas"]["q1"]["enforcement"] = {"type": "fixed_window", "window": "15s"}
+    d["quotas"]["q2"]["enforcement"] = {"type": "token_bucket", "burst": "15s"}
+    out.append(("three deployments, c a 15 s bucket", d))
+    return out
+
+
+def receivers() -> None:
+    from capacity.analytic.model import analyze
+    from capacity.whatif.ceiling import SimSettings, ceiling
+
+    print("| profile | model N* | simulated N* (seed 1, 8 x 30 min) |")
+    print("|---|---|---|")
+    for label, d in receiver_variants():
+        prof = profile_from_dict(d)
+        res = ceiling(prof, "both", sim=SimSettings(seed=1, replications=8,
+                                                    horizon_s=1800.0))
+        assert res.simulated is not None
+        sim = res.simulated
+        print(f"| {label} | {analyze(prof).burst_ceiling} | {sim.n_star} "
+              f"[{sim.n_lo}-{sim.n_hi}] |", flush=True)
+
+
 def backoff() -> None:
     prof = profile_from_dict(_hunt(3036))
     feed = max((f for f in _receivers(prof) if f.later is not None),
@@ -203,26 +249,23 @@ def backoff() -> None:
           f"{st.loss_fraction:.2%} (the rule before, each refused call's one retry "
           f"admitted: {call / (1.0 + call):.2%}), engine "
           f"{sim.metrics['attempt_429_fraction'].mean:.2%} (6 x 30 min, seed 1)")
-    for seed, n in ((3036, 45), (222, 46)):
+    for seed, n in ((3036, 45), (222, 46), (2, 259)):
         prof = profile_from_dict(_hunt(seed))
         made, spilled, refused = _engine_retries(prof, n)
         feeds = [f for f in _receivers(prof) if f.later is not None]
         print(f"hunt-{seed} at {n} sessions (engine: 2 x 30 min, seed 1)")
         print("| retry | delay (s) | engine: a again | engine: b again | engine: refused "
-              "| model: a still full | model: b still full | model: refused |")
+              "| model: a refuses again | model: b still short | model: refused |")
         print("|---|---|---|---|---|---|---|---|")
         worst = max(feeds, key=lambda f: f.stats(n).loss_fraction)
-        g, _ = worst.window_law(n)
-        call = worst.stats(n).call_429_fraction
-        both, joint = 1.0, 1.0
-        for k, (a, mean) in enumerate(worst.later(n)):
+        both = 1.0
+        chain = worst.retry_chain(n)
+        for k, (within, after, _, mean) in enumerate(worst.later(n)):
             ea, eb = spilled[k] / max(made[k], 1), refused[k] / max(spilled[k], 1)
             both *= ea * eb
-            b = worst._left_full(n, g, mean)
-            # As FeedModel reads them: past b's window the orbit rule, never rising.
-            joint = min(joint, a * (b + (1.0 - b) * call))
             print(f"| {k + 1} | {mean:.2f} | {ea:.3f} ({int(made[k])}) | {eb:.3f} "
-                  f"({int(spilled[k])}) | {both:.3f} | {a:.3f} | {b:.3f} | {joint:.3f} |")
+                  f"({int(spilled[k])}) | {both:.3f} | {within + after:.3f} | "
+                  f"{worst._still_short(mean):.3f} | {chain[k]:.3f} |")
 
 
 def _paygo() -> Profile:
@@ -280,9 +323,9 @@ def told() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("probe", choices=["backoff", "told", "sliding", "chain"])
-    {"backoff": backoff, "told": told, "sliding": sliding,
-     "chain": chain}[ap.parse_args().probe]()
+    ap.add_argument("probe", choices=["backoff", "told", "sliding", "chain", "receivers"])
+    {"backoff": backoff, "told": told, "sliding": sliding, "chain": chain,
+     "receivers": receivers}[ap.parse_args().probe]()
 
 
 if __name__ == "__main__":

@@ -1414,11 +1414,11 @@ class FeedModel(_MemoStats):
     # depth (:func:`_never_fit_spill`): at n their share of the route's calls and of the
     # spill, and per retry the chance it comes back here. None: every call can fit.
     never: NeverFit | None = field(default=None, repr=False)
-    # Backoff retries after fixed windows: at ``n``, for each retry k (1…m), the chance
-    # it is back within the first deployment's window that turned its call away
-    # (ClumpWindowModel.refused_later, :attr:`upstream` k = 1) and its mean delay (s)
-    # after the refusal. None: not such a slot.
-    later: Callable[[int], list[tuple[float, float]]] | None = None
+    # Backoff retries after fixed windows: at ``n``, for each retry k (1…m), where it
+    # finds the deployments before (:func:`_back_within`: back within the first's window,
+    # past it and refused in a later one, the later ones still short; :attr:`upstream`
+    # is k = 1) and its mean delay (s) after the refusal. None: not such a slot.
+    later: Callable[[int], list[tuple[float, float, float, float]]] | None = None
     # A token bucket so fed: its level chain at each n (:meth:`levels_at`).
     _levels: dict[int, tuple[BucketChain | DeepBucket, float] | None] = field(
         default_factory=dict, init=False, repr=False)
@@ -1546,19 +1546,12 @@ class FeedModel(_MemoStats):
             again = call  # backoff retries: another arrival (the orbit approximation)
         last: float | None = None
         if self.retries and self.later is not None:
-            # Backoff retries after fixed windows: both windows only fill until they end,
-            # so retry j is refused when it is back within the first deployment's window
-            # that turned its call away (``a_j``) and, a fixed window here, within this
-            # one's (``b_j``, :meth:`_left_full`) or refused in a later one by the orbit
-            # rule; elsewhere here by the orbit rule. ``t_j`` is the chance retries 1…j
-            # are all refused: it cannot rise with j (a retry past a's window, placed in
-            # the next by its own delay alone, can read a later place that refuses more).
-            # Refused attempts and attempts per call, and the chance all are refused.
-            fixed = self.c.enforcement == "fixed_window"
-            t: list[float] = []
-            for a, c in self.later(n):
-                left = self._left_full(n, g, c) if fixed else 0.0
-                t.append(min(a * (left + (1.0 - left) * again), t[-1] if t else 1.0))
+            # Backoff retries after fixed windows: retry j is refused while the first
+            # deployment's window that turned its call away has not ended (its count
+            # only grows) and every deployment after it, which refused the call in the
+            # spell that filled that window, still turns it away — this one too
+            # (:meth:`retry_chain`: ``t_j``, the chance retries 1…j are all refused).
+            t = self.retry_chain(n)
             refused = call * (1.0 + math.fsum(t))
             attempt = refused / (1.0 + call * (1.0 + math.fsum(t[:-1])))
             last = t[-1]
@@ -1697,26 +1690,37 @@ class FeedModel(_MemoStats):
         # A call fails when each of its retries spilled back into the storm.
         return attempt, call, call * back**m
 
-    def _left_full(self, n: int, g: NDArray[np.float64], delay: float) -> float:
-        """The chance a call this fixed window turns away at ``n`` (its window law ``g``)
-        is tried again ``delay`` seconds later within the same window, full still (its
-        count only grows): the spread rule of
-        :meth:`capacity.analytic.window.ClumpWindowModel._same_window` — a window
-        offered ``q + X`` units turns its calls away in its last ``(X + b)/(q + X)``, the
-        time left uniform there, windows weighed by the calls they turn away."""
-        q = self.q_lat
-        top = math.floor(q + 1e-9)
-        if g.size <= top + 1:
-            return 0.0
-        charge = self._arriving_charge(n)
-        e_b = float(np.dot(np.arange(charge.size, dtype=np.float64), charge))
-        x = np.arange(top + 1, g.size, dtype=np.float64) - q
-        w = g[top + 1:] * (x + 0.5 * e_b)
-        total = float(w.sum())
-        if total <= 0.0 or e_b <= 0.0:
-            return 0.0
-        span = self.window_s * np.minimum(1.0, (x + e_b) / (q + x))
-        return float(np.dot(w, np.maximum(0.0, 1.0 - delay / span)) / total)
+    def retry_chain(self, n: int) -> list[float]:
+        """With backoff retries after fixed windows (:attr:`later`), at ``n`` sessions:
+        for each retry j the chance retries 1…j of a call this slot turned away are all
+        refused (the first deployment's window not ended, every deployment after it
+        still short, never rising with j); empty otherwise."""
+        if self.later is None:
+            return []
+        out: list[float] = []
+        first = 1.0     # the chance retries 1…j all find the first window refusing
+        for within, after, rest, mean in self.later(n):
+            # Back within the window: refused, as every retry before it was (they came
+            # sooner). Past it: refused in a later window (``after`` of the refusals,
+            # ``after/(1 − within)`` of those past), if every retry before it was.
+            past = 1.0 - within
+            first = within + (max(first - within, 0.0)
+                              * (after / past if past > 0.0 else 0.0))
+            t = first * rest * self._still_short(mean)
+            out.append(min(t, out[-1]) if out else t)
+        return out
+
+    def _still_short(self, delay: float) -> float:
+        """The chance this slot, which turned a call away in a spell that filled a fixed
+        window before it, turns it away again ``delay`` seconds later while that window
+        is still full: a fixed window on the same clock is (it ends with it or later,
+        the engine 0.97-1.0: ``python benchmarks/session53_probes.py backoff``); a
+        sliding log or a token bucket has renewed ``delay`` of its memory's seconds
+        (its window, its depth), so still turns it away with ``1 − delay/memory``
+        (hunt-2's 5 s log, ``session53_probes.py backoff``)."""
+        if self.c.enforcement == "fixed_window":
+            return 1.0
+        return max(0.0, 1.0 - delay / self.window_s)
 
     def _respill(self, n: int, g: NDArray[np.float64]) -> float:
         """The chance a retry of a call this slot turns away reaches it again (a new
@@ -2051,16 +2055,20 @@ def _fixed_chain(levels: list[list[Any]]) -> bool:
                          for x in lv) for lv in levels[1:])
 
 
-def _back_within(levels: list[list[Any]], n: int, delays: _Delays, mean: float) -> float:
-    """The chance a retry ``delays`` after its call was turned away (``mean`` s on
-    average) finds every fixed window before still turning it away: the first
-    deployment's by where its refusals sit (:meth:`ClumpWindowModel.refused_later`),
-    each later one's by the spread rule (:meth:`FeedModel._left_full`) — each window
-    only fills until it ends."""
-    out = max(float(x.inner.refused_later(n, delays)) for x in levels[0])
+def _back_within(levels: list[list[Any]], n: int, delays: _Delays, mean: float
+                 ) -> tuple[float, float, float]:
+    """Where a retry ``delays`` after its call was turned away (``mean`` s on average)
+    finds the deployments before: (the chance it is back within the first one's fixed
+    window, which only fills until it ends, so turns it away; the chance it is past
+    that window's end and refused in a later one, :meth:`ClumpWindowModel.
+    refused_later`; the chance each later deployment still turns it away,
+    :meth:`FeedModel._still_short`)."""
+    within, after = max((x.inner.refused_later(n, delays) for x in levels[0]),
+                        key=lambda wa: wa[0] + wa[1])
+    rest = 1.0
     for lv in levels[1:]:
-        out *= max(x._left_full(n, x.window_law(n)[0], mean) for x in lv)
-    return out
+        rest *= min(x._still_short(mean) for x in lv)
+    return float(within), float(after), rest
 
 
 def _retry_delays(r: RetrySpec, k: int, hops: int) -> tuple[_Delays, float] | None:
@@ -3852,7 +3860,8 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                             if ts is not None:
                                 return ts.again(n)
                             if first is not None:
-                                return _back_within(lvs, n, *first)
+                                within, after, rest = _back_within(lvs, n, *first)
+                                return (within + after) * rest
                             worst = max((float(x.stats(n).loss_fraction) for x in ms),
                                         default=1.0)
                             return min(1.0, worst * (1.0 if more is None else more(n)))
@@ -3868,8 +3877,8 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                         if waits:
                             def spills_at(n: int, lvs: list[list[Any]] = chain_before,
                                           waits: list[tuple[_Delays, float]] = waits
-                                          ) -> list[tuple[float, float]]:
-                                return [(_back_within(lvs, n, d, mean), mean)
+                                          ) -> list[tuple[float, float, float, float]]:
+                                return [(*_back_within(lvs, n, d, mean), mean)
                                         for d, mean in waits]
                             m.later = spills_at
                         if (nf is not None or never is not None) and c.unit != "requests":

@@ -1199,11 +1199,12 @@ class ClumpWindowModel:
 
     def refused_later(self, n: float, delays: Callable[
             [NDArray[np.float64], float], tuple[NDArray[np.float64], NDArray[np.float64]]]
-                      ) -> float:
+                      ) -> tuple[float, float]:
         """The chance a call this fixed window turns away at ``n`` sessions is turned away
         again when tried once more ``tau[:, j]`` seconds later with chance ``weights[j]``
         (``tau, weights = delays(u, window_s)``; ``u`` the refusal's place in the
-        window, a fraction).
+        window, a fraction): (back within the same window, refused for sure; past it and
+        refused in a later one) — their sum the chance.
 
         The window's count only grows until it ends, so the same call tried again
         before then is refused again; after it, it is a call launched at its place in
@@ -1215,7 +1216,7 @@ class ClumpWindowModel:
         model 0.961 (``python benchmarks/session53_probes.py backoff``); the window's
         share of calls, which the fleet model read before, is a time average."""
         if self.sliding or n <= 0:
-            return 0.0
+            return 0.0, 0.0
         key = ("refused-later", n)
         at = self._cascade_memo.get(key)
         if at is None:
@@ -1225,15 +1226,17 @@ class ClumpWindowModel:
             self._cascade_memo[key] = at
         total = float(at.sum())
         if total <= 1e-200:
-            return 0.0
+            return 0.0, 0.0
         w = self.window_s
         tau, weights = delays(_LATER_MIDDLES, w)                        # (cells, k)
         left = w * (1.0 - _LATER_MIDDLES)[:, None]
         past = tau - left
         # Past the window's end: a call launched at its place in a later window.
         nxt = np.interp(np.mod(np.maximum(past, 0.0) / w, 1.0), _LATER_MIDDLES, at)
-        again = np.where(past < 0.0, 1.0, nxt) @ (weights / weights.sum())
-        return float(min(1.0, _dot(at, again) / total))
+        share = weights / weights.sum()
+        within = float(_dot(at, (past < 0.0).astype(np.float64) @ share)) / total
+        after = float(_dot(at, np.where(past < 0.0, 0.0, nxt) @ share)) / total
+        return min(1.0, within), min(1.0 - min(1.0, within), after)
 
     def _refused_charges(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """The law of a refused call's charge less a unit (a count above ``q − b``
