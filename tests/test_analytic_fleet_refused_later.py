@@ -186,7 +186,7 @@ def test_the_receiver_still_short(enforcement: dict[str, str], memory: float | N
                                   ) -> None:
     """The receiver refused the call in the spell that filled the first window: a
     fixed window on the same clock is still full while that window is (the engine
-    0.97-1.0 of the retries the first turns away again, hunt-3036); a token bucket or a
+    0.90-0.98 of the retries the first turns away again, hunt-3036); a token bucket or a
     sliding log has renewed the delay's share of its memory."""
     data = yaml.safe_load(SAME_WINDOWS.read_text())
     data["quotas"]["q1"]["enforcement"] = enforcement

@@ -1714,7 +1714,7 @@ class FeedModel(_MemoStats):
         """The chance this slot, which turned a call away in a spell that filled a fixed
         window before it, turns it away again ``delay`` seconds later while that window
         is still full: a fixed window on the same clock is (it ends with it or later,
-        the engine 0.97-1.0: ``python benchmarks/session53_probes.py backoff``); a
+        the engine 0.90-0.98: ``python benchmarks/session53_probes.py backoff``); a
         sliding log or a token bucket has renewed ``delay`` of its memory's seconds
         (its window, its depth), so still turns it away with ``1 − delay/memory``
         (hunt-2's 5 s log, ``session53_probes.py backoff``)."""
