@@ -65,6 +65,7 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,13 +100,9 @@ def _rows(prof: Profile, n: int, reps: int) -> list[np.ndarray]:
     return out
 
 
-def _engine_retries(prof: Profile, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per retry k of a call a spilled and b refused: retries made, of them spilled by
-    a again, of those refused by b again (2 × 30 min, seed 1)."""
-    m = prof.retry.max_retries
-    made = np.zeros(m)
-    spilled = np.zeros(m)
-    refused = np.zeros(m)
+def _calls(prof: Profile, n: int) -> Iterator[tuple[list[int], list[float]]]:
+    """Each call's attempts in order (2 × 30 min traced, seed 1): the deployment each
+    went to and whether it was admitted."""
     for r in _rows(prof, n, 2):
         node, att = r[:, T_NODE], r[:, T_ATTEMPT]
         # A node is reused by later calls: a call starts where its attempts restart.
@@ -113,20 +110,30 @@ def _engine_retries(prof: Profile, n: int) -> tuple[np.ndarray, np.ndarray, np.n
                                       | (att[1:] <= att[:-1])])
         ends = np.r_[starts[1:], len(r)]
         for s0, s1 in zip(starts, ends, strict=True):
-            dep, ok = r[s0:s1, T_DEP], r[s0:s1, T_ADMITTED]
-            # The call's path: a (spilled), b (refused), then each retry at a, ...
-            if len(dep) < 3 or dep[0] != 0 or ok[0] or dep[1] != 1 or ok[1]:
-                continue
-            i, k = 2, 0
-            while i < len(dep) and k < m and dep[i] == 0:
-                made[k] += 1
-                if ok[i]:
-                    break
-                spilled[k] += 1
-                if i + 1 >= len(dep) or dep[i + 1] != 1 or ok[i + 1]:
-                    break
-                refused[k] += 1
-                i, k = i + 2, k + 1
+            yield r[s0:s1, T_DEP].astype(int).tolist(), r[s0:s1, T_ADMITTED].tolist()
+
+
+def _engine_retries(prof: Profile, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per retry k of a call a spilled and b refused: retries made, of them spilled by
+    a again, of those refused by b again (2 × 30 min, seed 1)."""
+    m = prof.retry.max_retries
+    made = np.zeros(m)
+    spilled = np.zeros(m)
+    refused = np.zeros(m)
+    for dep, ok in _calls(prof, n):
+        # The call's path: a (spilled), b (refused), then each retry at a, ...
+        if len(dep) < 3 or dep[0] != 0 or ok[0] or dep[1] != 1 or ok[1]:
+            continue
+        i, k = 2, 0
+        while i < len(dep) and k < m and dep[i] == 0:
+            made[k] += 1
+            if ok[i]:
+                break
+            spilled[k] += 1
+            if i + 1 >= len(dep) or dep[i + 1] != 1 or ok[i + 1]:
+                break
+            refused[k] += 1
+            i, k = i + 2, k + 1
     return made, spilled, refused
 
 
@@ -152,25 +159,18 @@ def chain() -> None:
     m = prof.retry.max_retries
     made = np.zeros(m)
     again = np.zeros(m)
-    for r in _rows(prof, n, 2):
-        node, att = r[:, T_NODE], r[:, T_ATTEMPT]
-        starts = np.flatnonzero(np.r_[True, (node[1:] != node[:-1])
-                                      | (att[1:] <= att[:-1])])
-        ends = np.r_[starts[1:], len(r)]
-        for s0, s1 in zip(starts, ends, strict=True):
-            dep = r[s0:s1, T_DEP].astype(int).tolist()
-            ok = r[s0:s1, T_ADMITTED].tolist()
-            # First attempts refused at a, b and c; then each retry's round.
-            if dep[:3] != [0, 1, 2] or any(ok[:3]):
-                continue
-            i, k = 3, 0
-            while i + 2 < len(dep) + 2 and k < m and i < len(dep) and dep[i] == 0:
-                made[k] += 1
-                if dep[i:i + 3] == [0, 1, 2] and not any(ok[i:i + 3]):
-                    again[k] += 1
-                    i, k = i + 3, k + 1
-                else:
-                    break
+    for dep, ok in _calls(prof, n):
+        # First attempts refused at a, b and c; then each retry's round.
+        if dep[:3] != [0, 1, 2] or any(ok[:3]):
+            continue
+        i, k = 3, 0
+        while i + 2 < len(dep) + 2 and k < m and i < len(dep) and dep[i] == 0:
+            made[k] += 1
+            if dep[i:i + 3] == [0, 1, 2] and not any(ok[i:i + 3]):
+                again[k] += 1
+                i, k = i + 3, k + 1
+            else:
+                break
     feed = next(f for f in _receivers(prof) if f.c.quota == "q2")
     print(f"{path.name} at {n} sessions: a call a, b and c turned away, retry by retry "
           f"(engine: 2 x 30 min, seed 1)")
