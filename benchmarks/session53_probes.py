@@ -17,10 +17,11 @@ hunt-222 (fixed 10 s ITPM/OTPM windows into fixed 60 s ones, five backoff retrie
 ``continue``) at 46, traced (2 × 30 min, seed 1): for each retry k of a call that a
 spilled and b refused, the share of those made that a turned away again (it spilled)
 and, of those, the share b turned away again, and their product down to retry k (the
-chance retry k is refused); beside them the model's chances — a's window still full
-after retry k's delay (``ClumpWindowModel.refused_later``: where its refusals sit in
-it), b's chance of being still short (``FeedModel._still_short``: a fixed window on the
-same clock is; a sliding log or a bucket has renewed the delay's share of its memory)
+chance retry k is refused); beside them the model's chances — a's window turning
+retries 1…k away again (``ClumpWindowModel.refused_later``: where its refusals sit in
+it, place by place), b's chance of being still short (``FeedModel._still_short``: a
+fixed window on the same clock is; a sliding log or a bucket has renewed the delay's
+share of its memory, and renewed refuses as it does the calls spilled to it)
 and the chance retries 1…k are all refused as the model reads it
 (``FeedModel.retry_chain``) — and each retry's mean delay (s: the two 429s' trips and
 the mean backoffs). hunt-2 (a 30 s window spilling into a 5 s sliding log, five
@@ -52,7 +53,7 @@ refused call's one retry admitted).
 four backoff retries) at 33 sessions, traced: of the calls a, b and c all turned away,
 the share of each retry (of those made) that all three turn away again, and the
 chance retries 1…k are all refused, beside the model's (the first deployment's window by where
-its refusals sit, the later ones by the spread rule); c's share of the route's calls
+its refusals sit, the later ones on the same clock still full); c's share of the route's calls
 without retries, the model's and the engine's; and the N*, the model's and the
 simulated one (the saturation search, 8 × 30 min).
 
@@ -255,17 +256,18 @@ def backoff() -> None:
         feeds = [f for f in _receivers(prof) if f.later is not None]
         print(f"hunt-{seed} at {n} sessions (engine: 2 x 30 min, seed 1)")
         print("| retry | delay (s) | engine: a again | engine: b again | engine: refused "
-              "| model: a refuses again | model: b still short | model: refused |")
+              "| model: a refuses again (1…k) | model: b still short | model: refused |")
         print("|---|---|---|---|---|---|---|---|")
         worst = max(feeds, key=lambda f: f.stats(n).loss_fraction)
         both = 1.0
         chain = worst.retry_chain(n)
-        for k, (within, after, _, mean) in enumerate(worst.later(n)):
+        blocked = worst._arrival_share(n)
+        for k, (a, mean) in enumerate(worst.later(n)):
             ea, eb = spilled[k] / max(made[k], 1), refused[k] / max(spilled[k], 1)
             both *= ea * eb
             print(f"| {k + 1} | {mean:.2f} | {ea:.3f} ({int(made[k])}) | {eb:.3f} "
-                  f"({int(spilled[k])}) | {both:.3f} | {within + after:.3f} | "
-                  f"{worst._still_short(mean):.3f} | {chain[k]:.3f} |")
+                  f"({int(spilled[k])}) | {both:.3f} | {a:.3f} | "
+                  f"{worst._still_short(mean, blocked):.3f} | {chain[k]:.3f} |")
 
 
 def _paygo() -> Profile:
@@ -313,7 +315,7 @@ def told() -> None:
         def uniform(u: np.ndarray, w: float, wb: float = wb, lat: float = lat,
                     mid: np.ndarray = mid) -> tuple[np.ndarray, np.ndarray]:
             return np.broadcast_to(lat + wb * mid, (u.size, 16)), np.full(16, 1 / 16)
-        up = head.inner.refused_later(n, uniform)
+        up = head.inner.refused_later(n, [uniform])[0]
         g, _ = feed.window_law(n)
         mean_s = float(np.dot(np.arange(g.size), g))
         print(f"| {label} | {n} | {a_e.mean():.3f} ({a_e.size}) | {up:.3f} | "

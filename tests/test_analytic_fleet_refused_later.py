@@ -72,7 +72,7 @@ def test_a_retry_is_refused_where_both_windows_are_still_full() -> None:
     assert feed.later is not None
     chain = feed.later(45)
     assert len(chain) == 4
-    a = [within + after for within, after, _, _ in chain]
+    a = [x for x, _ in chain]
     assert all(x > y for x, y in itertools.pairwise(a)), a
     assert a[0] > 0.9 > head.stats(45).loss_fraction
     assert feed.upstream(45) == pytest.approx(a[0])
@@ -99,15 +99,18 @@ def test_refused_later_reads_the_delay_against_the_time_left() -> None:
     def fixed(d: float) -> Any:
         return lambda u, w: (np.full((u.size, 1), d), np.ones(1))
 
-    assert inner.refused_later(45, fixed(0.0)) == pytest.approx((1.0, 0.0))
-    got = [inner.refused_later(45, fixed(d)) for d in (0.5, 2.0, 5.0, 10.0, 30.0)]
-    within = [w for w, _ in got]
-    assert all(a > b for a, b in itertools.pairwise(within)), got
-    assert sum(got[-1]) < 0.1
+    assert inner.refused_later(45, [fixed(0.0)]) == pytest.approx([1.0])
+    alone = [inner.refused_later(45, [fixed(d)])[0] for d in (0.5, 2.0, 5.0, 10.0, 30.0)]
+    assert all(a > b for a, b in itertools.pairwise(alone)), alone
+    assert alone[-1] < 0.1
     # Nearly a window later, most retries land late in the next window, where it
-    # refuses more: the chance rises again, nearly all of it past the window.
-    late = inner.refused_later(45, fixed(59.5))
-    assert late[0] < 1e-9 and late[1] > sum(got[-1])
+    # refuses more: alone, the chance rises again...
+    late = inner.refused_later(45, [fixed(59.5)])[0]
+    assert late > alone[-1]
+    # ... but after a retry 30 s later, refused only where that one was, place by place.
+    both = inner.refused_later(45, [fixed(30.0), fixed(59.5)])
+    assert both[0] == pytest.approx(alone[-1])
+    assert both[1] <= both[0] < late
 
 
 def test_retry_delays() -> None:
@@ -161,11 +164,13 @@ def test_the_joint_chances_never_rise() -> None:
     data = yaml.safe_load(SAME_WINDOWS.read_text())
     data["quotas"]["q0"]["enforcement"] = {"type": "fixed_window", "window": "15s"}
     data["retry"]["max_retries"] = 7
-    feed, _ = _entries(data)
+    feed, head = _entries(data)
     assert feed.later is not None
     n = 50
-    chain = feed.later(n)
-    raw = [within + after for within, after, _, _ in chain]
+    # Each retry alone: a late one can land later in another window than an earlier.
+    waits = [_retry_delays(RetrySpec.model_validate(data["retry"]), j, 2)
+             for j in range(1, 8)]
+    raw = [head.inner.refused_later(n, [w[0]])[0] for w in waits if w is not None]
     assert any(y > x for x, y in itertools.pairwise(raw)), raw
     joint = feed.retry_chain(n)
     assert all(x >= y for x, y in itertools.pairwise(joint)), joint
@@ -187,21 +192,24 @@ def test_the_receiver_still_short(enforcement: dict[str, str], memory: float | N
     """The receiver refused the call in the spell that filled the first window: a
     fixed window on the same clock is still full while that window is (the engine
     0.90-0.98 of the retries the first turns away again, hunt-3036); a token bucket or a
-    sliding log has renewed the delay's share of its memory."""
+    sliding log has renewed the delay's share of its memory, and renewed refuses the
+    retry as it refuses the calls spilled to it."""
     data = yaml.safe_load(SAME_WINDOWS.read_text())
     data["quotas"]["q1"]["enforcement"] = enforcement
     feed, _ = _entries(data)
-    for delay in (0.5, 3.0, 7.0, 20.0):
-        want = 1.0 if memory is None else max(0.0, 1.0 - delay / memory)
-        assert feed._still_short(delay) == pytest.approx(want)
+    for blocked in (0.0, 0.3):
+        for delay in (0.5, 3.0, 7.0, 20.0):
+            rho = 1.0 if memory is None else max(0.0, 1.0 - delay / memory)
+            want = rho + (1.0 - rho) * blocked
+            assert feed._still_short(delay, blocked) == pytest.approx(want)
 
 
 def test_a_bucket_or_a_log_receiving_against_the_simulator() -> None:
     """A review's profiles (``python benchmarks/session53_probes.py receivers``): the
     receiver a 15 s sliding log 37 against 38 [37-39]; the third of three deployments
-    a 15 s bucket 33 against 33 [32-34]; hunt-3036's receiver a 15 s bucket 50 against
-    48 [45-49], within 5 % though outside the CI. (The orbit rule there, the share of
-    calls, read the retries as admitted: each more than 5 % optimistic.)"""
+    a 15 s bucket 33 against 33 [32-34]; hunt-3036's receiver a 15 s bucket 49 against
+    48 [45-49]. (The orbit rule there, the share of calls, read the retries as
+    admitted: each more than 5 % optimistic.)"""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -211,7 +219,7 @@ def test_a_bucket_or_a_log_receiving_against_the_simulator() -> None:
            for label, d in receiver_variants()}
     assert_accurate(got["hunt-3036, b a 15 s sliding log"], Recorded(38, 37, 39))
     assert_accurate(got["three deployments, c a 15 s bucket"], Recorded(33, 32, 34))
-    assert 48 <= got["hunt-3036, b a 15 s bucket"] <= 48 * 1.05
+    assert_accurate(got["hunt-3036, b a 15 s bucket"], Recorded(48, 45, 49))
 
 
 CHAIN = DATA / "fleet-fixed-chain-three.yaml"

@@ -1414,11 +1414,11 @@ class FeedModel(_MemoStats):
     # depth (:func:`_never_fit_spill`): at n their share of the route's calls and of the
     # spill, and per retry the chance it comes back here. None: every call can fit.
     never: NeverFit | None = field(default=None, repr=False)
-    # Backoff retries after fixed windows: at ``n``, for each retry k (1…m), where it
-    # finds the deployments before (:func:`_back_within`: back within the first's window,
-    # past it and refused in a later one, the later ones still short; :attr:`upstream`
-    # is k = 1) and its mean delay (s) after the refusal. None: not such a slot.
-    later: Callable[[int], list[tuple[float, float, float, float]]] | None = None
+    # Backoff retries after fixed windows: at ``n``, for each retry k (1…m), the chance
+    # retries 1…k are all turned away again by the deployments before
+    # (:func:`_back_within`; :attr:`upstream` is k = 1) and its mean delay (s) after the
+    # refusal. None: not such a slot.
+    later: Callable[[int], list[tuple[float, float]]] | None = None
     # A token bucket so fed: its level chain at each n (:meth:`levels_at`).
     _levels: dict[int, tuple[BucketChain | DeepBucket, float] | None] = field(
         default_factory=dict, init=False, repr=False)
@@ -1551,7 +1551,8 @@ class FeedModel(_MemoStats):
             # only grows) and every deployment after it, which refused the call in the
             # spell that filled that window, still turns it away — this one too
             # (:meth:`retry_chain`: ``t_j``, the chance retries 1…j are all refused).
-            t = self.retry_chain(n)
+            here = mean_s / offered * self._calls_per_unit(n)
+            t = self.retry_chain(n, min(1.0, call / here) if here > 0.0 else 0.0)
             refused = call * (1.0 + math.fsum(t))
             attempt = refused / (1.0 + call * (1.0 + math.fsum(t[:-1])))
             last = t[-1]
@@ -1690,37 +1691,42 @@ class FeedModel(_MemoStats):
         # A call fails when each of its retries spilled back into the storm.
         return attempt, call, call * back**m
 
-    def retry_chain(self, n: int) -> list[float]:
+    def retry_chain(self, n: int, blocked: float | None = None) -> list[float]:
         """With backoff retries after fixed windows (:attr:`later`), at ``n`` sessions:
         for each retry j the chance retries 1…j of a call this slot turned away are all
-        refused (the first deployment's window not ended, every deployment after it
-        still short, never rising with j); empty otherwise."""
+        refused (the first deployment's window turns them away again, and this slot,
+        :meth:`_still_short`; never rising with j); empty otherwise. ``blocked``: the
+        share of the calls arriving here this slot turns away (None: read at ``n``)."""
         if self.later is None:
             return []
-        out: list[float] = []
-        first = 1.0     # the chance retries 1…j all find the first window refusing
-        for within, after, rest, mean in self.later(n):
-            # Back within the window: refused, as every retry before it was (they came
-            # sooner). Past it: refused in a later window (``after`` of the refusals,
-            # ``after/(1 − within)`` of those past), if every retry before it was.
-            past = 1.0 - within
-            first = within + (max(first - within, 0.0)
-                              * (after / past if past > 0.0 else 0.0))
-            t = first * rest * self._still_short(mean)
-            out.append(min(t, out[-1]) if out else t)
-        return out
+        if blocked is None:
+            blocked = self._arrival_share(n)
+        return list(itertools.accumulate(
+            (a * self._still_short(mean, blocked) for a, mean in self.later(n)), min))
 
-    def _still_short(self, delay: float) -> float:
+    def _arrival_share(self, n: int) -> float:
+        """The share of the calls arriving here (the route's calls that reach it) this
+        slot turns away at ``n``."""
+        g, offered = self.window_law(n)
+        mean_s = float(np.dot(np.arange(g.size, dtype=np.float64), g))
+        here = mean_s / offered * self._calls_per_unit(n) if offered > 0.0 else 0.0
+        call = float(self.stats(n).call_429_fraction or 0.0)
+        return min(1.0, call / here) if here > 0.0 else 0.0
+
+    def _still_short(self, delay: float, blocked: float) -> float:
         """The chance this slot, which turned a call away in a spell that filled a fixed
         window before it, turns it away again ``delay`` seconds later while that window
-        is still full: a fixed window on the same clock is (it ends with it or later,
-        the engine 0.90-0.98: ``python benchmarks/session53_probes.py backoff``); a
-        sliding log or a token bucket has renewed ``delay`` of its memory's seconds
-        (its window, its depth), so still turns it away with ``1 − delay/memory``
-        (hunt-2's 5 s log, ``session53_probes.py backoff``)."""
-        if self.c.enforcement == "fixed_window":
+        is still full, spilling here all it is offered: a fixed window on the same
+        clock, or a sliding log that counts its refusals, is still full (the engine
+        0.90-0.98 at hunt-3036's 15 s windows: ``python benchmarks/session53_probes.py
+        backoff``); a sliding log or a token bucket has renewed ``delay`` of its
+        memory's seconds (its window, its depth) — still short with ``ρ = 1 −
+        delay/memory`` — and renewed, turns the retry away as it does the calls
+        spilled to it (``blocked``): ``ρ + (1 − ρ)·blocked``."""
+        if self.c.enforcement == "fixed_window" or self.counted_sliding:
             return 1.0
-        return max(0.0, 1.0 - delay / self.window_s)
+        rho = max(0.0, 1.0 - delay / self.window_s)
+        return rho + (1.0 - rho) * min(max(blocked, 0.0), 1.0)
 
     def _respill(self, n: int, g: NDArray[np.float64]) -> float:
         """The chance a retry of a call this slot turns away reaches it again (a new
@@ -2055,20 +2061,15 @@ def _fixed_chain(levels: list[list[Any]]) -> bool:
                          for x in lv) for lv in levels[1:])
 
 
-def _back_within(levels: list[list[Any]], n: int, delays: _Delays, mean: float
-                 ) -> tuple[float, float, float]:
-    """Where a retry ``delays`` after its call was turned away (``mean`` s on average)
-    finds the deployments before: (the chance it is back within the first one's fixed
-    window, which only fills until it ends, so turns it away; the chance it is past
-    that window's end and refused in a later one, :meth:`ClumpWindowModel.
-    refused_later`; the chance each later deployment still turns it away,
-    :meth:`FeedModel._still_short`)."""
-    within, after = max((x.inner.refused_later(n, delays) for x in levels[0]),
-                        key=lambda wa: wa[0] + wa[1])
-    rest = 1.0
-    for lv in levels[1:]:
-        rest *= min(x._still_short(mean) for x in lv)
-    return float(within), float(after), rest
+def _back_within(levels: list[list[Any]], n: int, delays: list[_Delays]) -> list[float]:
+    """For each retry j of a call every deployment in ``levels`` turned away, with its
+    delays after the refusal: the chance retries 1…j are all turned away again by the
+    first deployment's fixed window (:meth:`ClumpWindowModel.refused_later`: while it
+    has not ended, and in later windows), its slot whose first retry is likeliest
+    refused. The fixed windows after it, on the same clock, refused the call in the
+    spell that filled that window, and are read as still full."""
+    best = max(levels[0], key=lambda x: x.inner.refused_later(n, delays[:1])[0])
+    return [float(v) for v in best.inner.refused_later(n, delays)]
 
 
 def _retry_delays(r: RetrySpec, k: int, hops: int) -> tuple[_Delays, float] | None:
@@ -3860,8 +3861,7 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                             if ts is not None:
                                 return ts.again(n)
                             if first is not None:
-                                within, after, rest = _back_within(lvs, n, *first)
-                                return (within + after) * rest
+                                return _back_within(lvs, n, [first[0]])[0]
                             worst = max((float(x.stats(n).loss_fraction) for x in ms),
                                         default=1.0)
                             return min(1.0, worst * (1.0 if more is None else more(n)))
@@ -3877,9 +3877,10 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                         if waits:
                             def spills_at(n: int, lvs: list[list[Any]] = chain_before,
                                           waits: list[tuple[_Delays, float]] = waits
-                                          ) -> list[tuple[float, float, float, float]]:
-                                return [(*_back_within(lvs, n, d, mean), mean)
-                                        for d, mean in waits]
+                                          ) -> list[tuple[float, float]]:
+                                back = _back_within(lvs, n, [d for d, _ in waits])
+                                return [(a, mean) for a, (_, mean)
+                                        in zip(back, waits, strict=True)]
                             m.later = spills_at
                         if (nf is not None or never is not None) and c.unit != "requests":
                             # (The calls arriving are not the route's: those beside the

@@ -1197,26 +1197,29 @@ class ClumpWindowModel:
         out: NDArray[np.float64] = np.exp(np.interp(u, nodes[::-1], np.log(at[::-1])))
         return out
 
-    def refused_later(self, n: float, delays: Callable[
-            [NDArray[np.float64], float], tuple[NDArray[np.float64], NDArray[np.float64]]]
-                      ) -> tuple[float, float]:
-        """The chance a call this fixed window turns away at ``n`` sessions is turned away
-        again when tried once more ``tau[:, j]`` seconds later with chance ``weights[j]``
-        (``tau, weights = delays(u, window_s)``; ``u`` the refusal's place in the
-        window, a fraction): (back within the same window, refused for sure; past it and
-        refused in a later one) — their sum the chance.
+    def refused_later(self, n: float, delays: list[Callable[
+            [NDArray[np.float64], float], tuple[NDArray[np.float64], NDArray[np.float64]]]]
+                      ) -> list[float]:
+        """For each retry j of a call this fixed window turns away at ``n`` sessions,
+        tried ``tau[:, i]`` seconds after the refusal with chance ``weights[i]``
+        (``tau, weights = delays[j](u, window_s)``; ``u`` the refusal's place in the
+        window, a fraction; later retries later): the chance retries 1…j are all turned
+        away again.
 
         The window's count only grows until it ends, so the same call tried again
-        before then is refused again; after it, it is a call launched at its place in
-        the next window. Where the refusals sit (``u``, the Palm view of
-        :meth:`_refusal_cells`) decides which: they come late in the window, most of
-        them, when its count has grown. hunt-3036 (60 s windows spilling to 15 s ones,
-        backoff retries): a retry of a call both turned away, 0.54 s later on average,
-        is turned away at the first window again 92.2 % of the time in the engine, the
-        model 0.961 (``python benchmarks/session53_probes.py backoff``); the window's
-        share of calls, which the fleet model read before, is a time average."""
+        before then is refused again — as every retry before it was, which came sooner;
+        after it, it is a call launched at its place in a later window, refused there
+        only if every retry before it was. Place by place: a retry just past the end
+        lands early in the next window, where it is seldom refused. Where the refusals
+        sit (``u``, the Palm view of :meth:`_refusal_cells`) decides which: they come
+        late in the window, most of them, when its count has grown. hunt-3036 (60 s
+        windows spilling to 15 s ones, backoff retries): a retry of a call both turned
+        away, 0.54 s later on average, is turned away at the first window again 92.2 %
+        of the time in the engine, the model 0.961 (``python
+        benchmarks/session53_probes.py backoff``); the window's share of calls, which
+        the fleet model read before, is a time average."""
         if self.sliding or n <= 0:
-            return 0.0, 0.0
+            return [0.0] * len(delays)
         key = ("refused-later", n)
         at = self._cascade_memo.get(key)
         if at is None:
@@ -1226,17 +1229,23 @@ class ClumpWindowModel:
             self._cascade_memo[key] = at
         total = float(at.sum())
         if total <= 1e-200:
-            return 0.0, 0.0
+            return [0.0] * len(delays)
         w = self.window_s
-        tau, weights = delays(_LATER_MIDDLES, w)                        # (cells, k)
         left = w * (1.0 - _LATER_MIDDLES)[:, None]
-        past = tau - left
-        # Past the window's end: a call launched at its place in a later window.
-        nxt = np.interp(np.mod(np.maximum(past, 0.0) / w, 1.0), _LATER_MIDDLES, at)
-        share = weights / weights.sum()
-        within = float(_dot(at, (past < 0.0).astype(np.float64) @ share)) / total
-        after = float(_dot(at, np.where(past < 0.0, 0.0, nxt) @ share)) / total
-        return min(1.0, within), min(1.0 - min(1.0, within), after)
+        chain = np.ones(_LATER_MIDDLES.size)     # each place's chance all so far refused
+        out = []
+        for d in delays:
+            tau, weights = d(_LATER_MIDDLES, w)                         # (cells, k)
+            share = weights / weights.sum()
+            past = tau - left
+            within = (past < 0.0).astype(np.float64) @ share
+            # Past the window's end: a call launched at its place in a later window.
+            nxt = np.interp(np.mod(np.maximum(past, 0.0) / w, 1.0), _LATER_MIDDLES, at)
+            after = np.where(past < 0.0, 0.0, nxt) @ share
+            chain = within + np.maximum(chain - within, 0.0) * np.divide(
+                after, 1.0 - within, out=np.zeros_like(after), where=within < 1.0)
+            out.append(min(1.0, float(_dot(at, chain)) / total))
+        return out
 
     def _refused_charges(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """The law of a refused call's charge less a unit (a count above ``q − b``
