@@ -261,7 +261,9 @@ def backoff() -> None:
         worst = max(feeds, key=lambda f: f.stats(n).loss_fraction)
         both = 1.0
         chain = worst.retry_chain(n)
-        blocked = worst._arrival_share(n)
+        g, offered = worst.window_law(n)
+        blocked = worst._arrival_share(n, worst.stats(n).call_429_fraction,
+                                       float(np.dot(np.arange(g.size), g)), offered)
         for k, (a, mean) in enumerate(worst.later(n)):
             ea, eb = spilled[k] / max(made[k], 1), refused[k] / max(spilled[k], 1)
             both *= ea * eb

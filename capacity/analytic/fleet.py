@@ -1551,8 +1551,7 @@ class FeedModel(_MemoStats):
             # only grows) and every deployment after it, which refused the call in the
             # spell that filled that window, still turns it away — this one too
             # (:meth:`retry_chain`: ``t_j``, the chance retries 1…j are all refused).
-            here = mean_s / offered * self._calls_per_unit(n)
-            t = self.retry_chain(n, min(1.0, call / here) if here > 0.0 else 0.0)
+            t = self.retry_chain(n, self._arrival_share(n, call, mean_s, offered))
             refused = call * (1.0 + math.fsum(t))
             attempt = refused / (1.0 + call * (1.0 + math.fsum(t[:-1])))
             last = t[-1]
@@ -1700,17 +1699,18 @@ class FeedModel(_MemoStats):
         if self.later is None:
             return []
         if blocked is None:
-            blocked = self._arrival_share(n)
+            g, offered = self.window_law(n)
+            mean_s = float(np.dot(np.arange(g.size, dtype=np.float64), g))
+            blocked = self._arrival_share(n, float(self.stats(n).call_429_fraction or 0.0),
+                                          mean_s, offered)
         return list(itertools.accumulate(
             (a * self._still_short(mean, blocked) for a, mean in self.later(n)), min))
 
-    def _arrival_share(self, n: int) -> float:
+    def _arrival_share(self, n: int, call: float, mean_s: float, offered: float) -> float:
         """The share of the calls arriving here (the route's calls that reach it) this
-        slot turns away at ``n``."""
-        g, offered = self.window_law(n)
-        mean_s = float(np.dot(np.arange(g.size, dtype=np.float64), g))
+        slot turns away at ``n``, from ``call``, its share of the route's calls, and its
+        window law's mean ``mean_s`` against the route's ``offered`` units."""
         here = mean_s / offered * self._calls_per_unit(n) if offered > 0.0 else 0.0
-        call = float(self.stats(n).call_429_fraction or 0.0)
         return min(1.0, call / here) if here > 0.0 else 0.0
 
     def _still_short(self, delay: float, blocked: float) -> float:
@@ -2047,7 +2047,7 @@ _STORM_LOAD_GRID = 1.1
 # length (s), the delays (s, ``(cells, k)``) and their weights (``(k,)``).
 _Delays = Callable[[NDArray[np.float64], float],
                    tuple[NDArray[np.float64], NDArray[np.float64]]]
-# Points of a retry's delay law (a retry-after uniform over a window, a backoff's jitter).
+# Points of a backoff's jitter in a retry's delay law.
 _DELAY_POINTS = 16
 
 
@@ -2068,8 +2068,8 @@ def _back_within(levels: list[list[Any]], n: int, delays: list[_Delays]) -> list
     has not ended, and in later windows), its slot whose first retry is likeliest
     refused. The fixed windows after it, on the same clock, refused the call in the
     spell that filled that window, and are read as still full."""
-    best = max(levels[0], key=lambda x: x.inner.refused_later(n, delays[:1])[0])
-    return [float(v) for v in best.inner.refused_later(n, delays)]
+    chains = [x.inner.refused_later(n, delays) for x in levels[0]]
+    return [float(v) for v in max(chains, key=lambda c: c[0])]
 
 
 def _retry_delays(r: RetrySpec, k: int, hops: int) -> tuple[_Delays, float] | None:
