@@ -2421,14 +2421,19 @@ class ClosedTurns:
         pm = pm / pm.sum()
         if lam * float(pm @ k) >= refill:
             return None                      # overloaded: no positive root, no excursion
+        kmax = float(k[-1])
+        hi = 1.0 / kmax
+        # The root is searched over the charges that occur only: a launch total's law on
+        # a fine grid is mostly zeros (chat-assistant's 8,194 levels hold 2 charges).
+        nz = pm > 0.0
+        k, pm = k[nz], pm[nz]
 
         def lundberg(t: float) -> float:
             return lam * float(pm @ np.expm1(t * k)) - refill * t
 
-        hi = 1.0 / k[-1]
         while lundberg(hi) < 0.0:
             hi *= 2.0
-            if hi * k[-1] > 700.0:
+            if hi * kmax > 700.0:
                 return None
         lo = hi / 2.0
         while lundberg(lo) >= 0.0 and lo > 1e-300:
