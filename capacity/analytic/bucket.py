@@ -3228,6 +3228,10 @@ def _tried(tb: _ToldBlock, pi: NDArray[np.float64]) -> NDArray[np.float64]:
     return W
 
 
+# Entries of the step matrices :func:`_interfered` builds at once (a span of levels).
+_INTERFERED_BLOCK = 1 << 16
+
+
 def _interfered(move: NDArray[np.float64], pl: float, x: float) -> NDArray[np.float64]:
     """``q[ℓ, s]``: the chance a call charging ``s`` steps (``s = J``: more than the
     block), refused at level ``ℓ < s`` and told to come back when the refill has brought
@@ -3263,23 +3267,27 @@ def _interfered(move: NDArray[np.float64], pl: float, x: float) -> NDArray[np.fl
         end[taken, cols] = pf * cum[at_lvl[fine], s_all[cols] - 1]
     q = np.zeros((n, n + 1))
     v = np.zeros((cn, n + 1))
-    for y in range(top, -1, -1):
-        c = np.arange(min(gone, y + 1))
-        lvl = y - c                                 # the level with C = c taken
-        T = np.zeros((cn, cn))
-        T[gone, gone] = 1.0
-        k = np.arange(gone)
-        ok = k[None, :] >= c[:, None]               # ends at y − k: took k ≥ c
-        dst = np.clip(y - k, 0, None)
-        T[np.ix_(c, k)] = np.where(ok & (y - k >= 0)[None, :],
-                                   pl * move[lvl[:, None], dst[None, :]], 0.0)
-        if y - gone >= 0:
-            T[c, gone] = pl * cum[lvl, y - gone]
-        T[c, c] += 1.0 - pl
-        v = T @ v
-        at = land == y
-        v[:, at] = end[:, at]
-        q[y] = v[0]
+    # Each level's step matrix T[C, C'] (C' = gone: refused, absorbing) built for a span
+    # of levels at once: one level's dozen small numpy calls were most of the time.
+    k = np.arange(cn)[None, None, :]
+    c3 = np.arange(cn)[None, :, None]
+    span = max(1, _INTERFERED_BLOCK // (cn * cn))
+    for hi in range(top, -1, -span):
+        ys = np.arange(hi, max(hi - span, -1), -1)
+        y = ys[:, None, None]
+        live = c3 < np.minimum(gone, y + 1)        # C = c reachable at level y
+        lvl = np.clip(y - c3, 0, None)              # the level with C = c taken
+        T = np.where(live & (k < gone) & (k >= c3) & (y - k >= 0),
+                     pl * move[lvl, np.clip(y - k, 0, top)], 0.0)
+        T = np.where(live & (k == gone) & (y - gone >= 0),
+                     pl * cum[lvl, np.clip(y - gone, 0, top)], T)
+        T += np.where(live & (k == c3), 1.0 - pl, 0.0)
+        T[:, gone, gone] = 1.0
+        for i, yy in enumerate(ys):
+            v = T[i] @ v
+            at = land == yy
+            v[:, at] = end[:, at]
+            q[yy] = v[0]
     return np.where(np.arange(n)[:, None] < s_all[None, :], q, 0.0)
 
 
