@@ -1,13 +1,21 @@
 """The level carried over a backoff gap (``bucket._uniformised``): the Poisson mixture of a
-move's powers, by squaring where that is the fewer products, equals the mixture summed term
-by term (the way it was computed before session 41)."""
+move's powers, by squaring where that is the less work (the series in blocks,
+Paterson–Stockmeyer), equals the mixture summed term by term (the way it was computed
+before session 41)."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 
-from capacity.analytic.bucket import _poisson_weights, _uniformised
+from capacity.analytic.bucket import (
+    _poisson_weights,
+    _power_series,
+    _series_products,
+    _uniformised,
+)
 
 
 def _series(v: np.ndarray, P: np.ndarray, mu: float) -> np.ndarray:
@@ -34,10 +42,29 @@ def test_squaring_is_the_series(mu: float) -> None:
     assert np.allclose(got.sum(axis=1), v.sum(axis=1), rtol=1e-11)
 
 
-def test_a_short_gap_is_summed_term_by_term() -> None:
-    # Below one event on average the series is the fewer products: the same numbers.
+def test_one_row_over_a_short_gap_is_summed_term_by_term() -> None:
+    # One row carried, below one event on average: the series is the less work (a row
+    # times P a term, against P's own products): the same numbers.
     rng = np.random.default_rng(3)
     P = rng.random((8, 8))
     P /= P.sum(axis=1, keepdims=True)
-    v = rng.random((9, 8))
+    v = rng.random((1, 8))
     assert np.array_equal(_uniformised(v, P, 0.4), _series(v, P, 0.4))
+
+
+@pytest.mark.parametrize("terms", [1, 2, 3, 4, 5, 8, 9, 10, 17, 22, 37])
+def test_the_power_series_in_blocks_is_the_sum_of_powers(terms: int) -> None:
+    rng = np.random.default_rng(terms)
+    n = 12
+    P = rng.random((n, n))
+    P /= P.sum(axis=1, keepdims=True)
+    c = rng.random(terms)
+    want = np.zeros((n, n))
+    x = np.eye(n)
+    for k in range(terms):
+        want += c[k] * x
+        x = x @ P
+    np.testing.assert_allclose(_power_series(P, c), want, rtol=1e-13)
+    # About 2·sqrt(K) products, never more than the series' K - 1.
+    assert _series_products(terms) <= max(terms - 1, 0)
+    assert _series_products(terms) <= 2 * math.isqrt(terms)
