@@ -70,12 +70,17 @@ def test_the_spans_of_levels_give_the_level_by_level_recursion(seed: int) -> Non
     assert np.all(got >= -1e-15) and np.all(got <= 1.0 + 1e-12)
 
 
-def test_a_span_smaller_than_the_levels_changes_nothing(monkeypatch: pytest.MonkeyPatch
-                                                        ) -> None:
+@pytest.mark.parametrize("block", [1, 50, 200, 49 * 7])
+def test_spans_smaller_than_the_levels_change_nothing(monkeypatch: pytest.MonkeyPatch,
+                                                      block: int) -> None:
+    # x = 4.6: 7 × 7 entries a level, 40 levels: one in one span with the default block;
+    # blocks of 1, 50, 200 and 343 entries make spans of 1, 1, 4 and 7 levels, the last
+    # span partial (40 is no multiple of 4 or 7).
     rng = np.random.default_rng(7)
     move = rng.random((40, 40))
     move /= move.sum(axis=1, keepdims=True)
     whole = _interfered(move, 0.3, 4.6)
-    # x = 4.6: 7 × 7 entries a level; a block of 1 entry makes spans of one level.
-    monkeypatch.setattr(bucket, "_INTERFERED_BLOCK", 1)
+    np.testing.assert_allclose(whole, _level_by_level(move, 0.3, 4.6), rtol=1e-12,
+                               atol=1e-15)
+    monkeypatch.setattr(bucket, "_INTERFERED_BLOCK", block)
     np.testing.assert_array_equal(_interfered(move, 0.3, 4.6), whole)

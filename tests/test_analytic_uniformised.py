@@ -64,7 +64,25 @@ def test_the_power_series_in_blocks_is_the_sum_of_powers(terms: int) -> None:
     for k in range(terms):
         want += c[k] * x
         x = x @ P
-    np.testing.assert_allclose(_power_series(P, c), want, rtol=1e-13)
-    # About 2·sqrt(K) products, never more than the series' K - 1.
+    counted = P.view(_Counting)
+    _Counting.products = 0
+    np.testing.assert_allclose(_power_series(counted, c), want, rtol=1e-13)
+    # The products it takes are the ones the path choice counts: about 2·sqrt(K),
+    # never more than the series' K - 1.
+    assert _Counting.products == _series_products(terms)
     assert _series_products(terms) <= max(terms - 1, 0)
     assert _series_products(terms) <= 2 * math.isqrt(terms)
+
+
+class _Counting(np.ndarray):
+    """A matrix that counts the products it takes part in (their results count too)."""
+
+    products = 0
+
+    def __matmul__(self, other: np.ndarray) -> np.ndarray:  # type: ignore[override]
+        _Counting.products += 1
+        return (np.asarray(self) @ np.asarray(other)).view(_Counting)
+
+    def __rmatmul__(self, other: np.ndarray) -> np.ndarray:  # type: ignore[override]
+        _Counting.products += 1
+        return (np.asarray(other) @ np.asarray(self)).view(_Counting)
