@@ -20,7 +20,7 @@ from capacity.analytic.bucket import (
 
 def _series(v: np.ndarray, P: np.ndarray, mu: float) -> np.ndarray:
     wts = _poisson_weights(mu)
-    acc = wts[0] * v
+    acc: np.ndarray = wts[0] * v
     x = v
     for w in wts[1:]:
         x = x @ P
@@ -81,8 +81,10 @@ class _Counting(np.ndarray):
 
     def __matmul__(self, other: np.ndarray) -> np.ndarray:  # type: ignore[override]
         _Counting.products += 1
-        return (np.asarray(self) @ np.asarray(other)).view(_Counting)
+        out: np.ndarray = (np.asarray(self) @ np.asarray(other)).view(_Counting)
+        return out
 
     def __rmatmul__(self, other: np.ndarray) -> np.ndarray:  # type: ignore[override]
         _Counting.products += 1
-        return (np.asarray(other) @ np.asarray(self)).view(_Counting)
+        out: np.ndarray = (np.asarray(other) @ np.asarray(self)).view(_Counting)
+        return out
