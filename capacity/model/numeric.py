@@ -7,6 +7,8 @@
   with the regularised incomplete beta function (:func:`betainc`, a Lentz continued
   fraction). tests/test_numeric.py checks both against scipy (a dev dependency only).
 * :func:`normal_logsf` — log P(Z > z) of the standard normal, finite far in the tail.
+* :func:`fixed_point_between` — ``x = g(x)`` for a non-increasing ``g``, between two of
+  its iterates (which bracket it), by :func:`brentq`.
 
 Imports only the standard library: the profile and model layers use it without numpy.
 """
@@ -17,7 +19,7 @@ import math
 from collections.abc import Callable
 from statistics import NormalDist
 
-__all__ = ["betainc", "brentq", "normal_logsf", "t_quantile"]
+__all__ = ["betainc", "brentq", "fixed_point_between", "normal_logsf", "t_quantile"]
 
 _EPS = 2.220446049250313e-16
 _STD_NORMAL = NormalDist()
@@ -72,6 +74,29 @@ def brentq(f: Callable[[float], float], a: float, b: float, *, xtol: float = 2e-
         xcur += scur if abs(scur) > delta else (delta if sbis > 0 else -delta)
         fcur = float(f(xcur))
     raise RuntimeError(f"brentq: no convergence in {maxiter} steps (last x = {xcur!r})")
+
+
+def fixed_point_between(g: Callable[[float], float], a: float, b: float, *,
+                        xtol: float, rtol: float = 8.881784197001252e-16) -> float:
+    """The fixed point ``x = g(x)`` of a non-increasing ``g`` between two consecutive
+    iterates ``a`` and ``b = g(a)``: for such a ``g`` they lie either side of it (``a``
+    below it makes ``g(a)`` above it), where plain iteration may swing between them for
+    good — a refused share that aborts many turns makes the next pass's load, and so its
+    share, far lower, and that one's far higher again. Solved by :func:`brentq` to
+    ``xtol + rtol·|x|`` (``g(a)`` is not asked again); where ``g(x) − x`` has one sign
+    at both ends (``g`` not monotone to rounding), ``b``."""
+    if a == b:
+        return b
+    known = {a: b - a}
+
+    def h(x: float) -> float:
+        got = known.get(x)
+        return g(x) - x if got is None else got
+
+    try:
+        return brentq(h, min(a, b), max(a, b), xtol=xtol, rtol=rtol)
+    except ValueError:
+        return b
 
 
 def _betacf(a: float, b: float, x: float) -> float:
