@@ -1,0 +1,63 @@
+"""Session 54's probes (issue 13): a refused share that aborts turns, at its fixed point.
+
+Run from the repository root::
+
+    python benchmarks/session54_probes.py swing   # hunt-61: the passes, the answer, the engine
+
+``swing``: tests/data/sliding-abort-swing.yaml (hunt-61: a 5 s sliding RPM log counting
+its refusals, no retries, a 5 % target) at 260, 281 and 293 sessions: the refused share
+of six plain passes ``p ← share(N·L(p))`` from the full load (the load factor ``L`` the
+refusals' aborted turns leave), the model's answer now
+(:func:`capacity.model.numeric.fixed_point_between` between the last two once they swing),
+and the engine's 429 share of attempts (6 × 30 min, seed 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from capacity.analytic.clumped import ClumpedWindow  # noqa: E402
+from capacity.analytic.model import constraint_model, cycle_time  # noqa: E402
+from capacity.model.workload import Workload  # noqa: E402
+from capacity.profile.loader import load_profile  # noqa: E402
+from capacity.sim.engine import simulate  # noqa: E402
+
+
+def swing() -> None:
+    prof = load_profile(ROOT / "tests" / "data" / "sliding-abort-swing.yaml")
+    wl = Workload.from_profile(prof)
+    model = constraint_model(wl, wl.constraints[0], cycle_time(wl).cycle_s)
+    assert isinstance(model, ClumpedWindow)
+    w = model.inner
+    share = functools.partial(w._sliding, exceed=False)
+    print("| sessions | plain passes (refused %, the full load first) | model | engine [95 % CI] |")
+    print("|---|---|---|---|")
+    for n in (260, 281, 293):
+        p = share(n)["failed"]
+        seq = [p]
+        for _ in range(6):
+            p = share(n * w.load_factor(p))["failed"]  # type: ignore[arg-type]
+            seq.append(p)
+        got = w.attempt_share(n)["failed"]
+        est = simulate(prof, n, replications=6, seed=1, horizon_s=1800.0
+                       ).metrics["attempt_429_fraction"]
+        passes = ", ".join(f"{100 * x:.2f}" for x in seq)
+        print(f"| {n} | {passes} | {100 * got:.2f} % | {100 * est.mean:.2f} % "
+              f"[{100 * est.lo:.2f}–{100 * est.hi:.2f}] |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("probe", choices=["swing"])
+    args = ap.parse_args()
+    {"swing": swing}[args.probe]()
+
+
+if __name__ == "__main__":
+    main()
