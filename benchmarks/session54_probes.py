@@ -7,9 +7,13 @@ Run from the repository root::
 ``swing``: tests/data/sliding-abort-swing.yaml (hunt-61: a 5 s sliding RPM log counting
 its refusals, no retries, a 5 % target) at 260, 281 and 293 sessions: the refused share
 of six plain passes ``p ← share(N·L(p))`` from the full load (the load factor ``L`` the
-refusals' aborted turns leave), the model's answer now
-(:func:`capacity.model.numeric.fixed_point_between` between the last two once they swing),
-and the engine's 429 share of attempts (6 × 30 min, seed 1).
+refusals' aborted turns leave), the model's answer now (passes that swing and narrow:
+their fixed point, :func:`capacity.model.numeric.fixed_point_between`; as wide every
+pass: the higher share) and the engine's 429 share of attempts (6 × 30 min, seed 1).
+Then at 293-320 sessions the engine's own load factor (its calls a second over the
+unthrottled ones, measured at 200 sessions), the model's ``L`` at the engine's share, and
+the model's share at the engine's thinned load: ``L`` is the engine's, the share of the
+thinned load far below the engine's — past the swing the thinning view does not hold.
 """
 
 from __future__ import annotations
@@ -50,6 +54,18 @@ def swing() -> None:
         passes = ", ".join(f"{100 * x:.2f}" for x in seq)
         print(f"| {n} | {passes} | {100 * got:.2f} % | {100 * est.mean:.2f} % "
               f"[{100 * est.lo:.2f}–{100 * est.hi:.2f}] |")
+    base = simulate(prof, 200, replications=4, seed=1, horizon_s=1800.0).metrics
+    per = base["turn_throughput_per_s"].mean * base["calls_per_turn"].mean / 200
+    print("\n| sessions | engine refused | engine load factor | model L there "
+          "| model share at the engine's thinned load |")
+    print("|---|---|---|---|---|")
+    for n in (293, 300, 310, 320):
+        m = simulate(prof, n, replications=6, seed=1, horizon_s=1800.0).metrics
+        pe = m["attempt_429_fraction"].mean
+        f = m["turn_throughput_per_s"].mean * m["calls_per_turn"].mean / (n * per)
+        thin = share(n * f)["failed"]  # type: ignore[arg-type]
+        print(f"| {n} | {100 * pe:.2f} % | {f:.4f} | {w.load_factor(pe):.4f} "
+              f"| {100 * thin:.2f} % |")
 
 
 def main() -> None:

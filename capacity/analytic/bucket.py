@@ -66,7 +66,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from capacity.analytic.window import RetryModel, attempts_per_call, lattice_convolve
-from capacity.model.numeric import brentq, fixed_point_between
+from capacity.model.numeric import brentq, fixed_point_between, swing_narrows
 from capacity.model.workload import Batch, CallCost, remember
 
 _kernels: Any
@@ -2303,15 +2303,26 @@ def settled(p: float, again: Callable[[float], float], factor: Callable[[float],
     """A no-retry refusal share ``p`` (at the unthrottled launch rate) moved to the rate
     its own refusals make: ``again(f)`` is the share at ``f`` times that rate,
     ``factor(q)`` the rate factor a share ``q`` makes (:func:`shortened_factor`); a few
-    fixed-point passes, then, where they swing about it, the fixed point solved between
-    the last two (:func:`~capacity.model.numeric.fixed_point_between`)."""
-    prev = p
+    fixed-point passes. Where they run out swinging about the fixed point, the point
+    solved between the last two if they narrow, else the higher share of the two, as
+    the window model reads its own passes (:func:`~capacity.model.numeric.swing_narrows`).
+    The last share ``again`` was asked for is the one returned (a caller reads its
+    other figures there)."""
+    passes = [p]
     for _ in range(_SHORTENED_PASSES):
         nxt = again(factor(p))
         if abs(nxt - p) <= 1e-4 * max(p, 1e-6):
             return nxt
-        prev, p = p, nxt
-    return fixed_point_between(lambda q: again(factor(q)), prev, p, xtol=1e-12, rtol=1e-5)
+        passes.append(nxt)
+        p = nxt
+    narrows = swing_narrows(passes)
+    if narrows:
+        root = fixed_point_between(lambda q: again(factor(q)), passes[-2], p,
+                                   xtol=1e-12, rtol=1e-5)
+        return again(factor(root))
+    if narrows is False and passes[-2] > p:
+        return again(factor(p))      # one pass more: the swing's higher share
+    return p
 
 
 def _gathered(pmf: NDArray[np.float64], top: int) -> NDArray[np.float64]:

@@ -8,7 +8,8 @@
   fraction). tests/test_numeric.py checks both against scipy (a dev dependency only).
 * :func:`normal_logsf` — log P(Z > z) of the standard normal, finite far in the tail.
 * :func:`fixed_point_between` — ``x = g(x)`` for a non-increasing ``g``, between two of
-  its iterates (which bracket it), by :func:`brentq`.
+  its iterates (which bracket it), by :func:`brentq`; :func:`swing_narrows` — whether
+  passes that ran out swing about their fixed point, narrowing or not.
 
 Imports only the standard library: the profile and model layers use it without numpy.
 """
@@ -16,10 +17,11 @@ Imports only the standard library: the profile and model layers use it without n
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from statistics import NormalDist
 
-__all__ = ["betainc", "brentq", "fixed_point_between", "normal_logsf", "t_quantile"]
+__all__ = ["betainc", "brentq", "fixed_point_between", "normal_logsf", "swing_narrows",
+           "t_quantile"]
 
 _EPS = 2.220446049250313e-16
 _STD_NORMAL = NormalDist()
@@ -76,27 +78,41 @@ def brentq(f: Callable[[float], float], a: float, b: float, *, xtol: float = 2e-
     raise RuntimeError(f"brentq: no convergence in {maxiter} steps (last x = {xcur!r})")
 
 
+def swing_narrows(xs: Sequence[float]) -> bool | None:
+    """How fixed-point passes ``xs`` (``x_{k+1} = g(x_k)``) that ran out ended: None
+    where their last two steps go one way (no swing: the last pass stands); True where
+    they swing about the fixed point and narrow (a contraction, slow: the point is
+    solved between them, :func:`fixed_point_between`); False where they swing as wide
+    or wider (the fixed point repels them: no balance there to answer with)."""
+    if len(xs) < 3:
+        return None
+    d1, d2 = xs[-2] - xs[-3], xs[-1] - xs[-2]
+    if d1 == 0.0 or d2 == 0.0 or math.copysign(1.0, d1) == math.copysign(1.0, d2):
+        return None
+    return abs(d2) < abs(d1) * (1.0 - 1e-3)
+
+
 def fixed_point_between(g: Callable[[float], float], a: float, b: float, *,
                         xtol: float, rtol: float = 8.881784197001252e-16) -> float:
     """The fixed point ``x = g(x)`` of a non-increasing ``g`` between two consecutive
     iterates ``a`` and ``b = g(a)``: for such a ``g`` they lie either side of it (``a``
-    below it makes ``g(a)`` above it), where plain iteration may swing between them for
-    good — a refused share that aborts many turns makes the next pass's load, and so its
-    share, far lower, and that one's far higher again. Solved by :func:`brentq` to
-    ``xtol + rtol·|x|`` (``g(a)`` is not asked again); where ``g(x) − x`` has one sign
-    at both ends (``g`` not monotone to rounding), ``b``."""
+    below it makes ``g(a)`` above it), where plain passes may swing between them for a
+    long while. Solved by :func:`brentq` to ``xtol + rtol·|x|`` (``g(a)`` is not asked
+    again, ``g(b)`` once); ``b`` where ``g(x) − x`` does not change sign between them
+    (``g`` not monotone to rounding) or is not finite at ``b``."""
     if a == b:
         return b
-    known = {a: b - a}
+    known = {a: b - a, b: g(b) - b}
+    if not math.isfinite(known[b]) or known[b] == 0.0:
+        return b
+    if math.copysign(1.0, known[a]) == math.copysign(1.0, known[b]):
+        return b
 
     def h(x: float) -> float:
         got = known.get(x)
         return g(x) - x if got is None else got
 
-    try:
-        return brentq(h, min(a, b), max(a, b), xtol=xtol, rtol=rtol)
-    except ValueError:
-        return b
+    return brentq(h, min(a, b), max(a, b), xtol=xtol, rtol=rtol)
 
 
 def _betacf(a: float, b: float, x: float) -> float:
