@@ -2395,9 +2395,10 @@ class ClumpWindowModel:
           (``(1 + m)ρw > q``) ends by a fluctuation, not at once.
 
         Three windows are followed (the rest of a longer storm: a geometric tail at the
-        last window's decay). The size is smooth in ``n``: it is computed at the nearest
-        point of a geometric grid (4% apart) and cached, so a ceiling search's guesses
-        share a few chains.
+        last window's decay). The size changes slowly with ``n``: it is computed at the
+        nearest point of a geometric grid (4% apart) and cached, so a ceiling search's
+        guesses share a few chains — and a share read from it steps where ``n`` crosses
+        from one cell to the next.
 
         ``enough``: a caller for which every size of at least this much is the same may
         get a floor instead, a number ``≥ enough`` (the chain stopped once it turned that
