@@ -3,6 +3,7 @@
 Run from the repository root::
 
     python benchmarks/session54_probes.py swing   # hunt-61: the passes, the answer, the engine
+    python benchmarks/session54_probes.py slope   # chat-assistant: the closed-loop tilt's roots
 
 ``swing``: tests/data/sliding-abort-swing.yaml (hunt-61: a 5 s sliding RPM log counting
 its refusals, no retries, a 5 % target) at 260, 281 and 293 sessions: the refused share
@@ -14,6 +15,11 @@ Then at 293-320 sessions the engine's own load factor (its calls a second over t
 unthrottled ones, measured at 200 sessions), the model's ``L`` at the engine's share, and
 the model's share at the engine's thinned load: ``L`` is the engine's, the share of the
 thinned load far below the engine's — past the swing the thinning view does not hold.
+
+``slope``: profiles/chat-assistant.yaml answered once with the pause sensitivity read
+(every store emptied first): how often the deep buckets' closed-loop tilt solves its
+Lundberg root (``ClosedTurns.slope``), and the grids it solves it on — their levels and
+the charges that occur (the root is searched over those only since session 54).
 """
 
 from __future__ import annotations
@@ -68,11 +74,44 @@ def swing() -> None:
               f"| {100 * thin:.2f} % |")
 
 
+def slope() -> None:
+    from collections import Counter
+
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from analytic_accuracy import empty_stores
+
+    from capacity.analytic import bucket
+    from capacity.analytic.model import analyze
+
+    grids: Counter[tuple[int, int]] = Counter()
+    orig = bucket.ClosedTurns.slope
+
+    def counted(self: bucket.ClosedTurns, pi: np.ndarray, g: bucket._DeepGrid, lam: float,
+                refill: float) -> tuple[float, float, float] | None:
+        tail = np.concatenate([[1.0], g.tail, [0.0]])
+        pm = np.maximum(-np.diff(tail), 0.0)[: g.tail.size + 1]
+        grids[(g.tail.size + 1, int((pm > 0).sum()))] += 1
+        return orig(self, pi, g, lam, refill)
+
+    bucket.ClosedTurns.slope = counted  # type: ignore[method-assign]
+    try:
+        empty_stores()
+        res = analyze(load_profile(ROOT / "profiles" / "chat-assistant.yaml"))
+        _ = res.sensitivity
+    finally:
+        bucket.ClosedTurns.slope = orig  # type: ignore[method-assign]
+    print(f"chat-assistant N* {res.burst_ceiling}: {sum(grids.values())} roots solved")
+    for (levels, charges), k in sorted(grids.items()):
+        print(f"  a grid of {levels:,} levels holding {charges} charges: {k} roots")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("probe", choices=["swing"])
+    ap.add_argument("probe", choices=["swing", "slope"])
     args = ap.parse_args()
-    {"swing": swing}[args.probe]()
+    {"swing": swing, "slope": slope}[args.probe]()
 
 
 if __name__ == "__main__":
