@@ -1120,12 +1120,19 @@ def _skip(d: Distribution, rng: np.random.Generator, n: int) -> None:
 
     A continuous uniform draws one 64-bit output of the bit generator per value, so
     PCG64 (``default_rng``) can step over them without making them — when no 32-bit
-    half is buffered, which the jump would drop. Otherwise the values are drawn.
+    half is buffered, which the jump would drop. A lognormal or exponential draw is a
+    standard normal or exponential one transformed: those are drawn, the transform
+    skipped (numpy takes the same bits; tests/test_workload_skip.py). Otherwise the
+    values are drawn.
     """
     bg = rng.bit_generator
     if (d.kind == "uniform" and not d._int_uniform and type(bg) is np.random.PCG64
             and not bg.state["has_uint32"]):
         bg.advance(n)
+    elif d.kind == "lognormal":
+        rng.standard_normal(n)         # its draws, without the exp: the same bits taken
+    elif d.kind == "exponential":
+        rng.standard_exponential(n)    # (the scale is a product after the draw)
     else:
         d.sample(rng, n)
 
