@@ -631,16 +631,15 @@ class ClumpWindowModel:
         at: float = n
         out = share(n)
         made = 1.0
-        passes, outs = [made], [out]
+        passes, before = [made], out          # (the share the pass before found)
         for _ in range(6):
             new = self.load_factor(out["failed"])
             if abs(new - made) < 1e-4:
                 break
             made = new
             at = n * made
-            out = share(at)  # type: ignore[arg-type]
+            before, out = out, share(at)  # type: ignore[arg-type]
             passes.append(made)
-            outs.append(out)
         else:
             # The passes swing about the fixed point: a refused share aborts enough turns
             # that the next pass's load refuses far less, and back.
@@ -654,14 +653,14 @@ class ClumpWindowModel:
                 made = fixed_point_between(again, passes[-2], made, xtol=1e-6)
                 at = n * made
                 out = share(at)  # type: ignore[arg-type]
-            elif narrows is False and outs[-2]["failed"] > out["failed"]:
+            elif narrows is False and before["failed"] > out["failed"]:
                 # As wide every pass (hunt-61 at 293: 16.23 and 0 %): the balance repels
                 # them, and the engine refuses far more than the thinned load would
                 # (4.49 % where it says 2.5 %: refusals come in spells that feed
                 # themselves); the higher share, the load before the turns abort.
                 made = passes[-2]
                 at = n * made
-                out = outs[-2]
+                out = before
         out["exceed"] = self.exceedance(at)  # type: ignore[arg-type]
         return self._with_never_fit(out)
 
