@@ -141,6 +141,10 @@ _TILT_MAX = 50.0
 _ABORT_STORMS = True
 _CONTINUE_STORMS = True
 _CASCADE_COUNTED = True
+# Storms below the threshold, their backoff retries logged when they come (session 55:
+# ClumpWindowModel.storms_below_threshold, storm_chain's ``delayed``).
+_SUB_STORMS = True
+_STORM_RETRY_DELAY = True
 _CONTINUE_START = True
 # Backoff retries in fixed windows: where the refused calls sit from the Palm view of the
 # window's prefix (ClumpWindowModel._refusal_cells), not the spread rule.
@@ -2203,7 +2207,7 @@ class ClumpWindowModel:
         """
         m = self.retry.max_retries
         n_u = self.storm_threshold()
-        if gate and n <= n_u:
+        if gate and n <= n_u and not self.storms_below_threshold:
             return healthy
         g = self.pmf(max(n - 1, 0))
         palm = np.convolve(g, self.own_pmf)  # count an arriving call finds (itself out)
@@ -2250,6 +2254,24 @@ class ClumpWindowModel:
         return (n - self.storm_threshold()) * (1 + m)
 
     @property
+    def storms_below_threshold(self) -> bool:
+        """True when a storm below :meth:`storm_threshold` counts: its backoff retries,
+        logged when they come (:func:`_retry_delays`), decide how soon it ends by itself
+        (:meth:`storm_size`'s chain, from a turn sample; not a search's rough guess).
+
+        Below the threshold the storms end by themselves but are not nothing: a 2 s
+        counted RPM log of 13, one 0.27 s backoff retry, 154 sessions (hunt-3093) turns
+        away 0.935 % of attempts in the engine (400 h), in spells of ~6.4 attempts 11
+        an hour, where the healthy share is 0.620 %; with the spells the model says
+        0.980 % (12 an hour, 8.0 attempts each; ``python
+        benchmarks/session55_probes.py substorms``). Told retries are left out: they
+        come when the log has room for them, where the chain logs them with their
+        refusal (hunt-3056 went 7 -> 4 against the simulated 13 [7-24] with them)."""
+        r = self.retry
+        return (_SUB_STORMS and self._storm_sampled and not self.storm_rough
+                and r.retries and not r.honour_retry_after and bool(r.backoff_s))
+
+    @property
     def storms(self) -> bool:
         """True when a refusal can start a storm here (:meth:`_storms`): a counted
         sliding log whose retries meet it full again, or, without retries, whose refused
@@ -2290,7 +2312,8 @@ class ClumpWindowModel:
         percent across cells, the spells' start probability by orders of magnitude.
         """
         m = self.retry.max_retries
-        if n <= 0 or not self.storms or (m > 0 and n <= self.storm_threshold()):
+        if n <= 0 or not self.storms or (m > 0 and n <= self.storm_threshold()
+                                         and not self.storms_below_threshold):
             return 0.0
         spells = other.crossings(n)
         if spells <= 0.0:
@@ -2877,7 +2900,10 @@ def _storm_size(mdl: ClumpWindowModel, n: float, enough: float = math.inf) -> fl
         return _storm_arrivals(mdl, first, gaps, sizes, pre, per_turn, dt, steps, q, o_mean,
                                starts_out=turns if seen is not None else None)
 
-    size = storm_chain(mdl, pre, arrivals, enough, seen=seen)
+    # Below the storm threshold a storm ends by itself, soon: when its retries come
+    # decides how soon (they are logged then; see storm_chain).
+    size = storm_chain(mdl, pre, arrivals, enough, seen=seen,
+                       delayed=n < mdl.storm_threshold())
     if seen and turns:
         length = float(seen["length_s"])
         # What the log holds of the storm's last window once it is over: its own
@@ -3092,11 +3118,72 @@ def _storm_echo(mdl: ClumpWindowModel, met: NDArray[np.float64] | None, dt: floa
     return (0.0, 0.0) if e is None else echo_chance([e], dt, mdl.window_s, mu, sd, q)
 
 
+def _retry_delays(retry: RetryModel, dt: float) -> list[int] | None:
+    """Steps of ``dt`` s from a refusal to each backoff retry (a 429's trip and the
+    mean backoff; at least one step), or None where retries are logged with their
+    refusal: none, or told the retry-after (they come when the log has room, not after
+    a fixed time)."""
+    m = retry.max_retries
+    if not _STORM_RETRY_DELAY or m <= 0 or retry.honour_retry_after or (
+            len(retry.backoff_s) < m):
+        return None
+    return [max(1, round(b / dt)) for b in retry.backoff_s[:m]]
+
+
+def _delayed_kernels(arr: NDArray[np.float64], dt: float, delays: list[int],
+                     o_law: NDArray[np.float64], width: int
+                     ) -> tuple[NDArray[np.float64], NDArray[np.float64],
+                                NDArray[np.float64]]:
+    """A storm chain's step kernels when each refused launch's retries are logged
+    ``delays`` steps after it (:func:`_retry_delays`): step ``i`` brings the fresh
+    launches ``arr[i]`` (per second, by units) and the retries of those of step
+    ``i − d_j``, each retry a stream of its own (independent of the fresh one: one
+    state, the count, cannot hold which launches are waiting), and the storm's first
+    launch's retries (overflow law ``o_law``, units 1..kmax) for certain at ``d_j``.
+    Returns (each step's law of the units it logs, the mass of none taken out of offset
+    0 — the chain's ``ups``; the chance of any arrival a step, its ``tots``; the units
+    logged a second)."""
+    steps, k1 = arr.shape
+    ks = np.arange(k1, dtype=np.float64)
+    fresh = arr * dt                                 # per step, by units
+    streams = [fresh]
+    for d in delays:
+        late = np.zeros_like(fresh)
+        late[d:] = fresh[: max(steps - d, 0)]
+        streams.append(late)
+    law = np.zeros((steps, width))
+    law[:, 0] = 1.0
+    filled = 1                                       # (law's columns that can be nonzero)
+    none = np.ones(steps)                            # P(no arrival of any stream)
+    units = np.zeros(steps)
+    for st in streams:
+        kern = st.copy()
+        kern[:, 0] += 1.0 - st.sum(axis=1)
+        none *= 1.0 - st.sum(axis=1)
+        units += st @ ks / dt
+        out = np.zeros((steps, width))
+        for u in np.flatnonzero(kern.any(axis=0)).tolist():  # (a launch law: few points)
+            span = min(filled, width - u)
+            out[:, u: u + span] += kern[:, u: u + 1] * law[:, :span]
+        law, filled = out, min(width, filled + k1 - 1)
+    o_units = float(_dot(np.arange(1, o_law.size + 1), o_law))
+    for d in delays:                                 # the first launch's retries
+        if d < steps:
+            row = np.convolve(law[d, :filled], np.concatenate([[0.0], o_law]))
+            law[d] = 0.0
+            law[d, : min(width, row.size)] = row[:width]
+            none[d] = 0.0
+            units[d] += o_units / dt
+    ups = law.copy()
+    ups[:, 0] -= none                                # (the chain adds 1 − tots back)
+    return ups, 1.0 - none, units
+
+
 def storm_chain(mdl: ClumpWindowModel, pre: NDArray[np.float64],
                 arrivals: Callable[[float, int, int, float], NDArray[np.float64]],
                 enough: float = math.inf,
                 logged: NDArray[np.float64] | None = None,
-                seen: dict[str, Any] | None = None) -> float:
+                seen: dict[str, Any] | None = None, delayed: bool = False) -> float:
     """Calls one retry storm turns away (:meth:`ClumpWindowModel.storm_size`'s chain)
     on ``mdl``'s log, from the steady launches per second by units ``pre`` and the
     launches the storm meets, ``arrivals(dt, steps, q, overflow)`` (per second, by
@@ -3108,10 +3195,18 @@ def storm_chain(mdl: ClumpWindowModel, pre: NDArray[np.float64],
     saw of the storm — its mean length ``length_s`` (s, a geometric tail's included),
     its step then (of the last ``arrivals`` asked for, steps of ``dt`` s), the units it
     logged per second then ``logged_end``, and the launches it met per second by step
-    up to then ``met`` (:func:`_storm_rebound` reads them)."""
+    up to then ``met`` (:func:`_storm_rebound` reads them). ``delayed`` (without
+    ``logged``): backoff retries are logged when they come (:func:`_retry_delays`), each
+    retry a stream of its own, the fresh launches' of ``d_j`` steps before
+    (:func:`_delayed_kernels`) — a storm below the threshold, which ends by itself
+    before many of them come (hunt-3093 at 154 sessions: 8.0 attempts, 10.1 with them
+    logged at once, the engine's spells 6.4; above the threshold a first admission does
+    not end a storm, its retries still to come fill the log again, and they are logged
+    at once)."""
     kmax = pre.size - 1
     w = mdl.window_s
     q = math.floor(mdl.q_lat + 1e-9)
+    told = logged is not None
     if logged is None:
         logged = np.zeros(2 + mdl.retry.max_retries)
         logged[-1] = 1.0
@@ -3147,6 +3242,7 @@ def storm_chain(mdl: ClumpWindowModel, pre: NDArray[np.float64],
         steps = per_w * _STORM_WINDOWS
         arr = arrivals(dt, steps, q, o_mean)
     arr_units = arr @ (a_mean * ks)                 # attempts' units per second
+    delays = _retry_delays(mdl.retry, dt) if delayed and not told else None
     e_pre = q / (w * pre_mean) * dt                 # old launches expiring per step
     # Room above q the count reaches: the storm's steady content and 6 sd of it.
     top = int(np.argmax(arr_units))                 # (the storm's busiest step)
@@ -3175,6 +3271,18 @@ def storm_chain(mdl: ClumpWindowModel, pre: NDArray[np.float64],
     for j, pj in zip(mult, p_mult, strict=True):    # logged attempts with chance p_j
         ups[:, j * np.arange(1, kmax + 1)] += pj * arr[:, 1:] * dt
     ups[:, 0] += arr[:, 0] * dt
+    if delays is not None:
+        # Backoff retries logged when they come: a refused launch is logged once, its
+        # retry j d_j steps later. Its attempts are still counted turned away with it
+        # (a retry comes back to the count the fresh launches hold at the edge: 89 % of
+        # hunt-3093's first retries are refused again), and only a fresh launch let in
+        # ends the storm.
+        x = np.zeros(size)
+        x[1: kmax + 1] = o_law
+        fresh = tots
+        # (A step at d_j holds the fresh launch, m retries and the first launch's.)
+        ups, tots, logged_units = _delayed_kernels(arr, dt, delays, o_law,
+                                                   (a + 1) * kmax + 1)
     pre_kern = (pre_law * e_pre)[::-1]              # (reversed: out[d + K] gets y[d + k])
     pre_out = float(pre_kern.sum())
     # Before w the expiries do not depend on the count: a step's arrivals and expiries are
@@ -3189,6 +3297,11 @@ def storm_chain(mdl: ClumpWindowModel, pre: NDArray[np.float64],
     gone = ups.copy()
     gone[:, 0] -= tots
     cum = np.concatenate([[0.0], np.cumsum(arr_units)]) * dt
+    inv_gone = 1.0 / np.maximum(tots, 1e-12)
+    if delays is not None:
+        cum = np.concatenate([[0.0], np.cumsum(logged_units)]) * dt
+        inv_gone = 1.0 / np.maximum(1.0 - steps_k[:, 0], 1e-12)
+        tots = fresh
     # The expiries run half a step ahead of the arrivals (Strang splitting): an arrival
     # meets the count of mid-step, which halves the error of ordering a step's events.
     out = np.convolve(x, pre_kern * 0.5)
@@ -3196,7 +3309,7 @@ def storm_chain(mdl: ClumpWindowModel, pre: NDArray[np.float64],
     below = below + float(out[:kmax].sum())
     stop_at = enough * call_units
     x, alive, rejected, below, ended = _storm_walk(
-        x, steps_k, stay, gone, arr_units * dt, 1.0 - tots, 1.0 / np.maximum(tots, 1e-12),
+        x, steps_k, stay, gone, arr_units * dt, 1.0 - tots, inv_gone,
         cum, float(q), per_w, below, rejected, _STORM_ALIVE, stop_at)
     if rejected >= stop_at:
         return max(enough, float(rejected) / call_units)
@@ -3261,7 +3374,9 @@ def _storm_walk_numpy(x: NDArray[np.float64], steps_k: NDArray[np.float64],
     steps, size = steps_k.shape[0], x.size
     kmax = stay.size - 1
     kk = steps_k.shape[1] - 1
-    a = kk // kmax
+    # The kernels' offsets share the factor a (1 + m when every attempt of a refused call
+    # is logged with it; 1 when its retries are logged apart, or by a law of counts).
+    a = int(np.gcd.reduce(np.flatnonzero(steps_k.any(axis=0)))) if kk else 1
     # (np.correlate with reversed kernels: np.convolve's wrapper costs as much as the sum.)
     steps_r = steps_k[:, ::-1].copy()
     # The first window's kernel is steps_k[i] convolved with stay: applied as the two
