@@ -56,10 +56,8 @@ def test_the_ceiling_meets_the_target() -> None:
 def test_backoff_retries_logged_when_they_come_shorten_the_spells() -> None:
     """Logged with their refusal the spell at 154 sessions is ~10 attempts; logged when
     they come, ~8 (the engine's spells: 6.4, python benchmarks/session55_probes.py
-    substorms). Above the threshold they are logged at once (a first admission does not
-    end a storm there)."""
+    substorms)."""
     log = _log()
-    n_u = log.storm_threshold()
     pre = window.storm_launches(log, 154.0)
 
     def arrivals(dt: float, steps: int, q: int, o: float) -> np.ndarray:
@@ -68,15 +66,47 @@ def test_backoff_retries_logged_when_they_come_shorten_the_spells() -> None:
     at_once = window.storm_chain(log, pre, arrivals)
     delayed = window.storm_chain(log, pre, arrivals, delayed=True)
     assert 0.6 * at_once < delayed < 0.9 * at_once
-    above = int(1.2 * n_u)
-    cell = window._STORM_GRID ** window.storm_cell(above)
-    pre_u = window.storm_launches(log, cell)
 
-    def arrivals_u(dt: float, steps: int, q: int, o: float) -> np.ndarray:
-        return np.broadcast_to(pre_u, (steps, pre_u.size)).copy()
 
-    assert log.storm_size(above) == pytest.approx(
-        window.storm_chain(log, pre_u, arrivals_u), rel=0.05)
+@pytest.mark.parametrize("where", [1.0, 1.004, 1.2])
+def test_at_and_above_the_threshold_retries_are_logged_at_once(
+        where: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the threshold a first admission does not end a storm (its retries still to
+    come fill the log again): the chain logs them at once, as it did — also in the
+    storm-grid cell across the threshold (its grid point below it, some of its N above:
+    a review found 185-187 sessions read with the delayed chain) — and below it where
+    the cell lies wholly below."""
+    n_u = _log().storm_threshold()
+    n = round(where * n_u)
+    cell = window._STORM_GRID ** window.storm_cell(n)
+    assert (cell * np.sqrt(window._STORM_GRID) > n_u) == (where >= 1.0)
+    now = _log().storm_size(n)
+    monkeypatch.setattr(window, "_SUB_STORMS", False)
+    before = _log().storm_size(n)
+    assert now == before
+    low = round(0.8 * n_u)
+    monkeypatch.setattr(window, "_SUB_STORMS", True)
+    delayed = _log().storm_size(low)
+    monkeypatch.setattr(window, "_SUB_STORMS", False)
+    assert delayed < _log().storm_size(low)
+
+
+def test_retries_due_in_one_step_come_one_a_step() -> None:
+    """Backoffs shorter than a step (a 0.05 s initial delay on a 30 s window's steps)
+    would put several retries on one step, where a kernel row holds one first launch's
+    retry: each retry comes a step after the one before, and every row is a law."""
+    retry = window.RetryModel(max_retries=3, honour_retry_after=False,
+                              counts_rejected=True, backoff_s=(0.06, 0.12, 0.2))
+    delays = window._retry_delays(retry, 0.25)
+    assert delays == [1, 2, 3]
+    rng = np.random.default_rng(3)
+    arr = rng.uniform(0.0, 0.8, (40, 3))
+    o_law = np.array([0.6, 0.4])
+    ups, tots, _ = window._delayed_kernels(arr, 0.25, delays, o_law, 5 * 2 + 1)
+    rows = ups.copy()
+    rows[:, 0] += 1.0 - tots
+    assert rows.sum(axis=1) == pytest.approx(np.ones(40), abs=1e-12)
+    assert (rows >= -1e-15).all()
 
 
 def test_delayed_kernels_are_the_streams_convolved() -> None:

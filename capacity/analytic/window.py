@@ -2193,7 +2193,10 @@ class ClumpWindowModel:
 
     def _storms(self, n: int, healthy: dict[str, float], gate: bool = True
                 ) -> dict[str, float]:
-        """Add the retry storms that bursts ignite (counted, retried sliding windows).
+        """Add the retry storms that bursts ignite (counted, retried sliding windows);
+        with ``gate``, above the storm threshold only, unless the storms below it count
+        (:attr:`storms_below_threshold`: backoff retries, their spells ending by
+        themselves).
 
         Ignition: the first call turned away — the trailing count going over the
         allowance, at the rate of arrivals that find it full for their charge ``B`` but
@@ -2300,10 +2303,12 @@ class ClumpWindowModel:
         a full token log holds nearly a fixed number of calls). The spells start at the
         other log's declumped crossing rate (:meth:`crossings`), ``A`` is geometric with
         the mean its refused attempts per spell give. Below the storm threshold (with
-        retries) a refusal here starts no storm: nothing is added. hunt-171 (RPM + TPM
-        over one 30 s log, honoured retries) at 90 sessions: every one of the engine's
-        storms began in a TPM spell (8 of 21 spells, ~60 requests logged at the start,
-        6.7 refused attempts per spell); the model says ~60, 10 and 5 spells an hour.
+        retries) a refusal here starts no storm — nothing is added — unless its backoff
+        retries' storms end by themselves there (:attr:`storms_below_threshold`).
+        hunt-171 (RPM + TPM over one 30 s log, honoured retries) at 90 sessions: every
+        one of the engine's storms began in a TPM spell (8 of 21 spells, ~60 requests
+        logged at the start, 6.7 refused attempts per spell); the model says ~60, 10 and
+        5 spells an hour.
 
         ``negligible``: a share below which the answer may be 0 without a new storm chain
         (a ceiling search's guesses far below its boundary): when this ``n``'s chain is
@@ -2902,8 +2907,11 @@ def _storm_size(mdl: ClumpWindowModel, n: float, enough: float = math.inf) -> fl
 
     # Below the storm threshold a storm ends by itself, soon: when its retries come
     # decides how soon (they are logged then; see storm_chain).
+    # (n is the cell's grid point: the whole cell must lie below the threshold — above
+    # it the retries are logged at once, and a cell across it is read the same way.)
     size = storm_chain(mdl, pre, arrivals, enough, seen=seen,
-                       delayed=n < mdl.storm_threshold())
+                       delayed=(mdl.storms_below_threshold
+                                and n * math.sqrt(_STORM_GRID) <= mdl.storm_threshold()))
     if seen and turns:
         length = float(seen["length_s"])
         # What the log holds of the storm's last window once it is over: its own
@@ -3127,7 +3135,10 @@ def _retry_delays(retry: RetryModel, dt: float) -> list[int] | None:
     if not _STORM_RETRY_DELAY or m <= 0 or retry.honour_retry_after or (
             len(retry.backoff_s) < m):
         return None
-    return [max(1, round(b / dt)) for b in retry.backoff_s[:m]]
+    out: list[int] = []
+    for b in retry.backoff_s[:m]:   # (one retry a step at most: retry j + 1 after retry j)
+        out.append(max(round(b / dt), out[-1] + 1 if out else 1))
+    return out
 
 
 def _delayed_kernels(arr: NDArray[np.float64], dt: float, delays: list[int],
@@ -3198,11 +3209,12 @@ def storm_chain(mdl: ClumpWindowModel, pre: NDArray[np.float64],
     up to then ``met`` (:func:`_storm_rebound` reads them). ``delayed`` (without
     ``logged``): backoff retries are logged when they come (:func:`_retry_delays`), each
     retry a stream of its own, the fresh launches' of ``d_j`` steps before
-    (:func:`_delayed_kernels`) — a storm below the threshold, which ends by itself
-    before many of them come (hunt-3093 at 154 sessions: 8.0 attempts, 10.1 with them
-    logged at once, the engine's spells 6.4; above the threshold a first admission does
-    not end a storm, its retries still to come fill the log again, and they are logged
-    at once)."""
+    (:func:`_delayed_kernels`) — for a storm below the threshold, which ends by itself,
+    often before they come (hunt-3093 at 154 sessions: 8.0 attempts, 10.1 with them
+    logged at once, the engine's spells 6.4; a longer window can hold a longer spell
+    either way). Above the threshold a first admission does not end a storm, its
+    retries still to come fill the log again: :func:`_storm_size` asks for ``delayed``
+    only for a storm-grid cell wholly below it."""
     kmax = pre.size - 1
     w = mdl.window_s
     q = math.floor(mdl.q_lat + 1e-9)
