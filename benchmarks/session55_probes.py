@@ -3,6 +3,7 @@
 Run from the repository root::
 
     python benchmarks/session55_probes.py substorms   # the spells, the engine, the model
+    python benchmarks/session55_probes.py deferred    # fixed windows: a turn's later calls
 
 ``substorms``: tests/data/sliding-counted-backoff-substorms.yaml (from hunt-3093: a 2 s
 sliding RPM log of 13 counting refusals, one backoff retry ~0.27 s later, the storm
@@ -13,6 +14,14 @@ retries are logged with their refusal, and with the retries logged when they com
 answer now). Then the spells themselves: in the engine (6 × 1 h traces) a spell is the
 attempts turned away from a refusal until a fresh call is let in; in the model, the
 ignition rate (:meth:`ClumpWindowModel._storms`) and the chain's size.
+
+``deferred``: tests/data/fixed-window-chain-deferred.yaml (from hunt-3041: two short calls
+~0.5 s apart, 60 s fixed windows of 76 requests, the SDK's retries) at 50-56 sessions, and
+the same turns with their second call left out (the think time halved: the same calls a
+second): the engine's 429 share of attempts (300 × 1 h, seed 7), the model's with every
+call past a window's crossing refused (as before session 55) and with a refused turn's
+later calls deferred past the window (now; :meth:`ClumpWindowModel._deferred_thinning`,
+whose share of the overflow refused is printed). One call a turn has nothing to defer.
 """
 
 from __future__ import annotations
@@ -27,6 +36,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from analytic_accuracy import empty_stores  # noqa: E402
+
 from capacity.analytic import window  # noqa: E402
 from capacity.analytic.model import constraint_model, cycle_time  # noqa: E402
 from capacity.model.workload import Workload  # noqa: E402
@@ -40,6 +53,7 @@ SESSIONS = (140, 154, 162)
 
 def _log(sub: bool, delay: bool) -> window.ClumpWindowModel:
     window._SUB_STORMS, window._STORM_RETRY_DELAY = sub, delay
+    empty_stores()
     wl = Workload.from_profile(load_profile(PROFILE))
     model = constraint_model(wl, wl.constraints[0], cycle_time(wl).cycle_s)
     inner = getattr(model, "inner", model)
@@ -103,11 +117,48 @@ def substorms() -> None:
     window._SUB_STORMS, window._STORM_RETRY_DELAY = True, True
 
 
+def deferred() -> None:
+    import yaml
+
+    from capacity.profile.loader import profile_from_dict
+
+    chain = PROFILE.parent / "fixed-window-chain-deferred.yaml"
+    data = yaml.safe_load(chain.read_text())
+    single = dict(data, name="fixed-window-single")
+    single["session"] = {"think_time": {"uniform": ["0s", "96.6s"]}, "turns": {
+        "one": {"steps": data["session"]["turns"]["chain"]["steps"][:1]}}}
+    print("| turns | sessions | engine [95 % CI] | every call past the crossing refused "
+          "| later calls deferred (now) | share of the overflow refused |")
+    print("|---|---|---|---|---|---|")
+    for what, d in (("two calls", data), ("one call", single)):
+        p = profile_from_dict(d)
+        for n in (50, 52, 54, 56):
+            a = simulate(p, n, replications=300, seed=7, horizon_s=3600.0).metrics[
+                "attempt_429_fraction"]
+            shares, thin = [], 1.0
+            for on in (False, True):
+                window._DEFERRED_STAGES = on
+                empty_stores()             # (the turn sample's laws are kept by profile)
+                wl = Workload.from_profile(p)
+                m = constraint_model(wl, wl.constraints[0], cycle_time(wl).cycle_s)
+                log = getattr(m, "inner", m)
+                assert isinstance(log, window.ClumpWindowModel)
+                shares.append(log.attempt_share(n)["attempt"])
+                if on:
+                    g = log.pmf(n)
+                    mean_s = n * log.mean_units / log.h
+                    thin = log._deferred_thinning(n, window._stop_loss(g, log.q_lat, mean_s),
+                                                  mean_s)
+            print(f"| {what} | {n} | {a.mean:.3%} [{a.lo:.3%}–{a.hi:.3%}] | {shares[0]:.3%} "
+                  f"| {shares[1]:.3%} | {thin:.2f} |")
+    window._DEFERRED_STAGES = True
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("probe", choices=["substorms"])
+    ap.add_argument("probe", choices=["substorms", "deferred"])
     args = ap.parse_args()
-    {"substorms": substorms}[args.probe]()
+    {"substorms": substorms, "deferred": deferred}[args.probe]()
 
 
 if __name__ == "__main__":

@@ -258,6 +258,13 @@ class _Blend(_window.ClumpWindowModel):
                      ) -> tuple[NDArray[np.complex128], NDArray[np.complex128] | None]:
         return self._log_power(x, L), None   # the mix's own rule, in the log
 
+    def _deferred_thinning(self, n: int, x_fresh: float, mean_s: float) -> float:
+        """The populations' shares of a fixed request window's overflow refused (their
+        turns' later calls deferred past it), by their calls: each at ``n`` sessions of
+        its own kind (held copies of a population are its own sessions exactly)."""
+        return math.fsum(w * m._deferred_thinning(n, x_fresh, mean_s)
+                         for w, (_, m) in zip(self.made_weights, self.parts, strict=True))
+
     def _transforms(self, L: int) -> tuple[NDArray[np.complex128], NDArray[np.complex128]]:
         hit = self._cache.get(L)
         if hit is None:

@@ -144,6 +144,9 @@ _CASCADE_COUNTED = True
 # Storms below the threshold, their backoff retries logged when they come (session 55:
 # ClumpWindowModel.storms_below_threshold, storm_chain's ``delayed``).
 _SUB_STORMS = True
+# Fixed request windows with retries: a refused turn's later calls deferred past the
+# window, not refused (session 55: ClumpWindowModel._deferred_thinning).
+_DEFERRED_STAGES = True
 _STORM_RETRY_DELAY = True
 _CONTINUE_START = True
 # Backoff retries in fixed windows: where the refused calls sit from the Palm view of the
@@ -826,13 +829,15 @@ class ClumpWindowModel:
                     "failed": share, "exceed": exceed_p, "retry_share": share}
         back_share = 1.0 if self.carry_back is None else self.carry_back(n)
         carry, e_y, gone = self._carry(n, g, back_share)
+        thin = self._deferred_thinning(n, x_fresh, mean_s)
         k = np.arange(carry.size)
         # Calls refused in a window that overflows (carry > 0 after it): the crossing
         # one and the later ones that no longer fit (:meth:`refused`), retries refused
         # for the last time included (they leave the carry).
         full = max(0.0, 1.0 - float(carry[0]))
         # Never below the fresh overflow alone (the carry's lattice is coarser).
-        rej = max(self.refused(e_y + gone, full, n), self.refused(x_fresh, exceed_p, n))
+        # (Of them, the turns' first past the crossing: their later calls are deferred.)
+        rej = thin * max(self.refused(e_y + gone, full, n), self.refused(x_fresh, exceed_p, n))
         same, all_same = self._same_window(carry, back_share, n)
         rej_att = rej * (1.0 + same)
         # This slot's attempts: its fresh calls and the retries that come back to it.
@@ -853,6 +858,25 @@ class ClumpWindowModel:
         failed = call * (all_same + (1.0 - all_same) * again ** self.retry.max_retries)
         return {"attempt": min(1.0, attempt), "call": call, "failed": failed,
                 "exceed": exceed_p, "retry_share": call}
+
+    def _deferred_thinning(self, n: int, x_fresh: float, mean_s: float) -> float:
+        """Share of a fixed request window's overflow that is refused, with retries: the
+        window is full from its crossing to its end, so a turn whose call it refuses
+        makes its later calls in a later window (after its retry, at the next window's
+        start when told the retry-after; after the retries that back off into this full
+        window; or never, its turn aborted) — deferred with the carry, not refused. Of
+        the calls launched past the crossing (the Palm prefix view of
+        :meth:`_first_refused`), the share that is each turn's first there; 1 without
+        the turn sample's instants. Two short calls 0.5 s apart in 60 s windows
+        (``tests/data/fixed-window-chain-deferred.yaml``) at 52 sessions: 0.59, the
+        share of attempts refused 0.92 % → 0.55 %, the engine's 0.46 % (``python
+        benchmarks/session55_probes.py deferred``)."""
+        if not (_DEFERRED_STAGES and self.retry.retries and self.aborted is not None
+                and self.prefix_pmfs is not None and x_fresh > 0 and mean_s > 0):
+            return 1.0
+        first = self._first_refused(float(n))
+        after = self._cascade_memo.get(("after-fill", float(n)), 0.0)
+        return min(1.0, first / after) if after > 0 else 1.0
 
     def _alone_share(self) -> float:
         """Share of one session's calls its own launches leave no room for in a fixed
@@ -964,6 +988,10 @@ class ClumpWindowModel:
             first = np.clip(now - b * prev, 0.0, None).mean(axis=1)
             hit = min(1.0, float(first.sum()) / float(ab.calls.sum()))
             self._cascade_memo[key] = hit
+            # (Every call after the window filled, the turn's earlier ones refused or not:
+            # the same Palm view's stop-loss, whose share of it _deferred_thinning reads.)
+            self._cascade_memo[("after-fill", n)] = float(now.mean(axis=1).sum()) / float(
+                ab.calls.sum())
         out: float = hit
         return out
 
@@ -4212,9 +4240,13 @@ def _build_parts(timing: TurnTiming, costs: dict[int, CallCost | None], window_s
                                               [c for c in col_costs[: len(relevant)]
                                                if c is not None], q_units, h, window_s))
                # Requests: a counter full at one instant stays full to the window's end
-               # (token charges: a smaller later call may still fit the room left).
-               if (ABORT_SAVING and is_requests and not sliding and retry.max_retries == 0
-                   and retry.abort_turn)
+               # (token charges: a smaller later call may still fit the room left). With
+               # retries the turn waits for its call (_deferred_thinning), unless it
+               # goes on at once when they are spent (``continue``, backing off).
+               if (ABORT_SAVING and is_requests and not sliding
+                   and ((retry.max_retries == 0 and retry.abort_turn)
+                        or (_DEFERRED_STAGES and retry.max_retries > 0
+                            and (retry.abort_turn or retry.honour_retry_after))))
                else None)
     abort_gaps = (timing.memo(("abort-gaps", tuple(relevant), q_units,
                                tuple(id(c) for c in col_costs[: len(relevant)])),
