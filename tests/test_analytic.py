@@ -29,6 +29,7 @@ from capacity.analytic.model import (
 from capacity.model.workload import Workload
 from capacity.profile.loader import load_profile, profile_from_dict
 from capacity.profile.schema import Profile
+from capacity.sim.engine import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -574,19 +575,25 @@ class TestTheoryExample:
         assert res.burst_ceiling == n_loss
         assert res.burst_ceiling < THEORY_MEAN
         # With the default retries (carried to the next window), every call past the
-        # crossing refused as here, the attempt share is larger, so the ceiling can only
-        # be lower. A refused turn's later calls are deferred past the window instead
-        # (session 55, window._DEFERRED_STAGES; the hand computation above refuses them):
-        # that can only raise it.
+        # crossing refused as in the hand computation, the attempt share is larger, so
+        # the ceiling can only be lower. The model defers a refused turn's later calls
+        # past the window instead (session 55, window._DEFERRED_STAGES), which can put
+        # it a session above n_loss (177 against 176 at 10 s windows) — held here to
+        # the engine: at its answer the engine turns away at most the target.
+        from benchmarks.analytic_accuracy import empty_stores
         from capacity.analytic import window as window_mod
 
-        with_retries = analyze(theory_profile(fixed_window(w))).burst_ceiling
+        with_retries = theory_profile(fixed_window(w))
+        n_retries = analyze(with_retries).burst_ceiling
         monkeypatch.setattr(window_mod, "_DEFERRED_STAGES", False)
-        from benchmarks.analytic_accuracy import empty_stores
         empty_stores()
-        refused_all = analyze(theory_profile(fixed_window(w))).burst_ceiling
-        assert refused_all <= n_loss
-        assert refused_all <= with_retries
+        try:
+            assert analyze(theory_profile(fixed_window(w))).burst_ceiling <= n_loss
+        finally:
+            empty_stores()
+        engine = simulate(with_retries, n_retries, replications=40, seed=1,
+                          horizon_s=3600.0).metrics["attempt_429_fraction"]
+        assert engine.mean <= with_retries.targets.max_429_fraction
 
     def test_windows_order_the_ceilings(self) -> None:
         """Longer windows absorb more of the burst: ceiling(1 s) < ceiling(10 s) < ceiling(60 s)."""

@@ -6,6 +6,7 @@ apart, 60 s windows of 76 requests, the SDK's retries."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,13 @@ from capacity.sim.engine import simulate
 
 DATA = Path(__file__).parent / "data"
 PROFILE = DATA / "fixed-window-chain-deferred.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_stores() -> Iterator[None]:
+    """Models built with a switch flipped stay out of the stores other tests read."""
+    yield
+    empty_stores()
 
 
 def _log(p: Profile) -> window.ClumpWindowModel:

@@ -7,11 +7,13 @@ healthy share 0.62 %."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benchmarks.analytic_accuracy import empty_stores
 from capacity.analytic import window
 from capacity.analytic.model import constraint_model, cycle_time
 from capacity.model.workload import Workload
@@ -21,6 +23,13 @@ from tests._accuracy import assert_profile_accurate
 
 DATA = Path(__file__).parent / "data"
 PROFILE = DATA / "sliding-counted-backoff-substorms.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_stores() -> Iterator[None]:
+    """Models built with a switch flipped stay out of the stores other tests read."""
+    yield
+    empty_stores()
 
 
 def _log(profile: object = None) -> window.ClumpWindowModel:

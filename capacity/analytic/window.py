@@ -859,7 +859,7 @@ class ClumpWindowModel:
         return {"attempt": min(1.0, attempt), "call": call, "failed": failed,
                 "exceed": exceed_p, "retry_share": call}
 
-    def _deferred_thinning(self, n: int, x_fresh: float, mean_s: float) -> float:
+    def _deferred_thinning(self, n: float, x_fresh: float, mean_s: float) -> float:
         """Share of a fixed request window's overflow that is refused, with retries: the
         window is full from its crossing to its end, so a turn whose call it refuses
         makes its later calls in a later window (after its retry, at the next window's
@@ -874,6 +874,11 @@ class ClumpWindowModel:
         if not (_DEFERRED_STAGES and self.retry.retries and self.aborted is not None
                 and self.prefix_pmfs is not None and x_fresh > 0 and mean_s > 0):
             return 1.0
+        lo = math.floor(n)
+        if n > lo:  # (a population's equivalent sessions: between the whole N)
+            f = n - lo
+            return ((1.0 - f) * self._deferred_thinning(lo, x_fresh, mean_s)
+                    + f * self._deferred_thinning(lo + 1, x_fresh, mean_s))
         first = self._first_refused(float(n))
         after = self._cascade_memo.get(("after-fill", float(n)), 0.0)
         return min(1.0, first / after) if after > 0 else 1.0
