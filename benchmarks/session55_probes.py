@@ -145,10 +145,7 @@ def deferred() -> None:
                 assert isinstance(log, window.ClumpWindowModel)
                 shares.append(log.attempt_share(n)["attempt"])
                 if on:
-                    g = log.pmf(n)
-                    mean_s = n * log.mean_units / log.h
-                    thin = log._deferred_thinning(n, window._stop_loss(g, log.q_lat, mean_s),
-                                                  mean_s)
+                    thin = log._deferred_thinning(n)
             print(f"| {what} | {n} | {a.mean:.3%} [{a.lo:.3%}–{a.hi:.3%}] | {shares[0]:.3%} "
                   f"| {shares[1]:.3%} | {thin:.2f} |")
     window._DEFERRED_STAGES = True

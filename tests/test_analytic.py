@@ -578,8 +578,8 @@ class TestTheoryExample:
         # crossing refused as in the hand computation, the attempt share is larger, so
         # the ceiling can only be lower. The model defers a refused turn's later calls
         # past the window instead (session 55, window._DEFERRED_STAGES), which can put
-        # it a session above n_loss (177 against 176 at 10 s windows) — held here to
-        # the engine: at its answer the engine turns away at most the target.
+        # it a session above n_loss (at 10 s windows) — held here to the engine: at
+        # its answer the engine turns away at most the target.
         from benchmarks.analytic_accuracy import empty_stores
         from capacity.analytic import window as window_mod
 

@@ -258,7 +258,7 @@ class _Blend(_window.ClumpWindowModel):
                      ) -> tuple[NDArray[np.complex128], NDArray[np.complex128] | None]:
         return self._log_power(x, L), None   # the mix's own rule, in the log
 
-    def _deferred_thinning(self, n: float, x_fresh: float, mean_s: float) -> float:
+    def _deferred_thinning(self, n: float) -> float:
         """The populations' shares of a fixed request window's overflow refused (their
         turns' later calls deferred past it), by their calls: each read at the sessions
         of its own kind that offer the mix's load at ``n`` (its window fills when the
@@ -268,7 +268,7 @@ class _Blend(_window.ClumpWindowModel):
         out = 0.0
         for w, (_, m) in zip(self.made_weights, self.parts, strict=True):
             like = n * self.mean_units / m.mean_units if m.mean_units > 0 else float(n)
-            out += w * m._deferred_thinning(like, x_fresh, mean_s)
+            out += w * m._deferred_thinning(like)
         return out
 
     def _transforms(self, L: int) -> tuple[NDArray[np.complex128], NDArray[np.complex128]]:

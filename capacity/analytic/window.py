@@ -144,10 +144,10 @@ _CASCADE_COUNTED = True
 # Storms below the threshold, their backoff retries logged when they come (session 55:
 # ClumpWindowModel.storms_below_threshold, storm_chain's ``delayed``).
 _SUB_STORMS = True
+_STORM_RETRY_DELAY = True
 # Fixed request windows with retries: a refused turn's later calls deferred past the
 # window, not refused (session 55: ClumpWindowModel._deferred_thinning).
 _DEFERRED_STAGES = True
-_STORM_RETRY_DELAY = True
 _CONTINUE_START = True
 # Backoff retries in fixed windows: where the refused calls sit from the Palm view of the
 # window's prefix (ClumpWindowModel._refusal_cells), not the spread rule.
@@ -829,7 +829,7 @@ class ClumpWindowModel:
                     "failed": share, "exceed": exceed_p, "retry_share": share}
         back_share = 1.0 if self.carry_back is None else self.carry_back(n)
         carry, e_y, gone = self._carry(n, g, back_share)
-        thin = self._deferred_thinning(n, x_fresh, mean_s)
+        thin = self._deferred_thinning(n) if x_fresh > 0 else 1.0
         k = np.arange(carry.size)
         # Calls refused in a window that overflows (carry > 0 after it): the crossing
         # one and the later ones that no longer fit (:meth:`refused`), retries refused
@@ -859,7 +859,7 @@ class ClumpWindowModel:
         return {"attempt": min(1.0, attempt), "call": call, "failed": failed,
                 "exceed": exceed_p, "retry_share": call}
 
-    def _deferred_thinning(self, n: float, x_fresh: float, mean_s: float) -> float:
+    def _deferred_thinning(self, n: float) -> float:
         """Share of a fixed request window's overflow that is refused, with retries: the
         window is full from its crossing to its end, so a turn whose call it refuses
         makes its later calls in a later window (after its retry, at the next window's
@@ -872,15 +872,13 @@ class ClumpWindowModel:
         share of attempts refused 0.92 % → 0.55 %, the engine's 0.46 % (``python
         benchmarks/session55_probes.py deferred``)."""
         if not (_DEFERRED_STAGES and self.retry.retries and self.aborted is not None
-                and self.prefix_pmfs is not None and x_fresh > 0 and mean_s > 0):
+                and self.prefix_pmfs is not None):
             return 1.0
         lo = math.floor(n)
         if n > lo:  # (a population's equivalent sessions: between the whole N)
             f = n - lo
-            return ((1.0 - f) * self._deferred_thinning(lo, x_fresh, mean_s)
-                    + f * self._deferred_thinning(lo + 1, x_fresh, mean_s))
-        first = self._first_refused(float(n))
-        after = self._cascade_memo.get(("after-fill", float(n)), 0.0)
+            return (1.0 - f) * self._deferred_thinning(lo) + f * self._deferred_thinning(lo + 1)
+        first, after = self._past_crossing(float(n))
         return min(1.0, first / after) if after > 0 else 1.0
 
     def _alone_share(self) -> float:
@@ -943,6 +941,12 @@ class ClumpWindowModel:
         if n > lo:  # a thinned N: between the neighbouring whole N (each computed once)
             f = n - lo
             return (1.0 - f) * self._first_refused(float(lo)) + f * self._first_refused(lo + 1.0)
+        return self._past_crossing(n)[0]
+
+    def _past_crossing(self, n: float) -> tuple[float, float]:
+        """(:meth:`_first_refused`'s share at a whole ``n``, the share of every call
+        launched past the window's crossing — its turn's earlier ones refused or not —
+        in the same Palm view: the stop-loss :meth:`_deferred_thinning` divides by)."""
         key = ("first-refused", n)
         hit = self._cascade_memo.get(key)
         if hit is None:
@@ -991,13 +995,10 @@ class ClumpWindowModel:
             before = rows_now - shift
             prev = np.where(before >= 0.5, tail(np.maximum(before, 0.0), ab.own), 0.0)
             first = np.clip(now - b * prev, 0.0, None).mean(axis=1)
-            hit = min(1.0, float(first.sum()) / float(ab.calls.sum()))
+            calls = float(ab.calls.sum())
+            hit = (min(1.0, float(first.sum()) / calls), float(now.mean(axis=1).sum()) / calls)
             self._cascade_memo[key] = hit
-            # (Every call after the window filled, the turn's earlier ones refused or not:
-            # the same Palm view's stop-loss, whose share of it _deferred_thinning reads.)
-            self._cascade_memo[("after-fill", n)] = float(now.mean(axis=1).sum()) / float(
-                ab.calls.sum())
-        out: float = hit
+        out: tuple[float, float] = hit
         return out
 
     def _prefix_tails(self, others: float, q: int) -> NDArray[np.float64]:
@@ -2302,7 +2303,7 @@ class ClumpWindowModel:
         0.980 % (12 an hour, 8.0 attempts each; ``python
         benchmarks/session55_probes.py substorms``). Told retries are left out: they
         come when the log has room for them, where the chain logs them with their
-        refusal (hunt-3056 went 7 -> 4 against the simulated 13 [7-24] with them)."""
+        refusal (with them, a conservative hunt record fell further)."""
         r = self.retry
         return (_SUB_STORMS and self._storm_sampled and not self.storm_rough
                 and r.retries and not r.honour_retry_after and bool(r.backoff_s))
@@ -3311,23 +3312,24 @@ def storm_chain(mdl: ClumpWindowModel, pre: NDArray[np.float64],
         x /= x.sum()
         rejected += float(_dot(np.arange(law.size), law))
     below = 0.0                                     # storms whose count fell below q
-    tots = arr.sum(axis=1) * dt                     # arrivals per step
-    ups = np.zeros((steps, a * kmax + 1))           # a launch turned away: up j·k, j
-    for j, pj in zip(mult, p_mult, strict=True):    # logged attempts with chance p_j
-        ups[:, j * np.arange(1, kmax + 1)] += pj * arr[:, 1:] * dt
-    ups[:, 0] += arr[:, 0] * dt
-    if delays is not None:
+    tots = arr.sum(axis=1) * dt                     # fresh launches per step
+    if delays is None:
+        ups = np.zeros((steps, a * kmax + 1))       # a launch turned away: up j·k, j
+        for j, pj in zip(mult, p_mult, strict=True):  # logged attempts with chance p_j
+            ups[:, j * np.arange(1, kmax + 1)] += pj * arr[:, 1:] * dt
+        ups[:, 0] += arr[:, 0] * dt
+        arriving, logged_units = tots, arr_units    # (a step's arrivals, units logged/s)
+    else:
         # Backoff retries logged when they come: a refused launch is logged once, its
         # retry j d_j steps later. Its attempts are still counted turned away with it
         # (a retry comes back to the count the fresh launches hold at the edge: 89 % of
         # hunt-3093's first retries are refused again), and only a fresh launch let in
-        # ends the storm.
+        # ends the storm (``tots`` stays the fresh launches').
         x = np.zeros(size)
         x[1: kmax + 1] = o_law
-        fresh = tots
         # (A step at d_j holds the fresh launch, m retries and the first launch's.)
-        ups, tots, logged_units = _delayed_kernels(arr, dt, delays, o_law,
-                                                   (a + 1) * kmax + 1)
+        ups, arriving, logged_units = _delayed_kernels(arr, dt, delays, o_law,
+                                                       (a + 1) * kmax + 1)
     pre_kern = (pre_law * e_pre)[::-1]              # (reversed: out[d + K] gets y[d + k])
     pre_out = float(pre_kern.sum())
     # Before w the expiries do not depend on the count: a step's arrivals and expiries are
@@ -3336,17 +3338,13 @@ def storm_chain(mdl: ClumpWindowModel, pre: NDArray[np.float64],
     stay[-1] += 1.0 - pre_out
     # A step's arrivals, the launches that find no arrival kept in place (offset 0).
     steps_k = ups.copy()
-    steps_k[:, 0] += 1.0 - tots
+    steps_k[:, 0] += 1.0 - arriving
     # The storm's own attempts of s − w expire: down k units, the share that leaves
     # taken out of offset 0.
     gone = ups.copy()
-    gone[:, 0] -= tots
-    cum = np.concatenate([[0.0], np.cumsum(arr_units)]) * dt
-    inv_gone = 1.0 / np.maximum(tots, 1e-12)
-    if delays is not None:
-        cum = np.concatenate([[0.0], np.cumsum(logged_units)]) * dt
-        inv_gone = 1.0 / np.maximum(1.0 - steps_k[:, 0], 1e-12)
-        tots = fresh
+    gone[:, 0] -= arriving
+    cum = np.concatenate([[0.0], np.cumsum(logged_units)]) * dt
+    inv_gone = 1.0 / np.maximum(arriving if delays is None else 1.0 - steps_k[:, 0], 1e-12)
     # The expiries run half a step ahead of the arrivals (Strang splitting): an arrival
     # meets the count of mid-step, which halves the error of ordering a step's events.
     out = np.convolve(x, pre_kern * 0.5)
