@@ -1,0 +1,107 @@
+"""Session 56's probes (issue 13): a fixed token window's spill counted by the calls.
+
+Run from the repository root::
+
+    python benchmarks/session56_probes.py counted   # the spill a window, engine and model
+
+``counted``: ptu-spillover with every quota on fixed 60 s windows
+(``tests/data/ptu-fixed-minute.yaml``). In the engine (3 traces × 1 h, seed 7; the
+windows on the provider's clock) per minute: the route's new calls, the calls the PTU
+admits and the sends to pay-as-you-go, each as mean ± standard deviation, and the 429
+share of the route's attempts (40 replications × 1 h). In the model: the law of the calls
+the PTU spills a window (pay-as-you-go's window law) and pay-as-you-go's 429 share, with
+the spill read from the PTU's token overflow (before session 56) and counted by the
+route's calls (now, :func:`capacity.analytic.fleet._counted_spill`), and the analytic N*
+of each against the simulated one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from analytic_accuracy import empty_stores  # noqa: E402
+
+from capacity.analytic import fleet  # noqa: E402
+from capacity.analytic.model import analyze  # noqa: E402
+from capacity.model.workload import Workload  # noqa: E402
+from capacity.profile.loader import load_profile  # noqa: E402
+from capacity.sim.engine import simulate, trace_attempts  # noqa: E402
+from capacity.sim.kernels import T_ADMITTED, T_ATTEMPT, T_DEP, T_T  # noqa: E402
+
+PROFILES = [ROOT / "profiles" / "ptu-spillover.yaml", ROOT / "tests" / "data" /
+            "ptu-fixed-minute.yaml"]
+SESSIONS = (86, 90, 92)
+
+
+def _spread(v: list[int]) -> str:
+    a = np.asarray(v, dtype=np.float64)
+    return f"{a.mean():.1f} ± {a.std():.1f}"
+
+
+def counted() -> None:
+    prof = load_profile(PROFILES)
+    n = 90
+    got: dict[str, list[int]] = {"new": [], "admitted": [], "sent": []}
+    for rep in range(3):
+        tr = trace_attempts(prof, n, horizon_s=3600.0, seed=7, replication=rep)
+        a = tr.rows
+        win = np.floor((a[:, T_T] + tr.clock_offset_s) / 60.0)
+        dep = a[:, T_DEP].astype(int)
+        ptu, paygo = tr.deployments.index("ptu"), tr.deployments.index("paygo")
+        whole = np.arange(win.min() + 1, win.max())      # the minutes traced whole
+        for key, mask in (("new", (a[:, T_ATTEMPT] == 1) & (dep == ptu)),
+                          ("admitted", (dep == ptu) & (a[:, T_ADMITTED] > 0)),
+                          ("sent", dep == paygo)):
+            counts = np.bincount((win[mask] - whole[0]).astype(int).clip(0),
+                                 minlength=whole.size)[: whole.size]
+            got[key].extend(int(x) for x in counts)
+    print(f"engine at {n} sessions, a minute: the route's new calls {_spread(got['new'])}, "
+          f"admitted at the PTU {_spread(got['admitted'])}, sent to pay-as-you-go "
+          f"{_spread(got['sent'])}")
+    print("| sessions | engine: 429 share of attempts [95% CI] | model: token overflow | "
+          "model: counted |")
+    print("|---|---|---|---|")
+    shares: dict[bool, dict[int, float]] = {}
+    laws: dict[bool, str] = {}
+    ceilings: dict[bool, int] = {}
+    for on in (False, True):
+        fleet._COUNTED_SPILL = on
+        empty_stores()
+        wl = Workload.from_profile(prof)
+        fa = fleet.FleetAnalysis(prof, wl)
+        entry = next(e for e in fa.fm.entries if e.c.name == "paygo.rpm")
+        g, _ = entry.model.window_law(n)
+        k = np.arange(g.size, dtype=np.float64)
+        mean = float(np.dot(k, g))
+        laws[on] = f"{mean:.1f} ± {float(np.sqrt(np.dot((k - mean) ** 2, g))):.1f}"
+        shares[on] = {s: entry.model.stats(s).loss_fraction for s in SESSIONS}
+        empty_stores()
+        ceilings[on] = analyze(prof).burst_ceiling
+    fleet._COUNTED_SPILL = True
+    for s in SESSIONS:
+        est = simulate(prof, s, replications=40, seed=7,
+                       horizon_s=3600.0).metrics["attempt_429_fraction"]
+        print(f"| {s} | {100 * est.mean:.2f} % [{100 * est.lo:.2f}–{100 * est.hi:.2f}] | "
+              f"{100 * shares[False][s]:.2f} % | {100 * shares[True][s]:.2f} % |")
+    print(f"model at {n} sessions, pay-as-you-go's calls a minute: token overflow "
+          f"{laws[False]}, counted {laws[True]}")
+    print(f"analytic N*: token overflow {ceilings[False]}, counted {ceilings[True]}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("probe", choices=["counted"])
+    ap.parse_args()
+    counted()
+
+
+if __name__ == "__main__":
+    main()
