@@ -3,16 +3,22 @@
 Run from the repository root::
 
     python benchmarks/session56_probes.py counted   # the spill a window, engine and model
+    python benchmarks/session56_probes.py longer    # 10 s windows into a 60 s one
 
 ``counted``: ptu-spillover with every quota on fixed 60 s windows
 (``tests/data/ptu-fixed-minute.yaml``). In the engine (3 traces × 1 h, seed 7; the
 windows on the provider's clock) per minute: the route's new calls, the calls the PTU
 admits and the sends to pay-as-you-go, each as mean ± standard deviation, and the 429
-share of the route's attempts (40 replications × 1 h). In the model: the law of the calls
+share of all attempts (40 replications × 1 h). In the model: the law of the calls
 the PTU spills a window (pay-as-you-go's window law) and pay-as-you-go's 429 share, with
 the spill read from the PTU's token overflow (before session 56) and counted by the
 route's calls (now, :func:`capacity.analytic.fleet._counted_spill`), and the analytic N*
 of each against the simulated one.
+
+``longer``: the same with the PTU on fixed 10 s windows and pay-as-you-go on fixed 60 s
+ones (``tests/data/ptu-fixed-10s-into-minute.yaml``), at 101, 105 and 108 sessions: six
+of the PTU's windows spill into each of pay-as-you-go's (their spills added as
+independent before session 56, the route's count over the minute now).
 """
 
 from __future__ import annotations
@@ -36,9 +42,10 @@ from capacity.profile.loader import load_profile  # noqa: E402
 from capacity.sim.engine import simulate, trace_attempts  # noqa: E402
 from capacity.sim.kernels import T_ADMITTED, T_ATTEMPT, T_DEP, T_T  # noqa: E402
 
-PROFILES = [ROOT / "profiles" / "ptu-spillover.yaml", ROOT / "tests" / "data" /
-            "ptu-fixed-minute.yaml"]
-SESSIONS = (86, 90, 92)
+PTU = ROOT / "profiles" / "ptu-spillover.yaml"
+DATA = ROOT / "tests" / "data"
+CASES = {"counted": ([PTU, DATA / "ptu-fixed-minute.yaml"], 90, (86, 90, 92)),
+         "longer": ([PTU, DATA / "ptu-fixed-10s-into-minute.yaml"], 105, (101, 105, 108))}
 
 
 def _spread(v: list[int]) -> str:
@@ -46,9 +53,9 @@ def _spread(v: list[int]) -> str:
     return f"{a.mean():.1f} ± {a.std():.1f}"
 
 
-def counted() -> None:
-    prof = load_profile(PROFILES)
-    n = 90
+def counted(case: str) -> None:
+    files, n, sessions = CASES[case]
+    prof = load_profile(files)
     got: dict[str, list[int]] = {"new": [], "admitted": [], "sent": []}
     for rep in range(3):
         tr = trace_attempts(prof, n, horizon_s=3600.0, seed=7, replication=rep)
@@ -82,11 +89,11 @@ def counted() -> None:
         k = np.arange(g.size, dtype=np.float64)
         mean = float(np.dot(k, g))
         laws[on] = f"{mean:.1f} ± {float(np.sqrt(np.dot((k - mean) ** 2, g))):.1f}"
-        shares[on] = {s: entry.model.stats(s).loss_fraction for s in SESSIONS}
+        shares[on] = {s: entry.model.stats(s).loss_fraction for s in sessions}
         empty_stores()
         ceilings[on] = analyze(prof).burst_ceiling
     fleet._COUNTED_SPILL = True
-    for s in SESSIONS:
+    for s in sessions:
         est = simulate(prof, s, replications=40, seed=7,
                        horizon_s=3600.0).metrics["attempt_429_fraction"]
         print(f"| {s} | {100 * est.mean:.2f} % [{100 * est.lo:.2f}–{100 * est.hi:.2f}] | "
@@ -98,9 +105,8 @@ def counted() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("probe", choices=["counted"])
-    ap.parse_args()
-    counted()
+    ap.add_argument("probe", choices=sorted(CASES))
+    counted(ap.parse_args().probe)
 
 
 if __name__ == "__main__":

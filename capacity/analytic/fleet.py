@@ -2287,24 +2287,28 @@ def _overflow_in_calls(g: NDArray[np.float64], q: float, h: float, kappa: float,
 _COUNTED_SPILL = True
 
 
-def _counted_heads(upstream: list[tuple[Any, float, float, float]],
-                   upstream_cs: list[Constraint], window_s: float, mine: set[int]) -> bool:
-    """Whether :func:`_counted_spill` reads the spill of the level ``upstream`` into a
-    fixed window of ``window_s`` seconds: every slot of it a fixed token window of that
-    length that only the route's calls charge (``mine``: its calls' ids), each with
-    its window model."""
-    return bool(upstream) and all(
-        uc.enforcement == "fixed_window" and uc.unit != "requests"
-        and abs(uc.window_s - window_s) < 1e-9 and _own_slot(uc, mine)
-        and getattr(um, "inner", None) is not None
-        for (um, _, _, _), uc in zip(upstream, upstream_cs, strict=True))
+def _counted_slot(c: Constraint, window_s: float, mine: set[int]) -> bool:
+    """Whether :func:`_counted_spill` reads the spill of the fixed slot ``c`` of the level
+    before into a fixed request window of ``window_s`` seconds: a token window no longer
+    than that, which only the route's calls charge (``mine``: its calls' ids). (A
+    request window's overflow is its count already; a token receiver charges each
+    spilled call, and a full first-fit window spills its large calls and admits the
+    small: its token overflow carries their sizes, the count does not.)"""
+    return (c.enforcement == "fixed_window" and c.unit != "requests"
+            and c.window_s <= window_s + 1e-9 and _own_slot(c, mine))
 
 
-def _counted_spill(y: NDArray[np.float64], mean: float) -> NDArray[np.float64]:
-    """Calls a full fixed token window spills per window of a fixed window of the same
-    length (on the same clock), ``mean`` of them on average (its first-fit count,
-    :func:`_spill_count`): ``(Y − a)⁺``, the route's count ``Y ~ y`` past a fixed
-    allowance of calls ``a`` set so the mean is ``mean``.
+def _counted_spill(y: NDArray[np.float64], mean: float, k: float = 1.0,
+                   y_dest: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
+    """Calls a full fixed token window spills per window of a fixed window ``k`` times as
+    long (on the same clock), ``mean`` of them a window of its own on average (its
+    first-fit count, :func:`_spill_count`): ``(Y − a)⁺``, the route's count over its
+    window ``Y ~ y`` past a fixed allowance of calls ``a`` set so the mean is ``mean``;
+    over ``k`` of its windows, their sum, its variance the independent windows' and the
+    count's covariance across them (``Var(Y_dest) − k·Var(Y)``, ``Y_dest ~ y_dest``)
+    where the windows are full — a full window spills each further call of the count,
+    an empty one none: ``k·Var((Y − a)⁺) + p²·(Var(Y_dest) − k·Var(Y))``, ``p = P(Y >
+    a)`` (the independent sum's law, stretched about its mean).
 
     Once full, the window spills every later call whatever its size. Its token overflow
     in calls of the mean charge counted each call at its charge — a fan-out of large
@@ -2314,16 +2318,38 @@ def _counted_spill(y: NDArray[np.float64], mean: float) -> NDArray[np.float64]:
     fixed allowance. ptu-spillover on fixed 60 s windows
     (``tests/data/ptu-fixed-minute.yaml``) at 90 sessions: the spill 128.9 ± 23.0 calls
     a window, now 128.9 ± 16.0 (the engine sends 131.3 ± 18.9 of the route's 180.5 ±
-    15.6, the PTU admitting 50.2 ± 9.0); pay-as-you-go's 429s 1.98 % of the route's
-    attempts, now 0.50 %, the engine's 0.69 % [0.58–0.79] (``python
-    benchmarks/session56_probes.py counted``)."""
+    15.6, the PTU admitting 50.2 ± 9.0); pay-as-you-go's 429s 1.98 % of all attempts,
+    now 0.50 %, the engine's 0.69 % [0.58–0.79] (``python
+    benchmarks/session56_probes.py counted``). Sessions that pace their turns start
+    fewer in a window after one that held many: the count over a longer window swings
+    less than its windows' added, which the independent sum left out (10 s windows into
+    a 60 s one at 105 sessions: the spill 131.0 ± 28.5 calls a minute, now 131.0 ±
+    17.3, the engine's 130.5 ± 19.4; pay-as-you-go's 429s 4.06 % of attempts, now
+    0.86 %, the engine's 0.60 % [0.50–0.70]; ``session56_probes.py longer``). Where the
+    windows are seldom full, their spills are nearly independent."""
     y = _trim(y / float(y.sum()))
     ky = np.arange(y.size, dtype=np.float64)
     mean_y = float(np.dot(ky, y))
     if mean <= 0.0 or mean_y <= 0.0 or y.size <= 1:
         return np.ones(1)
     a = _effective_allowance(y, mean / mean_y, float(y.size))
-    return _trim(_rebin(np.maximum(ky - a, 0.0), y))
+    one = _trim(_rebin(np.maximum(ky - a, 0.0), y))
+    if k <= 1.0 + 1e-9 or y_dest is None:
+        return one
+    out = _conv_power(one, k)
+    ko = np.arange(out.size, dtype=np.float64)
+    m_out = float(np.dot(ko, out))
+    var_out = float(np.dot((ko - m_out) ** 2, out))
+    yd = y_dest / float(y_dest.sum())
+    kd = np.arange(yd.size, dtype=np.float64)
+    var_d = float(np.dot((kd - float(np.dot(kd, yd))) ** 2, yd))
+    var_y = float(np.dot((ky - mean_y) ** 2, y))
+    full = float(y[ky > a].sum())
+    want = max(var_out + full * full * (var_d - k * var_y), 0.0)
+    if var_out <= 0.0:
+        return out
+    stretch = math.sqrt(want / var_out)
+    return _trim(_rebin(np.maximum(m_out + stretch * (ko - m_out), 0.0), out))
 
 
 def _compound_poisson(mean_events: float, batch: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -2371,7 +2397,7 @@ def _spill_source(model: Any, per_call: float, window_s: float,
                   dest: str = "", count: Any = None, depth_calls: float = 0.0,
                   gate: Callable[[int], bool] | None = None,
                   level: Callable[[int], float | None] | None = None,
-                  fixed_count: Any = None
+                  fixed_count: dict[float, Any] | None = None
                   ) -> Callable[[int], NDArray[np.float64]]:
     """Calls a spilling slot (its burst model ``model``) sends on per window of the next
     deployment (``dest_window_s``; ``dest``: its enforcement, windows on the same clock
@@ -2383,8 +2409,9 @@ def _spill_source(model: Any, per_call: float, window_s: float,
     whole launches (``batch``: calls per launch of the route), a Poisson number of them.
     ``level``: at ``n``, the share of the calls reaching its level any slot of it turns
     away (:func:`_level_share`), where the room law reads them (``gate``).
-    ``fixed_count``: the route's count per window, a fixed token window's spill into a
-    fixed window of its length counted by it (:func:`_counted_spill`).
+    ``fixed_count``: the route's count per window of each length (this slot's and the
+    receiver's), a fixed token window's spill into a fixed window at least as long
+    counted by it (:func:`_counted_spill`).
     """
     k = dest_window_s / window_s
 
@@ -2445,10 +2472,11 @@ def _spill_source(model: Any, per_call: float, window_s: float,
                                      count=(_spill_count(inner) if not inner.sliding
                                             and dest == "fixed_window" else None))
             if (_COUNTED_SPILL and fixed_count is not None and not inner.sliding
-                    and dest == "fixed_window" and abs(k - 1.0) < 1e-9):
+                    and dest == "fixed_window" and k >= 1.0 - 1e-9):
                 mean = float(np.dot(np.arange(per.size, dtype=np.float64), per))
-                return _counted_spill(np.asarray(fixed_count.pmf(n), dtype=np.float64),
-                                      mean)
+                return _counted_spill(
+                    np.asarray(fixed_count[window_s].pmf(n), dtype=np.float64), mean,
+                    k, np.asarray(fixed_count[dest_window_s].pmf(n), dtype=np.float64))
         return _conv_power(per, k)
 
     return calls
@@ -3789,17 +3817,27 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                         # Fixed token windows of this length that only the route's
                         # calls charge, spilling into this fixed window: their spill
                         # counted by the route's calls (:func:`_counted_spill`).
-                        fixed_count = (
-                            (count if count is not None
-                             else route_count(wl, flow, w, cycle_s))
-                            if c.enforcement == "fixed_window" and _counted_heads(
-                                upstream, upstream_cs, w, mine) else None)
+                        # Fixed token windows spilling into this fixed request window:
+                        # their spill counted by the route's calls (_counted_spill).
+                        counted = [_COUNTED_SPILL and c.enforcement == "fixed_window"
+                                   and c.unit == "requests"
+                                   and getattr(um, "inner", None) is not None
+                                   and _counted_slot(uc, w, mine)
+                                   for (um, _, _, _), uc in zip(upstream, upstream_cs,
+                                                                strict=True)]
+                        fixed_count: dict[float, Any] | None = None
+                        if any(counted):
+                            fixed_count = {x: (count if count is not None and x == w
+                                               else route_count(wl, flow, x, cycle_s))
+                                           for x in {w, *(uc.memory_s for uc, on in
+                                                          zip(upstream_cs, counted,
+                                                              strict=True) if on)}}
                         depth_calls = (c.depth / per_call
                                        if c.enforcement == "token_bucket" else 0.0)
                         batch = launch_sizes(wl, flow)
                         sources = [Source(_joint_spill(upstream, w, batch, c.enforcement,
                                                        count, depth_calls, gate, refusals,
-                                                       fixed_count),
+                                                       fixed_count, counted),
                                           charge,
                                           calls_per_s * per_call)]
                         if c.enforcement == "sliding_window":
@@ -5520,19 +5558,22 @@ def _never_fit_spill(upstream: list[tuple[Any, float, float, float]],
 def _joint_spill(upstream: list[tuple[Any, float, float, float]], dest_window_s: float,
                  batch: NDArray[np.float64], dest: str = "", count: Any = None,
                  depth_calls: float = 0.0, gate: Callable[[int], bool] | None = None,
-                 refusals: _Refusals | None = None, fixed_count: Any = None
+                 refusals: _Refusals | None = None,
+                 fixed_count: dict[float, Any] | None = None,
+                 counted: list[bool] | None = None
                  ) -> Callable[[int], NDArray[np.float64]]:
     """Overflow calls from the deployment before, by its slot turning away the most, or
     where the room law reads the level (``gate``) those any slot of it refuses
     (:func:`_level_share`; ``refusals``: its :func:`_level_memo`). ``depth_calls``: a
     token bucket's depth here, in the route's calls. ``fixed_count``: the route's count
-    per window, where its fixed token windows spill counted (:func:`_counted_heads`)."""
+    per window of each length, for the slots ``counted`` says (:func:`_counted_slot`)."""
     models = [m for m, _, _, _ in upstream]
     refusals = refusals or _level_memo(models)
+    on = counted or [False] * len(upstream)
     sources = [_spill_source(m, per_call, w, dest_window_s, batch, dest, count,
                              depth_calls, gate, lambda n: _level_share(models, n, refusals),
-                             fixed_count)
-               for m, per_call, w, _ in upstream]
+                             fixed_count if mine else None)
+               for (m, per_call, w, _), mine in zip(upstream, on, strict=True)]
 
     def calls(n: int) -> NDArray[np.float64]:
         if not sources:
