@@ -13,7 +13,7 @@ share of all attempts (40 replications × 1 h). In the model: the law of the cal
 the PTU spills a window (pay-as-you-go's window law) and pay-as-you-go's 429 share, with
 the spill read from the PTU's token overflow (before session 56) and counted by the
 route's calls (now, :func:`capacity.analytic.fleet._counted_spill`), and the analytic N*
-of each against the simulated one.
+of each (the simulated one: ``capacity ceiling ptu-spillover tests/data/... --seed 1``).
 
 ``longer``: the same with the PTU on fixed 10 s windows and pay-as-you-go on fixed 60 s
 ones (``tests/data/ptu-fixed-10s-into-minute.yaml``), at 101, 105 and 108 sessions: six
