@@ -4,6 +4,7 @@ Run from the repository root::
 
     python benchmarks/session56_probes.py counted   # the spill a window, engine and model
     python benchmarks/session56_probes.py longer    # 10 s windows into a 60 s one
+    python benchmarks/session56_probes.py lengths   # N* off and on, four overlays
 
 ``counted``: ptu-spillover with every quota on fixed 60 s windows
 (``tests/data/ptu-fixed-minute.yaml``). In the engine (3 traces × 1 h, seed 7; the
@@ -11,14 +12,19 @@ windows on the provider's clock) per minute: the route's new calls, the calls th
 admits and the sends to pay-as-you-go, each as mean ± standard deviation, and the 429
 share of all attempts (40 replications × 1 h). In the model: the law of the calls
 the PTU spills a window (pay-as-you-go's window law) and pay-as-you-go's 429 share, with
-the spill read from the PTU's token overflow (before session 56) and counted by the
-route's calls (now, :func:`capacity.analytic.fleet._counted_spill`), and the analytic N*
+the spill read from the PTU's token overflow (as shipped) and counted by the route's
+calls (:func:`capacity.analytic.fleet._counted_spill`, switched on), and the analytic N*
 of each (the simulated one: ``capacity ceiling ptu-spillover tests/data/... --seed 1``).
 
 ``longer``: the same with the PTU on fixed 10 s windows and pay-as-you-go on fixed 60 s
 ones (``tests/data/ptu-fixed-10s-into-minute.yaml``), at 101, 105 and 108 sessions: six
-of the PTU's windows spill into each of pay-as-you-go's (their spills added as
-independent before session 56, the route's count over the minute now).
+of the PTU's windows spill into each of pay-as-you-go's (their overflows added as
+independent, as shipped; counted, with the count's covariance across them).
+
+``lengths``: the analytic N* with the spill read from the token overflow (as shipped)
+and counted, on ptu-spillover with fixed 10 s, 20 s (no retries) and 60 s windows and
+10 s ones into a 60 s one (``tests/data/ptu-fixed-*.yaml``); the simulated N* of each:
+``capacity ceiling ptu-spillover tests/data/ptu-fixed-....yaml --seed 1``.
 """
 
 from __future__ import annotations
@@ -79,6 +85,7 @@ def counted(case: str) -> None:
     shares: dict[bool, dict[int, float]] = {}
     laws: dict[bool, str] = {}
     ceilings: dict[bool, int] = {}
+    shipped = fleet._COUNTED_SPILL
     for on in (False, True):
         fleet._COUNTED_SPILL = on
         empty_stores()
@@ -92,7 +99,7 @@ def counted(case: str) -> None:
         shares[on] = {s: entry.model.stats(s).loss_fraction for s in sessions}
         empty_stores()
         ceilings[on] = analyze(prof).burst_ceiling
-    fleet._COUNTED_SPILL = True
+    fleet._COUNTED_SPILL = shipped
     for s in sessions:
         est = simulate(prof, s, replications=40, seed=7,
                        horizon_s=3600.0).metrics["attempt_429_fraction"]
@@ -103,10 +110,29 @@ def counted(case: str) -> None:
     print(f"analytic N*: token overflow {ceilings[False]}, counted {ceilings[True]}")
 
 
+def lengths() -> None:
+    shipped = fleet._COUNTED_SPILL
+    print("| overlay | analytic N*: token overflow | analytic N*: counted |")
+    print("|---|---|---|")
+    for name in ("ptu-fixed-10s", "ptu-fixed-20s-no-retries", "ptu-fixed-minute",
+                 "ptu-fixed-10s-into-minute"):
+        got = []
+        for on in (False, True):
+            fleet._COUNTED_SPILL = on
+            empty_stores()
+            got.append(analyze(load_profile([PTU, DATA / f"{name}.yaml"])).burst_ceiling)
+        print(f"| {name} | {got[0]} | {got[1]} |")
+    fleet._COUNTED_SPILL = shipped
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("probe", choices=sorted(CASES))
-    counted(ap.parse_args().probe)
+    ap.add_argument("probe", choices=[*sorted(CASES), "lengths"])
+    probe = ap.parse_args().probe
+    if probe == "lengths":
+        lengths()
+    else:
+        counted(probe)
 
 
 if __name__ == "__main__":
