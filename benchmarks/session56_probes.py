@@ -5,6 +5,7 @@ Run from the repository root::
     python benchmarks/session56_probes.py counted   # the spill a window, engine and model
     python benchmarks/session56_probes.py longer    # 10 s windows into a 60 s one
     python benchmarks/session56_probes.py lengths   # N* off and on, four overlays
+    python benchmarks/session56_probes.py spread    # the spill's law at 10-60 s windows
 
 ``counted``: ptu-spillover with every quota on fixed 60 s windows
 (``tests/data/ptu-fixed-minute.yaml``). In the engine (3 traces × 1 h, seed 7; the
@@ -25,6 +26,13 @@ independent, as shipped; counted, with the count's covariance across them).
 and counted, on ptu-spillover with fixed 10 s, 20 s (no retries) and 60 s windows and
 10 s ones into a 60 s one (``tests/data/ptu-fixed-*.yaml``); the simulated N* of each:
 ``capacity ceiling ptu-spillover tests/data/ptu-fixed-....yaml --seed 1``.
+
+``spread``: ptu-spillover with the PTU and pay-as-you-go on fixed windows of 10, 20, 30
+and 60 s (the 20 and 30 s ones without retries), near each one's N*: per window, in the
+engine (3 traces × 1 h, seed 7) the route's count ``Y``, the calls the PTU admits ``A``
+and their correlation, and the sends to pay-as-you-go ``S`` (mean ± standard deviation,
+skewness); in the model the spill's law with the overflow (as shipped) and counted, and
+pay-as-you-go's 429 share of attempts beside the engine's (40 × 1 h, seed 7).
 """
 
 from __future__ import annotations
@@ -125,12 +133,80 @@ def lengths() -> None:
     fleet._COUNTED_SPILL = shipped
 
 
+def _overlay(window_s: int, retries: bool) -> Path:
+    """A temporary overlay: the PTU and pay-as-you-go on fixed ``window_s`` windows."""
+    import tempfile
+
+    text = "".join(f"  {q}:\n    enforcement: {{type: fixed_window, window: {window_s}s}}\n"
+                   for q in ("ptu", "paygo"))
+    text = "quotas:\n" + text + ("" if retries else "retry:\n  max_retries: 0\n")
+    path = Path(tempfile.mkdtemp()) / f"fixed-{window_s}s.yaml"
+    path.write_text(text)
+    return path
+
+
+def _skew(values: np.ndarray, probs: np.ndarray) -> tuple[float, float, float]:
+    mean = float(np.dot(values, probs))
+    sd = float(np.sqrt(np.dot((values - mean) ** 2, probs)))
+    return mean, sd, float(np.dot((values - mean) ** 3, probs)) / sd**3 if sd > 0 else 0.0
+
+
+def spread() -> None:
+    shipped = fleet._COUNTED_SPILL
+    print("| windows | sessions | engine: Y | engine: A | corr(Y, A) | engine: S (skew) | "
+          "model: S overflow (skew) | model: S counted (skew) | engine: 429s | "
+          "overflow | counted |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for window_s, retries, n in ((10, True, 70), (20, False, 80), (30, False, 86),
+                                 (60, True, 90)):
+        prof = load_profile([PTU, _overlay(window_s, retries)])
+        ys: list[int] = []
+        adm: list[int] = []
+        sent: list[int] = []
+        for rep in range(3):
+            tr = trace_attempts(prof, n, horizon_s=3600.0, seed=7, replication=rep)
+            a = tr.rows
+            win = np.floor((a[:, T_T] + tr.clock_offset_s) / window_s)
+            dep = a[:, T_DEP].astype(int)
+            ptu, paygo = tr.deployments.index("ptu"), tr.deployments.index("paygo")
+            whole = np.arange(win.min() + 1, win.max())
+            for out, mask in ((ys, (a[:, T_ATTEMPT] == 1) & (dep == ptu)),
+                              (adm, (dep == ptu) & (a[:, T_ADMITTED] > 0)),
+                              (sent, dep == paygo)):
+                out.extend(int(x) for x in np.bincount(
+                    (win[mask] - whole[0]).astype(int).clip(0),
+                    minlength=whole.size)[: whole.size])
+        y, ad, se = (np.asarray(v, dtype=np.float64) for v in (ys, adm, sent))
+        flat = np.full(se.size, 1.0 / se.size)
+        cells = []
+        shares = []
+        for on in (False, True):
+            fleet._COUNTED_SPILL = on
+            empty_stores()
+            fa = fleet.FleetAnalysis(prof, Workload.from_profile(prof))
+            entry = next(e for e in fa.fm.entries if e.c.name == "paygo.rpm")
+            g, _ = entry.model.window_law(n)
+            m, sd, sk = _skew(np.arange(g.size, dtype=np.float64), g)
+            cells.append(f"{m:.1f} ± {sd:.2f} ({sk:+.2f})")
+            shares.append(f"{100 * entry.model.stats(n).loss_fraction:.2f} %")
+        fleet._COUNTED_SPILL = shipped
+        est = simulate(prof, n, replications=40, seed=7,
+                       horizon_s=3600.0).metrics["attempt_429_fraction"]
+        m, sd, sk = _skew(se, flat)
+        print(f"| {window_s} s{'' if retries else ', no retries'} | {n} | {_spread(ys)} | "
+              f"{_spread(adm)} | {np.corrcoef(y, ad)[0, 1]:+.2f} | {m:.1f} ± {sd:.2f} "
+              f"({sk:+.2f}) | {cells[0]} | {cells[1]} | {100 * est.mean:.2f} % | "
+              f"{shares[0]} | {shares[1]} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("probe", choices=[*sorted(CASES), "lengths"])
+    ap.add_argument("probe", choices=[*sorted(CASES), "lengths", "spread"])
     probe = ap.parse_args().probe
     if probe == "lengths":
         lengths()
+    elif probe == "spread":
+        spread()
     else:
         counted(probe)
 
