@@ -29,10 +29,11 @@ and counted, on ptu-spillover with fixed 10 s, 20 s (no retries) and 60 s window
 
 ``spread``: ptu-spillover with the PTU and pay-as-you-go on fixed windows of 10, 20, 30
 and 60 s (the 20 and 30 s ones without retries), near each one's N*: per window, in the
-engine (3 traces × 1 h, seed 7) the route's count ``Y``, the calls the PTU admits ``A``
-and their correlation, and the sends to pay-as-you-go ``S`` (mean ± standard deviation,
-skewness); in the model the spill's law with the overflow (as shipped) and counted, and
-pay-as-you-go's 429 share of attempts beside the engine's (40 × 1 h, seed 7).
+engine (3 traces × 1 h, seed 7) the route's count ``Y`` (beside the model's law of it,
+sessions independent), the calls the PTU admits ``A`` and their correlation, and the
+sends to pay-as-you-go ``S`` (mean ± standard deviation, skewness); in the model the
+spill's law with the overflow (as shipped) and counted, and pay-as-you-go's 429 share of
+attempts beside the engine's (40 × 1 h, seed 7).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from analytic_accuracy import empty_stores  # noqa: E402
 
 from capacity.analytic import fleet  # noqa: E402
-from capacity.analytic.model import analyze  # noqa: E402
+from capacity.analytic.model import analyze, cycle_time  # noqa: E402
 from capacity.model.workload import Workload  # noqa: E402
 from capacity.profile.loader import load_profile  # noqa: E402
 from capacity.sim.engine import simulate, trace_attempts  # noqa: E402
@@ -153,10 +154,10 @@ def _skew(values: np.ndarray, probs: np.ndarray) -> tuple[float, float, float]:
 
 def spread() -> None:
     shipped = fleet._COUNTED_SPILL
-    print("| windows | sessions | engine: Y | engine: A | corr(Y, A) | engine: S (skew) | "
-          "model: S overflow (skew) | model: S counted (skew) | engine: 429s | "
-          "overflow | counted |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| windows | sessions | engine: Y (skew) | model: Y (skew) | engine: A | corr(Y, A) | "
+          "engine: S (skew) | model: S overflow (skew) | model: S counted (skew) | "
+          "engine: 429s | overflow | counted |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for window_s, retries, n in ((10, True, 70), (20, False, 80), (30, False, 86),
                                  (60, True, 90)):
         prof = load_profile([PTU, _overlay(window_s, retries)])
@@ -178,6 +179,11 @@ def spread() -> None:
                     minlength=whole.size)[: whole.size])
         y, ad, se = (np.asarray(v, dtype=np.float64) for v in (ys, adm, sent))
         flat = np.full(se.size, 1.0 / se.size)
+        wl = Workload.from_profile(prof)
+        law = np.asarray(fleet.route_count(wl, fleet.route_flows(wl)[0], float(window_s),
+                                           cycle_time(wl).cycle_s).pmf(n), dtype=np.float64)
+        my, sdy, sky = _skew(np.arange(law.size, dtype=np.float64), law / law.sum())
+        ey = _skew(y, flat)
         cells = []
         shares = []
         for on in (False, True):
@@ -193,7 +199,8 @@ def spread() -> None:
         est = simulate(prof, n, replications=40, seed=7,
                        horizon_s=3600.0).metrics["attempt_429_fraction"]
         m, sd, sk = _skew(se, flat)
-        print(f"| {window_s} s{'' if retries else ', no retries'} | {n} | {_spread(ys)} | "
+        print(f"| {window_s} s{'' if retries else ', no retries'} | {n} | "
+              f"{ey[0]:.1f} ± {ey[1]:.1f} ({ey[2]:+.2f}) | {my:.1f} ± {sdy:.1f} ({sky:+.2f}) | "
               f"{_spread(adm)} | {np.corrcoef(y, ad)[0, 1]:+.2f} | {m:.1f} ± {sd:.2f} "
               f"({sk:+.2f}) | {cells[0]} | {cells[1]} | {100 * est.mean:.2f} % | "
               f"{shares[0]} | {shares[1]} |")
