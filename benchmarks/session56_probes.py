@@ -63,6 +63,13 @@ CASES = {"counted": ([PTU, DATA / "ptu-fixed-minute.yaml"], 90, (86, 90, 92)),
          "longer": ([PTU, DATA / "ptu-fixed-10s-into-minute.yaml"], 105, (101, 105, 108))}
 
 
+def _per_window(win: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """Counts per window of the windows ``whole`` traced whole (those before the first
+    and after the last, traced in part, left out)."""
+    keep = (win >= whole[0]) & (win <= whole[-1])
+    return np.bincount((win[keep] - whole[0]).astype(int), minlength=whole.size)
+
+
 def _spread(v: list[int]) -> str:
     a = np.asarray(v, dtype=np.float64)
     return f"{a.mean():.1f} ± {a.std():.1f}"
@@ -82,8 +89,7 @@ def counted(case: str) -> None:
         for key, mask in (("new", (a[:, T_ATTEMPT] == 1) & (dep == ptu)),
                           ("admitted", (dep == ptu) & (a[:, T_ADMITTED] > 0)),
                           ("sent", dep == paygo)):
-            counts = np.bincount((win[mask] - whole[0]).astype(int).clip(0),
-                                 minlength=whole.size)[: whole.size]
+            counts = _per_window(win[mask], whole)
             got[key].extend(int(x) for x in counts)
     print(f"engine at {n} sessions, a minute: the route's new calls {_spread(got['new'])}, "
           f"admitted at the PTU {_spread(got['admitted'])}, sent to pay-as-you-go "
@@ -174,9 +180,7 @@ def spread() -> None:
             for out, mask in ((ys, (a[:, T_ATTEMPT] == 1) & (dep == ptu)),
                               (adm, (dep == ptu) & (a[:, T_ADMITTED] > 0)),
                               (sent, dep == paygo)):
-                out.extend(int(x) for x in np.bincount(
-                    (win[mask] - whole[0]).astype(int).clip(0),
-                    minlength=whole.size)[: whole.size])
+                out.extend(int(x) for x in _per_window(win[mask], whole))
         y, ad, se = (np.asarray(v, dtype=np.float64) for v in (ys, adm, sent))
         flat = np.full(se.size, 1.0 / se.size)
         wl = Workload.from_profile(prof)

@@ -2324,9 +2324,9 @@ def _counted_spill(y: NDArray[np.float64], overflow: NDArray[np.float64], k: int
     of large reservations counts as more calls than it is — and spreads the spill too
     wide; a fixed allowance leaves ``A`` still, where it swings with the charges admitted
     before the window fills, and with the count after (more calls, more of the small
-    ones that still fit the room left). The engine's spread lies between: ptu-spillover
+    ones that still fit the room left). The engine's spread is nearer this: ptu-spillover
     on fixed 60 s windows (``tests/data/ptu-fixed-minute.yaml``) at 90 sessions spills
-    131.3 ± 18.9 calls a minute (the route's 180.5 ± 15.6, the PTU admitting 50.2 ±
+    130.4 ± 17.5 calls a minute (the route's 179.5 ± 14.8, the PTU admitting 50.2 ±
     9.0), the overflow 128.9 ± 23.0, this 128.9 ± 19.2; pay-as-you-go's 429s 0.69 %
     [0.58–0.79] of attempts, the overflow 1.98 %, this 1.04 % (``python
     benchmarks/session56_probes.py counted``). The tail is not the count's at every
@@ -2341,7 +2341,7 @@ def _counted_spill(y: NDArray[np.float64], overflow: NDArray[np.float64], k: int
     overflow's ``k`` windows as independent. Sessions that pace their turns start fewer
     in a window after a busy one, so a minute's count swings less than its six 10 s
     windows' added (``tests/data/ptu-fixed-10s-into-minute.yaml`` at 105 sessions: the
-    engine's 130.5 ± 19.4 calls a minute, the independent overflows' 131.0 ± 28.5, this
+    engine's 129.7 ± 18.1 calls a minute, the independent overflows' 131.0 ± 28.5, this
     131.0 ± 22.2; ``session56_probes.py longer``)."""
     y = _trim(y / float(y.sum()))
     ky = np.arange(y.size, dtype=np.float64)
