@@ -2304,8 +2304,7 @@ def _counted_slot(c: Constraint, window_s: float, mine: set[int]) -> bool:
     charges each spilled call, and a full first-fit window spills its large calls and
     admits the small: its token overflow carries their sizes, the count does not. A
     receiver 1.5 windows long takes the ends of one or two of them by turns, its windows
-    light and heavy, which an even share leaves out: 20 s windows into 30 s ones said 92
-    against the engine's 87.)"""
+    light and heavy, which an even share leaves out.)"""
     return (c.enforcement == "fixed_window" and c.unit != "requests"
             and _whole(window_s / c.window_s) and _own_slot(c, mine))
 
@@ -2354,27 +2353,18 @@ def _counted_spill(y: NDArray[np.float64], overflow: NDArray[np.float64], k: int
     out = _trim(_rebin(np.maximum(ky - a, 0.0), y))
     wide = overflow
     if k > 1:
-        one = out
-        out, wide = _conv_power(one, k), _conv_power(overflow, k)
+        out, wide = _conv_power(out, k), _conv_power(overflow, k)
         if y_dest is not None:
-            yd = y_dest / float(y_dest.sum())
-            kd = np.arange(yd.size, dtype=np.float64)
-            var_d = _variance(kd, yd)
+            sd_d = _window._moments_of(y_dest / float(y_dest.sum()))[1]
+            sd_y = _window._moments_of(y)[1]
             full = float(y[ky > a].sum())
-            var_out = _variance(np.arange(out.size, dtype=np.float64), out)
-            want = var_out + full * full * (var_d - k * _variance(ky, y))
+            var_out = _window._moments_of(out)[1] ** 2
+            want = var_out + full * full * (sd_d * sd_d - k * sd_y * sd_y)
             out = _stretched(out, math.sqrt(max(want, 0.0) / var_out) if var_out > 0 else 1.0)
-    var_out = _variance(np.arange(out.size, dtype=np.float64), out)
-    var_wide = _variance(np.arange(wide.size, dtype=np.float64), wide)
-    if var_out <= 0.0 or var_wide <= 0.0:
+    sd_out, sd_wide = _window._moments_of(out)[1], _window._moments_of(wide)[1]
+    if sd_out <= 0.0 or sd_wide <= 0.0:
         return out
-    return _stretched(out, (var_wide / var_out) ** 0.25)
-
-
-def _variance(k: NDArray[np.float64], p: NDArray[np.float64]) -> float:
-    """Variance of the law ``p`` on the points ``k``."""
-    mean = float(np.dot(k, p))
-    return float(np.dot((k - mean) ** 2, p))
+    return _stretched(out, math.sqrt(sd_wide / sd_out))
 
 
 def _stretched(p: NDArray[np.float64], factor: float) -> NDArray[np.float64]:
@@ -3847,9 +3837,6 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                                  if any(
                                      getattr(getattr(um, "inner", None), "sliding", False)
                                      for um, _, _, _ in upstream) else None)
-                        # Fixed token windows of this length that only the route's
-                        # calls charge, spilling into this fixed window: their spill
-                        # counted by the route's calls (:func:`_counted_spill`).
                         # Fixed token windows spilling into this fixed request window:
                         # their spill counted by the route's calls (_counted_spill).
                         counted = [_COUNTED_SPILL and c.enforcement == "fixed_window"
