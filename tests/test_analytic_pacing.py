@@ -111,3 +111,31 @@ def test_the_answer_names_the_pacers_queue_not_the_quota() -> None:
     assert out.returncode == 0, out.stderr
     assert "the p95 turn-latency target binds first" in out.stdout
     assert "its waits set N" in out.stdout
+
+
+@pytest.mark.parametrize("shape", ["convex", "concave", "linear", "steps", "cliff"])
+def test_crossing_answers_the_bisection(shape: str) -> None:
+    """The p95 search inside its bracket (``_crossing``): the bisection's answer — the
+    largest n whose value is within the level — on non-decreasing curves of every shape,
+    at every level between the ends, and on a convex curve (a p95 rising with N) in
+    no more looks than halving."""
+    from capacity.analytic.pacing import _crossing
+
+    rng = np.random.default_rng(11)
+    n = np.arange(200, dtype=float)
+    curve = {"convex": 20.0 + 0.004 * n ** 2, "concave": 20.0 + 9.0 * np.sqrt(n),
+             "linear": 20.0 + 0.5 * n, "steps": 20.0 + 10.0 * np.floor(n / 37.0),
+             "cliff": np.where(n < 150, 20.0 + 0.01 * n, 500.0)}[shape]
+    curve = curve + np.cumsum(rng.uniform(0.0, 1e-3, n.size))  # strictly rising
+    for level in rng.uniform(curve[3], curve[-1], 40):
+        good = int(np.searchsorted(curve, level, side="right")) - 1
+        asked: list[int] = []
+
+        def f(k: int, asked: list[int] = asked) -> float:
+            asked.append(k)
+            return float(curve[k])
+
+        lo, hi = 1, n.size - 1
+        assert _crossing(f, float(level), lo, hi) == max(good, lo)
+        if shape == "convex":
+            assert len(set(asked)) <= 2 + int(np.ceil(np.log2(hi - lo))), len(set(asked))

@@ -821,7 +821,8 @@ class PacedQueue:
 
     def largest_meeting(self, target_s: float, hi: int) -> int:
         """Largest N in [0, hi] whose p95 turn latency is within ``target_s`` (seconds):
-        from the knee, doubling up while it holds, then bisecting."""
+        from the knee, doubling up while it holds, then :func:`_crossing` in the
+        bracket (the p95 rises smoothly with N: each look is a walk of the sample)."""
         if hi <= 0 or self.p95(1) > target_s:
             return 0
         knee = self.knee()
@@ -835,13 +836,38 @@ class PacedQueue:
             if n >= hi:
                 return hi
             n = min(hi, 2 * n)
-        while top - lo > 1:
-            mid = (lo + top) // 2
-            if self.p95(mid) <= target_s:
-                lo = mid
-            else:
-                top = mid
-        return lo
+        return _crossing(self.p95, target_s, lo, top)
+
+
+def _crossing(f: Callable[[int], float], level: float, good: int, bad: int) -> int:
+    """Largest n in [good, bad) with ``f(n) ≤ level``, ``f`` non-decreasing and
+    ``f(good) ≤ level < f(bad)``: the bisection's answer, each next n where the chord
+    of the bracket meets the level — or, when the last two looks both moved the same
+    end, where the line through those two does (a convex p95's chord always falls short
+    of the crossing, and would creep up to it a session at a time) — and halving
+    whenever three looks in a row left more than half of the bracket."""
+    vals = {good: f(good), bad: f(bad)}
+    last: list[int] = []
+    slow = 0
+    while bad - good > 1:
+        width = bad - good
+        fg, fb = vals[good], vals[bad]
+        x = good + (bad - good) * (level - fg) / (fb - fg) if fb > fg else math.nan
+        if len(last) == 2 and vals[last[0]] != vals[last[1]] and (
+                (vals[last[0]] <= level) == (vals[last[1]] <= level)):
+            a, b = last
+            x = a + (b - a) * (level - vals[a]) / (vals[b] - vals[a])
+        if slow >= 3 or not math.isfinite(x):
+            x, slow = (good + bad) / 2, 0
+        n = min(max(math.floor(x), good + 1), bad - 1)
+        vals[n] = f(n)
+        if vals[n] <= level:
+            good = n
+        else:
+            bad = n
+        last = [*last[-1:], n]
+        slow = slow + 1 if 2 * (bad - good) > width else 0
+    return good
 
 
 def _charge_moments(wl: Workload, c: Constraint) -> tuple[float, float]:
