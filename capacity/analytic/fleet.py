@@ -148,6 +148,7 @@ from capacity.analytic.model import (
     WindowStats,
     _BucketModel,
     _largest_meeting,
+    _largest_meeting_near,
     _lattice_step,
     ceiling_targets,
     constraint_model,
@@ -1773,9 +1774,11 @@ class FeedModel(_MemoStats):
         e_own = mean(src.charges(n)[0])
         return mean(src.charge) / e_own if e_own > 0.0 else 1.0
 
-    def largest_meeting(self, target: float, hi: int) -> tuple[int, WindowStats | None]:
+    def largest_meeting(self, target: float, hi: int, near: int | None = None
+                        ) -> tuple[int, WindowStats | None]:
         """:func:`~capacity.analytic.model._largest_meeting`'s answer (the largest n ≤
-        ``hi`` whose share is within ``target``; the share rises with n), each probe
+        ``hi`` whose share is within ``target``; the share rises with n): from a guess
+        ``near`` by :func:`~capacity.analytic.model._largest_meeting_near`; else each probe
         where ``log(share)`` interpolated between the bracket's ends meets
         ``log(target)`` once both ends are within ``_LOG_SPAN`` of it — a fed slot's share
         rises smoothly and steeply from nothing, and each look deep in overload costs
@@ -1784,6 +1787,8 @@ class FeedModel(_MemoStats):
         more than half the bracket."""
         if hi <= 0:
             return 0, None
+        if near is not None:
+            return _largest_meeting_near(self.stats, target, hi, near)
         top = self.stats(hi)
         if top.loss_fraction <= target:
             return hi, top
@@ -5651,10 +5656,12 @@ def fleet_mean_ceilings(wl: Workload, cyc: CycleTime) -> dict[str, float]:
 
 
 def entry_result(wl: Workload, e: Entry, cycle_s: float, target: float,
-                 sessions: int | None, bound: int | None = None) -> ConstraintResult:
+                 sessions: int | None, bound: int | None = None,
+                 near: int | None = None) -> ConstraintResult:
     """The :class:`ConstraintResult` of one fleet entry. ``bound`` (sessions): search no
     higher — the burst ceiling is then ``min(its own, bound)`` (a caller that wants only
-    the fleet's smallest ceiling, :func:`least_burst`)."""
+    the fleet's smallest ceiling, :func:`least_burst`). ``near`` (sessions): a guess at
+    a fed slot's ceiling, its search started there."""
     c = e.c
     mean_ceiling = _mean_ceiling(e)
     cap = math.floor(mean_ceiling + 1e-9) if math.isfinite(mean_ceiling) else 1_000_000
@@ -5676,6 +5683,8 @@ def entry_result(wl: Workload, e: Entry, cycle_s: float, target: float,
 
     search = getattr(model, "largest_meeting", None)
     own = own_target(target, share, retried_attempts(wl, model))
+    if near is not None and isinstance(model, FeedModel):
+        search = functools.partial(model.largest_meeting, near=near)
     burst, at = search(own, cap) if search else _largest_meeting(model.stats, own, cap)
     at = of_all_attempts(at, share)
     # Units per turn, as the mean ceiling implies (a fed slot's load depends on N).
@@ -5745,28 +5754,37 @@ def fleet_burst(wl: Workload, fm: FleetModels, results: list[ConstraintResult],
     return min([x for x in [best, *others] if x is not None])
 
 
-def least_burst(wl: Workload, fm: FleetModels, cycle_s: float, target: float) -> int:
+def least_burst(wl: Workload, fm: FleetModels, cycle_s: float, target: float,
+                near: int | None = None, started: set[int] | None = None) -> int:
     """:func:`fleet_burst` of ``fm`` without the other entries' own ceilings: a plain
     entry's is searched in full (:func:`~capacity.analytic.model.joint_ceiling` reads
     it), every other one only up to the smallest ceiling found so far, which it can
     only match or lower (the 429 share rises with N) — one look at that N where it
     stays within the target. A spilling entry (never binding) and a fallback (fed by
     failures in deep overload: its own ceiling lies among N nothing else asks for) come
-    last."""
+    last. ``near``: a guess at the fleet's ceiling, where each search in full starts
+    (their entries' ids added to ``started``)."""
     plain = [e for e in fm.entries if _final(e)]
     rest = sorted((e for e in fm.entries if all(e is not p for p in plain)),
                   key=lambda e: (e.role == "fallback", e.spill_to is not None))
     # (The entries whose ceilings fleet_burst reads: visible_results'.)
     seen = {id(e) for e in fm.entries if e.spill_to is None} or {id(e) for e in fm.entries}
     found: dict[int, ConstraintResult] = {}
+    full = set()
     for e in plain:
-        found[id(e)] = entry_result(wl, e, cycle_s, target, None)
+        full.add(id(e))
+        found[id(e)] = entry_result(wl, e, cycle_s, target, None, near=near)
     for e in rest:
         least = min((r.burst_ceiling for i, r in found.items() if i in seen), default=None)
+        if least is None:
+            full.add(id(e))
         # A spilling entry's own ceiling is not read (fleet_burst reads the visible
         # ones): not searched at all — each look at a head's level chain is a solve.
         found[id(e)] = entry_result(wl, e, cycle_s, target, None,
-                                    least if id(e) in seen else 0)
+                                    least if id(e) in seen else 0,
+                                    near if least is None else None)
+    if started is not None and near is not None:
+        started.update(full)
     return fleet_burst(wl, fm, [found[id(e)] for e in fm.entries], target)
 
 
@@ -5787,8 +5805,10 @@ class FleetAnalysis:
     which reuses the statistics the first step memoised."""
 
     def __init__(self, profile: Profile, wl: Workload, sessions: int | None = None,
-                 cyc: CycleTime | None = None) -> None:
+                 cyc: CycleTime | None = None, near: int | None = None) -> None:
         self.profile, self.wl, self.sessions = profile, wl, sessions
+        self.near = near  # a guess at the burst ceiling (sessions), where searches start
+        self._started: set[int] = set()  # the entries whose searches started there
         self.target = profile.targets.max_429_fraction
         self.cyc = cycle_time(wl) if cyc is None else cyc
         self.fm = fleet_models(wl, self.cyc)
@@ -5807,7 +5827,8 @@ class FleetAnalysis:
         if self._result is not None:
             return self._result.burst_ceiling
         if self._burst is None:
-            burst = least_burst(self.wl, self.fm, self.cyc.cycle_s, self.target)
+            burst = least_burst(self.wl, self.fm, self.cyc.cycle_s, self.target, self.near,
+                                self._started)
             self._burst, _ = self._held_by_spells(burst)
         return self._burst
 
@@ -5823,7 +5844,11 @@ class FleetAnalysis:
     def _complete(self) -> CeilingResult:
         profile, wl, sessions, target = self.profile, self.wl, self.sessions, self.target
         cyc, fm = self.cyc, self.fm
-        results = [entry_result(wl, e, cyc.cycle_s, target, sessions) for e in fm.entries]
+        # (Each search the burst ceiling started at the guess, started there again: it
+        # asks what it asked.)
+        results = [entry_result(wl, e, cyc.cycle_s, target, sessions,
+                                near=self.near if id(e) in self._started else None)
+                   for e in fm.entries]
         visible = visible_results(results)
         binding = min(visible, key=lambda r: (r.burst_ceiling, r.mean_ceiling))
         results = [dataclasses.replace(r, binding=r is binding) for r in results]

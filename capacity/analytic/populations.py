@@ -1087,14 +1087,15 @@ def analyze_mixed_fleet(pv: PopulationView, sessions: int | None) -> Any:
     profile = pv.profile
     held = sum(p.held or 0 for p in pv.parts)
 
-    def at(n: int, asked: int | None = None) -> tuple[FleetAnalysis, int]:
+    def at(n: int, asked: int | None = None, near: int | None = None
+           ) -> tuple[FleetAnalysis, int]:
         # The iteration reads only each mix's ceiling; the whole answer is completed for
         # the one reported (its models' statistics reused).
         counts = profile.split(n)
         mp = mixed_profile(pv, counts)
         total = sum(counts.values())
         return FleetAnalysis(mp, Workload.from_profile(mp),
-                             None if asked is None else total), total
+                             None if asked is None else total, near=near), total
 
     # Start from the mean-value ceiling of the per-population split (spillover only
     # adds room); with no held sessions N = 0 is no mix at all: start at 1.
@@ -1105,7 +1106,9 @@ def analyze_mixed_fleet(pv: PopulationView, sessions: int | None) -> Any:
     for step in range(8):
         if n in seen:
             break
-        fa, _ = at(n)
+        # Past the first look each N is a guess at the answer, its mix's ceiling
+        # guessed there (N and the held sessions): the searches start beside it.
+        fa, _ = at(n, near=n + held if step else None)
         seen[n] = fa
         n_next = max(fa.burst_ceiling - held, 0 if held else 1)
         if step == 0 and held:
