@@ -1,0 +1,173 @@
+"""Session 57's probes (issue 13): the two rows of the accuracy table over 0.2 s of
+compute, what each asks, and what the changes saved.
+
+Run from the repository root::
+
+    python benchmarks/session57_probes.py looks          # what each row asks
+    python benchmarks/session57_probes.py cost [REV]     # this tree against REV's
+
+``looks``: ptu-spillover beside chat and batch populations — each mix the population
+fleet looks at (its N, the fleet's ceiling M* of that mix less the 10 held sessions,
+and the M = N + held its binding slot's search asked: pay-as-you-go, fed by the PTU)
+— and tool-agent behind a cap of 5 calls in flight, each N whose p95 turn latency the
+pacer's search walked (deterministic: no timing).
+
+``cost``: the analytic answer's CPU time (best of 5, every store emptied, as
+``analytic_accuracy.py`` times it) of those two rows, chat-assistant and web-research
+(yardsticks the changes do not touch), in this tree and in a checkout of ``REV``
+(default eca1bb3, session 56's last commit; its kernels built in place), alternated
+five times in one sitting, and the medians: this VM's speed moves by a third between
+hours, so only figures taken side by side compare.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# ptu-spillover's fleet entries: ptu.itpm, ptu.otpm, paygo.rpm (binding), mini.rpm.
+_PAYGO = 2
+
+
+def _profiles() -> dict[str, Any]:
+    from capacity.profile.loader import load_profile, profile_from_dict
+
+    capped = load_profile(ROOT / "tests" / "data" / "paced-think-time.yaml").model_dump(
+        mode="json", exclude_none=True)
+    capped["name"] = "paced-think-time-concurrency"
+    capped["pacing"] = {"concurrency": 5}
+    return {"mix": load_profile([ROOT / "profiles" / "ptu-spillover.yaml",
+                                 ROOT / "examples" / "chat-and-batch.yaml"]),
+            "cap5": profile_from_dict(capped),
+            "chat-assistant": load_profile(ROOT / "profiles" / "chat-assistant.yaml"),
+            "web-research": load_profile(ROOT / "profiles" / "web-research.yaml")}
+
+
+def looks() -> None:
+    from capacity.analytic import fleet, pacing, populations
+    from capacity.analytic.model import analyze
+
+    profs = _profiles()
+    held = profs["mix"].held_sessions
+    visits: list[list[Any]] = []           # [N, the look, the M its fed slots asked]
+    real_mixed, real_init = populations.mixed_profile, fleet.FleetAnalysis.__init__
+    real_stats, real_complete = fleet.FeedModel.stats, fleet.FleetAnalysis._complete
+    completing = False
+
+    def complete(self: Any) -> Any:
+        nonlocal completing
+        completing = True
+        return real_complete(self)
+
+    def mixed(pv: Any, counts: dict[str, int]) -> Any:
+        visits.append([sum(counts.values()) - held, None, []])
+        return real_mixed(pv, counts)
+
+    def init(self: Any, *a: Any, **k: Any) -> None:
+        real_init(self, *a, **k)
+        visits[-1][1] = self
+
+    def stats(self: Any, n: int) -> Any:
+        # (The ceiling's search only: the answer's result then searches the others.)
+        if (n not in self._stats and not completing
+                and self is visits[-1][1].fm.entries[_PAYGO].model):
+            visits[-1][2].append(n)
+        return real_stats(self, n)
+
+    populations.mixed_profile = mixed
+    fleet.FleetAnalysis.__init__ = init  # type: ignore[method-assign]
+    fleet.FeedModel.stats = stats  # type: ignore[method-assign]
+    fleet.FleetAnalysis._complete = complete  # type: ignore[method-assign]
+    try:
+        res = analyze(profs["mix"])
+    finally:
+        fleet.FleetAnalysis._complete = real_complete  # type: ignore[method-assign]
+        populations.mixed_profile = real_mixed
+        fleet.FleetAnalysis.__init__ = real_init  # type: ignore[method-assign]
+        fleet.FeedModel.stats = real_stats  # type: ignore[method-assign]
+    print(f"ptu-spillover beside chat and batch populations ({held} held sessions): "
+          f"N* {res.burst_ceiling}, {len(visits)} looks")
+    for n, fa, asked in visits:
+        print(f"  N = {n}: the mix carries {fa.burst_ceiling - held}; pay-as-you-go's search "
+              f"asked M = {', '.join(map(str, asked))}")
+
+    walked: list[int] = []
+    real_p95 = pacing.PacedQueue.p95
+
+    def p95(self: Any, n: int) -> float:
+        if n not in self._walked:
+            walked.append(n)
+        return real_p95(self, n)
+
+    pacing.PacedQueue.p95 = p95  # type: ignore[method-assign]
+    try:
+        res = analyze(profs["cap5"])
+    finally:
+        pacing.PacedQueue.p95 = real_p95  # type: ignore[method-assign]
+    print(f"tool-agent behind a cap of 5 calls in flight: N* {res.burst_ceiling}; the p95 "
+          f"walked at N = {walked} ({len(walked)} walks)")
+
+
+def _time_here(tree: Path) -> None:
+    """One line: each row's N* and best-of-5 CPU ms, with ``tree``'s code."""
+    sys.path[:0] = [str(tree), str(tree / "benchmarks")]
+    import analytic_accuracy
+
+    out = []
+    for name, prof in _profiles().items():
+        res, cpu = analytic_accuracy.analytic(prof, repeat=5)
+        out.append(f"{name} {res.burst_ceiling} {1000 * cpu:.0f} ms")
+    print("; ".join(out), flush=True)
+
+
+def cost(rev: str, rounds: int = 5) -> None:
+    import statistics
+
+    got: dict[str, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-f",
+                        str(tree), rev], check=True, capture_output=True)
+        try:
+            subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=tree,
+                           check=True, capture_output=True)
+            for _ in range(rounds):
+                for label, where in ((rev, tree), ("this tree", ROOT)):
+                    line = subprocess.run([sys.executable, __file__, "_time", str(where)],
+                                          check=True, capture_output=True, text=True
+                                          ).stdout.strip()
+                    print(f"{label:>9}: {line}", flush=True)
+                    for part in line.split("; "):
+                        name, _, ms, _ = part.split()
+                        got.setdefault(label, {}).setdefault(name, []).append(float(ms))
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
+                            str(tree)], check=False, capture_output=True)
+    print(f"medians of {rounds} rounds:")
+    for label, rows in got.items():
+        print(f"{label:>9}: " + "; ".join(f"{name} {statistics.median(v):.0f} ms"
+                                          for name, v in rows.items()))
+
+
+def main(argv: list[str]) -> int:
+    what = argv[0] if argv else "looks"
+    if what == "looks":
+        looks()
+    elif what == "cost":
+        cost(argv[1] if len(argv) > 1 else "eca1bb3")
+    elif what == "_time":
+        _time_here(Path(argv[1]))
+    else:
+        print(__doc__)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
