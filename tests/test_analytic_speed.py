@@ -493,6 +493,26 @@ def test_search_from_a_guess_is_the_bisection(seed: int) -> None:
     assert len(asked) <= 6  # the bisection: 10
 
 
+def test_round_off_below_the_ceiling_is_not_a_slope_to_follow() -> None:
+    # chat-assistant's RPM bucket: shares of 1e-16 to 4e-12 in no order from the guess up
+    # to a step at the ceiling. Lines through their logs crept a session or two a look
+    # (38 looks); read as no slope, the search steps and then bisects — the same answer.
+    rng = np.random.default_rng(3)
+    noise = 10.0 ** rng.uniform(-16, -11.4, 1100)
+    asked: list[int] = []
+
+    def stats(n: int) -> amodel.WindowStats:
+        asked.append(n)
+        s = float(noise[n]) if n < 1056 else 3.78e-3 * 3.6 ** (n - 1056)
+        return amodel.WindowStats(n, 0.0, 0.0, s, "test")
+
+    truth = amodel._largest_meeting(stats, 0.01, 1057)
+    asked.clear()
+    assert amodel._largest_meeting_near(stats, 0.01, 1057, 898) == truth
+    assert truth[0] == 1056
+    assert len(set(asked)) <= 11, asked   # the bisection from [0, 1057]: 11
+
+
 def test_a_share_far_above_any_target_asks_one_session_next() -> None:
     # Calls past the allowance: ~83 % refused whatever N (hunt-1052). The guess and N = 1
     # answer it (the walk down from the guess asked 16, 15, 11, 1).
