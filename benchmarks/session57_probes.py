@@ -5,6 +5,7 @@ Run from the repository root::
 
     python benchmarks/session57_probes.py looks          # what each row asks
     python benchmarks/session57_probes.py cost [REV]     # this tree against REV's
+    python benchmarks/session57_probes.py cadence        # a regular cadence at a bucket
 
 ``looks``: ptu-spillover beside chat and batch populations — each mix the population
 fleet looks at (its N, the fleet's ceiling M* of that mix less the 10 held sessions,
@@ -18,6 +19,12 @@ pacer's search walked (deterministic: no timing).
 (default eca1bb3, session 56's last commit; its kernels built in place), alternated
 five times in one sitting, and the medians: this VM's speed moves by a third between
 hours, so only figures taken side by side compare.
+
+``cadence``: web-research on a 10 s token bucket without retries (the profile variants'
+``bucket10``, 64 sessions) under four cadences of about the same mean: the model's share
+of attempts refused and the engine's (20 × 1 h, seed 7). The model reads a cadence's
+turn starts as Poisson launches; a regular cadence's starts are smoother than Poisson
+over the tens of seconds a 25-request bucket takes to drain, and the engine refuses less.
 """
 
 from __future__ import annotations
@@ -155,12 +162,44 @@ def cost(rev: str, rounds: int = 5) -> None:
                                           for name, v in rows.items()))
 
 
+def cadence() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import profile_variants
+
+    from capacity.analytic.model import constraint_model, cycle_time
+    from capacity.model.workload import Workload
+    from capacity.profile.loader import load_profile, profile_from_dict
+    from capacity.sim.engine import simulate
+
+    base = load_profile(ROOT / "profiles" / "web-research.yaml").model_dump(
+        mode="json", exclude_none=True)
+    n = 64
+    print(f"web-research, 10 s token bucket (25 requests), no retries, {n} sessions:")
+    for label, cad in (("U(2 min, 3 min), as shipped", {"uniform": ["2m", "3m"]}),
+                       ("fixed 150 s", {"fixed": "150s"}),
+                       ("U(1 min, 4 min)", {"uniform": ["1m", "4m"]}),
+                       ("Exp(150 s)", {"exponential": "150s"})):
+        data = profile_variants.variant(base, "bucket10", False)
+        data["session"]["cadence"] = cad
+        prof = profile_from_dict(data)
+        wl = Workload.from_profile(prof)
+        cyc = cycle_time(wl)
+        model = constraint_model(wl, wl.constraints[0], cyc.cycle_s, cyc.min_cycle_s)
+        est = simulate(prof, n, replications=20, seed=7,
+                       horizon_s=3600.0).metrics["attempt_429_fraction"]
+        print(f"  cadence {label}: cycle {cyc.cycle_s:.1f} s; model "
+              f"{model.stats(n).loss_fraction:.3%}, engine {est.mean:.3%} "
+              f"[{est.lo:.3%}–{est.hi:.3%}]", flush=True)
+
+
 def main(argv: list[str]) -> int:
     what = argv[0] if argv else "looks"
     if what == "looks":
         looks()
     elif what == "cost":
         cost(argv[1] if len(argv) > 1 else "eca1bb3")
+    elif what == "cadence":
+        cadence()
     elif what == "_time":
         _time_here(Path(argv[1]))
     else:
