@@ -1061,22 +1061,6 @@ def mixed_profile(pv: PopulationView, counts: dict[str, int]) -> Profile:
     return pv.profile.model_copy(update={"session": session, "populations": {}})
 
 
-def _same_calls(pv: PopulationView, n: int, m_star: int, fallback: int) -> int:
-    """The N whose split starts as many calls a second as ``m_star`` sessions of the mix
-    at N = ``n`` do (the mix's calls per session times its ceiling); ``fallback`` where
-    N adds no calls."""
-    counts = pv.profile.split(n)
-    rate = {p.name: p.wl.calls_per_turn() / p.cycle.cycle_s for p in pv.parts}
-    total = sum(counts.values())
-    held = math.fsum(counts[p.name] * rate[p.name] for p in pv.parts if p.held)
-    varying = math.fsum(rate[p.name] * (p.share if p.share is not None else 0.0)
-                        for p in pv.parts if not p.held)
-    if total <= 0 or varying <= 0.0:
-        return fallback
-    carried = m_star * math.fsum(counts[p.name] * rate[p.name] for p in pv.parts) / total
-    return max(0, min(math.floor((carried - held) / varying + 1e-9), 1_000_000))
-
-
 def analyze_mixed_fleet(pv: PopulationView, sessions: int | None) -> Any:
     """The fleet model (:func:`capacity.analytic.fleet.analyze_fleet`) on one session of
     the population mix, the ceiling in N found by iterating the mix: at N the M = N +
@@ -1106,20 +1090,12 @@ def analyze_mixed_fleet(pv: PopulationView, sessions: int | None) -> Any:
     for step in range(8):
         if n in seen:
             break
-        # Past the first look each N is a guess at the answer, its mix's ceiling
-        # guessed there (N and the held sessions): the searches start beside it.
+        # Past the first look each N is the last mix's ceiling less the held sessions:
+        # this mix's ceiling is guessed there (the mix changes slowly with N), and its
+        # searches start beside it.
         fa, _ = at(n, near=n + held if step else None)
         seen[n] = fa
-        n_next = max(fa.burst_ceiling - held, 0 if held else 1)
-        if step == 0 and held:
-            # The first look is far from the answer (it starts from the spilling slots'
-            # mean ceilings), and the held sessions' share of the mix shrinks as N grows:
-            # the jump keeps the calls a second the mix's ceiling carries (M* sessions of
-            # the mix at N), found at the N whose split makes as many — a guess, looked
-            # at as any other (ptu-spillover beside chat and batch: from 20 to 114
-            # where the mix's own ceiling gives 84, one look fewer).
-            n_next = _same_calls(pv, n, fa.burst_ceiling, n_next)
-        n = n_next
+        n = max(fa.burst_ceiling - held, 0 if held else 1)
     # The largest N whose own mix carries it (N ≤ M*(mix at N) − held).
     def carried(k: int) -> bool:
         return seen[k].burst_ceiling - held >= k
@@ -1135,12 +1111,6 @@ def analyze_mixed_fleet(pv: PopulationView, sessions: int | None) -> Any:
     above = [k for k in seen if k > best and not carried(k)]
     if ok and above:
         hi = min(above)
-        # Where the two ends agree with a ceiling that rises with N (the mix's at hi no
-        # lower than at best), no N past hi's own ceiling carries itself: the bisection
-        # looks only up to it (a jump from above lands past the answer, not across a
-        # population's first session).
-        if seen[hi].burst_ceiling >= seen[best].burst_ceiling:
-            hi = min(hi, seen[hi].burst_ceiling - held + 1)
         while hi - best > 1:
             mid = (best + hi) // 2
             seen[mid] = at(mid)[0]
