@@ -773,13 +773,47 @@ class TestProperties:
     # 1 − 1e-16 the other): its growth rate's bracket had no sign change.
     @example(rpm=1131, fanout=1, more=2, enforcement={"type": "token_bucket", "burst": "60s"},
              cadence="300s")
+    # A turn of exactly the allowance (1 + 8 + 1 calls, 10 a window): see
+    # test_a_turn_that_fills_its_window_is_refused_less.
+    @example(rpm=60, fanout=6, more=2, enforcement=fixed_window(10), cadence="300s")
     def test_non_increasing_in_fanout(self, rpm: int, fanout: int, more: int,
                                       enforcement: dict[str, Any], cadence: str) -> None:
-        """More calls per turn (a wider fan-out) never raises either ceiling."""
+        """More calls per turn (a wider fan-out) never raises either ceiling — the
+        burst-aware one but where the wider turn's calls are exactly a fixed window's
+        allowance."""
         m1, b1 = ceilings(rpm, fanout, enforcement, cadence)
         m2, b2 = ceilings(rpm, fanout + more, enforcement, cadence)
         assert m2 < m1
-        assert b2 <= b1 + search_slack(b2)
+        fills = (enforcement["type"] == "fixed_window"
+                 and fanout + more + 2 == math.floor(rpm * enforcement["window"] / 60 + 1e-9))
+        if not fills:
+            assert b2 <= b1 + search_slack(b2)
+
+    def test_a_turn_that_fills_its_window_is_refused_less(self) -> None:
+        """1 → k → 1 calls at 60 RPM in fixed 10 s windows, a turn every 300 s, SDK
+        retries: at 2 sessions a turn of 10 calls (k = 8), the whole allowance, is refused
+        less than one of 9 (k = 7), in the model and in the engine alike (a refused call
+        defers its turn's later calls past the full window, and a turn that fills its
+        window alone brings them all there) — so the burst-aware ceiling rises from 1 to
+        2 sessions as the fan-out widens from 6 to 8, and the property above exempts it."""
+        from capacity.analytic.model import constraint_model, cycle_time
+        from capacity.model.workload import Workload
+        from capacity.sim.engine import simulate
+
+        model, engine = {}, {}
+        for k in (7, 8):
+            p = make_profile(dag_steps(k), rpm=60, enforcement=fixed_window(10),
+                             cadence="300s")
+            wl = Workload.from_profile(p)
+            cyc = cycle_time(wl)
+            m = constraint_model(wl, wl.constraints[0], cyc.cycle_s, cyc.min_cycle_s)
+            model[k] = m.stats(2).loss_fraction
+            engine[k] = simulate(p, 2, replications=400, seed=11, horizon_s=3600.0
+                                 ).metrics["attempt_429_fraction"].mean
+        assert model[8] < 0.8 * model[7]     # 0.92 % against 1.31 %
+        assert engine[8] < 0.8 * engine[7]   # 0.60 % against 1.31 %
+        assert ceilings(60, 6, fixed_window(10), "300s")[1] == 1
+        assert ceilings(60, 8, fixed_window(10), "300s")[1] == 2
 
     @settings(max_examples=25, deadline=None)
     @given(rpm=rpm_st, fanout=fanout_st, enforcement=enforcement_st, cadence=cadence_st)
