@@ -14,11 +14,11 @@ and the M = N + held its binding slot's search asked: pay-as-you-go, fed by the 
 pacer's search walked (deterministic: no timing).
 
 ``cost``: the analytic answer's CPU time (best of 5, every store emptied, as
-``analytic_accuracy.py`` times it) of those two rows, chat-assistant and web-research
-(yardsticks the changes do not touch), in this tree and in a checkout of ``REV``
-(default eca1bb3, session 56's last commit; its kernels built in place), alternated
-five times in one sitting, and the medians: this VM's speed moves by a third between
-hours, so only figures taken side by side compare.
+``analytic_accuracy.py`` times it) of those two rows, chat-assistant and web-research,
+and the N each of chat-assistant's searches from a guess asks, in this tree and in a
+checkout of ``REV`` (default eca1bb3, session 56's last commit; its kernels built in
+place), alternated five times in one sitting, and the medians: this VM's speed moves by
+a third between hours, so only figures taken side by side compare.
 
 ``cadence``: web-research on a 10 s token bucket without retries (the profile variants'
 ``bucket10``, 64 sessions) under four cadences of about the same mean: the model's share
@@ -126,11 +126,34 @@ def _time_here(tree: Path) -> None:
     sys.path[:0] = [str(tree), str(tree / "benchmarks")]
     import analytic_accuracy
 
+    from capacity.analytic import clumped
+    from capacity.analytic import model as amodel
+
     out = []
     for name, prof in _profiles().items():
         res, cpu = analytic_accuracy.analytic(prof, repeat=5)
         out.append(f"{name} {res.burst_ceiling} {1000 * cpu:.0f} ms")
-    print("; ".join(out), flush=True)
+    # The N each search from a guess asks on chat-assistant (its three bucket searches).
+    asked: list[set[int]] = []
+    real = amodel.boundary_near
+
+    def counted(share: Any, *a: Any, **k: Any) -> int:
+        mine: set[int] = set()
+        asked.append(mine)
+
+        def seen(n: int) -> float:
+            mine.add(n)
+            got: float = share(n)
+            return got
+        return real(seen, *a, **k)
+
+    amodel.boundary_near = counted  # type: ignore[assignment]
+    clumped.boundary_near = counted  # type: ignore[assignment]
+    analytic_accuracy.empty_stores()
+    amodel.analyze(_profiles()["chat-assistant"])
+    amodel.boundary_near = clumped.boundary_near = real
+    print("; ".join(out) + "; chat-assistant's searches asked "
+          + ", ".join(str(len(x)) for x in asked) + " N", flush=True)
 
 
 def cost(rev: str, rounds: int = 5) -> None:
@@ -150,7 +173,7 @@ def cost(rev: str, rounds: int = 5) -> None:
                                           check=True, capture_output=True, text=True
                                           ).stdout.strip()
                     print(f"{label:>9}: {line}", flush=True)
-                    for part in line.split("; "):
+                    for part in line.split("; ")[:-1]:
                         name, _, ms, _ = part.split()
                         got.setdefault(label, {}).setdefault(name, []).append(float(ms))
         finally:
