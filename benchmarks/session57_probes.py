@@ -10,8 +10,9 @@ Run from the repository root::
 ``looks``: ptu-spillover beside chat and batch populations — each mix the population
 fleet looks at (its N, the fleet's ceiling M* of that mix less the 10 held sessions,
 and the M = N + held its binding slot's search asked: pay-as-you-go, fed by the PTU)
-— and tool-agent behind a cap of 5 calls in flight, each N whose p95 turn latency the
-pacer's search walked (deterministic: no timing).
+— tool-agent behind a cap of 5 calls in flight, each N whose p95 turn latency the
+pacer's search walked, and chat-assistant's searches from a guess, each N asked and its
+share (deterministic: no timing).
 
 ``cost``: the analytic answer's CPU time (best of 5, every store emptied, as
 ``analytic_accuracy.py`` times it) of those two rows, chat-assistant and web-research,
@@ -119,6 +120,34 @@ def looks() -> None:
         pacing.PacedQueue.p95 = real_p95  # type: ignore[method-assign]
     print(f"tool-agent behind a cap of 5 calls in flight: N* {res.burst_ceiling}; the p95 "
           f"walked at N = {walked} ({len(walked)} walks)")
+
+    # chat-assistant's searches from a guess: each N asked and its share there.
+    from capacity.analytic import clumped
+    from capacity.analytic import model as amodel
+
+    searches: list[list[tuple[int, float]]] = []
+    real_near = amodel.boundary_near
+
+    def near(share: Any, *a: Any, **k: Any) -> int:
+        mine: list[tuple[int, float]] = []
+        searches.append(mine)
+
+        def seen(n: int) -> float:
+            got: float = share(n)
+            mine.append((n, got))
+            return got
+        return real_near(seen, *a, **k)
+
+    amodel.boundary_near = near  # type: ignore[assignment]
+    clumped.boundary_near = near  # type: ignore[assignment]
+    try:
+        res = analyze(profs["chat-assistant"])
+    finally:
+        amodel.boundary_near = clumped.boundary_near = real_near
+    print(f"chat-assistant: N* {res.burst_ceiling}; its searches from a guess asked "
+          "(N: share of attempts refused):")
+    for one in searches:
+        print("  " + ", ".join(f"{n}: {v:.1e}" for n, v in one))
 
 
 def _time_here(tree: Path) -> None:

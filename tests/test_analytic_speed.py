@@ -494,9 +494,10 @@ def test_search_from_a_guess_is_the_bisection(seed: int) -> None:
 
 
 def test_round_off_below_the_ceiling_is_not_a_slope_to_follow() -> None:
-    # chat-assistant's RPM bucket: shares of 1e-16 to 4e-12 in no order from the guess up
-    # to a step at the ceiling. Lines through their logs crept a session or two a look
-    # (38 looks); read as no slope, the search steps and then bisects — the same answer.
+    # chat-assistant's RPM bucket: round-off shares in no order from the guess up to a
+    # step at the ceiling (here drawn from 1e-16 to 4e-12). Lines through their logs
+    # crept a session or two a look (38 looks); read as no slope, the search steps and
+    # then bisects — the same answer.
     rng = np.random.default_rng(3)
     noise = 10.0 ** rng.uniform(-16, -11.4, 1100)
     asked: list[int] = []

@@ -1583,7 +1583,7 @@ def boundary_near(share: Callable[[int], float], level: float, good: int, bad: i
     vals: dict[int, float] = dict(known or {})
     top = bad - 1
     # Shares this far under the level are round-off, not a slope's: chat-assistant's RPM
-    # bucket reads 1e-16 to 4e-12 from 898 to 1,039 sessions in no order, and lines
+    # bucket reads 1.3e-14 to 3.2e-11 from 898 to 1,045 sessions in no order, and lines
     # through them crept up a session or two a look (38 looks; the bisection's 11).
     floor = level * _ROUND_OFF
 
