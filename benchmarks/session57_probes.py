@@ -16,10 +16,11 @@ share (deterministic: no timing).
 
 ``cost``: the analytic answer's CPU time (best of 5, every store emptied, as
 ``analytic_accuracy.py`` times it) of those two rows, chat-assistant and web-research,
-and the N each of chat-assistant's searches from a guess asks, in this tree and in a
-checkout of ``REV`` (default eca1bb3, session 56's last commit; its kernels built in
-place), alternated five times in one sitting, and the medians: this VM's speed moves by
-a third between hours, so only figures taken side by side compare.
+and what ``looks`` counts (the M each population look's search asks, the pacer's walks,
+the N each of chat-assistant's searches asks), in this tree and in a checkout of
+``REV`` (default eca1bb3, session 56's last commit; its kernels built in place),
+alternated five times in one sitting, and the medians: this VM's speed moves by a third
+between hours, so only figures taken side by side compare.
 
 ``cadence``: web-research on a 10 s token bucket without retries (the profile variants'
 ``bucket10``, 64 sessions) under four cadences of about the same mean: the model's share
@@ -39,9 +40,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# ptu-spillover's fleet entries: ptu.itpm, ptu.otpm, paygo.rpm (binding), mini.rpm.
-_PAYGO = 2
-
 
 def _profiles() -> dict[str, Any]:
     from capacity.profile.loader import load_profile, profile_from_dict
@@ -57,13 +55,14 @@ def _profiles() -> dict[str, Any]:
             "web-research": load_profile(ROOT / "profiles" / "web-research.yaml")}
 
 
-def looks() -> None:
-    from capacity.analytic import fleet, pacing, populations
+def _mix_looks(prof: Any) -> tuple[int, list[tuple[int, int, list[int]]]]:
+    """(N*, each look of the population fleet: its N, the mix's ceiling less the held
+    sessions, the M pay-as-you-go's search asked for the ceiling — not the result's)."""
+    from capacity.analytic import fleet, populations
     from capacity.analytic.model import analyze
 
-    profs = _profiles()
-    held = profs["mix"].held_sessions
-    visits: list[list[Any]] = []           # [N, the look, the M its fed slots asked]
+    held = prof.held_sessions
+    visits: list[list[Any]] = []           # [N, the look, the M its binding slot asked]
     real_mixed, real_init = populations.mixed_profile, fleet.FleetAnalysis.__init__
     real_stats, real_complete = fleet.FeedModel.stats, fleet.FleetAnalysis._complete
     completing = False
@@ -82,9 +81,9 @@ def looks() -> None:
         visits[-1][1] = self
 
     def stats(self: Any, n: int) -> Any:
-        # (The ceiling's search only: the answer's result then searches the others.)
-        if (n not in self._stats and not completing
-                and self is visits[-1][1].fm.entries[_PAYGO].model):
+        if n not in self._stats and not completing and any(
+                e.c.name == "paygo.rpm" and e.model is self
+                for e in visits[-1][1].fm.entries):
             visits[-1][2].append(n)
         return real_stats(self, n)
 
@@ -93,17 +92,19 @@ def looks() -> None:
     fleet.FeedModel.stats = stats  # type: ignore[method-assign]
     fleet.FleetAnalysis._complete = complete  # type: ignore[method-assign]
     try:
-        res = analyze(profs["mix"])
+        res = analyze(prof)
     finally:
         fleet.FleetAnalysis._complete = real_complete  # type: ignore[method-assign]
         populations.mixed_profile = real_mixed
         fleet.FleetAnalysis.__init__ = real_init  # type: ignore[method-assign]
         fleet.FeedModel.stats = real_stats  # type: ignore[method-assign]
-    print(f"ptu-spillover beside chat and batch populations ({held} held sessions): "
-          f"N* {res.burst_ceiling}, {len(visits)} looks")
-    for n, fa, asked in visits:
-        print(f"  N = {n}: the mix carries {fa.burst_ceiling - held}; pay-as-you-go's search "
-              f"asked M = {', '.join(map(str, asked))}")
+    return res.burst_ceiling, [(n, fa.burst_ceiling - held, asked) for n, fa, asked in visits]
+
+
+def _walks(prof: Any) -> tuple[int, list[int]]:
+    """(N*, each N whose p95 turn latency the pacer's search walked)."""
+    from capacity.analytic import pacing
+    from capacity.analytic.model import analyze
 
     walked: list[int] = []
     real_p95 = pacing.PacedQueue.p95
@@ -115,13 +116,14 @@ def looks() -> None:
 
     pacing.PacedQueue.p95 = p95  # type: ignore[method-assign]
     try:
-        res = analyze(profs["cap5"])
+        res = analyze(prof)
     finally:
         pacing.PacedQueue.p95 = real_p95  # type: ignore[method-assign]
-    print(f"tool-agent behind a cap of 5 calls in flight: N* {res.burst_ceiling}; the p95 "
-          f"walked at N = {walked} ({len(walked)} walks)")
+    return res.burst_ceiling, walked
 
-    # chat-assistant's searches from a guess: each N asked and its share there.
+
+def _searches(prof: Any) -> tuple[int, list[list[tuple[int, float]]]]:
+    """(N*, each search from a guess: the N it asked and the share there)."""
     from capacity.analytic import clumped
     from capacity.analytic import model as amodel
 
@@ -141,48 +143,49 @@ def looks() -> None:
     amodel.boundary_near = near  # type: ignore[assignment]
     clumped.boundary_near = near  # type: ignore[assignment]
     try:
-        res = analyze(profs["chat-assistant"])
+        res = amodel.analyze(prof)
     finally:
         amodel.boundary_near = clumped.boundary_near = real_near
-    print(f"chat-assistant: N* {res.burst_ceiling}; its searches from a guess asked "
-          "(N: share of attempts refused):")
+    return res.burst_ceiling, searches
+
+
+def looks() -> None:
+    profs = _profiles()
+    best, visits = _mix_looks(profs["mix"])
+    print(f"ptu-spillover beside chat and batch populations "
+          f"({profs['mix'].held_sessions} held sessions): N* {best}, {len(visits)} looks")
+    for n, carries, asked in visits:
+        print(f"  N = {n}: the mix carries {carries}; pay-as-you-go's search asked "
+              f"M = {', '.join(map(str, asked))}")
+    best, walked = _walks(profs["cap5"])
+    print(f"tool-agent behind a cap of 5 calls in flight: N* {best}; the p95 walked at "
+          f"N = {walked} ({len(walked)} walks)")
+    best, searches = _searches(profs["chat-assistant"])
+    print(f"chat-assistant: N* {best}; its searches from a guess asked (N: share of "
+          "attempts refused):")
     for one in searches:
         print("  " + ", ".join(f"{n}: {v:.1e}" for n, v in one))
 
 
 def _time_here(tree: Path) -> None:
-    """One line: each row's N* and best-of-5 CPU ms, with ``tree``'s code."""
+    """One line: each row's N* and best-of-5 CPU ms, with ``tree``'s code; then what the
+    three rows' searches ask there (counts, from one more answer each)."""
     sys.path[:0] = [str(tree), str(tree / "benchmarks")]
     import analytic_accuracy
 
-    from capacity.analytic import clumped
-    from capacity.analytic import model as amodel
-
+    profs = _profiles()
     out = []
-    for name, prof in _profiles().items():
+    for name, prof in profs.items():
         res, cpu = analytic_accuracy.analytic(prof, repeat=5)
         out.append(f"{name} {res.burst_ceiling} {1000 * cpu:.0f} ms")
-    # The N each search from a guess asks on chat-assistant (its three bucket searches).
-    asked: list[set[int]] = []
-    real = amodel.boundary_near
-
-    def counted(share: Any, *a: Any, **k: Any) -> int:
-        mine: set[int] = set()
-        asked.append(mine)
-
-        def seen(n: int) -> float:
-            mine.add(n)
-            got: float = share(n)
-            return got
-        return real(seen, *a, **k)
-
-    amodel.boundary_near = counted  # type: ignore[assignment]
-    clumped.boundary_near = counted  # type: ignore[assignment]
     analytic_accuracy.empty_stores()
-    amodel.analyze(_profiles()["chat-assistant"])
-    amodel.boundary_near = clumped.boundary_near = real
-    print("; ".join(out) + "; chat-assistant's searches asked "
-          + ", ".join(str(len(x)) for x in asked) + " N", flush=True)
+    mix = [len(asked) for _, _, asked in _mix_looks(profs["mix"])[1]]
+    analytic_accuracy.empty_stores()
+    walks = len(_walks(profs["cap5"])[1])
+    analytic_accuracy.empty_stores()
+    chat = [len(one) for one in _searches(profs["chat-assistant"])[1]]
+    print("; ".join(out) + f"; asked: the mix's looks {mix} M, the cap of 5 {walks} walks, "
+          f"chat-assistant's searches {chat} N", flush=True)
 
 
 def cost(rev: str, rounds: int = 5) -> None:
