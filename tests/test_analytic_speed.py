@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from numpy.typing import NDArray
 
 from capacity.analytic import clumped, populations, window
@@ -1445,3 +1446,34 @@ def test_short_law_roots_with_the_remembered_law_are_the_fresh_ones(
     assert all(t > 0 for t in kept)
     assert kept == fresh
     assert with_memo < passes["n"] - with_memo
+
+
+def test_stability_notes_ask_the_ceiling_searchs_storms_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # tool-agent on counted, retried sliding 60 s logs: each RPM log's note asks the storm
+    # at the burst ceiling's cell, which the ceiling's search already ran (~50-120 ms a
+    # chain at 5,000 calls a window). The note reads the searched model: the same notes
+    # as on a model built afresh, and each storm chain runs once.
+    data = yaml.safe_load((ROOT / "profiles" / "tool-agent.yaml").read_text())
+    for q in data["quotas"].values():
+        q["enforcement"] = {"type": "sliding_window", "window": "60s"}
+    prof = profile_from_dict(data)
+    chains: list[tuple[int, float]] = []
+    size = window._storm_size
+
+    def counted(mdl: window.ClumpWindowModel, n: float, enough: float = math.inf) -> float:
+        chains.append((mdl.q_lat, mdl.h, n))
+        return size(mdl, n, enough)
+
+    monkeypatch.setattr(window, "_storm_size", counted)
+    res = amodel.analyze(prof)
+    assert any(note.startswith("Unstable above") for note in res.notes)
+    assert chains and len(set(chains)) == len(chains)
+    wl = Workload.from_profile(prof)
+    cyc = amodel.cycle_time(wl)
+    fresh = [note for c, r in zip((c for c in wl.constraints if wl.units_per_turn(c) > 0),
+                                  res.constraints, strict=True)
+             for note in clumped.stability_notes(
+                 wl, c, cyc.cycle_s, math.floor(min(r.mean_ceiling, 1e6) + 1e-9),
+                 r.burst_ceiling)]
+    assert tuple(fresh) == res.notes

@@ -503,13 +503,16 @@ def unstable_note(n: int, c: Constraint) -> str:
 
 
 def stability_notes(wl: Workload, c: Constraint, cycle_s: float, ceiling: int,
-                    burst: int | None = None) -> list[str]:
+                    burst: int | None = None,
+                    model: ClumpedWindow | None = None) -> list[str]:
     """A note when retries can make constraint ``c`` bistable at or below ``ceiling``,
     and one when its storms re-ignite themselves at ``burst`` sessions (its burst-aware
-    ceiling; default ``ceiling``)."""
+    ceiling; default ``ceiling``). ``model``: ``c``'s window model at this cycle, when
+    the ceiling's search built one (its storm sizes are then not computed again)."""
     if c.enforcement != "sliding_window" or ceiling < 1:
         return []
-    model = clumped_window_model(wl, c, cycle_s)
+    if model is None:
+        model = clumped_window_model(wl, c, cycle_s)
     n_u = unstable_above(model, ceiling)
     if n_u is None:
         return []

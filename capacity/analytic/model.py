@@ -1732,10 +1732,16 @@ def _searched(wl: Workload, c: Constraint, cycle_s: float, min_cycle_s: float | 
               ) -> Any:
     """The model :func:`constraint_ceiling` searched for ``c`` at this cycle, else a new
     one."""
+    kept = _kept(wl, c, cycle_s, min_cycle_s)
+    return kept if kept is not None else constraint_model(wl, c, cycle_s, min_cycle_s)
+
+
+def _kept(wl: Workload, c: Constraint, cycle_s: float, min_cycle_s: float | None) -> Any:
+    """The model :func:`constraint_ceiling` searched for ``c`` at this cycle, if it is
+    still kept, else None. Its storm chains (~50-120 ms each at thousands of sessions)
+    are cached on it: the metastability note asks the same ones."""
     hit = _SEARCHED.get((id(wl), id(c), cycle_s, min_cycle_s))
-    if hit is not None and hit[0] is wl and hit[1] is c:
-        return hit[2]
-    return constraint_model(wl, c, cycle_s, min_cycle_s)
+    return hit[2] if hit is not None and hit[0] is wl and hit[1] is c else None
 
 
 def _mean_ceiling(wl: Workload, c: Constraint, cycle_s: float) -> float:
@@ -2584,7 +2590,8 @@ def _analyze(profile: Profile, sessions: int | None,
                                          if wl.units_per_turn(c) > 0), results, strict=True)
                   for note in stability_notes(wl, c, cyc.cycle_s,
                                               math.floor(min(r.mean_ceiling, 1e6) + 1e-9),
-                                              r.burst_ceiling))
+                                              r.burst_ceiling,
+                                              _kept(wl, c, cyc.cycle_s, cyc.min_cycle_s)))
     return CeilingResult(
         profile=profile.title,
         targets=ceiling_targets(profile, target),
