@@ -108,6 +108,38 @@ def test_storm_cell_walk_finds_the_boundary(boundary: int, start_off: float) -> 
     assert len(cells) <= clumped._WALK_CELLS + 1
 
 
+@pytest.mark.parametrize("boundary", [1, 2, 45, 202, 999, 13_412, 14_893])
+@pytest.mark.parametrize("start_off", [-0.06, 0.0, 0.04])
+def test_storm_cell_walk_with_shares_is_the_bisection(boundary: int, start_off: float
+                                                      ) -> None:
+    # Given the shares, the walk's last cell is searched along their logs (one storm size
+    # there: the share rises smoothly), to the bisection's answer in fewer looks; the
+    # share steps where a new cell's storm size starts.
+    hi, level = 20_000, 0.01
+
+    def share(n: int) -> float:
+        return min(1.0, level * math.exp(0.004 * (n - boundary - 0.5)
+                                         + 0.2 * (window.storm_cell(n)
+                                                  - window.storm_cell(boundary))))
+
+    start = max(1, round(boundary * (1.0 + start_off)))
+    asked: list[int] = []
+    bisected: list[int] = []
+
+    def asking(log: list[int]) -> Callable[[int], float]:
+        def logged(n: int) -> float:
+            log.append(n)
+            return share(n)
+        return logged
+
+    seen, told = asking(bisected), asking(asked)
+    truth = clumped._storm_boundary(lambda n: seen(n) <= level, start, hi)
+    got = clumped._storm_boundary(lambda n: told(n) <= level, start, hi, told, level)
+    assert got == truth == boundary
+    if boundary > 1_000:
+        assert len(set(asked)) < len(set(bisected))
+
+
 def test_storm_cell_walk_ends() -> None:
     assert clumped._storm_boundary(lambda n: True, 200, 205) == 205   # every N passes
     assert clumped._storm_boundary(lambda n: False, 3, 100) == 0      # none does
