@@ -398,6 +398,18 @@ def summary(recs: list[dict[str, Any]]) -> None:
               f"{sum(abs(e) for e in big) / len(big):.2f}%, more than 3% off "
               f"{sum(abs(e) > 3 for e in big)}, more than 5% optimistic "
               f"{sum(e > 5 for e in big)}")
+        # A fixed think time lets refusals pull sessions into step (model._phase_lock_notes):
+        # the optimistic share by pace, retried or not, says where.
+        pace: dict[tuple[str, bool], list[float]] = defaultdict(list)
+        for x in done:
+            if x["simulated"] >= BIG_N and x["error_pct"] is not None:
+                pace[(x["pace"].split("+")[0], not x["retry"].startswith("none"))].append(
+                    x["error_pct"])
+        print(f"at {BIG_N} sessions or more, by pace (records, more than 3% / 5% "
+              "optimistic): " + "; ".join(
+                  f"{k}{' retried' if r else ', no retries'} {len(v)}, "
+                  f"{sum(e > 3 for e in v)} / {sum(e > 5 for e in v)}"
+                  for (k, r), v in sorted(pace.items())))
     t = sorted(x["analytic_seconds"] for x in recs)
     if t:
         print(f"analytic compute: median {1000 * t[len(t) // 2]:.0f} ms, "

@@ -2507,22 +2507,27 @@ PHASE_LOCK_SPREAD = 0.2
 
 
 def _phase_lock_notes(profile: Profile, result: CeilingResult) -> list[str]:
-    """A note for each kind of session whose (nearly) constant think time lets failed
-    turns pull its sessions into step.
+    """A note for each kind of session whose (nearly) constant think time lets refusals
+    pull its sessions into step.
 
     Without retries a refused call fails at once: its 429 comes back after
     ``rejection_latency``, so its session's next turn comes sooner than those of the
     sessions served beside it, and sessions refused together return together; with
-    little spread in the cycle nothing scatters them again. The analytic model keeps the
-    sessions' phases independent and uniform, so its answer can be optimistic there
-    (README, "A fixed think time"). Said only where something can be refused (no pacer
-    in front, a ceiling not set by the latency target) and a refusal is shorter than
-    the turn. With retries a refused call waits and its turn grows longer, which spreads
-    the sessions (simulated: pessimistic); the retry storms that abort turns together
-    are the metastability note's (``clumped.stability_notes``).
+    little spread in the cycle nothing scatters them again. With retries the sessions
+    refused together wait out their retries together and come back together a think time
+    later (hunt-2012 at 330 sessions: four of eight simulated runs settle near 1.4 %
+    refused, four at 4-22 %; none with an exponential think time,
+    ``benchmarks/session58_probes.py lockin``; in the hunt, 6 of the 51 retried records
+    at 25 sessions or more with a fixed think time are more than 5 % optimistic, 2 of the
+    208 with any other pace, ``benchmarks/hunt.py --summary --reanalyse``). The analytic
+    model keeps the sessions' phases independent and uniform, so its answer can be
+    optimistic there (README, "A fixed think time"). Said only where something can be
+    refused (no pacer in front, a ceiling not set by the latency target) and, without
+    retries, a refusal is shorter than the turn.
     """
-    if profile.pacing is not None or result.latency_bound or profile.retry.max_retries > 0:
+    if profile.pacing is not None or result.latency_bound:
         return []
+    retried = profile.retry.max_retries > 0
     if profile.populations:
         from capacity.analytic.populations import view  # it imports this module
 
@@ -2531,8 +2536,8 @@ def _phase_lock_notes(profile: Profile, result: CeilingResult) -> list[str]:
         parts = [("", profile.session, result.cycle)]
     notes = []
     for name, s, cyc in parts:
-        if (s.mode != "think_time" or cyc.cycle_s <= 0
-                or profile.retry.rejection_latency >= cyc.turn_latency_mean_s):
+        if (s.mode != "think_time" or cyc.cycle_s <= 0 or (
+                not retried and profile.retry.rejection_latency >= cyc.turn_latency_mean_s)):
             continue
         # The cycle's spread: the think time's with the turn latency's, the latter read
         # from its median and p95 (seconds); a cadence keeps turn starts on its own clock.
@@ -2550,13 +2555,16 @@ def _phase_lock_notes(profile: Profile, result: CeilingResult) -> list[str]:
                   if math.sqrt(s.pause.var) < PHASE_LOCK_SPREAD * max(s.pause.mean, 1e-9)
                   else f"The cycle{who} (think time {s.pause.describe()} after turns of "
                        "nearly constant length) is nearly constant")
+        how = ("refused calls are retried: sessions refused together wait out their "
+               "retries together, come back together" if retried else
+               f"a refused call is not retried: its turn {ends}, so sessions refused "
+               "together come back together")
         notes.append(
-            f"{steady} (the cycle varies by "
-            f"{spread:.0%} of its {cyc.cycle_s:.0f}s mean) and a refused call is not "
-            f"retried: its turn {ends}, so sessions refused together come back together "
-            "and can fall into step, which the analytic model does not see; its answer can "
-            "be optimistic there. Check it with a simulation (--method simulate), which "
-            "measures its N* again two hours later and says whether it settled.")
+            f"{steady} (the cycle varies by {spread:.0%} of its {cyc.cycle_s:.0f}s mean) "
+            f"and {how} and can fall into step, which the analytic model does not see; "
+            "its answer can be optimistic there. Check it with a simulation (--method "
+            "simulate), which measures its N* again two hours later and says whether it "
+            "settled.")
     return notes
 
 
