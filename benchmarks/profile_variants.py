@@ -7,8 +7,10 @@ These are the profiles a planner writes first ("our agent, on Anthropic's bucket
 a miss here is a miss users meet. For each it prints the analytic N*, the simulated N*
 with its 95 % CI (the saturation search, as ``benchmarks/hunt.py`` runs it: 20
 replications × 1 simulated hour, one thread), the error and whether the row meets the
-target (within 3 % or inside the CI, never more than 5 % optimistic), and the analytic
-answer's CPU time (one BLAS thread, as the CLI).
+target (within 3 % or inside the CI, never more than 5 % optimistic) — a row that does
+not is searched again with another seed and twice the replications, as
+``benchmarks/hunt.py`` confirms its records — and the analytic answer's CPU time (one
+BLAS thread, as the CLI).
 
 Run from the repository root::
 
@@ -64,19 +66,34 @@ def variant(data: dict[str, Any], name: str, retries: bool = True) -> dict[str, 
     return out
 
 
-def row(profile: str, name: str, retries: bool, seed: int, reps: int) -> str:
-    """One table row: the variant's analytic and simulated N*."""
+def row(profile: str, name: str, retries: bool, seed: int, reps: int
+        ) -> tuple[str, bool | None, bool | None]:
+    """One table row (the variant's analytic and simulated N*), whether it meets the
+    target, and for a row that does not, whether a second search (another seed, twice
+    the replications, as ``hunt.py`` confirms) misses it too (None: not searched)."""
     data = yaml.safe_load((ROOT / "profiles" / f"{profile}.yaml").read_text())
     prof = profile_from_dict(variant(data, name, retries))
     res, cpu = analytic(prof, repeat=2)
     sim = simulate(prof, res, seed, reps)
     head = f"| {profile} | {name} | {res.burst_ceiling} |"
     if sim is None:
-        return f"{head} (over the simulation budget) | | | {1000 * cpu:.0f} ms |"
+        return f"{head} (over the simulation budget) | | | | {1000 * cpu:.0f} ms |", None, None
     e = error(res.burst_ceiling, sim["n_star"])
     ok = meets_target(res.burst_ceiling, sim["n_star"], sim["lo"], sim["hi"])
+    again, confirmed = "", None
+    if not ok:
+        # A simulated N* is a search over noisy shares: a row just outside may be the
+        # first search's draw (tool-agent on sliding 10 s logs: 13 [13–14] at seed 1,
+        # where 60 replications put 14 sessions at 0.93 % [0.79–1.07 %] refused).
+        two = simulate(prof, res, seed + 100_000, 2 * reps) or simulate(
+            prof, res, seed + 100_000, reps)
+        assert two is not None  # the first search fitted the same budget
+        confirmed = not meets_target(res.burst_ceiling, two["n_star"], two["lo"], two["hi"])
+        again = (f"{two['n_star']} [{two['lo']}–{two['hi']}], "
+                 f"{100 * error(res.burst_ceiling, two['n_star']):+.1f}%"
+                 f"{'' if confirmed else ', meets it'}")
     return (f"{head} {sim['n_star']} [{sim['lo']}–{sim['hi']}] | {100 * e:+.1f}% | "
-            f"{'yes' if ok else '**no**'} | {1000 * cpu:.0f} ms |")
+            f"{'yes' if ok else '**no**'} | {again} | {1000 * cpu:.0f} ms |", ok, confirmed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,11 +105,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replications", type=int, default=20)
     args = ap.parse_args(argv)
     print("| profile | enforcement | analytic N* | simulated N* [95% CI] | error | "
-          "meets target | analytic compute |")
-    print("|---|---|---|---|---|---|---|")
+          "meets target | searched again | analytic compute |")
+    print("|---|---|---|---|---|---|---|---|")
+    rows = []
     for p in args.profiles.split(","):
         for v in args.variants.split(","):
-            print(row(p, v, not args.no_retries, args.seed, args.replications), flush=True)
+            line, ok, confirmed = row(p, v, not args.no_retries, args.seed,
+                                      args.replications)
+            rows.append((ok, confirmed))
+            print(line, flush=True)
+    done = [r for r in rows if r[0] is not None]
+    print(f"\nmeets the target on {sum(bool(ok) for ok, _ in done)} of {len(done)} rows; "
+          f"of the rest, {sum(bool(c) for _, c in done)} miss it in a second search too "
+          "(another seed, twice the replications)")
     return 0
 
 
