@@ -547,6 +547,21 @@ def test_round_off_below_the_ceiling_is_not_a_slope_to_follow() -> None:
     assert len(set(asked)) <= 11, asked   # the bisection from [0, 1057]: 11
 
 
+def test_a_step_back_past_a_known_end_asks_the_middle() -> None:
+    # Round-off up to 1,100 sessions, then steep: the steps from the guess (1,000, 1,050,
+    # 1,150) leave one share with a log, and the step back from 1,150 falls below 1,050,
+    # an end already asked: the search asks the middle, not 1,051 next to it.
+    asked: list[int] = []
+
+    def share(n: int) -> float:
+        asked.append(n)
+        return 1e-13 if n <= 1100 else min(0.38, 0.01 * 1.5 ** (n - 1120))
+
+    got = amodel.boundary_near(share, 0.01, 0, 2001, 1000)
+    assert got == 1120
+    assert asked[:3] == [1000, 1050, 1150] and 1051 not in asked and asked[3] == 1100
+
+
 def test_a_share_far_above_any_target_asks_one_session_next() -> None:
     # Calls past the allowance: ~83 % refused whatever N (hunt-1052). The guess and N = 1
     # answer it (the walk down from the guess asked 16, 15, 11, 1).

@@ -1638,8 +1638,11 @@ def boundary_near(share: Callable[[int], float], level: float, good: int, bad: i
                 y = min(max(y, x - reach), x + reach)
             x = y
         else:
-            x = x + step if x == good else x - step
+            y = x + step if x == good else x - step
             step *= 2
+            # A step past a bracket end already asked: the middle, not the session next
+            # to that end (hunt's storms' rough searches asked 13,781 after 13,780).
+            x = y if good < y < bad or (y >= bad and bad not in vals) else (good + bad) // 2
         x = min(max(x, good + 1), bad - 1)
     return good
 
