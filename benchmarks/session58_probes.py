@@ -5,6 +5,7 @@ Run from the repository root::
 
     python benchmarks/session58_probes.py lockin     # hunt-2012 run by run
     python benchmarks/session58_probes.py storms     # the chains a storm search runs
+    python benchmarks/session58_probes.py overload   # a loss log far over its allowance
 
 ``lockin``: hunt-2012 (a 5 s RPM bucket and a 2 s sliding TPM log, four chained calls,
 retries honouring the retry-after, a fixed 69.4 s think time; analytic N* 342, simulated
@@ -18,6 +19,18 @@ they wait out their retries together and come back together a think time later.
 answer of tool-agent with every limit a sliding 10 s or 60 s log runs — its N and the
 storm's size in attempts — and each N whose share the search asked, by constraint
 (deterministic: no timing).
+
+``overload``: why ptu-spillover with every limit a sliding 10 s log is pessimistic (46
+against 50 [48–53]): its PTU's OTPM log, which holds only what it admitted (prompt +
+max_tokens reserved: 400, 3 × 4,000 launched together, 50 tokens a turn; 16,667 a window),
+spills too many calls far over its allowance. Here the PTU alone (no spillover, no
+retries, a refused call's turn going on, as a spilling deployment's turns do), at 5–50
+sessions: the model's share of calls refused — the Palm rule's ``p`` and units share
+``p_u``, the whole-clump knapsack's units share ``p_cb`` (Little), the share it answers
+(:meth:`ClumpWindowModel._partial_admission`) — and what ``p_cb`` would say in calls if
+the refused calls' charges followed the room law (``P(S > q − b | S ≤ q)``, as
+:func:`capacity.analytic.fleet.room_refused` reads the calls a loss log spills), against
+the engine's share of all calls and of each call site's (3 × 1 h, seed 1).
 """
 
 from __future__ import annotations
@@ -111,11 +124,67 @@ def storms() -> None:
         amodel.constraint_ceiling = ceiling
 
 
+def overload() -> None:
+    import math
+
+    import numpy as np
+    from profile_variants import variant
+
+    from capacity.analytic.model import constraint_model, cycle_time
+    from capacity.model.workload import Workload
+    from capacity.sim.engine import trace_attempts
+    from capacity.sim.kernels import T_ADMITTED, T_SITE
+
+    data = variant(yaml.safe_load((ROOT / "profiles" / "ptu-spillover.yaml").read_text()),
+                   "sliding10", retries=False)
+    data["routes"]["gpt-4o"] = {"deployments": ["ptu"]}
+    data["retry"]["on_exhausted"] = "continue"
+    data["quotas"]["ptu"].pop("itpm")
+    prof = profile_from_dict(data)
+    wl = Workload.from_profile(prof)
+    cyc = cycle_time(wl)
+    (c,) = [c for c in wl.constraints if wl.units_per_turn(c) > 0]
+    m = constraint_model(wl, c, cyc.cycle_s).inner
+    q = math.floor(m.q_lat + 1e-9)
+    print("PTU alone, OTPM on a sliding 10 s log (16,667 tokens), no retries, turns go on:")
+    for n in (5, 10, 20, 30, 50):
+        low = m.truncated(n - 1, 0.0)
+        extra, units = m._arrival_laws()
+        p, pu = m._loss_share(low, q, extra), m._loss_share(low, q, units)
+        answer = m._partial_admission(m.pmf(n - 1), q, p, pu, low)
+        free = m.pmf(n - 1)
+        k = np.arange(max(low.size, free.size), dtype=np.float64)
+        kept = low[: q + 1]
+        p_cb = 1.0 - float(k[: kept.size] @ kept) / float(kept.sum()) / float(
+            k[: free.size] @ free)
+        above = np.concatenate([np.cumsum(kept[::-1])[::-1] / kept.sum(), [0.0]])
+        b = np.arange(m.call_pmf.size, dtype=np.float64)
+        first = np.floor(q - b + 1e-9).astype(np.int64) + 1
+        r = np.where(first <= 0, 1.0, above[np.clip(first, 0, q + 1)])
+        r[0] = 0.0
+        room = p_cb * float(b @ m.call_pmf) / float(m.call_pmf.sum()) / (
+            float((b * r) @ m.call_pmf) / float(r @ m.call_pmf))
+        seen: dict[int, list[int]] = {}
+        for rep in range(3):
+            rows = trace_attempts(prof, n, horizon_s=3600.0, seed=1, replication=rep,
+                                  max_attempts=3_000_000).rows
+            for site in np.unique(rows[:, T_SITE]).astype(np.int64).tolist():
+                at = rows[rows[:, T_SITE] == site]
+                got = seen.setdefault(site, [0, 0])
+                got[0] += at.shape[0]
+                got[1] += int((at[:, T_ADMITTED] == 0).sum())
+        engine = sum(v[1] for v in seen.values()) / sum(v[0] for v in seen.values())
+        sites = ", ".join(f"{v[1] / v[0]:.1%}" for _, v in sorted(seen.items()))
+        print(f"  {n} sessions: p {p:.1%}, p_u {pu:.1%}, p_cb {p_cb:.1%}, answered "
+              f"{answer:.1%}; p_cb in calls by the room law {room:.1%}; the engine "
+              f"{engine:.1%} (query analysis, synthesis, classifier: {sites})", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("probe", choices=["lockin", "storms"])
+    ap.add_argument("probe", choices=["lockin", "storms", "overload"])
     args = ap.parse_args(argv)
-    {"lockin": lockin, "storms": storms}[args.probe]()
+    {"lockin": lockin, "storms": storms, "overload": overload}[args.probe]()
     return 0
 
 
