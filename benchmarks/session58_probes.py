@@ -22,11 +22,12 @@ storm's size in attempts — and each N whose share the search asked, by constra
 
 ``overload``: why ptu-spillover with every limit a sliding 10 s log is pessimistic (46
 against 50 [48–53]): its PTU's OTPM log, which holds only what it admitted (prompt +
-max_tokens reserved: 400, 3 × 4,000 launched together, 50 tokens a turn; 16,667 a window),
-spills too many calls far over its allowance. Here the PTU alone (no spillover, no
-retries, a refused call's turn going on, as a spilling deployment's turns do), at 5–50
-sessions: the model's share of calls refused — the Palm rule's ``p`` and units share
-``p_u``, the whole-clump knapsack's units share ``p_cb`` (Little), the share it answers
+max_tokens reserved: 400, 3 × 4,000 launched together, 50 tokens a turn; 16,667 a 10 s
+window), spills too many calls far over its allowance. Here the PTU alone (no
+spillover, no retries, a refused call's turn going on, as a spilling deployment's turns
+do), on a sliding 10 s log at 5–50 sessions and a 60 s one at 20–80: the model's share
+of calls refused — the Palm rule's ``p`` and units share ``p_u``, the whole-clump
+knapsack's units share ``p_cb`` (Little), the share it answers
 (:meth:`ClumpWindowModel._partial_admission`) — and what ``p_cb`` would say in calls if
 the refused calls' charges followed the room law (``P(S > q − b | S ≤ q)``, as
 :func:`capacity.analytic.fleet.room_refused` reads the calls a loss log spills), against
@@ -127,27 +128,35 @@ def storms() -> None:
 def overload() -> None:
     import math
 
-    import numpy as np
     from profile_variants import variant
 
     from capacity.analytic.model import constraint_model, cycle_time
     from capacity.model.workload import Workload
+
+    base = yaml.safe_load((ROOT / "profiles" / "ptu-spillover.yaml").read_text())
+    for length, grid in ((10, (5, 10, 20, 30, 50)), (60, (20, 50, 80))):
+        data = variant(base, f"sliding{length}", retries=False)
+        data["routes"]["gpt-4o"] = {"deployments": ["ptu"]}
+        data["retry"]["on_exhausted"] = "continue"
+        data["quotas"]["ptu"].pop("itpm")
+        prof = profile_from_dict(data)
+        wl = Workload.from_profile(prof)
+        cyc = cycle_time(wl)
+        (c,) = [c for c in wl.constraints if wl.units_per_turn(c) > 0]
+        m = constraint_model(wl, c, cyc.cycle_s).inner
+        q = math.floor(m.q_lat + 1e-9)
+        print(f"PTU alone, OTPM (100,000 a minute) on a sliding {length} s log, no "
+              "retries, turns go on:")
+        _overload_rows(prof, m, q, grid)
+
+
+def _overload_rows(prof: Any, m: Any, q: int, grid: tuple[int, ...]) -> None:
+    import numpy as np
+
     from capacity.sim.engine import trace_attempts
     from capacity.sim.kernels import T_ADMITTED, T_SITE
 
-    data = variant(yaml.safe_load((ROOT / "profiles" / "ptu-spillover.yaml").read_text()),
-                   "sliding10", retries=False)
-    data["routes"]["gpt-4o"] = {"deployments": ["ptu"]}
-    data["retry"]["on_exhausted"] = "continue"
-    data["quotas"]["ptu"].pop("itpm")
-    prof = profile_from_dict(data)
-    wl = Workload.from_profile(prof)
-    cyc = cycle_time(wl)
-    (c,) = [c for c in wl.constraints if wl.units_per_turn(c) > 0]
-    m = constraint_model(wl, c, cyc.cycle_s).inner
-    q = math.floor(m.q_lat + 1e-9)
-    print("PTU alone, OTPM on a sliding 10 s log (16,667 tokens), no retries, turns go on:")
-    for n in (5, 10, 20, 30, 50):
+    for n in grid:
         low = m.truncated(n - 1, 0.0)
         extra, units = m._arrival_laws()
         p, pu = m._loss_share(low, q, extra), m._loss_share(low, q, units)
