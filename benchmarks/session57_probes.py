@@ -188,7 +188,10 @@ def _time_here(tree: Path) -> None:
           f"chat-assistant's searches {chat} N", flush=True)
 
 
-def cost(rev: str, rounds: int = 5) -> None:
+def cost(rev: str, rounds: int = 5, script: str = __file__) -> None:
+    """Each row's CPU time in ``REV``'s tree and this one, alternated ``rounds`` times,
+    and the medians; ``script``'s ``_time TREE`` prints a line of ``name N* ms`` parts
+    (and a last part the medians skip)."""
     import statistics
 
     got: dict[str, dict[str, list[float]]] = {}
@@ -201,7 +204,7 @@ def cost(rev: str, rounds: int = 5) -> None:
                            check=True, capture_output=True)
             for _ in range(rounds):
                 for label, where in ((rev, tree), ("this tree", ROOT)):
-                    line = subprocess.run([sys.executable, __file__, "_time", str(where)],
+                    line = subprocess.run([sys.executable, script, "_time", str(where)],
                                           check=True, capture_output=True, text=True
                                           ).stdout.strip()
                     print(f"{label:>9}: {line}", flush=True)

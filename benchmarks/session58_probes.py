@@ -6,6 +6,7 @@ Run from the repository root::
     python benchmarks/session58_probes.py lockin     # hunt-2012 run by run
     python benchmarks/session58_probes.py storms     # the chains a storm search runs
     python benchmarks/session58_probes.py overload   # a loss log far over its allowance
+    python benchmarks/session58_probes.py cost [REV]  # sliding-log variants, this tree and REV
 
 ``lockin``: hunt-2012 (a 5 s RPM bucket and a 2 s sliding TPM log, four chained calls,
 retries honouring the retry-after, a fixed 69.4 s think time; analytic N* 342, simulated
@@ -32,6 +33,11 @@ knapsack's units share ``p_cb`` (Little), the share it answers
 the refused calls' charges followed the room law (``P(S > q − b | S ≤ q)``, as
 :func:`capacity.analytic.fleet.room_refused` reads the calls a loss log spills), against
 the engine's share of all calls and of each call site's (3 × 1 h, seed 1).
+
+``cost``: the analytic answer's CPU time (best of 5, every store emptied) of tool-agent
+and ptu-spillover with every limit a sliding 10 s or 60 s log, in this tree and in a
+checkout of ``REV`` (default 6c0d504, session 57's last commit), alternated five times
+in one sitting (``session57_probes.py``'s ``cost``), and the medians.
 """
 
 from __future__ import annotations
@@ -44,17 +50,16 @@ from typing import Any
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import hunt
-
-from capacity.analytic.model import analyze
-from capacity.profile.loader import profile_from_dict
-from capacity.sim.engine import simulate
-
+# (No capacity import at the top: ``_time TREE`` imports the tree's own.)
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _hunt_2012(think: Any = None) -> Any:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import hunt
+
+    from capacity.profile.loader import profile_from_dict
+
     _, data = hunt.draw(2012)
     hunt._scale(data, random.Random(2012 + 7_000_000))
     if think is not None:
@@ -63,6 +68,9 @@ def _hunt_2012(think: Any = None) -> Any:
 
 
 def lockin() -> None:
+    from capacity.analytic.model import analyze
+    from capacity.sim.engine import simulate
+
     rows = [("fixed 69.4 s", None, (300, 315, 330)),
             ("U(59.4 s, 79.4 s)", {"uniform": ["59.4s", "79.4s"]}, (330,)),
             ("exponential 69.4 s", {"exponential": "69.4s"}, (330,))]
@@ -82,10 +90,13 @@ def lockin() -> None:
 
 
 def storms() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
     from profile_variants import variant
 
     from capacity.analytic import clumped, window
     from capacity.analytic import model as amodel
+    from capacity.analytic.model import analyze
+    from capacity.profile.loader import profile_from_dict
 
     chains: list[str] = []
     asked: list[int] = []
@@ -128,10 +139,12 @@ def storms() -> None:
 def overload() -> None:
     import math
 
+    sys.path.insert(0, str(ROOT / "benchmarks"))
     from profile_variants import variant
 
     from capacity.analytic.model import constraint_model, cycle_time
     from capacity.model.workload import Workload
+    from capacity.profile.loader import profile_from_dict
 
     base = yaml.safe_load((ROOT / "profiles" / "ptu-spillover.yaml").read_text())
     for length, grid in ((10, (5, 10, 20, 30, 50)), (60, (20, 50, 80))):
@@ -189,11 +202,39 @@ def _overload_rows(prof: Any, m: Any, q: int, grid: tuple[int, ...]) -> None:
               f"{engine:.1%} (query analysis, synthesis, classifier: {sites})", flush=True)
 
 
+def _time_here(tree: Path) -> None:
+    """One line: each sliding variant's N* and best-of-5 CPU ms, with ``tree``'s code."""
+    sys.path[:0] = [str(tree), str(tree / "benchmarks")]
+    import analytic_accuracy
+    from profile_variants import variant
+
+    from capacity.profile.loader import profile_from_dict
+
+    out = []
+    for name in ("tool-agent", "ptu-spillover"):
+        data = yaml.safe_load((ROOT / "profiles" / f"{name}.yaml").read_text())
+        for v in ("sliding10", "sliding60"):
+            res, cpu = analytic_accuracy.analytic(profile_from_dict(variant(data, v)),
+                                                  repeat=5)
+            out.append(f"{name}/{v} {res.burst_ceiling} {1000 * cpu:.0f} ms")
+    print("; ".join(out) + "; end", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("probe", choices=["lockin", "storms", "overload"])
+    ap.add_argument("probe", choices=["lockin", "storms", "overload", "cost", "_time"])
+    ap.add_argument("arg", nargs="?", help="cost: the revision (default 6c0d504); "
+                    "_time: the tree")
     args = ap.parse_args(argv)
-    {"lockin": lockin, "storms": storms, "overload": overload}[args.probe]()
+    if args.probe == "cost":
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        import session57_probes
+
+        session57_probes.cost(args.arg or "6c0d504", script=__file__)
+    elif args.probe == "_time":
+        _time_here(Path(args.arg))
+    else:
+        {"lockin": lockin, "storms": storms, "overload": overload}[args.probe]()
     return 0
 
 
