@@ -9,6 +9,7 @@ compiled loops of capacity/analytic/_kernels.c (numpy's numbers bit for bit).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -1524,3 +1525,23 @@ def test_stability_notes_ask_the_ceiling_searchs_storms_again(
                  wl, c, cyc.cycle_s, math.floor(min(r.mean_ceiling, 1e6) + 1e-9),
                  r.burst_ceiling)]
     assert tuple(fresh) == res.notes
+
+
+def test_remembered_bursty_share_is_the_computed_one() -> None:
+    # The counted, retried log's share when every retry meets it full is remembered by N
+    # in the memo the storm search's rough and scaled copies share: each copy reads the
+    # number a fresh model computes (they differ in their storm fields only).
+    data = yaml.safe_load((ROOT / "profiles" / "tool-agent.yaml").read_text())
+    for q in data["quotas"].values():
+        q["enforcement"] = {"type": "sliding_window", "window": "60s"}
+    wl = Workload.from_profile(profile_from_dict(data))
+    cyc = amodel.cycle_time(wl)
+    c = next(c for c in wl.constraints if c.dim == "rpm")
+    m = clumped.clumped_window_model(wl, c, cyc.cycle_s).inner
+    rough = dataclasses.replace(m, storm_rough=True, storm_scale=2.0)
+    for n in (900, 1900, 1936):
+        fresh = clumped.clumped_window_model(wl, c, cyc.cycle_s).inner
+        want = fresh._sliding_bursty_uncached(n)
+        assert rough._sliding_bursty(n) == want
+        assert m._sliding_bursty(n) == want == m._cascade_memo[("bursty", n)]
+    assert m._retry_rejection(0.0) >= 1.0  # (the case the storm search takes)
