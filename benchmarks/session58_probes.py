@@ -18,7 +18,8 @@ they wait out their retries together and come back together a think time later.
 
 ``storms``: each storm chain (:func:`capacity.analytic.window._storm_size`) the analytic
 answer of tool-agent with every limit a sliding 10 s or 60 s log runs — its N and the
-storm's size in attempts — and each N whose share the search asked, by constraint
+storm's size in attempts — each N whose share the search asked, by constraint, and how
+often the answer asked a counted, retried log's bursty share and computed it
 (deterministic: no timing).
 
 ``overload``: why ptu-spillover with every limit a sliding 10 s log is pessimistic (46
@@ -122,17 +123,35 @@ def storms() -> None:
         chains.clear()
         return got
 
+    bursty = [0, 0]   # (asked, computed)
+    ask, compute = (window.ClumpWindowModel._sliding_bursty,
+                    window.ClumpWindowModel._sliding_bursty_uncached)
+
+    def asked_bursty(self: Any, n: int) -> float:
+        bursty[0] += 1
+        return float(ask(self, n))
+
+    def computed_bursty(self: Any, n: int) -> float:
+        bursty[1] += 1
+        return float(compute(self, n))
+
     data = yaml.safe_load((ROOT / "profiles" / "tool-agent.yaml").read_text())
+    window.ClumpWindowModel._sliding_bursty = asked_bursty  # type: ignore[method-assign]
+    window.ClumpWindowModel._sliding_bursty_uncached = computed_bursty  # type: ignore[method-assign]
     window._storm_size = chain
     clumped.ClumpedWindow._stats = share
     amodel.constraint_ceiling = searched
     try:
         for length in (10, 60):
             print(f"tool-agent, every limit a sliding {length} s log:")
+            bursty[:] = [0, 0]
             res = analyze(profile_from_dict(variant(data, f"sliding{length}")))
-            print(f"  N* {res.burst_ceiling}; chains the notes ran: {len(chains)}")
+            print(f"  N* {res.burst_ceiling}; chains the notes ran: {len(chains)}; the "
+                  f"bursty share asked {bursty[0]} times, computed {bursty[1]}")
     finally:
         window._storm_size, clumped.ClumpedWindow._stats = size, stats
+        window.ClumpWindowModel._sliding_bursty = ask  # type: ignore[method-assign]
+        window.ClumpWindowModel._sliding_bursty_uncached = compute  # type: ignore[method-assign]
         amodel.constraint_ceiling = ceiling
 
 

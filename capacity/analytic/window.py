@@ -1956,7 +1956,8 @@ class ClumpWindowModel:
         (``S'`` the previous window's fresh count, taken independent of ``S``).
         Remembered by ``n``: the retry fixed point asks it at every step, and a storm
         search's rough and exact models ask the same ``n`` (they share the memo and the
-        count's pmfs; tool-agent on sliding logs asked 85 times for 57 ``n``).
+        count's pmfs; tool-agent on sliding 60 s logs asked 85 times for 57 ``n``,
+        ``python benchmarks/session58_probes.py storms``).
         """
         key = ("bursty", n)
         hit: float | None = self._cascade_memo.get(key)
