@@ -1545,3 +1545,20 @@ def test_remembered_bursty_share_is_the_computed_one() -> None:
         assert rough._sliding_bursty(n) == want
         assert m._sliding_bursty(n) == want == m._cascade_memo[("bursty", n)]
     assert m._retry_rejection(0.0) >= 1.0  # (the case the storm search takes)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bursty_share_summed_directly_is_the_convolution(seed: int) -> None:
+    # The direct sum reads the tail of S + m·(S' − q)⁺ at the arrival law's levels; the
+    # FFT convolves the whole laws (its round-off, ~1e-16 a point, is the difference).
+    rng = np.random.default_rng(seed)
+    q = int(rng.integers(3, 400))
+    mean = q * rng.uniform(0.3, 1.4)
+    g = np.exp(-0.5 * ((np.arange(int(3 * q) + 50) - mean) / (0.2 * mean + 2)) ** 2)
+    g /= g.sum()
+    extra = rng.dirichlet(np.ones(int(rng.integers(1, 12))))
+    extra = np.concatenate([np.zeros(int(rng.integers(0, 3))), extra])
+    for m in (1, 2, 5):
+        got = window.ClumpWindowModel._sliding_bursty_direct(g, q, m, extra)
+        want = window.ClumpWindowModel._sliding_bursty_fft(g, q, m, extra)
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-13)
