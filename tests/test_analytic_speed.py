@@ -1543,7 +1543,7 @@ def test_remembered_bursty_share_is_the_computed_one() -> None:
         fresh = clumped.clumped_window_model(wl, c, cyc.cycle_s).inner
         want = fresh._sliding_bursty_uncached(n)
         assert rough._sliding_bursty(n) == want
-        assert m._sliding_bursty(n) == want == m._cascade_memo[("bursty", n)]
+        assert m._sliding_bursty(n) == want == m._cascade_memo[("bursty", n, 2, m.q_lat)]
     assert m._retry_rejection(0.0) >= 1.0  # (the case the storm search takes)
 
 

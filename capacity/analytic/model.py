@@ -1640,8 +1640,9 @@ def boundary_near(share: Callable[[int], float], level: float, good: int, bad: i
         else:
             y = x + step if x == good else x - step
             step *= 2
-            # A step past a bracket end already asked: the middle, not the session next
-            # to that end (hunt's storms' rough searches asked 13,781 after 13,780).
+            # A step out of the bracket: the middle, not the session next to its end
+            # (the storms' rough search asked 13,781 after 13,780) — but a step up past
+            # an end never asked (one past the range) asks the range's top.
             x = y if good < y < bad or (y >= bad and bad not in vals) else (good + bad) // 2
         x = min(max(x, good + 1), bad - 1)
     return good
@@ -2519,14 +2520,14 @@ def _phase_lock_notes(profile: Profile, result: CeilingResult) -> list[str]:
     little spread in the cycle nothing scatters them again. With retries the sessions
     refused together wait out their retries together and come back together a think time
     later (hunt-2012 at 330 sessions: four of eight simulated runs settle near 1.4 %
-    refused, four at 4-22 %; none with an exponential think time,
+    refused, four at 4-22 %; with an exponential think time none passes 3.2 %,
     ``benchmarks/session58_probes.py lockin``; in the hunt, 6 of the 51 retried records
     at 25 sessions or more with a fixed think time are more than 5 % optimistic, 2 of the
-    208 with any other pace, ``benchmarks/hunt.py --summary --reanalyse``). The analytic
-    model keeps the sessions' phases independent and uniform, so its answer can be
-    optimistic there (README, "A fixed think time"). Said only where something can be
-    refused (no pacer in front, a ceiling not set by the latency target) and, without
-    retries, a refusal is shorter than the turn.
+    208 with any other pace, ``benchmarks/hunt.py --out benchmarks/hunt --summary
+    --reanalyse``). The analytic model keeps the sessions' phases independent and
+    uniform, so its answer can be optimistic there (README, "A fixed think time"). Said
+    only where something can be refused (no pacer in front, a ceiling not set by the
+    latency target) and, without retries, a refusal is shorter than the turn.
     """
     if profile.pacing is not None or result.latency_bound:
         return []

@@ -1959,7 +1959,9 @@ class ClumpWindowModel:
         count's pmfs; tool-agent on sliding 60 s logs asked 85 times for 57 ``n``,
         ``python benchmarks/session58_probes.py storms``).
         """
-        key = ("bursty", n)
+        # (Keyed by the retries too: a fleet's copy without them, fleet._no_retry,
+        # changes its model's retry rule in place.)
+        key = ("bursty", n, self.retry.max_retries, self.q_lat)
         hit: float | None = self._cascade_memo.get(key)
         if hit is None:
             hit = self._cascade_memo[key] = self._sliding_bursty_uncached(n)
@@ -1970,7 +1972,7 @@ class ClumpWindowModel:
         q = math.floor(self.q_lat + 1e-9)
         m = self.retry.max_retries
         extra = self._arrival_laws()[0]
-        if m >= 1 and extra.size * (q + 1) <= _BURSTY_DIRECT * m:
+        if m >= 1 and np.count_nonzero(extra) <= _BURSTY_DIRECT:
             return self._sliding_bursty_direct(g, q, m, extra)
         return self._sliding_bursty_fft(g, q, m, extra)
 
@@ -1996,8 +1998,7 @@ class ClumpWindowModel:
         ``S + m·(S' − q)⁺`` at the ``extra.size`` levels below ``q + 1`` is read, each
         ``x₀·P(S ≥ s) + Σᵢ P(S' = q + i)·P(S ≥ s − m·i)`` — the terms with ``m·i ≥ s``
         one suffix sum — where the FFT convolved the whole count with the whole excess
-        (2^15-2^17 points at 5,000 calls a window; its round-off, ~1e-12 summed over the
-        tail, is not in this sum)."""
+        (2^15-2^17 points at 5,000 calls a window). The same number to round-off."""
         over = g[q + 1:]
         tail_g = np.concatenate([np.cumsum(g[::-1])[::-1], [0.0]])   # P(S ≥ t)
         later = np.concatenate([np.cumsum(over[::-1])[::-1], [0.0]])  # Σ_{i ≥ j+1} P(q + i)
@@ -2895,9 +2896,10 @@ def _told_kernel(e: NDArray[np.float64], ah: NDArray[np.complex128], L: int, off
 # row's storm at 140 sessions is 86 attempts against 81 at 800 steps (and six windows),
 # the U{1..10} fan-outs' at 48 sessions (80 steps) 152.2 against 152.4.
 _STORM_STEPS = 80
-# The bursty share (:meth:`ClumpWindowModel._sliding_bursty`) is summed directly while the
-# arrival law's points times the allowance over m stay under this (else by FFT).
-_BURSTY_DIRECT = 2_000_000
+# The bursty share (:meth:`ClumpWindowModel._sliding_bursty`) is summed directly for an
+# arrival law of at most this many levels (a Python loop over them), else by FFT, which
+# a review found faster from about a hundred levels on small allowances.
+_BURSTY_DIRECT = 50
 _STORM_EVENTS_PER_STEP = 0.4
 _STORM_MAX_STEPS = 120
 _STORM_MAX_EVENTS = 0.9
