@@ -1562,3 +1562,21 @@ def test_bursty_share_summed_directly_is_the_convolution(seed: int) -> None:
         got = window.ClumpWindowModel._sliding_bursty_direct(g, q, m, extra)
         want = window.ClumpWindowModel._sliding_bursty_fft(g, q, m, extra)
         assert got == pytest.approx(want, rel=1e-9, abs=1e-13)
+
+
+def test_remembered_truncated_law_is_the_computed_one() -> None:
+    # A spilling log far over its allowance reads its occupancy from the tilted count
+    # (window.ClumpWindowModel.truncated): remembered by N, read-only, the law computed.
+    data = yaml.safe_load((ROOT / "profiles" / "ptu-spillover.yaml").read_text())
+    data["quotas"]["ptu"]["enforcement"] = {"type": "sliding_window", "window": "60s"}
+    wl = Workload.from_profile(profile_from_dict(data))
+    cyc = amodel.cycle_time(wl)
+    c = next(c for c in wl.constraints if c.quota == "ptu" and c.dim == "otpm")
+    m = clumped.clumped_window_model(wl, c, cyc.cycle_s).inner
+    q = math.floor(m.q_lat + 1e-9)
+    for n in (20, 80):
+        got = m.truncated(n)
+        assert got is m.truncated(n) and not got.flags.writeable
+        fresh = clumped.clumped_window_model(wl, c, cyc.cycle_s).inner._truncated(n, 0.0)
+        assert np.array_equal(got, fresh)
+    assert float(m.pmf(80)[: q + 1].sum()) < window._TILT_BELOW  # (the tilted path)

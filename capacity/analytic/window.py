@@ -517,7 +517,23 @@ class ClumpWindowModel:
         from the exponentially tilted count, ``P_t(S = k) ∝ P(S = k)·e^{−t·k}`` with
         ``t`` putting its mean at ``q`` (:meth:`_tilted_pmf`), whose values near ``q``
         are of order one, untilted by ``e^{t·(k − q)}``: exact, not an approximation (a
-        Poisson count of unit calls gives Erlang's overload loss ``1 − q/λ``)."""
+        Poisson count of unit calls gives Erlang's overload loss ``1 − q/λ``). Without
+        retried calls remembered by ``n`` (read-only), as :meth:`pmf` is: a fed slot's
+        searches ask the spilling log's law at the same ``n`` again."""
+        if retry_calls > 0:
+            return self._truncated(n, retry_calls)
+        key = ("truncated", n)
+        hit: NDArray[np.float64] | None = self._cascade_memo.get(key)
+        if hit is None:
+            if len(self._cascade_memo) >= 512:
+                self._cascade_memo.clear()
+            hit = self._truncated(n, 0.0)
+            hit.setflags(write=False)
+            self._cascade_memo[key] = hit
+        return hit
+
+    def _truncated(self, n: float, retry_calls: float) -> NDArray[np.float64]:
+        """:meth:`truncated`, computed."""
         q = math.floor(self.q_lat + 1e-9)
         g = self.pmf(n, retry_calls)
         head = g[: q + 1]
