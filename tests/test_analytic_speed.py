@@ -1580,3 +1580,26 @@ def test_remembered_truncated_law_is_the_computed_one() -> None:
         fresh = clumped.clumped_window_model(wl, c, cyc.cycle_s).inner._truncated(n, 0.0)
         assert np.array_equal(got, fresh)
     assert float(m.pmf(80)[: q + 1].sum()) < window._TILT_BELOW  # (the tilted path)
+
+
+@pytest.mark.parametrize("name", ["tool-agent", "chat-assistant", "ptu-spillover"])
+def test_exceedance_from_the_others_count_is_the_counts(name: str) -> None:
+    # A sliding log's share at N has the others' count (N − 1 sessions) at hand; its
+    # exceedance at N sums that law against one session's (session laws and the
+    # clumped mixture alike), where it took the count at N by FFT.
+    data = yaml.safe_load((ROOT / "profiles" / f"{name}.yaml").read_text())
+    for q in data["quotas"].values():
+        q["enforcement"] = {"type": "sliding_window", "window": "10s"}
+    wl = Workload.from_profile(profile_from_dict(data))
+    cyc = amodel.cycle_time(wl)
+    for c in wl.constraints:
+        if wl.units_per_turn(c) <= 0:
+            continue
+        m = clumped.clumped_window_model(wl, c, cyc.cycle_s).inner
+        top = math.floor(m.q_lat + 1e-9) + 1
+        for n in (1, 7, 60, 400):
+            m.pmf(n - 1)
+            got = m.exceedance(n)
+            assert n not in m._pmfs or n == 1   # (not from the count at N)
+            want = max(0.0, 1.0 - float(m.pmf(n)[:top].sum()))
+            assert got == pytest.approx(want, abs=1e-13)

@@ -2583,9 +2583,24 @@ class ClumpWindowModel:
 
     def exceedance(self, n: int) -> float:
         """P(S > q) for the fresh count of a window placed at random (sliding windows:
-        the share of time the trailing window is over its allowance)."""
+        the share of time the trailing window is over its allowance).
+
+        A sliding log's share at ``n`` reads the others' count, ``n − 1`` sessions: where
+        that law is at hand and ``n``'s is not, ``P(S_n ≤ q) = Σ_k P(S_{n−1} = k)·
+        P(X ≤ q − k)`` with ``X`` one session's count (the count is a sum of independent
+        sessions' counts), summed directly — the report's figure without a second FFT
+        of the count at every N a search asks. (A blend of populations draws its
+        sessions otherwise: its own law.)"""
+        q = math.floor(self.q_lat + 1e-9)
+        prev = self._pmfs.get(n - 1) if n >= 1 and n not in self._pmfs else None
+        if prev is not None and type(self) is ClumpWindowModel:
+            one = self.pmf(1.0)
+            cdf = np.cumsum(one[: q + 1])
+            head = prev[: q + 1]
+            at = np.minimum(q - np.arange(head.size), cdf.size - 1)
+            return max(0.0, 1.0 - float(_dot(head, cdf[at])))
         g = self.pmf(n)
-        return max(0.0, 1.0 - float(g[: math.floor(self.q_lat + 1e-9) + 1].sum()))
+        return max(0.0, 1.0 - float(g[: q + 1].sum()))
 
     def fixed_points(self, n: int, grid: int = 24) -> list[float]:
         """Every solution p of ``p = H(p)`` (sliding windows with retries), by a grid scan.
