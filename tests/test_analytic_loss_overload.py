@@ -99,7 +99,17 @@ def test_tilted_and_direct_reads_agree_where_both_are_accurate(
     direct = m.attempt_share(700)["call"]
     monkeypatch.setattr(window_mod, "_TILT_BELOW", 2.0)
     m._pmfs.clear()
+    m._cascade_memo.clear()  # (the truncated law is remembered there)
+    tilted: list[float] = []
+    read = m._tilted_pmf
+
+    def counted(n: float, retry_calls: float, t: float) -> Any:
+        tilted.append(n)
+        return read(n, retry_calls, t)
+
+    monkeypatch.setattr(m, "_tilted_pmf", counted)
     assert m.attempt_share(700)["call"] == pytest.approx(direct, rel=1e-8)
+    assert tilted  # the tilted read answered
     assert 0.1 < direct < 0.2
 
 

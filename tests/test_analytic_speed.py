@@ -1597,9 +1597,11 @@ def test_exceedance_from_the_others_count_is_the_counts(name: str) -> None:
             continue
         m = clumped.clumped_window_model(wl, c, cyc.cycle_s).inner
         top = math.floor(m.q_lat + 1e-9) + 1
-        for n in (1, 7, 60, 400):
+        # (Fractional N: populations' equivalent sessions, a count thinned by aborted
+        # turns; without a session law a fractional power is no law, and reads its own.)
+        for n in (1, 7, 60, 400, 1.5, 2.4, 7.4, 60.3):
             m.pmf(n - 1)
-            got = m.exceedance(n)
-            assert n not in m._pmfs or n == 1   # (not from the count at N)
+            got = m.exceedance(n)  # type: ignore[arg-type]
             want = max(0.0, 1.0 - float(m.pmf(n)[:top].sum()))
-            assert got == pytest.approx(want, abs=1e-13)
+            assert got == pytest.approx(want, abs=1e-13), (c.name, n)
+        assert (m.session_pmf is None) == (name == "ptu-spillover")
