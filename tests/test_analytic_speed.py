@@ -1600,8 +1600,9 @@ def test_exceedance_from_the_others_count_is_the_counts(name: str) -> None:
         # (Fractional N: populations' equivalent sessions, a count thinned by aborted
         # turns; without a session law a fractional power is no law, and reads its own.)
         for n in (1, 7, 60, 400, 1.5, 2.4, 7.4, 60.3):
-            m.pmf(n - 1)
             got = m.exceedance(n)  # type: ignore[arg-type]
+            m.pmf(n)
+            assert m.exceedance(n) == got  # (the same with the count at N at hand)
             want = max(0.0, 1.0 - float(m.pmf(n)[:top].sum()))
             assert got == pytest.approx(want, abs=1e-13), (c.name, n)
         assert (m.session_pmf is None) == (name == "ptu-spillover")

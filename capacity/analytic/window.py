@@ -2585,19 +2585,21 @@ class ClumpWindowModel:
         """P(S > q) for the fresh count of a window placed at random (sliding windows:
         the share of time the trailing window is over its allowance).
 
-        A sliding log's share at ``n`` reads the others' count, ``n − 1`` sessions: where
-        that law is at hand and ``n``'s is not, ``P(S_n ≤ q) = Σ_k P(S_{n−1} = k)·
-        P(X ≤ q − k)`` with ``X`` one session's count (the count is a sum of independent
-        sessions' counts), summed directly — the report's figure without a second FFT
-        of the count at every N a search asks. (A blend of populations draws its
-        sessions otherwise: its own law. Without a session law a fractional N's count is
-        a fractional power of the binomial factor, not a law — its negative mass clipped
-        — so a fractional N there reads its own count, as a review found on
-        ptu-spillover's OTPM log with no retries, its N thinned by aborted turns.)"""
+        A sliding log's share at ``n`` reads the others' count, ``n − 1`` sessions, so
+        ``P(S_n ≤ q) = Σ_k P(S_{n−1} = k)·P(X ≤ q − k)`` with ``X`` one session's count
+        (the count is a sum of independent sessions' counts), summed directly — the
+        report's figure without a second FFT of the count at every N a search asks. (A
+        blend of populations draws its sessions otherwise: its own law. Without a session
+        law a fractional N's count is a fractional power of the binomial factor, not a
+        law — its negative mass clipped — so a fractional N there reads its own count, as
+        a review found on ptu-spillover's OTPM log with no retries, its N thinned by
+        aborted turns.)"""
         q = math.floor(self.q_lat + 1e-9)
-        prev = self._pmfs.get(n - 1) if n >= 1 and n not in self._pmfs else None
-        if (prev is not None and type(self) is ClumpWindowModel
+        # Always this sum where it holds (never the count at N, even when at hand): the
+        # figure is then the same whatever a search asked before.
+        if (n >= 1 and type(self) is ClumpWindowModel
                 and (self.session_pmf is not None or float(n).is_integer())):
+            prev = self.pmf(n - 1)
             one = self.pmf(1.0)
             cdf = np.cumsum(one[: q + 1])
             head = prev[: q + 1]
