@@ -264,10 +264,16 @@ def _scale(data: dict[str, Any], r: random.Random) -> None:
                 q[c.dim] = new
 
 
-def build(seed: int) -> tuple[dict[str, str], dict[str, Any], Profile, Any, float]:
-    """(families, profile dict, profile, analytic result, analytic CPU s) of a seed."""
+def drawn(seed: int) -> tuple[dict[str, str], dict[str, Any]]:
+    """(families, profile dict) of a seed: drawn, then scaled (its own stream)."""
     fam, data = draw(seed)
     _scale(data, random.Random(seed + 7_000_000))
+    return fam, data
+
+
+def build(seed: int) -> tuple[dict[str, str], dict[str, Any], Profile, Any, float]:
+    """(families, profile dict, profile, analytic result, analytic CPU s) of a seed."""
+    fam, data = drawn(seed)
     prof = profile_from_dict(data)
     res, cpu = analytic(prof, repeat=2)
     return fam, data, prof, res, cpu
@@ -305,6 +311,17 @@ def simulate(prof: Profile, res: Any, seed: int, reps: int) -> dict[str, Any] | 
             "sim_seconds": round(time.perf_counter() - t0, 2)}
 
 
+def search_again(prof: Profile, res: Any, seed: int, reps: int) -> dict[str, Any]:
+    """The confirming search of an answer outside the target: another seed, twice the
+    replications (as many where twice is over the simulation budget the first search
+    fitted)."""
+    again = simulate(prof, res, seed + 100_000, 2 * reps)
+    if again is None:
+        again = simulate(prof, res, seed + 100_000, reps)
+    assert again is not None  # the first search fitted the same budget
+    return again
+
+
 def run_one(seed: int, out: Path, reps: int, plan: tuple[Any, ...] | None = None
             ) -> dict[str, Any]:
     fam, data, prof, res, cpu = plan if plan is not None else build(seed)
@@ -325,11 +342,8 @@ def run_one(seed: int, out: Path, reps: int, plan: tuple[Any, ...] | None = None
     err = error(res.burst_ceiling, sim["n_star"])
     rec["error_pct"] = round(100 * err, 2) if math.isfinite(err) else None
     rec["outside"] = not meets_target(res.burst_ceiling, sim["n_star"], sim["lo"], sim["hi"])
-    if rec["outside"]:   # confirm: another seed, twice the replications
-        again = simulate(prof, res, seed + 100_000, 2 * reps)
-        if again is None:   # twice the replications over the simulation budget
-            again = simulate(prof, res, seed + 100_000, reps)
-        assert again is not None  # the first search fitted the same budget
+    if rec["outside"]:
+        again = search_again(prof, res, seed, reps)
         rec["confirm"] = again
         e2 = error(res.burst_ceiling, again["n_star"])
         rec["confirm_error_pct"] = round(100 * e2, 2) if math.isfinite(e2) else None
@@ -452,8 +466,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="print the seed's profile (YAML) and exit")
     args = ap.parse_args(argv)
     if args.profile is not None:
-        fam, data = draw(args.profile)
-        _scale(data, random.Random(args.profile + 7_000_000))
+        fam, data = drawn(args.profile)
         print(f"# benchmarks/hunt.py seed {args.profile}: {fam['family']} ({fam['pace']}, "
               f"{fam['fleet']})\n" + yaml.safe_dump(data, sort_keys=False), end="")
         return 0

@@ -44,7 +44,6 @@ in one sitting (``session57_probes.py``'s ``cost``), and the medians.
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 from pathlib import Path
 from typing import Any
@@ -61,8 +60,7 @@ def _hunt_2012(think: Any = None) -> Any:
 
     from capacity.profile.loader import profile_from_dict
 
-    _, data = hunt.draw(2012)
-    hunt._scale(data, random.Random(2012 + 7_000_000))
+    _, data = hunt.drawn(2012)
     if think is not None:
         data["session"]["think_time"] = think
     return profile_from_dict(data)
@@ -185,6 +183,7 @@ def overload() -> None:
 def _overload_rows(prof: Any, m: Any, q: int, grid: tuple[int, ...]) -> None:
     import numpy as np
 
+    from capacity.analytic.fleet import room_refused
     from capacity.sim.engine import trace_attempts
     from capacity.sim.kernels import T_ADMITTED, T_SITE
 
@@ -198,11 +197,10 @@ def _overload_rows(prof: Any, m: Any, q: int, grid: tuple[int, ...]) -> None:
         kept = low[: q + 1]
         p_cb = 1.0 - float(k[: kept.size] @ kept) / float(kept.sum()) / float(
             k[: free.size] @ free)
-        above = np.concatenate([np.cumsum(kept[::-1])[::-1] / kept.sum(), [0.0]])
+        # Each charge's share refused by the room the log leaves (the law the fleet spills
+        # a loss log's calls by).
+        r = room_refused(m.call_pmf, low, q, 1.0, weights=True)
         b = np.arange(m.call_pmf.size, dtype=np.float64)
-        first = np.floor(q - b + 1e-9).astype(np.int64) + 1
-        r = np.where(first <= 0, 1.0, above[np.clip(first, 0, q + 1)])
-        r[0] = 0.0
         room = p_cb * float(b @ m.call_pmf) / float(m.call_pmf.sum()) / (
             float((b * r) @ m.call_pmf) / float(r @ m.call_pmf))
         seen: dict[int, list[int]] = {}

@@ -1506,7 +1506,7 @@ def test_stability_notes_ask_the_ceiling_searchs_storms_again(
     for q in data["quotas"].values():
         q["enforcement"] = {"type": "sliding_window", "window": "60s"}
     prof = profile_from_dict(data)
-    chains: list[tuple[int, float]] = []
+    chains: list[tuple[float, float, float]] = []
     size = window._storm_size
 
     def counted(mdl: window.ClumpWindowModel, n: float, enough: float = math.inf) -> float:

@@ -129,7 +129,7 @@ from capacity.analytic.timing import TurnTiming, searchsorted_near
 from capacity.model.dist import Distribution, finest_step
 from capacity.model.numeric import fixed_point_between, swing_narrows
 from capacity.model.retry import RetryPolicy
-from capacity.model.workload import CallCost
+from capacity.model.workload import CallCost, remember
 
 _MAX_FFT = 1 << 22
 # Below this P(S ≤ q) a loss log's truncated count is read from the tilted count
@@ -525,11 +525,9 @@ class ClumpWindowModel:
         key = ("truncated", n)
         hit: NDArray[np.float64] | None = self._cascade_memo.get(key)
         if hit is None:
-            if len(self._cascade_memo) >= 512:
-                self._cascade_memo.clear()
             hit = self._truncated(n, 0.0)
             hit.setflags(write=False)
-            self._cascade_memo[key] = hit
+            remember(self._cascade_memo, key, hit, 512)
         return hit
 
     def _truncated(self, n: float, retry_calls: float) -> NDArray[np.float64]:
@@ -2586,9 +2584,9 @@ class ClumpWindowModel:
         the share of time the trailing window is over its allowance).
 
         A sliding log's share at ``n`` reads the others' count, ``n − 1`` sessions, so
-        ``P(S_n ≤ q) = Σ_k P(S_{n−1} = k)·P(X ≤ q − k)`` with ``X`` one session's count
-        (the count is a sum of independent sessions' counts), summed directly — the
-        report's figure without a second FFT of the count at every N a search asks. (A
+        there ``P(S_n ≤ q) = Σ_k P(S_{n−1} = k)·P(X ≤ q − k)`` with ``X`` one session's
+        count (the count is a sum of independent sessions' counts), summed directly —
+        the report's figure without a second FFT of the count at every N a search asks. (A
         blend of populations draws its sessions otherwise: its own law. Without a session
         law a fractional N's count is a fractional power of the binomial factor, not a
         law — its negative mass clipped — so a fractional N there reads its own count, as
@@ -2596,8 +2594,9 @@ class ClumpWindowModel:
         aborted turns.)"""
         q = math.floor(self.q_lat + 1e-9)
         # Always this sum where it holds (never the count at N, even when at hand): the
-        # figure is then the same whatever a search asked before.
-        if (n >= 1 and type(self) is ClumpWindowModel
+        # figure is then the same whatever a search asked before. Sliding logs only: a
+        # fixed window's share reads the count at N itself.
+        if (self.sliding and n >= 1 and type(self) is ClumpWindowModel
                 and (self.session_pmf is not None or float(n).is_integer())):
             prev = self.pmf(n - 1)
             one = self.pmf(1.0)
