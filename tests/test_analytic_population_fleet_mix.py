@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from capacity.profile.loader import load_profile
 
 from ._accuracy import Recorded, assert_accurate
@@ -42,10 +44,11 @@ def test_population_fleet_mix_against_the_simulator() -> None:
 
 def test_looks_past_the_first_search_from_a_guess_and_answer_as_without() -> None:
     """ptu-spillover beside chat and batch (10 batch sessions held): the iteration looks
-    at 20, 84, 107 and 110 (each N the last mix's ceiling less the held sessions); past
-    the first, each look's searches start at N and the held sessions, and each mix's
-    ceiling is the one a search from nothing finds."""
-    from capacity.analytic import fleet
+    at 20, 84 and 110 (the second N the first mix's ceiling less the held sessions, the
+    third where the two looks' ceilings put the fixed point, _held_share_fit); past the
+    first, each look's searches start at N and the held sessions, and each mix's ceiling
+    is the one a search from nothing finds."""
+    from capacity.analytic import fleet, populations
     from capacity.analytic.model import analyze
     from capacity.analytic.populations import mixed_profile, view
     from capacity.model.workload import Workload
@@ -70,8 +73,49 @@ def test_looks_past_the_first_search_from_a_guess_and_answer_as_without() -> Non
     finally:
         fleet.FleetAnalysis.burst_ceiling = real  # type: ignore[method-assign]
     assert best == 110
-    assert [near for near, _ in looks] == [None, 84 + held, 107 + held, 110 + held]
-    for n, (near, got) in zip((20, 84, 107, 110), looks, strict=True):
+    assert [near for near, _ in looks] == [None, 84 + held, 110 + held]
+    assert [got for _, got in looks] == [94, 117, 120]
+    assert populations._held_share_fit([(10 / 30, 94), (10 / 94, 117)], held) == 110
+    for n, (near, got) in zip((20, 84, 110), looks, strict=True):
         mp = mixed_profile(pv, p.split(n))
         plain = fleet.FleetAnalysis(mp, Workload.from_profile(mp), None).burst_ceiling
         assert got == plain, (n, near, got, plain)
+
+
+def test_the_held_share_fit_leaves_the_answer_as_the_plain_iteration_finds_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the fit the iteration climbs 20, 84, 107, 110 to the same N*: the fit
+    saves a mix (a fleet model of every deployment), it does not move the answer."""
+    from capacity.analytic import populations
+    from capacity.analytic.model import analyze
+
+    root = Path(__file__).resolve().parents[1]
+    p = load_profile([root / "profiles" / "ptu-spillover.yaml",
+                      root / "examples" / "chat-and-batch.yaml"])
+    looked: list[int] = []
+    real = populations.mixed_profile
+
+    def mix(pv: populations.PopulationView, counts: dict[str, int]) -> object:
+        looked.append(sum(counts.values()) - p.held_sessions)
+        return real(pv, counts)
+
+    monkeypatch.setattr(populations, "mixed_profile", mix)
+    with_fit = analyze(p.model_copy(deep=True)).burst_ceiling
+    assert looked == [20, 84, 110]
+    looked.clear()
+    monkeypatch.setattr(populations, "_held_share_fit", lambda *a: 0)
+    assert analyze(p.model_copy(deep=True)).burst_ceiling == with_fit == 110
+    assert looked == [20, 84, 107, 110]
+
+
+def test_the_held_share_fit_is_exact_where_sessions_share_one_capacity() -> None:
+    """A capacity of 120 units, a session of N costing 1 and a held one 3: M*(h) = 120 /
+    (1 + 2h); with 10 held, N + 10 + 2·10 = 120 puts the fixed point at N = 90, found
+    from looks at N = 20 (h = 1/3, M* = 72) and N = 50 (h = 1/6, M* = 90); no fit from
+    one look, from two at one share, or without held sessions."""
+    from capacity.analytic.populations import _held_share_fit
+
+    assert _held_share_fit([(1 / 3, 72), (1 / 6, 90)], 10) == 90
+    assert _held_share_fit([(1 / 3, 72)], 10) == 0
+    assert _held_share_fit([(1 / 3, 72), (1 / 3, 72)], 10) == 0
+    assert _held_share_fit([(0.0, 72), (0.0, 90)], 0) == 0

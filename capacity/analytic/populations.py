@@ -1061,11 +1061,33 @@ def mixed_profile(pv: PopulationView, counts: dict[str, int]) -> Profile:
     return pv.profile.model_copy(update={"session": session, "populations": {}})
 
 
+def _held_share_fit(looks: list[tuple[float, int]], held: int) -> int:
+    """The N at which the last two looks put the mixed fleet's fixed point (0: none).
+
+    ``looks`` holds (held share h of a mix, its ceiling M* in sessions). Were each
+    session a fixed share of one capacity — a held one ``w_h``, one of N ``w_v`` — 1/M*
+    would be linear in h, ``a + b·h``; the fixed point N + held = M* at h = held/(N +
+    held) is then N = (1 − b·held)/a − held. A secant step on 1/M* in h: from the
+    mean-value start the held sessions are a large share of the mix, and the plain step
+    (M* − held) climbs to the answer in small steps (ptu-spillover beside chat and
+    batch: 20, 84, 107, 110; with the fit 20, 84, 110)."""
+    if held <= 0 or len(looks) < 2:
+        return 0
+    (h0, m0), (h1, m1) = looks[-2], looks[-1]
+    if m0 <= 0 or m1 <= 0 or abs(h1 - h0) < 1e-12:
+        return 0
+    b = (1.0 / m1 - 1.0 / m0) / (h1 - h0)
+    a = 1.0 / m1 - b * h1
+    n = (1.0 - b * held) / a - held if a > 0 else math.nan
+    return round(n) if math.isfinite(n) and 0 < n < 1e6 else 0
+
+
 def analyze_mixed_fleet(pv: PopulationView, sessions: int | None) -> Any:
     """The fleet model (:func:`capacity.analytic.fleet.analyze_fleet`) on one session of
     the population mix, the ceiling in N found by iterating the mix: at N the M = N +
     held sessions of the mix at ``split(N)``; the fleet's ceiling M* there gives N = M* −
-    held, until N repeats (the mix changes slowly with N)."""
+    held (or more, where the last two mixes' ceilings put the fixed point:
+    :func:`_held_share_fit`), until N repeats (the mix changes slowly with N)."""
     from capacity.analytic.fleet import FleetAnalysis
 
     profile = pv.profile
@@ -1087,15 +1109,20 @@ def analyze_mixed_fleet(pv: PopulationView, sessions: int | None) -> Any:
     n = min(math.floor(min(min(means, default=1.0), 1e6) + 1e-9), 1_000_000)
     n = max(n, 0 if held else 1)
     seen: dict[int, FleetAnalysis] = {}
+    looks: list[tuple[float, int]] = []   # (held share of the mix, its ceiling M*)
     for step in range(8):
         if n in seen:
             break
         # Past the first look each N is the last mix's ceiling less the held sessions:
         # this mix's ceiling is guessed there (the mix changes slowly with N), and its
         # searches start beside it.
-        fa, _ = at(n, near=n + held if step else None)
+        fa, total = at(n, near=n + held if step else None)
         seen[n] = fa
-        n = max(fa.burst_ceiling - held, 0 if held else 1)
+        looks.append((held / total if total else 0.0, fa.burst_ceiling))
+        # The next N: the last mix's ceiling less the held sessions, or — climbing from
+        # the mean-value start, where the held sessions weigh most in the mix — further,
+        # to where the last two looks put the fixed point (_held_share_fit).
+        n = max(fa.burst_ceiling - held, 0 if held else 1, _held_share_fit(looks, held))
     # The largest N whose own mix carries it (N ≤ M*(mix at N) − held).
     def carried(k: int) -> bool:
         return seen[k].burst_ceiling - held >= k
