@@ -21,6 +21,7 @@ alternated five times in one sitting, and the medians.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,6 @@ def _profile(extra: list[str], sets: list[str]) -> Any:
 
 def _looked(prof: Any) -> tuple[int, list[int]]:
     """(analytic N*, each N the population fleet looked at), every store emptied."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import analytic_accuracy
 
     from capacity.analytic import populations
@@ -104,23 +104,23 @@ def _time_here(tree: Path) -> None:
           flush=True)
 
 
-def main(argv: list[str]) -> int:
-    what = argv[0] if argv else "looks"
-    if what == "looks":
-        sys.path.insert(0, str(ROOT))
-        looks()
-    elif what == "cost":
-        sys.path.insert(0, str(ROOT / "benchmarks"))
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("probe", choices=["looks", "cost", "_time"])
+    ap.add_argument("arg", nargs="?", help="cost: the revision (default eb1384e); "
+                    "_time: the tree")
+    args = ap.parse_args(argv)
+    sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+    if args.probe == "cost":
         import session57_probes
 
-        session57_probes.cost(argv[1] if len(argv) > 1 else "eb1384e", script=__file__)
-    elif what == "_time":
-        _time_here(Path(argv[1]))
+        session57_probes.cost(args.arg or "eb1384e", script=__file__)
+    elif args.probe == "_time":
+        _time_here(Path(args.arg))
     else:
-        print(__doc__)
-        return 2
+        looks()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    raise SystemExit(main())
