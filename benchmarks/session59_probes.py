@@ -4,14 +4,23 @@ row of the accuracy table over 0.2 s of compute — with and without the held-sh
 Run from the repository root::
 
     python benchmarks/session59_probes.py looks          # each mix looked at, N*
+    python benchmarks/session59_probes.py landscape      # what each mix carries
+    python benchmarks/session59_probes.py sims           # where N* moves, simulated
     python benchmarks/session59_probes.py cost [REV]     # this tree against REV's
 
-``looks``: ptu-spillover beside chat and batch populations and ten neighbours (held
-batch sessions 1 to 40, the first call larger than the PTU's bucket, pay-as-you-go
-first, chat a 60 % share, batch workers thinking 60 s): the analytic N* and each N the
-iteration looks at (a fleet model of the mix at N and its ceiling), with the held-share
-fit (``populations._held_share_fit``) and without it (the plain step, N = M* − held).
-Deterministic: no timing.
+``looks``: ptu-spillover beside chat and batch populations and 30 neighbours (held
+batch sessions from 1 to 50, chat's share from 5 % to 80 %, batch workers' think time
+from 1 s to 2 min, the first call larger than the PTU's bucket, pay-as-you-go first):
+the analytic N* and each N the iteration looks at (a fleet model of the mix at N and its
+ceiling), with the held-share fit (``populations._held_share_fit``) and without it (the
+plain step, N = M* − held, every look). Deterministic: no timing.
+
+``landscape``: M*(mix at N) less the held sessions for N near the answer, on the row
+and with 40 batch workers held: the split's rounding makes runs of N whose mixes carry
+exactly themselves, and the iteration ends on one of them.
+
+``sims``: each neighbour whose N* the fit moves, both answers against the simulated
+search (seed 1, 20 replications × 1 simulated hour; ~5 min).
 
 ``cost``: the populations row's analytic CPU time (best of 5, every store emptied, as
 ``analytic_accuracy.py`` times it) and its looks, in this tree and in a checkout of
@@ -28,14 +37,26 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
+OVERSIZED = "ptu-oversized-first-call.yaml"
+PAYGO_FIRST = "ptu-paygo-first.yaml"
 NEIGHBOURS: list[tuple[str, list[str], list[str]]] = [
     ("ptu-spillover beside chat and batch populations", [], []),
     *((f"batch held at {h}", [], [f"populations.batch.sessions={h}"])
-      for h in (1, 3, 5, 20, 40)),
-    ("first call larger than the PTU bucket", ["ptu-oversized-first-call.yaml"], []),
-    ("pay-as-you-go first", ["ptu-paygo-first.yaml"], []),
+      for h in (1, 2, 3, 5, 8, 15, 20, 30, 40)),
+    ("first call larger than the PTU bucket", [OVERSIZED], []),
+    ("pay-as-you-go first", [PAYGO_FIRST], []),
     ("chat a 60 % share", [], ["populations.chat.share=0.6"]),
     ("batch workers think 60 s", [], ["populations.batch.think_time=60s"]),
+    *((f"chat a {round(100 * c)} % share, batch held at {h}", [],
+       [f"populations.chat.share={c}", f"populations.batch.sessions={h}"])
+      for c in (0.05, 0.4, 0.8) for h in (10, 40)),
+    *((f"batch workers think {t}, held at {h}", [],
+       [f"populations.batch.think_time={t}", f"populations.batch.sessions={h}"])
+      for t in ("1s", "20s", "2m") for h in (10, 40)),
+    *((f"first call larger than the PTU bucket, batch held at {h}", [OVERSIZED],
+       [f"populations.batch.sessions={h}"]) for h in (5, 25, 50)),
+    *((f"pay-as-you-go first, batch held at {h}", [PAYGO_FIRST],
+       [f"populations.batch.sessions={h}"]) for h in (5, 25)),
 ]
 
 
@@ -74,10 +95,11 @@ def _looked(prof: Any) -> tuple[int, list[int]]:
 def looks() -> None:
     from capacity.analytic import populations
 
-    print("| profile | N* with the fit | looks | N* without | looks |")
+    print("| profile | N* | looks | without the fit: N* | looks |")
     print("|---|---|---|---|---|")
     fit = populations._held_share_fit
     total = [0, 0]
+    moved = 0
     for name, extra, sets in NEIGHBOURS:
         prof = _profile(extra, sets)
         with_fit = _looked(prof)
@@ -88,9 +110,61 @@ def looks() -> None:
             populations._held_share_fit = fit  # type: ignore[assignment]
         total[0] += len(with_fit[1])
         total[1] += len(plain[1])
+        moved += with_fit[0] != plain[0]
         print(f"| {name} | {with_fit[0]} | {', '.join(map(str, with_fit[1]))} "
               f"| {plain[0]} | {', '.join(map(str, plain[1]))} |", flush=True)
-    print(f"mixes looked at: {total[0]} with the fit, {total[1]} without")
+    print(f"{len(NEIGHBOURS)} profiles: {total[0]} mixes looked at with the fit, "
+          f"{total[1]} without; N* differs in {moved}")
+
+
+def landscape() -> None:
+    """What each mix carries near the answer: M*(mix at N) − held for N around it, on the
+    row and with 40 batch workers held (runs of N whose mixes carry exactly themselves)."""
+    from capacity.analytic.fleet import FleetAnalysis
+    from capacity.analytic.populations import mixed_profile, view
+    from capacity.model.workload import Workload
+
+    for name, sets, span in (("ptu-spillover beside chat and batch populations", [],
+                              range(107, 116)),
+                             ("batch held at 40", ["populations.batch.sessions=40"],
+                              range(35, 43))):
+        prof = _profile([], sets)
+        pv = view(prof)
+        out = []
+        for n in span:
+            mp = mixed_profile(pv, prof.split(n))
+            m = FleetAnalysis(mp, Workload.from_profile(mp), None).burst_ceiling
+            out.append(f"{n}: {m - prof.held_sessions}")
+        print(f"{name} (N: what its mix carries): {', '.join(out)}", flush=True)
+
+
+def sims() -> None:
+    """The neighbours whose N* the fit moves, against the simulated search (seed 1, 20 ×
+    1 h, the bracket of ``fleet_variants.py``)."""
+    from capacity.analytic import populations
+    from capacity.analytic.model import analyze
+    from capacity.search import find_saturation
+
+    print("| profile | N* | without the fit | simulated N* [95% CI] |")
+    print("|---|---|---|---|")
+    fit = populations._held_share_fit
+    for name, extra, sets in NEIGHBOURS:
+        prof = _profile(extra, sets)
+        res = analyze(prof.model_copy(deep=True))
+        populations._held_share_fit = lambda *a: 0  # type: ignore[assignment]
+        try:
+            plain = analyze(prof.model_copy(deep=True)).burst_ceiling
+        finally:
+            populations._held_share_fit = fit  # type: ignore[assignment]
+        if plain == res.burst_ceiling:
+            continue
+        n_a = res.burst_ceiling
+        lo, hi = max(1, int(n_a * 0.8)), int(res.mean_ceiling + 1e-9) + 1
+        cap = max(hi, int(res.mean_ceiling / (1.0 - prof.targets.max_429_fraction)) + 1)
+        sim = find_saturation(prof, lo, max(lo + 1, hi), seed=1, replications=20,
+                              horizon_s=3600.0, max_sessions=cap)
+        print(f"| {name} | {n_a} | {plain} | {sim.n_star} [{sim.n_lo}–{sim.n_hi}] |",
+              flush=True)
 
 
 def _time_here(tree: Path) -> None:
@@ -106,7 +180,7 @@ def _time_here(tree: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("probe", choices=["looks", "cost", "_time"])
+    ap.add_argument("probe", choices=["looks", "landscape", "sims", "cost", "_time"])
     ap.add_argument("arg", nargs="?", help="cost: the revision (default eb1384e); "
                     "_time: the tree")
     args = ap.parse_args(argv)
@@ -118,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.probe == "_time":
         _time_here(Path(args.arg))
     else:
-        looks()
+        {"looks": looks, "landscape": landscape, "sims": sims}[args.probe]()
     return 0
 
 

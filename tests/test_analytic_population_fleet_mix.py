@@ -5,6 +5,9 @@ against the simulator's recorded in the profile's header (seed 1, 20 x 1 h)."""
 
 from __future__ import annotations
 
+import math
+import types
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -82,10 +85,12 @@ def test_looks_past_the_first_search_from_a_guess_and_answer_as_without() -> Non
         assert got == plain, (n, near, got, plain)
 
 
-def test_the_held_share_fit_leaves_the_answer_as_the_plain_iteration_finds_it(
+def test_the_held_share_fit_leaves_this_rows_answer_as_the_plain_iteration_finds_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without the fit the iteration climbs 20, 84, 107, 110 to the same N*: the fit
-    saves a mix (a fleet model of every deployment), it does not move the answer."""
+    """Without the fit the iteration climbs 20, 84, 107, 110 to the same N*: here the fit
+    saves a mix (a fleet model of every deployment). (Elsewhere it can end on another
+    N of a run whose mixes each carry themselves: `benchmarks/session59_probes.py
+    looks`.)"""
     from capacity.analytic import populations
     from capacity.analytic.model import analyze
 
@@ -119,3 +124,95 @@ def test_the_held_share_fit_is_exact_where_sessions_share_one_capacity() -> None
     assert _held_share_fit([(1 / 3, 72)], 10) == 0
     assert _held_share_fit([(1 / 3, 72), (1 / 3, 72)], 10) == 0
     assert _held_share_fit([(0.0, 72), (0.0, 90)], 0) == 0
+
+
+class _Answered(Exception):
+    """Raised by a stand-in fleet's ``result()``: the N the iteration answered."""
+
+
+def _iterate(monkeypatch: pytest.MonkeyPatch, m_star: Callable[[int], int], held: int,
+             start: int) -> tuple[int, list[int]]:
+    """(answer, each N looked at) of analyze_mixed_fleet's iteration on a stand-in fleet
+    whose mix of N sessions and ``held`` held ones has the ceiling ``m_star(N)``."""
+    from capacity.analytic import fleet, populations
+
+    looked: list[int] = []
+
+    class Fleet:
+        def __init__(self, mp: dict[str, int], wl: object, asked: object,
+                     near: int | None = None) -> None:
+            self.n = mp["session"]
+            looked.append(self.n)
+            self.burst_ceiling = m_star(self.n)
+
+        def result(self) -> None:
+            raise _Answered(self.n)
+
+    profile = types.SimpleNamespace(split=lambda n: {"session": n, "batch": held})
+    pv = types.SimpleNamespace(profile=profile, parts=[types.SimpleNamespace(held=held)],
+                               constraints=lambda: ["c"], touches=lambda c: True,
+                               mean_ceiling=lambda c: start)
+    monkeypatch.setattr(fleet, "FleetAnalysis", Fleet)
+    monkeypatch.setattr(populations, "mixed_profile", lambda pv, counts: counts)
+    monkeypatch.setattr(populations, "Workload",
+                        types.SimpleNamespace(from_profile=lambda mp: None))
+    with pytest.raises(_Answered) as got:
+        populations.analyze_mixed_fleet(pv, None)  # type: ignore[arg-type]
+    return int(got.value.args[0]), looked
+
+
+def test_the_fit_reaches_a_fixed_point_it_models_exactly(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """120 units, 1 a session of N, 3 a held one, 10 held: M*(N) = ⌊120/(1 + 20/(N +
+    10))⌋ (whole sessions); from N = 20 the plain step climbs 20, 62, 83, 88, 89, whose
+    mix carries exactly 89; the fit goes from the first two looks to 89."""
+    from capacity.analytic import populations
+
+    def m_star(n: int) -> int:
+        return math.floor(120 / (1 + 20 / (n + 10)) + 1e-9)
+
+    assert _iterate(monkeypatch, m_star, 10, 20) == (89, [20, 62, 89])
+    monkeypatch.setattr(populations, "_held_share_fit", lambda *a: 0)
+    assert _iterate(monkeypatch, m_star, 10, 20) == (89, [20, 62, 83, 88, 89])
+
+
+def test_a_look_past_a_fixed_point_is_not_a_jump_to_bisect(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """ptu-spillover beside chat at 5 % and 40 held batch workers: the fit looks at 49
+    (its mix carries 45), the plain steps come down to 33, whose mix carries exactly 33:
+    the answer, with no bisection between 33 and 49 (its looks would be 41, 37, 35,
+    34)."""
+    from capacity.analytic import populations
+    from capacity.analytic.model import analyze
+
+    root = Path(__file__).resolve().parents[1]
+    p = load_profile([root / "profiles" / "ptu-spillover.yaml",
+                      root / "examples" / "chat-and-batch.yaml"],
+                     ["populations.chat.share=0.05", "populations.batch.sessions=40"])
+    looked: list[tuple[int, int]] = []
+    real = populations.mixed_profile
+
+    def mix(pv: populations.PopulationView, counts: dict[str, int]) -> object:
+        looked.append(sum(counts.values()) - p.held_sessions)
+        return real(pv, counts)
+
+    monkeypatch.setattr(populations, "mixed_profile", mix)
+    assert analyze(p).burst_ceiling == 33
+    assert looked == [0, 12, 49, 32, 34, 33]
+
+
+def test_the_next_look() -> None:
+    """The fit's N is taken the plain step's way, up to four plain steps far, strictly
+    inside the bracket; else the plain step."""
+    from capacity.analytic.populations import _next_look
+
+    inf = math.inf
+    assert _next_look(20, 30, 50, (20, inf)) == 50        # up, four steps of 10 away
+    assert _next_look(20, 30, 61, (20, inf)) == 30        # five: too far
+    assert _next_look(20, 30, 25, (20, inf)) == 25        # short of the plain step
+    assert _next_look(20, 30, 15, (20, inf)) == 30        # the other way
+    assert _next_look(20, 30, 45, (20, 40)) == 30         # past the uncarried 40
+    assert _next_look(60, 50, 45, (40, 60)) == 45         # down
+    assert _next_look(60, 50, 40, (40, 60)) == 50         # onto the carried 40
+    assert _next_look(50, 50, 55, (50, inf)) == 50        # a fixed point: no fit
+    assert _next_look(20, 30, 0, (20, inf)) == 30         # no fit

@@ -1082,12 +1082,42 @@ def _held_share_fit(looks: list[tuple[float, int]], held: int) -> int:
     return round(n) if math.isfinite(n) and 0 < n < 1e6 else 0
 
 
+def _bracket(seen: dict[int, Any], held: int) -> tuple[int, float]:
+    """(the largest N looked at whose mix carries it, −1 if none; the smallest N above
+    it whose mix does not, inf if none)."""
+    ok = [k for k, fa in seen.items() if fa.burst_ceiling - held >= k]
+    lo = max(ok, default=-1)
+    return lo, min((k for k, fa in seen.items() if k > lo and fa.burst_ceiling - held < k),
+                   default=math.inf)
+
+
+# How far the fit may step, in plain steps: a fit from a look at N = 0 (every session
+# held) or from two looks a session apart reads 1/M* far from where it is linear
+# (ptu-spillover beside chat at 80 % and 40 held batch workers: from 0 and 12, 402 where
+# the answer is 83). Over the 31 neighbours of `benchmarks/session59_probes.py looks`
+# a reach of 4 looks least.
+_FIT_REACH = 4
+
+
+def _next_look(n: int, plain: int, fit: int, bracket: tuple[int, float]) -> int:
+    """The N to look at after ``n``: the fit's when it lies the plain step's way from
+    ``n``, at most :data:`_FIT_REACH` times as far, strictly inside ``bracket``; else
+    the plain step."""
+    lo, hi = bracket
+    if fit <= 0 or plain == n or not lo < fit < hi:
+        return plain
+    if plain > n:
+        return fit if n < fit <= n + _FIT_REACH * (plain - n) else plain
+    return fit if n - _FIT_REACH * (n - plain) <= fit < n else plain
+
+
 def analyze_mixed_fleet(pv: PopulationView, sessions: int | None) -> Any:
     """The fleet model (:func:`capacity.analytic.fleet.analyze_fleet`) on one session of
     the population mix, the ceiling in N found by iterating the mix: at N the M = N +
     held sessions of the mix at ``split(N)``; the fleet's ceiling M* there gives N = M* −
-    held (or more, where the last two mixes' ceilings put the fixed point:
-    :func:`_held_share_fit`), until N repeats (the mix changes slowly with N)."""
+    held, or where the last two mixes' ceilings put the fixed point
+    (:func:`_held_share_fit`, :func:`_next_look`), until N repeats (the mix changes
+    slowly with N)."""
     from capacity.analytic.fleet import FleetAnalysis
 
     profile = pv.profile
@@ -1110,41 +1140,43 @@ def analyze_mixed_fleet(pv: PopulationView, sessions: int | None) -> Any:
     n = max(n, 0 if held else 1)
     seen: dict[int, FleetAnalysis] = {}
     looks: list[tuple[float, int]] = []   # (held share of the mix, its ceiling M*)
+    fixed = False   # the last look's mix carries exactly its own N
     for step in range(8):
         if n in seen:
             break
-        # Past the first look each N is the last mix's ceiling less the held sessions:
-        # this mix's ceiling is guessed there (the mix changes slowly with N), and its
-        # searches start beside it.
+        # Past the first look each mix's ceiling is guessed at N and the held sessions
+        # (the fixed point's; the mix changes slowly with N): its searches start there.
         fa, total = at(n, near=n + held if step else None)
         seen[n] = fa
         looks.append((held / total if total else 0.0, fa.burst_ceiling))
-        # The next N: the last mix's ceiling less the held sessions, or — climbing from
-        # the mean-value start, where the held sessions weigh most in the mix — further,
-        # to where the last two looks put the fixed point (_held_share_fit).
-        n = max(fa.burst_ceiling - held, 0 if held else 1, _held_share_fit(looks, held))
-    # The largest N whose own mix carries it (N ≤ M*(mix at N) − held).
+        # The next N: the last mix's ceiling less the held sessions (the plain step), or
+        # where the last two looks put the fixed point when that is the plain step's
+        # way, not too far, and inside the bracket the looks have set.
+        plain = max(fa.burst_ceiling - held, 0 if held else 1)
+        fixed = plain == n
+        n = _next_look(n, plain, _held_share_fit(looks, held), _bracket(seen, held))
+    # The largest N looked at whose own mix carries it (N ≤ M*(mix at N) − held).
     def carried(k: int) -> bool:
         return seen[k].burst_ceiling - held >= k
 
-    ok = [k for k in seen if carried(k)]
-    best = max(ok, default=0)
+    best, hi = _bracket(seen, held)
     # The iteration can jump over the boundary: from an N whose mix carries nothing to a
     # small N carried many times over, never visiting the N between (hunt seed 10: a
     # 16 % population whose first session, at N = 4, makes the mix's ceiling 0; from 4
     # to 1, whose mix of `session` alone carries 121: N = 1 against a simulated 3 [3-3]).
     # Between the largest carried N and the smallest visited one above it not carried,
     # bisected (the mix at each N as split(N) rounds it).
-    above = [k for k in seen if k > best and not carried(k)]
-    if ok and above:
-        hi = min(above)
+    # Not past a fixed point the iteration came to: a look past it (the fit's) is not a
+    # jump over a boundary.
+    if best >= 0 and hi < math.inf and not fixed:
         while hi - best > 1:
-            mid = (best + hi) // 2
+            mid = int(best + hi) // 2
             seen[mid] = at(mid)[0]
             if carried(mid):
                 best = mid
             else:
                 hi = mid
+    best = max(best, 0)
     if best not in seen:  # nothing visited carries itself: N = 0 (the held ones, or 1)
         seen[best] = at(max(best, 0 if held else 1))[0]
     res = seen[best].result()
