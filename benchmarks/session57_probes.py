@@ -31,9 +31,11 @@ over the tens of seconds a 25-request bucket takes to drain, and the engine refu
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -188,13 +190,9 @@ def _time_here(tree: Path) -> None:
           f"chat-assistant's searches {chat} N", flush=True)
 
 
-def cost(rev: str, rounds: int = 5, script: str = __file__) -> None:
-    """Each row's CPU time in ``REV``'s tree and this one, alternated ``rounds`` times,
-    and the medians; ``script``'s ``_time TREE`` prints a line of ``name N* ms`` parts
-    (and a last part the medians skip)."""
-    import statistics
-
-    got: dict[str, dict[str, list[float]]] = {}
+@contextlib.contextmanager
+def checkout(rev: str) -> Iterator[Path]:
+    """A checkout of ``rev`` (a git worktree, its kernels built in place), removed after."""
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "tree"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-f",
@@ -202,18 +200,29 @@ def cost(rev: str, rounds: int = 5, script: str = __file__) -> None:
         try:
             subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=tree,
                            check=True, capture_output=True)
-            for _ in range(rounds):
-                for label, where in ((rev, tree), ("this tree", ROOT)):
-                    line = subprocess.run([sys.executable, script, "_time", str(where)],
-                                          check=True, capture_output=True, text=True
-                                          ).stdout.strip()
-                    print(f"{label:>9}: {line}", flush=True)
-                    for part in line.split("; ")[:-1]:
-                        name, _, ms, _ = part.split()
-                        got.setdefault(label, {}).setdefault(name, []).append(float(ms))
+            yield tree
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
                             str(tree)], check=False, capture_output=True)
+
+
+def cost(rev: str, rounds: int = 5, script: str = __file__) -> None:
+    """Each row's CPU time in ``REV``'s tree and this one, alternated ``rounds`` times,
+    and the medians; ``script``'s ``_time TREE`` prints a line of ``name N* ms`` parts
+    (and a last part the medians skip)."""
+    import statistics
+
+    got: dict[str, dict[str, list[float]]] = {}
+    with checkout(rev) as tree:
+        for _ in range(rounds):
+            for label, where in ((rev, tree), ("this tree", ROOT)):
+                line = subprocess.run([sys.executable, script, "_time", str(where)],
+                                      check=True, capture_output=True, text=True
+                                      ).stdout.strip()
+                print(f"{label:>9}: {line}", flush=True)
+                for part in line.split("; ")[:-1]:
+                    name, _, ms, _ = part.split()
+                    got.setdefault(label, {}).setdefault(name, []).append(float(ms))
     print(f"medians of {rounds} rounds:")
     for label, rows in got.items():
         print(f"{label:>9}: " + "; ".join(f"{name} {statistics.median(v):.0f} ms"

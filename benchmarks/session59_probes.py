@@ -6,6 +6,7 @@ Run from the repository root::
     python benchmarks/session59_probes.py looks          # each mix looked at, N*
     python benchmarks/session59_probes.py landscape      # what each mix carries
     python benchmarks/session59_probes.py sims           # where N* moves, simulated
+    python benchmarks/session59_probes.py before [REV]   # N* and looks against REV's
     python benchmarks/session59_probes.py cost [REV]     # this tree against REV's
 
 ``looks``: ptu-spillover beside chat and batch populations and 30 neighbours (held
@@ -22,6 +23,9 @@ exactly themselves, and the iteration ends on one of them.
 ``sims``: each neighbour whose N* the fit moves, both answers against the simulated
 search (seed 1, 20 replications × 1 simulated hour; ~5 min).
 
+``before``: each neighbour's N* and mixes looked at in a checkout of ``REV`` (default
+eb1384e) and in this tree, where N* differs, and the totals.
+
 ``cost``: the populations row's analytic CPU time (best of 5, every store emptied, as
 ``analytic_accuracy.py`` times it) and its looks, in this tree and in a checkout of
 ``REV`` (default eb1384e, session 58's last commit; its kernels built in place),
@@ -31,6 +35,8 @@ alternated five times in one sitting, and the medians.
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -167,6 +173,39 @@ def sims() -> None:
               flush=True)
 
 
+def _answers_here(tree: Path) -> None:
+    """One JSON line with ``tree``'s code: each neighbour's N* and mixes looked at."""
+    sys.path[:0] = [str(tree), str(tree / "benchmarks")]
+    out = {}
+    for name, extra, sets in NEIGHBOURS:
+        n_star, looked = _looked(_profile(extra, sets))
+        out[name] = [n_star, len(looked)]
+    print(json.dumps(out), flush=True)
+
+
+def before(rev: str) -> None:
+    """Each neighbour's N* and mixes looked at with ``rev``'s code (a checkout, its
+    kernels built in place) and with this tree's, where they differ; and the totals."""
+    import session57_probes
+
+    got = {}
+    with session57_probes.checkout(rev) as tree:
+        for label, where in ((rev, tree), ("this tree", ROOT)):
+            got[label] = json.loads(subprocess.run(
+                [sys.executable, __file__, "_answers", str(where)], check=True,
+                capture_output=True, text=True).stdout)
+    old, new = got[rev], got["this tree"]
+    print(f"| profile | N* with {rev} | now | mixes looked at with {rev} | now |")
+    print("|---|---|---|---|---|")
+    for name in old:
+        if old[name][0] != new[name][0]:
+            print(f"| {name} | {old[name][0]} | {new[name][0]} | {old[name][1]} "
+                  f"| {new[name][1]} |")
+    print(f"{len(old)} profiles: mixes looked at {sum(v[1] for v in old.values())} with "
+          f"{rev}, {sum(v[1] for v in new.values())} now; N* differs in "
+          f"{sum(old[k][0] != new[k][0] for k in old)}")
+
+
 def _time_here(tree: Path) -> None:
     """One line: the row's N* and best-of-5 CPU ms with ``tree``'s code; then its looks."""
     sys.path[:0] = [str(tree), str(tree / "benchmarks")]
@@ -180,17 +219,22 @@ def _time_here(tree: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("probe", choices=["looks", "landscape", "sims", "cost", "_time"])
-    ap.add_argument("arg", nargs="?", help="cost: the revision (default eb1384e); "
-                    "_time: the tree")
+    ap.add_argument("probe", choices=["looks", "landscape", "sims", "before", "cost",
+                                      "_time", "_answers"])
+    ap.add_argument("arg", nargs="?", help="before, cost: the revision (default eb1384e); "
+                    "_time, _answers: the tree")
     args = ap.parse_args(argv)
     sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
     if args.probe == "cost":
         import session57_probes
 
         session57_probes.cost(args.arg or "eb1384e", script=__file__)
+    elif args.probe == "before":
+        before(args.arg or "eb1384e")
     elif args.probe == "_time":
         _time_here(Path(args.arg))
+    elif args.probe == "_answers":
+        _answers_here(Path(args.arg))
     else:
         {"looks": looks, "landscape": landscape, "sims": sims}[args.probe]()
     return 0

@@ -203,8 +203,10 @@ def test_a_look_past_a_fixed_point_is_not_a_jump_to_bisect(
 
 def test_the_next_look() -> None:
     """The fit's N is taken the plain step's way, up to four plain steps far, strictly
-    inside the bracket; else the plain step."""
-    from capacity.analytic.populations import _next_look
+    inside the bracket; else the plain step. (ptu-spillover beside chat at 80 % and 40
+    held batch workers: the mixes at N = 0 and 12 carry 52 and 67 sessions, whose line
+    says 402; the plain step says 27, the answer is 83.)"""
+    from capacity.analytic.populations import _held_share_fit, _next_look
 
     inf = math.inf
     assert _next_look(20, 30, 50, (20, inf)) == 50        # up, four steps of 10 away
@@ -216,3 +218,5 @@ def test_the_next_look() -> None:
     assert _next_look(60, 50, 40, (40, 60)) == 50         # onto the carried 40
     assert _next_look(50, 50, 55, (50, inf)) == 50        # a fixed point: no fit
     assert _next_look(20, 30, 0, (20, inf)) == 30         # no fit
+    assert _held_share_fit([(1.0, 52), (40 / 52, 67)], 40) == 402
+    assert _next_look(12, 27, 402, (12, inf)) == 27

@@ -1094,8 +1094,8 @@ def _bracket(seen: dict[int, Any], held: int) -> tuple[int, float]:
 # How far the fit may step, in plain steps: a fit from a look at N = 0 (every session
 # held) or from two looks a session apart reads 1/M* far from where it is linear
 # (ptu-spillover beside chat at 80 % and 40 held batch workers: from 0 and 12, 402 where
-# the answer is 83). Over the 31 neighbours of `benchmarks/session59_probes.py looks`
-# a reach of 4 looks least.
+# the answer is 83). Of the reaches tried (2 to 4) on the 31 neighbours of
+# `benchmarks/session59_probes.py looks`, 4 looked at the fewest mixes.
 _FIT_REACH = 4
 
 
