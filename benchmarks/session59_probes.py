@@ -6,6 +6,7 @@ Run from the repository root::
     python benchmarks/session59_probes.py looks          # each mix looked at, N*
     python benchmarks/session59_probes.py landscape      # what each mix carries
     python benchmarks/session59_probes.py sims           # where N* moves, simulated
+    python benchmarks/session59_probes.py spill          # the PTU's spill, 50 held
     python benchmarks/session59_probes.py before [REV]   # N* and looks against REV's
     python benchmarks/session59_probes.py cost [REV]     # this tree against REV's
 
@@ -22,6 +23,12 @@ exactly themselves, and the iteration ends on one of them.
 
 ``sims``: each neighbour whose N* the fit moves, both answers against the simulated
 search (seed 1, 20 replications × 1 simulated hour; ~5 min).
+
+``spill``: ptu-spillover beside chat and 50 held batch workers, the first call larger
+than the PTU's bucket (23 against a simulated 12 [12–13]), at N = 12: the PTU's ITPM
+bucket's spill share of calls in the model (the finite dam's units through κ, the
+route's charges' size bias) and in the engine (one replication), and N* with κ taken
+over the charges that can fit the bucket.
 
 ``before``: each neighbour's N* and mixes looked at in a checkout of ``REV`` (default
 eb1384e) and in this tree, where N* differs, and the totals.
@@ -144,6 +151,72 @@ def landscape() -> None:
         print(f"{name} (N: what its mix carries): {', '.join(out)}", flush=True)
 
 
+def spill() -> None:
+    """ptu-spillover beside chat and 50 held batch workers, the first call larger than
+    the PTU's bucket, at N = 12: the PTU's spill share of calls in the model and in the
+    engine, and N* with κ taken over the charges that can fit."""
+    import math
+
+    import numpy as np
+
+    from capacity.analytic import fleet
+    from capacity.analytic.model import analyze, cycle_time
+    from capacity.analytic.populations import mixed_profile, view
+    from capacity.model.workload import Workload
+    from capacity.sim.engine import trace_attempts
+    from capacity.sim.kernels import T_ADMITTED, T_DEP, T_T
+
+    prof = _profile([OVERSIZED], ["populations.batch.sessions=50"])
+    n = 12
+    mp = mixed_profile(view(prof), prof.split(n))
+    wl = Workload.from_profile(mp)
+    m_sessions = sum(prof.split(n).values())
+    for e in fleet.fleet_models(wl, cycle_time(wl)).entries:
+        if e.c.name == "ptu.itpm":
+            st = e.model.stats(m_sessions)
+            print(f"model, ptu.itpm at N = {n} ({m_sessions} sessions): offered "
+                  f"{st.mean_per_window:,.0f} tokens/s against a refill of "
+                  f"{e.c.rate_per_s:,.0f}; never fit {e.model.never:.2%} of the calls; "
+                  f"κ {e.model.kappa:.3f}; calls spilled {st.loss_fraction:.1%}")
+    tr = trace_attempts(prof, n, horizon_s=1800.0, seed=7)
+    rows, deps = tr.rows, list(tr.deployments)
+    span = float(rows[:, T_T].max() - rows[:, T_T].min())
+    on = rows[:, T_DEP] == deps.index("ptu")
+    took = on & (rows[:, T_ADMITTED] > 0)
+    print(f"engine (one replication, 30 min, seed 7): ptu {on.sum() / span:.2f} attempts/s, "
+          f"admits {took.sum() / span:.2f}/s, spills {1 - took.sum() / on.sum():.1%}; "
+          f"paygo {(rows[:, T_DEP] == deps.index('paygo')).sum() / span:.2f} attempts/s")
+
+    class Fitting:
+        """A route whose charge law on a bucket stops at its depth."""
+
+        def __init__(self, flow: Any, depth: float) -> None:
+            self.flow, self.depth = flow, depth
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.flow, name)
+
+        def charge_pmf(self, *a: Any) -> Any:
+            pmf = np.array(self.flow.charge_pmf(*a))
+            pmf[math.floor(self.depth / a[-1] + 1e-9) + 1:] = 0.0
+            return pmf
+
+    real = fleet.bucket_kappa
+
+    def fitting(flow: Any, profile: Any, slot: Any, target: str) -> float:
+        if slot.kind != "token_bucket":
+            return real(flow, profile, slot, target)
+        return real(Fitting(flow, slot.allowance), profile, slot, target)
+
+    print(f"N*: {analyze(prof).burst_ceiling} (κ over every charge, as shipped)", end="")
+    fleet.bucket_kappa = fitting  # type: ignore[assignment]
+    try:
+        print(f", {analyze(prof.model_copy(deep=True)).burst_ceiling} with κ over the "
+              "charges that fit; simulated 12 [12–13] (sims)")
+    finally:
+        fleet.bucket_kappa = real  # type: ignore[assignment]
+
+
 def sims() -> None:
     """The neighbours whose N* the fit moves, against the simulated search (seed 1, 20 ×
     1 h, the bracket of ``fleet_variants.py``)."""
@@ -219,7 +292,7 @@ def _time_here(tree: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("probe", choices=["looks", "landscape", "sims", "before", "cost",
+    ap.add_argument("probe", choices=["looks", "landscape", "sims", "spill", "before", "cost",
                                       "_time", "_answers"])
     ap.add_argument("arg", nargs="?", help="before, cost: the revision (default eb1384e); "
                     "_time, _answers: the tree")
@@ -236,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.probe == "_answers":
         _answers_here(Path(args.arg))
     else:
-        {"looks": looks, "landscape": landscape, "sims": sims}[args.probe]()
+        {"looks": looks, "landscape": landscape, "sims": sims, "spill": spill}[args.probe]()
     return 0
 
 
