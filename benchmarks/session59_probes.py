@@ -21,8 +21,9 @@ plain step, N = M* − held, every look). Deterministic: no timing.
 and with 40 batch workers held: the split's rounding makes runs of N whose mixes carry
 exactly themselves, and the iteration ends on one of them.
 
-``sims``: each neighbour whose N* the fit moves, both answers against the simulated
-search (seed 1, 20 replications × 1 simulated hour; ~5 min).
+``sims``: the neighbours whose N* this session moves and those beside the first call
+past the PTU's bucket (``SIMULATED``), N* with and without the fit against the simulated
+search (seed 1, 20 replications × 1 simulated hour; ~10 min).
 
 ``spill``: ptu-spillover beside chat and 50 held batch workers, the first call larger
 than the PTU's bucket (23 against a simulated 12 [12–13]), at N = 12: the PTU's ITPM
@@ -217,9 +218,19 @@ def spill() -> None:
         fleet.bucket_kappa = real  # type: ignore[assignment]
 
 
+# The neighbours whose N* this session's changes move (the fit, the never-fitting calls
+# left out of a spilling bucket's dam), and those beside them with the first call past
+# the PTU's bucket.
+SIMULATED = ("batch held at 40", "batch workers think 60 s",
+             "chat a 40 % share, batch held at 40", "chat a 80 % share, batch held at 40",
+             "batch workers think 2m, held at 10", "first call larger than the PTU bucket",
+             *(f"first call larger than the PTU bucket, batch held at {h}"
+               for h in (5, 25, 50)))
+
+
 def sims() -> None:
-    """The neighbours whose N* the fit moves, against the simulated search (seed 1, 20 ×
-    1 h, the bracket of ``fleet_variants.py``)."""
+    """:data:`SIMULATED`'s N* with and without the fit, against the simulated search (seed
+    1, 20 × 1 h)."""
     from capacity.analytic import populations
     from capacity.analytic.model import analyze
     from capacity.search import find_saturation
@@ -228,6 +239,8 @@ def sims() -> None:
     print("|---|---|---|---|")
     fit = populations._held_share_fit
     for name, extra, sets in NEIGHBOURS:
+        if name not in SIMULATED:
+            continue
         prof = _profile(extra, sets)
         res = analyze(prof.model_copy(deep=True))
         populations._held_share_fit = lambda *a: 0  # type: ignore[assignment]
@@ -235,10 +248,9 @@ def sims() -> None:
             plain = analyze(prof.model_copy(deep=True)).burst_ceiling
         finally:
             populations._held_share_fit = fit  # type: ignore[assignment]
-        if plain == res.burst_ceiling:
-            continue
         n_a = res.burst_ceiling
-        lo, hi = max(1, int(n_a * 0.8)), int(res.mean_ceiling + 1e-9) + 1
+        # (From half the answer: 50 held batch workers' N* sits far below it.)
+        lo, hi = max(1, n_a // 2), int(res.mean_ceiling + 1e-9) + 1
         cap = max(hi, int(res.mean_ceiling / (1.0 - prof.targets.max_429_fraction)) + 1)
         sim = find_saturation(prof, lo, max(lo + 1, hi), seed=1, replications=20,
                               horizon_s=3600.0, max_sessions=cap)

@@ -20,10 +20,10 @@ import functools
 import itertools
 import math
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from capacity._lazy import LazyModule
 from capacity.model.dist import Distribution, spread_points
@@ -597,7 +597,15 @@ def turn_events(steps: list[Step]) -> list[Event]:
     return _events(steps, 1.0, ())
 
 
-def batch_units_pmf(batch: Batch, cost: dict[int, CallCost | None], h: float,
+class ChargeLaw(Protocol):
+    """What :func:`batch_units_pmf` reads of a call's charge: its lattice law."""
+
+    def pmf(self, h: float, top: float = math.inf) -> NDArray[np.float64]:
+        """The charge's law on a lattice of step ``h`` units, gathered at ``top``."""
+        ...
+
+
+def batch_units_pmf(batch: Batch, cost: Mapping[int, ChargeLaw | None], h: float,
                     top: float = math.inf, max_len: int = 1 << 22) -> NDArray[np.float64]:
     """Distribution of units a batch charges to one constraint, on a lattice of step h.
 
