@@ -26,10 +26,11 @@ past the PTU's bucket (``SIMULATED``), N* with and without the fit against the s
 search (seed 1, 20 replications × 1 simulated hour; ~10 min).
 
 ``spill``: ptu-spillover beside chat and 50 held batch workers, the first call larger
-than the PTU's bucket (23 against a simulated 12 [12–13]), at N = 12: the PTU's ITPM
-bucket's spill share of calls in the model (the finite dam's units through κ, the
-route's charges' size bias) and in the engine (one replication), and N* with κ taken
-over the charges that can fit the bucket.
+than the PTU's bucket, at N = 12: the PTU's ITPM bucket's spill share of calls and N*
+with its finite dam and κ (the units-to-calls size bias) each over every call or without
+the calls whose every charge is past the depth (the last the shipped rule), the engine's
+spill (one replication), and what pay-as-you-go receives in a 10 s window, in the model
+and in the engine.
 
 ``before``: each neighbour's N* and mixes looked at in a checkout of ``REV`` (default
 eb1384e) and in this tree, where N* differs, and the totals.
@@ -154,9 +155,10 @@ def landscape() -> None:
 
 def spill() -> None:
     """ptu-spillover beside chat and 50 held batch workers, the first call larger than
-    the PTU's bucket, at N = 12: the PTU's spill share of calls in the model and in the
-    engine, and N* with κ taken over the charges that can fit."""
-    import math
+    the PTU's bucket, at N = 12: the PTU's spill share of calls and N* with the finite
+    dam and κ each over every call or over those that can fit, against the engine's
+    spill; and what pay-as-you-go receives, in the model and in the engine."""
+    import itertools
 
     import numpy as np
 
@@ -169,53 +171,65 @@ def spill() -> None:
 
     prof = _profile([OVERSIZED], ["populations.batch.sessions=50"])
     n = 12
-    mp = mixed_profile(view(prof), prof.split(n))
-    wl = Workload.from_profile(mp)
-    m_sessions = sum(prof.split(n).values())
-    for e in fleet.fleet_models(wl, cycle_time(wl)).entries:
-        if e.c.name == "ptu.itpm":
-            st = e.model.stats(m_sessions)
-            print(f"model, ptu.itpm at N = {n} ({m_sessions} sessions): offered "
-                  f"{st.mean_per_window:,.0f} tokens/s against a refill of "
-                  f"{e.c.rate_per_s:,.0f}; never fit {e.model.never:.2%} of the calls; "
-                  f"κ {e.model.kappa:.3f}; calls spilled {st.loss_fraction:.1%}")
-    tr = trace_attempts(prof, n, horizon_s=1800.0, seed=7)
-    rows, deps = tr.rows, list(tr.deployments)
-    span = float(rows[:, T_T].max() - rows[:, T_T].min())
-    on = rows[:, T_DEP] == deps.index("ptu")
-    took = on & (rows[:, T_ADMITTED] > 0)
-    print(f"engine (one replication, 30 min, seed 7): ptu {on.sum() / span:.2f} attempts/s, "
-          f"admits {took.sum() / span:.2f}/s, spills {1 - took.sum() / on.sum():.1%}; "
-          f"paygo {(rows[:, T_DEP] == deps.index('paygo')).sum() / span:.2f} attempts/s")
+    sessions = sum(prof.split(n).values())
 
-    class Fitting:
-        """A route whose charge law on a bucket stops at its depth."""
+    def entries() -> dict[str, Any]:
+        mp = mixed_profile(view(prof), prof.split(n))
+        wl = Workload.from_profile(mp)
+        return {e.c.name: e for e in fleet.fleet_models(wl, cycle_time(wl)).entries}
 
-        def __init__(self, flow: Any, depth: float) -> None:
-            self.flow, self.depth = flow, depth
+    class Unbounded:
+        """A bucket slot whose depth κ does not cut at (every charge read)."""
+
+        def __init__(self, slot: Any) -> None:
+            self.slot = slot
 
         def __getattr__(self, name: str) -> Any:
-            return getattr(self.flow, name)
+            return 1e300 if name == "allowance" else getattr(self.slot, name)
 
-        def charge_pmf(self, *a: Any) -> Any:
-            pmf = np.array(self.flow.charge_pmf(*a))
-            pmf[math.floor(self.depth / a[-1] + 1e-9) + 1:] = 0.0
-            return pmf
-
-    real = fleet.bucket_kappa
-
-    def fitting(flow: Any, profile: Any, slot: Any, target: str) -> float:
-        if slot.kind != "token_bucket":
-            return real(flow, profile, slot, target)
-        return real(Fitting(flow, slot.allowance), profile, slot, target)
-
-    print(f"N*: {analyze(prof).burst_ceiling} (κ over every charge, as shipped)", end="")
-    fleet.bucket_kappa = fitting  # type: ignore[assignment]
-    try:
-        print(f", {analyze(prof.model_copy(deep=True)).burst_ceiling} with κ over the "
-              "charges that fit; simulated 12 [12–13] (sims)")
-    finally:
-        fleet.bucket_kappa = real  # type: ignore[assignment]
+    real_kappa, real_fitting = fleet.bucket_kappa, fleet.fitting_bucket
+    print("| finite dam over | κ over | κ | calls spilled at N = 12 | N* |")
+    print("|---|---|---|---|---|")
+    for dam_all, kappa_all in itertools.product((False, True), repeat=2):
+        if dam_all:
+            fleet.fitting_bucket = lambda *a: None  # type: ignore[assignment]
+        if kappa_all:
+            fleet.bucket_kappa = (  # type: ignore[assignment]
+                lambda flow, profile, slot, target: real_kappa(flow, profile,
+                                                               Unbounded(slot), target))
+        try:
+            e = entries()["ptu.itpm"]
+            got = e.model.stats(sessions).loss_fraction
+            n_star = analyze(prof.model_copy(deep=True)).burst_ceiling
+        finally:
+            fleet.bucket_kappa, fleet.fitting_bucket = real_kappa, real_fitting
+        print(f"| {'every call' if dam_all else 'the calls that can fit'} "
+              f"| {'every call' if kappa_all else 'the calls that can fit'} "
+              f"| {e.model.kappa:.3f} | {got:.1%} | {n_star} |", flush=True)
+    ptu = entries()["ptu.itpm"]
+    fit = ptu.model.fitting
+    print(f"(offered {ptu.model.stats(sessions).mean_per_window:,.0f} tokens/s against a "
+          f"refill of {ptu.c.rate_per_s:,.0f}, "
+          f"{sessions * fit.rate_per_session * fit.mean_batch_units:,.0f} of them by calls "
+          f"that can fit; never fit {ptu.model.never:.2%} of the calls; simulated N* 12 "
+          "[12–13], `sims`)")
+    m = entries()["paygo.rpm"].model
+    g, _ = m.window_law(sessions)
+    k = np.arange(g.size) * m.h
+    mean = float(np.dot(k, g))
+    print(f"model: paygo {mean:.1f} calls a 10 s window, variance "
+          f"{float(np.dot((k - mean) ** 2, g)):.1f}")
+    tr = trace_attempts(prof, n, horizon_s=1800.0, seed=7)
+    rows, deps = tr.rows, list(tr.deployments)
+    on = rows[:, T_DEP] == deps.index("ptu")
+    took = on & (rows[:, T_ADMITTED] > 0)
+    t = rows[:, T_T] + tr.clock_offset_s
+    w = np.floor(t / 10.0).astype(np.int64)
+    pg = rows[:, T_DEP] == deps.index("paygo")
+    per = np.bincount(w[pg] - w.min())[1:-1]     # whole windows only
+    print(f"engine (one replication, 30 min, seed 7): ptu spills "
+          f"{1 - took.sum() / on.sum():.1%} of its calls; paygo {per.mean():.1f} calls a "
+          f"10 s window, variance {per.var():.1f}")
 
 
 # The neighbours whose N* this session's changes move (the fit, the never-fitting calls

@@ -1,15 +1,16 @@
-"""A spilling token bucket whose route sends calls that never fit it (prompts past its
-depth): its finite dam reads the loss over the units of the calls that can fit, and the
-units-to-calls size bias κ over their charges; the never-fitting calls are counted apart.
+"""A spilling token bucket whose route sends calls that never fit it (prompts whose every
+charge is past its depth): its finite dam reads the loss without their units, and the
+units-to-calls size bias κ without their charges; they are counted apart. A call only
+sometimes past the depth stays in both.
 
 ptu-spillover beside chat and batch populations with 50 batch workers held (3,000-token
 prompts every ~14 s) and the first call larger than the PTU's 50,000-token ITPM bucket
 (`tests/data/ptu-oversized-first-call.yaml`): at N = 12 the bucket is offered three
-times its refill, 4,800 of its 15,297 tokens a second in 60,000-token prompts that never
-fit. Left in, they made the dam's overload look worse and the calls it turns away look
-large (κ 0.62): 42.7 % of the calls spilled where the engine spills 55.2 %, and N* 23
-against the simulated 12 [12–13] (`python benchmarks/session59_probes.py spill`,
-`sims`)."""
+times its refill, 15,297 tokens a second of which 11,697 by calls that can fit, the rest
+in 60,000-token prompts that never do. Left in, they made the dam's overload look worse
+and the calls it turns away look large (κ 0.62): 42.7 % of the calls spilled where the
+engine spills 55.2 %, and N* 23 against the simulated 12 [12–13] (`python
+benchmarks/session59_probes.py spill`, `sims`)."""
 
 from __future__ import annotations
 
@@ -73,3 +74,28 @@ def test_50_held_batch_workers_against_the_simulator() -> None:
 
     assert_accurate(analyze(_held(50)).burst_ceiling, Recorded(12, 12, 13),
                     "50 held batch workers, the first call past the PTU's bucket")
+
+
+def test_a_call_only_sometimes_past_the_depth_stays_in_the_dam() -> None:
+    """Three-way fan-outs of U(30,000, 70,000)-token prompts at the 50,000-token bucket:
+    half their draws never fit (counted in ``never``), but the calls stay in the dam and
+    in κ (taken out, a review found the answer optimistic: the draws that fit are large
+    too). A fixed 60,000-token prompt is out; the rest of its route is not."""
+    from capacity.analytic.fleet import BucketSpill, fleet_models
+    from capacity.analytic.model import cycle_time, outside_depth
+    from capacity.model.workload import Workload
+
+    prof = load_profile(
+        [ROOT / "profiles" / "ptu-spillover.yaml"],
+        ["session.turns.research.steps.1.parallel.call.input_tokens="
+         "{uniform: [30000, 70000]}"])
+    wl = Workload.from_profile(prof)
+    m = next(e.model for e in fleet_models(wl, cycle_time(wl)).entries
+             if e.c.name == "ptu.itpm")
+    assert isinstance(m, BucketSpill)
+    assert m.never == pytest.approx(0.3, abs=0.01)     # 3 of 5 calls, half their draws
+    assert m.fitting is None
+    c = next(x for x in Workload.from_profile(_held(10)).constraints
+             if x.name == "ptu.itpm")
+    out = [v is not None and outside_depth(v, c.depth) for v in c.costs.values()]
+    assert out.count(True) == 1 and len(out) > 1

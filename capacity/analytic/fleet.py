@@ -156,6 +156,7 @@ from capacity.analytic.model import (
     finite_dam_loss,
     fitting_bucket,
     of_all_attempts,
+    outside_depth,
     own_target,
     retried_attempts,
     spill_chain,
@@ -265,13 +266,16 @@ class RouteFlow:
                          if (c := metered(profile, slot, call, target)) is not None) / n
 
     def charge_pmf(self, profile: Profile, slot: LimitSlot, target: str,
-                   h: float) -> NDArray[np.float64]:
+                   h: float, past: float = math.inf) -> NDArray[np.float64]:
         """Charge law on ``slot`` of one of these calls served by ``target`` (lattice
-        ``h``; the launch-weighted mixture over the route's calls; 0 where untouched)."""
+        ``h``; the launch-weighted mixture over the route's calls; 0 where untouched),
+        less the calls whose every charge is past ``past`` units (their mass left out)."""
         n = self.calls_per_turn
         out = np.zeros(1)
         for call, r in self.calls:
             c = metered(profile, slot, call, target)
+            if outside_depth(c, past):
+                continue
             p = c.pmf(h) if c is not None else np.ones(1)
             if out.size < p.size:
                 out = np.pad(out, (0, p.size - out.size))
@@ -743,13 +747,13 @@ def bucket_kappa(flow: RouteFlow, profile: Profile, slot: LimitSlot, target: str
               if (c := metered(profile, slot, call, target)) is not None]
     top = max((u for u in uppers if math.isfinite(u)), default=64.0 * mean)
     h = max(mean / 64.0, top / (1 << 14), 1e-9)
-    pmf = flow.charge_pmf(profile, slot, target, h)
-    pmf[0] = 0.0
-    # Over the calls that can fit: those charging past the depth never take a unit and
+    # Without the calls whose every charge is past the depth: they never take a unit and
     # are counted apart (BucketSpill.never); left in, they made the calls the finite
     # dam turns away look large (50 batch workers held beside ptu-spillover's 60,000-
-    # token prompts: κ 0.62, 43 % of the calls spilled, the engine 55 %).
-    pmf[math.floor(slot.allowance / h + 1e-9) + 1:] = 0.0
+    # token prompts: κ 0.62, 43 % of the calls spilled, the engine 55 %). A call only
+    # sometimes past it stays, as the dam was measured with it.
+    pmf = flow.charge_pmf(profile, slot, target, h, past=slot.allowance)
+    pmf[0] = 0.0
     if pmf.sum() <= 0:
         return 1.0
     return _turned_away_bias(pmf / pmf.sum())
@@ -1056,10 +1060,10 @@ class BucketSpill(_MemoStats):
     # None: the route's launch sizes.
     launch_law: NDArray[np.float64] | None = None
     # Share of the calls charging more than the depth (:func:`bucket_never_fits`): they
-    # always spill; the loss above is the rest's, over their units (:attr:`fitting`).
+    # always spill; the loss above is the rest's.
     never: float = 0.0
-    # The bucket's input from the calls that can fit (model.fitting_bucket), which its
-    # finite dam reads; None: ``bucket``'s (every call fits).
+    # The bucket's input without the calls whose every charge is past the depth
+    # (model.fitting_bucket), which its finite dam reads; None: ``bucket``'s.
     fitting: Any = None
     # By ``id(call)``: (copies per turn, share a near-empty bucket turns away, share
     # above the depth) — :func:`bucket_spill_launches`; what :class:`TurnSpill` reads.
@@ -1254,10 +1258,10 @@ class BucketSpill(_MemoStats):
                                "token bucket, exact level chain of the turns' calls", loss,
                                loss)
         if isinstance(b, _BucketModel):
-            # The finite dam's loss at every load, continuous through the refill, over
-            # the units of the calls that can fit (those that never do took a share of
-            # the refill they never use: 15,297 tokens a second offered beside 50 held
-            # batch workers, 4,800 of them in prompts past the depth).
+            # The finite dam's loss at every load, continuous through the refill, without
+            # the units of calls whose every charge is past the depth (they took a share
+            # of a refill they never use: 15,297 tokens a second offered beside 50 held
+            # batch workers, 11,697 of them by the other calls).
             d = self.fitting if self.fitting is not None else b
             loss = finite_dam_loss(n * d.rate_per_session, d.severity, d.h, d.refill,
                                    d.depth)

@@ -73,7 +73,9 @@ from capacity.jsonsafe import clean as _clean
 from capacity.model.dist import Distribution, finest_step, format_duration
 from capacity.model.numeric import brentq
 from capacity.model.workload import (
+    CallCost,
     Constraint,
+    MixedCost,
     Workload,
     batch_units_mean,
     batch_units_pmf,
@@ -1341,41 +1343,27 @@ def spill_chain(wl: Workload, c: Constraint, cycle_s: float, h: float
     return chain
 
 
-@dataclass(frozen=True)
-class _FittingCost:
-    """A call's charge with what exceeds a bucket's ``depth`` (units) moved to 0: such
-    a call is never admitted and takes no unit (:func:`never_fit_stripped`)."""
-
-    cost: Any
-    depth: float
-
-    def pmf(self, h: float, top: float = math.inf) -> NDArray[np.float64]:
-        """The charge's lattice law (step ``h`` units), its mass past the depth at 0."""
-        from capacity.analytic.bucket import never_fit_stripped  # it imports this module
-
-        return never_fit_stripped(self.cost.pmf(h, top), h, self.depth)[0]
-
-
 def fitting_bucket(wl: Workload, c: Constraint, cycle_s: float, h: float
                    ) -> _BucketModel | None:
-    """The compound input of token bucket ``c`` (lattice ``h`` units) from the calls
-    that can fit its depth: a call charging more is never admitted and takes no unit,
-    so it is left out (a launch of nothing else thinned out); None when every call
-    always fits. A spilling bucket's finite dam reads its loss over these units, the
-    never-fitting calls counted apart (``fleet.BucketSpill.never``)."""
-    if c.depth <= 0 or not any(v is not None and v.upper > c.depth * (1.0 + 1e-12)
-                               for v in c.costs.values()):
+    """The compound input of token bucket ``c`` (lattice ``h`` units) without the calls
+    whose every charge is past its depth: never admitted, they take no unit (a launch of
+    nothing else thinned out); None when there are none. A spilling bucket's finite dam
+    reads its loss over the rest's units, those calls counted apart
+    (``fleet.BucketSpill.never``). A call whose charge only sometimes passes the depth
+    stays in, as the dam was measured with it (its large draws are the refused ones)."""
+    if not any(outside_depth(v, c.depth) for v in c.costs.values()):
         return None
     mix = _event_mix(wl, c)
-    if not mix:
-        return None
-    costs = {k: (None if v is None else _FittingCost(v, c.depth))
-             for k, v in c.costs.items()}
-    rates = np.array([r / cycle_s for r, _ in mix])
+    costs = {k: (None if outside_depth(v, c.depth) else v) for k, v in c.costs.items()}
     pmfs = [batch_units_pmf(b, costs, h) for _, b in mix]
     if not any(float(p[1:].sum()) > 0.0 for p in pmfs):
         return None
-    return compound_bucket(c, h, rates, pmfs)
+    return compound_bucket(c, h, np.array([r / cycle_s for r, _ in mix]), pmfs)
+
+
+def outside_depth(cost: CallCost | MixedCost | None, depth: float) -> bool:
+    """Whether every charge of ``cost`` is past a bucket's ``depth`` (units)."""
+    return cost is not None and depth > 0 and cost.lower > depth * (1.0 + 1e-12)
 
 
 def compound_bucket(c: Constraint, h: float, rates: NDArray[np.float64],

@@ -20,10 +20,10 @@ import functools
 import itertools
 import math
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from capacity._lazy import LazyModule
 from capacity.model.dist import Distribution, spread_points
@@ -164,6 +164,20 @@ class CallCost:
             total += min(self.output.upper, self.output_cap)
         return total
 
+    @property
+    def lower(self) -> float:
+        """Smallest possible charge."""
+        if self.kind == "requests":
+            return 1.0
+        total = 0.0
+        if self.input is not None:
+            total += self.input.lower * self.uncached
+        if self.output_fixed is not None:
+            total += self.output_fixed
+        elif self.output is not None:
+            total += min(self.output.lower, self.output_cap)
+        return total
+
     def pmf(self, h: float, top: float = math.inf) -> NDArray[np.float64]:
         """Distribution of the charge on a lattice of step ``h`` units (index k = k·h).
 
@@ -252,6 +266,12 @@ class MixedCost(CallCost):
     def upper(self) -> float:
         """Largest charge of any target a copy may go to."""
         return max((c.upper for s, c in self.parts if c is not None and s > 0), default=0.0)
+
+    @property
+    def lower(self) -> float:
+        """Smallest charge a copy may take (0 when a target does not touch the slot)."""
+        return min((0.0 if c is None else c.lower for s, c in self.parts if s > 0),
+                   default=0.0)
 
     @property
     def zero_share(self) -> float:
@@ -597,15 +617,7 @@ def turn_events(steps: list[Step]) -> list[Event]:
     return _events(steps, 1.0, ())
 
 
-class ChargeLaw(Protocol):
-    """What :func:`batch_units_pmf` reads of a call's charge: its lattice law."""
-
-    def pmf(self, h: float, top: float = math.inf) -> NDArray[np.float64]:
-        """The charge's law on a lattice of step ``h`` units, gathered at ``top``."""
-        ...
-
-
-def batch_units_pmf(batch: Batch, cost: Mapping[int, ChargeLaw | None], h: float,
+def batch_units_pmf(batch: Batch, cost: dict[int, CallCost | None], h: float,
                     top: float = math.inf, max_len: int = 1 << 22) -> NDArray[np.float64]:
     """Distribution of units a batch charges to one constraint, on a lattice of step h.
 
