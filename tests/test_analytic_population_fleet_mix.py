@@ -220,3 +220,13 @@ def test_the_next_look() -> None:
     assert _next_look(20, 30, 0, (20, inf)) == 30         # no fit
     assert _held_share_fit([(1.0, 52), (40 / 52, 67)], 40) == 402
     assert _next_look(12, 27, 402, (12, inf)) == 27
+
+
+def test_a_jump_over_the_boundary_is_bisected_after_a_fixed_point(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """hunt seed 10's shape: the mix at N = 4 carries nothing, at 1 far more, at 121 two;
+    the iteration comes to rest at 2, whose mix carries exactly 2 — but the look above it
+    at 4 is a jump over the boundary (its mix carries less than 2), not an overshoot:
+    bisected, 3 carries itself."""
+    carries = {4: 0, 1: 121, 121: 2, 2: 2, 3: 3}
+    assert _iterate(monkeypatch, carries.__getitem__, 0, 4) == (3, [4, 1, 121, 2, 3])
