@@ -237,7 +237,8 @@ def spill() -> None:
 # the PTU's bucket.
 SIMULATED = ("batch held at 40", "batch workers think 60 s",
              "chat a 40 % share, batch held at 40", "chat a 80 % share, batch held at 40",
-             "batch workers think 2m, held at 10", "first call larger than the PTU bucket",
+             "batch workers think 2m, held at 10", "batch workers think 1s, held at 10",
+             "first call larger than the PTU bucket",
              *(f"first call larger than the PTU bucket, batch held at {h}"
                for h in (5, 25, 50)))
 

@@ -176,31 +176,6 @@ def test_the_fit_reaches_a_fixed_point_it_models_exactly(
     assert _iterate(monkeypatch, m_star, 10, 20) == (89, [20, 62, 83, 88, 89])
 
 
-def test_a_look_past_a_fixed_point_is_not_a_jump_to_bisect(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """ptu-spillover beside chat at 5 % and 40 held batch workers: the fit looks at 49
-    (its mix carries 45), the plain steps come down to 33, whose mix carries exactly 33:
-    the answer, with no bisection between 33 and 49 (its looks would be 41, 37, 35,
-    34)."""
-    from capacity.analytic import populations
-    from capacity.analytic.model import analyze
-
-    root = Path(__file__).resolve().parents[1]
-    p = load_profile([root / "profiles" / "ptu-spillover.yaml",
-                      root / "examples" / "chat-and-batch.yaml"],
-                     ["populations.chat.share=0.05", "populations.batch.sessions=40"])
-    looked: list[tuple[int, int]] = []
-    real = populations.mixed_profile
-
-    def mix(pv: populations.PopulationView, counts: dict[str, int]) -> object:
-        looked.append(sum(counts.values()) - p.held_sessions)
-        return real(pv, counts)
-
-    monkeypatch.setattr(populations, "mixed_profile", mix)
-    assert analyze(p).burst_ceiling == 33
-    assert looked == [0, 12, 49, 32, 34, 33]
-
-
 def test_the_next_look() -> None:
     """The fit's N is taken the plain step's way, up to four plain steps far, strictly
     inside the bracket; else the plain step. (ptu-spillover beside chat at 80 % and 40
@@ -225,8 +200,10 @@ def test_the_next_look() -> None:
 def test_a_jump_over_the_boundary_is_bisected_after_a_fixed_point(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """hunt seed 10's shape: the mix at N = 4 carries nothing, at 1 far more, at 121 two;
-    the iteration comes to rest at 2, whose mix carries exactly 2 — but the look above it
-    at 4 is a jump over the boundary (its mix carries less than 2), not an overshoot:
-    bisected, 3 carries itself."""
+    the iteration comes to rest at 2, whose mix carries exactly 2, and the N between it
+    and the uncarried 4 are bisected: 3 carries itself. And after a jump to N = 0 with
+    held sessions (a review's stand-in: the mixes at 1 to 3 carry 3), the same."""
     carries = {4: 0, 1: 121, 121: 2, 2: 2, 3: 3}
     assert _iterate(monkeypatch, carries.__getitem__, 0, 4) == (3, [4, 1, 121, 2, 3])
+    held = {4: 1, 0: 1, 1: 4, 2: 4, 3: 4}                  # M* = what it carries + 1
+    assert _iterate(monkeypatch, held.__getitem__, 1, 4)[0] == 3

@@ -1140,7 +1140,6 @@ def analyze_mixed_fleet(pv: PopulationView, sessions: int | None) -> Any:
     n = max(n, 0 if held else 1)
     seen: dict[int, FleetAnalysis] = {}
     looks: list[tuple[float, int]] = []   # (held share of the mix, its ceiling M*)
-    fixed: int | None = None   # the last look's N, when its mix carries exactly it
     for step in range(8):
         if n in seen:
             break
@@ -1153,7 +1152,6 @@ def analyze_mixed_fleet(pv: PopulationView, sessions: int | None) -> Any:
         # where the last two looks put the fixed point when that is the plain step's
         # way, not too far, and inside the bracket the looks have set.
         plain = max(fa.burst_ceiling - held, 0 if held else 1)
-        fixed = n if plain == n else None
         n = _next_look(n, plain, _held_share_fit(looks, held), _bracket(seen, held))
     # The largest N looked at whose own mix carries it (N ≤ M*(mix at N) − held).
     def carried(k: int) -> bool:
@@ -1166,12 +1164,10 @@ def analyze_mixed_fleet(pv: PopulationView, sessions: int | None) -> Any:
     # to 1, whose mix of `session` alone carries 121: N = 1 against a simulated 3 [3-3]).
     # Between the largest carried N and the smallest visited one above it not carried,
     # bisected (the mix at each N as split(N) rounds it).
-    # Not past a fixed point the iteration came to, when the look above it still carries
-    # as much: that look is the fit's overshoot, not a jump over a boundary (whose mix
-    # carries little: hunt seed 10's at N = 4 carries 0).
-    overshot = (fixed is not None and fixed == best and hi < math.inf
-                and seen[int(hi)].burst_ceiling - held >= best)
-    if best >= 0 and hi < math.inf and not overshot:
+    # (Also past a fixed point the fit overshot: a rule that skipped it there, when the
+    # look above still carried as much, dropped carried N on saw-tooth landscapes — a
+    # review's stand-in fleets — and answered 0 after a jump to N = 0.)
+    if best >= 0 and hi < math.inf:
         while hi - best > 1:
             mid = int(best + hi) // 2
             seen[mid] = at(mid)[0]
