@@ -1064,7 +1064,7 @@ class BucketSpill(_MemoStats):
     never: float = 0.0
     # The bucket's input without the calls whose every charge is past the depth
     # (model.fitting_bucket), which its finite dam reads; None: ``bucket``'s.
-    fitting: Any = None
+    fitting: _BucketModel | None = None
     # By ``id(call)``: (copies per turn, share a near-empty bucket turns away, share
     # above the depth) — :func:`bucket_spill_launches`; what :class:`TurnSpill` reads.
     per_call: dict[int, tuple[float, float, float]] = field(default_factory=dict)

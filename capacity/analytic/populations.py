@@ -1082,20 +1082,26 @@ def _held_share_fit(looks: list[tuple[float, int]], held: int) -> int:
     return round(n) if math.isfinite(n) and 0 < n < 1e6 else 0
 
 
+def _carries(fa: Any, held: int, n: int) -> bool:
+    """Whether the mix at N = ``n`` carries it: its fleet ceiling ``fa`` less the held
+    sessions is at least ``n``."""
+    return bool(fa.burst_ceiling - held >= n)
+
+
 def _bracket(seen: dict[int, Any], held: int) -> tuple[int, float]:
     """(the largest N looked at whose mix carries it, −1 if none; the smallest N above
     it whose mix does not, inf if none)."""
-    ok = [k for k, fa in seen.items() if fa.burst_ceiling - held >= k]
-    lo = max(ok, default=-1)
-    return lo, min((k for k, fa in seen.items() if k > lo and fa.burst_ceiling - held < k),
+    lo = max((k for k, fa in seen.items() if _carries(fa, held, k)), default=-1)
+    return lo, min((k for k, fa in seen.items() if k > lo and not _carries(fa, held, k)),
                    default=math.inf)
 
 
 # How far the fit may step, in plain steps: a fit from a look at N = 0 (every session
 # held) or from two looks a session apart reads 1/M* far from where it is linear
 # (ptu-spillover beside chat at 80 % and 40 held batch workers: from 0 and 12, 402 where
-# the answer is 83). Of the reaches tried (2 to 4) on the 31 neighbours of
-# `benchmarks/session59_probes.py looks`, 4 looked at the fewest mixes.
+# the answer is 83). On the 31 neighbours of `benchmarks/session59_probes.py looks`
+# reaches from 2 to 5 differ by a few looks in all (4 was chosen beside a bisection rule
+# since taken out; 2 now looks at a few fewer).
 _FIT_REACH = 4
 
 
@@ -1154,9 +1160,6 @@ def analyze_mixed_fleet(pv: PopulationView, sessions: int | None) -> Any:
         plain = max(fa.burst_ceiling - held, 0 if held else 1)
         n = _next_look(n, plain, _held_share_fit(looks, held), _bracket(seen, held))
     # The largest N looked at whose own mix carries it (N ≤ M*(mix at N) − held).
-    def carried(k: int) -> bool:
-        return seen[k].burst_ceiling - held >= k
-
     best, hi = _bracket(seen, held)
     # The iteration can jump over the boundary: from an N whose mix carries nothing to a
     # small N carried many times over, never visiting the N between (hunt seed 10: a
@@ -1171,7 +1174,7 @@ def analyze_mixed_fleet(pv: PopulationView, sessions: int | None) -> Any:
         while hi - best > 1:
             mid = int(best + hi) // 2
             seen[mid] = at(mid)[0]
-            if carried(mid):
+            if _carries(seen[mid], held, mid):
                 best = mid
             else:
                 hi = mid

@@ -153,29 +153,24 @@ class CallCost:
     @property
     def upper(self) -> float:
         """Largest possible charge (inf when unbounded)."""
-        if self.kind == "requests":
-            return 1.0
-        total = 0.0
-        if self.input is not None:
-            total += self.input.upper * self.uncached
-        if self.output_fixed is not None:
-            total += self.output_fixed
-        elif self.output is not None:
-            total += min(self.output.upper, self.output_cap)
-        return total
+        return self._bound(lambda d: d.upper)
 
     @property
     def lower(self) -> float:
         """Smallest possible charge."""
+        return self._bound(lambda d: d.lower)
+
+    def _bound(self, end: Callable[[Distribution], float]) -> float:
+        """The charge at ``end`` (a distribution's bound) of its input and output."""
         if self.kind == "requests":
             return 1.0
         total = 0.0
         if self.input is not None:
-            total += self.input.lower * self.uncached
+            total += end(self.input) * self.uncached
         if self.output_fixed is not None:
             total += self.output_fixed
         elif self.output is not None:
-            total += min(self.output.lower, self.output_cap)
+            total += min(end(self.output), self.output_cap)
         return total
 
     def pmf(self, h: float, top: float = math.inf) -> NDArray[np.float64]:
