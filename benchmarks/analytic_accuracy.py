@@ -185,7 +185,7 @@ def workloads() -> list[tuple[str, Profile]]:
     # allowance starts a retry storm that never ends. Its twin paces the same cycle by a
     # cadence, whose sessions the simulator starts at uniform phases over the cycle; the
     # think-time sessions start their first turn within the first 5 s (the pause's
-    # residual), a clump that starts storms from N ≈ 20 on (see README).
+    # residual), a clump that starts storms from N ≈ 20 on (see docs/models.md).
     batch = ROOT / "tests" / "data" / "batch-sliding.yaml"
     rows.append(("one-call batch turn, 5 s think time, sliding 10 s window, retries",
                  load_profile(batch)))

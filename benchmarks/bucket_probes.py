@@ -1,4 +1,4 @@
-"""The engine's and the analytic model's figures behind RESULTS.md's and the README's
+"""The engine's and the analytic model's figures behind RESULTS.md's and docs/models.md's
 paragraphs of 2026-12-04 on token buckets (issue 13, session 31).
 
 Run from the repository root::

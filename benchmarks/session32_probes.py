@@ -1,4 +1,4 @@
-"""The engine's and the analytic model's figures behind RESULTS.md's and the README's
+"""The engine's and the analytic model's figures behind RESULTS.md's and docs/models.md's
 paragraphs of session 32 (issue 13, 2026-12-04): a sliding log far over its allowance, backoff
 retries at a bucket still short, and the simulated N* measured again later.
 

@@ -19,7 +19,7 @@ made and the retries refused again — the model's herd chain
 (:meth:`ClumpWindowModel.herd_chain`) against the engine's (a 4 h trace, seed 1).
 
 ``lock``: one 3.1 s call a turn, 360 RPM in fixed 30 s windows, a fixed 54.3 s think time,
-no retries (README, "A fixed think time lets refusals pull sessions into step"): the
+no retries (docs/models.md, "A fixed think time lets refusals pull sessions into step"): the
 analytic N* and the engine's share of attempts refused at 300, 316 and 336 sessions over
 1 h and 3 h (8 replications each, seed 1), and hunt-82 at 170 sessions with its think
 time fixed, spread ±2 %, ±10 %, ±25 % and exponential (6 × 1 h, seed 1).

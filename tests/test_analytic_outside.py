@@ -141,7 +141,7 @@ def _locks(r: Any) -> bool:
 
 def test_a_nearly_constant_think_time_is_said_to_lock_phases() -> None:
     # A failed turn ends early; with a constant think time its session keeps the head
-    # start, so refused sessions can return together (README, "A fixed think time"); the
+    # start, so refused sessions can return together (docs/models.md, "A fixed think time"); the
     # note is a caveat, said wherever the cycle barely varies.
     fixed = analyze(_web_think("150s"))
     assert _locks(fixed)

@@ -3964,7 +3964,7 @@ def fleet_models(wl: Workload, cyc: CycleTime) -> FleetModels:
                         nf = None
                         # (Into a fixed window only: a sliding receiver's loss-log and
                         # blocking laws read one source; there the never-fitting calls
-                        # are still missing — README, known gaps.)
+                        # are still missing — docs/models.md, known gaps.)
                         if k == 1 and pts is None and c.enforcement == "fixed_window" \
                                 and all(getattr(um, "inner", None) is not None
                                         and not um.inner.sliding for um in ups):

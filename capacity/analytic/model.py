@@ -2550,7 +2550,7 @@ def _phase_lock_notes(profile: Profile, result: CeilingResult) -> list[str]:
     at 25 sessions or more with a fixed think time are more than 5 % optimistic, 2 of the
     208 with any other pace, ``benchmarks/hunt.py --out benchmarks/hunt --summary
     --reanalyse``). The analytic model keeps the sessions' phases independent and
-    uniform, so its answer can be optimistic there (README, "A fixed think time"). Said
+    uniform, so its answer can be optimistic there (docs/models.md, "A fixed think time"). Said
     only where something can be refused (no pacer in front, a ceiling not set by the
     latency target) and, without retries, a refusal is shorter than the turn.
     """
