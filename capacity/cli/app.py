@@ -113,8 +113,8 @@ def ceiling(
     from capacity.render.report import ceiling_renderable
     from capacity.whatif.ceiling import ceiling as solve_ceiling
 
-    how = output_format(fmt, as_json)
-    check_output(output)
+    how = output_format(fmt, as_json, output=output, html=True)
+    check_output(output, how)
     profile = _load(profiles, overrides)
     sim = sim_settings(replications, horizon, seed)
     result = simulating(lambda progress: solve_ceiling(
@@ -133,8 +133,8 @@ def explain_cmd(profiles: ProfilesArg, overrides: SetOpt = None, fmt: FormatOpt 
     from capacity.render.report import explain_renderable
     from capacity.whatif.explain import explain
 
-    how = output_format(fmt, as_json)
-    check_output(output)
+    how = output_format(fmt, as_json, output=output)
+    check_output(output, how)
     profile = _load(profiles, overrides)
     emit(_run(lambda: explain(profile)), how, output, explain_renderable)
 
@@ -223,8 +223,8 @@ def size_cmd(
     from capacity.render.report import size_renderable
     from capacity.whatif.ceiling import size as size_quota
 
-    how = output_format(fmt, as_json)
-    check_output(output)
+    how = output_format(fmt, as_json, output=output)
+    check_output(output, how)
     profile = _load(profiles, overrides)
     sim = sim_settings(replications, horizon, seed)
     result = simulating(lambda progress: size_quota(
@@ -266,8 +266,8 @@ def check_cmd(
     from capacity.whatif.ceiling import ceiling as solve_ceiling
     from capacity.whatif.ceiling import check as check_ceiling
 
-    how = output_format(fmt, as_json)
-    check_output(output)
+    how = output_format(fmt, as_json, output=output)
+    check_output(output, how)
     profile = _load(profiles, overrides)
     sim = sim_settings(replications, horizon, seed)
     kind = "simulate" if method == CheckMethod.simulate else "analytic"
@@ -359,8 +359,8 @@ def compare_cmd(
     from capacity.render.report import compare_renderable
     from capacity.whatif.ceiling import compare as compare_variants
 
-    how = output_format(fmt, as_json)
-    check_output(output)
+    how = output_format(fmt, as_json, output=output)
+    check_output(output, how)
     variants = variants_of([base], others, scenarios, overrides)
     sim = sim_settings(replications, horizon, seed)
     result = simulating(lambda progress: compare_variants(
@@ -398,8 +398,8 @@ def sweep_cmd(
     from capacity.whatif.sweep import parse_sessions
     from capacity.whatif.sweep import sweep as run_sweep
 
-    how = output_format(fmt, as_json, as_csv)
-    check_output(output)
+    how = output_format(fmt, as_json, as_csv, output=output)
+    check_output(output, how)
     profile = _load(profiles, overrides)
     grid = _run(lambda: parse_sessions(sessions))
     if plot is not None:
@@ -414,6 +414,11 @@ def sweep_cmd(
         if not quiet:
             err_console.print(f"wrote {plot}", markup=False)
     emit(result, how, output, sweep_renderable)
+
+
+# File names that promise another format than the report's HTML.
+_NOT_HTML = frozenset({".pdf", ".png", ".svg", ".jpg", ".jpeg", ".json", ".csv", ".txt",
+                       ".md", ".yaml", ".yml", ".xml"})
 
 
 @app.command(name="report", cls=HelpCommand, short_help="One self-contained HTML page to share.",
@@ -442,6 +447,12 @@ def report_cmd(
     reproduces it, in one HTML page readable offline."""
     from capacity.cli.report import build_report
 
+    if output.suffix.lower() in _NOT_HTML:
+        # The page is HTML whatever the name says: report.pdf was an HTML file that no
+        # PDF viewer opens, written without a word.
+        raise _fail(f"--output {output}: the report is an HTML page, not "
+                    f"{output.suffix.lower()[1:].upper()}: name it .html (a browser prints "
+                    "it to PDF)")
     check_output(output)
     sim = sim_settings(replications, horizon, seed)
     page = build_report(profiles, overrides, sessions=sessions, compare=compare,

@@ -331,7 +331,8 @@ ReportFormatOpt = Annotated[ReportFormat | None, typer.Option(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Same as --format json.")]
 CsvOpt = Annotated[bool, typer.Option("--csv", help="Same as --format csv.")]
 OutputOpt = Annotated[Path | None, typer.Option(
-    "--output", "-o", help="Write the result to FILE instead of stdout.",
+    "--output", "-o", help="Write the result to FILE instead of stdout (FILE.json or "
+    "FILE.csv: in that format when no --format is given).",
     show_default=False, metavar="FILE", dir_okay=False)]
 VerboseOpt = Annotated[bool, typer.Option(
     "--verbose", "-v", help="Also say which method computed each figure.")]
@@ -359,25 +360,44 @@ SeedOpt = Annotated[int | None, typer.Option(
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display on stderr.")]
 
 
-def output_format(fmt: str | None, as_json: bool, as_csv: bool = False) -> str:
-    """The one format asked for; conflicting flags are a usage error (exit 2)."""
+# -o names whose extension names a format (written in it when no flag asks for one).
+_FORMAT_OF_SUFFIX = {".json": "json", ".csv": "csv", ".html": "html", ".htm": "html"}
+
+
+def output_format(fmt: str | None, as_json: bool, as_csv: bool = False,
+                  output: Path | None = None, html: bool = False) -> str:
+    """The one format asked for; conflicting flags are a usage error (exit 2). Asked for
+    none, an ``output`` named .json or .csv (.html where ``html``: the command writes
+    the report page) gets that format, as the name says; else the table."""
     asked = {f for f, on in ((fmt, fmt is not None), ("json", as_json), ("csv", as_csv)) if on}
     if len(asked) > 1:
         given = [f"--format {fmt}" if fmt else "", "--json" if as_json else "",
                  "--csv" if as_csv else ""]
         raise _fail(f"conflicting output formats: {' and '.join(g for g in given if g)}; "
                     "give one")
-    return str(asked.pop()) if asked else "table"
+    if asked:
+        return str(asked.pop())
+    named = _FORMAT_OF_SUFFIX.get(output.suffix.lower()) if output is not None else None
+    return named if named is not None and (named != "html" or html) else "table"
 
 
-def check_output(output: Path | None) -> None:
-    """Refuse an output path that cannot be written, before any long computation."""
+def check_output(output: Path | None, how: str | None = None) -> None:
+    """Refuse an output path that cannot be written, before any long computation, and
+    (``how``: the format asked for) a table sent to a file named for another format."""
     if output is None:
         return
     if output.is_dir():
         raise _fail(f"--output {output}: is a directory")
     if not output.parent.is_dir():
         raise _fail(f"--output {output}: cannot write: no directory {str(output.parent)!r}")
+    wanted = _FORMAT_OF_SUFFIX.get(output.suffix.lower())
+    if how == "table" and wanted is not None:
+        # Only where the name's format was not taken (`--format table`, or HTML from a
+        # command that has none): the box-drawn table in result.json, without a word.
+        fix = (f"drop --format table or give --format {wanted}" if wanted != "html" else
+               "ceiling --format html and capacity report write HTML")
+        raise _fail(f"--output {output}: the result would be a table, not "
+                    f"{wanted.upper()}: {fix} (or name the file .txt)")
     _INVOCATION.output = output  # load() refuses it as an input: a result over the profile
 
 

@@ -88,8 +88,9 @@ def loadtest(
         "--time-scale", metavar="K", min=0.001, max=1_000_000.0,
         parser=finite(0.001, 1_000_000.0),
         help="K: run K× faster; must equal capacity serve's --time-scale.")] = 1.0,
-    provider: Annotated[Provider, typer.Option(
-        "--provider", metavar="openai|azure|anthropic", help="Request dialect.")] = Provider.openai,
+    provider: Annotated[Provider | None, typer.Option(
+        "--provider", metavar="openai|azure|anthropic", help="Request dialect (default: "
+        "openai; anthropic with --client anthropic).", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV, one row per N.")] = False,
     seed: Annotated[int | None, typer.Option(
@@ -114,8 +115,9 @@ def loadtest(
         "--engine", metavar="builtin|locust",
         help="builtin (asyncio) or locust (a local Locust master and "
         "--workers workers).")] = Engine.builtin,
-    workers: Annotated[int, typer.Option(
-        "--workers", metavar="N", min=1, help="Locust workers (with --engine locust).")] = 2,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", metavar="N", min=1, help="Locust workers (with --engine locust; "
+        "default 2).", show_default=False)] = None,
     replications: Annotated[int, typer.Option(
         "--replications", metavar="N",
         min=2, help="Simulation replications for the prediction.")] = 20,
@@ -182,8 +184,17 @@ def loadtest(
     if client != Client.raw and time_scale != 1.0:
         raise _fail(f"--client {client.value} runs the SDK's own retries in wall time: it "
                     "needs --time-scale 1")
-    if client == Client.anthropic and provider != Provider.anthropic:
-        provider = Provider.anthropic
+    if client == Client.anthropic and provider not in (None, Provider.anthropic):
+        # It was replaced by anthropic without a word: the run spoke another dialect
+        # than the one asked for.
+        raise _fail(f"--client anthropic speaks the Anthropic API: drop --provider "
+                    f"{provider.value} (or use --client openai)")
+    if provider is None:
+        provider = Provider.anthropic if client == Client.anthropic else Provider.openai
+    if workers is not None and engine != Engine.locust:
+        # It was ignored: the builtin engine runs in this process (--processes shards it).
+        raise _fail("--workers counts Locust workers: give --engine locust too (the "
+                    "builtin engine shards with --processes)")
     if client == Client.openai and provider == Provider.anthropic:
         raise _fail("--client openai speaks the OpenAI API: use --provider openai or azure "
                     "(or --client anthropic)")
@@ -235,7 +246,7 @@ def loadtest(
         warmup_s=default_warmup_s(profile) if warmup_s is None else warmup_s, seed=seed,
         replications=replications, processes=processes, engine=engine.value,
         client=client.value, agent_url=agent_url,
-        agent_template=agent_template, workers=workers, reset=reset,
+        agent_template=agent_template, workers=2 if workers is None else workers, reset=reset,
         log=None if log is None else str(log),
         route="gateway" if route_mode == "gateway" else "client")
     err_console.print(

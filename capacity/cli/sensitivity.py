@@ -100,8 +100,8 @@ def sensitivity_command(
     from capacity.render.tornado import plot_tornado
     from capacity.whatif.sensitivity import SensitivityResult, sensitivity
 
-    how = output_format(fmt, as_json)
-    check_output(output)
+    how = output_format(fmt, as_json, output=output)
+    check_output(output, how)
     if plot is not None:
         _run(lambda: check_plot_path(plot))  # refuse before the work, not after it
     sim = (sim_settings(replications, horizon, seed)

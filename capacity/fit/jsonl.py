@@ -267,7 +267,10 @@ def iter_request_log(fh: IO[str]) -> Iterator[tuple[int, CallRecord]]:
         try:
             raw = loads(line)
         except json.JSONDecodeError as e:
-            raise RequestLogError(f"malformed JSON ({e.msg} at column {e.colno})",
+            # The column in the file's line: e.colno counts from the line break ending
+            # it (a line cut short read "at column 1", pointing at nothing).
+            raise RequestLogError(f"malformed JSON ({e.msg.removesuffix(' at')} at column "
+                                  f"{e.pos + 1})",
                                   lineno) from None
         try:
             rec = CallRecord.from_dict(raw)

@@ -292,11 +292,19 @@ def _scale_said(k: float | None) -> str:
 # ---------------------------------------------------------------------------------------
 
 
+def _json_error(e: json.JSONDecodeError, column: int) -> str:
+    """``malformed JSON (<why> at column N)``: some messages end in "at" themselves
+    ("Unterminated string starting at"), which read "at at column"."""
+    return f"malformed JSON ({e.msg.removesuffix(' at')} at column {column})"
+
+
 def _iter_documents(fh: IO[str], name: str) -> Iterator[tuple[int, Any]]:
     """Yield (line, parsed object): one per line (JSON Lines), or the whole document."""
     first = fh.readline()
+    skipped = 0  # blank lines before the first: the line numbers count them
     while first and not first.strip():
         first = fh.readline()
+        skipped += 1
     if not first:
         return
     try:
@@ -304,20 +312,21 @@ def _iter_documents(fh: IO[str], name: str) -> Iterator[tuple[int, Any]]:
     except json.JSONDecodeError:
         rest = first + fh.read()
         try:
-            yield 1, loads(rest)
+            yield 1 + skipped, loads(rest)
         except json.JSONDecodeError as e:
-            raise TraceError(f"{name}:{e.lineno}: malformed JSON ({e.msg} at column "
-                             f"{e.colno})") from None
+            raise TraceError(f"{name}:{e.lineno + skipped}: "
+                             f"{_json_error(e, e.colno)}") from None
         return
-    yield 1, obj
-    for lineno, line in enumerate(fh, 2):
+    yield 1 + skipped, obj
+    for lineno, line in enumerate(fh, 2 + skipped):
         if not line.strip():
             continue
         try:
             yield lineno, loads(line)
         except json.JSONDecodeError as e:
-            raise TraceError(f"{name}:{lineno}: malformed JSON ({e.msg} at column "
-                             f"{e.colno})") from None
+            # The column in this line (e.colno counts from its line break when it is
+            # cut short).
+            raise TraceError(f"{name}:{lineno}: {_json_error(e, e.pos + 1)}") from None
 
 
 def _get(d: dict[str, Any], camel: str, snake: str) -> Any:

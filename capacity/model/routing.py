@@ -328,8 +328,11 @@ class Router:
             if m in path:
                 cycle = " → ".join((*path[path.index(m):], m))
                 raise ValueError(f"routes.{path[0]}.fallbacks: a cycle of fallbacks: {cycle}")
-            if m not in out:
-                out.append(m)
+            if m in out:
+                # Walked already, without a cycle: walking it again adds nothing (and
+                # every path of a deep fallback graph is 2^n walks).
+                return
+            out.append(m)
             for fb in self.routes[m].fallbacks:
                 walk(fb, (*path, m))
 

@@ -80,6 +80,7 @@ from typing import Any
 
 import numpy as np
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from capacity.fit.jsonl import RequestLogWriteError
 from capacity.limits import (
@@ -249,8 +250,34 @@ class MockProvider:
             self.metrics.bad_requests[(api, err.status)] += 1
             # One line per refused request, no traceback: the client's mistake, not ours.
             log.warning("%d %s %s: %s", err.status, request.method, request.path, err.message)
-        return web.Response(status=err.status, body=dumps(error_body(api, err, rid)),
+        resp = web.Response(status=err.status, body=dumps(error_body(api, err, rid)),
                             content_type="application/json", headers=h)
+        if request.content.exception() is not None:
+            # A body read only part way (its content-encoding did not decode): answer,
+            # then close the connection. aiohttp drained the rest after the answer, met the
+            # decoding error again and logged it as an "Unhandled exception" traceback.
+            request.content.feed_eof()
+            resp.force_close()
+        return resp
+
+    async def _read(self, request: web.Request) -> bytes:
+        """The body's bytes, decoded by its content-encoding; a 400/413 naming why not."""
+        limit = self.options.max_body_bytes
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise ApiError(413, f"body: request too large (the limit is {limit} bytes)",
+                           param="body", code="request_too_large") from None
+        except RequestPayloadError:
+            # A body its content-encoding does not decode (not gzip after all, or br
+            # without brotli installed) is the client's mistake, not the mock's.
+            encoding = request.headers.get("content-encoding", "")[:40]
+            if encoding:
+                raise bad("content-encoding", f"the body is not {encoding!r} data the "
+                          "mock can decode (gzip, deflate, and br where brotli is "
+                          "installed; or send it uncompressed)") from None
+            raise bad("body", "could not be read (a malformed chunked transfer or a "
+                      "length the body does not match)") from None
 
     async def _body(self, request: web.Request) -> Any:
         if "content-type" in request.headers:
@@ -273,11 +300,7 @@ class MockProvider:
         if request.content_length is not None and request.content_length > limit:
             raise ApiError(413, f"body: request too large ({request.content_length} bytes; "
                            f"the limit is {limit})", param="body", code="request_too_large")
-        try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise ApiError(413, f"body: request too large (the limit is {limit} bytes)",
-                           param="body", code="request_too_large") from None
+        raw = await self._read(request)
         if not raw:
             raise bad("body", "empty; expected a JSON object")
         try:
@@ -401,7 +424,10 @@ class MockProvider:
                                              f"got {request.query['metrics']!r}"), request)
         deficit: dict[str, float] = {}
         offset = 0.0
-        raw = await request.read()
+        try:
+            raw = await self._read(request)
+        except ApiError as e:
+            return self._error("openai", e, request)
         if raw.strip():
             try:
                 body = loads(raw)
@@ -487,7 +513,11 @@ class MockProvider:
                 parsed = openai_chat.parse(body, model=deployment)
             else:
                 parsed = ep.module.parse(body)
-            model = self._resolve(ep, parsed.model, deployment is not None)
+            # Azure names deployments in the body too (its v1 API, /openai/responses, and
+            # /v1/... with --provider azure): a quota name the banner lists as a deployment
+            # resolves there as it does in the path.
+            model = self._resolve(ep, parsed.model,
+                                  deployment is not None or ep.api == "azure")
         except ApiError as e:
             return self._error(ep.api, e, request)
         routed = self.router is not None and model in self.router.routes and \

@@ -800,7 +800,14 @@ def plan(profile: Profile, vary: Sequence[str] = ()) -> list[tuple[Parameter, Va
         for k in hits:
             _unit_fits(chosen[k][0], variation, text)
             chosen[k] = (chosen[k][0], variation)
-    return [(p, v) for p, v in chosen.values() if v is not None]
+    out = [(p, v) for p, v in chosen.values() if v is not None]
+    if not out and vary:
+        # An empty ranking read "Nothing varied moves it by a whole session": as if the
+        # ceiling moved with nothing, when nothing was moved at all.
+        raise ParameterError("vary", "turns every parameter off: nothing is left to vary "
+                             "(name the ones to drop, e.g. 'retry.*=off')",
+                             " ".join(vary))
+    return out
 
 
 def _unit_fits(p: Parameter, v: Variation | None, text: str) -> None:

@@ -1,0 +1,225 @@
+"""A hostile new user's findings (session 60): each was a traceback, a 500, a silently
+wrong file or answer, or an error that pointed at the wrong place."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from capacity import load_profile
+from capacity.errors import ProfileError
+from capacity.profile.schema import MAX_FALLBACK_DEPTH
+
+from .conftest import ROOT
+from .serve_support import GPT, profile, serving
+from .test_cli_hostile import run, sane
+
+WEB = str(ROOT / "profiles" / "web-research.yaml")
+PTU = str(ROOT / "profiles" / "ptu-spillover.yaml")
+USER = [{"role": "user", "content": "hi"}]
+
+
+def _post(url: str, body: bytes, **headers: str) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(url, data=body, method="POST",
+                                 headers={"content-type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+# -- capacity serve -----------------------------------------------------------------------
+
+
+def test_a_body_its_content_encoding_does_not_decode_is_a_400_naming_the_header(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """`content-encoding: gzip` on a plain body (or br) was a 500 "internal error" with a
+    traceback in the mock's log; then aiohttp's own drain of the rest logged another."""
+    plain = json.dumps({"model": GPT, "max_tokens": 5, "messages": USER}).encode()
+    with serving() as srv:
+        for path, shape in (("/v1/chat/completions", "openai"), ("/v1/messages", "anthropic"),
+                            ("/admin/reset", "openai")):
+            for encoding in ("gzip", "deflate", "x-unknown-zip"):
+                status, body = _post(srv.url + path, plain, **{"content-encoding": encoding})
+                if encoding == "x-unknown-zip":
+                    # aiohttp passes an encoding it does not know through as identity.
+                    assert status == (200 if path != "/admin/reset" else 400), (path, body)
+                    continue
+                assert status == 400, (path, encoding, body)
+                err = body["error"]
+                assert err["message"].startswith("content-encoding: "), err
+                assert (body.get("type") == "error") == (shape == "anthropic")
+        # A body that is gzip is read as before.
+        status, body = _post(srv.url + "/v1/chat/completions", gzip.compress(plain),
+                             **{"content-encoding": "gzip"})
+        assert status == 200 and body["choices"], body
+    assert not [r for r in caplog.records if r.exc_info or "Unhandled" in r.getMessage()]
+
+
+def test_azure_body_model_may_name_a_deployment_as_the_path_does() -> None:
+    """The banner lists quota names as Azure deployments, and the deployment path takes
+    them; Azure's v1 API and /openai/responses (the deployment in the body's `model`) gave
+    404 model_not_found for the same names."""
+    prof = profile()  # quota 'oai' covers GPT
+    with serving(prof) as srv:
+        for path, body in (
+                ("/openai/v1/chat/completions", {"model": "oai", "messages": USER}),
+                ("/openai/v1/responses", {"model": "oai", "input": "hi"}),
+                ("/openai/responses?api-version=2025-04-01-preview",
+                 {"model": "oai", "input": "hi"})):
+            status, got = _post(srv.url + path, json.dumps(body).encode())
+            assert status == 200, (path, got)
+            status, got = _post(srv.url + path,
+                                json.dumps({**body, "model": "nope"}).encode())
+            assert status == 404 and got["error"]["code"] == "DeploymentNotFound", got
+        # The OpenAI API itself still knows models only.
+        status, got = _post(srv.url + "/v1/chat/completions",
+                            json.dumps({"model": "oai", "messages": USER}).encode())
+        assert status == 404 and got["error"]["code"] == "model_not_found", got
+
+
+# -- capacity fit -------------------------------------------------------------------------
+
+
+_RECORD = {"session": "s1", "turn": 1, "start": 1767225600.0, "end": 1767225603.0,
+           "model": "m", "input_tokens": 1000, "output_tokens": 100}
+
+
+def test_fit_json_errors_point_at_the_line_and_column(tmp_path: Path) -> None:
+    """A JSONL line cut short read "at column 1" (json's column on the line after it); an
+    OTLP document cut short read "starting at at column"; blank lines before an OTLP
+    file's first line were not counted."""
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps(_RECORD) + '\n{"session": "s1", "turn":\n')
+    r = sane(run("fit", log))
+    # The value is missing where the line ends (it was "at column 1").
+    assert r.code == 2 and f"{log}:2: malformed JSON (Expecting value at column 27)" in r.stderr
+    otlp = tmp_path / "t.json"
+    otlp.write_text('{"resourceSpans": [{"scopeSpans": "abc')
+    r = sane(run("fit", otlp, "--format", "otlp-json"))
+    assert r.code == 2 and "at at" not in r.stderr and "starting at column" in r.stderr
+    blank = tmp_path / "b.json"
+    blank.write_text('\n\n{"resourceSpans": []}\n{"a": "b\n')
+    r = sane(run("fit", blank, "--format", "otlp-json"))
+    assert r.code == 2 and f"{blank}:4: malformed JSON" in r.stderr, r.stderr
+
+
+# -- options that were silently ignored or overridden -------------------------------------
+
+
+@pytest.mark.parametrize(("args", "where"), [
+    (["--workers", "3"], "--workers"),
+    (["--client", "anthropic", "--provider", "azure"], "--provider azure"),
+])
+def test_loadtest_options_that_were_ignored_are_refused(args: list[str], where: str) -> None:
+    """--workers without --engine locust did nothing; --client anthropic replaced any
+    --provider by anthropic without a word. Refused before any request is sent."""
+    r = sane(run("loadtest", WEB, "--target", "http://127.0.0.1:9", "--sessions", "2",
+                 *args), where=where)
+    assert r.code == 2
+
+
+def test_sensitivity_with_every_parameter_off_is_refused() -> None:
+    """`--vary '*=off'` printed an empty table and "Nothing varied moves it by a whole
+    session" — as if the ceiling moved with nothing."""
+    r = sane(run("sensitivity", WEB, "--vary", "*=off"), where="--vary")
+    assert r.code == 2
+    r = sane(run("sensitivity", WEB, "--vary", "*=off", "--vary",
+                 "quotas.deployment.rpm=±10%", "--json"))
+    assert r.code == 0 and len(json.loads(r.stdout)["rows"]) == 1
+
+
+@pytest.mark.parametrize("args", [
+    ["report", WEB, "--method", "analytic", "-o", "{tmp}/r.pdf"],
+    ["report", WEB, "--method", "analytic", "-o", "{tmp}/r.PNG"],
+    ["ceiling", WEB, "--method", "analytic", "--format", "table", "-o", "{tmp}/c.json"],
+    ["explain", WEB, "-o", "{tmp}/e.html"],
+    ["sweep", WEB, "--sessions", "10", "--method", "analytic", "--format", "table",
+     "-o", "{tmp}/s.csv"],
+])
+def test_an_output_named_for_another_format_is_refused(args: list[str], tmp_path: Path
+                                                       ) -> None:
+    """`report -o r.pdf` wrote an HTML page named .pdf; `ceiling --format table -o c.json`
+    the box-drawn table into c.json; explain has no HTML to write into e.html."""
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    r = sane(run(*argv), where="--output")
+    assert r.code == 2 and not list(tmp_path.iterdir())
+
+
+def test_an_output_in_the_format_asked_is_written(tmp_path: Path) -> None:
+    sane(run("ceiling", WEB, "--method", "analytic", "--json", "-o", tmp_path / "c.json"))
+    json.loads((tmp_path / "c.json").read_text())
+    sane(run("sweep", WEB, "--sessions", "10", "--method", "analytic", "--format", "csv",
+             "-o", tmp_path / "s.csv"))
+    assert (tmp_path / "s.csv").read_text().startswith("sessions,")
+    sane(run("ceiling", WEB, "--method", "analytic", "-o", tmp_path / "c.txt"))
+    assert "Ceilings for web-research" in (tmp_path / "c.txt").read_text()
+
+
+def test_an_output_named_json_or_csv_gets_that_format(tmp_path: Path) -> None:
+    """No format flag: the file's name says which (the table was written into it)."""
+    sane(run("ceiling", WEB, "--method", "analytic", "-o", tmp_path / "c.json"))
+    got = json.loads((tmp_path / "c.json").read_text())
+    assert got["profile"] == "web-research"
+    sane(run("sweep", WEB, "--sessions", "10,20", "--method", "analytic",
+             "-o", tmp_path / "s.CSV"))
+    assert (tmp_path / "s.CSV").read_text().startswith("sessions,")
+    sane(run("ceiling", WEB, "--method", "analytic", "-o", tmp_path / "c.html"))
+    assert (tmp_path / "c.html").read_text().lstrip().lower().startswith("<!doctype html")
+
+
+# -- fleets: fallbacks --------------------------------------------------------------------
+
+
+def test_a_fallback_cycle_is_blamed_on_an_edge_of_the_cycle() -> None:
+    """gpt-4o → gpt-4o-mini, and a --set making gpt-4o-mini fall back to itself: the error
+    blamed routes.gpt-4o.fallbacks[0] in the file, which only leads into the cycle."""
+    with pytest.raises(ProfileError) as e:
+        load_profile(PTU, ["routes.gpt-4o-mini.fallbacks=[gpt-4o-mini]"])
+    assert e.value.path == "routes.gpt-4o-mini.fallbacks[0]"
+    assert str(e.value).startswith("--set routes.gpt-4o-mini.fallbacks"), str(e.value)
+
+
+def _fleet(n: int, *, every_later: bool) -> dict[str, Any]:
+    """``n`` routes r0..r(n-1), each falling back to the next (or to every later one)."""
+    return {
+        "name": "fallback-graph",
+        "models": {"m": {"ttft": "0.5s", "tokens_per_second": 50}},
+        "deployments": {f"d{i}": {"model": "m", "quotas": ["q"]} for i in range(n)},
+        "quotas": {"q": {"models": [f"d{i}" for i in range(n)], "rpm": 100}},
+        "routes": {f"r{i}": {"deployments": [f"d{i}"], "fallbacks": (
+            [f"r{j}" for j in range(i + 1, n)] if every_later else
+            [f"r{i + 1}"] if i + 1 < n else [])} for i in range(n)},
+        "session": {"think_time": "30s", "turns": {"a": {"steps": [
+            {"call": {"model": "r0", "input_tokens": 100, "output_tokens": 10}}]}}},
+    }
+
+
+def test_a_wide_fallback_graph_loads_in_linear_time(tmp_path: Path) -> None:
+    """40 routes each falling back to every later one: the cycle check walked every path
+    (2^n: 24 routes took 8 s, 40 would take days)."""
+    path = tmp_path / "wide.yaml"
+    path.write_text(yaml.safe_dump(_fleet(40, every_later=True)))
+    t0 = time.perf_counter()
+    r = sane(run("ceiling", path, "--method", "analytic", "--json"))
+    assert r.code == 0 and time.perf_counter() - t0 < 20
+    assert json.loads(r.stdout)["saturation_point"] > 0
+
+
+def test_a_fallback_chain_past_the_bound_is_one_line(tmp_path: Path) -> None:
+    """A chain of 1,000 fallbacks exhausted Python's recursion: exit 3 with a traceback."""
+    path = tmp_path / "chain.yaml"
+    path.write_text(yaml.safe_dump(_fleet(1000, every_later=False)))
+    r = sane(run("validate", path), where="routes.r0.fallbacks")
+    assert r.code == 2 and f"at most {MAX_FALLBACK_DEPTH}" in r.stderr
+    path.write_text(yaml.safe_dump(_fleet(MAX_FALLBACK_DEPTH, every_later=False)))
+    assert sane(run("validate", path)).code == 0
