@@ -5,6 +5,7 @@ and the profile's own suggested what-if — is conservative (57 against a simula
 Run from the repository root::
 
     python benchmarks/session60_probes.py bucket10      # ~2 min
+    python benchmarks/session60_probes.py poisson       # ~3 min
 
 ``bucket10``: web-research with its 150 RPM enforced as a token bucket 10 s deep (25
 requests; the profile counts refusals, retries honour the retry-after). At 57, 60 and 63
@@ -17,6 +18,15 @@ the engine's (4 replications × 1 simulated hour, seed 1): fresh calls refused, 
 refused, first and second retries refused again. The same engine figures with an
 Exp(65.1 s) think time in place of the cadence (the same mean cycle) say how much the
 cadence's regularity moves them.
+
+``poisson``: the same bucket, no retries, with Poisson turn starts (an Exp(3,000 s)
+think time, the sessions scaled to about 2 calls a second: the engine's last simulated
+hour of 4 replications, seed 1) for four turns: the analysis call alone, the three
+synthesis passes alone, the analysis call then the passes ~5 s later (``pair``), and
+the whole turn; the passes as one launch of four calls beside them. Against each: the
+bucket chain's share with independent Poisson launches, the answer (the turn walk where
+more than 1,000 sessions keep the follow chain out), and the follow chain's share
+(:func:`capacity.analytic.bucket.follow_share`, its session cap lifted).
 """
 
 from __future__ import annotations
@@ -86,12 +96,65 @@ def bucket10() -> None:
                   flush=True)
 
 
+def poisson() -> None:
+    from profile_variants import variant
+
+    from capacity.analytic import bucket
+    from capacity.analytic.model import constraint_model, cycle_time
+    from capacity.model.workload import Workload
+    from capacity.profile.loader import profile_from_dict
+    from capacity.sim.engine import trace_attempts
+    from capacity.sim.kernels import T_ADMITTED, T_T
+
+    base = variant(yaml.safe_load((ROOT / "profiles" / "web-research.yaml").read_text()),
+                   "bucket10")
+    steps = base["session"]["turns"]["research"]["steps"]
+    four = copy.deepcopy(steps[1])
+    four["parallel"]["count"] = 4
+    turns = {"analysis alone": ([steps[0]], 1), "passes alone": ([steps[1]], 3),
+             "pair": ([steps[0], steps[1]], 4), "one launch of 4": ([four], 4),
+             "whole turn": (steps, 5)}
+    print("web-research's calls at its 10 s bucket, no retries, Poisson turn starts "
+          "(Exp(3,000 s) think time), ~2 calls a second:")
+    for label, (turn, calls) in turns.items():
+        data = copy.deepcopy(base)
+        data["retry"]["max_retries"] = 0
+        data["session"]["turns"]["research"]["steps"] = turn
+        data["session"].pop("cadence")
+        data["session"]["think_time"] = {"exponential": "3000s"}
+        n = round(2.0 * 3000.0 / calls)
+        prof = profile_from_dict(data)
+        wl = Workload.from_profile(prof)
+        (c,) = wl.constraints
+        model = constraint_model(wl, c, cycle_time(wl).cycle_s)
+        chain = model.chain
+        lam = n * model.rate_per_session
+        follow = "-"
+        if getattr(chain, "follow", None) is not None:
+            cap, bucket.CLOSED_MAX_SESSIONS = bucket.CLOSED_MAX_SESSIONS, 10**9
+            try:
+                follow = f"{chain._follow_share(chain.follow, n, lam):.3%}"
+            finally:
+                bucket.CLOSED_MAX_SESSIONS = cap
+        made = refused = 0
+        for rep in range(4):
+            rows = trace_attempts(prof, n, horizon_s=3600.0, seed=1, replication=rep,
+                                  max_attempts=3_000_000).rows
+            rows = rows[rows[:, T_T] >= rows[:, T_T].max() - 3600.0]
+            made += rows.shape[0]
+            refused += int((rows[:, T_ADMITTED] == 0).sum())
+        print(f"  {label} ({n} sessions): independent launches "
+              f"{chain.poisson_share(lam):.3%}, answer {chain.shares(lam, n)['call']:.3%}, "
+              f"follow chain {follow}; engine {refused / made:.3%} "
+              f"({made / 4 / 3600:.2f} calls a second)", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("probe", choices=["bucket10"])
-    ap.parse_args(argv)
+    ap.add_argument("probe", choices=["bucket10", "poisson"])
+    args = ap.parse_args(argv)
     sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
-    bucket10()
+    {"bucket10": bucket10, "poisson": poisson}[args.probe]()
     return 0
 
 
