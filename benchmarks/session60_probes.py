@@ -6,6 +6,7 @@ Run from the repository root::
 
     python benchmarks/session60_probes.py bucket10      # ~2 min
     python benchmarks/session60_probes.py poisson       # ~3 min
+    python benchmarks/session60_probes.py follow        # ~2 min
 
 ``bucket10``: web-research with its 150 RPM enforced as a token bucket 10 s deep (25
 requests; the profile counts refusals, retries honour the retry-after). At 57, 60 and 63
@@ -24,9 +25,17 @@ think time, the sessions scaled to about 2 calls a second: the engine's last sim
 hour of 4 replications, seed 1) for four turns: the analysis call alone, the three
 synthesis passes alone, the analysis call then the passes ~5 s later (``pair``), and
 the whole turn; the passes as one launch of four calls beside them. Against each: the
-bucket chain's share with independent Poisson launches, the answer (the turn walk where
-more than 1,000 sessions keep the follow chain out), and the follow chain's share
+bucket chain's share with independent Poisson launches, the answer (the follow chain's
+at any count of sessions since this session; before, the turn walk's beyond 1,000
+sessions: 0.403 % for the pair, 0.201 % for the whole turn), and the follow chain's share
 (:func:`capacity.analytic.bucket.follow_share`, its session cap lifted).
+
+``follow``: tests/data/bucket-follow-many.yaml (three calls ~2.2 s apart, no retries, a
+110-request bucket 10 s deep) with an Exp(3,000 s) think time at 1,400–1,600 sessions
+and an Exp(300 s) one at 150 and 160: the answer's share of calls refused (the follow
+chain at any count of sessions since this session; the turn walk beyond 1,000 before),
+the turn walk's, independent launches', and the engine's (last simulated hour of 4
+replications, seed 1).
 """
 
 from __future__ import annotations
@@ -149,12 +158,43 @@ def poisson() -> None:
               f"({made / 4 / 3600:.2f} calls a second)", flush=True)
 
 
+def follow() -> None:
+    from capacity.analytic.model import constraint_model, cycle_time
+    from capacity.model.workload import Workload
+    from capacity.profile.loader import profile_from_dict
+    from capacity.sim.engine import trace_attempts
+    from capacity.sim.kernels import T_ADMITTED, T_T
+
+    base = yaml.safe_load((ROOT / "tests" / "data" / "bucket-follow-many.yaml").read_text())
+    for think, grid in (("3000s", (1400, 1500, 1600)), ("300s", (150, 160))):
+        data = copy.deepcopy(base)
+        data["session"]["think_time"] = {"exponential": think}
+        prof = profile_from_dict(data)
+        wl = Workload.from_profile(prof)
+        (c,) = wl.constraints
+        model = constraint_model(wl, c, cycle_time(wl).cycle_s)
+        chain = model.chain
+        for n in grid:
+            lam = n * model.rate_per_session
+            made = refused = 0
+            for rep in range(4):
+                rows = trace_attempts(prof, n, horizon_s=3600.0, seed=1, replication=rep,
+                                      max_attempts=3_000_000).rows
+                rows = rows[rows[:, T_T] >= rows[:, T_T].max() - 3600.0]
+                made += rows.shape[0]
+                refused += int((rows[:, T_ADMITTED] == 0).sum())
+            print(f"Exp({think}) think time, {n} sessions: answer "
+                  f"{chain.shares(lam, n)['call']:.3%}, turn walk "
+                  f"{chain._walk_share(lam):.3%}, independent launches "
+                  f"{chain.poisson_share(lam):.3%}; engine {refused / made:.3%}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("probe", choices=["bucket10", "poisson"])
+    ap.add_argument("probe", choices=["bucket10", "poisson", "follow"])
     args = ap.parse_args(argv)
     sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
-    {"bucket10": bucket10, "poisson": poisson}[args.probe]()
+    {"bucket10": bucket10, "poisson": poisson, "follow": follow}[args.probe]()
     return 0
 
 
