@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import date
+from datetime import date, datetime
 from typing import Any, overload
 
 
@@ -25,6 +25,16 @@ def json_kind(v: Any) -> str:
     if isinstance(v, date):
         return "a date"
     return type(v).__name__
+
+
+def as_written(v: Any) -> str:
+    """A scalar for an error, as the file wrote it: ``repr`` but YAML's dates and times
+    in ISO form (``2024-01-01``, not ``datetime.date(2024, 1, 1)``)."""
+    if isinstance(v, datetime):
+        return v.isoformat(sep=" ")
+    if isinstance(v, date):
+        return v.isoformat()
+    return repr(v)
 
 
 def finite(x: float | None) -> float | None:

@@ -8,6 +8,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from capacity.errors import ProfileError
 from capacity.profile.schema import MAX_FALLBACK_DEPTH
 
 from .conftest import ROOT
-from .serve_support import GPT, profile, serving
+from .serve_support import CLAUDE, GPT, profile, serving
 from .test_cli_hostile import run, sane
 
 WEB = str(ROOT / "profiles" / "web-research.yaml")
@@ -223,3 +224,152 @@ def test_a_fallback_chain_past_the_bound_is_one_line(tmp_path: Path) -> None:
     assert r.code == 2 and f"at most {MAX_FALLBACK_DEPTH}" in r.stderr
     path.write_text(yaml.safe_dump(_fleet(MAX_FALLBACK_DEPTH, every_later=False)))
     assert sane(run("validate", path)).code == 0
+
+
+# -- session 61: a second hostile pass ----------------------------------------------------
+
+
+def _tool(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"x": schema}, "required": ["x"]}}}]
+
+
+def _chat(srv: Any, schema: dict[str, Any], choice: str = "required"
+          ) -> tuple[int, dict[str, Any]]:
+    body = {"model": GPT, "max_tokens": 20, "messages": USER, "tools": _tool(schema),
+            "tool_choice": choice}
+    return _post(srv.url + "/v1/chat/completions", json.dumps(body).encode())
+
+
+def test_huge_numeric_bounds_give_a_valid_value_not_a_python_exception() -> None:
+    """`minimum: 1e308` with `multipleOf: 0.5` was a 400 reading "not a usable JSON Schema
+    (OverflowError: cannot convert float infinity to integer)"; `exclusiveMinimum: 1e308`
+    answered 1e308 itself (1e308 + 1 is 1e308 in doubles)."""
+    from fractions import Fraction
+
+    with serving() as srv:
+        for schema, ok in (
+                ({"type": "number", "minimum": 1e308, "multipleOf": 0.5},
+                 lambda x: x >= 1e308 and Fraction(x) % Fraction(0.5) == 0),
+                ({"type": "number", "maximum": -1e308, "multipleOf": 0.5},
+                 lambda x: x <= -1e308 and Fraction(x) % Fraction(0.5) == 0),
+                ({"type": "number", "minimum": 1e300, "multipleOf": 1e-300},
+                 lambda x: x >= 1e300 and Fraction(x) % Fraction(1e-300) == 0),
+                ({"type": "number", "exclusiveMinimum": 1e308}, lambda x: x > 1e308),
+                ({"type": "number", "exclusiveMaximum": -1e308}, lambda x: x < -1e308),
+                ({"type": "integer", "exclusiveMaximum": -1e308}, lambda x: x < -1e308)):
+            status, body = _chat(srv, schema)
+            assert status == 200, (schema, body)
+            x = json.loads(body["choices"][0]["message"]["tool_calls"][0]["function"][
+                "arguments"])["x"]
+            assert ok(x), (schema, x)
+        # No multiple of 1e-300 is a double in [1.7e308, 1.7e308]: a 400 saying so.
+        status, body = _chat(srv, {"type": "number", "minimum": 1.7e308,
+                                   "maximum": 1.7e308, "multipleOf": 1e-300})
+        assert status == 400 and "no multiple of multipleOf" in body["error"]["message"]
+        assert "Error" not in body["error"]["message"], body
+
+
+@pytest.mark.parametrize(("schema", "where"), [
+    ({"type": "number", "multipleOf": 0}, "/properties/x/multipleOf"),
+    ({"type": "integer", "multipleOf": -2}, "/properties/x/multipleOf"),
+    ({"type": "string", "pattern": "^(a|b"}, "/properties/x/pattern"),
+    ({"type": "array", "items": {"type": "string", "pattern": "[a-"}},
+     "/properties/x/items/pattern"),
+])
+def test_an_invalid_schema_keyword_is_a_400_naming_it(schema: dict[str, Any],
+                                                      where: str) -> None:
+    """`multipleOf: 0` (ignored) and an unbalanced `pattern` (placeholder text) were
+    answered 200; a provider refuses the schema, called or not (tool_choice none)."""
+    with serving() as srv:
+        for choice in ("required", "none"):
+            status, body = _chat(srv, schema, choice)
+            assert status == 400, (choice, body)
+            err = body["error"]
+            assert err["param"] == "tools[0].function.parameters", err
+            assert where + ":" in err["message"] and "Error" not in err["message"], err
+        out = {"type": "json_schema", "schema": {
+            "type": "object", "properties": {"x": schema}, "required": ["x"],
+            "additionalProperties": False}}
+        status, body = _post(srv.url + "/v1/messages", json.dumps(
+            {"model": CLAUDE, "max_tokens": 20, "messages": USER,
+             "output_config": {"format": out}}).encode())
+        assert status == 400 and body["type"] == "error", body
+        assert where + ":" in body["error"]["message"], body
+        # A pattern valid in JSON Schema's regex dialect that Python lacks is still served.
+        status, body = _chat(srv, {"type": "string", "pattern": "^(?<word>[a-z]+)$"})
+        assert status == 200, body
+
+
+def test_responses_previous_response_id_must_be_a_string() -> None:
+    """`previous_response_id: 5` was served (and echoed back as 5)."""
+    with serving() as srv:
+        for bad_id in (5, True, ["resp_1"]):
+            status, body = _post(srv.url + "/v1/responses", json.dumps(
+                {"model": GPT, "input": "hi", "previous_response_id": bad_id}).encode())
+            assert status == 400, body
+            assert body["error"]["param"] == "previous_response_id", body
+            assert "expected a string" in body["error"]["message"], body
+        status, body = _post(srv.url + "/v1/responses", json.dumps(
+            {"model": GPT, "input": "hi", "previous_response_id": "resp_1"}).encode())
+        assert status == 200 and body["previous_response_id"] == "resp_1", body
+
+
+def test_a_fraction_may_be_written_as_a_percentage(tmp_path: Path) -> None:
+    """`max_429_fraction: 1%` was refused as "expected a valid number" with no hint."""
+    prof = load_profile(WEB, ["targets.max_429_fraction=1%", "retry.jitter=25 %"])
+    assert prof.targets.max_429_fraction == pytest.approx(0.01)
+    assert prof.retry.jitter == pytest.approx(0.25)
+    doc = yaml.safe_load(Path(WEB).read_text())
+    doc["targets"]["max_429_fraction"] = "0.5%"
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    assert load_profile(path).targets.max_429_fraction == pytest.approx(0.005)
+    # Bounds hold as for the number, the value shown as written.
+    r = sane(run("validate", WEB, "--set", "targets.max_429_fraction=150%"),
+             where="targets.max_429_fraction")
+    assert r.code == 2 and "less than 1" in r.stderr and "'150%'" in r.stderr
+    # The published schema says so (editors validate against it).
+    import jsonschema
+
+    schema = json.loads(sane(run("schema")).stdout)
+    jsonschema.validate(doc, schema)
+    doc["targets"]["max_429_fraction"] = "1 percent"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema)
+
+
+def test_a_yaml_date_is_shown_as_written(tmp_path: Path) -> None:
+    """`think_time: 2024-01-01` read "got datetime.date(2024, 1, 1)"."""
+    for setting in ("session.think_time=2024-01-01", "retry.max_retries=2024-01-01",
+                    "targets.max_429_fraction=2024-01-01", "quotas.deployment.rpm=2024-01-01"):
+        r = sane(run("validate", WEB, "--set", setting), where=setting.split("=")[0])
+        assert r.code == 2 and "got 2024-01-01" in r.stderr, r.stderr
+        assert "datetime" not in r.stderr
+    doc = yaml.safe_load(Path(WEB).read_text())
+    del doc["session"]["cadence"]
+    doc["session"]["think_time"] = date(2024, 1, 1)  # written unquoted: YAML's date
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    assert "think_time: 2024-01-01\n" in path.read_text()
+    r = sane(run("validate", path), where="session.think_time")
+    assert r.code == 2 and "got 2024-01-01" in r.stderr and "datetime" not in r.stderr
+
+
+def test_an_otlp_time_that_is_no_number_is_not_called_missing(tmp_path: Path) -> None:
+    """`startTimeUnixNano: "soon"` was reported as "no startTimeUnixNano"."""
+    attrs = [{"key": k, "value": v} for k, v in (
+        ("gen_ai.operation.name", {"stringValue": "chat"}),
+        ("gen_ai.request.model", {"stringValue": "m"}),
+        ("gen_ai.usage.input_tokens", {"intValue": "100"}),
+        ("gen_ai.usage.output_tokens", {"intValue": "10"}))]
+    span = {"traceId": "t1", "spanId": "s1", "name": "chat", "attributes": attrs,
+            "startTimeUnixNano": "soon", "endTimeUnixNano": "1767225603000000000"}
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}))
+    r = sane(run("fit", path, "--format", "otlp-json"))
+    assert r.code == 2 and "a startTimeUnixNano that is not a number" in r.stderr, r.stderr
+    del span["startTimeUnixNano"]
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}))
+    r = sane(run("fit", path, "--format", "otlp-json"))
+    assert r.code == 2 and "no startTimeUnixNano" in r.stderr, r.stderr

@@ -412,18 +412,33 @@ _MIN_UNIX_NANOS = 1e17
 _UNITS = ((1e14, "microseconds"), (1e11, "milliseconds"), (1e8, "seconds"))
 
 
-def _nanos(span: dict[str, Any], camel: str, snake: str, where: str) -> float | None:
-    v = _get(span, camel, snake)
+def _number(v: Any) -> float | None:
+    """A time field's value as a number (OTLP JSON writes int64 as a string), or None."""
     try:
-        ns: float = int(v)
+        return int(v)
     except (TypeError, ValueError, OverflowError):
         try:  # a number written with a fraction: seconds, most likely
             ns = float(v)
         except (TypeError, ValueError, OverflowError):
             return None
-        if not math.isfinite(ns):
-            return None
-    if ns <= 0:
+        return ns if math.isfinite(ns) else None
+
+
+def _no_times(span: dict[str, Any]) -> str:
+    """Why a span has no usable start/end time, as a skip reason: a time that is there
+    but no number ("soon") is not a missing one."""
+    for camel, snake in (("startTimeUnixNano", "start_time_unix_nano"),
+                         ("endTimeUnixNano", "end_time_unix_nano")):
+        v = _get(span, camel, snake)
+        if v is not None and _number(v) is None:
+            return f"a {camel} that is not a number"
+    return "no startTimeUnixNano/endTimeUnixNano"
+
+
+def _nanos(span: dict[str, Any], camel: str, snake: str, where: str) -> float | None:
+    v = _get(span, camel, snake)
+    ns = _number(v)
+    if ns is None or ns <= 0:
         return None
     if ns < _MIN_UNIX_NANOS:
         unit = next((u for low, u in _UNITS if ns >= low), None)
@@ -573,7 +588,7 @@ def _one_span(span: Any, name: str, lineno: int, rsession: Any, sessions: dict[s
     if not _is_llm_span(attrs):
         return
     if start is None or end is None:
-        out.skip("no startTimeUnixNano/endTimeUnixNano", where)
+        out.skip(_no_times(span), where)
         return
     if end < start:
         raise TraceError(f"{where}: end time is before start time")

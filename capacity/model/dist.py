@@ -27,6 +27,8 @@ from functools import cached_property
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any, Literal
 
+from capacity.jsonsafe import as_written
+
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
@@ -116,14 +118,14 @@ def _finite_float(value: int | float) -> float | None:
 
 def _short(value: Any) -> str:
     """``repr(value)``, cut to stay readable in a one-line error (huge integers)."""
-    text = repr(value)
+    text = as_written(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
 def parse_duration(value: Any) -> float:
     """Parse ``150s``, ``2.5m``, ``500ms``, ``1h``, ``1d`` or a bare number into seconds."""
     if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as 150s or 2.5m, got {value!r}")
+        raise ValueError(f"expected a duration such as 150s or 2.5m, got {_short(value)}")
     if isinstance(value, int | float):
         seconds = _finite_float(value)
         if seconds is None:
@@ -136,7 +138,7 @@ def parse_duration(value: Any) -> float:
             if not math.isfinite(seconds):
                 raise ValueError(f"expected a finite duration, got {value!r}")
             return seconds
-    raise ValueError(f"expected a duration such as 150s, 2.5m or 500ms, got {value!r}")
+    raise ValueError(f"expected a duration such as 150s, 2.5m or 500ms, got {_short(value)}")
 
 
 def format_duration(seconds: float) -> str:
@@ -164,7 +166,7 @@ def _scalar(value: Any, quantity: Quantity) -> float:
     if x is None:
         raise ValueError(f"expected a finite number, got {_short(value)}")
     if quantity == "count" and not x.is_integer():
-        raise ValueError(f"expected an integer, got {value!r}")
+        raise ValueError(f"expected an integer, got {_short(value)}")
     return x
 
 

@@ -41,7 +41,7 @@ import yaml
 from pydantic import ValidationError
 
 from capacity.errors import ProfileError
-from capacity.jsonsafe import json_kind
+from capacity.jsonsafe import as_written, json_kind
 from capacity.profile.presets import same_span_field
 from capacity.profile.schema import DIMENSIONS, PathT, Profile, check_references
 
@@ -652,7 +652,7 @@ def _first_error(err: ValidationError, data: Any, loc_map: _Located) -> ProfileE
     elif e["type"] not in {"unknown_key", "missing", "extra_forbidden"} and not isinstance(
         value, dict | list
     ) and "got" not in msg:
-        msg = f"{msg}, got {value!r}"
+        msg = f"{msg}, got {as_written(value)}"
     if len(loc) >= 2 and loc[-1] == "[key]":
         # A name YAML read as another type (`yes:` is true, `5:` a number): say so, at the
         # mapping, with the name as written (the location holds pydantic's rendering).

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import math
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -42,6 +43,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from capacity.jsonsafe import as_written
 from capacity.model.dist import (
     DURATION_SCHEMA_PATTERN,
     MAX_SECONDS,
@@ -103,7 +105,7 @@ route's fallback...): real fleets chain two or three; the fleet's walks recurse.
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    text = as_written(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -199,7 +201,42 @@ else:
     NonNegInt = _count_type(0, MAX_RETRIES, "an integer")
     PositiveInt = _count_type(1, MAX_CONCURRENCY, "an integer")
     TokenCount = _count_type(1, MAX_TOKENS, "an integer number of tokens")
-Fraction = Annotated[float, Field(ge=0, le=1, strict=True, allow_inf_nan=False)]
+
+# A fraction may be written as a percentage: "1%" is 0.01 (YAML reads 1% as a string).
+_PERCENT = re.compile(r"\s*([-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*%\s*")
+PERCENT_SCHEMA_PATTERN = r"^\s*([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?\s*%\s*$"
+
+
+def _percent(v: Any) -> Any:
+    """``"N%"`` as N / 100; anything else as given (the bounds then check it)."""
+    if isinstance(v, str) and (m := _PERCENT.fullmatch(v)):
+        return float(m.group(1)) / 100
+    return v
+
+
+def _fraction_type(*, low_open: bool, high_open: bool) -> Any:
+    """A fraction in [0, 1] (an end open when ``low_open`` / ``high_open``): a number, or
+    a percentage string (``1%``)."""
+    bounds = {"exclusiveMinimum" if low_open else "minimum": 0,
+              "exclusiveMaximum" if high_open else "maximum": 1}
+    return Annotated[float, BeforeValidator(_percent),
+                     Field(gt=0 if low_open else None, ge=None if low_open else 0,
+                           lt=1 if high_open else None, le=None if high_open else 1,
+                           strict=True, allow_inf_nan=False),
+                     WithJsonSchema({"anyOf": [
+                         {"type": "number", **bounds},
+                         {"type": "string", "pattern": PERCENT_SCHEMA_PATTERN,
+                          "description": "a percentage: 1% is 0.01"}]})]
+
+
+if TYPE_CHECKING:
+    Fraction = float
+    OpenFraction = float
+    ThresholdFraction = float
+else:
+    Fraction = _fraction_type(low_open=False, high_open=False)  # [0, 1]
+    OpenFraction = _fraction_type(low_open=True, high_open=True)  # (0, 1)
+    ThresholdFraction = _fraction_type(low_open=False, high_open=True)  # [0, 1)
 
 DIMENSIONS: tuple[str, ...] = ("rpm", "tpm", "itpm", "otpm", "rpd", "tpd")
 """Quota dimensions: requests/tokens/input tokens/output tokens per minute, per day."""
@@ -463,7 +500,7 @@ class PopulationSpec(SessionSpec):
 
     sessions: Annotated[int, Field(ge=0, le=MAX_CONCURRENCY, strict=True)] | None = Field(
         default=None, description="a fixed number of these sessions, held while N varies")
-    share: Annotated[float, Field(gt=0, lt=1, strict=True, allow_inf_nan=False)] | None = \
+    share: OpenFraction | None = \
         Field(default=None, description="this population's share of N (the rest of N runs "
               "`session`)")
 
@@ -754,7 +791,7 @@ class RouteSpec(Spec):
 class CooldownSpec(Spec):
     """Skip a deployment that failed too often lately (LiteLLM's rule and defaults)."""
 
-    threshold: Annotated[float, Field(ge=0, lt=1, strict=True, allow_inf_nan=False)] = \
+    threshold: ThresholdFraction = \
         Field(default=0.5, description="cool down when failed/calls in the window exceeds "
               "this")
     min_calls: PositiveInt = Field(default=5, description="...and at least this many calls "
@@ -766,8 +803,7 @@ class CooldownSpec(Spec):
 class TargetSpec(Spec):
     """What counts as 'carrying' the load."""
 
-    max_429_fraction: Annotated[float, Field(gt=0, lt=1, strict=True,
-                                             allow_inf_nan=False)] = Field(
+    max_429_fraction: OpenFraction = Field(
         default=0.01, description="acceptable fraction of call attempts answered 429")
     p95_turn_latency: PositiveSeconds | None = Field(
         default=None, description="optional bound on the 95th percentile of turn latency")

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from capacity.serve.errors import bad
-from capacity.serve.schema_args import SchemaError, arguments_for, value_for
+from capacity.serve.schema_args import SchemaError, arguments_for, check_schema, value_for
 
 __all__ = ["JsonAnswer", "Reply", "ToolCall", "ToolDef", "TurnView", "decide", "new_id"]
 
@@ -58,6 +58,9 @@ class ToolDef:
     schema: Any
     param: str = "tools"
 
+    def __post_init__(self) -> None:
+        _check(self.schema, self.param)
+
 
 @dataclass(frozen=True, slots=True)
 class JsonAnswer:
@@ -69,6 +72,18 @@ class JsonAnswer:
     schema: dict[str, Any]
     param: str
     object_root: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.schema, self.param)
+
+
+def _check(schema: Any, param: str) -> None:
+    """A schema breaking a keyword's rule (multipleOf 0, an unbalanced pattern) is the
+    provider's 400 on every request offering it, called or not."""
+    try:
+        check_schema(schema)
+    except SchemaError as e:
+        raise bad(param, str(e)) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,8 @@ def parse(body: Any) -> Parsed:
     if "input" not in body:
         raise bad("input", "required")
     inp = body["input"]
+    if body.get("previous_response_id") is not None:  # echoed back: a number was served
+        check_type(body["previous_response_id"], str, "previous_response_id", "a string")
     last_tool = False
     if not isinstance(inp, str):
         check_type(inp, list, "input", "a string or an array of input items")

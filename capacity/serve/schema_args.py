@@ -27,6 +27,11 @@ raises :class:`SchemaError` naming where, so the client gets a 400 as from a pro
 valid schema beyond the generator (lookahead patterns, formats in unique arrays) gets the
 closest value made, never a 400 no provider would send. One answer holds at most 50,000 values and
 1,000,000 string characters (nested ``minItems`` multiply): beyond, :class:`SchemaError`.
+A keyword breaking its own rule (``multipleOf`` not above 0, a ``pattern`` ECMA-262 refuses
+too: unbalanced parentheses or brackets, nothing to repeat) is refused first
+(:func:`check_schema`, naming its path: ``/properties/x/multipleOf``). Bounds near the
+largest double honour ``multipleOf`` exactly (an integer multiple when the quotient
+overflows) and exclusive bounds by the next double.
 """
 
 from __future__ import annotations
@@ -35,9 +40,11 @@ import functools
 import importlib
 import math
 import re
+import sys
+from fractions import Fraction
 from typing import Any
 
-__all__ = ["SchemaError", "arguments_for", "resolve_ref", "value_for"]
+__all__ = ["SchemaError", "arguments_for", "check_schema", "resolve_ref", "value_for"]
 
 
 class SchemaError(ValueError):
@@ -276,20 +283,38 @@ def arguments_for(schema: Any, *, fill_optional: bool = True,
     return value if isinstance(value, dict) else {}
 
 
+def check_schema(schema: Any) -> None:
+    """Raise :class:`SchemaError` naming the keyword when ``schema`` breaks a keyword's
+    own rule (``multipleOf`` not above 0, a ``pattern`` that is no regular expression),
+    as a provider refuses such a schema whether or not it is used."""
+    try:
+        invalid = _invalid(schema, "")
+    except RecursionError:
+        raise SchemaError("not a usable JSON Schema (nested too deeply)") from None
+    if invalid is not None:
+        raise SchemaError(f"invalid JSON Schema: {invalid}")
+
+
 def value_for(schema: dict[str, Any], *, fill_optional: bool = True,
               max_depth: int = 8) -> Any:
     """A JSON value valid against ``schema``, whatever its root type: the generator
     behind :func:`arguments_for`, also used for structured-output answers
     (``response_format`` / ``output_config.format``). Raises :class:`SchemaError` for a
     malformed schema."""
+    # A keyword no JSON Schema allows: the provider's 400, not a value made up around it
+    # (multipleOf 0 was ignored, an unbalanced pattern answered anyway).
+    check_schema(schema)
     try:
         gen = _Gen(schema, fill_optional, max_depth)
         value = gen.value(schema, "", 0)
         problem = gen.violation(value, schema, "")
-    except (TypeError, ValueError, AttributeError, KeyError, IndexError, RecursionError,
+    except RecursionError:
+        raise SchemaError("not a usable JSON Schema (nested too deeply)") from None
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError,
             OverflowError) as e:
-        # Whatever a client sends as a schema must end as a 400, never a crash.
-        raise SchemaError(f"not a usable JSON Schema ({type(e).__name__}: {e})") from None
+        # Whatever a client sends as a schema must end as a 400, never a crash (and the
+        # message says what, not which Python exception: "OverflowError: ..." was sent).
+        raise SchemaError(f"not a usable JSON Schema ({e})") from None
     if problem is not None and fill_optional:
         # Optional fields filled can break a schema that holds without them (a default
         # pydantic never checked against its own pattern; "exactly one of id / name").
@@ -311,6 +336,55 @@ def value_for(schema: dict[str, Any], *, fill_optional: bool = True,
         # arrays, ...): the closest value it made, as a real model might answer, rather
         # than a 400 no provider would send for a valid schema.
     return value
+
+
+# re.error messages for a regex that ECMA-262 (JSON Schema's dialect) refuses as well; other
+# errors are constructs Python lacks ((?<name>...), \p{L}, a variable-width lookbehind): such
+# a pattern is valid, only not followed by the generator.
+_BROKEN_REGEX = ("missing ), unterminated subpattern", "unbalanced parenthesis",
+                 "unterminated character set", "nothing to repeat", "multiple repeat",
+                 "min repeat greater than max repeat", "bad escape (end of pattern)")
+# Where a schema holds subschemas: one (or a list of them), or a map of names to them.
+_SUBSCHEMA = frozenset({"items", "prefixItems", "allOf", "anyOf", "oneOf", "not", "contains",
+                        "additionalProperties", "additionalItems", "if", "then", "else",
+                        "propertyNames", "unevaluatedItems", "unevaluatedProperties"})
+
+
+def _invalid(s: Any, where: str) -> str | None:
+    """Where schema ``s`` breaks a keyword's own rule (``multipleOf`` not above 0, a
+    ``pattern`` that is no regular expression), as ``/path/keyword: why``; or None."""
+    if isinstance(s, list):
+        for i, x in enumerate(s):
+            found = _invalid(x, f"{where}/{i}")
+            if found is not None:
+                return found
+        return None
+    if not isinstance(s, dict):
+        return None
+    m = s.get("multipleOf")
+    if m is not None and (not isinstance(m, int | float) or isinstance(m, bool) or m <= 0):
+        return f"{where}/multipleOf: {m!r} (must be a number greater than 0)"
+    pattern = s.get("pattern")
+    if isinstance(pattern, str):
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            empty_class = "[]" in pattern or "[^]" in pattern  # ECMA's, not Python's
+            if e.msg in _BROKEN_REGEX and not (
+                    e.msg == "unterminated character set" and empty_class):
+                return (f"{where}/pattern: {pattern[:60]!r} is not a regular expression "
+                        f"({e})")
+    for key, sub in s.items():
+        if key in _SCHEMA_MAPS and isinstance(sub, dict):
+            for name, one in sub.items():
+                found = _invalid(one, f"{where}/{key}/{name}")
+                if found is not None:
+                    return found
+        elif key in _SUBSCHEMA:
+            found = _invalid(sub, f"{where}/{key}")
+            if found is not None:
+                return found
+    return None
 
 
 _PAIRS = (("minLength", "maxLength"), ("minItems", "maxItems"),
@@ -424,9 +498,28 @@ def _search(pattern: str, text: str) -> bool | None:
 
 
 def _multiple(v: float, m: float) -> bool:
-    """``v`` a multiple of ``m``, to float rounding (0.3 of 0.1)."""
+    """``v`` a multiple of ``m``, to float rounding (0.3 of 0.1); exactly when the
+    quotient overflows a double (1e308 of 0.5), as the jsonschema package checks it."""
     q = v / m
-    return math.isfinite(q) and abs(q - round(q)) <= 1e-9 * max(1.0, abs(q))
+    if not math.isfinite(q):
+        return Fraction(v) % Fraction(m) == 0
+    return abs(q - round(q)) <= 1e-9 * max(1.0, abs(q))
+
+
+_MAX_EXACT_FLOAT = int(sys.float_info.max)
+
+
+def _huge_multiple(v: float, step: float, low: float, high: float, xlo: float | None,
+                   xhi: float | None) -> int | float:
+    """The multiple of ``step`` nearest ``v`` within the bounds, for a ``v / step`` past
+    the doubles: an integer multiple of the step's numerator (``step`` is p / 2^k, so p is
+    a multiple of it), exact in JSON; a ValueError naming the keywords when none fits."""
+    p = Fraction(step).numerator
+    for k in (math.ceil(Fraction(v) / p), math.floor(Fraction(v) / p)):
+        c = k * p
+        if (low <= c <= high and (xlo is None or c > xlo) and (xhi is None or c < xhi)):
+            return float(c) if abs(c) <= _MAX_EXACT_FLOAT and float(c) == c else c
+    raise ValueError(f"no multiple of multipleOf {step!r} between its minimum/maximum")
 
 
 class _Gen:
@@ -773,6 +866,11 @@ class _Gen:
             v = low
         if v > high or (xhi is not None and v >= xhi):
             v = high
+        if step and not math.isfinite(v / step):
+            # A bound near the largest double over a small multipleOf (1e308 / 0.5): the
+            # quotient overflowed ("cannot convert float infinity to integer" was the
+            # 400). Step by the step's numerator instead, exactly: an integer multiple.
+            return _huge_multiple(v, step, low, high, xlo, xhi)
         if step:
             k = math.ceil(v / step)
             v = k * step
@@ -790,5 +888,13 @@ class _Gen:
             iv = math.ceil(v) if math.isfinite(v) else 1
             if xlo is not None and iv <= xlo:
                 iv = math.floor(xlo) + 1
+            if xhi is not None and iv >= xhi:  # 1e308 - 1 is 1e308 in doubles
+                iv = math.ceil(xhi) - 1
             return int(iv)
+        # Past 2^53 a step of 1 is lost to rounding (exclusiveMinimum 1e308 gave 1e308):
+        # the next double inward.
+        if xlo is not None and v <= xlo:
+            v = math.nextafter(xlo, math.inf)
+        if xhi is not None and v >= xhi:
+            v = math.nextafter(xhi, -math.inf)
         return float(v)
