@@ -68,6 +68,22 @@ def _engine(prof: Any, n: int, reps: int = 4) -> tuple[float, float, float, floa
             got[3][1] / max(got[3][0], 1))
 
 
+def _last_hour(prof: Any, n: int, reps: int = 4) -> tuple[float, float]:
+    """(share of attempts refused, attempts a second) over the last simulated hour of
+    ``reps`` replications (seed 1): a long think time's warm-up is past by then."""
+    from capacity.sim.engine import trace_attempts
+    from capacity.sim.kernels import T_ADMITTED, T_T
+
+    made = refused = 0
+    for rep in range(reps):
+        rows = trace_attempts(prof, n, horizon_s=3600.0, seed=1, replication=rep,
+                              max_attempts=3_000_000).rows
+        rows = rows[rows[:, T_T] >= rows[:, T_T].max() - 3600.0]
+        made += rows.shape[0]
+        refused += int((rows[:, T_ADMITTED] == 0).sum())
+    return refused / max(made, 1), made / reps / 3600.0
+
+
 def bucket10() -> None:
     from profile_variants import variant
 
@@ -112,8 +128,6 @@ def poisson() -> None:
     from capacity.analytic.model import constraint_model, cycle_time
     from capacity.model.workload import Workload
     from capacity.profile.loader import profile_from_dict
-    from capacity.sim.engine import trace_attempts
-    from capacity.sim.kernels import T_ADMITTED, T_T
 
     base = variant(yaml.safe_load((ROOT / "profiles" / "web-research.yaml").read_text()),
                    "bucket10")
@@ -145,25 +159,17 @@ def poisson() -> None:
                 follow = f"{chain._follow_share(chain.follow, n, lam):.3%}"
             finally:
                 bucket.CLOSED_MAX_SESSIONS = cap
-        made = refused = 0
-        for rep in range(4):
-            rows = trace_attempts(prof, n, horizon_s=3600.0, seed=1, replication=rep,
-                                  max_attempts=3_000_000).rows
-            rows = rows[rows[:, T_T] >= rows[:, T_T].max() - 3600.0]
-            made += rows.shape[0]
-            refused += int((rows[:, T_ADMITTED] == 0).sum())
+        share, per_s = _last_hour(prof, n)
         print(f"  {label} ({n} sessions): independent launches "
               f"{chain.poisson_share(lam):.3%}, answer {chain.shares(lam, n)['call']:.3%}, "
-              f"follow chain {follow}; engine {refused / made:.3%} "
-              f"({made / 4 / 3600:.2f} calls a second)", flush=True)
+              f"follow chain {follow}; engine {share:.3%} ({per_s:.2f} calls a second)",
+              flush=True)
 
 
 def follow() -> None:
     from capacity.analytic.model import constraint_model, cycle_time
     from capacity.model.workload import Workload
     from capacity.profile.loader import profile_from_dict
-    from capacity.sim.engine import trace_attempts
-    from capacity.sim.kernels import T_ADMITTED, T_T
 
     base = yaml.safe_load((ROOT / "tests" / "data" / "bucket-follow-many.yaml").read_text())
     for think, grid in (("3000s", (1400, 1500, 1600)), ("300s", (150, 160))):
@@ -176,17 +182,11 @@ def follow() -> None:
         chain = model.chain
         for n in grid:
             lam = n * model.rate_per_session
-            made = refused = 0
-            for rep in range(4):
-                rows = trace_attempts(prof, n, horizon_s=3600.0, seed=1, replication=rep,
-                                      max_attempts=3_000_000).rows
-                rows = rows[rows[:, T_T] >= rows[:, T_T].max() - 3600.0]
-                made += rows.shape[0]
-                refused += int((rows[:, T_ADMITTED] == 0).sum())
             print(f"Exp({think}) think time, {n} sessions: answer "
                   f"{chain.shares(lam, n)['call']:.3%}, turn walk "
                   f"{chain._walk_share(lam):.3%}, independent launches "
-                  f"{chain.poisson_share(lam):.3%}; engine {refused / made:.3%}", flush=True)
+                  f"{chain.poisson_share(lam):.3%}; engine {_last_hour(prof, n)[0]:.3%}",
+                  flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

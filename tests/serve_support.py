@@ -6,9 +6,11 @@ milliseconds; quotas are generous unless a test asks for a tight one.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -90,6 +92,18 @@ def interrupt(proc: subprocess.Popen[str]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
+
+
+def post_bytes(url: str, body: bytes, headers: dict[str, str] | None = None,
+               timeout: float = 30.0) -> tuple[int, dict[str, Any]]:
+    """POST ``body`` as JSON to ``url``: (status, the parsed answer), an error's too."""
+    req = urllib.request.Request(url, data=body, method="POST", headers={
+        "content-type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
 
 
 def metrics(url: str) -> dict[str, float]:

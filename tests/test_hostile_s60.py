@@ -6,8 +6,6 @@ from __future__ import annotations
 import gzip
 import json
 import time
-import urllib.error
-import urllib.request
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from capacity.errors import ProfileError
 from capacity.profile.schema import MAX_FALLBACK_DEPTH
 
 from .conftest import ROOT
-from .serve_support import CLAUDE, GPT, profile, serving
+from .serve_support import CLAUDE, GPT, post_bytes, profile, serving
 from .test_cli_hostile import run, sane
 
 WEB = str(ROOT / "profiles" / "web-research.yaml")
@@ -29,13 +27,7 @@ USER = [{"role": "user", "content": "hi"}]
 
 
 def _post(url: str, body: bytes, **headers: str) -> tuple[int, dict[str, Any]]:
-    req = urllib.request.Request(url, data=body, method="POST",
-                                 headers={"content-type": "application/json", **headers})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+    return post_bytes(url, body, headers)
 
 
 # -- capacity serve -----------------------------------------------------------------------

@@ -18,8 +18,6 @@ import json
 import math
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,8 @@ from capacity.loadgen.driver import session_rngs
 from capacity.loadgen.plan import TurnSampler, population_of, session_blocks
 from capacity.serve import ServeOptions, ServerThread
 from capacity.serve.behaviour import ModelBehaviour, population_rates
+
+from .serve_support import post_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = [ROOT / "profiles" / "web-research.yaml",
@@ -87,13 +87,7 @@ def _post(url: str, headers: dict[str, str], body: dict[str, Any] | None = None
           ) -> tuple[int, dict[str, Any]]:
     data = json.dumps(body or {"model": "gpt-4o", "messages": [
         {"role": "user", "content": "hello"}]}).encode()
-    req = urllib.request.Request(url + "/v1/chat/completions", data=data, method="POST",
-                                 headers={"content-type": "application/json", **headers})
-    try:
-        with urllib.request.urlopen(req, timeout=20) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+    return post_bytes(url + "/v1/chat/completions", data, headers, timeout=20)
 
 
 @pytest.fixture(name="fast_mock")

@@ -41,6 +41,7 @@ import importlib
 import math
 import re
 import sys
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -350,15 +351,22 @@ _SUBSCHEMA = frozenset({"items", "prefixItems", "allOf", "anyOf", "oneOf", "not"
                         "propertyNames", "unevaluatedItems", "unevaluatedProperties"})
 
 
+def _first_in(items: list[Any] | dict[str, Any], where: str,
+              find: Callable[[Any, str], str | None]) -> str | None:
+    """The first of ``find``'s answers over a list of subschemas (``where/i``) or a map of
+    names to them (``where/name``), or None."""
+    for i, x in (items.items() if isinstance(items, dict) else enumerate(items)):
+        found = find(x, f"{where}/{i}")
+        if found is not None:
+            return found
+    return None
+
+
 def _invalid(s: Any, where: str) -> str | None:
     """Where schema ``s`` breaks a keyword's own rule (``multipleOf`` not above 0, a
     ``pattern`` that is no regular expression), as ``/path/keyword: why``; or None."""
     if isinstance(s, list):
-        for i, x in enumerate(s):
-            found = _invalid(x, f"{where}/{i}")
-            if found is not None:
-                return found
-        return None
+        return _first_in(s, where, _invalid)
     if not isinstance(s, dict):
         return None
     m = s.get("multipleOf")
@@ -376,10 +384,9 @@ def _invalid(s: Any, where: str) -> str | None:
                         f"({e})")
     for key, sub in s.items():
         if key in _SCHEMA_MAPS and isinstance(sub, dict):
-            for name, one in sub.items():
-                found = _invalid(one, f"{where}/{key}/{name}")
-                if found is not None:
-                    return found
+            found = _first_in(sub, f"{where}/{key}", _invalid)
+            if found is not None:
+                return found
         elif key in _SUBSCHEMA:
             found = _invalid(sub, f"{where}/{key}")
             if found is not None:
@@ -399,11 +406,7 @@ def _contradiction(s: Any, where: str) -> str | None:
     if s is False:
         return f"{where or '/'}: the schema false"
     if isinstance(s, list):
-        for i, x in enumerate(s):
-            found = _contradiction(x, f"{where}/{i}")
-            if found is not None:
-                return found
-        return None
+        return _first_in(s, where, _contradiction)
     if not isinstance(s, dict):
         return None
     here = where or "/"
@@ -432,10 +435,9 @@ def _contradiction(s: Any, where: str) -> str | None:
     for key, sub in s.items():
         if key in _SCHEMA_MAPS and isinstance(sub, dict):
             # A map of names to schemas: a property called "not" or "enum" is a name.
-            for name, one in sub.items():
-                found = _contradiction(one, f"{where}/{key}/{name}")
-                if found is not None:
-                    return found
+            found = _first_in(sub, f"{where}/{key}", _contradiction)
+            if found is not None:
+                return found
         elif key in ("anyOf", "oneOf") and isinstance(sub, list) and sub:
             # Impossible only if every branch is.
             each = [_contradiction(b, f"{where}/{key}/{i}") for i, b in enumerate(sub)]
