@@ -2546,11 +2546,12 @@ def _phase_lock_notes(profile: Profile, result: CeilingResult) -> list[str]:
     refused together wait out their retries together and come back together a think time
     later (hunt-2012 at 330 sessions: four of eight simulated runs settle near 1.4 %
     refused, four at 4-22 %; with an exponential think time none passes 3.2 %,
-    ``benchmarks/session58_probes.py lockin``; in the hunt, 6 of the 51 retried records
-    at 25 sessions or more with a fixed think time are more than 5 % optimistic, 2 of the
-    208 with any other pace, ``benchmarks/hunt.py --out benchmarks/hunt --summary
+    ``benchmarks/session58_probes.py lockin``; in the hunt, 6 of the 54 retried records
+    at 25 sessions or more with a fixed think time are more than 5 % optimistic, 6 of the
+    252 with any other pace, ``benchmarks/hunt.py --out benchmarks/hunt --summary
     --reanalyse``). The analytic model keeps the sessions' phases independent and
-    uniform, so its answer can be optimistic there (docs/models.md, "A fixed think time"). Said
+    uniform, so its answer can be optimistic there (docs/models.md, "A fixed think
+    time"). Said
     only where something can be refused (no pacer in front, a ceiling not set by the
     latency target) and, without retries, a refusal is shorter than the turn.
     """
