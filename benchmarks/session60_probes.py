@@ -7,6 +7,7 @@ Run from the repository root::
     python benchmarks/session60_probes.py bucket10      # ~2 min
     python benchmarks/session60_probes.py poisson       # ~3 min
     python benchmarks/session60_probes.py follow        # ~2 min
+    python benchmarks/session60_probes.py counted       # ~1 min
 
 ``bucket10``: web-research with its 150 RPM enforced as a token bucket 10 s deep (25
 requests; the profile counts refusals, retries honour the retry-after). At 57, 60 and 63
@@ -36,6 +37,13 @@ and an Exp(300 s) one at 150 and 160: the answer's share of calls refused (the f
 chain at any count of sessions since this session; the turn walk beyond 1,000 before),
 the turn walk's, independent launches', and the engine's (last simulated hour of 4
 replications, seed 1).
+
+``counted``: web-research's analysis call alone at its 10 s bucket (150 RPM, 25 requests
+deep), no retries, Poisson turn starts (Exp(3,000 s) think time) at about 2.3 and 2.4
+calls a second — the deep bucket's level law (:class:`capacity.analytic.bucket.DeepBucket`)
+with the refusals counted (each takes what is there of one request, as the profile's
+``rejected_count`` says) and not, against the engine's (last simulated hour of 4
+replications, seed 1) with ``rejected_count`` true and false.
 """
 
 from __future__ import annotations
@@ -189,12 +197,47 @@ def follow() -> None:
                   flush=True)
 
 
+def counted() -> None:
+    from profile_variants import variant
+
+    from capacity.analytic.model import constraint_model, cycle_time
+    from capacity.model.workload import Workload
+    from capacity.profile.loader import profile_from_dict
+
+    base = variant(yaml.safe_load((ROOT / "profiles" / "web-research.yaml").read_text()),
+                   "bucket10")
+    base["retry"]["max_retries"] = 0
+    base["session"]["turns"]["research"]["steps"] = base["session"]["turns"]["research"][
+        "steps"][:1]
+    base["session"].pop("cadence")
+    base["session"]["think_time"] = {"exponential": "3000s"}
+    print("web-research's analysis call alone at its 10 s bucket, no retries, Poisson "
+          "turn starts:")
+    for n in (6900, 7200):
+        row = []
+        for count in (True, False):
+            data = copy.deepcopy(base)
+            data["quotas"]["deployment"]["rejected_count"] = count
+            prof = profile_from_dict(data)
+            wl = Workload.from_profile(prof)
+            (c,) = wl.constraints
+            model = constraint_model(wl, c, cycle_time(wl).cycle_s)
+            lam = n * model.rate_per_session
+            share, per_s = _last_hour(prof, n)
+            row.append(f"{'counted' if count else 'not counted'}: model "
+                       f"{model.stats(n).loss_fraction:.3%}, engine {share:.3%} "
+                       f"({per_s:.2f} calls a second)")
+        print(f"  {n} sessions ({lam:.2f} launches a second): " + "; ".join(row),
+              flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("probe", choices=["bucket10", "poisson", "follow"])
+    ap.add_argument("probe", choices=["bucket10", "poisson", "follow", "counted"])
     args = ap.parse_args(argv)
     sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
-    {"bucket10": bucket10, "poisson": poisson, "follow": follow}[args.probe]()
+    {"bucket10": bucket10, "poisson": poisson, "follow": follow,
+     "counted": counted}[args.probe]()
     return 0
 
 

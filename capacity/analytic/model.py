@@ -1255,7 +1255,8 @@ def deep_bucket(wl: Workload, c: Constraint, mix: list[tuple[float, Any]],
     weight = sum(w for w, _, _ in kinds)
     kinds = [(w / weight, k, ch) for w, k, ch in kinds]
     return DeepBucket(kinds, h, c.rate_per_s, c.depth, scale=weight * total,
-                      retry=retry if retry.max_retries > 0 else None)
+                      retry=retry if retry.max_retries > 0 else None,
+                      counts_refusals=retry.counts_rejected and c.unit == "requests")
 
 
 _DEEP_KINDS: dict[int, tuple[Profile, dict[Any, Any]]] = {}
