@@ -60,3 +60,14 @@ def test_not_optimistic_past_a_thousand_sessions() -> None:
 def test_within_the_target_past_a_thousand_sessions() -> None:
     assert_accurate(analyze(load_profile(DATA / "bucket-follow-many.yaml")).burst_ceiling,
                     SIMULATED, "three calls in a row, 1,500 sessions")
+
+
+@pytest.mark.xfail(strict=True, reason="with the SDK's retries the follow chain's fresh "
+                   "refusals, moved by the Poisson retry model's push, stay optimistic: "
+                   "1,452 against 1,299 [1,250-1,338] (the walk said 1,575)")
+def test_within_the_target_with_retries_past_a_thousand_sessions() -> None:
+    """``capacity ceiling tests/data/bucket-follow-many.yaml --set retry.max_retries=2
+    --seed 1 --format json``: simulated 1,299 [1,250–1,338] (a review's, session 60)."""
+    prof = load_profile(DATA / "bucket-follow-many.yaml", ["retry.max_retries=2"])
+    assert_accurate(analyze(prof).burst_ceiling, Recorded(1299, 1250, 1338),
+                    "three calls in a row, two retries")

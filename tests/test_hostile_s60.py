@@ -262,6 +262,26 @@ def test_huge_numeric_bounds_give_a_valid_value_not_a_python_exception() -> None
         assert "Error" not in body["error"]["message"], body
 
 
+@pytest.mark.parametrize("schema", [
+    {"type": "number", "minimum": 1e300, "multipleOf": 1e-300},
+    {"type": "integer", "minimum": 1e300},
+    {"type": "integer", "exclusiveMaximum": -1e308},
+])
+def test_an_anthropic_tool_input_past_64_bit_integers_is_served(schema: dict[str, Any]
+                                                                ) -> None:
+    """Anthropic's tool_use input is an object in the answer, not a string: an integer
+    past 64 bits made orjson refuse it, a 500 and a traceback (a review found it)."""
+    body = {"model": CLAUDE, "max_tokens": 20, "messages": USER,
+            "tools": [{"name": "f", "input_schema": {
+                "type": "object", "properties": {"x": schema}, "required": ["x"]}}],
+            "tool_choice": {"type": "any"}}
+    with serving() as srv:
+        status, got = _post(srv.url + "/v1/messages", json.dumps(body).encode())
+    assert status == 200, got
+    (use,) = [b for b in got["content"] if b["type"] == "tool_use"]
+    assert abs(use["input"]["x"]) >= 1e300
+
+
 @pytest.mark.parametrize(("schema", "where"), [
     ({"type": "number", "multipleOf": 0}, "/properties/x/multipleOf"),
     ({"type": "integer", "multipleOf": -2}, "/properties/x/multipleOf"),
@@ -318,17 +338,28 @@ def test_a_fraction_may_be_written_as_a_percentage(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(doc))
     assert load_profile(path).targets.max_429_fraction == pytest.approx(0.005)
     # Bounds hold as for the number, the value shown as written.
+    r = sane(run("validate", WEB, "--set", "targets.max_429_fraction=100%"),
+             where="targets.max_429_fraction")
+    assert r.code == 2 and "less than 1" in r.stderr and "'100%'" in r.stderr
     r = sane(run("validate", WEB, "--set", "targets.max_429_fraction=150%"),
              where="targets.max_429_fraction")
-    assert r.code == 2 and "less than 1" in r.stderr and "'150%'" in r.stderr
-    # The published schema says so (editors validate against it).
+    assert r.code == 2 and "0% to 100%" in r.stderr and "'150%'" in r.stderr
+    # The published schema says so (editors validate against it), and refuses what the
+    # loader refuses (a review: "150%" and "0%" passed it).
     import jsonschema
 
     schema = json.loads(sane(run("schema")).stdout)
     jsonschema.validate(doc, schema)
-    doc["targets"]["max_429_fraction"] = "1 percent"
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(doc, schema)
+    for bad in ("1 percent", "150%", "0%", "100%", "+5%", "1e-3%"):
+        doc["targets"]["max_429_fraction"] = bad
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(doc, schema)
+        r = run("validate", WEB, "--set", f"targets.max_429_fraction={bad}")
+        assert r.code == 2, bad
+    doc["retry"]["jitter"] = "0%"
+    doc["targets"]["max_429_fraction"] = "2.5 %"
+    jsonschema.validate(doc, schema)
+    assert run("validate", WEB, "--set", "retry.jitter=0%").code == 0
 
 
 def test_a_yaml_date_is_shown_as_written(tmp_path: Path) -> None:

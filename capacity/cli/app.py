@@ -161,7 +161,9 @@ def validate(
 def schema(
     overlay: Annotated[bool, typer.Option(
         "--overlay", help="The overlay variant: every key optional.")] = False,
-    output: OutputOpt = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write the schema (JSON) to FILE instead of stdout.",
+        show_default=False, metavar="FILE", dir_okay=False)] = None,
 ) -> None:
     """Print the JSON Schema of the profile format (for editors and validators)."""
     import json
@@ -416,9 +418,8 @@ def sweep_cmd(
     emit(result, how, output, sweep_renderable)
 
 
-# File names that promise another format than the report's HTML.
-_NOT_HTML = frozenset({".pdf", ".png", ".svg", ".jpg", ".jpeg", ".json", ".csv", ".txt",
-                       ".md", ".yaml", ".yml", ".xml"})
+# The report's file names: an HTML page, named so (or with no extension at all).
+_HTML_NAMES = frozenset({"", ".html", ".htm"})
 
 
 @app.command(name="report", cls=HelpCommand, short_help="One self-contained HTML page to share.",
@@ -447,7 +448,7 @@ def report_cmd(
     reproduces it, in one HTML page readable offline."""
     from capacity.cli.report import build_report
 
-    if output.suffix.lower() in _NOT_HTML:
+    if output.suffix.lower() not in _HTML_NAMES:
         # The page is HTML whatever the name says: report.pdf was an HTML file that no
         # PDF viewer opens, written without a word.
         raise _fail(f"--output {output}: the report is an HTML page, not "

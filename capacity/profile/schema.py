@@ -203,14 +203,31 @@ else:
     TokenCount = _count_type(1, MAX_TOKENS, "an integer number of tokens")
 
 # A fraction may be written as a percentage: "1%" is 0.01 (YAML reads 1% as a string).
-_PERCENT = re.compile(r"\s*([-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*%\s*")
-PERCENT_SCHEMA_PATTERN = r"^\s*([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?\s*%\s*$"
+# One pattern for the loader and the published JSON Schema, so that an editor validating
+# against `capacity schema` refuses what `capacity validate` does: 0 to 100, plain
+# decimals (no sign, no exponent), the open ends of an interval left out by lookaheads.
+_PERCENT_NUMBER = r"(100(?:\.0*)?|[0-9]{1,2}(?:\.[0-9]*)?|\.[0-9]+)"
+_PERCENT_ZERO = r"(?!\s*(?:0+(?:\.0*)?|\.0+)\s*%)"
+_PERCENT_HUNDRED = r"(?!\s*100(?:\.0*)?\s*%)"
+
+
+def _percent_pattern(low_open: bool, high_open: bool) -> str:
+    return ("^" + (_PERCENT_ZERO if low_open else "") + (_PERCENT_HUNDRED if high_open else "")
+            + r"\s*" + _PERCENT_NUMBER + r"\s*%\s*$")
+
+
+_PERCENT = re.compile(r"\s*" + _PERCENT_NUMBER + r"\s*%\s*")
+PERCENT_SCHEMA_PATTERN = _percent_pattern(False, False)
 
 
 def _percent(v: Any) -> Any:
-    """``"N%"`` as N / 100; anything else as given (the bounds then check it)."""
-    if isinstance(v, str) and (m := _PERCENT.fullmatch(v)):
-        return float(m.group(1)) / 100
+    """``"N%"`` as N / 100 (0 to 100); another string refused saying what is wanted;
+    anything else as given (the bounds then check it)."""
+    if isinstance(v, str):
+        if m := _PERCENT.fullmatch(v):
+            return float(m.group(1)) / 100
+        raise ValueError(f"expected a fraction (0.01) or a percentage from 0% to 100% "
+                         f"(1%), got {_short(v)}")
     return v
 
 
@@ -225,7 +242,7 @@ def _fraction_type(*, low_open: bool, high_open: bool) -> Any:
                            strict=True, allow_inf_nan=False),
                      WithJsonSchema({"anyOf": [
                          {"type": "number", **bounds},
-                         {"type": "string", "pattern": PERCENT_SCHEMA_PATTERN,
+                         {"type": "string", "pattern": _percent_pattern(low_open, high_open),
                           "description": "a percentage: 1% is 0.01"}]})]
 
 

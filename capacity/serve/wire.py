@@ -23,7 +23,12 @@ try:  # pragma: no cover - which branch runs depends on the install
 
     def dumps(obj: Any) -> bytes:
         """JSON bytes of ``obj``."""
-        return orjson.dumps(obj)
+        try:
+            return orjson.dumps(obj)
+        except orjson.JSONEncodeError:
+            # An integer past 64 bits (a tool argument a schema's bounds of 1e300 ask
+            # for) is valid JSON that orjson will not write: the standard library does.
+            return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
     loads: Callable[[bytes], Any] = orjson.loads
     JSONDecodeError: type[ValueError] = orjson.JSONDecodeError
