@@ -92,6 +92,26 @@ def _last_hour(prof: Any, n: int, reps: int = 4) -> tuple[float, float]:
     return refused / max(made, 1), made / reps / 3600.0
 
 
+def _web_bucket10() -> dict[str, Any]:
+    """web-research's YAML with every limit a token bucket 10 s deep."""
+    from profile_variants import variant
+
+    return variant(yaml.safe_load((ROOT / "profiles" / "web-research.yaml").read_text()),
+                   "bucket10")
+
+
+def _model(data: dict[str, Any]) -> tuple[Any, Any]:
+    """(profile, the burst-aware model of its one constraint) of the YAML ``data``."""
+    from capacity.analytic.model import constraint_model, cycle_time
+    from capacity.model.workload import Workload
+    from capacity.profile.loader import profile_from_dict
+
+    prof = profile_from_dict(data)
+    wl = Workload.from_profile(prof)
+    (c,) = wl.constraints
+    return prof, constraint_model(wl, c, cycle_time(wl).cycle_s)
+
+
 def bucket10() -> None:
     from profile_variants import variant
 
@@ -130,15 +150,9 @@ def bucket10() -> None:
 
 
 def poisson() -> None:
-    from profile_variants import variant
-
     from capacity.analytic import bucket
-    from capacity.analytic.model import constraint_model, cycle_time
-    from capacity.model.workload import Workload
-    from capacity.profile.loader import profile_from_dict
 
-    base = variant(yaml.safe_load((ROOT / "profiles" / "web-research.yaml").read_text()),
-                   "bucket10")
+    base = _web_bucket10()
     steps = base["session"]["turns"]["research"]["steps"]
     four = copy.deepcopy(steps[1])
     four["parallel"]["count"] = 4
@@ -154,10 +168,7 @@ def poisson() -> None:
         data["session"].pop("cadence")
         data["session"]["think_time"] = {"exponential": "3000s"}
         n = round(2.0 * 3000.0 / calls)
-        prof = profile_from_dict(data)
-        wl = Workload.from_profile(prof)
-        (c,) = wl.constraints
-        model = constraint_model(wl, c, cycle_time(wl).cycle_s)
+        prof, model = _model(data)
         chain = model.chain
         lam = n * model.rate_per_session
         follow = "-"
@@ -198,14 +209,7 @@ def follow() -> None:
 
 
 def counted() -> None:
-    from profile_variants import variant
-
-    from capacity.analytic.model import constraint_model, cycle_time
-    from capacity.model.workload import Workload
-    from capacity.profile.loader import profile_from_dict
-
-    base = variant(yaml.safe_load((ROOT / "profiles" / "web-research.yaml").read_text()),
-                   "bucket10")
+    base = _web_bucket10()
     base["retry"]["max_retries"] = 0
     base["session"]["turns"]["research"]["steps"] = base["session"]["turns"]["research"][
         "steps"][:1]
@@ -218,10 +222,7 @@ def counted() -> None:
         for count in (True, False):
             data = copy.deepcopy(base)
             data["quotas"]["deployment"]["rejected_count"] = count
-            prof = profile_from_dict(data)
-            wl = Workload.from_profile(prof)
-            (c,) = wl.constraints
-            model = constraint_model(wl, c, cycle_time(wl).cycle_s)
+            prof, model = _model(data)
             lam = n * model.rate_per_session
             share, per_s = _last_hour(prof, n)
             row.append(f"{'counted' if count else 'not counted'}: model "
