@@ -158,6 +158,20 @@ def test_an_output_in_the_format_asked_is_written(tmp_path: Path) -> None:
     assert "Ceilings for web-research" in (tmp_path / "c.txt").read_text()
 
 
+@pytest.mark.parametrize("args", [
+    ["ceiling", WEB, "--method", "analytic", "--json", "-o", "{tmp}/c.csv"],
+    ["ceiling", WEB, "--method", "analytic", "--format", "html", "-o", "{tmp}/c.json"],
+    ["sweep", WEB, "--sessions", "10", "--method", "analytic", "--json", "-o", "{tmp}/s.csv"],
+])
+def test_a_format_asked_for_that_the_name_contradicts_is_refused(args: list[str],
+                                                                 tmp_path: Path) -> None:
+    """`--json -o c.csv` wrote JSON into c.csv without a word (a review found it)."""
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    r = sane(run(*argv), where="--output")
+    assert r.code == 2 and ("not CSV" in r.stderr or "not JSON" in r.stderr)
+    assert not list(tmp_path.iterdir())
+
+
 def test_an_output_named_json_or_csv_gets_that_format(tmp_path: Path) -> None:
     """No format flag: the file's name says which (the table was written into it)."""
     sane(run("ceiling", WEB, "--method", "analytic", "-o", tmp_path / "c.json"))

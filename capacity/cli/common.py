@@ -391,13 +391,16 @@ def check_output(output: Path | None, how: str | None = None) -> None:
     if not output.parent.is_dir():
         raise _fail(f"--output {output}: cannot write: no directory {str(output.parent)!r}")
     wanted = _FORMAT_OF_SUFFIX.get(output.suffix.lower())
-    if how == "table" and wanted is not None:
-        # Only where the name's format was not taken (`--format table`, or HTML from a
-        # command that has none): the box-drawn table in result.json, without a word.
-        fix = (f"drop --format table or give --format {wanted}" if wanted != "html" else
+    if how is not None and wanted is not None and how != wanted:
+        # Only where the name's format was not taken (another format asked for, or HTML
+        # from a command that has none): the box-drawn table in result.json, or JSON in
+        # result.csv, without a word.
+        what = "a table" if how == "table" else how.upper()
+        fix = (f"give --format {wanted} (or no format flag)" if wanted != "html" else
                "ceiling --format html and capacity report write HTML")
-        raise _fail(f"--output {output}: the result would be a table, not "
-                    f"{wanted.upper()}: {fix} (or name the file .txt)")
+        name = {"table": ".txt", "json": ".json", "csv": ".csv", "html": ".html"}.get(how, "")
+        raise _fail(f"--output {output}: the result would be {what}, not "
+                    f"{wanted.upper()}: {fix}, or name the file {name}")
     _INVOCATION.output = output  # load() refuses it as an input: a result over the profile
 
 
