@@ -220,13 +220,18 @@ _PERCENT = re.compile(r"\s*" + _PERCENT_NUMBER + r"\s*%\s*")
 PERCENT_SCHEMA_PATTERN = _percent_pattern(False, False)
 
 
-def _percent(v: Any) -> Any:
-    """``"N%"`` as N / 100 (0 to 100); another string refused saying what is wanted;
-    anything else as given (the bounds then check it)."""
+def _percent(v: Any, low_open: bool = False, high_open: bool = False) -> Any:
+    """``"N%"`` as N / 100 (0 to 100, an end left out where the interval is open, the
+    value shown as written); another string refused saying what is wanted; anything else
+    as given (the number's bounds then check it)."""
     if isinstance(v, str):
-        if m := _PERCENT.fullmatch(v):
-            return float(m.group(1)) / 100
-        raise ValueError(f"expected a fraction (0.01) or a percentage from 0% to 100% "
+        m = _PERCENT.fullmatch(v)
+        x = float(m.group(1)) / 100 if m else math.nan
+        if m and (x > 0 or not low_open) and (x < 1 or not high_open):
+            return x
+        low, high = ("above 0%" if low_open else "from 0%"), (
+            "below 100%" if high_open else "to 100%")
+        raise ValueError(f"expected a fraction (0.01) or a percentage {low} {high} "
                          f"(1%), got {_short(v)}")
     return v
 
@@ -236,10 +241,13 @@ def _fraction_type(*, low_open: bool, high_open: bool) -> Any:
     a percentage string (``1%``)."""
     bounds = {"exclusiveMinimum" if low_open else "minimum": 0,
               "exclusiveMaximum" if high_open else "maximum": 1}
-    return Annotated[float, BeforeValidator(_percent),
+    # The Field before the validator: pydantic up to 2.6 cannot put `strict` on a
+    # before-validator's schema (the floors' CI found it); this order means the same.
+    return Annotated[float,
                      Field(gt=0 if low_open else None, ge=None if low_open else 0,
                            lt=1 if high_open else None, le=None if high_open else 1,
                            strict=True, allow_inf_nan=False),
+                     BeforeValidator(lambda v: _percent(v, low_open, high_open)),
                      WithJsonSchema({"anyOf": [
                          {"type": "number", **bounds},
                          {"type": "string", "pattern": _percent_pattern(low_open, high_open),
