@@ -409,3 +409,18 @@ def test_an_otlp_time_that_is_no_number_is_not_called_missing(tmp_path: Path) ->
     path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}))
     r = sane(run("fit", path, "--format", "otlp-json"))
     assert r.code == 2 and "no startTimeUnixNano" in r.stderr, r.stderr
+
+
+def test_a_scenario_key_given_twice_is_refused() -> None:
+    """`--scenario 'x:k=1,k=2'` kept the last without a word."""
+    r = sane(run("compare", WEB, "--method", "analytic", "--scenario",
+                 "x:retry.max_retries=1,retry.max_retries=2"), where="--scenario")
+    assert r.code == 2 and "retry.max_retries given twice" in r.stderr
+
+
+def test_replications_with_no_prediction_is_refused() -> None:
+    """`--no-predict --replications 5` ignored the replications (nothing is simulated);
+    refused before any connection (the target is a closed loopback port)."""
+    r = sane(run("loadtest", WEB, "--target", "http://127.0.0.1:9", "--sessions", "1",
+                 "--no-predict", "--replications", "5"), where="--replications")
+    assert r.code == 2 and "--no-predict" in r.stderr

@@ -303,6 +303,11 @@ def _scenario(text: str) -> tuple[str, list[str]]:
         else:
             cur += ch
     parts.append(cur)
+    keys = [kv.partition("=")[0].strip() for kv in parts if kv.strip()]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        # The last one won without a word: say which was meant.
+        raise _fail(f"--scenario {name}: {', '.join(twice)} given twice; give each key once")
     return name, [Override(kv.strip(), f"--scenario {name}:") for kv in parts if kv.strip()]
 
 

@@ -118,9 +118,10 @@ def loadtest(
     workers: Annotated[int | None, typer.Option(
         "--workers", metavar="N", min=1, help="Locust workers (with --engine locust; "
         "default 2).", show_default=False)] = None,
-    replications: Annotated[int, typer.Option(
-        "--replications", metavar="N",
-        min=2, help="Simulation replications for the prediction.")] = 20,
+    replications: Annotated[int | None, typer.Option(
+        "--replications", metavar="N", min=2,
+        help="Simulation replications for the prediction (default 20).",
+        show_default=False)] = None,
     no_predict: Annotated[bool, typer.Option(
         "--no-predict", help="Measure only (no simulation beside it).")] = False,
     overrides: Annotated[list[str] | None, typer.Option(
@@ -191,6 +192,10 @@ def loadtest(
                     f"{provider.value} (or use --client openai)")
     if provider is None:
         provider = Provider.anthropic if client == Client.anthropic else Provider.openai
+    if no_predict and replications is not None:
+        # It was ignored: nothing is simulated beside a measurement alone.
+        raise _fail("--replications sets the prediction's simulation and --no-predict "
+                    "runs none: give one of them")
     if workers is not None and engine != Engine.locust:
         # It was ignored: the builtin engine runs in this process (--processes shards it).
         raise _fail("--workers counts Locust workers: give --engine locust too (the "
@@ -244,7 +249,8 @@ def loadtest(
         target=target, provider=provider.value,
         time_scale=time_scale, duration_s=duration_s,
         warmup_s=default_warmup_s(profile) if warmup_s is None else warmup_s, seed=seed,
-        replications=replications, processes=processes, engine=engine.value,
+        replications=20 if replications is None else replications, processes=processes,
+        engine=engine.value,
         client=client.value, agent_url=agent_url,
         agent_template=agent_template, workers=2 if workers is None else workers, reset=reset,
         log=None if log is None else str(log),
