@@ -424,3 +424,26 @@ def test_replications_with_no_prediction_is_refused() -> None:
     r = sane(run("loadtest", WEB, "--target", "http://127.0.0.1:9", "--sessions", "1",
                  "--no-predict", "--replications", "5"), where="--replications")
     assert r.code == 2 and "--no-predict" in r.stderr
+
+
+def test_output_dash_is_standard_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                        ) -> None:
+    """`-o -` wrote a file named '-' (a review found it); `-` is standard input for a
+    profile and standard output for `init`, so it is standard output here too."""
+    monkeypatch.chdir(tmp_path)
+    r = sane(run("ceiling", WEB, "--method", "analytic", "--json", "-o", "-"))
+    assert r.code == 0 and json.loads(r.stdout)["profile"] == "web-research"
+    r = sane(run("schema", "-o", "-"))
+    assert r.code == 0 and json.loads(r.stdout)["$schema"]
+    assert not (tmp_path / "-").exists()
+
+
+def test_a_draft7_dependencies_schema_is_checked_too() -> None:
+    """`dependencies` (draft 7) maps names to schemas or to lists of names: an invalid
+    pattern in one was not seen (a review found it)."""
+    from capacity.serve.schema_args import SchemaError, check_schema
+
+    with pytest.raises(SchemaError, match="/dependencies/a/properties/b/pattern"):
+        check_schema({"type": "object", "dependencies": {
+            "a": {"properties": {"b": {"type": "string", "pattern": "(a"}}}, "c": ["a"]}})
+    check_schema({"type": "object", "dependencies": {"c": ["a"]}})

@@ -45,6 +45,7 @@ from capacity.cli.common import (
     output_format,
     sim_settings,
     simulating,
+    to_stdout,
     write_text,
 )
 from capacity.cli.entry import drop_stdout
@@ -464,7 +465,7 @@ def report_cmd(
     page = build_report(profiles, overrides, sessions=sessions, compare=compare,
                         scenarios=scenarios, method=method.value, sim=sim, quiet=quiet)
     write_text(output, page)
-    if not quiet:
+    if not quiet and not to_stdout(output):
         err_console.print(f"wrote {output}", markup=False)
 
 

@@ -381,10 +381,16 @@ def output_format(fmt: str | None, as_json: bool, as_csv: bool = False,
     return named if named is not None and (named != "html" or html) else "table"
 
 
+def to_stdout(output: Path | None) -> bool:
+    """Whether the result goes to standard output: no ``-o``, or ``-o -`` (as ``-`` names
+    standard input for a profile and standard output for ``init``)."""
+    return output is None or str(output) == "-"
+
+
 def check_output(output: Path | None, how: str | None = None) -> None:
     """Refuse an output path that cannot be written, before any long computation, and
     (``how``: the format asked for) a table sent to a file named for another format."""
-    if output is None:
+    if output is None or to_stdout(output):
         return
     if output.is_dir():
         raise _fail(f"--output {output}: is a directory")
@@ -410,7 +416,7 @@ def check_output(output: Path | None, how: str | None = None) -> None:
 def write_text(output: Path | None, text: str) -> None:
     """Write a finished result to stdout, or to ``output`` (checked by
     :func:`check_output` beforehand); a failed write is one line, exit 2."""
-    if output is None:
+    if output is None or to_stdout(output):
         sys.stdout.write(text)
         return
     try:
@@ -463,7 +469,7 @@ def emit(result: Any, fmt: str, output: Path | None,
         text = html()
     else:  # pragma: no cover - the option types prevent it
         raise _fail(f"--format {fmt}: not available here")
-    if output is None:
+    if output is None or to_stdout(output):
         if text is None:
             print_renderable(console, renderable(result, verbose))
         else:

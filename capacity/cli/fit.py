@@ -77,8 +77,10 @@ def fit_command(
         _run(lambda: plot_format(report, "--report"))
     if report is not None and not report.parent.exists():
         raise _fail(f"--report: directory {report.parent} does not exist")
-    from capacity.cli.common import check_output, resolve_paths, same_file, write_text
+    from capacity.cli.common import check_output, resolve_paths, same_file, to_stdout, write_text
 
+    if to_stdout(output):
+        output = None               # `-o -`: standard output, as without -o
     check_output(output)
 
     for flag, target in (("--output", output), ("--report", report)):

@@ -419,7 +419,8 @@ def _invalid(s: Any, where: str) -> str | None:
                 return (f"{where}/pattern: {pattern[:60]!r} is not a regular expression "
                         f"({e})")
     for key, sub in s.items():
-        if key in _SCHEMA_MAPS and isinstance(sub, dict):
+        # (draft 7's `dependencies` maps names to a schema or to a list of names.)
+        if (key in _SCHEMA_MAPS or key == "dependencies") and isinstance(sub, dict):
             found = _first_in(sub, f"{where}/{key}", _invalid)
             if found is not None:
                 return found
