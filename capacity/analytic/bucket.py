@@ -1504,7 +1504,8 @@ class BucketChain:
             # chain's are).
             walked = self._walk_share(lam)
             told = self._told_shares(lam, walked) if self._told_spread else None
-            out = told if told is not None else self._fresh_moved(out, walked, lam)
+            out = (told if told is not None
+                   else self._fresh_moved(out, walked, lam, sessions))
         self._cache[lam, sessions] = out
         return out
 
@@ -1556,6 +1557,16 @@ class BucketChain:
             own = closed_share(self, law, n, lam)
         else:
             ab = min(1.0, failed / p) if law.abort and p > 0.0 else 0.0
+            if law.abort:
+                # The share of refused calls that fail, where the retry model refuses
+                # next to nothing, read where it refuses as the sessions do (as
+                # _fresh_moved reads the retries): failed / p of a few 1e-6 swung from 0
+                # (p = 0) to 1, halving the answer between 1,408 and 1,412 sessions.
+                free = self._follow_share(law, n, lam, abort=0.0)
+                if p <= 0.0 or free > _RATIO_READ * p:
+                    at = self._matched_shares(free, lam, n)
+                    if at is not None and at["call"] > 0.0:
+                        ab = min(1.0, at["failed"] / at["call"])
             own = self._follow_share(law, n, lam, abort=ab)
         if self._told_spread:
             # Told retries multiply the fresh refusals the sessions make without them
@@ -1566,10 +1577,10 @@ class BucketChain:
             told = self._told_shares(lam, own)
             if told is not None:
                 return told
-        return self._fresh_moved(out, own, lam)
+        return self._fresh_moved(out, own, lam, n)
 
-    def _fresh_moved(self, out: dict[str, float], own: float, lam: float
-                     ) -> dict[str, float]:
+    def _fresh_moved(self, out: dict[str, float], own: float, lam: float,
+                     sessions: float | None = None) -> dict[str, float]:
         """The retry model's shares ``out`` with its fresh refusal share moved by
         ``own − poisson``: ``own``, the fresh calls' refusal share without retries under
         the sessions' own launch pattern, against Poisson launches' (see
@@ -1583,6 +1594,18 @@ class BucketChain:
             # fell 0.92 -> 0.84 from 250 to 500 sessions, the engine 0.94 at 500).
             shift *= max(0.0, 1.0 - p) / (1.0 - poisson)
         fresh = min(1.0, max(0.0, p + shift))
+        if (p <= 0.0 or fresh > _RATIO_READ * p) and fresh > 0.0 and sessions is not None:
+            # The retry model refuses next to nothing at this rate where the sessions'
+            # own pattern refuses ``fresh``: its retries per refused call (a few 1e-5 of
+            # fresh calls, extrapolated over two grids) are noise, and scaled by
+            # fresh / p they swung — a review's three-call chains at a 110 RPM bucket
+            # with backoff retries, 1,404 / 1,412 / 1,420 sessions: 0.59 / 14.3 / 4.4 %
+            # of attempts refused, the engine ~2.3 %. Read per refused call where the
+            # retry model itself refuses ``fresh``.
+            at = self._matched_shares(fresh, lam, sessions)
+            if at is not None:
+                p, rs, att, failed = (at["call"], at["retry_share"], at["attempt"],
+                                      at["failed"])
         if p <= 0.0:
             return {"attempt": fresh, "call": fresh, "failed": fresh, "retry_share": 0.0}
         k = fresh / p
@@ -1591,6 +1614,26 @@ class BucketChain:
         rs2 = rs * k
         return {"attempt": min(1.0, (fresh + rs2 * pr) / (1.0 + rs2)), "call": fresh,
                 "failed": min(1.0, failed * k), "retry_share": rs2}
+
+    def _matched_shares(self, fresh: float, lam: float, sessions: float
+                        ) -> dict[str, float] | None:
+        """The retry model's shares (:meth:`_poisson_shares`) at the launch rate, at
+        least ``lam``, where its fresh calls' refusal share comes nearest ``fresh``
+        (geometric bisection, ``_RATIO_STEPS`` solves, up to ``_RATIO_REACH`` times
+        ``lam``); None where none refuses any."""
+        lo, hi = 1.0, _RATIO_REACH
+        top = self._poisson_shares(lam * hi, sessions)
+        if top["call"] <= fresh:
+            return top if top["call"] > 0.0 else None
+        best = top
+        for _ in range(_RATIO_STEPS):
+            mid = math.sqrt(lo * hi)
+            got = self._poisson_shares(lam * mid, sessions)
+            if got["call"] < fresh:
+                lo = mid
+            else:
+                hi, best = mid, got
+        return best
 
     @property
     def _short_backoff(self) -> bool:
@@ -3692,6 +3735,12 @@ def _quantile_units(count: NDArray[np.float64], call: NDArray[np.float64], h: fl
 # (``_CLOSED_BAND`` standard deviations of its binomial law, at least ``_CLOSED_BLOCKS``
 # counts), so its cost stops growing with N (:func:`_closed_fits` bounds it).
 CLOSED_MAX_SESSIONS = 1000
+# _fresh_moved reads the retries per refused call at a matched rate past this ratio of
+# the sessions' own fresh share over the retry model's, in this many solves, at most
+# this many times the launch rate.
+_RATIO_READ = 4.0
+_RATIO_STEPS = 6
+_RATIO_REACH = 4.0
 # Fixed-point passes of a share at the launch rate its own refusals make (_shortened).
 _SHORTENED_PASSES = 6
 _CLOSED_BAND = 6.0

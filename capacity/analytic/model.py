@@ -900,12 +900,17 @@ class ClumpedLaunches:
             # Which answers, by the fresh calls' share without retries (each a level law
             # in milliseconds; with backoff retries each costs a retry chain, 0.4 s on
             # a tool loop with five of them when both were solved).
-            alone = DeepBucket(kinds, deep.h, deep.refill, deep.depth, deep.scale)
-            own = DeepBucket(deep.kinds, deep.h, deep.refill, deep.depth, deep.scale)
+            # (Each as the bucket counts its refusals: a review found the counted
+            # flag dropped here, chains and tool loops answered as if uncounted.)
+            counted = deep.counts_refusals
+            alone = DeepBucket(kinds, deep.h, deep.refill, deep.depth, deep.scale,
+                               counts_refusals=counted)
+            own = DeepBucket(deep.kinds, deep.h, deep.refill, deep.depth, deep.scale,
+                             counts_refusals=counted)
             if alone.shares(lam * keep)["call"] > own.shares(lam)["call"]:
                 out = (alone if deep.retry is None else DeepBucket(
                     kinds, deep.h, deep.refill, deep.depth, deep.scale,
-                    retry=deep.retry)).shares(lam * keep)
+                    retry=deep.retry, counts_refusals=counted)).shares(lam * keep)
                 if phi < 1.0:
                     base = deep.shares(lam)
                     out = {key: math.exp((1.0 - phi) * math.log(max(base[key], 1e-300))
