@@ -8,6 +8,7 @@ Run from the repository root::
     python benchmarks/session60_probes.py poisson       # ~3 min
     python benchmarks/session60_probes.py follow        # ~2 min
     python benchmarks/session60_probes.py counted       # ~1 min
+    python benchmarks/session60_probes.py review        # ~1 min
 
 ``bucket10``: web-research with its 150 RPM enforced as a token bucket 10 s deep (25
 requests; the profile counts refusals, retries honour the retry-after). At 57, 60 and 63
@@ -44,6 +45,14 @@ calls a second — the deep bucket's level law (:class:`capacity.analytic.bucket
 with the refusals counted (each takes what is there of one request, as the profile's
 ``rejected_count`` says) and not, against the engine's (last simulated hour of 4
 replications, seed 1) with ``rejected_count`` true and false.
+
+``review``: a second review's two cases. tests/data/bucket-follow-many.yaml with backoff
+retries (two, the retry-after not honoured) at 1,404–1,420 sessions, the share of
+attempts refused with the retry model's figures per refused call scaled by the ratio of
+the fresh shares (as before: ``bucket._RATIO_READ`` infinite) and read where it refuses
+as much (now). Three ~5 s calls a turn at a 150 RPM bucket 10 s deep, Exp(3,000 s) think
+time, no retries, 2,261 and 2,362 sessions: the model's share with refusals counted and
+not, and the engine's (last simulated hour of 4 replications, seed 1).
 """
 
 from __future__ import annotations
@@ -232,13 +241,48 @@ def counted() -> None:
               flush=True)
 
 
+def review() -> None:
+    import math
+
+    from capacity.analytic import bucket
+
+    data = yaml.safe_load((ROOT / "tests" / "data" / "bucket-follow-many.yaml").read_text())
+    data["retry"] = {"max_retries": 2, "honour_retry_after": False}
+    grid = (1404, 1408, 1412, 1416, 1420)
+    for label, read in (("scaled by the ratio (before)", math.inf),
+                        ("read where the retry model refuses as much (now)", 4.0)):
+        keep, bucket._RATIO_READ = bucket._RATIO_READ, read
+        try:
+            _, model = _model(copy.deepcopy(data))
+            shares = ", ".join(f"{n}: {model.stats(n).loss_fraction:.2%}" for n in grid)
+        finally:
+            bucket._RATIO_READ = keep
+        print(f"follow-many, backoff retries, {label}: {shares}", flush=True)
+    call = {"model": "m", "input_tokens": 1200, "output_tokens": {"uniform": [80, 250]}}
+    for n in (2261, 2362):
+        row = []
+        for count in (True, False):
+            chain3 = {"name": "chain3", "models": {"m": {
+                "tokens_per_second": 35, "ttft": {"uniform": ["0.4s", "1.2s"]}}},
+                "quotas": {"q": {"models": ["m"], "rpm": 150, "rejected_count": count,
+                                 "enforcement": {"type": "token_bucket", "burst": "10s"}}},
+                "retry": {"max_retries": 0},
+                "session": {"think_time": {"exponential": "3000s"},
+                            "turns": {"t": {"steps": [{"call": call}] * 3}}}}
+            prof, model = _model(chain3)
+            share, _ = _last_hour(prof, n)
+            row.append(f"{'counted' if count else 'not counted'}: model "
+                       f"{model.stats(n).loss_fraction:.3%}, engine {share:.3%}")
+        print(f"three calls a turn, {n} sessions: " + "; ".join(row), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("probe", choices=["bucket10", "poisson", "follow", "counted"])
+    ap.add_argument("probe", choices=["bucket10", "poisson", "follow", "counted", "review"])
     args = ap.parse_args(argv)
     sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
-    {"bucket10": bucket10, "poisson": poisson, "follow": follow,
-     "counted": counted}[args.probe]()
+    {"bucket10": bucket10, "poisson": poisson, "follow": follow, "counted": counted,
+     "review": review}[args.probe]()
     return 0
 
 
