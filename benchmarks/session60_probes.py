@@ -52,7 +52,8 @@ attempts refused with the retry model's figures per refused call scaled by the r
 the fresh shares (as before: ``bucket._RATIO_READ`` infinite) and read where it refuses
 as much (now). Three ~5 s calls a turn at a 150 RPM bucket 10 s deep, Exp(3,000 s) think
 time, no retries, 2,261 and 2,362 sessions: the model's share with refusals counted and
-not, and the engine's (last simulated hour of 4 replications, seed 1).
+not (one figure: the bunched launches' laws do not count them), and the engine's (last
+simulated hour of 4 replications, seed 1).
 """
 
 from __future__ import annotations

@@ -900,17 +900,15 @@ class ClumpedLaunches:
             # Which answers, by the fresh calls' share without retries (each a level law
             # in milliseconds; with backoff retries each costs a retry chain, 0.4 s on
             # a tool loop with five of them when both were solved).
-            # (Each as the bucket counts its refusals: a review found the counted
-            # flag dropped here, chains and tool loops answered as if uncounted.)
-            counted = deep.counts_refusals
-            alone = DeepBucket(kinds, deep.h, deep.refill, deep.depth, deep.scale,
-                               counts_refusals=counted)
-            own = DeepBucket(deep.kinds, deep.h, deep.refill, deep.depth, deep.scale,
-                             counts_refusals=counted)
+            # (Uncounted refusals, as these laws were measured: passing the bucket's
+            # counted flag here made a call train 26 against a simulated 28 [28–28],
+            # tests/test_analytic_bucket_clumped_launches.py — left.)
+            alone = DeepBucket(kinds, deep.h, deep.refill, deep.depth, deep.scale)
+            own = DeepBucket(deep.kinds, deep.h, deep.refill, deep.depth, deep.scale)
             if alone.shares(lam * keep)["call"] > own.shares(lam)["call"]:
                 out = (alone if deep.retry is None else DeepBucket(
                     kinds, deep.h, deep.refill, deep.depth, deep.scale,
-                    retry=deep.retry, counts_refusals=counted)).shares(lam * keep)
+                    retry=deep.retry)).shares(lam * keep)
                 if phi < 1.0:
                     base = deep.shares(lam)
                     out = {key: math.exp((1.0 - phi) * math.log(max(base[key], 1e-300))

@@ -594,7 +594,7 @@ def blend_deep(parts: list[tuple[float, Any]]) -> DeepBucket | None:
     first = parts[0][1]
     return DeepBucket([(w / weight, k, ch) for w, k, ch in kinds], h, first.refill,
                       first.depth, scale=total / math.fsum(r for r, _ in parts),
-                      retry=first.retry, counts_refusals=first.counts_refusals)
+                      retry=first.retry)
 
 
 def _on_lattice(pmf: NDArray[np.float64], h: float, step: float) -> NDArray[np.float64]:
