@@ -1580,7 +1580,7 @@ class BucketChain:
         return self._fresh_moved(out, own, lam, n)
 
     def _fresh_moved(self, out: dict[str, float], own: float, lam: float,
-                     sessions: float | None = None) -> dict[str, float]:
+                     sessions: float) -> dict[str, float]:
         """The retry model's shares ``out`` with its fresh refusal share moved by
         ``own − poisson``: ``own``, the fresh calls' refusal share without retries under
         the sessions' own launch pattern, against Poisson launches' (see
@@ -1594,7 +1594,7 @@ class BucketChain:
             # fell 0.92 -> 0.84 from 250 to 500 sessions, the engine 0.94 at 500).
             shift *= max(0.0, 1.0 - p) / (1.0 - poisson)
         fresh = min(1.0, max(0.0, p + shift))
-        if (p <= 0.0 or fresh > _RATIO_READ * p) and fresh > 0.0 and sessions is not None:
+        if (p <= 0.0 or fresh > _RATIO_READ * p) and fresh > 0.0:
             # The retry model refuses next to nothing at this rate where the sessions'
             # own pattern refuses ``fresh``: its retries per refused call (a few 1e-5 of
             # fresh calls, extrapolated over two grids) are noise, and scaled by
