@@ -253,7 +253,8 @@ def check_cmd(
                                           help="Required sessions (launch target).")],
     method: Annotated[CheckMethod, typer.Option(
         metavar="mean|analytic|simulate",
-        help="Ceiling to compare: mean (napkin), analytic (burst-aware) or simulate.")] = (
+        help="Ceiling to compare: mean (napkin), analytic (burst-aware) or simulate.",
+        case_sensitive=False)] = (
         CheckMethod.analytic),
     replications: ReplicationsOpt = 20,
     horizon: HorizonOpt = "1h",

@@ -348,7 +348,7 @@ class Method(StrEnum):
 
 MethodOpt = Annotated[Method, typer.Option(
     "--method", help="analytic (fast), simulate (Monte Carlo N* with CI) or both.",
-    metavar="analytic|simulate|both")]
+    metavar="analytic|simulate|both", case_sensitive=False)]
 ReplicationsOpt = Annotated[int, typer.Option(
     "--replications", min=2, help="Independent simulation replications.", metavar="N")]
 HorizonOpt = Annotated[str, typer.Option(

@@ -34,7 +34,7 @@ def fit_command(
              "request logs; '-' reads standard input.", show_default=False)],
     fmt: Annotated[TraceFormat, typer.Option(
         "--format", metavar="auto|otlp-json|jsonl",
-        help="File format (auto: by content).")] = TraceFormat.auto,
+        help="File format (auto: by content).", case_sensitive=False)] = TraceFormat.auto,
     quota_from: Annotated[Path | None, typer.Option(
         "--quota-from", metavar="PROFILE",
         help="Copy quotas (and retry, pacing, targets) from this profile; "
@@ -49,7 +49,7 @@ def fit_command(
     pacing: Annotated[Pacing, typer.Option(
         "--pacing", metavar="auto|think_time|cadence",
         help="think_time (closed loop) or cadence; auto: the one independent of "
-        "turn latency.")] = Pacing.auto,
+        "turn latency.", case_sensitive=False)] = Pacing.auto,
     time_scale: Annotated[float | None, typer.Option(
         "--time-scale", metavar="K", min=1e-9, max=1_000_000.0,
         parser=finite(1e-9, 1_000_000.0),

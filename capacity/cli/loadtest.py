@@ -90,7 +90,8 @@ def loadtest(
         help="K: run K× faster; must equal capacity serve's --time-scale.")] = 1.0,
     provider: Annotated[Provider | None, typer.Option(
         "--provider", metavar="openai|azure|anthropic", help="Request dialect (default: "
-        "openai; anthropic with --client anthropic).", show_default=False)] = None,
+        "openai; anthropic with --client anthropic).", show_default=False,
+        case_sensitive=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV, one row per N.")] = False,
     seed: Annotated[int | None, typer.Option(
@@ -99,7 +100,7 @@ def loadtest(
     client: Annotated[Client, typer.Option(
         "--client", metavar="raw|openai|anthropic",
         help="raw (lean aiohttp, default) or the official openai/anthropic SDK "
-        "with its own retries (time scale 1 only).")] = Client.raw,
+        "with its own retries (time scale 1 only).", case_sensitive=False)] = Client.raw,
     processes: Annotated[int, typer.Option(
         "--processes", metavar="P", min=1, help="Shard the sessions across P processes.")] = 1,
     agent_url: Annotated[str | None, typer.Option(
@@ -114,7 +115,7 @@ def loadtest(
     engine: Annotated[Engine, typer.Option(
         "--engine", metavar="builtin|locust",
         help="builtin (asyncio) or locust (a local Locust master and "
-        "--workers workers).")] = Engine.builtin,
+        "--workers workers).", case_sensitive=False)] = Engine.builtin,
     workers: Annotated[int | None, typer.Option(
         "--workers", metavar="N", min=1, help="Locust workers (with --engine locust; "
         "default 2).", show_default=False)] = None,
@@ -138,7 +139,8 @@ def loadtest(
         "call to a deployment as a LiteLLM-style router would (default with the builtin "
         "raw client); gateway = it sends the logical model name and the target routes "
         "(capacity serve acting as the gateway; the only mode of --engine locust, --client "
-        "openai/anthropic and --agent-url).", show_default=False)] = None,
+        "openai/anthropic and --agent-url).", show_default=False,
+        case_sensitive=False)] = None,
     reset: Annotated[bool, typer.Option(
         "--reset/--no-reset", help="POST /admin/reset to the target before each N "
         "(capacity serve: fresh quota state, token buckets at the simulator's "

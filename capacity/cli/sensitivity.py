@@ -68,7 +68,8 @@ def sensitivity_command(
     method: Annotated[SensitivityMethod, typer.Option(
         "--method", metavar="analytic|simulate",
         help="analytic: burst-aware ceilings (fast); simulate: simulated N* of the top "
-             "parameters, one seed for every variant.")] = SensitivityMethod.analytic,
+             "parameters, one seed for every variant.", case_sensitive=False)] = (
+        SensitivityMethod.analytic),
     plot: Annotated[Path | None, typer.Option(
         "--plot", metavar="FILE.png|svg|pdf",
         help="Also draw the tornado chart to FILE (format from its extension; needs "

@@ -54,8 +54,8 @@ def serve_command(
         show_default=False)] = None,
     provider: Annotated[Provider, typer.Option(
         "--provider", metavar="openai|azure|anthropic",
-        help="Header dialect for /v1/chat/completions and /v1/responses.")
-    ] = Provider.openai,
+        help="Header dialect for /v1/chat/completions and /v1/responses.",
+        case_sensitive=False)] = Provider.openai,
     tool_probability: Annotated[float, typer.Option(
         "--tool-probability", metavar="P", min=0.0, max=1.0, parser=finite(0.0, 1.0),
         help="Chance that a turn offered tools (tool_choice auto) answers with a call.")
