@@ -1,0 +1,126 @@
+"""Session 61's probe (issue 13): the issue's own 1 → 3 → 1 workload with a *fixed*
+think time, where the sessions fall into step.
+
+Run from the repository root::
+
+    python benchmarks/session61_probes.py lockstep     # ~4 min
+    python benchmarks/session61_probes.py windows      # ~1 min
+    python benchmarks/session61_probes.py thinks       # ~1 min
+
+``lockstep``: the 1 → 3 → 1 turn of ``benchmarks/analytic_accuracy.py`` (500 RPM in
+fixed windows of 60 s, 10 s and 1 s; with the default two retries and without any) with
+its Exp(120 s) think time and with a fixed 120 s one: the analytic N* against the
+simulated N* [95 % CI] as ``capacity ceiling --seed 1`` searches for it (20
+replications × 1 h).
+
+``windows``: the fixed 120 s think time at 60 s windows without retries, 230 sessions
+(seed 1): each replication's share of attempts refused by 5-minute block, then for the
+replication that locks, the calls offered and admitted in each window of its last 20
+minutes — the whole population in a few herds, windows empty between them.
+
+``thinks``: the same turn at 60 s windows without retries, with fixed think times from
+60 s to 240 s: the analytic N* against the simulated one (seed 1, 20 replications) —
+optimistic at every think time, not only where the cycle resonates with the window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _profile(window: str, retries: bool, think: Any) -> Any:
+    from analytic_accuracy import dag_profile
+
+    from capacity.profile.loader import profile_from_dict
+
+    base = dag_profile("one-three-one", {"rpm": 500, "enforcement": {
+        "type": "fixed_window", "window": window}}, None if retries else {"max_retries": 0})
+    data = base.model_dump(mode="json", exclude_none=True)
+    data["session"]["think_time"] = think
+    return profile_from_dict(data)
+
+
+def lockstep() -> None:
+    from capacity.analytic.model import analyze
+    from capacity.search import find_saturation
+
+    print("| windows | retries | think time | analytic N* | simulated N* [95% CI] |")
+    print("|---|---|---|---|---|")
+    for window in ("60s", "10s", "1s"):
+        for retries in (True, False):
+            for think in ({"exponential": "120s"}, "120s"):
+                prof = _profile(window, retries, think)
+                res = analyze(prof)
+                n = res.burst_ceiling
+                sat = find_saturation(prof, max(1, int(n * 0.8)), int(n * 1.1) + 1, seed=1,
+                                      replications=20,
+                                      max_sessions=int(res.mean_ceiling * 1.1) + 1)
+                kind = "Exp(120 s)" if isinstance(think, dict) else "fixed 120 s"
+                print(f"| {window} | {'2' if retries else 'none'} | {kind} | {n} | "
+                      f"{sat.n_star} [{sat.n_lo}–{sat.n_hi}] |", flush=True)
+
+
+def thinks() -> None:
+    from capacity.analytic.model import analyze
+    from capacity.search import find_saturation
+
+    print("| fixed think time | analytic N* | simulated N* [95% CI] | error |")
+    print("|---|---|---|---|")
+    for think in ("60s", "90s", "120s", "150s", "180s", "240s"):
+        prof = _profile("60s", False, think)
+        res = analyze(prof)
+        n = res.burst_ceiling
+        sat = find_saturation(prof, max(1, int(n * 0.7)), int(n * 1.1) + 1, seed=1,
+                              replications=20, max_sessions=int(res.mean_ceiling * 1.1) + 1)
+        print(f"| {think} | {n} | {sat.n_star} [{sat.n_lo}–{sat.n_hi}] | "
+              f"{100.0 * (n / sat.n_star - 1.0):+.1f}% |", flush=True)
+
+
+def windows() -> None:
+    import numpy as np
+
+    from capacity.sim.engine import trace_attempts
+    from capacity.sim.kernels import T_ADMITTED, T_T
+
+    prof = _profile("60s", False, "120s")
+    locked = None
+    for rep in range(3):
+        tr = trace_attempts(prof, 230, horizon_s=3600.0, seed=1, replication=rep)
+        t = tr.rows[:, T_T]
+        refused = tr.rows[:, T_ADMITTED] == 0
+        blocks = np.arange(t.min(), t.max(), 300.0)
+        shares = [100.0 * float(refused[(t >= b) & (t < b + 300.0)].mean()) for b in blocks]
+        print(f"replication {rep}: % refused by 5-minute block "
+              + " ".join(f"{s:.1f}" for s in shares))
+        if locked is None and shares[-1] > 10.0:
+            locked = (rep, tr)
+    if locked is None:
+        return
+    rep, tr = locked
+    rows = tr.rows[tr.rows[:, T_T] >= tr.rows[:, T_T].max() - 1200.0]
+    # The provider's windows: its clock at t is t + clock_offset_s.
+    idx = np.floor((rows[:, T_T] + tr.clock_offset_s) / 60.0).astype(np.int64)
+    idx -= idx.min()
+    offered = np.bincount(idx)
+    admitted = np.bincount(idx, weights=rows[:, T_ADMITTED]).astype(np.int64)
+    print(f"replication {rep}, last 20 minutes, calls a 60 s window (allowance 500):")
+    print("offered  " + " ".join(f"{x:4d}" for x in offered[1:-1]))
+    print("admitted " + " ".join(f"{x:4d}" for x in admitted[1:-1]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    ap.add_argument("probe", choices=["lockstep", "windows", "thinks"])
+    args = ap.parse_args(argv)
+    sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+    {"lockstep": lockstep, "windows": windows, "thinks": thinks}[args.probe]()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
