@@ -6,6 +6,7 @@ Run from the repository root::
     python benchmarks/session61_probes.py lockstep     # ~4 min
     python benchmarks/session61_probes.py windows      # ~1 min
     python benchmarks/session61_probes.py thinks       # ~1 min
+    python benchmarks/session61_probes.py fleet        # ~1 min
 
 ``lockstep``: the 1 → 3 → 1 turn of ``benchmarks/analytic_accuracy.py`` (500 RPM in
 fixed windows of 60 s, 10 s and 1 s; with the default two retries and without any) with
@@ -21,6 +22,13 @@ minutes — the whole population in a few herds, windows empty between them.
 ``thinks``: the same turn at 60 s windows without retries, with fixed think times from
 60 s to 240 s: the analytic N* against the simulated one (seed 1, 20 replications) —
 optimistic at every think time, not only where the cycle resonates with the window.
+
+``fleet``: hunt-4091 (priority routing with spillover from a sliding 60 s RPM log, ``a``,
+to fixed 1 s windows, ``b``; Exp(173.6 s) think time; SDK retries; 7.5–8 % optimistic)
+at 235 sessions, as drawn, without retries, and with ``b`` unlimited (nothing refused
+there, so nothing retried): the model's 429 share of attempts and spill share, and the
+engine's (4 replications × 1 h, seed 1) — its 429 share, ``a``'s first attempts spilled,
+``b``'s attempts refused and the calls ``b`` turns away per second (its 1 s window).
 """
 
 from __future__ import annotations
@@ -81,6 +89,49 @@ def thinks() -> None:
               f"{100.0 * (n / sat.n_star - 1.0):+.1f}% |", flush=True)
 
 
+def fleet() -> None:
+    import numpy as np
+    import yaml
+
+    from capacity.profile.loader import profile_from_dict
+    from capacity.sim.engine import trace_attempts
+    from capacity.sim.kernels import T_ADMITTED, T_ATTEMPT, T_DEP, T_T
+    from capacity.whatif.sweep import sweep
+
+    base = yaml.safe_load((ROOT / "benchmarks" / "hunt" / "profiles"
+                           / "hunt-4091.yaml").read_text())
+    none = {**base, "retry": {"max_retries": 0}}
+    wide = yaml.safe_load(yaml.safe_dump(base))
+    wide["quotas"]["q1"].update(rpm=100_000, tpm=1_000_000_000)
+    print("| hunt-4091 at 235 | model 429 | model spill | engine 429 | a spilled | "
+          "b refused | b turns away a second |")
+    print("|---|---|---|---|---|---|---|")
+    for label, data in (("as drawn (SDK retries)", base), ("no retries", none),
+                        ("b unlimited", wide)):
+        prof = profile_from_dict(data)
+        row = sweep(prof, [235], method="both", seed=1, replications=4).rows[0]
+        a_first = a_spilled = b_made = b_refused = 0
+        turned: list[float] = []
+        for rep in range(4):
+            tr = trace_attempts(prof, 235, horizon_s=3600.0, seed=1, replication=rep)
+            r = tr.rows
+            ok = r[:, T_ADMITTED] == 1
+            first = (r[:, T_DEP] == 0) & (r[:, T_ATTEMPT] == 1)
+            on_b = r[:, T_DEP] == 1
+            a_first += int(first.sum())
+            a_spilled += int((first & ~ok).sum())
+            b_made += int(on_b.sum())
+            b_refused += int((on_b & ~ok).sum())
+            w = np.floor(r[on_b, T_T] + tr.clock_offset_s).astype(np.int64)
+            span = int(np.ceil(r[:, T_T].max() - r[:, T_T].min()))
+            turned.append(float((~ok[on_b]).sum()) / max(span, 1) if w.size else 0.0)
+        print(f"| {label} | {100 * row.analytic_429_fraction:.2f} % | "
+              f"{100 * sum((row.spill or {}).values()):.1f} % | "
+              f"{100 * (row.simulated or {})['attempt_429_fraction'][0]:.2f} % | "
+              f"{100 * a_spilled / max(a_first, 1):.1f} % | "
+              f"{100 * b_refused / max(b_made, 1):.1f} % | {np.mean(turned):.3f} |", flush=True)
+
+
 def windows() -> None:
     import numpy as np
 
@@ -115,10 +166,11 @@ def windows() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    ap.add_argument("probe", choices=["lockstep", "windows", "thinks"])
+    ap.add_argument("probe", choices=["lockstep", "windows", "thinks", "fleet"])
     args = ap.parse_args(argv)
     sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
-    {"lockstep": lockstep, "windows": windows, "thinks": thinks}[args.probe]()
+    {"lockstep": lockstep, "windows": windows, "thinks": thinks, "fleet": fleet}[
+        args.probe]()
     return 0
 
 
