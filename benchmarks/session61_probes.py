@@ -20,8 +20,9 @@ replication that locks, the calls offered and admitted in each window of its las
 minutes — the whole population in a few herds, windows empty between them.
 
 ``thinks``: the same turn at 60 s windows without retries, with fixed think times from
-60 s to 240 s: the analytic N* against the simulated one (seed 1, 20 replications) —
-optimistic at every think time, not only where the cycle resonates with the window.
+60 s to 240 s and two uniform ones about 120 s: the analytic N* against the simulated one
+(seed 1, 20 replications), and whether the answer carries the phase-lock note —
+optimistic at every fixed think time, not only where the cycle resonates with the window.
 
 ``fleet``: hunt-4091 (priority routing with spillover from a sliding 60 s RPM log, ``a``,
 to fixed 1 s windows, ``b``; Exp(173.6 s) think time; SDK retries; 7.5–8 % optimistic)
@@ -77,16 +78,21 @@ def thinks() -> None:
     from capacity.analytic.model import analyze
     from capacity.search import find_saturation
 
-    print("| fixed think time | analytic N* | simulated N* [95% CI] | error |")
-    print("|---|---|---|---|")
-    for think in ("60s", "90s", "120s", "150s", "180s", "240s"):
+    print("| think time | analytic N* | simulated N* [95% CI] | error | note |")
+    print("|---|---|---|---|---|")
+    spread: list[Any] = [{"uniform": ["90s", "150s"]}, {"uniform": ["60s", "180s"]}]
+    for think in ["60s", "90s", "120s", "150s", "180s", "240s", *spread]:
         prof = _profile("60s", False, think)
         res = analyze(prof)
         n = res.burst_ceiling
         sat = find_saturation(prof, max(1, int(n * 0.7)), int(n * 1.1) + 1, seed=1,
                               replications=20, max_sessions=int(res.mean_ceiling * 1.1) + 1)
-        print(f"| {think} | {n} | {sat.n_star} [{sat.n_lo}–{sat.n_hi}] | "
-              f"{100.0 * (n / sat.n_star - 1.0):+.1f}% |", flush=True)
+        label = (f"fixed {think}" if isinstance(think, str)
+                 else "U({}, {})".format(*think["uniform"]))
+        noted = any("fall into step" in x for x in res.notes)
+        print(f"| {label} | {n} | {sat.n_star} [{sat.n_lo}–{sat.n_hi}] | "
+              f"{100.0 * (n / sat.n_star - 1.0):+.1f}% | {'yes' if noted else 'no'} |",
+              flush=True)
 
 
 def fleet() -> None:
