@@ -3,10 +3,10 @@ think time, where the sessions fall into step.
 
 Run from the repository root::
 
-    python benchmarks/session61_probes.py lockstep     # ~4 min
-    python benchmarks/session61_probes.py windows      # ~1 min
-    python benchmarks/session61_probes.py thinks       # ~1 min
-    python benchmarks/session61_probes.py fleet        # ~1 min
+    python benchmarks/session61_probes.py lockstep     # ~5 s
+    python benchmarks/session61_probes.py windows      # ~1 s
+    python benchmarks/session61_probes.py thinks       # ~5 s
+    python benchmarks/session61_probes.py fleet        # ~20 s
 
 ``lockstep``: the 1 → 3 → 1 turn of ``benchmarks/analytic_accuracy.py`` (500 RPM in
 fixed windows of 60 s, 10 s and 1 s; with the default two retries and without any) with
@@ -17,7 +17,7 @@ replications × 1 h).
 ``windows``: the fixed 120 s think time at 60 s windows without retries, 230 sessions
 (seed 1): each replication's share of attempts refused by 5-minute block, then for the
 replication that locks, the calls offered and admitted in each window of its last 20
-minutes — the whole population in a few herds, windows empty between them.
+minutes — the sessions in a few herds, sparse windows between them.
 
 ``thinks``: the same turn at 60 s windows without retries, with fixed think times from
 60 s to 240 s and two uniform ones about 120 s: the analytic N* against the simulated one
@@ -128,9 +128,8 @@ def fleet() -> None:
             a_spilled += int((first & ~ok).sum())
             b_made += int(on_b.sum())
             b_refused += int((on_b & ~ok).sum())
-            w = np.floor(r[on_b, T_T] + tr.clock_offset_s).astype(np.int64)
             span = int(np.ceil(r[:, T_T].max() - r[:, T_T].min()))
-            turned.append(float((~ok[on_b]).sum()) / max(span, 1) if w.size else 0.0)
+            turned.append(float((~ok[on_b]).sum()) / max(span, 1))
         print(f"| {label} | {100 * row.analytic_429_fraction:.2f} % | "
               f"{100 * sum((row.spill or {}).values()):.1f} % | "
               f"{100 * (row.simulated or {})['attempt_429_fraction'][0]:.2f} % | "
