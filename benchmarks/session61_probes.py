@@ -7,6 +7,7 @@ Run from the repository root::
     python benchmarks/session61_probes.py windows      # ~1 s
     python benchmarks/session61_probes.py thinks       # ~5 s
     python benchmarks/session61_probes.py fleet        # ~20 s
+    python benchmarks/session61_probes.py told         # ~30 s
 
 ``lockstep``: the 1 → 3 → 1 turn of ``benchmarks/analytic_accuracy.py`` (500 RPM in
 fixed windows of 60 s, 10 s and 1 s; with the default two retries and without any) with
@@ -30,6 +31,17 @@ at 235 sessions, as drawn, without retries, and with ``b`` unlimited (nothing re
 there, so nothing retried): the model's 429 share of attempts and spill share, and the
 engine's (4 replications × 1 h, seed 1) — its 429 share, ``a``'s first attempts spilled,
 ``b``'s attempts refused and the calls ``b`` turns away per second (its 1 s window).
+
+``told``: hunt-5006 (one call a launch at a 311 RPM token bucket 2 s deep that counts its
+refusals, five retries that wait the retry-after, Exp(40 s) think time; 39 against a
+simulated 36 [34–36]) at 36 and 40 sessions: the model's shares (fresh calls refused,
+attempts refused, calls failed) and the engine's (8 replications × 1 h, seed 1) — fresh
+calls refused, attempts refused, and the share of each retry refused again. A refused
+attempt is told the time its request would fit as the bucket stood, then its counted
+refusal takes the part of a request that is there: the retry that waits exactly that
+long finds the bucket short again, and the next. The first refusals of one call, as the
+engine made them (replication 0, 40 sessions): each attempt's time after the first,
+the retry-after it was told, and whether it was admitted.
 """
 
 from __future__ import annotations
@@ -137,6 +149,52 @@ def fleet() -> None:
               f"{100 * b_refused / max(b_made, 1):.1f} % | {np.mean(turned):.3f} |", flush=True)
 
 
+def told() -> None:
+    import numpy as np
+    import yaml
+
+    from capacity.analytic.model import constraint_model, cycle_time
+    from capacity.model.workload import Workload
+    from capacity.profile.loader import profile_from_dict
+    from capacity.sim.engine import trace_attempts
+    from capacity.sim.kernels import T_ADMITTED, T_ATTEMPT, T_RETRY_AFTER, T_SESSION, T_T
+
+    prof = profile_from_dict(yaml.safe_load((ROOT / "benchmarks" / "hunt" / "profiles"
+                                             / "hunt-5006.yaml").read_text()))
+    wl = Workload.from_profile(prof)
+    (c,) = wl.constraints
+    model = constraint_model(wl, c, cycle_time(wl).cycle_s)
+    print("| sessions | model: fresh / attempts / failed | engine: fresh / attempts | "
+          "engine: retry 1–5 refused again |")
+    print("|---|---|---|---|")
+    first = None
+    for n in (36, 40):
+        st = model.stats(n)
+        made = np.zeros(7)
+        refused = np.zeros(7)
+        for rep in range(8):
+            rows = trace_attempts(prof, n, horizon_s=3600.0, seed=1, replication=rep).rows
+            for a in range(1, 7):
+                at = rows[:, T_ATTEMPT] == a
+                made[a] += at.sum()
+                refused[a] += (at & (rows[:, T_ADMITTED] == 0)).sum()
+            if n == 40 and rep == 0:
+                first = rows
+        again = " ".join(f"{100 * refused[a] / max(made[a], 1):.1f}" for a in range(2, 7))
+        print(f"| {n} | {100 * st.call_429_fraction:.2f} / {100 * st.loss_fraction:.2f} / "
+              f"{100 * st.call_failure_fraction:.2f} % | "
+              f"{100 * refused[1] / made[1]:.2f} / {100 * refused.sum() / made.sum():.2f} % "
+              f"| {again} % |", flush=True)
+    assert first is not None
+    i = int(np.flatnonzero((first[:, T_ATTEMPT] == 1) & (first[:, T_ADMITTED] == 0))[0])
+    mine = first[first[:, T_SESSION] == first[i, T_SESSION]]
+    mine = mine[(mine[:, T_T] >= first[i, T_T]) & (mine[:, T_T] < first[i, T_T] + 5.0)]
+    print("a refused call at 40 sessions (bucket refill: one request in "
+          f"{60.0 / 311:.3f} s): t − t₀ (s), retry-after told (s), admitted")
+    for r in mine[:7]:
+        print(f"  {r[T_T] - first[i, T_T]:.3f}  {r[T_RETRY_AFTER]:.3f}  {int(r[T_ADMITTED])}")
+
+
 def windows() -> None:
     import numpy as np
 
@@ -171,11 +229,11 @@ def windows() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    ap.add_argument("probe", choices=["lockstep", "windows", "thinks", "fleet"])
+    ap.add_argument("probe", choices=["lockstep", "windows", "thinks", "fleet", "told"])
     args = ap.parse_args(argv)
     sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
-    {"lockstep": lockstep, "windows": windows, "thinks": thinks, "fleet": fleet}[
-        args.probe]()
+    {"lockstep": lockstep, "windows": windows, "thinks": thinks, "fleet": fleet,
+     "told": told}[args.probe]()
     return 0
 
 

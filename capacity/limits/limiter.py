@@ -7,7 +7,10 @@ are corrected after the call by :meth:`Limiter.settle`). A rejected request is a
 that request, assuming no other traffic, rounded strictly up to the next millisecond
 (``retry-after-ms``); ``inf`` when it can never fit (bigger than the allowance). A rejected
 attempt of a quota with ``rejected_count`` costs one unit of each of its request
-dimensions (:meth:`Meter.count_rejection`).
+dimensions (:meth:`Meter.count_rejection`) — taken *after* the retry-after is computed, so
+on a token bucket or sliding log that counts rejections a retry that waits exactly the
+retry-after finds the limit short again (the analytic models follow this: the bucket's
+cascade, the sliding log's storms; ``benchmarks/session61_probes.py told``).
 
 Charges come from :func:`capacity.model.quota.request_coefficients` (the one charging
 rule). Meters start fresh (buckets full, windows empty), as a provider's would for a new
