@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from capacity.analytic.model import analyze
+from capacity.analytic.model import PHASE_LOCK_CHECK, PHASE_LOCK_SIMULATED, analyze
 from capacity.profile.loader import load_profile
+from capacity.whatif.ceiling import SimSettings, ceiling
 
 from ._accuracy import Recorded, assert_accurate
 
@@ -33,6 +34,18 @@ def test_the_answer_says_it_can_be_optimistic_here() -> None:
     # The same turn with a think time spread wide enough to scatter the herds: no note.
     spread = analyze(load_profile(PROFILE, ["session.think_time={uniform: [60s, 180s]}"]))
     assert not [x for x in spread.notes if "fall into step" in x]
+
+
+def test_beside_the_simulation_the_note_points_at_it() -> None:
+    """``capacity ceiling`` simulates by default: there the note does not ask for the
+    simulation printed above it."""
+    prof = load_profile(PROFILE)
+    res = ceiling(prof, "both", sim=SimSettings(seed=1, replications=4, horizon_s=1800.0))
+    assert res.simulated is not None
+    (note,) = [x for x in res.notes if "fall into step" in x]
+    assert note.endswith(PHASE_LOCK_SIMULATED) and PHASE_LOCK_CHECK not in note
+    (alone,) = [x for x in analyze(prof).notes if "fall into step" in x]
+    assert alone.endswith(PHASE_LOCK_CHECK)
 
 
 @pytest.mark.xfail(strict=True, reason="herds of sessions refused together: the model "

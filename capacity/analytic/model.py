@@ -2596,10 +2596,15 @@ def _phase_lock_notes(profile: Profile, result: CeilingResult) -> list[str]:
         notes.append(
             f"{steady} (the cycle varies by {spread:.0%} of its {cyc.cycle_s:.0f}s mean) "
             f"and {how} and can fall into step, which the analytic model does not see; "
-            "its answer can be optimistic there. Check it with a simulation (--method "
-            "simulate), which measures its N* again two hours later and says whether it "
-            "settled.")
+            f"its answer can be optimistic there. {PHASE_LOCK_CHECK}")
     return notes
+
+
+# The phase-lock note's last sentence; where the simulation has run beside the analytic
+# answer (capacity.whatif.ceiling) it reads PHASE_LOCK_SIMULATED instead.
+PHASE_LOCK_CHECK = ("Check it with a simulation (--method simulate), which measures its "
+                    "N* again two hours later and says whether it settled.")
+PHASE_LOCK_SIMULATED = "The simulated N* is the one to trust here."
 
 
 def _analyze(profile: Profile, sessions: int | None,

@@ -174,8 +174,8 @@ def report_page(*, ceiling: Any, sweep: Any, compare: Any | None,
         "</p>",
         "<h2>Ceilings (sessions)</h2>", _ceilings(r),
         f'<p class="legend">mean-value: quota ÷ per-session rate; burst-aware: with bursts, '
-        f"at ≤{_e(pct(r.targets['max_429_fraction']))} of calls answered 429"
-        + ("; simulated: closed loop with retries, 95% confidence interval" if sim else "")
+        f"at ≤{_e(pct(r.targets['max_429_fraction']))} of attempts answered 429"
+        + ("; simulated: closed loop, 95% confidence interval" if sim else "")
         + ".</p>",
     ]
     spells = getattr(r, "spells", None)
@@ -195,7 +195,7 @@ def report_page(*, ceiling: Any, sweep: Any, compare: Any | None,
                      f"{_e(format_duration(sim.horizon_s))}, seed "
                      f'<span data-key="simulated.seed">{sim.seed}</span>.</p>')
     parts += ["<h2>Saturation curve</h2>", curve_svg(sweep),
-              '<p class="legend">Share of calls answered 429 against the number of concurrent '
+              '<p class="legend">Share of attempts answered 429 against the number of concurrent '
               "sessions, on a log scale (dashed grey: burst-aware model; red: simulated "
               "attempts); the dotted line is the target, the green line the ceiling on this "
               "grid.</p>", _sweep_table(sweep)]

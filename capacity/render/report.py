@@ -99,7 +99,7 @@ def ceiling_renderable(r: CeilingResult, verbose: bool = False) -> Group:
     target = pct(r.targets["max_429_fraction"])
     legend = (f"mean: quota ÷ per-session rate (the napkin); burst: with bursts, at ≤{target} "
               "429s;")
-    legend2 = ("simulated: N* [95% CI], closed loop with retries; ◀ binds first."
+    legend2 = ("simulated: N* [95% CI], closed loop; ◀ binds first."
                if sim is not None else "◀ binds first.")
     parts: list[RenderableType] = [head0, table, _legend(legend), _legend(legend2)]
     spills = sorted({c.spill_to for c in r.constraints if c.spill_to})
@@ -217,7 +217,7 @@ def _summary(r: CeilingResult) -> str:
                  "rate is the limit.")
     sim = r.simulated
     if sim is not None:
-        text += (f" The simulation (closed loop, with retries) puts it at {sim.n_star:,} "
+        text += (f" The simulation (closed loop) puts it at {sim.n_star:,} "
                  f"(95% CI {sim.n_lo:,}–{sim.n_hi:,}")
         if mean_n is not None and 0 < sim.n_star < mean_n:
             text += f"; {fewer(sim.n_star, mean_n)} than the napkin"
