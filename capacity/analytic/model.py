@@ -2526,7 +2526,7 @@ def _outside_the_model(profile: Profile, result: CeilingResult) -> CeilingResult
         notes.append("Client-side pacing (pacing:) is not in the analytic model for "
                      "populations or routes: calls it holds back wait in its queue instead "
                      "of being refused, so the ceiling is set by that queue's waits and the "
-                     "latency target — simulate it (--method simulate).")
+                     f"latency target — {PACING_CHECK}")
     notes.extend(_phase_lock_notes(profile, out))
     return out.replaced(notes=tuple(notes)) if notes != list(result.notes) else out
 
@@ -2600,11 +2600,14 @@ def _phase_lock_notes(profile: Profile, result: CeilingResult) -> list[str]:
     return notes
 
 
-# The phase-lock note's last sentence; where the simulation has run beside the analytic
-# answer (capacity.whatif.ceiling) it reads PHASE_LOCK_SIMULATED instead.
+# The notes' advice to simulate, and what each says where the simulation has run beside
+# the analytic answer (capacity.whatif.ceiling: SIMULATED_ADVICE).
 PHASE_LOCK_CHECK = ("Check it with a simulation (--method simulate), which measures its "
                     "N* again two hours later and says whether it settled.")
 PHASE_LOCK_SIMULATED = "The simulated N* is the one to trust here."
+PACING_CHECK = "simulate it (--method simulate)."
+PACING_SIMULATED = "the simulated N* counts them."
+SIMULATED_ADVICE = ((PHASE_LOCK_CHECK, PHASE_LOCK_SIMULATED), (PACING_CHECK, PACING_SIMULATED))
 
 
 def _analyze(profile: Profile, sessions: int | None,

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from capacity._version import __version__
 from capacity.analytic.model import (
-    PHASE_LOCK_CHECK,
-    PHASE_LOCK_SIMULATED,
+    SIMULATED_ADVICE,
     SPLIT_KINDS,
     CeilingResult,
     ConstraintResult,
@@ -137,8 +136,9 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
             sat = dataclasses.replace(sat, settling=settling)
             if settling is not None and settling.drifts:
                 notes = (*notes, settling_note(settling, sat.horizon_s))
-    # The phase-lock note asks for the simulation that has just run: say so instead.
-    notes = tuple(n.replace(PHASE_LOCK_CHECK, PHASE_LOCK_SIMULATED) for n in notes)
+    # Notes that ask for the simulation that has just run: say so instead.
+    for check, simulated in SIMULATED_ADVICE:
+        notes = tuple(n.replace(check, simulated) for n in notes)
     return result.replaced(simulated=sat, method=method, notes=notes)
 
 
