@@ -153,23 +153,47 @@ def told() -> None:
     import numpy as np
     import yaml
 
+    from capacity.analytic import bucket
     from capacity.analytic.model import constraint_model, cycle_time
     from capacity.model.workload import Workload
     from capacity.profile.loader import profile_from_dict
     from capacity.sim.engine import trace_attempts
     from capacity.sim.kernels import T_ADMITTED, T_ATTEMPT, T_RETRY_AFTER, T_SESSION, T_T
 
-    prof = profile_from_dict(yaml.safe_load((ROOT / "benchmarks" / "hunt" / "profiles"
-                                             / "hunt-5006.yaml").read_text()))
-    wl = Workload.from_profile(prof)
-    (c,) = wl.constraints
-    model = constraint_model(wl, c, cycle_time(wl).cycle_s)
+    data = yaml.safe_load((ROOT / "benchmarks" / "hunt" / "profiles"
+                           / "hunt-5006.yaml").read_text())
+    prof = profile_from_dict(data)
+    bare = profile_from_dict({**data, "retry": {**data["retry"], "max_retries": 0}})
+
+    def model_of(p: Any) -> Any:
+        wl = Workload.from_profile(p)
+        (c,) = wl.constraints
+        return constraint_model(wl, c, cycle_time(wl).cycle_s)
+
+    model, model0 = model_of(prof), model_of(bare)
+    # The retry model's own shares with Poisson launches at the sessions' rate, before
+    # the sessions' pattern moves them (BucketChain._sessions_fresh's input).
+    seen: dict[int, tuple[float, float]] = {}
+    inner = bucket.BucketChain._sessions_fresh
+
+    def spy(self: Any, out: dict[str, float], law: Any, n: int, lam: float
+            ) -> dict[str, float]:
+        seen[n] = (out["call"], self.poisson_share(lam))
+        return inner(self, out, law, n, lam)
+
+    bucket.BucketChain._sessions_fresh = spy  # type: ignore[method-assign]
     print("| sessions | model: fresh / attempts / failed | engine: fresh / attempts | "
           "engine: retry 1–5 refused again |")
     print("|---|---|---|---|")
     first = None
+    fresh0: dict[int, tuple[float, float, float, float]] = {}
     for n in (36, 40):
         st = model.stats(n)
+        rows0 = [trace_attempts(bare, n, horizon_s=3600.0, seed=1, replication=rep).rows
+                 for rep in range(8)]
+        eng0 = sum(int((r[:, T_ADMITTED] == 0).sum()) for r in rows0) / sum(
+            r.shape[0] for r in rows0)
+        fresh0[n] = (model0.stats(n).call_429_fraction, eng0, *seen.get(n, (0.0, 0.0)))
         made = np.zeros(7)
         refused = np.zeros(7)
         for rep in range(8):
@@ -185,6 +209,12 @@ def told() -> None:
               f"{100 * st.call_failure_fraction:.2f} % | "
               f"{100 * refused[1] / made[1]:.2f} / {100 * refused.sum() / made.sum():.2f} % "
               f"| {again} % |", flush=True)
+    bucket.BucketChain._sessions_fresh = inner  # type: ignore[method-assign]
+    print("\n| sessions | without retries: model / engine | Poisson launches: with / without "
+          "retries |")
+    print("|---|---|---|")
+    for n, (m0, e0, pw, pn) in fresh0.items():
+        print(f"| {n} | {100 * m0:.2f} / {100 * e0:.2f} % | {100 * pw:.4f} / {100 * pn:.4f} % |")
     assert first is not None
     i = int(np.flatnonzero((first[:, T_ATTEMPT] == 1) & (first[:, T_ADMITTED] == 0))[0])
     mine = first[first[:, T_SESSION] == first[i, T_SESSION]]
