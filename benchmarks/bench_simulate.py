@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 from capacity.limits.limiter import Limiter as ProviderLimiter  # noqa: E402
 from capacity.model.dist import Distribution  # noqa: E402
 from capacity.model.quota import charge_coefficients, limit_slots  # noqa: E402
+from capacity.model.workload import steady_phase  # noqa: E402
 from capacity.profile.loader import load_profile  # noqa: E402
 from capacity.profile.schema import (  # noqa: E402
     Block,
@@ -126,7 +127,7 @@ class SimPyModel:
     """N sessions of ``profile`` in SimPy, one process per session."""
 
     def __init__(self, profile: Profile, sessions: int, child: np.random.SeedSequence,
-                 t0: float, t1: float) -> None:
+                 t0: float, t1: float, pause_start: bool = False) -> None:
         self.p = profile
         self.env = simpy.Environment()
         self.t0, self.t1 = t0, t1
@@ -143,6 +144,14 @@ class SimPyModel:
         self.tally = Tally(util=np.zeros(len(self.slots)))
         self.open_measured = 0
         self.turns = list(profile.session.turns.values())
+        # The steady-state start (THE rule, workload.steady_phase): mid-turn with chance
+        # p_turn, else mid-pause. (A residual of the pause alone put every first turn of
+        # a fixed 120 s pause after a 33 s turn into the first 120 s of the 153 s cycle:
+        # the clump that starts the sessions' herds; session 61.)
+        # (``pause_start``: the old rule, kept to show what the start does.)
+        self.p_turn, _, self.turn_law = steady_phase(profile.session, profile)
+        if pause_start:
+            self.p_turn = 0.0
         w = np.array([t.weight for t in self.turns])
         self.turn_p = w / w.sum()
         for k, ss in enumerate(child.spawn(sessions + 1)[1:]):
@@ -157,7 +166,11 @@ class SimPyModel:
     # -- sessions and steps -------------------------------------------------------------
     def session(self, k: int, rng: np.random.Generator) -> Generator[Any, Any, None]:
         sess = self.p.session
-        yield self.env.timeout(residual(sess.pause, rng))
+        if self.p_turn > 0.0 and rng.random() < self.p_turn:  # (cadence: no draw)
+            first = residual(self.turn_law, rng) + float(sess.pause.sample(rng, 1)[0])
+        else:
+            first = residual(sess.pause, rng)
+        yield self.env.timeout(first)
         while True:
             start = self.env.now
             turn = Turn(start, self.t0 <= start < self.t1)

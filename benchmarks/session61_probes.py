@@ -8,6 +8,7 @@ Run from the repository root::
     python benchmarks/session61_probes.py thinks       # ~5 s
     python benchmarks/session61_probes.py fleet        # ~20 s
     python benchmarks/session61_probes.py told         # ~30 s
+    python benchmarks/session61_probes.py simpy        # ~1 min
 
 ``lockstep``: the 1 → 3 → 1 turn of ``benchmarks/analytic_accuracy.py`` (500 RPM in
 fixed windows of 60 s, 10 s and 1 s; with the default two retries and without any) with
@@ -42,6 +43,13 @@ refusal takes the part of a request that is there: the retry that waits exactly 
 long finds the bucket short again, and the next. The first refusals of one call, as the
 engine made them (replication 0, 40 sessions): each attempt's time after the first,
 the retry-after it was told, and whether it was admitted.
+
+``simpy``: tests/data/one-three-one-fixed-think.yaml at 200 and 230 sessions, each
+replication's share of attempts refused (6 × 1 h after the engine's warm-up, seed 1) in
+the engine and in ``benchmarks/bench_simulate.py``'s SimPy model (same rules, its own
+code and random numbers) — with the steady-state start both use, and with the SimPy
+model's old start (every session's first turn after a residual of the pause alone, so
+no first turn in the last 33 s of the 153 s cycle).
 """
 
 from __future__ import annotations
@@ -225,6 +233,32 @@ def told() -> None:
         print(f"  {r[T_T] - first[i, T_T]:.3f}  {r[T_RETRY_AFTER]:.3f}  {int(r[T_ADMITTED])}")
 
 
+def simpy() -> None:
+    import numpy as np
+    from bench_simulate import SimPyModel
+
+    from capacity.profile.loader import load_profile
+    from capacity.sim.engine import default_warmup, trace_attempts
+    from capacity.sim.kernels import T_ADMITTED, T_T
+
+    prof = load_profile(ROOT / "tests" / "data" / "one-three-one-fixed-think.yaml")
+    warm = default_warmup(prof)
+    for n in (200, 230):
+        engine = []
+        for rep in range(6):
+            r = trace_attempts(prof, n, horizon_s=3600.0, seed=1, replication=rep).rows
+            r = r[r[:, T_T] >= warm]
+            engine.append(100.0 * float((r[:, T_ADMITTED] == 0).mean()))
+        print(f"{n} sessions, % of attempts refused by replication")
+        print("  engine                  " + " ".join(f"{x:5.1f}" for x in engine))
+        for label, pause in (("SimPy, steady start", False), ("SimPy, old start", True)):
+            got = []
+            for child in np.random.SeedSequence(1).spawn(6):
+                t = SimPyModel(prof, n, child, warm, warm + 3600.0, pause_start=pause).run()
+                got.append(100.0 * t.rejected / max(t.attempts, 1))
+            print(f"  {label:22s}  " + " ".join(f"{x:5.1f}" for x in got), flush=True)
+
+
 def windows() -> None:
     import numpy as np
 
@@ -259,11 +293,12 @@ def windows() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    ap.add_argument("probe", choices=["lockstep", "windows", "thinks", "fleet", "told"])
+    ap.add_argument("probe", choices=["lockstep", "windows", "thinks", "fleet", "told",
+                                      "simpy"])
     args = ap.parse_args(argv)
     sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
     {"lockstep": lockstep, "windows": windows, "thinks": thinks, "fleet": fleet,
-     "told": told}[args.probe]()
+     "told": told, "simpy": simpy}[args.probe]()
     return 0
 
 
