@@ -165,11 +165,17 @@ def told() -> None:
     from capacity.analytic.model import constraint_model, cycle_time
     from capacity.model.workload import Workload
     from capacity.profile.loader import profile_from_dict
-    from capacity.sim.engine import trace_attempts
+    from capacity.sim.engine import default_warmup, trace_attempts
     from capacity.sim.kernels import T_ADMITTED, T_ATTEMPT, T_RETRY_AFTER, T_SESSION, T_T
 
     data = yaml.safe_load((ROOT / "benchmarks" / "hunt" / "profiles"
                            / "hunt-5006.yaml").read_text())
+
+    def measured(p: Any, n: int, rep: int) -> Any:
+        """One replication's attempts after its warm-up (the rows hold both)."""
+        r = trace_attempts(p, n, horizon_s=3600.0, seed=1, replication=rep).rows
+        return r[r[:, T_T] >= default_warmup(p)]
+
     prof = profile_from_dict(data)
     bare = profile_from_dict({**data, "retry": {**data["retry"], "max_retries": 0}})
 
@@ -197,15 +203,14 @@ def told() -> None:
     fresh0: dict[int, tuple[float, float, float, float]] = {}
     for n in (36, 40):
         st = model.stats(n)
-        rows0 = [trace_attempts(bare, n, horizon_s=3600.0, seed=1, replication=rep).rows
-                 for rep in range(8)]
+        rows0 = [measured(bare, n, rep) for rep in range(8)]
         eng0 = sum(int((r[:, T_ADMITTED] == 0).sum()) for r in rows0) / sum(
             r.shape[0] for r in rows0)
         fresh0[n] = (model0.stats(n).call_429_fraction, eng0, *seen.get(n, (0.0, 0.0)))
         made = np.zeros(7)
         refused = np.zeros(7)
         for rep in range(8):
-            rows = trace_attempts(prof, n, horizon_s=3600.0, seed=1, replication=rep).rows
+            rows = measured(prof, n, rep)
             for a in range(1, 7):
                 at = rows[:, T_ATTEMPT] == a
                 made[a] += at.sum()

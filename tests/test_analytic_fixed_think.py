@@ -46,6 +46,11 @@ def test_beside_the_simulation_the_note_points_at_it() -> None:
     assert note.endswith(PHASE_LOCK_SIMULATED) and PHASE_LOCK_CHECK not in note
     (alone,) = [x for x in analyze(prof).notes if "fall into step" in x]
     assert alone.endswith(PHASE_LOCK_CHECK)
+    # Herds grow with the hour: without the check two hours on, the advice stands.
+    unsettled = ceiling(prof, "both", sim=SimSettings(seed=1, replications=4,
+                                                      horizon_s=1800.0), settle=False)
+    (note,) = [x for x in unsettled.notes if "fall into step" in x]
+    assert note.endswith(PHASE_LOCK_CHECK)
 
 
 @pytest.mark.xfail(strict=True, reason="herds of sessions refused together: the model "

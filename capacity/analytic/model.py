@@ -2430,7 +2430,7 @@ class CeilingResult:
             text += ": bursts cost nothing here; the mean rate is the limit."
         sim = self.simulated
         if sim is not None:
-            text += (f" The simulation (closed loop, retries) puts it at {sim.n_star:,} "
+            text += (f" The simulation (closed loop) puts it at {sim.n_star:,} "
                      f"(95% CI {sim.n_lo:,}–{sim.n_hi:,})")
             text += (f": {mean_n / sim.n_star:.2f}× below the napkin." if sim.n_star > 0
                      and sim.n_star < mean_n else ".")
@@ -2601,13 +2601,14 @@ def _phase_lock_notes(profile: Profile, result: CeilingResult) -> list[str]:
 
 
 # The notes' advice to simulate, and what each says where the simulation has run beside
-# the analytic answer (capacity.whatif.ceiling: SIMULATED_ADVICE).
+# the analytic answer (capacity.whatif.ceiling): the pacing note's whenever it has run,
+# the phase-lock note's only where its N* was also measured again two hours later (herds
+# grow with the hour: that check is the advice's point).
 PHASE_LOCK_CHECK = ("Check it with a simulation (--method simulate), which measures its "
                     "N* again two hours later and says whether it settled.")
 PHASE_LOCK_SIMULATED = "The simulated N* is the one to trust here."
 PACING_CHECK = "simulate it (--method simulate)."
 PACING_SIMULATED = "the simulated N* counts them."
-SIMULATED_ADVICE = ((PHASE_LOCK_CHECK, PHASE_LOCK_SIMULATED), (PACING_CHECK, PACING_SIMULATED))
 
 
 def _analyze(profile: Profile, sessions: int | None,

@@ -8,9 +8,11 @@ that request, assuming no other traffic, rounded strictly up to the next millise
 (``retry-after-ms``); ``inf`` when it can never fit (bigger than the allowance). A rejected
 attempt of a quota with ``rejected_count`` costs one unit of each of its request
 dimensions (:meth:`Meter.count_rejection`) — taken *after* the retry-after is computed, so
-on a token bucket or sliding log that counts rejections a retry that waits exactly the
-retry-after finds the limit short again (the analytic models follow this: the bucket's
-cascade, the sliding log's storms; ``benchmarks/session61_probes.py told``).
+where a request limit that counts rejections, enforced as a token bucket or a sliding
+log, set the retry-after (the slowest rejecting slot), a retry that waits exactly that
+long (to the millisecond) finds it short again, unless the bucket was already empty
+(the analytic models follow this: the bucket's cascade, the sliding log's storms;
+``benchmarks/session61_probes.py told``).
 
 Charges come from :func:`capacity.model.quota.request_coefficients` (the one charging
 rule). Meters start fresh (buckets full, windows empty), as a provider's would for a new

@@ -66,7 +66,7 @@ def sweep_figure(result: Any) -> Any:
                              squeeze=False)
     ax = axes[0][0]
     ax.plot(ns, [_pct(r.analytic_429_fraction) for r in rows], "--", color="tab:gray",
-            label="burst-aware model (calls)")
+            label="burst-aware model (attempts)")
     if sim:
         s429 = [r.simulated["attempt_429_fraction"] for r in rows]
         ax.plot(ns, [_pct(v[0]) for v in s429], "-o", ms=3, color="tab:red",

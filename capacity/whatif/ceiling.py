@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from capacity._version import __version__
 from capacity.analytic.model import (
-    SIMULATED_ADVICE,
+    PACING_CHECK,
+    PACING_SIMULATED,
+    PHASE_LOCK_CHECK,
+    PHASE_LOCK_SIMULATED,
     SPLIT_KINDS,
     CeilingResult,
     ConstraintResult,
@@ -137,7 +140,10 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
             if settling is not None and settling.drifts:
                 notes = (*notes, settling_note(settling, sat.horizon_s))
     # Notes that ask for the simulation that has just run: say so instead.
-    for check, simulated in SIMULATED_ADVICE:
+    advice = [(PACING_CHECK, PACING_SIMULATED)]
+    if sat.settling is not None:
+        advice.append((PHASE_LOCK_CHECK, PHASE_LOCK_SIMULATED))
+    for check, simulated in advice:
         notes = tuple(n.replace(check, simulated) for n in notes)
     return result.replaced(simulated=sat, method=method, notes=notes)
 
