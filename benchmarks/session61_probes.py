@@ -9,6 +9,8 @@ Run from the repository root::
     python benchmarks/session61_probes.py fleet        # ~20 s
     python benchmarks/session61_probes.py told         # ~30 s
     python benchmarks/session61_probes.py simpy        # ~1 min
+    python benchmarks/session61_probes.py deepback     # ~5 s
+    python benchmarks/session61_probes.py grid         # ~40 s
 
 ``lockstep``: the 1 → 3 → 1 turn of ``benchmarks/analytic_accuracy.py`` (500 RPM in
 fixed windows of 60 s, 10 s and 1 s; with the default two retries and without any) with
@@ -50,6 +52,19 @@ the engine and in ``benchmarks/bench_simulate.py``'s SimPy model (same rules, it
 code and random numbers) — with the steady-state start both use, and with the SimPy
 model's old start (every session's first turn after a residual of the pause alone, so
 no first turn in the last 33 s of the 153 s cycle).
+
+``deepback``: tests/data/bucket-deep-backoff-131.yaml (the 1 → 3 → 1 turn, 500 RPM as a
+token bucket 10 s deep, the SDK's backoff retries not waiting for the retry-after): the
+simulated N* searched again (seed 2, 40 replications), then at 236, 242 and 248 sessions
+the model's shares (fresh calls refused, attempts refused; fresh refused without
+retries) and the engine's (8 replications × 1 h after the warm-up, seed 2: fresh,
+attempts, first retries refused again; fresh without retries).
+
+``grid``: plain variants of the 1 → 3 → 1 turn — fixed 60 s / 10 s / 1 s windows,
+sliding 60 s / 10 s logs, buckets 10 s / 60 s deep; 500 RPM, 1.5M TPM, or 2.5M TPM
+reserving max_tokens; the SDK's retries, backoff ones (the retry-after not waited for)
+or none; Exp(120 s) or Exp(60 s) think time — each analytic N* against the simulated one
+(seed 1, 20 replications) and the accuracy table's rule.
 """
 
 from __future__ import annotations
@@ -264,6 +279,108 @@ def simpy() -> None:
             print(f"  {label:22s}  " + " ".join(f"{x:5.1f}" for x in got), flush=True)
 
 
+def deepback() -> None:
+    import numpy as np
+
+    from capacity.analytic.model import analyze, constraint_model, cycle_time
+    from capacity.model.workload import Workload
+    from capacity.profile.loader import load_profile
+    from capacity.search import find_saturation
+    from capacity.sim.engine import default_warmup, trace_attempts
+    from capacity.sim.kernels import T_ADMITTED, T_ATTEMPT, T_T
+
+    path = ROOT / "tests" / "data" / "bucket-deep-backoff-131.yaml"
+    prof = load_profile(path)
+    bare = load_profile(path, ["retry.max_retries=0"])
+    n = analyze(prof).burst_ceiling
+    sat = find_saturation(prof, int(n * 0.9), int(n * 1.1), seed=2, replications=40,
+                          max_sessions=int(n * 1.5))
+    print(f"analytic {n}; simulated (seed 2, 40 replications) {sat.n_star} "
+          f"[{sat.n_lo}–{sat.n_hi}]")
+
+    def model_of(p: Any) -> Any:
+        wl = Workload.from_profile(p)
+        (c,) = wl.constraints
+        return constraint_model(wl, c, cycle_time(wl).cycle_s)
+
+    def engine(p: Any, k: int) -> tuple[float, float, float]:
+        made = np.zeros(3)
+        refused = np.zeros(3)
+        for rep in range(8):
+            r = trace_attempts(p, k, horizon_s=3600.0, seed=2, replication=rep).rows
+            r = r[r[:, T_T] >= default_warmup(p)]
+            for a in (1, 2):
+                at = r[:, T_ATTEMPT] == a
+                made[a] += at.sum()
+                refused[a] += (at & (r[:, T_ADMITTED] == 0)).sum()
+            made[0] += r.shape[0]
+            refused[0] += (r[:, T_ADMITTED] == 0).sum()
+        return (100 * refused[1] / made[1], 100 * refused[0] / made[0],
+                100 * refused[2] / max(made[2], 1))
+
+    model, model0 = model_of(prof), model_of(bare)
+    print("| sessions | model: fresh / attempts / fresh without retries | engine: fresh / "
+          "attempts / first retries refused / fresh without retries |")
+    print("|---|---|---|")
+    for k in (236, 242, 248):
+        st, st0 = model.stats(k), model0.stats(k)
+        fresh, att, again = engine(prof, k)
+        fresh0 = engine(bare, k)[0]
+        print(f"| {k} | {100 * st.call_429_fraction:.3f} / {100 * st.loss_fraction:.3f} / "
+              f"{100 * st0.call_429_fraction:.3f} % | {fresh:.3f} / {att:.3f} / {again:.1f} / "
+              f"{fresh0:.3f} % |", flush=True)
+
+
+def grid() -> None:
+    import itertools
+
+    from analytic_accuracy import _CALLS, meets_target
+
+    from capacity.analytic.model import analyze
+    from capacity.profile.loader import profile_from_dict
+    from capacity.search import find_saturation
+
+    enf = {"fixed60": {"type": "fixed_window", "window": "60s"},
+           "fixed10": {"type": "fixed_window", "window": "10s"},
+           "fixed1": {"type": "fixed_window", "window": "1s"},
+           "sliding60": {"type": "sliding_window", "window": "60s"},
+           "sliding10": {"type": "sliding_window", "window": "10s"},
+           "bucket10": {"type": "token_bucket", "burst": "10s"},
+           "bucket60": {"type": "token_bucket", "burst": "60s"}}
+    dims: dict[str, dict[str, Any]] = {
+        "rpm": {"rpm": 500}, "tpm": {"tpm": 1_500_000},
+        "tpm-max": {"tpm": 2_500_000, "charge_max_tokens": True}}
+    retries: dict[str, dict[str, Any] | None] = {
+        "sdk": None, "none": {"max_retries": 0}, "backoff": {"honour_retry_after": False}}
+    thinks = {"exp120": {"exponential": "120s"}, "exp60": {"exponential": "60s"}}
+    outside = 0
+    for (en, e), (dn, d), (rn, r), (tn, th) in itertools.product(
+            enf.items(), dims.items(), retries.items(), thinks.items()):
+        data: dict[str, Any] = {
+            "name": f"{en}-{dn}-{rn}-{tn}",
+            "models": {"m": {"ttft": {"uniform": ["0.4s", "1.2s"]}, "tokens_per_second": 40}},
+            "quotas": {"q": {"models": ["m"], **d, "enforcement": e}},
+            "session": {"think_time": th, "turns": {"research": {"steps": [
+                {"call": {"name": "analysis", **_CALLS["analysis"]}},
+                {"parallel": {"count": 3, "call": {"name": "synthesis",
+                                                   **_CALLS["synthesis"]}}},
+                {"call": {"name": "classifier", **_CALLS["classifier"]}}]}}},
+            "targets": {"max_429_fraction": 0.01}}
+        if r is not None:
+            data["retry"] = r
+        prof = profile_from_dict(data)
+        res = analyze(prof)
+        n = res.burst_ceiling
+        sat = find_saturation(prof, max(1, int(n * 0.8)), int(n * 1.15) + 2, seed=1,
+                              replications=20, max_sessions=int(res.mean_ceiling * 1.2) + 2)
+        ok = meets_target(n, sat.n_star, sat.n_lo, sat.n_hi)
+        outside += not ok
+        err = 100.0 * (n / sat.n_star - 1.0) if sat.n_star else float("nan")
+        print(f"{data['name']:30s} analytic {n:4d}  simulated {sat.n_star:4d} "
+              f"[{sat.n_lo}–{sat.n_hi}] {err:+6.1f}%{'' if ok else '  OUTSIDE'}", flush=True)
+    print(f"outside the target: {outside}")
+
+
 def windows() -> None:
     import numpy as np
 
@@ -299,11 +416,11 @@ def windows() -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("probe", choices=["lockstep", "windows", "thinks", "fleet", "told",
-                                      "simpy"])
+                                      "simpy", "deepback", "grid"])
     args = ap.parse_args(argv)
     sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
     {"lockstep": lockstep, "windows": windows, "thinks": thinks, "fleet": fleet,
-     "told": told, "simpy": simpy}[args.probe]()
+     "told": told, "simpy": simpy, "deepback": deepback, "grid": grid}[args.probe]()
     return 0
 
 
