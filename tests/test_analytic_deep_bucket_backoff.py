@@ -1,38 +1,42 @@
-"""The issue's 1 -> 3 -> 1 turn at a token bucket 10 s deep with backoff retries that do
-not wait for the retry-after (session 61, tests/data/bucket-deep-backoff-131.yaml): 248
-against a simulated 240 [237-240] (``capacity ceiling
-tests/data/bucket-deep-backoff-131.yaml --seed 1``; 236 [235-239] with seed 2 and 40
-replications). Near the ceiling the bucket's empty spells outlast the 0.5 s and 1 s
-backoffs: the engine refuses three retries in four again and five times as many fresh
-calls as without retries, where the deep bucket's retry chain
-(``DeepBucket._backoff_share``) refuses about one retry in four and pushes the fresh
-calls by ~1.2 (``python benchmarks/session61_probes.py deepback``). At 5 s deep the
-same turn meets the target (the accuracy table's row)."""
+"""A token bucket too deep for the level chain, with backoff retries (the retry-after
+not honoured): the Lundberg bound answered (issue 13, hunt-3051: 160 against a
+simulated 171 [171–172]); the level law of launches, with each refused call's retries
+chained from the level it was refused at, answers 171."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from capacity.analytic.model import analyze
+from capacity.analytic.bucket import DeepBucket
+from capacity.analytic.model import analyze, bucket_model, cycle_time
+from capacity.model.workload import Workload
 from capacity.profile.loader import load_profile
 
 from ._accuracy import Recorded, assert_accurate
 
-PROFILE = Path(__file__).parent / "data" / "bucket-deep-backoff-131.yaml"
+DATA = Path(__file__).parent / "data"
 
 
-@pytest.mark.xfail(strict=True, reason="backoff retries at a deep bucket near its "
-                   "ceiling: 248 against 240 [237-240]")
-def test_within_the_target() -> None:
-    assert_accurate(analyze(load_profile(PROFILE)).burst_ceiling, Recorded(240, 237, 240),
-                    "1 -> 3 -> 1, token bucket 10 s deep, backoff retries")
+def test_a_deep_bucket_with_backoff_retries_has_a_level_law() -> None:
+    """The bucket's model is the level law (not the bound), and a refused call's retries
+    are refused again more often than fresh calls are refused (the level it was
+    refused at is carried over the backoff)."""
+    p = load_profile(DATA / "deep-bucket-backoff.yaml")
+    wl = Workload.from_profile(p)
+    (c,) = [c for c in wl.constraints if wl.units_per_turn(c) > 0]
+    bm = bucket_model(wl, c, cycle_time(wl).cycle_s)
+    assert isinstance(bm.chain, DeepBucket)
+    st = bm.stats(171)
+    assert st.method == "token bucket, level law by level crossing"
+    call = st.call_429_fraction or 0.0
+    assert 0.0 < call < st.loss_fraction * 2
+    sh = bm.chain.shares(171 * bm.rate_per_session, 171)
+    # Retries per refused call over m = 1 + ...: each retry refused again with a chance
+    # well above the fresh calls' share.
+    assert sh["retry_share"] / sh["call"] > 1.0 + 10 * sh["call"]
 
 
-def test_without_retries_it_meets_the_target() -> None:
-    """The same bucket without retries: ``capacity ceiling ... --set
-    retry.max_retries=0 --seed 1`` simulates 252 [252-253]; the model says 253."""
-    prof = load_profile(PROFILE, ["retry.max_retries=0"])
-    assert_accurate(analyze(prof).burst_ceiling, Recorded(252, 252, 253),
-                    "the same, no retries")
+def test_the_deep_bucket_backoff_ceiling_is_the_simulated_one() -> None:
+    """``benchmarks/hunt.py`` seed 3051: simulated 171 [171–172] (the bound said 160)."""
+    p = load_profile(DATA / "deep-bucket-backoff.yaml")
+    assert_accurate(analyze(p).burst_ceiling, Recorded(171, 171, 172), "deep bucket backoff")
