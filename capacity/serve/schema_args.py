@@ -38,19 +38,12 @@ from __future__ import annotations
 
 import functools
 import importlib
-import json
 import math
 import re
 import sys
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
-
-_orjson: Any
-try:  # pragma: no cover - which branch runs depends on the install
-    import orjson as _orjson
-except ImportError:  # pragma: no cover
-    _orjson = None
 
 __all__ = ["SchemaError", "arguments_for", "check_schema", "resolve_ref", "value_for"]
 
@@ -294,18 +287,19 @@ def arguments_for(schema: Any, *, fill_optional: bool = True,
 # check_schema's answers by the schema's JSON text: an agent sends the same tools with
 # every call, and walking them (a regex compiled per pattern) cost about as much as
 # parsing the request (100 tools, 256 KB: ~2 ms a request).
-_CHECKED: dict[bytes, str | None] = {}
+_CHECKED: dict[bytes, str | None] = {}   # the SchemaError's message, None: valid
 _CHECKED_MAX = 4096
 
 
 def _schema_key(schema: Any) -> bytes | None:
-    """``schema``'s JSON text as the client ordered it (orjson where installed: the
-    standard library's took longer than the walk it saves), None if it is not JSON."""
+    """``schema``'s JSON text as the client ordered it (:func:`capacity.serve.wire.dumps`:
+    orjson where installed, whose speed makes the key cheaper than the walk it saves),
+    None if it is not JSON."""
+    # (Imported here: wire imports history, which imports this module.)
+    from capacity.serve.wire import dumps
+
     try:
-        if _orjson is not None:
-            out: bytes = _orjson.dumps(schema)
-            return out
-        return json.dumps(schema, separators=(",", ":")).encode()
+        return dumps(schema)
     except (TypeError, ValueError, RecursionError):
         return None
 
@@ -316,20 +310,19 @@ def check_schema(schema: Any) -> None:
     as a provider refuses such a schema whether or not it is used."""
     key = _schema_key(schema)
     if key is not None and key in _CHECKED:
-        invalid = _CHECKED[key]
+        message = _CHECKED[key]
     else:
         try:
-            invalid = _invalid(schema, "")
+            found = _invalid(schema, "")
+            message = None if found is None else f"invalid JSON Schema: {found}"
         except RecursionError:
-            invalid = "nested too deeply"
+            message = "not a usable JSON Schema (nested too deeply)"
         if key is not None:
             if len(_CHECKED) >= _CHECKED_MAX:
                 _CHECKED.clear()
-            _CHECKED[key] = invalid
-    if invalid == "nested too deeply":
-        raise SchemaError("not a usable JSON Schema (nested too deeply)")
-    if invalid is not None:
-        raise SchemaError(f"invalid JSON Schema: {invalid}")
+            _CHECKED[key] = message
+    if message is not None:
+        raise SchemaError(message)
 
 
 def value_for(schema: dict[str, Any], *, fill_optional: bool = True,
