@@ -56,7 +56,8 @@ no first turn in the last 33 s of the 153 s cycle).
 ``deepback``: tests/data/bucket-deep-backoff-131.yaml (the 1 → 3 → 1 turn, 500 RPM as a
 token bucket 10 s deep, the SDK's backoff retries not waiting for the retry-after): the
 simulated N* searched again (seed 2, 40 replications), then at 236, 242 and 248 sessions
-the model's shares (fresh calls refused, attempts refused; fresh refused without
+the deep bucket's retry chain (a first retry's chance to be refused again, the fresh
+calls' push), the model's shares (fresh calls refused, attempts refused; fresh refused without
 retries) and the engine's (8 replications × 1 h after the warm-up, seed 2: fresh,
 attempts, first retries refused again; fresh without retries).
 
@@ -318,12 +319,36 @@ def deepback() -> None:
         return (100 * refused[1] / made[1], 100 * refused[0] / made[0],
                 100 * refused[2] / max(made[2], 1))
 
+    # What the deep bucket's retry chain says (DeepBucket._backoff_share's last pass at
+    # each N): a first retry's chance to be refused again, and the fresh calls' push.
+    from capacity.analytic import bucket
+
+    said: dict[str, float] = {}
+    chain, ratio = bucket._refused_chain, bucket.clustered_ratio
+
+    def chain_spy(*a: Any, **k: Any) -> Any:
+        out = chain(*a, **k)
+        said["again"] = float(out[0, -1])      # the unit charge (a requests bucket)
+        return out
+
+    def ratio_spy(*a: Any, **k: Any) -> float:
+        said["push"] = float(ratio(*a, **k))
+        return said["push"]
+
+    bucket._refused_chain, bucket.clustered_ratio = chain_spy, ratio_spy  # type: ignore
     model, model0 = model_of(prof), model_of(bare)
+    pushes = {k: (model.stats(k), dict(said)) for k in (236, 242, 248)}
+    bucket._refused_chain, bucket.clustered_ratio = chain, ratio  # type: ignore
+    print("| sessions | model: first retries refused / fresh calls' push |")
+    print("|---|---|")
+    for k, (_, got) in pushes.items():
+        print(f"| {k} | {100 * got.get('again', 0.0):.1f} % / ×{got.get('push', 1.0):.2f} |")
+    print()
     print("| sessions | model: fresh / attempts / fresh without retries | engine: fresh / "
           "attempts / first retries refused / fresh without retries |")
     print("|---|---|---|")
     for k in (236, 242, 248):
-        st, st0 = model.stats(k), model0.stats(k)
+        st, st0 = pushes[k][0], model0.stats(k)
         fresh, att, again = engine(prof, k)
         fresh0 = engine(bare, k)[0]
         print(f"| {k} | {100 * st.call_429_fraction:.3f} / {100 * st.loss_fraction:.3f} / "
