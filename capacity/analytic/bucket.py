@@ -2589,8 +2589,10 @@ class DeepBucket:
     scale: float = 1.0                 # launches here per launch the caller counts
     # Retries that honour the retry-after (herds); None or no retries: none.
     retry: RetryModel | None = None
-    # Without retries, a requests bucket whose refused attempts take a unit if it is
-    # there (TokenBucket.count_rejection): the level a refusal leaves is max(0, L − 1).
+    # A requests bucket whose refused attempts take a unit if it is there
+    # (TokenBucket.count_rejection): the level a refusal leaves is max(0, L − 1). Counted
+    # in the level law without retries and with backoff ones; told retries' holds are
+    # :meth:`_counted_share`'s.
     counts_refusals: bool = False
     # Without retries, a think-time session's turns as sampled (:class:`TurnWalk`), its
     # cycle (s; 0: not shortened by refusals), whether a refused call ends its turn, and
@@ -2668,9 +2670,20 @@ class DeepBucket:
         unit's where the bucket counts its refusals, else none. Poisson single calls at
         a 150 RPM bucket 10 s deep, 2.3 a second: taking nothing 0.141 % refused, each
         taking what is there of one request 0.267 %, the engine 0.269 % counting and
-        0.115 % not (``python benchmarks/session60_probes.py counted``). With retries the
-        holds are :meth:`_counted_share`'s."""
-        return round(1.0 / delta) if self.counts_refusals and self.retry is None else 0
+        0.115 % not (``python benchmarks/session60_probes.py counted``). With backoff
+        retries too: every refused attempt takes what is there of its unit, the fresh
+        calls' and the admitted retries' launches as the refused call's own chain
+        (:meth:`_backoff_share`) and :class:`BucketChain`'s grids count them. Uncounted
+        there, the issue's 1 → 3 → 1 turn at a 500 RPM bucket 10 s deep with backoff
+        retries said 248 whether the bucket counted or not, where the simulation says
+        240 [237–240] counting and 242 [241–244] not; counted, 246
+        (``python benchmarks/session62_probes.py counted``). With told retries the holds
+        are :meth:`_counted_share`'s."""
+        if not self.counts_refusals:
+            return 0
+        if self.retry is None or not self.retry.honour_retry_after:
+            return round(1.0 / delta)
+        return 0
 
     def _grid(self, delta: float, top: int) -> _DeepGrid:
         kinds = []

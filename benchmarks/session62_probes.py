@@ -1,0 +1,193 @@
+"""Session 62's probes (issue 13): backoff retries at a requests bucket too deep for the
+level chain (``DeepBucket``) that counts its refusals.
+
+Run from the repository root::
+
+    python benchmarks/session62_probes.py counted      # ~15 s
+    python benchmarks/session62_probes.py storm        # ~20 s
+    python benchmarks/session62_probes.py grid         # ~2 min
+
+``counted``: tests/data/bucket-deep-backoff-131.yaml (the 1 → 3 → 1 turn, 500 RPM as a
+token bucket 10 s deep, two backoff retries that do not wait for the retry-after) and
+variants of its turn — the three stages as three independent one-launch turns, the five
+calls as one launch, the analysis answering in ~1 s (5 tokens) or ~12 s (450) — each with
+the bucket counting its refusals (the default) and not: the analytic N* against the
+simulated N* [95 % CI] (seed 1, 20 replications).
+
+``storm``: tests/data/bucket-counted-backoff-storm.yaml (one call a turn, Exp(300 s)
+think time, a 500 RPM bucket 5 s deep counting its refusals, four backoff retries): the
+analytic N* against the simulated one (seed 1, 20 replications), with 2 and 4 retries,
+counted and not; then at 2,220, 2,300 and 2,350 sessions each replication's share of
+attempts refused and its storms (runs of seconds in which more than half the attempts
+were refused) over 1 h after the warm-up (seed 2, 4 replications).
+
+``grid``: session 61's grid of plain variants (``session61_probes.py grid``: fixed 60 s /
+10 s / 1 s windows, sliding 60 s / 10 s logs, buckets 10 s / 60 s deep; 500 RPM, 1.5M TPM
+or 2.5M TPM reserving max_tokens; the SDK's retries, backoff ones or none) on two other
+turns, each with an Exp(30 s) think time: a chat turn of one call, and a tool loop (a
+plan call, 0–3 tool calls one after another, an answer) — each analytic N* against the
+simulated one (seed 1, 20 replications) and the accuracy table's rule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _sim(prof: Any, n: int, reps: int = 20) -> Any:
+    from capacity.search import find_saturation
+
+    return find_saturation(prof, max(1, int(n * 0.85)), int(n * 1.1) + 1, seed=1,
+                           replications=reps, max_sessions=int(n * 1.5) + 1)
+
+
+def _turns(data: dict[str, Any], kind: str) -> dict[str, Any]:
+    d = copy.deepcopy(data)
+    steps = d["session"]["turns"]["research"]["steps"]
+    if kind == "three independent turns":
+        d["session"]["turns"] = {f"t{i}": {"weight": 1, "steps": [s]}
+                                 for i, s in enumerate(steps)}
+    elif kind == "one launch of 5":
+        d["session"]["turns"]["research"]["steps"] = [
+            {"parallel": {"count": 5, "call": steps[1]["parallel"]["call"]}}]
+    elif kind == "analysis in ~1 s":
+        steps[0]["call"]["output_tokens"] = 5
+    elif kind == "analysis in ~12 s":
+        steps[0]["call"]["output_tokens"] = 450
+    return d
+
+
+def counted() -> None:
+    import yaml
+
+    from capacity.analytic.model import analyze
+    from capacity.profile.loader import profile_from_dict
+
+    data = yaml.safe_load((ROOT / "tests" / "data" / "bucket-deep-backoff-131.yaml")
+                          .read_text())
+    print("| turn | bucket counts refusals | analytic N* | simulated N* [95% CI] |")
+    print("|---|---|---|---|")
+    for kind in ("1 → 3 → 1 as in the file", "three independent turns", "one launch of 5",
+                 "analysis in ~1 s", "analysis in ~12 s"):
+        for count in (True, False):
+            d = _turns(data, kind)
+            d["quotas"]["q"]["rejected_count"] = count
+            prof = profile_from_dict(d)
+            n = analyze(prof).burst_ceiling
+            sat = _sim(prof, n)
+            print(f"| {kind} | {'yes' if count else 'no'} | {n} | "
+                  f"{sat.n_star} [{sat.n_lo}–{sat.n_hi}] |", flush=True)
+
+
+def storm() -> None:
+    import numpy as np
+    import yaml
+
+    from capacity.analytic.model import analyze
+    from capacity.profile.loader import profile_from_dict
+    from capacity.sim.engine import default_warmup, trace_attempts
+    from capacity.sim.kernels import T_ADMITTED, T_T
+
+    data = yaml.safe_load((ROOT / "tests" / "data" / "bucket-counted-backoff-storm.yaml")
+                          .read_text())
+    print("| retries | bucket counts refusals | analytic N* | simulated N* [95% CI] |")
+    print("|---|---|---|---|")
+    for m in (4, 2):
+        for count in (True, False):
+            d = copy.deepcopy(data)
+            d["retry"]["max_retries"] = m
+            d["quotas"]["q"]["rejected_count"] = count
+            prof = profile_from_dict(d)
+            n = analyze(prof).burst_ceiling
+            sat = _sim(prof, n)
+            print(f"| {m} | {'yes' if count else 'no'} | {n} | "
+                  f"{sat.n_star} [{sat.n_lo}–{sat.n_hi}] |", flush=True)
+    prof = profile_from_dict(data)
+    warm = default_warmup(prof)
+    print()
+    print("| sessions | replication | attempts refused | storms | longest (s) |")
+    print("|---|---|---|---|---|")
+    for n in (2220, 2300, 2350):
+        for rep in range(4):
+            r = trace_attempts(prof, n, horizon_s=3600.0, seed=2, replication=rep).rows
+            r = r[r[:, T_T] >= warm]
+            refused = r[:, T_ADMITTED] == 0
+            sec = np.floor(r[:, T_T] - warm).astype(np.int64)
+            hot = (np.bincount(sec, refused) / np.maximum(np.bincount(sec), 1)) > 0.5
+            edges = np.diff(np.concatenate([[0], hot.astype(np.int64), [0]]))
+            runs = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+            print(f"| {n:,} | {rep} | {100.0 * refused.mean():.3f} % | {runs.size} | "
+                  f"{int(runs.max()) if runs.size else 0} |", flush=True)
+
+
+def grid() -> None:
+    import itertools
+
+    from analytic_accuracy import _CALLS, meets_target
+
+    from capacity.analytic.model import analyze
+    from capacity.profile.loader import profile_from_dict
+    from capacity.search import find_saturation
+
+    enf = {"fixed60": {"type": "fixed_window", "window": "60s"},
+           "fixed10": {"type": "fixed_window", "window": "10s"},
+           "fixed1": {"type": "fixed_window", "window": "1s"},
+           "sliding60": {"type": "sliding_window", "window": "60s"},
+           "sliding10": {"type": "sliding_window", "window": "10s"},
+           "bucket10": {"type": "token_bucket", "burst": "10s"},
+           "bucket60": {"type": "token_bucket", "burst": "60s"}}
+    dims: dict[str, dict[str, Any]] = {
+        "rpm": {"rpm": 500}, "tpm": {"tpm": 1_500_000},
+        "tpm-max": {"tpm": 2_500_000, "charge_max_tokens": True}}
+    retries: dict[str, dict[str, Any] | None] = {
+        "sdk": None, "none": {"max_retries": 0}, "backoff": {"honour_retry_after": False}}
+    tool = {"model": "m", "input_tokens": {"uniform": [4000, 9000]},
+            "output_tokens": {"uniform": [60, 200]}, "max_tokens": 1024}
+    turns: dict[str, list[dict[str, Any]]] = {
+        "chat": [{"call": {"name": "answer", **_CALLS["synthesis"]}}],
+        "loop": [{"call": {"name": "plan", **_CALLS["analysis"]}},
+                 {"repeat": {"count": {"choice": {"values": [0, 1, 2, 3]}},
+                             "call": {"name": "tool", **tool}}},
+                 {"call": {"name": "answer", **_CALLS["synthesis"]}}]}
+    outside = 0
+    for (sn, steps), (en, e), (dn, d), (rn, r) in itertools.product(
+            turns.items(), enf.items(), dims.items(), retries.items()):
+        data: dict[str, Any] = {
+            "name": f"{sn}-{en}-{dn}-{rn}",
+            "models": {"m": {"ttft": {"uniform": ["0.4s", "1.2s"]}, "tokens_per_second": 40}},
+            "quotas": {"q": {"models": ["m"], **d, "enforcement": e}},
+            "session": {"think_time": {"exponential": "30s"},
+                        "turns": {"t": {"steps": steps}}},
+            "targets": {"max_429_fraction": 0.01}}
+        if r is not None:
+            data["retry"] = r
+        prof = profile_from_dict(data)
+        res = analyze(prof)
+        n = res.burst_ceiling
+        sat = find_saturation(prof, max(1, int(n * 0.8)), int(n * 1.15) + 2, seed=1,
+                              replications=20, max_sessions=int(res.mean_ceiling * 1.2) + 2)
+        ok = meets_target(n, sat.n_star, sat.n_lo, sat.n_hi)
+        outside += not ok
+        err = 100.0 * (n / sat.n_star - 1.0) if sat.n_star else float("nan")
+        print(f"{data['name']:30s} analytic {n:4d}  simulated {sat.n_star:4d} "
+              f"[{sat.n_lo}–{sat.n_hi}] {err:+6.1f}%{'' if ok else '  OUTSIDE'}", flush=True)
+    print(f"outside the target: {outside}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    ap.add_argument("probe", choices=["counted", "storm", "grid"])
+    args = ap.parse_args(argv)
+    sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+    {"counted": counted, "storm": storm, "grid": grid}[args.probe]()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
