@@ -5,6 +5,7 @@ Run from the repository root::
 
     python benchmarks/session62_probes.py counted      # ~15 s
     python benchmarks/session62_probes.py storm        # ~20 s
+    python benchmarks/session62_probes.py depths       # ~2 min
     python benchmarks/session62_probes.py grid         # ~2 min
 
 ``counted``: tests/data/bucket-deep-backoff-131.yaml (the 1 → 3 → 1 turn, 500 RPM as a
@@ -20,6 +21,12 @@ analytic N* against the simulated one (seed 1, 20 replications), with 2 and 4 re
 counted and not; then at 2,220, 2,300 and 2,350 sessions each replication's share of
 attempts refused and its storms (runs of seconds in which more than half the attempts
 were refused) over 1 h after the warm-up (seed 2, 4 replications).
+
+``depths``: the same profile at buckets 1 s, 2 s, 5 s and 10 s deep with 2 and 4
+retries: backoff ones at the bucket counting its refusals, backoff ones not counting,
+and told ones (the retry-after waited for) counting — the analytic N* against the
+simulated one (``capacity ceiling --seed 1``'s search, 20 replications) and the accuracy
+table's rule.
 
 ``grid``: session 61's grid of plain variants (``session61_probes.py grid``: fixed 60 s /
 10 s / 1 s windows, sliding 60 s / 10 s logs, buckets 10 s / 60 s deep; 500 RPM, 1.5M TPM
@@ -126,6 +133,32 @@ def storm() -> None:
                   f"{int(runs.max()) if runs.size else 0} |", flush=True)
 
 
+def depths() -> None:
+    from analytic_accuracy import meets_target
+
+    from capacity.analytic.model import analyze
+    from capacity.profile.loader import load_profile
+    from capacity.whatif.ceiling import SimSettings, ceiling
+
+    path = ROOT / "tests" / "data" / "bucket-counted-backoff-storm.yaml"
+    print("| depth | retries | kind | analytic N* | simulated N* [95% CI] | error | rule |")
+    print("|---|---|---|---|---|---|---|")
+    kinds = {"backoff, counted": [], "backoff, not counted": ["quotas.q.rejected_count=false"],
+             "told, counted": ["retry.honour_retry_after=true"]}
+    for depth in ("1s", "2s", "5s", "10s"):
+        for m in (2, 4):
+            for kind, extra in kinds.items():
+                prof = load_profile(path, [f"quotas.q.enforcement.burst={depth}",
+                                           f"retry.max_retries={m}", *extra])
+                n = analyze(prof).burst_ceiling
+                sat = ceiling(prof, sim=SimSettings(seed=1), settle=False).simulated
+                assert sat is not None
+                ok = meets_target(n, sat.n_star, sat.n_lo, sat.n_hi)
+                print(f"| {depth} | {m} | {kind} | {n:,} | {sat.n_star:,} "
+                      f"[{sat.n_lo:,}–{sat.n_hi:,}] | {100.0 * (n / sat.n_star - 1.0):+.1f}% "
+                      f"| {'meets' if ok else 'OUTSIDE'} |", flush=True)
+
+
 def grid() -> None:
     import itertools
 
@@ -182,10 +215,11 @@ def grid() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    ap.add_argument("probe", choices=["counted", "storm", "grid"])
+    ap.add_argument("probe", choices=["counted", "storm", "depths", "grid"])
     args = ap.parse_args(argv)
     sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
-    {"counted": counted, "storm": storm, "grid": grid}[args.probe]()
+    {"counted": counted, "storm": storm, "depths": depths,
+     "grid": grid}[args.probe]()
     return 0
 
 

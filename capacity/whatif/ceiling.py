@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from capacity._version import __version__
 from capacity.analytic.model import (
+    BUCKET_STORM_CHECK,
+    BUCKET_STORM_SIMULATED,
     PACING_CHECK,
     PACING_SIMULATED,
     PHASE_LOCK_CHECK,
@@ -140,7 +142,7 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
             if settling is not None and settling.drifts:
                 notes = (*notes, settling_note(settling, sat.horizon_s))
     # Notes that ask for the simulation that has just run: say so instead.
-    advice = [(PACING_CHECK, PACING_SIMULATED)]
+    advice = [(PACING_CHECK, PACING_SIMULATED), (BUCKET_STORM_CHECK, BUCKET_STORM_SIMULATED)]
     if sat.settling is not None:
         advice.append((PHASE_LOCK_CHECK, PHASE_LOCK_SIMULATED))
     for check, simulated in advice:
