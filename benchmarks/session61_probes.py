@@ -356,31 +356,53 @@ def deepback() -> None:
               f"{fresh0:.3f} % |", flush=True)
 
 
-def grid() -> None:
-    import itertools
+# The grid's axes (``grid``; session62_probes.py's grid runs them on other turns).
+GRID_ENFORCEMENTS: dict[str, dict[str, Any]] = {
+    "fixed60": {"type": "fixed_window", "window": "60s"},
+    "fixed10": {"type": "fixed_window", "window": "10s"},
+    "fixed1": {"type": "fixed_window", "window": "1s"},
+    "sliding60": {"type": "sliding_window", "window": "60s"},
+    "sliding10": {"type": "sliding_window", "window": "10s"},
+    "bucket10": {"type": "token_bucket", "burst": "10s"},
+    "bucket60": {"type": "token_bucket", "burst": "60s"}}
+GRID_LIMITS: dict[str, dict[str, Any]] = {
+    "rpm": {"rpm": 500}, "tpm": {"tpm": 1_500_000},
+    "tpm-max": {"tpm": 2_500_000, "charge_max_tokens": True}}
+GRID_RETRIES: dict[str, dict[str, Any] | None] = {
+    "sdk": None, "none": {"max_retries": 0}, "backoff": {"honour_retry_after": False}}
 
-    from analytic_accuracy import _CALLS, meets_target
+
+def grid_row(data: dict[str, Any]) -> bool:
+    """One grid variant (a profile dict with its ``name``): its analytic N* against the
+    simulated one (seed 1, 20 replications), printed; True when it meets the target."""
+    from analytic_accuracy import meets_target
 
     from capacity.analytic.model import analyze
     from capacity.profile.loader import profile_from_dict
     from capacity.search import find_saturation
 
-    enf = {"fixed60": {"type": "fixed_window", "window": "60s"},
-           "fixed10": {"type": "fixed_window", "window": "10s"},
-           "fixed1": {"type": "fixed_window", "window": "1s"},
-           "sliding60": {"type": "sliding_window", "window": "60s"},
-           "sliding10": {"type": "sliding_window", "window": "10s"},
-           "bucket10": {"type": "token_bucket", "burst": "10s"},
-           "bucket60": {"type": "token_bucket", "burst": "60s"}}
-    dims: dict[str, dict[str, Any]] = {
-        "rpm": {"rpm": 500}, "tpm": {"tpm": 1_500_000},
-        "tpm-max": {"tpm": 2_500_000, "charge_max_tokens": True}}
-    retries: dict[str, dict[str, Any] | None] = {
-        "sdk": None, "none": {"max_retries": 0}, "backoff": {"honour_retry_after": False}}
+    prof = profile_from_dict(data)
+    res = analyze(prof)
+    n = res.burst_ceiling
+    sat = find_saturation(prof, max(1, int(n * 0.8)), int(n * 1.15) + 2, seed=1,
+                          replications=20, max_sessions=int(res.mean_ceiling * 1.2) + 2)
+    ok = meets_target(n, sat.n_star, sat.n_lo, sat.n_hi)
+    err = 100.0 * (n / sat.n_star - 1.0) if sat.n_star else float("nan")
+    print(f"{data['name']:30s} analytic {n:4d}  simulated {sat.n_star:4d} "
+          f"[{sat.n_lo}–{sat.n_hi}] {err:+6.1f}%{'' if ok else '  OUTSIDE'}", flush=True)
+    return ok
+
+
+def grid() -> None:
+    import itertools
+
+    from analytic_accuracy import _CALLS
+
     thinks = {"exp120": {"exponential": "120s"}, "exp60": {"exponential": "60s"}}
     outside = 0
     for (en, e), (dn, d), (rn, r), (tn, th) in itertools.product(
-            enf.items(), dims.items(), retries.items(), thinks.items()):
+            GRID_ENFORCEMENTS.items(), GRID_LIMITS.items(), GRID_RETRIES.items(),
+            thinks.items()):
         data: dict[str, Any] = {
             "name": f"{en}-{dn}-{rn}-{tn}",
             "models": {"m": {"ttft": {"uniform": ["0.4s", "1.2s"]}, "tokens_per_second": 40}},
@@ -393,16 +415,7 @@ def grid() -> None:
             "targets": {"max_429_fraction": 0.01}}
         if r is not None:
             data["retry"] = r
-        prof = profile_from_dict(data)
-        res = analyze(prof)
-        n = res.burst_ceiling
-        sat = find_saturation(prof, max(1, int(n * 0.8)), int(n * 1.15) + 2, seed=1,
-                              replications=20, max_sessions=int(res.mean_ceiling * 1.2) + 2)
-        ok = meets_target(n, sat.n_star, sat.n_lo, sat.n_hi)
-        outside += not ok
-        err = 100.0 * (n / sat.n_star - 1.0) if sat.n_star else float("nan")
-        print(f"{data['name']:30s} analytic {n:4d}  simulated {sat.n_star:4d} "
-              f"[{sat.n_lo}–{sat.n_hi}] {err:+6.1f}%{'' if ok else '  OUTSIDE'}", flush=True)
+        outside += not grid_row(data)
     print(f"outside the target: {outside}")
 
 

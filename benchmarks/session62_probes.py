@@ -162,24 +162,9 @@ def depths() -> None:
 def grid() -> None:
     import itertools
 
-    from analytic_accuracy import _CALLS, meets_target
+    from analytic_accuracy import _CALLS
+    from session61_probes import GRID_ENFORCEMENTS, GRID_LIMITS, GRID_RETRIES, grid_row
 
-    from capacity.analytic.model import analyze
-    from capacity.profile.loader import profile_from_dict
-    from capacity.search import find_saturation
-
-    enf = {"fixed60": {"type": "fixed_window", "window": "60s"},
-           "fixed10": {"type": "fixed_window", "window": "10s"},
-           "fixed1": {"type": "fixed_window", "window": "1s"},
-           "sliding60": {"type": "sliding_window", "window": "60s"},
-           "sliding10": {"type": "sliding_window", "window": "10s"},
-           "bucket10": {"type": "token_bucket", "burst": "10s"},
-           "bucket60": {"type": "token_bucket", "burst": "60s"}}
-    dims: dict[str, dict[str, Any]] = {
-        "rpm": {"rpm": 500}, "tpm": {"tpm": 1_500_000},
-        "tpm-max": {"tpm": 2_500_000, "charge_max_tokens": True}}
-    retries: dict[str, dict[str, Any] | None] = {
-        "sdk": None, "none": {"max_retries": 0}, "backoff": {"honour_retry_after": False}}
     tool = {"model": "m", "input_tokens": {"uniform": [4000, 9000]},
             "output_tokens": {"uniform": [60, 200]}, "max_tokens": 1024}
     turns: dict[str, list[dict[str, Any]]] = {
@@ -190,7 +175,8 @@ def grid() -> None:
                  {"call": {"name": "answer", **_CALLS["synthesis"]}}]}
     outside = 0
     for (sn, steps), (en, e), (dn, d), (rn, r) in itertools.product(
-            turns.items(), enf.items(), dims.items(), retries.items()):
+            turns.items(), GRID_ENFORCEMENTS.items(), GRID_LIMITS.items(),
+            GRID_RETRIES.items()):
         data: dict[str, Any] = {
             "name": f"{sn}-{en}-{dn}-{rn}",
             "models": {"m": {"ttft": {"uniform": ["0.4s", "1.2s"]}, "tokens_per_second": 40}},
@@ -200,16 +186,7 @@ def grid() -> None:
             "targets": {"max_429_fraction": 0.01}}
         if r is not None:
             data["retry"] = r
-        prof = profile_from_dict(data)
-        res = analyze(prof)
-        n = res.burst_ceiling
-        sat = find_saturation(prof, max(1, int(n * 0.8)), int(n * 1.15) + 2, seed=1,
-                              replications=20, max_sessions=int(res.mean_ceiling * 1.2) + 2)
-        ok = meets_target(n, sat.n_star, sat.n_lo, sat.n_hi)
-        outside += not ok
-        err = 100.0 * (n / sat.n_star - 1.0) if sat.n_star else float("nan")
-        print(f"{data['name']:30s} analytic {n:4d}  simulated {sat.n_star:4d} "
-              f"[{sat.n_lo}–{sat.n_hi}] {err:+6.1f}%{'' if ok else '  OUTSIDE'}", flush=True)
+        outside += not grid_row(data)
     print(f"outside the target: {outside}")
 
 
