@@ -4,8 +4,8 @@ against a simulated 240 [237-240] (``capacity ceiling
 tests/data/bucket-deep-backoff-131.yaml --seed 1``; 236 [235-239] with seed 2 and 40
 replications). The bucket counts its refusals (the default): every refused attempt takes
 what is left of its unit. The deep bucket's level law with backoff retries did not count
-them (only the refused call's own retry chain did), and said 248 whether the bucket
-counted or not, where the simulation says 240 counting and 242 [241-244] not. Counting
+them (only the refused call's own retry chain did), and said 248 counting and 249 not,
+where the simulation says 240 counting and 242 [241-244] not. Counting
 them (as :class:`BucketChain`'s grids and the engine do) it says 246
 (``python benchmarks/session62_probes.py counted``). The retry chain is still much milder
 than the engine's near the ceiling (``python benchmarks/session61_probes.py deepback``):

@@ -2675,10 +2675,12 @@ class DeepBucket:
         calls' and the admitted retries' launches as the refused call's own chain
         (:meth:`_backoff_share`) and :class:`BucketChain`'s grids count them. Uncounted
         there, the issue's 1 → 3 → 1 turn at a 500 RPM bucket 10 s deep with backoff
-        retries said 248 whether the bucket counted or not, where the simulation says
-        240 [237–240] counting and 242 [241–244] not; counted, 246
-        (``python benchmarks/session62_probes.py counted``). With told retries the holds
-        are :meth:`_counted_share`'s."""
+        retries said 248 counting and 249 not, where the simulation says 240 [237–240]
+        counting and 242 [241–244] not; counted, 246 (``python
+        benchmarks/session62_probes.py counted``). With told retries the holds are
+        :meth:`_counted_share`'s. (Only where the bucket was built with
+        :attr:`counts_refusals`: the plain launch law's; the bunched launches' and the
+        populations' blend are built without it.)"""
         if not self.counts_refusals:
             return 0
         if self.retry is None or not self.retry.honour_retry_after:

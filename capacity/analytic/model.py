@@ -2543,11 +2543,13 @@ def _bucket_storm_notes(profile: Profile, result: CeilingResult) -> list[str]:
     counting refusals, or with the retry-after waited for, at most +3.7 % at any depth
     from 1 s to 10 s (``python benchmarks/session62_probes.py depths``). Said only where
     something can be refused (no pacer in front, a ceiling not set by the latency
-    target)."""
+    target), and only of a bucket that binds or nearly does (its own ceiling within
+    ``_STORM_NEAR`` of the answer): a storm needs the bucket near its refill."""
     r = profile.retry
     if (r.max_retries <= 0 or r.honour_retry_after or profile.pacing is not None
             or result.latency_bound):
         return []
+    near = _STORM_NEAR * max(result.burst_ceiling, 1)
     return [f"On {c.name} a refused attempt is counted (it takes what is left of its "
             "request) and retries back off without waiting for the retry-after: near the "
             "ceiling an empty spell can grow into a retry storm, each retry emptying the "
@@ -2555,7 +2557,13 @@ def _bucket_storm_notes(profile: Profile, result: CeilingResult) -> list[str]:
             f"optimistic there. {BUCKET_STORM_CHECK}"
             for c in result.constraints
             if c.enforcement == "token_bucket" and c.unit == "requests"
-            and c.quota in profile.quotas and profile.quotas[c.quota].rejected_count]
+            and c.quota in profile.quotas and profile.quotas[c.quota].rejected_count
+            and (c.binding or c.burst_ceiling <= near)]
+
+
+# The bucket-storm note speaks of buckets whose own burst-aware ceiling is within this
+# factor of the answer.
+_STORM_NEAR = 1.1
 
 
 # Below this spread of the cycle over its mean, sessions keep their phases from turn to
@@ -2629,15 +2637,17 @@ def _phase_lock_notes(profile: Profile, result: CeilingResult) -> list[str]:
 
 # The notes' advice to simulate, and what each says where the simulation has run beside
 # the analytic answer (capacity.whatif.ceiling): the pacing note's whenever it has run,
-# the phase-lock note's only where its N* was also measured again two hours later (herds
-# grow with the hour: that check is the advice's point).
+# the phase-lock and bucket-storm notes' only where its N* was also measured again two
+# hours later (herds grow, and storms that hold outlast, the hour: that check is the
+# advice's point).
 PHASE_LOCK_CHECK = ("Check it with a simulation (--method simulate), which measures its "
                     "N* again two hours later and says whether it settled.")
 PHASE_LOCK_SIMULATED = "The simulated N* is the one to trust here."
 PACING_CHECK = "simulate it (--method simulate)."
 PACING_SIMULATED = "the simulated N* counts them."
-BUCKET_STORM_CHECK = "Simulate it (--method simulate) to count such storms."
-BUCKET_STORM_SIMULATED = "The simulated N* counts such storms."
+BUCKET_STORM_CHECK = ("Simulate it (--method simulate), which measures its N* again two "
+                      "hours later and says whether it settled.")
+BUCKET_STORM_SIMULATED = "The simulated N* counts the storms its hours met."
 
 
 def _analyze(profile: Profile, sessions: int | None,

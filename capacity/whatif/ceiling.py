@@ -142,9 +142,10 @@ def ceiling(profile: Profile, method: str = "both", *, sim: SimSettings | None =
             if settling is not None and settling.drifts:
                 notes = (*notes, settling_note(settling, sat.horizon_s))
     # Notes that ask for the simulation that has just run: say so instead.
-    advice = [(PACING_CHECK, PACING_SIMULATED), (BUCKET_STORM_CHECK, BUCKET_STORM_SIMULATED)]
+    advice = [(PACING_CHECK, PACING_SIMULATED)]
     if sat.settling is not None:
         advice.append((PHASE_LOCK_CHECK, PHASE_LOCK_SIMULATED))
+        advice.append((BUCKET_STORM_CHECK, BUCKET_STORM_SIMULATED))
     for check, simulated in advice:
         notes = tuple(n.replace(check, simulated) for n in notes)
     return result.replaced(simulated=sat, method=method, notes=notes)
