@@ -137,3 +137,16 @@ def test_two_identical_populations_bunch_as_one(retries: bool) -> None:
     one = analyze(profile_from_dict(data)).burst_ceiling
     two = analyze(profile_from_dict(split)).burst_ceiling
     assert two == one, (one, two)
+
+
+def test_backoff_retries_count_refusals_in_the_bunched_law() -> None:
+    """With backoff retries the bunched law counts refused attempts as the launches' own
+    does (session 62): the call train with ``retry.honour_retry_after=false`` says 24
+    counting and 25 not (25 either way before), where ``capacity ceiling ... --seed 1``
+    simulates 22 [21-23] counting and 24 [24-25] not. Still optimistic counting: the
+    storms of a counting bucket (tests/test_bucket_storm_note.py)."""
+    counted = load_profile(TRAIN, ["retry.honour_retry_after=false"])
+    uncounted = load_profile(TRAIN, ["retry.honour_retry_after=false",
+                                     "quotas.q0.rejected_count=false"])
+    assert analyze(counted).burst_ceiling == 24
+    assert analyze(uncounted).burst_ceiling == 25

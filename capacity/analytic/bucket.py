@@ -2679,8 +2679,8 @@ class DeepBucket:
         counting and 242 [241–244] not; counted, 246 (``python
         benchmarks/session62_probes.py counted``). With told retries the holds are
         :meth:`_counted_share`'s. (Only where the bucket was built with
-        :attr:`counts_refusals`: the plain launch law's; the bunched launches' and the
-        populations' blend are built without it.)"""
+        :attr:`counts_refusals`: the plain launch law's and the bunched launches'
+        retried one; the populations' blend is built without it.)"""
         if not self.counts_refusals:
             return 0
         if self.retry is None or not self.retry.honour_retry_after:

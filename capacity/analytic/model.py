@@ -900,15 +900,19 @@ class ClumpedLaunches:
             # Which answers, by the fresh calls' share without retries (each a level law
             # in milliseconds; with backoff retries each costs a retry chain, 0.4 s on
             # a tool loop with five of them when both were solved).
-            # (Uncounted refusals, as these laws were measured: passing the bucket's
-            # counted flag here made a call train 26 against a simulated 28 [28–28],
-            # tests/test_analytic_bucket_clumped_launches.py — left.)
+            # (Uncounted refusals without retries, as these laws were measured: passing
+            # the bucket's counted flag there made a call train 26 against a simulated
+            # 28 [28–28], tests/test_analytic_bucket_clumped_launches.py — left. With
+            # backoff retries the retried law counts them, as the launches' own does
+            # (DeepBucket._counted_steps): the same train with backoff retries 25 -> 24
+            # against 22 [21–23], no hunt record moved.)
             alone = DeepBucket(kinds, deep.h, deep.refill, deep.depth, deep.scale)
             own = DeepBucket(deep.kinds, deep.h, deep.refill, deep.depth, deep.scale)
             if alone.shares(lam * keep)["call"] > own.shares(lam)["call"]:
                 out = (alone if deep.retry is None else DeepBucket(
                     kinds, deep.h, deep.refill, deep.depth, deep.scale,
-                    retry=deep.retry)).shares(lam * keep)
+                    retry=deep.retry, counts_refusals=deep.counts_refusals)
+                       ).shares(lam * keep)
                 if phi < 1.0:
                     base = deep.shares(lam)
                     out = {key: math.exp((1.0 - phi) * math.log(max(base[key], 1e-300))
