@@ -372,15 +372,26 @@ GRID_RETRIES: dict[str, dict[str, Any] | None] = {
     "sdk": None, "none": {"max_retries": 0}, "backoff": {"honour_retry_after": False}}
 
 
-def grid_row(data: dict[str, Any]) -> bool:
-    """One grid variant (a profile dict with its ``name``): its analytic N* against the
-    simulated one (seed 1, 20 replications), printed; True when it meets the target."""
+def grid_row(name: str, quota: dict[str, Any], retry: dict[str, Any] | None,
+             think: Any, turns: dict[str, Any]) -> bool:
+    """One grid variant — model ``m`` (TTFT U(0.4 s, 1.2 s), 40 tokens/s), one quota
+    ``quota`` on it, ``retry`` (None: the profile default), ``think`` time, ``turns``
+    — its analytic N* against the simulated one (seed 1, 20 replications), printed;
+    True when it meets the target."""
     from analytic_accuracy import meets_target
 
     from capacity.analytic.model import analyze
     from capacity.profile.loader import profile_from_dict
     from capacity.search import find_saturation
 
+    data: dict[str, Any] = {
+        "name": name,
+        "models": {"m": {"ttft": {"uniform": ["0.4s", "1.2s"]}, "tokens_per_second": 40}},
+        "quotas": {"q": {"models": ["m"], **quota}},
+        "session": {"think_time": think, "turns": turns},
+        "targets": {"max_429_fraction": 0.01}}
+    if retry is not None:
+        data["retry"] = retry
     prof = profile_from_dict(data)
     res = analyze(prof)
     n = res.burst_ceiling
@@ -388,7 +399,7 @@ def grid_row(data: dict[str, Any]) -> bool:
                           replications=20, max_sessions=int(res.mean_ceiling * 1.2) + 2)
     ok = meets_target(n, sat.n_star, sat.n_lo, sat.n_hi)
     err = 100.0 * (n / sat.n_star - 1.0) if sat.n_star else float("nan")
-    print(f"{data['name']:30s} analytic {n:4d}  simulated {sat.n_star:4d} "
+    print(f"{name:30s} analytic {n:4d}  simulated {sat.n_star:4d} "
           f"[{sat.n_lo}–{sat.n_hi}] {err:+6.1f}%{'' if ok else '  OUTSIDE'}", flush=True)
     return ok
 
@@ -399,23 +410,16 @@ def grid() -> None:
     from analytic_accuracy import _CALLS
 
     thinks = {"exp120": {"exponential": "120s"}, "exp60": {"exponential": "60s"}}
+    turns = {"research": {"steps": [
+        {"call": {"name": "analysis", **_CALLS["analysis"]}},
+        {"parallel": {"count": 3, "call": {"name": "synthesis", **_CALLS["synthesis"]}}},
+        {"call": {"name": "classifier", **_CALLS["classifier"]}}]}}
     outside = 0
     for (en, e), (dn, d), (rn, r), (tn, th) in itertools.product(
             GRID_ENFORCEMENTS.items(), GRID_LIMITS.items(), GRID_RETRIES.items(),
             thinks.items()):
-        data: dict[str, Any] = {
-            "name": f"{en}-{dn}-{rn}-{tn}",
-            "models": {"m": {"ttft": {"uniform": ["0.4s", "1.2s"]}, "tokens_per_second": 40}},
-            "quotas": {"q": {"models": ["m"], **d, "enforcement": e}},
-            "session": {"think_time": th, "turns": {"research": {"steps": [
-                {"call": {"name": "analysis", **_CALLS["analysis"]}},
-                {"parallel": {"count": 3, "call": {"name": "synthesis",
-                                                   **_CALLS["synthesis"]}}},
-                {"call": {"name": "classifier", **_CALLS["classifier"]}}]}}},
-            "targets": {"max_429_fraction": 0.01}}
-        if r is not None:
-            data["retry"] = r
-        outside += not grid_row(data)
+        outside += not grid_row(f"{en}-{dn}-{rn}-{tn}", {**d, "enforcement": e}, r, th,
+                                turns)
     print(f"outside the target: {outside}")
 
 

@@ -192,16 +192,8 @@ def grid() -> None:
     for (sn, steps), (en, e), (dn, d), (rn, r) in itertools.product(
             turns.items(), GRID_ENFORCEMENTS.items(), GRID_LIMITS.items(),
             GRID_RETRIES.items()):
-        data: dict[str, Any] = {
-            "name": f"{sn}-{en}-{dn}-{rn}",
-            "models": {"m": {"ttft": {"uniform": ["0.4s", "1.2s"]}, "tokens_per_second": 40}},
-            "quotas": {"q": {"models": ["m"], **d, "enforcement": e}},
-            "session": {"think_time": {"exponential": "30s"},
-                        "turns": {"t": {"steps": steps}}},
-            "targets": {"max_429_fraction": 0.01}}
-        if r is not None:
-            data["retry"] = r
-        outside += not grid_row(data)
+        outside += not grid_row(f"{sn}-{en}-{dn}-{rn}", {**d, "enforcement": e}, r,
+                                {"exponential": "30s"}, {"t": {"steps": steps}})
     print(f"outside the target: {outside}")
 
 
