@@ -171,10 +171,11 @@ _CARRY_POINTS = 256
 # Consecutive fixed windows whose fresh counts are correlated at least this much (one
 # session's lag-1 correlation, N independent sessions' too) carry their retries into a
 # window whose count follows this one's (:func:`_pair_carry_law`); less, an independent
-# one (:func:`_carry_law`). Short windows of a turn's sequential calls (hunt-4091's
-# second deployment alone, 430 RPM in 1 s windows, a turn's calls ~1 s apart: 0.43; in
-# 10 s windows 0.12, 60 s 0.01; the 1 -> 3 -> 1 turn of the accuracy table at 1 s,
-# 10 s, 60 s: -0.01, 0.04, 0.04).
+# one (:func:`_carry_law`). Short windows of a turn's sequential calls are (hunt-4091's
+# second deployment alone, a turn's calls ~1 s apart: 0.43 in 1 s windows, 0.56 in 2 s,
+# 0.34 in 5 s, under 0.2 in 10 s; ``python benchmarks/session63_probes.py pairs``); the
+# accuracy table's 1 -> 3 -> 1 turn, its stages seconds apart, is not, even in 1 s
+# windows (tests/test_analytic_pair_carry.py).
 _PAIR_MIN_RHO = 0.2
 _PAIR_CARRY = True  # (False: every window independent, as before; the probes' switch)
 # The chain keeps the last window's count in this many bins (the next count's law moves
@@ -183,9 +184,8 @@ _PAIR_BINS = 24
 # That chain runs on the window count's own lattice, for allowances of at most this
 # many points (its state is the carry by the window's count: its cost grows with the
 # square of the points); larger ones keep independent windows. (On a coarser lattice
-# each session's calls split between its points, which widens N sessions' count:
-# hunt-8, 70 requests in 2 s windows, on 24 points said 118 sessions, on 70 131,
-# simulated 132.)
+# each session's calls would split between its points, which widens N sessions' count
+# and overstates the carry.)
 _PAIR_POINTS = 64
 
 
@@ -1187,7 +1187,7 @@ class ClumpWindowModel:
         from the largest smaller N's stationary law.
         hunt-4091's second deployment alone (430 RPM in 1 s windows, the SDK's retries)
         at 160 sessions: 1.26 % of calls refused, the engine 1.34 %, the independent
-        windows 0.83 % (``python benchmarks/session63_probes.py pairs``)."""
+        windows 0.83 % (``python benchmarks/session63_probes.py shares``)."""
         assert self.pair_law is not None
         q = self.q_lat
         # The counts a window reaches (the window law's tail past them under 1e-13) and
