@@ -10,7 +10,8 @@ Run from the repository root::
 a mix of one-call turns, tool loops and chains whose calls come ~1 s apart, Exp(173.6 s)
 think time) in fixed windows of 1, 2, 5 and 10 s at 430 and 1,290 RPM, with the SDK's
 retries (honouring the retry-after) and without: one session's lag-1 correlation of
-its window counts, the analytic N* with the pair chain (``_pair_carry_law``) and with
+its window counts (the chain takes it from 0.2 on, for allowances of at most 64
+requests), the analytic N* with the pair chain (``_pair_carry_law``) and with
 independent windows (``window._PAIR_CARRY = False``, the model before), against the
 simulated N* [95 % CI] (seed 1, 20 replications) and the accuracy table's rule.
 
@@ -64,15 +65,22 @@ def _answer(prof: Any, paired: bool) -> Any:
 
 
 def _correlation(prof: Any) -> float | None:
-    """One session's lag-1 correlation of its window counts (None: no pair law, the
-    windows independent or not told retries)."""
+    """One session's lag-1 correlation of its window counts, whether or not the model
+    takes the pair chain there (its gates lifted for a fresh copy of the profile; None:
+    no pair law at all, e.g. no retries)."""
+    from capacity.analytic import window
     from capacity.analytic.clumped import ClumpedWindow
     from capacity.analytic.model import constraint_model, cycle_time
     from capacity.model.workload import Workload
 
-    wl = Workload.from_profile(prof)
-    (c,) = wl.constraints
-    model = constraint_model(wl, c, cycle_time(wl).cycle_s)
+    gates = window._PAIR_MIN_RHO, window._PAIR_POINTS
+    window._PAIR_MIN_RHO, window._PAIR_POINTS = -2.0, 10**9
+    try:
+        wl = Workload.from_profile(prof.model_copy(deep=True))
+        (c,) = wl.constraints
+        model = constraint_model(wl, c, cycle_time(wl).cycle_s)
+    finally:
+        window._PAIR_MIN_RHO, window._PAIR_POINTS = gates
     if not isinstance(model, ClumpedWindow) or model.inner.pair_law is None:
         return None
     a, b, w = model.inner.pair_law

@@ -173,7 +173,7 @@ _CARRY_POINTS = 256
 # window whose count follows this one's (:func:`_pair_carry_law`); less, an independent
 # one (:func:`_carry_law`). Short windows of a turn's sequential calls are (hunt-4091's
 # second deployment alone, a turn's calls ~1 s apart: 0.43 in 1 s windows, 0.56 in 2 s,
-# 0.34 in 5 s, under 0.2 in 10 s; ``python benchmarks/session63_probes.py pairs``); the
+# 0.34 in 5 s, 0.12 in 10 s; ``python benchmarks/session63_probes.py pairs``); the
 # accuracy table's 1 -> 3 -> 1 turn, its stages seconds apart, is not, even in 1 s
 # windows (tests/test_analytic_pair_carry.py).
 _PAIR_MIN_RHO = 0.2
@@ -412,7 +412,8 @@ class ClumpWindowModel:
     _chains: dict[int, dict[str, float]] = field(default_factory=dict, repr=False)
     _carries: dict[int, NDArray[np.float64]] = field(default_factory=dict, repr=False)
     _pair_carries: dict[float, NDArray[np.float64]] = field(default_factory=dict, repr=False)
-    _pair_logs: dict[int, NDArray[np.complex128]] = field(default_factory=dict, repr=False)
+    _pair_logs: dict[tuple[int, int], tuple[NDArray[np.complex128], NDArray[np.complex128]]] = (
+        field(default_factory=dict, repr=False))
     # The ceiling search evaluates the same N many times (the cheap stop-loss bracket is
     # bisected again for every guess): the fresh-count pmf, by N.
     _pmfs: dict[float, NDArray[np.float64]] = field(default_factory=dict, repr=False)
@@ -1190,14 +1191,15 @@ class ClumpWindowModel:
         windows 0.83 % (``python benchmarks/session63_probes.py shares``)."""
         assert self.pair_law is not None
         q = self.q_lat
-        # The counts a window reaches (the window law's tail past them under 1e-13) and
-        # the carries the chain follows: a few allowances (more, and it stops as
-        # _carry_law stops at its lattice's end; the fluid share takes overloads).
+        # The counts a window reaches (the window law's tail past them under 1e-13); the
+        # carry on the window law's whole lattice, as _carry_law's (a few allowances
+        # stopped the chain short of its law with three retries and more, below any
+        # overload: a review, session 63).
         g = self.pmf(n)
         tail = np.cumsum(g[::-1])[::-1]
         top = int(np.flatnonzero(tail > 1e-13)[-1]) if (tail > 1e-13).any() else 0
         ms = top + 2
-        ly = max(2, min(size, 4 * math.ceil(q) + ms))
+        ly = max(2, size)
         joint = _pair_joint(self.pair_law, n, ms, self._pair_logs)
         below = [k for k in self._pair_carries if k < n]
         start = self._pair_carries[max(below)] if below else None
@@ -3966,14 +3968,20 @@ def _carry_loop(y: NDArray[np.float64], q: float, retries: int, windows: int, rt
 
 
 def _pair_joint(pair: _PairLaw, n: float, size: int,
-                memo: dict[int, NDArray[np.complex128]] | None = None) -> NDArray[np.float64]:
+                memo: dict[tuple[int, int], tuple[NDArray[np.complex128],
+                                                  NDArray[np.complex128]]] | None = None
+                ) -> NDArray[np.float64]:
     """``N`` sessions' joint law of two consecutive windows' counts (``[a, b]``, the
     pair law's lattice, ``size`` points a side): one session's law split mean-preserving
-    onto the four nearest points, its log transform (kept in ``memo`` by the transform's
-    side) times ``n``, back by a 2-D FFT."""
+    onto the four nearest points, its transform and log transform (kept in ``memo`` by
+    the pair law and the transform's side), the log times the whole sessions, the
+    transform once more for a fractional one present with chance ``f`` (as
+    :meth:`ClumpWindowModel._log_power`: the log's branch then never matters), back by a
+    2-D FFT."""
     k = 1 << math.ceil(math.log2(2 * size))
-    log_t = None if memo is None else memo.get(k)
-    if log_t is None:
+    key = (id(pair[0]), k)
+    hit = None if memo is None else memo.get(key)
+    if hit is None:
         a, b, wt = pair
         half = k // 2
         x = np.minimum(a, half - 1.0)
@@ -3986,10 +3994,17 @@ def _pair_joint(pair: _PairLaw, n: float, size: int,
                               (x0, y1, (1 - fx) * fy), (x1, y1, fx * fy)):
             one += np.bincount(xi * half + yi, weights=wt * share, minlength=half * half)
         one[0] += max(0.0, 1.0 - float(one.sum()))
-        log_t = complex_log(np.fft.rfft2(one.reshape(half, half), (k, k)))
+        spec = np.fft.rfft2(one.reshape(half, half), (k, k))
+        hit = (spec, complex_log(spec))
         if memo is not None:
-            memo[k] = log_t
-    joint = np.clip(np.fft.irfft2(np.exp(n * log_t), (k, k))[:size, :size], 0.0, None)
+            memo[key] = hit
+    spec, log_t = hit
+    whole = math.floor(n + 1e-12)
+    f = n - whole
+    power = np.exp(whole * log_t)
+    if f > 1e-12:
+        power = power * (1.0 - f + f * spec)
+    joint = np.clip(np.fft.irfft2(power, (k, k))[:size, :size], 0.0, None)
     out: NDArray[np.float64] = joint / float(joint.sum())
     return out
 
@@ -4004,12 +4019,13 @@ def _pair_carry_law(joint: NDArray[np.float64], q: float, retries: int, ly: int,
     ``S`` in its bin (a Markov chain of the windows' counts), the calls on their last
     retry leaving as there; ``Y`` on ``0..ly − 1``. ``(law[Y, bin], E[Y], units failing
     per window, settled)``; ``start``: a smaller load's stationary law. With ``joint``
-    the product of its marginals it is :func:`_carry_law`'s chain
-    (tests/test_analytic_pair_carry.py)."""
+    the product of its marginals it settles where :func:`_carry_law`'s chain settles, to
+    the same law (tests/test_analytic_pair_carry.py)."""
     marg = joint.sum(axis=1)
     # The counts a window reaches (the rest under 1e-13), and their bins.
     tail = np.cumsum(marg[::-1])[::-1]
     ms = max(2, int(np.flatnonzero(tail > 1e-13)[-1]) + 1) if (tail > 1e-13).any() else 2
+    ms = min(ms, joint.shape[0])
     nb = min(ms, _PAIR_BINS)
     of = np.arange(ms) * nb // ms                  # the bin of each count
     rows = np.zeros((nb, ms))                       # S' by the bin of S
@@ -4873,8 +4889,11 @@ def _pair_law_uncached(timing: TurnTiming, relevant: list[int], costs: list[Call
     if sampled <= 0:
         return None
     # As the session law: the chance of holding anything scaled to the exact load, at
-    # most every window.
-    wt = wt * min(mean_lat / sampled, 1.0 / float(wt.sum()))
+    # most every pair; past that the contents grow instead (_session_law_numpy).
+    up, cap = mean_lat / sampled, 1.0 / float(wt.sum())
+    wt = wt * min(up, cap)
+    if up > cap:
+        a, b = a * (up / cap), b * (up / cap)
     ea, eb = float(_dot(a, wt)), float(_dot(b, wt))
     var = float(_dot(a * a, wt)) - ea * ea
     cov = float(_dot(a * b, wt)) - ea * eb
