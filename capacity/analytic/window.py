@@ -4821,16 +4821,15 @@ def _session_law_numpy(t: NDArray[np.float64], c: NDArray[np.float64], total: fl
     if sampled <= 0:
         return None
     # Scale the chance of holding anything to the exact load (at most the whole window).
-    a, b = mean_lat / sampled, 1.0 / float(length.sum())
-    length = length * min(a, b)
-    if a > b:
-        # A window that always holds something (one about a cycle long or more) cannot
-        # hold it more often: the contents grow instead, so the law keeps the exact load.
-        # (Kept short, N sessions' count was short by N times the sample's shortfall,
-        # which the stop-loss E[(S − q)⁺] = E[S] − q + E[(q − S)⁺] read as overflow: a
-        # 60 s window and a 60.6 s cycle, 1.1 % short, said 1.08 % of calls refused at
-        # every N from 130 up, where nothing overflows, against the exact E[S].)
-        units = units * (a / b)
+    # A window that always holds something (one about a cycle long or more) cannot hold
+    # it more often: the contents grow instead, so the law keeps the exact load. (Kept
+    # short, N sessions' count was short by N times the sample's shortfall, which the
+    # stop-loss E[(S − q)⁺] = E[S] − q + E[(q − S)⁺] read as overflow: a 60 s window and
+    # a 60.6 s cycle, 1.1 % short, said 1.08 % of calls refused at every N from 130 up,
+    # where nothing overflows, against the exact E[S].)
+    on_chance, on_units = _to_load(mean_lat, sampled, float(length.sum()))
+    length = length * on_chance
+    units = units * on_units
     # Mean-preserving on the lattice: each content split between its two nearest points.
     base = np.floor(units)
     frac = units - base
@@ -4843,6 +4842,14 @@ def _session_law_numpy(t: NDArray[np.float64], c: NDArray[np.float64], total: fl
     out = out / float(out.sum())
     out.setflags(write=False)
     return out
+
+
+def _to_load(mean_lat: float, sampled: float, held: float) -> tuple[float, float]:
+    """(factor on the chances, factor on the contents) that bring a sampled window law
+    of mean ``sampled`` to the exact ``mean_lat`` (lattice units), ``held`` its chance of
+    holding anything: the chance scaled up to 1 at most, the contents past that."""
+    up, cap = mean_lat / sampled, 1.0 / held
+    return min(up, cap), (up / cap if up > cap else 1.0)
 
 
 _PairLaw = tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]
@@ -4890,10 +4897,9 @@ def _pair_law_uncached(timing: TurnTiming, relevant: list[int], costs: list[Call
         return None
     # As the session law: the chance of holding anything scaled to the exact load, at
     # most every pair; past that the contents grow instead (_session_law_numpy).
-    up, cap = mean_lat / sampled, 1.0 / float(wt.sum())
-    wt = wt * min(up, cap)
-    if up > cap:
-        a, b = a * (up / cap), b * (up / cap)
+    on_chance, on_units = _to_load(mean_lat, sampled, float(wt.sum()))
+    wt = wt * on_chance
+    a, b = a * on_units, b * on_units
     ea, eb = float(_dot(a, wt)), float(_dot(b, wt))
     var = float(_dot(a * a, wt)) - ea * ea
     cov = float(_dot(a * b, wt)) - ea * eb
