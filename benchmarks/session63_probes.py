@@ -5,6 +5,7 @@ Run from the repository root::
 
     python benchmarks/session63_probes.py pairs        # ~15 s
     python benchmarks/session63_probes.py shares       # ~5 s
+    python benchmarks/session63_probes.py steps        # ~10 s
 
 ``pairs``: tests/data/fixed-1s-window-pairs.yaml (hunt-4091's second deployment alone:
 a mix of one-call turns, tool loops and chains whose calls come ~1 s apart, Exp(173.6 s)
@@ -165,12 +166,42 @@ def shares() -> None:
               flush=True)
 
 
+def steps() -> None:
+    import yaml
+
+    from capacity.analytic.model import analyze
+    from capacity.profile.loader import profile_from_dict
+    from capacity.search import find_saturation
+
+    base = yaml.safe_load((ROOT / "benchmarks" / "hunt" / "profiles"
+                           / "hunt-178.yaml").read_text())
+    think = base["session"]["think_time"]
+    print("| hunt-178 | analytic N* | simulated N* [95% CI] | error | note said |")
+    print("|---|---|---|---|---|")
+    for label, pause, retry in (("as drawn (fixed think time, backoff retries)", think, None),
+                                ("exponential think time", {"exponential": think}, None),
+                                ("fixed, no retries", think, {"max_retries": 0}),
+                                ("fixed, the SDK's retries", think, {})):
+        data = copy.deepcopy(base)
+        data["session"]["think_time"] = pause
+        if retry is not None:
+            data["retry"] = retry
+        prof = profile_from_dict(data)
+        res = analyze(prof)
+        n = res.burst_ceiling
+        sat = find_saturation(prof, max(1, int(n * 0.7)), int(max(n * 1.6, n + 5)), seed=1,
+                              replications=20, max_sessions=int(res.mean_ceiling * 1.1) + 1)
+        said = any("fall into step" in x for x in res.notes)
+        print(f"| {label} | {n} | {sat.n_star} [{sat.n_lo}–{sat.n_hi}] | "
+              f"{n / sat.n_star - 1.0:+.1%} | {'yes' if said else 'no'} |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    ap.add_argument("probe", choices=["pairs", "shares"])
+    ap.add_argument("probe", choices=["pairs", "shares", "steps"])
     args = ap.parse_args(argv)
     sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
-    {"pairs": pairs, "shares": shares}[args.probe]()
+    {"pairs": pairs, "shares": shares, "steps": steps}[args.probe]()
     return 0
 
 

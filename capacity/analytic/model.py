@@ -2589,12 +2589,15 @@ def _phase_lock_notes(profile: Profile, result: CeilingResult) -> list[str]:
     refused together wait out their retries together and come back together a think time
     later (hunt-2012 at 330 sessions: four of eight simulated runs settle near 1.4 %
     refused, four at 4-22 %; with an exponential think time none passes 3.2 %,
-    ``benchmarks/session58_probes.py lockin``; in the hunt, 6 of the 54 retried records
-    at 25 sessions or more with a fixed think time are more than 5 % optimistic, 6 of the
-    252 with any other pace, ``benchmarks/hunt.py --out benchmarks/hunt --summary
-    --reanalyse``). The analytic model keeps the sessions' phases independent and
-    uniform, so its answer can be optimistic there (docs/models.md, "A fixed think
-    time"). Said
+    ``benchmarks/session58_probes.py lockin``). But a retry's wait also moves its
+    session's phase, and a nearly constant cycle keeps the new one: sessions that collide
+    can drift apart for good, and the answer is then conservative (hunt-178, one call a
+    turn at a 5 s sliding TPM log, five backoff retries, a fixed 160.2 s think time: 62
+    against a simulated 94 [86-99]; with an exponential think time 60 against 60
+    [57-65]; without retries 74 against 69 [59-77], ``benchmarks/session63_probes.py
+    steps``). The analytic model keeps the sessions' phases independent and uniform, so
+    its answer can be optimistic there without retries, either way with them
+    (docs/models.md, "A fixed think time"). Said
     only where something can be refused (no pacer in front, a ceiling not set by the
     latency target) and, without retries, a refusal is shorter than the turn.
     """
@@ -2629,13 +2632,16 @@ def _phase_lock_notes(profile: Profile, result: CeilingResult) -> list[str]:
                   else f"The cycle{who} (think time {s.pause.describe()} after turns of "
                        "nearly constant length) is nearly constant")
         how = ("refused calls are retried: sessions refused together wait out their "
-               "retries together, come back together" if retried else
+               "retries together, come back together and can fall into step, or a "
+               "retry's wait moves a session out of step with the others for good; the "
+               "analytic model sees neither, and its answer can be optimistic or "
+               "conservative there" if retried else
                f"a refused call is not retried: its turn {ends}, so sessions refused "
-               "together come back together")
+               "together come back together and can fall into step, which the analytic "
+               "model does not see; its answer can be optimistic there")
         notes.append(
             f"{steady} (the cycle varies by {spread:.0%} of its {cyc.cycle_s:.0f}s mean) "
-            f"and {how} and can fall into step, which the analytic model does not see; "
-            f"its answer can be optimistic there. {PHASE_LOCK_CHECK}")
+            f"and {how}. {PHASE_LOCK_CHECK}")
     return notes
 
 
