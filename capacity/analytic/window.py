@@ -1153,7 +1153,7 @@ class ClumpWindowModel:
         stationary carry of the largest smaller N already solved (the searches ask many N
         near one another); ``back_share`` of it comes back here (:attr:`carry_back`)."""
         if _PAIR_CARRY and self.pair_law is not None and back_share >= 1.0:
-            return self._pair_carry(n, g.size)
+            return self._pair_carry(n, g)
         c = max(1, math.floor(self.q_lat / _CARRY_POINTS))
         L = g.size
         gc = _coarsen(g, float(c))[: max(1, L // c)] if c > 1 else g
@@ -1181,11 +1181,12 @@ class ClumpWindowModel:
         carry[idx[idx < L]] = law[idx < L]
         return carry, e_y * c, gone * c
 
-    def _pair_carry(self, n: float, size: int) -> tuple[NDArray[np.float64], float, float]:
+    def _pair_carry(self, n: float, g: NDArray[np.float64]
+                    ) -> tuple[NDArray[np.float64], float, float]:
         """:meth:`_carry` where consecutive windows' counts are correlated
         (:attr:`pair_law`, an allowance of at most ``_PAIR_POINTS``):
-        :func:`_pair_carry_law` on the window count's lattice (``size`` points), started
-        from the largest smaller N's stationary law.
+        :func:`_pair_carry_law` on the lattice of the window count ``g`` (the law at
+        ``n`` the caller holds), started from the largest smaller N's stationary law.
         hunt-4091's second deployment alone (430 RPM in 1 s windows, the SDK's retries)
         at 160 sessions: 1.26 % of calls refused, the engine 1.34 %, the independent
         windows 0.83 % (``python benchmarks/session63_probes.py shares``)."""
@@ -1195,7 +1196,7 @@ class ClumpWindowModel:
         # carry on the window law's whole lattice, as _carry_law's (a few allowances
         # stopped the chain short of its law with three retries and more, below any
         # overload: a review, session 63).
-        g = self.pmf(n)
+        size = g.size
         tail = np.cumsum(g[::-1])[::-1]
         top = int(np.flatnonzero(tail > 1e-13)[-1]) if (tail > 1e-13).any() else 0
         ms = top + 2
